@@ -1,0 +1,277 @@
+// Package flow holds moat's flow records and security events, shaped as OCSF
+// (Open Cybersecurity Schema Framework) JSON so any SIEM can read them
+// unchanged, and the writers that carry them.
+//
+// One Record type covers the classes moat emits:
+//   - Network Activity (4001): one per mesh connection at each end;
+//   - HTTP Activity (4002): gateway requests that were refused;
+//   - Detection Finding (2004): WAF detections and alerts.
+//
+// Records are values; writers never keep a pointer to one after Write returns.
+package flow
+
+import (
+	"crypto/rand"
+	"encoding/hex"
+	"time"
+)
+
+// OCSF class and category identifiers.
+const (
+	ClassNetworkActivity  = 4001
+	ClassHTTPActivity     = 4002
+	ClassDetectionFinding = 2004
+
+	CategoryFindings = 2
+	CategoryNetwork  = 4
+
+	SchemaVersion = "1.3.0"
+)
+
+// Network Activity activity IDs.
+const (
+	ActivityOpen    = 1
+	ActivityClose   = 2
+	ActivityReset   = 3
+	ActivityFail    = 4
+	ActivityRefuse  = 5
+	ActivityTraffic = 6
+)
+
+// Action IDs (what moat did) and disposition IDs (the outcome).
+const (
+	ActionAllowed = 1
+	ActionDenied  = 2
+
+	DispositionAllowed = 1
+	DispositionBlocked = 2
+	DispositionLogged  = 17
+)
+
+// Severity IDs.
+const (
+	SeverityInformational = 1
+	SeverityLow           = 2
+	SeverityMedium        = 3
+	SeverityHigh          = 4
+	SeverityCritical      = 5
+)
+
+// Verdict is moat's own summary of a decision, also kept in Unmapped for
+// queries: "allow", "deny", or "audit" (would deny, let through).
+const (
+	VerdictAllow = "allow"
+	VerdictDeny  = "deny"
+	VerdictAudit = "audit"
+)
+
+// Record is one OCSF event. Times are milliseconds since the Unix epoch, as
+// OCSF requires. Fields that do not apply to a class stay empty.
+type Record struct {
+	ClassUID      int    `json:"class_uid"`
+	ClassName     string `json:"class_name,omitempty"`
+	CategoryUID   int    `json:"category_uid"`
+	ActivityID    int    `json:"activity_id"`
+	ActivityName  string `json:"activity_name,omitempty"`
+	TypeUID       int    `json:"type_uid"`
+	Time          int64  `json:"time"`
+	SeverityID    int    `json:"severity_id"`
+	Severity      string `json:"severity,omitempty"`
+	StatusID      int    `json:"status_id,omitempty"`
+	Status        string `json:"status,omitempty"`
+	Message       string `json:"message,omitempty"`
+	ActionID      int    `json:"action_id,omitempty"`
+	Action        string `json:"action,omitempty"`
+	DispositionID int    `json:"disposition_id,omitempty"`
+	Disposition   string `json:"disposition,omitempty"`
+
+	Metadata Metadata `json:"metadata"`
+
+	SrcEndpoint    *Endpoint       `json:"src_endpoint,omitempty"`
+	DstEndpoint    *Endpoint       `json:"dst_endpoint,omitempty"`
+	ConnectionInfo *ConnectionInfo `json:"connection_info,omitempty"`
+	Traffic        *Traffic        `json:"traffic,omitempty"`
+	StartTime      int64           `json:"start_time,omitempty"`
+	EndTime        int64           `json:"end_time,omitempty"`
+	Duration       int64           `json:"duration,omitempty"` // milliseconds
+	TLS            *TLS            `json:"tls,omitempty"`
+	FirewallRule   *Rule           `json:"firewall_rule,omitempty"`
+
+	HTTPRequest  *HTTPRequest  `json:"http_request,omitempty"`
+	HTTPResponse *HTTPResponse `json:"http_response,omitempty"`
+
+	FindingInfo *FindingInfo `json:"finding_info,omitempty"`
+
+	// Unmapped carries moat's fields that OCSF has no place for.
+	Unmapped *Moat `json:"unmapped,omitempty"`
+}
+
+// Metadata identifies the record and its producer. UID is unique per record
+// and is what makes delivery exactly-once at the server.
+type Metadata struct {
+	Version    string  `json:"version"`
+	UID        string  `json:"uid"`
+	Product    Product `json:"product"`
+	LoggedTime int64   `json:"logged_time,omitempty"`
+}
+
+// Product names the emitting component.
+type Product struct {
+	Name       string `json:"name"`
+	VendorName string `json:"vendor_name"`
+	Feature    *struct {
+		Name string `json:"name"`
+	} `json:"feature,omitempty"`
+}
+
+// Endpoint is one side of a flow. UID holds the SPIFFE ID when the side has
+// one; SvcName the service name.
+type Endpoint struct {
+	IP      string `json:"ip,omitempty"`
+	Port    int    `json:"port,omitempty"`
+	UID     string `json:"uid,omitempty"`
+	SvcName string `json:"svc_name,omitempty"`
+	Name    string `json:"name,omitempty"`
+}
+
+// ConnectionInfo describes the transport.
+type ConnectionInfo struct {
+	UID          string `json:"uid,omitempty"`
+	ProtocolName string `json:"protocol_name,omitempty"`
+	ProtocolNum  int    `json:"protocol_num,omitempty"`
+	DirectionID  int    `json:"direction_id,omitempty"` // 1 inbound, 2 outbound
+	Direction    string `json:"direction,omitempty"`
+}
+
+// Direction IDs.
+const (
+	DirectionInbound  = 1
+	DirectionOutbound = 2
+)
+
+// Traffic counts bytes; In is what the recording side received.
+type Traffic struct {
+	BytesIn  int64 `json:"bytes_in"`
+	BytesOut int64 `json:"bytes_out"`
+	Bytes    int64 `json:"bytes"`
+}
+
+// TLS describes the negotiated TLS session; Version is e.g. "TLSv1.3" or
+// "none" for a plaintext (PERMISSIVE) flow.
+type TLS struct {
+	Version string `json:"version"`
+	Cipher  string `json:"cipher,omitempty"`
+	SNI     string `json:"sni,omitempty"`
+}
+
+// Rule names the rule that decided.
+type Rule struct {
+	Name string `json:"name"`
+	UID  string `json:"uid,omitempty"`
+}
+
+// HTTPRequest is the request part of an HTTP Activity or finding. Header
+// values pass through seal's redaction before they get here.
+type HTTPRequest struct {
+	Method    string       `json:"http_method,omitempty"`
+	URL       *URL         `json:"url,omitempty"`
+	UserAgent string       `json:"user_agent,omitempty"`
+	UID       string       `json:"uid,omitempty"` // the request ID
+	Headers   []HTTPHeader `json:"http_headers,omitempty"`
+}
+
+// URL is the parts of a request URL.
+type URL struct {
+	Hostname    string `json:"hostname,omitempty"`
+	Path        string `json:"path,omitempty"`
+	QueryString string `json:"query_string,omitempty"`
+	Scheme      string `json:"scheme,omitempty"`
+}
+
+// HTTPHeader is one header.
+type HTTPHeader struct {
+	Name  string `json:"name"`
+	Value string `json:"value"`
+}
+
+// HTTPResponse is the answer given.
+type HTTPResponse struct {
+	Code int `json:"code"`
+}
+
+// FindingInfo describes a detection.
+type FindingInfo struct {
+	UID   string   `json:"uid"`
+	Title string   `json:"title"`
+	Desc  string   `json:"desc,omitempty"`
+	Types []string `json:"types,omitempty"`
+	// Analytic is the rule or detector that fired.
+	Analytic *Analytic `json:"analytic,omitempty"`
+}
+
+// Analytic names a detection rule.
+type Analytic struct {
+	UID    string `json:"uid,omitempty"`
+	Name   string `json:"name,omitempty"`
+	TypeID int    `json:"type_id"` // 1 = rule
+	Type   string `json:"type,omitempty"`
+}
+
+// Moat is moat's own part of a record.
+type Moat struct {
+	Verdict string `json:"verdict,omitempty"` // VerdictAllow, VerdictDeny, VerdictAudit
+	Reason  string `json:"reason,omitempty"`  // why a connection was refused or failed
+	Mode    string `json:"mode,omitempty"`    // "strict" or "permissive"
+	Node    string `json:"node,omitempty"`
+	Route   string `json:"route,omitempty"`
+	// Rules lists WAF rule IDs that matched; Matched the (masked, truncated)
+	// matched data of the first.
+	Rules   []string `json:"rules,omitempty"`
+	Matched string   `json:"matched,omitempty"`
+	Kind    string   `json:"kind,omitempty"` // security event kind: "waf", "rate_limit", "ip_deny", "csrf", "handshake", ...
+}
+
+// NewID returns a fresh random record ID (128 bits, hex).
+func NewID() string {
+	var b [16]byte
+	_, _ = rand.Read(b[:]) // crypto/rand.Read never fails
+	return hex.EncodeToString(b[:])
+}
+
+// Millis converts t to OCSF milliseconds.
+func Millis(t time.Time) int64 { return t.UnixMilli() }
+
+// Header returns a record of class and activity with its derived fields set,
+// a fresh ID and the time now.
+func Header(class, activity int, product string, now time.Time) Record {
+	r := Record{
+		ClassUID:   class,
+		ActivityID: activity,
+		TypeUID:    class*100 + activity,
+		Time:       Millis(now),
+		SeverityID: SeverityInformational,
+		Severity:   "Informational",
+		Metadata: Metadata{
+			Version: SchemaVersion,
+			UID:     NewID(),
+			Product: Product{Name: product, VendorName: "moat"},
+		},
+	}
+	switch class {
+	case ClassNetworkActivity:
+		r.ClassName, r.CategoryUID = "Network Activity", CategoryNetwork
+	case ClassHTTPActivity:
+		r.ClassName, r.CategoryUID = "HTTP Activity", CategoryNetwork
+	case ClassDetectionFinding:
+		r.ClassName, r.CategoryUID = "Detection Finding", CategoryFindings
+	}
+	return r
+}
+
+// Verdict returns moat's verdict of r, or "" when it has none.
+func (r *Record) Verdict() string {
+	if r.Unmapped == nil {
+		return ""
+	}
+	return r.Unmapped.Verdict
+}
