@@ -14,6 +14,7 @@
 package ca
 
 import (
+	"bytes"
 	"crypto"
 	"crypto/ecdsa"
 	"crypto/elliptic"
@@ -326,18 +327,39 @@ func (ca *CA) SignPublicKey(pub crypto.PublicKey, id spiffeid.ID, ttl time.Durat
 	if err != nil {
 		return nil, fmt.Errorf("ca: parse signed SVID: %w", err)
 	}
+	if err := validate(leaf, a.Intermediate, id, now); err != nil {
+		return nil, err
+	}
 	chain := []*x509.Certificate{leaf, a.Intermediate}
-	got, err := ca.trust.Verify(chain)
-	if err != nil {
-		return nil, fmt.Errorf("ca: signed SVID fails verification: %w", err)
-	}
-	if got != id {
-		return nil, fmt.Errorf("ca: signed SVID names %q, want %q", got, id)
-	}
 	if notAfter.After(a.LastExpiry) {
 		a.LastExpiry = notAfter
 	}
 	return chain, nil
+}
+
+// validate checks a freshly signed leaf as peers will: the SVID rules, the
+// identity asked for, validity now, and the issuer. x509.CreateCertificate
+// has already checked the signature with the intermediate's public key, and
+// the intermediate was checked against its root when the authority was made
+// or loaded, so the chain is not verified a second time here.
+func validate(leaf, inter *x509.Certificate, id spiffeid.ID, now time.Time) error {
+	got, err := identity.LeafID(leaf)
+	if err != nil {
+		return fmt.Errorf("ca: signed SVID: %w", err)
+	}
+	if got != id {
+		return fmt.Errorf("ca: signed SVID names %q, want %q", got, id)
+	}
+	if err := identity.CheckLeaf(leaf); err != nil {
+		return fmt.Errorf("ca: signed SVID: %w", err)
+	}
+	if err := identity.CheckValidity(leaf, now); err != nil {
+		return fmt.Errorf("ca: signed SVID: %w", err)
+	}
+	if !bytes.Equal(leaf.RawIssuer, inter.RawSubject) || !bytes.Equal(leaf.AuthorityKeyId, inter.SubjectKeyId) {
+		return errors.New("ca: signed SVID does not name the intermediate as its issuer")
+	}
+	return nil
 }
 
 // SignCSR issues an SVID for id over the public key of a PKCS#10 request.

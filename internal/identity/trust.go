@@ -145,16 +145,13 @@ func (t *Trust) Verify(chain []*x509.Certificate) (spiffeid.ID, error) {
 	if !id.MemberOf(t.td) {
 		return id, fmt.Errorf("%w: %q is not in %q", ErrWrongTrustDomain, id, t.td.Name())
 	}
-	if err := checkLeafShape(leaf); err != nil {
+	if err := CheckLeaf(leaf); err != nil {
 		return id, err
 	}
 	now := t.now()
 	for _, c := range chain {
-		if now.Before(c.NotBefore) {
-			return id, fmt.Errorf("%w: %q valid from %s", ErrNotYetValid, c.Subject.String(), c.NotBefore.UTC().Format(time.RFC3339))
-		}
-		if now.After(c.NotAfter) {
-			return id, fmt.Errorf("%w: %q expired at %s", ErrExpired, c.Subject.String(), c.NotAfter.UTC().Format(time.RFC3339))
+		if err := CheckValidity(c, now); err != nil {
+			return id, err
 		}
 	}
 	roots := t.Roots()
@@ -199,8 +196,20 @@ func LeafID(leaf *x509.Certificate) (spiffeid.ID, error) {
 	return id, nil
 }
 
-// checkLeafShape applies the X509-SVID rules for leaves.
-func checkLeafShape(leaf *x509.Certificate) error {
+// CheckValidity reports whether c is within its validity period at now.
+func CheckValidity(c *x509.Certificate, now time.Time) error {
+	if now.Before(c.NotBefore) {
+		return fmt.Errorf("%w: %q valid from %s", ErrNotYetValid, c.Subject.String(), c.NotBefore.UTC().Format(time.RFC3339))
+	}
+	if now.After(c.NotAfter) {
+		return fmt.Errorf("%w: %q expired at %s", ErrExpired, c.Subject.String(), c.NotAfter.UTC().Format(time.RFC3339))
+	}
+	return nil
+}
+
+// CheckLeaf applies the X509-SVID rules for leaves (not a CA, cannot sign
+// certificates, digitalSignature, serverAuth and clientAuth).
+func CheckLeaf(leaf *x509.Certificate) error {
 	if leaf.IsCA {
 		return ErrLeafIsCA
 	}
