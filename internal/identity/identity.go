@@ -15,10 +15,14 @@ import (
 	"github.com/spiffe/go-spiffe/v2/spiffeid"
 )
 
-// Kinds of workload, the first path segment of a moat SPIFFE ID.
+// Kinds of identity, the first path segment of a moat SPIFFE ID: services
+// and nodes (agents) in the data plane; admins and the server itself in the
+// control plane.
 const (
 	KindService = "svc"
 	KindNode    = "node"
+	KindAdmin   = "admin"
+	KindServer  = "server"
 )
 
 // nameRE is what a service or node name may be: DNS-label-like, so it is
@@ -65,10 +69,21 @@ func kindID(td spiffeid.TrustDomain, kind, name string) (spiffeid.ID, error) {
 	return spiffeid.FromSegments(td, kind, name)
 }
 
-// Parse splits a moat SPIFFE ID into its kind ("svc" or "node") and name.
+// AdminID returns spiffe://td/admin/name.
+func AdminID(td spiffeid.TrustDomain, name string) (spiffeid.ID, error) {
+	return kindID(td, KindAdmin, name)
+}
+
+// ServerID returns spiffe://td/server/name.
+func ServerID(td spiffeid.TrustDomain, name string) (spiffeid.ID, error) {
+	return kindID(td, KindServer, name)
+}
+
+// Parse splits a moat SPIFFE ID into its kind and name.
 func Parse(id spiffeid.ID) (kind, name string, ok bool) {
 	kind, name, found := strings.Cut(strings.TrimPrefix(id.Path(), "/"), "/")
-	if !found || (kind != KindService && kind != KindNode) || ValidName(name) != nil {
+	known := kind == KindService || kind == KindNode || kind == KindAdmin || kind == KindServer
+	if !found || !known || ValidName(name) != nil {
 		return "", "", false
 	}
 	return kind, name, true
