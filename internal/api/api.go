@@ -72,6 +72,8 @@ type JoinRequest struct {
 type CertResponse struct {
 	Chain  [][]byte `json:"chain"`  // DER, leaf first
 	Bundle [][]byte `json:"bundle"` // DER roots
+	// TrustDomain names the bundle's trust domain.
+	TrustDomain string `json:"trust_domain,omitempty"`
 }
 
 // RenewRequest asks for a fresh node SVID; the caller is the node.

@@ -17,7 +17,6 @@ import (
 	"time"
 
 	"github.com/spiffe/go-spiffe/v2/bundle/x509bundle"
-	"github.com/spiffe/go-spiffe/v2/spiffeid"
 
 	"moat/internal/identity"
 )
@@ -230,7 +229,7 @@ func SplitToken(token string) (secret, pin string, err error) {
 // FetchBundle fetches the server's trust bundle without authenticating the
 // server, then accepts it only if one root matches pin, and checks that the
 // server's own certificate chains to that bundle. Nothing secret is sent.
-func FetchBundle(ctx context.Context, addr string, td spiffeid.TrustDomain, pin string) (*x509bundle.Bundle, error) {
+func FetchBundle(ctx context.Context, addr string, pin string) (*x509bundle.Bundle, error) {
 	var served []*x509.Certificate
 	conf := &tls.Config{
 		MinVersion:         tls.VersionTLS13,
@@ -245,6 +244,10 @@ func FetchBundle(ctx context.Context, addr string, td spiffeid.TrustDomain, pin 
 	var resp CertResponse
 	if err := c.Call(ctx, http.MethodGet, PathBundle, nil, &resp); err != nil {
 		return nil, err
+	}
+	td, err := identity.ParseTrustDomain(resp.TrustDomain)
+	if err != nil {
+		return nil, fmt.Errorf("api: bundle: %w", err)
 	}
 	b := x509bundle.New(td)
 	pinned := false
