@@ -34,6 +34,7 @@ import (
 	"strings"
 
 	"moat/internal/config"
+	"moat/internal/identity"
 )
 
 // DefaultDeny is the rule name of decisions no rule made.
@@ -134,10 +135,10 @@ type Table struct {
 	source   []byte
 }
 
-var nameRE = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,126}$`)
+var ruleNameRE = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,126}$`)
 
-// ValidName reports whether s may name a service or a rule.
-func ValidName(s string) bool { return nameRE.MatchString(s) && s != "." && s != ".." }
+// validService reports whether s may name a service (as identity names them).
+func validService(s string) bool { return identity.ValidName(s) == nil }
 
 // Parse decodes, validates and compiles a policy file. Errors name the key
 // path and line; nothing is returned with an error.
@@ -199,8 +200,8 @@ func compile(r *raw) (*Table, error) {
 	sort.Strings(names)
 	for _, n := range names {
 		p := config.Join("services", n)
-		if !ValidName(n) {
-			return nil, config.Errorf(p, "bad service name %q (letters, digits, '.', '_', '-')", n)
+		if !validService(n) {
+			return nil, config.Errorf(p, "bad service name %q (lowercase letters, digits, '-')", n)
 		}
 		switch PeerMode(r.Services[n].Mode) {
 		case "", Strict:
@@ -264,7 +265,7 @@ func validateRule(p string, rr rawRule) (Rule, error) {
 	if rr.Name == "" {
 		return rule, config.Errorf(config.Join(p, "name"), "every rule needs a name")
 	}
-	if !ValidName(rr.Name) || rr.Name == DefaultDeny {
+	if !ruleNameRE.MatchString(rr.Name) || rr.Name == DefaultDeny {
 		return rule, config.Errorf(config.Join(p, "name"), "bad rule name %q", rr.Name)
 	}
 	switch {
@@ -272,7 +273,7 @@ func validateRule(p string, rr rawRule) (Rule, error) {
 		return rule, config.Errorf(config.Join(p, "to"), "name the destination service")
 	case rr.To == Wildcard:
 		return rule, config.Errorf(config.Join(p, "to"), "a wildcard destination is not allowed; name one service")
-	case !ValidName(rr.To):
+	case !validService(rr.To):
 		return rule, config.Errorf(config.Join(p, "to"), "bad service name %q", rr.To)
 	}
 	if len(rr.From) == 0 {
@@ -281,7 +282,7 @@ func validateRule(p string, rr rawRule) (Rule, error) {
 	srcs := map[string]bool{}
 	for j, s := range rr.From {
 		fp := config.Index(config.Join(p, "from"), j)
-		if s != Wildcard && !ValidName(s) {
+		if s != Wildcard && !validService(s) {
 			return rule, config.Errorf(fp, "bad service name %q", s)
 		}
 		if srcs[s] {
