@@ -108,13 +108,9 @@ type Upstream struct {
 	LocalPort int    `json:"local_port"`
 }
 
-// Service modes.
-const (
-	ModeStrict     = "strict"
-	ModePermissive = "permissive"
-)
-
-// Registration places a service on a node.
+// Registration places a service on a node. Whether the service also accepts
+// plaintext (PERMISSIVE) is set in the intentions, not here, so that one
+// document says everything about who may reach it.
 type Registration struct {
 	Name      string     `json:"name"`
 	Node      string     `json:"node"`
@@ -122,8 +118,7 @@ type Registration struct {
 	Upstreams []Upstream `json:"upstreams,omitempty"`
 	// UID, when set, is the only local uid that may fetch this service's
 	// SVID from the Workload API; nil lets any local uid fetch it.
-	UID  *int   `json:"uid,omitempty"`
-	Mode string `json:"mode,omitempty"` // ModeStrict (default) or ModePermissive
+	UID *int `json:"uid,omitempty"`
 }
 
 // Node is a joined agent.
@@ -171,6 +166,13 @@ type Policy struct {
 	YAML    string    `json:"yaml"`
 	Applied time.Time `json:"applied,omitempty"`
 	By      string    `json:"by,omitempty"`
+}
+
+// PolicyApplied answers a policy apply.
+type PolicyApplied struct {
+	Policy   Policy   `json:"policy"`
+	Warnings []string `json:"warnings,omitempty"`
+	Wildcard bool     `json:"wildcard,omitempty"`
 }
 
 // PolicyRequest carries a policy document to apply or diff.

@@ -9,6 +9,8 @@ import (
 	"net/http"
 	"strings"
 
+	"github.com/spiffe/go-spiffe/v2/spiffeid"
+
 	"moat/internal/api"
 	"moat/internal/audit"
 	"moat/internal/identity"
@@ -199,4 +201,9 @@ func (s *Server) handleBundle(w http.ResponseWriter, r *http.Request) {
 
 func (s *Server) handleWhoami(ctx context.Context, c *caller, r *http.Request) (any, string, error) {
 	return api.Whoami{ID: c.ID, Role: c.Role}, c.ID, nil
+}
+
+func mustParseID(s string) spiffeid.ID {
+	id, _ := spiffeid.FromString(s)
+	return id
 }

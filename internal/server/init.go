@@ -99,4 +99,3 @@ func Init(ctx context.Context, st store.Store, c InitConfig) error {
 	}
 	return nil
 }
-

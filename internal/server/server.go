@@ -47,6 +47,9 @@ type Config struct {
 	Now func() time.Time
 	// Logger; nil means slog.Default().
 	Logger *slog.Logger
+	// RecentEdges feeds "policy diff" with the pairs seen recently; nil
+	// means none are known.
+	RecentEdges RecentEdges
 	// Heartbeat is the watch stream's keep-alive period; zero means 15s.
 	Heartbeat time.Duration
 }
@@ -127,6 +130,18 @@ func (s *Server) loadCA(ctx context.Context) error {
 	}
 	c, err := ca.Unmarshal(s.caConfig(), kv.Value, s.cfg.Sealer)
 	if err != nil {
+		return fmt.Errorf("server: load CA: %w", err)
+	}
+	// Expiries of SVIDs signed since the state was last stored are not
+	// known after a restart: assume one full SVID life from now, so a root
+	// is never retired under a live SVID.
+	st := c.State()
+	for _, a := range st.Authorities {
+		if floor := s.now().Add(s.meta.SVIDTTL); a.LastExpiry.Before(floor) {
+			a.LastExpiry = floor
+		}
+	}
+	if c, err = ca.FromState(s.caConfig(), st); err != nil {
 		return fmt.Errorf("server: load CA: %w", err)
 	}
 	s.caMu.Lock()
