@@ -73,7 +73,7 @@ func (s *Server) rotate(ctx context.Context, req api.CARequest) error {
 		return err
 	}
 	roots := api.DERs(next.Bundle().X509Authorities())
-	if _, err := s.st.Txn(ctx, nil, []store.Op{store.OpPut(keyCA, b), store.OpPut(keyBundle, mustJSON(roots))}); err != nil {
+	if _, err := s.st.Txn(ctx, nil, []store.Op{store.Put(keyCA, b), store.Put(keyBundle, mustJSON(roots))}); err != nil {
 		return err
 	}
 	s.ca = next

@@ -78,10 +78,10 @@ func Init(ctx context.Context, st store.Store, c InitConfig) error {
 	}
 	meta := Meta{TrustDomain: td.Name(), SVIDTTL: c.SVIDTTL, Created: c.Now().UTC()}
 	ops := []store.Op{
-		store.OpPut(keyCA, caBytes),
-		store.OpPut(keyBundle, mustJSON(api.DERs(authority.Bundle().X509Authorities()))),
-		store.OpPut(prefixAdmin+c.AdminName, mustJSON(adminRecord{Role: api.RoleAdmin})),
-		store.OpPut(keyMeta, mustJSON(meta)),
+		store.Put(keyCA, caBytes),
+		store.Put(keyBundle, mustJSON(api.DERs(authority.Bundle().X509Authorities()))),
+		store.Put(prefixAdmin+c.AdminName, mustJSON(adminRecord{Role: api.RoleAdmin})),
+		store.Put(keyMeta, mustJSON(meta)),
 	}
 	if err := os.MkdirAll(c.AdminDir, 0o700); err != nil {
 		return fmt.Errorf("server: %w", err)
@@ -91,7 +91,7 @@ func Init(ctx context.Context, st store.Store, c InitConfig) error {
 	}
 	// Meta goes last and only if absent, so a half-made control plane is
 	// never mistaken for a whole one.
-	if _, err := st.Txn(ctx, []store.Cond{store.CondAbsent(keyMeta)}, ops); err != nil {
+	if _, err := st.Txn(ctx, []store.Cond{{Key: keyMeta}}, ops); err != nil {
 		if errors.Is(err, store.ErrConflict) {
 			return ErrInitialized
 		}

@@ -139,9 +139,9 @@ func (s *Server) join(ctx context.Context, req api.JoinRequest) (api.CertRespons
 	node := api.Node{Name: req.Node, MeshAddr: req.MeshAddr, Joined: now}
 	// Spend the token and record the node in one transaction: two agents
 	// racing with one token cannot both join.
-	_, err = s.st.Txn(ctx, []store.Cond{store.CondRevision(key, rev)}, []store.Op{
-		store.OpPut(key, mustJSON(rec)),
-		store.OpPut(prefixNode+req.Node, mustJSON(node)),
+	_, err = s.st.Txn(ctx, []store.Cond{{Key: key, ModRevision: rev}}, []store.Op{
+		store.Put(key, mustJSON(rec)),
+		store.Put(prefixNode+req.Node, mustJSON(node)),
 	})
 	if errors.Is(err, store.ErrConflict) {
 		return api.CertResponse{}, errorf(http.StatusUnauthorized, "join token refused: already used")

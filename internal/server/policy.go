@@ -71,9 +71,9 @@ func (s *Server) handlePolicyApply(ctx context.Context, c *caller, r *http.Reque
 	}
 	p := api.Policy{Version: old.Version + 1, YAML: string(t.Source()), Applied: s.now().UTC(), By: c.ID}
 	target := fmt.Sprintf("policy v%d", p.Version)
-	_, err = s.st.Txn(ctx, []store.Cond{store.CondRevision(keyPolicy, rev)}, []store.Op{
-		store.OpPut(keyPolicy, mustJSON(p)),
-		store.OpPut(fmt.Sprintf("%s%010d", prefixPolicyV, p.Version), mustJSON(p)),
+	_, err = s.st.Txn(ctx, []store.Cond{{Key: keyPolicy, ModRevision: rev}}, []store.Op{
+		store.Put(keyPolicy, mustJSON(p)),
+		store.Put(fmt.Sprintf("%s%010d", prefixPolicyV, p.Version), mustJSON(p)),
 	})
 	if err != nil {
 		return nil, target, err

@@ -86,7 +86,7 @@ func (s *Server) handleRevoke(ctx context.Context, c *caller, r *http.Request) (
 			}
 		}
 		rev.Version++
-		_, err = s.st.Txn(ctx, []store.Cond{store.CondRevision(keyRevocations, modRev)}, []store.Op{store.OpPut(keyRevocations, mustJSON(rev))})
+		_, err = s.st.Txn(ctx, []store.Cond{{Key: keyRevocations, ModRevision: modRev}}, []store.Op{store.Put(keyRevocations, mustJSON(rev))})
 		if errors.Is(err, store.ErrConflict) {
 			continue
 		}

@@ -105,6 +105,13 @@ func (h *hub) run(ctx context.Context) error {
 			return err
 		}
 		for ev := range events {
+			if ev.Err != nil {
+				if errors.Is(ev.Err, store.ErrCompacted) {
+					rev = 0
+				}
+				h.s.log.Warn("store watch ended", "err", ev.Err)
+				break
+			}
 			rev = ev.KV.ModRevision
 			f, ok := h.frameOf(ctx, ev)
 			if ok {
