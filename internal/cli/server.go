@@ -125,11 +125,11 @@ func serverInitCommand() *Command {
 			if err := os.MkdirAll(c.DataDir, 0o700); err != nil {
 				return err
 			}
-			sealer, closeSeal, err := c.KEK.open(e, c.DataDir, true)
+			kr, err := c.KEK.keyring(e, c.DataDir, true)
 			if err != nil {
 				return err
 			}
-			defer closeSeal()
+			sealer := kr.AEAD()
 			st, err := openStore(ctx, c.DataDir, c.Store, sealer)
 			if err != nil {
 				return err
