@@ -9,6 +9,10 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+
+	"github.com/spiffe/go-spiffe/v2/bundle/x509bundle"
+
+	"moat/internal/identity"
 )
 
 // Credential file names inside a credentials directory (the admin directory
@@ -118,4 +122,21 @@ func writeFile0600(name string, b []byte) error {
 		return fmt.Errorf("api: %w", err)
 	}
 	return nil
+}
+
+// NewClientFromDir returns a client of the server at addr that presents the
+// credentials in dir (as WriteCredentials wrote them) and trusts the bundle
+// stored beside them.
+func NewClientFromDir(addr, dir string) (*Client, error) {
+	cert, roots, err := LoadCredentials(dir)
+	if err != nil {
+		return nil, err
+	}
+	id, err := identity.LeafID(cert.Leaf)
+	if err != nil {
+		return nil, fmt.Errorf("api: %s: %w", dir, err)
+	}
+	trust := identity.NewTrust(identity.TrustConfig{TrustDomain: id.TrustDomain()})
+	trust.Update(x509bundle.FromX509Authorities(id.TrustDomain(), roots), identity.Revocations{})
+	return NewClient(addr, ClientTLS(func() (*tls.Certificate, error) { return cert, nil }, trust)), nil
 }

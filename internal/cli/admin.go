@@ -2,7 +2,6 @@ package cli
 
 import (
 	"context"
-	"crypto/tls"
 	"encoding/json"
 	"errors"
 	"flag"
@@ -16,8 +15,6 @@ import (
 	"strings"
 	"text/tabwriter"
 	"time"
-
-	"github.com/spiffe/go-spiffe/v2/bundle/x509bundle"
 
 	"moat/internal/api"
 	"moat/internal/identity"
@@ -55,17 +52,7 @@ func (a *adminFlags) client(e *Env) (*api.Client, error) {
 	if _, _, err := net.SplitHostPort(server); err != nil {
 		return nil, usagef("--server %q: want host:port", server)
 	}
-	cert, roots, err := api.LoadCredentials(dir)
-	if err != nil {
-		return nil, err
-	}
-	id, err := identity.LeafID(cert.Leaf)
-	if err != nil {
-		return nil, fmt.Errorf("%s: %w", dir, err)
-	}
-	trust := identity.NewTrust(identity.TrustConfig{TrustDomain: id.TrustDomain()})
-	trust.Update(x509bundle.FromX509Authorities(id.TrustDomain(), roots), identity.Revocations{})
-	return api.NewClient(server, api.ClientTLS(func() (*tls.Certificate, error) { return cert, nil }, trust)), nil
+	return api.NewClientFromDir(server, dir)
 }
 
 // adminCommand builds an admin subcommand: it declares its own flags, then
