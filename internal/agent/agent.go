@@ -79,10 +79,16 @@ type Agent struct {
 	state    state            // what the watch stream said
 	synced   bool             // a full snapshot has arrived
 
-	wake    chan struct{} // nudges the renewal loop
-	changed *broadcast    // SVIDs or bundle changed (Workload API streams)
-	updates *broadcast    // any watch frame applied
-	client  *api.Client
+	wake        chan struct{} // nudges the renewal loop
+	changed     *broadcast    // SVIDs or bundle changed (Workload API streams)
+	updates     *broadcast    // any watch frame applied
+	nodeChanged *broadcast    // the node certificate was renewed
+
+	clientMu sync.Mutex // guards client
+	// client calls the server with the node certificate. It is replaced at
+	// every node renewal: connections stay bound to the certificate they
+	// were opened with, so a fresh transport is what presents the new one.
+	client *api.Client
 }
 
 // svid is one service's current identity.
@@ -127,7 +133,7 @@ func New(ctx context.Context, cfg Config) (*Agent, error) {
 		cfg.Logger = slog.Default()
 	}
 	a := &Agent{cfg: cfg, log: cfg.Logger.With("node", cfg.Node), svids: map[string]*svid{},
-		wake: make(chan struct{}, 1), changed: newBroadcast(), updates: newBroadcast()}
+		wake: make(chan struct{}, 1), changed: newBroadcast(), updates: newBroadcast(), nodeChanged: newBroadcast()}
 	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
 		return nil, fmt.Errorf("agent: %w", err)
 	}
@@ -150,7 +156,7 @@ func New(ctx context.Context, cfg Config) (*Agent, error) {
 	default:
 		return nil, err
 	}
-	a.client = api.NewClient(cfg.Server, api.ClientTLS(a.nodeCertificate, a.trust))
+	a.client = a.newClient()
 	return a, nil
 }
 
@@ -174,6 +180,28 @@ func (a *Agent) adopt(cert *tls.Certificate, roots []*x509.Certificate) error {
 	a.nodeCert = cert
 	a.mu.Unlock()
 	return nil
+}
+
+func (a *Agent) newClient() *api.Client {
+	return api.NewClient(a.cfg.Server, api.ClientTLS(a.nodeCertificate, a.trust))
+}
+
+// api returns the current client of the control plane.
+func (a *Agent) api() *api.Client {
+	a.clientMu.Lock()
+	defer a.clientMu.Unlock()
+	return a.client
+}
+
+// renewClient replaces the client after a node renewal and tells the watch
+// loop to reconnect with the new certificate.
+func (a *Agent) renewClient() {
+	a.clientMu.Lock()
+	old := a.client
+	a.client = a.newClient()
+	a.clientMu.Unlock()
+	old.Close()
+	a.nodeChanged.Notify()
 }
 
 func (a *Agent) nodeCertificate() (*tls.Certificate, error) {
@@ -274,7 +302,7 @@ func (a *Agent) Trust() *identity.Trust { return a.trust }
 func (a *Agent) Run(ctx context.Context) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	defer a.client.Close()
+	defer func() { a.api().Close() }()
 	var wg sync.WaitGroup
 	errc := make(chan error, 3)
 	run := func(f func(context.Context) error) {

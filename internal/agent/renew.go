@@ -104,7 +104,7 @@ func (a *Agent) renewNode(ctx context.Context) error {
 		return err
 	}
 	var resp api.CertResponse
-	if err := a.client.Call(ctx, http.MethodPost, api.PathNodeRenew, api.RenewRequest{CSR: csr, MeshAddr: a.cfg.MeshAddr}, &resp); err != nil {
+	if err := a.api().Call(ctx, http.MethodPost, api.PathNodeRenew, api.RenewRequest{CSR: csr, MeshAddr: a.cfg.MeshAddr}, &resp); err != nil {
 		return err
 	}
 	cert, roots, err := a.certFrom(resp, key)
@@ -115,7 +115,11 @@ func (a *Agent) renewNode(ctx context.Context) error {
 		return err
 	}
 	a.log.Info("node certificate renewed", "expires", cert.Leaf.NotAfter)
-	return a.adopt(cert, roots)
+	if err := a.adopt(cert, roots); err != nil {
+		return err
+	}
+	a.renewClient()
+	return nil
 }
 
 func (a *Agent) renewService(ctx context.Context, name string, now time.Time) {
@@ -152,7 +156,7 @@ func (a *Agent) fetchSVID(ctx context.Context, name string) (*tls.Certificate, e
 		return nil, err
 	}
 	var resp api.CertResponse
-	if err := a.client.Call(ctx, http.MethodPost, api.PathSVID, api.SVIDRequest{Service: name, CSR: csr}, &resp); err != nil {
+	if err := a.api().Call(ctx, http.MethodPost, api.PathSVID, api.SVIDRequest{Service: name, CSR: csr}, &resp); err != nil {
 		return nil, err
 	}
 	cert, _, err := a.certFrom(resp, key)

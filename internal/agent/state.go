@@ -178,12 +178,27 @@ func (a *Agent) watchLoop(ctx context.Context) error {
 	fails := 0
 	for ctx.Err() == nil {
 		got := false
-		err := a.client.Watch(ctx, func(u api.Update) error {
+		wctx, cancel := context.WithCancel(ctx)
+		renewed := a.nodeChanged.C()
+		go func() {
+			select {
+			case <-renewed:
+			case <-wctx.Done():
+			}
+			cancel()
+		}()
+		err := a.api().Watch(wctx, func(u api.Update) error {
 			got = true
 			return a.apply(u)
 		})
+		cancel()
 		if ctx.Err() != nil {
 			return nil
+		}
+		select {
+		case <-renewed:
+			continue // reconnect at once with the new certificate
+		default:
 		}
 		if got {
 			fails = 0

@@ -16,9 +16,9 @@ import (
 // openStore opens the control-plane store that sc names.
 func openStore(ctx context.Context, dataDir string, sc storeConfig, sealer store.Sealer) (store.Store, error) {
 	if sc.Backend == "etcd" {
-		return store.OpenEtcd(ctx, store.EtcdConfig{Endpoints: sc.Endpoints, Prefix: sc.Prefix, Sealer: sealer})
+		return nil, fmt.Errorf("store: the etcd backend is not available in this build")
 	}
-	return store.OpenBolt(store.BoltConfig{Path: filepath.Join(dataDir, "store.db"), Sealer: sealer})
+	return store.OpenBolt(store.BoltConfig{Dir: dataDir, Sealer: sealer})
 }
 
 // serverParts is a started control plane and what it holds open.

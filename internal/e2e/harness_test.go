@@ -55,7 +55,7 @@ func newCluster(t *testing.T) *cluster {
 	t.Helper()
 	c := &cluster{t: t, clk: newFakeClock(), dir: t.TempDir(), logger: quietLogger()}
 	c.adminDir = filepath.Join(c.dir, "admin")
-	st, err := store.OpenBolt(store.BoltConfig{Path: filepath.Join(c.dir, "store.db")})
+	st, err := store.OpenBolt(store.BoltConfig{Dir: c.dir})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -189,7 +189,21 @@ func (s *Server) renewOwnCert() error {
 	return nil
 }
 
+// ownCert returns the server's SVID, renewing it first once it is past half
+// its life: renewal happens on the handshake path, by the injected clock,
+// so there is no timer to drift from it.
 func (s *Server) ownCert() *tls.Certificate {
+	s.certMu.RLock()
+	c := s.cert
+	s.certMu.RUnlock()
+	half := c.Leaf.NotBefore.Add(c.Leaf.NotAfter.Sub(c.Leaf.NotBefore) / 2)
+	if s.now().Before(half) {
+		return c
+	}
+	if err := s.renewOwnCert(); err != nil {
+		s.log.Error("renew server certificate", "err", err)
+		return c
+	}
 	s.certMu.RLock()
 	defer s.certMu.RUnlock()
 	return s.cert
@@ -231,7 +245,7 @@ func (s *Server) Run(ctx context.Context) error {
 		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelDebug),
 		BaseContext:       func(net.Listener) context.Context { return ctx },
 	}
-	errc := make(chan error, 3)
+	errc := make(chan error, 2)
 	go func() {
 		err := hs.ServeTLS(ln, "", "")
 		if errors.Is(err, http.ErrServerClosed) {
@@ -242,7 +256,6 @@ func (s *Server) Run(ctx context.Context) error {
 	hubCtx, cancelHub := context.WithCancel(ctx)
 	defer cancelHub()
 	go func() { errc <- s.hub.run(hubCtx) }()
-	go func() { errc <- s.renewLoop(hubCtx) }()
 	s.log.Info("control plane listening", "addr", ln.Addr().String(), "trust_domain", s.td.Name())
 	select {
 	case <-ctx.Done():
@@ -254,27 +267,6 @@ func (s *Server) Run(ctx context.Context) error {
 	_ = hs.Shutdown(shut)
 	_ = hs.Close()
 	return err
-}
-
-// renewLoop renews the server's own SVID at half its life.
-func (s *Server) renewLoop(ctx context.Context) error {
-	for {
-		leaf := s.ownCert().Leaf
-		wait := leaf.NotAfter.Sub(s.now()) / 2
-		if wait < time.Second {
-			wait = time.Second
-		}
-		t := time.NewTimer(wait)
-		select {
-		case <-ctx.Done():
-			t.Stop()
-			return nil
-		case <-t.C:
-		}
-		if err := s.renewOwnCert(); err != nil {
-			s.log.Error("renew server certificate", "err", err)
-		}
-	}
 }
 
 // newKey makes a P-256 key.
