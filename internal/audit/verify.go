@@ -109,7 +109,7 @@ func (l *Log) verify(ctx context.Context, allSigs bool) error {
 				if _, err := OpenCheckpoint(c.signed, l.verifier); err != nil {
 					return &VerifyError{Index: prev, Reason: fmt.Sprintf("checkpoint %d (size %d) has a bad signature: %v", next, c.cp.Size, err)}
 				}
-				return &VerifyError{Index: prev, Reason: fmt.Sprintf("the recomputed tree of %d entries differs from the signed checkpoint (entries %d to %d changed, with their stored hashes)", c.cp.Size, prev, c.cp.Size-1)}
+				return &VerifyError{Index: prev, Reason: fmt.Sprintf("the tree recomputed from the stored entries differs from the signed checkpoint of size %d: entries from %d on were rewritten together with their stored hashes", c.cp.Size, prev)}
 			}
 			prev = c.cp.Size
 			next++
