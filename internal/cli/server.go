@@ -6,6 +6,8 @@ import (
 	"flag"
 	"fmt"
 	"net"
+	"net/url"
+	"strings"
 	"os"
 	"path/filepath"
 	"time"
@@ -72,9 +74,16 @@ func (c *serverConfig) validate(needTD bool) error {
 			return config.Errorf("store.endpoints", "the etcd backend needs at least one endpoint")
 		}
 		for i, e := range c.Store.Endpoints {
-			if _, _, err := net.SplitHostPort(e); err != nil {
-				return config.Errorf(config.Index("store.endpoints", i), "%q: want host:port", e)
+			hostport := e
+			if u, err := url.Parse(e); err == nil && u.Host != "" {
+				hostport = u.Host
 			}
+			if _, _, err := net.SplitHostPort(hostport); err != nil {
+				return config.Errorf(config.Index("store.endpoints", i), "%q: want host:port or a URL such as http://10.0.0.1:2379", e)
+			}
+		}
+		if c.Store.Prefix != "" && !strings.HasSuffix(c.Store.Prefix, "/") {
+			return config.Errorf("store.prefix", "%q must end in \"/\"", c.Store.Prefix)
 		}
 	default:
 		return config.Errorf("store.backend", "%q: want bolt or etcd", c.Store.Backend)

@@ -16,7 +16,11 @@ import (
 // openStore opens the control-plane store that sc names.
 func openStore(ctx context.Context, dataDir string, sc storeConfig, sealer store.Sealer) (store.Store, error) {
 	if sc.Backend == "etcd" {
-		return nil, fmt.Errorf("store: the etcd backend is not available in this build")
+		prefix := sc.Prefix
+		if prefix == "" {
+			prefix = "/moat/"
+		}
+		return store.OpenEtcd(ctx, store.EtcdConfig{Endpoints: sc.Endpoints, Prefix: prefix, Sealer: sealer})
 	}
 	return store.OpenBolt(store.BoltConfig{Dir: dataDir, Sealer: sealer})
 }
