@@ -1,0 +1,252 @@
+package mesh
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"moat/internal/flow"
+	"moat/internal/identity"
+)
+
+// RefusedError is returned by Dial (and logged for outbound listeners) when
+// the destination agent refuses a connection; Response says why.
+type RefusedError struct {
+	Src, Dst string
+	Port     int
+	Response Response
+}
+
+func (e *RefusedError) Error() string {
+	return fmt.Sprintf("mesh: %s → %s:%d refused by the destination: %s (rule %q)", e.Src, e.Dst, e.Port, e.Response.Reason, e.Response.Rule)
+}
+
+// outListener is the loopback listener of one upstream.
+type outListener struct {
+	ln  net.Listener
+	src string
+	up  Upstream
+}
+
+func upstreamKey(src string, u Upstream) string {
+	return src + "|" + u.Service + "|" + strconv.Itoa(u.Port) + "|" + u.LocalAddr
+}
+
+// LocalAddr returns the address of the outbound listener through which src
+// reaches dst, once SetServices has bound it.
+func (m *Mesh) LocalAddr(src, dst string) (net.Addr, bool) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	for _, l := range m.outbound {
+		if l.src == src && l.up.Service == dst {
+			return l.ln.Addr(), true
+		}
+	}
+	return nil, false
+}
+
+func (m *Mesh) reconcileOutbound(next map[string]Service) error {
+	want := map[string]outListener{}
+	for _, s := range next {
+		for _, u := range s.Upstreams {
+			want[upstreamKey(s.Name, u)] = outListener{src: s.Name, up: u}
+		}
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.closed {
+		return errors.New("mesh: closed")
+	}
+	added := map[string]*outListener{}
+	for k, l := range want {
+		if _, ok := m.outbound[k]; ok {
+			continue
+		}
+		addr := l.up.LocalAddr
+		if addr == "" {
+			addr = "127.0.0.1:0"
+		}
+		ln, err := net.Listen("tcp", addr)
+		if err != nil {
+			for _, a := range added {
+				_ = a.ln.Close()
+			}
+			return fmt.Errorf("mesh: service %q: upstream %q: listen %q: %w", l.src, l.up.Service, addr, err)
+		}
+		added[k] = &outListener{ln: ln, src: l.src, up: l.up}
+	}
+	for k, l := range m.outbound {
+		if _, ok := want[k]; !ok {
+			_ = l.ln.Close()
+			delete(m.outbound, k)
+		}
+	}
+	for k, l := range added {
+		m.outbound[k] = l
+		m.wg.Add(1)
+		go func() {
+			defer m.wg.Done()
+			m.serveOutbound(l)
+		}()
+	}
+	return nil
+}
+
+func (m *Mesh) serveOutbound(l *outListener) {
+	for {
+		c, err := l.ln.Accept()
+		if err != nil {
+			var ne net.Error
+			if errors.As(err, &ne) && ne.Timeout() {
+				continue
+			}
+			return
+		}
+		m.wg.Add(1)
+		go func() {
+			defer m.wg.Done()
+			m.handleOutbound(l, c)
+		}()
+	}
+}
+
+func (m *Mesh) handleOutbound(l *outListener, app net.Conn) {
+	start := m.now()
+	m.stats.out.Add(1)
+	rec := m.outRecord(start, l.src, l.up.Service, l.up.Port)
+	rec.srcAddr = app.RemoteAddr()
+	st, t, resp, err := m.open(m.ctx, l.src, l.up.Service, l.up.Port)
+	if t != nil {
+		rec.dstAddr, rec.tls = t.remote, t.version
+	}
+	rec.verdict, rec.rule, rec.reason = resp.Verdict(), resp.Rule, resp.Reason
+	if err != nil {
+		if rec.reason == "" {
+			rec.reason = err.Error()
+		}
+		m.log.Info("mesh: outbound connection refused", "src", l.src, "dst", l.up.Service, "port", l.up.Port, "reason", rec.reason)
+		_ = app.Close()
+		m.emit(rec)
+		return
+	}
+	rec.out, rec.in = pipe(app, st)
+	m.emit(rec)
+}
+
+func (m *Mesh) outRecord(start time.Time, src, dst string, port int) *record {
+	rec := m.newRecord(start, outboundDir)
+	rec.srcSvc, rec.dstSvc, rec.dstPort = src, dst, port
+	if id, err := identity.ServiceID(m.cfg.TrustDomain, src); err == nil {
+		rec.srcID = id.String()
+	}
+	if id, err := identity.ServiceID(m.cfg.TrustDomain, dst); err == nil {
+		rec.dstID = id.String()
+	}
+	rec.verdict = flow.VerdictDeny
+	return rec
+}
+
+// open returns a stream to dst:port admitted by the destination, on a pooled
+// tunnel presenting src's SVID. A stream refused by the destination is a
+// *RefusedError; Response is filled whenever the destination answered.
+func (m *Mesh) open(ctx context.Context, src, dst string, port int) (net.Conn, *tunnel, Response, error) {
+	req, err := AppendRequest(nil, Request{Service: dst, Port: port})
+	if err != nil {
+		return nil, nil, Response{Status: StatusError}, err
+	}
+	for attempt := 0; ; attempt++ {
+		t, err := m.tunnelFor(ctx, src, dst)
+		if err != nil {
+			return nil, nil, Response{Status: StatusError}, err
+		}
+		st, err := t.sess.OpenStream()
+		if err != nil {
+			// The tunnel died under us (peer restart, revocation sweep):
+			// one fresh tunnel is worth a try.
+			t.close()
+			if attempt == 0 {
+				continue
+			}
+			return nil, t, Response{Status: StatusError}, fmt.Errorf("mesh: open stream to %q: %w", dst, err)
+		}
+		_ = st.SetDeadline(time.Now().Add(m.cfg.DialTimeout))
+		var resp Response
+		_, err = st.Write(req)
+		if err == nil {
+			resp, err = ReadResponse(st)
+		}
+		_ = st.SetDeadline(time.Time{})
+		if err != nil {
+			_ = st.Close()
+			if attempt == 0 && t.sess.IsClosed() {
+				continue
+			}
+			return nil, t, Response{Status: StatusError}, fmt.Errorf("mesh: %s → %s:%d: %w", src, dst, port, err)
+		}
+		if !resp.Allowed() {
+			_ = st.Close()
+			return nil, t, resp, &RefusedError{Src: src, Dst: dst, Port: port, Response: resp}
+		}
+		return st, t, resp, nil
+	}
+}
+
+// Dial opens a connection from local service src to dst:port through the
+// mesh, as the gateway does for routed requests. The connection's flow
+// record is written when it is closed.
+func (m *Mesh) Dial(ctx context.Context, src, dst string, port int) (net.Conn, error) {
+	start := m.now()
+	m.stats.out.Add(1)
+	rec := m.outRecord(start, src, dst, port)
+	st, t, resp, err := m.open(ctx, src, dst, port)
+	if t != nil {
+		rec.dstAddr, rec.tls = t.remote, t.version
+	}
+	rec.verdict, rec.rule, rec.reason = resp.Verdict(), resp.Rule, resp.Reason
+	if err != nil {
+		if rec.reason == "" {
+			rec.reason = err.Error()
+		}
+		m.emit(rec)
+		return nil, err
+	}
+	return &dialedConn{Conn: st, m: m, rec: rec}, nil
+}
+
+// dialedConn counts bytes and writes the flow record on Close.
+type dialedConn struct {
+	net.Conn
+	m        *Mesh
+	rec      *record
+	in, out  atomic.Int64
+	closeOne sync.Once
+}
+
+func (c *dialedConn) Read(b []byte) (int, error) {
+	n, err := c.Conn.Read(b)
+	c.in.Add(int64(n))
+	return n, err
+}
+
+func (c *dialedConn) Write(b []byte) (int, error) {
+	n, err := c.Conn.Write(b)
+	c.out.Add(int64(n))
+	return n, err
+}
+
+// CloseWrite half-closes: the peer sees EOF and may still answer.
+func (c *dialedConn) CloseWrite() error { return c.Conn.Close() }
+
+func (c *dialedConn) Close() error {
+	c.closeOne.Do(func() {
+		_ = c.Conn.Close()
+		c.rec.in, c.rec.out = c.in.Load(), c.out.Load()
+		c.m.emit(c.rec)
+	})
+	return nil
+}
