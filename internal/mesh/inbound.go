@@ -142,7 +142,7 @@ func (m *Mesh) serveConn(c net.Conn) {
 	cs := tc.ConnectionState()
 	peer, _ := identity.LeafID(cs.PeerCertificates[0]) // verified in VerifyConnection
 	src, _ := identity.ServiceName(peer)
-	sess, err := yamux.Server(tc, m.mux)
+	sess, err := yamux.Server(&frameConn{Conn: tc}, m.mux)
 	if err != nil {
 		_ = c.Close()
 		return

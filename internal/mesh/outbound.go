@@ -120,21 +120,45 @@ func (m *Mesh) handleOutbound(l *outListener, app net.Conn) {
 	m.stats.out.Add(1)
 	rec := m.outRecord(start, l.src, l.up.Service, l.up.Port)
 	rec.srcAddr = app.RemoteAddr()
-	st, t, resp, err := m.open(m.ctx, l.src, l.up.Service, l.up.Port)
-	if t != nil {
-		rec.dstAddr, rec.tls = t.remote, t.version
-	}
-	rec.verdict, rec.rule, rec.reason = resp.Verdict(), resp.Rule, resp.Reason
-	if err != nil {
+	fail := func(err error) {
 		if rec.reason == "" {
 			rec.reason = err.Error()
 		}
 		m.log.Info("mesh: outbound connection refused", "src", l.src, "dst", l.up.Service, "port", l.up.Port, "reason", rec.reason)
 		_ = app.Close()
 		m.emit(rec)
+	}
+	st, t, err := m.openStream(m.ctx, l.src, l.up.Service, l.up.Port)
+	if t != nil {
+		rec.dstAddr, rec.tls = t.remote, t.version
+	}
+	if err != nil {
+		fail(err)
 		return
 	}
-	rec.out, rec.in = pipe(app, st)
+	// The app's first bytes travel right behind the request header; the
+	// destination holds them until it has decided, and drops them if it
+	// refuses. This saves a round trip for protocols where the client
+	// speaks first.
+	var fromApp int64
+	upDone := make(chan struct{})
+	go func() {
+		defer close(upDone)
+		fromApp = copyHalf(st, app)
+	}()
+	resp, err := m.awaitResponse(st, l.src, l.up.Service, l.up.Port)
+	rec.verdict, rec.rule, rec.reason = resp.Verdict(), resp.Rule, resp.Reason
+	if err != nil {
+		_ = app.Close()
+		<-upDone
+		fail(err)
+		return
+	}
+	rec.in = copyHalf(app, st)
+	<-upDone
+	_ = app.Close()
+	_ = st.Close()
+	rec.out = fromApp
 	m.emit(rec)
 }
 
@@ -155,45 +179,63 @@ func (m *Mesh) outRecord(start time.Time, src, dst string, port int) *record {
 // tunnel presenting src's SVID. A stream refused by the destination is a
 // *RefusedError; Response is filled whenever the destination answered.
 func (m *Mesh) open(ctx context.Context, src, dst string, port int) (net.Conn, *tunnel, Response, error) {
+	st, t, err := m.openStream(ctx, src, dst, port)
+	if err != nil {
+		return nil, t, Response{Status: StatusError}, err
+	}
+	resp, err := m.awaitResponse(st, src, dst, port)
+	if err != nil {
+		return nil, t, resp, err
+	}
+	return st, t, resp, nil
+}
+
+// openStream opens a stream on a pooled tunnel and writes the request
+// header; the destination's answer is still to be read.
+func (m *Mesh) openStream(ctx context.Context, src, dst string, port int) (net.Conn, *tunnel, error) {
 	req, err := AppendRequest(nil, Request{Service: dst, Port: port})
 	if err != nil {
-		return nil, nil, Response{Status: StatusError}, err
+		return nil, nil, err
 	}
 	for attempt := 0; ; attempt++ {
 		t, err := m.tunnelFor(ctx, src, dst)
 		if err != nil {
-			return nil, nil, Response{Status: StatusError}, err
+			return nil, nil, err
 		}
 		st, err := t.sess.OpenStream()
-		if err != nil {
-			// The tunnel died under us (peer restart, revocation sweep):
-			// one fresh tunnel is worth a try.
-			t.close()
-			if attempt == 0 {
-				continue
-			}
-			return nil, t, Response{Status: StatusError}, fmt.Errorf("mesh: open stream to %q: %w", dst, err)
-		}
-		_ = st.SetDeadline(time.Now().Add(m.cfg.DialTimeout))
-		var resp Response
-		_, err = st.Write(req)
 		if err == nil {
-			resp, err = ReadResponse(st)
-		}
-		_ = st.SetDeadline(time.Time{})
-		if err != nil {
-			_ = st.Close()
-			if attempt == 0 && t.sess.IsClosed() {
-				continue
+			_ = st.SetWriteDeadline(time.Now().Add(m.cfg.DialTimeout))
+			_, err = st.Write(req)
+			_ = st.SetWriteDeadline(time.Time{})
+			if err == nil {
+				return st, t, nil
 			}
-			return nil, t, Response{Status: StatusError}, fmt.Errorf("mesh: %s → %s:%d: %w", src, dst, port, err)
-		}
-		if !resp.Allowed() {
 			_ = st.Close()
-			return nil, t, resp, &RefusedError{Src: src, Dst: dst, Port: port, Response: resp}
 		}
-		return st, t, resp, nil
+		// The tunnel died under us (peer restart, revocation sweep): one
+		// fresh tunnel is worth a try.
+		t.close()
+		if attempt > 0 {
+			return nil, t, fmt.Errorf("mesh: open stream to %q: %w", dst, err)
+		}
 	}
+}
+
+// awaitResponse reads the destination's answer; the stream is closed unless
+// the answer admits it.
+func (m *Mesh) awaitResponse(st net.Conn, src, dst string, port int) (Response, error) {
+	_ = st.SetReadDeadline(time.Now().Add(m.cfg.DialTimeout))
+	resp, err := ReadResponse(st)
+	_ = st.SetReadDeadline(time.Time{})
+	if err != nil {
+		_ = st.Close()
+		return Response{Status: StatusError}, fmt.Errorf("mesh: %s → %s:%d: no answer from the destination: %w", src, dst, port, err)
+	}
+	if !resp.Allowed() {
+		_ = st.Close()
+		return resp, &RefusedError{Src: src, Dst: dst, Port: port, Response: resp}
+	}
+	return resp, nil
 }
 
 // Dial opens a connection from local service src to dst:port through the

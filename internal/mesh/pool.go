@@ -201,7 +201,7 @@ func (m *Mesh) dialTunnel(ctx context.Context, src, dst, addr string, cert *tls.
 	}
 	m.stats.clientHS.Add(1)
 	cs := tc.ConnectionState()
-	sess, err := yamux.Client(tc, m.mux)
+	sess, err := yamux.Client(&frameConn{Conn: tc}, m.mux)
 	if err != nil {
 		_ = tc.Close()
 		return nil, fmt.Errorf("mesh: tunnel to %q: %w", dst, err)
