@@ -91,7 +91,7 @@ func (r *records) Write(rec flow.Record) error {
 }
 
 // waitFor waits (boundedly) for a record matching pred.
-func (r *records) waitFor(t *testing.T, what string, pred func(flow.Record) bool) flow.Record {
+func (r *records) waitFor(t testing.TB, what string, pred func(flow.Record) bool) flow.Record {
 	t.Helper()
 	deadline := time.Now().Add(5 * time.Second)
 	for time.Now().Before(deadline) {
@@ -123,7 +123,7 @@ type fixture struct {
 	where map[string]string
 }
 
-func newFixture(t *testing.T) *fixture {
+func newFixture(t testing.TB) *fixture {
 	t.Helper()
 	td := spiffeid.RequireTrustDomainFromString("example.org")
 	c, err := ca.New(ca.Config{TrustDomain: td})
@@ -133,7 +133,7 @@ func newFixture(t *testing.T) *fixture {
 	return &fixture{td: td, ca: c, where: map[string]string{}}
 }
 
-func (f *fixture) issue(t *testing.T, service string, ttl time.Duration) *tls.Certificate {
+func (f *fixture) issue(t testing.TB, service string, ttl time.Duration) *tls.Certificate {
 	t.Helper()
 	id, err := identity.ServiceID(f.td, service)
 	if err != nil {
@@ -164,7 +164,7 @@ type agent struct {
 	flows *records
 }
 
-func mustPolicy(t *testing.T, src string) *policy.Table {
+func mustPolicy(t testing.TB, src string) *policy.Table {
 	t.Helper()
 	p, err := policy.Parse([]byte(src))
 	if err != nil {
@@ -175,7 +175,7 @@ func mustPolicy(t *testing.T, src string) *policy.Table {
 
 // newAgent starts a mesh for services, issuing each an SVID of the
 // fixture's CA, and registers the services' location.
-func (f *fixture) newAgent(t *testing.T, node string, services []Service) *agent {
+func (f *fixture) newAgent(t testing.TB, node string, services []Service) *agent {
 	t.Helper()
 	a := &agent{clock: &clock{}, ids: &svids{m: map[string]*tls.Certificate{}}, flows: &records{}}
 	a.trust = identity.NewTrust(identity.TrustConfig{TrustDomain: f.td, Now: a.clock.Now})
@@ -216,7 +216,7 @@ func (f *fixture) newAgent(t *testing.T, node string, services []Service) *agent
 	return a
 }
 
-func (a *agent) local(t *testing.T, src, dst string) string {
+func (a *agent) local(t testing.TB, src, dst string) string {
 	t.Helper()
 	addr, ok := a.m.LocalAddr(src, dst)
 	if !ok {
@@ -226,7 +226,7 @@ func (a *agent) local(t *testing.T, src, dst string) string {
 }
 
 // startApp runs handle for every connection to a loopback listener.
-func startApp(t *testing.T, handle func(net.Conn)) string {
+func startApp(t testing.TB, handle func(net.Conn)) string {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -285,7 +285,7 @@ type pair struct {
 	a, b *agent
 }
 
-func newPair(t *testing.T) *pair {
+func newPair(t testing.TB) *pair {
 	t.Helper()
 	f := newFixture(t)
 	app := startApp(t, echo)
