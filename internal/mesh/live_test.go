@@ -1,0 +1,246 @@
+package mesh
+
+import (
+	"bufio"
+	"bytes"
+	"crypto/rand"
+	"crypto/sha256"
+	"fmt"
+	"io"
+	"net"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"moat/internal/flow"
+)
+
+func TestLargeTransfer(t *testing.T) {
+	p := newPair(t)
+	const size = 100 << 20
+	c, err := net.Dial("tcp", p.a.local(t, "frontend", "api"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	_ = c.SetDeadline(time.Now().Add(2 * time.Minute))
+	sent := sha256.New()
+	werr := make(chan error, 1)
+	go func() {
+		// Random bytes, written in odd-sized pieces; the echo comes back
+		// concurrently, so backpressure is exercised both ways.
+		chunk := make([]byte, 100_003)
+		left := size
+		for left > 0 {
+			n := min(left, len(chunk))
+			if _, err := rand.Read(chunk[:n]); err != nil {
+				werr <- err
+				return
+			}
+			sent.Write(chunk[:n])
+			if _, err := c.Write(chunk[:n]); err != nil {
+				werr <- err
+				return
+			}
+			left -= n
+		}
+		werr <- c.(*net.TCPConn).CloseWrite()
+	}()
+	got := sha256.New()
+	n, err := io.Copy(got, c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := <-werr; err != nil {
+		t.Fatal(err)
+	}
+	if n != size || !bytes.Equal(sent.Sum(nil), got.Sum(nil)) {
+		t.Fatalf("received %d bytes, identical=%v", n, bytes.Equal(sent.Sum(nil), got.Sum(nil)))
+	}
+	r := p.b.flows.waitFor(t, "inbound record of the transfer", isFlow(flow.DirectionInbound, "frontend", "api"))
+	if r.Traffic.BytesIn != size || r.Traffic.BytesOut != size {
+		t.Fatalf("traffic %+v", r.Traffic)
+	}
+}
+
+// loop makes short requests through addr until stop is closed, counting
+// successes and failures.
+func loop(addr string, stop <-chan struct{}, ok, failed *atomic.Int64, lastErr *atomic.Value) {
+	for i := 0; ; i++ {
+		select {
+		case <-stop:
+			return
+		default:
+		}
+		msg := fmt.Sprint("r", i)
+		got, err := call(addr, msg)
+		if err != nil || got != msg {
+			failed.Add(1)
+			lastErr.Store(fmt.Sprintf("%q %v", got, err))
+			continue
+		}
+		ok.Add(1)
+	}
+}
+
+func TestRotationDuringTraffic(t *testing.T) {
+	p := newPair(t)
+	addr := p.a.local(t, "frontend", "api")
+	stop := make(chan struct{})
+	var okN, failed atomic.Int64
+	var lastErr atomic.Value
+	var wg sync.WaitGroup
+	for range 4 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			loop(addr, stop, &okN, &failed, &lastErr)
+		}()
+	}
+	waitCount := func(min int64) {
+		deadline := time.Now().Add(10 * time.Second)
+		for okN.Load() < min && time.Now().Before(deadline) {
+			time.Sleep(5 * time.Millisecond)
+		}
+	}
+	for i := 0; i < 5; i++ {
+		waitCount(okN.Load() + 50)
+		t.Logf("rotation %d: both services get fresh SVIDs", i+1)
+		p.a.ids.set("frontend", p.f.issue(t, "frontend", time.Hour))
+		p.b.ids.set("api", p.f.issue(t, "api", time.Hour))
+	}
+	waitCount(okN.Load() + 50)
+	close(stop)
+	wg.Wait()
+	s := p.a.m.Stats()
+	t.Logf("requests ok %d, failed %d, client handshakes %d", okN.Load(), failed.Load(), s.ClientHandshakes)
+	if failed.Load() != 0 {
+		t.Fatalf("%d requests failed during rotation; last: %v", failed.Load(), lastErr.Load())
+	}
+	if s.ClientHandshakes < 6 {
+		t.Fatalf("rotated SVIDs were not used for new tunnels: %d handshakes", s.ClientHandshakes)
+	}
+	// Retired tunnels drain and close.
+	deadline := time.Now().Add(5 * time.Second)
+	for p.a.m.Stats().TunnelsOpen > 1 && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	if n := p.a.m.Stats().TunnelsOpen; n != 1 {
+		t.Fatalf("%d tunnels open after draining, want 1", n)
+	}
+}
+
+// session is a long-lived line-by-line conversation through the mesh.
+type session struct {
+	c  net.Conn
+	br *bufio.Reader
+}
+
+func openSession(t *testing.T, addr string) *session {
+	t.Helper()
+	c, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	s := &session{c: c, br: bufio.NewReader(c)}
+	if err := s.ping("hello"); err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+func (s *session) ping(msg string) error {
+	_ = s.c.SetDeadline(time.Now().Add(5 * time.Second))
+	if _, err := fmt.Fprintf(s.c, "%s\n", msg); err != nil {
+		return err
+	}
+	line, err := s.br.ReadString('\n')
+	if err != nil {
+		return err
+	}
+	if line != msg+"\n" {
+		return fmt.Errorf("got %q", line)
+	}
+	return nil
+}
+
+func TestPolicyChangeCutsOnlyTheDeniedPair(t *testing.T) {
+	p := newPair(t)
+	front := openSession(t, p.a.local(t, "frontend", "api"))
+	gw := openSession(t, p.a.local(t, "gateway", "api"))
+
+	t.Log("new policy: frontend may no longer call api")
+	start := time.Now()
+	p.b.m.SetPolicy(mustPolicy(t, strings.Replace(testPolicy, "from: [gateway, frontend]", "from: [gateway]", 1)))
+
+	// The cut is an event: the frontend's connection ends. Wait for it
+	// with a bounded deadline.
+	_ = front.c.SetReadDeadline(time.Now().Add(5 * time.Second))
+	_, err := front.br.ReadString('\n')
+	elapsed := time.Since(start)
+	if err == nil {
+		t.Fatal("frontend's connection still delivers data")
+	}
+	if ne, ok := err.(net.Error); ok && ne.Timeout() {
+		t.Fatal("frontend's connection was not cut")
+	}
+	t.Logf("frontend → api cut after %v (%v)", elapsed, err)
+	r := p.b.flows.waitFor(t, "cut record", func(r flow.Record) bool {
+		return isFlow(flow.DirectionInbound, "frontend", "api")(r) && r.ActivityID == activityCut
+	})
+	if !strings.Contains(r.Unmapped.Reason, "no longer allows frontend → api:8080") || r.Verdict() != flow.VerdictDeny {
+		t.Fatalf("cut record %+v", r.Unmapped)
+	}
+	for i := range 20 {
+		if err := gw.ping(fmt.Sprint("still here ", i)); err != nil {
+			t.Fatalf("gateway's connection was disturbed: %v", err)
+		}
+	}
+	if got, err := call(p.a.local(t, "frontend", "api"), "again"); err == nil {
+		t.Fatalf("new frontend connection allowed: %q", got)
+	}
+	if s := p.b.m.Stats(); s.Cut != 1 {
+		t.Fatalf("cut count %d", s.Cut)
+	}
+}
+
+func TestRevocationClosesLiveTunnel(t *testing.T) {
+	p := newPair(t)
+	s := openSession(t, p.a.local(t, "frontend", "api"))
+	cert, _ := p.a.ids.Certificate("frontend")
+	p.b.trust.Update(nil, revokeSerial(cert))
+	_ = s.c.SetReadDeadline(time.Now().Add(5 * time.Second))
+	if _, err := s.br.ReadString('\n'); err == nil {
+		t.Fatal("revoked peer's connection still open")
+	} else if ne, ok := err.(net.Error); ok && ne.Timeout() {
+		t.Fatal("revoked peer's connection was not closed")
+	}
+	if got, err := call(p.a.local(t, "frontend", "api"), "x"); err == nil {
+		t.Fatalf("revoked caller answered %q", got)
+	}
+}
+
+func TestTunnelRecycledBeforeExpiry(t *testing.T) {
+	p := newPair(t)
+	addr := p.a.local(t, "frontend", "api")
+	if _, err := call(addr, "one"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := call(addr, "two"); err != nil {
+		t.Fatal(err)
+	}
+	if n := p.a.m.Stats().ClientHandshakes; n != 1 {
+		t.Fatalf("handshakes %d before recycling, want 1", n)
+	}
+	t.Log("node-a's clock moves to 50 minutes into the 1h SVIDs: inside the last fifth")
+	p.a.clock.Advance(50 * time.Minute)
+	if _, err := call(addr, "three"); err != nil {
+		t.Fatal(err)
+	}
+	if n := p.a.m.Stats().ClientHandshakes; n != 2 {
+		t.Fatalf("handshakes %d, want a new tunnel before expiry", n)
+	}
+}

@@ -1,0 +1,419 @@
+// Package mesh is moat's data plane: the proxies an agent runs for the
+// services on its node.
+//
+// Inbound, the agent has one mesh port. Peers connect with mutual TLS 1.3,
+// presenting the SVID of the calling service; the agent verifies it against
+// the live trust bundle and revocation list, then reads, for every stream, a
+// tunnel header naming the destination service and port, and asks policy.
+// Allowed streams are joined to the service's app on 127.0.0.1; refused ones
+// get a response carrying the reason and are closed.
+//
+// Outbound, the agent listens on 127.0.0.1:LOCAL_PORT for each upstream a
+// service declares. Every app connection becomes one stream of a pooled,
+// multiplexed (yamux) mTLS tunnel from the source service to the
+// destination service's agent, so only the first connection of a pair pays
+// for a TLS handshake. Tunnels are recycled before the SVID they were opened
+// with expires and as soon as the service's SVID rotates; streams in flight
+// finish on the old tunnel.
+//
+// Every connection produces one OCSF Network Activity record at each end,
+// and every failed handshake one record of kind "handshake".
+//
+// SetPolicy and trust updates apply to new streams at once and close live
+// streams of pairs that are now denied or peers that are now revoked.
+package mesh
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/hashicorp/yamux"
+	"github.com/spiffe/go-spiffe/v2/spiffeid"
+
+	"moat/internal/flow"
+	"moat/internal/identity"
+	"moat/internal/policy"
+)
+
+// Identities hands out the current SVID of a service on this node. The mesh
+// calls it at every handshake and whenever it opens a stream, so it must be
+// cheap (a cached value) and must return the rotated SVID once rotation has
+// happened.
+type Identities interface {
+	Certificate(service string) (*tls.Certificate, error)
+}
+
+// Config configures a Mesh.
+type Config struct {
+	// Node names this agent in flow records.
+	Node string
+	// Listen is the mesh port's address; "" means 127.0.0.1:0.
+	Listen      string
+	TrustDomain spiffeid.TrustDomain
+	// Trust verifies peers. Required. An empty Trust refuses everyone.
+	Trust *identity.Trust
+	// Identities supplies the SVIDs of this node's services. Required.
+	Identities Identities
+	// Policy decides inbound streams; nil denies everything.
+	Policy *policy.Table
+	// Flows receives the flow records; nil discards them.
+	Flows flow.Writer
+	// Resolve returns the mesh address of the agent that runs service.
+	// Required for outbound traffic.
+	Resolve func(service string) (agentAddr string, err error)
+	// Now is the clock for expiry decisions; nil means time.Now.
+	Now func() time.Time
+	// Logger gets operational messages; nil discards them.
+	Logger *slog.Logger
+	// DialTimeout bounds tunnel dials and app dials; zero means 5s.
+	DialTimeout time.Duration
+}
+
+// Service is one service on this node.
+type Service struct {
+	Name string
+	// Port is the port callers name (and policy rules name); zero means
+	// AppAddr's port.
+	Port int
+	// AppAddr is where the app listens, normally 127.0.0.1:PORT.
+	AppAddr string
+	// Mode overrides the policy's peer mode for this service; "" follows
+	// the policy (strict unless it says permissive).
+	Mode policy.PeerMode
+	// Upstreams are the services this one calls.
+	Upstreams []Upstream
+}
+
+// Upstream is a service another one calls through a local port.
+type Upstream struct {
+	Service string
+	Port    int
+	// LocalAddr is the loopback address the caller's app connects to; a
+	// port of 0 picks one (see LocalAddr).
+	LocalAddr string
+}
+
+// Stats are cumulative counters, except the gauges marked so.
+type Stats struct {
+	ClientHandshakes  int64 // completed TLS handshakes opening tunnels
+	ServerHandshakes  int64 // completed TLS handshakes accepting tunnels
+	HandshakeFailures int64 // both sides
+	TunnelsOpen       int64 // gauge: outbound tunnels
+	StreamsOut        int64 // outbound connections carried
+	StreamsIn         int64 // inbound streams and plaintext connections
+	Refused           int64 // inbound streams refused
+	Cut               int64 // live inbound streams closed by a policy or trust change
+	Plaintext         int64 // plaintext connections accepted
+}
+
+type counters struct {
+	clientHS, serverHS, hsFail, tunnels, out, in, refused, cut, plain atomic.Int64
+}
+
+// Mesh is one agent's data plane. Its methods are safe for concurrent use.
+type Mesh struct {
+	cfg    Config
+	log    *slog.Logger
+	now    func() time.Time
+	flows  flow.Writer
+	ln     net.Listener
+	srvTLS *tls.Config
+	mux    *yamux.Config
+	stats  counters
+
+	policy   atomic.Pointer[policy.Table]
+	services atomic.Pointer[map[string]Service]
+
+	ctx    context.Context
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+
+	mu        sync.Mutex              // guards the fields below
+	outbound  map[string]*outListener // by upstreamKey
+	pool      map[poolKey]*poolEntry  // outbound tunnels
+	inbound   map[*inTunnel]struct{}  // accepted tunnels
+	inStreams map[*inStream]struct{}  // live inbound streams
+	closed    bool
+}
+
+// New checks c, binds the mesh port and returns a Mesh that serves once Run
+// is called. Close (or Run's return) releases the port.
+func New(c Config) (*Mesh, error) {
+	if c.Trust == nil || c.Identities == nil {
+		return nil, errors.New("mesh: Config needs Trust and Identities")
+	}
+	if c.TrustDomain.IsZero() {
+		c.TrustDomain = c.Trust.TrustDomain()
+	}
+	if c.Listen == "" {
+		c.Listen = "127.0.0.1:0"
+	}
+	if c.DialTimeout == 0 {
+		c.DialTimeout = 5 * time.Second
+	}
+	m := &Mesh{
+		cfg:       c,
+		log:       c.Logger,
+		now:       c.Now,
+		flows:     c.Flows,
+		outbound:  map[string]*outListener{},
+		pool:      map[poolKey]*poolEntry{},
+		inbound:   map[*inTunnel]struct{}{},
+		inStreams: map[*inStream]struct{}{},
+	}
+	if m.log == nil {
+		m.log = slog.New(slog.DiscardHandler)
+	}
+	if m.now == nil {
+		m.now = time.Now
+	}
+	if m.flows == nil {
+		m.flows = flow.Discard
+	}
+	m.policy.Store(c.Policy)
+	empty := map[string]Service{}
+	m.services.Store(&empty)
+	m.mux = yamux.DefaultConfig()
+	m.mux.LogOutput = io.Discard
+	m.mux.MaxStreamWindowSize = 1 << 20
+	m.mux.StreamCloseTimeout = time.Minute
+	m.mux.StreamOpenTimeout = c.DialTimeout
+	var err error
+	m.srvTLS, err = m.serverTLS()
+	if err != nil {
+		return nil, err
+	}
+	m.ln, err = net.Listen("tcp", c.Listen)
+	if err != nil {
+		return nil, fmt.Errorf("mesh: listen %q: %w", c.Listen, err)
+	}
+	m.ctx, m.cancel = context.WithCancel(context.Background())
+	return m, nil
+}
+
+// Addr is the mesh port's address.
+func (m *Mesh) Addr() net.Addr { return m.ln.Addr() }
+
+// Run serves the mesh port and watches the trust bundle until ctx ends or
+// Close is called, then closes every listener, tunnel and connection.
+func (m *Mesh) Run(ctx context.Context) error {
+	m.wg.Add(1)
+	go func() {
+		defer m.wg.Done()
+		m.watchTrust()
+	}()
+	stop := context.AfterFunc(ctx, func() { _ = m.Close() })
+	defer stop()
+	for {
+		c, err := m.ln.Accept()
+		if err != nil {
+			if m.ctx.Err() != nil {
+				m.wg.Wait()
+				return nil
+			}
+			var ne net.Error
+			if errors.As(err, &ne) && ne.Timeout() {
+				continue
+			}
+			_ = m.Close()
+			m.wg.Wait()
+			return fmt.Errorf("mesh: accept: %w", err)
+		}
+		m.wg.Add(1)
+		go func() {
+			defer m.wg.Done()
+			m.serveConn(c)
+		}()
+	}
+}
+
+// Close stops everything; it is idempotent.
+func (m *Mesh) Close() error {
+	m.mu.Lock()
+	if m.closed {
+		m.mu.Unlock()
+		return nil
+	}
+	m.closed = true
+	m.cancel()
+	var closers []io.Closer
+	for _, l := range m.outbound {
+		closers = append(closers, l.ln)
+	}
+	for _, e := range m.pool {
+		for _, t := range e.all() {
+			closers = append(closers, t.sess)
+		}
+	}
+	for t := range m.inbound {
+		closers = append(closers, t.conn)
+	}
+	for s := range m.inStreams {
+		closers = append(closers, s)
+	}
+	m.mu.Unlock()
+	err := m.ln.Close()
+	for _, c := range closers {
+		_ = c.Close()
+	}
+	return err
+}
+
+// Stats returns a snapshot of the counters.
+func (m *Mesh) Stats() Stats {
+	s := &m.stats
+	return Stats{
+		ClientHandshakes: s.clientHS.Load(), ServerHandshakes: s.serverHS.Load(), HandshakeFailures: s.hsFail.Load(),
+		TunnelsOpen: s.tunnels.Load(), StreamsOut: s.out.Load(), StreamsIn: s.in.Load(),
+		Refused: s.refused.Load(), Cut: s.cut.Load(), Plaintext: s.plain.Load(),
+	}
+}
+
+// SetPolicy swaps the policy. New streams see it at once; live inbound
+// streams of pairs it no longer allows are closed.
+func (m *Mesh) SetPolicy(t *policy.Table) {
+	m.policy.Store(t)
+	m.sweep()
+}
+
+// SetServices replaces the set of local services and reconciles outbound
+// listeners: new upstreams start listening, removed ones stop. If a listener
+// cannot be bound, nothing changes and the error names it.
+func (m *Mesh) SetServices(svcs []Service) error {
+	next := make(map[string]Service, len(svcs))
+	for i, s := range svcs {
+		if err := identity.ValidName(s.Name); err != nil {
+			return fmt.Errorf("mesh: services[%d]: %w", i, err)
+		}
+		if _, dup := next[s.Name]; dup {
+			return fmt.Errorf("mesh: services[%d]: %q given twice", i, s.Name)
+		}
+		if s.Port == 0 {
+			_, p, err := net.SplitHostPort(s.AppAddr)
+			if err != nil {
+				return fmt.Errorf("mesh: service %q: app address %q: %w", s.Name, s.AppAddr, err)
+			}
+			s.Port, _ = strconv.Atoi(p)
+		}
+		if s.Port < 1 || s.Port > 65535 {
+			return fmt.Errorf("mesh: service %q: port %d out of range", s.Name, s.Port)
+		}
+		switch s.Mode {
+		case "", policy.Strict, policy.Permissive:
+		default:
+			return fmt.Errorf("mesh: service %q: mode %q (want strict or permissive)", s.Name, s.Mode)
+		}
+		for j, u := range s.Upstreams {
+			if err := identity.ValidName(u.Service); err != nil {
+				return fmt.Errorf("mesh: service %q: upstreams[%d]: %w", s.Name, j, err)
+			}
+			if u.Port < 1 || u.Port > 65535 {
+				return fmt.Errorf("mesh: service %q: upstreams[%d]: port %d out of range", s.Name, j, u.Port)
+			}
+		}
+		next[s.Name] = s
+	}
+	if err := m.reconcileOutbound(next); err != nil {
+		return err
+	}
+	m.services.Store(&next)
+	m.sweep()
+	return nil
+}
+
+func (m *Mesh) service(name string) (Service, bool) {
+	s, ok := (*m.services.Load())[name]
+	return s, ok
+}
+
+// peerMode is the effective mode of a local service.
+func (m *Mesh) peerMode(s Service) policy.PeerMode {
+	if s.Mode != "" {
+		return s.Mode
+	}
+	return m.policy.Load().PeerMode(s.Name)
+}
+
+// watchTrust re-verifies every live tunnel's peer at each trust update.
+func (m *Mesh) watchTrust() {
+	for {
+		ch := m.cfg.Trust.Changed()
+		select {
+		case <-m.ctx.Done():
+			return
+		case <-ch:
+			m.sweep()
+		}
+	}
+}
+
+// sweep closes what the current trust, policy and services no longer allow:
+// tunnels whose peer fails verification, and inbound streams whose pair is
+// now denied.
+func (m *Mesh) sweep() {
+	m.mu.Lock()
+	var tunnels []*inTunnel
+	for t := range m.inbound {
+		tunnels = append(tunnels, t)
+	}
+	var outs []*tunnel
+	for _, e := range m.pool {
+		outs = append(outs, e.all()...)
+	}
+	var streams []*inStream
+	for s := range m.inStreams {
+		streams = append(streams, s)
+	}
+	m.mu.Unlock()
+	for _, t := range tunnels {
+		if _, err := m.cfg.Trust.Verify(t.peerChain); err != nil {
+			m.log.Info("mesh: closing inbound tunnel", "peer", t.peer.String(), "reason", err.Error())
+			_ = t.conn.Close()
+		}
+	}
+	for _, t := range outs {
+		if _, err := m.cfg.Trust.Verify(t.peerChain); err != nil {
+			m.log.Info("mesh: closing outbound tunnel", "peer", t.peer.String(), "reason", err.Error())
+			t.close()
+		}
+	}
+	pol := m.policy.Load()
+	for _, s := range streams {
+		if reason := m.stillAllowed(pol, s); reason != "" {
+			s.cut(reason)
+		}
+	}
+}
+
+func (m *Mesh) stillAllowed(pol *policy.Table, s *inStream) string {
+	svc, ok := m.service(s.dst)
+	if !ok {
+		return fmt.Sprintf("service %q left this node", s.dst)
+	}
+	if s.plaintext {
+		if m.peerMode(svc) != policy.Permissive {
+			return fmt.Sprintf("service %q is now strict", s.dst)
+		}
+		return ""
+	}
+	if d := pol.Decide(s.src, s.dst, s.port); !d.Allow {
+		return fmt.Sprintf("policy %s no longer allows %s → %s:%d (%s)", short(pol.Version()), s.src, s.dst, s.port, d.Rule)
+	}
+	return ""
+}
+
+func short(v string) string {
+	if len(v) > 12 {
+		return v[:12]
+	}
+	return v
+}
