@@ -31,7 +31,9 @@ import (
 	"github.com/spiffe/go-spiffe/v2/spiffeid"
 
 	"moat/internal/api"
+	"moat/internal/flow"
 	"moat/internal/identity"
+	"moat/internal/mesh"
 )
 
 // Config configures an Agent.
@@ -63,7 +65,9 @@ type Config struct {
 	// MinBackoff and MaxBackoff bound retries while the server is away; zero
 	// means 500ms and 30s.
 	MinBackoff, MaxBackoff time.Duration
-	Logger                 *slog.Logger
+	// Flows receives a flow record per mesh connection; nil discards them.
+	Flows  flow.Writer
+	Logger *slog.Logger
 }
 
 // Agent is a node agent.
@@ -89,6 +93,7 @@ type Agent struct {
 	// every node renewal: connections stay bound to the certificate they
 	// were opened with, so a fresh transport is what presents the new one.
 	client *api.Client
+	mesh   *mesh.Mesh
 }
 
 // svid is one service's current identity.
@@ -137,6 +142,7 @@ func New(ctx context.Context, cfg Config) (*Agent, error) {
 	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
 		return nil, fmt.Errorf("agent: %w", err)
 	}
+	var err error
 	cert, roots, err := api.LoadCredentials(filepath.Join(cfg.DataDir, nodeDir))
 	switch {
 	case err == nil:
@@ -157,6 +163,9 @@ func New(ctx context.Context, cfg Config) (*Agent, error) {
 		return nil, err
 	}
 	a.client = a.newClient()
+	if a.mesh, err = a.newMesh(); err != nil {
+		return nil, err
+	}
 	return a, nil
 }
 
@@ -317,6 +326,7 @@ func (a *Agent) Run(ctx context.Context) error {
 	}
 	run(a.watchLoop)
 	run(a.renewLoop)
+	run(a.runMesh)
 	if a.cfg.Socket != "" {
 		run(a.serveWorkloadAPI)
 	}
