@@ -9,7 +9,7 @@ import (
 )
 
 // window tracks one rule's subjects. Its memory is bounded: a subject keeps
-// at most Threshold event times (or Threshold distinct items), and at most
+// at most Threshold event times (or max(Threshold, 100) distinct items), and at most
 // MaxSubjects subjects are tracked. It is not safe for concurrent use; the
 // Engine's mutex guards it.
 type window struct {
@@ -20,6 +20,10 @@ type window struct {
 	// dropped counts events for new subjects refused at MaxSubjects.
 	dropped uint64
 }
+
+// maxDistinct is how many distinct items a subject keeps at least, so an
+// alert can report how wide a scan was beyond its threshold.
+const maxDistinct = 100
 
 type subject struct {
 	name string
@@ -68,7 +72,7 @@ func (w *window) observe(now time.Time, name, item, summary string, facts map[st
 	}
 	if w.distinct {
 		s.items[item] = now
-		if len(s.items) > w.cfg.Threshold {
+		if len(s.items) > max(w.cfg.Threshold, maxDistinct) {
 			oldest, ot := "", now
 			for k, t := range s.items {
 				if t.Before(ot) || (t.Equal(ot) && (oldest == "" || k < oldest)) {
