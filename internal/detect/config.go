@@ -441,3 +441,12 @@ func secretValue(p, key, lit, env string, getenv func(string) string) (string, e
 }
 
 func (s SinkConfig) String() string { return fmt.Sprintf("%s sink %q", s.Type, s.Name) }
+
+// SinkNames lists the sinks' names, for NewMetrics.
+func (s *Settings) SinkNames() []string {
+	names := make([]string, len(s.Sinks))
+	for i, sc := range s.Sinks {
+		names[i] = sc.Name
+	}
+	return names
+}

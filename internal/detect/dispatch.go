@@ -2,6 +2,7 @@ package detect
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
@@ -166,7 +167,8 @@ func (d *Dispatcher) Run(ctx context.Context) error {
 }
 
 // Deliver sends a to s now, retrying retryable failures with exponential
-// backoff and full jitter up to Delivery.Attempts tries, and returns the
+// backoff and full jitter (or the receiver's Retry-After, when longer, up to
+// MaxBackoff) up to Delivery.Attempts tries, and returns the
 // last error. It counts the outcome in the metrics.
 func (d *Dispatcher) Deliver(ctx context.Context, s Sink, a Alert) error {
 	dl := d.cfg.Delivery
@@ -185,7 +187,12 @@ func (d *Dispatcher) Deliver(ctx context.Context, s Sink, a Alert) error {
 		}
 		d.cfg.Metrics.retry(s.Name())
 		d.cfg.Logger.Warn("detect: delivery failed, will retry", "sink", s.Name(), "key", a.Key, "attempt", attempt, "err", err)
-		if serr := d.cfg.Sleep(ctx, d.cfg.Jitter(d.backoff(attempt))); serr != nil {
+		wait := d.cfg.Jitter(d.backoff(attempt))
+		var de *DeliveryError
+		if errors.As(err, &de) && de.RetryAfter > wait {
+			wait = min(de.RetryAfter, d.cfg.Delivery.MaxBackoff) // the receiver asked; MaxBackoff still bounds it
+		}
+		if serr := d.cfg.Sleep(ctx, wait); serr != nil {
 			break
 		}
 	}

@@ -165,9 +165,14 @@ func TestDeliverDoesNotRetryPermanentFailures(t *testing.T) {
 		}
 	}
 	rv := newReceiver(t, 429, 202)
-	d, sk := testDispatcher(t, SinkConfig{Name: "am", Type: SinkAlertmanager, URL: NewSecret(rv.srv.URL + "/hook")}, 5, &sleeps{}, nil)
+	rv.srv.Config.Handler = retryAfterHandler(rv.srv.Config.Handler, "3")
+	sl := &sleeps{}
+	d, sk := testDispatcher(t, SinkConfig{Name: "am", Type: SinkAlertmanager, URL: NewSecret(rv.srv.URL + "/hook")}, 5, sl, nil)
 	if err := d.Deliver(context.Background(), sk, fixtureAlert(StatusFiring)); err != nil || rv.count() != 2 {
 		t.Errorf("429 then 202: err %v after %d requests, want success after 2", err, rv.count())
+	}
+	if len(sl.d) != 1 || sl.d[0] != 3*time.Second {
+		t.Errorf("waits %v, want the 3s the receiver asked for", sl.d)
 	}
 }
 
@@ -292,4 +297,11 @@ func TestTestSendsToEverySink(t *testing.T) {
 	if len(res) != 3 || res[0].Err != nil || res[1].Err != nil || res[1].Step != StatusResolved || res[2].Err == nil || res[2].Sink != "gone" {
 		t.Fatalf("results = %+v", res)
 	}
+}
+
+func retryAfterHandler(h http.Handler, v string) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Retry-After", v)
+		h.ServeHTTP(w, r)
+	})
 }

@@ -492,3 +492,8 @@ func ocsfSeverity(s Severity) (int, string) {
 	}
 	return flow.SeverityInformational, "Informational"
 }
+
+var (
+	_ flow.Writer = (*Engine)(nil)
+	_ Notifier    = (*Dispatcher)(nil)
+)

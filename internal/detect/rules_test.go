@@ -277,3 +277,21 @@ func TestDedupKeyStableAndBounded(t *testing.T) {
 		t.Fatalf("long key %q is not bounded, stable and distinct", k)
 	}
 }
+
+func TestFiringAlertsBecomeFindings(t *testing.T) {
+	clk := newClock()
+	var findings []flow.Record
+	e, err := New(Config{Rules: testRules(), Now: clk.Now, Findings: flow.WriterFunc(func(r flow.Record) error {
+		findings = append(findings, r)
+		return nil
+	})})
+	if err != nil {
+		t.Fatal(err)
+	}
+	feed(e, clk, every(12, 0, time.Second, func(i int) ev { return r2ev(denyFlow("198.51.100.66", "10.0.1.5", 1+i)) }))
+	clk.Advance(time.Hour)
+	e.Sweep()
+	if len(findings) != 1 || findings[0].ClassUID != flow.ClassDetectionFinding || findings[0].FindingInfo.UID != "moat/scan/198.51.100.66" {
+		t.Fatalf("findings = %+v, want one scan finding (resolves write none)", findings)
+	}
+}

@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"net/url"
 	"sort"
+	"strconv"
 	"strings"
 	"time"
 	"unicode/utf8"
@@ -31,7 +32,10 @@ type DeliveryError struct {
 	// Permanent is set when trying again cannot help (a 4xx other than 408
 	// and 429, a redirect, an alert the sink cannot encode).
 	Permanent bool
-	Msg       string
+	// RetryAfter is the wait the receiver asked for (Retry-After on a 429
+	// or 503), 0 when it named none.
+	RetryAfter time.Duration
+	Msg        string
 }
 
 func (e *DeliveryError) Error() string { return fmt.Sprintf("detect: sink %q: %s", e.Sink, e.Msg) }
@@ -130,7 +134,18 @@ func (s *HTTPSink) Send(ctx context.Context, a Alert) error {
 		msg += ": " + truncate(t, 200)
 	}
 	permanent := resp.StatusCode < 500 && resp.StatusCode != http.StatusTooManyRequests && resp.StatusCode != http.StatusRequestTimeout
-	return &DeliveryError{Sink: s.cfg.Name, Status: resp.StatusCode, Permanent: permanent, Msg: s.mask(msg)}
+	return &DeliveryError{Sink: s.cfg.Name, Status: resp.StatusCode, Permanent: permanent,
+		RetryAfter: retryAfter(resp.Header.Get("Retry-After")), Msg: s.mask(msg)}
+}
+
+// retryAfter reads a Retry-After value given in seconds; dates and junk
+// read as 0.
+func retryAfter(v string) time.Duration {
+	n, err := strconv.Atoi(strings.TrimSpace(v))
+	if err != nil || n <= 0 {
+		return 0
+	}
+	return time.Duration(min(n, 3600)) * time.Second
 }
 
 // maskedURL shows scheme and host only: webhook paths and queries carry tokens.

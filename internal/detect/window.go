@@ -120,7 +120,12 @@ func (w *window) count(s *subject, now time.Time) int {
 }
 
 func (w *window) holds(s *subject, now time.Time) bool {
-	return w.count(s, now) >= w.cfg.Threshold
+	if w.distinct {
+		return w.count(s, now) >= w.cfg.Threshold
+	}
+	// The ring holds the last Threshold events; once full, times[next] is
+	// the oldest, and the condition holds when it is inside the window.
+	return len(s.times) == w.cfg.Threshold && now.Sub(s.times[s.next]) < w.cfg.Window
 }
 
 // sweep resolves subjects whose condition no longer holds at now and forgets
