@@ -55,15 +55,39 @@ const (
 	StatusResolved Status = "resolved"
 )
 
-// Rule names, used in dedup keys, labels and configs.
+// Rule names, used in dedup keys, labels and configs. Each comment says
+// which records the rule reads and what its subject (the part of the dedup
+// key after the rule) is. A source is named by its SPIFFE ID (Endpoint.UID),
+// else its service name, else its IP.
 const (
-	RuleScan           = "scan"
-	RuleDenyBurst      = "deny_burst"
-	RuleHandshake      = "handshake_failures"
-	RuleRevoked        = "revoked_identity"
-	RuleNewEdge        = "new_edge"
-	RuleWAFSpike       = "waf_spike"
-	RulePolicyWidened  = "policy_widened"
+	// RuleScan: Network Activity with verdict deny; fires when one source
+	// reaches Threshold distinct destinations (endpoint:port) within Window.
+	// Subject: the source.
+	RuleScan = "scan"
+	// RuleDenyBurst: Network Activity with verdict deny from any source;
+	// Threshold within Window. Subject: "all".
+	RuleDenyBurst = "deny_burst"
+	// RuleHandshake: any record with Unmapped.Kind "handshake" and a
+	// Reason ("bad certificate", "expired", "unknown authority", …) other
+	// than "revoked". Subject: the source IP.
+	RuleHandshake = "handshake_failures"
+	// RuleRevoked: any record with Unmapped.Reason "revoked". Subject: the
+	// source identity.
+	RuleRevoked = "revoked_identity"
+	// RuleNewEdge: Network Activity with verdict allow between two named
+	// services not seen before (after the learning period). Subject:
+	// "src -> dst".
+	RuleNewEdge = "new_edge"
+	// RuleWAFSpike: records with Unmapped.Kind "waf" that were blocked
+	// (action denied, disposition blocked or verdict deny). Subject: the
+	// client IP.
+	RuleWAFSpike = "waf_spike"
+	// RulePolicyWidened: an audit entry "policy.apply" with result "ok"
+	// whose Detail carries a widening mark (see DetailWildcard). Subject:
+	// the entry's Target. Resolved by the next apply to it without a mark.
+	RulePolicyWidened = "policy_widened"
+	// RuleAuditWouldDeny: Network Activity with verdict audit. Subject:
+	// "src -> dst:port".
 	RuleAuditWouldDeny = "audit_would_deny"
 	// RuleTest marks the alert `moat alerts test` sends.
 	RuleTest = "test"

@@ -261,7 +261,8 @@ func (e *Engine) emit(as []Alert) {
 	}
 }
 
-// fire feeds one event to the named rule, if it runs.
+// fire feeds one event to the named rule, if it runs. summary may hold
+// "{subject}", replaced only when the alert fires.
 func (e *Engine) fire(out []Alert, now time.Time, rule, subj, itm, summary string, facts map[string]string) []Alert {
 	w := e.windows[rule]
 	if w == nil {
@@ -318,7 +319,7 @@ func (e *Engine) observeRecord(now time.Time, r *flow.Record) []Alert {
 	switch {
 	case strings.EqualFold(reason, "revoked"):
 		out = e.fire(out, now, RuleRevoked, src, "",
-			fmt.Sprintf("revoked identity %s used (from %s to %s)", src, orDash(srcIP), target(r.DstEndpoint)),
+			"revoked identity {subject} used",
 			map[string]string{"src_ip": srcIP, "dst": target(r.DstEndpoint)})
 	case kind == "handshake" && reason != "":
 		subj := srcIP
@@ -326,7 +327,7 @@ func (e *Engine) observeRecord(now time.Time, r *flow.Record) []Alert {
 			subj = src
 		}
 		out = e.fire(out, now, RuleHandshake, subj, "",
-			fmt.Sprintf("failed mTLS handshakes from %s", subj),
+			"failed mTLS handshakes from {subject}",
 			map[string]string{"last_reason": reason, "dst": target(r.DstEndpoint)})
 	}
 	if kind == "waf" && (r.ActionID == flow.ActionDenied || r.DispositionID == flow.DispositionBlocked || r.Verdict() == flow.VerdictDeny) {
@@ -341,7 +342,7 @@ func (e *Engine) observeRecord(now time.Time, r *flow.Record) []Alert {
 		if r.HTTPRequest != nil && r.HTTPRequest.URL != nil {
 			facts["last_path"] = r.HTTPRequest.URL.Path
 		}
-		out = e.fire(out, now, RuleWAFSpike, subj, "", fmt.Sprintf("WAF blocks spiking for client %s", subj), facts)
+		out = e.fire(out, now, RuleWAFSpike, subj, "", "WAF blocks spiking for client {subject}", facts)
 	}
 	if r.ClassUID != flow.ClassNetworkActivity {
 		return out
@@ -353,13 +354,13 @@ func (e *Engine) observeRecord(now time.Time, r *flow.Record) []Alert {
 	switch r.Verdict() {
 	case flow.VerdictDeny:
 		out = e.fire(out, now, RuleScan, src, target(r.DstEndpoint),
-			fmt.Sprintf("%s probed many denied destinations", src), map[string]string{"src_ip": srcIP})
+			"{subject} probed many denied destinations", map[string]string{"src_ip": srcIP})
 		out = e.fire(out, now, RuleDenyBurst, "all", "",
-			"burst of denied connections", map[string]string{"last_src": src, "last_dst": target(r.DstEndpoint)})
+			"burst of denied connections from any source", map[string]string{"last_src": src, "last_dst": target(r.DstEndpoint)})
 	case flow.VerdictAudit:
 		subj := src + " -> " + target(r.DstEndpoint)
 		out = e.fire(out, now, RuleAuditWouldDeny, subj, "",
-			fmt.Sprintf("audit mode let through a flow policy would deny: %s", subj), map[string]string{"rule": rule})
+			"audit mode let through a flow policy would deny: {subject}", map[string]string{"rule": rule})
 	case flow.VerdictAllow:
 		out = e.observeEdge(out, now, r)
 	}
@@ -397,7 +398,7 @@ func (e *Engine) observeEdge(out []Alert, now time.Time, r *flow.Record) []Alert
 	if r.FirewallRule != nil {
 		rule = r.FirewallRule.Name
 	}
-	return e.fire(out, now, RuleNewEdge, edge, "", "first connection seen between "+edge, map[string]string{"rule": rule})
+	return e.fire(out, now, RuleNewEdge, edge, "", "first connection seen between {subject}", map[string]string{"rule": rule})
 }
 
 // widening lists the markers of a widening policy apply.

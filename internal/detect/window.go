@@ -91,7 +91,7 @@ func (w *window) observe(now time.Time, name, item, summary string, facts map[st
 		return Alert{}, false
 	}
 	s.active = true
-	s.summary = summary
+	s.summary = strings.ReplaceAll(summary, "{subject}", name)
 	if !s.lastFired.IsZero() && now.Sub(s.lastFired) < w.cfg.Dedup {
 		return Alert{}, false // within the dedup window of the last firing: stay quiet
 	}
