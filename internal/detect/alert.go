@@ -24,6 +24,17 @@ import (
 	"time"
 )
 
+// Log keys.
+const (
+	logSink     = "sink"
+	logKey      = "key"
+	logAttempt  = "attempt"
+	logErr      = "err"
+	logRule     = "rule"
+	logStatus   = "status"
+	logSeverity = "severity"
+)
+
 // Severity ranks an alert. The zero value is not a severity; configs name one
 // of the constants below.
 type Severity string

@@ -132,7 +132,7 @@ func (d *Dispatcher) Notify(a Alert) {
 			d.cfg.Metrics.depth(r.Sink.Name(), len(d.queues[i]))
 		default:
 			d.cfg.Metrics.delivery(r.Sink.Name(), ResultDropped)
-			d.cfg.Logger.Warn("detect: alert queue full, alert dropped", "sink", r.Sink.Name(), "key", a.Key)
+			d.cfg.Logger.Warn("detect: alert queue full, alert dropped", logSink, r.Sink.Name(), logKey, a.Key)
 		}
 	}
 }
@@ -186,7 +186,7 @@ func (d *Dispatcher) Deliver(ctx context.Context, s Sink, a Alert) error {
 			break
 		}
 		d.cfg.Metrics.retry(s.Name())
-		d.cfg.Logger.Warn("detect: delivery failed, will retry", "sink", s.Name(), "key", a.Key, "attempt", attempt, "err", err)
+		d.cfg.Logger.Warn("detect: delivery failed, will retry", logSink, s.Name(), logKey, a.Key, logAttempt, attempt, logErr, err)
 		wait := d.cfg.Jitter(d.backoff(attempt))
 		var de *DeliveryError
 		if errors.As(err, &de) && de.RetryAfter > wait {
@@ -197,7 +197,7 @@ func (d *Dispatcher) Deliver(ctx context.Context, s Sink, a Alert) error {
 		}
 	}
 	d.cfg.Metrics.delivery(s.Name(), ResultFailed)
-	d.cfg.Logger.Error("detect: delivery gave up", "sink", s.Name(), "key", a.Key, "err", err)
+	d.cfg.Logger.Error("detect: delivery gave up", logSink, s.Name(), logKey, a.Key, logErr, err)
 	return err
 }
 

@@ -251,10 +251,10 @@ func (e *Engine) process(it item) {
 func (e *Engine) emit(as []Alert) {
 	for _, a := range as {
 		e.cfg.Metrics.alertRaised(a)
-		e.cfg.Logger.Info("detect: alert", "rule", a.Rule, "status", string(a.Status), "key", a.Key, "severity", string(a.Severity))
+		e.cfg.Logger.Info("detect: alert", logRule, a.Rule, logStatus, string(a.Status), logKey, a.Key, logSeverity, string(a.Severity))
 		if a.Status == StatusFiring && e.cfg.Findings != nil {
 			if err := e.cfg.Findings.Write(Finding(a)); err != nil {
-				e.cfg.Logger.Warn("detect: write finding", "key", a.Key, "err", err)
+				e.cfg.Logger.Warn("detect: write finding", logKey, a.Key, logErr, err)
 			}
 		}
 		e.cfg.Notifier.Notify(a)
