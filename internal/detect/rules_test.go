@@ -1,6 +1,7 @@
 package detect
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"strings"
@@ -293,5 +294,31 @@ func TestFiringAlertsBecomeFindings(t *testing.T) {
 	e.Sweep()
 	if len(findings) != 1 || findings[0].ClassUID != flow.ClassDetectionFinding || findings[0].FindingInfo.UID != "moat/scan/198.51.100.66" {
 		t.Fatalf("findings = %+v, want one scan finding (resolves write none)", findings)
+	}
+}
+
+func TestRunSweepsOnItsOwn(t *testing.T) {
+	clk := newClock()
+	col := &collector{ch: make(chan Alert, 4)}
+	e, err := New(Config{Rules: testRules(), Now: clk.Now, Notifier: col, Sweep: 5 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- e.Run(ctx) }()
+	if err := e.Write(*revokedUse("old-batch")); err != nil {
+		t.Fatal(err)
+	}
+	if a := <-col.ch; a.Status != StatusFiring || a.Rule != RuleRevoked {
+		t.Fatalf("first alert %+v", a)
+	}
+	clk.Advance(time.Hour) // no Sweep call: Run's ticker must resolve it
+	if a := <-col.ch; a.Status != StatusResolved || a.Rule != RuleRevoked {
+		t.Fatalf("second alert %+v", a)
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatal(err)
 	}
 }
