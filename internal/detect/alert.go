@@ -86,8 +86,9 @@ const (
 	// source identity.
 	RuleRevoked = "revoked_identity"
 	// RuleNewEdge: Network Activity with verdict allow between two named
-	// services not seen before (after the learning period). Subject:
-	// "src -> dst".
+	// services not seen before (after the learning period). Edges are
+	// remembered for the engine's life, at most MaxSubjects of them.
+	// Subject: "src -> dst".
 	RuleNewEdge = "new_edge"
 	// RuleWAFSpike: records with Unmapped.Kind "waf" that were blocked
 	// (action denied, disposition blocked or verdict deny). Subject: the
