@@ -106,7 +106,7 @@ func commands() []*Command {
 	var cmds []*Command
 	cmds = append(cmds, versionCommand())
 	cmds = append(cmds, serverCommand(), agentCommand(), tokenCommand(), svcCommand(), revokeCommand(), caCommand(), policyCommand())
-	cmds = append(cmds, alertsCommand())
+	cmds = append(cmds, alertsCommand(), devCommand())
 	sort.Slice(cmds, func(i, j int) bool { return cmds[i].Name < cmds[j].Name })
 	return cmds
 }

@@ -5,11 +5,12 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"log/slog"
 	"net"
 	"net/url"
-	"strings"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"moat/internal/config"
@@ -183,7 +184,7 @@ func serverRunCommand() *Command {
 				fmt.Fprintln(e.Stdout, "configuration OK")
 				return nil
 			}
-			p, err := startServer(ctx, e, c)
+			p, err := startServer(ctx, e, c, slog.New(slog.NewTextHandler(e.Stderr, nil)))
 			if err != nil {
 				return err
 			}

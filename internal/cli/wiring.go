@@ -40,8 +40,7 @@ func (p *serverParts) Close() {
 
 // startServer opens everything the control plane needs, in order, and
 // closes what it opened if a later step fails.
-func startServer(ctx context.Context, e *Env, c serverConfig) (*serverParts, error) {
-	logger := slog.New(slog.NewTextHandler(e.Stderr, nil))
+func startServer(ctx context.Context, e *Env, c serverConfig, logger *slog.Logger) (*serverParts, error) {
 	kr, err := c.KEK.keyring(e, c.DataDir, false)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", c.DataDir, err)
