@@ -3,9 +3,9 @@ package flow
 import (
 	"context"
 	"database/sql"
-	"encoding/json"
 	"errors"
 	"fmt"
+	json "github.com/goccy/go-json"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -72,9 +72,9 @@ type Store struct {
 
 	wmu sync.Mutex // serializes Ingest and Prune
 
-	mu    sync.Mutex           // guards parts, subs and closed
-	parts map[int64]*partition // by day number (days since the Unix epoch, UTC)
-	subs  map[*Subscription]struct{}
+	mu     sync.Mutex           // guards parts, subs and closed
+	parts  map[int64]*partition // by day number (days since the Unix epoch, UTC)
+	subs   map[*Subscription]struct{}
 	closed bool
 
 	stored, dups, expired, dropped atomic.Uint64
@@ -242,9 +242,9 @@ func (s *Store) partition(day int64, create bool) (*partition, error) {
 			return nil, fmt.Errorf("flow: store: %w", err)
 		}
 	}
-	dsn := "file:" + path + "?_pragma=busy_timeout(10000)&_pragma=journal_mode(WAL)&_pragma=synchronous(NORMAL)&_pragma=cache_size(-65536)&_pragma=temp_store(MEMORY)"
+	dsn := "file:" + path + "?_pragma=busy_timeout(10000)&_pragma=journal_mode(WAL)&_pragma=synchronous(NORMAL)&_pragma=cache_size(-65536)&_pragma=temp_store(MEMORY)&_pragma=wal_autocheckpoint(16384)"
 	if s.cfg.ReadOnly {
-		dsn = "file:" + path + "?mode=ro&_pragma=busy_timeout(10000)&_pragma=cache_size(-65536)&_pragma=temp_store(MEMORY)"
+		dsn = "file:" + path + "?mode=ro&_pragma=busy_timeout(10000)&_pragma=cache_size(-65536)&_pragma=temp_store(MEMORY)&_pragma=wal_autocheckpoint(16384)"
 	}
 	db, err := sql.Open("sqlite", dsn)
 	if err != nil {
