@@ -118,13 +118,23 @@ func (m *Model) VPCSource(v *VPC) Source {
 	return Source{Name: v.Addr, VPC: v, Set: setOf(v.CIDRs...), SGs: map[string]bool{}}
 }
 
-// describe renders a set compactly.
+// describe renders a set compactly; the whole IPv4 or IPv6 internet is
+// named as such.
 func (m *Model) describe(s *netipx.IPSet) string {
-	if m.internet != nil && s.Equal(m.internet) {
-		return "any internet address"
-	}
-	ps := s.Prefixes()
+	inet := m.Internet().Set
 	var parts []string
+	rest := s
+	for _, fam := range []struct {
+		all  netip.Prefix
+		name string
+	}{{netip.MustParsePrefix("0.0.0.0/0"), "every IPv4 internet address"}, {netip.MustParsePrefix("::/0"), "every IPv6 internet address"}} {
+		part := intersect(inet, setOf(fam.all))
+		if empty(minus(part, s)) {
+			parts = append(parts, fam.name)
+			rest = minus(rest, part)
+		}
+	}
+	ps := rest.Prefixes()
 	for i, p := range ps {
 		if i == 4 {
 			parts = append(parts, fmt.Sprintf("… (%d ranges)", len(ps)))

@@ -51,7 +51,7 @@ type Rule struct {
 // Finding is one rule violated by one resource (or file).
 type Finding struct {
 	RuleID   string   `json:"rule"`
-	Severity Severity `json:"-"`
+	Severity Severity `json:"severity"`
 	Address  string   `json:"address"`
 	File     string   `json:"file"`
 	Line     int      `json:"line,omitempty"`
@@ -204,4 +204,17 @@ func (fs *findings) add(rule string, r *tf.Resource, path []Hop, format string, 
 		f.Address, f.File, f.Line, f.end = r.Address, r.Pos.File, r.Pos.Line, r.End
 	}
 	fs.list = append(fs.list, f)
+}
+
+// MarshalText writes the severity's name.
+func (s Severity) MarshalText() ([]byte, error) { return []byte(s.String()), nil }
+
+// UnmarshalText reads a severity's name.
+func (s *Severity) UnmarshalText(b []byte) error {
+	v, err := ParseSeverity(string(b))
+	if err != nil {
+		return err
+	}
+	*s = v
+	return nil
 }

@@ -76,7 +76,7 @@ func (m *Model) awsRules(fs *findings) {
 				fs.add(RuleDataTierPublic, e.Res, path, "%s has a public path: %s", e.Kind, e.Why)
 			}
 		}
-		if !e.Gateway && e.Kind != "eks" {
+		if !e.Gateway && !e.DataTier && e.Kind != "eks" {
 			if res, ok := m.anyPort(e); ok {
 				fs.add(RuleInternetFacing, e.Res, res.Path, "%s is reachable from the internet but is not a load balancer or gateway", e.Kind)
 			} else if exposed {
@@ -204,7 +204,7 @@ func openPorts(g *SG, inet *netipx.IPSet) []string {
 			if len(cidrs) == 0 {
 				continue
 			}
-			if empty(minus(inet, setOf(cidrs...))) {
+			if coversFamily(inet, setOf(cidrs...)) {
 				out = append(out, portText(proto, lo, hi))
 			}
 		}
@@ -371,6 +371,17 @@ func dataRules(res []*tf.Resource, fs *findings) {
 func tls12(policy string) bool {
 	for _, s := range []string{"TLS13-1-2", "TLS13-1-3", "TLS-1-2", "FS-1-2"} {
 		if strings.Contains(policy, s) {
+			return true
+		}
+	}
+	return false
+}
+
+// coversFamily reports whether set holds every internet address of IPv4 or
+// of IPv6.
+func coversFamily(inet, set *netipx.IPSet) bool {
+	for _, fam := range []string{"0.0.0.0/0", "::/0"} {
+		if empty(minus(intersect(inet, setOf(netip.MustParsePrefix(fam))), set)) {
 			return true
 		}
 	}
