@@ -107,6 +107,7 @@ func commands() []*Command {
 	cmds = append(cmds, versionCommand())
 	cmds = append(cmds, serverCommand(), agentCommand(), tokenCommand(), svcCommand(), revokeCommand(), caCommand(), policyCommand())
 	cmds = append(cmds, alertsCommand(), devCommand())
+	cmds = append(cmds, checkCommand())
 	sort.Slice(cmds, func(i, j int) bool { return cmds[i].Name < cmds[j].Name })
 	return cmds
 }
