@@ -17,7 +17,14 @@
 // finish on the old tunnel.
 //
 // Every connection produces one OCSF Network Activity record at each end,
-// and every failed handshake one record of kind "handshake".
+// and every failed handshake one record of kind "handshake". In records the
+// destination port is the service port that policy names (8080 for "api"),
+// not the app's loopback port or the agent's mesh port; EdgeOf turns a
+// record back into a policy.Edge.
+//
+// Plaintext connections (PERMISSIVE services only) send the same tunnel
+// header as a stream does (see header.go) directly on the mesh port, and
+// are flagged with TLS version "none" in their records.
 //
 // SetPolicy and trust updates apply to new streams at once and close live
 // streams of pairs that are now denied or peers that are now revoked.

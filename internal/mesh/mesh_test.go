@@ -239,3 +239,22 @@ func TestSequentialConnectionsShareATunnel(t *testing.T) {
 		t.Fatalf("stats a=%+v b=%+v", sa, sb)
 	}
 }
+
+func TestEdgeOf(t *testing.T) {
+	p := newPair(t)
+	if _, err := call(p.a.local(t, "frontend", "api"), "x"); err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range []flow.Record{
+		p.a.flows.waitFor(t, "outbound", isFlow(flow.DirectionOutbound, "frontend", "api")),
+		p.b.flows.waitFor(t, "inbound", isFlow(flow.DirectionInbound, "frontend", "api")),
+	} {
+		e, ok := EdgeOf(r)
+		if !ok || e != (policy.Edge{Src: "frontend", Dst: "api", Port: 8080}) {
+			t.Fatalf("edge %+v %v", e, ok)
+		}
+	}
+	if _, ok := EdgeOf(flow.Record{ClassUID: flow.ClassNetworkActivity}); ok {
+		t.Fatal("edge from an empty record")
+	}
+}

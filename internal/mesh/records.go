@@ -7,6 +7,7 @@ import (
 
 	"moat/internal/flow"
 	"moat/internal/mtls"
+	"moat/internal/policy"
 )
 
 const (
@@ -45,10 +46,22 @@ func endpoint(id, svc string, a net.Addr, port int) *flow.Endpoint {
 			e.Port, _ = strconv.Atoi(p)
 		}
 	}
-	if e.Port == 0 {
+	if port != 0 {
 		e.Port = port
 	}
 	return e
+}
+
+// EdgeOf returns the (source, destination, port) a mesh flow record is
+// about, for replaying recent traffic against a new policy (policy.Diff).
+// Records without both service names (plaintext, handshake failures) have
+// no edge.
+func EdgeOf(r flow.Record) (policy.Edge, bool) {
+	if r.ClassUID != flow.ClassNetworkActivity || r.SrcEndpoint == nil || r.DstEndpoint == nil ||
+		r.SrcEndpoint.SvcName == "" || r.DstEndpoint.SvcName == "" || r.DstEndpoint.Port == 0 {
+		return policy.Edge{}, false
+	}
+	return policy.Edge{Src: r.SrcEndpoint.SvcName, Dst: r.DstEndpoint.SvcName, Port: r.DstEndpoint.Port}, true
 }
 
 // emit writes r as an OCSF Network Activity record.
