@@ -29,8 +29,8 @@ var DefaultArgon2Params = Argon2Params{Time: 3, Memory: 64 * 1024, Threads: 4}
 // Bounds on parameters read from a ciphertext header: a crafted header must
 // not make Decrypt allocate gigabytes or spin for minutes.
 const (
-	maxArgonTime   = 64
-	maxArgonMemory = 4 * 1024 * 1024 // 4 GiB in KiB
+	maxArgonTime   = 16
+	maxArgonMemory = 1024 * 1024 // 1 GiB in KiB
 	saltSize       = 16
 	passHeaderSize = 1 + 4 + 4 + 1 + saltSize
 	passVersion    = 1
