@@ -420,51 +420,79 @@ func (l *Log) writable() error {
 	return nil
 }
 
-// appendLocked writes one entry; l.mu and the file lock are held.
-func (l *Log) appendLocked(e Entry) (int64, error) {
-	if e.Time.IsZero() {
-		e.Time = l.now().UTC()
+// AppendBatch appends es in order with one write and one fsync per file and
+// one checkpoint covering them all, and returns the index of the first. It
+// is all or nothing: on error no entry of the batch is in the log.
+func (l *Log) AppendBatch(ctx context.Context, es []Entry) (int64, error) {
+	if err := ctx.Err(); err != nil {
+		return -1, fmt.Errorf("audit: append: %w", err)
 	}
-	n := l.front.n
-	stored, err := EncodeEntry(n, e, l.sealer)
-	if err != nil {
+	if len(es) == 0 {
+		return -1, errors.New("audit: append: empty batch")
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if err := l.writable(); err != nil {
 		return -1, err
 	}
-	if len(stored) > maxEntry {
-		return -1, fmt.Errorf("audit: entry %d is %d bytes, more than %d", n, len(stored), maxEntry)
+	if err := flock(l.lock, syscall.LOCK_EX); err != nil {
+		return -1, fmt.Errorf("audit: lock: %w", err)
 	}
-	hashes, err := tlog.StoredHashes(n, stored, &l.front)
-	if err != nil {
-		return -1, fmt.Errorf("audit: hash entry %d: %w", n, err)
-	}
+	defer flock(l.lock, syscall.LOCK_UN)
+	return l.appendLocked(es...)
+}
+
+// appendLocked writes entries; l.mu and the file lock are held.
+func (l *Log) appendLocked(es ...Entry) (int64, error) {
+	first := l.front.n
 	front := l.front
-	front.add(hashes)
+	var frames, hb []byte
+	offsets := make([]int64, 0, len(es))
+	for _, e := range es {
+		if e.Time.IsZero() {
+			e.Time = l.now().UTC()
+		}
+		n := front.n
+		stored, err := EncodeEntry(n, e, l.sealer)
+		if err != nil {
+			return -1, err
+		}
+		if len(stored) > maxEntry {
+			return -1, fmt.Errorf("audit: entry %d is %d bytes, more than %d", n, len(stored), maxEntry)
+		}
+		hashes, err := tlog.StoredHashes(n, stored, &front)
+		if err != nil {
+			return -1, fmt.Errorf("audit: hash entry %d: %w", n, err)
+		}
+		front.add(hashes)
+		offsets = append(offsets, l.end+int64(len(frames)))
+		frames = appendFrame(frames, stored)
+		for _, h := range hashes {
+			hb = append(hb, h[:]...)
+		}
+	}
 	signed, err := l.sign(&front)
 	if err != nil {
 		return -1, err
 	}
-	hb := make([]byte, 0, len(hashes)*tlog.HashSize)
-	for _, h := range hashes {
-		hb = append(hb, h[:]...)
-	}
-	frame := appendFrame(nil, stored)
 	cpFrame := appendFrame(nil, signed)
-	if err := l.write(frame, hb, cpFrame); err != nil {
+	if err := l.write(frames, hb, cpFrame); err != nil {
 		l.broken = err
-		return -1, fmt.Errorf("audit: append entry %d: %w", n, err)
+		return -1, fmt.Errorf("audit: append entry %d: %w", first, err)
 	}
-	l.offsets = append(l.offsets, l.end)
-	l.end += int64(len(frame))
+	l.offsets = append(l.offsets, offsets...)
+	l.end += int64(len(frames))
 	l.hashEnd += int64(len(hb))
 	l.cpEnd += int64(len(cpFrame))
 	l.front = front
 	l.latest = signed
 	if err := l.publish(signed); err != nil {
-		// The entry is durable and covered by the checkpoint history; only
-		// the published copy is stale, and the next append or open fixes it.
+		// The entries are durable and covered by the checkpoint history;
+		// only the published copy is stale, and the next append or open
+		// fixes it.
 		l.logger.Warn("audit: publish checkpoint", "dir", l.dir, "err", err)
 	}
-	return n, nil
+	return first, nil
 }
 
 func (l *Log) write(frame, hb, cpFrame []byte) error {
