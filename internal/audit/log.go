@@ -151,6 +151,12 @@ func (l *Log) open(cfg Config) error {
 			return fmt.Errorf("audit: %w", err)
 		}
 	}
+	if !l.readOnly {
+		// Make the files' directory entries durable too.
+		if err := syncDir(l.dir); err != nil {
+			return err
+		}
+	}
 	how := syscall.LOCK_EX
 	if l.readOnly {
 		how = syscall.LOCK_SH
@@ -622,4 +628,16 @@ func (l *Log) storedLocked(i int64) ([]byte, error) {
 		return nil, fmt.Errorf("audit: entry %d: short record", i)
 	}
 	return b[frameHdr:], nil
+}
+
+func syncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return fmt.Errorf("audit: %w", err)
+	}
+	defer d.Close()
+	if err := d.Sync(); err != nil {
+		return fmt.Errorf("audit: sync %q: %w", dir, err)
+	}
+	return nil
 }
