@@ -29,11 +29,14 @@
 // record the file sizes, so a reader never sees half an append.
 //
 // An append writes the entry, its hashes and its checkpoint, then fsyncs
-// the three files. A crash can leave a partial record at the end of any of
-// them: a read-only Verify reports it as the first bad index, and a
-// writer's Open cuts it off, logs a warning and appends an "audit.repair"
-// entry saying how many bytes and entries were removed — never anything a
-// signed checkpoint covers, which Open refuses as damage.
+// the three files; it is committed when its checkpoint is on disk, and
+// only then does Record return. A crash can leave a partial or uncommitted
+// tail in any of the files: a read-only Verify reports it as the first bad
+// index, and a writer's Open cuts it, saves the cut bytes as
+// "<file>.cut-<index>", logs a warning and appends an "audit.repair" entry
+// saying what was cut. Open never signs what was not signed at append time,
+// and refuses to cut anything a signed checkpoint covers: that is damage,
+// for Verify to name.
 //
 // # Encryption
 //
