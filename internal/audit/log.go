@@ -500,6 +500,9 @@ func (l *Log) appendLocked(es ...Entry) (int64, error) {
 	var frames, hb []byte
 	offsets := make([]int64, 0, len(es))
 	for _, e := range es {
+		if e.Action == "" {
+			return -1, fmt.Errorf("audit: entry %d: %w", front.n, ErrNoAction)
+		}
 		if e.Time.IsZero() {
 			e.Time = l.now().UTC()
 		}

@@ -130,6 +130,9 @@ func TestRecorder(t *testing.T) {
 	if err := l.Record(context.Background(), Entry{Action: "token.create"}); err != nil {
 		t.Fatal(err)
 	}
+	if err := l.Record(context.Background(), Entry{Actor: "x"}); !errors.Is(err, ErrNoAction) {
+		t.Fatalf("Record without an action: %v", err)
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
 	if err := l.Record(ctx, Entry{}); !errors.Is(err, context.Canceled) {
