@@ -42,6 +42,7 @@ func TestTornTail(t *testing.T) {
 		{name: "entry without hashes", entries: whole, cut: "entries_cut"},
 		{name: "entry with half its hashes", entries: whole, hashes: make([]byte, 40), cut: "hash_bytes_cut"},
 		{name: "half a checkpoint", cps: []byte{0, 0, 1, 0, 'x'}, cut: "checkpoint_bytes_cut"},
+		{name: "entry and hashes without a checkpoint", entries: whole, hashes: make([]byte, 64), cut: "entries_cut"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -75,6 +76,17 @@ func TestTornTail(t *testing.T) {
 			}
 			if d := es[0].Entry.Detail[tc.cut]; d == "" || d == "0" {
 				t.Fatalf("repair entry %v does not record %s", es[0].Entry.Detail, tc.cut)
+			}
+			// What was cut is kept beside the log.
+			for _, name := range []string{entriesFile, hashesFile, checkpointsFile} {
+				saved := es[0].Entry.Detail[name+"_saved_as"]
+				if saved == "" {
+					continue
+				}
+				b, err := os.ReadFile(filepath.Join(dir, saved))
+				if err != nil || len(b) == 0 {
+					t.Fatalf("cut bytes of %s not saved: %v", name, err)
+				}
 			}
 		})
 	}
@@ -162,5 +174,44 @@ func TestOwnKey(t *testing.T) {
 	}
 	if _, err := Open(Config{Dir: dir, Logger: quietLogger()}); err == nil || !strings.Contains(err.Error(), "want 0600") {
 		t.Fatalf("Open with a world-readable key = %v", err)
+	}
+}
+
+// TestOpenDoesNotBlessRewrites: entries rewritten past a truncated
+// checkpoint history are cut and saved aside, never signed; a missing
+// history is refused.
+func TestOpenDoesNotBlessRewrites(t *testing.T) {
+	dir, v := newTestLog(t, 6, nil)
+	f := loadFiles(t, dir)
+	f.entries[4] = forged(t, 4)
+	f.rehash(t)
+	f.cps = f.cps[:5] // sizes 0..4
+	f.pub = f.cps[4]
+	f.save(t)
+	s, _, _ := testKey(t, "test-log")
+	l, err := Open(Config{Dir: dir, Signer: s, Verifier: v, Now: testClock(), Logger: quietLogger()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	es, err := l.Entries(0, l.Size())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(es) != 5 || es[4].Entry.Action != "audit.repair" || es[4].Entry.Detail["entries_cut"] != "2" {
+		t.Fatalf("after Open the log is %+v; want 4 entries and an audit.repair cutting 2", es)
+	}
+	for _, x := range es {
+		if x.Entry.Actor == "mallory" {
+			t.Fatalf("the rewritten entry %d was kept", x.Index)
+		}
+	}
+	l.Close()
+
+	f = loadFiles(t, dir)
+	f.cps = nil
+	f.save(t)
+	var ve *VerifyError
+	if _, err := Open(Config{Dir: dir, Signer: s, Verifier: v, Logger: quietLogger()}); !errors.As(err, &ve) || !strings.Contains(err.Error(), "history") {
+		t.Fatalf("Open without a checkpoint history = %v", err)
 	}
 }

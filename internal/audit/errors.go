@@ -16,6 +16,10 @@ var ErrReadOnly = errors.New("audit: log is open read-only")
 // Sealer to open it.
 var ErrSealed = errors.New("audit: entry is sealed and no Sealer is configured")
 
+// ErrNoAction rejects an entry without an Action: an entry that does not
+// say what happened records nothing.
+var ErrNoAction = errors.New("entry has no action")
+
 // VerifyError reports the first place where the stored log, its stored
 // hashes and its signed checkpoints disagree. Index is the first entry that
 // can no longer be vouched for; everything before it holds.

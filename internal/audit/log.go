@@ -17,6 +17,13 @@ import (
 	"golang.org/x/mod/sumdb/tlog"
 )
 
+// Log attribute keys.
+const (
+	logKeyDir   = "dir"
+	logKeyIndex = "index"
+	logKeyErr   = "err"
+)
+
 // DirName is the log's directory inside a moat data directory.
 const DirName = "audit"
 
@@ -91,11 +98,11 @@ type Indexed struct {
 // exclusive lock on the directory until Close.
 //
 // Crash safety: an append writes the entry, its hashes and a new signed
-// checkpoint, then fsyncs each file. Open finds a tail that an interrupted
-// append left incomplete, truncates it, logs a warning and appends an
-// "audit.repair" entry saying what was removed, so the loss is on record.
-// Open refuses to remove anything a signed checkpoint covers: that is
-// damage or tampering, for Verify to report.
+// checkpoint, then fsyncs each file. Open finds what an interrupted append
+// left past the latest signed checkpoint, cuts it (saving the bytes beside
+// the log), logs a warning and appends an "audit.repair" entry saying what
+// was cut, so the loss is on record. Open refuses to cut anything a signed
+// checkpoint covers: that is damage or tampering, for Verify to report.
 func Open(cfg Config) (*Log, error) {
 	if cfg.Dir == "" {
 		return nil, errors.New("audit: Config.Dir is required")
@@ -149,6 +156,12 @@ func (l *Log) open(cfg Config) error {
 	}{{entriesFile, &l.entries}, {hashesFile, &l.hashes}, {checkpointsFile, &l.cps}} {
 		if *f.dst, err = os.OpenFile(l.path(f.name), flags, 0o600); err != nil {
 			return fmt.Errorf("audit: %w", err)
+		}
+	}
+	if !l.readOnly {
+		// Make the files' directory entries durable too.
+		if err := syncDir(l.dir); err != nil {
+			return err
 		}
 	}
 	how := syscall.LOCK_EX
@@ -270,12 +283,17 @@ func (l *Log) keys(cfg Config, s *scanned) error {
 	return nil
 }
 
-// recover brings the in-memory state to the longest consistent prefix of
-// the files and, for a writer, cuts off and records an incomplete tail.
+// recover brings the in-memory state to what the latest signed checkpoint
+// covers. An append is committed once its checkpoint is on disk (Record
+// returns only then), so anything past the latest checkpoint is an append
+// that never returned: a writer cuts it, keeps the cut bytes beside the
+// log, and records the cut in an "audit.repair" entry. Nothing is ever
+// signed that was not signed when it was appended.
 func (l *Log) recover(s *scanned) error {
 	m := int64(len(s.offsets))
 	h, _ := hashCountEntries(s.hashSize)
-	k := min(m, h)
+	k := min(m, h) // entries with their hashes on disk
+	empty := s.size == 0 && s.hashSize == 0 && s.cpSize == 0
 	var signed Checkpoint
 	if s.cps > 0 && l.verifier != nil {
 		c, err := OpenCheckpoint(s.lastCP, l.verifier)
@@ -284,26 +302,33 @@ func (l *Log) recover(s *scanned) error {
 		}
 		signed = c
 	}
-	if signed.Size > k && !l.readOnly {
-		return &VerifyError{Index: k, Reason: fmt.Sprintf("the signed checkpoint covers %d entries but only %d are intact; run verify", signed.Size, k)}
+	keep := k
+	if !l.readOnly {
+		if s.cps == 0 && !empty {
+			return &VerifyError{Index: 0, Reason: fmt.Sprintf("the checkpoint history of %q is missing; run verify", l.dir)}
+		}
+		if signed.Size > k {
+			return &VerifyError{Index: k, Reason: fmt.Sprintf("the signed checkpoint covers %d entries but only %d are intact; run verify", signed.Size, k)}
+		}
+		keep = signed.Size
 	}
 	end := s.end
-	if k < m {
-		end = s.offsets[k]
+	if keep < m {
+		end = s.offsets[keep]
 	}
-	hashEnd := tlog.StoredHashCount(k) * tlog.HashSize
+	hashEnd := tlog.StoredHashCount(keep) * tlog.HashSize
 	var err error
-	if l.front, err = loadFrontier(l.hashes, k); err != nil {
+	if l.front, err = loadFrontier(l.hashes, keep); err != nil {
 		return err
 	}
-	l.offsets, l.end, l.hashEnd, l.cpEnd = s.offsets[:k], end, hashEnd, s.cpEnd
+	l.offsets, l.end, l.hashEnd, l.cpEnd = s.offsets[:keep], end, hashEnd, s.cpEnd
 	if s.cps > 0 {
 		l.latest = bytes.Clone(s.lastCP)
 	}
-	torn := end < s.size || hashEnd < s.hashSize || s.cpEnd < s.cpSize
+	cut := end < s.size || hashEnd < s.hashSize || s.cpEnd < s.cpSize
 	if l.readOnly {
-		if torn {
-			l.torn = &TornError{File: entriesFile, Index: k, Offset: end, Reason: "incomplete append at the end of the log"}
+		if cut {
+			l.torn = &TornError{File: entriesFile, Index: keep, Offset: end, Reason: "incomplete append at the end of the log"}
 		}
 		return nil
 	}
@@ -317,33 +342,12 @@ func (l *Log) recover(s *scanned) error {
 		}
 	}
 	var repair map[string]string
-	if torn {
-		repair = map[string]string{
-			"index":                fmt.Sprint(k),
-			"entry_bytes_cut":      fmt.Sprint(s.size - end),
-			"entries_cut":          fmt.Sprint(m - k),
-			"hash_bytes_cut":       fmt.Sprint(s.hashSize - hashEnd),
-			"checkpoint_bytes_cut": fmt.Sprint(s.cpSize - s.cpEnd),
-		}
-		if s.entryErr != nil {
-			repair["entries_error"] = s.entryErr.Error()
-		}
-		l.logger.Warn("audit: cutting an incomplete append from the end of the log",
-			"dir", l.dir, "index", k, "entry_bytes", s.size-end, "hash_bytes", s.hashSize-hashEnd,
-			"checkpoint_bytes", s.cpSize-s.cpEnd)
-		for _, t := range []struct {
-			f *os.File
-			n int64
-		}{{l.entries, end}, {l.hashes, hashEnd}, {l.cps, s.cpEnd}} {
-			if err := t.f.Truncate(t.n); err != nil {
-				return fmt.Errorf("audit: repair: %w", err)
-			}
-			if err := t.f.Sync(); err != nil {
-				return fmt.Errorf("audit: repair: %w", err)
-			}
+	if cut {
+		if repair, err = l.cutTail(s, keep, m, end, hashEnd); err != nil {
+			return err
 		}
 	}
-	if s.cps == 0 || signed.Size < k {
+	if s.cps == 0 {
 		if err := l.signLocked(); err != nil {
 			return err
 		}
@@ -359,6 +363,53 @@ func (l *Log) recover(s *scanned) error {
 		}
 	}
 	return nil
+}
+
+// cutTail saves the bytes past the committed prefix to "<file>.cut-<index>"
+// files, truncates the log files to the prefix, and returns the details
+// for the audit.repair entry.
+func (l *Log) cutTail(s *scanned, keep, m, end, hashEnd int64) (map[string]string, error) {
+	detail := map[string]string{
+		"index":                fmt.Sprint(keep),
+		"entries_cut":          fmt.Sprint(m - keep),
+		"entry_bytes_cut":      fmt.Sprint(s.size - end),
+		"hash_bytes_cut":       fmt.Sprint(s.hashSize - hashEnd),
+		"checkpoint_bytes_cut": fmt.Sprint(s.cpSize - s.cpEnd),
+	}
+	if s.entryErr != nil {
+		detail["entries_error"] = s.entryErr.Error()
+	}
+	l.logger.Warn("audit: cutting appends past the latest signed checkpoint",
+		logKeyDir, l.dir, logKeyIndex, keep, "entries", m-keep, "entry_bytes", s.size-end,
+		"hash_bytes", s.hashSize-hashEnd, "checkpoint_bytes", s.cpSize-s.cpEnd)
+	for _, t := range []struct {
+		f         *os.File
+		name      string
+		from, end int64
+	}{{l.entries, entriesFile, end, s.size}, {l.hashes, hashesFile, hashEnd, s.hashSize}, {l.cps, checkpointsFile, s.cpEnd, s.cpSize}} {
+		if t.from == t.end {
+			continue
+		}
+		b := make([]byte, t.end-t.from)
+		if _, err := t.f.ReadAt(b, t.from); err != nil {
+			return nil, fmt.Errorf("audit: repair: read %s: %w", t.name, err)
+		}
+		saved := fmt.Sprintf("%s.cut-%d", t.name, keep)
+		if err := os.WriteFile(l.path(saved), b, 0o600); err != nil {
+			return nil, fmt.Errorf("audit: repair: %w", err)
+		}
+		detail[t.name+"_saved_as"] = saved
+		if err := t.f.Truncate(t.from); err != nil {
+			return nil, fmt.Errorf("audit: repair: %w", err)
+		}
+		if err := t.f.Sync(); err != nil {
+			return nil, fmt.Errorf("audit: repair: %w", err)
+		}
+	}
+	if err := syncDir(l.dir); err != nil {
+		return nil, err
+	}
+	return detail, nil
 }
 
 // Close releases the log. It is idempotent.
@@ -420,51 +471,82 @@ func (l *Log) writable() error {
 	return nil
 }
 
-// appendLocked writes one entry; l.mu and the file lock are held.
-func (l *Log) appendLocked(e Entry) (int64, error) {
-	if e.Time.IsZero() {
-		e.Time = l.now().UTC()
+// AppendBatch appends es in order with one write and one fsync per file and
+// one checkpoint covering them all, and returns the index of the first. It
+// is all or nothing: on error no entry of the batch is in the log.
+func (l *Log) AppendBatch(ctx context.Context, es []Entry) (int64, error) {
+	if err := ctx.Err(); err != nil {
+		return -1, fmt.Errorf("audit: append: %w", err)
 	}
-	n := l.front.n
-	stored, err := EncodeEntry(n, e, l.sealer)
-	if err != nil {
+	if len(es) == 0 {
+		return -1, errors.New("audit: append: empty batch")
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if err := l.writable(); err != nil {
 		return -1, err
 	}
-	if len(stored) > maxEntry {
-		return -1, fmt.Errorf("audit: entry %d is %d bytes, more than %d", n, len(stored), maxEntry)
+	if err := flock(l.lock, syscall.LOCK_EX); err != nil {
+		return -1, fmt.Errorf("audit: lock: %w", err)
 	}
-	hashes, err := tlog.StoredHashes(n, stored, &l.front)
-	if err != nil {
-		return -1, fmt.Errorf("audit: hash entry %d: %w", n, err)
-	}
+	defer flock(l.lock, syscall.LOCK_UN)
+	return l.appendLocked(es...)
+}
+
+// appendLocked writes entries; l.mu and the file lock are held.
+func (l *Log) appendLocked(es ...Entry) (int64, error) {
+	first := l.front.n
 	front := l.front
-	front.add(hashes)
+	var frames, hb []byte
+	offsets := make([]int64, 0, len(es))
+	for _, e := range es {
+		if e.Action == "" {
+			return -1, fmt.Errorf("audit: entry %d: %w", front.n, ErrNoAction)
+		}
+		if e.Time.IsZero() {
+			e.Time = l.now().UTC()
+		}
+		n := front.n
+		stored, err := EncodeEntry(n, e, l.sealer)
+		if err != nil {
+			return -1, err
+		}
+		if len(stored) > maxEntry {
+			return -1, fmt.Errorf("audit: entry %d is %d bytes, more than %d", n, len(stored), maxEntry)
+		}
+		hashes, err := tlog.StoredHashes(n, stored, &front)
+		if err != nil {
+			return -1, fmt.Errorf("audit: hash entry %d: %w", n, err)
+		}
+		front.add(hashes)
+		offsets = append(offsets, l.end+int64(len(frames)))
+		frames = appendFrame(frames, stored)
+		for _, h := range hashes {
+			hb = append(hb, h[:]...)
+		}
+	}
 	signed, err := l.sign(&front)
 	if err != nil {
 		return -1, err
 	}
-	hb := make([]byte, 0, len(hashes)*tlog.HashSize)
-	for _, h := range hashes {
-		hb = append(hb, h[:]...)
-	}
-	frame := appendFrame(nil, stored)
 	cpFrame := appendFrame(nil, signed)
-	if err := l.write(frame, hb, cpFrame); err != nil {
+	if err := l.write(frames, hb, cpFrame); err != nil {
 		l.broken = err
-		return -1, fmt.Errorf("audit: append entry %d: %w", n, err)
+		return -1, fmt.Errorf("audit: append entry %d: %w", first, err)
 	}
-	l.offsets = append(l.offsets, l.end)
-	l.end += int64(len(frame))
+	l.offsets = append(l.offsets, offsets...)
+	l.end += int64(len(frames))
 	l.hashEnd += int64(len(hb))
 	l.cpEnd += int64(len(cpFrame))
 	l.front = front
 	l.latest = signed
 	if err := l.publish(signed); err != nil {
-		// The entry is durable and covered by the checkpoint history; only
-		// the published copy is stale, and the next append or open fixes it.
-		l.logger.Warn("audit: publish checkpoint", "dir", l.dir, "err", err)
+		// The entries are durable and covered by the checkpoint history;
+		// only the published copy is stale, and the next append or open
+		// fixes it.
+		l.logger.Warn("audit: publish checkpoint", logKeyDir, l.dir, logKeyErr, err)
 	}
-	return n, nil
+	return first, nil
 }
 
 func (l *Log) write(frame, hb, cpFrame []byte) error {
@@ -594,4 +676,16 @@ func (l *Log) storedLocked(i int64) ([]byte, error) {
 		return nil, fmt.Errorf("audit: entry %d: short record", i)
 	}
 	return b[frameHdr:], nil
+}
+
+func syncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return fmt.Errorf("audit: %w", err)
+	}
+	defer d.Close()
+	if err := d.Sync(); err != nil {
+		return fmt.Errorf("audit: sync %q: %w", dir, err)
+	}
+	return nil
 }

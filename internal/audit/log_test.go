@@ -130,6 +130,9 @@ func TestRecorder(t *testing.T) {
 	if err := l.Record(context.Background(), Entry{Action: "token.create"}); err != nil {
 		t.Fatal(err)
 	}
+	if err := l.Record(context.Background(), Entry{Actor: "x"}); !errors.Is(err, ErrNoAction) {
+		t.Fatalf("Record without an action: %v", err)
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
 	if err := l.Record(ctx, Entry{}); !errors.Is(err, context.Canceled) {
@@ -137,5 +140,40 @@ func TestRecorder(t *testing.T) {
 	}
 	if err := l.Verify(context.Background()); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestAppendBatch: a batch gets consecutive indexes and one checkpoint; a
+// rewrite inside the batch is pinned to the batch's first entry.
+func TestAppendBatch(t *testing.T) {
+	dir, v := newTestLog(t, 2, nil)
+	s, _, _ := testKey(t, "test-log")
+	l, err := Open(Config{Dir: dir, Signer: s, Verifier: v, Now: testClock(), Logger: quietLogger()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	batch := []Entry{{Action: "a"}, {Action: "b"}, {Action: "c"}}
+	first, err := l.AppendBatch(context.Background(), batch)
+	if err != nil || first != 2 || l.Size() != 5 {
+		t.Fatalf("AppendBatch = %d, %v; size %d", first, err, l.Size())
+	}
+	if _, err := l.AppendBatch(context.Background(), nil); err == nil {
+		t.Fatal("empty batch accepted")
+	}
+	if err := l.Verify(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	l.Close()
+
+	f := loadFiles(t, dir)
+	if len(f.cps) != 4 { // sizes 0, 1, 2, 5
+		t.Fatalf("%d checkpoints, want 4", len(f.cps))
+	}
+	f.entries[3] = forged(t, 3)
+	f.rehash(t)
+	f.save(t)
+	var ve *VerifyError
+	if err := verifyDir(t, dir, v); !errors.As(err, &ve) || ve.Index != 2 {
+		t.Fatalf("Verify = %v, want entry 2", err)
 	}
 }

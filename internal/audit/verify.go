@@ -21,6 +21,10 @@ import (
 // that holds and the latest checkpoint covers every entry; otherwise a
 // *VerifyError naming the first entry that is not vouched for.
 //
+// Each Record or Append signs a checkpoint, so a rewrite of entries and
+// hashes together is pinned to the first entry it changed; AppendBatch
+// signs one per batch, pinning it to the first entry of the batch.
+//
 // History checkpoints whose roots match are not signature-checked one by
 // one (that costs about 50µs each); VerifyAllCheckpoints does that too.
 func (l *Log) Verify(ctx context.Context) error { return l.verify(ctx, false) }

@@ -103,11 +103,20 @@ func root() *Command {
 
 // commands is the table of top-level commands.
 func commands() []*Command {
-	var cmds []*Command
-	cmds = append(cmds, versionCommand())
-	cmds = append(cmds, serverCommand(), agentCommand(), tokenCommand(), svcCommand(), revokeCommand(), caCommand(), policyCommand())
-	cmds = append(cmds, alertsCommand(), devCommand())
-	cmds = append(cmds, checkCommand())
+	cmds := []*Command{
+		agentCommand(),
+		alertsCommand(),
+		auditCommand(),
+		caCommand(),
+		checkCommand(),
+		devCommand(),
+		policyCommand(),
+		revokeCommand(),
+		serverCommand(),
+		svcCommand(),
+		tokenCommand(),
+		versionCommand(),
+	}
 	sort.Slice(cmds, func(i, j int) bool { return cmds[i].Name < cmds[j].Name })
 	return cmds
 }
