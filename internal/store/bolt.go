@@ -40,6 +40,7 @@ type Bolt struct {
 	db      *bolt.DB
 	sealer  Sealer
 	history int64
+	batch   int // revisions a watch reads per transaction
 	log     *slog.Logger
 
 	// mu guards closed; every operation on db holds it for reading.
@@ -86,6 +87,7 @@ func OpenBolt(cfg BoltConfig) (*Bolt, error) {
 	s := &Bolt{
 		sealer:  cfg.Sealer,
 		history: cfg.History,
+		batch:   watchBatch,
 		log:     cfg.Logger,
 		done:    make(chan struct{}),
 		notify:  make(chan struct{}),

@@ -86,7 +86,7 @@ func (s *Bolt) watch(ctx context.Context, prefix string, next int64, ch chan<- E
 	}
 }
 
-// readLog returns the events under prefix in at most watchBatch revisions
+// readLog returns the events under prefix in at most s.batch revisions
 // from next on, and the last revision it read (next-1 if none).
 func (s *Bolt) readLog(ctx context.Context, prefix string, next int64) ([]Event, int64, error) {
 	var evs []Event
@@ -101,7 +101,7 @@ func (s *Bolt) readLog(ctx context.Context, prefix string, next int64) ([]Event,
 		}
 		c := tx.Bucket(bktLog).Cursor()
 		n := 0
-		for k, v := c.Seek(revKey(next)); k != nil && n < watchBatch; k, v = c.Next() {
+		for k, v := c.Seek(revKey(next)); k != nil && n < s.batch; k, v = c.Next() {
 			rev, err := decodeRevKey(k)
 			if err != nil {
 				return err

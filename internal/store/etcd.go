@@ -83,7 +83,7 @@ func OpenEtcd(ctx context.Context, cfg EtcdConfig) (*Etcd, error) {
 	}
 	pctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
-	if _, err := s.Rev(pctx); err != nil {
+	if _, err := cli.Get(pctx, s.prefix, clientv3.WithCountOnly()); err != nil {
 		cli.Close()
 		return nil, fmt.Errorf("store: etcd: %v: not reachable: %w", cfg.Endpoints, err)
 	}
