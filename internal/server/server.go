@@ -24,6 +24,7 @@ import (
 	"moat/internal/api"
 	"moat/internal/audit"
 	"moat/internal/ca"
+	"moat/internal/flow"
 	"moat/internal/identity"
 	"moat/internal/store"
 )
@@ -47,6 +48,11 @@ type Config struct {
 	Now func() time.Time
 	// Logger; nil means slog.Default().
 	Logger *slog.Logger
+	// Flows stores the flow records agents and gateways send; nil refuses
+	// them.
+	Flows *flow.Store
+	// Detect, when set, sees every stored record and every audit entry.
+	Detect Detector
 	// RecentEdges feeds "policy diff" with the pairs seen recently; nil
 	// means none are known.
 	RecentEdges RecentEdges
@@ -94,6 +100,9 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	}
 	if cfg.Heartbeat == 0 {
 		cfg.Heartbeat = 15 * time.Second
+	}
+	if cfg.Detect != nil {
+		cfg.Audit = observed{next: cfg.Audit, d: cfg.Detect}
 	}
 	s := &Server{cfg: cfg, st: cfg.Store, log: cfg.Logger, now: cfg.Now, ready: make(chan struct{})}
 	if err := getJSON(ctx, s.st, keyMeta, &s.meta); err != nil {
