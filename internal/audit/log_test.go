@@ -177,3 +177,83 @@ func TestAppendBatch(t *testing.T) {
 		t.Fatalf("Verify = %v, want entry 2", err)
 	}
 }
+
+// TestConcurrent: appends from several goroutines, with Verify, Prove and
+// a read-only reader running meanwhile, give a log that verifies with
+// every index used once.
+func TestConcurrent(t *testing.T) {
+	dir := t.TempDir()
+	s, v, _ := testKey(t, "test-log")
+	l, err := Open(Config{Dir: dir, Signer: s, Verifier: v, Logger: quietLogger()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	ctx := context.Background()
+	const writers, each = 4, 10
+	errs := make(chan error, writers+2)
+	seen := make(chan int64, writers*each)
+	for w := 0; w < writers; w++ {
+		go func() {
+			for i := 0; i < each; i++ {
+				n, err := l.Append(ctx, Entry{Action: "svc.register", Target: fmt.Sprint(w, "/", i)})
+				if err != nil {
+					errs <- err
+					return
+				}
+				seen <- n
+			}
+			errs <- nil
+		}()
+	}
+	go func() {
+		for i := 0; i < 5; i++ {
+			if err := l.Verify(ctx); err != nil {
+				errs <- err
+				return
+			}
+			if n := l.Size(); n > 0 {
+				if _, err := l.Prove(n - 1); err != nil {
+					errs <- err
+					return
+				}
+			}
+		}
+		errs <- nil
+	}()
+	go func() {
+		for i := 0; i < 5; i++ {
+			r, err := Open(Config{Dir: dir, Verifier: v, ReadOnly: true, Logger: quietLogger()})
+			if err != nil {
+				errs <- err
+				return
+			}
+			err = r.Verify(ctx)
+			r.Close()
+			if err != nil {
+				errs <- fmt.Errorf("read-only verify during appends: %w", err)
+				return
+			}
+		}
+		errs <- nil
+	}()
+	for i := 0; i < writers+2; i++ {
+		if err := <-errs; err != nil {
+			t.Fatal(err)
+		}
+	}
+	close(seen)
+	got := map[int64]bool{}
+	for n := range seen {
+		if got[n] {
+			t.Fatalf("index %d returned twice", n)
+		}
+		got[n] = true
+	}
+	if len(got) != writers*each || l.Size() != writers*each {
+		t.Fatalf("%d distinct indexes, size %d; want %d", len(got), l.Size(), writers*each)
+	}
+	if err := l.Verify(ctx); err != nil {
+		t.Fatal(err)
+	}
+}
