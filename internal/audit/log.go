@@ -146,7 +146,9 @@ func (l *Log) open(cfg Config) error {
 		}
 	}
 	var err error
-	if l.lock, err = os.OpenFile(l.path(lockFile), flags, 0o600); err != nil {
+	l.lock, err = os.OpenFile(l.path(lockFile), flags, 0o600)
+	if err != nil && !(l.readOnly && errors.Is(err, os.ErrNotExist)) {
+		// A copy of a log without its lock file has no writer to wait for.
 		return fmt.Errorf("audit: %w", err)
 	}
 	for _, f := range []struct {

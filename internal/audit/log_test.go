@@ -120,6 +120,24 @@ func TestAppendVerifyReopen(t *testing.T) {
 	}
 }
 
+// TestCopyWithoutLockFile: a copy of the log's data files verifies.
+func TestCopyWithoutLockFile(t *testing.T) {
+	dir, v := newTestLog(t, 3, nil)
+	cp := t.TempDir()
+	for _, name := range []string{entriesFile, hashesFile, checkpointsFile, checkpointFile} {
+		b, err := os.ReadFile(filepath.Join(dir, name))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(cp, name), b, 0o400); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := verifyDir(t, cp, v); err != nil {
+		t.Fatal(err)
+	}
+}
+
 func TestRecorder(t *testing.T) {
 	var _ Recorder = (*Log)(nil)
 	l, err := Open(Config{Dir: t.TempDir(), Logger: quietLogger()})
