@@ -25,8 +25,10 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
+	"sync/atomic"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/spiffe/go-spiffe/v2/bundle/x509bundle"
 	"github.com/spiffe/go-spiffe/v2/spiffeid"
 
@@ -74,7 +76,9 @@ type Config struct {
 	// SpoolBytes bounds the on-disk spool of records the server has not yet
 	// taken; zero means 64 MiB.
 	SpoolBytes int64
-	Logger     *slog.Logger
+	// Metrics, when set, receives the agent's Prometheus metrics.
+	Metrics prometheus.Registerer
+	Logger  *slog.Logger
 }
 
 // Agent is a node agent.
@@ -99,10 +103,12 @@ type Agent struct {
 	// client calls the server with the node certificate. It is replaced at
 	// every node renewal: connections stay bound to the certificate they
 	// were opened with, so a fresh transport is what presents the new one.
-	client  *api.Client
-	mesh    *mesh.Mesh
-	spool   *flow.Spool
-	shipper *flow.Shipper
+	client   *api.Client
+	mesh     *mesh.Mesh
+	spool    *flow.Spool
+	shipper  *flow.Shipper
+	counted  flow.Writer // flow-derived metrics, or nil
+	renewals atomic.Int64
 }
 
 // svid is one service's current identity.
@@ -174,6 +180,12 @@ func New(ctx context.Context, cfg Config) (*Agent, error) {
 	a.client = a.newClient()
 	if err := a.newShipper(); err != nil {
 		return nil, err
+	}
+	if cfg.Metrics != nil {
+		if a.counted, err = a.registerMetrics(cfg.Metrics); err != nil {
+			a.spool.Close()
+			return nil, fmt.Errorf("agent: metrics: %w", err)
+		}
 	}
 	if a.mesh, err = a.newMesh(); err != nil {
 		a.spool.Close()
@@ -374,10 +386,17 @@ func (a *Agent) sendFlows(ctx context.Context, recs []flow.Record) error {
 
 // flows is where the mesh writes: the shipper, and Config.Flows if set.
 func (a *Agent) flows() flow.Writer {
-	if a.cfg.Flows == nil {
+	ws := []flow.Writer{a.shipper}
+	if a.counted != nil {
+		ws = append(ws, a.counted)
+	}
+	if a.cfg.Flows != nil {
+		ws = append(ws, a.cfg.Flows)
+	}
+	if len(ws) == 1 {
 		return a.shipper
 	}
-	return flow.Multi(a.shipper, a.cfg.Flows)
+	return flow.Multi(ws...)
 }
 
 // FlowStats reports flow delivery.

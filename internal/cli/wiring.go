@@ -42,7 +42,9 @@ type serverParts struct {
 	engine   *detect.Engine
 	dispatch *detect.Dispatcher
 	metrics  *prometheus.Registry
-	closers  []func() error
+	// metricsAddr, when set, serves metrics at /metrics.
+	metricsAddr string
+	closers     []func() error
 }
 
 func (p *serverParts) Close() {
@@ -54,7 +56,8 @@ func (p *serverParts) Close() {
 // Run runs the control plane and its helpers until ctx ends or one fails.
 func (p *serverParts) Run(ctx context.Context) error {
 	g, ctx := errgroup.WithContext(ctx)
-	for _, run := range []func(context.Context) error{p.srv.Run, p.flows.Run, p.engine.Run, p.dispatch.Run} {
+	metrics := func(ctx context.Context) error { return serveMetrics(ctx, p.metricsAddr, p.metrics) }
+	for _, run := range []func(context.Context) error{p.srv.Run, p.flows.Run, p.engine.Run, p.dispatch.Run, metrics} {
 		g.Go(func() error { return run(ctx) })
 	}
 	return g.Wait()
@@ -63,7 +66,7 @@ func (p *serverParts) Run(ctx context.Context) error {
 // startServer opens everything the control plane needs, in order, and
 // closes what it opened if a later step fails.
 func startServer(ctx context.Context, e *Env, c serverConfig, logger *slog.Logger) (_ *serverParts, err error) {
-	p := &serverParts{metrics: prometheus.NewRegistry()}
+	p := &serverParts{metrics: newRegistry(), metricsAddr: c.Metrics}
 	defer func() {
 		if err != nil {
 			p.Close()
@@ -112,7 +115,7 @@ func startServer(ctx context.Context, e *Env, c serverConfig, logger *slog.Logge
 	}
 	p.srv, err = server.New(ctx, server.Config{
 		Listen: c.Listen, Name: c.Name, Store: p.st, Sealer: sealer, Audit: p.log, Logger: logger,
-		Flows: p.flows, Detect: p.engine,
+		Flows: p.flows, Detect: p.engine, Metrics: p.metrics,
 	})
 	if err != nil {
 		return nil, err
@@ -128,12 +131,19 @@ func (f flowSink) Write(r flow.Record) error {
 	return err
 }
 
-// node is a started agent with its mesh.
+// node is a started agent with its metrics.
 type node struct {
-	agent *agent.Agent
+	agent       *agent.Agent
+	metrics     *prometheus.Registry
+	metricsAddr string
 }
 
-func (n *node) Run(ctx context.Context) error { return n.agent.Run(ctx) }
+func (n *node) Run(ctx context.Context) error {
+	g, ctx := errgroup.WithContext(ctx)
+	g.Go(func() error { return n.agent.Run(ctx) })
+	g.Go(func() error { return serveMetrics(ctx, n.metricsAddr, n.metrics) })
+	return g.Wait()
+}
 
 func startNode(ctx context.Context, e *Env, c agentConfig) (*node, error) {
 	logger := slog.New(slog.NewTextHandler(e.Stderr, nil))
@@ -141,12 +151,13 @@ func startNode(ctx context.Context, e *Env, c agentConfig) (*node, error) {
 	if socket == "" {
 		socket = filepath.Join(c.DataDir, "workload.sock")
 	}
+	reg := newRegistry()
 	a, err := agent.New(ctx, agent.Config{
 		DataDir: c.DataDir, Server: c.Server, Join: c.Join, Node: c.Node, MeshAddr: c.Listen,
-		Socket: socket, RequireUID: c.RequireUID, Logger: logger,
+		Socket: socket, RequireUID: c.RequireUID, Logger: logger, Metrics: reg,
 	})
 	if err != nil {
 		return nil, err
 	}
-	return &node{agent: a}, nil
+	return &node{agent: a, metrics: reg, metricsAddr: c.Metrics}, nil
 }

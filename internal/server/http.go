@@ -149,6 +149,7 @@ func (s *Server) admin(role, action string, h func(context.Context, *caller, *ht
 		if err != nil {
 			entry.Result = resultOf(err)
 		}
+		s.m.calls.WithLabelValues(action, resultClass(entry.Result)).Inc()
 		if aerr := s.cfg.Audit.Record(context.WithoutCancel(ctx), entry); aerr != nil {
 			s.log.Error("audit record failed", "action", action, "err", aerr)
 			writeError(w, errorf(http.StatusServiceUnavailable, "the audit log is unavailable; nothing was answered"))

@@ -19,6 +19,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/spiffe/go-spiffe/v2/spiffeid"
 
 	"moat/internal/api"
@@ -56,6 +57,8 @@ type Config struct {
 	// RecentEdges feeds "policy diff" with the pairs seen recently; nil
 	// means none are known.
 	RecentEdges RecentEdges
+	// Metrics, when set, receives the control plane's Prometheus metrics.
+	Metrics prometheus.Registerer
 	// Heartbeat is the watch stream's keep-alive period; zero means 15s.
 	Heartbeat time.Duration
 }
@@ -72,6 +75,7 @@ type Server struct {
 	caMu   sync.Mutex // serializes CA changes (rotation, load)
 	ca     *ca.CA
 	hub    *hub
+	m      *metrics
 	ln     net.Listener
 	ready  chan struct{}
 	certMu sync.RWMutex // guards cert
@@ -129,6 +133,9 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 		return nil, err
 	}
 	s.hub = newHub(s)
+	if s.m, err = newMetrics(cfg.Metrics); err != nil {
+		return nil, fmt.Errorf("server: metrics: %w", err)
+	}
 	return s, nil
 }
 
