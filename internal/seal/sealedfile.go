@@ -113,4 +113,3 @@ func ScanPlaintext(secrets map[string][]byte, roots ...string) ([]Finding, error
 	}
 	return out, nil
 }
-
