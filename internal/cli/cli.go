@@ -110,6 +110,8 @@ func commands() []*Command {
 		caCommand(),
 		checkCommand(),
 		devCommand(),
+		keysCommand(),
+		backupCommand(),
 		policyCommand(),
 		revokeCommand(),
 		serverCommand(),

@@ -35,6 +35,9 @@ type serverConfig struct {
 	Alerts string `yaml:"alerts"`
 	// Metrics, when set, serves Prometheus /metrics on this address.
 	Metrics string `yaml:"metrics"`
+	// KeyRotation rotates the primary data key when it is this old (e.g.
+	// 90d); zero means only by "moat keys rotate".
+	KeyRotation config.Duration `yaml:"key_rotation"`
 }
 
 // storeConfig selects the control-plane store.
@@ -53,6 +56,7 @@ func (c *serverConfig) flags(fs *flag.FlagSet) *string {
 	fs.StringVar(&c.Alerts, "alerts", "", "detection and alert sinks file (YAML)")
 	fs.StringVar(&c.Metrics, "metrics", "", "serve Prometheus /metrics on this address")
 	c.kekFlags(fs)
+	c.keyRotationFlag(fs)
 	return file
 }
 

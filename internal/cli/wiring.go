@@ -38,6 +38,7 @@ type serverParts struct {
 	st       store.Store
 	log      *audit.Log
 	keyring  *seal.Keyring
+	keys     *server.Keys
 	flows    *flow.Store
 	engine   *detect.Engine
 	dispatch *detect.Dispatcher
@@ -57,7 +58,7 @@ func (p *serverParts) Close() {
 func (p *serverParts) Run(ctx context.Context) error {
 	g, ctx := errgroup.WithContext(ctx)
 	metrics := func(ctx context.Context) error { return serveMetrics(ctx, p.metricsAddr, p.metrics) }
-	for _, run := range []func(context.Context) error{p.srv.Run, p.flows.Run, p.engine.Run, p.dispatch.Run, metrics} {
+	for _, run := range []func(context.Context) error{p.srv.Run, p.keys.Run, p.flows.Run, p.engine.Run, p.dispatch.Run, metrics} {
 		g.Go(func() error { return run(ctx) })
 	}
 	return g.Wait()
@@ -72,13 +73,14 @@ func startServer(ctx context.Context, e *Env, c serverConfig, logger *slog.Logge
 			p.Close()
 		}
 	}()
-	kr, err := c.KEK.keyring(e, c.DataDir, false)
+	kr, kek, err := c.KEK.openKeyring(e, c.DataDir)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", c.DataDir, err)
 	}
 	p.keyring = kr
 	sealer := kr.AEAD()
-	if p.st, err = openStore(ctx, c.DataDir, c.Store, sealer); err != nil {
+	storeSealer := server.NewStoreSealer(sealer)
+	if p.st, err = openStore(ctx, c.DataDir, c.Store, storeSealer); err != nil {
 		return nil, err
 	}
 	p.closers = append(p.closers, p.st.Close)
@@ -113,9 +115,15 @@ func startServer(ctx context.Context, e *Env, c serverConfig, logger *slog.Logge
 	}); err != nil {
 		return nil, err
 	}
+	if p.keys, err = server.NewKeys(server.KeysConfig{
+		Keyring: kr, KEK: kek, KEKFile: c.KEK.serverKEKFile(c.DataDir), Store: p.st, StoreSealer: storeSealer,
+		Audit: p.log, DataDir: c.DataDir, Every: time.Duration(c.KeyRotation), Getenv: e.Getenv, Logger: logger,
+	}); err != nil {
+		return nil, err
+	}
 	p.srv, err = server.New(ctx, server.Config{
 		Listen: c.Listen, Name: c.Name, Store: p.st, Sealer: sealer, Audit: p.log, Logger: logger,
-		Flows: p.flows, Detect: p.engine, Metrics: p.metrics,
+		Flows: p.flows, Detect: p.engine, Metrics: p.metrics, Keys: p.keys,
 	})
 	if err != nil {
 		return nil, err

@@ -71,6 +71,7 @@ func (s *Server) routes() http.Handler {
 	admin("GET", api.PathCA, api.RoleViewer, "ca.show", s.handleCAShow)
 	admin("POST", api.PathCARotate, api.RoleAdmin, "ca.rotate", s.handleCARotate)
 	s.policyRoutes(admin)
+	s.keyRoutes(admin)
 	return mux
 }
 
@@ -157,6 +158,10 @@ func (s *Server) admin(role, action string, h func(context.Context, *caller, *ht
 		}
 		if err != nil {
 			writeError(w, err)
+			return
+		}
+		if h, ok := out.(http.Handler); ok { // a file, such as a backup
+			h.ServeHTTP(w, r)
 			return
 		}
 		writeJSON(w, http.StatusOK, out)

@@ -61,6 +61,8 @@ type Config struct {
 	Metrics prometheus.Registerer
 	// Heartbeat is the watch stream's keep-alive period; zero means 15s.
 	Heartbeat time.Duration
+	// Keys, when set, serves key rotation, key status and backups.
+	Keys *Keys
 }
 
 // Server is a running control plane.
