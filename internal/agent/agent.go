@@ -158,7 +158,7 @@ func New(ctx context.Context, cfg Config) (*Agent, error) {
 		return nil, fmt.Errorf("agent: %w", err)
 	}
 	var err error
-	cert, roots, err := api.LoadCredentials(filepath.Join(cfg.DataDir, nodeDir))
+	cert, roots, err := a.loadCreds(filepath.Join(cfg.DataDir, nodeDir))
 	switch {
 	case err == nil:
 		if err := a.adopt(cert, roots); err != nil {
@@ -273,7 +273,7 @@ func (a *Agent) join(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	if err := api.WriteCredentials(filepath.Join(a.cfg.DataDir, nodeDir), cert, roots); err != nil {
+	if err := a.writeCreds(filepath.Join(a.cfg.DataDir, nodeDir), cert, roots); err != nil {
 		return err
 	}
 	a.log.Info("joined", "id", cert.Leaf.URIs[0].String(), "expires", cert.Leaf.NotAfter)

@@ -111,7 +111,7 @@ func (a *Agent) renewNode(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	if err := api.WriteCredentials(filepath.Join(a.cfg.DataDir, nodeDir), cert, roots); err != nil {
+	if err := a.writeCreds(filepath.Join(a.cfg.DataDir, nodeDir), cert, roots); err != nil {
 		return err
 	}
 	a.log.Info("node certificate renewed", "expires", cert.Leaf.NotAfter)
@@ -145,7 +145,7 @@ func (a *Agent) renewService(ctx context.Context, name string, now time.Time) {
 	s.cert, s.failing, s.renewAt = cert, 0, a.renewAt(cert)
 	a.mu.Unlock()
 	a.renewals.Add(1)
-	if err := api.WriteCredentials(filepath.Join(a.cfg.DataDir, svidDir, name), cert, a.trust.Bundle().X509Authorities()); err != nil {
+	if err := a.writeCreds(filepath.Join(a.cfg.DataDir, svidDir, name), cert, a.trust.Bundle().X509Authorities()); err != nil {
 		a.log.Warn("cache SVID", "service", name, "err", err)
 	}
 	a.log.Info("SVID renewed", "service", name, "expires", cert.Leaf.NotAfter)
@@ -186,7 +186,7 @@ func (a *Agent) loadCachedSVIDs() {
 		if identity.ValidName(name) != nil {
 			continue
 		}
-		cert, _, err := api.LoadCredentials(filepath.Join(a.cfg.DataDir, svidDir, name))
+		cert, _, err := a.loadCreds(filepath.Join(a.cfg.DataDir, svidDir, name))
 		if err != nil || identity.CheckValidity(cert.Leaf, now) != nil {
 			continue
 		}

@@ -21,6 +21,9 @@ type agentConfig struct {
 	Socket     string `yaml:"socket"`
 	RequireUID bool   `yaml:"require_uid"`
 	Metrics    string `yaml:"metrics"`
+	// KEK seals the node key, cached SVID keys and the spool; the key file
+	// defaults to DATA_DIR.kek, created on first start.
+	KEK kekConfig `yaml:"kek"`
 }
 
 func (c *agentConfig) validate() error {
@@ -41,7 +44,7 @@ func (c *agentConfig) validate() error {
 			return config.Errorf("metrics", "%q: want host:port", c.Metrics)
 		}
 	}
-	return nil
+	return c.KEK.validate("kek")
 }
 
 func agentCommand() *Command {
@@ -67,6 +70,7 @@ func agentCommand() *Command {
 			fs.BoolVar(&c.RequireUID, "require-uid", false, "serve an SVID only to the uid its registration names")
 			fs.StringVar(&c.Metrics, "metrics", "", "serve Prometheus /metrics on this address")
 			validate = fs.Bool("validate", false, "check the configuration and exit")
+			c.KEK.flags(fs)
 		},
 		Run: func(ctx context.Context, e *Env, fs *flag.FlagSet) error {
 			if err := withConfigFile(fs, *file, &c); err != nil {

@@ -260,6 +260,7 @@ func runDev(ctx context.Context, e *Env, dir string, p devPorts, jsonFlows bool)
 		ac := agent.Config{
 			DataDir: filepath.Join(dir, "agent-"+n.name), Server: sc.Listen, Node: n.name, MeshAddr: loop(n.mesh),
 			Socket: filepath.Join(dir, "agent-"+n.name, "workload.sock"), Flows: flows, Logger: logger.With("agent", n.name),
+			Sealer: parts.keyring.AEAD(), // one process: the agents share the server's keyring
 		}
 		if _, err := os.Stat(filepath.Join(ac.DataDir, "node")); errors.Is(err, os.ErrNotExist) {
 			var tok api.TokenResponse

@@ -28,10 +28,12 @@ type kekConfig struct {
 	Env string `yaml:"env"`
 }
 
-func (c *serverConfig) kekFlags(fs *flag.FlagSet) {
-	fs.StringVar(&c.KEK.Source, "kek-source", "file", "key-encryption key source: file, env or passphrase")
-	fs.StringVar(&c.KEK.File, "kek-file", "", "key-encryption key file (default DATA_DIR.kek, created by init)")
-	fs.StringVar(&c.KEK.Env, "kek-env", "", "variable holding the key or passphrase (default MOAT_KEK or MOAT_PASSPHRASE)")
+func (c *serverConfig) kekFlags(fs *flag.FlagSet) { c.KEK.flags(fs) }
+
+func (k *kekConfig) flags(fs *flag.FlagSet) {
+	fs.StringVar(&k.Source, "kek-source", "file", "key-encryption key source: file, env or passphrase")
+	fs.StringVar(&k.File, "kek-file", "", "key-encryption key file (default DATA_DIR.kek, created by init)")
+	fs.StringVar(&k.Env, "kek-env", "", "variable holding the key or passphrase (default MOAT_KEK or MOAT_PASSPHRASE)")
 }
 
 func (k *kekConfig) validate(path string) error {

@@ -160,9 +160,14 @@ func startNode(ctx context.Context, e *Env, c agentConfig) (*node, error) {
 		socket = filepath.Join(c.DataDir, "workload.sock")
 	}
 	reg := newRegistry()
+	// The agent's own keyring, under its KEK: a wrong KEK stops it here.
+	kr, err := c.KEK.keyring(e, c.DataDir, true)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", c.DataDir, err)
+	}
 	a, err := agent.New(ctx, agent.Config{
 		DataDir: c.DataDir, Server: c.Server, Join: c.Join, Node: c.Node, MeshAddr: c.Listen,
-		Socket: socket, RequireUID: c.RequireUID, Logger: logger, Metrics: reg,
+		Socket: socket, RequireUID: c.RequireUID, Logger: logger, Metrics: reg, Sealer: kr.AEAD(),
 	})
 	if err != nil {
 		return nil, err
