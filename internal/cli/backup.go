@@ -62,7 +62,7 @@ func backupRestoreCommand() *Command {
 	return &Command{
 		Name:    "restore",
 		Summary: "restore a backup into a fresh data directory",
-		Usage:   "FILE --data-dir DIR [--kek-source ...]",
+		Usage:   "--data-dir DIR [--kek-source ...] [--kek-file PATH] FILE",
 		Help: "Checks the whole backup (authenticity under the KEK, every segment, the\n" +
 			"manifest) while unpacking it beside DIR, and moves it into place only then:\n" +
 			"a corrupt, truncated or wrongly keyed backup leaves nothing behind. DIR must\n" +
@@ -106,7 +106,7 @@ func backupVerifyCommand() *Command {
 	return &Command{
 		Name:    "verify",
 		Summary: "check a backup's integrity under the KEK without restoring it",
-		Usage:   "FILE [--kek-source ...] [--kek-file PATH]",
+		Usage:   "[--kek-source ...] [--kek-file PATH] FILE",
 		Flags: func(fs *flag.FlagSet) {
 			b.c.kekFlags(fs)
 		},

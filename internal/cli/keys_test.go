@@ -1,0 +1,268 @@
+package cli
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/json"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"moat/internal/api"
+	"moat/internal/audit"
+	"moat/internal/seal"
+)
+
+// runningServer is "moat server run" in a goroutine.
+type runningServer struct {
+	cancel context.CancelFunc
+	done   chan int
+	errb   *syncBuffer
+	once   sync.Once
+}
+
+func startServerCLI(t *testing.T, env map[string]string, args ...string) *runningServer {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	rs := &runningServer{cancel: cancel, done: make(chan int, 1), errb: &syncBuffer{}}
+	go func() {
+		rs.done <- Run(ctx, &Env{Stdout: &syncBuffer{}, Stderr: rs.errb, Stdin: strings.NewReader(""),
+			Getenv: func(k string) string { return env[k] }}, append([]string{"server", "run"}, args...))
+	}()
+	t.Cleanup(rs.stop)
+	return rs
+}
+
+func (rs *runningServer) stop() {
+	rs.once.Do(func() {
+		rs.cancel()
+		select {
+		case <-rs.done:
+		case <-time.After(30 * time.Second):
+		}
+	})
+}
+
+// treeDigest hashes every file's name and content under root.
+func treeDigest(t *testing.T, root string) string {
+	t.Helper()
+	var lines []string
+	err := filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
+		if err != nil || d.IsDir() {
+			return err
+		}
+		b, err := os.ReadFile(p)
+		if err != nil {
+			return err
+		}
+		lines = append(lines, fmt.Sprintf("%s %x", p, sha256.Sum256(b)))
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	sort.Strings(lines)
+	return strings.Join(lines, "\n")
+}
+
+func adminJSON(t *testing.T, addr, adminDir string, out any, args ...string) {
+	t.Helper()
+	args = append(args, "--server", addr, "--admin-dir", adminDir, "--output", "json")
+	code, stdout, stderr := runCLI(t, nil, args...)
+	if code != 0 {
+		t.Fatalf("moat %s: exit %d: %s", strings.Join(args, " "), code, stderr)
+	}
+	if out != nil {
+		if err := json.Unmarshal([]byte(stdout), out); err != nil {
+			t.Fatalf("moat %s: %v: %q", strings.Join(args, " "), err, stdout)
+		}
+	}
+}
+
+// TestKeysAndBackup runs a server from the command line: state is written,
+// the data key rotated and everything moved onto the new key, a backup
+// taken, and restored into a fresh directory where a new server serves the
+// same state and the audit log verifies. Damaged backups and a wrong KEK
+// are refused without changing anything.
+func TestKeysAndBackup(t *testing.T) {
+	tmp := t.TempDir()
+	dir := filepath.Join(tmp, "data")
+	adminDir := filepath.Join(tmp, "admin")
+	if code, _, stderr := runCLI(t, nil, "server", "init", "--data-dir", dir, "--trust-domain", "example.org", "--admin-dir", adminDir); code != 0 {
+		t.Fatalf("init: %s", stderr)
+	}
+	addr := loop(freePortBase(t, 1))
+	srv := startServerCLI(t, nil, "--data-dir", dir, "--listen", addr)
+	waitFor(t, "the server", func() bool {
+		select {
+		case code := <-srv.done:
+			t.Fatalf("server exited %d: %s", code, srv.errb.String())
+		default:
+		}
+		code, _, _ := runCLI(t, nil, "svc", "list", "--server", addr, "--admin-dir", adminDir)
+		return code == 0
+	})
+	adminJSON(t, addr, adminDir, nil, "svc", "register", "--node", "n1", "--name", "web", "--port", "8080")
+	adminJSON(t, addr, adminDir, nil, "svc", "register", "--node", "n1", "--name", "db", "--port", "5432")
+
+	var st api.KeyStatus
+	adminJSON(t, addr, adminDir, &st, "keys", "status")
+	if len(st.Keys) != 1 || st.Keys[0].Records == 0 || st.Keys[0].State != "primary" {
+		t.Fatalf("status before rotation: %+v", st)
+	}
+	first := st.Primary
+
+	var rot api.KeyRotateResponse
+	adminJSON(t, addr, adminDir, &rot, "keys", "rotate")
+	if rot.OldPrimary != first || rot.NewPrimary == first || rot.Keys != 2 {
+		t.Fatalf("rotate: %+v", rot)
+	}
+	adminJSON(t, addr, adminDir, nil, "svc", "register", "--node", "n2", "--name", "api", "--port", "9090")
+	waitFor(t, "the re-encryption pass", func() bool {
+		adminJSON(t, addr, adminDir, &st, "keys", "status")
+		return st.Reencrypt.Done && !st.Reencrypt.Running && st.Reencrypt.Target == rot.NewPrimary
+	})
+	if st.Reencrypt.Error != "" {
+		t.Fatalf("pass failed: %s", st.Reencrypt.Error)
+	}
+	for _, k := range st.Keys {
+		switch {
+		case k.ID == first && k.Records != 0:
+			t.Fatalf("old key %d still protects %d records after the pass", k.ID, k.Records)
+		case k.ID == rot.NewPrimary && k.Records == 0:
+			t.Fatalf("new key protects nothing: %+v", st)
+		}
+	}
+	var regs []api.Registration
+	adminJSON(t, addr, adminDir, &regs, "svc", "list")
+	if len(regs) != 3 {
+		t.Fatalf("after rotation: %d services, want 3", len(regs))
+	}
+
+	backup := filepath.Join(tmp, "state.backup")
+	if code, _, stderr := runCLI(t, nil, "backup", "create", "--server", addr, "--admin-dir", adminDir, backup); code != 0 {
+		t.Fatalf("backup create: %s", stderr)
+	}
+	if code, _, _ := runCLI(t, nil, "backup", "create", "--server", addr, "--admin-dir", adminDir, backup); code == 0 {
+		t.Fatal("backup create overwrote an existing file")
+	}
+	srv.stop()
+
+	kekFile := dir + ".kek"
+	data, err := os.ReadFile(backup)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Run("damaged backups are refused", func(t *testing.T) {
+		for name, b := range map[string][]byte{
+			"flipped":   flipByte(data, len(data)/2),
+			"truncated": data[:len(data)-100],
+			"header":    flipByte(data, 3),
+		} {
+			f := filepath.Join(t.TempDir(), name)
+			os.WriteFile(f, b, 0o600)
+			target := filepath.Join(t.TempDir(), "restored")
+			code, _, stderr := runCLI(t, nil, "backup", "restore", "--data-dir", target, "--kek-file", kekFile, f)
+			if code == 0 || !strings.Contains(stderr, "backup") {
+				t.Errorf("%s: exit %d, %q", name, code, stderr)
+			}
+			if _, err := os.Stat(target); !os.IsNotExist(err) {
+				t.Errorf("%s: the target was created", name)
+			}
+		}
+		// A non-empty target is never written to.
+		full := t.TempDir()
+		os.WriteFile(filepath.Join(full, "keep"), []byte("x"), 0o600)
+		before := treeDigest(t, full)
+		if code, _, stderr := runCLI(t, nil, "backup", "restore", "--data-dir", full, "--kek-file", kekFile, backup); code == 0 || !strings.Contains(stderr, "not empty") {
+			t.Errorf("non-empty target: exit %d, %q", code, stderr)
+		}
+		if treeDigest(t, full) != before {
+			t.Error("a refused restore changed the target")
+		}
+	})
+
+	restored := filepath.Join(tmp, "restored")
+	if code, stdout, stderr := runCLI(t, nil, "backup", "restore", "--data-dir", restored, "--kek-file", kekFile, backup); code != 0 {
+		t.Fatalf("restore: %s %s", stdout, stderr)
+	}
+	if code, stdout, stderr := runCLI(t, nil, "audit", "verify", "--data-dir", restored); code != 0 || !strings.Contains(stdout, "ok:") {
+		t.Fatalf("audit verify of the restored directory: exit %d %s %s", code, stdout, stderr)
+	}
+	addr2 := loop(freePortBase(t, 1))
+	srv2 := startServerCLI(t, nil, "--data-dir", restored, "--listen", addr2, "--kek-file", kekFile)
+	waitFor(t, "the restored server", func() bool {
+		select {
+		case code := <-srv2.done:
+			t.Fatalf("restored server exited %d: %s", code, srv2.errb.String())
+		default:
+		}
+		code, _, _ := runCLI(t, nil, "svc", "list", "--server", addr2, "--admin-dir", adminDir)
+		return code == 0
+	})
+	regs = nil
+	adminJSON(t, addr2, adminDir, &regs, "svc", "list")
+	if len(regs) != 3 {
+		t.Fatalf("restored server: %d services, want 3: %+v", len(regs), regs)
+	}
+	srv2.stop()
+	if n := countAudit(t, restored, kekFile, "keys.rotate"); n != 1 {
+		t.Fatalf("restored audit log holds %d keys.rotate entries, want 1", n)
+	}
+
+	t.Run("wrong KEK refused at start, nothing modified", func(t *testing.T) {
+		other := filepath.Join(t.TempDir(), "other.kek")
+		if _, err := seal.GenerateKeyFile(other, nil); err != nil {
+			t.Fatal(err)
+		}
+		before := treeDigest(t, dir)
+		code, _, stderr := runCLI(t, nil, "server", "run", "--data-dir", dir, "--listen", loop(freePortBase(t, 1)), "--kek-file", other)
+		if code == 0 || !strings.Contains(stderr, "does not open") {
+			t.Fatalf("exit %d, stderr %q; want a wrong-KEK error", code, stderr)
+		}
+		if treeDigest(t, dir) != before {
+			t.Fatal("a start with a wrong KEK changed the data directory")
+		}
+	})
+}
+
+// countAudit counts the entries of action in dir's audit log.
+func countAudit(t *testing.T, dir, kekFile, action string) int {
+	t.Helper()
+	kek, err := seal.OpenKeyFile(kekFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	kr, err := seal.Open(seal.Config{Dir: dir, KEK: kek, NoCreate: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	l, err := audit.Open(audit.Config{Dir: filepath.Join(dir, audit.DirName), ReadOnly: true, Sealer: kr.AEAD()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	es, err := l.Entries(0, l.Size())
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := 0
+	for _, e := range es {
+		if e.Entry.Action == action {
+			n++
+		}
+	}
+	return n
+}
+
+func flipByte(b []byte, i int) []byte {
+	c := append([]byte(nil), b...)
+	c[i] ^= 0x40
+	return c
+}
