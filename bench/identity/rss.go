@@ -116,16 +116,24 @@ func benchRSS(ctx context.Context, o options) error {
 			time.Sleep(time.Second)
 		}
 	}
-	// The agent must have done its work: joined and fetched both SVIDs.
+	// The agent must have done its work: joined, fetched both SVIDs and
+	// opened the outbound listener for web's upstream.
 	log, _ := os.ReadFile(filepath.Join(w, "agent.log"))
-	joined := bytes.Contains(log, []byte("joined"))
-	m := median(agentKB) / 1024
-	fmt.Printf("agent VmRSS median %.1f MB (peak VmHWM %.1f MB), server VmRSS median %.1f MB; agent log shows join: %v\n",
-		m, hwm/1024, median(serverKB)/1024, joined)
-	fmt.Printf("target: agent <= 20 MB idle: %s\n", verdict(m <= 20))
-	if !joined {
-		fmt.Printf("agent log:\n%s\n", log)
+	joined := bytes.Contains(log, []byte(`msg=joined`))
+	svids := bytes.Count(log, []byte(`msg="SVID renewed"`))
+	listening := false
+	if c, err := net.DialTimeout("tcp", "127.0.0.1:"+strconv.Itoa(upPort), time.Second); err == nil {
+		c.Close()
+		listening = true
 	}
+	m := median(agentKB) / 1024
+	fmt.Printf("agent VmRSS median %.1f MB (peak VmHWM %.1f MB), server VmRSS median %.1f MB\n", m, hwm/1024, median(serverKB)/1024)
+	fmt.Printf("agent state: joined %v, SVIDs issued %d, outbound listener up %v\n", joined, svids, listening)
+	if !joined || svids < 2 || !listening {
+		fmt.Printf("agent log:\n%s\n", log)
+		return errors.New("the agent did not reach its working state")
+	}
+	fmt.Printf("target: agent <= 20 MB idle: %s\n", verdict(m <= 20))
 	return nil
 }
 
