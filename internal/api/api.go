@@ -7,6 +7,7 @@ package api
 import (
 	"time"
 
+	"moat/internal/audit"
 	"moat/internal/identity"
 )
 
@@ -198,6 +199,24 @@ type Explanation struct {
 	Audit bool   `json:"audit"`
 	Rule  string `json:"rule"`
 	Text  string `json:"text"`
+}
+
+// AuditCheckpoint is the latest signed checkpoint of the audit log, in the
+// tlog checkpoint text format signed with sumdb/note.
+type AuditCheckpoint struct {
+	Signed string `json:"signed"`
+}
+
+// AuditEntries is a page of the audit log.
+type AuditEntries struct {
+	Size    int64           `json:"size"`
+	Entries []audit.Indexed `json:"entries"`
+}
+
+// AuditProof proves one entry is in the log at a checkpoint.
+type AuditProof struct {
+	Proof      string `json:"proof"`
+	Checkpoint string `json:"checkpoint"`
 }
 
 // FlowAck answers a batch of flow records.

@@ -71,6 +71,7 @@ func (s *Server) routes() http.Handler {
 	admin("GET", api.PathCA, api.RoleViewer, "ca.show", s.handleCAShow)
 	admin("POST", api.PathCARotate, api.RoleAdmin, "ca.rotate", s.handleCARotate)
 	s.policyRoutes(admin)
+	s.auditRoutes(admin)
 	return mux
 }
 
