@@ -96,6 +96,9 @@ const (
 	maxUIDLen = 128
 )
 
+// errNotReady marks a partition file whose tables do not exist yet.
+var errNotReady = errors.New("flow: store: partition not initialized yet")
+
 const schema = `
 CREATE TABLE IF NOT EXISTS flows (
 	id       INTEGER PRIMARY KEY,
@@ -189,7 +192,7 @@ func (s *Store) scan() error {
 		if open {
 			continue
 		}
-		if _, err := s.partition(day, false); err != nil {
+		if _, err := s.partition(day, false); err != nil && !errors.Is(err, errNotReady) {
 			return err
 		}
 	}
@@ -255,6 +258,14 @@ func (s *Store) partition(day int64, create bool) (*partition, error) {
 		if _, err := db.Exec(schema); err != nil {
 			db.Close()
 			return nil, fmt.Errorf("flow: store: schema of %q: %w", path, err)
+		}
+	} else {
+		// A writer may have created the file and not yet its tables; such
+		// a partition is left for a later scan.
+		var n int
+		if err := db.QueryRow("SELECT COUNT(*) FROM sqlite_master WHERE type = 'table' AND name IN ('flows', 'talkers')").Scan(&n); err != nil || n != 2 {
+			db.Close()
+			return nil, errNotReady
 		}
 	}
 	p := &partition{day: day, path: path, db: db}
