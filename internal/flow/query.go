@@ -334,6 +334,9 @@ func (s *Store) Tail(ctx context.Context, c *Cursor, f Filter, every time.Durati
 			conds, args := f.where([]string{"id > ?", "time >= ?", "time < ?"}, []any{c.last[p.day], lo, hi})
 			q := "SELECT id, uid, data FROM flows WHERE " + strings.Join(conds, " AND ") + " ORDER BY id"
 			if err := s.tailPart(ctx, p, q, args, c.last, fn); err != nil {
+				if ctx.Err() != nil {
+					return nil
+				}
 				return err
 			}
 		}
