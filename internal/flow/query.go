@@ -141,7 +141,7 @@ func (s *Store) Query(ctx context.Context, f Filter) ([]Record, error) {
 	if f.Limit == 0 {
 		for _, p := range parts {
 			var err error
-			if out, err = s.collect(ctx, p, q+" ORDER BY time, id", args, out); err != nil {
+			if out, err = s.collect(ctx, p, q+" ORDER BY time, uid", args, out); err != nil {
 				return nil, err
 			}
 		}
@@ -149,7 +149,7 @@ func (s *Store) Query(ctx context.Context, f Filter) ([]Record, error) {
 	}
 	for i := len(parts) - 1; i >= 0 && len(out) < f.Limit; i-- {
 		var err error
-		out, err = s.collect(ctx, parts[i], q+fmt.Sprintf(" ORDER BY time DESC, id DESC LIMIT %d", f.Limit-len(out)), args, out)
+		out, err = s.collect(ctx, parts[i], q+fmt.Sprintf(" ORDER BY time DESC, uid DESC LIMIT %d", f.Limit-len(out)), args, out)
 		if err != nil {
 			return nil, err
 		}
