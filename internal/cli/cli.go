@@ -110,6 +110,7 @@ func commands() []*Command {
 		caCommand(),
 		checkCommand(),
 		devCommand(),
+		flowsCommand(),
 		policyCommand(),
 		revokeCommand(),
 		serverCommand(),
