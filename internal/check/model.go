@@ -36,7 +36,8 @@ type Model struct {
 	// sgUsed holds the security groups that something references.
 	sgUsed map[string]bool
 
-	internet *netipx.IPSet // built on first use
+	internet *netipx.IPSet   // built on first use
+	families []*netipx.IPSet // its IPv4 and IPv6 parts, built on first use
 }
 
 // VPC is an aws_vpc.

@@ -121,17 +121,17 @@ func (m *Model) VPCSource(v *VPC) Source {
 // describe renders a set compactly; the whole IPv4 or IPv6 internet is
 // named as such.
 func (m *Model) describe(s *netipx.IPSet) string {
-	inet := m.Internet().Set
+	if m.families == nil {
+		inet := m.Internet().Set
+		m.families = []*netipx.IPSet{intersect(inet, setOf(netip.MustParsePrefix("0.0.0.0/0"))),
+			intersect(inet, setOf(netip.MustParsePrefix("::/0")))}
+	}
 	var parts []string
 	rest := s
-	for _, fam := range []struct {
-		all  netip.Prefix
-		name string
-	}{{netip.MustParsePrefix("0.0.0.0/0"), "every IPv4 internet address"}, {netip.MustParsePrefix("::/0"), "every IPv6 internet address"}} {
-		part := intersect(inet, setOf(fam.all))
-		if empty(minus(part, s)) {
-			parts = append(parts, fam.name)
-			rest = minus(rest, part)
+	for i, name := range []string{"every IPv4 internet address", "every IPv6 internet address"} {
+		if empty(minus(m.families[i], s)) {
+			parts = append(parts, name)
+			rest = minus(rest, m.families[i])
 		}
 	}
 	ps := rest.Prefixes()
