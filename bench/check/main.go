@@ -9,6 +9,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"flag"
 	"fmt"
 	"os"
@@ -61,7 +62,7 @@ func run(sizes string, runs int, tfsec, keep string) error {
 		dir = d
 	}
 	fmt.Printf("GOMAXPROCS=%d %s/%s %s\n", runtime.GOMAXPROCS(0), runtime.GOOS, runtime.GOARCH, runtime.Version())
-	fmt.Printf("%-8s %-10s %-22s %-10s %-10s %s\n", "size", "resources", "moat check (wall, cpu)", "findings", "path-cases", "tfsec")
+	fmt.Printf("%-8s %-10s %-22s %-9s %-17s %s\n", "size", "resources", "moat check (wall, cpu)", "findings", "path cases", "tfsec")
 	for _, s := range strings.Split(sizes, ",") {
 		n, err := strconv.Atoi(strings.TrimSpace(s))
 		if err != nil {
@@ -88,16 +89,18 @@ func run(sizes string, runs int, tfsec, keep string) error {
 				bestCPU = d
 			}
 		}
-		found := pathCases(rep)
-		line := fmt.Sprintf("%-8d %-10d %-22s %-10d %-10s", n, count,
+		found, fa := pathCases(rep)
+		line := fmt.Sprintf("%-8d %-10d %-22s %-9d %-17s", n, count,
 			fmt.Sprintf("%s (cpu %s)", best.Round(time.Millisecond), bestCPU.Round(time.Millisecond)), len(rep.Findings),
-			fmt.Sprintf("%d/%d", found, 2*cells/10))
+			fmt.Sprintf("%d/%d, %d false", found, 2*cells/10, fa))
 		if tfsec != "" {
-			d, out, err := runTfsec(tfsec, pd)
+			d, cpu, out, err := runTfsec(tfsec, pd)
 			if err != nil {
 				line += " error: " + err.Error()
 			} else {
-				line += fmt.Sprintf(" %s (%.1fx), path cases found: %d/%d", d.Round(time.Millisecond), float64(d)/float64(best), tfsecPathCases(out), 2*cells/10)
+				split, db, tfa := tfsecPathCases(out)
+				line += fmt.Sprintf(" %s (cpu %s, %.1fx moat's cpu); split ranges %d/%d; open 5432 flagged on %d groups, %d of them unreachable",
+					d.Round(time.Millisecond), cpu.Round(time.Millisecond), float64(cpu)/float64(bestCPU), split, cells/10, db, tfa)
 			}
 		}
 		fmt.Println(line)
@@ -106,35 +109,69 @@ func run(sizes string, runs int, tfsec, keep string) error {
 }
 
 // pathCases counts the planted path cases moat check reports: the split
-// range SSH (every 10th cell) and the public database (every 10th cell,
-// offset 5); the private databases with the same open rule must not be.
-func pathCases(rep *check.Report) int {
-	n := 0
+// range SSH bastions (every 10th cell) and the public databases (every 10th
+// cell, offset 5); and its false alarms: the private databases, which carry
+// the same open 5432 rule but are not reachable.
+func pathCases(rep *check.Report) (found, falseAlarms int) {
 	for _, f := range rep.Findings {
 		if f.RuleID != check.RuleExposedPort {
 			continue
 		}
-		if strings.HasPrefix(f.Address, "aws_instance.bastion_") || strings.HasPrefix(f.Address, "aws_db_instance.db_") {
-			n++
+		switch {
+		case strings.HasPrefix(f.Address, "aws_instance.bastion_"), strings.HasPrefix(f.Address, "aws_db_instance.db_"):
+			found++
+		case strings.HasPrefix(f.Address, "aws_db_instance.private"):
+			falseAlarms++
 		}
 	}
-	return n
+	return found, falseAlarms
 }
 
-func runTfsec(bin, dir string) (time.Duration, []byte, error) {
+// runTfsec runs tfsec on dir and returns its wall and CPU time.
+func runTfsec(bin, dir string) (time.Duration, time.Duration, []byte, error) {
 	cmd := exec.Command(bin, "--no-color", "--soft-fail", "--format", "json", "--no-module-downloads", dir)
 	var out bytes.Buffer
 	cmd.Stdout = &out
 	cmd.Stderr = &bytes.Buffer{}
 	start := time.Now()
-	err := cmd.Run()
-	return time.Since(start), out.Bytes(), err
+	if err := cmd.Run(); err != nil {
+		return 0, 0, nil, err
+	}
+	wall := time.Since(start)
+	return wall, cmd.ProcessState.UserTime() + cmd.ProcessState.SystemTime(), out.Bytes(), nil
 }
 
-// tfsecPathCases counts tfsec results on the planted split-range groups:
-// it compares CIDRs as strings, so 0.0.0.0/1 + 128.0.0.0/1 is not "open".
-func tfsecPathCases(out []byte) int {
-	return bytes.Count(out, []byte(`aws_security_group.split_`)) / 2
+// tfsecPathCases reads tfsec's JSON results on the planted cases: the split
+// range groups it flags as open to the internet, and the 0.0.0.0/0:5432
+// groups it flags, which are unreachable in every cell but those with a
+// public database (a false alarm there).
+func tfsecPathCases(out []byte) (split, dbFlagged, falseAlarms int) {
+	var res struct {
+		Results []struct {
+			RuleID   string `json:"rule_id"`
+			Resource string `json:"resource"`
+		} `json:"results"`
+	}
+	if json.Unmarshal(out, &res) != nil {
+		return -1, -1, -1
+	}
+	seen := map[string]bool{}
+	for _, r := range res.Results {
+		if r.RuleID != "AVD-AWS-0107" || seen[r.Resource] {
+			continue
+		}
+		seen[r.Resource] = true
+		if strings.HasPrefix(r.Resource, "aws_security_group.split_") {
+			split++
+		}
+		if c, ok := strings.CutPrefix(r.Resource, "aws_security_group.db"); ok {
+			dbFlagged++
+			if n, err := strconv.Atoi(c); err == nil && n%10 != 5 {
+				falseAlarms++
+			}
+		}
+	}
+	return split, dbFlagged, falseAlarms
 }
 
 // cpuTime is the CPU time (user and system) this process has used, which
