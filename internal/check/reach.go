@@ -339,7 +339,8 @@ func (m *Model) reachVia(src Source, e *Endpoint, s *Subnet, proto string, port 
 	default:
 		got, used := routed(t, s.VPC, set, func(r Route) bool {
 			if r.Kind == "tgw" {
-				return true
+				att := m.tgws[r.Target]
+				return src.VPC != nil && s.VPC != nil && att[src.VPC.Addr] && att[s.VPC.Addr]
 			}
 			if r.Kind != "pcx" {
 				return false
@@ -352,7 +353,7 @@ func (m *Model) reachVia(src Source, e *Endpoint, s *Subnet, proto string, port 
 			return false
 		})
 		if empty(got) {
-			return block(Hop{Kind: "route", Addr: tname, Detail: "no return route to " + src.Name + " through a peering or transit gateway"})
+			return block(Hop{Kind: "route", Addr: tname, Detail: "no return route to " + src.Name + " through a peering or a transit gateway both VPCs are attached to"})
 		}
 		var rs []string
 		for _, r := range used {
