@@ -132,7 +132,7 @@ func (m *Mesh) serveConn(c net.Conn) {
 	}
 	if err != nil {
 		m.stats.hsFail.Add(1)
-		m.log.Info("mesh: inbound handshake refused", "remote", c.RemoteAddr().String(), "reason", err.Error())
+		m.log.Info("mesh: inbound handshake refused", logRemote, c.RemoteAddr().String(), logReason, err.Error())
 		m.handshakeRecord(start, inboundDir, c.RemoteAddr(), c.LocalAddr(), "", "", err)
 		_ = c.Close()
 		return
@@ -265,7 +265,7 @@ func (m *Mesh) finishInbound(rec *record, down net.Conn, src string, req Request
 		app, err = net.DialTimeout("tcp", svc.AppAddr, m.cfg.DialTimeout)
 		if err != nil {
 			resp = Response{Status: StatusError, Reason: fmt.Sprintf("app of %q unreachable", req.Service)}
-			m.log.Warn("mesh: app unreachable", "service", req.Service, "addr", svc.AppAddr, "err", err.Error())
+			m.log.Warn("mesh: app unreachable", logService, req.Service, logAddr, svc.AppAddr, logErr, err.Error())
 		} else {
 			rec.dstAddr = app.RemoteAddr()
 		}
@@ -277,7 +277,7 @@ func (m *Mesh) finishInbound(rec *record, down net.Conn, src string, req Request
 	if _, err := down.Write(AppendResponse(nil, resp)); err != nil || !resp.Allowed() {
 		if !resp.Allowed() {
 			m.stats.refused.Add(1)
-			m.log.Info("mesh: refused", "src", orUnknown(src), "dst", req.Service, "port", req.Port, "reason", resp.Reason)
+			m.log.Info("mesh: refused", logSrc, orUnknown(src), logDst, req.Service, logPort, req.Port, logReason, resp.Reason)
 		}
 		if app != nil {
 			_ = app.Close()

@@ -383,13 +383,13 @@ func (m *Mesh) sweep() {
 	m.mu.Unlock()
 	for _, t := range tunnels {
 		if _, err := m.cfg.Trust.Verify(t.peerChain); err != nil {
-			m.log.Info("mesh: closing inbound tunnel", "peer", t.peer.String(), "reason", err.Error())
+			m.log.Info("mesh: closing inbound tunnel", logPeer, t.peer.String(), logReason, err.Error())
 			_ = t.conn.Close()
 		}
 	}
 	for _, t := range outs {
 		if _, err := m.cfg.Trust.Verify(t.peerChain); err != nil {
-			m.log.Info("mesh: closing outbound tunnel", "peer", t.peer.String(), "reason", err.Error())
+			m.log.Info("mesh: closing outbound tunnel", logPeer, t.peer.String(), logReason, err.Error())
 			t.close()
 		}
 	}
