@@ -3,6 +3,7 @@ package mesh
 import (
 	"bufio"
 	"crypto/tls"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -256,5 +257,39 @@ func TestEdgeOf(t *testing.T) {
 	}
 	if _, ok := EdgeOf(flow.Record{ClassUID: flow.ClassNetworkActivity}); ok {
 		t.Fatal("edge from an empty record")
+	}
+}
+
+func TestDial(t *testing.T) {
+	p := newPair(t)
+	ctx := t.Context()
+	c, err := p.a.m.Dial(ctx, "gateway", "api", 8080)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_ = c.SetDeadline(time.Now().Add(5 * time.Second))
+	if _, err := c.Write([]byte("via gateway")); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.(interface{ CloseWrite() error }).CloseWrite(); err != nil {
+		t.Fatal(err)
+	}
+	got, err := io.ReadAll(c)
+	if err != nil || string(got) != "via gateway" {
+		t.Fatalf("reply %q, %v", got, err)
+	}
+	c.Close()
+	r := p.a.flows.waitFor(t, "gateway record", isFlow(flow.DirectionOutbound, "gateway", "api"))
+	if r.Traffic.BytesOut != 11 || r.Traffic.BytesIn != 11 || r.FirewallRule.Name != "web-to-api" {
+		t.Fatalf("record traffic %+v rule %+v", r.Traffic, r.FirewallRule)
+	}
+
+	_, err = p.a.m.Dial(ctx, "batch", "api", 8080)
+	var refused *RefusedError
+	if !errors.As(err, &refused) || refused.Response.Rule != policy.DefaultDeny || refused.Response.Status != StatusDeny {
+		t.Fatalf("batch dial: %v", err)
+	}
+	if _, err := p.a.m.Dial(ctx, "gateway", "api", 9999); !errors.As(err, &refused) || !strings.Contains(refused.Response.Reason, "does not serve port 9999") {
+		t.Fatalf("wrong port: %v", err)
 	}
 }
