@@ -27,6 +27,7 @@ var layers = [][]string{
 	{"server", "agent", "gateway"},
 	{"check"},
 	{"cli"},
+	{"e2e"},
 }
 
 func TestImportLayers(t *testing.T) {

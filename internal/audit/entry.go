@@ -1,4 +1,3 @@
-// Package audit is moat's tamper-evident record of administrative actions.
 package audit
 
 import (

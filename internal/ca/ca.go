@@ -41,6 +41,8 @@ const (
 	DefaultSVIDTTL         = time.Hour
 	DefaultRootTTL         = 10 * 365 * 24 * time.Hour
 	DefaultIntermediateTTL = 365 * 24 * time.Hour
+	// MaxAdminTTL caps admin client certificates.
+	MaxAdminTTL = 90 * 24 * time.Hour
 	// clockSkew backdates NotBefore so peers with slightly slow clocks accept
 	// a fresh SVID.
 	clockSkew = 30 * time.Second
@@ -288,14 +290,19 @@ func (ca *CA) SignPublicKey(pub crypto.PublicKey, id spiffeid.ID, ttl time.Durat
 	if !id.MemberOf(ca.td) {
 		return nil, fmt.Errorf("ca: %w: %q is not in %q", identity.ErrWrongTrustDomain, id, ca.td.Name())
 	}
-	if _, _, ok := identity.Parse(id); !ok {
-		return nil, fmt.Errorf("ca: %w: %q is not a moat service or node ID", identity.ErrNotSVID, id)
+	kind, _, ok := identity.Parse(id)
+	if !ok {
+		return nil, fmt.Errorf("ca: %w: %q is not a moat service, node, admin or server ID", identity.ErrNotSVID, id)
+	}
+	maxTTL := ca.maxTTL
+	if kind == identity.KindAdmin {
+		maxTTL = MaxAdminTTL
 	}
 	if ttl == 0 {
 		ttl = ca.ttl
 	}
-	if ttl < 0 || ttl > ca.maxTTL {
-		return nil, fmt.Errorf("%w: %s must be positive and at most %s", ErrBadTTL, ttl, ca.maxTTL)
+	if ttl < 0 || ttl > maxTTL {
+		return nil, fmt.Errorf("%w: %s must be positive and at most %s", ErrBadTTL, ttl, maxTTL)
 	}
 	serial, err := ca.serial()
 	if err != nil {
@@ -331,7 +338,9 @@ func (ca *CA) SignPublicKey(pub crypto.PublicKey, id spiffeid.ID, ttl time.Durat
 		return nil, err
 	}
 	chain := []*x509.Certificate{leaf, a.Intermediate}
-	if notAfter.After(a.LastExpiry) {
+	// Admin credentials are renewed by their holders under the new root and
+	// do not hold back a rotation; workload SVIDs do.
+	if kind != identity.KindAdmin && notAfter.After(a.LastExpiry) {
 		a.LastExpiry = notAfter
 	}
 	return chain, nil

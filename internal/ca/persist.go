@@ -41,6 +41,16 @@ const FileName = "ca.json"
 // Save writes the CA state to dir/ca.json (mode 0600) atomically, private
 // keys sealed by s when s is not nil.
 func (ca *CA) Save(dir string, s KeySealer) error {
+	b, err := ca.Marshal(s)
+	if err != nil {
+		return err
+	}
+	return writeFileAtomic(filepath.Join(dir, FileName), b)
+}
+
+// Marshal encodes the CA state as JSON, private keys sealed by s when s is
+// not nil.
+func (ca *CA) Marshal(s KeySealer) ([]byte, error) {
 	st := ca.State()
 	fs := fileState{Version: 1, Sealed: s != nil, Active: st.Active}
 	for i, a := range st.Authorities {
@@ -48,19 +58,19 @@ func (ca *CA) Save(dir string, s KeySealer) error {
 		var err error
 		if a.RootKey != nil {
 			if fa.RootKey, err = sealKey(a.RootKey, s, fmt.Sprintf("ca/root/%d", i)); err != nil {
-				return err
+				return nil, err
 			}
 		}
 		if fa.InterKey, err = sealKey(a.InterKey, s, fmt.Sprintf("ca/intermediate/%d", i)); err != nil {
-			return err
+			return nil, err
 		}
 		fs.Authorities = append(fs.Authorities, fa)
 	}
 	b, err := json.MarshalIndent(fs, "", "  ")
 	if err != nil {
-		return fmt.Errorf("ca: encode state: %w", err)
+		return nil, fmt.Errorf("ca: encode state: %w", err)
 	}
-	return writeFileAtomic(filepath.Join(dir, FileName), b)
+	return b, nil
 }
 
 // Load reads dir/ca.json written by Save.
@@ -70,6 +80,14 @@ func Load(c Config, dir string, s KeySealer) (*CA, error) {
 	if err != nil {
 		return nil, fmt.Errorf("ca: %w", err)
 	}
+	return unmarshal(c, name, b, s)
+}
+
+// Unmarshal decodes CA state written by Marshal.
+func Unmarshal(c Config, b []byte, s KeySealer) (*CA, error) { return unmarshal(c, "state", b, s) }
+
+func unmarshal(c Config, name string, b []byte, s KeySealer) (*CA, error) {
+	var err error
 	var fs fileState
 	if err := json.Unmarshal(b, &fs); err != nil {
 		return nil, fmt.Errorf("ca: %s: %w", name, err)

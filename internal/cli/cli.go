@@ -103,8 +103,20 @@ func root() *Command {
 
 // commands is the table of top-level commands.
 func commands() []*Command {
-	var cmds []*Command
-	cmds = append(cmds, versionCommand())
+	cmds := []*Command{
+		agentCommand(),
+		alertsCommand(),
+		auditCommand(),
+		caCommand(),
+		checkCommand(),
+		devCommand(),
+		policyCommand(),
+		revokeCommand(),
+		serverCommand(),
+		svcCommand(),
+		tokenCommand(),
+		versionCommand(),
+	}
 	sort.Slice(cmds, func(i, j int) bool { return cmds[i].Name < cmds[j].Name })
 	return cmds
 }
@@ -114,7 +126,7 @@ func dispatch(ctx context.Context, e *Env, c *Command, path, args []string) erro
 		if len(args) == 0 || args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
 			printHelp(e.Stdout, c, path)
 			if len(args) == 0 {
-				return usagef("%s: missing subcommand", strings.Join(path, " "))
+				return usagef("missing subcommand")
 			}
 			return nil
 		}

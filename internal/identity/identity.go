@@ -54,6 +54,16 @@ func ServiceID(td spiffeid.TrustDomain, name string) (spiffeid.ID, error) {
 	return kindID(td, KindService, name)
 }
 
+// MustServiceID returns the string form of ServiceID, or "" when name is
+// not a valid service name.
+func MustServiceID(td spiffeid.TrustDomain, name string) string {
+	id, err := ServiceID(td, name)
+	if err != nil {
+		return ""
+	}
+	return id.String()
+}
+
 // NodeID returns spiffe://td/node/name.
 func NodeID(td spiffeid.TrustDomain, name string) (spiffeid.ID, error) {
 	return kindID(td, KindNode, name)

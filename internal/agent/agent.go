@@ -1,0 +1,336 @@
+// Package agent is moat's node agent. It joins the control plane once with a
+// one-time token and keeps its node identity; it holds an SVID for every
+// service registered on its node and renews each at about half its life;
+// it serves them to local workloads over the SPIFFE Workload API; and it
+// follows the control plane's watch stream for the trust bundle, the
+// revocation list, the registry and the intentions.
+//
+// When the control plane is unreachable the agent keeps serving with what it
+// holds (static stability) and retries with backoff; nothing it holds is
+// dropped because the server is away.
+package agent
+
+import (
+	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math/big"
+	"net/http"
+	"os"
+	"path/filepath"
+	"sync"
+	"time"
+
+	"github.com/spiffe/go-spiffe/v2/bundle/x509bundle"
+	"github.com/spiffe/go-spiffe/v2/spiffeid"
+
+	"moat/internal/api"
+	"moat/internal/flow"
+	"moat/internal/identity"
+	"moat/internal/mesh"
+)
+
+// Config configures an Agent.
+type Config struct {
+	// DataDir keeps the node identity between starts; required.
+	DataDir string
+	// Server is the control plane's host:port; required.
+	Server string
+	// Join is a one-time join token; needed only when DataDir holds no node
+	// identity yet.
+	Join string
+	// Node names this node; required and must match the token's node.
+	Node string
+	// MeshAddr is where peers reach this node's mesh port, as published to
+	// the control plane; empty means 127.0.0.1:15443.
+	MeshAddr string
+	// Socket is the Workload API's Unix socket path; empty disables it.
+	Socket string
+	// RequireUID, when set, serves a registration's SVID over the Workload
+	// API only to the uid it names; registrations without a uid are then
+	// served to no one. When unset (the default), a registration without a
+	// uid is served to any local uid.
+	RequireUID bool
+	// Now and After are the clock; nil means the real one.
+	Now   func() time.Time
+	After func(time.Duration) <-chan time.Time
+	// Jitter returns a fraction in [0,1) to spread renewals; nil means random.
+	Jitter func() float64
+	// MinBackoff and MaxBackoff bound retries while the server is away; zero
+	// means 500ms and 30s.
+	MinBackoff, MaxBackoff time.Duration
+	// Flows receives a flow record per mesh connection; nil discards them.
+	Flows  flow.Writer
+	Logger *slog.Logger
+}
+
+// Agent is a node agent.
+type Agent struct {
+	cfg   Config
+	log   *slog.Logger
+	td    spiffeid.TrustDomain
+	trust *identity.Trust
+
+	mu       sync.RWMutex // guards the fields below
+	nodeCert *tls.Certificate
+	svids    map[string]*svid // by service name
+	state    state            // what the watch stream said
+	synced   bool             // a full snapshot has arrived
+
+	wake        chan struct{} // nudges the renewal loop
+	changed     *broadcast    // SVIDs or bundle changed (Workload API streams)
+	updates     *broadcast    // any watch frame applied
+	nodeChanged *broadcast    // the node certificate was renewed
+
+	clientMu sync.Mutex // guards client
+	// client calls the server with the node certificate. It is replaced at
+	// every node renewal: connections stay bound to the certificate they
+	// were opened with, so a fresh transport is what presents the new one.
+	client *api.Client
+	mesh   *mesh.Mesh
+}
+
+// svid is one service's current identity.
+type svid struct {
+	id      spiffeid.ID
+	cert    *tls.Certificate
+	renewAt time.Time
+	failing int // consecutive failed renewals
+}
+
+// Node identity files inside DataDir.
+const nodeDir = "node"
+
+// New loads the node identity from DataDir, or joins with cfg.Join when
+// there is none. It talks to the server only to join.
+func New(ctx context.Context, cfg Config) (*Agent, error) {
+	if cfg.DataDir == "" || cfg.Server == "" {
+		return nil, errors.New("agent: data dir and server address are required")
+	}
+	if err := identity.ValidName(cfg.Node); err != nil {
+		return nil, fmt.Errorf("agent: node: %w", err)
+	}
+	if cfg.MeshAddr == "" {
+		cfg.MeshAddr = "127.0.0.1:15443"
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	if cfg.After == nil {
+		cfg.After = time.After
+	}
+	if cfg.Jitter == nil {
+		cfg.Jitter = randFloat
+	}
+	if cfg.MinBackoff == 0 {
+		cfg.MinBackoff = 500 * time.Millisecond
+	}
+	if cfg.MaxBackoff == 0 {
+		cfg.MaxBackoff = 30 * time.Second
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	a := &Agent{cfg: cfg, log: cfg.Logger.With("node", cfg.Node), svids: map[string]*svid{},
+		wake: make(chan struct{}, 1), changed: newBroadcast(), updates: newBroadcast(), nodeChanged: newBroadcast()}
+	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
+		return nil, fmt.Errorf("agent: %w", err)
+	}
+	var err error
+	cert, roots, err := api.LoadCredentials(filepath.Join(cfg.DataDir, nodeDir))
+	switch {
+	case err == nil:
+		if err := a.adopt(cert, roots); err != nil {
+			return nil, err
+		}
+		if _, name, _ := identity.Parse(mustID(cert.Leaf)); name != cfg.Node {
+			return nil, fmt.Errorf("agent: %s holds the identity of node %q, not %q", cfg.DataDir, name, cfg.Node)
+		}
+	case errors.Is(err, os.ErrNotExist):
+		if cfg.Join == "" {
+			return nil, fmt.Errorf("agent: %s holds no node identity: start once with --join TOKEN", cfg.DataDir)
+		}
+		if err := a.join(ctx); err != nil {
+			return nil, err
+		}
+	default:
+		return nil, err
+	}
+	a.client = a.newClient()
+	if a.mesh, err = a.newMesh(); err != nil {
+		return nil, err
+	}
+	return a, nil
+}
+
+func mustID(leaf *x509.Certificate) spiffeid.ID {
+	id, _ := identity.LeafID(leaf)
+	return id
+}
+
+// adopt installs a node certificate and bundle.
+func (a *Agent) adopt(cert *tls.Certificate, roots []*x509.Certificate) error {
+	id, err := identity.LeafID(cert.Leaf)
+	if err != nil {
+		return fmt.Errorf("agent: node certificate: %w", err)
+	}
+	if a.trust == nil {
+		a.td = id.TrustDomain()
+		a.trust = identity.NewTrust(identity.TrustConfig{TrustDomain: a.td, Now: a.cfg.Now})
+		a.trust.Update(x509bundle.FromX509Authorities(a.td, roots), identity.Revocations{})
+	}
+	a.mu.Lock()
+	a.nodeCert = cert
+	a.mu.Unlock()
+	return nil
+}
+
+func (a *Agent) newClient() *api.Client {
+	return api.NewClient(a.cfg.Server, api.ClientTLS(a.nodeCertificate, a.trust))
+}
+
+// api returns the current client of the control plane.
+func (a *Agent) api() *api.Client {
+	a.clientMu.Lock()
+	defer a.clientMu.Unlock()
+	return a.client
+}
+
+// renewClient replaces the client after a node renewal and tells the watch
+// loop to reconnect with the new certificate.
+func (a *Agent) renewClient() {
+	a.clientMu.Lock()
+	old := a.client
+	a.client = a.newClient()
+	a.clientMu.Unlock()
+	old.Close()
+	a.nodeChanged.Notify()
+}
+
+func (a *Agent) nodeCertificate() (*tls.Certificate, error) {
+	a.mu.RLock()
+	defer a.mu.RUnlock()
+	return a.nodeCert, nil
+}
+
+// join trades the token for a node SVID, after checking that the server
+// chains to the root the token pins.
+func (a *Agent) join(ctx context.Context) error {
+	_, pin, err := api.SplitToken(a.cfg.Join)
+	if err != nil {
+		return fmt.Errorf("agent: %w", err)
+	}
+	bundle, err := api.FetchBundle(ctx, a.cfg.Server, pin)
+	if err != nil {
+		return fmt.Errorf("agent: join: %w", err)
+	}
+	a.td = bundle.TrustDomain()
+	a.trust = identity.NewTrust(identity.TrustConfig{TrustDomain: a.td, Now: a.cfg.Now})
+	a.trust.Update(bundle, identity.Revocations{})
+	key, csr, err := newCSR()
+	if err != nil {
+		return err
+	}
+	c := api.NewClient(a.cfg.Server, api.ClientTLS(nil, a.trust))
+	defer c.Close()
+	var resp api.CertResponse
+	err = c.Call(ctx, http.MethodPost, api.PathJoin, api.JoinRequest{Token: a.cfg.Join, Node: a.cfg.Node, MeshAddr: a.cfg.MeshAddr, CSR: csr}, &resp)
+	if err != nil {
+		return fmt.Errorf("agent: join: %w", err)
+	}
+	cert, roots, err := a.certFrom(resp, key)
+	if err != nil {
+		return err
+	}
+	if err := api.WriteCredentials(filepath.Join(a.cfg.DataDir, nodeDir), cert, roots); err != nil {
+		return err
+	}
+	a.log.Info("joined", "id", cert.Leaf.URIs[0].String(), "expires", cert.Leaf.NotAfter)
+	return a.adopt(cert, roots)
+}
+
+// certFrom checks a signed chain against the bundle that came with it and
+// pairs it with key.
+func (a *Agent) certFrom(resp api.CertResponse, key *ecdsa.PrivateKey) (*tls.Certificate, []*x509.Certificate, error) {
+	chain, err := api.ParseChain(resp.Chain)
+	if err != nil {
+		return nil, nil, err
+	}
+	roots, err := api.ParseChain(resp.Bundle)
+	if err != nil {
+		return nil, nil, fmt.Errorf("agent: bundle: %w", err)
+	}
+	if !chain[0].PublicKey.(*ecdsa.PublicKey).Equal(key.Public()) {
+		return nil, nil, errors.New("agent: the server signed a different key")
+	}
+	check := identity.NewTrust(identity.TrustConfig{TrustDomain: a.td, Now: a.cfg.Now})
+	check.Update(x509bundle.FromX509Authorities(a.td, roots), a.trust.Revocations())
+	if _, err := check.Verify(chain); err != nil {
+		return nil, nil, fmt.Errorf("agent: the server's certificate does not verify: %w", err)
+	}
+	cert := &tls.Certificate{PrivateKey: key, Leaf: chain[0]}
+	for _, c := range chain {
+		cert.Certificate = append(cert.Certificate, c.Raw)
+	}
+	return cert, roots, nil
+}
+
+func newCSR() (*ecdsa.PrivateKey, []byte, error) {
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		return nil, nil, fmt.Errorf("agent: key: %w", err)
+	}
+	csr, err := x509.CreateCertificateRequest(rand.Reader, &x509.CertificateRequest{}, key)
+	if err != nil {
+		return nil, nil, fmt.Errorf("agent: csr: %w", err)
+	}
+	return key, csr, nil
+}
+
+func randFloat() float64 {
+	n, err := rand.Int(rand.Reader, big.NewInt(1<<53))
+	if err != nil {
+		return 0.5
+	}
+	return float64(n.Int64()) / (1 << 53)
+}
+
+// TrustDomain returns the node's trust domain.
+func (a *Agent) TrustDomain() spiffeid.TrustDomain { return a.td }
+
+// Trust returns the agent's view of the bundle and revocations.
+func (a *Agent) Trust() *identity.Trust { return a.trust }
+
+// Run follows the control plane and renews identities until ctx ends.
+func (a *Agent) Run(ctx context.Context) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	defer func() { a.api().Close() }()
+	var wg sync.WaitGroup
+	errc := make(chan error, 3)
+	run := func(f func(context.Context) error) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := f(ctx); err != nil {
+				errc <- err
+				cancel()
+			}
+		}()
+	}
+	run(a.watchLoop)
+	run(a.renewLoop)
+	run(a.runMesh)
+	if a.cfg.Socket != "" {
+		run(a.serveWorkloadAPI)
+	}
+	wg.Wait()
+	close(errc)
+	return <-errc
+}

@@ -1,0 +1,108 @@
+package agent
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"strconv"
+
+	"moat/internal/mesh"
+	"moat/internal/policy"
+)
+
+// newMesh builds the node's data plane: the inbound mesh port on MeshAddr
+// and, once the registry is known, a loopback listener per upstream.
+func (a *Agent) newMesh() (*mesh.Mesh, error) {
+	return mesh.New(mesh.Config{
+		Node:        a.cfg.Node,
+		Listen:      a.cfg.MeshAddr,
+		TrustDomain: a.td,
+		Trust:       a.trust,
+		Identities:  a,
+		Flows:       a.cfg.Flows,
+		Resolve:     a.resolve,
+		Now:         a.cfg.Now,
+		Logger:      a.log.With("part", "mesh"),
+	})
+}
+
+// resolve finds the mesh address of the agent that runs service.
+func (a *Agent) resolve(service string) (string, error) {
+	reg, ok := a.Registration(service)
+	if !ok {
+		return "", fmt.Errorf("agent: service %q is not registered", service)
+	}
+	addr, ok := a.NodeAddr(reg.Node)
+	if !ok {
+		return "", fmt.Errorf("agent: node %q of service %q has not joined", reg.Node, service)
+	}
+	return addr, nil
+}
+
+// runMesh serves the mesh and keeps it in step with the watch stream:
+// services and upstreams from the registry, intentions from the policy.
+// Until the first snapshot, the mesh has no policy and denies everything.
+func (a *Agent) runMesh(ctx context.Context) error {
+	done := make(chan error, 1)
+	go func() { done <- a.mesh.Run(ctx) }()
+	applied := ""
+	for {
+		updated := a.Updates()
+		if a.Synced() {
+			if err := a.mesh.SetServices(a.meshServices()); err != nil {
+				a.log.Error("mesh services", "err", err)
+			}
+			p := a.Policy()
+			if key := fmt.Sprint(p.Version, len(p.YAML)); key != applied {
+				t, err := policy.Parse([]byte(p.YAML))
+				switch {
+				case p.YAML == "":
+					a.mesh.SetPolicy(nil)
+					applied = key
+				case err != nil:
+					// The server validated it; a document this agent cannot
+					// read keeps the previous policy rather than opening up.
+					a.log.Error("policy from the control plane does not parse; keeping the previous one", "version", p.Version, "err", err)
+				default:
+					a.mesh.SetPolicy(t)
+					applied = key
+					a.log.Info("policy applied", "version", p.Version, "digest", t.Version())
+				}
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return <-done
+		case err := <-done:
+			if err != nil && !errors.Is(err, context.Canceled) {
+				return err
+			}
+			return nil
+		case <-updated:
+		}
+	}
+}
+
+// meshServices turns this node's registrations into mesh services. An
+// upstream whose service is not registered yet waits for it.
+func (a *Agent) meshServices() []mesh.Service {
+	var out []mesh.Service
+	for _, r := range a.LocalServices() {
+		s := mesh.Service{Name: r.Name, Port: r.Port, AppAddr: net.JoinHostPort("127.0.0.1", strconv.Itoa(r.Port))}
+		for _, u := range r.Upstreams {
+			dst, ok := a.Registration(u.Service)
+			if !ok {
+				continue
+			}
+			s.Upstreams = append(s.Upstreams, mesh.Upstream{
+				Service: u.Service, Port: dst.Port, LocalAddr: net.JoinHostPort("127.0.0.1", strconv.Itoa(u.LocalPort)),
+			})
+		}
+		out = append(out, s)
+	}
+	return out
+}
+
+// Mesh returns the node's data plane (nil before New returns).
+func (a *Agent) Mesh() *mesh.Mesh { return a.mesh }

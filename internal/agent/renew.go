@@ -1,0 +1,216 @@
+package agent
+
+import (
+	"context"
+	"crypto/ecdsa"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"net/http"
+	"os"
+	"path/filepath"
+	"time"
+
+	"moat/internal/api"
+	"moat/internal/identity"
+)
+
+// svidDir holds cached service SVIDs, one directory per service, so a
+// restart while the server is away still serves them.
+const svidDir = "svids"
+
+// renewAt returns when a certificate should be renewed: at 40-60% of its
+// life, spread by jitter so a fleet does not renew in step.
+func (a *Agent) renewAt(c *tls.Certificate) time.Time {
+	life := c.Leaf.NotAfter.Sub(c.Leaf.NotBefore)
+	frac := 0.4 + 0.2*a.cfg.Jitter()
+	return c.Leaf.NotBefore.Add(time.Duration(float64(life) * frac))
+}
+
+// renewLoop renews the node SVID and every service SVID when due. A failed
+// renewal is retried with backoff; the current SVID keeps serving until it
+// expires.
+func (a *Agent) renewLoop(ctx context.Context) error {
+	a.loadCachedSVIDs()
+	nodeFails := 0
+	var nodeRetry time.Time
+	for ctx.Err() == nil {
+		now := a.cfg.Now()
+		next := now.Add(time.Hour)
+
+		node, _ := a.nodeCertificate()
+		due := a.renewAt(node)
+		if !nodeRetry.IsZero() {
+			due = nodeRetry
+		}
+		if !now.Before(due) {
+			if err := a.renewNode(ctx); err != nil {
+				nodeFails++
+				nodeRetry = now.Add(a.backoff(nodeFails))
+				a.log.Warn("node certificate renewal failed", "err", err, "retry_in", nodeRetry.Sub(now))
+			} else {
+				nodeFails, nodeRetry = 0, time.Time{}
+			}
+			continue
+		}
+		next = minTime(next, due)
+
+		for _, name := range a.dueServices(now) {
+			if ctx.Err() != nil {
+				return nil
+			}
+			a.renewService(ctx, name, now)
+		}
+		a.mu.RLock()
+		for _, s := range a.svids {
+			next = minTime(next, s.renewAt)
+		}
+		a.mu.RUnlock()
+		wait := next.Sub(a.cfg.Now())
+		if wait <= 0 {
+			continue
+		}
+		select {
+		case <-ctx.Done():
+		case <-a.wake:
+		case <-a.cfg.After(wait):
+		}
+	}
+	return nil
+}
+
+func minTime(a, b time.Time) time.Time {
+	if b.Before(a) {
+		return b
+	}
+	return a
+}
+
+func (a *Agent) dueServices(now time.Time) []string {
+	a.mu.RLock()
+	defer a.mu.RUnlock()
+	var out []string
+	for name, s := range a.svids {
+		if !now.Before(s.renewAt) {
+			out = append(out, name)
+		}
+	}
+	return out
+}
+
+func (a *Agent) renewNode(ctx context.Context) error {
+	key, csr, err := newCSR()
+	if err != nil {
+		return err
+	}
+	var resp api.CertResponse
+	if err := a.api().Call(ctx, http.MethodPost, api.PathNodeRenew, api.RenewRequest{CSR: csr, MeshAddr: a.cfg.MeshAddr}, &resp); err != nil {
+		return err
+	}
+	cert, roots, err := a.certFrom(resp, key)
+	if err != nil {
+		return err
+	}
+	if err := api.WriteCredentials(filepath.Join(a.cfg.DataDir, nodeDir), cert, roots); err != nil {
+		return err
+	}
+	a.log.Info("node certificate renewed", "expires", cert.Leaf.NotAfter)
+	if err := a.adopt(cert, roots); err != nil {
+		return err
+	}
+	a.renewClient()
+	return nil
+}
+
+func (a *Agent) renewService(ctx context.Context, name string, now time.Time) {
+	cert, err := a.fetchSVID(ctx, name)
+	a.mu.Lock()
+	s, ok := a.svids[name]
+	if !ok { // deregistered meanwhile
+		a.mu.Unlock()
+		return
+	}
+	if err != nil {
+		s.failing++
+		s.renewAt = now.Add(a.backoff(s.failing))
+		a.mu.Unlock()
+		if errors.Is(err, api.ErrPermissionDenied) {
+			a.log.Error("the control plane refuses this service's SVID", "service", name, "err", err)
+		} else {
+			a.log.Warn("SVID renewal failed", "service", name, "err", err)
+		}
+		return
+	}
+	s.cert, s.failing, s.renewAt = cert, 0, a.renewAt(cert)
+	a.mu.Unlock()
+	if err := api.WriteCredentials(filepath.Join(a.cfg.DataDir, svidDir, name), cert, a.trust.Bundle().X509Authorities()); err != nil {
+		a.log.Warn("cache SVID", "service", name, "err", err)
+	}
+	a.log.Info("SVID renewed", "service", name, "expires", cert.Leaf.NotAfter)
+	a.changed.Notify()
+}
+
+func (a *Agent) fetchSVID(ctx context.Context, name string) (*tls.Certificate, error) {
+	key, csr, err := newCSR()
+	if err != nil {
+		return nil, err
+	}
+	var resp api.CertResponse
+	if err := a.api().Call(ctx, http.MethodPost, api.PathSVID, api.SVIDRequest{Service: name, CSR: csr}, &resp); err != nil {
+		return nil, err
+	}
+	cert, _, err := a.certFrom(resp, key)
+	if err != nil {
+		return nil, err
+	}
+	if id, _ := identity.LeafID(cert.Leaf); id.String() != identity.MustServiceID(a.td, name) {
+		return nil, fmt.Errorf("agent: asked for %q, got %q", name, id)
+	}
+	return cert, nil
+}
+
+// loadCachedSVIDs restores still-valid SVIDs from disk, so an agent that
+// restarts while the server is away serves at once.
+func (a *Agent) loadCachedSVIDs() {
+	entries, err := os.ReadDir(filepath.Join(a.cfg.DataDir, svidDir))
+	if err != nil {
+		return
+	}
+	now := a.cfg.Now()
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	for _, e := range entries {
+		name := e.Name()
+		if identity.ValidName(name) != nil {
+			continue
+		}
+		cert, _, err := api.LoadCredentials(filepath.Join(a.cfg.DataDir, svidDir, name))
+		if err != nil || identity.CheckValidity(cert.Leaf, now) != nil {
+			continue
+		}
+		if _, ok := cert.PrivateKey.(*ecdsa.PrivateKey); !ok {
+			continue
+		}
+		id, err := identity.LeafID(cert.Leaf)
+		if err != nil {
+			continue
+		}
+		if _, ok := a.svids[name]; !ok {
+			a.svids[name] = &svid{id: id, cert: cert, renewAt: a.renewAt(cert)}
+		}
+	}
+}
+
+// Certificate returns the current SVID of a local service.
+func (a *Agent) Certificate(service string) (*tls.Certificate, error) {
+	a.mu.RLock()
+	defer a.mu.RUnlock()
+	s, ok := a.svids[service]
+	if !ok || s.cert == nil {
+		return nil, fmt.Errorf("agent: no SVID for service %q on this node", service)
+	}
+	return s.cert, nil
+}
+
+// SVIDChanged returns a channel closed at the next SVID or bundle change.
+func (a *Agent) SVIDChanged() <-chan struct{} { return a.changed.C() }

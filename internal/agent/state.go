@@ -1,0 +1,236 @@
+package agent
+
+import (
+	"context"
+	"errors"
+	"os"
+	"path/filepath"
+	"sort"
+	"sync"
+	"time"
+
+	"github.com/spiffe/go-spiffe/v2/bundle/x509bundle"
+
+	"moat/internal/api"
+	"moat/internal/identity"
+)
+
+// state is the agent's copy of what the control plane publishes.
+type state struct {
+	services map[string]api.Registration
+	nodes    map[string]api.Node
+	policy   api.Policy
+	revision int64
+}
+
+// broadcast wakes every waiter at each Notify.
+type broadcast struct {
+	mu sync.Mutex // guards ch
+	ch chan struct{}
+}
+
+func newBroadcast() *broadcast { return &broadcast{ch: make(chan struct{})} }
+
+// C returns a channel closed at the next Notify.
+func (b *broadcast) C() <-chan struct{} {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.ch
+}
+
+func (b *broadcast) Notify() {
+	b.mu.Lock()
+	close(b.ch)
+	b.ch = make(chan struct{})
+	b.mu.Unlock()
+}
+
+// apply folds one watch frame into the agent's state.
+func (a *Agent) apply(u api.Update) error {
+	if u.Heartbeat {
+		return nil
+	}
+	if u.Bundle != nil {
+		roots, err := api.ParseChain(u.Bundle)
+		if err != nil {
+			return err
+		}
+		a.trust.Update(x509bundle.FromX509Authorities(a.td, roots), a.trust.Revocations())
+		a.changed.Notify()
+	}
+	if u.Revocations != nil {
+		a.trust.Update(nil, *u.Revocations)
+	}
+	a.mu.Lock()
+	if u.Full {
+		a.state = state{services: map[string]api.Registration{}, nodes: map[string]api.Node{}}
+		a.synced = true
+	}
+	if u.Policy != nil {
+		a.state.policy = *u.Policy
+	}
+	for _, r := range u.Services {
+		a.state.services[r.Name] = r
+	}
+	for _, n := range u.RemovedServices {
+		delete(a.state.services, n)
+	}
+	for _, n := range u.Nodes {
+		a.state.nodes[n.Name] = n
+	}
+	for _, n := range u.RemovedNodes {
+		delete(a.state.nodes, n)
+	}
+	if u.Revision > a.state.revision {
+		a.state.revision = u.Revision
+	}
+	removed := a.reconcileLocked()
+	a.mu.Unlock()
+	for _, name := range removed {
+		_ = os.RemoveAll(filepath.Join(a.cfg.DataDir, svidDir, name))
+	}
+	if len(removed) > 0 {
+		a.changed.Notify()
+	}
+	a.nudge()
+	a.updates.Notify()
+	return nil
+}
+
+// reconcileLocked makes the SVID set match the services registered on this
+// node: new ones get an empty entry (due now), gone ones are dropped.
+func (a *Agent) reconcileLocked() (removed []string) {
+	for name, r := range a.state.services {
+		if r.Node != a.cfg.Node {
+			continue
+		}
+		if _, ok := a.svids[name]; !ok {
+			id, err := identity.ServiceID(a.td, name)
+			if err != nil {
+				continue
+			}
+			a.svids[name] = &svid{id: id}
+		}
+	}
+	for name := range a.svids {
+		if r, ok := a.state.services[name]; !ok || r.Node != a.cfg.Node {
+			delete(a.svids, name)
+			removed = append(removed, name)
+		}
+	}
+	return removed
+}
+
+// LocalServices returns the registrations placed on this node.
+func (a *Agent) LocalServices() []api.Registration {
+	a.mu.RLock()
+	defer a.mu.RUnlock()
+	return a.sortedLocalLocked()
+}
+
+func (a *Agent) sortedLocalLocked() []api.Registration {
+	var out []api.Registration
+	for _, r := range a.state.services {
+		if r.Node == a.cfg.Node {
+			out = append(out, r)
+		}
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
+	return out
+}
+
+// Registration returns any service's registration.
+func (a *Agent) Registration(name string) (api.Registration, bool) {
+	a.mu.RLock()
+	defer a.mu.RUnlock()
+	r, ok := a.state.services[name]
+	return r, ok
+}
+
+// NodeAddr returns the mesh address of a node.
+func (a *Agent) NodeAddr(node string) (string, bool) {
+	a.mu.RLock()
+	defer a.mu.RUnlock()
+	n, ok := a.state.nodes[node]
+	return n.MeshAddr, ok
+}
+
+// Policy returns the intentions document last received.
+func (a *Agent) Policy() api.Policy {
+	a.mu.RLock()
+	defer a.mu.RUnlock()
+	return a.state.policy
+}
+
+// Updates returns a channel closed at the next applied watch frame.
+func (a *Agent) Updates() <-chan struct{} { return a.updates.C() }
+
+// Synced reports whether a full snapshot has arrived since start.
+func (a *Agent) Synced() bool {
+	a.mu.RLock()
+	defer a.mu.RUnlock()
+	return a.synced
+}
+
+// watchLoop follows the watch stream, reconnecting with backoff. A broken
+// stream changes nothing the agent holds.
+func (a *Agent) watchLoop(ctx context.Context) error {
+	fails := 0
+	for ctx.Err() == nil {
+		got := false
+		wctx, cancel := context.WithCancel(ctx)
+		renewed := a.nodeChanged.C()
+		go func() {
+			select {
+			case <-renewed:
+			case <-wctx.Done():
+			}
+			cancel()
+		}()
+		err := a.api().Watch(wctx, func(u api.Update) error {
+			got = true
+			return a.apply(u)
+		})
+		cancel()
+		if ctx.Err() != nil {
+			return nil
+		}
+		select {
+		case <-renewed:
+			continue // reconnect at once with the new certificate
+		default:
+		}
+		if got {
+			fails = 0
+		}
+		fails++
+		if errors.Is(err, api.ErrUnauthenticated) {
+			a.log.Error("the control plane refuses this node's certificate", "err", err)
+		} else {
+			a.log.Warn("watch stream broken; retrying", "err", err)
+		}
+		select {
+		case <-ctx.Done():
+		case <-a.cfg.After(a.backoff(fails)):
+		}
+	}
+	return nil
+}
+
+// backoff returns the wait after n consecutive failures: doubling from
+// MinBackoff, capped at MaxBackoff, with ±20% jitter.
+func (a *Agent) backoff(n int) time.Duration {
+	d := a.cfg.MinBackoff
+	for i := 1; i < n && d < a.cfg.MaxBackoff; i++ {
+		d *= 2
+	}
+	d = min(d, a.cfg.MaxBackoff)
+	return time.Duration(float64(d) * (0.8 + 0.4*a.cfg.Jitter()))
+}
+
+func (a *Agent) nudge() {
+	select {
+	case a.wake <- struct{}{}:
+	default:
+	}
+}

@@ -1,0 +1,224 @@
+// Package api is the control-plane wire protocol: HTTPS + JSON over mutual
+// TLS. The server implements it; agents, the gateway and the admin CLI call
+// it through Client. Paths are versioned; every request and response body is
+// one JSON object, and the watch stream is newline-delimited JSON.
+package api
+
+import (
+	"time"
+
+	"moat/internal/identity"
+)
+
+// Paths. Those under /v1/admin/ need an admin certificate and a role; the
+// node paths need a node SVID; PathBundle and PathJoin are open (the join
+// token is the credential).
+const (
+	PathBundle     = "/v1/bundle"
+	PathJoin       = "/v1/join"
+	PathNodeRenew  = "/v1/node/renew"
+	PathSVID       = "/v1/svid"
+	PathWatch      = "/v1/watch"
+	PathFlows      = "/v1/flows"
+	PathWhoami     = "/v1/admin/whoami"
+	PathTokens     = "/v1/admin/tokens"
+	PathServices   = "/v1/admin/services"
+	PathNodes      = "/v1/admin/nodes"
+	PathRevoke     = "/v1/admin/revoke"
+	PathCA         = "/v1/admin/ca"
+	PathCARotate   = "/v1/admin/ca/rotate"
+	PathPolicy     = "/v1/admin/policy"
+	PathPolicyDiff = "/v1/admin/policy/diff"
+	PathPolicyExpl = "/v1/admin/policy/explain"
+	PathAudit      = "/v1/admin/audit"
+	PathAuditProof = "/v1/admin/audit/prove"
+	PathCheckpoint = "/v1/admin/audit/checkpoint"
+)
+
+// Roles, weakest first. A role may do everything the roles before it may.
+const (
+	RoleViewer   = "viewer"
+	RoleOperator = "operator"
+	RoleAdmin    = "admin"
+)
+
+// RoleRank orders roles; unknown roles rank below viewer.
+func RoleRank(role string) int {
+	switch role {
+	case RoleViewer:
+		return 1
+	case RoleOperator:
+		return 2
+	case RoleAdmin:
+		return 3
+	}
+	return 0
+}
+
+// Error is the body of every non-2xx answer.
+type Error struct {
+	Error string `json:"error"`
+}
+
+// JoinRequest proves a one-time token and asks for a node SVID over CSR.
+type JoinRequest struct {
+	Token    string `json:"token"`
+	Node     string `json:"node"`
+	MeshAddr string `json:"mesh_addr"` // where peers reach this node's mesh port
+	CSR      []byte `json:"csr"`       // PKCS#10 DER
+}
+
+// CertResponse carries a signed chain (leaf first) and the trust bundle.
+type CertResponse struct {
+	Chain  [][]byte `json:"chain"`  // DER, leaf first
+	Bundle [][]byte `json:"bundle"` // DER roots
+	// TrustDomain names the bundle's trust domain.
+	TrustDomain string `json:"trust_domain,omitempty"`
+}
+
+// RenewRequest asks for a fresh node SVID; the caller is the node.
+type RenewRequest struct {
+	CSR      []byte `json:"csr"`
+	MeshAddr string `json:"mesh_addr,omitempty"`
+}
+
+// SVIDRequest asks for a service SVID; the caller's node must host Service.
+type SVIDRequest struct {
+	Service string `json:"service"`
+	CSR     []byte `json:"csr"`
+}
+
+// TokenRequest creates a join token bound to Node.
+type TokenRequest struct {
+	Node string        `json:"node"`
+	TTL  time.Duration `json:"ttl"`
+}
+
+// TokenResponse holds a join token; it is shown once.
+type TokenResponse struct {
+	Token   string    `json:"token"`
+	Node    string    `json:"node"`
+	Expires time.Time `json:"expires"`
+}
+
+// Upstream is a service a registration calls, and the loopback port its
+// agent listens on for it.
+type Upstream struct {
+	Service   string `json:"service"`
+	LocalPort int    `json:"local_port"`
+}
+
+// Registration places a service on a node. Whether the service also accepts
+// plaintext (PERMISSIVE) is set in the intentions, not here, so that one
+// document says everything about who may reach it.
+type Registration struct {
+	Name      string     `json:"name"`
+	Node      string     `json:"node"`
+	Port      int        `json:"port"` // the app's port on 127.0.0.1 of its node
+	Upstreams []Upstream `json:"upstreams,omitempty"`
+	// UID, when set, is the only local uid that may fetch this service's
+	// SVID from the Workload API; nil lets any local uid fetch it.
+	UID *int `json:"uid,omitempty"`
+}
+
+// Node is a joined agent.
+type Node struct {
+	Name     string    `json:"name"`
+	MeshAddr string    `json:"mesh_addr"`
+	Joined   time.Time `json:"joined"`
+}
+
+// RevokeRequest revokes one service, node or certificate serial.
+type RevokeRequest struct {
+	Service string `json:"service,omitempty"`
+	Node    string `json:"node,omitempty"`
+	Serial  string `json:"serial,omitempty"`
+}
+
+// CARequest runs one root-rotation step: "prepare", "activate" or "retire".
+type CARequest struct {
+	Step  string `json:"step"`
+	Force bool   `json:"force,omitempty"`
+}
+
+// CAInfo describes the CA.
+type CAInfo struct {
+	TrustDomain string               `json:"trust_domain"`
+	Phase       string               `json:"phase"`
+	Roots       []CertInfo           `json:"roots"`
+	Signing     CertInfo             `json:"signing"`
+	SVIDTTL     string               `json:"svid_ttl"`
+	Revocations identity.Revocations `json:"revocations"`
+}
+
+// CertInfo summarises a certificate.
+type CertInfo struct {
+	Subject   string    `json:"subject"`
+	Serial    string    `json:"serial"`
+	NotBefore time.Time `json:"not_before"`
+	NotAfter  time.Time `json:"not_after"`
+	SHA256    string    `json:"sha256"`
+}
+
+// Policy is an intentions document as applied.
+type Policy struct {
+	Version int64     `json:"version"`
+	YAML    string    `json:"yaml"`
+	Applied time.Time `json:"applied,omitempty"`
+	By      string    `json:"by,omitempty"`
+}
+
+// PolicyApplied answers a policy apply.
+type PolicyApplied struct {
+	Policy   Policy   `json:"policy"`
+	Warnings []string `json:"warnings,omitempty"`
+	Wildcard bool     `json:"wildcard,omitempty"`
+}
+
+// PolicyRequest carries a policy document to apply or diff.
+type PolicyRequest struct {
+	YAML string `json:"yaml"`
+}
+
+// PolicyDiff is what applying a document would change.
+type PolicyDiff struct {
+	Text string `json:"text"`
+}
+
+// ExplainRequest asks which rule decides a connection.
+type ExplainRequest struct {
+	From string `json:"from"`
+	To   string `json:"to"`
+	Port int    `json:"port"`
+}
+
+// Explanation answers an ExplainRequest.
+type Explanation struct {
+	Allow bool   `json:"allow"`
+	Audit bool   `json:"audit"`
+	Rule  string `json:"rule"`
+	Text  string `json:"text"`
+}
+
+// Whoami describes the caller.
+type Whoami struct {
+	ID   string `json:"id"`
+	Role string `json:"role"`
+}
+
+// Update is one frame of the watch stream. The first frame is Full: it
+// replaces everything the agent holds. Later frames carry only what changed;
+// nil fields are unchanged.
+type Update struct {
+	Revision        int64                 `json:"revision"`
+	Full            bool                  `json:"full,omitempty"`
+	Bundle          [][]byte              `json:"bundle,omitempty"` // DER roots
+	Revocations     *identity.Revocations `json:"revocations,omitempty"`
+	Policy          *Policy               `json:"policy,omitempty"`
+	Services        []Registration        `json:"services,omitempty"`
+	RemovedServices []string              `json:"removed_services,omitempty"`
+	Nodes           []Node                `json:"nodes,omitempty"`
+	RemovedNodes    []string              `json:"removed_nodes,omitempty"`
+	// Heartbeat frames carry nothing but keep the stream's liveness visible.
+	Heartbeat bool `json:"heartbeat,omitempty"`
+}

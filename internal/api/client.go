@@ -1,0 +1,298 @@
+package api
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/spiffe/go-spiffe/v2/bundle/x509bundle"
+
+	"moat/internal/identity"
+)
+
+// Sentinel errors for answers a caller branches on.
+var (
+	ErrInvalid          = errors.New("invalid request")
+	ErrUnauthenticated  = errors.New("unauthenticated")
+	ErrPermissionDenied = errors.New("permission denied")
+	ErrNotFound         = errors.New("not found")
+	ErrConflict         = errors.New("conflict")
+	ErrUnavailable      = errors.New("server unavailable")
+)
+
+// StatusError is a non-2xx answer.
+type StatusError struct {
+	Code int
+	Msg  string
+}
+
+func (e *StatusError) Error() string { return fmt.Sprintf("%s (%d)", e.Msg, e.Code) }
+
+// Is maps HTTP status codes to the sentinels.
+func (e *StatusError) Is(target error) bool {
+	switch target {
+	case ErrInvalid:
+		return e.Code == http.StatusBadRequest
+	case ErrUnauthenticated:
+		return e.Code == http.StatusUnauthorized
+	case ErrPermissionDenied:
+		return e.Code == http.StatusForbidden
+	case ErrNotFound:
+		return e.Code == http.StatusNotFound
+	case ErrConflict:
+		return e.Code == http.StatusConflict
+	case ErrUnavailable:
+		return e.Code == http.StatusServiceUnavailable
+	}
+	return false
+}
+
+// Client calls the control plane.
+type Client struct {
+	base string
+	hc   *http.Client
+}
+
+// NewClient returns a client of the server at addr (host:port) over conf.
+func NewClient(addr string, conf *tls.Config) *Client {
+	tr := &http.Transport{
+		TLSClientConfig:     conf,
+		ForceAttemptHTTP2:   true,
+		TLSHandshakeTimeout: 10 * time.Second,
+		IdleConnTimeout:     90 * time.Second,
+		MaxIdleConnsPerHost: 4,
+	}
+	return &Client{base: "https://" + addr, hc: &http.Client{Transport: tr}}
+}
+
+// Close releases idle connections.
+func (c *Client) Close() { c.hc.CloseIdleConnections() }
+
+// Call sends in as JSON (nil for none) and decodes the answer into out (nil
+// to discard it).
+func (c *Client) Call(ctx context.Context, method, path string, in, out any) error {
+	var body io.Reader
+	if in != nil {
+		b, err := json.Marshal(in)
+		if err != nil {
+			return fmt.Errorf("api: encode request: %w", err)
+		}
+		body = bytes.NewReader(b)
+	}
+	req, err := http.NewRequestWithContext(ctx, method, c.base+path, body)
+	if err != nil {
+		return fmt.Errorf("api: %w", err)
+	}
+	if in != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	resp, err := c.hc.Do(req)
+	if err != nil {
+		return fmt.Errorf("api: %s %s: %w", method, path, err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode/100 != 2 {
+		return readError(resp)
+	}
+	if out == nil {
+		_, _ = io.Copy(io.Discard, resp.Body)
+		return nil
+	}
+	if err := json.NewDecoder(io.LimitReader(resp.Body, 64<<20)).Decode(out); err != nil {
+		return fmt.Errorf("api: decode %s answer: %w", path, err)
+	}
+	return nil
+}
+
+func readError(resp *http.Response) error {
+	var e Error
+	b, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
+	if json.Unmarshal(b, &e) != nil || e.Error == "" {
+		e.Error = strings.TrimSpace(string(b))
+		if e.Error == "" {
+			e.Error = http.StatusText(resp.StatusCode)
+		}
+	}
+	return &StatusError{Code: resp.StatusCode, Msg: e.Error}
+}
+
+// Watch streams updates to fn until ctx ends, the stream breaks, or fn
+// returns an error. It returns nil only when ctx ended.
+func (c *Client) Watch(ctx context.Context, fn func(Update) error) error {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, c.base+PathWatch, nil)
+	if err != nil {
+		return fmt.Errorf("api: %w", err)
+	}
+	resp, err := c.hc.Do(req)
+	if err != nil {
+		if ctx.Err() != nil {
+			return nil
+		}
+		return fmt.Errorf("api: watch: %w", err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return readError(resp)
+	}
+	sc := bufio.NewScanner(resp.Body)
+	sc.Buffer(make([]byte, 64<<10), 256<<20)
+	for sc.Scan() {
+		var u Update
+		if err := json.Unmarshal(sc.Bytes(), &u); err != nil {
+			return fmt.Errorf("api: watch frame: %w", err)
+		}
+		if err := fn(u); err != nil {
+			return err
+		}
+	}
+	if ctx.Err() != nil {
+		return nil
+	}
+	if err := sc.Err(); err != nil {
+		return fmt.Errorf("api: watch: %w", err)
+	}
+	return fmt.Errorf("api: watch: %w: stream ended", ErrUnavailable)
+}
+
+// CertSource returns the certificate to present; it is called at every
+// handshake so rotations take effect without rebuilding anything.
+type CertSource func() (*tls.Certificate, error)
+
+// ClientTLS returns the TLS config of a node or admin calling the server:
+// TLS 1.3, the caller's certificate from cert, and the server verified
+// against trust as spiffe://<td>/server/<name>.
+func ClientTLS(cert CertSource, trust *identity.Trust) *tls.Config {
+	return &tls.Config{
+		MinVersion: tls.VersionTLS13,
+		NextProtos: []string{"h2", "http/1.1"},
+		GetClientCertificate: func(*tls.CertificateRequestInfo) (*tls.Certificate, error) {
+			if cert == nil {
+				return &tls.Certificate{}, nil
+			}
+			return cert()
+		},
+		// The server is checked in VerifyConnection, against moat's bundle
+		// rather than the system roots.
+		InsecureSkipVerify: true,
+		VerifyConnection: func(cs tls.ConnectionState) error {
+			return VerifyServer(trust, cs.PeerCertificates)
+		},
+	}
+}
+
+// VerifyServer checks that chain is a valid SVID of the control plane.
+func VerifyServer(trust *identity.Trust, chain []*x509.Certificate) error {
+	id, err := trust.Verify(chain)
+	if err != nil {
+		return fmt.Errorf("api: server certificate: %w", err)
+	}
+	if kind, _, ok := identity.Parse(id); !ok || kind != identity.KindServer {
+		return fmt.Errorf("api: server certificate names %q, not a moat server", id)
+	}
+	return nil
+}
+
+// Pin returns the pin of a root certificate as join tokens carry it.
+func Pin(root *x509.Certificate) string {
+	sum := sha256.Sum256(root.Raw)
+	return base64.RawURLEncoding.EncodeToString(sum[:])
+}
+
+// TokenPrefix starts every join token.
+const TokenPrefix = "moatjoin."
+
+// SplitToken splits a join token into its secret and the pin of the root it
+// expects the server to chain to.
+func SplitToken(token string) (secret, pin string, err error) {
+	rest, ok := strings.CutPrefix(token, TokenPrefix)
+	if !ok {
+		return "", "", fmt.Errorf("api: join token must start with %q", TokenPrefix)
+	}
+	secret, pin, ok = strings.Cut(rest, ".")
+	if !ok || len(secret) < 32 || len(pin) != 43 {
+		return "", "", errors.New("api: malformed join token")
+	}
+	return secret, pin, nil
+}
+
+// FetchBundle fetches the server's trust bundle without authenticating the
+// server, then accepts it only if one root matches pin, and checks that the
+// server's own certificate chains to that bundle. Nothing secret is sent.
+func FetchBundle(ctx context.Context, addr string, pin string) (*x509bundle.Bundle, error) {
+	var served []*x509.Certificate
+	conf := &tls.Config{
+		MinVersion:         tls.VersionTLS13,
+		InsecureSkipVerify: true,
+		VerifyConnection: func(cs tls.ConnectionState) error {
+			served = cs.PeerCertificates
+			return nil
+		},
+	}
+	c := NewClient(addr, conf)
+	defer c.Close()
+	var resp CertResponse
+	if err := c.Call(ctx, http.MethodGet, PathBundle, nil, &resp); err != nil {
+		return nil, err
+	}
+	td, err := identity.ParseTrustDomain(resp.TrustDomain)
+	if err != nil {
+		return nil, fmt.Errorf("api: bundle: %w", err)
+	}
+	b := x509bundle.New(td)
+	pinned := false
+	for _, der := range resp.Bundle {
+		root, err := x509.ParseCertificate(der)
+		if err != nil {
+			return nil, fmt.Errorf("api: bundle: %w", err)
+		}
+		b.AddX509Authority(root)
+		if Pin(root) == pin {
+			pinned = true
+		}
+	}
+	if !pinned {
+		return nil, errors.New("api: the server's trust bundle does not hold the root the join token names: wrong server, or a forged token")
+	}
+	trust := identity.NewTrust(identity.TrustConfig{TrustDomain: td})
+	trust.Update(b, identity.Revocations{})
+	if err := VerifyServer(trust, served); err != nil {
+		return nil, err
+	}
+	return b, nil
+}
+
+// ParseChain parses DER certificates.
+func ParseChain(ders [][]byte) ([]*x509.Certificate, error) {
+	out := make([]*x509.Certificate, 0, len(ders))
+	for i, d := range ders {
+		c, err := x509.ParseCertificate(d)
+		if err != nil {
+			return nil, fmt.Errorf("api: certificate %d: %w", i, err)
+		}
+		out = append(out, c)
+	}
+	if len(out) == 0 {
+		return nil, errors.New("api: empty certificate chain")
+	}
+	return out, nil
+}
+
+// DERs returns the raw DER of each certificate.
+func DERs(certs []*x509.Certificate) [][]byte {
+	out := make([][]byte, len(certs))
+	for i, c := range certs {
+		out[i] = c.Raw
+	}
+	return out
+}

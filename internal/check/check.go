@@ -1,0 +1,208 @@
+// Package check proves from configuration alone what is reachable from
+// where, and flags over-permissive configuration, for Terraform (AWS) and for
+// moat's own configuration files.
+//
+// Terraform directories and plan JSON are read by package tf into resource
+// values, turned into a network Model (VPCs, subnets, route tables,
+// gateways, peering, security groups, ACLs and everything with an address),
+// and every network rule asks the model's reachability engine for a path.
+// Address ranges are compared as sets, never as strings. A finding carries
+// its path, hop by hop, as evidence.
+package check
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+
+	"moat/internal/check/tf"
+)
+
+// Config says what to check.
+type Config struct {
+	// Paths are Terraform directories, plan JSON files (terraform show
+	// -json) and moat YAML configs. A directory's *.yaml files that are moat
+	// configs are checked too.
+	Paths []string
+	// VarFiles are extra .tfvars files for every Terraform directory.
+	VarFiles []string
+	// Logger: if nil, nothing is logged.
+	Logger *slog.Logger
+}
+
+// Report is what a run found.
+type Report struct {
+	Findings []Finding
+}
+
+// Max returns the highest severity among unsuppressed findings, and false
+// when there is none.
+func (r *Report) Max() (Severity, bool) {
+	max, any := Info, false
+	for _, f := range r.Findings {
+		if f.Suppressed == "" && (!any || f.Severity > max) {
+			max, any = f.Severity, true
+		}
+	}
+	return max, any
+}
+
+// Run checks every path. A path that cannot be read or parsed fails the run
+// with an error naming it; nothing is reported for a partial read.
+func Run(ctx context.Context, cfg Config) (*Report, error) {
+	log := cfg.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	if len(cfg.Paths) == 0 {
+		return nil, fmt.Errorf("check: no paths given")
+	}
+	rep := &Report{}
+	for _, p := range cfg.Paths {
+		if err := ctx.Err(); err != nil {
+			return nil, err
+		}
+		fs, err := checkPath(p, cfg)
+		if err != nil {
+			return nil, err
+		}
+		log.Debug("checked", "path", p, "findings", len(fs))
+		rep.Findings = append(rep.Findings, fs...)
+	}
+	sortFindings(rep.Findings)
+	return rep, nil
+}
+
+func sortFindings(fs []Finding) {
+	sort.SliceStable(fs, func(i, j int) bool {
+		a, b := fs[i], fs[j]
+		if a.Severity != b.Severity {
+			return a.Severity > b.Severity
+		}
+		if a.RuleID != b.RuleID {
+			return a.RuleID < b.RuleID
+		}
+		if a.Address != b.Address {
+			return a.Address < b.Address
+		}
+		if a.File != b.File {
+			return a.File < b.File
+		}
+		return a.Line < b.Line
+	})
+}
+
+func checkPath(p string, cfg Config) ([]Finding, error) {
+	st, err := os.Stat(p)
+	if err != nil {
+		return nil, fmt.Errorf("check: %w", err)
+	}
+	if !st.IsDir() {
+		data, err := os.ReadFile(p)
+		if err != nil {
+			return nil, fmt.Errorf("check: %w", err)
+		}
+		switch strings.ToLower(filepath.Ext(p)) {
+		case ".json":
+			proj, err := tf.ReadPlan(p, data)
+			if err != nil {
+				return nil, err
+			}
+			return CheckProject(proj), nil
+		case ".yaml", ".yml":
+			fs := newFindings()
+			ok, err := moatFile(p, data, fs)
+			if err != nil {
+				return nil, err
+			}
+			if !ok {
+				return nil, fmt.Errorf("check: %s: not a moat policy, server or gateway config (by its top-level keys)", p)
+			}
+			return suppress(fs.list, map[string][]byte{p: data}), nil
+		}
+		return nil, fmt.Errorf("check: %s: want a Terraform directory, a plan .json or a moat .yaml", p)
+	}
+	fs := newFindings()
+	files := map[string][]byte{}
+	ents, err := os.ReadDir(p)
+	if err != nil {
+		return nil, fmt.Errorf("check: %w", err)
+	}
+	hasTF := false
+	for _, e := range ents {
+		n := e.Name()
+		switch {
+		case e.IsDir():
+		case strings.HasSuffix(n, ".tf"):
+			hasTF = true
+		case strings.HasSuffix(n, ".yaml") || strings.HasSuffix(n, ".yml"):
+			name := filepath.Join(p, n)
+			data, err := os.ReadFile(name)
+			if err != nil {
+				return nil, fmt.Errorf("check: %w", err)
+			}
+			if _, err := moatFile(name, data, fs); err != nil {
+				return nil, err
+			}
+			files[name] = data
+		}
+	}
+	out := suppress(fs.list, files)
+	if hasTF {
+		var vf []string
+		for _, v := range cfg.VarFiles {
+			abs, err := filepath.Abs(v)
+			if err != nil {
+				return nil, fmt.Errorf("check: %w", err)
+			}
+			root, _ := filepath.Abs(p)
+			rel, err := filepath.Rel(root, abs)
+			if err != nil || strings.HasPrefix(rel, "..") {
+				return nil, fmt.Errorf("check: var file %q must be inside %q", v, p)
+			}
+			vf = append(vf, filepath.ToSlash(rel))
+		}
+		proj, err := tf.LoadDir(os.DirFS(p), ".", tf.Options{VarFiles: vf})
+		if err != nil {
+			return nil, fmt.Errorf("%w (in %s)", err, p)
+		}
+		rebase(proj, p)
+		out = append(out, CheckProject(proj)...)
+	}
+	return out, nil
+}
+
+// rebase prefixes the project's file names with dir.
+func rebase(p *tf.Project, dir string) {
+	j := func(f string) string { return filepath.ToSlash(filepath.Join(dir, f)) }
+	for i := range p.Resources {
+		p.Resources[i].Pos.File = j(p.Resources[i].Pos.File)
+	}
+	for i := range p.Notes {
+		p.Notes[i].Pos.File = j(p.Notes[i].Pos.File)
+	}
+	files := map[string][]byte{}
+	for k, v := range p.Files {
+		files[j(k)] = v
+	}
+	p.Files = files
+}
+
+// CheckProject runs every Terraform rule over a project read by package tf.
+func CheckProject(p *tf.Project) []Finding {
+	m := Build(p.Resources)
+	fs := newFindings()
+	m.awsRules(fs)
+	dataRules(m.Resources, fs)
+	for _, n := range append(append([]tf.Note(nil), p.Notes...), m.Notes...) {
+		fs.list = append(fs.list, Finding{RuleID: RuleNotEvaluated, Severity: Info, Address: n.Address,
+			File: n.Pos.File, Line: n.Pos.Line, end: n.Pos.Line, Message: n.Msg})
+	}
+	out := suppress(fs.list, p.Files)
+	sortFindings(out)
+	return out
+}

@@ -1,0 +1,233 @@
+package check
+
+import (
+	"net/netip"
+	"strings"
+
+	"moat/internal/check/tf"
+)
+
+// enginePorts are the default ports of database engines.
+var enginePorts = map[string]int{
+	"postgres": 5432, "aurora-postgresql": 5432, "mysql": 3306, "mariadb": 3306, "aurora-mysql": 3306,
+	"aurora": 3306, "sqlserver-ex": 1433, "sqlserver-se": 1433, "sqlserver-ee": 1433, "sqlserver-web": 1433,
+	"oracle-se2": 1521, "oracle-ee": 1521, "redis": 6379, "valkey": 6379, "memcached": 11211,
+}
+
+func enginePort(r *tf.Resource, def int) int {
+	if p := num(r.Values, "port", 0); p > 0 {
+		return p
+	}
+	if p, ok := enginePorts[strings.ToLower(str(r.Values, "engine"))]; ok {
+		return p
+	}
+	return def
+}
+
+func (m *Model) subnetsOf(refs []string) []*Subnet {
+	var out []*Subnet
+	for _, s := range refs {
+		if sub := m.subnets[m.addr(s)]; sub != nil {
+			out = append(out, sub)
+		}
+	}
+	return out
+}
+
+func (m *Model) sgsOf(refs []string) []*SG {
+	var out []*SG
+	for _, s := range refs {
+		a := m.addr(s)
+		m.sgUsed[a] = true
+		if g := m.sgs[a]; g != nil {
+			out = append(out, g)
+		}
+	}
+	return out
+}
+
+// groupSubnets resolves a subnet group named by attr to its subnets.
+func (m *Model) groupSubnets(r *tf.Resource, attr string) []*Subnet {
+	g := m.lookup(str(r.Values, attr))
+	if g == nil {
+		return nil
+	}
+	return m.subnetsOf(strList(g.Values, "subnet_ids"))
+}
+
+var allInternet = []netip.Prefix{netip.MustParsePrefix("0.0.0.0/0"), netip.MustParsePrefix("::/0")}
+
+func (m *Model) buildEndpoints(byType map[string][]*tf.Resource) {
+	for _, r := range byType["aws_eip"] {
+		for _, k := range []string{"instance", "network_interface"} {
+			if v := str(r.Values, k); v != "" {
+				m.eips[m.addr(v)] = true
+			}
+		}
+	}
+	for _, r := range byType["aws_eip_association"] {
+		for _, k := range []string{"instance_id", "network_interface_id"} {
+			if v := str(r.Values, k); v != "" {
+				m.eips[m.addr(v)] = true
+			}
+		}
+	}
+	add := func(e *Endpoint) { m.Endpoints = append(m.Endpoints, e) }
+	for _, r := range byType["aws_instance"] {
+		e := &Endpoint{Addr: r.Address, Kind: "instance", Res: r,
+			Subnets: m.subnetsOf(strList(r.Values, "subnet_id"))}
+		e.SGs = m.sgsOf(append(strList(r.Values, "vpc_security_group_ids"), strList(r.Values, "security_groups")...))
+		m.publicIP(e, r.Values)
+		add(e)
+	}
+	for _, r := range byType["aws_network_interface"] {
+		e := &Endpoint{Addr: r.Address, Kind: "eni", Res: r, Subnets: m.subnetsOf(strList(r.Values, "subnet_id")),
+			SGs: m.sgsOf(strList(r.Values, "security_groups"))}
+		if m.eips[r.Address] {
+			e.Public, e.Why = true, "an Elastic IP is associated"
+		}
+		add(e)
+	}
+	templates := map[string]*tf.Resource{}
+	for _, r := range byType["aws_launch_template"] {
+		templates[r.Address] = r
+		for _, s := range strList(r.Values, "vpc_security_group_ids") {
+			m.sgUsed[m.addr(s)] = true
+		}
+		for _, ni := range blocks(r.Values, "network_interfaces") {
+			for _, s := range strList(ni, "security_groups") {
+				m.sgUsed[m.addr(s)] = true
+			}
+		}
+	}
+	for _, r := range byType["aws_autoscaling_group"] {
+		e := &Endpoint{Addr: r.Address, Kind: "asg", Res: r, Subnets: m.subnetsOf(strList(r.Values, "vpc_zone_identifier"))}
+		if lt := block(r.Values, "launch_template"); lt != nil {
+			if t := templates[m.addr(str(lt, "id"))]; t != nil {
+				sgs := strList(t.Values, "vpc_security_group_ids")
+				vals := map[string]any{}
+				if ni := block(t.Values, "network_interfaces"); ni != nil {
+					sgs = append(sgs, strList(ni, "security_groups")...)
+					vals = ni
+				}
+				e.SGs = m.sgsOf(sgs)
+				m.publicIP(e, vals)
+				if e.Public {
+					e.Why += " (launch template " + t.Address + ")"
+				}
+			}
+		}
+		add(e)
+	}
+	for _, typ := range []string{"aws_lb", "aws_alb", "aws_elb"} {
+		for _, r := range byType[typ] {
+			e := &Endpoint{Addr: r.Address, Kind: "lb", Gateway: true, Res: r,
+				Subnets: m.subnetsOf(strList(r.Values, "subnets")), SGs: m.sgsOf(strList(r.Values, "security_groups"))}
+			for _, sm := range blocks(r.Values, "subnet_mapping") {
+				e.Subnets = append(e.Subnets, m.subnetsOf(strList(sm, "subnet_id"))...)
+			}
+			if !boolean(r.Values, "internal", false) {
+				e.Public, e.Why = true, "internet-facing load balancer"
+			}
+			add(e)
+		}
+	}
+	for _, r := range byType["aws_db_instance"] {
+		e := &Endpoint{Addr: r.Address, Kind: "db", DataTier: true, Res: r, Subnets: m.groupSubnets(r, "db_subnet_group_name"),
+			SGs: m.sgsOf(strList(r.Values, "vpc_security_group_ids")), Ports: []int{enginePort(r, 5432)}}
+		if boolean(r.Values, "publicly_accessible", false) {
+			e.Public, e.Why = true, "publicly_accessible = true"
+		}
+		add(e)
+	}
+	clusters := map[string]*tf.Resource{}
+	for _, r := range byType["aws_rds_cluster"] {
+		clusters[r.Address] = r
+		m.sgsOf(strList(r.Values, "vpc_security_group_ids"))
+	}
+	for _, r := range byType["aws_rds_cluster_instance"] {
+		e := &Endpoint{Addr: r.Address, Kind: "db", DataTier: true, Res: r, Subnets: m.groupSubnets(r, "db_subnet_group_name")}
+		if c := clusters[m.addr(str(r.Values, "cluster_identifier"))]; c != nil {
+			e.SGs = m.sgsOf(strList(c.Values, "vpc_security_group_ids"))
+			e.Ports = []int{enginePort(c, 3306)}
+			if len(e.Subnets) == 0 {
+				e.Subnets = m.groupSubnets(c, "db_subnet_group_name")
+			}
+		} else {
+			e.Ports = []int{enginePort(r, 3306)}
+		}
+		if boolean(r.Values, "publicly_accessible", false) {
+			e.Public, e.Why = true, "publicly_accessible = true"
+		}
+		add(e)
+	}
+	for _, typ := range []string{"aws_elasticache_cluster", "aws_elasticache_replication_group"} {
+		for _, r := range byType[typ] {
+			add(&Endpoint{Addr: r.Address, Kind: "cache", DataTier: true, Res: r,
+				Subnets: m.groupSubnets(r, "subnet_group_name"), SGs: m.sgsOf(strList(r.Values, "security_group_ids")),
+				Ports: []int{enginePort(r, 6379)}})
+		}
+	}
+	for _, r := range byType["aws_redshift_cluster"] {
+		e := &Endpoint{Addr: r.Address, Kind: "redshift", DataTier: true, Res: r,
+			Subnets: m.groupSubnets(r, "cluster_subnet_group_name"), SGs: m.sgsOf(strList(r.Values, "vpc_security_group_ids")),
+			Ports: []int{num(r.Values, "port", 5439)}}
+		if boolean(r.Values, "publicly_accessible", false) {
+			e.Public, e.Why = true, "publicly_accessible = true"
+		}
+		add(e)
+	}
+	for _, typ := range []string{"aws_opensearch_domain", "aws_elasticsearch_domain"} {
+		for _, r := range byType[typ] {
+			e := &Endpoint{Addr: r.Address, Kind: "search", DataTier: true, Res: r, Ports: []int{443, 9200}}
+			if vo := block(r.Values, "vpc_options"); vo != nil {
+				e.Subnets = m.subnetsOf(strList(vo, "subnet_ids"))
+				e.SGs = m.sgsOf(strList(vo, "security_group_ids"))
+			} else {
+				e.Managed, e.Public, e.Why, e.Allowed = true, true, "domain has no vpc_options: its endpoint is public", allInternet
+			}
+			add(e)
+		}
+	}
+	for _, r := range byType["aws_eks_cluster"] {
+		vc := block(r.Values, "vpc_config")
+		if vc == nil {
+			continue
+		}
+		m.sgsOf(strList(vc, "security_group_ids"))
+		e := &Endpoint{Addr: r.Address, Kind: "eks", Res: r, Ports: []int{443}}
+		if boolean(vc, "endpoint_public_access", true) {
+			e.Managed, e.Public, e.Why = true, true, "endpoint_public_access = true"
+			cidrs := strList(vc, "public_access_cidrs")
+			if !has(vc, "public_access_cidrs") {
+				cidrs = []string{"0.0.0.0/0"}
+			}
+			for _, c := range cidrs {
+				if p, ok := m.prefix(r, "public_access_cidrs", c); ok {
+					e.Allowed = append(e.Allowed, p)
+				}
+			}
+		}
+		add(e)
+	}
+}
+
+// publicIP decides whether an instance-like endpoint gets a public address.
+func (m *Model) publicIP(e *Endpoint, vals map[string]any) {
+	if m.eips[e.Addr] {
+		e.Public, e.Why = true, "an Elastic IP is associated"
+		return
+	}
+	if has(vals, "associate_public_ip_address") {
+		if boolean(vals, "associate_public_ip_address", false) {
+			e.Public, e.Why = true, "associate_public_ip_address = true"
+		}
+		return
+	}
+	for _, s := range e.Subnets {
+		if s.MapPublicIP {
+			e.Public, e.Why = true, s.Addr+" has map_public_ip_on_launch = true"
+			return
+		}
+	}
+}

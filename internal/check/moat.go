@@ -1,0 +1,218 @@
+package check
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"strings"
+	"time"
+
+	"gopkg.in/yaml.v3"
+)
+
+// moat's own configuration files are read leniently here, into small
+// structs holding only the fields the rules inspect; the file's kind is told
+// by its top-level keys. (The services' own parsers will replace these.)
+
+type moatPolicy struct {
+	Default string `yaml:"default"`
+	Rules   []struct {
+		Name string   `yaml:"name"`
+		From []string `yaml:"from"`
+		To   string   `yaml:"to"`
+		Mode string   `yaml:"mode"`
+	} `yaml:"rules"`
+	Services map[string]struct {
+		Mode string `yaml:"mode"`
+	} `yaml:"services"`
+}
+
+type moatServer struct {
+	Listen  string `yaml:"listen"`
+	SVIDTTL string `yaml:"svid_ttl"`
+	Admin   struct {
+		Listen            string `yaml:"listen"`
+		RequireClientCert bool   `yaml:"require_client_cert"`
+	} `yaml:"admin"`
+}
+
+type moatGateway struct {
+	HSTS *struct {
+		Enabled bool   `yaml:"enabled"`
+		MaxAge  string `yaml:"max_age"`
+	} `yaml:"hsts"`
+	WAF *struct {
+		Enabled bool   `yaml:"enabled"`
+		Mode    string `yaml:"mode"`
+	} `yaml:"waf"`
+}
+
+// moatKind tells a moat config file's kind from its top-level keys: "policy",
+// "server", "gateway", or "" when it is none of them.
+func moatKind(doc *yaml.Node) string {
+	if doc.Kind != yaml.DocumentNode || len(doc.Content) == 0 || doc.Content[0].Kind != yaml.MappingNode {
+		return ""
+	}
+	keys := map[string]bool{}
+	for i := 0; i < len(doc.Content[0].Content); i += 2 {
+		keys[doc.Content[0].Content[i].Value] = true
+	}
+	switch {
+	case keys["rules"] && (keys["default"] || keys["services"]) || keys["default"] && len(keys) <= 3:
+		return "policy"
+	case keys["trust_domain"] || keys["svid_ttl"] || keys["admin"]:
+		return "server"
+	case keys["routes"] || keys["waf"] || keys["hsts"]:
+		return "gateway"
+	}
+	return ""
+}
+
+// lineOf returns the line of the value at a top-level key path (or 1).
+func lineOf(doc *yaml.Node, path ...string) int {
+	n := doc
+	if n.Kind == yaml.DocumentNode && len(n.Content) > 0 {
+		n = n.Content[0]
+	}
+	line := 1
+	for _, k := range path {
+		found := false
+		if n.Kind == yaml.MappingNode {
+			for i := 0; i+1 < len(n.Content); i += 2 {
+				if n.Content[i].Value == k {
+					line, n, found = n.Content[i].Line, n.Content[i+1], true
+					break
+				}
+			}
+		}
+		if !found {
+			break
+		}
+	}
+	return line
+}
+
+func seqLine(doc *yaml.Node, key string, i int) int {
+	n := doc.Content[0]
+	for j := 0; j+1 < len(n.Content); j += 2 {
+		if n.Content[j].Value == key && n.Content[j+1].Kind == yaml.SequenceNode && i < len(n.Content[j+1].Content) {
+			return n.Content[j+1].Content[i].Line
+		}
+	}
+	return lineOf(doc, key)
+}
+
+// moatFile checks one YAML file; ok is false when it is no moat config.
+func moatFile(name string, src []byte, fs *findings) (bool, error) {
+	var doc yaml.Node
+	dec := yaml.NewDecoder(bytes.NewReader(src))
+	if err := dec.Decode(&doc); err != nil {
+		if errors.Is(err, io.EOF) {
+			return false, nil
+		}
+		return false, fmt.Errorf("check: %s: %s", name, strings.TrimPrefix(err.Error(), "yaml: "))
+	}
+	kind := moatKind(&doc)
+	add := func(rule string, line int, addr, format string, args ...any) {
+		fs.list = append(fs.list, Finding{RuleID: rule, Severity: fs.rules[rule].Severity, Address: addr,
+			File: name, Line: line, end: line, Message: fmt.Sprintf(format, args...)})
+	}
+	decode := func(v any) error {
+		if err := doc.Decode(v); err != nil {
+			return fmt.Errorf("check: %s: %s config: %s", name, kind, strings.TrimPrefix(err.Error(), "yaml: "))
+		}
+		return nil
+	}
+	switch kind {
+	case "policy":
+		var p moatPolicy
+		if err := decode(&p); err != nil {
+			return true, err
+		}
+		if p.Default != "deny" {
+			d := p.Default
+			if d == "" {
+				d = "(unset)"
+			}
+			add(RuleDefaultAllow, lineOf(&doc, "default"), "policy.default", "default is %q, not \"deny\"", d)
+		}
+		for i, r := range p.Rules {
+			addr := fmt.Sprintf("policy.rules[%d]", i)
+			if r.Name != "" {
+				addr = fmt.Sprintf("policy.rules[%q]", r.Name)
+			}
+			for _, f := range r.From {
+				if strings.Contains(f, "*") {
+					add(RuleWildcard, seqLine(&doc, "rules", i), addr, "source %q admits every service", f)
+				}
+			}
+			if strings.Contains(r.To, "*") {
+				add(RuleWildcard, seqLine(&doc, "rules", i), addr, "destination %q admits every service", r.To)
+			}
+			if strings.EqualFold(r.Mode, "audit") {
+				add(RulePermissive, seqLine(&doc, "rules", i), addr, "rule only audits (mode: audit)")
+			}
+		}
+		for name, s := range p.Services {
+			if strings.EqualFold(s.Mode, "permissive") {
+				add(RulePermissive, lineOf(&doc, "services", name), "policy.services."+name, "service accepts connections without mutual TLS (mode: permissive)")
+			}
+		}
+	case "server":
+		var s moatServer
+		if err := decode(&s); err != nil {
+			return true, err
+		}
+		if s.SVIDTTL != "" {
+			d, err := time.ParseDuration(s.SVIDTTL)
+			if err != nil {
+				return true, fmt.Errorf("check: %s:%d: svid_ttl: bad duration %q", name, lineOf(&doc, "svid_ttl"), s.SVIDTTL)
+			}
+			if d > 24*time.Hour {
+				add(RuleLongSVID, lineOf(&doc, "svid_ttl"), "server.svid_ttl", "svid_ttl is %s, over 24h", d)
+			}
+		}
+		listen := s.Admin.Listen
+		if listen == "" {
+			listen = s.Listen
+		}
+		if !loopback(listen) && !s.Admin.RequireClientCert {
+			add(RuleAdminExposed, lineOf(&doc, "admin"), "server.admin", "admin API listens on %q without requiring client certificates", listen)
+		}
+	case "gateway":
+		var g moatGateway
+		if err := decode(&g); err != nil {
+			return true, err
+		}
+		if g.HSTS == nil || !g.HSTS.Enabled {
+			add(RuleGatewayNoHSTSWAF, lineOf(&doc, "hsts"), "gateway.hsts", "HSTS is not enabled")
+		} else if d, err := time.ParseDuration(g.HSTS.MaxAge); g.HSTS.MaxAge != "" && (err != nil || d < 180*24*time.Hour) {
+			add(RuleGatewayNoHSTSWAF, lineOf(&doc, "hsts", "max_age"), "gateway.hsts", "HSTS max_age %q is under 180 days", g.HSTS.MaxAge)
+		}
+		switch {
+		case g.WAF == nil || !g.WAF.Enabled:
+			add(RuleGatewayNoHSTSWAF, lineOf(&doc, "waf"), "gateway.waf", "WAF is not enabled")
+		case strings.HasPrefix(strings.ToLower(g.WAF.Mode), "detect"):
+			add(RuleWAFDetect, lineOf(&doc, "waf", "mode"), "gateway.waf", "WAF runs in detection-only mode")
+		}
+	default:
+		return false, nil
+	}
+	return true, nil
+}
+
+// loopback reports whether a listen address binds only loopback. An empty
+// address binds every interface.
+func loopback(listen string) bool {
+	host, _, err := net.SplitHostPort(listen)
+	if err != nil {
+		host = listen
+	}
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
+}

@@ -1,0 +1,568 @@
+package check
+
+import (
+	"fmt"
+	"net/netip"
+	"sort"
+	"strings"
+
+	"go4.org/netipx"
+
+	"moat/internal/check/tf"
+)
+
+// Model is the AWS network and data estate that a project describes. Every
+// object keeps the address of the resource that declared it, so that a path
+// through the model can be explained in the project's own terms.
+type Model struct {
+	Resources []*tf.Resource
+	VPCs      []*VPC
+	Subnets   []*Subnet
+	Tables    []*RouteTable
+	Peerings  []*Peering
+	SGs       []*SG
+	NACLs     []*NACL
+	Endpoints []*Endpoint
+	Notes     []tf.Note
+
+	byRef   map[string]*tf.Resource // id, address and name → resource
+	vpcs    map[string]*VPC
+	subnets map[string]*Subnet
+	tables  map[string]*RouteTable
+	sgs     map[string]*SG
+	nacls   map[string]*NACL
+	igws    map[string]string // IGW address → VPC address
+	eips    map[string]bool   // instance or ENI address that has an Elastic IP
+	// sgUsed holds the security groups that something references.
+	sgUsed map[string]bool
+
+	internet *netipx.IPSet // built on first use
+}
+
+// VPC is an aws_vpc.
+type VPC struct {
+	Addr     string
+	CIDRs    []netip.Prefix
+	Main     *RouteTable // nil: the implicit main table (local route only)
+	NACL     *NACL       // default network ACL; nil: allows everything
+	FlowLogs []string    // addresses of flow logs naming this VPC
+	Res      *tf.Resource
+}
+
+// Subnet is an aws_subnet.
+type Subnet struct {
+	Addr        string
+	VPC         *VPC
+	CIDR        netip.Prefix
+	MapPublicIP bool
+	Table       *RouteTable // explicit association; nil: the VPC's main table
+	NACL        *NACL       // explicit association; nil: the VPC's default ACL
+	Res         *tf.Resource
+}
+
+// RouteTable is an aws_route_table or aws_default_route_table with its
+// inline and separate routes.
+type RouteTable struct {
+	Addr   string
+	VPC    *VPC
+	Routes []Route
+	Res    *tf.Resource
+}
+
+// Route is one route; Kind is what its target is.
+type Route struct {
+	Dest   netip.Prefix
+	Kind   string // igw, eigw, nat, pcx, tgw, vpce, eni, instance, blackhole, unknown
+	Target string // address of the target resource
+	Where  string // the resource (and block) that declared the route
+}
+
+// Peering is an aws_vpc_peering_connection.
+type Peering struct {
+	Addr string
+	A, B *VPC
+	Res  *tf.Resource
+}
+
+// SG is a security group with all its rules, inline and separate.
+type SG struct {
+	Addr    string
+	VPC     *VPC
+	Ingress []SGRule
+	Egress  []SGRule
+	Res     *tf.Resource
+}
+
+// SGRule is one security group rule.
+type SGRule struct {
+	Proto    string // all, tcp, udp, icmp, or a protocol number
+	From, To int
+	CIDRs    []netip.Prefix
+	SGs      []string // referenced security groups (addresses)
+	Self     bool
+	Unknown  bool // some source could not be evaluated
+	Where    string
+}
+
+// NACL is a network ACL.
+type NACL struct {
+	Addr    string
+	VPC     *VPC
+	Ingress []NACLRule
+	Egress  []NACLRule
+	Res     *tf.Resource
+}
+
+// NACLRule is one numbered network ACL entry.
+type NACLRule struct {
+	No       int
+	Allow    bool
+	Proto    string
+	From, To int
+	CIDR     netip.Prefix
+	Where    string
+}
+
+// Endpoint is anything with an address in a VPC (or a managed public
+// endpoint) that traffic can be sent to.
+type Endpoint struct {
+	Addr     string
+	Kind     string // instance, eni, asg, lb, db, cache, redshift, search, eks
+	Subnets  []*Subnet
+	SGs      []*SG
+	Public   bool   // has a public address
+	Why      string // where the public address comes from
+	DataTier bool
+	Gateway  bool  // a load balancer: meant to face the internet
+	Ports    []int // the service's own ports, when known
+	// Managed is set for endpoints outside any VPC (an OpenSearch domain
+	// without vpc_options, an EKS public API endpoint); Allowed then holds
+	// the address ranges admitted.
+	Managed bool
+	Allowed []netip.Prefix
+	Res     *tf.Resource
+}
+
+func (m *Model) lookup(ref string) *tf.Resource { return m.byRef[ref] }
+
+// addr maps a reference (an ID, an address or a name) to the address of the
+// resource it names, or returns ref itself when it names nothing known.
+func (m *Model) addr(ref string) string {
+	if r := m.byRef[ref]; r != nil {
+		return r.Address
+	}
+	return ref
+}
+
+func (m *Model) note(r *tf.Resource, format string, args ...any) {
+	m.Notes = append(m.Notes, tf.Note{Pos: r.Pos, Address: r.Address, Msg: fmt.Sprintf(format, args...)})
+}
+
+func (m *Model) prefix(r *tf.Resource, what, s string) (netip.Prefix, bool) {
+	p, err := netip.ParsePrefix(strings.TrimSpace(s))
+	if err != nil {
+		m.note(r, "%s %q is not a CIDR block", what, s)
+		return netip.Prefix{}, false
+	}
+	return p.Masked(), true
+}
+
+// Build makes the model of the resources.
+func Build(res []tf.Resource) *Model {
+	m := &Model{byRef: map[string]*tf.Resource{}, vpcs: map[string]*VPC{}, subnets: map[string]*Subnet{},
+		tables: map[string]*RouteTable{}, sgs: map[string]*SG{}, nacls: map[string]*NACL{},
+		igws: map[string]string{}, eips: map[string]bool{}, sgUsed: map[string]bool{}}
+	byType := map[string][]*tf.Resource{}
+	for i := range res {
+		r := &res[i]
+		m.Resources = append(m.Resources, r)
+		byType[r.Type] = append(byType[r.Type], r)
+		m.byRef[r.Address] = r
+		if id := str(r.Values, "id"); id != "" {
+			m.byRef[id] = r
+		}
+		if arn := str(r.Values, "arn"); arn != "" {
+			m.byRef[arn] = r
+		}
+		for _, k := range []string{"name", "bucket"} {
+			if n := str(r.Values, k); n != "" {
+				if _, taken := m.byRef[n]; !taken {
+					m.byRef[n] = r
+				}
+			}
+		}
+	}
+	// Synthetic IDs of the defaults every VPC has (see tf's reader).
+	for _, r := range byType["aws_vpc"] {
+		v := &VPC{Addr: r.Address, Res: r}
+		if s := str(r.Values, "cidr_block"); s != "" {
+			if p, ok := m.prefix(r, "cidr_block", s); ok {
+				v.CIDRs = append(v.CIDRs, p)
+			}
+		}
+		m.VPCs = append(m.VPCs, v)
+		m.vpcs[r.Address] = v
+	}
+	for _, r := range byType["aws_vpc_ipv4_cidr_block_association"] {
+		if v := m.vpcs[m.addr(str(r.Values, "vpc_id"))]; v != nil {
+			if p, ok := m.prefix(r, "cidr_block", str(r.Values, "cidr_block")); ok {
+				v.CIDRs = append(v.CIDRs, p)
+			}
+		}
+	}
+	for _, r := range byType["aws_internet_gateway"] {
+		m.igws[r.Address] = m.addr(str(r.Values, "vpc_id"))
+	}
+	for _, r := range byType["aws_internet_gateway_attachment"] {
+		m.igws[m.addr(str(r.Values, "internet_gateway_id"))] = m.addr(str(r.Values, "vpc_id"))
+	}
+	for _, r := range byType["aws_subnet"] {
+		s := &Subnet{Addr: r.Address, VPC: m.vpcs[m.addr(str(r.Values, "vpc_id"))],
+			MapPublicIP: boolean(r.Values, "map_public_ip_on_launch", false), Res: r}
+		if p, ok := m.prefix(r, "cidr_block", str(r.Values, "cidr_block")); ok {
+			s.CIDR = p
+		}
+		if s.VPC == nil {
+			m.note(r, "subnet's VPC %q is not in the project", str(r.Values, "vpc_id"))
+		}
+		m.Subnets = append(m.Subnets, s)
+		m.subnets[r.Address] = s
+	}
+	m.buildRoutes(byType)
+	m.buildPeerings(byType)
+	m.buildSGs(byType)
+	m.buildNACLs(byType)
+	m.buildEndpoints(byType)
+	for _, r := range byType["aws_flow_log"] {
+		if v := m.vpcs[m.addr(str(r.Values, "vpc_id"))]; v != nil {
+			v.FlowLogs = append(v.FlowLogs, r.Address)
+		} else if unknown(r.Values, "vpc_id") {
+			m.note(r, "flow log's vpc_id is not known statically")
+		}
+	}
+	return m
+}
+
+func vpcDefault(vpcAddr, what string) string { return vpcAddr + ":" + what }
+
+func (m *Model) table(r *tf.Resource) *RouteTable {
+	if t := m.tables[r.Address]; t != nil {
+		return t
+	}
+	t := &RouteTable{Addr: r.Address, Res: r}
+	m.tables[r.Address] = t
+	m.Tables = append(m.Tables, t)
+	return t
+}
+
+func (m *Model) route(r *tf.Resource, t *RouteTable, b map[string]any, where string) {
+	dest := str(b, "cidr_block")
+	if dest == "" {
+		dest = str(b, "destination_cidr_block")
+	}
+	if dest == "" {
+		dest = str(b, "ipv6_cidr_block")
+	}
+	if dest == "" {
+		dest = str(b, "destination_ipv6_cidr_block")
+	}
+	if dest == "" {
+		if unknown(b, "cidr_block") || unknown(b, "destination_cidr_block") {
+			m.note(r, "%s: route destination is not known statically", where)
+		}
+		return
+	}
+	p, ok := m.prefix(r, "route destination", dest)
+	if !ok {
+		return
+	}
+	rt := Route{Dest: p, Where: where, Kind: "unknown"}
+	for _, k := range []struct{ attr, kind string }{
+		{"gateway_id", "igw"}, {"egress_only_gateway_id", "eigw"}, {"nat_gateway_id", "nat"},
+		{"vpc_peering_connection_id", "pcx"}, {"transit_gateway_id", "tgw"}, {"vpc_endpoint_id", "vpce"},
+		{"network_interface_id", "eni"}, {"instance_id", "instance"}, {"local_gateway_id", "lgw"},
+	} {
+		if v := str(b, k.attr); v != "" {
+			rt.Kind, rt.Target = k.kind, m.addr(v)
+			break
+		}
+	}
+	if rt.Kind == "igw" {
+		if t := m.lookup(rt.Target); t != nil && t.Type == "aws_vpc_endpoint" {
+			rt.Kind = "vpce"
+		} else if rt.Target == "local" {
+			rt.Kind = "local"
+		}
+	}
+	if boolean(b, "blackhole", false) {
+		rt.Kind = "blackhole"
+	}
+	t.Routes = append(t.Routes, rt)
+}
+
+func (m *Model) buildRoutes(byType map[string][]*tf.Resource) {
+	for _, typ := range []string{"aws_route_table", "aws_default_route_table"} {
+		for _, r := range byType[typ] {
+			t := m.table(r)
+			vpc := str(r.Values, "vpc_id")
+			if typ == "aws_default_route_table" {
+				id := str(r.Values, "default_route_table_id")
+				vpc, _, _ = strings.Cut(id, ":")
+				m.byRef[id] = r
+			}
+			t.VPC = m.vpcs[m.addr(vpc)]
+			if typ == "aws_default_route_table" && t.VPC != nil {
+				t.VPC.Main = t
+			}
+			for i, b := range blocks(r.Values, "route") {
+				m.route(r, t, b, fmt.Sprintf("%s route[%d]", r.Address, i))
+			}
+		}
+	}
+	for _, r := range byType["aws_route"] {
+		ref := str(r.Values, "route_table_id")
+		tr := m.lookup(ref)
+		if tr == nil {
+			if v := m.vpcs[strings.TrimSuffix(ref, ":main-route-table")]; v != nil && strings.HasSuffix(ref, ":main-route-table") {
+				// A route added to the VPC's implicit main table.
+				if v.Main == nil {
+					v.Main = &RouteTable{Addr: ref, VPC: v}
+					m.tables[ref] = v.Main
+					m.Tables = append(m.Tables, v.Main)
+				}
+				m.route(r, v.Main, r.Values, r.Address)
+				continue
+			}
+			m.note(r, "route table %q is not in the project", ref)
+			continue
+		}
+		m.route(r, m.table(tr), r.Values, r.Address)
+	}
+	for _, r := range byType["aws_route_table_association"] {
+		s := m.subnets[m.addr(str(r.Values, "subnet_id"))]
+		t := m.tables[m.addr(str(r.Values, "route_table_id"))]
+		if s != nil && t != nil {
+			s.Table = t
+		}
+	}
+	for _, r := range byType["aws_main_route_table_association"] {
+		v := m.vpcs[m.addr(str(r.Values, "vpc_id"))]
+		t := m.tables[m.addr(str(r.Values, "route_table_id"))]
+		if v != nil && t != nil {
+			v.Main = t
+		}
+	}
+}
+
+func (m *Model) buildPeerings(byType map[string][]*tf.Resource) {
+	for _, r := range byType["aws_vpc_peering_connection"] {
+		p := &Peering{Addr: r.Address, A: m.vpcs[m.addr(str(r.Values, "vpc_id"))],
+			B: m.vpcs[m.addr(str(r.Values, "peer_vpc_id"))], Res: r}
+		if p.A == nil || p.B == nil {
+			m.note(r, "a peered VPC is not in the project; the peering is read one-sided")
+		}
+		m.Peerings = append(m.Peerings, p)
+	}
+}
+
+func protoName(p string) string {
+	switch strings.ToLower(p) {
+	case "-1", "all", "":
+		return "all"
+	case "6", "tcp":
+		return "tcp"
+	case "17", "udp":
+		return "udp"
+	case "1", "icmp":
+		return "icmp"
+	}
+	return strings.ToLower(p)
+}
+
+func (m *Model) sgRule(r *tf.Resource, b map[string]any, where string, selfAddr string) SGRule {
+	rule := SGRule{Proto: protoName(str(b, "protocol")), From: num(b, "from_port", 0), To: num(b, "to_port", 65535), Where: where}
+	if has(b, "ip_protocol") {
+		rule.Proto = protoName(str(b, "ip_protocol"))
+	}
+	if rule.Proto == "all" {
+		rule.From, rule.To = 0, 65535
+	}
+	for _, k := range []string{"cidr_blocks", "ipv6_cidr_blocks", "cidr_ipv4", "cidr_ipv6"} {
+		vals, unk := strs(b, k)
+		rule.Unknown = rule.Unknown || unk
+		for _, s := range vals {
+			if p, ok := m.prefix(r, k, s); ok {
+				rule.CIDRs = append(rule.CIDRs, p)
+			}
+		}
+	}
+	for _, k := range []string{"security_groups", "source_security_group_id", "referenced_security_group_id"} {
+		vals, unk := strs(b, k)
+		rule.Unknown = rule.Unknown || unk
+		for _, s := range vals {
+			a := m.addr(s)
+			rule.SGs = append(rule.SGs, a)
+			m.sgUsed[a] = true
+		}
+	}
+	rule.Self = boolean(b, "self", false)
+	if rule.Unknown {
+		m.note(r, "%s: a source of the rule is not known statically; it is left out of reachability", where)
+	}
+	return rule
+}
+
+func (m *Model) sg(ref string) *SG { return m.sgs[m.addr(ref)] }
+
+func (m *Model) buildSGs(byType map[string][]*tf.Resource) {
+	for _, typ := range []string{"aws_security_group", "aws_default_security_group"} {
+		for _, r := range byType[typ] {
+			g := &SG{Addr: r.Address, VPC: m.vpcs[m.addr(str(r.Values, "vpc_id"))], Res: r}
+			for i, b := range blocks(r.Values, "ingress") {
+				g.Ingress = append(g.Ingress, m.sgRule(r, b, fmt.Sprintf("%s ingress[%d]", r.Address, i), r.Address))
+			}
+			for i, b := range blocks(r.Values, "egress") {
+				g.Egress = append(g.Egress, m.sgRule(r, b, fmt.Sprintf("%s egress[%d]", r.Address, i), r.Address))
+			}
+			if typ == "aws_default_security_group" {
+				m.sgUsed[r.Address] = true
+			}
+			m.SGs = append(m.SGs, g)
+			m.sgs[r.Address] = g
+		}
+	}
+	for _, r := range byType["aws_security_group_rule"] {
+		g := m.sg(str(r.Values, "security_group_id"))
+		if g == nil {
+			m.note(r, "security group %q is not in the project", str(r.Values, "security_group_id"))
+			continue
+		}
+		rule := m.sgRule(r, r.Values, r.Address, g.Addr)
+		if str(r.Values, "type") == "egress" {
+			g.Egress = append(g.Egress, rule)
+		} else {
+			g.Ingress = append(g.Ingress, rule)
+		}
+	}
+	for _, typ := range []string{"aws_vpc_security_group_ingress_rule", "aws_vpc_security_group_egress_rule"} {
+		for _, r := range byType[typ] {
+			g := m.sg(str(r.Values, "security_group_id"))
+			if g == nil {
+				m.note(r, "security group %q is not in the project", str(r.Values, "security_group_id"))
+				continue
+			}
+			rule := m.sgRule(r, r.Values, r.Address, g.Addr)
+			if strings.HasSuffix(typ, "egress_rule") {
+				g.Egress = append(g.Egress, rule)
+			} else {
+				g.Ingress = append(g.Ingress, rule)
+			}
+		}
+	}
+}
+
+func (m *Model) naclRule(r *tf.Resource, b map[string]any, where string) (NACLRule, bool) {
+	no := num(b, "rule_no", num(b, "rule_number", 0))
+	action := str(b, "action")
+	if action == "" {
+		action = str(b, "rule_action")
+	}
+	rule := NACLRule{No: no, Allow: strings.EqualFold(action, "allow"), Proto: protoName(str(b, "protocol")),
+		From: num(b, "from_port", 0), To: num(b, "to_port", 65535), Where: where}
+	if rule.Proto == "all" {
+		rule.From, rule.To = 0, 65535
+	}
+	c := str(b, "cidr_block")
+	if c == "" {
+		c = str(b, "ipv6_cidr_block")
+	}
+	p, ok := m.prefix(r, "cidr_block", c)
+	if !ok {
+		return rule, false
+	}
+	rule.CIDR = p
+	return rule, true
+}
+
+func (m *Model) buildNACLs(byType map[string][]*tf.Resource) {
+	for _, typ := range []string{"aws_network_acl", "aws_default_network_acl"} {
+		for _, r := range byType[typ] {
+			n := &NACL{Addr: r.Address, Res: r}
+			vpc := str(r.Values, "vpc_id")
+			if typ == "aws_default_network_acl" {
+				id := str(r.Values, "default_network_acl_id")
+				vpc, _, _ = strings.Cut(id, ":")
+			}
+			n.VPC = m.vpcs[m.addr(vpc)]
+			if typ == "aws_default_network_acl" && n.VPC != nil {
+				n.VPC.NACL = n
+			}
+			for i, b := range blocks(r.Values, "ingress") {
+				if rule, ok := m.naclRule(r, b, fmt.Sprintf("%s ingress[%d]", r.Address, i)); ok {
+					n.Ingress = append(n.Ingress, rule)
+				}
+			}
+			for i, b := range blocks(r.Values, "egress") {
+				if rule, ok := m.naclRule(r, b, fmt.Sprintf("%s egress[%d]", r.Address, i)); ok {
+					n.Egress = append(n.Egress, rule)
+				}
+			}
+			for _, s := range strList(r.Values, "subnet_ids") {
+				if sub := m.subnets[m.addr(s)]; sub != nil {
+					sub.NACL = n
+				}
+			}
+			m.NACLs = append(m.NACLs, n)
+			m.nacls[r.Address] = n
+		}
+	}
+	for _, r := range byType["aws_network_acl_rule"] {
+		n := m.nacls[m.addr(str(r.Values, "network_acl_id"))]
+		if n == nil {
+			m.note(r, "network ACL %q is not in the project", str(r.Values, "network_acl_id"))
+			continue
+		}
+		rule, ok := m.naclRule(r, r.Values, r.Address)
+		if !ok {
+			continue
+		}
+		if boolean(r.Values, "egress", false) {
+			n.Egress = append(n.Egress, rule)
+		} else {
+			n.Ingress = append(n.Ingress, rule)
+		}
+	}
+	for _, r := range byType["aws_network_acl_association"] {
+		n := m.nacls[m.addr(str(r.Values, "network_acl_id"))]
+		if s := m.subnets[m.addr(str(r.Values, "subnet_id"))]; s != nil && n != nil {
+			s.NACL = n
+		}
+	}
+	for _, n := range m.NACLs {
+		sort.SliceStable(n.Ingress, func(i, j int) bool { return n.Ingress[i].No < n.Ingress[j].No })
+		sort.SliceStable(n.Egress, func(i, j int) bool { return n.Egress[i].No < n.Egress[j].No })
+	}
+}
+
+// TableOf returns the route table that governs s: its explicit association,
+// else its VPC's main table (nil: the implicit main table, local route only).
+func (s *Subnet) TableOf() *RouteTable {
+	if s.Table != nil {
+		return s.Table
+	}
+	if s.VPC != nil {
+		return s.VPC.Main
+	}
+	return nil
+}
+
+// ACL returns the network ACL of s (nil: a default ACL that allows all).
+func (s *Subnet) ACL() *NACL {
+	if s.NACL != nil {
+		return s.NACL
+	}
+	if s.VPC != nil {
+		return s.VPC.NACL
+	}
+	return nil
+}

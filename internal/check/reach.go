@@ -1,0 +1,417 @@
+package check
+
+import (
+	"fmt"
+	"net/netip"
+	"sort"
+	"strings"
+
+	"go4.org/netipx"
+)
+
+// Hop is one step of a path: what was crossed and which rule let it through
+// (or, for the last hop of a blocked path, what stopped it).
+type Hop struct {
+	Kind   string `json:"kind"` // source, igw, route, subnet, nacl, sg, endpoint
+	Addr   string `json:"address,omitempty"`
+	Detail string `json:"detail"`
+}
+
+func (h Hop) String() string {
+	if h.Addr == "" {
+		return h.Detail
+	}
+	return h.Addr + ": " + h.Detail
+}
+
+// Result answers one reachability question.
+type Result struct {
+	Reachable bool
+	// Path holds the hops crossed; when not reachable its last hop is the
+	// one that blocks.
+	Path []Hop
+	// From is the set of source addresses that arrive (nil when blocked).
+	From *netipx.IPSet
+}
+
+// Source is where traffic starts: the internet, or addresses inside a VPC
+// (a subnet, a peered VPC) optionally carrying security group membership.
+type Source struct {
+	Name     string
+	Internet bool
+	VPC      *VPC
+	Subnet   *Subnet
+	Set      *netipx.IPSet
+	SGs      map[string]bool // addresses of the groups the source belongs to
+}
+
+func setOf(ps ...netip.Prefix) *netipx.IPSet {
+	var b netipx.IPSetBuilder
+	for _, p := range ps {
+		b.AddPrefix(p)
+	}
+	s, _ := b.IPSet()
+	return s
+}
+
+func union(a, b *netipx.IPSet) *netipx.IPSet {
+	var sb netipx.IPSetBuilder
+	sb.AddSet(a)
+	sb.AddSet(b)
+	s, _ := sb.IPSet()
+	return s
+}
+
+func intersect(a, b *netipx.IPSet) *netipx.IPSet {
+	var sb netipx.IPSetBuilder
+	sb.AddSet(a)
+	sb.Intersect(b)
+	s, _ := sb.IPSet()
+	return s
+}
+
+func minus(a, b *netipx.IPSet) *netipx.IPSet {
+	var sb netipx.IPSetBuilder
+	sb.AddSet(a)
+	sb.RemoveSet(b)
+	s, _ := sb.IPSet()
+	return s
+}
+
+func empty(s *netipx.IPSet) bool { return s == nil || len(s.Ranges()) == 0 }
+
+// internetSet is every publicly routable address: IPv4 less the private,
+// shared, loopback, link-local, multicast and reserved ranges, and IPv6
+// global unicast.
+func internetSet() *netipx.IPSet {
+	var b netipx.IPSetBuilder
+	b.AddPrefix(netip.MustParsePrefix("0.0.0.0/0"))
+	for _, p := range []string{"0.0.0.0/8", "10.0.0.0/8", "100.64.0.0/10", "127.0.0.0/8", "169.254.0.0/16",
+		"172.16.0.0/12", "192.168.0.0/16", "224.0.0.0/4", "240.0.0.0/4"} {
+		b.RemovePrefix(netip.MustParsePrefix(p))
+	}
+	b.AddPrefix(netip.MustParsePrefix("2000::/3"))
+	s, _ := b.IPSet()
+	return s
+}
+
+// Internet returns the internet as a source.
+func (m *Model) Internet() Source {
+	if m.internet == nil {
+		m.internet = internetSet()
+	}
+	return Source{Name: "internet", Internet: true, Set: m.internet}
+}
+
+// SubnetSource returns the addresses of subnet s as a source; sgs are the
+// security groups its senders belong to.
+func (m *Model) SubnetSource(s *Subnet, sgs ...string) Source {
+	src := Source{Name: s.Addr, VPC: s.VPC, Subnet: s, Set: setOf(s.CIDR), SGs: map[string]bool{}}
+	for _, g := range sgs {
+		src.SGs[g] = true
+	}
+	return src
+}
+
+// VPCSource returns every address of v as a source (a peered VPC's view).
+func (m *Model) VPCSource(v *VPC) Source {
+	return Source{Name: v.Addr, VPC: v, Set: setOf(v.CIDRs...), SGs: map[string]bool{}}
+}
+
+// describe renders a set compactly; the whole IPv4 or IPv6 internet is
+// named as such.
+func (m *Model) describe(s *netipx.IPSet) string {
+	inet := m.Internet().Set
+	var parts []string
+	rest := s
+	for _, fam := range []struct {
+		all  netip.Prefix
+		name string
+	}{{netip.MustParsePrefix("0.0.0.0/0"), "every IPv4 internet address"}, {netip.MustParsePrefix("::/0"), "every IPv6 internet address"}} {
+		part := intersect(inet, setOf(fam.all))
+		if empty(minus(part, s)) {
+			parts = append(parts, fam.name)
+			rest = minus(rest, part)
+		}
+	}
+	ps := rest.Prefixes()
+	for i, p := range ps {
+		if i == 4 {
+			parts = append(parts, fmt.Sprintf("… (%d ranges)", len(ps)))
+			break
+		}
+		parts = append(parts, p.String())
+	}
+	return strings.Join(parts, ", ")
+}
+
+func portMatch(proto string, from, to int, wantProto string, port int) bool {
+	if proto == "all" {
+		return true
+	}
+	if proto != wantProto {
+		return false
+	}
+	if proto == "icmp" {
+		return true
+	}
+	return from <= port && port <= to
+}
+
+// routed returns the part of want that table t sends to a target accepted
+// by ok, with the routes that carry it. Longest prefix wins.
+func routed(t *RouteTable, vpc *VPC, want *netipx.IPSet, ok func(Route) bool) (*netipx.IPSet, []Route) {
+	var routes []Route
+	if vpc != nil {
+		for _, c := range vpc.CIDRs {
+			routes = append(routes, Route{Dest: c, Kind: "local", Target: "local", Where: vpc.Addr + " local route"})
+		}
+	}
+	if t != nil {
+		routes = append(routes, t.Routes...)
+	}
+	sort.SliceStable(routes, func(i, j int) bool { return routes[i].Dest.Bits() > routes[j].Dest.Bits() })
+	var claimed, got netipx.IPSetBuilder
+	var used []Route
+	for _, r := range routes {
+		cs, _ := claimed.IPSet()
+		eff := minus(setOf(r.Dest), cs)
+		claimed.AddPrefix(r.Dest)
+		if !ok(r) {
+			continue
+		}
+		hit := intersect(eff, want)
+		if empty(hit) {
+			continue
+		}
+		got.AddSet(hit)
+		used = append(used, r)
+	}
+	s, _ := got.IPSet()
+	return s, used
+}
+
+// naclPass filters src through the ordered rules of an ACL direction.
+func naclPass(rules []NACLRule, proto string, port int, src *netipx.IPSet) (*netipx.IPSet, []string, string) {
+	var decided, allowed netipx.IPSetBuilder
+	var hits []string
+	blocker := "no rule matches: the final rule * denies"
+	for _, r := range rules {
+		if !portMatch(r.Proto, r.From, r.To, proto, port) {
+			continue
+		}
+		ds, _ := decided.IPSet()
+		eff := intersect(minus(setOf(r.CIDR), ds), src)
+		decided.AddPrefix(r.CIDR)
+		if empty(eff) {
+			continue
+		}
+		if r.Allow {
+			allowed.AddSet(eff)
+			hits = append(hits, fmt.Sprintf("rule %d allows %s from %s", r.No, portText(r.Proto, r.From, r.To), r.CIDR))
+		} else if blocker == "no rule matches: the final rule * denies" {
+			blocker = fmt.Sprintf("rule %d denies %s from %s", r.No, portText(r.Proto, r.From, r.To), r.CIDR)
+		}
+	}
+	s, _ := allowed.IPSet()
+	return s, hits, blocker
+}
+
+func portText(proto string, from, to int) string {
+	switch {
+	case proto == "all":
+		return "all traffic"
+	case proto == "icmp":
+		return "icmp"
+	case from == to:
+		return fmt.Sprintf("%s %d", proto, from)
+	}
+	return fmt.Sprintf("%s %d-%d", proto, from, to)
+}
+
+// ephemeralPort stands for the client's port of return traffic when a
+// stateless ACL is checked in the reverse direction.
+const ephemeralPort = 49152
+
+// sgPass filters src through the union of the groups' ingress rules. Rules
+// are unordered: a self rule listed first does not hide an open one.
+func (m *Model) sgPass(sgs []*SG, proto string, port int, src Source, set *netipx.IPSet) (*netipx.IPSet, []string) {
+	var allowed netipx.IPSetBuilder
+	var hits []string
+	for _, g := range sgs {
+		for _, r := range g.Ingress {
+			if !portMatch(r.Proto, r.From, r.To, proto, port) {
+				continue
+			}
+			var why []string
+			if len(r.CIDRs) > 0 {
+				hit := intersect(setOf(r.CIDRs...), set)
+				if !empty(hit) {
+					allowed.AddSet(hit)
+					cs := make([]string, len(r.CIDRs))
+					for i, c := range r.CIDRs {
+						cs[i] = c.String()
+					}
+					why = append(why, "from "+strings.Join(cs, ", "))
+				}
+			}
+			member := false
+			for _, ref := range r.SGs {
+				if src.SGs[ref] {
+					member, why = true, append(why, "from members of "+ref)
+				}
+			}
+			if r.Self && src.SGs[g.Addr] {
+				member, why = true, append(why, "from its own members (self)")
+			}
+			if member {
+				allowed.AddSet(set)
+			}
+			if len(why) > 0 {
+				hits = append(hits, fmt.Sprintf("%s allows %s %s", r.Where, portText(r.Proto, r.From, r.To), strings.Join(why, "; ")))
+			}
+		}
+	}
+	s, _ := allowed.IPSet()
+	return s, hits
+}
+
+// Reach answers whether src can open proto/port on e, with the path.
+func (m *Model) Reach(src Source, e *Endpoint, proto string, port int) Result {
+	first := Hop{Kind: "source", Addr: "", Detail: src.Name}
+	if e.Managed {
+		path := []Hop{first}
+		if !src.Internet || !e.Public {
+			return Result{Path: append(path, Hop{Kind: "endpoint", Addr: e.Addr, Detail: "managed endpoint outside the VPC; no path modelled"})}
+		}
+		got := intersect(setOf(e.Allowed...), src.Set)
+		if empty(got) {
+			return Result{Path: append(path, Hop{Kind: "endpoint", Addr: e.Addr, Detail: "public endpoint admits no internet address"})}
+		}
+		return Result{Reachable: true, From: got, Path: append(path,
+			Hop{Kind: "endpoint", Addr: e.Addr, Detail: fmt.Sprintf("public endpoint (%s) admits %s", e.Why, m.describe(got))})}
+	}
+	if len(e.Subnets) == 0 {
+		return Result{Path: []Hop{first, {Kind: "endpoint", Addr: e.Addr, Detail: "its subnets are not known"}}}
+	}
+	var res Result
+	for i, s := range e.Subnets {
+		r := m.reachVia(src, e, s, proto, port)
+		if r.Reachable {
+			return r
+		}
+		if i == 0 || len(r.Path) > len(res.Path) {
+			res = r
+		}
+	}
+	return res
+}
+
+func (m *Model) reachVia(src Source, e *Endpoint, s *Subnet, proto string, port int) Result {
+	path := []Hop{{Kind: "source", Detail: src.Name}}
+	block := func(h Hop) Result { return Result{Path: append(path, h)} }
+	set := src.Set
+	t := s.TableOf()
+	tname := "implicit main route table of " + vpcName(s.VPC)
+	if t != nil {
+		tname = t.Addr
+	}
+	switch {
+	case src.Internet:
+		if !e.Public {
+			return block(Hop{Kind: "endpoint", Addr: e.Addr, Detail: "has no public address"})
+		}
+		got, used := routed(t, s.VPC, set, func(r Route) bool {
+			return r.Kind == "igw" && s.VPC != nil && m.igws[r.Target] == s.VPC.Addr
+		})
+		if empty(got) {
+			return block(Hop{Kind: "route", Addr: tname, Detail: "no route to an internet gateway attached to " + vpcName(s.VPC)})
+		}
+		path = append(path, Hop{Kind: "igw", Addr: used[0].Target, Detail: "internet gateway attached to " + s.VPC.Addr})
+		var rs []string
+		for _, r := range used {
+			rs = append(rs, fmt.Sprintf("%s → %s", r.Dest, r.Target))
+		}
+		path = append(path, Hop{Kind: "route", Addr: tname, Detail: strings.Join(rs, "; ") + " (" + routeWhere(used) + ")"})
+		set = got
+	case src.VPC != nil && s.VPC != nil && src.VPC == s.VPC:
+		path = append(path, Hop{Kind: "route", Addr: tname, Detail: "local route within " + s.VPC.Addr})
+	default:
+		got, used := routed(t, s.VPC, set, func(r Route) bool {
+			if r.Kind == "tgw" {
+				return true
+			}
+			if r.Kind != "pcx" {
+				return false
+			}
+			for _, p := range m.Peerings {
+				if p.Addr == r.Target && ((p.A == src.VPC && p.B == s.VPC) || (p.B == src.VPC && p.A == s.VPC)) {
+					return true
+				}
+			}
+			return false
+		})
+		if empty(got) {
+			return block(Hop{Kind: "route", Addr: tname, Detail: "no return route to " + src.Name + " through a peering or transit gateway"})
+		}
+		var rs []string
+		for _, r := range used {
+			rs = append(rs, fmt.Sprintf("%s → %s", r.Dest, r.Target))
+		}
+		path = append(path, Hop{Kind: "route", Addr: tname, Detail: strings.Join(rs, "; ")})
+		set = got
+	}
+	path = append(path, Hop{Kind: "subnet", Addr: s.Addr, Detail: "subnet " + s.CIDR.String()})
+	if acl := s.ACL(); acl == nil {
+		path = append(path, Hop{Kind: "nacl", Detail: "default network ACL of " + vpcName(s.VPC) + " allows all"})
+	} else {
+		got, hits, blocker := naclPass(acl.Ingress, proto, port, set)
+		if empty(got) {
+			return block(Hop{Kind: "nacl", Addr: acl.Addr, Detail: "inbound " + blocker})
+		}
+		back, bhits, bblocker := naclPass(acl.Egress, proto, ephemeralPort, got)
+		if empty(back) {
+			return block(Hop{Kind: "nacl", Addr: acl.Addr, Detail: fmt.Sprintf("outbound (return traffic, port %d) %s", ephemeralPort, bblocker)})
+		}
+		set = back
+		path = append(path, Hop{Kind: "nacl", Addr: acl.Addr, Detail: "inbound " + strings.Join(hits, "; ") + "; outbound " + strings.Join(bhits, "; ")})
+	}
+	if len(e.SGs) == 0 {
+		if e.Kind != "lb" {
+			return block(Hop{Kind: "sg", Addr: e.Addr, Detail: "no security group is known: the VPC's default group admits only its own members"})
+		}
+		path = append(path, Hop{Kind: "sg", Addr: e.Addr, Detail: "no security group (network load balancer)"})
+	} else {
+		got, hits := m.sgPass(e.SGs, proto, port, src, set)
+		if empty(got) {
+			var names []string
+			for _, g := range e.SGs {
+				names = append(names, g.Addr)
+			}
+			return block(Hop{Kind: "sg", Addr: strings.Join(names, ", "), Detail: fmt.Sprintf("no ingress rule admits %s from %s", portText(proto, port, port), m.describe(set))})
+		}
+		set = got
+		path = append(path, Hop{Kind: "sg", Addr: e.SGs[0].Addr, Detail: strings.Join(hits, "; ")})
+	}
+	detail := e.Kind
+	if e.Public && src.Internet {
+		detail += " with a public address (" + e.Why + ")"
+	}
+	path = append(path, Hop{Kind: "endpoint", Addr: e.Addr, Detail: fmt.Sprintf("%s, %s reached from %s", detail, portText(proto, port, port), m.describe(set))})
+	return Result{Reachable: true, Path: path, From: set}
+}
+
+func routeWhere(rs []Route) string {
+	var w []string
+	for _, r := range rs {
+		w = append(w, r.Where)
+	}
+	return strings.Join(w, ", ")
+}
+
+func vpcName(v *VPC) string {
+	if v == nil {
+		return "an unknown VPC"
+	}
+	return v.Addr
+}

@@ -1,0 +1,260 @@
+package check
+
+import (
+	"encoding/json"
+	"encoding/xml"
+	"fmt"
+	"io"
+	"strings"
+)
+
+// Formats names the output formats Write accepts.
+var Formats = []string{"text", "json", "sarif", "junit"}
+
+// Write renders the report in format.
+func Write(w io.Writer, rep *Report, format string) error {
+	switch format {
+	case "text", "":
+		return writeText(w, rep)
+	case "json":
+		return writeJSON(w, rep)
+	case "sarif":
+		return WriteSARIF(w, rep)
+	case "junit":
+		return writeJUnit(w, rep)
+	}
+	return fmt.Errorf("check: unknown format %q (want one of %s)", format, strings.Join(Formats, ", "))
+}
+
+func pathLine(path []Hop) string {
+	var parts []string
+	for _, h := range path {
+		switch {
+		case h.Kind == "source":
+			parts = append(parts, h.Detail)
+		case h.Addr != "":
+			parts = append(parts, h.Addr)
+		default:
+			parts = append(parts, h.Detail)
+		}
+	}
+	return strings.Join(parts, " → ")
+}
+
+func counts(rep *Report) (map[Severity]int, int) {
+	c := map[Severity]int{}
+	sup := 0
+	for _, f := range rep.Findings {
+		if f.Suppressed != "" {
+			sup++
+			continue
+		}
+		c[f.Severity]++
+	}
+	return c, sup
+}
+
+func writeText(w io.Writer, rep *Report) error {
+	c, sup := counts(rep)
+	total := len(rep.Findings) - sup
+	var parts []string
+	for s := Critical; s >= Info; s-- {
+		if c[s] > 0 {
+			parts = append(parts, fmt.Sprintf("%d %s", c[s], s))
+		}
+	}
+	var b strings.Builder
+	fmt.Fprintf(&b, "moat check: %s", plural(total, "finding", "findings"))
+	if len(parts) > 0 {
+		fmt.Fprintf(&b, " (%s)", strings.Join(parts, ", "))
+	}
+	if sup > 0 {
+		fmt.Fprintf(&b, ", %d suppressed", sup)
+	}
+	b.WriteString("\n")
+	rules := newFindings().rules
+	cur := Severity(-1)
+	for _, f := range rep.Findings {
+		if f.Suppressed != "" {
+			continue
+		}
+		if f.Severity != cur {
+			cur = f.Severity
+			fmt.Fprintf(&b, "\n%s\n", strings.ToUpper(cur.String()))
+		}
+		fmt.Fprintf(&b, "  %s  %s  (%s)\n", f.RuleID, orDash(f.Address), where(f))
+		fmt.Fprintf(&b, "    %s: %s\n", rules[f.RuleID].Title, f.Message)
+		if len(f.Path) > 0 {
+			fmt.Fprintf(&b, "    path: %s\n", pathLine(f.Path))
+		}
+		if f.Severity > Info {
+			fmt.Fprintf(&b, "    fix: %s\n", rules[f.RuleID].Remediation)
+		}
+	}
+	if sup > 0 {
+		b.WriteString("\nSUPPRESSED\n")
+		for _, f := range rep.Findings {
+			if f.Suppressed != "" {
+				fmt.Fprintf(&b, "  %s  %s  (%s): %s\n", f.RuleID, orDash(f.Address), where(f), f.Suppressed)
+			}
+		}
+	}
+	_, err := io.WriteString(w, b.String())
+	return err
+}
+
+func orDash(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
+}
+
+func where(f Finding) string {
+	if f.Line > 0 {
+		return fmt.Sprintf("%s:%d", f.File, f.Line)
+	}
+	return f.File
+}
+
+// Explain writes everything known about id: a rule ID (the rule and every
+// finding of it, with whole paths) or a finding ID (RULE@address).
+func Explain(w io.Writer, rep *Report, id string) error {
+	var b strings.Builder
+	ruleID, addr, byFinding := strings.Cut(id, "@")
+	r, ok := RuleByID(ruleID)
+	if !ok {
+		return fmt.Errorf("check: no rule %q (see the rule list with --explain RULES)", ruleID)
+	}
+	fmt.Fprintf(&b, "%s  %s  [%s]\n\n%s\n\nFix: %s\n", r.ID, r.Title, r.Severity, r.Description, r.Remediation)
+	n := 0
+	for _, f := range rep.Findings {
+		if !strings.EqualFold(f.RuleID, r.ID) || byFinding && f.Address != addr {
+			continue
+		}
+		n++
+		fmt.Fprintf(&b, "\n%s  (%s)\n  %s\n", f.ID(), where(f), f.Message)
+		if f.Suppressed != "" {
+			fmt.Fprintf(&b, "  suppressed: %s\n", f.Suppressed)
+		}
+		for i, h := range f.Path {
+			fmt.Fprintf(&b, "  %d. %-8s %s\n", i+1, h.Kind, h)
+		}
+	}
+	if n == 0 {
+		if byFinding {
+			return fmt.Errorf("check: no finding %q in the checked paths", id)
+		}
+		b.WriteString("\nNo findings of this rule in the checked paths.\n")
+	}
+	_, err := io.WriteString(w, b.String())
+	return err
+}
+
+// WriteRules lists the rule catalogue.
+func WriteRules(w io.Writer) error {
+	var b strings.Builder
+	for _, r := range Rules() {
+		fmt.Fprintf(&b, "%-12s %-9s %s\n", r.ID, r.Severity, r.Title)
+	}
+	_, err := io.WriteString(w, b.String())
+	return err
+}
+
+type jsonReport struct {
+	Findings []Finding      `json:"findings"`
+	Summary  map[string]int `json:"summary"`
+}
+
+func writeJSON(w io.Writer, rep *Report) error {
+	c, sup := counts(rep)
+	out := jsonReport{Findings: rep.Findings, Summary: map[string]int{"suppressed": sup}}
+	if out.Findings == nil {
+		out.Findings = []Finding{}
+	}
+	for s := Info; s <= Critical; s++ {
+		out.Summary[s.String()] = c[s]
+	}
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	enc.SetEscapeHTML(false)
+	return enc.Encode(out)
+}
+
+type junitSuites struct {
+	XMLName  xml.Name     `xml:"testsuites"`
+	Name     string       `xml:"name,attr"`
+	Tests    int          `xml:"tests,attr"`
+	Failures int          `xml:"failures,attr"`
+	Suites   []junitSuite `xml:"testsuite"`
+}
+
+type junitSuite struct {
+	Name     string      `xml:"name,attr"`
+	Tests    int         `xml:"tests,attr"`
+	Failures int         `xml:"failures,attr"`
+	Skipped  int         `xml:"skipped,attr"`
+	Cases    []junitCase `xml:"testcase"`
+}
+
+type junitCase struct {
+	Class   string        `xml:"classname,attr"`
+	Name    string        `xml:"name,attr"`
+	Failure *junitFailure `xml:"failure,omitempty"`
+	Skipped *junitSkipped `xml:"skipped,omitempty"`
+}
+
+type junitFailure struct {
+	Type    string `xml:"type,attr"`
+	Message string `xml:"message,attr"`
+	Text    string `xml:",chardata"`
+}
+
+type junitSkipped struct {
+	Message string `xml:"message,attr"`
+}
+
+// writeJUnit writes one test suite per rule: a failing case per finding, a
+// skipped case per suppressed finding, and one passing case for a rule
+// without findings.
+func writeJUnit(w io.Writer, rep *Report) error {
+	out := junitSuites{Name: "moat check"}
+	for _, r := range Rules() {
+		s := junitSuite{Name: r.ID + " " + r.Title}
+		for _, f := range rep.Findings {
+			if f.RuleID != r.ID {
+				continue
+			}
+			c := junitCase{Class: r.ID, Name: orDash(f.Address) + " (" + where(f) + ")"}
+			if f.Suppressed != "" {
+				c.Skipped = &junitSkipped{Message: "suppressed: " + f.Suppressed}
+				s.Skipped++
+			} else {
+				text := f.Message
+				if len(f.Path) > 0 {
+					text += "\npath: " + pathLine(f.Path)
+				}
+				c.Failure = &junitFailure{Type: f.Severity.String(), Message: f.Message, Text: text}
+				s.Failures++
+			}
+			s.Cases = append(s.Cases, c)
+		}
+		if len(s.Cases) == 0 {
+			s.Cases = append(s.Cases, junitCase{Class: r.ID, Name: "no findings"})
+		}
+		s.Tests = len(s.Cases)
+		out.Tests += s.Tests
+		out.Failures += s.Failures
+		out.Suites = append(out.Suites, s)
+	}
+	if _, err := io.WriteString(w, xml.Header); err != nil {
+		return err
+	}
+	enc := xml.NewEncoder(w)
+	enc.Indent("", "  ")
+	if err := enc.Encode(out); err != nil {
+		return err
+	}
+	_, err := io.WriteString(w, "\n")
+	return err
+}

@@ -1,0 +1,220 @@
+package check
+
+import (
+	"fmt"
+	"sort"
+	"strings"
+
+	"moat/internal/check/tf"
+)
+
+// Severity orders findings; --fail-on compares against it.
+type Severity int
+
+// Severities, lowest first.
+const (
+	Info Severity = iota
+	Low
+	Medium
+	High
+	Critical
+)
+
+var severityNames = []string{"info", "low", "medium", "high", "critical"}
+
+func (s Severity) String() string {
+	if s < 0 || int(s) >= len(severityNames) {
+		return "unknown"
+	}
+	return severityNames[s]
+}
+
+// ParseSeverity reads a severity name (any case).
+func ParseSeverity(s string) (Severity, error) {
+	for i, n := range severityNames {
+		if strings.EqualFold(s, n) {
+			return Severity(i), nil
+		}
+	}
+	return 0, fmt.Errorf("check: unknown severity %q (want one of %s)", s, strings.Join(severityNames, ", "))
+}
+
+// Rule is one check.
+type Rule struct {
+	ID          string
+	Severity    Severity
+	Title       string
+	Description string
+	Remediation string
+}
+
+// Finding is one rule violated by one resource (or file).
+type Finding struct {
+	RuleID   string   `json:"rule"`
+	Severity Severity `json:"severity"`
+	Address  string   `json:"address"`
+	File     string   `json:"file"`
+	Line     int      `json:"line,omitempty"`
+	Message  string   `json:"message"`
+	Path     []Hop    `json:"path,omitempty"`
+	// Suppressed holds the reason given in the source when the finding is
+	// suppressed; suppressed findings are reported but never fail a run.
+	Suppressed string `json:"suppressed,omitempty"`
+
+	end int // last line of the resource block, for suppressions
+}
+
+// ID names the finding for --explain: RULE@address.
+func (f *Finding) ID() string { return f.RuleID + "@" + f.Address }
+
+// Rule IDs.
+const (
+	RuleExposedPort      = "AWS-NET-001"
+	RuleDataTierPublic   = "AWS-NET-002"
+	RuleWorldOpen        = "AWS-NET-003"
+	RuleInternetFacing   = "AWS-NET-004"
+	RulePeeringOverlap   = "AWS-NET-005"
+	RuleTransitivePeer   = "AWS-NET-006"
+	RulePeeringDefault   = "AWS-NET-007"
+	RuleUnusedSG         = "AWS-NET-008"
+	RuleNoFlowLogs       = "AWS-LOG-001"
+	RuleCloudTrail       = "AWS-LOG-002"
+	RuleUnencrypted      = "AWS-ENC-001"
+	RuleNoCMK            = "AWS-ENC-002"
+	RuleKMSRotation      = "AWS-KMS-001"
+	RuleHTTPNoRedirect   = "AWS-LB-001"
+	RuleWeakTLS          = "AWS-LB-002"
+	RuleDefaultAllow     = "MOAT-001"
+	RuleWildcard         = "MOAT-002"
+	RulePermissive       = "MOAT-003"
+	RuleLongSVID         = "MOAT-004"
+	RuleGatewayNoHSTSWAF = "MOAT-005"
+	RuleWAFDetect        = "MOAT-006"
+	RuleAdminExposed     = "MOAT-007"
+	RuleNotEvaluated     = "CHECK-001"
+	RuleBadSuppression   = "CHECK-002"
+)
+
+// Rules is the catalogue, in ID order.
+func Rules() []Rule {
+	rs := []Rule{
+		{RuleExposedPort, Critical, "Data-store or admin port reachable from the internet",
+			"A port used by a database, cache, search engine, cluster store or remote administration (SSH, RDP, Kubernetes API) can be opened from internet addresses: the path from an internet gateway through route table, network ACL and security group reaches the resource.",
+			"Remove the public address or the route to the internet gateway, and admit the port only from the security groups of the services that need it."},
+		{RuleDataTierPublic, High, "Data-tier resource with a public path",
+			"A database, cache, warehouse or search domain has a public address in a subnet routed to an internet gateway (or a public managed endpoint): only its security groups stand between it and the internet.",
+			"Place data-tier resources in private subnets without a route to an internet gateway and set publicly_accessible = false (or use vpc_options)."},
+		{RuleWorldOpen, High, "Security group open to the world beyond 80/443 on a public entry point",
+			"A security group on a resource reachable from the internet admits every internet address on ports other than 80 and 443. Ranges are compared as address sets, so split ranges such as 0.0.0.0/1 + 128.0.0.0/1 count as the whole internet.",
+			"Admit only 80 and 443 from the world on public entry points; admit other ports from known ranges or security groups."},
+		{RuleInternetFacing, Medium, "Internet-facing resource that is not a load balancer or gateway",
+			"A resource other than a load balancer or gateway can be reached from the internet on some port.",
+			"Put the resource in a private subnet behind a load balancer or the moat gateway."},
+		{RulePeeringOverlap, High, "Peering between overlapping CIDRs",
+			"Two peered VPCs have overlapping address ranges, so routes between them are ambiguous or impossible.",
+			"Re-address one VPC so that peered ranges are disjoint."},
+		{RuleTransitivePeer, High, "Route relies on transitive peering",
+			"A route sends traffic for a range outside the peer VPC through a peering connection. Peering is not transitive: A→C via B's peering is dropped, and the intent suggests isolation was misunderstood.",
+			"Peer the VPCs directly, use a transit gateway, or remove the route."},
+		{RulePeeringDefault, High, "Peering route to 0.0.0.0/0",
+			"A default route points at a peering connection, sending all traffic to another VPC.",
+			"Route only the peer VPC's CIDR through the peering connection."},
+		{RuleUnusedSG, Low, "Security group not used",
+			"No resource in the project uses this security group.",
+			"Delete the group or attach it where it was meant to be."},
+		{RuleNoFlowLogs, Medium, "VPC without flow logs",
+			"No aws_flow_log names this VPC, so its traffic is not recorded.",
+			"Add an aws_flow_log with vpc_id set to this VPC."},
+		{RuleCloudTrail, Medium, "No multi-region CloudTrail with log validation and encryption",
+			"The project has no CloudTrail trail that is multi-region, validates log files and encrypts them with a KMS key.",
+			"Set is_multi_region_trail, enable_log_file_validation and kms_key_id on a trail."},
+		{RuleUnencrypted, High, "Data at rest without encryption",
+			"Storage (RDS, EBS, Redshift, ElastiCache, snapshots) is not encrypted at rest.",
+			"Enable encryption at rest (storage_encrypted, encrypted, at_rest_encryption_enabled) with a customer-managed KMS key."},
+		{RuleNoCMK, Low, "Encrypted without a customer-managed KMS key",
+			"Data is encrypted only with an AWS-managed or S3-managed key, which cannot be rotated, restricted or revoked by the owner.",
+			"Set kms_key_id (kms_master_key_id, kms_key_arn) to a customer-managed aws_kms_key."},
+		{RuleKMSRotation, Medium, "KMS key rotation off",
+			"A symmetric customer-managed KMS key does not rotate.",
+			"Set enable_key_rotation = true."},
+		{RuleHTTPNoRedirect, Medium, "HTTP listener without an HTTPS redirect",
+			"A load balancer listener accepts plain HTTP and does not redirect to HTTPS.",
+			"Make the HTTP listener's default action a redirect to HTTPS (status HTTP_301)."},
+		{RuleWeakTLS, High, "TLS policy below 1.2",
+			"A listener's TLS policy admits TLS 1.0 or 1.1 (the default policy ELBSecurityPolicy-2016-08 does).",
+			"Use ssl_policy = \"ELBSecurityPolicy-TLS13-1-2-2021-06\" or another TLS 1.2+ policy."},
+		{RuleDefaultAllow, Critical, "moat policy default other than deny",
+			"The intentions file allows what no rule names.",
+			"Set default: deny and list the connections that are allowed."},
+		{RuleWildcard, High, "Wildcard intention",
+			"An intention names \"*\" as source or destination, admitting every service.",
+			"Name the services explicitly."},
+		{RulePermissive, Medium, "PERMISSIVE mode",
+			"A service accepts connections without mutual TLS (permissive mode) or a rule only audits.",
+			"Set mode: strict for services and mode: enforce for rules once clients have identities."},
+		{RuleLongSVID, Medium, "SVID TTL over 24h",
+			"Service identities live longer than a day, widening the window for a stolen key.",
+			"Set svid_ttl to 24h or less (1h is typical)."},
+		{RuleGatewayNoHSTSWAF, High, "Gateway without HSTS or WAF",
+			"The edge gateway does not send HSTS or does not run its web application firewall.",
+			"Enable hsts (max_age of at least 180 days) and waf."},
+		{RuleWAFDetect, Medium, "WAF in detection-only mode",
+			"The gateway's WAF logs attacks but does not block them.",
+			"Set waf.mode: block."},
+		{RuleAdminExposed, Critical, "Admin API on a non-loopback address without client certificates",
+			"The server's admin API listens beyond loopback and does not require client certificates.",
+			"Set admin.require_client_cert: true or listen on 127.0.0.1."},
+		{RuleNotEvaluated, Info, "Construct not evaluated",
+			"Part of the configuration could not be evaluated statically; findings that depend on it may be missing.",
+			"Give the value statically (a default or a .tfvars file), or check the plan JSON instead."},
+		{RuleBadSuppression, Medium, "Suppression without a reason",
+			"A moat:ignore comment gives no reason, so it is not honoured.",
+			"Write the reason after the rule ID: # moat:ignore RULE-ID reason why this is acceptable"},
+	}
+	sort.Slice(rs, func(i, j int) bool { return rs[i].ID < rs[j].ID })
+	return rs
+}
+
+// RuleByID returns the rule with id.
+func RuleByID(id string) (Rule, bool) {
+	for _, r := range Rules() {
+		if strings.EqualFold(r.ID, id) {
+			return r, true
+		}
+	}
+	return Rule{}, false
+}
+
+type findings struct {
+	list  []Finding
+	rules map[string]Rule
+}
+
+func newFindings() *findings {
+	f := &findings{rules: map[string]Rule{}}
+	for _, r := range Rules() {
+		f.rules[r.ID] = r
+	}
+	return f
+}
+
+func (fs *findings) add(rule string, r *tf.Resource, path []Hop, format string, args ...any) {
+	f := Finding{RuleID: rule, Severity: fs.rules[rule].Severity, Message: fmt.Sprintf(format, args...), Path: path}
+	if r != nil {
+		f.Address, f.File, f.Line, f.end = r.Address, r.Pos.File, r.Pos.Line, r.End
+	}
+	fs.list = append(fs.list, f)
+}
+
+// MarshalText writes the severity's name.
+func (s Severity) MarshalText() ([]byte, error) { return []byte(s.String()), nil }
+
+// UnmarshalText reads a severity's name.
+func (s *Severity) UnmarshalText(b []byte) error {
+	v, err := ParseSeverity(string(b))
+	if err != nil {
+		return err
+	}
+	*s = v
+	return nil
+}

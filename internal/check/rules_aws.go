@@ -1,0 +1,389 @@
+package check
+
+import (
+	"fmt"
+	"net/netip"
+	"sort"
+	"strings"
+
+	"go4.org/netipx"
+
+	"moat/internal/check/tf"
+)
+
+// sensitivePorts are data-store and administration ports.
+var sensitivePorts = []struct {
+	Port int
+	Name string
+}{
+	{22, "SSH"}, {23, "Telnet"}, {135, "MS RPC"}, {139, "NetBIOS"}, {445, "SMB"}, {1433, "SQL Server"},
+	{1521, "Oracle"}, {2375, "Docker API"}, {2376, "Docker API"}, {2379, "etcd"}, {2380, "etcd peer"},
+	{3306, "MySQL"}, {3389, "RDP"}, {5432, "PostgreSQL"}, {5439, "Redshift"}, {5601, "Kibana"},
+	{5900, "VNC"}, {5984, "CouchDB"}, {6379, "Redis"}, {6443, "Kubernetes API"}, {7000, "Cassandra"},
+	{8086, "InfluxDB"}, {9042, "Cassandra"}, {9200, "Elasticsearch"}, {9300, "Elasticsearch"},
+	{10250, "kubelet"}, {11211, "Memcached"}, {27017, "MongoDB"},
+}
+
+func portName(p int) string {
+	for _, s := range sensitivePorts {
+		if s.Port == p {
+			return s.Name
+		}
+	}
+	return ""
+}
+
+func (m *Model) awsRules(fs *findings) {
+	inet := m.Internet()
+	for _, e := range m.Endpoints {
+		if !e.Public {
+			continue
+		}
+		ports := map[int]bool{}
+		for _, p := range e.Ports {
+			ports[p] = true
+		}
+		if !e.Managed {
+			for _, s := range sensitivePorts {
+				ports[s.Port] = true
+			}
+		}
+		keys := make([]int, 0, len(ports))
+		for p := range ports {
+			keys = append(keys, p)
+		}
+		sort.Ints(keys)
+		exposed := false
+		for _, p := range keys {
+			if e.Gateway && p != 22 && p != 3389 {
+				continue
+			}
+			res := m.Reach(inet, e, "tcp", p)
+			if !res.Reachable {
+				continue
+			}
+			exposed = true
+			name := portName(p)
+			if e.Kind == "eks" {
+				name = "Kubernetes API"
+			} else if name == "" {
+				name = e.Kind + " service port"
+			}
+			fs.add(RuleExposedPort, e.Res, res.Path, "tcp %d (%s) is reachable from the internet (%s)", p, name, m.describe(res.From))
+		}
+		if e.DataTier {
+			if path, ok := m.exposure(e); ok {
+				fs.add(RuleDataTierPublic, e.Res, path, "%s has a public path: %s", e.Kind, e.Why)
+			}
+		}
+		if !e.Gateway && !e.DataTier && e.Kind != "eks" {
+			if res, ok := m.anyPort(e); ok {
+				fs.add(RuleInternetFacing, e.Res, res.Path, "%s is reachable from the internet but is not a load balancer or gateway", e.Kind)
+			} else if exposed {
+				fs.add(RuleInternetFacing, e.Res, nil, "%s is reachable from the internet but is not a load balancer or gateway", e.Kind)
+			}
+		}
+	}
+	m.worldOpen(fs)
+	m.peeringRules(fs)
+	for _, g := range m.SGs {
+		if !m.sgUsed[g.Addr] {
+			fs.add(RuleUnusedSG, g.Res, nil, "security group is not attached to or referenced by any resource")
+		}
+	}
+	for _, v := range m.VPCs {
+		if len(v.FlowLogs) == 0 {
+			fs.add(RuleNoFlowLogs, v.Res, nil, "no aws_flow_log names this VPC")
+		}
+	}
+}
+
+// exposure reports whether e has a public address in a subnet routed to an
+// attached internet gateway, with the path to the subnet.
+func (m *Model) exposure(e *Endpoint) ([]Hop, bool) {
+	if !e.Public {
+		return nil, false
+	}
+	if e.Managed {
+		return []Hop{{Kind: "source", Detail: "internet"}, {Kind: "endpoint", Addr: e.Addr, Detail: e.Why}}, true
+	}
+	inet := m.Internet()
+	for _, s := range e.Subnets {
+		got, used := routed(s.TableOf(), s.VPC, inet.Set, func(r Route) bool {
+			return r.Kind == "igw" && s.VPC != nil && m.igws[r.Target] == s.VPC.Addr
+		})
+		if empty(got) {
+			continue
+		}
+		return []Hop{{Kind: "source", Detail: "internet"},
+			{Kind: "igw", Addr: used[0].Target, Detail: "internet gateway attached to " + s.VPC.Addr},
+			{Kind: "route", Addr: used[0].Where, Detail: fmt.Sprintf("%s → %s", used[0].Dest, used[0].Target)},
+			{Kind: "subnet", Addr: s.Addr, Detail: "subnet " + s.CIDR.String()},
+			{Kind: "endpoint", Addr: e.Addr, Detail: e.Why}}, true
+	}
+	return nil, false
+}
+
+// anyPort finds one port on which e is reachable from the internet, trying
+// the lowest port of every ingress rule that admits internet addresses.
+func (m *Model) anyPort(e *Endpoint) (Result, bool) {
+	if e.Managed {
+		r := m.Reach(m.Internet(), e, "tcp", 443)
+		return r, r.Reachable
+	}
+	if _, ok := m.exposure(e); !ok {
+		return Result{}, false
+	}
+	inet := m.Internet()
+	for _, g := range e.SGs {
+		for _, r := range g.Ingress {
+			if len(r.CIDRs) == 0 || empty(intersect(setOf(r.CIDRs...), inet.Set)) {
+				continue
+			}
+			proto := r.Proto
+			if proto == "all" {
+				proto = "tcp"
+			}
+			res := m.Reach(inet, e, proto, r.From)
+			if res.Reachable {
+				return res, true
+			}
+		}
+	}
+	return Result{}, false
+}
+
+// worldOpen flags security groups on public endpoints that admit the whole
+// internet on ports other than 80 and 443, comparing address sets.
+func (m *Model) worldOpen(fs *findings) {
+	inet := m.Internet().Set
+	seen := map[string]bool{}
+	for _, e := range m.Endpoints {
+		if _, ok := m.exposure(e); !ok || e.Managed {
+			continue
+		}
+		for _, g := range e.SGs {
+			if seen[g.Addr] {
+				continue
+			}
+			seen[g.Addr] = true
+			if open := openPorts(g, inet); len(open) > 0 {
+				fs.add(RuleWorldOpen, g.Res, nil, "admits every internet address on %s (attached to public %s %s)", strings.Join(open, ", "), e.Kind, e.Addr)
+			}
+		}
+	}
+}
+
+// openPorts returns the port ranges, other than 80 and 443, on which the
+// union of g's ingress CIDRs covers all of inet.
+func openPorts(g *SG, inet *netipx.IPSet) []string {
+	var out []string
+	for _, proto := range []string{"tcp", "udp"} {
+		cuts := map[int]bool{0: true, 65536: true, 80: true, 81: true, 443: true, 444: true}
+		for _, r := range g.Ingress {
+			if r.Proto == proto || r.Proto == "all" {
+				cuts[r.From], cuts[r.To+1] = true, true
+			}
+		}
+		bounds := make([]int, 0, len(cuts))
+		for c := range cuts {
+			bounds = append(bounds, c)
+		}
+		sort.Ints(bounds)
+		for i := 0; i+1 < len(bounds); i++ {
+			lo, hi := bounds[i], bounds[i+1]-1
+			if lo == 80 && hi == 80 || lo == 443 && hi == 443 || lo > 65535 {
+				continue
+			}
+			var cidrs []netip.Prefix
+			for _, r := range g.Ingress {
+				if (r.Proto == proto || r.Proto == "all") && r.From <= lo && hi <= r.To {
+					cidrs = append(cidrs, r.CIDRs...)
+				}
+			}
+			if len(cidrs) == 0 {
+				continue
+			}
+			if coversFamily(inet, setOf(cidrs...)) {
+				out = append(out, portText(proto, lo, hi))
+			}
+		}
+	}
+	return out
+}
+
+func (m *Model) peeringRules(fs *findings) {
+	byAddr := map[string]*Peering{}
+	for _, p := range m.Peerings {
+		byAddr[p.Addr] = p
+		if p.A == nil || p.B == nil {
+			continue
+		}
+		if ov := intersect(setOf(p.A.CIDRs...), setOf(p.B.CIDRs...)); !empty(ov) {
+			fs.add(RulePeeringOverlap, p.Res, nil, "%s and %s overlap in %s", p.A.Addr, p.B.Addr, m.describe(ov))
+		}
+	}
+	for _, t := range m.Tables {
+		for _, r := range t.Routes {
+			if r.Kind != "pcx" {
+				continue
+			}
+			res := t.Res
+			if src := m.lookup(strings.Fields(r.Where)[0]); src != nil {
+				res = src
+			}
+			if r.Dest.Bits() == 0 {
+				fs.add(RulePeeringDefault, res, nil, "%s sends %s through peering %s", t.Addr, r.Dest, r.Target)
+				continue
+			}
+			p := byAddr[r.Target]
+			if p == nil || p.A == nil || p.B == nil {
+				continue
+			}
+			peer := p.B
+			if t.VPC == p.B {
+				peer = p.A
+			}
+			beyond := minus(setOf(r.Dest), setOf(peer.CIDRs...))
+			if empty(beyond) {
+				continue
+			}
+			var via []string
+			for _, v := range m.VPCs {
+				if v != peer && v != t.VPC && !empty(intersect(beyond, setOf(v.CIDRs...))) {
+					via = append(via, v.Addr)
+				}
+			}
+			path := []Hop{{Kind: "route", Addr: t.Addr, Detail: fmt.Sprintf("%s → %s (%s)", r.Dest, r.Target, r.Where)},
+				{Kind: "peering", Addr: p.Addr, Detail: fmt.Sprintf("connects %s and %s only", p.A.Addr, p.B.Addr)}}
+			msg := fmt.Sprintf("route to %s through %s leaves %s's range (%s)", r.Dest, p.Addr, peer.Addr, m.describe(beyond))
+			if len(via) > 0 {
+				msg += "; it targets " + strings.Join(via, ", ") + ", which peering does not reach transitively"
+				path = append(path, Hop{Kind: "endpoint", Addr: strings.Join(via, ", "), Detail: "not reachable: peering is not transitive"})
+			}
+			fs.add(RuleTransitivePeer, res, path, "%s", msg)
+		}
+	}
+}
+
+// dataRules checks encryption, keys, logging and listeners.
+func dataRules(res []*tf.Resource, fs *findings) {
+	byType := map[string][]*tf.Resource{}
+	for _, r := range res {
+		byType[r.Type] = append(byType[r.Type], r)
+	}
+	refs := func(typ, attr string) map[string]map[string]any {
+		out := map[string]map[string]any{}
+		for _, r := range byType[typ] {
+			out[str(r.Values, attr)] = r.Values
+		}
+		return out
+	}
+	sse := refs("aws_s3_bucket_server_side_encryption_configuration", "bucket")
+	for _, r := range byType["aws_s3_bucket"] {
+		cfg := sse[r.Address]
+		if cfg == nil {
+			cfg = sse[str(r.Values, "bucket")]
+		}
+		if cfg == nil {
+			cfg = block(r.Values, "server_side_encryption_configuration")
+		}
+		def := block(block(cfg, "rule"), "apply_server_side_encryption_by_default")
+		switch {
+		case def == nil:
+			fs.add(RuleNoCMK, r, nil, "bucket has no encryption configuration: only the S3-managed default key applies")
+		case !strings.HasPrefix(str(def, "sse_algorithm"), "aws:kms"):
+			fs.add(RuleNoCMK, r, nil, "bucket is encrypted with %s, not a customer-managed KMS key", str(def, "sse_algorithm"))
+		case str(def, "kms_master_key_id") == "":
+			fs.add(RuleNoCMK, r, nil, "bucket uses the AWS-managed KMS key")
+		}
+	}
+	encrypted := []struct{ typ, flag, key string }{
+		{"aws_db_instance", "storage_encrypted", "kms_key_id"}, {"aws_rds_cluster", "storage_encrypted", "kms_key_id"},
+		{"aws_ebs_volume", "encrypted", "kms_key_id"}, {"aws_redshift_cluster", "encrypted", "kms_key_id"},
+		{"aws_elasticache_replication_group", "at_rest_encryption_enabled", "kms_key_id"},
+		{"aws_ebs_snapshot_copy", "encrypted", "kms_key_id"}, {"aws_db_snapshot_copy", "", "kms_key_id"},
+		{"aws_backup_vault", "", "kms_key_arn"},
+	}
+	for _, c := range encrypted {
+		for _, r := range byType[c.typ] {
+			if c.flag != "" && !boolean(r.Values, c.flag, false) {
+				fs.add(RuleUnencrypted, r, nil, "%s is not set", c.flag)
+				continue
+			}
+			if str(r.Values, c.key) == "" {
+				fs.add(RuleNoCMK, r, nil, "%s is not set: an AWS-managed key is used", c.key)
+			}
+		}
+	}
+	for _, r := range byType["aws_kms_key"] {
+		spec := str(r.Values, "customer_master_key_spec")
+		if (spec == "" || spec == "SYMMETRIC_DEFAULT") && !boolean(r.Values, "enable_key_rotation", false) {
+			fs.add(RuleKMSRotation, r, nil, "enable_key_rotation is not true")
+		}
+	}
+	ok := false
+	for _, r := range byType["aws_cloudtrail"] {
+		var miss []string
+		for _, k := range []string{"is_multi_region_trail", "enable_log_file_validation"} {
+			if !boolean(r.Values, k, false) {
+				miss = append(miss, k)
+			}
+		}
+		if str(r.Values, "kms_key_id") == "" {
+			miss = append(miss, "kms_key_id")
+		}
+		if len(miss) == 0 {
+			ok = true
+			continue
+		}
+		fs.add(RuleCloudTrail, r, nil, "trail lacks %s", strings.Join(miss, ", "))
+	}
+	if !ok && len(byType["aws_cloudtrail"]) == 0 && len(byType["aws_vpc"]) > 0 {
+		fs.add(RuleCloudTrail, byType["aws_vpc"][0], nil, "the project defines no CloudTrail trail")
+	}
+	for _, typ := range []string{"aws_lb_listener", "aws_alb_listener"} {
+		for _, r := range byType[typ] {
+			proto := strings.ToUpper(str(r.Values, "protocol"))
+			switch proto {
+			case "HTTP":
+				redirect := false
+				for _, a := range blocks(r.Values, "default_action") {
+					if str(a, "type") == "redirect" && strings.EqualFold(str(block(a, "redirect"), "protocol"), "HTTPS") {
+						redirect = true
+					}
+				}
+				if !redirect {
+					fs.add(RuleHTTPNoRedirect, r, nil, "listener on port %d serves HTTP without redirecting to HTTPS", num(r.Values, "port", 80))
+				}
+			case "HTTPS", "TLS":
+				if p := str(r.Values, "ssl_policy"); !tls12(p) {
+					if p == "" {
+						p = "ELBSecurityPolicy-2016-08 (the default)"
+					}
+					fs.add(RuleWeakTLS, r, nil, "ssl_policy %s admits TLS below 1.2", p)
+				}
+			}
+		}
+	}
+}
+
+func tls12(policy string) bool {
+	for _, s := range []string{"TLS13-1-2", "TLS13-1-3", "TLS-1-2", "FS-1-2"} {
+		if strings.Contains(policy, s) {
+			return true
+		}
+	}
+	return false
+}
+
+// coversFamily reports whether set holds every internet address of IPv4 or
+// of IPv6.
+func coversFamily(inet, set *netipx.IPSet) bool {
+	for _, fam := range []string{"0.0.0.0/0", "::/0"} {
+		if empty(minus(intersect(inet, setOf(netip.MustParsePrefix(fam))), set)) {
+			return true
+		}
+	}
+	return false
+}

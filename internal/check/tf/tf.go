@@ -1,0 +1,88 @@
+// Package tf reads Terraform configurations (HCL directories) and Terraform
+// plans (`terraform show -json`) into one shape: a flat list of resource
+// instances whose attribute values are plain Go values (string, float64,
+// bool, []any, map[string]any, nil) or Unknown where the value cannot be
+// known from the files alone.
+//
+// Resource IDs that only a cloud provider could assign are replaced by the
+// resource's address, so that a reference such as aws_vpc.main.id evaluates
+// to "aws_vpc.main" in HCL and resolves to the same string in a plan. The
+// two readers therefore give the same values for one project.
+//
+// Whatever the reader cannot evaluate (an unknown function, a count that
+// depends on an unknown value, a remote module) is reported as a Note, never
+// silently dropped.
+package tf
+
+import (
+	"fmt"
+	"sort"
+)
+
+// Resource is one managed resource instance.
+type Resource struct {
+	Address string // e.g. module.net.aws_subnet.private[0]
+	Module  string // "" for the root module, else e.g. "module.net"
+	Type    string // e.g. aws_subnet
+	Name    string // e.g. private
+	// Values holds the evaluated attributes and nested blocks; a nested
+	// block type maps to a []any of map[string]any.
+	Values map[string]any
+	Pos    Pos // where the resource block starts
+	End    int // last line of the block; 0 when unknown
+}
+
+// Pos is a place in a source file.
+type Pos struct {
+	File string
+	Line int
+}
+
+func (p Pos) String() string {
+	if p.Line > 0 {
+		return fmt.Sprintf("%s:%d", p.File, p.Line)
+	}
+	return p.File
+}
+
+// Unknown stands for a value that cannot be known from the files alone.
+type Unknown struct {
+	Why string // e.g. `aws_instance.web.private_ip is only known after apply`
+}
+
+// Note reports a construct that could not be evaluated.
+type Note struct {
+	Pos     Pos
+	Address string // the resource or block concerned, when known
+	Msg     string
+}
+
+func (n Note) String() string {
+	if n.Address != "" {
+		return fmt.Sprintf("%s: %s: %s", n.Pos, n.Address, n.Msg)
+	}
+	return fmt.Sprintf("%s: %s", n.Pos, n.Msg)
+}
+
+// Project is what a reader found.
+type Project struct {
+	Resources []Resource
+	Notes     []Note
+	// Files holds the source text of every file read, by the name used in
+	// Pos, so that callers can find in-source comments.
+	Files map[string][]byte
+}
+
+func (p *Project) sort() {
+	sort.SliceStable(p.Resources, func(i, j int) bool { return p.Resources[i].Address < p.Resources[j].Address })
+	sort.SliceStable(p.Notes, func(i, j int) bool {
+		a, b := p.Notes[i], p.Notes[j]
+		if a.Pos.File != b.Pos.File {
+			return a.Pos.File < b.Pos.File
+		}
+		if a.Pos.Line != b.Pos.Line {
+			return a.Pos.Line < b.Pos.Line
+		}
+		return a.Msg < b.Msg
+	})
+}

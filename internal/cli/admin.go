@@ -1,0 +1,368 @@
+package cli
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
+	"os"
+	"strconv"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"moat/internal/api"
+	"moat/internal/identity"
+)
+
+// adminFlags are the flags every admin command takes.
+type adminFlags struct {
+	server   string
+	adminDir string
+	output   string
+}
+
+func (a *adminFlags) register(fs *flag.FlagSet) {
+	fs.StringVar(&a.server, "server", "", "control plane address (env MOAT_SERVER; default 127.0.0.1:7400)")
+	fs.StringVar(&a.adminDir, "admin-dir", "", "admin credentials directory (env MOAT_ADMIN_DIR)")
+	fs.StringVar(&a.output, "output", "table", "output format: table or json")
+}
+
+// client builds an admin client from the credentials directory.
+func (a *adminFlags) client(e *Env) (*api.Client, error) {
+	server := a.server
+	if server == "" {
+		server = envDefault(e, "MOAT_SERVER", "127.0.0.1:7400")
+	}
+	dir := a.adminDir
+	if dir == "" {
+		dir = e.Getenv("MOAT_ADMIN_DIR")
+	}
+	if dir == "" {
+		return nil, usagef("no admin credentials: pass --admin-dir or set MOAT_ADMIN_DIR (\"moat server init\" wrote them)")
+	}
+	if a.output != "table" && a.output != "json" {
+		return nil, usagef("--output %q: want table or json", a.output)
+	}
+	if _, _, err := net.SplitHostPort(server); err != nil {
+		return nil, usagef("--server %q: want host:port", server)
+	}
+	return api.NewClientFromDir(server, dir)
+}
+
+// adminCommand builds an admin subcommand: it declares its own flags, then
+// calls the server with the client.
+func adminCommand(name, summary, usage string, flags func(fs *flag.FlagSet), run func(ctx context.Context, e *Env, fs *flag.FlagSet, c *api.Client, out *adminFlags) error) *Command {
+	af := &adminFlags{}
+	return &Command{
+		Name: name, Summary: summary, Usage: usage,
+		Flags: func(fs *flag.FlagSet) {
+			af.register(fs)
+			if flags != nil {
+				flags(fs)
+			}
+		},
+		Run: func(ctx context.Context, e *Env, fs *flag.FlagSet) error {
+			c, err := af.client(e)
+			if err != nil {
+				return err
+			}
+			defer c.Close()
+			return run(ctx, e, fs, c, af)
+		},
+	}
+}
+
+func printJSON(w io.Writer, v any) error {
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	return enc.Encode(v)
+}
+
+func tokenCommand() *Command {
+	var node *string
+	var ttl *time.Duration
+	return &Command{
+		Name:    "token",
+		Summary: "make one-time join tokens for agents",
+		Sub: []*Command{adminCommand("create", "make a join token bound to a node", "--node NODE [--ttl 15m]",
+			func(fs *flag.FlagSet) {
+				node = fs.String("node", "", "the node that may use the token (required)")
+				ttl = fs.Duration("ttl", 15*time.Minute, "how long the token stays valid")
+			},
+			func(ctx context.Context, e *Env, fs *flag.FlagSet, c *api.Client, out *adminFlags) error {
+				if *node == "" {
+					return usagef("token create: --node is required")
+				}
+				var resp api.TokenResponse
+				if err := c.Call(ctx, http.MethodPost, api.PathTokens, api.TokenRequest{Node: *node, TTL: *ttl}, &resp); err != nil {
+					return err
+				}
+				if out.output == "json" {
+					return printJSON(e.Stdout, resp)
+				}
+				fmt.Fprintln(e.Stdout, resp.Token)
+				fmt.Fprintf(e.Stderr, "token for node %q, valid until %s, usable once\n", resp.Node, resp.Expires.Format(time.RFC3339))
+				return nil
+			})},
+	}
+}
+
+// parseUpstream reads SVC:LOCAL_PORT.
+func parseUpstream(s string) (api.Upstream, error) {
+	svc, port, ok := strings.Cut(s, ":")
+	if !ok {
+		return api.Upstream{}, fmt.Errorf("--upstream %q: want SERVICE:LOCAL_PORT", s)
+	}
+	p, err := strconv.Atoi(port)
+	if err != nil || p < 1 || p > 65535 {
+		return api.Upstream{}, fmt.Errorf("--upstream %q: local port must be 1-65535", s)
+	}
+	if err := identity.ValidName(svc); err != nil {
+		return api.Upstream{}, fmt.Errorf("--upstream %q: %v", s, err)
+	}
+	return api.Upstream{Service: svc, LocalPort: p}, nil
+}
+
+func svcCommand() *Command {
+	var node, name *string
+	var port, uid *int
+	var ups stringList
+	register := adminCommand("register", "place a service on a node", "--node NODE --name NAME --port APP_PORT [--upstream SVC:LOCAL_PORT]... [--uid UID]",
+		func(fs *flag.FlagSet) {
+			node = fs.String("node", "", "node that runs the service (required)")
+			name = fs.String("name", "", "service name (required)")
+			port = fs.Int("port", 0, "the app's port on 127.0.0.1 (required)")
+			uid = fs.Int("uid", -1, "only this local uid may fetch the SVID from the Workload API (default: any)")
+			fs.Var(&ups, "upstream", "a service this one calls, and the local port to reach it on (repeatable)")
+		},
+		func(ctx context.Context, e *Env, fs *flag.FlagSet, c *api.Client, out *adminFlags) error {
+			if *node == "" || *name == "" || *port == 0 {
+				return usagef("svc register: --node, --name and --port are required")
+			}
+			reg := api.Registration{Name: *name, Node: *node, Port: *port}
+			if *uid >= 0 {
+				reg.UID = uid
+			}
+			for _, u := range ups {
+				up, err := parseUpstream(u)
+				if err != nil {
+					return usagef("%v", err)
+				}
+				reg.Upstreams = append(reg.Upstreams, up)
+			}
+			var got api.Registration
+			if err := c.Call(ctx, http.MethodPost, api.PathServices, reg, &got); err != nil {
+				return err
+			}
+			if out.output == "json" {
+				return printJSON(e.Stdout, got)
+			}
+			fmt.Fprintf(e.Stdout, "registered %s on node %s (app port %d)\n", got.Name, got.Node, got.Port)
+			return nil
+		})
+	list := adminCommand("list", "list registered services", "", nil,
+		func(ctx context.Context, e *Env, fs *flag.FlagSet, c *api.Client, out *adminFlags) error {
+			var regs []api.Registration
+			if err := c.Call(ctx, http.MethodGet, api.PathServices, nil, &regs); err != nil {
+				return err
+			}
+			if out.output == "json" {
+				return printJSON(e.Stdout, regs)
+			}
+			tw := tabwriter.NewWriter(e.Stdout, 2, 4, 2, ' ', 0)
+			fmt.Fprintln(tw, "NAME\tNODE\tPORT\tUPSTREAMS")
+			for _, r := range regs {
+				var ups []string
+				for _, u := range r.Upstreams {
+					ups = append(ups, fmt.Sprintf("%s:%d", u.Service, u.LocalPort))
+				}
+				fmt.Fprintf(tw, "%s\t%s\t%d\t%s\n", r.Name, r.Node, r.Port, strings.Join(ups, ","))
+			}
+			return tw.Flush()
+		})
+	var dname *string
+	deregister := adminCommand("deregister", "remove a service", "--name NAME",
+		func(fs *flag.FlagSet) { dname = fs.String("name", "", "service name (required)") },
+		func(ctx context.Context, e *Env, fs *flag.FlagSet, c *api.Client, out *adminFlags) error {
+			if *dname == "" {
+				return usagef("svc deregister: --name is required")
+			}
+			return c.Call(ctx, http.MethodDelete, api.PathServices+"?name="+url.QueryEscape(*dname), nil, nil)
+		})
+	return &Command{Name: "svc", Summary: "register and list services", Sub: []*Command{deregister, list, register}}
+}
+
+func revokeCommand() *Command {
+	var svc, node, serial *string
+	c := adminCommand("revoke", "revoke a service, a node or one certificate", "--svc NAME | --node NAME | --serial HEX",
+		func(fs *flag.FlagSet) {
+			svc = fs.String("svc", "", "revoke a service identity")
+			node = fs.String("node", "", "revoke a node and the SVIDs it was issued")
+			serial = fs.String("serial", "", "revoke one certificate by serial (hex)")
+		},
+		func(ctx context.Context, e *Env, fs *flag.FlagSet, c *api.Client, out *adminFlags) error {
+			req := api.RevokeRequest{Service: *svc, Node: *node, Serial: *serial}
+			var rev identity.Revocations
+			if err := c.Call(ctx, http.MethodPost, api.PathRevoke, req, &rev); err != nil {
+				if errors.Is(err, api.ErrInvalid) {
+					return usagef("revoke: %v", err)
+				}
+				return err
+			}
+			if out.output == "json" {
+				return printJSON(e.Stdout, rev)
+			}
+			fmt.Fprintf(e.Stdout, "revoked; revocation list version %d (%d identities, %d serials) is on its way to every agent\n", rev.Version, len(rev.IDs), len(rev.Serials))
+			return nil
+		})
+	c.Help = "Adds to the revocation list that every agent receives within a second; revoked\nidentities are refused at their next handshake and a revoked node cannot renew."
+	return c
+}
+
+func caCommand() *Command {
+	show := adminCommand("show", "show the CA, its roots and the rotation phase", "", nil,
+		func(ctx context.Context, e *Env, fs *flag.FlagSet, c *api.Client, out *adminFlags) error {
+			var info api.CAInfo
+			if err := c.Call(ctx, http.MethodGet, api.PathCA, nil, &info); err != nil {
+				return err
+			}
+			if out.output == "json" {
+				return printJSON(e.Stdout, info)
+			}
+			printCA(e.Stdout, info)
+			return nil
+		})
+	step := func(name, summary string) *Command {
+		var force *bool
+		return adminCommand(name, summary, "", func(fs *flag.FlagSet) {
+			if name == "retire" {
+				force = fs.Bool("force", false, "retire even if SVIDs under the old root may still be live")
+			}
+		}, func(ctx context.Context, e *Env, fs *flag.FlagSet, c *api.Client, out *adminFlags) error {
+			req := api.CARequest{Step: name}
+			if force != nil {
+				req.Force = *force
+			}
+			var info api.CAInfo
+			if err := c.Call(ctx, http.MethodPost, api.PathCARotate, req, &info); err != nil {
+				return err
+			}
+			if out.output == "json" {
+				return printJSON(e.Stdout, info)
+			}
+			printCA(e.Stdout, info)
+			return nil
+		})
+	}
+	rotate := &Command{Name: "rotate", Summary: "rotate the root without downtime: prepare, activate, retire",
+		Help: "prepare: make a new root and publish it in every bundle (the old root still signs)\n" +
+			"activate: the new root's intermediate signs new SVIDs\n" +
+			"retire: drop the old root once no live SVID depends on it",
+		Sub: []*Command{step("activate", "make the new root sign"), step("prepare", "make and publish a new root"), step("retire", "remove the old root from the bundle")}}
+	return &Command{Name: "ca", Summary: "inspect and rotate the CA", Sub: []*Command{rotate, show}}
+}
+
+func printCA(w io.Writer, info api.CAInfo) {
+	fmt.Fprintf(w, "trust domain: %s\nphase: %s\nSVID TTL: %s\n", info.TrustDomain, info.Phase, info.SVIDTTL)
+	for i, r := range info.Roots {
+		fmt.Fprintf(w, "root %d: %s serial %s, valid %s to %s, sha256 %s\n", i, r.Subject, r.Serial,
+			r.NotBefore.Format(time.DateOnly), r.NotAfter.Format(time.DateOnly), r.SHA256)
+	}
+	fmt.Fprintf(w, "signing: %s, valid to %s\n", info.Signing.Subject, info.Signing.NotAfter.Format(time.DateOnly))
+	fmt.Fprintf(w, "revocations: version %d, %d identities, %d serials\n", info.Revocations.Version, len(info.Revocations.IDs), len(info.Revocations.Serials))
+}
+
+func policyCommand() *Command {
+	var file *string
+	readFile := func() (string, error) {
+		if *file == "" {
+			return "", usagef("-f FILE is required")
+		}
+		b, err := os.ReadFile(*file)
+		if err != nil {
+			return "", err
+		}
+		return string(b), nil
+	}
+	fileFlag := func(fs *flag.FlagSet) { file = fs.String("f", "", "intentions file (YAML)") }
+	apply := adminCommand("apply", "validate and apply an intentions file atomically", "-f FILE", fileFlag,
+		func(ctx context.Context, e *Env, fs *flag.FlagSet, c *api.Client, out *adminFlags) error {
+			doc, err := readFile()
+			if err != nil {
+				return err
+			}
+			var resp api.PolicyApplied
+			if err := c.Call(ctx, http.MethodPost, api.PathPolicy, api.PolicyRequest{YAML: doc}, &resp); err != nil {
+				return err
+			}
+			if out.output == "json" {
+				return printJSON(e.Stdout, resp)
+			}
+			for _, w := range resp.Warnings {
+				fmt.Fprintf(e.Stderr, "warning: %s\n", w)
+			}
+			fmt.Fprintf(e.Stdout, "applied policy version %d\n", resp.Policy.Version)
+			return nil
+		})
+	diff := adminCommand("diff", "show what applying a file would change, and which recent flows it would deny", "-f FILE", fileFlag,
+		func(ctx context.Context, e *Env, fs *flag.FlagSet, c *api.Client, out *adminFlags) error {
+			doc, err := readFile()
+			if err != nil {
+				return err
+			}
+			var resp api.PolicyDiff
+			if err := c.Call(ctx, http.MethodPost, api.PathPolicyDiff, api.PolicyRequest{YAML: doc}, &resp); err != nil {
+				return err
+			}
+			if out.output == "json" {
+				return printJSON(e.Stdout, resp)
+			}
+			fmt.Fprint(e.Stdout, resp.Text)
+			return nil
+		})
+	var from, to *string
+	var port *int
+	explain := adminCommand("explain", "say which rule decides a connection, and why", "--from A --to B --port P",
+		func(fs *flag.FlagSet) {
+			from = fs.String("from", "", "calling service")
+			to = fs.String("to", "", "called service")
+			port = fs.Int("port", 0, "called port")
+		},
+		func(ctx context.Context, e *Env, fs *flag.FlagSet, c *api.Client, out *adminFlags) error {
+			if *from == "" || *to == "" || *port == 0 {
+				return usagef("policy explain: --from, --to and --port are required")
+			}
+			var resp api.Explanation
+			if err := c.Call(ctx, http.MethodPost, api.PathPolicyExpl, api.ExplainRequest{From: *from, To: *to, Port: *port}, &resp); err != nil {
+				return err
+			}
+			if out.output == "json" {
+				return printJSON(e.Stdout, resp)
+			}
+			fmt.Fprintln(e.Stdout, resp.Text)
+			return nil
+		})
+	show := adminCommand("show", "print the applied intentions", "", nil,
+		func(ctx context.Context, e *Env, fs *flag.FlagSet, c *api.Client, out *adminFlags) error {
+			var p api.Policy
+			if err := c.Call(ctx, http.MethodGet, api.PathPolicy, nil, &p); err != nil {
+				return err
+			}
+			if out.output == "json" {
+				return printJSON(e.Stdout, p)
+			}
+			if p.Version == 0 {
+				fmt.Fprintln(e.Stdout, "# no policy applied: every connection is denied")
+				return nil
+			}
+			fmt.Fprintf(e.Stdout, "# version %d, applied %s by %s\n%s", p.Version, p.Applied.Format(time.RFC3339), p.By, p.YAML)
+			return nil
+		})
+	return &Command{Name: "policy", Summary: "apply, diff and explain intentions", Sub: []*Command{apply, diff, explain, show}}
+}

@@ -1,0 +1,91 @@
+package cli
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"net"
+
+	"moat/internal/agent"
+	"moat/internal/config"
+	"moat/internal/identity"
+)
+
+// agentConfig is moat agent's configuration file; flags share its names.
+type agentConfig struct {
+	DataDir    string `yaml:"data_dir"`
+	Server     string `yaml:"server"`
+	Join       string `yaml:"join"`
+	Node       string `yaml:"node"`
+	Listen     string `yaml:"listen"`
+	Socket     string `yaml:"socket"`
+	RequireUID bool   `yaml:"require_uid"`
+	Metrics    string `yaml:"metrics"`
+}
+
+func (c *agentConfig) validate() error {
+	if c.DataDir == "" {
+		return config.Errorf("data_dir", "required")
+	}
+	if _, _, err := net.SplitHostPort(c.Server); err != nil {
+		return config.Errorf("server", "%q: want host:port", c.Server)
+	}
+	if err := identity.ValidName(c.Node); err != nil {
+		return config.Errorf("node", "%v", err)
+	}
+	if _, _, err := net.SplitHostPort(c.Listen); err != nil {
+		return config.Errorf("listen", "%q: want host:port", c.Listen)
+	}
+	if c.Metrics != "" {
+		if _, _, err := net.SplitHostPort(c.Metrics); err != nil {
+			return config.Errorf("metrics", "%q: want host:port", c.Metrics)
+		}
+	}
+	return nil
+}
+
+func agentCommand() *Command {
+	var c agentConfig
+	var file *string
+	var validate *bool
+	return &Command{
+		Name:    "agent",
+		Summary: "run the node agent (identities, Workload API, mesh proxies)",
+		Usage:   "--data-dir DIR --server ADDR --node NODE [--join TOKEN] [flags]",
+		Help: "Joins the control plane once (--join is needed only on first start), keeps an\n" +
+			"SVID for each service registered on this node, serves them on the SPIFFE\n" +
+			"Workload API socket, and runs the mesh: the inbound mTLS port (--listen) and a\n" +
+			"loopback listener for each upstream a local service declares.",
+		Flags: func(fs *flag.FlagSet) {
+			file = fs.String("config", "", "YAML configuration file (keys as the flags, with _ for -)")
+			fs.StringVar(&c.DataDir, "data-dir", "", "directory of the node's identity and caches (required)")
+			fs.StringVar(&c.Server, "server", "127.0.0.1:7400", "control plane address")
+			fs.StringVar(&c.Join, "join", "", "one-time join token (first start only)")
+			fs.StringVar(&c.Node, "node", "", "this node's name (required)")
+			fs.StringVar(&c.Listen, "listen", "127.0.0.1:15443", "mesh port (mutual TLS), published to peers")
+			fs.StringVar(&c.Socket, "socket", "", "SPIFFE Workload API socket path (default DATA_DIR/workload.sock)")
+			fs.BoolVar(&c.RequireUID, "require-uid", false, "serve an SVID only to the uid its registration names")
+			fs.StringVar(&c.Metrics, "metrics", "", "serve Prometheus /metrics on this address")
+			validate = fs.Bool("validate", false, "check the configuration and exit")
+		},
+		Run: func(ctx context.Context, e *Env, fs *flag.FlagSet) error {
+			if err := withConfigFile(fs, *file, &c); err != nil {
+				return err
+			}
+			if err := c.validate(); err != nil {
+				return err
+			}
+			if *validate {
+				fmt.Fprintln(e.Stdout, "configuration OK")
+				return nil
+			}
+			n, err := startNode(ctx, e, c)
+			if err != nil {
+				return err
+			}
+			return n.Run(ctx)
+		},
+	}
+}
+
+var _ = agent.Config{}

@@ -1,0 +1,298 @@
+package cli
+
+import (
+	"context"
+	"encoding/base64"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strconv"
+	"text/tabwriter"
+	"time"
+
+	"moat/internal/audit"
+)
+
+func auditCommand() *Command {
+	return &Command{
+		Name:    "audit",
+		Summary: "show, verify and prove entries of the tamper-evident audit log",
+		Help: "The audit log records every control-plane change. Each append signs a\n" +
+			"checkpoint (origin, size, root hash) published in <data-dir>/audit/checkpoint.\n" +
+			"verify recomputes every hash and checks the signatures; prove and check-proof\n" +
+			"let someone holding only a checkpoint and the verifier key check one entry.",
+		Sub: []*Command{auditLogCommand(), auditVerifyCommand(), auditProveCommand(), auditCheckProofCommand(), auditCheckpointCommand()},
+	}
+}
+
+// auditDirFlag declares --data-dir.
+func auditDirFlag(fs *flag.FlagSet, dst *string) {
+	fs.StringVar(dst, "data-dir", "", "moat data directory holding audit/ (default $MOAT_DATA_DIR or /var/lib/moat)")
+}
+
+// auditDir is the log directory inside the data directory.
+func auditDir(e *Env, dataDir string) string {
+	if dataDir == "" {
+		dataDir = envDefault(e, "MOAT_DATA_DIR", "/var/lib/moat")
+	}
+	return filepath.Join(dataDir, audit.DirName)
+}
+
+func openAuditReadOnly(e *Env, dataDir, keyFile string) (*audit.Log, error) {
+	cfg := audit.Config{Dir: auditDir(e, dataDir), ReadOnly: true}
+	if _, err := os.Stat(cfg.Dir); err != nil {
+		return nil, fmt.Errorf("audit: no log in %q: %w", cfg.Dir, err)
+	}
+	if keyFile != "" {
+		v, err := audit.LoadVerifier(keyFile)
+		if err != nil {
+			return nil, err
+		}
+		cfg.Verifier = v
+	}
+	return audit.Open(cfg)
+}
+
+func auditLogCommand() *Command {
+	var (
+		dataDir, output string
+		from, to        int64
+	)
+	return &Command{
+		Name:    "log",
+		Summary: "print entries",
+		Usage:   "[--from N] [--to N] [--output table|json]",
+		Help:    "log prints entries from --from (inclusive) to --to (exclusive; default: the end).",
+		Flags: func(fs *flag.FlagSet) {
+			auditDirFlag(fs, &dataDir)
+			fs.Int64Var(&from, "from", 0, "first entry to print")
+			fs.Int64Var(&to, "to", -1, "entry to stop before (-1: the end)")
+			fs.StringVar(&output, "output", "table", "table or json (one JSON object per line)")
+		},
+		Run: func(ctx context.Context, e *Env, fs *flag.FlagSet) error {
+			if fs.NArg() > 0 {
+				return usagef("audit log takes no arguments")
+			}
+			if output != "table" && output != "json" {
+				return usagef("audit log: --output %q: want table or json", output)
+			}
+			l, err := openAuditReadOnly(e, dataDir, "")
+			if err != nil {
+				return err
+			}
+			defer l.Close()
+			end := to
+			if end < 0 {
+				end = l.Size()
+			}
+			es, err := l.Entries(from, end)
+			if err != nil {
+				return err
+			}
+			if output == "json" {
+				enc := json.NewEncoder(e.Stdout)
+				for _, x := range es {
+					if err := enc.Encode(x); err != nil {
+						return err
+					}
+				}
+				return nil
+			}
+			tw := tabwriter.NewWriter(e.Stdout, 0, 4, 2, ' ', 0)
+			fmt.Fprintln(tw, "INDEX\tTIME\tACTOR\tROLE\tACTION\tTARGET\tRESULT")
+			for _, x := range es {
+				en := x.Entry
+				fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\t%s\t%s\n", x.Index, en.Time.UTC().Format(time.RFC3339),
+					dash(en.Actor), dash(en.Role), dash(en.Action), dash(en.Target), dash(en.Result))
+			}
+			return tw.Flush()
+		},
+	}
+}
+
+func dash(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return strconv.Quote(s)[1 : len(strconv.Quote(s))-1]
+}
+
+func auditVerifyCommand() *Command {
+	var (
+		dataDir, key string
+		all          bool
+	)
+	return &Command{
+		Name:    "verify",
+		Summary: "recompute every hash and check the signed checkpoints",
+		Usage:   "[--key FILE] [--all-checkpoints]",
+		Help: "verify exits 0 only when every stored entry matches its stored hashes, the\n" +
+			"recomputed tree matches every checkpoint of the history, the latest checkpoint\n" +
+			"and the published copy carry a valid signature, and the latest covers every\n" +
+			"entry. Otherwise it names the first entry that is not vouched for and exits 1.\n" +
+			"Pass --key with a verifier key kept outside the data directory: a key read\n" +
+			"from the directory is only as trustworthy as the directory.",
+		Flags: func(fs *flag.FlagSet) {
+			auditDirFlag(fs, &dataDir)
+			fs.StringVar(&key, "key", "", "verifier key file (default <data-dir>/audit/audit.pub)")
+			fs.BoolVar(&all, "all-checkpoints", false, "also check the signature of every checkpoint in the history")
+		},
+		Run: func(ctx context.Context, e *Env, fs *flag.FlagSet) error {
+			if fs.NArg() > 0 {
+				return usagef("audit verify takes no arguments")
+			}
+			keyPath := key
+			if keyPath == "" {
+				keyPath = filepath.Join(auditDir(e, dataDir), audit.VerifierKeyFile)
+				fmt.Fprintf(e.Stderr, "moat: audit verify: using the verifier key in the data directory (%s); pass --key for an independent check\n", keyPath)
+			}
+			l, err := openAuditReadOnly(e, dataDir, keyPath)
+			if err != nil {
+				return err
+			}
+			defer l.Close()
+			if all {
+				err = l.VerifyAllCheckpoints(ctx)
+			} else {
+				err = l.Verify(ctx)
+			}
+			if err != nil {
+				return &ExitError{Code: 1, Msg: fmt.Sprintf("audit verify: FAILED: %v", err)}
+			}
+			signed, err := l.Checkpoint()
+			if err != nil {
+				return err
+			}
+			v, err := audit.LoadVerifier(keyPath)
+			if err != nil {
+				return err
+			}
+			c, err := audit.OpenCheckpoint(signed, v)
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(e.Stdout, "ok: %d entries verified; checkpoint %s size %d root %s\n",
+				c.Size, c.Origin, c.Size, base64.StdEncoding.EncodeToString(c.Root[:]))
+			return nil
+		},
+	}
+}
+
+func auditProveCommand() *Command {
+	var dataDir string
+	return &Command{
+		Name:    "prove",
+		Summary: "print an inclusion proof of entry N",
+		Usage:   "N",
+		Help: "prove prints a proof that entry N is in the tree of the latest signed\n" +
+			"checkpoint. Give it, with that checkpoint, to \"moat audit check-proof\".",
+		Flags: func(fs *flag.FlagSet) { auditDirFlag(fs, &dataDir) },
+		Run: func(ctx context.Context, e *Env, fs *flag.FlagSet) error {
+			if fs.NArg() != 1 {
+				return usagef("audit prove: want one entry index")
+			}
+			n, err := strconv.ParseInt(fs.Arg(0), 10, 64)
+			if err != nil || n < 0 {
+				return usagef("audit prove: bad entry index %q", fs.Arg(0))
+			}
+			l, err := openAuditReadOnly(e, dataDir, "")
+			if err != nil {
+				return err
+			}
+			defer l.Close()
+			p, err := l.Prove(n)
+			if err != nil {
+				return err
+			}
+			text, err := p.MarshalText()
+			if err != nil {
+				return err
+			}
+			_, err = e.Stdout.Write(text)
+			return err
+		},
+	}
+}
+
+func auditCheckpointCommand() *Command {
+	var dataDir string
+	return &Command{
+		Name:    "checkpoint",
+		Summary: "print the latest signed checkpoint",
+		Flags:   func(fs *flag.FlagSet) { auditDirFlag(fs, &dataDir) },
+		Run: func(ctx context.Context, e *Env, fs *flag.FlagSet) error {
+			if fs.NArg() > 0 {
+				return usagef("audit checkpoint takes no arguments")
+			}
+			l, err := openAuditReadOnly(e, dataDir, "")
+			if err != nil {
+				return err
+			}
+			defer l.Close()
+			cp, err := l.Checkpoint()
+			if err != nil {
+				return err
+			}
+			_, err = e.Stdout.Write(cp)
+			return err
+		},
+	}
+}
+
+func auditCheckProofCommand() *Command {
+	var cpFile, keyFile string
+	return &Command{
+		Name:    "check-proof",
+		Summary: "check an inclusion proof against a checkpoint and a verifier key",
+		Usage:   "--checkpoint FILE --key FILE [PROOF_FILE]",
+		Help: "check-proof needs no log: only the signed checkpoint, the public verifier key\n" +
+			"and the proof (from PROOF_FILE, or standard input when absent or \"-\").\n" +
+			"It exits 0 and prints the entry when the proof holds.",
+		Flags: func(fs *flag.FlagSet) {
+			fs.StringVar(&cpFile, "checkpoint", "", "signed checkpoint file (required)")
+			fs.StringVar(&keyFile, "key", "", "verifier key file (required)")
+		},
+		Run: func(ctx context.Context, e *Env, fs *flag.FlagSet) error {
+			if cpFile == "" || keyFile == "" {
+				return usagef("audit check-proof: --checkpoint and --key are required")
+			}
+			if fs.NArg() > 1 {
+				return usagef("audit check-proof: at most one proof file")
+			}
+			cp, err := os.ReadFile(cpFile)
+			if err != nil {
+				return fmt.Errorf("audit check-proof: %w", err)
+			}
+			key, err := os.ReadFile(keyFile)
+			if err != nil {
+				return fmt.Errorf("audit check-proof: %w", err)
+			}
+			var proof []byte
+			if fs.NArg() == 0 || fs.Arg(0) == "-" {
+				proof, err = io.ReadAll(io.LimitReader(e.Stdin, 4<<20))
+			} else {
+				proof, err = os.ReadFile(fs.Arg(0))
+			}
+			if err != nil {
+				return fmt.Errorf("audit check-proof: %w", err)
+			}
+			p, err := audit.CheckProof(cp, string(key), proof)
+			if err != nil {
+				return &ExitError{Code: 1, Msg: fmt.Sprintf("audit check-proof: FAILED: %v", err)}
+			}
+			fmt.Fprintf(e.Stdout, "ok: entry %d is in the signed tree of %d entries\n", p.Index, p.Size)
+			if audit.IsSealed(p.Entry) {
+				fmt.Fprintln(e.Stdout, "(the entry is sealed)")
+				return nil
+			}
+			en, err := audit.DecodeEntry(p.Index, p.Entry, nil)
+			if err != nil {
+				return &ExitError{Code: 1, Msg: fmt.Sprintf("audit check-proof: the proved entry does not decode: %v", err)}
+			}
+			return json.NewEncoder(e.Stdout).Encode(en)
+		},
+	}
+}

@@ -1,0 +1,101 @@
+package cli
+
+import (
+	"bytes"
+	"context"
+	"encoding/binary"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/rogpeppe/go-internal/testscript"
+
+	"moat/internal/audit"
+)
+
+// TestAuditScripts runs testdata/audit/*.txtar. Besides testscript's own
+// commands they have:
+//
+//	moat ARGS...              run moat in-process (stdin: none)
+//	auditfixture DATADIR N    write an audit log of N entries under DATADIR/audit
+//	audittamper DATADIR OP I  change the log: OP is flip (a byte of entry I),
+//	                          drop (entry I) or swap (entries I and I+1)
+func TestAuditScripts(t *testing.T) {
+	testscript.Run(t, testscript.Params{
+		Dir: filepath.Join("testdata", "audit"),
+		Cmds: map[string]func(ts *testscript.TestScript, neg bool, args []string){
+			"moat":         scriptMoat,
+			"auditfixture": scriptAuditFixture,
+			"audittamper":  scriptAuditTamper,
+		},
+	})
+}
+
+func scriptMoat(ts *testscript.TestScript, neg bool, args []string) {
+	env := &Env{Stdin: strings.NewReader(""), Stdout: ts.Stdout(), Stderr: ts.Stderr(), Getenv: ts.Getenv}
+	code := Run(context.Background(), env, args)
+	if code != 0 && !neg {
+		ts.Fatalf("moat %s: exit %d", strings.Join(args, " "), code)
+	}
+	if code == 0 && neg {
+		ts.Fatalf("moat %s: exit 0, want failure", strings.Join(args, " "))
+	}
+}
+
+func scriptAuditFixture(ts *testscript.TestScript, neg bool, args []string) {
+	if len(args) != 2 {
+		ts.Fatalf("usage: auditfixture DATADIR N")
+	}
+	n, err := strconv.Atoi(args[1])
+	ts.Check(err)
+	t0 := time.Date(2026, 11, 23, 9, 0, 0, 0, time.UTC)
+	i := 0
+	l, err := audit.Open(audit.Config{
+		Dir:  filepath.Join(ts.MkAbs(args[0]), audit.DirName),
+		Name: "test-audit",
+		Now:  func() time.Time { i++; return t0.Add(time.Duration(i) * time.Minute) },
+	})
+	ts.Check(err)
+	defer l.Close()
+	actions := []string{"node.join", "token.create", "svc.register", "policy.apply", "revoke"}
+	for k := 0; k < n; k++ {
+		ts.Check(l.Record(context.Background(), audit.Entry{
+			Actor: "spiffe://example.org/admin", Role: "admin",
+			Action: actions[k%len(actions)], Target: fmt.Sprintf("target-%d", k), Result: "ok",
+		}))
+	}
+}
+
+// scriptAuditTamper edits the entries file directly, as someone with write
+// access to the data directory but without the signer key would.
+func scriptAuditTamper(ts *testscript.TestScript, neg bool, args []string) {
+	if len(args) != 3 {
+		ts.Fatalf("usage: audittamper DATADIR flip|drop|swap I")
+	}
+	p := filepath.Join(ts.MkAbs(args[0]), audit.DirName, "entries")
+	b, err := os.ReadFile(p)
+	ts.Check(err)
+	var frames [][]byte
+	for len(b) >= 4 {
+		n := int(binary.BigEndian.Uint32(b))
+		frames = append(frames, bytes.Clone(b[:4+n]))
+		b = b[4+n:]
+	}
+	i, err := strconv.Atoi(args[2])
+	ts.Check(err)
+	switch args[1] {
+	case "flip":
+		frames[i][len(frames[i])-3] ^= 0x01
+	case "drop":
+		frames = append(frames[:i], frames[i+1:]...)
+	case "swap":
+		frames[i], frames[i+1] = frames[i+1], frames[i]
+	default:
+		ts.Fatalf("audittamper: unknown op %q", args[1])
+	}
+	ts.Check(os.WriteFile(p, bytes.Join(frames, nil), 0o600))
+}

@@ -1,0 +1,335 @@
+package cli
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"moat/internal/agent"
+	"moat/internal/api"
+	"moat/internal/flow"
+	"moat/internal/server"
+)
+
+// devPorts are the loopback ports "moat dev" uses.
+type devPorts struct {
+	Server, MeshA, MeshB           int
+	Frontend, API, DB              int
+	FrontToAPI, APIToDB, FrontToDB int
+}
+
+func defaultDevPorts(base int) devPorts {
+	if base == 0 {
+		return devPorts{Server: 7400, MeshA: 15001, MeshB: 15002, Frontend: 9000, API: 9080, DB: 9432,
+			FrontToAPI: 19080, APIToDB: 19432, FrontToDB: 19433}
+	}
+	return devPorts{Server: base, MeshA: base + 1, MeshB: base + 2, Frontend: base + 3, API: base + 4, DB: base + 5,
+		FrontToAPI: base + 6, APIToDB: base + 7, FrontToDB: base + 8}
+}
+
+func loop(port int) string { return net.JoinHostPort("127.0.0.1", strconv.Itoa(port)) }
+
+// devPolicy is the demo's intentions, in enforce mode.
+func devPolicy(p devPorts) string {
+	return fmt.Sprintf(`default: deny
+rules:
+  - name: web-to-api
+    from: [gateway, frontend]
+    to: api
+    ports: [%d]
+  - name: api-to-db
+    from: [api]
+    to: db
+    ports: [%d]
+`, p.API, p.DB)
+}
+
+func devCommand() *Command {
+	var dataDir string
+	var portBase int
+	var jsonFlows bool
+	return &Command{
+		Name:    "dev",
+		Summary: "run the whole system in one process: server, two agents, demo services",
+		Usage:   "[--data-dir DIR] [--port-base N]",
+		Help: "Starts a control plane, two agents (nodes a and b) and three demo services that\n" +
+			"listen on loopback only: frontend (node a) calls api (node b), which calls db\n" +
+			"(node a), every hop over mutual TLS and allowed by an explicit rule. It prints\n" +
+			"commands to try and streams one line per flow. Ctrl-C stops everything.",
+		Flags: func(fs *flag.FlagSet) {
+			fs.StringVar(&dataDir, "data-dir", "", "where the state lives (default: a fresh temporary directory)")
+			fs.IntVar(&portBase, "port-base", 0, "use ports N, N+1, … instead of the defaults (7400, 15001, 9000, …)")
+			fs.BoolVar(&jsonFlows, "json", false, "stream flows as OCSF JSON lines instead of one readable line each")
+		},
+		Run: func(ctx context.Context, e *Env, fs *flag.FlagSet) error {
+			if portBase != 0 && (portBase < 1024 || portBase > 65000) {
+				return usagef("--port-base %d: want 1024-65000", portBase)
+			}
+			if dataDir == "" {
+				d, err := os.MkdirTemp("", "moat-dev-")
+				if err != nil {
+					return err
+				}
+				dataDir = d
+			}
+			return runDev(ctx, e, dataDir, defaultDevPorts(portBase), jsonFlows)
+		},
+	}
+}
+
+// devFlows prints flow records as they come: the destination's verdict for
+// each connection and every refused handshake.
+type devFlows struct {
+	mu   sync.Mutex // guards the fields below
+	live bool       // print to out; before the demo is up, records go to the file only
+	out  io.Writer
+	file *flow.JSONLines
+	json *flow.JSONLines
+}
+
+func (d *devFlows) Write(r flow.Record) error {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if err := d.file.Write(r); err != nil {
+		return err
+	}
+	if !d.live {
+		return nil
+	}
+	if r.ConnectionInfo != nil && r.ConnectionInfo.DirectionID == flow.DirectionOutbound && r.Verdict() != flow.VerdictDeny {
+		return nil // the inbound record of the same connection says it all
+	}
+	if d.json != nil {
+		return d.json.Write(r)
+	}
+	_, err := fmt.Fprintln(d.out, flowLine(r))
+	return err
+}
+
+// flowLine renders a record in one readable line.
+func flowLine(r flow.Record) string {
+	var b strings.Builder
+	b.WriteString(time.UnixMilli(r.Time).Format("15:04:05.000"))
+	verdict := strings.ToUpper(r.Verdict())
+	if r.Unmapped != nil && r.Unmapped.Kind == "handshake" {
+		verdict = "REFUSED"
+	}
+	fmt.Fprintf(&b, " %-7s", verdict)
+	side := func(e *flow.Endpoint) string {
+		switch {
+		case e == nil:
+			return "?"
+		case e.SvcName != "":
+			return e.SvcName
+		case e.UID != "":
+			return e.UID
+		}
+		return net.JoinHostPort(e.IP, strconv.Itoa(e.Port))
+	}
+	dst := side(r.DstEndpoint)
+	if r.DstEndpoint != nil && r.DstEndpoint.SvcName != "" && r.DstEndpoint.Port != 0 {
+		dst += ":" + strconv.Itoa(r.DstEndpoint.Port)
+	}
+	fmt.Fprintf(&b, " %s → %s", side(r.SrcEndpoint), dst)
+	if r.FirewallRule != nil {
+		fmt.Fprintf(&b, " rule=%s", r.FirewallRule.Name)
+	}
+	if r.Traffic != nil {
+		fmt.Fprintf(&b, " in=%dB out=%dB", r.Traffic.BytesIn, r.Traffic.BytesOut)
+	}
+	if r.Duration > 0 {
+		fmt.Fprintf(&b, " %dms", r.Duration)
+	}
+	if r.TLS != nil {
+		fmt.Fprintf(&b, " %s", r.TLS.Version)
+	}
+	if r.Unmapped != nil {
+		if r.Unmapped.Node != "" {
+			fmt.Fprintf(&b, " node=%s", r.Unmapped.Node)
+		}
+		if r.Unmapped.Reason != "" {
+			fmt.Fprintf(&b, " reason=%q", r.Unmapped.Reason)
+		}
+	}
+	return b.String()
+}
+
+func runDev(ctx context.Context, e *Env, dir string, p devPorts, jsonFlows bool) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return err
+	}
+	fmt.Fprintf(e.Stdout, "moat dev: state in %s\n", dir)
+	logFile, err := os.OpenFile(filepath.Join(dir, "moat.log"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
+	if err != nil {
+		return err
+	}
+	defer logFile.Close()
+	logger := slog.New(slog.NewTextHandler(logFile, nil))
+	flowFile, err := os.OpenFile(filepath.Join(dir, "flows.jsonl"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
+	if err != nil {
+		return err
+	}
+	defer flowFile.Close()
+	flows := &devFlows{out: e.Stdout, file: flow.NewJSONLines(flowFile)}
+	if jsonFlows {
+		flows.json = flow.NewJSONLines(e.Stdout)
+	}
+
+	// Control plane.
+	sc := serverConfig{DataDir: filepath.Join(dir, "server"), Listen: loop(p.Server), Name: "control", AdminDir: filepath.Join(dir, "admin")}
+	kr, err := sc.KEK.keyring(e, sc.DataDir, true)
+	if err != nil {
+		return err
+	}
+	st, err := openStore(ctx, sc.DataDir, sc.Store, kr.AEAD())
+	if err != nil {
+		return err
+	}
+	err = server.Init(ctx, st, server.InitConfig{TrustDomain: "moat.dev", AdminDir: sc.AdminDir, Sealer: kr.AEAD()})
+	st.Close()
+	if err != nil && !errors.Is(err, server.ErrInitialized) {
+		return err
+	}
+	parts, err := startServer(ctx, e, sc, logger)
+	if err != nil {
+		return err
+	}
+	defer parts.Close()
+	var wg sync.WaitGroup
+	errc := make(chan error, 8)
+	goRun := func(name string, f func(context.Context) error) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := f(ctx); err != nil && !errors.Is(err, context.Canceled) {
+				errc <- fmt.Errorf("%s: %w", name, err)
+				cancel()
+			}
+		}()
+	}
+	defer wg.Wait()
+	defer cancel()
+	goRun("server", parts.srv.Run)
+	select {
+	case <-parts.srv.Ready():
+	case <-ctx.Done():
+		return firstErr(errc)
+	}
+
+	admin, err := api.NewClientFromDir(sc.Listen, sc.AdminDir)
+	if err != nil {
+		return err
+	}
+	defer admin.Close()
+	call := func(method, path string, in, out any) error { return admin.Call(ctx, method, path, in, out) }
+
+	// Registry and intentions, applied before the agents start so that their
+	// first snapshot already holds everything.
+	regs := []api.Registration{
+		{Name: "frontend", Node: "a", Port: p.Frontend, Upstreams: []api.Upstream{{Service: "api", LocalPort: p.FrontToAPI}, {Service: "db", LocalPort: p.FrontToDB}}},
+		{Name: "api", Node: "b", Port: p.API, Upstreams: []api.Upstream{{Service: "db", LocalPort: p.APIToDB}}},
+		{Name: "db", Node: "a", Port: p.DB},
+	}
+	for _, r := range regs {
+		if err := call(http.MethodPost, api.PathServices, r, nil); err != nil {
+			return fmt.Errorf("register %s: %w", r.Name, err)
+		}
+	}
+	if err := call(http.MethodPost, api.PathPolicy, api.PolicyRequest{YAML: devPolicy(p)}, nil); err != nil {
+		return fmt.Errorf("apply policy: %w", err)
+	}
+
+	// Agents.
+	for _, n := range []struct {
+		name string
+		mesh int
+	}{{"a", p.MeshA}, {"b", p.MeshB}} {
+		ac := agent.Config{
+			DataDir: filepath.Join(dir, "agent-"+n.name), Server: sc.Listen, Node: n.name, MeshAddr: loop(n.mesh),
+			Socket: filepath.Join(dir, "agent-"+n.name, "workload.sock"), Flows: flows, Logger: logger.With("agent", n.name),
+		}
+		if _, err := os.Stat(filepath.Join(ac.DataDir, "node")); errors.Is(err, os.ErrNotExist) {
+			var tok api.TokenResponse
+			if err := call(http.MethodPost, api.PathTokens, api.TokenRequest{Node: n.name}, &tok); err != nil {
+				return err
+			}
+			ac.Join = tok.Token
+		}
+		a, err := agent.New(ctx, ac)
+		if err != nil {
+			return fmt.Errorf("agent %s: %w", n.name, err)
+		}
+		goRun("agent "+n.name, a.Run)
+	}
+
+	// Demo services.
+	apps := []struct {
+		name string
+		port int
+		h    http.Handler
+	}{
+		{"db", p.DB, dbHandler()},
+		{"api", p.API, apiHandler(loop(p.APIToDB))},
+		{"frontend", p.Frontend, frontendHandler(loop(p.FrontToAPI))},
+	}
+	for _, app := range apps {
+		d, err := startDemoApp(app.name, loop(app.port), app.h)
+		if err != nil {
+			return err
+		}
+		defer d.Close()
+	}
+	ready, readyCancel := context.WithTimeout(ctx, 30*time.Second)
+	err = waitHTTP(ready, "http://"+loop(p.Frontend)+"/")
+	readyCancel()
+	if err != nil {
+		return fmt.Errorf("the demo did not come up (see %s): %w", filepath.Join(dir, "moat.log"), errors.Join(err, firstErr(errc)))
+	}
+
+	fmt.Fprintf(e.Stdout, `
+moat dev is running: control plane %s, agents a (%s) and b (%s).
+Try, in another terminal:
+  allowed  curl http://%s/
+           frontend → api → db, each hop mutual TLS and allowed by a rule
+  denied   curl http://%s/
+           frontend's port to db: no rule allows frontend → db, so the flow says default-deny
+  refused  curl -k https://%s/
+           the mesh port without a client certificate: the handshake is refused
+  admin    export MOAT_SERVER=%s MOAT_ADMIN_DIR=%s
+           go run ./cmd/moat svc list
+           go run ./cmd/moat policy explain --from frontend --to db --port %d
+Flows (also in %s):
+`, sc.Listen, loop(p.MeshA), loop(p.MeshB), loop(p.Frontend), loop(p.FrontToDB), loop(p.MeshA),
+		sc.Listen, sc.AdminDir, p.DB, filepath.Join(dir, "flows.jsonl"))
+	flows.mu.Lock()
+	flows.live = true
+	flows.mu.Unlock()
+
+	<-ctx.Done()
+	fmt.Fprintln(e.Stdout, "moat dev: stopping")
+	cancel()
+	wg.Wait()
+	return firstErr(errc)
+}
+
+func firstErr(errc chan error) error {
+	select {
+	case err := <-errc:
+		return err
+	default:
+		return nil
+	}
+}

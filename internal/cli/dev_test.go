@@ -1,0 +1,126 @@
+package cli
+
+import (
+	"context"
+	"crypto/tls"
+	"io"
+	"net"
+	"net/http"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+)
+
+// freePortBase finds a run of free loopback ports for moat dev.
+func freePortBase(t *testing.T, n int) int {
+	t.Helper()
+	for attempt := 0; attempt < 50; attempt++ {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		base := ln.Addr().(*net.TCPAddr).Port
+		ln.Close()
+		if base+n > 65000 {
+			continue
+		}
+		ok := true
+		for i := 0; i < n && ok; i++ {
+			l, err := net.Listen("tcp", "127.0.0.1:"+strconv.Itoa(base+i))
+			if err != nil {
+				ok = false
+				break
+			}
+			l.Close()
+		}
+		if ok {
+			return base
+		}
+	}
+	t.Fatal("no run of free ports")
+	return 0
+}
+
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(60 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+func TestDev(t *testing.T) {
+	base := freePortBase(t, 12)
+	p := defaultDevPorts(base)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	var out, errb syncBuffer
+	done := make(chan int, 1)
+	go func() {
+		done <- Run(ctx, &Env{Stdout: &out, Stderr: &errb, Getenv: func(string) string { return "" }},
+			[]string{"dev", "--data-dir", t.TempDir(), "--port-base", strconv.Itoa(base)})
+	}()
+	waitFor(t, "moat dev to come up", func() bool {
+		select {
+		case code := <-done:
+			t.Fatalf("moat dev exited %d early: %s %s", code, out.String(), errb.String())
+		default:
+		}
+		return strings.Contains(out.String(), "moat dev is running")
+	})
+	client := &http.Client{Timeout: 10 * time.Second}
+
+	t.Log("allowed: frontend → api → db")
+	resp, err := client.Get("http://" + loop(p.Frontend) + "/")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 200 || !strings.Contains(string(body), `"served_by":"db"`) {
+		t.Fatalf("allowed call: %s %s", resp.Status, body)
+	}
+
+	t.Log("denied: frontend → db has no rule")
+	if resp, err := client.Get("http://" + loop(p.FrontToDB) + "/"); err == nil {
+		resp.Body.Close()
+		t.Fatalf("frontend → db answered %s", resp.Status)
+	}
+	waitFor(t, "the deny flow", func() bool {
+		for _, l := range strings.Split(out.String(), "\n") {
+			if strings.Contains(l, "DENY") && strings.Contains(l, "frontend → db") && strings.Contains(l, "rule=default-deny") {
+				return true
+			}
+		}
+		return false
+	})
+
+	t.Log("refused: the mesh port without a client certificate")
+	conn, err := tls.Dial("tcp", loop(p.MeshA), &tls.Config{InsecureSkipVerify: true, NextProtos: []string{"h2"}})
+	if err == nil {
+		// TLS 1.3 reports a missing client certificate on the first read.
+		conn.SetDeadline(time.Now().Add(5 * time.Second))
+		_, err = conn.Read(make([]byte, 1))
+		conn.Close()
+	}
+	if err == nil {
+		t.Fatal("a client without a certificate got through the mesh port")
+	}
+
+	cancel()
+	select {
+	case code := <-done:
+		if code != 0 {
+			t.Fatalf("moat dev exited %d: %s", code, errb.String())
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("moat dev did not stop")
+	}
+	if !strings.Contains(out.String(), "moat dev: stopping") {
+		t.Fatal("no stop message")
+	}
+}

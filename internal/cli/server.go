@@ -1,0 +1,195 @@
+package cli
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"moat/internal/config"
+	"moat/internal/identity"
+	"moat/internal/server"
+)
+
+// serverConfig is moat server's configuration file; flags share its names.
+type serverConfig struct {
+	DataDir     string        `yaml:"data_dir"`
+	Listen      string        `yaml:"listen"`
+	TrustDomain string        `yaml:"trust_domain"`
+	SVIDTTL     time.Duration `yaml:"svid_ttl"`
+	Name        string        `yaml:"name"`
+	AdminDir    string        `yaml:"admin_dir"`
+	Store       storeConfig   `yaml:"store"`
+	KEK         kekConfig     `yaml:"kek"`
+}
+
+// storeConfig selects the control-plane store.
+type storeConfig struct {
+	// Backend is "bolt" (default: a file under data_dir) or "etcd".
+	Backend   string   `yaml:"backend"`
+	Endpoints []string `yaml:"endpoints"`
+	Prefix    string   `yaml:"prefix"`
+}
+
+func (c *serverConfig) flags(fs *flag.FlagSet) *string {
+	file := fs.String("config", "", "YAML configuration file (keys as the flags, with _ for -)")
+	fs.StringVar(&c.DataDir, "data-dir", "", "directory of the control plane's state (required)")
+	fs.StringVar(&c.Listen, "listen", "127.0.0.1:7400", "API address (mutual TLS)")
+	fs.StringVar(&c.Name, "name", "control", "this server's name in its SVID")
+	c.kekFlags(fs)
+	return file
+}
+
+func (c *serverConfig) validate(needTD bool) error {
+	if c.DataDir == "" {
+		return config.Errorf("data_dir", "required")
+	}
+	if _, _, err := net.SplitHostPort(c.Listen); err != nil {
+		return config.Errorf("listen", "%q: want host:port", c.Listen)
+	}
+	if needTD {
+		if _, err := identity.ParseTrustDomain(c.TrustDomain); err != nil {
+			return config.Errorf("trust_domain", "%v", err)
+		}
+	}
+	if c.SVIDTTL < 0 || c.SVIDTTL > 24*time.Hour {
+		return config.Errorf("svid_ttl", "%s: want a positive duration of at most 24h", c.SVIDTTL)
+	}
+	if err := identity.ValidName(c.Name); err != nil {
+		return config.Errorf("name", "%v", err)
+	}
+	switch c.Store.Backend {
+	case "", "bolt":
+		if len(c.Store.Endpoints) > 0 {
+			return config.Errorf("store.endpoints", "only the etcd backend takes endpoints")
+		}
+	case "etcd":
+		if len(c.Store.Endpoints) == 0 {
+			return config.Errorf("store.endpoints", "the etcd backend needs at least one endpoint")
+		}
+		for i, e := range c.Store.Endpoints {
+			hostport := e
+			if u, err := url.Parse(e); err == nil && u.Host != "" {
+				hostport = u.Host
+			}
+			if _, _, err := net.SplitHostPort(hostport); err != nil {
+				return config.Errorf(config.Index("store.endpoints", i), "%q: want host:port or a URL such as http://10.0.0.1:2379", e)
+			}
+		}
+		if c.Store.Prefix != "" && !strings.HasSuffix(c.Store.Prefix, "/") {
+			return config.Errorf("store.prefix", "%q must end in \"/\"", c.Store.Prefix)
+		}
+	default:
+		return config.Errorf("store.backend", "%q: want bolt or etcd", c.Store.Backend)
+	}
+	return c.KEK.validate("kek")
+}
+
+func serverCommand() *Command {
+	return &Command{
+		Name:    "server",
+		Summary: "run the control plane (CA, registry, intentions, audit)",
+		Sub:     []*Command{serverInitCommand(), serverRunCommand()},
+	}
+}
+
+func serverInitCommand() *Command {
+	var c serverConfig
+	var file *string
+	var validate *bool
+	return &Command{
+		Name:    "init",
+		Summary: "create the CA and the first admin's credentials",
+		Usage:   "--data-dir DIR --trust-domain NAME [flags]",
+		Help: "Creates a control plane under --data-dir: the CA (root and intermediate, keys\n" +
+			"sealed under the key-encryption key), the store, and admin credentials in\n" +
+			"--admin-dir (default DIR/admin; files mode 0600) for the admin commands.",
+		Flags: func(fs *flag.FlagSet) {
+			file = c.flags(fs)
+			fs.StringVar(&c.TrustDomain, "trust-domain", "", "trust domain, e.g. example.org (required)")
+			fs.DurationVar(&c.SVIDTTL, "svid-ttl", time.Hour, "default SVID lifetime (at most 24h)")
+			fs.StringVar(&c.AdminDir, "admin-dir", "", "where to write the admin credentials (default DATA_DIR/admin)")
+			validate = fs.Bool("validate", false, "check the configuration and exit")
+		},
+		Run: func(ctx context.Context, e *Env, fs *flag.FlagSet) error {
+			if err := withConfigFile(fs, *file, &c); err != nil {
+				return err
+			}
+			if err := c.validate(true); err != nil {
+				return err
+			}
+			if *validate {
+				fmt.Fprintln(e.Stdout, "configuration OK")
+				return nil
+			}
+			if c.AdminDir == "" {
+				c.AdminDir = filepath.Join(c.DataDir, "admin")
+			}
+			if err := os.MkdirAll(c.DataDir, 0o700); err != nil {
+				return err
+			}
+			kr, err := c.KEK.keyring(e, c.DataDir, true)
+			if err != nil {
+				return err
+			}
+			sealer := kr.AEAD()
+			st, err := openStore(ctx, c.DataDir, c.Store, sealer)
+			if err != nil {
+				return err
+			}
+			defer st.Close()
+			err = server.Init(ctx, st, server.InitConfig{
+				TrustDomain: c.TrustDomain, SVIDTTL: c.SVIDTTL, AdminDir: c.AdminDir, Sealer: sealer,
+			})
+			if errors.Is(err, server.ErrInitialized) {
+				return fmt.Errorf("%s already holds a control plane", c.DataDir)
+			}
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(e.Stdout, "control plane created for trust domain %q\nadmin credentials: %s\nnext: moat server run --data-dir %s --listen %s\n",
+				c.TrustDomain, c.AdminDir, c.DataDir, c.Listen)
+			return nil
+		},
+	}
+}
+
+func serverRunCommand() *Command {
+	var c serverConfig
+	var file *string
+	var validate *bool
+	return &Command{
+		Name:    "run",
+		Summary: "serve the control-plane API",
+		Usage:   "--data-dir DIR [--listen ADDR] [flags]",
+		Flags: func(fs *flag.FlagSet) {
+			file = c.flags(fs)
+			validate = fs.Bool("validate", false, "check the configuration and exit")
+		},
+		Run: func(ctx context.Context, e *Env, fs *flag.FlagSet) error {
+			if err := withConfigFile(fs, *file, &c); err != nil {
+				return err
+			}
+			if err := c.validate(false); err != nil {
+				return err
+			}
+			if *validate {
+				fmt.Fprintln(e.Stdout, "configuration OK")
+				return nil
+			}
+			p, err := startServer(ctx, e, c, slog.New(slog.NewTextHandler(e.Stderr, nil)))
+			if err != nil {
+				return err
+			}
+			defer p.Close()
+			return p.srv.Run(ctx)
+		},
+	}
+}

@@ -1,0 +1,97 @@
+package cli
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+const goodServerYAML = `data_dir: DIR
+listen: 127.0.0.1:7400
+trust_domain: example.org
+svid_ttl: 1h
+store:
+  backend: bolt
+kek:
+  source: file
+`
+
+// TestServerConfigErrors mutates a good file and expects an error naming the
+// key path, with nothing created.
+func TestServerConfigErrors(t *testing.T) {
+	cases := []struct{ name, from, to, want string }{
+		{"unknown key", "svid_ttl: 1h", "svid_tll: 1h", `svid_tll: unknown key (did you mean "svid_ttl"?)`},
+		{"bad duration", "svid_ttl: 1h", "svid_ttl: one hour", `svid_ttl: bad duration "one hour"`},
+		{"ttl too long", "svid_ttl: 1h", "svid_ttl: 48h", `svid_ttl: 48h0m0s: want a positive duration of at most 24h`},
+		{"bad trust domain", "trust_domain: example.org", "trust_domain: spiffe://example.org", `trust_domain: identity: bad trust domain`},
+		{"bad listen", "listen: 127.0.0.1:7400", "listen: localhost", `listen: "localhost": want host:port`},
+		{"bad backend", "backend: bolt", "backend: zookeeper", `store.backend: "zookeeper": want bolt or etcd`},
+		{"nested unknown key", "  backend: bolt", "  backend: bolt\n  endpoint: [x]", `store.endpoint: unknown key (did you mean "endpoints"?)`},
+		{"etcd without endpoints", "backend: bolt", "backend: etcd", `store.endpoints: the etcd backend needs at least one endpoint`},
+		{"bad kek source", "source: file", "source: hsm", `kek.source: "hsm": want file, env or passphrase`},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			dir := filepath.Join(t.TempDir(), "data")
+			src := strings.Replace(strings.Replace(goodServerYAML, "DIR", dir, 1), tc.from, tc.to, 1)
+			if !strings.Contains(src, tc.to) {
+				t.Fatalf("fixture lacks %q", tc.from)
+			}
+			file := filepath.Join(t.TempDir(), "server.yaml")
+			if err := os.WriteFile(file, []byte(src), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			code, _, stderr := runCLI(t, nil, "server", "init", "--config", file)
+			if code == 0 || !strings.Contains(stderr, tc.want) {
+				t.Fatalf("exit %d, stderr %q; want an error containing %q", code, stderr, tc.want)
+			}
+			if _, err := os.Stat(dir); !os.IsNotExist(err) {
+				t.Fatalf("%s was created by a failed init", dir)
+			}
+		})
+	}
+	t.Run("good file validates", func(t *testing.T) {
+		dir := filepath.Join(t.TempDir(), "data")
+		file := filepath.Join(t.TempDir(), "server.yaml")
+		os.WriteFile(file, []byte(strings.Replace(goodServerYAML, "DIR", dir, 1)), 0o600)
+		code, stdout, stderr := runCLI(t, nil, "server", "init", "--config", file, "--validate")
+		if code != 0 || !strings.Contains(stdout, "configuration OK") {
+			t.Fatalf("exit %d, %q %q", code, stdout, stderr)
+		}
+		if _, err := os.Stat(dir); !os.IsNotExist(err) {
+			t.Fatal("--validate created the data directory")
+		}
+	})
+}
+
+func TestAgentConfigErrors(t *testing.T) {
+	good := "data_dir: /tmp/x\nserver: 127.0.0.1:7400\nnode: n1\nlisten: 127.0.0.1:15443\n"
+	cases := []struct{ from, to, want string }{
+		{"node: n1", "node: N_1", `node: identity: bad name`},
+		{"node: n1", "nod: n1", `nod: unknown key (did you mean "node"?)`},
+		{"server: 127.0.0.1:7400", "server: nowhere", `server: "nowhere": want host:port`},
+	}
+	for _, tc := range cases {
+		file := filepath.Join(t.TempDir(), "agent.yaml")
+		os.WriteFile(file, []byte(strings.Replace(good, tc.from, tc.to, 1)), 0o600)
+		code, _, stderr := runCLI(t, nil, "agent", "--config", file, "--validate")
+		if code == 0 || !strings.Contains(stderr, tc.want) {
+			t.Errorf("%s: exit %d, stderr %q; want %q", tc.to, code, stderr, tc.want)
+		}
+	}
+}
+
+func TestHelpOnEveryCommand(t *testing.T) {
+	var walk func(c *Command, path []string)
+	walk = func(c *Command, path []string) {
+		code, stdout, stderr := runCLI(t, nil, append(path[1:], "-h")...)
+		if code != 0 || !strings.Contains(stdout, "Usage: "+strings.Join(path, " ")) {
+			t.Errorf("%s -h: exit %d, stdout %q, stderr %q", strings.Join(path, " "), code, stdout, stderr)
+		}
+		for _, s := range c.Sub {
+			walk(s, append(append([]string{}, path...), s.Name))
+		}
+	}
+	walk(root(), []string{"moat"})
+}

@@ -1,0 +1,500 @@
+package detect
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"moat/internal/audit"
+	"moat/internal/flow"
+)
+
+// Audit detail keys read by the policy_widened rule. The control plane sets
+// them on a "policy.apply" entry when the applied policy admits more than an
+// explicit list: any of them makes the apply a widening, and a later
+// successful apply to the same target carrying none of them resolves it.
+const (
+	// DetailWildcard = "true": some intention matches any source or
+	// destination ("*").
+	DetailWildcard = "wildcard"
+	// DetailDefault = "allow": the default decision is allow.
+	DetailDefault = "default"
+	// DetailAllowAll = "true": an intention admits every port of every service.
+	DetailAllowAll = "allow_all"
+)
+
+// ActionPolicyApply is the audit action of a policy change.
+const ActionPolicyApply = "policy.apply"
+
+// ProductName is the product name on the Detection Finding records the
+// engine writes; the engine ignores records carrying it, so findings fed
+// back into it cannot loop.
+const ProductName = "moat-detect"
+
+// Notifier receives alerts. Notify must not block; a Dispatcher queues.
+type Notifier interface {
+	Notify(a Alert)
+}
+
+// NotifierFunc adapts a function to Notifier.
+type NotifierFunc func(Alert)
+
+// Notify calls f(a).
+func (f NotifierFunc) Notify(a Alert) { f(a) }
+
+// ErrQueueFull is returned by Engine.Write when the record was dropped.
+var ErrQueueFull = errors.New("detect: queue full, record dropped")
+
+// Config builds an Engine.
+type Config struct {
+	// Rules tunes the rules; nil means DefaultRules. A rule missing from a
+	// non-nil map is off.
+	Rules Rules
+	// Queue is how many records and audit entries may wait; 0 means 10000.
+	// Beyond it Write drops and counts.
+	Queue int
+	// Sweep is how often Run re-evaluates windows to resolve alerts; 0
+	// means 10s.
+	Sweep time.Duration
+	// Notifier receives every alert; nil drops them (they still count).
+	Notifier Notifier
+	// Findings, if set, receives a Detection Finding record per firing alert.
+	Findings flow.Writer
+	// Now is the clock windows are measured by; nil means time.Now. Events
+	// are placed in windows by when the engine sees them, not by the time
+	// in the record, so a spool catching up cannot backdate an attack.
+	Now    func() time.Time
+	Logger *slog.Logger
+	// Metrics, if set, counts drops and alerts.
+	Metrics *Metrics
+}
+
+// Engine runs the detection rules. Write and ObserveAudit may be called from
+// any goroutine; Run evaluates.
+type Engine struct {
+	cfg     Config
+	queue   chan item
+	dropped atomic.Uint64
+	seen    atomic.Uint64
+	done    atomic.Uint64
+	started time.Time
+
+	mu      sync.Mutex // guards everything below
+	windows map[string]*window
+	edges   map[string]struct{}
+	// edgesFull counts new edges not remembered because edges was full.
+	edgesFull uint64
+	policies  map[string]*subject
+}
+
+type item struct {
+	rec   flow.Record
+	entry *audit.Entry
+}
+
+// New returns an Engine; it fails on a rule config that cannot run.
+func New(cfg Config) (*Engine, error) {
+	if cfg.Rules == nil {
+		cfg.Rules = DefaultRules()
+	}
+	if cfg.Queue <= 0 {
+		cfg.Queue = 10000
+	}
+	if cfg.Sweep <= 0 {
+		cfg.Sweep = 10 * time.Second
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	if cfg.Notifier == nil {
+		cfg.Notifier = NotifierFunc(func(Alert) {})
+	}
+	e := &Engine{
+		cfg:      cfg,
+		queue:    make(chan item, cfg.Queue),
+		started:  cfg.Now(),
+		windows:  map[string]*window{},
+		edges:    map[string]struct{}{},
+		policies: map[string]*subject{},
+	}
+	for name, rc := range cfg.Rules {
+		if !rc.Enabled {
+			continue
+		}
+		if _, err := ParseSeverity(string(rc.Severity)); err != nil {
+			return nil, fmt.Errorf("detect: rule %q: %w", name, err)
+		}
+		if rc.Threshold < 1 || rc.MaxSubjects < 1 || (rc.Window <= 0 && name != RulePolicyWidened) {
+			return nil, fmt.Errorf("detect: rule %q: window, threshold and max_subjects must be positive", name)
+		}
+		switch name {
+		case RuleScan:
+			e.windows[name] = newWindow(name, rc, true)
+		case RuleDenyBurst, RuleHandshake, RuleRevoked, RuleNewEdge, RuleWAFSpike, RuleAuditWouldDeny:
+			e.windows[name] = newWindow(name, rc, false)
+		case RulePolicyWidened:
+		default:
+			return nil, fmt.Errorf("detect: unknown rule %q", name)
+		}
+	}
+	return e, nil
+}
+
+// Write queues r for evaluation without waiting. When the queue is full the
+// record is dropped, counted, and ErrQueueFull returned.
+func (e *Engine) Write(r flow.Record) error {
+	if !e.enqueue(item{rec: r}) {
+		return ErrQueueFull
+	}
+	return nil
+}
+
+// ObserveAudit queues an audit entry for the policy rule without waiting; a
+// full queue drops and counts it.
+func (e *Engine) ObserveAudit(en audit.Entry) {
+	e.enqueue(item{entry: &en})
+}
+
+func (e *Engine) enqueue(it item) bool {
+	select {
+	case e.queue <- it:
+		e.seen.Add(1)
+		return true
+	default:
+		e.dropped.Add(1)
+		e.cfg.Metrics.engineDropped()
+		return false
+	}
+}
+
+// Stats is a snapshot of the engine's counters.
+type Stats struct {
+	Queued    uint64 // accepted by Write or ObserveAudit
+	Processed uint64 // evaluated by Run
+	Dropped   uint64 // refused because the queue was full
+	// SubjectsDropped counts events for new subjects refused because a
+	// rule tracked MaxSubjects already, by rule.
+	SubjectsDropped map[string]uint64
+}
+
+// Stats returns the engine's counters.
+func (e *Engine) Stats() Stats {
+	s := Stats{Queued: e.seen.Load(), Processed: e.done.Load(), Dropped: e.dropped.Load(), SubjectsDropped: map[string]uint64{}}
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	for name, w := range e.windows {
+		s.SubjectsDropped[name] = w.dropped
+	}
+	s.SubjectsDropped[RuleNewEdge] += e.edgesFull
+	return s
+}
+
+// Run evaluates queued records and sweeps windows until ctx ends; it returns
+// nil then.
+func (e *Engine) Run(ctx context.Context) error {
+	t := time.NewTicker(e.cfg.Sweep)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case it := <-e.queue:
+			e.process(it)
+		case <-t.C:
+			e.Sweep()
+		}
+	}
+}
+
+// Sweep resolves alerts whose conditions no longer hold at the clock's now.
+// Run calls it every Config.Sweep.
+func (e *Engine) Sweep() {
+	now := e.cfg.Now()
+	var out []Alert
+	e.mu.Lock()
+	names := make([]string, 0, len(e.windows))
+	for n := range e.windows {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	for _, n := range names {
+		out = append(out, e.windows[n].sweep(now)...)
+	}
+	e.mu.Unlock()
+	e.emit(out)
+}
+
+func (e *Engine) process(it item) {
+	now := e.cfg.Now()
+	var out []Alert
+	e.mu.Lock()
+	if it.entry != nil {
+		out = e.observeAudit(now, it.entry)
+	} else {
+		out = e.observeRecord(now, &it.rec)
+	}
+	e.mu.Unlock()
+	e.done.Add(1)
+	e.emit(out)
+}
+
+func (e *Engine) emit(as []Alert) {
+	for _, a := range as {
+		e.cfg.Metrics.alertRaised(a)
+		e.cfg.Logger.Info("detect: alert", logRule, a.Rule, logStatus, string(a.Status), logKey, a.Key, logSeverity, string(a.Severity))
+		if a.Status == StatusFiring && e.cfg.Findings != nil {
+			if err := e.cfg.Findings.Write(Finding(a)); err != nil {
+				e.cfg.Logger.Warn("detect: write finding", logKey, a.Key, logErr, err)
+			}
+		}
+		e.cfg.Notifier.Notify(a)
+	}
+}
+
+// fire feeds one event to the named rule, if it runs. summary may hold
+// "{subject}", replaced only when the alert fires.
+func (e *Engine) fire(out []Alert, now time.Time, rule, subj, itm, summary string, facts map[string]string) []Alert {
+	w := e.windows[rule]
+	if w == nil {
+		return out
+	}
+	if a, ok := w.observe(now, subj, itm, summary, facts); ok {
+		out = append(out, a)
+	}
+	return out
+}
+
+// endpointID names an endpoint by SPIFFE ID, else service, else IP.
+func endpointID(ep *flow.Endpoint) string {
+	switch {
+	case ep == nil:
+		return ""
+	case ep.UID != "":
+		return ep.UID
+	case ep.SvcName != "":
+		return ep.SvcName
+	}
+	return ep.IP
+}
+
+// target names a destination with its port.
+func target(ep *flow.Endpoint) string {
+	id := endpointID(ep)
+	if id == "" {
+		id = "?"
+	}
+	if ep != nil && ep.Port != 0 {
+		return id + ":" + strconv.Itoa(ep.Port)
+	}
+	return id
+}
+
+func (e *Engine) observeRecord(now time.Time, r *flow.Record) []Alert {
+	if r.Metadata.Product.Name == ProductName {
+		return nil
+	}
+	var out []Alert
+	var kind, reason string
+	if r.Unmapped != nil {
+		kind, reason = r.Unmapped.Kind, r.Unmapped.Reason
+	}
+	src := endpointID(r.SrcEndpoint)
+	srcIP := ""
+	if r.SrcEndpoint != nil {
+		srcIP = r.SrcEndpoint.IP
+	}
+	if src == "" {
+		src = "unknown"
+	}
+	switch {
+	case strings.EqualFold(reason, "revoked"):
+		out = e.fire(out, now, RuleRevoked, src, "",
+			"revoked identity {subject} used",
+			map[string]string{"src_ip": srcIP, "dst": target(r.DstEndpoint)})
+	case kind == "handshake" && reason != "":
+		subj := srcIP
+		if subj == "" {
+			subj = src
+		}
+		out = e.fire(out, now, RuleHandshake, subj, "",
+			"failed mTLS handshakes from {subject}",
+			map[string]string{"last_reason": reason, "dst": target(r.DstEndpoint)})
+	}
+	if kind == "waf" && (r.ActionID == flow.ActionDenied || r.DispositionID == flow.DispositionBlocked || r.Verdict() == flow.VerdictDeny) {
+		subj := srcIP
+		if subj == "" {
+			subj = src
+		}
+		facts := map[string]string{}
+		if r.Unmapped != nil && len(r.Unmapped.Rules) > 0 {
+			facts["last_rules"] = strings.Join(r.Unmapped.Rules, ",")
+		}
+		if r.HTTPRequest != nil && r.HTTPRequest.URL != nil {
+			facts["last_path"] = r.HTTPRequest.URL.Path
+		}
+		out = e.fire(out, now, RuleWAFSpike, subj, "", "WAF blocks spiking for client {subject}", facts)
+	}
+	if r.ClassUID != flow.ClassNetworkActivity {
+		return out
+	}
+	rule := ""
+	if r.FirewallRule != nil {
+		rule = r.FirewallRule.Name
+	}
+	switch r.Verdict() {
+	case flow.VerdictDeny:
+		out = e.fire(out, now, RuleScan, src, target(r.DstEndpoint),
+			"{subject} probed many denied destinations", map[string]string{"src_ip": srcIP})
+		out = e.fire(out, now, RuleDenyBurst, "all", "",
+			"burst of denied connections from any source", map[string]string{"last_src": src, "last_dst": target(r.DstEndpoint)})
+	case flow.VerdictAudit:
+		subj := src + " -> " + target(r.DstEndpoint)
+		out = e.fire(out, now, RuleAuditWouldDeny, subj, "",
+			"audit mode let through a flow policy would deny: {subject}", map[string]string{"rule": rule})
+	case flow.VerdictAllow:
+		out = e.observeEdge(out, now, r)
+	}
+	return out
+}
+
+func (e *Engine) observeEdge(out []Alert, now time.Time, r *flow.Record) []Alert {
+	w := e.windows[RuleNewEdge]
+	if w == nil || r.SrcEndpoint == nil || r.DstEndpoint == nil {
+		return out
+	}
+	a, b := r.SrcEndpoint.UID, r.DstEndpoint.UID
+	if a == "" {
+		a = r.SrcEndpoint.SvcName
+	}
+	if b == "" {
+		b = r.DstEndpoint.SvcName
+	}
+	if a == "" || b == "" {
+		return out // an edge is between two named services
+	}
+	edge := a + " -> " + b
+	if _, ok := e.edges[edge]; ok {
+		return out
+	}
+	if len(e.edges) >= w.cfg.MaxSubjects {
+		e.edgesFull++
+		return out
+	}
+	e.edges[edge] = struct{}{}
+	if now.Sub(e.started) < w.cfg.Learning {
+		return out
+	}
+	rule := ""
+	if r.FirewallRule != nil {
+		rule = r.FirewallRule.Name
+	}
+	return e.fire(out, now, RuleNewEdge, edge, "", "first connection seen between {subject}", map[string]string{"rule": rule})
+}
+
+// widening lists the markers of a widening policy apply.
+func widening(d map[string]string) []string {
+	var w []string
+	if d[DetailWildcard] == "true" {
+		w = append(w, DetailWildcard)
+	}
+	if d[DetailDefault] == "allow" {
+		w = append(w, "default=allow")
+	}
+	if d[DetailAllowAll] == "true" {
+		w = append(w, DetailAllowAll)
+	}
+	return w
+}
+
+func (e *Engine) observeAudit(now time.Time, en *audit.Entry) []Alert {
+	rc, ok := e.cfg.Rules[RulePolicyWidened]
+	if !ok || !rc.Enabled || en.Action != ActionPolicyApply || en.Result != "ok" {
+		return nil
+	}
+	tgt := en.Target
+	if tgt == "" {
+		tgt = "policy"
+	}
+	s := e.policies[tgt]
+	marks := widening(en.Detail)
+	if len(marks) == 0 {
+		if s == nil || !s.active {
+			return nil
+		}
+		delete(e.policies, tgt)
+		a := policyAlert(rc, s, StatusResolved)
+		a.EndsAt = now
+		a.Details["resolved_by"] = en.Actor
+		return []Alert{a}
+	}
+	if s != nil && s.active {
+		return nil
+	}
+	if len(e.policies) >= rc.MaxSubjects {
+		return nil
+	}
+	s = &subject{name: tgt, active: true, firedAt: now, summary: fmt.Sprintf("policy %s widened by %s (%s)", tgt, orDash(en.Actor), strings.Join(marks, ", ")),
+		facts: map[string]string{"actor": en.Actor, "role": en.Role, "widened": strings.Join(marks, ",")}}
+	e.policies[tgt] = s
+	return []Alert{policyAlert(rc, s, StatusFiring)}
+}
+
+func policyAlert(rc RuleConfig, s *subject, st Status) Alert {
+	a := Alert{Key: DedupKey(RulePolicyWidened, s.name), Rule: RulePolicyWidened, Severity: rc.Severity, Status: st,
+		Subject: s.name, Summary: s.summary, StartsAt: s.firedAt, Details: map[string]string{}}
+	for k, v := range s.facts {
+		a.Details[k] = v
+	}
+	return a
+}
+
+func orDash(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
+}
+
+// Finding returns a as an OCSF Detection Finding record.
+func Finding(a Alert) flow.Record {
+	r := flow.Header(flow.ClassDetectionFinding, 1, ProductName, a.StartsAt)
+	r.Metadata.UID = a.Fingerprint() + "-" + strconv.FormatInt(a.StartsAt.UnixMilli(), 36)
+	r.SeverityID, r.Severity = ocsfSeverity(a.Severity)
+	r.Message = a.Summary
+	r.FindingInfo = &flow.FindingInfo{
+		UID:      a.Key,
+		Title:    a.Summary,
+		Types:    []string{a.Rule},
+		Analytic: &flow.Analytic{UID: a.Rule, Name: a.Rule, TypeID: 1, Type: "Rule"},
+	}
+	return r
+}
+
+func ocsfSeverity(s Severity) (int, string) {
+	switch s {
+	case SeverityLow:
+		return flow.SeverityLow, "Low"
+	case SeverityMedium:
+		return flow.SeverityMedium, "Medium"
+	case SeverityHigh:
+		return flow.SeverityHigh, "High"
+	case SeverityCritical:
+		return flow.SeverityCritical, "Critical"
+	}
+	return flow.SeverityInformational, "Informational"
+}
+
+var (
+	_ flow.Writer = (*Engine)(nil)
+	_ Notifier    = (*Dispatcher)(nil)
+)

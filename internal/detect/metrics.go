@@ -1,0 +1,115 @@
+package detect
+
+import (
+	"fmt"
+
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// Delivery results, the values of the "result" label.
+const (
+	ResultDelivered = "delivered" // the sink accepted the alert
+	ResultFailed    = "failed"    // every attempt failed, or the sink refused it for good
+	ResultDropped   = "dropped"   // the sink's queue was full
+)
+
+// Metrics counts what detection and alert delivery do. Label sets are
+// bounded: rules and statuses are fixed lists, sinks come from the config.
+// A nil *Metrics counts nothing.
+type Metrics struct {
+	recordsDropped prometheus.Counter
+	alerts         *prometheus.CounterVec
+	deliveries     *prometheus.CounterVec
+	retries        *prometheus.CounterVec
+	queueDepth     *prometheus.GaugeVec
+	lastSuccess    *prometheus.GaugeVec
+}
+
+// NewMetrics registers the detection and delivery metrics with reg and
+// starts every series of the given sinks at zero, so dashboards see them
+// before the first alert.
+func NewMetrics(reg prometheus.Registerer, sinks []string) (*Metrics, error) {
+	if reg == nil {
+		return nil, fmt.Errorf("detect: metrics need a registerer")
+	}
+	m := &Metrics{
+		recordsDropped: prometheus.NewCounter(prometheus.CounterOpts{
+			Namespace: "moat", Subsystem: "detect", Name: "records_dropped_total",
+			Help: "Flow records and audit entries the detection engine dropped because its queue was full.",
+		}),
+		alerts: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: "moat", Subsystem: "detect", Name: "alerts_total",
+			Help: "Alerts raised by detection rules, by rule and status (firing or resolved).",
+		}, []string{"rule", "status"}),
+		deliveries: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: "moat", Subsystem: "alert", Name: "deliveries_total",
+			Help: "Alert deliveries by sink and result (delivered, failed, dropped).",
+		}, []string{"sink", "result"}),
+		retries: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: "moat", Subsystem: "alert", Name: "delivery_retries_total",
+			Help: "Delivery attempts after the first, by sink.",
+		}, []string{"sink"}),
+		queueDepth: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Namespace: "moat", Subsystem: "alert", Name: "queue_depth",
+			Help: "Alerts waiting for delivery, by sink.",
+		}, []string{"sink"}),
+		lastSuccess: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Namespace: "moat", Subsystem: "alert", Name: "last_delivery_timestamp_seconds",
+			Help: "Unix time of the last successful delivery, by sink.",
+		}, []string{"sink"}),
+	}
+	for _, c := range []prometheus.Collector{m.recordsDropped, m.alerts, m.deliveries, m.retries, m.queueDepth, m.lastSuccess} {
+		if err := reg.Register(c); err != nil {
+			return nil, fmt.Errorf("detect: register metrics: %w", err)
+		}
+	}
+	for _, r := range []string{RuleScan, RuleDenyBurst, RuleHandshake, RuleRevoked, RuleNewEdge, RuleWAFSpike, RulePolicyWidened, RuleAuditWouldDeny} {
+		for _, st := range []Status{StatusFiring, StatusResolved} {
+			m.alerts.WithLabelValues(r, string(st))
+		}
+	}
+	for _, s := range sinks {
+		for _, r := range []string{ResultDelivered, ResultFailed, ResultDropped} {
+			m.deliveries.WithLabelValues(s, r)
+		}
+		m.retries.WithLabelValues(s)
+		m.queueDepth.WithLabelValues(s)
+	}
+	return m, nil
+}
+
+func (m *Metrics) engineDropped() {
+	if m != nil {
+		m.recordsDropped.Inc()
+	}
+}
+
+func (m *Metrics) alertRaised(a Alert) {
+	if m != nil && a.Rule != RuleTest {
+		m.alerts.WithLabelValues(a.Rule, string(a.Status)).Inc()
+	}
+}
+
+func (m *Metrics) delivery(sink, result string) {
+	if m != nil {
+		m.deliveries.WithLabelValues(sink, result).Inc()
+	}
+}
+
+func (m *Metrics) retry(sink string) {
+	if m != nil {
+		m.retries.WithLabelValues(sink).Inc()
+	}
+}
+
+func (m *Metrics) depth(sink string, n int) {
+	if m != nil {
+		m.queueDepth.WithLabelValues(sink).Set(float64(n))
+	}
+}
+
+func (m *Metrics) success(sink string, unix float64) {
+	if m != nil {
+		m.lastSuccess.WithLabelValues(sink).Set(unix)
+	}
+}

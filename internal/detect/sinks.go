@@ -1,0 +1,377 @@
+package detect
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+	"unicode/utf8"
+)
+
+// Sink delivers one alert to one receiver, once: retries are the
+// Dispatcher's business.
+type Sink interface {
+	Name() string
+	Send(ctx context.Context, a Alert) error
+}
+
+// DeliveryError is a failed Send. Its text never holds the sink's URL,
+// routing key or header values.
+type DeliveryError struct {
+	Sink string
+	// Status is the HTTP status answered, 0 when none was.
+	Status int
+	// Permanent is set when trying again cannot help (a 4xx other than 408
+	// and 429, a redirect, an alert the sink cannot encode).
+	Permanent bool
+	// RetryAfter is the wait the receiver asked for (Retry-After on a 429
+	// or 503), 0 when it named none.
+	RetryAfter time.Duration
+	Msg        string
+}
+
+func (e *DeliveryError) Error() string { return fmt.Sprintf("detect: sink %q: %s", e.Sink, e.Msg) }
+
+// Retryable reports whether err may succeed on another attempt.
+func Retryable(err error) bool {
+	var de *DeliveryError
+	if errors.As(err, &de) {
+		return !de.Permanent
+	}
+	return err != nil
+}
+
+// HTTPSink posts JSON built from an alert to a receiver's URL.
+type HTTPSink struct {
+	cfg    SinkConfig
+	client *http.Client
+	build  func(Alert) ([]byte, error)
+	// secrets are masked out of every error text, longest first.
+	secrets []string
+}
+
+// NewSink returns the sink sc describes. client may be nil for a default
+// client that follows no redirects; Delivery.Timeout bounds each attempt
+// through the context the Dispatcher passes.
+func NewSink(sc SinkConfig, client *http.Client) (*HTTPSink, error) {
+	if client == nil {
+		client = &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	}
+	s := &HTTPSink{cfg: sc, client: client}
+	switch sc.Type {
+	case SinkSlack:
+		s.build = slackPayload
+	case SinkPagerDuty:
+		key := sc.RoutingKey.Reveal()
+		s.build = func(a Alert) ([]byte, error) { return pagerDutyPayload(a, key) }
+	case SinkAlertmanager:
+		s.build = func(a Alert) ([]byte, error) { return alertmanagerPayload(a, sc.Name) }
+	case SinkWebhook:
+		s.build = webhookPayload
+	default:
+		return nil, fmt.Errorf("detect: sink %q: unknown type %q", sc.Name, sc.Type)
+	}
+	u := sc.URL.Reveal()
+	if u == "" {
+		return nil, fmt.Errorf("detect: sink %q: no url", sc.Name)
+	}
+	s.secrets = append(s.secrets, u, sc.RoutingKey.Reveal())
+	if pu, err := url.Parse(u); err == nil {
+		s.secrets = append(s.secrets, pu.EscapedPath(), pu.Path, pu.RawQuery)
+	}
+	for _, v := range sc.Headers {
+		s.secrets = append(s.secrets, v.Reveal())
+	}
+	sort.Slice(s.secrets, func(i, j int) bool { return len(s.secrets[i]) > len(s.secrets[j]) })
+	return s, nil
+}
+
+// Name returns the sink's configured name.
+func (s *HTTPSink) Name() string { return s.cfg.Name }
+
+// Config returns what the sink was built from.
+func (s *HTTPSink) Config() SinkConfig { return s.cfg }
+
+// Send posts a once.
+func (s *HTTPSink) Send(ctx context.Context, a Alert) error {
+	body, err := s.build(a)
+	if err != nil {
+		return &DeliveryError{Sink: s.cfg.Name, Permanent: true, Msg: "encode: " + err.Error()}
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, s.cfg.URL.Reveal(), bytes.NewReader(body))
+	if err != nil {
+		return &DeliveryError{Sink: s.cfg.Name, Permanent: true, Msg: s.mask("build request: " + err.Error())}
+	}
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("User-Agent", "moat-alerts")
+	for k, v := range s.cfg.Headers {
+		req.Header.Set(k, v.Reveal())
+	}
+	resp, err := s.client.Do(req)
+	if err != nil {
+		var ue *url.Error
+		if errors.As(err, &ue) {
+			err = ue.Err // url.Error's text quotes the whole URL
+		}
+		return &DeliveryError{Sink: s.cfg.Name, Msg: s.mask("post to " + s.maskedURL() + ": " + err.Error())}
+	}
+	defer resp.Body.Close()
+	snippet, _ := io.ReadAll(io.LimitReader(resp.Body, 512))
+	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
+	if resp.StatusCode >= 200 && resp.StatusCode < 300 {
+		return nil
+	}
+	msg := fmt.Sprintf("post to %s: %s", s.maskedURL(), resp.Status)
+	if t := strings.TrimSpace(string(snippet)); t != "" && utf8.ValidString(t) {
+		msg += ": " + truncate(t, 200)
+	}
+	permanent := resp.StatusCode < 500 && resp.StatusCode != http.StatusTooManyRequests && resp.StatusCode != http.StatusRequestTimeout
+	return &DeliveryError{Sink: s.cfg.Name, Status: resp.StatusCode, Permanent: permanent,
+		RetryAfter: retryAfter(resp.Header.Get("Retry-After")), Msg: s.mask(msg)}
+}
+
+// retryAfter reads a Retry-After value given in seconds; dates and junk
+// read as 0.
+func retryAfter(v string) time.Duration {
+	n, err := strconv.Atoi(strings.TrimSpace(v))
+	if err != nil || n <= 0 {
+		return 0
+	}
+	return time.Duration(min(n, 3600)) * time.Second
+}
+
+// maskedURL shows scheme and host only: webhook paths and queries carry tokens.
+func (s *HTTPSink) maskedURL() string {
+	pu, err := url.Parse(s.cfg.URL.Reveal())
+	if err != nil {
+		return "[redacted]"
+	}
+	return pu.Scheme + "://" + pu.Host + "/[redacted]"
+}
+
+// mask removes every secret of the sink from msg.
+func (s *HTTPSink) mask(msg string) string {
+	for _, sec := range s.secrets {
+		if len(sec) >= 4 && sec != "/" {
+			msg = strings.ReplaceAll(msg, sec, "[redacted]")
+		}
+	}
+	return msg
+}
+
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	for n > 0 && !utf8.RuneStart(s[n]) {
+		n--
+	}
+	return s[:n] + "…"
+}
+
+// Slack incoming webhook message: text is the notification fallback, blocks
+// the rendered body (Block Kit section, fields and context blocks).
+type slackMessage struct {
+	Text   string       `json:"text"`
+	Blocks []slackBlock `json:"blocks,omitempty"`
+}
+
+type slackBlock struct {
+	Type     string      `json:"type"`
+	Text     *slackText  `json:"text,omitempty"`
+	Fields   []slackText `json:"fields,omitempty"`
+	Elements []slackText `json:"elements,omitempty"`
+}
+
+type slackText struct {
+	Type string `json:"type"`
+	Text string `json:"text"`
+}
+
+// slackEscape escapes the three characters Slack's mrkdwn reserves.
+func slackEscape(s string) string {
+	return strings.NewReplacer("&", "&amp;", "<", "&lt;", ">", "&gt;").Replace(s)
+}
+
+func slackPayload(a Alert) ([]byte, error) {
+	title := slackEscape(a.Title())
+	m := slackMessage{
+		Text: truncate(title, 3000),
+		Blocks: []slackBlock{
+			{Type: "section", Text: &slackText{Type: "mrkdwn", Text: truncate("*"+title+"*", 3000)}},
+		},
+	}
+	fields := []slackText{
+		{Type: "mrkdwn", Text: "*Rule*\n" + slackEscape(a.Rule)},
+		{Type: "mrkdwn", Text: "*Subject*\n" + truncate(slackEscape(a.Subject), 1900)},
+	}
+	for _, k := range a.sortedDetails() {
+		if len(fields) == 10 { // Slack's limit per section
+			break
+		}
+		fields = append(fields, slackText{Type: "mrkdwn", Text: "*" + slackEscape(k) + "*\n" + truncate(slackEscape(a.Details[k]), 1900)})
+	}
+	m.Blocks = append(m.Blocks,
+		slackBlock{Type: "section", Fields: fields},
+		slackBlock{Type: "context", Elements: []slackText{{Type: "mrkdwn", Text: "dedup key `" + slackEscape(a.Key) + "` · since " + a.StartsAt.UTC().Format(time.RFC3339)}}},
+	)
+	return json.Marshal(m)
+}
+
+// PagerDuty Events API v2 event.
+type pdEvent struct {
+	RoutingKey  string     `json:"routing_key"`
+	EventAction string     `json:"event_action"` // trigger, acknowledge, resolve
+	DedupKey    string     `json:"dedup_key"`
+	Payload     *pdPayload `json:"payload,omitempty"`
+	Client      string     `json:"client,omitempty"`
+}
+
+type pdPayload struct {
+	Summary       string            `json:"summary"`
+	Source        string            `json:"source"`
+	Severity      string            `json:"severity"` // critical, error, warning, info
+	Timestamp     string            `json:"timestamp,omitempty"`
+	Component     string            `json:"component,omitempty"`
+	Group         string            `json:"group,omitempty"`
+	Class         string            `json:"class,omitempty"`
+	CustomDetails map[string]string `json:"custom_details,omitempty"`
+}
+
+func pdSeverity(s Severity) string {
+	switch s {
+	case SeverityCritical:
+		return "critical"
+	case SeverityHigh:
+		return "error"
+	case SeverityMedium:
+		return "warning"
+	}
+	return "info"
+}
+
+func pagerDutyPayload(a Alert, routingKey string) ([]byte, error) {
+	if len(a.Key) > 255 {
+		return nil, fmt.Errorf("dedup key longer than 255 bytes")
+	}
+	ev := pdEvent{RoutingKey: routingKey, DedupKey: a.Key, Client: "moat"}
+	if a.Status == StatusResolved {
+		ev.EventAction = "resolve"
+		return json.Marshal(ev)
+	}
+	ev.EventAction = "trigger"
+	src := a.Subject
+	if src == "" {
+		src = "moat"
+	}
+	details := map[string]string{"rule": a.Rule, "dedup_key": a.Key}
+	for k, v := range a.Details {
+		details[k] = v
+	}
+	ev.Payload = &pdPayload{
+		Summary:       truncate(a.Summary, 1024),
+		Source:        truncate(src, 255),
+		Severity:      pdSeverity(a.Severity),
+		Timestamp:     a.StartsAt.UTC().Format(time.RFC3339Nano),
+		Component:     "moat",
+		Group:         "detect",
+		Class:         a.Rule,
+		CustomDetails: details,
+	}
+	return json.Marshal(ev)
+}
+
+// Alertmanager webhook payload, version 4: what Alertmanager posts to a
+// webhook receiver, so tools built for it read moat's alerts unchanged.
+type amMessage struct {
+	Version           string            `json:"version"`
+	GroupKey          string            `json:"groupKey"`
+	TruncatedAlerts   int               `json:"truncatedAlerts"`
+	Status            string            `json:"status"`
+	Receiver          string            `json:"receiver"`
+	GroupLabels       map[string]string `json:"groupLabels"`
+	CommonLabels      map[string]string `json:"commonLabels"`
+	CommonAnnotations map[string]string `json:"commonAnnotations"`
+	ExternalURL       string            `json:"externalURL"`
+	Alerts            []amAlert         `json:"alerts"`
+}
+
+type amAlert struct {
+	Status       string            `json:"status"`
+	Labels       map[string]string `json:"labels"`
+	Annotations  map[string]string `json:"annotations"`
+	StartsAt     time.Time         `json:"startsAt"`
+	EndsAt       time.Time         `json:"endsAt"`
+	GeneratorURL string            `json:"generatorURL"`
+	Fingerprint  string            `json:"fingerprint"`
+}
+
+// AlertName is the Alertmanager alertname label of a rule: "MoatScan".
+func AlertName(rule string) string {
+	var b strings.Builder
+	b.WriteString("Moat")
+	for _, part := range strings.Split(rule, "_") {
+		if part != "" {
+			b.WriteString(strings.ToUpper(part[:1]) + part[1:])
+		}
+	}
+	return b.String()
+}
+
+func alertmanagerPayload(a Alert, receiver string) ([]byte, error) {
+	labels := map[string]string{
+		"alertname": AlertName(a.Rule),
+		"severity":  string(a.Severity),
+		"rule":      a.Rule,
+		"subject":   a.Subject,
+		"dedup_key": a.Key,
+		"source":    "moat",
+	}
+	ann := map[string]string{"summary": a.Summary}
+	var desc []string
+	for _, k := range a.sortedDetails() {
+		desc = append(desc, k+"="+a.Details[k])
+	}
+	if len(desc) > 0 {
+		ann["description"] = strings.Join(desc, "; ")
+	}
+	group := map[string]string{"alertname": labels["alertname"]}
+	m := amMessage{
+		Version:           "4",
+		GroupKey:          fmt.Sprintf("{}:{alertname=%q, dedup_key=%q}", labels["alertname"], a.Key),
+		Status:            string(a.Status),
+		Receiver:          receiver,
+		GroupLabels:       group,
+		CommonLabels:      labels,
+		CommonAnnotations: ann,
+		ExternalURL:       "",
+		Alerts: []amAlert{{
+			Status:      string(a.Status),
+			Labels:      labels,
+			Annotations: ann,
+			StartsAt:    a.StartsAt.UTC(),
+			EndsAt:      a.EndsAt.UTC(),
+			Fingerprint: a.Fingerprint(),
+		}},
+	}
+	return json.Marshal(m)
+}
+
+// webhookMessage is the generic JSON body: the alert as moat holds it.
+type webhookMessage struct {
+	Source  string `json:"source"`
+	Version string `json:"version"`
+	Alert   Alert  `json:"alert"`
+}
+
+func webhookPayload(a Alert) ([]byte, error) {
+	return json.Marshal(webhookMessage{Source: "moat", Version: "1", Alert: a})
+}

@@ -1,0 +1,191 @@
+// Package e2e runs whole moat systems in one process over real loopback
+// sockets: a control plane on a real store, agents that join it, and
+// clients that use what they serve.
+package e2e
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"sync"
+	"testing"
+	"time"
+
+	"moat/internal/agent"
+	"moat/internal/api"
+	"moat/internal/audit"
+	"moat/internal/server"
+	"moat/internal/store"
+)
+
+// cluster is a control plane for one test.
+type cluster struct {
+	t        *testing.T
+	clk      *fakeClock
+	dir      string
+	adminDir string
+	st       store.Store
+	alog     *audit.Log
+	addr     string
+
+	mu     sync.Mutex // guards srv and stop
+	srv    *server.Server
+	stop   context.CancelFunc
+	done   chan error
+	admin  *api.Client
+	logger *slog.Logger
+}
+
+func quietLogger() *slog.Logger {
+	if os.Getenv("MOAT_TEST_LOG") != "" {
+		return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	}
+	return slog.New(slog.NewTextHandler(discard{}, nil))
+}
+
+type discard struct{}
+
+func (discard) Write(p []byte) (int, error) { return len(p), nil }
+
+func newCluster(t *testing.T) *cluster {
+	t.Helper()
+	c := &cluster{t: t, clk: newFakeClock(), dir: t.TempDir(), logger: quietLogger()}
+	c.adminDir = filepath.Join(c.dir, "admin")
+	st, err := store.OpenBolt(store.BoltConfig{Dir: c.dir})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.st = st
+	t.Cleanup(func() { st.Close() })
+	ctx := context.Background()
+	if err := server.Init(ctx, st, server.InitConfig{TrustDomain: "example.org", AdminDir: c.adminDir, Now: c.clk.Now}); err != nil {
+		t.Fatal(err)
+	}
+	alog, err := audit.Open(audit.Config{Dir: filepath.Join(c.dir, "audit"), Now: c.clk.Now, Logger: c.logger})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.alog = alog
+	t.Cleanup(func() { alog.Close() })
+	c.startServer("127.0.0.1:0")
+	t.Cleanup(c.stopServer)
+	return c
+}
+
+// startServer starts a control plane on addr over the cluster's store.
+func (c *cluster) startServer(addr string) {
+	c.t.Helper()
+	srv, err := server.New(context.Background(), server.Config{
+		Listen: addr, Store: c.st, Audit: c.alog, Now: c.clk.Now, Logger: c.logger, Heartbeat: 200 * time.Millisecond,
+	})
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- srv.Run(ctx) }()
+	select {
+	case <-srv.Ready():
+	case err := <-done:
+		cancel()
+		c.t.Fatalf("server did not start: %v", err)
+	}
+	c.mu.Lock()
+	c.srv, c.stop, c.done, c.addr = srv, cancel, done, srv.Addr()
+	c.mu.Unlock()
+	admin, err := api.NewClientFromDir(c.addr, c.adminDir)
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	c.admin = admin
+}
+
+func (c *cluster) stopServer() {
+	c.mu.Lock()
+	stop, done := c.stop, c.done
+	c.stop = nil
+	c.mu.Unlock()
+	if stop == nil {
+		return
+	}
+	stop()
+	if err := <-done; err != nil {
+		c.t.Errorf("server: %v", err)
+	}
+	c.admin.Close()
+}
+
+func (c *cluster) call(method, path string, in, out any) error {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	return c.admin.Call(ctx, method, path, in, out)
+}
+
+func (c *cluster) token(node string) string {
+	c.t.Helper()
+	var resp api.TokenResponse
+	if err := c.call(http.MethodPost, api.PathTokens, api.TokenRequest{Node: node}, &resp); err != nil {
+		c.t.Fatal(err)
+	}
+	return resp.Token
+}
+
+func (c *cluster) register(reg api.Registration) {
+	c.t.Helper()
+	if err := c.call(http.MethodPost, api.PathServices, reg, nil); err != nil {
+		c.t.Fatal(err)
+	}
+}
+
+// agentOpts adjusts an agent's config before it starts.
+type agentOpts func(*agent.Config)
+
+// startAgent joins node and runs its agent until the test ends.
+func (c *cluster) startAgent(node string, opts ...agentOpts) *agent.Agent {
+	c.t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	meshAddr := ln.Addr().String()
+	ln.Close()
+	cfg := agent.Config{
+		DataDir: filepath.Join(c.dir, "agent-"+node), Server: c.addr, Join: c.token(node), Node: node,
+		MeshAddr: meshAddr, Now: c.clk.Now, After: c.clk.After, Jitter: func() float64 { return 0.5 },
+		MinBackoff: 200 * time.Millisecond, MaxBackoff: 2 * time.Second, Logger: c.logger.With("agent", node),
+	}
+	for _, o := range opts {
+		o(&cfg)
+	}
+	a, err := agent.New(context.Background(), cfg)
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- a.Run(ctx) }()
+	c.t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil && !errors.Is(err, context.Canceled) {
+			c.t.Errorf("agent %s: %v", node, err)
+		}
+	})
+	return a
+}
+
+// eventually polls cond until it holds, failing the test after a bounded
+// wait. It is for waiting on asynchronous delivery, not for timing.
+func eventually(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(15 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}

@@ -1,0 +1,246 @@
+package e2e
+
+import (
+	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/x509"
+	"errors"
+	"net/http"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/spiffe/go-spiffe/v2/spiffeid"
+	"github.com/spiffe/go-spiffe/v2/svid/x509svid"
+	"github.com/spiffe/go-spiffe/v2/workloadapi"
+
+	"moat/internal/agent"
+	"moat/internal/api"
+	"moat/internal/identity"
+)
+
+func newAgentErr(c *cluster, node, token string) error {
+	_, err := agent.New(context.Background(), agent.Config{
+		DataDir: filepath.Join(c.t.TempDir(), node), Server: c.addr, Join: token, Node: node,
+		MeshAddr: "127.0.0.1:1", Now: c.clk.Now, Logger: c.logger,
+	})
+	return err
+}
+
+func TestJoinRefusals(t *testing.T) {
+	c := newCluster(t)
+	good := c.token("n1")
+	_, pin, _ := api.SplitToken(good)
+
+	t.Log("a forged token with the right pin is refused")
+	forged := api.TokenPrefix + strings.Repeat("A", 43) + "." + pin
+	if err := newAgentErr(c, "n1", forged); err == nil || !strings.Contains(err.Error(), "not issued by this control plane") {
+		t.Fatalf("forged token: %v", err)
+	}
+
+	t.Log("a token pinned to another root never reaches the server")
+	otherPin := strings.Repeat("B", 43)
+	secret, _, _ := api.SplitToken(good)
+	if err := newAgentErr(c, "n1", api.TokenPrefix+secret+"."+otherPin); err == nil || !strings.Contains(err.Error(), "does not hold the root the join token names") {
+		t.Fatalf("wrong pin: %v", err)
+	}
+
+	t.Log("a token is bound to its node")
+	if err := newAgentErr(c, "n2", good); err == nil || !strings.Contains(err.Error(), "bound to another node") {
+		t.Fatalf("other node: %v", err)
+	}
+
+	t.Log("the first use succeeds, the second is refused")
+	if err := newAgentErr(c, "n1", good); err != nil {
+		t.Fatalf("first use: %v", err)
+	}
+	if err := newAgentErr(c, "n1", good); err == nil || !strings.Contains(err.Error(), "already used") {
+		t.Fatalf("reuse: %v", err)
+	}
+
+	t.Log("an expired token is refused")
+	var resp api.TokenResponse
+	if err := c.call(http.MethodPost, api.PathTokens, api.TokenRequest{Node: "n3", TTL: time.Minute}, &resp); err != nil {
+		t.Fatal(err)
+	}
+	c.clk.Advance(2 * time.Minute)
+	if err := newAgentErr(c, "n3", resp.Token); err == nil || !strings.Contains(err.Error(), "expired") {
+		t.Fatalf("expired token: %v", err)
+	}
+
+	t.Log("every attempt is in the audit log")
+	entries, err := c.alog.Entries(0, c.alog.Size())
+	if err != nil {
+		t.Fatal(err)
+	}
+	joins := 0
+	for _, e := range entries {
+		if e.Entry.Action == "node.join" {
+			joins++
+		}
+	}
+	if joins != 5 {
+		t.Fatalf("audit log has %d node.join entries, want 5 (forged, other node, ok, reuse, expired)", joins)
+	}
+}
+
+func TestNodeCannotObtainAnotherNodesService(t *testing.T) {
+	c := newCluster(t)
+	c.startAgent("n1")
+	c.startAgent("n2")
+	c.register(api.Registration{Name: "db", Node: "n2", Port: 5432})
+	n1, err := api.NewClientFromDir(c.addr, filepath.Join(c.dir, "agent-n1", "node"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer n1.Close()
+	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	csr, err := x509.CreateCertificateRequest(rand.Reader, &x509.CertificateRequest{}, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = n1.Call(context.Background(), http.MethodPost, api.PathSVID, api.SVIDRequest{Service: "db", CSR: csr}, nil)
+	if !errors.Is(err, api.ErrPermissionDenied) {
+		t.Fatalf("n1 asking for n2's service: %v, want PermissionDenied", err)
+	}
+	t.Log("an admin certificate is not a node certificate")
+	err = c.admin.Call(context.Background(), http.MethodPost, api.PathSVID, api.SVIDRequest{Service: "db"}, nil)
+	if !errors.Is(err, api.ErrUnauthenticated) {
+		t.Fatalf("admin asking for an SVID: %v, want Unauthenticated", err)
+	}
+}
+
+// svidOf returns the agent's current SVID leaf for service, or nil.
+func svidOf(a *agent.Agent, service string) *x509.Certificate {
+	cert, err := a.Certificate(service)
+	if err != nil {
+		return nil
+	}
+	return cert.Leaf
+}
+
+func TestSVIDsRenewBeforeTheyLapse(t *testing.T) {
+	c := newCluster(t)
+	a := c.startAgent("n1")
+	c.register(api.Registration{Name: "api", Node: "n1", Port: 8080})
+	eventually(t, "first SVID", func() bool { return svidOf(a, "api") != nil })
+	first := svidOf(a, "api")
+	renewals := 0
+	prev := first
+	// Five hours in ten-minute steps: after each step the agent must hold an
+	// SVID that is valid now, and it must have renewed several times.
+	for step := 0; step < 30; step++ {
+		c.clk.Advance(10 * time.Minute)
+		now := c.clk.Now()
+		eventually(t, "a valid SVID at "+now.String(), func() bool {
+			l := svidOf(a, "api")
+			return l != nil && identity.CheckValidity(l, now) == nil && l.NotAfter.Sub(now) > 15*time.Minute
+		})
+		if cur := svidOf(a, "api"); cur.SerialNumber.Cmp(prev.SerialNumber) != 0 {
+			renewals++
+			prev = cur
+		}
+	}
+	// Staying valid for five hours on one-hour SVIDs takes at least four
+	// renewals; the per-step check above is what proves none lapsed.
+	if renewals < 4 {
+		t.Fatalf("%d renewals in 5 hours of 1h SVIDs, want at least 4", renewals)
+	}
+}
+
+func TestServerOutageKeepsSVIDs(t *testing.T) {
+	c := newCluster(t)
+	a := c.startAgent("n1")
+	c.register(api.Registration{Name: "api", Node: "n1", Port: 8080})
+	eventually(t, "first SVID", func() bool { return svidOf(a, "api") != nil })
+	before := svidOf(a, "api")
+	addr := c.addr
+
+	t.Log("server down for longer than half an SVID's life")
+	c.stopServer()
+	c.clk.Advance(40 * time.Minute)
+	time.Sleep(300 * time.Millisecond) // let failing renewals run against the closed port
+	now := c.clk.Now()
+	held := svidOf(a, "api")
+	if held == nil || identity.CheckValidity(held, now) != nil {
+		t.Fatal("the agent dropped its SVID while the server was away")
+	}
+	if held.SerialNumber.Cmp(before.SerialNumber) != 0 {
+		t.Fatal("SVID changed while the server was down")
+	}
+
+	t.Log("server back: renewal within one backoff period")
+	c.startServer(addr)
+	c.clk.Advance(2 * time.Second) // MaxBackoff
+	eventually(t, "renewal after the outage", func() bool {
+		l := svidOf(a, "api")
+		return l != nil && l.SerialNumber.Cmp(before.SerialNumber) != 0
+	})
+}
+
+func TestRevocationReachesAgentsAndBlocksRenewal(t *testing.T) {
+	c := newCluster(t)
+	a1 := c.startAgent("n1")
+	a2 := c.startAgent("n2")
+	c.register(api.Registration{Name: "api", Node: "n1", Port: 8080})
+	eventually(t, "SVID", func() bool { return svidOf(a1, "api") != nil })
+	leaf := svidOf(a1, "api")
+	if err := c.call(http.MethodPost, api.PathRevoke, api.RevokeRequest{Serial: identity.SerialHex(leaf.SerialNumber)}, nil); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "revocation at n2", func() bool {
+		return a2.Trust().Revoked(leaf, spiffeid.RequireFromString("spiffe://example.org/svc/api"))
+	})
+
+	t.Log("a revoked node can no longer renew")
+	if err := c.call(http.MethodPost, api.PathRevoke, api.RevokeRequest{Node: "n1"}, nil); err != nil {
+		t.Fatal(err)
+	}
+	n1, err := api.NewClientFromDir(c.addr, filepath.Join(c.dir, "agent-n1", "node"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer n1.Close()
+	err = n1.Call(context.Background(), http.MethodPost, api.PathNodeRenew, api.RenewRequest{}, nil)
+	if err == nil {
+		t.Fatal("a revoked node renewed its certificate")
+	}
+	t.Logf("renewal refused: %v", err)
+}
+
+func TestWorkloadAPI(t *testing.T) {
+	c := newCluster(t)
+	sock := filepath.Join(t.TempDir(), "workload.sock")
+	a := c.startAgent("n1", func(cfg *agent.Config) { cfg.Socket = sock })
+	c.register(api.Registration{Name: "web", Node: "n1", Port: 8080})
+	eventually(t, "SVID", func() bool { return svidOf(a, "web") != nil })
+
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	src, err := workloadapi.NewX509Source(ctx, workloadapi.WithClientOptions(workloadapi.WithAddr("unix://"+sock)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer src.Close()
+	got, err := src.GetX509SVID()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.ID.String() != "spiffe://example.org/svc/web" {
+		t.Fatalf("SVID for %s", got.ID)
+	}
+	if _, _, err := x509svid.Verify(got.Certificates, src, x509svid.WithTime(c.clk.Now())); err != nil {
+		t.Fatalf("SVID from the Workload API does not verify against its bundle: %v", err)
+	}
+	first := got.Certificates[0].SerialNumber
+
+	t.Log("a rotation reaches the client")
+	c.clk.Advance(40 * time.Minute)
+	eventually(t, "rotated SVID at the client", func() bool {
+		s, err := src.GetX509SVID()
+		return err == nil && s.Certificates[0].SerialNumber.Cmp(first) != 0
+	})
+}

@@ -1,0 +1,465 @@
+package flow
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+
+	json "github.com/goccy/go-json"
+)
+
+// SpoolConfig configures a Spool.
+type SpoolConfig struct {
+	// Dir holds the segment files; it is created when missing. Required.
+	Dir string
+	// MaxBytes bounds the spool on disk. Records that would exceed it are
+	// dropped and counted (the oldest records are kept). Zero means 64 MiB.
+	MaxBytes int64
+	// SegmentBytes is the size at which a segment is closed and a new one
+	// started. Zero means 4 MiB, or MaxBytes/4 when that is smaller.
+	SegmentBytes int64
+	// Sealer, when set, encrypts each spooled record.
+	Sealer Sealer
+	// Logger receives repair and loss messages; nil discards them.
+	Logger *slog.Logger
+}
+
+// SpoolStats describes a spool.
+type SpoolStats struct {
+	Bytes    int64  // on disk
+	Records  int64  // waiting to be sent
+	Segments int    // files
+	Dropped  uint64 // records refused because the spool was full or a write failed
+	Corrupt  uint64 // torn or unreadable frames discarded at open or read
+}
+
+// Spool is a bounded on-disk queue of records for a producer that cannot
+// reach the server. Records leave it only once a send has succeeded, so
+// delivery is at least once; the server's Ingest, keyed by record UID, makes
+// it exactly once. A full spool drops new records and counts them, never
+// silently. Writes are not fsynced one by one: a process crash loses
+// nothing written, a machine crash may tear the last frame, which the next
+// Open detects and cuts off, keeping the records before it.
+type Spool struct {
+	cfg SpoolConfig
+	log *slog.Logger
+
+	drainMu sync.Mutex // serializes Next, Ack and Drain; guards cur
+
+	mu      sync.Mutex // guards everything below
+	segs    []*segment // oldest first; the last may be active
+	active  *os.File   // open for append, the file of segs[len(segs)-1]
+	size    int64
+	records int64
+	nextSeq uint64
+	closed  bool
+
+	cur *loaded // the oldest segment, read for sending
+
+	dropped, corrupt atomic.Uint64
+}
+
+type segment struct {
+	seq     uint64
+	path    string
+	size    int64
+	records int64
+}
+
+type loaded struct {
+	seg  *segment
+	recs []Record
+	sent int // recs[:sent] were acknowledged
+}
+
+const (
+	segPrefix = "spool-"
+	segSuffix = ".seg"
+	// spoolAD binds spooled ciphertexts to their purpose.
+	spoolAD = "moat/flow/spool"
+)
+
+// OpenSpool opens the spool in cfg.Dir, cutting torn frames off the ends
+// of its segments.
+func OpenSpool(cfg SpoolConfig) (*Spool, error) {
+	if cfg.Dir == "" {
+		return nil, errors.New("flow: spool: empty directory")
+	}
+	if cfg.MaxBytes < 0 || cfg.SegmentBytes < 0 {
+		return nil, fmt.Errorf("flow: spool: negative size (max %d, segment %d)", cfg.MaxBytes, cfg.SegmentBytes)
+	}
+	if cfg.MaxBytes == 0 {
+		cfg.MaxBytes = 64 << 20
+	}
+	if cfg.SegmentBytes == 0 {
+		cfg.SegmentBytes = min(4<<20, max(cfg.MaxBytes/4, 1))
+	}
+	s := &Spool{cfg: cfg, log: cfg.Logger}
+	if s.log == nil {
+		s.log = slog.New(slog.DiscardHandler)
+	}
+	if err := os.MkdirAll(cfg.Dir, 0o700); err != nil {
+		return nil, fmt.Errorf("flow: spool: %w", err)
+	}
+	ents, err := os.ReadDir(cfg.Dir)
+	if err != nil {
+		return nil, fmt.Errorf("flow: spool: %w", err)
+	}
+	for _, e := range ents {
+		seq, ok := parseSegName(e.Name())
+		if !ok || e.IsDir() {
+			continue
+		}
+		seg, err := s.recover(seq, filepath.Join(cfg.Dir, e.Name()))
+		if err != nil {
+			return nil, err
+		}
+		if seg != nil {
+			s.segs = append(s.segs, seg)
+			s.size += seg.size
+			s.records += seg.records
+		}
+		s.nextSeq = max(s.nextSeq, seq+1)
+	}
+	sort.Slice(s.segs, func(i, j int) bool { return s.segs[i].seq < s.segs[j].seq })
+	return s, nil
+}
+
+func segName(seq uint64) string { return fmt.Sprintf("%s%016x%s", segPrefix, seq, segSuffix) }
+
+func parseSegName(name string) (uint64, bool) {
+	h, ok := strings.CutPrefix(name, segPrefix)
+	if !ok {
+		return 0, false
+	}
+	h, ok = strings.CutSuffix(h, segSuffix)
+	if !ok || len(h) != 16 {
+		return 0, false
+	}
+	seq, err := strconv.ParseUint(h, 16, 64)
+	return seq, err == nil
+}
+
+// recover checks one segment file at open, truncating a torn tail and
+// removing a file with nothing in it. It returns nil for a removed file.
+func (s *Spool) recover(seq uint64, path string) (*segment, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("flow: spool: %w", err)
+	}
+	frames, good, derr := decodeSegment(data)
+	if derr != nil {
+		s.corrupt.Add(1)
+		s.log.Warn("flow spool segment damaged; keeping the records before the damage",
+			"path", path, "offset", good, "discarded_bytes", len(data)-good, "records_kept", len(frames), "err", derr)
+	}
+	if len(frames) == 0 {
+		if err := os.Remove(path); err != nil {
+			return nil, fmt.Errorf("flow: spool: %w", err)
+		}
+		return nil, nil
+	}
+	if derr != nil {
+		if err := os.Truncate(path, int64(good)); err != nil {
+			return nil, fmt.Errorf("flow: spool: repair %q: %w", path, err)
+		}
+	}
+	return &segment{seq: seq, path: path, size: int64(good), records: int64(len(frames))}, nil
+}
+
+// Append writes recs to the spool and returns how many it kept; the rest
+// are dropped and counted because the spool is full. An error means a
+// write failed; the records not kept are counted as dropped then too.
+func (s *Spool) Append(recs []Record) (int, error) {
+	frames := make([][]byte, 0, len(recs))
+	for i := range recs {
+		b, err := json.Marshal(&recs[i])
+		if err != nil {
+			s.dropped.Add(uint64(len(recs)))
+			return 0, fmt.Errorf("flow: spool: encode record uid %q: %w", recs[i].Metadata.UID, err)
+		}
+		if s.cfg.Sealer != nil {
+			if b, err = s.cfg.Sealer.Encrypt(b, []byte(spoolAD)); err != nil {
+				s.dropped.Add(uint64(len(recs)))
+				return 0, fmt.Errorf("flow: spool: seal record uid %q: %w", recs[i].Metadata.UID, err)
+			}
+		}
+		frames = append(frames, b)
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		s.dropped.Add(uint64(len(recs)))
+		return 0, errors.New("flow: spool closed")
+	}
+	kept := 0 // records written and accounted
+	var buf []byte
+	var pending, pendingBytes int64
+	// flush writes buf to the active segment and accounts for it; on failure
+	// the segment is cut back to its last whole frame.
+	flush := func() error {
+		if len(buf) == 0 {
+			return nil
+		}
+		seg := s.segs[len(s.segs)-1]
+		if _, err := s.active.Write(buf); err != nil {
+			_ = s.active.Truncate(seg.size)
+			return fmt.Errorf("flow: spool: write %q: %w", seg.path, err)
+		}
+		seg.size += pendingBytes
+		seg.records += pending
+		s.size += pendingBytes
+		s.records += pending
+		kept += int(pending)
+		buf, pending, pendingBytes = buf[:0], 0, 0
+		return nil
+	}
+	fail := func(err error) (int, error) {
+		s.dropped.Add(uint64(len(recs) - kept))
+		return kept, err
+	}
+	for i, f := range frames {
+		n := int64(frameHeader + len(f))
+		if s.size+pendingBytes+n > s.cfg.MaxBytes {
+			if err := flush(); err != nil {
+				return fail(err)
+			}
+			s.dropped.Add(uint64(len(frames) - i))
+			s.log.Warn("flow spool full; dropping records", "dropped", len(frames)-i, "max_bytes", s.cfg.MaxBytes)
+			return kept, nil
+		}
+		if s.active == nil || s.segs[len(s.segs)-1].size+pendingBytes+n > s.cfg.SegmentBytes && s.segs[len(s.segs)-1].records+pending > 0 {
+			if err := flush(); err != nil {
+				return fail(err)
+			}
+			if err := s.rotate(); err != nil {
+				return fail(err)
+			}
+			if s.size+n > s.cfg.MaxBytes { // the new segment's magic took the room
+				s.dropped.Add(uint64(len(frames) - i))
+				return kept, nil
+			}
+		}
+		buf = appendFrame(buf, f)
+		pending++
+		pendingBytes += n
+	}
+	if err := flush(); err != nil {
+		return fail(err)
+	}
+	return kept, nil
+}
+
+// rotate closes the active segment and starts a new one. Called with s.mu.
+func (s *Spool) rotate() error {
+	if err := s.closeActive(); err != nil {
+		return err
+	}
+	seq := s.nextSeq
+	path := filepath.Join(s.cfg.Dir, segName(seq))
+	f, err := os.OpenFile(path, os.O_CREATE|os.O_EXCL|os.O_WRONLY|os.O_APPEND, 0o600)
+	if err != nil {
+		return fmt.Errorf("flow: spool: %w", err)
+	}
+	if _, err := f.Write([]byte(segMagic)); err != nil {
+		f.Close()
+		os.Remove(path)
+		return fmt.Errorf("flow: spool: write %q: %w", path, err)
+	}
+	s.nextSeq++
+	n := int64(len(segMagic))
+	s.segs = append(s.segs, &segment{seq: seq, path: path, size: n})
+	s.size += n
+	s.active = f
+	return nil
+}
+
+// closeActive syncs and closes the active segment. Called with s.mu.
+func (s *Spool) closeActive() error {
+	if s.active == nil {
+		return nil
+	}
+	f := s.active
+	s.active = nil
+	if err := f.Sync(); err != nil {
+		f.Close()
+		return fmt.Errorf("flow: spool: sync %q: %w", f.Name(), err)
+	}
+	if err := f.Close(); err != nil {
+		return fmt.Errorf("flow: spool: close %q: %w", f.Name(), err)
+	}
+	return nil
+}
+
+// SpoolBatch is records handed out by Next, to be acknowledged with Ack
+// once sent.
+type SpoolBatch struct {
+	Records []Record
+	seg     *segment
+	end     int
+}
+
+// Next returns up to max of the oldest unacknowledged records, or nil when
+// the spool is empty. Until Ack, the same records come back from Next.
+func (s *Spool) Next(max int) (*SpoolBatch, error) {
+	if max <= 0 {
+		return nil, fmt.Errorf("flow: spool: batch size must be positive, got %d", max)
+	}
+	s.drainMu.Lock()
+	defer s.drainMu.Unlock()
+	for {
+		if s.cur == nil {
+			if err := s.load(); err != nil || s.cur == nil {
+				return nil, err
+			}
+		}
+		if s.cur.sent < len(s.cur.recs) {
+			end := min(s.cur.sent+max, len(s.cur.recs))
+			return &SpoolBatch{Records: s.cur.recs[s.cur.sent:end], seg: s.cur.seg, end: end}, nil
+		}
+		if err := s.finish(); err != nil {
+			return nil, err
+		}
+	}
+}
+
+// Ack records that b was sent; a segment is deleted once all of it was.
+func (s *Spool) Ack(b *SpoolBatch) error {
+	s.drainMu.Lock()
+	defer s.drainMu.Unlock()
+	if s.cur == nil || s.cur.seg != b.seg || b.end <= s.cur.sent {
+		return nil
+	}
+	s.cur.sent = b.end
+	if s.cur.sent == len(s.cur.recs) {
+		return s.finish()
+	}
+	return nil
+}
+
+// load reads the oldest segment into s.cur, closing it for appends first.
+// Called with drainMu.
+func (s *Spool) load() error {
+	s.mu.Lock()
+	if len(s.segs) == 0 {
+		s.mu.Unlock()
+		return nil
+	}
+	seg := s.segs[0]
+	if len(s.segs) == 1 && s.active != nil {
+		if err := s.closeActive(); err != nil {
+			s.mu.Unlock()
+			return err
+		}
+	}
+	s.mu.Unlock()
+	data, err := os.ReadFile(seg.path)
+	if err != nil {
+		return fmt.Errorf("flow: spool: %w", err)
+	}
+	frames, good, derr := decodeSegment(data)
+	if derr != nil {
+		s.corrupt.Add(1)
+		s.log.Warn("flow spool segment damaged while reading", "path", seg.path, "offset", good, "err", derr)
+	}
+	l := &loaded{seg: seg}
+	for i, f := range frames {
+		if s.cfg.Sealer != nil {
+			if f, err = s.cfg.Sealer.Decrypt(f, []byte(spoolAD)); err != nil {
+				s.corrupt.Add(1)
+				s.log.Warn("flow spool record cannot be opened", "path", seg.path, "frame", i, "err", err)
+				continue
+			}
+		}
+		var r Record
+		if err := json.Unmarshal(f, &r); err != nil {
+			s.corrupt.Add(1)
+			s.log.Warn("flow spool record cannot be decoded", "path", seg.path, "frame", i, "err", err)
+			continue
+		}
+		l.recs = append(l.recs, r)
+	}
+	// Frames that could not be used are no longer waiting.
+	s.mu.Lock()
+	lost := seg.records - int64(len(l.recs))
+	seg.records -= lost
+	s.records -= lost
+	s.mu.Unlock()
+	s.cur = l
+	return nil
+}
+
+// finish deletes the fully sent current segment. Called with drainMu.
+func (s *Spool) finish() error {
+	seg := s.cur.seg
+	s.cur = nil
+	if err := os.Remove(seg.path); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return fmt.Errorf("flow: spool: %w", err)
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if len(s.segs) > 0 && s.segs[0] == seg {
+		s.segs = s.segs[1:]
+		s.size -= seg.size
+		s.records -= seg.records
+	}
+	return nil
+}
+
+// Drain hands the spooled records to send in batches of up to batch,
+// oldest first, removing each batch only after send returns nil. It stops
+// at the first error, which it returns; what was not sent stays spooled.
+func (s *Spool) Drain(ctx context.Context, batch int, send func(context.Context, []Record) error) (int, error) {
+	sent := 0
+	for {
+		if err := ctx.Err(); err != nil {
+			return sent, err
+		}
+		b, err := s.Next(batch)
+		if err != nil || b == nil {
+			return sent, err
+		}
+		if err := send(ctx, b.Records); err != nil {
+			return sent, err
+		}
+		if err := s.Ack(b); err != nil {
+			return sent, err
+		}
+		sent += len(b.Records)
+	}
+}
+
+// Stats describes the spool now.
+func (s *Spool) Stats() SpoolStats {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return SpoolStats{
+		Bytes:    s.size,
+		Records:  s.records,
+		Segments: len(s.segs),
+		Dropped:  s.dropped.Load(),
+		Corrupt:  s.corrupt.Load(),
+	}
+}
+
+// Dropped counts records lost because the spool was full or a write failed.
+func (s *Spool) Dropped() uint64 { return s.dropped.Load() }
+
+// Close syncs and closes the active segment. It is idempotent.
+func (s *Spool) Close() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return nil
+	}
+	s.closed = true
+	return s.closeActive()
+}

@@ -1,0 +1,578 @@
+package flow
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	json "github.com/goccy/go-json"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	_ "modernc.org/sqlite" // registers the "sqlite" driver
+)
+
+// Sealer encrypts stored or spooled record bodies. It has the shape of
+// tink.AEAD, so a tink primitive (or seal's envelope) plugs in unchanged.
+type Sealer interface {
+	Encrypt(plaintext, associatedData []byte) ([]byte, error)
+	Decrypt(ciphertext, associatedData []byte) ([]byte, error)
+}
+
+// StoreConfig configures a Store.
+type StoreConfig struct {
+	// Dir holds one SQLite database per UTC day (flows-YYYYMMDD.db). It is
+	// created when missing unless ReadOnly is set. Required.
+	Dir string
+	// Retention is how long records are kept. Whole days whose last
+	// millisecond is older than now-Retention are deleted, and records older
+	// than that are not stored (they are counted as expired). Zero keeps
+	// everything.
+	Retention time.Duration
+	// Sealer, when set, encrypts each stored record's JSON with the record
+	// UID as associated data. The indexed columns (time, class, source and
+	// destination identities, verdict, rule, bytes) stay in plaintext so that
+	// queries and top-talker rollups work without the key: someone holding
+	// the files learns who talked to whom, when, how much and with what
+	// verdict, but not the rest of the record (addresses, ports, TLS details,
+	// HTTP requests, WAF matched data).
+	Sealer Sealer
+	// ReadOnly opens existing partitions for queries only: nothing is
+	// created, written or pruned. This is what a second process (the CLI)
+	// uses beside a running server.
+	ReadOnly bool
+	// Now is the clock; nil means time.Now.
+	Now func() time.Time
+	// Logger receives partition lifecycle messages; nil discards them.
+	Logger *slog.Logger
+	// PruneEvery is how often Run applies retention; zero means hourly.
+	PruneEvery time.Duration
+}
+
+// StoreStats counts what Ingest did since Open.
+type StoreStats struct {
+	Stored     uint64 // records written
+	Duplicates uint64 // records whose UID was already stored, ignored
+	Expired    uint64 // records older than the retention, ignored
+	Dropped    uint64 // records Follow subscribers were too slow to take
+}
+
+// Store keeps flow records in SQLite, one database per UTC day, and stores
+// each record UID at most once, so at-least-once senders get exactly-once
+// storage.
+type Store struct {
+	cfg StoreConfig
+	log *slog.Logger
+
+	wmu sync.Mutex // serializes Ingest and Prune
+
+	mu     sync.Mutex           // guards parts, subs and closed
+	parts  map[int64]*partition // by day number (days since the Unix epoch, UTC)
+	subs   map[*Subscription]struct{}
+	closed bool
+
+	stored, dups, expired, dropped atomic.Uint64
+}
+
+type partition struct {
+	day  int64
+	path string
+	db   *sql.DB
+}
+
+const (
+	dayMillis  = int64(24 * time.Hour / time.Millisecond)
+	hourMillis = int64(time.Hour / time.Millisecond)
+	partPrefix = "flows-"
+	partSuffix = ".db"
+	// maxUIDLen bounds record IDs so that a hostile producer cannot bloat
+	// the unique index.
+	maxUIDLen = 128
+)
+
+const schema = `
+CREATE TABLE IF NOT EXISTS flows (
+	id       INTEGER PRIMARY KEY,
+	uid      TEXT    NOT NULL UNIQUE,
+	time     INTEGER NOT NULL,
+	class    INTEGER NOT NULL,
+	src      TEXT    NOT NULL,
+	src_name TEXT    NOT NULL,
+	dst      TEXT    NOT NULL,
+	dst_name TEXT    NOT NULL,
+	verdict  TEXT    NOT NULL,
+	rule     TEXT    NOT NULL,
+	bytes    INTEGER NOT NULL,
+	data     BLOB    NOT NULL
+);
+CREATE INDEX IF NOT EXISTS flows_time ON flows(time);
+CREATE INDEX IF NOT EXISTS flows_src ON flows(src, time);
+CREATE INDEX IF NOT EXISTS flows_dst ON flows(dst, time);
+CREATE TABLE IF NOT EXISTS talkers (
+	hour     INTEGER NOT NULL,
+	class    INTEGER NOT NULL,
+	src      TEXT    NOT NULL,
+	src_name TEXT    NOT NULL,
+	dst      TEXT    NOT NULL,
+	dst_name TEXT    NOT NULL,
+	verdict  TEXT    NOT NULL,
+	rule     TEXT    NOT NULL,
+	flows    INTEGER NOT NULL,
+	bytes    INTEGER NOT NULL,
+	PRIMARY KEY (hour, class, src, src_name, dst, dst_name, verdict, rule)
+) WITHOUT ROWID;
+`
+
+// OpenStore opens (or creates) the store in cfg.Dir and applies retention.
+func OpenStore(cfg StoreConfig) (*Store, error) {
+	if cfg.Dir == "" {
+		return nil, errors.New("flow: store: empty data directory")
+	}
+	if cfg.Retention < 0 {
+		return nil, fmt.Errorf("flow: store: negative retention %v", cfg.Retention)
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	if cfg.PruneEvery <= 0 {
+		cfg.PruneEvery = time.Hour
+	}
+	s := &Store{
+		cfg:   cfg,
+		log:   cfg.Logger,
+		parts: map[int64]*partition{},
+		subs:  map[*Subscription]struct{}{},
+	}
+	if s.log == nil {
+		s.log = slog.New(slog.DiscardHandler)
+	}
+	if cfg.ReadOnly {
+		if _, err := os.Stat(cfg.Dir); err != nil {
+			return nil, fmt.Errorf("flow: store: %w", err)
+		}
+	} else if err := os.MkdirAll(cfg.Dir, 0o700); err != nil {
+		return nil, fmt.Errorf("flow: store: %w", err)
+	}
+	if err := s.scan(); err != nil {
+		s.Close()
+		return nil, err
+	}
+	if !cfg.ReadOnly {
+		if _, err := s.Prune(); err != nil {
+			s.Close()
+			return nil, err
+		}
+	}
+	return s, nil
+}
+
+// scan opens every partition file in the directory not yet open.
+func (s *Store) scan() error {
+	ents, err := os.ReadDir(s.cfg.Dir)
+	if err != nil {
+		return fmt.Errorf("flow: store: %w", err)
+	}
+	for _, e := range ents {
+		day, ok := parsePartName(e.Name())
+		if !ok || e.IsDir() {
+			continue
+		}
+		s.mu.Lock()
+		_, open := s.parts[day]
+		s.mu.Unlock()
+		if open {
+			continue
+		}
+		if _, err := s.partition(day, false); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func partName(day int64) string {
+	return partPrefix + time.UnixMilli(day*dayMillis).UTC().Format("20060102") + partSuffix
+}
+
+func parsePartName(name string) (int64, bool) {
+	d, ok := strings.CutPrefix(name, partPrefix)
+	if !ok {
+		return 0, false
+	}
+	d, ok = strings.CutSuffix(d, partSuffix)
+	if !ok {
+		return 0, false
+	}
+	t, err := time.Parse("20060102", d)
+	if err != nil {
+		return 0, false
+	}
+	return t.UnixMilli() / dayMillis, true
+}
+
+// dayOf returns the UTC day number of a time in milliseconds.
+func dayOf(ms int64) int64 {
+	d := ms / dayMillis
+	if ms < 0 && ms%dayMillis != 0 {
+		d--
+	}
+	return d
+}
+
+// partition returns the open partition of day, opening or (when create is
+// set) creating it.
+func (s *Store) partition(day int64, create bool) (*partition, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return nil, errors.New("flow: store closed")
+	}
+	if p, ok := s.parts[day]; ok {
+		return p, nil
+	}
+	path := filepath.Join(s.cfg.Dir, partName(day))
+	if !create {
+		if _, err := os.Stat(path); err != nil {
+			return nil, fmt.Errorf("flow: store: %w", err)
+		}
+	}
+	dsn := "file:" + path + "?_pragma=busy_timeout(10000)&_pragma=journal_mode(WAL)&_pragma=synchronous(NORMAL)&_pragma=cache_size(-65536)&_pragma=temp_store(MEMORY)&_pragma=wal_autocheckpoint(16384)"
+	if s.cfg.ReadOnly {
+		dsn = "file:" + path + "?mode=ro&_pragma=busy_timeout(10000)&_pragma=cache_size(-65536)&_pragma=temp_store(MEMORY)&_pragma=wal_autocheckpoint(16384)"
+	}
+	db, err := sql.Open("sqlite", dsn)
+	if err != nil {
+		return nil, fmt.Errorf("flow: store: open %q: %w", path, err)
+	}
+	db.SetMaxOpenConns(4)
+	if !s.cfg.ReadOnly {
+		if _, err := db.Exec(schema); err != nil {
+			db.Close()
+			return nil, fmt.Errorf("flow: store: schema of %q: %w", path, err)
+		}
+	}
+	p := &partition{day: day, path: path, db: db}
+	s.parts[day] = p
+	return p, nil
+}
+
+// cutoff is the oldest record time kept, in milliseconds, or math.MinInt64
+// when retention is off.
+func (s *Store) cutoff() (int64, bool) {
+	if s.cfg.Retention <= 0 {
+		return 0, false
+	}
+	return Millis(s.cfg.Now().Add(-s.cfg.Retention)), true
+}
+
+// Prune deletes the partitions whose whole day is older than the retention
+// and reports how many it deleted.
+func (s *Store) Prune() (int, error) {
+	if s.cfg.ReadOnly {
+		return 0, errors.New("flow: store is read-only")
+	}
+	cut, ok := s.cutoff()
+	if !ok {
+		return 0, nil
+	}
+	s.wmu.Lock()
+	defer s.wmu.Unlock()
+	s.mu.Lock()
+	var old []*partition
+	for day, p := range s.parts {
+		if (day+1)*dayMillis <= cut {
+			old = append(old, p)
+			delete(s.parts, day)
+		}
+	}
+	s.mu.Unlock()
+	var errs []error
+	for _, p := range old {
+		if err := p.db.Close(); err != nil {
+			errs = append(errs, fmt.Errorf("flow: store: close %q: %w", p.path, err))
+		}
+		for _, suffix := range []string{"", "-wal", "-shm"} {
+			if err := os.Remove(p.path + suffix); err != nil && !errors.Is(err, os.ErrNotExist) {
+				errs = append(errs, fmt.Errorf("flow: store: %w", err))
+			}
+		}
+		s.log.Info("flow partition dropped by retention", "path", p.path)
+	}
+	return len(old), errors.Join(errs...)
+}
+
+// Run applies retention every PruneEvery until ctx ends.
+func (s *Store) Run(ctx context.Context) error {
+	t := time.NewTicker(s.cfg.PruneEvery)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-t.C:
+			if _, err := s.Prune(); err != nil {
+				s.log.Error("flow retention", "err", err)
+			}
+		}
+	}
+}
+
+// Stats returns the ingestion counters.
+func (s *Store) Stats() StoreStats {
+	return StoreStats{
+		Stored:     s.stored.Load(),
+		Duplicates: s.dups.Load(),
+		Expired:    s.expired.Load(),
+		Dropped:    s.dropped.Load(),
+	}
+}
+
+// Close closes every partition and ends Follow subscriptions. It is
+// idempotent.
+func (s *Store) Close() error {
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return nil
+	}
+	s.closed = true
+	parts := s.parts
+	s.parts = map[int64]*partition{}
+	subs := s.subs
+	s.subs = map[*Subscription]struct{}{}
+	s.mu.Unlock()
+	for sub := range subs {
+		sub.end()
+	}
+	var errs []error
+	for _, p := range parts {
+		if err := p.db.Close(); err != nil {
+			errs = append(errs, fmt.Errorf("flow: store: close %q: %w", p.path, err))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// Validate checks what the store needs of a record: an ID of at most 128
+// bytes, a positive time and a class.
+func Validate(r *Record) error {
+	switch {
+	case r.Metadata.UID == "":
+		return errors.New("empty metadata.uid")
+	case len(r.Metadata.UID) > maxUIDLen:
+		return fmt.Errorf("metadata.uid longer than %d bytes", maxUIDLen)
+	case r.Time <= 0:
+		return fmt.Errorf("time %d is not a positive millisecond timestamp", r.Time)
+	case r.ClassUID == 0:
+		return errors.New("class_uid is zero")
+	}
+	return nil
+}
+
+// row is the indexed columns of a record.
+type row struct {
+	src, srcName, dst, dstName, verdict, rule string
+	bytes                                     int64
+}
+
+func endpointKey(e *Endpoint) (key, name string) {
+	if e == nil {
+		return "", ""
+	}
+	switch {
+	case e.UID != "":
+		key = e.UID
+	case e.SvcName != "":
+		key = e.SvcName
+	case e.Name != "":
+		key = e.Name
+	default:
+		key = e.IP
+	}
+	return key, e.SvcName
+}
+
+// columns extracts the indexed columns: each side's identity (SPIFFE ID,
+// else service name, else name, else IP), the verdict, the deciding rule
+// (firewall rule, else detection analytic, else first WAF rule) and bytes.
+func columns(r *Record) row {
+	var c row
+	c.src, c.srcName = endpointKey(r.SrcEndpoint)
+	c.dst, c.dstName = endpointKey(r.DstEndpoint)
+	c.verdict = r.Verdict()
+	switch {
+	case r.FirewallRule != nil && r.FirewallRule.Name != "":
+		c.rule = r.FirewallRule.Name
+	case r.FirewallRule != nil && r.FirewallRule.UID != "":
+		c.rule = r.FirewallRule.UID
+	case r.FindingInfo != nil && r.FindingInfo.Analytic != nil && r.FindingInfo.Analytic.Name != "":
+		c.rule = r.FindingInfo.Analytic.Name
+	case r.Unmapped != nil && len(r.Unmapped.Rules) > 0:
+		c.rule = r.Unmapped.Rules[0]
+	}
+	if t := r.Traffic; t != nil {
+		c.bytes = t.Bytes
+		if c.bytes == 0 {
+			c.bytes = t.BytesIn + t.BytesOut
+		}
+	}
+	return c
+}
+
+type rollupKey struct {
+	hour  int64
+	class int
+	row
+}
+
+// Ingest stores recs, ignoring (and counting) those whose UID is already
+// stored and those older than the retention, and returns how many it
+// stored. A batch with an invalid record is refused whole, naming the
+// record. Records are committed per day in one transaction each; should a
+// later day fail, the earlier days stay committed, and sending the same
+// batch again is safe because ingestion is idempotent by UID.
+func (s *Store) Ingest(ctx context.Context, recs []Record) (int, error) {
+	if s.cfg.ReadOnly {
+		return 0, errors.New("flow: store is read-only")
+	}
+	for i := range recs {
+		if err := Validate(&recs[i]); err != nil {
+			return 0, fmt.Errorf("flow: ingest: record %d (uid %q): %w", i, recs[i].Metadata.UID, err)
+		}
+	}
+	cut, retain := s.cutoff()
+	byDay := map[int64][]int{}
+	var days []int64
+	for i := range recs {
+		if retain && recs[i].Time < cut {
+			s.expired.Add(1)
+			continue
+		}
+		d := dayOf(recs[i].Time)
+		if _, ok := byDay[d]; !ok {
+			days = append(days, d)
+		}
+		byDay[d] = append(byDay[d], i)
+	}
+	sort.Slice(days, func(i, j int) bool { return days[i] < days[j] })
+
+	s.wmu.Lock()
+	defer s.wmu.Unlock()
+	total := 0
+	var fresh []int
+	for _, d := range days {
+		p, err := s.partition(d, true)
+		if err != nil {
+			s.notify(recs, fresh)
+			return total, err
+		}
+		n, err := s.ingestDay(ctx, p, recs, byDay[d], &fresh)
+		total += n
+		if err != nil {
+			s.notify(recs, fresh)
+			return total, err
+		}
+	}
+	s.notify(recs, fresh)
+	return total, nil
+}
+
+func (s *Store) ingestDay(ctx context.Context, p *partition, recs []Record, idx []int, fresh *[]int) (int, error) {
+	tx, err := p.db.BeginTx(ctx, nil)
+	if err != nil {
+		return 0, fmt.Errorf("flow: ingest: begin %q: %w", p.path, err)
+	}
+	defer tx.Rollback()
+	ins, err := tx.PrepareContext(ctx, `INSERT INTO flows(uid, time, class, src, src_name, dst, dst_name, verdict, rule, bytes, data)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT(uid) DO NOTHING`)
+	if err != nil {
+		return 0, fmt.Errorf("flow: ingest: %w", err)
+	}
+	defer ins.Close()
+	roll := map[rollupKey][2]int64{}
+	var added []int
+	var buf []byte
+	for _, i := range idx {
+		r := &recs[i]
+		c := columns(r)
+		buf, err = s.encode(buf[:0], r)
+		if err != nil {
+			return 0, err
+		}
+		res, err := ins.ExecContext(ctx, r.Metadata.UID, r.Time, r.ClassUID, c.src, c.srcName, c.dst, c.dstName, c.verdict, c.rule, c.bytes, buf)
+		if err != nil {
+			return 0, fmt.Errorf("flow: ingest: record uid %q: %w", r.Metadata.UID, err)
+		}
+		if n, _ := res.RowsAffected(); n == 0 {
+			continue
+		}
+		added = append(added, i)
+		k := rollupKey{hour: r.Time / hourMillis, class: r.ClassUID, row: c}
+		k.bytes = 0
+		v := roll[k]
+		v[0]++
+		v[1] += c.bytes
+		roll[k] = v
+	}
+	up, err := tx.PrepareContext(ctx, `INSERT INTO talkers(hour, class, src, src_name, dst, dst_name, verdict, rule, flows, bytes)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+		ON CONFLICT DO UPDATE SET flows = flows + excluded.flows, bytes = bytes + excluded.bytes`)
+	if err != nil {
+		return 0, fmt.Errorf("flow: ingest: %w", err)
+	}
+	defer up.Close()
+	for k, v := range roll {
+		if _, err := up.ExecContext(ctx, k.hour, k.class, k.src, k.srcName, k.dst, k.dstName, k.verdict, k.rule, v[0], v[1]); err != nil {
+			return 0, fmt.Errorf("flow: ingest: rollup: %w", err)
+		}
+	}
+	if err := tx.Commit(); err != nil {
+		return 0, fmt.Errorf("flow: ingest: commit %q: %w", p.path, err)
+	}
+	s.stored.Add(uint64(len(added)))
+	s.dups.Add(uint64(len(idx) - len(added)))
+	*fresh = append(*fresh, added...)
+	return len(added), nil
+}
+
+// sealAD is the associated data binding a sealed body to its record.
+func sealAD(uid string) []byte { return []byte("moat/flow/record:" + uid) }
+
+func (s *Store) encode(buf []byte, r *Record) ([]byte, error) {
+	b, err := json.Marshal(r)
+	if err != nil {
+		return nil, fmt.Errorf("flow: ingest: encode record uid %q: %w", r.Metadata.UID, err)
+	}
+	if s.cfg.Sealer == nil {
+		return append(buf, b...), nil
+	}
+	ct, err := s.cfg.Sealer.Encrypt(b, sealAD(r.Metadata.UID))
+	if err != nil {
+		return nil, fmt.Errorf("flow: ingest: seal record uid %q: %w", r.Metadata.UID, err)
+	}
+	return append(buf, ct...), nil
+}
+
+func (s *Store) decode(uid string, data []byte) (Record, error) {
+	var r Record
+	if s.cfg.Sealer != nil {
+		pt, err := s.cfg.Sealer.Decrypt(data, sealAD(uid))
+		if err != nil {
+			return r, fmt.Errorf("flow: open record uid %q: %w", uid, err)
+		}
+		data = pt
+	}
+	if err := json.Unmarshal(data, &r); err != nil {
+		return r, fmt.Errorf("flow: decode record uid %q: %w", uid, err)
+	}
+	if r.Metadata.UID != uid {
+		return r, fmt.Errorf("flow: record uid %q holds uid %q", uid, r.Metadata.UID)
+	}
+	return r, nil
+}

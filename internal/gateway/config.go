@@ -1,0 +1,526 @@
+package gateway
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"net/netip"
+	"net/url"
+	"os"
+	"slices"
+	"strings"
+	"time"
+
+	"moat/internal/config"
+	"moat/internal/waf"
+)
+
+// File is gateway.yaml as written. Every field is optional unless its
+// comment says otherwise; the zero value of each names its default.
+type File struct {
+	// Listen is the HTTPS address; empty means ":8443".
+	Listen string `yaml:"listen"`
+	// RedirectListen is the plain-HTTP address that answers only with a
+	// redirect to HTTPS; empty means ":8080", "off" turns it off.
+	RedirectListen string `yaml:"redirect_listen"`
+	// RedirectPort is the HTTPS port named in redirects; 0 means Listen's.
+	RedirectPort int `yaml:"redirect_port"`
+
+	TLS     TLSFile     `yaml:"tls"`
+	HSTS    HSTSFile    `yaml:"hsts"`
+	Limits  LimitsFile  `yaml:"limits"`
+	WAF     WAFFile     `yaml:"waf"`
+	CSRF    CSRFFile    `yaml:"csrf"`
+	Rate    RateFile    `yaml:"rate_limit"`
+	Events  string      `yaml:"events"` // OCSF JSON-lines file for security events; empty: the caller's writer only
+	IPAllow []string    `yaml:"ip_allow"`
+	IPDeny  []string    `yaml:"ip_deny"`
+	Trusted []string    `yaml:"trusted_proxies"`
+	Routes  []RouteFile `yaml:"routes"`
+	// Services are the mesh services routes may name, when the caller
+	// does not supply the list.
+	Services []string `yaml:"services"`
+}
+
+// TLSFile names the certificate. Without cert_file and key_file the
+// caller must supply certificates (Config.GetCertificate).
+type TLSFile struct {
+	CertFile string `yaml:"cert_file"`
+	KeyFile  string `yaml:"key_file"`
+	// MinVersion is "1.2" (the default) or "1.3".
+	MinVersion string `yaml:"min_version"`
+}
+
+// HSTSFile sets Strict-Transport-Security, on by default with a max-age of
+// one year.
+type HSTSFile struct {
+	Disabled          bool            `yaml:"disabled"`
+	MaxAge            config.Duration `yaml:"max_age"`
+	IncludeSubdomains bool            `yaml:"include_subdomains"`
+	Preload           bool            `yaml:"preload"`
+}
+
+// LimitsFile holds the slowloris and size defences.
+type LimitsFile struct {
+	ReadHeaderTimeout config.Duration `yaml:"read_header_timeout"` // 0: 5s
+	ReadTimeout       config.Duration `yaml:"read_timeout"`        // 0: 60s (whole request, body included)
+	WriteTimeout      config.Duration `yaml:"write_timeout"`       // 0: 120s
+	IdleTimeout       config.Duration `yaml:"idle_timeout"`        // 0: 60s
+	MaxHeaderBytes    int             `yaml:"max_header_bytes"`    // 0: 32 KiB
+	MaxBodyBytes      int64           `yaml:"max_body_bytes"`      // 0: 10 MiB
+	MaxConnsPerIP     int             `yaml:"max_conns_per_ip"`    // 0: 256
+}
+
+// WAFFile configures the WAF (see waf.Config for each setting's meaning).
+type WAFFile struct {
+	Disabled          bool     `yaml:"disabled"`
+	Paranoia          int      `yaml:"paranoia"`
+	DetectionParanoia int      `yaml:"detection_paranoia"`
+	InboundThreshold  int      `yaml:"inbound_threshold"`
+	OutboundThreshold int      `yaml:"outbound_threshold"`
+	DetectionOnly     bool     `yaml:"detection_only"`
+	RequestBodyLimit  int64    `yaml:"request_body_limit"`
+	ResponseBodyLimit int64    `yaml:"response_body_limit"`
+	InspectResponses  bool     `yaml:"inspect_responses"`
+	RulesBefore       []string `yaml:"rules_before"`
+	Rules             []string `yaml:"rules"`
+}
+
+// CSRFFile sets what happens to an unsafe request with neither Origin nor
+// Referer: "refuse_with_cookies" (the default: refuse when it carries
+// cookies), "refuse" or "allow".
+type CSRFFile struct {
+	Missing string `yaml:"missing"`
+}
+
+// RateFile is a per-client-IP token bucket.
+type RateFile struct {
+	RPS   float64 `yaml:"rps"`   // 0: 50 requests a second
+	Burst int     `yaml:"burst"` // 0: 2×RPS, at least 1
+	Off   bool    `yaml:"off"`
+}
+
+// RouteFile maps Host + path prefix to a mesh service.
+type RouteFile struct {
+	Name string `yaml:"name"` // defaults to the service name
+	// Host is matched without port, case-insensitively; empty or "*"
+	// matches any host.
+	Host string `yaml:"host"`
+	// Path is a path prefix ("/api/"); empty means "/".
+	Path    string `yaml:"path"`
+	Service string `yaml:"service"` // required
+	Port    int    `yaml:"port"`    // required
+	// AllowedOrigins are the origins ("https://shop.example") whose
+	// unsafe requests are accepted. Empty: only the request's own origin
+	// (https:// plus its Host).
+	AllowedOrigins []string  `yaml:"allowed_origins"`
+	CSRFMissing    string    `yaml:"csrf_missing"` // overrides csrf.missing
+	Rate           *RateFile `yaml:"rate_limit"`   // overrides rate_limit
+	WAFExclusions  []string  `yaml:"waf_exclusions"`
+	WAFOff         bool      `yaml:"waf_off"`
+}
+
+// Settings is a validated gateway.yaml in typed form.
+type Settings struct {
+	Listen         string
+	RedirectListen string // "" when off
+	RedirectPort   int
+	CertFile       string
+	KeyFile        string
+	MinTLS         uint16
+	HSTS           string // the header value; "" when off
+	ReadHeader     time.Duration
+	Read           time.Duration
+	Write          time.Duration
+	Idle           time.Duration
+	MaxHeaderBytes int
+	MaxBodyBytes   int64
+	MaxConnsPerIP  int
+	WAFOn          bool
+	WAF            waf.Config
+	Events         string
+	Allow, Deny    *prefixSet
+	Trusted        *prefixSet
+	Routes         []Route
+}
+
+// Route is one validated route.
+type Route struct {
+	Name           string
+	Host           string // lower case; "" matches any
+	Path           string
+	Service        string
+	Port           int
+	AllowedOrigins []string // normalised scheme://host[:port]
+	CSRFMissing    string
+	RPS            float64 // 0 with Burst 0: no limit
+	Burst          int
+	Exclusions     *waf.Exclusions
+	WAFOff         bool
+}
+
+const (
+	csrfRefuseWithCookies = "refuse_with_cookies"
+	csrfRefuse            = "refuse"
+	csrfAllow             = "allow"
+	minHSTS               = 365 * 24 * time.Hour
+)
+
+// LoadFile reads, decodes and validates gateway.yaml. services lists the
+// mesh services routes may name; nil means the file's own services list.
+func LoadFile(name string, services []string) (*Settings, error) {
+	var f File
+	if err := config.DecodeFile(name, &f); err != nil {
+		return nil, fmt.Errorf("gateway: %w", err)
+	}
+	s, err := f.Settings(services)
+	if err != nil {
+		var ce *config.Error
+		if errors.As(err, &ce) {
+			ce.File = name
+		}
+		return nil, fmt.Errorf("gateway: %w", err)
+	}
+	return s, nil
+}
+
+// Settings validates f and returns its typed form. The error names the key
+// path of the first problem.
+func (f *File) Settings(services []string) (*Settings, error) {
+	s := &Settings{
+		Listen:         or(f.Listen, ":8443"),
+		RedirectListen: or(f.RedirectListen, ":8080"),
+		RedirectPort:   f.RedirectPort,
+		CertFile:       f.TLS.CertFile,
+		KeyFile:        f.TLS.KeyFile,
+		ReadHeader:     orDur(f.Limits.ReadHeaderTimeout, 5*time.Second),
+		Read:           orDur(f.Limits.ReadTimeout, 60*time.Second),
+		Write:          orDur(f.Limits.WriteTimeout, 120*time.Second),
+		Idle:           orDur(f.Limits.IdleTimeout, 60*time.Second),
+		MaxHeaderBytes: orInt(f.Limits.MaxHeaderBytes, 32<<10),
+		MaxBodyBytes:   f.Limits.MaxBodyBytes,
+		MaxConnsPerIP:  orInt(f.Limits.MaxConnsPerIP, 256),
+		Events:         f.Events,
+		WAFOn:          !f.WAF.Disabled,
+	}
+	if s.MaxBodyBytes == 0 {
+		s.MaxBodyBytes = 10 << 20
+	}
+	if s.RedirectListen == "off" {
+		s.RedirectListen = ""
+	}
+	if err := checkAddr("listen", s.Listen); err != nil {
+		return nil, err
+	}
+	if s.RedirectListen != "" {
+		if err := checkAddr("redirect_listen", s.RedirectListen); err != nil {
+			return nil, err
+		}
+	}
+	if s.RedirectPort < 0 || s.RedirectPort > 65535 {
+		return nil, config.Errorf("redirect_port", "want a port 1-65535, got %d", s.RedirectPort)
+	}
+	switch f.TLS.MinVersion {
+	case "", "1.2":
+		s.MinTLS = tlsVersion12
+	case "1.3":
+		s.MinTLS = tlsVersion13
+	default:
+		return nil, config.Errorf("tls.min_version", "want \"1.2\" or \"1.3\", got %q", f.TLS.MinVersion)
+	}
+	if (s.CertFile == "") != (s.KeyFile == "") {
+		return nil, config.Errorf("tls", "give both cert_file and key_file, or neither")
+	}
+	if s.CertFile != "" {
+		if _, key, err := loadKeyPair(s.CertFile, s.KeyFile); err != nil {
+			return nil, config.Errorf("tls."+key, "%v", err)
+		}
+	}
+	hsts, err := f.HSTS.header()
+	if err != nil {
+		return nil, err
+	}
+	s.HSTS = hsts
+	for _, l := range []struct {
+		key string
+		v   int64
+	}{{"limits.max_header_bytes", int64(f.Limits.MaxHeaderBytes)}, {"limits.max_body_bytes", f.Limits.MaxBodyBytes}, {"limits.max_conns_per_ip", int64(f.Limits.MaxConnsPerIP)}} {
+		if l.v < 0 {
+			return nil, config.Errorf(l.key, "must not be negative, got %d", l.v)
+		}
+	}
+	if s.WAF, err = f.WAF.config(); err != nil {
+		return nil, err
+	}
+	if s.Allow, err = parsePrefixes("ip_allow", f.IPAllow); err != nil {
+		return nil, err
+	}
+	if s.Deny, err = parsePrefixes("ip_deny", f.IPDeny); err != nil {
+		return nil, err
+	}
+	if s.Trusted, err = parsePrefixes("trusted_proxies", f.Trusted); err != nil {
+		return nil, err
+	}
+	csrfDefault := or(f.CSRF.Missing, csrfRefuseWithCookies)
+	if err := checkCSRF("csrf.missing", csrfDefault); err != nil {
+		return nil, err
+	}
+	rps, burst, err := f.Rate.values("rate_limit", 50)
+	if err != nil {
+		return nil, err
+	}
+	if services == nil {
+		services = f.Services
+	}
+	if len(f.Routes) == 0 {
+		return nil, config.Errorf("routes", "no routes: the gateway would refuse every request")
+	}
+	names := map[string]bool{}
+	keys := map[string]bool{}
+	for i, rf := range f.Routes {
+		p := config.Index("routes", i)
+		r, err := rf.route(p, services, csrfDefault, rps, burst)
+		if err != nil {
+			return nil, err
+		}
+		if names[r.Name] {
+			return nil, config.Errorf(config.Join(p, "name"), "route name %q used twice", r.Name)
+		}
+		names[r.Name] = true
+		if k := r.Host + " " + r.Path; keys[k] {
+			return nil, config.Errorf(config.Join(p, "path"), "host %q and path %q are already routed", r.Host, r.Path)
+		} else {
+			keys[k] = true
+		}
+		s.Routes = append(s.Routes, r)
+	}
+	return s, nil
+}
+
+func (rf *RouteFile) route(p string, services []string, csrfDefault string, rps float64, burst int) (Route, error) {
+	r := Route{
+		Name:        or(rf.Name, rf.Service),
+		Host:        strings.ToLower(rf.Host),
+		Path:        or(rf.Path, "/"),
+		Service:     rf.Service,
+		Port:        rf.Port,
+		CSRFMissing: or(rf.CSRFMissing, csrfDefault),
+		RPS:         rps,
+		Burst:       burst,
+		WAFOff:      rf.WAFOff,
+	}
+	if r.Host == "*" {
+		r.Host = ""
+	}
+	if r.Service == "" {
+		return r, config.Errorf(config.Join(p, "service"), "required: the mesh service this route reaches")
+	}
+	if !slices.Contains(services, r.Service) {
+		return r, config.Errorf(config.Join(p, "service"), "unknown service %q", r.Service)
+	}
+	if r.Port < 1 || r.Port > 65535 {
+		return r, config.Errorf(config.Join(p, "port"), "want a port 1-65535, got %d", r.Port)
+	}
+	if !strings.HasPrefix(r.Path, "/") {
+		return r, config.Errorf(config.Join(p, "path"), "want a path prefix starting with \"/\", got %q", r.Path)
+	}
+	if strings.ContainsAny(r.Host, "/:@ ") {
+		return r, config.Errorf(config.Join(p, "host"), "want a host name without port or scheme, got %q", rf.Host)
+	}
+	for j, o := range rf.AllowedOrigins {
+		n, err := normOrigin(o)
+		if err != nil {
+			return r, config.Errorf(config.Index(config.Join(p, "allowed_origins"), j), "%v", err)
+		}
+		r.AllowedOrigins = append(r.AllowedOrigins, n)
+	}
+	if err := checkCSRF(config.Join(p, "csrf_missing"), r.CSRFMissing); err != nil {
+		return r, err
+	}
+	if rf.Rate != nil {
+		var err error
+		if r.RPS, r.Burst, err = rf.Rate.values(config.Join(p, "rate_limit"), 50); err != nil {
+			return r, err
+		}
+	}
+	for j, e := range rf.WAFExclusions {
+		if _, _, err := waf.ParseExclusion(e); err != nil {
+			return r, config.Errorf(config.Index(config.Join(p, "waf_exclusions"), j), "%v", strings.TrimPrefix(err.Error(), "waf: "))
+		}
+	}
+	ex, err := waf.NewExclusions(rf.WAFExclusions)
+	if err != nil {
+		return r, config.Errorf(config.Join(p, "waf_exclusions"), "%v", err)
+	}
+	r.Exclusions = ex
+	return r, nil
+}
+
+func (h HSTSFile) header() (string, error) {
+	if h.Disabled {
+		return "", nil
+	}
+	age := time.Duration(h.MaxAge)
+	if age == 0 {
+		age = minHSTS
+	}
+	if age < minHSTS {
+		return "", config.Errorf("hsts.max_age", "want at least one year (\"365d\"), got %s", age)
+	}
+	v := fmt.Sprintf("max-age=%d", int64(age/time.Second))
+	if h.IncludeSubdomains {
+		v += "; includeSubDomains"
+	}
+	if h.Preload {
+		if !h.IncludeSubdomains {
+			return "", config.Errorf("hsts.preload", "preload needs include_subdomains: true")
+		}
+		v += "; preload"
+	}
+	return v, nil
+}
+
+func (w WAFFile) config() (waf.Config, error) {
+	c := waf.Config{
+		Paranoia:          w.Paranoia,
+		DetectionParanoia: w.DetectionParanoia,
+		InboundThreshold:  w.InboundThreshold,
+		OutboundThreshold: w.OutboundThreshold,
+		DetectionOnly:     w.DetectionOnly,
+		RequestBodyLimit:  w.RequestBodyLimit,
+		ResponseBodyLimit: w.ResponseBodyLimit,
+		InspectResponses:  w.InspectResponses,
+		RuleFilesBefore:   w.RulesBefore,
+		RuleFiles:         w.Rules,
+	}
+	if c.Paranoia < 0 || c.Paranoia > 4 {
+		return c, config.Errorf("waf.paranoia", "want 1 to 4, got %d", c.Paranoia)
+	}
+	if d := c.DetectionParanoia; d != 0 && (d < max(c.Paranoia, 1) || d > 4) {
+		return c, config.Errorf("waf.detection_paranoia", "want %d to 4 (not below paranoia), got %d", max(c.Paranoia, 1), d)
+	}
+	if c.InboundThreshold < 0 {
+		return c, config.Errorf("waf.inbound_threshold", "must be positive, got %d", c.InboundThreshold)
+	}
+	if c.OutboundThreshold < 0 {
+		return c, config.Errorf("waf.outbound_threshold", "must be positive, got %d", c.OutboundThreshold)
+	}
+	if c.RequestBodyLimit < 0 {
+		return c, config.Errorf("waf.request_body_limit", "must be positive, got %d", c.RequestBodyLimit)
+	}
+	if c.ResponseBodyLimit < 0 {
+		return c, config.Errorf("waf.response_body_limit", "must be positive, got %d", c.ResponseBodyLimit)
+	}
+	for key, list := range map[string][]string{"waf.rules_before": w.RulesBefore, "waf.rules": w.Rules} {
+		for i, f := range list {
+			if _, err := os.Stat(f); err != nil {
+				return c, config.Errorf(config.Index(key, i), "rule file: %v", err)
+			}
+		}
+	}
+	return c, nil
+}
+
+func (r RateFile) values(path string, defRPS float64) (float64, int, error) {
+	if r.Off {
+		return 0, 0, nil
+	}
+	if r.RPS < 0 {
+		return 0, 0, config.Errorf(config.Join(path, "rps"), "must be positive, got %v", r.RPS)
+	}
+	if r.Burst < 0 {
+		return 0, 0, config.Errorf(config.Join(path, "burst"), "must be positive, got %d", r.Burst)
+	}
+	rps := r.RPS
+	if rps == 0 {
+		rps = defRPS
+	}
+	burst := r.Burst
+	if burst == 0 {
+		burst = max(1, int(2*rps))
+	}
+	return rps, burst, nil
+}
+
+func checkCSRF(path, v string) error {
+	switch v {
+	case csrfRefuseWithCookies, csrfRefuse, csrfAllow:
+		return nil
+	}
+	return config.Errorf(path, "want %q, %q or %q, got %q", csrfRefuseWithCookies, csrfRefuse, csrfAllow, v)
+}
+
+func checkAddr(path, addr string) error {
+	if _, _, err := net.SplitHostPort(addr); err != nil {
+		return config.Errorf(path, "want host:port, got %q", addr)
+	}
+	return nil
+}
+
+// normOrigin returns scheme://host[:port] in lower case.
+func normOrigin(o string) (string, error) {
+	u, err := url.Parse(o)
+	if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" || (u.Path != "" && u.Path != "/") || u.RawQuery != "" || u.User != nil {
+		return "", fmt.Errorf("want an origin such as \"https://shop.example\", got %q", o)
+	}
+	return strings.ToLower(u.Scheme + "://" + u.Host), nil
+}
+
+// prefixSet is a list of IP prefixes. An empty set contains nothing.
+type prefixSet struct{ prefixes []netip.Prefix }
+
+func parsePrefixes(path string, list []string) (*prefixSet, error) {
+	s := &prefixSet{}
+	for i, v := range list {
+		var p netip.Prefix
+		var err error
+		if strings.Contains(v, "/") {
+			p, err = netip.ParsePrefix(v)
+		} else {
+			var a netip.Addr
+			a, err = netip.ParseAddr(v)
+			p = netip.PrefixFrom(a, a.BitLen())
+		}
+		if err != nil {
+			return nil, config.Errorf(config.Index(path, i), "want an IP address or CIDR such as \"10.0.0.0/8\", got %q", v)
+		}
+		s.prefixes = append(s.prefixes, p.Masked())
+	}
+	return s, nil
+}
+
+func (s *prefixSet) empty() bool { return s == nil || len(s.prefixes) == 0 }
+
+func (s *prefixSet) contains(a netip.Addr) bool {
+	if s == nil {
+		return false
+	}
+	a = a.Unmap()
+	for _, p := range s.prefixes {
+		if p.Contains(a) {
+			return true
+		}
+	}
+	return false
+}
+
+func or(v, def string) string {
+	if v == "" {
+		return def
+	}
+	return v
+}
+
+func orInt(v, def int) int {
+	if v == 0 {
+		return def
+	}
+	return v
+}
+
+func orDur(v config.Duration, def time.Duration) time.Duration {
+	if v == 0 {
+		return def
+	}
+	return time.Duration(v)
+}

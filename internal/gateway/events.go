@@ -1,0 +1,129 @@
+package gateway
+
+import (
+	"net/http"
+	"net/netip"
+	"strconv"
+	"time"
+
+	"moat/internal/flow"
+	"moat/internal/waf"
+)
+
+// Security event kinds (flow.Moat.Kind).
+const (
+	KindWAF       = "waf"
+	KindRateLimit = "rate_limit"
+	KindIPDeny    = "ip_deny"
+	KindCSRF      = "csrf"
+)
+
+const product = "moat gateway"
+
+// event describes one refused (or, in detection-only mode, flagged) request.
+type event struct {
+	kind    string
+	reason  string
+	status  int
+	route   string
+	reqID   string
+	client  netip.Addr
+	r       *http.Request
+	verdict *waf.Verdict
+	blocked bool
+}
+
+// httpActivity maps a method to OCSF HTTP Activity's activity_id.
+func httpActivity(method string) (int, string) {
+	switch method {
+	case http.MethodConnect:
+		return 1, "Connect"
+	case http.MethodDelete:
+		return 2, "Delete"
+	case http.MethodGet:
+		return 3, "Get"
+	case http.MethodHead:
+		return 4, "Head"
+	case http.MethodOptions:
+		return 5, "Options"
+	case http.MethodPost:
+		return 6, "Post"
+	case http.MethodPut:
+		return 7, "Put"
+	case http.MethodTrace:
+		return 8, "Trace"
+	}
+	return 99, "Other"
+}
+
+// record turns e into an OCSF record: a Detection Finding (2004) for the
+// WAF, HTTP Activity (4002) for the rest.
+func (e *event) record(now time.Time) flow.Record {
+	var rec flow.Record
+	if e.kind == KindWAF {
+		rec = flow.Header(flow.ClassDetectionFinding, 1, product, now)
+		rec.ActivityName = "Create"
+		rec.SeverityID, rec.Severity = flow.SeverityHigh, "High"
+	} else {
+		id, name := 1, "Connect" // a refused connection has no request
+		if e.r != nil {
+			id, name = httpActivity(e.r.Method)
+		}
+		rec = flow.Header(flow.ClassHTTPActivity, id, product, now)
+		rec.ActivityName = name
+		rec.SeverityID, rec.Severity = flow.SeverityMedium, "Medium"
+	}
+	rec.Message = e.reason
+	m := &flow.Moat{Kind: e.kind, Route: e.route, Reason: e.reason}
+	if e.blocked {
+		rec.ActionID, rec.Action = flow.ActionDenied, "Denied"
+		rec.DispositionID, rec.Disposition = flow.DispositionBlocked, "Blocked"
+		m.Verdict = flow.VerdictDeny
+	} else {
+		rec.ActionID, rec.Action = flow.ActionAllowed, "Allowed"
+		rec.DispositionID, rec.Disposition = flow.DispositionLogged, "Logged"
+		m.Verdict = flow.VerdictAudit
+	}
+	rec.SrcEndpoint = &flow.Endpoint{IP: e.client.String()}
+	if e.r != nil {
+		host := e.r.Host
+		rec.HTTPRequest = &flow.HTTPRequest{
+			Method:    e.r.Method,
+			UID:       e.reqID,
+			UserAgent: waf.Mask("User-Agent", e.r.UserAgent()),
+			URL: &flow.URL{
+				Hostname:    host,
+				Path:        e.r.URL.Path,
+				QueryString: waf.Mask("QUERY_STRING", e.r.URL.RawQuery),
+				Scheme:      "https",
+			},
+		}
+	}
+	if e.status != 0 {
+		rec.HTTPResponse = &flow.HTTPResponse{Code: e.status}
+	}
+	if v := e.verdict; v != nil {
+		for _, id := range v.RuleIDs {
+			m.Rules = append(m.Rules, strconv.Itoa(id))
+		}
+		m.Matched = v.Variable
+		if v.Matched != "" {
+			m.Matched += "=" + v.Matched
+		}
+		first := ""
+		if len(m.Rules) > 0 {
+			first = m.Rules[0]
+		}
+		rec.FindingInfo = &flow.FindingInfo{
+			UID:      rec.Metadata.UID,
+			Title:    or(v.Message, "WAF anomaly threshold reached"),
+			Types:    []string{"waf"},
+			Analytic: &flow.Analytic{UID: first, Name: v.Message, TypeID: 1, Type: "Rule"},
+		}
+		if len(m.Rules) > 0 {
+			rec.FirewallRule = &flow.Rule{Name: "owasp-crs", UID: first}
+		}
+	}
+	rec.Unmapped = m
+	return rec
+}

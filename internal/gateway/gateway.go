@@ -1,0 +1,386 @@
+// Package gateway is moat's edge: the only listener that faces the
+// internet. It terminates TLS (1.2 minimum, AEAD suites only, HTTP/2 and
+// HTTP/1.1), answers plain HTTP with a redirect, sets HSTS, refuses clients
+// by IP list, rate limit, connection cap and CSRF origin check, runs the
+// OWASP Core Rule Set through internal/waf, and forwards what is left to
+// mesh services through a dialer the caller supplies. Every refusal is a
+// security event (an OCSF record) and the client sees only a status and a
+// request ID.
+//
+// Configuration comes from gateway.yaml; the file is watched, and a change
+// is decoded, validated and built in full before it replaces the running
+// one. A bad file leaves the old configuration serving.
+package gateway
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/netip"
+	"os"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"moat/internal/flow"
+	"moat/internal/waf"
+)
+
+// Config is what the gateway needs besides its file.
+type Config struct {
+	// File is the path of gateway.yaml. Required.
+	File string
+	// Dial reaches port of a mesh service; the reverse proxy uses it for
+	// every upstream connection. Required.
+	Dial func(ctx context.Context, service string, port int) (net.Conn, error)
+	// Services returns the mesh services routes may name; nil means the
+	// file's services list.
+	Services func() []string
+	// GetCertificate supplies certificates (for instance issued by moat's
+	// CA). Nil means the PEM files named in the file, which are then
+	// required.
+	GetCertificate func(*tls.ClientHelloInfo) (*tls.Certificate, error)
+	// Events receives security events; nil means none beyond the file's
+	// events path.
+	Events flow.Writer
+	// Logger; nil means slog.Default().
+	Logger *slog.Logger
+	// Now; nil means time.Now. Rate limits run on it.
+	Now func() time.Time
+	// WatchInterval is how often the config and certificate files are
+	// checked for changes; 0 means 2s.
+	WatchInterval time.Duration
+}
+
+// Gateway serves HTTPS and the redirect port. Create with New, then Run.
+type Gateway struct {
+	cfg    Config
+	log    *slog.Logger
+	now    func() time.Time
+	dial   func(ctx context.Context, service string, port int) (net.Conn, error)
+	events flow.Writer
+	certs  certStore
+
+	state atomic.Pointer[state]
+	proxy http.Handler
+
+	mu        sync.Mutex // guards fileStamp, eventsOut, closed
+	fileStamp string
+	eventsOut *os.File
+	eventsJL  *flow.JSONLines
+	closed    bool
+
+	reloadMu sync.Mutex // serialises Reload
+
+	ln, redirectLn net.Listener
+}
+
+// New loads and validates the file, builds the WAF, and opens the
+// listeners (so Addr is known before Run).
+func New(cfg Config) (*Gateway, error) {
+	if cfg.File == "" {
+		return nil, errors.New("gateway: Config.File is required")
+	}
+	if cfg.Dial == nil {
+		return nil, errors.New("gateway: Config.Dial is required")
+	}
+	g := &Gateway{cfg: cfg, log: cfg.Logger, now: cfg.Now, dial: cfg.Dial}
+	if g.log == nil {
+		g.log = slog.Default()
+	}
+	if g.now == nil {
+		g.now = time.Now
+	}
+	g.certs.log = g.log
+	g.events = flow.WriterFunc(g.writeEvent)
+	g.proxy = g.newProxy()
+	st, stamp, err := g.build(nil)
+	if err != nil {
+		return nil, err
+	}
+	if err := g.openEvents(st.s.Events); err != nil {
+		st.close()
+		return nil, err
+	}
+	g.state.Store(st)
+	g.fileStamp = stamp
+
+	ln, err := net.Listen("tcp", st.s.Listen)
+	if err != nil {
+		g.Close()
+		return nil, fmt.Errorf("gateway: listen: %w", err)
+	}
+	g.ln = &connLimiter{Listener: ln, limit: func() int { return g.state.Load().s.MaxConnsPerIP }, refuse: g.connRefused}
+	if st.s.RedirectListen != "" {
+		if g.redirectLn, err = net.Listen("tcp", st.s.RedirectListen); err != nil {
+			g.Close()
+			return nil, fmt.Errorf("gateway: redirect listen: %w", err)
+		}
+	}
+	return g, nil
+}
+
+// Addr is the HTTPS listener's address.
+func (g *Gateway) Addr() net.Addr { return g.ln.Addr() }
+
+// RedirectAddr is the redirect listener's address, or nil when it is off.
+func (g *Gateway) RedirectAddr() net.Addr {
+	if g.redirectLn == nil {
+		return nil
+	}
+	return g.redirectLn.Addr()
+}
+
+// build loads the file and builds a complete state. old, when not nil, is
+// the running state: settings that need a restart may not change.
+func (g *Gateway) build(old *state) (*state, string, error) {
+	stamp := fileStamp(g.cfg.File)
+	var services []string
+	if g.cfg.Services != nil {
+		services = g.cfg.Services()
+		if services == nil {
+			services = []string{}
+		}
+	}
+	s, err := LoadFile(g.cfg.File, services)
+	if err != nil {
+		return nil, "", err
+	}
+	if old != nil {
+		if s.Listen != old.s.Listen || s.RedirectListen != old.s.RedirectListen {
+			return nil, "", fmt.Errorf("gateway: %s: listen: changing the listen addresses needs a restart", g.cfg.File)
+		}
+		if s.MinTLS != old.s.MinTLS || s.ReadHeader != old.s.ReadHeader || s.Read != old.s.Read ||
+			s.Write != old.s.Write || s.Idle != old.s.Idle || s.MaxHeaderBytes != old.s.MaxHeaderBytes {
+			return nil, "", fmt.Errorf("gateway: %s: changing tls.min_version or the limits' timeouts and header size needs a restart", g.cfg.File)
+		}
+		if s.Events != old.s.Events {
+			return nil, "", fmt.Errorf("gateway: %s: events: changing the events file needs a restart", g.cfg.File)
+		}
+	}
+	if g.cfg.GetCertificate == nil && s.CertFile == "" {
+		return nil, "", fmt.Errorf("gateway: %s: tls.cert_file: required (no certificate source was given)", g.cfg.File)
+	}
+	st := &state{s: s, rates: &rateStore{}}
+	if s.WAFOn {
+		if st.waf, err = waf.New(s.WAF); err != nil {
+			return nil, "", fmt.Errorf("gateway: %s: waf: %w", g.cfg.File, err)
+		}
+	}
+	if g.cfg.GetCertificate == nil {
+		if err := g.certs.set(s.CertFile, s.KeyFile); err != nil {
+			st.close()
+			return nil, "", err
+		}
+	}
+	return st, stamp, nil
+}
+
+func (st *state) close() {
+	if st.waf != nil {
+		st.waf.Close()
+	}
+}
+
+// Reload rebuilds from the file and swaps it in. On error the running
+// configuration stays and the error says why.
+func (g *Gateway) Reload() error {
+	g.reloadMu.Lock()
+	defer g.reloadMu.Unlock()
+	old := g.state.Load()
+	st, stamp, err := g.build(old)
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if err != nil {
+		g.fileStamp = fileStamp(g.cfg.File) // do not retry the same bad file every tick
+		g.log.Error("gateway: reload failed, keeping the running configuration", "err", err)
+		return err
+	}
+	g.fileStamp = stamp
+	g.state.Store(st)
+	// In-flight requests hold old until they finish; its WAF memory is
+	// released by the collector. Closing it here could pull rules out from
+	// under them.
+	g.log.Info("gateway: configuration reloaded", "file", g.cfg.File, "routes", len(st.s.Routes))
+	return nil
+}
+
+// Run serves until ctx ends, then shuts down gracefully.
+func (g *Gateway) Run(ctx context.Context) error {
+	st := g.state.Load()
+	get := g.cfg.GetCertificate
+	if get == nil {
+		get = g.certs.get
+	}
+	srv := &http.Server{
+		Handler:           g,
+		TLSConfig:         tlsConfig(st.s.MinTLS, get),
+		ReadHeaderTimeout: st.s.ReadHeader,
+		ReadTimeout:       st.s.Read,
+		WriteTimeout:      st.s.Write,
+		IdleTimeout:       st.s.Idle,
+		MaxHeaderBytes:    st.s.MaxHeaderBytes,
+		ErrorLog:          slog.NewLogLogger(g.log.Handler(), slog.LevelDebug),
+	}
+	errc := make(chan error, 2)
+	go func() { errc <- srv.ServeTLS(g.ln, "", "") }()
+	var rsrv *http.Server
+	if g.redirectLn != nil {
+		rsrv = &http.Server{
+			Handler:           http.HandlerFunc(g.redirect),
+			ReadHeaderTimeout: st.s.ReadHeader,
+			ReadTimeout:       st.s.ReadHeader,
+			WriteTimeout:      st.s.ReadHeader,
+			IdleTimeout:       st.s.Idle,
+			MaxHeaderBytes:    st.s.MaxHeaderBytes,
+			ErrorLog:          srv.ErrorLog,
+		}
+		go func() { errc <- rsrv.Serve(g.redirectLn) }()
+	}
+	interval := g.cfg.WatchInterval
+	if interval <= 0 {
+		interval = 2 * time.Second
+	}
+	tick := time.NewTicker(interval)
+	defer tick.Stop()
+	var err error
+loop:
+	for {
+		select {
+		case <-ctx.Done():
+			break loop
+		case err = <-errc:
+			break loop
+		case <-tick.C:
+			g.mu.Lock()
+			changed := fileStamp(g.cfg.File) != g.fileStamp
+			g.mu.Unlock()
+			if changed {
+				_ = g.Reload()
+			}
+			g.certs.check()
+		}
+	}
+	sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	_ = srv.Shutdown(sctx)
+	if rsrv != nil {
+		_ = rsrv.Shutdown(sctx)
+	}
+	g.Close()
+	if err != nil && !errors.Is(err, http.ErrServerClosed) {
+		return fmt.Errorf("gateway: serve: %w", err)
+	}
+	return nil
+}
+
+// Close stops listening and releases the WAF. It is idempotent.
+func (g *Gateway) Close() error {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.closed {
+		return nil
+	}
+	g.closed = true
+	if g.ln != nil {
+		g.ln.Close()
+	}
+	if g.redirectLn != nil {
+		g.redirectLn.Close()
+	}
+	if g.eventsOut != nil {
+		g.eventsOut.Close()
+	}
+	return nil
+}
+
+func (g *Gateway) openEvents(name string) error {
+	if name == "" {
+		return nil
+	}
+	f, err := os.OpenFile(name, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o600)
+	if err != nil {
+		return fmt.Errorf("gateway: events: %w", err)
+	}
+	g.eventsOut = f
+	g.eventsJL = flow.NewJSONLines(f)
+	return nil
+}
+
+func (g *Gateway) writeEvent(r flow.Record) error {
+	var first error
+	if g.cfg.Events != nil {
+		first = g.cfg.Events.Write(r)
+	}
+	g.mu.Lock()
+	jl := g.eventsJL
+	g.mu.Unlock()
+	if jl != nil {
+		if err := jl.Write(r); err != nil && first == nil {
+			first = err
+		}
+	}
+	return first
+}
+
+// connRefused records a connection refused by the per-IP cap.
+func (g *Gateway) connRefused(ip netip.Addr) {
+	ev := event{kind: KindRateLimit, reason: "concurrent connection cap per IP reached", client: ip, blocked: true}
+	rec := ev.record(g.now())
+	if err := g.events.Write(rec); err != nil {
+		g.log.Warn("gateway: security event lost", "err", err)
+	}
+}
+
+// redirect answers plain HTTP with 308 to the same URL over HTTPS. The
+// host must look like a host name; anything else gets 400 rather than a
+// redirect built from attacker-chosen bytes.
+func (g *Gateway) redirect(w http.ResponseWriter, r *http.Request) {
+	host := hostOnly(r.Host)
+	if host == "" || !validHost(host) {
+		http.Error(w, "bad request", http.StatusBadRequest)
+		return
+	}
+	st := g.state.Load()
+	port := st.s.RedirectPort
+	if port == 0 {
+		if _, p, err := net.SplitHostPort(g.ln.Addr().String()); err == nil {
+			port, _ = strconv.Atoi(p)
+		}
+	}
+	target := "https://" + host
+	if strings.Contains(host, ":") {
+		target = "https://[" + host + "]"
+	}
+	if port != 443 {
+		target += ":" + strconv.Itoa(port)
+	}
+	target += r.URL.RequestURI()
+	if st.s.HSTS != "" {
+		// Browsers ignore HSTS over plain HTTP; this is harmless and helps
+		// scanners that look for it on every answer.
+		w.Header().Set("Strict-Transport-Security", st.s.HSTS)
+	}
+	http.Redirect(w, r, target, http.StatusPermanentRedirect)
+}
+
+func validHost(h string) bool {
+	if _, err := netip.ParseAddr(h); err == nil {
+		return true
+	}
+	if len(h) > 253 {
+		return false
+	}
+	for _, c := range h {
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-' || c == '.') {
+			return false
+		}
+	}
+	return true
+}

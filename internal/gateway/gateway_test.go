@@ -1,0 +1,417 @@
+package gateway
+
+import (
+	"bufio"
+	"crypto/tls"
+	"net"
+	"net/http"
+	"net/url"
+	"os"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+)
+
+const noWAF = "waf:\n  disabled: true\n"
+
+func TestProxyHeadersAndHSTS(t *testing.T) {
+	f := newFixture(t, baseYAML+noWAF)
+	r := f.req("GET", "/api/items?x=1", nil)
+	r.Header.Set("X-Request-ID", "client-chosen")
+	r.Header.Set("X-Forwarded-For", "6.6.6.6")
+	code, body, resp := f.do(r)
+	if code != 200 || body != "ok GET /api/items" {
+		t.Fatalf("got %d %q", code, body)
+	}
+	if resp.ProtoMajor != 2 {
+		t.Errorf("negotiated %s, want HTTP/2", resp.Proto)
+	}
+	if hsts := resp.Header.Get("Strict-Transport-Security"); hsts != "max-age=31536000" {
+		t.Errorf("HSTS %q", hsts)
+	}
+	id := resp.Header.Get("X-Request-ID")
+	if len(id) != 32 {
+		t.Errorf("request id %q", id)
+	}
+	got, _ := f.backends["api"].lastRequest()
+	if v := got.Header.Get("X-Request-ID"); v != id {
+		t.Errorf("backend X-Request-ID %q, client saw %q", v, id)
+	}
+	if v := got.Header.Get("X-Forwarded-For"); v != "127.0.0.1" {
+		t.Errorf("X-Forwarded-For %q: an untrusted peer's header must be replaced", v)
+	}
+	if v := got.Header.Get("X-Forwarded-Proto"); v != "https" {
+		t.Errorf("X-Forwarded-Proto %q", v)
+	}
+	if f.backends["frontend"].count.Load() != 0 {
+		t.Error("/api/ request reached the frontend")
+	}
+	t.Log("HTTP/1.1 works too, and hop-by-hop headers stop at the gateway")
+	h1 := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: f.pool, ServerName: "localhost"}}}
+	r = f.req("GET", "/", nil)
+	r.Header.Set("Connection", "X-Secret-Hop")
+	r.Header.Set("X-Secret-Hop", "drop me")
+	r.Header.Set("Keep-Alive", "timeout=5")
+	r.Header.Set("Proxy-Authorization", "Basic Zm9vOmJhcg==")
+	resp, err := h1.Do(r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.ProtoMajor != 1 || resp.StatusCode != 200 {
+		t.Errorf("HTTP/1.1: %s %d", resp.Proto, resp.StatusCode)
+	}
+	got, _ = f.backends["frontend"].lastRequest()
+	for _, h := range []string{"X-Secret-Hop", "Keep-Alive", "Proxy-Authorization"} {
+		if got.Header.Get(h) != "" {
+			t.Errorf("hop-by-hop header %s reached the backend", h)
+		}
+	}
+}
+
+func TestTLSRefusesOldVersionsAndCBC(t *testing.T) {
+	f := newFixture(t, baseYAML+noWAF)
+	addr := f.gw.Addr().String()
+	for _, c := range []struct {
+		name string
+		cfg  *tls.Config
+	}{
+		{"TLS 1.1", &tls.Config{MaxVersion: tls.VersionTLS11}},
+		{"TLS 1.0", &tls.Config{MaxVersion: tls.VersionTLS10}},
+		{"CBC on 1.2", &tls.Config{MaxVersion: tls.VersionTLS12, CipherSuites: []uint16{tls.TLS_ECDHE_ECDSA_WITH_AES_128_CBC_SHA, tls.TLS_ECDHE_RSA_WITH_AES_128_CBC_SHA}}},
+	} {
+		c.cfg.RootCAs, c.cfg.ServerName = f.pool, "localhost"
+		conn, err := tls.Dial("tcp", addr, c.cfg)
+		if err == nil {
+			conn.Close()
+			t.Errorf("%s: handshake succeeded, want refusal", c.name)
+		}
+	}
+	conn, err := tls.Dial("tcp", addr, &tls.Config{RootCAs: f.pool, ServerName: "localhost", MaxVersion: tls.VersionTLS12})
+	if err != nil {
+		t.Fatalf("TLS 1.2 AEAD: %v", err)
+	}
+	cs := conn.ConnectionState()
+	conn.Close()
+	t.Logf("TLS 1.2 negotiated %s", tls.CipherSuiteName(cs.CipherSuite))
+	if !strings.Contains(tls.CipherSuiteName(cs.CipherSuite), "GCM") && !strings.Contains(tls.CipherSuiteName(cs.CipherSuite), "CHACHA20") {
+		t.Errorf("non-AEAD suite %s", tls.CipherSuiteName(cs.CipherSuite))
+	}
+}
+
+func TestRedirect(t *testing.T) {
+	f := newFixture(t, baseYAML+noWAF)
+	_, port, _ := net.SplitHostPort(f.gw.Addr().String())
+	c := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	raddr := "http://" + f.gw.RedirectAddr().String()
+	req, _ := http.NewRequest("GET", raddr+"/shop/cart?id=3", nil)
+	req.Host = "app.example"
+	resp, err := c.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusPermanentRedirect {
+		t.Fatalf("status %d, want 308", resp.StatusCode)
+	}
+	if loc, want := resp.Header.Get("Location"), "https://app.example:"+port+"/shop/cart?id=3"; loc != want {
+		t.Errorf("Location %q, want %q", loc, want)
+	}
+	if f.backends["frontend"].count.Load() != 0 {
+		t.Error("plain HTTP request reached a backend")
+	}
+	// A host that is not a host name gets no redirect.
+	conn, err := net.Dial("tcp", f.gw.RedirectAddr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	conn.Write([]byte("GET / HTTP/1.1\r\nHost: evil.example/@x\r\n\r\n"))
+	resp, err = http.ReadResponse(bufio.NewReader(conn), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if resp.StatusCode != http.StatusBadRequest {
+		t.Errorf("odd Host: status %d, want 400", resp.StatusCode)
+	}
+}
+
+func TestRateLimit(t *testing.T) {
+	f := newFixture(t, baseYAML+noWAF+"rate_limit:\n  rps: 1\n  burst: 2\n")
+	for i := range 2 {
+		if code, _, _ := f.do(f.req("GET", "/", nil)); code != 200 {
+			t.Fatalf("request %d: %d", i, code)
+		}
+	}
+	code, body, resp := f.do(f.req("GET", "/", nil))
+	if code != http.StatusTooManyRequests || resp.Header.Get("Retry-After") != "1" {
+		t.Fatalf("third request: %d Retry-After %q", code, resp.Header.Get("Retry-After"))
+	}
+	if !strings.Contains(body, resp.Header.Get("X-Request-ID")) {
+		t.Errorf("refusal body %q lacks the request id", body)
+	}
+	if n := f.backends["frontend"].count.Load(); n != 2 {
+		t.Errorf("backend saw %d requests, want 2", n)
+	}
+	t.Log("a second later one token is back")
+	f.advance(time.Second)
+	if code, _, _ := f.do(f.req("GET", "/", nil)); code != 200 {
+		t.Errorf("after refill: %d", code)
+	}
+	if code, _, _ := f.do(f.req("GET", "/", nil)); code != 429 {
+		t.Errorf("after refill, second: %d", code)
+	}
+	if k := f.kinds(); !slices.Equal(k, []string{KindRateLimit, KindRateLimit}) {
+		t.Errorf("events %v", k)
+	}
+	rec := f.events.all()[0]
+	if rec.ClassUID != 4002 || rec.HTTPResponse.Code != 429 || rec.Unmapped.Route != "frontend" || rec.SrcEndpoint.IP != "127.0.0.1" {
+		t.Errorf("event %+v", rec)
+	}
+}
+
+func TestCSRF(t *testing.T) {
+	yaml := strings.Replace(baseYAML, "    path: /api/\n", "    path: /api/\n    allowed_origins: [\"https://app.example\"]\n", 1) + noWAF
+	f := newFixture(t, yaml)
+	cases := []struct {
+		name, method, origin, referer, cookie string
+		want                                  int
+	}{
+		{"GET needs nothing", "GET", "", "", "s=1", 200},
+		{"allowed origin", "POST", "https://app.example", "", "s=1", 200},
+		{"origin case", "PUT", "HTTPS://APP.EXAMPLE", "", "", 200},
+		{"foreign origin", "POST", "https://evil.example", "", "", 403},
+		{"foreign origin DELETE", "DELETE", "https://evil.example", "", "", 403},
+		{"referer allowed", "PATCH", "", "https://app.example/page?q=1", "s=1", 200},
+		{"referer foreign", "POST", "", "https://evil.example/x", "", 403},
+		{"http scheme is another origin", "POST", "http://app.example", "", "", 403},
+		{"neither, with cookies", "POST", "", "", "s=1", 403},
+		{"neither, no cookies", "POST", "", "", "", 200},
+		{"null origin", "POST", "null", "", "", 403},
+	}
+	for _, c := range cases {
+		r := f.req(c.method, "/api/orders", strings.NewReader("a=1"))
+		r.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+		if c.origin != "" {
+			r.Header.Set("Origin", c.origin)
+		}
+		if c.referer != "" {
+			r.Header.Set("Referer", c.referer)
+		}
+		if c.cookie != "" {
+			r.Header.Set("Cookie", c.cookie)
+		}
+		if code, _, _ := f.do(r); code != c.want {
+			t.Errorf("%s: %d, want %d", c.name, code, c.want)
+		}
+	}
+	n := 0
+	for _, k := range f.kinds() {
+		if k == KindCSRF {
+			n++
+		}
+	}
+	if n != 6 {
+		t.Errorf("%d csrf events, want 6", n)
+	}
+}
+
+func TestIPListsAndTrustedProxies(t *testing.T) {
+	f := newFixture(t, baseYAML+noWAF+"trusted_proxies: [127.0.0.1]\nip_deny: [203.0.113.0/24, \"2001:db8::/32\"]\n")
+	cases := []struct {
+		xff      string
+		want     int
+		wantSeen string
+	}{
+		{"", 200, "127.0.0.1"},
+		{"198.51.100.7", 200, "198.51.100.7, 127.0.0.1"},
+		{"203.0.113.9", 403, ""},
+		{"203.0.113.9, 198.51.100.7", 200, "203.0.113.9, 198.51.100.7, 127.0.0.1"}, // the client is the rightmost untrusted hop
+		{"198.51.100.7, 203.0.113.9", 403, ""},
+		{"2001:db8::1", 403, ""},
+		{"not-an-ip", 200, "not-an-ip, 127.0.0.1"},
+	}
+	for _, c := range cases {
+		r := f.req("GET", "/", nil)
+		if c.xff != "" {
+			r.Header.Set("X-Forwarded-For", c.xff)
+		}
+		code, _, _ := f.do(r)
+		if code != c.want {
+			t.Errorf("XFF %q: %d, want %d", c.xff, code, c.want)
+			continue
+		}
+		if code == 200 {
+			got, _ := f.backends["frontend"].lastRequest()
+			if v := got.Header.Get("X-Forwarded-For"); v != c.wantSeen {
+				t.Errorf("XFF %q: backend saw %q, want %q", c.xff, v, c.wantSeen)
+			}
+		}
+	}
+	recs := f.events.all()
+	if len(recs) != 3 || recs[0].Unmapped.Kind != KindIPDeny || recs[0].SrcEndpoint.IP != "203.0.113.9" {
+		t.Errorf("events %+v", recs)
+	}
+
+	t.Log("without trusted_proxies the header is ignored")
+	f.write(baseYAML + noWAF + "ip_deny: [203.0.113.0/24]\n")
+	if err := f.gw.Reload(); err != nil {
+		t.Fatal(err)
+	}
+	r := f.req("GET", "/", nil)
+	r.Header.Set("X-Forwarded-For", "203.0.113.9")
+	if code, _, _ := f.do(r); code != 200 {
+		t.Errorf("untrusted peer's XFF was believed: %d", code)
+	}
+
+	t.Log("an allow list admits only its members; a reload applies it")
+	f.write(baseYAML + noWAF + "ip_allow: [10.0.0.0/8]\n")
+	if err := f.gw.Reload(); err != nil {
+		t.Fatal(err)
+	}
+	if code, _, _ := f.do(f.req("GET", "/", nil)); code != 403 {
+		t.Errorf("127.0.0.1 outside the allow list: %d", code)
+	}
+}
+
+func TestSlowloris(t *testing.T) {
+	f := newFixture(t, baseYAML+noWAF+"limits:\n  read_header_timeout: 1s\n  max_conns_per_ip: 64\n")
+	addr := f.gw.Addr().String()
+	const slow = 20
+	var conns []*tls.Conn
+	for range slow {
+		c, err := tls.Dial("tcp", addr, &tls.Config{RootCAs: f.pool, ServerName: "localhost", NextProtos: []string{"http/1.1"}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		c.Write([]byte("GET / HTTP/1.1\r\nHost: localhost\r\n"))
+		conns = append(conns, c)
+	}
+	t.Logf("%d connections are sending headers slowly", slow)
+	for _, c := range conns {
+		c.Write([]byte("X-a: b\r\n"))
+	}
+	if code, _, _ := f.do(f.req("GET", "/", nil)); code != 200 {
+		t.Fatalf("normal client: %d", code)
+	}
+	t.Log("the server drops the slow connections after read_header_timeout")
+	for i, c := range conns {
+		c.SetReadDeadline(time.Now().Add(5 * time.Second))
+		buf := make([]byte, 512)
+		var err error
+		for err == nil {
+			_, err = c.Read(buf)
+		}
+		if ne, ok := err.(net.Error); ok && ne.Timeout() {
+			t.Fatalf("slow connection %d still open after 5s", i)
+		}
+	}
+	if n := f.backends["frontend"].count.Load(); n != 1 {
+		t.Errorf("backend saw %d requests, want 1", n)
+	}
+}
+
+func TestConnCapPerIP(t *testing.T) {
+	f := newFixture(t, baseYAML+noWAF+"limits:\n  max_conns_per_ip: 2\n")
+	addr := f.gw.Addr().String()
+	cfg := &tls.Config{RootCAs: f.pool, ServerName: "localhost"}
+	for range 2 {
+		c, err := tls.Dial("tcp", addr, cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+	}
+	if c, err := tls.Dial("tcp", addr, cfg); err == nil {
+		c.Close()
+		t.Fatal("third connection from one IP was accepted")
+	}
+	if k := f.kinds(); len(k) != 1 || k[0] != KindRateLimit {
+		t.Errorf("events %v", k)
+	}
+}
+
+func TestHotReload(t *testing.T) {
+	f := newFixture(t, baseYAML+noWAF)
+	if code, _, _ := f.do(f.req("GET", "/new/x", nil)); code != 200 || f.backends["frontend"].count.Load() != 1 {
+		t.Fatalf("before: %d", code)
+	}
+	t.Log("a good change is picked up from the file")
+	good := baseYAML + "  - name: new\n    service: api\n    port: 9090\n    path: /new/\n" + noWAF
+	f.write(good)
+	deadline := time.Now().Add(5 * time.Second)
+	for f.backends["api"].count.Load() == 0 {
+		if time.Now().After(deadline) {
+			t.Fatal("the changed file was not applied within 5s")
+		}
+		f.do(f.req("GET", "/new/x", nil))
+		time.Sleep(20 * time.Millisecond)
+	}
+	t.Log("a bad change is refused and the running config keeps serving")
+	for _, bad := range []string{
+		strings.Replace(good, "service: api\n    port: 9090\n    path: /new/", "service: billing\n    port: 9090\n    path: /new/", 1),
+		good + "ip_deny: [300.1.1.1]\n",
+		good + "bogus: 1\n",
+		"routes: [",
+	} {
+		f.write(bad)
+		err := f.gw.Reload()
+		if err == nil {
+			t.Fatalf("bad file accepted:\n%s", bad)
+		}
+		t.Logf("refused: %v", err)
+		before := f.backends["api"].count.Load()
+		if code, _, _ := f.do(f.req("GET", "/new/x", nil)); code != 200 || f.backends["api"].count.Load() != before+1 {
+			t.Fatalf("after a bad reload the old routes stopped: %d", code)
+		}
+	}
+}
+
+func TestCertReload(t *testing.T) {
+	f := newFixture(t, baseYAML+noWAF)
+	serial := func() string {
+		c, err := tls.Dial("tcp", f.gw.Addr().String(), &tls.Config{InsecureSkipVerify: true})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		return c.ConnectionState().PeerCertificates[0].SerialNumber.String()
+	}
+	old := serial()
+	// A connection opened before the swap keeps working after it.
+	keep, err := tls.Dial("tcp", f.gw.Addr().String(), &tls.Config{RootCAs: f.pool, ServerName: "localhost", NextProtos: []string{"http/1.1"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer keep.Close()
+	dir := t.TempDir()
+	c2, k2, _ := writeCert(t, dir, "gw2")
+	for _, p := range [][2]string{{c2, f.certFile}, {k2, f.keyFile}} {
+		b, _ := os.ReadFile(p[0])
+		os.WriteFile(p[1]+".tmp", b, 0o600)
+		os.Rename(p[1]+".tmp", p[1])
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for serial() == old {
+		if time.Now().After(deadline) {
+			t.Fatal("new certificate not served within 5s")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	keep.Write([]byte("GET / HTTP/1.1\r\nHost: localhost\r\n\r\n"))
+	resp, err := http.ReadResponse(bufio.NewReader(keep), nil)
+	if err != nil || resp.StatusCode != 200 {
+		t.Fatalf("connection opened before the reload: %v", err)
+	}
+	t.Log("a broken certificate file is not loaded; the current one stays")
+	os.WriteFile(f.certFile, []byte("garbage"), 0o600)
+	time.Sleep(200 * time.Millisecond)
+	if _, err := url.Parse(f.base); err != nil {
+		t.Fatal(err)
+	}
+	if s := serial(); s == old {
+		t.Fatal("went back to the old certificate")
+	}
+}

@@ -1,0 +1,189 @@
+package gateway
+
+import (
+	"math"
+	"net"
+	"net/http"
+	"net/netip"
+	"strings"
+	"sync"
+	"time"
+
+	"golang.org/x/time/rate"
+)
+
+// rateStore holds one token bucket per (route, client IP). Buckets idle for
+// longer than it takes them to refill are dropped, so memory follows the
+// number of recently active clients.
+type rateStore struct {
+	mu      sync.Mutex // guards buckets and swept
+	buckets map[rateKey]*bucket
+	swept   time.Time
+}
+
+type rateKey struct {
+	route string
+	ip    netip.Addr
+}
+
+type bucket struct {
+	lim  *rate.Limiter
+	last time.Time
+}
+
+const maxBuckets = 1 << 20
+
+// allow takes a token for key. When none is left it returns false and how
+// long until one is.
+func (s *rateStore) allow(route string, ip netip.Addr, rps float64, burst int, now time.Time) (bool, time.Duration) {
+	if rps == 0 && burst == 0 {
+		return true, 0
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.buckets == nil {
+		s.buckets = map[rateKey]*bucket{}
+	}
+	k := rateKey{route, ip}
+	b := s.buckets[k]
+	if b == nil {
+		if len(s.buckets) >= maxBuckets {
+			s.sweep(now, 0)
+		}
+		if len(s.buckets) >= maxBuckets {
+			// Fail closed rather than grow without bound.
+			return false, time.Second
+		}
+		b = &bucket{lim: rate.NewLimiter(rate.Limit(rps), burst)}
+		s.buckets[k] = b
+	}
+	b.last = now
+	if now.Sub(s.swept) > time.Minute {
+		s.sweep(now, 10*time.Minute)
+	}
+	r := b.lim.ReserveN(now, 1)
+	if !r.OK() {
+		return false, time.Second
+	}
+	if d := r.DelayFrom(now); d > 0 {
+		r.CancelAt(now)
+		return false, d
+	}
+	return true, 0
+}
+
+func (s *rateStore) sweep(now time.Time, idle time.Duration) {
+	s.swept = now
+	for k, b := range s.buckets {
+		if now.Sub(b.last) >= idle && b.lim.TokensAt(now) >= float64(b.lim.Burst()) {
+			delete(s.buckets, k)
+		}
+	}
+}
+
+// retryAfter is d in whole seconds, at least 1, for Retry-After.
+func retryAfter(d time.Duration) int {
+	return max(1, int(math.Ceil(d.Seconds())))
+}
+
+// connLimiter caps concurrent connections per peer IP. The cap is read on
+// every accept so a reload can change it.
+type connLimiter struct {
+	net.Listener
+	limit  func() int
+	refuse func(ip netip.Addr)
+
+	mu    sync.Mutex // guards count
+	count map[netip.Addr]int
+}
+
+func (l *connLimiter) Accept() (net.Conn, error) {
+	for {
+		c, err := l.Listener.Accept()
+		if err != nil {
+			return nil, err
+		}
+		ip := addrIP(c.RemoteAddr())
+		l.mu.Lock()
+		if l.count == nil {
+			l.count = map[netip.Addr]int{}
+		}
+		if n := l.limit(); n > 0 && l.count[ip] >= n {
+			l.mu.Unlock()
+			c.Close()
+			if l.refuse != nil {
+				l.refuse(ip)
+			}
+			continue
+		}
+		l.count[ip]++
+		l.mu.Unlock()
+		return &limitedConn{Conn: c, l: l, ip: ip}, nil
+	}
+}
+
+type limitedConn struct {
+	net.Conn
+	l    *connLimiter
+	ip   netip.Addr
+	once sync.Once
+}
+
+func (c *limitedConn) Close() error {
+	c.once.Do(func() {
+		c.l.mu.Lock()
+		if c.l.count[c.ip]--; c.l.count[c.ip] <= 0 {
+			delete(c.l.count, c.ip)
+		}
+		c.l.mu.Unlock()
+	})
+	return c.Conn.Close()
+}
+
+func addrIP(a net.Addr) netip.Addr {
+	if ta, ok := a.(*net.TCPAddr); ok {
+		ip, _ := netip.AddrFromSlice(ta.IP)
+		return ip.Unmap()
+	}
+	ap, err := netip.ParseAddrPort(a.String())
+	if err != nil {
+		return netip.Addr{}
+	}
+	return ap.Addr().Unmap()
+}
+
+// clientIP returns the client's address and the X-Forwarded-For chain to
+// send on. The header is believed only when the direct peer is a trusted
+// proxy; then the chain is walked from the right past trusted proxies, and
+// the first untrusted hop is the client.
+func clientIP(r *http.Request, trusted *prefixSet) (netip.Addr, string) {
+	peer := netip.Addr{}
+	if ap, err := netip.ParseAddrPort(r.RemoteAddr); err == nil {
+		peer = ap.Addr().Unmap()
+	}
+	xff := r.Header.Values("X-Forwarded-For")
+	if !trusted.contains(peer) || len(xff) == 0 {
+		return peer, peer.String()
+	}
+	var hops []string
+	for _, v := range xff {
+		for _, h := range strings.Split(v, ",") {
+			if h = strings.TrimSpace(h); h != "" {
+				hops = append(hops, h)
+			}
+		}
+	}
+	client := peer
+	for i := len(hops) - 1; i >= 0; i-- {
+		a, err := netip.ParseAddr(hops[i])
+		if err != nil {
+			// A hop we cannot read: stop at the last one we could.
+			break
+		}
+		client = a.Unmap()
+		if !trusted.contains(client) {
+			break
+		}
+	}
+	return client, strings.Join(append(hops, peer.String()), ", ")
+}

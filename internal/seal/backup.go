@@ -1,0 +1,523 @@
+package seal
+
+import (
+	"archive/tar"
+	"bytes"
+	"crypto/sha256"
+	"encoding/binary"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path"
+	"path/filepath"
+	"slices"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/tink-crypto/tink-go/v2/keyset"
+	"github.com/tink-crypto/tink-go/v2/streamingaead"
+)
+
+// A backup is, in order:
+//
+//	magic            "MOATBACKUP1\n"
+//	uint32 (BE)      length of the wrapped stream key
+//	wrapped key      a fresh Tink streaming-AEAD keyset (AES256-GCM-HKDF,
+//	                 1 MiB segments), wrapped by the KEK, associated data = magic
+//	stream           Tink streaming AEAD ciphertext of a tar archive, with
+//	                 everything before it as associated data
+//
+// The tar archive holds the files, then ManifestName, which lists every
+// file with its size and SHA-256. The streaming AEAD authenticates each
+// segment and marks the last one, so a flipped byte, a dropped segment or
+// a truncated file is detected; the manifest then checks that the archive
+// is the whole set that was written.
+const (
+	backupMagic   = "MOATBACKUP1\n"
+	backupFormat  = "moat-backup-v1"
+	maxWrappedKey = 64 << 10
+	// ManifestName is the manifest's name inside a backup; no file may use it.
+	ManifestName = "MANIFEST.json"
+)
+
+// Manifest lists a backup's contents.
+type Manifest struct {
+	Format  string         `json:"format"`
+	Created time.Time      `json:"created"`
+	Files   []ManifestFile `json:"files"`
+}
+
+// ManifestFile is one entry of a backup.
+type ManifestFile struct {
+	Name   string `json:"name"` // slash-separated, relative
+	Dir    bool   `json:"dir,omitempty"`
+	Size   int64  `json:"size"`
+	SHA256 string `json:"sha256,omitempty"` // hex, files only
+}
+
+// BackupItem is one thing to back up: a file or directory tree on disk
+// (Path), or a snapshot the caller writes (Size and WriteTo), such as a
+// bbolt transaction: BackupItem{Name: "store.db", Size: tx.Size(),
+// WriteTo: tx.WriteTo}, which is consistent while the store keeps serving.
+type BackupItem struct {
+	// Name is the item's path inside the backup and so inside the restored
+	// directory: relative, slash-separated, no "..".
+	Name string
+	// Path is a regular file or a directory copied recursively. Symlinks
+	// and special files are refused.
+	Path string
+	// Size and WriteTo, used when Path is empty, give a snapshot of
+	// exactly Size bytes.
+	Size    int64
+	WriteTo func(w io.Writer) (int64, error)
+}
+
+// BackupConfig configures WriteBackup.
+type BackupConfig struct {
+	KEK   KEK // required; the same KEK (or passphrase) restores the backup
+	Items []BackupItem
+	Now   func() time.Time // manifest time; nil means time.Now
+}
+
+// WriteBackup writes an encrypted, integrity-checked archive of cfg.Items
+// to w and returns its manifest. Nothing is written in the clear but the
+// magic and the wrapped stream key. On error w holds an incomplete backup
+// that RestoreBackup refuses.
+func WriteBackup(w io.Writer, cfg BackupConfig) (*Manifest, error) {
+	if cfg.KEK == nil {
+		return nil, errors.New("seal: backup: KEK is nil")
+	}
+	now := cfg.Now
+	if now == nil {
+		now = time.Now
+	}
+	h, err := keyset.NewHandle(streamingaead.AES256GCMHKDF1MBKeyTemplate())
+	if err != nil {
+		return nil, fmt.Errorf("seal: backup: stream key: %w", err)
+	}
+	var wrapped bytes.Buffer
+	if err := h.WriteWithAssociatedData(keyset.NewBinaryWriter(&wrapped), cfg.KEK, []byte(backupMagic)); err != nil {
+		return nil, fmt.Errorf("seal: backup: wrapping the stream key: %w", err)
+	}
+	header := binary.BigEndian.AppendUint32([]byte(backupMagic), uint32(wrapped.Len()))
+	header = append(header, wrapped.Bytes()...)
+	sa, err := streamingaead.New(h)
+	if err != nil {
+		return nil, fmt.Errorf("seal: backup: %w", err)
+	}
+	if _, err := w.Write(header); err != nil {
+		return nil, fmt.Errorf("seal: backup: %w", err)
+	}
+	enc, err := sa.NewEncryptingWriter(w, header)
+	if err != nil {
+		return nil, fmt.Errorf("seal: backup: %w", err)
+	}
+	tw := tar.NewWriter(enc)
+	m := &Manifest{Format: backupFormat, Created: now().UTC()}
+	seen := map[string]bool{}
+	for _, it := range cfg.Items {
+		if err := addItem(tw, m, seen, it); err != nil {
+			return nil, fmt.Errorf("seal: backup: item %q: %w", it.Name, err)
+		}
+	}
+	mj, err := json.Marshal(m)
+	if err != nil {
+		return nil, fmt.Errorf("seal: backup: manifest: %w", err)
+	}
+	if err := tw.WriteHeader(&tar.Header{Name: ManifestName, Mode: 0o600, Size: int64(len(mj)), Typeflag: tar.TypeReg, ModTime: m.Created}); err != nil {
+		return nil, fmt.Errorf("seal: backup: manifest: %w", err)
+	}
+	if _, err := tw.Write(mj); err != nil {
+		return nil, fmt.Errorf("seal: backup: manifest: %w", err)
+	}
+	if err := tw.Close(); err != nil {
+		return nil, fmt.Errorf("seal: backup: %w", err)
+	}
+	if err := enc.Close(); err != nil {
+		return nil, fmt.Errorf("seal: backup: %w", err)
+	}
+	return m, nil
+}
+
+// checkName accepts relative, clean, slash-separated names without "..".
+func checkName(name string) error {
+	if name == "" || !fs.ValidPath(name) || name == "." || strings.Contains(name, `\`) {
+		return fmt.Errorf("invalid name %q (want a relative slash-separated path without ..)", name)
+	}
+	if name == ManifestName {
+		return fmt.Errorf("name %q is reserved for the manifest", name)
+	}
+	return nil
+}
+
+func addItem(tw *tar.Writer, m *Manifest, seen map[string]bool, it BackupItem) error {
+	if err := checkName(it.Name); err != nil {
+		return err
+	}
+	if it.Path == "" {
+		if it.WriteTo == nil {
+			return errors.New("neither Path nor WriteTo is set")
+		}
+		return addFile(tw, m, seen, it.Name, it.Size, func(w io.Writer) error {
+			_, err := it.WriteTo(w)
+			return err
+		})
+	}
+	root := it.Path
+	return filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		rel, err := filepath.Rel(root, p)
+		if err != nil {
+			return err
+		}
+		name := it.Name
+		if rel != "." {
+			name = path.Join(it.Name, filepath.ToSlash(rel))
+		}
+		switch {
+		case d.IsDir():
+			if seen[name] {
+				return fmt.Errorf("%q appears twice", name)
+			}
+			seen[name] = true
+			m.Files = append(m.Files, ManifestFile{Name: name, Dir: true})
+			return tw.WriteHeader(&tar.Header{Name: name + "/", Mode: 0o700, Typeflag: tar.TypeDir, ModTime: m.Created})
+		case d.Type().IsRegular():
+			fi, err := d.Info()
+			if err != nil {
+				return err
+			}
+			return addFile(tw, m, seen, name, fi.Size(), func(w io.Writer) error {
+				f, err := os.Open(p)
+				if err != nil {
+					return err
+				}
+				defer f.Close()
+				_, err = io.Copy(w, f)
+				return err
+			})
+		default:
+			return fmt.Errorf("%q is a %s, not a file or directory", p, d.Type())
+		}
+	})
+}
+
+func addFile(tw *tar.Writer, m *Manifest, seen map[string]bool, name string, size int64, write func(io.Writer) error) error {
+	if seen[name] {
+		return fmt.Errorf("%q appears twice", name)
+	}
+	seen[name] = true
+	if err := tw.WriteHeader(&tar.Header{Name: name, Mode: 0o600, Size: size, Typeflag: tar.TypeReg, ModTime: m.Created}); err != nil {
+		return err
+	}
+	h := sha256.New()
+	cw := &countWriter{w: io.MultiWriter(tw, h)}
+	if err := write(cw); err != nil {
+		return fmt.Errorf("%q: %w", name, err)
+	}
+	if cw.n != size {
+		return fmt.Errorf("%q: wrote %d bytes, expected %d (did it change during the backup?)", name, cw.n, size)
+	}
+	m.Files = append(m.Files, ManifestFile{Name: name, Size: size, SHA256: hex.EncodeToString(h.Sum(nil))})
+	return nil
+}
+
+type countWriter struct {
+	w io.Writer
+	n int64
+}
+
+func (c *countWriter) Write(p []byte) (int, error) {
+	n, err := c.w.Write(p)
+	c.n += int64(n)
+	return n, err
+}
+
+// backupError marks a corrupt or truncated backup.
+func backupError(format string, args ...any) error {
+	return fmt.Errorf("seal: restore: %w: %s", ErrBackup, fmt.Sprintf(format, args...))
+}
+
+// readBackup authenticates and walks a backup, handing each entry to put
+// (nil r for a directory), and returns the manifest once the whole stream
+// has been read, authenticated, and matched against it.
+func readBackup(r io.Reader, kek KEK, put func(name string, dir bool, r io.Reader) error) (*Manifest, error) {
+	if kek == nil {
+		return nil, errors.New("seal: restore: KEK is nil")
+	}
+	header := make([]byte, len(backupMagic)+4)
+	if _, err := io.ReadFull(r, header); err != nil {
+		return nil, backupError("header: %v", err)
+	}
+	if string(header[:len(backupMagic)]) != backupMagic {
+		return nil, fmt.Errorf("seal: restore: not a moat backup (bad magic): %w", ErrBackup)
+	}
+	n := binary.BigEndian.Uint32(header[len(backupMagic):])
+	if n == 0 || n > maxWrappedKey {
+		return nil, backupError("wrapped key length %d out of range", n)
+	}
+	wrapped := make([]byte, n)
+	if _, err := io.ReadFull(r, wrapped); err != nil {
+		return nil, backupError("wrapped key: %v", err)
+	}
+	header = append(header, wrapped...)
+	h, err := keyset.ReadWithAssociatedData(keyset.NewBinaryReader(bytes.NewReader(wrapped)), kek, []byte(backupMagic))
+	if err != nil {
+		return nil, fmt.Errorf("seal: restore: %w", ErrWrongKEK)
+	}
+	sa, err := streamingaead.New(h)
+	if err != nil {
+		return nil, backupError("stream key: %v", err)
+	}
+	dr, err := sa.NewDecryptingReader(r, header)
+	if err != nil {
+		return nil, backupError("stream: %v", err)
+	}
+	tr := tar.NewReader(&streamReader{r: dr})
+	type got struct {
+		dir  bool
+		size int64
+		sum  string
+	}
+	entries := map[string]got{}
+	var manifest *Manifest
+	for {
+		hdr, err := tr.Next()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			return nil, backupError("%v", describeStreamErr(err))
+		}
+		if manifest != nil {
+			return nil, backupError("entry %q after the manifest", hdr.Name)
+		}
+		if hdr.Name == ManifestName && hdr.Typeflag == tar.TypeReg {
+			if hdr.Size > 64<<20 {
+				return nil, backupError("manifest of %d bytes", hdr.Size)
+			}
+			var m Manifest
+			dec := json.NewDecoder(tr)
+			dec.DisallowUnknownFields()
+			if err := dec.Decode(&m); err != nil {
+				return nil, backupError("manifest: %v", err)
+			}
+			if m.Format != backupFormat {
+				return nil, backupError("manifest format %q, want %q", m.Format, backupFormat)
+			}
+			manifest = &m
+			continue
+		}
+		name := strings.TrimSuffix(hdr.Name, "/")
+		if err := checkName(name); err != nil {
+			return nil, backupError("entry: %v", err)
+		}
+		if _, dup := entries[name]; dup {
+			return nil, backupError("entry %q appears twice", name)
+		}
+		switch hdr.Typeflag {
+		case tar.TypeDir:
+			if err := put(name, true, nil); err != nil {
+				return nil, err
+			}
+			entries[name] = got{dir: true}
+		case tar.TypeReg:
+			hs := sha256.New()
+			cr := &countWriter{w: hs}
+			if err := put(name, false, io.TeeReader(tr, cr)); err != nil {
+				if errors.Is(err, ErrBackup) {
+					return nil, err
+				}
+				return nil, fmt.Errorf("seal: restore: %q: %w", name, err)
+			}
+			entries[name] = got{size: cr.n, sum: hex.EncodeToString(hs.Sum(nil))}
+		default:
+			return nil, backupError("entry %q has type %q; only files and directories are restored", name, hdr.Typeflag)
+		}
+	}
+	// The tar end marker is not the stream's end: read on, so the streaming
+	// AEAD checks the final segment (this is what catches truncation at a
+	// segment boundary).
+	if _, err := io.Copy(io.Discard, dr); err != nil {
+		return nil, backupError("%v", describeStreamErr(&streamError{err}))
+	}
+	if manifest == nil {
+		return nil, backupError("no manifest")
+	}
+	if len(manifest.Files) != len(entries) {
+		return nil, backupError("manifest lists %d entries, archive holds %d", len(manifest.Files), len(entries))
+	}
+	for _, f := range manifest.Files {
+		g, ok := entries[f.Name]
+		switch {
+		case !ok:
+			return nil, backupError("%q is in the manifest but not in the archive", f.Name)
+		case g.dir != f.Dir:
+			return nil, backupError("%q: kind differs from the manifest", f.Name)
+		case !f.Dir && (g.size != f.Size || g.sum != f.SHA256):
+			return nil, backupError("%q: size or SHA-256 differs from the manifest", f.Name)
+		}
+	}
+	return manifest, nil
+}
+
+// VerifyBackup reads a whole backup and checks it as RestoreBackup would,
+// writing nothing.
+func VerifyBackup(r io.Reader, kek KEK) (*Manifest, error) {
+	return readBackup(r, kek, func(name string, dir bool, r io.Reader) error {
+		if dir {
+			return nil
+		}
+		if _, err := io.Copy(io.Discard, r); err != nil {
+			return backupError("%q: %v", name, describeStreamErr(err))
+		}
+		return nil
+	})
+}
+
+// RestoreBackup restores a backup made by WriteBackup into dir, which must
+// not exist or be empty (else ErrTargetNotEmpty). It writes into a fresh
+// directory beside dir and renames it into place only after the whole
+// backup has been authenticated and checked against its manifest, so a
+// corrupt, truncated or wrongly keyed backup (ErrBackup, ErrWrongKEK)
+// leaves no trace and overwrites nothing. Restored files are 0600 and
+// directories 0700.
+func RestoreBackup(r io.Reader, kek KEK, dir string) (*Manifest, error) {
+	if dir == "" {
+		return nil, errors.New("seal: restore: target directory is empty")
+	}
+	dir = filepath.Clean(dir)
+	if err := checkEmptyTarget(dir); err != nil {
+		return nil, err
+	}
+	parent := filepath.Dir(dir)
+	tmp, err := os.MkdirTemp(parent, "."+filepath.Base(dir)+".restore-*")
+	if err != nil {
+		return nil, fmt.Errorf("seal: restore: %w", err)
+	}
+	done := false
+	defer func() {
+		if !done {
+			os.RemoveAll(tmp)
+		}
+	}()
+	m, err := readBackup(r, kek, func(name string, isDir bool, r io.Reader) error {
+		p := filepath.Join(tmp, filepath.FromSlash(name))
+		if isDir {
+			return os.MkdirAll(p, 0o700)
+		}
+		if err := os.MkdirAll(filepath.Dir(p), 0o700); err != nil {
+			return err
+		}
+		f, err := os.OpenFile(p, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+		if err != nil {
+			return err
+		}
+		_, err = io.Copy(f, r)
+		if err != nil {
+			f.Close()
+			return backupError("%q: %v", name, describeStreamErr(err))
+		}
+		if err := f.Sync(); err != nil {
+			f.Close()
+			return err
+		}
+		return f.Close()
+	})
+	if err != nil {
+		return nil, err
+	}
+	if err := syncTree(tmp); err != nil {
+		return nil, fmt.Errorf("seal: restore: %w", err)
+	}
+	// rename(2) replaces an empty directory and fails on a non-empty one,
+	// so a target filled meanwhile is not overwritten. (os.Rename refuses
+	// any existing directory, hence the system call.)
+	if err := checkEmptyTarget(dir); err != nil {
+		return nil, err
+	}
+	if err := syscall.Rename(tmp, dir); err != nil {
+		return nil, fmt.Errorf("seal: restore: moving into %q: %w", dir, err)
+	}
+	done = true
+	if err := syncDir(parent); err != nil {
+		return nil, fmt.Errorf("seal: restore: %w", err)
+	}
+	return m, nil
+}
+
+func checkEmptyTarget(dir string) error {
+	entries, err := os.ReadDir(dir)
+	switch {
+	case isNotExist(err):
+		return nil
+	case err != nil:
+		return fmt.Errorf("seal: restore: target %q: %w", dir, err)
+	case len(entries) > 0:
+		names := make([]string, 0, 3)
+		for _, e := range entries[:min(3, len(entries))] {
+			names = append(names, e.Name())
+		}
+		return fmt.Errorf("seal: restore: target %q holds %s: %w", dir, strings.Join(names, ", "), ErrTargetNotEmpty)
+	}
+	return nil
+}
+
+// syncTree syncs every directory under root, so the restored entries are
+// durable before the rename publishes them.
+func syncTree(root string) error {
+	var dirs []string
+	err := filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
+		if err == nil && d.IsDir() {
+			dirs = append(dirs, p)
+		}
+		return err
+	})
+	if err != nil {
+		return err
+	}
+	slices.Reverse(dirs)
+	for _, d := range dirs {
+		if err := syncDir(d); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// streamError is a failure of the decrypting stream itself (as opposed to
+// the archive inside it): the bytes do not authenticate.
+type streamError struct{ err error }
+
+func (e *streamError) Error() string { return e.err.Error() }
+func (e *streamError) Unwrap() error { return e.err }
+
+type streamReader struct{ r io.Reader }
+
+func (s *streamReader) Read(p []byte) (int, error) {
+	n, err := s.r.Read(p)
+	if err != nil && err != io.EOF {
+		err = &streamError{err}
+	}
+	return n, err
+}
+
+// describeStreamErr says what a read failure means for the operator.
+func describeStreamErr(err error) string {
+	var se *streamError
+	switch {
+	case errors.Is(err, io.ErrUnexpectedEOF):
+		return "the archive ends early (truncated)"
+	case errors.As(err, &se):
+		return "encrypted stream fails authentication (altered, truncated or extended bytes)"
+	default:
+		return "archive: " + err.Error()
+	}
+}

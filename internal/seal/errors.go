@@ -1,0 +1,22 @@
+package seal
+
+import "errors"
+
+// Sentinel errors a caller may branch on with errors.Is. They come wrapped
+// in an error that names the file or record concerned.
+var (
+	// ErrWrongKEK: the key-encryption key does not open the keyring (a wrong
+	// key, a wrong passphrase, or a keyring file that was altered).
+	ErrWrongKEK = errors.New("the KEK does not open it (wrong key or passphrase, or the file was altered)")
+	// ErrNoKeyring: Config.NoCreate was set and the directory holds no keyring.
+	ErrNoKeyring = errors.New("no keyring in the data directory")
+	// ErrOpen: a ciphertext does not open under any key with the given
+	// associated data (wrong record, altered bytes, or a retired key).
+	ErrOpen = errors.New("seal: ciphertext does not open")
+	// ErrKeyFileMode: a key file is readable or writable by group or others.
+	ErrKeyFileMode = errors.New("key file must not be accessible by group or others (chmod 600)")
+	// ErrBackup: a backup is corrupt, truncated, or not a moat backup.
+	ErrBackup = errors.New("backup is corrupt or truncated")
+	// ErrTargetNotEmpty: a restore target directory already holds files.
+	ErrTargetNotEmpty = errors.New("restore target is not empty")
+)

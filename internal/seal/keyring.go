@@ -1,0 +1,465 @@
+package seal
+
+import (
+	"bytes"
+	"encoding/base64"
+	"encoding/binary"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/tink-crypto/tink-go/v2/aead"
+	"github.com/tink-crypto/tink-go/v2/keyset"
+	"github.com/tink-crypto/tink-go/v2/tink"
+)
+
+// KeyringFile is the name of the keyring inside Config.Dir.
+const KeyringFile = "keyring.json"
+
+const keyringFormat = "moat-keyring-v1"
+
+// Config configures Open.
+type Config struct {
+	// Dir is the data directory holding the keyring file (and the progress
+	// files of re-encryption passes). Required. Created 0700 if missing.
+	Dir string
+	// KEK wraps the data keys. Required.
+	KEK KEK
+	// Now is the clock for key creation times; nil means time.Now.
+	Now func() time.Time
+	// Logger receives key lifecycle messages; nil discards them.
+	Logger *slog.Logger
+	// NoCreate makes a missing keyring an error (ErrNoKeyring) instead of
+	// creating one. Set it wherever data already exists, so a mistyped
+	// directory never silently starts a fresh keyring.
+	NoCreate bool
+}
+
+// KeyMeta is what the keyring records about a data key beside Tink's
+// keyset. It is authenticated: it is the associated data of the wrapped
+// keyset, so editing it makes the keyring fail to open.
+type KeyMeta struct {
+	ID      uint32    `json:"id"`
+	Created time.Time `json:"created"`
+}
+
+type keyringFileV1 struct {
+	Format string          `json:"format"`
+	Keys   json.RawMessage `json:"keys"`   // []KeyMeta, authenticated
+	Keyset string          `json:"keyset"` // base64 Tink EncryptedKeyset
+}
+
+// Keyring holds the data keys (a Tink AES-256-GCM keyset) wrapped by a KEK
+// in one file. It is safe for concurrent use.
+type Keyring struct {
+	path string
+	dir  string
+	now  func() time.Time
+	log  *slog.Logger
+
+	mu     sync.Mutex // guards kek, handle, meta and writes of the file
+	kek    KEK
+	handle *keyset.Handle
+	meta   []KeyMeta
+
+	prim atomic.Pointer[primitive] // current primitive, swapped on rotation
+}
+
+type primitive struct {
+	aead    tink.AEAD
+	primary uint32
+}
+
+// Open loads the keyring in cfg.Dir, or creates it with one data key when
+// there is none (unless cfg.NoCreate). A KEK that does not open an existing
+// keyring is refused with ErrWrongKEK and nothing on disk changes.
+func Open(cfg Config) (*Keyring, error) {
+	if cfg.Dir == "" {
+		return nil, errors.New("seal: Config.Dir is empty")
+	}
+	if cfg.KEK == nil {
+		return nil, errors.New("seal: Config.KEK is nil")
+	}
+	k := &Keyring{
+		dir:  cfg.Dir,
+		path: filepath.Join(cfg.Dir, KeyringFile),
+		now:  cfg.Now,
+		log:  cfg.Logger,
+		kek:  cfg.KEK,
+	}
+	if k.now == nil {
+		k.now = time.Now
+	}
+	if k.log == nil {
+		k.log = slog.New(slog.DiscardHandler)
+	}
+	data, err := os.ReadFile(k.path)
+	switch {
+	case err == nil:
+		h, meta, err := decodeKeyring(data, cfg.KEK)
+		if err != nil {
+			return nil, fmt.Errorf("seal: keyring %q: %w", k.path, err)
+		}
+		if err := k.install(h, meta); err != nil {
+			return nil, fmt.Errorf("seal: keyring %q: %w", k.path, err)
+		}
+		return k, nil
+	case !isNotExist(err):
+		return nil, fmt.Errorf("seal: keyring %q: %w", k.path, err)
+	case cfg.NoCreate:
+		return nil, fmt.Errorf("seal: keyring %q: %w", k.path, ErrNoKeyring)
+	}
+	if err := os.MkdirAll(cfg.Dir, 0o700); err != nil {
+		return nil, fmt.Errorf("seal: %w", err)
+	}
+	h, err := keyset.NewHandle(aead.AES256GCMKeyTemplate())
+	if err != nil {
+		return nil, fmt.Errorf("seal: new keyset: %w", err)
+	}
+	p, err := h.Primary()
+	if err != nil {
+		return nil, fmt.Errorf("seal: new keyset: %w", err)
+	}
+	meta := []KeyMeta{{ID: p.KeyID(), Created: k.now().UTC()}}
+	if err := k.persist(h, meta, cfg.KEK); err != nil {
+		return nil, fmt.Errorf("seal: keyring %q: %w", k.path, err)
+	}
+	if err := k.install(h, meta); err != nil {
+		return nil, fmt.Errorf("seal: keyring %q: %w", k.path, err)
+	}
+	k.log.Info("seal: created keyring", "path", k.path, "primary", p.KeyID())
+	return k, nil
+}
+
+// decodeKeyring parses and unwraps a keyring file.
+func decodeKeyring(data []byte, kek KEK) (*keyset.Handle, []KeyMeta, error) {
+	var f keyringFileV1
+	dec := json.NewDecoder(bytes.NewReader(data))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&f); err != nil {
+		return nil, nil, fmt.Errorf("not a keyring file: %v", err)
+	}
+	if f.Format != keyringFormat {
+		return nil, nil, fmt.Errorf("format %q, want %q", f.Format, keyringFormat)
+	}
+	var meta []KeyMeta
+	if err := json.Unmarshal(f.Keys, &meta); err != nil {
+		return nil, nil, fmt.Errorf("keys: %v", err)
+	}
+	ks, err := base64.StdEncoding.DecodeString(f.Keyset)
+	if err != nil {
+		return nil, nil, fmt.Errorf("keyset: not base64")
+	}
+	h, err := keyset.ReadWithAssociatedData(keyset.NewBinaryReader(bytes.NewReader(ks)), kek, keyringAD(f.Keys))
+	if err != nil {
+		return nil, nil, ErrWrongKEK
+	}
+	return h, meta, nil
+}
+
+// keyringAD binds the wrapped keyset to the format and the key metadata.
+func keyringAD(keys []byte) []byte {
+	return append([]byte(keyringFormat+"\x00"), keys...)
+}
+
+// encodeKeyring wraps h under kek with meta as associated data.
+func encodeKeyring(h *keyset.Handle, meta []KeyMeta, kek KEK) ([]byte, error) {
+	keys, err := json.Marshal(meta)
+	if err != nil {
+		return nil, err
+	}
+	var buf bytes.Buffer
+	if err := h.WriteWithAssociatedData(keyset.NewBinaryWriter(&buf), kek, keyringAD(keys)); err != nil {
+		return nil, fmt.Errorf("wrapping keyset: %w", err)
+	}
+	return json.Marshal(keyringFileV1{
+		Format: keyringFormat,
+		Keys:   keys,
+		Keyset: base64.StdEncoding.EncodeToString(buf.Bytes()),
+	})
+}
+
+// persist writes the keyring wrapped under kek, after checking that kek
+// opens what was written (wrap, then unwrap what was wrapped).
+func (k *Keyring) persist(h *keyset.Handle, meta []KeyMeta, kek KEK) error {
+	data, err := encodeKeyring(h, meta, kek)
+	if err != nil {
+		return err
+	}
+	if _, _, err := decodeKeyring(data, kek); err != nil {
+		return fmt.Errorf("the KEK does not open what it wrapped: %w", err)
+	}
+	return writeFileAtomic(k.path, data, 0o600)
+}
+
+// install makes h the keyring's current keyset.
+func (k *Keyring) install(h *keyset.Handle, meta []KeyMeta) error {
+	a, err := aead.New(h)
+	if err != nil {
+		return fmt.Errorf("keyset primitive: %w", err)
+	}
+	p, err := h.Primary()
+	if err != nil {
+		return fmt.Errorf("keyset: %w", err)
+	}
+	// Every key in the keyset has metadata; keys missing from it (a file
+	// from an older writer) are dated zero rather than refused.
+	for i := range h.Len() {
+		e, err := h.Entry(i)
+		if err != nil {
+			return fmt.Errorf("keyset: %w", err)
+		}
+		if !slices.ContainsFunc(meta, func(m KeyMeta) bool { return m.ID == e.KeyID() }) {
+			meta = append(meta, KeyMeta{ID: e.KeyID()})
+		}
+	}
+	k.handle, k.meta = h, meta
+	k.prim.Store(&primitive{aead: a, primary: p.KeyID()})
+	return nil
+}
+
+// Path is the keyring file.
+func (k *Keyring) Path() string { return k.path }
+
+// Primary is the ID of the data key that new ciphertexts use.
+func (k *Keyring) Primary() uint32 { return k.prim.Load().primary }
+
+// Event describes a key lifecycle change for the caller to append to the
+// audit log; its fields map one to one onto audit.Entry's.
+type Event struct {
+	Time   time.Time
+	Action string // "keys.rotate", "keys.rewrap", "keys.disable"
+	Target string // the keyring file
+	Detail map[string]string
+}
+
+// Rotate adds a new data key and makes it the primary: new ciphertexts use
+// it, old ones stay readable. The change is durable before Rotate returns.
+func (k *Keyring) Rotate() (Event, error) {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	old := k.prim.Load().primary
+	m := keyset.NewManagerFromHandle(k.handle)
+	id, err := m.Add(aead.AES256GCMKeyTemplate())
+	if err != nil {
+		return Event{}, fmt.Errorf("seal: rotate: %w", err)
+	}
+	if err := m.SetPrimary(id); err != nil {
+		return Event{}, fmt.Errorf("seal: rotate: %w", err)
+	}
+	h, err := m.Handle()
+	if err != nil {
+		return Event{}, fmt.Errorf("seal: rotate: %w", err)
+	}
+	now := k.now().UTC()
+	meta := append(slices.Clone(k.meta), KeyMeta{ID: id, Created: now})
+	if err := k.persist(h, meta, k.kek); err != nil {
+		return Event{}, fmt.Errorf("seal: rotate: keyring %q: %w", k.path, err)
+	}
+	if err := k.install(h, meta); err != nil {
+		return Event{}, fmt.Errorf("seal: rotate: %w", err)
+	}
+	k.log.Info("seal: rotated data key", "path", k.path, "old", old, "new", id)
+	return Event{Time: now, Action: "keys.rotate", Target: k.path, Detail: map[string]string{
+		"old_primary": strconv.FormatUint(uint64(old), 10),
+		"new_primary": strconv.FormatUint(uint64(id), 10),
+		"keys":        strconv.Itoa(len(meta)),
+	}}, nil
+}
+
+// RewrapKEK re-wraps the data keys under newKEK; data ciphertexts do not
+// change. The new file is checked to open under newKEK before it replaces
+// the old one, so a failure leaves the keyring under the old KEK.
+func (k *Keyring) RewrapKEK(newKEK KEK) (Event, error) {
+	if newKEK == nil {
+		return Event{}, errors.New("seal: rewrap: new KEK is nil")
+	}
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	if err := k.persist(k.handle, k.meta, newKEK); err != nil {
+		return Event{}, fmt.Errorf("seal: rewrap: keyring %q: %w", k.path, err)
+	}
+	k.kek = newKEK
+	now := k.now().UTC()
+	k.log.Info("seal: re-wrapped keyring under a new KEK", "path", k.path)
+	return Event{Time: now, Action: "keys.rewrap", Target: k.path, Detail: map[string]string{
+		"keys": strconv.Itoa(len(k.meta)),
+	}}, nil
+}
+
+// Disable stops a non-primary data key from opening anything. Do it only
+// once a re-encryption pass has moved every record off the key (Status
+// with usage counts says so); ciphertexts still under it stop opening.
+func (k *Keyring) Disable(id uint32) (Event, error) {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	if id == k.prim.Load().primary {
+		return Event{}, fmt.Errorf("seal: disable key %d: it is the primary", id)
+	}
+	m := keyset.NewManagerFromHandle(k.handle)
+	if err := m.Disable(id); err != nil {
+		return Event{}, fmt.Errorf("seal: disable key %d: %w", id, err)
+	}
+	h, err := m.Handle()
+	if err != nil {
+		return Event{}, fmt.Errorf("seal: disable key %d: %w", id, err)
+	}
+	if err := k.persist(h, k.meta, k.kek); err != nil {
+		return Event{}, fmt.Errorf("seal: disable key %d: keyring %q: %w", id, k.path, err)
+	}
+	if err := k.install(h, k.meta); err != nil {
+		return Event{}, fmt.Errorf("seal: disable key %d: %w", id, err)
+	}
+	return Event{Time: k.now().UTC(), Action: "keys.disable", Target: k.path, Detail: map[string]string{
+		"key": strconv.FormatUint(uint64(id), 10),
+	}}, nil
+}
+
+// Due reports whether the primary key is at least every old at now, that
+// is whether a scheduled rotation should run. every <= 0 is never due.
+func (k *Keyring) Due(now time.Time, every time.Duration) bool {
+	if every <= 0 {
+		return false
+	}
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	primary := k.prim.Load().primary
+	for _, m := range k.meta {
+		if m.ID == primary {
+			return !now.Before(m.Created.Add(every))
+		}
+	}
+	return true // a primary without a creation time is of unknown age
+}
+
+// RotateIfDue rotates when Due(now, every) and reports whether it did.
+func (k *Keyring) RotateIfDue(every time.Duration) (Event, bool, error) {
+	if !k.Due(k.now(), every) {
+		return Event{}, false, nil
+	}
+	ev, err := k.Rotate()
+	if err != nil {
+		return Event{}, false, err
+	}
+	return ev, true, nil
+}
+
+// KeyID returns the ID of the data key that made ciphertext, read from
+// Tink's 5-byte output prefix (0x01 and the big-endian key ID).
+func KeyID(ciphertext []byte) (uint32, error) {
+	if len(ciphertext) < 5 || ciphertext[0] != 1 {
+		return 0, errors.New("seal: not a keyring ciphertext (no key ID prefix)")
+	}
+	return binary.BigEndian.Uint32(ciphertext[1:5]), nil
+}
+
+// Usage is how much stored data one key protects.
+type Usage struct {
+	Records int64
+	Bytes   int64
+}
+
+// KeyStatus describes one data key.
+type KeyStatus struct {
+	ID      uint32
+	Created time.Time // zero if unknown
+	Age     time.Duration
+	Primary bool
+	State   string // "primary", "enabled" (opens old data), "disabled"
+	Usage   Usage  // from the usage map given to Status
+}
+
+// Status is what `moat keys status` shows.
+type Status struct {
+	Path    string
+	Primary uint32
+	Keys    []KeyStatus // oldest first
+}
+
+// Status lists the data keys. usage, if not nil, maps key IDs to what each
+// protects (see CountUsage); keys absent from it show zero.
+func (k *Keyring) Status(usage map[uint32]Usage) Status {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	now := k.now()
+	st := Status{Path: k.path, Primary: k.prim.Load().primary}
+	created := map[uint32]time.Time{}
+	for _, m := range k.meta {
+		created[m.ID] = m.Created
+	}
+	for i := range k.handle.Len() {
+		e, err := k.handle.Entry(i)
+		if err != nil {
+			continue
+		}
+		ks := KeyStatus{ID: e.KeyID(), Created: created[e.KeyID()], Primary: e.IsPrimary(), Usage: usage[e.KeyID()]}
+		if !ks.Created.IsZero() {
+			ks.Age = now.Sub(ks.Created)
+		}
+		switch {
+		case e.IsPrimary():
+			ks.State = "primary"
+		case e.KeyStatus() == keyset.Enabled:
+			ks.State = "enabled"
+		default:
+			ks.State = "disabled"
+		}
+		st.Keys = append(st.Keys, ks)
+	}
+	slices.SortStableFunc(st.Keys, func(a, b KeyStatus) int { return a.Created.Compare(b.Created) })
+	return st
+}
+
+// AEAD returns the primitive other packages hold to seal records. It
+// follows rotation: Encrypt always uses the current primary.
+func (k *Keyring) AEAD() *AEAD { return &AEAD{k: k} }
+
+// AEAD seals and opens records under the keyring's data keys. Pass the
+// record's identity (its key, or RecordAD of its parts) as associated data:
+// a ciphertext then opens only for the record it was made for.
+type AEAD struct {
+	k *Keyring
+}
+
+// Encrypt seals plaintext under the primary data key.
+func (a *AEAD) Encrypt(plaintext, associatedData []byte) ([]byte, error) {
+	ct, err := a.k.prim.Load().aead.Encrypt(plaintext, associatedData)
+	if err != nil {
+		return nil, fmt.Errorf("seal: encrypt: %w", err)
+	}
+	return ct, nil
+}
+
+// Decrypt opens a ciphertext made by Encrypt with the same associated
+// data. Any failure is ErrOpen: the caller learns nothing about why.
+func (a *AEAD) Decrypt(ciphertext, associatedData []byte) ([]byte, error) {
+	pt, err := a.k.prim.Load().aead.Decrypt(ciphertext, associatedData)
+	if err != nil {
+		return nil, ErrOpen
+	}
+	return pt, nil
+}
+
+// RecordAD builds unambiguous associated data from the parts naming a
+// record (e.g. "store", bucket, key): each part is length-prefixed, so
+// ("ab","c") and ("a","bc") differ.
+func RecordAD(parts ...string) []byte {
+	n := 0
+	for _, p := range parts {
+		n += 4 + len(p)
+	}
+	out := make([]byte, 0, n)
+	for _, p := range parts {
+		out = binary.BigEndian.AppendUint32(out, uint32(len(p)))
+		out = append(out, p...)
+	}
+	return out
+}

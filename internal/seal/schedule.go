@@ -1,0 +1,91 @@
+package seal
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+)
+
+// KEKConfig names where the KEK comes from; exactly one field is set. It
+// is what a `kek:` section of a config file or a --kek flag decodes into.
+type KEKConfig struct {
+	File       string // path of a key file (see GenerateKeyFile)
+	Env        string // name of an environment variable holding the key
+	Passphrase []byte // a passphrase, stretched with argon2id
+	// Argon2 overrides DefaultArgon2Params for a passphrase.
+	Argon2 Argon2Params
+	// Lookup reads environment variables; nil means os.LookupEnv.
+	Lookup func(string) (string, bool)
+}
+
+// Load returns the configured KEK. Zero or several sources are an error:
+// there is no default key.
+func (c KEKConfig) Load() (KEK, error) {
+	n := 0
+	for _, set := range []bool{c.File != "", c.Env != "", len(c.Passphrase) > 0} {
+		if set {
+			n++
+		}
+	}
+	switch {
+	case n == 0:
+		return nil, errors.New("seal: no KEK configured (set a key file, an environment variable or a passphrase)")
+	case n > 1:
+		return nil, errors.New("seal: more than one KEK configured (set exactly one of key file, environment variable, passphrase)")
+	case c.File != "":
+		return OpenKeyFile(c.File)
+	case c.Env != "":
+		return EnvKEK(c.Env, c.Lookup)
+	}
+	return NewPassphraseKEK(c.Passphrase, c.Argon2, nil)
+}
+
+// Scheduler rotates the keyring's primary data key when it reaches Every,
+// checking every Check; each rotation's Event goes to OnRotate (which
+// appends it to the audit log). Run it with the server's other parts.
+type Scheduler struct {
+	Keyring *Keyring
+	// Every is the age at which the primary is replaced, e.g. 90 days.
+	// Required (> 0).
+	Every time.Duration
+	// Check is how often the age is looked at; 0 means one hour.
+	Check time.Duration
+	// OnRotate records a rotation. An error from it stops Run: a rotation
+	// that cannot be audited must be noticed.
+	OnRotate func(context.Context, Event) error
+	// After is the timer; nil means time.After. Tests pass their own.
+	After func(time.Duration) <-chan time.Time
+}
+
+// Run checks at once and then every Check until ctx ends; it returns nil
+// when ctx is cancelled and an error if a rotation or its record fails.
+func (s *Scheduler) Run(ctx context.Context) error {
+	if s.Keyring == nil || s.Every <= 0 {
+		return errors.New("seal: scheduler: Keyring and a positive Every are required")
+	}
+	check := s.Check
+	if check <= 0 {
+		check = time.Hour
+	}
+	after := s.After
+	if after == nil {
+		after = time.After
+	}
+	for {
+		ev, rotated, err := s.Keyring.RotateIfDue(s.Every)
+		if err != nil {
+			return fmt.Errorf("seal: scheduled rotation: %w", err)
+		}
+		if rotated && s.OnRotate != nil {
+			if err := s.OnRotate(ctx, ev); err != nil {
+				return fmt.Errorf("seal: recording scheduled rotation: %w", err)
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-after(check):
+		}
+	}
+}

@@ -1,0 +1,81 @@
+package seal
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestScheduler(t *testing.T) {
+	c := newClock()
+	k := openTest(t, t.TempDir(), testKEK(t, 1), c)
+	ticks := make(chan time.Time)
+	events := make(chan Event, 4)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	s := &Scheduler{
+		Keyring: k, Every: 90 * 24 * time.Hour, Check: time.Hour,
+		OnRotate: func(_ context.Context, ev Event) error { events <- ev; return nil },
+		After:    func(time.Duration) <-chan time.Time { return ticks },
+	}
+	done := make(chan error, 1)
+	go func() { done <- s.Run(ctx) }()
+	first := k.Primary()
+	ticks <- c.Now() // first check done, nothing due; second check runs
+	c.Advance(89 * 24 * time.Hour)
+	ticks <- c.Now()
+	c.Advance(24 * time.Hour) // primary is 90 days old at the next check
+	ticks <- c.Now()
+	ev := <-events
+	if ev.Action != "keys.rotate" || k.Primary() == first {
+		t.Fatalf("event %+v, primary %d (was %d)", ev, k.Primary(), first)
+	}
+	ticks <- c.Now()
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case ev := <-events:
+		t.Fatalf("rotated again at once: %+v", ev)
+	default:
+	}
+
+	// A rotation that cannot be recorded stops the scheduler.
+	c.Advance(91 * 24 * time.Hour)
+	s.OnRotate = func(context.Context, Event) error { return errors.New("audit log down") }
+	err := s.Run(context.Background())
+	if err == nil || !strings.Contains(err.Error(), "audit log down") {
+		t.Fatalf("err = %v", err)
+	}
+}
+
+func TestKEKConfig(t *testing.T) {
+	env := func(string) (string, bool) { return EncodeKEKKey(make([]byte, 32)), true }
+	for _, tc := range []struct {
+		name string
+		cfg  KEKConfig
+		want string
+	}{
+		{"none", KEKConfig{}, "no KEK configured"},
+		{"two", KEKConfig{Env: "X", Passphrase: []byte("p")}, "more than one KEK"},
+		{"missing file", KEKConfig{File: "/nonexistent/kek"}, "no such file"},
+		{"env", KEKConfig{Env: "X", Lookup: env}, ""},
+		{"passphrase", KEKConfig{Passphrase: []byte("p"), Argon2: fastArgon}, ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			k, err := tc.cfg.Load()
+			if tc.want == "" {
+				if err != nil || k == nil {
+					t.Fatalf("Load: %v", err)
+				}
+				return
+			}
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("err = %v, want %q", err, tc.want)
+			}
+		})
+	}
+}

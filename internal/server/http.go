@@ -1,0 +1,209 @@
+package server
+
+import (
+	"context"
+	"crypto/x509"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"strings"
+
+	"github.com/spiffe/go-spiffe/v2/spiffeid"
+
+	"moat/internal/api"
+	"moat/internal/audit"
+	"moat/internal/identity"
+	"moat/internal/store"
+)
+
+// caller is who made a request.
+type caller struct {
+	ID   string // SPIFFE ID, or "" when anonymous
+	Kind string // identity.KindNode, KindAdmin, or ""
+	Name string
+	Role string // for admins
+	Leaf *x509.Certificate
+}
+
+// httpError is an error with the status it answers with. Its message is
+// shown to the caller, so it never carries internals.
+type httpError struct {
+	code int
+	msg  string
+}
+
+func (e *httpError) Error() string { return e.msg }
+
+func errorf(code int, format string, args ...any) error {
+	return &httpError{code: code, msg: fmt.Sprintf(format, args...)}
+}
+
+func (s *Server) routes() http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET "+api.PathBundle, s.handleBundle)
+	mux.HandleFunc("POST "+api.PathJoin, s.handleJoin)
+	mux.HandleFunc("POST "+api.PathNodeRenew, s.node(s.handleRenew))
+	mux.HandleFunc("POST "+api.PathSVID, s.node(s.handleSVID))
+	mux.HandleFunc("GET "+api.PathWatch, s.node(s.handleWatch))
+
+	admin := func(method, path, role, action string, h func(context.Context, *caller, *http.Request) (any, string, error)) {
+		mux.HandleFunc(method+" "+path, s.admin(role, action, h))
+	}
+	admin("GET", api.PathWhoami, api.RoleViewer, "whoami", s.handleWhoami)
+	admin("POST", api.PathTokens, api.RoleOperator, "token.create", s.handleTokenCreate)
+	admin("GET", api.PathServices, api.RoleViewer, "svc.list", s.handleServiceList)
+	admin("POST", api.PathServices, api.RoleOperator, "svc.register", s.handleServiceRegister)
+	admin("DELETE", api.PathServices, api.RoleOperator, "svc.deregister", s.handleServiceDeregister)
+	admin("GET", api.PathNodes, api.RoleViewer, "node.list", s.handleNodeList)
+	admin("POST", api.PathRevoke, api.RoleOperator, "revoke", s.handleRevoke)
+	admin("GET", api.PathCA, api.RoleViewer, "ca.show", s.handleCAShow)
+	admin("POST", api.PathCARotate, api.RoleAdmin, "ca.rotate", s.handleCARotate)
+	s.policyRoutes(admin)
+	return mux
+}
+
+// identify returns the verified caller of r. The TLS handshake already
+// verified any presented chain; it is checked again here so that a
+// revocation cuts callers on connections opened before it.
+func (s *Server) identify(ctx context.Context, r *http.Request) (*caller, error) {
+	if r.TLS == nil || len(r.TLS.PeerCertificates) == 0 {
+		return &caller{}, nil
+	}
+	id, err := s.trust.Verify(r.TLS.PeerCertificates)
+	if err != nil {
+		return nil, errorf(http.StatusUnauthorized, "client certificate refused: %v", err)
+	}
+	kind, name, ok := identity.Parse(id)
+	if !ok {
+		return nil, errorf(http.StatusUnauthorized, "client certificate %q is not a moat identity", id)
+	}
+	c := &caller{ID: id.String(), Kind: kind, Name: name, Leaf: r.TLS.PeerCertificates[0]}
+	if kind == identity.KindAdmin {
+		var rec adminRecord
+		if err := getJSON(ctx, s.st, prefixAdmin+name, &rec); err != nil {
+			if errors.Is(err, store.ErrNotFound) {
+				return c, nil // an admin with no role: denied by every check
+			}
+			return nil, err
+		}
+		c.Role = rec.Role
+	}
+	return c, nil
+}
+
+// node wraps a handler that only agents (node SVIDs) may call.
+func (s *Server) node(h func(http.ResponseWriter, *http.Request, *caller)) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		c, err := s.identify(r.Context(), r)
+		if err != nil {
+			writeError(w, err)
+			return
+		}
+		if c.Kind != identity.KindNode {
+			writeError(w, errorf(http.StatusUnauthorized, "this call needs a node certificate"))
+			return
+		}
+		h(w, r, c)
+	}
+}
+
+// admin wraps an admin call: authenticate, authorize by role, run, and
+// record the outcome in the audit log. The answer is sent only after the
+// audit entry is durable; if it cannot be recorded the call fails.
+func (s *Server) admin(role, action string, h func(context.Context, *caller, *http.Request) (any, string, error)) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		ctx := r.Context()
+		c, err := s.identify(ctx, r)
+		entry := audit.Entry{Time: s.now().UTC(), Action: action}
+		if c != nil {
+			entry.Actor, entry.Role = c.ID, c.Role
+		}
+		var out any
+		var target string
+		switch {
+		case err != nil:
+		case c.Kind != identity.KindAdmin:
+			err = errorf(http.StatusUnauthorized, "this call needs an admin certificate")
+		case api.RoleRank(c.Role) < api.RoleRank(role):
+			err = errorf(http.StatusForbidden, "role %q may not %s (needs %q)", c.Role, action, role)
+		default:
+			out, target, err = h(ctx, c, r)
+		}
+		entry.Target = target
+		entry.Result = "ok"
+		if err != nil {
+			entry.Result = resultOf(err)
+		}
+		if aerr := s.cfg.Audit.Record(context.WithoutCancel(ctx), entry); aerr != nil {
+			s.log.Error("audit record failed", "action", action, "err", aerr)
+			writeError(w, errorf(http.StatusServiceUnavailable, "the audit log is unavailable; nothing was answered"))
+			return
+		}
+		if err != nil {
+			writeError(w, err)
+			return
+		}
+		writeJSON(w, http.StatusOK, out)
+	}
+}
+
+func resultOf(err error) string {
+	var he *httpError
+	if errors.As(err, &he) {
+		switch he.code {
+		case http.StatusUnauthorized, http.StatusForbidden:
+			return "denied: " + he.msg
+		}
+		return "error: " + he.msg
+	}
+	return "error: internal"
+}
+
+func writeJSON(w http.ResponseWriter, code int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(code)
+	if v == nil {
+		v = struct{}{}
+	}
+	_ = json.NewEncoder(w).Encode(v)
+}
+
+func writeError(w http.ResponseWriter, err error) {
+	var he *httpError
+	if errors.As(err, &he) {
+		writeJSON(w, he.code, api.Error{Error: he.msg})
+		return
+	}
+	if errors.Is(err, store.ErrConflict) {
+		writeJSON(w, http.StatusConflict, api.Error{Error: "a concurrent change won; try again"})
+		return
+	}
+	writeJSON(w, http.StatusInternalServerError, api.Error{Error: "internal error"})
+}
+
+// decode reads a JSON request body strictly.
+func decode(r *http.Request, v any) error {
+	dec := json.NewDecoder(http.MaxBytesReader(nil, r.Body, 1<<20))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		return errorf(http.StatusBadRequest, "bad request body: %v", strings.TrimPrefix(err.Error(), "json: "))
+	}
+	return nil
+}
+
+func (s *Server) handleBundle(w http.ResponseWriter, r *http.Request) {
+	writeJSON(w, http.StatusOK, api.CertResponse{
+		Bundle:      api.DERs(s.CA().Bundle().X509Authorities()),
+		TrustDomain: s.td.Name(),
+	})
+}
+
+func (s *Server) handleWhoami(ctx context.Context, c *caller, r *http.Request) (any, string, error) {
+	return api.Whoami{ID: c.ID, Role: c.Role}, c.ID, nil
+}
+
+func mustParseID(s string) spiffeid.ID {
+	id, _ := spiffeid.FromString(s)
+	return id
+}

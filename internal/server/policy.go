@@ -1,0 +1,129 @@
+package server
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"strings"
+
+	"moat/internal/api"
+	"moat/internal/policy"
+	"moat/internal/store"
+)
+
+// RecentEdges returns the service pairs seen recently, for policy diff.
+type RecentEdges func(ctx context.Context) ([]policy.Edge, error)
+
+func (s *Server) policyRoutes(admin func(method, path, role, action string, h func(context.Context, *caller, *http.Request) (any, string, error))) {
+	admin("GET", api.PathPolicy, api.RoleViewer, "policy.show", s.handlePolicyShow)
+	admin("POST", api.PathPolicy, api.RoleOperator, "policy.apply", s.handlePolicyApply)
+	admin("POST", api.PathPolicyDiff, api.RoleViewer, "policy.diff", s.handlePolicyDiff)
+	admin("POST", api.PathPolicyExpl, api.RoleViewer, "policy.explain", s.handlePolicyExplain)
+}
+
+// currentPolicy returns the applied policy and its table; with none applied
+// it returns a zero Policy and a nil table, which denies everything.
+func (s *Server) currentPolicy(ctx context.Context) (api.Policy, *policy.Table, int64, error) {
+	var p api.Policy
+	rev, err := getJSONRev(ctx, s.st, keyPolicy, &p)
+	if errors.Is(err, store.ErrNotFound) {
+		return api.Policy{}, nil, 0, nil
+	}
+	if err != nil {
+		return api.Policy{}, nil, 0, err
+	}
+	t, err := policy.Parse([]byte(p.YAML))
+	if err != nil {
+		return api.Policy{}, nil, 0, fmt.Errorf("server: stored policy no longer parses: %w", err)
+	}
+	return p, t, rev, nil
+}
+
+func (s *Server) handlePolicyShow(ctx context.Context, c *caller, r *http.Request) (any, string, error) {
+	p, _, _, err := s.currentPolicy(ctx)
+	return p, "", err
+}
+
+func parsePolicyRequest(r *http.Request) (*policy.Table, error) {
+	var req api.PolicyRequest
+	if err := decode(r, &req); err != nil {
+		return nil, err
+	}
+	t, err := policy.Parse([]byte(req.YAML))
+	if err != nil {
+		return nil, errorf(http.StatusBadRequest, "%v", err)
+	}
+	return t, nil
+}
+
+// handlePolicyApply validates a document and makes it current in one
+// transaction that also keeps it as a numbered version; the watch stream
+// carries it to every agent.
+func (s *Server) handlePolicyApply(ctx context.Context, c *caller, r *http.Request) (any, string, error) {
+	t, err := parsePolicyRequest(r)
+	if err != nil {
+		return nil, "", err
+	}
+	old, _, rev, err := s.currentPolicy(ctx)
+	if err != nil {
+		return nil, "", err
+	}
+	p := api.Policy{Version: old.Version + 1, YAML: string(t.Source()), Applied: s.now().UTC(), By: c.ID}
+	target := fmt.Sprintf("policy v%d", p.Version)
+	_, err = s.st.Txn(ctx, []store.Cond{{Key: keyPolicy, ModRevision: rev}}, []store.Op{
+		store.Put(keyPolicy, mustJSON(p)),
+		store.Put(fmt.Sprintf("%s%010d", prefixPolicyV, p.Version), mustJSON(p)),
+	})
+	if err != nil {
+		return nil, target, err
+	}
+	return api.PolicyApplied{Policy: p, Warnings: t.Warnings(), Wildcard: hasWildcard(t)}, target, nil
+}
+
+func hasWildcard(t *policy.Table) bool {
+	for _, r := range t.Rules() {
+		for _, f := range r.From {
+			if f == "*" {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+func (s *Server) handlePolicyDiff(ctx context.Context, c *caller, r *http.Request) (any, string, error) {
+	t, err := parsePolicyRequest(r)
+	if err != nil {
+		return nil, "", err
+	}
+	_, cur, _, err := s.currentPolicy(ctx)
+	if err != nil {
+		return nil, "", err
+	}
+	var recent []policy.Edge
+	if s.cfg.RecentEdges != nil {
+		if recent, err = s.cfg.RecentEdges(ctx); err != nil {
+			return nil, "", err
+		}
+	}
+	d := policy.Diff(cur, t, recent)
+	text := d.String()
+	if d.Empty() {
+		text = "no change\n"
+	}
+	return api.PolicyDiff{Text: text}, "", nil
+}
+
+func (s *Server) handlePolicyExplain(ctx context.Context, c *caller, r *http.Request) (any, string, error) {
+	var req api.ExplainRequest
+	if err := decode(r, &req); err != nil {
+		return nil, "", err
+	}
+	_, cur, _, err := s.currentPolicy(ctx)
+	if err != nil {
+		return nil, "", err
+	}
+	d := cur.Decide(req.From, req.To, req.Port)
+	return api.Explanation{Allow: d.Allow, Audit: d.Audit, Rule: d.Rule, Text: strings.TrimSpace(cur.Explain(req.From, req.To, req.Port))}, "", nil
+}

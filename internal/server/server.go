@@ -1,0 +1,277 @@
+// Package server is moat's control plane: it holds the CA, the registry of
+// nodes and services, join tokens, the revocation list and the intentions,
+// and serves them over mutual TLS to agents (join, SVID signing, a watch
+// stream) and to administrators (role-checked calls). Every join and every
+// admin call passes through one audit hook.
+package server
+
+import (
+	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"sync"
+	"time"
+
+	"github.com/spiffe/go-spiffe/v2/spiffeid"
+
+	"moat/internal/api"
+	"moat/internal/audit"
+	"moat/internal/ca"
+	"moat/internal/identity"
+	"moat/internal/store"
+)
+
+// Config configures a Server.
+type Config struct {
+	// Listen is the API address; empty means 127.0.0.1:7400.
+	Listen string
+	// Name names this server in its SVID (spiffe://<td>/server/<name>);
+	// empty means "control".
+	Name string
+	// Store holds all control-plane state; required.
+	Store store.Store
+	// Sealer encrypts the CA's private keys in the store; nil stores them
+	// in the clear (only tests do that).
+	Sealer ca.KeySealer
+	// Audit receives every join and admin call; required. A call whose
+	// audit entry cannot be recorded fails.
+	Audit audit.Recorder
+	// Now is the clock; nil means time.Now.
+	Now func() time.Time
+	// Logger; nil means slog.Default().
+	Logger *slog.Logger
+	// RecentEdges feeds "policy diff" with the pairs seen recently; nil
+	// means none are known.
+	RecentEdges RecentEdges
+	// Heartbeat is the watch stream's keep-alive period; zero means 15s.
+	Heartbeat time.Duration
+}
+
+// Server is a running control plane.
+type Server struct {
+	cfg    Config
+	st     store.Store
+	log    *slog.Logger
+	now    func() time.Time
+	td     spiffeid.TrustDomain
+	meta   Meta
+	trust  *identity.Trust
+	caMu   sync.Mutex // serializes CA changes (rotation, load)
+	ca     *ca.CA
+	hub    *hub
+	ln     net.Listener
+	ready  chan struct{}
+	certMu sync.RWMutex // guards cert
+	cert   *tls.Certificate
+}
+
+// New loads the control plane's state from cfg.Store (written by Init).
+func New(ctx context.Context, cfg Config) (*Server, error) {
+	if cfg.Store == nil {
+		return nil, errors.New("server: no store")
+	}
+	if cfg.Audit == nil {
+		return nil, errors.New("server: no audit recorder")
+	}
+	if cfg.Listen == "" {
+		cfg.Listen = "127.0.0.1:7400"
+	}
+	if cfg.Name == "" {
+		cfg.Name = "control"
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	if cfg.Heartbeat == 0 {
+		cfg.Heartbeat = 15 * time.Second
+	}
+	s := &Server{cfg: cfg, st: cfg.Store, log: cfg.Logger, now: cfg.Now, ready: make(chan struct{})}
+	if err := getJSON(ctx, s.st, keyMeta, &s.meta); err != nil {
+		if errors.Is(err, store.ErrNotFound) {
+			return nil, errors.New("server: the store holds no control plane: run \"moat server init\" first")
+		}
+		return nil, fmt.Errorf("server: %w", err)
+	}
+	td, err := identity.ParseTrustDomain(s.meta.TrustDomain)
+	if err != nil {
+		return nil, fmt.Errorf("server: stored meta: %w", err)
+	}
+	s.td = td
+	if err := s.loadCA(ctx); err != nil {
+		return nil, err
+	}
+	s.trust = identity.NewTrust(identity.TrustConfig{TrustDomain: td, Now: cfg.Now})
+	var rev identity.Revocations
+	if err := getJSON(ctx, s.st, keyRevocations, &rev); err != nil && !errors.Is(err, store.ErrNotFound) {
+		return nil, fmt.Errorf("server: %w", err)
+	}
+	s.trust.Update(s.ca.Bundle(), rev)
+	if err := s.renewOwnCert(); err != nil {
+		return nil, err
+	}
+	s.hub = newHub(s)
+	return s, nil
+}
+
+func (s *Server) loadCA(ctx context.Context) error {
+	kv, err := s.st.Get(ctx, keyCA)
+	if err != nil {
+		return fmt.Errorf("server: load CA: %w", err)
+	}
+	c, err := ca.Unmarshal(s.caConfig(), kv.Value, s.cfg.Sealer)
+	if err != nil {
+		return fmt.Errorf("server: load CA: %w", err)
+	}
+	// Expiries of SVIDs signed since the state was last stored are not
+	// known after a restart: assume one full SVID life from now, so a root
+	// is never retired under a live SVID.
+	st := c.State()
+	for _, a := range st.Authorities {
+		if floor := s.now().Add(s.meta.SVIDTTL); a.LastExpiry.Before(floor) {
+			a.LastExpiry = floor
+		}
+	}
+	if c, err = ca.FromState(s.caConfig(), st); err != nil {
+		return fmt.Errorf("server: load CA: %w", err)
+	}
+	s.caMu.Lock()
+	s.ca = c
+	s.caMu.Unlock()
+	return nil
+}
+
+func (s *Server) caConfig() ca.Config {
+	return ca.Config{TrustDomain: s.td, SVIDTTL: s.meta.SVIDTTL, Now: s.now}
+}
+
+// TrustDomain returns the control plane's trust domain.
+func (s *Server) TrustDomain() spiffeid.TrustDomain { return s.td }
+
+// CA returns the CA, for in-process callers (moat dev, tests).
+func (s *Server) CA() *ca.CA {
+	s.caMu.Lock()
+	defer s.caMu.Unlock()
+	return s.ca
+}
+
+// Addr returns the listening address once Run has started listening.
+func (s *Server) Addr() string {
+	<-s.ready
+	return s.ln.Addr().String()
+}
+
+// Ready is closed once the server listens.
+func (s *Server) Ready() <-chan struct{} { return s.ready }
+
+// renewOwnCert issues the server's SVID under the active authority.
+func (s *Server) renewOwnCert() error {
+	id, err := identity.ServerID(s.td, s.cfg.Name)
+	if err != nil {
+		return fmt.Errorf("server: %w", err)
+	}
+	cert, err := s.CA().Issue(id, 0)
+	if err != nil {
+		return fmt.Errorf("server: own certificate: %w", err)
+	}
+	s.certMu.Lock()
+	s.cert = cert
+	s.certMu.Unlock()
+	return nil
+}
+
+// ownCert returns the server's SVID, renewing it first once it is past half
+// its life: renewal happens on the handshake path, by the injected clock,
+// so there is no timer to drift from it.
+func (s *Server) ownCert() *tls.Certificate {
+	s.certMu.RLock()
+	c := s.cert
+	s.certMu.RUnlock()
+	half := c.Leaf.NotBefore.Add(c.Leaf.NotAfter.Sub(c.Leaf.NotBefore) / 2)
+	if s.now().Before(half) {
+		return c
+	}
+	if err := s.renewOwnCert(); err != nil {
+		s.log.Error("renew server certificate", "err", err)
+		return c
+	}
+	s.certMu.RLock()
+	defer s.certMu.RUnlock()
+	return s.cert
+}
+
+func (s *Server) tlsConfig() *tls.Config {
+	return &tls.Config{
+		MinVersion: tls.VersionTLS13,
+		NextProtos: []string{"h2", "http/1.1"},
+		GetCertificate: func(*tls.ClientHelloInfo) (*tls.Certificate, error) {
+			return s.ownCert(), nil
+		},
+		// A client certificate is optional (joining agents and the bundle
+		// fetch have none), but one that is presented must verify: a bad
+		// certificate fails the handshake rather than reading as anonymous.
+		ClientAuth: tls.RequestClientCert,
+		VerifyConnection: func(cs tls.ConnectionState) error {
+			if len(cs.PeerCertificates) == 0 {
+				return nil
+			}
+			_, err := s.trust.Verify(cs.PeerCertificates)
+			return err
+		},
+	}
+}
+
+// Run serves the API until ctx ends.
+func (s *Server) Run(ctx context.Context) error {
+	ln, err := net.Listen("tcp", s.cfg.Listen)
+	if err != nil {
+		return fmt.Errorf("server: %w", err)
+	}
+	s.ln = ln
+	close(s.ready)
+	hs := &http.Server{
+		Handler:           s.routes(),
+		TLSConfig:         s.tlsConfig(),
+		ReadHeaderTimeout: 10 * time.Second,
+		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelDebug),
+		BaseContext:       func(net.Listener) context.Context { return ctx },
+	}
+	errc := make(chan error, 2)
+	go func() {
+		err := hs.ServeTLS(ln, "", "")
+		if errors.Is(err, http.ErrServerClosed) {
+			err = nil
+		}
+		errc <- err
+	}()
+	hubCtx, cancelHub := context.WithCancel(ctx)
+	defer cancelHub()
+	go func() { errc <- s.hub.run(hubCtx) }()
+	s.log.Info("control plane listening", "addr", ln.Addr().String(), "trust_domain", s.td.Name())
+	select {
+	case <-ctx.Done():
+	case err = <-errc:
+	}
+	cancelHub()
+	shut, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	_ = hs.Shutdown(shut)
+	_ = hs.Close()
+	return err
+}
+
+// newKey makes a P-256 key.
+func newKey() (*ecdsa.PrivateKey, error) {
+	return ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+}
+
+var _ = api.PathBundle

@@ -1,0 +1,96 @@
+package server
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"net/http"
+	"sort"
+
+	"moat/internal/api"
+	"moat/internal/identity"
+	"moat/internal/store"
+)
+
+func jsonUnmarshal(b []byte, v any) error { return json.Unmarshal(b, v) }
+
+func (s *Server) handleServiceRegister(ctx context.Context, c *caller, r *http.Request) (any, string, error) {
+	var reg api.Registration
+	if err := decode(r, &reg); err != nil {
+		return nil, "", err
+	}
+	if err := validateRegistration(reg); err != nil {
+		return nil, reg.Name, err
+	}
+	if _, err := s.st.Get(ctx, prefixNode+reg.Node); errors.Is(err, store.ErrNotFound) {
+		// Registering ahead of the node's join is allowed: the node picks the
+		// service up when it joins.
+		s.log.Info("service registered on a node that has not joined yet", "service", reg.Name, "node", reg.Node)
+	}
+	if err := putJSON(ctx, s.st, prefixService+reg.Name, reg); err != nil {
+		return nil, reg.Name, err
+	}
+	return reg, reg.Name, nil
+}
+
+func validateRegistration(reg api.Registration) error {
+	if err := identity.ValidName(reg.Name); err != nil {
+		return errorf(http.StatusBadRequest, "name: %v", err)
+	}
+	if err := identity.ValidName(reg.Node); err != nil {
+		return errorf(http.StatusBadRequest, "node: %v", err)
+	}
+	if reg.Port < 1 || reg.Port > 65535 {
+		return errorf(http.StatusBadRequest, "port %d: want 1-65535", reg.Port)
+	}
+	if reg.UID != nil && *reg.UID < 0 {
+		return errorf(http.StatusBadRequest, "uid %d: want ≥ 0", *reg.UID)
+	}
+	seen := map[int]bool{}
+	for i, u := range reg.Upstreams {
+		if err := identity.ValidName(u.Service); err != nil {
+			return errorf(http.StatusBadRequest, "upstreams[%d].service: %v", i, err)
+		}
+		if u.LocalPort < 1 || u.LocalPort > 65535 {
+			return errorf(http.StatusBadRequest, "upstreams[%d].local_port %d: want 1-65535", i, u.LocalPort)
+		}
+		if seen[u.LocalPort] {
+			return errorf(http.StatusBadRequest, "upstreams[%d].local_port %d: used twice", i, u.LocalPort)
+		}
+		seen[u.LocalPort] = true
+	}
+	return nil
+}
+
+func (s *Server) handleServiceList(ctx context.Context, c *caller, r *http.Request) (any, string, error) {
+	regs, err := s.services(ctx)
+	return regs, "", err
+}
+
+func (s *Server) services(ctx context.Context) ([]api.Registration, error) {
+	kvs, _, err := s.st.List(ctx, prefixService)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]api.Registration, 0, len(kvs))
+	for _, kv := range kvs {
+		var reg api.Registration
+		if err := json.Unmarshal(kv.Value, &reg); err != nil {
+			return nil, err
+		}
+		out = append(out, reg)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
+	return out, nil
+}
+
+func (s *Server) handleServiceDeregister(ctx context.Context, c *caller, r *http.Request) (any, string, error) {
+	name := r.URL.Query().Get("name")
+	if _, err := s.st.Get(ctx, prefixService+name); errors.Is(err, store.ErrNotFound) {
+		return nil, name, errorf(http.StatusNotFound, "service %q is not registered", name)
+	}
+	if _, err := s.st.Delete(ctx, prefixService+name); err != nil {
+		return nil, name, err
+	}
+	return nil, name, nil
+}

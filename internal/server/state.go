@@ -1,0 +1,87 @@
+package server
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"time"
+
+	"moat/internal/store"
+)
+
+// Store keys. Everything the control plane knows lives under these.
+const (
+	keyMeta        = "meta"
+	keyCA          = "ca/state"
+	keyBundle      = "ca/bundle"
+	keyRevocations = "revocations"
+	keyPolicy      = "policy/current"
+	prefixPolicyV  = "policy/v/"
+	prefixToken    = "token/"
+	prefixNode     = "node/"
+	prefixService  = "svc/"
+	prefixIssued   = "issued/"
+	prefixAdmin    = "admin/"
+)
+
+// Meta is the control plane's fixed settings, written by Init.
+type Meta struct {
+	TrustDomain string        `json:"trust_domain"`
+	SVIDTTL     time.Duration `json:"svid_ttl"`
+	Created     time.Time     `json:"created"`
+}
+
+// tokenRecord is a join token as stored: only the hash of its secret.
+type tokenRecord struct {
+	Node    string    `json:"node"`
+	Expires time.Time `json:"expires"`
+	Created time.Time `json:"created"`
+	UsedAt  time.Time `json:"used_at,omitzero"`
+}
+
+// issuedRecord is the latest SVID issued for a service, so that revoking
+// its node can revoke the SVID too.
+type issuedRecord struct {
+	Node    string    `json:"node"`
+	Serial  string    `json:"serial"`
+	Expires time.Time `json:"expires"`
+}
+
+// adminRecord grants a role to an admin identity.
+type adminRecord struct {
+	Role string `json:"role"`
+}
+
+func getJSON(ctx context.Context, st store.Store, key string, v any) error {
+	_, err := getJSONRev(ctx, st, key, v)
+	return err
+}
+
+func getJSONRev(ctx context.Context, st store.Store, key string, v any) (int64, error) {
+	kv, err := st.Get(ctx, key)
+	if err != nil {
+		return 0, err
+	}
+	if err := json.Unmarshal(kv.Value, v); err != nil {
+		return 0, fmt.Errorf("server: stored %q: %w", key, err)
+	}
+	return kv.ModRevision, nil
+}
+
+func putJSON(ctx context.Context, st store.Store, key string, v any) error {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return fmt.Errorf("server: encode %q: %w", key, err)
+	}
+	_, err = st.Put(ctx, key, b)
+	return err
+}
+
+func mustJSON(v any) []byte {
+	b, err := json.Marshal(v)
+	if err != nil {
+		// Only moat's own plain structs are encoded here.
+		return []byte("null")
+	}
+	return b
+}

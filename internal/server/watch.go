@@ -1,0 +1,315 @@
+package server
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"net/http"
+	"strings"
+	"sync"
+	"time"
+
+	"moat/internal/api"
+	"moat/internal/identity"
+	"moat/internal/store"
+)
+
+// subBuffer is how many frames a slow watcher may lag before it is cut off;
+// it reconnects and starts again from a full snapshot.
+const subBuffer = 1024
+
+// hub turns store changes into watch frames and fans them out.
+type hub struct {
+	s    *Server
+	mu   sync.Mutex // guards subs
+	subs map[*sub]struct{}
+}
+
+type sub struct {
+	ch     chan frame
+	closed bool // guarded by hub.mu
+}
+
+// frame is an update with the store revision and key prefix it came from.
+type frame struct {
+	prefix string
+	rev    int64
+	u      api.Update
+}
+
+func newHub(s *Server) *hub { return &hub{s: s, subs: map[*sub]struct{}{}} }
+
+func (h *hub) subscribe() *sub {
+	sb := &sub{ch: make(chan frame, subBuffer)}
+	h.mu.Lock()
+	h.subs[sb] = struct{}{}
+	h.mu.Unlock()
+	return sb
+}
+
+func (h *hub) unsubscribe(sb *sub) {
+	h.mu.Lock()
+	if _, ok := h.subs[sb]; ok {
+		delete(h.subs, sb)
+		if !sb.closed {
+			sb.closed = true
+			close(sb.ch)
+		}
+	}
+	h.mu.Unlock()
+}
+
+func (h *hub) publish(f frame) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	for sb := range h.subs {
+		select {
+		case sb.ch <- f:
+		default:
+			// Too slow: cut it off rather than block everyone.
+			delete(h.subs, sb)
+			sb.closed = true
+			close(sb.ch)
+		}
+	}
+}
+
+// watchedPrefix returns which watched key family k belongs to, or "".
+func watchedPrefix(k string) string {
+	switch {
+	case strings.HasPrefix(k, prefixService):
+		return prefixService
+	case strings.HasPrefix(k, prefixNode):
+		return prefixNode
+	case k == keyRevocations, k == keyPolicy, k == keyBundle, k == keyCA:
+		return k
+	}
+	return ""
+}
+
+// run follows the store and publishes a frame per relevant change. It also
+// keeps this server's own trust in step with changes made by other servers
+// sharing the store.
+func (h *hub) run(ctx context.Context) error {
+	rev, err := h.s.st.Rev(ctx)
+	if err != nil {
+		return err
+	}
+	for ctx.Err() == nil {
+		events, err := h.s.st.Watch(ctx, "", rev)
+		if err != nil {
+			if errors.Is(err, store.ErrCompacted) {
+				rev = 0
+				continue
+			}
+			return err
+		}
+		for ev := range events {
+			if ev.Err != nil {
+				if errors.Is(ev.Err, store.ErrCompacted) {
+					rev = 0
+				}
+				h.s.log.Warn("store watch ended", "err", ev.Err)
+				break
+			}
+			rev = ev.KV.ModRevision
+			f, ok := h.frameOf(ctx, ev)
+			if ok {
+				h.publish(f)
+			}
+		}
+		if ctx.Err() == nil {
+			// The stream ended without our asking: resume after a pause.
+			select {
+			case <-ctx.Done():
+			case <-time.After(time.Second):
+			}
+		}
+	}
+	return nil
+}
+
+func (h *hub) frameOf(ctx context.Context, ev store.Event) (frame, bool) {
+	k := ev.KV.Key
+	p := watchedPrefix(k)
+	if p == "" {
+		return frame{}, false
+	}
+	f := frame{prefix: p, rev: ev.KV.ModRevision, u: api.Update{Revision: ev.KV.ModRevision}}
+	del := ev.Type == store.EventDelete
+	switch p {
+	case prefixService:
+		if del {
+			f.u.RemovedServices = []string{strings.TrimPrefix(k, p)}
+		} else {
+			var reg api.Registration
+			if json.Unmarshal(ev.KV.Value, &reg) != nil {
+				return frame{}, false
+			}
+			f.u.Services = []api.Registration{reg}
+		}
+	case prefixNode:
+		if del {
+			f.u.RemovedNodes = []string{strings.TrimPrefix(k, p)}
+		} else {
+			var n api.Node
+			if json.Unmarshal(ev.KV.Value, &n) != nil {
+				return frame{}, false
+			}
+			f.u.Nodes = []api.Node{n}
+		}
+	case keyRevocations:
+		var r identity.Revocations
+		if json.Unmarshal(ev.KV.Value, &r) != nil {
+			return frame{}, false
+		}
+		if r.Version > h.s.trust.Revocations().Version {
+			h.s.trust.Update(nil, r)
+		}
+		f.u.Revocations = &r
+	case keyPolicy:
+		var pol api.Policy
+		if json.Unmarshal(ev.KV.Value, &pol) != nil {
+			return frame{}, false
+		}
+		f.u.Policy = &pol
+	case keyBundle:
+		var roots [][]byte
+		if json.Unmarshal(ev.KV.Value, &roots) != nil {
+			return frame{}, false
+		}
+		f.u.Bundle = roots
+	case keyCA:
+		// Another server rotated the CA: load what it stored.
+		if err := h.s.loadCA(ctx); err != nil {
+			h.s.log.Error("reload CA after a change in the store", "err", err)
+		} else {
+			h.s.trust.Update(h.s.CA().Bundle(), h.s.trust.Revocations())
+		}
+		return frame{}, false
+	}
+	return f, true
+}
+
+// snapshot builds a full frame and the store revision of each key family
+// it read, so frames already covered can be skipped.
+func (s *Server) snapshot(ctx context.Context) (api.Update, map[string]int64, error) {
+	u := api.Update{Full: true}
+	revs := map[string]int64{}
+	regs, rev, err := s.st.List(ctx, prefixService)
+	if err != nil {
+		return u, nil, err
+	}
+	revs[prefixService] = rev
+	for _, kv := range regs {
+		var reg api.Registration
+		if err := json.Unmarshal(kv.Value, &reg); err != nil {
+			return u, nil, err
+		}
+		u.Services = append(u.Services, reg)
+	}
+	nodes, rev, err := s.st.List(ctx, prefixNode)
+	if err != nil {
+		return u, nil, err
+	}
+	revs[prefixNode] = rev
+	for _, kv := range nodes {
+		var n api.Node
+		if err := json.Unmarshal(kv.Value, &n); err != nil {
+			return u, nil, err
+		}
+		u.Nodes = append(u.Nodes, n)
+	}
+	single := func(key string, v any) (bool, error) {
+		kv, err := s.st.Get(ctx, key)
+		if errors.Is(err, store.ErrNotFound) {
+			r, rerr := s.st.Rev(ctx)
+			revs[key] = r
+			return false, rerr
+		}
+		if err != nil {
+			return false, err
+		}
+		revs[key] = kv.ModRevision
+		return true, json.Unmarshal(kv.Value, v)
+	}
+	var rv identity.Revocations
+	if _, err := single(keyRevocations, &rv); err != nil {
+		return u, nil, err
+	}
+	u.Revocations = &rv
+	var pol api.Policy
+	ok, err := single(keyPolicy, &pol)
+	if err != nil {
+		return u, nil, err
+	}
+	if ok {
+		u.Policy = &pol
+	} else {
+		u.Policy = &api.Policy{}
+	}
+	if _, err := single(keyBundle, &u.Bundle); err != nil {
+		return u, nil, err
+	}
+	for _, r := range revs {
+		u.Revision = max(u.Revision, r)
+	}
+	return u, revs, nil
+}
+
+// handleWatch streams a full snapshot, then every change, as JSON lines.
+// The stream ends when the node's certificate is revoked or expires.
+func (s *Server) handleWatch(w http.ResponseWriter, r *http.Request, c *caller) {
+	ctx := r.Context()
+	sb := s.hub.subscribe()
+	defer s.hub.unsubscribe(sb)
+	snap, revs, err := s.snapshot(ctx)
+	if err != nil {
+		writeError(w, err)
+		return
+	}
+	fl, _ := w.(http.Flusher)
+	w.Header().Set("Content-Type", "application/x-ndjson")
+	w.WriteHeader(http.StatusOK)
+	enc := json.NewEncoder(w)
+	send := func(u api.Update) bool {
+		if enc.Encode(u) != nil {
+			return false
+		}
+		if fl != nil {
+			fl.Flush()
+		}
+		return true
+	}
+	if !send(snap) {
+		return
+	}
+	tick := time.NewTicker(s.cfg.Heartbeat)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case f, ok := <-sb.ch:
+			if !ok {
+				return
+			}
+			if f.rev <= revs[f.prefix] {
+				continue
+			}
+			if !send(f.u) {
+				return
+			}
+			if f.u.Revocations != nil && s.trust.Revoked(c.Leaf, mustParseID(c.ID)) {
+				return
+			}
+		case <-tick.C:
+			if identity.CheckValidity(c.Leaf, s.now()) != nil {
+				return
+			}
+			if !send(api.Update{Heartbeat: true}) {
+				return
+			}
+		}
+	}
+}

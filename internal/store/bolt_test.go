@@ -1,0 +1,242 @@
+package store
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"path/filepath"
+	"testing"
+	"time"
+
+	bolt "go.etcd.io/bbolt"
+)
+
+func TestBoltReopen(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	s, err := OpenBolt(BoltConfig{Dir: dir})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r1 := mustPut(t, s, "svc/api", "v1")
+	r2, err := s.Txn(ctx, []Cond{{"svc/api", r1}}, []Op{Put("svc/api", []byte("v2")), Put("node/n1", []byte("n"))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r3, _ := s.Delete(ctx, "node/n1")
+	if err := s.Close(); err != nil {
+		t.Fatalf("Close: %v", err)
+	}
+	t.Log("reopening the same directory")
+	s = openBolt(t, BoltConfig{Dir: dir})
+	if rev := mustRev(t, s); rev != r3 {
+		t.Fatalf("Rev after reopen = %d, want %d", rev, r3)
+	}
+	kv, err := s.Get(ctx, "svc/api")
+	if want := (KV{Key: "svc/api", Value: []byte("v2"), CreateRevision: r1, ModRevision: r2}); err != nil || !kvEqual(kv, want) {
+		t.Fatalf("Get after reopen = %+v, %v; want %+v", kv, err, want)
+	}
+	if _, err := s.Get(ctx, "node/n1"); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("deleted key after reopen: %v", err)
+	}
+	if r4 := mustPut(t, s, "svc/web", "w"); r4 != r3+1 {
+		t.Fatalf("first Put after reopen at revision %d, want %d", r4, r3+1)
+	}
+	ch, err := s.Watch(ctx, "", r1)
+	if err != nil {
+		t.Fatalf("Watch across reopen: %v", err)
+	}
+	for i, w := range []string{
+		fmt.Sprintf("put svc/api=v2 @%d/%d", r1, r2),
+		fmt.Sprintf("put node/n1=n @%d/%d", r2, r2),
+		fmt.Sprintf("delete node/n1 @%d", r3),
+		fmt.Sprintf("put svc/web=w @%d/%d", r3+1, r3+1),
+	} {
+		if got := evString(next(t, ch)); got != w {
+			t.Fatalf("event %d after reopen = %q, want %q", i, got, w)
+		}
+	}
+}
+
+func TestBoltHistoryBound(t *testing.T) {
+	ctx := context.Background()
+	s := openBolt(t, BoltConfig{Dir: t.TempDir(), History: 3})
+	for i := 1; i <= 6; i++ {
+		mustPut(t, s, "svc/a", fmt.Sprint(i))
+	}
+	// Revisions 4, 5 and 6 are kept: a watch needs to start at 3 or later.
+	if _, err := s.Watch(ctx, "", 2); !errors.Is(err, ErrCompacted) {
+		t.Fatalf("Watch(2) with history 3 at revision 6 = %v, want ErrCompacted", err)
+	}
+	ch, err := s.Watch(ctx, "", 3)
+	if err != nil {
+		t.Fatalf("Watch(3): %v", err)
+	}
+	for i := int64(4); i <= 6; i++ {
+		if got, want := evString(next(t, ch)), fmt.Sprintf("put svc/a=%d @1/%d", i, i); got != want {
+			t.Fatalf("event = %q, want %q", got, want)
+		}
+	}
+	var logLen int
+	if err := s.db.View(func(tx *bolt.Tx) error { logLen = tx.Bucket(bktLog).Stats().KeyN; return nil }); err != nil {
+		t.Fatal(err)
+	}
+	if logLen != 3 {
+		t.Fatalf("change log holds %d revisions, want 3", logLen)
+	}
+}
+
+// TestBoltSlowWatcherCompacted: a watcher whose consumer falls behind the
+// history bound gets the events it can, then ErrCompacted, then the end.
+func TestBoltSlowWatcherCompacted(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	s := openBolt(t, BoltConfig{Dir: t.TempDir(), History: 2})
+	s.batch = 1
+	ch, err := s.Watch(ctx, "", 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := 1; i <= 6; i++ {
+		mustPut(t, s, "svc/a", fmt.Sprint(i))
+	}
+	evs := waitClosed(t, ch)
+	if len(evs) == 0 {
+		t.Fatal("watch closed without an event")
+	}
+	last := evs[len(evs)-1]
+	if !errors.Is(last.Err, ErrCompacted) {
+		t.Fatalf("last event = %q, want ErrCompacted", evString(last))
+	}
+	for i, ev := range evs[:len(evs)-1] {
+		if ev.Err != nil || ev.KV.ModRevision != int64(i+1) {
+			t.Fatalf("event %d = %q, want the put at revision %d", i, evString(ev), i+1)
+		}
+	}
+}
+
+func TestBoltSealMismatch(t *testing.T) {
+	sealer := newSealer(t)
+	tests := []struct {
+		name         string
+		create, open Sealer
+	}{
+		{"sealed file opened without sealer", sealer, nil},
+		{"plain file opened with sealer", nil, sealer},
+	}
+	for _, tt := range tests {
+		dir := t.TempDir()
+		s, err := OpenBolt(BoltConfig{Dir: dir, Sealer: tt.create})
+		if err != nil {
+			t.Fatal(err)
+		}
+		mustPut(t, s, "svc/a", "x")
+		s.Close()
+		s, err = OpenBolt(BoltConfig{Dir: dir, Sealer: tt.open})
+		if err == nil {
+			s.Close()
+		}
+		if !errors.Is(err, ErrInvalid) {
+			t.Errorf("%s: OpenBolt = %v, want ErrInvalid", tt.name, err)
+		}
+	}
+}
+
+// TestBoltSealedValueMoved copies one key's stored record under another
+// key, as an attacker with the file could, and expects it not to open.
+func TestBoltSealedValueMoved(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	sealer := newSealer(t)
+	s, err := OpenBolt(BoltConfig{Dir: dir, Sealer: sealer})
+	if err != nil {
+		t.Fatal(err)
+	}
+	mustPut(t, s, "svc/a", "secret-of-a")
+	mustPut(t, s, "svc/b", "value-of-b")
+	s.Close()
+
+	db, err := bolt.Open(filepath.Join(dir, "store.db"), 0o600, &bolt.Options{Timeout: time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = db.Update(func(tx *bolt.Tx) error {
+		kv := tx.Bucket(bktKV)
+		a := bytes.Clone(kv.Get([]byte("svc/a")))
+		if bytes.Contains(a, []byte("secret-of-a")) {
+			return fmt.Errorf("record of svc/a holds the plaintext: %q", a)
+		}
+		return kv.Put([]byte("svc/b"), a)
+	})
+	db.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	s = openBolt(t, BoltConfig{Dir: dir, Sealer: sealer})
+	if kv, err := s.Get(ctx, "svc/a"); err != nil || string(kv.Value) != "secret-of-a" {
+		t.Fatalf("Get(svc/a) = %q, %v", kv.Value, err)
+	}
+	if kv, err := s.Get(ctx, "svc/b"); !errors.Is(err, ErrCorrupt) {
+		t.Fatalf("Get of a value moved to svc/b = %q, %v; want ErrCorrupt", kv.Value, err)
+	}
+	if _, _, err := s.List(ctx, "svc/"); !errors.Is(err, ErrCorrupt) {
+		t.Fatalf("List over the moved value = %v, want ErrCorrupt", err)
+	}
+}
+
+func TestBoltCorruptRecord(t *testing.T) {
+	ctx := context.Background()
+	s := openBolt(t, BoltConfig{Dir: t.TempDir()})
+	mustPut(t, s, "svc/a", "x")
+	if err := s.db.Update(func(tx *bolt.Tx) error {
+		return tx.Bucket(bktKV).Put([]byte("svc/a"), []byte{recordVersion, 5, 3})
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Get(ctx, "svc/a"); !errors.Is(err, ErrCorrupt) {
+		t.Fatalf("Get of a damaged record = %v, want ErrCorrupt", err)
+	}
+	if _, err := s.Put(ctx, "svc/a", []byte("y")); !errors.Is(err, ErrCorrupt) {
+		t.Fatalf("Put over a damaged record = %v, want ErrCorrupt", err)
+	}
+}
+
+func TestBoltLocked(t *testing.T) {
+	dir := t.TempDir()
+	openBolt(t, BoltConfig{Dir: dir})
+	s, err := OpenBolt(BoltConfig{Dir: dir, LockTimeout: 100 * time.Millisecond})
+	if err == nil {
+		s.Close()
+		t.Fatal("second OpenBolt of a directory in use succeeded")
+	}
+	t.Logf("second open: %v", err)
+}
+
+func TestOpenBoltConfig(t *testing.T) {
+	good := BoltConfig{Dir: t.TempDir()}
+	tests := []struct {
+		name   string
+		mutate func(c *BoltConfig)
+	}{
+		{"no dir", func(c *BoltConfig) { c.Dir = "" }},
+		{"negative history", func(c *BoltConfig) { c.History = -1 }},
+	}
+	for _, tt := range tests {
+		c := good
+		tt.mutate(&c)
+		s, err := OpenBolt(c)
+		if err == nil {
+			s.Close()
+		}
+		if !errors.Is(err, ErrInvalid) {
+			t.Errorf("%s: OpenBolt = %v, want ErrInvalid", tt.name, err)
+		}
+	}
+	s, err := OpenBolt(good)
+	if err != nil {
+		t.Fatalf("good config: %v", err)
+	}
+	s.Close()
+}

@@ -1,0 +1,305 @@
+package store
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"go.etcd.io/etcd/api/v3/mvccpb"
+	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
+	clientv3 "go.etcd.io/etcd/client/v3"
+	"go.uber.org/zap"
+)
+
+// EtcdConfig configures the Store on an etcd cluster.
+type EtcdConfig struct {
+	// Endpoints are the cluster's client URLs. Required.
+	Endpoints []string
+	// Prefix is the namespace of one moat cluster in etcd, such as
+	// "/moat/prod/": every key is stored under it and nothing outside it is
+	// read or watched. Required, and it must end in "/" so that one
+	// cluster's prefix is never the start of another's.
+	Prefix string
+	// TLS secures the connection; nil means plaintext, for loopback only.
+	TLS *tls.Config
+	// DialTimeout bounds the reachability check in OpenEtcd; 0 means 5s.
+	DialTimeout time.Duration
+	// Sealer, if set, encrypts every stored value with its key (without the
+	// prefix) as associated data.
+	Sealer Sealer
+	// Logger receives operational messages; nil discards them.
+	Logger *slog.Logger
+}
+
+// Etcd is the Store on an etcd cluster. Revisions are etcd's: they count
+// the writes of the whole cluster, so they increase but skip numbers, and
+// Compact compacts the whole cluster's history, not just this prefix.
+type Etcd struct {
+	cli    *clientv3.Client
+	prefix string
+	sealer Sealer
+	log    *slog.Logger
+
+	closed    atomic.Bool
+	done      chan struct{} // closed by Close: watches stop
+	closeOnce sync.Once
+	closeErr  error
+}
+
+var _ Store = (*Etcd)(nil)
+
+// OpenEtcd connects to the cluster and checks, within cfg.DialTimeout, that
+// it answers.
+func OpenEtcd(ctx context.Context, cfg EtcdConfig) (*Etcd, error) {
+	if len(cfg.Endpoints) == 0 {
+		return nil, fmt.Errorf("store: etcd: no endpoints: %w", ErrInvalid)
+	}
+	if cfg.Prefix == "" || !strings.HasSuffix(cfg.Prefix, "/") {
+		return nil, fmt.Errorf("store: etcd: prefix %q must be non-empty and end in \"/\": %w", cfg.Prefix, ErrInvalid)
+	}
+	timeout := cfg.DialTimeout
+	if timeout == 0 {
+		timeout = 5 * time.Second
+	}
+	cli, err := clientv3.New(clientv3.Config{
+		Endpoints:   cfg.Endpoints,
+		TLS:         cfg.TLS,
+		DialTimeout: timeout,
+		Logger:      zap.NewNop(),
+	})
+	if err != nil {
+		return nil, fmt.Errorf("store: etcd: %v: %w", cfg.Endpoints, err)
+	}
+	s := &Etcd{cli: cli, prefix: cfg.Prefix, sealer: cfg.Sealer, log: cfg.Logger, done: make(chan struct{})}
+	if s.log == nil {
+		s.log = slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
+	pctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	if _, err := cli.Get(pctx, s.prefix, clientv3.WithCountOnly()); err != nil {
+		cli.Close()
+		return nil, fmt.Errorf("store: etcd: %v: not reachable: %w", cfg.Endpoints, err)
+	}
+	return s, nil
+}
+
+// Close ends every watch and the client connection. It is idempotent.
+func (s *Etcd) Close() error {
+	s.closeOnce.Do(func() {
+		s.closed.Store(true)
+		close(s.done)
+		if err := s.cli.Close(); err != nil && !errors.Is(err, context.Canceled) {
+			s.closeErr = fmt.Errorf("store: etcd: close: %w", err)
+		}
+	})
+	return s.closeErr
+}
+
+// begin refuses work once ctx has ended or the store is closed.
+func (s *Etcd) begin(ctx context.Context) error {
+	if s.closed.Load() {
+		return ErrClosed
+	}
+	return ctx.Err()
+}
+
+// fail turns a client error into one that wraps ErrClosed or the context's
+// error when either explains it.
+func (s *Etcd) fail(ctx context.Context, err error) error {
+	switch {
+	case s.closed.Load():
+		return ErrClosed
+	case ctx.Err() != nil:
+		return ctx.Err()
+	}
+	return err
+}
+
+// Get implements Store.
+func (s *Etcd) Get(ctx context.Context, key string) (KV, error) {
+	if err := checkKey(key); err != nil {
+		return KV{}, fmt.Errorf("store: get: %w", err)
+	}
+	if err := s.begin(ctx); err != nil {
+		return KV{}, fmt.Errorf("store: get %q: %w", key, err)
+	}
+	resp, err := s.cli.Get(ctx, s.prefix+key)
+	if err != nil {
+		return KV{}, fmt.Errorf("store: get %q: %w", key, s.fail(ctx, err))
+	}
+	if len(resp.Kvs) == 0 {
+		return KV{}, fmt.Errorf("store: get %q: %w", key, ErrNotFound)
+	}
+	kv, err := s.kv(resp.Kvs[0])
+	if err != nil {
+		return KV{}, fmt.Errorf("store: get %q: %w", key, err)
+	}
+	return kv, nil
+}
+
+// List implements Store.
+func (s *Etcd) List(ctx context.Context, prefix string) ([]KV, int64, error) {
+	if err := checkPrefix(prefix); err != nil {
+		return nil, 0, fmt.Errorf("store: list: %w", err)
+	}
+	if err := s.begin(ctx); err != nil {
+		return nil, 0, fmt.Errorf("store: list %q: %w", prefix, err)
+	}
+	resp, err := s.cli.Get(ctx, s.prefix+prefix, clientv3.WithPrefix())
+	if err != nil {
+		return nil, 0, fmt.Errorf("store: list %q: %w", prefix, s.fail(ctx, err))
+	}
+	kvs := make([]KV, 0, len(resp.Kvs))
+	for _, raw := range resp.Kvs {
+		kv, err := s.kv(raw)
+		if err != nil {
+			return nil, 0, fmt.Errorf("store: list %q: %w", prefix, err)
+		}
+		kvs = append(kvs, kv)
+	}
+	return kvs, resp.Header.Revision, nil
+}
+
+// Rev implements Store.
+func (s *Etcd) Rev(ctx context.Context) (int64, error) {
+	if err := s.begin(ctx); err != nil {
+		return 0, fmt.Errorf("store: rev: %w", err)
+	}
+	resp, err := s.cli.Get(ctx, s.prefix, clientv3.WithCountOnly())
+	if err != nil {
+		return 0, fmt.Errorf("store: rev: %w", s.fail(ctx, err))
+	}
+	return resp.Header.Revision, nil
+}
+
+// Put implements Store.
+func (s *Etcd) Put(ctx context.Context, key string, value []byte) (int64, error) {
+	rev, err := s.apply(ctx, nil, []Op{Put(key, value)})
+	if err != nil {
+		return 0, fmt.Errorf("store: put %q: %w", key, err)
+	}
+	return rev, nil
+}
+
+// Delete implements Store.
+func (s *Etcd) Delete(ctx context.Context, key string) (int64, error) {
+	rev, err := s.apply(ctx, nil, []Op{Delete(key)})
+	if err != nil {
+		return 0, fmt.Errorf("store: delete %q: %w", key, err)
+	}
+	return rev, nil
+}
+
+// Txn implements Store. The conditions are etcd ModRevision compares (an
+// absent key compares as 0); when one fails, the else branch reads the
+// condition keys so the error says which.
+func (s *Etcd) Txn(ctx context.Context, conds []Cond, ops []Op) (int64, error) {
+	rev, err := s.apply(ctx, conds, ops)
+	if err != nil {
+		return 0, fmt.Errorf("store: txn: %w", err)
+	}
+	return rev, nil
+}
+
+func (s *Etcd) apply(ctx context.Context, conds []Cond, ops []Op) (int64, error) {
+	if err := checkTxn(conds, ops); err != nil {
+		return 0, err
+	}
+	if err := s.begin(ctx); err != nil {
+		return 0, err
+	}
+	cmps := make([]clientv3.Cmp, len(conds))
+	reads := make([]clientv3.Op, len(conds))
+	for i, c := range conds {
+		cmps[i] = clientv3.Compare(clientv3.ModRevision(s.prefix+c.Key), "=", c.ModRevision)
+		reads[i] = clientv3.OpGet(s.prefix+c.Key, clientv3.WithKeysOnly())
+	}
+	writes := make([]clientv3.Op, len(ops))
+	for i, op := range ops {
+		if op.Kind == OpDelete {
+			writes[i] = clientv3.OpDelete(s.prefix + op.Key)
+			continue
+		}
+		v, err := s.seal(op.Key, op.Value)
+		if err != nil {
+			return 0, err
+		}
+		writes[i] = clientv3.OpPut(s.prefix+op.Key, string(v))
+	}
+	resp, err := s.cli.Txn(ctx).If(cmps...).Then(writes...).Else(reads...).Commit()
+	if err != nil {
+		return 0, s.fail(ctx, err)
+	}
+	if !resp.Succeeded {
+		for i, c := range conds {
+			var mod int64
+			if r := resp.Responses[i].GetResponseRange(); r != nil && len(r.Kvs) > 0 {
+				mod = r.Kvs[0].ModRevision
+			}
+			if mod != c.ModRevision {
+				return 0, fmt.Errorf("key %q is at revision %d, not %d: %w", c.Key, mod, c.ModRevision, ErrConflict)
+			}
+		}
+		return 0, ErrConflict
+	}
+	return resp.Header.Revision, nil
+}
+
+// Compact implements Store, for the whole etcd cluster.
+func (s *Etcd) Compact(ctx context.Context, rev int64) error {
+	if err := s.begin(ctx); err != nil {
+		return fmt.Errorf("store: compact %d: %w", rev, err)
+	}
+	_, err := s.cli.Compact(ctx, rev, clientv3.WithCompactPhysical())
+	switch {
+	case err == nil, errors.Is(err, rpctypes.ErrCompacted):
+		return nil
+	case errors.Is(err, rpctypes.ErrFutureRev):
+		return fmt.Errorf("store: compact %d: beyond the current revision: %w", rev, ErrInvalid)
+	}
+	return fmt.Errorf("store: compact %d: %w", rev, s.fail(ctx, err))
+}
+
+func (s *Etcd) kv(raw *mvccpb.KeyValue) (KV, error) {
+	key := strings.TrimPrefix(string(raw.Key), s.prefix)
+	value, err := s.open(key, raw.Value)
+	if err != nil {
+		return KV{}, err
+	}
+	return KV{Key: key, Value: value, CreateRevision: raw.CreateRevision, ModRevision: raw.ModRevision}, nil
+}
+
+func (s *Etcd) seal(key string, value []byte) ([]byte, error) {
+	if s.sealer == nil {
+		return value, nil
+	}
+	ct, err := s.sealer.Encrypt(value, []byte(key))
+	if err != nil {
+		return nil, fmt.Errorf("seal value of %q: %w", key, err)
+	}
+	return ct, nil
+}
+
+func (s *Etcd) open(key string, stored []byte) ([]byte, error) {
+	if s.sealer == nil {
+		if stored == nil {
+			return []byte{}, nil
+		}
+		return stored, nil
+	}
+	pt, err := s.sealer.Decrypt(stored, []byte(key))
+	if err != nil {
+		return nil, fmt.Errorf("value of %q does not open under its key (%v): %w", key, err, ErrCorrupt)
+	}
+	if pt == nil {
+		pt = []byte{}
+	}
+	return pt, nil
+}

@@ -1,0 +1,122 @@
+package store
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"testing"
+	"time"
+
+	clientv3 "go.etcd.io/etcd/client/v3"
+	"go.uber.org/zap"
+)
+
+// TestEtcd covers what only the etcd store has: prefixes that keep moat
+// clusters apart, sealed values under raw etcd access, and its config.
+func TestEtcd(t *testing.T) {
+	url := startEtcd(t)
+	t.Run("PrefixIsolation", func(t *testing.T) { testEtcdPrefixIsolation(t, url) })
+	t.Run("SealedValueMoved", func(t *testing.T) { testEtcdSealedValueMoved(t, url) })
+	t.Run("Config", func(t *testing.T) { testEtcdConfig(t, url) })
+}
+
+func testEtcdPrefixIsolation(t *testing.T, url string) {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	a := openEtcdPrefix(t, url, "/moat/a/", nil)
+	b := openEtcdPrefix(t, url, "/moat/ab/", nil)
+	ch, err := a.Watch(ctx, "", 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	mustPut(t, b, "svc/api", "of b")
+	ra := mustPut(t, a, "svc/api", "of a")
+	if got, want := evString(next(t, ch)), fmt.Sprintf("put svc/api=of a @%d/%d", ra, ra); got != want {
+		t.Fatalf("watch of a = %q, want %q (b's change must not show)", got, want)
+	}
+	for _, tc := range []struct {
+		s    Store
+		want string
+	}{{a, "of a"}, {b, "of b"}} {
+		kvs, _, err := tc.s.List(ctx, "")
+		if err != nil || len(kvs) != 1 || string(kvs[0].Value) != tc.want {
+			t.Fatalf("List = %s, %v; want only svc/api=%s", dump(kvs), err, tc.want)
+		}
+	}
+}
+
+func rawClient(t *testing.T, url string) *clientv3.Client {
+	t.Helper()
+	cli, err := clientv3.New(clientv3.Config{Endpoints: []string{url}, DialTimeout: 5 * time.Second, Logger: zap.NewNop()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cli.Close() })
+	return cli
+}
+
+// testEtcdSealedValueMoved copies one key's stored value under another key
+// with a plain etcd client and expects it not to open.
+func testEtcdSealedValueMoved(t *testing.T, url string) {
+	ctx := context.Background()
+	const prefix = "/moat/sealed/"
+	s := openEtcdPrefix(t, url, prefix, newSealer(t))
+	mustPut(t, s, "svc/a", "secret-of-a")
+	mustPut(t, s, "svc/b", "value-of-b")
+
+	raw := rawClient(t, url)
+	resp, err := raw.Get(ctx, prefix+"svc/a")
+	if err != nil || len(resp.Kvs) != 1 {
+		t.Fatalf("raw get: %v", err)
+	}
+	stored := resp.Kvs[0].Value
+	if bytes.Contains(stored, []byte("secret-of-a")) {
+		t.Fatalf("etcd holds the plaintext of svc/a: %q", stored)
+	}
+	if _, err := raw.Put(ctx, prefix+"svc/b", string(stored)); err != nil {
+		t.Fatal(err)
+	}
+	if kv, err := s.Get(ctx, "svc/a"); err != nil || string(kv.Value) != "secret-of-a" {
+		t.Fatalf("Get(svc/a) = %q, %v", kv.Value, err)
+	}
+	if kv, err := s.Get(ctx, "svc/b"); !errors.Is(err, ErrCorrupt) {
+		t.Fatalf("Get of a value moved to svc/b = %q, %v; want ErrCorrupt", kv.Value, err)
+	}
+}
+
+func testEtcdConfig(t *testing.T, url string) {
+	good := EtcdConfig{Endpoints: []string{url}, Prefix: "/moat/cfg/", DialTimeout: 2 * time.Second}
+	tests := []struct {
+		name    string
+		mutate  func(c *EtcdConfig)
+		invalid bool
+	}{
+		{"no endpoints", func(c *EtcdConfig) { c.Endpoints = nil }, true},
+		{"empty prefix", func(c *EtcdConfig) { c.Prefix = "" }, true},
+		{"prefix without slash", func(c *EtcdConfig) { c.Prefix = "/moat/cfg" }, true},
+		{"nobody listening", func(c *EtcdConfig) {
+			c.Endpoints = []string{fmt.Sprintf("http://127.0.0.1:%d", freePort(t))}
+			c.DialTimeout = 300 * time.Millisecond
+		}, false},
+	}
+	for _, tt := range tests {
+		c := good
+		tt.mutate(&c)
+		s, err := OpenEtcd(context.Background(), c)
+		if err == nil {
+			s.Close()
+			t.Errorf("%s: OpenEtcd succeeded", tt.name)
+			continue
+		}
+		if tt.invalid != errors.Is(err, ErrInvalid) {
+			t.Errorf("%s: OpenEtcd = %v (ErrInvalid expected: %v)", tt.name, err, tt.invalid)
+		}
+		t.Logf("%s: %v", tt.name, err)
+	}
+	s, err := OpenEtcd(context.Background(), good)
+	if err != nil {
+		t.Fatalf("good config: %v", err)
+	}
+	s.Close()
+}

@@ -1,0 +1,318 @@
+package waf
+
+import (
+	"bufio"
+	"bytes"
+	"encoding/base64"
+	"fmt"
+	"io/fs"
+	"net"
+	"net/http"
+	"path"
+	"slices"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	crstests "github.com/corazawaf/coraza-coreruleset/v4/tests"
+	"gopkg.in/yaml.v3"
+)
+
+// The CRS regression suite (the YAML files go-ftw runs), run against this
+// package's WAF behind a real net/http server on loopback, so that requests
+// Go's HTTP server refuses are refused here as they would be at the gateway.
+//
+// A test passes when every expect_ids rule matched and no no_expect_ids rule
+// did. Tests that do not check rule IDs, or check what only Apache or nginx
+// produce, are skipped with a reason; see crsSkips below for tests skipped
+// by ID.
+
+type crsFile struct {
+	RuleID int       `yaml:"rule_id"`
+	Tests  []crsTest `yaml:"tests"`
+}
+
+type crsTest struct {
+	TestID int        `yaml:"test_id"`
+	Stages []crsStage `yaml:"stages"`
+}
+
+type crsStage struct {
+	Input  crsInput  `yaml:"input"`
+	Output crsOutput `yaml:"output"`
+}
+
+type crsInput struct {
+	Method         *string           `yaml:"method"`
+	URI            *string           `yaml:"uri"`
+	Version        *string           `yaml:"version"`
+	Headers        map[string]string `yaml:"headers"`
+	Data           string            `yaml:"data"`
+	EncodedRequest string            `yaml:"encoded_request"`
+	Autocomplete   *bool             `yaml:"autocomplete_headers"`
+}
+
+type crsOutput struct {
+	Status      int    `yaml:"status"`
+	ExpectError bool   `yaml:"expect_error"`
+	Log         crsLog `yaml:"log"`
+	MatchRegex  string `yaml:"match_regex"`
+	NoMatch     string `yaml:"no_match_regex"`
+}
+
+type crsLog struct {
+	ExpectIDs   []int  `yaml:"expect_ids"`
+	NoExpectIDs []int  `yaml:"no_expect_ids"`
+	MatchRegex  string `yaml:"match_regex"`
+	NoMatch     string `yaml:"no_match_regex"`
+}
+
+// crsSkips lists tests skipped by ID ("ruleid-testid") with the reason.
+var crsSkips = map[string]string{
+	"920400-1": "declares a Content-Length longer than the body it sends; Go's server waits for the rest until its read timeout",
+}
+
+// raw builds the bytes go-ftw would send.
+func (in crsInput) raw() []byte {
+	if in.EncodedRequest != "" {
+		b, err := base64.StdEncoding.DecodeString(strings.ReplaceAll(in.EncodedRequest, "\n", ""))
+		if err == nil {
+			return b
+		}
+	}
+	str := func(p *string, def string) string {
+		if p == nil {
+			return def
+		}
+		return *p
+	}
+	var b bytes.Buffer
+	fmt.Fprintf(&b, "%s %s %s\r\n", str(in.Method, "GET"), str(in.URI, "/"), str(in.Version, "HTTP/1.1"))
+	names := make([]string, 0, len(in.Headers))
+	for k := range in.Headers {
+		names = append(names, k)
+	}
+	sort.Strings(names)
+	hasLen, hasConn := false, false
+	for _, k := range names {
+		fmt.Fprintf(&b, "%s: %s\r\n", k, in.Headers[k])
+		switch strings.ToLower(k) {
+		case "content-length":
+			hasLen = true
+		case "connection":
+			hasConn = true
+		}
+	}
+	if in.Autocomplete == nil || *in.Autocomplete {
+		if !hasLen && in.Data != "" {
+			fmt.Fprintf(&b, "Content-Length: %d\r\n", len(in.Data))
+		}
+		if !hasConn {
+			b.WriteString("Connection: close\r\n")
+		}
+	}
+	b.WriteString("\r\n")
+	b.WriteString(in.Data)
+	return b.Bytes()
+}
+
+type crsResult struct {
+	status int
+	ids    []int
+	err    error
+}
+
+// crsServer serves the WAF on loopback and reports matched rule IDs in a
+// response header.
+func crsServer(t *testing.T, w *WAF) string {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := &http.Server{
+		ReadHeaderTimeout: 5 * time.Second,
+		Handler: http.HandlerFunc(func(rw http.ResponseWriter, r *http.Request) {
+			tx := w.Begin(nil)
+			defer tx.Close()
+			v, err := tx.Request(r, r.RemoteAddr)
+			if err != nil {
+				rw.Header().Set("X-Err", err.Error())
+			}
+			ids := make([]string, len(v.RuleIDs))
+			for i, id := range v.RuleIDs {
+				ids[i] = strconv.Itoa(id)
+			}
+			rw.Header().Set("X-Rules", strings.Join(ids, ","))
+			rw.WriteHeader(http.StatusOK)
+		}),
+	}
+	go srv.Serve(ln)
+	t.Cleanup(func() { srv.Close() })
+	return ln.Addr().String()
+}
+
+func send(addr string, raw []byte) crsResult {
+	c, err := net.DialTimeout("tcp", addr, 2*time.Second)
+	if err != nil {
+		return crsResult{err: err}
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(3 * time.Second))
+	if _, err := c.Write(raw); err != nil {
+		return crsResult{err: err}
+	}
+	resp, err := http.ReadResponse(bufio.NewReader(c), nil)
+	if err != nil {
+		return crsResult{err: err}
+	}
+	resp.Body.Close()
+	res := crsResult{status: resp.StatusCode}
+	if h, ok := resp.Header["X-Rules"]; ok {
+		res.ids = []int{}
+		for _, s := range strings.Split(h[0], ",") {
+			if n, err := strconv.Atoi(s); err == nil {
+				res.ids = append(res.ids, n)
+			}
+		}
+	}
+	return res
+}
+
+type crsOutcome struct {
+	name, reason string
+	pass, skip   bool
+}
+
+func runCRSTest(addr string, rule int, tc crsTest) crsOutcome {
+	name := fmt.Sprintf("%d-%d", rule, tc.TestID)
+	if r, ok := crsSkips[name]; ok {
+		return crsOutcome{name: name, skip: true, reason: r}
+	}
+	for _, st := range tc.Stages {
+		out := st.Output
+		lg := out.Log
+		if len(lg.ExpectIDs) == 0 && len(lg.NoExpectIDs) == 0 {
+			switch {
+			case out.ExpectError:
+				return crsOutcome{name: name, skip: true, reason: "expects a connection error from the web server, checks no rule"}
+			case lg.MatchRegex != "" || lg.NoMatch != "" || out.MatchRegex != "" || out.NoMatch != "":
+				return crsOutcome{name: name, skip: true, reason: "checks the text of Apache's error log, not rule IDs"}
+			default:
+				return crsOutcome{name: name, skip: true, reason: fmt.Sprintf("expects web-server status %d, checks no rule", out.Status)}
+			}
+		}
+		res := send(addr, st.Input.raw())
+		if res.err != nil {
+			return crsOutcome{name: name, reason: "no answer: " + res.err.Error()}
+		}
+		if res.ids == nil && res.status >= 400 {
+			return crsOutcome{name: name, skip: true, reason: "refused by Go's HTTP server before the WAF runs (the gateway answers the same)"}
+		}
+		if res.status != http.StatusOK {
+			return crsOutcome{name: name, reason: fmt.Sprintf("server answered %d", res.status)}
+		}
+		for _, id := range lg.ExpectIDs {
+			if !slices.Contains(res.ids, id) {
+				return crsOutcome{name: name, reason: fmt.Sprintf("rule %d did not match (matched %v)", id, res.ids)}
+			}
+		}
+		for _, id := range lg.NoExpectIDs {
+			if slices.Contains(res.ids, id) {
+				return crsOutcome{name: name, reason: fmt.Sprintf("rule %d matched but must not", id)}
+			}
+		}
+	}
+	return crsOutcome{name: name, pass: true}
+}
+
+// TestCRSRegression runs every request-side CRS regression test once over
+// one WAF. It fails below 99% passing and lists every skip with its reason.
+func TestCRSRegression(t *testing.T) {
+	if testing.Short() {
+		t.Log("short mode: running the REQUEST-942 (SQLi) tests only")
+	}
+	w, err := New(Config{Paranoia: 4, DetectionOnly: true, RuleFilesBefore: []string{"testdata/crs-test-setup.conf"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Close()
+	addr := crsServer(t, w)
+
+	type job struct {
+		rule int
+		tc   crsTest
+	}
+	var jobs []job
+	err = fs.WalkDir(crstests.FS, ".", func(p string, d fs.DirEntry, err error) error {
+		if err != nil || d.IsDir() || path.Ext(p) != ".yaml" || !strings.HasPrefix(p, "REQUEST-") {
+			return err
+		}
+		if testing.Short() && !strings.HasPrefix(p, "REQUEST-942") {
+			return nil
+		}
+		data, err := fs.ReadFile(crstests.FS, p)
+		if err != nil {
+			return err
+		}
+		var f crsFile
+		if err := yaml.Unmarshal(data, &f); err != nil {
+			return fmt.Errorf("%s: %w", p, err)
+		}
+		for _, tc := range f.Tests {
+			jobs = append(jobs, job{f.RuleID, tc})
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	outcomes := make([]crsOutcome, len(jobs))
+	var wg sync.WaitGroup
+	next := make(chan int)
+	for range 2 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range next {
+				outcomes[i] = runCRSTest(addr, jobs[i].rule, jobs[i].tc)
+			}
+		}()
+	}
+	for i := range jobs {
+		next <- i
+	}
+	close(next)
+	wg.Wait()
+
+	var pass, fail, skip int
+	skipReasons := map[string][]string{}
+	for _, o := range outcomes {
+		switch {
+		case o.skip:
+			skip++
+			skipReasons[o.reason] = append(skipReasons[o.reason], o.name)
+		case o.pass:
+			pass++
+		default:
+			fail++
+			t.Logf("FAIL %s: %s", o.name, o.reason)
+		}
+	}
+	reasons := make([]string, 0, len(skipReasons))
+	for r := range skipReasons {
+		reasons = append(reasons, r)
+	}
+	sort.Strings(reasons)
+	for _, r := range reasons {
+		t.Logf("SKIP %d (%s): %s", len(skipReasons[r]), r, strings.Join(skipReasons[r], " "))
+	}
+	run := pass + fail
+	rate := 100 * float64(pass) / float64(max(run, 1))
+	t.Logf("CRS request-side regression: %d tests, %d run, %d passed (%.2f%%), %d failed, %d skipped", len(jobs), run, pass, rate, fail, skip)
+	if rate < 99 {
+		t.Errorf("%.2f%% of the run CRS tests passed, want ≥ 99%%", rate)
+	}
+}

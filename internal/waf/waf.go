@@ -1,0 +1,398 @@
+// Package waf runs the OWASP Core Rule Set v4 on Coraza v3 for moat's edge
+// gateway. It owns rule loading (CRS embedded in the binary, plus the
+// operator's own SecLang files), the paranoia and anomaly settings, per-route
+// rule exclusions, and turning what matched into a Verdict the gateway can
+// act on and record. It never writes an answer to a client: the caller
+// decides what a blocked request sees (moat answers 403 with a request ID).
+package waf
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"strconv"
+	"strings"
+
+	coreruleset "github.com/corazawaf/coraza-coreruleset/v4"
+	"github.com/corazawaf/coraza/v3"
+	"github.com/corazawaf/coraza/v3/experimental"
+	"github.com/corazawaf/coraza/v3/types"
+)
+
+// Defaults for the zero values of Config.
+const (
+	DefaultParanoia          = 1
+	DefaultInboundThreshold  = 5
+	DefaultOutboundThreshold = 4
+	DefaultRequestBodyLimit  = 13 << 20 // 13 MiB, as CRS recommends
+	DefaultResponseBodyLimit = 512 << 10
+	requestBodyInMemory      = 128 << 10
+)
+
+// Config sets up a WAF. The zero value is CRS at paranoia level 1 with the
+// default anomaly thresholds, blocking, request bodies inspected up to 13 MiB
+// and response bodies not inspected.
+type Config struct {
+	// Paranoia is the blocking paranoia level, 1 to 4; 0 means 1.
+	Paranoia int
+	// DetectionParanoia is the level up to which rules run and are logged
+	// without counting towards a block; 0 means Paranoia. It may not be
+	// below Paranoia.
+	DetectionParanoia int
+	// InboundThreshold is the anomaly score at which a request is blocked;
+	// 0 means 5 (one critical match).
+	InboundThreshold int
+	// OutboundThreshold is the anomaly score at which a response is
+	// blocked; 0 means 4.
+	OutboundThreshold int
+	// DetectionOnly runs every rule and reports what would have been
+	// blocked, but blocks nothing.
+	DetectionOnly bool
+	// RequestBodyLimit is the largest request body accepted, in bytes; a
+	// larger body is refused (fail closed). 0 means 13 MiB.
+	RequestBodyLimit int64
+	// ResponseBodyLimit is how much of a response body is inspected, in
+	// bytes, when InspectResponses is set; the rest passes uninspected.
+	// 0 means 512 KiB.
+	ResponseBodyLimit int64
+	// InspectResponses turns on the RESPONSE-95x rules over response
+	// headers and text bodies.
+	InspectResponses bool
+	// RuleFilesBefore are SecLang files loaded after the CRS setup and
+	// before the CRS rules: the place for runtime exclusions (ctl:...).
+	RuleFilesBefore []string
+	// RuleFiles are SecLang files loaded after the CRS rules: the place for
+	// custom rules and configure-time exclusions (SecRuleRemoveById).
+	RuleFiles []string
+	// Directives is SecLang text loaded after RuleFiles (tests, embedders).
+	Directives string
+}
+
+// WAF is a loaded rule set. It is safe for concurrent use; each request gets
+// its own Tx.
+type WAF struct {
+	waf    coraza.WAF
+	detect bool
+}
+
+// New loads CRS and the configured rule files. Errors name the file or
+// setting at fault.
+func New(cfg Config) (*WAF, error) {
+	if err := cfg.validate(); err != nil {
+		return nil, err
+	}
+	pl := orDefault(cfg.Paranoia, DefaultParanoia)
+	dpl := orDefault(cfg.DetectionParanoia, pl)
+	var b strings.Builder
+	engine := "On"
+	if cfg.DetectionOnly {
+		engine = "DetectionOnly"
+	}
+	respAccess := "Off"
+	if cfg.InspectResponses {
+		respAccess = "On"
+	}
+	fmt.Fprintf(&b, baseDirectives, engine,
+		orDefault64(cfg.RequestBodyLimit, DefaultRequestBodyLimit),
+		min(requestBodyInMemory, orDefault64(cfg.RequestBodyLimit, DefaultRequestBodyLimit)),
+		respAccess, orDefault64(cfg.ResponseBodyLimit, DefaultResponseBodyLimit))
+	b.WriteString("Include @crs-setup.conf.example\n")
+	fmt.Fprintf(&b, setupAction, pl, dpl,
+		orDefault(cfg.InboundThreshold, DefaultInboundThreshold),
+		orDefault(cfg.OutboundThreshold, DefaultOutboundThreshold))
+	for _, f := range cfg.RuleFilesBefore {
+		text, err := readRules(f)
+		if err != nil {
+			return nil, err
+		}
+		b.WriteString(text)
+	}
+	b.WriteString("Include @owasp_crs/*.conf\n")
+	for _, f := range cfg.RuleFiles {
+		text, err := readRules(f)
+		if err != nil {
+			return nil, err
+		}
+		b.WriteString(text)
+	}
+	b.WriteString(cfg.Directives)
+	w, err := coraza.NewWAF(coraza.NewWAFConfig().WithRootFS(coreruleset.FS).WithDirectives(b.String()))
+	if err != nil {
+		return nil, fmt.Errorf("waf: load rules: %w", err)
+	}
+	return &WAF{waf: w, detect: cfg.DetectionOnly}, nil
+}
+
+func (c Config) validate() error {
+	if c.Paranoia < 0 || c.Paranoia > 4 {
+		return fmt.Errorf("waf: paranoia %d: want 1 to 4", c.Paranoia)
+	}
+	pl := orDefault(c.Paranoia, DefaultParanoia)
+	if c.DetectionParanoia != 0 && (c.DetectionParanoia < pl || c.DetectionParanoia > 4) {
+		return fmt.Errorf("waf: detection paranoia %d: want %d to 4 (not below the blocking level)", c.DetectionParanoia, pl)
+	}
+	if c.InboundThreshold < 0 || c.OutboundThreshold < 0 {
+		return errors.New("waf: anomaly thresholds must be positive")
+	}
+	if c.RequestBodyLimit < 0 || c.ResponseBodyLimit < 0 {
+		return errors.New("waf: body limits must be positive")
+	}
+	return nil
+}
+
+func readRules(name string) (string, error) {
+	data, err := os.ReadFile(name)
+	if err != nil {
+		return "", fmt.Errorf("waf: rule file: %w", err)
+	}
+	// Check the file on its own so a syntax error names it.
+	if _, err := coraza.NewWAF(coraza.NewWAFConfig().WithRootFS(coreruleset.FS).WithDirectives(string(data))); err != nil {
+		return "", fmt.Errorf("waf: rule file %q: %w", name, err)
+	}
+	return string(data) + "\n", nil
+}
+
+// Close releases what the rule set holds. It is safe to call more than once.
+func (w *WAF) Close() error {
+	if c, ok := w.waf.(experimental.WAFCloser); ok {
+		return c.Close()
+	}
+	return nil
+}
+
+const baseDirectives = `SecRuleEngine %s
+SecRequestBodyAccess On
+SecRule REQUEST_HEADERS:Content-Type "^(?:application(?:/soap\+|/)|text/)xml" "id:200000,phase:1,t:none,t:lowercase,pass,nolog,ctl:requestBodyProcessor=XML"
+SecRule REQUEST_HEADERS:Content-Type "^application/json" "id:200001,phase:1,t:none,t:lowercase,pass,nolog,ctl:requestBodyProcessor=JSON"
+SecRule REQUEST_HEADERS:Content-Type "^application/[a-z0-9.-]+[+]json" "id:200006,phase:1,t:none,t:lowercase,pass,nolog,ctl:requestBodyProcessor=JSON"
+SecRequestBodyJsonDepthLimit 1024
+SecRequestBodyLimit %d
+SecRequestBodyInMemoryLimit %d
+SecRequestBodyLimitAction Reject
+SecRule REQBODY_ERROR "!@eq 0" "id:200002,phase:2,t:none,log,deny,status:400,msg:'Failed to parse request body.',logdata:'%%{reqbody_error_msg}',severity:2"
+SecRule MULTIPART_STRICT_ERROR "!@eq 0" "id:200003,phase:2,t:none,log,deny,status:400,msg:'Multipart request body failed strict validation.'"
+SecResponseBodyAccess %s
+SecResponseBodyMimeType text/plain text/html text/xml application/json
+SecResponseBodyLimit %d
+SecResponseBodyLimitAction ProcessPartial
+SecAuditEngine Off
+SecRxPreFilter On
+`
+
+const setupAction = `SecAction "id:900000,phase:1,pass,t:none,nolog,setvar:tx.blocking_paranoia_level=%d,setvar:tx.detection_paranoia_level=%d,setvar:tx.inbound_anomaly_score_threshold=%d,setvar:tx.outbound_anomaly_score_threshold=%d"
+`
+
+func orDefault(v, def int) int {
+	if v == 0 {
+		return def
+	}
+	return v
+}
+
+func orDefault64(v, def int64) int64 {
+	if v == 0 {
+		return def
+	}
+	return v
+}
+
+// Verdict is what the rules made of a request or response.
+type Verdict struct {
+	// Block is true when the request must not go on: the rules interrupted
+	// it (never in detection-only mode).
+	Block bool
+	// Status is the status the rules asked for when Block is set (403,
+	// or 400/413 for bodies that cannot be parsed or are too large).
+	Status int
+	// Detected is true when the anomaly score reached the threshold or a
+	// disruptive rule fired, whether or not the WAF blocks.
+	Detected bool
+	// RuleIDs lists every rule that matched and logs, in order.
+	RuleIDs []int
+	// Variable names what the first attack rule matched ("ARGS:q"), and
+	// Matched its value, masked and truncated (see Mask).
+	Variable string
+	Matched  string
+	// Message is the first attack rule's message.
+	Message string
+}
+
+// Tx inspects one request (and optionally its response). Close it when the
+// request is done: it holds the buffered body.
+type Tx struct {
+	w  *WAF
+	tx types.Transaction
+}
+
+// Begin starts a transaction. ex (may be nil) removes rules for this
+// request only: how a route's exclusions apply.
+func (w *WAF) Begin(ex *Exclusions) *Tx {
+	tx := w.waf.NewTransaction()
+	if ex != nil {
+		ex.apply(tx)
+	}
+	return &Tx{w: w, tx: tx}
+}
+
+// Close ends the transaction. Safe to call more than once.
+func (t *Tx) Close() error {
+	if t.tx == nil {
+		return nil
+	}
+	t.tx.ProcessLogging()
+	err := t.tx.Close()
+	t.tx = nil
+	return err
+}
+
+// Request runs phases 1 and 2 over r. client is the client's address as the
+// gateway determined it (after trusted proxies), "ip" or "ip:port". The body,
+// if inspected, is buffered and r.Body replaced so the request can still be
+// forwarded. Bodies larger than the limit are refused (413).
+func (t *Tx) Request(r *http.Request, client string) (Verdict, error) {
+	tx := t.tx
+	host, port := splitHostPort(client)
+	lhost, lport := "", 0
+	if la, ok := r.Context().Value(http.LocalAddrContextKey).(net.Addr); ok {
+		lhost, lport = splitHostPort(la.String())
+	}
+	tx.ProcessConnection(host, port, lhost, lport)
+	uri := r.RequestURI
+	if uri == "" {
+		uri = r.URL.RequestURI()
+	}
+	tx.ProcessURI(uri, r.Method, r.Proto)
+	if r.Host != "" {
+		tx.AddRequestHeader("Host", r.Host)
+		tx.SetServerName(hostOnly(r.Host))
+	}
+	for k, vs := range r.Header {
+		for _, v := range vs {
+			tx.AddRequestHeader(k, v)
+		}
+	}
+	for _, te := range r.TransferEncoding {
+		tx.AddRequestHeader("Transfer-Encoding", te)
+	}
+	if it := tx.ProcessRequestHeaders(); it != nil {
+		return t.verdict(), nil
+	}
+	if tx.IsRequestBodyAccessible() && r.Body != nil && r.Body != http.NoBody {
+		it, _, err := tx.ReadRequestBodyFrom(r.Body)
+		if err != nil {
+			return Verdict{}, fmt.Errorf("waf: read request body: %w", err)
+		}
+		if it != nil {
+			return t.verdict(), nil
+		}
+		rbr, err := tx.RequestBodyReader()
+		if err != nil {
+			return Verdict{}, fmt.Errorf("waf: request body: %w", err)
+		}
+		r.Body = readCloser{io.MultiReader(rbr, r.Body), r.Body}
+	}
+	if _, err := tx.ProcessRequestBody(); err != nil {
+		return Verdict{}, fmt.Errorf("waf: request body: %w", err)
+	}
+	return t.verdict(), nil
+}
+
+// ResponseInspected reports whether Response will look at anything.
+func (t *Tx) ResponseInspected() bool {
+	return t.tx != nil && t.tx.IsResponseBodyAccessible()
+}
+
+// Response runs phases 3 and 4 over resp, buffering up to the response body
+// limit and replacing resp.Body so it can still be sent.
+func (t *Tx) Response(resp *http.Response) (Verdict, error) {
+	tx := t.tx
+	for k, vs := range resp.Header {
+		for _, v := range vs {
+			tx.AddResponseHeader(k, v)
+		}
+	}
+	if it := tx.ProcessResponseHeaders(resp.StatusCode, resp.Proto); it != nil {
+		return t.verdict(), nil
+	}
+	if tx.IsResponseBodyAccessible() && tx.IsResponseBodyProcessable() && resp.Body != nil {
+		it, _, err := tx.ReadResponseBodyFrom(resp.Body)
+		if err != nil {
+			return Verdict{}, fmt.Errorf("waf: read response body: %w", err)
+		}
+		if it != nil {
+			return t.verdict(), nil
+		}
+		rbr, err := tx.ResponseBodyReader()
+		if err != nil {
+			return Verdict{}, fmt.Errorf("waf: response body: %w", err)
+		}
+		resp.Body = readCloser{io.MultiReader(rbr, resp.Body), resp.Body}
+	}
+	if _, err := tx.ProcessResponseBody(); err != nil {
+		return Verdict{}, fmt.Errorf("waf: response body: %w", err)
+	}
+	return t.verdict(), nil
+}
+
+// Evaluation rules: they sum scores rather than detect anything.
+func isEvaluation(id int) bool {
+	return (id >= 949000 && id < 950000) || (id >= 959000 && id < 960000) || (id >= 980000 && id < 981000)
+}
+
+func (t *Tx) verdict() Verdict {
+	var v Verdict
+	if it := t.tx.Interruption(); it != nil && it.Action != "allow" && it.Action != "pass" {
+		v.Block = true
+		v.Detected = true
+		v.Status = it.Status
+		if v.Status == 0 {
+			v.Status = http.StatusForbidden
+		}
+	}
+	for _, mr := range t.tx.MatchedRules() {
+		if l, ok := mr.(interface{ Log() bool }); ok && !l.Log() {
+			continue
+		}
+		id := mr.Rule().ID()
+		v.RuleIDs = append(v.RuleIDs, id)
+		if id == 949110 || id == 959100 || (mr.Disruptive() && !isEvaluation(id)) {
+			v.Detected = true
+		}
+		if v.Variable == "" && !isEvaluation(id) {
+			for _, md := range mr.MatchedDatas() {
+				v.Variable = md.Variable().Name()
+				if md.Key() != "" {
+					v.Variable += ":" + md.Key()
+				}
+				v.Matched = Mask(v.Variable, md.Value())
+				v.Message = mr.Message()
+				break
+			}
+		}
+	}
+	return v
+}
+
+type readCloser struct {
+	io.Reader
+	io.Closer
+}
+
+func splitHostPort(s string) (string, int) {
+	h, p, err := net.SplitHostPort(s)
+	if err != nil {
+		return s, 0
+	}
+	n, _ := strconv.Atoi(p)
+	return h, n
+}
+
+func hostOnly(hostport string) string {
+	if h, _, err := net.SplitHostPort(hostport); err == nil {
+		return h
+	}
+	return hostport
+}
