@@ -293,3 +293,64 @@ func TestDial(t *testing.T) {
 		t.Fatalf("wrong port: %v", err)
 	}
 }
+
+func TestCallerChecksDestinationIdentity(t *testing.T) {
+	p := newPair(t)
+	t.Log("node-b answers for api with db's SVID: the caller must refuse it")
+	db, _ := p.b.ids.Certificate("db")
+	p.b.ids.set("api", db)
+	if got, err := call(p.a.local(t, "frontend", "api"), "secret"); err == nil {
+		t.Fatalf("call reached an impostor: %q", got)
+	}
+	r := p.a.flows.waitFor(t, "caller handshake failure", func(r flow.Record) bool { return r.Unmapped.Kind == kindHandshake })
+	if !strings.Contains(r.Unmapped.Reason, `unexpected peer identity: got "spiffe://example.org/svc/db"`) {
+		t.Fatalf("reason %q", r.Unmapped.Reason)
+	}
+}
+
+func TestSetServicesReconciles(t *testing.T) {
+	p := newPair(t)
+	fe := Service{Name: "frontend", Port: 3000, AppAddr: "127.0.0.1:1", Upstreams: []Upstream{{Service: "api", Port: 8080}}}
+	if err := p.a.m.SetServices([]Service{fe}); err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := p.a.m.LocalAddr("gateway", "api"); ok {
+		t.Fatal("gateway's listener survived its removal")
+	}
+	addr := p.a.local(t, "frontend", "api")
+	if _, err := call(addr, "kept"); err != nil {
+		t.Fatalf("kept listener: %v", err)
+	}
+	busy, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer busy.Close()
+	bad := fe
+	bad.Upstreams = append(bad.Upstreams, Upstream{Service: "db", Port: 5432, LocalAddr: busy.Addr().String()})
+	if err := p.a.m.SetServices([]Service{bad}); err == nil || !strings.Contains(err.Error(), `upstream "db": listen`) {
+		t.Fatalf("bind conflict: %v", err)
+	}
+	if _, ok := p.a.m.LocalAddr("frontend", "db"); ok {
+		t.Fatal("failed reconcile left a listener")
+	}
+	if got, _ := p.a.m.LocalAddr("frontend", "api"); got.String() != addr {
+		t.Fatal("failed reconcile changed a listener")
+	}
+	for _, c := range []struct {
+		s    Service
+		want string
+	}{
+		{Service{Name: "Bad_Name", Port: 1, AppAddr: "127.0.0.1:1"}, "bad name"},
+		{Service{Name: "x", AppAddr: "nowhere"}, `app address "nowhere"`},
+		{Service{Name: "x", Port: 1, Mode: "open"}, `mode "open"`},
+		{Service{Name: "x", Port: 1, Upstreams: []Upstream{{Service: "y", Port: 0}}}, "port 0 out of range"},
+	} {
+		if err := p.a.m.SetServices([]Service{c.s}); err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("%+v: got %v, want %q", c.s, err, c.want)
+		}
+	}
+	if got, ok := p.a.m.LocalAddr("frontend", "api"); !ok || got.String() != addr {
+		t.Fatal("a refused SetServices changed the listeners")
+	}
+}
