@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"runtime"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -242,5 +243,29 @@ func TestTunnelRecycledBeforeExpiry(t *testing.T) {
 	}
 	if n := p.a.m.Stats().ClientHandshakes; n != 2 {
 		t.Fatalf("handshakes %d, want a new tunnel before expiry", n)
+	}
+}
+
+func TestShutdownLeavesNoGoroutines(t *testing.T) {
+	before := runtime.NumGoroutine()
+	t.Run("traffic", func(t *testing.T) {
+		p := newPair(t)
+		openSession(t, p.a.local(t, "frontend", "api")) // still open at shutdown
+		for i := range 20 {
+			if _, err := call(p.a.local(t, "frontend", "api"), fmt.Sprint(i)); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if _, err := call(p.a.local(t, "batch", "api"), "denied"); err == nil {
+			t.Fatal("denied call answered")
+		}
+	})
+	deadline := time.Now().Add(5 * time.Second)
+	for runtime.NumGoroutine() > before && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	if n := runtime.NumGoroutine(); n > before {
+		buf := make([]byte, 1<<20)
+		t.Fatalf("%d goroutines before, %d after shutdown:\n%s", before, n, buf[:runtime.Stack(buf, true)])
 	}
 }

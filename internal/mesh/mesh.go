@@ -193,7 +193,9 @@ func New(c Config) (*Mesh, error) {
 	m.mux.LogOutput = io.Discard
 	m.mux.MaxStreamWindowSize = 1 << 20
 	m.mux.StreamCloseTimeout = time.Minute
-	m.mux.StreamOpenTimeout = c.DialTimeout
+	// A stream the peer has not acknowledged for this long means a dead peer;
+	// yamux then closes the whole tunnel, so this must not be short.
+	m.mux.StreamOpenTimeout = 30 * time.Second
 	var err error
 	m.srvTLS, err = m.serverTLS()
 	if err != nil {
