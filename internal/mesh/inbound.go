@@ -41,6 +41,7 @@ type inTunnel struct {
 
 // inStream is one live inbound connection to an app.
 type inStream struct {
+	tun       *inTunnel // nil for plaintext
 	src, dst  string
 	port      int
 	plaintext bool
@@ -229,7 +230,7 @@ func (m *Mesh) serveStream(t *inTunnel, st net.Conn) {
 		_ = st.Close()
 		return
 	}
-	m.finishInbound(rec, st, t.src, req, false)
+	m.finishInbound(rec, st, t, req)
 }
 
 func (m *Mesh) servePlaintext(pc *peekConn) {
@@ -246,11 +247,16 @@ func (m *Mesh) servePlaintext(pc *peekConn) {
 		return
 	}
 	_ = pc.SetDeadline(time.Time{})
-	m.finishInbound(rec, pc, "", req, true)
+	m.finishInbound(rec, pc, nil, req)
 }
 
 // finishInbound decides, answers, and joins an admitted connection to its app.
-func (m *Mesh) finishInbound(rec *record, down net.Conn, src string, req Request, plaintext bool) {
+// t is the tunnel the stream came on, nil for a plaintext connection.
+func (m *Mesh) finishInbound(rec *record, down net.Conn, t *inTunnel, req Request) {
+	plaintext, src := t == nil, ""
+	if t != nil {
+		src = t.src
+	}
 	svc, resp := m.admit(src, req, plaintext)
 	rec.dstSvc, rec.dstPort = req.Service, req.Port
 	if id, err := identity.ServiceID(m.cfg.TrustDomain, req.Service); err == nil {
@@ -289,7 +295,7 @@ func (m *Mesh) finishInbound(rec *record, down net.Conn, src string, req Request
 		m.emit(rec)
 		return
 	}
-	s := &inStream{src: src, dst: req.Service, port: req.Port, plaintext: plaintext, down: down, app: app}
+	s := &inStream{tun: t, src: src, dst: req.Service, port: req.Port, plaintext: plaintext, down: down, app: app}
 	m.mu.Lock()
 	if m.closed {
 		m.mu.Unlock()

@@ -219,6 +219,12 @@ func TestRevocationClosesLiveTunnel(t *testing.T) {
 	} else if ne, ok := err.(net.Error); ok && ne.Timeout() {
 		t.Fatal("revoked peer's connection was not closed")
 	}
+	r := p.b.flows.waitFor(t, "cut record", func(r flow.Record) bool {
+		return isFlow(flow.DirectionInbound, "frontend", "api")(r) && r.ActivityID == activityCut
+	})
+	if !strings.Contains(r.Unmapped.Reason, "peer no longer trusted: identity: identity revoked") {
+		t.Fatalf("cut reason %q", r.Unmapped.Reason)
+	}
 	if got, err := call(p.a.local(t, "frontend", "api"), "x"); err == nil {
 		t.Fatalf("revoked caller answered %q", got)
 	}

@@ -118,7 +118,7 @@ type Stats struct {
 	StreamsOut        int64 // outbound connections carried
 	StreamsIn         int64 // inbound streams and plaintext connections
 	Refused           int64 // inbound streams refused
-	Cut               int64 // live inbound streams closed by a policy or trust change
+	Cut               int64 // live inbound streams closed by a policy, service or trust change
 	Plaintext         int64 // plaintext connections accepted
 }
 
@@ -383,11 +383,20 @@ func (m *Mesh) sweep() {
 		streams = append(streams, s)
 	}
 	m.mu.Unlock()
+	distrusted := map[*inTunnel]string{}
 	for _, t := range tunnels {
 		if _, err := m.cfg.Trust.Verify(t.peerChain); err != nil {
-			m.log.Info("mesh: closing inbound tunnel", logPeer, t.peer.String(), logReason, err.Error())
-			_ = t.conn.Close()
+			distrusted[t] = "peer no longer trusted: " + err.Error()
 		}
+	}
+	for _, s := range streams {
+		if why, ok := distrusted[s.tun]; ok && s.tun != nil {
+			s.cut(why)
+		}
+	}
+	for t, why := range distrusted {
+		m.log.Info("mesh: closing inbound tunnel", logPeer, t.peer.String(), logReason, why)
+		_ = t.conn.Close()
 	}
 	for _, t := range outs {
 		if _, err := m.cfg.Trust.Verify(t.peerChain); err != nil {
