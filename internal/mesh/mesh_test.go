@@ -354,3 +354,58 @@ func TestSetServicesReconciles(t *testing.T) {
 		t.Fatal("a refused SetServices changed the listeners")
 	}
 }
+
+func TestPermissiveTurnedStrictCutsPlaintext(t *testing.T) {
+	p := newPair(t)
+	c, err := net.Dial("tcp", p.b.m.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	_ = c.SetDeadline(time.Now().Add(5 * time.Second))
+	req, _ := AppendRequest(nil, Request{Service: "legacy", Port: 9000})
+	if _, err := c.Write(append(req, "one\n"...)); err != nil {
+		t.Fatal(err)
+	}
+	br := bufio.NewReader(c)
+	if resp, err := ReadResponse(br); err != nil || !resp.Allowed() {
+		t.Fatalf("%+v %v", resp, err)
+	}
+	if line, err := br.ReadString('\n'); err != nil || line != "one\n" {
+		t.Fatalf("%q %v", line, err)
+	}
+	t.Log("the policy drops legacy's permissive mode: its plaintext connection is cut")
+	p.b.m.SetPolicy(mustPolicy(t, strings.Replace(testPolicy, "legacy: {mode: permissive}", "legacy: {mode: strict}", 1)))
+	if _, err := br.ReadString('\n'); err == nil {
+		t.Fatal("plaintext connection survived")
+	} else if ne, ok := err.(net.Error); ok && ne.Timeout() {
+		t.Fatal("plaintext connection not cut")
+	}
+	r := p.b.flows.waitFor(t, "cut plaintext", func(r flow.Record) bool {
+		return isFlow(flow.DirectionInbound, "", "legacy")(r) && r.ActivityID == activityCut
+	})
+	if !strings.Contains(r.Unmapped.Reason, `service "legacy" is now strict`) {
+		t.Fatalf("reason %q", r.Unmapped.Reason)
+	}
+
+	t.Log("a service's own Mode overrides the policy")
+	app := startApp(t, echo)
+	if err := p.b.m.SetServices([]Service{{Name: "api", Port: 8080, AppAddr: app}, {Name: "legacy", Port: 9000, AppAddr: app, Mode: policy.Permissive}}); err != nil {
+		t.Fatal(err)
+	}
+	if _, got, err := plaintext(p.b.m.Addr().String(), "legacy", 9000, "two"); err != nil || got != "two" {
+		t.Fatalf("override: %q %v", got, err)
+	}
+
+	t.Log("no policy at all denies every stream")
+	if got, err := call(p.a.local(t, "frontend", "api"), "x"); err != nil || got != "x" {
+		t.Fatalf("before: %q %v", got, err)
+	}
+	p.b.m.SetPolicy(nil)
+	if got, err := call(p.a.local(t, "frontend", "api"), "x"); err == nil {
+		t.Fatalf("nil policy let a call through: %q", got)
+	}
+	p.b.flows.waitFor(t, "nil-policy denial", func(r flow.Record) bool {
+		return isFlow(flow.DirectionInbound, "frontend", "api")(r) && r.Verdict() == flow.VerdictDeny && r.FirewallRule != nil && r.FirewallRule.Name == policy.DefaultDeny
+	})
+}
