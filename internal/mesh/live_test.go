@@ -275,3 +275,25 @@ func TestShutdownLeavesNoGoroutines(t *testing.T) {
 		t.Fatalf("%d goroutines before, %d after shutdown:\n%s", before, n, buf[:runtime.Stack(buf, true)])
 	}
 }
+
+func TestDestinationMoves(t *testing.T) {
+	p := newPair(t)
+	addr := p.a.local(t, "frontend", "api")
+	if _, err := call(addr, "to node-b"); err != nil {
+		t.Fatal(err)
+	}
+	t.Log("api moves to node-c: the tunnel to node-b drains and closes")
+	c := p.f.newAgent(t, "node-c", []Service{{Name: "api", Port: 8080, AppAddr: startApp(t, echo)}})
+	if _, err := call(addr, "to node-c"); err != nil {
+		t.Fatal(err)
+	}
+	p.b.flows.waitFor(t, "node-b served the first call", isFlow(flow.DirectionInbound, "frontend", "api"))
+	c.flows.waitFor(t, "node-c served the second call", isFlow(flow.DirectionInbound, "frontend", "api"))
+	deadline := time.Now().Add(5 * time.Second)
+	for p.a.m.Stats().TunnelsOpen != 1 && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	if n := p.a.m.Stats().TunnelsOpen; n != 1 {
+		t.Fatalf("%d tunnels open, want only the one to node-c", n)
+	}
+}
