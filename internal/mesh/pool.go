@@ -120,7 +120,9 @@ func (m *Mesh) tunnelFor(ctx context.Context, src, dst string) (*tunnel, error) 
 		}()
 	}
 	e.cur = nt
-	m.pool[key] = e // drain may have dropped the entry while we dialed
+	if _, ok := m.pool[key]; !ok {
+		m.pool[key] = e // drain dropped the entry while we dialed
+	}
 	m.mu.Unlock()
 	return nt, nil
 }
