@@ -28,6 +28,10 @@ const RulePermissive = "permissive"
 // the TLS alert before it opens streams.
 const tunnelReady = 0x01
 
+// alpnTunnel names the tunnel protocol in the TLS handshake, so a mesh port
+// and another mTLS endpoint of moat cannot be mistaken for each other.
+const alpnTunnel = "moat-tunnel/1"
+
 // inTunnel is an accepted mTLS tunnel.
 type inTunnel struct {
 	conn      *tls.Conn
@@ -79,17 +83,21 @@ func (s *inStream) Close() error {
 
 func (m *Mesh) serverTLS() (*tls.Config, error) {
 	return mtls.Server(mtls.ServerConfig{
-		Verifier: m.cfg.Trust,
-		Now:      m.now,
+		Verifier:   m.cfg.Trust,
+		Now:        m.now,
+		NextProtos: []string{alpnTunnel},
 		GetCertificate: func(hello *tls.ClientHelloInfo) (*tls.Certificate, error) {
 			if _, ok := m.service(hello.ServerName); !ok {
 				return nil, fmt.Errorf("mesh: no service %q on this node", hello.ServerName)
 			}
 			return m.cfg.Identities.Certificate(hello.ServerName)
 		},
-		Authorize: func(peer spiffeid.ID, _ tls.ConnectionState) error {
+		Authorize: func(peer spiffeid.ID, cs tls.ConnectionState) error {
 			if _, ok := identity.ServiceName(peer); !ok {
 				return errors.New("mesh: only service identities may open tunnels")
+			}
+			if cs.NegotiatedProtocol != alpnTunnel {
+				return fmt.Errorf("mesh: client did not offer ALPN %q", alpnTunnel)
 			}
 			return nil
 		},

@@ -409,3 +409,23 @@ func TestPermissiveTurnedStrictCutsPlaintext(t *testing.T) {
 		return isFlow(flow.DirectionInbound, "frontend", "api")(r) && r.Verdict() == flow.VerdictDeny && r.FirewallRule != nil && r.FirewallRule.Name == policy.DefaultDeny
 	})
 }
+
+func TestTunnelNeedsALPN(t *testing.T) {
+	p := newPair(t)
+	cert, _ := p.a.ids.Certificate("frontend")
+	c, err := tls.Dial("tcp", p.b.m.Addr().String(), &tls.Config{
+		InsecureSkipVerify: true, ServerName: "api", Certificates: []tls.Certificate{*cert}, MinVersion: tls.VersionTLS13,
+	})
+	if err == nil {
+		_ = c.SetDeadline(time.Now().Add(5 * time.Second))
+		_, err = c.Read(make([]byte, 1))
+		c.Close()
+	}
+	if err == nil {
+		t.Fatal("a client without the tunnel ALPN was let in")
+	}
+	r := p.b.flows.waitFor(t, "handshake failure", func(r flow.Record) bool { return r.Unmapped.Kind == kindHandshake })
+	if !strings.Contains(r.Unmapped.Reason, `did not offer ALPN "moat-tunnel/1"`) {
+		t.Fatalf("reason %q", r.Unmapped.Reason)
+	}
+}

@@ -191,6 +191,7 @@ func (m *Mesh) dialTunnel(ctx context.Context, src, dst, addr string, cert *tls.
 		GetClientCertificate: mtls.Static(cert),
 		ServerName:           dst,
 		Expect:               []spiffeid.ID{dstID},
+		NextProtos:           []string{alpnTunnel},
 		Now:                  m.now,
 	})
 	if err != nil {
