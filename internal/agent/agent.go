@@ -25,8 +25,10 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
+	"sync/atomic"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/spiffe/go-spiffe/v2/bundle/x509bundle"
 	"github.com/spiffe/go-spiffe/v2/spiffeid"
 
@@ -65,9 +67,18 @@ type Config struct {
 	// MinBackoff and MaxBackoff bound retries while the server is away; zero
 	// means 500ms and 30s.
 	MinBackoff, MaxBackoff time.Duration
-	// Flows receives a flow record per mesh connection; nil discards them.
-	Flows  flow.Writer
-	Logger *slog.Logger
+	// Flows, when set, also receives every flow record, beside the shipper
+	// that sends them to the control plane.
+	Flows flow.Writer
+	// Sealer encrypts what the agent keeps on disk (spooled records); nil
+	// stores them in the clear.
+	Sealer flow.Sealer
+	// SpoolBytes bounds the on-disk spool of records the server has not yet
+	// taken; zero means 64 MiB.
+	SpoolBytes int64
+	// Metrics, when set, receives the agent's Prometheus metrics.
+	Metrics prometheus.Registerer
+	Logger  *slog.Logger
 }
 
 // Agent is a node agent.
@@ -92,8 +103,12 @@ type Agent struct {
 	// client calls the server with the node certificate. It is replaced at
 	// every node renewal: connections stay bound to the certificate they
 	// were opened with, so a fresh transport is what presents the new one.
-	client *api.Client
-	mesh   *mesh.Mesh
+	client   *api.Client
+	mesh     *mesh.Mesh
+	spool    *flow.Spool
+	shipper  *flow.Shipper
+	counted  flow.Writer // flow-derived metrics, or nil
+	renewals atomic.Int64
 }
 
 // svid is one service's current identity.
@@ -163,7 +178,17 @@ func New(ctx context.Context, cfg Config) (*Agent, error) {
 		return nil, err
 	}
 	a.client = a.newClient()
+	if err := a.newShipper(); err != nil {
+		return nil, err
+	}
+	if cfg.Metrics != nil {
+		if a.counted, err = a.registerMetrics(cfg.Metrics); err != nil {
+			a.spool.Close()
+			return nil, fmt.Errorf("agent: metrics: %w", err)
+		}
+	}
 	if a.mesh, err = a.newMesh(); err != nil {
+		a.spool.Close()
 		return nil, err
 	}
 	return a, nil
@@ -327,10 +352,54 @@ func (a *Agent) Run(ctx context.Context) error {
 	run(a.watchLoop)
 	run(a.renewLoop)
 	run(a.runMesh)
+	run(a.shipper.Run)
 	if a.cfg.Socket != "" {
 		run(a.serveWorkloadAPI)
 	}
 	wg.Wait()
 	close(errc)
+	a.spool.Close()
 	return <-errc
+}
+
+// newShipper sets up flow delivery: batches to the control plane, spooled
+// on disk while it is away.
+func (a *Agent) newShipper() error {
+	sp, err := flow.OpenSpool(flow.SpoolConfig{
+		Dir: filepath.Join(a.cfg.DataDir, "spool"), MaxBytes: a.cfg.SpoolBytes, Sealer: a.cfg.Sealer, Logger: a.log,
+	})
+	if err != nil {
+		return fmt.Errorf("agent: %w", err)
+	}
+	sh, err := flow.NewShipper(flow.ShipperConfig{Send: a.sendFlows, Spool: sp, Logger: a.log})
+	if err != nil {
+		sp.Close()
+		return fmt.Errorf("agent: %w", err)
+	}
+	a.spool, a.shipper = sp, sh
+	return nil
+}
+
+func (a *Agent) sendFlows(ctx context.Context, recs []flow.Record) error {
+	return a.api().Call(ctx, http.MethodPost, api.PathFlows, recs, nil)
+}
+
+// flows is where the mesh writes: the shipper, and Config.Flows if set.
+func (a *Agent) flows() flow.Writer {
+	ws := []flow.Writer{a.shipper}
+	if a.counted != nil {
+		ws = append(ws, a.counted)
+	}
+	if a.cfg.Flows != nil {
+		ws = append(ws, a.cfg.Flows)
+	}
+	if len(ws) == 1 {
+		return a.shipper
+	}
+	return flow.Multi(ws...)
+}
+
+// FlowStats reports flow delivery.
+func (a *Agent) FlowStats() (flow.ShipperStats, flow.SpoolStats) {
+	return a.shipper.Stats(), a.spool.Stats()
 }

@@ -20,7 +20,7 @@ func (a *Agent) newMesh() (*mesh.Mesh, error) {
 		TrustDomain: a.td,
 		Trust:       a.trust,
 		Identities:  a,
-		Flows:       a.cfg.Flows,
+		Flows:       a.flows(),
 		Resolve:     a.resolve,
 		Now:         a.cfg.Now,
 		Logger:      a.log.With("part", "mesh"),

@@ -115,6 +115,7 @@ func (a *Agent) renewNode(ctx context.Context) error {
 		return err
 	}
 	a.log.Info("node certificate renewed", "expires", cert.Leaf.NotAfter)
+	a.renewals.Add(1)
 	if err := a.adopt(cert, roots); err != nil {
 		return err
 	}
@@ -143,6 +144,7 @@ func (a *Agent) renewService(ctx context.Context, name string, now time.Time) {
 	}
 	s.cert, s.failing, s.renewAt = cert, 0, a.renewAt(cert)
 	a.mu.Unlock()
+	a.renewals.Add(1)
 	if err := api.WriteCredentials(filepath.Join(a.cfg.DataDir, svidDir, name), cert, a.trust.Bundle().X509Authorities()); err != nil {
 		a.log.Warn("cache SVID", "service", name, "err", err)
 	}

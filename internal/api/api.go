@@ -200,6 +200,12 @@ type Explanation struct {
 	Text  string `json:"text"`
 }
 
+// FlowAck answers a batch of flow records.
+type FlowAck struct {
+	Received int `json:"received"`
+	Stored   int `json:"stored"` // new records; the rest were already stored
+}
+
 // Whoami describes the caller.
 type Whoami struct {
 	ID   string `json:"id"`

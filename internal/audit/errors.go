@@ -31,17 +31,3 @@ type VerifyError struct {
 func (e *VerifyError) Error() string {
 	return fmt.Sprintf("audit: entry %d: %s", e.Index, e.Reason)
 }
-
-// TornError reports a log whose files end in an incomplete write: the
-// framing of a file stops in the middle of a record, or the files disagree
-// on how many entries were written. Index is the first entry affected.
-type TornError struct {
-	File   string
-	Index  int64
-	Offset int64 // byte offset in File where the incomplete record starts
-	Reason string
-}
-
-func (e *TornError) Error() string {
-	return fmt.Sprintf("audit: %s: entry %d at offset %d: %s", e.File, e.Index, e.Offset, e.Reason)
-}

@@ -83,7 +83,6 @@ type Log struct {
 	cpEnd   int64   // end of the last checkpoint frame
 	front   frontier
 	latest  []byte // latest signed checkpoint
-	torn    error  // ReadOnly: incomplete tail seen at open
 	broken  error  // a failed write: no more appends until reopened
 	closed  bool
 }
@@ -147,7 +146,9 @@ func (l *Log) open(cfg Config) error {
 		}
 	}
 	var err error
-	if l.lock, err = os.OpenFile(l.path(lockFile), flags, 0o600); err != nil {
+	l.lock, err = os.OpenFile(l.path(lockFile), flags, 0o600)
+	if err != nil && !(l.readOnly && errors.Is(err, os.ErrNotExist)) {
+		// A copy of a log without its lock file has no writer to wait for.
 		return fmt.Errorf("audit: %w", err)
 	}
 	for _, f := range []struct {
@@ -325,13 +326,12 @@ func (l *Log) recover(s *scanned) error {
 	if s.cps > 0 {
 		l.latest = bytes.Clone(s.lastCP)
 	}
-	cut := end < s.size || hashEnd < s.hashSize || s.cpEnd < s.cpSize
 	if l.readOnly {
-		if cut {
-			l.torn = &TornError{File: entriesFile, Index: keep, Offset: end, Reason: "incomplete append at the end of the log"}
-		}
+		// An incomplete tail is Verify's to report; Entries and Prove
+		// serve the complete prefix.
 		return nil
 	}
+	cut := end < s.size || hashEnd < s.hashSize || s.cpEnd < s.cpSize
 	if signed.Size > 0 {
 		root, err := tlog.TreeHash(signed.Size, fileHashReader{l.hashes})
 		if err != nil {

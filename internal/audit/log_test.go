@@ -120,6 +120,24 @@ func TestAppendVerifyReopen(t *testing.T) {
 	}
 }
 
+// TestCopyWithoutLockFile: a copy of the log's data files verifies.
+func TestCopyWithoutLockFile(t *testing.T) {
+	dir, v := newTestLog(t, 3, nil)
+	cp := t.TempDir()
+	for _, name := range []string{entriesFile, hashesFile, checkpointsFile, checkpointFile} {
+		b, err := os.ReadFile(filepath.Join(dir, name))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(cp, name), b, 0o400); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := verifyDir(t, cp, v); err != nil {
+		t.Fatal(err)
+	}
+}
+
 func TestRecorder(t *testing.T) {
 	var _ Recorder = (*Log)(nil)
 	l, err := Open(Config{Dir: t.TempDir(), Logger: quietLogger()})
@@ -175,5 +193,85 @@ func TestAppendBatch(t *testing.T) {
 	var ve *VerifyError
 	if err := verifyDir(t, dir, v); !errors.As(err, &ve) || ve.Index != 2 {
 		t.Fatalf("Verify = %v, want entry 2", err)
+	}
+}
+
+// TestConcurrent: appends from several goroutines, with Verify, Prove and
+// a read-only reader running meanwhile, give a log that verifies with
+// every index used once.
+func TestConcurrent(t *testing.T) {
+	dir := t.TempDir()
+	s, v, _ := testKey(t, "test-log")
+	l, err := Open(Config{Dir: dir, Signer: s, Verifier: v, Logger: quietLogger()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	ctx := context.Background()
+	const writers, each = 4, 10
+	errs := make(chan error, writers+2)
+	seen := make(chan int64, writers*each)
+	for w := 0; w < writers; w++ {
+		go func() {
+			for i := 0; i < each; i++ {
+				n, err := l.Append(ctx, Entry{Action: "svc.register", Target: fmt.Sprint(w, "/", i)})
+				if err != nil {
+					errs <- err
+					return
+				}
+				seen <- n
+			}
+			errs <- nil
+		}()
+	}
+	go func() {
+		for i := 0; i < 5; i++ {
+			if err := l.Verify(ctx); err != nil {
+				errs <- err
+				return
+			}
+			if n := l.Size(); n > 0 {
+				if _, err := l.Prove(n - 1); err != nil {
+					errs <- err
+					return
+				}
+			}
+		}
+		errs <- nil
+	}()
+	go func() {
+		for i := 0; i < 5; i++ {
+			r, err := Open(Config{Dir: dir, Verifier: v, ReadOnly: true, Logger: quietLogger()})
+			if err != nil {
+				errs <- err
+				return
+			}
+			err = r.Verify(ctx)
+			r.Close()
+			if err != nil {
+				errs <- fmt.Errorf("read-only verify during appends: %w", err)
+				return
+			}
+		}
+		errs <- nil
+	}()
+	for i := 0; i < writers+2; i++ {
+		if err := <-errs; err != nil {
+			t.Fatal(err)
+		}
+	}
+	close(seen)
+	got := map[int64]bool{}
+	for n := range seen {
+		if got[n] {
+			t.Fatalf("index %d returned twice", n)
+		}
+		got[n] = true
+	}
+	if len(got) != writers*each || l.Size() != writers*each {
+		t.Fatalf("%d distinct indexes, size %d; want %d", len(got), l.Size(), writers*each)
+	}
+	if err := l.Verify(ctx); err != nil {
+		t.Fatal(err)
 	}
 }

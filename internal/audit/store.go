@@ -159,8 +159,12 @@ func (h fileHashReader) ReadHashes(indexes []int64) ([]tlog.Hash, error) {
 	return out, nil
 }
 
-// flock takes or releases an advisory lock on f.
+// flock takes or releases an advisory lock on f; a nil f (a read-only
+// copy without a lock file) needs none.
 func flock(f *os.File, how int) error {
+	if f == nil {
+		return nil
+	}
 	for {
 		err := syscall.Flock(int(f.Fd()), how)
 		if err != syscall.EINTR {

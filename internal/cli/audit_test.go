@@ -23,7 +23,9 @@ import (
 //	moat ARGS...              run moat in-process (stdin: none)
 //	auditfixture DATADIR N    write an audit log of N entries under DATADIR/audit
 //	audittamper DATADIR OP I  change the log: OP is flip (a byte of entry I),
-//	                          drop (entry I) or swap (entries I and I+1)
+//	                          drop (entry I), swap (entries I and I+1), dup
+//	                          (insert a copy of entry I before it) or cut
+//	                          (truncate the file 3 bytes into entry I)
 func TestAuditScripts(t *testing.T) {
 	testscript.Run(t, testscript.Params{
 		Dir: filepath.Join("testdata", "audit"),
@@ -94,6 +96,11 @@ func scriptAuditTamper(ts *testscript.TestScript, neg bool, args []string) {
 		frames = append(frames[:i], frames[i+1:]...)
 	case "swap":
 		frames[i], frames[i+1] = frames[i+1], frames[i]
+	case "dup":
+		frames = append(frames[:i], append([][]byte{frames[i]}, frames[i:]...)...)
+	case "cut":
+		frames[i] = frames[i][:3]
+		frames = frames[:i+1]
 	default:
 		ts.Fatalf("audittamper: unknown op %q", args[1])
 	}

@@ -222,7 +222,7 @@ func runDev(ctx context.Context, e *Env, dir string, p devPorts, jsonFlows bool)
 	}
 	defer wg.Wait()
 	defer cancel()
-	goRun("server", parts.srv.Run)
+	goRun("server", parts.Run)
 	select {
 	case <-parts.srv.Ready():
 	case <-ctx.Done():

@@ -28,6 +28,13 @@ type serverConfig struct {
 	AdminDir    string        `yaml:"admin_dir"`
 	Store       storeConfig   `yaml:"store"`
 	KEK         kekConfig     `yaml:"kek"`
+	// Retention is how long flow records are kept; zero means 30d.
+	Retention config.Duration `yaml:"retention"`
+	// Alerts names the detection and alert-delivery file; empty runs the
+	// default rules with no sinks.
+	Alerts string `yaml:"alerts"`
+	// Metrics, when set, serves Prometheus /metrics on this address.
+	Metrics string `yaml:"metrics"`
 }
 
 // storeConfig selects the control-plane store.
@@ -43,6 +50,8 @@ func (c *serverConfig) flags(fs *flag.FlagSet) *string {
 	fs.StringVar(&c.DataDir, "data-dir", "", "directory of the control plane's state (required)")
 	fs.StringVar(&c.Listen, "listen", "127.0.0.1:7400", "API address (mutual TLS)")
 	fs.StringVar(&c.Name, "name", "control", "this server's name in its SVID")
+	fs.StringVar(&c.Alerts, "alerts", "", "detection and alert sinks file (YAML)")
+	fs.StringVar(&c.Metrics, "metrics", "", "serve Prometheus /metrics on this address")
 	c.kekFlags(fs)
 	return file
 }
@@ -189,7 +198,7 @@ func serverRunCommand() *Command {
 				return err
 			}
 			defer p.Close()
-			return p.srv.Run(ctx)
+			return p.Run(ctx)
 		},
 	}
 }

@@ -4,10 +4,17 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"net/http"
 	"path/filepath"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"golang.org/x/sync/errgroup"
 
 	"moat/internal/agent"
 	"moat/internal/audit"
+	"moat/internal/detect"
+	"moat/internal/flow"
 	"moat/internal/seal"
 	"moat/internal/server"
 	"moat/internal/store"
@@ -27,51 +34,116 @@ func openStore(ctx context.Context, dataDir string, sc storeConfig, sealer store
 
 // serverParts is a started control plane and what it holds open.
 type serverParts struct {
-	srv     *server.Server
-	st      store.Store
-	log     *audit.Log
-	keyring *seal.Keyring
+	srv      *server.Server
+	st       store.Store
+	log      *audit.Log
+	keyring  *seal.Keyring
+	flows    *flow.Store
+	engine   *detect.Engine
+	dispatch *detect.Dispatcher
+	metrics  *prometheus.Registry
+	// metricsAddr, when set, serves metrics at /metrics.
+	metricsAddr string
+	closers     []func() error
 }
 
 func (p *serverParts) Close() {
-	p.st.Close()
-	p.log.Close()
+	for i := len(p.closers) - 1; i >= 0; i-- {
+		_ = p.closers[i]()
+	}
+}
+
+// Run runs the control plane and its helpers until ctx ends or one fails.
+func (p *serverParts) Run(ctx context.Context) error {
+	g, ctx := errgroup.WithContext(ctx)
+	metrics := func(ctx context.Context) error { return serveMetrics(ctx, p.metricsAddr, p.metrics) }
+	for _, run := range []func(context.Context) error{p.srv.Run, p.flows.Run, p.engine.Run, p.dispatch.Run, metrics} {
+		g.Go(func() error { return run(ctx) })
+	}
+	return g.Wait()
 }
 
 // startServer opens everything the control plane needs, in order, and
 // closes what it opened if a later step fails.
-func startServer(ctx context.Context, e *Env, c serverConfig, logger *slog.Logger) (*serverParts, error) {
+func startServer(ctx context.Context, e *Env, c serverConfig, logger *slog.Logger) (_ *serverParts, err error) {
+	p := &serverParts{metrics: newRegistry(), metricsAddr: c.Metrics}
+	defer func() {
+		if err != nil {
+			p.Close()
+		}
+	}()
 	kr, err := c.KEK.keyring(e, c.DataDir, false)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", c.DataDir, err)
 	}
+	p.keyring = kr
 	sealer := kr.AEAD()
-	st, err := openStore(ctx, c.DataDir, c.Store, sealer)
+	if p.st, err = openStore(ctx, c.DataDir, c.Store, sealer); err != nil {
+		return nil, err
+	}
+	p.closers = append(p.closers, p.st.Close)
+	if p.log, err = audit.Open(audit.Config{Dir: filepath.Join(c.DataDir, audit.DirName), Sealer: sealer, Logger: logger}); err != nil {
+		return nil, err
+	}
+	p.closers = append(p.closers, p.log.Close)
+	retention := time.Duration(c.Retention)
+	if retention == 0 {
+		retention = 30 * 24 * time.Hour
+	}
+	if p.flows, err = flow.OpenStore(flow.StoreConfig{Dir: filepath.Join(c.DataDir, "flows"), Retention: retention, Sealer: sealer, Logger: logger}); err != nil {
+		return nil, err
+	}
+	p.closers = append(p.closers, p.flows.Close)
+	settings := &detect.Settings{}
+	if c.Alerts != "" {
+		if settings, err = detect.LoadFile(c.Alerts, e.Getenv); err != nil {
+			return nil, err
+		}
+	}
+	dm, err := detect.NewMetrics(p.metrics, settings.SinkNames())
 	if err != nil {
 		return nil, err
 	}
-	alog, err := audit.Open(audit.Config{Dir: filepath.Join(c.DataDir, audit.DirName), Sealer: sealer, Logger: logger})
-	if err != nil {
-		st.Close()
+	if p.dispatch, err = detect.NewDispatcherFromSettings(settings, &http.Client{Timeout: 30 * time.Second}, detect.DispatcherConfig{Logger: logger, Metrics: dm}); err != nil {
 		return nil, err
 	}
-	srv, err := server.New(ctx, server.Config{
-		Listen: c.Listen, Name: c.Name, Store: st, Sealer: sealer, Audit: alog, Logger: logger,
+	if p.engine, err = detect.New(detect.Config{
+		Rules: settings.Rules, Queue: settings.Queue, Sweep: settings.Sweep,
+		Notifier: p.dispatch, Findings: flowSink{p.flows}, Logger: logger, Metrics: dm,
+	}); err != nil {
+		return nil, err
+	}
+	p.srv, err = server.New(ctx, server.Config{
+		Listen: c.Listen, Name: c.Name, Store: p.st, Sealer: sealer, Audit: p.log, Logger: logger,
+		Flows: p.flows, Detect: p.engine, Metrics: p.metrics,
 	})
 	if err != nil {
-		st.Close()
-		alog.Close()
 		return nil, err
 	}
-	return &serverParts{srv: srv, st: st, log: alog, keyring: kr}, nil
+	return p, nil
 }
 
-// node is a started agent with its mesh.
+// flowSink stores detection findings beside the flows.
+type flowSink struct{ st *flow.Store }
+
+func (f flowSink) Write(r flow.Record) error {
+	_, err := f.st.Ingest(context.Background(), []flow.Record{r})
+	return err
+}
+
+// node is a started agent with its metrics.
 type node struct {
-	agent *agent.Agent
+	agent       *agent.Agent
+	metrics     *prometheus.Registry
+	metricsAddr string
 }
 
-func (n *node) Run(ctx context.Context) error { return n.agent.Run(ctx) }
+func (n *node) Run(ctx context.Context) error {
+	g, ctx := errgroup.WithContext(ctx)
+	g.Go(func() error { return n.agent.Run(ctx) })
+	g.Go(func() error { return serveMetrics(ctx, n.metricsAddr, n.metrics) })
+	return g.Wait()
+}
 
 func startNode(ctx context.Context, e *Env, c agentConfig) (*node, error) {
 	logger := slog.New(slog.NewTextHandler(e.Stderr, nil))
@@ -79,12 +151,13 @@ func startNode(ctx context.Context, e *Env, c agentConfig) (*node, error) {
 	if socket == "" {
 		socket = filepath.Join(c.DataDir, "workload.sock")
 	}
+	reg := newRegistry()
 	a, err := agent.New(ctx, agent.Config{
 		DataDir: c.DataDir, Server: c.Server, Join: c.Join, Node: c.Node, MeshAddr: c.Listen,
-		Socket: socket, RequireUID: c.RequireUID, Logger: logger,
+		Socket: socket, RequireUID: c.RequireUID, Logger: logger, Metrics: reg,
 	})
 	if err != nil {
 		return nil, err
 	}
-	return &node{agent: a}, nil
+	return &node{agent: a, metrics: reg, metricsAddr: c.Metrics}, nil
 }

@@ -15,9 +15,12 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"moat/internal/agent"
 	"moat/internal/api"
 	"moat/internal/audit"
+	"moat/internal/flow"
 	"moat/internal/server"
 	"moat/internal/store"
 )
@@ -38,6 +41,8 @@ type cluster struct {
 	done   chan error
 	admin  *api.Client
 	logger *slog.Logger
+	flows  *flow.Store
+	reg    *prometheus.Registry
 }
 
 func quietLogger() *slog.Logger {
@@ -71,9 +76,23 @@ func newCluster(t *testing.T) *cluster {
 	}
 	c.alog = alog
 	t.Cleanup(func() { alog.Close() })
+	fs, err := flow.OpenStore(flow.StoreConfig{Dir: filepath.Join(c.dir, "flows"), Now: c.clk.Now})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.flows = fs
+	t.Cleanup(func() { fs.Close() })
+	c.reg = prometheus.NewPedanticRegistry()
 	c.startServer("127.0.0.1:0")
 	t.Cleanup(c.stopServer)
 	return c
+}
+
+// serverReg returns the registry for a new server: metrics register once
+// per registry, so a restarted server gets a fresh one.
+func (c *cluster) serverReg() *prometheus.Registry {
+	c.reg = prometheus.NewPedanticRegistry()
+	return c.reg
 }
 
 // startServer starts a control plane on addr over the cluster's store.
@@ -81,6 +100,7 @@ func (c *cluster) startServer(addr string) {
 	c.t.Helper()
 	srv, err := server.New(context.Background(), server.Config{
 		Listen: addr, Store: c.st, Audit: c.alog, Now: c.clk.Now, Logger: c.logger, Heartbeat: 200 * time.Millisecond,
+		Flows: c.flows, Metrics: c.serverReg(),
 	})
 	if err != nil {
 		c.t.Fatal(err)

@@ -19,7 +19,13 @@
 // KEK is refused by Open with ErrWrongKEK, and nothing on disk changes.
 // Every ciphertext starts with Tink's 5-byte prefix naming its data key;
 // KeyID reads it, and CountUsage turns a store into per-key usage for
-// Status.
+// Status. WriteSealedFile and ReadSealedFile keep whole files (CA, node and
+// admin private keys, cached SVID keys) sealed the same way, and
+// ScanPlaintext checks a data directory or backup for secrets in the clear.
+//
+// One process writes a keyring at a time (an flock on keyring.lock); a
+// Keyring never overwrites a file another process changed since it read it
+// (ErrKeyringChanged) and picks such changes up with Reload.
 //
 // # Rotation
 //

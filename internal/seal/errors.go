@@ -17,6 +17,9 @@ var (
 	ErrKeyFileMode = errors.New("key file must not be accessible by group or others (chmod 600)")
 	// ErrBackup: a backup is corrupt, truncated, or not a moat backup.
 	ErrBackup = errors.New("backup is corrupt or truncated")
+	// ErrKeyringChanged: the keyring file was changed by another process
+	// since this one read it; Reload, then retry.
+	ErrKeyringChanged = errors.New("the keyring file was changed by another process; reload it and retry")
 	// ErrTargetNotEmpty: a restore target directory already holds files.
 	ErrTargetNotEmpty = errors.New("restore target is not empty")
 )

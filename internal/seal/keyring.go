@@ -14,6 +14,7 @@ import (
 	"strconv"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/tink-crypto/tink-go/v2/aead"
@@ -65,10 +66,11 @@ type Keyring struct {
 	now  func() time.Time
 	log  *slog.Logger
 
-	mu     sync.Mutex // guards kek, handle, meta and writes of the file
+	mu     sync.Mutex // guards kek, handle, meta, disk and writes of the file
 	kek    KEK
 	handle *keyset.Handle
 	meta   []KeyMeta
+	disk   []byte // the file's content as last read or written by this Keyring
 
 	prim atomic.Pointer[primitive] // current primitive, swapped on rotation
 }
@@ -101,24 +103,29 @@ func Open(cfg Config) (*Keyring, error) {
 	if k.log == nil {
 		k.log = slog.New(slog.DiscardHandler)
 	}
-	data, err := os.ReadFile(k.path)
+	err := k.load()
 	switch {
 	case err == nil:
-		h, meta, err := decodeKeyring(data, cfg.KEK)
-		if err != nil {
-			return nil, fmt.Errorf("seal: keyring %q: %w", k.path, err)
-		}
-		if err := k.install(h, meta); err != nil {
-			return nil, fmt.Errorf("seal: keyring %q: %w", k.path, err)
-		}
 		return k, nil
 	case !isNotExist(err):
-		return nil, fmt.Errorf("seal: keyring %q: %w", k.path, err)
+		return nil, err
 	case cfg.NoCreate:
 		return nil, fmt.Errorf("seal: keyring %q: %w", k.path, ErrNoKeyring)
 	}
 	if err := os.MkdirAll(cfg.Dir, 0o700); err != nil {
 		return nil, fmt.Errorf("seal: %w", err)
+	}
+	unlock, err := lockDir(cfg.Dir)
+	if err != nil {
+		return nil, fmt.Errorf("seal: keyring %q: %w", k.path, err)
+	}
+	defer unlock()
+	// Another process may have created it while we waited for the lock.
+	if err := k.load(); !isNotExist(err) {
+		if err != nil {
+			return nil, err
+		}
+		return k, nil
 	}
 	h, err := keyset.NewHandle(aead.AES256GCMKeyTemplate())
 	if err != nil {
@@ -129,7 +136,7 @@ func Open(cfg Config) (*Keyring, error) {
 		return nil, fmt.Errorf("seal: new keyset: %w", err)
 	}
 	meta := []KeyMeta{{ID: p.KeyID(), Created: k.now().UTC()}}
-	if err := k.persist(h, meta, cfg.KEK); err != nil {
+	if err := k.persistLocked(h, meta, cfg.KEK); err != nil {
 		return nil, fmt.Errorf("seal: keyring %q: %w", k.path, err)
 	}
 	if err := k.install(h, meta); err != nil {
@@ -137,6 +144,37 @@ func Open(cfg Config) (*Keyring, error) {
 	}
 	k.log.Info("seal: created keyring", "path", k.path, "primary", p.KeyID())
 	return k, nil
+}
+
+// load reads, unwraps and installs the keyring file. A missing file is
+// returned as is (fs.ErrNotExist) for Open to create one.
+func (k *Keyring) load() error {
+	data, err := os.ReadFile(k.path)
+	if isNotExist(err) {
+		return err
+	}
+	if err != nil {
+		return fmt.Errorf("seal: keyring %q: %w", k.path, err)
+	}
+	h, meta, err := decodeKeyring(data, k.kek)
+	if err != nil {
+		return fmt.Errorf("seal: keyring %q: %w", k.path, err)
+	}
+	if err := k.install(h, meta); err != nil {
+		return fmt.Errorf("seal: keyring %q: %w", k.path, err)
+	}
+	k.disk = data
+	return nil
+}
+
+// Reload re-reads the keyring file, to pick up a rotation or re-wrap made
+// by another process (say `moat keys rotate` run against a stopped
+// server's directory, then a restart or SIGHUP). The KEK is the one this
+// Keyring holds; on error the keyring in memory is unchanged.
+func (k *Keyring) Reload() error {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	return k.load()
 }
 
 // decodeKeyring parses and unwraps a keyring file.
@@ -187,9 +225,29 @@ func encodeKeyring(h *keyset.Handle, meta []KeyMeta, kek KEK) ([]byte, error) {
 	})
 }
 
-// persist writes the keyring wrapped under kek, after checking that kek
-// opens what was written (wrap, then unwrap what was wrapped).
+// persist writes the keyring wrapped under kek, holding the directory's
+// lock. It refuses (ErrKeyringChanged) when the file is no longer what this
+// Keyring last read or wrote: another process changed it, and writing
+// would drop that process's keys.
 func (k *Keyring) persist(h *keyset.Handle, meta []KeyMeta, kek KEK) error {
+	unlock, err := lockDir(k.dir)
+	if err != nil {
+		return err
+	}
+	defer unlock()
+	cur, err := os.ReadFile(k.path)
+	if err != nil {
+		return err
+	}
+	if !bytes.Equal(cur, k.disk) {
+		return ErrKeyringChanged
+	}
+	return k.persistLocked(h, meta, kek)
+}
+
+// persistLocked writes the file, after checking that kek opens what was
+// written (wrap, then unwrap what was wrapped). The caller holds the lock.
+func (k *Keyring) persistLocked(h *keyset.Handle, meta []KeyMeta, kek KEK) error {
 	data, err := encodeKeyring(h, meta, kek)
 	if err != nil {
 		return err
@@ -197,7 +255,28 @@ func (k *Keyring) persist(h *keyset.Handle, meta []KeyMeta, kek KEK) error {
 	if _, _, err := decodeKeyring(data, kek); err != nil {
 		return fmt.Errorf("the KEK does not open what it wrapped: %w", err)
 	}
-	return writeFileAtomic(k.path, data, 0o600)
+	if err := writeFileAtomic(k.path, data, 0o600); err != nil {
+		return err
+	}
+	k.disk = data
+	return nil
+}
+
+// lockDir takes an exclusive advisory lock on the directory's lock file,
+// serializing keyring writes between processes.
+func lockDir(dir string) (unlock func(), err error) {
+	f, err := os.OpenFile(filepath.Join(dir, "keyring.lock"), os.O_RDWR|os.O_CREATE, 0o600)
+	if err != nil {
+		return nil, err
+	}
+	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("locking %q: %w", f.Name(), err)
+	}
+	return func() {
+		syscall.Flock(int(f.Fd()), syscall.LOCK_UN)
+		f.Close()
+	}, nil
 }
 
 // install makes h the keyring's current keyset.

@@ -257,3 +257,37 @@ func TestKeyID(t *testing.T) {
 		t.Fatalf("KeyID = %d, %v", id, err)
 	}
 }
+
+// TestTwoProcesses: a keyring changed by another process is never
+// overwritten; Reload picks the change up.
+func TestTwoProcesses(t *testing.T) {
+	dir := t.TempDir()
+	c := newClock()
+	k1 := openTest(t, dir, testKEK(t, 1), c)
+	k2 := openTest(t, dir, testKEK(t, 1), c)
+	if _, err := k1.Rotate(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := k2.Rotate(); !errors.Is(err, ErrKeyringChanged) {
+		t.Fatalf("rotate over another process's rotation: %v", err)
+	}
+	ct, _ := k1.AEAD().Encrypt([]byte("x"), nil)
+	if _, err := k2.AEAD().Decrypt(ct, nil); !errors.Is(err, ErrOpen) {
+		t.Fatalf("stale keyring opened a new key's ciphertext: %v", err)
+	}
+	if err := k2.Reload(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := k2.AEAD().Decrypt(ct, nil); err != nil {
+		t.Fatalf("after Reload: %v", err)
+	}
+	if _, err := k2.Rotate(); err != nil {
+		t.Fatal(err)
+	}
+	if err := k1.Reload(); err != nil {
+		t.Fatal(err)
+	}
+	if n := len(k1.Status(nil).Keys); n != 3 {
+		t.Fatalf("%d keys after two rotations, want 3", n)
+	}
+}

@@ -136,6 +136,9 @@ func (k *Keyring) Reencrypt(ctx context.Context, cfg ReencryptConfig) (Progress,
 			return p, fmt.Errorf("seal: reencrypt %q: scan after %q: %w", cfg.Name, p.Cursor, err)
 		}
 		for _, r := range recs {
+			if err := ctx.Err(); err != nil {
+				return p, fmt.Errorf("seal: reencrypt %q: %w", cfg.Name, err)
+			}
 			if p.Cursor != nil && bytes.Compare(r.Key, p.Cursor) <= 0 {
 				return p, fmt.Errorf("seal: reencrypt %q: source returned key %q not after cursor %q", cfg.Name, r.Key, p.Cursor)
 			}

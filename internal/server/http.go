@@ -24,6 +24,16 @@ type caller struct {
 	Name string
 	Role string // for admins
 	Leaf *x509.Certificate
+	// detail is what an admin handler adds to its audit entry.
+	detail map[string]string
+}
+
+// note adds a key to the call's audit entry.
+func (c *caller) note(k, v string) {
+	if c.detail == nil {
+		c.detail = map[string]string{}
+	}
+	c.detail[k] = v
 }
 
 // httpError is an error with the status it answers with. Its message is
@@ -46,6 +56,7 @@ func (s *Server) routes() http.Handler {
 	mux.HandleFunc("POST "+api.PathNodeRenew, s.node(s.handleRenew))
 	mux.HandleFunc("POST "+api.PathSVID, s.node(s.handleSVID))
 	mux.HandleFunc("GET "+api.PathWatch, s.node(s.handleWatch))
+	mux.HandleFunc("POST "+api.PathFlows, s.node(s.handleFlows))
 
 	admin := func(method, path, role, action string, h func(context.Context, *caller, *http.Request) (any, string, error)) {
 		mux.HandleFunc(method+" "+path, s.admin(role, action, h))
@@ -131,10 +142,14 @@ func (s *Server) admin(role, action string, h func(context.Context, *caller, *ht
 			out, target, err = h(ctx, c, r)
 		}
 		entry.Target = target
+		if c != nil {
+			entry.Detail = c.detail
+		}
 		entry.Result = "ok"
 		if err != nil {
 			entry.Result = resultOf(err)
 		}
+		s.m.calls.WithLabelValues(action, resultClass(entry.Result)).Inc()
 		if aerr := s.cfg.Audit.Record(context.WithoutCancel(ctx), entry); aerr != nil {
 			s.log.Error("audit record failed", "action", action, "err", aerr)
 			writeError(w, errorf(http.StatusServiceUnavailable, "the audit log is unavailable; nothing was answered"))

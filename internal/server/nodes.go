@@ -79,6 +79,7 @@ func (s *Server) handleJoin(w http.ResponseWriter, r *http.Request) {
 	if host, _, e := net.SplitHostPort(r.RemoteAddr); e == nil {
 		entry.Detail = map[string]string{"remote": host}
 	}
+	s.m.calls.WithLabelValues("node.join", resultClass(entry.Result)).Inc()
 	if aerr := s.cfg.Audit.Record(context.WithoutCancel(ctx), entry); aerr != nil {
 		writeError(w, errorf(http.StatusServiceUnavailable, "the audit log is unavailable"))
 		return
@@ -135,6 +136,7 @@ func (s *Server) join(ctx context.Context, req api.JoinRequest) (api.CertRespons
 	if err != nil {
 		return api.CertResponse{}, errorf(http.StatusBadRequest, "csr: %v", err)
 	}
+	s.m.issued.WithLabelValues("node").Inc()
 	rec.UsedAt = now
 	node := api.Node{Name: req.Node, MeshAddr: req.MeshAddr, Joined: now}
 	// Spend the token and record the node in one transaction: two agents
@@ -175,6 +177,7 @@ func (s *Server) handleRenew(w http.ResponseWriter, r *http.Request, c *caller) 
 		writeError(w, errorf(http.StatusBadRequest, "csr: %v", err))
 		return
 	}
+	s.m.issued.WithLabelValues("node").Inc()
 	if req.MeshAddr != "" {
 		var node api.Node
 		if err := getJSON(r.Context(), s.st, prefixNode+c.Name, &node); err == nil && node.MeshAddr != req.MeshAddr {
@@ -221,6 +224,7 @@ func (s *Server) handleSVID(w http.ResponseWriter, r *http.Request, c *caller) {
 		writeError(w, errorf(http.StatusBadRequest, "csr: %v", err))
 		return
 	}
+	s.m.issued.WithLabelValues("svc").Inc()
 	rec := issuedRecord{Node: c.Name, Serial: identity.SerialHex(chain[0].SerialNumber), Expires: chain[0].NotAfter}
 	if err := putJSON(ctx, s.st, prefixIssued+req.Service, rec); err != nil {
 		writeError(w, err)

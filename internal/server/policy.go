@@ -70,6 +70,12 @@ func (s *Server) handlePolicyApply(ctx context.Context, c *caller, r *http.Reque
 		return nil, "", err
 	}
 	p := api.Policy{Version: old.Version + 1, YAML: string(t.Source()), Applied: s.now().UTC(), By: c.ID}
+	c.note("version", fmt.Sprint(p.Version))
+	c.note("digest", t.Version())
+	if hasWildcard(t) {
+		// Detection raises "policy widened" on this.
+		c.note("wildcard", "true")
+	}
 	target := fmt.Sprintf("policy v%d", p.Version)
 	_, err = s.st.Txn(ctx, []store.Cond{{Key: keyPolicy, ModRevision: rev}}, []store.Op{
 		store.Put(keyPolicy, mustJSON(p)),
@@ -101,11 +107,9 @@ func (s *Server) handlePolicyDiff(ctx context.Context, c *caller, r *http.Reques
 	if err != nil {
 		return nil, "", err
 	}
-	var recent []policy.Edge
-	if s.cfg.RecentEdges != nil {
-		if recent, err = s.cfg.RecentEdges(ctx); err != nil {
-			return nil, "", err
-		}
+	recent, err := s.recentEdges(ctx)
+	if err != nil {
+		return nil, "", err
 	}
 	d := policy.Diff(cur, t, recent)
 	text := d.String()

@@ -19,11 +19,13 @@ import (
 	"sync"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/spiffe/go-spiffe/v2/spiffeid"
 
 	"moat/internal/api"
 	"moat/internal/audit"
 	"moat/internal/ca"
+	"moat/internal/flow"
 	"moat/internal/identity"
 	"moat/internal/store"
 )
@@ -47,9 +49,16 @@ type Config struct {
 	Now func() time.Time
 	// Logger; nil means slog.Default().
 	Logger *slog.Logger
+	// Flows stores the flow records agents and gateways send; nil refuses
+	// them.
+	Flows *flow.Store
+	// Detect, when set, sees every stored record and every audit entry.
+	Detect Detector
 	// RecentEdges feeds "policy diff" with the pairs seen recently; nil
 	// means none are known.
 	RecentEdges RecentEdges
+	// Metrics, when set, receives the control plane's Prometheus metrics.
+	Metrics prometheus.Registerer
 	// Heartbeat is the watch stream's keep-alive period; zero means 15s.
 	Heartbeat time.Duration
 }
@@ -66,6 +75,7 @@ type Server struct {
 	caMu   sync.Mutex // serializes CA changes (rotation, load)
 	ca     *ca.CA
 	hub    *hub
+	m      *metrics
 	ln     net.Listener
 	ready  chan struct{}
 	certMu sync.RWMutex // guards cert
@@ -95,6 +105,9 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	if cfg.Heartbeat == 0 {
 		cfg.Heartbeat = 15 * time.Second
 	}
+	if cfg.Detect != nil {
+		cfg.Audit = observed{next: cfg.Audit, d: cfg.Detect}
+	}
 	s := &Server{cfg: cfg, st: cfg.Store, log: cfg.Logger, now: cfg.Now, ready: make(chan struct{})}
 	if err := getJSON(ctx, s.st, keyMeta, &s.meta); err != nil {
 		if errors.Is(err, store.ErrNotFound) {
@@ -120,6 +133,9 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 		return nil, err
 	}
 	s.hub = newHub(s)
+	if s.m, err = newMetrics(cfg.Metrics); err != nil {
+		return nil, fmt.Errorf("server: metrics: %w", err)
+	}
 	return s, nil
 }
 

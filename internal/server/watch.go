@@ -263,6 +263,8 @@ func (s *Server) handleWatch(w http.ResponseWriter, r *http.Request, c *caller) 
 	ctx := r.Context()
 	sb := s.hub.subscribe()
 	defer s.hub.unsubscribe(sb)
+	s.m.watches.Inc()
+	defer s.m.watches.Dec()
 	snap, revs, err := s.snapshot(ctx)
 	if err != nil {
 		writeError(w, err)
