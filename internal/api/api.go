@@ -22,6 +22,7 @@ const (
 	PathWatch      = "/v1/watch"
 	PathFlows      = "/v1/flows"
 	PathWhoami     = "/v1/admin/whoami"
+	PathAdmins     = "/v1/admin/admins"
 	PathTokens     = "/v1/admin/tokens"
 	PathServices   = "/v1/admin/services"
 	PathNodes      = "/v1/admin/nodes"
@@ -223,6 +224,14 @@ type AuditProof struct {
 type FlowAck struct {
 	Received int `json:"received"`
 	Stored   int `json:"stored"` // new records; the rest were already stored
+}
+
+// AdminRequest asks for an administrator's certificate and role.
+type AdminRequest struct {
+	Name string        `json:"name"`
+	Role string        `json:"role"`
+	TTL  time.Duration `json:"ttl,omitempty"`
+	CSR  []byte        `json:"csr"`
 }
 
 // Whoami describes the caller.

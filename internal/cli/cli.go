@@ -104,6 +104,7 @@ func root() *Command {
 // commands is the table of top-level commands.
 func commands() []*Command {
 	cmds := []*Command{
+		adminsCommand(),
 		agentCommand(),
 		alertsCommand(),
 		auditCommand(),
