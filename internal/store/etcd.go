@@ -257,6 +257,9 @@ func (s *Etcd) Compact(ctx context.Context, rev int64) error {
 	if err := s.begin(ctx); err != nil {
 		return fmt.Errorf("store: compact %d: %w", rev, err)
 	}
+	if rev <= 0 {
+		return nil // below every compaction
+	}
 	_, err := s.cli.Compact(ctx, rev, clientv3.WithCompactPhysical())
 	switch {
 	case err == nil, errors.Is(err, rpctypes.ErrCompacted):
