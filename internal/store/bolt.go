@@ -5,7 +5,6 @@ import (
 	"context"
 	"encoding/binary"
 	"fmt"
-	"io"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -96,7 +95,7 @@ func OpenBolt(cfg BoltConfig) (*Bolt, error) {
 		s.history = defaultHistory
 	}
 	if s.log == nil {
-		s.log = slog.New(slog.NewTextHandler(io.Discard, nil))
+		s.log = slog.New(slog.DiscardHandler)
 	}
 	timeout := cfg.LockTimeout
 	if timeout == 0 {

@@ -5,7 +5,6 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"strings"
 	"sync"
@@ -79,7 +78,7 @@ func OpenEtcd(ctx context.Context, cfg EtcdConfig) (*Etcd, error) {
 	}
 	s := &Etcd{cli: cli, prefix: cfg.Prefix, sealer: cfg.Sealer, log: cfg.Logger, done: make(chan struct{})}
 	if s.log == nil {
-		s.log = slog.New(slog.NewTextHandler(io.Discard, nil))
+		s.log = slog.New(slog.DiscardHandler)
 	}
 	pctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()

@@ -143,6 +143,13 @@ type Sealer interface {
 	Decrypt(ciphertext, associatedData []byte) ([]byte, error)
 }
 
+// Log attribute keys.
+const (
+	logKeyPrefix = "prefix"
+	logKeyFrom   = "from_rev"
+	logKeyErr    = "err"
+)
+
 // MaxKeyLen is the longest key the store accepts, in bytes.
 const MaxKeyLen = 1024
 
