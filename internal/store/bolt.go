@@ -43,7 +43,8 @@ type Bolt struct {
 	batch   int // revisions a watch reads per transaction
 	log     *slog.Logger
 
-	// mu guards closed; every operation on db holds it for reading.
+	// mu guards closed. Reads and write submissions hold it for reading, so
+	// once Close has set closed under it no new work reaches db.
 	mu     sync.RWMutex
 	closed bool
 
