@@ -22,16 +22,18 @@ type EtcdConfig struct {
 	// Endpoints are the cluster's client URLs. Required.
 	Endpoints []string
 	// Prefix is the namespace of one moat cluster in etcd, such as
-	// "/moat/prod/": every key is stored under it and nothing outside it is
-	// read or watched. Required, and it must end in "/" so that one
-	// cluster's prefix is never the start of another's.
+	// "/moat/prod/": keys live under Prefix+"kv/", the store's own markers
+	// under Prefix+"meta/", and nothing outside Prefix is read or watched.
+	// Required, and it must end in "/" so that one cluster's prefix is never
+	// the start of another's.
 	Prefix string
 	// TLS secures the connection; nil means plaintext, for loopback only.
 	TLS *tls.Config
 	// DialTimeout bounds the reachability check in OpenEtcd; 0 means 5s.
 	DialTimeout time.Duration
 	// Sealer, if set, encrypts every stored value with its key (without the
-	// prefix) as associated data.
+	// prefix) as associated data. A prefix first used with a Sealer refuses
+	// to open without one, and the other way round.
 	Sealer Sealer
 	// Logger receives operational messages; nil discards them.
 	Logger *slog.Logger
@@ -42,7 +44,7 @@ type EtcdConfig struct {
 // Compact compacts the whole cluster's history, not just this prefix.
 type Etcd struct {
 	cli    *clientv3.Client
-	prefix string
+	prefix string // Prefix+"kv/": where keys live
 	sealer Sealer
 	log    *slog.Logger
 
@@ -76,17 +78,48 @@ func OpenEtcd(ctx context.Context, cfg EtcdConfig) (*Etcd, error) {
 	if err != nil {
 		return nil, fmt.Errorf("store: etcd: %v: %w", cfg.Endpoints, err)
 	}
-	s := &Etcd{cli: cli, prefix: cfg.Prefix, sealer: cfg.Sealer, log: cfg.Logger, done: make(chan struct{})}
+	s := &Etcd{cli: cli, prefix: cfg.Prefix + "kv/", sealer: cfg.Sealer, log: cfg.Logger, done: make(chan struct{})}
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
 	}
 	pctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
-	if _, err := cli.Get(pctx, s.prefix, clientv3.WithCountOnly()); err != nil {
+	if err := s.checkSealed(pctx, cfg.Prefix+"meta/sealed"); err != nil {
 		cli.Close()
-		return nil, fmt.Errorf("store: etcd: %v: not reachable: %w", cfg.Endpoints, err)
+		return nil, fmt.Errorf("store: etcd: %v prefix %q: %w", cfg.Endpoints, cfg.Prefix, err)
 	}
 	return s, nil
+}
+
+// checkSealed records, on first use of the prefix, whether its values are
+// sealed, and later refuses a configuration that disagrees, so values are
+// never silently written in the clear next to sealed ones.
+func (s *Etcd) checkSealed(ctx context.Context, marker string) error {
+	want := "0"
+	if s.sealer != nil {
+		want = "1"
+	}
+	resp, err := s.cli.Txn(ctx).
+		If(clientv3.Compare(clientv3.CreateRevision(marker), "=", 0)).
+		Then(clientv3.OpPut(marker, want)).
+		Else(clientv3.OpGet(marker)).
+		Commit()
+	if err != nil {
+		return fmt.Errorf("not reachable: %w", err)
+	}
+	if resp.Succeeded {
+		return nil
+	}
+	kvs := resp.Responses[0].GetResponseRange().GetKvs()
+	switch {
+	case len(kvs) != 1:
+		return fmt.Errorf("seal marker vanished: %w", ErrCorrupt)
+	case string(kvs[0].Value) == want:
+		return nil
+	case s.sealer == nil:
+		return fmt.Errorf("values are sealed but no sealer is configured: %w", ErrInvalid)
+	}
+	return fmt.Errorf("values are stored unsealed but a sealer is configured: %w", ErrInvalid)
 }
 
 // Close ends every watch and the client connection. It is idempotent.
