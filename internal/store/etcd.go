@@ -42,6 +42,9 @@ type EtcdConfig struct {
 // Etcd is the Store on an etcd cluster. Revisions are etcd's: they count
 // the writes of the whole cluster, so they increase but skip numbers, and
 // Compact compacts the whole cluster's history, not just this prefix.
+// List reads a prefix in one response, and the etcd client buffers a
+// watch's events in memory until they are read: both suit the control
+// plane's thousands of keys, not millions.
 type Etcd struct {
 	cli    *clientv3.Client
 	prefix string // Prefix+"kv/": where keys live
