@@ -100,7 +100,7 @@ func (c *cluster) startServer(addr string) {
 	c.t.Helper()
 	srv, err := server.New(context.Background(), server.Config{
 		Listen: addr, Store: c.st, Audit: c.alog, Now: c.clk.Now, Logger: c.logger, Heartbeat: 200 * time.Millisecond,
-		Flows: c.flows, Metrics: c.serverReg(),
+		Flows: c.flows, Metrics: c.serverReg(), AuditLog: c.alog,
 	})
 	if err != nil {
 		c.t.Fatal(err)

@@ -28,6 +28,10 @@ const RulePermissive = "permissive"
 // the TLS alert before it opens streams.
 const tunnelReady = 0x01
 
+// alpnTunnel names the tunnel protocol in the TLS handshake, so a mesh port
+// and another mTLS endpoint of moat cannot be mistaken for each other.
+const alpnTunnel = "moat-tunnel/1"
+
 // inTunnel is an accepted mTLS tunnel.
 type inTunnel struct {
 	conn      *tls.Conn
@@ -41,6 +45,7 @@ type inTunnel struct {
 
 // inStream is one live inbound connection to an app.
 type inStream struct {
+	tun       *inTunnel // nil for plaintext
 	src, dst  string
 	port      int
 	plaintext bool
@@ -78,17 +83,21 @@ func (s *inStream) Close() error {
 
 func (m *Mesh) serverTLS() (*tls.Config, error) {
 	return mtls.Server(mtls.ServerConfig{
-		Verifier: m.cfg.Trust,
-		Now:      m.now,
+		Verifier:   m.cfg.Trust,
+		Now:        m.now,
+		NextProtos: []string{alpnTunnel},
 		GetCertificate: func(hello *tls.ClientHelloInfo) (*tls.Certificate, error) {
 			if _, ok := m.service(hello.ServerName); !ok {
 				return nil, fmt.Errorf("mesh: no service %q on this node", hello.ServerName)
 			}
 			return m.cfg.Identities.Certificate(hello.ServerName)
 		},
-		Authorize: func(peer spiffeid.ID, _ tls.ConnectionState) error {
+		Authorize: func(peer spiffeid.ID, cs tls.ConnectionState) error {
 			if _, ok := identity.ServiceName(peer); !ok {
 				return errors.New("mesh: only service identities may open tunnels")
+			}
+			if cs.NegotiatedProtocol != alpnTunnel {
+				return fmt.Errorf("mesh: client did not offer ALPN %q", alpnTunnel)
 			}
 			return nil
 		},
@@ -132,7 +141,7 @@ func (m *Mesh) serveConn(c net.Conn) {
 	}
 	if err != nil {
 		m.stats.hsFail.Add(1)
-		m.log.Info("mesh: inbound handshake refused", "remote", c.RemoteAddr().String(), "reason", err.Error())
+		m.log.Info("mesh: inbound handshake refused", logRemote, c.RemoteAddr().String(), logReason, err.Error())
 		m.handshakeRecord(start, inboundDir, c.RemoteAddr(), c.LocalAddr(), "", "", err)
 		_ = c.Close()
 		return
@@ -229,7 +238,7 @@ func (m *Mesh) serveStream(t *inTunnel, st net.Conn) {
 		_ = st.Close()
 		return
 	}
-	m.finishInbound(rec, st, t.src, req, false)
+	m.finishInbound(rec, st, t, req)
 }
 
 func (m *Mesh) servePlaintext(pc *peekConn) {
@@ -246,11 +255,16 @@ func (m *Mesh) servePlaintext(pc *peekConn) {
 		return
 	}
 	_ = pc.SetDeadline(time.Time{})
-	m.finishInbound(rec, pc, "", req, true)
+	m.finishInbound(rec, pc, nil, req)
 }
 
 // finishInbound decides, answers, and joins an admitted connection to its app.
-func (m *Mesh) finishInbound(rec *record, down net.Conn, src string, req Request, plaintext bool) {
+// t is the tunnel the stream came on, nil for a plaintext connection.
+func (m *Mesh) finishInbound(rec *record, down net.Conn, t *inTunnel, req Request) {
+	plaintext, src := t == nil, ""
+	if t != nil {
+		src = t.src
+	}
 	svc, resp := m.admit(src, req, plaintext)
 	rec.dstSvc, rec.dstPort = req.Service, req.Port
 	if id, err := identity.ServiceID(m.cfg.TrustDomain, req.Service); err == nil {
@@ -265,7 +279,7 @@ func (m *Mesh) finishInbound(rec *record, down net.Conn, src string, req Request
 		app, err = net.DialTimeout("tcp", svc.AppAddr, m.cfg.DialTimeout)
 		if err != nil {
 			resp = Response{Status: StatusError, Reason: fmt.Sprintf("app of %q unreachable", req.Service)}
-			m.log.Warn("mesh: app unreachable", "service", req.Service, "addr", svc.AppAddr, "err", err.Error())
+			m.log.Warn("mesh: app unreachable", logService, req.Service, logAddr, svc.AppAddr, logErr, err.Error())
 		} else {
 			rec.dstAddr = app.RemoteAddr()
 		}
@@ -277,7 +291,7 @@ func (m *Mesh) finishInbound(rec *record, down net.Conn, src string, req Request
 	if _, err := down.Write(AppendResponse(nil, resp)); err != nil || !resp.Allowed() {
 		if !resp.Allowed() {
 			m.stats.refused.Add(1)
-			m.log.Info("mesh: refused", "src", orUnknown(src), "dst", req.Service, "port", req.Port, "reason", resp.Reason)
+			m.log.Info("mesh: refused", logSrc, orUnknown(src), logDst, req.Service, logPort, req.Port, logReason, resp.Reason)
 		}
 		if app != nil {
 			_ = app.Close()
@@ -289,7 +303,7 @@ func (m *Mesh) finishInbound(rec *record, down net.Conn, src string, req Request
 		m.emit(rec)
 		return
 	}
-	s := &inStream{src: src, dst: req.Service, port: req.Port, plaintext: plaintext, down: down, app: app}
+	s := &inStream{tun: t, src: src, dst: req.Service, port: req.Port, plaintext: plaintext, down: down, app: app}
 	m.mu.Lock()
 	if m.closed {
 		m.mu.Unlock()

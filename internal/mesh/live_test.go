@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"runtime"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -218,6 +219,12 @@ func TestRevocationClosesLiveTunnel(t *testing.T) {
 	} else if ne, ok := err.(net.Error); ok && ne.Timeout() {
 		t.Fatal("revoked peer's connection was not closed")
 	}
+	r := p.b.flows.waitFor(t, "cut record", func(r flow.Record) bool {
+		return isFlow(flow.DirectionInbound, "frontend", "api")(r) && r.ActivityID == activityCut
+	})
+	if !strings.Contains(r.Unmapped.Reason, "peer no longer trusted: identity: identity revoked") {
+		t.Fatalf("cut reason %q", r.Unmapped.Reason)
+	}
 	if got, err := call(p.a.local(t, "frontend", "api"), "x"); err == nil {
 		t.Fatalf("revoked caller answered %q", got)
 	}
@@ -242,5 +249,51 @@ func TestTunnelRecycledBeforeExpiry(t *testing.T) {
 	}
 	if n := p.a.m.Stats().ClientHandshakes; n != 2 {
 		t.Fatalf("handshakes %d, want a new tunnel before expiry", n)
+	}
+}
+
+func TestShutdownLeavesNoGoroutines(t *testing.T) {
+	before := runtime.NumGoroutine()
+	t.Run("traffic", func(t *testing.T) {
+		p := newPair(t)
+		openSession(t, p.a.local(t, "frontend", "api")) // still open at shutdown
+		for i := range 20 {
+			if _, err := call(p.a.local(t, "frontend", "api"), fmt.Sprint(i)); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if _, err := call(p.a.local(t, "batch", "api"), "denied"); err == nil {
+			t.Fatal("denied call answered")
+		}
+	})
+	deadline := time.Now().Add(5 * time.Second)
+	for runtime.NumGoroutine() > before && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	if n := runtime.NumGoroutine(); n > before {
+		buf := make([]byte, 1<<20)
+		t.Fatalf("%d goroutines before, %d after shutdown:\n%s", before, n, buf[:runtime.Stack(buf, true)])
+	}
+}
+
+func TestDestinationMoves(t *testing.T) {
+	p := newPair(t)
+	addr := p.a.local(t, "frontend", "api")
+	if _, err := call(addr, "to node-b"); err != nil {
+		t.Fatal(err)
+	}
+	t.Log("api moves to node-c: the tunnel to node-b drains and closes")
+	c := p.f.newAgent(t, "node-c", []Service{{Name: "api", Port: 8080, AppAddr: startApp(t, echo)}})
+	if _, err := call(addr, "to node-c"); err != nil {
+		t.Fatal(err)
+	}
+	p.b.flows.waitFor(t, "node-b served the first call", isFlow(flow.DirectionInbound, "frontend", "api"))
+	c.flows.waitFor(t, "node-c served the second call", isFlow(flow.DirectionInbound, "frontend", "api"))
+	deadline := time.Now().Add(5 * time.Second)
+	for p.a.m.Stats().TunnelsOpen != 1 && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	if n := p.a.m.Stats().TunnelsOpen; n != 1 {
+		t.Fatalf("%d tunnels open, want only the one to node-c", n)
 	}
 }

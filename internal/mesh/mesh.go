@@ -118,7 +118,7 @@ type Stats struct {
 	StreamsOut        int64 // outbound connections carried
 	StreamsIn         int64 // inbound streams and plaintext connections
 	Refused           int64 // inbound streams refused
-	Cut               int64 // live inbound streams closed by a policy or trust change
+	Cut               int64 // live inbound streams closed by a policy, service or trust change
 	Plaintext         int64 // plaintext connections accepted
 }
 
@@ -193,7 +193,9 @@ func New(c Config) (*Mesh, error) {
 	m.mux.LogOutput = io.Discard
 	m.mux.MaxStreamWindowSize = 1 << 20
 	m.mux.StreamCloseTimeout = time.Minute
-	m.mux.StreamOpenTimeout = c.DialTimeout
+	// A stream the peer has not acknowledged for this long means a dead peer;
+	// yamux then closes the whole tunnel, so this must not be short.
+	m.mux.StreamOpenTimeout = 30 * time.Second
 	var err error
 	m.srvTLS, err = m.serverTLS()
 	if err != nil {
@@ -381,15 +383,24 @@ func (m *Mesh) sweep() {
 		streams = append(streams, s)
 	}
 	m.mu.Unlock()
+	distrusted := map[*inTunnel]string{}
 	for _, t := range tunnels {
 		if _, err := m.cfg.Trust.Verify(t.peerChain); err != nil {
-			m.log.Info("mesh: closing inbound tunnel", "peer", t.peer.String(), "reason", err.Error())
-			_ = t.conn.Close()
+			distrusted[t] = "peer no longer trusted: " + err.Error()
 		}
+	}
+	for _, s := range streams {
+		if why, ok := distrusted[s.tun]; ok && s.tun != nil {
+			s.cut(why)
+		}
+	}
+	for t, why := range distrusted {
+		m.log.Info("mesh: closing inbound tunnel", logPeer, t.peer.String(), logReason, why)
+		_ = t.conn.Close()
 	}
 	for _, t := range outs {
 		if _, err := m.cfg.Trust.Verify(t.peerChain); err != nil {
-			m.log.Info("mesh: closing outbound tunnel", "peer", t.peer.String(), "reason", err.Error())
+			m.log.Info("mesh: closing outbound tunnel", logPeer, t.peer.String(), logReason, err.Error())
 			t.close()
 		}
 	}

@@ -3,6 +3,7 @@ package mesh
 import (
 	"bufio"
 	"crypto/tls"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -256,5 +257,175 @@ func TestEdgeOf(t *testing.T) {
 	}
 	if _, ok := EdgeOf(flow.Record{ClassUID: flow.ClassNetworkActivity}); ok {
 		t.Fatal("edge from an empty record")
+	}
+}
+
+func TestDial(t *testing.T) {
+	p := newPair(t)
+	ctx := t.Context()
+	c, err := p.a.m.Dial(ctx, "gateway", "api", 8080)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_ = c.SetDeadline(time.Now().Add(5 * time.Second))
+	if _, err := c.Write([]byte("via gateway")); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.(interface{ CloseWrite() error }).CloseWrite(); err != nil {
+		t.Fatal(err)
+	}
+	got, err := io.ReadAll(c)
+	if err != nil || string(got) != "via gateway" {
+		t.Fatalf("reply %q, %v", got, err)
+	}
+	c.Close()
+	r := p.a.flows.waitFor(t, "gateway record", isFlow(flow.DirectionOutbound, "gateway", "api"))
+	if r.Traffic.BytesOut != 11 || r.Traffic.BytesIn != 11 || r.FirewallRule.Name != "web-to-api" {
+		t.Fatalf("record traffic %+v rule %+v", r.Traffic, r.FirewallRule)
+	}
+
+	_, err = p.a.m.Dial(ctx, "batch", "api", 8080)
+	var refused *RefusedError
+	if !errors.As(err, &refused) || refused.Response.Rule != policy.DefaultDeny || refused.Response.Status != StatusDeny {
+		t.Fatalf("batch dial: %v", err)
+	}
+	if _, err := p.a.m.Dial(ctx, "gateway", "api", 9999); !errors.As(err, &refused) || !strings.Contains(refused.Response.Reason, "does not serve port 9999") {
+		t.Fatalf("wrong port: %v", err)
+	}
+}
+
+func TestCallerChecksDestinationIdentity(t *testing.T) {
+	p := newPair(t)
+	t.Log("node-b answers for api with db's SVID: the caller must refuse it")
+	db, _ := p.b.ids.Certificate("db")
+	p.b.ids.set("api", db)
+	if got, err := call(p.a.local(t, "frontend", "api"), "secret"); err == nil {
+		t.Fatalf("call reached an impostor: %q", got)
+	}
+	r := p.a.flows.waitFor(t, "caller handshake failure", func(r flow.Record) bool { return r.Unmapped.Kind == kindHandshake })
+	if !strings.Contains(r.Unmapped.Reason, `unexpected peer identity: got "spiffe://example.org/svc/db"`) {
+		t.Fatalf("reason %q", r.Unmapped.Reason)
+	}
+}
+
+func TestSetServicesReconciles(t *testing.T) {
+	p := newPair(t)
+	fe := Service{Name: "frontend", Port: 3000, AppAddr: "127.0.0.1:1", Upstreams: []Upstream{{Service: "api", Port: 8080}}}
+	if err := p.a.m.SetServices([]Service{fe}); err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := p.a.m.LocalAddr("gateway", "api"); ok {
+		t.Fatal("gateway's listener survived its removal")
+	}
+	addr := p.a.local(t, "frontend", "api")
+	if _, err := call(addr, "kept"); err != nil {
+		t.Fatalf("kept listener: %v", err)
+	}
+	busy, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer busy.Close()
+	bad := fe
+	bad.Upstreams = append(bad.Upstreams, Upstream{Service: "db", Port: 5432, LocalAddr: busy.Addr().String()})
+	if err := p.a.m.SetServices([]Service{bad}); err == nil || !strings.Contains(err.Error(), `upstream "db": listen`) {
+		t.Fatalf("bind conflict: %v", err)
+	}
+	if _, ok := p.a.m.LocalAddr("frontend", "db"); ok {
+		t.Fatal("failed reconcile left a listener")
+	}
+	if got, _ := p.a.m.LocalAddr("frontend", "api"); got.String() != addr {
+		t.Fatal("failed reconcile changed a listener")
+	}
+	for _, c := range []struct {
+		s    Service
+		want string
+	}{
+		{Service{Name: "Bad_Name", Port: 1, AppAddr: "127.0.0.1:1"}, "bad name"},
+		{Service{Name: "x", AppAddr: "nowhere"}, `app address "nowhere"`},
+		{Service{Name: "x", Port: 1, Mode: "open"}, `mode "open"`},
+		{Service{Name: "x", Port: 1, Upstreams: []Upstream{{Service: "y", Port: 0}}}, "port 0 out of range"},
+	} {
+		if err := p.a.m.SetServices([]Service{c.s}); err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("%+v: got %v, want %q", c.s, err, c.want)
+		}
+	}
+	if got, ok := p.a.m.LocalAddr("frontend", "api"); !ok || got.String() != addr {
+		t.Fatal("a refused SetServices changed the listeners")
+	}
+}
+
+func TestPermissiveTurnedStrictCutsPlaintext(t *testing.T) {
+	p := newPair(t)
+	c, err := net.Dial("tcp", p.b.m.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	_ = c.SetDeadline(time.Now().Add(5 * time.Second))
+	req, _ := AppendRequest(nil, Request{Service: "legacy", Port: 9000})
+	if _, err := c.Write(append(req, "one\n"...)); err != nil {
+		t.Fatal(err)
+	}
+	br := bufio.NewReader(c)
+	if resp, err := ReadResponse(br); err != nil || !resp.Allowed() {
+		t.Fatalf("%+v %v", resp, err)
+	}
+	if line, err := br.ReadString('\n'); err != nil || line != "one\n" {
+		t.Fatalf("%q %v", line, err)
+	}
+	t.Log("the policy drops legacy's permissive mode: its plaintext connection is cut")
+	p.b.m.SetPolicy(mustPolicy(t, strings.Replace(testPolicy, "legacy: {mode: permissive}", "legacy: {mode: strict}", 1)))
+	if _, err := br.ReadString('\n'); err == nil {
+		t.Fatal("plaintext connection survived")
+	} else if ne, ok := err.(net.Error); ok && ne.Timeout() {
+		t.Fatal("plaintext connection not cut")
+	}
+	r := p.b.flows.waitFor(t, "cut plaintext", func(r flow.Record) bool {
+		return isFlow(flow.DirectionInbound, "", "legacy")(r) && r.ActivityID == activityCut
+	})
+	if !strings.Contains(r.Unmapped.Reason, `service "legacy" is now strict`) {
+		t.Fatalf("reason %q", r.Unmapped.Reason)
+	}
+
+	t.Log("a service's own Mode overrides the policy")
+	app := startApp(t, echo)
+	if err := p.b.m.SetServices([]Service{{Name: "api", Port: 8080, AppAddr: app}, {Name: "legacy", Port: 9000, AppAddr: app, Mode: policy.Permissive}}); err != nil {
+		t.Fatal(err)
+	}
+	if _, got, err := plaintext(p.b.m.Addr().String(), "legacy", 9000, "two"); err != nil || got != "two" {
+		t.Fatalf("override: %q %v", got, err)
+	}
+
+	t.Log("no policy at all denies every stream")
+	if got, err := call(p.a.local(t, "frontend", "api"), "x"); err != nil || got != "x" {
+		t.Fatalf("before: %q %v", got, err)
+	}
+	p.b.m.SetPolicy(nil)
+	if got, err := call(p.a.local(t, "frontend", "api"), "x"); err == nil {
+		t.Fatalf("nil policy let a call through: %q", got)
+	}
+	p.b.flows.waitFor(t, "nil-policy denial", func(r flow.Record) bool {
+		return isFlow(flow.DirectionInbound, "frontend", "api")(r) && r.Verdict() == flow.VerdictDeny && r.FirewallRule != nil && r.FirewallRule.Name == policy.DefaultDeny
+	})
+}
+
+func TestTunnelNeedsALPN(t *testing.T) {
+	p := newPair(t)
+	cert, _ := p.a.ids.Certificate("frontend")
+	c, err := tls.Dial("tcp", p.b.m.Addr().String(), &tls.Config{
+		InsecureSkipVerify: true, ServerName: "api", Certificates: []tls.Certificate{*cert}, MinVersion: tls.VersionTLS13,
+	})
+	if err == nil {
+		_ = c.SetDeadline(time.Now().Add(5 * time.Second))
+		_, err = c.Read(make([]byte, 1))
+		c.Close()
+	}
+	if err == nil {
+		t.Fatal("a client without the tunnel ALPN was let in")
+	}
+	r := p.b.flows.waitFor(t, "handshake failure", func(r flow.Record) bool { return r.Unmapped.Kind == kindHandshake })
+	if !strings.Contains(r.Unmapped.Reason, `did not offer ALPN "moat-tunnel/1"`) {
+		t.Fatalf("reason %q", r.Unmapped.Reason)
 	}
 }

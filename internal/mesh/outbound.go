@@ -124,7 +124,7 @@ func (m *Mesh) handleOutbound(l *outListener, app net.Conn) {
 		if rec.reason == "" {
 			rec.reason = err.Error()
 		}
-		m.log.Info("mesh: outbound connection refused", "src", l.src, "dst", l.up.Service, "port", l.up.Port, "reason", rec.reason)
+		m.log.Info("mesh: outbound connection refused", logSrc, l.src, logDst, l.up.Service, logPort, l.up.Port, logReason, rec.reason)
 		_ = app.Close()
 		m.emit(rec)
 	}

@@ -86,6 +86,7 @@ func (m *Mesh) tunnelFor(ctx context.Context, src, dst string) (*tunnel, error) 
 	if e == nil {
 		e = &poolEntry{}
 		m.pool[key] = e
+		m.retireMovedLocked(key)
 	}
 	t := e.cur
 	m.mu.Unlock()
@@ -119,8 +120,29 @@ func (m *Mesh) tunnelFor(ctx context.Context, src, dst string) (*tunnel, error) 
 		}()
 	}
 	e.cur = nt
+	if _, ok := m.pool[key]; !ok {
+		m.pool[key] = e // drain dropped the entry while we dialed
+	}
 	m.mu.Unlock()
 	return nt, nil
+}
+
+// retireMovedLocked drains the tunnels of key's source and destination to
+// other agent addresses: the destination has moved. Mesh.mu is held.
+func (m *Mesh) retireMovedLocked(key poolKey) {
+	for k, e := range m.pool {
+		if k.src != key.src || k.dst != key.dst || k.addr == key.addr || e.cur == nil {
+			continue
+		}
+		t := e.cur
+		e.cur = nil
+		e.old = append(e.old, t)
+		m.wg.Add(1)
+		go func() {
+			defer m.wg.Done()
+			m.drain(k, t)
+		}()
+	}
 }
 
 // drain closes a retired tunnel once its last stream ends (or at its hard
@@ -148,6 +170,9 @@ wait:
 				break
 			}
 		}
+		if e.cur == nil && len(e.old) == 0 {
+			delete(m.pool, key)
+		}
 	}
 }
 
@@ -166,6 +191,7 @@ func (m *Mesh) dialTunnel(ctx context.Context, src, dst, addr string, cert *tls.
 		GetClientCertificate: mtls.Static(cert),
 		ServerName:           dst,
 		Expect:               []spiffeid.ID{dstID},
+		NextProtos:           []string{alpnTunnel},
 		Now:                  m.now,
 	})
 	if err != nil {

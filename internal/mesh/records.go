@@ -19,6 +19,19 @@ const (
 	activityCut = flow.ActivityReset
 )
 
+// Log keys.
+const (
+	logRemote  = "remote"
+	logReason  = "reason"
+	logService = "service"
+	logAddr    = "addr"
+	logErr     = "err"
+	logSrc     = "src"
+	logDst     = "dst"
+	logPort    = "port"
+	logPeer    = "peer"
+)
+
 // record gathers one connection's facts until it ends.
 type record struct {
 	start                 time.Time
@@ -90,7 +103,9 @@ func (m *Mesh) emit(r *record) {
 	rec.StartTime = flow.Millis(r.start)
 	rec.EndTime = flow.Millis(end)
 	rec.Duration = end.Sub(r.start).Milliseconds()
-	rec.TLS = &flow.TLS{Version: mtls.VersionName(r.tls)}
+	if r.kind != kindHandshake { // a failed handshake negotiated nothing
+		rec.TLS = &flow.TLS{Version: mtls.VersionName(r.tls)}
+	}
 	if r.rule != "" {
 		rec.FirewallRule = &flow.Rule{Name: r.rule}
 	}
@@ -109,7 +124,7 @@ func (m *Mesh) emit(r *record) {
 	rec.Message = r.reason
 	rec.Unmapped = &flow.Moat{Verdict: r.verdict, Reason: r.reason, Mode: r.mode, Node: m.cfg.Node, Kind: r.kind}
 	if err := m.flows.Write(rec); err != nil {
-		m.log.Warn("mesh: flow record lost", "err", err.Error())
+		m.log.Warn("mesh: flow record lost", logErr, err.Error())
 	}
 }
 

@@ -240,3 +240,16 @@ func FuzzParse(f *testing.F) {
 		_ = tb.Explain("a", "b", 1)
 	})
 }
+
+func TestNilTable(t *testing.T) {
+	var tb *Table
+	if got := tb.Explain("a", "b", 1); !strings.Contains(got, "DENY (rule default-deny)") || !strings.Contains(got, "no rule names b") {
+		t.Fatalf("explain on nil: %s", got)
+	}
+	if !Diff(nil, nil, []Edge{{"a", "b", 1}}).Empty() {
+		t.Fatal("diff of nothing with nothing")
+	}
+	if tb.Version() != "" || tb.Rules() != nil || tb.Warnings() != nil || tb.Mode() != Enforce {
+		t.Fatal("nil table accessors")
+	}
+}
