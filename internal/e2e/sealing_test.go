@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto"
 	"crypto/ecdsa"
+	"crypto/tls"
 	"crypto/x509"
 	"encoding/pem"
 	"net"
@@ -69,7 +70,7 @@ func runMoat(t *testing.T, args ...string) (out *lockedBuffer, cancel func()) {
 
 func freeRun(t *testing.T, n int) int {
 	t.Helper()
-	for range 50 {
+	for range 200 {
 		ln, err := net.Listen("tcp", "127.0.0.1:0")
 		if err != nil {
 			t.Fatal(err)
@@ -125,9 +126,10 @@ func keyForms(t *testing.T, label string, k crypto.Signer, into map[string][]byt
 }
 
 // TestNoPlaintextAtRest runs the whole system (control plane, agents a and
-// b from moat dev, a third agent joining with a known token, traffic
-// through the mesh carrying an Authorization header and a marker in the
-// body), stops it, and searches every byte under the data directories for
+// b and the gateway from moat dev, a third agent joining with a known
+// token, traffic through the mesh and through the gateway, one request
+// blocked by the WAF, all carrying an Authorization header, a cookie, a
+// token in the query and a marker in the body), stops it, and searches every byte under the data directories for
 // the private keys of the CA, the nodes and a service, the join token, the
 // header value and the marker. None may be there.
 func TestNoPlaintextAtRest(t *testing.T) {
@@ -149,7 +151,7 @@ func TestNoPlaintextAtRest(t *testing.T) {
 	}
 	agentC := filepath.Join(dir, "agent-c")
 	cOut, stopC := runMoat(t, "agent", "--data-dir", agentC, "--server", srvAddr, "--node", "c", "--join", tok.Token,
-		"--listen", net.JoinHostPort("127.0.0.1", strconv.Itoa(base+9)))
+		"--listen", net.JoinHostPort("127.0.0.1", strconv.Itoa(base+11)))
 	waitLong(t, "agent c to join", func() bool {
 		_, err := os.Stat(filepath.Join(agentC, "node", "key.sealed"))
 		return err == nil
@@ -172,6 +174,35 @@ func TestNoPlaintextAtRest(t *testing.T) {
 			t.Fatalf("through the mesh: %s", resp.Status)
 		}
 	}
+	// Through the edge: the gateway (TLS from moat's CA) to frontend over
+	// the mesh, once allowed and once blocked by the WAF, both carrying the
+	// header and the marker.
+	roots := x509.NewCertPool()
+	pemRoots, err := os.ReadFile(filepath.Join(dir, "admin", api.BundleFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	roots.AppendCertsFromPEM(pemRoots)
+	edge := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: roots}}}
+	gw := "https://" + net.JoinHostPort("127.0.0.1", strconv.Itoa(base+9))
+	for _, tc := range []struct {
+		query string
+		want  int
+	}{{"", http.StatusOK}, {"?id=1%27%20OR%20%271%27=%271&access_token=sealtest-query-token-11aa", http.StatusForbidden}} {
+		req, _ := http.NewRequest(http.MethodPost, gw+"/"+tc.query, strings.NewReader("comment="+marker+"&q=1' OR '1'='1"))
+		req.Header.Set("Authorization", bearer)
+		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+		req.Header.Set("Cookie", "session="+marker)
+		resp, err := edge.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if tc.query != "" && resp.StatusCode != tc.want {
+			t.Fatalf("gateway %q: %s, want %d", tc.query, resp.Status, tc.want)
+		}
+	}
+	waitLong(t, "the WAF event", func() bool { return strings.Contains(devOut.String(), "WAF") })
 	// A denied hop too, so the flow store holds both verdicts.
 	if resp, err := client.Get("http://" + net.JoinHostPort("127.0.0.1", strconv.Itoa(base+8)) + "/"); err == nil {
 		resp.Body.Close()

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"moat/internal/flow"
+	"moat/internal/seal"
 	"moat/internal/waf"
 )
 
@@ -94,7 +95,7 @@ func (e *event) record(now time.Time) flow.Record {
 			URL: &flow.URL{
 				Hostname:    host,
 				Path:        e.r.URL.Path,
-				QueryString: waf.Mask("QUERY_STRING", e.r.URL.RawQuery),
+				QueryString: waf.Mask("QUERY_STRING", seal.RedactQuery(e.r.URL.RawQuery)),
 				Scheme:      "https",
 			},
 		}
