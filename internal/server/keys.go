@@ -79,6 +79,9 @@ func (s *StoreSealer) capture(fn func() error) (map[string][]byte, error) {
 // Txn conditioned on the revision they were read at. The store seals a
 // value itself, under the primary key, so writing the plaintext back is
 // what moves it onto the primary.
+//
+// A storeSource serves one walk at a time: CompareAndSwap uses the
+// revisions of the last Scan.
 type storeSource struct {
 	st     store.Store
 	sealer *StoreSealer
@@ -418,7 +421,8 @@ func (s *Server) handleKeysStatus(ctx context.Context, c *caller, r *http.Reques
 	if err != nil {
 		return nil, "", err
 	}
-	usage, err := seal.CountUsage(ctx, k.src, 1<<20)
+	// A source of its own: the pass's source remembers what it last read.
+	usage, err := seal.CountUsage(ctx, newStoreSource(k.cfg.Store, k.cfg.StoreSealer), 1<<20)
 	if err != nil {
 		return nil, "", err
 	}
