@@ -16,6 +16,7 @@ import (
 
 	"moat/internal/api"
 	"moat/internal/audit"
+	"moat/internal/flow"
 	"moat/internal/seal"
 )
 
@@ -88,7 +89,8 @@ func adminJSON(t *testing.T, addr, adminDir string, out any, args ...string) {
 // TestKeysAndBackup runs a server from the command line: state is written,
 // the data key rotated and everything moved onto the new key, a backup
 // taken, and restored into a fresh directory where a new server serves the
-// same state and the audit log verifies. Damaged backups and a wrong KEK
+// same registrations, the flow records and the audit log (with the
+// rotation) are back, and the audit log verifies. Damaged backups and a wrong KEK
 // are refused without changing anything.
 func TestKeysAndBackup(t *testing.T) {
 	tmp := t.TempDir()
@@ -97,6 +99,7 @@ func TestKeysAndBackup(t *testing.T) {
 	if code, _, stderr := runCLI(t, nil, "server", "init", "--data-dir", dir, "--trust-domain", "example.org", "--admin-dir", adminDir); code != 0 {
 		t.Fatalf("init: %s", stderr)
 	}
+	writeFlows(t, dir, dir+".kek", 5)
 	addr := loop(freePortBase(t, 1))
 	srv := startServerCLI(t, nil, "--data-dir", dir, "--listen", addr)
 	waitFor(t, "the server", func() bool {
@@ -212,6 +215,9 @@ func TestKeysAndBackup(t *testing.T) {
 		t.Fatalf("restored server: %d services, want 3: %+v", len(regs), regs)
 	}
 	srv2.stop()
+	if got := readFlows(t, restored, kekFile); len(got) != 5 {
+		t.Fatalf("restored flow store holds %d records, want 5", len(got))
+	}
 	if n := countAudit(t, restored, kekFile, "keys.rotate"); n != 1 {
 		t.Fatalf("restored audit log holds %d keys.rotate entries, want 1", n)
 	}
@@ -232,8 +238,45 @@ func TestKeysAndBackup(t *testing.T) {
 	})
 }
 
-// countAudit counts the entries of action in dir's audit log.
-func countAudit(t *testing.T, dir, kekFile, action string) int {
+// writeFlows stores n flow records in dir's (sealed) flow store.
+func writeFlows(t *testing.T, dir, kekFile string, n int) {
+	t.Helper()
+	kr := openTestKeyring(t, dir, kekFile)
+	fs, err := flow.OpenStore(flow.StoreConfig{Dir: filepath.Join(dir, "flows"), Sealer: kr.AEAD()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer fs.Close()
+	var recs []flow.Record
+	for i := range n {
+		r := flow.Header(flow.ClassNetworkActivity, flow.ActivityClose, "moat-agent", time.Now())
+		r.Metadata.UID = fmt.Sprintf("backup-flow-%d", i)
+		r.SrcEndpoint = &flow.Endpoint{IP: "10.0.0.1", Port: 40000, SvcName: "web"}
+		r.DstEndpoint = &flow.Endpoint{IP: "10.0.0.2", Port: 5432, SvcName: "db"}
+		recs = append(recs, r)
+	}
+	if _, err := fs.Ingest(context.Background(), recs); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// readFlows returns every flow record of dir's store.
+func readFlows(t *testing.T, dir, kekFile string) []flow.Record {
+	t.Helper()
+	kr := openTestKeyring(t, dir, kekFile)
+	fs, err := flow.OpenStore(flow.StoreConfig{Dir: filepath.Join(dir, "flows"), Sealer: kr.AEAD(), ReadOnly: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer fs.Close()
+	recs, err := fs.Query(context.Background(), flow.Filter{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return recs
+}
+
+func openTestKeyring(t *testing.T, dir, kekFile string) *seal.Keyring {
 	t.Helper()
 	kek, err := seal.OpenKeyFile(kekFile)
 	if err != nil {
@@ -243,6 +286,13 @@ func countAudit(t *testing.T, dir, kekFile, action string) int {
 	if err != nil {
 		t.Fatal(err)
 	}
+	return kr
+}
+
+// countAudit counts the entries of action in dir's audit log.
+func countAudit(t *testing.T, dir, kekFile, action string) int {
+	t.Helper()
+	kr := openTestKeyring(t, dir, kekFile)
 	l, err := audit.Open(audit.Config{Dir: filepath.Join(dir, audit.DirName), ReadOnly: true, Sealer: kr.AEAD()})
 	if err != nil {
 		t.Fatal(err)
