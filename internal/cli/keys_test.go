@@ -8,6 +8,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"reflect"
 	"sort"
 	"strings"
 	"sync"
@@ -89,7 +90,7 @@ func adminJSON(t *testing.T, addr, adminDir string, out any, args ...string) {
 // TestKeysAndBackup runs a server from the command line: state is written,
 // the data key rotated and everything moved onto the new key, a backup
 // taken, and restored into a fresh directory where a new server serves the
-// same registrations, the flow records and the audit log (with the
+// same registrations and policy, the flow records and the audit log (with the
 // rotation) are back, and the audit log verifies. Damaged backups and a wrong KEK
 // are refused without changing anything.
 func TestKeysAndBackup(t *testing.T) {
@@ -113,6 +114,14 @@ func TestKeysAndBackup(t *testing.T) {
 	})
 	adminJSON(t, addr, adminDir, nil, "svc", "register", "--node", "n1", "--name", "web", "--port", "8080")
 	adminJSON(t, addr, adminDir, nil, "svc", "register", "--node", "n1", "--name", "db", "--port", "5432")
+	policyFile := filepath.Join(tmp, "policy.yaml")
+	os.WriteFile(policyFile, []byte("default: deny\nrules:\n  - name: web-to-db\n    from: [web]\n    to: db\n    ports: [5432]\n"), 0o600)
+	adminJSON(t, addr, adminDir, nil, "policy", "apply", "-f", policyFile)
+	var policy api.Policy
+	adminJSON(t, addr, adminDir, &policy, "policy", "show")
+	if !strings.Contains(policy.YAML, "web-to-db") {
+		t.Fatalf("applied policy: %+v", policy)
+	}
 
 	var st api.KeyStatus
 	adminJSON(t, addr, adminDir, &st, "keys", "status")
@@ -213,6 +222,11 @@ func TestKeysAndBackup(t *testing.T) {
 	adminJSON(t, addr2, adminDir, &regs, "svc", "list")
 	if len(regs) != 3 {
 		t.Fatalf("restored server: %d services, want 3: %+v", len(regs), regs)
+	}
+	var policy2 api.Policy
+	adminJSON(t, addr2, adminDir, &policy2, "policy", "show")
+	if !reflect.DeepEqual(policy, policy2) {
+		t.Fatalf("restored policy %+v, want %+v", policy2, policy)
 	}
 	srv2.stop()
 	if got := readFlows(t, restored, kekFile); len(got) != 5 {
