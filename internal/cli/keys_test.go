@@ -27,6 +27,7 @@ type runningServer struct {
 	done   chan int
 	errb   *syncBuffer
 	once   sync.Once
+	addr   string
 }
 
 func startServerCLI(t *testing.T, env map[string]string, args ...string) *runningServer {
@@ -329,4 +330,64 @@ func flipByte(b []byte, i int) []byte {
 	c := append([]byte(nil), b...)
 	c[i] ^= 0x40
 	return c
+}
+
+// TestKeysRewrap: "keys rotate --kek" re-wraps the keyring under a fresh
+// key that replaces the server's key file; the server restarts with it,
+// and the old key no longer opens anything.
+func TestKeysRewrap(t *testing.T) {
+	tmp := t.TempDir()
+	dir := filepath.Join(tmp, "data")
+	adminDir := filepath.Join(tmp, "admin")
+	if code, _, stderr := runCLI(t, nil, "server", "init", "--data-dir", dir, "--trust-domain", "example.org", "--admin-dir", adminDir); code != 0 {
+		t.Fatalf("init: %s", stderr)
+	}
+	kekFile := dir + ".kek"
+	oldKEK, err := os.ReadFile(kekFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	start := func() *runningServer {
+		addr := loop(freePortBase(t, 1))
+		srv := startServerCLI(t, nil, "--data-dir", dir, "--listen", addr)
+		waitFor(t, "the server", func() bool {
+			select {
+			case code := <-srv.done:
+				t.Fatalf("server exited %d: %s", code, srv.errb.String())
+			default:
+			}
+			code, _, _ := runCLI(t, nil, "svc", "list", "--server", addr, "--admin-dir", adminDir)
+			return code == 0
+		})
+		adminJSON(t, addr, adminDir, nil, "svc", "register", "--node", "n1", "--name", fmt.Sprintf("s%d", time.Now().UnixNano()%1e6), "--port", "8080")
+		srv.addr = addr
+		return srv
+	}
+	srv := start()
+	var rot api.KeyRotateResponse
+	adminJSON(t, srv.addr, adminDir, &rot, "keys", "rotate", "--kek")
+	if rot.Action != "keys.rewrap" || !strings.Contains(rot.Note, kekFile) {
+		t.Fatalf("rewrap: %+v", rot)
+	}
+	newKEK, err := os.ReadFile(kekFile)
+	if err != nil || string(newKEK) == string(oldKEK) {
+		t.Fatalf("the key file was not replaced (%v)", err)
+	}
+	if _, err := os.Stat(kekFile + ".new"); !os.IsNotExist(err) {
+		t.Fatal("the pending key file was left behind")
+	}
+	srv.stop()
+	srv = start()
+	var regs []api.Registration
+	adminJSON(t, srv.addr, adminDir, &regs, "svc", "list")
+	if len(regs) != 2 {
+		t.Fatalf("after the re-wrap: %d services, want 2", len(regs))
+	}
+	srv.stop()
+	old := filepath.Join(tmp, "old.kek")
+	os.WriteFile(old, oldKEK, 0o600)
+	code, _, stderr := runCLI(t, nil, "server", "run", "--data-dir", dir, "--listen", loop(freePortBase(t, 1)), "--kek-file", old)
+	if code == 0 || !strings.Contains(stderr, "does not open") {
+		t.Fatalf("the old KEK: exit %d, %q", code, stderr)
+	}
 }
