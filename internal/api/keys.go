@@ -54,6 +54,8 @@ type KeyInfo struct {
 	State   string        `json:"state"` // primary, enabled, disabled
 	Records int64         `json:"records"`
 	Bytes   int64         `json:"bytes"`
+	// ByPart counts records per part of the state: "store", "audit".
+	ByPart map[string]int64 `json:"by_part,omitempty"`
 }
 
 // ReencryptStatus is the progress of the pass moving stored values onto

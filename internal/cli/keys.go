@@ -95,13 +95,14 @@ func keysCommand() *Command {
 				return printJSON(e.Stdout, st)
 			}
 			tw := tabwriter.NewWriter(e.Stdout, 2, 4, 2, ' ', 0)
-			fmt.Fprintln(tw, "KEY\tSTATE\tCREATED\tAGE\tRECORDS\tBYTES")
+			fmt.Fprintln(tw, "KEY\tSTATE\tCREATED\tAGE\tRECORDS\tBYTES\tSTORE\tAUDIT")
 			for _, k := range st.Keys {
 				created := "-"
 				if !k.Created.IsZero() {
 					created = k.Created.Format(time.RFC3339)
 				}
-				fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%d\t%d\n", k.ID, k.State, created, fmtAge(k.Age), k.Records, k.Bytes)
+				fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%d\t%d\t%d\t%d\n", k.ID, k.State, created, fmtAge(k.Age), k.Records, k.Bytes,
+					k.ByPart["store"], k.ByPart["audit"])
 			}
 			if err := tw.Flush(); err != nil {
 				return err

@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"reflect"
 	"sort"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -138,6 +139,7 @@ func TestKeysAndBackup(t *testing.T) {
 	}
 	adminJSON(t, addr, adminDir, nil, "svc", "register", "--node", "n2", "--name", "api", "--port", "9090")
 	waitFor(t, "the re-encryption pass", func() bool {
+		st = api.KeyStatus{} // decoding into a used value would merge maps
 		adminJSON(t, addr, adminDir, &st, "keys", "status")
 		return st.Reencrypt.Done && !st.Reencrypt.Running && st.Reencrypt.Target == rot.NewPrimary
 	})
@@ -146,11 +148,17 @@ func TestKeysAndBackup(t *testing.T) {
 	}
 	for _, k := range st.Keys {
 		switch {
-		case k.ID == first && k.Records != 0:
-			t.Fatalf("old key %d still protects %d records after the pass", k.ID, k.Records)
-		case k.ID == rot.NewPrimary && k.Records == 0:
+		case k.ID == first && k.ByPart["store"] != 0:
+			t.Fatalf("old key %d still protects %d store values after the pass: %+v", k.ID, k.ByPart["store"], st)
+		case k.ID == first && k.ByPart["audit"] == 0:
+			t.Fatalf("old key %d protects no audit entries, yet wrote the first ones: %+v", k.ID, st)
+		case k.ID == rot.NewPrimary && (k.ByPart["store"] == 0 || k.ByPart["audit"] == 0):
 			t.Fatalf("new key protects nothing: %+v", st)
 		}
+	}
+	code, table, stderr := runCLI(t, nil, "keys", "status", "--server", addr, "--admin-dir", adminDir)
+	if code != 0 || !strings.Contains(table, "primary") || !strings.Contains(table, "re-encryption to key "+strconv.FormatUint(uint64(rot.NewPrimary), 10)+": done") {
+		t.Fatalf("keys status: exit %d\n%s%s", code, table, stderr)
 	}
 	var regs []api.Registration
 	adminJSON(t, addr, adminDir, &regs, "svc", "list")

@@ -120,7 +120,7 @@ func startServer(ctx context.Context, e *Env, c serverConfig, logger *slog.Logge
 	}
 	if p.keys, err = server.NewKeys(server.KeysConfig{
 		Keyring: kr, KEK: kek, KEKFile: c.KEK.serverKEKFile(c.DataDir), Store: p.st, StoreSealer: storeSealer,
-		Audit: p.log, DataDir: c.DataDir, Every: time.Duration(c.KeyRotation), Getenv: e.Getenv, Logger: logger,
+		Audit: p.log, AuditLog: p.log, DataDir: c.DataDir, Every: time.Duration(c.KeyRotation), Getenv: e.Getenv, Logger: logger,
 	}); err != nil {
 		return nil, err
 	}

@@ -157,6 +157,9 @@ type KeysConfig struct {
 	StoreSealer *StoreSealer
 	// Audit records scheduled rotations and finished passes; required.
 	Audit audit.Recorder
+	// AuditLog, when set, is counted in key status: its sealed entries
+	// stay under the key that wrote them (the log's hashes cover them).
+	AuditLog *audit.Log
 	// DataDir is the server's data directory, for backups; "" refuses them.
 	DataDir string
 	// Every is the scheduled rotation period; 0 means none.
@@ -426,11 +429,40 @@ func (s *Server) handleKeysStatus(ctx context.Context, c *caller, r *http.Reques
 	if err != nil {
 		return nil, "", err
 	}
+	byPart := map[uint32]map[string]int64{}
+	for id, u := range usage {
+		byPart[id] = map[string]int64{"store": u.Records}
+	}
+	scope := "control-plane store values"
+	if l := k.cfg.AuditLog; l != nil {
+		scope += " and audit entries"
+		for i := range l.Size() {
+			if err := ctx.Err(); err != nil {
+				return nil, "", err
+			}
+			b, err := l.Stored(i)
+			if err != nil {
+				return nil, "", err
+			}
+			if !audit.IsSealed(b) {
+				continue
+			}
+			id, _ := seal.KeyID(b[1:])
+			u := usage[id]
+			u.Records++
+			u.Bytes += int64(len(b))
+			usage[id] = u
+			if byPart[id] == nil {
+				byPart[id] = map[string]int64{}
+			}
+			byPart[id]["audit"]++
+		}
+	}
 	st := k.cfg.Keyring.Status(usage)
-	out := api.KeyStatus{Primary: st.Primary, Scope: "control-plane store values", Schedule: k.cfg.Every}
+	out := api.KeyStatus{Primary: st.Primary, Scope: scope, Schedule: k.cfg.Every}
 	for _, ks := range st.Keys {
 		out.Keys = append(out.Keys, api.KeyInfo{ID: ks.ID, Created: ks.Created, Age: ks.Age, State: ks.State,
-			Records: ks.Usage.Records, Bytes: ks.Usage.Bytes})
+			Records: ks.Usage.Records, Bytes: ks.Usage.Bytes, ByPart: byPart[ks.ID]})
 	}
 	k.mu.Lock()
 	p := k.last
