@@ -399,3 +399,28 @@ func TestKeysRewrap(t *testing.T) {
 		t.Fatalf("the old KEK: exit %d, %q", code, stderr)
 	}
 }
+
+// TestAgentWrongKEK: an agent whose keyring does not open under the given
+// KEK stops before touching its data directory.
+func TestAgentWrongKEK(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "agent")
+	kek, err := seal.GenerateKeyFile(dir+".kek", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := seal.Open(seal.Config{Dir: dir, KEK: kek}); err != nil {
+		t.Fatal(err)
+	}
+	other := filepath.Join(t.TempDir(), "other.kek")
+	if _, err := seal.GenerateKeyFile(other, nil); err != nil {
+		t.Fatal(err)
+	}
+	before := treeDigest(t, dir)
+	code, _, stderr := runCLI(t, nil, "agent", "--data-dir", dir, "--node", "n1", "--server", "127.0.0.1:1", "--kek-file", other)
+	if code == 0 || !strings.Contains(stderr, "does not open") {
+		t.Fatalf("exit %d, stderr %q; want a wrong-KEK error", code, stderr)
+	}
+	if treeDigest(t, dir) != before {
+		t.Fatal("an agent start with a wrong KEK changed its data directory")
+	}
+}
