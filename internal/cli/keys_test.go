@@ -20,6 +20,7 @@ import (
 	"moat/internal/audit"
 	"moat/internal/flow"
 	"moat/internal/seal"
+	"moat/internal/store"
 )
 
 // runningServer is "moat server run" in a goroutine.
@@ -176,6 +177,7 @@ func TestKeysAndBackup(t *testing.T) {
 	srv.stop()
 
 	kekFile := dir + ".kek"
+	checkCAKeys(t, dir, kekFile, rot.NewPrimary)
 	data, err := os.ReadFile(backup)
 	if err != nil {
 		t.Fatal(err)
@@ -310,6 +312,38 @@ func openTestKeyring(t *testing.T, dir, kekFile string) *seal.Keyring {
 		t.Fatal(err)
 	}
 	return kr
+}
+
+// checkCAKeys checks that the CA's private keys, sealed inside the store
+// value, are under data key want.
+func checkCAKeys(t *testing.T, dir, kekFile string, want uint32) {
+	t.Helper()
+	kr := openTestKeyring(t, dir, kekFile)
+	st, err := store.OpenBolt(store.BoltConfig{Dir: dir, Sealer: kr.AEAD()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	kv, err := st.Get(context.Background(), "ca/state")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var state struct {
+		Authorities []struct {
+			RootKey  []byte `json:"root_key"`
+			InterKey []byte `json:"intermediate_key"`
+		} `json:"authorities"`
+	}
+	if err := json.Unmarshal(kv.Value, &state); err != nil || len(state.Authorities) == 0 {
+		t.Fatalf("ca/state: %v %q", err, kv.Value)
+	}
+	for _, a := range state.Authorities {
+		for _, k := range [][]byte{a.RootKey, a.InterKey} {
+			if id, err := seal.KeyID(k); err != nil || id != want {
+				t.Fatalf("a CA key is under data key %d (%v), want %d", id, err, want)
+			}
+		}
+	}
 }
 
 // countAudit counts the entries of action in dir's audit log.

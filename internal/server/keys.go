@@ -184,8 +184,9 @@ type Keys struct {
 	kick   chan struct{}
 	backup sync.Mutex // one backup at a time
 
-	mu      sync.Mutex // guards kek, running, passErr, last
+	mu      sync.Mutex // guards kek, reseal, running, passErr, last
 	kek     seal.KEK
+	reseal  func(context.Context) error
 	running bool
 	passErr error
 	last    seal.Progress
@@ -255,7 +256,17 @@ func (k *Keys) passes(ctx context.Context) error {
 		}
 		k.mu.Lock()
 		k.running, k.passErr = true, nil
+		reseal := k.reseal
 		k.mu.Unlock()
+		if reseal != nil {
+			if err := reseal(ctx); err != nil {
+				k.mu.Lock()
+				k.running, k.passErr = false, err
+				k.mu.Unlock()
+				k.cfg.Logger.Error("resealing the CA keys failed", "err", err)
+				continue
+			}
+		}
 		p, err := k.cfg.Keyring.Reencrypt(ctx, seal.ReencryptConfig{
 			Name: storePass, Source: k.src,
 			Progress: func(p seal.Progress) {
@@ -354,9 +365,34 @@ func (k *Keys) loadKEK(src *api.KEKSource) (seal.KEK, string, error) {
 type adminRoute func(method, path, role, action string, h func(context.Context, *caller, *http.Request) (any, string, error))
 
 func (s *Server) keyRoutes(admin adminRoute) {
+	if k := s.cfg.Keys; k != nil {
+		k.mu.Lock()
+		k.reseal = s.resealCA
+		k.mu.Unlock()
+	}
 	admin("POST", api.PathKeysRotate, api.RoleAdmin, "keys.rotate", s.handleKeysRotate)
 	admin("GET", api.PathKeys, api.RoleViewer, "keys.status", s.handleKeysStatus)
 	admin("POST", api.PathBackup, api.RoleAdmin, "backup.create", s.handleBackup)
+}
+
+// resealCA stores the CA state again: its private keys are sealed inside
+// the store value, so re-putting the value alone would leave them under
+// the old data key.
+func (s *Server) resealCA(ctx context.Context) error {
+	s.caMu.Lock()
+	defer s.caMu.Unlock()
+	kv, err := s.st.Get(ctx, keyCA)
+	if err != nil {
+		return fmt.Errorf("server: reseal CA: %w", err)
+	}
+	b, err := s.ca.Marshal(s.cfg.Sealer)
+	if err != nil {
+		return fmt.Errorf("server: reseal CA: %w", err)
+	}
+	if _, err := s.st.Txn(ctx, []store.Cond{{Key: keyCA, ModRevision: kv.ModRevision}}, []store.Op{store.Put(keyCA, b)}); err != nil {
+		return fmt.Errorf("server: reseal CA: %w", err)
+	}
+	return nil
 }
 
 func (s *Server) keys() (*Keys, error) {
