@@ -289,3 +289,31 @@ func echoes(c net.Conn) bool {
 	_, err := io.ReadFull(c, buf)
 	return err == nil && string(buf) == "ping\n"
 }
+
+// TestAgentRestartWhileServerAway: an agent restarted while the control
+// plane is down serves again from what it cached: node identity, SVIDs,
+// registry and intentions.
+func TestAgentRestartWhileServerAway(t *testing.T) {
+	c := newCluster(t)
+	apiPort := echoApp(t, "api")
+	toAPI := freePort(t)
+	c.register(api.Registration{Name: "frontend", Node: "n1", Port: freePort(t), Upstreams: []api.Upstream{{Service: "api", LocalPort: toAPI}}})
+	c.register(api.Registration{Name: "api", Node: "n2", Port: apiPort})
+	doc := "default: deny\nrules:\n  - name: web-to-api\n    from: [frontend]\n    to: api\n    ports: [" + itoa(apiPort) + "]\n"
+	if err := c.call(http.MethodPost, api.PathPolicy, api.PolicyRequest{YAML: doc}, nil); err != nil {
+		t.Fatal(err)
+	}
+	cfg1, cfg2 := c.agentConfig("n1"), c.agentConfig("n2")
+	_, stop1 := c.runAgent(cfg1)
+	_, stop2 := c.runAgent(cfg2)
+	eventually(t, "traffic", func() bool { return ask(loopAddr(toAPI), "one") == "api: one" })
+
+	c.stopServer()
+	t.Log("both agents restart while the server is down")
+	stop1()
+	stop2()
+	cfg1.Join, cfg2.Join = "", ""
+	c.runAgent(cfg1)
+	c.runAgent(cfg2)
+	eventually(t, "traffic after the restart", func() bool { return ask(loopAddr(toAPI), "two") == "api: two" })
+}
