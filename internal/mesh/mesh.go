@@ -352,14 +352,24 @@ func (m *Mesh) peerMode(s Service) policy.PeerMode {
 	return m.policy.Load().PeerMode(s.Name)
 }
 
-// watchTrust re-verifies every live tunnel's peer at each trust update.
+// recheckEvery is how often live tunnels are re-verified even without a
+// trust update, so that an SVID that expires by the injected clock (which
+// need not follow the timers) closes its tunnels too.
+const recheckEvery = 10 * time.Second
+
+// watchTrust re-verifies every live tunnel's peer at each trust update and
+// every recheckEvery.
 func (m *Mesh) watchTrust() {
+	tick := time.NewTicker(recheckEvery)
+	defer tick.Stop()
 	for {
 		ch := m.cfg.Trust.Changed()
 		select {
 		case <-m.ctx.Done():
 			return
 		case <-ch:
+			m.sweep()
+		case <-tick.C:
 			m.sweep()
 		}
 	}
