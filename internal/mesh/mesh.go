@@ -153,7 +153,10 @@ type Mesh struct {
 }
 
 // New checks c, binds the mesh port and returns a Mesh that serves once Run
-// is called. Close (or Run's return) releases the port.
+// is called (once). Close (or Run's return) releases the port. Until
+// SetServices names the node's services, the mesh port answers for none and
+// there are no outbound listeners; until SetPolicy (or Config.Policy) every
+// stream is denied.
 func New(c Config) (*Mesh, error) {
 	if c.Trust == nil || c.Identities == nil {
 		return nil, errors.New("mesh: Config needs Trust and Identities")
