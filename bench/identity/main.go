@@ -17,6 +17,7 @@ import (
 	"flag"
 	"fmt"
 	"os"
+	"os/exec"
 	"os/signal"
 	"slices"
 	"sort"
@@ -109,7 +110,11 @@ func printMachine() {
 	if b, err := os.ReadFile("/proc/loadavg"); err == nil {
 		load = strings.Join(strings.Fields(string(b))[:3], " ")
 	}
-	fmt.Printf("machine: %d CPUs (%s), %s, load average %s\n", numCPU(), model, goVersion(), load)
+	rev := "unknown"
+	if out, err := exec.Command("git", "rev-parse", "--short", "HEAD").Output(); err == nil {
+		rev = strings.TrimSpace(string(out))
+	}
+	fmt.Printf("machine: %d CPUs (%s), %s, load average %s; source at commit %s\n", numCPU(), model, goVersion(), load, rev)
 }
 
 // median of xs (xs is sorted in place).

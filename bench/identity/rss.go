@@ -101,31 +101,39 @@ func benchRSS(ctx context.Context, o options) error {
 	var agentKB, serverKB []float64
 	var hwm float64
 	for i := 0; i < o.rssSamples; i++ {
-		a, ah, err := procMem(agent.Process.Pid)
+		a, ah, aparts, err := procMem(agent.Process.Pid)
 		if err != nil {
 			log, _ := os.ReadFile(filepath.Join(w, "agent.log"))
 			return fmt.Errorf("agent: %w; its log:\n%s", err, log)
 		}
-		s, _, err := procMem(srv.Process.Pid)
+		s, _, _, err := procMem(srv.Process.Pid)
 		if err != nil {
 			return fmt.Errorf("server: %w", err)
 		}
 		agentKB, serverKB, hwm = append(agentKB, a), append(serverKB, s), max(hwm, ah)
-		fmt.Printf("sample %d: agent VmRSS %.1f MB, server VmRSS %.1f MB\n", i+1, a/1024, s/1024)
+		fmt.Printf("sample %d: agent VmRSS %.1f MB (%s), server VmRSS %.1f MB\n", i+1, a/1024, strings.Join(aparts, ", "), s/1024)
 		if i+1 < o.rssSamples {
 			time.Sleep(time.Second)
 		}
 	}
-	// The agent must have done its work: joined and fetched both SVIDs.
+	// The agent must have done its work: joined, fetched both SVIDs and
+	// opened the outbound listener for web's upstream.
 	log, _ := os.ReadFile(filepath.Join(w, "agent.log"))
-	joined := bytes.Contains(log, []byte("joined"))
-	m := median(agentKB) / 1024
-	fmt.Printf("agent VmRSS median %.1f MB (peak VmHWM %.1f MB), server VmRSS median %.1f MB; agent log shows join: %v\n",
-		m, hwm/1024, median(serverKB)/1024, joined)
-	fmt.Printf("target: agent <= 20 MB idle: %s\n", verdict(m <= 20))
-	if !joined {
-		fmt.Printf("agent log:\n%s\n", log)
+	joined := bytes.Contains(log, []byte(`msg=joined`))
+	svids := bytes.Count(log, []byte(`msg="SVID renewed"`))
+	listening := false
+	if c, err := net.DialTimeout("tcp", "127.0.0.1:"+strconv.Itoa(upPort), time.Second); err == nil {
+		c.Close()
+		listening = true
 	}
+	m := median(agentKB) / 1024
+	fmt.Printf("agent VmRSS median %.1f MB (peak VmHWM %.1f MB), server VmRSS median %.1f MB\n", m, hwm/1024, median(serverKB)/1024)
+	fmt.Printf("agent state: joined %v, SVIDs issued %d, outbound listener up %v\n", joined, svids, listening)
+	if !joined || svids < 2 || !listening {
+		fmt.Printf("agent log:\n%s\n", log)
+		return errors.New("the agent did not reach its working state")
+	}
+	fmt.Printf("target: agent <= 20 MB idle: %s\n", verdict(m <= 20))
 	return nil
 }
 
@@ -159,14 +167,15 @@ func stopProc(cmd *exec.Cmd) {
 	_ = cmd.Process.Kill()
 }
 
-// procMem returns VmRSS and VmHWM of pid in kB.
-func procMem(pid int) (rss, hwm float64, err error) {
+// procMem returns VmRSS and VmHWM of pid in kB, and the split of the
+// resident set into anonymous memory and mapped files (the binary's pages).
+func procMem(pid int) (rss, hwm float64, parts []string, err error) {
 	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
 	if err != nil {
-		return 0, 0, err
+		return 0, 0, nil, err
 	}
 	if bytes.Contains(b, []byte("State:\tZ")) {
-		return 0, 0, errors.New("the process has exited")
+		return 0, 0, nil, errors.New("the process has exited")
 	}
 	for _, l := range strings.Split(string(b), "\n") {
 		f := strings.Fields(l)
@@ -180,8 +189,11 @@ func procMem(pid int) (rss, hwm float64, err error) {
 		case "VmHWM:":
 			hwm = v
 		}
+		if f[0] == "RssAnon:" || f[0] == "RssFile:" {
+			parts = append(parts, fmt.Sprintf("%s %.1f MB", strings.TrimSuffix(f[0], ":"), v/1024))
+		}
 	}
-	return rss, hwm, nil
+	return rss, hwm, parts, nil
 }
 
 func freePort() int {

@@ -9,6 +9,7 @@ import (
 	"crypto/x509"
 	"fmt"
 	"runtime"
+	"syscall"
 	"time"
 
 	"github.com/spiffe/go-spiffe/v2/spiffeid"
@@ -70,7 +71,11 @@ func benchSign(ctx context.Context, o options) error {
 		}},
 	}
 	fmt.Printf("\n== SVID signing, GOMAXPROCS=1, %d runs of %s per operation\n", o.signRuns, o.signTime)
-	rates := make([][]float64, len(ops))
+	fmt.Println("each cell: operations per CPU-second of this process (operations per wall-clock second)")
+	// Rates per CPU-second are what "per core" means on a machine shared
+	// with other work, where one runnable thread gets less than a core.
+	cpuRates := make([][]float64, len(ops))
+	wallRates := make([][]float64, len(ops))
 	for r := 0; r < o.signRuns; r++ {
 		line := fmt.Sprintf("run %d:", r+1)
 		for i, op := range ops {
@@ -78,7 +83,7 @@ func benchSign(ctx context.Context, o options) error {
 				return ctx.Err()
 			}
 			runtime.GC()
-			n, start := 0, time.Now()
+			n, start, cpu0 := 0, time.Now(), cpuTime()
 			for time.Since(start) < o.signTime {
 				for range 16 {
 					if err := op.f(); err != nil {
@@ -87,21 +92,31 @@ func benchSign(ctx context.Context, o options) error {
 				}
 				n += 16
 			}
-			rate := float64(n) / time.Since(start).Seconds()
-			rates[i] = append(rates[i], rate)
-			line += fmt.Sprintf("  %.0f/s", rate)
+			wall, cpu := time.Since(start), cpuTime()-cpu0
+			cpuRates[i] = append(cpuRates[i], float64(n)/cpu.Seconds())
+			wallRates[i] = append(wallRates[i], float64(n)/wall.Seconds())
+			line += fmt.Sprintf("  %6.0f (%6.0f)", float64(n)/cpu.Seconds(), float64(n)/wall.Seconds())
 		}
 		fmt.Println(line)
 	}
-	ceiling := median(append([]float64(nil), rates[0]...))
-	fmt.Printf("%-48s %10s %10s %10s %8s\n", "operation", "median/s", "min/s", "max/s", "of raw")
+	ceiling := median(append([]float64(nil), cpuRates[0]...))
+	fmt.Printf("%-48s %12s %9s %9s %8s %12s\n", "operation", "median/CPU-s", "min", "max", "of raw", "median/wall-s")
 	for i, op := range ops {
-		m := median(rates[i])
-		fmt.Printf("%-48s %10.0f %10.0f %10.0f %7.1f%%\n", op.name, m, rates[i][0], rates[i][len(rates[i])-1], 100*m/ceiling)
+		m := median(cpuRates[i])
+		fmt.Printf("%-48s %12.0f %9.0f %9.0f %7.1f%% %12.0f\n", op.name, m, cpuRates[i][0], cpuRates[i][len(cpuRates[i])-1], 100*m/ceiling, median(wallRates[i]))
 	}
-	fmt.Printf("target: >= 10,000 SVIDs/s per core; CA.SignPublicKey median is %.0f/s (%s)\n",
-		median(rates[1]), verdict(median(rates[1]) >= 10000))
+	fmt.Printf("target: >= 10,000 SVIDs/s per core; CA.SignPublicKey median is %.0f per CPU-second (%s)\n",
+		median(cpuRates[1]), verdict(median(cpuRates[1]) >= 10000))
 	return nil
+}
+
+// cpuTime is the user and system CPU time this process has used.
+func cpuTime() time.Duration {
+	var ru syscall.Rusage
+	if syscall.Getrusage(syscall.RUSAGE_SELF, &ru) != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
 func verdict(ok bool) string {

@@ -24,6 +24,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"sort"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -178,6 +179,10 @@ func New(ctx context.Context, cfg Config) (*Agent, error) {
 		return nil, err
 	}
 	a.client = a.newClient()
+	a.loadCachedSVIDs()
+	if err := a.loadCache(); err != nil {
+		return nil, err
+	}
 	if err := a.newShipper(); err != nil {
 		return nil, err
 	}
@@ -397,6 +402,23 @@ func (a *Agent) flows() flow.Writer {
 		return a.shipper
 	}
 	return flow.Multi(ws...)
+}
+
+// Flows returns the agent's record pipeline (the shipper to the control
+// plane, the metrics, and Config.Flows), for co-located producers such as a
+// gateway that rides this agent's mesh.
+func (a *Agent) Flows() flow.Writer { return a.flows() }
+
+// Services lists every registered service name.
+func (a *Agent) Services() []string {
+	a.mu.RLock()
+	defer a.mu.RUnlock()
+	out := make([]string, 0, len(a.state.services))
+	for name := range a.state.services {
+		out = append(out, name)
+	}
+	sort.Strings(out)
+	return out
 }
 
 // FlowStats reports flow delivery.

@@ -11,8 +11,8 @@ import (
 type collector struct {
 	a *Agent
 
-	handshakes, hsFailures, tunnels, conns, refused, cut, plaintext         *prometheus.Desc
-	svidExpiry, renewals, spoolBytes, spoolRecords, flowsSent, flowsDropped *prometheus.Desc
+	handshakes, hsFailures, tunnels, conns, refused, cut, plaintext *prometheus.Desc
+	svidExpiry, renewals                                            *prometheus.Desc
 }
 
 func newCollector(a *Agent) *collector {
@@ -20,26 +20,22 @@ func newCollector(a *Agent) *collector {
 		return prometheus.NewDesc(name, help, labels, prometheus.Labels{"node": a.cfg.Node})
 	}
 	return &collector{
-		a:            a,
-		handshakes:   d("moat_mesh_handshakes_total", "Completed mutual-TLS handshakes of mesh tunnels, by side.", "side"),
-		hsFailures:   d("moat_mesh_handshake_failures_total", "Failed mesh handshakes, both sides."),
-		tunnels:      d("moat_mesh_tunnels_open", "Outbound mesh tunnels open now."),
-		conns:        d("moat_mesh_connections_total", "Connections carried by the mesh, by direction.", "direction"),
-		refused:      d("moat_mesh_refused_total", "Inbound connections refused by policy or identity."),
-		cut:          d("moat_mesh_cut_total", "Live connections closed by a policy or revocation change."),
-		plaintext:    d("moat_mesh_plaintext_total", "Plaintext connections accepted by PERMISSIVE services."),
-		svidExpiry:   d("moat_svid_expiry_timestamp_seconds", "When each local service's current SVID expires.", "service"),
-		renewals:     d("moat_svid_renewals_total", "SVID renewals by this agent (node and services)."),
-		spoolBytes:   d("moat_flow_spool_bytes", "Bytes of flow records waiting on disk for the control plane."),
-		spoolRecords: d("moat_flow_spool_records", "Flow records waiting on disk for the control plane."),
-		flowsSent:    d("moat_flow_records_sent_total", "Flow records the control plane accepted."),
-		flowsDropped: d("moat_flow_records_dropped_total", "Flow records lost because the spool was full or failed."),
+		a:          a,
+		handshakes: d("moat_mesh_handshakes_total", "Completed mutual-TLS handshakes of mesh tunnels, by side.", "side"),
+		hsFailures: d("moat_mesh_handshake_failures_total", "Failed mesh handshakes, both sides."),
+		tunnels:    d("moat_mesh_tunnels_open", "Outbound mesh tunnels open now."),
+		conns:      d("moat_mesh_connections_total", "Connections carried by the mesh, by direction.", "direction"),
+		refused:    d("moat_mesh_refused_total", "Inbound connections refused by policy or identity."),
+		cut:        d("moat_mesh_cut_total", "Live connections closed by a policy or revocation change."),
+		plaintext:  d("moat_mesh_plaintext_total", "Plaintext connections accepted by PERMISSIVE services."),
+		svidExpiry: d("moat_svid_expiry_timestamp_seconds", "When each local service's current SVID expires.", "service"),
+		renewals:   d("moat_svid_renewals_total", "SVID renewals by this agent (node and services)."),
 	}
 }
 
 func (c *collector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{c.handshakes, c.hsFailures, c.tunnels, c.conns, c.refused, c.cut, c.plaintext,
-		c.svidExpiry, c.renewals, c.spoolBytes, c.spoolRecords, c.flowsSent, c.flowsDropped} {
+		c.svidExpiry, c.renewals} {
 		ch <- d
 	}
 }
@@ -69,18 +65,15 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 	}
 	c.a.mu.RUnlock()
 	counter(c.renewals, float64(c.a.renewals.Load()))
-	sh, sp := c.a.FlowStats()
-	gauge(c.spoolBytes, float64(sp.Bytes))
-	gauge(c.spoolRecords, float64(sp.Records))
-	counter(c.flowsSent, float64(sh.Sent))
-	counter(c.flowsDropped, float64(sh.Dropped+sp.Dropped))
 }
 
 // registerMetrics registers the agent's collector and the flow-derived
 // counters (decisions by rule, bytes, refused handshakes by reason).
 func (a *Agent) registerMetrics(reg prometheus.Registerer) (flow.Writer, error) {
-	if err := reg.Register(newCollector(a)); err != nil {
-		return nil, err
+	for _, c := range []prometheus.Collector{newCollector(a), a.spool.Collector(), a.shipper.Collector()} {
+		if err := reg.Register(c); err != nil {
+			return nil, err
+		}
 	}
 	fm, err := flow.NewMetrics(reg)
 	if err != nil {

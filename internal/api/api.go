@@ -7,6 +7,7 @@ package api
 import (
 	"time"
 
+	"moat/internal/audit"
 	"moat/internal/identity"
 )
 
@@ -21,6 +22,7 @@ const (
 	PathWatch      = "/v1/watch"
 	PathFlows      = "/v1/flows"
 	PathWhoami     = "/v1/admin/whoami"
+	PathAdmins     = "/v1/admin/admins"
 	PathTokens     = "/v1/admin/tokens"
 	PathServices   = "/v1/admin/services"
 	PathNodes      = "/v1/admin/nodes"
@@ -200,10 +202,36 @@ type Explanation struct {
 	Text  string `json:"text"`
 }
 
+// AuditCheckpoint is the latest signed checkpoint of the audit log, in the
+// tlog checkpoint text format signed with sumdb/note.
+type AuditCheckpoint struct {
+	Signed string `json:"signed"`
+}
+
+// AuditEntries is a page of the audit log.
+type AuditEntries struct {
+	Size    int64           `json:"size"`
+	Entries []audit.Indexed `json:"entries"`
+}
+
+// AuditProof proves one entry is in the log at a checkpoint.
+type AuditProof struct {
+	Proof      string `json:"proof"`
+	Checkpoint string `json:"checkpoint"`
+}
+
 // FlowAck answers a batch of flow records.
 type FlowAck struct {
 	Received int `json:"received"`
 	Stored   int `json:"stored"` // new records; the rest were already stored
+}
+
+// AdminRequest asks for an administrator's certificate and role.
+type AdminRequest struct {
+	Name string        `json:"name"`
+	Role string        `json:"role"`
+	TTL  time.Duration `json:"ttl,omitempty"`
+	CSR  []byte        `json:"csr"`
 }
 
 // Whoami describes the caller.

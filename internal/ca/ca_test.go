@@ -12,6 +12,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"sync"
 	"testing"
 	"time"
@@ -305,5 +306,26 @@ func BenchmarkSignSVID(b *testing.B) {
 		if _, err := c.SignPublicKey(pub, id, 0); err != nil {
 			b.Fatal(err)
 		}
+	}
+}
+
+func TestIssueTLS(t *testing.T) {
+	clk := &clock{t: time.Now()}
+	c := testCA(t, clk)
+	cert, err := c.IssueTLS([]string{"localhost"}, []net.IP{net.IPv4(127, 0, 0, 1)}, 24*time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(cert.Leaf.URIs) != 0 || cert.Leaf.IsCA {
+		t.Fatal("a TLS certificate must not look like an SVID or a CA")
+	}
+	trust := identity.NewTrust(identity.TrustConfig{TrustDomain: td, Now: clk.Now})
+	trust.Update(c.Bundle(), identity.Revocations{})
+	inter, _ := x509.ParseCertificate(cert.Certificate[1])
+	if _, err := trust.Verify([]*x509.Certificate{cert.Leaf, inter}); err == nil {
+		t.Fatal("a TLS certificate passed as an SVID")
+	}
+	if _, err := c.IssueTLS(nil, nil, time.Hour); err == nil {
+		t.Fatal("a certificate without names was issued")
 	}
 }

@@ -80,9 +80,14 @@ func (m *Model) buildEndpoints(byType map[string][]*tf.Resource) {
 		m.publicIP(e, r.Values)
 		add(e)
 	}
+	eniSGs := map[string][]string{}
+	for _, r := range byType["aws_network_interface_sg_attachment"] {
+		eni := m.addr(str(r.Values, "network_interface_id"))
+		eniSGs[eni] = append(eniSGs[eni], str(r.Values, "security_group_id"))
+	}
 	for _, r := range byType["aws_network_interface"] {
 		e := &Endpoint{Addr: r.Address, Kind: "eni", Res: r, Subnets: m.subnetsOf(strList(r.Values, "subnet_id")),
-			SGs: m.sgsOf(strList(r.Values, "security_groups"))}
+			SGs: m.sgsOf(append(strList(r.Values, "security_groups"), eniSGs[r.Address]...))}
 		if m.eips[r.Address] {
 			e.Public, e.Why = true, "an Elastic IP is associated"
 		}

@@ -31,12 +31,14 @@ type Model struct {
 	tables  map[string]*RouteTable
 	sgs     map[string]*SG
 	nacls   map[string]*NACL
-	igws    map[string]string // IGW address → VPC address
-	eips    map[string]bool   // instance or ENI address that has an Elastic IP
+	igws    map[string]string          // IGW address → VPC address
+	eips    map[string]bool            // instance or ENI address that has an Elastic IP
+	tgws    map[string]map[string]bool // transit gateway address → attached VPC addresses
 	// sgUsed holds the security groups that something references.
 	sgUsed map[string]bool
 
-	internet *netipx.IPSet // built on first use
+	internet *netipx.IPSet   // built on first use
+	families []*netipx.IPSet // its IPv4 and IPv6 parts, built on first use
 }
 
 // VPC is an aws_vpc.
@@ -171,7 +173,8 @@ func (m *Model) prefix(r *tf.Resource, what, s string) (netip.Prefix, bool) {
 func Build(res []tf.Resource) *Model {
 	m := &Model{byRef: map[string]*tf.Resource{}, vpcs: map[string]*VPC{}, subnets: map[string]*Subnet{},
 		tables: map[string]*RouteTable{}, sgs: map[string]*SG{}, nacls: map[string]*NACL{},
-		igws: map[string]string{}, eips: map[string]bool{}, sgUsed: map[string]bool{}}
+		igws: map[string]string{}, eips: map[string]bool{}, sgUsed: map[string]bool{},
+		tgws: map[string]map[string]bool{}}
 	byType := map[string][]*tf.Resource{}
 	for i := range res {
 		r := &res[i]
@@ -227,6 +230,13 @@ func Build(res []tf.Resource) *Model {
 		}
 		m.Subnets = append(m.Subnets, s)
 		m.subnets[r.Address] = s
+	}
+	for _, r := range byType["aws_ec2_transit_gateway_vpc_attachment"] {
+		tgw := m.addr(str(r.Values, "transit_gateway_id"))
+		if m.tgws[tgw] == nil {
+			m.tgws[tgw] = map[string]bool{}
+		}
+		m.tgws[tgw][m.addr(str(r.Values, "vpc_id"))] = true
 	}
 	m.buildRoutes(byType)
 	m.buildPeerings(byType)

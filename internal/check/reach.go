@@ -121,17 +121,17 @@ func (m *Model) VPCSource(v *VPC) Source {
 // describe renders a set compactly; the whole IPv4 or IPv6 internet is
 // named as such.
 func (m *Model) describe(s *netipx.IPSet) string {
-	inet := m.Internet().Set
+	if m.families == nil {
+		inet := m.Internet().Set
+		m.families = []*netipx.IPSet{intersect(inet, setOf(netip.MustParsePrefix("0.0.0.0/0"))),
+			intersect(inet, setOf(netip.MustParsePrefix("::/0")))}
+	}
 	var parts []string
 	rest := s
-	for _, fam := range []struct {
-		all  netip.Prefix
-		name string
-	}{{netip.MustParsePrefix("0.0.0.0/0"), "every IPv4 internet address"}, {netip.MustParsePrefix("::/0"), "every IPv6 internet address"}} {
-		part := intersect(inet, setOf(fam.all))
-		if empty(minus(part, s)) {
-			parts = append(parts, fam.name)
-			rest = minus(rest, part)
+	for i, name := range []string{"every IPv4 internet address", "every IPv6 internet address"} {
+		if empty(minus(m.families[i], s)) {
+			parts = append(parts, name)
+			rest = minus(rest, m.families[i])
 		}
 	}
 	ps := rest.Prefixes()
@@ -339,7 +339,8 @@ func (m *Model) reachVia(src Source, e *Endpoint, s *Subnet, proto string, port 
 	default:
 		got, used := routed(t, s.VPC, set, func(r Route) bool {
 			if r.Kind == "tgw" {
-				return true
+				att := m.tgws[r.Target]
+				return src.VPC != nil && s.VPC != nil && att[src.VPC.Addr] && att[s.VPC.Addr]
 			}
 			if r.Kind != "pcx" {
 				return false
@@ -352,7 +353,7 @@ func (m *Model) reachVia(src Source, e *Endpoint, s *Subnet, proto string, port 
 			return false
 		})
 		if empty(got) {
-			return block(Hop{Kind: "route", Addr: tname, Detail: "no return route to " + src.Name + " through a peering or transit gateway"})
+			return block(Hop{Kind: "route", Addr: tname, Detail: "no return route to " + src.Name + " through a peering or a transit gateway both VPCs are attached to"})
 		}
 		var rs []string
 		for _, r := range used {

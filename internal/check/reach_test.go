@@ -196,3 +196,46 @@ resource "aws_route" "to_peer" {
 		t.Errorf("sources %s, want 10.9.0.0/16", got)
 	}
 }
+
+func TestReachTransitGateway(t *testing.T) {
+	base := network + `
+resource "aws_vpc" "peer" {
+  cidr_block = "10.9.0.0/16"
+}
+resource "aws_ec2_transit_gateway" "t" {}
+resource "aws_ec2_transit_gateway_vpc_attachment" "main" {
+  transit_gateway_id = aws_ec2_transit_gateway.t.id
+  vpc_id             = aws_vpc.main.id
+}
+resource "aws_route" "to_peer" {
+  route_table_id         = aws_vpc.main.main_route_table_id
+  destination_cidr_block = "10.9.0.0/16"
+  transit_gateway_id     = aws_ec2_transit_gateway.t.id
+}
+`
+	attach := `
+resource "aws_ec2_transit_gateway_vpc_attachment" "peer" {
+  transit_gateway_id = aws_ec2_transit_gateway.t.id
+  vpc_id             = aws_vpc.peer.id
+}
+`
+	for _, tc := range []struct {
+		name  string
+		src   string
+		reach bool
+	}{
+		{"peer VPC not attached", base, false},
+		{"both attached", base + attach, true},
+	} {
+		m := buildHCL(t, tc.src)
+		var pv *VPC
+		for _, v := range m.VPCs {
+			if v.Addr == "aws_vpc.peer" {
+				pv = v
+			}
+		}
+		if r := m.Reach(m.VPCSource(pv), m.Endpoints[0], "tcp", 22); r.Reachable != tc.reach {
+			t.Errorf("%s: reachable = %v, want %v: %v", tc.name, r.Reachable, tc.reach, r.Path)
+		}
+	}
+}

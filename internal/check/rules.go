@@ -84,6 +84,7 @@ const (
 	RuleKMSRotation      = "AWS-KMS-001"
 	RuleHTTPNoRedirect   = "AWS-LB-001"
 	RuleWeakTLS          = "AWS-LB-002"
+	RulePublicBucket     = "AWS-S3-001"
 	RuleDefaultAllow     = "MOAT-001"
 	RuleWildcard         = "MOAT-002"
 	RulePermissive       = "MOAT-003"
@@ -143,6 +144,9 @@ func Rules() []Rule {
 		{RuleWeakTLS, High, "TLS policy below 1.2",
 			"A listener's TLS policy admits TLS 1.0 or 1.1 (the default policy ELBSecurityPolicy-2016-08 does).",
 			"Use ssl_policy = \"ELBSecurityPolicy-TLS13-1-2-2021-06\" or another TLS 1.2+ policy."},
+		{RulePublicBucket, Critical, "S3 bucket policy open to everyone",
+			"A bucket policy allows Principal \"*\" without a condition, and no public access block with block_public_policy stands in the way.",
+			"Name the principals that need access, add a condition (aws:SourceVpce, aws:PrincipalOrgID), or set block_public_policy and restrict_public_buckets."},
 		{RuleDefaultAllow, Critical, "moat policy default other than deny",
 			"The intentions file allows what no rule names.",
 			"Set default: deny and list the connections that are allowed."},

@@ -1,6 +1,7 @@
 package check
 
 import (
+	"encoding/json"
 	"fmt"
 	"net/netip"
 	"sort"
@@ -298,6 +299,20 @@ func dataRules(res []*tf.Resource, fs *findings) {
 			fs.add(RuleNoCMK, r, nil, "bucket uses the AWS-managed KMS key")
 		}
 	}
+	blocked := map[string]bool{}
+	for _, r := range byType["aws_s3_bucket_public_access_block"] {
+		if boolean(r.Values, "block_public_policy", false) || boolean(r.Values, "restrict_public_buckets", false) {
+			blocked[str(r.Values, "bucket")] = true
+		}
+	}
+	for _, r := range byType["aws_s3_bucket_policy"] {
+		if blocked[str(r.Values, "bucket")] {
+			continue
+		}
+		if sid, ok := publicStatement(str(r.Values, "policy")); ok {
+			fs.add(RulePublicBucket, r, nil, "statement %s allows Principal \"*\" without a condition on %s", sid, str(r.Values, "bucket"))
+		}
+	}
 	encrypted := []struct{ typ, flag, key string }{
 		{"aws_db_instance", "storage_encrypted", "kms_key_id"}, {"aws_rds_cluster", "storage_encrypted", "kms_key_id"},
 		{"aws_ebs_volume", "encrypted", "kms_key_id"}, {"aws_redshift_cluster", "encrypted", "kms_key_id"},
@@ -386,4 +401,58 @@ func coversFamily(inet, set *netipx.IPSet) bool {
 		}
 	}
 	return false
+}
+
+// publicStatement finds an Allow statement for every principal without a
+// condition in an IAM policy document.
+func publicStatement(doc string) (string, bool) {
+	var p struct {
+		Statement json.RawMessage
+	}
+	if json.Unmarshal([]byte(doc), &p) != nil {
+		return "", false
+	}
+	type stmt struct {
+		Sid       string
+		Effect    string
+		Principal any
+		Condition map[string]any
+	}
+	var list []stmt
+	if json.Unmarshal(p.Statement, &list) != nil {
+		var one stmt
+		if json.Unmarshal(p.Statement, &one) != nil {
+			return "", false
+		}
+		list = []stmt{one}
+	}
+	everyone := func(v any) bool {
+		switch v := v.(type) {
+		case string:
+			return v == "*"
+		case []any:
+			for _, e := range v {
+				if e == "*" {
+					return true
+				}
+			}
+		}
+		return false
+	}
+	for i, s := range list {
+		if s.Effect != "Allow" || len(s.Condition) > 0 {
+			continue
+		}
+		pub := everyone(s.Principal)
+		if m, ok := s.Principal.(map[string]any); ok {
+			pub = everyone(m["AWS"])
+		}
+		if pub {
+			if s.Sid == "" {
+				return fmt.Sprintf("[%d]", i), true
+			}
+			return fmt.Sprintf("%q", s.Sid), true
+		}
+	}
+	return "", false
 }

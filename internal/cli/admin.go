@@ -2,6 +2,11 @@ package cli
 
 import (
 	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
 	"encoding/json"
 	"errors"
 	"flag"
@@ -365,4 +370,63 @@ func policyCommand() *Command {
 			return nil
 		})
 	return &Command{Name: "policy", Summary: "apply, diff and explain intentions", Sub: []*Command{apply, diff, explain, show}}
+}
+
+func adminsCommand() *Command {
+	var name, role, out *string
+	var ttl *time.Duration
+	create := adminCommand("create", "make an administrator's credentials with a role", "--name NAME --role viewer|operator|admin --out DIR",
+		func(fs *flag.FlagSet) {
+			name = fs.String("name", "", "the administrator's name (required)")
+			role = fs.String("role", "", "viewer, operator or admin (required)")
+			out = fs.String("out", "", "directory to write the new credentials to (required; mode 0600 files)")
+			ttl = fs.Duration("ttl", 30*24*time.Hour, "certificate lifetime")
+		},
+		func(ctx context.Context, e *Env, fs *flag.FlagSet, c *api.Client, af *adminFlags) error {
+			if *name == "" || *role == "" || *out == "" {
+				return usagef("admin create: --name, --role and --out are required")
+			}
+			key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+			if err != nil {
+				return err
+			}
+			csr, err := x509.CreateCertificateRequest(rand.Reader, &x509.CertificateRequest{}, key)
+			if err != nil {
+				return err
+			}
+			var resp api.CertResponse
+			if err := c.Call(ctx, http.MethodPost, api.PathAdmins, api.AdminRequest{Name: *name, Role: *role, TTL: *ttl, CSR: csr}, &resp); err != nil {
+				return err
+			}
+			chain, err := api.ParseChain(resp.Chain)
+			if err != nil {
+				return err
+			}
+			roots, err := api.ParseChain(resp.Bundle)
+			if err != nil {
+				return err
+			}
+			cert := &tls.Certificate{PrivateKey: key, Leaf: chain[0]}
+			for _, x := range chain {
+				cert.Certificate = append(cert.Certificate, x.Raw)
+			}
+			if err := api.WriteCredentials(*out, cert, roots); err != nil {
+				return err
+			}
+			fmt.Fprintf(e.Stdout, "credentials for %s (role %s) in %s, valid until %s\n", chain[0].URIs[0], *role, *out, chain[0].NotAfter.Format(time.RFC3339))
+			return nil
+		})
+	whoami := adminCommand("whoami", "show the identity and role of the admin credentials", "", nil,
+		func(ctx context.Context, e *Env, fs *flag.FlagSet, c *api.Client, af *adminFlags) error {
+			var w api.Whoami
+			if err := c.Call(ctx, http.MethodGet, api.PathWhoami, nil, &w); err != nil {
+				return err
+			}
+			if af.output == "json" {
+				return printJSON(e.Stdout, w)
+			}
+			fmt.Fprintf(e.Stdout, "%s (role %s)\n", w.ID, w.Role)
+			return nil
+		})
+	return &Command{Name: "admin", Summary: "manage administrators", Sub: []*Command{create, whoami}}
 }

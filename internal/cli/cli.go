@@ -104,12 +104,14 @@ func root() *Command {
 // commands is the table of top-level commands.
 func commands() []*Command {
 	cmds := []*Command{
+		adminsCommand(),
 		agentCommand(),
 		alertsCommand(),
 		auditCommand(),
 		caCommand(),
 		checkCommand(),
 		devCommand(),
+		flowsCommand(),
 		policyCommand(),
 		revokeCommand(),
 		serverCommand(),

@@ -2,6 +2,7 @@ package cli
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"flag"
 	"fmt"
@@ -19,6 +20,7 @@ import (
 	"moat/internal/agent"
 	"moat/internal/api"
 	"moat/internal/flow"
+	"moat/internal/gateway"
 	"moat/internal/server"
 )
 
@@ -27,15 +29,16 @@ type devPorts struct {
 	Server, MeshA, MeshB           int
 	Frontend, API, DB              int
 	FrontToAPI, APIToDB, FrontToDB int
+	HTTPS, HTTP                    int // the gateway
 }
 
 func defaultDevPorts(base int) devPorts {
 	if base == 0 {
 		return devPorts{Server: 7400, MeshA: 15001, MeshB: 15002, Frontend: 9000, API: 9080, DB: 9432,
-			FrontToAPI: 19080, APIToDB: 19432, FrontToDB: 19433}
+			FrontToAPI: 19080, APIToDB: 19432, FrontToDB: 19433, HTTPS: 8443, HTTP: 8080}
 	}
 	return devPorts{Server: base, MeshA: base + 1, MeshB: base + 2, Frontend: base + 3, API: base + 4, DB: base + 5,
-		FrontToAPI: base + 6, APIToDB: base + 7, FrontToDB: base + 8}
+		FrontToAPI: base + 6, APIToDB: base + 7, FrontToDB: base + 8, HTTPS: base + 9, HTTP: base + 10}
 }
 
 func loop(port int) string { return net.JoinHostPort("127.0.0.1", strconv.Itoa(port)) }
@@ -44,6 +47,10 @@ func loop(port int) string { return net.JoinHostPort("127.0.0.1", strconv.Itoa(p
 func devPolicy(p devPorts) string {
 	return fmt.Sprintf(`default: deny
 rules:
+  - name: edge-to-frontend
+    from: [gateway]
+    to: frontend
+    ports: [%d]
   - name: web-to-api
     from: [gateway, frontend]
     to: api
@@ -52,7 +59,23 @@ rules:
     from: [api]
     to: db
     ports: [%d]
-`, p.API, p.DB)
+`, p.Frontend, p.API, p.DB)
+}
+
+// devGatewayFile is the demo gateway's configuration: HTTPS with a
+// certificate from moat's CA, the redirect port, the WAF with the OWASP Core
+// Rule Set, and "/" routed to frontend through the mesh.
+func devGatewayFile(p devPorts, events string) string {
+	return fmt.Sprintf(`listen: %s
+redirect_listen: %s
+events: %s
+routes:
+  - name: web
+    path: /
+    service: frontend
+    port: %d
+    allowed_origins: ["https://%s"]
+`, loop(p.HTTPS), loop(p.HTTP), events, p.Frontend, loop(p.HTTPS))
 }
 
 func devCommand() *Command {
@@ -119,6 +142,9 @@ func (d *devFlows) Write(r flow.Record) error {
 
 // flowLine renders a record in one readable line.
 func flowLine(r flow.Record) string {
+	if r.HTTPRequest != nil {
+		return eventLine(r)
+	}
 	var b strings.Builder
 	b.WriteString(time.UnixMilli(r.Time).Format("15:04:05.000"))
 	verdict := strings.ToUpper(r.Verdict())
@@ -161,6 +187,47 @@ func flowLine(r flow.Record) string {
 		if r.Unmapped.Reason != "" {
 			fmt.Fprintf(&b, " reason=%q", r.Unmapped.Reason)
 		}
+	}
+	return b.String()
+}
+
+// eventLine renders a gateway security event.
+func eventLine(r flow.Record) string {
+	var b strings.Builder
+	b.WriteString(time.UnixMilli(r.Time).Format("15:04:05.000"))
+	kind := "EVENT"
+	if r.Unmapped != nil && r.Unmapped.Kind != "" {
+		kind = strings.ToUpper(r.Unmapped.Kind)
+	}
+	fmt.Fprintf(&b, " %-7s", kind)
+	if r.HTTPResponse != nil {
+		fmt.Fprintf(&b, " %d", r.HTTPResponse.Code)
+	}
+	req := r.HTTPRequest
+	fmt.Fprintf(&b, " %s", req.Method)
+	if req.URL != nil {
+		u := req.URL.Path
+		if req.URL.QueryString != "" {
+			u += "?" + req.URL.QueryString
+		}
+		fmt.Fprintf(&b, " %q", u)
+	}
+	if r.SrcEndpoint != nil && r.SrcEndpoint.IP != "" {
+		fmt.Fprintf(&b, " from %s", r.SrcEndpoint.IP)
+	}
+	if r.Unmapped != nil {
+		if len(r.Unmapped.Rules) > 0 {
+			fmt.Fprintf(&b, " rules=%s", strings.Join(r.Unmapped.Rules, ","))
+		}
+		if r.Unmapped.Route != "" {
+			fmt.Fprintf(&b, " route=%s", r.Unmapped.Route)
+		}
+	}
+	if r.Disposition != "" {
+		fmt.Fprintf(&b, " %s", strings.ToLower(r.Disposition))
+	}
+	if req.UID != "" {
+		fmt.Fprintf(&b, " request=%s", req.UID)
 	}
 	return b.String()
 }
@@ -242,6 +309,7 @@ func runDev(ctx context.Context, e *Env, dir string, p devPorts, jsonFlows bool)
 		{Name: "frontend", Node: "a", Port: p.Frontend, Upstreams: []api.Upstream{{Service: "api", LocalPort: p.FrontToAPI}, {Service: "db", LocalPort: p.FrontToDB}}},
 		{Name: "api", Node: "b", Port: p.API, Upstreams: []api.Upstream{{Service: "db", LocalPort: p.APIToDB}}},
 		{Name: "db", Node: "a", Port: p.DB},
+		{Name: "gateway", Node: "a", Port: p.HTTPS},
 	}
 	for _, r := range regs {
 		if err := call(http.MethodPost, api.PathServices, r, nil); err != nil {
@@ -253,6 +321,7 @@ func runDev(ctx context.Context, e *Env, dir string, p devPorts, jsonFlows bool)
 	}
 
 	// Agents.
+	agents := map[string]*agent.Agent{}
 	for _, n := range []struct {
 		name string
 		mesh int
@@ -273,6 +342,7 @@ func runDev(ctx context.Context, e *Env, dir string, p devPorts, jsonFlows bool)
 			return fmt.Errorf("agent %s: %w", n.name, err)
 		}
 		goRun("agent "+n.name, a.Run)
+		agents[n.name] = a
 	}
 
 	// Demo services.
@@ -299,11 +369,25 @@ func runDev(ctx context.Context, e *Env, dir string, p devPorts, jsonFlows bool)
 		return fmt.Errorf("the demo did not come up (see %s): %w", filepath.Join(dir, "moat.log"), errors.Join(err, firstErr(errc)))
 	}
 
+	// The edge: the gateway rides agent a's mesh as service "gateway".
+	gw, err := startDevGateway(dir, p, parts, agents["a"], logger)
+	if err != nil {
+		return err
+	}
+	goRun("gateway", gw.Run)
+	bundle := filepath.Join(sc.AdminDir, api.BundleFile)
+
 	fmt.Fprintf(e.Stdout, `
-moat dev is running: control plane %s, agents a (%s) and b (%s).
+moat dev is running: control plane %s, agents a (%s) and b (%s), gateway https://%s.
 Try, in another terminal:
+  edge     curl --cacert %s https://%s/
+           gateway → frontend → api → db: TLS at the edge, then mutual TLS on every hop
+  redirect curl -i http://%s/
+           the plain-HTTP port only redirects to HTTPS
+  blocked  curl --cacert %s "https://%s/?id=1%%27%%20OR%%20%%271%%27=%%271"
+           SQL injection: the WAF answers 403 with a request ID; the event names the rule
   allowed  curl http://%s/
-           frontend → api → db, each hop mutual TLS and allowed by a rule
+           frontend's own page, straight from the app on loopback
   denied   curl http://%s/
            frontend's port to db: no rule allows frontend → db, so the flow says default-deny
   refused  curl -k https://%s/
@@ -312,7 +396,8 @@ Try, in another terminal:
            go run ./cmd/moat svc list
            go run ./cmd/moat policy explain --from frontend --to db --port %d
 Flows (also in %s):
-`, sc.Listen, loop(p.MeshA), loop(p.MeshB), loop(p.Frontend), loop(p.FrontToDB), loop(p.MeshA),
+`, sc.Listen, loop(p.MeshA), loop(p.MeshB), loop(p.HTTPS), bundle, loop(p.HTTPS), loop(p.HTTP), bundle, loop(p.HTTPS),
+		loop(p.Frontend), loop(p.FrontToDB), loop(p.MeshA),
 		sc.Listen, sc.AdminDir, p.DB, filepath.Join(dir, "flows.jsonl"))
 	flows.mu.Lock()
 	flows.live = true
@@ -332,4 +417,27 @@ func firstErr(errc chan error) error {
 	default:
 		return nil
 	}
+}
+
+// startDevGateway writes the demo gateway's file and builds the gateway
+// over agent a's mesh, with a certificate for 127.0.0.1 from moat's CA.
+func startDevGateway(dir string, p devPorts, parts *serverParts, a *agent.Agent, logger *slog.Logger) (*gateway.Gateway, error) {
+	file := filepath.Join(dir, "gateway.yaml")
+	if err := os.WriteFile(file, []byte(devGatewayFile(p, filepath.Join(dir, "security.jsonl"))), 0o600); err != nil {
+		return nil, err
+	}
+	cert, err := parts.srv.CA().IssueTLS([]string{"localhost"}, []net.IP{net.IPv4(127, 0, 0, 1)}, 30*24*time.Hour)
+	if err != nil {
+		return nil, err
+	}
+	return gateway.New(gateway.Config{
+		File: file,
+		Dial: func(ctx context.Context, service string, port int) (net.Conn, error) {
+			return a.Mesh().Dial(ctx, "gateway", service, port)
+		},
+		Services:       a.Services,
+		GetCertificate: func(*tls.ClientHelloInfo) (*tls.Certificate, error) { return cert, nil },
+		Events:         a.Flows(),
+		Logger:         logger.With("part", "gateway"),
+	})
 }

@@ -3,9 +3,12 @@ package cli
 import (
 	"context"
 	"crypto/tls"
+	"crypto/x509"
 	"io"
 	"net"
 	"net/http"
+	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
@@ -59,10 +62,11 @@ func TestDev(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	var out, errb syncBuffer
+	dir := t.TempDir()
 	done := make(chan int, 1)
 	go func() {
 		done <- Run(ctx, &Env{Stdout: &out, Stderr: &errb, Getenv: func(string) string { return "" }},
-			[]string{"dev", "--data-dir", t.TempDir(), "--port-base", strconv.Itoa(base)})
+			[]string{"dev", "--data-dir", dir, "--port-base", strconv.Itoa(base)})
 	}()
 	waitFor(t, "moat dev to come up", func() bool {
 		select {
@@ -98,6 +102,46 @@ func TestDev(t *testing.T) {
 		}
 		return false
 	})
+
+	t.Log("edge: the gateway serves the page through the mesh, with HSTS, from a moat-CA certificate")
+	pool := x509.NewCertPool()
+	pem, err := os.ReadFile(filepath.Join(dir, "admin", "bundle.pem"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	pool.AppendCertsFromPEM(pem)
+	tlsClient := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}},
+		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	resp, err = tlsClient.Get("https://" + loop(p.HTTPS) + "/")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ = io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 200 || !strings.Contains(string(body), `"served_by":"db"`) {
+		t.Fatalf("through the gateway: %s %s", resp.Status, body)
+	}
+	if !strings.Contains(resp.Header.Get("Strict-Transport-Security"), "max-age=31536000") {
+		t.Fatalf("HSTS header %q", resp.Header.Get("Strict-Transport-Security"))
+	}
+	resp, err = tlsClient.Get("http://" + loop(p.HTTP) + "/x")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusPermanentRedirect && resp.StatusCode != http.StatusMovedPermanently {
+		t.Fatalf("plain HTTP answered %s, want a redirect", resp.Status)
+	}
+	resp, err = tlsClient.Get("https://" + loop(p.HTTPS) + "/?id=1%27%20OR%20%271%27=%271")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ = io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusForbidden || strings.Contains(string(body), "942") {
+		t.Fatalf("SQL injection: %s %s (want 403 naming no rule)", resp.Status, body)
+	}
+	waitFor(t, "the WAF event in the stream", func() bool { return strings.Contains(out.String(), "WAF     403") })
 
 	t.Log("refused: the mesh port without a client certificate")
 	conn, err := tls.Dial("tcp", loop(p.MeshA), &tls.Config{InsecureSkipVerify: true, NextProtos: []string{"h2"}})

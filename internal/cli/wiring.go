@@ -94,6 +94,9 @@ func startServer(ctx context.Context, e *Env, c serverConfig, logger *slog.Logge
 		return nil, err
 	}
 	p.closers = append(p.closers, p.flows.Close)
+	if err := p.metrics.Register(p.flows.Collector()); err != nil {
+		return nil, err
+	}
 	settings := &detect.Settings{}
 	if c.Alerts != "" {
 		if settings, err = detect.LoadFile(c.Alerts, e.Getenv); err != nil {
@@ -114,7 +117,7 @@ func startServer(ctx context.Context, e *Env, c serverConfig, logger *slog.Logge
 		return nil, err
 	}
 	p.srv, err = server.New(ctx, server.Config{
-		Listen: c.Listen, Name: c.Name, Store: p.st, Sealer: sealer, Audit: p.log, Logger: logger,
+		Listen: c.Listen, Name: c.Name, Store: p.st, Sealer: sealer, Audit: p.log, AuditLog: p.log, Logger: logger,
 		Flows: p.flows, Detect: p.engine, Metrics: p.metrics,
 	})
 	if err != nil {

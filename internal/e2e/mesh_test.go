@@ -204,3 +204,116 @@ func TestMeshThroughAgents(t *testing.T) {
 func loopAddr(port int) string { return net.JoinHostPort("127.0.0.1", itoa(port)) }
 
 func itoa(n int) string { return strconv.Itoa(n) }
+
+// TestPolicyChangeCutsLiveConnections: a policy applied at the control plane
+// reaches the agents, closes the live connection of the pair it now denies,
+// and leaves the other pair alone.
+func TestPolicyChangeCutsLiveConnections(t *testing.T) {
+	c := newCluster(t)
+	apiPort, dbPort := streamApp(t), streamApp(t)
+	toAPI, toDB := freePort(t), freePort(t)
+	c.register(api.Registration{Name: "frontend", Node: "n1", Port: freePort(t),
+		Upstreams: []api.Upstream{{Service: "api", LocalPort: toAPI}, {Service: "db", LocalPort: toDB}}})
+	c.register(api.Registration{Name: "api", Node: "n2", Port: apiPort})
+	c.register(api.Registration{Name: "db", Node: "n2", Port: dbPort})
+	both := "default: deny\nrules:\n  - name: to-api\n    from: [frontend]\n    to: api\n    ports: [" + itoa(apiPort) + "]\n" +
+		"  - name: to-db\n    from: [frontend]\n    to: db\n    ports: [" + itoa(dbPort) + "]\n"
+	if err := c.call(http.MethodPost, api.PathPolicy, api.PolicyRequest{YAML: both}, nil); err != nil {
+		t.Fatal(err)
+	}
+	c.startAgent("n1")
+	c.startAgent("n2")
+	var apiConn, dbConn net.Conn
+	eventually(t, "both connections", func() bool {
+		apiConn, dbConn = openEcho(loopAddr(toAPI)), openEcho(loopAddr(toDB))
+		return apiConn != nil && dbConn != nil
+	})
+	defer apiConn.Close()
+	defer dbConn.Close()
+
+	t.Log("apply a policy without to-db")
+	onlyAPI := "default: deny\nrules:\n  - name: to-api\n    from: [frontend]\n    to: api\n    ports: [" + itoa(apiPort) + "]\n"
+	if err := c.call(http.MethodPost, api.PathPolicy, api.PolicyRequest{YAML: onlyAPI}, nil); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "the db connection to be cut", func() bool { return !echoes(dbConn) })
+	if !echoes(apiConn) {
+		t.Fatal("the still-allowed api connection was cut")
+	}
+}
+
+// streamApp echoes every line on a connection until it closes.
+func streamApp(t *testing.T) int {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				defer c.Close()
+				io.Copy(c, c)
+			}()
+		}
+	}()
+	return ln.Addr().(*net.TCPAddr).Port
+}
+
+// openEcho opens a connection and checks one round trip; nil on failure.
+func openEcho(addr string) net.Conn {
+	c, err := net.DialTimeout("tcp", addr, 5*time.Second)
+	if err != nil {
+		return nil
+	}
+	if !echoes(c) {
+		c.Close()
+		return nil
+	}
+	return c
+}
+
+// echoes sends a line on c and reports whether it came back.
+func echoes(c net.Conn) bool {
+	c.SetDeadline(time.Now().Add(2 * time.Second))
+	defer c.SetDeadline(time.Time{})
+	if _, err := io.WriteString(c, "ping\n"); err != nil {
+		return false
+	}
+	buf := make([]byte, 5)
+	_, err := io.ReadFull(c, buf)
+	return err == nil && string(buf) == "ping\n"
+}
+
+// TestAgentRestartWhileServerAway: an agent restarted while the control
+// plane is down serves again from what it cached: node identity, SVIDs,
+// registry and intentions.
+func TestAgentRestartWhileServerAway(t *testing.T) {
+	c := newCluster(t)
+	apiPort := echoApp(t, "api")
+	toAPI := freePort(t)
+	c.register(api.Registration{Name: "frontend", Node: "n1", Port: freePort(t), Upstreams: []api.Upstream{{Service: "api", LocalPort: toAPI}}})
+	c.register(api.Registration{Name: "api", Node: "n2", Port: apiPort})
+	doc := "default: deny\nrules:\n  - name: web-to-api\n    from: [frontend]\n    to: api\n    ports: [" + itoa(apiPort) + "]\n"
+	if err := c.call(http.MethodPost, api.PathPolicy, api.PolicyRequest{YAML: doc}, nil); err != nil {
+		t.Fatal(err)
+	}
+	cfg1, cfg2 := c.agentConfig("n1"), c.agentConfig("n2")
+	_, stop1 := c.runAgent(cfg1)
+	_, stop2 := c.runAgent(cfg2)
+	eventually(t, "traffic", func() bool { return ask(loopAddr(toAPI), "one") == "api: one" })
+
+	c.stopServer()
+	t.Log("both agents restart while the server is down")
+	stop1()
+	stop2()
+	cfg1.Join, cfg2.Join = "", ""
+	c.runAgent(cfg1)
+	c.runAgent(cfg2)
+	eventually(t, "traffic after the restart", func() bool { return ask(loopAddr(toAPI), "two") == "api: two" })
+}

@@ -1,120 +1,66 @@
 package flow
 
-import (
-	"strings"
-	"sync"
+import "github.com/prometheus/client_golang/prometheus"
 
-	"github.com/prometheus/client_golang/prometheus"
-)
+// funcCollector exposes values read at scrape time. The label sets are
+// fixed, so the metrics stay bounded.
+type funcCollector []funcMetric
 
-// maxRuleLabels bounds the distinct rule names a Metrics labels by; later
-// ones are counted under "other", so a policy or rule set with many names
-// cannot blow up the series count.
-const maxRuleLabels = 256
-
-// Metrics is a Writer that counts records into Prometheus: decisions by
-// verdict and rule, bytes, refused handshakes by reason, and security events
-// by kind (with WAF interruptions by rule ID). Components that emit records
-// wrap their writer with it, so the counters and the records agree.
-type Metrics struct {
-	decisions  *prometheus.CounterVec
-	bytes      *prometheus.CounterVec
-	handshakes *prometheus.CounterVec
-	events     *prometheus.CounterVec
-	waf        *prometheus.CounterVec
-
-	mu    sync.Mutex // guards rules
-	rules map[string]bool
+type funcMetric struct {
+	desc *prometheus.Desc
+	typ  prometheus.ValueType
+	val  func() float64
 }
 
-// NewMetrics registers the counters with reg.
-func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
-	m := &Metrics{
-		decisions: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "moat_authz_decisions_total", Help: "Connection decisions by verdict (allow, deny, audit) and deciding rule.",
-		}, []string{"decision", "rule"}),
-		bytes: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "moat_flow_bytes_total", Help: "Bytes carried by finished connections, by direction as seen by the recording side.",
-		}, []string{"direction"}),
-		handshakes: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "moat_handshake_failures_total", Help: "Refused mutual-TLS handshakes by reason.",
-		}, []string{"reason"}),
-		events: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "moat_security_events_total", Help: "Security events by kind (waf, rate_limit, ip_deny, csrf, ...).",
-		}, []string{"kind"}),
-		waf: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "moat_waf_interruptions_total", Help: "Requests the WAF interrupted, by the first matching rule ID.",
-		}, []string{"rule"}),
-		rules: map[string]bool{},
+func (c funcCollector) Describe(ch chan<- *prometheus.Desc) {
+	for _, m := range c {
+		ch <- m.desc
 	}
-	for _, c := range []prometheus.Collector{m.decisions, m.bytes, m.handshakes, m.events, m.waf} {
-		if err := reg.Register(c); err != nil {
-			return nil, err
-		}
-	}
-	return m, nil
 }
 
-// ruleLabel keeps the label set bounded.
-func (m *Metrics) ruleLabel(rule string) string {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	if m.rules[rule] {
-		return rule
+func (c funcCollector) Collect(ch chan<- prometheus.Metric) {
+	for _, m := range c {
+		if pm, err := prometheus.NewConstMetric(m.desc, m.typ, m.val()); err == nil {
+			ch <- pm
+		}
 	}
-	if len(m.rules) >= maxRuleLabels {
-		return "other"
-	}
-	m.rules[rule] = true
-	return rule
 }
 
-// handshakeReason folds a refusal message into a few stable categories.
-func handshakeReason(msg string) string {
-	m := strings.ToLower(msg)
-	switch {
-	case strings.Contains(m, "revoked"):
-		return "revoked"
-	case strings.Contains(m, "expired"), strings.Contains(m, "not yet valid"):
-		return "expired"
-	case strings.Contains(m, "unknown authority"):
-		return "unknown_authority"
-	case strings.Contains(m, "no certificate"), strings.Contains(m, "certificate required"):
-		return "no_certificate"
-	case strings.Contains(m, "certificate"):
-		return "bad_certificate"
-	}
-	return "other"
+func counter(name, help string, f func() uint64) funcMetric {
+	return funcMetric{prometheus.NewDesc(name, help, nil, nil), prometheus.CounterValue, func() float64 { return float64(f()) }}
 }
 
-// Write counts r.
-func (m *Metrics) Write(r Record) error {
-	u := r.Unmapped
-	if u != nil && u.Kind == "handshake" {
-		m.handshakes.WithLabelValues(handshakeReason(u.Reason)).Inc()
-		return nil
+func gauge(name, help string, f func() float64) funcMetric {
+	return funcMetric{prometheus.NewDesc(name, help, nil, nil), prometheus.GaugeValue, f}
+}
+
+// Collector exposes the spool's depth and losses to Prometheus.
+func (s *Spool) Collector() prometheus.Collector {
+	return funcCollector{
+		gauge("moat_flow_spool_records", "Flow records waiting in the on-disk spool.", func() float64 { return float64(s.Stats().Records) }),
+		gauge("moat_flow_spool_bytes", "Bytes the flow spool occupies on disk.", func() float64 { return float64(s.Stats().Bytes) }),
+		counter("moat_flow_spool_dropped_records_total", "Flow records lost because the spool was full or a write failed.", s.dropped.Load),
+		counter("moat_flow_spool_corrupt_frames_total", "Torn or unreadable spool frames discarded.", s.corrupt.Load),
 	}
-	switch r.ClassUID {
-	case ClassNetworkActivity:
-		if u != nil && u.Verdict != "" {
-			rule := "none"
-			if r.FirewallRule != nil {
-				rule = r.FirewallRule.Name
-			}
-			m.decisions.WithLabelValues(u.Verdict, m.ruleLabel(rule)).Inc()
-		}
-		if r.Traffic != nil {
-			m.bytes.WithLabelValues("in").Add(float64(r.Traffic.BytesIn))
-			m.bytes.WithLabelValues("out").Add(float64(r.Traffic.BytesOut))
-		}
-	case ClassHTTPActivity, ClassDetectionFinding:
-		if u == nil || u.Kind == "" {
-			return nil
-		}
-		m.events.WithLabelValues(u.Kind).Inc()
-		if u.Kind == "waf" && len(u.Rules) > 0 {
-			m.waf.WithLabelValues(m.ruleLabel("waf:" + u.Rules[0])).Inc()
-		}
+}
+
+// Collector exposes the shipper's delivery counters to Prometheus.
+func (s *Shipper) Collector() prometheus.Collector {
+	return funcCollector{
+		counter("moat_flow_shipper_sent_records_total", "Flow records the server accepted.", s.sent.Load),
+		counter("moat_flow_shipper_spooled_records_total", "Flow records written to the spool.", s.spooled.Load),
+		counter("moat_flow_shipper_dropped_records_total", "Flow records lost for want of a spool or room in it.", s.dropped.Load),
+		counter("moat_flow_shipper_rejected_records_total", "Invalid flow records refused.", s.rejected.Load),
+		counter("moat_flow_shipper_send_errors_total", "Failed sends of flow batches.", s.sendErrs.Load),
 	}
-	return nil
+}
+
+// Collector exposes the store's ingestion counters to Prometheus.
+func (s *Store) Collector() prometheus.Collector {
+	return funcCollector{
+		counter("moat_flow_store_stored_records_total", "Flow records stored.", s.stored.Load),
+		counter("moat_flow_store_duplicate_records_total", "Flow records ignored because they were already stored.", s.dups.Load),
+		counter("moat_flow_store_expired_records_total", "Flow records ignored because they were older than the retention.", s.expired.Load),
+		counter("moat_flow_store_follow_dropped_records_total", "Flow records slow followers missed.", s.dropped.Load),
+	}
 }

@@ -1,79 +1,54 @@
 package flow
 
 import (
+	"context"
+	"strconv"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
-	"github.com/prometheus/client_golang/prometheus/testutil/promlint"
-	dto "github.com/prometheus/client_model/go"
 )
 
-func TestMetricsCountRecords(t *testing.T) {
+func TestMetricsLintAndCountLoss(t *testing.T) {
+	sp := openTestSpool(t, SpoolConfig{MaxBytes: 4096, SegmentBytes: 2048})
+	recs := testRecords("m", 20)
+	kept, err := sp.Append(recs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sh, err := NewShipper(ShipperConfig{Send: func(context.Context, []Record) error { return nil }, Spool: sp})
+	if err != nil {
+		t.Fatal(err)
+	}
+	st := openTestStore(t, StoreConfig{})
+	if _, err := st.Ingest(context.Background(), append(recs[:2], recs[0])); err != nil {
+		t.Fatal(err)
+	}
 	reg := prometheus.NewPedanticRegistry()
-	m, err := NewMetrics(reg)
-	if err != nil {
+	for _, c := range []prometheus.Collector{sp.Collector(), sh.Collector(), st.Collector()} {
+		if err := reg.Register(c); err != nil {
+			t.Fatal(err)
+		}
+		problems, err := testutil.CollectAndLint(c)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, p := range problems {
+			t.Errorf("lint %s: %s", p.Metric, p.Text)
+		}
+	}
+	want := `# HELP moat_flow_spool_dropped_records_total Flow records lost because the spool was full or a write failed.
+# TYPE moat_flow_spool_dropped_records_total counter
+moat_flow_spool_dropped_records_total ` + strconv.Itoa(len(recs)-kept) + `
+# HELP moat_flow_store_duplicate_records_total Flow records ignored because they were already stored.
+# TYPE moat_flow_store_duplicate_records_total counter
+moat_flow_store_duplicate_records_total 1
+`
+	if kept == len(recs) || kept == 0 {
+		t.Fatalf("kept %d of %d: the bound was not exercised", kept, len(recs))
+	}
+	if err := testutil.GatherAndCompare(reg, strings.NewReader(want), "moat_flow_spool_dropped_records_total", "moat_flow_store_duplicate_records_total"); err != nil {
 		t.Fatal(err)
 	}
-	now := time.Now()
-	allow := Header(ClassNetworkActivity, ActivityClose, "test", now)
-	allow.Unmapped = &Moat{Verdict: VerdictAllow}
-	allow.FirewallRule = &Rule{Name: "web-to-api"}
-	allow.Traffic = &Traffic{BytesIn: 10, BytesOut: 32}
-	deny := Header(ClassNetworkActivity, ActivityRefuse, "test", now)
-	deny.Unmapped = &Moat{Verdict: VerdictDeny}
-	deny.FirewallRule = &Rule{Name: "default-deny"}
-	hs := Header(ClassNetworkActivity, ActivityFail, "test", now)
-	hs.Unmapped = &Moat{Kind: "handshake", Reason: "identity: identity revoked: x"}
-	waf := Header(ClassHTTPActivity, 1, "test", now)
-	waf.Unmapped = &Moat{Kind: "waf", Rules: []string{"942100"}}
-	for _, r := range []Record{allow, allow, deny, hs, waf} {
-		m.Write(r)
-	}
-	if got := testutil.ToFloat64(m.decisions.WithLabelValues("allow", "web-to-api")); got != 2 {
-		t.Errorf("allow decisions = %v, want 2", got)
-	}
-	if got := testutil.ToFloat64(m.decisions.WithLabelValues("deny", "default-deny")); got != 1 {
-		t.Errorf("deny decisions = %v, want 1", got)
-	}
-	if got := testutil.ToFloat64(m.bytes.WithLabelValues("out")); got != 64 {
-		t.Errorf("bytes out = %v, want 64", got)
-	}
-	if got := testutil.ToFloat64(m.handshakes.WithLabelValues("revoked")); got != 1 {
-		t.Errorf("revoked handshakes = %v, want 1", got)
-	}
-	if got := testutil.ToFloat64(m.waf.WithLabelValues("waf:942100")); got != 1 {
-		t.Errorf("waf interruptions = %v, want 1", got)
-	}
-	problems, err := promlint.NewWithMetricFamilies(mustGather(t, reg)).Lint()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, p := range problems {
-		t.Errorf("promlint: %s: %s", p.Metric, p.Text)
-	}
-}
-
-func TestMetricsRuleLabelsBounded(t *testing.T) {
-	m, err := NewMetrics(prometheus.NewRegistry())
-	if err != nil {
-		t.Fatal(err)
-	}
-	for i := 0; i < maxRuleLabels+50; i++ {
-		m.ruleLabel(strings.Repeat("r", 1) + string(rune('a'+i%26)) + time.Duration(i).String())
-	}
-	if got := m.ruleLabel("one-more"); got != "other" {
-		t.Fatalf("label %q past the cap, want other", got)
-	}
-}
-
-func mustGather(t *testing.T, g prometheus.Gatherer) []*dto.MetricFamily {
-	t.Helper()
-	mfs, err := g.Gather()
-	if err != nil {
-		t.Fatal(err)
-	}
-	return mfs
 }

@@ -141,7 +141,7 @@ func (s *Store) Query(ctx context.Context, f Filter) ([]Record, error) {
 	if f.Limit == 0 {
 		for _, p := range parts {
 			var err error
-			if out, err = s.collect(ctx, p, q+" ORDER BY time, id", args, out); err != nil {
+			if out, err = s.collect(ctx, p, q+" ORDER BY time, uid", args, out); err != nil {
 				return nil, err
 			}
 		}
@@ -149,7 +149,7 @@ func (s *Store) Query(ctx context.Context, f Filter) ([]Record, error) {
 	}
 	for i := len(parts) - 1; i >= 0 && len(out) < f.Limit; i-- {
 		var err error
-		out, err = s.collect(ctx, parts[i], q+fmt.Sprintf(" ORDER BY time DESC, id DESC LIMIT %d", f.Limit-len(out)), args, out)
+		out, err = s.collect(ctx, parts[i], q+fmt.Sprintf(" ORDER BY time DESC, uid DESC LIMIT %d", f.Limit-len(out)), args, out)
 		if err != nil {
 			return nil, err
 		}
@@ -285,38 +285,38 @@ func (s *Store) TopTalkers(ctx context.Context, f Filter, n int) ([]Talker, erro
 	return out, nil
 }
 
-// Tail calls fn, in storage order, with each record matching f that is
-// stored after Tail starts, polling every interval until ctx ends or fn
-// fails. It works across processes (a CLI beside a server); within the
-// server process Subscribe avoids the polling.
-func (s *Store) Tail(ctx context.Context, f Filter, every time.Duration, fn func(Record) error) error {
+// Cursor is a position in the store's storage order, from Mark.
+type Cursor struct {
+	last map[int64]int64 // per partition day, the last row seen
+}
+
+// Mark returns the position after every record stored so far.
+func (s *Store) Mark(ctx context.Context) (*Cursor, error) {
+	if err := s.refresh(); err != nil {
+		return nil, err
+	}
+	c := &Cursor{last: map[int64]int64{}}
+	for _, p := range s.partitions(1, 1<<62) {
+		var max sql.NullInt64
+		if err := p.db.QueryRowContext(ctx, "SELECT MAX(id) FROM flows").Scan(&max); err != nil {
+			return nil, fmt.Errorf("flow: mark %q: %w", p.path, err)
+		}
+		c.last[p.day] = max.Int64
+	}
+	return c, nil
+}
+
+// Tail calls fn, in storage order, with each record matching f stored
+// after the cursor, polling every interval until ctx ends (it then returns
+// nil) or fn fails. It works across processes (a CLI beside a server);
+// within the server's process Subscribe avoids the polling. Tail advances
+// c.
+func (s *Store) Tail(ctx context.Context, c *Cursor, f Filter, every time.Duration, fn func(Record) error) error {
 	if err := f.Validate(); err != nil {
 		return err
 	}
 	if every <= 0 {
 		return fmt.Errorf("flow: tail: interval must be positive, got %v", every)
-	}
-	last := map[int64]int64{}
-	mark := func(first bool) error {
-		if err := s.refresh(); err != nil {
-			return err
-		}
-		for _, p := range s.partitions(1, 1<<62) {
-			if _, ok := last[p.day]; ok {
-				continue
-			}
-			var max sql.NullInt64
-			if first {
-				if err := p.db.QueryRowContext(ctx, "SELECT MAX(id) FROM flows").Scan(&max); err != nil {
-					return fmt.Errorf("flow: tail %q: %w", p.path, err)
-				}
-			}
-			last[p.day] = max.Int64
-		}
-		return nil
-	}
-	if err := mark(true); err != nil {
-		return err
 	}
 	lo, hi := f.span()
 	t := time.NewTicker(every)
@@ -327,13 +327,16 @@ func (s *Store) Tail(ctx context.Context, f Filter, every time.Duration, fn func
 			return nil
 		case <-t.C:
 		}
-		if err := mark(false); err != nil {
+		if err := s.refresh(); err != nil {
 			return err
 		}
 		for _, p := range s.partitions(lo, hi) {
-			conds, args := f.where([]string{"id > ?", "time >= ?", "time < ?"}, []any{last[p.day], lo, hi})
+			conds, args := f.where([]string{"id > ?", "time >= ?", "time < ?"}, []any{c.last[p.day], lo, hi})
 			q := "SELECT id, uid, data FROM flows WHERE " + strings.Join(conds, " AND ") + " ORDER BY id"
-			if err := s.tailPart(ctx, p, q, args, last, fn); err != nil {
+			if err := s.tailPart(ctx, p, q, args, c.last, fn); err != nil {
+				if ctx.Err() != nil {
+					return nil
+				}
 				return err
 			}
 		}

@@ -254,6 +254,11 @@ func (s *Shipper) Run(ctx context.Context) error {
 			add(r)
 		case <-flush.C:
 			ship()
+			// Writes that overflowed the queue went to the spool while
+			// the server was up: send them too.
+			if !down && s.cfg.Spool != nil && s.cfg.Spool.Stats().Records > 0 {
+				draining = true
+			}
 		case <-retry.C:
 			if !down {
 				continue

@@ -64,8 +64,14 @@ type StoreStats struct {
 }
 
 // Store keeps flow records in SQLite, one database per UTC day, and stores
-// each record UID at most once, so at-least-once senders get exactly-once
-// storage.
+// each record at most once, so at-least-once senders get exactly-once
+// storage. A record is identified by its UID together with its time: a
+// record sent again is the same value, so it has both, and keying the
+// unique index by time first keeps inserts at the end of the index (records
+// arrive roughly in time order) instead of scattered over it, which is what
+// keeps ingestion fast in a partition of millions of records. The price: a
+// producer that reused a UID for a record at another time would get both
+// stored.
 type Store struct {
 	cfg StoreConfig
 	log *slog.Logger
@@ -96,10 +102,13 @@ const (
 	maxUIDLen = 128
 )
 
+// errNotReady marks a partition file whose tables do not exist yet.
+var errNotReady = errors.New("flow: store: partition not initialized yet")
+
 const schema = `
 CREATE TABLE IF NOT EXISTS flows (
 	id       INTEGER PRIMARY KEY,
-	uid      TEXT    NOT NULL UNIQUE,
+	uid      TEXT    NOT NULL,
 	time     INTEGER NOT NULL,
 	class    INTEGER NOT NULL,
 	src      TEXT    NOT NULL,
@@ -111,7 +120,7 @@ CREATE TABLE IF NOT EXISTS flows (
 	bytes    INTEGER NOT NULL,
 	data     BLOB    NOT NULL
 );
-CREATE INDEX IF NOT EXISTS flows_time ON flows(time);
+CREATE UNIQUE INDEX IF NOT EXISTS flows_time_uid ON flows(time, uid);
 CREATE INDEX IF NOT EXISTS flows_src ON flows(src, time);
 CREATE INDEX IF NOT EXISTS flows_dst ON flows(dst, time);
 CREATE TABLE IF NOT EXISTS talkers (
@@ -189,7 +198,7 @@ func (s *Store) scan() error {
 		if open {
 			continue
 		}
-		if _, err := s.partition(day, false); err != nil {
+		if _, err := s.partition(day, false); err != nil && !errors.Is(err, errNotReady) {
 			return err
 		}
 	}
@@ -255,6 +264,14 @@ func (s *Store) partition(day int64, create bool) (*partition, error) {
 		if _, err := db.Exec(schema); err != nil {
 			db.Close()
 			return nil, fmt.Errorf("flow: store: schema of %q: %w", path, err)
+		}
+	} else {
+		// A writer may have created the file and not yet its tables; such
+		// a partition is left for a later scan.
+		var n int
+		if err := db.QueryRow("SELECT COUNT(*) FROM sqlite_master WHERE type = 'table' AND name IN ('flows', 'talkers')").Scan(&n); err != nil || n != 2 {
+			db.Close()
+			return nil, errNotReady
 		}
 	}
 	p := &partition{day: day, path: path, db: db}
@@ -490,7 +507,7 @@ func (s *Store) ingestDay(ctx context.Context, p *partition, recs []Record, idx 
 	}
 	defer tx.Rollback()
 	ins, err := tx.PrepareContext(ctx, `INSERT INTO flows(uid, time, class, src, src_name, dst, dst_name, verdict, rule, bytes, data)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT(uid) DO NOTHING`)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT(time, uid) DO NOTHING`)
 	if err != nil {
 		return 0, fmt.Errorf("flow: ingest: %w", err)
 	}

@@ -70,7 +70,9 @@ func (s *Server) routes() http.Handler {
 	admin("POST", api.PathRevoke, api.RoleOperator, "revoke", s.handleRevoke)
 	admin("GET", api.PathCA, api.RoleViewer, "ca.show", s.handleCAShow)
 	admin("POST", api.PathCARotate, api.RoleAdmin, "ca.rotate", s.handleCARotate)
+	admin("POST", api.PathAdmins, api.RoleAdmin, "admin.create", s.handleAdminCreate)
 	s.policyRoutes(admin)
+	s.auditRoutes(admin)
 	return mux
 }
 

@@ -49,6 +49,9 @@ type Config struct {
 	Now func() time.Time
 	// Logger; nil means slog.Default().
 	Logger *slog.Logger
+	// AuditLog, when set, is published over the API (checkpoints, entries,
+	// proofs).
+	AuditLog AuditLog
 	// Flows stores the flow records agents and gateways send; nil refuses
 	// them.
 	Flows *flow.Store

@@ -9,7 +9,8 @@ import (
 
 // BenchmarkStore compares the two implementations on the operations the
 // server makes most: a durable Put, a Get, and a compare-and-swap Txn, each
-// with a 256-byte value; PutParallel shows how concurrent writers batch.
+// with a 256-byte value; PutWatched adds the delivery of the change to a
+// watcher; PutParallel shows how concurrent writers batch.
 // bbolt fsyncs every commit; the etcd server is a single local member that
 // fsyncs its WAL. See bench/store/README.md for figures.
 //
@@ -68,6 +69,25 @@ func benchStore(b *testing.B, open func(b *testing.B) Store) {
 		for b.Loop() {
 			if mod, err = s.Txn(ctx, []Cond{{"policy/current", mod}}, []Op{Put("policy/current", value)}); err != nil {
 				b.Fatal(err)
+			}
+		}
+	})
+	b.Run("PutWatched", func(b *testing.B) {
+		// One op: a Put and its event reaching a watcher of the prefix.
+		s := open(b)
+		ctx, cancel := context.WithCancel(ctx)
+		defer cancel()
+		ch, err := s.Watch(ctx, "revoked/", 0)
+		if err != nil {
+			b.Fatal(err)
+		}
+		b.ReportAllocs()
+		for i := 0; b.Loop(); i++ {
+			if _, err := s.Put(ctx, fmt.Sprintf("revoked/s%d", i%1000), value); err != nil {
+				b.Fatal(err)
+			}
+			if ev := <-ch; ev.Err != nil || ev.Type != EventPut {
+				b.Fatalf("event %+v", ev)
 			}
 		}
 	})

@@ -5,7 +5,6 @@ import (
 	"context"
 	"encoding/binary"
 	"fmt"
-	"io"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -34,8 +33,9 @@ type BoltConfig struct {
 	LockTimeout time.Duration
 }
 
-// Bolt is the embedded Store on a bbolt file. Every commit is fsynced before
-// it returns, and watchers are fed only after that.
+// Bolt is the embedded Store on a bbolt file. Every write is fsynced before
+// it returns, and watchers are fed only after that. Concurrent writes share
+// transactions (group commit), each still at its own revision.
 type Bolt struct {
 	db      *bolt.DB
 	sealer  Sealer
@@ -43,7 +43,8 @@ type Bolt struct {
 	batch   int // revisions a watch reads per transaction
 	log     *slog.Logger
 
-	// mu guards closed; every operation on db holds it for reading.
+	// mu guards closed. Reads and write submissions hold it for reading, so
+	// once Close has set closed under it no new work reaches db.
 	mu     sync.RWMutex
 	closed bool
 
@@ -51,6 +52,9 @@ type Bolt struct {
 	closeOnce sync.Once
 	closeErr  error
 	watchers  sync.WaitGroup
+
+	writes    chan *writeReq // to the committer goroutine
+	committed chan struct{}  // closed when the committer has stopped
 
 	// nmu guards notify, which is closed and replaced after every commit
 	// that makes a new revision, waking the watchers.
@@ -85,18 +89,20 @@ func OpenBolt(cfg BoltConfig) (*Bolt, error) {
 		return nil, fmt.Errorf("store: bolt: history %d is negative: %w", cfg.History, ErrInvalid)
 	}
 	s := &Bolt{
-		sealer:  cfg.Sealer,
-		history: cfg.History,
-		batch:   watchBatch,
-		log:     cfg.Logger,
-		done:    make(chan struct{}),
-		notify:  make(chan struct{}),
+		sealer:    cfg.Sealer,
+		history:   cfg.History,
+		batch:     watchBatch,
+		log:       cfg.Logger,
+		done:      make(chan struct{}),
+		notify:    make(chan struct{}),
+		writes:    make(chan *writeReq),
+		committed: make(chan struct{}),
 	}
 	if s.history == 0 {
 		s.history = defaultHistory
 	}
 	if s.log == nil {
-		s.log = slog.New(slog.NewTextHandler(io.Discard, nil))
+		s.log = slog.New(slog.DiscardHandler)
 	}
 	timeout := cfg.LockTimeout
 	if timeout == 0 {
@@ -115,6 +121,7 @@ func OpenBolt(cfg BoltConfig) (*Bolt, error) {
 		db.Close()
 		return nil, fmt.Errorf("store: bolt: %q: %w", path, err)
 	}
+	go s.commitLoop()
 	return s, nil
 }
 
@@ -160,6 +167,7 @@ func (s *Bolt) Close() error {
 		s.mu.Unlock()
 		close(s.done)
 		s.watchers.Wait()
+		<-s.committed
 		if err := s.db.Close(); err != nil {
 			s.closeErr = fmt.Errorf("store: bolt: close: %w", err)
 		}
@@ -281,103 +289,6 @@ func (s *Bolt) Txn(ctx context.Context, conds []Cond, ops []Op) (int64, error) {
 	rev, err := s.apply(ctx, conds, ops)
 	if err != nil {
 		return 0, fmt.Errorf("store: txn: %w", err)
-	}
-	return rev, nil
-}
-
-// apply is every write: check conds, then apply ops at one new revision,
-// record them in the change log, trim the log to the history bound, commit,
-// and only then wake the watchers.
-func (s *Bolt) apply(ctx context.Context, conds []Cond, ops []Op) (int64, error) {
-	if err := checkTxn(conds, ops); err != nil {
-		return 0, err
-	}
-	// Seal before taking the write lock: it is the slow part.
-	values := make([][]byte, len(ops))
-	for i, op := range ops {
-		if op.Kind != OpPut {
-			continue
-		}
-		v, err := s.seal(op.Key, op.Value)
-		if err != nil {
-			return 0, err
-		}
-		values[i] = v
-	}
-	var (
-		rev     int64
-		changed bool
-	)
-	err := s.update(ctx, func(tx *bolt.Tx) error {
-		meta, kv := tx.Bucket(bktMeta), tx.Bucket(bktKV)
-		cur, err := readMeta(meta, metaRev)
-		if err != nil {
-			return err
-		}
-		for _, c := range conds {
-			var mod int64
-			if v := kv.Get([]byte(c.Key)); v != nil {
-				r, err := decodeRecord(v)
-				if err != nil {
-					return fmt.Errorf("key %q: %w", c.Key, err)
-				}
-				mod = r.mod
-			}
-			if mod != c.ModRevision {
-				return fmt.Errorf("key %q is at revision %d, not %d: %w", c.Key, mod, c.ModRevision, ErrConflict)
-			}
-		}
-		next := cur + 1
-		var cs []change
-		for i, op := range ops {
-			k := []byte(op.Key)
-			old := kv.Get(k)
-			if op.Kind == OpDelete {
-				if old == nil {
-					continue
-				}
-				if err := kv.Delete(k); err != nil {
-					return err
-				}
-				cs = append(cs, change{kind: EventDelete, key: op.Key})
-				continue
-			}
-			create := next
-			if old != nil {
-				r, err := decodeRecord(old)
-				if err != nil {
-					return fmt.Errorf("key %q: %w", op.Key, err)
-				}
-				create = r.create
-			}
-			if err := kv.Put(k, encodeRecord(record{create: create, mod: next, value: values[i]})); err != nil {
-				return err
-			}
-			cs = append(cs, change{kind: EventPut, key: op.Key, create: create, value: values[i]})
-		}
-		if len(cs) == 0 {
-			rev = cur
-			return nil
-		}
-		if err := tx.Bucket(bktLog).Put(revKey(next), encodeLogEntry(cs)); err != nil {
-			return err
-		}
-		if err := meta.Put(metaRev, revKey(next)); err != nil {
-			return err
-		}
-		if next > s.history {
-			if err := compactLog(tx, next-s.history); err != nil {
-				return err
-			}
-		}
-		rev, changed = next, true
-		return nil
-	})
-	if err != nil {
-		return 0, err
-	}
-	if changed {
-		s.wake()
 	}
 	return rev, nil
 }

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"path/filepath"
+	"sync"
 	"testing"
 	"time"
 
@@ -239,4 +240,50 @@ func TestOpenBoltConfig(t *testing.T) {
 		t.Fatalf("good config: %v", err)
 	}
 	s.Close()
+}
+
+// TestBoltGroupCommit: concurrent writers share transactions, yet every
+// write gets its own revision, and a watch sees each exactly once, in order,
+// with the revision its writer was told.
+func TestBoltGroupCommit(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	s := openBolt(t, BoltConfig{Dir: t.TempDir()})
+	ch, err := s.Watch(ctx, "", 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	const writers, each = 8, 20
+	revs := make(chan string, writers*each)
+	var wg sync.WaitGroup
+	for w := range writers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range each {
+				key := fmt.Sprintf("svc/w%d-%d", w, i)
+				rev, err := s.Put(ctx, key, []byte("v"))
+				if err != nil {
+					t.Errorf("Put(%q): %v", key, err)
+					return
+				}
+				revs <- fmt.Sprintf("%s@%d", key, rev)
+			}
+		}()
+	}
+	wg.Wait()
+	close(revs)
+	told := map[string]bool{}
+	for r := range revs {
+		told[r] = true
+	}
+	if len(told) != writers*each {
+		t.Fatalf("%d distinct key@revision pairs, want %d", len(told), writers*each)
+	}
+	for i := 1; i <= writers*each; i++ {
+		ev := next(t, ch)
+		if ev.KV.ModRevision != int64(i) || !told[fmt.Sprintf("%s@%d", ev.KV.Key, i)] {
+			t.Fatalf("event %d = %q: not at revision %d or not what the writer was told", i, evString(ev), i)
+		}
+	}
 }

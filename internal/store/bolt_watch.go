@@ -63,7 +63,7 @@ func (s *Bolt) watch(ctx context.Context, prefix string, next int64, ch chan<- E
 		case errors.Is(err, ErrClosed), ctx.Err() != nil:
 			return
 		case err != nil:
-			s.log.Warn("store: watch ended", "prefix", prefix, "from", next, "err", err)
+			s.log.Warn("store: watch ended", logKeyPrefix, prefix, logKeyFrom, next, logKeyErr, err)
 			s.send(ctx, ch, Event{Err: fmt.Errorf("store: watch %q: %w", prefix, err)})
 			return
 		}

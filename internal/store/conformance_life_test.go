@@ -29,8 +29,10 @@ func testCompaction(t *testing.T, open opener) {
 	if got, want := evString(next(t, ch)), fmt.Sprintf("put svc/c=3 @%d/%d", r3, r3); got != want {
 		t.Fatalf("after compaction: event %q, want %q", got, want)
 	}
-	if err := s.Compact(ctx, r1); err != nil {
-		t.Fatalf("Compact below an earlier compaction = %v, want nil", err)
+	for _, rev := range []int64{r1, 0} {
+		if err := s.Compact(ctx, rev); err != nil {
+			t.Fatalf("Compact(%d), below an earlier compaction = %v, want nil", rev, err)
+		}
 	}
 	if err := s.Compact(ctx, r3+1000); !errors.Is(err, ErrInvalid) {
 		t.Fatalf("Compact beyond the current revision = %v, want ErrInvalid", err)

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"strings"
 	"sync"
 	"testing"
 )
@@ -220,6 +221,10 @@ func testTxnInvalid(t *testing.T, open opener) {
 		{"same key twice", nil, []Op{Put("a", nil), Delete("a")}},
 		{"unknown op kind", nil, []Op{{Kind: 9, Key: "a"}}},
 		{"invalid utf-8", nil, []Op{Put("svc/\xff", nil)}},
+		{"key too long", nil, []Op{Put(strings.Repeat("k", MaxKeyLen+1), nil)}},
+		{"value too long", nil, []Op{Put("a", make([]byte, MaxTxnBytes))}},
+		{"values too long together", nil, []Op{Put("a", make([]byte, MaxTxnBytes/2)), Put("b", make([]byte, MaxTxnBytes/2))}},
+		{"too many ops", nil, manyOps(MaxTxnOps + 1)},
 	}
 	for _, tt := range tests {
 		if _, err := s.Txn(ctx, tt.conds, tt.ops); !errors.Is(err, ErrInvalid) {
@@ -229,6 +234,21 @@ func testTxnInvalid(t *testing.T, open opener) {
 	if kvs, _, _ := s.List(ctx, ""); len(kvs) != 0 {
 		t.Errorf("invalid Txns left %s", dump(kvs))
 	}
+	// The limits themselves are accepted.
+	if _, err := s.Txn(ctx, nil, manyOps(MaxTxnOps)); err != nil {
+		t.Errorf("Txn of %d ops: %v", MaxTxnOps, err)
+	}
+	if _, err := s.Put(ctx, strings.Repeat("k", MaxKeyLen), make([]byte, MaxTxnBytes-MaxKeyLen)); err != nil {
+		t.Errorf("Put of the longest key and value: %v", err)
+	}
+}
+
+func manyOps(n int) []Op {
+	ops := make([]Op, n)
+	for i := range ops {
+		ops[i] = Put(fmt.Sprintf("k%d", i), []byte("v"))
+	}
+	return ops
 }
 
 // testConcurrentOneWinner is the single-use token: many callers redeem the

@@ -5,7 +5,6 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"strings"
 	"sync"
@@ -23,16 +22,18 @@ type EtcdConfig struct {
 	// Endpoints are the cluster's client URLs. Required.
 	Endpoints []string
 	// Prefix is the namespace of one moat cluster in etcd, such as
-	// "/moat/prod/": every key is stored under it and nothing outside it is
-	// read or watched. Required, and it must end in "/" so that one
-	// cluster's prefix is never the start of another's.
+	// "/moat/prod/": keys live under Prefix+"kv/", the store's own markers
+	// under Prefix+"meta/", and nothing outside Prefix is read or watched.
+	// Required, and it must end in "/" so that one cluster's prefix is never
+	// the start of another's.
 	Prefix string
 	// TLS secures the connection; nil means plaintext, for loopback only.
 	TLS *tls.Config
 	// DialTimeout bounds the reachability check in OpenEtcd; 0 means 5s.
 	DialTimeout time.Duration
 	// Sealer, if set, encrypts every stored value with its key (without the
-	// prefix) as associated data.
+	// prefix) as associated data. A prefix first used with a Sealer refuses
+	// to open without one, and the other way round.
 	Sealer Sealer
 	// Logger receives operational messages; nil discards them.
 	Logger *slog.Logger
@@ -41,9 +42,12 @@ type EtcdConfig struct {
 // Etcd is the Store on an etcd cluster. Revisions are etcd's: they count
 // the writes of the whole cluster, so they increase but skip numbers, and
 // Compact compacts the whole cluster's history, not just this prefix.
+// List reads a prefix in one response, and the etcd client buffers a
+// watch's events in memory until they are read: both suit the control
+// plane's thousands of keys, not millions.
 type Etcd struct {
 	cli    *clientv3.Client
-	prefix string
+	prefix string // Prefix+"kv/": where keys live
 	sealer Sealer
 	log    *slog.Logger
 
@@ -77,17 +81,48 @@ func OpenEtcd(ctx context.Context, cfg EtcdConfig) (*Etcd, error) {
 	if err != nil {
 		return nil, fmt.Errorf("store: etcd: %v: %w", cfg.Endpoints, err)
 	}
-	s := &Etcd{cli: cli, prefix: cfg.Prefix, sealer: cfg.Sealer, log: cfg.Logger, done: make(chan struct{})}
+	s := &Etcd{cli: cli, prefix: cfg.Prefix + "kv/", sealer: cfg.Sealer, log: cfg.Logger, done: make(chan struct{})}
 	if s.log == nil {
-		s.log = slog.New(slog.NewTextHandler(io.Discard, nil))
+		s.log = slog.New(slog.DiscardHandler)
 	}
 	pctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
-	if _, err := cli.Get(pctx, s.prefix, clientv3.WithCountOnly()); err != nil {
+	if err := s.checkSealed(pctx, cfg.Prefix+"meta/sealed"); err != nil {
 		cli.Close()
-		return nil, fmt.Errorf("store: etcd: %v: not reachable: %w", cfg.Endpoints, err)
+		return nil, fmt.Errorf("store: etcd: %v prefix %q: %w", cfg.Endpoints, cfg.Prefix, err)
 	}
 	return s, nil
+}
+
+// checkSealed records, on first use of the prefix, whether its values are
+// sealed, and later refuses a configuration that disagrees, so values are
+// never silently written in the clear next to sealed ones.
+func (s *Etcd) checkSealed(ctx context.Context, marker string) error {
+	want := "0"
+	if s.sealer != nil {
+		want = "1"
+	}
+	resp, err := s.cli.Txn(ctx).
+		If(clientv3.Compare(clientv3.CreateRevision(marker), "=", 0)).
+		Then(clientv3.OpPut(marker, want)).
+		Else(clientv3.OpGet(marker)).
+		Commit()
+	if err != nil {
+		return fmt.Errorf("not reachable: %w", err)
+	}
+	if resp.Succeeded {
+		return nil
+	}
+	kvs := resp.Responses[0].GetResponseRange().GetKvs()
+	switch {
+	case len(kvs) != 1:
+		return fmt.Errorf("seal marker vanished: %w", ErrCorrupt)
+	case string(kvs[0].Value) == want:
+		return nil
+	case s.sealer == nil:
+		return fmt.Errorf("values are sealed but no sealer is configured: %w", ErrInvalid)
+	}
+	return fmt.Errorf("values are stored unsealed but a sealer is configured: %w", ErrInvalid)
 }
 
 // Close ends every watch and the client connection. It is idempotent.
@@ -256,6 +291,9 @@ func (s *Etcd) apply(ctx context.Context, conds []Cond, ops []Op) (int64, error)
 func (s *Etcd) Compact(ctx context.Context, rev int64) error {
 	if err := s.begin(ctx); err != nil {
 		return fmt.Errorf("store: compact %d: %w", rev, err)
+	}
+	if rev <= 0 {
+		return nil // below every compaction
 	}
 	_, err := s.cli.Compact(ctx, rev, clientv3.WithCompactPhysical())
 	switch {

@@ -18,6 +18,7 @@ func TestEtcd(t *testing.T) {
 	url := startEtcd(t)
 	t.Run("PrefixIsolation", func(t *testing.T) { testEtcdPrefixIsolation(t, url) })
 	t.Run("SealedValueMoved", func(t *testing.T) { testEtcdSealedValueMoved(t, url) })
+	t.Run("SealMismatch", func(t *testing.T) { testEtcdSealMismatch(t, url) })
 	t.Run("Config", func(t *testing.T) { testEtcdConfig(t, url) })
 }
 
@@ -66,7 +67,7 @@ func testEtcdSealedValueMoved(t *testing.T, url string) {
 	mustPut(t, s, "svc/b", "value-of-b")
 
 	raw := rawClient(t, url)
-	resp, err := raw.Get(ctx, prefix+"svc/a")
+	resp, err := raw.Get(ctx, prefix+"kv/svc/a")
 	if err != nil || len(resp.Kvs) != 1 {
 		t.Fatalf("raw get: %v", err)
 	}
@@ -74,7 +75,7 @@ func testEtcdSealedValueMoved(t *testing.T, url string) {
 	if bytes.Contains(stored, []byte("secret-of-a")) {
 		t.Fatalf("etcd holds the plaintext of svc/a: %q", stored)
 	}
-	if _, err := raw.Put(ctx, prefix+"svc/b", string(stored)); err != nil {
+	if _, err := raw.Put(ctx, prefix+"kv/svc/b", string(stored)); err != nil {
 		t.Fatal(err)
 	}
 	if kv, err := s.Get(ctx, "svc/a"); err != nil || string(kv.Value) != "secret-of-a" {
@@ -119,4 +120,30 @@ func testEtcdConfig(t *testing.T, url string) {
 		t.Fatalf("good config: %v", err)
 	}
 	s.Close()
+}
+
+func testEtcdSealMismatch(t *testing.T, url string) {
+	sealer := newSealer(t)
+	tests := []struct {
+		name         string
+		prefix       string
+		create, open Sealer
+	}{
+		{"sealed prefix opened without sealer", "/moat/mismatch-a/", sealer, nil},
+		{"plain prefix opened with sealer", "/moat/mismatch-b/", nil, sealer},
+	}
+	for _, tt := range tests {
+		s := openEtcdPrefix(t, url, tt.prefix, tt.create)
+		mustPut(t, s, "svc/a", "x")
+		s.Close()
+		again := openEtcdPrefix(t, url, tt.prefix, tt.create)
+		again.Close()
+		s2, err := OpenEtcd(context.Background(), EtcdConfig{Endpoints: []string{url}, Prefix: tt.prefix, Sealer: tt.open})
+		if err == nil {
+			s2.Close()
+		}
+		if !errors.Is(err, ErrInvalid) {
+			t.Errorf("%s: OpenEtcd = %v, want ErrInvalid", tt.name, err)
+		}
+	}
 }

@@ -42,7 +42,9 @@ func (s *Etcd) Watch(ctx context.Context, prefix string, fromRev int64) (<-chan 
 			return nil, fmt.Errorf("store: watch %q: %w", prefix, s.fail(ctx, err))
 		}
 	}
-	wctx, cancel := context.WithCancel(ctx)
+	// Requiring a leader makes a member cut off from its cluster end the
+	// watch with an error instead of leaving it silently stalled.
+	wctx, cancel := context.WithCancel(clientv3.WithRequireLeader(ctx))
 	wch := s.cli.Watch(wctx, s.prefix+prefix, clientv3.WithPrefix(), clientv3.WithRev(fromRev+1))
 	out := make(chan Event)
 	go func() {
@@ -66,7 +68,7 @@ func (s *Etcd) pump(ctx context.Context, prefix string, wch clientv3.WatchChan, 
 		}
 	}
 	fail := func(err error) {
-		s.log.Warn("store: watch ended", "prefix", prefix, "err", err)
+		s.log.Warn("store: watch ended", logKeyPrefix, prefix, logKeyErr, err)
 		send(Event{Err: fmt.Errorf("store: watch %q: %w", prefix, err)})
 	}
 	for resp := range wch {

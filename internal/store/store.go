@@ -143,8 +143,20 @@ type Sealer interface {
 	Decrypt(ciphertext, associatedData []byte) ([]byte, error)
 }
 
-// MaxKeyLen is the longest key the store accepts, in bytes.
-const MaxKeyLen = 1024
+// Log attribute keys.
+const (
+	logKeyPrefix = "prefix"
+	logKeyFrom   = "from_rev"
+	logKeyErr    = "err"
+)
+
+// Limits every implementation enforces the same way, within what a default
+// etcd server accepts (128 ops per transaction, 1.5 MiB per request).
+const (
+	MaxKeyLen   = 1024    // bytes in a key
+	MaxTxnBytes = 1 << 20 // bytes of keys and values in one write, before sealing
+	MaxTxnOps   = 64      // ops in one Txn
+)
 
 // checkKey rejects keys that no implementation can hold the same way.
 func checkKey(key string) error {
@@ -180,13 +192,20 @@ func checkTxn(conds []Cond, ops []Op) error {
 			return fmt.Errorf("conds[%d] (key %q): negative revision %d: %w", i, c.Key, c.ModRevision, ErrInvalid)
 		}
 	}
+	if len(ops) > MaxTxnOps {
+		return fmt.Errorf("%d ops, more than %d: %w", len(ops), MaxTxnOps, ErrInvalid)
+	}
 	seen := make(map[string]int, len(ops))
+	size := 0
 	for i, op := range ops {
 		if err := checkKey(op.Key); err != nil {
 			return fmt.Errorf("ops[%d]: %w", i, err)
 		}
 		if op.Kind != OpPut && op.Kind != OpDelete {
 			return fmt.Errorf("ops[%d] (key %q): unknown op kind %d: %w", i, op.Key, op.Kind, ErrInvalid)
+		}
+		if size += len(op.Key) + len(op.Value); size > MaxTxnBytes {
+			return fmt.Errorf("ops[%d] (key %q): keys and values reach %d bytes, more than %d: %w", i, op.Key, size, MaxTxnBytes, ErrInvalid)
 		}
 		if j, dup := seen[op.Key]; dup {
 			return fmt.Errorf("ops[%d] and ops[%d] both change key %q: %w", j, i, op.Key, ErrInvalid)

@@ -17,6 +17,9 @@ import (
 // resources, locals and modules.
 const maxPasses = 6
 
+// maxInstances bounds count, so that a mistaken count cannot exhaust memory.
+const maxInstances = 100000
+
 type evaluator struct {
 	root  *instance
 	p     *Project
@@ -284,7 +287,7 @@ func (ev *evaluator) expand(in *instance, rs *resState) {
 			return
 		}
 		n, acc := v.AsBigFloat().Int64()
-		if acc != big.Exact || n < 0 || n > 1<<20 {
+		if acc != big.Exact || n < 0 || n > maxInstances {
 			ev.note(a.Expr.Range(), rs.base, "count %s is not a whole number in range", v.AsBigFloat())
 			return
 		}

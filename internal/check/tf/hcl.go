@@ -59,7 +59,7 @@ type callBlock struct {
 // *.auto.tfvars, opts.VarFiles and every local module it calls. A syntax
 // error fails the whole load with an error naming file and line.
 func LoadDir(fsys fs.FS, dir string, opts Options) (*Project, error) {
-	l := &loader{fsys: fsys, files: map[string][]byte{}, mods: map[string]*module{}}
+	l := &loader{fsys: fsys, files: map[string][]byte{}, mods: map[string]*module{}, loading: map[string]bool{}}
 	root, err := l.module(dir, 0)
 	if err != nil {
 		return nil, err
@@ -80,7 +80,9 @@ type loader struct {
 	fsys  fs.FS
 	files map[string][]byte
 	mods  map[string]*module
-	notes []Note
+	// loading holds the modules being read, to refuse cycles.
+	loading map[string]bool
+	notes   []Note
 }
 
 func (l *loader) parse(name string) (*hclsyntax.Body, error) {
@@ -121,6 +123,9 @@ func diagErr(diags hcl.Diagnostics) error {
 }
 
 func (l *loader) module(dir string, depth int) (*module, error) {
+	if l.loading[dir] {
+		return nil, fmt.Errorf("tf: %s: module calls itself (through its own source or a chain of modules)", dir)
+	}
 	if m, ok := l.mods[dir]; ok {
 		return m, nil
 	}
@@ -132,6 +137,8 @@ func (l *loader) module(dir string, depth int) (*module, error) {
 		return nil, fmt.Errorf("tf: %w", err)
 	}
 	m := &module{dir: dir, variables: map[string]*variable{}}
+	l.loading[dir] = true
+	defer delete(l.loading, dir)
 	l.mods[dir] = m
 	for _, e := range ents {
 		if e.IsDir() {

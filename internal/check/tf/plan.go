@@ -149,6 +149,7 @@ type planReader struct {
 	unknown  map[string]any
 	rootVars map[string]any
 	lines    map[string]int
+	depth    int // of the reference being resolved
 }
 
 // scope is one module of the configuration, with its caller.
@@ -314,7 +315,16 @@ func (r *planReader) refs(refs []any, sc *scope, addr string) (any, bool) {
 
 var refRe = regexp.MustCompile(`^([A-Za-z_][\w-]*)\.([A-Za-z_][\w-]*)((?:\[[^\]]*\])?)(?:\.([A-Za-z_][\w-]*))?`)
 
+// maxRefDepth bounds reference chains (variables, module outputs), which a
+// malformed plan could make circular.
+const maxRefDepth = 64
+
 func (r *planReader) ref(n string, sc *scope, addr string) (any, bool) {
+	if r.depth >= maxRefDepth {
+		return nil, false
+	}
+	r.depth++
+	defer func() { r.depth-- }()
 	m := refRe.FindStringSubmatch(n)
 	if m == nil {
 		return nil, false

@@ -1,0 +1,206 @@
+package tf
+
+import (
+	"strings"
+	"testing"
+	"testing/fstest"
+)
+
+func load(t *testing.T, files fstest.MapFS, opts Options) *Project {
+	t.Helper()
+	p, err := LoadDir(files, ".", opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+func byAddr(p *Project) map[string]Resource {
+	m := map[string]Resource{}
+	for _, r := range p.Resources {
+		m[r.Address] = r
+	}
+	return m
+}
+
+func TestLoadDirEvaluates(t *testing.T) {
+	files := fstest.MapFS{
+		"main.tf": {Data: []byte(`
+variable "cidr" {
+  default = "10.0.0.0/16"
+}
+variable "azs" {}
+variable "ports" {
+  default = [22, 443]
+}
+locals {
+  name   = "${local.prefix}-vpc"
+  prefix = "prod"
+}
+resource "aws_vpc" "main" {
+  cidr_block = var.cidr
+  tags       = { Name = local.name }
+}
+resource "aws_subnet" "s" {
+  count      = length(var.azs)
+  vpc_id     = aws_vpc.main.id
+  cidr_block = cidrsubnet(aws_vpc.main.cidr_block, 8, count.index)
+}
+resource "aws_security_group" "g" {
+  for_each = toset(["a", "b"])
+  vpc_id   = aws_vpc.main.id
+  dynamic "ingress" {
+    for_each = var.ports
+    content {
+      from_port   = ingress.value
+      to_port     = ingress.value
+      protocol    = "tcp"
+      cidr_blocks = [aws_subnet.s[0].cidr_block]
+    }
+  }
+}
+module "m" {
+  source = "./mod"
+  vpc    = aws_vpc.main.id
+}
+resource "aws_flow_log" "f" {
+  vpc_id = module.m.vpc
+}
+`)},
+		"terraform.tfvars": {Data: []byte(`azs = ["a", "b", "c"]` + "\n")},
+		"extra.tfvars":     {Data: []byte(`cidr = "10.1.0.0/16"` + "\n")},
+		"mod/main.tf": {Data: []byte(`
+variable "vpc" {}
+resource "aws_internet_gateway" "gw" {
+  vpc_id = var.vpc
+}
+output "vpc" {
+  value = aws_internet_gateway.gw.vpc_id
+}
+`)},
+	}
+	p := load(t, files, Options{VarFiles: []string{"extra.tfvars"}})
+	if len(p.Notes) > 0 {
+		t.Errorf("unexpected notes: %v", p.Notes)
+	}
+	r := byAddr(p)
+	for addr, want := range map[string]map[string]any{
+		"aws_vpc.main":                     {"cidr_block": "10.1.0.0/16"},
+		"aws_subnet.s[2]":                  {"cidr_block": "10.1.2.0/24", "vpc_id": "aws_vpc.main"},
+		"module.m.aws_internet_gateway.gw": {"vpc_id": "aws_vpc.main"},
+		"aws_flow_log.f":                   {"vpc_id": "aws_vpc.main"},
+	} {
+		got, ok := r[addr]
+		if !ok {
+			t.Errorf("no resource %s among %d", addr, len(p.Resources))
+			continue
+		}
+		for k, v := range want {
+			if got.Values[k] != v {
+				t.Errorf("%s.%s = %#v, want %#v", addr, k, got.Values[k], v)
+			}
+		}
+	}
+	if tags, _ := r["aws_vpc.main"].Values["tags"].(map[string]any); tags["Name"] != "prod-vpc" {
+		t.Errorf("locals: tags = %v", r["aws_vpc.main"].Values["tags"])
+	}
+	g := r[`aws_security_group.g["b"]`]
+	ing, _ := g.Values["ingress"].([]any)
+	if len(ing) != 2 || ing[1].(map[string]any)["from_port"] != float64(443) {
+		t.Errorf("dynamic ingress = %#v", g.Values["ingress"])
+	}
+	if g.Pos.File != "main.tf" || g.Pos.Line == 0 || g.End <= g.Pos.Line {
+		t.Errorf("position %v end %d", g.Pos, g.End)
+	}
+}
+
+func TestLoadDirReportsWhatItCannotEvaluate(t *testing.T) {
+	p := load(t, fstest.MapFS{"main.tf": {Data: []byte(`
+variable "n" {}
+resource "aws_instance" "a" {
+  count = var.n
+}
+resource "aws_instance" "b" {
+  ami = nosuchfunc("x")
+}
+resource "aws_instance" "c" {
+  subnet_id = data.aws_subnet.x.id
+}
+module "remote" {
+  source = "terraform-aws-modules/vpc/aws"
+}
+`)}}, Options{})
+	var msgs []string
+	for _, n := range p.Notes {
+		msgs = append(msgs, n.String())
+	}
+	all := strings.Join(msgs, "\n")
+	for _, want := range []string{
+		`main.tf:2: variable "n" has no value`,
+		"main.tf:4: aws_instance.a: count is not known statically",
+		"main.tf:7: aws_instance.b: cannot evaluate: Call to unknown function",
+		"main.tf:10: aws_instance.c: value is not known statically (depends on data.aws_subnet.x.id)",
+		`main.tf:12: module.remote: module source "terraform-aws-modules/vpc/aws" is not a local directory`,
+	} {
+		if !strings.Contains(all, want) {
+			t.Errorf("notes lack %q:\n%s", want, all)
+		}
+	}
+	if _, ok := byAddr(p)["aws_instance.a"]; !ok {
+		t.Error("a resource with an unknown count must still be read (as one instance)")
+	}
+	if _, ok := byAddr(p)["aws_instance.c"].Values["subnet_id"].(Unknown); !ok {
+		t.Error("an unknown value must read as Unknown")
+	}
+}
+
+func TestLoadDirErrors(t *testing.T) {
+	for _, tc := range []struct {
+		files fstest.MapFS
+		want  string
+	}{
+		{fstest.MapFS{"main.tf": {Data: []byte("resource \"aws_vpc\" \"a\" {\n  cidr_block = \n}\n")}}, "main.tf:2"},
+		{fstest.MapFS{"main.tf": {Data: []byte("resource \"aws_vpc\" {\n}\n")}}, "main.tf:1"},
+		{fstest.MapFS{"main.tf": {Data: []byte("")}, "terraform.tfvars": {Data: []byte("a = \n")}}, "terraform.tfvars:1"},
+		{fstest.MapFS{"main.tf": {Data: []byte("module \"x\" {\n  source = \"./missing\"\n}\n")}}, "missing"},
+		{fstest.MapFS{"main.tf": {Data: []byte("module \"x\" {\n  source = \"./\"\n}\n")}}, "module calls itself"},
+	} {
+		_, err := LoadDir(tc.files, ".", Options{})
+		if err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("LoadDir = %v, want an error containing %q", err, tc.want)
+		}
+	}
+}
+
+func TestCIDRSubnet(t *testing.T) {
+	p := load(t, fstest.MapFS{"main.tf": {Data: []byte(`
+resource "x" "a" {
+  a = cidrsubnet("10.0.0.0/16", 8, 255)
+  b = cidrsubnet("fd00::/56", 8, 1)
+  c = cidrsubnet("10.0.0.0/16", 8, 256)
+}
+`)}}, Options{})
+	r := byAddr(p)["x.a"]
+	if r.Values["a"] != "10.0.255.0/24" || r.Values["b"] != "fd00:0:0:1::/64" {
+		t.Errorf("cidrsubnet = %v, %v", r.Values["a"], r.Values["b"])
+	}
+	if _, ok := r.Values["c"].(Unknown); !ok || len(p.Notes) != 1 {
+		t.Errorf("an out-of-range netnum must be a note: %v %v", r.Values["c"], p.Notes)
+	}
+}
+
+// FuzzLoadDir: any file content either loads or fails with an error naming
+// the file; it never panics.
+func FuzzLoadDir(f *testing.F) {
+	f.Add([]byte(`resource "aws_vpc" "a" { cidr_block = "10.0.0.0/16" }`), []byte(`x = 1`))
+	f.Add([]byte("variable \"v\" {}\nresource \"a\" \"b\" {\n  count = var.v\n  x = [for i in range(3) : i]\n}\n"), []byte(``))
+	f.Add([]byte("locals {\n  a = local.b\n  b = local.a\n}\n"), []byte(`v = {}`))
+	f.Add([]byte("resource \"a\" \"b\" {\n  for_each = {x = 1}\n  dynamic \"d\" {\n    for_each = [1]\n    content { y = d.value }\n  }\n}\n"), []byte(``))
+	f.Add([]byte("module \"m\" {\n  source = \"./\"\n}\n"), []byte(``))
+	f.Fuzz(func(t *testing.T, tfSrc, vars []byte) {
+		_, err := LoadDir(fstest.MapFS{"main.tf": {Data: tfSrc}, "terraform.tfvars": {Data: vars}}, ".", Options{})
+		if err != nil && !strings.Contains(err.Error(), "main.tf") && !strings.Contains(err.Error(), "terraform.tfvars") && !strings.Contains(err.Error(), "calls itself") {
+			t.Errorf("error names no file: %v", err)
+		}
+	})
+}

@@ -1,0 +1,88 @@
+package e2e
+
+import (
+	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"net/http"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"moat/internal/api"
+)
+
+// newAdmin makes credentials for name with role and returns a client.
+func (c *cluster) newAdmin(name, role string) *api.Client {
+	c.t.Helper()
+	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	csr, err := x509.CreateCertificateRequest(rand.Reader, &x509.CertificateRequest{}, key)
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	var resp api.CertResponse
+	if err := c.call(http.MethodPost, api.PathAdmins, api.AdminRequest{Name: name, Role: role, CSR: csr}, &resp); err != nil {
+		c.t.Fatal(err)
+	}
+	chain, _ := api.ParseChain(resp.Chain)
+	roots, _ := api.ParseChain(resp.Bundle)
+	cert := &tls.Certificate{PrivateKey: key, Leaf: chain[0]}
+	for _, x := range chain {
+		cert.Certificate = append(cert.Certificate, x.Raw)
+	}
+	dir := filepath.Join(c.t.TempDir(), name)
+	if err := api.WriteCredentials(dir, cert, roots); err != nil {
+		c.t.Fatal(err)
+	}
+	cl, err := api.NewClientFromDir(c.addr, dir)
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	c.t.Cleanup(cl.Close)
+	return cl
+}
+
+func TestRoles(t *testing.T) {
+	c := newCluster(t)
+	viewer := c.newAdmin("vera", api.RoleViewer)
+	operator := c.newAdmin("otto", api.RoleOperator)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	reg := api.Registration{Name: "api", Node: "n1", Port: 8080}
+
+	if err := viewer.Call(ctx, http.MethodGet, api.PathServices, nil, nil); err != nil {
+		t.Fatalf("viewer listing services: %v", err)
+	}
+	if err := viewer.Call(ctx, http.MethodPost, api.PathServices, reg, nil); !errors.Is(err, api.ErrPermissionDenied) {
+		t.Fatalf("viewer registering a service: %v, want PermissionDenied", err)
+	}
+	if err := operator.Call(ctx, http.MethodPost, api.PathServices, reg, nil); err != nil {
+		t.Fatalf("operator registering a service: %v", err)
+	}
+	if err := operator.Call(ctx, http.MethodPost, api.PathCARotate, api.CARequest{Step: "prepare"}, nil); !errors.Is(err, api.ErrPermissionDenied) {
+		t.Fatalf("operator rotating the CA: %v, want PermissionDenied", err)
+	}
+	var w api.Whoami
+	if err := operator.Call(ctx, http.MethodGet, api.PathWhoami, nil, &w); err != nil || w.Role != api.RoleOperator {
+		t.Fatalf("whoami: %+v %v", w, err)
+	}
+
+	t.Log("the refusals are audited with who asked")
+	entries, err := c.alog.Entries(0, c.alog.Size())
+	if err != nil {
+		t.Fatal(err)
+	}
+	denied := 0
+	for _, e := range entries {
+		if e.Entry.Result != "ok" && len(e.Entry.Result) > 6 && e.Entry.Result[:6] == "denied" {
+			denied++
+		}
+	}
+	if denied != 2 {
+		t.Fatalf("%d denied entries in the audit log, want 2", denied)
+	}
+}

@@ -1,0 +1,284 @@
+package flow
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+)
+
+// queryFixture stores records over two days and returns the store.
+func queryFixture(t *testing.T, cfg StoreConfig) *Store {
+	t.Helper()
+	s := openTestStore(t, cfg)
+	day2 := t0.Add(24 * time.Hour)
+	recs := []Record{
+		netRecord("a1", "web", "db", VerdictAllow, "web-to-db", 1000, t0),
+		netRecord("a2", "web", "db", VerdictAllow, "web-to-db", 3000, t0.Add(time.Minute)),
+		netRecord("a3", "web", "billing", VerdictDeny, "default-deny", 0, t0.Add(2*time.Minute)),
+		netRecord("a4", "api", "db", VerdictAudit, "audit-api", 500, t0.Add(90*time.Minute)),
+		netRecord("b1", "api", "billing", VerdictAllow, "api-to-billing", 7000, day2),
+		netRecord("b2", "web", "billing", VerdictDeny, "default-deny", 0, day2.Add(time.Minute)),
+	}
+	waf := Header(ClassDetectionFinding, 1, "moat-gateway", t0.Add(3*time.Minute))
+	waf.Metadata.UID = "w1"
+	waf.SrcEndpoint = &Endpoint{IP: "198.51.100.9"}
+	waf.DstEndpoint = &Endpoint{SvcName: "web"}
+	waf.Unmapped = &Moat{Verdict: VerdictDeny, Rules: []string{"942100"}, Kind: "waf"}
+	recs = append(recs, waf)
+	if _, err := s.Ingest(context.Background(), recs); err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+func TestQueryFilters(t *testing.T) {
+	s := queryFixture(t, StoreConfig{})
+	tests := []struct {
+		name string
+		f    Filter
+		want []string
+	}{
+		{"all, in time order", Filter{}, []string{"a1", "a2", "a3", "w1", "a4", "b1", "b2"}},
+		{"from by service name", Filter{From: "web"}, []string{"a1", "a2", "a3", "b2"}},
+		{"from by SPIFFE ID", Filter{From: "spiffe://prod.example/svc/api"}, []string{"a4", "b1"}},
+		{"from by IP", Filter{From: "198.51.100.9"}, []string{"w1"}},
+		{"to", Filter{To: "billing"}, []string{"a3", "b1", "b2"}},
+		{"verdict deny", Filter{Verdict: VerdictDeny}, []string{"a3", "w1", "b2"}},
+		{"rule", Filter{Rule: "default-deny"}, []string{"a3", "b2"}},
+		{"WAF rule", Filter{Rule: "942100"}, []string{"w1"}},
+		{"class", Filter{Class: ClassDetectionFinding}, []string{"w1"}},
+		{"since", Filter{Since: t0.Add(24 * time.Hour)}, []string{"b1", "b2"}},
+		{"until", Filter{Until: t0.Add(time.Minute)}, []string{"a1"}},
+		{"since and until across days", Filter{Since: t0.Add(time.Minute), Until: t0.Add(24*time.Hour + time.Second)}, []string{"a2", "a3", "w1", "a4", "b1"}},
+		{"limit keeps the newest", Filter{Limit: 3}, []string{"a4", "b1", "b2"}},
+		{"limit within a day", Filter{Limit: 2, Until: t0.Add(24 * time.Hour)}, []string{"w1", "a4"}},
+		{"combined", Filter{From: "web", To: "billing", Verdict: VerdictDeny, Since: t0.Add(time.Hour)}, []string{"b2"}},
+		{"nothing", Filter{From: "nobody"}, nil},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, err := s.Query(context.Background(), tt.f)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !slices.Equal(uids(got), tt.want) {
+				t.Fatalf("Query(%+v) = %v, want %v", tt.f, uids(got), tt.want)
+			}
+			// Match agrees with the SQL.
+			all, _ := s.Query(context.Background(), Filter{})
+			var m []string
+			for _, r := range all {
+				if tt.f.Match(&r) {
+					m = append(m, r.Metadata.UID)
+				}
+			}
+			if tt.f.Limit == 0 && !slices.Equal(m, tt.want) {
+				t.Fatalf("Match selects %v, want %v", m, tt.want)
+			}
+		})
+	}
+}
+
+func TestFilterErrors(t *testing.T) {
+	s := queryFixture(t, StoreConfig{})
+	tests := []struct {
+		f    Filter
+		want string
+	}{
+		{Filter{Verdict: "maybe"}, `flow: filter: unknown verdict "maybe"`},
+		{Filter{Limit: -1}, "flow: filter: negative limit -1"},
+		{Filter{Since: t0, Until: t0}, "is not before until"},
+	}
+	for _, tt := range tests {
+		if _, err := s.Query(context.Background(), tt.f); err == nil || !strings.Contains(err.Error(), tt.want) {
+			t.Errorf("Query(%+v) error %v, want %q", tt.f, err, tt.want)
+		}
+	}
+	if _, err := s.TopTalkers(context.Background(), Filter{}, 0); err == nil {
+		t.Error("TopTalkers with n=0 succeeded")
+	}
+}
+
+func TestTopTalkers(t *testing.T) {
+	s := queryFixture(t, StoreConfig{})
+	web, api := "spiffe://prod.example/svc/web", "spiffe://prod.example/svc/api"
+	db, billing := "spiffe://prod.example/svc/db", "spiffe://prod.example/svc/billing"
+	tests := []struct {
+		name string
+		f    Filter
+		n    int
+		want []Talker
+	}{
+		{"all", Filter{}, 10, []Talker{
+			{Src: api, Dst: billing, Flows: 1, Bytes: 7000},
+			{Src: web, Dst: db, Flows: 2, Bytes: 4000},
+			{Src: api, Dst: db, Flows: 1, Bytes: 500},
+			{Src: web, Dst: billing, Flows: 2, Bytes: 0, Denied: 2},
+			{Src: "198.51.100.9", Dst: "web", Flows: 1, Bytes: 0, Denied: 1},
+		}},
+		{"top 2", Filter{}, 2, []Talker{
+			{Src: api, Dst: billing, Flows: 1, Bytes: 7000},
+			{Src: web, Dst: db, Flows: 2, Bytes: 4000},
+		}},
+		{"from web", Filter{From: "web"}, 10, []Talker{
+			{Src: web, Dst: db, Flows: 2, Bytes: 4000},
+			{Src: web, Dst: billing, Flows: 2, Denied: 2},
+		}},
+		{"deny", Filter{Verdict: VerdictDeny, Class: ClassNetworkActivity}, 10, []Talker{
+			{Src: web, Dst: billing, Flows: 2, Denied: 2},
+		}},
+		// Since falls inside an hour: the partial hour comes from the
+		// records, the whole hours after it from the rollup.
+		{"since mid-hour", Filter{Since: t0.Add(time.Minute)}, 10, []Talker{
+			{Src: api, Dst: billing, Flows: 1, Bytes: 7000},
+			{Src: web, Dst: db, Flows: 1, Bytes: 3000},
+			{Src: api, Dst: db, Flows: 1, Bytes: 500},
+			{Src: web, Dst: billing, Flows: 2, Denied: 2},
+			{Src: "198.51.100.9", Dst: "web", Flows: 1, Denied: 1},
+		}},
+		{"window within one hour", Filter{Since: t0.Add(30 * time.Second), Until: t0.Add(150 * time.Second)}, 10, []Talker{
+			{Src: web, Dst: db, Flows: 1, Bytes: 3000},
+			{Src: web, Dst: billing, Flows: 1, Denied: 1},
+		}},
+		{"until mid-hour of day 2", Filter{Since: t0.Add(time.Hour), Until: t0.Add(24*time.Hour + 30*time.Second)}, 10, []Talker{
+			{Src: api, Dst: billing, Flows: 1, Bytes: 7000},
+			{Src: api, Dst: db, Flows: 1, Bytes: 500},
+		}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, err := s.TopTalkers(context.Background(), tt.f, tt.n)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !slices.Equal(got, tt.want) {
+				t.Fatalf("TopTalkers = %+v\nwant %+v", got, tt.want)
+			}
+		})
+	}
+}
+
+func TestSealedStoreKeepsBodiesSecret(t *testing.T) {
+	dir := t.TempDir()
+	a := newAEAD(t)
+	s := queryFixture(t, StoreConfig{Dir: dir, Sealer: a})
+	got, err := s.Query(context.Background(), Filter{From: "web", Verdict: VerdictDeny})
+	if err != nil || !slices.Equal(uids(got), []string{"a3", "b2"}) {
+		t.Fatalf("sealed query = %v, %v", uids(got), err)
+	}
+	if got[0].SrcEndpoint.IP != "10.0.0.1" {
+		t.Fatalf("decrypted record lost its body: %+v", got[0].SrcEndpoint)
+	}
+	s.Close()
+	db, err := sql.Open("sqlite", "file:"+filepath.Join(dir, partName(dayOf(Millis(t0))))+"?mode=ro")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	var n int
+	if err := db.QueryRow(`SELECT COUNT(*) FROM flows WHERE CAST(data AS TEXT) LIKE '%10.0.0.1%' OR CAST(data AS TEXT) LIKE '%class_uid%'`).Scan(&n); err != nil {
+		t.Fatal(err)
+	}
+	if n != 0 {
+		t.Fatalf("%d stored bodies hold plaintext", n)
+	}
+	t.Log("a body moved to another record's row fails to open: the UID is bound")
+	if _, err := db.Exec(`UPDATE flows SET data = (SELECT data FROM flows WHERE uid = 'a1') WHERE uid = 'a2'`); err == nil {
+		t.Fatal("read-only database accepted a write")
+	}
+	rw, err := sql.Open("sqlite", "file:"+filepath.Join(dir, partName(dayOf(Millis(t0)))))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rw.Close()
+	if _, err := rw.Exec(`UPDATE flows SET data = (SELECT data FROM flows WHERE uid = 'a1') WHERE uid = 'a2'`); err != nil {
+		t.Fatal(err)
+	}
+	rw.Close()
+	s2 := openTestStore(t, StoreConfig{Dir: dir, Sealer: a})
+	if _, err := s2.Query(context.Background(), Filter{From: "web", Limit: 10}); err == nil || !strings.Contains(err.Error(), `uid "a2"`) {
+		t.Fatalf("query over a swapped body: %v, want an error naming a2", err)
+	}
+	t.Log("without the key, queries on the plaintext columns still work")
+	s3 := openTestStore(t, StoreConfig{Dir: dir, ReadOnly: true})
+	top, err := s3.TopTalkers(context.Background(), Filter{Verdict: VerdictDeny}, 1)
+	if err != nil || len(top) != 1 || top[0].Denied != 2 {
+		t.Fatalf("top talkers without key = %+v, %v", top, err)
+	}
+}
+
+func TestSubscribeAndTail(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	dir := t.TempDir()
+	s := openTestStore(t, StoreConfig{Dir: dir})
+	if _, err := s.Ingest(ctx, testRecords("old", 3)); err != nil {
+		t.Fatal(err)
+	}
+	sub, err := s.Subscribe(Filter{Verdict: VerdictDeny}, 2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	reader := openTestStore(t, StoreConfig{Dir: dir, ReadOnly: true})
+	tailed := make(chan string, 100)
+	tailDone := make(chan error, 1)
+	mark, err := reader.Mark(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	go func() {
+		tailDone <- reader.Tail(ctx, mark, Filter{Verdict: VerdictDeny}, 5*time.Millisecond, func(r Record) error {
+			tailed <- r.Metadata.UID
+			return nil
+		})
+	}()
+
+	var batch []Record
+	for i := range 5 {
+		v := VerdictAllow
+		if i%2 == 0 {
+			v = VerdictDeny
+		}
+		batch = append(batch, netRecord(fmt.Sprintf("new%d", i), "web", "db", v, "r", 1, t0.Add(time.Duration(i)*time.Second)))
+	}
+	// A record on the next day lands in a partition the tail has not seen.
+	batch = append(batch, netRecord("next-day", "web", "db", VerdictDeny, "r", 1, t0.Add(24*time.Hour)))
+	batch = append(batch, batch[0]) // a duplicate is not followed twice
+	if _, err := s.Ingest(ctx, batch); err != nil {
+		t.Fatal(err)
+	}
+	// Buffer 2: two denied records arrive, the other two are dropped and counted.
+	var got []string
+	for range 2 {
+		got = append(got, (<-sub.C).Metadata.UID)
+	}
+	if !slices.Equal(got, []string{"new0", "new2"}) || sub.Dropped() != 2 || s.Stats().Dropped != 2 {
+		t.Fatalf("subscription got %v, dropped %d (store %d)", got, sub.Dropped(), s.Stats().Dropped)
+	}
+	sub.Close()
+	if _, ok := <-sub.C; ok {
+		t.Fatal("channel open after Close")
+	}
+	var tail []string
+	for len(tail) < 4 {
+		select {
+		case u := <-tailed:
+			tail = append(tail, u)
+		case <-time.After(30 * time.Second):
+			t.Fatalf("tail got only %v (tail ended: %v)", tail, func() error { cancel(); return <-tailDone }())
+		}
+	}
+	slices.Sort(tail)
+	if want := []string{"new0", "new2", "new4", "next-day"}; !slices.Equal(tail, want) {
+		t.Fatalf("tail got %v, want %v", tail, want)
+	}
+	cancel()
+	if err := <-tailDone; err != nil {
+		t.Fatal(err)
+	}
+}

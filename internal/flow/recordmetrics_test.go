@@ -1,0 +1,79 @@
+package flow
+
+import (
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
+	"github.com/prometheus/client_golang/prometheus/testutil/promlint"
+	dto "github.com/prometheus/client_model/go"
+)
+
+func TestMetricsCountRecords(t *testing.T) {
+	reg := prometheus.NewPedanticRegistry()
+	m, err := NewMetrics(reg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := time.Now()
+	allow := Header(ClassNetworkActivity, ActivityClose, "test", now)
+	allow.Unmapped = &Moat{Verdict: VerdictAllow}
+	allow.FirewallRule = &Rule{Name: "web-to-api"}
+	allow.Traffic = &Traffic{BytesIn: 10, BytesOut: 32}
+	deny := Header(ClassNetworkActivity, ActivityRefuse, "test", now)
+	deny.Unmapped = &Moat{Verdict: VerdictDeny}
+	deny.FirewallRule = &Rule{Name: "default-deny"}
+	hs := Header(ClassNetworkActivity, ActivityFail, "test", now)
+	hs.Unmapped = &Moat{Kind: "handshake", Reason: "identity: identity revoked: x"}
+	waf := Header(ClassHTTPActivity, 1, "test", now)
+	waf.Unmapped = &Moat{Kind: "waf", Rules: []string{"942100"}}
+	for _, r := range []Record{allow, allow, deny, hs, waf} {
+		m.Write(r)
+	}
+	if got := testutil.ToFloat64(m.decisions.WithLabelValues("allow", "web-to-api")); got != 2 {
+		t.Errorf("allow decisions = %v, want 2", got)
+	}
+	if got := testutil.ToFloat64(m.decisions.WithLabelValues("deny", "default-deny")); got != 1 {
+		t.Errorf("deny decisions = %v, want 1", got)
+	}
+	if got := testutil.ToFloat64(m.bytes.WithLabelValues("out")); got != 64 {
+		t.Errorf("bytes out = %v, want 64", got)
+	}
+	if got := testutil.ToFloat64(m.handshakes.WithLabelValues("revoked")); got != 1 {
+		t.Errorf("revoked handshakes = %v, want 1", got)
+	}
+	if got := testutil.ToFloat64(m.waf.WithLabelValues("waf:942100")); got != 1 {
+		t.Errorf("waf interruptions = %v, want 1", got)
+	}
+	problems, err := promlint.NewWithMetricFamilies(mustGather(t, reg)).Lint()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range problems {
+		t.Errorf("promlint: %s: %s", p.Metric, p.Text)
+	}
+}
+
+func TestMetricsRuleLabelsBounded(t *testing.T) {
+	m, err := NewMetrics(prometheus.NewRegistry())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i < maxRuleLabels+50; i++ {
+		m.ruleLabel(strings.Repeat("r", 1) + string(rune('a'+i%26)) + time.Duration(i).String())
+	}
+	if got := m.ruleLabel("one-more"); got != "other" {
+		t.Fatalf("label %q past the cap, want other", got)
+	}
+}
+
+func mustGather(t *testing.T, g prometheus.Gatherer) []*dto.MetricFamily {
+	t.Helper()
+	mfs, err := g.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return mfs
+}

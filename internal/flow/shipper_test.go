@@ -1,0 +1,280 @@
+package flow
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"slices"
+	"sort"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+)
+
+// ingestServer is a real HTTP server on loopback in front of a Store, which
+// can be stopped and started again on the same address.
+type ingestServer struct {
+	t     *testing.T
+	store *Store
+	addr  string
+	srv   *http.Server
+	// loseReplies makes the next n requests store their batch and then
+	// answer 500, as if the reply were lost: the client sends again.
+	loseReplies atomic.Int32
+	requests    atomic.Int64
+}
+
+func (s *ingestServer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	s.requests.Add(1)
+	var recs []Record
+	if err := json.NewDecoder(r.Body).Decode(&recs); err != nil {
+		http.Error(w, err.Error(), http.StatusBadRequest)
+		return
+	}
+	if _, err := s.store.Ingest(r.Context(), recs); err != nil {
+		http.Error(w, err.Error(), http.StatusInternalServerError)
+		return
+	}
+	if s.loseReplies.Add(-1) >= 0 {
+		http.Error(w, "reply lost", http.StatusInternalServerError)
+		return
+	}
+	w.WriteHeader(http.StatusNoContent)
+}
+
+func (s *ingestServer) start() {
+	s.t.Helper()
+	addr := s.addr
+	if addr == "" {
+		addr = "127.0.0.1:0"
+	}
+	var ln net.Listener
+	var err error
+	for range 50 { // the old socket may linger for a moment
+		if ln, err = net.Listen("tcp", addr); err == nil {
+			break
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if err != nil {
+		s.t.Fatalf("listen %s: %v", addr, err)
+	}
+	s.addr = ln.Addr().String()
+	s.srv = &http.Server{Handler: s}
+	go s.srv.Serve(ln)
+}
+
+func (s *ingestServer) stop() { s.srv.Close() }
+
+// send is a Shipper's Send over HTTP.
+func (s *ingestServer) send(ctx context.Context, recs []Record) error {
+	body, err := json.Marshal(recs)
+	if err != nil {
+		return err
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, "http://"+s.addr+"/flows", bytes.NewReader(body))
+	if err != nil {
+		return err
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return err
+	}
+	resp.Body.Close()
+	if resp.StatusCode/100 != 2 {
+		return fmt.Errorf("server answered %s", resp.Status)
+	}
+	return nil
+}
+
+// waitFor polls cond until it holds, failing the test after a generous
+// bound; it measures nothing.
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("gave up waiting for %s", what)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+type runningShipper struct {
+	sh   *Shipper
+	stop context.CancelFunc
+	done chan error
+}
+
+func startShipper(t *testing.T, cfg ShipperConfig) *runningShipper {
+	t.Helper()
+	sh, err := NewShipper(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	rs := &runningShipper{sh: sh, stop: cancel, done: make(chan error, 1)}
+	go func() { rs.done <- sh.Run(ctx) }()
+	return rs
+}
+
+func (rs *runningShipper) halt(t *testing.T) {
+	t.Helper()
+	rs.stop()
+	if err := <-rs.done; err != nil {
+		t.Fatalf("Run: %v", err)
+	}
+}
+
+func TestOutageEveryRecordArrivesExactlyOnce(t *testing.T) {
+	store := openTestStore(t, StoreConfig{})
+	srv := &ingestServer{t: t, store: store}
+	srv.start()
+	defer srv.stop()
+
+	spoolDir := t.TempDir()
+	spool, err := OpenSpool(SpoolConfig{Dir: spoolDir, SegmentBytes: 32 << 10})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := ShipperConfig{
+		Send: srv.send, Spool: spool, BatchSize: 50, QueueSize: 64,
+		FlushEvery: 5 * time.Millisecond, MinBackoff: 5 * time.Millisecond, MaxBackoff: 50 * time.Millisecond,
+		SendTimeout: 5 * time.Second,
+	}
+	rs := startShipper(t, cfg)
+
+	var produced []string
+	produce := func(w Writer, phase string, n int) {
+		for i := range n {
+			r := netRecord(fmt.Sprintf("%s-%05d", phase, i), "web", "db", VerdictAllow, "web-to-db", 100, t0.Add(time.Duration(len(produced))*time.Millisecond))
+			if err := w.Write(r); err != nil {
+				t.Fatalf("Write: %v", err)
+			}
+			produced = append(produced, r.Metadata.UID)
+			if i%100 == 99 {
+				time.Sleep(time.Millisecond) // let the shipper run between bursts
+			}
+		}
+	}
+
+	t.Log("phase 1: server up")
+	produce(rs.sh, "up", 1000)
+	waitFor(t, "phase 1 delivered", func() bool { return store.Stats().Stored == 1000 })
+
+	t.Log("phase 2: server stopped, the agent keeps producing")
+	srv.stop()
+	produce(rs.sh, "down", 1000)
+	waitFor(t, "records spooled", func() bool { return spool.Stats().Records > 0 && rs.sh.Stats().SendErrors > 0 })
+
+	t.Log("phase 3: the agent restarts during the outage")
+	rs.halt(t)
+	before := rs.sh.Stats()
+	if err := spool.Close(); err != nil {
+		t.Fatal(err)
+	}
+	spool, err = OpenSpool(SpoolConfig{Dir: spoolDir, SegmentBytes: 32 << 10})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer spool.Close()
+	cfg.Spool = spool
+	rs = startShipper(t, cfg)
+	produce(rs.sh, "restart", 500)
+	waitFor(t, "second shipper failing to send", func() bool { return rs.sh.Stats().SendErrors > 0 })
+
+	t.Log("phase 4: server back; the first replies are lost so batches arrive twice")
+	srv.loseReplies.Store(3)
+	srv.start()
+	produce(rs.sh, "back", 1000)
+	waitFor(t, "every record stored", func() bool { return store.Stats().Stored >= uint64(len(produced)) })
+	waitFor(t, "spool drained", func() bool { return spool.Stats().Records == 0 })
+	rs.halt(t)
+	after := rs.sh.Stats()
+
+	got, err := store.Query(context.Background(), Filter{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	gotIDs := uids(got)
+	sort.Strings(gotIDs)
+	want := slices.Clone(produced)
+	sort.Strings(want)
+	if len(gotIDs) != len(want) || !slices.Equal(gotIDs, want) {
+		t.Fatalf("stored %d records, produced %d; the ID sets differ", len(gotIDs), len(want))
+	}
+	st := store.Stats()
+	t.Logf("stored %d, duplicates ignored %d; shipper before restart %+v, after %+v", st.Stored, st.Duplicates, before, after)
+	if st.Stored != uint64(len(produced)) {
+		t.Fatalf("stored %d, want %d", st.Stored, len(produced))
+	}
+	if st.Duplicates == 0 {
+		t.Fatal("no duplicate reached the store: the lost replies were not exercised")
+	}
+	if before.Dropped != 0 || after.Dropped != 0 || spool.Dropped() != 0 {
+		t.Fatalf("records dropped: %d, %d, spool %d", before.Dropped, after.Dropped, spool.Dropped())
+	}
+	if before.Spooled == 0 {
+		t.Fatal("nothing was spooled during the outage")
+	}
+}
+
+func TestShipperWithoutSpoolCountsLoss(t *testing.T) {
+	var mu sync.Mutex
+	fail := true
+	var got []string
+	send := func(_ context.Context, rs []Record) error {
+		mu.Lock()
+		defer mu.Unlock()
+		if fail {
+			return errors.New("down")
+		}
+		got = append(got, uids(rs)...)
+		return nil
+	}
+	rs := startShipper(t, ShipperConfig{Send: send, BatchSize: 10, FlushEvery: time.Millisecond, MinBackoff: time.Millisecond, MaxBackoff: 5 * time.Millisecond})
+	for _, r := range testRecords("g", 25) {
+		if err := rs.sh.Write(r); err != nil {
+			t.Fatal(err)
+		}
+	}
+	waitFor(t, "loss counted", func() bool { return rs.sh.Stats().Dropped == 25 })
+	mu.Lock()
+	fail = false
+	mu.Unlock()
+	recs := testRecords("h", 5)
+	for _, r := range recs {
+		if err := rs.sh.Write(r); err != nil {
+			t.Fatal(err)
+		}
+	}
+	waitFor(t, "delivery after recovery", func() bool { return rs.sh.Stats().Sent == 5 })
+	rs.halt(t)
+	if st := rs.sh.Stats(); st.Dropped != 25 || st.Spooled != 0 {
+		t.Fatalf("stats %+v", st)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if !slices.Equal(got, uids(recs)) {
+		t.Fatalf("sent %v", got)
+	}
+}
+
+func TestShipperRejectsInvalidRecord(t *testing.T) {
+	sh, err := NewShipper(ShipperConfig{Send: func(context.Context, []Record) error { return nil }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := netRecord("", "web", "db", VerdictAllow, "r", 1, t0)
+	if err := sh.Write(r); err == nil || sh.Stats().Rejected != 1 {
+		t.Fatalf("Write of a record without uid = %v, stats %+v", err, sh.Stats())
+	}
+	if _, err := NewShipper(ShipperConfig{}); err == nil {
+		t.Fatal("NewShipper without Send succeeded")
+	}
+}
