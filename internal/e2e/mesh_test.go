@@ -119,7 +119,12 @@ func TestMeshThroughAgents(t *testing.T) {
 	if got := ask(loopAddr(toDB), "hello"); got != "" {
 		t.Fatalf("frontend → db answered %q", got)
 	}
+	// Until db's agent holds db's SVID the refusal is a failed handshake;
+	// ask again until the destination's policy decision is on record.
 	eventually(t, "the deny record at the control plane", func() bool {
+		if got := ask(loopAddr(toDB), "again"); got != "" {
+			t.Fatalf("frontend → db answered %q", got)
+		}
 		recs, err := c.flows.Query(context.Background(), flow.Filter{Verdict: flow.VerdictDeny, Rule: "default-deny"})
 		return err == nil && len(recs) > 0
 	})
