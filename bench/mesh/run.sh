@@ -115,6 +115,10 @@ print(f"{path},{pct[50]*1e6:.0f},{pct[99]*1e6:.0f},{m['ActualQPS']:.0f},{mbps},{
 EOF
 done
 echo "== agent RSS after every phase (KB, VmRSS/VmHWM): src $(rss $SRC)/$(hwm $SRC) dst $(rss $DST)/$(hwm $DST); haproxy A $(rss $HA)/$(hwm $HA) B $(rss $HB)/$(hwm $HB)" >&2
+kill -TERM "$SRC" "$DST"
+wait "$SRC" "$DST" 2>/dev/null || true
+echo "== mesh counters (TLS handshakes vs connections carried):" >&2
+grep -h "agent stats" "$W/src.log" "$W/dst.log" >&2 || true
 
 python3 - "$W/results.csv" <<'EOF'
 import csv, sys

@@ -179,6 +179,10 @@ func New(ctx context.Context, cfg Config) (*Agent, error) {
 		return nil, err
 	}
 	a.client = a.newClient()
+	a.loadCachedSVIDs()
+	if err := a.loadCache(); err != nil {
+		return nil, err
+	}
 	if err := a.newShipper(); err != nil {
 		return nil, err
 	}

@@ -55,7 +55,7 @@ func (a *Agent) runMesh(ctx context.Context) error {
 			}
 			p := a.Policy()
 			if key := fmt.Sprint(p.Version, len(p.YAML)); key != applied {
-				t, err := policy.Parse([]byte(p.YAML))
+				t, err := policy.ParseDocument([]byte(p.YAML), a.td.Name())
 				switch {
 				case p.YAML == "":
 					a.mesh.SetPolicy(nil)

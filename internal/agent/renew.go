@@ -31,7 +31,6 @@ func (a *Agent) renewAt(c *tls.Certificate) time.Time {
 // renewal is retried with backoff; the current SVID keeps serving until it
 // expires.
 func (a *Agent) renewLoop(ctx context.Context) error {
-	a.loadCachedSVIDs()
 	nodeFails := 0
 	var nodeRetry time.Time
 	for ctx.Err() == nil {
@@ -197,7 +196,7 @@ func (a *Agent) loadCachedSVIDs() {
 		if err != nil {
 			continue
 		}
-		if _, ok := a.svids[name]; !ok {
+		if s, ok := a.svids[name]; !ok || s.cert == nil {
 			a.svids[name] = &svid{id: id, cert: cert, renewAt: a.renewAt(cert)}
 		}
 	}

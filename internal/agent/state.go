@@ -45,8 +45,12 @@ func (b *broadcast) Notify() {
 	b.mu.Unlock()
 }
 
-// apply folds one watch frame into the agent's state.
+// apply folds one watch frame into the agent's state and keeps the cache.
 func (a *Agent) apply(u api.Update) error {
+	return a.applyFrame(u, true)
+}
+
+func (a *Agent) applyFrame(u api.Update, save bool) error {
 	if u.Heartbeat {
 		return nil
 	}
@@ -94,6 +98,11 @@ func (a *Agent) apply(u api.Update) error {
 	}
 	a.nudge()
 	a.updates.Notify()
+	if save {
+		if err := a.saveCache(); err != nil {
+			a.log.Warn("state cache not saved", "err", err)
+		}
+	}
 	return nil
 }
 

@@ -43,6 +43,8 @@ type cluster struct {
 	logger *slog.Logger
 	flows  *flow.Store
 	reg    *prometheus.Registry
+
+	agentCfg map[string]agent.Config // guarded by mu
 }
 
 func quietLogger() *slog.Logger {
@@ -167,6 +169,13 @@ type agentOpts func(*agent.Config)
 // startAgent joins node and runs its agent until the test ends.
 func (c *cluster) startAgent(node string, opts ...agentOpts) *agent.Agent {
 	c.t.Helper()
+	a, _ := c.runAgent(c.agentConfig(node, opts...))
+	return a
+}
+
+// agentConfig makes a join token for node and the config of its agent.
+func (c *cluster) agentConfig(node string, opts ...agentOpts) agent.Config {
+	c.t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		c.t.Fatal(err)
@@ -181,6 +190,13 @@ func (c *cluster) startAgent(node string, opts ...agentOpts) *agent.Agent {
 	for _, o := range opts {
 		o(&cfg)
 	}
+	return cfg
+}
+
+// runAgent starts an agent from cfg; the returned stop ends it (and runs
+// at cleanup if not called before).
+func (c *cluster) runAgent(cfg agent.Config) (*agent.Agent, func()) {
+	c.t.Helper()
 	a, err := agent.New(context.Background(), cfg)
 	if err != nil {
 		c.t.Fatal(err)
@@ -188,13 +204,23 @@ func (c *cluster) startAgent(node string, opts ...agentOpts) *agent.Agent {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- a.Run(ctx) }()
-	c.t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil && !errors.Is(err, context.Canceled) {
-			c.t.Errorf("agent %s: %v", node, err)
-		}
-	})
-	return a
+	var once sync.Once
+	stop := func() {
+		once.Do(func() {
+			cancel()
+			if err := <-done; err != nil && !errors.Is(err, context.Canceled) {
+				c.t.Errorf("agent %s: %v", cfg.Node, err)
+			}
+		})
+	}
+	c.t.Cleanup(stop)
+	c.mu.Lock()
+	if c.agentCfg == nil {
+		c.agentCfg = map[string]agent.Config{}
+	}
+	c.agentCfg[cfg.Node] = cfg
+	c.mu.Unlock()
+	return a, stop
 }
 
 // eventually polls cond until it holds, failing the test after a bounded

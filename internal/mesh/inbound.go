@@ -142,7 +142,7 @@ func (m *Mesh) serveConn(c net.Conn) {
 	if err != nil {
 		m.stats.hsFail.Add(1)
 		m.log.Info("mesh: inbound handshake refused", logRemote, c.RemoteAddr().String(), logReason, err.Error())
-		m.handshakeRecord(start, inboundDir, c.RemoteAddr(), c.LocalAddr(), "", "", err)
+		m.handshakeRecord(start, inboundDir, c.RemoteAddr(), c.LocalAddr(), "", "", claimedID(tc), err)
 		_ = c.Close()
 		return
 	}
@@ -187,6 +187,19 @@ func (m *Mesh) serveConn(c net.Conn) {
 			m.serveStream(t, st)
 		}()
 	}
+}
+
+// claimedID is the SPIFFE ID a peer presented, verified or not.
+func claimedID(tc *tls.Conn) string {
+	certs := tc.ConnectionState().PeerCertificates
+	if len(certs) == 0 {
+		return ""
+	}
+	id, err := identity.LeafID(certs[0])
+	if err != nil {
+		return ""
+	}
+	return id.String()
 }
 
 // admit decides a request from src (a service name, "" for plaintext).

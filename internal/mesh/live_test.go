@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"moat/internal/flow"
+	"moat/internal/identity"
 )
 
 func TestLargeTransfer(t *testing.T) {
@@ -295,5 +296,25 @@ func TestDestinationMoves(t *testing.T) {
 	}
 	if n := p.a.m.Stats().TunnelsOpen; n != 1 {
 		t.Fatalf("%d tunnels open, want only the one to node-c", n)
+	}
+}
+
+func TestExpiredPeerLosesLiveTunnel(t *testing.T) {
+	p := newPair(t)
+	s := openSession(t, p.a.local(t, "frontend", "api"))
+	t.Log("node-b's clock passes the end of frontend's SVID; the next check closes the tunnel")
+	p.b.clock.Advance(2 * time.Hour)
+	p.b.trust.Update(nil, identity.Revocations{})
+	_ = s.c.SetReadDeadline(time.Now().Add(5 * time.Second))
+	if _, err := s.br.ReadString('\n'); err == nil {
+		t.Fatal("expired peer's connection still open")
+	} else if ne, ok := err.(net.Error); ok && ne.Timeout() {
+		t.Fatal("expired peer's connection was not closed")
+	}
+	r := p.b.flows.waitFor(t, "cut record", func(r flow.Record) bool {
+		return isFlow(flow.DirectionInbound, "frontend", "api")(r) && r.ActivityID == activityCut
+	})
+	if !strings.Contains(r.Unmapped.Reason, "certificate expired") {
+		t.Fatalf("reason %q", r.Unmapped.Reason)
 	}
 }

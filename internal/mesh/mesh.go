@@ -153,7 +153,10 @@ type Mesh struct {
 }
 
 // New checks c, binds the mesh port and returns a Mesh that serves once Run
-// is called. Close (or Run's return) releases the port.
+// is called (once). Close (or Run's return) releases the port. Until
+// SetServices names the node's services, the mesh port answers for none and
+// there are no outbound listeners; until SetPolicy (or Config.Policy) every
+// stream is denied.
 func New(c Config) (*Mesh, error) {
 	if c.Trust == nil || c.Identities == nil {
 		return nil, errors.New("mesh: Config needs Trust and Identities")
@@ -352,14 +355,24 @@ func (m *Mesh) peerMode(s Service) policy.PeerMode {
 	return m.policy.Load().PeerMode(s.Name)
 }
 
-// watchTrust re-verifies every live tunnel's peer at each trust update.
+// recheckEvery is how often live tunnels are re-verified even without a
+// trust update, so that an SVID that expires by the injected clock (which
+// need not follow the timers) closes its tunnels too.
+const recheckEvery = 10 * time.Second
+
+// watchTrust re-verifies every live tunnel's peer at each trust update and
+// every recheckEvery.
 func (m *Mesh) watchTrust() {
+	tick := time.NewTicker(recheckEvery)
+	defer tick.Stop()
 	for {
 		ch := m.cfg.Trust.Changed()
 		select {
 		case <-m.ctx.Done():
 			return
 		case <-ch:
+			m.sweep()
+		case <-tick.C:
 			m.sweep()
 		}
 	}

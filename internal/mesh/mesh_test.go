@@ -197,6 +197,9 @@ func TestRefusedCallers(t *testing.T) {
 			if !strings.Contains(in.Unmapped.Reason, c.reason) || in.ActivityID != flow.ActivityFail {
 				t.Fatalf("destination reason %q, want %q", in.Unmapped.Reason, c.reason)
 			}
+			if in.SrcEndpoint.Name != "spiffe://example.org/svc/frontend" || in.SrcEndpoint.UID != "" {
+				t.Fatalf("refused peer recorded as %+v; want its claimed ID as name only", in.SrcEndpoint)
+			}
 			out := p.a.flows.waitFor(t, "outbound failure", isFlow(flow.DirectionOutbound, "frontend", "api"))
 			if out.Verdict() != flow.VerdictDeny || out.Unmapped.Reason == "" {
 				t.Fatalf("caller record %+v", out.Unmapped)
@@ -305,6 +308,9 @@ func TestCallerChecksDestinationIdentity(t *testing.T) {
 	r := p.a.flows.waitFor(t, "caller handshake failure", func(r flow.Record) bool { return r.Unmapped.Kind == kindHandshake })
 	if !strings.Contains(r.Unmapped.Reason, `unexpected peer identity: got "spiffe://example.org/svc/db"`) {
 		t.Fatalf("reason %q", r.Unmapped.Reason)
+	}
+	if r.DstEndpoint.UID != "spiffe://example.org/svc/api" || r.DstEndpoint.Name != "spiffe://example.org/svc/db" {
+		t.Fatalf("destination recorded as %+v", r.DstEndpoint)
 	}
 }
 

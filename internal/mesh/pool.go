@@ -222,7 +222,7 @@ func (m *Mesh) dialTunnel(ctx context.Context, src, dst, addr string, cert *tls.
 		_ = raw.Close()
 		m.stats.hsFail.Add(1)
 		err = fmt.Errorf("mesh: tunnel %s → %s at %q: %w", src, dst, addr, err)
-		m.handshakeRecord(start, outboundDir, raw.LocalAddr(), raw.RemoteAddr(), srcID.String(), dstID.String(), err)
+		m.handshakeRecord(start, outboundDir, raw.LocalAddr(), raw.RemoteAddr(), srcID.String(), dstID.String(), claimedID(tc), err)
 		return nil, err
 	}
 	m.stats.clientHS.Add(1)

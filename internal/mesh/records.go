@@ -39,10 +39,11 @@ type record struct {
 	srcID, dstID          string
 	srcSvc, dstSvc        string
 	srcAddr, dstAddr      net.Addr
-	dstPort               int // the service port asked for, when dstAddr is not the app
+	dstPort               int // the service port asked for; records show it as the destination port
 	in, out               int64
 	verdict, rule, reason string
 	mode, kind            string
+	claimed               string // unverified peer ID of a failed handshake
 	tls                   uint16
 	activity              int
 }
@@ -94,6 +95,13 @@ func (m *Mesh) emit(r *record) {
 	rec := flow.Header(flow.ClassNetworkActivity, activity, "moat-mesh", end)
 	rec.SrcEndpoint = endpoint(r.srcID, r.srcSvc, r.srcAddr, 0)
 	rec.DstEndpoint = endpoint(r.dstID, r.dstSvc, r.dstAddr, r.dstPort)
+	if r.claimed != "" {
+		peer := rec.SrcEndpoint
+		if r.dir == outboundDir {
+			peer = rec.DstEndpoint
+		}
+		peer.Name = r.claimed
+	}
 	dir := "Inbound"
 	if r.dir == outboundDir {
 		dir = "Outbound"
@@ -128,10 +136,12 @@ func (m *Mesh) emit(r *record) {
 	}
 }
 
-// handshakeRecord records a failed TLS handshake.
-func (m *Mesh) handshakeRecord(start time.Time, dir int, src, dst net.Addr, srcID, dstID string, err error) {
+// handshakeRecord records a failed TLS handshake. claimed is the SPIFFE ID
+// the refused peer presented, unverified (it goes in the endpoint's name,
+// never its uid), or "".
+func (m *Mesh) handshakeRecord(start time.Time, dir int, src, dst net.Addr, srcID, dstID, claimed string, err error) {
 	r := m.newRecord(start, dir)
-	r.srcAddr, r.dstAddr, r.srcID, r.dstID = src, dst, srcID, dstID
+	r.srcAddr, r.dstAddr, r.srcID, r.dstID, r.claimed = src, dst, srcID, dstID, claimed
 	r.verdict, r.reason, r.kind = flow.VerdictDeny, err.Error(), kindHandshake
 	m.emit(r)
 }

@@ -43,7 +43,7 @@ func TestRecordGolden(t *testing.T) {
 		dstID: "spiffe://example.org/svc/api", dstSvc: "api", dstAddr: tcp("10.0.0.2:15443"), dstPort: 8080,
 		verdict: flow.VerdictDeny, rule: "default-deny", reason: "batch → api:8080 denied by default-deny (policy 0123456789ab)", tls: 0x0304,
 	})
-	m.handshakeRecord(at, inboundDir, tcp("10.0.0.3:41000"), tcp("10.0.0.2:15443"), "", "", errors.New("mtls: client: identity: certificate expired"))
+	m.handshakeRecord(at, inboundDir, tcp("10.0.0.3:41000"), tcp("10.0.0.2:15443"), "", "", "spiffe://example.org/svc/frontend", errors.New("mtls: client: identity: certificate expired"))
 
 	var out bytes.Buffer
 	for _, line := range bytes.Split(bytes.TrimSpace(buf.Bytes()), []byte("\n")) {

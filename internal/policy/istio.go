@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"regexp"
 	"strconv"
 	"strings"
 
@@ -229,3 +230,16 @@ func istioPrincipal(p, td string) (string, error) {
 	}
 	return name, nil
 }
+
+// ParseDocument reads either format: Istio AuthorizationPolicy and
+// PeerAuthentication documents (recognised by their security.istio.io
+// apiVersion) or moat's own intentions file.
+func ParseDocument(data []byte, trustDomain string) (*Table, error) {
+	if istioAPIVersion.Match(data) {
+		return ParseIstio(data, trustDomain)
+	}
+	return Parse(data)
+}
+
+// istioAPIVersion finds an Istio security apiVersion line.
+var istioAPIVersion = regexp.MustCompile(`(?m)^apiVersion:\s*["']?security\.istio\.io/`)

@@ -104,3 +104,36 @@ func FuzzParseIstio(f *testing.F) {
 		}
 	})
 }
+
+func TestParseDocumentPicksTheFormat(t *testing.T) {
+	moat := []byte("default: deny\nrules:\n  - name: a\n    from: [web]\n    to: api\n    ports: [80]\n")
+	istio := []byte(`apiVersion: security.istio.io/v1
+kind: AuthorizationPolicy
+metadata:
+  name: api-allow
+spec:
+  selector:
+    matchLabels:
+      app: api
+  action: ALLOW
+  rules:
+  - from:
+    - source:
+        principals: ["example.org/svc/web"]
+    to:
+    - operation:
+        ports: ["80"]
+`)
+	for name, doc := range map[string][]byte{"moat": moat, "istio": istio} {
+		tab, err := ParseDocument(doc, "example.org")
+		if err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		if d := tab.Decide("web", "api", 80); !d.Allow {
+			t.Errorf("%s: web → api:80 denied", name)
+		}
+		if d := tab.Decide("other", "api", 80); d.Allow {
+			t.Errorf("%s: other → api:80 allowed", name)
+		}
+	}
+}

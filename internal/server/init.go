@@ -18,8 +18,8 @@ type InitConfig struct {
 	TrustDomain string
 	// SVIDTTL is the default SVID lifetime; zero means 1h.
 	SVIDTTL time.Duration
-	// AdminDir receives the admin credentials (admin.crt, admin.key,
-	// bundle.pem; mode 0600); required.
+	// AdminDir receives the admin credentials (api.CertFile, api.KeyFile,
+	// api.BundleFile; mode 0600); required.
 	AdminDir string
 	// AdminName names the first admin (spiffe://<td>/admin/<name>); empty
 	// means "admin".

@@ -33,7 +33,7 @@ func (s *Server) currentPolicy(ctx context.Context) (api.Policy, *policy.Table, 
 	if err != nil {
 		return api.Policy{}, nil, 0, err
 	}
-	t, err := policy.Parse([]byte(p.YAML))
+	t, err := policy.ParseDocument([]byte(p.YAML), s.td.Name())
 	if err != nil {
 		return api.Policy{}, nil, 0, fmt.Errorf("server: stored policy no longer parses: %w", err)
 	}
@@ -45,12 +45,12 @@ func (s *Server) handlePolicyShow(ctx context.Context, c *caller, r *http.Reques
 	return p, "", err
 }
 
-func parsePolicyRequest(r *http.Request) (*policy.Table, error) {
+func (s *Server) parsePolicyRequest(r *http.Request) (*policy.Table, error) {
 	var req api.PolicyRequest
 	if err := decode(r, &req); err != nil {
 		return nil, err
 	}
-	t, err := policy.Parse([]byte(req.YAML))
+	t, err := policy.ParseDocument([]byte(req.YAML), s.td.Name())
 	if err != nil {
 		return nil, errorf(http.StatusBadRequest, "%v", err)
 	}
@@ -61,7 +61,7 @@ func parsePolicyRequest(r *http.Request) (*policy.Table, error) {
 // transaction that also keeps it as a numbered version; the watch stream
 // carries it to every agent.
 func (s *Server) handlePolicyApply(ctx context.Context, c *caller, r *http.Request) (any, string, error) {
-	t, err := parsePolicyRequest(r)
+	t, err := s.parsePolicyRequest(r)
 	if err != nil {
 		return nil, "", err
 	}
@@ -99,7 +99,7 @@ func hasWildcard(t *policy.Table) bool {
 }
 
 func (s *Server) handlePolicyDiff(ctx context.Context, c *caller, r *http.Request) (any, string, error) {
-	t, err := parsePolicyRequest(r)
+	t, err := s.parsePolicyRequest(r)
 	if err != nil {
 		return nil, "", err
 	}

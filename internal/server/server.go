@@ -22,7 +22,6 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/spiffe/go-spiffe/v2/spiffeid"
 
-	"moat/internal/api"
 	"moat/internal/audit"
 	"moat/internal/ca"
 	"moat/internal/flow"
@@ -295,4 +294,3 @@ func newKey() (*ecdsa.PrivateKey, error) {
 	return ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 }
 
-var _ = api.PathBundle
