@@ -78,6 +78,9 @@ func (c *serverConfig) validate(needTD bool) error {
 	if err := identity.ValidName(c.Name); err != nil {
 		return config.Errorf("name", "%v", err)
 	}
+	if c.KeyRotation < 0 {
+		return config.Errorf("key_rotation", "%s: want a positive period such as 90d, or none", time.Duration(c.KeyRotation))
+	}
 	switch c.Store.Backend {
 	case "", "bolt":
 		if len(c.Store.Endpoints) > 0 {

@@ -30,6 +30,8 @@ func TestServerConfigErrors(t *testing.T) {
 		{"nested unknown key", "  backend: bolt", "  backend: bolt\n  endpoint: [x]", `store.endpoint: unknown key (did you mean "endpoints"?)`},
 		{"etcd without endpoints", "backend: bolt", "backend: etcd", `store.endpoints: the etcd backend needs at least one endpoint`},
 		{"bad kek source", "source: file", "source: hsm", `kek.source: "hsm": want file, env or passphrase`},
+		{"bad key rotation", "svid_ttl: 1h", "svid_ttl: 1h\nkey_rotation: soon", `key_rotation: bad duration "soon"`},
+		{"negative key rotation", "svid_ttl: 1h", "svid_ttl: 1h\nkey_rotation: -1h", `key_rotation: -1h0m0s: want a positive period`},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
