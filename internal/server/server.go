@@ -293,4 +293,3 @@ func (s *Server) Run(ctx context.Context) error {
 func newKey() (*ecdsa.PrivateKey, error) {
 	return ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 }
-
