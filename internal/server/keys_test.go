@@ -172,3 +172,42 @@ func TestStoreSourceConflict(t *testing.T) {
 		t.Fatalf("value after a refused swap: %q %v", kv.Value, err)
 	}
 }
+
+// TestStorePassResumes: a pass over the store stopped between batches
+// leaves every value readable and, run again, finishes from its cursor.
+func TestStorePassResumes(t *testing.T) {
+	f := newKeysFixture(t, 0)
+	first := f.kr.Primary()
+	if _, err := f.kr.Rotate(); err != nil {
+		t.Fatal(err)
+	}
+	for stop := 1; stop <= 3; stop++ {
+		ctx, cancel := context.WithCancel(context.Background())
+		batches := 0
+		_, err := f.kr.Reencrypt(ctx, seal.ReencryptConfig{Name: storePass, Source: newStoreSource(f.st, f.keys.cfg.StoreSealer), Batch: 7,
+			Progress: func(seal.Progress) {
+				if batches++; batches == 1 {
+					cancel()
+				}
+			}})
+		cancel()
+		if err == nil {
+			t.Fatalf("run %d: the pass was not stopped", stop)
+		}
+		for i := range 40 {
+			if kv, err := f.st.Get(context.Background(), fmt.Sprintf("svc/s%02d", i)); err != nil || string(kv.Value) != fmt.Sprintf("value %d", i) {
+				t.Fatalf("run %d: svc/s%02d unreadable mid-pass: %q %v", stop, i, kv.Value, err)
+			}
+		}
+		if u := f.usage(t); u[first].Records != int64(40-7*stop) {
+			t.Fatalf("run %d: %d values left under the old key, want %d", stop, u[first].Records, 40-7*stop)
+		}
+	}
+	p, err := f.kr.Reencrypt(context.Background(), seal.ReencryptConfig{Name: storePass, Source: newStoreSource(f.st, f.keys.cfg.StoreSealer), Batch: 7})
+	if err != nil || !p.Done {
+		t.Fatalf("final run: %+v %v", p, err)
+	}
+	if u := f.usage(t); u[first].Records != 0 || u[f.kr.Primary()].Records != 40 {
+		t.Fatalf("after the pass: %+v", u)
+	}
+}
