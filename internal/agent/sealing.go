@@ -19,9 +19,8 @@ import (
 const SealedKeyFile = "key.sealed"
 
 // writeCreds stores credentials in dir. With a Sealer the private key is
-// sealed (record name: the directory relative to the data directory, so a
-// sealed key cannot be moved to another identity) and no clear copy is
-// left; the certificates are public and stay PEM.
+// sealed (record name: credName, so a sealed key cannot be moved to
+// another identity) and no clear copy is left; the certificates are public and stay PEM.
 func (a *Agent) writeCreds(dir string, cert *tls.Certificate, roots []*x509.Certificate) error {
 	if a.cfg.Sealer == nil {
 		return api.WriteCredentials(dir, cert, roots)
@@ -102,13 +101,15 @@ func (a *Agent) loadCreds(dir string) (*tls.Certificate, []*x509.Certificate, er
 	return cert, roots, nil
 }
 
-// credName is the sealed key's record name: its directory under DataDir.
+// credName is the sealed key's record name: the node and the directory
+// under DataDir, so a key does not open for another node sharing the
+// keyring or in another credential directory.
 func (a *Agent) credName(dir string) string {
 	rel, err := filepath.Rel(a.cfg.DataDir, dir)
 	if err != nil {
 		rel = dir
 	}
-	return "agent/" + filepath.ToSlash(rel) + "/key"
+	return "agent/" + a.cfg.Node + "/" + filepath.ToSlash(rel) + "/key"
 }
 
 func readPEMCerts(path string) ([]*x509.Certificate, error) {

@@ -246,10 +246,10 @@ func TestNoPlaintextAtRest(t *testing.T) {
 		keyForms(t, "CA intermediate key", a.InterKey, secrets)
 	}
 	// Node and service keys, sealed by the agents.
-	keyForms(t, "node a key", sealedKey(t, kr.AEAD(), filepath.Join(dir, "agent-a"), "node"), secrets)
-	keyForms(t, "service frontend key", sealedKey(t, kr.AEAD(), filepath.Join(dir, "agent-a"), "svids/frontend"), secrets)
+	keyForms(t, "node a key", sealedKey(t, kr.AEAD(), filepath.Join(dir, "agent-a"), "a", "node"), secrets)
+	keyForms(t, "service frontend key", sealedKey(t, kr.AEAD(), filepath.Join(dir, "agent-a"), "a", "svids/frontend"), secrets)
 	krC := openKeyring(t, agentC, agentC+".kek")
-	keyForms(t, "node c key", sealedKey(t, krC.AEAD(), agentC, "node"), secrets)
+	keyForms(t, "node c key", sealedKey(t, krC.AEAD(), agentC, "c", "node"), secrets)
 
 	findings, err := seal.ScanPlaintext(secrets, dir)
 	if err != nil {
@@ -289,9 +289,9 @@ func openKeyring(t *testing.T, dir, kekFile string) *seal.Keyring {
 }
 
 // sealedKey opens the private key an agent sealed in dataDir/rel.
-func sealedKey(t *testing.T, a seal.KEK, dataDir, rel string) crypto.Signer {
+func sealedKey(t *testing.T, a seal.KEK, dataDir, node, rel string) crypto.Signer {
 	t.Helper()
-	der, err := seal.ReadSealedFile(filepath.Join(dataDir, rel, "key.sealed"), a, "agent/"+rel+"/key")
+	der, err := seal.ReadSealedFile(filepath.Join(dataDir, rel, "key.sealed"), a, "agent/"+node+"/"+rel+"/key")
 	if err != nil {
 		t.Fatal(err)
 	}
