@@ -105,6 +105,7 @@ func root() *Command {
 func commands() []*Command {
 	var cmds []*Command
 	cmds = append(cmds, versionCommand())
+	cmds = append(cmds, gatewayCommand())
 	sort.Slice(cmds, func(i, j int) bool { return cmds[i].Name < cmds[j].Name })
 	return cmds
 }
