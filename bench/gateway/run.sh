@@ -36,7 +36,7 @@ CRS_VERSION=$(grep -o "OWASP_CRS/[0-9.]*" "$W/crs-setup.conf" | head -1)
 for mode in on off; do
   port=18443; [ $mode = off ] && port=18444
   waf="waf:\n  disabled: false"; [ $mode = off ] && waf="waf:\n  disabled: true"
-  printf "listen: 127.0.0.1:$port\nredirect_listen: \"off\"\ntls:\n  cert_file: $W/cert.pem\n  key_file: $W/key.pem\nrate_limit:\n  off: true\nlimits:\n  max_conns_per_ip: 100000\nservices: [app]\nroutes:\n  - service: app\n    port: 19000\n$waf\n" > "$W/gw-$mode.yaml"
+  printf "listen: 127.0.0.1:$port\nredirect_listen: \"off\"\ntls:\n  cert_file: $W/cert.pem\n  key_file: $W/key.pem\nrate_limit:\n  off: true\nlimits:\n  max_conns_per_ip: 100000\nservices: [app]\nroutes:\n  - service: app\n    port: 19000\n    csrf_off: true\n$waf\n" > "$W/gw-$mode.yaml"
   "$W/moat" gateway --config "$W/gw-$mode.yaml" --upstream app=127.0.0.1:19000 --log-level warn 2>"$W/gw-$mode.log" & pids+=($!)
 done
 
@@ -126,7 +126,7 @@ run() { # label url script
   rps=$(echo "$out" | awk '/Requests\/sec/ {print $2}')
   p50=$(echo "$out" | awk '$1=="50%" {print $2}')
   p99=$(echo "$out" | awk '$1=="99%" {print $2}')
-  non2xx=$(echo "$out" | awk '/Non-2xx/ {print $4}')
+  non2xx=$(echo "$out" | awk '/Non-2xx/ {print $NF}')
   printf "%-34s %10s req/s  p50 %8s  p99 %8s  non-2xx %s\n" "$1" "$rps" "$p50" "$p99" "${non2xx:-0}"
 }
 

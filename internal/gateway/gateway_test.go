@@ -190,6 +190,18 @@ func TestCSRF(t *testing.T) {
 		{"neither, no cookies", "POST", "", "", "", 200},
 		{"null origin", "POST", "null", "", "", 403},
 	}
+	t.Log("a route may opt out (bearer-token APIs)")
+	defer func() {
+		f.write(strings.Replace(yaml, noWAF, "  - name: tokens\n    service: api\n    port: 9090\n    path: /tokens/\n    csrf_off: true\n"+noWAF, 1))
+		if err := f.gw.Reload(); err != nil {
+			t.Fatal(err)
+		}
+		r := f.req("POST", "/tokens/x", strings.NewReader("a=1"))
+		r.Header.Set("Origin", "https://evil.example")
+		if code, _, _ := f.do(r); code != 200 {
+			t.Errorf("csrf_off route: %d", code)
+		}
+	}()
 	for _, c := range cases {
 		r := f.req(c.method, "/api/orders", strings.NewReader("a=1"))
 		r.Header.Set("Content-Type", "application/x-www-form-urlencoded")
