@@ -216,3 +216,16 @@ func TestWAFCustomRulesAndBodyLimit(t *testing.T) {
 		t.Errorf("backend saw %d requests", n)
 	}
 }
+
+func TestMaskQuery(t *testing.T) {
+	for in, want := range map[string]string{
+		"q=1+union+select&token=s3cr3t": "q=1+union+select&token=%5Bmasked+6+bytes%5D",
+		"a=b":                           "a=b",
+		"flag&password=x":               "flag&password=%5Bmasked+1+bytes%5D",
+		"k=eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxMjM0NSJ9.sig": "k=%5Bmasked%5D",
+	} {
+		if got := maskQuery(in); got != want {
+			t.Errorf("maskQuery(%q) = %q, want %q", in, got, want)
+		}
+	}
+}
