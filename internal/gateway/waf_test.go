@@ -3,7 +3,10 @@ package gateway
 import (
 	"bytes"
 	"encoding/json"
+	"fmt"
 	"mime/multipart"
+	"net/http"
+	"net/http/httptest"
 	"net/url"
 	"os"
 	"slices"
@@ -227,5 +230,25 @@ func TestMaskQuery(t *testing.T) {
 		if got := maskQuery(in); got != want {
 			t.Errorf("maskQuery(%q) = %q, want %q", in, got, want)
 		}
+	}
+}
+
+// TestWAFResponseInspection: with inspect_responses on, a response that
+// leaks a SQL error is replaced by a 403.
+func TestWAFResponseInspection(t *testing.T) {
+	f := newFixture(t, baseYAML+"waf:\n  inspect_responses: true\n")
+	leak := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/html")
+		fmt.Fprint(w, "<html><body>You have an error in your SQL syntax; check the manual that corresponds to your MySQL server version for the right syntax to use near ''' at line 1</body></html>")
+	}))
+	defer leak.Close()
+	f.backends["frontend"].srv.Config.Handler = leak.Config.Handler
+	code, body, _ := f.do(f.req("GET", "/item?id=7", nil))
+	if code != 403 || strings.Contains(body, "SQL") {
+		t.Fatalf("leaking response: %d %q", code, body)
+	}
+	recs := f.events.all()
+	if len(recs) != 1 || recs[0].Unmapped.Kind != KindWAF || !strings.Contains(recs[0].Message, "response") {
+		t.Errorf("events %+v", recs)
 	}
 }

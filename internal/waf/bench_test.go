@@ -43,3 +43,9 @@ func BenchmarkJSON1K(b *testing.B) {
 func BenchmarkForm(b *testing.B) {
 	benchRequest(b, "POST", "/contact", "application/x-www-form-urlencoded", "name=Ana+Mar%C3%ADa&email=ana%40example.com&comment=It%27s+a+great+product%2C+thanks%21&qty=2")
 }
+
+func BenchmarkJSON1KText(b *testing.B) {
+	note := strings.Repeat("Please leave the parcel with the neighbour at number 12. ", 12)
+	body := `{"customer":{"name":"Ana Maria","email":"ana@example.com"},"items":[{"sku":"A-100","qty":2,"note":"` + note + `"}],"comment":"leave at the door, please"}`
+	benchRequest(b, "POST", "/api/orders", "application/json", body)
+}

@@ -278,7 +278,7 @@ type Verdict struct {
 	// or 400/413 for bodies that cannot be parsed or are too large).
 	Status int
 	// Detected is true when the anomaly score reached the threshold or a
-	// disruptive rule fired, whether or not the WAF blocks.
+	// rule interrupted, whether or not the WAF blocks.
 	Detected bool
 	// RuleIDs lists every rule that matched and logs, in order.
 	RuleIDs []int
@@ -434,7 +434,10 @@ func (t *Tx) verdict() Verdict {
 		}
 		id := mr.Rule().ID()
 		v.RuleIDs = append(v.RuleIDs, id)
-		if id == 949110 || id == 959100 || (mr.Disruptive() && !isEvaluation(id)) {
+		// CRS scores rather than blocks: a match is a detection only
+		// once the evaluation rules find the threshold reached. (Coraza
+		// counts "pass" as disruptive, so Disruptive() says nothing here.)
+		if id == 949110 || id == 959100 {
 			v.Detected = true
 		}
 		if v.Variable == "" && !isEvaluation(id) {
