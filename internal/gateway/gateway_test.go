@@ -2,6 +2,7 @@ package gateway
 
 import (
 	"bufio"
+	"context"
 	"crypto/tls"
 	"net"
 	"net/http"
@@ -425,5 +426,48 @@ func TestCertReload(t *testing.T) {
 	}
 	if s := serial(); s == old {
 		t.Fatal("went back to the old certificate")
+	}
+}
+
+// TestGetCertificateHook: a caller-supplied certificate source (moat's CA
+// later) replaces the PEM files, which are then not needed.
+func TestGetCertificateHook(t *testing.T) {
+	dir := t.TempDir()
+	certFile, keyFile, pool := writeCert(t, dir, "hook")
+	cert, err := tls.LoadX509KeyPair(certFile, keyFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	name := dir + "/gw.yaml"
+	os.WriteFile(name, []byte("listen: 127.0.0.1:0\nredirect_listen: \"off\"\nservices: [web]\nwaf:\n  disabled: true\nroutes:\n  - service: web\n    port: 80\n"), 0o600)
+	be := newBackend(t)
+	calls := 0
+	g, err := New(Config{
+		File: name,
+		Dial: func(ctx context.Context, service string, port int) (net.Conn, error) {
+			return net.Dial("tcp", be.srv.Listener.Addr().String())
+		},
+		GetCertificate: func(*tls.ClientHelloInfo) (*tls.Certificate, error) { calls++; return &cert, nil },
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- g.Run(ctx) }()
+	defer func() { cancel(); <-done }()
+	c := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool, ServerName: "localhost"}}}
+	resp, err := c.Get("https://" + g.Addr().String() + "/")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 200 || calls == 0 || g.RedirectAddr() != nil {
+		t.Errorf("status %d, hook calls %d, redirect %v", resp.StatusCode, calls, g.RedirectAddr())
+	}
+
+	t.Log("without the hook the file must name a certificate")
+	if _, err := New(Config{File: name, Dial: func(context.Context, string, int) (net.Conn, error) { return nil, nil }}); err == nil || !strings.Contains(err.Error(), "tls.cert_file: required") {
+		t.Errorf("no certificate source: %v", err)
 	}
 }
