@@ -42,6 +42,9 @@ func TestProxyHeadersAndHSTS(t *testing.T) {
 	if v := got.Header.Get("X-Forwarded-For"); v != "127.0.0.1" {
 		t.Errorf("X-Forwarded-For %q: an untrusted peer's header must be replaced", v)
 	}
+	if v := got.Header.Get("Forwarded"); v != "" {
+		t.Errorf("client's Forwarded header reached the backend: %q", v)
+	}
 	if v := got.Header.Get("X-Forwarded-Proto"); v != "https" {
 		t.Errorf("X-Forwarded-Proto %q", v)
 	}
