@@ -19,8 +19,13 @@ func TestGatewayValidate(t *testing.T) {
 		t.Errorf("bad config: code %d, stderr %q", code, errb.String())
 	}
 	errb.Reset()
-	code = Run(context.Background(), &Env{Stdout: &out, Stderr: &errb}, []string{"gateway", "--upstream", "nohostport"})
-	if code != 2 || !strings.Contains(errb.String(), "want service=host:port") {
-		t.Errorf("bad upstream: code %d, stderr %q", code, errb.String())
+	code = Run(context.Background(), &Env{Stdout: &out, Stderr: &errb}, []string{"gateway", "--config", name, "--data-dir", dir, "--node", "Edge_1"})
+	if code != 1 || !strings.Contains(errb.String(), "node: identity: bad name") {
+		t.Errorf("bad node: code %d, stderr %q", code, errb.String())
+	}
+	errb.Reset()
+	code = Run(context.Background(), &Env{Stdout: &out, Stderr: &errb}, []string{"gateway", "--config", name, "--data-dir", dir, "--node", "edge", "--service", "Bad Name"})
+	if code != 1 || !strings.Contains(errb.String(), "service: identity: bad name") {
+		t.Errorf("bad service: code %d, stderr %q", code, errb.String())
 	}
 }
