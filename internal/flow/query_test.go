@@ -14,6 +14,9 @@ import (
 // queryFixture stores records over two days and returns the store.
 func queryFixture(t *testing.T, cfg StoreConfig) *Store {
 	t.Helper()
+	if cfg.Now == nil {
+		cfg.Now = func() time.Time { return t0.Add(48 * time.Hour) }
+	}
 	s := openTestStore(t, cfg)
 	day2 := t0.Add(24 * time.Hour)
 	recs := []Record{

@@ -192,6 +192,10 @@ func (s *Spool) Append(recs []Record) (int, error) {
 				return 0, fmt.Errorf("flow: spool: seal record uid %q: %w", recs[i].Metadata.UID, err)
 			}
 		}
+		if len(b) > maxFrame {
+			s.dropped.Add(uint64(len(recs)))
+			return 0, fmt.Errorf("flow: spool: record uid %q encodes to %d bytes, over the %d-byte frame limit", recs[i].Metadata.UID, len(b), maxFrame)
+		}
 		frames = append(frames, b)
 	}
 	s.mu.Lock()

@@ -53,6 +53,10 @@ type StoreConfig struct {
 	Logger *slog.Logger
 	// PruneEvery is how often Run applies retention; zero means hourly.
 	PruneEvery time.Duration
+	// MaxSkew is how far ahead of the clock a record's time may be; later
+	// records are ignored and counted, so that a producer with a wild clock
+	// cannot make a partition per day of the far future. Zero means 24h.
+	MaxSkew time.Duration
 }
 
 // StoreStats counts what Ingest did since Open.
@@ -60,6 +64,7 @@ type StoreStats struct {
 	Stored     uint64 // records written
 	Duplicates uint64 // records whose UID was already stored, ignored
 	Expired    uint64 // records older than the retention, ignored
+	Future     uint64 // records more than MaxSkew ahead of the clock, ignored
 	Dropped    uint64 // records Follow subscribers were too slow to take
 }
 
@@ -83,7 +88,7 @@ type Store struct {
 	subs   map[*Subscription]struct{}
 	closed bool
 
-	stored, dups, expired, dropped atomic.Uint64
+	stored, dups, expired, future, dropped atomic.Uint64
 }
 
 type partition struct {
@@ -151,6 +156,9 @@ func OpenStore(cfg StoreConfig) (*Store, error) {
 	}
 	if cfg.PruneEvery <= 0 {
 		cfg.PruneEvery = time.Hour
+	}
+	if cfg.MaxSkew <= 0 {
+		cfg.MaxSkew = 24 * time.Hour
 	}
 	s := &Store{
 		cfg:   cfg,
@@ -346,6 +354,7 @@ func (s *Store) Stats() StoreStats {
 		Stored:     s.stored.Load(),
 		Duplicates: s.dups.Load(),
 		Expired:    s.expired.Load(),
+		Future:     s.future.Load(),
 		Dropped:    s.dropped.Load(),
 	}
 }
@@ -448,8 +457,8 @@ type rollupKey struct {
 	row
 }
 
-// Ingest stores recs, ignoring (and counting) those whose UID is already
-// stored and those older than the retention, and returns how many it
+// Ingest stores recs, ignoring (and counting) those already stored, those
+// older than the retention and those too far ahead, and returns how many it
 // stored. A batch with an invalid record is refused whole, naming the
 // record. Records are committed per day in one transaction each; should a
 // later day fail, the earlier days stay committed, and sending the same
@@ -464,11 +473,16 @@ func (s *Store) Ingest(ctx context.Context, recs []Record) (int, error) {
 		}
 	}
 	cut, retain := s.cutoff()
+	late := Millis(s.cfg.Now().Add(s.cfg.MaxSkew))
 	byDay := map[int64][]int{}
 	var days []int64
 	for i := range recs {
 		if retain && recs[i].Time < cut {
 			s.expired.Add(1)
+			continue
+		}
+		if recs[i].Time > late {
+			s.future.Add(1)
 			continue
 		}
 		d := dayOf(recs[i].Time)
