@@ -309,7 +309,7 @@ func (s *Store) Mark(ctx context.Context) (*Cursor, error) {
 // Tail calls fn, in storage order, with each record matching f stored
 // after the cursor, polling every interval until ctx ends (it then returns
 // nil) or fn fails. It works across processes (a CLI beside a server);
-// within the server's process Subscribe avoids the polling. Tail advances
+// within the server's process Follow avoids the polling. Tail advances
 // c.
 func (s *Store) Tail(ctx context.Context, c *Cursor, f Filter, every time.Duration, fn func(Record) error) error {
 	if err := f.Validate(); err != nil {

@@ -215,7 +215,7 @@ func TestSealedStoreKeepsBodiesSecret(t *testing.T) {
 	}
 }
 
-func TestSubscribeAndTail(t *testing.T) {
+func TestFollowAndTail(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	dir := t.TempDir()
@@ -223,7 +223,7 @@ func TestSubscribeAndTail(t *testing.T) {
 	if _, err := s.Ingest(ctx, testRecords("old", 3)); err != nil {
 		t.Fatal(err)
 	}
-	sub, err := s.Subscribe(Filter{Verdict: VerdictDeny}, 2)
+	sub, err := s.Follow(Filter{Verdict: VerdictDeny}, 2)
 	if err != nil {
 		t.Fatal(err)
 	}
