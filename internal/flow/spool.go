@@ -61,6 +61,7 @@ type Spool struct {
 	records int64
 	nextSeq uint64
 	closed  bool
+	full    bool // the last Append dropped records; logged once per episode
 
 	cur *loaded // the oldest segment, read for sending
 
@@ -237,7 +238,10 @@ func (s *Spool) Append(recs []Record) (int, error) {
 				return fail(err)
 			}
 			s.dropped.Add(uint64(len(frames) - i))
-			s.log.Warn("flow spool full; dropping records", "dropped", len(frames)-i, "max_bytes", s.cfg.MaxBytes)
+			if !s.full {
+				s.full = true
+				s.log.Warn("flow spool full; dropping new records until it drains (counted in moat_flow_spool_dropped_records_total)", "max_bytes", s.cfg.MaxBytes)
+			}
 			return kept, nil
 		}
 		if s.active == nil || s.segs[len(s.segs)-1].size+pendingBytes+n > s.cfg.SegmentBytes && s.segs[len(s.segs)-1].records+pending > 0 {
@@ -259,6 +263,7 @@ func (s *Spool) Append(recs []Record) (int, error) {
 	if err := flush(); err != nil {
 		return fail(err)
 	}
+	s.full = false
 	return kept, nil
 }
 
