@@ -11,6 +11,7 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"moat/internal/config"
 	"moat/internal/flow"
 )
 
@@ -37,7 +38,14 @@ func flowsCommand() *Command {
 			fs.StringVar(&to, "to", "", "destination service name, SPIFFE ID or IP")
 			fs.StringVar(&verdict, "verdict", "", "allow, deny or audit")
 			fs.StringVar(&rule, "rule", "", "name of the deciding rule (or WAF rule ID)")
-			fs.DurationVar(&since, "since", 0, "only records of the last `duration` (e.g. 1h)")
+			fs.Func("since", "only records of the last `duration` (e.g. 15m, 1h, 7d)", func(v string) error {
+				d, err := config.ParseDuration(v)
+				if err != nil {
+					return err
+				}
+				since = d
+				return nil
+			})
 			fs.StringVar(&top, "top", "", "\"talkers\": the source-destination pairs with the most bytes")
 			fs.StringVar(&output, "output", "table", "table or json (one JSON object per line)")
 			fs.IntVar(&limit, "limit", 100, "most records (or talkers) to print; 0 prints every record")
