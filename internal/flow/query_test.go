@@ -59,6 +59,8 @@ func TestQueryFilters(t *testing.T) {
 		{"until", Filter{Until: t0.Add(time.Minute)}, []string{"a1"}},
 		{"since and until across days", Filter{Since: t0.Add(time.Minute), Until: t0.Add(24*time.Hour + time.Second)}, []string{"a2", "a3", "w1", "a4", "b1"}},
 		{"limit keeps the newest", Filter{Limit: 3}, []string{"a4", "b1", "b2"}},
+		{"limit with a filter, across days and hours", Filter{From: "web", Limit: 2}, []string{"a3", "b2"}},
+		{"filter pruned to hours, rule", Filter{Rule: "audit-api", Since: t0.Add(time.Minute)}, []string{"a4"}},
 		{"limit within a day", Filter{Limit: 2, Until: t0.Add(24 * time.Hour)}, []string{"w1", "a4"}},
 		{"combined", Filter{From: "web", To: "billing", Verdict: VerdictDeny, Since: t0.Add(time.Hour)}, []string{"b2"}},
 		{"nothing", Filter{From: "nobody"}, nil},

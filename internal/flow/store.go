@@ -126,8 +126,6 @@ CREATE TABLE IF NOT EXISTS flows (
 	data     BLOB    NOT NULL
 );
 CREATE UNIQUE INDEX IF NOT EXISTS flows_time_uid ON flows(time, uid);
-CREATE INDEX IF NOT EXISTS flows_src ON flows(src, time);
-CREATE INDEX IF NOT EXISTS flows_dst ON flows(dst, time);
 CREATE TABLE IF NOT EXISTS talkers (
 	hour     INTEGER NOT NULL,
 	class    INTEGER NOT NULL,
