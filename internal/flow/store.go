@@ -36,7 +36,7 @@ type StoreConfig struct {
 	// everything.
 	Retention time.Duration
 	// Sealer, when set, encrypts each stored record's JSON with the record
-	// UID as associated data. The indexed columns (time, class, source and
+	// UID as associated data. The query columns (time, class, source and
 	// destination identities, verdict, rule, bytes) stay in plaintext so that
 	// queries and top-talker rollups work without the key: someone holding
 	// the files learns who talked to whom, when, how much and with what
@@ -399,7 +399,7 @@ func Validate(r *Record) error {
 	return nil
 }
 
-// row is the indexed columns of a record.
+// row is the query columns of a record, stored in plaintext beside its body.
 type row struct {
 	src, srcName, dst, dstName, verdict, rule string
 	bytes                                     int64
@@ -422,7 +422,7 @@ func endpointKey(e *Endpoint) (key, name string) {
 	return key, e.SvcName
 }
 
-// columns extracts the indexed columns: each side's identity (SPIFFE ID,
+// columns extracts the query columns: each side's identity (SPIFFE ID,
 // else service name, else name, else IP), the verdict, the deciding rule
 // (firewall rule, else detection analytic, else first WAF rule) and bytes.
 func columns(r *Record) row {
