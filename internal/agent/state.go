@@ -174,6 +174,22 @@ func (a *Agent) Policy() api.Policy {
 // Updates returns a channel closed at the next applied watch frame.
 func (a *Agent) Updates() <-chan struct{} { return a.updates.C() }
 
+// WaitSynced waits until the agent holds a full snapshot (from the server
+// or from its cache) or ctx ends.
+func (a *Agent) WaitSynced(ctx context.Context) error {
+	for {
+		ch := a.Updates()
+		if a.Synced() {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-ch:
+		}
+	}
+}
+
 // Synced reports whether a full snapshot has arrived since start.
 func (a *Agent) Synced() bool {
 	a.mu.RLock()

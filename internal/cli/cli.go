@@ -112,6 +112,7 @@ func commands() []*Command {
 		checkCommand(),
 		devCommand(),
 		flowsCommand(),
+		gatewayCommand(),
 		keysCommand(),
 		backupCommand(),
 		policyCommand(),

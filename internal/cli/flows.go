@@ -11,6 +11,7 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"moat/internal/config"
 	"moat/internal/flow"
 )
 
@@ -37,10 +38,17 @@ func flowsCommand() *Command {
 			fs.StringVar(&to, "to", "", "destination service name, SPIFFE ID or IP")
 			fs.StringVar(&verdict, "verdict", "", "allow, deny or audit")
 			fs.StringVar(&rule, "rule", "", "name of the deciding rule (or WAF rule ID)")
-			fs.DurationVar(&since, "since", 0, "only records of the last `duration` (e.g. 1h)")
+			fs.Func("since", "only records of the last `duration` (e.g. 15m, 1h, 7d)", func(v string) error {
+				d, err := config.ParseDuration(v)
+				if err != nil {
+					return err
+				}
+				since = d
+				return nil
+			})
 			fs.StringVar(&top, "top", "", "\"talkers\": the source-destination pairs with the most bytes")
 			fs.StringVar(&output, "output", "table", "table or json (one JSON object per line)")
-			fs.IntVar(&limit, "limit", 100, "most records (or talkers) to print; 0 prints every record")
+			fs.IntVar(&limit, "limit", 100, "most records to print (0 prints every record), or talkers (default 10)")
 			fs.BoolVar(&follow, "follow", false, "keep printing records as they are stored")
 			fs.DurationVar(&poll, "poll", time.Second, "how often --follow looks for new records")
 		},
@@ -59,6 +67,11 @@ func flowsCommand() *Command {
 			}
 			if limit < 0 || since < 0 || poll <= 0 {
 				return usagef("flows: --limit and --since must not be negative, --poll must be positive")
+			}
+			limitSet := false
+			fs.Visit(func(fl *flag.Flag) { limitSet = limitSet || fl.Name == "limit" })
+			if top != "" && !limitSet {
+				limit = 10
 			}
 			if top != "" && limit == 0 {
 				return usagef("flows: --top talkers needs a positive --limit")

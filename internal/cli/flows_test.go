@@ -64,6 +64,8 @@ func TestFlowsCommand(t *testing.T) {
 		{"limit", []string{"--limit", "1", "--output", "json"}, 0, []string{`"uid":"r3"`}, []string{`"uid":"r2"`}},
 		{"rule", []string{"--rule", "api-to-db", "--output", "json"}, 0, []string{`"uid":"r3"`}, []string{`"uid":"r1"`}},
 		{"top talkers", []string{"--top", "talkers"}, 0, []string{"SRC", "spiffe://prod.example/svc/api", "900", "spiffe://prod.example/svc/web", "110", "spiffe://prod.example/svc/web", "spiffe://prod.example/svc/billing", "1      0      1"}, nil},
+		{"since in days", []string{"--since", "1d", "--output", "json"}, 0, []string{`"uid":"old"`, `"uid":"r3"`}, nil},
+		{"bad since", []string{"--since", "soon"}, 2, nil, nil},
 		{"bad output", []string{"--output", "yaml"}, 2, nil, nil},
 		{"bad verdict", []string{"--verdict", "maybe"}, 2, nil, nil},
 		{"bad top", []string{"--top", "ports"}, 2, nil, nil},

@@ -162,6 +162,15 @@ func TestMeshThroughAgents(t *testing.T) {
 		return true
 	})
 
+	t.Log("policy diff replays the flows seen recently")
+	var diff api.PolicyDiff
+	if err := c.call(http.MethodPost, api.PathPolicyDiff, api.PolicyRequest{YAML: "default: deny\nrules: []\n"}, &diff); err != nil {
+		t.Fatal(err)
+	}
+	if want := "recent flow frontend → api:" + itoa(apiPort) + " would now be DENIED"; !strings.Contains(diff.Text, want) {
+		t.Fatalf("diff:\n%s\nwant a line containing %q", diff.Text, want)
+	}
+
 	t.Log("metrics over HTTP pass the linter and count the decisions")
 	srv := httptest.NewServer(promhttp.HandlerFor(reg1, promhttp.HandlerOpts{}))
 	defer srv.Close()

@@ -20,9 +20,9 @@ type Subscription struct {
 	once    sync.Once
 }
 
-// Subscribe follows newly stored records matching f (Limit ignored),
+// Follow subscribes to newly stored records matching f (Limit ignored),
 // buffering up to buffer of them (at least 1).
-func (s *Store) Subscribe(f Filter, buffer int) (*Subscription, error) {
+func (s *Store) Follow(f Filter, buffer int) (*Subscription, error) {
 	if err := f.Validate(); err != nil {
 		return nil, err
 	}

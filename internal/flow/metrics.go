@@ -61,6 +61,7 @@ func (s *Store) Collector() prometheus.Collector {
 		counter("moat_flow_store_stored_records_total", "Flow records stored.", s.stored.Load),
 		counter("moat_flow_store_duplicate_records_total", "Flow records ignored because they were already stored.", s.dups.Load),
 		counter("moat_flow_store_expired_records_total", "Flow records ignored because they were older than the retention.", s.expired.Load),
+		counter("moat_flow_store_future_records_total", "Flow records ignored because their time was too far ahead of the clock.", s.future.Load),
 		counter("moat_flow_store_follow_dropped_records_total", "Flow records slow followers missed.", s.dropped.Load),
 	}
 }

@@ -126,6 +126,10 @@ func (s *Store) refresh() error {
 
 // Query returns the records matching f in time order. With a Limit it
 // returns the newest Limit of them.
+//
+// The records are indexed by time only; when f selects by endpoint,
+// verdict, rule or class, the hourly rollup says which hours hold matching
+// records, and only those hours are read.
 func (s *Store) Query(ctx context.Context, f Filter) ([]Record, error) {
 	if err := f.Validate(); err != nil {
 		return nil, err
@@ -134,28 +138,79 @@ func (s *Store) Query(ctx context.Context, f Filter) ([]Record, error) {
 		return nil, err
 	}
 	lo, hi := f.span()
-	conds, args := f.where([]string{"time >= ?", "time < ?"}, []any{lo, hi})
+	conds, _ := f.where([]string{"time >= ?", "time < ?"}, []any{lo, hi})
+	_, fargs := f.where(nil, nil)
 	q := "SELECT uid, data FROM flows WHERE " + strings.Join(conds, " AND ")
 	parts := s.partitions(lo, hi)
 	var out []Record
+	run := func(p *partition, r [2]int64, order string) error {
+		var err error
+		out, err = s.collect(ctx, p, q+order, append([]any{r[0], r[1]}, fargs...), out)
+		return err
+	}
 	if f.Limit == 0 {
 		for _, p := range parts {
-			var err error
-			if out, err = s.collect(ctx, p, q+" ORDER BY time, uid", args, out); err != nil {
+			ranges, err := s.ranges(ctx, p, &f, lo, hi)
+			if err != nil {
 				return nil, err
+			}
+			for _, r := range ranges {
+				if err := run(p, r, " ORDER BY time, uid"); err != nil {
+					return nil, err
+				}
 			}
 		}
 		return out, nil
 	}
 	for i := len(parts) - 1; i >= 0 && len(out) < f.Limit; i-- {
-		var err error
-		out, err = s.collect(ctx, parts[i], q+fmt.Sprintf(" ORDER BY time DESC, uid DESC LIMIT %d", f.Limit-len(out)), args, out)
+		ranges, err := s.ranges(ctx, parts[i], &f, lo, hi)
 		if err != nil {
 			return nil, err
+		}
+		for j := len(ranges) - 1; j >= 0 && len(out) < f.Limit; j-- {
+			if err := run(parts[i], ranges[j], fmt.Sprintf(" ORDER BY time DESC, uid DESC LIMIT %d", f.Limit-len(out))); err != nil {
+				return nil, err
+			}
 		}
 	}
 	for i, j := 0, len(out)-1; i < j; i, j = i+1, j-1 {
 		out[i], out[j] = out[j], out[i]
+	}
+	return out, nil
+}
+
+// ranges returns the time ranges of partition p, within [lo, hi) and in
+// order, that can hold records matching f: all of it when f selects by time
+// alone, else the hours the rollup lists for f.
+func (s *Store) ranges(ctx context.Context, p *partition, f *Filter, lo, hi int64) ([][2]int64, error) {
+	lo, hi = max(lo, p.day*dayMillis), min(hi, (p.day+1)*dayMillis)
+	if lo >= hi {
+		return nil, nil
+	}
+	if f.From == "" && f.To == "" && f.Verdict == "" && f.Rule == "" && f.Class == 0 {
+		return [][2]int64{{lo, hi}}, nil
+	}
+	conds, args := f.where([]string{"hour >= ?", "hour <= ?"}, []any{lo / hourMillis, (hi - 1) / hourMillis})
+	rows, err := p.db.QueryContext(ctx, "SELECT DISTINCT hour FROM talkers WHERE "+strings.Join(conds, " AND ")+" ORDER BY hour", args...)
+	if err != nil {
+		return nil, fmt.Errorf("flow: query %q: %w", p.path, err)
+	}
+	defer rows.Close()
+	var out [][2]int64
+	for rows.Next() {
+		var h int64
+		if err := rows.Scan(&h); err != nil {
+			return nil, fmt.Errorf("flow: query %q: %w", p.path, err)
+		}
+		r := [2]int64{max(lo, h*hourMillis), min(hi, (h+1)*hourMillis)}
+		if n := len(out); n > 0 && out[n-1][1] == r[0] {
+			out[n-1][1] = r[1]
+			continue
+		}
+		out = append(out, r)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("flow: query %q: %w", p.path, err)
 	}
 	return out, nil
 }
@@ -309,7 +364,7 @@ func (s *Store) Mark(ctx context.Context) (*Cursor, error) {
 // Tail calls fn, in storage order, with each record matching f stored
 // after the cursor, polling every interval until ctx ends (it then returns
 // nil) or fn fails. It works across processes (a CLI beside a server);
-// within the server's process Subscribe avoids the polling. Tail advances
+// within the server's process Follow avoids the polling. Tail advances
 // c.
 func (s *Store) Tail(ctx context.Context, c *Cursor, f Filter, every time.Duration, fn func(Record) error) error {
 	if err := f.Validate(); err != nil {

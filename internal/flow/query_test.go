@@ -14,6 +14,9 @@ import (
 // queryFixture stores records over two days and returns the store.
 func queryFixture(t *testing.T, cfg StoreConfig) *Store {
 	t.Helper()
+	if cfg.Now == nil {
+		cfg.Now = func() time.Time { return t0.Add(48 * time.Hour) }
+	}
 	s := openTestStore(t, cfg)
 	day2 := t0.Add(24 * time.Hour)
 	recs := []Record{
@@ -56,6 +59,8 @@ func TestQueryFilters(t *testing.T) {
 		{"until", Filter{Until: t0.Add(time.Minute)}, []string{"a1"}},
 		{"since and until across days", Filter{Since: t0.Add(time.Minute), Until: t0.Add(24*time.Hour + time.Second)}, []string{"a2", "a3", "w1", "a4", "b1"}},
 		{"limit keeps the newest", Filter{Limit: 3}, []string{"a4", "b1", "b2"}},
+		{"limit with a filter, across days and hours", Filter{From: "web", Limit: 2}, []string{"a3", "b2"}},
+		{"filter pruned to hours, rule", Filter{Rule: "audit-api", Since: t0.Add(time.Minute)}, []string{"a4"}},
 		{"limit within a day", Filter{Limit: 2, Until: t0.Add(24 * time.Hour)}, []string{"w1", "a4"}},
 		{"combined", Filter{From: "web", To: "billing", Verdict: VerdictDeny, Since: t0.Add(time.Hour)}, []string{"b2"}},
 		{"nothing", Filter{From: "nobody"}, nil},
@@ -212,7 +217,7 @@ func TestSealedStoreKeepsBodiesSecret(t *testing.T) {
 	}
 }
 
-func TestSubscribeAndTail(t *testing.T) {
+func TestFollowAndTail(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	dir := t.TempDir()
@@ -220,7 +225,7 @@ func TestSubscribeAndTail(t *testing.T) {
 	if _, err := s.Ingest(ctx, testRecords("old", 3)); err != nil {
 		t.Fatal(err)
 	}
-	sub, err := s.Subscribe(Filter{Verdict: VerdictDeny}, 2)
+	sub, err := s.Follow(Filter{Verdict: VerdictDeny}, 2)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -8,6 +8,14 @@
 //   - Detection Finding (2004): WAF detections and alerts.
 //
 // Records are values; writers never keep a pointer to one after Write returns.
+//
+// The pipeline: a producer (agent, gateway) writes records to a Shipper,
+// which batches them to the server and, while the server is unreachable,
+// into a bounded on-disk Spool that it drains on recovery (at least once).
+// The server's Store ingests batches exactly once by record identity into
+// SQLite partitioned by day, with retention, queries, top talkers and
+// followers. FileWriter and VPCWriter export OCSF JSON lines and AWS VPC
+// Flow Logs text.
 package flow
 
 import (

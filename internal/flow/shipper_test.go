@@ -64,7 +64,9 @@ func (s *ingestServer) start() {
 	if err != nil {
 		s.t.Fatalf("listen %s: %v", addr, err)
 	}
-	s.addr = ln.Addr().String()
+	if s.addr == "" { // a restart listens on the address senders already use
+		s.addr = ln.Addr().String()
+	}
 	s.srv = &http.Server{Handler: s}
 	go s.srv.Serve(ln)
 }

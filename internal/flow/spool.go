@@ -61,6 +61,7 @@ type Spool struct {
 	records int64
 	nextSeq uint64
 	closed  bool
+	full    bool // the last Append dropped records; logged once per episode
 
 	cur *loaded // the oldest segment, read for sending
 
@@ -192,6 +193,10 @@ func (s *Spool) Append(recs []Record) (int, error) {
 				return 0, fmt.Errorf("flow: spool: seal record uid %q: %w", recs[i].Metadata.UID, err)
 			}
 		}
+		if len(b) > maxFrame {
+			s.dropped.Add(uint64(len(recs)))
+			return 0, fmt.Errorf("flow: spool: record uid %q encodes to %d bytes, over the %d-byte frame limit", recs[i].Metadata.UID, len(b), maxFrame)
+		}
 		frames = append(frames, b)
 	}
 	s.mu.Lock()
@@ -233,7 +238,10 @@ func (s *Spool) Append(recs []Record) (int, error) {
 				return fail(err)
 			}
 			s.dropped.Add(uint64(len(frames) - i))
-			s.log.Warn("flow spool full; dropping records", "dropped", len(frames)-i, "max_bytes", s.cfg.MaxBytes)
+			if !s.full {
+				s.full = true
+				s.log.Warn("flow spool full; dropping new records until it drains (counted in moat_flow_spool_dropped_records_total)", "max_bytes", s.cfg.MaxBytes)
+			}
 			return kept, nil
 		}
 		if s.active == nil || s.segs[len(s.segs)-1].size+pendingBytes+n > s.cfg.SegmentBytes && s.segs[len(s.segs)-1].records+pending > 0 {
@@ -255,6 +263,7 @@ func (s *Spool) Append(recs []Record) (int, error) {
 	if err := flush(); err != nil {
 		return fail(err)
 	}
+	s.full = false
 	return kept, nil
 }
 

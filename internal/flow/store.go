@@ -36,7 +36,7 @@ type StoreConfig struct {
 	// everything.
 	Retention time.Duration
 	// Sealer, when set, encrypts each stored record's JSON with the record
-	// UID as associated data. The indexed columns (time, class, source and
+	// UID as associated data. The query columns (time, class, source and
 	// destination identities, verdict, rule, bytes) stay in plaintext so that
 	// queries and top-talker rollups work without the key: someone holding
 	// the files learns who talked to whom, when, how much and with what
@@ -53,6 +53,10 @@ type StoreConfig struct {
 	Logger *slog.Logger
 	// PruneEvery is how often Run applies retention; zero means hourly.
 	PruneEvery time.Duration
+	// MaxSkew is how far ahead of the clock a record's time may be; later
+	// records are ignored and counted, so that a producer with a wild clock
+	// cannot make a partition per day of the far future. Zero means 24h.
+	MaxSkew time.Duration
 }
 
 // StoreStats counts what Ingest did since Open.
@@ -60,6 +64,7 @@ type StoreStats struct {
 	Stored     uint64 // records written
 	Duplicates uint64 // records whose UID was already stored, ignored
 	Expired    uint64 // records older than the retention, ignored
+	Future     uint64 // records more than MaxSkew ahead of the clock, ignored
 	Dropped    uint64 // records Follow subscribers were too slow to take
 }
 
@@ -83,7 +88,7 @@ type Store struct {
 	subs   map[*Subscription]struct{}
 	closed bool
 
-	stored, dups, expired, dropped atomic.Uint64
+	stored, dups, expired, future, dropped atomic.Uint64
 }
 
 type partition struct {
@@ -121,8 +126,6 @@ CREATE TABLE IF NOT EXISTS flows (
 	data     BLOB    NOT NULL
 );
 CREATE UNIQUE INDEX IF NOT EXISTS flows_time_uid ON flows(time, uid);
-CREATE INDEX IF NOT EXISTS flows_src ON flows(src, time);
-CREATE INDEX IF NOT EXISTS flows_dst ON flows(dst, time);
 CREATE TABLE IF NOT EXISTS talkers (
 	hour     INTEGER NOT NULL,
 	class    INTEGER NOT NULL,
@@ -151,6 +154,9 @@ func OpenStore(cfg StoreConfig) (*Store, error) {
 	}
 	if cfg.PruneEvery <= 0 {
 		cfg.PruneEvery = time.Hour
+	}
+	if cfg.MaxSkew <= 0 {
+		cfg.MaxSkew = 24 * time.Hour
 	}
 	s := &Store{
 		cfg:   cfg,
@@ -346,6 +352,7 @@ func (s *Store) Stats() StoreStats {
 		Stored:     s.stored.Load(),
 		Duplicates: s.dups.Load(),
 		Expired:    s.expired.Load(),
+		Future:     s.future.Load(),
 		Dropped:    s.dropped.Load(),
 	}
 }
@@ -392,7 +399,7 @@ func Validate(r *Record) error {
 	return nil
 }
 
-// row is the indexed columns of a record.
+// row is the query columns of a record, stored in plaintext beside its body.
 type row struct {
 	src, srcName, dst, dstName, verdict, rule string
 	bytes                                     int64
@@ -415,7 +422,7 @@ func endpointKey(e *Endpoint) (key, name string) {
 	return key, e.SvcName
 }
 
-// columns extracts the indexed columns: each side's identity (SPIFFE ID,
+// columns extracts the query columns: each side's identity (SPIFFE ID,
 // else service name, else name, else IP), the verdict, the deciding rule
 // (firewall rule, else detection analytic, else first WAF rule) and bytes.
 func columns(r *Record) row {
@@ -448,8 +455,8 @@ type rollupKey struct {
 	row
 }
 
-// Ingest stores recs, ignoring (and counting) those whose UID is already
-// stored and those older than the retention, and returns how many it
+// Ingest stores recs, ignoring (and counting) those already stored, those
+// older than the retention and those too far ahead, and returns how many it
 // stored. A batch with an invalid record is refused whole, naming the
 // record. Records are committed per day in one transaction each; should a
 // later day fail, the earlier days stay committed, and sending the same
@@ -464,11 +471,16 @@ func (s *Store) Ingest(ctx context.Context, recs []Record) (int, error) {
 		}
 	}
 	cut, retain := s.cutoff()
+	late := Millis(s.cfg.Now().Add(s.cfg.MaxSkew))
 	byDay := map[int64][]int{}
 	var days []int64
 	for i := range recs {
 		if retain && recs[i].Time < cut {
 			s.expired.Add(1)
+			continue
+		}
+		if recs[i].Time > late {
+			s.future.Add(1)
 			continue
 		}
 		d := dayOf(recs[i].Time)

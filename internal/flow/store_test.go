@@ -149,9 +149,18 @@ func TestRetentionDropsWholeDays(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	// t0-3d is older than the retention and is not stored; t0-2d is inside it.
-	if n != 3 || s.Stats().Expired != 1 {
-		t.Fatalf("stored %d, stats %+v; want 3 stored, 1 expired", n, s.Stats())
+	// t0-3d is older than the retention and is not stored; t0-2d is inside
+	// it; a record two days ahead of the clock is not stored either.
+	batch = append(batch, netRecord("future", "web", "db", VerdictAllow, "r", 1, t0.Add(48*time.Hour)))
+	n, err = s.Ingest(ctx, batch)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n != 0 || s.Stats().Expired != 2 || s.Stats().Future != 1 || s.Stats().Duplicates != 3 {
+		t.Fatalf("second ingest stored %d, stats %+v", n, s.Stats())
+	}
+	if n := s.Stats().Stored; n != 3 {
+		t.Fatalf("stored %d, want 3", n)
 	}
 	files := func() []string {
 		m, _ := filepath.Glob(filepath.Join(dir, "flows-*.db"))

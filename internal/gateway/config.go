@@ -113,11 +113,14 @@ type RouteFile struct {
 	// AllowedOrigins are the origins ("https://shop.example") whose
 	// unsafe requests are accepted. Empty: only the request's own origin
 	// (https:// plus its Host).
-	AllowedOrigins []string  `yaml:"allowed_origins"`
-	CSRFMissing    string    `yaml:"csrf_missing"` // overrides csrf.missing
-	Rate           *RateFile `yaml:"rate_limit"`   // overrides rate_limit
-	WAFExclusions  []string  `yaml:"waf_exclusions"`
-	WAFOff         bool      `yaml:"waf_off"`
+	AllowedOrigins []string `yaml:"allowed_origins"`
+	CSRFMissing    string   `yaml:"csrf_missing"` // overrides csrf.missing
+	// CSRFOff skips the origin check on this route: for APIs that
+	// authenticate with bearer tokens rather than cookies.
+	CSRFOff       bool      `yaml:"csrf_off"`
+	Rate          *RateFile `yaml:"rate_limit"` // overrides rate_limit
+	WAFExclusions []string  `yaml:"waf_exclusions"`
+	WAFOff        bool      `yaml:"waf_off"`
 }
 
 // Settings is a validated gateway.yaml in typed form.
@@ -153,6 +156,7 @@ type Route struct {
 	Port           int
 	AllowedOrigins []string // normalised scheme://host[:port]
 	CSRFMissing    string
+	CSRFOff        bool
 	RPS            float64 // 0 with Burst 0: no limit
 	Burst          int
 	Exclusions     *waf.Exclusions
@@ -308,6 +312,7 @@ func (rf *RouteFile) route(p string, services []string, csrfDefault string, rps 
 		RPS:         rps,
 		Burst:       burst,
 		WAFOff:      rf.WAFOff,
+		CSRFOff:     rf.CSRFOff,
 	}
 	if r.Host == "*" {
 		r.Host = ""

@@ -3,11 +3,12 @@ package gateway
 import (
 	"net/http"
 	"net/netip"
+	"net/url"
 	"strconv"
+	"strings"
 	"time"
 
 	"moat/internal/flow"
-	"moat/internal/seal"
 	"moat/internal/waf"
 )
 
@@ -95,7 +96,7 @@ func (e *event) record(now time.Time) flow.Record {
 			URL: &flow.URL{
 				Hostname:    host,
 				Path:        e.r.URL.Path,
-				QueryString: waf.Mask("QUERY_STRING", seal.RedactQuery(e.r.URL.RawQuery)),
+				QueryString: maskQuery(e.r.URL.RawQuery),
 				Scheme:      "https",
 			},
 		}
@@ -127,4 +128,31 @@ func (e *event) record(now time.Time) flow.Record {
 	}
 	rec.Unmapped = m
 	return rec
+}
+
+// maskQuery masks each parameter's value as waf.Mask would for a variable
+// of that name, so "?token=..." never reaches an event in clear.
+func maskQuery(raw string) string {
+	if raw == "" {
+		return ""
+	}
+	parts := strings.Split(raw, "&")
+	for i, p := range parts {
+		k, v, ok := strings.Cut(p, "=")
+		if !ok {
+			continue
+		}
+		name, err := url.QueryUnescape(k)
+		if err != nil {
+			name = k
+		}
+		val, err := url.QueryUnescape(v)
+		if err != nil {
+			val = v
+		}
+		if m := waf.Mask("ARGS:"+name, val); m != val {
+			parts[i] = k + "=" + url.QueryEscape(m)
+		}
+	}
+	return strings.Join(parts, "&")
 }

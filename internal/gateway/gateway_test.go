@@ -2,6 +2,7 @@ package gateway
 
 import (
 	"bufio"
+	"context"
 	"crypto/tls"
 	"net"
 	"net/http"
@@ -40,6 +41,9 @@ func TestProxyHeadersAndHSTS(t *testing.T) {
 	}
 	if v := got.Header.Get("X-Forwarded-For"); v != "127.0.0.1" {
 		t.Errorf("X-Forwarded-For %q: an untrusted peer's header must be replaced", v)
+	}
+	if v := got.Header.Get("Forwarded"); v != "" {
+		t.Errorf("client's Forwarded header reached the backend: %q", v)
 	}
 	if v := got.Header.Get("X-Forwarded-Proto"); v != "https" {
 		t.Errorf("X-Forwarded-Proto %q", v)
@@ -190,6 +194,18 @@ func TestCSRF(t *testing.T) {
 		{"neither, no cookies", "POST", "", "", "", 200},
 		{"null origin", "POST", "null", "", "", 403},
 	}
+	t.Log("a route may opt out (bearer-token APIs)")
+	defer func() {
+		f.write(strings.Replace(yaml, noWAF, "  - name: tokens\n    service: api\n    port: 9090\n    path: /tokens/\n    csrf_off: true\n"+noWAF, 1))
+		if err := f.gw.Reload(); err != nil {
+			t.Fatal(err)
+		}
+		r := f.req("POST", "/tokens/x", strings.NewReader("a=1"))
+		r.Header.Set("Origin", "https://evil.example")
+		if code, _, _ := f.do(r); code != 200 {
+			t.Errorf("csrf_off route: %d", code)
+		}
+	}()
 	for _, c := range cases {
 		r := f.req(c.method, "/api/orders", strings.NewReader("a=1"))
 		r.Header.Set("Content-Type", "application/x-www-form-urlencoded")
@@ -413,5 +429,48 @@ func TestCertReload(t *testing.T) {
 	}
 	if s := serial(); s == old {
 		t.Fatal("went back to the old certificate")
+	}
+}
+
+// TestGetCertificateHook: a caller-supplied certificate source (moat's CA
+// later) replaces the PEM files, which are then not needed.
+func TestGetCertificateHook(t *testing.T) {
+	dir := t.TempDir()
+	certFile, keyFile, pool := writeCert(t, dir, "hook")
+	cert, err := tls.LoadX509KeyPair(certFile, keyFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	name := dir + "/gw.yaml"
+	os.WriteFile(name, []byte("listen: 127.0.0.1:0\nredirect_listen: \"off\"\nservices: [web]\nwaf:\n  disabled: true\nroutes:\n  - service: web\n    port: 80\n"), 0o600)
+	be := newBackend(t)
+	calls := 0
+	g, err := New(Config{
+		File: name,
+		Dial: func(ctx context.Context, service string, port int) (net.Conn, error) {
+			return net.Dial("tcp", be.srv.Listener.Addr().String())
+		},
+		GetCertificate: func(*tls.ClientHelloInfo) (*tls.Certificate, error) { calls++; return &cert, nil },
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- g.Run(ctx) }()
+	defer func() { cancel(); <-done }()
+	c := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool, ServerName: "localhost"}}}
+	resp, err := c.Get("https://" + g.Addr().String() + "/")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 200 || calls == 0 || g.RedirectAddr() != nil {
+		t.Errorf("status %d, hook calls %d, redirect %v", resp.StatusCode, calls, g.RedirectAddr())
+	}
+
+	t.Log("without the hook the file must name a certificate")
+	if _, err := New(Config{File: name, Dial: func(context.Context, string, int) (net.Conn, error) { return nil, nil }}); err == nil || !strings.Contains(err.Error(), "tls.cert_file: required") {
+		t.Errorf("no certificate source: %v", err)
 	}
 }

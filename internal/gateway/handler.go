@@ -175,6 +175,9 @@ func (g *Gateway) emit(ev *event) {
 
 // csrfCheck returns why an unsafe request is refused, or "".
 func csrfCheck(r *http.Request, route *Route) string {
+	if route.CSRFOff {
+		return ""
+	}
 	switch r.Method {
 	case http.MethodPost, http.MethodPut, http.MethodPatch, http.MethodDelete:
 	default:
@@ -251,6 +254,9 @@ func (g *Gateway) newProxy() *httputil.ReverseProxy {
 			pr.Out.URL.Scheme = "http"
 			pr.Out.URL.Host = net.JoinHostPort(route.Service, strconv.Itoa(route.Port))
 			pr.Out.Host = pr.In.Host
+			// The client's own Forwarded header is not to be believed;
+			// the X-Forwarded-* set here are.
+			pr.Out.Header.Del("Forwarded")
 			pr.Out.Header.Set("X-Forwarded-For", xff)
 			pr.Out.Header.Set("X-Forwarded-Proto", "https")
 			pr.Out.Header.Set("X-Forwarded-Host", pr.In.Host)

@@ -111,12 +111,7 @@ func (s *Server) handlePolicyDiff(ctx context.Context, c *caller, r *http.Reques
 	if err != nil {
 		return nil, "", err
 	}
-	d := policy.Diff(cur, t, recent)
-	text := d.String()
-	if d.Empty() {
-		text = "no change\n"
-	}
-	return api.PolicyDiff{Text: text}, "", nil
+	return api.PolicyDiff{Text: policy.Diff(cur, t, recent).String()}, "", nil
 }
 
 func (s *Server) handlePolicyExplain(ctx context.Context, c *caller, r *http.Request) (any, string, error) {

@@ -7,6 +7,7 @@
 package waf
 
 import (
+	_ "embed"
 	"errors"
 	"fmt"
 	"io"
@@ -15,10 +16,12 @@ import (
 	"os"
 	"strconv"
 	"strings"
+	"sync"
 
 	coreruleset "github.com/corazawaf/coraza-coreruleset/v4"
 	"github.com/corazawaf/coraza/v3"
 	"github.com/corazawaf/coraza/v3/experimental"
+	"github.com/corazawaf/coraza/v3/experimental/plugins"
 	"github.com/corazawaf/coraza/v3/types"
 )
 
@@ -69,13 +72,59 @@ type Config struct {
 	RuleFiles []string
 	// Directives is SecLang text loaded after RuleFiles (tests, embedders).
 	Directives string
+	// AllowedMethods are the HTTP methods CRS lets through; nil means
+	// DefaultAllowedMethods.
+	AllowedMethods []string
+	// AllowedContentTypes are the request body types CRS lets through
+	// (lower case, without parameters); nil means DefaultContentTypes.
+	AllowedContentTypes []string
+	// StockCRS runs CRS exactly as shipped: none of moat's own rules, CRS's
+	// default methods and content types. For comparisons and CRS's own
+	// regression suite.
+	StockCRS bool
+}
+
+// DefaultAllowedMethods are what REST APIs and browsers use.
+var DefaultAllowedMethods = []string{"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"}
+
+// DefaultContentTypes are CRS's list plus what browsers and telemetry send
+// today: text/plain (navigator.sendBeacon), NDJSON, protobuf (gRPC-Web),
+// CSP and Reporting API reports, and octet streams.
+var DefaultContentTypes = []string{
+	"application/x-www-form-urlencoded", "multipart/form-data", "multipart/related",
+	"text/xml", "application/xml", "application/soap+xml",
+	"application/json", "application/cloudevents+json", "application/cloudevents-batch+json",
+	"text/plain", "application/x-ndjson", "application/x-json-stream",
+	"application/x-protobuf", "application/grpc-web+proto", "application/grpc-web-text",
+	"application/csp-report", "application/reports+json", "application/octet-stream",
+}
+
+// moatRules are moat's own rules (rules/moat.conf), loaded before CRS.
+//
+//go:embed rules/moat.conf
+var moatRules string
+
+// moatAfter are moat's changes to CRS rules, loaded after CRS.
+//
+//go:embed rules/moat-after.conf
+var moatAfter string
+
+// registerOnce adds moat's transformations to Coraza's registry, which is
+// process-wide; registering twice would be harmless but is not needed.
+var registerOnce sync.Once
+
+func register() {
+	registerOnce.Do(func() {
+		plugins.RegisterTransformation("moatDecodeEvasions", decodeEvasions)
+	})
 }
 
 // WAF is a loaded rule set. It is safe for concurrent use; each request gets
 // its own Tx.
 type WAF struct {
-	waf    coraza.WAF
-	detect bool
+	waf       coraza.WAF
+	detect    bool
+	bodyLimit int64
 }
 
 // New loads CRS and the configured rule files. Errors name the file or
@@ -84,6 +133,7 @@ func New(cfg Config) (*WAF, error) {
 	if err := cfg.validate(); err != nil {
 		return nil, err
 	}
+	register()
 	pl := orDefault(cfg.Paranoia, DefaultParanoia)
 	dpl := orDefault(cfg.DetectionParanoia, pl)
 	var b strings.Builder
@@ -103,6 +153,18 @@ func New(cfg Config) (*WAF, error) {
 	fmt.Fprintf(&b, setupAction, pl, dpl,
 		orDefault(cfg.InboundThreshold, DefaultInboundThreshold),
 		orDefault(cfg.OutboundThreshold, DefaultOutboundThreshold))
+	if !cfg.StockCRS {
+		methods := cfg.AllowedMethods
+		if methods == nil {
+			methods = DefaultAllowedMethods
+		}
+		types := cfg.AllowedContentTypes
+		if types == nil {
+			types = DefaultContentTypes
+		}
+		fmt.Fprintf(&b, "SecAction \"id:900001,phase:1,pass,t:none,nolog,setvar:'tx.allowed_methods=%s',setvar:'tx.allowed_request_content_type=|%s|'\"\n",
+			strings.Join(methods, " "), strings.Join(types, "| |"))
+	}
 	for _, f := range cfg.RuleFilesBefore {
 		text, err := readRules(f)
 		if err != nil {
@@ -110,7 +172,15 @@ func New(cfg Config) (*WAF, error) {
 		}
 		b.WriteString(text)
 	}
+	if !cfg.StockCRS {
+		// Before CRS, so that its phase-2 rules score before CRS's
+		// blocking evaluation (949110) runs.
+		b.WriteString(moatRules)
+	}
 	b.WriteString("Include @owasp_crs/*.conf\n")
+	if !cfg.StockCRS {
+		b.WriteString(moatAfter)
+	}
 	for _, f := range cfg.RuleFiles {
 		text, err := readRules(f)
 		if err != nil {
@@ -123,7 +193,7 @@ func New(cfg Config) (*WAF, error) {
 	if err != nil {
 		return nil, fmt.Errorf("waf: load rules: %w", err)
 	}
-	return &WAF{waf: w, detect: cfg.DetectionOnly}, nil
+	return &WAF{waf: w, detect: cfg.DetectionOnly, bodyLimit: orDefault64(cfg.RequestBodyLimit, DefaultRequestBodyLimit)}, nil
 }
 
 func (c Config) validate() error {
@@ -208,7 +278,7 @@ type Verdict struct {
 	// or 400/413 for bodies that cannot be parsed or are too large).
 	Status int
 	// Detected is true when the anomaly score reached the threshold or a
-	// disruptive rule fired, whether or not the WAF blocks.
+	// rule interrupted, whether or not the WAF blocks.
 	Detected bool
 	// RuleIDs lists every rule that matched and logs, in order.
 	RuleIDs []int
@@ -265,6 +335,7 @@ func (t *Tx) Request(r *http.Request, client string) (Verdict, error) {
 		uri = r.URL.RequestURI()
 	}
 	tx.ProcessURI(uri, r.Method, r.Proto)
+	decompress(r, t.w.bodyLimit)
 	if r.Host != "" {
 		tx.AddRequestHeader("Host", r.Host)
 		tx.SetServerName(hostOnly(r.Host))
@@ -273,6 +344,11 @@ func (t *Tx) Request(r *http.Request, client string) (Verdict, error) {
 		for _, v := range vs {
 			tx.AddRequestHeader(k, v)
 		}
+	}
+	if r.ContentLength >= 0 && r.Header.Get("Content-Length") == "" && r.Body != nil && r.Body != http.NoBody {
+		// HTTP/2 clients may leave the length to the framing; the rules
+		// expect to see it.
+		tx.AddRequestHeader("Content-Length", strconv.FormatInt(r.ContentLength, 10))
 	}
 	for _, te := range r.TransferEncoding {
 		tx.AddRequestHeader("Transfer-Encoding", te)
@@ -358,7 +434,10 @@ func (t *Tx) verdict() Verdict {
 		}
 		id := mr.Rule().ID()
 		v.RuleIDs = append(v.RuleIDs, id)
-		if id == 949110 || id == 959100 || (mr.Disruptive() && !isEvaluation(id)) {
+		// CRS scores rather than blocks: a match is a detection only
+		// once the evaluation rules find the threshold reached. (Coraza
+		// counts "pass" as disruptive, so Disruptive() says nothing here.)
+		if id == 949110 || id == 959100 {
 			v.Detected = true
 		}
 		if v.Variable == "" && !isEvaluation(id) {

@@ -1,0 +1,130 @@
+package cli
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"log/slog"
+	"net"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"golang.org/x/sync/errgroup"
+
+	"moat/internal/config"
+	"moat/internal/gateway"
+	"moat/internal/identity"
+)
+
+// gatewayConfig is how "moat gateway" joins the mesh: it runs a node agent
+// of its own and reaches services through that agent's mesh as the service
+// it is registered as (by default "gateway"), so intentions govern it like
+// any other caller.
+type gatewayConfig struct {
+	agentConfig
+	Service string
+}
+
+func gatewayCommand() *Command {
+	var (
+		cfgFile  string
+		validate bool
+		logLevel string
+		c        gatewayConfig
+	)
+	return &Command{
+		Name:    "gateway",
+		Summary: "run the edge gateway (TLS, WAF, rate limits, routes into the mesh)",
+		Usage:   "--config gateway.yaml --data-dir DIR --server ADDR --node NODE [--join TOKEN] [flags]",
+		Help: "gateway serves HTTPS with the OWASP Core Rule Set in front of the services its\n" +
+			"routes name, and answers plain HTTP with a redirect. It joins the control plane\n" +
+			"as a node (--join is needed on first start only) and reaches services through\n" +
+			"that node's mesh with the SVID of --service, which must be registered on the\n" +
+			"node (moat svc register --node NODE --name gateway --port 8443).\n\n" +
+			"The config file is watched: a valid change applies at once, an invalid one is\n" +
+			"refused and the running configuration stays (SIGHUP forces a reload).",
+		Flags: func(fs *flag.FlagSet) {
+			fs.StringVar(&cfgFile, "config", "gateway.yaml", "gateway configuration file")
+			fs.BoolVar(&validate, "validate", false, "check the configuration and exit")
+			fs.StringVar(&logLevel, "log-level", "info", "debug, info, warn or error")
+			fs.StringVar(&c.DataDir, "data-dir", "", "directory of the gateway node's identity and caches (required)")
+			fs.StringVar(&c.Server, "server", "127.0.0.1:7400", "control plane address")
+			fs.StringVar(&c.Join, "join", "", "one-time join token (first start only)")
+			fs.StringVar(&c.Node, "node", "", "this gateway node's name (required)")
+			fs.StringVar(&c.Listen, "mesh-listen", "127.0.0.1:15443", "the node's mesh port")
+			fs.StringVar(&c.Service, "service", "gateway", "the service the gateway calls as")
+			fs.StringVar(&c.Metrics, "metrics", "", "serve Prometheus /metrics on this address")
+		},
+		Run: func(ctx context.Context, e *Env, fs *flag.FlagSet) error {
+			if fs.NArg() > 0 {
+				return usagef("gateway takes no arguments")
+			}
+			if validate {
+				s, err := gateway.LoadFile(cfgFile, nil)
+				if err != nil {
+					return err
+				}
+				fmt.Fprintf(e.Stdout, "%s: ok (%d routes)\n", cfgFile, len(s.Routes))
+				return nil
+			}
+			if err := c.validate(); err != nil {
+				return err
+			}
+			if err := identity.ValidName(c.Service); err != nil {
+				return config.Errorf("service", "%v", err)
+			}
+			var level slog.Level
+			if err := level.UnmarshalText([]byte(logLevel)); err != nil {
+				return usagef("gateway: --log-level %q: want debug, info, warn or error", logLevel)
+			}
+			log := slog.New(slog.NewTextHandler(e.Stderr, &slog.HandlerOptions{Level: level}))
+			n, err := startNode(ctx, e, c.agentConfig)
+			if err != nil {
+				return err
+			}
+			a := n.agent
+			runCtx, cancel := context.WithCancel(ctx)
+			defer cancel()
+			grp, gctx := errgroup.WithContext(runCtx)
+			grp.Go(func() error { return n.Run(gctx) })
+			fail := func(err error) error {
+				cancel()
+				return errors.Join(err, grp.Wait())
+			}
+			// Routes are checked against the registry: wait for it.
+			if err := a.WaitSynced(gctx); err != nil {
+				return fail(fmt.Errorf("gateway: no registry from the control plane: %w", err))
+			}
+			g, err := gateway.New(gateway.Config{
+				File:   cfgFile,
+				Logger: log,
+				Dial: func(ctx context.Context, service string, port int) (net.Conn, error) {
+					return a.Mesh().Dial(ctx, c.Service, service, port)
+				},
+				Services: a.Services,
+				Events:   a.Flows(),
+			})
+			if err != nil {
+				return fail(err)
+			}
+			hup := make(chan os.Signal, 1)
+			signal.Notify(hup, syscall.SIGHUP)
+			defer signal.Stop(hup)
+			go func() {
+				for {
+					select {
+					case <-ctx.Done():
+						return
+					case <-hup:
+						_ = g.Reload()
+					}
+				}
+			}()
+			log.Info("gateway: serving", "https", g.Addr().String(), "redirect", fmt.Sprint(g.RedirectAddr()), "as", c.Service)
+			grp.Go(func() error { return g.Run(gctx) })
+			return grp.Wait()
+		},
+	}
+}

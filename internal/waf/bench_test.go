@@ -1,0 +1,51 @@
+package waf
+
+import (
+	"flag"
+	"net/http/httptest"
+	"strings"
+	"testing"
+)
+
+func benchRequest(b *testing.B, method, target, ctype, body string) {
+	w, err := New(Config{StockCRS: *benchStock})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer w.Close()
+	b.ReportAllocs()
+	b.ResetTimer()
+	for range b.N {
+		r := httptest.NewRequest(method, target, strings.NewReader(body))
+		r.Header.Set("Host", "localhost")
+		r.Header.Set("User-Agent", "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 Chrome/120 Safari/537.36")
+		r.Header.Set("Accept", "text/html,application/json")
+		if ctype != "" {
+			r.Header.Set("Content-Type", ctype)
+		}
+		tx := w.Begin(nil)
+		if _, err := tx.Request(r, "127.0.0.1:4000"); err != nil {
+			b.Fatal(err)
+		}
+		tx.Close()
+	}
+}
+
+var benchStock = flag.Bool("stock", false, "benchmark stock CRS without moat's rules")
+
+func BenchmarkGET(b *testing.B) { benchRequest(b, "GET", "/products?id=42&sort=price", "", "") }
+
+func BenchmarkJSON1K(b *testing.B) {
+	body := `{"customer":{"name":"Ana Maria","email":"ana@example.com"},"items":[{"sku":"A-100","qty":2,"note":"` + strings.Repeat("a", 700) + `"}],"comment":"leave at the door, please"}`
+	benchRequest(b, "POST", "/api/orders", "application/json", body)
+}
+
+func BenchmarkForm(b *testing.B) {
+	benchRequest(b, "POST", "/contact", "application/x-www-form-urlencoded", "name=Ana+Mar%C3%ADa&email=ana%40example.com&comment=It%27s+a+great+product%2C+thanks%21&qty=2")
+}
+
+func BenchmarkJSON1KText(b *testing.B) {
+	note := strings.Repeat("Please leave the parcel with the neighbour at number 12. ", 12)
+	body := `{"customer":{"name":"Ana Maria","email":"ana@example.com"},"items":[{"sku":"A-100","qty":2,"note":"` + note + `"}],"comment":"leave at the door, please"}`
+	benchRequest(b, "POST", "/api/orders", "application/json", body)
+}

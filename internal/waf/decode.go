@@ -1,0 +1,185 @@
+package waf
+
+import (
+	"strings"
+	"unicode/utf8"
+)
+
+// decodeEvasions undoes the encodings attackers use to slip path traversal
+// and file names past a WAF, the ones old servers and frameworks decoded
+// but CRS's transformations leave alone:
+//   - percent escapes, nested up to three times, and IIS-style %uXXXX;
+//   - overlong UTF-8 (%c0%ae for ".", %e0%80%af for "/"), which strict
+//     decoders refuse but lenient ones turned into ASCII;
+//   - full-width forms (U+FF01..U+FF5E) and slash look-alikes (U+2215,
+//     U+2216, U+2044, U+29F8, U+29F9, U+FE68);
+//   - "0x2e", "0x2f" and "0x5c" written out as text.
+//
+// Control characters are dropped; bytes that decode to nothing (invalid
+// escapes, private-use code points) become "/" since they only ever stand
+// in for a separator. The result is for matching only, never forwarded.
+func decodeEvasions(in string) (string, bool, error) {
+	if !strings.ContainsAny(in, "%.\\/") && !hasNonASCII(in) && !strings.Contains(in, "0x") {
+		return in, false, nil
+	}
+	s := in
+	for range 3 {
+		next := percentDecode(s)
+		if next == s {
+			break
+		}
+		s = next
+	}
+	s = lenientUTF8(s)
+	s = replaceHexText(s)
+	return s, s != in, nil
+}
+
+func hasNonASCII(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] >= 0x80 {
+			return true
+		}
+	}
+	return false
+}
+
+func unhex(c byte) (byte, bool) {
+	switch {
+	case c >= '0' && c <= '9':
+		return c - '0', true
+	case c >= 'a' && c <= 'f':
+		return c - 'a' + 10, true
+	case c >= 'A' && c <= 'F':
+		return c - 'A' + 10, true
+	}
+	return 0, false
+}
+
+// percentDecode decodes %XX and %uXXXX once; an invalid escape becomes a
+// marker byte 0xFF (never valid UTF-8) that lenientUTF8 turns into "/".
+func percentDecode(s string) string {
+	if !strings.Contains(s, "%") && !strings.Contains(s, "+") {
+		return s
+	}
+	var b strings.Builder
+	b.Grow(len(s))
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if c != '%' {
+			b.WriteByte(c)
+			continue
+		}
+		if i+5 < len(s) && (s[i+1] == 'u' || s[i+1] == 'U') {
+			var r rune
+			ok := true
+			for j := 2; j < 6; j++ {
+				v, good := unhex(s[i+j])
+				ok = ok && good
+				r = r<<4 | rune(v)
+			}
+			if ok {
+				b.WriteRune(r)
+				i += 5
+				continue
+			}
+		}
+		if i+2 < len(s) {
+			h, ok1 := unhex(s[i+1])
+			l, ok2 := unhex(s[i+2])
+			if ok1 && ok2 {
+				b.WriteByte(h<<4 | l)
+				i += 2
+				continue
+			}
+			if s[i+1] != '%' && s[i+1] != ' ' {
+				b.WriteByte(0xFF)
+				i += 2
+				continue
+			}
+		}
+		b.WriteByte(c)
+	}
+	return b.String()
+}
+
+// lenientUTF8 decodes s as UTF-8 accepting overlong forms and 5- and
+// 6-byte sequences, then maps look-alikes to ASCII.
+func lenientUTF8(s string) string {
+	var b strings.Builder
+	b.Grow(len(s))
+	for i := 0; i < len(s); {
+		c := s[i]
+		if c < 0x80 {
+			if c >= 0x20 || c == '\t' {
+				b.WriteByte(c)
+			}
+			i++
+			continue
+		}
+		if r, n := utf8.DecodeRuneInString(s[i:]); r != utf8.RuneError {
+			b.WriteString(mapRune(r))
+			i += n
+			continue
+		}
+		n, r := 0, rune(0)
+		switch {
+		case c&0xE0 == 0xC0:
+			n, r = 2, rune(c&0x1F)
+		case c&0xF0 == 0xE0:
+			n, r = 3, rune(c&0x0F)
+		case c&0xF8 == 0xF0:
+			n, r = 4, rune(c&0x07)
+		case c&0xFC == 0xF8:
+			n, r = 5, rune(c&0x03)
+		case c&0xFE == 0xFC:
+			n, r = 6, rune(c&0x01)
+		}
+		ok := n > 0 && i+n <= len(s)
+		for j := 1; ok && j < n; j++ {
+			if s[i+j]&0xC0 != 0x80 {
+				ok = false
+				break
+			}
+			r = r<<6 | rune(s[i+j]&0x3F)
+		}
+		if !ok {
+			b.WriteByte('/')
+			i++
+			continue
+		}
+		b.WriteString(mapRune(r))
+		i += n
+	}
+	return b.String()
+}
+
+func mapRune(r rune) string {
+	switch {
+	case r < 0x20:
+		return ""
+	case r < 0x80:
+		return string(r)
+	case r >= 0xFF01 && r <= 0xFF5E:
+		return string(r - 0xFEE0)
+	case r >= 0xE000 && r <= 0xF8FF, r == utf8.RuneError:
+		return "/"
+	}
+	switch r {
+	case 0x2215, 0x2044, 0x29F8:
+		return "/"
+	case 0x2216, 0x29F9, 0xFE68:
+		return "\\"
+	case 0x2024, 0xFE52:
+		return "."
+	}
+	return string(r)
+}
+
+func replaceHexText(s string) string {
+	if !strings.Contains(s, "0x") && !strings.Contains(s, "0X") {
+		return s
+	}
+	r := strings.NewReplacer("0x2e", ".", "0x2E", ".", "0X2E", ".", "0x2f", "/", "0x2F", "/", "0X2F", "/", "0x5c", "\\", "0x5C", "\\", "0X5C", "\\")
+	return r.Replace(s)
+}

@@ -1,0 +1,109 @@
+package waf
+
+import (
+	"strings"
+	"testing"
+	"unicode/utf8"
+)
+
+func TestDecodeEvasions(t *testing.T) {
+	cases := map[string]string{
+		"%c0%ae%c0%ae%c0%afetc%c0%afpasswd":         "../etc/passwd",
+		"%e0%80%ae%e0%80%ae%e0%80%afwin.ini":        "../win.ini",
+		"%uff0e%uff0e%u2215etc%u2215issue":          "../etc/issue",
+		"%252e%252e%252fetc":                        "../etc",
+		"..0x2f..0x5cboot.ini":                      "../..\\boot.ini",
+		"..%01%bg%qfetc":                            "..//etc",
+		"plain text, nothing to do":                 "plain text, nothing to do",
+		"caf%C3%A9 %E6%9D%B1%E4%BA%AC":              "café 東京",
+		"%f8%80%80%80%ae%f8%80%80%80%ae%c0%afhosts": "../hosts",
+	}
+	for in, want := range cases {
+		got, _, err := decodeEvasions(in)
+		if err != nil || got != want {
+			t.Errorf("decodeEvasions(%q) = %q, %v; want %q", in, got, err, want)
+		}
+	}
+}
+
+func FuzzDecodeEvasions(f *testing.F) {
+	for _, s := range []string{"%c0%ae", "%u2215", "%%%", "..%01", "\xff\xfe", "0x2f%"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		out, changed, err := decodeEvasions(s)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !changed && out != s {
+			t.Fatalf("unchanged flag with a changed value")
+		}
+		if !utf8.ValidString(out) {
+			t.Fatalf("invalid UTF-8 out of %q: %q", s, out)
+		}
+	})
+}
+
+func TestMask(t *testing.T) {
+	cases := []struct{ variable, value, want string }{
+		{"ARGS:password", "' OR 1=1 -- hunter2", "[masked 19 bytes]"},
+		{"REQUEST_COOKIES:session", "abc", "[masked 3 bytes]"},
+		{"ARGS:q", "<script>alert(1)</script>", "<script>alert(1)</script>"},
+		{"ARGS:q", "x Bearer abcdefghijklmnop y", "x [masked] y"},
+		{"ARGS:q", "card 4111 1111 1111 1111 ok", "card [masked]ok"},
+		{"ARGS:q", "jwt eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxMjM0NSJ9.sig", "jwt [masked]"},
+	}
+	for _, c := range cases {
+		if got := Mask(c.variable, c.value); got != c.want {
+			t.Errorf("Mask(%q, %q) = %q, want %q", c.variable, c.value, got, c.want)
+		}
+	}
+	long := Mask("ARGS:q", strings.Repeat("é", 500))
+	if utf8.RuneCountInString(long) != MaxMatched+1 {
+		t.Errorf("long value kept %d runes", utf8.RuneCountInString(long))
+	}
+}
+
+func TestParseExclusion(t *testing.T) {
+	for in, want := range map[string]string{
+		"942100":        "",
+		"942000-942999": "",
+		"abc":           `waf: exclusion "abc": want a rule ID`,
+		"0":             `waf: exclusion "0": want a rule ID`,
+		"5-1":           `waf: exclusion "5-1": want a range`,
+		"1-x":           `waf: exclusion "1-x": want a range`,
+	} {
+		_, _, err := ParseExclusion(in)
+		if (err == nil) != (want == "") || (err != nil && !strings.HasPrefix(err.Error(), want)) {
+			t.Errorf("ParseExclusion(%q) = %v, want %q", in, err, want)
+		}
+	}
+}
+
+func FuzzParseExclusion(f *testing.F) {
+	f.Add("942100")
+	f.Add("1-2")
+	f.Fuzz(func(t *testing.T, s string) {
+		a, b, err := ParseExclusion(s)
+		if err == nil && (a <= 0 || b < a) {
+			t.Fatalf("%q gave %d-%d", s, a, b)
+		}
+	})
+}
+
+func TestConfigErrors(t *testing.T) {
+	for _, c := range []struct {
+		cfg  Config
+		want string
+	}{
+		{Config{Paranoia: 5}, "waf: paranoia 5: want 1 to 4"},
+		{Config{Paranoia: 3, DetectionParanoia: 2}, "waf: detection paranoia 2: want 3 to 4"},
+		{Config{RuleFiles: []string{"testdata/nope.conf"}}, "waf: rule file: open testdata/nope.conf"},
+		{Config{Directives: "SecRule ARGS \"@rx (\" \"id:1,deny\""}, "waf: load rules:"},
+	} {
+		_, err := New(c.cfg)
+		if err == nil || !strings.HasPrefix(err.Error(), c.want) {
+			t.Errorf("%+v: got %v, want %q", c.cfg, err, c.want)
+		}
+	}
+}
