@@ -56,6 +56,7 @@ func gatewayCommand() *Command {
 			fs.StringVar(&c.Listen, "mesh-listen", "127.0.0.1:15443", "the node's mesh port")
 			fs.StringVar(&c.Service, "service", "gateway", "the service the gateway calls as")
 			fs.StringVar(&c.Metrics, "metrics", "", "serve Prometheus /metrics on this address")
+			c.KEK.flags(fs) // seals the node's keys and spool, as for an agent
 		},
 		Run: func(ctx context.Context, e *Env, fs *flag.FlagSet) error {
 			if fs.NArg() > 0 {
