@@ -12,6 +12,7 @@ import (
 
 	"github.com/spiffe/go-spiffe/v2/bundle/x509bundle"
 
+	"moat/internal/ca"
 	"moat/internal/identity"
 )
 
@@ -83,11 +84,7 @@ func LoadCredentials(dir string) (*tls.Certificate, []*x509.Certificate, error) 
 	if !ok {
 		return nil, nil, fmt.Errorf("api: %s: key cannot sign", filepath.Join(dir, KeyFile))
 	}
-	cert := &tls.Certificate{PrivateKey: signer, Leaf: chain[0]}
-	for _, c := range chain {
-		cert.Certificate = append(cert.Certificate, c.Raw)
-	}
-	return cert, roots, nil
+	return ca.TLSCertificate(chain, signer), roots, nil
 }
 
 func parsePEMCerts(b []byte) ([]*x509.Certificate, error) {

@@ -5,7 +5,6 @@ import (
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
-	"crypto/tls"
 	"crypto/x509"
 	"encoding/json"
 	"errors"
@@ -22,6 +21,7 @@ import (
 	"time"
 
 	"moat/internal/api"
+	"moat/internal/ca"
 	"moat/internal/identity"
 )
 
@@ -406,11 +406,7 @@ func adminsCommand() *Command {
 			if err != nil {
 				return err
 			}
-			cert := &tls.Certificate{PrivateKey: key, Leaf: chain[0]}
-			for _, x := range chain {
-				cert.Certificate = append(cert.Certificate, x.Raw)
-			}
-			if err := api.WriteCredentials(*out, cert, roots); err != nil {
+			if err := api.WriteCredentials(*out, ca.TLSCertificate(chain, key), roots); err != nil {
 				return err
 			}
 			fmt.Fprintf(e.Stdout, "credentials for %s (role %s) in %s, valid until %s\n", chain[0].URIs[0], *role, *out, chain[0].NotAfter.Format(time.RFC3339))
