@@ -56,26 +56,53 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 	}
 }
 
+// devRun is a running moat dev.
+type devRun struct {
+	p         devPorts
+	dir       string
+	out, errb *syncBuffer
+	done      chan int
+}
+
+// startDev starts moat dev on free ports. Ports found free can be taken by
+// another test before moat dev binds them; a start that fails that way is
+// tried again on other ports.
+func startDev(t *testing.T, ctx context.Context) *devRun {
+	t.Helper()
+	for attempt := 0; attempt < 3; attempt++ {
+		base := freePortBase(t, 12)
+		r := &devRun{p: defaultDevPorts(base), dir: t.TempDir(), out: &syncBuffer{}, errb: &syncBuffer{}, done: make(chan int, 1)}
+		go func() {
+			r.done <- Run(ctx, &Env{Stdout: r.out, Stderr: r.errb, Getenv: func(string) string { return "" }},
+				[]string{"dev", "--data-dir", r.dir, "--port-base", strconv.Itoa(base)})
+		}()
+		exited := -1
+		waitFor(t, "moat dev to come up", func() bool {
+			select {
+			case code := <-r.done:
+				exited = code
+				return true
+			default:
+			}
+			return strings.Contains(r.out.String(), "moat dev is running")
+		})
+		if exited < 0 {
+			return r
+		}
+		if !strings.Contains(r.errb.String(), "address already in use") {
+			t.Fatalf("moat dev exited %d early: %s %s", exited, r.out.String(), r.errb.String())
+		}
+		t.Logf("ports taken meanwhile, trying others: %s", r.errb.String())
+	}
+	t.Fatal("moat dev could not find free ports")
+	return nil
+}
+
 func TestDev(t *testing.T) {
-	base := freePortBase(t, 12)
-	p := defaultDevPorts(base)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	var out, errb syncBuffer
-	dir := t.TempDir()
-	done := make(chan int, 1)
-	go func() {
-		done <- Run(ctx, &Env{Stdout: &out, Stderr: &errb, Getenv: func(string) string { return "" }},
-			[]string{"dev", "--data-dir", dir, "--port-base", strconv.Itoa(base)})
-	}()
-	waitFor(t, "moat dev to come up", func() bool {
-		select {
-		case code := <-done:
-			t.Fatalf("moat dev exited %d early: %s %s", code, out.String(), errb.String())
-		default:
-		}
-		return strings.Contains(out.String(), "moat dev is running")
-	})
+	r := startDev(t, ctx)
+	p, dir, out, errb, done := r.p, r.dir, r.out, r.errb, r.done
 	client := &http.Client{Timeout: 10 * time.Second}
 
 	t.Log("allowed: frontend → api → db")
