@@ -119,7 +119,7 @@ func scoreCorpus(t *testing.T, w *WAF, reqs []corpusReq) corpusScore {
 		c := &reqs[i]
 		res := results[i]
 		if dump != nil {
-			dump.Encode(map[string]any{"id": c.ID, "category": c.Category, "attack": c.Attack, "status": res.status, "rules": res.ids})
+			dump.Encode(map[string]any{"id": c.ID, "category": c.Category, "attack": c.Attack, "status": res.status, "rules": res.ids, "matched": res.matched})
 		}
 		blocked := res.status == http.StatusForbidden
 		if res.err != nil || res.ids == nil {

@@ -132,6 +132,8 @@ type crsResult struct {
 	status int
 	ids    []int
 	err    error
+	// matched is the first attack rule's variable and masked value.
+	matched string
 }
 
 // crsServer serves the WAF on loopback and reports matched rule IDs in a
@@ -160,6 +162,7 @@ func wafServer(t *testing.T, w *WAF, block bool) string {
 				ids[i] = strconv.Itoa(id)
 			}
 			rw.Header().Set("X-Rules", strings.Join(ids, ","))
+			rw.Header().Set("X-Matched", strconv.Quote(v.Variable+" "+v.Matched))
 			if block && v.Block {
 				rw.WriteHeader(http.StatusForbidden)
 				return
@@ -188,6 +191,7 @@ func send(addr string, raw []byte) crsResult {
 	}
 	resp.Body.Close()
 	res := crsResult{status: resp.StatusCode}
+	res.matched, _ = strconv.Unquote(resp.Header.Get("X-Matched"))
 	if h, ok := resp.Header["X-Rules"]; ok {
 		res.ids = []int{}
 		for _, s := range strings.Split(h[0], ",") {

@@ -116,6 +116,7 @@ var registerOnce sync.Once
 func register() {
 	registerOnce.Do(func() {
 		plugins.RegisterTransformation("moatDecodeEvasions", decodeEvasions)
+		plugins.RegisterAction("moatExpandJSON", newExpandJSON)
 	})
 }
 
@@ -342,6 +343,9 @@ func (t *Tx) Request(r *http.Request, client string) (Verdict, error) {
 	}
 	for k, vs := range r.Header {
 		for _, v := range vs {
+			if k == "Content-Type" {
+				v = trimEmptyParams(v)
+			}
 			tx.AddRequestHeader(k, v)
 		}
 	}
@@ -467,6 +471,17 @@ func splitHostPort(s string) (string, int) {
 	}
 	n, _ := strconv.Atoi(p)
 	return h, n
+}
+
+// trimEmptyParams drops the empty parameters some clients leave after a
+// media type ("application/json;"): every parser ignores them, and CRS
+// would refuse the header as malformed (920470).
+func trimEmptyParams(ct string) string {
+	t := strings.TrimRight(ct, "; \t")
+	if t == "" {
+		return ct
+	}
+	return t
 }
 
 func hostOnly(hostport string) string {
