@@ -13,7 +13,7 @@ import (
 // left whole, so it is still inspected as text.
 const (
 	nestedMaxDepth  = 32
-	nestedMaxLeaves = 1024
+	nestedMaxLeaves = 4096
 )
 
 // expandJSON is the moatExpandJSON action. It rewrites ARGS_GET and
