@@ -40,13 +40,14 @@ func (expandJSON) Evaluate(_ plugintypes.RuleMetadata, tx plugintypes.Transactio
 	expandMap(v.ArgsPost())
 }
 
-// expandMap replaces, in m, each value that is a JSON document by its
-// leaves. Keys are visited in the order the request gave them.
+// expandMap replaces, in m, each value that is a JSON document or a
+// query string by its parts. Keys are visited in the order the request
+// gave them.
 func expandMap(m collection.Map) {
 	var keys []string
 	seen := map[string]bool{}
 	for _, md := range m.FindAll() {
-		if !seen[md.Key()] && looksJSON(md.Value()) {
+		if !seen[md.Key()] && (looksJSON(md.Value()) || looksQuery(md.Value())) {
 			seen[md.Key()] = true
 			keys = append(keys, md.Key())
 		}
@@ -56,8 +57,8 @@ func expandMap(m collection.Map) {
 		var out [][2]string
 		changed := false
 		for _, val := range vals {
-			if leaves, ok := flattenJSON(k, val); ok {
-				out = append(out, leaves...)
+			if parts, ok := expandValue(k, val); ok {
+				out = append(out, parts...)
 				changed = true
 				continue
 			}
@@ -70,6 +71,86 @@ func expandMap(m collection.Map) {
 		for _, kv := range out {
 			m.Add(kv[0], kv[1])
 		}
+	}
+}
+
+// expandValue returns the parts of a JSON document or a query string, or
+// false when val is neither.
+func expandValue(name, val string) ([][2]string, bool) {
+	if looksJSON(val) {
+		if leaves, ok := flattenJSON(name, val); ok {
+			return leaves, true
+		}
+	}
+	if looksQuery(val) {
+		var out [][2]string
+		splitQuery(name, val, &out)
+		return out, true
+	}
+	return nil, false
+}
+
+// looksQuery reports whether s is a URL with a query string, or a bare
+// query string of at least two pairs, with nothing in it that a URL
+// would have escaped (spaces, quotes, angle brackets, parentheses): the
+// form in which telemetry and redirects carry one URL inside another.
+// Every pair must have a name made of letters, digits and "_.-[]%".
+func looksQuery(s string) bool {
+	if len(s) < 3 || len(s) > 64<<10 || strings.IndexByte(s, '=') < 0 {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		switch c := s[i]; {
+		case c <= ' ', c == 0x7f, c == '"', c == '\'', c == '<', c == '>', c == '`', c == '(', c == ')', c == '{', c == '}', c == '\\', c == '|', c == ';', c == '$':
+			return false
+		}
+	}
+	q := s
+	if i := strings.IndexByte(s, '?'); i >= 0 {
+		if !looksURLBase(s[:i]) {
+			return false
+		}
+		q = s[i+1:]
+	} else if strings.IndexByte(s, '&') < 0 {
+		return false
+	}
+	for pair := range strings.SplitSeq(q, "&") {
+		k, _, ok := strings.Cut(pair, "=")
+		if !ok || k == "" {
+			return false
+		}
+		for i := 0; i < len(k); i++ {
+			c := k[i]
+			if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || strings.IndexByte("_.-[]%", c) >= 0) {
+				return false
+			}
+		}
+	}
+	return true
+}
+
+// looksURLBase reports whether s is what comes before a URL's query: an
+// absolute or scheme-relative URL, or an absolute path.
+func looksURLBase(s string) bool {
+	for _, p := range []string{"https://", "http://", "//", "/"} {
+		if strings.HasPrefix(strings.ToLower(s), p) {
+			return true
+		}
+	}
+	return false
+}
+
+// splitQuery appends the base of a URL under name, and each query pair
+// under name.key. Values are left encoded, as the rules decode them.
+func splitQuery(name, s string, out *[][2]string) {
+	q := s
+	if i := strings.IndexByte(s, '?'); i >= 0 {
+		*out = append(*out, [2]string{name, s[:i]})
+		q = s[i+1:]
+	}
+	for pair := range strings.SplitSeq(q, "&") {
+		k, v, _ := strings.Cut(pair, "=")
+		*out = append(*out, [2]string{name + "." + k, v})
 	}
 }
 
@@ -123,6 +204,10 @@ func flattenInto(doc gjson.Result, name []byte, depth int, out *[][2]string) boo
 			if looksJSON(value.Str) && gjson.Valid(value.Str) {
 				ok = flattenInto(gjson.Parse(value.Str), child, depth+1, out)
 				return ok
+			}
+			if looksQuery(value.Str) {
+				splitQuery(string(child), value.Str, out)
+				return len(*out) < nestedMaxLeaves
 			}
 			*out = append(*out, [2]string{string(child), value.Str})
 		case gjson.Null:

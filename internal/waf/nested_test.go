@@ -71,6 +71,8 @@ func TestNestedJSON(t *testing.T) {
 		{"form sqli", "POST", "/t", "application/x-www-form-urlencoded", "payload=" + url.QueryEscape(attack), true},
 		{"query xss", "GET", "/t?payload=" + url.QueryEscape(xss), "", "", true},
 		{"multipart xss", "POST", "/t", "multipart/form-data; boundary=XyZ", "--XyZ\r\nContent-Disposition: form-data; name=\"payload\"\r\n\r\n" + xss + "\r\n--XyZ--\r\n", true},
+		{"query value in a form field", "POST", "/t", "application/x-www-form-urlencoded", "u=" + url.QueryEscape("https://example.com/log.php?app=flash&type=0&ver=2&path=/a"), false},
+		{"sqli in a nested query", "GET", "/t?u=" + url.QueryEscape("https://example.com/a?id=1%27%20UNION%20SELECT%20password%20FROM%20users--&x=1"), "", "", true},
 		{"key xss", "GET", "/t?p=" + url.QueryEscape(`{"<script>alert(1)</script>":1}`), "", "", true},
 	}
 	for _, c := range cases {
@@ -89,5 +91,32 @@ func TestNestedJSON(t *testing.T) {
 		if v.Block != c.block {
 			t.Errorf("%s: block %v, want %v (rules %v, %s %q)", c.name, v.Block, c.block, v.RuleIDs, v.Variable, v.Matched)
 		}
+	}
+}
+
+func TestLooksQuery(t *testing.T) {
+	cases := map[string]bool{
+		"https://example.com/p.php?a=1&type=0":   true,
+		"/fcg-bin/x?a=b":                         true,
+		"app=flash&url=undefined&type=0":         true,
+		"a=1":                                    false,
+		"x=1&whoami":                             false,
+		"1&type c:\\boot.ini":                    false,
+		"a=1&b=2;cat /etc/passwd":                false,
+		"https://e.com/?q=<script>&x=1":          false,
+		"javascript:alert(1)?a=1&b=2":            false,
+		"a=1&b=$(id)":                            false,
+		"page=/[...slug]&x=1":                    true,
+		"https://e.com/a?x=%27%20or%201=1--&y=2": true,
+	}
+	for in, want := range cases {
+		if got := looksQuery(in); got != want {
+			t.Errorf("looksQuery(%q) = %v, want %v", in, got, want)
+		}
+	}
+	var out [][2]string
+	splitQuery("u", "https://e.com/a?x=1&y=", &out)
+	if want := [][2]string{{"u", "https://e.com/a"}, {"u.x", "1"}, {"u.y", ""}}; !reflect.DeepEqual(out, want) {
+		t.Errorf("splitQuery = %q, want %q", out, want)
 	}
 }
