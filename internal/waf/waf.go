@@ -117,6 +117,7 @@ func register() {
 	registerOnce.Do(func() {
 		plugins.RegisterTransformation("moatDecodeEvasions", decodeEvasions)
 		plugins.RegisterAction("moatExpandJSON", newExpandJSON)
+		plugins.RegisterOperator("moatFileNameFromFile", newFileNameOp)
 	})
 }
 
