@@ -203,6 +203,11 @@ func send(addr string, raw []byte) crsResult {
 	return res
 }
 
+// moatReplaces maps a CRS rule that moat removes to the moat rule that
+// does its work (rules/moat-after.conf): CRS's tests for it count the
+// replacement's match.
+var moatReplaces = map[int]int{930130: 90030}
+
 type crsOutcome struct {
 	name, reason string
 	pass, skip   bool
@@ -255,12 +260,12 @@ func runCRSTest(addr string, rule int, tc crsTest) crsOutcome {
 			return crsOutcome{name: name, reason: fmt.Sprintf("server answered %d", res.status)}
 		}
 		for _, id := range lg.ExpectIDs {
-			if !slices.Contains(res.ids, id) {
+			if !slices.Contains(res.ids, id) && !slices.Contains(res.ids, moatReplaces[id]) {
 				return crsOutcome{name: name, reason: fmt.Sprintf("rule %d did not match (matched %v)", id, res.ids)}
 			}
 		}
 		for _, id := range lg.NoExpectIDs {
-			if slices.Contains(res.ids, id) {
+			if slices.Contains(res.ids, id) || slices.Contains(res.ids, moatReplaces[id]) {
 				return crsOutcome{name: name, reason: fmt.Sprintf("rule %d matched but must not", id)}
 			}
 		}
