@@ -58,7 +58,7 @@ func TestNestedJSON(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer w.Close()
-	benign := `{"duration":{"fetch":[{"url":"https://cdn.example/a.php?x=1&y=2","status":200,"method":"get"}]},"msg":["load fail: https://example.com/report.php?id=3|ok"],"parentNode":"div","profile_id":"7"}`
+	benign := `{"duration":{"fetch":[{"url":"https://cdn.example/a.php?x=1&y=2","status":200,"method":"get"}]},"msg":["load fail: https://example.com/report.php?id=3|ok"],"dom":{"parentNode":"div"},"profile_id":"7"}`
 	attack := `{"items":[{"note":"1' UNION SELECT password FROM users--"}]}`
 	xss := `{"a":{"b":"<script>alert(document.cookie)</script>"}}`
 	cases := []struct {
