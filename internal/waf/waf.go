@@ -89,7 +89,8 @@ var DefaultAllowedMethods = []string{"GET", "HEAD", "POST", "PUT", "PATCH", "DEL
 
 // DefaultContentTypes are CRS's list plus what browsers and telemetry send
 // today: text/plain (navigator.sendBeacon), NDJSON, protobuf (gRPC-Web),
-// CSP and Reporting API reports, and octet streams.
+// CSP and Reporting API reports, octet streams, and the AWS JSON protocol
+// that browser SDKs speak (inspected as JSON).
 var DefaultContentTypes = []string{
 	"application/x-www-form-urlencoded", "multipart/form-data", "multipart/related",
 	"text/xml", "application/xml", "application/soap+xml",
@@ -97,6 +98,7 @@ var DefaultContentTypes = []string{
 	"text/plain", "application/x-ndjson", "application/x-json-stream",
 	"application/x-protobuf", "application/grpc-web+proto", "application/grpc-web-text",
 	"application/csp-report", "application/reports+json", "application/octet-stream",
+	"application/x-amz-json-1.0", "application/x-amz-json-1.1",
 }
 
 // moatRules are moat's own rules (rules/moat.conf), loaded before CRS.
@@ -239,7 +241,7 @@ const baseDirectives = `SecRuleEngine %s
 SecRequestBodyAccess On
 SecRule REQUEST_HEADERS:Content-Type "^(?:application(?:/soap\+|/)|text/)xml" "id:200000,phase:1,t:none,t:lowercase,pass,nolog,ctl:requestBodyProcessor=XML"
 SecRule REQUEST_HEADERS:Content-Type "^application/json" "id:200001,phase:1,t:none,t:lowercase,pass,nolog,ctl:requestBodyProcessor=JSON"
-SecRule REQUEST_HEADERS:Content-Type "^application/[a-z0-9.-]+[+]json" "id:200006,phase:1,t:none,t:lowercase,pass,nolog,ctl:requestBodyProcessor=JSON"
+SecRule REQUEST_HEADERS:Content-Type "^application/(?:[a-z0-9.-]+[+]json|x-amz-json-1\.[01])" "id:200006,phase:1,t:none,t:lowercase,pass,nolog,ctl:requestBodyProcessor=JSON"
 SecRequestBodyJsonDepthLimit 1024
 SecRequestBodyLimit %d
 SecRequestBodyInMemoryLimit %d
