@@ -120,3 +120,27 @@ func TestLooksQuery(t *testing.T) {
 		t.Errorf("splitQuery = %q, want %q", out, want)
 	}
 }
+
+func FuzzSplitQuery(f *testing.F) {
+	for _, s := range []string{"a=1&b=2", "https://e.com/p?x=1", "/p?", "a=&=b", "?a=1"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		if !looksQuery(s) {
+			return
+		}
+		var out [][2]string
+		splitQuery("q", s, &out)
+		if len(out) == 0 {
+			t.Fatalf("no parts out of %q", s)
+		}
+		for _, kv := range out {
+			if kv[0] != "q" && !strings.HasPrefix(kv[0], "q.") {
+				t.Fatalf("part name %q lost its prefix", kv[0])
+			}
+			if !strings.Contains(s, kv[1]) {
+				t.Fatalf("part value %q is not in %q", kv[1], s)
+			}
+		}
+	})
+}
