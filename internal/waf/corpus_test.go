@@ -28,15 +28,16 @@ var (
 )
 
 // The gateway's detection goal, and the false-positive rate the tuning has
-// reached so far (on waf-dev's full sample: 99.17% of attacks and 2.54% of
+// reached so far (on waf-dev's full sample: 99.17% of attacks and 1.74% of
 // benign requests blocked, against 92.6% and 15.2% for stock CRS; on the
-// committed subset, 98.6% and 3.2%). The test fails on a regression beyond
-// guardBenign; closing the gap to goalBenign is open work (JSON nested in
-// parameters and multipart fields is most of what remains).
+// committed subset, 98.56% and 2.06%). The test fails on a regression beyond
+// guardBenign; closing the gap to goalBenign is open work (what remains is
+// mostly single CRS rules on free text, script source and HTML carried in
+// values). bench/waf measures the same on any corpus file.
 const (
 	goalAttacks = 97.0
 	goalBenign  = 1.0
-	guardBenign = 4.0
+	guardBenign = 3.0
 )
 
 type corpusReq struct {
@@ -119,7 +120,7 @@ func scoreCorpus(t *testing.T, w *WAF, reqs []corpusReq) corpusScore {
 		c := &reqs[i]
 		res := results[i]
 		if dump != nil {
-			dump.Encode(map[string]any{"id": c.ID, "category": c.Category, "attack": c.Attack, "status": res.status, "rules": res.ids})
+			dump.Encode(map[string]any{"id": c.ID, "category": c.Category, "attack": c.Attack, "status": res.status, "rules": res.ids, "matched": res.matched})
 		}
 		blocked := res.status == http.StatusForbidden
 		if res.err != nil || res.ids == nil {

@@ -132,6 +132,8 @@ type crsResult struct {
 	status int
 	ids    []int
 	err    error
+	// matched is the first attack rule's variable and masked value.
+	matched string
 }
 
 // crsServer serves the WAF on loopback and reports matched rule IDs in a
@@ -160,6 +162,7 @@ func wafServer(t *testing.T, w *WAF, block bool) string {
 				ids[i] = strconv.Itoa(id)
 			}
 			rw.Header().Set("X-Rules", strings.Join(ids, ","))
+			rw.Header().Set("X-Matched", strconv.Quote(v.Variable+" "+v.Matched))
 			if block && v.Block {
 				rw.WriteHeader(http.StatusForbidden)
 				return
@@ -188,6 +191,7 @@ func send(addr string, raw []byte) crsResult {
 	}
 	resp.Body.Close()
 	res := crsResult{status: resp.StatusCode}
+	res.matched, _ = strconv.Unquote(resp.Header.Get("X-Matched"))
 	if h, ok := resp.Header["X-Rules"]; ok {
 		res.ids = []int{}
 		for _, s := range strings.Split(h[0], ",") {
@@ -198,6 +202,11 @@ func send(addr string, raw []byte) crsResult {
 	}
 	return res
 }
+
+// moatReplaces maps a CRS rule that moat removes to the moat rule that
+// does its work (rules/moat-after.conf): CRS's tests for it count the
+// replacement's match.
+var moatReplaces = map[int]int{930130: 90030}
 
 type crsOutcome struct {
 	name, reason string
@@ -251,12 +260,12 @@ func runCRSTest(addr string, rule int, tc crsTest) crsOutcome {
 			return crsOutcome{name: name, reason: fmt.Sprintf("server answered %d", res.status)}
 		}
 		for _, id := range lg.ExpectIDs {
-			if !slices.Contains(res.ids, id) {
+			if !slices.Contains(res.ids, id) && !slices.Contains(res.ids, moatReplaces[id]) {
 				return crsOutcome{name: name, reason: fmt.Sprintf("rule %d did not match (matched %v)", id, res.ids)}
 			}
 		}
 		for _, id := range lg.NoExpectIDs {
-			if slices.Contains(res.ids, id) {
+			if slices.Contains(res.ids, id) || slices.Contains(res.ids, moatReplaces[id]) {
 				return crsOutcome{name: name, reason: fmt.Sprintf("rule %d matched but must not", id)}
 			}
 		}

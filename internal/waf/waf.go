@@ -89,7 +89,8 @@ var DefaultAllowedMethods = []string{"GET", "HEAD", "POST", "PUT", "PATCH", "DEL
 
 // DefaultContentTypes are CRS's list plus what browsers and telemetry send
 // today: text/plain (navigator.sendBeacon), NDJSON, protobuf (gRPC-Web),
-// CSP and Reporting API reports, and octet streams.
+// CSP and Reporting API reports, octet streams, and the AWS JSON protocol
+// that browser SDKs speak (inspected as JSON).
 var DefaultContentTypes = []string{
 	"application/x-www-form-urlencoded", "multipart/form-data", "multipart/related",
 	"text/xml", "application/xml", "application/soap+xml",
@@ -97,6 +98,7 @@ var DefaultContentTypes = []string{
 	"text/plain", "application/x-ndjson", "application/x-json-stream",
 	"application/x-protobuf", "application/grpc-web+proto", "application/grpc-web-text",
 	"application/csp-report", "application/reports+json", "application/octet-stream",
+	"application/x-amz-json-1.0", "application/x-amz-json-1.1",
 }
 
 // moatRules are moat's own rules (rules/moat.conf), loaded before CRS.
@@ -116,6 +118,8 @@ var registerOnce sync.Once
 func register() {
 	registerOnce.Do(func() {
 		plugins.RegisterTransformation("moatDecodeEvasions", decodeEvasions)
+		plugins.RegisterAction("moatExpandJSON", newExpandJSON)
+		plugins.RegisterOperator("moatFileNameFromFile", newFileNameOp)
 	})
 }
 
@@ -237,7 +241,7 @@ const baseDirectives = `SecRuleEngine %s
 SecRequestBodyAccess On
 SecRule REQUEST_HEADERS:Content-Type "^(?:application(?:/soap\+|/)|text/)xml" "id:200000,phase:1,t:none,t:lowercase,pass,nolog,ctl:requestBodyProcessor=XML"
 SecRule REQUEST_HEADERS:Content-Type "^application/json" "id:200001,phase:1,t:none,t:lowercase,pass,nolog,ctl:requestBodyProcessor=JSON"
-SecRule REQUEST_HEADERS:Content-Type "^application/[a-z0-9.-]+[+]json" "id:200006,phase:1,t:none,t:lowercase,pass,nolog,ctl:requestBodyProcessor=JSON"
+SecRule REQUEST_HEADERS:Content-Type "^application/(?:[a-z0-9.-]+[+]json|x-amz-json-1\.[01])" "id:200006,phase:1,t:none,t:lowercase,pass,nolog,ctl:requestBodyProcessor=JSON"
 SecRequestBodyJsonDepthLimit 1024
 SecRequestBodyLimit %d
 SecRequestBodyInMemoryLimit %d
@@ -342,6 +346,9 @@ func (t *Tx) Request(r *http.Request, client string) (Verdict, error) {
 	}
 	for k, vs := range r.Header {
 		for _, v := range vs {
+			if k == "Content-Type" {
+				v = trimEmptyParams(v)
+			}
 			tx.AddRequestHeader(k, v)
 		}
 	}
@@ -467,6 +474,17 @@ func splitHostPort(s string) (string, int) {
 	}
 	n, _ := strconv.Atoi(p)
 	return h, n
+}
+
+// trimEmptyParams drops the empty parameters some clients leave after a
+// media type ("application/json;"): every parser ignores them, and CRS
+// would refuse the header as malformed (920470).
+func trimEmptyParams(ct string) string {
+	t := strings.TrimRight(ct, "; \t")
+	if t == "" {
+		return ct
+	}
+	return t
 }
 
 func hostOnly(hostport string) string {

@@ -1,0 +1,72 @@
+package waf
+
+import (
+	"bufio"
+	"bytes"
+	"fmt"
+	"io/fs"
+	"strings"
+
+	"github.com/corazawaf/coraza/v3/experimental/plugins/plugintypes"
+	ahocorasick "github.com/petar-dambovaliev/aho-corasick"
+)
+
+// fileNameOp is the moatFileNameFromFile operator: CRS's @pmFromFile for
+// lists of file names, matched as whole names. A listed name that starts
+// with "/" or "." matches anywhere, as in CRS ("old.htaccess" still counts
+// as ".htaccess"); any other name only where it is not the tail of a longer
+// name (not right after a letter, digit, "_" or "-"), so "config.json"
+// matches "/app/config.json", "?f=config.json" and "old.config.json" but
+// not "/tsconfig.json" or "/getAppConfig.json", which are other files.
+type fileNameOp struct {
+	names   []string
+	matcher ahocorasick.AhoCorasick
+}
+
+func newFileNameOp(opts plugintypes.OperatorOptions) (plugintypes.Operator, error) {
+	if opts.Root == nil {
+		return nil, fmt.Errorf("waf: moatFileNameFromFile %q: no rule file system", opts.Arguments)
+	}
+	data, err := fs.ReadFile(opts.Root, opts.Arguments)
+	if err != nil {
+		return nil, fmt.Errorf("waf: moatFileNameFromFile: %w", err)
+	}
+	var names []string
+	sc := bufio.NewScanner(bytes.NewReader(data))
+	for sc.Scan() {
+		l := strings.TrimSpace(sc.Text())
+		if l == "" || l[0] == '#' {
+			continue
+		}
+		names = append(names, strings.ToLower(l))
+	}
+	if len(names) == 0 {
+		return nil, fmt.Errorf("waf: moatFileNameFromFile %q: no names", opts.Arguments)
+	}
+	b := ahocorasick.NewAhoCorasickBuilder(ahocorasick.Opts{
+		AsciiCaseInsensitive: true,
+		MatchKind:            ahocorasick.StandardMatch,
+	})
+	return &fileNameOp{names: names, matcher: b.Build(names)}, nil
+}
+
+func (o *fileNameOp) Evaluate(tx plugintypes.TransactionState, value string) bool {
+	it := o.matcher.IterOverlapping(value)
+	for m := it.Next(); m != nil; m = it.Next() {
+		name := o.names[m.Pattern()]
+		if name[0] != '/' && name[0] != '.' && m.Start() > 0 {
+			if c := value[m.Start()-1]; nameByte(c) {
+				continue
+			}
+		}
+		if tx != nil && tx.Capturing() {
+			tx.CaptureField(0, value[m.Start():m.End()])
+		}
+		return true
+	}
+	return false
+}
+
+func nameByte(c byte) bool {
+	return c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '_' || c == '-'
+}

@@ -1,0 +1,224 @@
+package waf
+
+import (
+	"strconv"
+	"strings"
+
+	"github.com/corazawaf/coraza/v3/collection"
+	"github.com/corazawaf/coraza/v3/experimental/plugins/plugintypes"
+	"github.com/tidwall/gjson"
+)
+
+// Limits on what one nested JSON value may expand to. A value past them is
+// left whole, so it is still inspected as text.
+const (
+	nestedMaxDepth  = 32
+	nestedMaxLeaves = 4096
+)
+
+// expandJSON is the moatExpandJSON action. It rewrites ARGS_GET and
+// ARGS_POST (form fields and multipart parts) so that a value holding a
+// JSON object or array is replaced by its leaves, named as Coraza names a
+// JSON body's ("field.key.0.name"), with arrays' lengths under their own
+// name. Rules then see each string as it was meant, as they do when the
+// same document arrives as an application/json body, rather than JSON
+// syntax, whose quotes, braces and colons read as SQL and script to CRS.
+// Every string, key and number of the document is still inspected; only
+// the punctuation between them is gone. A value that is not valid JSON,
+// or is too deep or too large, stays as it came.
+type expandJSON struct{}
+
+func newExpandJSON() plugintypes.Action { return expandJSON{} }
+
+func (expandJSON) Init(_ plugintypes.RuleMetadata, data string) error { return nil }
+
+func (expandJSON) Type() plugintypes.ActionType { return plugintypes.ActionTypeNondisruptive }
+
+func (expandJSON) Evaluate(_ plugintypes.RuleMetadata, tx plugintypes.TransactionState) {
+	v := tx.Variables()
+	expandMap(v.ArgsGet())
+	expandMap(v.ArgsPost())
+}
+
+// expandMap replaces, in m, each value that is a JSON document or a
+// query string by its parts. Keys are visited in the order the request
+// gave them.
+func expandMap(m collection.Map) {
+	var keys []string
+	seen := map[string]bool{}
+	for _, md := range m.FindAll() {
+		if !seen[md.Key()] && (looksJSON(md.Value()) || looksQuery(md.Value())) {
+			seen[md.Key()] = true
+			keys = append(keys, md.Key())
+		}
+	}
+	for _, k := range keys {
+		vals := m.Get(k)
+		var out [][2]string
+		changed := false
+		for _, val := range vals {
+			if parts, ok := expandValue(k, val); ok {
+				out = append(out, parts...)
+				changed = true
+				continue
+			}
+			out = append(out, [2]string{k, val})
+		}
+		if !changed {
+			continue
+		}
+		m.Remove(k)
+		for _, kv := range out {
+			m.Add(kv[0], kv[1])
+		}
+	}
+}
+
+// expandValue returns the parts of a JSON document or a query string, or
+// false when val is neither.
+func expandValue(name, val string) ([][2]string, bool) {
+	if looksJSON(val) {
+		if leaves, ok := flattenJSON(name, val); ok {
+			return leaves, true
+		}
+	}
+	if looksQuery(val) {
+		var out [][2]string
+		splitQuery(name, val, &out)
+		return out, true
+	}
+	return nil, false
+}
+
+// looksQuery reports whether s is a URL with a query string, or a bare
+// query string of at least two pairs, with nothing in it that a URL
+// would have escaped (spaces, quotes, angle brackets, parentheses): the
+// form in which telemetry and redirects carry one URL inside another.
+// Every pair must have a name made of letters, digits and "_.-[]%".
+func looksQuery(s string) bool {
+	if len(s) < 3 || len(s) > 64<<10 || strings.IndexByte(s, '=') < 0 {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		switch c := s[i]; {
+		case c <= ' ', c == 0x7f, c == '"', c == '\'', c == '<', c == '>', c == '`', c == '(', c == ')', c == '{', c == '}', c == '\\', c == '|', c == ';', c == '$':
+			return false
+		}
+	}
+	q := s
+	if i := strings.IndexByte(s, '?'); i >= 0 {
+		if !looksURLBase(s[:i]) {
+			return false
+		}
+		q = s[i+1:]
+	} else if strings.IndexByte(s, '&') < 0 {
+		return false
+	}
+	for pair := range strings.SplitSeq(q, "&") {
+		k, _, ok := strings.Cut(pair, "=")
+		if !ok || k == "" {
+			return false
+		}
+		for i := 0; i < len(k); i++ {
+			c := k[i]
+			if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || strings.IndexByte("_.-[]%", c) >= 0) {
+				return false
+			}
+		}
+	}
+	return true
+}
+
+// looksURLBase reports whether s is what comes before a URL's query: an
+// absolute or scheme-relative URL, or an absolute path.
+func looksURLBase(s string) bool {
+	for _, p := range []string{"https://", "http://", "//", "/"} {
+		if strings.HasPrefix(strings.ToLower(s), p) {
+			return true
+		}
+	}
+	return false
+}
+
+// splitQuery appends the base of a URL under name, and each query pair
+// under name.key. Values are left encoded, as the rules decode them.
+func splitQuery(name, s string, out *[][2]string) {
+	q := s
+	if i := strings.IndexByte(s, '?'); i >= 0 {
+		*out = append(*out, [2]string{name, s[:i]})
+		q = s[i+1:]
+	}
+	for pair := range strings.SplitSeq(q, "&") {
+		k, v, _ := strings.Cut(pair, "=")
+		*out = append(*out, [2]string{name + "." + k, v})
+	}
+}
+
+// looksJSON is the cheap test before parsing: an object or an array.
+func looksJSON(s string) bool {
+	s = strings.TrimSpace(s)
+	if len(s) < 2 {
+		return false
+	}
+	return (s[0] == '{' && s[len(s)-1] == '}') || (s[0] == '[' && s[len(s)-1] == ']')
+}
+
+// flattenJSON returns the leaves of the JSON document s under the name
+// prefix, or false when s is not valid JSON or exceeds the limits.
+func flattenJSON(prefix, s string) ([][2]string, bool) {
+	if !gjson.Valid(s) {
+		return nil, false
+	}
+	var out [][2]string
+	if !flattenInto(gjson.Parse(s), []byte(prefix), 0, &out) || len(out) == 0 {
+		return nil, false
+	}
+	return out, true
+}
+
+func flattenInto(doc gjson.Result, name []byte, depth int, out *[][2]string) bool {
+	if depth >= nestedMaxDepth {
+		return false
+	}
+	ok := true
+	n := 0
+	doc.ForEach(func(key, value gjson.Result) bool {
+		if len(*out) >= nestedMaxLeaves {
+			ok = false
+			return false
+		}
+		child := append(name[:len(name):len(name)], '.')
+		if key.Type == gjson.String {
+			child = append(child, key.Str...)
+		} else {
+			child = strconv.AppendInt(child, int64(n), 10)
+			n++
+		}
+		switch value.Type {
+		case gjson.JSON:
+			ok = flattenInto(value, child, depth+1, out)
+			return ok
+		case gjson.String:
+			// JSON encoded once more inside a string, as clients do
+			// when a field carries serialized state.
+			if looksJSON(value.Str) && gjson.Valid(value.Str) {
+				ok = flattenInto(gjson.Parse(value.Str), child, depth+1, out)
+				return ok
+			}
+			if looksQuery(value.Str) {
+				splitQuery(string(child), value.Str, out)
+				return len(*out) < nestedMaxLeaves
+			}
+			*out = append(*out, [2]string{string(child), value.Str})
+		case gjson.Null:
+			*out = append(*out, [2]string{string(child), ""})
+		default:
+			*out = append(*out, [2]string{string(child), value.Raw})
+		}
+		return true
+	})
+	if ok && n > 0 {
+		*out = append(*out, [2]string{string(name), strconv.Itoa(n)})
+	}
+	return ok
+}
