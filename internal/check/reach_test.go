@@ -1,6 +1,7 @@
 package check
 
 import (
+	"fmt"
 	"strings"
 	"testing"
 	"testing/fstest"
@@ -237,5 +238,42 @@ resource "aws_ec2_transit_gateway_vpc_attachment" "peer" {
 		if r := m.Reach(m.VPCSource(pv), m.Endpoints[0], "tcp", 22); r.Reachable != tc.reach {
 			t.Errorf("%s: reachable = %v, want %v: %v", tc.name, r.Reachable, tc.reach, r.Path)
 		}
+	}
+}
+
+func TestWorldOpenNACL(t *testing.T) {
+	rule := func(no int, action string, from, to int) string {
+		return fmt.Sprintf(`
+  ingress {
+    rule_no    = %d
+    action     = "%s"
+    protocol   = "tcp"
+    from_port  = %d
+    to_port    = %d
+    cidr_block = "0.0.0.0/0"
+  }`, no, action, from, to)
+	}
+	for _, tc := range []struct {
+		name, in string
+		want     string
+	}{
+		{"everything open", rule(100, "allow", 0, 65535), "tcp 0-79"},
+		{"only web and ephemeral", rule(100, "allow", 443, 443) + rule(110, "allow", 1024, 65535), ""},
+		{"SSH denied first, then all allowed", rule(90, "deny", 0, 1023) + rule(100, "allow", 0, 65535), ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			m := buildHCL(t, network+acl(tc.in, ""))
+			fs := newFindings()
+			m.worldOpen(fs)
+			var got []string
+			for _, f := range fs.list {
+				if f.Address == "aws_network_acl.public" {
+					got = append(got, f.Message)
+				}
+			}
+			if tc.want == "" && len(got) > 0 || tc.want != "" && (len(got) != 1 || !strings.Contains(got[0], tc.want)) {
+				t.Errorf("ACL findings %q, want one containing %q", got, tc.want)
+			}
+		})
 	}
 }

@@ -163,6 +163,16 @@ func (m *Model) worldOpen(fs *findings) {
 		if _, ok := m.exposure(e); !ok || e.Managed {
 			continue
 		}
+		for _, s := range e.Subnets {
+			acl := s.ACL()
+			if acl == nil || seen[acl.Addr] {
+				continue
+			}
+			seen[acl.Addr] = true
+			if open := naclOpenPorts(acl, inet); len(open) > 0 {
+				fs.add(RuleWorldOpen, acl.Res, nil, "admits every internet address inbound on %s (subnet %s of public %s %s)", strings.Join(open, ", "), s.Addr, e.Kind, e.Addr)
+			}
+		}
 		for _, g := range e.SGs {
 			if seen[g.Addr] {
 				continue
@@ -208,6 +218,33 @@ func openPorts(g *SG, inet *netipx.IPSet) []string {
 			if coversFamily(inet, setOf(cidrs...)) {
 				out = append(out, portText(proto, lo, hi))
 			}
+		}
+	}
+	return out
+}
+
+// naclOpenPorts returns the TCP port ranges, other than 80, 443 and the
+// ephemeral range 1024-65535 that return traffic needs, on which the ACL's
+// ordered inbound rules admit all of an internet family.
+func naclOpenPorts(acl *NACL, inet *netipx.IPSet) []string {
+	cuts := map[int]bool{0: true, 65536: true, 80: true, 81: true, 443: true, 444: true, 1024: true}
+	for _, r := range acl.Ingress {
+		cuts[r.From], cuts[r.To+1] = true, true
+	}
+	bounds := make([]int, 0, len(cuts))
+	for c := range cuts {
+		bounds = append(bounds, c)
+	}
+	sort.Ints(bounds)
+	var out []string
+	for i := 0; i+1 < len(bounds); i++ {
+		lo, hi := bounds[i], bounds[i+1]-1
+		if lo == 80 && hi == 80 || lo == 443 && hi == 443 || lo >= 1024 || lo > 65535 {
+			continue
+		}
+		got, _, _ := naclPass(acl.Ingress, "tcp", lo, inet)
+		if !empty(got) && coversFamily(inet, got) {
+			out = append(out, portText("tcp", lo, hi))
 		}
 	}
 	return out
