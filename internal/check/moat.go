@@ -10,6 +10,9 @@ import (
 	"time"
 
 	"gopkg.in/yaml.v3"
+
+	"moat/internal/config"
+	"moat/internal/policy"
 )
 
 // moat's own configuration files are read leniently here, into small
@@ -38,14 +41,16 @@ type moatServer struct {
 	} `yaml:"admin"`
 }
 
+// moatGateway holds the gateway.yaml keys the rules read, named as
+// internal/gateway names them: HSTS and the WAF are on unless disabled.
 type moatGateway struct {
-	HSTS *struct {
-		Enabled bool   `yaml:"enabled"`
-		MaxAge  string `yaml:"max_age"`
+	HSTS struct {
+		Disabled bool   `yaml:"disabled"`
+		MaxAge   string `yaml:"max_age"`
 	} `yaml:"hsts"`
-	WAF *struct {
-		Enabled bool   `yaml:"enabled"`
-		Mode    string `yaml:"mode"`
+	WAF struct {
+		Disabled      bool `yaml:"disabled"`
+		DetectionOnly bool `yaml:"detection_only"`
 	} `yaml:"waf"`
 }
 
@@ -131,12 +136,12 @@ func moatFile(name string, src []byte, fs *findings) (bool, error) {
 		if err := decode(&p); err != nil {
 			return true, err
 		}
-		if p.Default != "deny" {
-			d := p.Default
-			if d == "" {
-				d = "(unset)"
-			}
-			add(RuleDefaultAllow, lineOf(&doc, "default"), "policy.default", "default is %q, not \"deny\"", d)
+		if p.Default != "" && p.Default != "deny" {
+			add(RuleDefaultAllow, lineOf(&doc, "default"), "policy.default", "default is %q, not \"deny\" (moat refuses to load such a file)", p.Default)
+		} else if _, err := policy.ParseDocument(src, ""); err != nil {
+			// Judge only what moat would load: the policy package's own
+			// parser decides whether this file is valid.
+			return true, fmt.Errorf("check: %s: %w", name, err)
 		}
 		for i, r := range p.Rules {
 			addr := fmt.Sprintf("policy.rules[%d]", i)
@@ -186,16 +191,22 @@ func moatFile(name string, src []byte, fs *findings) (bool, error) {
 		if err := decode(&g); err != nil {
 			return true, err
 		}
-		if g.HSTS == nil || !g.HSTS.Enabled {
-			add(RuleGatewayNoHSTSWAF, lineOf(&doc, "hsts"), "gateway.hsts", "HSTS is not enabled")
-		} else if d, err := time.ParseDuration(g.HSTS.MaxAge); g.HSTS.MaxAge != "" && (err != nil || d < 180*24*time.Hour) {
-			add(RuleGatewayNoHSTSWAF, lineOf(&doc, "hsts", "max_age"), "gateway.hsts", "HSTS max_age %q is under 180 days", g.HSTS.MaxAge)
+		if g.HSTS.Disabled {
+			add(RuleGatewayNoHSTSWAF, lineOf(&doc, "hsts", "disabled"), "gateway.hsts", "HSTS is disabled")
+		} else if g.HSTS.MaxAge != "" {
+			d, err := config.ParseDuration(g.HSTS.MaxAge)
+			if err != nil {
+				return true, fmt.Errorf("check: %s:%d: hsts.max_age: %v", name, lineOf(&doc, "hsts", "max_age"), err)
+			}
+			if d < 180*24*time.Hour {
+				add(RuleGatewayNoHSTSWAF, lineOf(&doc, "hsts", "max_age"), "gateway.hsts", "HSTS max_age %q is under 180 days", g.HSTS.MaxAge)
+			}
 		}
 		switch {
-		case g.WAF == nil || !g.WAF.Enabled:
-			add(RuleGatewayNoHSTSWAF, lineOf(&doc, "waf"), "gateway.waf", "WAF is not enabled")
-		case strings.HasPrefix(strings.ToLower(g.WAF.Mode), "detect"):
-			add(RuleWAFDetect, lineOf(&doc, "waf", "mode"), "gateway.waf", "WAF runs in detection-only mode")
+		case g.WAF.Disabled:
+			add(RuleGatewayNoHSTSWAF, lineOf(&doc, "waf", "disabled"), "gateway.waf", "WAF is disabled")
+		case g.WAF.DetectionOnly:
+			add(RuleWAFDetect, lineOf(&doc, "waf", "detection_only"), "gateway.waf", "WAF runs in detection-only mode")
 		}
 	default:
 		return false, nil
