@@ -244,6 +244,16 @@ func (m *Mesh) serveStream(t *inTunnel, st net.Conn) {
 	rec := m.newRecord(start, inboundDir)
 	rec.srcID, rec.srcSvc, rec.srcAddr = t.peer.String(), t.src, t.remote
 	rec.tls = t.version
+	if err == nil {
+		// A stream opened on a tunnel whose peer was revoked or expired
+		// after the handshake, before the sweep closed it, is refused here.
+		leaf := t.peerChain[0]
+		if m.cfg.Trust.Revoked(leaf, t.peer) {
+			err = fmt.Errorf("peer no longer trusted: %w", identity.ErrRevoked)
+		} else if verr := identity.CheckValidity(leaf, m.now()); verr != nil {
+			err = fmt.Errorf("peer no longer trusted: %w", verr)
+		}
+	}
 	if err != nil {
 		m.stats.refused.Add(1)
 		rec.verdict, rec.reason = "deny", err.Error()
