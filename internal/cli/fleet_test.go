@@ -53,7 +53,7 @@ func TestFleetCommands(t *testing.T) {
 	serverAddr, meshN1, meshEdge, https, redirect := port(0), port(1), port(2), port(3), port(4)
 	dir := t.TempDir()
 	data := filepath.Join(dir, "server")
-	env := map[string]string{"MOAT_SERVER": serverAddr, "MOAT_ADMIN_DIR": filepath.Join(data, "admin")}
+	env := map[string]string{"MOAT_SERVER": serverAddr, "MOAT_ADMIN_DIR": data + ".admin"}
 	must := func(args ...string) string {
 		t.Helper()
 		code, out, errOut := runCLI(t, env, args...)
@@ -79,6 +79,12 @@ func TestFleetCommands(t *testing.T) {
 	}
 
 	must("server", "init", "--data-dir", data, "--trust-domain", "example.org")
+	if _, err := os.Stat(filepath.Join(data+".admin", "key.pem")); err != nil {
+		t.Fatalf("admin credentials not beside the data directory: %v", err)
+	}
+	if _, err := os.Stat(filepath.Join(data, "admin")); !os.IsNotExist(err) {
+		t.Fatal("admin credentials inside the data directory")
+	}
 	srvDone := background("server", "server", "run", "--data-dir", data, "--listen", serverAddr)
 	waitFor(t, "the server", func() bool {
 		c, err := net.Dial("tcp", serverAddr)

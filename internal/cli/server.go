@@ -126,12 +126,13 @@ func serverInitCommand() *Command {
 		Usage:   "--data-dir DIR --trust-domain NAME [flags]",
 		Help: "Creates a control plane under --data-dir: the CA (root and intermediate, keys\n" +
 			"sealed under the key-encryption key), the store, and admin credentials in\n" +
-			"--admin-dir (default DIR/admin; files mode 0600) for the admin commands.",
+			"--admin-dir (default DIR.admin, beside the data directory so that a copy of it\n" +
+			"holds no usable credential; files mode 0600) for the admin commands.",
 		Flags: func(fs *flag.FlagSet) {
 			file = c.flags(fs)
 			fs.StringVar(&c.TrustDomain, "trust-domain", "", "trust domain, e.g. example.org (required)")
 			fs.DurationVar(&c.SVIDTTL, "svid-ttl", time.Hour, "default SVID lifetime (at most 24h)")
-			fs.StringVar(&c.AdminDir, "admin-dir", "", "where to write the admin credentials (default DATA_DIR/admin)")
+			fs.StringVar(&c.AdminDir, "admin-dir", "", "where to write the admin credentials (default DATA_DIR.admin)")
 			validate = fs.Bool("validate", false, "check the configuration and exit")
 		},
 		Run: func(ctx context.Context, e *Env, fs *flag.FlagSet) error {
@@ -146,7 +147,7 @@ func serverInitCommand() *Command {
 				return nil
 			}
 			if c.AdminDir == "" {
-				c.AdminDir = filepath.Join(c.DataDir, "admin")
+				c.AdminDir = strings.TrimRight(filepath.Clean(c.DataDir), string(filepath.Separator)) + ".admin"
 			}
 			if err := os.MkdirAll(c.DataDir, 0o700); err != nil {
 				return err
