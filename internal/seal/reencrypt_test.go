@@ -140,6 +140,7 @@ func TestReencryptInterrupted(t *testing.T) {
 	src := BoltSource{DB: db, Bucket: testBucket}
 
 	var lastScanned int64
+	finished := false // the interrupted rounds may complete the pass themselves
 	for i := range 12 {
 		ctx, cancel := context.WithCancel(context.Background())
 		fs := &failingSource{Source: src, failAt: 1 + rng.IntN(40)}
@@ -150,6 +151,7 @@ func TestReencryptInterrupted(t *testing.T) {
 		cancel()
 		if p.Done {
 			t.Logf("round %d: finished: %+v", i, p)
+			finished = true
 			break
 		}
 		if err == nil || !(errors.Is(err, errInjected) || errors.Is(err, context.Canceled)) {
@@ -171,8 +173,8 @@ func TestReencryptInterrupted(t *testing.T) {
 	if err != nil || !p.Done {
 		t.Fatalf("final pass: %+v %v", p, err)
 	}
-	if reports == 0 {
-		t.Fatal("no progress reported")
+	if reports == 0 && !finished {
+		t.Fatal("no progress reported by a pass with work left")
 	}
 	if p.Rewritten >= n {
 		t.Fatalf("final pass rewrote %d of %d records: it did not resume", p.Rewritten, n)
