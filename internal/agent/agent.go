@@ -34,6 +34,7 @@ import (
 	"github.com/spiffe/go-spiffe/v2/spiffeid"
 
 	"moat/internal/api"
+	"moat/internal/ca"
 	"moat/internal/flow"
 	"moat/internal/identity"
 	"moat/internal/mesh"
@@ -304,10 +305,7 @@ func (a *Agent) certFrom(resp api.CertResponse, key *ecdsa.PrivateKey) (*tls.Cer
 	if _, err := check.Verify(chain); err != nil {
 		return nil, nil, fmt.Errorf("agent: the server's certificate does not verify: %w", err)
 	}
-	cert := &tls.Certificate{PrivateKey: key, Leaf: chain[0]}
-	for _, c := range chain {
-		cert.Certificate = append(cert.Certificate, c.Raw)
-	}
+	cert := ca.TLSCertificate(chain, key)
 	return cert, roots, nil
 }
 

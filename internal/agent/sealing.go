@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 
 	"moat/internal/api"
+	"moat/internal/ca"
 	"moat/internal/seal"
 )
 
@@ -94,10 +95,7 @@ func (a *Agent) loadCreds(dir string) (*tls.Certificate, []*x509.Certificate, er
 	if err != nil {
 		return nil, nil, err
 	}
-	cert := &tls.Certificate{PrivateKey: signer, Leaf: chain[0]}
-	for _, c := range chain {
-		cert.Certificate = append(cert.Certificate, c.Raw)
-	}
+	cert := ca.TLSCertificate(chain, signer)
 	return cert, roots, nil
 }
 

@@ -5,7 +5,6 @@ import (
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
-	"crypto/tls"
 	"crypto/x509"
 	"errors"
 	"net/http"
@@ -14,6 +13,7 @@ import (
 	"time"
 
 	"moat/internal/api"
+	"moat/internal/ca"
 )
 
 // newAdmin makes credentials for name with role and returns a client.
@@ -30,10 +30,7 @@ func (c *cluster) newAdmin(name, role string) *api.Client {
 	}
 	chain, _ := api.ParseChain(resp.Chain)
 	roots, _ := api.ParseChain(resp.Bundle)
-	cert := &tls.Certificate{PrivateKey: key, Leaf: chain[0]}
-	for _, x := range chain {
-		cert.Certificate = append(cert.Certificate, x.Raw)
-	}
+	cert := ca.TLSCertificate(chain, key)
 	dir := filepath.Join(c.t.TempDir(), name)
 	if err := api.WriteCredentials(dir, cert, roots); err != nil {
 		c.t.Fatal(err)
