@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 
 	"moat/internal/api"
+	"moat/internal/atomicfile"
 	"moat/internal/identity"
 )
 
@@ -44,11 +45,7 @@ func (a *Agent) saveCache() error {
 		return fmt.Errorf("agent: cache: %w", err)
 	}
 	name := filepath.Join(a.cfg.DataDir, cacheFile)
-	tmp := name + ".tmp"
-	if err := os.WriteFile(tmp, data, 0o600); err != nil {
-		return fmt.Errorf("agent: cache: %w", err)
-	}
-	if err := os.Rename(tmp, name); err != nil {
+	if err := atomicfile.Write(name, data, 0o600); err != nil {
 		return fmt.Errorf("agent: cache: %w", err)
 	}
 	return nil

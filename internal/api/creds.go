@@ -12,6 +12,7 @@ import (
 
 	"github.com/spiffe/go-spiffe/v2/bundle/x509bundle"
 
+	"moat/internal/atomicfile"
 	"moat/internal/ca"
 	"moat/internal/identity"
 )
@@ -43,8 +44,8 @@ func WriteCredentials(dir string, cert *tls.Certificate, roots []*x509.Certifica
 	}
 	key := pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: keyDER})
 	for name, b := range map[string][]byte{KeyFile: key, CertFile: chain, BundleFile: bundle} {
-		if err := writeFile0600(filepath.Join(dir, name), b); err != nil {
-			return err
+		if err := atomicfile.Write(filepath.Join(dir, name), b, 0o600); err != nil {
+			return fmt.Errorf("api: %w", err)
 		}
 	}
 	return nil
@@ -108,17 +109,6 @@ func parsePEMCerts(b []byte) ([]*x509.Certificate, error) {
 		return nil, errors.New("no certificates")
 	}
 	return out, nil
-}
-
-func writeFile0600(name string, b []byte) error {
-	tmp := name + ".tmp"
-	if err := os.WriteFile(tmp, b, 0o600); err != nil {
-		return fmt.Errorf("api: %w", err)
-	}
-	if err := os.Rename(tmp, name); err != nil {
-		return fmt.Errorf("api: %w", err)
-	}
-	return nil
 }
 
 // NewClientFromDir returns a client of the server at addr that presents the

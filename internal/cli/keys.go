@@ -11,22 +11,7 @@ import (
 
 	"moat/internal/api"
 	"moat/internal/config"
-	"moat/internal/seal"
 )
-
-// openKeyring loads the KEK and opens the existing keyring of dataDir
-// under it. A wrong KEK is refused here, before anything else is opened.
-func (k *kekConfig) openKeyring(e *Env, dataDir string) (*seal.Keyring, seal.KEK, error) {
-	kek, err := k.kek(e, dataDir, false)
-	if err != nil {
-		return nil, nil, err
-	}
-	kr, err := seal.Open(seal.Config{Dir: dataDir, KEK: kek, NoCreate: true})
-	if err != nil {
-		return nil, nil, err
-	}
-	return kr, kek, nil
-}
 
 // serverKEKFile is the server's key file when its KEK is one.
 func (k *kekConfig) serverKEKFile(dataDir string) string {

@@ -13,6 +13,7 @@ import (
 	"strings"
 	"time"
 
+	"moat/internal/ca"
 	"moat/internal/config"
 	"moat/internal/identity"
 	"moat/internal/server"
@@ -24,6 +25,8 @@ type serverConfig struct {
 	Listen      string        `yaml:"listen"`
 	TrustDomain string        `yaml:"trust_domain"`
 	SVIDTTL     time.Duration `yaml:"svid_ttl"`
+	// NodeTTL is the node certificates' life (init); zero means 24h.
+	NodeTTL time.Duration `yaml:"node_ttl"`
 	Name        string        `yaml:"name"`
 	AdminDir    string        `yaml:"admin_dir"`
 	Store       storeConfig   `yaml:"store"`
@@ -46,6 +49,10 @@ type storeConfig struct {
 	Backend   string   `yaml:"backend"`
 	Endpoints []string `yaml:"endpoints"`
 	Prefix    string   `yaml:"prefix"`
+	// Timeout bounds every etcd call; zero means 5s. A call past it fails
+	// with "control-plane store unavailable" and the cause (no quorum, out
+	// of reach).
+	Timeout config.Duration `yaml:"timeout"`
 }
 
 func (c *serverConfig) flags(fs *flag.FlagSet) *string {
@@ -75,6 +82,9 @@ func (c *serverConfig) validate(needTD bool) error {
 	if c.SVIDTTL < 0 || c.SVIDTTL > 24*time.Hour {
 		return config.Errorf("svid_ttl", "%s: want a positive duration of at most 24h", c.SVIDTTL)
 	}
+	if c.NodeTTL < 0 || c.NodeTTL > ca.MaxNodeTTL || (c.NodeTTL > 0 && c.NodeTTL < c.SVIDTTL) {
+		return config.Errorf("node_ttl", "%s: want a duration of at least svid_ttl (%s) and at most %s", c.NodeTTL, c.SVIDTTL, ca.MaxNodeTTL)
+	}
 	if err := identity.ValidName(c.Name); err != nil {
 		return config.Errorf("name", "%v", err)
 	}
@@ -101,6 +111,9 @@ func (c *serverConfig) validate(needTD bool) error {
 		}
 		if c.Store.Prefix != "" && !strings.HasSuffix(c.Store.Prefix, "/") {
 			return config.Errorf("store.prefix", "%q must end in \"/\"", c.Store.Prefix)
+		}
+		if c.Store.Timeout < 0 {
+			return config.Errorf("store.timeout", "%s: want a positive duration", time.Duration(c.Store.Timeout))
 		}
 	default:
 		return config.Errorf("store.backend", "%q: want bolt or etcd", c.Store.Backend)
@@ -132,6 +145,7 @@ func serverInitCommand() *Command {
 			file = c.flags(fs)
 			fs.StringVar(&c.TrustDomain, "trust-domain", "", "trust domain, e.g. example.org (required)")
 			fs.DurationVar(&c.SVIDTTL, "svid-ttl", time.Hour, "default SVID lifetime (at most 24h)")
+			fs.DurationVar(&c.NodeTTL, "node-ttl", ca.DefaultNodeTTL, "node certificate lifetime (at least the SVID lifetime, at most 720h)")
 			fs.StringVar(&c.AdminDir, "admin-dir", "", "where to write the admin credentials (default DATA_DIR.admin)")
 			validate = fs.Bool("validate", false, "check the configuration and exit")
 		},
@@ -152,20 +166,25 @@ func serverInitCommand() *Command {
 			if err := os.MkdirAll(c.DataDir, 0o700); err != nil {
 				return err
 			}
-			kr, err := c.KEK.keyring(e, c.DataDir, true)
+			sk, err := openServerKeyring(ctx, e, c, true)
 			if err != nil {
 				return err
 			}
-			sealer := kr.AEAD()
+			defer sk.Close()
+			sealer := sk.kr.AEAD()
 			st, err := openStore(ctx, c.DataDir, c.Store, sealer)
 			if err != nil {
 				return err
 			}
 			defer st.Close()
 			err = server.Init(ctx, st, server.InitConfig{
-				TrustDomain: c.TrustDomain, SVIDTTL: c.SVIDTTL, AdminDir: c.AdminDir, Sealer: sealer,
+				TrustDomain: c.TrustDomain, SVIDTTL: c.SVIDTTL, NodeTTL: c.NodeTTL, AdminDir: c.AdminDir, Sealer: sealer,
 			})
 			if errors.Is(err, server.ErrInitialized) {
+				if c.Store.Backend == "etcd" {
+					ec := c.Store.etcdConfig(nil)
+					return fmt.Errorf("etcd %v prefix %q already holds a moat control plane: %w", ec.Endpoints, ec.Prefix, errClusterExists)
+				}
 				return fmt.Errorf("%s already holds a control plane", c.DataDir)
 			}
 			if err != nil {

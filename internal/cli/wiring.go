@@ -23,11 +23,7 @@ import (
 // openStore opens the control-plane store that sc names.
 func openStore(ctx context.Context, dataDir string, sc storeConfig, sealer store.Sealer) (store.Store, error) {
 	if sc.Backend == "etcd" {
-		prefix := sc.Prefix
-		if prefix == "" {
-			prefix = "/moat/"
-		}
-		return store.OpenEtcd(ctx, store.EtcdConfig{Endpoints: sc.Endpoints, Prefix: prefix, Sealer: sealer})
+		return store.OpenEtcd(ctx, sc.etcdConfig(sealer))
 	}
 	return store.OpenBolt(store.BoltConfig{Dir: dataDir, Sealer: sealer})
 }
@@ -73,10 +69,12 @@ func startServer(ctx context.Context, e *Env, c serverConfig, logger *slog.Logge
 			p.Close()
 		}
 	}()
-	kr, kek, err := c.KEK.openKeyring(e, c.DataDir)
+	sk, err := openServerKeyring(ctx, e, c, false)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", c.DataDir, err)
 	}
+	p.closers = append(p.closers, sk.Close)
+	kr, kek := sk.kr, sk.kek
 	p.keyring = kr
 	sealer := kr.AEAD()
 	storeSealer := server.NewStoreSealer(sealer)
@@ -119,7 +117,7 @@ func startServer(ctx context.Context, e *Env, c serverConfig, logger *slog.Logge
 		return nil, err
 	}
 	if p.keys, err = server.NewKeys(server.KeysConfig{
-		Keyring: kr, KEK: kek, KEKFile: c.KEK.serverKEKFile(c.DataDir), Store: p.st, StoreSealer: storeSealer,
+		Keyring: kr, KEK: kek, KEKFile: c.KEK.serverKEKFile(c.DataDir), Store: p.st, StoreSealer: storeSealer, KeyringChanges: sk.changes(),
 		Audit: p.log, AuditLog: p.log, DataDir: c.DataDir, Every: time.Duration(c.KeyRotation), Getenv: e.Getenv, Logger: logger,
 	}); err != nil {
 		return nil, err

@@ -160,6 +160,11 @@ type KeysConfig struct {
 	// AuditLog, when set, is counted in key status: its sealed entries
 	// stay under the key that wrote them (the log's hashes cover them).
 	AuditLog *audit.Log
+	// KeyringChanges, when set, watches a keyring shared by a cluster's
+	// servers: it calls its function after every change, until ctx ends.
+	// Each change is loaded at once, so a rotation made through any server
+	// holds on all of them.
+	KeyringChanges func(ctx context.Context, changed func())
 	// DataDir is the server's data directory, for backups; "" refuses them.
 	DataDir string
 	// Every is the scheduled rotation period; 0 means none.
@@ -231,8 +236,25 @@ func (k *Keys) Run(ctx context.Context) error {
 			}}
 		g.Go(func() error { return sch.Run(ctx) })
 	}
+	if watch := k.cfg.KeyringChanges; watch != nil {
+		g.Go(func() error {
+			watch(ctx, k.reload)
+			return nil
+		})
+	}
 	g.Go(func() error { return k.passes(ctx) })
 	return g.Wait()
+}
+
+// reload loads the shared keyring after another server changed it.
+func (k *Keys) reload() {
+	changed, err := k.cfg.Keyring.Reload()
+	switch {
+	case err != nil:
+		k.cfg.Logger.Error("the cluster keyring changed but does not load; this server keeps the keys it holds", "err", err)
+	case changed:
+		k.cfg.Logger.Info("loaded the cluster keyring changed by another server", "primary", k.cfg.Keyring.Primary())
+	}
 }
 
 // Reencrypt asks for a re-encryption pass (coalesced with a pending one).

@@ -132,7 +132,7 @@ func (s *Server) join(ctx context.Context, req api.JoinRequest) (api.CertRespons
 	if s.trust.Revocations().IDs != nil && contains(s.trust.Revocations().IDs, id.String()) {
 		return api.CertResponse{}, errorf(http.StatusForbidden, "node %q is revoked", req.Node)
 	}
-	chain, err := s.CA().SignCSR(req.CSR, id, 0)
+	chain, err := s.CA().SignCSR(req.CSR, id, s.nodeTTL())
 	if err != nil {
 		return api.CertResponse{}, errorf(http.StatusBadRequest, "csr: %v", err)
 	}
@@ -172,7 +172,7 @@ func (s *Server) handleRenew(w http.ResponseWriter, r *http.Request, c *caller) 
 		return
 	}
 	id, _ := identity.NodeID(s.td, c.Name)
-	chain, err := s.CA().SignCSR(req.CSR, id, 0)
+	chain, err := s.CA().SignCSR(req.CSR, id, s.nodeTTL())
 	if err != nil {
 		writeError(w, errorf(http.StatusBadRequest, "csr: %v", err))
 		return

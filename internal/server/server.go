@@ -157,7 +157,7 @@ func (s *Server) loadCA(ctx context.Context) error {
 	// is never retired under a live SVID.
 	st := c.State()
 	for _, a := range st.Authorities {
-		if floor := s.now().Add(s.meta.SVIDTTL); a.LastExpiry.Before(floor) {
+		if floor := s.now().Add(max(s.meta.SVIDTTL, s.nodeTTL())); a.LastExpiry.Before(floor) {
 			a.LastExpiry = floor
 		}
 	}
@@ -168,6 +168,14 @@ func (s *Server) loadCA(ctx context.Context) error {
 	s.ca = c
 	s.caMu.Unlock()
 	return nil
+}
+
+// nodeTTL is the life of the node certificates this control plane signs.
+func (s *Server) nodeTTL() time.Duration {
+	if s.meta.NodeTTL == 0 {
+		return max(ca.DefaultNodeTTL, s.meta.SVIDTTL)
+	}
+	return s.meta.NodeTTL
 }
 
 func (s *Server) caConfig() ca.Config {

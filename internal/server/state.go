@@ -28,7 +28,10 @@ const (
 type Meta struct {
 	TrustDomain string        `json:"trust_domain"`
 	SVIDTTL     time.Duration `json:"svid_ttl"`
-	Created     time.Time     `json:"created"`
+	// NodeTTL is the node certificates' life; zero (a control plane made
+	// before it was recorded) means ca.DefaultNodeTTL.
+	NodeTTL time.Duration `json:"node_ttl,omitzero"`
+	Created time.Time     `json:"created"`
 }
 
 // tokenRecord is a join token as stored: only the hash of its secret.
