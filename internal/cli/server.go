@@ -26,11 +26,11 @@ type serverConfig struct {
 	TrustDomain string        `yaml:"trust_domain"`
 	SVIDTTL     time.Duration `yaml:"svid_ttl"`
 	// NodeTTL is the node certificates' life (init); zero means 24h.
-	NodeTTL time.Duration `yaml:"node_ttl"`
-	Name        string        `yaml:"name"`
-	AdminDir    string        `yaml:"admin_dir"`
-	Store       storeConfig   `yaml:"store"`
-	KEK         kekConfig     `yaml:"kek"`
+	NodeTTL  time.Duration `yaml:"node_ttl"`
+	Name     string        `yaml:"name"`
+	AdminDir string        `yaml:"admin_dir"`
+	Store    storeConfig   `yaml:"store"`
+	KEK      kekConfig     `yaml:"kek"`
 	// Retention is how long flow records are kept; zero means 30d.
 	Retention config.Duration `yaml:"retention"`
 	// Alerts names the detection and alert-delivery file; empty runs the
