@@ -12,7 +12,7 @@ type collector struct {
 	a *Agent
 
 	handshakes, hsFailures, tunnels, conns, refused, cut, plaintext *prometheus.Desc
-	svidExpiry, renewals                                            *prometheus.Desc
+	svidExpiry, renewals, reattests                                 *prometheus.Desc
 }
 
 func newCollector(a *Agent) *collector {
@@ -30,12 +30,13 @@ func newCollector(a *Agent) *collector {
 		plaintext:  d("moat_mesh_plaintext_total", "Plaintext connections accepted by PERMISSIVE services."),
 		svidExpiry: d("moat_svid_expiry_timestamp_seconds", "When each local service's current SVID expires.", "service"),
 		renewals:   d("moat_svid_renewals_total", "SVID renewals by this agent (node and services)."),
+		reattests:  d("moat_agent_reattestations_total", "New node certificates obtained without the old one (expired or refused), by method: node-key or join-token.", "method"),
 	}
 }
 
 func (c *collector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{c.handshakes, c.hsFailures, c.tunnels, c.conns, c.refused, c.cut, c.plaintext,
-		c.svidExpiry, c.renewals} {
+		c.svidExpiry, c.renewals, c.reattests} {
 		ch <- d
 	}
 }
@@ -65,6 +66,8 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 	}
 	c.a.mu.RUnlock()
 	counter(c.renewals, float64(c.a.renewals.Load()))
+	counter(c.reattests, float64(c.a.reattestKey.Load()), methodNodeKey)
+	counter(c.reattests, float64(c.a.reattestToken.Load()), methodJoinToken)
 }
 
 // registerMetrics registers the agent's collector and the flow-derived

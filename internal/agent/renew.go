@@ -43,7 +43,15 @@ func (a *Agent) renewLoop(ctx context.Context) error {
 			due = nodeRetry
 		}
 		if !now.Before(due) {
-			if err := a.renewNode(ctx); err != nil {
+			err := a.renewNode(ctx)
+			if err != nil && ctx.Err() == nil {
+				if reason, refused := a.nodeRefused(ctx, err); refused {
+					if err = a.reattest(ctx, reason); err != nil {
+						a.log.Error("the node cannot re-attest; it keeps serving with what it holds", "err", err)
+					}
+				}
+			}
+			if err != nil {
 				nodeFails++
 				nodeRetry = now.Add(a.backoff(nodeFails))
 				a.log.Warn("node certificate renewal failed", "err", err, "retry_in", nodeRetry.Sub(now))
@@ -102,8 +110,12 @@ func (a *Agent) renewNode(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	pub, err := a.attestPublic()
+	if err != nil {
+		return err
+	}
 	var resp api.CertResponse
-	if err := a.api().Call(ctx, http.MethodPost, api.PathNodeRenew, api.RenewRequest{CSR: csr, MeshAddr: a.cfg.MeshAddr}, &resp); err != nil {
+	if err := a.api().Call(ctx, http.MethodPost, api.PathNodeRenew, api.RenewRequest{CSR: csr, MeshAddr: a.cfg.MeshAddr, NodeKey: pub}, &resp); err != nil {
 		return err
 	}
 	cert, roots, err := a.certFrom(resp, key)

@@ -226,13 +226,17 @@ func (a *Agent) watchLoop(ctx context.Context) error {
 		default:
 		}
 		if got {
+			// A stream that worked broke (its server stopped, say): the
+			// client tries every server, so reconnect at once.
 			fails = 0
+			a.log.Warn("watch stream broken; reconnecting", "err", err)
+			continue
 		}
 		fails++
 		if errors.Is(err, api.ErrUnauthenticated) {
 			a.log.Error("the control plane refuses this node's certificate", "err", err)
 		} else {
-			a.log.Warn("watch stream broken; retrying", "err", err)
+			a.log.Warn("watch stream failed; retrying", "err", err, "attempt", fails)
 		}
 		select {
 		case <-ctx.Done():

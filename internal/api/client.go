@@ -12,6 +12,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"strings"
 	"time"
@@ -58,23 +59,47 @@ func (e *StatusError) Is(target error) bool {
 	return false
 }
 
-// Client calls the control plane.
+// Client calls the control plane. It knows every server of a cluster and
+// fails over: a call, a watch or a join that cannot reach one server (or
+// that one answers 503) goes to the next, and the server that answered
+// last is tried first. Calls may therefore reach a second server after the
+// first took them but its answer was lost: every control-plane call is
+// safe to repeat (records by ID, puts, revocations), or says it was
+// already done (a join token already used).
 type Client struct {
-	base string
-	hc   *http.Client
+	srv     *servers
+	hc      *http.Client
+	timeout time.Duration
+	// OnStale, when set, is told when an answer was read from a store
+	// that could not confirm it is current (see HeaderStale).
+	OnStale func(reason string)
 }
 
-// NewClient returns a client of the server at addr (host:port) over conf.
-func NewClient(addr string, conf *tls.Config) *Client {
+// HeaderStale marks an answer read without the store's quorum: its value
+// says why it may be stale.
+const HeaderStale = "Moat-Stale-Read"
+
+// DefaultTimeout bounds a Call whose context has no deadline.
+const DefaultTimeout = 30 * time.Second
+
+// NewClient returns a client of the control plane at servers (host:port,
+// or several separated by commas; see ParseServers) over conf. Each Call
+// whose context has no deadline gets DefaultTimeout.
+func NewClient(servers string, conf *tls.Config) *Client {
 	tr := &http.Transport{
 		TLSClientConfig:     conf,
 		ForceAttemptHTTP2:   true,
+		DialContext:         (&net.Dialer{Timeout: 5 * time.Second, KeepAlive: 15 * time.Second}).DialContext,
 		TLSHandshakeTimeout: 10 * time.Second,
 		IdleConnTimeout:     90 * time.Second,
 		MaxIdleConnsPerHost: 4,
 	}
-	return &Client{base: "https://" + addr, hc: &http.Client{Transport: tr}}
+	return &Client{srv: newServers(servers), hc: &http.Client{Transport: tr}, timeout: DefaultTimeout}
 }
+
+// SetTimeout changes the deadline of calls without one of their own;
+// zero or less means none.
+func (c *Client) SetTimeout(d time.Duration) { c.timeout = d }
 
 // Close releases idle connections.
 func (c *Client) Close() { c.hc.CloseIdleConnections() }
@@ -82,28 +107,21 @@ func (c *Client) Close() { c.hc.CloseIdleConnections() }
 // Call sends in as JSON (nil for none) and decodes the answer into out (nil
 // to discard it).
 func (c *Client) Call(ctx context.Context, method, path string, in, out any) error {
-	var body io.Reader
-	if in != nil {
-		b, err := json.Marshal(in)
-		if err != nil {
-			return fmt.Errorf("api: encode request: %w", err)
-		}
-		body = bytes.NewReader(b)
+	if _, ok := ctx.Deadline(); !ok && c.timeout > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, c.timeout)
+		defer cancel()
 	}
-	req, err := http.NewRequestWithContext(ctx, method, c.base+path, body)
+	resp, err := c.send(ctx, method, path, in)
 	if err != nil {
-		return fmt.Errorf("api: %w", err)
-	}
-	if in != nil {
-		req.Header.Set("Content-Type", "application/json")
-	}
-	resp, err := c.hc.Do(req)
-	if err != nil {
-		return fmt.Errorf("api: %s %s: %w", method, path, err)
+		return err
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode/100 != 2 {
 		return readError(resp)
+	}
+	if why := resp.Header.Get(HeaderStale); why != "" && c.OnStale != nil {
+		c.OnStale(why)
 	}
 	if out == nil {
 		_, _ = io.Copy(io.Discard, resp.Body)
@@ -113,6 +131,37 @@ func (c *Client) Call(ctx context.Context, method, path string, in, out any) err
 		return fmt.Errorf("api: decode %s answer: %w", path, err)
 	}
 	return nil
+}
+
+// send encodes in, sends the request to the servers in turn (see Client)
+// and returns the first answer.
+func (c *Client) send(ctx context.Context, method, path string, in any) (*http.Response, error) {
+	var payload []byte
+	if in != nil {
+		b, err := json.Marshal(in)
+		if err != nil {
+			return nil, fmt.Errorf("api: encode request: %w", err)
+		}
+		payload = b
+	}
+	resp, err := c.do(ctx, func(base string) (*http.Request, error) {
+		var body io.Reader
+		if payload != nil {
+			body = bytes.NewReader(payload)
+		}
+		req, err := http.NewRequestWithContext(ctx, method, base+path, body)
+		if err == nil && payload != nil {
+			req.Header.Set("Content-Type", "application/json")
+		}
+		return req, err
+	})
+	if errors.Is(err, context.DeadlineExceeded) {
+		return nil, fmt.Errorf("api: %s %s: %w: no answer within the deadline", method, path, ErrUnavailable)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("api: %s %s: %w", method, path, err)
+	}
+	return resp, nil
 }
 
 func readError(resp *http.Response) error {
@@ -130,11 +179,9 @@ func readError(resp *http.Response) error {
 // Watch streams updates to fn until ctx ends, the stream breaks, or fn
 // returns an error. It returns nil only when ctx ended.
 func (c *Client) Watch(ctx context.Context, fn func(Update) error) error {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, c.base+PathWatch, nil)
-	if err != nil {
-		return fmt.Errorf("api: %w", err)
-	}
-	resp, err := c.hc.Do(req)
+	resp, err := c.do(ctx, func(base string) (*http.Request, error) {
+		return http.NewRequestWithContext(ctx, http.MethodGet, base+PathWatch, nil)
+	})
 	if err != nil {
 		if ctx.Err() != nil {
 			return nil

@@ -7,13 +7,17 @@ import (
 	"net"
 
 	"moat/internal/agent"
+	"moat/internal/api"
 	"moat/internal/config"
 	"moat/internal/identity"
 )
 
 // agentConfig is moat agent's configuration file; flags share its names.
 type agentConfig struct {
-	DataDir    string `yaml:"data_dir"`
+	DataDir string `yaml:"data_dir"`
+	// Server lists the control plane's servers, "host:port[,host:port...]";
+	// a name resolving to several addresses names them all. The agent fails
+	// over between them.
 	Server     string `yaml:"server"`
 	Join       string `yaml:"join"`
 	Node       string `yaml:"node"`
@@ -30,8 +34,8 @@ func (c *agentConfig) validate() error {
 	if c.DataDir == "" {
 		return config.Errorf("data_dir", "required")
 	}
-	if _, _, err := net.SplitHostPort(c.Server); err != nil {
-		return config.Errorf("server", "%q: want host:port", c.Server)
+	if _, err := api.ParseServers(c.Server); err != nil {
+		return config.Errorf("server", "%v", err)
 	}
 	if err := identity.ValidName(c.Node); err != nil {
 		return config.Errorf("node", "%v", err)
@@ -62,7 +66,7 @@ func agentCommand() *Command {
 		Flags: func(fs *flag.FlagSet) {
 			file = fs.String("config", "", "YAML configuration file (keys as the flags, with _ for -)")
 			fs.StringVar(&c.DataDir, "data-dir", "", "directory of the node's identity and caches (required)")
-			fs.StringVar(&c.Server, "server", "127.0.0.1:7400", "control plane address")
+			fs.StringVar(&c.Server, "server", "127.0.0.1:7400", "control plane servers: host:port[,host:port...] (a name may resolve to several)")
 			fs.StringVar(&c.Join, "join", "", "one-time join token (first start only)")
 			fs.StringVar(&c.Node, "node", "", "this node's name (required)")
 			fs.StringVar(&c.Listen, "listen", "127.0.0.1:15443", "mesh port (mutual TLS), published to peers")

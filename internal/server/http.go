@@ -54,6 +54,7 @@ func (s *Server) routes() http.Handler {
 	mux.HandleFunc("GET "+api.PathBundle, s.handleBundle)
 	mux.HandleFunc("POST "+api.PathJoin, s.handleJoin)
 	mux.HandleFunc("POST "+api.PathNodeRenew, s.node(s.handleRenew))
+	mux.HandleFunc("POST "+api.PathReattest, s.handleReattest)
 	mux.HandleFunc("POST "+api.PathSVID, s.node(s.handleSVID))
 	mux.HandleFunc("GET "+api.PathWatch, s.node(s.handleWatch))
 	mux.HandleFunc("POST "+api.PathFlows, s.node(s.handleFlows))
@@ -128,6 +129,12 @@ func (s *Server) node(h func(http.ResponseWriter, *http.Request, *caller)) http.
 func (s *Server) admin(role, action string, h func(context.Context, *caller, *http.Request) (any, string, error)) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		ctx := r.Context()
+		// A read may be answered from one store member's copy when the
+		// store has no quorum; the answer then says so.
+		var stale *store.Stale
+		if r.Method == http.MethodGet {
+			ctx, stale = store.AllowStale(ctx)
+		}
 		c, err := s.identify(ctx, r)
 		entry := audit.Entry{Time: s.now().UTC(), Action: action}
 		if c != nil {
@@ -161,6 +168,9 @@ func (s *Server) admin(role, action string, h func(context.Context, *caller, *ht
 		if err != nil {
 			writeError(w, err)
 			return
+		}
+		if stale != nil && stale.Reason() != "" {
+			w.Header().Set(api.HeaderStale, stale.Reason())
 		}
 		if h, ok := out.(http.Handler); ok { // a file, such as a backup
 			h.ServeHTTP(w, r)
@@ -199,6 +209,15 @@ func writeError(w http.ResponseWriter, err error) {
 	}
 	if errors.Is(err, store.ErrConflict) {
 		writeJSON(w, http.StatusConflict, api.Error{Error: "a concurrent change won; try again"})
+		return
+	}
+	if errors.Is(err, store.ErrUnavailable) {
+		// The store's error names only the cause (no quorum, out of reach).
+		msg := store.ErrUnavailable.Error()
+		if _, cause, ok := strings.Cut(err.Error(), store.ErrUnavailable.Error()+": "); ok {
+			msg += ": " + cause
+		}
+		writeJSON(w, http.StatusServiceUnavailable, api.Error{Error: msg})
 		return
 	}
 	writeJSON(w, http.StatusInternalServerError, api.Error{Error: "internal error"})

@@ -111,6 +111,11 @@ func (s *Server) join(ctx context.Context, req api.JoinRequest) (api.CertRespons
 	if _, _, err := net.SplitHostPort(req.MeshAddr); err != nil {
 		return api.CertResponse{}, errorf(http.StatusBadRequest, "mesh_addr %q: %v", req.MeshAddr, err)
 	}
+	if req.NodeKey != nil {
+		if _, err := parseNodeKey(req.NodeKey); err != nil {
+			return api.CertResponse{}, errorf(http.StatusBadRequest, "%v", err)
+		}
+	}
 	key := tokenKey(secret)
 	var rec tokenRecord
 	rev, err := getJSONRev(ctx, s.st, key, &rec)
@@ -141,10 +146,16 @@ func (s *Server) join(ctx context.Context, req api.JoinRequest) (api.CertRespons
 	node := api.Node{Name: req.Node, MeshAddr: req.MeshAddr, Joined: now}
 	// Spend the token and record the node in one transaction: two agents
 	// racing with one token cannot both join.
-	_, err = s.st.Txn(ctx, []store.Cond{{Key: key, ModRevision: rev}}, []store.Op{
+	ops := []store.Op{
 		store.Put(key, mustJSON(rec)),
 		store.Put(prefixNode+req.Node, mustJSON(node)),
-	})
+	}
+	if req.NodeKey != nil {
+		// A join with a token replaces whatever key was pinned before: the
+		// token is the operator's word that this is the node.
+		ops = append(ops, s.pinOp(req.Node, req.NodeKey))
+	}
+	_, err = s.st.Txn(ctx, []store.Cond{{Key: key, ModRevision: rev}}, ops)
 	if errors.Is(err, store.ErrConflict) {
 		return api.CertResponse{}, errorf(http.StatusUnauthorized, "join token refused: already used")
 	}
@@ -178,6 +189,12 @@ func (s *Server) handleRenew(w http.ResponseWriter, r *http.Request, c *caller) 
 		return
 	}
 	s.m.issued.WithLabelValues("node").Inc()
+	if req.NodeKey != nil {
+		if err := s.pinIfNone(r.Context(), c.Name, req.NodeKey); err != nil {
+			writeError(w, err)
+			return
+		}
+	}
 	if req.MeshAddr != "" {
 		var node api.Node
 		if err := getJSON(r.Context(), s.st, prefixNode+c.Name, &node); err == nil && node.MeshAddr != req.MeshAddr {
