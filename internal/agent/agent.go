@@ -116,6 +116,8 @@ type Agent struct {
 	attestKey *ecdsa.PrivateKey
 	// reattestKey and reattestToken count re-attestations by method.
 	reattestKey, reattestToken atomic.Int64
+	// checkNode asks the renewal loop to check the node certificate now.
+	checkNode atomic.Bool
 }
 
 // svid is one service's current identity.

@@ -42,6 +42,9 @@ func (a *Agent) renewLoop(ctx context.Context) error {
 		if !nodeRetry.IsZero() {
 			due = nodeRetry
 		}
+		if nodeRetry.IsZero() && a.checkNode.Swap(false) {
+			due = now // a call failed as if the node certificate were refused: find out
+		}
 		if !now.Before(due) {
 			err := a.renewNode(ctx)
 			if err != nil && ctx.Err() == nil {
@@ -84,6 +87,20 @@ func (a *Agent) renewLoop(ctx context.Context) error {
 		}
 	}
 	return nil
+}
+
+// suspectNode notes a failed call that a refused node certificate would
+// explain (the connection failed, or the server answered 401), so the
+// renewal loop checks the node certificate at once instead of at its
+// renewal time: after a root is retired under it, say.
+func (a *Agent) suspectNode(err error) {
+	var se *api.StatusError
+	if errors.As(err, &se) && se.Code != http.StatusUnauthorized {
+		return
+	}
+	if !a.checkNode.Swap(true) {
+		a.nudge()
+	}
 }
 
 func minTime(a, b time.Time) time.Time {
@@ -146,6 +163,7 @@ func (a *Agent) renewService(ctx context.Context, name string, now time.Time) {
 		s.failing++
 		s.renewAt = now.Add(a.backoff(s.failing))
 		a.mu.Unlock()
+		a.suspectNode(err)
 		if errors.Is(err, api.ErrPermissionDenied) {
 			a.log.Error("the control plane refuses this service's SVID", "service", name, "err", err)
 		} else {

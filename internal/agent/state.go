@@ -233,6 +233,7 @@ func (a *Agent) watchLoop(ctx context.Context) error {
 			continue
 		}
 		fails++
+		a.suspectNode(err)
 		if errors.Is(err, api.ErrUnauthenticated) {
 			a.log.Error("the control plane refuses this node's certificate", "err", err)
 		} else {

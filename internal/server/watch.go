@@ -185,6 +185,11 @@ func (h *hub) frameOf(ctx context.Context, ev store.Event) (frame, bool) {
 			h.s.log.Error("reload CA after a change in the store", "err", err)
 		} else {
 			h.s.trust.Update(h.s.CA().Bundle(), h.s.trust.Revocations())
+			// This server's own certificate moves to the active authority
+			// too, as on the server that made the change.
+			if err := h.s.renewOwnCert(); err != nil {
+				h.s.log.Error("renew server certificate after a CA change", "err", err)
+			}
 		}
 		return frame{}, false
 	}

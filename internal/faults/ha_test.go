@@ -1,0 +1,245 @@
+package faults
+
+import (
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+)
+
+// traffic sends requests through the mesh without pause until stopped,
+// each on a new connection, and counts what failed.
+type traffic struct {
+	ok, failed atomic.Int64
+	mu         sync.Mutex // guards errs
+	errs       []string
+	stop       chan struct{}
+	done       chan struct{}
+}
+
+func startTraffic(target string) *traffic {
+	tr := &traffic{stop: make(chan struct{}), done: make(chan struct{})}
+	client := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{DisableKeepAlives: true}}
+	go func() {
+		defer close(tr.done)
+		for {
+			select {
+			case <-tr.stop:
+				return
+			case <-time.After(20 * time.Millisecond):
+			}
+			resp, err := client.Get("http://" + target + "/")
+			if err == nil {
+				b, _ := io.ReadAll(resp.Body)
+				resp.Body.Close()
+				if resp.StatusCode != 200 || string(b) != "api ok" {
+					err = fmt.Errorf("answer %d %q", resp.StatusCode, b)
+				}
+			}
+			if err != nil {
+				tr.failed.Add(1)
+				tr.mu.Lock()
+				if len(tr.errs) < 20 {
+					tr.errs = append(tr.errs, time.Now().Format("15:04:05.000")+" "+err.Error())
+				}
+				tr.mu.Unlock()
+				continue
+			}
+			tr.ok.Add(1)
+		}
+	}()
+	return tr
+}
+
+// check fails the test if any request failed so far.
+func (tr *traffic) check(t *testing.T, step string) {
+	t.Helper()
+	tr.mu.Lock()
+	defer tr.mu.Unlock()
+	if n := tr.failed.Load(); n > 0 {
+		t.Fatalf("%s: %d of %d requests failed: %s", step, n, n+tr.ok.Load(), strings.Join(tr.errs, "; "))
+	}
+	t.Logf("%s: %d requests, none failed", step, tr.ok.Load())
+}
+
+// advance waits until at least n more requests succeeded.
+func (tr *traffic) advance(t *testing.T, step string, n int64) {
+	t.Helper()
+	from := tr.ok.Load() + tr.failed.Load()
+	waitFor(t, step+": traffic flowing", func() bool { return tr.ok.Load()+tr.failed.Load() >= from+n })
+	tr.check(t, step)
+}
+
+// phaseAfter is what "moat ca show" says after each rotation step.
+var phaseAfter = map[string]string{"prepare": "prepared", "activate": "active", "retire": "stable"}
+
+func firstLine(s string) string {
+	line, _, _ := strings.Cut(s, "\n")
+	return line
+}
+
+// TestHighAvailability is the control plane's HA acceptance: three moat
+// servers on a three-member etcd cluster, agents given every server,
+// steady traffic through the mesh, and the faults an operator meets.
+func TestHighAvailability(t *testing.T) {
+	etcd := startEtcdCluster(t, 3)
+	c := newMoatCluster(t, etcd, 3, "--svid-ttl", "30s")
+	t.Logf("servers %s on etcd %v", c.addrs(), endpoints(etcd))
+
+	t.Log("a second init against the cluster's etcd is refused with a clear answer")
+	_, errOut, err := moat(t, nil, "server", "init", "--config", c.servers[1].config, "--trust-domain", "example.org")
+	if err == nil || !strings.Contains(errOut, "already holds a moat control plane") {
+		t.Fatalf("second init: %v\n%s", err, errOut)
+	}
+	if _, err := os.Stat(c.servers[1].data + ".admin"); !os.IsNotExist(err) {
+		t.Fatalf("the refused init left admin credentials behind: %v", err)
+	}
+
+	app, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer app.Close()
+	appPort := app.Addr().(*net.TCPAddr).Port
+	go http.Serve(app, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "api ok") }))
+	local := freePorts(t, 2)
+	env := c.env()
+	mustMoat(t, env, "svc", "register", "--node", "n1", "--name", "frontend", "--port", fmt.Sprint(local[1]), "--upstream", fmt.Sprintf("api:%d", local[0]))
+	mustMoat(t, env, "svc", "register", "--node", "n2", "--name", "api", "--port", fmt.Sprint(appPort))
+	mustMoat(t, env, "svc", "register", "--node", "n2", "--name", "batch", "--port", "1")
+	policy := filepath.Join(c.dir, "intentions.yaml")
+	os.WriteFile(policy, []byte(fmt.Sprintf("default: deny\nrules:\n  - name: frontend-to-api\n    from: [frontend]\n    to: api\n    ports: [%d]\n", appPort)), 0o600)
+	mustMoat(t, env, "policy", "apply", "-f", policy)
+	n1, n2 := c.startAgent("n1"), c.startAgent("n2")
+
+	target := addr(local[0])
+	waitFor(t, "a request through the mesh", func() bool {
+		resp, err := http.Get("http://" + target + "/")
+		if err != nil {
+			return false
+		}
+		resp.Body.Close()
+		return resp.StatusCode == 200
+	})
+	tr := startTraffic(target)
+	defer func() {
+		close(tr.stop)
+		<-tr.done
+	}()
+	tr.advance(t, "steady traffic", 25)
+
+	t.Log("kill the server the agents follow")
+	watched := c.watchedServer(2)
+	renewals := func(a *moatAgent) float64 {
+		return metric(t, a.metrics, fmt.Sprintf("moat_svid_renewals_total{node=%q}", a.node))
+	}
+	before1, before2 := renewals(n1), renewals(n2)
+	var renewals1AtActivate, renewals2AtActivate float64
+	watched.p.kill()
+	t.Logf("killed %s (%s)", watched.name, watched.listen)
+	next := c.watchedServer(2)
+	if next == watched {
+		t.Fatal("the agents still follow the killed server")
+	}
+	t.Logf("agents now follow %s", next.name)
+	waitFor(t, "SVID renewals after the kill", func() bool {
+		return renewals(n1) > before1 && renewals(n2) > before2
+	})
+	tr.advance(t, "after killing "+watched.name, 25)
+
+	t.Log("a revocation issued through a server the agents do not follow reaches them")
+	var other *moatServer
+	for _, s := range c.servers {
+		if s != watched && s != next {
+			other = s
+		}
+	}
+	reached := func(a *moatAgent) bool {
+		b, _ := os.ReadFile(filepath.Join(a.data, "state.json"))
+		return strings.Contains(string(b), "spiffe://example.org/svc/batch")
+	}
+	if reached(n1) || reached(n2) {
+		t.Fatal("the agents' state names svc/batch before its revocation: the check below proves nothing")
+	}
+	mustMoat(t, c.via(other), "revoke", "--svc", "batch")
+	issued := time.Now()
+	waitFor(t, "the revocation at both agents", func() bool { return reached(n1) && reached(n2) })
+	t.Logf("revocation through %s reached both agents %s after the revoke command returned", other.name, time.Since(issued).Round(time.Millisecond))
+
+	t.Log("kill one etcd member: everything continues")
+	etcd[0].p.kill()
+	for _, s := range c.servers {
+		if s == watched {
+			continue
+		}
+		if out := mustMoat(t, c.via(s), "svc", "list"); !strings.Contains(out, "frontend") {
+			t.Fatalf("svc list through %s: %s", s.name, out)
+		}
+	}
+	mustMoat(t, c.via(next), "svc", "register", "--node", "n2", "--name", "reports", "--port", "2")
+	tr.advance(t, "with one etcd member down", 25)
+
+	t.Log("the killed server comes back and rejoins with what etcd holds")
+	c.start(watched)
+
+	t.Log("rotate the data key through one server; every other server reads the state at once")
+	rot := c.servers[1]
+	out := mustMoat(t, c.via(rot), "keys", "rotate")
+	t.Logf("keys rotate through %s: %s", rot.name, out)
+	for _, s := range c.servers {
+		if out := mustMoat(t, c.via(s), "svc", "list"); !strings.Contains(out, "reports") {
+			t.Fatalf("svc list through %s after the rotation: %s", s.name, out)
+		}
+		mustMoat(t, c.via(s), "token", "create", "--node", "later-"+s.name)
+	}
+	primary := func(s *moatServer) string {
+		out := mustMoat(t, c.via(s), "keys", "status", "--output", "json")
+		i := strings.Index(out, `"primary":`)
+		if i < 0 {
+			t.Fatalf("keys status through %s: %s", s.name, out)
+		}
+		return strings.SplitN(out[i:], ",", 2)[0]
+	}
+	want := primary(rot)
+	for _, s := range c.servers {
+		if got := primary(s); got != want {
+			t.Fatalf("keys status through %s: %s, through %s: %s", s.name, got, rot.name, want)
+		}
+	}
+	tr.advance(t, "after the key rotation", 25)
+
+	t.Log("rotate the root through one server, step by step; admin calls through every other server work at each step")
+	for _, step := range []string{"prepare"} {
+		args := []string{"ca", "rotate", step}
+		if step == "retire" {
+			waitFor(t, "SVID renewals under the new root", func() bool {
+				return renewals(n1) >= renewals1AtActivate+2 && renewals(n2) >= renewals2AtActivate+2
+			})
+			args = append(args, "--force")
+		}
+		out := mustMoat(t, c.via(rot), args...)
+		t.Logf("ca rotate %s through %s: %s", step, rot.name, firstLine(out))
+		if step == "activate" {
+			renewals1AtActivate, renewals2AtActivate = renewals(n1), renewals(n2)
+		}
+		for _, s := range c.servers {
+			if s == rot {
+				continue
+			}
+			waitForDetail(t, "ca show through "+s.name+" after "+step, func() (bool, string) {
+				out, errOut, err := moat(t, c.via(s), "ca", "show")
+				return err == nil && strings.Contains(out, "phase: "+phaseAfter[step]), errOut + firstLine(out)
+			})
+			mustMoat(t, c.via(s), "svc", "list")
+		}
+		tr.advance(t, "after ca rotate "+step, 25)
+	}
+	tr.check(t, "end")
+}
