@@ -102,7 +102,17 @@ func (h *hub) run(ctx context.Context) error {
 				rev = 0
 				continue
 			}
-			return err
+			if errors.Is(err, store.ErrClosed) || ctx.Err() != nil {
+				return err
+			}
+			// The store is unavailable (an etcd cluster without quorum):
+			// the server keeps serving what it can and watches again.
+			h.s.log.Warn("store watch failed; retrying", "err", err)
+			select {
+			case <-ctx.Done():
+			case <-time.After(time.Second):
+			}
+			continue
 		}
 		for ev := range events {
 			if ev.Err != nil {
