@@ -193,7 +193,13 @@ func (p *proc) exited() bool {
 // moat runs a moat command to its end and returns its output.
 func moat(t *testing.T, env []string, args ...string) (stdout, stderr string, err error) {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 2*waitLimit)
+	return moatFor(t, 2*waitLimit, env, args...)
+}
+
+// moatFor is moat with the command ended after limit.
+func moatFor(t *testing.T, limit time.Duration, env []string, args ...string) (stdout, stderr string, err error) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), limit)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, moatBin, args...)
 	cmd.Env = append(os.Environ(), env...)
