@@ -335,7 +335,7 @@ func policyCommand() *Command {
 	var port *int
 	explain := adminCommand("explain", "say which rule decides a connection, and why", "--from A --to B --port P",
 		func(fs *flag.FlagSet) {
-			from = fs.String("from", "", "calling service")
+			from = fs.String("from", "", "calling service, or the IP address of a plaintext caller")
 			to = fs.String("to", "", "called service")
 			port = fs.Int("port", 0, "called port")
 		},
