@@ -320,10 +320,11 @@ func (e *Engine) observeRecord(now time.Time, r *flow.Record) []Alert {
 	case code == flow.ReasonRevoked:
 		// The identity that was refused is the one presented: verified
 		// (a stream on a live tunnel) or only claimed (a handshake).
-		if src == "unknown" && r.SrcEndpoint != nil && r.SrcEndpoint.Name != "" {
-			src = r.SrcEndpoint.Name
+		subj := src
+		if ep := r.SrcEndpoint; ep != nil && ep.UID == "" && ep.SvcName == "" && ep.Name != "" {
+			subj = ep.Name
 		}
-		out = e.fire(out, now, RuleRevoked, src, "",
+		out = e.fire(out, now, RuleRevoked, subj, "",
 			"revoked identity {subject} used",
 			map[string]string{"src_ip": srcIP, "dst": target(r.DstEndpoint), "reason": reason})
 	case kind == "handshake" && (code != "" || reason != ""):
