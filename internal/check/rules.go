@@ -130,7 +130,7 @@ func Rules() []Rule {
 			"The project has no CloudTrail trail that is multi-region, validates log files and encrypts them with a KMS key.",
 			"Set is_multi_region_trail, enable_log_file_validation and kms_key_id on a trail."},
 		{RuleUnencrypted, High, "Data at rest without encryption",
-			"Storage (RDS, EBS, Redshift, ElastiCache, snapshots) is not encrypted at rest.",
+			"Storage (RDS, Aurora, DocumentDB, Neptune, EBS volumes, instance and launch-template disks, EBS default encryption, Redshift, ElastiCache, EFS, SNS, Kinesis, OpenSearch, snapshots) is not encrypted at rest.",
 			"Enable encryption at rest (storage_encrypted, encrypted, at_rest_encryption_enabled) with a customer-managed KMS key."},
 		{RuleNoCMK, Low, "Encrypted without a customer-managed KMS key",
 			"Data is encrypted only with an AWS-managed or S3-managed key, which cannot be rotated, restricted or revoked by the owner.",
@@ -175,6 +175,7 @@ func Rules() []Rule {
 			"A moat:ignore comment gives no reason, so it is not honoured.",
 			"Write the reason after the rule ID: # moat:ignore RULE-ID reason why this is acceptable"},
 	}
+	rs = append(rs, storeRules()...)
 	sort.Slice(rs, func(i, j int) bool { return rs[i].ID < rs[j].ID })
 	return rs
 }

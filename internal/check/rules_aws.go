@@ -102,6 +102,7 @@ func (m *Model) awsRules(fs *findings) {
 	}
 	m.worldOpen(fs)
 	m.peeringRules(fs)
+	m.lateral(fs)
 	for _, g := range m.SGs {
 		if !m.sgUsed[g.Addr] {
 			fs.add(RuleUnusedSG, g.Res, nil, "security group is not attached to or referenced by any resource")
@@ -464,24 +465,8 @@ func dataRules(res []*tf.Resource, fs *findings) {
 			fs.add(RulePublicBucket, r, nil, "statement %s allows Principal \"*\" without a condition on %s", sid, str(r.Values, "bucket"))
 		}
 	}
-	encrypted := []struct{ typ, flag, key string }{
-		{"aws_db_instance", "storage_encrypted", "kms_key_id"}, {"aws_rds_cluster", "storage_encrypted", "kms_key_id"},
-		{"aws_ebs_volume", "encrypted", "kms_key_id"}, {"aws_redshift_cluster", "encrypted", "kms_key_id"},
-		{"aws_elasticache_replication_group", "at_rest_encryption_enabled", "kms_key_id"},
-		{"aws_ebs_snapshot_copy", "encrypted", "kms_key_id"}, {"aws_db_snapshot_copy", "", "kms_key_id"},
-		{"aws_backup_vault", "", "kms_key_arn"},
-	}
-	for _, c := range encrypted {
-		for _, r := range byType[c.typ] {
-			if c.flag != "" && !boolean(r.Values, c.flag, false) {
-				fs.add(RuleUnencrypted, r, nil, "%s is not set", c.flag)
-				continue
-			}
-			if str(r.Values, c.key) == "" {
-				fs.add(RuleNoCMK, r, nil, "%s is not set: an AWS-managed key is used", c.key)
-			}
-		}
-	}
+	encryptionRules(byType, fs)
+	instanceRules(byType, fs)
 	for _, r := range byType["aws_kms_key"] {
 		spec := str(r.Values, "customer_master_key_spec")
 		if (spec == "" || spec == "SYMMETRIC_DEFAULT") && !boolean(r.Values, "enable_key_rotation", false) {
