@@ -132,7 +132,11 @@ type NACL struct {
 	// Assumed is set when the entries cannot be evaluated: the ACL is then
 	// read as allowing everything.
 	Assumed string
-	Res     *tf.Resource
+	// Stateful: an Azure network security group, whose return traffic is
+	// allowed and whose entries are ordered by priority.
+	Stateful bool
+	FlowLogs []string // flow logs naming it (Azure)
+	Res      *tf.Resource
 }
 
 // NACLRule is one numbered network ACL entry.
@@ -169,7 +173,11 @@ type Endpoint struct {
 	// SGsUnknown says why the endpoint's security groups could not be
 	// evaluated; it is then read as admitting everything.
 	SGsUnknown string
-	Res        *tf.Resource
+	// Azure: filtered by network security groups (on its subnets and in
+	// NSGs, on its network interfaces) rather than security groups.
+	Azure bool
+	NSGs  []*NACL
+	Res   *tf.Resource
 }
 
 func (e *Endpoint) listenText() string {
@@ -287,6 +295,7 @@ func Build(res []tf.Resource) *Model {
 	m.buildSGs(byType)
 	m.buildNACLs(byType)
 	m.buildEndpoints(byType)
+	m.buildAzure(byType)
 	for _, r := range byType["aws_flow_log"] {
 		if v := m.vpcs[m.addr(str(r.Values, "vpc_id"))]; v != nil {
 			v.FlowLogs = append(v.FlowLogs, r.Address)

@@ -427,11 +427,21 @@ func (m *Model) reachVia1(src Source, e *Endpoint, s *Subnet, t *RouteTable, pro
 	}
 	path = append(path, Hop{Kind: "subnet", Addr: s.Addr, Detail: subnet})
 	switch acl := s.ACL(); {
+	case acl == nil && e.Azure:
+		path = append(path, Hop{Kind: "nsg", Detail: "no network security group on " + s.Addr})
 	case acl == nil:
 		path = append(path, Hop{Kind: "nacl", Detail: "default network ACL of " + vpcName(s.VPC) + " allows all"})
 	case acl.Assumed != "":
 		assumed = append(assumed, acl.Addr+": "+acl.Assumed)
 		path = append(path, Hop{Kind: "nacl", Addr: acl.Addr, Detail: acl.Assumed})
+	case acl.Stateful:
+		got, hits, blocker := naclPass(acl.Ingress, proto, port, set)
+		if empty(got) {
+			return block(Hop{Kind: "nsg", Addr: acl.Addr, Detail: "inbound " + blocker})
+		}
+		set = got
+		assumed = append(assumed, assumedHits(acl.Addr, hits)...)
+		path = append(path, Hop{Kind: "nsg", Addr: acl.Addr, Detail: "inbound " + strings.Join(hits, "; ")})
 	default:
 		got, hits, blocker := naclPass(acl.Ingress, proto, port, set)
 		if empty(got) {
@@ -452,7 +462,17 @@ func (m *Model) reachVia1(src Source, e *Endpoint, s *Subnet, t *RouteTable, pro
 	if e.Listens != nil && !e.Listens(proto, port) {
 		return block(Hop{Kind: "endpoint", Addr: e.Addr, Detail: fmt.Sprintf("no listener on %s (%s)", portText(proto, port, port), e.listenText())})
 	}
+	for _, g := range e.NSGs {
+		got, hits, blocker := naclPass(g.Ingress, proto, port, set)
+		if empty(got) {
+			return block(Hop{Kind: "nsg", Addr: g.Addr, Detail: "inbound (network interface) " + blocker})
+		}
+		set = got
+		assumed = append(assumed, assumedHits(g.Addr, hits)...)
+		path = append(path, Hop{Kind: "nsg", Addr: g.Addr, Detail: "inbound (network interface) " + strings.Join(hits, "; ")})
+	}
 	switch {
+	case e.Azure:
 	case e.SGsUnknown != "":
 		assumed = append(assumed, e.Addr+": "+e.SGsUnknown)
 		path = append(path, Hop{Kind: "sg", Addr: e.Addr, Detail: e.SGsUnknown})
@@ -484,6 +504,16 @@ func (m *Model) reachVia1(src Source, e *Endpoint, s *Subnet, t *RouteTable, pro
 	}
 	path = append(path, Hop{Kind: "endpoint", Addr: e.Addr, Detail: fmt.Sprintf("%s, %s reached from %s", detail, portText(proto, port, port), m.describe(set))})
 	return Result{Reachable: true, Path: path, From: set, Assumed: assumed}
+}
+
+func assumedHits(addr string, hits []string) []string {
+	var out []string
+	for _, h := range hits {
+		if strings.Contains(h, "assumed") {
+			out = append(out, addr+": "+h)
+		}
+	}
+	return out
 }
 
 func orUnknown(s string) string {

@@ -176,6 +176,7 @@ func Rules() []Rule {
 			"Write the reason after the rule ID: # moat:ignore RULE-ID reason why this is acceptable"},
 	}
 	rs = append(rs, storeRules()...)
+	rs = append(rs, azureRules()...)
 	sort.Slice(rs, func(i, j int) bool { return rs[i].ID < rs[j].ID })
 	return rs
 }

@@ -103,13 +103,14 @@ func (m *Model) awsRules(fs *findings) {
 	m.worldOpen(fs)
 	m.peeringRules(fs)
 	m.lateral(fs)
+	m.azureNSGRules(fs)
 	for _, g := range m.SGs {
 		if !m.sgUsed[g.Addr] {
 			fs.add(RuleUnusedSG, g.Res, nil, "security group is not attached to or referenced by any resource")
 		}
 	}
 	for _, v := range m.VPCs {
-		if len(v.FlowLogs) == 0 {
+		if len(v.FlowLogs) == 0 && v.Res.Type == "aws_vpc" {
 			fs.add(RuleNoFlowLogs, v.Res, nil, "no aws_flow_log names this VPC")
 		}
 	}
@@ -246,7 +247,7 @@ func (m *Model) worldOpen(fs *findings) {
 		}
 		for _, s := range e.Subnets {
 			acl := s.ACL()
-			if acl == nil || seen[acl.Addr] {
+			if acl == nil || acl.Stateful || seen[acl.Addr] {
 				continue
 			}
 			seen[acl.Addr] = true
