@@ -64,3 +64,35 @@ func TestProjectAzureHubSpoke(t *testing.T) {
 		t.Error("spoke2 is reached from no source; want the hub on SSH")
 	}
 }
+
+func TestProjectsKeyFindings(t *testing.T) {
+	for _, tc := range []struct {
+		project, rule, addr string
+		sev                 Severity
+		absent              bool
+	}{
+		{"three-tier", RuleExposedPort, "aws_instance.bastion", Critical, false},
+		{"three-tier", RuleWorldOpen, "aws_security_group.db", High, false}, // world-open, but no route in
+		{"three-tier", RuleExposedPort, "aws_db_instance.orders", Critical, true},
+		{"three-tier", RuleExposedPort, "aws_lb.web", Critical, true}, // listens on 443 only
+		{"peered", RuleLateral, "aws_db_instance.orders", High, false},
+		{"peered", RuleLateral, "aws_instance.prod_app", High, false},
+		{"eks", RuleExposedPort, "aws_eks_cluster.main", Critical, false},
+		{"eks", RuleExposedPort, "aws_eks_node_group.default", Critical, false},
+	} {
+		rep := run(t, filepath.Join("testdata", "projects", tc.project))
+		if got := hasFinding(rep, tc.rule, tc.addr, tc.sev); got == tc.absent {
+			t.Errorf("%s: %s %s on %s: present = %v, want %v", tc.project, tc.sev, tc.rule, tc.addr, got, !tc.absent)
+		}
+	}
+	// The lateral finding names every hop from dev to the database.
+	rep := run(t, filepath.Join("testdata", "projects", "peered"))
+	for _, f := range rep.Findings {
+		if f.RuleID == RuleLateral && f.Address == "aws_db_instance.orders" {
+			want := "aws_vpc.dev → aws_vpc_peering_connection.dev_prod → aws_route_table.prod → aws_subnet.prod_db → default network ACL of aws_vpc.prod allows all → aws_security_group.db → aws_db_instance.orders"
+			if got := pathLine(f.Path); got != want {
+				t.Errorf("lateral path\n got %s\nwant %s", got, want)
+			}
+		}
+	}
+}
