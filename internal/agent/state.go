@@ -212,7 +212,7 @@ func (a *Agent) watchLoop(ctx context.Context) error {
 			}
 			cancel()
 		}()
-		err := a.api().Watch(wctx, func(u api.Update) error {
+		err := a.api().Watch(wctx, a.cfg.WatchTimeout, func(u api.Update) error {
 			got = true
 			return a.apply(u)
 		})
@@ -226,17 +226,28 @@ func (a *Agent) watchLoop(ctx context.Context) error {
 		default:
 		}
 		if got {
-			// A stream that worked broke (its server stopped, say): the
-			// client tries every server, so reconnect at once.
 			fails = 0
-			a.log.Warn("watch stream broken; reconnecting", "err", err)
-			continue
 		}
 		fails++
-		a.suspectNode(err)
-		if errors.Is(err, api.ErrUnauthenticated) {
+		switch {
+		case errors.Is(err, api.ErrUnauthenticated):
+			a.suspectNode(err)
 			a.log.Error("the control plane refuses this node's certificate", "err", err)
-		} else {
+		case errors.Is(err, api.ErrWatchSilent):
+			// The connection is half-open: drop it (and every call pooled
+			// on it) and dial afresh.
+			a.log.Warn("watch stream silent past its heartbeats; reconnecting on a new connection", "err", err)
+			a.resetClient()
+			if got {
+				continue // it was alive before: try a fresh connection at once
+			}
+		case got:
+			// A stream that worked broke (its server stopped, say): the
+			// client tries every server, so reconnect at once.
+			a.log.Warn("watch stream broken; reconnecting", "err", err)
+			continue
+		default:
+			a.suspectNode(err)
 			a.log.Warn("watch stream failed; retrying", "err", err, "attempt", fails)
 		}
 		select {

@@ -86,15 +86,26 @@ const DefaultTimeout = 30 * time.Second
 // or several separated by commas; see ParseServers) over conf. Each Call
 // whose context has no deadline gets DefaultTimeout.
 func NewClient(servers string, conf *tls.Config) *Client {
-	tr := &http.Transport{
+	return &Client{srv: newServers(servers), hc: newHTTPClient(conf), timeout: DefaultTimeout}
+}
+
+func newHTTPClient(conf *tls.Config) *http.Client {
+	return &http.Client{Transport: &http.Transport{
 		TLSClientConfig:     conf,
 		ForceAttemptHTTP2:   true,
 		DialContext:         (&net.Dialer{Timeout: 5 * time.Second, KeepAlive: 15 * time.Second}).DialContext,
 		TLSHandshakeTimeout: 10 * time.Second,
 		IdleConnTimeout:     90 * time.Second,
 		MaxIdleConnsPerHost: 4,
-	}
-	return &Client{srv: newServers(servers), hc: &http.Client{Transport: tr}, timeout: DefaultTimeout}
+	}}
+}
+
+// Reconnect returns a client on new connections (new handshakes, so a
+// renewed certificate is presented and a half-open connection dropped)
+// that keeps this one's servers and which of them to try first.
+func (c *Client) Reconnect() *Client {
+	conf := c.hc.Transport.(*http.Transport).TLSClientConfig
+	return &Client{srv: c.srv, hc: newHTTPClient(conf), timeout: c.timeout, OnStale: c.OnStale}
 }
 
 // SetTimeout changes the deadline of calls without one of their own;
@@ -176,15 +187,37 @@ func readError(resp *http.Response) error {
 	return &StatusError{Code: resp.StatusCode, Msg: e.Error}
 }
 
-// Watch streams updates to fn until ctx ends, the stream breaks, or fn
-// returns an error. It returns nil only when ctx ended.
-func (c *Client) Watch(ctx context.Context, fn func(Update) error) error {
+// ErrWatchSilent is returned by Watch when the stream carried nothing, not
+// even a heartbeat, for longer than its idle limit: a half-open connection
+// (a peer gone without a reset, a proxy that stopped forwarding).
+var ErrWatchSilent = errors.New("api: watch stream silent")
+
+// Watch streams updates to fn until ctx ends, the stream breaks, fn returns
+// an error, or (idle > 0) no frame arrives for idle. The server sends a
+// heartbeat every few seconds, so idle should cover about three of them.
+// It returns nil only when ctx ended.
+func (c *Client) Watch(ctx context.Context, idle time.Duration, fn func(Update) error) error {
+	ctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	var alive *time.Timer
+	if idle > 0 {
+		alive = time.AfterFunc(idle, func() { cancel(ErrWatchSilent) })
+		defer alive.Stop()
+	}
+	ended := func() (bool, error) {
+		if cause := context.Cause(ctx); errors.Is(cause, ErrWatchSilent) {
+			// Try another server first next time: this one may be hung.
+			c.srv.bad()
+			return true, fmt.Errorf("%w for %v: reconnecting", ErrWatchSilent, idle)
+		}
+		return ctx.Err() != nil, nil
+	}
 	resp, err := c.do(ctx, func(base string) (*http.Request, error) {
 		return http.NewRequestWithContext(ctx, http.MethodGet, base+PathWatch, nil)
 	})
 	if err != nil {
-		if ctx.Err() != nil {
-			return nil
+		if done, werr := ended(); done {
+			return werr
 		}
 		return fmt.Errorf("api: watch: %w", err)
 	}
@@ -195,6 +228,9 @@ func (c *Client) Watch(ctx context.Context, fn func(Update) error) error {
 	sc := bufio.NewScanner(resp.Body)
 	sc.Buffer(make([]byte, 64<<10), 256<<20)
 	for sc.Scan() {
+		if alive != nil {
+			alive.Reset(idle)
+		}
 		var u Update
 		if err := json.Unmarshal(sc.Bytes(), &u); err != nil {
 			return fmt.Errorf("api: watch frame: %w", err)
@@ -203,8 +239,8 @@ func (c *Client) Watch(ctx context.Context, fn func(Update) error) error {
 			return err
 		}
 	}
-	if ctx.Err() != nil {
-		return nil
+	if done, werr := ended(); done {
+		return werr
 	}
 	if err := sc.Err(); err != nil {
 		return fmt.Errorf("api: watch: %w", err)

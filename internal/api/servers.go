@@ -118,6 +118,19 @@ func (s *servers) good(addr string) {
 	s.mu.Unlock()
 }
 
+// bad moves the preference from the server that answered last to the
+// next one in the list (a server that went silent may be hung, not gone).
+func (s *servers) bad() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for i, a := range s.resolved {
+		if a == s.current {
+			s.current = s.resolved[(i+1)%len(s.resolved)]
+			return
+		}
+	}
+}
+
 // Current returns the server that answered last ("" before any answer).
 func (c *Client) Current() string {
 	c.srv.mu.Lock()
