@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"moat/internal/seal"
+	"moat/internal/server"
 	"moat/internal/store"
 )
 
@@ -199,4 +200,57 @@ func adoptLocalKeyring(local string, backend etcdKeyring, kek seal.KEK, existing
 		}
 	}
 	return os.Rename(local, local+".superseded")
+}
+
+// restoreToEtcd loads a restored data directory's state into the etcd
+// prefix of c, which must hold no control plane: the keyring first (as
+// the cluster's keyring), then every key of store.db, the control plane's
+// meta record last so no server takes a half-loaded prefix for a whole
+// one.
+func restoreToEtcd(ctx context.Context, c serverConfig, kr *seal.Keyring) error {
+	ec := c.Store.etcdConfig(nil)
+	meta, err := store.OpenEtcdMeta(ctx, ec)
+	if err != nil {
+		return err
+	}
+	defer meta.Close()
+	backend := etcdKeyring{meta}
+	if err := prefixFree(backend, ec); err != nil {
+		return err
+	}
+	src, err := store.OpenBolt(store.BoltConfig{Dir: c.DataDir, Sealer: kr.AEAD()})
+	if err != nil {
+		return err
+	}
+	defer src.Close()
+	if err := backend.Replace(nil, kr.Wrapped()); err != nil {
+		return fmt.Errorf("publishing the keyring to %s: %w", backend.Name(), err)
+	}
+	dst, err := store.OpenEtcd(ctx, c.Store.etcdConfig(kr.AEAD()))
+	if err != nil {
+		return err
+	}
+	defer dst.Close()
+	return store.CopyAll(ctx, dst, src, server.MetaKey)
+}
+
+// etcdPrefixFree checks, before anything is restored, that the etcd
+// prefix of c holds no control plane.
+func etcdPrefixFree(ctx context.Context, c serverConfig) error {
+	ec := c.Store.etcdConfig(nil)
+	meta, err := store.OpenEtcdMeta(ctx, ec)
+	if err != nil {
+		return err
+	}
+	defer meta.Close()
+	return prefixFree(etcdKeyring{meta}, ec)
+}
+
+func prefixFree(backend etcdKeyring, ec store.EtcdConfig) error {
+	if _, err := backend.Load(); err == nil {
+		return fmt.Errorf("etcd %v prefix %q already holds a moat control plane: restore into an empty prefix", ec.Endpoints, ec.Prefix)
+	} else if !errors.Is(err, fs.ErrNotExist) {
+		return err
+	}
+	return nil
 }

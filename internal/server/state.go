@@ -9,6 +9,10 @@ import (
 	"moat/internal/store"
 )
 
+// MetaKey is the store key of the control plane's meta record, written
+// last by Init: a store without it holds no (whole) control plane.
+const MetaKey = keyMeta
+
 // Store keys. Everything the control plane knows lives under these.
 const (
 	keyMeta        = "meta"
