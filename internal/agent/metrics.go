@@ -12,7 +12,7 @@ type collector struct {
 	a *Agent
 
 	handshakes, hsFailures, tunnels, conns, refused, cut, plaintext *prometheus.Desc
-	svidExpiry, renewals, reattests *prometheus.Desc
+	svidExpiry, renewals, reattests                                 *prometheus.Desc
 	listenFail, listenersFailing, uidRefused                        *prometheus.Desc
 }
 
