@@ -29,6 +29,7 @@ const (
 	PathTokens     = "/v1/admin/tokens"
 	PathServices   = "/v1/admin/services"
 	PathNodes      = "/v1/admin/nodes"
+	PathMembers    = "/v1/admin/servers"
 	PathRevoke     = "/v1/admin/revoke"
 	PathCA         = "/v1/admin/ca"
 	PathCARotate   = "/v1/admin/ca/rotate"
@@ -75,6 +76,19 @@ type JoinRequest struct {
 	// pinned by the server at join: with it the node re-attests after its
 	// certificate expired (ReattestRequest).
 	NodeKey []byte `json:"node_key,omitempty"`
+}
+
+// Member is one server of the control plane's cluster.
+type Member struct {
+	Name    string    `json:"name"`
+	Addr    string    `json:"addr"`
+	Started time.Time `json:"started"`
+	// Seen is when the server last refreshed its record; Alive says it
+	// did so recently.
+	Seen  time.Time `json:"seen"`
+	Alive bool      `json:"alive"`
+	// Self marks the server that answered.
+	Self bool `json:"self,omitempty"`
 }
 
 // ReattestRequest asks for a new node certificate by proof of the node

@@ -7,12 +7,15 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"net/http"
 	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
+	"text/tabwriter"
 	"time"
 
+	"moat/internal/api"
 	"moat/internal/ca"
 	"moat/internal/config"
 	"moat/internal/identity"
@@ -26,11 +29,14 @@ type serverConfig struct {
 	TrustDomain string        `yaml:"trust_domain"`
 	SVIDTTL     time.Duration `yaml:"svid_ttl"`
 	// NodeTTL is the node certificates' life (init); zero means 24h.
-	NodeTTL  time.Duration `yaml:"node_ttl"`
-	Name     string        `yaml:"name"`
-	AdminDir string        `yaml:"admin_dir"`
-	Store    storeConfig   `yaml:"store"`
-	KEK      kekConfig     `yaml:"kek"`
+	NodeTTL time.Duration `yaml:"node_ttl"`
+	Name    string        `yaml:"name"`
+	// Advertise is the address other servers and clients reach this one
+	// at; empty means listen, unless that is a wildcard.
+	Advertise string      `yaml:"advertise"`
+	AdminDir  string      `yaml:"admin_dir"`
+	Store     storeConfig `yaml:"store"`
+	KEK       kekConfig   `yaml:"kek"`
 	// Retention is how long flow records are kept; zero means 30d.
 	Retention config.Duration `yaml:"retention"`
 	// Alerts names the detection and alert-delivery file; empty runs the
@@ -59,7 +65,8 @@ func (c *serverConfig) flags(fs *flag.FlagSet) *string {
 	file := fs.String("config", "", "YAML configuration file (keys as the flags, with _ for -)")
 	fs.StringVar(&c.DataDir, "data-dir", "", "directory of the control plane's state (required)")
 	fs.StringVar(&c.Listen, "listen", "127.0.0.1:7400", "API address (mutual TLS)")
-	fs.StringVar(&c.Name, "name", "control", "this server's name in its SVID")
+	fs.StringVar(&c.Name, "name", "control", "this server's name in its SVID (distinct within a cluster)")
+	fs.StringVar(&c.Advertise, "advertise", "", "address other servers and clients reach this one at (default: --listen, unless a wildcard)")
 	fs.StringVar(&c.Alerts, "alerts", "", "detection and alert sinks file (YAML)")
 	fs.StringVar(&c.Metrics, "metrics", "", "serve Prometheus /metrics on this address")
 	c.kekFlags(fs)
@@ -87,6 +94,11 @@ func (c *serverConfig) validate(needTD bool) error {
 	}
 	if err := identity.ValidName(c.Name); err != nil {
 		return config.Errorf("name", "%v", err)
+	}
+	if c.Advertise != "" {
+		if host, _, err := net.SplitHostPort(c.Advertise); err != nil || host == "" || net.ParseIP(host).IsUnspecified() {
+			return config.Errorf("advertise", "%q: want a reachable host:port", c.Advertise)
+		}
 	}
 	if c.KeyRotation < 0 {
 		return config.Errorf("key_rotation", "%s: want a positive period such as 90d, or none", time.Duration(c.KeyRotation))
@@ -125,7 +137,7 @@ func serverCommand() *Command {
 	return &Command{
 		Name:    "server",
 		Summary: "run the control plane (CA, registry, intentions, audit)",
-		Sub:     []*Command{serverInitCommand(), serverRunCommand()},
+		Sub:     []*Command{serverInitCommand(), serverRunCommand(), serverMembersCommand()},
 	}
 }
 
@@ -228,4 +240,30 @@ func serverRunCommand() *Command {
 			return p.Run(ctx)
 		},
 	}
+}
+
+func serverMembersCommand() *Command {
+	return adminCommand("members", "list the servers of the control plane's cluster", "", nil,
+		func(ctx context.Context, e *Env, fs *flag.FlagSet, c *api.Client, out *adminFlags) error {
+			var ms []api.Member
+			if err := c.Call(ctx, http.MethodGet, api.PathMembers, nil, &ms); err != nil {
+				return err
+			}
+			if out.output == "json" {
+				return printJSON(e.Stdout, ms)
+			}
+			tw := tabwriter.NewWriter(e.Stdout, 2, 4, 2, ' ', 0)
+			fmt.Fprintln(tw, "NAME\tADDRESS\tSTATE\tSTARTED\tLAST SEEN")
+			for _, m := range ms {
+				state := "alive"
+				if !m.Alive {
+					state = "gone"
+				}
+				if m.Self {
+					state += " (answered)"
+				}
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", m.Name, m.Addr, state, m.Started.Format(time.RFC3339), m.Seen.Format(time.RFC3339))
+			}
+			return tw.Flush()
+		})
 }

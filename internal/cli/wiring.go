@@ -123,7 +123,7 @@ func startServer(ctx context.Context, e *Env, c serverConfig, logger *slog.Logge
 		return nil, err
 	}
 	p.srv, err = server.New(ctx, server.Config{
-		Listen: c.Listen, Name: c.Name, Store: p.st, Sealer: sealer, Audit: p.log, AuditLog: p.log, Logger: logger,
+		Listen: c.Listen, Name: c.Name, Advertise: c.Advertise, Store: p.st, Sealer: sealer, Audit: p.log, AuditLog: p.log, Logger: logger,
 		Flows: p.flows, Detect: p.engine, Metrics: p.metrics, Keys: p.keys,
 	})
 	if err != nil {

@@ -93,6 +93,14 @@ func TestHighAvailability(t *testing.T) {
 	c := newMoatCluster(t, etcd, 3, "--svid-ttl", "30s")
 	t.Logf("servers %s on etcd %v", c.addrs(), endpoints(etcd))
 
+	t.Log("every server lists the three members")
+	for _, s := range c.servers {
+		waitForDetail(t, "three members through "+s.name, func() (bool, string) {
+			out, errOut, err := moat(t, c.via(s), "server", "members")
+			return err == nil && strings.Count(out, "alive") == 3, out + errOut
+		})
+	}
+
 	t.Log("a second init against the cluster's etcd is refused with a clear answer")
 	_, errOut, err := moat(t, nil, "server", "init", "--config", c.servers[1].config, "--trust-domain", "example.org")
 	if err == nil || !strings.Contains(errOut, "already holds a moat control plane") {

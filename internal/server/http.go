@@ -69,6 +69,7 @@ func (s *Server) routes() http.Handler {
 	admin("POST", api.PathServices, api.RoleOperator, "svc.register", s.handleServiceRegister)
 	admin("DELETE", api.PathServices, api.RoleOperator, "svc.deregister", s.handleServiceDeregister)
 	admin("GET", api.PathNodes, api.RoleViewer, "node.list", s.handleNodeList)
+	admin("GET", api.PathMembers, api.RoleViewer, "server.members", s.handleMembers)
 	admin("POST", api.PathRevoke, api.RoleOperator, "revoke", s.handleRevoke)
 	admin("GET", api.PathCA, api.RoleViewer, "ca.show", s.handleCAShow)
 	admin("POST", api.PathCARotate, api.RoleAdmin, "ca.rotate", s.handleCARotate)

@@ -34,8 +34,12 @@ type Config struct {
 	// Listen is the API address; empty means 127.0.0.1:7400.
 	Listen string
 	// Name names this server in its SVID (spiffe://<td>/server/<name>);
-	// empty means "control".
+	// empty means "control". Servers of one cluster need distinct names.
 	Name string
+	// Advertise is the address other servers and clients reach this one
+	// at, as listed among the cluster's members; empty means the listening
+	// address unless that is a wildcard (the server is then not listed).
+	Advertise string
 	// Store holds all control-plane state; required.
 	Store store.Store
 	// Sealer encrypts the CA's private keys in the store; nil stores them
@@ -284,6 +288,12 @@ func (s *Server) Run(ctx context.Context) error {
 	hubCtx, cancelHub := context.WithCancel(ctx)
 	defer cancelHub()
 	go func() { errc <- s.hub.run(hubCtx) }()
+	memberDone := make(chan struct{})
+	go func() {
+		defer close(memberDone)
+		_ = s.membership(hubCtx)
+	}()
+	defer func() { <-memberDone }()
 	s.log.Info("control plane listening", "addr", ln.Addr().String(), "trust_domain", s.td.Name())
 	select {
 	case <-ctx.Done():
