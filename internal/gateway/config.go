@@ -103,10 +103,15 @@ type RateFile struct {
 // RouteFile maps Host + path prefix to a mesh service.
 type RouteFile struct {
 	Name string `yaml:"name"` // defaults to the service name
-	// Host is matched without port, case-insensitively; empty or "*"
-	// matches any host.
+	// Host is matched without port, case-insensitively, and without the
+	// trailing dot of a fully qualified name; empty or "*" matches any host.
 	Host string `yaml:"host"`
-	// Path is a path prefix ("/api/"); empty means "/".
+	// Path is a path prefix ("/api/"); empty means "/". It is matched
+	// against the request's path in normal form (escapes of unreserved
+	// characters decoded, "//" merged, "." and ".." resolved), which is
+	// also what the WAF inspects and the service receives. A request whose
+	// path as sent would pick another route than its normal form is
+	// refused (400).
 	Path    string `yaml:"path"`
 	Service string `yaml:"service"` // required
 	Port    int    `yaml:"port"`    // required
@@ -121,6 +126,12 @@ type RouteFile struct {
 	Rate          *RateFile `yaml:"rate_limit"` // overrides rate_limit
 	WAFExclusions []string  `yaml:"waf_exclusions"`
 	WAFOff        bool      `yaml:"waf_off"`
+	// EncodedSlashes says what an encoded path separator (%2F, %5C or a
+	// raw backslash) means on this route: "decode" (the default) makes it
+	// a "/" for routing, the WAF and the service; "keep" forwards it
+	// encoded, for services whose paths carry encoded names
+	// ("/projects/group%2Frepo"); "refuse" answers 400.
+	EncodedSlashes string `yaml:"encoded_slashes"`
 }
 
 // Settings is a validated gateway.yaml in typed form.
@@ -161,6 +172,7 @@ type Route struct {
 	Burst          int
 	Exclusions     *waf.Exclusions
 	WAFOff         bool
+	EncodedSlashes string // slashDecode, slashKeep or slashRefuse
 }
 
 const (
@@ -313,9 +325,18 @@ func (rf *RouteFile) route(p string, services []string, csrfDefault string, rps 
 		Burst:       burst,
 		WAFOff:      rf.WAFOff,
 		CSRFOff:     rf.CSRFOff,
+
+		EncodedSlashes: or(rf.EncodedSlashes, slashDecode),
 	}
 	if r.Host == "*" {
 		r.Host = ""
+	}
+	if r.Host != "" {
+		h, ok := normalizeHost(r.Host)
+		if !ok || strings.ContainsAny(r.Host, "/:@ []") {
+			return r, config.Errorf(config.Join(p, "host"), "want a host name without port or scheme, got %q", rf.Host)
+		}
+		r.Host = h
 	}
 	if r.Service == "" {
 		return r, config.Errorf(config.Join(p, "service"), "required: the mesh service this route reaches")
@@ -329,8 +350,16 @@ func (rf *RouteFile) route(p string, services []string, csrfDefault string, rps 
 	if !strings.HasPrefix(r.Path, "/") {
 		return r, config.Errorf(config.Join(p, "path"), "want a path prefix starting with \"/\", got %q", r.Path)
 	}
-	if strings.ContainsAny(r.Host, "/:@ ") {
-		return r, config.Errorf(config.Join(p, "host"), "want a host name without port or scheme, got %q", rf.Host)
+	if n, err := normalizePath(r.Path, slashRefuse); err != nil || n != r.Path {
+		if err == nil {
+			err = fmt.Errorf("its normal form is %q", n)
+		}
+		return r, config.Errorf(config.Join(p, "path"), "want a path prefix in normal form (requests are matched in it), got %q: %v", r.Path, err)
+	}
+	switch r.EncodedSlashes {
+	case slashDecode, slashKeep, slashRefuse:
+	default:
+		return r, config.Errorf(config.Join(p, "encoded_slashes"), "want %q, %q or %q, got %q", slashDecode, slashKeep, slashRefuse, r.EncodedSlashes)
 	}
 	for j, o := range rf.AllowedOrigins {
 		n, err := normOrigin(o)
@@ -462,13 +491,23 @@ func checkAddr(path, addr string) error {
 	return nil
 }
 
-// normOrigin returns scheme://host[:port] in lower case.
+// normOrigin returns scheme://host[:port] in lower case, without the
+// trailing dot of a fully qualified host name.
 func normOrigin(o string) (string, error) {
 	u, err := url.Parse(o)
 	if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" || (u.Path != "" && u.Path != "/") || u.RawQuery != "" || u.User != nil {
 		return "", fmt.Errorf("want an origin such as \"https://shop.example\", got %q", o)
 	}
-	return strings.ToLower(u.Scheme + "://" + u.Host), nil
+	host, ok := normalizeHost(u.Host)
+	if !ok {
+		return "", fmt.Errorf("want an origin such as \"https://shop.example\", got %q", o)
+	}
+	if p := u.Port(); p != "" {
+		host = net.JoinHostPort(host, p)
+	} else if strings.Contains(host, ":") {
+		host = "[" + host + "]"
+	}
+	return strings.ToLower(u.Scheme) + "://" + host, nil
 }
 
 // prefixSet is a list of IP prefixes. An empty set contains nothing.

@@ -25,10 +25,9 @@ type state struct {
 	rates *rateStore
 }
 
-// match returns the route for host and path: an exact host beats any host,
-// then the longest path prefix wins.
+// match returns the route for host (normalised) and path: an exact host
+// beats any host, then the longest path prefix wins.
 func (st *state) match(host, path string) *Route {
-	host = strings.ToLower(hostOnly(host))
 	var best *Route
 	for i := range st.s.Routes {
 		r := &st.s.Routes[i]
@@ -46,19 +45,64 @@ func (st *state) match(host, path string) *Route {
 	return best
 }
 
+// errPathAmbiguous: the path as sent and its normal form pick different
+// routes, so some reader of it would take the request elsewhere.
+var errPathAmbiguous = errors.New("the path as sent and its normal form pick different routes")
+
+// route finds the route for r and the escaped path to forward. Every way
+// the path may be read (as sent, decoded, normalised, and as forwarded)
+// must pick the same route, or the request is refused: a backend that
+// resolves what the gateway did not must not land on another route's
+// checks. A nil route with a nil error is "no route".
+func (st *state) route(host string, r *http.Request) (*Route, string, error) {
+	raw := r.URL.EscapedPath()
+	norm, err := normalizePath(raw, slashDecode)
+	if err != nil {
+		return nil, "", err
+	}
+	route := st.match(host, norm)
+	for _, p := range []string{raw, r.URL.Path} {
+		if st.match(host, p) != route {
+			return nil, "", errPathAmbiguous
+		}
+	}
+	if route == nil || route.EncodedSlashes == slashDecode {
+		return route, norm, nil
+	}
+	fwd, err := normalizePath(raw, route.EncodedSlashes)
+	if err != nil {
+		return nil, "", err
+	}
+	if st.match(host, fwd) != route {
+		return nil, "", errPathAmbiguous
+	}
+	return route, fwd, nil
+}
+
+// setTarget rewrites r to the normal forms of its host and path, which the
+// WAF then inspects and the proxy forwards.
+func setTarget(r *http.Request, host, path string) {
+	if _, port, err := net.SplitHostPort(r.Host); err == nil && host != "" {
+		host = net.JoinHostPort(host, port)
+	} else if strings.Contains(host, ":") {
+		host = "[" + host + "]"
+	}
+	r.Host = host
+	if p, err := url.PathUnescape(path); err == nil {
+		r.URL.Path, r.URL.RawPath = p, path
+	}
+	r.RequestURI = path
+	if r.URL.RawQuery != "" {
+		r.RequestURI += "?" + r.URL.RawQuery
+	}
+}
+
 // pathHasPrefix matches "/api" against "/api" and "/api/x", not "/apix".
 func pathHasPrefix(path, prefix string) bool {
 	if !strings.HasPrefix(path, prefix) {
 		return false
 	}
 	return len(path) == len(prefix) || strings.HasSuffix(prefix, "/") || path[len(prefix)] == '/'
-}
-
-func hostOnly(hostport string) string {
-	if h, _, err := net.SplitHostPort(hostport); err == nil {
-		return h
-	}
-	return strings.TrimSuffix(strings.TrimPrefix(hostport, "["), "]")
 }
 
 func newRequestID() string {
@@ -97,11 +141,22 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		g.refuse(w, &ev)
 		return
 	}
-	route := st.match(r.Host, r.URL.Path)
+	host, ok := normalizeHost(r.Host)
+	if !ok {
+		http.Error(w, "bad request\nrequest id: "+reqID, http.StatusBadRequest)
+		return
+	}
+	route, path, err := st.route(host, r)
+	if err != nil {
+		ev.kind, ev.reason, ev.status, ev.blocked = KindPath, "path refused: "+err.Error(), http.StatusBadRequest, true
+		g.refuse(w, &ev)
+		return
+	}
 	if route == nil {
 		http.Error(w, "not found\nrequest id: "+reqID, http.StatusNotFound)
 		return
 	}
+	setTarget(r, host, path)
 	ev.route = route.Name
 	if ok, wait := st.rates.allow(route.Name, client, route.RPS, route.Burst, g.now()); !ok {
 		h.Set("Retry-After", strconv.Itoa(retryAfter(wait)))
@@ -207,7 +262,9 @@ func csrfCheck(r *http.Request, route *Route) string {
 		}
 		return "no Origin or Referer"
 	}
-	origin = strings.ToLower(origin)
+	if n, err := normOrigin(origin); err == nil {
+		origin = n
+	}
 	allowed := route.AllowedOrigins
 	if len(allowed) == 0 {
 		allowed = []string{"https://" + strings.ToLower(r.Host)}
