@@ -513,6 +513,11 @@ func normOrigin(o string) (string, error) {
 // prefixSet is a list of IP prefixes. An empty set contains nothing.
 type prefixSet struct{ prefixes []netip.Prefix }
 
+// parsePrefixes reads addresses and CIDRs. An IPv4 address written in
+// IPv6's mapped form ("::ffff:192.0.2.1", "::ffff:192.0.2.0/120") is the
+// IPv4 address or range: clients are compared in IPv4 form, so a mapped
+// entry would otherwise never match (a deny list that fails open). A
+// mapped prefix shorter than /96 names no IPv4 range and is refused.
 func parsePrefixes(path string, list []string) (*prefixSet, error) {
 	s := &prefixSet{}
 	for i, v := range list {
@@ -525,8 +530,14 @@ func parsePrefixes(path string, list []string) (*prefixSet, error) {
 			a, err = netip.ParseAddr(v)
 			p = netip.PrefixFrom(a, a.BitLen())
 		}
-		if err != nil {
+		if err != nil || p.Addr().Zone() != "" {
 			return nil, config.Errorf(config.Index(path, i), "want an IP address or CIDR such as \"10.0.0.0/8\", got %q", v)
+		}
+		if a := p.Addr(); a.Is4In6() {
+			if p.Bits() < 96 {
+				return nil, config.Errorf(config.Index(path, i), "%q: an IPv4-mapped prefix needs a length of at least 96; write the IPv4 range instead", v)
+			}
+			p = netip.PrefixFrom(a.Unmap(), p.Bits()-96)
 		}
 		s.prefixes = append(s.prefixes, p.Masked())
 	}

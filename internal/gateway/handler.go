@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httputil"
+	"net/netip"
 	"net/url"
 	"strconv"
 	"strings"
@@ -111,14 +112,16 @@ func newRequestID() string {
 	return hex.EncodeToString(b[:])
 }
 
-type ctxKey int
+type ctxKey struct{}
 
-const (
-	keyRoute ctxKey = iota
-	keyTx
-	keyClient
-	keyReqID
-)
+// forward is what the handler decided about a request, for the proxy.
+type forward struct {
+	route  *Route
+	client netip.Addr // the client, after trusted proxies
+	xff    string     // the X-Forwarded-For chain to send
+	reqID  string
+	check  *respCheck // nil when the response is not inspected
+}
 
 // errBlocked marks a response the WAF refused.
 var errBlocked = errors.New("gateway: response blocked by the WAF")
@@ -205,13 +208,11 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			g.emit(&ev)
 		}
 	}
-	ctx := context.WithValue(r.Context(), keyRoute, route)
-	ctx = context.WithValue(ctx, keyClient, xff)
-	ctx = context.WithValue(ctx, keyReqID, reqID)
+	fw := &forward{route: route, client: client, xff: xff, reqID: reqID}
 	if tx != nil && tx.ResponseInspected() {
-		ctx = context.WithValue(ctx, keyTx, &respCheck{tx: tx, ev: ev})
+		fw.check = &respCheck{tx: tx, ev: ev}
 	}
-	g.proxy.ServeHTTP(w, r.WithContext(ctx))
+	g.proxy.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), ctxKey{}, fw)))
 }
 
 // refuse answers with ev.status and the request ID, nothing more, and
@@ -283,6 +284,38 @@ type respCheck struct {
 	ev event
 }
 
+// proxyHeaders are the request headers that carry what a proxy decided
+// about the client's address, the scheme, host, port or URL. Backends and
+// their frameworks believe them (X-Original-URL rewrites the path in IIS
+// and Symfony, True-Client-IP and X-Real-IP name the client to nginx's
+// realip, Rails, Spring), so a client's own are dropped; the gateway sets
+// X-Forwarded-For, -Proto, -Host, X-Real-IP and X-Request-ID itself.
+var proxyHeaders = func() map[string]bool {
+	m := map[string]bool{}
+	for _, h := range []string{
+		"Forwarded", "X-Forwarded-For", "X-Forwarded-Proto", "X-Forwarded-Host", "X-Real-IP", "X-Request-ID",
+		"True-Client-IP", "X-Client-IP", "Client-IP", "X-Cluster-Client-IP", "CF-Connecting-IP",
+		"Fastly-Client-IP", "X-Originating-IP", "X-Remote-IP", "X-Remote-Addr", "X-ProxyUser-IP",
+		"X-Original-Forwarded-For", "X-Envoy-External-Address",
+		"X-Original-URL", "X-Rewrite-URL", "X-Original-URI", "X-Forwarded-URI", "X-Forwarded-Path",
+		"X-Forwarded-Prefix", "X-Forwarded-Port", "X-Forwarded-Server", "X-Forwarded-Scheme",
+		"X-Forwarded-SSL", "Front-End-HTTPS", "X-URL-Scheme", "X-Original-Host", "X-Host",
+	} {
+		m[http.CanonicalHeaderKey(h)] = true
+	}
+	return m
+}()
+
+// stripClientHeaders drops the client's proxyHeaders, also when spelt with
+// underscores, which CGI, PHP, WSGI and Rack read as dashes.
+func stripClientHeaders(h http.Header) {
+	for name := range h {
+		if proxyHeaders[http.CanonicalHeaderKey(strings.ReplaceAll(name, "_", "-"))] {
+			delete(h, name)
+		}
+	}
+}
+
 // newProxy builds the reverse proxy into the mesh: the URL host is
 // "service:port", which the transport hands to dial.
 func (g *Gateway) newProxy() *httputil.ReverseProxy {
@@ -306,25 +339,23 @@ func (g *Gateway) newProxy() *httputil.ReverseProxy {
 	return &httputil.ReverseProxy{
 		Transport: tr,
 		Rewrite: func(pr *httputil.ProxyRequest) {
-			route := pr.In.Context().Value(keyRoute).(*Route)
-			xff, _ := pr.In.Context().Value(keyClient).(string)
+			fw := pr.In.Context().Value(ctxKey{}).(*forward)
 			pr.Out.URL.Scheme = "http"
-			pr.Out.URL.Host = net.JoinHostPort(route.Service, strconv.Itoa(route.Port))
+			pr.Out.URL.Host = net.JoinHostPort(fw.route.Service, strconv.Itoa(fw.route.Port))
 			pr.Out.Host = pr.In.Host
-			// The client's own Forwarded header is not to be believed;
-			// the X-Forwarded-* set here are.
-			pr.Out.Header.Del("Forwarded")
-			pr.Out.Header.Set("X-Forwarded-For", xff)
+			stripClientHeaders(pr.Out.Header)
+			pr.Out.Header.Set("X-Forwarded-For", fw.xff)
 			pr.Out.Header.Set("X-Forwarded-Proto", "https")
 			pr.Out.Header.Set("X-Forwarded-Host", pr.In.Host)
-			id, _ := pr.In.Context().Value(keyReqID).(string)
-			pr.Out.Header.Set("X-Request-ID", id)
+			pr.Out.Header.Set("X-Real-IP", fw.client.String())
+			pr.Out.Header.Set("X-Request-ID", fw.reqID)
 		},
 		ModifyResponse: func(resp *http.Response) error {
-			rc, _ := resp.Request.Context().Value(keyTx).(*respCheck)
-			if rc == nil {
+			fw, _ := resp.Request.Context().Value(ctxKey{}).(*forward)
+			if fw == nil || fw.check == nil {
 				return nil
 			}
+			rc := fw.check
 			v, err := rc.tx.Response(resp)
 			if err != nil {
 				return err
