@@ -1,6 +1,7 @@
 package gateway
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"net"
@@ -67,8 +68,11 @@ type LimitsFile struct {
 	WriteTimeout      config.Duration `yaml:"write_timeout"`       // 0: 120s
 	IdleTimeout       config.Duration `yaml:"idle_timeout"`        // 0: 60s
 	MaxHeaderBytes    int             `yaml:"max_header_bytes"`    // 0: 32 KiB
-	MaxBodyBytes      int64           `yaml:"max_body_bytes"`      // 0: 10 MiB
-	MaxConnsPerIP     int             `yaml:"max_conns_per_ip"`    // 0: 256
+	// MaxBodyBytes is the largest request body on a route that sets no
+	// max_body_bytes of its own; 0 means 1 MiB (nginx's default), enough
+	// for forms and API calls. Routes that take uploads raise their own.
+	MaxBodyBytes  int64 `yaml:"max_body_bytes"`
+	MaxConnsPerIP int   `yaml:"max_conns_per_ip"` // 0: 256; an IPv6 /64 counts as one IP
 }
 
 // WAFFile configures the WAF (see waf.Config for each setting's meaning).
@@ -84,6 +88,28 @@ type WAFFile struct {
 	InspectResponses  bool     `yaml:"inspect_responses"`
 	RulesBefore       []string `yaml:"rules_before"`
 	Rules             []string `yaml:"rules"`
+	// BodyInspection bounds the WAF's work on request bodies across
+	// requests.
+	BodyInspection BodyInspectionFile `yaml:"body_inspection"`
+}
+
+// BodyInspectionFile bounds how much request body the WAF evaluates at
+// once. Its cost grows with the body, so without a bound a few clients
+// posting large bodies take the CPU from every other request. A body
+// waits for room in a queue served round-robin across clients (an IPv4
+// address or IPv6 /64 each); a client over its share is answered 429 at
+// once, a body that finds no room within queue_timeout 503. Requests
+// without a body are not queued.
+type BodyInspectionFile struct {
+	// MaxBytes is the request-body bytes under evaluation at once; 0 means
+	// 8 MiB. A larger body takes the whole of it.
+	MaxBytes int64 `yaml:"max_bytes"`
+	// MaxBytesPerClient is what one client may have under evaluation or
+	// waiting; 0 means a quarter of max_bytes. A client with nothing in
+	// flight is always queued, whatever its body's size.
+	MaxBytesPerClient int64 `yaml:"max_bytes_per_client"`
+	// QueueTimeout is how long a body waits for room; 0 means 5s.
+	QueueTimeout config.Duration `yaml:"queue_timeout"`
 }
 
 // CSRFFile sets what happens to an unsafe request with neither Origin nor
@@ -93,7 +119,7 @@ type CSRFFile struct {
 	Missing string `yaml:"missing"`
 }
 
-// RateFile is a per-client-IP token bucket.
+// RateFile is a token bucket per client IP (an IPv6 /64 counts as one).
 type RateFile struct {
 	RPS   float64 `yaml:"rps"`   // 0: 50 requests a second
 	Burst int     `yaml:"burst"` // 0: 2×RPS, at least 1
@@ -126,6 +152,10 @@ type RouteFile struct {
 	Rate          *RateFile `yaml:"rate_limit"` // overrides rate_limit
 	WAFExclusions []string  `yaml:"waf_exclusions"`
 	WAFOff        bool      `yaml:"waf_off"`
+	// MaxBodyBytes is the largest request body this route takes; 0 means
+	// limits.max_body_bytes. Raise it on routes that take uploads. With
+	// the WAF on it may not exceed waf.request_body_limit.
+	MaxBodyBytes int64 `yaml:"max_body_bytes"`
 	// EncodedSlashes says what an encoded path separator (%2F, %5C or a
 	// raw backslash) means on this route: "decode" (the default) makes it
 	// a "/" for routing, the WAF and the service; "keep" forwards it
@@ -148,10 +178,13 @@ type Settings struct {
 	Write          time.Duration
 	Idle           time.Duration
 	MaxHeaderBytes int
-	MaxBodyBytes   int64
+	MaxBodyBytes   int64 // routes' default
 	MaxConnsPerIP  int
 	WAFOn          bool
 	WAF            waf.Config
+	InspectBytes   int64 // waf.body_inspection, defaults applied
+	InspectClient  int64
+	InspectTimeout time.Duration
 	Events         string
 	Allow, Deny    *prefixSet
 	Trusted        *prefixSet
@@ -172,6 +205,7 @@ type Route struct {
 	Burst          int
 	Exclusions     *waf.Exclusions
 	WAFOff         bool
+	MaxBodyBytes   int64  // limits.max_body_bytes when the route sets none
 	EncodedSlashes string // slashDecode, slashKeep or slashRefuse
 }
 
@@ -180,6 +214,9 @@ const (
 	csrfRefuse            = "refuse"
 	csrfAllow             = "allow"
 	minHSTS               = 365 * 24 * time.Hour
+	defaultMaxBody        = 1 << 20
+	defaultInspectBytes   = 8 << 20
+	defaultInspectTimeout = 5 * time.Second
 )
 
 // LoadFile reads, decodes and validates gateway.yaml. services lists the
@@ -220,7 +257,7 @@ func (f *File) Settings(services []string) (*Settings, error) {
 		WAFOn:          !f.WAF.Disabled,
 	}
 	if s.MaxBodyBytes == 0 {
-		s.MaxBodyBytes = 10 << 20
+		s.MaxBodyBytes = defaultMaxBody
 	}
 	if s.RedirectListen == "off" {
 		s.RedirectListen = ""
@@ -268,6 +305,24 @@ func (f *File) Settings(services []string) (*Settings, error) {
 	if s.WAF, err = f.WAF.config(); err != nil {
 		return nil, err
 	}
+	bi := f.WAF.BodyInspection
+	s.InspectBytes = bi.MaxBytes
+	if s.InspectBytes == 0 {
+		s.InspectBytes = defaultInspectBytes
+	}
+	s.InspectClient = bi.MaxBytesPerClient
+	if s.InspectClient == 0 {
+		s.InspectClient = max(1, s.InspectBytes/4)
+	}
+	s.InspectTimeout = orDur(bi.QueueTimeout, defaultInspectTimeout)
+	switch {
+	case bi.MaxBytes < 0:
+		return nil, config.Errorf("waf.body_inspection.max_bytes", "must not be negative, got %d", bi.MaxBytes)
+	case bi.MaxBytesPerClient < 0 || s.InspectClient > s.InspectBytes:
+		return nil, config.Errorf("waf.body_inspection.max_bytes_per_client", "want 0 to max_bytes (%d), got %d", s.InspectBytes, bi.MaxBytesPerClient)
+	case bi.QueueTimeout < 0:
+		return nil, config.Errorf("waf.body_inspection.queue_timeout", "must not be negative, got %s", time.Duration(bi.QueueTimeout))
+	}
 	if s.Allow, err = parsePrefixes("ip_allow", f.IPAllow); err != nil {
 		return nil, err
 	}
@@ -299,6 +354,24 @@ func (f *File) Settings(services []string) (*Settings, error) {
 		if err != nil {
 			return nil, err
 		}
+		inspected := s.WAFOn && !r.WAFOff
+		wafLimit := cmp.Or(s.WAF.RequestBodyLimit, waf.DefaultRequestBodyLimit)
+		switch {
+		case r.MaxBodyBytes != 0:
+		case f.Limits.MaxBodyBytes == 0 && inspected:
+			// The default yields to a lower WAF limit; a limit written
+			// out must agree with it (below).
+			r.MaxBodyBytes = min(s.MaxBodyBytes, wafLimit)
+		default:
+			r.MaxBodyBytes = s.MaxBodyBytes
+		}
+		if inspected && r.MaxBodyBytes > wafLimit {
+			key := config.Join(p, "max_body_bytes")
+			if rf.MaxBodyBytes == 0 {
+				key = "limits.max_body_bytes"
+			}
+			return nil, config.Errorf(key, "%d is above waf.request_body_limit (%d), which the WAF would refuse on route %q: raise the WAF's limit or turn the WAF off on the route", r.MaxBodyBytes, wafLimit, r.Name)
+		}
 		if names[r.Name] {
 			return nil, config.Errorf(config.Join(p, "name"), "route name %q used twice", r.Name)
 		}
@@ -315,16 +388,17 @@ func (f *File) Settings(services []string) (*Settings, error) {
 
 func (rf *RouteFile) route(p string, services []string, csrfDefault string, rps float64, burst int) (Route, error) {
 	r := Route{
-		Name:        or(rf.Name, rf.Service),
-		Host:        strings.ToLower(rf.Host),
-		Path:        or(rf.Path, "/"),
-		Service:     rf.Service,
-		Port:        rf.Port,
-		CSRFMissing: or(rf.CSRFMissing, csrfDefault),
-		RPS:         rps,
-		Burst:       burst,
-		WAFOff:      rf.WAFOff,
-		CSRFOff:     rf.CSRFOff,
+		Name:         or(rf.Name, rf.Service),
+		Host:         strings.ToLower(rf.Host),
+		Path:         or(rf.Path, "/"),
+		Service:      rf.Service,
+		Port:         rf.Port,
+		CSRFMissing:  or(rf.CSRFMissing, csrfDefault),
+		RPS:          rps,
+		Burst:        burst,
+		WAFOff:       rf.WAFOff,
+		CSRFOff:      rf.CSRFOff,
+		MaxBodyBytes: rf.MaxBodyBytes,
 
 		EncodedSlashes: or(rf.EncodedSlashes, slashDecode),
 	}
@@ -355,6 +429,9 @@ func (rf *RouteFile) route(p string, services []string, csrfDefault string, rps 
 			err = fmt.Errorf("its normal form is %q", n)
 		}
 		return r, config.Errorf(config.Join(p, "path"), "want a path prefix in normal form (requests are matched in it), got %q: %v", r.Path, err)
+	}
+	if r.MaxBodyBytes < 0 {
+		return r, config.Errorf(config.Join(p, "max_body_bytes"), "must not be negative, got %d", r.MaxBodyBytes)
 	}
 	switch r.EncodedSlashes {
 	case slashDecode, slashKeep, slashRefuse:

@@ -22,6 +22,9 @@ const (
 	// route once normalised, climbs above the root, or hides a dot
 	// segment or separator a backend might resolve.
 	KindPath = "path"
+	// KindOverload is a request refused because the gateway had no room
+	// to inspect it in time.
+	KindOverload = "overload"
 )
 
 const product = "moat gateway"

@@ -24,6 +24,7 @@ type state struct {
 	s     *Settings
 	waf   *waf.WAF // nil when the WAF is disabled
 	rates *rateStore
+	gate  *inspectGate
 }
 
 // match returns the route for host (normalised) and path: an exact host
@@ -172,26 +173,37 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		g.refuse(w, &ev)
 		return
 	}
-	if r.ContentLength > st.s.MaxBodyBytes {
+	if r.ContentLength > route.MaxBodyBytes {
 		http.Error(w, "request body too large\nrequest id: "+reqID, http.StatusRequestEntityTooLarge)
 		return
 	}
-	if r.Body != nil {
-		r.Body = http.MaxBytesReader(w, r.Body, st.s.MaxBodyBytes)
+	if r.Body != nil && r.Body != http.NoBody {
+		r.Body = http.MaxBytesReader(w, r.Body, route.MaxBodyBytes)
 	}
 	var tx *waf.Tx
 	if st.waf != nil && !route.WAFOff {
 		tx = st.waf.Begin(route.Exclusions)
 		defer tx.Close()
-		v, err := tx.Request(r, client.String())
+		v, err := g.inspect(st, tx, r, route, client)
 		if err != nil {
 			var mbe *http.MaxBytesError
-			if errors.As(err, &mbe) {
+			switch {
+			case errors.As(err, &mbe):
 				http.Error(w, "request body too large\nrequest id: "+reqID, http.StatusRequestEntityTooLarge)
-				return
+			case errors.Is(err, errClientShare):
+				h.Set("Retry-After", "1")
+				ev.kind, ev.reason, ev.status, ev.blocked = KindRateLimit, "the client's share of WAF body inspection is in use", http.StatusTooManyRequests, true
+				g.refuse(w, &ev)
+			case errors.Is(err, errInspectBusy):
+				h.Set("Retry-After", "1")
+				ev.kind, ev.reason, ev.status, ev.blocked = KindOverload, "no room for WAF body inspection within the queue timeout; refused uninspected", http.StatusServiceUnavailable, true
+				g.refuse(w, &ev)
+			case r.Context().Err() != nil:
+				// The client went away while its body waited or was read.
+			default:
+				g.log.Warn("gateway: WAF could not inspect a request; refusing it", "request_id", reqID, "err", err)
+				http.Error(w, "bad request\nrequest id: "+reqID, http.StatusBadRequest)
 			}
-			g.log.Warn("gateway: WAF could not inspect a request; refusing it", "request_id", reqID, "err", err)
-			http.Error(w, "bad request\nrequest id: "+reqID, http.StatusBadRequest)
 			return
 		}
 		if v.Detected {
@@ -213,6 +225,28 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		fw.check = &respCheck{tx: tx, ev: ev}
 	}
 	g.proxy.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), ctxKey{}, fw)))
+}
+
+// inspect runs the WAF's request phases over r, the body's evaluation
+// within the state's inspection gate. A compressed body is decompressed as
+// it is read, so its size when evaluated is unknown until then: it takes
+// the gate for the route's limit before anything is read.
+func (g *Gateway) inspect(st *state, tx *waf.Tx, r *http.Request, route *Route, client netip.Addr) (waf.Verdict, error) {
+	if r.Body == nil || r.Body == http.NoBody {
+		return tx.Request(r, client.String())
+	}
+	if enc := r.Header.Get("Content-Encoding"); enc != "" && !strings.EqualFold(enc, "identity") {
+		release, err := st.gate.acquire(r.Context(), clientKey(client), route.MaxBodyBytes)
+		if err != nil {
+			return waf.Verdict{}, err
+		}
+		defer release()
+		return tx.Request(r, client.String())
+	}
+	body := &gatedBody{ReadCloser: r.Body, ctx: r.Context(), gate: st.gate, client: clientKey(client)}
+	r.Body = body
+	defer body.done()
+	return tx.Request(r, client.String())
 }
 
 // refuse answers with ev.status and the request ID, nothing more, and
@@ -377,6 +411,11 @@ func (g *Gateway) newProxy() *httputil.ReverseProxy {
 			id := w.Header().Get("X-Request-ID")
 			if errors.Is(err, errBlocked) {
 				http.Error(w, "forbidden\nrequest id: "+id, http.StatusForbidden)
+				return
+			}
+			var mbe *http.MaxBytesError
+			if errors.As(err, &mbe) {
+				http.Error(w, "request body too large\nrequest id: "+id, http.StatusRequestEntityTooLarge)
 				return
 			}
 			g.log.Warn("gateway: upstream failed", "request_id", id, "err", err)
