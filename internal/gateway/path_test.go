@@ -33,6 +33,18 @@ routes:
     host: shop.example.org
     service: shop
     port: 80
+  - name: api
+    host: shop.example.org
+    path: /api/
+    service: shop
+    port: 80
+    encoded_slashes: keep
+  - name: files
+    host: shop.example.org
+    path: /files/
+    service: shop
+    port: 80
+    encoded_slashes: refuse
   - name: legacy
     host: "*"
     service: legacy
@@ -145,6 +157,45 @@ func TestPathTraversalAcrossRoutes(t *testing.T) {
 	r.Host = "shop.example.org"
 	if code, _, _ := f.do(r); code != http.StatusBadRequest {
 		t.Errorf("above the root: %d, want 400", code)
+	}
+}
+
+// TestEncodedSlashesPerRoute: a route may forward %2F as sent, but not
+// when a backend decoding it would land on another route; or refuse it.
+func TestEncodedSlashesPerRoute(t *testing.T) {
+	f, ngx := newPathFixture(t)
+	for _, c := range []struct {
+		path string
+		want int
+		got  string // what nginx received, when answered
+	}{
+		{"/api/projects/group%2frepo/../issues", 200, "/api/projects/issues"},
+		{"/api/projects/group%2Frepo", 200, "/api/projects/group%2Frepo"},
+		{"/api/projects/group%5Crepo", 200, "/api/projects/group%5Crepo"},
+		{"/api/..%2faccount", 400, ""},
+		{"/api/x/..%2f..%2f..%2faccount", 400, ""},
+		{"/files/report.pdf", 200, "/files/report.pdf"},
+		{"/files/a%2fb.pdf", 400, ""},
+		{"/files/a\\b.pdf", 400, ""},
+	} {
+		r := f.req("GET", c.path, nil)
+		r.Host = "shop.example.org"
+		code, body, _ := f.do(r)
+		if code != c.want {
+			t.Errorf("%s: %d %q, want %d", c.path, code, body, c.want)
+			continue
+		}
+		if c.got != "" {
+			lines := waitServed(t, f, ngx)
+			if got := lines[len(lines)-2]; !strings.HasPrefix(got, "GET "+c.got+" ") {
+				t.Errorf("%s: nginx received %q, want %s", c.path, got, c.got)
+			}
+		}
+	}
+	for _, l := range waitServed(t, f, ngx) {
+		if strings.HasSuffix(l, "-> /account") {
+			t.Errorf("nginx served /account: %q", l)
+		}
 	}
 }
 
