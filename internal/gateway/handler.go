@@ -194,12 +194,12 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 				h.Set("Retry-After", "1")
 				ev.kind, ev.reason, ev.status, ev.blocked = KindRateLimit, "the client's share of WAF body inspection is in use", http.StatusTooManyRequests, true
 				g.refuse(w, &ev)
+			case r.Context().Err() != nil:
+				// The client went away while its body waited or was read.
 			case errors.Is(err, errInspectBusy):
 				h.Set("Retry-After", "1")
 				ev.kind, ev.reason, ev.status, ev.blocked = KindOverload, "no room for WAF body inspection within the queue timeout; refused uninspected", http.StatusServiceUnavailable, true
 				g.refuse(w, &ev)
-			case r.Context().Err() != nil:
-				// The client went away while its body waited or was read.
 			default:
 				g.log.Warn("gateway: WAF could not inspect a request; refusing it", "request_id", reqID, "err", err)
 				http.Error(w, "bad request\nrequest id: "+reqID, http.StatusBadRequest)

@@ -53,14 +53,7 @@ func TestDefaultBodyLimit(t *testing.T) {
 
 // bodyInspectionYAML has an upload route taking 4 MiB and an inspection
 // gate with room for one 2 MiB body and a client share of 2 MiB.
-const bodyInspectionYAML = `listen: 127.0.0.1:0
-redirect_listen: "off"
-tls:
-  cert_file: %s
-  key_file: %s
-rate_limit:
-  off: true
-limits:
+const bodyInspectionYAML = plainYAML + `limits:
   write_timeout: 10m
 waf:
   body_inspection:

@@ -9,18 +9,22 @@ import (
 	"time"
 )
 
-// pathYAML is a shop whose static files are served without WAF or CSRF
-// checks, whose pages have both, and a catch-all route for every other
-// host without a WAF: the layout in which a path or host the gateway reads
-// differently from the backend walks past the checks.
-const pathYAML = `listen: 127.0.0.1:0
+// plainYAML starts a gateway.yaml for tests without the redirect listener
+// or rate limits; %s are the cert and key files.
+const plainYAML = `listen: 127.0.0.1:0
 redirect_listen: "off"
 tls:
   cert_file: %s
   key_file: %s
 rate_limit:
   off: true
-services: [static, shop, legacy]
+`
+
+// pathYAML is a shop whose static files are served without WAF or CSRF
+// checks, whose pages have both, and a catch-all route for every other
+// host without a WAF: the layout in which a path or host the gateway reads
+// differently from the backend walks past the checks.
+const pathYAML = plainYAML + `services: [static, shop, legacy]
 routes:
   - name: static
     host: shop.example.org
