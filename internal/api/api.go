@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"moat/internal/audit"
+	"moat/internal/flow"
 	"moat/internal/identity"
 )
 
@@ -30,6 +31,7 @@ const (
 	PathServices   = "/v1/admin/services"
 	PathNodes      = "/v1/admin/nodes"
 	PathMembers    = "/v1/admin/servers"
+	PathPeerFlows  = "/v1/peer/flows"
 	PathRevoke     = "/v1/admin/revoke"
 	PathCA         = "/v1/admin/ca"
 	PathCARotate   = "/v1/admin/ca/rotate"
@@ -76,6 +78,30 @@ type JoinRequest struct {
 	// pinned by the server at join: with it the node re-attests after its
 	// certificate expired (ReattestRequest).
 	NodeKey []byte `json:"node_key,omitempty"`
+}
+
+// PeerFlowQuery asks a server of the cluster for its part of a flow query:
+// records matching Filter, or (Talkers > 0) the top Talkers pairs.
+type PeerFlowQuery struct {
+	Filter  flow.Filter `json:"filter"`
+	Talkers int         `json:"talkers,omitempty"`
+}
+
+// PeerFlows is one server's part of a flow query.
+type PeerFlows struct {
+	Server  string        `json:"server"`
+	Records []flow.Record `json:"records,omitempty"`
+	Talkers []flow.Talker `json:"talkers,omitempty"`
+}
+
+// ClusterFlows is a flow query answered for a whole cluster: Servers
+// answered; Missing names those that did not (the answer is then partial).
+type ClusterFlows struct {
+	Records   []flow.Record `json:"records,omitempty"`
+	Talkers   []flow.Talker `json:"talkers,omitempty"`
+	Truncated bool          `json:"truncated,omitempty"`
+	Servers   []string      `json:"servers"`
+	Missing   []string      `json:"missing,omitempty"`
 }
 
 // Member is one server of the control plane's cluster.
