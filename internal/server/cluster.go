@@ -178,21 +178,5 @@ func mergeTalkers(parts []api.PeerFlows, n int) []flow.Talker {
 	for _, t := range sum {
 		out = append(out, *t)
 	}
-	sort.Slice(out, func(i, j int) bool {
-		a, b := out[i], out[j]
-		if a.Bytes != b.Bytes {
-			return a.Bytes > b.Bytes
-		}
-		if a.Flows != b.Flows {
-			return a.Flows > b.Flows
-		}
-		if a.Src != b.Src {
-			return a.Src < b.Src
-		}
-		return a.Dst < b.Dst
-	})
-	if len(out) > n {
-		out = out[:n]
-	}
-	return out
+	return flow.RankTalkers(out, n)
 }

@@ -70,19 +70,30 @@ func (s *Server) handleJoin(w http.ResponseWriter, r *http.Request) {
 	if err == nil {
 		resp, err = s.join(ctx, req)
 	}
-	entry := audit.Entry{Time: s.now().UTC(), Actor: "join-token", Action: "node.join", Target: req.Node, Result: "ok"}
+	s.answerNodeAttempt(w, r, "node.join", "join-token", req.Node, true, resp, err)
+}
+
+// answerNodeAttempt counts a join or re-attestation attempt, records it in
+// the audit log when audited (the actor is the node once it succeeded, the
+// credential it offered otherwise), and answers it. An attempt that cannot
+// be recorded is not answered with a certificate.
+func (s *Server) answerNodeAttempt(w http.ResponseWriter, r *http.Request, action, method, node string, audited bool, resp any, err error) {
+	entry := audit.Entry{Time: s.now().UTC(), Actor: method, Action: action, Target: node, Result: "ok",
+		Detail: map[string]string{"method": method}}
 	if err != nil {
 		entry.Result = resultOf(err)
 	} else {
-		entry.Actor = mustNodeID(s, req.Node)
+		entry.Actor = mustNodeID(s, node)
 	}
 	if host, _, e := net.SplitHostPort(r.RemoteAddr); e == nil {
-		entry.Detail = map[string]string{"remote": host}
+		entry.Detail["remote"] = host
 	}
-	s.m.calls.WithLabelValues("node.join", resultClass(entry.Result)).Inc()
-	if aerr := s.cfg.Audit.Record(context.WithoutCancel(ctx), entry); aerr != nil {
-		writeError(w, errorf(http.StatusServiceUnavailable, "the audit log is unavailable"))
-		return
+	s.m.calls.WithLabelValues(action, resultClass(entry.Result)).Inc()
+	if audited {
+		if aerr := s.cfg.Audit.Record(context.WithoutCancel(r.Context()), entry); aerr != nil {
+			writeError(w, errorf(http.StatusServiceUnavailable, "the audit log is unavailable"))
+			return
+		}
 	}
 	if err != nil {
 		writeError(w, err)

@@ -13,7 +13,6 @@ import (
 	"time"
 
 	"moat/internal/api"
-	"moat/internal/audit"
 	"moat/internal/identity"
 	"moat/internal/store"
 )
@@ -77,30 +76,7 @@ func (s *Server) handleReattest(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	resp, pinned, err := s.reattest(ctx, req)
-	result := "ok"
-	if err != nil {
-		result = resultOf(err)
-	}
-	s.m.calls.WithLabelValues("node.reattest", resultClass(result)).Inc()
-	if pinned {
-		entry := audit.Entry{Time: s.now().UTC(), Actor: "node-key", Action: "node.reattest", Target: req.Node, Result: result,
-			Detail: map[string]string{"method": "node-key"}}
-		if err == nil {
-			entry.Actor = mustNodeID(s, req.Node)
-		}
-		if host, _, e := net.SplitHostPort(r.RemoteAddr); e == nil {
-			entry.Detail["remote"] = host
-		}
-		if aerr := s.cfg.Audit.Record(context.WithoutCancel(ctx), entry); aerr != nil {
-			writeError(w, errorf(http.StatusServiceUnavailable, "the audit log is unavailable"))
-			return
-		}
-	}
-	if err != nil {
-		writeError(w, err)
-		return
-	}
-	writeJSON(w, http.StatusOK, resp)
+	s.answerNodeAttempt(w, r, "node.reattest", "node-key", req.Node, pinned, resp, err)
 }
 
 // reattest checks a re-attestation and signs the node's new certificate.
