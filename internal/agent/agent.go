@@ -294,7 +294,7 @@ func (a *Agent) join(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("agent: %w", err)
 	}
-	bundle, err := api.FetchBundle(ctx, a.cfg.Server, pin)
+	bundle, err := api.FetchBundle(ctx, a.cfg.Server, pin, a.cfg.Now)
 	if err != nil {
 		return fmt.Errorf("agent: join: %w", err)
 	}

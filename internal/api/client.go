@@ -312,7 +312,10 @@ func SplitToken(token string) (secret, pin string, err error) {
 // FetchBundle fetches the server's trust bundle without authenticating the
 // server, then accepts it only if one root matches pin, and checks that the
 // server's own certificate chains to that bundle. Nothing secret is sent.
-func FetchBundle(ctx context.Context, addr string, pin string) (*x509bundle.Bundle, error) {
+//
+// now is the clock the server's certificate is checked by; nil means
+// time.Now.
+func FetchBundle(ctx context.Context, addr string, pin string, now func() time.Time) (*x509bundle.Bundle, error) {
 	var served []*x509.Certificate
 	conf := &tls.Config{
 		MinVersion:         tls.VersionTLS13,
@@ -347,7 +350,7 @@ func FetchBundle(ctx context.Context, addr string, pin string) (*x509bundle.Bund
 	if !pinned {
 		return nil, errors.New("api: the server's trust bundle does not hold the root the join token names: wrong server, or a forged token")
 	}
-	trust := identity.NewTrust(identity.TrustConfig{TrustDomain: td})
+	trust := identity.NewTrust(identity.TrustConfig{TrustDomain: td, Now: now})
 	trust.Update(b, identity.Revocations{})
 	if err := VerifyServer(trust, served); err != nil {
 		return nil, err

@@ -2,6 +2,8 @@ package e2e
 
 import (
 	"net/http"
+	"os"
+	"path/filepath"
 	"testing"
 	"time"
 
@@ -93,4 +95,49 @@ func auditEntries(t *testing.T, c *cluster, action string) []audit.Entry {
 		}
 	}
 	return out
+}
+
+// TestReattestWithJoinTokenWhenNodeKeyIsLost: a node whose certificate
+// expired and whose node key is gone uses the --join token it was started
+// with (given while its identity exists, the token is kept for this, not
+// ignored), and says which way it re-attested.
+func TestReattestWithJoinTokenWhenNodeKeyIsLost(t *testing.T) {
+	c := newCluster(t, func(ic *server.InitConfig) { ic.NodeTTL = 2 * time.Hour })
+	c.register(api.Registration{Name: "api", Node: "n1", Port: 8080})
+	cfg := c.agentConfig("n1")
+	a, stop := c.runAgent(cfg)
+	eventually(t, "first SVID", func() bool { return svidOf(a, "api") != nil })
+	stop()
+	for _, f := range []string{"attest.pem", "attest.sealed"} {
+		os.Remove(filepath.Join(cfg.DataDir, "node", f))
+	}
+
+	// The operator's new token, made before the outage (admin calls use
+	// the real clock, the servers the fake one).
+	var tok api.TokenResponse
+	if err := c.call(http.MethodPost, api.PathTokens, api.TokenRequest{Node: "n1", TTL: 24 * time.Hour}, &tok); err != nil {
+		t.Fatal(err)
+	}
+
+	t.Log("three hours pass with the control plane down; the node key is lost meanwhile")
+	addr := c.addr
+	c.stopServer()
+	for range 18 {
+		c.clk.Advance(10 * time.Minute)
+	}
+	c.startServer(addr)
+	cfg.Join = tok.Token
+	a, _ = c.runAgent(cfg)
+	eventually(t, "a new node certificate through the join token", func() bool {
+		c.clk.Advance(2 * time.Second)
+		return a.NodeExpiry().After(c.clk.Now())
+	})
+	if key, token := a.Reattestations(); key != 0 || token != 1 {
+		t.Fatalf("re-attested %d times with the node key and %d with the token, want 0 and 1", key, token)
+	}
+	eventually(t, "an SVID again", func() bool {
+		c.clk.Advance(2 * time.Second)
+		l := svidOf(a, "api")
+		return l != nil && identity.CheckValidity(l, c.clk.Now()) == nil
+	})
 }
