@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 	"time"
 
@@ -85,9 +86,13 @@ func isUnavailable(callCtx context.Context, err error) bool {
 			return true
 		}
 	}
-	switch status.Code(err) {
+	switch st, _ := status.FromError(err); st.Code() {
 	case codes.Unavailable, codes.DeadlineExceeded:
 		return true
+	case codes.Unknown:
+		// A member without a leader times its own read-index wait out and
+		// answers with the bare context error.
+		return strings.Contains(st.Message(), context.DeadlineExceeded.Error())
 	}
 	return false
 }
