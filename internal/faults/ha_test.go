@@ -162,6 +162,11 @@ func TestHighAvailability(t *testing.T) {
 	})
 	tr.advance(t, "after killing "+watched.name, 25)
 
+	t.Log("the CLI fails over too: the killed server first in its list, or a name with several addresses")
+	mustMoat(t, []string{"MOAT_SERVER=" + watched.listen + "," + next.listen, "MOAT_ADMIN_DIR=" + c.admin}, "svc", "list")
+	_, port, _ := net.SplitHostPort(next.listen)
+	mustMoat(t, []string{"MOAT_SERVER=localhost:" + port, "MOAT_ADMIN_DIR=" + c.admin}, "svc", "list")
+
 	t.Log("a revocation issued through a server the agents do not follow reaches them")
 	var other *moatServer
 	for _, s := range c.servers {
