@@ -24,9 +24,8 @@ type traffic struct {
 	done       chan struct{}
 }
 
-func startTraffic(target string) *traffic {
+func startTraffic(client *http.Client, url string) *traffic {
 	tr := &traffic{stop: make(chan struct{}), done: make(chan struct{})}
-	client := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{DisableKeepAlives: true}}
 	go func() {
 		defer close(tr.done)
 		for {
@@ -35,7 +34,7 @@ func startTraffic(target string) *traffic {
 				return
 			case <-time.After(20 * time.Millisecond):
 			}
-			resp, err := client.Get("http://" + target + "/")
+			resp, err := client.Get(url)
 			if err == nil {
 				b, _ := io.ReadAll(resp.Body)
 				resp.Body.Close()
@@ -123,7 +122,7 @@ func TestHighAvailability(t *testing.T) {
 	mustMoat(t, env, "svc", "register", "--node", "n2", "--name", "api", "--port", fmt.Sprint(appPort))
 	mustMoat(t, env, "svc", "register", "--node", "n2", "--name", "batch", "--port", "1")
 	policy := filepath.Join(c.dir, "intentions.yaml")
-	os.WriteFile(policy, []byte(fmt.Sprintf("default: deny\nrules:\n  - name: frontend-to-api\n    from: [frontend]\n    to: api\n    ports: [%d]\n", appPort)), 0o600)
+	os.WriteFile(policy, []byte(fmt.Sprintf("default: deny\nrules:\n  - name: to-api\n    from: [frontend, gateway]\n    to: api\n    ports: [%d]\n", appPort)), 0o600)
 	mustMoat(t, env, "policy", "apply", "-f", policy)
 	n1, n2 := c.startAgent("n1"), c.startAgent("n2")
 
@@ -136,15 +135,33 @@ func TestHighAvailability(t *testing.T) {
 		resp.Body.Close()
 		return resp.StatusCode == 200
 	})
-	tr := startTraffic(target)
+	plain := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{DisableKeepAlives: true}}
+	tr := startTraffic(plain, "http://"+target+"/")
 	defer func() {
 		close(tr.stop)
 		<-tr.done
 	}()
 	tr.advance(t, "steady traffic", 25)
 
-	t.Log("kill the server the agents follow")
-	watched := c.watchedServer(2)
+	t.Log("the gateway, given every server too, carries traffic from the edge")
+	edge, edgeClient := c.startGateway(appPort)
+	waitFor(t, "a request through the gateway", func() bool {
+		resp, err := edgeClient.Get("https://" + edge + "/")
+		if err != nil {
+			return false
+		}
+		resp.Body.Close()
+		return resp.StatusCode == 200
+	})
+	gw := startTraffic(edgeClient, "https://"+edge+"/")
+	defer func() {
+		close(gw.stop)
+		<-gw.done
+	}()
+	gw.advance(t, "edge traffic", 10)
+
+	t.Log("kill the server the agents and the gateway follow")
+	watched := c.watchedServer(3)
 	renewals := func(a *moatAgent) float64 {
 		return metric(t, a.metrics, fmt.Sprintf("moat_svid_renewals_total{node=%q}", a.node))
 	}
@@ -152,15 +169,24 @@ func TestHighAvailability(t *testing.T) {
 	var renewals1AtActivate, renewals2AtActivate float64
 	watched.p.kill()
 	t.Logf("killed %s (%s)", watched.name, watched.listen)
-	next := c.watchedServer(2)
+	next := c.watchedServer(3)
 	if next == watched {
 		t.Fatal("the agents still follow the killed server")
 	}
-	t.Logf("agents now follow %s", next.name)
+	t.Logf("agents and gateway now follow %s", next.name)
 	waitFor(t, "SVID renewals after the kill", func() bool {
 		return renewals(n1) > before1 && renewals(n2) > before2
 	})
+	shipped := func() float64 {
+		return metricSum(t, n1.metrics, "moat_flow_shipper_sent_records_total") + metricSum(t, n2.metrics, "moat_flow_shipper_sent_records_total")
+	}
+	stored := metricSum(t, next.metrics, "moat_flow_store_stored_records_total")
+	sent := shipped()
+	waitFor(t, "flow records shipped to and stored by the server the agents moved to", func() bool {
+		return shipped() > sent && metricSum(t, next.metrics, "moat_flow_store_stored_records_total") > stored
+	})
 	tr.advance(t, "after killing "+watched.name, 25)
+	gw.advance(t, "edge traffic after killing "+watched.name, 10)
 
 	t.Log("the CLI fails over too: the killed server first in its list, or a name with several addresses")
 	mustMoat(t, []string{"MOAT_SERVER=" + watched.listen + "," + next.listen, "MOAT_ADMIN_DIR=" + c.admin}, "svc", "list")
@@ -255,4 +281,5 @@ func TestHighAvailability(t *testing.T) {
 		tr.advance(t, "after ca rotate "+step, 25)
 	}
 	tr.check(t, "end")
+	gw.check(t, "edge traffic at the end")
 }
