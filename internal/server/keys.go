@@ -469,6 +469,11 @@ func (s *Server) handleKeysRotate(ctx context.Context, c *caller, r *http.Reques
 		}
 		note = fmt.Sprintf("the key file %s now holds the new KEK", k.cfg.KEKFile)
 	}
+	if k.cfg.KeyringChanges != nil {
+		// The keyring is the cluster's: every other server still holds the
+		// old KEK, keeps the keys it loaded, and cannot load a later change.
+		note += "; the keyring is the cluster's: give every other server the new KEK and restart it before the next key rotation"
+	}
 	c.note("kek_source", req.KEK.Source)
 	for key, v := range ev.Detail {
 		c.note(key, v)
