@@ -254,6 +254,12 @@ func (k *Keys) reload() {
 		k.cfg.Logger.Error("the cluster keyring changed but does not load; this server keeps the keys it holds", "err", err)
 	case changed:
 		k.cfg.Logger.Info("loaded the cluster keyring changed by another server", "primary", k.cfg.Keyring.Primary())
+		// Every server moves the values it can reach onto the new primary
+		// (each write conditional on what it read), so the pass completes
+		// even if the server that rotated stops halfway.
+		if p, err := k.cfg.Keyring.LoadProgress(storePass); err != nil || !p.Done || p.Target != k.cfg.Keyring.Primary() {
+			k.Reencrypt()
+		}
 	}
 }
 
