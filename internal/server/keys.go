@@ -250,8 +250,10 @@ func (k *Keys) Run(ctx context.Context) error {
 func (k *Keys) reload() {
 	changed, err := k.cfg.Keyring.Reload()
 	switch {
+	case errors.Is(err, store.ErrUnavailable):
+		k.cfg.Logger.Warn("cannot read the cluster keyring now; this server keeps the keys it holds", "err", err)
 	case err != nil:
-		k.cfg.Logger.Error("the cluster keyring changed but does not load; this server keeps the keys it holds", "err", err)
+		k.cfg.Logger.Error("the cluster keyring does not load; this server keeps the keys it holds", "err", err)
 	case changed:
 		k.cfg.Logger.Info("loaded the cluster keyring changed by another server", "primary", k.cfg.Keyring.Primary())
 		// Every server moves the values it can reach onto the new primary
