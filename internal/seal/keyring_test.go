@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"strings"
@@ -312,5 +313,80 @@ func TestTwoProcesses(t *testing.T) {
 	}
 	if n := len(k1.Status(nil).Keys); n != 3 {
 		t.Fatalf("%d keys after two rotations, want 3", n)
+	}
+}
+
+// memBackend is a shared keyring backend in memory, as etcd is to a
+// cluster's servers.
+type memBackend struct {
+	mu   sync.Mutex // guards data
+	data []byte
+}
+
+func (m *memBackend) Name() string { return "memory" }
+
+func (m *memBackend) Load() ([]byte, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.data == nil {
+		return nil, fs.ErrNotExist
+	}
+	return bytes.Clone(m.data), nil
+}
+
+func (m *memBackend) Replace(prev, data []byte) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if !bytes.Equal(prev, m.data) || (prev == nil) != (m.data == nil) {
+		return ErrKeyringChanged
+	}
+	m.data = bytes.Clone(data)
+	return nil
+}
+
+// TestSharedBackend: two keyrings on one backend (two servers of a
+// cluster) see each other's rotations: a ciphertext under the other's new
+// key opens at once, and a rotation never drops the other's key.
+func TestSharedBackend(t *testing.T) {
+	b := &memBackend{}
+	kek := testKEK(t, 1)
+	k1, err := Open(Config{Dir: t.TempDir(), KEK: kek, Backend: b})
+	if err != nil {
+		t.Fatal(err)
+	}
+	k2, err := Open(Config{Dir: t.TempDir(), KEK: kek, Backend: b, NoCreate: true})
+	if err != nil {
+		t.Fatalf("second server opening the shared keyring: %v", err)
+	}
+	if _, err := k1.Rotate(); err != nil {
+		t.Fatal(err)
+	}
+	ct, _ := k1.AEAD().Encrypt([]byte("x"), []byte("svc/a"))
+	if pt, err := k2.AEAD().Decrypt(ct, []byte("svc/a")); err != nil || string(pt) != "x" {
+		t.Fatalf("the other server opening a value under the new key: %q, %v", pt, err)
+	}
+	if k2.Primary() != k1.Primary() {
+		t.Fatalf("primaries differ after the reload: %d and %d", k2.Primary(), k1.Primary())
+	}
+	if _, err := k1.Rotate(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := k2.Rotate(); !errors.Is(err, ErrKeyringChanged) {
+		t.Fatalf("rotation over the other's: %v, want ErrKeyringChanged", err)
+	}
+	if _, err := k2.Reload(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := k2.Rotate(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := k1.Reload(); err != nil {
+		t.Fatal(err)
+	}
+	if n := len(k1.Status(nil).Keys); n != 4 {
+		t.Fatalf("%d keys after three rotations, want 4", n)
+	}
+	if _, err := Open(Config{Dir: t.TempDir(), KEK: testKEK(t, 2), Backend: b}); !errors.Is(err, ErrWrongKEK) {
+		t.Fatalf("another KEK on the shared keyring: %v, want ErrWrongKEK", err)
 	}
 }
