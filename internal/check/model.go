@@ -38,6 +38,8 @@ type Model struct {
 	sgUsed map[string]bool
 	// detached holds rules whose group is not known statically.
 	detached []*SG
+	// idleFlowLogs name no VPC, subnet, interface or transit gateway.
+	idleFlowLogs []*tf.Resource
 
 	internet *netipx.IPSet   // built on first use
 	families []*netipx.IPSet // its IPv4 and IPv6 parts, built on first use
@@ -63,8 +65,9 @@ type Subnet struct {
 	// AnyTable: an association names the subnet with a table that is not
 	// known statically, so any table of the VPC may govern it.
 	AnyTable bool
-	NACL     *NACL // explicit association; nil: the VPC's default ACL
-	Res         *tf.Resource
+	NACL     *NACL    // explicit association; nil: the VPC's default ACL
+	FlowLogs []string // addresses of flow logs naming this subnet
+	Res      *tf.Resource
 }
 
 // RouteTable is an aws_route_table or aws_default_route_table with its
@@ -121,6 +124,7 @@ type SGRule struct {
 	// at its most permissive.
 	Assumed string
 	Where   string
+	Res     *tf.Resource // the resource that declares the rule
 }
 
 // NACL is a network ACL.
@@ -296,14 +300,36 @@ func Build(res []tf.Resource) *Model {
 	m.buildNACLs(byType)
 	m.buildEndpoints(byType)
 	m.buildAzure(byType)
-	for _, r := range byType["aws_flow_log"] {
+	m.buildFlowLogs(byType["aws_flow_log"])
+	return m
+}
+
+// flowTargets are the attributes that say what a flow log records.
+var flowTargets = []string{"vpc_id", "subnet_id", "eni_id", "transit_gateway_id", "transit_gateway_attachment_id"}
+
+// buildFlowLogs attaches flow logs to the VPCs and subnets they record, and
+// keeps those that name nothing.
+func (m *Model) buildFlowLogs(res []*tf.Resource) {
+	for _, r := range res {
+		named := false
+		for _, k := range flowTargets {
+			if unknown(r.Values, k) {
+				m.note(r, "flow log's %s is not known statically", k)
+				named = true
+			} else if str(r.Values, k) != "" {
+				named = true
+			}
+		}
+		if !named {
+			m.idleFlowLogs = append(m.idleFlowLogs, r)
+		}
 		if v := m.vpcs[m.addr(str(r.Values, "vpc_id"))]; v != nil {
 			v.FlowLogs = append(v.FlowLogs, r.Address)
-		} else if unknown(r.Values, "vpc_id") {
-			m.note(r, "flow log's vpc_id is not known statically")
+		}
+		if s := m.subnets[m.addr(str(r.Values, "subnet_id"))]; s != nil {
+			s.FlowLogs = append(s.FlowLogs, r.Address)
 		}
 	}
-	return m
 }
 
 func vpcDefault(vpcAddr, what string) string { return vpcAddr + ":" + what }
@@ -481,7 +507,7 @@ func protoName(p string) string {
 }
 
 func (m *Model) sgRule(r *tf.Resource, b map[string]any, where string, selfAddr string) SGRule {
-	rule := SGRule{Proto: protoName(str(b, "protocol")), From: num(b, "from_port", 0), To: num(b, "to_port", 65535), Where: where}
+	rule := SGRule{Proto: protoName(str(b, "protocol")), From: num(b, "from_port", 0), To: num(b, "to_port", 65535), Where: where, Res: r}
 	if has(b, "ip_protocol") {
 		rule.Proto = protoName(str(b, "ip_protocol"))
 	}
@@ -496,7 +522,23 @@ func (m *Model) sgRule(r *tf.Resource, b map[string]any, where string, selfAddr 
 			continue
 		}
 		for _, s := range vals {
-			if p, ok := m.prefix(r, k, s); ok {
+			p, err := netip.ParsePrefix(strings.TrimSpace(s))
+			switch {
+			case err != nil:
+				// The provider rejects it, but what was meant cannot be
+				// known: read at its most permissive.
+				all := allInternet[0]
+				if strings.Contains(k, "ipv6") {
+					all = allInternet[1]
+				}
+				rule.CIDRs = append(rule.CIDRs, all)
+				why := fmt.Sprintf("%s %q is not a CIDR block (the AWS provider rejects it): read as %s", k, s, all)
+				rule.Assumed = strings.TrimPrefix(rule.Assumed+"; "+why, "; ")
+				m.note(r, "%s: %s", where, why)
+			case p.Masked() != p:
+				m.note(r, "%s: %s %q is not a network address (the AWS provider rejects it): read as %s", where, k, s, p.Masked())
+				rule.CIDRs = append(rule.CIDRs, p.Masked())
+			default:
 				rule.CIDRs = append(rule.CIDRs, p)
 			}
 		}
@@ -512,8 +554,9 @@ func (m *Model) sgRule(r *tf.Resource, b map[string]any, where string, selfAddr 
 	}
 	rule.Self = boolean(b, "self", false)
 	if unk {
-		rule.Assumed = "a source is not known statically: assumed to admit every address"
-		m.note(r, "%s: %s", where, rule.Assumed)
+		why := "a source is not known statically: assumed to admit every address"
+		rule.Assumed = strings.TrimPrefix(rule.Assumed+"; "+why, "; ")
+		m.note(r, "%s: %s", where, why)
 	}
 	return rule
 }
@@ -539,12 +582,8 @@ func (m *Model) buildSGs(byType map[string][]*tf.Resource) {
 	}
 	for _, r := range byType["aws_security_group_rule"] {
 		g := m.sg(str(r.Values, "security_group_id"))
-		if g == nil && unknown(r.Values, "security_group_id") && str(r.Values, "type") != "egress" {
-			m.detached = append(m.detached, &SG{Addr: r.Address, Res: r, detached: true, Ingress: []SGRule{m.sgRule(r, r.Values, r.Address, r.Address)}})
-			continue
-		}
 		if g == nil {
-			m.note(r, "security group %q is not in the project", str(r.Values, "security_group_id"))
+			m.detach(r, str(r.Values, "type") != "egress")
 			continue
 		}
 		rule := m.sgRule(r, r.Values, r.Address, g.Addr)
@@ -557,12 +596,8 @@ func (m *Model) buildSGs(byType map[string][]*tf.Resource) {
 	for _, typ := range []string{"aws_vpc_security_group_ingress_rule", "aws_vpc_security_group_egress_rule"} {
 		for _, r := range byType[typ] {
 			g := m.sg(str(r.Values, "security_group_id"))
-			if g == nil && unknown(r.Values, "security_group_id") && strings.HasSuffix(typ, "ingress_rule") {
-				m.detached = append(m.detached, &SG{Addr: r.Address, Res: r, detached: true, Ingress: []SGRule{m.sgRule(r, r.Values, r.Address, r.Address)}})
-				continue
-			}
 			if g == nil {
-				m.note(r, "security group %q is not in the project", str(r.Values, "security_group_id"))
+				m.detach(r, strings.HasSuffix(typ, "ingress_rule"))
 				continue
 			}
 			rule := m.sgRule(r, r.Values, r.Address, g.Addr)
@@ -572,6 +607,18 @@ func (m *Model) buildSGs(byType map[string][]*tf.Resource) {
 				g.Ingress = append(g.Ingress, rule)
 			}
 		}
+	}
+}
+
+// detach keeps a rule resource whose security group is not in the project
+// (or not known statically) as a group of its own, so that an ingress rule
+// is still checked for what it admits.
+func (m *Model) detach(r *tf.Resource, ingress bool) {
+	if !unknown(r.Values, "security_group_id") {
+		m.note(r, "security group %q is not in the project", str(r.Values, "security_group_id"))
+	}
+	if ingress {
+		m.detached = append(m.detached, &SG{Addr: r.Address, Res: r, detached: true, Ingress: []SGRule{m.sgRule(r, r.Values, r.Address, r.Address)}})
 	}
 }
 

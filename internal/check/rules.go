@@ -79,6 +79,9 @@ const (
 	RuleUnusedSG         = "AWS-NET-008"
 	RuleNoFlowLogs       = "AWS-LOG-001"
 	RuleCloudTrail       = "AWS-LOG-002"
+	RuleTrailRegions     = "AWS-LOG-003"
+	RuleTrailValidation  = "AWS-LOG-004"
+	RuleTrailKMS         = "AWS-LOG-005"
 	RuleUnencrypted      = "AWS-ENC-001"
 	RuleNoCMK            = "AWS-ENC-002"
 	RuleKMSRotation      = "AWS-KMS-001"
@@ -105,8 +108,8 @@ func Rules() []Rule {
 		{RuleDataTierPublic, High, "Data-tier resource with a public path",
 			"A database, cache, warehouse or search domain has a public address in a subnet routed to an internet gateway (or a public managed endpoint): only its security groups stand between it and the internet.",
 			"Place data-tier resources in private subnets without a route to an internet gateway and set publicly_accessible = false (or use vpc_options)."},
-		{RuleWorldOpen, High, "Ingress open to the whole internet beyond 80/443",
-			"A security group rule admits every internet address (IPv4 or IPv6; ranges are compared as address sets, so split ranges such as 0.0.0.0/1 + 128.0.0.0/1 count) on ports other than 80 and 443, or a network ACL of a public subnet does. The finding stands wherever the group is declared; its severity follows what is proven: critical when a path from the internet reaches a listener behind it, high when it is attached but no path is proven, medium when nothing in the scanned code attaches it.",
+		{RuleWorldOpen, High, "Admin, data-store or well-known service port open to the whole internet",
+			"A security group rule admits every internet address (IPv4 or IPv6; ranges are compared as address sets, so split ranges such as 0.0.0.0/1 + 128.0.0.0/1 count) on a port of remote administration, a data store or a well-known service that must not face the internet (SSH, RDP, databases, caches, SMB, DNS, SNMP, LDAP, …), or a network ACL of a public subnet does. The finding is reported at every resource that declares such a rule, wherever the group is declared; its severity follows what is proven: critical when a path from the internet reaches a listener behind it, high when it is attached but no path is proven, medium when nothing in the scanned code attaches it.",
 			"Admit only 80 and 443 from the world, on load balancers; admit other ports from known ranges or security groups."},
 		{RuleInternetFacing, Medium, "Internet-facing resource that is not a load balancer or gateway",
 			"A resource other than a load balancer or gateway can be reached from the internet on some port.",
@@ -123,12 +126,21 @@ func Rules() []Rule {
 		{RuleUnusedSG, Low, "Security group not used",
 			"No resource in the project uses this security group.",
 			"Delete the group or attach it where it was meant to be."},
-		{RuleNoFlowLogs, Medium, "VPC without flow logs",
-			"No aws_flow_log names this VPC, so its traffic is not recorded.",
-			"Add an aws_flow_log with vpc_id set to this VPC."},
-		{RuleCloudTrail, Medium, "No multi-region CloudTrail with log validation and encryption",
-			"The project has no CloudTrail trail that is multi-region, validates log files and encrypts them with a KMS key.",
-			"Set is_multi_region_trail, enable_log_file_validation and kms_key_id on a trail."},
+		{RuleNoFlowLogs, Medium, "VPC traffic not recorded by flow logs",
+			"No aws_flow_log names this VPC and some of its subnets have no subnet flow log either (interface flow logs record single interfaces only), or a flow log names nothing to record: the VPC's traffic is not recorded.",
+			"Add an aws_flow_log with vpc_id set to this VPC (or subnet_id for every subnet)."},
+		{RuleCloudTrail, Medium, "No CloudTrail trail",
+			"The project builds networks but defines no CloudTrail trail, so API activity in the account is not recorded where it keeps its configuration.",
+			"Add an aws_cloudtrail with is_multi_region_trail, enable_log_file_validation and kms_key_id set (or check the account's organization trail)."},
+		{RuleTrailRegions, Medium, "CloudTrail trail not multi-region",
+			"A trail records one region only, or leaves out global service events (IAM, STS, CloudFront): activity elsewhere is not recorded.",
+			"Set is_multi_region_trail = true and leave include_global_service_events at true."},
+		{RuleTrailValidation, Medium, "CloudTrail log file validation off",
+			"A trail does not sign digests of its log files, so deleted or altered log files cannot be detected.",
+			"Set enable_log_file_validation = true."},
+		{RuleTrailKMS, Medium, "CloudTrail logs not encrypted with a KMS key",
+			"A trail's log files are encrypted only with S3-managed keys, so anyone who can read the bucket can read the account's API history.",
+			"Set kms_key_id to a customer-managed aws_kms_key whose policy lets CloudTrail encrypt and only auditors decrypt."},
 		{RuleUnencrypted, High, "Data at rest without encryption",
 			"Storage (RDS, Aurora, DocumentDB, Neptune, EBS volumes, instance and launch-template disks, EBS default encryption, Redshift, ElastiCache, EFS, SNS, Kinesis, OpenSearch, snapshots) is not encrypted at rest.",
 			"Enable encryption at rest (storage_encrypted, encrypted, at_rest_encryption_enabled) with a customer-managed KMS key."},

@@ -70,7 +70,7 @@ type variable struct {
 	defaults *typeexpr.Defaults
 	// notNull: nullable = false, so a null argument takes the default.
 	notNull bool
-	pos      Pos
+	pos     Pos
 }
 
 type resBlock struct {
