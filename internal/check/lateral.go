@@ -132,7 +132,7 @@ func (m *Model) lateral(fs *findings) {
 					continue
 				}
 				seen[ps.Name] = true
-				fs.add(RuleLateral, e.Res, path, "%s is reachable from all of %s (%s) on %s", e.Addr, ps.Name, m.describe(ps.Set), strings.Join(open, ", "))
+				fs.add(ruleFor(e, RuleLateral), e.Res, path, "%s is reachable from all of %s (%s) on %s", e.Addr, ps.Name, m.describe(ps.Set), strings.Join(open, ", "))
 			}
 		}
 	}

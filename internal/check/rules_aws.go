@@ -79,12 +79,12 @@ func (m *Model) awsRules(fs *findings) {
 				assumedPorts = append(assumedPorts, fmt.Sprintf("%d (%s)", p, name))
 				continue
 			}
-			fs.add(RuleExposedPort, e.Res, res.Path, "tcp %d (%s) is reachable from the internet (%s)", p, name, m.describe(res.From))
+			fs.add(ruleFor(e, RuleExposedPort), e.Res, res.Path, "tcp %d (%s) is reachable from the internet (%s)", p, name, m.describe(res.From))
 		}
 		if len(assumedPorts) > 0 {
 			// Not proven: what could not be evaluated was read at its most
 			// permissive. One finding for the endpoint, not one per port.
-			fs.addSev(RuleExposedPort, High, e.Res, assumedRes.Path, "tcp %s may be reachable from the internet: %s",
+			fs.addSev(ruleFor(e, RuleExposedPort), High, e.Res, assumedRes.Path, "tcp %s may be reachable from the internet: %s",
 				strings.Join(assumedPorts, ", "), strings.Join(dedup(assumedRes.Assumed), "; "))
 		}
 		if e.DataTier {
@@ -99,9 +99,9 @@ func (m *Model) awsRules(fs *findings) {
 		}
 		if !e.Gateway && !e.DataTier && e.Kind != "eks" {
 			if res, ok := m.anyPort(e); ok {
-				fs.add(RuleInternetFacing, e.Res, res.Path, "%s is reachable from the internet but is not a load balancer or gateway", e.Kind)
+				fs.add(ruleFor(e, RuleInternetFacing), e.Res, res.Path, "%s is reachable from the internet but is not a load balancer or gateway", e.Kind)
 			} else if exposed {
-				fs.add(RuleInternetFacing, e.Res, nil, "%s is reachable from the internet but is not a load balancer or gateway", e.Kind)
+				fs.add(ruleFor(e, RuleInternetFacing), e.Res, nil, "%s is reachable from the internet but is not a load balancer or gateway", e.Kind)
 			}
 		}
 	}
@@ -181,10 +181,30 @@ func (m *Model) anyPort(e *Endpoint) (Result, bool) {
 		r := m.Reach(m.Internet(), e, "tcp", 443)
 		return r, r.Reachable
 	}
-	if _, ok := m.exposure(e); !ok {
+	if _, ok := m.exposure(e); !ok && !e.Azure {
 		return Result{}, false
 	}
 	inet := m.Internet()
+	nsgs := append([]*NACL(nil), e.NSGs...) // Azure: the ports its NSGs allow from the internet
+	for _, s := range e.Subnets {
+		if acl := s.ACL(); acl != nil && acl.Stateful {
+			nsgs = append(nsgs, acl)
+		}
+	}
+	for _, n := range nsgs {
+		for _, r := range n.Ingress {
+			if !r.Allow || empty(intersect(setOf(r.CIDR), inet.Set)) {
+				continue
+			}
+			proto := r.Proto
+			if proto == "all" {
+				proto = "tcp"
+			}
+			if res := m.Reach(inet, e, proto, r.From); res.Reachable {
+				return res, true
+			}
+		}
+	}
 	for _, g := range e.SGs {
 		for _, r := range g.Ingress {
 			if len(r.CIDRs) == 0 || empty(intersect(setOf(r.CIDRs...), inet.Set)) {
