@@ -41,6 +41,13 @@ type Model struct {
 	// idleFlowLogs name no VPC, subnet, interface or transit gateway.
 	idleFlowLogs []*tf.Resource
 
+	// Indexes for lateral movement, built on first use.
+	linked    map[*VPC][]*VPC
+	vpcTables map[*VPC][]*RouteTable
+	peerCache map[*Subnet][]peerSource
+	// inetRouted keeps what each route table sends to the internet.
+	inetRouted map[tableKey]routedSet
+
 	internet *netipx.IPSet   // built on first use
 	families []*netipx.IPSet // its IPv4 and IPv6 parts, built on first use
 }
