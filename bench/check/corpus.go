@@ -42,6 +42,7 @@ var corpusMap = []corpusQuery{
 	{"sensitive_port_is_exposed_to_entire_network", "world-open ingress", []string{check.RuleWorldOpen}},
 	{"unknown_port_exposed_to_internet", "world-open ingress", []string{check.RuleWorldOpenOther}},
 	{"unrestricted_security_group_ingress", "world-open ingress", []string{check.RuleWorldOpen, check.RuleWorldOpenOther}},
+	{"remote_desktop_port_open_to_internet", "world-open ingress", []string{check.RuleWorldOpen}},
 	{"db_instance_publicly_accessible", "public data stores", []string{check.RuleDataTierPublic, check.RuleExposedPort}},
 	{"rds_db_instance_publicly_accessible", "public data stores", []string{check.RuleDataTierPublic, check.RuleExposedPort}},
 	{"redshift_publicly_accessible", "public data stores", []string{check.RuleDataTierPublic, check.RuleExposedPort}},
@@ -50,8 +51,15 @@ var corpusMap = []corpusQuery{
 	{"ec2_instance_has_public_ip", "public IPs", []string{check.RulePublicIP}},
 	{"alb_listening_on_http", "listeners without TLS", []string{check.RuleHTTPNoRedirect, check.RulePlainListener}},
 	{"efs_not_encrypted", "encryption at rest", []string{check.RuleUnencrypted}},
+	{"db_instance_storage_not_encrypted", "encryption at rest", []string{check.RuleUnencrypted}},
+	{"redshift_not_encrypted", "encryption at rest", []string{check.RuleUnencrypted}},
+	{"kinesis_not_encrypted_with_kms", "encryption at rest", []string{check.RuleUnencrypted}},
 	{"ebs_volume_encryption_disabled", "encryption at rest", []string{check.RuleUnencrypted}},
 	{"sqs_with_sse_disabled", "encryption at rest", []string{check.RuleUnencrypted}},
+	{"efs_without_kms", "customer-managed keys", []string{check.RuleNoCMK}},
+	{"sns_topic_encrypted_with_aws_managed_key", "customer-managed keys", []string{check.RuleNoCMK}},
+	{"cloudwatch_log_group_not_encrypted", "customer-managed keys", []string{check.RuleNoCMK}},
+	{"vpc_default_security_group_accepts_all_traffic", "default security group", []string{check.RuleDefaultSGOpen}},
 	{"vpc_flowlogs_disabled", "flow logs", []string{check.RuleNoFlowLogs}},
 	{"cloudtrail_multi_region_disabled", "CloudTrail", []string{check.RuleTrailRegions}},
 	{"cloudtrail_log_file_validation_disabled", "CloudTrail", []string{check.RuleTrailValidation}},
@@ -167,6 +175,18 @@ func scoreQuery(qdir string, q corpusQuery, modules string) (corpusScore, []stri
 	ents, err := os.ReadDir(qdir)
 	if err != nil {
 		return s, nil, err
+	}
+	for _, f := range sortedKeys(func() map[string]bool {
+		m := map[string]bool{}
+		for f := range want {
+			m[f] = true
+		}
+		return m
+	}()) {
+		if _, err := os.Stat(filepath.Join(qdir, f)); err != nil {
+			s.Unscored += len(want[f])
+			notes = append(notes, fmt.Sprintf("%s: unscored (%d expected results; the file is not in the corpus)", f, len(want[f])))
+		}
 	}
 	rules := map[string]bool{}
 	for _, r := range q.Rules {

@@ -24,6 +24,8 @@ type Model struct {
 	NACLs     []*NACL
 	Endpoints []*Endpoint
 	Notes     []tf.Note
+	// Rejected are values the provider rejects (CHECK-003).
+	Rejected []tf.Note
 
 	byRef   map[string]*tf.Resource // id, address and name → resource
 	vpcs    map[string]*VPC
@@ -529,23 +531,7 @@ func (m *Model) sgRule(r *tf.Resource, b map[string]any, where string, selfAddr 
 			continue
 		}
 		for _, s := range vals {
-			p, err := netip.ParsePrefix(strings.TrimSpace(s))
-			switch {
-			case err != nil:
-				// The provider rejects it, but what was meant cannot be
-				// known: read at its most permissive.
-				all := allInternet[0]
-				if strings.Contains(k, "ipv6") {
-					all = allInternet[1]
-				}
-				rule.CIDRs = append(rule.CIDRs, all)
-				why := fmt.Sprintf("%s %q is not a CIDR block (the AWS provider rejects it): read as %s", k, s, all)
-				rule.Assumed = strings.TrimPrefix(rule.Assumed+"; "+why, "; ")
-				m.note(r, "%s: %s", where, why)
-			case p.Masked() != p:
-				m.note(r, "%s: %s %q is not a network address (the AWS provider rejects it): read as %s", where, k, s, p.Masked())
-				rule.CIDRs = append(rule.CIDRs, p.Masked())
-			default:
+			if p, ok := m.cidr(r, where, k, s); ok {
 				rule.CIDRs = append(rule.CIDRs, p)
 			}
 		}
@@ -566,6 +552,30 @@ func (m *Model) sgRule(r *tf.Resource, b map[string]any, where string, selfAddr 
 		m.note(r, "%s: %s", where, why)
 	}
 	return rule
+}
+
+// cidr reads a security group rule's address range. A value the AWS
+// provider rejects (not a CIDR block, or host bits set: "0.0.1.0/0") fails
+// terraform validate, so no rule is created from it: it admits nothing, and
+// the rejected value is reported (CHECK-003).
+func (m *Model) cidr(r *tf.Resource, where, attr, s string) (netip.Prefix, bool) {
+	p, err := netip.ParsePrefix(strings.TrimSpace(s))
+	v6 := strings.Contains(attr, "ipv6")
+	switch {
+	case err != nil:
+		m.reject(r, "%s: %s %q is not a CIDR block: the AWS provider rejects it, so the plan fails and no rule is created from it", where, attr, s)
+	case p.Masked() != p:
+		m.reject(r, "%s: %s %q is not a network address (host bits set; %s is): the AWS provider rejects it, so the plan fails and no rule is created from it", where, attr, s, p.Masked())
+	case p.Addr().Is6() != v6:
+		m.reject(r, "%s: %s %q is not an IPv%s range: the AWS provider rejects it, so the plan fails and no rule is created from it", where, attr, s, map[bool]string{true: "6", false: "4"}[v6])
+	default:
+		return p, true
+	}
+	return netip.Prefix{}, false
+}
+
+func (m *Model) reject(r *tf.Resource, format string, args ...any) {
+	m.Rejected = append(m.Rejected, tf.Note{Pos: r.Pos, Address: r.Address, Msg: fmt.Sprintf(format, args...)})
 }
 
 func (m *Model) sg(ref string) *SG { return m.sgs[m.addr(ref)] }

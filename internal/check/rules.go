@@ -97,6 +97,7 @@ const (
 	RuleAdminExposed     = "MOAT-007"
 	RuleNotEvaluated     = "CHECK-001"
 	RuleBadSuppression   = "CHECK-002"
+	RuleRejected         = "CHECK-003"
 )
 
 // Rules is the catalogue, in ID order.
@@ -183,6 +184,9 @@ func Rules() []Rule {
 		{RuleNotEvaluated, Info, "Construct not evaluated",
 			"Part of the configuration could not be evaluated statically; findings that depend on it may be missing.",
 			"Give the value statically (a default or a .tfvars file), or check the plan JSON instead."},
+		{RuleRejected, Medium, "Value the provider rejects",
+			"A value cannot be applied as written (an address range that is not a CIDR block, has host bits set or is of the wrong family): the provider rejects it, terraform plan fails, and nothing is created from it. What was meant cannot be known, so the value is reported rather than read as any range.",
+			"Write the range as a network address (0.0.0.0/0, 10.0.0.0/16) of the family the attribute takes."},
 		{RuleBadSuppression, Medium, "Suppression without a reason",
 			"A moat:ignore comment gives no reason, so it is not honoured.",
 			"Write the reason after the rule ID: # moat:ignore RULE-ID reason why this is acceptable"},

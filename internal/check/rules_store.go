@@ -66,6 +66,12 @@ var encryptedAtRest = []struct{ typ, flag, key string }{
 	{"aws_sqs_queue", "", "kms_master_key_id"},
 }
 
+// awsManagedKey reports whether a key reference names an AWS-managed KMS
+// key: its alias is alias/aws/SERVICE.
+func awsManagedKey(k string) bool {
+	return strings.HasPrefix(k, "alias/aws/") || strings.Contains(k, ":alias/aws/")
+}
+
 // lookupPath reads a.b.c through nested blocks.
 func lookupPath(vals map[string]any, p string) (any, bool) {
 	parts := strings.Split(p, ".")
@@ -104,8 +110,19 @@ func encryptionRules(byType map[string][]*tf.Resource, fs *findings) {
 					continue
 				}
 			}
-			if v, ok := lookupPath(r.Values, c.key); !ok || v == "" {
+			v, ok := lookupPath(r.Values, c.key)
+			key, _ := v.(string)
+			switch {
+			case !ok || v == "":
+				if c.typ == "aws_kinesis_stream" {
+					// StartStreamEncryption needs a key: without one the
+					// stream is not encrypted.
+					fs.add(RuleUnencrypted, r, nil, "encryption_type = KMS without kms_key_id: the stream cannot be encrypted (name a key; alias/aws/kinesis is the AWS-managed one)")
+					continue
+				}
 				fs.add(RuleNoCMK, r, nil, "%s is not set: an AWS-managed key is used", c.key)
+			case awsManagedKey(key):
+				fs.add(RuleNoCMK, r, nil, "%s = %q is an AWS-managed key, which its owner cannot restrict, rotate or revoke", c.key, key)
 			}
 		}
 	}

@@ -167,13 +167,24 @@ probe:
 		}
 		why = where + ", so wherever it is attached the internet reaches those ports"
 	}
-	for _, r := range declaring(g, ranges, inet) {
-		who := ""
-		if r != g.Res && !g.detached {
+	svc := rule == RuleWorldOpen
+	for _, d := range declaring(g, ranges, inet) {
+		who, own := "", what
+		if d.res != g.Res && !g.detached {
 			who = "rule of " + g.Addr + ": "
 		}
-		fs.addSev(rule, sev, r, path, "%sadmits every internet address on %s; %s", who, what, why)
+		if d.res != g.Res && len(d.ranges) > 0 {
+			own = rangesText(d.ranges, svc)
+		}
+		fs.addSev(rule, sev, d.res, path, "%sadmits every internet address on %s; %s", who, own, why)
 	}
+}
+
+// declared is a resource that declares open rules, with the part of the
+// open ranges its rules cover.
+type declared struct {
+	res    *tf.Resource
+	ranges []portRange
 }
 
 // declaring returns the resources that declare g's ingress rules admitting
@@ -183,12 +194,12 @@ probe:
 // A rule whose sources cover a whole internet family declares it alone;
 // when the world is open only through several rules together (split
 // ranges), every rule that admits internet addresses on those ports does.
-func declaring(g *SG, ranges []portRange, inet *netipx.IPSet) []*tf.Resource {
-	collect := func(whole bool) []*tf.Resource {
-		var out []*tf.Resource
-		seen := map[*tf.Resource]bool{}
+func declaring(g *SG, ranges []portRange, inet *netipx.IPSet) []declared {
+	collect := func(whole bool) []declared {
+		var out []declared
+		at := map[*tf.Resource]int{}
 		for _, r := range g.Ingress {
-			if r.Res == nil || seen[r.Res] || len(r.CIDRs) == 0 {
+			if r.Res == nil || len(r.CIDRs) == 0 {
 				continue
 			}
 			src := setOf(r.CIDRs...)
@@ -197,9 +208,13 @@ func declaring(g *SG, ranges []portRange, inet *netipx.IPSet) []*tf.Resource {
 			}
 			for _, o := range ranges {
 				if (r.Proto == o.proto || r.Proto == "all") && r.From <= o.to && o.from <= r.To {
-					seen[r.Res] = true
-					out = append(out, r.Res)
-					break
+					i, ok := at[r.Res]
+					if !ok {
+						i = len(out)
+						at[r.Res] = i
+						out = append(out, declared{res: r.Res})
+					}
+					out[i].ranges = append(out[i].ranges, portRange{o.proto, max(o.from, r.From), min(o.to, r.To)})
 				}
 			}
 		}
@@ -210,8 +225,8 @@ func declaring(g *SG, ranges []portRange, inet *netipx.IPSet) []*tf.Resource {
 		out = collect(false)
 	}
 	if len(out) == 0 {
-		out = append(out, g.Res)
+		out = append(out, declared{res: g.Res})
 	}
-	sort.SliceStable(out, func(i, j int) bool { return out[i] == g.Res && out[j] != g.Res })
+	sort.SliceStable(out, func(i, j int) bool { return out[i].res == g.Res && out[j].res != g.Res })
 	return out
 }
