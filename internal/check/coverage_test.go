@@ -214,3 +214,74 @@ resource "aws_flow_log" "nothing" {
 		t.Error("no finding on a flow log that names nothing")
 	}
 }
+
+// A classic load balancer's SSL negotiation policy below TLS 1.2: an
+// enabled old protocol, or a predefined policy that admits TLS 1.1.
+func TestSSLNegotiationPolicy(t *testing.T) {
+	rep := checkSource(t, `
+resource "aws_load_balancer_policy" "sslv3" {
+  load_balancer_name = "web"
+  policy_name        = "legacy"
+  policy_type_name   = "SSLNegotiationPolicyType"
+  policy_attribute {
+    name  = "Protocol-SSLv3"
+    value = "true"
+  }
+}
+
+resource "aws_load_balancer_policy" "tls11" {
+  load_balancer_name = "web"
+  policy_name        = "tls11"
+  policy_type_name   = "SSLNegotiationPolicyType"
+  policy_attribute {
+    name  = "Reference-Security-Policy"
+    value = "ELBSecurityPolicy-TLS-1-1-2017-01"
+  }
+}
+
+resource "aws_load_balancer_policy" "modern" {
+  load_balancer_name = "web"
+  policy_name        = "modern"
+  policy_type_name   = "SSLNegotiationPolicyType"
+  policy_attribute {
+    name  = "Reference-Security-Policy"
+    value = "ELBSecurityPolicy-TLS-1-2-2017-01"
+  }
+  policy_attribute {
+    name  = "Protocol-TLSv1"
+    value = "false"
+  }
+}
+`)
+	for _, addr := range []string{"aws_load_balancer_policy.sslv3", "aws_load_balancer_policy.tls11"} {
+		if findingOn(rep, RuleWeakTLS, addr) == nil {
+			t.Errorf("no %s finding on %s", RuleWeakTLS, addr)
+		}
+	}
+	if f := findingOn(rep, RuleWeakTLS, "aws_load_balancer_policy.modern"); f != nil {
+		t.Errorf("TLS 1.2 policy flagged: %s", f.Message)
+	}
+}
+
+// AWS-managed key aliases are not customer-managed keys; a Kinesis stream
+// with encryption_type KMS and no key is not encrypted.
+func TestManagedKeys(t *testing.T) {
+	rep := checkSource(t, `
+resource "aws_sns_topic" "managed" {
+  name              = "updates"
+  kms_master_key_id = "alias/aws/sns"
+}
+
+resource "aws_kinesis_stream" "nokey" {
+  name            = "events"
+  shard_count     = 1
+  encryption_type = "KMS"
+}
+`)
+	if findingOn(rep, RuleNoCMK, "aws_sns_topic.managed") == nil {
+		t.Error("alias/aws/sns taken for a customer-managed key")
+	}
+	if findingOn(rep, RuleUnencrypted, "aws_kinesis_stream.nokey") == nil {
+		t.Error("KMS stream without a key taken for encrypted")
+	}
+}

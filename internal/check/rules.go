@@ -155,7 +155,7 @@ func Rules() []Rule {
 			"A load balancer listener accepts plain HTTP and does not redirect to HTTPS.",
 			"Make the HTTP listener's default action a redirect to HTTPS (status HTTP_301)."},
 		{RuleWeakTLS, High, "TLS policy below 1.2",
-			"A listener's TLS policy admits TLS 1.0 or 1.1 (the default policy ELBSecurityPolicy-2016-08 does).",
+			"A listener's TLS policy admits TLS 1.0 or 1.1 (the default policy ELBSecurityPolicy-2016-08 does), or a classic load balancer's SSL negotiation policy enables SSLv2, SSLv3, TLS 1.0 or 1.1 or references a predefined policy that does.",
 			"Use ssl_policy = \"ELBSecurityPolicy-TLS13-1-2-2021-06\" or another TLS 1.2+ policy."},
 		{RulePublicBucket, Critical, "S3 bucket policy open to everyone",
 			"A bucket policy allows Principal \"*\" without a condition, and no public access block with block_public_policy stands in the way.",

@@ -440,6 +440,7 @@ func dataRules(res []*tf.Resource, fs *findings) {
 		}
 	}
 	trailRules(byType, fs)
+	sslPolicyRules(byType, fs)
 	for _, typ := range []string{"aws_lb_listener", "aws_alb_listener"} {
 		for _, r := range byType[typ] {
 			proto := strings.ToUpper(str(r.Values, "protocol"))
@@ -465,6 +466,34 @@ func dataRules(res []*tf.Resource, fs *findings) {
 					fs.add(RuleWeakTLS, r, nil, "ssl_policy %s admits TLS below 1.2", p)
 				}
 			}
+		}
+	}
+}
+
+// insecureProtocols are the protocols of a classic load balancer's SSL
+// negotiation policy that are below TLS 1.2.
+var insecureProtocols = map[string]bool{"Protocol-SSLv2": true, "Protocol-SSLv3": true, "Protocol-TLSv1": true, "Protocol-TLSv1.1": true}
+
+// sslPolicyRules flags classic load balancer SSL negotiation policies that
+// enable a protocol below TLS 1.2 or reference a predefined policy that
+// does.
+func sslPolicyRules(byType map[string][]*tf.Resource, fs *findings) {
+	for _, r := range byType["aws_load_balancer_policy"] {
+		if str(r.Values, "policy_type_name") != "SSLNegotiationPolicyType" {
+			continue
+		}
+		var weak []string
+		for _, a := range blocks(r.Values, "policy_attribute") {
+			name, val := str(a, "name"), str(a, "value")
+			switch {
+			case name == "Reference-Security-Policy" && val != "" && !tls12(val):
+				weak = append(weak, "the predefined policy "+val)
+			case insecureProtocols[name] && strings.EqualFold(val, "true"):
+				weak = append(weak, name)
+			}
+		}
+		if len(weak) > 0 {
+			fs.add(RuleWeakTLS, r, nil, "SSL negotiation policy enables %s, below TLS 1.2", strings.Join(weak, ", "))
 		}
 	}
 }
