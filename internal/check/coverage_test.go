@@ -285,3 +285,79 @@ resource "aws_kinesis_stream" "nokey" {
 		t.Error("KMS stream without a key taken for encrypted")
 	}
 }
+
+// A DocumentDB instance is a data store on the reachability engine: its
+// port reachable from a whole peered VPC is lateral movement.
+func TestDocDBLateral(t *testing.T) {
+	rep := checkSource(t, `
+resource "aws_vpc" "prod" {
+  cidr_block = "10.0.0.0/16"
+}
+
+resource "aws_vpc" "dev" {
+  cidr_block = "10.1.0.0/16"
+}
+
+resource "aws_vpc_peering_connection" "dev_prod" {
+  vpc_id      = aws_vpc.dev.id
+  peer_vpc_id = aws_vpc.prod.id
+}
+
+resource "aws_route_table" "prod" {
+  vpc_id = aws_vpc.prod.id
+  route {
+    cidr_block                = "10.1.0.0/16"
+    vpc_peering_connection_id = aws_vpc_peering_connection.dev_prod.id
+  }
+}
+
+resource "aws_route_table" "dev" {
+  vpc_id = aws_vpc.dev.id
+  route {
+    cidr_block                = "10.0.0.0/16"
+    vpc_peering_connection_id = aws_vpc_peering_connection.dev_prod.id
+  }
+}
+
+resource "aws_subnet" "data" {
+  vpc_id     = aws_vpc.prod.id
+  cidr_block = "10.0.2.0/24"
+}
+
+resource "aws_route_table_association" "data" {
+  subnet_id      = aws_subnet.data.id
+  route_table_id = aws_route_table.prod.id
+}
+
+resource "aws_docdb_subnet_group" "data" {
+  name       = "data"
+  subnet_ids = [aws_subnet.data.id]
+}
+
+resource "aws_security_group" "docdb" {
+  vpc_id = aws_vpc.prod.id
+  ingress {
+    from_port   = 27017
+    to_port     = 27017
+    protocol    = "tcp"
+    cidr_blocks = ["10.1.0.0/16"]
+  }
+}
+
+resource "aws_docdb_cluster" "main" {
+  cluster_identifier     = "main"
+  db_subnet_group_name   = aws_docdb_subnet_group.data.name
+  vpc_security_group_ids = [aws_security_group.docdb.id]
+  storage_encrypted      = true
+}
+
+resource "aws_docdb_cluster_instance" "one" {
+  cluster_identifier = aws_docdb_cluster.main.id
+  instance_class     = "db.r6g.large"
+}
+`)
+	f := findingOn(rep, RuleLateral, "aws_docdb_cluster_instance.one")
+	if f == nil || !strings.Contains(f.Message, "tcp 27017") {
+		t.Fatalf("no lateral finding on the DocumentDB instance: %+v", rep.Findings)
+	}
+}

@@ -237,6 +237,17 @@ func (m *Model) buildEndpoints(byType map[string][]*tf.Resource) {
 		}
 		add(e)
 	}
+	// DocumentDB has no public-access setting: its instances are reached
+	// only through their VPC, so they matter for paths from peers.
+	for _, r := range byType["aws_docdb_cluster_instance"] {
+		e := &Endpoint{Addr: r.Address, Kind: "docdb", DataTier: true, Res: r, Ports: []int{27017}}
+		if c := m.lookup(str(r.Values, "cluster_identifier")); c != nil {
+			e.SGs = m.sgsOf(strList(c.Values, "vpc_security_group_ids"))
+			e.Subnets = m.groupSubnets(c, "db_subnet_group_name")
+			e.Ports = []int{num(c.Values, "port", 27017)}
+		}
+		add(e)
+	}
 	for _, r := range byType["aws_neptune_cluster_instance"] {
 		e := &Endpoint{Addr: r.Address, Kind: "neptune", DataTier: true, Res: r, Ports: []int{num(r.Values, "port", 8182)},
 			Subnets: m.groupSubnets(r, "neptune_subnet_group_name")}
