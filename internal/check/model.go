@@ -47,6 +47,9 @@ type Model struct {
 	linked    map[*VPC][]*VPC
 	vpcTables map[*VPC][]*RouteTable
 	peerCache map[*Subnet][]peerSource
+	// anySubnet holds, by VPC, the tables an unknown association may put
+	// under any subnet.
+	anySubnet map[*VPC][]*RouteTable
 	// inetRouted keeps what each route table sends to the internet.
 	inetRouted map[tableKey]routedSet
 
@@ -744,6 +747,19 @@ func (m *Model) buildNACLs(byType map[string][]*tf.Resource) {
 // its VPC that such an association may put it under.
 func (m *Model) tablesOf(s *Subnet) []*RouteTable {
 	ts := []*RouteTable{s.TableOf()}
+	if m.anySubnet == nil {
+		// Built once: most tables have known associations, and scanning
+		// every table for every subnet is quadratic.
+		m.anySubnet = map[*VPC][]*RouteTable{}
+		for _, t := range m.Tables {
+			if t.AnySubnet {
+				m.anySubnet[t.VPC] = append(m.anySubnet[t.VPC], t)
+			}
+		}
+	}
+	if !s.AnyTable && len(m.anySubnet[s.VPC]) == 0 && len(m.anySubnet[nil]) == 0 {
+		return ts
+	}
 	for _, t := range m.Tables {
 		if t != ts[0] && (t.VPC == s.VPC || t.VPC == nil) && (s.AnyTable || t.AnySubnet) {
 			ts = append(ts, t)
