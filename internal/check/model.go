@@ -316,34 +316,6 @@ func Build(res []tf.Resource) *Model {
 	return m
 }
 
-// flowTargets are the attributes that say what a flow log records.
-var flowTargets = []string{"vpc_id", "subnet_id", "eni_id", "transit_gateway_id", "transit_gateway_attachment_id"}
-
-// buildFlowLogs attaches flow logs to the VPCs and subnets they record, and
-// keeps those that name nothing.
-func (m *Model) buildFlowLogs(res []*tf.Resource) {
-	for _, r := range res {
-		named := false
-		for _, k := range flowTargets {
-			if unknown(r.Values, k) {
-				m.note(r, "flow log's %s is not known statically", k)
-				named = true
-			} else if str(r.Values, k) != "" {
-				named = true
-			}
-		}
-		if !named {
-			m.idleFlowLogs = append(m.idleFlowLogs, r)
-		}
-		if v := m.vpcs[m.addr(str(r.Values, "vpc_id"))]; v != nil {
-			v.FlowLogs = append(v.FlowLogs, r.Address)
-		}
-		if s := m.subnets[m.addr(str(r.Values, "subnet_id"))]; s != nil {
-			s.FlowLogs = append(s.FlowLogs, r.Address)
-		}
-	}
-}
-
 func vpcDefault(vpcAddr, what string) string { return vpcAddr + ":" + what }
 
 func (m *Model) table(r *tf.Resource) *RouteTable {

@@ -117,37 +117,6 @@ func (m *Model) awsRules(fs *findings) {
 	m.flowLogRules(fs)
 }
 
-// flowLogRules flags VPCs whose traffic is not recorded: no flow log names
-// the VPC, and some of its subnets have no subnet flow log either (flow logs
-// of single network interfaces record only those). A flow log that names
-// nothing records nothing.
-func (m *Model) flowLogRules(fs *findings) {
-	subnets := map[*VPC][]*Subnet{}
-	for _, s := range m.Subnets {
-		subnets[s.VPC] = append(subnets[s.VPC], s)
-	}
-	for _, v := range m.VPCs {
-		if len(v.FlowLogs) > 0 || v.Res.Type != "aws_vpc" {
-			continue
-		}
-		var bare []string
-		for _, s := range subnets[v] {
-			if len(s.FlowLogs) == 0 {
-				bare = append(bare, s.Addr)
-			}
-		}
-		switch {
-		case len(subnets[v]) == 0:
-			fs.add(RuleNoFlowLogs, v.Res, nil, "no aws_flow_log names this VPC")
-		case len(bare) > 0:
-			fs.add(RuleNoFlowLogs, v.Res, nil, "no aws_flow_log names this VPC, nor its subnets %s", strings.Join(bare, ", "))
-		}
-	}
-	for _, r := range m.idleFlowLogs {
-		fs.add(RuleNoFlowLogs, r, nil, "the flow log names no VPC, subnet, network interface or transit gateway (%s): it records nothing", strings.Join(flowTargets, ", "))
-	}
-}
-
 // exposure reports whether e has a public address in a subnet routed to an
 // attached internet gateway, with the path to the subnet.
 func (m *Model) exposure(e *Endpoint) ([]Hop, bool) {
