@@ -93,9 +93,6 @@ func openServerKeyring(ctx context.Context, e *Env, c serverConfig, create bool)
 		if err != nil {
 			return nil, err
 		}
-		if err := os.MkdirAll(c.DataDir, 0o700); err != nil {
-			return nil, err
-		}
 		kr, err := seal.Open(seal.Config{Dir: c.DataDir, KEK: kek, NoCreate: !create})
 		if err != nil {
 			return nil, err
