@@ -226,8 +226,10 @@ func TestHighAvailability(t *testing.T) {
 	t.Logf("revocation through %s: answered in %s, in both agents' state %s after the call was sent",
 		other.name, answered.Round(time.Millisecond), time.Since(issued).Round(time.Millisecond))
 
-	t.Log("kill one etcd member: everything continues")
-	etcd[0].p.kill()
+	t.Log("kill the etcd leader: everything continues")
+	lead := leader(t, etcd)
+	lead.p.kill()
+	t.Logf("killed etcd %s, the leader", lead.name)
 	for _, s := range c.servers {
 		if s == watched {
 			continue

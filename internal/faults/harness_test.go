@@ -3,6 +3,7 @@ package faults
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"math/rand/v2"
@@ -334,4 +335,43 @@ func metricSum(t *testing.T, metricsAddr, name string) float64 {
 		}
 	}
 	return sum
+}
+
+// leader returns the member that leads the cluster now, asking each live
+// member's status through etcd's JSON gateway.
+func leader(t *testing.T, ms []*etcdMember) *etcdMember {
+	t.Helper()
+	type status struct {
+		Header struct {
+			MemberID string `json:"member_id"`
+		} `json:"header"`
+		Leader string `json:"leader"`
+	}
+	var found *etcdMember
+	waitFor(t, "an etcd leader", func() bool {
+		ids := map[string]*etcdMember{}
+		lead := ""
+		for _, m := range ms {
+			if m.p.exited() {
+				continue
+			}
+			resp, err := http.Post(m.url()+"/v3/maintenance/status", "application/json", strings.NewReader("{}"))
+			if err != nil {
+				continue
+			}
+			var st status
+			err = json.NewDecoder(resp.Body).Decode(&st)
+			resp.Body.Close()
+			if err != nil {
+				continue
+			}
+			ids[st.Header.MemberID] = m
+			if st.Leader != "" && st.Leader != "0" {
+				lead = st.Leader
+			}
+		}
+		found = ids[lead]
+		return found != nil
+	})
+	return found
 }
