@@ -9,8 +9,8 @@ import (
 	"path/filepath"
 
 	"moat/internal/api"
-	"moat/internal/atomicfile"
 	"moat/internal/identity"
+	"moat/internal/seal"
 )
 
 // cacheFile keeps the last state the control plane published, so an agent
@@ -46,7 +46,7 @@ func (a *Agent) saveCache() error {
 		return fmt.Errorf("agent: cache: %w", err)
 	}
 	name := filepath.Join(a.cfg.DataDir, cacheFile)
-	if err := atomicfile.Write(name, data, 0o600); err != nil {
+	if err := seal.WriteFileAtomic(name, data, 0o600); err != nil {
 		return fmt.Errorf("agent: cache: %w", err)
 	}
 	return nil

@@ -18,7 +18,6 @@ import (
 	"github.com/spiffe/go-spiffe/v2/bundle/x509bundle"
 
 	"moat/internal/api"
-	"moat/internal/atomicfile"
 	"moat/internal/identity"
 	"moat/internal/seal"
 )
@@ -89,7 +88,7 @@ func (a *Agent) newAttestKey() (*ecdsa.PrivateKey, []byte, error) {
 	if a.cfg.Sealer != nil {
 		err = seal.WriteSealedFile(filepath.Join(dir, attestSealedFile), a.cfg.Sealer, a.attestName(), der)
 	} else {
-		err = atomicfile.Write(filepath.Join(dir, attestPEMFile), pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: der}), 0o600)
+		err = seal.WriteFileAtomic(filepath.Join(dir, attestPEMFile), pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: der}), 0o600)
 	}
 	clear(der)
 	if err != nil {

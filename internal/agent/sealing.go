@@ -11,7 +11,6 @@ import (
 	"path/filepath"
 
 	"moat/internal/api"
-	"moat/internal/atomicfile"
 	"moat/internal/ca"
 	"moat/internal/seal"
 )
@@ -47,7 +46,7 @@ func (a *Agent) writeCreds(dir string, cert *tls.Certificate, roots []*x509.Cert
 		bundle = append(bundle, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: r.Raw})...)
 	}
 	for name, b := range map[string][]byte{api.CertFile: chain, api.BundleFile: bundle} {
-		if err := atomicfile.Write(filepath.Join(dir, name), b, 0o600); err != nil {
+		if err := seal.WriteFileAtomic(filepath.Join(dir, name), b, 0o600); err != nil {
 			return fmt.Errorf("agent: %w", err)
 		}
 	}

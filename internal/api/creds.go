@@ -12,9 +12,9 @@ import (
 
 	"github.com/spiffe/go-spiffe/v2/bundle/x509bundle"
 
-	"moat/internal/atomicfile"
 	"moat/internal/ca"
 	"moat/internal/identity"
+	"moat/internal/seal"
 )
 
 // Credential file names inside a credentials directory (the admin directory
@@ -44,7 +44,7 @@ func WriteCredentials(dir string, cert *tls.Certificate, roots []*x509.Certifica
 	}
 	key := pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: keyDER})
 	for name, b := range map[string][]byte{KeyFile: key, CertFile: chain, BundleFile: bundle} {
-		if err := atomicfile.Write(filepath.Join(dir, name), b, 0o600); err != nil {
+		if err := seal.WriteFileAtomic(filepath.Join(dir, name), b, 0o600); err != nil {
 			return fmt.Errorf("api: %w", err)
 		}
 	}

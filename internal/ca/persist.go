@@ -11,7 +11,7 @@ import (
 	"path/filepath"
 	"time"
 
-	"moat/internal/atomicfile"
+	"moat/internal/seal"
 )
 
 // KeySealer encrypts private keys at rest; it has the shape of tink.AEAD, so
@@ -47,7 +47,7 @@ func (ca *CA) Save(dir string, s KeySealer) error {
 	if err != nil {
 		return err
 	}
-	if err := atomicfile.Write(filepath.Join(dir, FileName), b, 0o600); err != nil {
+	if err := seal.WriteFileAtomic(filepath.Join(dir, FileName), b, 0o600); err != nil {
 		return fmt.Errorf("ca: %w", err)
 	}
 	return nil

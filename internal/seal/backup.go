@@ -19,8 +19,6 @@ import (
 	"syscall"
 	"time"
 
-	"moat/internal/atomicfile"
-
 	"github.com/tink-crypto/tink-go/v2/keyset"
 	"github.com/tink-crypto/tink-go/v2/streamingaead"
 )
@@ -449,7 +447,7 @@ func RestoreBackup(r io.Reader, kek KEK, dir string) (*Manifest, error) {
 		return nil, fmt.Errorf("seal: restore: moving into %q: %w", dir, err)
 	}
 	done = true
-	if err := atomicfile.SyncDir(parent); err != nil {
+	if err := syncDir(parent); err != nil {
 		return nil, fmt.Errorf("seal: restore: %w", err)
 	}
 	return m, nil
@@ -487,7 +485,7 @@ func syncTree(root string) error {
 	}
 	slices.Reverse(dirs)
 	for _, d := range dirs {
-		if err := atomicfile.SyncDir(d); err != nil {
+		if err := syncDir(d); err != nil {
 			return err
 		}
 	}

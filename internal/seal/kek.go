@@ -8,10 +8,7 @@ import (
 	"io"
 	"io/fs"
 	"os"
-	"path/filepath"
 	"strings"
-
-	"moat/internal/atomicfile"
 
 	"github.com/tink-crypto/tink-go/v2/aead/subtle"
 )
@@ -105,7 +102,7 @@ func GenerateKeyFile(path string, rnd io.Reader) (KEK, error) {
 		os.Remove(path)
 		return nil, fmt.Errorf("seal: key file %q: %w", path, err)
 	}
-	if err := atomicfile.SyncDir(filepath.Dir(path)); err != nil {
+	if err := syncDir(parentDir(path)); err != nil {
 		return nil, fmt.Errorf("seal: key file %q: %w", path, err)
 	}
 	return newRawKEK(fmt.Sprintf("key file %q", path), key)

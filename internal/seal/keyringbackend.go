@@ -8,8 +8,6 @@ import (
 	"os"
 	"path/filepath"
 	"syscall"
-
-	"moat/internal/atomicfile"
 )
 
 // Backend holds a keyring in its wrapped form (what encodeKeyring makes:
@@ -53,7 +51,7 @@ func (f fileBackend) Replace(prev, data []byte) error {
 	if !bytes.Equal(cur, prev) || (cur == nil) != (prev == nil) {
 		return ErrKeyringChanged
 	}
-	return atomicfile.Write(string(f), data, 0o600)
+	return WriteFileAtomic(string(f), data, 0o600)
 }
 
 // lockDir takes an exclusive advisory lock on the directory's lock file,

@@ -10,8 +10,6 @@ import (
 	"path/filepath"
 	"regexp"
 	"time"
-
-	"moat/internal/atomicfile"
 )
 
 // Record is one stored value: its key and its ciphertext.
@@ -197,7 +195,7 @@ func (k *Keyring) saveProgress(p Progress) error {
 	if err != nil {
 		return err
 	}
-	return atomicfile.Write(k.ProgressPath(p.Name), b, 0o600)
+	return WriteFileAtomic(k.ProgressPath(p.Name), b, 0o600)
 }
 
 // CountUsage walks src and counts, per data key, the records and bytes

@@ -8,8 +8,6 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
-
-	"moat/internal/atomicfile"
 )
 
 // WriteSealedFile seals data with a (for example a Keyring's AEAD) and
@@ -22,7 +20,7 @@ func WriteSealedFile(path string, a KEK, name string, data []byte) error {
 	if err != nil {
 		return fmt.Errorf("seal: sealed file %q: %w", path, err)
 	}
-	if err := atomicfile.Write(path, ct, 0o600); err != nil {
+	if err := WriteFileAtomic(path, ct, 0o600); err != nil {
 		return fmt.Errorf("seal: sealed file %q: %w", path, err)
 	}
 	return nil

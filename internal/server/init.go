@@ -11,9 +11,9 @@ import (
 	"time"
 
 	"moat/internal/api"
-	"moat/internal/atomicfile"
 	"moat/internal/ca"
 	"moat/internal/identity"
+	"moat/internal/seal"
 	"moat/internal/store"
 )
 
@@ -138,12 +138,12 @@ func placeCredentials(staging, dir string) error {
 		if err := os.Rename(staging, dir); err != nil {
 			return err
 		}
-		return atomicfile.SyncDir(filepath.Dir(dir))
+		return seal.SyncDir(filepath.Dir(dir))
 	}
 	for _, name := range []string{api.KeyFile, api.CertFile, api.BundleFile} {
 		if err := os.Rename(filepath.Join(staging, name), filepath.Join(dir, name)); err != nil {
 			return err
 		}
 	}
-	return atomicfile.SyncDir(dir)
+	return seal.SyncDir(dir)
 }
