@@ -289,20 +289,34 @@ func endpoints(ms []*etcdMember) []string {
 	return out
 }
 
-// metric reads one sample from a Prometheus text endpoint: the first
-// line starting with series (name and labels as exposed), or -1.
-func metric(t *testing.T, metricsAddr, series string) float64 {
-	t.Helper()
+// scrape returns the lines of a Prometheus text endpoint, or nil.
+func scrape(metricsAddr string) []string {
 	resp, err := http.Get("http://" + metricsAddr + "/metrics")
 	if err != nil {
-		return -1
+		return nil
 	}
 	defer resp.Body.Close()
 	b, _ := io.ReadAll(resp.Body)
-	for _, line := range strings.Split(string(b), "\n") {
+	return strings.Split(string(b), "\n")
+}
+
+// sample parses the value of one exposition line after its series.
+func sample(rest string) (float64, bool) {
+	fields := strings.Fields(rest)
+	if len(fields) == 0 {
+		return 0, false
+	}
+	v, err := strconv.ParseFloat(fields[0], 64)
+	return v, err == nil
+}
+
+// metric reads one sample: the line of series (name and labels as
+// exposed), or -1.
+func metric(t *testing.T, metricsAddr, series string) float64 {
+	t.Helper()
+	for _, line := range scrape(metricsAddr) {
 		if rest, ok := strings.CutPrefix(line, series+" "); ok {
-			v, err := strconv.ParseFloat(strings.TrimSpace(rest), 64)
-			if err == nil {
+			if v, ok := sample(rest); ok {
 				return v
 			}
 		}
@@ -310,27 +324,21 @@ func metric(t *testing.T, metricsAddr, series string) float64 {
 	return -1
 }
 
-// metricSum adds up every series of the metric name (any labels) at a
-// Prometheus text endpoint, or returns -1 when it cannot be read.
+// metricSum adds up every series of the metric name (any labels), or
+// returns -1 when the endpoint cannot be read.
 func metricSum(t *testing.T, metricsAddr, name string) float64 {
 	t.Helper()
-	resp, err := http.Get("http://" + metricsAddr + "/metrics")
-	if err != nil {
+	lines := scrape(metricsAddr)
+	if lines == nil {
 		return -1
 	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
 	sum := 0.0
-	for _, line := range strings.Split(string(b), "\n") {
+	for _, line := range lines {
 		rest, ok := strings.CutPrefix(line, name)
 		if !ok || (rest != "" && rest[0] != '{' && rest[0] != ' ') {
 			continue
 		}
-		fields := strings.Fields(rest[strings.LastIndex(rest, "}")+1:])
-		if len(fields) == 0 {
-			continue
-		}
-		if v, err := strconv.ParseFloat(fields[0], 64); err == nil {
+		if v, ok := sample(rest[strings.LastIndex(rest, "}")+1:]); ok {
 			sum += v
 		}
 	}
