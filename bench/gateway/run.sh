@@ -12,6 +12,9 @@
 #   SMOKE=1        a run of a few seconds that only proves the harness works
 #   CORPUS=file    request corpus for the detection replay
 #   KEEP=1         keep the temporary directory (logs, configs)
+#   PROFILE=1      build moat with -tags pprof and write a CPU profile of
+#                  the WAF-on gateway under each request type to
+#                  $W/moat-<type>.pprof (with KEEP=1 to look at them)
 # Needs: go, wrk, nginx, libnginx-mod-http-modsecurity, modsecurity-crs,
 # openssl, python3, curl. Everything listens on 127.0.0.1 on ports the kernel
 # hands out; all state lives in a temporary directory.
@@ -45,9 +48,9 @@ fail() { echo "bench: $*" >&2; for f in "$W"/*.log; do echo "--- $f" >&2; tail -
 
 # Free loopback ports, asked of the kernel (never fixed: other runs and
 # tests share the machine).
-read -r P_SERVER P_MESH_APP P_MESH_ON P_MESH_OFF P_ON P_OFF P_BACKEND P_NGX_ON P_NGX_OFF < <(python3 -c '
+read -r P_SERVER P_MESH_APP P_MESH_ON P_MESH_OFF P_ON P_OFF P_BACKEND P_NGX_ON P_NGX_OFF P_PPROF < <(python3 -c '
 import socket
-ss = [socket.socket() for _ in range(9)]
+ss = [socket.socket() for _ in range(10)]
 for s in ss: s.bind(("127.0.0.1", 0))
 print(" ".join(str(s.getsockname()[1]) for s in ss))')
 
@@ -61,7 +64,11 @@ wait_http() {
 }
 
 echo "== building"
-go build -o "$W/moat" ./cmd/moat
+if [ -n "${PROFILE:-}" ]; then
+  go build -tags pprof -o "$W/moat" ./cmd/moat
+else
+  go build -o "$W/moat" ./cmd/moat
+fi
 go build -o "$W/backend" ./bench/gateway/backend
 go build -o "$W/replay" ./bench/gateway/replay
 openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 30 -subj /CN=localhost \
@@ -104,7 +111,8 @@ routes:
     csrf_off: true
 YAML
   moat gateway --config "$W/gw-$mode.yaml" --validate >/dev/null || fail "gateway config $mode"
-  moat gateway --config "$W/gw-$mode.yaml" --data-dir "$W/edge-$mode" --server "$MOAT_SERVER" --node "edge-$mode" --service "$svc" \
+  pprof=; [ $mode = on ] && [ -n "${PROFILE:-}" ] && pprof=127.0.0.1:$P_PPROF
+  MOAT_PPROF=$pprof moat gateway --config "$W/gw-$mode.yaml" --data-dir "$W/edge-$mode" --server "$MOAT_SERVER" --node "edge-$mode" --service "$svc" \
     --join "$(moat token create --node "edge-$mode" 2>/dev/null)" --mesh-listen "127.0.0.1:$mesh" \
     --log-level warn >"$W/gw-$mode.log" 2>&1 & pids+=($!)
 done
@@ -216,8 +224,13 @@ LUA
 # measure TARGET TYPE URL SCRIPT: one wrk run, one line in $W/results:
 # target|type|req/s|p50|p99|non-2xx
 measure() {
-  local out rps p50 p99 non2xx
+  local out rps p50 p99 non2xx prof=
+  if [ -n "${PROFILE:-}" ] && [ "$1" = "moat WAF on" ]; then
+    local secs=${DUR%s}; secs=${secs%.*}
+    curl -s -o "$W/moat-${2// /-}.pprof" "http://127.0.0.1:$P_PPROF/debug/pprof/profile?seconds=$((secs > 1 ? secs - 1 : 1))" & prof=$!
+  fi
   out=$(wrk -t2 -c"$CONNS" -d"$DUR" --latency -s "$4" "$3" 2>&1) || fail "wrk $3: $out"
+  [ -z "$prof" ] || wait "$prof"
   rps=$(awk '/Requests\/sec/ {print $2}' <<<"$out")
   p50=$(awk '$1=="50%" {print $2}' <<<"$out")
   p99=$(awk '$1=="99%" {print $2}' <<<"$out")

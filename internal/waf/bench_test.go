@@ -2,6 +2,7 @@ package waf
 
 import (
 	"flag"
+	"fmt"
 	"net/http/httptest"
 	"strings"
 	"syscall"
@@ -59,4 +60,62 @@ func BenchmarkJSON1KText(b *testing.B) {
 	note := strings.Repeat("Please leave the parcel with the neighbour at number 12. ", 12)
 	body := `{"customer":{"name":"Ana Maria","email":"ana@example.com"},"items":[{"sku":"A-100","qty":2,"note":"` + note + `"}],"comment":"leave at the door, please"}`
 	benchRequest(b, "POST", "/api/orders", "application/json", body)
+}
+
+// BenchmarkRxEngines runs every RE2-capable @rx pattern of the rule set
+// on benign text of several lengths with Go's engine and with RE2 (built
+// with -tags re2_cgo, RE2 is the system's libre2; without, RE2 compiled to
+// Go): where RE2 starts to win is re2MinLen.
+func BenchmarkRxEngines(b *testing.B) {
+	w, err := New(Config{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	w.Close()
+	var ops []*rxOp
+	rxCache.Range(func(_, v any) bool {
+		if o := v.(*rxCompiled).op; o.re2 != nil {
+			ops = append(ops, o)
+		}
+		return true
+	})
+	text := strings.Repeat("Please leave the parcel with the neighbour at number 12, thanks! ", 64)
+	for _, n := range []int{4, 16, 96, 768} {
+		in := text[:n]
+		b.Run(fmt.Sprintf("go/%d", n), func(b *testing.B) {
+			for range b.N {
+				for _, o := range ops {
+					o.std.MatchString(in)
+				}
+			}
+		})
+		b.Run(fmt.Sprintf("re2/%d", n), func(b *testing.B) {
+			for range b.N {
+				for _, o := range ops {
+					o.re2.MatchString(in)
+				}
+			}
+		})
+		b.Run(fmt.Sprintf("necessity/%d", n), func(b *testing.B) {
+			for range b.N {
+				for _, o := range ops {
+					o.need.mayMatch(in)
+				}
+			}
+		})
+		b.Run(fmt.Sprintf("go-submatch/%d", n), func(b *testing.B) {
+			for range b.N {
+				for _, o := range ops {
+					o.std.FindStringSubmatchIndex(in)
+				}
+			}
+		})
+		b.Run(fmt.Sprintf("re2-submatch/%d", n), func(b *testing.B) {
+			for range b.N {
+				for _, o := range ops {
+					o.re2.FindStringSubmatchIndex(in)
+				}
+			}
+		})
+	}
 }

@@ -22,9 +22,8 @@ import (
 //   - a necessity test (see necessity) rejects most inputs before any
 //     engine runs;
 //   - inputs of re2MinLen bytes or more go to RE2, whose DFA is linear in
-//     the input where Go's engine falls back to a slow NFA on long inputs.
-//     Shorter inputs stay with Go's engine, which beats the cost of a call
-//     into RE2 there.
+//     the input where Go's engine falls back to a slow NFA on long inputs
+//     (and is faster from a few bytes on); shorter ones stay with Go's.
 //
 // RE2 and Go's regexp share one syntax and leftmost-first semantics, so
 // they agree on matches and submatches of valid UTF-8. They differ on
@@ -39,9 +38,11 @@ type rxOp struct {
 	need *necessity
 }
 
-// re2MinLen is the input length from which RE2 beats Go's engine on CRS
-// patterns (bench: BenchmarkRxEngines).
-const re2MinLen = 96
+// re2MinLen is the input length from which RE2 beats Go's engine on CRS's
+// patterns: BenchmarkRxEngines has RE2 ahead from 4 bytes on (the
+// DFA is ready after a pattern's first few inputs; Go's backtracker and
+// NFA pay per byte and per state).
+const re2MinLen = 4
 
 // RegexStats counts how the rule set's @rx patterns run.
 type RegexStats struct {

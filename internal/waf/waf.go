@@ -330,11 +330,15 @@ func (w *WAF) Begin(ex *Exclusions) *Tx {
 }
 
 // Close ends the transaction. Safe to call more than once.
+//
+// Coraza's logging phase (5) is not run: its rules (CRS's
+// RESPONSE-980 correlation) only feed Coraza's audit log, which moat keeps
+// off, and cannot change a verdict already given; moat reports from the
+// Verdict instead.
 func (t *Tx) Close() error {
 	if t.tx == nil {
 		return nil
 	}
-	t.tx.ProcessLogging()
 	err := t.tx.Close()
 	t.tx = nil
 	return err
