@@ -78,9 +78,11 @@ openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 30 -s
 
 echo "== moat: control plane, backend node agent, two gateway nodes (WAF on, WAF off)"
 export MOAT_SERVER="127.0.0.1:$P_SERVER" MOAT_ADMIN_DIR="$W/server.admin"
+# (Background processes start "$W/moat" directly, so that $! is moat
+# itself and the cleanup stops it.)
 moat() { "$W/moat" "$@"; }
 moat server init --data-dir "$W/server" --trust-domain bench.test >"$W/init.log" 2>&1 || fail "server init"
-moat server run --data-dir "$W/server" --listen "$MOAT_SERVER" >"$W/server.log" 2>&1 & pids+=($!)
+"$W/moat" server run --data-dir "$W/server" --listen "$MOAT_SERVER" >"$W/server.log" 2>&1 & pids+=($!)
 for _ in $(seq 600); do moat svc list >/dev/null 2>&1 && break; sleep 0.1; done
 moat svc list >/dev/null 2>"$W/svc.log" || fail "the control plane does not answer"
 moat svc register --node app --name app --port "$P_BACKEND" >/dev/null
@@ -88,8 +90,10 @@ moat svc register --node edge-on --name gateway --port "$P_ON" >/dev/null
 moat svc register --node edge-off --name gateway-nowaf --port "$P_OFF" >/dev/null
 printf "default: deny\nrules:\n  - name: edge-to-app\n    from: [gateway, gateway-nowaf]\n    to: app\n    ports: [%s]\n" "$P_BACKEND" >"$W/intentions.yaml"
 moat policy apply -f "$W/intentions.yaml" >/dev/null
-moat agent --data-dir "$W/app" --server "$MOAT_SERVER" --node app --join "$(moat token create --node app 2>/dev/null)" \
+tok=$(moat token create --node app 2>/dev/null)
+"$W/moat" agent --data-dir "$W/app" --server "$MOAT_SERVER" --node app --join "$tok" \
   --listen "127.0.0.1:$P_MESH_APP" >"$W/agent.log" 2>&1 & pids+=($!)
+AGENT=$!
 
 # Both sides run paranoia level 1 with CRS's default anomaly thresholds;
 # rate limits, the connection cap and the CSRF origin check (nginx has
@@ -112,9 +116,10 @@ routes:
 YAML
   moat gateway --config "$W/gw-$mode.yaml" --validate >/dev/null || fail "gateway config $mode"
   pprof=; [ $mode = on ] && [ -n "${PROFILE:-}" ] && pprof=127.0.0.1:$P_PPROF
-  MOAT_PPROF=$pprof moat gateway --config "$W/gw-$mode.yaml" --data-dir "$W/edge-$mode" --server "$MOAT_SERVER" --node "edge-$mode" --service "$svc" \
-    --join "$(moat token create --node "edge-$mode" 2>/dev/null)" --mesh-listen "127.0.0.1:$mesh" \
-    --log-level warn >"$W/gw-$mode.log" 2>&1 & pids+=($!)
+  tok=$(moat token create --node "edge-$mode" 2>/dev/null)
+  MOAT_PPROF=$pprof "$W/moat" gateway --config "$W/gw-$mode.yaml" --data-dir "$W/edge-$mode" --server "$MOAT_SERVER" --node "edge-$mode" --service "$svc" \
+    --join "$tok" --mesh-listen "127.0.0.1:$mesh" --log-level warn >"$W/gw-$mode.log" 2>&1 & pids+=($!)
+  declare "GW_${mode^^}=$!"
 done
 
 echo "== nginx + ModSecurity v3"
@@ -185,6 +190,8 @@ if ! nginx -t -c "$W/nginx.conf" -p "$W" >"$W/nginx-t.log" 2>&1; then
   nginx -t -c "$W/nginx.conf" -p "$W" >"$W/nginx-t.log" 2>&1 || fail "nginx -t: $(cat "$W/nginx-t.log")"
 fi
 nginx -c "$W/nginx.conf" -p "$W"
+for _ in $(seq 50); do [ -s "$W/nginx.pid" ] && break; sleep 0.1; done
+NGX_MASTER=$(cat "$W/nginx.pid")
 echo "bench: nginx + $(dpkg-query -W -f 'libmodsecurity3 ${Version}' libmodsecurity3 2>/dev/null || echo ModSecurity) runs $NGINX_CRS; moat $(git describe --always --dirty 2>/dev/null || echo) runs $MOAT_CRS, paranoia 1 on both"
 
 wait_http "https://127.0.0.1:$P_NGX_ON/"
@@ -221,23 +228,49 @@ wrk.headers["User-Agent"] = "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 
 wrk.headers["Accept"] = "text/html,application/json"
 LUA
 
+# On a shared machine req/s moves with everyone else's load; the CPU time
+# the servers spend per request moves far less. cpu_ticks PID...: the user
+# and system clock ticks the processes have used.
+CLK_TCK=$(getconf CLK_TCK)
+cpu_ticks() {
+  local t=0 p
+  for p in "$@"; do t=$((t + $(awk '{print $14 + $15}' "/proc/$p/stat"))); done
+  echo "$t"
+}
+# server_pids TARGET: moat's gateway and the backend node's agent (the
+# mesh hop nginx does not make), or nginx's master and workers.
+server_pids() {
+  case $1 in
+    "moat WAF on") echo "$GW_ON $AGENT" ;;
+    "moat WAF off") echo "$GW_OFF $AGENT" ;;
+    *) echo "$NGX_MASTER $(pgrep -P "$NGX_MASTER" | tr '\n' ' ')" ;;
+  esac
+}
+
 # measure TARGET TYPE URL SCRIPT: one wrk run, one line in $W/results:
-# target|type|req/s|p50|p99|non-2xx
+# target|type|req/s|p50|p99|non-2xx|server CPU µs per request
 measure() {
-  local out rps p50 p99 non2xx prof=
+  local out rps p50 p99 non2xx prof= sp t0 t1 n cpu
   if [ -n "${PROFILE:-}" ] && [ "$1" = "moat WAF on" ]; then
     local secs=${DUR%s}; secs=${secs%.*}
     curl -s -o "$W/moat-${2// /-}.pprof" "http://127.0.0.1:$P_PPROF/debug/pprof/profile?seconds=$((secs > 1 ? secs - 1 : 1))" & prof=$!
   fi
+  sp=$(server_pids "$1")
+  # shellcheck disable=SC2086
+  t0=$(cpu_ticks $sp)
   out=$(wrk -t2 -c"$CONNS" -d"$DUR" --latency -s "$4" "$3" 2>&1) || fail "wrk $3: $out"
+  # shellcheck disable=SC2086
+  t1=$(cpu_ticks $sp)
   [ -z "$prof" ] || wait "$prof"
+  n=$(awk '/requests in/ {print $1}' <<<"$out")
+  cpu=$(awk -v d=$((t1 - t0)) -v hz="$CLK_TCK" -v n="$n" 'BEGIN {printf "%.0f", n ? d * 1e6 / hz / n : 0}')
   rps=$(awk '/Requests\/sec/ {print $2}' <<<"$out")
   p50=$(awk '$1=="50%" {print $2}' <<<"$out")
   p99=$(awk '$1=="99%" {print $2}' <<<"$out")
   non2xx=$(awk '/Non-2xx/ {print $NF}' <<<"$out")
   [ -n "$rps" ] || fail "wrk printed no rate for $3: $out"
-  echo "$1|$2|$rps|$p50|$p99|${non2xx:-0}" >>"$W/results"
-  printf "%-14s %-16s %10s req/s  p50 %8s  p99 %8s  non-2xx %s\n" "$1" "$2" "$rps" "$p50" "$p99" "${non2xx:-0}"
+  echo "$1|$2|$rps|$p50|$p99|${non2xx:-0}|$cpu" >>"$W/results"
+  printf "%-14s %-16s %10s req/s  p50 %8s  p99 %8s  non-2xx %-6s server CPU %6s µs/req\n" "$1" "$2" "$rps" "$p50" "$p99" "${non2xx:-0}" "$cpu"
 }
 
 attack='/search?q=1%27%20UNION%20SELECT%20password%20FROM%20users--'
@@ -257,7 +290,7 @@ for rep in $(seq "$REPS"); do
 done
 
 median() { sort -g | awk '{a[NR]=$1} END {if (NR%2) print a[(NR+1)/2]; else printf "%.2f\n", (a[NR/2]+a[NR/2+1])/2}'; }
-med() { awk -F'|' -v t="$1" -v y="$2" '$1==t && $2==y {print $3}' "$W/results" | median; }
+med() { awk -F'|' -v t="$1" -v y="$2" -v c="${3:-3}" '$1==t && $2==y {print $c}' "$W/results" | median; }
 echo "== medians of $REPS (req/s), and the ratios the issue sets targets for (≥ 5× nginx+ModSecurity, ≥ 25% of WAF off)"
 printf "%-16s %12s %12s %12s %12s %12s %12s\n" "request" "moat WAF on" "moat WAF off" "nginx+ModSec" "nginx plain" "on/ModSec" "on/off"
 for t in "${types[@]}"; do
@@ -266,6 +299,15 @@ for t in "${types[@]}"; do
   ms=$(med "nginx+ModSec" "$label"); np=$(med "nginx plain" "$label")
   awk -v l="$label" -v on="$on" -v off="$off" -v ms="$ms" -v np="$np" 'BEGIN {
     printf "%-16s %12.0f %12.0f %12.0f %12.0f %11.2fx %11.0f%%\n", l, on, off, ms, np, on/ms, 100*on/off }'
+done
+echo "== server CPU per request, medians of $REPS (µs; moat: gateway + the backend node's agent, nginx: master + workers)"
+printf "%-16s %12s %12s %12s %12s %12s %12s\n" "request" "moat WAF on" "moat WAF off" "nginx+ModSec" "nginx plain" "ModSec/on" "off/on"
+for t in "${types[@]}"; do
+  IFS='|' read -r label _ _ <<<"$t"
+  on=$(med "moat WAF on" "$label" 7); off=$(med "moat WAF off" "$label" 7)
+  ms=$(med "nginx+ModSec" "$label" 7); np=$(med "nginx plain" "$label" 7)
+  awk -v l="$label" -v on="$on" -v off="$off" -v ms="$ms" -v np="$np" 'BEGIN {
+    printf "%-16s %12.0f %12.0f %12.0f %12.0f %11.2fx %11.0f%%\n", l, on, off, ms, np, (on ? ms/on : 0), (on ? 100*off/on : 0) }'
 done
 blocked=$(awk -F'|' '$1=="moat WAF on" && $2=="blocked attack" {s+=$6} END {print s+0}' "$W/results")
 [ "$blocked" -gt 0 ] || fail "moat's WAF blocked none of the attack requests"
