@@ -14,6 +14,10 @@ func benchRequest(b *testing.B, method, target, ctype, body string) {
 	if err != nil {
 		b.Fatal(err)
 	}
+	benchWith(b, w, method, target, ctype, body)
+}
+
+func benchWith(b *testing.B, w *WAF, method, target, ctype, body string) {
 	defer w.Close()
 	b.ReportAllocs()
 	b.ResetTimer()
