@@ -84,42 +84,26 @@ func BenchmarkRxEngines(b *testing.B) {
 		return true
 	})
 	text := strings.Repeat("Please leave the parcel with the neighbour at number 12, thanks! ", 64)
+	engines := []struct {
+		name string
+		run  func(o *rxOp, in string)
+	}{
+		{"go", func(o *rxOp, in string) { o.std.MatchString(in) }},
+		{"re2", func(o *rxOp, in string) { o.re2.MatchString(in) }},
+		{"necessity", func(o *rxOp, in string) { o.need.mayMatch(in) }},
+		{"go-submatch", func(o *rxOp, in string) { o.std.FindStringSubmatchIndex(in) }},
+		{"re2-submatch", func(o *rxOp, in string) { o.re2.FindStringSubmatchIndex(in) }},
+	}
 	for _, n := range []int{4, 16, 96, 768} {
 		in := text[:n]
-		b.Run(fmt.Sprintf("go/%d", n), func(b *testing.B) {
-			for range b.N {
-				for _, o := range ops {
-					o.std.MatchString(in)
+		for _, e := range engines {
+			b.Run(fmt.Sprintf("%s/%d", e.name, n), func(b *testing.B) {
+				for range b.N {
+					for _, o := range ops {
+						e.run(o, in)
+					}
 				}
-			}
-		})
-		b.Run(fmt.Sprintf("re2/%d", n), func(b *testing.B) {
-			for range b.N {
-				for _, o := range ops {
-					o.re2.MatchString(in)
-				}
-			}
-		})
-		b.Run(fmt.Sprintf("necessity/%d", n), func(b *testing.B) {
-			for range b.N {
-				for _, o := range ops {
-					o.need.mayMatch(in)
-				}
-			}
-		})
-		b.Run(fmt.Sprintf("go-submatch/%d", n), func(b *testing.B) {
-			for range b.N {
-				for _, o := range ops {
-					o.std.FindStringSubmatchIndex(in)
-				}
-			}
-		})
-		b.Run(fmt.Sprintf("re2-submatch/%d", n), func(b *testing.B) {
-			for range b.N {
-				for _, o := range ops {
-					o.re2.FindStringSubmatchIndex(in)
-				}
-			}
-		})
+			})
+		}
 	}
 }
