@@ -2,7 +2,7 @@
 // a smoke mode of a few seconds, as its README tells a user to run it, and
 // checks only that it printed its figures. A renamed flag, a moved file or
 // a peer the harness can no longer start then fails CI instead of the next
-// measurement. (bench/waf has its own smoke test beside it.)
+// measurement.
 package bench
 
 import (
@@ -39,6 +39,8 @@ var harnesses = []harness{
 	{name: "identity", pkg: "./bench/identity", args: []string{"-run", "sign,rss,revoke", "-sign-runs", "1", "-sign-time", "200ms",
 		"-rss-settle", "1s", "-rss-samples", "1", "-services", "50", "-agents", "5", "-revocations", "1"},
 		want: []string{`CA.SignPublicKey \(sign, then validate\)\s+\d+`, `agent VmRSS median [\d.]+ MB`, `median over 1 revocations: committed`}},
+	{name: "waf", pkg: "./bench/waf", args: []string{"-corpus", "internal/waf/testdata/corpus.jsonl"},
+		want: []string{`attacks blocked \d+/\d+ \(`, `benign blocked \d+/\d+ \(`}},
 	{name: "gateway", script: []string{"bench/gateway/run.sh"}, env: []string{"SMOKE=1"},
 		want: []string{`benign GET\s+\d+\s+\d+\s+\d+\s+\d+\s+[\d.]+x\s+\d+%`, `form POST\s+\d+\s+\d+\s+\d+\s+\d+\s+[\d.]+x`, `1 KB JSON POST\s+\d+\s+\d+\s+\d+\s+\d+\s+[\d.]+x`,
 			`blocked attack\s+\d+\s+\d+\s+\d+\s+\d+\s+[\d.]+x`, `moat \(WAF on\)\s+attacks blocked\s+\d+/\d+`, `nginx\+ModSecurity\s+attacks blocked\s+\d+/\d+`, `runs OWASP_CRS/[\d.]+`}},
