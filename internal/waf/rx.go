@@ -29,8 +29,12 @@ import (
 // they agree on matches and submatches of valid UTF-8. They differ on
 // invalid UTF-8 (Go reads each bad byte as U+FFFD, RE2 stops), so such
 // inputs stay with Go's engine. A pattern RE2 refuses, or on which the two
-// engines disagree over probeInputs, runs on Go's engine alone; Stats
-// counts both.
+// engines disagree over probeInputs, runs on Go's engine alone;
+// WAF.RegexStats counts both.
+//
+// corazawaf/coraza-wasilibs registers an RE2 @rx the same way; it is not
+// served to this project, and its operator has neither the necessity test
+// nor the per-input choice of engine, so the glue lives here.
 type rxOp struct {
 	std  *regexp.Regexp
 	bin  *binaryregexp.Regexp // instead of std for patterns over bytes
