@@ -33,8 +33,8 @@ import (
 // WAF.RegexStats counts both.
 //
 // corazawaf/coraza-wasilibs registers an RE2 @rx the same way; it is not
-// served to this project, and its operator has neither the necessity test
-// nor the per-input choice of engine, so the glue lives here.
+// served to this project, so the glue lives here, with the necessity test
+// and the per-input choice of engine.
 type rxOp struct {
 	std  *regexp.Regexp
 	bin  *binaryregexp.Regexp // instead of std for patterns over bytes
