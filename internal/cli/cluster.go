@@ -83,10 +83,11 @@ func (s *serverKeyring) Close() error {
 //
 // A server joining a cluster needs only the etcd endpoints and the KEK:
 // the keyring (and through it the sealed CA and state) is read from etcd.
-// A keyring.json left in the data directory by a server that ran before
-// the keyring moved to etcd is published to an etcd that has none, or
-// retired once etcd's keyring holds every key it holds; one holding keys
-// the cluster lacks stops the server, since data here was sealed with them.
+// keyring.json in the data directory is then a copy of the cluster's,
+// refreshed at every change, for the tools that read the directory
+// offline. One left by a server that ran before the keyring moved to etcd
+// is published to an etcd that has none; one holding keys the cluster
+// lacks stops the server, since data here was sealed with them.
 func openServerKeyring(ctx context.Context, e *Env, c serverConfig, create bool) (*serverKeyring, error) {
 	if c.Store.Backend != "etcd" {
 		kek, err := c.KEK.kek(e, c.DataDir, create)
@@ -136,7 +137,7 @@ func openServerKeyring(ctx context.Context, e *Env, c serverConfig, create bool)
 	if err := adoptLocalKeyring(local, backend, sk.kek, existing); err != nil {
 		return nil, err
 	}
-	sk.kr, err = seal.Open(seal.Config{Dir: c.DataDir, KEK: sk.kek, NoCreate: !create, Backend: backend})
+	sk.kr, err = seal.Open(seal.Config{Dir: c.DataDir, KEK: sk.kek, NoCreate: !create, Backend: backend, Mirror: local})
 	switch {
 	case errors.Is(err, seal.ErrNoKeyring):
 		return nil, fmt.Errorf("etcd %v prefix %q holds no moat control plane: run \"moat server init\" with the same store settings first", ec.Endpoints, ec.Prefix)
@@ -168,8 +169,9 @@ func (f fixedKeyring) Load() ([]byte, error)     { return f, nil }
 func (f fixedKeyring) Replace(_, _ []byte) error { return seal.ErrKeyringChanged }
 
 // adoptLocalKeyring moves a data directory's keyring.json to the cluster:
-// published when etcd holds none, retired (renamed *.superseded) when
-// etcd's holds all of its keys, and refused otherwise.
+// published when etcd holds none, kept (as the local copy the cluster's
+// keyring refreshes) when etcd's holds all of its keys, and refused
+// otherwise.
 func adoptLocalKeyring(local string, backend etcdKeyring, kek seal.KEK, existing []byte) error {
 	if _, err := os.Stat(local); errors.Is(err, fs.ErrNotExist) {
 		return nil
@@ -196,7 +198,7 @@ func adoptLocalKeyring(local string, backend etcdKeyring, kek seal.KEK, existing
 			return fmt.Errorf("%s holds data key %d, which the cluster's keyring (%s) lacks: data in this directory was sealed with it; move the directory's audit/ and flows/ aside before joining the cluster, or restore the cluster's keyring", local, k.ID, backend.Name())
 		}
 	}
-	return os.Rename(local, local+".superseded")
+	return nil
 }
 
 // restoreToEtcd loads a restored data directory's state into the etcd

@@ -268,6 +268,16 @@ func TestHighAvailability(t *testing.T) {
 			t.Fatalf("keys status through %s: %s, through %s: %s", s.name, got, rot.name, want)
 		}
 	}
+	waitForDetail(t, "every server's local copy of the cluster keyring refreshed", func() (bool, string) {
+		first, _ := os.ReadFile(filepath.Join(c.servers[0].data, "keyring.json"))
+		for _, s := range c.servers[1:] {
+			b, _ := os.ReadFile(filepath.Join(s.data, "keyring.json"))
+			if len(first) == 0 || string(b) != string(first) {
+				return false, s.name + "'s keyring.json differs from " + c.servers[0].name + "'s"
+			}
+		}
+		return true, ""
+	})
 	tr.advance(t, "after the key rotation", 25)
 
 	t.Log("rotate the root through one server, step by step; admin calls through every other server work at each step")

@@ -47,6 +47,11 @@ type Config struct {
 	// Dir. A cluster's servers share one Backend (the etcd store's), so a
 	// rotation on one is a rotation on all.
 	Backend Backend
+	// Mirror, with a Backend, names a file kept a copy of the wrapped
+	// keyring as the backend holds it (rewritten whenever this Keyring
+	// loads or writes a change), so tools that read a data directory
+	// offline open its data without the backend. Empty means none.
+	Mirror string
 }
 
 // KeyMeta is what the keyring records about a data key beside Tink's
@@ -71,6 +76,7 @@ type keyringFileV1 struct {
 // in one file. It is safe for concurrent use.
 type Keyring struct {
 	backend Backend
+	mirror  string
 	dir     string
 	now     func() time.Time
 	log     *slog.Logger
@@ -103,6 +109,7 @@ func Open(cfg Config) (*Keyring, error) {
 	}
 	k := &Keyring{
 		backend: cfg.Backend,
+		mirror:  cfg.Mirror,
 		dir:     cfg.Dir,
 		now:     cfg.Now,
 		log:     cfg.Logger,
@@ -174,7 +181,22 @@ func (k *Keyring) load() error {
 		return fmt.Errorf("seal: keyring %s: %w", k.backend.Name(), err)
 	}
 	k.disk = data
+	k.writeMirror()
 	return nil
+}
+
+// writeMirror refreshes the mirror file from k.disk. A mirror that cannot
+// be written is logged, not fatal: the backend stays the keyring.
+func (k *Keyring) writeMirror() {
+	if k.mirror == "" {
+		return
+	}
+	if cur, err := os.ReadFile(k.mirror); err == nil && bytes.Equal(cur, k.disk) {
+		return
+	}
+	if err := WriteFileAtomic(k.mirror, k.disk, 0o600); err != nil {
+		k.log.Warn("seal: the keyring's local copy was not refreshed", "path", k.mirror, "err", err)
+	}
 }
 
 // Reload re-reads the keyring from its backend, to pick up a rotation made
@@ -282,6 +304,7 @@ func (k *Keyring) persistLocked(h *keyset.Handle, meta []KeyMeta, kek KEK) error
 		return err
 	}
 	k.disk = data
+	k.writeMirror()
 	return nil
 }
 
