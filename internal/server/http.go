@@ -57,6 +57,7 @@ func (s *Server) routes() http.Handler {
 	mux.HandleFunc("POST "+api.PathSVID, s.node(s.handleSVID))
 	mux.HandleFunc("GET "+api.PathWatch, s.node(s.handleWatch))
 	mux.HandleFunc("POST "+api.PathFlows, s.node(s.handleFlows))
+	mux.HandleFunc("GET "+api.PathNodeAudit, s.node(s.handleNodeAudit))
 
 	admin := func(method, path, role, action string, h func(context.Context, *caller, *http.Request) (any, string, error)) {
 		mux.HandleFunc(method+" "+path, s.admin(role, action, h))
@@ -223,6 +224,14 @@ func (s *Server) handleBundle(w http.ResponseWriter, r *http.Request) {
 
 func (s *Server) handleWhoami(ctx context.Context, c *caller, r *http.Request) (any, string, error) {
 	return api.Whoami{ID: c.ID, Role: c.Role}, c.ID, nil
+}
+
+// trimForError shortens a caller's value to quote in an error.
+func trimForError(v string) string {
+	if len(v) > 64 {
+		return v[:64] + "…"
+	}
+	return v
 }
 
 func mustParseID(s string) spiffeid.ID {
