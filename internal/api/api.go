@@ -251,7 +251,10 @@ type AuditProof struct {
 // FlowAck answers a batch of flow records.
 type FlowAck struct {
 	Received int `json:"received"`
-	Stored   int `json:"stored"` // new records; the rest were already stored
+	Stored   int `json:"stored"` // new records; the rest were already stored or refused
+	// Refused counts records left out: too large, malformed, invalid, or
+	// about services the sending node does not run.
+	Refused int `json:"refused,omitempty"`
 }
 
 // AdminRequest asks for an administrator's certificate and role.

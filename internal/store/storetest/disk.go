@@ -16,6 +16,14 @@ import (
 func SmallDisk(tb testing.TB, size int64) string {
 	tb.Helper()
 	dir := tb.TempDir()
+	MountSmallDisk(tb, dir, size)
+	return dir
+}
+
+// MountSmallDisk mounts a tmpfs of size bytes on dir (an empty directory),
+// unmounted when the test ends; see SmallDisk.
+func MountSmallDisk(tb testing.TB, dir string, size int64) {
+	tb.Helper()
 	if err := syscall.Mount("tmpfs", dir, "tmpfs", syscall.MS_NOSUID|syscall.MS_NODEV, fmt.Sprintf("size=%d,mode=0700", size)); err != nil {
 		tb.Fatalf("mount a %d-byte tmpfs on %s (this test needs root, as CI runs it): %v", size, dir, err)
 	}
@@ -24,7 +32,6 @@ func SmallDisk(tb testing.TB, size int64) string {
 			tb.Errorf("unmount %s: %v", dir, err)
 		}
 	})
-	return dir
 }
 
 // Fill writes a file in dir until the file system is full and returns a
