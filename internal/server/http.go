@@ -58,6 +58,7 @@ func (s *Server) routes() http.Handler {
 	mux.HandleFunc("GET "+api.PathWatch, s.node(s.handleWatch))
 	mux.HandleFunc("POST "+api.PathFlows, s.node(s.handleFlows))
 	mux.HandleFunc("GET "+api.PathNodeAudit, s.node(s.handleNodeAudit))
+	mux.HandleFunc("POST "+api.PathNodeHealth, s.node(s.handleNodeHealth))
 
 	admin := func(method, path, role, action string, h func(context.Context, *caller, *http.Request) (any, string, error)) {
 		mux.HandleFunc(method+" "+path, s.admin(role, action, h))
@@ -120,6 +121,8 @@ func nodeAction(path string) string {
 		return "flows.ingest"
 	case api.PathNodeAudit:
 		return "audit.witness"
+	case api.PathNodeHealth:
+		return "node.health"
 	}
 	return "node"
 }

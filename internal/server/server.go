@@ -307,6 +307,9 @@ func (s *Server) Run(ctx context.Context) error {
 	defer cancel()
 	_ = hs.Shutdown(shut)
 	_ = hs.Close()
+	// Shutdown closes only the listeners Serve has started tracking: one
+	// stopped right after it started would stay bound.
+	_ = ln.Close()
 	cancelRef()
 	<-refDone // the last refusals are summarised before Run returns
 	return err
