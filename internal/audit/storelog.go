@@ -31,8 +31,11 @@ const (
 )
 
 // StoreKeySuffix is the key, under a log's prefix, where StoreKey keeps
-// the signer key.
-const StoreKeySuffix = "key"
+// the signer key; DefaultStoreKey is where a server's log keeps it.
+const (
+	StoreKeySuffix  = "key"
+	DefaultStoreKey = DefaultStorePrefix + StoreKeySuffix
+)
 
 // storeOpTimeout bounds each store call a StoreLog makes without a caller's
 // context (Size, Checkpoint, Entries, Prove).

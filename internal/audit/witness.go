@@ -1,6 +1,7 @@
 package audit
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -197,4 +198,84 @@ func ParseProofBytes(b [][]byte) (tlog.TreeProof, error) {
 		copy(p[i][:], h)
 	}
 	return p, nil
+}
+
+// CheckEntries recomputes a log's tree from its entries as stored, which
+// page serves in order from an index (a server's API, say), and checks
+// that the signed checkpoint (opened with v) signs that tree and that every
+// checkpoint of o.Trusted is a prefix of it. The caller trusts nothing the
+// server says but what v signed. Like Verify, it returns a *VerifyError
+// naming the first entry not vouched for.
+func CheckEntries(ctx context.Context, v note.Verifier, signed []byte, page func(from, to int64) ([][]byte, error), o VerifyOptions) (Checkpoint, error) {
+	c, err := OpenCheckpoint(signed, v)
+	if err != nil {
+		return Checkpoint{}, err
+	}
+	trusted, err := openTrusted(o.Trusted, v)
+	if err != nil {
+		return Checkpoint{}, err
+	}
+	var front frontier
+	next, good := 0, int64(0) // next trusted checkpoint; size of the last one matched
+	check := func() error {
+		for next < len(trusted) && trusted[next].Size == front.n {
+			root, err := front.root()
+			if err != nil {
+				return err
+			}
+			if root != trusted[next].Root {
+				return &VerifyError{Index: good, Reason: fmt.Sprintf("the log differs from the trusted checkpoint of size %d: entries from %d on were rewritten (and re-signed with the signer key)", trusted[next].Size, good)}
+			}
+			good = trusted[next].Size
+			next++
+		}
+		return nil
+	}
+	if err := check(); err != nil {
+		return Checkpoint{}, err
+	}
+	sealed := o.requireSealed
+	for front.n < c.Size {
+		if err := ctx.Err(); err != nil {
+			return Checkpoint{}, fmt.Errorf("audit: check entries: %w", err)
+		}
+		es, err := page(front.n, c.Size)
+		if err != nil {
+			return Checkpoint{}, err
+		}
+		if len(es) == 0 {
+			return Checkpoint{}, &VerifyError{Index: front.n, Reason: fmt.Sprintf("missing: the checkpoint covers %d entries, the log served %d", c.Size, front.n)}
+		}
+		for _, stored := range es {
+			i := front.n
+			if i == c.Size {
+				break
+			}
+			if i == 0 {
+				sealed = sealed || IsSealed(stored)
+			}
+			if sealed && !IsSealed(stored) {
+				return Checkpoint{}, &VerifyError{Index: i, Reason: "a plaintext entry in a sealed log"}
+			}
+			hs, err := tlog.StoredHashes(i, stored, &front)
+			if err != nil {
+				return Checkpoint{}, &VerifyError{Index: i, Reason: err.Error()}
+			}
+			front.add(hs)
+			if err := check(); err != nil {
+				return Checkpoint{}, err
+			}
+		}
+	}
+	if next < len(trusted) {
+		return Checkpoint{}, &VerifyError{Index: c.Size, Reason: fmt.Sprintf("missing: a trusted checkpoint covers %d entries, the log holds %d (it was cut back)", trusted[next].Size, c.Size)}
+	}
+	root, err := front.root()
+	if err != nil {
+		return Checkpoint{}, err
+	}
+	if root != c.Root {
+		return Checkpoint{}, &VerifyError{Index: good, Reason: fmt.Sprintf("the entries served do not make the tree the checkpoint of size %d signs", c.Size)}
+	}
+	return c, nil
 }

@@ -146,3 +146,35 @@ func resignFrom(t *testing.T, f *logFiles, i int, s interface {
 	}
 	f.pub = f.cps[len(f.cps)-1]
 }
+
+// TestCheckEntries: a client that fetches only the stored entries and the
+// signed checkpoint recomputes the tree; entries that do not make it, or a
+// log shorter than a checkpoint saved earlier, fail naming the entry.
+func TestCheckEntries(t *testing.T) {
+	ctx := context.Background()
+	dir, v := newTestLog(t, 9, nil)
+	f := loadFiles(t, dir)
+	serve := func(entries [][]byte) func(from, to int64) ([][]byte, error) {
+		return func(from, to int64) ([][]byte, error) {
+			// Pages of four, as a server would cut them.
+			end := min(to, from+4, int64(len(entries)))
+			return entries[from:end], nil
+		}
+	}
+	latest := f.cps[len(f.cps)-1]
+	if c, err := CheckEntries(ctx, v, latest, serve(f.entries), VerifyOptions{Trusted: [][]byte{f.cps[5]}}); err != nil || c.Size != 9 {
+		t.Fatalf("CheckEntries on a good log = %+v, %v", c, err)
+	}
+	changed := append([][]byte(nil), f.entries...)
+	changed[6] = forged(t, 6)
+	var ve *VerifyError
+	if _, err := CheckEntries(ctx, v, latest, serve(changed), VerifyOptions{Trusted: [][]byte{f.cps[5]}}); !errors.As(err, &ve) || ve.Index != 5 {
+		t.Fatalf("entries changed after the trusted size 5: %v, want a VerifyError at 5", err)
+	}
+	if _, err := CheckEntries(ctx, v, f.cps[4], serve(f.entries[:4]), VerifyOptions{Trusted: [][]byte{latest}}); !errors.As(err, &ve) || ve.Index != 4 || !strings.Contains(ve.Reason, "cut back") {
+		t.Fatalf("a log cut back to 4 entries against a trusted 9: %v", err)
+	}
+	if _, err := CheckEntries(ctx, v, latest, serve(f.entries[:7]), VerifyOptions{}); !errors.As(err, &ve) || ve.Index != 7 {
+		t.Fatalf("a server serving 7 of 9 entries: %v", err)
+	}
+}

@@ -144,7 +144,7 @@ func openAuditLog(ctx context.Context, c serverConfig, st store.Store, sealer au
 		return audit.OpenStoreLog(ctx, audit.StoreLogConfig{Store: st, Sealer: sealer, Logger: logger})
 	}
 	dir := filepath.Join(c.DataDir, audit.DirName)
-	signer, verifier, err := audit.StoreKey(ctx, st, audit.DefaultStorePrefix+audit.StoreKeySuffix, audit.DefaultKeyName, filepath.Join(dir, audit.SignerKeyFile))
+	signer, verifier, err := audit.StoreKey(ctx, st, audit.DefaultStoreKey, audit.DefaultKeyName, filepath.Join(dir, audit.SignerKeyFile))
 	if err != nil {
 		return nil, err
 	}

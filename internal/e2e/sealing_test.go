@@ -233,7 +233,7 @@ func TestNoPlaintextAtRest(t *testing.T) {
 		t.Fatal(err)
 	}
 	// The audit log's signer key lives in the sealed store, nowhere else.
-	akv, err := st.Get(ctx, audit.DefaultStorePrefix+audit.StoreKeySuffix)
+	akv, err := st.Get(ctx, audit.DefaultStoreKey)
 	st.Close()
 	if err != nil {
 		t.Fatal(err)
