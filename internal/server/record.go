@@ -32,9 +32,15 @@ const resultPending = "pending"
 // maxAdminBody bounds an admin call's request body.
 const maxAdminBody = 1 << 20
 
-// record bounds e and appends it to the audit log.
+// record bounds e, names this server in it (servers sharing a store write
+// one log), and appends it to the audit log.
 func (s *Server) record(ctx context.Context, e audit.Entry) error {
-	return s.cfg.Audit.Record(context.WithoutCancel(ctx), boundEntry(e))
+	e = boundEntry(e)
+	if e.Detail == nil {
+		e.Detail = map[string]string{}
+	}
+	e.Detail["server"] = s.cfg.Name
+	return s.cfg.Audit.Record(context.WithoutCancel(ctx), e)
 }
 
 // boundEntry cuts every field of e to its cap.
