@@ -92,7 +92,8 @@ func startServer(ctx context.Context, e *Env, c serverConfig, logger *slog.Logge
 	if retention == 0 {
 		retention = 30 * 24 * time.Hour
 	}
-	if p.flows, err = flow.OpenStore(flow.StoreConfig{Dir: filepath.Join(c.DataDir, "flows"), Retention: retention, Sealer: sealer, Logger: logger}); err != nil {
+	if p.flows, err = flow.OpenStore(flow.StoreConfig{Dir: filepath.Join(c.DataDir, "flows"), Retention: retention, Sealer: sealer, Logger: logger,
+		CacheKiB: c.Flows.CacheKiB, MaxOpen: c.Flows.OpenPartitions}); err != nil {
 		return nil, err
 	}
 	p.closers = append(p.closers, p.flows.Close)
