@@ -554,19 +554,10 @@ func (l *Log) appendLocked(es ...Entry) (int64, error) {
 		if e.Time.IsZero() {
 			e.Time = l.now().UTC()
 		}
-		n := front.n
-		stored, err := EncodeEntry(n, e, l.sealer)
+		stored, hashes, err := addEntry(&front, e, l.sealer)
 		if err != nil {
 			return -1, err
 		}
-		if len(stored) > maxEntry {
-			return -1, fmt.Errorf("audit: entry %d is %d bytes, more than %d", n, len(stored), maxEntry)
-		}
-		hashes, err := tlog.StoredHashes(n, stored, &front)
-		if err != nil {
-			return -1, fmt.Errorf("audit: hash entry %d: %w", n, err)
-		}
-		front.add(hashes)
 		offsets = append(offsets, l.end+int64(len(frames)))
 		frames = appendFrame(frames, stored)
 		for _, h := range hashes {
@@ -601,6 +592,25 @@ func (l *Log) appendLocked(es ...Entry) (int64, error) {
 		l.logger.Warn("audit: publish checkpoint", logKeyDir, l.dir, logKeyErr, err)
 	}
 	return first, nil
+}
+
+// addEntry encodes e as entry front.n (sealed with s when set), hashes it
+// into the tree and returns its stored bytes and the hashes it added.
+func addEntry(front *frontier, e Entry, s Sealer) ([]byte, []tlog.Hash, error) {
+	n := front.n
+	stored, err := EncodeEntry(n, e, s)
+	if err != nil {
+		return nil, nil, err
+	}
+	if len(stored) > maxEntry {
+		return nil, nil, fmt.Errorf("audit: entry %d is %d bytes, more than %d", n, len(stored), maxEntry)
+	}
+	hashes, err := tlog.StoredHashes(n, stored, front)
+	if err != nil {
+		return nil, nil, fmt.Errorf("audit: hash entry %d: %w", n, err)
+	}
+	front.add(hashes)
+	return stored, hashes, nil
 }
 
 func (l *Log) write(frame, hb, cpFrame []byte) error {

@@ -284,18 +284,10 @@ func (l *StoreLog) tryAppend(ctx context.Context, es []Entry) (int64, error) {
 	size := 0
 	for _, e := range es {
 		n := front.n
-		stored, err := EncodeEntry(n, e, l.sealer)
+		stored, hashes, err := addEntry(&front, e, l.sealer)
 		if err != nil {
 			return -1, err
 		}
-		if len(stored) > maxEntry {
-			return -1, fmt.Errorf("audit: entry %d is %d bytes, more than %d", n, len(stored), maxEntry)
-		}
-		hashes, err := tlog.StoredHashes(n, stored, &front)
-		if err != nil {
-			return -1, fmt.Errorf("audit: hash entry %d: %w", n, err)
-		}
-		front.add(hashes)
 		hb := make([]byte, 0, len(hashes)*tlog.HashSize)
 		for _, h := range hashes {
 			hb = append(hb, h[:]...)

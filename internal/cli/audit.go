@@ -204,9 +204,10 @@ func fileExists(p string) bool { _, err := os.Stat(p); return err == nil }
 
 // witnessed fetches the server's latest checkpoint with a proof that it
 // extends the newest one this CLI checked before, checks both, and
-// remembers it.
-func (r *remoteAudit) witnessed(ctx context.Context) ([]byte, audit.Checkpoint, error) {
-	c, err := r.witness.Update(func(from int64) ([]byte, tlog.TreeProof, error) {
+// remembers it. A checkpoint that does not extend it fails cmd with exit
+// status 1.
+func (r *remoteAudit) witnessed(ctx context.Context, cmd string) ([]byte, error) {
+	_, err := r.witness.Update(func(from int64) ([]byte, tlog.TreeProof, error) {
 		var resp api.AuditConsistency
 		if err := r.c.Call(ctx, http.MethodGet, fmt.Sprintf("%s?from=%d", api.PathAuditConsistency, from), nil, &resp); err != nil {
 			return nil, nil, err
@@ -214,11 +215,14 @@ func (r *remoteAudit) witnessed(ctx context.Context) ([]byte, audit.Checkpoint, 
 		p, err := audit.ParseProofBytes(resp.Proof)
 		return []byte(resp.Checkpoint), p, err
 	})
+	if errors.Is(err, audit.ErrInconsistent) {
+		return nil, &ExitError{Code: 1, Msg: fmt.Sprintf("%s: FAILED: %v (the checkpoint kept in %s)", cmd, err, filepath.Join(r.adminDir, api.AuditCheckpointFile))}
+	}
 	if err != nil {
-		return nil, audit.Checkpoint{}, err
+		return nil, err
 	}
 	signed, _ := r.witness.Latest()
-	return signed, c, nil
+	return signed, nil
 }
 
 // page fetches stored entries [from, to) (one page at most).
@@ -317,11 +321,8 @@ func verifyRemote(ctx context.Context, e *Env, af *adminFlags, key string, trust
 		return err
 	}
 	defer r.c.Close()
-	signed, _, err := r.witnessed(ctx)
+	signed, err := r.witnessed(ctx, "audit verify")
 	if err != nil {
-		if errors.Is(err, audit.ErrInconsistent) {
-			return &ExitError{Code: 1, Msg: fmt.Sprintf("audit verify: FAILED: %v (the checkpoint kept in %s)", err, filepath.Join(r.adminDir, api.AuditCheckpointFile))}
-		}
 		return err
 	}
 	c, err := audit.CheckEntries(ctx, r.v, signed, r.page(ctx), audit.VerifyOptions{Trusted: trusted})
@@ -407,11 +408,8 @@ func auditCheckpointCommand() *Command {
 					return err
 				}
 				defer r.c.Close()
-				signed, _, err := r.witnessed(ctx)
+				signed, err := r.witnessed(ctx, "audit checkpoint")
 				if err != nil {
-					if errors.Is(err, audit.ErrInconsistent) {
-						return &ExitError{Code: 1, Msg: fmt.Sprintf("audit checkpoint: FAILED: %v", err)}
-					}
 					return err
 				}
 				_, err = e.Stdout.Write(signed)
