@@ -45,12 +45,12 @@ func (a *adminFlags) client(e *Env) (*api.Client, error) {
 	if server == "" {
 		server = envDefault(e, "MOAT_SERVER", "127.0.0.1:7400")
 	}
-	dir := a.adminDir
-	if dir == "" {
-		dir = e.Getenv("MOAT_ADMIN_DIR")
-	}
+	dir := a.dir(e)
 	if dir == "" {
 		return nil, usagef("no admin credentials: pass --admin-dir or set MOAT_ADMIN_DIR (\"moat server init\" wrote them)")
+	}
+	if a.output == "" {
+		a.output = "table"
 	}
 	if a.output != "table" && a.output != "json" {
 		return nil, usagef("--output %q: want table or json", a.output)
@@ -58,8 +58,11 @@ func (a *adminFlags) client(e *Env) (*api.Client, error) {
 	if _, err := api.ParseServers(server); err != nil {
 		return nil, usagef("--server: %v", err)
 	}
-	if a.timeout <= 0 {
+	if a.timeout < 0 {
 		return nil, usagef("--timeout %s: want a positive duration", a.timeout)
+	}
+	if a.timeout == 0 {
+		a.timeout = api.DefaultTimeout // a command that takes no --timeout
 	}
 	c, err := api.NewClientFromDir(server, dir)
 	if err != nil {
@@ -70,6 +73,14 @@ func (a *adminFlags) client(e *Env) (*api.Client, error) {
 		fmt.Fprintf(e.Stderr, "warning: %s\n", reason)
 	}
 	return c, nil
+}
+
+// dir is the admin credentials directory: --admin-dir, else MOAT_ADMIN_DIR.
+func (a *adminFlags) dir(e *Env) string {
+	if a.adminDir != "" {
+		return a.adminDir
+	}
+	return e.Getenv("MOAT_ADMIN_DIR")
 }
 
 // adminCommand builds an admin subcommand: it declares its own flags, then

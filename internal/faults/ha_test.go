@@ -306,6 +306,37 @@ func TestHighAvailability(t *testing.T) {
 		}
 		tr.advance(t, "after ca rotate "+step, 25)
 	}
+
+	t.Log("one audit log for the cluster: it holds entries written through every server and verifies through each")
+	written := map[string]int{}
+	admin1, err := api.NewClientFromDir(c.servers[0].listen, c.admin)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer admin1.Close()
+	for from := int64(0); ; {
+		var page api.AuditEntries
+		if err := admin1.Call(context.Background(), http.MethodGet, fmt.Sprintf("%s?from=%d", api.PathAudit, from), nil, &page); err != nil {
+			t.Fatal(err)
+		}
+		for _, e := range page.Entries {
+			written[e.Entry.Detail["server"]]++
+		}
+		from += int64(len(page.Entries))
+		if len(page.Entries) == 0 || from >= page.Size {
+			break
+		}
+	}
+	for _, s := range c.servers {
+		if written[s.name] == 0 {
+			t.Fatalf("no audit entry written through %s: %v", s.name, written)
+		}
+	}
+	t.Logf("audit entries by the server that wrote them: %v", written)
+	for _, s := range c.servers {
+		out := mustMoat(t, c.via(s), "audit", "verify")
+		t.Logf("audit verify through %s: %s", s.name, firstLine(out))
+	}
 	tr.check(t, "end")
 	gw.check(t, "edge traffic at the end")
 }

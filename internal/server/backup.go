@@ -180,6 +180,11 @@ func vacuumInto(ctx context.Context, src, dst string) error {
 // which every append takes exclusively: the copy is between two appends.
 func copyAudit(src, dst string) error {
 	lock, err := os.OpenFile(filepath.Join(src, "lock"), os.O_RDWR, 0)
+	if errors.Is(err, os.ErrNotExist) {
+		if _, serr := os.Stat(src); errors.Is(serr, os.ErrNotExist) {
+			return nil // a cluster's log lives in the store, and the store's copy holds it
+		}
+	}
 	if err != nil {
 		return fmt.Errorf("server: backup: audit log: %w", err)
 	}

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"moat/internal/api"
+	"moat/internal/audit"
 	"moat/internal/ca"
 	"moat/internal/identity"
 	"moat/internal/seal"
@@ -122,8 +123,29 @@ func Init(ctx context.Context, st store.Store, c InitConfig) error {
 		}
 		return fmt.Errorf("server: %w", err)
 	}
+	// The audit log's verifier key goes beside the credentials; they are
+	// placed even if it cannot be written, so init never locks out.
+	perr := pinAuditKey(ctx, st, staging)
 	if err := placeCredentials(staging, c.AdminDir); err != nil {
 		return fmt.Errorf("server: the control plane is created but its admin credentials could not be put in %s (they are in %s): %w", c.AdminDir, staging, err)
+	}
+	return perr
+}
+
+// pinAuditKey makes the audit log's signer key (sealed in the store) and
+// writes its verifier key beside the admin credentials, so that the CLI
+// checks the log's checkpoints with a key it did not take from the server.
+func pinAuditKey(ctx context.Context, st store.Store, adminDir string) error {
+	_, v, err := audit.StoreKey(ctx, st, audit.DefaultStoreKey, audit.DefaultKeyName, "")
+	if err != nil {
+		return fmt.Errorf("server: %w", err)
+	}
+	vkey, err := audit.VerifierKey(v)
+	if err != nil {
+		return fmt.Errorf("server: %w", err)
+	}
+	if err := seal.WriteFileAtomic(filepath.Join(adminDir, api.AuditKeyFile), []byte(vkey+"\n"), 0o644); err != nil {
+		return fmt.Errorf("server: %w", err)
 	}
 	return nil
 }
@@ -140,8 +162,12 @@ func placeCredentials(staging, dir string) error {
 		}
 		return seal.SyncDir(filepath.Dir(dir))
 	}
-	for _, name := range []string{api.KeyFile, api.CertFile, api.BundleFile} {
-		if err := os.Rename(filepath.Join(staging, name), filepath.Join(dir, name)); err != nil {
+	ents, err := os.ReadDir(staging)
+	if err != nil {
+		return err
+	}
+	for _, e := range ents {
+		if err := os.Rename(filepath.Join(staging, e.Name()), filepath.Join(dir, e.Name())); err != nil {
 			return err
 		}
 	}

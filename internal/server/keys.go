@@ -159,7 +159,10 @@ type KeysConfig struct {
 	Audit audit.Recorder
 	// AuditLog, when set, is counted in key status: its sealed entries
 	// stay under the key that wrote them (the log's hashes cover them).
-	AuditLog *audit.Log
+	AuditLog interface {
+		Size() int64
+		Stored(i int64) ([]byte, error)
+	}
 	// KeyringChanges, when set, watches a keyring shared by a cluster's
 	// servers: it calls its function after every change, until ctx ends.
 	// Each change is loaded at once, so a rotation made through any server

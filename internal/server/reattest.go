@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"moat/internal/api"
+	"moat/internal/audit"
 	"moat/internal/identity"
 	"moat/internal/store"
 )
@@ -64,71 +65,124 @@ func (s *Server) pinIfNone(ctx context.Context, node string, der []byte) error {
 
 // handleReattest gives a node whose certificate expired (or was issued
 // under a root since retired) a new one, on proof of the key pinned at
-// join. Attempts against a node with a pinned key are audited; attempts
-// naming nodes without one are only counted, so strangers cannot fill the
-// audit log.
+// join. Like a join, an attempt is anonymous until its proof holds: a
+// refused one is only counted (refusals.go), one whose proof holds is
+// audited as intent and outcome around the change.
 func (s *Server) handleReattest(w http.ResponseWriter, r *http.Request) {
+	const action = "node.reattest"
 	ctx := r.Context()
 	var req api.ReattestRequest
-	if err := decode(r, &req); err != nil {
-		s.m.calls.WithLabelValues("node.reattest", "denied").Inc()
+	err := decodeLimit(r, &req, maxNodeBody)
+	var node api.Node
+	if err == nil {
+		node, err = s.checkReattest(ctx, req)
+	}
+	if err != nil {
+		s.refuse(r, nil, action, err)
 		writeError(w, err)
 		return
 	}
-	resp, pinned, err := s.reattest(ctx, req)
-	s.answerNodeAttempt(w, r, "node.reattest", "node-key", req.Node, pinned, resp, err)
+	reqID := requestID()
+	detail := map[string]string{"request": reqID, "method": methodNodeKey, "mesh_addr": req.MeshAddr}
+	if host, _, e := net.SplitHostPort(r.RemoteAddr); e == nil {
+		detail["remote"] = host
+	}
+	intent := audit.Entry{Time: s.now().UTC(), Actor: methodNodeKey, Action: action, Target: req.Node, Result: resultPending, Detail: detail}
+	if aerr := s.record(ctx, intent); aerr != nil {
+		s.log.Error("audit: re-attestation intent not recorded; refused", "node", req.Node, "err", aerr)
+		s.m.calls.WithLabelValues(action, "unaudited").Inc()
+		writeError(w, errorf(http.StatusServiceUnavailable, "the audit log cannot be written; nothing was changed"))
+		return
+	}
+	resp, err := s.reattest(ctx, req, node)
+	entry := audit.Entry{Time: s.now().UTC(), Actor: methodNodeKey, Action: action, Target: req.Node, Result: "ok",
+		Detail: map[string]string{"request": reqID, "method": methodNodeKey}}
+	if err != nil {
+		entry.Result = resultOf(err)
+	} else {
+		entry.Actor = mustNodeID(s, req.Node)
+	}
+	s.m.calls.WithLabelValues(action, resultClass(entry.Result)).Inc()
+	if aerr := s.record(ctx, entry); aerr != nil {
+		writeError(w, errorf(http.StatusServiceUnavailable, "the audit log cannot be written: request %s is on record, its outcome is not", reqID))
+		return
+	}
+	if err != nil {
+		writeError(w, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, resp)
 }
 
-// reattest checks a re-attestation and signs the node's new certificate.
-// pinned reports whether the named node has a pinned key (the attempt is
-// then worth an audit entry).
-func (s *Server) reattest(ctx context.Context, req api.ReattestRequest) (_ api.CertResponse, pinned bool, _ error) {
+// methodNodeKey names re-attestation by the pinned node key in audit
+// entries and metrics.
+const methodNodeKey = "node-key"
+
+// checkReattest checks everything a re-attestation claims before
+// anything is recorded or signed: the name, the pinned key, the time, the
+// signature, and that the node is registered and not revoked.
+func (s *Server) checkReattest(ctx context.Context, req api.ReattestRequest) (api.Node, error) {
+	if len(req.Node) > 63 {
+		return api.Node{}, errorf(http.StatusBadRequest, "node: a name of %d bytes, more than 63", len(req.Node))
+	}
 	id, err := identity.NodeID(s.td, req.Node)
 	if err != nil {
-		return api.CertResponse{}, false, errorf(http.StatusBadRequest, "node: %v", err)
+		return api.Node{}, errorf(http.StatusBadRequest, "node: %v", err)
+	}
+	if req.MeshAddr != "" {
+		if err := validateMeshAddr(req.MeshAddr); err != nil {
+			return api.Node{}, err
+		}
 	}
 	var rec nodeKeyRecord
 	err = getJSON(ctx, s.st, prefixNodeKey+req.Node, &rec)
 	if errors.Is(err, store.ErrNotFound) {
-		return api.CertResponse{}, false, errorf(http.StatusUnauthorized, "node %q has no pinned node key: re-join it with a token", req.Node)
+		return api.Node{}, errorf(http.StatusUnauthorized, "node %q has no pinned node key: re-join it with a token", req.Node)
 	}
 	if err != nil {
-		return api.CertResponse{}, false, err
+		return api.Node{}, err
 	}
 	pub, err := parseNodeKey(rec.Key)
 	if err != nil {
-		return api.CertResponse{}, true, err
+		return api.Node{}, err
 	}
 	if skew := s.now().Sub(req.Time); skew > api.MaxReattestSkew || skew < -api.MaxReattestSkew {
-		return api.CertResponse{}, true, errorf(http.StatusUnauthorized, "re-attestation refused: its time is %s from the server's clock", skew.Round(time.Second))
+		return api.Node{}, errorf(http.StatusUnauthorized, "re-attestation refused: its time is %s from the server's clock", skew.Round(time.Second))
 	}
 	sum := sha256.Sum256(api.ReattestPayload(s.td.Name(), req.Node, req.Time, req.CSR))
 	if !ecdsa.VerifyASN1(pub, sum[:], req.Signature) {
-		return api.CertResponse{}, true, errorf(http.StatusUnauthorized, "re-attestation refused: the signature is not by the node key pinned at join")
+		return api.Node{}, errorf(http.StatusUnauthorized, "re-attestation refused: the signature is not by the node key pinned at join")
 	}
 	if contains(s.trust.Revocations().IDs, id.String()) {
-		return api.CertResponse{}, true, errorf(http.StatusForbidden, "node %q is revoked", req.Node)
+		return api.Node{}, errorf(http.StatusForbidden, "node %q is revoked", req.Node)
 	}
 	var node api.Node
 	if err := getJSON(ctx, s.st, prefixNode+req.Node, &node); err != nil {
 		if errors.Is(err, store.ErrNotFound) {
-			return api.CertResponse{}, true, errorf(http.StatusUnauthorized, "node %q is no longer registered: re-join it with a token", req.Node)
+			return api.Node{}, errorf(http.StatusUnauthorized, "node %q is no longer registered: re-join it with a token", req.Node)
 		}
-		return api.CertResponse{}, true, err
+		return api.Node{}, err
+	}
+	return node, nil
+}
+
+// reattest signs the node's new certificate and records a changed mesh
+// address.
+func (s *Server) reattest(ctx context.Context, req api.ReattestRequest, node api.Node) (api.CertResponse, error) {
+	id, err := identity.NodeID(s.td, req.Node)
+	if err != nil {
+		return api.CertResponse{}, errorf(http.StatusBadRequest, "node: %v", err)
 	}
 	chain, err := s.CA().SignCSR(req.CSR, id, s.nodeTTL())
 	if err != nil {
-		return api.CertResponse{}, true, errorf(http.StatusBadRequest, "csr: %v", err)
+		return api.CertResponse{}, errorf(http.StatusBadRequest, "csr: %v", err)
 	}
 	s.m.issued.WithLabelValues("node").Inc()
 	if req.MeshAddr != "" && req.MeshAddr != node.MeshAddr {
-		if _, _, err := net.SplitHostPort(req.MeshAddr); err != nil {
-			return api.CertResponse{}, true, errorf(http.StatusBadRequest, "mesh_addr %q: %v", req.MeshAddr, err)
-		}
 		node.MeshAddr = req.MeshAddr
 		if err := putJSON(ctx, s.st, prefixNode+req.Node, node); err != nil {
-			return api.CertResponse{}, true, err
+			return api.CertResponse{}, err
 		}
 	}
-	return api.CertResponse{Chain: api.DERs(chain), Bundle: api.DERs(s.CA().Bundle().X509Authorities()), TrustDomain: s.td.Name()}, true, nil
+	return s.certResponse(chain), nil
 }

@@ -280,7 +280,14 @@ func (s *Server) handleWatch(w http.ResponseWriter, r *http.Request, c *caller) 
 	defer s.hub.unsubscribe(sb)
 	s.m.watches.Inc()
 	defer s.m.watches.Dec()
-	snap, revs, err := s.snapshot(ctx)
+	// Without quorum the snapshot is read from the member this server
+	// reaches, so an agent that (re)connects meanwhile still gets the
+	// registry, the intentions and the revocations; the log says so.
+	sctx, stale := store.AllowStale(ctx)
+	snap, revs, err := s.snapshot(sctx)
+	if why := stale.Reason(); why != "" && err == nil {
+		s.log.Warn("watch snapshot served from one store member's copy", "node", c.Name, "why", why)
+	}
 	if err != nil {
 		writeError(w, err)
 		return
