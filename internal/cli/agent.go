@@ -24,6 +24,7 @@ type agentConfig struct {
 	// KEK seals the node key, cached SVID keys and the spool; the key file
 	// defaults to DATA_DIR.kek, created on first start.
 	KEK kekConfig `yaml:"kek"`
+	Log logConfig `yaml:",inline"`
 }
 
 func (c *agentConfig) validate() error {
@@ -43,6 +44,9 @@ func (c *agentConfig) validate() error {
 		if _, _, err := net.SplitHostPort(c.Metrics); err != nil {
 			return config.Errorf("metrics", "%q: want host:port", c.Metrics)
 		}
+	}
+	if err := c.Log.validate(); err != nil {
+		return err
 	}
 	return c.KEK.validate("kek")
 }
@@ -71,6 +75,7 @@ func agentCommand() *Command {
 			fs.StringVar(&c.Metrics, "metrics", "", "serve Prometheus /metrics on this address")
 			validate = fs.Bool("validate", false, "check the configuration and exit")
 			c.KEK.flags(fs)
+			c.Log.flags(fs)
 		},
 		Run: func(ctx context.Context, e *Env, fs *flag.FlagSet) error {
 			if err := withConfigFile(fs, *file, &c); err != nil {

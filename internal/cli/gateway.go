@@ -5,7 +5,6 @@ import (
 	"errors"
 	"flag"
 	"fmt"
-	"log/slog"
 	"net"
 	"os"
 	"os/signal"
@@ -31,7 +30,6 @@ func gatewayCommand() *Command {
 	var (
 		cfgFile  string
 		validate bool
-		logLevel string
 		c        gatewayConfig
 	)
 	return &Command{
@@ -48,7 +46,6 @@ func gatewayCommand() *Command {
 		Flags: func(fs *flag.FlagSet) {
 			fs.StringVar(&cfgFile, "config", "gateway.yaml", "gateway configuration file")
 			fs.BoolVar(&validate, "validate", false, "check the configuration and exit")
-			fs.StringVar(&logLevel, "log-level", "info", "debug, info, warn or error")
 			fs.StringVar(&c.DataDir, "data-dir", "", "directory of the gateway node's identity and caches (required)")
 			fs.StringVar(&c.Server, "server", "127.0.0.1:7400", "control plane address")
 			fs.StringVar(&c.Join, "join", "", "one-time join token (first start only)")
@@ -57,6 +54,7 @@ func gatewayCommand() *Command {
 			fs.StringVar(&c.Service, "service", "gateway", "the service the gateway calls as")
 			fs.StringVar(&c.Metrics, "metrics", "", "serve Prometheus /metrics on this address")
 			c.KEK.flags(fs) // seals the node's keys and spool, as for an agent
+			c.Log.flags(fs)
 		},
 		Run: func(ctx context.Context, e *Env, fs *flag.FlagSet) error {
 			if fs.NArg() > 0 {
@@ -76,11 +74,7 @@ func gatewayCommand() *Command {
 			if err := identity.ValidName(c.Service); err != nil {
 				return config.Errorf("service", "%v", err)
 			}
-			var level slog.Level
-			if err := level.UnmarshalText([]byte(logLevel)); err != nil {
-				return usagef("gateway: --log-level %q: want debug, info, warn or error", logLevel)
-			}
-			log := slog.New(slog.NewTextHandler(e.Stderr, &slog.HandlerOptions{Level: level}))
+			log := c.Log.logger(e.Stderr)
 			n, err := startNode(ctx, e, c.agentConfig)
 			if err != nil {
 				return err

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"flag"
 	"fmt"
-	"log/slog"
 	"net"
 	"net/url"
 	"os"
@@ -38,6 +37,7 @@ type serverConfig struct {
 	// KeyRotation rotates the primary data key when it is this old (e.g.
 	// 90d); zero means only by "moat keys rotate".
 	KeyRotation config.Duration `yaml:"key_rotation"`
+	Log         logConfig       `yaml:",inline"`
 }
 
 // storeConfig selects the control-plane store.
@@ -57,6 +57,7 @@ func (c *serverConfig) flags(fs *flag.FlagSet) *string {
 	fs.StringVar(&c.Metrics, "metrics", "", "serve Prometheus /metrics on this address")
 	c.kekFlags(fs)
 	c.keyRotationFlag(fs)
+	c.Log.flags(fs)
 	return file
 }
 
@@ -104,6 +105,9 @@ func (c *serverConfig) validate(needTD bool) error {
 		}
 	default:
 		return config.Errorf("store.backend", "%q: want bolt or etcd", c.Store.Backend)
+	}
+	if err := c.Log.validate(); err != nil {
+		return err
 	}
 	return c.KEK.validate("kek")
 }
@@ -201,7 +205,7 @@ func serverRunCommand() *Command {
 				fmt.Fprintln(e.Stdout, "configuration OK")
 				return nil
 			}
-			p, err := startServer(ctx, e, c, slog.New(slog.NewTextHandler(e.Stderr, nil)))
+			p, err := startServer(ctx, e, c, c.Log.logger(e.Stderr))
 			if err != nil {
 				return err
 			}

@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"net/http"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -147,17 +148,56 @@ type node struct {
 	agent       *agent.Agent
 	metrics     *prometheus.Registry
 	metricsAddr string
+	log         *slog.Logger
+	meshAddr    string
 }
 
+// Run runs the agent and its metrics until ctx ends or one fails. It logs
+// "agent ready" once the node serves what the control plane's first
+// snapshot holds: an SVID for every service registered on it.
 func (n *node) Run(ctx context.Context) error {
 	g, ctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return n.agent.Run(ctx) })
+	g.Go(func() error {
+		if n.waitReady(ctx) == nil {
+			var local []string
+			for _, r := range n.agent.LocalServices() {
+				local = append(local, r.Name)
+			}
+			n.log.Info("agent ready", "mesh", n.meshAddr, "services", strings.Join(local, ","))
+		}
+		return nil
+	})
 	g.Go(func() error { return serveMetrics(ctx, n.metricsAddr, n.metrics) })
 	return g.Wait()
 }
 
+// waitReady waits for the first snapshot and an SVID for each local service.
+func (n *node) waitReady(ctx context.Context) error {
+	if err := n.agent.WaitSynced(ctx); err != nil {
+		return err
+	}
+	for {
+		changed := n.agent.SVIDChanged()
+		missing := false
+		for _, r := range n.agent.LocalServices() {
+			if _, err := n.agent.Certificate(r.Name); err != nil {
+				missing = true
+			}
+		}
+		if !missing {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-changed:
+		}
+	}
+}
+
 func startNode(ctx context.Context, e *Env, c agentConfig) (*node, error) {
-	logger := slog.New(slog.NewTextHandler(e.Stderr, nil))
+	logger := c.Log.logger(e.Stderr)
 	socket := c.Socket
 	if socket == "" {
 		socket = filepath.Join(c.DataDir, "workload.sock")
@@ -175,5 +215,5 @@ func startNode(ctx context.Context, e *Env, c agentConfig) (*node, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &node{agent: a, metrics: reg, metricsAddr: c.Metrics}, nil
+	return &node{agent: a, metrics: reg, metricsAddr: c.Metrics, log: logger, meshAddr: c.Listen}, nil
 }
