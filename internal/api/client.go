@@ -1,7 +1,6 @@
 package api
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"crypto/sha256"
@@ -130,39 +129,13 @@ func readError(resp *http.Response) error {
 // Watch streams updates to fn until ctx ends, the stream breaks, or fn
 // returns an error. It returns nil only when ctx ended.
 func (c *Client) Watch(ctx context.Context, fn func(Update) error) error {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, c.base+PathWatch, nil)
-	if err != nil {
-		return fmt.Errorf("api: %w", err)
-	}
-	resp, err := c.hc.Do(req)
-	if err != nil {
-		if ctx.Err() != nil {
-			return nil
-		}
-		return fmt.Errorf("api: watch: %w", err)
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		return readError(resp)
-	}
-	sc := bufio.NewScanner(resp.Body)
-	sc.Buffer(make([]byte, 64<<10), 256<<20)
-	for sc.Scan() {
+	return c.stream(ctx, PathWatch, func(line []byte) error {
 		var u Update
-		if err := json.Unmarshal(sc.Bytes(), &u); err != nil {
+		if err := json.Unmarshal(line, &u); err != nil {
 			return fmt.Errorf("api: watch frame: %w", err)
 		}
-		if err := fn(u); err != nil {
-			return err
-		}
-	}
-	if ctx.Err() != nil {
-		return nil
-	}
-	if err := sc.Err(); err != nil {
-		return fmt.Errorf("api: watch: %w", err)
-	}
-	return fmt.Errorf("api: watch: %w: stream ended", ErrUnavailable)
+		return fn(u)
+	})
 }
 
 // CertSource returns the certificate to present; it is called at every

@@ -40,13 +40,15 @@ import (
 //	    make a join token for NODE on $MOAT_SERVER, run "moat agent" with
 //	    its data in $WORK/NODE and a free mesh port, and wait until it has
 //	    its first snapshot ("agent ready"). Sets NODE_MESH.
-//	start [-ready MSG] NAME moat ARGS...
-//	    run moat in the background (JSON logs in $WORK/NAME.log) and wait
-//	    for the log line whose msg is MSG (default: the ready line of
-//	    server run, agent or gateway). Every string attribute of that line
-//	    becomes NAME_ATTR (e.g. NAME_ADDR).
-//	stop NAME      SIGTERM, then expect a clean exit (! stop: a failure)
-//	kill NAME      SIGKILL, without waiting for anything
+//	start [-ready MSG | -nowait] NAME moat ARGS...
+//	    run moat in the background (stdout in $WORK/NAME.out, JSON logs in
+//	    $WORK/NAME.log) and wait for the log line whose msg is MSG (default:
+//	    the ready line of server run, agent or gateway). Every string
+//	    attribute of that line becomes NAME_ATTR (e.g. NAME_ADDR). With
+//	    -nowait (for a command that logs nothing, such as flows --follow)
+//	    it neither adds --log-format nor waits.
+//	terminate NAME SIGTERM, then expect a clean exit (! terminate: a failure)
+//	sigkill NAME   SIGKILL, without waiting for anything
 //	backend NAME   an HTTP app on 127.0.0.1 (in the test process) answering
 //	               "hello from NAME", or ?size=N bytes; sets NAME_PORT
 //	traffic [-n CONNS] ADDR SEND RECV
@@ -131,8 +133,8 @@ func ScriptCmds() map[string]func(ts *testscript.TestScript, neg bool, args []st
 		"server":     cmdServer,
 		"agent":      cmdAgent,
 		"start":      cmdStart,
-		"stop":       cmdStop,
-		"kill":       cmdKill,
+		"terminate":  cmdTerminate,
+		"sigkill":    cmdSigkill,
 		"backend":    cmdBackend,
 		"traffic":    cmdTraffic,
 		"freeport":   cmdFreeport,
@@ -223,14 +225,20 @@ func cmdStart(ts *testscript.TestScript, neg bool, args []string) {
 		ts.Fatalf("unsupported: ! start")
 	}
 	ready := ""
-	if len(args) > 1 && args[0] == "-ready" {
+	switch {
+	case len(args) > 1 && args[0] == "-ready":
 		ready, args = args[1], args[2:]
+	case len(args) > 0 && args[0] == "-nowait":
+		ready, args = noWait, args[1:]
 	}
 	if len(args) < 2 || args[1] != "moat" {
-		ts.Fatalf("usage: start [-ready MSG] NAME moat ARGS...")
+		ts.Fatalf("usage: start [-ready MSG | -nowait] NAME moat ARGS...")
 	}
 	startMoat(ts, args[0], ready, args[2:])
 }
+
+// noWait is the ready line of a process nobody waits for.
+const noWait = "\x00"
 
 // startMoat runs moat ARGS in the background as NAME and waits until it
 // logs ready (or the default ready line of its command); it returns the
@@ -252,11 +260,16 @@ func startMoat(ts *testscript.TestScript, name, ready string, args []string) map
 	logPath := filepath.Join(ts.Getenv("WORK"), name+".log")
 	logFile, err := os.OpenFile(logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
 	ts.Check(err)
+	outFile, err := os.OpenFile(filepath.Join(ts.Getenv("WORK"), name+".out"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
+	ts.Check(err)
 	pr, pw := io.Pipe()
-	cmd := exec.Command(lookMoat(ts), append(append([]string{}, args...), "--log-format=json")...)
+	if ready != noWait {
+		args = append(append([]string{}, args...), "--log-format=json")
+	}
+	cmd := exec.Command(lookMoat(ts), args...)
 	cmd.Env = scriptEnv(ts)
 	cmd.Dir = ts.Getenv("WORK")
-	cmd.Stdout = logFile
+	cmd.Stdout = outFile
 	cmd.Stderr = io.MultiWriter(logFile, pw)
 	ts.Check(cmd.Start())
 	p := &proc{name: name, cmd: cmd, log: logPath, done: make(chan struct{})}
@@ -264,6 +277,7 @@ func startMoat(ts *testscript.TestScript, name, ready string, args []string) map
 		p.err = cmd.Wait()
 		pw.Close()
 		logFile.Close()
+		outFile.Close()
 		close(p.done)
 	}()
 	ps.mu.Lock()
@@ -274,6 +288,10 @@ func startMoat(ts *testscript.TestScript, name, ready string, args []string) map
 		ts.Logf("[%s log, last lines]\n%s", name, tail(logPath, 30))
 	})
 
+	if ready == noWait {
+		go func() { _, _ = io.Copy(io.Discard, pr) }()
+		return nil
+	}
 	found := make(chan map[string]string, 1)
 	go func() {
 		sc := bufio.NewScanner(pr)
@@ -347,9 +365,9 @@ func takeProc(ts *testscript.TestScript, name string) *proc {
 	return p
 }
 
-func cmdStop(ts *testscript.TestScript, neg bool, args []string) {
+func cmdTerminate(ts *testscript.TestScript, neg bool, args []string) {
 	if len(args) != 1 {
-		ts.Fatalf("usage: stop NAME")
+		ts.Fatalf("usage: terminate NAME")
 	}
 	err := takeProc(ts, args[0]).stop(ts, syscall.SIGTERM)
 	switch {
@@ -360,9 +378,9 @@ func cmdStop(ts *testscript.TestScript, neg bool, args []string) {
 	}
 }
 
-func cmdKill(ts *testscript.TestScript, neg bool, args []string) {
+func cmdSigkill(ts *testscript.TestScript, neg bool, args []string) {
 	if len(args) != 1 || neg {
-		ts.Fatalf("usage: kill NAME")
+		ts.Fatalf("usage: sigkill NAME")
 	}
 	p := takeProc(ts, args[0])
 	_ = p.cmd.Process.Kill()

@@ -73,6 +73,7 @@ func (s *Server) routes() http.Handler {
 	admin("POST", api.PathAdmins, api.RoleAdmin, "admin.create", s.handleAdminCreate)
 	s.policyRoutes(admin)
 	s.auditRoutes(admin)
+	s.flowRoutes(admin)
 	s.keyRoutes(admin)
 	return mux
 }
