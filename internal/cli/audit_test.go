@@ -70,7 +70,7 @@ func scriptAuditFixture(ts *testscript.TestScript, neg bool, args []string) {
 		Dir:    filepath.Join(dataDir, audit.DirName),
 		Sealer: kr.AEAD(),
 		Name:   "test-audit",
-		Now:  func() time.Time { i++; return t0.Add(time.Duration(i) * time.Minute) },
+		Now:    func() time.Time { i++; return t0.Add(time.Duration(i) * time.Minute) },
 	})
 	ts.Check(err)
 	defer l.Close()
