@@ -150,7 +150,7 @@ func localAuditEntries(e *Env, kek *kekConfig, dataDir string, from, to int64) (
 // remoteAuditEntries pages through the server's log; to < 0 means the end
 // as the first answer saw it.
 func remoteAuditEntries(ctx context.Context, e *Env, af *adminFlags, from, to int64) ([]audit.Indexed, error) {
-	c, err := af.client(e)
+	c, err := af.connect(ctx, e)
 	if err != nil {
 		return nil, err
 	}

@@ -14,7 +14,7 @@ import (
 
 func backupCommand() *Command {
 	create := adminCommand("create", "write an encrypted backup of the server's state to FILE", "FILE", nil,
-		func(ctx context.Context, e *Env, fs *flag.FlagSet, c *api.Client, out *adminFlags) error {
+		func(ctx context.Context, e *Env, fs *flag.FlagSet, c *api.AdminClient, out *adminFlags) error {
 			if fs.NArg() != 1 {
 				return usagef("backup create: want one FILE")
 			}

@@ -121,11 +121,11 @@ func flowsCommand() *Command {
 				if limit > api.MaxFlowRecords {
 					return usagef("flows: --limit %d: a server answers at most %d (use --data-dir for more)", limit, api.MaxFlowRecords)
 				}
-				c, err := af.client(e)
+				c, err := af.connect(ctx, e)
 				if err != nil {
 					return err
 				}
-				src = &remoteFlows{c: c, stderr: e.Stderr}
+				src = &remoteFlows{c: c.Client, stderr: e.Stderr}
 			}
 			defer src.close()
 			if top != "" {

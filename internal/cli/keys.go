@@ -52,7 +52,7 @@ func keysCommand() *Command {
 			kekNewFile = fs.String("kek-new-file", "", "new key file on the server (created if missing; default: a fresh key replaces the server's key file)")
 			kekNewEnv = fs.String("kek-new-env", "", "server-side variable holding the new key or passphrase")
 		},
-		func(ctx context.Context, e *Env, fs *flag.FlagSet, c *api.Client, out *adminFlags) error {
+		func(ctx context.Context, e *Env, fs *flag.FlagSet, c *api.AdminClient, out *adminFlags) error {
 			var req api.KeyRotateRequest
 			if *useKEK {
 				req.KEK = &api.KEKSource{Source: *kekNewSource, File: *kekNewFile, Env: *kekNewEnv}
@@ -86,7 +86,7 @@ func keysCommand() *Command {
 			return nil
 		})
 	status := adminCommand("status", "show the data keys, their ages and what each protects", "", nil,
-		func(ctx context.Context, e *Env, fs *flag.FlagSet, c *api.Client, out *adminFlags) error {
+		func(ctx context.Context, e *Env, fs *flag.FlagSet, c *api.AdminClient, out *adminFlags) error {
 			var st api.KeyStatus
 			if err := c.Call(ctx, http.MethodGet, api.PathKeys, nil, &st); err != nil {
 				return err

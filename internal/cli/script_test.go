@@ -63,8 +63,9 @@ import (
 //	expand FILE... replace $VAR and ${VAR} in each file with the script's
 //	               variables (for configs that name ports and paths)
 //	eventually [-timeout D] PATTERN PROG ARGS...
-//	    rerun PROG until it exits 0 with stdout matching PATTERN (default
-//	    timeout 60s); its last output is the command's output
+//	    rerun PROG (backing off from 100ms to 2s) until it exits 0 with
+//	    stdout matching PATTERN (default timeout 60s); its last output is
+//	    the command's output
 //
 // Every process a script starts is stopped when it ends, and its log is
 // shown when the script fails.
@@ -612,6 +613,7 @@ func cmdEventually(ts *testscript.TestScript, neg bool, args []string) {
 	re, err := regexp.Compile(`(?m)` + args[0])
 	ts.Check(err)
 	deadline := time.Now().Add(timeout)
+	pause := 100 * time.Millisecond
 	var last string
 	var lastErr error
 	for {
@@ -637,7 +639,8 @@ func cmdEventually(ts *testscript.TestScript, neg bool, args []string) {
 		if time.Now().After(deadline) {
 			ts.Fatalf("eventually: %s did not print %q within %s (last: %v)\n%s", strings.Join(args[1:], " "), args[0], timeout, lastErr, last)
 		}
-		time.Sleep(200 * time.Millisecond)
+		time.Sleep(pause)
+		pause = min(2*pause, 2*time.Second)
 	}
 }
 
