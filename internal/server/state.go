@@ -51,7 +51,7 @@ type issuedRecord struct {
 // certificate issued to it, so that a root rotation knows whose credentials
 // still depend on the old root.
 type adminRecord struct {
-	Role string    `json:"role"`
+	Role string     `json:"role"`
 	Cert *adminCert `json:"cert,omitempty"`
 }
 
