@@ -17,6 +17,7 @@ import (
 
 	"moat/internal/api"
 	"moat/internal/audit"
+	"moat/internal/seal"
 )
 
 func auditCommand() *Command {
@@ -62,7 +63,7 @@ func openAuditReadOnly(e *Env, dataDir, keyFile string) (*audit.Log, error) {
 func auditLogCommand() *Command {
 	var (
 		af       adminFlags
-		kek      kekConfig
+		kek      seal.KEKConfig
 		dataDir  string
 		from, to int64
 	)
@@ -77,7 +78,7 @@ func auditLogCommand() *Command {
 		Flags: func(fs *flag.FlagSet) {
 			af.register(fs)
 			fs.StringVar(&dataDir, "data-dir", "", "read this server data directory instead of asking the server")
-			kek.flags(fs)
+			kekFlags(fs, &kek)
 			fs.Int64Var(&from, "from", 0, "first entry to print")
 			fs.Int64Var(&to, "to", -1, "entry to stop before (-1: the end)")
 		},
@@ -124,11 +125,11 @@ func auditLogCommand() *Command {
 
 // localAuditEntries reads entries [from, to) of a data directory's log,
 // unsealed with the keyring the KEK opens; to < 0 means the end.
-func localAuditEntries(e *Env, kek *kekConfig, dataDir string, from, to int64) ([]audit.Indexed, error) {
-	if err := kek.validate("kek"); err != nil {
+func localAuditEntries(e *Env, kek *seal.KEKConfig, dataDir string, from, to int64) ([]audit.Indexed, error) {
+	if err := kek.Validate("kek"); err != nil {
 		return nil, usagef("%v", err)
 	}
-	kr, _, err := kek.openKeyring(e, dataDir)
+	kr, _, err := openKeyring(e, kek, dataDir, false)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", dataDir, err)
 	}

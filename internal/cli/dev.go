@@ -256,8 +256,8 @@ func runDev(ctx context.Context, e *Env, dir string, p devPorts, jsonFlows bool)
 	}
 
 	// Control plane.
-	sc := serverConfig{DataDir: filepath.Join(dir, "server"), Listen: loop(p.Server), Name: "control", AdminDir: filepath.Join(dir, "admin")}
-	kr, err := sc.KEK.keyring(e, sc.DataDir, true)
+	sc := &server.File{DataDir: filepath.Join(dir, "server"), Listen: loop(p.Server), Name: "control", AdminDir: filepath.Join(dir, "admin")}
+	kr, _, err := openKeyring(e, &sc.KEK, sc.DataDir, true)
 	if err != nil {
 		return err
 	}

@@ -15,6 +15,7 @@ import (
 	"moat/internal/api"
 	"moat/internal/config"
 	"moat/internal/flow"
+	"moat/internal/seal"
 )
 
 // flowSource is where "moat flows" reads: the control plane's API, or a
@@ -33,7 +34,7 @@ type flowSource interface {
 func flowsCommand() *Command {
 	var (
 		af                     adminFlags
-		kek                    kekConfig
+		kek                    seal.KEKConfig
 		dataDir, from, to, top string
 		verdict, rule          string
 		since                  time.Duration
@@ -56,7 +57,7 @@ func flowsCommand() *Command {
 		Flags: func(fs *flag.FlagSet) {
 			af.register(fs)
 			fs.StringVar(&dataDir, "data-dir", "", "read this server data directory instead of asking the server")
-			kek.flags(fs)
+			kekFlags(fs, &kek)
 			fs.StringVar(&from, "from", "", "source service name, SPIFFE ID or IP")
 			fs.StringVar(&to, "to", "", "destination service name, SPIFFE ID or IP")
 			fs.StringVar(&verdict, "verdict", "", "allow, deny or audit")
@@ -105,10 +106,10 @@ func flowsCommand() *Command {
 			}
 			var src flowSource
 			if dataDir != "" {
-				if err := kek.validate("kek"); err != nil {
+				if err := kek.Validate("kek"); err != nil {
 					return usagef("%v", err)
 				}
-				kr, _, err := kek.openKeyring(e, dataDir)
+				kr, _, err := openKeyring(e, &kek, dataDir, false)
 				if err != nil {
 					return fmt.Errorf("%s: %w", dataDir, err)
 				}

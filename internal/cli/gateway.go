@@ -12,6 +12,7 @@ import (
 
 	"golang.org/x/sync/errgroup"
 
+	"moat/internal/agent"
 	"moat/internal/config"
 	"moat/internal/gateway"
 	"moat/internal/identity"
@@ -22,7 +23,7 @@ import (
 // it is registered as (by default "gateway"), so intentions govern it like
 // any other caller.
 type gatewayConfig struct {
-	agentConfig
+	agent.File
 	Service string
 }
 
@@ -53,8 +54,8 @@ func gatewayCommand() *Command {
 			fs.StringVar(&c.Listen, "mesh-listen", "127.0.0.1:15443", "the node's mesh port")
 			fs.StringVar(&c.Service, "service", "gateway", "the service the gateway calls as")
 			fs.StringVar(&c.Metrics, "metrics", "", "serve Prometheus /metrics on this address")
-			c.KEK.flags(fs) // seals the node's keys and spool, as for an agent
-			c.Log.flags(fs)
+			kekFlags(fs, &c.KEK) // seals the node's keys and spool, as for an agent
+			logFlags(fs, &c.Log)
 		},
 		Run: func(ctx context.Context, e *Env, fs *flag.FlagSet) error {
 			if fs.NArg() > 0 {
@@ -68,14 +69,14 @@ func gatewayCommand() *Command {
 				fmt.Fprintf(e.Stdout, "%s: ok (%d routes)\n", cfgFile, len(s.Routes))
 				return nil
 			}
-			if err := c.validate(); err != nil {
+			if err := c.Validate(); err != nil {
 				return err
 			}
 			if err := identity.ValidName(c.Service); err != nil {
 				return config.Errorf("service", "%v", err)
 			}
-			log := c.Log.logger(e.Stderr)
-			n, err := startNode(ctx, e, c.agentConfig)
+			log := c.Log.Logger(e.Stderr)
+			n, err := startNode(ctx, e, &c.File)
 			if err != nil {
 				return err
 			}

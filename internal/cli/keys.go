@@ -10,36 +10,7 @@ import (
 	"time"
 
 	"moat/internal/api"
-	"moat/internal/config"
-	"moat/internal/seal"
 )
-
-// openKeyring loads the KEK and opens the existing keyring of dataDir
-// under it. A wrong KEK is refused here, before anything else is opened.
-func (k *kekConfig) openKeyring(e *Env, dataDir string) (*seal.Keyring, seal.KEK, error) {
-	kek, err := k.kek(e, dataDir, false)
-	if err != nil {
-		return nil, nil, err
-	}
-	kr, err := seal.Open(seal.Config{Dir: dataDir, KEK: kek, NoCreate: true})
-	if err != nil {
-		return nil, nil, err
-	}
-	return kr, kek, nil
-}
-
-// serverKEKFile is the server's key file when its KEK is one.
-func (k *kekConfig) serverKEKFile(dataDir string) string {
-	if k.Source == "" || k.Source == "file" {
-		return k.kekFile(dataDir)
-	}
-	return ""
-}
-
-// keyRotationFlag registers --key-rotation on the server's flags.
-func (c *serverConfig) keyRotationFlag(fs *flag.FlagSet) {
-	fs.TextVar(&c.KeyRotation, "key-rotation", config.Duration(0), "rotate the primary data key when it is this old, e.g. 90d (default: never by itself)")
-}
 
 func keysCommand() *Command {
 	var kekNewSource, kekNewFile, kekNewEnv *string

@@ -22,7 +22,7 @@ import (
 )
 
 // openStore opens the control-plane store that sc names.
-func openStore(ctx context.Context, dataDir string, sc storeConfig, sealer store.Sealer) (store.Store, error) {
+func openStore(ctx context.Context, dataDir string, sc server.StoreFile, sealer store.Sealer) (store.Store, error) {
 	if sc.Backend == "etcd" {
 		prefix := sc.Prefix
 		if prefix == "" {
@@ -67,14 +67,14 @@ func (p *serverParts) Run(ctx context.Context) error {
 
 // startServer opens everything the control plane needs, in order, and
 // closes what it opened if a later step fails.
-func startServer(ctx context.Context, e *Env, c serverConfig, logger *slog.Logger) (_ *serverParts, err error) {
+func startServer(ctx context.Context, e *Env, c *server.File, logger *slog.Logger) (_ *serverParts, err error) {
 	p := &serverParts{metrics: newRegistry(), metricsAddr: c.Metrics}
 	defer func() {
 		if err != nil {
 			p.Close()
 		}
 	}()
-	kr, kek, err := c.KEK.openKeyring(e, c.DataDir)
+	kr, kek, err := openKeyring(e, &c.KEK, c.DataDir, false)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", c.DataDir, err)
 	}
@@ -120,13 +120,17 @@ func startServer(ctx context.Context, e *Env, c serverConfig, logger *slog.Logge
 		return nil, err
 	}
 	if p.keys, err = server.NewKeys(server.KeysConfig{
-		Keyring: kr, KEK: kek, KEKFile: c.KEK.serverKEKFile(c.DataDir), Store: p.st, StoreSealer: storeSealer,
+		Keyring: kr, KEK: kek, KEKFile: c.KEK.RewrappableFile(c.DataDir), Store: p.st, StoreSealer: storeSealer,
 		Audit: p.log, AuditLog: p.log, DataDir: c.DataDir, Every: time.Duration(c.KeyRotation), Getenv: e.Getenv, Logger: logger,
 	}); err != nil {
 		return nil, err
 	}
+	listen := c.Listen
+	if listen == "" {
+		listen = server.DefaultListen
+	}
 	p.srv, err = server.New(ctx, server.Config{
-		Listen: c.Listen, Name: c.Name, Store: p.st, Sealer: sealer, Audit: p.log, AuditLog: p.log, Logger: logger,
+		Listen: listen, Name: c.Name, Store: p.st, Sealer: sealer, Audit: p.log, AuditLog: p.log, Logger: logger,
 		Flows: p.flows, Detect: p.engine, Metrics: p.metrics, Keys: p.keys,
 	})
 	if err != nil {
@@ -196,15 +200,15 @@ func (n *node) waitReady(ctx context.Context) error {
 	}
 }
 
-func startNode(ctx context.Context, e *Env, c agentConfig) (*node, error) {
-	logger := c.Log.logger(e.Stderr)
+func startNode(ctx context.Context, e *Env, c *agent.File) (*node, error) {
+	logger := c.Log.Logger(e.Stderr)
 	socket := c.Socket
 	if socket == "" {
 		socket = filepath.Join(c.DataDir, "workload.sock")
 	}
 	reg := newRegistry()
 	// The agent's own keyring, under its KEK: a wrong KEK stops it here.
-	kr, err := c.KEK.keyring(e, c.DataDir, true)
+	kr, _, err := openKeyring(e, &c.KEK, c.DataDir, true)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", c.DataDir, err)
 	}
