@@ -46,19 +46,43 @@ func DecodeFile(name string) (*File, error) {
 	return &f, nil
 }
 
+// ParseFile decodes an agent configuration file's contents strictly.
+func ParseFile(src []byte) (*File, error) {
+	var f File
+	if err := config.Decode(src, &f); err != nil {
+		return nil, err
+	}
+	return &f, nil
+}
+
 // Validate checks f as the agent would run it; errors name the key path.
 func (f *File) Validate() error {
-	if f.DataDir == "" {
-		return config.Errorf("data_dir", "required")
+	for _, req := range []struct{ key, v string }{{"data_dir", f.DataDir}, {"server", f.Server}, {"node", f.Node}, {"listen", f.Listen}} {
+		if req.v == "" {
+			return config.Errorf(req.key, "required")
+		}
 	}
-	if _, _, err := net.SplitHostPort(f.Server); err != nil {
-		return config.Errorf("server", "%q: want host:port", f.Server)
+	return f.ValidateFile()
+}
+
+// ValidateFile checks the values a file gives, without requiring what the
+// command line may supply instead: what "moat check" asks of a
+// configuration file on its own.
+func (f *File) ValidateFile() error {
+	if f.Server != "" {
+		if _, _, err := net.SplitHostPort(f.Server); err != nil {
+			return config.Errorf("server", "%q: want host:port", f.Server)
+		}
 	}
-	if err := identity.ValidName(f.Node); err != nil {
-		return config.Errorf("node", "%v", err)
+	if f.Node != "" {
+		if err := identity.ValidName(f.Node); err != nil {
+			return config.Errorf("node", "%v", err)
+		}
 	}
-	if _, _, err := net.SplitHostPort(f.Listen); err != nil {
-		return config.Errorf("listen", "%q: want host:port", f.Listen)
+	if f.Listen != "" {
+		if _, _, err := net.SplitHostPort(f.Listen); err != nil {
+			return config.Errorf("listen", "%q: want host:port", f.Listen)
+		}
 	}
 	if f.Metrics != "" {
 		if _, _, err := net.SplitHostPort(f.Metrics); err != nil {

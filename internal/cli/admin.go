@@ -23,6 +23,7 @@ import (
 	"moat/internal/api"
 	"moat/internal/ca"
 	"moat/internal/identity"
+	"moat/internal/policy"
 )
 
 // adminFlags are the flags every admin command takes.
@@ -332,7 +333,12 @@ func policyCommand() *Command {
 		return string(b), nil
 	}
 	fileFlag := func(fs *flag.FlagSet) { file = fs.String("f", "", "intentions file (YAML)") }
-	apply := adminCommand("apply", "validate and apply an intentions file atomically", "-f FILE", fileFlag,
+	var validate *bool
+	applyFlags := func(fs *flag.FlagSet) {
+		fileFlag(fs)
+		validate = fs.Bool("validate", false, "check the file with the policy parser here, without the server, and exit")
+	}
+	apply := adminCommand("apply", "validate and apply an intentions file atomically", "-f FILE [--validate]", applyFlags,
 		func(ctx context.Context, e *Env, fs *flag.FlagSet, c *api.AdminClient, out *adminFlags) error {
 			doc, err := readFile()
 			if err != nil {
@@ -351,6 +357,22 @@ func policyCommand() *Command {
 			fmt.Fprintf(e.Stdout, "applied policy version %d\n", resp.Policy.Version)
 			return nil
 		})
+	applyRun := apply.Run
+	apply.Run = func(ctx context.Context, e *Env, fs *flag.FlagSet) error {
+		if !*validate {
+			return applyRun(ctx, e, fs)
+		}
+		doc, err := readFile()
+		if err != nil {
+			return err
+		}
+		t, err := policy.ParseDocument([]byte(doc), "")
+		if err != nil {
+			return fmt.Errorf("%s: %w", *file, err)
+		}
+		fmt.Fprintf(e.Stdout, "%s: ok (policy digest %s)\n", *file, t.Version())
+		return nil
+	}
 	diff := adminCommand("diff", "show what applying a file would change, and which recent flows it would deny", "-f FILE", fileFlag,
 		func(ctx context.Context, e *Env, fs *flag.FlagSet, c *api.AdminClient, out *adminFlags) error {
 			doc, err := readFile()

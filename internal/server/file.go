@@ -69,18 +69,37 @@ func DecodeFile(name string) (*File, error) {
 	return &f, nil
 }
 
+// ParseFile decodes a server configuration file's contents strictly.
+func ParseFile(src []byte) (*File, error) {
+	var f File
+	if err := config.Decode(src, &f); err != nil {
+		return nil, err
+	}
+	return &f, nil
+}
+
 // Validate checks f as the server would run it; forInit also requires what
 // only init needs (the trust domain). Errors name the key path.
 func (f *File) Validate(forInit bool) error {
 	if f.DataDir == "" {
 		return config.Errorf("data_dir", "required")
 	}
+	if forInit && f.TrustDomain == "" {
+		return config.Errorf("trust_domain", "required")
+	}
+	return f.ValidateFile()
+}
+
+// ValidateFile checks the values a file gives, without requiring what the
+// command line may supply instead (data_dir): what "moat check" asks of a
+// configuration file on its own.
+func (f *File) ValidateFile() error {
 	if f.Listen != "" {
 		if _, _, err := net.SplitHostPort(f.Listen); err != nil {
 			return config.Errorf("listen", "%q: want host:port", f.Listen)
 		}
 	}
-	if forInit || f.TrustDomain != "" {
+	if f.TrustDomain != "" {
 		if _, err := identity.ParseTrustDomain(f.TrustDomain); err != nil {
 			return config.Errorf("trust_domain", "%v", err)
 		}
