@@ -91,7 +91,7 @@ const (
 	RuleLongSVID         = "MOAT-004"
 	RuleGatewayNoHSTSWAF = "MOAT-005"
 	RuleWAFDetect        = "MOAT-006"
-	RuleMetricsExposed     = "MOAT-007"
+	RuleMetricsExposed   = "MOAT-007"
 	RuleNotEvaluated     = "CHECK-001"
 	RuleBadSuppression   = "CHECK-002"
 )
