@@ -175,7 +175,7 @@ func svcCommand() *Command {
 			node = fs.String("node", "", "node that runs the service (required)")
 			name = fs.String("name", "", "service name (required)")
 			port = fs.Int("port", 0, "the app's port on 127.0.0.1 (required)")
-			uid = fs.Int("uid", -1, "only this local uid may fetch the SVID from the Workload API (default: any)")
+			uid = fs.Int("uid", -1, "only this local uid may fetch the SVID from the Workload API; -1 lets any uid")
 			fs.Var(&ups, "upstream", "a service this one calls, and the local port to reach it on (repeatable)")
 		},
 		func(ctx context.Context, e *Env, fs *flag.FlagSet, c *api.AdminClient, out *adminFlags) error {

@@ -91,7 +91,7 @@ func devCommand() *Command {
 			"(node a), every hop over mutual TLS and allowed by an explicit rule. It prints\n" +
 			"commands to try and streams one line per flow. Ctrl-C stops everything.",
 		Flags: func(fs *flag.FlagSet) {
-			fs.StringVar(&dataDir, "data-dir", "", "where the state lives (default: a fresh temporary directory)")
+			fs.StringVar(&dataDir, "data-dir", "", "where the state lives and stays (default: a fresh temporary directory, removed on exit)")
 			fs.IntVar(&portBase, "port-base", 0, "use ports N, N+1, … instead of the defaults (7400, 15001, 9000, …)")
 			fs.BoolVar(&jsonFlows, "json", false, "stream flows as OCSF JSON lines instead of one readable line each")
 		},
@@ -99,14 +99,21 @@ func devCommand() *Command {
 			if portBase != 0 && (portBase < 1024 || portBase > 65000) {
 				return usagef("--port-base %d: want 1024-65000", portBase)
 			}
-			if dataDir == "" {
-				d, err := os.MkdirTemp("", "moat-dev-")
-				if err != nil {
-					return err
-				}
-				dataDir = d
+			if dataDir != "" {
+				return runDev(ctx, e, dataDir, defaultDevPorts(portBase), jsonFlows)
 			}
-			return runDev(ctx, e, dataDir, defaultDevPorts(portBase), jsonFlows)
+			// A fresh directory holds keys and credentials that mean
+			// nothing once the demo ends: it goes with it.
+			d, err := os.MkdirTemp("", "moat-dev-")
+			if err != nil {
+				return err
+			}
+			err = runDev(ctx, e, d, defaultDevPorts(portBase), jsonFlows)
+			if rerr := os.RemoveAll(d); rerr != nil {
+				return errors.Join(err, fmt.Errorf("dev: remove %s: %w", d, rerr))
+			}
+			fmt.Fprintf(e.Stdout, "moat dev: removed %s\n", d)
+			return err
 		},
 	}
 }
@@ -392,7 +399,8 @@ Try, in another terminal:
   denied   curl http://%s/
            frontend's port to db: no rule allows frontend → db, so the flow says default-deny
   refused  curl -k https://%s/
-           the mesh port without a client certificate: the handshake is refused
+           the mesh port admits only mesh peers (a service's SVID, moat's tunnel
+           protocol): curl's handshake is refused, and the REFUSED flow says why
   admin    export MOAT_SERVER=%s MOAT_ADMIN_DIR=%s
            go run ./cmd/moat svc list
            go run ./cmd/moat policy explain --from frontend --to db --port %d

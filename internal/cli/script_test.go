@@ -59,7 +59,8 @@ import (
 //	    connections (an agent opens an upstream's port once the registry
 //	    reaches it) it waits.
 //	freeport VAR... set each VAR to a distinct free port below the kernel's
-//	               ephemeral range (for ports a registration must name)
+//	               ephemeral range (for ports a registration must name);
+//	               freeport -run N VAR sets VAR to the first of N in a row
 //	expand FILE... replace $VAR and ${VAR} in each file with the script's
 //	               variables (for configs that name ports and paths)
 //	eventually [-timeout D] PATTERN PROG ARGS...
@@ -590,8 +591,16 @@ func dialListening(ctx context.Context, network, addr string) (net.Conn, error) 
 }
 
 func cmdFreeport(ts *testscript.TestScript, neg bool, args []string) {
+	if len(args) == 3 && args[0] == "-run" {
+		n, err := strconv.Atoi(args[1])
+		if err != nil || n < 1 {
+			ts.Fatalf("freeport -run %q: want a count", args[1])
+		}
+		ts.Setenv(args[2], strconv.Itoa(freePortRun(ts.Fatalf, n)))
+		return
+	}
 	if len(args) == 0 || neg {
-		ts.Fatalf("usage: freeport VAR...")
+		ts.Fatalf("usage: freeport VAR... | freeport -run N VAR")
 	}
 	for i, p := range freePorts(ts.Fatalf, len(args)) {
 		ts.Setenv(args[i], strconv.Itoa(p))

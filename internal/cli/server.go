@@ -10,7 +10,6 @@ import (
 	"strings"
 	"time"
 
-	"moat/internal/config"
 	"moat/internal/server"
 )
 
@@ -23,7 +22,7 @@ func serverFlags(fs *flag.FlagSet, f *server.File) *string {
 	fs.StringVar(&f.Name, "name", "control", "this server's name in its SVID")
 	fs.StringVar(&f.Alerts, "alerts", "", "detection and alert sinks file (YAML)")
 	fs.StringVar(&f.Metrics, "metrics", "", "serve Prometheus /metrics on this address")
-	fs.TextVar(&f.KeyRotation, "key-rotation", config.Duration(0), "rotate the primary data key when it is this old, e.g. 90d (default: never by itself)")
+	fs.Func("key-rotation", "rotate the primary data key when it is this old, e.g. 90d (default: only by \"moat keys rotate\")", func(v string) error { return f.KeyRotation.UnmarshalText([]byte(v)) })
 	kekFlags(fs, &f.KEK)
 	logFlags(fs, &f.Log)
 	return file
@@ -52,7 +51,7 @@ func serverInitCommand() *Command {
 		Flags: func(fs *flag.FlagSet) {
 			file = serverFlags(fs, &c)
 			fs.StringVar(&c.TrustDomain, "trust-domain", "", "trust domain, e.g. example.org (required)")
-			fs.DurationVar(&c.SVIDTTL, "svid-ttl", time.Hour, "default SVID lifetime (at most 24h)")
+			fs.DurationVar(&c.SVIDTTL, "svid-ttl", time.Hour, "SVID lifetime when a request names none (at most 24h)")
 			fs.StringVar(&c.AdminDir, "admin-dir", "", "where to write the admin credentials (default DATA_DIR.admin)")
 			validate = fs.Bool("validate", false, "check the configuration and exit")
 		},

@@ -72,3 +72,33 @@ func freePorts(fatalf func(string, ...any), n int) []int {
 	}
 	return out
 }
+
+// freePortRun is freePorts for n consecutive ports (moat dev --port-base).
+func freePortRun(fatalf func(string, ...any), n int) int {
+	portsMu.Lock()
+	defer portsMu.Unlock()
+	for attempt := 0; attempt < 200; attempt++ {
+		base := 20000 + rand.IntN(12000-n)
+		ok := true
+		for i := 0; i < n && ok; i++ {
+			if portsGiven[base+i] {
+				ok = false
+				break
+			}
+			l, err := net.Listen("tcp", "127.0.0.1:"+strconv.Itoa(base+i))
+			if err != nil {
+				ok = false
+				break
+			}
+			l.Close()
+		}
+		if ok {
+			for i := 0; i < n; i++ {
+				portsGiven[base+i] = true
+			}
+			return base
+		}
+	}
+	fatalf("no run of %d free ports", n)
+	return 0
+}
