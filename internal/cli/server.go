@@ -6,10 +6,13 @@ import (
 	"flag"
 	"fmt"
 	"os"
+	"os/user"
 	"path/filepath"
 	"strings"
 	"time"
 
+	"moat/internal/api"
+	"moat/internal/audit"
 	"moat/internal/server"
 )
 
@@ -32,7 +35,7 @@ func serverCommand() *Command {
 	return &Command{
 		Name:    "server",
 		Summary: "run the control plane (CA, registry, intentions, audit)",
-		Sub:     []*Command{serverInitCommand(), serverRunCommand()},
+		Sub:     []*Command{serverAdminRecoverCommand(), serverInitCommand(), serverRunCommand()},
 	}
 }
 
@@ -127,6 +130,82 @@ func serverRunCommand() *Command {
 			}
 			defer p.Close()
 			return p.Run(ctx)
+		},
+	}
+}
+
+func serverAdminRecoverCommand() *Command {
+	var (
+		c               server.File
+		file            *string
+		name, role, out string
+		ttl             time.Duration
+	)
+	return &Command{
+		Name:    "admin-recover",
+		Summary: "issue admin credentials offline, from the data directory and the KEK",
+		Usage:   "--data-dir DIR --out DIR [--admin NAME] [--role admin] [--kek-* ...]",
+		Help: "For a lockout: every administrator's credentials are lost or expired. On the\n" +
+			"server's host, with the server stopped (it holds the audit log), this opens\n" +
+			"the data directory's keyring with the key-encryption key, issues a\n" +
+			"certificate for the administrator --admin from the CA, records their role, and\n" +
+			"appends \"admin.recover\" to the audit log before writing the credentials to\n" +
+			"--out. Whoever holds the KEK and the data directory can do this, and the\n" +
+			"audit log says that they did.",
+		Flags: func(fs *flag.FlagSet) {
+			file = fs.String("config", "", "the server's YAML configuration file (for data_dir, store and kek)")
+			fs.StringVar(&c.DataDir, "data-dir", "", "the server's data directory (required)")
+			kekFlags(fs, &c.KEK)
+			fs.StringVar(&name, "admin", "admin", "the administrator's name")
+			fs.StringVar(&role, "role", api.RoleAdmin, "viewer, operator or admin")
+			fs.StringVar(&out, "out", "", "directory for the new credentials (required; must hold none)")
+			fs.DurationVar(&ttl, "ttl", 30*24*time.Hour, "certificate lifetime")
+		},
+		Run: func(ctx context.Context, e *Env, fs *flag.FlagSet) error {
+			if fs.NArg() > 0 {
+				return usagef("server admin-recover takes no arguments")
+			}
+			if err := withConfigFile(fs, *file, &c); err != nil {
+				return err
+			}
+			if err := c.Validate(false); err != nil {
+				return err
+			}
+			if out == "" {
+				return usagef("server admin-recover: --out is required")
+			}
+			if api.RoleRank(role) == 0 {
+				return usagef("server admin-recover: --role %q: want viewer, operator or admin", role)
+			}
+			kr, _, err := openKeyring(e, &c.KEK, c.DataDir, false)
+			if err != nil {
+				return fmt.Errorf("%s: %w", c.DataDir, err)
+			}
+			// The audit log first: its writer lock says whether the server
+			// is running, before the store is touched.
+			log, err := audit.Open(audit.Config{Dir: filepath.Join(c.DataDir, audit.DirName), Sealer: kr.AEAD()})
+			if err != nil {
+				return fmt.Errorf("%w (stop the server first)", err)
+			}
+			defer log.Close()
+			st, err := openStore(ctx, c.DataDir, c.Store, server.NewStoreSealer(kr.AEAD()))
+			if err != nil {
+				return err
+			}
+			defer st.Close()
+			actor := "local"
+			if u, err := user.Current(); err == nil {
+				actor = "local:" + u.Username
+			}
+			leaf, err := server.RecoverAdmin(ctx, st, server.RecoverConfig{
+				Name: name, Role: role, TTL: ttl, OutDir: out, Sealer: kr.AEAD(), Audit: log, Actor: actor,
+			})
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(e.Stdout, "credentials for %s (role %s) in %s, valid until %s\nrecorded in the audit log as admin.recover by %s\n",
+				leaf.URIs[0], role, out, leaf.NotAfter.UTC().Format(time.RFC3339), actor)
+			return nil
 		},
 	}
 }
