@@ -61,10 +61,16 @@ import (
 //	freeport VAR... set each VAR to a distinct free port below the kernel's
 //	               ephemeral range (for ports a registration must name);
 //	               freeport -run N VAR sets VAR to the first of N in a row
+//	alertmanager NAME
+//	    run Prometheus Alertmanager (Debian's prometheus-alertmanager) on a
+//	    port picked by the kernel, with a throwaway configuration and
+//	    storage; sets NAME_URL
+//	httpget URL    print the body of a GET (fails unless 200)
 //	expand FILE... replace $VAR and ${VAR} in each file with the script's
 //	               variables (for configs that name ports and paths)
 //	eventually [-timeout D] PATTERN PROG ARGS...
-//	    rerun PROG (backing off from 100ms to 2s) until it exits 0 with
+//	    rerun PROG (a program, or httpget) (backing off from 100ms to 2s)
+//	    until it exits 0 with
 //	    stdout matching PATTERN (default timeout 60s); its last output is
 //	    the command's output
 //
@@ -132,16 +138,18 @@ type procsKey struct{}
 // ScriptCmds are the harness commands described at TestScripts.
 func ScriptCmds() map[string]func(ts *testscript.TestScript, neg bool, args []string) {
 	return map[string]func(ts *testscript.TestScript, neg bool, args []string){
-		"server":     cmdServer,
-		"agent":      cmdAgent,
-		"start":      cmdStart,
-		"terminate":  cmdTerminate,
-		"sigkill":    cmdSigkill,
-		"backend":    cmdBackend,
-		"traffic":    cmdTraffic,
-		"freeport":   cmdFreeport,
-		"eventually": cmdEventually,
-		"expand":     cmdExpand,
+		"server":       cmdServer,
+		"agent":        cmdAgent,
+		"start":        cmdStart,
+		"terminate":    cmdTerminate,
+		"sigkill":      cmdSigkill,
+		"backend":      cmdBackend,
+		"traffic":      cmdTraffic,
+		"freeport":     cmdFreeport,
+		"eventually":   cmdEventually,
+		"expand":       cmdExpand,
+		"alertmanager": cmdAlertmanager,
+		"httpget":      cmdHTTPGet,
 	}
 }
 
@@ -627,15 +635,19 @@ func cmdEventually(ts *testscript.TestScript, neg bool, args []string) {
 	var lastErr error
 	for {
 		var out, errb bytes.Buffer
-		prog := args[1]
-		if prog == "moat" {
-			prog = lookMoat(ts)
+		if args[1] == "httpget" {
+			lastErr = httpGet(args[2:], &out)
+		} else {
+			prog := args[1]
+			if prog == "moat" {
+				prog = lookMoat(ts)
+			}
+			cmd := exec.Command(prog, args[2:]...)
+			cmd.Env = scriptEnv(ts)
+			cmd.Dir = ts.Getenv("WORK")
+			cmd.Stdout, cmd.Stderr = &out, &errb
+			lastErr = cmd.Run()
 		}
-		cmd := exec.Command(prog, args[2:]...)
-		cmd.Env = scriptEnv(ts)
-		cmd.Dir = ts.Getenv("WORK")
-		cmd.Stdout, cmd.Stderr = &out, &errb
-		lastErr = cmd.Run()
 		last = out.String()
 		if lastErr == nil && re.MatchString(last) {
 			fmt.Fprint(ts.Stdout(), last)
@@ -663,4 +675,88 @@ func cmdExpand(ts *testscript.TestScript, neg bool, args []string) {
 		ts.Check(err)
 		ts.Check(os.WriteFile(p, []byte(os.Expand(string(b), ts.Getenv)), 0o600))
 	}
+}
+
+func cmdAlertmanager(ts *testscript.TestScript, neg bool, args []string) {
+	if len(args) != 1 || neg {
+		ts.Fatalf("usage: alertmanager NAME")
+	}
+	name := args[0]
+	bin, err := exec.LookPath("prometheus-alertmanager")
+	if err != nil {
+		ts.Fatalf("alertmanager: %v (Debian package prometheus-alertmanager)", err)
+	}
+	dir := filepath.Join(ts.Getenv("WORK"), name)
+	ts.Check(os.MkdirAll(dir, 0o700))
+	cfg := filepath.Join(dir, "alertmanager.yml")
+	ts.Check(os.WriteFile(cfg, []byte("route:\n  receiver: none\nreceivers:\n  - name: none\n"), 0o600))
+	logPath := filepath.Join(ts.Getenv("WORK"), name+".log")
+	logFile, err := os.Create(logPath)
+	ts.Check(err)
+	pr, pw := io.Pipe()
+	cmd := exec.Command(bin, "--config.file="+cfg, "--storage.path="+filepath.Join(dir, "data"),
+		"--web.listen-address=127.0.0.1:0", "--cluster.listen-address=")
+	cmd.Stdout = logFile
+	cmd.Stderr = io.MultiWriter(logFile, pw)
+	ts.Check(cmd.Start())
+	p := &proc{name: name, cmd: cmd, log: logPath, done: make(chan struct{})}
+	go func() {
+		p.err = cmd.Wait()
+		pw.Close()
+		logFile.Close()
+		close(p.done)
+	}()
+	ps := scriptProcs(ts)
+	ps.mu.Lock()
+	ps.m[name] = p
+	ps.mu.Unlock()
+	ts.Defer(func() { _ = p.stop(ts, syscall.SIGTERM) })
+	addr := make(chan string, 1)
+	go func() {
+		re := regexp.MustCompile(`msg="Listening on" address=(\S+)`)
+		sc := bufio.NewScanner(pr)
+		for sc.Scan() {
+			if m := re.FindStringSubmatch(sc.Text()); m != nil {
+				addr <- m[1]
+				break
+			}
+		}
+		_, _ = io.Copy(io.Discard, pr)
+	}()
+	select {
+	case a := <-addr:
+		ts.Setenv(name+"_URL", "http://"+a)
+	case <-p.done:
+		ts.Fatalf("alertmanager exited (%v):\n%s", p.err, tail(logPath, 20))
+	case <-time.After(startTimeout):
+		ts.Fatalf("alertmanager did not listen within %s:\n%s", startTimeout, tail(logPath, 20))
+	}
+}
+
+func cmdHTTPGet(ts *testscript.TestScript, neg bool, args []string) {
+	err := httpGet(args, ts.Stdout())
+	if (err != nil) != neg {
+		ts.Fatalf("httpget: %v", err)
+	}
+}
+
+// httpGet writes the body of GET args[0] to w; an answer other than 200 is
+// an error.
+func httpGet(args []string, w io.Writer) error {
+	if len(args) != 1 {
+		return errors.New("usage: httpget URL")
+	}
+	c := &http.Client{Timeout: 30 * time.Second}
+	resp, err := c.Get(args[0])
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	if _, err := io.Copy(w, io.LimitReader(resp.Body, 16<<20)); err != nil {
+		return err
+	}
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("GET %s: %s", args[0], resp.Status)
+	}
+	return nil
 }
