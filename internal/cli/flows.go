@@ -270,7 +270,7 @@ func (p *recordPrinter) print(r flow.Record) error {
 	}
 	if !p.header {
 		p.header = true
-		fmt.Fprintln(p.tw, "TIME\tCLASS\tSRC\tDST\tPORT\tVERDICT\tRULE\tBYTES")
+		fmt.Fprintln(p.tw, "TIME\tCLASS\tEVENT\tSRC\tDST\tPORT\tVERDICT\tRULE\tBYTES")
 	}
 	src, dst, port := "-", "-", "-"
 	if e := r.SrcEndpoint; e != nil {
@@ -297,8 +297,8 @@ func (p *recordPrinter) print(r flow.Record) error {
 	if v == "" {
 		v = "-"
 	}
-	_, err := fmt.Fprintf(p.tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%d\n",
-		time.UnixMilli(r.Time).UTC().Format("2006-01-02T15:04:05.000Z"), className(r.ClassUID), src, dst, port, v, rule, bytes)
+	_, err := fmt.Fprintf(p.tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%d\n",
+		time.UnixMilli(r.Time).UTC().Format("2006-01-02T15:04:05.000Z"), className(r.ClassUID), activityName(r), src, dst, port, v, rule, bytes)
 	return err
 }
 
@@ -316,6 +316,29 @@ func endpointLabel(e *flow.Endpoint) string {
 		return e.IP
 	}
 	return "-"
+}
+
+// activityName says which event of a connection a network record is: its
+// open, an interim count while it lasts, its close, or a refusal.
+func activityName(r flow.Record) string {
+	if r.ClassUID != flow.ClassNetworkActivity {
+		return "-"
+	}
+	switch r.ActivityID {
+	case flow.ActivityOpen:
+		return "open"
+	case flow.ActivityClose:
+		return "close"
+	case flow.ActivityReset:
+		return "reset"
+	case flow.ActivityFail:
+		return "fail"
+	case flow.ActivityRefuse:
+		return "refuse"
+	case flow.ActivityTraffic:
+		return "traffic"
+	}
+	return strconv.Itoa(r.ActivityID)
 }
 
 func className(c int) string {
