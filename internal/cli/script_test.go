@@ -6,10 +6,19 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
 	"encoding/json"
+	"encoding/pem"
 	"errors"
 	"fmt"
 	"io"
+	"math/big"
+	"moat/internal/flow/ocsfcheck"
 	"net"
 	"net/http"
 	"os"
@@ -65,7 +74,17 @@ import (
 //	    run Prometheus Alertmanager (Debian's prometheus-alertmanager) on a
 //	    port picked by the kernel, with a throwaway configuration and
 //	    storage; sets NAME_URL
-//	httpget URL    print the body of a GET (fails unless 200)
+//	httpget [-k] URL
+//	               print the body of a GET (fails unless 200; -k trusts any
+//	               server certificate)
+//	token NODE VAR set VAR to a fresh join token for NODE
+//	selfsigned DIR write DIR/edge.crt and DIR/edge.key, a certificate for
+//	               127.0.0.1 (for a gateway's TLS)
+//	tlsprobe ADDR  a TLS handshake to ADDR without a client certificate,
+//	               as any non-peer would make (! tlsprobe: it is refused)
+//	ocsfcheck FILE [CLASS...]
+//	               check every JSON line of FILE against OCSF 1.3.0
+//	               (internal/flow/ocsfcheck), and that each CLASS uid occurs
 //	expand FILE... replace $VAR and ${VAR} in each file with the script's
 //	               variables (for configs that name ports and paths)
 //	eventually [-timeout D] PATTERN PROG ARGS...
@@ -150,6 +169,10 @@ func ScriptCmds() map[string]func(ts *testscript.TestScript, neg bool, args []st
 		"expand":       cmdExpand,
 		"alertmanager": cmdAlertmanager,
 		"httpget":      cmdHTTPGet,
+		"token":        cmdToken,
+		"selfsigned":   cmdSelfSigned,
+		"tlsprobe":     cmdTLSProbe,
+		"ocsfcheck":    cmdOCSFCheck,
 	}
 }
 
@@ -740,13 +763,17 @@ func cmdHTTPGet(ts *testscript.TestScript, neg bool, args []string) {
 	}
 }
 
-// httpGet writes the body of GET args[0] to w; an answer other than 200 is
-// an error.
+// httpGet writes the body of GET to w; an answer other than 200 is an
+// error. args are [-k] URL.
 func httpGet(args []string, w io.Writer) error {
-	if len(args) != 1 {
-		return errors.New("usage: httpget URL")
+	insecure := false
+	if len(args) == 2 && args[0] == "-k" {
+		insecure, args = true, args[1:]
 	}
-	c := &http.Client{Timeout: 30 * time.Second}
+	if len(args) != 1 {
+		return errors.New("usage: httpget [-k] URL")
+	}
+	c := &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{InsecureSkipVerify: insecure}}}
 	resp, err := c.Get(args[0])
 	if err != nil {
 		return err
@@ -759,4 +786,90 @@ func httpGet(args []string, w io.Writer) error {
 		return fmt.Errorf("GET %s: %s", args[0], resp.Status)
 	}
 	return nil
+}
+
+func cmdToken(ts *testscript.TestScript, neg bool, args []string) {
+	if len(args) != 2 || neg {
+		ts.Fatalf("usage: token NODE VAR")
+	}
+	tok, err := execMoat(ts, "token", "create", "--node", args[0])
+	if err != nil {
+		ts.Fatalf("%v", err)
+	}
+	ts.Setenv(args[1], strings.TrimSpace(tok))
+}
+
+func cmdSelfSigned(ts *testscript.TestScript, neg bool, args []string) {
+	if len(args) != 1 || neg {
+		ts.Fatalf("usage: selfsigned DIR")
+	}
+	dir := ts.MkAbs(args[0])
+	ts.Check(os.MkdirAll(dir, 0o700))
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	ts.Check(err)
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "edge"},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(24 * time.Hour),
+		IPAddresses: []net.IP{net.IPv4(127, 0, 0, 1)}, DNSNames: []string{"localhost"},
+		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}, KeyUsage: x509.KeyUsageDigitalSignature}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, key.Public(), key)
+	ts.Check(err)
+	kd, err := x509.MarshalPKCS8PrivateKey(key)
+	ts.Check(err)
+	ts.Check(os.WriteFile(filepath.Join(dir, "edge.crt"), pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o600))
+	ts.Check(os.WriteFile(filepath.Join(dir, "edge.key"), pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: kd}), 0o600))
+}
+
+func cmdTLSProbe(ts *testscript.TestScript, neg bool, args []string) {
+	if len(args) != 1 {
+		ts.Fatalf("usage: tlsprobe ADDR")
+	}
+	d := &net.Dialer{Timeout: 10 * time.Second}
+	c, err := tls.DialWithDialer(d, "tcp", args[0], &tls.Config{InsecureSkipVerify: true})
+	if err == nil {
+		// TLS 1.3 reports a refused client certificate on the first read.
+		_ = c.SetReadDeadline(time.Now().Add(10 * time.Second))
+		_, err = c.Read(make([]byte, 1))
+		c.Close()
+		if errors.Is(err, os.ErrDeadlineExceeded) {
+			err = nil
+		}
+	}
+	switch {
+	case err != nil && !neg:
+		ts.Fatalf("tlsprobe %s: %v", args[0], err)
+	case err == nil && neg:
+		ts.Fatalf("tlsprobe %s: the handshake was accepted", args[0])
+	}
+}
+
+func cmdOCSFCheck(ts *testscript.TestScript, neg bool, args []string) {
+	if len(args) < 1 || neg {
+		ts.Fatalf("usage: ocsfcheck FILE [CLASS...]")
+	}
+	b, err := os.ReadFile(ts.MkAbs(args[0]))
+	ts.Check(err)
+	seen := map[string]int{}
+	var bad []string
+	for i, line := range strings.Split(strings.TrimSpace(string(b)), "\n") {
+		if line == "" {
+			continue
+		}
+		var head struct {
+			Class int `json:"class_uid"`
+		}
+		_ = json.Unmarshal([]byte(line), &head)
+		seen[strconv.Itoa(head.Class)]++
+		if err := ocsfcheck.Check([]byte(line)); err != nil {
+			bad = append(bad, fmt.Sprintf("line %d (class %d): %v\n  %s", i+1, head.Class, err, line))
+		}
+	}
+	for _, want := range args[1:] {
+		if seen[want] == 0 {
+			bad = append(bad, fmt.Sprintf("no record of class %s (have %v)", want, seen))
+		}
+	}
+	if len(bad) > 0 {
+		ts.Fatalf("%d problems:\n%s", len(bad), strings.Join(bad, "\n"))
+	}
+	fmt.Fprintf(ts.Stdout(), "%d records conform to OCSF %s: %v\n", len(strings.Split(strings.TrimSpace(string(b)), "\n")), ocsfcheck.Version, seen)
 }

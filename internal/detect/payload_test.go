@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"moat/internal/flow/ocsfcheck"
 )
 
 var update = flag.Bool("update", false, "rewrite golden files")
@@ -315,5 +316,12 @@ func TestFindingRecord(t *testing.T) {
 	}
 	if r.Metadata.Product.Name != ProductName || r.Metadata.UID != Finding(fixtureAlert(StatusFiring)).Metadata.UID {
 		t.Fatalf("finding ID must be stable per alert: %+v", r.Metadata)
+	}
+	b, err := json.Marshal(r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := ocsfcheck.Check(b); err != nil {
+		t.Fatalf("not a valid OCSF 1.3.0 Detection Finding: %v\n%s", err, b)
 	}
 }
