@@ -44,8 +44,9 @@ func flowsCommand() *Command {
 	)
 	return &Command{
 		Name:    "flows",
-		Summary: "query flow records and security events",
+		Summary: "query and export flow records and security events",
 		Usage:   "[flags]",
+		Sub:     []*Command{flowsExportCommand()},
 		Help: "flows asks the control plane (--server, with admin credentials of any role) for\n" +
 			"the newest records matching the filters and prints them oldest first, or with\n" +
 			"--top talkers the source-destination pairs with the most bytes. --follow then\n" +

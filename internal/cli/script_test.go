@@ -5,6 +5,7 @@ package cli
 import (
 	"bufio"
 	"bytes"
+	"compress/gzip"
 	"context"
 	"crypto/ecdsa"
 	"crypto/elliptic"
@@ -25,6 +26,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"sort"
 	"strconv"
 	"strings"
 	"sync"
@@ -82,6 +84,8 @@ import (
 //	               127.0.0.1 (for a gateway's TLS)
 //	tlsprobe ADDR  a TLS handshake to ADDR without a client certificate,
 //	               as any non-peer would make (! tlsprobe: it is refused)
+//	gunzip GLOB    print the contents of the gzipped files GLOB matches, in
+//	               name order (fails when none match)
 //	ocsfcheck FILE [CLASS...]
 //	               check every JSON line of FILE against OCSF 1.3.0
 //	               (internal/flow/ocsfcheck), and that each CLASS uid occurs
@@ -173,6 +177,7 @@ func ScriptCmds() map[string]func(ts *testscript.TestScript, neg bool, args []st
 		"selfsigned":   cmdSelfSigned,
 		"tlsprobe":     cmdTLSProbe,
 		"ocsfcheck":    cmdOCSFCheck,
+		"gunzip":       cmdGunzip,
 	}
 }
 
@@ -872,4 +877,30 @@ func cmdOCSFCheck(ts *testscript.TestScript, neg bool, args []string) {
 		ts.Fatalf("%d problems:\n%s", len(bad), strings.Join(bad, "\n"))
 	}
 	fmt.Fprintf(ts.Stdout(), "%d records conform to OCSF %s: %v\n", len(strings.Split(strings.TrimSpace(string(b)), "\n")), ocsfcheck.Version, seen)
+}
+
+func cmdGunzip(ts *testscript.TestScript, neg bool, args []string) {
+	if len(args) != 1 || neg {
+		ts.Fatalf("usage: gunzip GLOB")
+	}
+	files, err := filepath.Glob(ts.MkAbs(args[0]))
+	ts.Check(err)
+	if len(files) == 0 {
+		ts.Fatalf("gunzip: nothing matches %s", args[0])
+	}
+	sort.Strings(files)
+	for _, p := range files {
+		f, err := os.Open(p)
+		ts.Check(err)
+		zr, err := gzip.NewReader(f)
+		if err != nil {
+			f.Close()
+			ts.Fatalf("gunzip %s: %v", p, err)
+		}
+		_, err = io.Copy(ts.Stdout(), zr)
+		f.Close()
+		if err != nil {
+			ts.Fatalf("gunzip %s: %v", p, err)
+		}
+	}
 }

@@ -2,6 +2,7 @@ package cli
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net/http"
@@ -46,7 +47,9 @@ type serverParts struct {
 	metrics  *prometheus.Registry
 	// metricsAddr, when set, serves metrics at /metrics.
 	metricsAddr string
-	closers     []func() error
+	// exports run the continuous exports of flow records.
+	exports []func(context.Context) error
+	closers []func() error
 }
 
 func (p *serverParts) Close() {
@@ -59,7 +62,7 @@ func (p *serverParts) Close() {
 func (p *serverParts) Run(ctx context.Context) error {
 	g, ctx := errgroup.WithContext(ctx)
 	metrics := func(ctx context.Context) error { return serveMetrics(ctx, p.metricsAddr, p.metrics) }
-	for _, run := range []func(context.Context) error{p.srv.Run, p.keys.Run, p.flows.Run, p.engine.Run, p.dispatch.Run, metrics} {
+	for _, run := range append([]func(context.Context) error{p.srv.Run, p.keys.Run, p.flows.Run, p.engine.Run, p.dispatch.Run, metrics}, p.exports...) {
 		g.Go(func() error { return run(ctx) })
 	}
 	return g.Wait()
@@ -99,6 +102,13 @@ func startServer(ctx context.Context, e *Env, c *server.File, logger *slog.Logge
 	p.closers = append(p.closers, p.flows.Close)
 	if err := p.metrics.Register(p.flows.Collector()); err != nil {
 		return nil, err
+	}
+	for _, ex := range c.Export {
+		run, err := exportFlows(p.flows, ex, logger)
+		if err != nil {
+			return nil, err
+		}
+		p.exports = append(p.exports, run)
 	}
 	settings := &detect.Settings{}
 	if c.Alerts != "" {
@@ -222,4 +232,58 @@ func startNode(ctx context.Context, e *Env, c *agent.File) (*node, error) {
 		return nil, err
 	}
 	return &node{agent: a, metrics: reg, metricsAddr: c.Metrics, log: logger, meshAddr: c.Listen}, nil
+}
+
+// exportBuffer is how many records a continuous export may lag behind
+// storage before it misses some (logged, with the count).
+const exportBuffer = 1 << 16
+
+// exportFlows subscribes ex's files to every record st stores and returns
+// what runs them: records are written as they are stored, the live file
+// rotates by size and time, and stopping closes it (after the last
+// compression). A record the store held back as a duplicate is not written
+// twice.
+func exportFlows(st *flow.Store, ex server.ExportFile, logger *slog.Logger) (func(context.Context) error, error) {
+	name := "flows.jsonl"
+	if ex.Format == flow.FormatVPC {
+		name = "vpcflows.log"
+	}
+	fw, err := flow.NewFileWriter(flow.FileConfig{
+		Path: filepath.Join(ex.Dir, name), Format: ex.Format, AccountID: ex.AccountID, MaxMegabytes: ex.MaxMB,
+		RotateEvery: time.Duration(ex.RotateEvery), MaxBackups: ex.MaxFiles, MaxAgeDays: int(time.Duration(ex.MaxAge) / (24 * time.Hour)),
+	})
+	if err != nil {
+		return nil, err
+	}
+	sub, err := st.Follow(flow.Filter{}, exportBuffer)
+	if err != nil {
+		return nil, err
+	}
+	return func(ctx context.Context) error {
+		defer sub.Close()
+		g, ctx := errgroup.WithContext(ctx)
+		g.Go(func() error { return fw.Run(ctx) })
+		g.Go(func() error {
+			var dropped uint64
+			for {
+				select {
+				case <-ctx.Done():
+					return nil
+				case r, ok := <-sub.C:
+					if !ok {
+						return nil
+					}
+					if err := fw.Write(r); err != nil {
+						logger.Error("flow export: record not written", "dir", ex.Dir, "err", err)
+					}
+					if d := sub.Dropped(); d > dropped {
+						logger.Warn("flow export fell behind storage; records missed", "dir", ex.Dir, "missed", d-dropped)
+						dropped = d
+					}
+				}
+			}
+		})
+		err := g.Wait()
+		return errors.Join(err, fw.Close())
+	}, nil
 }

@@ -43,7 +43,32 @@ type File struct {
 	// KeyRotation rotates the primary data key when it is this old (e.g.
 	// 90d); zero means only by "moat keys rotate".
 	KeyRotation config.Duration `yaml:"key_rotation"`
-	Log         config.Log      `yaml:",inline"`
+	// Export copies every flow record the server stores, as it stores it,
+	// into rotated, gzipped files in a directory, for a shipper (Security
+	// Lake, Splunk, Elastic agents) to pick up.
+	Export []ExportFile `yaml:"export"`
+	Log    config.Log   `yaml:",inline"`
+}
+
+// ExportFile is one continuous export of flow records.
+type ExportFile struct {
+	// Dir receives the files: the live one (flows.jsonl, or vpcflows.log)
+	// and rotated, gzipped ones beside it. Required.
+	Dir string `yaml:"dir"`
+	// Format is "ocsf" (JSON lines, the default) or "vpc" (AWS VPC Flow
+	// Logs v2 text; Network Activity only).
+	Format string `yaml:"format"`
+	// AccountID fills the VPC format's account-id field.
+	AccountID string `yaml:"account_id"`
+	// MaxMB rotates the live file at this size; zero means 100.
+	MaxMB int `yaml:"max_mb"`
+	// RotateEvery rotates the live file this often; zero means by size only.
+	RotateEvery config.Duration `yaml:"rotate_every"`
+	// MaxFiles keeps this many rotated files; zero keeps them all.
+	MaxFiles int `yaml:"max_files"`
+	// MaxAge removes rotated files older than this (whole days); zero keeps
+	// them.
+	MaxAge config.Duration `yaml:"max_age"`
 }
 
 // StoreFile selects the control-plane store.
@@ -122,6 +147,19 @@ func (f *File) ValidateFile() error {
 	}
 	if f.KeyRotation < 0 {
 		return config.Errorf("key_rotation", "%s: want a positive period such as 90d, or none", time.Duration(f.KeyRotation))
+	}
+	for i, e := range f.Export {
+		p := config.Index("export", i)
+		switch {
+		case e.Dir == "":
+			return config.Errorf(config.Join(p, "dir"), "required")
+		case e.Format != "" && e.Format != "ocsf" && e.Format != "vpc":
+			return config.Errorf(config.Join(p, "format"), "%q: want ocsf or vpc", e.Format)
+		case e.MaxMB < 0 || e.MaxFiles < 0 || e.RotateEvery < 0 || e.MaxAge < 0:
+			return config.Errorf(p, "sizes, counts and periods must not be negative")
+		case e.MaxAge > 0 && time.Duration(e.MaxAge) < 24*time.Hour:
+			return config.Errorf(config.Join(p, "max_age"), "%s: want whole days (1d or more)", time.Duration(e.MaxAge))
+		}
 	}
 	if err := f.Store.validate("store"); err != nil {
 		return err
