@@ -19,6 +19,7 @@ import (
 
 	"moat/internal/agent"
 	"moat/internal/api"
+	"moat/internal/config"
 	"moat/internal/flow"
 	"moat/internal/gateway"
 	"moat/internal/server"
@@ -82,6 +83,7 @@ func devCommand() *Command {
 	var dataDir string
 	var portBase int
 	var jsonFlows bool
+	var logCfg config.Log
 	return &Command{
 		Name:    "dev",
 		Summary: "run the whole system in one process: server, two agents, demo services",
@@ -94,13 +96,17 @@ func devCommand() *Command {
 			fs.StringVar(&dataDir, "data-dir", "", "where the state lives and stays (default: a fresh temporary directory, removed on exit)")
 			fs.IntVar(&portBase, "port-base", 0, "use ports N, N+1, … instead of the defaults (7400, 15001, 9000, …)")
 			fs.BoolVar(&jsonFlows, "json", false, "stream flows as OCSF JSON lines instead of one readable line each")
+			logFlags(fs, &logCfg)
 		},
 		Run: func(ctx context.Context, e *Env, fs *flag.FlagSet) error {
+			if err := logCfg.Validate(); err != nil {
+				return usagef("dev: %v", err)
+			}
 			if portBase != 0 && (portBase < 1024 || portBase > 65000) {
 				return usagef("--port-base %d: want 1024-65000", portBase)
 			}
 			if dataDir != "" {
-				return runDev(ctx, e, dataDir, defaultDevPorts(portBase), jsonFlows)
+				return runDev(ctx, e, dataDir, defaultDevPorts(portBase), jsonFlows, &logCfg)
 			}
 			// A fresh directory holds keys and credentials that mean
 			// nothing once the demo ends: it goes with it.
@@ -108,7 +114,7 @@ func devCommand() *Command {
 			if err != nil {
 				return err
 			}
-			err = runDev(ctx, e, d, defaultDevPorts(portBase), jsonFlows)
+			err = runDev(ctx, e, d, defaultDevPorts(portBase), jsonFlows, &logCfg)
 			if rerr := os.RemoveAll(d); rerr != nil {
 				return errors.Join(err, fmt.Errorf("dev: remove %s: %w", d, rerr))
 			}
@@ -239,7 +245,7 @@ func eventLine(r flow.Record) string {
 	return b.String()
 }
 
-func runDev(ctx context.Context, e *Env, dir string, p devPorts, jsonFlows bool) error {
+func runDev(ctx context.Context, e *Env, dir string, p devPorts, jsonFlows bool, logCfg *config.Log) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	if err := os.MkdirAll(dir, 0o700); err != nil {
@@ -251,7 +257,7 @@ func runDev(ctx context.Context, e *Env, dir string, p devPorts, jsonFlows bool)
 		return err
 	}
 	defer logFile.Close()
-	logger := slog.New(slog.NewTextHandler(logFile, nil))
+	logger := logCfg.Logger(logFile)
 	flowFile, err := os.OpenFile(filepath.Join(dir, "flows.jsonl"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
 	if err != nil {
 		return err
