@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/http"
 	"net/url"
@@ -145,7 +146,7 @@ func ParseFlowValues(v url.Values) (f flow.Filter, n int, err error) {
 // query) to fn until ctx ends (it then returns nil), the stream breaks or fn
 // fails.
 func (c *Client) FollowFlows(ctx context.Context, query url.Values, fn func(FlowFrame) error) error {
-	return c.stream(ctx, PathFlowFollow+"?"+query.Encode(), func(line []byte) error {
+	return c.stream(ctx, PathFlowFollow+"?"+query.Encode(), 0, func(line []byte) error {
 		var fr FlowFrame
 		if err := json.Unmarshal(line, &fr); err != nil {
 			return fmt.Errorf("api: follow frame: %w", err)
@@ -154,17 +155,36 @@ func (c *Client) FollowFlows(ctx context.Context, query url.Values, fn func(Flow
 	})
 }
 
-// stream GETs path and hands each line of the answer to fn. It returns nil
-// only when ctx ended.
-func (c *Client) stream(ctx context.Context, path string, fn func([]byte) error) error {
+// ErrWatchSilent is returned by a stream (Watch) that carried nothing, not
+// even a heartbeat, for longer than its idle limit: a half-open connection
+// (a peer gone without a reset, a proxy that stopped forwarding).
+var ErrWatchSilent = errors.New("api: watch stream silent")
+
+// stream GETs path and hands each line of the answer to fn until ctx ends
+// (it then returns nil), the stream breaks, fn fails or (idle > 0) no line
+// arrives for idle.
+func (c *Client) stream(ctx context.Context, path string, idle time.Duration, fn func([]byte) error) error {
+	ctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	var alive *time.Timer
+	if idle > 0 {
+		alive = time.AfterFunc(idle, func() { cancel(ErrWatchSilent) })
+		defer alive.Stop()
+	}
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, c.base+path, nil)
 	if err != nil {
 		return fmt.Errorf("api: %w", err)
 	}
+	ended := func() (bool, error) {
+		if cause := context.Cause(ctx); errors.Is(cause, ErrWatchSilent) {
+			return true, fmt.Errorf("%w for %v: reconnecting", ErrWatchSilent, idle)
+		}
+		return ctx.Err() != nil, nil
+	}
 	resp, err := c.hc.Do(req)
 	if err != nil {
-		if ctx.Err() != nil {
-			return nil
+		if done, werr := ended(); done {
+			return werr
 		}
 		return fmt.Errorf("api: GET %s: %w", path, err)
 	}
@@ -175,12 +195,15 @@ func (c *Client) stream(ctx context.Context, path string, fn func([]byte) error)
 	sc := bufio.NewScanner(resp.Body)
 	sc.Buffer(make([]byte, 64<<10), 256<<20)
 	for sc.Scan() {
+		if alive != nil {
+			alive.Reset(idle)
+		}
 		if err := fn(sc.Bytes()); err != nil {
 			return err
 		}
 	}
-	if ctx.Err() != nil {
-		return nil
+	if done, werr := ended(); done {
+		return werr
 	}
 	if err := sc.Err(); err != nil {
 		return fmt.Errorf("api: GET %s: %w", path, err)

@@ -9,7 +9,6 @@ import (
 	"time"
 
 	"moat/internal/api"
-	"moat/internal/config"
 	"moat/internal/flow"
 	"moat/internal/seal"
 )
@@ -18,9 +17,8 @@ func flowsExportCommand() *Command {
 	var (
 		af                         adminFlags
 		kek                        seal.KEKConfig
+		ff                         filterFlags
 		dataDir, out, format, acct string
-		from, to, verdict, rule    string
-		since                      time.Duration
 		maxMB                      int
 	)
 	return &Command{
@@ -41,18 +39,7 @@ func flowsExportCommand() *Command {
 			fs.StringVar(&format, "format", flow.FormatOCSF, "ocsf (JSON lines) or vpc (AWS VPC Flow Logs v2)")
 			fs.StringVar(&acct, "account-id", "", "account-id field of VPC lines")
 			fs.IntVar(&maxMB, "max-mb", 100, "largest file before compression, in MiB")
-			fs.StringVar(&from, "from", "", "source service name, SPIFFE ID or IP")
-			fs.StringVar(&to, "to", "", "destination service name, SPIFFE ID or IP")
-			fs.StringVar(&verdict, "verdict", "", "allow, deny or audit")
-			fs.StringVar(&rule, "rule", "", "name of the deciding rule")
-			fs.Func("since", "only records of the last `duration` (e.g. 1h, 7d)", func(v string) error {
-				d, err := config.ParseDuration(v)
-				if err != nil {
-					return err
-				}
-				since = d
-				return nil
-			})
+			ff.register(fs)
 		},
 		Run: func(ctx context.Context, e *Env, fs *flag.FlagSet) error {
 			if fs.NArg() > 0 {
@@ -64,15 +51,12 @@ func flowsExportCommand() *Command {
 			if format != flow.FormatOCSF && format != flow.FormatVPC {
 				return usagef("flows export: --format %q: want ocsf or vpc", format)
 			}
-			if maxMB < 1 || since < 0 {
-				return usagef("flows export: --max-mb must be positive, --since not negative")
+			if maxMB < 1 {
+				return usagef("flows export: --max-mb must be positive")
 			}
-			f := flow.Filter{From: from, To: to, Verdict: verdict, Rule: rule}
-			if since > 0 {
-				f.Since = time.Now().Add(-since)
-			}
-			if err := f.Validate(); err != nil {
-				return usagef("%v", err)
+			f, err := ff.filter(time.Now())
+			if err != nil {
+				return err
 			}
 			var recs []flow.Record
 			if dataDir != "" {

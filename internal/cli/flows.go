@@ -33,14 +33,13 @@ type flowSource interface {
 
 func flowsCommand() *Command {
 	var (
-		af                     adminFlags
-		kek                    seal.KEKConfig
-		dataDir, from, to, top string
-		verdict, rule          string
-		since                  time.Duration
-		limit                  int
-		follow                 bool
-		poll                   time.Duration
+		af           adminFlags
+		kek          seal.KEKConfig
+		ff           filterFlags
+		dataDir, top string
+		limit        int
+		follow       bool
+		poll         time.Duration
 	)
 	return &Command{
 		Name:    "flows",
@@ -59,18 +58,7 @@ func flowsCommand() *Command {
 			af.register(fs)
 			fs.StringVar(&dataDir, "data-dir", "", "read this server data directory instead of asking the server")
 			kekFlags(fs, &kek)
-			fs.StringVar(&from, "from", "", "source service name, SPIFFE ID or IP")
-			fs.StringVar(&to, "to", "", "destination service name, SPIFFE ID or IP")
-			fs.StringVar(&verdict, "verdict", "", "allow, deny or audit")
-			fs.StringVar(&rule, "rule", "", "name of the deciding rule (or WAF rule ID)")
-			fs.Func("since", "only records of the last `duration` (e.g. 15m, 1h, 7d)", func(v string) error {
-				d, err := config.ParseDuration(v)
-				if err != nil {
-					return err
-				}
-				since = d
-				return nil
-			})
+			ff.register(fs)
 			fs.StringVar(&top, "top", "", "\"talkers\": the source-destination pairs with the most bytes")
 			fs.IntVar(&limit, "limit", 0, fmt.Sprintf("most records to print, or talkers (default 100 records, 10 talkers; at most %d from a server)", api.MaxFlowRecords))
 			fs.BoolVar(&follow, "follow", false, "keep printing records as they are stored")
@@ -89,7 +77,7 @@ func flowsCommand() *Command {
 			if top != "" && follow {
 				return usagef("flows: --top and --follow do not go together")
 			}
-			if limit < 0 || since < 0 || poll <= 0 {
+			if limit < 0 || poll <= 0 {
 				return usagef("flows: --limit and --since must not be negative, --poll must be positive")
 			}
 			if limit == 0 {
@@ -98,13 +86,11 @@ func flowsCommand() *Command {
 					limit = 10
 				}
 			}
-			f := flow.Filter{From: from, To: to, Verdict: verdict, Rule: rule, Limit: limit}
-			if since > 0 {
-				f.Since = time.Now().Add(-since)
+			f, err := ff.filter(time.Now())
+			if err != nil {
+				return err
 			}
-			if err := f.Validate(); err != nil {
-				return usagef("%v", err)
-			}
+			f.Limit = limit
 			var src flowSource
 			if dataDir != "" {
 				if err := kek.Validate("kek"); err != nil {
@@ -161,6 +147,42 @@ func flowsCommand() *Command {
 			return p.flush()
 		},
 	}
+}
+
+// filterFlags are the record filters of flows and flows export.
+type filterFlags struct {
+	from, to, verdict, rule string
+	since                   time.Duration
+}
+
+func (ff *filterFlags) register(fs *flag.FlagSet) {
+	fs.StringVar(&ff.from, "from", "", "source service name, SPIFFE ID or IP")
+	fs.StringVar(&ff.to, "to", "", "destination service name, SPIFFE ID or IP")
+	fs.StringVar(&ff.verdict, "verdict", "", "allow, deny or audit")
+	fs.StringVar(&ff.rule, "rule", "", "name of the deciding rule (or WAF rule ID)")
+	fs.Func("since", "only records of the last `duration` (e.g. 15m, 1h, 7d)", func(v string) error {
+		d, err := config.ParseDuration(v)
+		if err != nil {
+			return err
+		}
+		if d < 0 {
+			return fmt.Errorf("%s is negative", v)
+		}
+		ff.since = d
+		return nil
+	})
+}
+
+// filter is the flow.Filter the flags name, as of now.
+func (ff *filterFlags) filter(now time.Time) (flow.Filter, error) {
+	f := flow.Filter{From: ff.from, To: ff.to, Verdict: ff.verdict, Rule: ff.rule}
+	if ff.since > 0 {
+		f.Since = now.Add(-ff.since)
+	}
+	if err := f.Validate(); err != nil {
+		return f, usagef("%v", err)
+	}
+	return f, nil
 }
 
 // remoteFlows reads through the control plane's API.
