@@ -13,13 +13,18 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"crypto/x509/pkix"
+	"encoding/binary"
 	"encoding/json"
 	"encoding/pem"
 	"errors"
 	"fmt"
 	"io"
 	"math/big"
+	"moat/internal/audit"
 	"moat/internal/flow/ocsfcheck"
+	"moat/internal/seal"
+	"moat/internal/server"
+	"moat/internal/store"
 	"net"
 	"net/http"
 	"os"
@@ -35,6 +40,8 @@ import (
 	"time"
 
 	"github.com/rogpeppe/go-internal/testscript"
+	"golang.org/x/mod/sumdb/note"
+	"golang.org/x/mod/sumdb/tlog"
 )
 
 // TestScripts runs testdata/script/*.txtar against the moat binary built
@@ -84,6 +91,14 @@ import (
 //	               127.0.0.1 (for a gateway's TLS)
 //	tlsprobe ADDR  a TLS handshake to ADDR without a client certificate,
 //	               as any non-peer would make (! tlsprobe: it is refused)
+//	waitserver ADDR
+//	               wait until ADDR accepts connections
+//	auditforge DIR I [plain]
+//	               rewrite entry I of the (stopped) server's audit log in
+//	               DIR and re-sign every checkpoint from there with the
+//	               log's own key, unsealed from the store with the KEK
+//	               DIR.kek: what someone holding the data directory and the
+//	               KEK can do; with plain the new entry is unencrypted
 //	gunzip GLOB    print the contents of the gzipped files GLOB matches, in
 //	               name order (fails when none match)
 //	ocsfcheck FILE [CLASS...]
@@ -97,6 +112,7 @@ import (
 //	    stdout matching PATTERN (default timeout 60s); its last output is
 //	    the command's output
 //
+// $SERVER is a free loopback address, for a server a script runs itself.
 // Every process a script starts is stopped when it ends, and its log is
 // shown when the script fails.
 func TestScripts(t *testing.T) {
@@ -150,6 +166,10 @@ func scriptSetup(env *testscript.Env, bin string) error {
 			names = append(names, k)
 		}
 	}
+	// $SERVER is a free loopback address for scripts that run a server
+	// on a port of their choosing.
+	env.Setenv("SERVER", net.JoinHostPort("127.0.0.1", strconv.Itoa(freePorts(func(f string, a ...any) { panic(fmt.Sprintf(f, a...)) }, 1)[0])))
+	names = append(names, "SERVER")
 	env.Values[envNamesKey{}] = names
 	env.Values[procsKey{}] = &procs{m: map[string]*proc{}}
 	return nil
@@ -178,6 +198,8 @@ func ScriptCmds() map[string]func(ts *testscript.TestScript, neg bool, args []st
 		"tlsprobe":     cmdTLSProbe,
 		"ocsfcheck":    cmdOCSFCheck,
 		"gunzip":       cmdGunzip,
+		"waitserver":   scriptWaitServer,
+		"auditforge":   scriptAuditForge,
 	}
 }
 
@@ -903,4 +925,115 @@ func cmdGunzip(ts *testscript.TestScript, neg bool, args []string) {
 			ts.Fatalf("gunzip %s: %v", p, err)
 		}
 	}
+}
+
+func scriptWaitServer(ts *testscript.TestScript, neg bool, args []string) {
+	if len(args) != 1 {
+		ts.Fatalf("usage: waitserver ADDR")
+	}
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		c, err := net.DialTimeout("tcp", args[0], time.Second)
+		if err == nil {
+			c.Close()
+			return
+		}
+		if time.Now().After(deadline) {
+			ts.Fatalf("%s does not accept connections: %v", args[0], err)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+func scriptAuditForge(ts *testscript.TestScript, neg bool, args []string) {
+	if len(args) < 2 || len(args) > 3 || (len(args) == 3 && args[2] != "plain") {
+		ts.Fatalf("usage: auditforge DIR INDEX [plain]")
+	}
+	dir := ts.MkAbs(args[0])
+	at, err := strconv.ParseInt(args[1], 10, 64)
+	ts.Check(err)
+	kek, err := seal.OpenKeyFile(dir + ".kek")
+	ts.Check(err)
+	kr, err := seal.Open(seal.Config{Dir: dir, KEK: kek, NoCreate: true})
+	ts.Check(err)
+	st, err := store.OpenBolt(store.BoltConfig{Dir: dir, Sealer: server.NewStoreSealer(kr.AEAD())})
+	ts.Check(err)
+	kv, err := st.Get(context.Background(), audit.DefaultStoreKey)
+	st.Close()
+	ts.Check(err)
+	signer, err := note.NewSigner(string(kv.Value))
+	ts.Check(err)
+
+	logDir := filepath.Join(dir, audit.DirName)
+	entries := readFramesFile(ts, filepath.Join(logDir, "entries"))
+	cps := readFramesFile(ts, filepath.Join(logDir, "checkpoints"))
+	var sealer audit.Sealer = kr.AEAD()
+	if len(args) == 3 {
+		sealer = nil
+	}
+	forged, err := audit.EncodeEntry(at, audit.Entry{Time: time.Now().UTC(), Actor: "mallory", Action: "policy.apply", Target: "allow-all", Result: "ok"}, sealer)
+	ts.Check(err)
+	entries[at] = forged
+	// Recompute every stored hash, and re-sign the checkpoints of every
+	// size past the rewritten entry.
+	var hashes []tlog.Hash
+	hr := tlog.HashReaderFunc(func(idx []int64) ([]tlog.Hash, error) {
+		out := make([]tlog.Hash, len(idx))
+		for i, x := range idx {
+			out[i] = hashes[x]
+		}
+		return out, nil
+	})
+	bySize := map[int64]int{}
+	for i, cp := range cps {
+		n, err := note.Open(cp, note.VerifierList())
+		if u, ok := err.(*note.UnverifiedNoteError); ok {
+			n = u.Note
+		} else {
+			ts.Check(err)
+		}
+		c, err := audit.ParseCheckpoint([]byte(n.Text))
+		ts.Check(err)
+		bySize[c.Size] = i
+	}
+	for i, e := range entries {
+		hs, err := tlog.StoredHashes(int64(i), e, hr)
+		ts.Check(err)
+		hashes = append(hashes, hs...)
+		if k, ok := bySize[int64(i+1)]; ok && int64(i) >= at {
+			root, err := tlog.TreeHash(int64(i+1), hr)
+			ts.Check(err)
+			cps[k], err = audit.SignCheckpoint(audit.Checkpoint{Origin: signer.Name(), Size: int64(i + 1), Root: root}, signer)
+			ts.Check(err)
+		}
+	}
+	var hb []byte
+	for _, h := range hashes {
+		hb = append(hb, h[:]...)
+	}
+	ts.Check(os.WriteFile(filepath.Join(logDir, "entries"), joinFrames(entries), 0o600))
+	ts.Check(os.WriteFile(filepath.Join(logDir, "hashes"), hb, 0o600))
+	ts.Check(os.WriteFile(filepath.Join(logDir, "checkpoints"), joinFrames(cps), 0o600))
+	ts.Check(os.WriteFile(filepath.Join(logDir, "checkpoint"), cps[len(cps)-1], 0o644))
+}
+
+func readFramesFile(ts *testscript.TestScript, p string) [][]byte {
+	b, err := os.ReadFile(p)
+	ts.Check(err)
+	var out [][]byte
+	for len(b) >= 4 {
+		n := int(binary.BigEndian.Uint32(b))
+		out = append(out, bytes.Clone(b[4:4+n]))
+		b = b[4+n:]
+	}
+	return out
+}
+
+func joinFrames(frames [][]byte) []byte {
+	var out []byte
+	for _, f := range frames {
+		out = binary.BigEndian.AppendUint32(out, uint32(len(f)))
+		out = append(out, f...)
+	}
+	return out
 }

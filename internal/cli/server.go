@@ -5,6 +5,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"log/slog"
 	"os"
 	"os/user"
 	"path/filepath"
@@ -12,7 +13,6 @@ import (
 	"time"
 
 	"moat/internal/api"
-	"moat/internal/audit"
 	"moat/internal/server"
 )
 
@@ -181,18 +181,18 @@ func serverAdminRecoverCommand() *Command {
 			if err != nil {
 				return fmt.Errorf("%s: %w", c.DataDir, err)
 			}
-			// The audit log first: its writer lock says whether the server
-			// is running, before the store is touched.
-			log, err := audit.Open(audit.Config{Dir: filepath.Join(c.DataDir, audit.DirName), Sealer: kr.AEAD()})
+			// The store first: a running server holds it (and its audit
+			// log), and recovery must not write beside it.
+			st, err := openStore(ctx, c.DataDir, c.Store, server.NewStoreSealer(kr.AEAD()))
+			if err != nil {
+				return fmt.Errorf("%w (stop the server first)", err)
+			}
+			defer st.Close()
+			log, err := openAuditLog(ctx, &c, st, kr.AEAD(), slog.New(slog.NewTextHandler(e.Stderr, nil)))
 			if err != nil {
 				return fmt.Errorf("%w (stop the server first)", err)
 			}
 			defer log.Close()
-			st, err := openStore(ctx, c.DataDir, c.Store, server.NewStoreSealer(kr.AEAD()))
-			if err != nil {
-				return err
-			}
-			defer st.Close()
 			actor := "local"
 			if u, err := user.Current(); err == nil {
 				actor = "local:" + u.Username

@@ -43,11 +43,22 @@ type File struct {
 	// KeyRotation rotates the primary data key when it is this old (e.g.
 	// 90d); zero means only by "moat keys rotate".
 	KeyRotation config.Duration `yaml:"key_rotation"`
+	// Flows bounds the flow store's memory.
+	Flows FlowStoreFile `yaml:"flows"`
 	// Export copies every flow record the server stores, as it stores it,
 	// into rotated, gzipped files in a directory, for a shipper (Security
 	// Lake, Splunk, Elastic agents) to pick up.
 	Export []ExportFile `yaml:"export"`
 	Log    config.Log   `yaml:",inline"`
+}
+
+// FlowStoreFile bounds the flow store's memory: the SQLite page cache is at
+// most open_partitions × 2 connections × cache_kib.
+type FlowStoreFile struct {
+	// CacheKiB is the page cache per connection; zero means 2048.
+	CacheKiB int `yaml:"cache_kib"`
+	// OpenPartitions is how many day partitions stay open; zero means 8.
+	OpenPartitions int `yaml:"open_partitions"`
 }
 
 // ExportFile is one continuous export of flow records.
@@ -147,6 +158,12 @@ func (f *File) ValidateFile() error {
 	}
 	if f.KeyRotation < 0 {
 		return config.Errorf("key_rotation", "%s: want a positive period such as 90d, or none", time.Duration(f.KeyRotation))
+	}
+	if f.Flows.CacheKiB < 0 || f.Flows.CacheKiB > 1<<20 {
+		return config.Errorf("flows.cache_kib", "%d: want 0 (the default, 2048) to 1048576", f.Flows.CacheKiB)
+	}
+	if f.Flows.OpenPartitions < 0 || f.Flows.OpenPartitions > 1000 {
+		return config.Errorf("flows.open_partitions", "%d: want 0 (the default, 8) to 1000", f.Flows.OpenPartitions)
 	}
 	for i, e := range f.Export {
 		p := config.Index("export", i)
