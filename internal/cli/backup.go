@@ -10,11 +10,12 @@ import (
 
 	"moat/internal/api"
 	"moat/internal/seal"
+	"moat/internal/server"
 )
 
 func backupCommand() *Command {
 	create := adminCommand("create", "write an encrypted backup of the server's state to FILE", "FILE", nil,
-		func(ctx context.Context, e *Env, fs *flag.FlagSet, c *api.Client, out *adminFlags) error {
+		func(ctx context.Context, e *Env, fs *flag.FlagSet, c *api.AdminClient, out *adminFlags) error {
 			if fs.NArg() != 1 {
 				return usagef("backup create: want one FILE")
 			}
@@ -49,14 +50,14 @@ func backupCommand() *Command {
 
 // backupKEK holds the --kek-* flags of the local backup commands.
 type backupKEK struct {
-	c    serverConfig
+	c    server.File
 	file *string
 }
 
 func (b *backupKEK) flags(fs *flag.FlagSet) {
 	b.file = fs.String("config", "", "the server's configuration file: its data_dir, kek and, for a cluster, store (etcd)")
 	fs.StringVar(&b.c.DataDir, "data-dir", "", "the data directory to restore into: absent or empty (required)")
-	b.c.kekFlags(fs)
+	kekFlags(fs, &b.c.KEK)
 }
 
 func backupRestoreCommand() *Command {
@@ -83,26 +84,15 @@ func backupRestoreCommand() *Command {
 			if b.c.DataDir == "" {
 				return usagef("backup restore: --data-dir is required")
 			}
-			if err := b.c.KEK.validate("kek"); err != nil {
+			if err := b.c.Validate(false); err != nil {
 				return err
 			}
-			if *b.file != "" {
-				if b.c.Listen == "" {
-					b.c.Listen = "127.0.0.1:7400"
-				}
-				if b.c.Name == "" {
-					b.c.Name = "control"
-				}
-				if err := b.c.validate(false); err != nil {
-					return err
-				}
-			}
-			kek, err := b.c.KEK.kek(e, b.c.DataDir, false)
+			kek, err := b.c.KEK.Load(b.c.DataDir, e.Getenv, false)
 			if err != nil {
 				return fmt.Errorf("backup restore: %w", err)
 			}
 			if b.c.Store.Backend == "etcd" {
-				if err := etcdPrefixFree(ctx, b.c); err != nil {
+				if err := etcdPrefixFree(ctx, &b.c); err != nil {
 					return fmt.Errorf("backup restore: %w; nothing was restored", err)
 				}
 			}
@@ -120,10 +110,10 @@ func backupRestoreCommand() *Command {
 				return fmt.Errorf("backup restore: restored %q but its keyring does not open: %w", b.c.DataDir, err)
 			}
 			if b.c.Store.Backend == "etcd" {
-				if err := restoreToEtcd(ctx, b.c, kr); err != nil {
+				if err := restoreToEtcd(ctx, &b.c, kr); err != nil {
 					return fmt.Errorf("backup restore: restored %q, but loading it into etcd failed: %w", b.c.DataDir, err)
 				}
-				ec := b.c.Store.etcdConfig(nil)
+				ec := etcdConfig(b.c.Store, nil)
 				fmt.Fprintf(e.Stdout, "restored %d entries of the backup made %s into %s and the state into etcd %v prefix %q\nnext: moat server run --config %s\n",
 					len(m.Files), m.Created.Format("2006-01-02T15:04:05Z"), b.c.DataDir, ec.Endpoints, ec.Prefix, *b.file)
 				return nil
@@ -142,7 +132,7 @@ func backupVerifyCommand() *Command {
 		Summary: "check a backup's integrity under the KEK without restoring it",
 		Usage:   "[--kek-source ...] [--kek-file PATH] FILE",
 		Flags: func(fs *flag.FlagSet) {
-			b.c.kekFlags(fs)
+			kekFlags(fs, &b.c.KEK)
 		},
 		Run: func(ctx context.Context, e *Env, fs *flag.FlagSet) error {
 			if fs.NArg() != 1 {
@@ -151,7 +141,7 @@ func backupVerifyCommand() *Command {
 			if b.c.KEK.File == "" && (b.c.KEK.Source == "" || b.c.KEK.Source == "file") {
 				return usagef("backup verify: --kek-file is required with a key file")
 			}
-			kek, err := b.c.KEK.kek(e, "", false)
+			kek, err := b.c.KEK.Load("", e.Getenv, false)
 			if err != nil {
 				return fmt.Errorf("backup verify: %w", err)
 			}

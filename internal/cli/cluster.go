@@ -20,7 +20,7 @@ import (
 const clusterKeyring = "keyring"
 
 // etcdConfig is the etcd store configuration sc names.
-func (sc storeConfig) etcdConfig(sealer store.Sealer) store.EtcdConfig {
+func etcdConfig(sc server.StoreFile, sealer store.Sealer) store.EtcdConfig {
 	prefix := sc.Prefix
 	if prefix == "" {
 		prefix = "/moat/"
@@ -88,9 +88,9 @@ func (s *serverKeyring) Close() error {
 // offline. One left by a server that ran before the keyring moved to etcd
 // is published to an etcd that has none; one holding keys the cluster
 // lacks stops the server, since data here was sealed with them.
-func openServerKeyring(ctx context.Context, e *Env, c serverConfig, create bool) (*serverKeyring, error) {
+func openServerKeyring(ctx context.Context, e *Env, c *server.File, create bool) (*serverKeyring, error) {
 	if c.Store.Backend != "etcd" {
-		kek, err := c.KEK.kek(e, c.DataDir, create)
+		kek, err := c.KEK.Load(c.DataDir, e.Getenv, create)
 		if err != nil {
 			return nil, err
 		}
@@ -100,7 +100,7 @@ func openServerKeyring(ctx context.Context, e *Env, c serverConfig, create bool)
 		}
 		return &serverKeyring{kr: kr, kek: kek}, nil
 	}
-	ec := c.Store.etcdConfig(nil)
+	ec := etcdConfig(c.Store, nil)
 	meta, err := store.OpenEtcdMeta(ctx, ec)
 	if err != nil {
 		return nil, err
@@ -123,7 +123,7 @@ func openServerKeyring(ctx context.Context, e *Env, c serverConfig, create bool)
 	}
 	// An init that finds a keyring goes on only with the KEK that opens it
 	// (the same init, interrupted); otherwise the cluster is another's.
-	sk.kek, err = c.KEK.kek(e, c.DataDir, create && existing == nil)
+	sk.kek, err = c.KEK.Load(c.DataDir, e.Getenv, create && existing == nil)
 	if create && existing != nil && (err != nil || !opens(existing, sk.kek, c.DataDir)) {
 		return nil, fmt.Errorf("etcd %v prefix %q already holds a moat control plane: %w", ec.Endpoints, ec.Prefix, errClusterExists)
 	}
@@ -206,8 +206,8 @@ func adoptLocalKeyring(local string, backend etcdKeyring, kek seal.KEK, existing
 // the cluster's keyring), then every key of store.db, the control plane's
 // meta record last so no server takes a half-loaded prefix for a whole
 // one.
-func restoreToEtcd(ctx context.Context, c serverConfig, kr *seal.Keyring) error {
-	ec := c.Store.etcdConfig(nil)
+func restoreToEtcd(ctx context.Context, c *server.File, kr *seal.Keyring) error {
+	ec := etcdConfig(c.Store, nil)
 	meta, err := store.OpenEtcdMeta(ctx, ec)
 	if err != nil {
 		return err
@@ -225,7 +225,7 @@ func restoreToEtcd(ctx context.Context, c serverConfig, kr *seal.Keyring) error 
 	if err := backend.Replace(nil, kr.Wrapped()); err != nil {
 		return fmt.Errorf("publishing the keyring to %s: %w", backend.Name(), err)
 	}
-	dst, err := store.OpenEtcd(ctx, c.Store.etcdConfig(kr.AEAD()))
+	dst, err := store.OpenEtcd(ctx, etcdConfig(c.Store, kr.AEAD()))
 	if err != nil {
 		return err
 	}
@@ -235,8 +235,8 @@ func restoreToEtcd(ctx context.Context, c serverConfig, kr *seal.Keyring) error 
 
 // etcdPrefixFree checks, before anything is restored, that the etcd
 // prefix of c holds no control plane.
-func etcdPrefixFree(ctx context.Context, c serverConfig) error {
-	ec := c.Store.etcdConfig(nil)
+func etcdPrefixFree(ctx context.Context, c *server.File) error {
+	ec := etcdConfig(c.Store, nil)
 	meta, err := store.OpenEtcdMeta(ctx, ec)
 	if err != nil {
 		return err

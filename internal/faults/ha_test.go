@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"moat/internal/api"
+	"moat/internal/flow"
 )
 
 // traffic sends requests through the mesh without pause until stopped,
@@ -280,8 +281,36 @@ func TestHighAvailability(t *testing.T) {
 	})
 	tr.advance(t, "after the key rotation", 25)
 
+	t.Log("flows answer for the whole cluster through any server, the one no agent ships to included")
+	cut := time.Now().Add(-time.Second)
+	var counts []int
+	for _, s := range c.servers {
+		cl, err := api.NewClientFromDir(s.listen, c.admin)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var out api.FlowRecords
+		err = cl.Call(context.Background(), http.MethodGet, api.PathFlowQuery+"?"+api.FlowValues(flow.Filter{Until: cut, Limit: api.MaxFlowRecords}, 0).Encode(), nil, &out)
+		cl.Close()
+		if err != nil {
+			t.Fatalf("flows through %s: %v", s.name, err)
+		}
+		if len(out.Missing) > 0 || len(out.Servers) != 3 || out.Truncated {
+			t.Fatalf("flows through %s: servers %v, missing %v, truncated %v", s.name, out.Servers, out.Missing, out.Truncated)
+		}
+		counts = append(counts, len(out.Records))
+	}
+	if counts[0] == 0 || counts[0] != counts[1] || counts[1] != counts[2] {
+		t.Fatalf("records up to %s through s1, s2, s3: %v; want the same, not none", cut.Format(time.RFC3339Nano), counts)
+	}
+	own := metricSum(t, other.metrics, "moat_flow_store_stored_records_total")
+	if float64(counts[0]) <= own {
+		t.Fatalf("%s answered %d records and stores %v itself: its answer holds nothing from the other servers", other.name, counts[0], own)
+	}
+	t.Logf("%d records through each of the three servers (%s stores %v of them)", counts[0], other.name, own)
+
 	t.Log("rotate the root through one server, step by step; admin calls through every other server work at each step")
-	for _, step := range []string{"prepare"} {
+	for _, step := range []string{"prepare", "activate", "retire"} {
 		args := []string{"ca", "rotate", step}
 		if step == "retire" {
 			waitFor(t, "SVID renewals under the new root", func() bool {
@@ -306,6 +335,16 @@ func TestHighAvailability(t *testing.T) {
 		}
 		tr.advance(t, "after ca rotate "+step, 25)
 	}
+
+	t.Log("the agents' node certificates, issued under the retired root, were replaced by re-attestation with their node keys")
+	for _, a := range []*moatAgent{n1, n2} {
+		series := fmt.Sprintf("moat_agent_reattestations_total{method=%q,node=%q}", "node-key", a.node)
+		waitForDetail(t, a.node+" re-attested", func() (bool, string) {
+			v := metric(t, a.metrics, series)
+			return v >= 1, fmt.Sprintf("%s = %v", series, v)
+		})
+	}
+	tr.advance(t, "after the re-attestations", 25)
 
 	t.Log("one audit log for the cluster: it holds entries written through every server and verifies through each")
 	written := map[string]int{}

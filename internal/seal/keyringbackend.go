@@ -7,7 +7,8 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
-	"syscall"
+
+	"moat/internal/filelock"
 )
 
 // Backend holds a keyring in its wrapped form (what encodeKeyring makes:
@@ -61,12 +62,12 @@ func lockDir(dir string) (unlock func(), err error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX); err != nil {
+	if err := filelock.Flock(f, filelock.Exclusive); err != nil {
 		f.Close()
 		return nil, fmt.Errorf("locking %q: %w", f.Name(), err)
 	}
 	return func() {
-		syscall.Flock(int(f.Fd()), syscall.LOCK_UN)
+		_ = filelock.Flock(f, filelock.Unlock)
 		f.Close()
 	}, nil
 }
