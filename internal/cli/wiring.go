@@ -2,7 +2,6 @@ package cli
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
 	"net/http"
@@ -250,56 +249,25 @@ func startNode(ctx context.Context, e *Env, c *agent.File) (*node, error) {
 	return &node{agent: a, metrics: reg, metricsAddr: c.Metrics, log: logger, meshAddr: c.Listen}, nil
 }
 
-// exportBuffer is how many records a continuous export may lag behind
-// storage before it misses some (logged, with the count).
-const exportBuffer = 1 << 16
-
-// exportFlows subscribes ex's files to every record st stores and returns
-// what runs them: records are written as they are stored, the live file
-// rotates by size and time, and stopping closes it (after the last
-// compression). A record the store held back as a duplicate is not written
-// twice.
+// exportFlows returns what runs ex's continuous export of st: records are
+// read from the store behind a cursor saved with each commit of the files
+// (flow.Exporter), so an export slower than ingestion lags instead of
+// losing records, and a restart resumes where it stopped, writing each
+// record once.
 func exportFlows(st *flow.Store, ex server.ExportFile, logger *slog.Logger) (func(context.Context) error, error) {
 	name := "flows.jsonl"
 	if ex.Format == flow.FormatVPC {
 		name = "vpcflows.log"
 	}
-	fw, err := flow.NewFileWriter(flow.FileConfig{
-		Path: filepath.Join(ex.Dir, name), Format: ex.Format, AccountID: ex.AccountID, MaxMegabytes: ex.MaxMB,
-		RotateEvery: time.Duration(ex.RotateEvery), MaxBackups: ex.MaxFiles, MaxAgeDays: int(time.Duration(ex.MaxAge) / (24 * time.Hour)),
+	e, err := flow.NewExporter(flow.ExporterConfig{
+		Store: st, Logger: logger.With("export", ex.Dir),
+		File: flow.FileConfig{
+			Path: filepath.Join(ex.Dir, name), Format: ex.Format, AccountID: ex.AccountID, MaxMegabytes: ex.MaxMB,
+			RotateEvery: time.Duration(ex.RotateEvery), MaxBackups: ex.MaxFiles, MaxAgeDays: int(time.Duration(ex.MaxAge) / (24 * time.Hour)),
+		},
 	})
 	if err != nil {
 		return nil, err
 	}
-	sub, err := st.Follow(flow.Filter{}, exportBuffer)
-	if err != nil {
-		return nil, err
-	}
-	return func(ctx context.Context) error {
-		defer sub.Close()
-		g, ctx := errgroup.WithContext(ctx)
-		g.Go(func() error { return fw.Run(ctx) })
-		g.Go(func() error {
-			var dropped uint64
-			for {
-				select {
-				case <-ctx.Done():
-					return nil
-				case r, ok := <-sub.C:
-					if !ok {
-						return nil
-					}
-					if err := fw.Write(r); err != nil {
-						logger.Error("flow export: record not written", "dir", ex.Dir, "err", err)
-					}
-					if d := sub.Dropped(); d > dropped {
-						logger.Warn("flow export fell behind storage; records missed", "dir", ex.Dir, "missed", d-dropped)
-						dropped = d
-					}
-				}
-			}
-		})
-		err := g.Wait()
-		return errors.Join(err, fw.Close())
-	}, nil
+	return e.Run, nil
 }

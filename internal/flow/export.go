@@ -276,16 +276,30 @@ func (f *FileWriter) rotateLocked() error {
 		return fmt.Errorf("flow: export %q: %w", f.cfg.Path, err)
 	}
 	f.f, f.size = nil, 0
-	ext := filepath.Ext(f.cfg.Path)
-	stem := strings.TrimSuffix(f.cfg.Path, ext)
-	stamp := f.cfg.Now().UTC().Format("2006-01-02T15-04-05.000")
+	rotated := rotatedName(f.cfg)
+	if err := os.Rename(f.cfg.Path, rotated); err != nil {
+		return fmt.Errorf("flow: export %q: rotate: %w", f.cfg.Path, err)
+	}
+	f.finish(rotated)
+	return nil
+}
+
+// rotatedName is a free name for the live file of cfg rotated now:
+// NAME-TIMESTAMP.EXT, with a counter when that is taken.
+func rotatedName(cfg FileConfig) string {
+	ext := filepath.Ext(cfg.Path)
+	stem := strings.TrimSuffix(cfg.Path, ext)
+	stamp := cfg.Now().UTC().Format("2006-01-02T15-04-05.000")
 	rotated := fmt.Sprintf("%s-%s%s", stem, stamp, ext)
 	for i := 1; fileExists(rotated) || fileExists(rotated+".gz"); i++ {
 		rotated = fmt.Sprintf("%s-%s.%d%s", stem, stamp, i, ext)
 	}
-	if err := os.Rename(f.cfg.Path, rotated); err != nil {
-		return fmt.Errorf("flow: export %q: rotate: %w", f.cfg.Path, err)
-	}
+	return rotated
+}
+
+// finish gzips a rotated file in the background, then prunes old ones; a
+// failure is kept for Close.
+func (f *FileWriter) finish(rotated string) {
 	f.wg.Add(1)
 	go func() {
 		defer f.wg.Done()
@@ -298,7 +312,6 @@ func (f *FileWriter) rotateLocked() error {
 		}
 		f.prune()
 	}()
-	return nil
 }
 
 // compress gzips path into path.gz (whole and synced before it takes that

@@ -62,6 +62,10 @@ func (s *Store) notify(recs []Record, idx []int) {
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if s.changed != nil {
+		close(s.changed)
+		s.changed = nil
+	}
 	for sub := range s.subs {
 		for _, i := range idx {
 			if !sub.f.Match(&recs[i]) {

@@ -100,6 +100,7 @@ type Store struct {
 	damaged []DamagedPartition
 	tick    uint64
 	subs    map[*Subscription]struct{}
+	changed chan struct{} // closed at the next stored record (Changed)
 	closed  bool
 
 	stored, dups, expired, future, dropped atomic.Uint64

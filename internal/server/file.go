@@ -54,9 +54,11 @@ type File struct {
 	KeyRotation config.Duration `yaml:"key_rotation"`
 	// Flows bounds the flow store's memory.
 	Flows FlowStoreFile `yaml:"flows"`
-	// Export copies every flow record the server stores, as it stores it,
-	// into rotated, gzipped files in a directory, for a shipper (Security
-	// Lake, Splunk, Elastic agents) to pick up.
+	// Export copies every flow record the server stores into rotated,
+	// gzipped files in a directory, for a shipper (Security Lake, Splunk,
+	// Elastic agents) to pick up. Each export reads the store behind a
+	// cursor kept in the directory (flow.Exporter): nothing is lost when it
+	// falls behind or restarts, and each record is written once.
 	Export []ExportFile `yaml:"export"`
 	Log    config.Log   `yaml:",inline"`
 }

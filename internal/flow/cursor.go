@@ -1,0 +1,154 @@
+package flow
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+)
+
+// A Cursor is a position in the store's storage order: per day partition,
+// the last row read. Rows are numbered in the order they were committed
+// and never reused (records are only ever removed a whole day at a time),
+// so "every row after the cursor" is exactly what was stored since, late
+// records for an earlier day included. A cursor is a small value that can
+// be saved (MarshalJSON) and taken up again by another process.
+
+// cursorDay names a day in a saved cursor.
+const cursorDay = "20060102"
+
+// MarshalJSON saves the cursor's positions as {"YYYYMMDD": row}.
+func (c *Cursor) MarshalJSON() ([]byte, error) {
+	m := make(map[string]int64, len(c.last))
+	for day, id := range c.last {
+		m[time.UnixMilli(day*dayMillis).UTC().Format(cursorDay)] = id
+	}
+	return json.Marshal(m)
+}
+
+// UnmarshalJSON takes up a cursor MarshalJSON saved.
+func (c *Cursor) UnmarshalJSON(b []byte) error {
+	var m map[string]int64
+	if err := json.Unmarshal(b, &m); err != nil {
+		return fmt.Errorf("flow: cursor: %w", err)
+	}
+	c.last, c.seen = map[int64]int64{}, map[int64]string{}
+	for k, id := range m {
+		t, err := time.Parse(cursorDay, k)
+		if err != nil || id < 0 {
+			return fmt.Errorf("flow: cursor: bad position %q: %d", k, id)
+		}
+		c.last[t.UnixMilli()/dayMillis] = id
+	}
+	return nil
+}
+
+// Clone returns an independent copy of c.
+func (c *Cursor) Clone() *Cursor {
+	n := &Cursor{last: make(map[int64]int64, len(c.last)), seen: make(map[int64]string, len(c.seen))}
+	for k, v := range c.last {
+		n.last[k] = v
+	}
+	for k, v := range c.seen {
+		n.seen[k] = v
+	}
+	return n
+}
+
+// Next calls fn with up to limit records stored after c, in storage order
+// (the oldest day first, each day's rows in commit order), and advances c
+// past each record fn accepts. It returns how many fn accepted; fewer than
+// limit means c has caught up with the store. A day the store no longer
+// holds (dropped by retention) leaves the cursor; a day the cursor has not
+// seen is read from its first row.
+func (s *Store) Next(ctx context.Context, c *Cursor, limit int, fn func(Record) error) (int, error) {
+	if limit <= 0 {
+		return 0, fmt.Errorf("flow: next: limit must be positive, got %d", limit)
+	}
+	if err := s.refresh(); err != nil {
+		return 0, err
+	}
+	days := s.days(1, 1<<62)
+	have := make(map[int64]bool, len(days))
+	for _, d := range days {
+		have[d] = true
+	}
+	for d := range c.last {
+		if !have[d] {
+			delete(c.last, d)
+			delete(c.seen, d)
+		}
+	}
+	n := 0
+	for _, day := range days {
+		s.mu.Lock()
+		path := s.known[day]
+		s.mu.Unlock()
+		// A day whose files did not change since it was read to its end
+		// is not opened again.
+		st := stamp(path)
+		if st == c.seen[day] {
+			continue
+		}
+		p, err := s.acquire(day, false)
+		if errors.Is(err, errSkip) {
+			continue
+		}
+		if err != nil {
+			return n, err
+		}
+		got, err := s.nextPart(ctx, p, c, limit-n, fn)
+		s.release(p)
+		n += got
+		if err != nil {
+			return n, err
+		}
+		if n >= limit {
+			return n, nil
+		}
+		c.seen[day] = st
+	}
+	return n, nil
+}
+
+func (s *Store) nextPart(ctx context.Context, p *partition, c *Cursor, limit int, fn func(Record) error) (int, error) {
+	rows, err := p.db.QueryContext(ctx, "SELECT id, uid, data FROM flows WHERE id > ? ORDER BY id LIMIT ?", c.last[p.day], limit)
+	if err != nil {
+		return 0, fmt.Errorf("flow: next %q: %w", p.path, err)
+	}
+	defer rows.Close()
+	n := 0
+	for rows.Next() {
+		var id int64
+		var uid string
+		var data []byte
+		if err := rows.Scan(&id, &uid, &data); err != nil {
+			return n, fmt.Errorf("flow: next %q: %w", p.path, err)
+		}
+		r, err := s.decode(uid, data)
+		if err != nil {
+			return n, err
+		}
+		if err := fn(r); err != nil {
+			return n, err
+		}
+		c.last[p.day] = id
+		n++
+	}
+	if err := rows.Err(); err != nil {
+		return n, fmt.Errorf("flow: next %q: %w", p.path, err)
+	}
+	return n, nil
+}
+
+// Changed returns a channel closed the next time Ingest stores a record:
+// a reader that caught up (Next) waits on it instead of polling.
+func (s *Store) Changed() <-chan struct{} {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.changed == nil {
+		s.changed = make(chan struct{})
+	}
+	return s.changed
+}
