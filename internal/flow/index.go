@@ -9,7 +9,6 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"strconv"
 	"sync"
 
 	"moat/internal/seal"
@@ -156,14 +155,4 @@ func decodeAgg(b []byte) (talkerAgg, error) {
 	b = b[n:]
 	a.flows, a.bytes, a.src, a.dst = int64(f), int64(by), string(b[:l]), string(b[l:])
 	return a, nil
-}
-
-// aggAD binds a sealed aggregate to its row.
-func aggAD(hour int64, class int, keys []any) []byte {
-	ad := []byte("moat/flow/talkers:" + strconv.FormatInt(hour, 10) + ":" + strconv.Itoa(class))
-	for _, k := range keys {
-		ad = append(ad, ':')
-		ad = append(ad, k.([]byte)...)
-	}
-	return ad
 }

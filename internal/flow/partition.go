@@ -34,10 +34,11 @@ const (
 
 // partition is one day's database.
 type partition struct {
-	day   int64
-	path  string
-	db    *sql.DB
-	keyed bool // query columns hold keyed hashes (see index.go)
+	day     int64
+	path    string
+	db      *sql.DB
+	keyed   bool // query columns hold keyed hashes (see index.go)
+	minutes bool // keeps the minute rollup, over every record (see rollup.go)
 
 	// Guarded by Store.mu:
 	refs int    // acquirers that have not released it

@@ -2,7 +2,6 @@ package flow
 
 import (
 	"context"
-	"database/sql"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -104,6 +103,7 @@ type Store struct {
 	closed  bool
 
 	stored, dups, expired, future, dropped atomic.Uint64
+	tallied                                atomic.Uint64 // records read one by one for top talkers
 }
 
 const (
@@ -287,7 +287,7 @@ func (s *Store) prepare(p *partition) error {
 	default:
 		return fmt.Errorf("flow: store: %q: unknown partition format %d", p.path, format)
 	}
-	return nil
+	return s.prepareMinutes(p)
 }
 
 // cutoff is the oldest record time kept, in milliseconds, or math.MinInt64
@@ -488,12 +488,6 @@ func talkerWeight(r *Record, bytes int64) (flows, b int64) {
 	return 0, bytes
 }
 
-type rollupKey struct {
-	hour  int64
-	class int
-	row
-}
-
 // Ingest stores recs, ignoring (and counting) those already stored, those
 // older than the retention and those too far ahead, and returns how many it
 // stored. A batch with an invalid record is refused whole, naming the
@@ -565,6 +559,10 @@ func (s *Store) ingestDay(ctx context.Context, p *partition, recs []Record, idx 
 	}
 	defer ins.Close()
 	roll := map[rollupKey][2]int64{}
+	var rollMin map[rollupKey][2]int64
+	if p.minutes {
+		rollMin = map[rollupKey][2]int64{}
+	}
 	var added []int
 	var buf []byte
 	for _, i := range idx {
@@ -586,16 +584,24 @@ func (s *Store) ingestDay(ctx context.Context, p *partition, recs []Record, idx 
 			continue
 		}
 		added = append(added, i)
-		k := rollupKey{hour: r.Time / hourMillis, class: r.ClassUID, row: c}
+		k := rollupKey{bucket: r.Time / hourMillis, class: r.ClassUID, row: c}
 		k.bytes = 0
-		v := roll[k]
 		flows, bytes := talkerWeight(r, c.bytes)
-		v[0] += flows
-		v[1] += bytes
-		roll[k] = v
+		v := roll[k]
+		roll[k] = [2]int64{v[0] + flows, v[1] + bytes}
+		if rollMin != nil {
+			k.bucket = r.Time / minuteMillis
+			v := rollMin[k]
+			rollMin[k] = [2]int64{v[0] + flows, v[1] + bytes}
+		}
 	}
-	if err := s.rollup(ctx, tx, p, roll); err != nil {
+	if err := s.rollup(ctx, tx, p, hourly, roll); err != nil {
 		return 0, err
+	}
+	if rollMin != nil {
+		if err := s.rollup(ctx, tx, p, minutely, rollMin); err != nil {
+			return 0, err
+		}
 	}
 	if err := tx.Commit(); err != nil {
 		return 0, fmt.Errorf("flow: ingest: commit %q: %w", p.path, err)
@@ -604,68 +610,6 @@ func (s *Store) ingestDay(ctx context.Context, p *partition, recs []Record, idx 
 	s.dups.Add(uint64(len(idx) - len(added)))
 	*fresh = append(*fresh, added...)
 	return len(added), nil
-}
-
-// rollup adds a batch's counts to the hourly talkers rows: with one upsert
-// per row in a plain partition, and in a keyed one by opening the row's
-// sealed aggregate, adding, and sealing it again.
-func (s *Store) rollup(ctx context.Context, tx *sql.Tx, p *partition, roll map[rollupKey][2]int64) error {
-	if !p.keyed {
-		up, err := tx.PrepareContext(ctx, `INSERT INTO talkers(hour, class, src, src_name, dst, dst_name, verdict, rule, flows, bytes)
-			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-			ON CONFLICT DO UPDATE SET flows = flows + excluded.flows, bytes = bytes + excluded.bytes`)
-		if err != nil {
-			return fmt.Errorf("flow: ingest: %w", err)
-		}
-		defer up.Close()
-		for k, v := range roll {
-			if _, err := up.ExecContext(ctx, k.hour, k.class, k.src, k.srcName, k.dst, k.dstName, k.verdict, k.rule, v[0], v[1]); err != nil {
-				return fmt.Errorf("flow: ingest: rollup: %w", err)
-			}
-		}
-		return nil
-	}
-	get, err := tx.PrepareContext(ctx, `SELECT agg FROM talkers WHERE hour = ? AND class = ? AND src = ? AND src_name = ? AND dst = ? AND dst_name = ? AND verdict = ? AND rule = ?`)
-	if err != nil {
-		return fmt.Errorf("flow: ingest: %w", err)
-	}
-	defer get.Close()
-	put, err := tx.PrepareContext(ctx, `INSERT INTO talkers(hour, class, src, src_name, dst, dst_name, verdict, rule, flows, bytes, agg)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, 0, 0, ?) ON CONFLICT DO UPDATE SET agg = excluded.agg`)
-	if err != nil {
-		return fmt.Errorf("flow: ingest: %w", err)
-	}
-	defer put.Close()
-	for k, v := range roll {
-		keys := s.cols(p, k.row)
-		ad := aggAD(k.hour, k.class, keys)
-		args := append([]any{k.hour, k.class}, keys...)
-		a := talkerAgg{src: k.src, dst: k.dst}
-		var sealed []byte
-		switch err := get.QueryRowContext(ctx, args...).Scan(&sealed); {
-		case errors.Is(err, sql.ErrNoRows):
-		case err != nil:
-			return fmt.Errorf("flow: ingest: rollup: %w", err)
-		default:
-			pt, err := s.cfg.Sealer.Decrypt(sealed, ad)
-			if err != nil {
-				return fmt.Errorf("flow: ingest: rollup row of %q: %w", p.path, err)
-			}
-			if a, err = decodeAgg(pt); err != nil {
-				return fmt.Errorf("flow: ingest: rollup row of %q: %w", p.path, err)
-			}
-		}
-		a.flows += v[0]
-		a.bytes += v[1]
-		ct, err := s.cfg.Sealer.Encrypt(a.encode(), ad)
-		if err != nil {
-			return fmt.Errorf("flow: ingest: rollup: %w", err)
-		}
-		if _, err := put.ExecContext(ctx, append(args, ct)...); err != nil {
-			return fmt.Errorf("flow: ingest: rollup: %w", err)
-		}
-	}
-	return nil
 }
 
 // sealAD is the associated data binding a sealed body to its record.

@@ -1,0 +1,345 @@
+package flow
+
+import (
+	"bytes"
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"sort"
+	"strconv"
+	"strings"
+)
+
+// Top talkers are read from rollups kept at ingestion, in the same
+// transaction as the records: per hour (talkers) and per minute
+// (talkers_minute), each row one (class, source, destination, verdict,
+// rule) with its connections and bytes as talkerWeight counts them, so
+// every answer counts a connection once, from the destination's records,
+// whichever part of a window it comes from. A window is read as whole
+// hours from the hourly rollup, the whole minutes at its edges from the
+// minute rollup, and only the partial minutes at its very edges from the
+// records. A keyed (sealed) row's counts are sealed in its agg column and
+// added to in Go; a plain row's in SQL.
+//
+// A partition written before the minute rollup existed has no such table
+// (it is made only with an empty partition, so that it always covers every
+// record of its day); its partial hours are read from the records.
+
+const minuteMillis = int64(60 * 1000)
+
+// rollTable is one rollup: its table, the column of its time bucket, the
+// bucket's length and the prefix binding a sealed row to the table.
+type rollTable struct {
+	name, col string
+	bucket    int64
+	ad        string
+}
+
+var (
+	hourly   = rollTable{name: "talkers", col: "hour", bucket: hourMillis, ad: "moat/flow/talkers:"}
+	minutely = rollTable{name: "talkers_minute", col: "minute", bucket: minuteMillis, ad: "moat/flow/talkers-minute:"}
+)
+
+const minuteSchema = `
+CREATE TABLE IF NOT EXISTS talkers_minute (
+	minute   INTEGER NOT NULL,
+	class    INTEGER NOT NULL,
+	src      TEXT    NOT NULL,
+	src_name TEXT    NOT NULL,
+	dst      TEXT    NOT NULL,
+	dst_name TEXT    NOT NULL,
+	verdict  TEXT    NOT NULL,
+	rule     TEXT    NOT NULL,
+	flows    INTEGER NOT NULL,
+	bytes    INTEGER NOT NULL,
+	agg      BLOB,
+	PRIMARY KEY (minute, class, src, src_name, dst, dst_name, verdict, rule)
+) WITHOUT ROWID;
+`
+
+// prepareMinutes says whether partition p keeps the minute rollup, making
+// it (a writer, in a partition without records yet) when missing.
+func (s *Store) prepareMinutes(p *partition) error {
+	var has int
+	if err := p.db.QueryRow("SELECT COUNT(*) FROM sqlite_master WHERE type = 'table' AND name = 'talkers_minute'").Scan(&has); err != nil {
+		return fmt.Errorf("flow: store: %q: %w", p.path, err)
+	}
+	if has == 0 && !s.cfg.ReadOnly {
+		var any int
+		if err := p.db.QueryRow("SELECT EXISTS (SELECT 1 FROM flows)").Scan(&any); err != nil {
+			return fmt.Errorf("flow: store: %q: %w", p.path, err)
+		}
+		if any == 0 {
+			if _, err := p.db.Exec(minuteSchema); err != nil {
+				return fmt.Errorf("flow: store: schema of %q: %w", p.path, err)
+			}
+			has = 1
+		}
+	}
+	p.minutes = has == 1
+	return nil
+}
+
+type rollupKey struct {
+	bucket int64
+	class  int
+	row
+}
+
+// aggAD binds a sealed aggregate to its table and row.
+func aggAD(t rollTable, bucket int64, class int, keys []any) []byte {
+	ad := []byte(t.ad + strconv.FormatInt(bucket, 10) + ":" + strconv.Itoa(class))
+	for _, k := range keys {
+		ad = append(ad, ':')
+		ad = append(ad, k.([]byte)...)
+	}
+	return ad
+}
+
+// rollup adds a batch's counts to the rows of t: with one upsert per row
+// in a plain partition, and in a keyed one by opening the row's sealed
+// aggregate, adding, and sealing it again.
+func (s *Store) rollup(ctx context.Context, tx *sql.Tx, p *partition, t rollTable, roll map[rollupKey][2]int64) error {
+	cols := t.col + ", class, src, src_name, dst, dst_name, verdict, rule"
+	if !p.keyed {
+		up, err := tx.PrepareContext(ctx, `INSERT INTO `+t.name+`(`+cols+`, flows, bytes)
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+			ON CONFLICT DO UPDATE SET flows = flows + excluded.flows, bytes = bytes + excluded.bytes`)
+		if err != nil {
+			return fmt.Errorf("flow: ingest: %w", err)
+		}
+		defer up.Close()
+		for k, v := range roll {
+			if _, err := up.ExecContext(ctx, k.bucket, k.class, k.src, k.srcName, k.dst, k.dstName, k.verdict, k.rule, v[0], v[1]); err != nil {
+				return fmt.Errorf("flow: ingest: rollup: %w", err)
+			}
+		}
+		return nil
+	}
+	get, err := tx.PrepareContext(ctx, `SELECT agg FROM `+t.name+` WHERE `+t.col+` = ? AND class = ? AND src = ? AND src_name = ? AND dst = ? AND dst_name = ? AND verdict = ? AND rule = ?`)
+	if err != nil {
+		return fmt.Errorf("flow: ingest: %w", err)
+	}
+	defer get.Close()
+	put, err := tx.PrepareContext(ctx, `INSERT INTO `+t.name+`(`+cols+`, flows, bytes, agg)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, 0, 0, ?) ON CONFLICT DO UPDATE SET agg = excluded.agg`)
+	if err != nil {
+		return fmt.Errorf("flow: ingest: %w", err)
+	}
+	defer put.Close()
+	for k, v := range roll {
+		keys := s.cols(p, k.row)
+		ad := aggAD(t, k.bucket, k.class, keys)
+		args := append([]any{k.bucket, k.class}, keys...)
+		a := talkerAgg{src: k.src, dst: k.dst}
+		var sealed []byte
+		switch err := get.QueryRowContext(ctx, args...).Scan(&sealed); {
+		case errors.Is(err, sql.ErrNoRows):
+		case err != nil:
+			return fmt.Errorf("flow: ingest: rollup: %w", err)
+		default:
+			pt, err := s.cfg.Sealer.Decrypt(sealed, ad)
+			if err != nil {
+				return fmt.Errorf("flow: ingest: rollup row of %q: %w", p.path, err)
+			}
+			if a, err = decodeAgg(pt); err != nil {
+				return fmt.Errorf("flow: ingest: rollup row of %q: %w", p.path, err)
+			}
+		}
+		a.flows += v[0]
+		a.bytes += v[1]
+		ct, err := s.cfg.Sealer.Encrypt(a.encode(), ad)
+		if err != nil {
+			return fmt.Errorf("flow: ingest: rollup: %w", err)
+		}
+		if _, err := put.ExecContext(ctx, append(args, ct)...); err != nil {
+			return fmt.Errorf("flow: ingest: rollup: %w", err)
+		}
+	}
+	return nil
+}
+
+// Talker is the traffic between one source and one destination.
+type Talker struct {
+	Src    string `json:"src"`
+	Dst    string `json:"dst"`
+	Flows  int64  `json:"flows"`
+	Bytes  int64  `json:"bytes"`
+	Denied int64  `json:"denied"` // flows with verdict deny
+}
+
+// TopTalkers returns the n source-destination pairs with the most bytes
+// among the records matching f (Limit ignored), most first; ties go to the
+// pair with more flows, then by name. Flows counts connections and Bytes
+// their bytes, as talkerWeight counts them, whatever the window.
+func (s *Store) TopTalkers(ctx context.Context, f Filter, n int) ([]Talker, error) {
+	if err := f.Validate(); err != nil {
+		return nil, err
+	}
+	if n <= 0 {
+		return nil, fmt.Errorf("flow: top talkers: n must be positive, got %d", n)
+	}
+	if err := s.refresh(); err != nil {
+		return nil, err
+	}
+	acc := map[[2]string]*Talker{}
+	lo, hi := f.span()
+	err := s.eachPartition(lo, hi, false, func(p *partition) (bool, error) {
+		return false, s.talkersOf(ctx, p, &f, lo, hi, acc)
+	})
+	if err != nil {
+		return nil, err
+	}
+	out := make([]Talker, 0, len(acc))
+	for _, t := range acc {
+		out = append(out, *t)
+	}
+	return RankTalkers(out, n), nil
+}
+
+// talkersOf adds partition p's part of [lo, hi): whole hours from the
+// hourly rollup, whole minutes at the edges from the minute rollup, and the
+// rest from the records.
+func (s *Store) talkersOf(ctx context.Context, p *partition, f *Filter, lo, hi int64, acc map[[2]string]*Talker) error {
+	lo, hi = max(lo, p.day*dayMillis), min(hi, (p.day+1)*dayMillis)
+	if lo >= hi {
+		return nil
+	}
+	tables := []rollTable{hourly}
+	if p.minutes {
+		tables = append(tables, minutely)
+	}
+	ranges := [][2]int64{{lo, hi}}
+	for _, t := range tables {
+		var rest [][2]int64
+		for _, r := range ranges {
+			blo := (r[0] + t.bucket - 1) / t.bucket
+			bhi := r[1] / t.bucket
+			if blo >= bhi {
+				rest = append(rest, r)
+				continue
+			}
+			if err := s.talkerRows(ctx, p, t, f, blo, bhi, acc); err != nil {
+				return err
+			}
+			for _, e := range [][2]int64{{r[0], blo * t.bucket}, {bhi * t.bucket, r[1]}} {
+				if e[0] < e[1] {
+					rest = append(rest, e)
+				}
+			}
+		}
+		ranges = rest
+	}
+	for _, r := range ranges {
+		if err := s.talkerRecords(ctx, p, f, r, acc); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// RankTalkers orders talkers most bytes first (ties: more flows, then by
+// name) and keeps the first n: the order of every top-talkers answer,
+// one server's or a cluster's.
+func RankTalkers(ts []Talker, n int) []Talker {
+	sort.Slice(ts, func(i, j int) bool {
+		a, b := ts[i], ts[j]
+		if a.Bytes != b.Bytes {
+			return a.Bytes > b.Bytes
+		}
+		if a.Flows != b.Flows {
+			return a.Flows > b.Flows
+		}
+		if a.Src != b.Src {
+			return a.Src < b.Src
+		}
+		return a.Dst < b.Dst
+	})
+	if len(ts) > n {
+		ts = ts[:n]
+	}
+	return ts
+}
+
+// addTalker adds counts to the pair's talker.
+func addTalker(acc map[[2]string]*Talker, t Talker) {
+	k := [2]string{t.Src, t.Dst}
+	if a := acc[k]; a != nil {
+		a.Flows += t.Flows
+		a.Bytes += t.Bytes
+		a.Denied += t.Denied
+		return
+	}
+	acc[k] = &t
+}
+
+// talkerRows adds the rows of rollup t in buckets [blo, bhi) of partition
+// p: summed in SQL in a plain partition; in a keyed one, each row's sealed
+// aggregate is opened and added.
+func (s *Store) talkerRows(ctx context.Context, p *partition, t rollTable, f *Filter, blo, bhi int64, acc map[[2]string]*Talker) error {
+	conds, args := s.where(p, f, []string{t.col + " >= ?", t.col + " < ?"}, []any{blo, bhi})
+	q := "SELECT src, dst, SUM(flows), SUM(bytes), SUM(CASE verdict WHEN 'deny' THEN flows ELSE 0 END) FROM " + t.name + " WHERE " +
+		strings.Join(conds, " AND ") + " GROUP BY src, dst"
+	if p.keyed {
+		q = "SELECT " + t.col + ", class, src, src_name, dst, dst_name, verdict, rule, agg FROM " + t.name + " WHERE " + strings.Join(conds, " AND ")
+	}
+	rows, err := p.db.QueryContext(ctx, q, args...)
+	if err != nil {
+		return fmt.Errorf("flow: top talkers %q: %w", p.path, err)
+	}
+	defer rows.Close()
+	deny := s.val(p, nsVerdict, VerdictDeny)
+	for rows.Next() {
+		if !p.keyed {
+			var tk Talker
+			if err := rows.Scan(&tk.Src, &tk.Dst, &tk.Flows, &tk.Bytes, &tk.Denied); err != nil {
+				return fmt.Errorf("flow: top talkers %q: %w", p.path, err)
+			}
+			addTalker(acc, tk)
+			continue
+		}
+		var bucket int64
+		var class int
+		var src, srcName, dst, dstName, verdict, rule, sealed []byte
+		if err := rows.Scan(&bucket, &class, &src, &srcName, &dst, &dstName, &verdict, &rule, &sealed); err != nil {
+			return fmt.Errorf("flow: top talkers %q: %w", p.path, err)
+		}
+		pt, err := s.cfg.Sealer.Decrypt(sealed, aggAD(t, bucket, class, []any{src, srcName, dst, dstName, verdict, rule}))
+		if err != nil {
+			return fmt.Errorf("flow: top talkers %q: open a rollup row: %w", p.path, err)
+		}
+		a, err := decodeAgg(pt)
+		if err != nil {
+			return fmt.Errorf("flow: top talkers %q: rollup row: %w", p.path, err)
+		}
+		tk := Talker{Src: a.src, Dst: a.dst, Flows: a.flows, Bytes: a.bytes}
+		if bytes.Equal(verdict, deny.([]byte)) {
+			tk.Denied = a.flows
+		}
+		addTalker(acc, tk)
+	}
+	return rows.Err()
+}
+
+// talkerRecords adds the records of partition p in the time range e,
+// each weighed by talkerWeight as the rollups weigh it (plain or keyed
+// alike: the record decides, not a column count).
+func (s *Store) talkerRecords(ctx context.Context, p *partition, f *Filter, e [2]int64, acc map[[2]string]*Talker) error {
+	conds, args := s.where(p, f, []string{"time >= ?", "time < ?"}, []any{e[0], e[1]})
+	recs, err := s.collect(ctx, p, "SELECT uid, data FROM flows WHERE "+strings.Join(conds, " AND "), args, nil)
+	if err != nil {
+		return err
+	}
+	s.tallied.Add(uint64(len(recs)))
+	for i := range recs {
+		c := columns(&recs[i])
+		flows, b := talkerWeight(&recs[i], c.bytes)
+		t := Talker{Src: c.src, Dst: c.dst, Flows: flows, Bytes: b}
+		if c.verdict == VerdictDeny {
+			t.Denied = flows
+		}
+		addTalker(acc, t)
+	}
+	return nil
+}

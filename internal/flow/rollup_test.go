@@ -1,0 +1,135 @@
+package flow
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"testing"
+	"time"
+)
+
+// connectionRecords makes n connections between a few pairs over the hour
+// from start, each recorded as production records it: the destination's
+// open, interim and close records (each with the bytes since the previous
+// one) and the source's close record, which counts nothing.
+func connectionRecords(n int, start time.Time) []Record {
+	pairs := [][2]string{{"web", "db"}, {"api", "db"}, {"web", "billing"}}
+	var out []Record
+	for i := range n {
+		p := pairs[i%len(pairs)]
+		at := start.Add(time.Duration(i) * 3571 * time.Millisecond) // not minute-aligned
+		conn := fmt.Sprintf("conn-%04d", i)
+		verdict, rule := VerdictAllow, p[0]+"-to-"+p[1]
+		if p[1] == "billing" {
+			verdict, rule = VerdictDeny, "default-deny"
+		}
+		rec := func(kind string, dir, activity int, b int64, at time.Time) {
+			r := netRecord(conn+"-"+kind, p[0], p[1], verdict, rule, 0, at)
+			r.ActivityID, r.TypeUID = activity, ClassNetworkActivity*100+activity
+			r.ConnectionInfo = &ConnectionInfo{UID: conn, DirectionID: dir}
+			r.Traffic = &Traffic{Bytes: b}
+			out = append(out, r)
+		}
+		rec("open", DirectionInbound, ActivityOpen, 0, at)
+		rec("interim", DirectionInbound, ActivityTraffic, int64(100+i), at.Add(61*time.Second))
+		rec("close", DirectionInbound, ActivityClose, int64(7*i), at.Add(150*time.Second))
+		rec("source", DirectionOutbound, ActivityClose, int64(100+8*i), at.Add(150*time.Second))
+	}
+	return out
+}
+
+// referenceTalkers is the one definition, applied to the records
+// themselves: each record in the window weighed by talkerWeight.
+func referenceTalkers(recs []Record, lo, hi time.Time) []Talker {
+	acc := map[[2]string]*Talker{}
+	for i := range recs {
+		r := &recs[i]
+		if r.Time < Millis(lo) || r.Time >= Millis(hi) {
+			continue
+		}
+		c := columns(r)
+		flows, b := talkerWeight(r, c.bytes)
+		t := Talker{Src: c.src, Dst: c.dst, Flows: flows, Bytes: b}
+		if c.verdict == VerdictDeny {
+			t.Denied = flows
+		}
+		addTalker(acc, t)
+	}
+	var out []Talker
+	for _, t := range acc {
+		out = append(out, *t)
+	}
+	return RankTalkers(out, 100)
+}
+
+// TestTalkersOneDefinitionWhateverTheWindow: top talkers count a
+// connection once and only the destination's bytes whether a window is
+// read from the hourly rollup, the minute rollup or the records, in plain
+// and sealed stores alike.
+func TestTalkersOneDefinitionWhateverTheWindow(t *testing.T) {
+	for mode, cfg := range storeModes(t) {
+		t.Run(mode, func(t *testing.T) {
+			start := t0.Truncate(time.Hour) // 10:00
+			cfg.Now = func() time.Time { return start.Add(3 * time.Hour) }
+			s := openTestStore(t, cfg)
+			recs := connectionRecords(1500, start) // ~90 minutes of connections
+			if _, err := s.Ingest(context.Background(), recs); err != nil {
+				t.Fatal(err)
+			}
+			windows := [][2]time.Time{
+				{start, start.Add(3 * time.Hour)},                                         // whole hours
+				{start.Add(17 * time.Minute), start.Add(83 * time.Minute)},                // whole minutes at both edges
+				{start.Add(17*time.Minute + 13*time.Second), start.Add(59 * time.Minute)}, // partial minutes
+				{start.Add(61*time.Minute + 1*time.Second), start.Add(61*time.Minute + 40*time.Second)},
+				{start.Add(-time.Hour), start.Add(30*time.Minute + 500*time.Millisecond)},
+			}
+			for _, w := range windows {
+				got, err := s.TopTalkers(context.Background(), Filter{Since: w[0], Until: w[1]}, 100)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if want := referenceTalkers(recs, w[0], w[1]); !slices.Equal(got, want) {
+					t.Errorf("window %s–%s:\n got  %+v\n want %+v", w[0].Format("15:04:05.000"), w[1].Format("15:04:05.000"), got, want)
+				}
+			}
+		})
+	}
+}
+
+// TestPartialHoursReadTheMinuteRollup: a window that cuts into hours on
+// minute boundaries reads no record, and one that cuts into minutes reads
+// only the records of those partial minutes.
+func TestPartialHoursReadTheMinuteRollup(t *testing.T) {
+	for mode, cfg := range storeModes(t) {
+		t.Run(mode, func(t *testing.T) {
+			start := t0.Truncate(time.Hour)
+			cfg.Now = func() time.Time { return start.Add(3 * time.Hour) }
+			s := openTestStore(t, cfg)
+			recs := connectionRecords(1500, start)
+			if _, err := s.Ingest(context.Background(), recs); err != nil {
+				t.Fatal(err)
+			}
+			read := func(lo, hi time.Time) uint64 {
+				before := s.tallied.Load()
+				if _, err := s.TopTalkers(context.Background(), Filter{Since: lo, Until: hi}, 10); err != nil {
+					t.Fatal(err)
+				}
+				return s.tallied.Load() - before
+			}
+			if n := read(start.Add(17*time.Minute), start.Add(83*time.Minute)); n != 0 {
+				t.Fatalf("a minute-aligned window read %d records, want none", n)
+			}
+			lo, hi := start.Add(17*time.Minute+13*time.Second), start.Add(83*time.Minute+5*time.Second)
+			want := 0
+			for _, r := range recs {
+				if r.Time >= Millis(lo) && r.Time < Millis(lo.Truncate(time.Minute).Add(time.Minute)) ||
+					r.Time >= Millis(hi.Truncate(time.Minute)) && r.Time < Millis(hi) {
+					want++
+				}
+			}
+			if n := read(lo, hi); n != uint64(want) {
+				t.Fatalf("a window cutting two minutes read %d records, want the %d of those minutes", n, want)
+			}
+		})
+	}
+}
