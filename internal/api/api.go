@@ -33,6 +33,10 @@ const (
 	PathNodes      = "/v1/admin/nodes"
 	PathMembers    = "/v1/admin/servers"
 	PathPeerFlows  = "/v1/peer/flows"
+	// PathPeerFollow streams one server's own records as they are stored
+	// (FlowFrames; the filter as in PathFlowFollow), for the relay of a
+	// member that follows the whole cluster.
+	PathPeerFollow = "/v1/peer/flows/follow"
 	PathRevoke     = "/v1/admin/revoke"
 	PathCA         = "/v1/admin/ca"
 	PathCARotate   = "/v1/admin/ca/rotate"

@@ -57,6 +57,11 @@ type FlowFrame struct {
 	Record    *flow.Record `json:"record,omitempty"`
 	Heartbeat bool         `json:"heartbeat,omitempty"`
 	Dropped   uint64       `json:"dropped,omitempty"`
+	// Servers and Missing, on every heartbeat of a stream that follows a
+	// cluster, name the servers whose records the stream carries now and
+	// those it does not (out of reach; being reconnected).
+	Missing []string `json:"missing,omitempty"`
+	Servers []string `json:"servers,omitempty"`
 }
 
 // FlowValues encodes a filter (and, for talkers, n) as query parameters.
@@ -154,6 +159,19 @@ func ParseFlowValues(v url.Values) (f flow.Filter, n int, err error) {
 // fails.
 func (c *Client) FollowFlows(ctx context.Context, query url.Values, fn func(FlowFrame) error) error {
 	return c.stream(ctx, PathFlowFollow+"?"+query.Encode(), 0, func(line []byte) error {
+		var fr FlowFrame
+		if err := json.Unmarshal(line, &fr); err != nil {
+			return fmt.Errorf("api: follow frame: %w", err)
+		}
+		return fn(fr)
+	})
+}
+
+// FollowPeer streams another server's own records (PathPeerFollow), as
+// FollowFlows does; a stream silent for longer than idle is broken off
+// (ErrWatchSilent).
+func (c *Client) FollowPeer(ctx context.Context, query url.Values, idle time.Duration, fn func(FlowFrame) error) error {
+	return c.stream(ctx, PathPeerFollow+"?"+query.Encode(), idle, func(line []byte) error {
 		var fr FlowFrame
 		if err := json.Unmarshal(line, &fr); err != nil {
 			return fmt.Errorf("api: follow frame: %w", err)

@@ -3,6 +3,7 @@ package cli
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -221,18 +222,57 @@ func (r *remoteFlows) partial(missing []string) {
 	}
 }
 
+// follow streams the cluster's records through the server it reaches (which
+// relays every member's). When the stream breaks (that server stopped), it
+// connects again, to another server if that one is gone, asking for the
+// records since the last one shown, and shows each record once.
 func (r *remoteFlows) follow(ctx context.Context, f flow.Filter, fn func(flow.Record) error) error {
 	var dropped uint64
-	return r.c.FollowFlows(ctx, api.FlowValues(f, 0), func(fr api.FlowFrame) error {
-		if fr.Dropped > dropped {
-			fmt.Fprintf(r.stderr, "moat: flows: %d records missed: this stream fell behind the server\n", fr.Dropped-dropped)
-			dropped = fr.Dropped
-		}
-		if fr.Record == nil {
+	missing := ""
+	seen := flow.NewSeenUIDs(1 << 16)
+	wait := 200 * time.Millisecond
+	for {
+		err := r.c.FollowFlows(ctx, api.FlowValues(f, 0), func(fr api.FlowFrame) error {
+			if fr.Dropped > dropped {
+				fmt.Fprintf(r.stderr, "moat: flows: %d records missed: this stream fell behind the server\n", fr.Dropped-dropped)
+				dropped = fr.Dropped
+			}
+			if fr.Heartbeat {
+				wait = 200 * time.Millisecond
+				if m := strings.Join(fr.Missing, ", "); m != missing {
+					if m == "" {
+						fmt.Fprintf(r.stderr, "moat: flows: following every server again: %s\n", strings.Join(fr.Servers, ", "))
+					} else {
+						fmt.Fprintf(r.stderr, "warning: not following %s: their records are not shown until they are back\n", m)
+					}
+					missing = m
+				}
+			}
+			if fr.Record == nil || !seen.Add(fr.Record.Metadata.UID) {
+				return nil
+			}
+			if t := time.UnixMilli(fr.Record.Time); t.After(f.Since) {
+				f.Since = t
+			}
+			return fn(*fr.Record)
+		})
+		if ctx.Err() != nil {
 			return nil
 		}
-		return fn(*fr.Record)
-	})
+		var se *api.StatusError
+		if errors.As(err, &se) && se.Code < 500 {
+			return err
+		}
+		fmt.Fprintf(r.stderr, "moat: flows: follow stream broke (%v); reconnecting\n", err)
+		// A new stream from a server dropped nothing yet.
+		dropped = 0
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-time.After(wait):
+		}
+		wait = min(2*wait, 10*time.Second)
+	}
 }
 
 // localFlows reads a data directory's flow store, read-only.

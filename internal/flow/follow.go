@@ -80,3 +80,32 @@ func (s *Store) notify(recs []Record, idx []int) {
 		}
 	}
 }
+
+// SeenUIDs remembers the last n record UIDs added: what a reader merging
+// several streams of records (a cluster's servers, a reconnection's
+// overlap) uses to show each record once, in bounded memory.
+type SeenUIDs struct {
+	m    map[string]bool
+	ring []string
+	next int
+}
+
+// NewSeenUIDs remembers up to n UIDs (at least 1).
+func NewSeenUIDs(n int) *SeenUIDs {
+	return &SeenUIDs{m: make(map[string]bool, max(n, 1)), ring: make([]string, max(n, 1))}
+}
+
+// Add reports whether uid is new, remembering it and forgetting the
+// oldest beyond n.
+func (s *SeenUIDs) Add(uid string) bool {
+	if s.m[uid] {
+		return false
+	}
+	if old := s.ring[s.next]; old != "" {
+		delete(s.m, old)
+	}
+	s.ring[s.next] = uid
+	s.next = (s.next + 1) % len(s.ring)
+	s.m[uid] = true
+	return true
+}

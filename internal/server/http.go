@@ -59,6 +59,7 @@ func (s *Server) routes() http.Handler {
 	mux.HandleFunc("GET "+api.PathWatch, s.node(s.handleWatch))
 	mux.HandleFunc("POST "+api.PathFlows, s.node(s.handleFlows))
 	mux.HandleFunc("POST "+api.PathPeerFlows, s.peer(s.handlePeerFlows))
+	mux.HandleFunc("GET "+api.PathPeerFollow, s.peer(s.handlePeerFollow))
 	mux.HandleFunc("GET "+api.PathNodeAudit, s.node(s.handleNodeAudit))
 	mux.HandleFunc("POST "+api.PathNodeHealth, s.node(s.handleNodeHealth))
 

@@ -1,0 +1,128 @@
+package faults
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"moat/internal/flow"
+)
+
+// flowMesh registers frontend (node n1) → api (node n2), allows it, runs
+// both agents given only the server ship (so every flow record of the
+// cluster is stored there), and starts traffic through the mesh.
+func flowMesh(t *testing.T, c *moatCluster, ship *moatServer) *traffic {
+	t.Helper()
+	app, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { app.Close() })
+	appPort := app.Addr().(*net.TCPAddr).Port
+	go http.Serve(app, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "api ok") }))
+	local := freePorts(t, 2)
+	env := c.env()
+	mustMoat(t, env, "svc", "register", "--node", "n1", "--name", "frontend", "--port", fmt.Sprint(local[1]), "--upstream", fmt.Sprintf("api:%d", local[0]))
+	mustMoat(t, env, "svc", "register", "--node", "n2", "--name", "api", "--port", fmt.Sprint(appPort))
+	policy := filepath.Join(c.dir, "intentions.yaml")
+	os.WriteFile(policy, []byte(fmt.Sprintf("default: deny\nrules:\n  - name: to-api\n    from: [frontend]\n    to: api\n    ports: [%d]\n", appPort)), 0o600)
+	mustMoat(t, env, "policy", "apply", "-f", policy)
+	for _, node := range []string{"n1", "n2"} {
+		ports := freePorts(t, 1)
+		tok := mustMoat(t, env, "token", "create", "--node", node)
+		start(t, "agent "+node, nil, moatBin, "agent", "--data-dir", filepath.Join(c.dir, "agent-"+node), "--server", ship.listen,
+			"--node", node, "--join", tok, "--listen", addr(ports[0]))
+	}
+	target := "http://" + addr(local[0]) + "/"
+	waitFor(t, "a request through the mesh", func() bool {
+		resp, err := http.Get(target)
+		if err != nil {
+			return false
+		}
+		resp.Body.Close()
+		return resp.StatusCode == 200
+	})
+	tr := startTraffic(&http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{DisableKeepAlives: true}}, target)
+	t.Cleanup(func() {
+		close(tr.stop)
+		<-tr.done
+	})
+	return tr
+}
+
+// followed counts the distinct records a `moat flows --follow --output
+// json` printed, and those printed more than once.
+func followed(t *testing.T, out string) (uids map[string]int, dups int) {
+	t.Helper()
+	uids = map[string]int{}
+	for _, line := range strings.Split(out, "\n") {
+		if !strings.HasPrefix(line, "{") {
+			continue
+		}
+		var r flow.Record
+		if err := json.Unmarshal([]byte(line), &r); err != nil {
+			continue // a line still being written
+		}
+		uids[r.Metadata.UID]++
+		if uids[r.Metadata.UID] == 2 {
+			dups++
+		}
+	}
+	return uids, dups
+}
+
+// TestClusterFollow: every agent ships to one server; `moat flows --follow`
+// through another server shows their records as they are stored, and when
+// the server it follows through is killed it goes on through the next
+// one, each record shown once.
+func TestClusterFollow(t *testing.T) {
+	etcd := startEtcdCluster(t, 3)
+	c := newMoatCluster(t, etcd, 3)
+	ship, via, next := c.servers[0], c.servers[1], c.servers[2]
+	for _, s := range c.servers {
+		waitForDetail(t, "three members through "+s.name, func() (bool, string) {
+			out, errOut, err := moat(t, c.via(s), "server", "members")
+			return err == nil && strings.Count(out, "alive") == 3, out + errOut
+		})
+	}
+	tr := flowMesh(t, c, ship)
+	tr.advance(t, "traffic through the mesh, shipped to "+ship.name, 10)
+
+	t.Logf("follow through %s, then %s; the agents ship to %s", via.name, next.name, ship.name)
+	f := start(t, "moat flows --follow", []string{"MOAT_SERVER=" + via.listen + "," + next.listen, "MOAT_ADMIN_DIR=" + c.admin},
+		moatBin, "flows", "--follow", "--output", "json", "--limit", "5")
+	var seen int
+	waitForDetail(t, "records shipped to "+ship.name+" followed through "+via.name, func() (bool, string) {
+		uids, _ := followed(t, f.out.String())
+		seen = len(uids)
+		return seen >= 20, fmt.Sprintf("%d records; output: %.400s", seen, f.out.String())
+	})
+	t.Logf("%d records followed through %s", seen, via.name)
+
+	t.Logf("kill %s, the server the follow goes through", via.name)
+	via.p.kill()
+	waitForDetail(t, "records followed through "+next.name+" after the kill", func() (bool, string) {
+		uids, _ := followed(t, f.out.String())
+		return len(uids) >= seen+20, fmt.Sprintf("%d records", len(uids))
+	})
+	if f.exited() {
+		t.Fatalf("the follow ended:\n%s", f.out.String())
+	}
+	out := f.out.String()
+	if !strings.Contains(out, "reconnecting") {
+		t.Fatalf("the follow did not say it reconnected:\n%.2000s", out)
+	}
+	uids, dups := followed(t, out)
+	if dups > 0 {
+		t.Fatalf("%d records shown more than once", dups)
+	}
+	t.Logf("%d records followed, none twice", len(uids))
+	tr.check(t, "traffic while following")
+}
