@@ -98,13 +98,21 @@ type JoinRequest struct {
 type PeerFlowQuery struct {
 	Filter  flow.Filter `json:"filter"`
 	Talkers int         `json:"talkers,omitempty"`
+	// Cells asks, with Talkers, for the (node, hour) cells the server
+	// holds in the filter's time range; Weigh asks for the talker weight
+	// of each record in those cells (to count a record two servers hold
+	// once).
+	Cells bool             `json:"cells,omitempty"`
+	Weigh []flow.NodeHours `json:"weigh,omitempty"`
 }
 
 // PeerFlows is one server's part of a flow query.
 type PeerFlows struct {
-	Server  string        `json:"server"`
-	Records []flow.Record `json:"records,omitempty"`
-	Talkers []flow.Talker `json:"talkers,omitempty"`
+	Server  string              `json:"server"`
+	Records []flow.Record       `json:"records,omitempty"`
+	Talkers []flow.Talker       `json:"talkers,omitempty"`
+	Cells   []flow.NodeHours    `json:"cells,omitempty"`
+	Weights []flow.TalkerRecord `json:"weights,omitempty"`
 }
 
 // ClusterFlows is a flow query answered for a whole cluster: Servers

@@ -39,6 +39,7 @@ type partition struct {
 	db      *sql.DB
 	keyed   bool // query columns hold keyed hashes (see index.go)
 	minutes bool // keeps the minute rollup, over every record (see rollup.go)
+	nodes   bool // keeps the node cells, over every record (see cells.go)
 
 	// Guarded by Store.mu:
 	refs int    // acquirers that have not released it

@@ -58,26 +58,32 @@ CREATE TABLE IF NOT EXISTS talkers_minute (
 ) WITHOUT ROWID;
 `
 
-// prepareMinutes says whether partition p keeps the minute rollup, making
-// it (a writer, in a partition without records yet) when missing.
-func (s *Store) prepareMinutes(p *partition) error {
-	var has int
-	if err := p.db.QueryRow("SELECT COUNT(*) FROM sqlite_master WHERE type = 'table' AND name = 'talkers_minute'").Scan(&has); err != nil {
-		return fmt.Errorf("flow: store: %q: %w", p.path, err)
-	}
-	if has == 0 && !s.cfg.ReadOnly {
-		var any int
-		if err := p.db.QueryRow("SELECT EXISTS (SELECT 1 FROM flows)").Scan(&any); err != nil {
+// prepareComplete reads which of the tables that must cover every record
+// of their day partition p keeps (the minute rollup, the node cells), and
+// makes those missing (a writer, in a partition without records yet).
+func (s *Store) prepareComplete(p *partition) error {
+	for _, t := range []struct {
+		name, schema string
+		has          *bool
+	}{{"talkers_minute", minuteSchema, &p.minutes}, {"nodes", nodesSchema, &p.nodes}} {
+		var has int
+		if err := p.db.QueryRow("SELECT COUNT(*) FROM sqlite_master WHERE type = 'table' AND name = ?", t.name).Scan(&has); err != nil {
 			return fmt.Errorf("flow: store: %q: %w", p.path, err)
 		}
-		if any == 0 {
-			if _, err := p.db.Exec(minuteSchema); err != nil {
-				return fmt.Errorf("flow: store: schema of %q: %w", p.path, err)
+		if has == 0 && !s.cfg.ReadOnly {
+			var any int
+			if err := p.db.QueryRow("SELECT EXISTS (SELECT 1 FROM flows)").Scan(&any); err != nil {
+				return fmt.Errorf("flow: store: %q: %w", p.path, err)
 			}
-			has = 1
+			if any == 0 {
+				if _, err := p.db.Exec(t.schema); err != nil {
+					return fmt.Errorf("flow: store: schema of %q: %w", p.path, err)
+				}
+				has = 1
+			}
 		}
+		*t.has = has == 1
 	}
-	p.minutes = has == 1
 	return nil
 }
 

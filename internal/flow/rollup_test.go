@@ -133,3 +133,46 @@ func TestPartialHoursReadTheMinuteRollup(t *testing.T) {
 		})
 	}
 }
+
+// TestNodeCellsAndWeights: a store lists the hours it holds of each node's
+// records (runs of hours), and weighs the records of one node's hours as
+// the talkers count them, in plain and sealed stores alike.
+func TestNodeCellsAndWeights(t *testing.T) {
+	for mode, cfg := range storeModes(t) {
+		t.Run(mode, func(t *testing.T) {
+			start := t0.Truncate(time.Hour)
+			cfg.Now = func() time.Time { return start.Add(5 * time.Hour) }
+			s := openTestStore(t, cfg)
+			recs := connectionRecords(1500, start) // 10:00 to about 11:32, node-a
+			other := netRecord("b1", "api", "db", VerdictAllow, "api-to-db", 70, start.Add(3*time.Hour))
+			other.Unmapped.Node = "node-b"
+			if _, err := s.Ingest(context.Background(), append(recs, other)); err != nil {
+				t.Fatal(err)
+			}
+			cells, err := s.NodeCells(context.Background(), Filter{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			h := start.UnixMilli() / hourMillis
+			want := []NodeHours{{Node: "node-a", Hours: [][2]int64{{h, h + 2}}}, {Node: "node-b", Hours: [][2]int64{{h + 3, h + 4}}}}
+			if fmt.Sprint(cells) != fmt.Sprint(want) {
+				t.Fatalf("cells = %v, want %v", cells, want)
+			}
+			ws, err := s.TalkerWeights(context.Background(), Filter{Until: start.Add(90 * time.Minute)}, NodeHours{Node: "node-a", Hours: [][2]int64{{h + 1, h + 5}}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			acc := map[[2]string]*Talker{}
+			for _, w := range ws {
+				addTalker(acc, w.Talker())
+			}
+			var got []Talker
+			for _, t := range acc {
+				got = append(got, *t)
+			}
+			if want := referenceTalkers(recs, start.Add(time.Hour), start.Add(90*time.Minute)); !slices.Equal(RankTalkers(got, 100), want) {
+				t.Fatalf("weights of node-a 11:00–11:30 sum to %+v, want %+v", RankTalkers(got, 100), want)
+			}
+		})
+	}
+}

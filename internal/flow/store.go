@@ -287,7 +287,7 @@ func (s *Store) prepare(p *partition) error {
 	default:
 		return fmt.Errorf("flow: store: %q: unknown partition format %d", p.path, format)
 	}
-	return s.prepareMinutes(p)
+	return s.prepareComplete(p)
 }
 
 // cutoff is the oldest record time kept, in milliseconds, or math.MinInt64
@@ -600,6 +600,11 @@ func (s *Store) ingestDay(ctx context.Context, p *partition, recs []Record, idx 
 	}
 	if rollMin != nil {
 		if err := s.rollup(ctx, tx, p, minutely, rollMin); err != nil {
+			return 0, err
+		}
+	}
+	if p.nodes {
+		if err := s.noteNodes(ctx, tx, p, recs, added); err != nil {
 			return 0, err
 		}
 	}

@@ -68,9 +68,24 @@ func (s *Server) localFlows(ctx context.Context, q api.PeerFlowQuery) (api.PeerF
 	}
 	ans := api.PeerFlows{Server: s.cfg.Name}
 	var err error
-	if q.Talkers > 0 {
+	switch {
+	case len(q.Weigh) > 0:
+		if len(q.Weigh) > maxWeighCells {
+			return ans, errorf(http.StatusBadRequest, "more than %d cells to weigh", maxWeighCells)
+		}
+		for _, nh := range q.Weigh {
+			ws, err := s.cfg.Flows.TalkerWeights(ctx, q.Filter, nh)
+			if err != nil {
+				return ans, err
+			}
+			ans.Weights = append(ans.Weights, ws...)
+		}
+	case q.Talkers > 0:
 		ans.Talkers, err = s.cfg.Flows.TopTalkers(ctx, q.Filter, q.Talkers)
-	} else {
+		if err == nil && q.Cells {
+			ans.Cells, err = s.cfg.Flows.NodeCells(ctx, q.Filter)
+		}
+	default:
 		ans.Records, err = s.cfg.Flows.Query(ctx, q.Filter)
 	}
 	return ans, err
@@ -80,6 +95,12 @@ func (s *Server) localFlows(ctx context.Context, q api.PeerFlowQuery) (api.PeerF
 // every live member's, merged. Members that did not answer are named in
 // the result's Missing; the answer is then partial and says so.
 func (s *Server) ClusterFlows(ctx context.Context, q api.PeerFlowQuery) (api.ClusterFlows, error) {
+	n := q.Talkers
+	if n > 0 {
+		// Every pair of every server, with its cells: the top n of the
+		// sum is not the sum of each server's top n.
+		q.Talkers, q.Cells = allPairs, true
+	}
 	own, err := s.localFlows(ctx, q)
 	if err != nil {
 		return api.ClusterFlows{}, err
@@ -94,6 +115,10 @@ func (s *Server) ClusterFlows(ctx context.Context, q api.PeerFlowQuery) (api.Clu
 	}
 	var mu sync.Mutex // guards parts and out
 	var wg sync.WaitGroup
+	addrs := map[string]string{}
+	for _, m := range members {
+		addrs[m.Name] = m.Addr
+	}
 	for _, m := range members {
 		if m.Self {
 			continue
@@ -122,8 +147,8 @@ func (s *Server) ClusterFlows(ctx context.Context, q api.PeerFlowQuery) (api.Clu
 	wg.Wait()
 	sort.Strings(out.Servers)
 	sort.Strings(out.Missing)
-	if q.Talkers > 0 {
-		out.Talkers = mergeTalkers(parts, q.Talkers)
+	if n > 0 {
+		out.Talkers = s.mergeTalkers(ctx, q.Filter, parts, addrs, n, &out)
 	} else {
 		out.Records, out.Truncated = mergeRecords(parts, q.Filter.Limit)
 	}
@@ -156,27 +181,4 @@ func mergeRecords(parts []api.PeerFlows, limit int) ([]flow.Record, bool) {
 		return all[len(all)-limit:], true
 	}
 	return all, false
-}
-
-// mergeTalkers sums the members' talkers by pair and keeps the top n, in
-// the order flow.Store.TopTalkers uses.
-func mergeTalkers(parts []api.PeerFlows, n int) []flow.Talker {
-	type pair struct{ src, dst string }
-	sum := map[pair]*flow.Talker{}
-	for _, p := range parts {
-		for _, t := range p.Talkers {
-			k := pair{t.Src, t.Dst}
-			if sum[k] == nil {
-				sum[k] = &flow.Talker{Src: t.Src, Dst: t.Dst}
-			}
-			sum[k].Flows += t.Flows
-			sum[k].Bytes += t.Bytes
-			sum[k].Denied += t.Denied
-		}
-	}
-	out := make([]flow.Talker, 0, len(sum))
-	for _, t := range sum {
-		out = append(out, *t)
-	}
-	return flow.RankTalkers(out, n)
 }
