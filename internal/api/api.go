@@ -37,15 +37,19 @@ const (
 	// (FlowFrames; the filter as in PathFlowFollow), for the relay of a
 	// member that follows the whole cluster.
 	PathPeerFollow = "/v1/peer/flows/follow"
-	PathRevoke     = "/v1/admin/revoke"
-	PathCA         = "/v1/admin/ca"
-	PathCARotate   = "/v1/admin/ca/rotate"
-	PathPolicy     = "/v1/admin/policy"
-	PathPolicyDiff = "/v1/admin/policy/diff"
-	PathPolicyExpl = "/v1/admin/policy/explain"
-	PathAudit      = "/v1/admin/audit"
-	PathAuditProof = "/v1/admin/audit/prove"
-	PathCheckpoint = "/v1/admin/audit/checkpoint"
+	// PathPeerFlowBackup hands a consistent copy of one server's flow
+	// store (a tar of its partitions and sealed index key) to the member
+	// taking a cluster backup.
+	PathPeerFlowBackup = "/v1/peer/flows/backup"
+	PathRevoke         = "/v1/admin/revoke"
+	PathCA             = "/v1/admin/ca"
+	PathCARotate       = "/v1/admin/ca/rotate"
+	PathPolicy         = "/v1/admin/policy"
+	PathPolicyDiff     = "/v1/admin/policy/diff"
+	PathPolicyExpl     = "/v1/admin/policy/explain"
+	PathAudit          = "/v1/admin/audit"
+	PathAuditProof     = "/v1/admin/audit/prove"
+	PathCheckpoint     = "/v1/admin/audit/checkpoint"
 	// PathAuditConsistency proves the latest checkpoint extends the tree of
 	// ?from=N entries (viewer); PathNodeAudit is the same for agents, which
 	// witness the log.

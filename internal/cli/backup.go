@@ -50,8 +50,9 @@ func backupCommand() *Command {
 
 // backupKEK holds the --kek-* flags of the local backup commands.
 type backupKEK struct {
-	c    server.File
-	file *string
+	c         server.File
+	file      *string
+	flowsOnly bool
 }
 
 func (b *backupKEK) flags(fs *flag.FlagSet) {
@@ -62,6 +63,10 @@ func (b *backupKEK) flags(fs *flag.FlagSet) {
 
 func backupRestoreCommand() *Command {
 	b := &backupKEK{}
+	flags := func(fs *flag.FlagSet) {
+		b.flags(fs)
+		fs.BoolVar(&b.flowsOnly, "flows-only", false, "restore only this server's flow records into its data directory (a cluster whose control plane was restored through another server)")
+	}
 	return &Command{
 		Name:    "restore",
 		Summary: "restore a backup into a fresh data directory",
@@ -72,8 +77,11 @@ func backupRestoreCommand() *Command {
 			"be absent or empty. The KEK is the server's (default DIR.kek).\n" +
 			"With --config naming an etcd store, the state and keyring are then loaded\n" +
 			"into the cluster's etcd prefix, which must hold no control plane; every\n" +
-			"server of the cluster then starts on it.",
-		Flags: b.flags,
+			"server of the cluster then starts on it.\n" +
+			"A cluster's backup holds every server's flow records; each server gets its\n" +
+			"own, by its name (the configuration's name): the server restored first\n" +
+			"with the rest, every other one with --flows-only --config its own file.",
+		Flags: flags,
 		Run: func(ctx context.Context, e *Env, fs *flag.FlagSet) error {
 			if fs.NArg() != 1 {
 				return usagef("backup restore: want one FILE")
@@ -90,6 +98,9 @@ func backupRestoreCommand() *Command {
 			kek, err := b.c.KEK.Load(b.c.DataDir, e.Getenv, false)
 			if err != nil {
 				return fmt.Errorf("backup restore: %w", err)
+			}
+			if b.flowsOnly {
+				return restoreFlowsOnly(e, &b.c, kek, fs.Arg(0))
 			}
 			if b.c.Store.Backend == "etcd" {
 				if err := etcdPrefixFree(ctx, &b.c); err != nil {
@@ -109,6 +120,13 @@ func backupRestoreCommand() *Command {
 			if err != nil {
 				return fmt.Errorf("backup restore: restored %q but its keyring does not open: %w", b.c.DataDir, err)
 			}
+			note, err := server.PlaceServerFlows(b.c.DataDir, b.c.Name)
+			if err != nil {
+				return fmt.Errorf("backup restore: %w", err)
+			}
+			if note != "" {
+				fmt.Fprintln(e.Stdout, note)
+			}
 			if b.c.Store.Backend == "etcd" {
 				if err := restoreToEtcd(ctx, &b.c, kr); err != nil {
 					return fmt.Errorf("backup restore: restored %q, but loading it into etcd failed: %w", b.c.DataDir, err)
@@ -123,6 +141,51 @@ func backupRestoreCommand() *Command {
 			return nil
 		},
 	}
+}
+
+// restoreFlowsOnly puts this server's flow records from a cluster's
+// backup into its data directory, which must not hold flow records yet.
+func restoreFlowsOnly(e *Env, c *server.File, kek seal.KEK, file string) error {
+	flows := filepath.Join(c.DataDir, "flows")
+	if ents, err := os.ReadDir(flows); err == nil && len(ents) > 0 {
+		return fmt.Errorf("backup restore --flows-only: %q already holds flow records; nothing was restored", flows)
+	}
+	if err := os.MkdirAll(c.DataDir, 0o700); err != nil {
+		return fmt.Errorf("backup restore: %w", err)
+	}
+	tmp, err := os.MkdirTemp(c.DataDir, ".restore-flows-")
+	if err != nil {
+		return fmt.Errorf("backup restore: %w", err)
+	}
+	defer os.RemoveAll(tmp)
+	f, err := os.Open(file)
+	if err != nil {
+		return fmt.Errorf("backup restore: %w", err)
+	}
+	defer f.Close()
+	unpacked := filepath.Join(tmp, "backup")
+	if _, err := seal.RestoreBackup(f, kek, unpacked); err != nil {
+		return fmt.Errorf("backup restore %q: %w", file, err)
+	}
+	note, err := server.PlaceServerFlows(unpacked, c.Name)
+	if err != nil {
+		return fmt.Errorf("backup restore: %w", err)
+	}
+	if _, err := os.Stat(filepath.Join(unpacked, "flows")); err == nil {
+		os.Remove(flows) // empty, if there
+		if err := os.Rename(filepath.Join(unpacked, "flows"), flows); err != nil {
+			return fmt.Errorf("backup restore: %w", err)
+		}
+	}
+	// The keyring's copy, for tools that read the directory offline (a
+	// server of the cluster refreshes it from etcd when it starts).
+	if kr := filepath.Join(c.DataDir, seal.KeyringFile); !fileExists(kr) {
+		if err := os.Rename(filepath.Join(unpacked, seal.KeyringFile), kr); err != nil {
+			return fmt.Errorf("backup restore: %w", err)
+		}
+	}
+	fmt.Fprintln(e.Stdout, note)
+	return nil
 }
 
 func backupVerifyCommand() *Command {

@@ -16,9 +16,10 @@ import (
 )
 
 // flowMesh registers frontend (node n1) → api (node n2), allows it, runs
-// both agents given only the server ship (so every flow record of the
-// cluster is stored there), and starts traffic through the mesh.
-func flowMesh(t *testing.T, c *moatCluster, ship *moatServer) *traffic {
+// the agents given only the servers ship names (n1's first, n2's second,
+// or one for both), so the flow records are stored where the test says,
+// and starts traffic through the mesh.
+func flowMesh(t *testing.T, c *moatCluster, ship ...*moatServer) *traffic {
 	t.Helper()
 	app, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -34,10 +35,10 @@ func flowMesh(t *testing.T, c *moatCluster, ship *moatServer) *traffic {
 	policy := filepath.Join(c.dir, "intentions.yaml")
 	os.WriteFile(policy, []byte(fmt.Sprintf("default: deny\nrules:\n  - name: to-api\n    from: [frontend]\n    to: api\n    ports: [%d]\n", appPort)), 0o600)
 	mustMoat(t, env, "policy", "apply", "-f", policy)
-	for _, node := range []string{"n1", "n2"} {
+	for i, node := range []string{"n1", "n2"} {
 		ports := freePorts(t, 1)
 		tok := mustMoat(t, env, "token", "create", "--node", node)
-		start(t, "agent "+node, nil, moatBin, "agent", "--data-dir", filepath.Join(c.dir, "agent-"+node), "--server", ship.listen,
+		start(t, "agent "+node, nil, moatBin, "agent", "--data-dir", filepath.Join(c.dir, "agent-"+node), "--server", ship[min(i, len(ship)-1)].listen,
 			"--node", node, "--join", tok, "--listen", addr(ports[0]))
 	}
 	target := "http://" + addr(local[0]) + "/"
@@ -125,4 +126,71 @@ func TestClusterFollow(t *testing.T) {
 	}
 	t.Logf("%d records followed, none twice", len(uids))
 	tr.check(t, "traffic while following")
+}
+
+// storedUIDs reads the flow records of a server's data directory offline
+// (the CLI's --data-dir mode, with the KEK beside it).
+func storedUIDs(t *testing.T, dataDir string) map[string]int {
+	t.Helper()
+	out := mustMoat(t, nil, "flows", "--data-dir", dataDir, "--limit", "1000000", "--output", "json")
+	uids, _ := followed(t, out)
+	return uids
+}
+
+// TestClusterBackupHoldsEveryServersFlows: the agents ship to two of three
+// servers; a backup taken through the third holds both servers' flow
+// records, and restoring it puts each server's records back in the data
+// directory of the server of that name.
+func TestClusterBackupHoldsEveryServersFlows(t *testing.T) {
+	etcd := startEtcdCluster(t, 3)
+	c := newMoatCluster(t, etcd, 3)
+	s1, s2, s3 := c.servers[0], c.servers[1], c.servers[2]
+	for _, s := range c.servers {
+		waitForDetail(t, "three members through "+s.name, func() (bool, string) {
+			out, errOut, err := moat(t, c.via(s), "server", "members")
+			return err == nil && strings.Count(out, "alive") == 3, out + errOut
+		})
+	}
+	tr := flowMesh(t, c, s1, s2)
+	tr.advance(t, "traffic, n1 shipping to s1 and n2 to s2", 20)
+	before := map[string]map[string]int{}
+	for _, s := range []*moatServer{s1, s2} {
+		waitFor(t, "records stored by "+s.name, func() bool {
+			before[s.name] = storedUIDs(t, s.data)
+			return len(before[s.name]) > 0
+		})
+	}
+	t.Logf("s1 stores %d records, s2 %d, s3 none", len(before["s1"]), len(before["s2"]))
+
+	backup := filepath.Join(c.dir, "cluster.backup")
+	t.Logf("backup through s3: %s", mustMoat(t, c.via(s3), "backup", "create", backup))
+	kek, _ := os.ReadFile(s1.data + ".kek")
+
+	t.Log("restore into an empty prefix: s1's data directory first, with the state; s2's with --flows-only")
+	restored := map[string]string{}
+	for i, name := range []string{"s1", "s2"} {
+		data := filepath.Join(c.dir, "restored-"+name)
+		cfg := filepath.Join(c.dir, "restored-"+name+".yaml")
+		ports := freePorts(t, 1)
+		os.WriteFile(cfg, []byte(fmt.Sprintf("data_dir: %s\nlisten: %s\nname: %s\nstore:\n  backend: etcd\n  endpoints: [%q]\n  prefix: /moat/restored/\n",
+			data, addr(ports[0]), name, etcd[0].url())), 0o600)
+		mustMoat(t, nil, "server", "run", "--config", cfg, "--validate")
+		os.WriteFile(data+".kek", kek, 0o600)
+		args := []string{"backup", "restore", "--config", cfg, backup}
+		if i > 0 {
+			args = []string{"backup", "restore", "--flows-only", "--config", cfg, backup}
+		}
+		t.Logf("%s: %s", name, mustMoat(t, nil, args...))
+		restored[name] = data
+	}
+	for _, name := range []string{"s1", "s2"} {
+		got := storedUIDs(t, restored[name])
+		for uid := range before[name] {
+			if got[uid] != 1 {
+				t.Fatalf("record %s of %s: %d times in the restored data directory (%d records there)", uid, name, got[uid], len(got))
+			}
+		}
+		t.Logf("restored %s holds %d records, every one it held before the backup", name, len(got))
+	}
+	tr.check(t, "traffic during the backup")
 }

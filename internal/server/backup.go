@@ -14,6 +14,7 @@ import (
 
 	"moat/internal/audit"
 	"moat/internal/filelock"
+	"moat/internal/flow"
 	"moat/internal/seal"
 	"moat/internal/store"
 )
@@ -74,6 +75,16 @@ func (s *Server) handleBackup(ctx context.Context, c *caller, r *http.Request) (
 	}
 	if err := copyAudit(filepath.Join(k.cfg.DataDir, audit.DirName), filepath.Join(parts, backupAudit)); err != nil {
 		return nil, "", err
+	}
+	if _, ok := k.cfg.Store.(*store.Etcd); ok {
+		copied, gone, err := s.copyMemberFlows(ctx, parts)
+		if err != nil {
+			return nil, "", err
+		}
+		c.note("servers", strings.Join(append([]string{s.cfg.Name}, copied...), ","))
+		if len(gone) > 0 {
+			c.note("servers_missing", strings.Join(gone, ","))
+		}
 	}
 	// The keyring last, as its backend holds it now (a file, or a
 	// cluster's keyring in etcd): it holds every key the copies use.
@@ -140,8 +151,9 @@ func copyStore(ctx context.Context, snap snapshotter, dst string) error {
 	return f.Close()
 }
 
-// copyFlows copies every flow partition with VACUUM INTO: a consistent
-// copy of a database that another connection keeps writing.
+// copyFlows copies every flow partition with VACUUM INTO (a consistent
+// copy of a database that another connection keeps writing) and the
+// sealed index key its keyed query columns need.
 func copyFlows(ctx context.Context, src, dst string) error {
 	ents, err := os.ReadDir(src)
 	if errors.Is(err, os.ErrNotExist) {
@@ -154,6 +166,12 @@ func copyFlows(ctx context.Context, src, dst string) error {
 		return err
 	}
 	for _, e := range ents {
+		if e.Name() == flow.IndexKeyFile {
+			if err := copyFile(filepath.Join(src, e.Name()), filepath.Join(dst, e.Name())); err != nil {
+				return fmt.Errorf("server: backup: flow index key: %w", err)
+			}
+			continue
+		}
 		if e.IsDir() || !strings.HasPrefix(e.Name(), "flows-") || !strings.HasSuffix(e.Name(), ".db") {
 			continue
 		}

@@ -60,6 +60,7 @@ func (s *Server) routes() http.Handler {
 	mux.HandleFunc("POST "+api.PathFlows, s.node(s.handleFlows))
 	mux.HandleFunc("POST "+api.PathPeerFlows, s.peer(s.handlePeerFlows))
 	mux.HandleFunc("GET "+api.PathPeerFollow, s.peer(s.handlePeerFollow))
+	mux.HandleFunc("GET "+api.PathPeerFlowBackup, s.peer(s.handlePeerFlowBackup))
 	mux.HandleFunc("GET "+api.PathNodeAudit, s.node(s.handleNodeAudit))
 	mux.HandleFunc("POST "+api.PathNodeHealth, s.node(s.handleNodeHealth))
 

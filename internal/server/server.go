@@ -114,7 +114,7 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 		cfg.Listen = "127.0.0.1:7400"
 	}
 	if cfg.Name == "" {
-		cfg.Name = "control"
+		cfg.Name = defaultName
 	}
 	if cfg.Now == nil {
 		cfg.Now = time.Now
