@@ -38,25 +38,8 @@ type rollTable struct {
 
 var (
 	hourly   = rollTable{name: "talkers", col: "hour", bucket: hourMillis, ad: "moat/flow/talkers:"}
-	minutely = rollTable{name: "talkers_minute", col: "minute", bucket: minuteMillis, ad: "moat/flow/talkers-minute:"}
+	minutely = rollTable{name: "talkers_minute", col: "minute", bucket: minuteMillis} // one row per minute: minutes.go
 )
-
-const minuteSchema = `
-CREATE TABLE IF NOT EXISTS talkers_minute (
-	minute   INTEGER NOT NULL,
-	class    INTEGER NOT NULL,
-	src      TEXT    NOT NULL,
-	src_name TEXT    NOT NULL,
-	dst      TEXT    NOT NULL,
-	dst_name TEXT    NOT NULL,
-	verdict  TEXT    NOT NULL,
-	rule     TEXT    NOT NULL,
-	flows    INTEGER NOT NULL,
-	bytes    INTEGER NOT NULL,
-	agg      BLOB,
-	PRIMARY KEY (minute, class, src, src_name, dst, dst_name, verdict, rule)
-) WITHOUT ROWID;
-`
 
 // prepareComplete reads which of the tables that must cover every record
 // of their day partition p keeps (the minute rollup, the node cells), and
@@ -226,7 +209,13 @@ func (s *Store) talkersOf(ctx context.Context, p *partition, f *Filter, lo, hi i
 				rest = append(rest, r)
 				continue
 			}
-			if err := s.talkerRows(ctx, p, t, f, blo, bhi, acc); err != nil {
+			tally := s.talkerRows
+			if t == minutely {
+				tally = func(ctx context.Context, p *partition, _ rollTable, f *Filter, blo, bhi int64, acc map[[2]string]*Talker) error {
+					return s.minuteRows(ctx, p, f, blo, bhi, acc)
+				}
+			}
+			if err := tally(ctx, p, t, f, blo, bhi, acc); err != nil {
 				return err
 			}
 			for _, e := range [][2]int64{{r[0], blo * t.bucket}, {bhi * t.bucket, r[1]}} {

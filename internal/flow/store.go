@@ -559,9 +559,9 @@ func (s *Store) ingestDay(ctx context.Context, p *partition, recs []Record, idx 
 	}
 	defer ins.Close()
 	roll := map[rollupKey][2]int64{}
-	var rollMin map[rollupKey][2]int64
+	var rollMin map[int64]map[minuteKey][2]int64
 	if p.minutes {
-		rollMin = map[rollupKey][2]int64{}
+		rollMin = map[int64]map[minuteKey][2]int64{}
 	}
 	var added []int
 	var buf []byte
@@ -590,16 +590,21 @@ func (s *Store) ingestDay(ctx context.Context, p *partition, recs []Record, idx 
 		v := roll[k]
 		roll[k] = [2]int64{v[0] + flows, v[1] + bytes}
 		if rollMin != nil {
-			k.bucket = r.Time / minuteMillis
-			v := rollMin[k]
-			rollMin[k] = [2]int64{v[0] + flows, v[1] + bytes}
+			m := rollMin[r.Time/minuteMillis]
+			if m == nil {
+				m = map[minuteKey][2]int64{}
+				rollMin[r.Time/minuteMillis] = m
+			}
+			mk := minuteKey{class: k.class, row: k.row}
+			v := m[mk]
+			m[mk] = [2]int64{v[0] + flows, v[1] + bytes}
 		}
 	}
 	if err := s.rollup(ctx, tx, p, hourly, roll); err != nil {
 		return 0, err
 	}
 	if rollMin != nil {
-		if err := s.rollup(ctx, tx, p, minutely, rollMin); err != nil {
+		if err := s.rollupMinutes(ctx, tx, p, rollMin); err != nil {
 			return 0, err
 		}
 	}
