@@ -1,0 +1,50 @@
+package flow
+
+import (
+	"context"
+	"sort"
+)
+
+// Edge is the traffic from one source to one destination with one
+// verdict: what a service graph draws as one line.
+type Edge struct {
+	Src     string `json:"src"`
+	Dst     string `json:"dst"`
+	Verdict string `json:"verdict"`
+	Flows   int64  `json:"flows"`
+	Bytes   int64  `json:"bytes"`
+}
+
+// Edges sums the records matching f (Limit ignored) by source,
+// destination and verdict, from the hourly rollup wherever whole hours
+// allow, as TopTalkers does; so its cost follows the number of pairs more
+// than the number of records. The edges come most bytes first, then most
+// flows, then by name; with f.Limit set, only that many.
+func (s *Store) Edges(ctx context.Context, f Filter) ([]Edge, error) {
+	acc, err := s.aggregate(ctx, f)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]Edge, 0, len(acc))
+	for k, c := range acc {
+		out = append(out, Edge{Src: k.src, Dst: k.dst, Verdict: k.verdict, Flows: c.flows, Bytes: c.bytes})
+	}
+	sort.Slice(out, func(i, j int) bool {
+		a, b := out[i], out[j]
+		switch {
+		case a.Bytes != b.Bytes:
+			return a.Bytes > b.Bytes
+		case a.Flows != b.Flows:
+			return a.Flows > b.Flows
+		case a.Src != b.Src:
+			return a.Src < b.Src
+		case a.Dst != b.Dst:
+			return a.Dst < b.Dst
+		}
+		return a.Verdict < b.Verdict
+	})
+	if f.Limit > 0 && len(out) > f.Limit {
+		out = out[:f.Limit]
+	}
+	return out, nil
+}
