@@ -117,4 +117,3 @@ func policyChanges(d policy.Delta) *api.PolicyChanges {
 	out.NowDenied, out.NowAudited, out.NowAllowed = edges(d.NowDenied), edges(d.NowAudited), edges(d.NowAllowed)
 	return out
 }
-
