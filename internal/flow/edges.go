@@ -48,3 +48,14 @@ func (s *Store) Edges(ctx context.Context, f Filter) ([]Edge, error) {
 	}
 	return out, nil
 }
+
+// EdgeOf is what r adds to its edge, weighed as the store's rollup weighs
+// it: a mesh connection counts once, at its destination's first record,
+// and each of the destination's records adds the bytes since the one
+// before. A live view that adds records as they come (a follow stream)
+// then agrees with Edges over the same records.
+func EdgeOf(r *Record) Edge {
+	c := columns(r)
+	flows, b := talkerWeight(r, c.bytes)
+	return Edge{Src: c.src, Dst: c.dst, Verdict: c.verdict, Flows: flows, Bytes: b}
+}

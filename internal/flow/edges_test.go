@@ -60,3 +60,40 @@ func TestEdges(t *testing.T) {
 		})
 	}
 }
+
+// TestEdgeOfAgrees: records added one by one with EdgeOf sum to what
+// Edges reads from the store.
+func TestEdgeOfAgrees(t *testing.T) {
+	for mode, cfg := range storeModes(t) {
+		t.Run(mode, func(t *testing.T) {
+			cfg.Dir = t.TempDir()
+			s := queryFixture(t, cfg)
+			recs, err := s.Query(context.Background(), Filter{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			sum := map[[3]string]Edge{}
+			for i := range recs {
+				e := EdgeOf(&recs[i])
+				k := [3]string{e.Src, e.Dst, e.Verdict}
+				a := sum[k]
+				a.Src, a.Dst, a.Verdict = e.Src, e.Dst, e.Verdict
+				a.Flows += e.Flows
+				a.Bytes += e.Bytes
+				sum[k] = a
+			}
+			edges, err := s.Edges(context.Background(), Filter{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(edges) != len(sum) {
+				t.Fatalf("Edges = %d edges, EdgeOf sums %d: %+v", len(edges), len(sum), sum)
+			}
+			for _, e := range edges {
+				if got := sum[[3]string{e.Src, e.Dst, e.Verdict}]; got != e {
+					t.Errorf("EdgeOf sums %+v, Edges says %+v", got, e)
+				}
+			}
+		})
+	}
+}
