@@ -295,23 +295,7 @@ func (s *Store) TopTalkers(ctx context.Context, f Filter, n int) ([]Talker, erro
 	for _, t := range pairs {
 		out = append(out, *t)
 	}
-	sort.Slice(out, func(i, j int) bool {
-		a, b := out[i], out[j]
-		if a.Bytes != b.Bytes {
-			return a.Bytes > b.Bytes
-		}
-		if a.Flows != b.Flows {
-			return a.Flows > b.Flows
-		}
-		if a.Src != b.Src {
-			return a.Src < b.Src
-		}
-		return a.Dst < b.Dst
-	})
-	if len(out) > n {
-		out = out[:n]
-	}
-	return out, nil
+	return RankTalkers(out, n), nil
 }
 
 // edgeKey is what the rollup is summed by for talkers and edges.
@@ -360,6 +344,29 @@ func (s *Store) aggregate(ctx context.Context, f Filter) (map[edgeKey]*edgeCount
 		return nil, err
 	}
 	return acc, nil
+}
+
+// RankTalkers orders talkers most bytes first (ties: more flows, then by
+// name) and keeps the first n: the order of every top-talkers answer,
+// one server's or a cluster's.
+func RankTalkers(ts []Talker, n int) []Talker {
+	sort.Slice(ts, func(i, j int) bool {
+		a, b := ts[i], ts[j]
+		if a.Bytes != b.Bytes {
+			return a.Bytes > b.Bytes
+		}
+		if a.Flows != b.Flows {
+			return a.Flows > b.Flows
+		}
+		if a.Src != b.Src {
+			return a.Src < b.Src
+		}
+		return a.Dst < b.Dst
+	})
+	if len(ts) > n {
+		ts = ts[:n]
+	}
+	return ts
 }
 
 // addEdge adds counts to k's sum.
