@@ -95,6 +95,9 @@ type JoinRequest struct {
 type PeerFlowQuery struct {
 	Filter  flow.Filter `json:"filter"`
 	Talkers int         `json:"talkers,omitempty"`
+	// Edges asks for the records summed by source, destination and
+	// verdict (the heaviest Filter.Limit of them).
+	Edges bool `json:"edges,omitempty"`
 }
 
 // PeerFlows is one server's part of a flow query.
@@ -102,6 +105,7 @@ type PeerFlows struct {
 	Server  string        `json:"server"`
 	Records []flow.Record `json:"records,omitempty"`
 	Talkers []flow.Talker `json:"talkers,omitempty"`
+	Edges   []flow.Edge   `json:"edges,omitempty"`
 }
 
 // ClusterFlows is a flow query answered for a whole cluster: Servers
@@ -109,6 +113,7 @@ type PeerFlows struct {
 type ClusterFlows struct {
 	Records   []flow.Record `json:"records,omitempty"`
 	Talkers   []flow.Talker `json:"talkers,omitempty"`
+	Edges     []flow.Edge   `json:"edges,omitempty"`
 	Truncated bool          `json:"truncated,omitempty"`
 	Servers   []string      `json:"servers"`
 	Missing   []string      `json:"missing,omitempty"`

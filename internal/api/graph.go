@@ -32,6 +32,10 @@ type FlowGraph struct {
 	// Until is the server's clock when it summed: records stored later
 	// with earlier times are not in this answer.
 	Until time.Time `json:"until"`
+	// Servers answered; Missing names the servers of the cluster that did
+	// not (the graph then lacks their records).
+	Servers []string `json:"servers,omitempty"`
+	Missing []string `json:"missing,omitempty"`
 }
 
 // IssuedCert is one live certificate the control plane signed.

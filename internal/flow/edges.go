@@ -29,6 +29,13 @@ func (s *Store) Edges(ctx context.Context, f Filter) ([]Edge, error) {
 	for k, c := range acc {
 		out = append(out, Edge{Src: k.src, Dst: k.dst, Verdict: k.verdict, Flows: c.flows, Bytes: c.bytes})
 	}
+	return RankEdges(out, f.Limit), nil
+}
+
+// RankEdges orders edges most bytes first (ties: more flows, then by
+// source, destination and verdict) and keeps the first n (all when n is
+// zero): the order of every edges answer, one server's or a cluster's.
+func RankEdges(out []Edge, n int) []Edge {
 	sort.Slice(out, func(i, j int) bool {
 		a, b := out[i], out[j]
 		switch {
@@ -43,10 +50,10 @@ func (s *Store) Edges(ctx context.Context, f Filter) ([]Edge, error) {
 		}
 		return a.Verdict < b.Verdict
 	})
-	if f.Limit > 0 && len(out) > f.Limit {
-		out = out[:f.Limit]
+	if n > 0 && len(out) > n {
+		out = out[:n]
 	}
-	return out, nil
+	return out
 }
 
 // EdgeOf is what r adds to its edge, weighed as the store's rollup weighs

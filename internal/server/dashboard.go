@@ -8,6 +8,7 @@ import (
 	"strings"
 
 	"moat/internal/api"
+	"moat/internal/flow"
 	"moat/internal/policy"
 )
 
@@ -22,8 +23,7 @@ func (s *Server) dashboardRoutes(admin func(method, path, role, action string, h
 // handleFlowGraph answers the edges of the records matching the filter,
 // heaviest first, at most limit of them (api.MaxGraphEdges when zero).
 func (s *Server) handleFlowGraph(ctx context.Context, c *caller, r *http.Request) (any, string, error) {
-	st, err := s.flowStore()
-	if err != nil {
+	if _, err := s.flowStore(); err != nil {
 		return nil, "", err
 	}
 	f, _, err := api.ParseFlowValues(r.URL.Query())
@@ -42,11 +42,16 @@ func (s *Server) handleFlowGraph(ctx context.Context, c *caller, r *http.Request
 		want = api.MaxGraphEdges
 	}
 	f.Limit = want + 1
-	edges, err := st.Edges(ctx, f)
+	// The whole cluster's records: this server's and every member's.
+	cl, err := s.ClusterFlows(ctx, api.PeerFlowQuery{Filter: f, Edges: true})
 	if err != nil {
 		return nil, "", err
 	}
-	out := api.FlowGraph{Edges: edges, Until: f.Until}
+	edges := cl.Edges
+	if edges == nil {
+		edges = []flow.Edge{}
+	}
+	out := api.FlowGraph{Edges: edges, Until: f.Until, Servers: cl.Servers, Missing: cl.Missing}
 	if len(edges) > want {
 		out.Edges, out.Truncated = edges[:want], true
 	}

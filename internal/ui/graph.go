@@ -63,8 +63,11 @@ type graphView struct {
 	GroupBy   string       `json:"group_by"`
 	LabelKeys []string     `json:"label_keys"`
 	Truncated bool         `json:"truncated,omitempty"`
-	Width     float64      `json:"width"`
-	Height    float64      `json:"height"`
+	// Missing names the control plane's servers that did not answer: the
+	// graph lacks their records.
+	Missing []string `json:"missing,omitempty"`
+	Width   float64  `json:"width"`
+	Height  float64  `json:"height"`
 }
 
 func edgeID(src, dst, verdict string) string { return src + "|" + dst + "|" + verdict }
@@ -114,6 +117,7 @@ func (s *Server) fetchGraph(ctx context.Context, window time.Duration, groupBy s
 			return nil, err
 		}
 		v.Truncated = v.Truncated || g.Truncated
+		v.Missing = append(v.Missing, g.Missing...)
 		if g.Until.After(v.Until) {
 			v.Until = g.Until
 		}

@@ -50,7 +50,7 @@ export async function load() {
 
 function summary() {
   const d = st.data;
-  return `${d.nodes.length} services, ${d.edges.length} edges` + (d.truncated ? " (the heaviest only)" : "") + `, since ${new Date(d.since).toLocaleTimeString(undefined, { hour12: false })}`;
+  return `${d.nodes.length} services, ${d.edges.length} edges` + (d.truncated ? " (the heaviest only)" : "") + (d.missing && d.missing.length ? ` (partial: no records from ${[...new Set(d.missing)].join(", ")})` : "") + `, since ${new Date(d.since).toLocaleTimeString(undefined, { hour12: false })}`;
 }
 
 function groupOptions(d) {
