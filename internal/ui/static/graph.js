@@ -65,6 +65,7 @@ function groupOptions(d) {
 function weightOf(e) { return st.weight === "flows" ? e.flows : e.bytes; }
 
 function render() {
+  const t0 = performance.now();
   const s = root();
   const d = st.data;
   st.nodes.clear();
@@ -90,7 +91,11 @@ function render() {
   fit();
   renderList();
   s.dataset.edges = String(d.edges.length);
+  s.dataset.renderMs = (performance.now() - t0).toFixed(2);
+  s.dataset.readyAt = performance.now().toFixed(1);
   s.dataset.ready = "1";
+  // Two frames later the graph has been laid out and painted.
+  requestAnimationFrame(() => requestAnimationFrame(() => { s.dataset.paintedAt = performance.now().toFixed(1); }));
 }
 
 function nodeEl(n) {
@@ -245,6 +250,7 @@ function stopLive() { if (st.live) { st.live.close(); st.live = null; } }
 
 function apply(delta) {
   if (!delta.edges || !delta.edges.length) return;
+  const t0 = performance.now();
   let added = false, rescale = false;
   for (const inc of delta.edges) {
     const x = st.edges.get(inc.id);
@@ -265,6 +271,7 @@ function apply(delta) {
   if (added) { root().dataset.edges = String(st.edges.size); }
   renderList();
   st.updates++;
+  root().dataset.applyMs = (performance.now() - t0).toFixed(2);
   root().dataset.updates = String(st.updates);
   status("graph-status", summary() + " · live");
 }
