@@ -29,8 +29,8 @@ type FlowGraph struct {
 	Edges []flow.Edge `json:"edges"`
 	// Truncated says that more edges matched than were answered.
 	Truncated bool `json:"truncated,omitempty"`
-	// Until is the server's clock when it summed: records stored later
-	// with earlier times are not in this answer.
+	// Until is the filter's end, or the server's clock when it summed:
+	// records stored later with earlier times are not in this answer.
 	Until time.Time `json:"until"`
 	// Servers answered; Missing names the servers of the cluster that did
 	// not (the graph then lacks their records).

@@ -20,6 +20,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/chromedp/cdproto/emulation"
 	"github.com/chromedp/cdproto/network"
 	"github.com/chromedp/chromedp"
 )
@@ -208,6 +209,18 @@ func TestDashboardBrowser(t *testing.T) {
 	audit := text(`#audit-status`)
 	t.Logf("audit: %s", audit)
 	shot("audit")
+
+	t.Log("dark mode: the graph again, as a browser that prefers it draws it")
+	if _, err := chromedp.Call(ctx, emulation.SetEmulatedMedia, emulation.SetEmulatedMediaParams{
+		Features: []*emulation.MediaFeature{{Name: "prefers-color-scheme", Value: "dark"}}}); err != nil {
+		t.Fatalf("emulate dark mode: %v", err)
+	}
+	run("graph, dark", chromedp.Navigate(strings.Split(dash, "/login")[0]+"/#graph"), chromedp.WaitVisible(`#graph[data-painted-at]`))
+	bg, err := chromedp.Run(ctx, chromedp.Evaluate[string](`getComputedStyle(document.body).backgroundColor`))
+	if err != nil || bg != "rgb(17, 19, 24)" {
+		t.Errorf("dark mode: the page's background is %q (%v)", bg, err)
+	}
+	shot("graph-dark")
 
 	mu.Lock()
 	if len(consoleErrors) > 0 {

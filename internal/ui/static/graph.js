@@ -7,7 +7,7 @@ const NODE_W = 150, NODE_H = 40;
 const ORDER = { deny: 0, audit: 1, allow: 2, "": 3 };
 const st = {
   data: null, nodes: new Map(), edges: new Map(), t: { x: 0, y: 0, k: 1 },
-  weight: "bytes", max: 1, live: null, reloadTimer: null, refreshTimer: null, selected: null, updates: 0,
+  weight: "bytes", max: 1, live: null, reloadTimer: null, listTimer: null, refreshTimer: null, selected: null, updates: 0,
 };
 
 function form() { return document.getElementById("graph-form"); }
@@ -81,7 +81,11 @@ function render() {
       svg("text", { x: g.x + 12, y: g.y + 20 }, g.name)));
   }
   for (const n of d.nodes) st.nodes.set(n.id, n);
+  // One listener for all edges: a graph of ten thousand draws faster.
   const edges = svg("g", { class: "edges", id: "edges" });
+  edges.addEventListener("click", (ev) => { const id = ev.target.dataset && ev.target.dataset.id; if (id) selectEdge(id); });
+  edges.addEventListener("mouseover", (ev) => { const x = st.edges.get(ev.target.dataset && ev.target.dataset.id); if (x) status("graph-status", label(x.e)); });
+  edges.addEventListener("mouseout", () => status("graph-status", summary()));
   for (const e of d.edges) addEdge(e, edges);
   const nodes = svg("g", { class: "nodes" });
   for (const n of d.nodes) nodes.append(nodeEl(n));
@@ -100,7 +104,7 @@ function render() {
 
 function nodeEl(n) {
   const cls = "node " + (n.kind === "world" ? "world" : "service") + (n.registered || n.kind === "world" ? "" : " unregistered");
-  const label = n.kind === "world" ? "world (outside the mesh)" : n.id;
+  const label = n.kind === "world" ? "the world" : n.id;
   const where = n.kind === "world" ? "" : n.registered ? `, node ${n.node}` : ", not registered";
   const g = svg("g", {
     class: cls, tabindex: 0, role: "button", "data-id": n.id, "aria-label": `service ${label}${where}`,
@@ -119,9 +123,6 @@ function addEdge(e, parent) {
   const a = st.nodes.get(e.src), b = st.nodes.get(e.dst);
   if (!a || !b || a === b) return false;
   const p = svg("path", { class: "edge " + e.verdict, d: geometry(a, b, e.verdict), "data-id": e.id, "marker-end": `url(#arrow-${e.verdict || "allow"})` });
-  p.addEventListener("click", () => selectEdge(e.id));
-  p.addEventListener("mouseenter", () => status("graph-status", label(e)));
-  p.addEventListener("mouseleave", () => status("graph-status", summary()));
   (parent || document.getElementById("edges")).append(p);
   st.edges.set(e.id, { e, p });
   return true;
@@ -269,11 +270,18 @@ function apply(delta) {
   }
   if (rescale) widths();
   if (added) { root().dataset.edges = String(st.edges.size); }
-  renderList();
+  listSoon();
   st.updates++;
   root().dataset.applyMs = (performance.now() - t0).toFixed(2);
   root().dataset.updates = String(st.updates);
   status("graph-status", summary() + " · live");
+}
+
+// listSoon redraws the edge list at most every few seconds: sorting ten
+// thousand edges on every delta would cost more than the delta.
+function listSoon() {
+  if (st.listTimer) return;
+  st.listTimer = setTimeout(() => { st.listTimer = null; renderList(); }, 3000);
 }
 
 function reloadSoon() {
