@@ -140,6 +140,8 @@ type Endpoint struct {
 	UID     string `json:"uid,omitempty"`
 	SvcName string `json:"svc_name,omitempty"`
 	Name    string `json:"name,omitempty"`
+	// Hostname is the DNS name of an external destination (egress).
+	Hostname string `json:"hostname,omitempty"`
 }
 
 // ConnectionInfo describes the transport.
@@ -267,6 +269,13 @@ const (
 	ReasonPeerRevoked    = "peer_revoked"    // the peer's identity was revoked while connected
 	ReasonServiceRemoved = "service_removed" // an end was deregistered or moved off its node
 	ReasonShutdown       = "shutdown"        // the agent stopped
+	// Host firewall and egress.
+	ReasonFirewall       = "firewall_blocked"  // the node's host firewall dropped the connection (or would have, in audit mode)
+	ReasonEgressDenied   = "egress_denied"     // no egress rule lets the source reach that host and port
+	ReasonSNIMismatch    = "sni_mismatch"      // the TLS server name differs from the host the egress path was asked for
+	ReasonEgressResolve  = "egress_unresolved" // the egress point could not resolve the allowed name
+	ReasonEgressInternal = "egress_internal"   // an allowed name resolved to an internal address (loopback, link-local, private)
+	ReasonNoIdentity     = "no_identity"       // the local caller maps to no service registered on the node
 )
 
 // NewID returns a fresh random record ID (128 bits, hex).
