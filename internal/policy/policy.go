@@ -22,6 +22,11 @@
 //	    from_plaintext: [10.20.0.0/16]  # plaintext callers from these networks ("any": every plaintext caller)
 //	    to: legacy
 //	    ports: [9000]
+//	egress:                  # optional; hosts outside the mesh (see egress.go)
+//	  - name: payments
+//	    from: [api]
+//	    to: api.stripe.com
+//	    ports: [443]
 //
 // Plaintext has no identity, so no service name and not even "*" admits it:
 // only a rule's from_plaintext does, and only for a destination whose peer
@@ -115,6 +120,7 @@ type raw struct {
 	Mode     string                `yaml:"mode"`
 	Services map[string]rawService `yaml:"services"`
 	Rules    []rawRule             `yaml:"rules"`
+	Egress   []rawEgress           `yaml:"egress"`
 }
 
 type rawService struct {
@@ -155,6 +161,7 @@ type Table struct {
 	wild     map[dstPort]int // "*" source → rule index
 	plain    map[dstPort][]plainRule
 	auditDst map[string]int // destination in audit mode → rule index (-1: global mode)
+	egress   []EgressRule
 	version  string
 	warnings []string
 	source   []byte
@@ -295,6 +302,9 @@ func compile(r *raw) (*Table, error) {
 			}
 		}
 	}
+	if err := t.compileEgress(r.Egress, seen); err != nil {
+		return nil, err
+	}
 	if t.mode == Audit {
 		t.auditDst = nil
 	}
@@ -391,7 +401,8 @@ func (t *Table) hash() string {
 		Mode     Mode                `json:"mode"`
 		Services map[string]PeerMode `json:"services"`
 		Rules    []Rule              `json:"rules"`
-	}{t.mode, t.services, t.rules}
+		Egress   []EgressRule        `json:"egress,omitempty"`
+	}{t.mode, t.services, t.rules, t.egress}
 	b, _ := json.Marshal(canon) // plain structs of strings and ints always encode
 	sum := sha256.Sum256(b)
 	return hex.EncodeToString(sum[:])
