@@ -7,6 +7,7 @@ import (
 	"io"
 	"log/slog"
 	"net/netip"
+	"syscall"
 	"time"
 
 	"moat/internal/flow"
@@ -51,3 +52,6 @@ func Show(string) (State, error) { return State{}, ErrUnsupported }
 
 // Format writes s.
 func (s State) Format(w io.Writer) { io.WriteString(w, "no host firewall on this platform\n") }
+
+// Control fails: socket marks are a Linux feature.
+func Control(_, _ string, _ syscall.RawConn) error { return ErrUnsupported }

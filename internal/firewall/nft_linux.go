@@ -10,12 +10,14 @@ import (
 	"os"
 	"sort"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/google/nftables"
 	"github.com/google/nftables/binaryutil"
 	"github.com/google/nftables/expr"
 	"github.com/google/nftables/userdata"
+	"golang.org/x/sys/unix"
 
 	"moat/internal/flow"
 )
@@ -400,4 +402,18 @@ func (s State) Format(w io.Writer) {
 	for _, p := range s.Pins {
 		fmt.Fprintf(w, "  %s (expires in %s)\n", p.Addr, p.Expires.Round(time.Second))
 	}
+}
+
+// Control marks a socket with Mark before it connects (a net.Dialer's
+// Control): the egress path's connections, which alone may use the pins.
+// It needs CAP_NET_ADMIN.
+func Control(_, _ string, c syscall.RawConn) error {
+	var serr error
+	if err := c.Control(func(fd uintptr) { serr = unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_MARK, Mark) }); err != nil {
+		return err
+	}
+	if serr != nil {
+		return fmt.Errorf("firewall: mark the egress socket (needs CAP_NET_ADMIN): %w", serr)
+	}
+	return nil
 }
