@@ -79,7 +79,10 @@ func newWorld(t *testing.T) *world {
 	w.roots = pool
 	for _, h := range []*netlab.Host{w.internet, w.evil} {
 		var ln net.Listener
-		if err := h.Do(func() (err error) { ln, err = tls.Listen("tcp", ":443", &tls.Config{Certificates: []tls.Certificate{cert}}); return err }); err != nil {
+		if err := h.Do(func() (err error) {
+			ln, err = tls.Listen("tcp", ":443", &tls.Config{Certificates: []tls.Certificate{cert}})
+			return err
+		}); err != nil {
 			t.Fatal(err)
 		}
 		t.Cleanup(func() { ln.Close() })

@@ -57,14 +57,14 @@ type ProxyConfig struct {
 
 // Proxy is a node's way out for its services.
 type Proxy struct {
-	cfg  ProxyConfig
-	log  *slog.Logger
-	sem  chan struct{}
+	cfg   ProxyConfig
+	log   *slog.Logger
+	sem   chan struct{}
 	mu    sync.Mutex // guards lns and conns
 	lns   map[string]net.Listener
 	conns map[net.Conn]struct{}
-	wg   sync.WaitGroup
-	errc chan error
+	wg    sync.WaitGroup
+	errc  chan error
 }
 
 // NewProxy binds the configured listeners; Run serves them.

@@ -41,10 +41,10 @@ func TestDecideEgress(t *testing.T) {
 		rule      string
 	}{
 		{"api", "api.stripe.com", 443, "payments"},
-		{"api", "api.stripe.com", 80, DefaultDeny},        // port not listed
-		{"db", "api.stripe.com", 443, DefaultDeny},        // source not listed
-		{"", "api.stripe.com", 443, DefaultDeny},          // no identity
-		{"api", "evil.api.stripe.com", 443, DefaultDeny},  // an exact name is not a wildcard
+		{"api", "api.stripe.com", 80, DefaultDeny},       // port not listed
+		{"db", "api.stripe.com", 443, DefaultDeny},       // source not listed
+		{"", "api.stripe.com", 443, DefaultDeny},         // no identity
+		{"api", "evil.api.stripe.com", 443, DefaultDeny}, // an exact name is not a wildcard
 		{"api", "api.stripe.com.evil.io", 443, DefaultDeny},
 		{"media", "bucket.s3.amazonaws.com", 443, "uploads"},
 		{"media", "my.bucket.s3.amazonaws.com", 443, "uploads"}, // any depth
