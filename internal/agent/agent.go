@@ -35,9 +35,12 @@ import (
 
 	"moat/internal/api"
 	"moat/internal/ca"
+	"moat/internal/egress"
+	"moat/internal/firewall"
 	"moat/internal/flow"
 	"moat/internal/identity"
 	"moat/internal/mesh"
+	"moat/internal/policy"
 )
 
 // Config configures an Agent.
@@ -88,6 +91,11 @@ type Config struct {
 	// Metrics, when set, receives the agent's Prometheus metrics.
 	Metrics prometheus.Registerer
 	Logger  *slog.Logger
+	// Firewall is the node's host firewall; its zero value is off.
+	Firewall FirewallConfig
+	// Egress is the node's way out of the mesh; its zero value runs no
+	// proxy and connects out for no one.
+	Egress EgressConfig
 }
 
 // Agent is a node agent.
@@ -120,6 +128,12 @@ type Agent struct {
 	shipper  *flow.Shipper
 	counted  flow.Writer // flow-derived metrics, or nil
 	renewals atomic.Int64
+
+	pol        atomic.Pointer[policy.Table] // the intentions the mesh applies
+	polChanged *broadcast                   // pol was replaced
+	fw         *firewall.Manager            // nil when the firewall is off
+	point      *egress.Point                // nil unless this node connects out
+	proxy      *egress.Proxy                // nil unless the node runs one
 }
 
 // svid is one service's current identity.
@@ -168,7 +182,7 @@ func New(ctx context.Context, cfg Config) (*Agent, error) {
 	}
 	a := &Agent{cfg: cfg, log: cfg.Logger.With("node", cfg.Node), svids: map[string]*svid{},
 		wake: make(chan struct{}, 1), healthWake: make(chan struct{}, 1), warnedUID: map[string]bool{},
-		changed: newBroadcast(), updates: newBroadcast(), nodeChanged: newBroadcast()}
+		changed: newBroadcast(), updates: newBroadcast(), nodeChanged: newBroadcast(), polChanged: newBroadcast()}
 	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
 		return nil, fmt.Errorf("agent: %w", err)
 	}
@@ -206,8 +220,19 @@ func New(ctx context.Context, cfg Config) (*Agent, error) {
 			return nil, fmt.Errorf("agent: metrics: %w", err)
 		}
 	}
+	if a.fw, err = a.newFirewall(); err != nil {
+		a.spool.Close()
+		return nil, err
+	}
+	if err := a.newEgress(); err != nil {
+		a.spool.Close()
+		return nil, err
+	}
 	if a.mesh, err = a.newMesh(); err != nil {
 		a.spool.Close()
+		if a.proxy != nil {
+			a.proxy.Close()
+		}
 		return nil, err
 	}
 	return a, nil
@@ -363,7 +388,7 @@ func (a *Agent) Run(ctx context.Context) error {
 	defer cancel()
 	defer func() { a.api().Close() }()
 	var wg sync.WaitGroup
-	errc := make(chan error, 6)
+	errc := make(chan error, 8)
 	run := func(f func(context.Context) error) {
 		wg.Add(1)
 		go func() {
@@ -379,6 +404,8 @@ func (a *Agent) Run(ctx context.Context) error {
 	run(a.runMesh)
 	run(a.reportHealth)
 	run(a.shipper.Run)
+	run(a.runFirewall)
+	run(a.runEgress)
 	if a.cfg.Socket != "" {
 		run(a.serveWorkloadAPI)
 	}

@@ -9,6 +9,7 @@ import (
 	"net"
 	"os"
 	"os/signal"
+	"strconv"
 	"syscall"
 
 	"golang.org/x/sync/errgroup"
@@ -56,6 +57,7 @@ func gatewayCommand() *Command {
 			fs.StringVar(&c.Listen, "mesh-listen", "127.0.0.1:15443", "the node's mesh port")
 			fs.StringVar(&c.Service, "service", "gateway", "the service the gateway calls as")
 			fs.StringVar(&c.Metrics, "metrics", "", "serve Prometheus /metrics on this address")
+			fs.StringVar(&c.Firewall.Mode, "firewall", "", "host firewall of the edge node: off (default), audit or enforce; the gateway's ports stay open")
 			c.KEK.flags(fs) // seals the node's keys and spool, as for an agent
 		},
 		Run: func(ctx context.Context, e *Env, fs *flag.FlagSet) error {
@@ -81,6 +83,18 @@ func gatewayCommand() *Command {
 				return usagef("gateway: --log-level %q: want debug, info, warn or error", logLevel)
 			}
 			log := slog.New(slog.NewTextHandler(e.Stderr, &slog.HandlerOptions{Level: level}))
+			// The edge node's firewall keeps the gateway's public ports open.
+			settings, err := gateway.LoadFile(cfgFile, nil)
+			if err != nil {
+				return err
+			}
+			for _, addr := range []string{settings.Listen, settings.RedirectListen} {
+				if _, p, err := net.SplitHostPort(addr); err == nil {
+					if n, err := strconv.Atoi(p); err == nil && n > 0 && n < 65536 {
+						c.publicPorts = append(c.publicPorts, uint16(n))
+					}
+				}
+			}
 			n, err := startNode(ctx, e, c.agentConfig)
 			if err != nil {
 				return err

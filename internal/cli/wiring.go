@@ -170,9 +170,19 @@ func startNode(ctx context.Context, e *Env, c agentConfig) (*node, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", c.DataDir, err)
 	}
+	fw, err := c.Firewall.typed("firewall")
+	if err != nil {
+		return nil, err
+	}
+	fw.PublicPorts = c.publicPorts
+	eg, err := c.Egress.typed("egress")
+	if err != nil {
+		return nil, err
+	}
 	a, err := agent.New(ctx, agent.Config{
 		DataDir: c.DataDir, Server: c.Server, Join: c.Join, Node: c.Node, MeshAddr: c.Listen,
 		Socket: socket, RequireUID: c.RequireUID, Logger: logger, Metrics: reg, Sealer: kr.AEAD(),
+		Firewall: fw, Egress: eg,
 	})
 	if err != nil {
 		return nil, err

@@ -35,6 +35,7 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
+	"os"
 	"slices"
 	"sort"
 	"strconv"
@@ -354,3 +355,35 @@ func ParseAllow(s, why string) (Allow, error) {
 
 // ErrUnsupported is returned where there is no nftables (not Linux).
 var ErrUnsupported = errors.New("firewall: the host firewall needs Linux and nftables")
+
+// SystemResolvers lists the name servers of /etc/resolv.conf, and behind a
+// local stub (systemd-resolved's 127.0.0.53) the upstream servers it
+// forwards to, which the host must reach too.
+func SystemResolvers() []netip.Addr {
+	var out []netip.Addr
+	stub := false
+	for _, f := range []string{"/etc/resolv.conf", "/run/systemd/resolve/resolv.conf"} {
+		if f != "/etc/resolv.conf" && !stub {
+			break
+		}
+		data, err := os.ReadFile(f)
+		if err != nil {
+			continue
+		}
+		for _, line := range strings.Split(string(data), "\n") {
+			fields := strings.Fields(line)
+			if len(fields) < 2 || fields[0] != "nameserver" {
+				continue
+			}
+			a, err := netip.ParseAddr(fields[1])
+			if err != nil {
+				continue
+			}
+			if a.IsLoopback() {
+				stub = true
+			}
+			out = append(out, a.Unmap())
+		}
+	}
+	return out
+}

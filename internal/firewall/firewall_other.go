@@ -15,12 +15,13 @@ import (
 
 // Config configures a Manager (see the Linux build for the fields' use).
 type Config struct {
-	NetNS  string
-	Node   string
-	Flows  flow.Writer
-	Owner  func(uid int) string
-	Now    func() time.Time
-	Logger *slog.Logger
+	NetNS    string
+	Node     string
+	Flows    flow.Writer
+	Owner    func(uid int) string
+	LogGroup uint16
+	Now      func() time.Time
+	Logger   *slog.Logger
 }
 
 // Manager is the host firewall; it exists only on Linux.

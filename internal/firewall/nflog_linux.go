@@ -47,12 +47,11 @@ type logEvent struct {
 // Run reads the table's log until ctx ends and writes a flow record for
 // each would-drop (audit) or dropped (enforce) connection; repeats of one
 // connection attempt (SYN retries) within a few seconds are recorded once.
-// It binds the NFLOG group of the Spec applied last (DefaultLogGroup until
-// one is).
+// It binds Config.LogGroup.
 func (m *Manager) Run(ctx context.Context) error {
-	group := uint16(DefaultLogGroup)
-	if s, ok := m.Applied(); ok {
-		group = s.logGroup()
+	group := m.cfg.LogGroup
+	if group == 0 {
+		group = DefaultLogGroup
 	}
 	cfg := &netlink.Config{}
 	if m.cfg.NetNS != "" {

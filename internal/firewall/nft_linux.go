@@ -35,6 +35,9 @@ type Config struct {
 	// Owner names the local service a uid runs, to attribute outbound
 	// drops to a source identity; nil attributes none.
 	Owner func(uid int) string
+	// LogGroup is the NFLOG group Run reads; zero means DefaultLogGroup.
+	// Specs applied should name the same.
+	LogGroup uint16
 	// Now is the clock of records and pins; nil means time.Now.
 	Now    func() time.Time
 	Logger *slog.Logger
