@@ -114,6 +114,7 @@ type Agent struct {
 	wake        chan struct{}   // nudges the renewal loop
 	healthWake  chan struct{}   // nudges the listener health reporter
 	warnedUID   map[string]bool // guarded by mu: services warned about for having no uid
+	publicPorts []uint16        // guarded by mu: the edge gateway's ports (SetPublicPorts)
 	changed     *broadcast      // SVIDs or bundle changed (Workload API streams)
 	updates     *broadcast      // any watch frame applied
 	nodeChanged *broadcast      // the node certificate was renewed
@@ -130,7 +131,7 @@ type Agent struct {
 	renewals atomic.Int64
 
 	pol        atomic.Pointer[policy.Table] // the intentions the mesh applies
-	polChanged *broadcast                   // pol was replaced
+	polChanged *broadcast                   // pol or the public ports were replaced
 	fw         *firewall.Manager            // nil when the firewall is off
 	point      *egress.Point                // nil unless this node connects out
 	proxy      *egress.Proxy                // nil unless the node runs one

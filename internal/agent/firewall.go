@@ -60,6 +60,15 @@ func (a *Agent) uidOwner(uid int) string {
 	return strings.Join(names, ",")
 }
 
+// SetPublicPorts opens the edge gateway's ports on this node, beside
+// FirewallConfig.PublicPorts; the firewall follows at once.
+func (a *Agent) SetPublicPorts(ports []uint16) {
+	a.mu.Lock()
+	a.publicPorts = append([]uint16(nil), ports...)
+	a.mu.Unlock()
+	a.polChanged.Notify()
+}
+
 // Firewall returns the node's host firewall, nil when off.
 func (a *Agent) Firewall() *firewall.Manager { return a.fw }
 
@@ -157,7 +166,7 @@ func resolveAddrPort(ctx context.Context, hostport string) []netip.AddrPort {
 func (a *Agent) firewallInputs(cps []netip.AddrPort) firewall.Inputs {
 	fc := a.cfg.Firewall
 	in := firewall.Inputs{
-		Mode: fc.Mode, ControlPlane: cps, ServerPorts: fc.ServerPorts, PublicPorts: fc.PublicPorts,
+		Mode: fc.Mode, ControlPlane: cps, ServerPorts: fc.ServerPorts, PublicPorts: append([]uint16(nil), fc.PublicPorts...),
 		Inbound: fc.Inbound, Outbound: fc.Outbound, Resolvers: fc.Resolvers, LogGroup: fc.LogGroup,
 		Egress: a.cfg.Egress.Direct || a.cfg.Egress.ServeGateway != "",
 	}
@@ -179,6 +188,7 @@ func (a *Agent) firewallInputs(cps []netip.AddrPort) firewall.Inputs {
 		}
 	}
 	a.mu.RLock()
+	in.PublicPorts = append(in.PublicPorts, a.publicPorts...)
 	for name, n := range a.state.nodes {
 		if name == a.cfg.Node {
 			continue

@@ -26,10 +26,6 @@ type agentConfig struct {
 	// Firewall is the node's host firewall; Egress its way out.
 	Firewall firewallConfig `yaml:"firewall"`
 	Egress   egressConfig   `yaml:"egress"`
-
-	// publicPorts are the gateway's public ports, when a gateway runs on
-	// the node (set by "moat gateway", not by files).
-	publicPorts []uint16
 }
 
 func (c *agentConfig) validate() error {

@@ -9,7 +9,6 @@ import (
 	"net"
 	"os"
 	"os/signal"
-	"strconv"
 	"syscall"
 
 	"golang.org/x/sync/errgroup"
@@ -83,18 +82,6 @@ func gatewayCommand() *Command {
 				return usagef("gateway: --log-level %q: want debug, info, warn or error", logLevel)
 			}
 			log := slog.New(slog.NewTextHandler(e.Stderr, &slog.HandlerOptions{Level: level}))
-			// The edge node's firewall keeps the gateway's public ports open.
-			settings, err := gateway.LoadFile(cfgFile, nil)
-			if err != nil {
-				return err
-			}
-			for _, addr := range []string{settings.Listen, settings.RedirectListen} {
-				if _, p, err := net.SplitHostPort(addr); err == nil {
-					if n, err := strconv.Atoi(p); err == nil && n > 0 && n < 65536 {
-						c.publicPorts = append(c.publicPorts, uint16(n))
-					}
-				}
-			}
 			n, err := startNode(ctx, e, c.agentConfig)
 			if err != nil {
 				return err
@@ -137,6 +124,14 @@ func gatewayCommand() *Command {
 					}
 				}
 			}()
+			// The edge node's firewall keeps the gateway's public ports open.
+			var public []uint16
+			for _, addr := range []net.Addr{g.Addr(), g.RedirectAddr()} {
+				if ta, ok := addr.(*net.TCPAddr); ok && ta != nil {
+					public = append(public, uint16(ta.Port))
+				}
+			}
+			a.SetPublicPorts(public)
 			log.Info("gateway: serving", "https", g.Addr().String(), "redirect", fmt.Sprint(g.RedirectAddr()), "as", c.Service)
 			grp.Go(func() error { return g.Run(gctx) })
 			return grp.Wait()

@@ -174,7 +174,6 @@ func startNode(ctx context.Context, e *Env, c agentConfig) (*node, error) {
 	if err != nil {
 		return nil, err
 	}
-	fw.PublicPorts = c.publicPorts
 	eg, err := c.Egress.typed("egress")
 	if err != nil {
 		return nil, err
