@@ -173,6 +173,12 @@ func (a *Agent) firewallInputs(cps []netip.AddrPort) firewall.Inputs {
 	if in.Resolvers == nil {
 		in.Resolvers = firewall.SystemResolvers()
 	}
+	// The egress point's own resolver is asked too.
+	if ap := resolveAddrPort(context.Background(), a.cfg.Egress.Resolver); len(ap) > 0 {
+		for _, r := range ap {
+			in.Resolvers = append(in.Resolvers, r.Addr())
+		}
+	}
 	if _, p, err := net.SplitHostPort(a.cfg.MeshAddr); err == nil {
 		if n, err := strconv.Atoi(p); err == nil {
 			in.MeshPort = uint16(n)

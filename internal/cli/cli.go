@@ -110,6 +110,7 @@ func commands() []*Command {
 		auditCommand(),
 		caCommand(),
 		checkCommand(),
+		demoCommand(),
 		devCommand(),
 		egressCommand(),
 		flowsCommand(),

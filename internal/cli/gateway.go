@@ -57,6 +57,8 @@ func gatewayCommand() *Command {
 			fs.StringVar(&c.Service, "service", "gateway", "the service the gateway calls as")
 			fs.StringVar(&c.Metrics, "metrics", "", "serve Prometheus /metrics on this address")
 			fs.StringVar(&c.Firewall.Mode, "firewall", "", "host firewall of the edge node: off (default), audit or enforce; the gateway's ports stay open")
+			fs.StringVar(&c.Egress.ServeGateway, "serve-egress", "", "also be the fleet's egress gateway, as this registered service (e.g. egress)")
+			fs.StringVar(&c.Egress.Resolver, "egress-resolver", "", "DNS server (host:port) the egress gateway resolves allowed names with (default: the system's)")
 			c.KEK.flags(fs) // seals the node's keys and spool, as for an agent
 		},
 		Run: func(ctx context.Context, e *Env, fs *flag.FlagSet) error {
@@ -71,6 +73,7 @@ func gatewayCommand() *Command {
 				fmt.Fprintf(e.Stdout, "%s: ok (%d routes)\n", cfgFile, len(s.Routes))
 				return nil
 			}
+			c.Egress.Direct = c.Egress.ServeGateway != ""
 			if err := c.validate(); err != nil {
 				return err
 			}

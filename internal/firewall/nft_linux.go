@@ -307,6 +307,7 @@ type ChainState struct {
 // RuleState is one rule: its comment and counter.
 type RuleState struct {
 	Comment        string
+	Counted        bool // the rule has a counter
 	Packets, Bytes uint64
 }
 
@@ -349,7 +350,7 @@ func Show(netns string) (State, error) {
 			for _, e := range r.Exprs {
 				switch e := e.(type) {
 				case *expr.Counter:
-					rs.Packets, rs.Bytes = e.Packets, e.Bytes
+					rs.Counted, rs.Packets, rs.Bytes = true, e.Packets, e.Bytes
 				case *expr.Verdict:
 					if rs.Comment == "everything else: drop" || rs.Comment == "everything else: audit" {
 						st.Mode = ModeEnforce
@@ -398,6 +399,10 @@ func (s State) Format(w io.Writer) {
 	for _, ch := range s.Chains {
 		fmt.Fprintf(w, "\n%s:\n", ch.Name)
 		for _, r := range ch.Rules {
+			if !r.Counted {
+				fmt.Fprintf(w, "  %10s      %12s        %s\n", "", "", r.Comment)
+				continue
+			}
 			fmt.Fprintf(w, "  %10d pkts %12d bytes  %s\n", r.Packets, r.Bytes, r.Comment)
 		}
 	}
