@@ -514,6 +514,9 @@ func (l *isoLab) checks() []isoCheck {
 		{"app → internet directly (" + site + ")", false, func() (string, error) { return l.read(l.app, site) }},
 		{"api → " + isoSite + " via the egress gateway (allowed)", true, func() (string, error) { return l.get(l.app, isoSite, "", true) }},
 		{"api → " + isoOther + " via the egress gateway (no rule)", false, func() (string, error) { return l.get(l.app, isoOther, "", true) }},
+		{"api → " + site + " via the egress gateway (the allowed name's address, asked by address)", false, func() (string, error) {
+			return l.get(l.app, site, "", true)
+		}},
 	}
 }
 
