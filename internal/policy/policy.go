@@ -187,10 +187,13 @@ func Parse(data []byte) (*Table, error) {
 	return t, nil
 }
 
-// New compiles rules given in Go, as Parse does a file; for tests and callers
-// that build policy programmatically.
-func New(mode Mode, services map[string]PeerMode, rules []Rule) (*Table, error) {
+// New compiles rules (and egress rules) given in Go, as Parse does a file;
+// for tests and callers that build policy programmatically.
+func New(mode Mode, services map[string]PeerMode, rules []Rule, egress ...EgressRule) (*Table, error) {
 	r := raw{Mode: string(mode), Services: map[string]rawService{}}
+	for _, e := range egress {
+		r.Egress = append(r.Egress, rawEgress{Name: e.Name, From: e.From, To: e.To, Ports: e.Ports})
+	}
 	for s, m := range services {
 		r.Services[s] = rawService{Mode: string(m)}
 	}
