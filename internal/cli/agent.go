@@ -101,20 +101,26 @@ func agentCommand() *Command {
 			if err := withConfigFile(fs, *file, &c); err != nil {
 				return err
 			}
-			if err := c.validate(); err != nil {
-				return err
-			}
-			if *validate {
-				fmt.Fprintln(e.Stdout, "configuration OK")
-				return nil
-			}
-			n, err := startNode(ctx, e, c)
-			if err != nil {
-				return err
-			}
-			return n.Run(ctx)
+			return runNode(ctx, e, c, *validate)
 		},
 	}
+}
+
+// runNode validates c and runs the node agent it describes (or only
+// says the configuration is good, with validateOnly).
+func runNode(ctx context.Context, e *Env, c agentConfig, validateOnly bool) error {
+	if err := c.validate(); err != nil {
+		return err
+	}
+	if validateOnly {
+		fmt.Fprintln(e.Stdout, "configuration OK")
+		return nil
+	}
+	n, err := startNode(ctx, e, c)
+	if err != nil {
+		return err
+	}
+	return n.Run(ctx)
 }
 
 // egressCommand runs a node agent that is the fleet's egress gateway: the
@@ -155,18 +161,7 @@ func egressCommand() *Command {
 			if resolver != "" {
 				c.Egress.Resolver = resolver
 			}
-			if err := c.validate(); err != nil {
-				return err
-			}
-			if *validate {
-				fmt.Fprintln(e.Stdout, "configuration OK")
-				return nil
-			}
-			n, err := startNode(ctx, e, c)
-			if err != nil {
-				return err
-			}
-			return n.Run(ctx)
+			return runNode(ctx, e, c, *validate)
 		},
 	}
 }

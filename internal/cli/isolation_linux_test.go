@@ -18,6 +18,7 @@ import (
 
 	"moat/internal/firewall"
 	"moat/internal/flow"
+	"moat/internal/netlab"
 )
 
 var (
@@ -71,33 +72,15 @@ func namespacesWith(t *testing.T, p string) []string {
 	return got
 }
 
-// foreignRules is every table of a namespace but "inet moat", as nft
-// prints it ("" ns: the test's own).
+// foreignRules is every table but "inet moat" of a namespace ("": the
+// test's own).
 func foreignRules(t *testing.T, ns string) string {
 	t.Helper()
-	cmd := exec.Command("nft", "list", "ruleset")
-	if ns != "" {
-		cmd = exec.Command("ip", "netns", "exec", ns, "nft", "list", "ruleset")
-	}
-	out, err := cmd.CombinedOutput()
+	out, err := netlab.RulesetExcept(ns, "inet moat")
 	if err != nil {
-		t.Fatalf("nft list ruleset: %v: %s", err, out)
+		t.Fatal(err)
 	}
-	var keep []string
-	depth, skip := 0, false
-	for _, line := range strings.Split(string(out), "\n") {
-		if depth == 0 && strings.HasPrefix(line, "table inet moat ") {
-			skip = true
-		}
-		depth += strings.Count(line, "{") - strings.Count(line, "}")
-		if !skip {
-			keep = append(keep, line)
-		}
-		if depth == 0 {
-			skip = false
-		}
-	}
-	return strings.Join(keep, "\n")
+	return out
 }
 
 func TestDemoIsolationCommand(t *testing.T) {

@@ -53,7 +53,7 @@ type world struct {
 	node, internet, evil *netlab.Host
 	fw                   *firewall.Manager
 	roots                *x509.CertPool
-	recs                 *records
+	recs                 *flow.Memory
 }
 
 func newWorld(t *testing.T) *world {
@@ -66,7 +66,7 @@ func newWorld(t *testing.T) *world {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { l.Close() })
-	w := &world{recs: &records{ch: make(chan struct{}, 1)}}
+	w := &world{recs: &flow.Memory{}}
 	for _, h := range []struct {
 		p    **netlab.Host
 		name string
@@ -209,7 +209,7 @@ func TestEgressDirect(t *testing.T) {
 	if err != nil || body != "internet says hi to api.example.test" {
 		t.Fatalf("allowed name: %q, %v", body, err)
 	}
-	rec := w.recs.wait(t, "the egress flow", func(r flow.Record) bool {
+	rec := wait(t, w.recs, "the egress flow", func(r flow.Record) bool {
 		return r.ActivityID == flow.ActivityClose && r.DstEndpoint.Hostname == "api.example.test"
 	})
 	if rec.SrcEndpoint.UID != "spiffe://example.org/svc/api" || rec.FirewallRule.Name != "payments" || rec.DstEndpoint.IP != w.internet.Addr.String() ||
@@ -225,7 +225,7 @@ func TestEgressDirect(t *testing.T) {
 	if _, err := w.get(p, "evil.example.test"); err == nil {
 		t.Error("a name no rule allows was reached")
 	}
-	w.recs.wait(t, "the denied name", func(r flow.Record) bool {
+	wait(t, w.recs, "the denied name", func(r flow.Record) bool {
 		return r.Unmapped.ReasonCode == flow.ReasonEgressDenied && r.DstEndpoint.Hostname == "evil.example.test" && r.SrcEndpoint.SvcName == "api"
 	})
 	t.Log("the attacker's address, asked for directly, is refused")
@@ -256,7 +256,7 @@ func TestEgressDirect(t *testing.T) {
 		t.Error("a handshake naming another server went through")
 	}
 	c.Close()
-	w.recs.wait(t, "the SNI mismatch", func(r flow.Record) bool {
+	wait(t, w.recs, "the SNI mismatch", func(r flow.Record) bool {
 		return r.Unmapped.ReasonCode == flow.ReasonSNIMismatch && r.TLS != nil && r.TLS.SNI == "evil.example.test"
 	})
 
@@ -264,7 +264,7 @@ func TestEgressDirect(t *testing.T) {
 	if _, err := w.get(p, "internal.example.test"); err == nil {
 		t.Error("an allowed name reached an internal address")
 	}
-	w.recs.wait(t, "the internal address", func(r flow.Record) bool { return r.Unmapped.ReasonCode == flow.ReasonEgressInternal })
+	wait(t, w.recs, "the internal address", func(r flow.Record) bool { return r.Unmapped.ReasonCode == flow.ReasonEgressInternal })
 
 	t.Log("the SNI listener takes the host from the ClientHello")
 	tc, err = tls.Dial("tcp", p.Addr("sni").String(), &tls.Config{ServerName: "api.example.test", RootCAs: w.roots})
@@ -290,7 +290,7 @@ func TestEgressIdentityAndGateway(t *testing.T) {
 	if _, err := w.get(none, "api.example.test"); err == nil {
 		t.Error("a caller with no service identity went out")
 	}
-	w.recs.wait(t, "no identity", func(r flow.Record) bool { return r.Unmapped.ReasonCode == flow.ReasonNoIdentity })
+	wait(t, w.recs, "no identity", func(r flow.Record) bool { return r.Unmapped.ReasonCode == flow.ReasonNoIdentity })
 	t.Log("a uid whose services have no rule for the name is refused")
 	db := w.proxy(t, pol, w.point(t, pol), nil, func(int) []string { return []string{"db"} })
 	if _, err := w.get(db, "api.example.test"); err == nil {
@@ -322,42 +322,16 @@ func TestEgressIdentityAndGateway(t *testing.T) {
 	}
 }
 
-// records collects flow records.
-type records struct {
-	mu   sync.Mutex
-	recs []flow.Record
-	ch   chan struct{}
-}
-
-func (r *records) Write(rec flow.Record) error {
-	r.mu.Lock()
-	r.recs = append(r.recs, rec)
-	r.mu.Unlock()
-	select {
-	case r.ch <- struct{}{}:
-	default:
-	}
-	return nil
-}
-
-func (r *records) wait(t *testing.T, what string, match func(flow.Record) bool) flow.Record {
+// wait returns the first record of recs that match accepts, within 10s.
+func wait(t *testing.T, recs *flow.Memory, what string, match func(flow.Record) bool) flow.Record {
 	t.Helper()
-	deadline := time.After(10 * time.Second)
-	for {
-		r.mu.Lock()
-		for _, rec := range r.recs {
-			if rec.Unmapped != nil && match(rec) {
-				r.mu.Unlock()
-				return rec
-			}
-		}
-		r.mu.Unlock()
-		select {
-		case <-r.ch:
-		case <-deadline:
-			t.Fatalf("no record of %s", what)
-		}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	r, err := recs.Wait(ctx, func(r flow.Record) bool { return r.Unmapped != nil && match(r) })
+	if err != nil {
+		t.Fatalf("no record of %s", what)
 	}
+	return r
 }
 
 func serverCert(t *testing.T, names ...string) (tls.Certificate, *x509.CertPool) {

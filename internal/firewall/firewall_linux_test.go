@@ -8,9 +8,7 @@ import (
 	"net"
 	"net/netip"
 	"os"
-	"os/exec"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -94,74 +92,26 @@ func reach(h *netlab.Host, addr string, marked bool) error {
 	})
 }
 
-// foreign is every table but "inet moat", as nft prints it.
+// foreign is every table but "inet moat" of a namespace ("": the test's).
 func foreign(t *testing.T, ns string) string {
 	t.Helper()
-	args := []string{"list", "ruleset"}
-	cmd := exec.Command("nft", args...)
-	if ns != "" {
-		cmd = exec.Command("ip", append([]string{"netns", "exec", ns, "nft"}, args...)...)
-	}
-	out, err := cmd.CombinedOutput()
+	out, err := netlab.RulesetExcept(ns, "inet "+Table)
 	if err != nil {
-		t.Fatalf("nft list ruleset: %v: %s", err, out)
+		t.Fatal(err)
 	}
-	var keep []string
-	depth, skip := 0, false
-	for _, line := range strings.Split(string(out), "\n") {
-		if depth == 0 && strings.HasPrefix(line, "table inet moat ") {
-			skip = true
-		}
-		depth += strings.Count(line, "{") - strings.Count(line, "}")
-		if !skip {
-			keep = append(keep, line)
-		}
-		if depth == 0 {
-			skip = false
-		}
-	}
-	return strings.Join(keep, "\n")
+	return out
 }
 
-// records collects flow records.
-type records struct {
-	mu   sync.Mutex
-	recs []flow.Record
-	ch   chan struct{}
-}
-
-func newRecords() *records { return &records{ch: make(chan struct{}, 1)} }
-
-func (r *records) Write(rec flow.Record) error {
-	r.mu.Lock()
-	r.recs = append(r.recs, rec)
-	r.mu.Unlock()
-	select {
-	case r.ch <- struct{}{}:
-	default:
-	}
-	return nil
-}
-
-// wait returns the first record that match accepts, within 10s.
-func (r *records) wait(t *testing.T, what string, match func(flow.Record) bool) flow.Record {
+// wait returns the first record of recs that match accepts, within 10s.
+func wait(t *testing.T, recs *flow.Memory, what string, match func(flow.Record) bool) flow.Record {
 	t.Helper()
-	deadline := time.After(10 * time.Second)
-	for {
-		r.mu.Lock()
-		for _, rec := range r.recs {
-			if match(rec) {
-				r.mu.Unlock()
-				return rec
-			}
-		}
-		r.mu.Unlock()
-		select {
-		case <-r.ch:
-		case <-deadline:
-			t.Fatalf("no record of %s", what)
-		}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	r, err := recs.Wait(ctx, match)
+	if err != nil {
+		t.Fatalf("no record of %s", what)
 	}
+	return r
 }
 
 func TestEnforceAuditAndPins(t *testing.T) {
@@ -179,7 +129,7 @@ func TestEnforceAuditAndPins(t *testing.T) {
 	mesh := netip.AddrPortFrom(fw.Addr, 9443).String()
 	out := netip.AddrPortFrom(peer.Addr, 7000).String()
 
-	recs := newRecords()
+	recs := &flow.Memory{}
 	m, err := New(Config{NetNS: fw.Path(), Node: "fw", Flows: recs, Owner: func(uid int) string {
 		if uid == 0 {
 			return "api"
@@ -211,11 +161,11 @@ func TestEnforceAuditAndPins(t *testing.T) {
 	if err := reach(fw, out, false); err == nil {
 		t.Error("outbound to an address no rule admits succeeded under enforce")
 	}
-	recs.wait(t, "the dropped inbound connection", func(r flow.Record) bool {
+	wait(t, recs, "the dropped inbound connection", func(r flow.Record) bool {
 		return r.Verdict() == flow.VerdictDeny && r.DstEndpoint.Port == 8080 && r.ConnectionInfo.Direction == "inbound" &&
 			r.Unmapped.ReasonCode == flow.ReasonFirewall && r.SrcEndpoint.IP == peer.Addr.String()
 	})
-	rec := recs.wait(t, "the dropped outbound connection", func(r flow.Record) bool {
+	rec := wait(t, recs, "the dropped outbound connection", func(r flow.Record) bool {
 		return r.Verdict() == flow.VerdictDeny && r.DstEndpoint.Port == 7000 && r.ConnectionInfo.Direction == "outbound"
 	})
 	if rec.SrcEndpoint.SvcName != "api" {
@@ -275,7 +225,7 @@ func TestEnforceAuditAndPins(t *testing.T) {
 	if err := reach(peer, backend, false); err != nil {
 		t.Errorf("audit mode dropped a connection: %v", err)
 	}
-	recs.wait(t, "the would-drop connection", func(r flow.Record) bool {
+	wait(t, recs, "the would-drop connection", func(r flow.Record) bool {
 		return r.Verdict() == flow.VerdictAudit && r.DstEndpoint.Port == 8080 && r.DispositionID == flow.DispositionLogged
 	})
 

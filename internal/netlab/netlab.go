@@ -160,3 +160,32 @@ func (h *Host) Path() string { return "/run/netns/" + h.NS }
 func (h *Host) Command(ctx context.Context, name string, args ...string) *exec.Cmd {
 	return exec.CommandContext(ctx, "ip", append([]string{"netns", "exec", h.NS, name}, args...)...)
 }
+
+// RulesetExcept is the nftables ruleset of namespace ns ("" for the
+// caller's own) as nft prints it, without the table named except ("inet
+// moat"): what must not change while moat manages its own table.
+func RulesetExcept(ns, except string) (string, error) {
+	cmd := exec.Command("nft", "list", "ruleset")
+	if ns != "" {
+		cmd = exec.Command("ip", "netns", "exec", ns, "nft", "list", "ruleset")
+	}
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		return "", fmt.Errorf("netlab: nft list ruleset: %v: %s", err, strings.TrimSpace(string(out)))
+	}
+	var keep []string
+	depth, skip := 0, false
+	for _, line := range strings.Split(string(out), "\n") {
+		if depth == 0 && strings.HasPrefix(line, "table "+except+" ") {
+			skip = true
+		}
+		depth += strings.Count(line, "{") - strings.Count(line, "}")
+		if !skip {
+			keep = append(keep, line)
+		}
+		if depth == 0 {
+			skip = false
+		}
+	}
+	return strings.Join(keep, "\n"), nil
+}

@@ -153,22 +153,8 @@ func validateEgress(p string, rr rawEgress) (EgressRule, error) {
 		return r, config.Errorf(config.Join(p, "to"), "%v", err)
 	}
 	r.To = to
-	if len(rr.Ports) == 0 {
-		return r, config.Errorf(config.Join(p, "ports"), "name at least one port")
-	}
-	ports := map[int]bool{}
-	for j, port := range rr.Ports {
-		pp := config.Index(config.Join(p, "ports"), j)
-		if port < 1 || port > 65535 {
-			return r, config.Errorf(pp, "port %d is out of range 1-65535", port)
-		}
-		if ports[port] {
-			return r, config.Errorf(pp, "port %d listed twice", port)
-		}
-		ports[port] = true
-		r.Ports = append(r.Ports, port)
-	}
-	return r, nil
+	r.Ports, err = validatePorts(p, rr.Ports)
+	return r, err
 }
 
 // normalizeEgressTo checks a destination: "*", a DNS name (lower-cased,

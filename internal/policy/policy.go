@@ -372,20 +372,9 @@ func validateRule(p string, rr rawRule) (Rule, error) {
 		srcs[s] = true
 		rule.From = append(rule.From, s)
 	}
-	if len(rr.Ports) == 0 {
-		return rule, config.Errorf(config.Join(p, "ports"), "name at least one port")
-	}
-	ports := map[int]bool{}
-	for j, port := range rr.Ports {
-		pp := config.Index(config.Join(p, "ports"), j)
-		if port < 1 || port > 65535 {
-			return rule, config.Errorf(pp, "port %d is out of range 1-65535", port)
-		}
-		if ports[port] {
-			return rule, config.Errorf(pp, "port %d listed twice", port)
-		}
-		ports[port] = true
-		rule.Ports = append(rule.Ports, port)
+	var err error
+	if rule.Ports, err = validatePorts(p, rr.Ports); err != nil {
+		return rule, err
 	}
 	switch Mode(rr.Mode) {
 	case "", Enforce:
@@ -395,6 +384,28 @@ func validateRule(p string, rr rawRule) (Rule, error) {
 		return rule, config.Errorf(config.Join(p, "mode"), "want \"enforce\" or \"audit\", got %q", rr.Mode)
 	}
 	return rule, nil
+}
+
+// validatePorts checks a rule's ports: at least one, each in range, none
+// twice.
+func validatePorts(p string, in []int) ([]int, error) {
+	if len(in) == 0 {
+		return nil, config.Errorf(config.Join(p, "ports"), "name at least one port")
+	}
+	var out []int
+	seen := map[int]bool{}
+	for j, port := range in {
+		pp := config.Index(config.Join(p, "ports"), j)
+		if port < 1 || port > 65535 {
+			return nil, config.Errorf(pp, "port %d is out of range 1-65535", port)
+		}
+		if seen[port] {
+			return nil, config.Errorf(pp, "port %d listed twice", port)
+		}
+		seen[port] = true
+		out = append(out, port)
+	}
+	return out, nil
 }
 
 // hash is a digest of the compiled policy, so two files that mean the same
