@@ -4,7 +4,9 @@ import (
 	"context"
 	"fmt"
 	"net"
+	"strconv"
 
+	"moat/internal/api"
 	"moat/internal/egress"
 	"moat/internal/firewall"
 	"moat/internal/mesh"
@@ -60,9 +62,8 @@ func (a *Agent) newEgress() error {
 		}
 		a.point = p
 	}
-	if ec.Proxy == "" && ec.SNI == "" {
-		return nil
-	}
+	// The proxy runs on every node: its CONNECT and SNI listeners when
+	// configured, and the listeners of external upstreams.
 	pc := egress.ProxyConfig{
 		Node: a.cfg.Node, TrustDomain: a.td, ConnectAddr: ec.Proxy, SNIAddr: ec.SNI, SNIPort: ec.SNIPort,
 		Policy: a.policyTable, PeerUID: mesh.PeerUID, Callers: a.callers, Flows: a.flows(),
@@ -112,10 +113,50 @@ func (a *Agent) policyTable() *policy.Table { return a.pol.Load() }
 // EgressProxy returns the node's egress proxy (nil when it runs none).
 func (a *Agent) EgressProxy() *egress.Proxy { return a.proxy }
 
-// runEgress serves the egress proxy.
+// runEgress serves the egress proxy and keeps the listeners of the local
+// services' external upstreams in step with the registry.
 func (a *Agent) runEgress(ctx context.Context) error {
-	if a.proxy == nil {
-		return nil
+	done := make(chan error, 1)
+	go func() { done <- a.proxy.Run(ctx) }()
+	last := ""
+	for {
+		updated := a.Updates()
+		if a.Synced() {
+			ext := a.externalUpstreams()
+			if err := a.proxy.SetExternal(ext); err != nil {
+				if msg := err.Error(); msg != last {
+					a.log.Error("egress upstream listener", "err", err)
+					last = msg
+				}
+			} else {
+				last = ""
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return <-done
+		case err := <-done:
+			return err
+		case <-updated:
+		}
 	}
-	return a.proxy.Run(ctx)
+}
+
+// externalUpstreams lists the local services' upstreams outside the mesh.
+func (a *Agent) externalUpstreams() []egress.External {
+	var out []egress.External
+	for _, r := range a.LocalServices() {
+		for _, u := range r.Upstreams {
+			if u.External == "" {
+				continue
+			}
+			host, port, err := api.ExternalHostPort(u.External)
+			if err != nil {
+				continue // the server and the cache refuse these
+			}
+			out = append(out, egress.External{Service: r.Name, UID: r.UID, Host: host, Port: port,
+				LocalAddr: net.JoinHostPort("127.0.0.1", strconv.Itoa(u.LocalPort))})
+		}
+	}
+	return out
 }

@@ -93,7 +93,7 @@ func runIsolationDemo(ctx context.Context, e *Env, exe, prefix, mode string, hol
 		if len(detail) > 60 {
 			detail = detail[:60] + "…"
 		}
-		fmt.Fprintf(e.Stdout, "  %-62s %-9s %-11s %s\n", c.what, verdict, mark, detail)
+		fmt.Fprintf(e.Stdout, "  %-76s %-9s %-11s %s\n", c.what, verdict, mark, detail)
 	}
 	fmt.Fprintf(e.Stdout, "the firewall of db as \"moat node firewall show --netns %s\" prints it:\n", l.db.NS)
 	if out, err := l.moat(ctx, nil, "node", "firewall", "show", "--netns", l.db.NS); err == nil {

@@ -94,6 +94,7 @@ const (
 	isoAPI       = 9080
 	isoDB        = 5432
 	isoDBLocal   = 15432 // api's upstream port for db
+	isoSiteLocal = 19443 // api's upstream port for the external site
 	isoProxy     = 3128
 	isoEgressSvc = 15080
 	isoSite      = "api.partner.test"
@@ -325,7 +326,8 @@ func (l *isoLab) start(ctx context.Context) error {
 	regs := [][]string{
 		{"--node", "edge", "--name", "gateway", "--port", fmt.Sprint(isoHTTPS)},
 		{"--node", l.egressHost.Name, "--name", "egress", "--port", fmt.Sprint(isoEgressSvc)},
-		{"--node", "app", "--name", "api", "--port", fmt.Sprint(isoAPI), "--upstream", fmt.Sprintf("db:%d", isoDBLocal)},
+		{"--node", "app", "--name", "api", "--port", fmt.Sprint(isoAPI), "--upstream", fmt.Sprintf("db:%d", isoDBLocal),
+			"--upstream", fmt.Sprintf("%s:443=%d", isoSite, isoSiteLocal)},
 		{"--node", "db", "--name", "db", "--port", fmt.Sprint(isoDB)},
 	}
 	for _, r := range regs {
@@ -513,8 +515,11 @@ func (l *isoLab) checks() []isoCheck {
 		{"db → internet (" + site + ")", false, func() (string, error) { return l.read(l.db, site) }},
 		{"app → internet directly (" + site + ")", false, func() (string, error) { return l.read(l.app, site) }},
 		{"api → " + isoSite + " via the egress gateway (allowed)", true, func() (string, error) { return l.get(l.app, isoSite, "", true) }},
+		{"api → " + isoSite + " through its external upstream (127.0.0.1:" + fmt.Sprint(isoSiteLocal) + ")", true, func() (string, error) {
+			return l.get(l.app, isoSite, fmt.Sprintf("127.0.0.1:%d", isoSiteLocal), false)
+		}},
 		{"api → " + isoOther + " via the egress gateway (no rule)", false, func() (string, error) { return l.get(l.app, isoOther, "", true) }},
-		{"api → " + site + " via the egress gateway (the allowed name's address, asked by address)", false, func() (string, error) {
+		{"api → " + site + " via the egress gateway (the name's address)", false, func() (string, error) {
 			return l.get(l.app, site, "", true)
 		}},
 	}

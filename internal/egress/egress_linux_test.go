@@ -279,6 +279,54 @@ func TestEgressDirect(t *testing.T) {
 	}
 }
 
+func TestEgressExternalUpstream(t *testing.T) {
+	w := newWorld(t)
+	pol, err := policy.Parse([]byte(intentions))
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := w.proxy(t, pol, w.point(t, pol), nil, apiCaller)
+	me, other := os.Geteuid(), os.Geteuid()+1
+	err = p.SetExternal([]External{
+		{Service: "api", UID: &me, Host: "api.example.test", Port: 443, LocalAddr: "127.0.0.1:0"},
+		{Service: "db", UID: &other, Host: "api.example.test", Port: 443, LocalAddr: "127.0.0.1:0"},
+		{Service: "api", Host: "evil.example.test", Port: 443, LocalAddr: "127.0.0.1:0"},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	call := func(service, host string) (string, error) {
+		tc, err := tls.Dial("tcp", p.ExternalAddr(service, host).String(), &tls.Config{ServerName: host, RootCAs: w.roots})
+		if err != nil {
+			return "", err
+		}
+		defer tc.Close()
+		fmt.Fprintf(tc, "GET / HTTP/1.1\r\nHost: %s\r\nConnection: close\r\n\r\n", host)
+		b, err := io.ReadAll(tc)
+		return string(b), err
+	}
+	t.Log("the registration's uid reaches the allowed host through its upstream port")
+	if body, err := call("api", "api.example.test"); err != nil || !strings.Contains(body, "internet says hi") {
+		t.Fatalf("external upstream: %q %v", body, err)
+	}
+	wait(t, w.recs, "the upstream's flow", func(r flow.Record) bool { return r.ActivityID == flow.ActivityClose && r.SrcEndpoint.SvcName == "api" })
+	t.Log("another uid is refused at a uid-guarded upstream port")
+	if _, err := call("db", "api.example.test"); err == nil {
+		t.Error("a process of another uid used db's external upstream")
+	}
+	wait(t, w.recs, "the uid mismatch", func(r flow.Record) bool { return r.Unmapped.ReasonCode == flow.ReasonUIDMismatch })
+	t.Log("an upstream to a host no rule allows is refused")
+	if _, err := call("api", "evil.example.test"); err == nil {
+		t.Error("an external upstream reached a host no rule allows")
+	}
+	wait(t, w.recs, "the denied upstream", func(r flow.Record) bool {
+		return r.Unmapped.ReasonCode == flow.ReasonEgressDenied && r.DstEndpoint.Hostname == "evil.example.test"
+	})
+	if err := p.SetExternal(nil); err != nil || p.ExternalAddr("api", "api.example.test") != nil {
+		t.Errorf("listeners not removed: %v", err)
+	}
+}
+
 func TestEgressIdentityAndGateway(t *testing.T) {
 	w := newWorld(t)
 	pol, err := policy.Parse([]byte(intentions))

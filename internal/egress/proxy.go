@@ -26,7 +26,7 @@ type ProxyConfig struct {
 	Node        string
 	TrustDomain spiffeid.TrustDomain
 	// ConnectAddr is the HTTP CONNECT proxy's loopback address; "" runs
-	// none.
+	// none. (SetExternal adds listeners for external upstreams.)
 	ConnectAddr string
 	// SNIAddr is the TLS listener's loopback address; "" runs none.
 	SNIAddr string
@@ -57,14 +57,16 @@ type ProxyConfig struct {
 
 // Proxy is a node's way out for its services.
 type Proxy struct {
-	cfg   ProxyConfig
-	log   *slog.Logger
-	sem   chan struct{}
-	mu    sync.Mutex // guards lns and conns
-	lns   map[string]net.Listener
-	conns map[net.Conn]struct{}
-	wg    sync.WaitGroup
-	errc  chan error
+	cfg    ProxyConfig
+	log    *slog.Logger
+	sem    chan struct{}
+	mu     sync.Mutex // guards lns, ext, conns and runCtx
+	lns    map[string]net.Listener
+	ext    map[string]*extListener // external upstreams, by External.key
+	conns  map[net.Conn]struct{}
+	runCtx context.Context // set while Run serves
+	wg     sync.WaitGroup
+	errc   chan error
 }
 
 // NewProxy binds the configured listeners; Run serves them.
@@ -90,7 +92,7 @@ func NewProxy(cfg ProxyConfig) (*Proxy, error) {
 	if cfg.Flows == nil {
 		cfg.Flows = flow.Discard
 	}
-	p := &Proxy{cfg: cfg, log: cfg.Logger, sem: make(chan struct{}, cfg.MaxConns), lns: map[string]net.Listener{}, conns: map[net.Conn]struct{}{}}
+	p := &Proxy{cfg: cfg, log: cfg.Logger, sem: make(chan struct{}, cfg.MaxConns), lns: map[string]net.Listener{}, ext: map[string]*extListener{}, conns: map[net.Conn]struct{}{}}
 	for kind, addr := range map[string]string{"connect": cfg.ConnectAddr, "sni": cfg.SNIAddr} {
 		if addr == "" {
 			continue
@@ -123,23 +125,38 @@ func (p *Proxy) Close() error {
 	for _, ln := range p.lns {
 		_ = ln.Close()
 	}
+	for k, l := range p.ext {
+		_ = l.ln.Close()
+		delete(p.ext, k)
+	}
 	return nil
 }
 
 // Run serves until ctx ends.
 func (p *Proxy) Run(ctx context.Context) error {
 	p.mu.Lock()
+	p.runCtx = ctx
 	for kind, ln := range p.lns {
 		p.wg.Add(1)
 		go func() {
 			defer p.wg.Done()
-			p.serve(ctx, kind, ln)
+			p.accept(ln, func(c net.Conn) {
+				if kind == "connect" {
+					p.handleConnect(ctx, c)
+				} else {
+					p.handleSNI(ctx, c)
+				}
+			})
 		}()
+	}
+	for _, l := range p.ext {
+		p.serveExternal(ctx, l)
 	}
 	p.mu.Unlock()
 	<-ctx.Done()
 	p.Close()
 	p.mu.Lock()
+	p.runCtx = nil
 	for c := range p.conns {
 		_ = c.Close()
 	}
@@ -148,7 +165,9 @@ func (p *Proxy) Run(ctx context.Context) error {
 	return nil
 }
 
-func (p *Proxy) serve(ctx context.Context, kind string, ln net.Listener) {
+// accept serves ln until it closes, handing each connection to handle
+// within the connection limit; Run's end cuts the connections.
+func (p *Proxy) accept(ln net.Listener, handle func(net.Conn)) {
 	for {
 		c, err := ln.Accept()
 		if err != nil {
@@ -177,11 +196,7 @@ func (p *Proxy) serve(ctx context.Context, kind string, ln net.Listener) {
 				p.mu.Unlock()
 				<-p.sem
 			}()
-			if kind == "connect" {
-				p.handleConnect(ctx, c)
-			} else {
-				p.handleSNI(ctx, c)
-			}
+			handle(c)
 		}()
 	}
 }
