@@ -203,6 +203,10 @@ func svcCommand() *Command {
 			for _, r := range regs {
 				var ups []string
 				for _, u := range r.Upstreams {
+					if u.External != "" {
+						ups = append(ups, fmt.Sprintf("%s=%d", u.External, u.LocalPort))
+						continue
+					}
 					ups = append(ups, fmt.Sprintf("%s:%d", u.Service, u.LocalPort))
 				}
 				uid := "any"
