@@ -311,7 +311,7 @@ func TestFirewallFleet(t *testing.T) {
 		t.Error("the backend became reachable when the agent died")
 	}
 	t.Log("restarting it restores the rules without a window (probed all along)")
-	var opened atomic.Int64
+	var opened, probes atomic.Int64
 	stopProbe := make(chan struct{})
 	probed := make(chan struct{})
 	go func() {
@@ -322,6 +322,7 @@ func TestFirewallFleet(t *testing.T) {
 				return
 			default:
 			}
+			probes.Add(1)
 			if _, err := l.read(l.internet, db); err == nil {
 				opened.Add(1)
 			}
@@ -344,6 +345,10 @@ func TestFirewallFleet(t *testing.T) {
 	if n := opened.Load(); n > 0 {
 		t.Errorf("the backend answered %d probes from the internet while the agent restarted", n)
 	}
+	if probes.Load() == 0 {
+		t.Error("no probe ran while the agent restarted")
+	}
+	t.Logf("%d probes while the agent restarted, none answered", probes.Load())
 
 	t.Log("audit mode: nothing is dropped, what would be is recorded")
 	l.stop("db", false)
