@@ -10,7 +10,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"syscall"
 	"testing"
@@ -21,35 +20,19 @@ import (
 	"moat/internal/netlab"
 )
 
-var (
-	moatBinOnce sync.Once
-	moatBin     string
-	moatBinErr  error
-)
-
-// builtMoat builds the moat command once for the tests that run it as a
-// separate process in network namespaces.
+// builtMoat builds the moat command for a test that runs it as a
+// separate process in network namespaces (the build cache makes the
+// second build a link).
 func builtMoat(t *testing.T) string {
 	t.Helper()
 	if os.Geteuid() != 0 {
 		t.Skip("network namespaces and nftables need root (CI runs as root)")
 	}
-	moatBinOnce.Do(func() {
-		dir, err := os.MkdirTemp("", "moat-bin-")
-		if err != nil {
-			moatBinErr = err
-			return
-		}
-		moatBin = filepath.Join(dir, "moat")
-		out, err := exec.Command("go", "build", "-o", moatBin, "moat/cmd/moat").CombinedOutput()
-		if err != nil {
-			moatBinErr = fmt.Errorf("go build: %v: %s", err, out)
-		}
-	})
-	if moatBinErr != nil {
-		t.Fatal(moatBinErr)
+	bin := filepath.Join(t.TempDir(), "moat")
+	if out, err := exec.Command("go", "build", "-o", bin, "moat/cmd/moat").CombinedOutput(); err != nil {
+		t.Fatalf("go build: %v: %s", err, out)
 	}
-	return moatBin
+	return bin
 }
 
 func testPrefix(tag string) string {
