@@ -88,6 +88,9 @@ type Config struct {
 	// agent drops it as dead and reconnects; zero means 45s, three of the
 	// server's default 15s heartbeats.
 	WatchTimeout time.Duration
+	// WitnessEvery is how often the agent checks that the audit log still
+	// extends the checkpoint it last witnessed; zero means a minute.
+	WitnessEvery time.Duration
 	// Metrics, when set, receives the agent's Prometheus metrics.
 	Metrics prometheus.Registerer
 	Logger  *slog.Logger
@@ -129,12 +132,13 @@ type Agent struct {
 	shipper  *flow.Shipper
 	counted  flow.Writer // flow-derived metrics, or nil
 	renewals atomic.Int64
+	witness  witnessState
 
 	pol        atomic.Pointer[policy.Table] // the intentions the mesh applies
 	polChanged *broadcast                   // pol or the public ports were replaced
 	fw         *firewall.Manager            // nil when the firewall is off
 	point      *egress.Point                // nil unless this node connects out
-	proxy      *egress.Proxy                // nil unless the node runs one
+	proxy      *egress.Proxy                // the egress proxy
 }
 
 // svid is one service's current identity.
@@ -330,6 +334,7 @@ func (a *Agent) join(ctx context.Context) error {
 	if err := a.writeCreds(filepath.Join(a.cfg.DataDir, nodeDir), cert, roots); err != nil {
 		return err
 	}
+	a.pinAuditKey(resp.AuditKey)
 	a.log.Info("joined", "id", cert.Leaf.URIs[0].String(), "expires", cert.Leaf.NotAfter)
 	return a.adopt(cert, roots)
 }
@@ -389,7 +394,7 @@ func (a *Agent) Run(ctx context.Context) error {
 	defer cancel()
 	defer func() { a.api().Close() }()
 	var wg sync.WaitGroup
-	errc := make(chan error, 8)
+	errc := make(chan error, 9)
 	run := func(f func(context.Context) error) {
 		wg.Add(1)
 		go func() {
@@ -404,6 +409,7 @@ func (a *Agent) Run(ctx context.Context) error {
 	run(a.renewLoop)
 	run(a.runMesh)
 	run(a.reportHealth)
+	run(a.witnessLoop)
 	run(a.shipper.Run)
 	run(a.runFirewall)
 	run(a.runEgress)
