@@ -116,7 +116,7 @@ func (a *Agent) meshServices() []mesh.Service {
 			s.PlaintextAddr = net.JoinHostPort(meshHost, strconv.Itoa(r.PlaintextPort))
 		}
 		if r.Name == a.cfg.Egress.ServeGateway && a.point != nil {
-			s.Handler = &egress.Gateway{Point: a.point}
+			s.Handler = &egress.Gateway{Point: a.point, Service: r.Name}
 		}
 		a.warnNoUID(r)
 		for _, u := range r.Upstreams {

@@ -176,6 +176,9 @@ func waitRecord(t *testing.T, l *isoLab, what string, match func(flow.Record) bo
 		return false
 	})
 	if err != nil {
+		for _, r := range flowsOf(t, l) {
+			t.Logf("stored: %s node=%s kind=%s verdict=%s code=%s src=%+v dst=%+v", r.Metadata.Product.Name, r.Unmapped.Node, r.Unmapped.Kind, r.Verdict(), r.Unmapped.ReasonCode, *r.SrcEndpoint, *r.DstEndpoint)
+		}
 		t.Fatalf("the server holds no record of %s", what)
 	}
 	return got

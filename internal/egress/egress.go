@@ -129,6 +129,9 @@ type Target struct {
 	Host   string // in policy.NormalizeHost's form
 	Port   int
 	ConnID string // shared with the source's records; "" makes one
+	// Via is the egress gateway's service when the connection came
+	// through it over the mesh; "" when the source is local.
+	Via string
 }
 
 func (t Target) String() string { return net.JoinHostPort(t.Host, strconv.Itoa(t.Port)) }
@@ -357,6 +360,12 @@ func newRecord(td spiffeid.TrustDomain, node string, start, now time.Time, t Tar
 		r.DstEndpoint.IP = a.String()
 	} else {
 		r.DstEndpoint.Hostname = t.Host
+	}
+	if t.Via != "" {
+		r.ProxyEndpoint = &flow.Endpoint{SvcName: t.Via}
+		if id, err := identity.ServiceID(td, t.Via); err == nil {
+			r.ProxyEndpoint.UID = id.String()
+		}
 	}
 	r.ConnectionInfo = &flow.ConnectionInfo{UID: t.ConnID, ProtocolName: "tcp", ProtocolNum: 6, DirectionID: flow.DirectionOutbound, Direction: "outbound"}
 	r.Unmapped = &flow.Moat{Verdict: verdict, Kind: "egress", Node: node}

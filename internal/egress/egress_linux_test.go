@@ -346,7 +346,7 @@ func TestEgressIdentityAndGateway(t *testing.T) {
 	}
 
 	t.Log("through an egress gateway (the mesh hop played by a pipe): the gateway decides again and connects")
-	gw := &Gateway{Point: w.point(t, pol)}
+	gw := &Gateway{Point: w.point(t, pol), Service: "egress"}
 	var served sync.WaitGroup
 	t.Cleanup(served.Wait)
 	via := w.proxy(t, pol, nil, func(ctx context.Context, src string) (net.Conn, error) {
@@ -361,6 +361,12 @@ func TestEgressIdentityAndGateway(t *testing.T) {
 	body, err := w.get(via, "api.example.test")
 	if err != nil || !strings.Contains(body, "internet says hi") {
 		t.Fatalf("via the gateway: %q %v", body, err)
+	}
+	rec := wait(t, w.recs, "the flow through the gateway", func(r flow.Record) bool {
+		return r.ActivityID == flow.ActivityClose && r.DstEndpoint.Hostname == "api.example.test"
+	})
+	if rec.ProxyEndpoint == nil || rec.ProxyEndpoint.UID != "spiffe://example.org/svc/egress" || rec.SrcEndpoint.SvcName != "api" {
+		t.Errorf("the gateway's record does not name the source and the gateway: %+v %+v", rec.SrcEndpoint, rec.ProxyEndpoint)
 	}
 	if _, err := w.get(via, "evil.example.test"); err == nil {
 		t.Error("the gateway let a name through that no rule allows")

@@ -99,6 +99,9 @@ func readResponse(r io.Reader) (*Refusal, error) {
 // Point.
 type Gateway struct {
 	Point *Point
+	// Service is the gateway's own service name, named in its records as
+	// the proxy the flow went through.
+	Service string
 }
 
 // Decide admits a service that at least one egress rule names; the Point
@@ -121,9 +124,9 @@ func (g *Gateway) Serve(conn net.Conn, src, connID string) {
 		_ = conn.Close()
 		return
 	}
-	t := Target{Src: src, Port: port, ConnID: connID}
+	t := Target{Src: src, Port: port, ConnID: connID, Via: g.Service}
 	if t.Host, err = policy.NormalizeHost(host); err != nil {
-		_ = g.Point.refuse(g.Point.cfg.Now(), Target{Src: src, Host: "invalid", Port: port, ConnID: connID},
+		_ = g.Point.refuse(g.Point.cfg.Now(), Target{Src: src, Host: "invalid", Port: port, ConnID: connID, Via: g.Service},
 			&Refusal{Code: flow.ReasonEgressDenied, Reason: err.Error()})
 		_, _ = conn.Write(appendResponse(nil, statusRefused, flow.ReasonEgressDenied, err.Error()))
 		_ = conn.Close()

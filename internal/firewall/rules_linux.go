@@ -142,7 +142,7 @@ func allowRules(a Allow, in bool, comment string) []rule {
 }
 
 // essentials are what a host needs to stay on the network at all: IPv6
-// neighbour discovery and router advertisements, and DHCP (v4 and v6)
+// neighbour and multicast listener discovery, router advertisements, and DHCP (v4 and v6)
 // replies and requests. Without them a node loses its addresses.
 func essentials(in bool) []rule {
 	icmp6 := func(types ...byte) []rule {
@@ -153,12 +153,18 @@ func essentials(in bool) []rule {
 				&expr.Payload{DestRegister: 1, Base: expr.PayloadBaseTransportHeader, Offset: 0, Len: 1},
 				&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: []byte{t}},
 				&expr.Counter{}, accept())
-			out = append(out, rule{comment: fmt.Sprintf("essential: ICMPv6 type %d (neighbour discovery)", t), exprs: e})
+			what := "neighbour discovery"
+			if t < 133 || t == 143 {
+				what = "multicast listener discovery"
+			}
+			out = append(out, rule{comment: fmt.Sprintf("essential: ICMPv6 type %d (%s)", t, what), exprs: e})
 		}
 		return out
 	}
-	// router solicitation/advertisement, neighbour solicitation/advertisement
-	out := icmp6(133, 134, 135, 136)
+	// Multicast listener queries and reports (130-132, 143: switches that
+	// snoop MLD need them for neighbour discovery to reach the host), router
+	// solicitation/advertisement, neighbour solicitation/advertisement.
+	out := icmp6(130, 131, 132, 143, 133, 134, 135, 136)
 	dhcp := func(comment string, fam byte, sport, dport uint16) rule {
 		e := append(nfproto(fam), l4proto(unix.IPPROTO_UDP)...)
 		e = append(e, port(sport, false)...)

@@ -95,8 +95,11 @@ type Record struct {
 
 	Metadata Metadata `json:"metadata"`
 
-	SrcEndpoint    *Endpoint       `json:"src_endpoint,omitempty"`
-	DstEndpoint    *Endpoint       `json:"dst_endpoint,omitempty"`
+	SrcEndpoint *Endpoint `json:"src_endpoint,omitempty"`
+	DstEndpoint *Endpoint `json:"dst_endpoint,omitempty"`
+	// ProxyEndpoint is the service a connection went through on its way,
+	// the egress gateway for egress flows.
+	ProxyEndpoint  *Endpoint       `json:"proxy_endpoint,omitempty"`
 	ConnectionInfo *ConnectionInfo `json:"connection_info,omitempty"`
 	Traffic        *Traffic        `json:"traffic,omitempty"`
 	StartTime      int64           `json:"start_time,omitempty"`
