@@ -8,8 +8,10 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"net"
 	"path/filepath"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"syscall"
 	"testing"
@@ -286,34 +288,42 @@ func TestFirewallFleet(t *testing.T) {
 	}
 	t.Logf("rule removed: closed to a probe started %v after policy apply returned", probeStart.Sub(applied).Round(time.Millisecond))
 
-	t.Log("SIGKILL of db's agent leaves its rules in force")
+	t.Log("SIGKILL of db's agent leaves its rules in force, and restarting it restores them without a window (probed all along)")
+	db := l.addr(l.db, isoDB)
+	// Four probers, each a connection attempt of 100ms at most: a dropped
+	// SYN fails by its timeout, an open port answers at once.
+	var opened, probes atomic.Int64
+	stopProbe := make(chan struct{})
+	var probers sync.WaitGroup
+	for range 4 {
+		probers.Add(1)
+		go func() {
+			defer probers.Done()
+			_ = l.internet.Do(func() error { // the thread stays in the namespace while it probes
+				for {
+					select {
+					case <-stopProbe:
+						return nil
+					default:
+					}
+					probes.Add(1)
+					c, err := net.DialTimeout("tcp", db, 100*time.Millisecond)
+					if err == nil {
+						opened.Add(1)
+						c.Close()
+					}
+				}
+			})
+		}()
+	}
 	l.stop("db", true)
 	st, err := firewall.Show(l.db.Path())
 	if err != nil || !st.Installed || st.Mode != firewall.ModeEnforce {
 		t.Fatalf("after the agent died: %+v %v", st, err)
 	}
-	db := l.addr(l.db, isoDB)
 	if _, err := l.read(l.internet, db); err == nil {
 		t.Error("the backend became reachable when the agent died")
 	}
-	t.Log("restarting it restores the rules without a window (probed all along)")
-	var opened, probes atomic.Int64
-	stopProbe := make(chan struct{})
-	probed := make(chan struct{})
-	go func() {
-		defer close(probed)
-		for {
-			select {
-			case <-stopProbe:
-				return
-			default:
-			}
-			probes.Add(1)
-			if _, err := l.read(l.internet, db); err == nil {
-				opened.Add(1)
-			}
-		}
-	}()
 	if err := l.startAgent("db", "", "enforce"); err != nil {
 		t.Fatal(err)
 	}
@@ -327,14 +337,14 @@ func TestFirewallFleet(t *testing.T) {
 		t.Fatal("the restarted agent never applied its rules")
 	}
 	close(stopProbe)
-	<-probed
+	probers.Wait()
 	if n := opened.Load(); n > 0 {
 		t.Errorf("the backend answered %d probes from the internet while the agent restarted", n)
 	}
 	if probes.Load() == 0 {
 		t.Error("no probe ran while the agent restarted")
 	}
-	t.Logf("%d probes while the agent restarted, none answered", probes.Load())
+	t.Logf("%d probes while the agent was killed and restarted, none answered", probes.Load())
 
 	t.Log("audit mode: nothing is dropped, what would be is recorded")
 	l.stop("db", false)
