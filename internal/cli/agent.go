@@ -4,60 +4,15 @@ import (
 	"context"
 	"flag"
 	"fmt"
-	"net"
 
+	"moat/internal/agent"
 	"moat/internal/config"
 	"moat/internal/identity"
 )
 
-// agentConfig is moat agent's configuration file; flags share its names.
-type agentConfig struct {
-	DataDir    string `yaml:"data_dir"`
-	Server     string `yaml:"server"`
-	Join       string `yaml:"join"`
-	Node       string `yaml:"node"`
-	Listen     string `yaml:"listen"`
-	Socket     string `yaml:"socket"`
-	RequireUID bool   `yaml:"require_uid"`
-	Metrics    string `yaml:"metrics"`
-	// KEK seals the node key, cached SVID keys and the spool; the key file
-	// defaults to DATA_DIR.kek, created on first start.
-	KEK kekConfig `yaml:"kek"`
-	// Firewall is the node's host firewall; Egress its way out.
-	Firewall firewallConfig `yaml:"firewall"`
-	Egress   egressConfig   `yaml:"egress"`
-}
-
-func (c *agentConfig) validate() error {
-	if c.DataDir == "" {
-		return config.Errorf("data_dir", "required")
-	}
-	if _, _, err := net.SplitHostPort(c.Server); err != nil {
-		return config.Errorf("server", "%q: want host:port", c.Server)
-	}
-	if err := identity.ValidName(c.Node); err != nil {
-		return config.Errorf("node", "%v", err)
-	}
-	if _, _, err := net.SplitHostPort(c.Listen); err != nil {
-		return config.Errorf("listen", "%q: want host:port", c.Listen)
-	}
-	if c.Metrics != "" {
-		if _, _, err := net.SplitHostPort(c.Metrics); err != nil {
-			return config.Errorf("metrics", "%q: want host:port", c.Metrics)
-		}
-	}
-	if _, err := c.Firewall.typed("firewall"); err != nil {
-		return err
-	}
-	if _, err := c.Egress.typed("egress"); err != nil {
-		return err
-	}
-	return c.KEK.validate("kek")
-}
-
-// nodeFlags declares the flags of a node agent's own settings, shared by
-// "moat agent" and "moat egress".
-func (c *agentConfig) nodeFlags(fs *flag.FlagSet) {
+// nodeFlags declares the flags of a node agent's own settings onto c,
+// shared by "moat agent" and "moat egress".
+func nodeFlags(fs *flag.FlagSet, c *agent.File) {
 	fs.StringVar(&c.DataDir, "data-dir", "", "directory of the node's identity and caches (required)")
 	fs.StringVar(&c.Server, "server", "127.0.0.1:7400", "control plane address")
 	fs.StringVar(&c.Join, "join", "", "one-time join token (first start only)")
@@ -71,11 +26,12 @@ func (c *agentConfig) nodeFlags(fs *flag.FlagSet) {
 	fs.StringVar(&c.Egress.SNI, "egress-sni", "", "loopback address of the TLS (SNI) egress listener")
 	fs.BoolVar(&c.Egress.Direct, "egress-direct", false, "this node connects out itself rather than through the egress gateway")
 	fs.StringVar(&c.Egress.Gateway, "egress-gateway", "", "the egress gateway's service (default egress)")
-	c.KEK.flags(fs)
+	kekFlags(fs, &c.KEK)
+	logFlags(fs, &c.Log)
 }
 
 func agentCommand() *Command {
-	var c agentConfig
+	var c agent.File
 	var file *string
 	var validate *bool
 	return &Command{
@@ -94,22 +50,22 @@ func agentCommand() *Command {
 			"proxy that takes services out where the intentions' egress rules allow.",
 		Flags: func(fs *flag.FlagSet) {
 			file = fs.String("config", "", "YAML configuration file (keys as the flags, with _ for -)")
-			c.nodeFlags(fs)
+			nodeFlags(fs, &c)
 			validate = fs.Bool("validate", false, "check the configuration and exit")
 		},
 		Run: func(ctx context.Context, e *Env, fs *flag.FlagSet) error {
 			if err := withConfigFile(fs, *file, &c); err != nil {
 				return err
 			}
-			return runNode(ctx, e, c, *validate)
+			return runNode(ctx, e, &c, *validate)
 		},
 	}
 }
 
-// runNode validates c and runs the node agent it describes (or only
-// says the configuration is good, with validateOnly).
-func runNode(ctx context.Context, e *Env, c agentConfig, validateOnly bool) error {
-	if err := c.validate(); err != nil {
+// runNode validates c and runs the node agent it describes (or only says
+// the configuration is good, with validateOnly).
+func runNode(ctx context.Context, e *Env, c *agent.File, validateOnly bool) error {
+	if err := c.Validate(); err != nil {
 		return err
 	}
 	if validateOnly {
@@ -126,7 +82,7 @@ func runNode(ctx context.Context, e *Env, c agentConfig, validateOnly bool) erro
 // egressCommand runs a node agent that is the fleet's egress gateway: the
 // one node whose firewall lets the egress path out to the internet.
 func egressCommand() *Command {
-	var c agentConfig
+	var c agent.File
 	var file *string
 	var validate *bool
 	var service, resolver string
@@ -142,7 +98,7 @@ func egressCommand() *Command {
 			"resolved (pinned in its host firewall), and records every flow.",
 		Flags: func(fs *flag.FlagSet) {
 			file = fs.String("config", "", "YAML configuration file (the agent's keys)")
-			c.nodeFlags(fs)
+			nodeFlags(fs, &c)
 			fs.StringVar(&service, "service", "egress", "the service the egress gateway is registered as")
 			fs.StringVar(&resolver, "resolver", "", "DNS server (host:port) for allowed names (default: the system's)")
 			validate = fs.Bool("validate", false, "check the configuration and exit")
@@ -161,7 +117,7 @@ func egressCommand() *Command {
 			if resolver != "" {
 				c.Egress.Resolver = resolver
 			}
-			return runNode(ctx, e, c, *validate)
+			return runNode(ctx, e, &c, *validate)
 		},
 	}
 }

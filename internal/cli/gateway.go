@@ -5,7 +5,6 @@ import (
 	"errors"
 	"flag"
 	"fmt"
-	"log/slog"
 	"net"
 	"os"
 	"os/signal"
@@ -13,6 +12,7 @@ import (
 
 	"golang.org/x/sync/errgroup"
 
+	"moat/internal/agent"
 	"moat/internal/config"
 	"moat/internal/gateway"
 	"moat/internal/identity"
@@ -23,7 +23,7 @@ import (
 // it is registered as (by default "gateway"), so intentions govern it like
 // any other caller.
 type gatewayConfig struct {
-	agentConfig
+	agent.File
 	Service string
 }
 
@@ -31,7 +31,6 @@ func gatewayCommand() *Command {
 	var (
 		cfgFile  string
 		validate bool
-		logLevel string
 		c        gatewayConfig
 	)
 	return &Command{
@@ -48,7 +47,6 @@ func gatewayCommand() *Command {
 		Flags: func(fs *flag.FlagSet) {
 			fs.StringVar(&cfgFile, "config", "gateway.yaml", "gateway configuration file")
 			fs.BoolVar(&validate, "validate", false, "check the configuration and exit")
-			fs.StringVar(&logLevel, "log-level", "info", "debug, info, warn or error")
 			fs.StringVar(&c.DataDir, "data-dir", "", "directory of the gateway node's identity and caches (required)")
 			fs.StringVar(&c.Server, "server", "127.0.0.1:7400", "control plane address")
 			fs.StringVar(&c.Join, "join", "", "one-time join token (first start only)")
@@ -59,7 +57,8 @@ func gatewayCommand() *Command {
 			fs.StringVar(&c.Firewall.Mode, "firewall", "", "host firewall of the edge node: off (default), audit or enforce; the gateway's ports stay open")
 			fs.StringVar(&c.Egress.ServeGateway, "serve-egress", "", "also be the fleet's egress gateway, as this registered service (e.g. egress)")
 			fs.StringVar(&c.Egress.Resolver, "egress-resolver", "", "DNS server (host:port) the egress gateway resolves allowed names with (default: the system's)")
-			c.KEK.flags(fs) // seals the node's keys and spool, as for an agent
+			kekFlags(fs, &c.KEK) // seals the node's keys and spool, as for an agent
+			logFlags(fs, &c.Log)
 		},
 		Run: func(ctx context.Context, e *Env, fs *flag.FlagSet) error {
 			if fs.NArg() > 0 {
@@ -74,18 +73,14 @@ func gatewayCommand() *Command {
 				return nil
 			}
 			c.Egress.Direct = c.Egress.ServeGateway != ""
-			if err := c.validate(); err != nil {
+			if err := c.Validate(); err != nil {
 				return err
 			}
 			if err := identity.ValidName(c.Service); err != nil {
 				return config.Errorf("service", "%v", err)
 			}
-			var level slog.Level
-			if err := level.UnmarshalText([]byte(logLevel)); err != nil {
-				return usagef("gateway: --log-level %q: want debug, info, warn or error", logLevel)
-			}
-			log := slog.New(slog.NewTextHandler(e.Stderr, &slog.HandlerOptions{Level: level}))
-			n, err := startNode(ctx, e, c.agentConfig)
+			log := c.Log.Logger(e.Stderr)
+			n, err := startNode(ctx, e, &c.File)
 			if err != nil {
 				return err
 			}

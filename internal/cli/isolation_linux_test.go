@@ -20,6 +20,7 @@ import (
 	"moat/internal/firewall"
 	"moat/internal/flow"
 	"moat/internal/netlab"
+	"moat/internal/seal"
 )
 
 // builtMoat builds the moat command for a test that runs it as a
@@ -141,8 +142,8 @@ func TestDemoIsolationCommand(t *testing.T) {
 func flowsOf(t *testing.T, l *isoLab) []flow.Record {
 	t.Helper()
 	data := filepath.Join(l.dir, "server")
-	var kc kekConfig
-	kr, _, err := kc.openKeyring(&Env{Getenv: os.Getenv}, data)
+	var kc seal.KEKConfig
+	kr, _, err := kc.OpenKeyring(data, os.Getenv, false)
 	if err != nil {
 		t.Fatalf("server keyring: %v", err)
 	}

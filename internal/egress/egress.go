@@ -366,9 +366,11 @@ func newRecord(td spiffeid.TrustDomain, node string, start, now time.Time, t Tar
 		if id, err := identity.ServiceID(td, t.Via); err == nil {
 			r.ProxyEndpoint.UID = id.String()
 		}
+		r.NetworkProxy()
 	}
 	r.ConnectionInfo = &flow.ConnectionInfo{UID: t.ConnID, ProtocolName: "tcp", ProtocolNum: 6, DirectionID: flow.DirectionOutbound, Direction: "outbound"}
 	r.Unmapped = &flow.Moat{Verdict: verdict, Kind: "egress", Node: node}
+	r.SecurityControl() // action, disposition and the egress rule
 	switch verdict {
 	case flow.VerdictDeny:
 		r.ActionID, r.Action, r.DispositionID, r.Disposition = flow.ActionDenied, "Denied", flow.DispositionBlocked, "Blocked"

@@ -11,6 +11,7 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"crypto/x509/pkix"
+	"encoding/json"
 	"fmt"
 	"io"
 	"math/big"
@@ -30,6 +31,7 @@ import (
 
 	"moat/internal/firewall"
 	"moat/internal/flow"
+	"moat/internal/flow/ocsfcheck"
 	"moat/internal/mesh"
 	"moat/internal/netlab"
 	"moat/internal/policy"
@@ -67,6 +69,19 @@ func newWorld(t *testing.T) *world {
 	}
 	t.Cleanup(func() { l.Close() })
 	w := &world{recs: &flow.Memory{}}
+	// Whatever the world recorded, from the firewall and the egress path,
+	// conforms to OCSF 1.3.0.
+	t.Cleanup(func() {
+		for _, r := range w.recs.Records() {
+			b, err := json.Marshal(r)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := ocsfcheck.Check(b); err != nil {
+				t.Errorf("%s\n%s", err, b)
+			}
+		}
+	})
 	for _, h := range []struct {
 		p    **netlab.Host
 		name string

@@ -4,6 +4,7 @@ package firewall
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"net"
 	"net/netip"
@@ -16,6 +17,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"moat/internal/flow"
+	"moat/internal/flow/ocsfcheck"
 	"moat/internal/netlab"
 )
 
@@ -110,6 +112,11 @@ func wait(t *testing.T, recs *flow.Memory, what string, match func(flow.Record) 
 	r, err := recs.Wait(ctx, match)
 	if err != nil {
 		t.Fatalf("no record of %s", what)
+	}
+	if b, err := json.Marshal(r); err != nil {
+		t.Fatal(err)
+	} else if err := ocsfcheck.Check(b); err != nil {
+		t.Errorf("the record of %s departs from OCSF: %v\n%s", what, err, b)
 	}
 	return r
 }

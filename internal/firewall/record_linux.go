@@ -70,6 +70,7 @@ func (ev logEvent) toRecord(now time.Time, node string, owner func(int) string) 
 	if proto == "" {
 		proto = "ip/" + strconv.Itoa(ev.protoNum)
 	}
+	r.SecurityControl()
 	r.ActionID, r.DispositionID = action, disp
 	r.Action, r.Disposition = map[int]string{flow.ActionAllowed: "Allowed", flow.ActionDenied: "Denied"}[action], map[int]string{flow.DispositionBlocked: "Blocked", flow.DispositionLogged: "Logged"}[disp]
 	r.SrcEndpoint = &flow.Endpoint{IP: addrString(ev.src.Addr()), Port: int(ev.src.Port())}

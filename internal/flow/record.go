@@ -3,9 +3,15 @@
 // unchanged, and the writers that carry them.
 //
 // One Record type covers the classes moat emits:
-//   - Network Activity (4001): one per mesh connection at each end;
-//   - HTTP Activity (4002): gateway requests that were refused;
-//   - Detection Finding (2004): WAF detections and alerts.
+//   - Network Activity (4001): mesh connections at each end (open, interim
+//     traffic, close, refusals), and connections the gateway refused;
+//   - HTTP Activity (4002): requests the gateway refused or its WAF flagged,
+//     with the security_control profile (action, disposition, the CRS rule);
+//   - Detection Finding (2004): alerts of the detection rules.
+//
+// Every record conforms to OCSF 1.3.0 (internal/flow/ocsfcheck checks it in
+// tests); a record carrying an action, disposition or firewall rule names
+// the security_control profile in metadata.profiles.
 //
 // Records are values; writers never keep a pointer to one after Write returns.
 //
@@ -98,7 +104,7 @@ type Record struct {
 	SrcEndpoint *Endpoint `json:"src_endpoint,omitempty"`
 	DstEndpoint *Endpoint `json:"dst_endpoint,omitempty"`
 	// ProxyEndpoint is the service a connection went through on its way,
-	// the egress gateway for egress flows.
+	// the egress gateway for egress flows (profile network_proxy).
 	ProxyEndpoint  *Endpoint       `json:"proxy_endpoint,omitempty"`
 	ConnectionInfo *ConnectionInfo `json:"connection_info,omitempty"`
 	Traffic        *Traffic        `json:"traffic,omitempty"`
@@ -124,6 +130,37 @@ type Metadata struct {
 	UID        string  `json:"uid"`
 	Product    Product `json:"product"`
 	LoggedTime int64   `json:"logged_time,omitempty"`
+	// Profiles names the OCSF profiles whose attributes the record uses:
+	// ProfileSecurityControl whenever it carries an action, disposition or
+	// firewall rule, ProfileNetworkProxy when it has a proxy endpoint.
+	Profiles []string `json:"profiles,omitempty"`
+}
+
+// The OCSF profiles moat's records use.
+const (
+	// ProfileSecurityControl is the profile of action_id, disposition_id
+	// and firewall_rule: a record of a decision by a security control.
+	ProfileSecurityControl = "security_control"
+	// ProfileNetworkProxy is the profile of proxy_endpoint: a connection
+	// that went through a proxy (the egress gateway).
+	ProfileNetworkProxy = "network_proxy"
+)
+
+// SecurityControl declares that r carries the security_control profile's
+// attributes (action, disposition, firewall rule).
+func (r *Record) SecurityControl() { r.declare(ProfileSecurityControl) }
+
+// NetworkProxy declares that r carries the network_proxy profile's
+// attributes (proxy_endpoint).
+func (r *Record) NetworkProxy() { r.declare(ProfileNetworkProxy) }
+
+func (r *Record) declare(profile string) {
+	for _, p := range r.Metadata.Profiles {
+		if p == profile {
+			return
+		}
+	}
+	r.Metadata.Profiles = append(r.Metadata.Profiles, profile)
 }
 
 // Product names the emitting component.
@@ -143,7 +180,8 @@ type Endpoint struct {
 	UID     string `json:"uid,omitempty"`
 	SvcName string `json:"svc_name,omitempty"`
 	Name    string `json:"name,omitempty"`
-	// Hostname is the DNS name of an external destination (egress).
+	// Hostname is the name the client asked for: a gateway's Host, or the
+	// DNS name of an external destination (egress).
 	Hostname string `json:"hostname,omitempty"`
 }
 
