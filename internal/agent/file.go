@@ -2,6 +2,8 @@ package agent
 
 import (
 	"net"
+	"path/filepath"
+	"syscall"
 
 	"moat/internal/config"
 	"moat/internal/identity"
@@ -24,7 +26,7 @@ type File struct {
 	// Listen is the mesh port (mutual TLS), published to peers; required.
 	Listen string `yaml:"listen"`
 	// Socket is the SPIFFE Workload API socket; empty means
-	// DATA_DIR/workload.sock.
+	// DATA_DIR.public/workload.sock (see SocketPath).
 	Socket string `yaml:"socket"`
 	// RequireUID serves an SVID only to the uid its registration names.
 	RequireUID bool `yaml:"require_uid"`
@@ -67,7 +69,33 @@ func (f *File) Validate() error {
 			return config.Errorf(req.key, "required")
 		}
 	}
+	if err := checkSocketPath(f.SocketPath()); err != nil {
+		return err
+	}
 	return f.ValidateFile()
+}
+
+// SocketPath is the Workload API socket the agent serves: Socket, or
+// DATA_DIR.public/workload.sock, beside the data directory rather than in
+// it (the data directory is private, 0700, and the services' own uids must
+// reach the socket).
+func (f *File) SocketPath() string {
+	if f.Socket != "" {
+		return f.Socket
+	}
+	return filepath.Join(filepath.Clean(f.DataDir)+".public", "workload.sock")
+}
+
+// MaxSocketPath is the longest Unix socket path this system accepts (the
+// kernel's sun_path less its terminating NUL: 107 bytes on Linux, 103 on
+// the BSDs and macOS).
+var MaxSocketPath = len(syscall.RawSockaddrUnix{}.Path) - 1
+
+func checkSocketPath(p string) error {
+	if len(p) > MaxSocketPath {
+		return config.Errorf("socket", "%q is %d bytes, longer than a Unix socket path may be here (%d): set socket (--socket) to a shorter path", p, len(p), MaxSocketPath)
+	}
+	return nil
 }
 
 // ValidateFile checks the values a file gives, without requiring what the
@@ -87,6 +115,11 @@ func (f *File) ValidateFile() error {
 	if f.Listen != "" {
 		if _, _, err := net.SplitHostPort(f.Listen); err != nil {
 			return config.Errorf("listen", "%q: want host:port", f.Listen)
+		}
+	}
+	if f.Socket != "" {
+		if err := checkSocketPath(f.Socket); err != nil {
+			return err
 		}
 	}
 	if f.Metrics != "" {

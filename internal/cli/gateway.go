@@ -65,6 +65,15 @@ func gatewayCommand() *Command {
 				return usagef("gateway takes no arguments")
 			}
 			if validate {
+				// The node's settings given as flags, then the gateway's
+				// file; what only a running node needs (its data
+				// directory) is not asked for.
+				if err := c.ValidateFile(); err != nil {
+					return err
+				}
+				if err := identity.ValidName(c.Service); err != nil {
+					return config.Errorf("service", "%v", err)
+				}
 				s, err := gateway.LoadFile(cfgFile, nil)
 				if err != nil {
 					return err

@@ -29,6 +29,7 @@ import (
 
 	"github.com/miekg/dns"
 
+	"moat/internal/agent"
 	"moat/internal/netlab"
 )
 
@@ -134,7 +135,13 @@ func newIsoLab(exe, prefix, mode string, egressHost bool, log io.Writer) (_ *iso
 			l.Close()
 		}
 	}()
-	if l.dir, err = os.MkdirTemp("", "moat-isolation-"); err != nil {
+	// Each agent's Workload API socket lives beside its data directory: a
+	// long TMPDIR would make it longer than a socket path may be.
+	base := ""
+	if len(filepath.Join(os.TempDir(), "moat-isolation-0123456789", "egress.public", "workload.sock")) > agent.MaxSocketPath {
+		base = "/tmp"
+	}
+	if l.dir, err = os.MkdirTemp(base, "moat-isolation-"); err != nil {
 		return nil, err
 	}
 	if l.lab, err = netlab.New(prefix, netip.MustParsePrefix(isoSubnet)); err != nil {
@@ -266,7 +273,7 @@ func (l *isoLab) spawn(name string, h *netlab.Host, args ...string) error {
 	out := &syncBuf{}
 	cmd.Stdout, cmd.Stderr = out, out
 	// The process dies with the lab's owner, whatever ends it.
-	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	cmd.SysProcAttr = dieWithParent()
 	if err := cmd.Start(); err != nil {
 		return fmt.Errorf("start %s: %w", name, err)
 	}

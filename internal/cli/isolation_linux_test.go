@@ -3,7 +3,6 @@
 package cli
 
 import (
-	"bufio"
 	"context"
 	"fmt"
 	"net"
@@ -13,7 +12,6 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"testing"
 	"time"
 
@@ -23,19 +21,14 @@ import (
 	"moat/internal/seal"
 )
 
-// builtMoat builds the moat command for a test that runs it as a
-// separate process in network namespaces (the build cache makes the
-// second build a link).
+// builtMoat is the moat command (built once per test binary) for a test
+// that runs it as a separate process in network namespaces.
 func builtMoat(t *testing.T) string {
 	t.Helper()
 	if os.Geteuid() != 0 {
 		t.Skip("network namespaces and nftables need root (CI runs as root)")
 	}
-	bin := filepath.Join(t.TempDir(), "moat")
-	if out, err := exec.Command("go", "build", "-o", bin, "moat/cmd/moat").CombinedOutput(); err != nil {
-		t.Fatalf("go build: %v: %s", err, out)
-	}
-	return bin
+	return moatBinary(t)
 }
 
 func testPrefix(tag string) string {
@@ -67,73 +60,6 @@ func foreignRules(t *testing.T, ns string) string {
 		t.Fatal(err)
 	}
 	return out
-}
-
-func TestDemoIsolationCommand(t *testing.T) {
-	exe := builtMoat(t)
-	prefix := testPrefix("dmo")
-	cmd := exec.Command(exe, "demo", "isolation", "--prefix", prefix)
-	out, err := cmd.CombinedOutput()
-	if err != nil {
-		t.Fatalf("moat demo isolation: %v\n%s", err, out)
-	}
-	text := string(out)
-	for _, want := range []string{
-		"internet → gateway (edge, HTTPS) → mesh → api", "internet → db backend bound to 0.0.0.0", "app → db through the mesh",
-		"db → internet", "api → api.partner.test via the egress gateway (allowed)", "table inet moat: mode enforce",
-		"every path behaved as the intentions say", "cleaning up",
-	} {
-		if !strings.Contains(text, want) {
-			t.Errorf("output lacks %q:\n%s", want, text)
-		}
-	}
-	if strings.Contains(text, "UNEXPECTED") {
-		t.Errorf("a path misbehaved:\n%s", text)
-	}
-	if left := namespacesWith(t, prefix); len(left) > 0 {
-		t.Errorf("namespaces left behind: %v", left)
-	}
-
-	t.Log("Ctrl-C while it holds cleans up too")
-	prefix = testPrefix("dmi")
-	cmd = exec.Command(exe, "demo", "isolation", "--prefix", prefix, "--hold")
-	stdout, _ := cmd.StdoutPipe()
-	cmd.Stderr = nil
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	sc := bufio.NewScanner(stdout)
-	held := false
-	for sc.Scan() {
-		if strings.Contains(sc.Text(), "holding") {
-			held = true
-			break
-		}
-	}
-	if !held {
-		cmd.Process.Kill()
-		cmd.Wait()
-		t.Fatal("the demo never reached its hold")
-	}
-	if len(namespacesWith(t, prefix)) == 0 {
-		t.Error("no namespaces while the demo holds")
-	}
-	cmd.Process.Signal(syscall.SIGINT)
-	go func() {
-		for sc.Scan() {
-		}
-	}()
-	done := make(chan error, 1)
-	go func() { done <- cmd.Wait() }()
-	select {
-	case <-done:
-	case <-time.After(2 * time.Minute):
-		cmd.Process.Kill()
-		t.Fatal("the demo did not end after Ctrl-C")
-	}
-	if left := namespacesWith(t, prefix); len(left) > 0 {
-		t.Errorf("namespaces left behind after Ctrl-C: %v", left)
-	}
 }
 
 // flowsOf reads the records the server stored, through the server's own
@@ -242,7 +168,7 @@ func TestFirewallFleet(t *testing.T) {
 
 	t.Log("refusals are recorded: the host firewall's outbound drop and the egress gateway's")
 	waitRecord(t, l, "app's dropped outbound connection", func(r flow.Record) bool {
-		return r.Unmapped.ReasonCode == flow.ReasonFirewall && r.Unmapped.Node == "app" && r.ConnectionInfo.Direction == "outbound" &&
+		return r.Unmapped.ReasonCode == flow.ReasonFirewall && r.Unmapped.Node == "app" && r.ConnectionInfo.DirectionID == flow.DirectionOutbound &&
 			r.DstEndpoint.IP == l.internet.Addr.String() && r.Verdict() == flow.VerdictDeny
 	})
 	waitRecord(t, l, "the denied egress name", func(r flow.Record) bool {

@@ -230,12 +230,7 @@ func (n *node) waitReady(ctx context.Context) error {
 
 func startNode(ctx context.Context, e *Env, c *agent.File) (*node, error) {
 	logger := c.Log.Logger(e.Stderr)
-	socket := c.Socket
-	if socket == "" {
-		// Beside the data directory, not in it: the data directory is
-		// private (0700), and the services' own uids must reach the socket.
-		socket = filepath.Join(filepath.Clean(c.DataDir)+".public", "workload.sock")
-	}
+	socket := c.SocketPath()
 	reg := newRegistry()
 	// The agent's own keyring, under its KEK: a wrong KEK stops it here.
 	kr, _, err := openKeyring(e, &c.KEK, c.DataDir, true)

@@ -368,7 +368,7 @@ func newRecord(td spiffeid.TrustDomain, node string, start, now time.Time, t Tar
 		}
 		r.NetworkProxy()
 	}
-	r.ConnectionInfo = &flow.ConnectionInfo{UID: t.ConnID, ProtocolName: "tcp", ProtocolNum: 6, DirectionID: flow.DirectionOutbound, Direction: "outbound"}
+	r.ConnectionInfo = &flow.ConnectionInfo{UID: t.ConnID, ProtocolName: "tcp", ProtocolNum: 6, DirectionID: flow.DirectionOutbound, Direction: "Outbound"}
 	r.Unmapped = &flow.Moat{Verdict: verdict, Kind: "egress", Node: node}
 	r.SecurityControl() // action, disposition and the egress rule
 	switch verdict {

@@ -169,11 +169,11 @@ func TestEnforceAuditAndPins(t *testing.T) {
 		t.Error("outbound to an address no rule admits succeeded under enforce")
 	}
 	wait(t, recs, "the dropped inbound connection", func(r flow.Record) bool {
-		return r.Verdict() == flow.VerdictDeny && r.DstEndpoint.Port == 8080 && r.ConnectionInfo.Direction == "inbound" &&
+		return r.Verdict() == flow.VerdictDeny && r.DstEndpoint.Port == 8080 && r.ConnectionInfo.DirectionID == flow.DirectionInbound &&
 			r.Unmapped.ReasonCode == flow.ReasonFirewall && r.SrcEndpoint.IP == peer.Addr.String()
 	})
 	rec := wait(t, recs, "the dropped outbound connection", func(r flow.Record) bool {
-		return r.Verdict() == flow.VerdictDeny && r.DstEndpoint.Port == 7000 && r.ConnectionInfo.Direction == "outbound"
+		return r.Verdict() == flow.VerdictDeny && r.DstEndpoint.Port == 7000 && r.ConnectionInfo.DirectionID == flow.DirectionOutbound
 	})
 	if rec.SrcEndpoint.SvcName != "api" {
 		t.Errorf("outbound drop not attributed to the local uid's service: %+v", rec.SrcEndpoint)

@@ -46,7 +46,9 @@ func (m *Manager) Pin([]netip.Addr, uint16, time.Duration) error { return ErrUns
 func (m *Manager) Run(context.Context) error { return ErrUnsupported }
 
 // State is what the kernel holds in the moat table.
-type State struct{ Installed bool }
+type State struct {
+	Installed bool `json:"installed"`
+}
 
 // Show fails: there is no nftables here.
 func Show(string) (State, error) { return State{}, ErrUnsupported }

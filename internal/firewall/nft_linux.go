@@ -3,6 +3,7 @@
 package firewall
 
 import (
+	"encoding/json"
 	"fmt"
 	"io"
 	"log/slog"
@@ -291,30 +292,39 @@ func (m *Manager) Pin(addrs []netip.Addr, port uint16, ttl time.Duration) error 
 
 // State is what the kernel holds in the moat table.
 type State struct {
-	Installed bool
+	Installed bool `json:"installed"`
 	// Mode is read from the table's final rules.
-	Mode   Mode
-	Chains []ChainState
-	Pins   []PinState
+	Mode   Mode         `json:"mode,omitempty"`
+	Chains []ChainState `json:"chains,omitempty"`
+	Pins   []PinState   `json:"pins,omitempty"`
 }
 
 // ChainState is one chain's rules in order.
 type ChainState struct {
-	Name  string
-	Rules []RuleState
+	Name  string      `json:"name"`
+	Rules []RuleState `json:"rules"`
 }
 
 // RuleState is one rule: its comment and counter.
 type RuleState struct {
-	Comment        string
-	Counted        bool // the rule has a counter
-	Packets, Bytes uint64
+	Comment string `json:"comment"`
+	Counted bool   `json:"counted"` // the rule has a counter
+	Packets uint64 `json:"packets"`
+	Bytes   uint64 `json:"bytes"`
 }
 
 // PinState is one pinned egress address and the time it has left.
 type PinState struct {
 	Addr    netip.AddrPort
 	Expires time.Duration
+}
+
+// MarshalJSON writes p as {"addr": "203.0.113.9:443", "expires_in_seconds": 42}.
+func (p PinState) MarshalJSON() ([]byte, error) {
+	return json.Marshal(struct {
+		Addr    string  `json:"addr"`
+		Expires float64 `json:"expires_in_seconds"`
+	}{p.Addr.String(), p.Expires.Seconds()})
 }
 
 // Show reads the moat table of a network namespace (empty: the process's

@@ -62,9 +62,9 @@ func (ev logEvent) toRecord(now time.Time, node string, owner func(int) string) 
 		what = "would drop (audit mode)"
 	}
 	r := flow.Header(flow.ClassNetworkActivity, activity, ProductName, now)
-	dir, dirID := "outbound", flow.DirectionOutbound
+	dir, dirID, caption := "outbound", flow.DirectionOutbound, "Outbound"
 	if ev.in {
-		dir, dirID = "inbound", flow.DirectionInbound
+		dir, dirID, caption = "inbound", flow.DirectionInbound, "Inbound"
 	}
 	proto := string(ev.proto)
 	if proto == "" {
@@ -78,7 +78,7 @@ func (ev logEvent) toRecord(now time.Time, node string, owner func(int) string) 
 	if !ev.in && ev.uid >= 0 && owner != nil {
 		r.SrcEndpoint.SvcName = owner(ev.uid)
 	}
-	r.ConnectionInfo = &flow.ConnectionInfo{ProtocolName: proto, ProtocolNum: ev.protoNum, DirectionID: dirID, Direction: dir}
+	r.ConnectionInfo = &flow.ConnectionInfo{ProtocolName: proto, ProtocolNum: ev.protoNum, DirectionID: dirID, Direction: caption}
 	r.FirewallRule = &flow.Rule{Name: "host-firewall-default"}
 	r.Message = fmt.Sprintf("host firewall %s %s %s %s → %s", what, dir, proto, ev.src, ev.dst)
 	r.Unmapped = &flow.Moat{Verdict: verdict, Kind: "firewall", Node: node, ReasonCode: flow.ReasonFirewall,
