@@ -8,6 +8,7 @@ import (
 	"strings"
 	"time"
 
+	"moat/internal/api"
 	"moat/internal/firewall"
 	"moat/internal/policy"
 )
@@ -131,11 +132,18 @@ func (a *Agent) runFirewall(ctx context.Context) error {
 	}
 }
 
-// controlPlane resolves the control plane's addresses once: Config.Server
-// and FirewallConfig.ControlPlane.
+// controlPlane resolves the control plane's addresses once: every server
+// of Config.Server (the agent fails over between them), and
+// FirewallConfig.ControlPlane.
 func (a *Agent) controlPlane(ctx context.Context) []netip.AddrPort {
 	out := append([]netip.AddrPort(nil), a.cfg.Firewall.ControlPlane...)
-	out = append(out, resolveAddrPort(ctx, a.cfg.Server)...)
+	servers, err := api.ParseServers(a.cfg.Server)
+	if err != nil {
+		servers = []string{a.cfg.Server} // validated before; resolved as given
+	}
+	for _, s := range servers {
+		out = append(out, resolveAddrPort(ctx, s)...)
+	}
 	return out
 }
 

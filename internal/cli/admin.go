@@ -11,7 +11,6 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"net/url"
 	"os"
@@ -31,10 +30,12 @@ type adminFlags struct {
 	server   string
 	adminDir string
 	output   string
+	timeout  time.Duration
 }
 
 func (a *adminFlags) register(fs *flag.FlagSet) {
-	fs.StringVar(&a.server, "server", "", "control plane address (env MOAT_SERVER; default 127.0.0.1:7400)")
+	fs.StringVar(&a.server, "server", "", "control plane servers, host:port[,host:port...] (env MOAT_SERVER; default 127.0.0.1:7400)")
+	fs.DurationVar(&a.timeout, "timeout", api.DefaultTimeout, "give up on a call after this long")
 	fs.StringVar(&a.adminDir, "admin-dir", "", "admin credentials directory (env MOAT_ADMIN_DIR)")
 	fs.StringVar(&a.output, "output", "table", "output format: table or json")
 }
@@ -55,10 +56,24 @@ func (a *adminFlags) client(e *Env) (*api.AdminClient, error) {
 	if a.output != "table" && a.output != "json" {
 		return nil, usagef("--output %q: want table or json", a.output)
 	}
-	if _, _, err := net.SplitHostPort(server); err != nil {
-		return nil, usagef("--server %q: want host:port", server)
+	if _, err := api.ParseServers(server); err != nil {
+		return nil, usagef("--server: %v", err)
 	}
-	return api.NewAdminClient(server, dir)
+	if a.timeout < 0 {
+		return nil, usagef("--timeout %s: want a positive duration", a.timeout)
+	}
+	if a.timeout == 0 {
+		a.timeout = api.DefaultTimeout // a command that takes no --timeout
+	}
+	c, err := api.NewAdminClient(server, dir)
+	if err != nil {
+		return nil, err
+	}
+	c.SetTimeout(a.timeout)
+	c.OnStale = func(reason string) {
+		fmt.Fprintf(e.Stderr, "warning: %s\n", reason)
+	}
+	return c, nil
 }
 
 // connect returns an admin client after keepCredentials.

@@ -14,7 +14,7 @@ import (
 // shared by "moat agent" and "moat egress".
 func nodeFlags(fs *flag.FlagSet, c *agent.File) {
 	fs.StringVar(&c.DataDir, "data-dir", "", "directory of the node's identity and caches (required)")
-	fs.StringVar(&c.Server, "server", "127.0.0.1:7400", "control plane address")
+	fs.StringVar(&c.Server, "server", "127.0.0.1:7400", "control plane servers: host:port[,host:port...] (a name may resolve to several)")
 	fs.StringVar(&c.Join, "join", "", "one-time join token (first start only)")
 	fs.StringVar(&c.Node, "node", "", "this node's name (required)")
 	fs.StringVar(&c.Listen, "listen", "127.0.0.1:15443", "mesh port (mutual TLS), published to peers")
