@@ -7,11 +7,14 @@ package api
 import (
 	"encoding/binary"
 	"fmt"
+	"net"
+	"strconv"
 	"time"
 
 	"moat/internal/audit"
 	"moat/internal/flow"
 	"moat/internal/identity"
+	"moat/internal/policy"
 )
 
 // Paths. Those under /v1/admin/ need an admin certificate and a role; the
@@ -205,10 +208,52 @@ type TokenResponse struct {
 }
 
 // Upstream is a service a registration calls, and the loopback port its
-// agent listens on for it.
+// agent listens on for it. An upstream with External instead of Service is
+// a host outside the mesh (HOST:PORT), reached through the egress path
+// where the intentions' egress rules allow.
 type Upstream struct {
-	Service   string `json:"service"`
+	Service   string `json:"service,omitempty"`
+	External  string `json:"external,omitempty"`
 	LocalPort int    `json:"local_port"`
+}
+
+// Check validates an upstream as server, agent and CLI read one: a service
+// name or an external HOST:PORT (not both), and a local port.
+func (u Upstream) Check() error {
+	switch {
+	case u.Service != "" && u.External != "":
+		return fmt.Errorf("service %q and external %q: an upstream is one or the other", u.Service, u.External)
+	case u.External != "":
+		if _, _, err := ExternalHostPort(u.External); err != nil {
+			return err
+		}
+	default:
+		if err := identity.ValidName(u.Service); err != nil {
+			return fmt.Errorf("service: %w", err)
+		}
+	}
+	if u.LocalPort < 1 || u.LocalPort > 65535 {
+		return fmt.Errorf("local_port %d: want 1-65535", u.LocalPort)
+	}
+	return nil
+}
+
+// ExternalHostPort reads an external upstream's HOST:PORT, the host in the
+// form egress rules match.
+func ExternalHostPort(s string) (string, int, error) {
+	h, ps, err := net.SplitHostPort(s)
+	if err != nil {
+		return "", 0, fmt.Errorf("external %q: want HOST:PORT", s)
+	}
+	p, err := strconv.Atoi(ps)
+	if err != nil || p < 1 || p > 65535 {
+		return "", 0, fmt.Errorf("external %q: port must be 1-65535", s)
+	}
+	host, err := policy.NormalizeHost(h)
+	if err != nil {
+		return "", 0, fmt.Errorf("external %q: %v", s, err)
+	}
+	return host, p, nil
 }
 
 // Registration places a service on a node. Whether the service also accepts

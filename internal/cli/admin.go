@@ -173,8 +173,20 @@ func tokenCommand() *Command {
 	}
 }
 
-// parseUpstream reads SVC:LOCAL_PORT.
+// parseUpstream reads SVC:LOCAL_PORT, or HOST:PORT=LOCAL_PORT for a host
+// outside the mesh.
 func parseUpstream(s string) (api.Upstream, error) {
+	if ext, local, ok := strings.Cut(s, "="); ok {
+		p, err := strconv.Atoi(local)
+		u := api.Upstream{External: ext, LocalPort: p}
+		if err == nil {
+			err = u.Check()
+		}
+		if err != nil {
+			return api.Upstream{}, fmt.Errorf("--upstream %q: want HOST:PORT=LOCAL_PORT for a host outside the mesh: %v", s, err)
+		}
+		return u, nil
+	}
 	svc, port, ok := strings.Cut(s, ":")
 	if !ok {
 		return api.Upstream{}, fmt.Errorf("--upstream %q: want SERVICE:LOCAL_PORT", s)
@@ -202,7 +214,7 @@ func svcCommand() *Command {
 			port = fs.Int("port", 0, "the app's port on 127.0.0.1 (required)")
 			uid = fs.Int("uid", -1, "only this local uid may fetch the SVID and use the upstream ports; -1 lets any local user (no isolation)")
 			plainPort = fs.Int("plaintext-port", 0, "while the intentions make the service permissive, take plaintext callers on this port of the node's mesh address")
-			fs.Var(&ups, "upstream", "a service this one calls, and the local port to reach it on (repeatable)")
+			fs.Var(&ups, "upstream", "a service this one calls and the local port to reach it on, SVC:LOCAL_PORT, or a host outside the mesh, HOST:PORT=LOCAL_PORT (through the egress path; repeatable)")
 			fs.Var(&labels, "label", "KEY=VALUE describing the service, for people and dashboards (repeatable)")
 		},
 		func(ctx context.Context, e *Env, fs *flag.FlagSet, c *api.AdminClient, out *adminFlags) error {
@@ -261,6 +273,10 @@ func svcCommand() *Command {
 			for _, r := range regs {
 				var ups []string
 				for _, u := range r.Upstreams {
+					if u.External != "" {
+						ups = append(ups, fmt.Sprintf("%s=%d", u.External, u.LocalPort))
+						continue
+					}
 					ups = append(ups, fmt.Sprintf("%s:%d", u.Service, u.LocalPort))
 				}
 				uid := "any"

@@ -60,11 +60,8 @@ func validateRegistration(reg api.Registration) error {
 	}
 	seen := map[int]bool{}
 	for i, u := range reg.Upstreams {
-		if err := identity.ValidName(u.Service); err != nil {
-			return errorf(http.StatusBadRequest, "upstreams[%d].service: %v", i, err)
-		}
-		if u.LocalPort < 1 || u.LocalPort > 65535 {
-			return errorf(http.StatusBadRequest, "upstreams[%d].local_port %d: want 1-65535", i, u.LocalPort)
+		if err := u.Check(); err != nil {
+			return errorf(http.StatusBadRequest, "upstreams[%d]: %v", i, err)
 		}
 		if seen[u.LocalPort] {
 			return errorf(http.StatusBadRequest, "upstreams[%d].local_port %d: used twice", i, u.LocalPort)
