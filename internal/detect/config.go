@@ -41,6 +41,7 @@ type rawRules struct {
 	WAFSpike       rawRule `yaml:"waf_spike"`
 	PolicyWidened  rawRule `yaml:"policy_widened"`
 	AuditWouldDeny rawRule `yaml:"audit_would_deny"`
+	EgressDenied   rawRule `yaml:"egress_denied"`
 }
 
 type rawRule struct {
@@ -176,6 +177,7 @@ func DefaultRules() Rules {
 		RuleWAFSpike:       {Enabled: true, Window: 5 * time.Minute, Threshold: 20, Severity: SeverityHigh, Dedup: time.Hour, MaxSubjects: 10000},
 		RulePolicyWidened:  {Enabled: true, Window: 0, Threshold: 1, Severity: SeverityHigh, Dedup: 0, MaxSubjects: 10000},
 		RuleAuditWouldDeny: {Enabled: true, Window: 10 * time.Minute, Threshold: 1, Severity: SeverityLow, Dedup: time.Hour, MaxSubjects: 10000},
+		RuleEgressDenied:   {Enabled: true, Window: 10 * time.Minute, Threshold: 1, Severity: SeverityHigh, Dedup: time.Hour, MaxSubjects: 10000},
 	}
 }
 
@@ -235,7 +237,7 @@ func (f *rawFile) settings(getenv func(string) string) (*Settings, error) {
 	}{
 		{RuleScan, f.Rules.Scan}, {RuleDenyBurst, f.Rules.DenyBurst}, {RuleHandshake, f.Rules.Handshake},
 		{RuleRevoked, f.Rules.Revoked}, {RuleNewEdge, f.Rules.NewEdge}, {RuleWAFSpike, f.Rules.WAFSpike},
-		{RulePolicyWidened, f.Rules.PolicyWidened}, {RuleAuditWouldDeny, f.Rules.AuditWouldDeny},
+		{RulePolicyWidened, f.Rules.PolicyWidened}, {RuleAuditWouldDeny, f.Rules.AuditWouldDeny}, {RuleEgressDenied, f.Rules.EgressDenied},
 	} {
 		rc, err := r.raw.merge(config.Join("rules", r.name), r.name, s.Rules[r.name])
 		if err != nil {

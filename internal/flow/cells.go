@@ -46,17 +46,17 @@ type NodeHours struct {
 
 // TalkerRecord is one record's weight in the talkers (talkerWeight).
 type TalkerRecord struct {
-	UID    string `json:"uid"`
-	Src    string `json:"src"`
-	Dst    string `json:"dst"`
-	Flows  int64  `json:"flows"`
-	Bytes  int64  `json:"bytes"`
-	Denied int64  `json:"denied,omitempty"`
+	UID string `json:"uid"`
+	Edge
 }
 
 // Talker is the record's part of its pair's talker.
 func (w TalkerRecord) Talker() Talker {
-	return Talker{Src: w.Src, Dst: w.Dst, Flows: w.Flows, Bytes: w.Bytes, Denied: w.Denied}
+	t := Talker{Src: w.Src, Dst: w.Dst, Flows: w.Flows, Bytes: w.Bytes}
+	if w.Verdict == VerdictDeny {
+		t.Denied = w.Flows
+	}
+	return t
 }
 
 func nodeAD(hour int64, key []byte) []byte {
@@ -195,16 +195,11 @@ func (s *Store) TalkerWeights(ctx context.Context, f Filter, cells NodeHours) ([
 				if cells.Node != AnyNode && recordNode(r) != cells.Node {
 					continue
 				}
-				c := columns(r)
-				flows, b := talkerWeight(r, c.bytes)
-				if flows == 0 && b == 0 {
+				e := EdgeOf(r)
+				if e.Flows == 0 && e.Bytes == 0 {
 					continue
 				}
-				w := TalkerRecord{UID: r.Metadata.UID, Src: c.src, Dst: c.dst, Flows: flows, Bytes: b}
-				if c.verdict == VerdictDeny {
-					w.Denied = flows
-				}
-				out = append(out, w)
+				out = append(out, TalkerRecord{UID: r.Metadata.UID, Edge: e})
 			}
 			return false, nil
 		})

@@ -164,7 +164,7 @@ func (f *Filter) matchRow(class int, c *row) bool {
 }
 
 // minuteRows adds the minute rollup's minutes [mlo, mhi) of partition p.
-func (s *Store) minuteRows(ctx context.Context, p *partition, f *Filter, mlo, mhi int64, acc map[[2]string]*Talker) error {
+func (s *Store) minuteRows(ctx context.Context, p *partition, f *Filter, mlo, mhi int64, acc map[edgeKey]*edgeCount) error {
 	rows, err := p.db.QueryContext(ctx, "SELECT minute, agg FROM talkers_minute WHERE minute >= ? AND minute < ?", mlo, mhi)
 	if err != nil {
 		return fmt.Errorf("flow: top talkers %q: %w", p.path, err)
@@ -184,11 +184,7 @@ func (s *Store) minuteRows(ctx context.Context, p *partition, f *Filter, mlo, mh
 			if !f.matchRow(k.class, &k.row) {
 				return
 			}
-			t := Talker{Src: k.src, Dst: k.dst, Flows: v[0], Bytes: v[1]}
-			if k.verdict == VerdictDeny {
-				t.Denied = v[0]
-			}
-			addTalker(acc, t)
+			addEdge(acc, edgeKey{src: k.src, dst: k.dst, verdict: k.verdict}, v[0], v[1])
 		}); err != nil {
 			return fmt.Errorf("flow: top talkers %q: minute rollup: %w", p.path, err)
 		}

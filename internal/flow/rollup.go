@@ -1,7 +1,6 @@
 package flow
 
 import (
-	"bytes"
 	"context"
 	"database/sql"
 	"errors"
@@ -161,18 +160,62 @@ type Talker struct {
 // TopTalkers returns the n source-destination pairs with the most bytes
 // among the records matching f (Limit ignored), most first; ties go to the
 // pair with more flows, then by name. Flows counts connections and Bytes
-// their bytes, as talkerWeight counts them, whatever the window.
+// their bytes, as talkerWeight counts them, whatever the window. It reads
+// what Edges reads.
 func (s *Store) TopTalkers(ctx context.Context, f Filter, n int) ([]Talker, error) {
-	if err := f.Validate(); err != nil {
-		return nil, err
-	}
 	if n <= 0 {
 		return nil, fmt.Errorf("flow: top talkers: n must be positive, got %d", n)
+	}
+	acc, err := s.aggregate(ctx, f)
+	if err != nil {
+		return nil, err
+	}
+	pairs := map[[2]string]*Talker{}
+	for k, c := range acc {
+		t := pairs[[2]string{k.src, k.dst}]
+		if t == nil {
+			t = &Talker{Src: k.src, Dst: k.dst}
+			pairs[[2]string{k.src, k.dst}] = t
+		}
+		t.Flows += c.flows
+		t.Bytes += c.bytes
+		if k.verdict == VerdictDeny {
+			t.Denied += c.flows
+		}
+	}
+	out := make([]Talker, 0, len(pairs))
+	for _, t := range pairs {
+		out = append(out, *t)
+	}
+	return RankTalkers(out, n), nil
+}
+
+// edgeKey is what the rollups are summed by for talkers and edges.
+type edgeKey struct{ src, dst, verdict string }
+
+// edgeCount is the sum of one edgeKey.
+type edgeCount struct{ flows, bytes int64 }
+
+// addEdge adds counts to k's sum.
+func addEdge(acc map[edgeKey]*edgeCount, k edgeKey, flows, bytes int64) {
+	if a := acc[k]; a != nil {
+		a.flows += flows
+		a.bytes += bytes
+		return
+	}
+	acc[k] = &edgeCount{flows: flows, bytes: bytes}
+}
+
+// aggregate sums the records matching f (Limit ignored) by source,
+// destination and verdict, partition by partition (talkersOf).
+func (s *Store) aggregate(ctx context.Context, f Filter) (map[edgeKey]*edgeCount, error) {
+	if err := f.Validate(); err != nil {
+		return nil, err
 	}
 	if err := s.refresh(); err != nil {
 		return nil, err
 	}
-	acc := map[[2]string]*Talker{}
+	acc := map[edgeKey]*edgeCount{}
 	lo, hi := f.span()
 	err := s.eachPartition(lo, hi, false, func(p *partition) (bool, error) {
 		return false, s.talkersOf(ctx, p, &f, lo, hi, acc)
@@ -180,17 +223,13 @@ func (s *Store) TopTalkers(ctx context.Context, f Filter, n int) ([]Talker, erro
 	if err != nil {
 		return nil, err
 	}
-	out := make([]Talker, 0, len(acc))
-	for _, t := range acc {
-		out = append(out, *t)
-	}
-	return RankTalkers(out, n), nil
+	return acc, nil
 }
 
 // talkersOf adds partition p's part of [lo, hi): whole hours from the
 // hourly rollup, whole minutes at the edges from the minute rollup, and the
 // rest from the records.
-func (s *Store) talkersOf(ctx context.Context, p *partition, f *Filter, lo, hi int64, acc map[[2]string]*Talker) error {
+func (s *Store) talkersOf(ctx context.Context, p *partition, f *Filter, lo, hi int64, acc map[edgeKey]*edgeCount) error {
 	lo, hi = max(lo, p.day*dayMillis), min(hi, (p.day+1)*dayMillis)
 	if lo >= hi {
 		return nil
@@ -211,7 +250,7 @@ func (s *Store) talkersOf(ctx context.Context, p *partition, f *Filter, lo, hi i
 			}
 			tally := s.talkerRows
 			if t == minutely {
-				tally = func(ctx context.Context, p *partition, _ rollTable, f *Filter, blo, bhi int64, acc map[[2]string]*Talker) error {
+				tally = func(ctx context.Context, p *partition, _ rollTable, f *Filter, blo, bhi int64, acc map[edgeKey]*edgeCount) error {
 					return s.minuteRows(ctx, p, f, blo, bhi, acc)
 				}
 			}
@@ -257,25 +296,16 @@ func RankTalkers(ts []Talker, n int) []Talker {
 	return ts
 }
 
-// addTalker adds counts to the pair's talker.
-func addTalker(acc map[[2]string]*Talker, t Talker) {
-	k := [2]string{t.Src, t.Dst}
-	if a := acc[k]; a != nil {
-		a.Flows += t.Flows
-		a.Bytes += t.Bytes
-		a.Denied += t.Denied
-		return
-	}
-	acc[k] = &t
-}
+// verdicts are the values a verdict column holds.
+var verdicts = []string{VerdictAllow, VerdictDeny, VerdictAudit, ""}
 
 // talkerRows adds the rows of rollup t in buckets [blo, bhi) of partition
 // p: summed in SQL in a plain partition; in a keyed one, each row's sealed
 // aggregate is opened and added.
-func (s *Store) talkerRows(ctx context.Context, p *partition, t rollTable, f *Filter, blo, bhi int64, acc map[[2]string]*Talker) error {
+func (s *Store) talkerRows(ctx context.Context, p *partition, t rollTable, f *Filter, blo, bhi int64, acc map[edgeKey]*edgeCount) error {
 	conds, args := s.where(p, f, []string{t.col + " >= ?", t.col + " < ?"}, []any{blo, bhi})
-	q := "SELECT src, dst, SUM(flows), SUM(bytes), SUM(CASE verdict WHEN 'deny' THEN flows ELSE 0 END) FROM " + t.name + " WHERE " +
-		strings.Join(conds, " AND ") + " GROUP BY src, dst"
+	q := "SELECT src, dst, verdict, SUM(flows), SUM(bytes) FROM " + t.name + " WHERE " +
+		strings.Join(conds, " AND ") + " GROUP BY src, dst, verdict"
 	if p.keyed {
 		q = "SELECT " + t.col + ", class, src, src_name, dst, dst_name, verdict, rule, agg FROM " + t.name + " WHERE " + strings.Join(conds, " AND ")
 	}
@@ -284,14 +314,20 @@ func (s *Store) talkerRows(ctx context.Context, p *partition, t rollTable, f *Fi
 		return fmt.Errorf("flow: top talkers %q: %w", p.path, err)
 	}
 	defer rows.Close()
-	deny := s.val(p, nsVerdict, VerdictDeny)
+	byHash := map[string]string{}
+	if p.keyed {
+		for _, v := range verdicts {
+			byHash[string(s.val(p, nsVerdict, v).([]byte))] = v
+		}
+	}
 	for rows.Next() {
 		if !p.keyed {
-			var tk Talker
-			if err := rows.Scan(&tk.Src, &tk.Dst, &tk.Flows, &tk.Bytes, &tk.Denied); err != nil {
+			var k edgeKey
+			var flows, bytes int64
+			if err := rows.Scan(&k.src, &k.dst, &k.verdict, &flows, &bytes); err != nil {
 				return fmt.Errorf("flow: top talkers %q: %w", p.path, err)
 			}
-			addTalker(acc, tk)
+			addEdge(acc, k, flows, bytes)
 			continue
 		}
 		var bucket int64
@@ -308,11 +344,11 @@ func (s *Store) talkerRows(ctx context.Context, p *partition, t rollTable, f *Fi
 		if err != nil {
 			return fmt.Errorf("flow: top talkers %q: rollup row: %w", p.path, err)
 		}
-		tk := Talker{Src: a.src, Dst: a.dst, Flows: a.flows, Bytes: a.bytes}
-		if bytes.Equal(verdict, deny.([]byte)) {
-			tk.Denied = a.flows
+		v, ok := byHash[string(verdict)]
+		if !ok {
+			return fmt.Errorf("flow: top talkers %q: a rollup row holds an unknown verdict", p.path)
 		}
-		addTalker(acc, tk)
+		addEdge(acc, edgeKey{src: a.src, dst: a.dst, verdict: v}, a.flows, a.bytes)
 	}
 	return rows.Err()
 }
@@ -320,7 +356,7 @@ func (s *Store) talkerRows(ctx context.Context, p *partition, t rollTable, f *Fi
 // talkerRecords adds the records of partition p in the time range e,
 // each weighed by talkerWeight as the rollups weigh it (plain or keyed
 // alike: the record decides, not a column count).
-func (s *Store) talkerRecords(ctx context.Context, p *partition, f *Filter, e [2]int64, acc map[[2]string]*Talker) error {
+func (s *Store) talkerRecords(ctx context.Context, p *partition, f *Filter, e [2]int64, acc map[edgeKey]*edgeCount) error {
 	conds, args := s.where(p, f, []string{"time >= ?", "time < ?"}, []any{e[0], e[1]})
 	recs, err := s.collect(ctx, p, "SELECT uid, data FROM flows WHERE "+strings.Join(conds, " AND "), args, nil)
 	if err != nil {
@@ -328,13 +364,8 @@ func (s *Store) talkerRecords(ctx context.Context, p *partition, f *Filter, e [2
 	}
 	s.tallied.Add(uint64(len(recs)))
 	for i := range recs {
-		c := columns(&recs[i])
-		flows, b := talkerWeight(&recs[i], c.bytes)
-		t := Talker{Src: c.src, Dst: c.dst, Flows: flows, Bytes: b}
-		if c.verdict == VerdictDeny {
-			t.Denied = flows
-		}
-		addTalker(acc, t)
+		e := EdgeOf(&recs[i])
+		addEdge(acc, edgeKey{src: e.Src, dst: e.Dst, verdict: e.Verdict}, e.Flows, e.Bytes)
 	}
 	return nil
 }

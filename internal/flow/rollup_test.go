@@ -38,6 +38,17 @@ func connectionRecords(n int, start time.Time) []Record {
 	return out
 }
 
+func addTalker(acc map[[2]string]*Talker, t Talker) {
+	k := [2]string{t.Src, t.Dst}
+	if a := acc[k]; a != nil {
+		a.Flows += t.Flows
+		a.Bytes += t.Bytes
+		a.Denied += t.Denied
+		return
+	}
+	acc[k] = &t
+}
+
 // referenceTalkers is the one definition, applied to the records
 // themselves: each record in the window weighed by talkerWeight.
 func referenceTalkers(recs []Record, lo, hi time.Time) []Talker {

@@ -220,7 +220,18 @@ func (m *Mesh) admit(src string, req Request) (Service, Response) {
 		return svc, resp
 	}
 	pol := m.policy.Load()
-	return svc, m.answer(pol, pol.Decide(src, req.Service, req.Port), orUnknown(src), req)
+	return svc, m.answer(pol, m.decide(pol, svc, src, req.Port), orUnknown(src), req)
+}
+
+// decide asks the service's Handler, or else the intentions.
+func (m *Mesh) decide(pol *policy.Table, svc Service, src string, port int) policy.Decision {
+	if svc.Handler != nil {
+		if src == "" {
+			return policy.Decision{Rule: policy.DefaultDeny}
+		}
+		return svc.Handler.Decide(src)
+	}
+	return pol.Decide(src, svc.Name, port)
 }
 
 // admitPlaintext decides a plaintext caller at addr.
@@ -317,7 +328,13 @@ func (m *Mesh) finishInbound(rec *record, down net.Conn, t *inTunnel, svc Servic
 		rec.mode = string(m.peerMode(svc))
 	}
 	var app net.Conn
-	if resp.Allowed() {
+	if resp.Allowed() && svc.Handler != nil {
+		// In-process: the handler reads the other end of a pipe, so the
+		// stream is counted and cut like any other.
+		var inner net.Conn
+		app, inner = net.Pipe()
+		go svc.Handler.Serve(inner, src, rec.connID)
+	} else if resp.Allowed() {
 		var err error
 		app, err = net.DialTimeout("tcp", svc.AppAddr, m.cfg.DialTimeout)
 		if err != nil {

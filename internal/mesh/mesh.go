@@ -135,6 +135,22 @@ type Service struct {
 	UID *int
 	// Upstreams are the services this one calls.
 	Upstreams []Upstream
+	// Handler, when set, serves the service inside the agent instead of
+	// an app at AppAddr (the egress gateway is one): it decides who may
+	// call (the intentions' rules for the service do not apply) and takes
+	// each admitted connection.
+	Handler Handler
+}
+
+// Handler serves a service in-process. Its methods are called
+// concurrently.
+type Handler interface {
+	// Decide says whether the authenticated service src may call.
+	Decide(src string) policy.Decision
+	// Serve takes one admitted connection from src (its bytes, after the
+	// tunnel header), identified by connID in both ends' records; it owns
+	// conn and returns when done with it.
+	Serve(conn net.Conn, src, connID string)
 }
 
 // Upstream is a service another one calls through a local port.
@@ -534,7 +550,7 @@ func (m *Mesh) stillAllowed(pol *policy.Table, s *inStream) (code, reason string
 		}
 		return "", ""
 	}
-	if d := pol.Decide(s.src, s.dst, s.port); !d.Allow {
+	if d := m.decide(pol, svc, s.src, s.port); !d.Allow {
 		return flow.ReasonPolicyChanged, fmt.Sprintf("policy %s no longer allows %s → %s:%d (%s)", short(pol.Version()), s.src, s.dst, s.port, d.Rule)
 	}
 	return "", ""

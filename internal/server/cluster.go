@@ -80,6 +80,11 @@ func (s *Server) localFlows(ctx context.Context, q api.PeerFlowQuery) (api.PeerF
 			}
 			ans.Weights = append(ans.Weights, ws...)
 		}
+	case q.Edges:
+		ans.Edges, err = s.cfg.Flows.Edges(ctx, q.Filter)
+		if err == nil && q.Cells {
+			ans.Cells, err = s.cfg.Flows.NodeCells(ctx, q.Filter)
+		}
 	case q.Talkers > 0:
 		ans.Talkers, err = s.cfg.Flows.TopTalkers(ctx, q.Filter, q.Talkers)
 		if err == nil && q.Cells {
@@ -95,10 +100,13 @@ func (s *Server) localFlows(ctx context.Context, q api.PeerFlowQuery) (api.PeerF
 // every live member's, merged. Members that did not answer are named in
 // the result's Missing; the answer is then partial and says so.
 func (s *Server) ClusterFlows(ctx context.Context, q api.PeerFlowQuery) (api.ClusterFlows, error) {
-	n := q.Talkers
-	if n > 0 {
-		// Every pair of every server, with its cells: the top n of the
-		// sum is not the sum of each server's top n.
+	n, limit := q.Talkers, q.Filter.Limit
+	switch {
+	case q.Edges:
+		// Every edge of every server, with its cells: the heaviest of the
+		// sum are not the sum of each server's heaviest.
+		q.Filter.Limit, q.Cells = 0, true
+	case n > 0:
 		q.Talkers, q.Cells = allPairs, true
 	}
 	own, err := s.localFlows(ctx, q)
@@ -147,9 +155,12 @@ func (s *Server) ClusterFlows(ctx context.Context, q api.PeerFlowQuery) (api.Clu
 	wg.Wait()
 	sort.Strings(out.Servers)
 	sort.Strings(out.Missing)
-	if n > 0 {
+	switch {
+	case q.Edges:
+		out.Edges = s.mergeEdges(ctx, q.Filter, parts, addrs, limit, &out)
+	case n > 0:
 		out.Talkers = s.mergeTalkers(ctx, q.Filter, parts, addrs, n, &out)
-	} else {
+	default:
 		out.Records, out.Truncated = mergeRecords(parts, q.Filter.Limit)
 	}
 	return out, nil

@@ -95,6 +95,14 @@ func TestClusterFlows(t *testing.T) {
 		t.Fatalf("cluster talkers = %+v; want web→db 310 bytes over 3 flows (the record both servers hold once), then api→db 50", talk.Talkers)
 	}
 
+	edges, err := servers["s1"].ClusterFlows(ctx, api.PeerFlowQuery{Edges: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(edges.Edges) != 2 || edges.Edges[0].Bytes != 310 || edges.Edges[0].Flows != 3 || edges.Edges[1].Bytes != 50 {
+		t.Fatalf("cluster edges = %+v; want web→db 310 bytes over 3 flows, then api→db 50", edges.Edges)
+	}
+
 	t.Log("a member that does not answer is named, and the rest still answers")
 	if err := putJSON(ctx, st, prefixMember+"s3", memberRecord{Name: "s3", Addr: "127.0.0.1:1", Started: time.Now(), Seen: time.Now()}); err != nil {
 		t.Fatal(err)

@@ -29,9 +29,7 @@ const allPairs = 1 << 20
 const maxWeighCells = 4096
 
 // mergeTalkers sums the parts' talkers by pair, takes out the records held
-// twice, and keeps the top n in flow.RankTalkers' order. A server that
-// cannot be asked for its duplicates is named in out.Missing (its
-// duplicates, if any, stay counted).
+// twice, and keeps the top n in flow.RankTalkers' order.
 func (s *Server) mergeTalkers(ctx context.Context, f flow.Filter, parts []api.PeerFlows, addrs map[string]string, n int, out *api.ClusterFlows) []flow.Talker {
 	sum := map[[2]string]*flow.Talker{}
 	for _, p := range parts {
@@ -39,55 +37,8 @@ func (s *Server) mergeTalkers(ctx context.Context, f flow.Filter, parts []api.Pe
 			addPair(sum, t, 1)
 		}
 	}
-	asks := sharedCells(parts)
-	if len(asks) > 0 {
-		weights := map[string][]flow.TalkerRecord{}
-		var mu sync.Mutex // guards weights and out.Missing
-		var wg sync.WaitGroup
-		for server, cells := range asks {
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				q := api.PeerFlowQuery{Filter: f, Weigh: cells}
-				var ans api.PeerFlows
-				var err error
-				if server == s.cfg.Name {
-					ans, err = s.localFlows(ctx, q)
-				} else {
-					c := s.peerClient(addrs[server])
-					err = c.Call(ctx, http.MethodPost, api.PathPeerFlows, q, &ans)
-					c.Close()
-				}
-				mu.Lock()
-				defer mu.Unlock()
-				if err != nil {
-					out.Missing = append(out.Missing, fmt.Sprintf("%s (records held twice not counted once: %v)", server, err))
-					return
-				}
-				weights[server] = ans.Weights
-			}()
-		}
-		wg.Wait()
-		sort.Strings(out.Missing)
-		// Each record once per server, then once in all.
-		held := map[string]int{}
-		first := map[string]flow.TalkerRecord{}
-		for _, ws := range weights {
-			mine := map[string]bool{}
-			for _, w := range ws {
-				if mine[w.UID] {
-					continue
-				}
-				mine[w.UID] = true
-				held[w.UID]++
-				first[w.UID] = w
-			}
-		}
-		for uid, k := range held {
-			if k > 1 {
-				addPair(sum, first[uid].Talker(), -int64(k-1))
-			}
-		}
+	for _, d := range s.duplicates(ctx, f, parts, addrs, out) {
+		addPair(sum, d.rec.Talker(), -d.extra)
 	}
 	ts := make([]flow.Talker, 0, len(sum))
 	for _, t := range sum {
@@ -96,6 +47,103 @@ func (s *Server) mergeTalkers(ctx context.Context, f flow.Filter, parts []api.Pe
 		}
 	}
 	return flow.RankTalkers(ts, n)
+}
+
+// mergeEdges sums the parts' edges, takes out the records held twice, and
+// keeps the heaviest limit (0: all) in flow.RankEdges' order.
+func (s *Server) mergeEdges(ctx context.Context, f flow.Filter, parts []api.PeerFlows, addrs map[string]string, limit int, out *api.ClusterFlows) []flow.Edge {
+	type key struct{ src, dst, verdict string }
+	sum := map[key]*flow.Edge{}
+	add := func(e flow.Edge, times int64) {
+		k := key{e.Src, e.Dst, e.Verdict}
+		if sum[k] == nil {
+			sum[k] = &flow.Edge{Src: e.Src, Dst: e.Dst, Verdict: e.Verdict}
+		}
+		sum[k].Flows += times * e.Flows
+		sum[k].Bytes += times * e.Bytes
+	}
+	for _, p := range parts {
+		for _, e := range p.Edges {
+			add(e, 1)
+		}
+	}
+	for _, d := range s.duplicates(ctx, f, parts, addrs, out) {
+		add(d.rec.Edge, -d.extra)
+	}
+	es := make([]flow.Edge, 0, len(sum))
+	for _, e := range sum {
+		if e.Flows != 0 || e.Bytes != 0 {
+			es = append(es, *e)
+		}
+	}
+	return flow.RankEdges(es, limit)
+}
+
+// duplicate is a record held by extra+1 servers.
+type duplicate struct {
+	rec   flow.TalkerRecord
+	extra int64
+}
+
+// duplicates asks the servers holding a shared (node, hour) cell for the
+// weights of those records and returns the records two or more hold. A
+// server that cannot be asked is named in out.Missing (its duplicates, if
+// any, stay counted).
+func (s *Server) duplicates(ctx context.Context, f flow.Filter, parts []api.PeerFlows, addrs map[string]string, out *api.ClusterFlows) []duplicate {
+	asks := sharedCells(parts)
+	if len(asks) == 0 {
+		return nil
+	}
+	f.Limit = 0
+	weights := map[string][]flow.TalkerRecord{}
+	var mu sync.Mutex // guards weights and out.Missing
+	var wg sync.WaitGroup
+	for server, cells := range asks {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			q := api.PeerFlowQuery{Filter: f, Weigh: cells}
+			var ans api.PeerFlows
+			var err error
+			if server == s.cfg.Name {
+				ans, err = s.localFlows(ctx, q)
+			} else {
+				c := s.peerClient(addrs[server])
+				err = c.Call(ctx, http.MethodPost, api.PathPeerFlows, q, &ans)
+				c.Close()
+			}
+			mu.Lock()
+			defer mu.Unlock()
+			if err != nil {
+				out.Missing = append(out.Missing, fmt.Sprintf("%s (records held twice not counted once: %v)", server, err))
+				return
+			}
+			weights[server] = ans.Weights
+		}()
+	}
+	wg.Wait()
+	sort.Strings(out.Missing)
+	// Each record once per server, then once in all.
+	held := map[string]int64{}
+	first := map[string]flow.TalkerRecord{}
+	for _, ws := range weights {
+		mine := map[string]bool{}
+		for _, w := range ws {
+			if mine[w.UID] {
+				continue
+			}
+			mine[w.UID] = true
+			held[w.UID]++
+			first[w.UID] = w
+		}
+	}
+	var dups []duplicate
+	for uid, k := range held {
+		if k > 1 {
+			dups = append(dups, duplicate{rec: first[uid], extra: k - 1})
+		}
+	}
+	return dups
 }
 
 // addPair adds times × t to its pair's sum.
