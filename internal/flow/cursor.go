@@ -113,33 +113,12 @@ func (s *Store) Next(ctx context.Context, c *Cursor, limit int, fn func(Record) 
 }
 
 func (s *Store) nextPart(ctx context.Context, p *partition, c *Cursor, limit int, fn func(Record) error) (int, error) {
-	rows, err := p.db.QueryContext(ctx, "SELECT id, uid, data FROM flows WHERE id > ? ORDER BY id LIMIT ?", c.last[p.day], limit)
-	if err != nil {
-		return 0, fmt.Errorf("flow: next %q: %w", p.path, err)
-	}
-	defer rows.Close()
 	n := 0
-	for rows.Next() {
-		var id int64
-		var uid string
-		var data []byte
-		if err := rows.Scan(&id, &uid, &data); err != nil {
-			return n, fmt.Errorf("flow: next %q: %w", p.path, err)
-		}
-		r, err := s.decode(uid, data)
-		if err != nil {
-			return n, err
-		}
-		if err := fn(r); err != nil {
-			return n, err
-		}
-		c.last[p.day] = id
+	err := s.tailPart(ctx, p, "SELECT id, uid, data FROM flows WHERE id > ? ORDER BY id LIMIT ?", []any{c.last[p.day], limit}, c.last, func(r Record) error {
 		n++
-	}
-	if err := rows.Err(); err != nil {
-		return n, fmt.Errorf("flow: next %q: %w", p.path, err)
-	}
-	return n, nil
+		return fn(r)
+	})
+	return n, err
 }
 
 // Changed returns a channel closed the next time Ingest stores a record:

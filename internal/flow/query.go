@@ -32,15 +32,7 @@ type Filter struct {
 func (f *Filter) Match(r *Record) bool {
 	c := columns(r)
 	switch {
-	case f.From != "" && f.From != c.src && f.From != c.srcName:
-		return false
-	case f.To != "" && f.To != c.dst && f.To != c.dstName:
-		return false
-	case f.Verdict != "" && f.Verdict != c.verdict:
-		return false
-	case f.Rule != "" && f.Rule != c.rule:
-		return false
-	case f.Class != 0 && f.Class != r.ClassUID:
+	case !f.matchRow(r.ClassUID, &c):
 		return false
 	case !f.Since.IsZero() && r.Time < Millis(f.Since):
 		return false
@@ -368,10 +360,12 @@ func (s *Store) tailPart(ctx context.Context, p *partition, q string, args []any
 		if err != nil {
 			return err
 		}
-		last[p.day] = id
+		// The position moves past a record only once fn took it: a
+		// cursor saved from within fn covers the records before.
 		if err := fn(r); err != nil {
 			return err
 		}
+		last[p.day] = id
 	}
 	return rows.Err()
 }
