@@ -129,6 +129,27 @@ func run() error {
 		fmt.Printf("  %-30s min %8.1f ms  median %8.1f ms  cpu %8.1f ms  (top pair %d flows)\n", q.name,
 			ms(walls[idx[0]]), ms(walls[med]), ms(cpus[med]), topFlows(first))
 	}
+	return clusterCosts(ctx, st, endT)
+}
+
+// clusterCosts times what a cluster's talkers add to each server's part:
+// the node cells every query reads, and weighing one node's hour record by
+// record, what a failover costs (every generated record is node-1's, so
+// this is the worst case: the whole hour).
+func clusterCosts(ctx context.Context, st *flow.Store, end time.Time) error {
+	c0, t0 := cpuTime(), time.Now()
+	cells, err := st.NodeCells(ctx, flow.Filter{})
+	if err != nil {
+		return err
+	}
+	fmt.Printf("\ncluster: node cells, all time: %.1f ms wall, %.1f ms CPU (%d nodes)\n", ms(time.Since(t0)), ms(cpuTime()-c0), len(cells))
+	h := end.Add(-2*time.Hour).UnixMilli() / int64(time.Hour/time.Millisecond)
+	c0, t0 = cpuTime(), time.Now()
+	ws, err := st.TalkerWeights(ctx, flow.Filter{}, flow.NodeHours{Node: "node-1", Hours: [][2]int64{{h, h + 1}}})
+	if err != nil {
+		return err
+	}
+	fmt.Printf("cluster: weighing one hour of a node (a failover's cell): %.1f ms wall, %.1f ms CPU (%d records)\n", ms(time.Since(t0)), ms(cpuTime()-c0), len(ws))
 	return nil
 }
 
