@@ -1,6 +1,7 @@
 package server
 
 import (
+	"bytes"
 	"context"
 	"log/slog"
 	"path/filepath"
@@ -118,5 +119,11 @@ func TestClusterFlows(t *testing.T) {
 	defer anon.Close()
 	if err := anon.Call(ctx, "POST", api.PathPeerFlows, api.PeerFlowQuery{}, nil); err == nil {
 		t.Fatal("an anonymous caller read a member's flow records")
+	}
+	for _, path := range []string{api.PathPeerFollow, api.PathPeerFlowBackup} {
+		var got bytes.Buffer
+		if _, err := anon.Download(ctx, "GET", path, nil, &got); err == nil || got.Len() > 0 {
+			t.Fatalf("an anonymous caller was answered on %s: %v, %d bytes", path, err, got.Len())
+		}
 	}
 }
