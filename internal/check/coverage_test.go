@@ -92,8 +92,35 @@ resource "aws_security_group" "all" {
 		if f == nil {
 			t.Fatalf("no %s finding: %+v", rule, rep.Findings)
 		}
-		if rule == RuleWorldOpen && !strings.Contains(f.Message, "tcp 22 (SSH)") {
-			t.Errorf("%s does not name SSH: %s", rule, f.Message)
+		if rule == RuleWorldOpen && !strings.Contains(f.Message, "every tcp and udp service port (SSH, RDP") {
+			t.Errorf("%s does not say every service port is open: %s", rule, f.Message)
+		}
+		if rule == RuleWorldOpenOther && !strings.Contains(f.Message, "every other tcp and udp port") {
+			t.Errorf("%s does not say every other port is open: %s", rule, f.Message)
+		}
+	}
+}
+
+// A wide range names its admin and data-store ports first: RDP inside
+// tcp 1000-6000 is not lost behind a dozen other services.
+func TestWorldOpenWideRangeNamesAdminPorts(t *testing.T) {
+	rep := checkSource(t, `
+resource "aws_security_group" "wide" {
+  ingress {
+    from_port   = 1
+    to_port     = 6000
+    protocol    = "tcp"
+    cidr_blocks = ["0.0.0.0/0"]
+  }
+}
+`)
+	f := findingOn(rep, RuleWorldOpen, "aws_security_group.wide")
+	if f == nil {
+		t.Fatalf("no %s finding: %+v", RuleWorldOpen, rep.Findings)
+	}
+	for _, want := range []string{"tcp 22 (SSH)", "tcp 3389 (RDP)", "tcp 5432 (PostgreSQL)", "more"} {
+		if !strings.Contains(f.Message, want) {
+			t.Errorf("message does not name %q: %s", want, f.Message)
 		}
 	}
 }

@@ -416,8 +416,8 @@ func (ev *evaluator) variables(in *instance) int {
 					if addr == "" {
 						addr = "var." + n
 					}
-					ev.notes = append(ev.notes, Note{Pos: v.pos, Address: addr, kind: kindVariable,
-						Msg: fmt.Sprintf("variable %q: the value does not have the declared type: %v", n, err)})
+					ev.notes = append(ev.notes, Note{Pos: v.pos, Address: addr, kind: kindVariable, Rejected: true,
+						Msg: fmt.Sprintf("variable %q: the value does not have the declared type (%v): Terraform rejects it, so the plan fails; the value is read as given", n, err)})
 					break
 				}
 				val = c
