@@ -232,32 +232,32 @@ resource "aws_load_balancer_policy" "strong" {
 	}
 }
 
-// A module argument of the wrong type makes terraform plan fail: it is
-// reported as rejected (CHECK-003), not as a note.
-func TestModuleArgumentOfWrongTypeRejected(t *testing.T) {
-	dir := t.TempDir()
-	write(t, dir, "main.tf", `
-module "sg" {
-  source = "./sg"
-  ports  = ["22", "x"]
-}
-`)
-	write(t, dir, "sg/main.tf", `
-variable "ports" {
-  type = list(number)
-}
-`)
-	rep := run(t, dir)
-	found := false
-	for _, f := range rep.Findings {
-		if f.RuleID == RuleRejected && strings.Contains(f.Message, "declared type") {
-			found = true
-		}
-		if f.RuleID == RuleNotEvaluated && strings.Contains(f.Message, "declared type") {
-			t.Errorf("type error reported as a note: %+v", f)
-		}
-	}
-	if !found {
-		t.Errorf("no %s finding for the wrong type: %+v", RuleRejected, rep.Findings)
+// What Terraform rejects in a module call makes terraform plan fail: it is
+// reported as rejected (CHECK-003), not as a note, and says why.
+func TestModuleCallRejected(t *testing.T) {
+	for _, c := range []struct{ name, call, want string }{
+		{"wrong type", `ports = ["22", "x"]`, "does not have the declared type"},
+		{"no such variable", "ports = [22]\n  cidr = \"0.0.0.0/0\"", `no variable "cidr"`},
+		{"nested block", "ports = [22]\n  ingress {\n    from_port = 22\n  }", `the "ingress" block`},
+		{"missing required", "", `required variable "ports"`},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			dir := t.TempDir()
+			write(t, dir, "main.tf", "module \"sg\" {\n  source = \"./sg\"\n  "+c.call+"\n}\n")
+			write(t, dir, "sg/main.tf", "variable \"ports\" {\n  type = list(number)\n}\n")
+			rep := run(t, dir)
+			found := false
+			for _, f := range rep.Findings {
+				if f.RuleID == RuleRejected && strings.Contains(f.Message, c.want) && strings.Contains(f.Message, "Terraform rejects") {
+					found = true
+				}
+				if f.RuleID == RuleNotEvaluated && strings.Contains(f.Message, c.want) {
+					t.Errorf("reported as a note: %+v", f)
+				}
+			}
+			if !found {
+				t.Errorf("no %s finding naming %q: %+v", RuleRejected, c.want, rep.Findings)
+			}
+		})
 	}
 }

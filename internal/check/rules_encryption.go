@@ -175,7 +175,7 @@ func diskRules(byType map[string][]*tf.Resource, fs *findings) {
 	for _, r := range byType["aws_launch_template"] {
 		for _, b := range blocks(r.Values, "block_device_mappings") {
 			if plain(block(b, "ebs")) {
-				fs.add(RuleUnencrypted, r, nil, "block device %s is not encrypted", str(b, "device_name"))
+				fs.add(RuleUnencrypted, r, nil, "%s is not encrypted", strings.TrimSpace("block device "+str(b, "device_name")))
 			}
 		}
 	}
