@@ -156,8 +156,16 @@ resource "aws_msk_cluster" "private" {
   }
 }
 
-resource "aws_dms_replication_instance" "default" {
+resource "aws_dms_replication_instance" "public" {
   replication_instance_id    = "dms"
+  replication_instance_class = "dms.t3.micro"
+  publicly_accessible        = true
+}
+
+# The DMS API would make it public, but the AWS provider sends
+# publicly_accessible = false when the configuration leaves it out.
+resource "aws_dms_replication_instance" "default" {
+  replication_instance_id    = "dms-default"
   replication_instance_class = "dms.t3.micro"
 }
 
@@ -179,12 +187,12 @@ resource "aws_redshift_cluster" "private" {
   publicly_accessible = false
 }
 `)
-	for _, addr := range []string{"aws_msk_cluster.public", "aws_dms_replication_instance.default", "aws_neptune_cluster_instance.graph"} {
+	for _, addr := range []string{"aws_msk_cluster.public", "aws_dms_replication_instance.public", "aws_neptune_cluster_instance.graph"} {
 		if findingOn(rep, RuleDataTierPublic, addr) == nil {
 			t.Errorf("no %s finding on %s", RuleDataTierPublic, addr)
 		}
 	}
-	for _, addr := range []string{"aws_msk_cluster.private", "aws_dms_replication_instance.private", "aws_redshift_cluster.private"} {
+	for _, addr := range []string{"aws_msk_cluster.private", "aws_dms_replication_instance.private", "aws_dms_replication_instance.default", "aws_redshift_cluster.private"} {
 		if f := findingOn(rep, RuleDataTierPublic, addr); f != nil {
 			t.Errorf("private %s: %s", addr, f.Message)
 		}
