@@ -261,3 +261,56 @@ func TestModuleCallRejected(t *testing.T) {
 		})
 	}
 }
+
+// A KMS key looked up by a data source is the key its alias or ARN names:
+// the AWS-managed alias is reported, a customer-managed key is not, and
+// other data sources stay unknown.
+func TestKMSKeyDataSources(t *testing.T) {
+	rep := checkSource(t, `
+data "aws_kms_alias" "sns" {
+  name = "alias/aws/sns"
+}
+
+data "aws_kms_key" "sqs" {
+  key_id = "alias/aws/sqs"
+}
+
+resource "aws_kms_key" "main" {
+  enable_key_rotation = true
+}
+
+data "aws_kms_key" "main" {
+  key_id = aws_kms_key.main.arn
+}
+
+data "aws_caller_identity" "current" {}
+
+resource "aws_sns_topic" "managed" {
+  name              = "managed"
+  kms_master_key_id = data.aws_kms_alias.sns.target_key_arn
+}
+
+resource "aws_sqs_queue" "managed" {
+  name              = "managed"
+  kms_master_key_id = data.aws_kms_key.sqs.arn
+}
+
+resource "aws_sns_topic" "customer" {
+  name              = "customer"
+  kms_master_key_id = data.aws_kms_key.main.arn
+}
+
+resource "aws_sns_topic" "unknown" {
+  name              = "unknown"
+  kms_master_key_id = "arn:aws:kms:eu-west-1:${data.aws_caller_identity.current.account_id}:key/1234abcd-12ab-34cd-56ef-1234567890ab"
+}
+`)
+	for addr, want := range map[string]bool{"aws_sns_topic.managed": true, "aws_sqs_queue.managed": true, "aws_sns_topic.customer": false, "aws_sns_topic.unknown": false} {
+		if got := findingOn(rep, RuleNoCMK, addr) != nil; got != want {
+			t.Errorf("%s: %s reported %v, want %v", addr, RuleNoCMK, got, want)
+		}
+	}
+	if findingOn(rep, RuleNotEvaluated, "aws_sns_topic.unknown") == nil {
+		t.Errorf("a value from another data source is not noted as unknown: %+v", rep.Findings)
+	}
+}

@@ -226,7 +226,9 @@ func (ev *evaluator) instance(in *instance) int {
 	unknown += ev.variables(in)
 	in.scope["var"] = objectOf(in.vars)
 	ev.resourceScope(in)
+	in.scope["data"] = ev.dataScope(in)
 	unknown += ev.locals(in)
+	in.scope["data"] = ev.dataScope(in)
 	for _, rs := range in.res {
 		if !rs.expanded {
 			ev.expand(ev.ctx(in), rs.rb.body, &rs.expansion)
