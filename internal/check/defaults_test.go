@@ -314,3 +314,71 @@ resource "aws_sns_topic" "unknown" {
 		t.Errorf("a value from another data source is not noted as unknown: %+v", rep.Findings)
 	}
 }
+
+// The key of a bucket is reported where it is chosen: at the separate
+// encryption configuration when there is one.
+func TestS3EncryptionWhereTheKeyIsChosen(t *testing.T) {
+	rep := checkSource(t, `
+resource "aws_s3_bucket" "sse_s3" {
+  bucket = "sse-s3"
+}
+
+resource "aws_s3_bucket_server_side_encryption_configuration" "sse_s3" {
+  bucket = aws_s3_bucket.sse_s3.bucket
+  rule {
+    apply_server_side_encryption_by_default {
+      sse_algorithm = "AES256"
+    }
+  }
+}
+
+resource "aws_s3_bucket" "managed" {
+  bucket = "managed"
+}
+
+resource "aws_s3_bucket_server_side_encryption_configuration" "managed" {
+  bucket = aws_s3_bucket.managed.id
+  rule {
+    apply_server_side_encryption_by_default {
+      sse_algorithm     = "aws:kms"
+      kms_master_key_id = "alias/aws/s3"
+    }
+  }
+}
+
+resource "aws_kms_key" "logs" {
+  enable_key_rotation = true
+}
+
+resource "aws_s3_bucket" "cmk" {
+  bucket = "cmk"
+}
+
+resource "aws_s3_bucket_server_side_encryption_configuration" "cmk" {
+  bucket = aws_s3_bucket.cmk.bucket
+  rule {
+    apply_server_side_encryption_by_default {
+      sse_algorithm     = "aws:kms"
+      kms_master_key_id = aws_kms_key.logs.arn
+    }
+  }
+}
+
+resource "aws_s3_bucket" "bare" {
+  bucket = "bare"
+}
+`)
+	for addr, want := range map[string]bool{
+		"aws_s3_bucket_server_side_encryption_configuration.sse_s3":  true,
+		"aws_s3_bucket_server_side_encryption_configuration.managed": true,
+		"aws_s3_bucket_server_side_encryption_configuration.cmk":     false,
+		"aws_s3_bucket.sse_s3":  false,
+		"aws_s3_bucket.managed": false,
+		"aws_s3_bucket.cmk":     false,
+		"aws_s3_bucket.bare":    true,
+	} {
+		if got := findingOn(rep, RuleNoCMK, addr) != nil; got != want {
+			t.Errorf("%s: %s reported %v, want %v", addr, RuleNoCMK, got, want)
+		}
+	}
+}

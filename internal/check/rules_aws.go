@@ -360,32 +360,7 @@ func dataRules(res []*tf.Resource, fs *findings) {
 	for _, r := range res {
 		byType[r.Type] = append(byType[r.Type], r)
 	}
-	refs := func(typ, attr string) map[string]map[string]any {
-		out := map[string]map[string]any{}
-		for _, r := range byType[typ] {
-			out[str(r.Values, attr)] = r.Values
-		}
-		return out
-	}
-	sse := refs("aws_s3_bucket_server_side_encryption_configuration", "bucket")
-	for _, r := range byType["aws_s3_bucket"] {
-		cfg := sse[r.Address]
-		if cfg == nil {
-			cfg = sse[str(r.Values, "bucket")]
-		}
-		if cfg == nil {
-			cfg = block(r.Values, "server_side_encryption_configuration")
-		}
-		def := block(block(cfg, "rule"), "apply_server_side_encryption_by_default")
-		switch {
-		case def == nil:
-			fs.add(RuleNoCMK, r, nil, "bucket has no encryption configuration: only the S3-managed default key applies")
-		case !strings.HasPrefix(str(def, "sse_algorithm"), "aws:kms"):
-			fs.add(RuleNoCMK, r, nil, "bucket is encrypted with %s, not a customer-managed KMS key", str(def, "sse_algorithm"))
-		case str(def, "kms_master_key_id") == "":
-			fs.add(RuleNoCMK, r, nil, "bucket uses the AWS-managed KMS key")
-		}
-	}
+	s3Encryption(byType, fs)
 	blocked := map[string]bool{}
 	for _, r := range byType["aws_s3_bucket_public_access_block"] {
 		if boolean(r.Values, "block_public_policy", false) || boolean(r.Values, "restrict_public_buckets", false) {

@@ -180,3 +180,37 @@ func diskRules(byType map[string][]*tf.Resource, fs *findings) {
 		}
 	}
 }
+
+// s3Encryption checks the key S3 buckets are encrypted with. Every object
+// is encrypted since January 2023 (SSE-S3 by default), so the question is
+// whose key: the finding is reported where the key is chosen, the
+// aws_s3_bucket_server_side_encryption_configuration when the bucket has
+// one.
+func s3Encryption(byType map[string][]*tf.Resource, fs *findings) {
+	sse := map[string]*tf.Resource{}
+	for _, r := range byType["aws_s3_bucket_server_side_encryption_configuration"] {
+		sse[str(r.Values, "bucket")] = r
+	}
+	for _, r := range byType["aws_s3_bucket"] {
+		at, cfg := r, block(r.Values, "server_side_encryption_configuration")
+		for _, k := range []string{r.Address, str(r.Values, "bucket"), str(r.Values, "id")} {
+			if c := sse[k]; c != nil && k != "" {
+				at, cfg = c, c.Values
+				break
+			}
+		}
+		def := block(block(cfg, "rule"), "apply_server_side_encryption_by_default")
+		alg, key := str(def, "sse_algorithm"), str(def, "kms_master_key_id")
+		switch {
+		case unknown(def, "sse_algorithm") || unknown(def, "kms_master_key_id"):
+		case def == nil:
+			fs.add(RuleNoCMK, at, nil, "bucket has no default encryption rule: only the S3-managed key (SSE-S3) applies")
+		case !strings.HasPrefix(alg, "aws:kms"):
+			fs.add(RuleNoCMK, at, nil, "bucket is encrypted with %s (the S3-managed key), not a customer-managed KMS key", alg)
+		case key == "":
+			fs.add(RuleNoCMK, at, nil, "sse_algorithm = %s without kms_master_key_id: the AWS-managed key aws/s3 is used", alg)
+		case awsManagedKey(key):
+			fs.add(RuleNoCMK, at, nil, "kms_master_key_id = %q is an AWS-managed key, which its owner cannot restrict, rotate or revoke", key)
+		}
+	}
+}
