@@ -260,6 +260,19 @@ func TestModuleCallRejected(t *testing.T) {
 			}
 		})
 	}
+	// A nested block is refused whatever the module: no need to have it.
+	rep := checkSource(t, `
+module "sg" {
+  source  = "terraform-aws-modules/security-group/aws"
+  version = "5.1.0"
+  ingress {
+    from_port = 22
+  }
+}
+`)
+	if f := findingOn(rep, RuleRejected, "module.sg"); f == nil || !strings.Contains(f.Message, `the "ingress" block`) {
+		t.Errorf("nested block in a registry module call not rejected: %+v", rep.Findings)
+	}
 }
 
 // A KMS key looked up by a data source is the key its alias or ARN names:

@@ -265,10 +265,10 @@ func (ev *evaluator) instance(in *instance) int {
 		}
 	}
 	for _, cs := range in.calls {
+		ev.checkCall(cs) // every pass: notes start afresh each time
 		if cs.cb.mod == nil {
 			continue
 		}
-		ev.checkCall(cs) // every pass: notes start afresh each time
 		if !cs.expanded {
 			ev.expand(ctx, cs.cb.body, &cs.expansion)
 			if !cs.expanded {
@@ -302,10 +302,10 @@ func (ev *evaluator) instance(in *instance) int {
 // must name one of the module's variables.
 var callArgs = map[string]bool{"source": true, "version": true, "providers": true, "count": true, "for_each": true, "depends_on": true}
 
-// checkCall reports what Terraform refuses in a module call whose module
-// is available: an argument the module declares no variable for, or a
-// nested block (a module block takes none). terraform plan fails on
-// either; the rest of the call is read as given.
+// checkCall reports what Terraform refuses in a module call: a nested
+// block (a module block takes none), and, when the module is available, an
+// argument it declares no variable for. terraform plan fails on either;
+// the rest of the call is read as given.
 func (ev *evaluator) checkCall(cs *callState) {
 	names := make([]string, 0, len(cs.cb.body.attrs))
 	for n := range cs.cb.body.attrs {
@@ -313,6 +313,9 @@ func (ev *evaluator) checkCall(cs *callState) {
 	}
 	sort.Strings(names)
 	for _, n := range names {
+		if cs.cb.mod == nil {
+			break
+		}
 		if _, ok := cs.cb.mod.variables[n]; !ok && !callArgs[n] {
 			ev.notes = append(ev.notes, Note{Pos: rangePos(cs.cb.body.attrs[n].Range()), Address: cs.base, Rejected: true,
 				Msg: fmt.Sprintf("the module declares no variable %q: Terraform rejects the argument (Unsupported argument), so the plan fails", n)})
