@@ -6,6 +6,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"moat/internal/check"
@@ -119,5 +120,60 @@ resource "aws_security_group_rule" "db" {
 	// positive3's finding is at the rule resource, which names the group.
 	if got, want := fams["world-open ingress"], (corpusScore{TP: 1, FP: 1, FN: 1, Files: 3, Unscored: 2}); got != want {
 		t.Errorf("got %+v, want %+v", got, want)
+	}
+}
+
+// TestDisagreements checks the documented disagreements: each names a
+// mapped query and an explained reason, and a case that occurs is counted
+// apart (here a miss moat's reading explains: a subnet of 0.0.0.0/0).
+func TestDisagreements(t *testing.T) {
+	mapped := map[string]bool{}
+	for _, q := range corpusMap {
+		mapped[q.Query] = true
+	}
+	for _, d := range disagreements {
+		if !mapped[d.Query] {
+			t.Errorf("disagreement on unmapped query %s", d.Query)
+		}
+		if disagreementWhy[d.Why] == "" {
+			t.Errorf("%s %s %s: reason %q is not explained", d.Query, d.File, d.Block, d.Why)
+		}
+	}
+	dir := filepath.Join(t.TempDir(), "rds_associated_with_public_subnet", "test")
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	files := map[string]string{
+		"positive1.tf": `resource "aws_db_instance" "positive1" {
+  engine               = "mysql"
+  db_subnet_group_name = aws_db_subnet_group.main.name
+}
+
+resource "aws_db_subnet_group" "main" {
+  subnet_ids = [aws_subnet.all.id]
+}
+
+resource "aws_subnet" "all" {
+  vpc_id     = "vpc-12345678"
+  cidr_block = "0.0.0.0/0"
+}
+`,
+		"positive_expected_result.json": `[{"line": 1, "filename": "positive1.tf"}]`,
+	}
+	for n, s := range files {
+		if err := os.WriteFile(filepath.Join(dir, n), []byte(s), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var out strings.Builder
+	fams, err := runCorpus(filepath.Dir(filepath.Dir(dir)), "", &out, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, want := fams["public data stores"], (corpusScore{FN: 1, DisputedFN: 1, Files: 1}); got != want {
+		t.Errorf("got %+v, want %+v\n%s", got, want, out.String())
+	}
+	if !strings.Contains(out.String(), "stale disagreement (the case did not occur): rds_associated_with_public_subnet positive2.tf") {
+		t.Errorf("the unmet case of the query is not reported stale:\n%s", out.String())
 	}
 }
