@@ -7,6 +7,17 @@ import (
 	"testing"
 )
 
+// wantFindings checks, for each address, whether rep has a finding of rule
+// on it.
+func wantFindings(t *testing.T, rep *Report, rule string, want map[string]bool) {
+	t.Helper()
+	for addr, w := range want {
+		if got := findingOn(rep, rule, addr) != nil; got != w {
+			t.Errorf("%s: %s reported %v, want %v", addr, rule, got, w)
+		}
+	}
+}
+
 func write(t *testing.T, dir, name, src string) {
 	t.Helper()
 	p := filepath.Join(dir, name)
@@ -64,18 +75,14 @@ resource "aws_launch_configuration" "plain" {
   }
 }
 `)
-	for addr, want := range map[string]bool{
+	wantFindings(t, rep, RuleUnencrypted, map[string]bool{
 		"aws_rds_cluster.serverless":     false, // storage_encrypted defaults to true for serverless
 		"aws_rds_cluster.provisioned":    true,
 		"aws_db_instance.replica":        false, // encrypted as its source, with kms_key_id
 		"aws_db_instance.key_only":       true,  // RDS refuses a key without storage_encrypted
 		"aws_ebs_volume.from_snapshot":   false, // encrypted as the snapshot is
 		"aws_launch_configuration.plain": true,
-	} {
-		if got := findingOn(rep, RuleUnencrypted, addr) != nil; got != want {
-			t.Errorf("%s: AWS-ENC-001 reported %v, want %v", addr, got, want)
-		}
-	}
+	})
 	n := 0
 	for _, f := range rep.Findings {
 		if f.RuleID == RuleUnencrypted && f.Address == "aws_launch_configuration.plain" {
@@ -172,11 +179,7 @@ resource "aws_cloudtrail" "no_role" {
 	if f := findingOn(rep, RuleCloudTrail, "aws_cloudtrail.s3_only"); f != nil {
 		t.Errorf("a logging trail reported as not logging: %+v", f)
 	}
-	for addr, want := range map[string]bool{"aws_cloudtrail.off": false, "aws_cloudtrail.s3_only": true, "aws_cloudtrail.no_role": true} {
-		if got := findingOn(rep, RuleTrailCloudWatch, addr) != nil; got != want {
-			t.Errorf("%s: %s reported %v, want %v", addr, RuleTrailCloudWatch, got, want)
-		}
-	}
+	wantFindings(t, rep, RuleTrailCloudWatch, map[string]bool{"aws_cloudtrail.off": false, "aws_cloudtrail.s3_only": true, "aws_cloudtrail.no_role": true})
 }
 
 // Classic load balancer policies that enable a broken cipher are weak TLS;
@@ -225,11 +228,7 @@ resource "aws_load_balancer_policy" "strong" {
   }
 }
 `)
-	for addr, want := range map[string]bool{"aws_load_balancer_policy.rc4": true, "aws_load_balancer_policy.des": true, "aws_load_balancer_policy.strong": false} {
-		if got := findingOn(rep, RuleWeakTLS, addr) != nil; got != want {
-			t.Errorf("%s: %s reported %v, want %v", addr, RuleWeakTLS, got, want)
-		}
-	}
+	wantFindings(t, rep, RuleWeakTLS, map[string]bool{"aws_load_balancer_policy.rc4": true, "aws_load_balancer_policy.des": true, "aws_load_balancer_policy.strong": false})
 }
 
 // What Terraform rejects in a module call makes terraform plan fail: it is
@@ -318,11 +317,7 @@ resource "aws_sns_topic" "unknown" {
   kms_master_key_id = "arn:aws:kms:eu-west-1:${data.aws_caller_identity.current.account_id}:key/1234abcd-12ab-34cd-56ef-1234567890ab"
 }
 `)
-	for addr, want := range map[string]bool{"aws_sns_topic.managed": true, "aws_sqs_queue.managed": true, "aws_sns_topic.customer": false, "aws_sns_topic.unknown": false} {
-		if got := findingOn(rep, RuleNoCMK, addr) != nil; got != want {
-			t.Errorf("%s: %s reported %v, want %v", addr, RuleNoCMK, got, want)
-		}
-	}
+	wantFindings(t, rep, RuleNoCMK, map[string]bool{"aws_sns_topic.managed": true, "aws_sqs_queue.managed": true, "aws_sns_topic.customer": false, "aws_sns_topic.unknown": false})
 	if findingOn(rep, RuleNotEvaluated, "aws_sns_topic.unknown") == nil {
 		t.Errorf("a value from another data source is not noted as unknown: %+v", rep.Findings)
 	}
@@ -381,7 +376,7 @@ resource "aws_s3_bucket" "bare" {
   bucket = "bare"
 }
 `)
-	for addr, want := range map[string]bool{
+	wantFindings(t, rep, RuleNoCMK, map[string]bool{
 		"aws_s3_bucket_server_side_encryption_configuration.sse_s3":  true,
 		"aws_s3_bucket_server_side_encryption_configuration.managed": true,
 		"aws_s3_bucket_server_side_encryption_configuration.cmk":     false,
@@ -389,9 +384,5 @@ resource "aws_s3_bucket" "bare" {
 		"aws_s3_bucket.managed": false,
 		"aws_s3_bucket.cmk":     false,
 		"aws_s3_bucket.bare":    true,
-	} {
-		if got := findingOn(rep, RuleNoCMK, addr) != nil; got != want {
-			t.Errorf("%s: %s reported %v, want %v", addr, RuleNoCMK, got, want)
-		}
-	}
+	})
 }
