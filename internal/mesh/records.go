@@ -56,10 +56,10 @@ type record struct {
 	plaintext             bool
 	activity              int
 
-	mu           sync.Mutex // guards sentIn, sentOut and done
-	sentIn       int64      // bytes already reported by earlier records
-	sentOut      int64
-	done         bool // the final record was written
+	mu      sync.Mutex // guards sentIn, sentOut and done
+	sentIn  int64      // bytes already reported by earlier records
+	sentOut int64
+	done    bool // the final record was written
 }
 
 func (m *Mesh) newRecord(start time.Time, dir int) *record {
