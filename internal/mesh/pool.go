@@ -47,7 +47,8 @@ type tunnel struct {
 	peer      spiffeid.ID
 	peerChain []*x509.Certificate
 	remote    net.Addr
-	version   uint16
+	version   uint16 // TLS
+	hdr       int    // tunnel header version, from ALPN
 	// recycleAt is when new streams stop using this tunnel: before the
 	// earlier of our SVID's and the peer's expiry.
 	recycleAt time.Time
@@ -181,7 +182,7 @@ func (m *Mesh) dialTunnel(ctx context.Context, src, dst, addr string, cert *tls.
 		GetClientCertificate: mtls.Static(cert),
 		ServerName:           dst,
 		Expect:               []spiffeid.ID{dstID},
-		NextProtos:           []string{alpnTunnel},
+		NextProtos:           m.protocols,
 		Now:                  m.now,
 	})
 	if err != nil {
@@ -206,6 +207,9 @@ func (m *Mesh) dialTunnel(ctx context.Context, src, dst, addr string, cert *tls.
 		if _, err = tc.Read(b[:]); err == nil && b[0] != tunnelReady {
 			err = fmt.Errorf("unexpected first byte %#x", b[0])
 		}
+		if err == nil && headerVersionOf(tc.ConnectionState().NegotiatedProtocol) == 0 {
+			err = fmt.Errorf("the destination agreed to no tunnel protocol (ALPN %q)", tc.ConnectionState().NegotiatedProtocol)
+		}
 		_ = tc.SetReadDeadline(time.Time{})
 	}
 	if err != nil {
@@ -224,7 +228,7 @@ func (m *Mesh) dialTunnel(ctx context.Context, src, dst, addr string, cert *tls.
 	}
 	t := &tunnel{
 		conn: tc, sess: sess, leafDER: cert.Certificate[0], peerChain: cs.PeerCertificates,
-		remote: raw.RemoteAddr(), version: cs.Version, recycleAt: recycleTime(cert, cs.PeerCertificates[0], m.now()),
+		remote: raw.RemoteAddr(), version: cs.Version, hdr: headerVersionOf(cs.NegotiatedProtocol), recycleAt: recycleTime(cert, cs.PeerCertificates[0], m.now()),
 	}
 	t.peer, _ = identity.LeafID(cs.PeerCertificates[0])
 	m.stats.tunnels.Add(1)
