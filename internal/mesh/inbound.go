@@ -84,7 +84,7 @@ func (s *inStream) Close() error {
 }
 
 func (m *Mesh) serverTLS() (*tls.Config, error) {
-	return mtls.Server(mtls.ServerConfig{
+	cfg, err := mtls.Server(mtls.ServerConfig{
 		Verifier:   m.cfg.Trust,
 		Now:        m.now,
 		NextProtos: m.protocols,
@@ -106,6 +106,11 @@ func (m *Mesh) serverTLS() (*tls.Config, error) {
 			return nil
 		},
 	})
+	if err != nil {
+		return nil, err
+	}
+	cfg.DynamicRecordSizingDisabled = true // full records: the tunnel carries many streams
+	return cfg, nil
 }
 
 // peekConn replays the bytes read to tell TLS from anything else.
@@ -134,7 +139,8 @@ func (m *Mesh) serveConn(c net.Conn) {
 		_ = c.Close()
 		return
 	}
-	tc := tls.Server(pc, m.srvTLS)
+	bc := &batchConn{Conn: pc}
+	tc := tls.Server(bc, m.srvTLS)
 	ctx, cancel := context.WithTimeout(m.ctx, m.cfg.DialTimeout)
 	err = tc.HandshakeContext(ctx)
 	cancel()
@@ -153,7 +159,7 @@ func (m *Mesh) serveConn(c net.Conn) {
 	cs := tc.ConnectionState()
 	peer, _ := identity.LeafID(cs.PeerCertificates[0]) // verified in VerifyConnection
 	src, _ := identity.ServiceName(peer)
-	sess, err := yamux.Server(&frameConn{Conn: tc}, m.mux)
+	sess, err := yamux.Server(&frameConn{Conn: tc, raw: bc}, m.mux)
 	if err != nil {
 		_ = c.Close()
 		return

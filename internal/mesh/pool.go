@@ -188,6 +188,7 @@ func (m *Mesh) dialTunnel(ctx context.Context, src, dst, addr string, cert *tls.
 	if err != nil {
 		return nil, err
 	}
+	cfg.DynamicRecordSizingDisabled = true // full records: the tunnel carries many streams
 	ctx, cancel := context.WithTimeout(ctx, m.cfg.DialTimeout)
 	defer cancel()
 	d := net.Dialer{}
@@ -195,7 +196,8 @@ func (m *Mesh) dialTunnel(ctx context.Context, src, dst, addr string, cert *tls.
 	if err != nil {
 		return nil, fmt.Errorf("mesh: dial agent of %q at %q: %w", dst, addr, err)
 	}
-	tc := tls.Client(raw, cfg)
+	bc := &batchConn{Conn: raw}
+	tc := tls.Client(bc, cfg)
 	err = tc.HandshakeContext(ctx)
 	if err == nil {
 		// The destination writes one byte once it has accepted us; a
@@ -221,7 +223,7 @@ func (m *Mesh) dialTunnel(ctx context.Context, src, dst, addr string, cert *tls.
 	}
 	m.stats.clientHS.Add(1)
 	cs := tc.ConnectionState()
-	sess, err := yamux.Client(&frameConn{Conn: tc}, m.mux)
+	sess, err := yamux.Client(&frameConn{Conn: tc, raw: bc}, m.mux)
 	if err != nil {
 		_ = tc.Close()
 		return nil, fmt.Errorf("mesh: tunnel to %q: %w", dst, err)
