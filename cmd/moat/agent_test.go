@@ -5,7 +5,9 @@ package main
 import (
 	"bufio"
 	"fmt"
+	"io"
 	"net"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
@@ -194,5 +196,50 @@ rules:
 	}
 	if _, err := f.try("policy", "explain", "--from", "web", "--to", "legacy"); err == nil || !strings.Contains(err.Error(), "--port") {
 		t.Errorf("explain without --port: %v", err)
+	}
+}
+
+// TestAgentMemoryLimit reads the agent's soft memory limit from its own
+// metrics: 32 MiB by default, what --memory-limit says otherwise; a limit
+// an agent cannot run in is refused before it starts.
+func TestAgentMemoryLimit(t *testing.T) {
+	f := newFleet(t)
+	f.moat("svc", "register", "--node", "n1", "--name", "web", "--port", "8080")
+	ports := freePorts(t, 2)
+	metrics := loopback(ports[1])
+	limit := func() string {
+		t.Helper()
+		var line string
+		eventually(t, "the agent's metrics", func() bool {
+			resp, err := http.Get("http://" + metrics + "/metrics")
+			if err != nil {
+				return false
+			}
+			defer resp.Body.Close()
+			b, _ := io.ReadAll(resp.Body)
+			for _, l := range strings.Split(string(b), "\n") {
+				if strings.HasPrefix(l, "go_gc_gomemlimit_bytes ") {
+					line = strings.TrimPrefix(l, "go_gc_gomemlimit_bytes ")
+					return true
+				}
+			}
+			return false
+		})
+		return line
+	}
+	a := f.agent("n1", loopback(ports[0]), "--metrics", metrics)
+	if got := limit(); got != "3.3554432e+07" {
+		t.Errorf("default memory limit %s, want 32 MiB", got)
+	}
+	signal(t, a, syscall.SIGTERM)
+	if err := a.wait(t, 30*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	a = f.agent("n1", loopback(ports[0]), "--metrics", metrics, "--memory-limit", "48MiB")
+	if got := limit(); got != "5.0331648e+07" {
+		t.Errorf("memory limit %s, want 48 MiB", got)
+	}
+	if _, err := f.try("agent", "--data-dir", filepath.Join(f.dir, "n1"), "--node", "n1", "--memory-limit", "1MiB", "--validate"); err == nil || !strings.Contains(err.Error(), "memory_limit") {
+		t.Errorf("a 1 MiB limit: %v", err)
 	}
 }

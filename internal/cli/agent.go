@@ -4,6 +4,7 @@ import (
 	"context"
 	"flag"
 	"fmt"
+	"math"
 	"net"
 
 	"moat/internal/agent"
@@ -21,6 +22,11 @@ type agentConfig struct {
 	Socket     string `yaml:"socket"`
 	RequireUID bool   `yaml:"require_uid"`
 	Metrics    string `yaml:"metrics"`
+	// MemoryLimit is the agent's soft memory limit (runtime/debug's):
+	// past it the garbage collector works harder, so the agent gives
+	// memory back after a burst instead of keeping its peak. "" means
+	// defaultMemoryLimit unless GOMEMLIMIT is set; "off" means none.
+	MemoryLimit string `yaml:"memory_limit"`
 	// KEK seals the node key, cached SVID keys and the spool; the key file
 	// defaults to DATA_DIR.kek, created on first start.
 	KEK kekConfig `yaml:"kek"`
@@ -43,6 +49,9 @@ func (c *agentConfig) validate() error {
 		if _, _, err := net.SplitHostPort(c.Metrics); err != nil {
 			return config.Errorf("metrics", "%q: want host:port", c.Metrics)
 		}
+	}
+	if _, err := c.memoryLimit(func(string) string { return "" }); err != nil {
+		return config.Errorf("memory_limit", "%v", err)
 	}
 	return c.KEK.validate("kek")
 }
@@ -69,6 +78,7 @@ func agentCommand() *Command {
 			fs.StringVar(&c.Socket, "socket", "", "SPIFFE Workload API socket path, reachable by every local uid (default DATA_DIR.public/workload.sock)")
 			fs.BoolVar(&c.RequireUID, "require-uid", false, "serve an SVID only to the uid its registration names")
 			fs.StringVar(&c.Metrics, "metrics", "", "serve Prometheus /metrics on this address")
+			fs.StringVar(&c.MemoryLimit, "memory-limit", "", "soft memory limit, e.g. 64MiB, or off (default 32MiB, or GOMEMLIMIT when set)")
 			validate = fs.Bool("validate", false, "check the configuration and exit")
 			c.KEK.flags(fs)
 		},
@@ -83,6 +93,9 @@ func agentCommand() *Command {
 				fmt.Fprintln(e.Stdout, "configuration OK")
 				return nil
 			}
+			if limit, _ := c.memoryLimit(e.Getenv); limit >= 0 && e.SetMemoryLimit != nil {
+				e.SetMemoryLimit(limit)
+			}
 			n, err := startNode(ctx, e, c)
 			if err != nil {
 				return err
@@ -93,3 +106,26 @@ func agentCommand() *Command {
 }
 
 var _ = agent.Config{}
+
+// defaultMemoryLimit is an agent's soft memory limit unless configured: a
+// few times what it holds carrying traffic (bench/mesh), so the collector
+// only works harder after a burst, to give the burst's memory back.
+const defaultMemoryLimit = 32 << 20
+
+// memoryLimit is the limit to set, or -1 to leave the runtime's (GOMEMLIMIT
+// set and no memory_limit given).
+func (c *agentConfig) memoryLimit(getenv func(string) string) (int64, error) {
+	switch {
+	case c.MemoryLimit == "off":
+		return math.MaxInt64, nil
+	case c.MemoryLimit != "":
+		n, err := config.ParseBytes(c.MemoryLimit)
+		if err == nil && n < 4<<20 {
+			err = fmt.Errorf("%s is below 4MiB, the least an agent can run in", c.MemoryLimit)
+		}
+		return n, err
+	case getenv("GOMEMLIMIT") != "":
+		return -1, nil
+	}
+	return defaultMemoryLimit, nil
+}
