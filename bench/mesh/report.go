@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"io"
 	"slices"
+	"strings"
 	"time"
 )
 
@@ -85,5 +86,18 @@ func printReport(w io.Writer, o options, reps []map[string]*result) {
 		row("RSS MiB idle, "+side, "%.1f", 0, proc("moat", func(r *result) []int64 { return r.idleKB }, i), proc("haproxy", func(r *result) []int64 { return r.idleKB }, i), "moat ≤ 15")
 		row("RSS MiB at 1k req/s, "+side, "%.1f", 0, proc("moat", func(r *result) []int64 { return r.loadedKB }, i), proc("haproxy", func(r *result) []int64 { return r.loadedKB }, i), "moat ≤ 20")
 		row("RSS MiB peak over the run, "+side, "%.1f", 0, proc("moat", func(r *result) []int64 { return r.peakKB }, i), proc("haproxy", func(r *result) []int64 { return r.peakKB }, i), "")
+	}
+	fmt.Fprintln(w, "\nEach repetition (latencies in µs):")
+	fmt.Fprintln(w, "\n| rep | path | p99 uniform | p99 bursty | max req/s | bulk MB/s | new conn p50 | RSS MiB idle / at 1k req/s / peak (per process) |")
+	fmt.Fprintln(w, "|---|---|---|---|---|---|---|---|")
+	for i, r := range reps {
+		for _, p := range []string{"direct", "moat", "haproxy"} {
+			x := r[p]
+			var rss []string
+			for k := range x.idleKB {
+				rss = append(rss, fmt.Sprintf("%.1f / %.1f / %.1f", float64(x.idleKB[k])/1024, float64(x.loadedKB[k])/1024, float64(x.peakKB[k])/1024))
+			}
+			fmt.Fprintf(w, "| %d | %s | %.0f | %.0f | %.0f | %.1f | %.0f | %s |\n", i+1, p, us(x.uniP99), us(x.burstP99), x.maxRPS, x.bulkMBs, us(x.connP50), strings.Join(rss, "; "))
+		}
 	}
 }
