@@ -1,6 +1,11 @@
 //go:build unix
 
-package main
+// Package process runs the moat binary, built from cmd/moat, as an
+// operator does: a sealed control plane made by "moat server init", agents
+// joined with tokens, admin commands against the running server, and
+// signals sent to the processes. (internal/e2e runs whole systems in one
+// process; these need separate processes to kill and to measure.)
+package process
 
 import (
 	"bufio"
@@ -24,10 +29,6 @@ import (
 	"moat/internal/seal"
 )
 
-// These tests run the moat binary as an operator does: a sealed control
-// plane made by "moat server init", agents joined with tokens, admin
-// commands against the running server, and signals sent to the processes.
-
 var (
 	buildOnce sync.Once
 	builtMoat string
@@ -44,9 +45,9 @@ func moatBin(t *testing.T) string {
 			return
 		}
 		builtMoat = filepath.Join(dir, "moat")
-		out, err := exec.Command("go", "build", "-o", builtMoat, ".").CombinedOutput()
+		out, err := exec.Command("go", "build", "-o", builtMoat, "moat/cmd/moat").CombinedOutput()
 		if err != nil {
-			buildErr = fmt.Errorf("go build ./cmd/moat: %v\n%s", err, out)
+			buildErr = fmt.Errorf("go build moat/cmd/moat: %v\n%s", err, out)
 		}
 	})
 	if buildErr != nil {
