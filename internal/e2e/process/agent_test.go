@@ -144,61 +144,6 @@ func TestAgentStopsWhileAppsHoldConnections(t *testing.T) {
 	stop(p.a)
 }
 
-// TestPolicyExplainBothSources asks the running control plane, through the
-// binary, which rule decides a caller named by identity and a plaintext
-// caller named by address, for a permissive service.
-func TestPolicyExplainBothSources(t *testing.T) {
-	f := newFleet(t)
-	f.moat("svc", "register", "--node", "n1", "--name", "legacy", "--port", "9000", "--plaintext-port", "9001")
-	f.moat("svc", "register", "--node", "n2", "--name", "web", "--port", "8080")
-	pol := filepath.Join(f.dir, "intentions.yaml")
-	doc := `default: deny
-services:
-  legacy: {mode: permissive}
-rules:
-  - name: web-to-legacy
-    from: [web]
-    to: legacy
-    ports: [9000]
-  - name: office
-    from_plaintext: [10.20.0.0/16]
-    to: legacy
-    ports: [9000]
-`
-	if err := os.WriteFile(pol, []byte(doc), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	f.moat("policy", "apply", "-f", pol)
-	for _, c := range []struct {
-		from string
-		port string
-		want []string
-	}{
-		{"web", "9000", []string{"web → legacy:9000: ALLOW (rule web-to-legacy)",
-			`plaintext: legacy is permissive; rule "office" admits plaintext callers from 10.20.0.0/16 on port 9000`}},
-		{"10.20.7.1", "9000", []string{"plaintext 10.20.7.1 → legacy:9000: ALLOW (rule office)"}},
-		{"10.21.0.1", "9000", []string{"plaintext 10.21.0.1 → legacy:9000: DENY"}},
-		{"api", "9000", []string{"api → legacy:9000: DENY"}},
-		{"web", "9001", []string{"web → legacy:9001: DENY"}},
-	} {
-		out := f.moat("policy", "explain", "--from", c.from, "--to", "legacy", "--port", c.port)
-		for _, w := range c.want {
-			if !strings.Contains(out, w) {
-				t.Errorf("explain --from %s --port %s:\n%s\nwant %q", c.from, c.port, out, w)
-			}
-		}
-	}
-	t.Log("bad input is refused with the reason")
-	if _, err := f.try("policy", "explain", "--from", "10.20.0.0/16", "--to", "legacy", "--port", "9000"); err == nil || !strings.Contains(err.Error(), "want a service name or an IP address") {
-		t.Errorf("explain with a network as the caller: %v", err)
-	} else {
-		t.Logf("explain --from 10.20.0.0/16: %v", err)
-	}
-	if _, err := f.try("policy", "explain", "--from", "web", "--to", "legacy"); err == nil || !strings.Contains(err.Error(), "--port") {
-		t.Errorf("explain without --port: %v", err)
-	}
-}
-
 // TestAgentMemoryLimit reads the agent's soft memory limit from its own
 // metrics: 32 MiB by default, what --memory-limit says otherwise; a limit
 // an agent cannot run in is refused before it starts.
