@@ -35,6 +35,15 @@ var (
 	buildErr  error
 )
 
+// TestMain removes the built binary when the tests are done.
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if builtMoat != "" {
+		_ = os.RemoveAll(filepath.Dir(builtMoat))
+	}
+	os.Exit(code)
+}
+
 // moatBin builds cmd/moat once for the test binary.
 func moatBin(t *testing.T) string {
 	t.Helper()
