@@ -322,11 +322,12 @@ func repetition(o options, dir string, paths []path, rep int, idle map[string][]
 		}
 		return t
 	}
+	// Throughput phases run each path in turn for the whole phase.
 	phase := func(name string, f func(p path, r *result) error) error {
 		for _, p := range paths {
 			fmt.Fprintf(os.Stderr, "   %-8s %s\n", p.name, name)
-			stop := profile(o, p, fmt.Sprintf("%d-%s", rep, name))
-			sampler := sampleRSS(p, res[p.name])
+			stop := profile(o, p, fmt.Sprintf("%d-%s", rep, name), o.dur)
+			sampler := sampleRSS(p, res[p.name].peakKB)
 			err := f(p, res[p.name])
 			sampler()
 			stop()
@@ -336,44 +337,82 @@ func repetition(o options, dir string, paths []path, rep int, idle map[string][]
 		}
 		return nil
 	}
-	steps := []struct {
-		name string
-		f    func(p path, r *result) error
-	}{
-		{"1 KB at " + fmt.Sprint(o.rate) + " req/s, uniform", func(p path, r *result) error {
-			before := cpu(p)
-			lat, fails, err := keepAliveLoad(p.http, 16, arrivals{rate: o.rate, burst: 1}, o.dur)
-			r.cpuUni = cpu(p) - before
-			r.uniP50, r.uniP99 = lat.pct(50), lat.pct(99)
-			return failed(err, fails, len(lat))
-		}},
-		{"1 KB at " + fmt.Sprint(o.rate) + " req/s, bursts of 16", func(p path, r *result) error {
-			lat, fails, err := keepAliveLoad(p.http, 16, arrivals{rate: o.rate, burst: 16}, o.dur)
-			r.burstP50, r.burstP99 = lat.pct(50), lat.pct(99)
-			return failed(err, fails, len(lat))
-		}},
-		{"wrk, 16 connections, 1 KB POST", func(p path, r *result) error {
-			var err error
-			r.maxRPS, err = wrkMax(dir, p.http, o.dur)
-			return err
-		}},
-		{fmt.Sprintf("bulk %d MiB", o.bulkMB), func(p path, r *result) error {
-			var err error
-			r.bulkMBs, err = bulk(p.sink, o.bulkMB<<20)
-			return err
-		}},
-		{fmt.Sprintf("a new connection per request at %d/s", o.connRate), func(p path, r *result) error {
-			before := cpu(p)
-			lat, fails := newConnLoad(p.echo, o.connRate, o.dur)
-			r.cpuConn = cpu(p) - before
-			r.connP50, r.connP99 = lat.pct(50), lat.pct(99)
-			return failed(nil, fails, len(lat))
-		}},
-	}
-	for _, s := range steps {
-		if err := phase(s.name, s.f); err != nil {
-			return nil, err
+	// Latency phases interleave the paths in slices of a second (the first
+	// path of each slice rotating), so that the machine's load, which
+	// swings from second to second on a shared host, falls on every path
+	// alike; each path's samples are pooled over its slices.
+	interleave := func(name string, loaded bool, run func(p path, d time.Duration) (latencies, int, error), set func(r *result, lat latencies, cpu time.Duration)) error {
+		slice := min(time.Second, o.dur)
+		n := max(int(o.dur/slice), 1)
+		fmt.Fprintf(os.Stderr, "   %-8s %s (%d slices of %v per path)\n", "all", name, n, slice)
+		lats := map[string]latencies{}
+		cpus := map[string]time.Duration{}
+		var stops []func()
+		for _, p := range paths {
+			stops = append(stops, profile(o, p, fmt.Sprintf("%d-%s", rep, name), time.Duration(n*len(paths))*slice))
 		}
+		for i := range n {
+			for k := range paths {
+				p := paths[(i+k)%len(paths)]
+				r := res[p.name]
+				dsts := [][]int64{r.peakKB}
+				if loaded {
+					dsts = append(dsts, r.loadedKB)
+				}
+				sampler := sampleRSS(p, dsts...)
+				before := cpu(p)
+				lat, fails, err := run(p, slice)
+				cpus[p.name] += cpu(p) - before
+				sampler()
+				if err := failed(err, fails, len(lat)); err != nil {
+					return fmt.Errorf("%s, %s: %w", p.name, name, err)
+				}
+				lats[p.name] = append(lats[p.name], lat...)
+			}
+		}
+		for _, stop := range stops {
+			stop()
+		}
+		for _, p := range paths {
+			set(res[p.name], lats[p.name], cpus[p.name])
+		}
+		return nil
+	}
+	if err := interleave("1 KB at "+fmt.Sprint(o.rate)+" req/s, uniform", true, func(p path, d time.Duration) (latencies, int, error) {
+		return keepAliveLoad(p.http, 16, arrivals{rate: o.rate, burst: 1}, d)
+	}, func(r *result, lat latencies, cpu time.Duration) {
+		r.uniP50, r.uniP99, r.cpuUni = lat.pct(50), lat.pct(99), cpu
+	}); err != nil {
+		return nil, err
+	}
+	if err := interleave("1 KB at "+fmt.Sprint(o.rate)+" req/s, bursts of 16", false, func(p path, d time.Duration) (latencies, int, error) {
+		return keepAliveLoad(p.http, 16, arrivals{rate: o.rate, burst: 16}, d)
+	}, func(r *result, lat latencies, _ time.Duration) {
+		r.burstP50, r.burstP99 = lat.pct(50), lat.pct(99)
+	}); err != nil {
+		return nil, err
+	}
+	if err := phase("wrk, 16 connections, 1 KB POST", func(p path, r *result) error {
+		var err error
+		r.maxRPS, err = wrkMax(dir, p.http, o.dur)
+		return err
+	}); err != nil {
+		return nil, err
+	}
+	if err := phase(fmt.Sprintf("bulk %d MiB", o.bulkMB), func(p path, r *result) error {
+		var err error
+		r.bulkMBs, err = bulk(p.sink, o.bulkMB<<20)
+		return err
+	}); err != nil {
+		return nil, err
+	}
+	if err := interleave(fmt.Sprintf("a new connection per request at %d/s", o.connRate), false, func(p path, d time.Duration) (latencies, int, error) {
+		lat, fails := newConnLoad(p.echo, o.connRate, d)
+		return lat, fails, nil
+	}, func(r *result, lat latencies, cpu time.Duration) {
+		r.connP50, r.connP99, r.cpuConn = lat.pct(50), lat.pct(99), cpu
+	}); err != nil {
+		return nil, err
 	}
 	return res, nil
 }
@@ -388,9 +427,9 @@ func failed(err error, fails, ok int) error {
 	return nil
 }
 
-// sampleRSS records the highest resident set of each proxy process while
-// a phase runs; the returned func stops it.
-func sampleRSS(p path, r *result) func() {
+// sampleRSS keeps in each of dsts the highest resident set of each proxy
+// process while it runs; the returned func stops it.
+func sampleRSS(p path, dsts ...[]int64) func() {
 	if len(p.pids) == 0 {
 		return func() {}
 	}
@@ -398,7 +437,10 @@ func sampleRSS(p path, r *result) func() {
 	stopped := make(chan struct{})
 	take := func() {
 		for i, pid := range p.pids {
-			r.peakKB[i] = max(r.peakKB[i], usageOf(pid).rssKB)
+			kb := usageOf(pid).rssKB
+			for _, d := range dsts {
+				d[i] = max(d[i], kb)
+			}
 		}
 	}
 	go func() {
@@ -418,17 +460,11 @@ func sampleRSS(p path, r *result) func() {
 		take()
 		close(done)
 		<-stopped
-		// The first phase is the 1,000 req/s one: its peak is the
-		// loaded figure.
-		if r.loadedKB[0] == 0 {
-			copy(r.loadedKB, r.peakKB)
-		}
 	}
 }
 
-// profile fetches a CPU profile of each agent for the phase when -profile
-// is set.
-func profile(o options, p path, name string) func() {
+// profile fetches a CPU profile of each agent over d when -profile is set.
+func profile(o options, p path, name string, d time.Duration) func() {
 	if o.profile == "" || p.name != "moat" {
 		return func() {}
 	}
@@ -444,7 +480,7 @@ func profile(o options, p path, name string) func() {
 				continue
 			}
 			go func(i int, at string) {
-				secs := max(int(o.dur.Seconds())-1, 1)
+				secs := max(int(d.Seconds())-1, 1)
 				req, _ := http.NewRequestWithContext(ctx, http.MethodGet, fmt.Sprintf("http://%s/debug/pprof/profile?seconds=%d", at, secs), nil)
 				resp, err := http.DefaultClient.Do(req)
 				if err != nil {
