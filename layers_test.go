@@ -11,7 +11,7 @@ import (
 // services) may not import each other. A package below internal/X/ belongs
 // to X's layer and may import X's own tree.
 var layers = [][]string{
-	{"config"},
+	{"config", "filelock"},
 	{"identity"},
 	{"policy"},
 	{"seal"},
@@ -27,7 +27,7 @@ var layers = [][]string{
 	{"server", "agent", "gateway"},
 	{"check"},
 	{"cli"},
-	{"e2e"},
+	{"e2e", "faults"},
 }
 
 func TestImportLayers(t *testing.T) {

@@ -4,60 +4,12 @@ import (
 	"context"
 	"flag"
 	"fmt"
-	"math"
-	"net"
 
 	"moat/internal/agent"
-	"moat/internal/config"
-	"moat/internal/identity"
 )
 
-// agentConfig is moat agent's configuration file; flags share its names.
-type agentConfig struct {
-	DataDir    string `yaml:"data_dir"`
-	Server     string `yaml:"server"`
-	Join       string `yaml:"join"`
-	Node       string `yaml:"node"`
-	Listen     string `yaml:"listen"`
-	Socket     string `yaml:"socket"`
-	RequireUID bool   `yaml:"require_uid"`
-	Metrics    string `yaml:"metrics"`
-	// MemoryLimit is the agent's soft memory limit (runtime/debug's):
-	// past it the garbage collector works harder, so the agent gives
-	// memory back after a burst instead of keeping its peak. "" means
-	// defaultMemoryLimit unless GOMEMLIMIT is set; "off" means none.
-	MemoryLimit string `yaml:"memory_limit"`
-	// KEK seals the node key, cached SVID keys and the spool; the key file
-	// defaults to DATA_DIR.kek, created on first start.
-	KEK kekConfig `yaml:"kek"`
-}
-
-func (c *agentConfig) validate() error {
-	if c.DataDir == "" {
-		return config.Errorf("data_dir", "required")
-	}
-	if _, _, err := net.SplitHostPort(c.Server); err != nil {
-		return config.Errorf("server", "%q: want host:port", c.Server)
-	}
-	if err := identity.ValidName(c.Node); err != nil {
-		return config.Errorf("node", "%v", err)
-	}
-	if _, _, err := net.SplitHostPort(c.Listen); err != nil {
-		return config.Errorf("listen", "%q: want host:port", c.Listen)
-	}
-	if c.Metrics != "" {
-		if _, _, err := net.SplitHostPort(c.Metrics); err != nil {
-			return config.Errorf("metrics", "%q: want host:port", c.Metrics)
-		}
-	}
-	if _, err := c.memoryLimit(func(string) string { return "" }); err != nil {
-		return config.Errorf("memory_limit", "%v", err)
-	}
-	return c.KEK.validate("kek")
-}
-
 func agentCommand() *Command {
-	var c agentConfig
+	var c agent.File
 	var file *string
 	var validate *bool
 	return &Command{
@@ -71,7 +23,7 @@ func agentCommand() *Command {
 		Flags: func(fs *flag.FlagSet) {
 			file = fs.String("config", "", "YAML configuration file (keys as the flags, with _ for -)")
 			fs.StringVar(&c.DataDir, "data-dir", "", "directory of the node's identity and caches (required)")
-			fs.StringVar(&c.Server, "server", "127.0.0.1:7400", "control plane address")
+			fs.StringVar(&c.Server, "server", "127.0.0.1:7400", "control plane servers: host:port[,host:port...] (a name may resolve to several)")
 			fs.StringVar(&c.Join, "join", "", "one-time join token (first start only)")
 			fs.StringVar(&c.Node, "node", "", "this node's name (required)")
 			fs.StringVar(&c.Listen, "listen", "127.0.0.1:15443", "mesh port (mutual TLS), published to peers")
@@ -80,52 +32,28 @@ func agentCommand() *Command {
 			fs.StringVar(&c.Metrics, "metrics", "", "serve Prometheus /metrics on this address")
 			fs.StringVar(&c.MemoryLimit, "memory-limit", "", "soft memory limit, e.g. 64MiB, or off (default 32MiB, or GOMEMLIMIT when set)")
 			validate = fs.Bool("validate", false, "check the configuration and exit")
-			c.KEK.flags(fs)
+			kekFlags(fs, &c.KEK)
+			logFlags(fs, &c.Log)
 		},
 		Run: func(ctx context.Context, e *Env, fs *flag.FlagSet) error {
 			if err := withConfigFile(fs, *file, &c); err != nil {
 				return err
 			}
-			if err := c.validate(); err != nil {
+			if err := c.Validate(); err != nil {
 				return err
 			}
 			if *validate {
 				fmt.Fprintln(e.Stdout, "configuration OK")
 				return nil
 			}
-			if limit, _ := c.memoryLimit(e.Getenv); limit >= 0 && e.SetMemoryLimit != nil {
+			if limit, _ := c.MemoryLimitBytes(e.Getenv); limit >= 0 && e.SetMemoryLimit != nil {
 				e.SetMemoryLimit(limit)
 			}
-			n, err := startNode(ctx, e, c)
+			n, err := startNode(ctx, e, &c)
 			if err != nil {
 				return err
 			}
 			return n.Run(ctx)
 		},
 	}
-}
-
-var _ = agent.Config{}
-
-// defaultMemoryLimit is an agent's soft memory limit unless configured: a
-// few times what it holds carrying traffic (bench/mesh), so the collector
-// only works harder after a burst, to give the burst's memory back.
-const defaultMemoryLimit = 32 << 20
-
-// memoryLimit is the limit to set, or -1 to leave the runtime's (GOMEMLIMIT
-// set and no memory_limit given).
-func (c *agentConfig) memoryLimit(getenv func(string) string) (int64, error) {
-	switch {
-	case c.MemoryLimit == "off":
-		return math.MaxInt64, nil
-	case c.MemoryLimit != "":
-		n, err := config.ParseBytes(c.MemoryLimit)
-		if err == nil && n < 4<<20 {
-			err = fmt.Errorf("%s is below 4MiB, the least an agent can run in", c.MemoryLimit)
-		}
-		return n, err
-	case getenv("GOMEMLIMIT") != "":
-		return -1, nil
-	}
-	return defaultMemoryLimit, nil
 }

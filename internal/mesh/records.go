@@ -155,6 +155,7 @@ func (m *Mesh) write(r *record, activity int, final bool) {
 	case r.kind != kindHandshake: // a failed handshake negotiated nothing
 		rec.TLS = &flow.TLS{Version: mtls.VersionName(r.tls)}
 	}
+	rec.SecurityControl()
 	if r.rule != "" {
 		rec.FirewallRule = &flow.Rule{Name: r.rule}
 	}

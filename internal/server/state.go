@@ -9,6 +9,10 @@ import (
 	"moat/internal/store"
 )
 
+// MetaKey is the store key of the control plane's meta record, written
+// last by Init: a store without it holds no (whole) control plane.
+const MetaKey = keyMeta
+
 // Store keys. Everything the control plane knows lives under these.
 const (
 	keyMeta        = "meta"
@@ -28,7 +32,10 @@ const (
 type Meta struct {
 	TrustDomain string        `json:"trust_domain"`
 	SVIDTTL     time.Duration `json:"svid_ttl"`
-	Created     time.Time     `json:"created"`
+	// NodeTTL is the node certificates' life; zero (a control plane made
+	// before it was recorded) means ca.DefaultNodeTTL.
+	NodeTTL time.Duration `json:"node_ttl,omitzero"`
+	Created time.Time     `json:"created"`
 }
 
 // tokenRecord is a join token as stored: only the hash of its secret.
@@ -50,9 +57,20 @@ type issuedRecord struct {
 	Expires time.Time `json:"expires"`
 }
 
-// adminRecord grants a role to an admin identity.
+// adminRecord grants a role to an admin identity and remembers the latest
+// certificate issued to it, so that a root rotation knows whose credentials
+// still depend on the old root.
 type adminRecord struct {
-	Role string `json:"role"`
+	Role string     `json:"role"`
+	Cert *adminCert `json:"cert,omitempty"`
+}
+
+// adminCert is what a rotation needs to know of an admin certificate.
+type adminCert struct {
+	Serial   string    `json:"serial"`
+	NotAfter time.Time `json:"not_after"`
+	// Root is the pin (api.Pin) of the root the certificate chains to.
+	Root string `json:"root"`
 }
 
 func getJSON(ctx context.Context, st store.Store, key string, v any) error {
