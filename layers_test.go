@@ -24,7 +24,7 @@ var layers = [][]string{
 	{"waf"},
 	{"detect"},
 	{"api"},
-	{"server", "agent", "gateway"},
+	{"server", "agent", "gateway", "ui"},
 	{"check"},
 	{"cli"},
 	{"e2e", "faults"},

@@ -6,6 +6,7 @@ package api
 
 import (
 	"encoding/binary"
+	"fmt"
 	"time"
 
 	"moat/internal/audit"
@@ -94,6 +95,9 @@ type JoinRequest struct {
 type PeerFlowQuery struct {
 	Filter  flow.Filter `json:"filter"`
 	Talkers int         `json:"talkers,omitempty"`
+	// Edges asks for the records summed by source, destination and
+	// verdict (the heaviest Filter.Limit of them).
+	Edges bool `json:"edges,omitempty"`
 }
 
 // PeerFlows is one server's part of a flow query.
@@ -101,6 +105,7 @@ type PeerFlows struct {
 	Server  string        `json:"server"`
 	Records []flow.Record `json:"records,omitempty"`
 	Talkers []flow.Talker `json:"talkers,omitempty"`
+	Edges   []flow.Edge   `json:"edges,omitempty"`
 }
 
 // ClusterFlows is a flow query answered for a whole cluster: Servers
@@ -108,6 +113,7 @@ type PeerFlows struct {
 type ClusterFlows struct {
 	Records   []flow.Record `json:"records,omitempty"`
 	Talkers   []flow.Talker `json:"talkers,omitempty"`
+	Edges     []flow.Edge   `json:"edges,omitempty"`
 	Truncated bool          `json:"truncated,omitempty"`
 	Servers   []string      `json:"servers"`
 	Missing   []string      `json:"missing,omitempty"`
@@ -223,6 +229,33 @@ type Registration struct {
 	// service permissive; a permissive service without one is reachable
 	// over mutual TLS only.
 	PlaintextPort int `json:"plaintext_port,omitempty"`
+	// Labels describe the service (team, tier, …) for people and
+	// dashboards, which group services by them; they decide nothing.
+	Labels map[string]string `json:"labels,omitempty"`
+}
+
+// Limits of a registration's labels.
+const (
+	MaxLabels     = 16
+	MaxLabelValue = 63
+)
+
+// ValidLabel checks one label: a key as a service name is spelled (1-63
+// lowercase letters, digits or '-'), a value of at most MaxLabelValue
+// printable ASCII characters.
+func ValidLabel(k, v string) error {
+	if err := identity.ValidName(k); err != nil {
+		return fmt.Errorf("label key: %w", err)
+	}
+	if len(v) > MaxLabelValue {
+		return fmt.Errorf("label %s: value longer than %d characters", k, MaxLabelValue)
+	}
+	for _, c := range v {
+		if c < 0x20 || c > 0x7e {
+			return fmt.Errorf("label %s: value holds %q: want printable ASCII", k, c)
+		}
+	}
+	return nil
 }
 
 // ServiceListing is a registration as `svc list` shows it: with the state
@@ -315,9 +348,11 @@ type PolicyRequest struct {
 	YAML string `json:"yaml"`
 }
 
-// PolicyDiff is what applying a document would change.
+// PolicyDiff is what applying a document would change: as text for a
+// terminal, and in parts.
 type PolicyDiff struct {
-	Text string `json:"text"`
+	Text    string         `json:"text"`
+	Changes *PolicyChanges `json:"changes,omitempty"`
 }
 
 // ExplainRequest asks which rule decides a connection.

@@ -194,7 +194,8 @@ func svcCommand() *Command {
 	var port, uid *int
 	var ups stringList
 	var plainPort *int
-	register := adminCommand("register", "place a service on a node", "--node NODE --name NAME --port APP_PORT [--upstream SVC:LOCAL_PORT]... [--uid UID] [--plaintext-port PORT]",
+	var labels stringList
+	register := adminCommand("register", "place a service on a node", "--node NODE --name NAME --port APP_PORT [--upstream SVC:LOCAL_PORT]... [--uid UID] [--plaintext-port PORT] [--label KEY=VALUE]...",
 		func(fs *flag.FlagSet) {
 			node = fs.String("node", "", "node that runs the service (required)")
 			name = fs.String("name", "", "service name (required)")
@@ -202,6 +203,7 @@ func svcCommand() *Command {
 			uid = fs.Int("uid", -1, "only this local uid may fetch the SVID and use the upstream ports; -1 lets any local user (no isolation)")
 			plainPort = fs.Int("plaintext-port", 0, "while the intentions make the service permissive, take plaintext callers on this port of the node's mesh address")
 			fs.Var(&ups, "upstream", "a service this one calls, and the local port to reach it on (repeatable)")
+			fs.Var(&labels, "label", "KEY=VALUE describing the service, for people and dashboards (repeatable)")
 		},
 		func(ctx context.Context, e *Env, fs *flag.FlagSet, c *api.AdminClient, out *adminFlags) error {
 			if *node == "" || *name == "" || *port == 0 {
@@ -212,6 +214,19 @@ func svcCommand() *Command {
 				reg.UID = uid
 			}
 			reg.PlaintextPort = *plainPort
+			for _, l := range labels {
+				k, v, ok := strings.Cut(l, "=")
+				if !ok {
+					return usagef("--label %q: want KEY=VALUE", l)
+				}
+				if err := api.ValidLabel(k, v); err != nil {
+					return usagef("--label %q: %v", l, err)
+				}
+				if reg.Labels == nil {
+					reg.Labels = map[string]string{}
+				}
+				reg.Labels[k] = v
+			}
 			for _, u := range ups {
 				up, err := parseUpstream(u)
 				if err != nil {
