@@ -49,8 +49,12 @@ func newWAFJudge(paranoia int, stock bool) (judgeFunc, func(), error) {
 		case err != nil:
 			res.status, res.err = http.StatusBadRequest, err
 		case v.Block:
+			// The gateway answers what the WAF asks for: 403, or 400,
+			// 413 and 503 for bodies it cannot parse, limits and the
+			// budget.
 			res.status = http.StatusForbidden
-			if v.Status == http.StatusBadRequest || v.Status == http.StatusRequestEntityTooLarge {
+			switch v.Status {
+			case http.StatusBadRequest, http.StatusRequestEntityTooLarge, http.StatusServiceUnavailable:
 				res.status = v.Status
 			}
 		}

@@ -89,6 +89,7 @@ func (c *request) raw(keepAlive bool) ([]byte, error) {
 
 // result is what happened to one request.
 type result struct {
+	took    time.Duration
 	status  int    // 0 when no answer came
 	rules   []int  // matched rule IDs, when known (fast mode)
 	matched string // the first matched variable and value, when known
@@ -120,6 +121,7 @@ func run(args []string, stdout io.Writer) error {
 	workers := fl.Int("workers", 4, "requests in flight")
 	limit := fl.Int("n", 0, "send only the first n requests (0: all)")
 	goals := fl.Bool("goals", false, "exit non-zero when a detection goal is missed")
+	slowest := fl.Int("slowest", 0, "list the n requests that took longest (run with -workers 1 for honest times)")
 	if err := fl.Parse(args); err != nil {
 		return err
 	}
@@ -157,10 +159,15 @@ func run(args []string, stdout io.Writer) error {
 	var attacks, benign tally
 	attacks.attack = true
 	noAnswer := 0
+	other := map[int]int{} // answers other than 200 and 403
 	for i := range reqs {
 		c, res := &reqs[i], results[i]
-		if res.status == 0 {
+		switch res.status {
+		case 0:
 			noAnswer++
+		case 200, 403:
+		default:
+			other[res.status]++
 		}
 		t := cats[c.Category]
 		if t == nil {
@@ -177,7 +184,7 @@ func run(args []string, stdout io.Writer) error {
 			t.blocked++
 			overall.blocked++
 		}
-		if *list && res.blocked() != c.Attack {
+		if *list && (res.blocked() != c.Attack || res.status != 200 && res.status != 403) {
 			fmt.Fprintf(stdout, "%s %s attack=%v status=%d rules %v %s\n", c.Category, c.ID, c.Attack, res.status, res.rules, res.matched)
 		}
 	}
@@ -205,9 +212,31 @@ func run(args []string, stdout io.Writer) error {
 	fmt.Fprintf(stdout, "attacks blocked %d/%d (%.2f%%, goal ≥ %v%% %s), benign blocked %d/%d (%.2f%%, goal ≤ %v%% %s), %d without an answer\n",
 		attacks.blocked, attacks.total, attacks.pct(), goalAttacks, mark(okA),
 		benign.blocked, benign.total, benign.pct(), goalBenign, mark(okB), noAnswer)
+	if len(other) > 0 {
+		codes := make([]int, 0, len(other))
+		for c := range other {
+			codes = append(codes, c)
+		}
+		sort.Ints(codes)
+		fmt.Fprintf(stdout, "answered neither 200 nor 403 (not counted as blocked):")
+		for _, c := range codes {
+			fmt.Fprintf(stdout, " %d×%d", other[c], c)
+		}
+		fmt.Fprintln(stdout)
+	}
 	fmt.Fprintf(stdout, "%v wall, %v CPU in this process (%.2f ms CPU a request)\n",
 		wall.Round(time.Millisecond), cpu.Round(time.Millisecond),
 		float64(cpu.Microseconds())/1000/float64(max(1, len(reqs))))
+	if *slowest > 0 {
+		idx := make([]int, len(results))
+		for i := range idx {
+			idx[i] = i
+		}
+		sort.Slice(idx, func(a, b int) bool { return results[idx[a]].took > results[idx[b]].took })
+		for _, i := range idx[:min(*slowest, len(idx))] {
+			fmt.Fprintf(stdout, "slow: %v %s %s %s (%d body bytes)\n", results[i].took.Round(time.Millisecond), reqs[i].Category, reqs[i].ID, reqs[i].Method, len(reqs[i].Body)+len(reqs[i].BodyB64)*3/4)
+		}
+	}
 	if *goals && !met {
 		return errGoals
 	}
@@ -240,7 +269,9 @@ func replay(reqs []request, judge judgeFunc, workers int) []result {
 	for range workers {
 		go func() {
 			for i := range next {
+				t0 := time.Now()
 				results[i] = judge(&reqs[i])
+				results[i].took = time.Since(t0)
 			}
 			done <- struct{}{}
 		}()

@@ -10,7 +10,8 @@ import (
 // but CRS's transformations leave alone:
 //   - percent escapes, nested up to three times, and IIS-style %uXXXX;
 //   - overlong UTF-8 (%c0%ae for ".", %e0%80%af for "/"), which strict
-//     decoders refuse but lenient ones turned into ASCII;
+//     decoders refuse but lenient ones turned into ASCII; an overlong
+//     letter or digit, which no encoder writes, stands for "/";
 //   - full-width forms (U+FF01..U+FF5E) and slash look-alikes (U+2215,
 //     U+2216, U+2044, U+29F8, U+29F9, U+FE68);
 //   - "0x2e", "0x2f" and "0x5c" written out as text.
@@ -148,10 +149,30 @@ func lenientUTF8(s string) string {
 			i++
 			continue
 		}
+		if overlong(r, n) && (r >= '0' && r <= '9' || r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z') {
+			// No encoder writes a letter or digit overlong: such forms
+			// are mangled separators (%c1%af is %c0%af, "/", with one
+			// bit flipped, which IIS-era decoders accepted).
+			r = '/'
+		}
 		b.WriteString(mapRune(r))
 		i += n
 	}
 	return b.String()
+}
+
+// overlong reports whether the n-byte UTF-8 form of r is longer than its
+// shortest form.
+func overlong(r rune, n int) bool {
+	switch n {
+	case 2:
+		return r < 0x80
+	case 3:
+		return r < 0x800
+	case 4:
+		return r < 0x10000
+	}
+	return n > 4
 }
 
 func mapRune(r rune) string {

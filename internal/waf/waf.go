@@ -14,14 +14,17 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"runtime"
 	"strconv"
 	"strings"
 	"sync"
+	"time"
 
 	coreruleset "github.com/corazawaf/coraza-coreruleset/v4"
 	"github.com/corazawaf/coraza/v3"
 	"github.com/corazawaf/coraza/v3/experimental"
 	"github.com/corazawaf/coraza/v3/experimental/plugins"
+	"github.com/corazawaf/coraza/v3/experimental/plugins/plugintypes"
 	"github.com/corazawaf/coraza/v3/types"
 )
 
@@ -79,9 +82,27 @@ type Config struct {
 	// (lower case, without parameters); nil means DefaultContentTypes.
 	AllowedContentTypes []string
 	// StockCRS runs CRS exactly as shipped: none of moat's own rules, CRS's
-	// default methods and content types. For comparisons and CRS's own
-	// regression suite.
+	// default methods and content types, no argument limits or budget.
+	// For comparisons and CRS's own regression suite.
 	StockCRS bool
+
+	// MaxArgLength is the longest argument value accepted, in bytes
+	// (CRS's tx.arg_length); 0 means 256 KiB. MaxArgNameLength is the
+	// longest name (tx.arg_name_length); 0 means 8 KiB.
+	// MaxTotalArgLength bounds names and values together
+	// (tx.total_arg_length); 0 means 1 MiB. MaxArgs is the most arguments
+	// taken from any one source, the query, the path or the body
+	// (SecArgumentsLimit); 0 means 4096. A request past any of them is
+	// refused (413, or 400 for MaxArgs) before the attack rules run: they
+	// bound the WAF's work on one request.
+	MaxArgLength      int
+	MaxArgNameLength  int
+	MaxTotalArgLength int
+	MaxArgs           int
+	// Budget is the CPU time the attack rules may spend on one request
+	// (phase 2); a request still being inspected when it is used up is
+	// refused with 503 (fail closed). 0 means 1s.
+	Budget time.Duration
 }
 
 // DefaultAllowedMethods are what REST APIs and browsers use.
@@ -106,6 +127,12 @@ var DefaultContentTypes = []string{
 //go:embed rules/moat.conf
 var moatRules string
 
+// moatBeforeBlocking runs after every attack rule and before CRS's
+// blocking evaluation (rules/moat-before-blocking.conf).
+//
+//go:embed rules/moat-before-blocking.conf
+var moatBeforeBlocking string
+
 // moatAfter are moat's changes to CRS rules, loaded after CRS.
 //
 //go:embed rules/moat-after.conf
@@ -118,8 +145,12 @@ var registerOnce sync.Once
 func register() {
 	registerOnce.Do(func() {
 		plugins.RegisterTransformation("moatDecodeEvasions", decodeEvasions)
-		plugins.RegisterAction("moatExpandJSON", newExpandJSON)
+		plugins.RegisterAction("moatInspect", newInspectAction)
+		plugins.RegisterAction("moatContext", newContextAction)
 		plugins.RegisterOperator("moatFileNameFromFile", newFileNameOp)
+		plugins.RegisterOperator("moatArgLimits", newArgLimitsOp)
+		plugins.RegisterOperator("moatOverBudget", newBudgetOp)
+		plugins.RegisterBodyProcessor(bodyProcessorName, newRawBody)
 	})
 }
 
@@ -152,12 +183,17 @@ func New(cfg Config) (*WAF, error) {
 	fmt.Fprintf(&b, baseDirectives, engine,
 		orDefault64(cfg.RequestBodyLimit, DefaultRequestBodyLimit),
 		min(requestBodyInMemory, orDefault64(cfg.RequestBodyLimit, DefaultRequestBodyLimit)),
+		orDefault(cfg.MaxArgs, DefaultMaxArgs),
 		respAccess, orDefault64(cfg.ResponseBodyLimit, DefaultResponseBodyLimit))
 	b.WriteString("Include @crs-setup.conf.example\n")
 	fmt.Fprintf(&b, setupAction, pl, dpl,
 		orDefault(cfg.InboundThreshold, DefaultInboundThreshold),
 		orDefault(cfg.OutboundThreshold, DefaultOutboundThreshold))
 	if !cfg.StockCRS {
+		fmt.Fprintf(&b, limitsAction,
+			orDefault(cfg.MaxArgNameLength, DefaultMaxArgNameLength),
+			orDefault(cfg.MaxArgLength, DefaultMaxArgLength),
+			orDefault(cfg.MaxTotalArgLength, DefaultMaxTotalArgLength))
 		methods := cfg.AllowedMethods
 		if methods == nil {
 			methods = DefaultAllowedMethods
@@ -181,8 +217,14 @@ func New(cfg Config) (*WAF, error) {
 		// blocking evaluation (949110) runs.
 		b.WriteString(moatRules)
 	}
-	b.WriteString("Include @owasp_crs/*.conf\n")
-	if !cfg.StockCRS {
+	if cfg.StockCRS {
+		b.WriteString("Include @owasp_crs/*.conf\n")
+	} else {
+		includes, err := crsIncludes(orDefaultDur(cfg.Budget, DefaultBudget), moatBeforeBlocking)
+		if err != nil {
+			return nil, err
+		}
+		b.WriteString(includes)
 		b.WriteString(moatAfter)
 	}
 	for _, f := range cfg.RuleFiles {
@@ -213,6 +255,12 @@ func (c Config) validate() error {
 	}
 	if c.RequestBodyLimit < 0 || c.ResponseBodyLimit < 0 {
 		return errors.New("waf: body limits must be positive")
+	}
+	if c.MaxArgLength < 0 || c.MaxArgNameLength < 0 || c.MaxTotalArgLength < 0 || c.MaxArgs < 0 {
+		return errors.New("waf: argument limits must be positive")
+	}
+	if c.Budget < 0 || c.Budget > 0 && c.Budget < time.Millisecond {
+		return fmt.Errorf("waf: budget %v: want at least 1ms", c.Budget)
 	}
 	return nil
 }
@@ -248,6 +296,9 @@ SecRequestBodyInMemoryLimit %d
 SecRequestBodyLimitAction Reject
 SecRule REQBODY_ERROR "!@eq 0" "id:200002,phase:2,t:none,log,deny,status:400,msg:'Failed to parse request body.',logdata:'%%{reqbody_error_msg}',severity:2"
 SecRule MULTIPART_STRICT_ERROR "!@eq 0" "id:200003,phase:2,t:none,log,deny,status:400,msg:'Multipart request body failed strict validation.'"
+SecArgumentsLimit %d
+SecRule ARGUMENTS_LIMIT_REACHED "@eq 1" "id:200004,phase:1,t:none,log,deny,status:400,msg:'Argument limit reached (query or path arguments)'"
+SecRule ARGUMENTS_LIMIT_REACHED "@eq 1" "id:200005,phase:2,t:none,log,deny,status:400,msg:'Argument limit reached (body arguments)'"
 SecResponseBodyAccess %s
 SecResponseBodyMimeType text/plain text/html text/xml application/json
 SecResponseBodyLimit %d
@@ -258,6 +309,18 @@ SecRxPreFilter On
 
 const setupAction = `SecAction "id:900000,phase:1,pass,t:none,nolog,setvar:tx.blocking_paranoia_level=%d,setvar:tx.detection_paranoia_level=%d,setvar:tx.inbound_anomaly_score_threshold=%d,setvar:tx.outbound_anomaly_score_threshold=%d"
 `
+
+// limitsAction sets CRS's argument limits (920360-920390 read them; moat
+// rule 90003 enforces them before the attack rules run).
+const limitsAction = `SecAction "id:900002,phase:1,pass,t:none,nolog,setvar:tx.arg_name_length=%d,setvar:tx.arg_length=%d,setvar:tx.total_arg_length=%d"
+`
+
+func orDefaultDur(v, def time.Duration) time.Duration {
+	if v == 0 {
+		return def
+	}
+	return v
+}
 
 func orDefault(v, def int) int {
 	if v == 0 {
@@ -292,6 +355,10 @@ type Verdict struct {
 	Matched  string
 	// Message is the first attack rule's message.
 	Message string
+	// Discounted lists the rules whose matches the context scorers
+	// judged benign (see context.go): they matched, but their score was
+	// taken back.
+	Discounted []int
 }
 
 // Tx inspects one request (and optionally its response). Close it when the
@@ -377,7 +444,12 @@ func (t *Tx) Request(r *http.Request, client string) (Verdict, error) {
 		}
 		r.Body = readCloser{io.MultiReader(rbr, r.Body), r.Body}
 	}
-	if _, err := tx.ProcessRequestBody(); err != nil {
+	// Phase 2 runs on one thread so that the budget reads the CPU it
+	// spends (see threadCPU).
+	runtime.LockOSThread()
+	_, err := tx.ProcessRequestBody()
+	runtime.UnlockOSThread()
+	if err != nil {
 		return Verdict{}, fmt.Errorf("waf: request body: %w", err)
 	}
 	return t.verdict(), nil
@@ -433,6 +505,15 @@ func (t *Tx) verdict() Verdict {
 		v.Status = it.Status
 		if v.Status == 0 {
 			v.Status = http.StatusForbidden
+		}
+	}
+	if tv, ok := t.tx.(interface {
+		Variables() plugintypes.TransactionVariables
+	}); ok {
+		for _, f := range strings.Fields(first(tv.Variables().TX().Get(txDiscounted))) {
+			if id, err := strconv.Atoi(f); err == nil {
+				v.Discounted = append(v.Discounted, id)
+			}
 		}
 	}
 	for _, mr := range t.tx.MatchedRules() {

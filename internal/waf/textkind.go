@@ -1,0 +1,150 @@
+package waf
+
+import (
+	"strings"
+	"unicode"
+	"unicode/utf8"
+)
+
+// This file tells what kind of text a value is, so that the scorers'
+// verdicts apply where they are sound: a rule that matched SQL, shell or
+// HTML syntax in prose, in a program's source or in rich-text markup is
+// discounted when the family's scorer finds nothing the text would do
+// (context.go); in anything else (fragments, encodings, values made of
+// syntax) the rule's match stands.
+
+type textKind int
+
+const (
+	kindOther  textKind = iota
+	kindProse           // words of a natural language, with its punctuation and search syntax
+	kindCode            // the source of a JavaScript (or similar) program
+	kindMarkup          // HTML or XML markup around text
+)
+
+// maxKindLen bounds what textKindOf reads.
+const maxKindLen = 64 << 10
+
+// textKindOf classifies v.
+func textKindOf(v string) textKind {
+	if len(v) > maxKindLen {
+		v = v[:maxKindLen]
+	}
+	switch {
+	case isMarkup(v):
+		return kindMarkup
+	case isCode(v):
+		return kindCode
+	case isProse(v):
+		return kindProse
+	}
+	return kindOther
+}
+
+// isProse reports whether v is words of a natural language: at least two
+// words, most tokens words, and none of the syntax that gives text a
+// meaning to an interpreter (assignment and comparison, statement
+// separators between words, comment openers, substitutions, braces).
+// Search syntax counts as prose: quoted phrases, "-word" and "+word",
+// "site:example.com".
+func isProse(v string) bool {
+	if !utf8.ValidString(v) {
+		return false
+	}
+	for _, bad := range []string{"=", "<", ">", "/*", "*/", "`", "$(", "${", "||", "&&", "{", "}", "\\", "@@", "0x", "-- ", "#\n", "# ", "\x00"} {
+		if strings.Contains(v, bad) {
+			return false
+		}
+	}
+	if strings.HasSuffix(v, "--") || strings.HasSuffix(v, "#") || strings.HasPrefix(v, "@") || strings.Contains(v, " @") || strings.Contains(v, "(@") {
+		return false
+	}
+	// Quotes and parentheses used as syntax: a quote or parenthesis
+	// against an operator, a comma or another quote ("'-'", "')", "('",
+	// "'||'", "',").
+	for i := 0; i+1 < len(v); i++ {
+		a, b := v[i], v[i+1]
+		if (isQuoteOrParen(a) && strings.IndexByte("|^*%!~,;+", b) >= 0) || (isQuoteOrParen(b) && strings.IndexByte("|^*%!~,;+", a) >= 0) ||
+			(a == '\'' || a == '"') && (b == '(' || b == ')') || (a == '(' || a == ')') && (b == '\'' || b == '"') {
+			return false
+		}
+	}
+	fields := strings.Fields(v)
+	if len(fields) < 2 {
+		return false
+	}
+	words, tokens := 0, 0
+	for _, f := range fields {
+		f = strings.Trim(f, "\"'()[],.;:!?-+*&#|/%“”‘’«»（）：，。！？、")
+		if f == "" {
+			continue
+		}
+		tokens++
+		if isWord(f) {
+			words++
+		}
+	}
+	return tokens > 0 && words >= 2 && words*3 >= tokens*2
+}
+
+func isQuoteOrParen(c byte) bool { return c == '\'' || c == '"' || c == '(' || c == ')' }
+
+// isWord reports whether f is a word: letters (any script) with digits,
+// apostrophes, hyphens, dots, "&", "@" or "/" inside, or a number.
+func isWord(f string) bool {
+	letters, digits := 0, 0
+	for i, r := range f {
+		switch {
+		case unicode.IsLetter(r):
+			letters++
+		case unicode.IsDigit(r):
+			digits++
+		case i > 0 && strings.ContainsRune("'’-.&@/:_", r):
+		default:
+			return false
+		}
+	}
+	return letters >= 1 || (digits > 0 && digits == utf8.RuneCountInString(f))
+}
+
+// jsKeywords mark program source.
+var jsKeywords = []string{"function", "var ", "let ", "const ", "return", "if (", "if(", "for (", "for(", "else", "typeof", "this.", "=>", "null", "throw ", "try{", "try {", "catch(", "catch ("}
+
+// isCode reports whether v is program source: it has braces, and at least
+// three marks of statements and functions.
+func isCode(v string) bool {
+	if !strings.Contains(v, "{") || !strings.Contains(v, "}") {
+		return false
+	}
+	n := 0
+	for _, k := range jsKeywords {
+		if strings.Contains(v, k) {
+			n++
+		}
+	}
+	return n >= 3
+}
+
+// isMarkup reports whether v is markup: it has tags that close
+// ("</p>", "/>") or an XML declaration, around text.
+func isMarkup(v string) bool {
+	if strings.HasPrefix(strings.TrimSpace(v), "<?xml") {
+		return true
+	}
+	if !strings.Contains(v, "</") && !strings.Contains(v, "/>") {
+		return false
+	}
+	tags := 0
+	for i := strings.Index(v, "<"); i >= 0 && tags < 2; {
+		rest := v[i+1:]
+		if rest != "" && (rest[0] == '/' || rest[0] >= 'a' && rest[0] <= 'z' || rest[0] >= 'A' && rest[0] <= 'Z') && strings.IndexByte(rest, '>') >= 0 {
+			tags++
+		}
+		j := strings.Index(rest, "<")
+		if j < 0 {
+			break
+		}
+		i += 1 + j
+	}
+	return tags >= 2
+}
