@@ -222,7 +222,7 @@ func commandAt(s string, i int, afterSep bool) int {
 }
 
 // shellWord returns the word at the start of s with the quotes and
-// backslashes shells remove ("c''at", "c\at", `w"h"oami`) taken out, and
+// backslashes shells remove ("c”at", "c\at", `w"h"oami`) taken out, and
 // how many bytes it spans.
 func shellWord(s string) (string, int) {
 	var b strings.Builder
