@@ -189,7 +189,7 @@ func benchRevoke(ctx context.Context, o options) error {
 			c := api.NewClient(addr, api.ClientTLS(func() (*tls.Certificate, error) { return a.cert, nil }, trust))
 			defer c.Close()
 			first := true
-			err := c.Watch(wctx, func(u api.Update) error {
+			err := c.Watch(wctx, 0, func(u api.Update) error {
 				if first {
 					first = false
 					<-sem

@@ -78,6 +78,13 @@ type Config struct {
 	// SpoolBytes bounds the on-disk spool of records the server has not yet
 	// taken; zero means 64 MiB.
 	SpoolBytes int64
+	// FlowInterval is how often a live connection's record is refreshed
+	// with the bytes since the last one; zero means 60s.
+	FlowInterval time.Duration
+	// WatchTimeout is how long the watch stream may stay silent before the
+	// agent drops it as dead and reconnects; zero means 45s, three of the
+	// server's default 15s heartbeats.
+	WatchTimeout time.Duration
 	// Metrics, when set, receives the agent's Prometheus metrics.
 	Metrics prometheus.Registerer
 	Logger  *slog.Logger
@@ -96,10 +103,12 @@ type Agent struct {
 	state    state            // what the watch stream said
 	synced   bool             // a full snapshot has arrived
 
-	wake        chan struct{} // nudges the renewal loop
-	changed     *broadcast    // SVIDs or bundle changed (Workload API streams)
-	updates     *broadcast    // any watch frame applied
-	nodeChanged *broadcast    // the node certificate was renewed
+	wake        chan struct{}   // nudges the renewal loop
+	healthWake  chan struct{}   // nudges the listener health reporter
+	warnedUID   map[string]bool // guarded by mu: services warned about for having no uid
+	changed     *broadcast      // SVIDs or bundle changed (Workload API streams)
+	updates     *broadcast      // any watch frame applied
+	nodeChanged *broadcast      // the node certificate was renewed
 
 	clientMu sync.Mutex // guards client
 	// client calls the server with the node certificate. It is replaced at
@@ -154,8 +163,12 @@ func New(ctx context.Context, cfg Config) (*Agent, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
+	if cfg.WatchTimeout == 0 {
+		cfg.WatchTimeout = 45 * time.Second
+	}
 	a := &Agent{cfg: cfg, log: cfg.Logger.With("node", cfg.Node), svids: map[string]*svid{},
-		wake: make(chan struct{}, 1), changed: newBroadcast(), updates: newBroadcast(), nodeChanged: newBroadcast()}
+		wake: make(chan struct{}, 1), healthWake: make(chan struct{}, 1), warnedUID: map[string]bool{},
+		changed: newBroadcast(), updates: newBroadcast(), nodeChanged: newBroadcast()}
 	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
 		return nil, fmt.Errorf("agent: %w", err)
 	}
@@ -242,6 +255,15 @@ func (a *Agent) renewClient() {
 	a.clientMu.Unlock()
 	old.Close()
 	a.nodeChanged.Notify()
+}
+
+// resetClient replaces the client, closing its pooled connections.
+func (a *Agent) resetClient() {
+	a.clientMu.Lock()
+	old := a.client
+	a.client = a.newClient()
+	a.clientMu.Unlock()
+	old.Close()
 }
 
 func (a *Agent) nodeCertificate() (*tls.Certificate, error) {
@@ -341,7 +363,7 @@ func (a *Agent) Run(ctx context.Context) error {
 	defer cancel()
 	defer func() { a.api().Close() }()
 	var wg sync.WaitGroup
-	errc := make(chan error, 3)
+	errc := make(chan error, 6)
 	run := func(f func(context.Context) error) {
 		wg.Add(1)
 		go func() {
@@ -355,6 +377,7 @@ func (a *Agent) Run(ctx context.Context) error {
 	run(a.watchLoop)
 	run(a.renewLoop)
 	run(a.runMesh)
+	run(a.reportHealth)
 	run(a.shipper.Run)
 	if a.cfg.Socket != "" {
 		run(a.serveWorkloadAPI)

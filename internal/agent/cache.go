@@ -1,6 +1,7 @@
 package agent
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -64,16 +65,59 @@ func (a *Agent) loadCache() error {
 	if err != nil {
 		return fmt.Errorf("agent: cache: %w", err)
 	}
-	var c cached
-	if err := json.Unmarshal(data, &c); err != nil {
+	u, err := decodeCache(data)
+	if err != nil {
 		// A damaged cache is not worth refusing to start over: the server
 		// sends everything again.
 		a.log.Warn("ignoring a damaged state cache", "err", err)
 		return nil
 	}
+	return a.applyFrame(u, false)
+}
+
+// decodeCache turns a cache file into the full snapshot it holds, checking
+// what the agent would act on: names as identity names them, ports in
+// range, a bundle of parseable certificates. Anything else is an error, and
+// the cache is then ignored whole.
+func decodeCache(data []byte) (api.Update, error) {
+	var c cached
+	dec := json.NewDecoder(bytes.NewReader(data))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&c); err != nil {
+		return api.Update{}, fmt.Errorf("agent: cache: %w", err)
+	}
+	if dec.More() {
+		return api.Update{}, errors.New("agent: cache: data after the state")
+	}
+	for i, r := range c.Services {
+		if err := identity.ValidName(r.Name); err != nil {
+			return api.Update{}, fmt.Errorf("agent: cache: services[%d]: %w", i, err)
+		}
+		if err := identity.ValidName(r.Node); err != nil {
+			return api.Update{}, fmt.Errorf("agent: cache: services[%d] (%s): node: %w", i, r.Name, err)
+		}
+		if r.Port < 1 || r.Port > 65535 || r.PlaintextPort < 0 || r.PlaintextPort > 65535 || r.UID != nil && *r.UID < 0 {
+			return api.Update{}, fmt.Errorf("agent: cache: services[%d] (%s): port, plaintext port or uid out of range", i, r.Name)
+		}
+		for j, u := range r.Upstreams {
+			if identity.ValidName(u.Service) != nil || u.LocalPort < 1 || u.LocalPort > 65535 {
+				return api.Update{}, fmt.Errorf("agent: cache: services[%d] (%s): upstreams[%d] is not a service and a port", i, r.Name, j)
+			}
+		}
+	}
+	for i, n := range c.Nodes {
+		if err := identity.ValidName(n.Name); err != nil {
+			return api.Update{}, fmt.Errorf("agent: cache: nodes[%d]: %w", i, err)
+		}
+	}
+	if len(c.Bundle) > 0 {
+		if _, err := api.ParseChain(c.Bundle); err != nil {
+			return api.Update{}, fmt.Errorf("agent: cache: bundle: %w", err)
+		}
+	}
 	u := api.Update{Full: true, Revision: c.Revision, Services: c.Services, Nodes: c.Nodes, Policy: &c.Policy, Revocations: &c.Revocations}
 	if len(c.Bundle) > 0 {
 		u.Bundle = c.Bundle
 	}
-	return a.applyFrame(u, false)
+	return u, nil
 }

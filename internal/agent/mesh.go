@@ -5,8 +5,11 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/http"
 	"strconv"
+	"time"
 
+	"moat/internal/api"
 	"moat/internal/mesh"
 	"moat/internal/policy"
 )
@@ -15,15 +18,22 @@ import (
 // and, once the registry is known, a loopback listener per upstream.
 func (a *Agent) newMesh() (*mesh.Mesh, error) {
 	return mesh.New(mesh.Config{
-		Node:        a.cfg.Node,
-		Listen:      a.cfg.MeshAddr,
-		TrustDomain: a.td,
-		Trust:       a.trust,
-		Identities:  a,
-		Flows:       a.flows(),
-		Resolve:     a.resolve,
-		Now:         a.cfg.Now,
-		Logger:      a.log.With("part", "mesh"),
+		Node:         a.cfg.Node,
+		Listen:       a.cfg.MeshAddr,
+		TrustDomain:  a.td,
+		Trust:        a.trust,
+		Identities:   a,
+		Flows:        a.flows(),
+		Resolve:      a.resolve,
+		Now:          a.cfg.Now,
+		Logger:       a.log.With("part", "mesh"),
+		FlowInterval: a.cfg.FlowInterval,
+		HealthChanged: func() {
+			select {
+			case a.healthWake <- struct{}{}:
+			default:
+			}
+		},
 	})
 }
 
@@ -50,8 +60,14 @@ func (a *Agent) runMesh(ctx context.Context) error {
 	for {
 		updated := a.Updates()
 		if a.Synced() {
+			// Each service and listener stands alone: what fails is
+			// reported (and retried by the mesh), the rest applies.
 			if err := a.mesh.SetServices(a.meshServices()); err != nil {
 				a.log.Error("mesh services", "err", err)
+			}
+			select {
+			case a.healthWake <- struct{}{}:
+			default:
 			}
 			p := a.Policy()
 			if key := fmt.Sprint(p.Version, len(p.YAML)); key != applied {
@@ -88,8 +104,13 @@ func (a *Agent) runMesh(ctx context.Context) error {
 // upstream whose service is not registered yet waits for it.
 func (a *Agent) meshServices() []mesh.Service {
 	var out []mesh.Service
+	meshHost, _, _ := net.SplitHostPort(a.cfg.MeshAddr)
 	for _, r := range a.LocalServices() {
-		s := mesh.Service{Name: r.Name, Port: r.Port, AppAddr: net.JoinHostPort("127.0.0.1", strconv.Itoa(r.Port))}
+		s := mesh.Service{Name: r.Name, Port: r.Port, AppAddr: net.JoinHostPort("127.0.0.1", strconv.Itoa(r.Port)), UID: r.UID}
+		if r.PlaintextPort != 0 {
+			s.PlaintextAddr = net.JoinHostPort(meshHost, strconv.Itoa(r.PlaintextPort))
+		}
+		a.warnNoUID(r)
 		for _, u := range r.Upstreams {
 			dst, ok := a.Registration(u.Service)
 			if !ok {
@@ -106,3 +127,75 @@ func (a *Agent) meshServices() []mesh.Service {
 
 // Mesh returns the node's data plane (nil before New returns).
 func (a *Agent) Mesh() *mesh.Mesh { return a.mesh }
+
+// warnNoUID says once per service that a registration without a uid does
+// not isolate the node's local users from each other.
+func (a *Agent) warnNoUID(r api.Registration) {
+	if r.UID != nil {
+		return
+	}
+	a.mu.Lock()
+	warned := a.warnedUID[r.Name]
+	a.warnedUID[r.Name] = true
+	a.mu.Unlock()
+	if !warned {
+		a.log.Warn("service registered without a uid: any local user can fetch its SVID and call through its upstream ports as it", "service", r.Name)
+	}
+}
+
+// healthReport is how often the listener report is sent even when nothing
+// changed, so svc list shows a recent one.
+const healthReport = 5 * time.Minute
+
+// reportHealth sends the state of this node's local listeners to the
+// control plane whenever it changes (and every healthReport), so that svc
+// list shows a listener that cannot bind. A failed report is retried with
+// backoff.
+func (a *Agent) reportHealth(ctx context.Context) error {
+	fails := 0
+	var last string
+	for {
+		wait := healthReport
+		if a.Synced() {
+			h := a.listenerHealth()
+			key := fmt.Sprint(h)
+			err := a.api().Call(ctx, http.MethodPost, api.PathNodeHealth, h, nil)
+			switch {
+			case ctx.Err() != nil:
+				return nil
+			case err != nil:
+				fails++
+				wait = a.backoff(fails)
+				a.log.Debug("listener health not reported", "err", err)
+			default:
+				fails = 0
+				if key != last {
+					a.log.Debug("listener health reported")
+				}
+				last = key
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-a.healthWake:
+		case <-a.cfg.After(wait):
+		}
+	}
+}
+
+func (a *Agent) listenerHealth() api.NodeHealth {
+	h := api.NodeHealth{Services: map[string][]api.ListenerHealth{}}
+	for _, r := range a.LocalServices() {
+		h.Services[r.Name] = []api.ListenerHealth{}
+	}
+	for _, l := range a.mesh.Health() {
+		if _, ok := h.Services[l.Service]; !ok {
+			continue
+		}
+		h.Services[l.Service] = append(h.Services[l.Service], api.ListenerHealth{
+			Kind: l.Kind, Upstream: l.Upstream, Addr: l.Addr, OK: l.OK, Error: l.Error, Failures: l.Failures, Since: l.Since,
+		})
+	}
+	return h
+}

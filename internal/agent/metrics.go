@@ -13,6 +13,7 @@ type collector struct {
 
 	handshakes, hsFailures, tunnels, conns, refused, cut, plaintext *prometheus.Desc
 	svidExpiry, renewals                                            *prometheus.Desc
+	listenFail, listenersFailing, uidRefused                        *prometheus.Desc
 }
 
 func newCollector(a *Agent) *collector {
@@ -20,22 +21,25 @@ func newCollector(a *Agent) *collector {
 		return prometheus.NewDesc(name, help, labels, prometheus.Labels{"node": a.cfg.Node})
 	}
 	return &collector{
-		a:          a,
-		handshakes: d("moat_mesh_handshakes_total", "Completed mutual-TLS handshakes of mesh tunnels, by side.", "side"),
-		hsFailures: d("moat_mesh_handshake_failures_total", "Failed mesh handshakes, both sides."),
-		tunnels:    d("moat_mesh_tunnels_open", "Outbound mesh tunnels open now."),
-		conns:      d("moat_mesh_connections_total", "Connections carried by the mesh, by direction.", "direction"),
-		refused:    d("moat_mesh_refused_total", "Inbound connections refused by policy or identity."),
-		cut:        d("moat_mesh_cut_total", "Live connections closed by a policy or revocation change."),
-		plaintext:  d("moat_mesh_plaintext_total", "Plaintext connections accepted by PERMISSIVE services."),
-		svidExpiry: d("moat_svid_expiry_timestamp_seconds", "When each local service's current SVID expires.", "service"),
-		renewals:   d("moat_svid_renewals_total", "SVID renewals by this agent (node and services)."),
+		a:                a,
+		handshakes:       d("moat_mesh_handshakes_total", "Completed mutual-TLS handshakes of mesh tunnels, by side.", "side"),
+		hsFailures:       d("moat_mesh_handshake_failures_total", "Failed mesh handshakes, both sides."),
+		tunnels:          d("moat_mesh_tunnels_open", "Outbound mesh tunnels open now."),
+		conns:            d("moat_mesh_connections_total", "Connections carried by the mesh, by direction.", "direction"),
+		refused:          d("moat_mesh_refused_total", "Inbound connections refused by policy or identity."),
+		cut:              d("moat_mesh_cut_total", "Live connections closed by a policy or revocation change."),
+		plaintext:        d("moat_mesh_plaintext_total", "Plaintext connections accepted by PERMISSIVE services."),
+		svidExpiry:       d("moat_svid_expiry_timestamp_seconds", "When each local service's current SVID expires.", "service"),
+		renewals:         d("moat_svid_renewals_total", "SVID renewals by this agent (node and services)."),
+		listenFail:       d("moat_mesh_listener_bind_failures_total", "Failed attempts to bind a local listener (upstream or plaintext port); each is retried with backoff."),
+		listenersFailing: d("moat_mesh_listeners_failing", "Local listeners not bound now (address taken or refused)."),
+		uidRefused:       d("moat_mesh_uid_refused_total", "Local connections to an upstream port refused because the caller's uid is not the service's."),
 	}
 }
 
 func (c *collector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{c.handshakes, c.hsFailures, c.tunnels, c.conns, c.refused, c.cut, c.plaintext,
-		c.svidExpiry, c.renewals} {
+		c.svidExpiry, c.renewals, c.listenFail, c.listenersFailing, c.uidRefused} {
 		ch <- d
 	}
 }
@@ -57,6 +61,9 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 	counter(c.refused, float64(st.Refused))
 	counter(c.cut, float64(st.Cut))
 	counter(c.plaintext, float64(st.Plaintext))
+	counter(c.listenFail, float64(st.ListenFailures))
+	gauge(c.listenersFailing, float64(st.ListenersFailing))
+	counter(c.uidRefused, float64(st.UIDRefused))
 	c.a.mu.RLock()
 	for name, s := range c.a.svids {
 		if s.cert != nil {

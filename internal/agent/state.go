@@ -212,7 +212,7 @@ func (a *Agent) watchLoop(ctx context.Context) error {
 			}
 			cancel()
 		}()
-		err := a.api().Watch(wctx, func(u api.Update) error {
+		err := a.api().Watch(wctx, a.cfg.WatchTimeout, func(u api.Update) error {
 			got = true
 			return a.apply(u)
 		})
@@ -229,9 +229,18 @@ func (a *Agent) watchLoop(ctx context.Context) error {
 			fails = 0
 		}
 		fails++
-		if errors.Is(err, api.ErrUnauthenticated) {
+		switch {
+		case errors.Is(err, api.ErrUnauthenticated):
 			a.log.Error("the control plane refuses this node's certificate", "err", err)
-		} else {
+		case errors.Is(err, api.ErrWatchSilent):
+			// The connection is half-open: drop it (and every call pooled
+			// on it) and dial afresh.
+			a.log.Warn("watch stream silent past its heartbeats; reconnecting on a new connection", "err", err)
+			a.resetClient()
+			if got {
+				continue // it was alive before: try a fresh connection at once
+			}
+		default:
 			a.log.Warn("watch stream broken; retrying", "err", err)
 		}
 		select {

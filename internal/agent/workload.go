@@ -27,6 +27,9 @@ func (a *Agent) serveWorkloadAPI(ctx context.Context) error {
 	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
 		return fmt.Errorf("agent: workload socket: %w", err)
 	}
+	if dir := closedAncestor(path); dir != "" {
+		a.log.Warn("the Workload API socket is under a directory other users cannot enter; workloads not running as root will not reach it", "socket", path, "dir", dir)
+	}
 	if err := os.Remove(path); err != nil && !errors.Is(err, os.ErrNotExist) {
 		return fmt.Errorf("agent: workload socket: %w", err)
 	}
@@ -208,4 +211,21 @@ func (a *Agent) x509Response(uid int) (*workload.X509SVIDResponse, error) {
 		return nil, status.Error(codes.PermissionDenied, "no identity issued")
 	}
 	return resp, nil
+}
+
+// closedAncestor returns the first directory above path that users other
+// than its owner cannot enter (no search permission for others), or "".
+func closedAncestor(path string) string {
+	abs, err := filepath.Abs(path)
+	if err != nil {
+		return ""
+	}
+	for dir := filepath.Dir(abs); ; dir = filepath.Dir(dir) {
+		if fi, err := os.Stat(dir); err == nil && fi.Mode().Perm()&0o001 == 0 {
+			return dir
+		}
+		if dir == filepath.Dir(dir) {
+			return ""
+		}
+	}
 }

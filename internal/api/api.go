@@ -21,6 +21,7 @@ const (
 	PathSVID       = "/v1/svid"
 	PathWatch      = "/v1/watch"
 	PathFlows      = "/v1/flows"
+	PathNodeHealth = "/v1/node/health"
 	PathWhoami     = "/v1/admin/whoami"
 	PathAdmins     = "/v1/admin/admins"
 	PathTokens     = "/v1/admin/tokens"
@@ -119,9 +120,47 @@ type Registration struct {
 	Port      int        `json:"port"` // the app's port on 127.0.0.1 of its node
 	Upstreams []Upstream `json:"upstreams,omitempty"`
 	// UID, when set, is the only local uid that may fetch this service's
-	// SVID from the Workload API; nil lets any local uid fetch it.
+	// SVID from the Workload API and the only one whose processes may use
+	// its upstream ports (and so call as this service). Nil lets any local
+	// uid do both: it does not isolate the node's users from each other.
 	UID *int `json:"uid,omitempty"`
+	// PlaintextPort, when set, is the port on the node's mesh address where
+	// the agent takes plaintext callers while the intentions make this
+	// service permissive; a permissive service without one is reachable
+	// over mutual TLS only.
+	PlaintextPort int `json:"plaintext_port,omitempty"`
 }
+
+// ServiceListing is a registration as `svc list` shows it: with the state
+// of its local listeners, as its node's agent last reported them.
+type ServiceListing struct {
+	Registration
+	Health []ListenerHealth `json:"health,omitempty"`
+	// Reported is when the node last reported; zero if it never did.
+	Reported time.Time `json:"reported,omitzero"`
+}
+
+// ListenerHealth is one local listener of a service on its node.
+type ListenerHealth struct {
+	Kind     string    `json:"kind"`               // "upstream" or "plaintext"
+	Upstream string    `json:"upstream,omitempty"` // the service called, for an upstream listener
+	Addr     string    `json:"addr"`
+	OK       bool      `json:"ok"`
+	Error    string    `json:"error,omitempty"`
+	Failures int       `json:"failures,omitempty"` // consecutive failed binds
+	Since    time.Time `json:"since,omitzero"`
+}
+
+// NodeHealth is what an agent reports about its services' listeners.
+type NodeHealth struct {
+	Services map[string][]ListenerHealth `json:"services"`
+}
+
+// Limits of a NodeHealth report; the server refuses larger ones.
+const (
+	MaxHealthListeners = 4096
+	MaxHealthText      = 512
+)
 
 // Node is a joined agent.
 type Node struct {

@@ -137,7 +137,7 @@ func checkPath(p string, cfg Config) ([]Finding, error) {
 		n := e.Name()
 		switch {
 		case e.IsDir():
-		case strings.HasSuffix(n, ".tf"):
+		case strings.HasSuffix(n, ".tf") || strings.HasSuffix(n, ".tf.json"):
 			hasTF = true
 		case strings.HasSuffix(n, ".yaml") || strings.HasSuffix(n, ".yml"):
 			name := filepath.Join(p, n)
@@ -153,32 +153,60 @@ func checkPath(p string, cfg Config) ([]Finding, error) {
 	}
 	out := suppress(fs.list, files)
 	if hasTF {
-		var vf []string
-		for _, v := range cfg.VarFiles {
-			abs, err := filepath.Abs(v)
-			if err != nil {
-				return nil, fmt.Errorf("check: %w", err)
-			}
-			root, _ := filepath.Abs(p)
-			rel, err := filepath.Rel(root, abs)
-			if err != nil || strings.HasPrefix(rel, "..") {
-				return nil, fmt.Errorf("check: var file %q must be inside %q", v, p)
-			}
-			vf = append(vf, filepath.ToSlash(rel))
-		}
-		proj, err := tf.LoadDir(os.DirFS(p), ".", tf.Options{VarFiles: vf})
+		proj, err := loadTF(p, cfg.VarFiles)
 		if err != nil {
-			return nil, fmt.Errorf("%w (in %s)", err, p)
+			return nil, err
 		}
-		rebase(proj, p)
 		out = append(out, CheckProject(proj)...)
 	}
 	return out, nil
 }
 
-// rebase prefixes the project's file names with dir.
-func rebase(p *tf.Project, dir string) {
-	j := func(f string) string { return filepath.ToSlash(filepath.Join(dir, f)) }
+// loadTF reads the Terraform root module in dir. Modules are read wherever
+// their sources point on disk (source = "../.." is common), so the files
+// are opened from the filesystem's root; names in findings stay relative to
+// dir as the user gave it.
+func loadTF(dir string, varFiles []string) (*tf.Project, error) {
+	abs, err := filepath.Abs(dir)
+	if err != nil {
+		return nil, fmt.Errorf("check: %w", err)
+	}
+	vol := filepath.VolumeName(abs)
+	rel := func(p string) string {
+		r := filepath.ToSlash(strings.TrimPrefix(strings.TrimPrefix(p, vol), string(filepath.Separator)))
+		if r == "" {
+			return "."
+		}
+		return r
+	}
+	var vf []string
+	for _, v := range varFiles {
+		a, err := filepath.Abs(v)
+		if err != nil {
+			return nil, fmt.Errorf("check: %w", err)
+		}
+		vf = append(vf, rel(a))
+	}
+	root := rel(abs)
+	proj, err := tf.LoadDir(os.DirFS(vol+string(filepath.Separator)), root, tf.Options{VarFiles: vf})
+	if err != nil {
+		return nil, fmt.Errorf("%w (in %s)", err, dir)
+	}
+	rebase(proj, root, dir)
+	return proj, nil
+}
+
+// rebase renames the project's files from names under the filesystem root
+// to names relative to dir (root being dir's name under the filesystem
+// root), as the user would write them.
+func rebase(p *tf.Project, root, dir string) {
+	j := func(f string) string {
+		r, err := filepath.Rel(filepath.FromSlash(root), filepath.FromSlash(f))
+		if err != nil {
+			return f
+		}
+		return filepath.ToSlash(filepath.Join(dir, r))
+	}
 	for i := range p.Resources {
 		p.Resources[i].Pos.File = j(p.Resources[i].Pos.File)
 	}

@@ -2,6 +2,7 @@ package check
 
 import (
 	"net/netip"
+	"sort"
 	"strings"
 
 	"moat/internal/check/tf"
@@ -32,6 +33,17 @@ func (m *Model) subnetsOf(refs []string) []*Subnet {
 		}
 	}
 	return out
+}
+
+// sgsUnknown says, when some of the security groups named by attrs of vals
+// cannot be evaluated, that they are assumed to admit everything.
+func sgsUnknown(vals map[string]any, attrs ...string) string {
+	for _, a := range attrs {
+		if _, unk := strs(vals, a); unk {
+			return a + " not known statically: assumed to admit every address"
+		}
+	}
+	return ""
 }
 
 func (m *Model) sgsOf(refs []string) []*SG {
@@ -77,6 +89,7 @@ func (m *Model) buildEndpoints(byType map[string][]*tf.Resource) {
 		e := &Endpoint{Addr: r.Address, Kind: "instance", Res: r,
 			Subnets: m.subnetsOf(strList(r.Values, "subnet_id"))}
 		e.SGs = m.sgsOf(append(strList(r.Values, "vpc_security_group_ids"), strList(r.Values, "security_groups")...))
+		e.SGsUnknown = sgsUnknown(r.Values, "vpc_security_group_ids", "security_groups")
 		m.publicIP(e, r.Values)
 		add(e)
 	}
@@ -124,10 +137,27 @@ func (m *Model) buildEndpoints(byType map[string][]*tf.Resource) {
 		}
 		add(e)
 	}
+	listeners, anyListener := m.listeners(byType)
 	for _, typ := range []string{"aws_lb", "aws_alb", "aws_elb"} {
 		for _, r := range byType[typ] {
 			e := &Endpoint{Addr: r.Address, Kind: "lb", Gateway: true, Res: r,
-				Subnets: m.subnetsOf(strList(r.Values, "subnets")), SGs: m.sgsOf(strList(r.Values, "security_groups"))}
+				Subnets: m.subnetsOf(strList(r.Values, "subnets")), SGs: m.sgsOf(strList(r.Values, "security_groups")),
+				SGsUnknown: sgsUnknown(r.Values, "security_groups")}
+			for _, l := range blocks(r.Values, "listener") { // aws_elb
+				listeners[r.Address] = append(listeners[r.Address], num(l, "lb_port", 0))
+			}
+			if ports := listeners[r.Address]; len(ports) > 0 || !anyListener {
+				sort.Ints(ports)
+				e.Ports = ports
+				e.Listens = func(_ string, port int) bool {
+					for _, p := range ports {
+						if p == port {
+							return true
+						}
+					}
+					return false
+				}
+			}
 			for _, sm := range blocks(r.Values, "subnet_mapping") {
 				e.Subnets = append(e.Subnets, m.subnetsOf(strList(sm, "subnet_id"))...)
 			}
@@ -194,6 +224,7 @@ func (m *Model) buildEndpoints(byType map[string][]*tf.Resource) {
 			add(e)
 		}
 	}
+	m.nodeGroups(byType, templates)
 	for _, r := range byType["aws_eks_cluster"] {
 		vc := block(r.Values, "vpc_config")
 		if vc == nil {
@@ -234,5 +265,61 @@ func (m *Model) publicIP(e *Endpoint, vals map[string]any) {
 			e.Public, e.Why = true, s.Addr+" has map_public_ip_on_launch = true"
 			return
 		}
+	}
+}
+
+// listeners returns the ports each load balancer listens on, and whether
+// some listener's load balancer is not known statically (then a load
+// balancer without a known listener may listen anywhere).
+func (m *Model) listeners(byType map[string][]*tf.Resource) (map[string][]int, bool) {
+	out := map[string][]int{}
+	anyLB := false
+	for _, typ := range []string{"aws_lb_listener", "aws_alb_listener"} {
+		for _, r := range byType[typ] {
+			if unknown(r.Values, "load_balancer_arn") || unknown(r.Values, "port") {
+				anyLB = true
+				continue
+			}
+			lb := m.addr(str(r.Values, "load_balancer_arn"))
+			out[lb] = append(out[lb], num(r.Values, "port", 0))
+		}
+	}
+	return out, anyLB
+}
+
+// eksRemoteAccessSG stands for the group EKS creates for a node group's
+// remote_access block without source_security_group_ids: SSH from
+// everywhere.
+func eksRemoteAccessSG(r *tf.Resource) *SG {
+	return &SG{Addr: r.Address + ":remote-access", Res: r, Ingress: []SGRule{{Proto: "tcp", From: 22, To: 22,
+		CIDRs: allInternet, Where: r.Address + " remote_access (EKS opens SSH to 0.0.0.0/0 without source_security_group_ids)"}}}
+}
+
+// nodeGroups adds EKS managed node groups: instances in their subnets that
+// listen on SSH (with remote_access), the kubelet and the NodePort range.
+func (m *Model) nodeGroups(byType map[string][]*tf.Resource, templates map[string]*tf.Resource) {
+	for _, r := range byType["aws_eks_node_group"] {
+		e := &Endpoint{Addr: r.Address, Kind: "eks-nodes", Res: r, Subnets: m.subnetsOf(strList(r.Values, "subnet_ids")),
+			Ports: []int{10250}}
+		vals := map[string]any{}
+		if lt := block(r.Values, "launch_template"); lt != nil {
+			if t := templates[m.addr(str(lt, "id"))]; t != nil {
+				e.SGs = m.sgsOf(strList(t.Values, "vpc_security_group_ids"))
+				if ni := block(t.Values, "network_interfaces"); ni != nil {
+					e.SGs = append(e.SGs, m.sgsOf(strList(ni, "security_groups"))...)
+					vals = ni
+				}
+			} else if unknown(lt, "id") || unknown(lt, "name") {
+				e.SGsUnknown = "launch template not known statically: its security groups are assumed to admit every address"
+			}
+		}
+		if ra := block(r.Values, "remote_access"); ra != nil {
+			e.Ports = append(e.Ports, 22)
+			if srcs, unk := strs(ra, "source_security_group_ids"); len(srcs) == 0 && !unk {
+				e.SGs = append(e.SGs, eksRemoteAccessSG(r))
+			}
+		}
+		m.publicIP(e, vals)
+		m.Endpoints = append(m.Endpoints, e)
 	}
 }

@@ -22,10 +22,12 @@ import (
 type moatPolicy struct {
 	Default string `yaml:"default"`
 	Rules   []struct {
-		Name string   `yaml:"name"`
-		From []string `yaml:"from"`
-		To   string   `yaml:"to"`
-		Mode string   `yaml:"mode"`
+		Name          string   `yaml:"name"`
+		From          []string `yaml:"from"`
+		FromPlaintext []string `yaml:"from_plaintext"`
+		To            string   `yaml:"to"`
+		Ports         []int    `yaml:"ports"`
+		Mode          string   `yaml:"mode"`
 	} `yaml:"rules"`
 	Services map[string]struct {
 		Mode string `yaml:"mode"`
@@ -161,9 +163,22 @@ func moatFile(name string, src []byte, fs *findings) (bool, error) {
 			}
 		}
 		for name, s := range p.Services {
-			if strings.EqualFold(s.Mode, "permissive") {
-				add(RulePermissive, lineOf(&doc, "services", name), "policy.services."+name, "service accepts connections without mutual TLS (mode: permissive)")
+			if !strings.EqualFold(s.Mode, "permissive") {
+				continue
 			}
+			// Plaintext reachability: who reaches the service without an
+			// identity, by the rules' from_plaintext.
+			var reach []string
+			for _, r := range p.Rules {
+				if r.To == name && len(r.FromPlaintext) > 0 {
+					reach = append(reach, fmt.Sprintf("%s on ports %v (rule %q)", strings.Join(r.FromPlaintext, ", "), r.Ports, r.Name))
+				}
+			}
+			msg := "service accepts connections without mutual TLS (mode: permissive), but no rule admits a plaintext caller"
+			if len(reach) > 0 {
+				msg = "service accepts connections without mutual TLS (mode: permissive); plaintext callers reach it from " + strings.Join(reach, "; ")
+			}
+			add(RulePermissive, lineOf(&doc, "services", name), "policy.services."+name, "%s", msg)
 		}
 	case "server":
 		var s moatServer

@@ -36,6 +36,8 @@ type Model struct {
 	tgws    map[string]map[string]bool // transit gateway address → attached VPC addresses
 	// sgUsed holds the security groups that something references.
 	sgUsed map[string]bool
+	// detached holds rules whose group is not known statically.
+	detached []*SG
 
 	internet *netipx.IPSet   // built on first use
 	families []*netipx.IPSet // its IPv4 and IPv6 parts, built on first use
@@ -58,7 +60,10 @@ type Subnet struct {
 	CIDR        netip.Prefix
 	MapPublicIP bool
 	Table       *RouteTable // explicit association; nil: the VPC's main table
-	NACL        *NACL       // explicit association; nil: the VPC's default ACL
+	// AnyTable: an association names the subnet with a table that is not
+	// known statically, so any table of the VPC may govern it.
+	AnyTable bool
+	NACL     *NACL // explicit association; nil: the VPC's default ACL
 	Res         *tf.Resource
 }
 
@@ -68,7 +73,10 @@ type RouteTable struct {
 	Addr   string
 	VPC    *VPC
 	Routes []Route
-	Res    *tf.Resource
+	// AnySubnet: an association names the table with a subnet that is not
+	// known statically, so it may govern any subnet of its VPC.
+	AnySubnet bool
+	Res       *tf.Resource
 }
 
 // Route is one route; Kind is what its target is.
@@ -77,6 +85,9 @@ type Route struct {
 	Kind   string // igw, eigw, nat, pcx, tgw, vpce, eni, instance, blackhole, unknown
 	Target string // address of the target resource
 	Where  string // the resource (and block) that declared the route
+	// Assumed says why the route is read more permissively than written
+	// (its destination or target could not be evaluated).
+	Assumed string
 }
 
 // Peering is an aws_vpc_peering_connection.
@@ -92,7 +103,10 @@ type SG struct {
 	VPC     *VPC
 	Ingress []SGRule
 	Egress  []SGRule
-	Res     *tf.Resource
+	// detached: a rule resource whose security group is not known
+	// statically, kept as a group of its own so that it is still checked.
+	detached bool
+	Res      *tf.Resource
 }
 
 // SGRule is one security group rule.
@@ -102,8 +116,11 @@ type SGRule struct {
 	CIDRs    []netip.Prefix
 	SGs      []string // referenced security groups (addresses)
 	Self     bool
-	Unknown  bool // some source could not be evaluated
-	Where    string
+	// Assumed says why the rule is read as admitting every address: a
+	// source could not be evaluated, and what cannot be evaluated is read
+	// at its most permissive.
+	Assumed string
+	Where   string
 }
 
 // NACL is a network ACL.
@@ -112,7 +129,14 @@ type NACL struct {
 	VPC     *VPC
 	Ingress []NACLRule
 	Egress  []NACLRule
-	Res     *tf.Resource
+	// Assumed is set when the entries cannot be evaluated: the ACL is then
+	// read as allowing everything.
+	Assumed string
+	// Stateful: an Azure network security group, whose return traffic is
+	// allowed and whose entries are ordered by priority.
+	Stateful bool
+	FlowLogs []string // flow logs naming it (Azure)
+	Res      *tf.Resource
 }
 
 // NACLRule is one numbered network ACL entry.
@@ -122,6 +146,7 @@ type NACLRule struct {
 	Proto    string
 	From, To int
 	CIDR     netip.Prefix
+	Assumed  string // why the entry is read more permissively than written
 	Where    string
 }
 
@@ -142,7 +167,28 @@ type Endpoint struct {
 	// the address ranges admitted.
 	Managed bool
 	Allowed []netip.Prefix
-	Res     *tf.Resource
+	// Listens, when set, tells the ports the endpoint really listens on (a
+	// load balancer's listeners); nil: any port may have a listener.
+	Listens func(proto string, port int) bool
+	// SGsUnknown says why the endpoint's security groups could not be
+	// evaluated; it is then read as admitting everything.
+	SGsUnknown string
+	// Azure: filtered by network security groups (on its subnets and in
+	// NSGs, on its network interfaces) rather than security groups.
+	Azure bool
+	NSGs  []*NACL
+	Res   *tf.Resource
+}
+
+func (e *Endpoint) listenText() string {
+	if len(e.Ports) == 0 {
+		return "it has no listener in the project"
+	}
+	ps := make([]string, len(e.Ports))
+	for i, p := range e.Ports {
+		ps[i] = fmt.Sprint(p)
+	}
+	return "it listens on " + strings.Join(ps, ", ")
 }
 
 func (m *Model) lookup(ref string) *tf.Resource { return m.byRef[ref] }
@@ -222,8 +268,14 @@ func Build(res []tf.Resource) *Model {
 	for _, r := range byType["aws_subnet"] {
 		s := &Subnet{Addr: r.Address, VPC: m.vpcs[m.addr(str(r.Values, "vpc_id"))],
 			MapPublicIP: boolean(r.Values, "map_public_ip_on_launch", false), Res: r}
-		if p, ok := m.prefix(r, "cidr_block", str(r.Values, "cidr_block")); ok {
-			s.CIDR = p
+		// IPv6-only subnets have no cidr_block; an unknown one is noted by
+		// the reader.
+		for _, k := range []string{"cidr_block", "ipv6_cidr_block"} {
+			if c := str(r.Values, k); c != "" && !s.CIDR.IsValid() {
+				if p, ok := m.prefix(r, k, c); ok {
+					s.CIDR = p
+				}
+			}
 		}
 		if s.VPC == nil {
 			m.note(r, "subnet's VPC %q is not in the project", str(r.Values, "vpc_id"))
@@ -243,6 +295,7 @@ func Build(res []tf.Resource) *Model {
 	m.buildSGs(byType)
 	m.buildNACLs(byType)
 	m.buildEndpoints(byType)
+	m.buildAzure(byType)
 	for _, r := range byType["aws_flow_log"] {
 		if v := m.vpcs[m.addr(str(r.Values, "vpc_id"))]; v != nil {
 			v.FlowLogs = append(v.FlowLogs, r.Address)
@@ -276,17 +329,28 @@ func (m *Model) route(r *tf.Resource, t *RouteTable, b map[string]any, where str
 	if dest == "" {
 		dest = str(b, "destination_ipv6_cidr_block")
 	}
-	if dest == "" {
-		if unknown(b, "cidr_block") || unknown(b, "destination_cidr_block") {
-			m.note(r, "%s: route destination is not known statically", where)
+	var dests []netip.Prefix
+	assumed := ""
+	switch {
+	case dest != "":
+		p, ok := m.prefix(r, "route destination", dest)
+		if !ok {
+			return
 		}
+		dests = []netip.Prefix{p}
+	case unknown(b, "cidr_block") || unknown(b, "destination_cidr_block") || unknown(b, "ipv6_cidr_block") || unknown(b, "destination_ipv6_cidr_block"):
+		dests = allInternet
+		assumed = "destination not known statically: assumed to be every address"
+		m.note(r, "%s: route %s", where, assumed)
+	default:
 		return
 	}
-	p, ok := m.prefix(r, "route destination", dest)
-	if !ok {
-		return
+	for _, p := range dests {
+		m.addRoute(r, t, b, Route{Dest: p, Where: where, Kind: "unknown", Assumed: assumed})
 	}
-	rt := Route{Dest: p, Where: where, Kind: "unknown"}
+}
+
+func (m *Model) addRoute(r *tf.Resource, t *RouteTable, b map[string]any, rt Route) {
 	for _, k := range []struct{ attr, kind string }{
 		{"gateway_id", "igw"}, {"egress_only_gateway_id", "eigw"}, {"nat_gateway_id", "nat"},
 		{"vpc_peering_connection_id", "pcx"}, {"transit_gateway_id", "tgw"}, {"vpc_endpoint_id", "vpce"},
@@ -294,6 +358,12 @@ func (m *Model) route(r *tf.Resource, t *RouteTable, b map[string]any, where str
 	} {
 		if v := str(b, k.attr); v != "" {
 			rt.Kind, rt.Target = k.kind, m.addr(v)
+			break
+		}
+		if unknown(b, k.attr) {
+			rt.Kind, rt.Target = "unknown", ""
+			rt.Assumed = strings.TrimPrefix(rt.Assumed+"; target not known statically: assumed to be the VPC's internet gateway", "; ")
+			m.note(r, "%s: route target not known statically: assumed to be the VPC's internet gateway", rt.Where)
 			break
 		}
 	}
@@ -311,6 +381,7 @@ func (m *Model) route(r *tf.Resource, t *RouteTable, b map[string]any, where str
 }
 
 func (m *Model) buildRoutes(byType map[string][]*tf.Resource) {
+	var unknownTable []*tf.Resource
 	for _, typ := range []string{"aws_route_table", "aws_default_route_table"} {
 		for _, r := range byType[typ] {
 			t := m.table(r)
@@ -343,16 +414,36 @@ func (m *Model) buildRoutes(byType map[string][]*tf.Resource) {
 				m.route(r, v.Main, r.Values, r.Address)
 				continue
 			}
+			if unknown(r.Values, "route_table_id") {
+				unknownTable = append(unknownTable, r)
+				continue
+			}
 			m.note(r, "route table %q is not in the project", ref)
 			continue
 		}
 		m.route(r, m.table(tr), r.Values, r.Address)
 	}
+	for _, r := range unknownTable {
+		// The most permissive reading: the route is in every table.
+		m.note(r, "route table not known statically: the route is assumed to be in every route table")
+		for _, t := range m.Tables {
+			before := len(t.Routes)
+			m.route(r, t, r.Values, r.Address)
+			for i := before; i < len(t.Routes); i++ {
+				t.Routes[i].Assumed = strings.TrimPrefix(t.Routes[i].Assumed+"; route table not known statically: assumed to be in every table", "; ")
+			}
+		}
+	}
 	for _, r := range byType["aws_route_table_association"] {
 		s := m.subnets[m.addr(str(r.Values, "subnet_id"))]
 		t := m.tables[m.addr(str(r.Values, "route_table_id"))]
-		if s != nil && t != nil {
+		switch {
+		case s != nil && t != nil:
 			s.Table = t
+		case s != nil && unknown(r.Values, "route_table_id"):
+			s.AnyTable = true
+		case t != nil && unknown(r.Values, "subnet_id"):
+			t.AnySubnet = true
 		}
 	}
 	for _, r := range byType["aws_main_route_table_association"] {
@@ -397,9 +488,13 @@ func (m *Model) sgRule(r *tf.Resource, b map[string]any, where string, selfAddr 
 	if rule.Proto == "all" {
 		rule.From, rule.To = 0, 65535
 	}
-	for _, k := range []string{"cidr_blocks", "ipv6_cidr_blocks", "cidr_ipv4", "cidr_ipv6"} {
-		vals, unk := strs(b, k)
-		rule.Unknown = rule.Unknown || unk
+	unk := false
+	for _, k := range []string{"cidr_blocks", "ipv6_cidr_blocks", "cidr_ipv4", "cidr_ipv6", "prefix_list_ids", "prefix_list_id"} {
+		vals, u := strs(b, k)
+		unk = unk || u
+		if strings.HasPrefix(k, "prefix_list") {
+			continue
+		}
 		for _, s := range vals {
 			if p, ok := m.prefix(r, k, s); ok {
 				rule.CIDRs = append(rule.CIDRs, p)
@@ -407,8 +502,8 @@ func (m *Model) sgRule(r *tf.Resource, b map[string]any, where string, selfAddr 
 		}
 	}
 	for _, k := range []string{"security_groups", "source_security_group_id", "referenced_security_group_id"} {
-		vals, unk := strs(b, k)
-		rule.Unknown = rule.Unknown || unk
+		vals, u := strs(b, k)
+		unk = unk || u
 		for _, s := range vals {
 			a := m.addr(s)
 			rule.SGs = append(rule.SGs, a)
@@ -416,8 +511,9 @@ func (m *Model) sgRule(r *tf.Resource, b map[string]any, where string, selfAddr 
 		}
 	}
 	rule.Self = boolean(b, "self", false)
-	if rule.Unknown {
-		m.note(r, "%s: a source of the rule is not known statically; it is left out of reachability", where)
+	if unk {
+		rule.Assumed = "a source is not known statically: assumed to admit every address"
+		m.note(r, "%s: %s", where, rule.Assumed)
 	}
 	return rule
 }
@@ -443,6 +539,10 @@ func (m *Model) buildSGs(byType map[string][]*tf.Resource) {
 	}
 	for _, r := range byType["aws_security_group_rule"] {
 		g := m.sg(str(r.Values, "security_group_id"))
+		if g == nil && unknown(r.Values, "security_group_id") && str(r.Values, "type") != "egress" {
+			m.detached = append(m.detached, &SG{Addr: r.Address, Res: r, detached: true, Ingress: []SGRule{m.sgRule(r, r.Values, r.Address, r.Address)}})
+			continue
+		}
 		if g == nil {
 			m.note(r, "security group %q is not in the project", str(r.Values, "security_group_id"))
 			continue
@@ -457,6 +557,10 @@ func (m *Model) buildSGs(byType map[string][]*tf.Resource) {
 	for _, typ := range []string{"aws_vpc_security_group_ingress_rule", "aws_vpc_security_group_egress_rule"} {
 		for _, r := range byType[typ] {
 			g := m.sg(str(r.Values, "security_group_id"))
+			if g == nil && unknown(r.Values, "security_group_id") && strings.HasSuffix(typ, "ingress_rule") {
+				m.detached = append(m.detached, &SG{Addr: r.Address, Res: r, detached: true, Ingress: []SGRule{m.sgRule(r, r.Values, r.Address, r.Address)}})
+				continue
+			}
 			if g == nil {
 				m.note(r, "security group %q is not in the project", str(r.Values, "security_group_id"))
 				continue
@@ -482,9 +586,22 @@ func (m *Model) naclRule(r *tf.Resource, b map[string]any, where string) (NACLRu
 	if rule.Proto == "all" {
 		rule.From, rule.To = 0, 65535
 	}
+	if unknown(b, "action") || unknown(b, "rule_action") {
+		rule.Allow, rule.Assumed = true, "action not known statically: assumed to allow"
+	}
 	c := str(b, "cidr_block")
 	if c == "" {
 		c = str(b, "ipv6_cidr_block")
+	}
+	if c == "" && (unknown(b, "cidr_block") || unknown(b, "ipv6_cidr_block")) {
+		if !rule.Allow {
+			// A deny whose range is unknown is read as denying nothing.
+			return rule, false
+		}
+		rule.CIDR = netip.MustParsePrefix("0.0.0.0/0")
+		rule.Assumed = "range not known statically: assumed to be every address"
+		m.note(r, "%s: %s", where, rule.Assumed)
+		return rule, true
 	}
 	p, ok := m.prefix(r, "cidr_block", c)
 	if !ok {
@@ -506,6 +623,10 @@ func (m *Model) buildNACLs(byType map[string][]*tf.Resource) {
 			n.VPC = m.vpcs[m.addr(vpc)]
 			if typ == "aws_default_network_acl" && n.VPC != nil {
 				n.VPC.NACL = n
+			}
+			if unknown(r.Values, "ingress") || unknown(r.Values, "egress") {
+				n.Assumed = "entries not known statically: assumed to allow everything"
+				m.note(r, "network ACL %s", n.Assumed)
 			}
 			for i, b := range blocks(r.Values, "ingress") {
 				if rule, ok := m.naclRule(r, b, fmt.Sprintf("%s ingress[%d]", r.Address, i)); ok {
@@ -552,6 +673,19 @@ func (m *Model) buildNACLs(byType map[string][]*tf.Resource) {
 		sort.SliceStable(n.Ingress, func(i, j int) bool { return n.Ingress[i].No < n.Ingress[j].No })
 		sort.SliceStable(n.Egress, func(i, j int) bool { return n.Egress[i].No < n.Egress[j].No })
 	}
+}
+
+// tablesOf returns the route tables that may govern s: the one TableOf
+// names and, where an association could not be evaluated, every table of
+// its VPC that such an association may put it under.
+func (m *Model) tablesOf(s *Subnet) []*RouteTable {
+	ts := []*RouteTable{s.TableOf()}
+	for _, t := range m.Tables {
+		if t != ts[0] && (t.VPC == s.VPC || t.VPC == nil) && (s.AnyTable || t.AnySubnet) {
+			ts = append(ts, t)
+		}
+	}
+	return ts
 }
 
 // TableOf returns the route table that governs s: its explicit association,

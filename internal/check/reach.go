@@ -32,6 +32,9 @@ type Result struct {
 	Path []Hop
 	// From is the set of source addresses that arrive (nil when blocked).
 	From *netipx.IPSet
+	// Assumed lists what the path takes at its most permissive because it
+	// could not be evaluated; a path with assumptions is not proven.
+	Assumed []string
 }
 
 // Source is where traffic starts: the internet, or addresses inside a VPC
@@ -106,7 +109,11 @@ func (m *Model) Internet() Source {
 // SubnetSource returns the addresses of subnet s as a source; sgs are the
 // security groups its senders belong to.
 func (m *Model) SubnetSource(s *Subnet, sgs ...string) Source {
-	src := Source{Name: s.Addr, VPC: s.VPC, Subnet: s, Set: setOf(s.CIDR), SGs: map[string]bool{}}
+	set := setOf(s.CIDR)
+	if !s.CIDR.IsValid() && s.VPC != nil {
+		set = setOf(s.VPC.CIDRs...) // range unknown: any of its VPC's
+	}
+	src := Source{Name: s.Addr, VPC: s.VPC, Subnet: s, Set: set, SGs: map[string]bool{}}
 	for _, g := range sgs {
 		src.SGs[g] = true
 	}
@@ -208,7 +215,11 @@ func naclPass(rules []NACLRule, proto string, port int, src *netipx.IPSet) (*net
 		}
 		if r.Allow {
 			allowed.AddSet(eff)
-			hits = append(hits, fmt.Sprintf("rule %d allows %s from %s", r.No, portText(r.Proto, r.From, r.To), r.CIDR))
+			h := fmt.Sprintf("rule %d allows %s from %s", r.No, portText(r.Proto, r.From, r.To), r.CIDR)
+			if r.Assumed != "" {
+				h += " (" + r.Assumed + ")"
+			}
+			hits = append(hits, h)
 		} else if blocker == "no rule matches: the final rule * denies" {
 			blocker = fmt.Sprintf("rule %d denies %s from %s", r.No, portText(r.Proto, r.From, r.To), r.CIDR)
 		}
@@ -244,6 +255,10 @@ func (m *Model) sgPass(sgs []*SG, proto string, port int, src Source, set *netip
 				continue
 			}
 			var why []string
+			if r.Assumed != "" {
+				allowed.AddSet(set)
+				why = append(why, "("+r.Assumed+")")
+			}
 			if len(r.CIDRs) > 0 {
 				hit := intersect(setOf(r.CIDRs...), set)
 				if !empty(hit) {
@@ -308,30 +323,73 @@ func (m *Model) Reach(src Source, e *Endpoint, proto string, port int) Result {
 }
 
 func (m *Model) reachVia(src Source, e *Endpoint, s *Subnet, proto string, port int) Result {
+	var res Result
+	for i, t := range m.tablesOf(s) {
+		r := m.reachVia1(src, e, s, t, proto, port)
+		if i > 0 && r.Reachable {
+			r.Assumed = append(r.Assumed, fmt.Sprintf("the route table of %s is not known statically: assumed to be %s", s.Addr, tableName(t, s)))
+		}
+		if r.Reachable {
+			return r
+		}
+		if i == 0 {
+			res = r
+		}
+	}
+	return res
+}
+
+func tableName(t *RouteTable, s *Subnet) string {
+	if t == nil {
+		return "implicit main route table of " + vpcName(s.VPC)
+	}
+	return t.Addr
+}
+
+// assumptions collects what the routes used were assumed to be.
+func assumptions(rs []Route) []string {
+	var out []string
+	for _, r := range rs {
+		if r.Assumed != "" {
+			out = append(out, r.Where+": "+r.Assumed)
+		}
+	}
+	return out
+}
+
+func (m *Model) reachVia1(src Source, e *Endpoint, s *Subnet, t *RouteTable, proto string, port int) Result {
 	path := []Hop{{Kind: "source", Detail: src.Name}}
+	var assumed []string
 	block := func(h Hop) Result { return Result{Path: append(path, h)} }
 	set := src.Set
-	t := s.TableOf()
-	tname := "implicit main route table of " + vpcName(s.VPC)
-	if t != nil {
-		tname = t.Addr
-	}
+	tname := tableName(t, s)
 	switch {
 	case src.Internet:
 		if !e.Public {
 			return block(Hop{Kind: "endpoint", Addr: e.Addr, Detail: "has no public address"})
 		}
 		got, used := routed(t, s.VPC, set, func(r Route) bool {
-			return r.Kind == "igw" && s.VPC != nil && m.igws[r.Target] == s.VPC.Addr
+			if s.VPC == nil {
+				return false
+			}
+			if r.Kind == "unknown" && r.Target == "" {
+				return m.hasIGW(s.VPC)
+			}
+			return r.Kind == "igw" && m.igws[r.Target] == s.VPC.Addr
 		})
 		if empty(got) {
 			return block(Hop{Kind: "route", Addr: tname, Detail: "no route to an internet gateway attached to " + vpcName(s.VPC)})
 		}
-		path = append(path, Hop{Kind: "igw", Addr: used[0].Target, Detail: "internet gateway attached to " + s.VPC.Addr})
+		gw := used[0].Target
+		if gw == "" {
+			gw = m.igwOf(s.VPC)
+		}
+		path = append(path, Hop{Kind: "igw", Addr: gw, Detail: "internet gateway attached to " + s.VPC.Addr})
 		var rs []string
 		for _, r := range used {
-			rs = append(rs, fmt.Sprintf("%s → %s", r.Dest, r.Target))
+			rs = append(rs, fmt.Sprintf("%s → %s", r.Dest, orUnknown(r.Target)))
 		}
+		assumed = append(assumed, assumptions(used)...)
 		path = append(path, Hop{Kind: "route", Addr: tname, Detail: strings.Join(rs, "; ") + " (" + routeWhere(used) + ")"})
 		set = got
 	case src.VPC != nil && s.VPC != nil && src.VPC == s.VPC:
@@ -359,13 +417,32 @@ func (m *Model) reachVia(src Source, e *Endpoint, s *Subnet, proto string, port 
 		for _, r := range used {
 			rs = append(rs, fmt.Sprintf("%s → %s", r.Dest, r.Target))
 		}
-		path = append(path, Hop{Kind: "route", Addr: tname, Detail: strings.Join(rs, "; ")})
+		assumed = append(assumed, assumptions(used)...)
+		path = append(path, Hop{Kind: "route", Addr: tname, Detail: strings.Join(rs, "; ") + " (" + routeWhere(used) + ")"})
 		set = got
 	}
-	path = append(path, Hop{Kind: "subnet", Addr: s.Addr, Detail: "subnet " + s.CIDR.String()})
-	if acl := s.ACL(); acl == nil {
+	subnet := "subnet " + s.CIDR.String()
+	if !s.CIDR.IsValid() {
+		subnet = "subnet (range not known statically)"
+	}
+	path = append(path, Hop{Kind: "subnet", Addr: s.Addr, Detail: subnet})
+	switch acl := s.ACL(); {
+	case acl == nil && e.Azure:
+		path = append(path, Hop{Kind: "nsg", Detail: "no network security group on " + s.Addr})
+	case acl == nil:
 		path = append(path, Hop{Kind: "nacl", Detail: "default network ACL of " + vpcName(s.VPC) + " allows all"})
-	} else {
+	case acl.Assumed != "":
+		assumed = append(assumed, acl.Addr+": "+acl.Assumed)
+		path = append(path, Hop{Kind: "nacl", Addr: acl.Addr, Detail: acl.Assumed})
+	case acl.Stateful:
+		got, hits, blocker := naclPass(acl.Ingress, proto, port, set)
+		if empty(got) {
+			return block(Hop{Kind: "nsg", Addr: acl.Addr, Detail: "inbound " + blocker})
+		}
+		set = got
+		assumed = append(assumed, assumedHits(acl.Addr, hits)...)
+		path = append(path, Hop{Kind: "nsg", Addr: acl.Addr, Detail: "inbound " + strings.Join(hits, "; ")})
+	default:
 		got, hits, blocker := naclPass(acl.Ingress, proto, port, set)
 		if empty(got) {
 			return block(Hop{Kind: "nacl", Addr: acl.Addr, Detail: "inbound " + blocker})
@@ -374,15 +451,37 @@ func (m *Model) reachVia(src Source, e *Endpoint, s *Subnet, proto string, port 
 		if empty(back) {
 			return block(Hop{Kind: "nacl", Addr: acl.Addr, Detail: fmt.Sprintf("outbound (return traffic, port %d) %s", ephemeralPort, bblocker)})
 		}
+		for _, h := range append(hits, bhits...) {
+			if strings.Contains(h, "assumed") {
+				assumed = append(assumed, acl.Addr+": "+h)
+			}
+		}
 		set = back
 		path = append(path, Hop{Kind: "nacl", Addr: acl.Addr, Detail: "inbound " + strings.Join(hits, "; ") + "; outbound " + strings.Join(bhits, "; ")})
 	}
-	if len(e.SGs) == 0 {
+	if e.Listens != nil && !e.Listens(proto, port) {
+		return block(Hop{Kind: "endpoint", Addr: e.Addr, Detail: fmt.Sprintf("no listener on %s (%s)", portText(proto, port, port), e.listenText())})
+	}
+	for _, g := range e.NSGs {
+		got, hits, blocker := naclPass(g.Ingress, proto, port, set)
+		if empty(got) {
+			return block(Hop{Kind: "nsg", Addr: g.Addr, Detail: "inbound (network interface) " + blocker})
+		}
+		set = got
+		assumed = append(assumed, assumedHits(g.Addr, hits)...)
+		path = append(path, Hop{Kind: "nsg", Addr: g.Addr, Detail: "inbound (network interface) " + strings.Join(hits, "; ")})
+	}
+	switch {
+	case e.Azure:
+	case e.SGsUnknown != "":
+		assumed = append(assumed, e.Addr+": "+e.SGsUnknown)
+		path = append(path, Hop{Kind: "sg", Addr: e.Addr, Detail: e.SGsUnknown})
+	case len(e.SGs) == 0:
 		if e.Kind != "lb" {
 			return block(Hop{Kind: "sg", Addr: e.Addr, Detail: "no security group is known: the VPC's default group admits only its own members"})
 		}
 		path = append(path, Hop{Kind: "sg", Addr: e.Addr, Detail: "no security group (network load balancer)"})
-	} else {
+	default:
 		got, hits := m.sgPass(e.SGs, proto, port, src, set)
 		if empty(got) {
 			var names []string
@@ -390,6 +489,11 @@ func (m *Model) reachVia(src Source, e *Endpoint, s *Subnet, proto string, port 
 				names = append(names, g.Addr)
 			}
 			return block(Hop{Kind: "sg", Addr: strings.Join(names, ", "), Detail: fmt.Sprintf("no ingress rule admits %s from %s", portText(proto, port, port), m.describe(set))})
+		}
+		for _, h := range hits {
+			if strings.Contains(h, "assumed") {
+				assumed = append(assumed, h)
+			}
 		}
 		set = got
 		path = append(path, Hop{Kind: "sg", Addr: e.SGs[0].Addr, Detail: strings.Join(hits, "; ")})
@@ -399,7 +503,37 @@ func (m *Model) reachVia(src Source, e *Endpoint, s *Subnet, proto string, port 
 		detail += " with a public address (" + e.Why + ")"
 	}
 	path = append(path, Hop{Kind: "endpoint", Addr: e.Addr, Detail: fmt.Sprintf("%s, %s reached from %s", detail, portText(proto, port, port), m.describe(set))})
-	return Result{Reachable: true, Path: path, From: set}
+	return Result{Reachable: true, Path: path, From: set, Assumed: assumed}
+}
+
+func assumedHits(addr string, hits []string) []string {
+	var out []string
+	for _, h := range hits {
+		if strings.Contains(h, "assumed") {
+			out = append(out, addr+": "+h)
+		}
+	}
+	return out
+}
+
+func orUnknown(s string) string {
+	if s == "" {
+		return "(target not known statically)"
+	}
+	return s
+}
+
+// hasIGW reports whether an internet gateway is attached to v.
+func (m *Model) hasIGW(v *VPC) bool { return m.igwOf(v) != "" }
+
+func (m *Model) igwOf(v *VPC) string {
+	best := ""
+	for gw, vpc := range m.igws {
+		if vpc == v.Addr && (best == "" || gw < best) {
+			best = gw
+		}
+	}
+	return best
 }
 
 func routeWhere(rs []Route) string {

@@ -105,9 +105,9 @@ func Rules() []Rule {
 		{RuleDataTierPublic, High, "Data-tier resource with a public path",
 			"A database, cache, warehouse or search domain has a public address in a subnet routed to an internet gateway (or a public managed endpoint): only its security groups stand between it and the internet.",
 			"Place data-tier resources in private subnets without a route to an internet gateway and set publicly_accessible = false (or use vpc_options)."},
-		{RuleWorldOpen, High, "Security group open to the world beyond 80/443 on a public entry point",
-			"A security group on a resource reachable from the internet admits every internet address on ports other than 80 and 443. Ranges are compared as address sets, so split ranges such as 0.0.0.0/1 + 128.0.0.0/1 count as the whole internet.",
-			"Admit only 80 and 443 from the world on public entry points; admit other ports from known ranges or security groups."},
+		{RuleWorldOpen, High, "Ingress open to the whole internet beyond 80/443",
+			"A security group rule admits every internet address (IPv4 or IPv6; ranges are compared as address sets, so split ranges such as 0.0.0.0/1 + 128.0.0.0/1 count) on ports other than 80 and 443, or a network ACL of a public subnet does. The finding stands wherever the group is declared; its severity follows what is proven: critical when a path from the internet reaches a listener behind it, high when it is attached but no path is proven, medium when nothing in the scanned code attaches it.",
+			"Admit only 80 and 443 from the world, on load balancers; admit other ports from known ranges or security groups."},
 		{RuleInternetFacing, Medium, "Internet-facing resource that is not a load balancer or gateway",
 			"A resource other than a load balancer or gateway can be reached from the internet on some port.",
 			"Put the resource in a private subnet behind a load balancer or the moat gateway."},
@@ -130,7 +130,7 @@ func Rules() []Rule {
 			"The project has no CloudTrail trail that is multi-region, validates log files and encrypts them with a KMS key.",
 			"Set is_multi_region_trail, enable_log_file_validation and kms_key_id on a trail."},
 		{RuleUnencrypted, High, "Data at rest without encryption",
-			"Storage (RDS, EBS, Redshift, ElastiCache, snapshots) is not encrypted at rest.",
+			"Storage (RDS, Aurora, DocumentDB, Neptune, EBS volumes, instance and launch-template disks, EBS default encryption, Redshift, ElastiCache, EFS, SNS, Kinesis, OpenSearch, snapshots) is not encrypted at rest.",
 			"Enable encryption at rest (storage_encrypted, encrypted, at_rest_encryption_enabled) with a customer-managed KMS key."},
 		{RuleNoCMK, Low, "Encrypted without a customer-managed KMS key",
 			"Data is encrypted only with an AWS-managed or S3-managed key, which cannot be rotated, restricted or revoked by the owner.",
@@ -175,6 +175,8 @@ func Rules() []Rule {
 			"A moat:ignore comment gives no reason, so it is not honoured.",
 			"Write the reason after the rule ID: # moat:ignore RULE-ID reason why this is acceptable"},
 	}
+	rs = append(rs, storeRules()...)
+	rs = append(rs, azureRules()...)
 	sort.Slice(rs, func(i, j int) bool { return rs[i].ID < rs[j].ID })
 	return rs
 }
@@ -203,7 +205,13 @@ func newFindings() *findings {
 }
 
 func (fs *findings) add(rule string, r *tf.Resource, path []Hop, format string, args ...any) {
-	f := Finding{RuleID: rule, Severity: fs.rules[rule].Severity, Message: fmt.Sprintf(format, args...), Path: path}
+	fs.addSev(rule, fs.rules[rule].Severity, r, path, format, args...)
+}
+
+// addSev adds a finding at a severity other than the rule's own, for rules
+// whose severity follows what is proven.
+func (fs *findings) addSev(rule string, sev Severity, r *tf.Resource, path []Hop, format string, args ...any) {
+	f := Finding{RuleID: rule, Severity: sev, Message: fmt.Sprintf(format, args...), Path: path}
 	if r != nil {
 		f.Address, f.File, f.Line, f.end = r.Address, r.Pos.File, r.Pos.Line, r.End
 	}

@@ -55,8 +55,10 @@ func (m *Model) awsRules(fs *findings) {
 		}
 		sort.Ints(keys)
 		exposed := false
+		var assumedPorts []string
+		var assumedRes Result
 		for _, p := range keys {
-			if e.Gateway && p != 22 && p != 3389 {
+			if e.Gateway && portName(p) == "" {
 				continue
 			}
 			res := m.Reach(inet, e, "tcp", p)
@@ -70,7 +72,20 @@ func (m *Model) awsRules(fs *findings) {
 			} else if name == "" {
 				name = e.Kind + " service port"
 			}
+			if len(res.Assumed) > 0 {
+				if assumedPorts == nil {
+					assumedRes = res
+				}
+				assumedPorts = append(assumedPorts, fmt.Sprintf("%d (%s)", p, name))
+				continue
+			}
 			fs.add(RuleExposedPort, e.Res, res.Path, "tcp %d (%s) is reachable from the internet (%s)", p, name, m.describe(res.From))
+		}
+		if len(assumedPorts) > 0 {
+			// Not proven: what could not be evaluated was read at its most
+			// permissive. One finding for the endpoint, not one per port.
+			fs.addSev(RuleExposedPort, High, e.Res, assumedRes.Path, "tcp %s may be reachable from the internet: %s",
+				strings.Join(assumedPorts, ", "), strings.Join(dedup(assumedRes.Assumed), "; "))
 		}
 		if e.DataTier {
 			if path, ok := m.exposure(e); ok {
@@ -87,13 +102,15 @@ func (m *Model) awsRules(fs *findings) {
 	}
 	m.worldOpen(fs)
 	m.peeringRules(fs)
+	m.lateral(fs)
+	m.azureNSGRules(fs)
 	for _, g := range m.SGs {
 		if !m.sgUsed[g.Addr] {
 			fs.add(RuleUnusedSG, g.Res, nil, "security group is not attached to or referenced by any resource")
 		}
 	}
 	for _, v := range m.VPCs {
-		if len(v.FlowLogs) == 0 {
+		if len(v.FlowLogs) == 0 && v.Res.Type == "aws_vpc" {
 			fs.add(RuleNoFlowLogs, v.Res, nil, "no aws_flow_log names this VPC")
 		}
 	}
@@ -154,10 +171,75 @@ func (m *Model) anyPort(e *Endpoint) (Result, bool) {
 	return Result{}, false
 }
 
-// worldOpen flags security groups on public endpoints that admit the whole
-// internet on ports other than 80 and 443, comparing address sets.
+// worldOpen flags every security group that admits the whole internet on
+// ports other than 80 and 443, wherever it is declared, at the severity
+// what is proven allows; and the network ACLs of public subnets that do.
 func (m *Model) worldOpen(fs *findings) {
-	inet := m.Internet().Set
+	inet := m.Internet()
+	users := map[*SG][]*Endpoint{}
+	for _, e := range m.Endpoints {
+		for _, g := range e.SGs {
+			users[g] = append(users[g], e)
+		}
+	}
+	for _, g := range append(append([]*SG(nil), m.SGs...), m.detached...) {
+		open := openRanges(g, inet.Set)
+		if len(open) == 0 {
+			continue
+		}
+		var texts []string
+		for _, o := range open {
+			texts = append(texts, portText(o.proto, o.from, o.to))
+		}
+		what := strings.Join(texts, ", ")
+		var blocked *Result
+		var blockedAt string
+		proven := false
+		for _, e := range users[g] {
+			for _, o := range open {
+				for _, p := range o.probe(e) {
+					res := m.Reach(inet, e, o.proto, p)
+					if res.Reachable && len(res.Assumed) == 0 {
+						fs.addSev(RuleWorldOpen, Critical, g.Res, res.Path, "admits every internet address on %s; %s %s is reached from the internet on %s",
+							what, e.Kind, e.Addr, portText(o.proto, p, p))
+						proven = true
+						break
+					}
+					if blocked == nil || len(res.Path) > len(blocked.Path) {
+						r := res
+						blocked, blockedAt = &r, e.Addr
+					}
+				}
+				if proven {
+					break
+				}
+			}
+			if proven {
+				break
+			}
+		}
+		switch {
+		case proven:
+		case len(users[g]) > 0 || (m.sgUsed[g.Addr] && !g.detached):
+			why := "it is attached, but no path from the internet to a listener behind it is proven"
+			var path []Hop
+			if blocked != nil {
+				path = blocked.Path
+				if h := blocked.Path[len(blocked.Path)-1]; !blocked.Reachable {
+					why = fmt.Sprintf("it is attached (%s), but no path from the internet to it is proven: %s", blockedAt, h)
+				} else {
+					why = fmt.Sprintf("it is attached (%s); a path exists only if %s", blockedAt, strings.Join(dedup(blocked.Assumed), "; "))
+				}
+			}
+			fs.addSev(RuleWorldOpen, High, g.Res, path, "admits every internet address on %s; %s", what, why)
+		default:
+			where := "nothing in the scanned code attaches it"
+			if g.detached {
+				where = "its security group is not known statically"
+			}
+			fs.addSev(RuleWorldOpen, Medium, g.Res, nil, "admits every internet address on %s; %s, so wherever it is attached the internet reaches those ports", what, where)
+		}
+	}
 	seen := map[string]bool{}
 	for _, e := range m.Endpoints {
 		if _, ok := m.exposure(e); !ok || e.Managed {
@@ -165,30 +247,62 @@ func (m *Model) worldOpen(fs *findings) {
 		}
 		for _, s := range e.Subnets {
 			acl := s.ACL()
-			if acl == nil || seen[acl.Addr] {
+			if acl == nil || acl.Stateful || seen[acl.Addr] {
 				continue
 			}
 			seen[acl.Addr] = true
-			if open := naclOpenPorts(acl, inet); len(open) > 0 {
+			if open := naclOpenPorts(acl, inet.Set); len(open) > 0 {
 				fs.add(RuleWorldOpen, acl.Res, nil, "admits every internet address inbound on %s (subnet %s of public %s %s)", strings.Join(open, ", "), s.Addr, e.Kind, e.Addr)
-			}
-		}
-		for _, g := range e.SGs {
-			if seen[g.Addr] {
-				continue
-			}
-			seen[g.Addr] = true
-			if open := openPorts(g, inet); len(open) > 0 {
-				fs.add(RuleWorldOpen, g.Res, nil, "admits every internet address on %s (attached to public %s %s)", strings.Join(open, ", "), e.Kind, e.Addr)
 			}
 		}
 	}
 }
 
-// openPorts returns the port ranges, other than 80 and 443, on which the
-// union of g's ingress CIDRs covers all of inet.
-func openPorts(g *SG, inet *netipx.IPSet) []string {
+func dedup(ss []string) []string {
+	seen := map[string]bool{}
 	var out []string
+	for _, s := range ss {
+		if !seen[s] {
+			seen[s] = true
+			out = append(out, s)
+		}
+	}
+	return out
+}
+
+// portRange is a protocol's range of ports.
+type portRange struct {
+	proto    string
+	from, to int
+}
+
+// probe returns the ports of r worth asking a path for on e: the ports e
+// listens on, the sensitive ports, and the range's first port.
+func (r portRange) probe(e *Endpoint) []int {
+	var out []int
+	in := func(p int) bool { return r.from <= p && p <= r.to }
+	for _, p := range e.Ports {
+		if in(p) {
+			out = append(out, p)
+		}
+	}
+	if e.Listens == nil {
+		for _, s := range sensitivePorts {
+			if in(s.Port) {
+				out = append(out, s.Port)
+			}
+		}
+	}
+	if e.Listens == nil || len(out) == 0 {
+		out = append(out, r.from) // for a load balancer: where it does not listen
+	}
+	return out
+}
+
+// openRanges returns the port ranges, other than 80 and 443, on which the
+// union of g's ingress CIDRs covers all of an internet family.
+func openRanges(g *SG, inet *netipx.IPSet) []portRange {
+	var out []portRange
 	for _, proto := range []string{"tcp", "udp"} {
 		cuts := map[int]bool{0: true, 65536: true, 80: true, 81: true, 443: true, 444: true}
 		for _, r := range g.Ingress {
@@ -212,12 +326,14 @@ func openPorts(g *SG, inet *netipx.IPSet) []string {
 					cidrs = append(cidrs, r.CIDRs...)
 				}
 			}
-			if len(cidrs) == 0 {
+			if len(cidrs) == 0 || !coversFamily(inet, setOf(cidrs...)) {
 				continue
 			}
-			if coversFamily(inet, setOf(cidrs...)) {
-				out = append(out, portText(proto, lo, hi))
+			if n := len(out); n > 0 && out[n-1].proto == proto && out[n-1].to+1 == lo {
+				out[n-1].to = hi // adjacent: one range
+				continue
 			}
+			out = append(out, portRange{proto, lo, hi})
 		}
 	}
 	return out
@@ -350,24 +466,8 @@ func dataRules(res []*tf.Resource, fs *findings) {
 			fs.add(RulePublicBucket, r, nil, "statement %s allows Principal \"*\" without a condition on %s", sid, str(r.Values, "bucket"))
 		}
 	}
-	encrypted := []struct{ typ, flag, key string }{
-		{"aws_db_instance", "storage_encrypted", "kms_key_id"}, {"aws_rds_cluster", "storage_encrypted", "kms_key_id"},
-		{"aws_ebs_volume", "encrypted", "kms_key_id"}, {"aws_redshift_cluster", "encrypted", "kms_key_id"},
-		{"aws_elasticache_replication_group", "at_rest_encryption_enabled", "kms_key_id"},
-		{"aws_ebs_snapshot_copy", "encrypted", "kms_key_id"}, {"aws_db_snapshot_copy", "", "kms_key_id"},
-		{"aws_backup_vault", "", "kms_key_arn"},
-	}
-	for _, c := range encrypted {
-		for _, r := range byType[c.typ] {
-			if c.flag != "" && !boolean(r.Values, c.flag, false) {
-				fs.add(RuleUnencrypted, r, nil, "%s is not set", c.flag)
-				continue
-			}
-			if str(r.Values, c.key) == "" {
-				fs.add(RuleNoCMK, r, nil, "%s is not set: an AWS-managed key is used", c.key)
-			}
-		}
-	}
+	encryptionRules(byType, fs)
+	instanceRules(byType, fs)
 	for _, r := range byType["aws_kms_key"] {
 		spec := str(r.Values, "customer_master_key_spec")
 		if (spec == "" || spec == "SYMMETRIC_DEFAULT") && !boolean(r.Values, "enable_key_rotation", false) {

@@ -138,12 +138,14 @@ func svcCommand() *Command {
 	var node, name *string
 	var port, uid *int
 	var ups stringList
-	register := adminCommand("register", "place a service on a node", "--node NODE --name NAME --port APP_PORT [--upstream SVC:LOCAL_PORT]... [--uid UID]",
+	var plainPort *int
+	register := adminCommand("register", "place a service on a node", "--node NODE --name NAME --port APP_PORT [--upstream SVC:LOCAL_PORT]... [--uid UID] [--plaintext-port PORT]",
 		func(fs *flag.FlagSet) {
 			node = fs.String("node", "", "node that runs the service (required)")
 			name = fs.String("name", "", "service name (required)")
 			port = fs.Int("port", 0, "the app's port on 127.0.0.1 (required)")
-			uid = fs.Int("uid", -1, "only this local uid may fetch the SVID from the Workload API (default: any)")
+			uid = fs.Int("uid", -1, "only this local uid may fetch the SVID and use the upstream ports (default: any local user, no isolation)")
+			plainPort = fs.Int("plaintext-port", 0, "while the intentions make the service permissive, take plaintext callers on this port of the node's mesh address")
 			fs.Var(&ups, "upstream", "a service this one calls, and the local port to reach it on (repeatable)")
 		},
 		func(ctx context.Context, e *Env, fs *flag.FlagSet, c *api.Client, out *adminFlags) error {
@@ -154,6 +156,7 @@ func svcCommand() *Command {
 			if *uid >= 0 {
 				reg.UID = uid
 			}
+			reg.PlaintextPort = *plainPort
 			for _, u := range ups {
 				up, err := parseUpstream(u)
 				if err != nil {
@@ -169,11 +172,14 @@ func svcCommand() *Command {
 				return printJSON(e.Stdout, got)
 			}
 			fmt.Fprintf(e.Stdout, "registered %s on node %s (app port %d)\n", got.Name, got.Node, got.Port)
+			if got.UID == nil {
+				fmt.Fprintf(e.Stderr, "warning: %s has no --uid: any local user of node %s can fetch its SVID and call through its upstream ports as %s\n", got.Name, got.Node, got.Name)
+			}
 			return nil
 		})
 	list := adminCommand("list", "list registered services", "", nil,
 		func(ctx context.Context, e *Env, fs *flag.FlagSet, c *api.Client, out *adminFlags) error {
-			var regs []api.Registration
+			var regs []api.ServiceListing
 			if err := c.Call(ctx, http.MethodGet, api.PathServices, nil, &regs); err != nil {
 				return err
 			}
@@ -181,13 +187,17 @@ func svcCommand() *Command {
 				return printJSON(e.Stdout, regs)
 			}
 			tw := tabwriter.NewWriter(e.Stdout, 2, 4, 2, ' ', 0)
-			fmt.Fprintln(tw, "NAME\tNODE\tPORT\tUPSTREAMS")
+			fmt.Fprintln(tw, "NAME\tNODE\tPORT\tUID\tUPSTREAMS\tHEALTH")
 			for _, r := range regs {
 				var ups []string
 				for _, u := range r.Upstreams {
 					ups = append(ups, fmt.Sprintf("%s:%d", u.Service, u.LocalPort))
 				}
-				fmt.Fprintf(tw, "%s\t%s\t%d\t%s\n", r.Name, r.Node, r.Port, strings.Join(ups, ","))
+				uid := "any"
+				if r.UID != nil {
+					uid = fmt.Sprint(*r.UID)
+				}
+				fmt.Fprintf(tw, "%s\t%s\t%d\t%s\t%s\t%s\n", r.Name, r.Node, r.Port, uid, strings.Join(ups, ","), listingHealth(r))
 			}
 			return tw.Flush()
 		})
@@ -335,7 +345,7 @@ func policyCommand() *Command {
 	var port *int
 	explain := adminCommand("explain", "say which rule decides a connection, and why", "--from A --to B --port P",
 		func(fs *flag.FlagSet) {
-			from = fs.String("from", "", "calling service")
+			from = fs.String("from", "", "calling service, or the IP address of a plaintext caller")
 			to = fs.String("to", "", "called service")
 			port = fs.Int("port", 0, "called port")
 		},
@@ -425,4 +435,26 @@ func adminsCommand() *Command {
 			return nil
 		})
 	return &Command{Name: "admin", Summary: "manage administrators", Sub: []*Command{create, whoami}}
+}
+
+// listingHealth sums up a service's listeners as its agent reported them.
+func listingHealth(r api.ServiceListing) string {
+	if r.Reported.IsZero() {
+		return "unknown (no report from the node)"
+	}
+	var bad []string
+	for _, h := range r.Health {
+		if h.OK {
+			continue
+		}
+		what := h.Kind
+		if h.Upstream != "" {
+			what += " " + h.Upstream
+		}
+		bad = append(bad, fmt.Sprintf("%s %s failing (%d tries): %s", what, h.Addr, h.Failures, h.Error))
+	}
+	if len(bad) == 0 {
+		return "ok"
+	}
+	return strings.Join(bad, "; ")
 }

@@ -66,7 +66,7 @@ func agentCommand() *Command {
 			fs.StringVar(&c.Join, "join", "", "one-time join token (first start only)")
 			fs.StringVar(&c.Node, "node", "", "this node's name (required)")
 			fs.StringVar(&c.Listen, "listen", "127.0.0.1:15443", "mesh port (mutual TLS), published to peers")
-			fs.StringVar(&c.Socket, "socket", "", "SPIFFE Workload API socket path (default DATA_DIR/workload.sock)")
+			fs.StringVar(&c.Socket, "socket", "", "SPIFFE Workload API socket path, reachable by every local uid (default DATA_DIR.public/workload.sock)")
 			fs.BoolVar(&c.RequireUID, "require-uid", false, "serve an SVID only to the uid its registration names")
 			fs.StringVar(&c.Metrics, "metrics", "", "serve Prometheus /metrics on this address")
 			validate = fs.Bool("validate", false, "check the configuration and exit")

@@ -12,7 +12,7 @@ import (
 
 func checkCommand() *Command {
 	var (
-		format, failOn, explain string
+		format, failOn, explain, reach string
 		varFiles                stringList
 		rules                   bool
 	)
@@ -31,6 +31,7 @@ func checkCommand() *Command {
 			fs.StringVar(&explain, "explain", "", "print the rule `ID` (or finding RULE@address) with every finding's whole path")
 			fs.Var(&varFiles, "var-file", "extra .tfvars `file` (repeatable)")
 			fs.BoolVar(&rules, "rules", false, "list the rules and exit")
+			fs.StringVar(&reach, "reach", "", "list every source (the internet, each peered network, each subnet and resource of its VPC) that can reach the resource at `ADDRESS`, by port, with paths")
 		},
 		Run: func(ctx context.Context, e *Env, fs *flag.FlagSet) error {
 			if rules {
@@ -47,6 +48,16 @@ func checkCommand() *Command {
 			}
 			if fs.NArg() == 0 {
 				return usagef("check: give at least one PATH (a Terraform directory, a plan .json or a moat .yaml)")
+			}
+			if reach != "" {
+				if format != "text" && format != "json" {
+					return usagef("check: --reach prints text or json, not %q", format)
+				}
+				acc, err := check.Reachability(ctx, check.Config{Paths: fs.Args(), VarFiles: varFiles}, reach)
+				if err != nil {
+					return err
+				}
+				return check.WriteAccess(e.Stdout, reach, acc, format)
 			}
 			if explain == "" {
 				ok := false

@@ -26,7 +26,7 @@ func TestCheckCommand(t *testing.T) {
 	}{
 		{"critical finding fails at the default high", []string{fail}, 3, "AWS-NET-001  aws_instance.bastion", "findings at or above high"},
 		{"--fail-on none never fails", []string{"--fail-on", "none", fail}, 0, "CRITICAL", ""},
-		{"--fail-on critical with a clean project", []string{"--fail-on", "critical", pass}, 0, "0 findings", ""},
+		{"--fail-on critical with only medium findings", []string{"--fail-on", "critical", pass}, 0, "2 findings (2 medium)", ""},
 		{"a medium finding passes --fail-on high", []string{"../check/testdata/rules/MOAT-006/fail"}, 0, "MOAT-006", ""},
 		{"a medium finding fails --fail-on medium", []string{"--fail-on", "medium", "../check/testdata/rules/MOAT-006/fail"}, 3, "MOAT-006", ""},
 		{"sarif", []string{"--format", "sarif", "--fail-on", "none", fail}, 0, `"version": "2.1.0"`, ""},

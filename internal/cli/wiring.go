@@ -160,7 +160,9 @@ func startNode(ctx context.Context, e *Env, c agentConfig) (*node, error) {
 	logger := slog.New(slog.NewTextHandler(e.Stderr, nil))
 	socket := c.Socket
 	if socket == "" {
-		socket = filepath.Join(c.DataDir, "workload.sock")
+		// Beside the data directory, not in it: the data directory is
+		// private (0700), and the services' own uids must reach the socket.
+		socket = filepath.Join(filepath.Clean(c.DataDir)+".public", "workload.sock")
 	}
 	reg := newRegistry()
 	// The agent's own keyring, under its KEK: a wrong KEK stops it here.

@@ -78,12 +78,13 @@ const (
 	// RuleDenyBurst: Network Activity with verdict deny from any source;
 	// Threshold within Window. Subject: "all".
 	RuleDenyBurst = "deny_burst"
-	// RuleHandshake: any record with Unmapped.Kind "handshake" and a
-	// Reason ("bad certificate", "expired", "unknown authority", …) other
-	// than "revoked". Subject: the source IP.
+	// RuleHandshake: any record with Unmapped.Kind "handshake" and a reason
+	// code (flow.ReasonExpired, flow.ReasonUnknownAuthority, …) other than
+	// flow.ReasonRevoked. Subject: the source IP.
 	RuleHandshake = "handshake_failures"
-	// RuleRevoked: any record with Unmapped.Reason "revoked". Subject: the
-	// source identity.
+	// RuleRevoked: any record with Unmapped.ReasonCode flow.ReasonRevoked (a
+	// handshake or a new stream refused because the identity is revoked).
+	// Subject: the source identity (verified, else the one it claimed).
 	RuleRevoked = "revoked_identity"
 	// RuleNewEdge: Network Activity with verdict allow between two named
 	// services not seen before (after the learning period). Edges are

@@ -304,9 +304,9 @@ func (e *Engine) observeRecord(now time.Time, r *flow.Record) []Alert {
 		return nil
 	}
 	var out []Alert
-	var kind, reason string
+	var kind, reason, code string
 	if r.Unmapped != nil {
-		kind, reason = r.Unmapped.Kind, r.Unmapped.Reason
+		kind, reason, code = r.Unmapped.Kind, r.Unmapped.Reason, r.Unmapped.ReasonCode
 	}
 	src := endpointID(r.SrcEndpoint)
 	srcIP := ""
@@ -317,18 +317,24 @@ func (e *Engine) observeRecord(now time.Time, r *flow.Record) []Alert {
 		src = "unknown"
 	}
 	switch {
-	case strings.EqualFold(reason, "revoked"):
-		out = e.fire(out, now, RuleRevoked, src, "",
+	case code == flow.ReasonRevoked:
+		// The identity that was refused is the one presented: verified
+		// (a stream on a live tunnel) or only claimed (a handshake).
+		subj := src
+		if ep := r.SrcEndpoint; ep != nil && ep.UID == "" && ep.SvcName == "" && ep.Name != "" {
+			subj = ep.Name
+		}
+		out = e.fire(out, now, RuleRevoked, subj, "",
 			"revoked identity {subject} used",
-			map[string]string{"src_ip": srcIP, "dst": target(r.DstEndpoint)})
-	case kind == "handshake" && reason != "":
+			map[string]string{"src_ip": srcIP, "dst": target(r.DstEndpoint), "reason": reason})
+	case kind == "handshake" && (code != "" || reason != ""):
 		subj := srcIP
 		if subj == "" {
 			subj = src
 		}
 		out = e.fire(out, now, RuleHandshake, subj, "",
 			"failed mTLS handshakes from {subject}",
-			map[string]string{"last_reason": reason, "dst": target(r.DstEndpoint)})
+			map[string]string{"last_reason": reason, "last_code": code, "dst": target(r.DstEndpoint)})
 	}
 	if kind == "waf" && (r.ActionID == flow.ActionDenied || r.DispositionID == flow.DispositionBlocked || r.Verdict() == flow.VerdictDeny) {
 		subj := srcIP

@@ -110,10 +110,10 @@ func feed(e *Engine, clk *fakeClock, evs []ev) {
 	}
 }
 
-func rec(class int, verdict, kind, reason string, src, dst *flow.Endpoint) *flow.Record {
+func rec(class int, verdict, kind, code string, src, dst *flow.Endpoint) *flow.Record {
 	r := flow.Header(class, flow.ActivityOpen, "moat-agent", t0)
 	r.SrcEndpoint, r.DstEndpoint = src, dst
-	r.Unmapped = &flow.Moat{Verdict: verdict, Kind: kind, Reason: reason}
+	r.Unmapped = &flow.Moat{Verdict: verdict, Kind: kind, ReasonCode: code, Reason: "text: " + code}
 	return &r
 }
 
@@ -149,7 +149,7 @@ func handshakeFail(ip, reason string) *flow.Record {
 }
 
 func revokedUse(svc string) *flow.Record {
-	return rec(flow.ClassNetworkActivity, flow.VerdictDeny, "handshake", "revoked", svcEP(svc, 0), svcEP("db", 5432))
+	return rec(flow.ClassNetworkActivity, flow.VerdictDeny, "handshake", flow.ReasonRevoked, svcEP(svc, 0), svcEP("db", 5432))
 }
 
 func wafEvent(ip string, blocked bool) *flow.Record {

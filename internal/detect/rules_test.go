@@ -13,7 +13,7 @@ import (
 )
 
 func TestRules(t *testing.T) {
-	hsReasons := []string{"bad certificate", "expired", "unknown authority"}
+	hsReasons := []string{flow.ReasonBadCertificate, flow.ReasonExpired, flow.ReasonUnknownAuthority}
 	tests := []struct {
 		name    string
 		rule    string

@@ -43,6 +43,7 @@ type cluster struct {
 	logger *slog.Logger
 	flows  *flow.Store
 	reg    *prometheus.Registry
+	detect server.Detector // guarded by mu; set by restartWith
 
 	agentCfg map[string]agent.Config // guarded by mu
 }
@@ -102,7 +103,7 @@ func (c *cluster) startServer(addr string) {
 	c.t.Helper()
 	srv, err := server.New(context.Background(), server.Config{
 		Listen: addr, Store: c.st, Audit: c.alog, Now: c.clk.Now, Logger: c.logger, Heartbeat: 200 * time.Millisecond,
-		Flows: c.flows, Metrics: c.serverReg(), AuditLog: c.alog,
+		Flows: c.flows, Metrics: c.serverReg(), AuditLog: c.alog, Detect: c.detect,
 	})
 	if err != nil {
 		c.t.Fatal(err)
@@ -124,6 +125,17 @@ func (c *cluster) startServer(addr string) {
 		c.t.Fatal(err)
 	}
 	c.admin = admin
+}
+
+// restartWith restarts the control plane on its address, feeding det.
+func (c *cluster) restartWith(det server.Detector) {
+	c.t.Helper()
+	addr := c.addr
+	c.stopServer()
+	c.mu.Lock()
+	c.detect = det
+	c.mu.Unlock()
+	c.startServer(addr)
 }
 
 func (c *cluster) stopServer() {

@@ -240,7 +240,17 @@ func TestPolicyChangeCutsLiveConnections(t *testing.T) {
 	var apiConn, dbConn net.Conn
 	eventually(t, "both connections", func() bool {
 		apiConn, dbConn = openEcho(loopAddr(toAPI)), openEcho(loopAddr(toDB))
-		return apiConn != nil && dbConn != nil
+		if apiConn == nil || dbConn == nil {
+			// A half-open attempt must not leak its connection: it would
+			// hold an app connection open past the test.
+			for _, c := range []net.Conn{apiConn, dbConn} {
+				if c != nil {
+					c.Close()
+				}
+			}
+			return false
+		}
+		return true
 	})
 	defer apiConn.Close()
 	defer dbConn.Close()

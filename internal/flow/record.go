@@ -237,7 +237,37 @@ type Moat struct {
 	Rules   []string `json:"rules,omitempty"`
 	Matched string   `json:"matched,omitempty"`
 	Kind    string   `json:"kind,omitempty"` // security event kind: "waf", "rate_limit", "ip_deny", "csrf", "handshake", ...
+	// ReasonCode is the machine-readable cause of a refusal, failure or
+	// cut (one of the Reason* constants); Reason is the text for people.
+	// Detection rules and queries match on the code, never on the text.
+	ReasonCode string `json:"reason_code,omitempty"`
 }
+
+// Reason codes carried in Moat.ReasonCode. They are stable: rules, alerts
+// and dashboards match on them.
+const (
+	// Identity: the peer's certificate was refused.
+	ReasonRevoked          = "revoked"           // the SVID's serial or SPIFFE ID is revoked
+	ReasonExpired          = "expired"           // outside its validity period (expired or not yet valid)
+	ReasonUnknownAuthority = "unknown_authority" // does not chain to the trust bundle
+	ReasonBadCertificate   = "bad_certificate"   // not an SVID of this trust domain, or wrong usages
+	ReasonNotService       = "not_a_service"     // a valid SVID, but not a service's (a node's, an admin's)
+	ReasonHandshake        = "handshake_failed"  // the TLS handshake failed otherwise (protocol, ALPN, timeout, refused by the peer)
+	// Decision: the destination refused the connection.
+	ReasonPolicyDenied   = "policy_denied"     // no intention allows the pair
+	ReasonUnknownService = "unknown_service"   // the destination service is not on that node
+	ReasonWrongPort      = "wrong_port"        // the service does not serve that port
+	ReasonPlaintext      = "plaintext_refused" // plaintext to a strict service
+	ReasonAppUnreachable = "app_unreachable"   // the destination app did not accept
+	ReasonBadHeader      = "bad_header"        // a malformed or missing tunnel header
+	ReasonUIDMismatch    = "uid_mismatch"      // a local process of another uid used a service's upstream port
+	ReasonUnavailable    = "unavailable"       // the source could not reach the destination (no SVID, no route, no tunnel)
+	// Cut: a live connection was closed by a change.
+	ReasonPolicyChanged  = "policy_changed"  // the policy no longer allows the pair
+	ReasonPeerRevoked    = "peer_revoked"    // the peer's identity was revoked while connected
+	ReasonServiceRemoved = "service_removed" // an end was deregistered or moved off its node
+	ReasonShutdown       = "shutdown"        // the agent stopped
+)
 
 // NewID returns a fresh random record ID (128 bits, hex).
 func NewID() string {

@@ -23,7 +23,9 @@ type ShipperConfig struct {
 	Spool *Spool
 	// BatchSize is the most records per Send; zero means 500.
 	BatchSize int
-	// FlushEvery sends a partial batch after this long; zero means 1s.
+	// FlushEvery sends a partial batch after this long; zero means 200ms,
+	// so a connection's open record reaches the server (and `moat flows
+	// --follow`) well within a second of its start.
 	FlushEvery time.Duration
 	// QueueSize bounds the in-memory queue between Write and Run; zero means
 	// 10000. Writes that find it full go to the spool.
@@ -74,7 +76,7 @@ func NewShipper(cfg ShipperConfig) (*Shipper, error) {
 		cfg.BatchSize = 500
 	}
 	if cfg.FlushEvery == 0 {
-		cfg.FlushEvery = time.Second
+		cfg.FlushEvery = 200 * time.Millisecond
 	}
 	if cfg.QueueSize == 0 {
 		cfg.QueueSize = 10000

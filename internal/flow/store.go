@@ -449,6 +449,28 @@ func columns(r *Record) row {
 	return c
 }
 
+// talkerWeight is what a record adds to the talkers rollup: how many
+// connections it starts and how many bytes it carries. A mesh connection
+// is recorded at both ends; the destination's records decide, so the
+// source's (direction outbound) add nothing, and of the destination's only
+// the first of a connection (Open, or a Refuse or Fail) counts it, while
+// each one's bytes (those since the connection's previous record) add up
+// to its total. A record without a connection ID (from a producer that
+// writes one record per connection) counts as one connection.
+func talkerWeight(r *Record, bytes int64) (flows, b int64) {
+	if r.ClassUID != ClassNetworkActivity || r.ConnectionInfo == nil || r.ConnectionInfo.UID == "" {
+		return 1, bytes
+	}
+	if r.ConnectionInfo.DirectionID == DirectionOutbound {
+		return 0, 0
+	}
+	switch r.ActivityID {
+	case ActivityOpen, ActivityRefuse, ActivityFail:
+		return 1, bytes
+	}
+	return 0, bytes
+}
+
 type rollupKey struct {
 	hour  int64
 	class int
@@ -545,8 +567,9 @@ func (s *Store) ingestDay(ctx context.Context, p *partition, recs []Record, idx 
 		k := rollupKey{hour: r.Time / hourMillis, class: r.ClassUID, row: c}
 		k.bytes = 0
 		v := roll[k]
-		v[0]++
-		v[1] += c.bytes
+		flows, bytes := talkerWeight(r, c.bytes)
+		v[0] += flows
+		v[1] += bytes
 		roll[k] = v
 	}
 	up, err := tx.PrepareContext(ctx, `INSERT INTO talkers(hour, class, src, src_name, dst, dst_name, verdict, rule, flows, bytes)

@@ -203,3 +203,35 @@ func TestRetentionDropsWholeDays(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// TestTalkersCountAConnectionOnce: one connection of N bytes, recorded at
+// both ends (the destination with an open, an interim and a close record,
+// each carrying the bytes since the previous one), is one flow of N bytes.
+func TestTalkersCountAConnectionOnce(t *testing.T) {
+	ctx := context.Background()
+	s := openTestStore(t, StoreConfig{})
+	conn := "00112233445566778899aabbccddeeff"
+	rec := func(uid string, dir, activity int, in, out int64, at time.Time) Record {
+		r := netRecord(uid, "web", "db", VerdictAllow, "web-to-db", 0, at)
+		r.ActivityID, r.TypeUID = activity, ClassNetworkActivity*100+activity
+		r.ConnectionInfo = &ConnectionInfo{UID: conn, DirectionID: dir}
+		r.Traffic = &Traffic{BytesIn: in, BytesOut: out, Bytes: in + out}
+		return r
+	}
+	batch := []Record{
+		rec("open", DirectionInbound, ActivityOpen, 0, 0, t0),
+		rec("interim", DirectionInbound, ActivityTraffic, 100, 141, t0.Add(time.Minute)),
+		rec("close", DirectionInbound, ActivityClose, 0, 100, t0.Add(2*time.Minute)),
+		rec("source", DirectionOutbound, ActivityClose, 241, 100, t0.Add(2*time.Minute)),
+	}
+	if _, err := s.Ingest(ctx, batch); err != nil {
+		t.Fatal(err)
+	}
+	top, err := s.TopTalkers(ctx, Filter{}, 5)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := []Talker{{Src: "spiffe://prod.example/svc/web", Dst: "spiffe://prod.example/svc/db", Flows: 1, Bytes: 341}}; !slices.Equal(top, want) {
+		t.Fatalf("top talkers = %+v, want %+v", top, want)
+	}
+}

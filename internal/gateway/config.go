@@ -1,6 +1,7 @@
 package gateway
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"net"
@@ -67,8 +68,11 @@ type LimitsFile struct {
 	WriteTimeout      config.Duration `yaml:"write_timeout"`       // 0: 120s
 	IdleTimeout       config.Duration `yaml:"idle_timeout"`        // 0: 60s
 	MaxHeaderBytes    int             `yaml:"max_header_bytes"`    // 0: 32 KiB
-	MaxBodyBytes      int64           `yaml:"max_body_bytes"`      // 0: 10 MiB
-	MaxConnsPerIP     int             `yaml:"max_conns_per_ip"`    // 0: 256
+	// MaxBodyBytes is the largest request body on a route that sets no
+	// max_body_bytes of its own; 0 means 1 MiB (nginx's default), enough
+	// for forms and API calls. Routes that take uploads raise their own.
+	MaxBodyBytes  int64 `yaml:"max_body_bytes"`
+	MaxConnsPerIP int   `yaml:"max_conns_per_ip"` // 0: 256; an IPv6 /64 counts as one IP
 }
 
 // WAFFile configures the WAF (see waf.Config for each setting's meaning).
@@ -84,6 +88,28 @@ type WAFFile struct {
 	InspectResponses  bool     `yaml:"inspect_responses"`
 	RulesBefore       []string `yaml:"rules_before"`
 	Rules             []string `yaml:"rules"`
+	// BodyInspection bounds the WAF's work on request bodies across
+	// requests.
+	BodyInspection BodyInspectionFile `yaml:"body_inspection"`
+}
+
+// BodyInspectionFile bounds how much request body the WAF evaluates at
+// once. Its cost grows with the body, so without a bound a few clients
+// posting large bodies take the CPU from every other request. A body
+// waits for room in a queue served round-robin across clients (an IPv4
+// address or IPv6 /64 each); a client over its share is answered 429 at
+// once, a body that finds no room within queue_timeout 503. Requests
+// without a body are not queued.
+type BodyInspectionFile struct {
+	// MaxBytes is the request-body bytes under evaluation at once; 0 means
+	// 8 MiB. A larger body takes the whole of it.
+	MaxBytes int64 `yaml:"max_bytes"`
+	// MaxBytesPerClient is what one client may have under evaluation or
+	// waiting; 0 means a quarter of max_bytes. A client with nothing in
+	// flight is always queued, whatever its body's size.
+	MaxBytesPerClient int64 `yaml:"max_bytes_per_client"`
+	// QueueTimeout is how long a body waits for room; 0 means 5s.
+	QueueTimeout config.Duration `yaml:"queue_timeout"`
 }
 
 // CSRFFile sets what happens to an unsafe request with neither Origin nor
@@ -93,7 +119,7 @@ type CSRFFile struct {
 	Missing string `yaml:"missing"`
 }
 
-// RateFile is a per-client-IP token bucket.
+// RateFile is a token bucket per client IP (an IPv6 /64 counts as one).
 type RateFile struct {
 	RPS   float64 `yaml:"rps"`   // 0: 50 requests a second
 	Burst int     `yaml:"burst"` // 0: 2×RPS, at least 1
@@ -103,10 +129,15 @@ type RateFile struct {
 // RouteFile maps Host + path prefix to a mesh service.
 type RouteFile struct {
 	Name string `yaml:"name"` // defaults to the service name
-	// Host is matched without port, case-insensitively; empty or "*"
-	// matches any host.
+	// Host is matched without port, case-insensitively, and without the
+	// trailing dot of a fully qualified name; empty or "*" matches any host.
 	Host string `yaml:"host"`
-	// Path is a path prefix ("/api/"); empty means "/".
+	// Path is a path prefix ("/api/"); empty means "/". It is matched
+	// against the request's path in normal form (escapes of unreserved
+	// characters decoded, "//" merged, "." and ".." resolved), which is
+	// also what the WAF inspects and the service receives. A request whose
+	// path as sent would pick another route than its normal form is
+	// refused (400).
 	Path    string `yaml:"path"`
 	Service string `yaml:"service"` // required
 	Port    int    `yaml:"port"`    // required
@@ -121,6 +152,16 @@ type RouteFile struct {
 	Rate          *RateFile `yaml:"rate_limit"` // overrides rate_limit
 	WAFExclusions []string  `yaml:"waf_exclusions"`
 	WAFOff        bool      `yaml:"waf_off"`
+	// MaxBodyBytes is the largest request body this route takes; 0 means
+	// limits.max_body_bytes. Raise it on routes that take uploads. With
+	// the WAF on it may not exceed waf.request_body_limit.
+	MaxBodyBytes int64 `yaml:"max_body_bytes"`
+	// EncodedSlashes says what an encoded path separator (%2F, %5C or a
+	// raw backslash) means on this route: "decode" (the default) makes it
+	// a "/" for routing, the WAF and the service; "keep" forwards it
+	// encoded, for services whose paths carry encoded names
+	// ("/projects/group%2Frepo"); "refuse" answers 400.
+	EncodedSlashes string `yaml:"encoded_slashes"`
 }
 
 // Settings is a validated gateway.yaml in typed form.
@@ -137,10 +178,13 @@ type Settings struct {
 	Write          time.Duration
 	Idle           time.Duration
 	MaxHeaderBytes int
-	MaxBodyBytes   int64
+	MaxBodyBytes   int64 // routes' default
 	MaxConnsPerIP  int
 	WAFOn          bool
 	WAF            waf.Config
+	InspectBytes   int64 // waf.body_inspection, defaults applied
+	InspectClient  int64
+	InspectTimeout time.Duration
 	Events         string
 	Allow, Deny    *prefixSet
 	Trusted        *prefixSet
@@ -161,6 +205,8 @@ type Route struct {
 	Burst          int
 	Exclusions     *waf.Exclusions
 	WAFOff         bool
+	MaxBodyBytes   int64  // limits.max_body_bytes when the route sets none
+	EncodedSlashes string // slashDecode, slashKeep or slashRefuse
 }
 
 const (
@@ -168,6 +214,9 @@ const (
 	csrfRefuse            = "refuse"
 	csrfAllow             = "allow"
 	minHSTS               = 365 * 24 * time.Hour
+	defaultMaxBody        = 1 << 20
+	defaultInspectBytes   = 8 << 20
+	defaultInspectTimeout = 5 * time.Second
 )
 
 // LoadFile reads, decodes and validates gateway.yaml. services lists the
@@ -208,7 +257,7 @@ func (f *File) Settings(services []string) (*Settings, error) {
 		WAFOn:          !f.WAF.Disabled,
 	}
 	if s.MaxBodyBytes == 0 {
-		s.MaxBodyBytes = 10 << 20
+		s.MaxBodyBytes = defaultMaxBody
 	}
 	if s.RedirectListen == "off" {
 		s.RedirectListen = ""
@@ -256,6 +305,24 @@ func (f *File) Settings(services []string) (*Settings, error) {
 	if s.WAF, err = f.WAF.config(); err != nil {
 		return nil, err
 	}
+	bi := f.WAF.BodyInspection
+	s.InspectBytes = bi.MaxBytes
+	if s.InspectBytes == 0 {
+		s.InspectBytes = defaultInspectBytes
+	}
+	s.InspectClient = bi.MaxBytesPerClient
+	if s.InspectClient == 0 {
+		s.InspectClient = max(1, s.InspectBytes/4)
+	}
+	s.InspectTimeout = orDur(bi.QueueTimeout, defaultInspectTimeout)
+	switch {
+	case bi.MaxBytes < 0:
+		return nil, config.Errorf("waf.body_inspection.max_bytes", "must not be negative, got %d", bi.MaxBytes)
+	case bi.MaxBytesPerClient < 0 || s.InspectClient > s.InspectBytes:
+		return nil, config.Errorf("waf.body_inspection.max_bytes_per_client", "want 0 to max_bytes (%d), got %d", s.InspectBytes, bi.MaxBytesPerClient)
+	case bi.QueueTimeout < 0:
+		return nil, config.Errorf("waf.body_inspection.queue_timeout", "must not be negative, got %s", time.Duration(bi.QueueTimeout))
+	}
 	if s.Allow, err = parsePrefixes("ip_allow", f.IPAllow); err != nil {
 		return nil, err
 	}
@@ -287,6 +354,24 @@ func (f *File) Settings(services []string) (*Settings, error) {
 		if err != nil {
 			return nil, err
 		}
+		inspected := s.WAFOn && !r.WAFOff
+		wafLimit := cmp.Or(s.WAF.RequestBodyLimit, waf.DefaultRequestBodyLimit)
+		switch {
+		case r.MaxBodyBytes != 0:
+		case f.Limits.MaxBodyBytes == 0 && inspected:
+			// The default yields to a lower WAF limit; a limit written
+			// out must agree with it (below).
+			r.MaxBodyBytes = min(s.MaxBodyBytes, wafLimit)
+		default:
+			r.MaxBodyBytes = s.MaxBodyBytes
+		}
+		if inspected && r.MaxBodyBytes > wafLimit {
+			key := config.Join(p, "max_body_bytes")
+			if rf.MaxBodyBytes == 0 {
+				key = "limits.max_body_bytes"
+			}
+			return nil, config.Errorf(key, "%d is above waf.request_body_limit (%d), which the WAF would refuse on route %q: raise the WAF's limit or turn the WAF off on the route", r.MaxBodyBytes, wafLimit, r.Name)
+		}
 		if names[r.Name] {
 			return nil, config.Errorf(config.Join(p, "name"), "route name %q used twice", r.Name)
 		}
@@ -303,19 +388,29 @@ func (f *File) Settings(services []string) (*Settings, error) {
 
 func (rf *RouteFile) route(p string, services []string, csrfDefault string, rps float64, burst int) (Route, error) {
 	r := Route{
-		Name:        or(rf.Name, rf.Service),
-		Host:        strings.ToLower(rf.Host),
-		Path:        or(rf.Path, "/"),
-		Service:     rf.Service,
-		Port:        rf.Port,
-		CSRFMissing: or(rf.CSRFMissing, csrfDefault),
-		RPS:         rps,
-		Burst:       burst,
-		WAFOff:      rf.WAFOff,
-		CSRFOff:     rf.CSRFOff,
+		Name:         or(rf.Name, rf.Service),
+		Host:         strings.ToLower(rf.Host),
+		Path:         or(rf.Path, "/"),
+		Service:      rf.Service,
+		Port:         rf.Port,
+		CSRFMissing:  or(rf.CSRFMissing, csrfDefault),
+		RPS:          rps,
+		Burst:        burst,
+		WAFOff:       rf.WAFOff,
+		CSRFOff:      rf.CSRFOff,
+		MaxBodyBytes: rf.MaxBodyBytes,
+
+		EncodedSlashes: or(rf.EncodedSlashes, slashDecode),
 	}
 	if r.Host == "*" {
 		r.Host = ""
+	}
+	if r.Host != "" {
+		h, ok := normalizeHost(r.Host)
+		if !ok || strings.ContainsAny(r.Host, "/:@ []") {
+			return r, config.Errorf(config.Join(p, "host"), "want a host name without port or scheme, got %q", rf.Host)
+		}
+		r.Host = h
 	}
 	if r.Service == "" {
 		return r, config.Errorf(config.Join(p, "service"), "required: the mesh service this route reaches")
@@ -329,8 +424,19 @@ func (rf *RouteFile) route(p string, services []string, csrfDefault string, rps 
 	if !strings.HasPrefix(r.Path, "/") {
 		return r, config.Errorf(config.Join(p, "path"), "want a path prefix starting with \"/\", got %q", r.Path)
 	}
-	if strings.ContainsAny(r.Host, "/:@ ") {
-		return r, config.Errorf(config.Join(p, "host"), "want a host name without port or scheme, got %q", rf.Host)
+	if n, err := normalizePath(r.Path, slashRefuse); err != nil || n != r.Path {
+		if err == nil {
+			err = fmt.Errorf("its normal form is %q", n)
+		}
+		return r, config.Errorf(config.Join(p, "path"), "want a path prefix in normal form (requests are matched in it), got %q: %v", r.Path, err)
+	}
+	if r.MaxBodyBytes < 0 {
+		return r, config.Errorf(config.Join(p, "max_body_bytes"), "must not be negative, got %d", r.MaxBodyBytes)
+	}
+	switch r.EncodedSlashes {
+	case slashDecode, slashKeep, slashRefuse:
+	default:
+		return r, config.Errorf(config.Join(p, "encoded_slashes"), "want %q, %q or %q, got %q", slashDecode, slashKeep, slashRefuse, r.EncodedSlashes)
 	}
 	for j, o := range rf.AllowedOrigins {
 		n, err := normOrigin(o)
@@ -462,18 +568,33 @@ func checkAddr(path, addr string) error {
 	return nil
 }
 
-// normOrigin returns scheme://host[:port] in lower case.
+// normOrigin returns scheme://host[:port] in lower case, without the
+// trailing dot of a fully qualified host name.
 func normOrigin(o string) (string, error) {
 	u, err := url.Parse(o)
 	if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" || (u.Path != "" && u.Path != "/") || u.RawQuery != "" || u.User != nil {
 		return "", fmt.Errorf("want an origin such as \"https://shop.example\", got %q", o)
 	}
-	return strings.ToLower(u.Scheme + "://" + u.Host), nil
+	host, ok := normalizeHost(u.Host)
+	if !ok {
+		return "", fmt.Errorf("want an origin such as \"https://shop.example\", got %q", o)
+	}
+	if p := u.Port(); p != "" {
+		host = net.JoinHostPort(host, p)
+	} else if strings.Contains(host, ":") {
+		host = "[" + host + "]"
+	}
+	return strings.ToLower(u.Scheme) + "://" + host, nil
 }
 
 // prefixSet is a list of IP prefixes. An empty set contains nothing.
 type prefixSet struct{ prefixes []netip.Prefix }
 
+// parsePrefixes reads addresses and CIDRs. An IPv4 address written in
+// IPv6's mapped form ("::ffff:192.0.2.1", "::ffff:192.0.2.0/120") is the
+// IPv4 address or range: clients are compared in IPv4 form, so a mapped
+// entry would otherwise never match (a deny list that fails open). A
+// mapped prefix shorter than /96 names no IPv4 range and is refused.
 func parsePrefixes(path string, list []string) (*prefixSet, error) {
 	s := &prefixSet{}
 	for i, v := range list {
@@ -486,8 +607,14 @@ func parsePrefixes(path string, list []string) (*prefixSet, error) {
 			a, err = netip.ParseAddr(v)
 			p = netip.PrefixFrom(a, a.BitLen())
 		}
-		if err != nil {
+		if err != nil || p.Addr().Zone() != "" {
 			return nil, config.Errorf(config.Index(path, i), "want an IP address or CIDR such as \"10.0.0.0/8\", got %q", v)
+		}
+		if a := p.Addr(); a.Is4In6() {
+			if p.Bits() < 96 {
+				return nil, config.Errorf(config.Index(path, i), "%q: an IPv4-mapped prefix needs a length of at least 96; write the IPv4 range instead", v)
+			}
+			p = netip.PrefixFrom(a.Unmap(), p.Bits()-96)
 		}
 		s.prefixes = append(s.prefixes, p.Masked())
 	}

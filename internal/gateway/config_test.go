@@ -1,10 +1,12 @@
 package gateway
 
 import (
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"moat/internal/config"
 )
@@ -63,6 +65,18 @@ func TestSettingsErrors(t *testing.T) {
 		{"no routes", func(f *File, _ string) { f.Routes = nil }, `routes: no routes`},
 		{"host with port", func(f *File, _ string) { f.Routes[0].Host = "a.example:443" }, `routes[0].host: want a host name without port`},
 		{"negative limit", func(f *File, _ string) { f.Limits.MaxConnsPerIP = -1 }, `limits.max_conns_per_ip: must not be negative`},
+		{"host not a name", func(f *File, _ string) { f.Routes[0].Host = "a..example" }, `routes[0].host: want a host name`},
+		{"path not normal", func(f *File, _ string) { f.Routes[1].Path = "/api//v1/" }, `routes[1].path: want a path prefix in normal form (requests are matched in it), got "/api//v1/": its normal form is "/api/v1/"`},
+		{"path escapes", func(f *File, _ string) { f.Routes[1].Path = "/%61pi/" }, `routes[1].path: want a path prefix in normal form`},
+		{"path above root", func(f *File, _ string) { f.Routes[1].Path = "/../api/" }, `routes[1].path: want a path prefix in normal form (requests are matched in it), got "/../api/": path climbs above the root`},
+		{"encoded slashes", func(f *File, _ string) { f.Routes[1].EncodedSlashes = "allow" }, `routes[1].encoded_slashes: want "decode", "keep" or "refuse", got "allow"`},
+		{"route body", func(f *File, _ string) { f.Routes[1].MaxBodyBytes = -1 }, `routes[1].max_body_bytes: must not be negative`},
+		{"route body over WAF", func(f *File, _ string) { f.Routes[1].MaxBodyBytes = 20 << 20 }, `routes[1].max_body_bytes: 20971520 is above waf.request_body_limit (13631488)`},
+		{"body over WAF", func(f *File, _ string) { f.Limits.MaxBodyBytes = 20 << 20 }, `limits.max_body_bytes: 20971520 is above waf.request_body_limit (13631488), which the WAF would refuse on route "frontend"`},
+		{"inspection", func(f *File, _ string) { f.WAF.BodyInspection.MaxBytes = -1 }, `waf.body_inspection.max_bytes: must not be negative`},
+		{"inspection share", func(f *File, _ string) { f.WAF.BodyInspection.MaxBytesPerClient = 9 << 20 }, `waf.body_inspection.max_bytes_per_client: want 0 to max_bytes (8388608), got 9437184`},
+		{"inspection timeout", func(f *File, _ string) { f.WAF.BodyInspection.QueueTimeout = -1 }, `waf.body_inspection.queue_timeout: must not be negative`},
+		{"mapped prefix", func(f *File, _ string) { f.Trusted = []string{"::ffff:10.0.0.0/8"} }, `trusted_proxies[0]: "::ffff:10.0.0.0/8": an IPv4-mapped prefix needs a length of at least 96`},
 	}
 	f, _ := goodFile(t)
 	if _, err := f.Settings(nil); err != nil {
@@ -79,6 +93,33 @@ func TestSettingsErrors(t *testing.T) {
 		if !strings.HasPrefix(err.Error(), c.want) {
 			t.Errorf("%s:\n got %v\nwant %s…", c.name, err, c.want)
 		}
+	}
+}
+
+// TestSettingsNormalForms: what the gateway compares requests with is kept
+// in the form requests are compared in.
+func TestSettingsNormalForms(t *testing.T) {
+	f, _ := goodFile(t)
+	f.Routes[0].Host = "Shop.Example.ORG."
+	f.Routes[1].AllowedOrigins = []string{"https://Shop.Example.org.:8443"}
+	f.IPDeny = []string{"::ffff:192.0.2.1", "::ffff:198.51.100.0/120", "2001:db8::/32"}
+	f.WAF.Disabled = true
+	f.Routes[1].MaxBodyBytes = 50 << 20
+	s, err := f.Settings(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r := s.Routes[0]; r.Host != "shop.example.org" || r.EncodedSlashes != slashDecode || r.MaxBodyBytes != 1<<20 {
+		t.Errorf("route 0: %+v", r)
+	}
+	if r := s.Routes[1]; r.AllowedOrigins[0] != "https://shop.example.org:8443" || r.MaxBodyBytes != 50<<20 {
+		t.Errorf("route 1: %+v", r)
+	}
+	if got := fmt.Sprint(s.Deny.prefixes); got != "[192.0.2.1/32 198.51.100.0/24 2001:db8::/32]" {
+		t.Errorf("deny %s", got)
+	}
+	if s.InspectBytes != 8<<20 || s.InspectClient != 2<<20 || s.InspectTimeout != 5*time.Second {
+		t.Errorf("inspection defaults %d %d %s", s.InspectBytes, s.InspectClient, s.InspectTimeout)
 	}
 }
 

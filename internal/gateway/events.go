@@ -18,6 +18,13 @@ const (
 	KindRateLimit = "rate_limit"
 	KindIPDeny    = "ip_deny"
 	KindCSRF      = "csrf"
+	// KindPath is a path refused before routing: one that reads as another
+	// route once normalised, climbs above the root, or hides a dot
+	// segment or separator a backend might resolve.
+	KindPath = "path"
+	// KindOverload is a request refused because the gateway had no room
+	// to inspect it in time.
+	KindOverload = "overload"
 )
 
 const product = "moat gateway"

@@ -167,7 +167,7 @@ func (g *Gateway) build(old *state) (*state, string, error) {
 	if g.cfg.GetCertificate == nil && s.CertFile == "" {
 		return nil, "", fmt.Errorf("gateway: %s: tls.cert_file: required (no certificate source was given)", g.cfg.File)
 	}
-	st := &state{s: s, rates: &rateStore{}}
+	st := &state{s: s, rates: &rateStore{}, gate: newInspectGate(s.InspectBytes, s.InspectClient, s.InspectTimeout)}
 	if s.WAFOn {
 		if st.waf, err = waf.New(s.WAF); err != nil {
 			return nil, "", fmt.Errorf("gateway: %s: waf: %w", g.cfg.File, err)
@@ -342,8 +342,8 @@ func (g *Gateway) connRefused(ip netip.Addr) {
 // host must look like a host name; anything else gets 400 rather than a
 // redirect built from attacker-chosen bytes.
 func (g *Gateway) redirect(w http.ResponseWriter, r *http.Request) {
-	host := hostOnly(r.Host)
-	if host == "" || !validHost(host) {
+	host, ok := normalizeHost(r.Host)
+	if !ok || host == "" {
 		http.Error(w, "bad request", http.StatusBadRequest)
 		return
 	}
@@ -368,19 +368,4 @@ func (g *Gateway) redirect(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Strict-Transport-Security", st.s.HSTS)
 	}
 	http.Redirect(w, r, target, http.StatusPermanentRedirect)
-}
-
-func validHost(h string) bool {
-	if _, err := netip.ParseAddr(h); err == nil {
-		return true
-	}
-	if len(h) > 253 {
-		return false
-	}
-	for _, c := range h {
-		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-' || c == '.') {
-			return false
-		}
-	}
-	return true
 }

@@ -480,3 +480,100 @@ func TestGetCertificateHook(t *testing.T) {
 		t.Errorf("no certificate source: %v", err)
 	}
 }
+
+// TestIPv4MappedListEntries: a list entry written "::ffff:a.b.c.d" means the
+// IPv4 address, in the deny and allow lists and among trusted proxies.
+func TestIPv4MappedListEntries(t *testing.T) {
+	f := newFixture(t, baseYAML+noWAF+"ip_deny: [\"::ffff:127.0.0.1\"]\n")
+	if code, _, _ := f.do(f.req("GET", "/", nil)); code != http.StatusForbidden {
+		t.Errorf("ip_deny ::ffff:127.0.0.1: %d, want 403", code)
+	}
+	for _, c := range []struct {
+		yaml string
+		want int
+	}{
+		{"ip_deny: [\"::ffff:127.0.0.0/104\"]\n", 403},
+		{"ip_deny: [\"::FFFF:7f00:1\"]\n", 403},
+		{"ip_allow: [\"::ffff:127.0.0.1\"]\n", 200},
+		{"ip_allow: [\"::ffff:10.0.0.0/104\"]\n", 403},
+	} {
+		f.write(baseYAML + noWAF + c.yaml)
+		if err := f.gw.Reload(); err != nil {
+			t.Fatal(err)
+		}
+		if code, _, _ := f.do(f.req("GET", "/", nil)); code != c.want {
+			t.Errorf("%s: %d, want %d", strings.TrimSpace(c.yaml), code, c.want)
+		}
+	}
+
+	t.Log("a trusted proxy written mapped is trusted")
+	f.write(baseYAML + noWAF + "trusted_proxies: [\"::ffff:127.0.0.1\"]\nip_deny: [\"::ffff:203.0.113.0/120\"]\n")
+	if err := f.gw.Reload(); err != nil {
+		t.Fatal(err)
+	}
+	r := f.req("GET", "/", nil)
+	r.Header.Set("X-Forwarded-For", "203.0.113.9")
+	if code, _, _ := f.do(r); code != http.StatusForbidden {
+		t.Errorf("denied client behind a mapped trusted proxy: %d, want 403", code)
+	}
+	r = f.req("GET", "/", nil)
+	r.Header.Set("X-Forwarded-For", "::ffff:198.51.100.7")
+	if code, _, _ := f.do(r); code != 200 {
+		t.Fatalf("client behind a mapped trusted proxy: %d", code)
+	}
+	got, _ := f.backends["frontend"].lastRequest()
+	if v := got.Header.Get("X-Real-IP"); v != "198.51.100.7" {
+		t.Errorf("X-Real-IP %q, want the client's IPv4 address", v)
+	}
+
+	t.Log("a mapped entry shorter than /96 names no IPv4 range and is refused")
+	f.write(baseYAML + noWAF + "ip_deny: [\"::ffff:1.2.3.4/64\"]\n")
+	if err := f.gw.Reload(); err == nil || !strings.Contains(err.Error(), "ip_deny[0]") {
+		t.Errorf("reload with ::ffff:1.2.3.4/64: %v", err)
+	}
+}
+
+// TestClientIdentityHeadersStripped: headers a backend may believe about
+// the client's address or the URL come from the gateway, never the client.
+func TestClientIdentityHeadersStripped(t *testing.T) {
+	f := newFixture(t, baseYAML+noWAF)
+	spoofed := []string{"X-Real-IP", "True-Client-IP", "X-Client-IP", "Client-IP", "X-Cluster-Client-IP",
+		"CF-Connecting-IP", "Fastly-Client-IP", "X-Originating-IP", "X-Remote-IP", "X-Remote-Addr",
+		"X-Original-URL", "X-Rewrite-URL", "X-Original-URI", "X-Forwarded-Uri", "X-Forwarded-Prefix",
+		"X-Forwarded-Port", "X-Forwarded-Server", "X-Forwarded-Scheme", "X-Forwarded-Ssl",
+		"X-Original-Host", "X-Host", "X-Original-Forwarded-For"}
+	for _, proto := range []string{"HTTP/2.0", "HTTP/1.1"} {
+		c := f.client
+		if proto == "HTTP/1.1" {
+			c = &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: f.pool, ServerName: "localhost"}}}
+		}
+		r := f.req("GET", "/api/items", nil)
+		for _, h := range spoofed {
+			r.Header.Set(h, "6.6.6.6")
+		}
+		r.Header.Set("X-Original-URL", "/admin")
+		r.Header.Set("X-Rewrite-URL", "/admin")
+		// Servers that map headers to CGI variables read X_Real_IP as X-Real-IP.
+		r.Header["X_Real_IP"] = []string{"6.6.6.6"}
+		r.Header["X_Forwarded_For"] = []string{"6.6.6.6"}
+		resp, err := c.Do(r)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != 200 || resp.Proto != proto {
+			t.Fatalf("%s: %d over %s", proto, resp.StatusCode, resp.Proto)
+		}
+		got, _ := f.backends["api"].lastRequest()
+		for name, vs := range got.Header {
+			for _, v := range vs {
+				if strings.Contains(v, "6.6.6.6") || strings.Contains(v, "/admin") {
+					t.Errorf("%s: backend received %s: %s", proto, name, v)
+				}
+			}
+		}
+		if v := got.Header.Get("X-Real-IP"); v != "127.0.0.1" {
+			t.Errorf("%s: X-Real-IP %q, want the client address the gateway decided", proto, v)
+		}
+	}
+}

@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httputil"
+	"net/netip"
 	"net/url"
 	"strconv"
 	"strings"
@@ -23,12 +24,12 @@ type state struct {
 	s     *Settings
 	waf   *waf.WAF // nil when the WAF is disabled
 	rates *rateStore
+	gate  *inspectGate
 }
 
-// match returns the route for host and path: an exact host beats any host,
-// then the longest path prefix wins.
+// match returns the route for host (normalised) and path: an exact host
+// beats any host, then the longest path prefix wins.
 func (st *state) match(host, path string) *Route {
-	host = strings.ToLower(hostOnly(host))
 	var best *Route
 	for i := range st.s.Routes {
 		r := &st.s.Routes[i]
@@ -46,6 +47,58 @@ func (st *state) match(host, path string) *Route {
 	return best
 }
 
+// errPathAmbiguous: the path as sent and its normal form pick different
+// routes, so some reader of it would take the request elsewhere.
+var errPathAmbiguous = errors.New("the path as sent and its normal form pick different routes")
+
+// route finds the route for r and the escaped path to forward. Every way
+// the path may be read (as sent, decoded, normalised, and as forwarded)
+// must pick the same route, or the request is refused: a backend that
+// resolves what the gateway did not must not land on another route's
+// checks. A nil route with a nil error is "no route".
+func (st *state) route(host string, r *http.Request) (*Route, string, error) {
+	raw := r.URL.EscapedPath()
+	norm, err := normalizePath(raw, slashDecode)
+	if err != nil {
+		return nil, "", err
+	}
+	route := st.match(host, norm)
+	for _, p := range []string{raw, r.URL.Path} {
+		if st.match(host, p) != route {
+			return nil, "", errPathAmbiguous
+		}
+	}
+	if route == nil || route.EncodedSlashes == slashDecode {
+		return route, norm, nil
+	}
+	fwd, err := normalizePath(raw, route.EncodedSlashes)
+	if err != nil {
+		return nil, "", err
+	}
+	if st.match(host, fwd) != route {
+		return nil, "", errPathAmbiguous
+	}
+	return route, fwd, nil
+}
+
+// setTarget rewrites r to the normal forms of its host and path, which the
+// WAF then inspects and the proxy forwards.
+func setTarget(r *http.Request, host, path string) {
+	if _, port, err := net.SplitHostPort(r.Host); err == nil && host != "" {
+		host = net.JoinHostPort(host, port)
+	} else if strings.Contains(host, ":") {
+		host = "[" + host + "]"
+	}
+	r.Host = host
+	if p, err := url.PathUnescape(path); err == nil {
+		r.URL.Path, r.URL.RawPath = p, path
+	}
+	r.RequestURI = path
+	if r.URL.RawQuery != "" {
+		r.RequestURI += "?" + r.URL.RawQuery
+	}
+}
+
 // pathHasPrefix matches "/api" against "/api" and "/api/x", not "/apix".
 func pathHasPrefix(path, prefix string) bool {
 	if !strings.HasPrefix(path, prefix) {
@@ -54,27 +107,22 @@ func pathHasPrefix(path, prefix string) bool {
 	return len(path) == len(prefix) || strings.HasSuffix(prefix, "/") || path[len(prefix)] == '/'
 }
 
-func hostOnly(hostport string) string {
-	if h, _, err := net.SplitHostPort(hostport); err == nil {
-		return h
-	}
-	return strings.TrimSuffix(strings.TrimPrefix(hostport, "["), "]")
-}
-
 func newRequestID() string {
 	var b [16]byte
 	_, _ = rand.Read(b[:])
 	return hex.EncodeToString(b[:])
 }
 
-type ctxKey int
+type ctxKey struct{}
 
-const (
-	keyRoute ctxKey = iota
-	keyTx
-	keyClient
-	keyReqID
-)
+// forward is what the handler decided about a request, for the proxy.
+type forward struct {
+	route  *Route
+	client netip.Addr // the client, after trusted proxies
+	xff    string     // the X-Forwarded-For chain to send
+	reqID  string
+	check  *respCheck // nil when the response is not inspected
+}
 
 // errBlocked marks a response the WAF refused.
 var errBlocked = errors.New("gateway: response blocked by the WAF")
@@ -97,11 +145,22 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		g.refuse(w, &ev)
 		return
 	}
-	route := st.match(r.Host, r.URL.Path)
+	host, ok := normalizeHost(r.Host)
+	if !ok {
+		http.Error(w, "bad request\nrequest id: "+reqID, http.StatusBadRequest)
+		return
+	}
+	route, path, err := st.route(host, r)
+	if err != nil {
+		ev.kind, ev.reason, ev.status, ev.blocked = KindPath, "path refused: "+err.Error(), http.StatusBadRequest, true
+		g.refuse(w, &ev)
+		return
+	}
 	if route == nil {
 		http.Error(w, "not found\nrequest id: "+reqID, http.StatusNotFound)
 		return
 	}
+	setTarget(r, host, path)
 	ev.route = route.Name
 	if ok, wait := st.rates.allow(route.Name, client, route.RPS, route.Burst, g.now()); !ok {
 		h.Set("Retry-After", strconv.Itoa(retryAfter(wait)))
@@ -114,26 +173,37 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		g.refuse(w, &ev)
 		return
 	}
-	if r.ContentLength > st.s.MaxBodyBytes {
+	if r.ContentLength > route.MaxBodyBytes {
 		http.Error(w, "request body too large\nrequest id: "+reqID, http.StatusRequestEntityTooLarge)
 		return
 	}
-	if r.Body != nil {
-		r.Body = http.MaxBytesReader(w, r.Body, st.s.MaxBodyBytes)
+	if r.Body != nil && r.Body != http.NoBody {
+		r.Body = http.MaxBytesReader(w, r.Body, route.MaxBodyBytes)
 	}
 	var tx *waf.Tx
 	if st.waf != nil && !route.WAFOff {
 		tx = st.waf.Begin(route.Exclusions)
 		defer tx.Close()
-		v, err := tx.Request(r, client.String())
+		v, err := g.inspect(st, tx, r, route, client)
 		if err != nil {
 			var mbe *http.MaxBytesError
-			if errors.As(err, &mbe) {
+			switch {
+			case errors.As(err, &mbe):
 				http.Error(w, "request body too large\nrequest id: "+reqID, http.StatusRequestEntityTooLarge)
-				return
+			case errors.Is(err, errClientShare):
+				h.Set("Retry-After", "1")
+				ev.kind, ev.reason, ev.status, ev.blocked = KindRateLimit, "the client's share of WAF body inspection is in use", http.StatusTooManyRequests, true
+				g.refuse(w, &ev)
+			case r.Context().Err() != nil:
+				// The client went away while its body waited or was read.
+			case errors.Is(err, errInspectBusy):
+				h.Set("Retry-After", "1")
+				ev.kind, ev.reason, ev.status, ev.blocked = KindOverload, "no room for WAF body inspection within the queue timeout; refused uninspected", http.StatusServiceUnavailable, true
+				g.refuse(w, &ev)
+			default:
+				g.log.Warn("gateway: WAF could not inspect a request; refusing it", "request_id", reqID, "err", err)
+				http.Error(w, "bad request\nrequest id: "+reqID, http.StatusBadRequest)
 			}
-			g.log.Warn("gateway: WAF could not inspect a request; refusing it", "request_id", reqID, "err", err)
-			http.Error(w, "bad request\nrequest id: "+reqID, http.StatusBadRequest)
 			return
 		}
 		if v.Detected {
@@ -150,13 +220,33 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			g.emit(&ev)
 		}
 	}
-	ctx := context.WithValue(r.Context(), keyRoute, route)
-	ctx = context.WithValue(ctx, keyClient, xff)
-	ctx = context.WithValue(ctx, keyReqID, reqID)
+	fw := &forward{route: route, client: client, xff: xff, reqID: reqID}
 	if tx != nil && tx.ResponseInspected() {
-		ctx = context.WithValue(ctx, keyTx, &respCheck{tx: tx, ev: ev})
+		fw.check = &respCheck{tx: tx, ev: ev}
 	}
-	g.proxy.ServeHTTP(w, r.WithContext(ctx))
+	g.proxy.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), ctxKey{}, fw)))
+}
+
+// inspect runs the WAF's request phases over r, the body's evaluation
+// within the state's inspection gate. A compressed body is decompressed as
+// it is read, so its size when evaluated is unknown until then: it takes
+// the gate for the route's limit before anything is read.
+func (g *Gateway) inspect(st *state, tx *waf.Tx, r *http.Request, route *Route, client netip.Addr) (waf.Verdict, error) {
+	if r.Body == nil || r.Body == http.NoBody {
+		return tx.Request(r, client.String())
+	}
+	if enc := r.Header.Get("Content-Encoding"); enc != "" && !strings.EqualFold(enc, "identity") {
+		release, err := st.gate.acquire(r.Context(), clientKey(client), route.MaxBodyBytes)
+		if err != nil {
+			return waf.Verdict{}, err
+		}
+		defer release()
+		return tx.Request(r, client.String())
+	}
+	body := &gatedBody{ReadCloser: r.Body, ctx: r.Context(), gate: st.gate, client: clientKey(client)}
+	r.Body = body
+	defer body.done()
+	return tx.Request(r, client.String())
 }
 
 // refuse answers with ev.status and the request ID, nothing more, and
@@ -207,7 +297,9 @@ func csrfCheck(r *http.Request, route *Route) string {
 		}
 		return "no Origin or Referer"
 	}
-	origin = strings.ToLower(origin)
+	if n, err := normOrigin(origin); err == nil {
+		origin = n
+	}
 	allowed := route.AllowedOrigins
 	if len(allowed) == 0 {
 		allowed = []string{"https://" + strings.ToLower(r.Host)}
@@ -224,6 +316,38 @@ func csrfCheck(r *http.Request, route *Route) string {
 type respCheck struct {
 	tx *waf.Tx
 	ev event
+}
+
+// proxyHeaders are the request headers that carry what a proxy decided
+// about the client's address, the scheme, host, port or URL. Backends and
+// their frameworks believe them (X-Original-URL rewrites the path in IIS
+// and Symfony, True-Client-IP and X-Real-IP name the client to nginx's
+// realip, Rails, Spring), so a client's own are dropped; the gateway sets
+// X-Forwarded-For, -Proto, -Host, X-Real-IP and X-Request-ID itself.
+var proxyHeaders = func() map[string]bool {
+	m := map[string]bool{}
+	for _, h := range []string{
+		"Forwarded", "X-Forwarded-For", "X-Forwarded-Proto", "X-Forwarded-Host", "X-Real-IP", "X-Request-ID",
+		"True-Client-IP", "X-Client-IP", "Client-IP", "X-Cluster-Client-IP", "CF-Connecting-IP",
+		"Fastly-Client-IP", "X-Originating-IP", "X-Remote-IP", "X-Remote-Addr", "X-ProxyUser-IP",
+		"X-Original-Forwarded-For", "X-Envoy-External-Address",
+		"X-Original-URL", "X-Rewrite-URL", "X-Original-URI", "X-Forwarded-URI", "X-Forwarded-Path",
+		"X-Forwarded-Prefix", "X-Forwarded-Port", "X-Forwarded-Server", "X-Forwarded-Scheme",
+		"X-Forwarded-SSL", "Front-End-HTTPS", "X-URL-Scheme", "X-Original-Host", "X-Host",
+	} {
+		m[http.CanonicalHeaderKey(h)] = true
+	}
+	return m
+}()
+
+// stripClientHeaders drops the client's proxyHeaders, also when spelt with
+// underscores, which CGI, PHP, WSGI and Rack read as dashes.
+func stripClientHeaders(h http.Header) {
+	for name := range h {
+		if proxyHeaders[http.CanonicalHeaderKey(strings.ReplaceAll(name, "_", "-"))] {
+			delete(h, name)
+		}
+	}
 }
 
 // newProxy builds the reverse proxy into the mesh: the URL host is
@@ -249,25 +373,23 @@ func (g *Gateway) newProxy() *httputil.ReverseProxy {
 	return &httputil.ReverseProxy{
 		Transport: tr,
 		Rewrite: func(pr *httputil.ProxyRequest) {
-			route := pr.In.Context().Value(keyRoute).(*Route)
-			xff, _ := pr.In.Context().Value(keyClient).(string)
+			fw := pr.In.Context().Value(ctxKey{}).(*forward)
 			pr.Out.URL.Scheme = "http"
-			pr.Out.URL.Host = net.JoinHostPort(route.Service, strconv.Itoa(route.Port))
+			pr.Out.URL.Host = net.JoinHostPort(fw.route.Service, strconv.Itoa(fw.route.Port))
 			pr.Out.Host = pr.In.Host
-			// The client's own Forwarded header is not to be believed;
-			// the X-Forwarded-* set here are.
-			pr.Out.Header.Del("Forwarded")
-			pr.Out.Header.Set("X-Forwarded-For", xff)
+			stripClientHeaders(pr.Out.Header)
+			pr.Out.Header.Set("X-Forwarded-For", fw.xff)
 			pr.Out.Header.Set("X-Forwarded-Proto", "https")
 			pr.Out.Header.Set("X-Forwarded-Host", pr.In.Host)
-			id, _ := pr.In.Context().Value(keyReqID).(string)
-			pr.Out.Header.Set("X-Request-ID", id)
+			pr.Out.Header.Set("X-Real-IP", fw.client.String())
+			pr.Out.Header.Set("X-Request-ID", fw.reqID)
 		},
 		ModifyResponse: func(resp *http.Response) error {
-			rc, _ := resp.Request.Context().Value(keyTx).(*respCheck)
-			if rc == nil {
+			fw, _ := resp.Request.Context().Value(ctxKey{}).(*forward)
+			if fw == nil || fw.check == nil {
 				return nil
 			}
+			rc := fw.check
 			v, err := rc.tx.Response(resp)
 			if err != nil {
 				return err
@@ -289,6 +411,11 @@ func (g *Gateway) newProxy() *httputil.ReverseProxy {
 			id := w.Header().Get("X-Request-ID")
 			if errors.Is(err, errBlocked) {
 				http.Error(w, "forbidden\nrequest id: "+id, http.StatusForbidden)
+				return
+			}
+			var mbe *http.MaxBytesError
+			if errors.As(err, &mbe) {
+				http.Error(w, "request body too large\nrequest id: "+id, http.StatusRequestEntityTooLarge)
 				return
 			}
 			g.log.Warn("gateway: upstream failed", "request_id", id, "err", err)

@@ -18,6 +18,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -161,6 +162,13 @@ routes:
 // filled by baseYAML's %s) and backends for frontend and api.
 func newFixture(t *testing.T, yaml string) *fixture {
 	t.Helper()
+	return newFixtureWith(t, yaml, nil)
+}
+
+// newFixtureWith is newFixture where the services named in sockets are
+// reached on those Unix sockets (a real server such as nginx) instead.
+func newFixtureWith(t *testing.T, yaml string, sockets map[string]string) *fixture {
+	t.Helper()
 	f := &fixture{t: t, dir: t.TempDir(), events: &events{}, backends: map[string]*backend{}}
 	f.certFile, f.keyFile, f.pool = writeCert(t, f.dir, "gw")
 	for _, s := range []string{"frontend", "api"} {
@@ -173,11 +181,14 @@ func newFixture(t *testing.T, yaml string) *fixture {
 	gw, err := New(Config{
 		File: f.file,
 		Dial: func(ctx context.Context, service string, port int) (net.Conn, error) {
+			var d net.Dialer
+			if sock, ok := sockets[service]; ok {
+				return d.DialContext(ctx, "unix", sock)
+			}
 			b, ok := f.backends[service]
 			if !ok {
 				return nil, fmt.Errorf("no service %q", service)
 			}
-			var d net.Dialer
 			return d.DialContext(ctx, "tcp", b.srv.Listener.Addr().String())
 		},
 		Events:        f.events,
@@ -199,15 +210,29 @@ func newFixture(t *testing.T, yaml string) *fixture {
 		}
 	})
 	f.base = "https://" + gw.Addr().String()
-	f.client = &http.Client{
-		Transport: &http.Transport{
-			TLSClientConfig:   &tls.Config{RootCAs: f.pool, ServerName: "localhost"},
-			ForceAttemptHTTP2: true,
-		},
-		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
-		Timeout:       10 * time.Second,
-	}
+	f.client = f.clientFrom("")
 	return f
+}
+
+// clientFrom is a client whose connections come from source, an address
+// on the loopback network ("127.0.0.2"), so the gateway sees another
+// client; "" means the system's choice.
+func (f *fixture) clientFrom(source string) *http.Client {
+	d := &net.Dialer{}
+	if source != "" {
+		d.LocalAddr = &net.TCPAddr{IP: net.ParseIP(source)}
+	}
+	t := &http.Transport{
+		DialContext:       d.DialContext,
+		TLSClientConfig:   &tls.Config{RootCAs: f.pool, ServerName: "localhost"},
+		ForceAttemptHTTP2: true,
+	}
+	f.t.Cleanup(t.CloseIdleConnections)
+	return &http.Client{
+		Transport:     t,
+		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
+		Timeout:       2 * time.Minute,
+	}
 }
 
 func (f *fixture) write(yaml string) {
@@ -256,4 +281,92 @@ func (f *fixture) kinds() []string {
 		}
 	}
 	return out
+}
+
+// nginx is a real nginx serving on a Unix socket, logging every request it
+// answers as "METHOD REQUEST_URI HOST -> URI" (URI being the path nginx
+// resolved and routed on).
+type nginx struct {
+	sock, log string
+}
+
+// startNginx runs nginx with the given location blocks until the test ends.
+func startNginx(t *testing.T, locations string) *nginx {
+	t.Helper()
+	bin, err := exec.LookPath("nginx")
+	if err != nil {
+		if bin, err = exec.LookPath("/usr/sbin/nginx"); err != nil {
+			t.Fatal("nginx is not installed (Debian package nginx; scripts/test installs it)")
+		}
+	}
+	dir, err := os.MkdirTemp("", "moat-nginx")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	n := &nginx{sock: filepath.Join(dir, "ngx.sock"), log: filepath.Join(dir, "access.log")}
+	conf := fmt.Sprintf(`daemon off;
+master_process off;
+worker_processes 1;
+pid %[1]s/nginx.pid;
+error_log %[1]s/error.log;
+events { worker_connections 64; }
+http {
+  client_body_temp_path %[1]s/body;
+  proxy_temp_path %[1]s/proxy;
+  fastcgi_temp_path %[1]s/fastcgi;
+  uwsgi_temp_path %[1]s/uwsgi;
+  scgi_temp_path %[1]s/scgi;
+  log_format moat '$request_method $request_uri $http_host -> $uri';
+  access_log %[2]s moat;
+  server {
+    listen unix:%[3]s;
+%[4]s
+  }
+}
+`, dir, n.log, n.sock, locations)
+	if err := os.WriteFile(filepath.Join(dir, "nginx.conf"), []byte(conf), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(bin, "-p", dir, "-c", filepath.Join(dir, "nginx.conf"))
+	var stderr strings.Builder
+	cmd.Stderr = &stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	exited := make(chan struct{})
+	go func() { cmd.Wait(); close(exited) }()
+	t.Cleanup(func() {
+		cmd.Process.Kill()
+		<-exited
+	})
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		if c, err := net.Dial("unix", n.sock); err == nil {
+			c.Close()
+			return n
+		}
+		select {
+		case <-exited:
+			t.Fatalf("nginx exited: %s", stderr.String())
+		default:
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("nginx did not listen within 10s: %s", stderr.String())
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// served returns nginx's access log lines.
+func (n *nginx) served(t *testing.T) []string {
+	t.Helper()
+	b, err := os.ReadFile(n.log)
+	if err != nil && !os.IsNotExist(err) {
+		t.Fatal(err)
+	}
+	if len(b) == 0 {
+		return nil
+	}
+	return strings.Split(strings.TrimSpace(string(b)), "\n")
 }

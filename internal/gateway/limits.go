@@ -12,7 +12,8 @@ import (
 	"golang.org/x/time/rate"
 )
 
-// rateStore holds one token bucket per (route, client IP). Buckets idle for
+// rateStore holds one token bucket per (route, client) (clientKey: an IPv4
+// address or IPv6 /64). Buckets idle for
 // longer than it takes them to refill are dropped, so memory follows the
 // number of recently active clients.
 type rateStore struct {
@@ -22,8 +23,8 @@ type rateStore struct {
 }
 
 type rateKey struct {
-	route string
-	ip    netip.Addr
+	route  string
+	client netip.Prefix
 }
 
 type bucket struct {
@@ -44,7 +45,7 @@ func (s *rateStore) allow(route string, ip netip.Addr, rps float64, burst int, n
 	if s.buckets == nil {
 		s.buckets = map[rateKey]*bucket{}
 	}
-	k := rateKey{route, ip}
+	k := rateKey{route, clientKey(ip)}
 	b := s.buckets[k]
 	if b == nil {
 		if len(s.buckets) >= maxBuckets {
@@ -86,7 +87,7 @@ func retryAfter(d time.Duration) int {
 	return max(1, int(math.Ceil(d.Seconds())))
 }
 
-// connLimiter caps concurrent connections per peer IP. The cap is read on
+// connLimiter caps concurrent connections per peer (clientKey). The cap is read on
 // every accept so a reload can change it.
 type connLimiter struct {
 	net.Listener
@@ -94,7 +95,7 @@ type connLimiter struct {
 	refuse func(ip netip.Addr)
 
 	mu    sync.Mutex // guards count
-	count map[netip.Addr]int
+	count map[netip.Prefix]int
 }
 
 func (l *connLimiter) Accept() (net.Conn, error) {
@@ -104,11 +105,12 @@ func (l *connLimiter) Accept() (net.Conn, error) {
 			return nil, err
 		}
 		ip := addrIP(c.RemoteAddr())
+		key := clientKey(ip)
 		l.mu.Lock()
 		if l.count == nil {
-			l.count = map[netip.Addr]int{}
+			l.count = map[netip.Prefix]int{}
 		}
-		if n := l.limit(); n > 0 && l.count[ip] >= n {
+		if n := l.limit(); n > 0 && l.count[key] >= n {
 			l.mu.Unlock()
 			c.Close()
 			if l.refuse != nil {
@@ -116,24 +118,24 @@ func (l *connLimiter) Accept() (net.Conn, error) {
 			}
 			continue
 		}
-		l.count[ip]++
+		l.count[key]++
 		l.mu.Unlock()
-		return &limitedConn{Conn: c, l: l, ip: ip}, nil
+		return &limitedConn{Conn: c, l: l, key: key}, nil
 	}
 }
 
 type limitedConn struct {
 	net.Conn
 	l    *connLimiter
-	ip   netip.Addr
+	key  netip.Prefix
 	once sync.Once
 }
 
 func (c *limitedConn) Close() error {
 	c.once.Do(func() {
 		c.l.mu.Lock()
-		if c.l.count[c.ip]--; c.l.count[c.ip] <= 0 {
-			delete(c.l.count, c.ip)
+		if c.l.count[c.key]--; c.l.count[c.key] <= 0 {
+			delete(c.l.count, c.key)
 		}
 		c.l.mu.Unlock()
 	})

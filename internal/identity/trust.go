@@ -134,6 +134,13 @@ func (t *Trust) Revoked(leaf *x509.Certificate, id spiffeid.ID) bool {
 // both serverAuth and clientAuth (moat's SVIDs always do), and not revoked.
 // It returns the SPIFFE ID, or an error wrapping one of the Err* reasons.
 func (t *Trust) Verify(chain []*x509.Certificate) (spiffeid.ID, error) {
+	return t.VerifyAt(chain, t.now())
+}
+
+// VerifyAt is Verify as of time at, against the bundle and revocations
+// held now. The mesh asks it whether a live connection whose SVID expired
+// was otherwise still good (at the SVID's last valid instant).
+func (t *Trust) VerifyAt(chain []*x509.Certificate, at time.Time) (spiffeid.ID, error) {
 	if len(chain) == 0 {
 		return spiffeid.ID{}, ErrNoCertificate
 	}
@@ -148,7 +155,7 @@ func (t *Trust) Verify(chain []*x509.Certificate) (spiffeid.ID, error) {
 	if err := CheckLeaf(leaf); err != nil {
 		return id, err
 	}
-	now := t.now()
+	now := at
 	for _, c := range chain {
 		if err := CheckValidity(c, now); err != nil {
 			return id, err

@@ -5,23 +5,20 @@ import (
 	"context"
 	"crypto/tls"
 	"crypto/x509"
-	"errors"
 	"fmt"
 	"net"
+	"net/netip"
 	"sync"
 	"time"
 
 	"github.com/hashicorp/yamux"
 	"github.com/spiffe/go-spiffe/v2/spiffeid"
 
+	"moat/internal/flow"
 	"moat/internal/identity"
 	"moat/internal/mtls"
 	"moat/internal/policy"
 )
-
-// RulePermissive names the decision that let a plaintext connection into a
-// PERMISSIVE service.
-const RulePermissive = "permissive"
 
 // tunnelReady is the byte the destination writes right after a successful
 // handshake, so that a source refused in VerifyConnection learns why from
@@ -43,32 +40,39 @@ type inTunnel struct {
 	version   uint16
 }
 
+// expired reports whether the peer's SVID has expired: the tunnel then
+// takes no new stream and closes once the last one ends.
+func (t *inTunnel) expired(now time.Time) bool { return now.After(t.peerChain[0].NotAfter) }
+
 // inStream is one live inbound connection to an app.
 type inStream struct {
 	tun       *inTunnel // nil for plaintext
 	src, dst  string
+	srcIP     netip.Addr // plaintext callers only
 	port      int
 	plaintext bool
 	down, app net.Conn
+	rec       *record
 
-	mu       sync.Mutex // guards cutWhy
+	mu       sync.Mutex // guards cutWhy and cutCode
 	cutWhy   string
+	cutCode  string
 	closeOne sync.Once
 }
 
-func (s *inStream) cut(reason string) {
+func (s *inStream) cut(code, reason string) {
 	s.mu.Lock()
 	if s.cutWhy == "" {
-		s.cutWhy = reason
+		s.cutWhy, s.cutCode = reason, code
 	}
 	s.mu.Unlock()
 	_ = s.Close()
 }
 
-func (s *inStream) reason() string {
+func (s *inStream) reason() (code, why string) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return s.cutWhy
+	return s.cutCode, s.cutWhy
 }
 
 // Close closes both sides at once.
@@ -94,7 +98,7 @@ func (m *Mesh) serverTLS() (*tls.Config, error) {
 		},
 		Authorize: func(peer spiffeid.ID, cs tls.ConnectionState) error {
 			if _, ok := identity.ServiceName(peer); !ok {
-				return errors.New("mesh: only service identities may open tunnels")
+				return errNotService
 			}
 			if cs.NegotiatedProtocol != alpnTunnel {
 				return fmt.Errorf("mesh: client did not offer ALPN %q", alpnTunnel)
@@ -104,20 +108,13 @@ func (m *Mesh) serverTLS() (*tls.Config, error) {
 	})
 }
 
-// peekConn replays the bytes read to tell TLS from plaintext.
+// peekConn replays the bytes read to tell TLS from anything else.
 type peekConn struct {
 	net.Conn
 	r *bufio.Reader
 }
 
 func (p *peekConn) Read(b []byte) (int, error) { return p.r.Read(b) }
-
-func (p *peekConn) CloseWrite() error {
-	if cw, ok := p.Conn.(interface{ CloseWrite() error }); ok {
-		return cw.CloseWrite()
-	}
-	return p.Conn.Close()
-}
 
 func (m *Mesh) serveConn(c net.Conn) {
 	_ = c.SetDeadline(time.Now().Add(m.cfg.DialTimeout))
@@ -127,11 +124,16 @@ func (m *Mesh) serveConn(c net.Conn) {
 		_ = c.Close()
 		return
 	}
+	start := m.now()
 	if first[0] != 0x16 { // not a TLS handshake record
-		m.servePlaintext(pc)
+		m.stats.refused.Add(1)
+		r := m.newRecord(start, inboundDir)
+		r.srcAddr, r.dstAddr, r.kind, r.verdict, r.code = c.RemoteAddr(), c.LocalAddr(), kindHandshake, flow.VerdictDeny, flow.ReasonPlaintext
+		r.reason = "plaintext on the mesh port, which speaks mutual TLS only (a permissive service takes plaintext on its own plaintext port)"
+		m.emit(r)
+		_ = c.Close()
 		return
 	}
-	start := m.now()
 	tc := tls.Server(pc, m.srvTLS)
 	ctx, cancel := context.WithTimeout(m.ctx, m.cfg.DialTimeout)
 	err = tc.HandshakeContext(ctx)
@@ -165,8 +167,17 @@ func (m *Mesh) serveConn(c net.Conn) {
 	}
 	m.inbound[t] = struct{}{}
 	m.mu.Unlock()
-	// A tunnel lives no longer than the SVID that opened it.
-	expiry := time.AfterFunc(cs.PeerCertificates[0].NotAfter.Sub(m.now()), func() { _ = tc.Close() })
+	// A tunnel takes streams no longer than the SVID that opened it lives
+	// (serveStream refuses them after); the streams it carries then finish,
+	// and it closes after the last.
+	expiry := time.AfterFunc(cs.PeerCertificates[0].NotAfter.Sub(m.now()), func() {
+		m.wg.Add(1)
+		go func() {
+			defer m.wg.Done()
+			drainSession(m.ctx, sess)
+			_ = tc.Close()
+		}()
+	})
 	defer func() {
 		expiry.Stop()
 		_ = sess.Close()
@@ -202,30 +213,49 @@ func claimedID(tc *tls.Conn) string {
 	return id.String()
 }
 
-// admit decides a request from src (a service name, "" for plaintext).
-func (m *Mesh) admit(src string, req Request, plaintext bool) (Service, Response) {
-	svc, ok := m.service(req.Service)
+// admit decides a request on a tunnel from service src.
+func (m *Mesh) admit(src string, req Request) (Service, Response) {
+	svc, resp, ok := m.target(req)
 	if !ok {
-		return svc, Response{Status: StatusError, Reason: fmt.Sprintf("no service %q on this node", req.Service)}
-	}
-	if req.Port != svc.Port {
-		return svc, Response{Status: StatusError, Reason: fmt.Sprintf("service %q does not serve port %d", req.Service, req.Port)}
-	}
-	if plaintext {
-		if m.peerMode(svc) != policy.Permissive {
-			return svc, Response{Status: StatusError, Reason: fmt.Sprintf("service %q is strict: plaintext refused, use mutual TLS", req.Service)}
-		}
-		return svc, Response{Status: StatusAllow, Rule: RulePermissive, Reason: "plaintext accepted: service is permissive"}
+		return svc, resp
 	}
 	pol := m.policy.Load()
-	d := pol.Decide(src, req.Service, req.Port)
+	return svc, m.answer(pol, pol.Decide(src, req.Service, req.Port), orUnknown(src), req)
+}
+
+// admitPlaintext decides a plaintext caller at addr.
+func (m *Mesh) admitPlaintext(addr netip.Addr, req Request) (Service, Response) {
+	svc, resp, ok := m.target(req)
+	if !ok {
+		return svc, resp
+	}
+	if m.peerMode(svc) != policy.Permissive {
+		return svc, Response{Status: StatusError, Code: flow.ReasonPlaintext, Reason: fmt.Sprintf("service %q is strict: plaintext refused, use mutual TLS", req.Service)}
+	}
+	pol := m.policy.Load()
+	return svc, m.answer(pol, pol.DecidePlaintext(addr, req.Service, req.Port), "plaintext "+addr.String(), req)
+}
+
+// target finds the service a request names.
+func (m *Mesh) target(req Request) (Service, Response, bool) {
+	svc, ok := m.service(req.Service)
+	if !ok {
+		return svc, Response{Status: StatusError, Code: flow.ReasonUnknownService, Reason: fmt.Sprintf("no service %q on this node", req.Service)}, false
+	}
+	if req.Port != svc.Port {
+		return svc, Response{Status: StatusError, Code: flow.ReasonWrongPort, Reason: fmt.Sprintf("service %q does not serve port %d", req.Service, req.Port)}, false
+	}
+	return svc, Response{}, true
+}
+
+func (m *Mesh) answer(pol *policy.Table, d policy.Decision, who string, req Request) Response {
 	switch {
 	case d.Audit:
-		return svc, Response{Status: StatusAudit, Rule: d.Rule, Reason: fmt.Sprintf("would deny %s → %s:%d; %s is in audit mode", orUnknown(src), req.Service, req.Port, req.Service)}
+		return Response{Status: StatusAudit, Rule: d.Rule, Reason: fmt.Sprintf("would deny %s → %s:%d; %s is in audit mode", who, req.Service, req.Port, req.Service)}
 	case d.Allow:
-		return svc, Response{Status: StatusAllow, Rule: d.Rule}
+		return Response{Status: StatusAllow, Rule: d.Rule}
 	}
-	return svc, Response{Status: StatusDeny, Rule: d.Rule, Reason: fmt.Sprintf("%s → %s:%d denied by %s (policy %s)", orUnknown(src), req.Service, req.Port, d.Rule, short(pol.Version()))}
+	return Response{Status: StatusDeny, Code: flow.ReasonPolicyDenied, Rule: d.Rule, Reason: fmt.Sprintf("%s → %s:%d denied by %s (policy %s)", who, req.Service, req.Port, d.Rule, short(pol.Version()))}
 }
 
 func orUnknown(s string) string {
@@ -243,53 +273,43 @@ func (m *Mesh) serveStream(t *inTunnel, st net.Conn) {
 	_ = st.SetReadDeadline(time.Time{})
 	rec := m.newRecord(start, inboundDir)
 	rec.srcID, rec.srcSvc, rec.srcAddr = t.peer.String(), t.src, t.remote
-	rec.tls = t.version
+	rec.tls, rec.connID = t.version, req.ConnID
+	code := flow.ReasonBadHeader
 	if err == nil {
 		// A stream opened on a tunnel whose peer was revoked or expired
 		// after the handshake, before the sweep closed it, is refused here.
 		leaf := t.peerChain[0]
 		if m.cfg.Trust.Revoked(leaf, t.peer) {
-			err = fmt.Errorf("peer no longer trusted: %w", identity.ErrRevoked)
+			err, code = fmt.Errorf("peer no longer trusted: %w", identity.ErrRevoked), flow.ReasonRevoked
 		} else if verr := identity.CheckValidity(leaf, m.now()); verr != nil {
-			err = fmt.Errorf("peer no longer trusted: %w", verr)
+			err, code = fmt.Errorf("peer no longer trusted: %w", verr), flow.ReasonExpired
 		}
 	}
 	if err != nil {
 		m.stats.refused.Add(1)
-		rec.verdict, rec.reason = "deny", err.Error()
+		rec.verdict, rec.reason, rec.code = flow.VerdictDeny, err.Error(), code
+		if req.Service != "" {
+			rec.dstSvc, rec.dstPort = req.Service, req.Port
+		}
 		m.emit(rec)
 		_ = st.Close()
 		return
 	}
-	m.finishInbound(rec, st, t, req)
+	svc, resp := m.admit(t.src, req)
+	m.finishInbound(rec, st, t, svc, req, resp)
 }
 
-func (m *Mesh) servePlaintext(pc *peekConn) {
-	start := m.now()
-	m.stats.in.Add(1)
-	rec := m.newRecord(start, inboundDir)
-	rec.srcAddr = pc.RemoteAddr()
-	req, err := ReadRequest(pc)
-	if err != nil {
-		m.stats.refused.Add(1)
-		rec.verdict, rec.reason, rec.kind = "deny", "plaintext without a tunnel header: "+err.Error(), kindHandshake
-		m.emit(rec)
-		_ = pc.Close()
-		return
-	}
-	_ = pc.SetDeadline(time.Time{})
-	m.finishInbound(rec, pc, nil, req)
-}
-
-// finishInbound decides, answers, and joins an admitted connection to its app.
-// t is the tunnel the stream came on, nil for a plaintext connection.
-func (m *Mesh) finishInbound(rec *record, down net.Conn, t *inTunnel, req Request) {
+// finishInbound answers, and joins an admitted connection to its app. t is
+// the tunnel the stream came on, nil for a plaintext connection.
+func (m *Mesh) finishInbound(rec *record, down net.Conn, t *inTunnel, svc Service, req Request, resp Response) {
 	plaintext, src := t == nil, ""
 	if t != nil {
 		src = t.src
 	}
-	svc, resp := m.admit(src, req, plaintext)
-	rec.dstSvc, rec.dstPort = req.Service, req.Port
+	if rec.connID == "" {
+		rec.connID = flow.NewID()
+	}
+	rec.dstSvc, rec.dstPort, rec.plaintext = req.Service, req.Port, plaintext
 	if id, err := identity.ServiceID(m.cfg.TrustDomain, req.Service); err == nil {
 		rec.dstID = id.String()
 	}
@@ -301,32 +321,39 @@ func (m *Mesh) finishInbound(rec *record, down net.Conn, t *inTunnel, req Reques
 		var err error
 		app, err = net.DialTimeout("tcp", svc.AppAddr, m.cfg.DialTimeout)
 		if err != nil {
-			resp = Response{Status: StatusError, Reason: fmt.Sprintf("app of %q unreachable", req.Service)}
+			resp = Response{Status: StatusError, Code: flow.ReasonAppUnreachable, Reason: fmt.Sprintf("app of %q unreachable", req.Service)}
 			m.log.Warn("mesh: app unreachable", logService, req.Service, logAddr, svc.AppAddr, logErr, err.Error())
 		} else {
 			rec.dstAddr = app.RemoteAddr()
 		}
 	}
-	rec.verdict, rec.rule, rec.reason = resp.Verdict(), resp.Rule, resp.Reason
+	rec.verdict, rec.rule, rec.reason, rec.code = resp.Verdict(), resp.Rule, resp.Reason, resp.Code
 	if plaintext && resp.Allowed() {
 		m.stats.plain.Add(1)
 	}
-	if _, err := down.Write(AppendResponse(nil, resp)); err != nil || !resp.Allowed() {
+	var err error
+	if !plaintext { // a plaintext caller speaks its own protocol: no answer header
+		_, err = down.Write(AppendResponse(nil, resp))
+	}
+	if err != nil || !resp.Allowed() {
 		if !resp.Allowed() {
 			m.stats.refused.Add(1)
-			m.log.Info("mesh: refused", logSrc, orUnknown(src), logDst, req.Service, logPort, req.Port, logReason, resp.Reason)
+			m.log.Info("mesh: refused", logSrc, orUnknown(src), logDst, req.Service, logPort, req.Port, logCode, resp.Code, logReason, resp.Reason)
 		}
 		if app != nil {
 			_ = app.Close()
 		}
 		if err != nil && rec.reason == "" {
-			rec.reason = err.Error()
+			rec.reason, rec.code = err.Error(), flow.ReasonUnavailable
 		}
 		_ = down.Close()
 		m.emit(rec)
 		return
 	}
-	s := &inStream{tun: t, src: src, dst: req.Service, port: req.Port, plaintext: plaintext, down: down, app: app}
+	s := &inStream{tun: t, src: src, dst: req.Service, port: req.Port, plaintext: plaintext, down: down, app: app, rec: rec}
+	if plaintext {
+		s.srcIP = addrOf(down.RemoteAddr())
+	}
 	m.mu.Lock()
 	if m.closed {
 		m.mu.Unlock()
@@ -335,17 +362,45 @@ func (m *Mesh) finishInbound(rec *record, down net.Conn, t *inTunnel, req Reques
 	}
 	m.inStreams[s] = struct{}{}
 	m.mu.Unlock()
+	m.emitOpen(rec)
 	// A policy change may have landed between admit and registration.
-	if why := m.stillAllowed(m.policy.Load(), s); why != "" {
-		s.cut(why)
+	if code, why := m.stillAllowed(m.policy.Load(), s); why != "" {
+		s.cut(code, why)
 	}
-	rec.in, rec.out = pipe(down, app)
+	pipe(down, app, &rec.in, &rec.out)
 	m.mu.Lock()
 	delete(m.inStreams, s)
 	m.mu.Unlock()
-	if why := s.reason(); why != "" {
+	if code, why := s.reason(); why != "" {
 		m.stats.cut.Add(1)
-		rec.reason, rec.verdict, rec.activity = why, "deny", activityCut
+		rec.reason, rec.code, rec.activity = why, code, activityCut
+		if code != flow.ReasonShutdown {
+			rec.verdict = flow.VerdictDeny
+		}
 	}
 	m.emit(rec)
+}
+
+// addrOf is the IP of a TCP address (unmapped), or the zero Addr.
+func addrOf(a net.Addr) netip.Addr {
+	if ta, ok := a.(*net.TCPAddr); ok {
+		ip, _ := netip.AddrFromSlice(ta.IP)
+		return ip.Unmap()
+	}
+	return netip.Addr{}
+}
+
+// drainSession waits until sess carries no stream (or closes, or ctx ends).
+func drainSession(ctx context.Context, sess *yamux.Session) {
+	tick := time.NewTicker(50 * time.Millisecond)
+	defer tick.Stop()
+	for sess.NumStreams() > 0 {
+		select {
+		case <-ctx.Done():
+			return
+		case <-sess.CloseChan():
+			return
+		case <-tick.C:
+		}
+	}
 }

@@ -16,23 +16,42 @@
 // with expires and as soon as the service's SVID rotates; streams in flight
 // finish on the old tunnel.
 //
-// Every connection produces one OCSF Network Activity record at each end,
-// and every failed handshake one record of kind "handshake". In records the
+// Flow records are OCSF Network Activity records; both ends' records of a
+// connection carry its ID (connection_info.uid). The destination's records
+// are the ones that count (talkers, totals): an Open record as soon as a
+// connection is admitted, a Traffic record for each live connection every
+// FlowInterval, and a Close (or Reset, when cut) record at the end; the
+// bytes of each are those since the previous record of the connection, so
+// a connection's records add up to its total. The source writes one record
+// when its side ends. A refusal is one Refuse record, a failed handshake
+// one Fail record of kind "handshake". Every refusal, failure and cut
+// carries a machine-readable reason code (flow.Reason*). In records the
 // destination port is the service port that policy names (8080 for "api"),
 // not the app's loopback port or the agent's mesh port; EdgeOf turns a
 // record back into a policy.Edge.
 //
-// Plaintext connections (PERMISSIVE services only) send the same tunnel
-// header as a stream does (see header.go) directly on the mesh port, and
-// are flagged with TLS version "none" in their records.
+// The mesh port speaks mutual TLS only. A service whose peer mode is
+// permissive also gets a plaintext listener (Service.PlaintextAddr) that
+// ordinary clients connect to, with no tunnel header; intentions still
+// decide (only a rule's from_plaintext admits a plaintext caller, by its
+// address), and its records say TLS version "none".
+//
+// Upstream listeners of a service registered with a uid admit only local
+// processes of that uid (Linux: the peer socket's owner, from the kernel's
+// socket diagnostics); without a uid any local process may use them, so a
+// registration without one does not isolate local users from each other.
 //
 // SetPolicy and trust updates apply to new streams at once and close live
-// streams of pairs that are now denied or peers that are now revoked.
+// streams of pairs that are now denied or peers that are now revoked. A
+// tunnel whose SVID merely expired takes no new stream but keeps the ones it
+// carries: the source has opened a new tunnel with its renewed SVID before
+// the expiry, and the old one drains.
 package mesh
 
 import (
 	"context"
 	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"io"
@@ -83,6 +102,17 @@ type Config struct {
 	Logger *slog.Logger
 	// DialTimeout bounds tunnel dials and app dials; zero means 5s.
 	DialTimeout time.Duration
+	// FlowInterval is how often a live connection's destination writes a
+	// Traffic record with the bytes since its last record; zero means 60s
+	// (as VPC Flow Logs aggregate).
+	FlowInterval time.Duration
+	// HealthChanged, when set, is called (without locks held) whenever a
+	// local listener starts failing or recovers; Health says how things are.
+	HealthChanged func()
+	// PeerUID returns the uid owning the local socket at the other end of
+	// an accepted loopback connection; nil means the kernel's answer
+	// (Linux only; elsewhere every uid-guarded listener refuses all).
+	PeerUID func(c net.Conn) (int, error)
 }
 
 // Service is one service on this node.
@@ -96,6 +126,13 @@ type Service struct {
 	// Mode overrides the policy's peer mode for this service; "" follows
 	// the policy (strict unless it says permissive).
 	Mode policy.PeerMode
+	// PlaintextAddr is where the agent listens for plaintext callers while
+	// the service is permissive; "" means no plaintext listener (a
+	// permissive service is then reachable over mutual TLS only).
+	PlaintextAddr string
+	// UID, when set, is the only local uid whose processes may use this
+	// service's upstream listeners (and so call as this service).
+	UID *int
 	// Upstreams are the services this one calls.
 	Upstreams []Upstream
 }
@@ -120,10 +157,13 @@ type Stats struct {
 	Refused           int64 // inbound streams refused
 	Cut               int64 // live inbound streams closed by a policy, service or trust change
 	Plaintext         int64 // plaintext connections accepted
+	ListenFailures    int64 // failed attempts to bind a local listener
+	ListenersFailing  int64 // gauge: local listeners not bound now
+	UIDRefused        int64 // local connections refused for their uid
 }
 
 type counters struct {
-	clientHS, serverHS, hsFail, tunnels, out, in, refused, cut, plain atomic.Int64
+	clientHS, serverHS, hsFail, tunnels, out, in, refused, cut, plain, listenFail, uidRefused atomic.Int64
 }
 
 // Mesh is one agent's data plane. Its methods are safe for concurrent use.
@@ -144,11 +184,13 @@ type Mesh struct {
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
 
-	mu        sync.Mutex              // guards the fields below
-	outbound  map[string]*outListener // by upstreamKey
-	pool      map[poolKey]*poolEntry  // outbound tunnels
-	inbound   map[*inTunnel]struct{}  // accepted tunnels
-	inStreams map[*inStream]struct{}  // live inbound streams
+	retry chan struct{} // wakes the listener retry loop
+
+	mu        sync.Mutex                // guards the fields below
+	listeners map[string]*localListener // by listenerSpec.key
+	pool      map[poolKey]*poolEntry    // outbound tunnels
+	inbound   map[*inTunnel]struct{}    // accepted tunnels
+	inStreams map[*inStream]struct{}    // live inbound connections (streams and plaintext)
 	closed    bool
 }
 
@@ -170,12 +212,19 @@ func New(c Config) (*Mesh, error) {
 	if c.DialTimeout == 0 {
 		c.DialTimeout = 5 * time.Second
 	}
+	if c.FlowInterval == 0 {
+		c.FlowInterval = 60 * time.Second
+	}
+	if c.PeerUID == nil {
+		c.PeerUID = peerUID
+	}
 	m := &Mesh{
 		cfg:       c,
 		log:       c.Logger,
 		now:       c.Now,
 		flows:     c.Flows,
-		outbound:  map[string]*outListener{},
+		retry:     make(chan struct{}, 1),
+		listeners: map[string]*localListener{},
 		pool:      map[poolKey]*poolEntry{},
 		inbound:   map[*inTunnel]struct{}{},
 		inStreams: map[*inStream]struct{}{},
@@ -215,14 +264,17 @@ func New(c Config) (*Mesh, error) {
 // Addr is the mesh port's address.
 func (m *Mesh) Addr() net.Addr { return m.ln.Addr() }
 
-// Run serves the mesh port and watches the trust bundle until ctx ends or
-// Close is called, then closes every listener, tunnel and connection.
+// Run serves the mesh port, watches the trust bundle, writes interim flow
+// records and retries failed local listeners until ctx ends or Close is
+// called, then closes every listener, tunnel and connection.
 func (m *Mesh) Run(ctx context.Context) error {
-	m.wg.Add(1)
-	go func() {
-		defer m.wg.Done()
-		m.watchTrust()
-	}()
+	for _, f := range []func(){m.watchTrust, m.interimLoop, m.retryListeners} {
+		m.wg.Add(1)
+		go func() {
+			defer m.wg.Done()
+			f()
+		}()
+	}
 	stop := context.AfterFunc(ctx, func() { _ = m.Close() })
 	defer stop()
 	for {
@@ -248,7 +300,10 @@ func (m *Mesh) Run(ctx context.Context) error {
 	}
 }
 
-// Close stops everything; it is idempotent.
+// Close stops everything: the mesh port, the local listeners, every tunnel
+// and every connection, accepted app connections included (a local app
+// holding a connection open never keeps the mesh from stopping). It is
+// idempotent.
 func (m *Mesh) Close() error {
 	m.mu.Lock()
 	if m.closed {
@@ -258,8 +313,8 @@ func (m *Mesh) Close() error {
 	m.closed = true
 	m.cancel()
 	var closers []io.Closer
-	for _, l := range m.outbound {
-		closers = append(closers, l.ln)
+	for _, l := range m.listeners {
+		closers = append(closers, l.closersLocked()...)
 	}
 	for _, e := range m.pool {
 		for _, t := range e.all() {
@@ -270,7 +325,7 @@ func (m *Mesh) Close() error {
 		closers = append(closers, t.conn)
 	}
 	for s := range m.inStreams {
-		closers = append(closers, s)
+		closers = append(closers, closerFunc(func() error { s.cut(flow.ReasonShutdown, "the agent is stopping"); return nil }))
 	}
 	m.mu.Unlock()
 	err := m.ln.Close()
@@ -287,59 +342,84 @@ func (m *Mesh) Stats() Stats {
 		ClientHandshakes: s.clientHS.Load(), ServerHandshakes: s.serverHS.Load(), HandshakeFailures: s.hsFail.Load(),
 		TunnelsOpen: s.tunnels.Load(), StreamsOut: s.out.Load(), StreamsIn: s.in.Load(),
 		Refused: s.refused.Load(), Cut: s.cut.Load(), Plaintext: s.plain.Load(),
+		ListenFailures: s.listenFail.Load(), ListenersFailing: m.failingListeners(), UIDRefused: s.uidRefused.Load(),
 	}
 }
 
+type closerFunc func() error
+
+func (f closerFunc) Close() error { return f() }
+
 // SetPolicy swaps the policy. New streams see it at once; live inbound
-// streams of pairs it no longer allows are closed.
+// connections it no longer allows are closed, and plaintext listeners
+// follow the services' peer modes.
 func (m *Mesh) SetPolicy(t *policy.Table) {
 	m.policy.Store(t)
+	// A service's peer mode decides whether its plaintext listener runs.
+	for _, err := range m.reconcileListeners(*m.services.Load()) {
+		m.log.Warn("mesh: local listener", logErr, err.Error())
+	}
 	m.sweep()
 }
 
-// SetServices replaces the set of local services and reconciles outbound
-// listeners: new upstreams start listening, removed ones stop. If a listener
-// cannot be bound, nothing changes and the error names it.
+// SetServices replaces the set of local services and reconciles the local
+// listeners: new upstreams and plaintext ports start listening, removed ones
+// stop and their connections close, and live connections to services that
+// left are cut. Each service stands alone: one that does not validate is
+// left out, and a listener that cannot be bound (its address still taken)
+// is retried with backoff while the rest serve; the error names every such
+// problem, and Health shows the listeners' state.
 func (m *Mesh) SetServices(svcs []Service) error {
 	next := make(map[string]Service, len(svcs))
+	var errs []error
 	for i, s := range svcs {
-		if err := identity.ValidName(s.Name); err != nil {
-			return fmt.Errorf("mesh: services[%d]: %w", i, err)
-		}
-		if _, dup := next[s.Name]; dup {
-			return fmt.Errorf("mesh: services[%d]: %q given twice", i, s.Name)
-		}
-		if s.Port == 0 {
-			_, p, err := net.SplitHostPort(s.AppAddr)
-			if err != nil {
-				return fmt.Errorf("mesh: service %q: app address %q: %w", s.Name, s.AppAddr, err)
-			}
-			s.Port, _ = strconv.Atoi(p)
-		}
-		if s.Port < 1 || s.Port > 65535 {
-			return fmt.Errorf("mesh: service %q: port %d out of range", s.Name, s.Port)
-		}
-		switch s.Mode {
-		case "", policy.Strict, policy.Permissive:
-		default:
-			return fmt.Errorf("mesh: service %q: mode %q (want strict or permissive)", s.Name, s.Mode)
-		}
-		for j, u := range s.Upstreams {
-			if err := identity.ValidName(u.Service); err != nil {
-				return fmt.Errorf("mesh: service %q: upstreams[%d]: %w", s.Name, j, err)
-			}
-			if u.Port < 1 || u.Port > 65535 {
-				return fmt.Errorf("mesh: service %q: upstreams[%d]: port %d out of range", s.Name, j, u.Port)
-			}
+		s, err := checkService(i, s, next)
+		if err != nil {
+			errs = append(errs, err)
+			continue
 		}
 		next[s.Name] = s
 	}
-	if err := m.reconcileOutbound(next); err != nil {
-		return err
-	}
 	m.services.Store(&next)
+	errs = append(errs, m.reconcileListeners(next)...)
 	m.sweep()
-	return nil
+	return errors.Join(errs...)
+}
+
+func checkService(i int, s Service, seen map[string]Service) (Service, error) {
+	if err := identity.ValidName(s.Name); err != nil {
+		return s, fmt.Errorf("mesh: services[%d]: %w", i, err)
+	}
+	if _, dup := seen[s.Name]; dup {
+		return s, fmt.Errorf("mesh: services[%d]: %q given twice", i, s.Name)
+	}
+	if s.Port == 0 {
+		_, p, err := net.SplitHostPort(s.AppAddr)
+		if err != nil {
+			return s, fmt.Errorf("mesh: service %q: app address %q: %w", s.Name, s.AppAddr, err)
+		}
+		s.Port, _ = strconv.Atoi(p)
+	}
+	if s.Port < 1 || s.Port > 65535 {
+		return s, fmt.Errorf("mesh: service %q: port %d out of range", s.Name, s.Port)
+	}
+	switch s.Mode {
+	case "", policy.Strict, policy.Permissive:
+	default:
+		return s, fmt.Errorf("mesh: service %q: mode %q (want strict or permissive)", s.Name, s.Mode)
+	}
+	if s.UID != nil && *s.UID < 0 {
+		return s, fmt.Errorf("mesh: service %q: uid %d", s.Name, *s.UID)
+	}
+	for j, u := range s.Upstreams {
+		if err := identity.ValidName(u.Service); err != nil {
+			return s, fmt.Errorf("mesh: service %q: upstreams[%d]: %w", s.Name, j, err)
+		}
+		if u.Port < 1 || u.Port > 65535 {
+			return s, fmt.Errorf("mesh: service %q: upstreams[%d]: port %d out of range", s.Name, j, u.Port)
+		}
+	}
+	return s, nil
 }
 
 func (m *Mesh) service(name string) (Service, bool) {
@@ -398,13 +478,15 @@ func (m *Mesh) sweep() {
 	m.mu.Unlock()
 	distrusted := map[*inTunnel]string{}
 	for _, t := range tunnels {
-		if _, err := m.cfg.Trust.Verify(t.peerChain); err != nil {
+		if err := m.peerDistrusted(t.peerChain); err != nil {
 			distrusted[t] = "peer no longer trusted: " + err.Error()
+		} else if t.expired(m.now()) && t.sess.NumStreams() == 0 {
+			_ = t.conn.Close() // drained after its SVID expired
 		}
 	}
 	for _, s := range streams {
 		if why, ok := distrusted[s.tun]; ok && s.tun != nil {
-			s.cut(why)
+			s.cut(flow.ReasonPeerRevoked, why)
 		}
 	}
 	for t, why := range distrusted {
@@ -412,34 +494,50 @@ func (m *Mesh) sweep() {
 		_ = t.conn.Close()
 	}
 	for _, t := range outs {
-		if _, err := m.cfg.Trust.Verify(t.peerChain); err != nil {
+		if err := m.peerDistrusted(t.peerChain); err != nil {
 			m.log.Info("mesh: closing outbound tunnel", logPeer, t.peer.String(), logReason, err.Error())
 			t.close()
 		}
 	}
 	pol := m.policy.Load()
 	for _, s := range streams {
-		if reason := m.stillAllowed(pol, s); reason != "" {
-			s.cut(reason)
+		if code, reason := m.stillAllowed(pol, s); reason != "" {
+			s.cut(code, reason)
 		}
 	}
 }
 
-func (m *Mesh) stillAllowed(pol *policy.Table, s *inStream) string {
+// peerDistrusted says why a live tunnel's peer must go: its chain no longer
+// verifies for a reason other than its age. An SVID that merely expired
+// keeps the streams it carries (its service holds a renewed one by now),
+// while a revoked identity or a root taken out of the bundle cuts them.
+func (m *Mesh) peerDistrusted(chain []*x509.Certificate) error {
+	_, err := m.cfg.Trust.Verify(chain)
+	if err == nil || !errors.Is(err, identity.ErrExpired) {
+		return err
+	}
+	_, err = m.cfg.Trust.VerifyAt(chain, chain[0].NotAfter)
+	return err
+}
+
+func (m *Mesh) stillAllowed(pol *policy.Table, s *inStream) (code, reason string) {
 	svc, ok := m.service(s.dst)
 	if !ok {
-		return fmt.Sprintf("service %q left this node", s.dst)
+		return flow.ReasonServiceRemoved, fmt.Sprintf("service %q left this node", s.dst)
 	}
 	if s.plaintext {
 		if m.peerMode(svc) != policy.Permissive {
-			return fmt.Sprintf("service %q is now strict", s.dst)
+			return flow.ReasonPolicyChanged, fmt.Sprintf("service %q is now strict", s.dst)
 		}
-		return ""
+		if d := pol.DecidePlaintext(s.srcIP, s.dst, s.port); !d.Allow {
+			return flow.ReasonPolicyChanged, fmt.Sprintf("policy %s no longer admits plaintext %s → %s:%d (%s)", short(pol.Version()), s.srcIP, s.dst, s.port, d.Rule)
+		}
+		return "", ""
 	}
 	if d := pol.Decide(s.src, s.dst, s.port); !d.Allow {
-		return fmt.Sprintf("policy %s no longer allows %s → %s:%d (%s)", short(pol.Version()), s.src, s.dst, s.port, d.Rule)
+		return flow.ReasonPolicyChanged, fmt.Sprintf("policy %s no longer allows %s → %s:%d (%s)", short(pol.Version()), s.src, s.dst, s.port, d.Rule)
 	}
-	return ""
+	return "", ""
 }
 
 func short(v string) string {

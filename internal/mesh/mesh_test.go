@@ -1,7 +1,6 @@
 package mesh
 
 import (
-	"bufio"
 	"crypto/tls"
 	"errors"
 	"fmt"
@@ -15,10 +14,12 @@ import (
 	"moat/internal/policy"
 )
 
+// isFlow matches the final record (close, refuse, reset) of a connection.
 func isFlow(dir int, src, dst string) func(flow.Record) bool {
 	return func(r flow.Record) bool {
 		return r.ClassUID == flow.ClassNetworkActivity && r.ConnectionInfo != nil && r.ConnectionInfo.DirectionID == dir &&
-			r.SrcEndpoint.SvcName == src && r.DstEndpoint.SvcName == dst && r.Unmapped.Kind == ""
+			r.SrcEndpoint.SvcName == src && r.DstEndpoint.SvcName == dst && r.Unmapped.Kind == "" &&
+			r.ActivityID != flow.ActivityOpen && r.ActivityID != flow.ActivityTraffic
 	}
 }
 
@@ -51,6 +52,15 @@ func TestAllowedPair(t *testing.T) {
 	if in.Unmapped.Mode != "strict" || in.Unmapped.Node != "node-b" {
 		t.Errorf("inbound unmapped %+v", in.Unmapped)
 	}
+	if in.ConnectionInfo.UID == "" || in.ConnectionInfo.UID != out.ConnectionInfo.UID {
+		t.Errorf("connection ids: destination %q, source %q; want one shared id", in.ConnectionInfo.UID, out.ConnectionInfo.UID)
+	}
+	open := p.b.flows.waitFor(t, "open record", func(r flow.Record) bool {
+		return r.ActivityID == flow.ActivityOpen && r.ConnectionInfo.UID == in.ConnectionInfo.UID
+	})
+	if open.Traffic.Bytes != 0 || open.Verdict() != flow.VerdictAllow {
+		t.Errorf("open record %+v %+v", open.Traffic, open.Unmapped)
+	}
 }
 
 func TestDeniedPair(t *testing.T) {
@@ -66,8 +76,8 @@ func TestDeniedPair(t *testing.T) {
 		if r.Verdict() != flow.VerdictDeny || r.FirewallRule == nil || r.FirewallRule.Name != policy.DefaultDeny {
 			t.Errorf("verdict %q rule %+v", r.Verdict(), r.FirewallRule)
 		}
-		if !strings.Contains(r.Unmapped.Reason, "batch → api:8080 denied by default-deny") {
-			t.Errorf("reason %q", r.Unmapped.Reason)
+		if !strings.Contains(r.Unmapped.Reason, "batch → api:8080 denied by default-deny") || r.Unmapped.ReasonCode != flow.ReasonPolicyDenied {
+			t.Errorf("reason %q code %q", r.Unmapped.Reason, r.Unmapped.ReasonCode)
 		}
 		if r.ActionID != flow.ActionDenied {
 			t.Errorf("action %d", r.ActionID)
@@ -88,56 +98,6 @@ func TestAuditMode(t *testing.T) {
 	}
 	if !strings.Contains(r.Unmapped.Reason, "would deny frontend → db:5432") {
 		t.Fatalf("reason %q", r.Unmapped.Reason)
-	}
-}
-
-// plaintext speaks the tunnel header without TLS to the mesh port.
-func plaintext(addr, service string, port int, msg string) (Response, string, error) {
-	c, err := net.DialTimeout("tcp", addr, 5*time.Second)
-	if err != nil {
-		return Response{}, "", err
-	}
-	defer c.Close()
-	_ = c.SetDeadline(time.Now().Add(5 * time.Second))
-	req, err := AppendRequest(nil, Request{Service: service, Port: port})
-	if err != nil {
-		return Response{}, "", err
-	}
-	if _, err := c.Write(append(req, msg+"\n"...)); err != nil {
-		return Response{}, "", err
-	}
-	br := bufio.NewReader(c)
-	resp, err := ReadResponse(br)
-	if err != nil || !resp.Allowed() {
-		return resp, "", err
-	}
-	line, err := br.ReadString('\n')
-	return resp, strings.TrimSuffix(line, "\n"), err
-}
-
-func TestPermissive(t *testing.T) {
-	p := newPair(t)
-	mesh := p.b.m.Addr().String()
-	t.Log("plaintext to legacy (permissive) is accepted and flagged")
-	resp, got, err := plaintext(mesh, "legacy", 9000, "old client")
-	if err != nil || got != "old client" || resp.Rule != RulePermissive {
-		t.Fatalf("permissive: %+v %q %v", resp, got, err)
-	}
-	r := p.b.flows.waitFor(t, "plaintext to legacy", isFlow(flow.DirectionInbound, "", "legacy"))
-	if r.TLS.Version != "none" || r.Unmapped.Mode != "permissive" || r.SrcEndpoint.UID != "" || r.Verdict() != flow.VerdictAllow {
-		t.Fatalf("plaintext record tls=%+v unmapped=%+v", r.TLS, r.Unmapped)
-	}
-	t.Log("plaintext to api (strict) is refused with a reason")
-	resp, _, err = plaintext(mesh, "api", 8080, "sneaky")
-	if err != nil || resp.Allowed() || !strings.Contains(resp.Reason, `service "api" is strict: plaintext refused`) {
-		t.Fatalf("strict: %+v %v", resp, err)
-	}
-	r = p.b.flows.waitFor(t, "plaintext to api", isFlow(flow.DirectionInbound, "", "api"))
-	if r.Verdict() != flow.VerdictDeny || r.Unmapped.Mode != "strict" {
-		t.Fatalf("strict record %+v", r.Unmapped)
-	}
-	if s := p.b.m.Stats(); s.Plaintext != 1 {
-		t.Fatalf("plaintext count %d", s.Plaintext)
 	}
 }
 
@@ -170,21 +130,21 @@ func TestHalfClose(t *testing.T) {
 
 func TestRefusedCallers(t *testing.T) {
 	cases := []struct {
-		name   string
-		setup  func(t *testing.T, p *pair)
-		reason string
+		name         string
+		setup        func(t *testing.T, p *pair)
+		reason, code string
 	}{
 		{"certificate from another CA", func(t *testing.T, p *pair) {
 			other := newFixture(t)
 			p.a.ids.set("frontend", other.issue(t, "frontend", time.Hour))
-		}, "unknown authority"},
+		}, "unknown authority", flow.ReasonUnknownAuthority},
 		{"expired SVID", func(t *testing.T, p *pair) {
 			p.b.clock.Advance(2 * time.Hour) // node-b's clock is past frontend's 1h SVID
-		}, "certificate expired"},
+		}, "certificate expired", flow.ReasonExpired},
 		{"revoked SVID", func(t *testing.T, p *pair) {
 			cert, _ := p.a.ids.Certificate("frontend")
 			p.b.trust.Update(nil, revokeSerial(cert))
-		}, "identity revoked"},
+		}, "identity revoked", flow.ReasonRevoked},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -194,8 +154,8 @@ func TestRefusedCallers(t *testing.T) {
 				t.Fatalf("refused caller got %q", got)
 			}
 			in := p.b.flows.waitFor(t, "inbound handshake failure", func(r flow.Record) bool { return r.Unmapped.Kind == kindHandshake })
-			if !strings.Contains(in.Unmapped.Reason, c.reason) || in.ActivityID != flow.ActivityFail {
-				t.Fatalf("destination reason %q, want %q", in.Unmapped.Reason, c.reason)
+			if !strings.Contains(in.Unmapped.Reason, c.reason) || in.ActivityID != flow.ActivityFail || in.Unmapped.ReasonCode != c.code {
+				t.Fatalf("destination reason %q code %q, want %q %q", in.Unmapped.Reason, in.Unmapped.ReasonCode, c.reason, c.code)
 			}
 			if in.SrcEndpoint.Name != "spiffe://example.org/svc/frontend" || in.SrcEndpoint.UID != "" {
 				t.Fatalf("refused peer recorded as %+v; want its claimed ID as name only", in.SrcEndpoint)
@@ -312,108 +272,6 @@ func TestCallerChecksDestinationIdentity(t *testing.T) {
 	if r.DstEndpoint.UID != "spiffe://example.org/svc/api" || r.DstEndpoint.Name != "spiffe://example.org/svc/db" {
 		t.Fatalf("destination recorded as %+v", r.DstEndpoint)
 	}
-}
-
-func TestSetServicesReconciles(t *testing.T) {
-	p := newPair(t)
-	fe := Service{Name: "frontend", Port: 3000, AppAddr: "127.0.0.1:1", Upstreams: []Upstream{{Service: "api", Port: 8080}}}
-	if err := p.a.m.SetServices([]Service{fe}); err != nil {
-		t.Fatal(err)
-	}
-	if _, ok := p.a.m.LocalAddr("gateway", "api"); ok {
-		t.Fatal("gateway's listener survived its removal")
-	}
-	addr := p.a.local(t, "frontend", "api")
-	if _, err := call(addr, "kept"); err != nil {
-		t.Fatalf("kept listener: %v", err)
-	}
-	busy, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer busy.Close()
-	bad := fe
-	bad.Upstreams = append(bad.Upstreams, Upstream{Service: "db", Port: 5432, LocalAddr: busy.Addr().String()})
-	if err := p.a.m.SetServices([]Service{bad}); err == nil || !strings.Contains(err.Error(), `upstream "db": listen`) {
-		t.Fatalf("bind conflict: %v", err)
-	}
-	if _, ok := p.a.m.LocalAddr("frontend", "db"); ok {
-		t.Fatal("failed reconcile left a listener")
-	}
-	if got, _ := p.a.m.LocalAddr("frontend", "api"); got.String() != addr {
-		t.Fatal("failed reconcile changed a listener")
-	}
-	for _, c := range []struct {
-		s    Service
-		want string
-	}{
-		{Service{Name: "Bad_Name", Port: 1, AppAddr: "127.0.0.1:1"}, "bad name"},
-		{Service{Name: "x", AppAddr: "nowhere"}, `app address "nowhere"`},
-		{Service{Name: "x", Port: 1, Mode: "open"}, `mode "open"`},
-		{Service{Name: "x", Port: 1, Upstreams: []Upstream{{Service: "y", Port: 0}}}, "port 0 out of range"},
-	} {
-		if err := p.a.m.SetServices([]Service{c.s}); err == nil || !strings.Contains(err.Error(), c.want) {
-			t.Errorf("%+v: got %v, want %q", c.s, err, c.want)
-		}
-	}
-	if got, ok := p.a.m.LocalAddr("frontend", "api"); !ok || got.String() != addr {
-		t.Fatal("a refused SetServices changed the listeners")
-	}
-}
-
-func TestPermissiveTurnedStrictCutsPlaintext(t *testing.T) {
-	p := newPair(t)
-	c, err := net.Dial("tcp", p.b.m.Addr().String())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	_ = c.SetDeadline(time.Now().Add(5 * time.Second))
-	req, _ := AppendRequest(nil, Request{Service: "legacy", Port: 9000})
-	if _, err := c.Write(append(req, "one\n"...)); err != nil {
-		t.Fatal(err)
-	}
-	br := bufio.NewReader(c)
-	if resp, err := ReadResponse(br); err != nil || !resp.Allowed() {
-		t.Fatalf("%+v %v", resp, err)
-	}
-	if line, err := br.ReadString('\n'); err != nil || line != "one\n" {
-		t.Fatalf("%q %v", line, err)
-	}
-	t.Log("the policy drops legacy's permissive mode: its plaintext connection is cut")
-	p.b.m.SetPolicy(mustPolicy(t, strings.Replace(testPolicy, "legacy: {mode: permissive}", "legacy: {mode: strict}", 1)))
-	if _, err := br.ReadString('\n'); err == nil {
-		t.Fatal("plaintext connection survived")
-	} else if ne, ok := err.(net.Error); ok && ne.Timeout() {
-		t.Fatal("plaintext connection not cut")
-	}
-	r := p.b.flows.waitFor(t, "cut plaintext", func(r flow.Record) bool {
-		return isFlow(flow.DirectionInbound, "", "legacy")(r) && r.ActivityID == activityCut
-	})
-	if !strings.Contains(r.Unmapped.Reason, `service "legacy" is now strict`) {
-		t.Fatalf("reason %q", r.Unmapped.Reason)
-	}
-
-	t.Log("a service's own Mode overrides the policy")
-	app := startApp(t, echo)
-	if err := p.b.m.SetServices([]Service{{Name: "api", Port: 8080, AppAddr: app}, {Name: "legacy", Port: 9000, AppAddr: app, Mode: policy.Permissive}}); err != nil {
-		t.Fatal(err)
-	}
-	if _, got, err := plaintext(p.b.m.Addr().String(), "legacy", 9000, "two"); err != nil || got != "two" {
-		t.Fatalf("override: %q %v", got, err)
-	}
-
-	t.Log("no policy at all denies every stream")
-	if got, err := call(p.a.local(t, "frontend", "api"), "x"); err != nil || got != "x" {
-		t.Fatalf("before: %q %v", got, err)
-	}
-	p.b.m.SetPolicy(nil)
-	if got, err := call(p.a.local(t, "frontend", "api"), "x"); err == nil {
-		t.Fatalf("nil policy let a call through: %q", got)
-	}
-	p.b.flows.waitFor(t, "nil-policy denial", func(r flow.Record) bool {
-		return isFlow(flow.DirectionInbound, "frontend", "api")(r) && r.Verdict() == flow.VerdictDeny && r.FirewallRule != nil && r.FirewallRule.Name == policy.DefaultDeny
-	})
 }
 
 func TestTunnelNeedsALPN(t *testing.T) {

@@ -2,12 +2,9 @@ package mesh
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"net"
-	"strconv"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"moat/internal/flow"
@@ -26,145 +23,102 @@ func (e *RefusedError) Error() string {
 	return fmt.Sprintf("mesh: %s → %s:%d refused by the destination: %s (rule %q)", e.Src, e.Dst, e.Port, e.Response.Reason, e.Response.Rule)
 }
 
-// outListener is the loopback listener of one upstream.
-type outListener struct {
-	ln  net.Listener
-	src string
-	up  Upstream
-}
-
-func upstreamKey(src string, u Upstream) string {
-	return src + "|" + u.Service + "|" + strconv.Itoa(u.Port) + "|" + u.LocalAddr
-}
-
-// LocalAddr returns the address of the outbound listener through which src
-// reaches dst, once SetServices has bound it.
-func (m *Mesh) LocalAddr(src, dst string) (net.Addr, bool) {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	for _, l := range m.outbound {
-		if l.src == src && l.up.Service == dst {
-			return l.ln.Addr(), true
-		}
-	}
-	return nil, false
-}
-
-func (m *Mesh) reconcileOutbound(next map[string]Service) error {
-	want := map[string]outListener{}
-	for _, s := range next {
-		for _, u := range s.Upstreams {
-			want[upstreamKey(s.Name, u)] = outListener{src: s.Name, up: u}
-		}
-	}
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	if m.closed {
-		return errors.New("mesh: closed")
-	}
-	added := map[string]*outListener{}
-	for k, l := range want {
-		if _, ok := m.outbound[k]; ok {
-			continue
-		}
-		addr := l.up.LocalAddr
-		if addr == "" {
-			addr = "127.0.0.1:0"
-		}
-		ln, err := net.Listen("tcp", addr)
-		if err != nil {
-			for _, a := range added {
-				_ = a.ln.Close()
-			}
-			return fmt.Errorf("mesh: service %q: upstream %q: listen %q: %w", l.src, l.up.Service, addr, err)
-		}
-		added[k] = &outListener{ln: ln, src: l.src, up: l.up}
-	}
-	for k, l := range m.outbound {
-		if _, ok := want[k]; !ok {
-			_ = l.ln.Close()
-			delete(m.outbound, k)
-		}
-	}
-	for k, l := range added {
-		m.outbound[k] = l
-		m.wg.Add(1)
-		go func() {
-			defer m.wg.Done()
-			m.serveOutbound(l)
-		}()
-	}
-	return nil
-}
-
-func (m *Mesh) serveOutbound(l *outListener) {
-	for {
-		c, err := l.ln.Accept()
-		if err != nil {
-			var ne net.Error
-			if errors.As(err, &ne) && ne.Timeout() {
-				continue
-			}
-			return
-		}
-		m.wg.Add(1)
-		go func() {
-			defer m.wg.Done()
-			m.handleOutbound(l, c)
-		}()
-	}
-}
-
-func (m *Mesh) handleOutbound(l *outListener, app net.Conn) {
+// handleOutbound carries one app connection accepted on an upstream
+// listener to the destination.
+func (m *Mesh) handleOutbound(l *localListener, app net.Conn) {
 	start := m.now()
 	m.stats.out.Add(1)
-	rec := m.outRecord(start, l.src, l.up.Service, l.up.Port)
+	src, up := l.spec.svc, l.spec.up
+	rec := m.outRecord(start, src, up.Service, up.Port)
 	rec.srcAddr = app.RemoteAddr()
-	fail := func(err error) {
+	fail := func(code string, err error) {
 		if rec.reason == "" {
 			rec.reason = err.Error()
 		}
-		m.log.Info("mesh: outbound connection refused", logSrc, l.src, logDst, l.up.Service, logPort, l.up.Port, logReason, rec.reason)
+		if rec.code == "" {
+			rec.code = code
+		}
+		m.log.Info("mesh: outbound connection refused", logSrc, src, logDst, up.Service, logPort, up.Port, logCode, rec.code, logReason, rec.reason)
 		_ = app.Close()
 		m.emit(rec)
 	}
-	st, t, err := m.openStream(m.ctx, l.src, l.up.Service, l.up.Port)
+	if l.spec.uid != nil {
+		if err := m.checkUID(app, *l.spec.uid); err != nil {
+			m.stats.uidRefused.Add(1)
+			fail(flow.ReasonUIDMismatch, fmt.Errorf("%s's upstream port admits only uid %d: %w", src, *l.spec.uid, err))
+			return
+		}
+	}
+	st, t, err := m.openStream(m.ctx, src, up.Service, up.Port, rec.connID)
 	if t != nil {
 		rec.dstAddr, rec.tls = t.remote, t.version
 	}
 	if err != nil {
-		fail(err)
+		fail(flow.ReasonUnavailable, err)
 		return
 	}
 	// The app's first bytes travel right behind the request header; the
 	// destination holds them until it has decided, and drops them if it
 	// refuses. This saves a round trip for protocols where the client
 	// speaks first.
-	var fromApp int64
 	upDone := make(chan struct{})
 	go func() {
 		defer close(upDone)
-		fromApp = copyHalf(st, app)
+		copyHalf(st, app, &rec.out)
 	}()
-	resp, err := m.awaitResponse(st, l.src, l.up.Service, l.up.Port)
-	rec.verdict, rec.rule, rec.reason = resp.Verdict(), resp.Rule, resp.Reason
+	resp, err := m.awaitResponse(st, src, up.Service, up.Port)
+	rec.verdict, rec.rule, rec.reason, rec.code = resp.Verdict(), resp.Rule, resp.Reason, responseCode(resp)
 	if err != nil {
 		_ = app.Close()
 		<-upDone
-		fail(err)
+		fail(flow.ReasonUnavailable, err)
 		return
 	}
-	rec.in = copyHalf(app, st)
+	copyHalf(app, st, &rec.in)
 	<-upDone
 	_ = app.Close()
 	_ = st.Close()
-	rec.out = fromApp
+	m.mu.Lock()
+	removed, closed := l.removed, m.closed
+	m.mu.Unlock()
+	switch {
+	case closed:
+		rec.code, rec.activity = flow.ReasonShutdown, activityCut
+	case removed:
+		rec.code, rec.activity = flow.ReasonServiceRemoved, activityCut
+	}
 	m.emit(rec)
+}
+
+// responseCode is the reason code of a refusal: the destination's, or (from
+// an agent that sends none) one told by the status.
+func responseCode(r Response) string {
+	switch {
+	case r.Allowed():
+		return ""
+	case r.Code != "":
+		return r.Code
+	case r.Status == StatusDeny:
+		return flow.ReasonPolicyDenied
+	}
+	return flow.ReasonUnavailable
+}
+
+// checkUID admits a local connection only from a process of uid.
+func (m *Mesh) checkUID(c net.Conn, uid int) error {
+	got, err := m.cfg.PeerUID(c)
+	if err != nil {
+		return fmt.Errorf("the caller's uid cannot be told: %w", err)
+	}
+	if got != uid {
+		return fmt.Errorf("the caller runs as uid %d", got)
+	}
+	return nil
 }
 
 func (m *Mesh) outRecord(start time.Time, src, dst string, port int) *record {
 	rec := m.newRecord(start, outboundDir)
-	rec.srcSvc, rec.dstSvc, rec.dstPort = src, dst, port
+	rec.srcSvc, rec.dstSvc, rec.dstPort, rec.connID = src, dst, port, flow.NewID()
 	if id, err := identity.ServiceID(m.cfg.TrustDomain, src); err == nil {
 		rec.srcID = id.String()
 	}
@@ -178,8 +132,8 @@ func (m *Mesh) outRecord(start time.Time, src, dst string, port int) *record {
 // open returns a stream to dst:port admitted by the destination, on a pooled
 // tunnel presenting src's SVID. A stream refused by the destination is a
 // *RefusedError; Response is filled whenever the destination answered.
-func (m *Mesh) open(ctx context.Context, src, dst string, port int) (net.Conn, *tunnel, Response, error) {
-	st, t, err := m.openStream(ctx, src, dst, port)
+func (m *Mesh) open(ctx context.Context, src, dst string, port int, connID string) (net.Conn, *tunnel, Response, error) {
+	st, t, err := m.openStream(ctx, src, dst, port, connID)
 	if err != nil {
 		return nil, t, Response{Status: StatusError}, err
 	}
@@ -192,8 +146,8 @@ func (m *Mesh) open(ctx context.Context, src, dst string, port int) (net.Conn, *
 
 // openStream opens a stream on a pooled tunnel and writes the request
 // header; the destination's answer is still to be read.
-func (m *Mesh) openStream(ctx context.Context, src, dst string, port int) (net.Conn, *tunnel, error) {
-	req, err := AppendRequest(nil, Request{Service: dst, Port: port})
+func (m *Mesh) openStream(ctx context.Context, src, dst string, port int, connID string) (net.Conn, *tunnel, error) {
+	req, err := AppendRequest(nil, Request{Service: dst, Port: port, ConnID: connID})
 	if err != nil {
 		return nil, nil, err
 	}
@@ -245,11 +199,11 @@ func (m *Mesh) Dial(ctx context.Context, src, dst string, port int) (net.Conn, e
 	start := m.now()
 	m.stats.out.Add(1)
 	rec := m.outRecord(start, src, dst, port)
-	st, t, resp, err := m.open(ctx, src, dst, port)
+	st, t, resp, err := m.open(ctx, src, dst, port, rec.connID)
 	if t != nil {
 		rec.dstAddr, rec.tls = t.remote, t.version
 	}
-	rec.verdict, rec.rule, rec.reason = resp.Verdict(), resp.Rule, resp.Reason
+	rec.verdict, rec.rule, rec.reason, rec.code = resp.Verdict(), resp.Rule, resp.Reason, responseCode(resp)
 	if err != nil {
 		if rec.reason == "" {
 			rec.reason = err.Error()
@@ -265,19 +219,18 @@ type dialedConn struct {
 	net.Conn
 	m        *Mesh
 	rec      *record
-	in, out  atomic.Int64
 	closeOne sync.Once
 }
 
 func (c *dialedConn) Read(b []byte) (int, error) {
 	n, err := c.Conn.Read(b)
-	c.in.Add(int64(n))
+	c.rec.in.Add(int64(n))
 	return n, err
 }
 
 func (c *dialedConn) Write(b []byte) (int, error) {
 	n, err := c.Conn.Write(b)
-	c.out.Add(int64(n))
+	c.rec.out.Add(int64(n))
 	return n, err
 }
 
@@ -287,7 +240,6 @@ func (c *dialedConn) CloseWrite() error { return c.Conn.Close() }
 func (c *dialedConn) Close() error {
 	c.closeOne.Do(func() {
 		_ = c.Conn.Close()
-		c.rec.in, c.rec.out = c.in.Load(), c.out.Load()
 		c.m.emit(c.rec)
 	})
 	return nil

@@ -145,21 +145,11 @@ func (m *Mesh) retireMovedLocked(key poolKey) {
 	}
 }
 
-// drain closes a retired tunnel once its last stream ends (or at its hard
-// expiry), then forgets it.
+// drain closes a retired tunnel once its last stream ends, then forgets it.
+// Its SVID expiring does not end it: streams live on until they end, or
+// until a revocation or a policy change cuts them.
 func (m *Mesh) drain(key poolKey, t *tunnel) {
-	tick := time.NewTicker(50 * time.Millisecond)
-	defer tick.Stop()
-wait:
-	for t.sess.NumStreams() > 0 {
-		select {
-		case <-m.ctx.Done():
-			break wait
-		case <-t.sess.CloseChan():
-			break wait
-		case <-tick.C:
-		}
-	}
+	drainSession(m.ctx, t.sess)
 	t.close()
 	m.mu.Lock()
 	defer m.mu.Unlock()

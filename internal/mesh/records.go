@@ -1,11 +1,15 @@
 package mesh
 
 import (
+	"errors"
 	"net"
 	"strconv"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"moat/internal/flow"
+	"moat/internal/identity"
 	"moat/internal/mtls"
 	"moat/internal/policy"
 )
@@ -30,22 +34,32 @@ const (
 	logDst     = "dst"
 	logPort    = "port"
 	logPeer    = "peer"
+	logCode    = "code"
 )
 
-// record gathers one connection's facts until it ends.
+// record gathers one connection's facts. in and out count bytes as they
+// flow, so interim records can report a live connection.
 type record struct {
 	start                 time.Time
 	dir                   int
+	connID                string
 	srcID, dstID          string
 	srcSvc, dstSvc        string
 	srcAddr, dstAddr      net.Addr
 	dstPort               int // the service port asked for; records show it as the destination port
-	in, out               int64
+	in, out               atomic.Int64
 	verdict, rule, reason string
+	code                  string // flow.Reason*, for refusals, failures and cuts
 	mode, kind            string
 	claimed               string // unverified peer ID of a failed handshake
 	tls                   uint16
+	plaintext             bool
 	activity              int
+
+	mu           sync.Mutex // guards sentIn, sentOut and done
+	sentIn       int64      // bytes already reported by earlier records
+	sentOut      int64
+	done         bool // the final record was written
 }
 
 func (m *Mesh) newRecord(start time.Time, dir int) *record {
@@ -78,9 +92,9 @@ func EdgeOf(r flow.Record) (policy.Edge, bool) {
 	return policy.Edge{Src: r.SrcEndpoint.SvcName, Dst: r.DstEndpoint.SvcName, Port: r.DstEndpoint.Port}, true
 }
 
-// emit writes r as an OCSF Network Activity record.
+// emit writes r's final record: Close, or Refuse, Fail or Reset. It does
+// nothing once the final record is written.
 func (m *Mesh) emit(r *record) {
-	end := m.now()
 	activity := r.activity
 	if activity == 0 {
 		switch {
@@ -92,6 +106,30 @@ func (m *Mesh) emit(r *record) {
 			activity = flow.ActivityClose
 		}
 	}
+	m.write(r, activity, true)
+}
+
+// emitOpen writes the record of a connection just admitted.
+func (m *Mesh) emitOpen(r *record) { m.write(r, flow.ActivityOpen, false) }
+
+// emitInterim writes a Traffic record with the bytes since r's last record.
+func (m *Mesh) emitInterim(r *record) { m.write(r, flow.ActivityTraffic, false) }
+
+// write writes one OCSF Network Activity record of r, carrying the bytes
+// since r's previous record.
+func (m *Mesh) write(r *record, activity int, final bool) {
+	end := m.now()
+	in, out := r.in.Load(), r.out.Load()
+	r.mu.Lock()
+	if r.done {
+		r.mu.Unlock()
+		return
+	}
+	r.done = final
+	dIn, dOut := in-r.sentIn, out-r.sentOut
+	r.sentIn, r.sentOut = in, out
+	r.mu.Unlock()
+
 	rec := flow.Header(flow.ClassNetworkActivity, activity, "moat-mesh", end)
 	rec.SrcEndpoint = endpoint(r.srcID, r.srcSvc, r.srcAddr, 0)
 	rec.DstEndpoint = endpoint(r.dstID, r.dstSvc, r.dstAddr, r.dstPort)
@@ -106,12 +144,15 @@ func (m *Mesh) emit(r *record) {
 	if r.dir == outboundDir {
 		dir = "Outbound"
 	}
-	rec.ConnectionInfo = &flow.ConnectionInfo{ProtocolName: "tcp", ProtocolNum: 6, DirectionID: r.dir, Direction: dir}
-	rec.Traffic = &flow.Traffic{BytesIn: r.in, BytesOut: r.out, Bytes: r.in + r.out}
+	rec.ConnectionInfo = &flow.ConnectionInfo{UID: r.connID, ProtocolName: "tcp", ProtocolNum: 6, DirectionID: r.dir, Direction: dir}
+	rec.Traffic = &flow.Traffic{BytesIn: dIn, BytesOut: dOut, Bytes: dIn + dOut}
 	rec.StartTime = flow.Millis(r.start)
 	rec.EndTime = flow.Millis(end)
 	rec.Duration = end.Sub(r.start).Milliseconds()
-	if r.kind != kindHandshake { // a failed handshake negotiated nothing
+	switch {
+	case r.plaintext:
+		rec.TLS = &flow.TLS{Version: "none"}
+	case r.kind != kindHandshake: // a failed handshake negotiated nothing
 		rec.TLS = &flow.TLS{Version: mtls.VersionName(r.tls)}
 	}
 	if r.rule != "" {
@@ -130,7 +171,7 @@ func (m *Mesh) emit(r *record) {
 		rec.SeverityID, rec.Severity = flow.SeverityLow, "Low"
 	}
 	rec.Message = r.reason
-	rec.Unmapped = &flow.Moat{Verdict: r.verdict, Reason: r.reason, Mode: r.mode, Node: m.cfg.Node, Kind: r.kind}
+	rec.Unmapped = &flow.Moat{Verdict: r.verdict, Reason: r.reason, ReasonCode: r.code, Mode: r.mode, Node: m.cfg.Node, Kind: r.kind}
 	if err := m.flows.Write(rec); err != nil {
 		m.log.Warn("mesh: flow record lost", logErr, err.Error())
 	}
@@ -142,6 +183,52 @@ func (m *Mesh) emit(r *record) {
 func (m *Mesh) handshakeRecord(start time.Time, dir int, src, dst net.Addr, srcID, dstID, claimed string, err error) {
 	r := m.newRecord(start, dir)
 	r.srcAddr, r.dstAddr, r.srcID, r.dstID, r.claimed = src, dst, srcID, dstID, claimed
-	r.verdict, r.reason, r.kind = flow.VerdictDeny, err.Error(), kindHandshake
+	r.verdict, r.reason, r.kind, r.code = flow.VerdictDeny, err.Error(), kindHandshake, identityCode(err)
 	m.emit(r)
+}
+
+// errNotService refuses a tunnel from an SVID that is not a service's.
+var errNotService = errors.New("mesh: only service identities may open tunnels")
+
+// identityCode maps a refused peer's error to a reason code.
+func identityCode(err error) string {
+	switch {
+	case errors.Is(err, identity.ErrRevoked):
+		return flow.ReasonRevoked
+	case errors.Is(err, identity.ErrExpired), errors.Is(err, identity.ErrNotYetValid):
+		return flow.ReasonExpired
+	case errors.Is(err, identity.ErrUnknownAuthority), errors.Is(err, identity.ErrNoBundle):
+		return flow.ReasonUnknownAuthority
+	case errors.Is(err, identity.ErrNotSVID), errors.Is(err, identity.ErrWrongTrustDomain), errors.Is(err, identity.ErrLeafIsCA),
+		errors.Is(err, identity.ErrLeafCanSign), errors.Is(err, identity.ErrMissingUsage), errors.Is(err, identity.ErrNoCertificate),
+		errors.Is(err, mtls.ErrUnexpectedPeer):
+		return flow.ReasonBadCertificate
+	case errors.Is(err, errNotService):
+		return flow.ReasonNotService
+	}
+	return flow.ReasonHandshake
+}
+
+// interimLoop writes a Traffic record for every live inbound connection
+// each FlowInterval, so a long-lived connection is visible, and its bytes
+// counted, while it lasts.
+func (m *Mesh) interimLoop() {
+	tick := time.NewTicker(m.cfg.FlowInterval)
+	defer tick.Stop()
+	for {
+		select {
+		case <-m.ctx.Done():
+			return
+		case <-tick.C:
+		}
+		m.mu.Lock()
+		live := make([]*record, 0, len(m.inStreams))
+		for s := range m.inStreams {
+			live = append(live, s.rec)
+		}
+		m.mu.Unlock()
+		for _, r := range live {
+			m.emitInterim(r)
+		}
+	}
 }

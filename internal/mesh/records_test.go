@@ -31,17 +31,31 @@ func TestRecordGolden(t *testing.T) {
 	}
 	defer m.Close()
 	tcp := func(s string) net.Addr { a, _ := net.ResolveTCPAddr("tcp", s); return a }
-	m.emit(&record{
-		start: at.Add(-1500 * time.Millisecond), dir: inboundDir,
+	live := &record{
+		start: at.Add(-1500 * time.Millisecond), dir: inboundDir, connID: "00112233445566778899aabbccddeeff",
 		srcID: "spiffe://example.org/svc/frontend", srcSvc: "frontend", srcAddr: tcp("10.0.0.1:40000"),
 		dstID: "spiffe://example.org/svc/api", dstSvc: "api", dstAddr: tcp("127.0.0.1:18080"), dstPort: 8080,
-		in: 100, out: 2000, verdict: flow.VerdictAllow, rule: "web-to-api", mode: "strict", tls: 0x0304,
-	})
+		verdict: flow.VerdictAllow, rule: "web-to-api", mode: "strict", tls: 0x0304,
+	}
+	m.emitOpen(live)
+	live.in.Store(60)
+	live.out.Store(1500)
+	m.emitInterim(live)
+	live.in.Store(100)
+	live.out.Store(2000)
+	m.emit(live)
+	m.emit(live) // a second final record is never written
 	m.emit(&record{
-		start: at.Add(-1500 * time.Millisecond), dir: outboundDir,
+		start: at.Add(-1500 * time.Millisecond), dir: outboundDir, connID: "ffeeddccbbaa99887766554433221100",
 		srcID: "spiffe://example.org/svc/batch", srcSvc: "batch", srcAddr: tcp("127.0.0.1:50000"),
 		dstID: "spiffe://example.org/svc/api", dstSvc: "api", dstAddr: tcp("10.0.0.2:15443"), dstPort: 8080,
 		verdict: flow.VerdictDeny, rule: "default-deny", reason: "batch → api:8080 denied by default-deny (policy 0123456789ab)", tls: 0x0304,
+		code: flow.ReasonPolicyDenied,
+	})
+	m.emit(&record{
+		start: at.Add(-200 * time.Millisecond), dir: inboundDir, connID: "0123456789abcdef0123456789abcdef", plaintext: true,
+		srcAddr: tcp("10.1.2.3:40001"), dstID: "spiffe://example.org/svc/legacy", dstSvc: "legacy", dstAddr: tcp("127.0.0.1:19000"), dstPort: 9000,
+		verdict: flow.VerdictAllow, rule: "old-clients", mode: "permissive",
 	})
 	m.handshakeRecord(at, inboundDir, tcp("10.0.0.3:41000"), tcp("10.0.0.2:15443"), "", "", "spiffe://example.org/svc/frontend", errors.New("mtls: client: identity: certificate expired"))
 

@@ -5,42 +5,44 @@ import (
 	"io"
 	"net"
 	"sync"
+	"sync/atomic"
 )
 
 var bufPool = sync.Pool{New: func() any { b := make([]byte, 64<<10); return &b }}
 
-// pipe joins a and b until both directions end and returns the bytes read
-// from a and from b. When one side stops writing (EOF), the other side's
-// write half is closed and the opposite direction keeps flowing (half-close);
-// on an error both sides are closed. Both are closed when pipe returns.
-func pipe(a, b net.Conn) (fromA, fromB int64) {
+// pipe joins a and b until both directions end, counting the bytes read
+// from a into fromA and from b into fromB as they pass. When one side stops
+// writing (EOF), the other side's write half is closed and the opposite
+// direction keeps flowing (half-close); on an error both sides are closed.
+// Both are closed when pipe returns.
+func pipe(a, b net.Conn, fromA, fromB *atomic.Int64) {
 	var wg sync.WaitGroup
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
-		fromB = copyHalf(a, b)
+		copyHalf(a, b, fromB)
 	}()
-	fromA = copyHalf(b, a)
+	copyHalf(b, a, fromA)
 	wg.Wait()
 	_ = a.Close()
 	_ = b.Close()
-	return fromA, fromB
 }
 
-func copyHalf(dst, src net.Conn) int64 {
+// copyHalf copies src to dst until EOF or an error, adding what it wrote
+// to count as it goes.
+func copyHalf(dst, src net.Conn, count *atomic.Int64) {
 	bp := bufPool.Get().(*[]byte)
 	defer bufPool.Put(bp)
 	buf := *bp
-	var n int64
 	for {
 		nr, rerr := src.Read(buf)
 		if nr > 0 {
 			nw, werr := dst.Write(buf[:nr])
-			n += int64(nw)
+			count.Add(int64(nw))
 			if werr != nil {
 				_ = src.Close()
 				_ = dst.Close()
-				return n
+				return
 			}
 		}
 		if rerr != nil {
@@ -50,7 +52,7 @@ func copyHalf(dst, src net.Conn) int64 {
 				_ = src.Close()
 				_ = dst.Close()
 			}
-			return n
+			return
 		}
 	}
 }

@@ -2,6 +2,7 @@ package policy
 
 import (
 	"fmt"
+	"net/netip"
 	"reflect"
 	"sort"
 	"strings"
@@ -156,8 +157,13 @@ func (d Delta) String() string {
 	return b.String()
 }
 
-// Explain says in words which rule decides src → dst:port and why.
+// Explain says in words which rule decides src → dst:port and why. A src
+// that is an IP address is a plaintext caller at that address; for a
+// service src the answer also says who reaches dst in plaintext.
 func (t *Table) Explain(src, dst string, port int) string {
+	if addr, err := netip.ParseAddr(src); err == nil {
+		return t.explainPlaintext(addr, dst, port)
+	}
 	d := t.Decide(src, dst, port)
 	var b strings.Builder
 	fmt.Fprintf(&b, "%s → %s:%d: %s (rule %s)\n", src, dst, port, strings.ToUpper(d.Verdict()), d.Rule)
@@ -168,6 +174,7 @@ func (t *Table) Explain(src, dst string, port int) string {
 			via = "\"*\" (any authenticated service)"
 		}
 		fmt.Fprintf(&b, "  rule %q allows %s to reach %s on port %d\n", r.Name, via, dst, port)
+		t.plaintextReach(&b, dst, port)
 		return b.String()
 	}
 	if src == "" {
@@ -175,7 +182,7 @@ func (t *Table) Explain(src, dst string, port int) string {
 	}
 	near := 0
 	for _, r := range t.Rules() {
-		if r.To != dst {
+		if r.To != dst || len(r.From) == 0 {
 			continue
 		}
 		near++
@@ -188,18 +195,65 @@ func (t *Table) Explain(src, dst string, port int) string {
 		}
 	}
 	if near == 0 {
-		fmt.Fprintf(&b, "  no rule names %s as a destination\n", dst)
+		fmt.Fprintf(&b, "  no rule names %s as a destination for service callers\n", dst)
 	}
 	b.WriteString("  nothing allows it, so the default (deny) decides\n")
-	if d.Audit {
-		if t.mode == Audit {
-			b.WriteString("  the policy is in audit mode: the connection is let through and logged as would-deny\n")
-		} else {
-			i := t.auditDst[dst]
-			fmt.Fprintf(&b, "  %s is in audit mode (rule %q): the connection is let through and logged as would-deny\n", dst, t.rules[i].Name)
+	t.explainAudit(&b, d, dst)
+	t.plaintextReach(&b, dst, port)
+	return b.String()
+}
+
+func (t *Table) explainAudit(b *strings.Builder, d Decision, dst string) {
+	if !d.Audit {
+		return
+	}
+	if t.mode == Audit {
+		b.WriteString("  the policy is in audit mode: the connection is let through and logged as would-deny\n")
+		return
+	}
+	i := t.auditDst[dst]
+	fmt.Fprintf(b, "  %s is in audit mode (rule %q): the connection is let through and logged as would-deny\n", dst, t.rules[i].Name)
+}
+
+// explainPlaintext explains a plaintext caller at addr.
+func (t *Table) explainPlaintext(addr netip.Addr, dst string, port int) string {
+	var b strings.Builder
+	src := "plaintext " + addr.String()
+	if t.PeerMode(dst) != Permissive {
+		fmt.Fprintf(&b, "%s → %s:%d: DENY (peer mode strict)\n", src, dst, port)
+		fmt.Fprintf(&b, "  %s is strict: it accepts mutual TLS only, and no rule can admit a plaintext caller\n", dst)
+		return b.String()
+	}
+	d := t.DecidePlaintext(addr, dst, port)
+	fmt.Fprintf(&b, "%s → %s:%d: %s (rule %s)\n", src, dst, port, strings.ToUpper(d.Verdict()), d.Rule)
+	if d.Allow && !d.Audit {
+		r := t.rules[t.ruleIndex(d.Rule)]
+		fmt.Fprintf(&b, "  %s is permissive, and rule %q admits plaintext callers from %s on port %d\n", dst, r.Name, strings.Join(r.FromPlaintext, ", "), port)
+		return b.String()
+	}
+	fmt.Fprintf(&b, "  %s is permissive, but plaintext has no identity: only a rule's from_plaintext can admit it\n", dst)
+	t.plaintextReach(&b, dst, port)
+	b.WriteString("  nothing admits this address, so the default (deny) decides\n")
+	t.explainAudit(&b, d, dst)
+	return b.String()
+}
+
+// plaintextReach says who reaches dst:port without mutual TLS.
+func (t *Table) plaintextReach(b *strings.Builder, dst string, port int) {
+	if t.PeerMode(dst) != Permissive {
+		fmt.Fprintf(b, "  plaintext: %s is strict; plaintext callers are refused\n", dst)
+		return
+	}
+	any := false
+	for _, r := range t.Rules() {
+		if r.To == dst && len(r.FromPlaintext) > 0 && containsInt(r.Ports, port) {
+			any = true
+			fmt.Fprintf(b, "  plaintext: %s is permissive; rule %q admits plaintext callers from %s on port %d\n", dst, r.Name, strings.Join(r.FromPlaintext, ", "), port)
 		}
 	}
-	return b.String()
+	if !any {
+		fmt.Fprintf(b, "  plaintext: %s is permissive, but no rule admits plaintext callers on port %d\n", dst, port)
+	}
 }
 
 func (t *Table) ruleIndex(name string) int {

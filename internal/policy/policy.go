@@ -18,6 +18,15 @@
 //	    to: db
 //	    ports: [5432]
 //	    mode: audit                 # db is in audit mode: would-deny traffic is let through and logged
+//	  - name: old-clients-to-legacy
+//	    from_plaintext: [10.20.0.0/16]  # plaintext callers from these networks ("any": every plaintext caller)
+//	    to: legacy
+//	    ports: [9000]
+//
+// Plaintext has no identity, so no service name and not even "*" admits it:
+// only a rule's from_plaintext does, and only for a destination whose peer
+// mode is permissive (a strict service refuses plaintext whatever the rules
+// say).
 //
 // Parse validates a file and compiles it into a Table whose Decide is a
 // constant number of map lookups however many rules there are. A Table is
@@ -29,6 +38,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"net/netip"
 	"regexp"
 	"sort"
 	"strings"
@@ -42,6 +52,10 @@ const DefaultDeny = "default-deny"
 
 // Wildcard is the source that stands for any authenticated service.
 const Wildcard = "*"
+
+// AnyPlaintext, in a rule's from_plaintext, admits every plaintext caller
+// whatever its address: the explicit unauthenticated source.
+const AnyPlaintext = "any"
 
 // Mode is how a destination enforces its rules.
 type Mode string
@@ -63,11 +77,14 @@ const (
 
 // Rule is one validated intention.
 type Rule struct {
-	Name  string   `json:"name"`
-	From  []string `json:"from"`
-	To    string   `json:"to"`
-	Ports []int    `json:"ports"`
-	Mode  Mode     `json:"mode"`
+	Name string   `json:"name"`
+	From []string `json:"from"`
+	// FromPlaintext lists the networks (CIDR prefixes, or AnyPlaintext)
+	// whose plaintext callers the rule admits to a permissive destination.
+	FromPlaintext []string `json:"from_plaintext,omitempty"`
+	To            string   `json:"to"`
+	Ports         []int    `json:"ports"`
+	Mode          Mode     `json:"mode"`
 }
 
 // Decision is the answer to one connection.
@@ -105,11 +122,18 @@ type rawService struct {
 }
 
 type rawRule struct {
-	Name  string   `yaml:"name"`
-	From  []string `yaml:"from"`
-	To    string   `yaml:"to"`
-	Ports []int    `yaml:"ports"`
-	Mode  string   `yaml:"mode"`
+	Name          string   `yaml:"name"`
+	From          []string `yaml:"from"`
+	FromPlaintext []string `yaml:"from_plaintext"`
+	To            string   `yaml:"to"`
+	Ports         []int    `yaml:"ports"`
+	Mode          string   `yaml:"mode"`
+}
+
+// plainRule is one rule's plaintext sources for a destination port.
+type plainRule struct {
+	nets []netip.Prefix
+	rule int
 }
 
 type key struct {
@@ -129,7 +153,8 @@ type Table struct {
 	services map[string]PeerMode
 	allow    map[key]int     // exact source → rule index
 	wild     map[dstPort]int // "*" source → rule index
-	auditDst map[string]int  // destination in audit mode → rule index (-1: global mode)
+	plain    map[dstPort][]plainRule
+	auditDst map[string]int // destination in audit mode → rule index (-1: global mode)
 	version  string
 	warnings []string
 	source   []byte
@@ -163,7 +188,7 @@ func New(mode Mode, services map[string]PeerMode, rules []Rule) (*Table, error) 
 		r.Services[s] = rawService{Mode: string(m)}
 	}
 	for _, ru := range rules {
-		r.Rules = append(r.Rules, rawRule{Name: ru.Name, From: ru.From, To: ru.To, Ports: ru.Ports, Mode: string(ru.Mode)})
+		r.Rules = append(r.Rules, rawRule{Name: ru.Name, From: ru.From, FromPlaintext: ru.FromPlaintext, To: ru.To, Ports: ru.Ports, Mode: string(ru.Mode)})
 	}
 	t, err := compile(&r)
 	if err != nil {
@@ -178,6 +203,7 @@ func compile(r *raw) (*Table, error) {
 		services: map[string]PeerMode{},
 		allow:    map[key]int{},
 		wild:     map[dstPort]int{},
+		plain:    map[dstPort][]plainRule{},
 		auditDst: map[string]int{},
 	}
 	switch r.Default {
@@ -230,6 +256,22 @@ func compile(r *raw) (*Table, error) {
 				t.auditDst[rule.To] = i
 			}
 		}
+		if len(rule.FromPlaintext) > 0 {
+			nets := plaintextNets(rule.FromPlaintext)
+			for _, port := range rule.Ports {
+				k := dstPort{rule.To, port}
+				t.plain[k] = append(t.plain[k], plainRule{nets: nets, rule: i})
+			}
+			if t.services[rule.To] != Permissive {
+				t.warnings = append(t.warnings, fmt.Sprintf("%s (%s): from_plaintext has no effect while %s is not permissive (services.%s.mode)", p, rule.Name, rule.To, rule.To))
+			}
+			for _, n := range nets {
+				if n.Bits() == 0 {
+					t.warnings = append(t.warnings, fmt.Sprintf("%s (%s): from_plaintext admits plaintext callers from anywhere to %s", p, rule.Name, rule.To))
+					break
+				}
+			}
+		}
 		for _, src := range rule.From {
 			if src == Wildcard {
 				t.warnings = append(t.warnings, fmt.Sprintf("%s (%s): from \"*\" lets every service reach %s", p, rule.Name, rule.To))
@@ -276,8 +318,34 @@ func validateRule(p string, rr rawRule) (Rule, error) {
 	case !validService(rr.To):
 		return rule, config.Errorf(config.Join(p, "to"), "bad service name %q", rr.To)
 	}
-	if len(rr.From) == 0 {
-		return rule, config.Errorf(config.Join(p, "from"), "name at least one source service (or \"*\" for any)")
+	if len(rr.From) == 0 && len(rr.FromPlaintext) == 0 {
+		return rule, config.Errorf(config.Join(p, "from"), "name at least one source service (or \"*\" for any), or plaintext sources in from_plaintext")
+	}
+	nets := map[netip.Prefix]bool{}
+	for j, s := range rr.FromPlaintext {
+		fp := config.Index(config.Join(p, "from_plaintext"), j)
+		if s == AnyPlaintext {
+			if len(rr.FromPlaintext) > 1 {
+				return rule, config.Errorf(fp, "%q admits every plaintext caller; list nothing beside it", AnyPlaintext)
+			}
+			rule.FromPlaintext = []string{AnyPlaintext}
+			break
+		}
+		pfx, err := netip.ParsePrefix(s)
+		if err != nil {
+			return rule, config.Errorf(fp, "want a network in CIDR form (10.0.0.0/8, fd00::/8) or %q, got %q", AnyPlaintext, s)
+		}
+		if pfx != pfx.Masked() {
+			return rule, config.Errorf(fp, "%q has host bits set; the network is %s", s, pfx.Masked())
+		}
+		if pfx.Addr().Is4In6() {
+			return rule, config.Errorf(fp, "%q is an IPv4-mapped IPv6 network; write the IPv4 network", s)
+		}
+		if nets[pfx] {
+			return rule, config.Errorf(fp, "%q listed twice", s)
+		}
+		nets[pfx] = true
+		rule.FromPlaintext = append(rule.FromPlaintext, pfx.String())
 	}
 	srcs := map[string]bool{}
 	for j, s := range rr.From {
@@ -350,6 +418,54 @@ func (t *Table) Decide(src, dst string, port int) Decision {
 	return Decision{Rule: DefaultDeny}
 }
 
+// DecidePlaintext says whether a plaintext caller at addr may reach dst on
+// port: only a rule whose from_plaintext holds addr allows it. It does not
+// look at dst's peer mode; the caller refuses plaintext to a strict service
+// before asking. An invalid addr matches no network.
+func (t *Table) DecidePlaintext(addr netip.Addr, dst string, port int) Decision {
+	if t == nil || t.allow == nil {
+		return Decision{Rule: DefaultDeny}
+	}
+	addr = addr.Unmap()
+	for _, pr := range t.plain[dstPort{dst, port}] {
+		for _, n := range pr.nets {
+			if addr.IsValid() && n.Contains(addr) {
+				return Decision{Allow: true, Rule: t.rules[pr.rule].Name}
+			}
+		}
+	}
+	if t.auditing(dst) {
+		return Decision{Allow: true, Audit: true, Rule: DefaultDeny}
+	}
+	return Decision{Rule: DefaultDeny}
+}
+
+// DecideSource decides for a caller named as an operator names one: a
+// service name, or the IP address of a plaintext caller (refused outright
+// by a strict destination).
+func (t *Table) DecideSource(src, dst string, port int) Decision {
+	addr, err := netip.ParseAddr(src)
+	if err != nil {
+		return t.Decide(src, dst, port)
+	}
+	if t.PeerMode(dst) != Permissive {
+		return Decision{Rule: DefaultDeny}
+	}
+	return t.DecidePlaintext(addr, dst, port)
+}
+
+// plaintextNets compiles validated from_plaintext entries.
+func plaintextNets(srcs []string) []netip.Prefix {
+	var out []netip.Prefix
+	for _, s := range srcs {
+		if s == AnyPlaintext {
+			return []netip.Prefix{netip.MustParsePrefix("0.0.0.0/0"), netip.MustParsePrefix("::/0")}
+		}
+		out = append(out, netip.MustParsePrefix(s))
+	}
+	return out
+}
+
 func (t *Table) auditing(dst string) bool {
 	if t.mode == Audit {
 		return true
@@ -397,6 +513,9 @@ func (t *Table) Rules() []Rule {
 	for i, r := range t.rules {
 		out[i] = r
 		out[i].From = append([]string(nil), r.From...)
+		if r.FromPlaintext != nil {
+			out[i].FromPlaintext = append([]string(nil), r.FromPlaintext...)
+		}
 		out[i].Ports = append([]int(nil), r.Ports...)
 	}
 	return out
@@ -423,7 +542,14 @@ func (r Rule) String() string {
 	for i, p := range r.Ports {
 		ports[i] = fmt.Sprint(p)
 	}
-	s := fmt.Sprintf("%s: [%s] → %s:[%s]", r.Name, strings.Join(r.From, ", "), r.To, strings.Join(ports, ", "))
+	from := strings.Join(r.From, ", ")
+	if len(r.FromPlaintext) > 0 {
+		if from != "" {
+			from += ", "
+		}
+		from += "plaintext " + strings.Join(r.FromPlaintext, ", ")
+	}
+	s := fmt.Sprintf("%s: [%s] → %s:[%s]", r.Name, from, r.To, strings.Join(ports, ", "))
 	if r.Mode == Audit {
 		s += " (audit)"
 	}

@@ -57,6 +57,7 @@ func (s *Server) routes() http.Handler {
 	mux.HandleFunc("POST "+api.PathSVID, s.node(s.handleSVID))
 	mux.HandleFunc("GET "+api.PathWatch, s.node(s.handleWatch))
 	mux.HandleFunc("POST "+api.PathFlows, s.node(s.handleFlows))
+	mux.HandleFunc("POST "+api.PathNodeHealth, s.node(s.handleNodeHealth))
 
 	admin := func(method, path, role, action string, h func(context.Context, *caller, *http.Request) (any, string, error)) {
 		mux.HandleFunc(method+" "+path, s.admin(role, action, h))

@@ -94,6 +94,12 @@ func hasWildcard(t *policy.Table) bool {
 				return true
 			}
 		}
+		// Every plaintext caller from anywhere is at least as wide.
+		for _, f := range r.FromPlaintext {
+			if f == policy.AnyPlaintext {
+				return true
+			}
+		}
 	}
 	return false
 }
@@ -123,6 +129,6 @@ func (s *Server) handlePolicyExplain(ctx context.Context, c *caller, r *http.Req
 	if err != nil {
 		return nil, "", err
 	}
-	d := cur.Decide(req.From, req.To, req.Port)
+	d := cur.DecideSource(req.From, req.To, req.Port)
 	return api.Explanation{Allow: d.Allow, Audit: d.Audit, Rule: d.Rule, Text: strings.TrimSpace(cur.Explain(req.From, req.To, req.Port))}, "", nil
 }

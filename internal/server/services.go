@@ -6,6 +6,7 @@ import (
 	"errors"
 	"net/http"
 	"sort"
+	"time"
 
 	"moat/internal/api"
 	"moat/internal/identity"
@@ -46,6 +47,9 @@ func validateRegistration(reg api.Registration) error {
 	if reg.UID != nil && *reg.UID < 0 {
 		return errorf(http.StatusBadRequest, "uid %d: want ≥ 0", *reg.UID)
 	}
+	if reg.PlaintextPort < 0 || reg.PlaintextPort > 65535 {
+		return errorf(http.StatusBadRequest, "plaintext_port %d: want 1-65535", reg.PlaintextPort)
+	}
 	seen := map[int]bool{}
 	for i, u := range reg.Upstreams {
 		if err := identity.ValidName(u.Service); err != nil {
@@ -64,7 +68,81 @@ func validateRegistration(reg api.Registration) error {
 
 func (s *Server) handleServiceList(ctx context.Context, c *caller, r *http.Request) (any, string, error) {
 	regs, err := s.services(ctx)
-	return regs, "", err
+	if err != nil {
+		return nil, "", err
+	}
+	health := map[string]nodeHealth{}
+	out := make([]api.ServiceListing, 0, len(regs))
+	for _, reg := range regs {
+		h, ok := health[reg.Node]
+		if !ok {
+			if err := getJSON(ctx, s.st, prefixHealth+reg.Node, &h); err != nil && !errors.Is(err, store.ErrNotFound) {
+				return nil, "", err
+			}
+			health[reg.Node] = h
+		}
+		out = append(out, api.ServiceListing{Registration: reg, Health: h.Services[reg.Name], Reported: h.Reported})
+	}
+	return out, "", nil
+}
+
+// prefixHealth keys the last listener report of each node.
+const prefixHealth = "health/"
+
+type nodeHealth struct {
+	api.NodeHealth
+	Reported time.Time `json:"reported"`
+}
+
+// handleNodeHealth keeps a node's report on its services' listeners, for
+// svc list. A node reports only on services registered on it; the report
+// is bounded and its text cut.
+func (s *Server) handleNodeHealth(w http.ResponseWriter, r *http.Request, c *caller) {
+	ctx := r.Context()
+	var h api.NodeHealth
+	if err := decode(r, &h); err != nil {
+		writeError(w, err)
+		return
+	}
+	regs, err := s.services(ctx)
+	if err != nil {
+		writeError(w, err)
+		return
+	}
+	mine := map[string]bool{}
+	for _, reg := range regs {
+		mine[reg.Name] = reg.Node == c.Name
+	}
+	n := 0
+	for svc, ls := range h.Services {
+		if !mine[svc] {
+			writeError(w, errorf(http.StatusForbidden, "service %q is not registered on node %q", svc, c.Name))
+			return
+		}
+		n += len(ls)
+		for i := range ls {
+			ls[i].Error = cut(ls[i].Error, api.MaxHealthText)
+			ls[i].Addr = cut(ls[i].Addr, api.MaxHealthText)
+			ls[i].Kind = cut(ls[i].Kind, 16)
+			ls[i].Upstream = cut(ls[i].Upstream, 64)
+		}
+	}
+	if n > api.MaxHealthListeners {
+		writeError(w, errorf(http.StatusRequestEntityTooLarge, "%d listeners in one report; at most %d", n, api.MaxHealthListeners))
+		return
+	}
+	if err := putJSON(ctx, s.st, prefixHealth+c.Name, nodeHealth{NodeHealth: h, Reported: s.now()}); err != nil {
+		writeError(w, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, struct{}{})
+}
+
+func cut(s string, n int) string {
+	if len(s) > n {
+		return s[:n]
+	}
+	return s
 }
 
 func (s *Server) services(ctx context.Context) ([]api.Registration, error) {

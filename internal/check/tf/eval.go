@@ -7,15 +7,15 @@ import (
 	"strings"
 
 	"github.com/hashicorp/hcl/v2"
-	"github.com/hashicorp/hcl/v2/hclsyntax"
 	"github.com/zclconf/go-cty/cty"
+	"github.com/zclconf/go-cty/cty/convert"
 	"github.com/zclconf/go-cty/cty/function"
 )
 
 // maxPasses bounds how often the evaluator re-evaluates what is still
 // unknown; each pass resolves one more level of references between
 // resources, locals and modules.
-const maxPasses = 6
+const maxPasses = 8
 
 // maxInstances bounds count, so that a mistaken count cannot exhaust memory.
 const maxInstances = 100000
@@ -25,18 +25,25 @@ type evaluator struct {
 	p     *Project
 	funcs map[string]function.Function
 	notes []Note // of the current pass; only the last pass's are kept
+	// final is set for the last pass: a count or for_each still unknown
+	// then reads as one instance whose key is unknown.
+	final bool
+	// quiet drops notes while a body whose instance key is unknown is read.
+	quiet bool
 }
 
 type instance struct {
 	mod      *module
-	addr     string // "" for the root, else e.g. "module.net"
-	call     *callBlock
+	addr     string // "" for the root, else e.g. module.net or module.net["a"]
+	call     *callState
+	key      cty.Value // count.index or each.key of this module instance; NilVal when single
+	each     cty.Value
 	parent   *instance
 	rootVars map[string]cty.Value // tfvars, root only
 	vars     map[string]cty.Value
 	locals   map[string]cty.Value
 	res      []*resState
-	children []*instance // aligned with mod.calls; nil entries for remote modules
+	calls    []*callState
 	outputs  map[string]cty.Value
 	scope    map[string]cty.Value // the evaluation context's variables
 }
@@ -47,49 +54,67 @@ const (
 	modeEach
 )
 
-type resState struct {
-	rb       *resBlock
+// expansion is the count or for_each of a resource or module call.
+type expansion struct {
 	base     string // address without instance key
 	mode     int
 	expanded bool
-	keys     []cty.Value // count: numbers; for_each: strings
-	eachVals []cty.Value // for_each values, aligned with keys
-	vals     []cty.Value // evaluated bodies, aligned with keys; unknown until evaluated
-	known    bool
+	// unknownKey: count or for_each could not be known; one instance is
+	// read with an unknown key.
+	unknownKey bool
+	keys       []cty.Value // count: numbers; for_each: strings
+	eachVals   []cty.Value // for_each values, aligned with keys
 }
 
-func newEvaluator(root *module, vars map[string]cty.Value, p *Project) *evaluator {
-	ev := &evaluator{p: p, funcs: functions()}
+type resState struct {
+	expansion
+	rb    *resBlock
+	vals  []cty.Value // evaluated bodies, aligned with keys; unknown until evaluated
+	known bool
+}
+
+type callState struct {
+	expansion
+	cb    *callBlock
+	insts []*instance
+}
+
+func newEvaluator(root *module, vars map[string]cty.Value, p *Project, l *loader) *evaluator {
+	ev := &evaluator{p: p, funcs: functions(l)}
 	ev.root = newInstance(root, "", nil, nil)
 	ev.root.rootVars = vars
 	return ev
 }
 
-func newInstance(m *module, addr string, call *callBlock, parent *instance) *instance {
+func modeOf(b *body) int {
+	if _, ok := b.attrs["count"]; ok {
+		return modeCount
+	}
+	if _, ok := b.attrs["for_each"]; ok {
+		return modeEach
+	}
+	return modeSingle
+}
+
+func newInstance(m *module, addr string, call *callState, parent *instance) *instance {
 	in := &instance{mod: m, addr: addr, call: call, parent: parent}
 	prefix := ""
 	if addr != "" {
 		prefix = addr + "."
 	}
 	for _, rb := range m.resources {
-		rs := &resState{rb: rb, base: prefix + rb.typ + "." + rb.name}
-		if _, ok := rb.block.Body.Attributes["count"]; ok {
-			rs.mode = modeCount
-		} else if _, ok := rb.block.Body.Attributes["for_each"]; ok {
-			rs.mode = modeEach
-		} else {
+		rs := &resState{rb: rb, expansion: expansion{base: prefix + rb.typ + "." + rb.name, mode: modeOf(rb.body)}}
+		if rs.mode == modeSingle {
 			rs.expanded = true
 			rs.keys = []cty.Value{cty.NilVal}
+			rs.eachVals = []cty.Value{cty.NilVal}
 			rs.vals = []cty.Value{cty.DynamicVal}
 		}
 		in.res = append(in.res, rs)
 	}
 	for _, c := range m.calls {
-		if c.mod == nil {
-			in.children = append(in.children, nil)
-			continue
-		}
-		in.children = append(in.children, newInstance(c.mod, prefix+"module."+c.name, c, in))
+		cs := &callState{cb: c, expansion: expansion{base: prefix + "module." + c.name, mode: modeOf(c.body)}}
+		in.calls = append(in.calls, cs)
 	}
 	return in
 }
@@ -104,12 +129,88 @@ func (ev *evaluator) run() {
 		}
 		prev = unknown
 	}
-	ev.p.Notes = append(ev.p.Notes, ev.notes...)
+	if ev.pending(ev.root) {
+		ev.final = true
+		ev.notes = nil
+		ev.instance(ev.root)
+	}
+	ev.p.Notes = append(ev.p.Notes, dedupe(ev.notes)...)
 	ev.emit(ev.root)
 }
 
-func (ev *evaluator) note(r hcl.Range, addr, format string, args ...any) {
-	ev.notes = append(ev.notes, Note{Pos: rangePos(r), Address: addr, Msg: fmt.Sprintf(format, args...)})
+// pending reports whether some count or for_each is still unexpanded.
+func (ev *evaluator) pending(in *instance) bool {
+	for _, rs := range in.res {
+		if !rs.expanded {
+			return true
+		}
+	}
+	for _, cs := range in.calls {
+		if !cs.expanded && cs.cb.mod != nil {
+			return true
+		}
+		for _, ch := range cs.insts {
+			if ev.pending(ch) {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// Note kinds, for keeping one note per kind of construct per resource.
+const (
+	kindUnknown  = "unknown"
+	kindComputed = "computed"
+	kindError    = "error"
+	kindExpand   = "expand"
+	kindDynamic  = "dynamic"
+	kindVariable = "variable"
+)
+
+type kindedNote struct {
+	Note
+	kind string
+}
+
+func (ev *evaluator) note(r hcl.Range, addr, kind, format string, args ...any) {
+	if ev.quiet {
+		return
+	}
+	ev.notes = append(ev.notes, Note{Pos: rangePos(r), Address: addr, Msg: fmt.Sprintf(format, args...), kind: kind})
+}
+
+// dedupe keeps the first note of each kind for each address and says how
+// many more there were.
+func dedupe(ns []Note) []Note {
+	type k struct{ addr, kind string }
+	idx := map[k]int{}
+	more := map[k]int{}
+	var out []Note
+	for _, n := range ns {
+		key := k{n.Address, n.kind}
+		if n.kind == "" || n.Address == "" {
+			out = append(out, n)
+			continue
+		}
+		if _, ok := idx[key]; ok {
+			more[key]++
+			continue
+		}
+		idx[key] = len(out)
+		out = append(out, n)
+	}
+	for key, n := range more {
+		out[idx[key]].Msg += fmt.Sprintf(" (and %s like it)", plural(n, "other expression", "other expressions"))
+	}
+	return out
+}
+
+func plural(n int, one, many string) string {
+	if n == 1 {
+		return fmt.Sprintf("%d %s", n, one)
+	}
+	return fmt.Sprintf("%d %s", n, many)
 }
 
 // instance evaluates one module instance and its children once and returns
@@ -117,7 +218,7 @@ func (ev *evaluator) note(r hcl.Range, addr, format string, args ...any) {
 func (ev *evaluator) instance(in *instance) int {
 	unknown := 0
 	in.scope = map[string]cty.Value{
-		"path":      cty.ObjectVal(map[string]cty.Value{"module": cty.StringVal(in.mod.dir), "root": cty.StringVal(ev.root.mod.dir), "cwd": cty.StringVal(".")}),
+		"path":      cty.ObjectVal(map[string]cty.Value{"module": cty.StringVal(in.mod.dir), "root": cty.StringVal(ev.root.mod.dir), "cwd": cty.StringVal(ev.root.mod.dir)}),
 		"terraform": cty.ObjectVal(map[string]cty.Value{"workspace": cty.StringVal("default")}),
 		"data":      cty.DynamicVal,
 		"module":    ev.moduleOutputs(in),
@@ -128,8 +229,13 @@ func (ev *evaluator) instance(in *instance) int {
 	unknown += ev.locals(in)
 	for _, rs := range in.res {
 		if !rs.expanded {
-			ev.expand(in, rs)
-			if !rs.expanded {
+			ev.expand(ev.ctx(in), rs.rb.body, &rs.expansion)
+			if rs.expanded {
+				rs.vals = make([]cty.Value, len(rs.keys))
+				for i := range rs.vals {
+					rs.vals[i] = cty.DynamicVal
+				}
+			} else {
 				unknown++
 			}
 		}
@@ -141,37 +247,47 @@ func (ev *evaluator) instance(in *instance) int {
 			continue
 		}
 		rs.known = true
+		// Under an unknown count or for_each, what fails to evaluate
+		// follows from the unknown key, already noted.
+		ev.quiet = rs.unknownKey
 		for i := range rs.keys {
-			c := ctx
-			switch rs.mode {
-			case modeCount:
-				c = ctx.NewChild()
-				c.Variables = map[string]cty.Value{"count": cty.ObjectVal(map[string]cty.Value{"index": rs.keys[i]})}
-			case modeEach:
-				c = ctx.NewChild()
-				c.Variables = map[string]cty.Value{"each": cty.ObjectVal(map[string]cty.Value{"key": rs.keys[i], "value": rs.eachVals[i]})}
-			}
-			v := ev.body(rs.rb.block.Body, c, rs.addr(i), true)
+			v := ev.body(rs.rb.body, rs.child(ctx, i), rs.addr(i), true)
 			rs.vals[i] = v
 			if !v.IsWhollyKnown() {
 				rs.known = false
 			}
 		}
+		ev.quiet = false
 		if !rs.known {
 			unknown++
 		}
 	}
-	for _, ch := range in.children {
-		if ch != nil {
+	for _, cs := range in.calls {
+		if cs.cb.mod == nil {
+			continue
+		}
+		if !cs.expanded {
+			ev.expand(ctx, cs.cb.body, &cs.expansion)
+			if !cs.expanded {
+				unknown++
+				continue
+			}
+			for i := range cs.keys {
+				ch := newInstance(cs.cb.mod, cs.addr(i), cs, in)
+				ch.key, ch.each = cs.keys[i], cs.eachVals[i]
+				cs.insts = append(cs.insts, ch)
+			}
+		}
+		for _, ch := range cs.insts {
 			unknown += ev.instance(ch)
 		}
 	}
 	in.scope["module"] = ev.moduleOutputs(in)
 	ctx = ev.ctx(in)
 	in.outputs = map[string]cty.Value{}
-	for i, a := range in.mod.outputs {
-		v := ev.expr(a.Expr, ctx, in.addr)
-		in.outputs[in.mod.outNames[i]] = v
+	for _, o := range in.mod.outputs {
+		v := ev.expr(o.expr, ctx, in.addr)
+		in.outputs[o.name] = v
 		if !v.IsWhollyKnown() {
 			unknown++
 		}
@@ -183,14 +299,51 @@ func (ev *evaluator) ctx(in *instance) *hcl.EvalContext {
 	return &hcl.EvalContext{Variables: in.scope, Functions: ev.funcs}
 }
 
+// child returns ctx with count or each set for instance i.
+func (x *expansion) child(ctx *hcl.EvalContext, i int) *hcl.EvalContext {
+	return withKey(ctx, x.mode, x.keys[i], x.eachVals[i])
+}
+
+func withKey(ctx *hcl.EvalContext, mode int, key, each cty.Value) *hcl.EvalContext {
+	switch mode {
+	case modeCount:
+		c := ctx.NewChild()
+		c.Variables = map[string]cty.Value{"count": cty.ObjectVal(map[string]cty.Value{"index": key})}
+		return c
+	case modeEach:
+		c := ctx.NewChild()
+		c.Variables = map[string]cty.Value{"each": cty.ObjectVal(map[string]cty.Value{"key": key, "value": each})}
+		return c
+	}
+	return ctx
+}
+
 func (ev *evaluator) moduleOutputs(in *instance) cty.Value {
 	m := map[string]cty.Value{}
-	for i, ch := range in.children {
-		if ch == nil || ch.outputs == nil {
-			m[in.mod.calls[i].name] = cty.DynamicVal
+	for _, cs := range in.calls {
+		if cs.cb.mod == nil || !cs.expanded || cs.unknownKey {
+			m[cs.cb.name] = cty.DynamicVal
 			continue
 		}
-		m[in.mod.calls[i].name] = objectOf(ch.outputs)
+		outs := make([]cty.Value, len(cs.insts))
+		for i, ch := range cs.insts {
+			outs[i] = cty.DynamicVal
+			if ch.outputs != nil {
+				outs[i] = objectOf(ch.outputs)
+			}
+		}
+		switch cs.mode {
+		case modeSingle:
+			m[cs.cb.name] = outs[0]
+		case modeCount:
+			m[cs.cb.name] = tupleOf(outs)
+		case modeEach:
+			om := map[string]cty.Value{}
+			for i, k := range cs.keys {
+				om[k.AsString()] = outs[i]
+			}
+			m[cs.cb.name] = objectOf(om)
+		}
 	}
 	return objectOf(m)
 }
@@ -202,16 +355,25 @@ func objectOf(m map[string]cty.Value) cty.Value {
 	return cty.ObjectVal(m)
 }
 
+func tupleOf(vs []cty.Value) cty.Value {
+	if len(vs) == 0 {
+		return cty.EmptyTupleVal
+	}
+	return cty.TupleVal(vs)
+}
+
 // variables sets in.vars: for the root from tfvars and defaults, for a
-// module from the call's arguments (evaluated in the parent) and defaults.
+// module from the call's arguments (evaluated in the parent, with the
+// instance's count or each) and defaults, converted to the declared type
+// with its optional attributes' defaults, as Terraform does.
 func (ev *evaluator) variables(in *instance) int {
 	unknown := 0
 	in.vars = map[string]cty.Value{}
-	var args map[string]*hclsyntax.Attribute
+	var args map[string]hcl.Expression
 	var pctx *hcl.EvalContext
 	if in.call != nil {
-		args = in.call.block.Body.Attributes
-		pctx = ev.ctx(in.parent)
+		args = in.call.cb.body.attrs
+		pctx = withKey(ev.ctx(in.parent), in.call.mode, in.key, in.each)
 	}
 	names := make([]string, 0, len(in.mod.variables))
 	for n := range in.mod.variables {
@@ -225,12 +387,41 @@ func (ev *evaluator) variables(in *instance) int {
 		case in.call == nil && hasKey(in.rootVars, n):
 			val = in.rootVars[n]
 		case in.call != nil && args[n] != nil:
-			val = ev.expr(args[n].Expr, pctx, in.addr)
+			val = ev.expr(args[n], pctx, in.call.base)
+			if v.notNull && val.IsKnown() && val.IsNull() && v.def != nil {
+				val = ev.expr(v.def, nil, in.addr)
+			}
 		case v.def != nil:
 			val = ev.expr(v.def, nil, in.addr)
 		default:
-			ev.notes = append(ev.notes, Note{Pos: v.pos, Address: in.addr, Msg: fmt.Sprintf("variable %q has no value (no default and none given)", n)})
+			addr := in.addr
+			if addr == "" {
+				addr = "var." + n
+			}
+			ev.notes = append(ev.notes, Note{Pos: v.pos, Address: addr, kind: kindVariable,
+				Msg: fmt.Sprintf("variable %q has no value (no default and none given)", n)})
 			val = cty.DynamicVal
+		}
+		if v.ty != cty.NilType {
+			switch {
+			case !val.IsKnown():
+				val = cty.UnknownVal(v.ty)
+			default:
+				if v.defaults != nil && !val.IsNull() {
+					val = v.defaults.Apply(val)
+				}
+				c, err := convert.Convert(val, v.ty)
+				if err != nil {
+					addr := in.addr
+					if addr == "" {
+						addr = "var." + n
+					}
+					ev.notes = append(ev.notes, Note{Pos: v.pos, Address: addr, kind: kindVariable,
+						Msg: fmt.Sprintf("variable %q: the value does not have the declared type: %v", n, err)})
+					break
+				}
+				val = c
+			}
 		}
 		if !val.IsWhollyKnown() {
 			unknown++
@@ -248,99 +439,130 @@ func (ev *evaluator) locals(in *instance) int {
 	for round := 0; round <= len(in.mod.locals) && len(pending) > 0; round++ {
 		in.scope["local"] = objectOf(in.locals)
 		ctx := ev.ctx(in)
-		var rest []*hclsyntax.Attribute
+		var rest []local
 		for _, a := range pending {
-			v, diags := a.Expr.Value(ctx)
+			v, diags := a.expr.Value(ctx)
 			if diags.HasErrors() || !v.IsWhollyKnown() {
 				rest = append(rest, a)
 				continue
 			}
-			in.locals[a.Name] = v
+			v, _ = v.UnmarkDeep()
+			in.locals[a.name] = v
 		}
 		if len(rest) == len(pending) {
 			break
 		}
 		pending = rest
 	}
-	in.scope["local"] = objectOf(in.locals)
 	unknown := 0
 	if len(pending) > 0 {
-		ctx := ev.ctx(in)
+		// What is left depends on something unknown (or fails): each reads
+		// the others as unknown.
 		for _, a := range pending {
-			in.locals[a.Name] = ev.expr(a.Expr, ctx, in.addr)
-			unknown++
+			in.locals[a.name] = cty.DynamicVal
 		}
 		in.scope["local"] = objectOf(in.locals)
+		ctx := ev.ctx(in)
+		for _, a := range pending {
+			addr := in.addr
+			if addr == "" {
+				addr = "local." + a.name
+			}
+			in.locals[a.name] = ev.expr(a.expr, ctx, addr)
+			unknown++
+		}
 	}
+	in.scope["local"] = objectOf(in.locals)
 	return unknown
 }
 
-// expand evaluates count or for_each.
-func (ev *evaluator) expand(in *instance, rs *resState) {
-	ctx := ev.ctx(in)
-	body := rs.rb.block.Body
-	if rs.mode == modeCount {
-		a := body.Attributes["count"]
-		v := ev.expr(a.Expr, ctx, rs.base)
-		if !v.IsKnown() || v.IsNull() || v.Type() != cty.Number {
-			ev.note(a.Expr.Range(), rs.base, "count is not known statically; the resource is read as one instance")
-			return
-		}
-		n, acc := v.AsBigFloat().Int64()
-		if acc != big.Exact || n < 0 || n > maxInstances {
-			ev.note(a.Expr.Range(), rs.base, "count %s is not a whole number in range", v.AsBigFloat())
-			return
-		}
-		for i := int64(0); i < n; i++ {
-			rs.keys = append(rs.keys, cty.NumberIntVal(i))
-			rs.vals = append(rs.vals, cty.DynamicVal)
-		}
-		rs.expanded = true
+// expand evaluates count or for_each. On the final pass, one that cannot
+// be known reads as one instance with an unknown key (and a Note), so that
+// what it declares is still checked, at its most permissive.
+func (ev *evaluator) expand(ctx *hcl.EvalContext, b *body, x *expansion) {
+	switch x.mode {
+	case modeSingle:
+		x.keys, x.eachVals, x.expanded = []cty.Value{cty.NilVal}, []cty.Value{cty.NilVal}, true
 		return
-	}
-	a := body.Attributes["for_each"]
-	v := ev.expr(a.Expr, ctx, rs.base)
-	if !v.IsWhollyKnown() || v.IsNull() || !(v.Type().IsMapType() || v.Type().IsObjectType() || v.Type().IsSetType()) {
-		ev.note(a.Expr.Range(), rs.base, "for_each is not a known map or set; the resource is read as one instance")
-		return
-	}
-	v, _ = v.UnmarkDeep()
-	if v.Type().IsSetType() {
-		for it := v.ElementIterator(); it.Next(); {
-			_, e := it.Element()
-			if e.Type() != cty.String {
-				ev.note(a.Expr.Range(), rs.base, "for_each over a set of non-strings")
-				rs.keys, rs.eachVals, rs.vals = nil, nil, nil
+	case modeCount:
+		a := b.attrs["count"]
+		v := ev.metaValue(a, ctx, x.base)
+		if v.IsKnown() && !v.IsNull() && v.Type() == cty.Number {
+			n, acc := v.AsBigFloat().Int64()
+			if acc != big.Exact || n < 0 || n > maxInstances {
+				ev.note(a.Range(), x.base, kindExpand, "count %s is not a whole number from 0 to %d", v.AsBigFloat(), maxInstances)
+				x.expanded = true
 				return
 			}
-			rs.keys = append(rs.keys, e)
-			rs.eachVals = append(rs.eachVals, e)
-			rs.vals = append(rs.vals, cty.DynamicVal)
+			for i := int64(0); i < n; i++ {
+				x.keys = append(x.keys, cty.NumberIntVal(i))
+				x.eachVals = append(x.eachVals, cty.NilVal)
+			}
+			x.expanded = true
+			return
 		}
-	} else {
+		if ev.final {
+			ev.note(a.Range(), x.base, kindExpand, "count is not known statically (depends on %s); read as one instance whose count.index is unknown", refs(a))
+			x.keys, x.eachVals = []cty.Value{cty.UnknownVal(cty.Number)}, []cty.Value{cty.NilVal}
+			x.expanded, x.unknownKey = true, true
+		}
+		return
+	}
+	a := b.attrs["for_each"]
+	v := ev.metaValue(a, ctx, x.base)
+	if v.IsWhollyKnown() && !v.IsNull() && (v.Type().IsMapType() || v.Type().IsObjectType() || v.Type().IsSetType()) {
+		v, _ = v.UnmarkDeep()
 		for it := v.ElementIterator(); it.Next(); {
 			k, e := it.Element()
-			rs.keys = append(rs.keys, k)
-			rs.eachVals = append(rs.eachVals, e)
-			rs.vals = append(rs.vals, cty.DynamicVal)
+			if v.Type().IsSetType() {
+				if e.Type() != cty.String {
+					ev.note(a.Range(), x.base, kindExpand, "for_each over a set of %s: Terraform accepts only strings", e.Type().FriendlyName())
+					x.keys, x.eachVals, x.expanded = nil, nil, true
+					return
+				}
+				k = e
+			}
+			x.keys = append(x.keys, k)
+			x.eachVals = append(x.eachVals, e)
 		}
+		x.expanded = true
+		return
 	}
-	rs.expanded = true
+	if v.IsWhollyKnown() && !v.IsNull() {
+		ev.note(a.Range(), x.base, kindExpand, "for_each is a %s, not a map or a set of strings", v.Type().FriendlyName())
+		x.expanded = true
+		return
+	}
+	if ev.final {
+		ev.note(a.Range(), x.base, kindExpand, "for_each is not known statically (depends on %s); read as one instance whose each.key and each.value are unknown", refs(a))
+		x.keys, x.eachVals = []cty.Value{cty.UnknownVal(cty.String)}, []cty.Value{cty.DynamicVal}
+		x.expanded, x.unknownKey = true, true
+	}
 }
 
-func (rs *resState) addr(i int) string {
-	switch rs.mode {
-	case modeCount:
-		if rs.expanded {
-			n, _ := rs.keys[i].AsBigFloat().Int64()
-			return fmt.Sprintf("%s[%d]", rs.base, n)
-		}
-	case modeEach:
-		if rs.expanded {
-			return fmt.Sprintf("%s[%q]", rs.base, rs.keys[i].AsString())
-		}
+// metaValue evaluates count or for_each; an unknown result is noted by
+// expand itself, once, on the final pass.
+func (ev *evaluator) metaValue(e hcl.Expression, ctx *hcl.EvalContext, addr string) cty.Value {
+	v, diags := e.Value(ctx)
+	if diags.HasErrors() {
+		return ev.expr(e, ctx, addr)
 	}
-	return rs.base
+	v, _ = v.UnmarkDeep()
+	return v
+}
+
+func (x *expansion) addr(i int) string {
+	if x.unknownKey {
+		return x.base
+	}
+	switch x.mode {
+	case modeCount:
+		n, _ := x.keys[i].AsBigFloat().Int64()
+		return fmt.Sprintf("%s[%d]", x.base, n)
+	case modeEach:
+		return fmt.Sprintf("%s[%q]", x.base, x.keys[i].AsString())
+	}
+	return x.base
 }
 
 // resourceScope puts every resource's current value into in.scope: what was
@@ -361,26 +583,27 @@ func (ev *evaluator) resourceScope(in *instance) {
 }
 
 func (rs *resState) value() cty.Value {
-	if !rs.expanded {
+	if !rs.expanded || rs.unknownKey {
 		return cty.DynamicVal
 	}
 	objs := make([]cty.Value, len(rs.keys))
 	for i := range rs.keys {
 		addr := cty.StringVal(rs.addr(i))
 		m := map[string]cty.Value{}
-		if v := rs.vals[i]; v.IsKnown() && v.Type().IsObjectType() && v.IsKnown() && !v.IsNull() {
+		if v := rs.vals[i]; v.IsKnown() && v.Type().IsObjectType() && !v.IsNull() {
 			for k, x := range v.AsValueMap() {
+				if x.IsNull() {
+					// Unset in the configuration: the provider may compute
+					// it (most optional attributes are also computed).
+					x = cty.DynamicVal
+				}
 				m[k] = x
 			}
 		}
-		if _, ok := m["id"]; !ok {
-			m["id"] = addr
-		}
-		if _, ok := m["arn"]; !ok {
-			m["arn"] = addr
-		}
-		if _, ok := m["name"]; !ok {
-			m["name"] = addr
+		for _, k := range []string{"id", "arn", "name"} {
+			if _, ok := m[k]; !ok {
+				m[k] = addr
+			}
 		}
 		if rs.rb.typ == "aws_vpc" {
 			for k, v := range VPCDefaults(rs.addr(i)) {
@@ -391,10 +614,7 @@ func (rs *resState) value() cty.Value {
 	}
 	switch rs.mode {
 	case modeCount:
-		if len(objs) == 0 {
-			return cty.EmptyTupleVal
-		}
-		return cty.TupleVal(objs)
+		return tupleOf(objs)
 	case modeEach:
 		m := map[string]cty.Value{}
 		for i, k := range rs.keys {
@@ -405,62 +625,75 @@ func (rs *resState) value() cty.Value {
 	return objs[0]
 }
 
-var metaArgs = map[string]bool{"count": true, "for_each": true, "depends_on": true, "provider": true}
+var metaArgs = map[string]bool{"count": true, "for_each": true, "depends_on": true, "provider": true, "lifecycle": true, "provisioner": true, "connection": true}
 
 // body evaluates the attributes and nested blocks of b into an object; a
 // nested block type becomes a tuple of objects.
-func (ev *evaluator) body(b *hclsyntax.Body, ctx *hcl.EvalContext, addr string, top bool) cty.Value {
+func (ev *evaluator) body(b *body, ctx *hcl.EvalContext, addr string, top bool) cty.Value {
 	m := map[string]cty.Value{}
-	for name, a := range b.Attributes {
+	for name, e := range b.attrs {
 		if top && metaArgs[name] {
 			continue
 		}
-		m[name] = ev.expr(a.Expr, ctx, addr)
+		m[name] = ev.expr(e, ctx, addr)
 	}
 	blocks := map[string][]cty.Value{}
-	for _, nb := range b.Blocks {
-		switch nb.Type {
-		case "lifecycle", "provisioner", "connection":
+	for _, nb := range b.blocks {
+		switch nb.typ {
+		case "lifecycle", "provisioner", "connection", "precondition", "postcondition":
 			continue
 		case "dynamic":
 			ev.dynamic(nb, ctx, addr, blocks)
 		default:
-			blocks[nb.Type] = append(blocks[nb.Type], ev.body(nb.Body, ctx, addr, false))
+			blocks[nb.typ] = append(blocks[nb.typ], ev.body(nb.body, ctx, addr, false))
 		}
 	}
 	for t, vs := range blocks {
-		m[t] = cty.TupleVal(vs)
+		if prev, ok := m[t]; ok && prev.IsKnown() && !prev.IsNull() && prev.CanIterateElements() {
+			// JSON syntax: static blocks of this type were read as an
+			// attribute; a dynamic block adds to them.
+			for it := prev.ElementIterator(); it.Next(); {
+				_, e := it.Element()
+				vs = append([]cty.Value{e}, vs...)
+			}
+		}
+		m[t] = tupleOf(vs)
 	}
 	return objectOf(m)
 }
 
-func (ev *evaluator) dynamic(b *hclsyntax.Block, ctx *hcl.EvalContext, addr string, blocks map[string][]cty.Value) {
-	if len(b.Labels) != 1 {
-		ev.note(b.DefRange(), addr, "dynamic block needs one label")
+func (ev *evaluator) dynamic(b *block, ctx *hcl.EvalContext, addr string, blocks map[string][]cty.Value) {
+	if len(b.labels) != 1 {
+		ev.note(b.def, addr, kindDynamic, "dynamic block needs one label")
 		return
 	}
-	label := b.Labels[0]
+	label := b.labels[0]
 	iter := label
-	if a, ok := b.Body.Attributes["iterator"]; ok {
-		if t := hcl.ExprAsKeyword(a.Expr); t != "" {
+	if e, ok := b.body.attrs["iterator"]; ok {
+		if t := hcl.ExprAsKeyword(e); t != "" {
 			iter = t
 		}
 	}
-	var content *hclsyntax.Body
-	for _, nb := range b.Body.Blocks {
-		if nb.Type == "content" {
-			content = nb.Body
+	var content *body
+	for _, nb := range b.body.blocks {
+		if nb.typ == "content" {
+			content = nb.body
 		}
 	}
-	fe, ok := b.Body.Attributes["for_each"]
+	fe, ok := b.body.attrs["for_each"]
 	if !ok || content == nil {
-		ev.note(b.DefRange(), addr, "dynamic %q block needs for_each and content", label)
+		ev.note(b.def, addr, kindDynamic, "dynamic %q block needs for_each and content", label)
 		return
 	}
-	v := ev.expr(fe.Expr, ctx, addr)
+	v := ev.expr(fe, ctx, addr)
 	if !v.IsWhollyKnown() || v.IsNull() || !v.CanIterateElements() {
-		ev.note(fe.Expr.Range(), addr, "dynamic %q block: for_each is not known statically", label)
-		blocks[label] = append(blocks[label], cty.DynamicVal)
+		// Unknown repetition: one block whose iterator is unknown, so that
+		// what the content fixes (ports, protocols) is still read and what
+		// depends on the iterator reads as unknown.
+		ev.note(fe.Range(), addr, kindDynamic, "dynamic %q block: for_each is not known statically; read as one block with an unknown %s", label, iter)
+		c := ctx.NewChild()
+		c.Variables = map[string]cty.Value{iter: cty.ObjectVal(map[string]cty.Value{"key": cty.DynamicVal, "value": cty.DynamicVal})}
+		blocks[label] = append(blocks[label], ev.body(content, c, addr, false))
 		return
 	}
 	v, _ = v.UnmarkDeep()
@@ -478,23 +711,57 @@ func (ev *evaluator) expr(e hcl.Expression, ctx *hcl.EvalContext, addr string) c
 	v, diags := e.Value(ctx)
 	if diags.HasErrors() {
 		var msgs []string
+		computed := true
 		for _, d := range diags {
 			if d.Severity == hcl.DiagError {
 				msgs = append(msgs, strings.TrimSuffix(d.Summary+": "+d.Detail, ": "))
+				computed = computed && d.Summary == "Unsupported attribute" && refersToResource(e, ctx)
 			}
 		}
-		ev.note(e.Range(), addr, "cannot evaluate: %s", strings.Join(msgs, "; "))
+		if computed {
+			ev.note(e.Range(), addr, kindComputed, "value is computed by the provider (%s), known only after apply", refs(e))
+		} else {
+			ev.note(e.Range(), addr, kindError, "cannot evaluate: %s", strings.Join(msgs, "; "))
+		}
 		return cty.DynamicVal
 	}
 	v, _ = v.UnmarkDeep()
 	if !v.IsWhollyKnown() {
-		var refs []string
-		for _, t := range e.Variables() {
-			refs = append(refs, traversalString(t))
-		}
-		ev.note(e.Range(), addr, "value is not known statically (depends on %s)", strings.Join(refs, ", "))
+		ev.note(e.Range(), addr, kindUnknown, "value is not known statically (depends on %s)", refs(e))
 	}
 	return v
+}
+
+// refersToResource reports whether e reads an attribute of a resource (an
+// attribute this reader cannot know: the provider computes it).
+func refersToResource(e hcl.Expression, ctx *hcl.EvalContext) bool {
+	for _, t := range e.Variables() {
+		root := t.RootName()
+		if strings.Contains(root, "_") && ctx != nil {
+			for c := ctx; c != nil; c = c.Parent() {
+				if _, ok := c.Variables[root]; ok {
+					return true
+				}
+			}
+		}
+	}
+	return false
+}
+
+func refs(e hcl.Expression) string {
+	var rs []string
+	seen := map[string]bool{}
+	for _, t := range e.Variables() {
+		s := traversalString(t)
+		if !seen[s] {
+			seen[s] = true
+			rs = append(rs, s)
+		}
+	}
+	if len(rs) == 0 {
+		return "a function result"
+	}
+	return strings.Join(rs, ", ")
 }
 
 func traversalString(t hcl.Traversal) string {
@@ -529,8 +796,8 @@ func (ev *evaluator) emit(in *instance) {
 				Name: rs.rb.name, Values: vals, Pos: rs.rb.pos, End: rs.rb.end})
 		}
 	}
-	for _, ch := range in.children {
-		if ch != nil {
+	for _, cs := range in.calls {
+		for _, ch := range cs.insts {
 			ev.emit(ch)
 		}
 	}

@@ -1,6 +1,7 @@
 package tf
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -9,7 +10,9 @@ import (
 	"strings"
 
 	"github.com/hashicorp/hcl/v2"
+	"github.com/hashicorp/hcl/v2/ext/typeexpr"
 	"github.com/hashicorp/hcl/v2/hclsyntax"
+	hcljson "github.com/hashicorp/hcl/v2/json"
 	"github.com/zclconf/go-cty/cty"
 )
 
@@ -20,29 +23,59 @@ type Options struct {
 	VarFiles []string
 }
 
-// maxModuleDepth bounds local module nesting (and so module cycles).
+// maxModuleDepth bounds module nesting (and so module cycles).
 const maxModuleDepth = 16
+
+// maxFileSize bounds one configuration file; Terraform files of real
+// projects are far smaller.
+const maxFileSize = 16 << 20
+
+// body is a block's content in either syntax. Native HCL keeps attributes
+// and nested blocks apart; in JSON, where only a provider schema could tell
+// them apart, nested blocks are attributes whose values are objects or
+// lists of objects (the readers of resource values accept both), except
+// for the meta-blocks (dynamic, lifecycle, …) Terraform itself defines.
+type body struct {
+	attrs  map[string]hcl.Expression
+	blocks []*block
+}
+
+type block struct {
+	typ    string
+	labels []string
+	body   *body
+	def    hcl.Range
+}
 
 // module is one parsed Terraform module directory.
 type module struct {
 	dir       string
+	key       string // the module's key in modules.json: "" for the root, else e.g. "vpc.flow_log"
 	variables map[string]*variable
-	locals    []*hclsyntax.Attribute
+	locals    []local
 	resources []*resBlock
 	calls     []*callBlock
-	outputs   []*hclsyntax.Attribute
-	outNames  []string
+	outputs   []local
+}
+
+type local struct {
+	name string
+	expr hcl.Expression
 }
 
 type variable struct {
-	name string
-	def  hcl.Expression // nil when the variable has no default
-	pos  Pos
+	name     string
+	def      hcl.Expression // nil when the variable has no default
+	ty       cty.Type       // cty.NilType when no type is declared
+	defaults *typeexpr.Defaults
+	// notNull: nullable = false, so a null argument takes the default.
+	notNull bool
+	pos      Pos
 }
 
 type resBlock struct {
 	typ, name string
-	block     *hclsyntax.Block
+	body      *body
 	pos       Pos
 	end       int
 }
@@ -50,17 +83,24 @@ type resBlock struct {
 type callBlock struct {
 	name   string
 	source string
-	block  *hclsyntax.Block
+	body   *body
 	pos    Pos
-	mod    *module // nil when the source is not a local directory
+	mod    *module // nil when the module's files are not available
 }
 
 // LoadDir reads the root module in dir of fsys, with terraform.tfvars,
-// *.auto.tfvars, opts.VarFiles and every local module it calls. A syntax
-// error fails the whole load with an error naming file and line.
+// *.auto.tfvars, opts.VarFiles and every module it calls: local sources
+// resolved against the calling module's directory, as Terraform does, and
+// registry or git sources from .terraform/modules/modules.json when
+// terraform init has run (a Note otherwise). Both .tf and .tf.json files
+// are read. A syntax error fails the whole load with an error naming file
+// and line.
 func LoadDir(fsys fs.FS, dir string, opts Options) (*Project, error) {
-	l := &loader{fsys: fsys, files: map[string][]byte{}, mods: map[string]*module{}, loading: map[string]bool{}}
-	root, err := l.module(dir, 0)
+	l := &loader{fsys: fsys, root: dir, files: map[string][]byte{}, mods: map[string]*module{}, loading: map[string]bool{}}
+	if err := l.readManifest(); err != nil {
+		return nil, err
+	}
+	root, err := l.module(dir, "", 0)
 	if err != nil {
 		return nil, err
 	}
@@ -69,7 +109,7 @@ func LoadDir(fsys fs.FS, dir string, opts Options) (*Project, error) {
 		return nil, err
 	}
 	p := &Project{Files: l.files}
-	ev := newEvaluator(root, vars, p)
+	ev := newEvaluator(root, vars, p, l)
 	ev.run()
 	p.Notes = append(p.Notes, l.notes...)
 	p.sort()
@@ -78,28 +118,51 @@ func LoadDir(fsys fs.FS, dir string, opts Options) (*Project, error) {
 
 type loader struct {
 	fsys  fs.FS
+	root  string
 	files map[string][]byte
-	mods  map[string]*module
+	mods  map[string]*module // by directory and key
 	// loading holds the modules being read, to refuse cycles.
 	loading map[string]bool
 	notes   []Note
+	// manifest maps module keys to directories (relative to fsys) from
+	// .terraform/modules/modules.json; nil when terraform init has not run.
+	manifest map[string]string
 }
 
-func (l *loader) parse(name string) (*hclsyntax.Body, error) {
-	src, err := fs.ReadFile(l.fsys, name)
+func (l *loader) read(name string) ([]byte, error) {
+	f, err := l.fsys.Open(name)
 	if err != nil {
 		return nil, fmt.Errorf("tf: %w", err)
 	}
+	defer f.Close()
+	st, err := f.Stat()
+	if err != nil {
+		return nil, fmt.Errorf("tf: %w", err)
+	}
+	if st.Size() > maxFileSize {
+		return nil, fmt.Errorf("tf: %s: %d bytes, more than the %d a configuration file may have", name, st.Size(), maxFileSize)
+	}
+	return fs.ReadFile(l.fsys, name)
+}
+
+// parse reads a .tf, .tf.json or .tfvars(.json) file.
+func (l *loader) parse(name string) (hcl.Body, error) {
+	src, err := l.read(name)
+	if err != nil {
+		return nil, err
+	}
 	l.files[name] = src
-	f, diags := hclsyntax.ParseConfig(src, name, hcl.InitialPos)
+	var f *hcl.File
+	var diags hcl.Diagnostics
+	if strings.HasSuffix(name, ".json") {
+		f, diags = hcljson.Parse(src, name)
+	} else {
+		f, diags = hclsyntax.ParseConfig(src, name, hcl.InitialPos)
+	}
 	if diags.HasErrors() {
 		return nil, fmt.Errorf("tf: %w", diagErr(diags))
 	}
-	body, ok := f.Body.(*hclsyntax.Body)
-	if !ok {
-		return nil, fmt.Errorf("tf: %s: not native HCL syntax", name)
-	}
-	return body, nil
+	return f.Body, nil
 }
 
 // diagErr turns diagnostics into one error whose text starts with the
@@ -122,11 +185,46 @@ func diagErr(diags hcl.Diagnostics) error {
 	return errors.New(strings.Join(msgs, "; "))
 }
 
-func (l *loader) module(dir string, depth int) (*module, error) {
+// readManifest reads .terraform/modules/modules.json of the root module.
+func (l *loader) readManifest() error {
+	name := path.Join(l.root, ".terraform", "modules", "modules.json")
+	src, err := l.read(name)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	var mf struct {
+		Modules []struct {
+			Key, Source, Dir string
+		}
+	}
+	if err := json.Unmarshal(src, &mf); err != nil {
+		return fmt.Errorf("tf: %s: %w", name, err)
+	}
+	l.manifest = map[string]string{}
+	for _, m := range mf.Modules {
+		l.manifest[m.Key] = path.Join(l.root, strings.ReplaceAll(m.Dir, `\`, "/"))
+	}
+	return nil
+}
+
+func isLocalSource(s string) bool {
+	for _, p := range []string{"./", "../", `.\`, `..\`} {
+		if strings.HasPrefix(s, p) {
+			return true
+		}
+	}
+	return s == "." || s == ".."
+}
+
+func (l *loader) module(dir, key string, depth int) (*module, error) {
+	id := dir + "\x00" + key
 	if l.loading[dir] {
 		return nil, fmt.Errorf("tf: %s: module calls itself (through its own source or a chain of modules)", dir)
 	}
-	if m, ok := l.mods[dir]; ok {
+	if m, ok := l.mods[id]; ok {
 		return m, nil
 	}
 	if depth > maxModuleDepth {
@@ -136,27 +234,26 @@ func (l *loader) module(dir string, depth int) (*module, error) {
 	if err != nil {
 		return nil, fmt.Errorf("tf: %w", err)
 	}
-	m := &module{dir: dir, variables: map[string]*variable{}}
+	m := &module{dir: dir, key: key, variables: map[string]*variable{}}
 	l.loading[dir] = true
 	defer delete(l.loading, dir)
-	l.mods[dir] = m
+	l.mods[id] = m
 	for _, e := range ents {
-		if e.IsDir() {
+		n := e.Name()
+		if e.IsDir() || !(strings.HasSuffix(n, ".tf") || strings.HasSuffix(n, ".tf.json")) {
 			continue
 		}
-		name := path.Join(dir, e.Name())
-		if strings.HasSuffix(e.Name(), ".tf.json") {
-			l.notes = append(l.notes, Note{Pos: Pos{File: name}, Msg: "JSON-syntax Terraform files are not read"})
+		name := path.Join(dir, n)
+		base := strings.TrimSuffix(strings.TrimSuffix(n, ".json"), ".tf")
+		if base == "override" || strings.HasSuffix(base, "_override") {
+			l.notes = append(l.notes, Note{Pos: Pos{File: name}, Msg: "override files are not merged into the blocks they override; the file is not read"})
 			continue
 		}
-		if !strings.HasSuffix(e.Name(), ".tf") {
-			continue
-		}
-		body, err := l.parse(name)
+		b, err := l.parse(name)
 		if err != nil {
 			return nil, err
 		}
-		if err := l.collect(m, body, depth); err != nil {
+		if err := l.collect(m, b, depth); err != nil {
 			return nil, err
 		}
 	}
@@ -165,91 +262,199 @@ func (l *loader) module(dir string, depth int) (*module, error) {
 
 func rangePos(r hcl.Range) Pos { return Pos{File: r.Filename, Line: r.Start.Line} }
 
-func (l *loader) collect(m *module, body *hclsyntax.Body, depth int) error {
-	for _, b := range body.Blocks {
+var topSchema = &hcl.BodySchema{Blocks: []hcl.BlockHeaderSchema{
+	{Type: "variable", LabelNames: []string{"name"}},
+	{Type: "locals"},
+	{Type: "output", LabelNames: []string{"name"}},
+	{Type: "module", LabelNames: []string{"name"}},
+	{Type: "resource", LabelNames: []string{"type", "name"}},
+}}
+
+// metaBlocks are the nested block types Terraform itself defines.
+var metaBlocks = &hcl.BodySchema{Blocks: []hcl.BlockHeaderSchema{
+	{Type: "dynamic", LabelNames: []string{"type"}}, {Type: "lifecycle"}, {Type: "connection"},
+	{Type: "provisioner", LabelNames: []string{"type"}}, {Type: "precondition"}, {Type: "postcondition"},
+	{Type: "validation"},
+}}
+
+var dynamicSchema = &hcl.BodySchema{
+	Attributes: []hcl.AttributeSchema{{Name: "for_each", Required: true}, {Name: "iterator"}, {Name: "labels"}},
+	Blocks:     []hcl.BlockHeaderSchema{{Type: "content"}},
+}
+
+// convBody turns a block body of either syntax into a body.
+func convBody(b hcl.Body) (*body, hcl.Diagnostics) {
+	if sb, ok := b.(*hclsyntax.Body); ok {
+		return syntaxBody(sb), nil
+	}
+	content, rest, diags := b.PartialContent(metaBlocks)
+	attrs, d := rest.JustAttributes()
+	diags = append(diags, d...)
+	out := &body{attrs: make(map[string]hcl.Expression, len(attrs))}
+	for n, a := range attrs {
+		out.attrs[n] = a.Expr
+	}
+	for _, blk := range content.Blocks {
+		if blk.Type != "dynamic" {
+			continue
+		}
+		dc, d := blk.Body.Content(dynamicSchema)
+		diags = append(diags, d...)
+		if d.HasErrors() {
+			continue
+		}
+		db := &body{attrs: map[string]hcl.Expression{}}
+		for n, a := range dc.Attributes {
+			db.attrs[n] = a.Expr
+		}
+		for _, c := range dc.Blocks {
+			cb, d := convBody(c.Body)
+			diags = append(diags, d...)
+			db.blocks = append(db.blocks, &block{typ: "content", body: cb, def: c.DefRange})
+		}
+		out.blocks = append(out.blocks, &block{typ: "dynamic", labels: blk.Labels, body: db, def: blk.DefRange})
+	}
+	return out, diags
+}
+
+func syntaxBody(sb *hclsyntax.Body) *body {
+	out := &body{attrs: make(map[string]hcl.Expression, len(sb.Attributes))}
+	for n, a := range sb.Attributes {
+		out.attrs[n] = a.Expr
+	}
+	for _, b := range sb.Blocks {
+		out.blocks = append(out.blocks, &block{typ: b.Type, labels: b.Labels, body: syntaxBody(b.Body), def: b.DefRange()})
+	}
+	return out
+}
+
+func blockEnd(b *hcl.Block) int {
+	if sb, ok := b.Body.(*hclsyntax.Body); ok {
+		return sb.SrcRange.End.Line
+	}
+	return b.DefRange.End.Line
+}
+
+func (l *loader) collect(m *module, file hcl.Body, depth int) error {
+	content, _, diags := file.PartialContent(topSchema)
+	if diags.HasErrors() {
+		return fmt.Errorf("tf: %w", diagErr(diags))
+	}
+	for _, b := range content.Blocks {
+		bd, diags := convBody(b.Body)
+		if diags.HasErrors() {
+			return fmt.Errorf("tf: %w", diagErr(diags))
+		}
+		pos := rangePos(b.DefRange)
 		switch b.Type {
 		case "variable":
-			if len(b.Labels) != 1 {
-				return fmt.Errorf("tf: %s: variable block needs one label", rangePos(b.DefRange()))
+			v := &variable{name: b.Labels[0], pos: pos, def: bd.attrs["default"]}
+			if t := bd.attrs["type"]; t != nil {
+				if ty, defs, d := typeexpr.TypeConstraintWithDefaults(t); !d.HasErrors() {
+					v.ty, v.defaults = ty, defs
+				}
 			}
-			v := &variable{name: b.Labels[0], pos: rangePos(b.DefRange())}
-			if a, ok := b.Body.Attributes["default"]; ok {
-				v.def = a.Expr
+			if e := bd.attrs["nullable"]; e != nil {
+				if nv, d := e.Value(nil); !d.HasErrors() && nv.Type() == cty.Bool && nv.IsKnown() && !nv.IsNull() {
+					v.notNull = nv.False()
+				}
 			}
 			m.variables[v.name] = v
 		case "locals":
-			attrs := make([]*hclsyntax.Attribute, 0, len(b.Body.Attributes))
-			for _, a := range b.Body.Attributes {
-				attrs = append(attrs, a)
+			ls := make([]local, 0, len(bd.attrs))
+			for n, e := range bd.attrs {
+				ls = append(ls, local{n, e})
 			}
-			sort.Slice(attrs, func(i, j int) bool { return attrs[i].Name < attrs[j].Name })
-			m.locals = append(m.locals, attrs...)
+			sort.Slice(ls, func(i, j int) bool { return ls[i].name < ls[j].name })
+			m.locals = append(m.locals, ls...)
 		case "resource":
-			if len(b.Labels) != 2 {
-				return fmt.Errorf("tf: %s: resource block needs two labels", rangePos(b.DefRange()))
+			m.resources = append(m.resources, &resBlock{typ: b.Labels[0], name: b.Labels[1], body: bd, pos: pos, end: blockEnd(b)})
+		case "output":
+			if e := bd.attrs["value"]; e != nil {
+				m.outputs = append(m.outputs, local{b.Labels[0], e})
 			}
-			m.resources = append(m.resources, &resBlock{typ: b.Labels[0], name: b.Labels[1], block: b,
-				pos: rangePos(b.DefRange()), end: b.Range().End.Line})
 		case "module":
-			if len(b.Labels) != 1 {
-				return fmt.Errorf("tf: %s: module block needs one label", rangePos(b.DefRange()))
-			}
-			c := &callBlock{name: b.Labels[0], block: b, pos: rangePos(b.DefRange())}
-			if a, ok := b.Body.Attributes["source"]; ok {
-				if v, d := a.Expr.Value(nil); !d.HasErrors() && v.Type() == cty.String && v.IsKnown() && !v.IsNull() {
+			c := &callBlock{name: b.Labels[0], body: bd, pos: pos}
+			if e := bd.attrs["source"]; e != nil {
+				if v, d := e.Value(nil); !d.HasErrors() && v.Type() == cty.String && v.IsKnown() && !v.IsNull() {
 					c.source = v.AsString()
 				}
 			}
-			if strings.HasPrefix(c.source, "./") || strings.HasPrefix(c.source, "../") {
-				sub, err := l.module(path.Join(m.dir, c.source), depth+1)
-				if err != nil {
-					return err
-				}
-				c.mod = sub
-			} else {
-				l.notes = append(l.notes, Note{Pos: c.pos, Address: "module." + c.name,
-					Msg: fmt.Sprintf("module source %q is not a local directory and is not read", c.source)})
+			if err := l.resolve(m, c, depth); err != nil {
+				return err
 			}
 			m.calls = append(m.calls, c)
-		case "output":
-			if len(b.Labels) == 1 {
-				if a, ok := b.Body.Attributes["value"]; ok {
-					m.outputs = append(m.outputs, a)
-					m.outNames = append(m.outNames, b.Labels[0])
-				}
-			}
 		}
 	}
 	return nil
 }
 
-// tfvars reads terraform.tfvars, *.auto.tfvars (in name order) and extra,
-// later files overriding earlier ones.
+// resolve finds the directory of a module call and reads it.
+func (l *loader) resolve(m *module, c *callBlock, depth int) error {
+	key := c.name
+	if m.key != "" {
+		key = m.key + "." + c.name
+	}
+	var dir string
+	switch {
+	case c.source == "":
+		return fmt.Errorf("tf: %s: module %q has no literal source", c.pos, c.name)
+	case isLocalSource(c.source):
+		dir = path.Join(m.dir, strings.ReplaceAll(c.source, `\`, "/"))
+		if st, err := fs.Stat(l.fsys, dir); err != nil || !st.IsDir() {
+			return fmt.Errorf("tf: %s: module %q: source %q is not a readable directory", c.pos, c.name, c.source)
+		}
+	case l.manifest == nil:
+		l.notes = append(l.notes, Note{Pos: c.pos, Address: "module." + c.name,
+			Msg: fmt.Sprintf("module source %q is not local and terraform init has not run here (no .terraform/modules/modules.json): the module's resources are not read", c.source)})
+		return nil
+	default:
+		d, ok := l.manifest[key]
+		if !ok {
+			l.notes = append(l.notes, Note{Pos: c.pos, Address: "module." + c.name,
+				Msg: fmt.Sprintf("module %q (source %q) is not in .terraform/modules/modules.json (run terraform init again): the module's resources are not read", key, c.source)})
+			return nil
+		}
+		dir = d
+	}
+	sub, err := l.module(dir, key, depth+1)
+	if err != nil {
+		return err
+	}
+	c.mod = sub
+	return nil
+}
+
+// tfvars reads terraform.tfvars(.json), *.auto.tfvars(.json) (in name
+// order) and extra, later files overriding earlier ones.
 func (l *loader) tfvars(dir string, extra []string) (map[string]cty.Value, error) {
 	var names []string
 	ents, err := fs.ReadDir(l.fsys, dir)
 	if err != nil {
 		return nil, fmt.Errorf("tf: %w", err)
 	}
-	if _, err := fs.Stat(l.fsys, path.Join(dir, "terraform.tfvars")); err == nil {
-		names = append(names, path.Join(dir, "terraform.tfvars"))
+	for _, n := range []string{"terraform.tfvars", "terraform.tfvars.json"} {
+		if _, err := fs.Stat(l.fsys, path.Join(dir, n)); err == nil {
+			names = append(names, path.Join(dir, n))
+		}
 	}
 	for _, e := range ents {
-		if !e.IsDir() && strings.HasSuffix(e.Name(), ".auto.tfvars") {
+		if !e.IsDir() && (strings.HasSuffix(e.Name(), ".auto.tfvars") || strings.HasSuffix(e.Name(), ".auto.tfvars.json")) {
 			names = append(names, path.Join(dir, e.Name()))
 		}
 	}
 	names = append(names, extra...)
 	vars := map[string]cty.Value{}
 	for _, name := range names {
-		body, err := l.parse(name)
+		b, err := l.parse(name)
 		if err != nil {
 			return nil, err
 		}
-		if len(body.Blocks) > 0 {
-			return nil, fmt.Errorf("tf: %s: a variables file holds only attributes", rangePos(body.Blocks[0].DefRange()))
+		attrs, diags := b.JustAttributes()
+		if diags.HasErrors() {
+			return nil, fmt.Errorf("tf: %s: a variables file holds only attributes: %w", name, diagErr(diags))
 		}
-		for k, a := range body.Attributes {
+		for k, a := range attrs {
 			v, diags := a.Expr.Value(nil)
 			if diags.HasErrors() {
 				return nil, fmt.Errorf("tf: %w", diagErr(diags))

@@ -6,9 +6,13 @@ import (
 	"testing/fstest"
 )
 
-func load(t *testing.T, files fstest.MapFS, opts Options) *Project {
+func load(t *testing.T, files fstest.MapFS, opts Options, dir ...string) *Project {
 	t.Helper()
-	p, err := LoadDir(files, ".", opts)
+	d := "."
+	if len(dir) > 0 {
+		d = dir[0]
+	}
+	p, err := LoadDir(files, d, opts)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -136,11 +140,11 @@ module "remote" {
 	}
 	all := strings.Join(msgs, "\n")
 	for _, want := range []string{
-		`main.tf:2: variable "n" has no value`,
+		`main.tf:2: var.n: variable "n" has no value`,
 		"main.tf:4: aws_instance.a: count is not known statically",
 		"main.tf:7: aws_instance.b: cannot evaluate: Call to unknown function",
 		"main.tf:10: aws_instance.c: value is not known statically (depends on data.aws_subnet.x.id)",
-		`main.tf:12: module.remote: module source "terraform-aws-modules/vpc/aws" is not a local directory`,
+		`main.tf:12: module.remote: module source "terraform-aws-modules/vpc/aws" is not local and terraform init has not run here`,
 	} {
 		if !strings.Contains(all, want) {
 			t.Errorf("notes lack %q:\n%s", want, all)

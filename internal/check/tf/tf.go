@@ -55,6 +55,8 @@ type Note struct {
 	Pos     Pos
 	Address string // the resource or block concerned, when known
 	Msg     string
+
+	kind string // what kind of construct, for one note per kind per resource
 }
 
 func (n Note) String() string {

@@ -1,0 +1,411 @@
+package check
+
+import (
+	"fmt"
+	"net/netip"
+	"sort"
+	"strconv"
+	"strings"
+
+	"moat/internal/check/tf"
+)
+
+// Azure networks are read into the same model: a virtual network is a VPC
+// whose implicit route table has Azure's system routes (the internet, and
+// each peered network's address space); a network security group is an
+// ordered, stateful ACL (priority order, allow and deny, Azure's default
+// rules last) on a subnet or a network interface; a virtual machine is an
+// endpoint, public when one of its interfaces has a public IP.
+
+// azureInternet names Azure's system route to the internet.
+const azureInternet = "Internet (Azure system route)"
+
+// azurePrefixes reads an NSG rule's address prefixes; service tags are
+// ranges: Internet and * (any) are every address, VirtualNetwork is the
+// network's own space and its peers'.
+func (m *Model) azurePrefixes(r *tf.Resource, b map[string]any, one, many string, vnet []netip.Prefix) ([]netip.Prefix, string) {
+	vals := strList(b, many)
+	if v := str(b, one); v != "" {
+		vals = append(vals, v)
+	}
+	_, u1 := strs(b, one)
+	_, u2 := strs(b, many)
+	if u1 || u2 {
+		return allInternet, "address prefix not known statically: assumed to be every address"
+	}
+	var out []netip.Prefix
+	for _, v := range vals {
+		switch strings.ToLower(v) {
+		case "*", "internet", "any", "0.0.0.0/0":
+			out = append(out, allInternet...)
+		case "virtualnetwork":
+			out = append(out, vnet...)
+		case "azureloadbalancer":
+			out = append(out, netip.MustParsePrefix("168.63.129.16/32"))
+		default:
+			if p, err := netip.ParsePrefix(v); err == nil {
+				out = append(out, p.Masked())
+			} else if a, err := netip.ParseAddr(v); err == nil {
+				out = append(out, netip.PrefixFrom(a, a.BitLen()))
+			} else {
+				m.note(r, "address prefix or service tag %q is not modelled; the rule is read as not matching it", v)
+			}
+		}
+	}
+	return out, ""
+}
+
+func azurePorts(b map[string]any) ([][2]int, bool) {
+	vals := strList(b, "destination_port_ranges")
+	if v := str(b, "destination_port_range"); v != "" {
+		vals = append(vals, v)
+	}
+	_, u1 := strs(b, "destination_port_range")
+	_, u2 := strs(b, "destination_port_ranges")
+	if u1 || u2 {
+		return [][2]int{{0, 65535}}, true
+	}
+	var out [][2]int
+	for _, v := range vals {
+		if v == "*" {
+			out = append(out, [2]int{0, 65535})
+			continue
+		}
+		lo, hi, rng := strings.Cut(v, "-")
+		a, err1 := strconv.Atoi(strings.TrimSpace(lo))
+		b := a
+		var err2 error
+		if rng {
+			b, err2 = strconv.Atoi(strings.TrimSpace(hi))
+		}
+		if err1 == nil && err2 == nil {
+			out = append(out, [2]int{a, b})
+		}
+	}
+	return out, false
+}
+
+// nsgRules turns one security_rule into ordered entries (inbound only).
+func (m *Model) nsgRules(r *tf.Resource, b map[string]any, where string, vnet []netip.Prefix) []NACLRule {
+	if !strings.EqualFold(str(b, "direction"), "Inbound") && !unknown(b, "direction") {
+		return nil
+	}
+	prio := num(b, "priority", 4096)
+	allow := !strings.EqualFold(str(b, "access"), "Deny")
+	proto := protoName(str(b, "protocol"))
+	if proto == "*" {
+		proto = "all"
+	}
+	srcs, assumed := m.azurePrefixes(r, b, "source_address_prefix", "source_address_prefixes", vnet)
+	ports, unkPorts := azurePorts(b)
+	if unkPorts && assumed == "" {
+		assumed = "destination ports not known statically: assumed to be every port"
+	}
+	if assumed != "" && !allow {
+		return nil // a deny that cannot be evaluated denies nothing
+	}
+	var out []NACLRule
+	for _, p := range ports {
+		for _, s := range srcs {
+			out = append(out, NACLRule{No: prio, Allow: allow, Proto: proto, From: p[0], To: p[1], CIDR: s, Where: fmt.Sprintf("%s (%s, priority %d)", where, str(b, "name"), prio), Assumed: assumed})
+		}
+	}
+	return out
+}
+
+func (m *Model) buildAzure(byType map[string][]*tf.Resource) {
+	vnets := map[string]*VPC{}
+	for _, r := range byType["azurerm_virtual_network"] {
+		v := &VPC{Addr: r.Address, Res: r}
+		for _, c := range strList(r.Values, "address_space") {
+			if p, ok := m.prefix(r, "address_space", c); ok {
+				v.CIDRs = append(v.CIDRs, p)
+			}
+		}
+		igw := r.Address + ":internet"
+		m.igws[igw] = r.Address
+		v.Main = &RouteTable{Addr: r.Address + ":system-routes", VPC: v}
+		for _, p := range allInternet {
+			v.Main.Routes = append(v.Main.Routes, Route{Dest: p, Kind: "igw", Target: igw, Where: azureInternet})
+		}
+		m.Tables = append(m.Tables, v.Main)
+		m.VPCs = append(m.VPCs, v)
+		m.vpcs[r.Address] = v
+		vnets[r.Address] = v
+	}
+	vnetOf := func(ref string) *VPC { return vnets[m.addr(ref)] }
+	for _, r := range byType["azurerm_virtual_network_peering"] {
+		a, b := vnetOf(str(r.Values, "virtual_network_name")), vnetOf(str(r.Values, "remote_virtual_network_id"))
+		p := &Peering{Addr: r.Address, A: a, B: b, Res: r}
+		if a == nil || b == nil {
+			m.note(r, "a peered virtual network is not in the project; the peering is read one-sided")
+		} else {
+			for _, c := range b.CIDRs {
+				a.Main.Routes = append(a.Main.Routes, Route{Dest: c, Kind: "pcx", Target: r.Address, Where: r.Address + " (peering system route)"})
+			}
+		}
+		m.Peerings = append(m.Peerings, p)
+	}
+	// Each direction of a peering is its own resource; the reverse one
+	// carries the return traffic. Peer both ways when both exist.
+	for _, p := range m.Peerings {
+		for _, q := range m.Peerings {
+			if p != q && p.A != nil && p.A == q.B && p.B == q.A && p.Res != nil && strings.HasPrefix(p.Res.Type, "azurerm") {
+				for _, c := range p.A.CIDRs {
+					p.B.Main.Routes = append(p.B.Main.Routes, Route{Dest: c, Kind: "pcx", Target: p.Addr, Where: q.Addr + " (peering system route)"})
+				}
+			}
+		}
+	}
+	for _, r := range byType["azurerm_subnet"] {
+		s := &Subnet{Addr: r.Address, VPC: vnetOf(str(r.Values, "virtual_network_name")), Res: r}
+		for _, c := range strList(r.Values, "address_prefixes") {
+			if p, ok := m.prefix(r, "address_prefixes", c); ok && !s.CIDR.IsValid() {
+				s.CIDR = p
+			}
+		}
+		m.Subnets = append(m.Subnets, s)
+		m.subnets[r.Address] = s
+	}
+	nsgs := map[string]*NACL{}
+	raws := map[*NACL][]rawRule{}
+	for _, r := range byType["azurerm_network_security_group"] {
+		n := &NACL{Addr: r.Address, Res: r, Stateful: true}
+		for i, b := range blocks(r.Values, "security_rule") {
+			raws[n] = append(raws[n], rawRule{r, b, fmt.Sprintf("%s security_rule[%d]", r.Address, i)})
+		}
+		if unknown(r.Values, "security_rule") {
+			n.Assumed = "security rules not known statically: assumed to allow everything"
+		}
+		nsgs[r.Address] = n
+		m.NACLs = append(m.NACLs, n)
+		m.nacls[r.Address] = n
+	}
+	for _, r := range byType["azurerm_network_security_rule"] {
+		n := nsgs[m.addr(str(r.Values, "network_security_group_name"))]
+		if n == nil {
+			m.note(r, "network security group %q is not in the project", str(r.Values, "network_security_group_name"))
+			continue
+		}
+		raws[n] = append(raws[n], rawRule{r, r.Values, r.Address})
+	}
+	for _, r := range byType["azurerm_subnet_network_security_group_association"] {
+		if s, n := m.subnets[m.addr(str(r.Values, "subnet_id"))], nsgs[m.addr(str(r.Values, "network_security_group_id"))]; s != nil && n != nil {
+			s.NACL = n
+			n.VPC = s.VPC
+		}
+	}
+	for _, n := range nsgs {
+		n.finishNSG(m, raws[n])
+	}
+	nicNSG := map[string]*NACL{}
+	for _, r := range byType["azurerm_network_interface_security_group_association"] {
+		if n := nsgs[m.addr(str(r.Values, "network_security_group_id"))]; n != nil {
+			nicNSG[m.addr(str(r.Values, "network_interface_id"))] = n
+		}
+	}
+	pips := map[string]bool{}
+	for _, r := range byType["azurerm_public_ip"] {
+		pips[r.Address] = true
+	}
+	type nic struct {
+		subnets []*Subnet
+		public  string
+	}
+	nics := map[string]nic{}
+	for _, r := range byType["azurerm_network_interface"] {
+		var n nic
+		for _, ipc := range blocks(r.Values, "ip_configuration") {
+			n.subnets = append(n.subnets, m.subnetsOf(strList(ipc, "subnet_id"))...)
+			if p := m.addr(str(ipc, "public_ip_address_id")); pips[p] || unknown(ipc, "public_ip_address_id") {
+				n.public = "public IP " + p + " on " + r.Address
+			}
+		}
+		nics[r.Address] = n
+	}
+	for _, typ := range []string{"azurerm_linux_virtual_machine", "azurerm_windows_virtual_machine", "azurerm_virtual_machine"} {
+		for _, r := range byType[typ] {
+			e := &Endpoint{Addr: r.Address, Kind: "vm", Res: r, Azure: true}
+			for _, id := range strList(r.Values, "network_interface_ids") {
+				a := m.addr(id)
+				n := nics[a]
+				e.Subnets = append(e.Subnets, n.subnets...)
+				if n.public != "" {
+					e.Public, e.Why = true, n.public
+				}
+				if g := nicNSG[a]; g != nil {
+					e.NSGs = append(e.NSGs, g)
+				}
+			}
+			m.Endpoints = append(m.Endpoints, e)
+		}
+	}
+	for _, r := range byType["azurerm_network_watcher_flow_log"] {
+		if n := nsgs[m.addr(str(r.Values, "network_security_group_id"))]; n != nil {
+			n.FlowLogs = append(n.FlowLogs, r.Address)
+		}
+		if v := vnets[m.addr(str(r.Values, "target_resource_id"))]; v != nil {
+			v.FlowLogs = append(v.FlowLogs, r.Address)
+		}
+	}
+}
+
+// finishNSG sets the VirtualNetwork tag's ranges, appends Azure's default
+// inbound rules and sorts by priority.
+type rawRule struct {
+	r     *tf.Resource
+	b     map[string]any
+	where string
+}
+
+func (n *NACL) finishNSG(m *Model, raws []rawRule) {
+	var vnet []netip.Prefix
+	if n.VPC != nil {
+		vnet = append(vnet, n.VPC.CIDRs...)
+		for _, p := range m.Peerings {
+			if p.A == n.VPC && p.B != nil {
+				vnet = append(vnet, p.B.CIDRs...)
+			}
+		}
+	}
+	var out []NACLRule
+	for _, rr := range raws {
+		out = append(out, m.nsgRules(rr.r, rr.b, rr.where, vnet)...)
+	}
+	for _, c := range vnet {
+		out = append(out, NACLRule{No: 65000, Allow: true, Proto: "all", From: 0, To: 65535, CIDR: c, Where: n.Addr + " default rule AllowVnetInBound"})
+	}
+	for _, c := range allInternet {
+		out = append(out, NACLRule{No: 65500, Allow: false, Proto: "all", From: 0, To: 65535, CIDR: c, Where: n.Addr + " default rule DenyAllInBound"})
+	}
+	sort.SliceStable(out, func(i, j int) bool { return out[i].No < out[j].No })
+	n.Ingress = out
+}
+
+// Azure rule IDs.
+const (
+	RuleNSGWorldOpen  = "AZ-NET-001"
+	RuleNSGNoFlowLogs = "AZ-LOG-001"
+)
+
+func azureRules() []Rule {
+	return []Rule{
+		{RuleNSGWorldOpen, High, "Network security group admits the whole internet beyond 80/443",
+			"An inbound NSG rule allows every internet address (source *, Internet, Any or ranges that cover the internet) on ports other than 80 and 443, before any deny of higher priority. The finding stands wherever the NSG is declared: critical when a path from the internet reaches a virtual machine behind it, high when it is attached but no path is proven, medium when nothing in the scanned code associates it.",
+			"Allow the port only from known ranges or application security groups, or reach machines through Azure Bastion or the moat gateway."},
+		{RuleNSGNoFlowLogs, Medium, "Network security group without flow logs",
+			"No azurerm_network_watcher_flow_log names this NSG (or its virtual network), so the traffic it decides on is not recorded.",
+			"Add an azurerm_network_watcher_flow_log with network_security_group_id (or target_resource_id) set, retention on, and traffic analytics if used."},
+	}
+}
+
+// nsgOpen returns the port ranges, other than 80 and 443, on which the NSG
+// lets every internet address of a family in, in priority order.
+func nsgOpen(n *NACL, inet *Source) []portRange {
+	var out []portRange
+	for _, proto := range []string{"tcp", "udp"} {
+		cuts := map[int]bool{0: true, 65536: true, 80: true, 81: true, 443: true, 444: true}
+		for _, r := range n.Ingress {
+			cuts[r.From], cuts[r.To+1] = true, true
+		}
+		bounds := make([]int, 0, len(cuts))
+		for c := range cuts {
+			bounds = append(bounds, c)
+		}
+		sort.Ints(bounds)
+		for i := 0; i+1 < len(bounds); i++ {
+			lo, hi := bounds[i], bounds[i+1]-1
+			if lo == 80 && hi == 80 || lo == 443 && hi == 443 || lo > 65535 {
+				continue
+			}
+			got, _, _ := naclPass(n.Ingress, proto, lo, inet.Set)
+			if empty(got) || !coversFamily(inet.Set, got) {
+				continue
+			}
+			if k := len(out); k > 0 && out[k-1].proto == proto && out[k-1].to+1 == lo {
+				out[k-1].to = hi
+				continue
+			}
+			out = append(out, portRange{proto, lo, hi})
+		}
+	}
+	return out
+}
+
+func (m *Model) azureNSGRules(fs *findings) {
+	inet := m.Internet()
+	users := map[*NACL][]*Endpoint{}
+	for _, e := range m.Endpoints {
+		if !e.Azure {
+			continue
+		}
+		for _, s := range e.Subnets {
+			if s.NACL != nil {
+				users[s.NACL] = append(users[s.NACL], e)
+			}
+		}
+		for _, g := range e.NSGs {
+			users[g] = append(users[g], e)
+		}
+	}
+	attached := map[*NACL]bool{}
+	for _, s := range m.Subnets {
+		if s.NACL != nil {
+			attached[s.NACL] = true
+		}
+	}
+	for _, n := range m.NACLs {
+		if !n.Stateful {
+			continue
+		}
+		if len(n.FlowLogs) == 0 && (n.VPC == nil || len(n.VPC.FlowLogs) == 0) {
+			fs.add(RuleNSGNoFlowLogs, n.Res, nil, "no azurerm_network_watcher_flow_log names this network security group")
+		}
+		open := nsgOpen(n, &inet)
+		if len(open) == 0 {
+			continue
+		}
+		var texts []string
+		for _, o := range open {
+			texts = append(texts, portText(o.proto, o.from, o.to))
+		}
+		what := strings.Join(texts, ", ")
+		done := false
+		var blocked *Result
+		for _, e := range users[n] {
+			for _, o := range open {
+				for _, p := range o.probe(e) {
+					res := m.Reach(inet, e, o.proto, p)
+					if res.Reachable && len(res.Assumed) == 0 {
+						fs.addSev(RuleNSGWorldOpen, Critical, n.Res, res.Path, "admits every internet address on %s; %s %s is reached from the internet on %s", what, e.Kind, e.Addr, portText(o.proto, p, p))
+						done = true
+						break
+					}
+					if blocked == nil {
+						r := res
+						blocked = &r
+					}
+				}
+				if done {
+					break
+				}
+			}
+			if done {
+				break
+			}
+		}
+		switch {
+		case done:
+		case len(users[n]) > 0 || attached[n]:
+			why := "it is associated, but no path from the internet to a machine behind it is proven"
+			var path []Hop
+			if blocked != nil && !blocked.Reachable {
+				path = blocked.Path
+				why += ": " + blocked.Path[len(blocked.Path)-1].String()
+			}
+			fs.addSev(RuleNSGWorldOpen, High, n.Res, path, "admits every internet address on %s; %s", what, why)
+		default:
+			fs.addSev(RuleNSGWorldOpen, Medium, n.Res, nil, "admits every internet address on %s; nothing in the scanned code associates it, so wherever it is associated the internet reaches those ports", what)
+		}
+	}
+}

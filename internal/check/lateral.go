@@ -1,0 +1,139 @@
+package check
+
+import (
+	"fmt"
+	"sort"
+	"strings"
+)
+
+// adminPorts are the ports whose reachability from another network is a
+// pivot: remote administration and cluster control.
+var adminPorts = map[int]bool{22: true, 23: true, 3389: true, 5900: true, 2375: true, 2376: true, 2379: true, 6443: true, 10250: true}
+
+// peerSources returns, for the VPC of s, every other network that can send
+// to it: peered VPCs, VPCs on a shared transit gateway, and the ranges
+// routed to a VPN gateway; each with the forward route that carries its
+// traffic to s.
+func (m *Model) peerSources(s *Subnet) []peerSource {
+	if s.VPC == nil || !s.CIDR.IsValid() {
+		return nil
+	}
+	var out []peerSource
+	dst := setOf(s.CIDR)
+	for _, v := range m.VPCs {
+		if v == s.VPC || len(v.CIDRs) == 0 {
+			continue
+		}
+		if hop, ok := m.forwardRoute(v, s); ok {
+			out = append(out, peerSource{Source: m.VPCSource(v), Hop: hop})
+		}
+	}
+	_ = dst
+	for _, t := range m.tablesOf(s) {
+		if t == nil {
+			continue
+		}
+		for _, r := range t.Routes {
+			if r.Kind != "igw" {
+				continue
+			}
+			if gw := m.lookup(r.Target); gw != nil && gw.Type == "aws_vpn_gateway" {
+				src := Source{Name: "VPN " + r.Target + " (" + r.Dest.String() + ")", Set: setOf(r.Dest), SGs: map[string]bool{}}
+				out = append(out, peerSource{Source: src, Hop: Hop{Kind: "vpn", Addr: r.Target, Detail: fmt.Sprintf("site-to-site VPN; %s routes %s to it", t.Addr, r.Dest)}, vpn: true})
+			}
+		}
+	}
+	return out
+}
+
+type peerSource struct {
+	Source
+	Hop Hop
+	vpn bool
+}
+
+// forwardRoute finds a route in one of v's tables that sends traffic for
+// s's range through a peering or transit gateway joining v and s's VPC.
+func (m *Model) forwardRoute(v *VPC, s *Subnet) (Hop, bool) {
+	var tables []*RouteTable
+	for _, t := range m.Tables {
+		if t.VPC == v {
+			tables = append(tables, t)
+		}
+	}
+	for _, t := range tables {
+		for _, r := range t.Routes {
+			if !r.Dest.Overlaps(s.CIDR) || r.Dest.Bits() > s.CIDR.Bits() {
+				continue
+			}
+			switch r.Kind {
+			case "pcx":
+				for _, p := range m.Peerings {
+					if p.Addr == r.Target && ((p.A == v && p.B == s.VPC) || (p.B == v && p.A == s.VPC)) {
+						return Hop{Kind: "peering", Addr: p.Addr, Detail: fmt.Sprintf("%s routes %s → %s (%s)", t.Addr, r.Dest, p.Addr, r.Where)}, true
+					}
+				}
+			case "tgw":
+				if att := m.tgws[r.Target]; att[v.Addr] && att[s.VPC.Addr] {
+					return Hop{Kind: "tgw", Addr: r.Target, Detail: fmt.Sprintf("%s routes %s → %s (%s); both VPCs attached", t.Addr, r.Dest, r.Target, r.Where)}, true
+				}
+			}
+		}
+	}
+	return Hop{}, false
+}
+
+// lateral flags admin and data-store ports of e reachable from the whole
+// range of another network.
+func (m *Model) lateral(fs *findings) {
+	for _, e := range m.Endpoints {
+		if e.Managed {
+			continue
+		}
+		ports := map[int]bool{}
+		for _, p := range e.Ports {
+			if e.DataTier || adminPorts[p] {
+				ports[p] = true
+			}
+		}
+		if e.Listens == nil {
+			for p := range adminPorts {
+				ports[p] = true
+			}
+		}
+		keys := make([]int, 0, len(ports))
+		for p := range ports {
+			keys = append(keys, p)
+		}
+		sort.Ints(keys)
+		seen := map[string]bool{}
+		for _, s := range e.Subnets {
+			for _, ps := range m.peerSources(s) {
+				if seen[ps.Name] {
+					continue
+				}
+				var open []string
+				var path []Hop
+				for _, p := range keys {
+					res := m.Reach(ps.Source, e, "tcp", p)
+					if !res.Reachable || len(res.Assumed) > 0 || !empty(minus(ps.Set, res.From)) {
+						continue
+					}
+					name := portName(p)
+					if name == "" {
+						name = e.Kind + " service port"
+					}
+					open = append(open, fmt.Sprintf("tcp %d (%s)", p, name))
+					if path == nil {
+						path = append([]Hop{res.Path[0], ps.Hop}, res.Path[1:]...)
+					}
+				}
+				if len(open) == 0 {
+					continue
+				}
+				seen[ps.Name] = true
+				fs.add(RuleLateral, e.Res, path, "%s is reachable from all of %s (%s) on %s", e.Addr, ps.Name, m.describe(ps.Set), strings.Join(open, ", "))
+			}
+		}
+	}
+}

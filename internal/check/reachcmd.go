@@ -1,0 +1,199 @@
+package check
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+
+	"moat/internal/check/tf"
+)
+
+// Access is one source that can open one port of a resource.
+type Access struct {
+	Source  string   `json:"source"`
+	Range   string   `json:"range"` // the source addresses that arrive
+	Proto   string   `json:"protocol"`
+	Port    int      `json:"port"`
+	Path    []Hop    `json:"path"`
+	Assumed []string `json:"assumed,omitempty"` // what was read at its most permissive
+}
+
+// Reachability answers the auditor's question about the resource at
+// address: every source — the internet, each other network joined by
+// peering, a transit gateway or a VPN, and each subnet and resource of its
+// own VPC — that can open one of its ports, with the path. It reads the
+// Terraform directories and plans of cfg.Paths.
+func Reachability(ctx context.Context, cfg Config, address string) ([]Access, error) {
+	var found bool
+	var out []Access
+	for _, p := range cfg.Paths {
+		if err := ctx.Err(); err != nil {
+			return nil, err
+		}
+		proj, err := loadProject(p, cfg)
+		if err != nil {
+			return nil, err
+		}
+		if proj == nil {
+			continue
+		}
+		m := Build(proj.Resources)
+		for _, e := range m.Endpoints {
+			if e.Addr != address {
+				continue
+			}
+			found = true
+			out = append(out, m.accessTo(e)...)
+		}
+	}
+	if !found {
+		return nil, fmt.Errorf("check: --reach %s: no resource with that address that traffic can be sent to (an instance, load balancer, database, cache, node group …) in %s", address, strings.Join(cfg.Paths, ", "))
+	}
+	return out, nil
+}
+
+// loadProject reads a Terraform directory or plan; nil for a moat file.
+func loadProject(p string, cfg Config) (*tf.Project, error) {
+	st, err := os.Stat(p)
+	if err != nil {
+		return nil, fmt.Errorf("check: %w", err)
+	}
+	if st.IsDir() {
+		return loadTF(p, cfg.VarFiles)
+	}
+	if strings.ToLower(filepath.Ext(p)) != ".json" {
+		return nil, nil
+	}
+	data, err := os.ReadFile(p)
+	if err != nil {
+		return nil, fmt.Errorf("check: %w", err)
+	}
+	return tf.ReadPlan(p, data)
+}
+
+func (m *Model) accessTo(e *Endpoint) []Access {
+	ports := map[[2]any]bool{}
+	add := func(proto string, p int) { ports[[2]any{proto, p}] = true }
+	for _, p := range e.Ports {
+		add("tcp", p)
+	}
+	if e.Listens == nil {
+		for _, s := range sensitivePorts {
+			add("tcp", s.Port)
+		}
+		for _, g := range e.SGs {
+			for _, r := range g.Ingress {
+				switch r.Proto {
+				case "tcp", "udp":
+					add(r.Proto, r.From)
+				case "all":
+					add("tcp", 0)
+				}
+			}
+		}
+	}
+	var keys [][2]any
+	for k := range ports {
+		keys = append(keys, k)
+	}
+	sort.Slice(keys, func(i, j int) bool {
+		if keys[i][0] != keys[j][0] {
+			return keys[i][0].(string) < keys[j][0].(string)
+		}
+		return keys[i][1].(int) < keys[j][1].(int)
+	})
+	type src struct {
+		Source
+		hop *Hop
+	}
+	srcs := []src{{Source: m.Internet()}}
+	seen := map[string]bool{}
+	for _, s := range e.Subnets {
+		for _, ps := range m.peerSources(s) {
+			if !seen[ps.Name] {
+				seen[ps.Name] = true
+				h := ps.Hop
+				srcs = append(srcs, src{Source: ps.Source, hop: &h})
+			}
+		}
+		if s.VPC == nil {
+			continue
+		}
+		for _, o := range m.Subnets {
+			if o.VPC == s.VPC && !seen[o.Addr] {
+				seen[o.Addr] = true
+				srcs = append(srcs, src{Source: m.SubnetSource(o)})
+			}
+		}
+		for _, x := range m.Endpoints {
+			if x == e || x.Managed || len(x.Subnets) == 0 || x.Subnets[0].VPC != s.VPC || len(x.SGs) == 0 || seen[x.Addr] {
+				continue
+			}
+			seen[x.Addr] = true
+			var gs []string
+			for _, g := range x.SGs {
+				gs = append(gs, g.Addr)
+			}
+			so := m.SubnetSource(x.Subnets[0], gs...)
+			so.Name = x.Addr + " (in " + x.Subnets[0].Addr + ")"
+			srcs = append(srcs, src{Source: so})
+		}
+	}
+	var out []Access
+	for _, s := range srcs {
+		for _, k := range keys {
+			proto, port := k[0].(string), k[1].(int)
+			res := m.Reach(s.Source, e, proto, port)
+			if !res.Reachable {
+				continue
+			}
+			path := res.Path
+			if s.hop != nil {
+				path = append([]Hop{path[0], *s.hop}, path[1:]...)
+			}
+			out = append(out, Access{Source: s.Name, Range: m.describe(res.From), Proto: proto, Port: port, Path: path, Assumed: dedup(res.Assumed)})
+		}
+	}
+	return out
+}
+
+// WriteAccess prints what Reachability found, as text or JSON.
+func WriteAccess(w io.Writer, address string, acc []Access, format string) error {
+	if format == "json" {
+		enc := json.NewEncoder(w)
+		enc.SetIndent("", "  ")
+		if acc == nil {
+			acc = []Access{}
+		}
+		return enc.Encode(struct {
+			Address string   `json:"address"`
+			Access  []Access `json:"access"`
+		}{address, acc})
+	}
+	if len(acc) == 0 {
+		_, err := fmt.Fprintf(w, "%s: no source in the project can reach it\n", address)
+		return err
+	}
+	fmt.Fprintf(w, "%s is reachable from:\n", address)
+	var last string
+	for _, a := range acc {
+		if a.Source != last {
+			fmt.Fprintf(w, "\n  %s\n", a.Source)
+			last = a.Source
+		}
+		name := portName(a.Port)
+		if name != "" {
+			name = " (" + name + ")"
+		}
+		fmt.Fprintf(w, "    %s%s from %s\n      path: %s\n", portText(a.Proto, a.Port, a.Port), name, a.Range, pathLine(a.Path))
+		for _, s := range a.Assumed {
+			fmt.Fprintf(w, "      assumed: %s\n", s)
+		}
+	}
+	return nil
+}

@@ -1,0 +1,10 @@
+# A launch template that gives every instance a public address.
+resource "aws_launch_template" "web" {
+  image_id = "ami-12345678"
+  network_interfaces {
+    associate_public_ip_address = true
+  }
+  metadata_options {
+    http_tokens = "required"
+  }
+}

@@ -1,0 +1,263 @@
+package gateway
+
+import (
+	"context"
+	"errors"
+	"io"
+	"net/http"
+	"net/netip"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+)
+
+// TestDefaultBodyLimit: a route that does not say it takes uploads takes
+// 1 MiB; one that does takes what it says.
+func TestDefaultBodyLimit(t *testing.T) {
+	yaml := strings.Replace(baseYAML, "    path: /api/\n", "    path: /api/\n  - name: upload\n    service: api\n    port: 9090\n    path: /upload/\n    max_body_bytes: 4194304\n", 1)
+	for _, wafOn := range []bool{false, true} {
+		y := yaml + noWAF
+		if wafOn {
+			y = yaml + "rate_limit:\n  off: true\n"
+		}
+		f := newFixture(t, y)
+		big := "a=" + strings.Repeat("b", 2<<20)
+		post := func(path string, body io.Reader) int {
+			r := f.req("POST", path, body)
+			r.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+			code, _, _ := f.do(r)
+			return code
+		}
+		if code := post("/", strings.NewReader(big)); code != http.StatusRequestEntityTooLarge {
+			t.Errorf("waf %v: 2 MiB to a route without max_body_bytes: %d, want 413", wafOn, code)
+		}
+		// Without a length the limit bites while the body is read.
+		if code := post("/", io.MultiReader(strings.NewReader(big))); code != http.StatusRequestEntityTooLarge {
+			t.Errorf("waf %v: 2 MiB of unknown length: %d, want 413", wafOn, code)
+		}
+		if code := post("/", strings.NewReader("a="+strings.Repeat("b", 1<<20-2))); code != 200 {
+			t.Errorf("waf %v: exactly 1 MiB: %d", wafOn, code)
+		}
+		if !wafOn {
+			// The WAF's evaluation of 2 MiB is what the next test is about.
+			if code := post("/upload/", strings.NewReader(big)); code != 200 {
+				t.Errorf("2 MiB to the upload route: %d", code)
+			}
+			if _, body := f.backends["api"].lastRequest(); len(body) != len(big) {
+				t.Errorf("upload route forwarded %d bytes of %d", len(body), len(big))
+			}
+		}
+	}
+}
+
+// bodyInspectionYAML has an upload route taking 4 MiB and an inspection
+// gate with room for one 2 MiB body and a client share of 2 MiB.
+const bodyInspectionYAML = plainYAML + `limits:
+  write_timeout: 10m
+waf:
+  body_inspection:
+    max_bytes: 3145728
+    max_bytes_per_client: 2097152
+    queue_timeout: 100ms
+services: [frontend, api]
+routes:
+  - service: frontend
+    port: 8080
+  - name: upload
+    service: api
+    port: 9090
+    path: /upload/
+    max_body_bytes: 4194304
+    csrf_off: true
+`
+
+// TestWAFBodyInspectionBounded: while one client posts 2 MiB bodies (each
+// seconds of CRS evaluation), its posts beyond its share are refused at
+// once, another attacker finding no room is refused after the queue
+// timeout, and a third client's GET and small POST are answered while the
+// first attacker's admitted post is still being evaluated.
+func TestWAFBodyInspectionBounded(t *testing.T) {
+	f := newFixture(t, bodyInspectionYAML)
+	gate := f.gw.state.Load().gate
+	attacker, other, normal := f.clientFrom("127.0.0.2"), f.clientFrom("127.0.0.4"), f.clientFrom("127.0.0.3")
+	big := "a=" + strings.Repeat("x", 2<<20)
+	post := func(c *http.Client, body string, out chan<- int) {
+		r := f.req("POST", "/upload/", strings.NewReader(body))
+		r.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+		resp, err := c.Do(r)
+		if err != nil {
+			t.Errorf("post: %v", err)
+			out <- 0
+			return
+		}
+		io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		out <- resp.StatusCode
+	}
+
+	const posts = 4
+	t.Logf("the attacker sends %d posts of 2 MiB at once", posts)
+	results := make(chan int, posts)
+	for range posts {
+		go post(attacker, big, results)
+	}
+	waitFor(t, "the attacker's first body under evaluation", func() bool {
+		return gate.held(clientKey(netip.MustParseAddr("127.0.0.2"))) > 0
+	})
+	var refused []int
+	for range posts - 1 {
+		select {
+		case code := <-results:
+			refused = append(refused, code)
+		case <-time.After(2 * time.Minute):
+			t.Fatalf("the attacker's posts beyond its share were not answered; answered so far %v", refused)
+		}
+	}
+	if !slices.Equal(refused, []int{429, 429, 429}) {
+		t.Errorf("the attacker's posts beyond its share: %v, want three 429s", refused)
+	}
+
+	t.Log("a second attacker's 2 MiB finds no room and is refused after the queue timeout")
+	otherDone := make(chan int, 1)
+	post(other, big, otherDone)
+	if code := <-otherDone; code != http.StatusServiceUnavailable {
+		t.Errorf("second attacker: %d, want 503", code)
+	}
+
+	t.Log("a normal client is served meanwhile")
+	resp, err := normal.Do(f.req("GET", "/page", nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	page, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 200 || string(page) != "ok GET /page" {
+		t.Errorf("normal GET: %d %q", resp.StatusCode, page)
+	}
+	small := make(chan int, 1)
+	post(normal, "q=hello", small)
+	if code := <-small; code != 200 {
+		t.Errorf("normal small POST: %d", code)
+	}
+	select {
+	case code := <-results:
+		t.Errorf("the attacker's admitted post (%d) finished before the normal client was served; the ordering shows nothing", code)
+	default:
+		t.Log("the normal client was answered while the attacker's post was still under evaluation")
+	}
+	select {
+	case code := <-results:
+		if code == 429 || code == 503 || code == 0 {
+			t.Errorf("the attacker's admitted post: %d, want the WAF's verdict", code)
+		}
+	case <-time.After(5 * time.Minute):
+		t.Fatal("the attacker's admitted post was not answered within 5 minutes")
+	}
+	var kinds []string
+	for _, k := range f.kinds() {
+		if k != KindWAF {
+			kinds = append(kinds, k)
+		}
+	}
+	slices.Sort(kinds)
+	if want := []string{KindOverload, KindRateLimit, KindRateLimit, KindRateLimit}; !slices.Equal(kinds, want) {
+		t.Errorf("events %v, want %v", kinds, want)
+	}
+	if gate.held(clientKey(netip.MustParseAddr("127.0.0.2"))) != 0 {
+		t.Error("the gate still holds the attacker's bytes")
+	}
+}
+
+// waitFor polls cond until it holds, failing after a minute.
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(time.Minute)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("%s: not within a minute", what)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+func TestInspectGate(t *testing.T) {
+	a, b, c := netip.MustParsePrefix("192.0.2.1/32"), netip.MustParsePrefix("192.0.2.2/32"), netip.MustParsePrefix("2001:db8::/64")
+	g := newInspectGate(100<<10, 50<<10, time.Hour)
+	ctx := context.Background()
+
+	relA, err := g.acquire(ctx, a, 40<<10)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Log("a client over its share is refused at once, however much room is left")
+	if _, err := g.acquire(ctx, a, 20<<10); !errors.Is(err, errClientShare) {
+		t.Errorf("over the share: %v", err)
+	}
+	t.Log("a client alone may take more than its share, up to the whole gate")
+	gone, cancel := context.WithCancel(ctx)
+	cancel()
+	if _, err := g.acquire(gone, b, 1<<30); !errors.Is(err, errInspectBusy) {
+		t.Fatalf("a body over the free room must wait (here until its context ends), not pass or be refused as over the share: %v", err)
+	}
+
+	t.Log("waiters are served round-robin across clients, each as soon as it fits")
+	g = newInspectGate(100<<10, 100<<10, time.Hour)
+	hold, _ := g.acquire(ctx, a, 100<<10)
+	granted := make(chan string, 4)
+	done := map[string]chan struct{}{"b1": make(chan struct{}), "b2": make(chan struct{}), "c1": make(chan struct{})}
+	wait := func(name string, client netip.Prefix, n int64) {
+		rel, err := g.acquire(ctx, client, n)
+		if err != nil {
+			t.Errorf("%s: %v", name, err)
+		}
+		granted <- name
+		<-done[name]
+		if rel != nil {
+			rel()
+		}
+	}
+	queued := func(n int) {
+		waitFor(t, "waiters queued", func() bool {
+			g.mu.Lock()
+			defer g.mu.Unlock()
+			k := 0
+			for _, cl := range g.clients {
+				k += len(cl.waiters)
+			}
+			return k == n
+		})
+	}
+	go wait("b1", b, 60<<10)
+	queued(1)
+	go wait("b2", b, 30<<10)
+	queued(2)
+	go wait("c1", c, 30<<10)
+	queued(3)
+	hold()
+	// b1 and c1 fit together; b2, queued before c1, waits for its turn.
+	if got := []string{<-granted, <-granted}; !slices.Contains(got, "b1") || !slices.Contains(got, "c1") {
+		t.Errorf("granted %v first, want b1 and c1", got)
+	}
+	queued(1)
+	close(done["c1"])
+	if got := <-granted; got != "b2" {
+		t.Errorf("granted %s, want b2", got)
+	}
+	close(done["b1"])
+	close(done["b2"])
+
+	t.Log("a waiter whose turn does not come within the timeout is refused, and its place freed")
+	g = newInspectGate(100<<10, 100<<10, time.Millisecond)
+	hold, _ = g.acquire(ctx, a, 100<<10)
+	if _, err := g.acquire(ctx, b, 10<<10); !errors.Is(err, errInspectBusy) {
+		t.Errorf("timed out: %v", err)
+	}
+	hold()
+	g.mu.Lock()
+	if g.used != 0 || len(g.clients) != 0 || len(g.turn) != 0 {
+		t.Errorf("gate not empty after all left: used %d clients %d turn %v", g.used, len(g.clients), g.turn)
+	}
+	g.mu.Unlock()
+	relA()
+}

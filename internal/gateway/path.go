@@ -1,0 +1,198 @@
+package gateway
+
+import (
+	"errors"
+	"net"
+	"net/netip"
+	"strings"
+)
+
+// How a route treats an encoded path separator (%2F, %5C, or a raw "\",
+// which some servers take for "/"): the route's encoded_slashes.
+const (
+	// slashDecode makes it a "/" like any other, for routing, the WAF and
+	// the backend alike. The default.
+	slashDecode = "decode"
+	// slashKeep forwards it encoded, for backends whose paths carry
+	// encoded names ("/projects/group%2Frepo"); dot segments are resolved
+	// on real slashes only. The request is still refused when a backend
+	// decoding the separator would pick another route.
+	slashKeep = "keep"
+	// slashRefuse answers 400 to any path holding one.
+	slashRefuse = "refuse"
+)
+
+var (
+	errPathForm       = errors.New("path does not start with \"/\" or has a malformed escape")
+	errPathAboveRoot  = errors.New("path climbs above the root")
+	errPathDotParams  = errors.New("dot segment with parameters (\"..;\")")
+	errPathNUL        = errors.New("path holds a NUL byte")
+	errPathEncodedSep = errors.New("path holds an encoded separator")
+)
+
+// normalizePath returns the normal form of an escaped request path, the one
+// form the gateway routes on, shows the WAF and forwards:
+//
+//   - escapes of unreserved characters (RFC 3986 section 2.3) are decoded,
+//     every other escape is kept with upper-case hex (section 6.2.2.1),
+//     and bytes outside RFC 3986's pchar set are escaped;
+//   - encoded separators are handled as slashes says;
+//   - runs of "/" become one;
+//   - "." and ".." segments are removed as in section 5.2.4.
+//
+// It refuses what a backend might read in a way it cannot foresee: a ".."
+// above the root (nginx answers 400 too), a dot segment carrying
+// parameters ("..;/", which Tomcat reads as ".."), a NUL byte, and, when
+// slashes is slashRefuse, any encoded separator.
+func normalizePath(escaped, slashes string) (string, error) {
+	if escaped == "" {
+		return "/", nil
+	}
+	if escaped[0] != '/' {
+		return "", errPathForm
+	}
+	// Decode into segments. A separator decoded from an escape splits
+	// segments unless it is kept, in which case it stays inside one.
+	var segs []string
+	var seg strings.Builder
+	for i := 1; i <= len(escaped); i++ {
+		if i == len(escaped) || escaped[i] == '/' {
+			segs = append(segs, seg.String())
+			seg.Reset()
+			continue
+		}
+		c := escaped[i]
+		encoded := false
+		if c == '%' {
+			if i+2 >= len(escaped) {
+				return "", errPathForm
+			}
+			hi, ok1 := unhex(escaped[i+1])
+			lo, ok2 := unhex(escaped[i+2])
+			if !ok1 || !ok2 {
+				return "", errPathForm
+			}
+			c, encoded = hi<<4|lo, true
+			i += 2
+		}
+		switch {
+		case c == 0:
+			return "", errPathNUL
+		case c == '/' && encoded, c == '\\':
+			switch slashes {
+			case slashRefuse:
+				return "", errPathEncodedSep
+			case slashKeep:
+				if c == '/' {
+					seg.WriteString("%2F")
+				} else {
+					seg.WriteString("%5C")
+				}
+			default:
+				segs = append(segs, seg.String())
+				seg.Reset()
+			}
+		case unreserved(c):
+			seg.WriteByte(c)
+		case !encoded && pchar(c):
+			seg.WriteByte(c)
+		default:
+			seg.WriteByte('%')
+			seg.WriteByte(upperHex[c>>4])
+			seg.WriteByte(upperHex[c&15])
+		}
+	}
+	// Remove dot segments and empty ones; remember whether the path ends
+	// as a directory.
+	var out []string
+	dir := false
+	for i, s := range segs {
+		last := i == len(segs)-1
+		switch {
+		case s == "" || s == ".":
+			dir = last
+		case s == "..":
+			if len(out) == 0 {
+				return "", errPathAboveRoot
+			}
+			out = out[:len(out)-1]
+			dir = last
+		case strings.HasPrefix(s, ".;") || strings.HasPrefix(s, "..;"):
+			return "", errPathDotParams
+		default:
+			out = append(out, s)
+			dir = false
+		}
+	}
+	p := "/" + strings.Join(out, "/")
+	if dir && len(out) > 0 {
+		p += "/"
+	}
+	return p, nil
+}
+
+const upperHex = "0123456789ABCDEF"
+
+func unhex(c byte) (byte, bool) {
+	switch {
+	case '0' <= c && c <= '9':
+		return c - '0', true
+	case 'a' <= c && c <= 'f':
+		return c - 'a' + 10, true
+	case 'A' <= c && c <= 'F':
+		return c - 'A' + 10, true
+	}
+	return 0, false
+}
+
+// unreserved is RFC 3986's unreserved set: never needs an escape.
+func unreserved(c byte) bool {
+	return 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' ||
+		c == '-' || c == '.' || c == '_' || c == '~'
+}
+
+// pchar is RFC 3986's pchar less the escapes and the unreserved set: the
+// sub-delims, ":" and "@", which mean something when written raw and so
+// keep their escaped or raw form.
+func pchar(c byte) bool {
+	return strings.IndexByte("!$&'()*+,;=:@", c) >= 0
+}
+
+// normalizeHost returns the host a request names, in the form routes are
+// matched against: lower case, without a port, brackets or the trailing
+// dot of a fully qualified name ("Shop.Example.org.:443" is
+// "shop.example.org"). ok is false for what is not a DNS name or an IP
+// literal. An empty host stays empty (HTTP/1.0 without Host).
+func normalizeHost(hostport string) (host string, ok bool) {
+	h := hostport
+	if sh, _, err := net.SplitHostPort(hostport); err == nil {
+		h = sh
+	} else if strings.HasPrefix(h, "[") && strings.HasSuffix(h, "]") {
+		h = h[1 : len(h)-1]
+	}
+	if h == "" {
+		return "", hostport == ""
+	}
+	if a, err := netip.ParseAddr(h); err == nil {
+		if a.Zone() != "" {
+			return "", false
+		}
+		return a.Unmap().String(), true
+	}
+	h = strings.ToLower(strings.TrimSuffix(h, "."))
+	if len(h) == 0 || len(h) > 253 {
+		return "", false
+	}
+	for _, label := range strings.Split(h, ".") {
+		if label == "" || len(label) > 63 {
+			return "", false
+		}
+		for i := 0; i < len(label); i++ {
+			c := label[i]
+			if !('a' <= c && c <= 'z' || '0' <= c && c <= '9' || c == '-' || c == '_') {
+				return "", false
+			}
+		}
+	}
+	return h, true
+}
