@@ -88,6 +88,15 @@ type WAFFile struct {
 	InspectResponses  bool     `yaml:"inspect_responses"`
 	RulesBefore       []string `yaml:"rules_before"`
 	Rules             []string `yaml:"rules"`
+	// The WAF's per-request bounds (see waf.Config): the longest argument
+	// value, argument name and all arguments together, in bytes; the
+	// most arguments from one source; the CPU time phase 2 may take. A
+	// request past any of them is refused. 0 means waf's default.
+	MaxArgLength      int             `yaml:"max_arg_length"`
+	MaxArgNameLength  int             `yaml:"max_arg_name_length"`
+	MaxTotalArgLength int             `yaml:"max_total_arg_length"`
+	MaxArgs           int             `yaml:"max_args"`
+	Budget            config.Duration `yaml:"budget"`
 	// BodyInspection bounds the WAF's work on request bodies across
 	// requests.
 	BodyInspection BodyInspectionFile `yaml:"body_inspection"`
@@ -503,6 +512,22 @@ func (w WAFFile) config() (waf.Config, error) {
 		InspectResponses:  w.InspectResponses,
 		RuleFilesBefore:   w.RulesBefore,
 		RuleFiles:         w.Rules,
+		MaxArgLength:      w.MaxArgLength,
+		MaxArgNameLength:  w.MaxArgNameLength,
+		MaxTotalArgLength: w.MaxTotalArgLength,
+		MaxArgs:           w.MaxArgs,
+		Budget:            time.Duration(w.Budget),
+	}
+	for _, l := range []struct {
+		key string
+		v   int
+	}{{"waf.max_arg_length", w.MaxArgLength}, {"waf.max_arg_name_length", w.MaxArgNameLength}, {"waf.max_total_arg_length", w.MaxTotalArgLength}, {"waf.max_args", w.MaxArgs}} {
+		if l.v < 0 {
+			return c, config.Errorf(l.key, "must be positive, got %d", l.v)
+		}
+	}
+	if b := time.Duration(w.Budget); b < 0 || b > 0 && b < time.Millisecond {
+		return c, config.Errorf("waf.budget", "want at least 1ms, got %v", b)
 	}
 	if c.Paranoia < 0 || c.Paranoia > 4 {
 		return c, config.Errorf("waf.paranoia", "want 1 to 4, got %d", c.Paranoia)
