@@ -280,9 +280,48 @@ func formDecode(s string) string {
 	return percentDecodeOnce(strings.ReplaceAll(s, "+", " "))
 }
 
-// text takes a body of text whole.
+// text takes a body of text whole, or line by line when every line is a
+// query string, as analytics beacons batch their hits.
 func (b *bodyArgs) text(data []byte, prefix string) error {
+	lines := strings.FieldsFunc(string(data), func(r rune) bool { return r == '\n' || r == '\r' })
+	if len(lines) > 1 {
+		forms := true
+		for _, l := range lines {
+			if !looksFormLine(l) {
+				forms = false
+				break
+			}
+		}
+		if forms {
+			for i, l := range lines {
+				if err := b.form(l, join(prefix, "line"+strconv.Itoa(i))); err != nil {
+					return err
+				}
+			}
+			return nil
+		}
+	}
 	return b.add(join(prefix, "body"), string(data))
+}
+
+// looksFormLine reports whether l is name=value pairs joined by "&" with
+// names of name characters; values may hold anything but "&".
+func looksFormLine(l string) bool {
+	if strings.IndexByte(l, '=') < 0 {
+		return false
+	}
+	for pair := range strings.SplitSeq(l, "&") {
+		k, _, ok := strings.Cut(pair, "=")
+		if !ok || k == "" {
+			return false
+		}
+		for i := 0; i < len(k); i++ {
+			if c := k[i]; !(nameByte(c) || c == '.' || c == '[' || c == ']' || c == '%') {
+				return false
+			}
+		}
+	}
+	return true
 }
 
 // binary takes the runs of printable text in a binary body, the strings

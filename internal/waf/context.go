@@ -36,7 +36,13 @@ type family struct {
 
 var (
 	familySQL = family{"sql", func(v string) bool {
-		return sqlScore(v) != scoreAttack && (textKindOf(v) != kindOther || looksEmail(v))
+		switch sqlScore(v) {
+		case scoreNone:
+			return true
+		case scoreWeak:
+			return textKindOf(v) != kindOther || looksEmail(v)
+		}
+		return false
 	}}
 	familyXSS = family{"xss", func(v string) bool {
 		return xssScore(v) != scoreAttack
@@ -121,6 +127,7 @@ func (contextAction) Evaluate(_ plugintypes.RuleMetadata, tx plugintypes.Transac
 			}
 			benign := true
 			for _, val := range vals {
+				val = percentDecodeAll(val)
 				key := fam.name + "\x00" + val
 				b, seen := cache[key]
 				if !seen {
@@ -146,6 +153,23 @@ func (contextAction) Evaluate(_ plugintypes.RuleMetadata, tx plugintypes.Transac
 	if len(discounted) > 0 {
 		txv.Set(txDiscounted, []string{strings.Join(discounted, " ")})
 	}
+}
+
+// percentDecodeAll undoes percent escapes until none is left (at most
+// maxNormalizeRounds layers): a value is judged by what it says, not by
+// how it was escaped.
+func percentDecodeAll(v string) string {
+	for range maxNormalizeRounds {
+		if strings.IndexByte(v, '%') < 0 {
+			return v
+		}
+		next := percentDecodeOnce(v)
+		if next == v {
+			return v
+		}
+		v = next
+	}
+	return v
 }
 
 func first(vals []string) string {
@@ -279,4 +303,25 @@ func phpScore(v string) int {
 		}
 	}
 	return scoreNone
+}
+
+// scoreOp is the moatSQLi, moatXSS and moatShell operator: it matches
+// when the family's scorer finds that the value would act (scoreAttack),
+// whatever CRS's rules found, and captures the value.
+type scoreOp struct {
+	score func(string) int
+}
+
+func newScoreOp(score func(string) int) func(plugintypes.OperatorOptions) (plugintypes.Operator, error) {
+	return func(plugintypes.OperatorOptions) (plugintypes.Operator, error) { return scoreOp{score}, nil }
+}
+
+func (o scoreOp) Evaluate(tx plugintypes.TransactionState, value string) bool {
+	if len(value) > maxNormalizeLen || o.score(value) != scoreAttack {
+		return false
+	}
+	if tx != nil && tx.Capturing() {
+		tx.CaptureField(0, value)
+	}
+	return true
 }

@@ -32,8 +32,8 @@ var (
 var windowsCommands = []string{
 	"cmd", "powershell", "pwsh", "whoami", "ipconfig", "systeminfo", "tasklist", "taskkill", "net", "netsh",
 	"netstat", "nslookup", "ping", "dir", "type", "copy", "del", "certutil", "bitsadmin", "wmic", "reg",
-	"sc", "schtasks", "rundll32", "regsvr32", "mshta", "cscript", "wscript", "echo", "set", "ver", "vol",
-	"findstr", "hostname", "nltest", "query", "quser", "arp", "route", "tracert", "curl", "ftp", "tftp",
+	"sc", "schtasks", "rundll32", "regsvr32", "mshta", "cscript", "wscript", "echo", "ver",
+	"findstr", "hostname", "nltest", "quser", "arp", "tracert", "curl", "ftp", "tftp",
 }
 
 // attackCommands are what injections run first, whatever CRS's list
@@ -60,6 +60,11 @@ var proseCommands = map[string]bool{
 	"php": false, "perl": false, "python": false, "ruby": false, "node": false, "nc": false, "env": true,
 	"exec": true, "eval": true, "history": true, "export": true, "alias": true, "function": true,
 	"done": true, "fi": true, "repeat": true, "source": true, "whatis": true, "grep": false, "id": false,
+	"script": true, "login": true, "logout": true, "users": true, "groups": true, "free": true, "watch": true,
+	"clear": true, "reset": true, "stat": true, "info": true, "host": true, "open": true, "start": true,
+	"stop": true, "run": true, "shutdown": true, "reboot": true, "halt": true, "mount": true, "install": true,
+	"tar": true, "zip": true, "unzip": true, "diff": true, "patch": true, "expand": true, "fold": true,
+	"uniq": true, "comm": true, "tee": true, "sum": true, "units": true, "chat": true, "ssh": false,
 }
 
 func loadShellCommands() {
@@ -86,6 +91,12 @@ func loadShellCommands() {
 	for _, c := range attackCommands {
 		shellCommands[c] = true
 	}
+	// lwp-request's aliases are HTTP methods: "GET https://…" is a
+	// request line in a log, not a command; JSON's and JavaScript's
+	// literals are no commands either.
+	for _, m := range []string{"get", "post", "head", "put", "delete", "options", "patch", "null", "true", "false", "undefined", "none", "nan"} {
+		delete(shellCommands, m)
+	}
 }
 
 // shellScore judges v: scoreAttack when a command would run with
@@ -95,6 +106,7 @@ func loadShellCommands() {
 func shellScore(v string) int {
 	shellOnce.Do(loadShellCommands)
 	best := scoreNone
+	v = stripStackFrames(v)
 	forms := []string{v}
 	if n, ok := normalize(v); ok {
 		forms = append(forms, n)
@@ -130,8 +142,9 @@ func shellForm(s string) int {
 		case ';', '|', '&', '\n', '\r':
 			positions = append(positions, -(i + 1)) // negative: after a separator
 		case '`':
+			// Backquotes also mark code in prose and Markdown: what
+			// stands inside is judged as after any separator.
 			positions = append(positions, -(i + 1))
-			substs[i+1] = true
 		case '$', '<', '>':
 			if i+1 < len(s) && s[i+1] == '(' {
 				positions = append(positions, -(i + 2))
@@ -146,8 +159,8 @@ func shellForm(s string) int {
 		}
 		sc := commandAt(s, p, afterSep)
 		if substs[p] && sc == scoreWeak {
-			// A command inside "$(…)" or backquotes: substitution is
-			// shell syntax, whatever the command.
+			// A command inside "$(…)": substitution is shell syntax,
+			// whatever the command.
 			sc = scoreAttack
 		}
 		if sc > best {
@@ -167,18 +180,22 @@ func shellForm(s string) int {
 func commandAt(s string, i int, afterSep bool) int {
 	// Skip white space, a repeated separator, a subshell's "(" or "{",
 	// and variable assignments ("a=b cmd").
+	for i < len(s) && strings.IndexByte(" \t\r\n;|&({!", s[i]) >= 0 {
+		i++
+	}
 	for i < len(s) {
-		for i < len(s) && strings.IndexByte(" \t\r\n;|&({!", s[i]) >= 0 {
-			i++
-		}
 		w, n := shellWord(s[i:])
 		if n == 0 || !strings.Contains(w, "=") || strings.HasPrefix(w, "=") {
 			break
 		}
 		i += n
+		for i < len(s) && (s[i] == ' ' || s[i] == '\t') {
+			i++
+		}
 	}
 	w, n := shellWord(s[i:])
-	if w == "" {
+	if w == "" || strings.Contains(w, "://") || strings.HasPrefix(w, "+") {
+		// A URL is no command, whatever its last segment.
 		return scoreNone
 	}
 	binPath := strings.Contains(w, "/bin/") || strings.Contains(w, "/sbin/") || strings.Contains(w, "system32\\") || strings.HasPrefix(w, "bin/")
@@ -204,7 +221,9 @@ func commandAt(s string, i int, afterSep bool) int {
 	}
 	argsShell, argsProse := shellArgs(args)
 	switch {
-	case argsShell:
+	case argsShell && !argsProse:
+		return scoreAttack
+	case argsShell && afterSep:
 		return scoreAttack
 	case argsProse:
 		return scoreWeak
@@ -253,31 +272,55 @@ func shellWord(s string) (string, int) {
 // an option, an address, a redirection, a variable) and whether they read
 // as words of text.
 func shellArgs(args string) (shell, prose bool) {
-	words := strings.Fields(args)
-	if len(words) == 0 {
-		return false, false
-	}
-	for _, w := range words {
+	for _, w := range strings.Fields(args) {
 		w = strings.Trim(w, "'\"")
 		switch {
 		case w == "":
 		case strings.HasPrefix(w, "-") && len(w) > 1 && w[1] != '-' && (len(w) <= 12 && isLetters(w[1:]) || strings.ContainsAny(w, "/\\")) || strings.HasPrefix(w, "--") && len(w) > 3 && isLetters(strings.ReplaceAll(w[2:], "-", "")):
-			return true, false
+			shell = true
 		case strings.HasPrefix(w, "/") || strings.HasPrefix(w, "~/") || strings.HasPrefix(w, "./") || strings.HasPrefix(w, "../"):
-			return true, false
+			shell = true
 		case len(w) >= 3 && isAlnum(w[0]) && w[1] == ':' && (w[2] == '\\' || w[2] == '/'):
-			return true, false // C:\Users
+			shell = true // C:\Users
 		case strings.HasPrefix(w, "\\\\"), strings.HasPrefix(w, "%") && strings.HasSuffix(w, "%") && len(w) > 2:
-			return true, false
-		case strings.ContainsAny(w, "<>") || strings.HasPrefix(w, "$"):
-			return true, false
+			shell = true
+		case strings.HasPrefix(w, "<") || strings.HasPrefix(w, ">") || strings.HasPrefix(w, "2>") || shellVar(w):
+			shell = true
 		case strings.HasPrefix(w, "http://") || strings.HasPrefix(w, "https://") || strings.HasPrefix(w, "ftp://"):
-			return true, false
-		case isIPv4(w):
-			return true, false
+			shell = true
+		case isIPv4(w), isNumber(w):
+			shell = shell || isIPv4(w)
+		default:
+			prose = true
 		}
 	}
-	return false, true
+	return shell, prose
+}
+
+func isNumber(w string) bool {
+	for i := 0; i < len(w); i++ {
+		if w[i] < '0' || w[i] > '9' {
+			return false
+		}
+	}
+	return w != ""
+}
+
+// shellVar reports a shell expansion: "${…}", "$(…)", or an environment
+// variable in capitals ("$HOME"); "$appId" is a template's variable.
+func shellVar(w string) bool {
+	if !strings.HasPrefix(w, "$") || len(w) < 2 {
+		return false
+	}
+	if w[1] == '{' || w[1] == '(' {
+		return true
+	}
+	for i := 1; i < len(w); i++ {
+		if c := w[i]; !(c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '_') {
+			return i > 2 && !isAlnum(c)
+		}
+	}
+	return true
 }
 
 func isIPv4(s string) bool {

@@ -40,6 +40,7 @@ const (
 	sqlPunct   = 'p' // ( ) , ; .
 	sqlComment = 'c'
 	sqlVar     = 'v' // @name, @@name
+	sqlOther   = 'x' // punctuation SQL has no use for
 )
 
 // sqlLex tokenises s as SQL. quote, when not 0, is the quote the value is
@@ -79,7 +80,19 @@ func sqlLex(s string, quote byte) []sqlTok {
 			if end < 0 {
 				end = len(s) - i
 			}
-			toks = append(toks, sqlTok{kind: sqlComment, text: "--"})
+			// A comment that ends the value or its line is how an
+			// injection cuts a query off; "1#tag" and "--flag" are
+			// written by people too.
+			text := "--"
+			if rest := s[i+1 : i+end]; c == '-' {
+				rest = rest[1:]
+				if rest != "" && rest[0] != ' ' && rest[0] != '\t' && rest[0] != '-' {
+					text = "-x"
+				}
+			} else if rest != "" && rest[0] != ' ' && rest[0] != '\t' && rest[0] != '#' {
+				text = "#x"
+			}
+			toks = append(toks, sqlTok{kind: sqlComment, text: text})
 			i += end
 		case c == '/' && i+1 < len(s) && s[i+1] == '*':
 			end := strings.Index(s[i+2:], "*/")
@@ -131,6 +144,11 @@ func sqlLex(s string, quote byte) []sqlTok {
 		case strings.IndexByte("(),;.", c) >= 0:
 			toks = append(toks, sqlTok{kind: sqlPunct, text: s[i : i+1]})
 			i++
+		case strings.IndexByte("{}[]\\?", c) >= 0:
+			// Not SQL outside string literals (ODBC's "{fn …}" aside):
+			// JSON, paths and prose.
+			toks = append(toks, sqlTok{kind: sqlOther, text: s[i : i+1]})
+			i++
 		default:
 			n := 1
 			for _, op := range sqlMultiOps {
@@ -144,6 +162,17 @@ func sqlLex(s string, quote byte) []sqlTok {
 		}
 	}
 	return toks
+}
+
+// sqlKeyword are the words that may follow an operand: operators,
+// clauses and statement starts.
+var sqlKeyword = map[string]bool{
+	"or": true, "and": true, "xor": true, "not": true, "div": true, "mod": true, "like": true, "rlike": true,
+	"regexp": true, "sounds": true, "is": true, "in": true, "between": true, "collate": true, "union": true,
+	"order": true, "group": true, "having": true, "limit": true, "into": true, "procedure": true, "from": true,
+	"where": true, "offset": true, "for": true, "escape": true, "glob": true, "similar": true, "waitfor": true,
+	"select": true, "exec": true, "execute": true, "as": true, "join": true, "on": true, "when": true, "then": true,
+	"else": true, "end": true, "case": true, "binary": true, "fetch": true,
 }
 
 // sqlMultiOps are the operators longer than one character, longest
@@ -304,7 +333,7 @@ func sqlContext(toks []sqlTok, quoted bool) int {
 		}
 		return scoreNone
 	}
-	return sqlTail(toks[i:], quoted, literal)
+	return sqlTailFrom(toks[i:], quoted, literal, !quoted || toks[0].text != "")
 }
 
 // sqlOperandEnd returns the index after the operand that starts at i (a
@@ -357,6 +386,13 @@ func sqlParenEnd(toks []sqlTok, i int) int {
 // sqlTail scores what follows the break. literal says the value broke
 // out after a literal (a quote, a number), rather than after a name.
 func sqlTail(toks []sqlTok, quoted, literal bool) int {
+	return sqlTailFrom(toks, quoted, literal, true)
+}
+
+// sqlTailFrom is sqlTail; leftNonEmpty says the broken-out value has text
+// of its own before the break (a comparison of an empty string, as in
+// "\"LIKE\"+STAMP", compares nothing the attacker chose).
+func sqlTailFrom(toks []sqlTok, quoted, literal, leftNonEmpty bool) int {
 	i := 0
 	// Closing parentheses the injection needs to leave a call or group.
 	for i < len(toks) && toks[i].text == ")" {
@@ -367,19 +403,34 @@ func sqlTail(toks []sqlTok, quoted, literal bool) int {
 	}
 	if toks[i].kind == sqlComment {
 		// The rest of the query cut off right after the break
-		// ("admin'--", "1)#", "1 --"), not after a name ("x/*").
-		if literal {
+		// ("admin'--", "1)#", "1 --"), not after a name ("x/*") nor by
+		// a comment that reads as a tag ("140#abc").
+		if literal && (toks[i].text == "--" || toks[i].text == "/*") {
 			return scoreAttack
 		}
+		return scoreNone
+	}
+	if t := toks[i]; quoted && (t.kind == sqlWord && !sqlKeyword[t.text] || t.kind == sqlNumber || t.kind == sqlString) {
+		// A second operand right after the broken-out string ("x' y"):
+		// no query parses so.
 		return scoreWeak
 	}
 	// An expression may continue the broken-out value ("-1 union",
 	// "'-@a or '1", "0 div 1 union"); what the injection does comes
 	// after it.
-	j := sqlExprEnd(toks, i)
+	j, wellFormed := sqlExpr(toks, i)
 	afterExpr := j > i
-	if j >= len(toks) {
+	if !wellFormed {
+		// "John+or@var": an operator with nothing to operate on.
 		return scoreWeak
+	}
+	if j >= len(toks) {
+		if quoted {
+			return scoreWeak
+		}
+		// A name followed by more names and punctuation
+		// ("User(foo),junk"): no SQL beyond the value itself.
+		return scoreNone
 	}
 	t := toks[j]
 	switch {
@@ -388,7 +439,7 @@ func sqlTail(toks []sqlTok, quoted, literal bool) int {
 		// nothing an attacker wants.
 		return scoreWeak
 	case t.text == ";":
-		if j+1 < len(toks) && toks[j+1].kind == sqlWord && sqlStatement[toks[j+1].text] {
+		if sqlStatementAt(toks, j+1) {
 			return scoreAttack
 		}
 		if quoted && !afterExpr && (j+1 == len(toks) || toks[j+1].kind == sqlComment) {
@@ -430,7 +481,7 @@ func sqlTail(toks []sqlTok, quoted, literal bool) int {
 			k++
 		}
 		end := sqlOperandEnd(toks, k)
-		if end > k && (toks[k].kind == sqlString || toks[k].kind == sqlNumber || toks[k].kind == sqlOp || toks[k].text == "(") && sqlCleanEnd(toks, end, quoted) {
+		if end > k && leftNonEmpty && (toks[k].kind == sqlString || toks[k].kind == sqlNumber || toks[k].kind == sqlOp || toks[k].text == "(") && sqlCleanEnd(toks, end, quoted) {
 			return scoreAttack
 		}
 		fallthrough
@@ -444,24 +495,111 @@ func sqlTail(toks []sqlTok, quoted, literal bool) int {
 	return scoreWeak
 }
 
+// sqlStatementAt reports whether a statement an injection stacks starts
+// at i: a statement keyword followed by what that statement takes
+// ("drop table", "select 1", "insert into", "exec xp_…", "declare @",
+// "waitfor delay"), not a word that happens to be one ("; set the
+// table").
+func sqlStatementAt(toks []sqlTok, i int) bool {
+	if i >= len(toks) || toks[i].kind != sqlWord {
+		return false
+	}
+	next := func(k int) sqlTok {
+		if i+k < len(toks) {
+			return toks[i+k]
+		}
+		return sqlTok{}
+	}
+	n := next(1)
+	switch toks[i].text {
+	case "select":
+		return n.kind == sqlNumber || n.kind == sqlString || n.kind == sqlVar || n.text == "*" || n.text == "(" || n.text == "null" || sqlFind(toks[i:], "from") >= 0
+	case "insert", "replace":
+		return n.text == "into"
+	case "update":
+		return sqlFind(toks[i:min(len(toks), i+4)], "set") >= 0
+	case "delete":
+		return n.text == "from" || n.text == "quick" || n.text == "low_priority" || n.text == "ignore"
+	case "drop", "create", "alter", "truncate":
+		return n.kind == sqlWord && (n.text == "table" || n.text == "database" || n.text == "user" || n.text == "procedure" || n.text == "function" || n.text == "view" || n.text == "login" || n.text == "index" || n.text == "schema" || n.text == "trigger")
+	case "exec", "execute":
+		return n.text == "(" || n.kind == sqlVar || n.kind == sqlWord && (strings.HasPrefix(n.text, "xp_") || strings.HasPrefix(n.text, "sp_") || strings.HasPrefix(n.text, "master"))
+	case "declare", "set":
+		return n.kind == sqlVar
+	case "shutdown":
+		return n.kind == 0 || n.kind == sqlComment || n.text == "with" || n.text == ";"
+	case "waitfor":
+		return n.text == "delay" || n.text == "time"
+	case "grant", "revoke":
+		return sqlFind(toks[i:], "to") >= 0 || sqlFind(toks[i:], "from") >= 0
+	case "load":
+		return n.text == "data" || n.text == "xml" || n.text == "file"
+	case "union":
+		return n.text == "select" || n.text == "all"
+	case "sp_executesql", "xp_cmdshell":
+		return true
+	}
+	return false
+}
+
 // sqlExprEnd returns the index after the expression (operands joined by
 // arithmetic, bit and concatenation operators, calls, parentheses) that
 // starts at i, or i when none does. It stops at a boolean operator, a
 // comparison, a clause, ";" and a comment.
 func sqlExprEnd(toks []sqlTok, i int) int {
+	end, _ := sqlExpr(toks, i)
+	return end
+}
+
+// sqlExpr is sqlExprEnd that also reports whether the expression is well
+// formed. Operands (literals, names, calls, parenthesised expressions) and
+// operators alternate; the expression ends before a second operand in a
+// row ("35 POLY" ends after 35), and is malformed when it ends on an
+// operator ("John +").
+func sqlExpr(toks []sqlTok, i int) (int, bool) {
+	needOperand := true
+	start := i
 	for i < len(toks) {
 		t := toks[i]
 		switch {
 		case t.kind == sqlComment, t.text == ";", sqlBool[t.text], sqlCompare[t.text], t.text == "not":
-			return i
+			return i, !needOperand || i == start
 		case t.kind == sqlWord && (sqlClause[t.text] || sqlStatement[t.text]):
-			return i
+			return i, !needOperand || i == start
 		case t.kind == sqlString && t.open:
-			return i
+			return i, true
+		case t.kind == sqlOther:
+			return i, false
 		}
-		i++
+		if needOperand {
+			switch {
+			case t.kind == sqlOp || t.text == "~" || t.text == "!":
+				// A unary operator: still an operand to come.
+				i++
+				continue
+			case t.text == "(":
+				i = sqlParenEnd(toks, i)
+			case t.text == ")" || t.text == "," || t.text == ".":
+				return i, i == start
+			default:
+				i++
+				if t.kind == sqlWord && i < len(toks) && toks[i].text == "(" {
+					i = sqlParenEnd(toks, i)
+				}
+			}
+			needOperand = false
+			continue
+		}
+		switch {
+		case t.kind == sqlOp, t.text == ".", t.text == ",", t.kind == sqlWord && (t.text == "div" || t.text == "mod" || t.text == "collate" || t.text == "escape"):
+			needOperand = true
+			i++
+		default:
+			// A second operand in a row: the expression ended.
+			return i, true
+		}
 	}
-	return i
+	return i, !needOperand || i == start
 }
 
 // sqlSelectList reports whether toks, after SELECT, are a select list
@@ -582,6 +720,14 @@ func sqlFind(toks []sqlTok, text string) int {
 	return -1
 }
 
+// sqlServerVars are the server variables injections read (@@version).
+var sqlServerVars = map[string]bool{
+	"version": true, "datadir": true, "basedir": true, "hostname": true, "servername": true, "tmpdir": true,
+	"version_compile_os": true, "version_comment": true, "port": true, "identity": true, "rowcount": true,
+	"spid": true, "language": true, "error": true, "microsoftversion": true, "servicename": true,
+	"secure_file_priv": true, "plugin_dir": true, "log_error": true, "innodb_version": true,
+}
+
 // sqlHasTechnique reports whether toks call a function only injections
 // call, name a catalogue table or server variable, call a function that
 // reveals the server with nothing inside ("version()", "user()"), or
@@ -620,7 +766,7 @@ func sqlHasTechnique(toks []sqlTok) bool {
 				}
 			}
 		case sqlVar:
-			if strings.HasPrefix(t.text, "@@") {
+			if name, ok := strings.CutPrefix(t.text, "@@"); ok && sqlServerVars[strings.TrimPrefix(strings.TrimPrefix(name, "global."), "session.")] {
 				return true
 			}
 		case sqlNumber:

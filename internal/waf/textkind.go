@@ -148,3 +148,62 @@ func isMarkup(v string) bool {
 	}
 	return tags >= 2
 }
+
+// stripStackFrames blanks the lines of v that are frames of a stack trace
+// (V8's "    at fn (url:line:col)", "    at url:line:col", Java's "at
+// pkg.Class.method(File.java:12)", Firefox's "fn@url:line:col"), which
+// telemetry sends by the thousand: their URLs and names are not commands
+// or markup. A line with anything after the position is kept.
+func stripStackFrames(v string) string {
+	if !strings.Contains(v, "at ") && !strings.Contains(v, "@") {
+		return v
+	}
+	lines := strings.Split(v, "\n")
+	changed := false
+	for i, l := range lines {
+		if isFrameLine(l) {
+			lines[i] = ""
+			changed = true
+		}
+	}
+	if !changed {
+		return v
+	}
+	return strings.Join(lines, "\n")
+}
+
+// isFrameLine reports whether l is one frame of a stack trace.
+func isFrameLine(l string) bool {
+	t := strings.TrimSpace(l)
+	if len(t) > 2048 || strings.ContainsAny(t, ";|&`$<>\"'") && !strings.Contains(t, "<anonymous>") {
+		return false
+	}
+	body, isV8 := strings.CutPrefix(t, "at ")
+	if !isV8 {
+		// Firefox and Safari: "fn@url:line:col".
+		at := strings.IndexByte(t, '@')
+		return at >= 0 && !strings.Contains(t[:at], " ") && endsWithPosition(t[at+1:])
+	}
+	switch {
+	case strings.HasSuffix(body, "(native)"), strings.HasSuffix(body, "(<anonymous>)"), strings.HasSuffix(body, "(Native Method)"), strings.HasSuffix(body, "(Unknown Source)"):
+		return true
+	case strings.HasSuffix(body, ")"):
+		open := strings.LastIndexByte(body, '(')
+		return open >= 0 && endsWithPosition(body[open+1:len(body)-1])
+	}
+	return endsWithPosition(body) && !strings.Contains(body, " ")
+}
+
+// endsWithPosition reports whether s ends with ":line" or ":line:col".
+func endsWithPosition(s string) bool {
+	n := 0
+	for n < 2 {
+		i := strings.LastIndexByte(s, ':')
+		if i < 0 || i == len(s)-1 || !isNumber(s[i+1:]) {
+			break
+		}
+		s = s[:i]
+		n++
+	}
+	return n > 0
+}

@@ -147,6 +147,9 @@ func register() {
 		plugins.RegisterTransformation("moatDecodeEvasions", decodeEvasions)
 		plugins.RegisterAction("moatInspect", newInspectAction)
 		plugins.RegisterAction("moatContext", newContextAction)
+		plugins.RegisterOperator("moatSQLi", newScoreOp(sqlScore))
+		plugins.RegisterOperator("moatXSS", newScoreOp(xssScore))
+		plugins.RegisterOperator("moatShell", newScoreOp(shellScore))
 		plugins.RegisterOperator("moatFileNameFromFile", newFileNameOp)
 		plugins.RegisterOperator("moatArgLimits", newArgLimitsOp)
 		plugins.RegisterOperator("moatOverBudget", newBudgetOp)
@@ -406,7 +409,13 @@ func (t *Tx) Request(r *http.Request, client string) (Verdict, error) {
 		uri = r.URL.RequestURI()
 	}
 	tx.ProcessURI(uri, r.Method, r.Proto)
+	wireLength := r.Header.Get("Content-Length")
 	decompress(r, t.w.bodyLimit)
+	if r.Header.Get("Content-Length") == "" && wireLength != "" {
+		// A decompressed body has no length of its own; the rules see
+		// the length it came with.
+		tx.AddRequestHeader("Content-Length", wireLength)
+	}
 	if r.Host != "" {
 		tx.AddRequestHeader("Host", r.Host)
 		tx.SetServerName(hostOnly(r.Host))

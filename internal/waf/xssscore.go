@@ -26,6 +26,7 @@ const maxXSSTags = 1024
 // escapes, concatenations undone; see normalize).
 func xssScore(v string) int {
 	best := scoreNone
+	v = stripStackFrames(v)
 	forms := []string{v}
 	if n, ok := normalize(v); ok {
 		forms = append(forms, n)
@@ -349,8 +350,8 @@ var jsSinks = []string{
 func jsSinkScore(js string) int {
 	if strings.Contains(js, "document.cookie") || strings.Contains(js, "document.domain") ||
 		strings.Contains(js, "document.location") || strings.Contains(js, "window.location") ||
-		strings.Contains(js, "location.href=") || strings.Contains(js, "location=") || strings.Contains(js, "location.hash") ||
-		strings.Contains(js, "localstorage") || strings.Contains(js, "document.write") {
+		strings.Contains(js, "location.href=") || strings.Contains(js, "location.hash") ||
+		strings.Contains(js, "localstorage.") || strings.Contains(js, "document.write") || assignsLocation(js) {
 		if strings.ContainsAny(js, "(=`") {
 			return scoreAttack
 		}
@@ -389,6 +390,27 @@ func jsSinkScore(js string) int {
 		}
 	}
 	return scoreNone
+}
+
+// assignsLocation reports "location=…" where location is the global
+// (not "schemaLocation=" or "location==").
+func assignsLocation(js string) bool {
+	for off := 0; off < len(js); {
+		i := strings.Index(js[off:], "location")
+		if i < 0 {
+			return false
+		}
+		i += off
+		off = i + 8
+		if i > 0 && (identByte(js[i-1]) || js[i-1] == '-' || js[i-1] == ':') {
+			continue
+		}
+		rest := strings.TrimLeft(js[i+8:], " \t")
+		if strings.HasPrefix(rest, "=") && !strings.HasPrefix(rest, "==") {
+			return true
+		}
+	}
+	return false
 }
 
 // weakSink reports a call that is ordinary in JavaScript and HTML-free
