@@ -113,6 +113,7 @@ func (b *bodyArgs) body(ctype string, data []byte, prefix string, depth int) err
 	}
 	media, params, _ := mime.ParseMediaType(ctype)
 	media = strings.ToLower(media)
+	undeclared := strings.TrimSpace(ctype) == "" && depth == 0
 	switch {
 	case strings.HasPrefix(media, "multipart/") && params["boundary"] != "":
 		return b.multipart(data, params["boundary"], prefix, depth)
@@ -128,6 +129,22 @@ func (b *bodyArgs) body(ctype string, data []byte, prefix string, depth int) err
 		return b.message(data, prefix, depth)
 	}
 	trimmed := bytes.TrimSpace(data)
+	if undeclared {
+		// A body with no declared type is read as a form, as Coraza,
+		// ModSecurity and CRS read it, and as JSON or XML too when it
+		// parses as such.
+		if err := b.form(string(data), prefix); err != nil {
+			return err
+		}
+		switch {
+		case looksJSON(string(trimmed)) && gjson.ValidBytes(trimmed):
+			return b.json(join(prefix, "json"), string(trimmed))
+		case len(trimmed) > 0 && trimmed[0] == '<':
+			_, err := b.xml(trimmed, join(prefix, "xml"))
+			return err
+		}
+		return nil
+	}
 	switch {
 	case len(trimmed) == 0:
 		return nil

@@ -136,6 +136,7 @@ type jsToken struct {
 	kind byte   // see the jsTok constants
 	text string // for strings, the decoded contents without quotes
 	q    byte   // for strings, the quote character
+	open bool   // for strings, no closing quote: the literal ran to the end
 }
 
 const (
@@ -176,7 +177,9 @@ func jsFold(s string) string {
 		if t.kind == jsTokString {
 			b.WriteByte(t.q)
 			b.WriteString(t.text)
-			b.WriteByte(t.q)
+			if !t.open {
+				b.WriteByte(t.q)
+			}
 			continue
 		}
 		b.WriteString(t.text)
@@ -208,7 +211,7 @@ func jsLex(s string) ([]jsToken, bool) {
 				i++
 				continue
 			}
-			toks = append(toks, jsToken{kind: jsTokString, text: text, q: c})
+			toks = append(toks, jsToken{kind: jsTokString, text: text, q: c, open: end < 0})
 			i += 1 + len(text)
 			if end >= 0 {
 				i++
@@ -300,10 +303,11 @@ func jsFoldPass(toks []jsToken) ([]jsToken, bool) {
 					break
 				}
 				k := jsNext(toks, j+1)
-				if k >= len(toks) || toks[k].kind != jsTokString {
+				if t.open || k >= len(toks) || toks[k].kind != jsTokString || toks[k].q != t.q && toks[k].open {
 					break
 				}
 				t.text += toks[k].text
+				t.open = toks[k].open
 				i = k
 				changed = true
 			}

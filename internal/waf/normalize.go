@@ -38,8 +38,16 @@ func normalize(v string) (string, bool) {
 		if strings.IndexByte(next, '%') >= 0 {
 			next = percentDecodeOnce(next)
 		}
-		next = decodeBase64Runs(next)
-		if strings.IndexByte(next, '&') >= 0 {
+		if jwt, ok := jwtClaims(next); ok {
+			next = jwt
+		} else {
+			next = decodeBase64Runs(next)
+		}
+		if strings.IndexByte(next, '&') >= 0 && hasTag(next) {
+			// Character references mean something to the SQL, shell and
+			// PHP families only where a parser decodes them: in markup
+			// (an XML document's text, "<id>&#49;&#32;UNION…</id>").
+			// CRS's XSS rules decode them themselves.
 			next = html.UnescapeString(next)
 		}
 		if strings.ContainsAny(next, "\\'\"`[/?") || strings.Contains(next, "fromCharCode") {
@@ -57,6 +65,24 @@ func normalize(v string) (string, bool) {
 		return v, false
 	}
 	return s, true
+}
+
+// hasTag reports whether s holds something like a tag: "<" followed by a
+// letter, "/", "!" or "?", and a ">" after it.
+func hasTag(s string) bool {
+	for i := strings.IndexByte(s, '<'); i >= 0 && i+1 < len(s); {
+		if c := s[i+1]; c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c == '/' || c == '!' || c == '?' {
+			if strings.IndexByte(s[i+1:], '>') >= 0 {
+				return true
+			}
+		}
+		j := strings.IndexByte(s[i+1:], '<')
+		if j < 0 {
+			return false
+		}
+		i += 1 + j
+	}
+	return false
 }
 
 // needsNormalizing is the cheap test: does v hold the syntax of any
@@ -99,6 +125,25 @@ func percentDecodeOnce(s string) string {
 		b.WriteByte(c)
 	}
 	return b.String()
+}
+
+// jwtClaims returns the header and claims of a JSON Web Token (three
+// Base64url parts joined by "."), as two JSON documents on two lines, and
+// drops the signature, whose bytes mean nothing.
+func jwtClaims(s string) (string, bool) {
+	if !strings.HasPrefix(s, "eyJ") || strings.Count(s, ".") != 2 {
+		return "", false
+	}
+	parts := strings.Split(s, ".")
+	var out []string
+	for _, p := range parts[:2] {
+		d, err := base64.RawURLEncoding.DecodeString(strings.TrimRight(p, "="))
+		if err != nil || !utf8.Valid(d) {
+			return "", false
+		}
+		out = append(out, string(d))
+	}
+	return strings.Join(out, "\n"), true
 }
 
 // isBase64Byte reports whether c belongs to either Base64 alphabet.

@@ -86,7 +86,7 @@ func sqlLex(s string, quote byte) []sqlTok {
 			text := "--"
 			if rest := s[i+1 : i+end]; c == '-' {
 				rest = rest[1:]
-				if rest != "" && rest[0] != ' ' && rest[0] != '\t' && rest[0] != '-' {
+				if rest != "" && rest[0] != ' ' && rest[0] != '\t' && rest[0] != '-' && rest[0] != '+' {
 					text = "-x"
 				}
 			} else if rest != "" && rest[0] != ' ' && rest[0] != '\t' && rest[0] != '#' {
@@ -324,6 +324,13 @@ func sqlContext(toks []sqlTok, quoted bool) int {
 		// the value proper, what follows it is the injection. A value
 		// that starts with an operator or a clause is a fragment meant
 		// to follow one.
+		if sqlStatementAt(toks, 0) {
+			// A whole statement: SQL, though nothing breaks out of
+			// anything ("select id from users where"); what it is
+			// depends on the text around it (a search for "select 1
+			// from a" is prose).
+			return scoreWeak
+		}
 		i = sqlOperandEnd(toks, 0)
 		literal = i > 0 && (toks[i-1].kind == sqlNumber || toks[i-1].kind == sqlString || toks[i-1].text == ")")
 	}
@@ -408,7 +415,26 @@ func sqlTailFrom(toks []sqlTok, quoted, literal, leftNonEmpty bool) int {
 		if literal && (toks[i].text == "--" || toks[i].text == "/*") {
 			return scoreAttack
 		}
-		return scoreNone
+		// A comment that ends at a line break, with SQL after it, hides
+		// what follows from a pattern ("-1#x\nunion select").
+		for i < len(toks) && toks[i].kind == sqlComment {
+			i++
+		}
+		if i >= len(toks) || !literal {
+			return scoreNone
+		}
+	}
+	if t := toks[i]; t.kind == sqlWord && (t.text == "div" || t.text == "mod") {
+		// An arithmetic operator written as a word goes on with the
+		// broken-out value ("0 div 1 union").
+		i++
+		if i >= len(toks) {
+			return scoreWeak
+		}
+		if end, ok := sqlExpr(toks, i); ok && end > i {
+			return sqlTailFrom(toks[end:], quoted, false, leftNonEmpty)
+		}
+		return scoreWeak
 	}
 	if t := toks[i]; quoted && (t.kind == sqlWord && !sqlKeyword[t.text] || t.kind == sqlNumber || t.kind == sqlString) {
 		// A second operand right after the broken-out string ("x' y"):
@@ -450,15 +476,19 @@ func sqlTailFrom(toks []sqlTok, quoted, literal, leftNonEmpty bool) int {
 		if k < len(toks) && (toks[k].text == "all" || toks[k].text == "distinct") {
 			k++
 		}
+		paren := false
 		for k < len(toks) && toks[k].text == "(" {
 			k++
+			paren = true
 		}
-		if k < len(toks) && toks[k].text == "select" && sqlSelectList(toks[k+1:]) {
+		if k < len(toks) && toks[k].text == "select" && (paren || sqlSelectList(toks[k+1:])) {
 			return scoreAttack
 		}
 	case t.kind == sqlWord && (t.text == "order" || t.text == "group"):
-		if j+2 < len(toks) && toks[j+1].text == "by" && sqlCleanEnd(toks, sqlOperandEnd(toks, j+2), quoted) {
-			return scoreAttack
+		if j+2 < len(toks) && toks[j+1].text == "by" {
+			if end, ok := sqlExpr(toks, j+2); ok && end > j+2 && sqlCleanEnd(toks, end, quoted) {
+				return scoreAttack
+			}
 		}
 	case t.kind == sqlWord && (t.text == "having" || t.text == "where"):
 		if sqlCondition(toks, j+1, quoted) {
@@ -630,6 +660,10 @@ func sqlCondition(toks []sqlTok, i int, quoted bool) bool {
 	}
 	if i >= len(toks) {
 		return false
+	}
+	if t := toks[i]; t.kind == sqlString && t.open && quoted {
+		// "' or '1": a string the application's own quote closes.
+		return true
 	}
 	end := sqlExprEnd(toks, i)
 	if end == i {

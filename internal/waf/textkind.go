@@ -51,7 +51,7 @@ func isProse(v string) bool {
 	if !utf8.ValidString(v) {
 		return false
 	}
-	for _, bad := range []string{"=", "<", ">", "/*", "*/", "`", "$(", "${", "||", "&&", "{", "}", "\\", "@@", "0x", "-- ", "#\n", "# ", "\x00"} {
+	for _, bad := range []string{"=", "<", ">", "/*", "*/", "`", "$(", "${", "||", "&&", "{", "}", "\\", "@@", "0x", "-- ", "--\r", "--\n", "#\n", "#\r", "# ", "\x00"} {
 		if strings.Contains(v, bad) {
 			return false
 		}
