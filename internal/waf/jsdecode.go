@@ -37,6 +37,9 @@ func jsUnescape(s string) string {
 		r, n := jsEscape(s[i+1:])
 		i += 1 + n
 		switch {
+		case r == utf8.RuneError && n == 1:
+			// A backslash before a byte that is no character: the byte.
+			b.WriteByte(s[i-1])
 		case r < 0: // line continuation
 		case r >= 0xD800 && r <= 0xDBFF:
 			// A high surrogate: join it with a low one that follows.
@@ -371,7 +374,10 @@ func jsConstCall(toks []jsToken, i int) (string, int, bool) {
 				return "", 0, false
 			}
 		}
-		return strings.ToValidUTF8(string(d), "\uFFFD"), end, true
+		if !utf8.Valid(d) {
+			return "", 0, false // binary: nothing a name is built from
+		}
+		return string(d), end, true
 	}
 	var b strings.Builder
 	for k := jsNext(toks, j+1); k < len(toks); k = jsNext(toks, k+1) {

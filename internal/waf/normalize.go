@@ -277,6 +277,9 @@ func stripSQLLineComments(s string) string {
 		}
 		b.WriteByte(' ')
 		i += end
+		if s[i] == '\r' && i+1 < len(s) && s[i+1] == '\n' {
+			i++
+		}
 	}
 	return b.String()
 }

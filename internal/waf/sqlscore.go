@@ -48,7 +48,7 @@ const (
 // token is that literal's end. White space is dropped.
 func sqlLex(s string, quote byte) []sqlTok {
 	var toks []sqlTok
-	i := 0
+	i, odbc := 0, 0
 	if quote != 0 {
 		end, ok := sqlStringEnd(s, 0, quote)
 		if !ok {
@@ -144,6 +144,14 @@ func sqlLex(s string, quote byte) []sqlTok {
 		case strings.IndexByte("(),;.", c) >= 0:
 			toks = append(toks, sqlTok{kind: sqlPunct, text: s[i : i+1]})
 			i++
+		case c == '{' && odbcEscape(s[i+1:]) > 0:
+			// ODBC's escapes ("{ts 1}", "{fn x()}"): the braces and
+			// the keyword wrap SQL, so they are skipped.
+			i += 1 + odbcEscape(s[i+1:])
+			odbc++
+		case c == '}' && odbc > 0:
+			i++
+			odbc--
 		case strings.IndexByte("{}[]\\?", c) >= 0:
 			// Not SQL outside string literals (ODBC's "{fn …}" aside):
 			// JSON, paths and prose.
@@ -173,6 +181,17 @@ var sqlKeyword = map[string]bool{
 	"where": true, "offset": true, "for": true, "escape": true, "glob": true, "similar": true, "waitfor": true,
 	"select": true, "exec": true, "execute": true, "as": true, "join": true, "on": true, "when": true, "then": true,
 	"else": true, "end": true, "case": true, "binary": true, "fetch": true,
+}
+
+// odbcEscape returns the length of an ODBC escape's keyword at the start
+// of s ("ts ", "fn ", "oj "…), or 0.
+func odbcEscape(s string) int {
+	for _, k := range []string{"ts ", "fn ", "oj ", "d ", "t ", "call ", "escape "} {
+		if len(s) >= len(k) && strings.EqualFold(s[:len(k)], k) {
+			return len(k)
+		}
+	}
+	return 0
 }
 
 // sqlMultiOps are the operators longer than one character, longest
@@ -436,10 +455,14 @@ func sqlTailFrom(toks []sqlTok, quoted, literal, leftNonEmpty bool) int {
 		}
 		return scoreWeak
 	}
+	if toks[i].kind == sqlOther {
+		// JSON, a path, a template: nothing SQL goes on with.
+		return scoreNone
+	}
 	if t := toks[i]; quoted && (t.kind == sqlWord && !sqlKeyword[t.text] || t.kind == sqlNumber || t.kind == sqlString) {
 		// A second operand right after the broken-out string ("x' y"):
 		// no query parses so.
-		return scoreWeak
+		return scoreNone
 	}
 	// An expression may continue the broken-out value ("-1 union",
 	// "'-@a or '1", "0 div 1 union"); what the injection does comes
@@ -522,6 +545,10 @@ func sqlTailFrom(toks []sqlTok, quoted, literal, leftNonEmpty bool) int {
 			return sqlTail(toks[k:], quoted, false)
 		}
 	}
+	if t.kind == sqlPunct || t.kind == sqlOther {
+		// "User(foo),junk": punctuation no SQL continues with.
+		return scoreNone
+	}
 	return scoreWeak
 }
 
@@ -568,6 +595,10 @@ func sqlStatementAt(toks []sqlTok, i int) bool {
 		return n.text == "select" || n.text == "all"
 	case "sp_executesql", "xp_cmdshell":
 		return true
+	case "begin":
+		return n.kind == sqlWord && (sqlStatement[n.text] && n.text != "begin" || n.text == "declare")
+	case "if":
+		return n.text == "(" || n.text == "exists" || n.text == "not"
 	}
 	return false
 }
@@ -636,6 +667,9 @@ func sqlExpr(toks []sqlTok, i int) (int, bool) {
 // an injection writes: literals, calls, "*", variables, several columns,
 // or a FROM. A single bare word ("union select 关键字") is not.
 func sqlSelectList(toks []sqlTok) bool {
+	if len(toks) > 1 && toks[0].kind != sqlWord {
+		return true
+	}
 	for i, t := range toks {
 		switch {
 		case t.kind == sqlNumber, t.kind == sqlString, t.kind == sqlVar, t.text == "*", t.text == ",", t.text == "(":
