@@ -157,10 +157,22 @@ type RouteFile struct {
 	CSRFMissing    string   `yaml:"csrf_missing"` // overrides csrf.missing
 	// CSRFOff skips the origin check on this route: for APIs that
 	// authenticate with bearer tokens rather than cookies.
-	CSRFOff       bool      `yaml:"csrf_off"`
-	Rate          *RateFile `yaml:"rate_limit"` // overrides rate_limit
-	WAFExclusions []string  `yaml:"waf_exclusions"`
-	WAFOff        bool      `yaml:"waf_off"`
+	CSRFOff bool      `yaml:"csrf_off"`
+	Rate    *RateFile `yaml:"rate_limit"` // overrides rate_limit
+	// WAFExclusions are WAF rules switched off on this route: a rule ID
+	// ("942100") or a range ("942000-942999").
+	WAFExclusions []string `yaml:"waf_exclusions"`
+	// WAFUninspectedTypes are request body media types this route passes
+	// without WAF inspection ("application/x-protobuf", "video/*"). By
+	// default every body is inspected whatever its declared type; a type
+	// listed here is the operator's explicit choice.
+	WAFUninspectedTypes []string `yaml:"waf_uninspected_types"`
+	// WAFExecutableUploads lets this route take programs, server scripts
+	// and pages with script as file uploads; by default they are refused
+	// (a disguised one, such as a script named like an image, is refused
+	// on every route).
+	WAFExecutableUploads bool `yaml:"waf_executable_uploads"`
+	WAFOff               bool `yaml:"waf_off"`
 	// MaxBodyBytes is the largest request body this route takes; 0 means
 	// limits.max_body_bytes. Raise it on routes that take uploads. With
 	// the WAF on it may not exceed waf.request_body_limit.
@@ -468,7 +480,12 @@ func (rf *RouteFile) route(p string, services []string, csrfDefault string, rps 
 			return r, config.Errorf(config.Index(config.Join(p, "waf_exclusions"), j), "%v", strings.TrimPrefix(err.Error(), "waf: "))
 		}
 	}
-	ex, err := waf.NewExclusions(rf.WAFExclusions)
+	for j, t := range rf.WAFUninspectedTypes {
+		if _, err := waf.ParseUninspectedType(t); err != nil {
+			return r, config.Errorf(config.Index(config.Join(p, "waf_uninspected_types"), j), "%v", strings.TrimPrefix(err.Error(), "waf: "))
+		}
+	}
+	ex, err := waf.NewRouteExclusions(rf.WAFExclusions, waf.RouteOptions{UninspectedTypes: rf.WAFUninspectedTypes, ExecutableUploads: rf.WAFExecutableUploads})
 	if err != nil {
 		return r, config.Errorf(config.Join(p, "waf_exclusions"), "%v", err)
 	}

@@ -236,3 +236,32 @@ func FuzzTextKind(f *testing.F) {
 		}
 	})
 }
+
+func TestSSTIScore(t *testing.T) {
+	cases := []struct {
+		in   string
+		want int
+	}{
+		{"{{7*7}}", scoreAttack},
+		{"${7*7}", scoreAttack},
+		{"<%= 7 * 7 %>", scoreAttack},
+		{"{{''.__class__.__mro__[1].__subclasses__()}}", scoreAttack},
+		{"{{config.items()}}", scoreAttack},
+		{"${T(java.lang.Runtime).getRuntime().exec('id')}", scoreAttack},
+		{`<#assign ex="freemarker.template.utility.Execute"?new()>${ex("id")}`, scoreAttack},
+		{"#set($x=$class.inspect(\"java.lang.Runtime\"))", scoreAttack},
+		{"Hello {{ user.name }}", scoreWeak},
+		{"price: ${price}", scoreWeak},
+		{"a {b} c", scoreNone},
+		{"2024-01-01 7*7", scoreNone},
+	}
+	for _, c := range cases {
+		if got := sstiScore(c.in); got != c.want {
+			t.Errorf("sstiScore(%q) = %d, want %d", c.in, got, c.want)
+		}
+	}
+}
+
+func FuzzSSTIScore(f *testing.F) {
+	fuzzScorer(f, sstiScore, "{{7*7}}", "${", "<%", "#set(", "{{{{")
+}

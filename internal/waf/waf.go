@@ -150,6 +150,8 @@ func register() {
 		plugins.RegisterOperator("moatSQLi", newScoreOp(sqlScore))
 		plugins.RegisterOperator("moatXSS", newScoreOp(xssScore))
 		plugins.RegisterOperator("moatShell", newScoreOp(shellScore))
+		plugins.RegisterOperator("moatUpload", newUploadOp)
+		plugins.RegisterOperator("moatSSTI", newScoreOp(sstiScore))
 		plugins.RegisterOperator("moatFileNameFromFile", newFileNameOp)
 		plugins.RegisterOperator("moatArgLimits", newArgLimitsOp)
 		plugins.RegisterOperator("moatOverBudget", newBudgetOp)
@@ -369,6 +371,7 @@ type Verdict struct {
 type Tx struct {
 	w  *WAF
 	tx types.Transaction
+	ex *Exclusions // the route's, may be nil
 }
 
 // Begin starts a transaction. ex (may be nil) removes rules for this
@@ -378,7 +381,7 @@ func (w *WAF) Begin(ex *Exclusions) *Tx {
 	if ex != nil {
 		ex.apply(tx)
 	}
-	return &Tx{w: w, tx: tx}
+	return &Tx{w: w, tx: tx, ex: ex}
 }
 
 // Close ends the transaction. Safe to call more than once.
@@ -439,7 +442,7 @@ func (t *Tx) Request(r *http.Request, client string) (Verdict, error) {
 	if it := tx.ProcessRequestHeaders(); it != nil {
 		return t.verdict(), nil
 	}
-	if tx.IsRequestBodyAccessible() && r.Body != nil && r.Body != http.NoBody {
+	if tx.IsRequestBodyAccessible() && r.Body != nil && r.Body != http.NoBody && t.ex.inspects(r.Header.Get("Content-Type")) {
 		it, _, err := tx.ReadRequestBodyFrom(r.Body)
 		if err != nil {
 			return Verdict{}, fmt.Errorf("waf: read request body: %w", err)
