@@ -241,4 +241,3 @@ func TestWAFArgumentLimitsAndBudget(t *testing.T) {
 		t.Errorf("a plain GET under the same budget: %d, want 200", code)
 	}
 }
-
