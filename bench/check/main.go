@@ -4,6 +4,9 @@
 // on the same directories for comparison.
 //
 //	go run ./bench/check -sizes 10000,50000 -tfsec
+//
+// With -corpus DIR it scores precision and recall per family on per-rule
+// positive and negative fixtures instead (see corpus.go).
 package main
 
 import (
@@ -31,7 +34,17 @@ func main() {
 	tfsec := flag.String("tfsec", "", "path of a tfsec binary to compare with (empty: skip)")
 	keep := flag.String("dir", "", "generate into this directory and keep it (default: a temporary one)")
 	prof := flag.String("cpuprofile", "", "write a CPU profile of the checks to this file")
+	corpus := flag.String("corpus", "", "score precision and recall per family on a folder of per-rule fixtures (QUERY/test/…, KICS's layout) instead of timing")
+	verbose := flag.Bool("v", false, "with -corpus: list every miss and false alarm")
+	modules := flag.String("modules", "", "with -corpus: resolve registry modules terraform-aws-modules/NAME/aws from DIR/terraform-aws-NAME, as terraform init would (e.g. ../shared/tf-wild)")
 	flag.Parse()
+	if *corpus != "" {
+		if _, err := runCorpus(*corpus, *modules, os.Stdout, *verbose); err != nil {
+			fmt.Fprintln(os.Stderr, "bench:", err)
+			os.Exit(1)
+		}
+		return
+	}
 	if *prof != "" {
 		f, err := os.Create(*prof)
 		if err != nil {

@@ -85,6 +85,9 @@ type Config struct {
 	// agent drops it as dead and reconnects; zero means 45s, three of the
 	// server's default 15s heartbeats.
 	WatchTimeout time.Duration
+	// WitnessEvery is how often the agent checks that the audit log still
+	// extends the checkpoint it last witnessed; zero means a minute.
+	WitnessEvery time.Duration
 	// Metrics, when set, receives the agent's Prometheus metrics.
 	Metrics prometheus.Registerer
 	Logger  *slog.Logger
@@ -120,6 +123,7 @@ type Agent struct {
 	shipper  *flow.Shipper
 	counted  flow.Writer // flow-derived metrics, or nil
 	renewals atomic.Int64
+	witness  witnessState
 }
 
 // svid is one service's current identity.
@@ -304,6 +308,7 @@ func (a *Agent) join(ctx context.Context) error {
 	if err := a.writeCreds(filepath.Join(a.cfg.DataDir, nodeDir), cert, roots); err != nil {
 		return err
 	}
+	a.pinAuditKey(resp.AuditKey)
 	a.log.Info("joined", "id", cert.Leaf.URIs[0].String(), "expires", cert.Leaf.NotAfter)
 	return a.adopt(cert, roots)
 }
@@ -363,7 +368,7 @@ func (a *Agent) Run(ctx context.Context) error {
 	defer cancel()
 	defer func() { a.api().Close() }()
 	var wg sync.WaitGroup
-	errc := make(chan error, 6)
+	errc := make(chan error, 7)
 	run := func(f func(context.Context) error) {
 		wg.Add(1)
 		go func() {
@@ -378,6 +383,7 @@ func (a *Agent) Run(ctx context.Context) error {
 	run(a.renewLoop)
 	run(a.runMesh)
 	run(a.reportHealth)
+	run(a.witnessLoop)
 	run(a.shipper.Run)
 	if a.cfg.Socket != "" {
 		run(a.serveWorkloadAPI)

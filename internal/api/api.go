@@ -24,6 +24,7 @@ const (
 	PathNodeHealth = "/v1/node/health"
 	PathWhoami     = "/v1/admin/whoami"
 	PathAdmins     = "/v1/admin/admins"
+	PathAdminRenew = "/v1/admin/renew"
 	PathTokens     = "/v1/admin/tokens"
 	PathServices   = "/v1/admin/services"
 	PathNodes      = "/v1/admin/nodes"
@@ -36,6 +37,14 @@ const (
 	PathAudit      = "/v1/admin/audit"
 	PathAuditProof = "/v1/admin/audit/prove"
 	PathCheckpoint = "/v1/admin/audit/checkpoint"
+	// PathAuditConsistency proves the latest checkpoint extends the tree of
+	// ?from=N entries (viewer); PathNodeAudit is the same for agents, which
+	// witness the log.
+	PathAuditConsistency = "/v1/admin/audit/consistency"
+	PathNodeAudit        = "/v1/node/audit/consistency"
+	// PathAuditStored serves entries as stored (sealed or not), ?from=&to=,
+	// so that a client recomputes the tree itself (viewer).
+	PathAuditStored = "/v1/admin/audit/stored"
 )
 
 // Roles, weakest first. A role may do everything the roles before it may.
@@ -77,6 +86,13 @@ type CertResponse struct {
 	Bundle [][]byte `json:"bundle"` // DER roots
 	// TrustDomain names the bundle's trust domain.
 	TrustDomain string `json:"trust_domain,omitempty"`
+	// Signing is the pin (Pin) of the root whose authority signs new
+	// certificates; a credential chaining to another root is due for
+	// renewal (a root rotation is under way).
+	Signing string `json:"signing,omitempty"`
+	// AuditKey is the audit log's verifier key, which a node pins at join
+	// to witness the log.
+	AuditKey string `json:"audit_key,omitempty"`
 }
 
 // RenewRequest asks for a fresh node SVID; the caller is the node.
@@ -245,6 +261,23 @@ type Explanation struct {
 // tlog checkpoint text format signed with sumdb/note.
 type AuditCheckpoint struct {
 	Signed string `json:"signed"`
+	// Key is the log's verifier key ("name+hash+key").
+	Key string `json:"key,omitempty"`
+}
+
+// AuditConsistency is the latest signed checkpoint with a tlog proof that
+// its tree extends the tree of the From entries asked about.
+type AuditConsistency struct {
+	Checkpoint string   `json:"checkpoint"`
+	From       int64    `json:"from"`
+	Proof      [][]byte `json:"proof"` // tlog.TreeProof hashes, 32 bytes each
+}
+
+// AuditStored is a page of entries as stored: the bytes the tree hashes.
+type AuditStored struct {
+	Size    int64    `json:"size"` // entries the latest checkpoint covers
+	From    int64    `json:"from"`
+	Entries [][]byte `json:"entries"`
 }
 
 // AuditEntries is a page of the audit log.
@@ -262,7 +295,10 @@ type AuditProof struct {
 // FlowAck answers a batch of flow records.
 type FlowAck struct {
 	Received int `json:"received"`
-	Stored   int `json:"stored"` // new records; the rest were already stored
+	Stored   int `json:"stored"` // new records; the rest were already stored or refused
+	// Refused counts records left out: too large, malformed, invalid, or
+	// about services the sending node does not run.
+	Refused int `json:"refused,omitempty"`
 }
 
 // AdminRequest asks for an administrator's certificate and role.
@@ -271,6 +307,13 @@ type AdminRequest struct {
 	Role string        `json:"role"`
 	TTL  time.Duration `json:"ttl,omitempty"`
 	CSR  []byte        `json:"csr"`
+}
+
+// AdminRenewRequest asks for a new certificate for the calling administrator,
+// over a CSR (usually of the same key), with the caller's identity and role.
+type AdminRenewRequest struct {
+	TTL time.Duration `json:"ttl,omitempty"`
+	CSR []byte        `json:"csr"`
 }
 
 // Whoami describes the caller.

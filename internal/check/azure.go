@@ -284,15 +284,44 @@ func (n *NACL) finishNSG(m *Model, raws []rawRule) {
 
 // Azure rule IDs.
 const (
-	RuleNSGWorldOpen  = "AZ-NET-001"
-	RuleNSGNoFlowLogs = "AZ-LOG-001"
+	RuleNSGWorldOpen     = "AZ-NET-001"
+	RuleAzExposedPort    = "AZ-NET-002"
+	RuleAzInternetFacing = "AZ-NET-003"
+	RuleAzLateral        = "AZ-NET-004"
+	RuleNSGNoFlowLogs    = "AZ-LOG-001"
 )
+
+// azureCounterparts name the Azure rule of each rule that the reachability
+// engine raises for both clouds, so that a finding on an Azure resource
+// carries an Azure rule ID and remediation.
+var azureCounterparts = map[string]string{
+	RuleExposedPort:    RuleAzExposedPort,
+	RuleInternetFacing: RuleAzInternetFacing,
+	RuleLateral:        RuleAzLateral,
+}
+
+// ruleFor returns rule, or its Azure counterpart for an Azure endpoint.
+func ruleFor(e *Endpoint, rule string) string {
+	if az, ok := azureCounterparts[rule]; ok && e.Azure {
+		return az
+	}
+	return rule
+}
 
 func azureRules() []Rule {
 	return []Rule{
 		{RuleNSGWorldOpen, High, "Network security group admits the whole internet beyond 80/443",
 			"An inbound NSG rule allows every internet address (source *, Internet, Any or ranges that cover the internet) on ports other than 80 and 443, before any deny of higher priority. The finding stands wherever the NSG is declared: critical when a path from the internet reaches a virtual machine behind it, high when it is attached but no path is proven, medium when nothing in the scanned code associates it.",
 			"Allow the port only from known ranges or application security groups, or reach machines through Azure Bastion or the moat gateway."},
+		{RuleAzExposedPort, Critical, "Admin or data-store port of a virtual machine reachable from the internet",
+			"SSH, RDP, a database or another admin or data-store port of a virtual machine can be opened from internet addresses: the VM has a public IP, its virtual network routes to the internet (Azure's system route) and the NSGs of its subnet and network interface allow the port.",
+			"Remove the public IP and reach the machine through Azure Bastion, a VPN or the moat gateway; allow the port in the NSGs only from known ranges or application security groups."},
+		{RuleAzInternetFacing, Medium, "Virtual machine reachable from the internet",
+			"A virtual machine (not a load balancer or application gateway) has a public IP and its NSGs let internet traffic reach it on some port.",
+			"Put the machine behind an Azure Load Balancer, Application Gateway or the moat gateway, without a public IP of its own."},
+		{RuleAzLateral, High, "Admin or data-store port reachable from a whole peered network",
+			"An SSH, RDP, database or cluster-store port of a virtual machine is reachable from the entire address space of a peered virtual network (NSG rules that allow VirtualNetwork or the peer's whole range): one compromised host there can pivot into this network.",
+			"Allow the port only from the application security groups or narrow ranges of the hosts that need it, not VirtualNetwork or the peer's whole address space."},
 		{RuleNSGNoFlowLogs, Medium, "Network security group without flow logs",
 			"No azurerm_network_watcher_flow_log names this NSG (or its virtual network), so the traffic it decides on is not recorded.",
 			"Add an azurerm_network_watcher_flow_log with network_security_group_id (or target_resource_id) set, retention on, and traffic analytics if used."},

@@ -226,6 +226,10 @@ func CheckProject(p *tf.Project) []Finding {
 	fs := newFindings()
 	m.awsRules(fs)
 	dataRules(m.Resources, fs)
+	for _, n := range m.Rejected {
+		fs.list = append(fs.list, Finding{RuleID: RuleRejected, Severity: fs.rules[RuleRejected].Severity, Address: n.Address,
+			File: n.Pos.File, Line: n.Pos.Line, end: n.Pos.Line, Message: n.Msg})
+	}
 	for _, n := range append(append([]tf.Note(nil), p.Notes...), m.Notes...) {
 		fs.list = append(fs.list, Finding{RuleID: RuleNotEvaluated, Severity: Info, Address: n.Address,
 			File: n.Pos.File, Line: n.Pos.Line, end: n.Pos.Line, Message: n.Msg})

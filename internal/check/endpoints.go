@@ -207,6 +207,56 @@ func (m *Model) buildEndpoints(byType map[string][]*tf.Resource) {
 		e := &Endpoint{Addr: r.Address, Kind: "redshift", DataTier: true, Res: r,
 			Subnets: m.groupSubnets(r, "cluster_subnet_group_name"), SGs: m.sgsOf(strList(r.Values, "vpc_security_group_ids")),
 			Ports: []int{num(r.Values, "port", 5439)}}
+		switch {
+		case boolean(r.Values, "publicly_accessible", false):
+			e.Public, e.Why = true, "publicly_accessible = true"
+		case !has(r.Values, "publicly_accessible"):
+			e.Public, e.Why = true, "publicly_accessible is not set (the AWS provider before 5.0 and the Redshift API default it to true)"
+		}
+		add(e)
+	}
+	for _, r := range byType["aws_msk_cluster"] {
+		bg := block(r.Values, "broker_node_group_info")
+		e := &Endpoint{Addr: r.Address, Kind: "kafka", DataTier: true, Res: r,
+			Subnets: m.subnetsOf(strList(bg, "client_subnets")), SGs: m.sgsOf(strList(bg, "security_groups")),
+			Ports: []int{9092, 9094, 9096, 9098}}
+		if t := str(block(block(bg, "connectivity_info"), "public_access"), "type"); t != "" && !strings.EqualFold(t, "DISABLED") {
+			e.Public, e.Why = true, "connectivity_info.public_access.type = "+t
+			e.Ports = []int{9194, 9196, 9198}
+		}
+		add(e)
+	}
+	for _, r := range byType["aws_dms_replication_instance"] {
+		e := &Endpoint{Addr: r.Address, Kind: "dms", DataTier: true, Res: r,
+			Subnets: m.groupSubnets(r, "replication_subnet_group_id"), SGs: m.sgsOf(strList(r.Values, "vpc_security_group_ids"))}
+		switch {
+		case boolean(r.Values, "publicly_accessible", false):
+			e.Public, e.Why = true, "publicly_accessible = true"
+		case !has(r.Values, "publicly_accessible") && !unknown(r.Values, "publicly_accessible"):
+			e.Public, e.Why = true, "publicly_accessible is not set (the DMS API defaults it to true)"
+		}
+		add(e)
+	}
+	// DocumentDB has no public-access setting: its instances are reached
+	// only through their VPC, so they matter for paths from peers.
+	for _, r := range byType["aws_docdb_cluster_instance"] {
+		e := &Endpoint{Addr: r.Address, Kind: "docdb", DataTier: true, Res: r, Ports: []int{27017}}
+		if c := m.lookup(str(r.Values, "cluster_identifier")); c != nil {
+			e.SGs = m.sgsOf(strList(c.Values, "vpc_security_group_ids"))
+			e.Subnets = m.groupSubnets(c, "db_subnet_group_name")
+			e.Ports = []int{num(c.Values, "port", 27017)}
+		}
+		add(e)
+	}
+	for _, r := range byType["aws_neptune_cluster_instance"] {
+		e := &Endpoint{Addr: r.Address, Kind: "neptune", DataTier: true, Res: r, Ports: []int{num(r.Values, "port", 8182)},
+			Subnets: m.groupSubnets(r, "neptune_subnet_group_name")}
+		if c := m.lookup(str(r.Values, "cluster_identifier")); c != nil {
+			e.SGs = m.sgsOf(strList(c.Values, "vpc_security_group_ids"))
+			if len(e.Subnets) == 0 {
+				e.Subnets = m.groupSubnets(c, "neptune_subnet_group_name")
+			}
+		}
 		if boolean(r.Values, "publicly_accessible", false) {
 			e.Public, e.Why = true, "publicly_accessible = true"
 		}

@@ -18,17 +18,19 @@ func (m *Model) peerSources(s *Subnet) []peerSource {
 	if s.VPC == nil || !s.CIDR.IsValid() {
 		return nil
 	}
+	if out, ok := m.peerCache[s]; ok {
+		return out
+	}
 	var out []peerSource
-	dst := setOf(s.CIDR)
-	for _, v := range m.VPCs {
-		if v == s.VPC || len(v.CIDRs) == 0 {
+	for _, v := range m.linkedVPCs(s.VPC) {
+		if len(v.CIDRs) == 0 {
 			continue
 		}
 		if hop, ok := m.forwardRoute(v, s); ok {
 			out = append(out, peerSource{Source: m.VPCSource(v), Hop: hop})
 		}
 	}
-	_ = dst
+	defer func() { m.peerCache[s] = out }()
 	for _, t := range m.tablesOf(s) {
 		if t == nil {
 			continue
@@ -46,6 +48,57 @@ func (m *Model) peerSources(s *Subnet) []peerSource {
 	return out
 }
 
+// linkedVPCs returns the VPCs that a peering connection or a transit
+// gateway joins to v, in the model's order: the only ones whose routes can
+// send traffic into v. The index is built on first use.
+func (m *Model) linkedVPCs(v *VPC) []*VPC {
+	if m.linked == nil {
+		m.linked = map[*VPC][]*VPC{}
+		m.vpcTables = map[*VPC][]*RouteTable{}
+		m.peerCache = map[*Subnet][]peerSource{}
+		for _, t := range m.Tables {
+			m.vpcTables[t.VPC] = append(m.vpcTables[t.VPC], t)
+		}
+		join := map[*VPC]map[*VPC]bool{}
+		link := func(a, b *VPC) {
+			if a == nil || b == nil || a == b {
+				return
+			}
+			if join[a] == nil {
+				join[a] = map[*VPC]bool{}
+			}
+			if join[b] == nil {
+				join[b] = map[*VPC]bool{}
+			}
+			join[a][b], join[b][a] = true, true
+		}
+		for _, p := range m.Peerings {
+			link(p.A, p.B)
+		}
+		for _, att := range m.tgws {
+			var vs []*VPC
+			for _, w := range m.VPCs {
+				if att[w.Addr] {
+					vs = append(vs, w)
+				}
+			}
+			for i := range vs {
+				for j := i + 1; j < len(vs); j++ {
+					link(vs[i], vs[j])
+				}
+			}
+		}
+		for _, w := range m.VPCs {
+			for _, u := range m.VPCs {
+				if join[w][u] {
+					m.linked[w] = append(m.linked[w], u)
+				}
+			}
+		}
+	}
+	return m.linked[v]
+}
+
 type peerSource struct {
 	Source
 	Hop Hop
@@ -55,13 +108,7 @@ type peerSource struct {
 // forwardRoute finds a route in one of v's tables that sends traffic for
 // s's range through a peering or transit gateway joining v and s's VPC.
 func (m *Model) forwardRoute(v *VPC, s *Subnet) (Hop, bool) {
-	var tables []*RouteTable
-	for _, t := range m.Tables {
-		if t.VPC == v {
-			tables = append(tables, t)
-		}
-	}
-	for _, t := range tables {
+	for _, t := range m.vpcTables[v] {
 		for _, r := range t.Routes {
 			if !r.Dest.Overlaps(s.CIDR) || r.Dest.Bits() > s.CIDR.Bits() {
 				continue
@@ -132,7 +179,7 @@ func (m *Model) lateral(fs *findings) {
 					continue
 				}
 				seen[ps.Name] = true
-				fs.add(RuleLateral, e.Res, path, "%s is reachable from all of %s (%s) on %s", e.Addr, ps.Name, m.describe(ps.Set), strings.Join(open, ", "))
+				fs.add(ruleFor(e, RuleLateral), e.Res, path, "%s is reachable from all of %s (%s) on %s", e.Addr, ps.Name, m.describe(ps.Set), strings.Join(open, ", "))
 			}
 		}
 	}

@@ -24,6 +24,8 @@ type Model struct {
 	NACLs     []*NACL
 	Endpoints []*Endpoint
 	Notes     []tf.Note
+	// Rejected are values the provider rejects (CHECK-003).
+	Rejected []tf.Note
 
 	byRef   map[string]*tf.Resource // id, address and name → resource
 	vpcs    map[string]*VPC
@@ -38,6 +40,18 @@ type Model struct {
 	sgUsed map[string]bool
 	// detached holds rules whose group is not known statically.
 	detached []*SG
+	// idleFlowLogs name no VPC, subnet, interface or transit gateway.
+	idleFlowLogs []*tf.Resource
+
+	// Indexes for lateral movement, built on first use.
+	linked    map[*VPC][]*VPC
+	vpcTables map[*VPC][]*RouteTable
+	peerCache map[*Subnet][]peerSource
+	// anySubnet holds, by VPC, the tables an unknown association may put
+	// under any subnet.
+	anySubnet map[*VPC][]*RouteTable
+	// inetRouted keeps what each route table sends to the internet.
+	inetRouted map[tableKey]routedSet
 
 	internet *netipx.IPSet   // built on first use
 	families []*netipx.IPSet // its IPv4 and IPv6 parts, built on first use
@@ -63,8 +77,9 @@ type Subnet struct {
 	// AnyTable: an association names the subnet with a table that is not
 	// known statically, so any table of the VPC may govern it.
 	AnyTable bool
-	NACL     *NACL // explicit association; nil: the VPC's default ACL
-	Res         *tf.Resource
+	NACL     *NACL    // explicit association; nil: the VPC's default ACL
+	FlowLogs []string // addresses of flow logs naming this subnet
+	Res      *tf.Resource
 }
 
 // RouteTable is an aws_route_table or aws_default_route_table with its
@@ -121,6 +136,7 @@ type SGRule struct {
 	// at its most permissive.
 	Assumed string
 	Where   string
+	Res     *tf.Resource // the resource that declares the rule
 }
 
 // NACL is a network ACL.
@@ -296,13 +312,7 @@ func Build(res []tf.Resource) *Model {
 	m.buildNACLs(byType)
 	m.buildEndpoints(byType)
 	m.buildAzure(byType)
-	for _, r := range byType["aws_flow_log"] {
-		if v := m.vpcs[m.addr(str(r.Values, "vpc_id"))]; v != nil {
-			v.FlowLogs = append(v.FlowLogs, r.Address)
-		} else if unknown(r.Values, "vpc_id") {
-			m.note(r, "flow log's vpc_id is not known statically")
-		}
-	}
+	m.buildFlowLogs(byType["aws_flow_log"])
 	return m
 }
 
@@ -481,7 +491,7 @@ func protoName(p string) string {
 }
 
 func (m *Model) sgRule(r *tf.Resource, b map[string]any, where string, selfAddr string) SGRule {
-	rule := SGRule{Proto: protoName(str(b, "protocol")), From: num(b, "from_port", 0), To: num(b, "to_port", 65535), Where: where}
+	rule := SGRule{Proto: protoName(str(b, "protocol")), From: num(b, "from_port", 0), To: num(b, "to_port", 65535), Where: where, Res: r}
 	if has(b, "ip_protocol") {
 		rule.Proto = protoName(str(b, "ip_protocol"))
 	}
@@ -496,7 +506,7 @@ func (m *Model) sgRule(r *tf.Resource, b map[string]any, where string, selfAddr 
 			continue
 		}
 		for _, s := range vals {
-			if p, ok := m.prefix(r, k, s); ok {
+			if p, ok := m.cidr(r, where, k, s); ok {
 				rule.CIDRs = append(rule.CIDRs, p)
 			}
 		}
@@ -512,10 +522,35 @@ func (m *Model) sgRule(r *tf.Resource, b map[string]any, where string, selfAddr 
 	}
 	rule.Self = boolean(b, "self", false)
 	if unk {
-		rule.Assumed = "a source is not known statically: assumed to admit every address"
-		m.note(r, "%s: %s", where, rule.Assumed)
+		why := "a source is not known statically: assumed to admit every address"
+		rule.Assumed = strings.TrimPrefix(rule.Assumed+"; "+why, "; ")
+		m.note(r, "%s: %s", where, why)
 	}
 	return rule
+}
+
+// cidr reads a security group rule's address range. A value the AWS
+// provider rejects (not a CIDR block, or host bits set: "0.0.1.0/0") fails
+// terraform validate, so no rule is created from it: it admits nothing, and
+// the rejected value is reported (CHECK-003).
+func (m *Model) cidr(r *tf.Resource, where, attr, s string) (netip.Prefix, bool) {
+	p, err := netip.ParsePrefix(strings.TrimSpace(s))
+	v6 := strings.Contains(attr, "ipv6")
+	switch {
+	case err != nil:
+		m.reject(r, "%s: %s %q is not a CIDR block: the AWS provider rejects it, so the plan fails and no rule is created from it", where, attr, s)
+	case p.Masked() != p:
+		m.reject(r, "%s: %s %q is not a network address (host bits set; %s is): the AWS provider rejects it, so the plan fails and no rule is created from it", where, attr, s, p.Masked())
+	case p.Addr().Is6() != v6:
+		m.reject(r, "%s: %s %q is not an IPv%s range: the AWS provider rejects it, so the plan fails and no rule is created from it", where, attr, s, map[bool]string{true: "6", false: "4"}[v6])
+	default:
+		return p, true
+	}
+	return netip.Prefix{}, false
+}
+
+func (m *Model) reject(r *tf.Resource, format string, args ...any) {
+	m.Rejected = append(m.Rejected, tf.Note{Pos: r.Pos, Address: r.Address, Msg: fmt.Sprintf(format, args...)})
 }
 
 func (m *Model) sg(ref string) *SG { return m.sgs[m.addr(ref)] }
@@ -539,12 +574,8 @@ func (m *Model) buildSGs(byType map[string][]*tf.Resource) {
 	}
 	for _, r := range byType["aws_security_group_rule"] {
 		g := m.sg(str(r.Values, "security_group_id"))
-		if g == nil && unknown(r.Values, "security_group_id") && str(r.Values, "type") != "egress" {
-			m.detached = append(m.detached, &SG{Addr: r.Address, Res: r, detached: true, Ingress: []SGRule{m.sgRule(r, r.Values, r.Address, r.Address)}})
-			continue
-		}
 		if g == nil {
-			m.note(r, "security group %q is not in the project", str(r.Values, "security_group_id"))
+			m.detach(r, str(r.Values, "type") != "egress")
 			continue
 		}
 		rule := m.sgRule(r, r.Values, r.Address, g.Addr)
@@ -557,12 +588,8 @@ func (m *Model) buildSGs(byType map[string][]*tf.Resource) {
 	for _, typ := range []string{"aws_vpc_security_group_ingress_rule", "aws_vpc_security_group_egress_rule"} {
 		for _, r := range byType[typ] {
 			g := m.sg(str(r.Values, "security_group_id"))
-			if g == nil && unknown(r.Values, "security_group_id") && strings.HasSuffix(typ, "ingress_rule") {
-				m.detached = append(m.detached, &SG{Addr: r.Address, Res: r, detached: true, Ingress: []SGRule{m.sgRule(r, r.Values, r.Address, r.Address)}})
-				continue
-			}
 			if g == nil {
-				m.note(r, "security group %q is not in the project", str(r.Values, "security_group_id"))
+				m.detach(r, strings.HasSuffix(typ, "ingress_rule"))
 				continue
 			}
 			rule := m.sgRule(r, r.Values, r.Address, g.Addr)
@@ -572,6 +599,18 @@ func (m *Model) buildSGs(byType map[string][]*tf.Resource) {
 				g.Ingress = append(g.Ingress, rule)
 			}
 		}
+	}
+}
+
+// detach keeps a rule resource whose security group is not in the project
+// (or not known statically) as a group of its own, so that an ingress rule
+// is still checked for what it admits.
+func (m *Model) detach(r *tf.Resource, ingress bool) {
+	if !unknown(r.Values, "security_group_id") {
+		m.note(r, "security group %q is not in the project", str(r.Values, "security_group_id"))
+	}
+	if ingress {
+		m.detached = append(m.detached, &SG{Addr: r.Address, Res: r, detached: true, Ingress: []SGRule{m.sgRule(r, r.Values, r.Address, r.Address)}})
 	}
 }
 
@@ -680,6 +719,19 @@ func (m *Model) buildNACLs(byType map[string][]*tf.Resource) {
 // its VPC that such an association may put it under.
 func (m *Model) tablesOf(s *Subnet) []*RouteTable {
 	ts := []*RouteTable{s.TableOf()}
+	if m.anySubnet == nil {
+		// Built once: most tables have known associations, and scanning
+		// every table for every subnet is quadratic.
+		m.anySubnet = map[*VPC][]*RouteTable{}
+		for _, t := range m.Tables {
+			if t.AnySubnet {
+				m.anySubnet[t.VPC] = append(m.anySubnet[t.VPC], t)
+			}
+		}
+	}
+	if !s.AnyTable && len(m.anySubnet[s.VPC]) == 0 && len(m.anySubnet[nil]) == 0 {
+		return ts
+	}
 	for _, t := range m.Tables {
 		if t != ts[0] && (t.VPC == s.VPC || t.VPC == nil) && (s.AnyTable || t.AnySubnet) {
 			ts = append(ts, t)

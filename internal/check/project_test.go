@@ -41,9 +41,9 @@ func TestProjectAzureHubSpoke(t *testing.T) {
 		rule, addr string
 		sev        Severity
 	}{
-		{RuleExposedPort, `azurerm_linux_virtual_machine.vm["hub"]`, Critical},
+		{RuleAzExposedPort, `azurerm_linux_virtual_machine.vm["hub"]`, Critical},
 		{RuleNSGWorldOpen, "azurerm_network_security_group.hub", Critical},
-		{RuleLateral, `azurerm_linux_virtual_machine.vm["spoke1"]`, High},
+		{RuleAzLateral, `azurerm_linux_virtual_machine.vm["spoke1"]`, High},
 		{RuleNSGNoFlowLogs, "azurerm_network_security_group.spoke", Medium},
 	} {
 		if !hasFinding(rep, want.rule, want.addr, want.sev) {

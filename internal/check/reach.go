@@ -181,12 +181,13 @@ func routed(t *RouteTable, vpc *VPC, want *netipx.IPSet, ok func(Route) bool) (*
 	var claimed, got netipx.IPSetBuilder
 	var used []Route
 	for _, r := range routes {
+		if !ok(r) {
+			claimed.AddPrefix(r.Dest)
+			continue
+		}
 		cs, _ := claimed.IPSet()
 		eff := minus(setOf(r.Dest), cs)
 		claimed.AddPrefix(r.Dest)
-		if !ok(r) {
-			continue
-		}
 		hit := intersect(eff, want)
 		if empty(hit) {
 			continue
@@ -357,6 +358,42 @@ func assumptions(rs []Route) []string {
 	return out
 }
 
+// tableKey names a route table as it governs a subnet of a VPC.
+type tableKey struct {
+	t *RouteTable
+	v *VPC
+}
+
+type routedSet struct {
+	got  *netipx.IPSet
+	used []Route
+}
+
+// internetRoutes returns the internet addresses that t (in vpc) routes to
+// an internet gateway attached to vpc, and the routes used; the answer is
+// the same for every endpoint of every subnet that t governs, so it is
+// kept.
+func (m *Model) internetRoutes(t *RouteTable, vpc *VPC) (*netipx.IPSet, []Route) {
+	k := tableKey{t, vpc}
+	if r, ok := m.inetRouted[k]; ok {
+		return r.got, r.used
+	}
+	got, used := routed(t, vpc, m.Internet().Set, func(r Route) bool {
+		if vpc == nil {
+			return false
+		}
+		if r.Kind == "unknown" && r.Target == "" {
+			return m.hasIGW(vpc)
+		}
+		return r.Kind == "igw" && m.igws[r.Target] == vpc.Addr
+	})
+	if m.inetRouted == nil {
+		m.inetRouted = map[tableKey]routedSet{}
+	}
+	m.inetRouted[k] = routedSet{got, used}
+	return got, used
+}
+
 func (m *Model) reachVia1(src Source, e *Endpoint, s *Subnet, t *RouteTable, proto string, port int) Result {
 	path := []Hop{{Kind: "source", Detail: src.Name}}
 	var assumed []string
@@ -368,15 +405,7 @@ func (m *Model) reachVia1(src Source, e *Endpoint, s *Subnet, t *RouteTable, pro
 		if !e.Public {
 			return block(Hop{Kind: "endpoint", Addr: e.Addr, Detail: "has no public address"})
 		}
-		got, used := routed(t, s.VPC, set, func(r Route) bool {
-			if s.VPC == nil {
-				return false
-			}
-			if r.Kind == "unknown" && r.Target == "" {
-				return m.hasIGW(s.VPC)
-			}
-			return r.Kind == "igw" && m.igws[r.Target] == s.VPC.Addr
-		})
+		got, used := m.internetRoutes(t, s.VPC)
 		if empty(got) {
 			return block(Hop{Kind: "route", Addr: tname, Detail: "no route to an internet gateway attached to " + vpcName(s.VPC)})
 		}

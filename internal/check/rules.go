@@ -79,6 +79,9 @@ const (
 	RuleUnusedSG         = "AWS-NET-008"
 	RuleNoFlowLogs       = "AWS-LOG-001"
 	RuleCloudTrail       = "AWS-LOG-002"
+	RuleTrailRegions     = "AWS-LOG-003"
+	RuleTrailValidation  = "AWS-LOG-004"
+	RuleTrailKMS         = "AWS-LOG-005"
 	RuleUnencrypted      = "AWS-ENC-001"
 	RuleNoCMK            = "AWS-ENC-002"
 	RuleKMSRotation      = "AWS-KMS-001"
@@ -91,9 +94,10 @@ const (
 	RuleLongSVID         = "MOAT-004"
 	RuleGatewayNoHSTSWAF = "MOAT-005"
 	RuleWAFDetect        = "MOAT-006"
-	RuleAdminExposed     = "MOAT-007"
+	RuleMetricsExposed   = "MOAT-007"
 	RuleNotEvaluated     = "CHECK-001"
 	RuleBadSuppression   = "CHECK-002"
+	RuleRejected         = "CHECK-003"
 )
 
 // Rules is the catalogue, in ID order.
@@ -103,10 +107,10 @@ func Rules() []Rule {
 			"A port used by a database, cache, search engine, cluster store or remote administration (SSH, RDP, Kubernetes API) can be opened from internet addresses: the path from an internet gateway through route table, network ACL and security group reaches the resource.",
 			"Remove the public address or the route to the internet gateway, and admit the port only from the security groups of the services that need it."},
 		{RuleDataTierPublic, High, "Data-tier resource with a public path",
-			"A database, cache, warehouse or search domain has a public address in a subnet routed to an internet gateway (or a public managed endpoint): only its security groups stand between it and the internet.",
+			"A database, cache, warehouse, search domain, Kafka cluster (MSK public access), DMS replication instance or Neptune instance has a public address in a subnet routed to an internet gateway (or a public managed endpoint): only its security groups stand between it and the internet. Configured public (publicly_accessible, public_access) in subnets the scanned code does not show, it is reported at medium. DocumentDB has no public-access setting; its instances are checked for paths from peered networks (AWS-NET-010).",
 			"Place data-tier resources in private subnets without a route to an internet gateway and set publicly_accessible = false (or use vpc_options)."},
-		{RuleWorldOpen, High, "Ingress open to the whole internet beyond 80/443",
-			"A security group rule admits every internet address (IPv4 or IPv6; ranges are compared as address sets, so split ranges such as 0.0.0.0/1 + 128.0.0.0/1 count) on ports other than 80 and 443, or a network ACL of a public subnet does. The finding stands wherever the group is declared; its severity follows what is proven: critical when a path from the internet reaches a listener behind it, high when it is attached but no path is proven, medium when nothing in the scanned code attaches it.",
+		{RuleWorldOpen, High, "Admin, data-store or well-known service port open to the whole internet",
+			"A security group rule admits every internet address (IPv4 or IPv6; ranges are compared as address sets, so split ranges such as 0.0.0.0/1 + 128.0.0.0/1 count) on a port of remote administration, a data store or a well-known service that must not face the internet (SSH, RDP, databases, caches, SMB, DNS, SNMP, LDAP, …), or a network ACL of a public subnet does. The finding is reported at every resource that declares such a rule, wherever the group is declared; its severity follows what is proven: critical when a path from the internet reaches a listener behind it, high when it is attached but no path is proven, medium when nothing in the scanned code attaches it.",
 			"Admit only 80 and 443 from the world, on load balancers; admit other ports from known ranges or security groups."},
 		{RuleInternetFacing, Medium, "Internet-facing resource that is not a load balancer or gateway",
 			"A resource other than a load balancer or gateway can be reached from the internet on some port.",
@@ -123,12 +127,21 @@ func Rules() []Rule {
 		{RuleUnusedSG, Low, "Security group not used",
 			"No resource in the project uses this security group.",
 			"Delete the group or attach it where it was meant to be."},
-		{RuleNoFlowLogs, Medium, "VPC without flow logs",
-			"No aws_flow_log names this VPC, so its traffic is not recorded.",
-			"Add an aws_flow_log with vpc_id set to this VPC."},
-		{RuleCloudTrail, Medium, "No multi-region CloudTrail with log validation and encryption",
-			"The project has no CloudTrail trail that is multi-region, validates log files and encrypts them with a KMS key.",
-			"Set is_multi_region_trail, enable_log_file_validation and kms_key_id on a trail."},
+		{RuleNoFlowLogs, Medium, "VPC traffic not recorded by flow logs",
+			"No aws_flow_log names this VPC and some of its subnets have no subnet flow log either (interface flow logs record single interfaces only), or a flow log names nothing to record: the VPC's traffic is not recorded.",
+			"Add an aws_flow_log with vpc_id set to this VPC (or subnet_id for every subnet)."},
+		{RuleCloudTrail, Medium, "No CloudTrail trail",
+			"The project builds networks but defines no CloudTrail trail, so API activity in the account is not recorded where it keeps its configuration.",
+			"Add an aws_cloudtrail with is_multi_region_trail, enable_log_file_validation and kms_key_id set (or check the account's organization trail)."},
+		{RuleTrailRegions, Medium, "CloudTrail trail not multi-region",
+			"A trail records one region only, or leaves out global service events (IAM, STS, CloudFront): activity elsewhere is not recorded.",
+			"Set is_multi_region_trail = true and leave include_global_service_events at true."},
+		{RuleTrailValidation, Medium, "CloudTrail log file validation off",
+			"A trail does not sign digests of its log files, so deleted or altered log files cannot be detected.",
+			"Set enable_log_file_validation = true."},
+		{RuleTrailKMS, Medium, "CloudTrail logs not encrypted with a KMS key",
+			"A trail's log files are encrypted only with S3-managed keys, so anyone who can read the bucket can read the account's API history.",
+			"Set kms_key_id to a customer-managed aws_kms_key whose policy lets CloudTrail encrypt and only auditors decrypt."},
 		{RuleUnencrypted, High, "Data at rest without encryption",
 			"Storage (RDS, Aurora, DocumentDB, Neptune, EBS volumes, instance and launch-template disks, EBS default encryption, Redshift, ElastiCache, EFS, SNS, Kinesis, OpenSearch, snapshots) is not encrypted at rest.",
 			"Enable encryption at rest (storage_encrypted, encrypted, at_rest_encryption_enabled) with a customer-managed KMS key."},
@@ -142,7 +155,7 @@ func Rules() []Rule {
 			"A load balancer listener accepts plain HTTP and does not redirect to HTTPS.",
 			"Make the HTTP listener's default action a redirect to HTTPS (status HTTP_301)."},
 		{RuleWeakTLS, High, "TLS policy below 1.2",
-			"A listener's TLS policy admits TLS 1.0 or 1.1 (the default policy ELBSecurityPolicy-2016-08 does).",
+			"A listener's TLS policy admits TLS 1.0 or 1.1 (the default policy ELBSecurityPolicy-2016-08 does), or a classic load balancer's SSL negotiation policy enables SSLv2, SSLv3, TLS 1.0 or 1.1 or references a predefined policy that does.",
 			"Use ssl_policy = \"ELBSecurityPolicy-TLS13-1-2-2021-06\" or another TLS 1.2+ policy."},
 		{RulePublicBucket, Critical, "S3 bucket policy open to everyone",
 			"A bucket policy allows Principal \"*\" without a condition, and no public access block with block_public_policy stands in the way.",
@@ -165,12 +178,15 @@ func Rules() []Rule {
 		{RuleWAFDetect, Medium, "WAF in detection-only mode",
 			"The gateway's WAF logs attacks but does not block them.",
 			"Remove waf.detection_only, after tuning exclusions on the traffic it logged."},
-		{RuleAdminExposed, Critical, "Admin API on a non-loopback address without client certificates",
-			"The server's admin API listens beyond loopback and does not require client certificates.",
-			"Set admin.require_client_cert: true or listen on 127.0.0.1."},
+		{RuleMetricsExposed, Medium, "Metrics beyond loopback without authentication",
+			"A server's or agent's Prometheus metrics listen beyond loopback; they are plain HTTP without authentication and name services, nodes, rules and rates. (The control-plane API is always mutual TLS with role checks, wherever it listens.)",
+			"Set metrics to a loopback address (127.0.0.1:9100) and scrape through a local collector, or keep the port behind a firewall."},
 		{RuleNotEvaluated, Info, "Construct not evaluated",
 			"Part of the configuration could not be evaluated statically; findings that depend on it may be missing.",
 			"Give the value statically (a default or a .tfvars file), or check the plan JSON instead."},
+		{RuleRejected, Medium, "Value the provider rejects",
+			"A value cannot be applied as written (an address range that is not a CIDR block, has host bits set or is of the wrong family): the provider rejects it, terraform plan fails, and nothing is created from it. What was meant cannot be known, so the value is reported rather than read as any range.",
+			"Write the range as a network address (0.0.0.0/0, 10.0.0.0/16) of the family the attribute takes."},
 		{RuleBadSuppression, Medium, "Suppression without a reason",
 			"A moat:ignore comment gives no reason, so it is not honoured.",
 			"Write the reason after the rule ID: # moat:ignore RULE-ID reason why this is acceptable"},

@@ -79,24 +79,29 @@ func (m *Model) awsRules(fs *findings) {
 				assumedPorts = append(assumedPorts, fmt.Sprintf("%d (%s)", p, name))
 				continue
 			}
-			fs.add(RuleExposedPort, e.Res, res.Path, "tcp %d (%s) is reachable from the internet (%s)", p, name, m.describe(res.From))
+			fs.add(ruleFor(e, RuleExposedPort), e.Res, res.Path, "tcp %d (%s) is reachable from the internet (%s)", p, name, m.describe(res.From))
 		}
 		if len(assumedPorts) > 0 {
 			// Not proven: what could not be evaluated was read at its most
 			// permissive. One finding for the endpoint, not one per port.
-			fs.addSev(RuleExposedPort, High, e.Res, assumedRes.Path, "tcp %s may be reachable from the internet: %s",
+			fs.addSev(ruleFor(e, RuleExposedPort), High, e.Res, assumedRes.Path, "tcp %s may be reachable from the internet: %s",
 				strings.Join(assumedPorts, ", "), strings.Join(dedup(assumedRes.Assumed), "; "))
 		}
 		if e.DataTier {
 			if path, ok := m.exposure(e); ok {
 				fs.add(RuleDataTierPublic, e.Res, path, "%s has a public path: %s", e.Kind, e.Why)
+			} else if len(e.Subnets) == 0 && !e.Azure {
+				// Configured public, in subnets the scanned code does not
+				// show (a default VPC's subnets are all public): only its
+				// security groups would stand between it and the internet.
+				fs.addSev(RuleDataTierPublic, Medium, e.Res, nil, "%s is configured public (%s); its subnets are not in the scanned code, so wherever they are routed to an internet gateway only its security groups stand in the way", e.Kind, e.Why)
 			}
 		}
 		if !e.Gateway && !e.DataTier && e.Kind != "eks" {
 			if res, ok := m.anyPort(e); ok {
-				fs.add(RuleInternetFacing, e.Res, res.Path, "%s is reachable from the internet but is not a load balancer or gateway", e.Kind)
+				fs.add(ruleFor(e, RuleInternetFacing), e.Res, res.Path, "%s is reachable from the internet but is not a load balancer or gateway", e.Kind)
 			} else if exposed {
-				fs.add(RuleInternetFacing, e.Res, nil, "%s is reachable from the internet but is not a load balancer or gateway", e.Kind)
+				fs.add(ruleFor(e, RuleInternetFacing), e.Res, nil, "%s is reachable from the internet but is not a load balancer or gateway", e.Kind)
 			}
 		}
 	}
@@ -109,11 +114,7 @@ func (m *Model) awsRules(fs *findings) {
 			fs.add(RuleUnusedSG, g.Res, nil, "security group is not attached to or referenced by any resource")
 		}
 	}
-	for _, v := range m.VPCs {
-		if len(v.FlowLogs) == 0 && v.Res.Type == "aws_vpc" {
-			fs.add(RuleNoFlowLogs, v.Res, nil, "no aws_flow_log names this VPC")
-		}
-	}
+	m.flowLogRules(fs)
 }
 
 // exposure reports whether e has a public address in a subnet routed to an
@@ -149,10 +150,30 @@ func (m *Model) anyPort(e *Endpoint) (Result, bool) {
 		r := m.Reach(m.Internet(), e, "tcp", 443)
 		return r, r.Reachable
 	}
-	if _, ok := m.exposure(e); !ok {
+	if _, ok := m.exposure(e); !ok && !e.Azure {
 		return Result{}, false
 	}
 	inet := m.Internet()
+	nsgs := append([]*NACL(nil), e.NSGs...) // Azure: the ports its NSGs allow from the internet
+	for _, s := range e.Subnets {
+		if acl := s.ACL(); acl != nil && acl.Stateful {
+			nsgs = append(nsgs, acl)
+		}
+	}
+	for _, n := range nsgs {
+		for _, r := range n.Ingress {
+			if !r.Allow || empty(intersect(setOf(r.CIDR), inet.Set)) {
+				continue
+			}
+			proto := r.Proto
+			if proto == "all" {
+				proto = "tcp"
+			}
+			if res := m.Reach(inet, e, proto, r.From); res.Reachable {
+				return res, true
+			}
+		}
+	}
 	for _, g := range e.SGs {
 		for _, r := range g.Ingress {
 			if len(r.CIDRs) == 0 || empty(intersect(setOf(r.CIDRs...), inet.Set)) {
@@ -169,93 +190,6 @@ func (m *Model) anyPort(e *Endpoint) (Result, bool) {
 		}
 	}
 	return Result{}, false
-}
-
-// worldOpen flags every security group that admits the whole internet on
-// ports other than 80 and 443, wherever it is declared, at the severity
-// what is proven allows; and the network ACLs of public subnets that do.
-func (m *Model) worldOpen(fs *findings) {
-	inet := m.Internet()
-	users := map[*SG][]*Endpoint{}
-	for _, e := range m.Endpoints {
-		for _, g := range e.SGs {
-			users[g] = append(users[g], e)
-		}
-	}
-	for _, g := range append(append([]*SG(nil), m.SGs...), m.detached...) {
-		open := openRanges(g, inet.Set)
-		if len(open) == 0 {
-			continue
-		}
-		var texts []string
-		for _, o := range open {
-			texts = append(texts, portText(o.proto, o.from, o.to))
-		}
-		what := strings.Join(texts, ", ")
-		var blocked *Result
-		var blockedAt string
-		proven := false
-		for _, e := range users[g] {
-			for _, o := range open {
-				for _, p := range o.probe(e) {
-					res := m.Reach(inet, e, o.proto, p)
-					if res.Reachable && len(res.Assumed) == 0 {
-						fs.addSev(RuleWorldOpen, Critical, g.Res, res.Path, "admits every internet address on %s; %s %s is reached from the internet on %s",
-							what, e.Kind, e.Addr, portText(o.proto, p, p))
-						proven = true
-						break
-					}
-					if blocked == nil || len(res.Path) > len(blocked.Path) {
-						r := res
-						blocked, blockedAt = &r, e.Addr
-					}
-				}
-				if proven {
-					break
-				}
-			}
-			if proven {
-				break
-			}
-		}
-		switch {
-		case proven:
-		case len(users[g]) > 0 || (m.sgUsed[g.Addr] && !g.detached):
-			why := "it is attached, but no path from the internet to a listener behind it is proven"
-			var path []Hop
-			if blocked != nil {
-				path = blocked.Path
-				if h := blocked.Path[len(blocked.Path)-1]; !blocked.Reachable {
-					why = fmt.Sprintf("it is attached (%s), but no path from the internet to it is proven: %s", blockedAt, h)
-				} else {
-					why = fmt.Sprintf("it is attached (%s); a path exists only if %s", blockedAt, strings.Join(dedup(blocked.Assumed), "; "))
-				}
-			}
-			fs.addSev(RuleWorldOpen, High, g.Res, path, "admits every internet address on %s; %s", what, why)
-		default:
-			where := "nothing in the scanned code attaches it"
-			if g.detached {
-				where = "its security group is not known statically"
-			}
-			fs.addSev(RuleWorldOpen, Medium, g.Res, nil, "admits every internet address on %s; %s, so wherever it is attached the internet reaches those ports", what, where)
-		}
-	}
-	seen := map[string]bool{}
-	for _, e := range m.Endpoints {
-		if _, ok := m.exposure(e); !ok || e.Managed {
-			continue
-		}
-		for _, s := range e.Subnets {
-			acl := s.ACL()
-			if acl == nil || acl.Stateful || seen[acl.Addr] {
-				continue
-			}
-			seen[acl.Addr] = true
-			if open := naclOpenPorts(acl, inet.Set); len(open) > 0 {
-				fs.add(RuleWorldOpen, acl.Res, nil, "admits every internet address inbound on %s (subnet %s of public %s %s)", strings.Join(open, ", "), s.Addr, e.Kind, e.Addr)
-			}
-		}
-	}
 }
 
 func dedup(ss []string) []string {
@@ -474,29 +408,14 @@ func dataRules(res []*tf.Resource, fs *findings) {
 			fs.add(RuleKMSRotation, r, nil, "enable_key_rotation is not true")
 		}
 	}
-	ok := false
-	for _, r := range byType["aws_cloudtrail"] {
-		var miss []string
-		for _, k := range []string{"is_multi_region_trail", "enable_log_file_validation"} {
-			if !boolean(r.Values, k, false) {
-				miss = append(miss, k)
-			}
-		}
-		if str(r.Values, "kms_key_id") == "" {
-			miss = append(miss, "kms_key_id")
-		}
-		if len(miss) == 0 {
-			ok = true
-			continue
-		}
-		fs.add(RuleCloudTrail, r, nil, "trail lacks %s", strings.Join(miss, ", "))
-	}
-	if !ok && len(byType["aws_cloudtrail"]) == 0 && len(byType["aws_vpc"]) > 0 {
-		fs.add(RuleCloudTrail, byType["aws_vpc"][0], nil, "the project defines no CloudTrail trail")
-	}
+	trailRules(byType, fs)
+	sslPolicyRules(byType, fs)
 	for _, typ := range []string{"aws_lb_listener", "aws_alb_listener"} {
 		for _, r := range byType[typ] {
 			proto := strings.ToUpper(str(r.Values, "protocol"))
+			if proto == "" && !unknown(r.Values, "protocol") && lbType(byType, r) == "application" {
+				proto = "HTTP" // an application load balancer's listeners default to HTTP
+			}
 			switch proto {
 			case "HTTP":
 				redirect := false
@@ -517,6 +436,74 @@ func dataRules(res []*tf.Resource, fs *findings) {
 				}
 			}
 		}
+	}
+}
+
+// insecureProtocols are the protocols of a classic load balancer's SSL
+// negotiation policy that are below TLS 1.2.
+var insecureProtocols = map[string]bool{"Protocol-SSLv2": true, "Protocol-SSLv3": true, "Protocol-TLSv1": true, "Protocol-TLSv1.1": true}
+
+// sslPolicyRules flags classic load balancer SSL negotiation policies that
+// enable a protocol below TLS 1.2 or reference a predefined policy that
+// does.
+func sslPolicyRules(byType map[string][]*tf.Resource, fs *findings) {
+	for _, r := range byType["aws_load_balancer_policy"] {
+		if str(r.Values, "policy_type_name") != "SSLNegotiationPolicyType" {
+			continue
+		}
+		var weak []string
+		for _, a := range blocks(r.Values, "policy_attribute") {
+			name, val := str(a, "name"), str(a, "value")
+			switch {
+			case name == "Reference-Security-Policy" && val != "" && !tls12(val):
+				weak = append(weak, "the predefined policy "+val)
+			case insecureProtocols[name] && strings.EqualFold(val, "true"):
+				weak = append(weak, name)
+			}
+		}
+		if len(weak) > 0 {
+			fs.add(RuleWeakTLS, r, nil, "SSL negotiation policy enables %s, below TLS 1.2", strings.Join(weak, ", "))
+		}
+	}
+}
+
+// lbType returns the type of the load balancer a listener belongs to
+// ("application" when it is not in the project or does not say: the
+// provider's default).
+func lbType(byType map[string][]*tf.Resource, l *tf.Resource) string {
+	arn := str(l.Values, "load_balancer_arn")
+	for _, typ := range []string{"aws_lb", "aws_alb"} {
+		for _, r := range byType[typ] {
+			if r.Address == arn || str(r.Values, "arn") == arn {
+				if t := str(r.Values, "load_balancer_type"); t != "" {
+					return t
+				}
+			}
+		}
+	}
+	return "application"
+}
+
+// trailRules checks each CloudTrail trail for regions, log file validation
+// and KMS encryption, and that a project with networks has a trail.
+func trailRules(byType map[string][]*tf.Resource, fs *findings) {
+	for _, r := range byType["aws_cloudtrail"] {
+		switch {
+		case unknown(r.Values, "is_multi_region_trail"):
+		case !boolean(r.Values, "is_multi_region_trail", false):
+			fs.add(RuleTrailRegions, r, nil, "is_multi_region_trail is not true: the trail records only the region it is created in")
+		case !unknown(r.Values, "include_global_service_events") && !boolean(r.Values, "include_global_service_events", true):
+			fs.add(RuleTrailRegions, r, nil, "include_global_service_events = false: IAM, STS and CloudFront events are not recorded")
+		}
+		if !unknown(r.Values, "enable_log_file_validation") && !boolean(r.Values, "enable_log_file_validation", false) {
+			fs.add(RuleTrailValidation, r, nil, "enable_log_file_validation is not true: altered or deleted log files go unnoticed")
+		}
+		if !unknown(r.Values, "kms_key_id") && str(r.Values, "kms_key_id") == "" {
+			fs.add(RuleTrailKMS, r, nil, "kms_key_id is not set: log files are encrypted with S3-managed keys only")
+		}
+	}
+	if len(byType["aws_cloudtrail"]) == 0 && len(byType["aws_vpc"]) > 0 {
+		fs.add(RuleCloudTrail, byType["aws_vpc"][0], nil, "the project defines no CloudTrail trail")
 	}
 }
 

@@ -13,6 +13,9 @@ const (
 	RuleDefaultSGOpen = "AWS-NET-009"
 	RuleLateral       = "AWS-NET-010"
 	RulePlainListener = "AWS-LB-003"
+	// RuleWorldOpenOther is AWS-NET-003's counterpart for the ports no
+	// known service uses.
+	RuleWorldOpenOther = "AWS-NET-011"
 )
 
 func storeRules() []Rule {
@@ -29,6 +32,9 @@ func storeRules() []Rule {
 		{RuleLateral, High, "Admin or data-store port reachable from a whole other network",
 			"An SSH, RDP, database, cache or cluster-store port is reachable from the entire address range of another VPC over peering, a transit gateway or a VPN: one compromised host there can pivot into this network.",
 			"Admit the port only from the security groups or the narrow ranges of the hosts that need it (a bastion, an application tier), not the peer's whole CIDR."},
+		{RuleWorldOpenOther, Medium, "Port open to the whole internet",
+			"A security group rule admits every internet address (IPv4 or IPv6, split ranges included) on ports other than 80, 443 and the admin, data-store and well-known service ports AWS-NET-003 names: whatever listens there (a debug endpoint, an application port, a forgotten service) faces the internet. Severity follows what is proven, as for AWS-NET-003.",
+			"Put the service behind a load balancer on 443, or admit the port from known ranges or security groups only."},
 		{RulePlainListener, Medium, "Load balancer listener without TLS",
 			"A classic load balancer listener takes plain HTTP or TCP from clients, so traffic and credentials cross the network in the clear.",
 			"Listen with HTTPS or SSL and a certificate, and redirect plain HTTP to HTTPS."},
@@ -58,6 +64,12 @@ var encryptedAtRest = []struct{ typ, flag, key string }{
 	{"aws_elasticsearch_domain", "encrypt_at_rest.enabled", "encrypt_at_rest.kms_key_id"},
 	{"aws_msk_cluster", "", "encryption_info.encryption_at_rest_kms_key_arn"},
 	{"aws_sqs_queue", "", "kms_master_key_id"},
+}
+
+// awsManagedKey reports whether a key reference names an AWS-managed KMS
+// key: its alias is alias/aws/SERVICE.
+func awsManagedKey(k string) bool {
+	return strings.HasPrefix(k, "alias/aws/") || strings.Contains(k, ":alias/aws/")
 }
 
 // lookupPath reads a.b.c through nested blocks.
@@ -98,9 +110,33 @@ func encryptionRules(byType map[string][]*tf.Resource, fs *findings) {
 					continue
 				}
 			}
-			if v, ok := lookupPath(r.Values, c.key); !ok || v == "" {
+			v, ok := lookupPath(r.Values, c.key)
+			key, _ := v.(string)
+			switch {
+			case !ok || v == "":
+				if c.typ == "aws_kinesis_stream" {
+					// StartStreamEncryption needs a key: without one the
+					// stream is not encrypted.
+					fs.add(RuleUnencrypted, r, nil, "encryption_type = KMS without kms_key_id: the stream cannot be encrypted (name a key; alias/aws/kinesis is the AWS-managed one)")
+					continue
+				}
 				fs.add(RuleNoCMK, r, nil, "%s is not set: an AWS-managed key is used", c.key)
+			case awsManagedKey(key):
+				fs.add(RuleNoCMK, r, nil, "%s = %q is an AWS-managed key, which its owner cannot restrict, rotate or revoke", c.key, key)
 			}
+		}
+	}
+	for _, r := range byType["aws_sqs_queue"] {
+		// New queues get SQS-managed encryption by default since late 2022;
+		// a queue created before, and never changed, has none: unless the
+		// configuration says so, encryption is not assured.
+		if str(r.Values, "kms_master_key_id") == "" && !unknown(r.Values, "kms_master_key_id") &&
+			!unknown(r.Values, "sqs_managed_sse_enabled") && !boolean(r.Values, "sqs_managed_sse_enabled", false) {
+			what := "neither kms_master_key_id nor sqs_managed_sse_enabled = true is set: queues created before October 2022 keep their messages unencrypted"
+			if has(r.Values, "sqs_managed_sse_enabled") {
+				what = "sqs_managed_sse_enabled = false and no kms_master_key_id: messages are stored unencrypted"
+			}
+			fs.addSev(RuleUnencrypted, Medium, r, nil, "%s", what)
 		}
 	}
 	for _, r := range byType["aws_ebs_encryption_by_default"] {

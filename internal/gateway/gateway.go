@@ -172,6 +172,9 @@ func (g *Gateway) build(old *state) (*state, string, error) {
 		if st.waf, err = waf.New(s.WAF); err != nil {
 			return nil, "", fmt.Errorf("gateway: %s: waf: %w", g.cfg.File, err)
 		}
+		rx := st.waf.RegexStats()
+		g.log.Debug("gateway: waf rules loaded", "rx_patterns", rx.Patterns, "rx_re2", rx.RE2,
+			"rx_re2_refused", rx.RE2Refused, "rx_engines_disagreed", rx.Disagreed, "rx_binary", rx.Binary, "rx_prefiltered", rx.Prefiltered)
 	}
 	if g.cfg.GetCertificate == nil {
 		if err := g.certs.set(s.CertFile, s.KeyFile); err != nil {
@@ -332,6 +335,9 @@ func (g *Gateway) writeEvent(r flow.Record) error {
 // connRefused records a connection refused by the per-IP cap.
 func (g *Gateway) connRefused(ip netip.Addr) {
 	ev := event{kind: KindRateLimit, reason: "concurrent connection cap per IP reached", client: ip, blocked: true}
+	if ap, err := netip.ParseAddrPort(g.ln.Addr().String()); err == nil {
+		ev.local = ap
+	}
 	rec := ev.record(g.now())
 	if err := g.events.Write(rec); err != nil {
 		g.log.Warn("gateway: security event lost", "err", err)

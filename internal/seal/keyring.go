@@ -8,13 +8,13 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"moat/internal/filelock"
 	"os"
 	"path/filepath"
 	"slices"
 	"strconv"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"time"
 
 	"github.com/tink-crypto/tink-go/v2/aead"
@@ -255,7 +255,7 @@ func (k *Keyring) persistLocked(h *keyset.Handle, meta []KeyMeta, kek KEK) error
 	if _, _, err := decodeKeyring(data, kek); err != nil {
 		return fmt.Errorf("the KEK does not open what it wrapped: %w", err)
 	}
-	if err := writeFileAtomic(k.path, data, 0o600); err != nil {
+	if err := WriteFileAtomic(k.path, data, 0o600); err != nil {
 		return err
 	}
 	k.disk = data
@@ -269,12 +269,12 @@ func lockDir(dir string) (unlock func(), err error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX); err != nil {
+	if err := filelock.Flock(f, filelock.Exclusive); err != nil {
 		f.Close()
 		return nil, fmt.Errorf("locking %q: %w", f.Name(), err)
 	}
 	return func() {
-		syscall.Flock(int(f.Fd()), syscall.LOCK_UN)
+		_ = filelock.Flock(f, filelock.Unlock)
 		f.Close()
 	}, nil
 }

@@ -65,6 +65,12 @@ type Config struct {
 	Heartbeat time.Duration
 	// Keys, when set, serves key rotation, key status and backups.
 	Keys *Keys
+	// FlowLimits bounds what each node sends as flow records; zero fields
+	// take the defaults.
+	FlowLimits FlowLimits
+	// RefusalWindow is how often refused calls are summarised in one audit
+	// entry; zero means DefaultRefusalWindow.
+	RefusalWindow time.Duration
 }
 
 // Server is a running control plane.
@@ -84,6 +90,12 @@ type Server struct {
 	ready  chan struct{}
 	certMu sync.RWMutex // guards cert
 	cert   *tls.Certificate
+	// refused counts refused calls until the next summary entry.
+	refused refusals
+	// limits holds the per-node rate limiters.
+	limits nodeLimits
+	// flowSlots bounds the flow batches decoded at once.
+	flowSlots chan struct{}
 }
 
 // New loads the control plane's state from cfg.Store (written by Init).
@@ -109,10 +121,15 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	if cfg.Heartbeat == 0 {
 		cfg.Heartbeat = 15 * time.Second
 	}
+	cfg.FlowLimits.defaults()
+	if cfg.RefusalWindow <= 0 {
+		cfg.RefusalWindow = DefaultRefusalWindow
+	}
 	if cfg.Detect != nil {
 		cfg.Audit = observed{next: cfg.Audit, d: cfg.Detect}
 	}
-	s := &Server{cfg: cfg, st: cfg.Store, log: cfg.Logger, now: cfg.Now, ready: make(chan struct{})}
+	s := &Server{cfg: cfg, st: cfg.Store, log: cfg.Logger, now: cfg.Now, ready: make(chan struct{}),
+		flowSlots: make(chan struct{}, cfg.FlowLimits.Concurrent)}
 	if err := getJSON(ctx, s.st, keyMeta, &s.meta); err != nil {
 		if errors.Is(err, store.ErrNotFound) {
 			return nil, errors.New("server: the store holds no control plane: run \"moat server init\" first")
@@ -276,6 +293,10 @@ func (s *Server) Run(ctx context.Context) error {
 	hubCtx, cancelHub := context.WithCancel(ctx)
 	defer cancelHub()
 	go func() { errc <- s.hub.run(hubCtx) }()
+	refCtx, cancelRef := context.WithCancel(context.WithoutCancel(ctx))
+	defer cancelRef()
+	refDone := make(chan struct{})
+	go func() { s.runRefusals(refCtx); close(refDone) }()
 	s.log.Info("control plane listening", "addr", ln.Addr().String(), "trust_domain", s.td.Name())
 	select {
 	case <-ctx.Done():
@@ -286,6 +307,11 @@ func (s *Server) Run(ctx context.Context) error {
 	defer cancel()
 	_ = hs.Shutdown(shut)
 	_ = hs.Close()
+	// Shutdown closes only the listeners Serve has started tracking: one
+	// stopped right after it started would stay bound.
+	_ = ln.Close()
+	cancelRef()
+	<-refDone // the last refusals are summarised before Run returns
 	return err
 }
 

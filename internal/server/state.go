@@ -39,17 +39,31 @@ type tokenRecord struct {
 	UsedAt  time.Time `json:"used_at,omitzero"`
 }
 
-// issuedRecord is the latest SVID issued for a service, so that revoking
-// its node can revoke the SVID too.
+// issuedRecord is a service SVID issued to a node, kept under
+// issued/<node>/<serial> until it expires, so that revoking the node
+// revokes every SVID it still holds. (Versions before kept only the latest
+// per service, under issued/<service>; revocation reads those too.)
 type issuedRecord struct {
 	Node    string    `json:"node"`
+	Service string    `json:"service,omitempty"`
 	Serial  string    `json:"serial"`
 	Expires time.Time `json:"expires"`
 }
 
-// adminRecord grants a role to an admin identity.
+// adminRecord grants a role to an admin identity and remembers the latest
+// certificate issued to it, so that a root rotation knows whose credentials
+// still depend on the old root.
 type adminRecord struct {
-	Role string `json:"role"`
+	Role string     `json:"role"`
+	Cert *adminCert `json:"cert,omitempty"`
+}
+
+// adminCert is what a rotation needs to know of an admin certificate.
+type adminCert struct {
+	Serial   string    `json:"serial"`
+	NotAfter time.Time `json:"not_after"`
+	// Root is the pin (api.Pin) of the root the certificate chains to.
+	Root string `json:"root"`
 }
 
 func getJSON(ctx context.Context, st store.Store, key string, v any) error {

@@ -151,10 +151,42 @@ func (ex *Exclusions) apply(tx types.Transaction) {
 	if !ok {
 		return
 	}
+	for _, id := range ex.familyRules() {
+		rr.RemoveRuleByID(id)
+	}
 	for _, id := range ex.ids {
 		rr.RemoveRuleByID(id)
 	}
 	for _, r := range ex.ranges {
 		rr.RemoveRuleByIDRange(r[0], r[1])
 	}
+}
+
+// moatFamilies maps each of moat's own detection rules to the CRS family
+// it belongs to (the family's rule IDs, 942100-942999 for SQL injection):
+// a route that switches a whole family off switches moat's rule of that
+// family off with it. A single CRS rule ID excludes that rule alone.
+var moatFamilies = map[int][2]int{
+	90040: {942100, 942999}, // SQL injection
+	90041: {941100, 941999}, // XSS
+	90042: {932100, 932999}, // command injection
+	90043: {934100, 934999}, // template and generic injection
+	90010: {930100, 930999}, // path traversal
+	90011: {930100, 930999},
+	90030: {930100, 930999},
+	90050: {932100, 932999}, // executable uploads run commands
+}
+
+// familyRules returns moat's rules whose whole family ex excludes.
+func (ex *Exclusions) familyRules() []int {
+	var out []int
+	for id, fam := range moatFamilies {
+		for _, r := range ex.ranges {
+			if r[0] <= fam[0] && r[1] >= fam[1] {
+				out = append(out, id)
+				break
+			}
+		}
+	}
+	return out
 }

@@ -113,7 +113,7 @@ func looksQuery(s string) bool {
 		}
 		q = s[i+1:]
 		for j := 0; j < len(q); j++ {
-			if c := q[j]; c < ' ' || c == 0x7f || c == '#' {
+			if c := q[j]; c <= ' ' || c == 0x7f || c == '#' {
 				return false
 			}
 		}

@@ -70,7 +70,7 @@ type variable struct {
 	defaults *typeexpr.Defaults
 	// notNull: nullable = false, so a null argument takes the default.
 	notNull bool
-	pos      Pos
+	pos     Pos
 }
 
 type resBlock struct {
@@ -127,6 +127,7 @@ type loader struct {
 	// manifest maps module keys to directories (relative to fsys) from
 	// .terraform/modules/modules.json; nil when terraform init has not run.
 	manifest map[string]string
+	parsed   map[string]hcl.Body // by file name
 }
 
 func (l *loader) read(name string) ([]byte, error) {
@@ -147,6 +148,11 @@ func (l *loader) read(name string) ([]byte, error) {
 
 // parse reads a .tf, .tf.json or .tfvars(.json) file.
 func (l *loader) parse(name string) (hcl.Body, error) {
+	// A module called several times (by several calls or count/for_each
+	// keys) is parsed once: parsed bodies are read-only.
+	if b, ok := l.parsed[name]; ok {
+		return b, nil
+	}
 	src, err := l.read(name)
 	if err != nil {
 		return nil, err
@@ -162,6 +168,10 @@ func (l *loader) parse(name string) (hcl.Body, error) {
 	if diags.HasErrors() {
 		return nil, fmt.Errorf("tf: %w", diagErr(diags))
 	}
+	if l.parsed == nil {
+		l.parsed = map[string]hcl.Body{}
+	}
+	l.parsed[name] = f.Body
 	return f.Body, nil
 }
 

@@ -1,4 +1,4 @@
-# The only trail records one region.
+# The project builds a VPC and defines no trail.
 resource "aws_vpc" "main" {
   cidr_block = "10.0.0.0/16"
 }
@@ -50,10 +50,3 @@ resource "aws_subnet" "private" {
   cidr_block = "10.0.2.0/24"
 }
 
-resource "aws_cloudtrail" "main" {
-  name                       = "main"
-  s3_bucket_name             = "audit-trail"
-  is_multi_region_trail      = false
-  enable_log_file_validation = true
-  kms_key_id                 = aws_kms_key.main.arn
-}

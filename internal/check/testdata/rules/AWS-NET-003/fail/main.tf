@@ -1,4 +1,4 @@
-# An internet-facing load balancer whose group admits the world on 8080.
+# An internet-facing load balancer whose group admits the world on PostgreSQL.
 resource "aws_vpc" "main" {
   cidr_block = "10.0.0.0/16"
 }
@@ -61,8 +61,8 @@ resource "aws_cloudtrail" "main" {
 resource "aws_security_group" "lb" {
   vpc_id = aws_vpc.main.id
   ingress {
-    from_port   = 8080
-    to_port     = 8080
+    from_port   = 5432
+    to_port     = 5432
     protocol    = "tcp"
     cidr_blocks = ["0.0.0.0/0"]
   }

@@ -1,0 +1,414 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"regexp"
+	"sort"
+	"strings"
+
+	"github.com/hashicorp/hcl/v2"
+	"github.com/hashicorp/hcl/v2/hclsyntax"
+	"github.com/zclconf/go-cty/cty"
+
+	"moat/internal/check"
+)
+
+// A corpus is a folder of per-rule fixtures in the layout KICS publishes for
+// its Terraform queries: QUERY/test/positive*.tf, negative*.tf and
+// positive_expected_result.json (the file and line of every result the query
+// must report). The harness checks every fixture file on its own, as a root
+// module, with check.Run, and compares the findings of the moat rules that
+// answer the query with the expected results, block by block: a result is
+// found when a finding of a mapped rule lies in the top-level block (resource,
+// module, data) that holds the expected line.
+
+// corpusQuery maps one query of the corpus to the moat rules that answer it.
+type corpusQuery struct {
+	Query  string
+	Family string
+	Rules  []string
+}
+
+// corpusMap is the mapping from KICS query names (their folder names) to
+// moat rule IDs, by family. Only the moat rules whose scope is the query's
+// are named, so that a negative fixture of the query (which says only that
+// the query must not fire there) can count a finding as a false alarm.
+var corpusMap = []corpusQuery{
+	{"sensitive_port_is_exposed_to_entire_network", "world-open ingress", []string{check.RuleWorldOpen}},
+	{"unknown_port_exposed_to_internet", "world-open ingress", []string{check.RuleWorldOpenOther}},
+	{"unrestricted_security_group_ingress", "world-open ingress", []string{check.RuleWorldOpen, check.RuleWorldOpenOther}},
+	{"remote_desktop_port_open_to_internet", "world-open ingress", []string{check.RuleWorldOpen}},
+	{"db_instance_publicly_accessible", "public data stores", []string{check.RuleDataTierPublic, check.RuleExposedPort}},
+	{"rds_db_instance_publicly_accessible", "public data stores", []string{check.RuleDataTierPublic, check.RuleExposedPort}},
+	{"redshift_publicly_accessible", "public data stores", []string{check.RuleDataTierPublic, check.RuleExposedPort}},
+	{"msk_broker_is_publicly_accessible", "public data stores", []string{check.RuleDataTierPublic, check.RuleExposedPort}},
+	{"amazon_dms_replication_instance_is_publicly_accessible", "public data stores", []string{check.RuleDataTierPublic, check.RuleExposedPort}},
+	{"neptune_cluster_instance_is_publicly_accessible", "public data stores", []string{check.RuleDataTierPublic, check.RuleExposedPort}},
+	{"ec2_instance_has_public_ip", "public IPs", []string{check.RulePublicIP}},
+	{"alb_listening_on_http", "listeners without TLS", []string{check.RuleHTTPNoRedirect, check.RulePlainListener}},
+	{"elb_using_insecure_protocols", "listeners without TLS", []string{check.RuleWeakTLS}},
+	{"efs_not_encrypted", "encryption at rest", []string{check.RuleUnencrypted}},
+	{"db_instance_storage_not_encrypted", "encryption at rest", []string{check.RuleUnencrypted}},
+	{"redshift_not_encrypted", "encryption at rest", []string{check.RuleUnencrypted}},
+	{"kinesis_not_encrypted_with_kms", "encryption at rest", []string{check.RuleUnencrypted}},
+	{"ebs_volume_encryption_disabled", "encryption at rest", []string{check.RuleUnencrypted}},
+	{"sqs_with_sse_disabled", "encryption at rest", []string{check.RuleUnencrypted}},
+	{"efs_without_kms", "customer-managed keys", []string{check.RuleNoCMK}},
+	{"sns_topic_encrypted_with_aws_managed_key", "customer-managed keys", []string{check.RuleNoCMK}},
+	{"cloudwatch_log_group_not_encrypted", "customer-managed keys", []string{check.RuleNoCMK}},
+	{"vpc_default_security_group_accepts_all_traffic", "default security group", []string{check.RuleDefaultSGOpen}},
+	{"vpc_flowlogs_disabled", "flow logs", []string{check.RuleNoFlowLogs}},
+	{"cloudtrail_multi_region_disabled", "CloudTrail", []string{check.RuleTrailRegions}},
+	{"cloudtrail_log_file_validation_disabled", "CloudTrail", []string{check.RuleTrailValidation}},
+	{"cloudtrail_log_files_not_encrypted_with_kms", "CloudTrail", []string{check.RuleTrailKMS}},
+}
+
+// corpusScore counts one query's or family's results.
+type corpusScore struct {
+	TP, FP, FN int
+	// Files checked; Unscored: positive files without expected results (the
+	// fixture and its expectations come from different versions), files
+	// that do not parse, and expected lines outside every block.
+	Files, Unscored int
+}
+
+func (s *corpusScore) add(o corpusScore) {
+	s.TP += o.TP
+	s.FP += o.FP
+	s.FN += o.FN
+	s.Files += o.Files
+	s.Unscored += o.Unscored
+}
+
+func ratio(a, b int) string {
+	if b == 0 {
+		return "–"
+	}
+	return fmt.Sprintf("%.1f%%", 100*float64(a)/float64(b))
+}
+
+// runCorpus scores every mapped query found under dir and writes a table by
+// query and by family to w; with verbose, every miss and false alarm too.
+// It returns the scores by family.
+//
+// With modules set, registry sources terraform-aws-modules/NAME/aws are
+// resolved to modules/terraform-aws-NAME, as terraform init would download
+// them (at the version that folder holds), and a finding inside a module
+// instance counts for the module block that calls it.
+func runCorpus(dir, modules string, w io.Writer, verbose bool) (map[string]corpusScore, error) {
+	fams := map[string]corpusScore{}
+	var order []string
+	queries := 0
+	fmt.Fprintf(w, "%-56s %-22s %4s %4s %4s %6s %9s %7s\n", "query", "family", "TP", "FP", "FN", "files", "unscored", "recall")
+	for _, q := range corpusMap {
+		qdir := filepath.Join(dir, q.Query, "test")
+		if _, err := os.Stat(qdir); err != nil {
+			continue
+		}
+		queries++
+		s, notes, err := scoreQuery(qdir, q, modules)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", q.Query, err)
+		}
+		fmt.Fprintf(w, "%-56s %-22s %4d %4d %4d %6d %9d %7s\n", q.Query, q.Family, s.TP, s.FP, s.FN, s.Files, s.Unscored, ratio(s.TP, s.TP+s.FN))
+		if verbose {
+			for _, n := range notes {
+				fmt.Fprintf(w, "    %s\n", n)
+			}
+		}
+		if _, ok := fams[q.Family]; !ok {
+			order = append(order, q.Family)
+		}
+		f := fams[q.Family]
+		f.add(s)
+		fams[q.Family] = f
+	}
+	if queries == 0 {
+		return nil, fmt.Errorf("no mapped query folder (QUERY/test) under %s", dir)
+	}
+	fmt.Fprintf(w, "\n%-22s %4s %4s %4s %10s %7s\n", "family", "TP", "FP", "FN", "precision", "recall")
+	var all corpusScore
+	for _, f := range order {
+		s := fams[f]
+		all.add(s)
+		fmt.Fprintf(w, "%-22s %4d %4d %4d %10s %7s\n", f, s.TP, s.FP, s.FN, ratio(s.TP, s.TP+s.FP), ratio(s.TP, s.TP+s.FN))
+	}
+	fmt.Fprintf(w, "%-22s %4d %4d %4d %10s %7s\n", "all", all.TP, all.FP, all.FN, ratio(all.TP, all.TP+all.FP), ratio(all.TP, all.TP+all.FN))
+	return fams, nil
+}
+
+type expected struct {
+	Line      int    `json:"line"`
+	File      string `json:"filename"`
+	FileName  string `json:"fileName"` // older fixtures spell it so
+	SearchKey string `json:"searchKey"`
+}
+
+// searchKeyBlock names the block an expected result's searchKey starts
+// with: TYPE[NAME]… is resource TYPE.NAME, module[NAME]… is module.NAME.
+var searchKeyBlock = regexp.MustCompile(`^([a-z0-9_]+)\[([^\]]+)\]`)
+
+// scoreQuery checks every fixture of one query.
+func scoreQuery(qdir string, q corpusQuery, modules string) (corpusScore, []string, error) {
+	var s corpusScore
+	var notes []string
+	want := map[string][]int{}    // fixture file → expected lines
+	keys := map[string][]string{} // fixture file → the blocks searchKeys name
+	data, err := os.ReadFile(filepath.Join(qdir, "positive_expected_result.json"))
+	switch {
+	case errors.Is(err, os.ErrNotExist):
+	case err != nil:
+		return s, nil, err
+	default:
+		var exp []expected
+		if err := json.Unmarshal(data, &exp); err != nil {
+			return s, nil, fmt.Errorf("positive_expected_result.json: %w", err)
+		}
+		for _, e := range exp {
+			f := e.File
+			if f == "" {
+				f = e.FileName
+			}
+			if f == "" {
+				f = "positive.tf" // the oldest fixtures had one positive file
+			}
+			want[f] = append(want[f], e.Line)
+			key := ""
+			if m := searchKeyBlock.FindStringSubmatch(e.SearchKey); m != nil {
+				key = m[1] + "." + m[2]
+			}
+			keys[f] = append(keys[f], key)
+		}
+	}
+	ents, err := os.ReadDir(qdir)
+	if err != nil {
+		return s, nil, err
+	}
+	for _, f := range sortedKeys(func() map[string]bool {
+		m := map[string]bool{}
+		for f := range want {
+			m[f] = true
+		}
+		return m
+	}()) {
+		if _, err := os.Stat(filepath.Join(qdir, f)); err != nil {
+			s.Unscored += len(want[f])
+			notes = append(notes, fmt.Sprintf("%s: unscored (%d expected results; the file is not in the corpus)", f, len(want[f])))
+		}
+	}
+	rules := map[string]bool{}
+	for _, r := range q.Rules {
+		rules[r] = true
+	}
+	for _, e := range ents {
+		name := e.Name()
+		if e.IsDir() || !strings.HasSuffix(name, ".tf") {
+			continue
+		}
+		positive := strings.HasPrefix(name, "positive")
+		if !positive && !strings.HasPrefix(name, "negative") {
+			continue
+		}
+		if positive && len(want[name]) == 0 {
+			s.Unscored++
+			notes = append(notes, name+": unscored (no expected results name it)")
+			continue
+		}
+		src, err := os.ReadFile(filepath.Join(qdir, name))
+		if err != nil {
+			return s, nil, err
+		}
+		blocks, err := topBlocks(name, src)
+		if err != nil {
+			s.Unscored++
+			notes = append(notes, fmt.Sprintf("%s: unscored (%v)", name, err))
+			continue
+		}
+		truth := map[string]bool{}
+		for i, l := range want[name] {
+			// The block the searchKey names, when the file has it: the
+			// expected line may come from another version of the file.
+			b := ""
+			if k := keys[name][i]; k != "" && hasBlock(blocks, k) {
+				b = k
+			} else {
+				b = blockAt(blocks, l)
+			}
+			if b == "" {
+				s.Unscored++
+				notes = append(notes, fmt.Sprintf("%s:%d: unscored (expected line outside every block)", name, l))
+				continue
+			}
+			truth[b] = true
+		}
+		got, msgs, err := checkFixture(name, src, blocks, rules, modules)
+		if err != nil {
+			s.Unscored++
+			notes = append(notes, fmt.Sprintf("%s: unscored (moat check: %v)", name, err))
+			continue
+		}
+		s.Files++
+		for _, b := range sortedKeys(truth) {
+			if got[b] {
+				s.TP++
+			} else {
+				s.FN++
+				notes = append(notes, fmt.Sprintf("%s %s: missed", name, b))
+			}
+		}
+		for _, b := range sortedKeys(got) {
+			if !truth[b] {
+				s.FP++
+				notes = append(notes, fmt.Sprintf("%s %s: false alarm: %s", name, b, msgs[b]))
+			}
+		}
+	}
+	return s, notes, nil
+}
+
+// checkFixture runs moat check on one fixture file alone and returns the
+// blocks holding a finding of rules, with one message each.
+func checkFixture(name string, src []byte, blocks []block, rules map[string]bool, modules string) (map[string]bool, map[string]string, error) {
+	dir, err := os.MkdirTemp("", "moat-corpus")
+	if err != nil {
+		return nil, nil, err
+	}
+	defer os.RemoveAll(dir)
+	if err := os.WriteFile(filepath.Join(dir, name), src, 0o644); err != nil {
+		return nil, nil, err
+	}
+	if modules != "" {
+		if err := initModules(dir, name, src, modules); err != nil {
+			return nil, nil, err
+		}
+	}
+	rep, err := check.Run(context.Background(), check.Config{Paths: []string{dir}})
+	if err != nil {
+		return nil, nil, err
+	}
+	got, msgs := map[string]bool{}, map[string]string{}
+	for _, f := range rep.Findings {
+		if !rules[f.RuleID] || filepath.Base(f.File) != name && !strings.HasPrefix(f.Address, "module.") {
+			continue
+		}
+		b := blockAt(blocks, f.Line)
+		if mod, _, ok := strings.Cut(strings.TrimPrefix(f.Address, "module."), "."); ok && strings.HasPrefix(f.Address, "module.") {
+			b = "module." + strings.Split(mod, "[")[0]
+		}
+		if b != "" {
+			got[b] = true
+			if msgs[b] == "" {
+				msgs[b] = f.RuleID + " " + f.Message
+			}
+		}
+	}
+	return got, msgs, nil
+}
+
+type block struct {
+	addr       string
+	start, end int
+}
+
+// topBlocks lists the top-level blocks of a Terraform file with their lines.
+func topBlocks(name string, src []byte) ([]block, error) {
+	f, diags := hclsyntax.ParseConfig(src, name, hcl.InitialPos)
+	if diags.HasErrors() {
+		return nil, diags
+	}
+	var out []block
+	for _, b := range f.Body.(*hclsyntax.Body).Blocks {
+		addr := strings.Join(append([]string{b.Type}, b.Labels...), ".")
+		if b.Type == "resource" {
+			addr = strings.Join(b.Labels, ".")
+		}
+		out = append(out, block{addr, b.Range().Start.Line, b.Range().End.Line})
+	}
+	return out, nil
+}
+
+func blockAt(bs []block, line int) string {
+	for _, b := range bs {
+		if b.start <= line && line <= b.end {
+			return b.addr
+		}
+	}
+	return ""
+}
+
+func hasBlock(bs []block, addr string) bool {
+	for _, b := range bs {
+		if b.addr == addr {
+			return true
+		}
+	}
+	return false
+}
+
+func sortedKeys(m map[string]bool) []string {
+	out := make([]string, 0, len(m))
+	for k := range m {
+		out = append(out, k)
+	}
+	sort.Strings(out)
+	return out
+}
+
+// initModules does what terraform init does for the registry modules of
+// the terraform-aws-modules project that a fixture calls: it links each
+// module call to modules/terraform-aws-NAME under .terraform/modules and
+// writes the manifest.
+func initModules(dir, name string, src []byte, modules string) error {
+	f, diags := hclsyntax.ParseConfig(src, name, hcl.InitialPos)
+	if diags.HasErrors() {
+		return diags
+	}
+	type entry struct{ Key, Source, Dir string }
+	man := struct{ Modules []entry }{Modules: []entry{{Key: "", Source: "", Dir: "."}}}
+	for _, b := range f.Body.(*hclsyntax.Body).Blocks {
+		if b.Type != "module" || len(b.Labels) != 1 {
+			continue
+		}
+		a := b.Body.Attributes["source"]
+		if a == nil {
+			continue
+		}
+		v, d := a.Expr.Value(nil)
+		if d.HasErrors() || !v.Type().Equals(cty.String) {
+			continue
+		}
+		parts := strings.Split(v.AsString(), "/")
+		if len(parts) != 3 || parts[0] != "terraform-aws-modules" || parts[2] != "aws" {
+			continue
+		}
+		target, err := filepath.Abs(filepath.Join(modules, "terraform-aws-"+parts[1]))
+		if err != nil {
+			return err
+		}
+		if _, err := os.Stat(target); err != nil {
+			continue // not in the mirror: left for moat check to note
+		}
+		link := filepath.Join(dir, ".terraform", "modules", b.Labels[0])
+		if err := os.MkdirAll(filepath.Dir(link), 0o755); err != nil {
+			return err
+		}
+		if err := os.Symlink(target, link); err != nil {
+			return err
+		}
+		man.Modules = append(man.Modules, entry{b.Labels[0], "registry.terraform.io/" + v.AsString(), filepath.ToSlash(filepath.Join(".terraform", "modules", b.Labels[0]))})
+	}
+	if len(man.Modules) == 1 {
+		return nil
+	}
+	data, err := json.Marshal(man)
+	if err != nil {
+		return err
+	}
+	return os.WriteFile(filepath.Join(dir, ".terraform", "modules", "modules.json"), data, 0o644)
+}

@@ -1,0 +1,232 @@
+package check
+
+import (
+	"fmt"
+	"sort"
+	"strings"
+
+	"go4.org/netipx"
+
+	"moat/internal/check/tf"
+)
+
+// servicePorts are the ports of remote administration, data stores and
+// well-known services that must never face the whole internet (AWS-NET-003),
+// for TCP and UDP alike. They include sensitivePorts, which reachability
+// probes, and the classic services scanners flag: file transfer, mail,
+// directory, name, management and message-queue protocols. Any other port
+// open to the world is AWS-NET-011.
+var servicePorts = []struct {
+	From, To int
+	Name     string
+}{
+	{20, 21, "FTP"}, {22, 22, "SSH"}, {23, 23, "Telnet"}, {25, 25, "SMTP"}, {53, 53, "DNS"}, {69, 69, "TFTP"},
+	{110, 110, "POP3"}, {111, 111, "RPC portmapper"}, {135, 135, "MS RPC"}, {137, 139, "NetBIOS"}, {143, 143, "IMAP"},
+	{161, 162, "SNMP"}, {389, 389, "LDAP"}, {445, 445, "SMB"}, {514, 514, "syslog"}, {636, 636, "LDAPS"},
+	{873, 873, "rsync"}, {1433, 1434, "SQL Server"}, {1521, 1521, "Oracle"}, {2049, 2049, "NFS"},
+	{2375, 2376, "Docker API"}, {2379, 2380, "etcd"}, {2383, 2383, "SQL Server Analysis Services"},
+	{2483, 2484, "Oracle"}, {3020, 3020, "CIFS"}, {3306, 3306, "MySQL"}, {3389, 3389, "RDP"}, {4333, 4333, "mSQL"},
+	{4505, 4506, "SaltStack"}, {5432, 5432, "PostgreSQL"}, {5439, 5439, "Redshift"}, {5500, 5500, "VNC"},
+	{5601, 5601, "Kibana"}, {5672, 5672, "AMQP"}, {5900, 5900, "VNC"}, {5984, 5984, "CouchDB"}, {6379, 6379, "Redis"},
+	{6443, 6443, "Kubernetes API"}, {7000, 7001, "Cassandra"}, {7199, 7199, "Cassandra JMX"}, {8086, 8086, "InfluxDB"},
+	{8140, 8140, "Puppet"}, {9042, 9042, "Cassandra"}, {9092, 9092, "Kafka"}, {9160, 9160, "Cassandra"},
+	{9200, 9200, "Elasticsearch"}, {9300, 9300, "Elasticsearch"}, {10250, 10250, "kubelet"}, {11211, 11211, "Memcached"},
+	{11214, 11215, "Memcached"}, {15672, 15672, "RabbitMQ management"}, {27017, 27019, "MongoDB"},
+	{50070, 50070, "Hadoop NameNode"}, {61620, 61621, "Cassandra OpsCenter"},
+}
+
+// splitServices splits open ranges into the parts on service ports and the
+// parts on any other port.
+func splitServices(open []portRange) (svc, other []portRange) {
+	for _, o := range open {
+		lo := o.from
+		for _, s := range servicePorts {
+			if s.To < o.from || s.From > o.to {
+				continue
+			}
+			a, b := max(s.From, o.from), min(s.To, o.to)
+			if lo < a {
+				other = append(other, portRange{o.proto, lo, a - 1})
+			}
+			svc = append(svc, portRange{o.proto, a, b})
+			lo = b + 1
+		}
+		if lo <= o.to {
+			other = append(other, portRange{o.proto, lo, o.to})
+		}
+	}
+	return svc, other
+}
+
+// rangesText names ranges, with the services on them when svc is set.
+func rangesText(rs []portRange, svc bool) string {
+	var texts []string
+	for _, r := range rs {
+		t := portText(r.proto, r.from, r.to)
+		if svc {
+			for _, s := range servicePorts {
+				if s.From <= r.from && r.to <= s.To {
+					t += " (" + s.Name + ")"
+					break
+				}
+			}
+		}
+		texts = append(texts, t)
+	}
+	if len(texts) > 12 {
+		texts = append(texts[:12], fmt.Sprintf("and %d more", len(texts)-12))
+	}
+	return strings.Join(texts, ", ")
+}
+
+// worldOpen flags every security group that admits the whole internet on
+// ports other than 80 and 443, wherever it is declared, at the severity
+// what is proven allows: AWS-NET-003 for service ports, AWS-NET-011 for the
+// rest, each reported at the resources that declare the open rules. And it
+// flags the network ACLs of public subnets that admit the world.
+func (m *Model) worldOpen(fs *findings) {
+	inet := m.Internet()
+	users := map[*SG][]*Endpoint{}
+	for _, e := range m.Endpoints {
+		for _, g := range e.SGs {
+			users[g] = append(users[g], e)
+		}
+	}
+	for _, g := range append(append([]*SG(nil), m.SGs...), m.detached...) {
+		open := openRanges(g, inet.Set)
+		if len(open) == 0 {
+			continue
+		}
+		svc, other := splitServices(open)
+		if len(svc) > 0 {
+			m.openGroup(fs, RuleWorldOpen, g, svc, rangesText(svc, true), users[g], inet.Set)
+		}
+		if len(other) > 0 {
+			m.openGroup(fs, RuleWorldOpenOther, g, other, rangesText(other, false), users[g], inet.Set)
+		}
+	}
+	seen := map[string]bool{}
+	for _, e := range m.Endpoints {
+		if _, ok := m.exposure(e); !ok || e.Managed {
+			continue
+		}
+		for _, s := range e.Subnets {
+			acl := s.ACL()
+			if acl == nil || acl.Stateful || seen[acl.Addr] {
+				continue
+			}
+			seen[acl.Addr] = true
+			if open := naclOpenPorts(acl, inet.Set); len(open) > 0 {
+				fs.add(RuleWorldOpen, acl.Res, nil, "admits every internet address inbound on %s (subnet %s of public %s %s)", strings.Join(open, ", "), s.Addr, e.Kind, e.Addr)
+			}
+		}
+	}
+}
+
+// openGroup reports that g admits the world on ranges (named by what), at
+// the severity what is proven allows, once for each resource that declares
+// a rule opening part of them.
+func (m *Model) openGroup(fs *findings, rule string, g *SG, ranges []portRange, what string, users []*Endpoint, inet *netipx.IPSet) {
+	sev, path, why := Medium, []Hop(nil), ""
+	inetRes := m.Internet()
+	var blocked *Result
+	var blockedAt string
+probe:
+	for _, e := range users {
+		for _, o := range ranges {
+			for _, p := range o.probe(e) {
+				res := m.Reach(inetRes, e, o.proto, p)
+				if res.Reachable && len(res.Assumed) == 0 {
+					sev, path = Critical, res.Path
+					why = fmt.Sprintf("%s %s is reached from the internet on %s", e.Kind, e.Addr, portText(o.proto, p, p))
+					break probe
+				}
+				if blocked == nil || len(res.Path) > len(blocked.Path) {
+					r := res
+					blocked, blockedAt = &r, e.Addr
+				}
+			}
+		}
+	}
+	switch {
+	case sev == Critical:
+	case len(users) > 0 || (m.sgUsed[g.Addr] && !g.detached):
+		sev, why = High, "it is attached, but no path from the internet to a listener behind it is proven"
+		if blocked != nil {
+			path = blocked.Path
+			if h := blocked.Path[len(blocked.Path)-1]; !blocked.Reachable {
+				why = fmt.Sprintf("it is attached (%s), but no path from the internet to it is proven: %s", blockedAt, h)
+			} else {
+				why = fmt.Sprintf("it is attached (%s); a path exists only if %s", blockedAt, strings.Join(dedup(blocked.Assumed), "; "))
+			}
+		}
+	default:
+		where := "nothing in the scanned code attaches it"
+		if g.detached {
+			where = "its security group is not in the scanned code"
+		}
+		why = where + ", so wherever it is attached the internet reaches those ports"
+	}
+	svc := rule == RuleWorldOpen
+	for _, d := range declaring(g, ranges, inet) {
+		who, own := "", what
+		if d.res != g.Res && !g.detached {
+			who = "rule of " + g.Addr + ": "
+		}
+		if d.res != g.Res && len(d.ranges) > 0 {
+			own = rangesText(d.ranges, svc)
+		}
+		fs.addSev(rule, sev, d.res, path, "%sadmits every internet address on %s; %s", who, own, why)
+	}
+}
+
+// declared is a resource that declares open rules, with the part of the
+// open ranges its rules cover.
+type declared struct {
+	res    *tf.Resource
+	ranges []portRange
+}
+
+// declaring returns the resources that declare g's ingress rules admitting
+// internet addresses on some port of ranges, in order: the group itself for
+// inline rules, each rule resource for the others.
+//
+// A rule whose sources cover a whole internet family declares it alone;
+// when the world is open only through several rules together (split
+// ranges), every rule that admits internet addresses on those ports does.
+func declaring(g *SG, ranges []portRange, inet *netipx.IPSet) []declared {
+	collect := func(whole bool) []declared {
+		var out []declared
+		at := map[*tf.Resource]int{}
+		for _, r := range g.Ingress {
+			if r.Res == nil || len(r.CIDRs) == 0 {
+				continue
+			}
+			src := setOf(r.CIDRs...)
+			if whole && !coversFamily(inet, src) || !whole && empty(intersect(src, inet)) {
+				continue
+			}
+			for _, o := range ranges {
+				if (r.Proto == o.proto || r.Proto == "all") && r.From <= o.to && o.from <= r.To {
+					i, ok := at[r.Res]
+					if !ok {
+						i = len(out)
+						at[r.Res] = i
+						out = append(out, declared{res: r.Res})
+					}
+					out[i].ranges = append(out[i].ranges, portRange{o.proto, max(o.from, r.From), min(o.to, r.To)})
+				}
+			}
+		}
+		return out
+	}
+	out := collect(true)
+	if len(out) == 0 {
+		out = collect(false)
+	}
+	if len(out) == 0 {
+		out = append(out, declared{res: g.Res})
+	}
+	sort.SliceStable(out, func(i, j int) bool { return out[i].res == g.Res && out[j].res != g.Res })
+	return out
+}
