@@ -47,7 +47,12 @@ func (inspectAction) Type() plugintypes.ActionType { return plugintypes.ActionTy
 
 func (inspectAction) Evaluate(_ plugintypes.RuleMetadata, tx plugintypes.TransactionState) {
 	v := tx.Variables()
-	v.TX().Set(txStart, []string{strconv.FormatInt(int64(threadCPU()), 10)})
+	if argsBytes(v) >= budgetFloor {
+		// The CPU clock is read only for requests big enough to spend
+		// the budget: the rules are linear in what they read, and a
+		// small request cannot (reading the clock is a system call).
+		v.TX().Set(txStart, []string{strconv.FormatInt(int64(threadCPU()), 10)})
+	}
 	expandMap(v.ArgsGet())
 	expandMap(v.ArgsPost())
 	d := &derived{path: v.ArgsPath()}
@@ -258,6 +263,22 @@ func dropControls(s string) string {
 		}
 	}
 	return b.String()
+}
+
+// budgetFloor is the size of arguments, cookies and headers below which
+// a request is not timed against the budget.
+const budgetFloor = 16 << 10
+
+// argsBytes is the size of what the attack rules read most: arguments
+// with their names, cookies and headers.
+func argsBytes(v plugintypes.TransactionVariables) int {
+	n := 0
+	for _, m := range []collection.Map{v.ArgsGet(), v.ArgsPost(), v.RequestCookies(), v.RequestHeaders()} {
+		for _, md := range m.FindAll() {
+			n += len(md.Key()) + len(md.Value())
+		}
+	}
+	return n
 }
 
 // processStart anchors monotonic time for the budget.

@@ -104,6 +104,10 @@ func loadShellCommands() {
 // inside a substitution; scoreWeak when a command name stands where a
 // command could start but reads as a word in text; scoreNone otherwise.
 func shellScore(v string) int {
+	if !strings.ContainsAny(v, " \t;|&\n\r`$<>(){}/\\%") {
+		// One word: a command name alone is no injection.
+		return scoreNone
+	}
 	shellOnce.Do(loadShellCommands)
 	best := scoreNone
 	v = stripStackFrames(v)

@@ -281,6 +281,10 @@ var (
 // scoreNone otherwise. It looks at v as given, and at its SQL normal form
 // (comments removed, see normalize).
 func sqlScore(v string) int {
+	if !strings.ContainsAny(v, " \t\n\r'\"`#-/;()=<>|&!*+@%") {
+		// One word or number: no SQL beyond the value itself.
+		return scoreNone
+	}
 	best := scoreNone
 	forms := []string{v, strings.TrimSpace(stripSQLLineComments(v))}
 	if strings.IndexByte(v, '<') >= 0 && strings.IndexByte(v, '>') >= 0 {

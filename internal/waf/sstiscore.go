@@ -30,6 +30,9 @@ var sstiMarkers = []string{
 // the engine with arithmetic or reaches for the runtime, scoreWeak for a
 // template expression that only names variables, scoreNone otherwise.
 func sstiScore(v string) int {
+	if !strings.ContainsAny(v, "{<#[%") {
+		return scoreNone
+	}
 	if len(v) > maxNormalizeLen {
 		v = v[:maxNormalizeLen]
 	}

@@ -25,6 +25,11 @@ const maxXSSTags = 1024
 // scoreNone otherwise. It looks at v and at its normal form (entities,
 // escapes, concatenations undone; see normalize).
 func xssScore(v string) int {
+	if !strings.ContainsAny(v, "<>:(`{}=&%\\") {
+		// No markup, no URL scheme, no call, no template, nothing
+		// escaped: nothing a browser runs.
+		return scoreNone
+	}
 	best := scoreNone
 	v = stripStackFrames(v)
 	forms := []string{v}
