@@ -129,6 +129,11 @@ func (b *bodyArgs) body(ctype string, data []byte, prefix string, depth int) err
 		return b.message(data, prefix, depth)
 	}
 	trimmed := bytes.TrimSpace(data)
+	if undeclared && !printableText(bytes.ToValidUTF8(data, nil)) {
+		// Binary with no declared type (a compressed beacon): its text
+		// runs, not a form.
+		return b.binary(data, prefix)
+	}
 	if undeclared {
 		// A body with no declared type is read as a form, as Coraza,
 		// ModSecurity and CRS read it, and as JSON or XML too when it

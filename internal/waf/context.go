@@ -54,7 +54,10 @@ var (
 		return phpScore(v) != scoreAttack && textKindOf(v) != kindOther
 	}}
 	familyHeader = family{"header", func(v string) bool {
-		return isHeaderBlock(v) || textKindOf(v) != kindOther
+		return isHeaderBlock(v) || !injectsHeader(v) || textKindOf(v) != kindOther
+	}}
+	familyNode = family{"node", func(v string) bool {
+		return nodeScore(v) != scoreAttack && textKindOf(v) != kindOther
 	}}
 )
 
@@ -72,6 +75,8 @@ func familyOf(id int) *family {
 		return &familyPHP
 	case id >= 921120 && id <= 921160:
 		return &familyHeader
+	case id == 934100 || id == 934101:
+		return &familyNode
 	}
 	return nil
 }
@@ -106,23 +111,23 @@ func (contextAction) Evaluate(_ plugintypes.RuleMetadata, tx plugintypes.Transac
 			continue
 		}
 		mds := m.MatchedDatas()
-		chained := false
-		for _, md := range mds {
-			if md.ChainLevel() > 0 {
-				chained = true
-			}
-		}
-		if chained || len(mds) == 0 {
-			// A chain's score comes from its last link, once per match of
-			// that link: not one to take back value by value.
+		if len(mds) == 0 {
 			continue
+		}
+		// A chain adds its score in its last link, once per match of
+		// that link; it is taken back only when every value any link
+		// matched is benign.
+		last := 0
+		for _, md := range mds {
+			last = max(last, md.ChainLevel())
 		}
 		score := severityScore(txv, r.Severity())
 		counter := "inbound_anomaly_score_pl" + strconv.Itoa(paranoiaOf(r.Tags()))
-		taken := 0
+		taken, chainBenign := 0, true
 		for _, md := range mds {
 			vals, ok := originals(v, md)
 			if !ok || len(vals) == 0 {
+				chainBenign = false
 				continue
 			}
 			benign := true
@@ -132,6 +137,11 @@ func (contextAction) Evaluate(_ plugintypes.RuleMetadata, tx plugintypes.Transac
 				b, seen := cache[key]
 				if !seen {
 					b = fam.benign(val)
+					if !b && strings.Contains(val, "+") && !strings.Contains(val, " ") {
+						// A query value whose spaces are still "+": judged
+						// as the words it stands for.
+						b = fam.benign(strings.ReplaceAll(val, "+", " "))
+					}
 					cache[key] = b
 				}
 				if !b {
@@ -139,8 +149,20 @@ func (contextAction) Evaluate(_ plugintypes.RuleMetadata, tx plugintypes.Transac
 					break
 				}
 			}
-			if benign {
+			if !benign {
+				chainBenign = false
+			} else if last == 0 {
 				taken += score
+			}
+		}
+		if last > 0 {
+			taken = 0
+			if chainBenign {
+				for _, md := range mds {
+					if md.ChainLevel() == last {
+						taken += score
+					}
+				}
 			}
 		}
 		if taken == 0 {
@@ -267,6 +289,41 @@ func isHeaderBlock(v string) bool {
 		}
 	}
 	return true
+}
+
+// injectsHeader reports whether a value would add a header or a
+// response line if written into a header: a line break followed by
+// "Name:" or by an HTTP status line. Text that merely has line breaks
+// (a multi-line search) adds none.
+func injectsHeader(v string) bool {
+	lines := strings.FieldsFunc(v, func(r rune) bool { return r == '\r' || r == '\n' })
+	if len(lines) < 2 {
+		return false
+	}
+	for _, l := range lines[1:] {
+		l = strings.TrimLeft(l, " \t")
+		if strings.HasPrefix(strings.ToUpper(l), "HTTP/") {
+			return true
+		}
+		name, _, ok := strings.Cut(l, ":")
+		if ok && name != "" && len(name) <= 64 && strings.IndexFunc(name, func(r rune) bool { return r > 0x7f || !nameByte(byte(r)) }) < 0 {
+			return true
+		}
+	}
+	return false
+}
+
+// nodeScore judges v as Node.js code injection: scoreAttack when it
+// reaches for modules, the process or constructors that run code.
+func nodeScore(v string) int {
+	l := strings.ToLower(v)
+	for _, m := range []string{"child_process", "process.mainmodule", "process.binding", "global.process", "constructor.constructor",
+		"require('", "require(\"", "require(`", "execsync(", "spawnsync(", ".exec(", "fs.readfile", "fs.writefile", "__proto__", "process.env", "new function("} {
+		if strings.Contains(l, m) {
+			return scoreAttack
+		}
+	}
+	return scoreNone
 }
 
 // phpScore judges v as PHP: scoreAttack for an opening tag, a call of a

@@ -20,6 +20,7 @@ const (
 	kindProse           // words of a natural language, with its punctuation and search syntax
 	kindCode            // the source of a JavaScript (or similar) program
 	kindMarkup          // HTML or XML markup around text
+	kindTrace           // a stack trace: an error message and its frames
 )
 
 // maxKindLen bounds what textKindOf reads.
@@ -31,6 +32,8 @@ func textKindOf(v string) textKind {
 		v = v[:maxKindLen]
 	}
 	switch {
+	case isTrace(v):
+		return kindTrace
 	case isMarkup(v):
 		return kindMarkup
 	case isCode(v):
@@ -147,6 +150,24 @@ func isMarkup(v string) bool {
 		i += 1 + j
 	}
 	return tags >= 2
+}
+
+// isTrace reports whether v is a stack trace: at least two lines that are
+// frames, and every other line (the message) without shell or markup
+// syntax.
+func isTrace(v string) bool {
+	if !strings.Contains(v, "\n") {
+		return false
+	}
+	frames := 0
+	for _, l := range strings.Split(v, "\n") {
+		if isFrameLine(l) {
+			frames++
+		} else if strings.ContainsAny(l, "<>`$;|&") {
+			return false
+		}
+	}
+	return frames >= 2
 }
 
 // stripStackFrames blanks the lines of v that are frames of a stack trace
