@@ -254,6 +254,25 @@ func originals(v plugintypes.TransactionVariables, md types.MatchData) ([]string
 		return v.RequestHeaders().Get(key), true
 	case variables.RequestFilename:
 		return []string{v.RequestFilename().Get()}, true
+	case variables.MatchedVars:
+		// A chain's later link reads what the earlier one matched,
+		// named "ARGS:name".
+		name, k, ok := strings.Cut(key, ":")
+		if !ok {
+			return nil, false
+		}
+		switch name {
+		case "ARGS", "ARGS_GET", "ARGS_POST", "ARGS_PATH":
+			var out []string
+			for _, m := range []collection.Map{v.ArgsGet(), v.ArgsPost(), v.ArgsPath()} {
+				out = append(out, m.Get(k)...)
+			}
+			return out, true
+		case "REQUEST_COOKIES":
+			return v.RequestCookies().Get(k), true
+		case "REQUEST_HEADERS":
+			return v.RequestHeaders().Get(k), true
+		}
 	}
 	return nil, false
 }

@@ -84,6 +84,7 @@ var removedByMoat = map[int]string{
 	943120: "session-fixation rule removed by moat's tuning (rules/moat-after.conf)",
 	942550: "JSON-operator SQLi rule removed by moat's tuning (rules/moat-after.conf)",
 	920640: "missing-Content-Type rule removed by moat's tuning (rules/moat-after.conf): moat inspects bodies of every type",
+	920340: "missing-Content-Type rule removed by moat's tuning (rules/moat-after.conf): moat inspects bodies of every type",
 }
 
 // raw builds the bytes go-ftw would send.

@@ -140,11 +140,14 @@ func shellForm(s string) int {
 	best := scoreNone
 	// Command positions: the start, and after each separator.
 	positions := []int{0}
-	substs := map[int]bool{}
+	substs, lines := map[int]bool{}, map[int]bool{}
 	for i := 0; i < len(s) && len(positions) < 256; i++ {
 		switch c := s[i]; c {
-		case ';', '|', '&', '\n', '\r':
+		case ';', '|', '&':
 			positions = append(positions, -(i + 1)) // negative: after a separator
+		case '\n', '\r':
+			positions = append(positions, -(i + 1))
+			lines[i+1] = true
 		case '`':
 			// Backquotes also mark code in prose and Markdown: what
 			// stands inside is judged as after any separator.
@@ -161,7 +164,19 @@ func shellForm(s string) int {
 		if afterSep {
 			p = -p
 		}
-		sc := commandAt(s, p, afterSep)
+		var sc int
+		if lines[p] {
+			// A line break separates commands in a script and lines in
+			// any text: a line counts as a command only as one would be
+			// written whole, or as a bare command in a value of a line
+			// or two ("%0aid%0a"), not as a word in a list.
+			sc = commandAt(s, p, false)
+			if sc == scoreWeak && shortText(s) {
+				sc = commandAt(s, p, true)
+			}
+		} else {
+			sc = commandAt(s, p, afterSep)
+		}
 		if substs[p] && sc == scoreWeak {
 			// A command inside "$(…)": substitution is shell syntax,
 			// whatever the command.
@@ -223,7 +238,7 @@ func commandAt(s string, i int, afterSep bool) int {
 	if end := strings.IndexAny(args, ";|&\n\r`"); end >= 0 {
 		args = args[:end]
 	}
-	argsShell, argsProse := shellArgs(args)
+	argsShell, argsProse := shellArgs(args, !proseCommands[w])
 	switch {
 	case argsShell && !argsProse:
 		return scoreAttack
@@ -275,7 +290,7 @@ func shellWord(s string) (string, int) {
 // shellArgs reports whether args read as a command's arguments (a path,
 // an option, an address, a redirection, a variable) and whether they read
 // as words of text.
-func shellArgs(args string) (shell, prose bool) {
+func shellArgs(args string, urls bool) (shell, prose bool) {
 	for _, w := range strings.Fields(args) {
 		w = strings.Trim(w, "'\"")
 		switch {
@@ -291,7 +306,10 @@ func shellArgs(args string) (shell, prose bool) {
 		case strings.HasPrefix(w, "<") || strings.HasPrefix(w, ">") || strings.HasPrefix(w, "2>") || shellVar(w):
 			shell = true
 		case strings.HasPrefix(w, "http://") || strings.HasPrefix(w, "https://") || strings.HasPrefix(w, "ftp://"):
-			shell = true
+			// A URL is what curl and wget take; after "at" or "time"
+			// it is a stack frame or a log line.
+			shell = shell || urls
+			prose = prose || !urls
 		case isIPv4(w), isNumber(w):
 			shell = shell || isIPv4(w)
 		default:
@@ -299,6 +317,17 @@ func shellArgs(args string) (shell, prose bool) {
 		}
 	}
 	return shell, prose
+}
+
+// shortText reports whether s has at most two non-empty lines.
+func shortText(s string) bool {
+	n := 0
+	for _, l := range strings.FieldsFunc(s, func(r rune) bool { return r == '\n' || r == '\r' }) {
+		if strings.TrimSpace(l) != "" {
+			n++
+		}
+	}
+	return n <= 2
 }
 
 func isNumber(w string) bool {

@@ -196,7 +196,7 @@ func stripStackFrames(v string) string {
 // isFrameLine reports whether l is one frame of a stack trace.
 func isFrameLine(l string) bool {
 	t := strings.TrimSpace(l)
-	if len(t) > 2048 || strings.ContainsAny(t, ";|&`$<>\"'") && !strings.Contains(t, "<anonymous>") {
+	if len(t) > 2048 || strings.ContainsAny(strings.ReplaceAll(t, "<anonymous>", ""), ";|&`<>\"'") {
 		return false
 	}
 	body, isV8 := strings.CutPrefix(t, "at ")
