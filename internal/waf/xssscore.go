@@ -159,7 +159,10 @@ func tagScore(s string) int {
 			return scoreAttack
 		}
 	case name == "meta":
-		if strings.Contains(attrs["http-equiv"], "refresh") || strings.Contains(attrs["content"], "url=") {
+		if strings.Contains(attrs["http-equiv"], "refresh") || strings.Contains(attrs["content"], "url=") ||
+			strings.Contains(attrs["content"], "utf-7") || strings.Contains(attrs["charset"], "utf-7") {
+			// A refresh to a script URL, or a page switched to UTF-7,
+			// where "+ADw-script+AD4-" is a script tag.
 			return scoreAttack
 		}
 	case name == "link":
@@ -361,6 +364,9 @@ func jsSinkScore(js string) int {
 			return scoreAttack
 		}
 	}
+	if globalComputedCall(js) {
+		return scoreAttack
+	}
 	for _, name := range jsSinks {
 		for off := 0; off < len(js); {
 			i := strings.Index(js[off:], name)
@@ -395,6 +401,42 @@ func jsSinkScore(js string) int {
 		}
 	}
 	return scoreNone
+}
+
+// jsGlobals are the names of the global object and its aliases.
+var jsGlobals = []string{"window", "self", "top", "parent", "frames", "content", "globalthis", "this", "document"}
+
+// globalComputedCall reports a call of a global's property whose name is
+// computed ("content[y](1)", "top[name](…)"): how obfuscated script calls
+// a sink without naming it. A call through a literal name has been
+// folded to a plain access by jsFold and is judged by its name.
+func globalComputedCall(js string) bool {
+	for _, g := range jsGlobals {
+		for off := 0; off < len(js); {
+			i := strings.Index(js[off:], g+"[")
+			if i < 0 {
+				break
+			}
+			i += off
+			off = i + len(g)
+			if i > 0 && (identByte(js[i-1]) || js[i-1] == '.') {
+				continue
+			}
+			end := strings.IndexByte(js[off:], ']')
+			if end < 0 || end > 64 {
+				continue
+			}
+			inner := js[off+1 : off+end]
+			if inner == "" || isNumber(inner) {
+				continue // an index: this[0](…)
+			}
+			rest := strings.TrimLeft(js[off+end+1:], " \t")
+			if strings.HasPrefix(rest, "(") || strings.HasPrefix(rest, "`") {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 // assignsLocation reports "location=…" where location is the global
