@@ -30,35 +30,42 @@ const txDiscounted = "moat_discounted"
 // A family judges the values a rule of it matched.
 type family struct {
 	name string
-	// benign reports whether v would do nothing in the family's context.
-	benign func(v string) bool
+	// score is the family's scorer; understood reports whether a value
+	// the scorer found no attack in is text the scorer reads soundly
+	// (prose, code, markup, a trace, an address), so that a match on it
+	// is discounted.
+	score      func(v string) int
+	understood func(v string, score int) bool
 }
 
+// benign reports whether v would do nothing in the family's context.
+func (f *family) benign(v string) bool {
+	sc := f.score(v)
+	return sc != scoreAttack && f.understood(v, sc)
+}
+
+// anyKind: the scorer's verdict holds for any text.
+func anyKind(string, int) bool { return true }
+
+// knownKind: the verdict holds for text of a known kind.
+func knownKind(v string, _ int) bool { return textKindOf(v) != kindOther }
+
 var (
-	familySQL = family{"sql", func(v string) bool {
-		switch sqlScore(v) {
-		case scoreNone:
-			return true
-		case scoreWeak:
-			return textKindOf(v) != kindOther || looksEmail(v)
+	familySQL = family{"sql", sqlScore, func(v string, sc int) bool {
+		// No SQL at all, whatever the text; SQL that does nothing, in
+		// text of a known kind or an e-mail address.
+		return sc == scoreNone || textKindOf(v) != kindOther || looksEmail(v)
+	}}
+	familyXSS    = family{"xss", xssScore, anyKind}
+	familyShell  = family{"shell", shellScore, anyKind}
+	familyPHP    = family{"php", phpScore, knownKind}
+	familyNode   = family{"node", nodeScore, knownKind}
+	familyHeader = family{"header", func(v string) int {
+		if isHeaderBlock(v) || !injectsHeader(v) {
+			return scoreNone
 		}
-		return false
-	}}
-	familyXSS = family{"xss", func(v string) bool {
-		return xssScore(v) != scoreAttack
-	}}
-	familyShell = family{"shell", func(v string) bool {
-		return shellScore(v) != scoreAttack
-	}}
-	familyPHP = family{"php", func(v string) bool {
-		return phpScore(v) != scoreAttack && textKindOf(v) != kindOther
-	}}
-	familyHeader = family{"header", func(v string) bool {
-		return isHeaderBlock(v) || !injectsHeader(v) || textKindOf(v) != kindOther
-	}}
-	familyNode = family{"node", func(v string) bool {
-		return nodeScore(v) != scoreAttack && textKindOf(v) != kindOther
-	}}
+		return scoreWeak
+	}, func(v string, sc int) bool { return sc == scoreNone || textKindOf(v) != kindOther }}
 )
 
 // familyOf returns the family whose scorer judges rule id's matches, or
@@ -137,7 +144,7 @@ func (contextAction) Evaluate(_ plugintypes.RuleMetadata, tx plugintypes.Transac
 				b, seen := cache[key]
 				if !seen {
 					b = fam.benign(val)
-					if !b && strings.Contains(val, "+") && !strings.Contains(val, " ") {
+					if !b && plusSpaced(val) && fam.score(val) != scoreAttack {
 						// A query value whose spaces are still "+": judged
 						// as the words it stands for.
 						b = fam.benign(strings.ReplaceAll(val, "+", " "))
@@ -175,6 +182,18 @@ func (contextAction) Evaluate(_ plugintypes.RuleMetadata, tx plugintypes.Transac
 	if len(discounted) > 0 {
 		txv.Set(txDiscounted, []string{strings.Join(discounted, " ")})
 	}
+}
+
+// plusSpaced reports whether v writes spaces as "+", as a query value
+// taken from inside another URL does: "+" between letters or digits.
+func plusSpaced(v string) bool {
+	word := func(c byte) bool { return isAlnum(c) || c >= 0x80 || c == '"' || c == '\'' }
+	for i := 1; i+1 < len(v); i++ {
+		if v[i] == '+' && word(v[i-1]) && word(v[i+1]) {
+			return true
+		}
+	}
+	return false
 }
 
 // percentDecodeAll undoes percent escapes until none is left (at most

@@ -249,8 +249,9 @@ func commandAt(s string, i int, afterSep bool) int {
 	case afterSep && !proseCommands[w]:
 		// "; id", "| whoami", "`uname`".
 		return scoreAttack
-	case afterSep && strings.TrimSpace(args) == "":
-		// "; cat" at the very end, "|ls|".
+	case afterSep && strings.TrimSpace(args) == "" && len(s) <= 256:
+		// "; cat" at the very end, "|ls|"; not a word between the
+		// bars of a table in a page of text.
 		return scoreAttack
 	case !afterSep && !proseCommands[w] && strings.TrimSpace(args) == "" && len(strings.TrimSpace(s)) == len(w):
 		// The whole value is one command name that is no word.
@@ -291,8 +292,14 @@ func shellWord(s string) (string, int) {
 // an option, an address, a redirection, a variable) and whether they read
 // as words of text.
 func shellArgs(args string, urls bool) (shell, prose bool) {
-	for _, w := range strings.Fields(args) {
+	fields := strings.Fields(args)
+	for i, w := range fields {
 		w = strings.Trim(w, "'\"")
+		if (w == ">" || w == ">>" || w == "<") && i+1 < len(fields) {
+			// A redirection is only one with a file after it: "mysql>
+			// grant" is a prompt.
+			w += fields[i+1]
+		}
 		switch {
 		case w == "":
 		case strings.HasPrefix(w, "-") && len(w) > 1 && w[1] != '-' && (len(w) <= 12 && isLetters(w[1:]) || strings.ContainsAny(w, "/\\")) || strings.HasPrefix(w, "--") && len(w) > 3 && isLetters(strings.ReplaceAll(w[2:], "-", "")):
@@ -303,7 +310,14 @@ func shellArgs(args string, urls bool) (shell, prose bool) {
 			shell = true // C:\Users
 		case strings.HasPrefix(w, "\\\\"), strings.HasPrefix(w, "%") && strings.HasSuffix(w, "%") && len(w) > 2:
 			shell = true
-		case strings.HasPrefix(w, "<") || strings.HasPrefix(w, ">") || strings.HasPrefix(w, "2>") || shellVar(w):
+		case strings.HasPrefix(w, "<") || strings.HasPrefix(w, ">") || strings.HasPrefix(w, "2>"):
+			target := strings.TrimLeft(w, "<>2&")
+			if strings.ContainsAny(target, "./~") || target == "1" || target == "2" {
+				shell = true
+			} else {
+				prose = true
+			}
+		case shellVar(w):
 			shell = true
 		case strings.HasPrefix(w, "http://") || strings.HasPrefix(w, "https://") || strings.HasPrefix(w, "ftp://"):
 			// A URL is what curl and wget take; after "at" or "time"

@@ -67,7 +67,13 @@ func isProse(v string) bool {
 	// "'||'", "',").
 	for i := 0; i+1 < len(v); i++ {
 		a, b := v[i], v[i+1]
-		if (isQuoteOrParen(a) && strings.IndexByte("|^*%!~,;+", b) >= 0) || (isQuoteOrParen(b) && strings.IndexByte("|^*%!~,;+", a) >= 0) ||
+		if b == '(' && (isAlnum(a) || a == '_') || a == ',' && b == '(' {
+			// A call, "sin(1)", or a list of groups, "(1),(2)": code,
+			// where prose puts a space before a parenthesis.
+			return false
+		}
+		if (isQuote(a) && strings.IndexByte("|^*%!~,;+", b) >= 0) || (isQuote(b) && strings.IndexByte("|^*%!~,;+", a) >= 0) ||
+			(isParen(a) && strings.IndexByte("|^*%!~+", b) >= 0) || (isParen(b) && strings.IndexByte("|^*%!~+", a) >= 0) ||
 			(a == '\'' || a == '"') && (b == '(' || b == ')') || (a == '(' || a == ')') && (b == '\'' || b == '"') {
 			return false
 		}
@@ -90,7 +96,9 @@ func isProse(v string) bool {
 	return tokens > 0 && words >= 2 && words*3 >= tokens*2
 }
 
-func isQuoteOrParen(c byte) bool { return c == '\'' || c == '"' || c == '(' || c == ')' }
+func isQuote(c byte) bool { return c == '\'' || c == '"' }
+
+func isParen(c byte) bool { return c == '(' || c == ')' }
 
 // isWord reports whether f is a word: letters (any script) with digits,
 // apostrophes, hyphens, dots, "&", "@" or "/" inside, or a number.
