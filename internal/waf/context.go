@@ -60,6 +60,7 @@ var (
 	familyShell  = family{"shell", shellScore, anyKind}
 	familyPHP    = family{"php", phpScore, knownKind}
 	familyNode   = family{"node", nodeScore, knownKind}
+	familyMongo  = family{"mongo", mongoScore, anyKind}
 	familyHeader = family{"header", func(v string) int {
 		if isHeaderBlock(v) || !injectsHeader(v) {
 			return scoreNone
@@ -74,6 +75,8 @@ func familyOf(id int) *family {
 	switch {
 	case id >= 941100 && id < 942000:
 		return &familyXSS
+	case id == 942290:
+		return &familyMongo
 	case id >= 942100 && id < 943000:
 		return &familySQL
 	case id >= 932100 && id < 933000:
@@ -360,6 +363,17 @@ func nodeScore(v string) int {
 		if strings.Contains(l, m) {
 			return scoreAttack
 		}
+	}
+	return scoreNone
+}
+
+// mongoScore judges v as a MongoDB operator injection, which works only
+// where the backend reads an operator as a key: in a parameter's name
+// ("user[$ne]") or a JSON object's ("{\"$gt\": \"\"}"). "$type" inside
+// a flat value is text.
+func mongoScore(v string) int {
+	if strings.Contains(v, "[$") || strings.Contains(v, "{$") || strings.Contains(v, "{\"$") || strings.Contains(v, ",\"$") || strings.Contains(v, "$where") {
+		return scoreAttack
 	}
 	return scoreNone
 }

@@ -265,3 +265,21 @@ func TestSSTIScore(t *testing.T) {
 func FuzzSSTIScore(f *testing.F) {
 	fuzzScorer(f, sstiScore, "{{7*7}}", "${", "<%", "#set(", "{{{{")
 }
+
+func TestMongoScore(t *testing.T) {
+	cases := []struct {
+		in   string
+		want int
+	}{
+		{"user[$ne]", scoreAttack},
+		{`{"password": {"$gt": ""}}`, scoreAttack},
+		{`{"$where": "sleep(1000)"}`, scoreAttack},
+		{"type=rec$src=rec$action=0$enb=1", scoreNone},
+		{"price in $", scoreNone},
+	}
+	for _, c := range cases {
+		if got := mongoScore(c.in); got != c.want {
+			t.Errorf("mongoScore(%q) = %d, want %d", c.in, got, c.want)
+		}
+	}
+}
