@@ -165,14 +165,16 @@ func (contextAction) Evaluate(_ plugintypes.RuleMetadata, tx plugintypes.Transac
 				taken += score
 			}
 		}
+		added := 0 // what the rule added: one score per match of its last link
+		for _, md := range mds {
+			if md.ChainLevel() == last {
+				added += score
+			}
+		}
 		if last > 0 {
 			taken = 0
 			if chainBenign {
-				for _, md := range mds {
-					if md.ChainLevel() == last {
-						taken += score
-					}
-				}
+				taken = added
 			}
 		}
 		if taken == 0 {
@@ -180,7 +182,11 @@ func (contextAction) Evaluate(_ plugintypes.RuleMetadata, tx plugintypes.Transac
 		}
 		cur, _ := strconv.Atoi(first(txv.Get(counter)))
 		txv.Set(counter, []string{strconv.Itoa(max(0, cur-taken))})
-		discounted = append(discounted, strconv.Itoa(r.ID()))
+		if taken == added {
+			// Wholly discounted: the rule counts for nothing in the
+			// verdict and is listed apart.
+			discounted = append(discounted, strconv.Itoa(r.ID()))
+		}
 	}
 	if len(discounted) > 0 {
 		txv.Set(txDiscounted, []string{strings.Join(discounted, " ")})

@@ -15,6 +15,7 @@ import (
 	"net/http"
 	"os"
 	"runtime"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -370,7 +371,8 @@ type Verdict struct {
 	// Detected is true when the anomaly score reached the threshold or a
 	// rule interrupted, whether or not the WAF blocks.
 	Detected bool
-	// RuleIDs lists every rule that matched and logs, in order.
+	// RuleIDs lists every rule that matched and logs, in order, but for
+	// those in Discounted.
 	RuleIDs []int
 	// Variable names what the first attack rule matched ("ARGS:q"), and
 	// Matched its value, masked and truncated (see Mask).
@@ -378,9 +380,9 @@ type Verdict struct {
 	Matched  string
 	// Message is the first attack rule's message.
 	Message string
-	// Discounted lists the rules whose matches the context scorers
-	// judged benign (see context.go): they matched, but their score was
-	// taken back.
+	// Discounted lists the rules whose every match the context scorers
+	// judged benign (see context.go): they matched, their score was taken
+	// back, and RuleIDs leaves them out.
 	Discounted []int
 }
 
@@ -555,6 +557,9 @@ func (t *Tx) verdict() Verdict {
 			continue
 		}
 		id := mr.Rule().ID()
+		if slices.Contains(v.Discounted, id) {
+			continue
+		}
 		v.RuleIDs = append(v.RuleIDs, id)
 		// CRS scores rather than blocks: a match is a detection only
 		// once the evaluation rules find the threshold reached. (Coraza
