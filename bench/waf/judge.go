@@ -4,22 +4,20 @@ import (
 	"bufio"
 	"bytes"
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/tls"
 	"crypto/x509"
-	"crypto/x509/pkix"
 	"fmt"
 	"io"
 	"log/slog"
-	"math/big"
 	"net"
 	"net/http"
 	"os"
 	"path/filepath"
 	"time"
 
+	"github.com/spiffe/go-spiffe/v2/spiffeid"
+
+	"moat/internal/ca"
 	"moat/internal/gateway"
 	"moat/internal/waf"
 )
@@ -115,7 +113,7 @@ func newGatewayJudge(paranoia int) (judgeFunc, func(), error) {
 	go backend.Serve(backendLn)
 	cleanup = append(cleanup, func() { backend.Close() })
 
-	cert, pool, err := selfSigned()
+	cert, pool, err := gatewayCert()
 	if err != nil {
 		return fail(err)
 	}
@@ -210,32 +208,20 @@ func (c *clientConn) send(raw []byte) (res result, reuse, answered bool) {
 	return result{status: resp.StatusCode}, err == nil && !resp.Close, true
 }
 
-// selfSigned makes the gateway's certificate and a pool that trusts it.
-func selfSigned() (*tls.Certificate, *x509.CertPool, error) {
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+// gatewayCert issues the gateway's certificate from a CA of moat's own
+// and returns a pool that trusts it.
+func gatewayCert() (*tls.Certificate, *x509.CertPool, error) {
+	authority, err := ca.New(ca.Config{TrustDomain: spiffeid.RequireTrustDomainFromString("bench.moat")})
 	if err != nil {
 		return nil, nil, err
 	}
-	tmpl := &x509.Certificate{
-		SerialNumber:          big.NewInt(1),
-		Subject:               pkix.Name{CommonName: "localhost"},
-		DNSNames:              []string{"localhost"},
-		NotBefore:             time.Now().Add(-time.Hour),
-		NotAfter:              time.Now().Add(24 * time.Hour),
-		KeyUsage:              x509.KeyUsageDigitalSignature,
-		ExtKeyUsage:           []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
-		IsCA:                  true,
-		BasicConstraintsValid: true,
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		return nil, nil, err
-	}
-	leaf, err := x509.ParseCertificate(der)
+	cert, err := authority.IssueTLS([]string{"localhost"}, nil, time.Hour)
 	if err != nil {
 		return nil, nil, err
 	}
 	pool := x509.NewCertPool()
-	pool.AddCert(leaf)
-	return &tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key, Leaf: leaf}, pool, nil
+	for _, root := range authority.Bundle().X509Authorities() {
+		pool.AddCert(root)
+	}
+	return cert, pool, nil
 }

@@ -78,13 +78,7 @@ var opaqueTypes = []string{"text/plain", "application/octet-stream", "applicatio
 func TestWAFInspectsEveryBodyType(t *testing.T) {
 	yaml := strings.Replace(baseYAML, "    path: /api/\n", "    path: /api/\n  - name: telemetry\n    service: api\n    port: 9090\n    path: /telemetry/\n    waf_uninspected_types: [application/x-protobuf]\n", 1)
 	f := newFixture(t, yaml+"rate_limit:\n  off: true\n")
-	post := func(path, ctype string, body []byte) int {
-		r := f.req("POST", path, bytes.NewReader(body))
-		r.Header.Set("Content-Type", ctype)
-		r.Header.Set("Origin", f.base)
-		code, _, _ := f.do(r)
-		return code
-	}
+	post := f.postAs
 	for family, value := range bodyAttacks {
 		for _, ct := range opaqueTypes {
 			ctype, body := bodyOfType(t, ct, value)
@@ -144,6 +138,17 @@ func TestWAFUninspectedTypesValidated(t *testing.T) {
 	}
 }
 
+// postAs sends body as ctype from the gateway's own origin and returns
+// the status.
+func (f *fixture) postAs(path, ctype string, body []byte) int {
+	f.t.Helper()
+	r := f.req("POST", path, bytes.NewReader(body))
+	r.Header.Set("Content-Type", ctype)
+	r.Header.Set("Origin", f.base)
+	code, _, _ := f.do(r)
+	return code
+}
+
 // upload renders one multipart/form-data upload.
 func upload(t *testing.T, filename, ctype string, content []byte) (string, []byte) {
 	t.Helper()
@@ -167,13 +172,7 @@ func upload(t *testing.T, filename, ctype string, content []byte) (string, []byt
 func TestWAFUploads(t *testing.T) {
 	yaml := strings.Replace(baseYAML, "    path: /api/\n", "    path: /api/\n  - name: artifacts\n    service: api\n    port: 9090\n    path: /artifacts/\n    waf_executable_uploads: true\n", 1)
 	f := newFixture(t, yaml+"rate_limit:\n  off: true\n")
-	post := func(path, ctype string, body []byte) int {
-		r := f.req("POST", path, bytes.NewReader(body))
-		r.Header.Set("Content-Type", ctype)
-		r.Header.Set("Origin", f.base)
-		code, _, _ := f.do(r)
-		return code
-	}
+	post := f.postAs
 	png := append([]byte("\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR"), bytes.Repeat([]byte{0x42, 0x00, 0x7f}, 200)...)
 	elf := append([]byte("\x7fELF\x02\x01\x01\x00"), bytes.Repeat([]byte{0x00, 0x3e}, 200)...)
 	php := []byte("<?php\nsystem($_GET[cmd]);\n")

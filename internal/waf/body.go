@@ -277,10 +277,8 @@ func looksForm(data []byte) bool {
 		if !ok || len(k) == 0 {
 			return false
 		}
-		for _, c := range k {
-			if !(nameByte(c) || c == '.' || c == '[' || c == ']' || c == '%') {
-				return false
-			}
+		if !isFormName(string(k)) {
+			return false
 		}
 	}
 	return true
@@ -337,10 +335,8 @@ func looksFormLine(l string) bool {
 		if !ok || k == "" {
 			return false
 		}
-		for i := 0; i < len(k); i++ {
-			if c := k[i]; !(nameByte(c) || c == '.' || c == '[' || c == ']' || c == '%') {
-				return false
-			}
+		if !isFormName(k) {
+			return false
 		}
 	}
 	return true

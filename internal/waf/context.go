@@ -398,21 +398,8 @@ func phpScore(v string) int {
 		"create_function", "include", "require", "include_once", "require_once", "file_get_contents", "file_put_contents",
 		"fopen", "fwrite", "base64_decode", "gzinflate", "gzuncompress", "str_rot13", "phpinfo", "preg_replace", "call_user_func",
 		"call_user_func_array", "unserialize", "move_uploaded_file", "readfile", "show_source", "highlight_file", "chr"} {
-		for off := 0; off < len(l); {
-			i := strings.Index(l[off:], f)
-			if i < 0 {
-				break
-			}
-			i += off
-			off = i + len(f)
-			if i > 0 && (identByte(l[i-1]) || l[i-1] == '.') {
-				continue
-			}
-			j := i + len(f)
-			for j < len(l) && (l[j] == ' ' || l[j] == '\t') {
-				j++
-			}
-			if j < len(l) && l[j] == '(' {
+		for i := range indexes(l, f) {
+			if nameAt(l, i, i+len(f), ".") && strings.HasPrefix(strings.TrimLeft(l[i+len(f):], " \t"), "(") {
 				return scoreAttack
 			}
 		}

@@ -59,8 +59,15 @@ func unhex(c byte) (byte, bool) {
 
 // percentDecode decodes %XX and %uXXXX once; an invalid escape becomes a
 // marker byte 0xFF (never valid UTF-8) that lenientUTF8 turns into "/".
-func percentDecode(s string) string {
-	if !strings.Contains(s, "%") && !strings.Contains(s, "+") {
+func percentDecode(s string) string { return decodePercent(s, true) }
+
+// decodePercent decodes valid %XX and %uXXXX escapes once. An invalid
+// escape ("%zz", "%u12") is kept as it is, or, with markInvalid, replaced
+// by the byte 0xFF and its two following bytes dropped, since old servers
+// decoded such escapes to whatever the evasion wanted ("%" and "% " are
+// kept either way).
+func decodePercent(s string, markInvalid bool) string {
+	if !strings.Contains(s, "%") {
 		return s
 	}
 	var b strings.Builder
@@ -72,14 +79,7 @@ func percentDecode(s string) string {
 			continue
 		}
 		if i+5 < len(s) && (s[i+1] == 'u' || s[i+1] == 'U') {
-			var r rune
-			ok := true
-			for j := 2; j < 6; j++ {
-				v, good := unhex(s[i+j])
-				ok = ok && good
-				r = r<<4 | rune(v)
-			}
-			if ok {
+			if r, ok := hexRune(s[i+2:], 4, 4); ok {
 				b.WriteRune(r)
 				i += 5
 				continue
@@ -93,7 +93,7 @@ func percentDecode(s string) string {
 				i += 2
 				continue
 			}
-			if s[i+1] != '%' && s[i+1] != ' ' {
+			if markInvalid && s[i+1] != '%' && s[i+1] != ' ' {
 				b.WriteByte(0xFF)
 				i += 2
 				continue

@@ -133,11 +133,8 @@ func looksQuery(s string) bool {
 		if !ok || k == "" {
 			return false
 		}
-		for i := 0; i < len(k); i++ {
-			c := k[i]
-			if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || strings.IndexByte("_.-[]%", c) >= 0) {
-				return false
-			}
+		if !isFormName(k) {
+			return false
 		}
 	}
 	return true
@@ -185,6 +182,17 @@ func splitCookies(name, s string, out *[][2]string) {
 		k, v, _ := strings.Cut(pair, "=")
 		*out = append(*out, [2]string{name + "." + k, strings.Trim(v, "\"")})
 	}
+}
+
+// isFormName reports whether k is a form field's name as encoders write
+// them: letters, digits and "_-.[]%".
+func isFormName(k string) bool {
+	for i := 0; i < len(k); i++ {
+		if c := k[i]; !(nameByte(c) || c == '.' || c == '[' || c == ']' || c == '%') {
+			return false
+		}
+	}
+	return true
 }
 
 // looksURLBase reports whether s is what comes before a URL's query: an

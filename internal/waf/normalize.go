@@ -99,33 +99,7 @@ func needsNormalizing(v string) bool {
 
 // percentDecodeOnce decodes valid %XX and %uXXXX escapes once, leaving
 // anything else as it is.
-func percentDecodeOnce(s string) string {
-	var b strings.Builder
-	b.Grow(len(s))
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		if c == '%' {
-			if i+5 < len(s) && (s[i+1] == 'u' || s[i+1] == 'U') {
-				if r, ok := hexRune(s[i+2:], 4, 4); ok {
-					b.WriteRune(r)
-					i += 5
-					continue
-				}
-			}
-			if i+2 < len(s) {
-				h, ok1 := unhex(s[i+1])
-				l, ok2 := unhex(s[i+2])
-				if ok1 && ok2 {
-					b.WriteByte(h<<4 | l)
-					i += 2
-					continue
-				}
-			}
-		}
-		b.WriteByte(c)
-	}
-	return b.String()
-}
+func percentDecodeOnce(s string) string { return decodePercent(s, false) }
 
 // jwtClaims returns the header and claims of a JSON Web Token (three
 // Base64url parts joined by "."), as two JSON documents on two lines, and

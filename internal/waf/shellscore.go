@@ -391,13 +391,7 @@ func isIPv4(s string) bool {
 // redirectsToScript reports output redirected into a file a web server
 // would run ("id>shell.php", "> /var/www/x.jsp").
 func redirectsToScript(s string) bool {
-	for off := 0; off < len(s); {
-		i := strings.IndexByte(s[off:], '>')
-		if i < 0 {
-			return false
-		}
-		i += off
-		off = i + 1
+	for i := range indexes(s, ">") {
 		w, _ := shellWord(strings.TrimLeft(s[i+1:], "> \t"))
 		for _, ext := range []string{".php", ".phtml", ".jsp", ".jspx", ".asp", ".aspx", ".ashx", ".cgi", ".pl", ".sh", ".py"} {
 			if strings.HasSuffix(w, ext) && len(w) > len(ext) {

@@ -41,14 +41,8 @@ func sstiScore(v string) int {
 	for _, d := range []struct{ open, close string }{
 		{"{{", "}}"}, {"{%", "%}"}, {"${", "}"}, {"#{", "}"}, {"*{", "}"}, {"@{", "}"}, {"<%", "%>"}, {"[[", "]]"}, {"<#", ">"},
 	} {
-		for off := 0; off < len(l); {
-			i := strings.Index(l[off:], d.open)
-			if i < 0 {
-				break
-			}
-			i += off
-			off = i + len(d.open)
-			body := l[off:]
+		for i := range indexes(l, d.open) {
+			body := l[i+len(d.open):]
 			if j := strings.Index(body, d.close); j >= 0 {
 				body = body[:j]
 			} else if len(body) > 256 {

@@ -1,6 +1,7 @@
 package waf
 
 import (
+	"iter"
 	"strings"
 	"unicode"
 	"unicode/utf8"
@@ -235,4 +236,27 @@ func endsWithPosition(s string) bool {
 		n++
 	}
 	return n > 0
+}
+
+// indexes yields each index at which sub occurs in s, left to right, not
+// overlapping.
+func indexes(s, sub string) iter.Seq[int] {
+	return func(yield func(int) bool) {
+		for off := 0; off < len(s); {
+			i := strings.Index(s[off:], sub)
+			if i < 0 || !yield(off+i) {
+				return
+			}
+			off += i + max(1, len(sub))
+		}
+	}
+}
+
+// nameAt reports whether s[i:j] is a whole name: not preceded by a name
+// character or a byte of notBefore, not followed by a name character.
+func nameAt(s string, i, j int, notBefore string) bool {
+	if i > 0 && (identByte(s[i-1]) || strings.IndexByte(notBefore, s[i-1]) >= 0) {
+		return false
+	}
+	return j >= len(s) || !identByte(s[j])
 }

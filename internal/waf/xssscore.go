@@ -368,18 +368,9 @@ func jsSinkScore(js string) int {
 		return scoreAttack
 	}
 	for _, name := range jsSinks {
-		for off := 0; off < len(js); {
-			i := strings.Index(js[off:], name)
-			if i < 0 {
-				break
-			}
-			i += off
-			off = i + len(name)
-			if i > 0 && (identByte(js[i-1]) || js[i-1] == '-') {
-				continue
-			}
+		for i := range indexes(js, name) {
 			j := i + len(name)
-			if j < len(js) && identByte(js[j]) {
+			if !nameAt(js, i, j, "-") {
 				continue
 			}
 			for j < len(js) && (js[j] == ' ' || js[j] == '\t' || js[j] == '\n' || js[j] == '\r' || js[j] == ')') {
@@ -412,14 +403,9 @@ var jsGlobals = []string{"window", "self", "top", "parent", "frames", "content",
 // folded to a plain access by jsFold and is judged by its name.
 func globalComputedCall(js string) bool {
 	for _, g := range jsGlobals {
-		for off := 0; off < len(js); {
-			i := strings.Index(js[off:], g+"[")
-			if i < 0 {
-				break
-			}
-			i += off
-			off = i + len(g)
-			if i > 0 && (identByte(js[i-1]) || js[i-1] == '.') {
+		for i := range indexes(js, g+"[") {
+			off := i + len(g)
+			if !nameAt(js, i, off, ".") {
 				continue
 			}
 			end := strings.IndexByte(js[off:], ']')
@@ -442,14 +428,8 @@ func globalComputedCall(js string) bool {
 // assignsLocation reports "location=…" where location is the global
 // (not "schemaLocation=" or "location==").
 func assignsLocation(js string) bool {
-	for off := 0; off < len(js); {
-		i := strings.Index(js[off:], "location")
-		if i < 0 {
-			return false
-		}
-		i += off
-		off = i + 8
-		if i > 0 && (identByte(js[i-1]) || js[i-1] == '-' || js[i-1] == ':') {
+	for i := range indexes(js, "location") {
+		if !nameAt(js, i, i+8, "-:") {
 			continue
 		}
 		rest := strings.TrimLeft(js[i+8:], " \t")
@@ -510,13 +490,7 @@ func handlerText(lower string) bool {
 	if strings.IndexByte(s, '<') >= 0 {
 		s = stripTags(s)
 	}
-	for off := 0; off < len(s); {
-		i := strings.Index(s[off:], "on")
-		if i < 0 {
-			return false
-		}
-		i += off
-		off = i + 2
+	for i := range indexes(s, "on") {
 		if i > 0 && (isAlnum(s[i-1]) || s[i-1] == '_') {
 			continue
 		}
