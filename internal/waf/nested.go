@@ -128,16 +128,7 @@ func looksQuery(s string) bool {
 			}
 		}
 	}
-	for pair := range strings.SplitSeq(q, "&") {
-		k, _, ok := strings.Cut(pair, "=")
-		if !ok || k == "" {
-			return false
-		}
-		if !isFormName(k) {
-			return false
-		}
-	}
-	return true
+	return looksFormLine(q)
 }
 
 // looksCookies reports whether s is a Cookie header's value, as scripts
