@@ -24,10 +24,10 @@ var layers = [][]string{
 	{"waf"},
 	{"detect"},
 	{"api"},
-	{"server", "agent", "gateway"},
+	{"server", "agent", "gateway", "ui"},
 	{"check"},
 	{"cli"},
-	{"e2e"},
+	{"e2e", "faults"},
 }
 
 func TestImportLayers(t *testing.T) {

@@ -19,12 +19,20 @@ import (
 // restart while the server is away still serves them.
 const svidDir = "svids"
 
-// renewAt returns when a certificate should be renewed: at 40-60% of its
-// life, spread by jitter so a fleet does not renew in step.
+// renewAt returns when a certificate should be renewed: at 40-60% of the
+// life it has from now (or from its NotBefore, if later), spread by jitter
+// so a fleet does not renew in step. The CA backdates NotBefore for clock
+// skew, which must not count as life already spent: with a short TTL it
+// would make a fresh certificate due at once. Call it when the
+// certificate is received or loaded, and keep the answer.
 func (a *Agent) renewAt(c *tls.Certificate) time.Time {
-	life := c.Leaf.NotAfter.Sub(c.Leaf.NotBefore)
+	start := c.Leaf.NotBefore
+	if now := a.cfg.Now(); now.After(start) {
+		start = now
+	}
+	life := c.Leaf.NotAfter.Sub(start)
 	frac := 0.4 + 0.2*a.cfg.Jitter()
-	return c.Leaf.NotBefore.Add(time.Duration(float64(life) * frac))
+	return start.Add(time.Duration(float64(life) * frac))
 }
 
 // renewLoop renews the node SVID and every service SVID when due. A failed
@@ -37,13 +45,25 @@ func (a *Agent) renewLoop(ctx context.Context) error {
 		now := a.cfg.Now()
 		next := now.Add(time.Hour)
 
-		node, _ := a.nodeCertificate()
-		due := a.renewAt(node)
+		a.mu.RLock()
+		due := a.nodeRenewAt
+		a.mu.RUnlock()
 		if !nodeRetry.IsZero() {
 			due = nodeRetry
 		}
+		if nodeRetry.IsZero() && a.checkNode.Swap(false) {
+			due = now // a call failed as if the node certificate were refused: find out
+		}
 		if !now.Before(due) {
-			if err := a.renewNode(ctx); err != nil {
+			err := a.renewNode(ctx)
+			if err != nil && ctx.Err() == nil {
+				if reason, refused := a.nodeRefused(ctx, err); refused {
+					if err = a.reattest(ctx, reason); err != nil {
+						a.log.Error("the node cannot re-attest; it keeps serving with what it holds", "err", err)
+					}
+				}
+			}
+			if err != nil {
 				nodeFails++
 				nodeRetry = now.Add(a.backoff(nodeFails))
 				a.log.Warn("node certificate renewal failed", "err", err, "retry_in", nodeRetry.Sub(now))
@@ -78,6 +98,20 @@ func (a *Agent) renewLoop(ctx context.Context) error {
 	return nil
 }
 
+// suspectNode notes a failed call that a refused node certificate would
+// explain (the connection failed, or the server answered 401), so the
+// renewal loop checks the node certificate at once instead of at its
+// renewal time: after a root is retired under it, say.
+func (a *Agent) suspectNode(err error) {
+	var se *api.StatusError
+	if errors.As(err, &se) && se.Code != http.StatusUnauthorized {
+		return
+	}
+	if !a.checkNode.Swap(true) {
+		a.nudge()
+	}
+}
+
 func minTime(a, b time.Time) time.Time {
 	if b.Before(a) {
 		return b
@@ -102,8 +136,12 @@ func (a *Agent) renewNode(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	pub, err := a.attestPublic()
+	if err != nil {
+		return err
+	}
 	var resp api.CertResponse
-	if err := a.api().Call(ctx, http.MethodPost, api.PathNodeRenew, api.RenewRequest{CSR: csr, MeshAddr: a.cfg.MeshAddr}, &resp); err != nil {
+	if err := a.api().Call(ctx, http.MethodPost, api.PathNodeRenew, api.RenewRequest{CSR: csr, MeshAddr: a.cfg.MeshAddr, NodeKey: pub}, &resp); err != nil {
 		return err
 	}
 	cert, roots, err := a.certFrom(resp, key)
@@ -135,6 +173,7 @@ func (a *Agent) renewService(ctx context.Context, name string, now time.Time) {
 		s.failing++
 		s.renewAt = now.Add(a.backoff(s.failing))
 		a.mu.Unlock()
+		a.suspectNode(err)
 		if errors.Is(err, api.ErrPermissionDenied) {
 			a.log.Error("the control plane refuses this service's SVID", "service", name, "err", err)
 		} else {

@@ -11,7 +11,6 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"net/url"
 	"os"
@@ -31,10 +30,12 @@ type adminFlags struct {
 	server   string
 	adminDir string
 	output   string
+	timeout  time.Duration
 }
 
 func (a *adminFlags) register(fs *flag.FlagSet) {
-	fs.StringVar(&a.server, "server", "", "control plane address (env MOAT_SERVER; default 127.0.0.1:7400)")
+	fs.StringVar(&a.server, "server", "", "control plane servers, host:port[,host:port...] (env MOAT_SERVER; default 127.0.0.1:7400)")
+	fs.DurationVar(&a.timeout, "timeout", api.DefaultTimeout, "give up on a call after this long")
 	fs.StringVar(&a.adminDir, "admin-dir", "", "admin credentials directory (env MOAT_ADMIN_DIR)")
 	fs.StringVar(&a.output, "output", "table", "output format: table or json")
 }
@@ -55,10 +56,24 @@ func (a *adminFlags) client(e *Env) (*api.AdminClient, error) {
 	if a.output != "table" && a.output != "json" {
 		return nil, usagef("--output %q: want table or json", a.output)
 	}
-	if _, _, err := net.SplitHostPort(server); err != nil {
-		return nil, usagef("--server %q: want host:port", server)
+	if _, err := api.ParseServers(server); err != nil {
+		return nil, usagef("--server: %v", err)
 	}
-	return api.NewAdminClient(server, dir)
+	if a.timeout < 0 {
+		return nil, usagef("--timeout %s: want a positive duration", a.timeout)
+	}
+	if a.timeout == 0 {
+		a.timeout = api.DefaultTimeout // a command that takes no --timeout
+	}
+	c, err := api.NewAdminClient(server, dir)
+	if err != nil {
+		return nil, err
+	}
+	c.SetTimeout(a.timeout)
+	c.OnStale = func(reason string) {
+		fmt.Fprintf(e.Stderr, "warning: %s\n", reason)
+	}
+	return c, nil
 }
 
 // connect returns an admin client after keepCredentials.
@@ -179,7 +194,8 @@ func svcCommand() *Command {
 	var port, uid *int
 	var ups stringList
 	var plainPort *int
-	register := adminCommand("register", "place a service on a node", "--node NODE --name NAME --port APP_PORT [--upstream SVC:LOCAL_PORT]... [--uid UID] [--plaintext-port PORT]",
+	var labels stringList
+	register := adminCommand("register", "place a service on a node", "--node NODE --name NAME --port APP_PORT [--upstream SVC:LOCAL_PORT]... [--uid UID] [--plaintext-port PORT] [--label KEY=VALUE]...",
 		func(fs *flag.FlagSet) {
 			node = fs.String("node", "", "node that runs the service (required)")
 			name = fs.String("name", "", "service name (required)")
@@ -187,6 +203,7 @@ func svcCommand() *Command {
 			uid = fs.Int("uid", -1, "only this local uid may fetch the SVID and use the upstream ports; -1 lets any local user (no isolation)")
 			plainPort = fs.Int("plaintext-port", 0, "while the intentions make the service permissive, take plaintext callers on this port of the node's mesh address")
 			fs.Var(&ups, "upstream", "a service this one calls, and the local port to reach it on (repeatable)")
+			fs.Var(&labels, "label", "KEY=VALUE describing the service, for people and dashboards (repeatable)")
 		},
 		func(ctx context.Context, e *Env, fs *flag.FlagSet, c *api.AdminClient, out *adminFlags) error {
 			if *node == "" || *name == "" || *port == 0 {
@@ -197,6 +214,19 @@ func svcCommand() *Command {
 				reg.UID = uid
 			}
 			reg.PlaintextPort = *plainPort
+			for _, l := range labels {
+				k, v, ok := strings.Cut(l, "=")
+				if !ok {
+					return usagef("--label %q: want KEY=VALUE", l)
+				}
+				if err := api.ValidLabel(k, v); err != nil {
+					return usagef("--label %q: %v", l, err)
+				}
+				if reg.Labels == nil {
+					reg.Labels = map[string]string{}
+				}
+				reg.Labels[k] = v
+			}
 			for _, u := range ups {
 				up, err := parseUpstream(u)
 				if err != nil {

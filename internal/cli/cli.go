@@ -123,6 +123,7 @@ func commands() []*Command {
 		serverCommand(),
 		svcCommand(),
 		tokenCommand(),
+		uiCommand(),
 		versionCommand(),
 	}
 	sort.Slice(cmds, func(i, j int) bool { return cmds[i].Name < cmds[j].Name })

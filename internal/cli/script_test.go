@@ -273,6 +273,8 @@ func readyMsg(args []string) string {
 		return "agent ready"
 	case len(args) >= 1 && args[0] == "gateway":
 		return "gateway: serving"
+	case len(args) >= 1 && args[0] == "ui":
+		return "dashboard serving"
 	}
 	return ""
 }

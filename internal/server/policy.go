@@ -117,7 +117,8 @@ func (s *Server) handlePolicyDiff(ctx context.Context, c *caller, r *http.Reques
 	if err != nil {
 		return nil, "", err
 	}
-	return api.PolicyDiff{Text: policy.Diff(cur, t, recent).String()}, "", nil
+	d := policy.Diff(cur, t, recent)
+	return api.PolicyDiff{Text: d.String(), Changes: policyChanges(d)}, "", nil
 }
 
 func (s *Server) handlePolicyExplain(ctx context.Context, c *caller, r *http.Request) (any, string, error) {
