@@ -29,7 +29,7 @@ var (
 
 // The gateway's detection goals (issue 17): at least 99.6% of attacks and
 // at most 0.5% of benign requests blocked. On waf-dev's full sample moat
-// blocks 99.94% of attacks and 0.50% of benign requests (stock CRS: 92.6%
+// blocks 99.94% of attacks and 0.47% of benign requests (stock CRS: 92.6%
 // and 15.2%); on the committed subset 100% and 0.29% (1 of 339: a
 // package.json deep in a CDN path). The test fails
 // on attacks under the goal or benign requests over guardBenign; bench/waf
