@@ -283,3 +283,37 @@ func TestMongoScore(t *testing.T) {
 		}
 	}
 }
+
+func TestNodeScore(t *testing.T) {
+	cases := []struct {
+		in   string
+		want int
+	}{
+		{"require('child_process').exec('id')", scoreAttack},
+		{"this.constructor.constructor('return process')()", scoreAttack},
+		{`{"__proto__": {"isAdmin": true}}`, scoreAttack},
+		{"at Object.open (https://cdn.example.com/app.js:1:2)", scoreNone},
+		{"please open the door", scoreNone},
+	}
+	for _, c := range cases {
+		if got := nodeScore(c.in); got != c.want {
+			t.Errorf("nodeScore(%q) = %d, want %d", c.in, got, c.want)
+		}
+	}
+}
+
+func FuzzPHPScore(f *testing.F) {
+	fuzzScorer(f, phpScore, "<?php", "system (", "php://", "chr(")
+}
+
+func FuzzNodeScore(f *testing.F) {
+	fuzzScorer(f, nodeScore, "require('x')", "__proto__", "process.env")
+}
+
+func FuzzMongoScore(f *testing.F) {
+	fuzzScorer(f, mongoScore, "a[$ne]", `{"$gt":1}`, "$where")
+}
+
+func FuzzHeaderScore(f *testing.F) {
+	fuzzScorer(f, familyHeader.score, "a\r\nSet-Cookie: x", "x: 1\r\ny: 2", "\n\n")
+}
