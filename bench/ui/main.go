@@ -68,7 +68,7 @@ func main() {
 
 type options struct {
 	services, edges, perEdge, update, runs int
-	dir                                     string
+	dir                                    string
 }
 
 const td = "example.org"

@@ -1,6 +1,8 @@
 package agent
 
 import (
+	"fmt"
+	"math"
 	"net"
 	"path/filepath"
 	"syscall"
@@ -36,6 +38,11 @@ type File struct {
 	// Metrics, when set, serves Prometheus /metrics (plain HTTP, no
 	// authentication) on this address.
 	Metrics string `yaml:"metrics"`
+	// MemoryLimit is the agent's soft memory limit (runtime/debug's), e.g.
+	// "64MiB": past it the garbage collector works harder, so the agent
+	// gives the memory of a burst back instead of keeping its peak. Empty
+	// means DefaultMemoryLimit unless GOMEMLIMIT is set; "off" means none.
+	MemoryLimit string `yaml:"memory_limit"`
 	// KEK seals the node key, cached SVID keys and the spool; the key file
 	// defaults to DATA_DIR.kek, created on first start.
 	KEK seal.KEKConfig `yaml:"kek"`
@@ -45,6 +52,29 @@ type File struct {
 	// proxy and connects out for no one.
 	Egress EgressFile `yaml:"egress"`
 	Log    config.Log `yaml:",inline"`
+}
+
+// DefaultMemoryLimit is an agent's soft memory limit unless configured: a
+// few times what it holds carrying traffic (bench/mesh), so the collector
+// works harder only after a burst, to give the burst's memory back.
+const DefaultMemoryLimit = 32 << 20
+
+// MemoryLimitBytes is the limit to set, or -1 to leave the runtime's
+// (GOMEMLIMIT set and no memory_limit given).
+func (f *File) MemoryLimitBytes(getenv func(string) string) (int64, error) {
+	switch {
+	case f.MemoryLimit == "off":
+		return math.MaxInt64, nil
+	case f.MemoryLimit != "":
+		n, err := config.ParseBytes(f.MemoryLimit)
+		if err == nil && n < 4<<20 {
+			err = fmt.Errorf("%s is below 4MiB, the least an agent can run in", f.MemoryLimit)
+		}
+		return n, err
+	case getenv("GOMEMLIMIT") != "":
+		return -1, nil
+	}
+	return DefaultMemoryLimit, nil
 }
 
 // DecodeFile reads an agent configuration file strictly.
@@ -135,6 +165,9 @@ func (f *File) ValidateFile() error {
 	}
 	if _, err := f.Egress.Config("egress"); err != nil {
 		return err
+	}
+	if _, err := f.MemoryLimitBytes(func(string) string { return "" }); err != nil {
+		return config.Errorf("memory_limit", "%v", err)
 	}
 	if err := f.Log.Validate(); err != nil {
 		return err

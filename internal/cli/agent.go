@@ -21,6 +21,7 @@ func nodeFlags(fs *flag.FlagSet, c *agent.File) {
 	fs.StringVar(&c.Socket, "socket", "", "SPIFFE Workload API socket path, reachable by every local uid (default DATA_DIR.public/workload.sock)")
 	fs.BoolVar(&c.RequireUID, "require-uid", false, "serve an SVID only to the uid its registration names")
 	fs.StringVar(&c.Metrics, "metrics", "", "serve Prometheus /metrics on this address")
+	fs.StringVar(&c.MemoryLimit, "memory-limit", "", "soft memory limit, e.g. 64MiB, or off (default 32MiB, or GOMEMLIMIT when set)")
 	fs.StringVar(&c.Firewall.Mode, "firewall", "", "host firewall: off (default), audit or enforce")
 	fs.StringVar(&c.Egress.Proxy, "egress-proxy", "", "loopback address of the HTTP CONNECT egress proxy (HTTPS_PROXY)")
 	fs.StringVar(&c.Egress.SNI, "egress-sni", "", "loopback address of the TLS (SNI) egress listener")
@@ -71,6 +72,9 @@ func runNode(ctx context.Context, e *Env, c *agent.File, validateOnly bool) erro
 	if validateOnly {
 		fmt.Fprintln(e.Stdout, "configuration OK")
 		return nil
+	}
+	if limit, _ := c.MemoryLimitBytes(e.Getenv); limit >= 0 && e.SetMemoryLimit != nil {
+		e.SetMemoryLimit(limit)
 	}
 	n, err := startNode(ctx, e, c)
 	if err != nil {

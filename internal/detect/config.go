@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"net/url"
 	"regexp"
+	"sync"
 	"time"
 
 	"moat/internal/config"
@@ -212,7 +213,7 @@ func Load(data []byte, getenv func(string) string) (*Settings, error) {
 	return raw.settings(getenv)
 }
 
-var sinkName = regexp.MustCompile(`^[a-z0-9][a-z0-9_-]{0,62}$`)
+var sinkName = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^[a-z0-9][a-z0-9_-]{0,62}$`) })
 
 func (f *rawFile) settings(getenv func(string) string) (*Settings, error) {
 	if getenv == nil {
@@ -364,7 +365,7 @@ func (r rawDelivery) merge(d Delivery) (Delivery, error) {
 // header value: they are secrets.
 func (r rawSink) sink(p string, getenv func(string) string) (SinkConfig, error) {
 	sc := SinkConfig{Name: r.Name, Type: r.Type, MinSeverity: SeverityInfo}
-	if !sinkName.MatchString(r.Name) {
+	if !sinkName().MatchString(r.Name) {
 		return sc, config.Errorf(config.Join(p, "name"), "want a name of lowercase letters, digits, '-' or '_', got %q", r.Name)
 	}
 	switch r.Type {
@@ -415,7 +416,7 @@ func (r rawSink) sink(p string, getenv func(string) string) (SinkConfig, error) 
 		}
 		sc.Headers = map[string]Secret{}
 		for k, v := range r.Headers {
-			if k == "" || !headerName.MatchString(k) {
+			if k == "" || !headerName().MatchString(k) {
 				return sc, config.Errorf(config.Join(config.Join(p, "headers"), k), "not a valid header name")
 			}
 			sc.Headers[k] = NewSecret(v)
@@ -424,7 +425,7 @@ func (r rawSink) sink(p string, getenv func(string) string) (SinkConfig, error) 
 	return sc, nil
 }
 
-var headerName = regexp.MustCompile("^[!#$%&'*+.^_`|~0-9A-Za-z-]+$")
+var headerName = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile("^[!#$%&'*+.^_`|~0-9A-Za-z-]+$") })
 
 // secretValue returns the literal value or the named environment variable's,
 // refusing both or an empty variable.

@@ -113,6 +113,11 @@ type Config struct {
 	// an accepted loopback connection; nil means the kernel's answer
 	// (Linux only; elsewhere every uid-guarded listener refuses all).
 	PeerUID func(c net.Conn) (int, error)
+
+	// protocols are the tunnel ALPN names offered and accepted, newest
+	// first; nil means tunnelProtocols. Tests set moat-tunnel/1 alone to
+	// stand for an agent from before version 2.
+	protocols []string
 }
 
 // Service is one service on this node.
@@ -184,14 +189,15 @@ type counters struct {
 
 // Mesh is one agent's data plane. Its methods are safe for concurrent use.
 type Mesh struct {
-	cfg    Config
-	log    *slog.Logger
-	now    func() time.Time
-	flows  flow.Writer
-	ln     net.Listener
-	srvTLS *tls.Config
-	mux    *yamux.Config
-	stats  counters
+	cfg       Config
+	log       *slog.Logger
+	now       func() time.Time
+	flows     flow.Writer
+	ln        net.Listener
+	srvTLS    *tls.Config
+	mux       *yamux.Config
+	protocols []string // tunnel ALPN names, newest first
+	stats     counters
 
 	policy   atomic.Pointer[policy.Table]
 	services atomic.Pointer[map[string]Service]
@@ -234,8 +240,12 @@ func New(c Config) (*Mesh, error) {
 	if c.PeerUID == nil {
 		c.PeerUID = peerUID
 	}
+	if c.protocols == nil {
+		c.protocols = tunnelProtocols
+	}
 	m := &Mesh{
 		cfg:       c,
+		protocols: c.protocols,
 		log:       c.Logger,
 		now:       c.Now,
 		flows:     c.Flows,

@@ -130,7 +130,7 @@ func validateEgress(p string, rr rawEgress) (EgressRule, error) {
 	if rr.Name == "" {
 		return r, config.Errorf(config.Join(p, "name"), "every egress rule needs a name")
 	}
-	if !ruleNameRE.MatchString(rr.Name) || rr.Name == DefaultDeny {
+	if !ruleNameRE().MatchString(rr.Name) || rr.Name == DefaultDeny {
 		return r, config.Errorf(config.Join(p, "name"), "bad rule name %q", rr.Name)
 	}
 	if len(rr.From) == 0 {

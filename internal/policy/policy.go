@@ -47,6 +47,7 @@ import (
 	"regexp"
 	"sort"
 	"strings"
+	"sync"
 
 	"moat/internal/config"
 	"moat/internal/identity"
@@ -167,7 +168,7 @@ type Table struct {
 	source   []byte
 }
 
-var ruleNameRE = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,126}$`)
+var ruleNameRE = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,126}$`) })
 
 // validService reports whether s may name a service (as identity names them).
 func validService(s string) bool { return identity.ValidName(s) == nil }
@@ -320,7 +321,7 @@ func validateRule(p string, rr rawRule) (Rule, error) {
 	if rr.Name == "" {
 		return rule, config.Errorf(config.Join(p, "name"), "every rule needs a name")
 	}
-	if !ruleNameRE.MatchString(rr.Name) || rr.Name == DefaultDeny {
+	if !ruleNameRE().MatchString(rr.Name) || rr.Name == DefaultDeny {
 		return rule, config.Errorf(config.Join(p, "name"), "bad rule name %q", rr.Name)
 	}
 	switch {
