@@ -82,16 +82,7 @@ func (s *Store) Next(ctx context.Context, c *Cursor, limit int, fn func(Record) 
 	}
 	n := 0
 	for _, day := range days {
-		s.mu.Lock()
-		path := s.known[day]
-		s.mu.Unlock()
-		// A day whose files did not change since it was read to its end
-		// is not opened again.
-		st := stamp(path)
-		if st == c.seen[day] {
-			continue
-		}
-		p, err := s.acquire(day, false)
+		p, st, err := s.acquireChanged(day, c)
 		if errors.Is(err, errSkip) {
 			continue
 		}
@@ -119,6 +110,22 @@ func (s *Store) nextPart(ctx context.Context, p *partition, c *Cursor, limit int
 		return fn(r)
 	})
 	return n, err
+}
+
+// acquireChanged acquires day's partition unless its files did not change
+// since c read it to its end (errSkip then), so that following a store
+// does not cycle every day of the retention through the open partitions.
+// It returns the files' stamp, for c.seen once the day is read to its end.
+func (s *Store) acquireChanged(day int64, c *Cursor) (*partition, string, error) {
+	s.mu.Lock()
+	path := s.known[day]
+	s.mu.Unlock()
+	st := stamp(path)
+	if st == c.seen[day] {
+		return nil, "", errSkip
+	}
+	p, err := s.acquire(day, false)
+	return p, st, err
 }
 
 // Changed returns a channel closed the next time Ingest stores a record:

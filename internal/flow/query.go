@@ -310,18 +310,8 @@ func (s *Store) Tail(ctx context.Context, c *Cursor, f Filter, every time.Durati
 		if err := s.refresh(); err != nil {
 			return err
 		}
-		// Only partitions whose files changed since the last look are
-		// opened, so that following a store does not cycle every day of
-		// the retention through the open partitions each interval.
 		for _, day := range s.days(lo, hi) {
-			s.mu.Lock()
-			path := s.known[day]
-			s.mu.Unlock()
-			st := stamp(path)
-			if st == c.seen[day] {
-				continue
-			}
-			p, err := s.acquire(day, false)
+			p, st, err := s.acquireChanged(day, c)
 			if errors.Is(err, errSkip) {
 				continue
 			}
