@@ -29,12 +29,16 @@ var (
 	ErrNotFound         = errors.New("not found")
 	ErrConflict         = errors.New("conflict")
 	ErrUnavailable      = errors.New("server unavailable")
+	// ErrMFARequired is a call refused until the caller proves a second
+	// factor afresh (an MFA session certificate).
+	ErrMFARequired = errors.New("fresh MFA proof required")
 )
 
 // StatusError is a non-2xx answer.
 type StatusError struct {
-	Code int
-	Msg  string
+	Code   int
+	Msg    string
+	Reason string
 }
 
 func (e *StatusError) Error() string { return fmt.Sprintf("%s (%d)", e.Msg, e.Code) }
@@ -54,6 +58,8 @@ func (e *StatusError) Is(target error) bool {
 		return e.Code == http.StatusConflict
 	case ErrUnavailable:
 		return e.Code == http.StatusServiceUnavailable
+	case ErrMFARequired:
+		return e.Reason == ReasonMFARequired
 	}
 	return false
 }
@@ -62,6 +68,10 @@ func (e *StatusError) Is(target error) bool {
 type Client struct {
 	base string
 	hc   *http.Client
+	// mfa, when set, is called once when a call is refused with
+	// ErrMFARequired; if it returns nil (a session certificate is now
+	// presented), the call is sent again.
+	mfa func(ctx context.Context) error
 }
 
 // NewClient returns a client of the server at addr (host:port) over conf.
@@ -82,19 +92,33 @@ func (c *Client) Close() { c.hc.CloseIdleConnections() }
 // Call sends in as JSON (nil for none) and decodes the answer into out (nil
 // to discard it).
 func (c *Client) Call(ctx context.Context, method, path string, in, out any) error {
-	var body io.Reader
+	var b []byte
 	if in != nil {
-		b, err := json.Marshal(in)
-		if err != nil {
+		var err error
+		if b, err = json.Marshal(in); err != nil {
 			return fmt.Errorf("api: encode request: %w", err)
 		}
+	}
+	err := c.call(ctx, method, path, in != nil, b, out)
+	if c.mfa != nil && errors.Is(err, ErrMFARequired) {
+		if merr := c.mfa(ctx); merr != nil {
+			return merr
+		}
+		err = c.call(ctx, method, path, in != nil, b, out)
+	}
+	return err
+}
+
+func (c *Client) call(ctx context.Context, method, path string, hasBody bool, b []byte, out any) error {
+	var body io.Reader
+	if hasBody {
 		body = bytes.NewReader(b)
 	}
 	req, err := http.NewRequestWithContext(ctx, method, c.base+path, body)
 	if err != nil {
 		return fmt.Errorf("api: %w", err)
 	}
-	if in != nil {
+	if hasBody {
 		req.Header.Set("Content-Type", "application/json")
 	}
 	resp, err := c.hc.Do(req)
@@ -124,7 +148,7 @@ func readError(resp *http.Response) error {
 			e.Error = http.StatusText(resp.StatusCode)
 		}
 	}
-	return &StatusError{Code: resp.StatusCode, Msg: e.Error}
+	return &StatusError{Code: resp.StatusCode, Msg: e.Error, Reason: e.Reason}
 }
 
 // ErrWatchSilent is returned by Watch when the stream carried nothing, not

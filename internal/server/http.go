@@ -24,6 +24,10 @@ type caller struct {
 	Name string
 	Role string // for admins
 	Leaf *x509.Certificate
+	// MFA is the second factor behind an admin's MFA session certificate,
+	// "" for any other certificate; Grant is the access grant of an
+	// access-grant certificate.
+	MFA, Grant string
 	// detail is what an admin handler adds to its audit entry.
 	detail map[string]string
 }
@@ -39,8 +43,9 @@ func (c *caller) note(k, v string) {
 // httpError is an error with the status it answers with. Its message is
 // shown to the caller, so it never carries internals.
 type httpError struct {
-	code int
-	msg  string
+	code   int
+	msg    string
+	reason string // api.Error.Reason, for answers a client branches on
 }
 
 func (e *httpError) Error() string { return e.msg }
@@ -75,6 +80,8 @@ func (s *Server) routes() http.Handler {
 	s.policyRoutes(admin)
 	s.auditRoutes(admin)
 	s.keyRoutes(admin)
+	s.mfaRoutes(admin)
+	s.accessRoutes(mux, admin)
 	return mux
 }
 
@@ -95,6 +102,9 @@ func (s *Server) identify(ctx context.Context, r *http.Request) (*caller, error)
 	}
 	c := &caller{ID: id.String(), Kind: kind, Name: name, Leaf: r.TLS.PeerCertificates[0]}
 	if kind == identity.KindAdmin {
+		if err := callerMarks(c); err != nil {
+			return nil, err
+		}
 		var rec adminRecord
 		if err := getJSON(ctx, s.st, prefixAdmin+name, &rec); err != nil {
 			if errors.Is(err, store.ErrNotFound) {
@@ -143,7 +153,9 @@ func (s *Server) admin(role, action string, h func(context.Context, *caller, *ht
 		case api.RoleRank(c.Role) < api.RoleRank(role):
 			err = errorf(http.StatusForbidden, "role %q may not %s (needs %q)", c.Role, action, role)
 		default:
-			out, target, err = h(ctx, c, r)
+			if err = s.checkFactor(ctx, c, action); err == nil {
+				out, target, err = h(ctx, c, r)
+			}
 		}
 		entry.Target = target
 		if c != nil {
@@ -175,7 +187,7 @@ func resultOf(err error) string {
 	var he *httpError
 	if errors.As(err, &he) {
 		switch he.code {
-		case http.StatusUnauthorized, http.StatusForbidden:
+		case http.StatusUnauthorized, http.StatusForbidden, http.StatusTooManyRequests:
 			return "denied: " + he.msg
 		}
 		return "error: " + he.msg
@@ -195,7 +207,7 @@ func writeJSON(w http.ResponseWriter, code int, v any) {
 func writeError(w http.ResponseWriter, err error) {
 	var he *httpError
 	if errors.As(err, &he) {
-		writeJSON(w, he.code, api.Error{Error: he.msg})
+		writeJSON(w, he.code, api.Error{Error: he.msg, Reason: he.reason})
 		return
 	}
 	if errors.Is(err, store.ErrConflict) {
@@ -206,8 +218,11 @@ func writeError(w http.ResponseWriter, err error) {
 }
 
 // decode reads a JSON request body strictly.
-func decode(r *http.Request, v any) error {
-	dec := json.NewDecoder(http.MaxBytesReader(nil, r.Body, 1<<20))
+func decode(r *http.Request, v any) error { return decodeLimit(r, v, 1<<20) }
+
+// decodeLimit reads a JSON request body of at most limit bytes strictly.
+func decodeLimit(r *http.Request, v any, limit int64) error {
+	dec := json.NewDecoder(http.MaxBytesReader(nil, r.Body, limit))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(v); err != nil {
 		return errorf(http.StatusBadRequest, "bad request body: %v", strings.TrimPrefix(err.Error(), "json: "))
@@ -224,6 +239,14 @@ func (s *Server) handleBundle(w http.ResponseWriter, r *http.Request) {
 
 func (s *Server) handleWhoami(ctx context.Context, c *caller, r *http.Request) (any, string, error) {
 	return api.Whoami{ID: c.ID, Role: c.Role}, c.ID, nil
+}
+
+// trimForError shortens a caller's value to quote in an error.
+func trimForError(v string) string {
+	if len(v) > 64 {
+		return v[:64] + "…"
+	}
+	return v
 }
 
 func mustParseID(s string) spiffeid.ID {

@@ -65,6 +65,11 @@ type Config struct {
 	Heartbeat time.Duration
 	// Keys, when set, serves key rotation, key status and backups.
 	Keys *Keys
+	// MFA decides which admin calls need a fresh second factor; the zero
+	// value requires one for the sensitive calls of every role.
+	MFA MFAConfig
+	// Access governs break-glass grants and their recordings.
+	Access AccessConfig
 }
 
 // Server is a running control plane.
@@ -84,6 +89,8 @@ type Server struct {
 	ready  chan struct{}
 	certMu sync.RWMutex // guards cert
 	cert   *tls.Certificate
+	mfa    MFAConfig
+	access *accessState
 }
 
 // New loads the control plane's state from cfg.Store (written by Init).
@@ -112,7 +119,10 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	if cfg.Detect != nil {
 		cfg.Audit = observed{next: cfg.Audit, d: cfg.Detect}
 	}
-	s := &Server{cfg: cfg, st: cfg.Store, log: cfg.Logger, now: cfg.Now, ready: make(chan struct{})}
+	cfg.MFA.defaults()
+	cfg.Access.defaults()
+	s := &Server{cfg: cfg, st: cfg.Store, log: cfg.Logger, now: cfg.Now, ready: make(chan struct{}), mfa: cfg.MFA}
+	s.access = newAccessState(s)
 	if err := getJSON(ctx, s.st, keyMeta, &s.meta); err != nil {
 		if errors.Is(err, store.ErrNotFound) {
 			return nil, errors.New("server: the store holds no control plane: run \"moat server init\" first")
@@ -276,6 +286,7 @@ func (s *Server) Run(ctx context.Context) error {
 	hubCtx, cancelHub := context.WithCancel(ctx)
 	defer cancelHub()
 	go func() { errc <- s.hub.run(hubCtx) }()
+	go s.runAccess(hubCtx)
 	s.log.Info("control plane listening", "addr", ln.Addr().String(), "trust_domain", s.td.Name())
 	select {
 	case <-ctx.Done():

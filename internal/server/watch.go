@@ -81,6 +81,8 @@ func watchedPrefix(k string) string {
 		return prefixService
 	case strings.HasPrefix(k, prefixNode):
 		return prefixNode
+	case strings.HasPrefix(k, prefixGrant):
+		return prefixGrant
 	case k == keyRevocations, k == keyPolicy, k == keyBundle, k == keyCA:
 		return k
 	}
@@ -158,6 +160,15 @@ func (h *hub) frameOf(ctx context.Context, ev store.Event) (frame, bool) {
 			}
 			f.u.Nodes = []api.Node{n}
 		}
+	case prefixGrant:
+		if del {
+			return frame{}, false
+		}
+		var g api.Grant
+		if json.Unmarshal(ev.KV.Value, &g) != nil {
+			return frame{}, false
+		}
+		f.u.Grants = []api.Grant{g}
 	case keyRevocations:
 		var r identity.Revocations
 		if json.Unmarshal(ev.KV.Value, &r) != nil {
@@ -233,6 +244,21 @@ func (s *Server) snapshot(ctx context.Context) (api.Update, map[string]int64, er
 		revs[key] = kv.ModRevision
 		return true, json.Unmarshal(kv.Value, v)
 	}
+	grants, rev, err := s.st.List(ctx, prefixGrant)
+	if err != nil {
+		return u, nil, err
+	}
+	revs[prefixGrant] = rev
+	now := s.now()
+	for _, kv := range grants {
+		var g api.Grant
+		if err := json.Unmarshal(kv.Value, &g); err != nil {
+			return u, nil, err
+		}
+		if st := g.State(now); st == api.GrantActive || st == api.GrantPending {
+			u.Grants = append(u.Grants, g)
+		}
+	}
 	var rv identity.Revocations
 	if _, err := single(keyRevocations, &rv); err != nil {
 		return u, nil, err
@@ -283,7 +309,7 @@ func (s *Server) handleWatch(w http.ResponseWriter, r *http.Request, c *caller) 
 		}
 		return true
 	}
-	if !send(snap) {
+	if !send(forNode(snap, c.Name)) {
 		return
 	}
 	tick := time.NewTicker(s.cfg.Heartbeat)
@@ -299,7 +325,11 @@ func (s *Server) handleWatch(w http.ResponseWriter, r *http.Request, c *caller) 
 			if f.rev <= revs[f.prefix] {
 				continue
 			}
-			if !send(f.u) {
+			u := forNode(f.u, c.Name)
+			if f.prefix == prefixGrant && len(u.Grants) == 0 {
+				continue
+			}
+			if !send(u) {
 				return
 			}
 			if f.u.Revocations != nil && s.trust.Revoked(c.Leaf, mustParseID(c.ID)) {
@@ -314,4 +344,20 @@ func (s *Server) handleWatch(w http.ResponseWriter, r *http.Request, c *caller) 
 			}
 		}
 	}
+}
+
+// forNode keeps only node's own grants in u: an agent learns nothing of
+// other nodes' break-glass access.
+func forNode(u api.Update, node string) api.Update {
+	if len(u.Grants) == 0 {
+		return u
+	}
+	var mine []api.Grant
+	for _, g := range u.Grants {
+		if g.Node == node {
+			mine = append(mine, g)
+		}
+	}
+	u.Grants = mine
+	return u
 }
