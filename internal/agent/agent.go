@@ -88,6 +88,8 @@ type Config struct {
 	// Metrics, when set, receives the agent's Prometheus metrics.
 	Metrics prometheus.Registerer
 	Logger  *slog.Logger
+	// Access configures break-glass sessions on this node.
+	Access AccessConfig
 }
 
 // Agent is a node agent.
@@ -120,6 +122,7 @@ type Agent struct {
 	shipper  *flow.Shipper
 	counted  flow.Writer // flow-derived metrics, or nil
 	renewals atomic.Int64
+	access   *access
 }
 
 // svid is one service's current identity.
@@ -210,6 +213,7 @@ func New(ctx context.Context, cfg Config) (*Agent, error) {
 		a.spool.Close()
 		return nil, err
 	}
+	a.access = newAccess(a, cfg.Access)
 	return a, nil
 }
 
@@ -363,7 +367,7 @@ func (a *Agent) Run(ctx context.Context) error {
 	defer cancel()
 	defer func() { a.api().Close() }()
 	var wg sync.WaitGroup
-	errc := make(chan error, 6)
+	errc := make(chan error, 7)
 	run := func(f func(context.Context) error) {
 		wg.Add(1)
 		go func() {
@@ -379,6 +383,7 @@ func (a *Agent) Run(ctx context.Context) error {
 	run(a.runMesh)
 	run(a.reportHealth)
 	run(a.shipper.Run)
+	run(a.access.run)
 	if a.cfg.Socket != "" {
 		run(a.serveWorkloadAPI)
 	}

@@ -2,6 +2,7 @@ package api
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"net"
@@ -110,3 +111,26 @@ func (s *StreamConn) RemoteAddr() net.Addr {
 func (s *StreamConn) SetDeadline(time.Time) error      { return nil }
 func (s *StreamConn) SetReadDeadline(time.Time) error  { return nil }
 func (s *StreamConn) SetWriteDeadline(time.Time) error { return nil }
+
+// Upload sends body as the raw request body of a POST to path and decodes
+// the JSON answer into out (nil to discard it).
+func (c *Client) Upload(ctx context.Context, path string, body io.Reader, out any) error {
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, c.base+path, body)
+	if err != nil {
+		return fmt.Errorf("api: %w", err)
+	}
+	req.Header.Set("Content-Type", "application/octet-stream")
+	resp, err := c.hc.Do(req)
+	if err != nil {
+		return fmt.Errorf("api: POST %s: %w", path, err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode/100 != 2 {
+		return readError(resp)
+	}
+	if out == nil {
+		_, _ = io.Copy(io.Discard, resp.Body)
+		return nil
+	}
+	return json.NewDecoder(io.LimitReader(resp.Body, 1<<20)).Decode(out)
+}
