@@ -10,12 +10,15 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"path/filepath"
+	"strings"
 	"sync"
 	"time"
 
 	"github.com/hashicorp/yamux"
 
 	"moat/internal/api"
+	"moat/internal/config"
 	"moat/internal/flow"
 	"moat/internal/identity"
 )
@@ -374,4 +377,35 @@ func (x *access) enforce(ctx context.Context) {
 // only once it is on record.
 func (x *access) reportStart(ctx context.Context, info api.AccessSession) error {
 	return x.a.api().Call(ctx, http.MethodPost, api.PathNodeAccessEvent, api.AccessEvent{Kind: "start", Session: info}, nil)
+}
+
+// AccessFile is the "access" section of moat agent's configuration file.
+type AccessFile struct {
+	Off          bool   `yaml:"off"`
+	User         string `yaml:"user"`
+	AllowRoot    bool   `yaml:"allow_root"`
+	Shell        string `yaml:"shell"`
+	RecordInput  bool   `yaml:"record_input"`
+	SFTPServer   string `yaml:"sftp_server"`
+	MaxRecording int64  `yaml:"max_recording_bytes"`
+}
+
+// Config validates f; errors name keys under path.
+func (f AccessFile) Config(path string) (AccessConfig, error) {
+	c := AccessConfig(f)
+	if c.User == "root" && !c.AllowRoot {
+		return c, config.Errorf(config.Join(path, "user"), "root shells are refused unless allow_root is true")
+	}
+	if len(c.User) > 64 || strings.ContainsAny(c.User, ":/ \n") {
+		return c, config.Errorf(config.Join(path, "user"), "%q is not a user name", c.User)
+	}
+	for _, p := range []struct{ key, v string }{{"shell", c.Shell}, {"sftp_server", c.SFTPServer}} {
+		if p.v != "" && !filepath.IsAbs(p.v) {
+			return c, config.Errorf(config.Join(path, p.key), "%q: want an absolute path", p.v)
+		}
+	}
+	if c.MaxRecording < 0 || c.MaxRecording > 1<<30 {
+		return c, config.Errorf(config.Join(path, "max_recording_bytes"), "%d: want at most 1 GiB", c.MaxRecording)
+	}
+	return c, nil
 }

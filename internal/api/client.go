@@ -72,6 +72,9 @@ type Client struct {
 	// ErrMFARequired; if it returns nil (a session certificate is now
 	// presented), the call is sent again.
 	mfa func(ctx context.Context) error
+	// before, when set, runs at the start of every call (an admin session
+	// drops connections that present a certificate it no longer wants).
+	before func()
 }
 
 // NewClient returns a client of the server at addr (host:port) over conf.
@@ -110,6 +113,9 @@ func (c *Client) Call(ctx context.Context, method, path string, in, out any) err
 }
 
 func (c *Client) call(ctx context.Context, method, path string, hasBody bool, b []byte, out any) error {
+	if c.before != nil {
+		c.before()
+	}
 	var body io.Reader
 	if hasBody {
 		body = bytes.NewReader(b)

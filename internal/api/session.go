@@ -54,8 +54,9 @@ type AdminSession struct {
 	enrol *tls.Certificate
 	id    string
 
-	mu      sync.Mutex // guards session
-	session *tls.Certificate
+	mu        sync.Mutex // guards session and presented
+	session   *tls.Certificate
+	presented *tls.Certificate // what new connections were last given
 }
 
 // NewAdminSession opens the credentials in dir for the server at addr.
@@ -79,6 +80,7 @@ func NewAdminSession(addr, dir string, cfg SessionConfig) (*AdminSession, error)
 	}
 	s.Client = NewClient(addr, ClientTLS(s.certificate, s.trust))
 	s.Client.mfa = s.prompt
+	s.Client.before = s.recheck
 	return s, nil
 }
 
@@ -90,10 +92,29 @@ func (s *AdminSession) ID() string { return s.id }
 
 // certificate presents the session certificate while it is valid.
 func (s *AdminSession) certificate() (*tls.Certificate, error) {
-	if c := s.Session(); c != nil {
-		return c, nil
+	c := s.Session()
+	if c == nil {
+		c = s.enrol
 	}
-	return s.enrol, nil
+	s.mu.Lock()
+	s.presented = c
+	s.mu.Unlock()
+	return c, nil
+}
+
+// recheck drops pooled connections once the session certificate they
+// present has expired, so the next call presents the enrolment one.
+func (s *AdminSession) recheck() {
+	want := s.Session()
+	if want == nil {
+		want = s.enrol
+	}
+	s.mu.Lock()
+	stale := s.presented != nil && s.presented != want
+	s.mu.Unlock()
+	if stale {
+		s.Client.Close()
+	}
 }
 
 // Session returns the MFA session certificate if one is valid now.

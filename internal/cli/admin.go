@@ -11,7 +11,6 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"net/url"
 	"os"
@@ -38,26 +37,14 @@ func (a *adminFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&a.output, "output", "table", "output format: table or json")
 }
 
-// client builds an admin client from the credentials directory.
+// client builds an admin client from the credentials directory; a call
+// that needs a fresh MFA proof asks for a code.
 func (a *adminFlags) client(e *Env) (*api.Client, error) {
-	server := a.server
-	if server == "" {
-		server = envDefault(e, "MOAT_SERVER", "127.0.0.1:7400")
+	s, err := a.session(e, true)
+	if err != nil {
+		return nil, err
 	}
-	dir := a.adminDir
-	if dir == "" {
-		dir = e.Getenv("MOAT_ADMIN_DIR")
-	}
-	if dir == "" {
-		return nil, usagef("no admin credentials: pass --admin-dir or set MOAT_ADMIN_DIR (\"moat server init\" wrote them)")
-	}
-	if a.output != "table" && a.output != "json" {
-		return nil, usagef("--output %q: want table or json", a.output)
-	}
-	if _, _, err := net.SplitHostPort(server); err != nil {
-		return nil, usagef("--server %q: want host:port", server)
-	}
-	return api.NewClientFromDir(server, dir)
+	return s.Client, nil
 }
 
 // adminCommand builds an admin subcommand: it declares its own flags, then
@@ -434,7 +421,7 @@ func adminsCommand() *Command {
 			fmt.Fprintf(e.Stdout, "%s (role %s)\n", w.ID, w.Role)
 			return nil
 		})
-	return &Command{Name: "admin", Summary: "manage administrators", Sub: []*Command{create, whoami}}
+	return &Command{Name: "admin", Summary: "manage administrators", Sub: []*Command{create, mfaCommand(), whoami}}
 }
 
 // listingHealth sums up a service's listeners as its agent reported them.

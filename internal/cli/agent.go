@@ -24,6 +24,8 @@ type agentConfig struct {
 	// KEK seals the node key, cached SVID keys and the spool; the key file
 	// defaults to DATA_DIR.kek, created on first start.
 	KEK kekConfig `yaml:"kek"`
+	// Access configures break-glass sessions on this node.
+	Access agent.AccessFile `yaml:"access"`
 }
 
 func (c *agentConfig) validate() error {
@@ -43,6 +45,9 @@ func (c *agentConfig) validate() error {
 		if _, _, err := net.SplitHostPort(c.Metrics); err != nil {
 			return config.Errorf("metrics", "%q: want host:port", c.Metrics)
 		}
+	}
+	if _, err := c.Access.Config("access"); err != nil {
+		return err
 	}
 	return c.KEK.validate("kek")
 }
@@ -69,6 +74,7 @@ func agentCommand() *Command {
 			fs.StringVar(&c.Socket, "socket", "", "SPIFFE Workload API socket path, reachable by every local uid (default DATA_DIR.public/workload.sock)")
 			fs.BoolVar(&c.RequireUID, "require-uid", false, "serve an SVID only to the uid its registration names")
 			fs.StringVar(&c.Metrics, "metrics", "", "serve Prometheus /metrics on this address")
+			fs.StringVar(&c.Access.User, "access-user", "", "local user break-glass shells run as (empty: no shells on this node)")
 			validate = fs.Bool("validate", false, "check the configuration and exit")
 			c.KEK.flags(fs)
 		},

@@ -104,6 +104,7 @@ func root() *Command {
 // commands is the table of top-level commands.
 func commands() []*Command {
 	cmds := []*Command{
+		accessCommand(),
 		adminsCommand(),
 		agentCommand(),
 		alertsCommand(),
@@ -118,6 +119,7 @@ func commands() []*Command {
 		policyCommand(),
 		revokeCommand(),
 		serverCommand(),
+		sshCommand(),
 		svcCommand(),
 		tokenCommand(),
 		versionCommand(),

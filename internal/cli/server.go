@@ -38,6 +38,11 @@ type serverConfig struct {
 	// KeyRotation rotates the primary data key when it is this old (e.g.
 	// 90d); zero means only by "moat keys rotate".
 	KeyRotation config.Duration `yaml:"key_rotation"`
+	// MFA decides which admin calls need a fresh second factor (default:
+	// the sensitive ones, for every role).
+	MFA server.MFAFile `yaml:"mfa"`
+	// Access governs break-glass grants and session recordings.
+	Access server.AccessFile `yaml:"access"`
 }
 
 // storeConfig selects the control-plane store.
@@ -104,6 +109,12 @@ func (c *serverConfig) validate(needTD bool) error {
 		}
 	default:
 		return config.Errorf("store.backend", "%q: want bolt or etcd", c.Store.Backend)
+	}
+	if _, err := c.MFA.Config("mfa"); err != nil {
+		return err
+	}
+	if _, err := c.Access.Config("access"); err != nil {
+		return err
 	}
 	return c.KEK.validate("kek")
 }

@@ -124,9 +124,18 @@ func startServer(ctx context.Context, e *Env, c serverConfig, logger *slog.Logge
 	}); err != nil {
 		return nil, err
 	}
+	mfa, err := c.MFA.Config("mfa")
+	if err != nil {
+		return nil, err
+	}
+	acc, err := c.Access.Config("access")
+	if err != nil {
+		return nil, err
+	}
+	acc.RecordingsDir = filepath.Join(c.DataDir, "recordings")
 	p.srv, err = server.New(ctx, server.Config{
 		Listen: c.Listen, Name: c.Name, Store: p.st, Sealer: sealer, Audit: p.log, AuditLog: p.log, Logger: logger,
-		Flows: p.flows, Detect: p.engine, Metrics: p.metrics, Keys: p.keys,
+		Flows: p.flows, Detect: p.engine, Metrics: p.metrics, Keys: p.keys, MFA: mfa, Access: acc,
 	})
 	if err != nil {
 		return nil, err
@@ -170,9 +179,13 @@ func startNode(ctx context.Context, e *Env, c agentConfig) (*node, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", c.DataDir, err)
 	}
+	acc, err := c.Access.Config("access")
+	if err != nil {
+		return nil, err
+	}
 	a, err := agent.New(ctx, agent.Config{
 		DataDir: c.DataDir, Server: c.Server, Join: c.Join, Node: c.Node, MeshAddr: c.Listen,
-		Socket: socket, RequireUID: c.RequireUID, Logger: logger, Metrics: reg, Sealer: kr.AEAD(),
+		Socket: socket, RequireUID: c.RequireUID, Logger: logger, Metrics: reg, Sealer: kr.AEAD(), Access: acc,
 	})
 	if err != nil {
 		return nil, err

@@ -46,6 +46,7 @@ type cluster struct {
 	detect server.Detector // guarded by mu; set by restartWith
 
 	agentCfg map[string]agent.Config // guarded by mu
+	secrets  map[string]string       // TOTP secrets by admin directory; guarded by mu
 }
 
 func quietLogger() *slog.Logger {
@@ -61,7 +62,7 @@ func (discard) Write(p []byte) (int, error) { return len(p), nil }
 
 func newCluster(t *testing.T) *cluster {
 	t.Helper()
-	c := &cluster{t: t, clk: newFakeClock(), dir: t.TempDir(), logger: quietLogger()}
+	c := &cluster{t: t, clk: newFakeClock(), dir: t.TempDir(), logger: quietLogger(), secrets: map[string]string{}}
 	c.adminDir = filepath.Join(c.dir, "admin")
 	st, err := store.OpenBolt(store.BoltConfig{Dir: c.dir})
 	if err != nil {
@@ -120,11 +121,7 @@ func (c *cluster) startServer(addr string) {
 	c.mu.Lock()
 	c.srv, c.stop, c.done, c.addr = srv, cancel, done, srv.Addr()
 	c.mu.Unlock()
-	admin, err := api.NewClientFromDir(c.addr, c.adminDir)
-	if err != nil {
-		c.t.Fatal(err)
-	}
-	c.admin = admin
+	c.admin = c.mfaAdmin(c.adminDir)
 }
 
 // restartWith restarts the control plane on its address, feeding det.

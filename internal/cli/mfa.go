@@ -1,0 +1,231 @@
+package cli
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/boombuler/barcode/qr"
+
+	"moat/internal/api"
+)
+
+// session opens the administrator's credentials as an MFA-aware client:
+// a call that needs a fresh second factor asks for a code (prompt on
+// stderr, read from stdin) when ask is set.
+func (a *adminFlags) session(e *Env, ask bool) (*api.AdminSession, error) {
+	server := a.server
+	if server == "" {
+		server = envDefault(e, "MOAT_SERVER", "127.0.0.1:7400")
+	}
+	dir := a.adminDir
+	if dir == "" {
+		dir = e.Getenv("MOAT_ADMIN_DIR")
+	}
+	if dir == "" {
+		return nil, usagef("no admin credentials: pass --admin-dir or set MOAT_ADMIN_DIR (\"moat server init\" wrote them)")
+	}
+	if a.output != "table" && a.output != "json" {
+		return nil, usagef("--output %q: want table or json", a.output)
+	}
+	if _, _, err := net.SplitHostPort(server); err != nil {
+		return nil, usagef("--server %q: want host:port", server)
+	}
+	var code func(context.Context) (string, error)
+	if ask {
+		code = func(context.Context) (string, error) {
+			fmt.Fprint(e.Stderr, "This call needs a fresh MFA proof. Code from your authenticator: ")
+			return readCode(e.Stdin)
+		}
+	}
+	return api.NewAdminSession(server, dir, api.SessionConfig{Code: code})
+}
+
+// readCode reads one line holding a one-time code.
+func readCode(r io.Reader) (string, error) {
+	if r == nil {
+		return "", errors.New("no code given (standard input is closed)")
+	}
+	line, err := bufio.NewReader(r).ReadString('\n')
+	line = strings.TrimSpace(line)
+	if line == "" {
+		if err != nil && !errors.Is(err, io.EOF) {
+			return "", err
+		}
+		return "", errors.New("no code given")
+	}
+	return line, nil
+}
+
+// sessionCommand is adminCommand for commands that need the session client.
+func sessionCommand(name, summary, usage string, flags func(fs *flag.FlagSet), run func(ctx context.Context, e *Env, fs *flag.FlagSet, s *api.AdminSession, af *adminFlags) error) *Command {
+	af := &adminFlags{}
+	return &Command{
+		Name: name, Summary: summary, Usage: usage,
+		Flags: func(fs *flag.FlagSet) {
+			af.register(fs)
+			if flags != nil {
+				flags(fs)
+			}
+		},
+		Run: func(ctx context.Context, e *Env, fs *flag.FlagSet) error {
+			s, err := af.session(e, true)
+			if err != nil {
+				return err
+			}
+			defer s.Close()
+			return run(ctx, e, fs, s, af)
+		},
+	}
+}
+
+func mfaCommand() *Command {
+	var noQR *bool
+	enroll := sessionCommand("enroll", "enrol a TOTP authenticator (shows its secret once)", "[--no-qr]",
+		func(fs *flag.FlagSet) { noQR = fs.Bool("no-qr", false, "print the otpauth URI without the QR code") },
+		func(ctx context.Context, e *Env, fs *flag.FlagSet, s *api.AdminSession, af *adminFlags) error {
+			var en api.MFAEnrollment
+			if err := s.Call(ctx, http.MethodPost, api.PathMFAEnroll, struct{}{}, &en); err != nil {
+				return err
+			}
+			if af.output == "json" {
+				return printJSON(e.Stdout, en)
+			}
+			if !*noQR {
+				if err := printQR(e.Stdout, en.URI); err != nil {
+					return err
+				}
+			}
+			fmt.Fprintf(e.Stdout, "%s\nsecret: %s\n", en.URI, en.Secret)
+			fmt.Fprintf(e.Stderr, "Add it to your authenticator (the secret is not shown again), then confirm with\n"+
+				"\"moat admin mfa confirm CODE\" before %s.\n", en.Expires.Local().Format(time.RFC3339))
+			return nil
+		})
+	confirm := sessionCommand("confirm", "activate an enrolment with a first code", "[CODE]", nil,
+		func(ctx context.Context, e *Env, fs *flag.FlagSet, s *api.AdminSession, af *adminFlags) error {
+			code, err := codeArg(e, fs, "confirm")
+			if err != nil {
+				return err
+			}
+			var st api.MFAStatus
+			if err := s.Call(ctx, http.MethodPost, api.PathMFAConfirm, api.MFACode{Code: code}, &st); err != nil {
+				return err
+			}
+			fmt.Fprintf(e.Stdout, "TOTP authenticator enrolled for %s\n", st.Admin)
+			return nil
+		})
+	login := sessionCommand("login", "trade a code for an MFA session certificate (sensitive calls need one)", "[CODE]", nil,
+		func(ctx context.Context, e *Env, fs *flag.FlagSet, s *api.AdminSession, af *adminFlags) error {
+			code, err := codeArg(e, fs, "login")
+			if err != nil {
+				return err
+			}
+			leaf, err := s.Login(ctx, code)
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(e.Stdout, "MFA session for %s until %s\n", s.ID(), leaf.NotAfter.Local().Format(time.RFC3339))
+			return nil
+		})
+	logout := sessionCommand("logout", "forget the MFA session certificate", "", nil,
+		func(ctx context.Context, e *Env, fs *flag.FlagSet, s *api.AdminSession, af *adminFlags) error {
+			return s.Logout()
+		})
+	status := sessionCommand("status", "show the caller's second factors and session", "", nil,
+		func(ctx context.Context, e *Env, fs *flag.FlagSet, s *api.AdminSession, af *adminFlags) error {
+			var st api.MFAStatus
+			if err := s.Call(ctx, http.MethodGet, api.PathMFA, nil, &st); err != nil {
+				return err
+			}
+			if af.output == "json" {
+				return printJSON(e.Stdout, st)
+			}
+			fmt.Fprintf(e.Stdout, "admin:    %s\n", st.Admin)
+			if st.TOTP.IsZero() {
+				fmt.Fprintln(e.Stdout, "totp:     not enrolled")
+			} else {
+				fmt.Fprintf(e.Stdout, "totp:     enrolled %s\n", st.TOTP.Format(time.RFC3339))
+			}
+			if !st.Session.IsZero() {
+				fmt.Fprintf(e.Stdout, "session:  until %s\n", st.Session.Format(time.RFC3339))
+			} else {
+				fmt.Fprintln(e.Stdout, "session:  none")
+			}
+			if !st.LockedUntil.IsZero() {
+				fmt.Fprintf(e.Stdout, "locked:   until %s\n", st.LockedUntil.Format(time.RFC3339))
+			}
+			fmt.Fprintf(e.Stdout, "required: %s\n", strings.Join(st.Required, " "))
+			return nil
+		})
+	var name *string
+	reset := sessionCommand("reset", "remove another administrator's second factors (a lost authenticator)", "--name NAME",
+		func(fs *flag.FlagSet) { name = fs.String("name", "", "the administrator (required)") },
+		func(ctx context.Context, e *Env, fs *flag.FlagSet, s *api.AdminSession, af *adminFlags) error {
+			if *name == "" {
+				return usagef("admin mfa reset: --name is required")
+			}
+			if err := s.Call(ctx, http.MethodPost, api.PathMFAReset, api.MFAReset{Name: *name}, nil); err != nil {
+				return err
+			}
+			fmt.Fprintf(e.Stdout, "second factors of %s removed; they enrol again with \"moat admin mfa enroll\"\n", *name)
+			return nil
+		})
+	return &Command{Name: "mfa", Summary: "second factors: enrol, log in for sensitive calls", Sub: []*Command{confirm, enroll, login, logout, reset, status}}
+}
+
+// codeArg takes the code from the one argument, else asks for it.
+func codeArg(e *Env, fs *flag.FlagSet, cmd string) (string, error) {
+	switch fs.NArg() {
+	case 0:
+		fmt.Fprint(e.Stderr, "Code from your authenticator: ")
+		return readCode(e.Stdin)
+	case 1:
+		return fs.Arg(0), nil
+	}
+	return "", usagef("admin mfa %s takes at most one argument, the code", cmd)
+}
+
+// printQR draws s as a QR code with half-block characters, two modules a
+// character row, light modules drawn, with a quiet zone: what authenticator
+// apps scan off a terminal.
+func printQR(w io.Writer, s string) error {
+	code, err := qr.Encode(s, qr.M, qr.Auto)
+	if err != nil {
+		return fmt.Errorf("qr: %w", err)
+	}
+	n := code.Bounds().Dx()
+	const quiet = 2
+	dark := func(x, y int) bool {
+		if x < 0 || y < 0 || x >= n || y >= n {
+			return false
+		}
+		r, _, _, _ := code.At(x, y).RGBA()
+		return r < 0x8000
+	}
+	var b strings.Builder
+	for y := -quiet; y < n+quiet; y += 2 {
+		for x := -quiet; x < n+quiet; x++ {
+			top, bottom := !dark(x, y), !dark(x, y+1) // light modules are drawn
+			switch {
+			case top && bottom:
+				b.WriteString("█")
+			case top:
+				b.WriteString("▀")
+			case bottom:
+				b.WriteString("▄")
+			default:
+				b.WriteString(" ")
+			}
+		}
+		b.WriteString("\n")
+	}
+	_, err = io.WriteString(w, b.String())
+	return err
+}
