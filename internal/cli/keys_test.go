@@ -115,6 +115,7 @@ func TestKeysAndBackup(t *testing.T) {
 		code, _, _ := runCLI(t, nil, "svc", "list", "--server", addr, "--admin-dir", adminDir)
 		return code == 0
 	})
+	mfaLogin(t, nil, addr, adminDir)
 	adminJSON(t, addr, adminDir, nil, "svc", "register", "--node", "n1", "--name", "web", "--port", "8080")
 	adminJSON(t, addr, adminDir, nil, "svc", "register", "--node", "n1", "--name", "db", "--port", "5432")
 	policyFile := filepath.Join(tmp, "policy.yaml")
@@ -406,6 +407,7 @@ func TestKeysRewrap(t *testing.T) {
 		return srv
 	}
 	srv := start()
+	mfaLogin(t, nil, srv.addr, adminDir)
 	var rot api.KeyRotateResponse
 	adminJSON(t, srv.addr, adminDir, &rot, "keys", "rotate", "--kek")
 	if rot.Action != "keys.rewrap" || !strings.Contains(rot.Note, kekFile) {
