@@ -473,7 +473,7 @@ func (s *sshSession) start(ctx context.Context, ch ssh.Channel, req *ssh.Request
 		}
 	}
 	if pr != nil {
-		ptmx, err := pty.StartWithAttrs(cmd, &pty.Winsize{Cols: uint16(cols), Rows: uint16(rows)}, attr)
+		ptmx, err := startPTY(cmd, lu, cols, rows)
 		if err != nil {
 			return nil, fmt.Errorf("start %s: %v", argv[0], err)
 		}
@@ -525,6 +525,36 @@ func (s *sshSession) start(ctx context.Context, ch ssh.Channel, req *ssh.Request
 		close(p.done)
 	}()
 	return p, nil
+}
+
+// startPTY starts cmd on a new terminal owned by the session's user (mode
+// 0620, as sshd leaves it), its controlling terminal in a new session.
+func startPTY(cmd *exec.Cmd, lu *localUser, cols, rows int) (*os.File, error) {
+	ptmx, tty, err := pty.Open()
+	if err != nil {
+		return nil, err
+	}
+	defer tty.Close()
+	if err := pty.Setsize(ptmx, &pty.Winsize{Cols: uint16(cols), Rows: uint16(rows)}); err != nil {
+		ptmx.Close()
+		return nil, err
+	}
+	if uint32(os.Getuid()) != lu.uid {
+		if err := os.Chown(tty.Name(), int(lu.uid), -1); err != nil {
+			ptmx.Close()
+			return nil, err
+		}
+		_ = os.Chmod(tty.Name(), 0o620)
+	}
+	cmd.Stdin, cmd.Stdout, cmd.Stderr = tty, tty, tty
+	cmd.SysProcAttr.Setsid = true
+	cmd.SysProcAttr.Setctty = true
+	cmd.SysProcAttr.Ctty = 0
+	if err := cmd.Start(); err != nil {
+		ptmx.Close()
+		return nil, err
+	}
+	return ptmx, nil
 }
 
 // copyTap copies src to dst, showing every chunk to tap first.

@@ -29,6 +29,10 @@ const (
 // an MFA session certificate.
 const ReasonMFARequired = "mfa_required"
 
+// ReasonMFAEnrol refuses a call that needs a fresh MFA proof from an
+// administrator who has no second factor yet: no code can help.
+const ReasonMFAEnrol = "mfa_enrol"
+
 // Headers of an access connection (PathAccessDial).
 const (
 	HeaderGrant = "Moat-Grant"

@@ -32,6 +32,9 @@ var (
 	// ErrMFARequired is a call refused until the caller proves a second
 	// factor afresh (an MFA session certificate).
 	ErrMFARequired = errors.New("fresh MFA proof required")
+	// ErrNoCode is what a code source returns when the administrator gave
+	// none: the call then fails with the server's refusal.
+	ErrNoCode = errors.New("no code given")
 )
 
 // StatusError is a non-2xx answer.
@@ -59,7 +62,7 @@ func (e *StatusError) Is(target error) bool {
 	case ErrUnavailable:
 		return e.Code == http.StatusServiceUnavailable
 	case ErrMFARequired:
-		return e.Reason == ReasonMFARequired
+		return e.Reason == ReasonMFARequired || e.Reason == ReasonMFAEnrol
 	}
 	return false
 }
@@ -103,8 +106,12 @@ func (c *Client) Call(ctx context.Context, method, path string, in, out any) err
 		}
 	}
 	err := c.call(ctx, method, path, in != nil, b, out)
-	if c.mfa != nil && errors.Is(err, ErrMFARequired) {
+	var se *StatusError
+	if c.mfa != nil && errors.As(err, &se) && se.Reason == ReasonMFARequired {
 		if merr := c.mfa(ctx); merr != nil {
+			if errors.Is(merr, ErrNoCode) {
+				return err // the server's refusal says what to do
+			}
 			return merr
 		}
 		err = c.call(ctx, method, path, in != nil, b, out)

@@ -42,7 +42,9 @@ func (a *adminFlags) session(e *Env, ask bool) (*api.AdminSession, error) {
 	if ask {
 		code = func(context.Context) (string, error) {
 			fmt.Fprint(e.Stderr, "This call needs a fresh MFA proof. Code from your authenticator: ")
-			return readCode(e.Stdin)
+			code, err := readCode(e.Stdin)
+			fmt.Fprintln(e.Stderr)
+			return code, err
 		}
 	}
 	return api.NewAdminSession(server, dir, api.SessionConfig{Code: code})
@@ -51,7 +53,7 @@ func (a *adminFlags) session(e *Env, ask bool) (*api.AdminSession, error) {
 // readCode reads one line holding a one-time code.
 func readCode(r io.Reader) (string, error) {
 	if r == nil {
-		return "", errors.New("no code given (standard input is closed)")
+		return "", api.ErrNoCode
 	}
 	line, err := bufio.NewReader(r).ReadString('\n')
 	line = strings.TrimSpace(line)
@@ -59,7 +61,7 @@ func readCode(r io.Reader) (string, error) {
 		if err != nil && !errors.Is(err, io.EOF) {
 			return "", err
 		}
-		return "", errors.New("no code given")
+		return "", api.ErrNoCode
 	}
 	return line, nil
 }

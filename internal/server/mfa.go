@@ -84,7 +84,7 @@ func (s *Server) checkFactor(ctx context.Context, c *caller, action string) erro
 		return err
 	}
 	if rec.TOTP == nil {
-		return &httpError{code: http.StatusUnauthorized, reason: api.ReasonMFARequired,
+		return &httpError{code: http.StatusUnauthorized, reason: api.ReasonMFAEnrol,
 			msg: fmt.Sprintf("%s needs a fresh MFA proof, and admin %q has no second factor: enrol one with \"moat admin mfa enroll\"", action, c.Name)}
 	}
 	return &httpError{code: http.StatusUnauthorized, reason: api.ReasonMFARequired,
