@@ -181,7 +181,9 @@ func sshClient(tc net.Conn, g api.Grant, cr *grantCreds) (*ssh.Client, error) {
 func sshCommand() *Command {
 	var tty *bool
 	return sessionCommand("ssh", "a shell on a node under your active grant (recorded)", "NODE [-t] [COMMAND...]",
-		func(fs *flag.FlagSet) { tty = fs.Bool("t", false, "ask for a terminal even when standard input is not one") },
+		func(fs *flag.FlagSet) {
+			tty = fs.Bool("t", false, "ask for a terminal even when standard input is not one")
+		},
 		func(ctx context.Context, e *Env, fs *flag.FlagSet, s *api.AdminSession, af *adminFlags) error {
 			if fs.NArg() < 1 {
 				return usagef("ssh takes a node name, then an optional command")
@@ -293,7 +295,9 @@ const (
 func accessSSHCertCommand() *Command {
 	var dir *string
 	return sessionCommand("ssh-cert", "write your grant's SSH key and certificate for ssh(1), scp and sftp", "NODE [--dir DIR]",
-		func(fs *flag.FlagSet) { dir = fs.String("dir", "", "where to write them (default ADMIN_DIR/access/NODE)") },
+		func(fs *flag.FlagSet) {
+			dir = fs.String("dir", "", "where to write them (default ADMIN_DIR/access/NODE)")
+		},
 		func(ctx context.Context, e *Env, fs *flag.FlagSet, s *api.AdminSession, af *adminFlags) error {
 			if fs.NArg() != 1 {
 				return usagef("access ssh-cert takes one argument, the node")
