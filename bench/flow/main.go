@@ -37,7 +37,19 @@ func run() error {
 	batch := flag.Int("batch", 10000, "records per Ingest call")
 	runs := flag.Int("runs", 5, "runs of each query")
 	end := flag.String("end", "2026-11-23T12:00:00Z", "time of the newest record")
+	sealed := flag.Bool("sealed", false, "seal the store (bodies, keyed query columns, sealed counts), as a server does")
+	mem := flag.Bool("mem", false, "measure the store's memory under load, bounded against unbounded (see README)")
+	memSide := flag.String("mem-child", "", "internal: one side of -mem")
+	days := flag.Int("days", 30, "-mem: days of records")
+	perDay := flag.Int("per-day", 20000, "-mem: records per day")
+	idle := flag.Duration("idle", 75*time.Second, "-mem: how long to idle before the last sample")
 	flag.Parse()
+	if *mem {
+		return benchMem(*days, *perDay, *idle)
+	}
+	if *memSide != "" {
+		return memChild(*memSide, *dir, *days, *perDay, *idle)
+	}
 	if *dir == "" {
 		return fmt.Errorf("-dir is required")
 	}
@@ -46,7 +58,13 @@ func run() error {
 		return err
 	}
 	now := func() time.Time { return endT }
-	st, err := flow.OpenStore(flow.StoreConfig{Dir: *dir, Now: now})
+	cfg := flow.StoreConfig{Dir: *dir, Now: now}
+	if *sealed {
+		if cfg.Sealer, err = benchSealer(*dir); err != nil {
+			return err
+		}
+	}
+	st, err := flow.OpenStore(cfg)
 	if err != nil {
 		return err
 	}

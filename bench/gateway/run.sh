@@ -1,46 +1,136 @@
 #!/usr/bin/env bash
 # Benchmarks moat's gateway against nginx + ModSecurity v3 + OWASP CRS on
 # this machine, both in front of the same backend, with the same requests.
-# Usage: bench/gateway/run.sh [duration] [connections]
-# Needs: go, wrk, nginx, libnginx-mod-http-modsecurity, openssl.
-# Everything listens on 127.0.0.1; all state lives in a temporary directory.
+#
+# moat runs as it does in production: a control plane (moat server), an
+# agent on the backend's node, and moat gateway joined as node "edge" that
+# reaches the backend over the mesh (mutual TLS, allowed by an intention).
+# nginx proxies to the backend directly.
+#
+# Usage: bench/gateway/run.sh [duration=10s] [connections=32]
+#   REPS=3         repetitions of every measurement (medians are reported)
+#   SMOKE=1        a run of a few seconds that only proves the harness works
+#   CORPUS=file    request corpus for the detection replay
+#   KEEP=1         keep the temporary directory (logs, configs)
+#   PROFILE=1      build moat with -tags pprof and write a CPU profile of
+#                  the WAF-on gateway under each request type to
+#                  $W/moat-<type>.pprof (with KEEP=1 to look at them)
+# Needs: go, wrk, nginx, libnginx-mod-http-modsecurity, modsecurity-crs,
+# openssl, python3, curl. Everything listens on 127.0.0.1 on ports the kernel
+# hands out; all state lives in a temporary directory.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 DUR=${1:-10s}
 CONNS=${2:-32}
+REPS=${REPS:-3}
 CORPUS=${CORPUS:-internal/waf/testdata/corpus.jsonl}
-for c in wrk nginx openssl go; do
-  command -v "$c" >/dev/null || { echo "bench: $c is not installed (apt-get install -y wrk nginx libnginx-mod-http-modsecurity)"; exit 1; }
+LIMIT=0
+if [ -n "${SMOKE:-}" ]; then
+  DUR=1s CONNS=4 REPS=1 LIMIT=40
+fi
+MODSEC_SO=/usr/lib/nginx/modules/ngx_http_modsecurity_module.so
+for c in wrk nginx openssl go python3 curl; do
+  command -v "$c" >/dev/null || { echo "bench: $c is not installed (apt-get install -y wrk nginx libnginx-mod-http-modsecurity modsecurity-crs openssl python3 curl)" >&2; exit 1; }
 done
+[ -f "$MODSEC_SO" ] || { echo "bench: $MODSEC_SO missing (apt-get install -y libnginx-mod-http-modsecurity)" >&2; exit 1; }
+[ -d /usr/share/modsecurity-crs/rules ] || { echo "bench: Debian's CRS missing (apt-get install -y modsecurity-crs)" >&2; exit 1; }
+
 W=$(mktemp -d)
 pids=()
-cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; [ -f "$W/nginx.pid" ] && kill "$(cat "$W/nginx.pid")" 2>/dev/null || true; rm -rf "$W"; }
+cleanup() {
+  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
+  [ -f "$W/nginx.pid" ] && kill "$(cat "$W/nginx.pid")" 2>/dev/null || true
+  wait 2>/dev/null || true
+  if [ -n "${KEEP:-}" ]; then echo "bench: kept $W" >&2; else rm -rf "$W"; fi
+}
 trap cleanup EXIT
+fail() { echo "bench: $*" >&2; for f in "$W"/*.log; do echo "--- $f" >&2; tail -20 "$f" >&2; done; exit 1; }
+
+# Free loopback ports, asked of the kernel (never fixed: other runs and
+# tests share the machine).
+read -r P_SERVER P_MESH_APP P_MESH_ON P_MESH_OFF P_ON P_OFF P_BACKEND P_NGX_ON P_NGX_OFF P_PPROF < <(python3 -c '
+import socket
+ss = [socket.socket() for _ in range(10)]
+for s in ss: s.bind(("127.0.0.1", 0))
+print(" ".join(str(s.getsockname()[1]) for s in ss))')
+
+# wait_http URL: until something answers (any status), at most 60 s.
+wait_http() {
+  for _ in $(seq 600); do
+    curl -sk -o /dev/null "$1" && return 0
+    sleep 0.1
+  done
+  fail "nothing answers at $1"
+}
 
 echo "== building"
-go build -o "$W/moat" ./cmd/moat
+if [ -n "${PROFILE:-}" ]; then
+  go build -tags pprof -o "$W/moat" ./cmd/moat
+else
+  go build -o "$W/moat" ./cmd/moat
+fi
 go build -o "$W/backend" ./bench/gateway/backend
 go build -o "$W/replay" ./bench/gateway/replay
 openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 30 -subj /CN=localhost \
   -addext "subjectAltName=DNS:localhost,IP:127.0.0.1" -keyout "$W/key.pem" -out "$W/cert.pem" 2>/dev/null
 
-# The same CRS on both sides: the v4 rules moat embeds (coraza-coreruleset).
+"$W/backend" -addr "127.0.0.1:$P_BACKEND" & pids+=($!)
+
+echo "== moat: control plane, backend node agent, two gateway nodes (WAF on, WAF off)"
+export MOAT_SERVER="127.0.0.1:$P_SERVER" MOAT_ADMIN_DIR="$W/server.admin"
+# (Background processes start "$W/moat" directly, so that $! is moat
+# itself and the cleanup stops it.)
+moat() { "$W/moat" "$@"; }
+moat server init --data-dir "$W/server" --trust-domain bench.test >"$W/init.log" 2>&1 || fail "server init"
+"$W/moat" server run --data-dir "$W/server" --listen "$MOAT_SERVER" >"$W/server.log" 2>&1 & pids+=($!)
+for _ in $(seq 600); do moat svc list >/dev/null 2>&1 && break; sleep 0.1; done
+moat svc list >/dev/null 2>"$W/svc.log" || fail "the control plane does not answer"
+moat svc register --node app --name app --port "$P_BACKEND" >/dev/null
+moat svc register --node edge-on --name gateway --port "$P_ON" >/dev/null
+moat svc register --node edge-off --name gateway-nowaf --port "$P_OFF" >/dev/null
+printf "default: deny\nrules:\n  - name: edge-to-app\n    from: [gateway, gateway-nowaf]\n    to: app\n    ports: [%s]\n" "$P_BACKEND" >"$W/intentions.yaml"
+moat policy apply -f "$W/intentions.yaml" >/dev/null
+tok=$(moat token create --node app 2>/dev/null)
+"$W/moat" agent --data-dir "$W/app" --server "$MOAT_SERVER" --node app --join "$tok" \
+  --listen "127.0.0.1:$P_MESH_APP" >"$W/agent.log" 2>&1 & pids+=($!)
+AGENT=$!
+
+# Both sides run paranoia level 1 with CRS's default anomaly thresholds;
+# rate limits, the connection cap and the CSRF origin check (nginx has
+# none) are off on moat, so that only the WAFs differ.
+for mode in on off; do
+  port=$P_ON mesh=$P_MESH_ON disabled=false svc=gateway
+  [ $mode = off ] && port=$P_OFF mesh=$P_MESH_OFF disabled=true svc=gateway-nowaf
+  cat >"$W/gw-$mode.yaml" <<YAML
+listen: 127.0.0.1:$port
+redirect_listen: "off"
+tls: {cert_file: $W/cert.pem, key_file: $W/key.pem}
+rate_limit: {off: true}
+limits: {max_conns_per_ip: 100000}
+waf: {disabled: $disabled, paranoia: 1}
+services: [app]
+routes:
+  - service: app
+    port: $P_BACKEND
+    csrf_off: true
+YAML
+  moat gateway --config "$W/gw-$mode.yaml" --validate >/dev/null || fail "gateway config $mode"
+  pprof=; [ $mode = on ] && [ -n "${PROFILE:-}" ] && pprof=127.0.0.1:$P_PPROF
+  tok=$(moat token create --node "edge-$mode" 2>/dev/null)
+  MOAT_PPROF=$pprof "$W/moat" gateway --config "$W/gw-$mode.yaml" --data-dir "$W/edge-$mode" --server "$MOAT_SERVER" --node "edge-$mode" --service "$svc" \
+    --join "$tok" --mesh-listen "127.0.0.1:$mesh" --log-level warn >"$W/gw-$mode.log" 2>&1 & pids+=($!)
+  declare "GW_${mode^^}=$!"
+done
+
+echo "== nginx + ModSecurity v3"
 CRS_DIR=$(go list -m -f '{{.Dir}}' github.com/corazawaf/coraza-coreruleset/v4)/rules
+MOAT_CRS=$(grep -o "OWASP_CRS/[0-9.]*" "$CRS_DIR/@crs-setup.conf.example" | head -1)
 mkdir -p "$W/crs"
 cp "$CRS_DIR"/@owasp_crs/* "$W/crs/"
 cp "$CRS_DIR/@crs-setup.conf.example" "$W/crs-setup.conf"
-CRS_VERSION=$(grep -o "OWASP_CRS/[0-9.]*" "$W/crs-setup.conf" | head -1)
-
-"$W/backend" -addr 127.0.0.1:19000 & pids+=($!)
-
-for mode in on off; do
-  port=18443; [ $mode = off ] && port=18444
-  waf="waf:\n  disabled: false"; [ $mode = off ] && waf="waf:\n  disabled: true"
-  printf "listen: 127.0.0.1:$port\nredirect_listen: \"off\"\ntls:\n  cert_file: $W/cert.pem\n  key_file: $W/key.pem\nrate_limit:\n  off: true\nlimits:\n  max_conns_per_ip: 100000\nservices: [app]\nroutes:\n  - service: app\n    port: 19000\n    csrf_off: true\n$waf\n" > "$W/gw-$mode.yaml"
-  "$W/moat" gateway --config "$W/gw-$mode.yaml" --upstream app=127.0.0.1:19000 --log-level warn 2>"$W/gw-$mode.log" & pids+=($!)
-done
-
-cat > "$W/modsec.conf" <<CONF
+chmod -R u+w "$W/crs" "$W/crs-setup.conf"
+modsec_conf() { # setup-file rules-glob
+  cat <<CONF
 SecRuleEngine On
 SecRequestBodyAccess On
 SecRule REQUEST_HEADERS:Content-Type "^(?:application(?:/soap\+|/)|text/)xml" "id:200000,phase:1,t:none,t:lowercase,pass,nolog,ctl:requestBodyProcessor=XML"
@@ -53,11 +143,13 @@ SecResponseBodyAccess Off
 SecAuditEngine Off
 SecPcreMatchLimit 100000
 SecPcreMatchLimitRecursion 100000
-Include $W/crs-setup.conf
-Include $W/crs/*.conf
+Include $1
+Include $2
 CONF
-cat > "$W/nginx.conf" <<CONF
-load_module /usr/lib/nginx/modules/ngx_http_modsecurity_module.so;
+}
+modsec_conf "$W/crs-setup.conf" "$W/crs/*.conf" >"$W/modsec.conf"
+cat >"$W/nginx.conf" <<CONF
+load_module $MODSEC_SO;
 worker_processes auto;
 pid $W/nginx.pid;
 error_log $W/nginx-error.log error;
@@ -66,9 +158,12 @@ http {
   access_log off;
   client_body_temp_path $W/body;
   proxy_temp_path $W/proxy;
-  upstream app { server 127.0.0.1:19000; keepalive 64; }
+  fastcgi_temp_path $W/fastcgi;
+  uwsgi_temp_path $W/uwsgi;
+  scgi_temp_path $W/scgi;
+  upstream app { server 127.0.0.1:$P_BACKEND; keepalive 64; }
   server {
-    listen 127.0.0.1:19443 ssl http2;
+    listen 127.0.0.1:$P_NGX_ON ssl;
     ssl_certificate $W/cert.pem;
     ssl_certificate_key $W/key.pem;
     ssl_protocols TLSv1.2 TLSv1.3;
@@ -77,7 +172,7 @@ http {
     location / { proxy_pass http://app; proxy_http_version 1.1; proxy_set_header Connection ""; }
   }
   server {
-    listen 127.0.0.1:19444 ssl http2;
+    listen 127.0.0.1:$P_NGX_OFF ssl;
     ssl_certificate $W/cert.pem;
     ssl_certificate_key $W/key.pem;
     ssl_protocols TLSv1.2 TLSv1.3;
@@ -85,61 +180,138 @@ http {
   }
 }
 CONF
-NGINX_CRS="$CRS_VERSION (the rules moat embeds)"
+NGINX_CRS="$MOAT_CRS (the rules moat embeds)"
 if ! nginx -t -c "$W/nginx.conf" -p "$W" >"$W/nginx-t.log" 2>&1; then
   # libmodsecurity 3.0.9 (Debian 12) cannot parse CRS 4's blocking
   # evaluation; fall back to the CRS Debian packages for it.
-  echo "bench: ModSecurity here cannot load $CRS_VERSION: $(grep -o 'Rules error.*Line: [0-9]*' "$W/nginx-t.log" | head -1)"
-  sed -i "s|Include $W/crs-setup.conf|Include /etc/modsecurity/crs/crs-setup.conf|; s|Include $W/crs/\*.conf|Include /usr/share/modsecurity-crs/rules/*.conf|" "$W/modsec.conf"
-  NGINX_CRS="OWASP_CRS/$(dpkg-query -W -f '${Version}' modsecurity-crs) (Debian's package)"
-  nginx -t -c "$W/nginx.conf" -p "$W" >"$W/nginx-t.log" 2>&1 || { cat "$W/nginx-t.log"; exit 1; }
+  echo "bench: ModSecurity here cannot load $MOAT_CRS: $(grep -o 'Rules error.*Line: [0-9]*' "$W/nginx-t.log" | head -1)"
+  modsec_conf /etc/modsecurity/crs/crs-setup.conf "/usr/share/modsecurity-crs/rules/*.conf" >"$W/modsec.conf"
+  NGINX_CRS="OWASP_CRS/$(dpkg-query -W -f '${Version}' modsecurity-crs) (Debian's modsecurity-crs)"
+  nginx -t -c "$W/nginx.conf" -p "$W" >"$W/nginx-t.log" 2>&1 || fail "nginx -t: $(cat "$W/nginx-t.log")"
 fi
-echo "bench: nginx+ModSecurity runs $NGINX_CRS; moat runs $CRS_VERSION"
 nginx -c "$W/nginx.conf" -p "$W"
-sleep 3
+for _ in $(seq 50); do [ -s "$W/nginx.pid" ] && break; sleep 0.1; done
+NGX_MASTER=$(cat "$W/nginx.pid")
+echo "bench: nginx + $(dpkg-query -W -f 'libmodsecurity3 ${Version}' libmodsecurity3 2>/dev/null || echo ModSecurity) runs $NGINX_CRS; moat $(git describe --always --dirty 2>/dev/null || echo) runs $MOAT_CRS, paranoia 1 on both"
 
-body1k=$(head -c 700 /dev/zero | tr '\0' 'a')
-cat > "$W/form.lua" <<LUA
+wait_http "https://127.0.0.1:$P_NGX_ON/"
+wait_http "https://127.0.0.1:$P_NGX_OFF/"
+# The gateways answer 502 until their node has its SVID and the mesh path
+# to app is up: wait for a 200 through each.
+for port in $P_ON $P_OFF; do
+  ok=
+  for _ in $(seq 600); do
+    [ "$(curl -sk -o /dev/null -w '%{http_code}' "https://127.0.0.1:$port/")" = 200 ] && { ok=1; break; }
+    sleep 0.1
+  done
+  [ -n "$ok" ] || fail "gateway on $port never answered 200 through the mesh"
+done
+
+body700=$(head -c 700 /dev/zero | tr '\0' 'a')
+cat >"$W/form.lua" <<LUA
 wrk.method = "POST"
 wrk.headers["Host"] = "localhost"
 wrk.headers["Content-Type"] = "application/x-www-form-urlencoded"
 wrk.headers["Origin"] = "https://localhost"
 wrk.body = "name=Ana+Mar%C3%ADa&email=ana%40example.com&comment=It%27s+a+great+product%2C+thanks%21&qty=2"
 LUA
-cat > "$W/json.lua" <<LUA
+cat >"$W/json.lua" <<LUA
 wrk.method = "POST"
 wrk.headers["Host"] = "localhost"
 wrk.headers["Content-Type"] = "application/json"
 wrk.headers["Origin"] = "https://localhost"
-wrk.body = '{"customer":{"name":"Ana Maria","email":"ana@example.com","address":"Rua Augusta 10, Lisboa"},"items":[{"sku":"A-100","qty":2,"note":"$body1k"},{"sku":"B-7","qty":1}],"comment":"leave at the door, please"}'
+wrk.body = '{"customer":{"name":"Ana Maria","email":"ana@example.com","address":"Rua Augusta 10, Lisboa"},"items":[{"sku":"A-100","qty":2,"note":"$body700"},{"sku":"B-7","qty":1}],"comment":"leave at the door, please"}'
 LUA
-cat > "$W/get.lua" <<LUA
+cat >"$W/get.lua" <<LUA
 wrk.headers["Host"] = "localhost"
 wrk.headers["User-Agent"] = "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 Chrome/120 Safari/537.36"
 wrk.headers["Accept"] = "text/html,application/json"
 LUA
 
-run() { # label url script
-  local out
-  out=$(wrk -t2 -c"$CONNS" -d"$DUR" --latency -s "$3" "$2" 2>&1)
-  local rps p50 p99 non2xx
-  rps=$(echo "$out" | awk '/Requests\/sec/ {print $2}')
-  p50=$(echo "$out" | awk '$1=="50%" {print $2}')
-  p99=$(echo "$out" | awk '$1=="99%" {print $2}')
-  non2xx=$(echo "$out" | awk '/Non-2xx/ {print $NF}')
-  printf "%-34s %10s req/s  p50 %8s  p99 %8s  non-2xx %s\n" "$1" "$rps" "$p50" "$p99" "${non2xx:-0}"
+# On a shared machine req/s moves with everyone else's load; the CPU time
+# the servers spend per request moves far less. cpu_ticks PID...: the user
+# and system clock ticks the processes have used.
+CLK_TCK=$(getconf CLK_TCK)
+cpu_ticks() {
+  local t=0 p
+  for p in "$@"; do t=$((t + $(awk '{print $14 + $15}' "/proc/$p/stat"))); done
+  echo "$t"
+}
+# server_pids TARGET: moat's gateway and the backend node's agent (the
+# mesh hop nginx does not make), or nginx's master and workers.
+server_pids() {
+  case $1 in
+    "moat WAF on") echo "$GW_ON $AGENT" ;;
+    "moat WAF off") echo "$GW_OFF $AGENT" ;;
+    *) echo "$NGX_MASTER $(pgrep -P "$NGX_MASTER" | tr '\n' ' ')" ;;
+  esac
 }
 
-echo "== throughput ($DUR, $CONNS connections, 2 wrk threads, $(nproc) cores shared with the servers; paranoia 1 on both)"
+# measure TARGET TYPE URL SCRIPT: one wrk run, one line in $W/results:
+# target|type|req/s|p50|p99|non-2xx|server CPU µs per request
+measure() {
+  local out rps p50 p99 non2xx prof= sp t0 t1 n cpu
+  if [ -n "${PROFILE:-}" ] && [ "$1" = "moat WAF on" ]; then
+    local secs=${DUR%s}; secs=${secs%.*}
+    curl -s -o "$W/moat-${2// /-}.pprof" "http://127.0.0.1:$P_PPROF/debug/pprof/profile?seconds=$((secs > 1 ? secs - 1 : 1))" & prof=$!
+  fi
+  sp=$(server_pids "$1")
+  # shellcheck disable=SC2086
+  t0=$(cpu_ticks $sp)
+  out=$(wrk -t2 -c"$CONNS" -d"$DUR" --latency -s "$4" "$3" 2>&1) || fail "wrk $3: $out"
+  # shellcheck disable=SC2086
+  t1=$(cpu_ticks $sp)
+  [ -z "$prof" ] || wait "$prof"
+  n=$(awk '/requests in/ {print $1}' <<<"$out")
+  cpu=$(awk -v d=$((t1 - t0)) -v hz="$CLK_TCK" -v n="$n" 'BEGIN {printf "%.0f", n ? d * 1e6 / hz / n : 0}')
+  rps=$(awk '/Requests\/sec/ {print $2}' <<<"$out")
+  p50=$(awk '$1=="50%" {print $2}' <<<"$out")
+  p99=$(awk '$1=="99%" {print $2}' <<<"$out")
+  non2xx=$(awk '/Non-2xx/ {print $NF}' <<<"$out")
+  [ -n "$rps" ] || fail "wrk printed no rate for $3: $out"
+  echo "$1|$2|$rps|$p50|$p99|${non2xx:-0}|$cpu" >>"$W/results"
+  printf "%-14s %-16s %10s req/s  p50 %8s  p99 %8s  non-2xx %-6s server CPU %6s µs/req\n" "$1" "$2" "$rps" "$p50" "$p99" "${non2xx:-0}" "$cpu"
+}
+
 attack='/search?q=1%27%20UNION%20SELECT%20password%20FROM%20users--'
-for t in "benign GET|/products?id=42&sort=price|get.lua" "form POST|/contact|form.lua" "1 KB JSON POST|/api/orders|json.lua" "blocked attack (GET)|$attack|get.lua"; do
-  IFS='|' read -r label path script <<<"$t"
-  run "moat WAF on:  $label" "https://127.0.0.1:18443$path" "$W/$script"
-  run "moat WAF off: $label" "https://127.0.0.1:18444$path" "$W/$script"
-  run "nginx+ModSec: $label" "https://127.0.0.1:19443$path" "$W/$script"
-  run "nginx plain:  $label" "https://127.0.0.1:19444$path" "$W/$script"
+types=("benign GET|/products?id=42&sort=price|get.lua" "form POST|/contact|form.lua" "1 KB JSON POST|/api/orders|json.lua" "blocked attack|$attack|get.lua")
+targets=("moat WAF on|$P_ON" "moat WAF off|$P_OFF" "nginx+ModSec|$P_NGX_ON" "nginx plain|$P_NGX_OFF")
+echo "== throughput ($DUR per run, $CONNS connections, 2 wrk threads, $REPS repetitions, $(nproc) cores shared by wrk, the backend and the servers)"
+: >"$W/results"
+for rep in $(seq "$REPS"); do
+  echo "-- repetition $rep"
+  for t in "${types[@]}"; do
+    IFS='|' read -r label path script <<<"$t"
+    for g in "${targets[@]}"; do
+      IFS='|' read -r name port <<<"$g"
+      measure "$name" "$label" "https://127.0.0.1:$port$path" "$W/$script"
+    done
+  done
 done
 
+median() { sort -g | awk '{a[NR]=$1} END {if (NR%2) print a[(NR+1)/2]; else printf "%.2f\n", (a[NR/2]+a[NR/2+1])/2}'; }
+med() { awk -F'|' -v t="$1" -v y="$2" -v c="${3:-3}" '$1==t && $2==y {print $c}' "$W/results" | median; }
+echo "== medians of $REPS (req/s), and the ratios the issue sets targets for (≥ 5× nginx+ModSecurity, ≥ 25% of WAF off)"
+printf "%-16s %12s %12s %12s %12s %12s %12s\n" "request" "moat WAF on" "moat WAF off" "nginx+ModSec" "nginx plain" "on/ModSec" "on/off"
+for t in "${types[@]}"; do
+  IFS='|' read -r label _ _ <<<"$t"
+  on=$(med "moat WAF on" "$label"); off=$(med "moat WAF off" "$label")
+  ms=$(med "nginx+ModSec" "$label"); np=$(med "nginx plain" "$label")
+  awk -v l="$label" -v on="$on" -v off="$off" -v ms="$ms" -v np="$np" 'BEGIN {
+    printf "%-16s %12.0f %12.0f %12.0f %12.0f %11.2fx %11.0f%%\n", l, on, off, ms, np, on/ms, 100*on/off }'
+done
+echo "== server CPU per request, medians of $REPS (µs; moat: gateway + the backend node's agent, nginx: master + workers)"
+printf "%-16s %12s %12s %12s %12s %12s %12s\n" "request" "moat WAF on" "moat WAF off" "nginx+ModSec" "nginx plain" "ModSec/on" "off/on"
+for t in "${types[@]}"; do
+  IFS='|' read -r label _ _ <<<"$t"
+  on=$(med "moat WAF on" "$label" 7); off=$(med "moat WAF off" "$label" 7)
+  ms=$(med "nginx+ModSec" "$label" 7); np=$(med "nginx plain" "$label" 7)
+  awk -v l="$label" -v on="$on" -v off="$off" -v ms="$ms" -v np="$np" 'BEGIN {
+    printf "%-16s %12.0f %12.0f %12.0f %12.0f %11.2fx %11.0f%%\n", l, on, off, ms, np, (on ? ms/on : 0), (on ? 100*off/on : 0) }'
+done
+blocked=$(awk -F'|' '$1=="moat WAF on" && $2=="blocked attack" {s+=$6} END {print s+0}' "$W/results")
+[ "$blocked" -gt 0 ] || fail "moat's WAF blocked none of the attack requests"
+
 echo "== detection ($CORPUS)"
-"$W/replay" -url https://127.0.0.1:18443 -corpus "$CORPUS" -name "moat (WAF on)"
-"$W/replay" -url https://127.0.0.1:19443 -corpus "$CORPUS" -name "nginx+ModSecurity"
+"$W/replay" -url "https://127.0.0.1:$P_ON" -corpus "$CORPUS" -limit "$LIMIT" -name "moat (WAF on)"
+"$W/replay" -url "https://127.0.0.1:$P_NGX_ON" -corpus "$CORPUS" -limit "$LIMIT" -name "nginx+ModSecurity"

@@ -33,7 +33,9 @@ func benchRSS(ctx context.Context, o options) error {
 			return fmt.Errorf("go build ./cmd/moat (run from the module root): %w", err)
 		}
 	}
-	srvDir, agentDir, adminDir := filepath.Join(w, "server"), filepath.Join(w, "agent"), filepath.Join(w, "server", "admin")
+	// The admin credentials live beside the data directory (DIR.admin), as
+	// moat server init writes them.
+	srvDir, agentDir, adminDir := filepath.Join(w, "server"), filepath.Join(w, "agent"), filepath.Join(w, "server.admin")
 	apiAddr, meshAddr, upPort := freeAddr(), freeAddr(), freePort()
 
 	if out, err := exec.CommandContext(ctx, bin, "server", "init", "--data-dir", srvDir, "--trust-domain", "example.org").CombinedOutput(); err != nil {

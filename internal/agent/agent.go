@@ -85,6 +85,9 @@ type Config struct {
 	// agent drops it as dead and reconnects; zero means 45s, three of the
 	// server's default 15s heartbeats.
 	WatchTimeout time.Duration
+	// WitnessEvery is how often the agent checks that the audit log still
+	// extends the checkpoint it last witnessed; zero means a minute.
+	WitnessEvery time.Duration
 	// Metrics, when set, receives the agent's Prometheus metrics.
 	Metrics prometheus.Registerer
 	Logger  *slog.Logger
@@ -123,6 +126,7 @@ type Agent struct {
 	counted  flow.Writer // flow-derived metrics, or nil
 	renewals atomic.Int64
 	access   *access
+	witness  witnessState
 }
 
 // svid is one service's current identity.
@@ -308,6 +312,7 @@ func (a *Agent) join(ctx context.Context) error {
 	if err := a.writeCreds(filepath.Join(a.cfg.DataDir, nodeDir), cert, roots); err != nil {
 		return err
 	}
+	a.pinAuditKey(resp.AuditKey)
 	a.log.Info("joined", "id", cert.Leaf.URIs[0].String(), "expires", cert.Leaf.NotAfter)
 	return a.adopt(cert, roots)
 }
@@ -382,6 +387,7 @@ func (a *Agent) Run(ctx context.Context) error {
 	run(a.renewLoop)
 	run(a.runMesh)
 	run(a.reportHealth)
+	run(a.witnessLoop)
 	run(a.shipper.Run)
 	run(a.access.run)
 	if a.cfg.Socket != "" {

@@ -14,6 +14,7 @@ type collector struct {
 	handshakes, hsFailures, tunnels, conns, refused, cut, plaintext *prometheus.Desc
 	svidExpiry, renewals                                            *prometheus.Desc
 	listenFail, listenersFailing, uidRefused                        *prometheus.Desc
+	auditSize, auditInconsistent                                    *prometheus.Desc
 }
 
 func newCollector(a *Agent) *collector {
@@ -21,25 +22,27 @@ func newCollector(a *Agent) *collector {
 		return prometheus.NewDesc(name, help, labels, prometheus.Labels{"node": a.cfg.Node})
 	}
 	return &collector{
-		a:                a,
-		handshakes:       d("moat_mesh_handshakes_total", "Completed mutual-TLS handshakes of mesh tunnels, by side.", "side"),
-		hsFailures:       d("moat_mesh_handshake_failures_total", "Failed mesh handshakes, both sides."),
-		tunnels:          d("moat_mesh_tunnels_open", "Outbound mesh tunnels open now."),
-		conns:            d("moat_mesh_connections_total", "Connections carried by the mesh, by direction.", "direction"),
-		refused:          d("moat_mesh_refused_total", "Inbound connections refused by policy or identity."),
-		cut:              d("moat_mesh_cut_total", "Live connections closed by a policy or revocation change."),
-		plaintext:        d("moat_mesh_plaintext_total", "Plaintext connections accepted by PERMISSIVE services."),
-		svidExpiry:       d("moat_svid_expiry_timestamp_seconds", "When each local service's current SVID expires.", "service"),
-		renewals:         d("moat_svid_renewals_total", "SVID renewals by this agent (node and services)."),
-		listenFail:       d("moat_mesh_listener_bind_failures_total", "Failed attempts to bind a local listener (upstream or plaintext port); each is retried with backoff."),
-		listenersFailing: d("moat_mesh_listeners_failing", "Local listeners not bound now (address taken or refused)."),
-		uidRefused:       d("moat_mesh_uid_refused_total", "Local connections to an upstream port refused because the caller's uid is not the service's."),
+		a:                 a,
+		handshakes:        d("moat_mesh_handshakes_total", "Completed mutual-TLS handshakes of mesh tunnels, by side.", "side"),
+		hsFailures:        d("moat_mesh_handshake_failures_total", "Failed mesh handshakes, both sides."),
+		tunnels:           d("moat_mesh_tunnels_open", "Outbound mesh tunnels open now."),
+		conns:             d("moat_mesh_connections_total", "Connections carried by the mesh, by direction.", "direction"),
+		refused:           d("moat_mesh_refused_total", "Inbound connections refused by policy or identity."),
+		cut:               d("moat_mesh_cut_total", "Live connections closed by a policy or revocation change."),
+		plaintext:         d("moat_mesh_plaintext_total", "Plaintext connections accepted by PERMISSIVE services."),
+		svidExpiry:        d("moat_svid_expiry_timestamp_seconds", "When each local service's current SVID expires.", "service"),
+		renewals:          d("moat_svid_renewals_total", "SVID renewals by this agent (node and services)."),
+		listenFail:        d("moat_mesh_listener_bind_failures_total", "Failed attempts to bind a local listener (upstream or plaintext port); each is retried with backoff."),
+		listenersFailing:  d("moat_mesh_listeners_failing", "Local listeners not bound now (address taken or refused)."),
+		uidRefused:        d("moat_mesh_uid_refused_total", "Local connections to an upstream port refused because the caller's uid is not the service's."),
+		auditSize:         d("moat_agent_audit_witnessed_entries", "Entries of the control plane's audit log covered by the newest checkpoint this agent checked."),
+		auditInconsistent: d("moat_agent_audit_inconsistent_total", "Audit checkpoints refused because the log no longer extends the one witnessed (cut back or rewritten)."),
 	}
 }
 
 func (c *collector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{c.handshakes, c.hsFailures, c.tunnels, c.conns, c.refused, c.cut, c.plaintext,
-		c.svidExpiry, c.renewals, c.listenFail, c.listenersFailing, c.uidRefused} {
+		c.svidExpiry, c.renewals, c.listenFail, c.listenersFailing, c.uidRefused, c.auditSize, c.auditInconsistent} {
 		ch <- d
 	}
 }
@@ -72,6 +75,9 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 	}
 	c.a.mu.RUnlock()
 	counter(c.renewals, float64(c.a.renewals.Load()))
+	size, bad := c.a.AuditWitnessed()
+	gauge(c.auditSize, float64(size))
+	counter(c.auditInconsistent, float64(bad))
 }
 
 // registerMetrics registers the agent's collector and the flow-derived

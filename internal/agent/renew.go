@@ -113,6 +113,7 @@ func (a *Agent) renewNode(ctx context.Context) error {
 	if err := a.writeCreds(filepath.Join(a.cfg.DataDir, nodeDir), cert, roots); err != nil {
 		return err
 	}
+	a.pinAuditKey(resp.AuditKey)
 	a.log.Info("node certificate renewed", "expires", cert.Leaf.NotAfter)
 	a.renewals.Add(1)
 	if err := a.adopt(cert, roots); err != nil {

@@ -36,6 +36,14 @@ const (
 	PathAudit      = "/v1/admin/audit"
 	PathAuditProof = "/v1/admin/audit/prove"
 	PathCheckpoint = "/v1/admin/audit/checkpoint"
+	// PathAuditConsistency proves the latest checkpoint extends the tree of
+	// ?from=N entries (viewer); PathNodeAudit is the same for agents, which
+	// witness the log.
+	PathAuditConsistency = "/v1/admin/audit/consistency"
+	PathNodeAudit        = "/v1/node/audit/consistency"
+	// PathAuditStored serves entries as stored (sealed or not), ?from=&to=,
+	// so that a client recomputes the tree itself (viewer).
+	PathAuditStored = "/v1/admin/audit/stored"
 )
 
 // Roles, weakest first. A role may do everything the roles before it may.
@@ -80,6 +88,9 @@ type CertResponse struct {
 	Bundle [][]byte `json:"bundle"` // DER roots
 	// TrustDomain names the bundle's trust domain.
 	TrustDomain string `json:"trust_domain,omitempty"`
+	// AuditKey is the audit log's verifier key, which a node pins at join
+	// to witness the log.
+	AuditKey string `json:"audit_key,omitempty"`
 }
 
 // RenewRequest asks for a fresh node SVID; the caller is the node.
@@ -248,6 +259,23 @@ type Explanation struct {
 // tlog checkpoint text format signed with sumdb/note.
 type AuditCheckpoint struct {
 	Signed string `json:"signed"`
+	// Key is the log's verifier key ("name+hash+key").
+	Key string `json:"key,omitempty"`
+}
+
+// AuditConsistency is the latest signed checkpoint with a tlog proof that
+// its tree extends the tree of the From entries asked about.
+type AuditConsistency struct {
+	Checkpoint string   `json:"checkpoint"`
+	From       int64    `json:"from"`
+	Proof      [][]byte `json:"proof"` // tlog.TreeProof hashes, 32 bytes each
+}
+
+// AuditStored is a page of entries as stored: the bytes the tree hashes.
+type AuditStored struct {
+	Size    int64    `json:"size"` // entries the latest checkpoint covers
+	From    int64    `json:"from"`
+	Entries [][]byte `json:"entries"`
 }
 
 // AuditEntries is a page of the audit log.
@@ -265,7 +293,10 @@ type AuditProof struct {
 // FlowAck answers a batch of flow records.
 type FlowAck struct {
 	Received int `json:"received"`
-	Stored   int `json:"stored"` // new records; the rest were already stored
+	Stored   int `json:"stored"` // new records; the rest were already stored or refused
+	// Refused counts records left out: too large, malformed, invalid, or
+	// about services the sending node does not run.
+	Refused int `json:"refused,omitempty"`
 }
 
 // AdminRequest asks for an administrator's certificate and role.

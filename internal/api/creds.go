@@ -22,6 +22,11 @@ const (
 	CertFile   = "cert.pem"   // chain, leaf first
 	KeyFile    = "key.pem"    // PKCS#8 private key, mode 0600
 	BundleFile = "bundle.pem" // trust bundle roots
+	// AuditKeyFile is the audit log's verifier key, pinned beside the
+	// credentials; AuditCheckpointFile the newest checkpoint of the log
+	// that this holder checked (it witnesses the log).
+	AuditKeyFile        = "audit.pub"
+	AuditCheckpointFile = "audit.checkpoint"
 )
 
 // WriteCredentials writes cert's chain, its private key and the bundle roots

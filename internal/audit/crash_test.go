@@ -3,9 +3,11 @@ package audit
 import (
 	"context"
 	"errors"
+	"moat/internal/store/storetest"
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 )
 
@@ -213,5 +215,46 @@ func TestOpenDoesNotBlessRewrites(t *testing.T) {
 	var ve *VerifyError
 	if _, err := Open(Config{Dir: dir, Signer: s, Verifier: v, Logger: quietLogger()}); !errors.As(err, &ve) || !strings.Contains(err.Error(), "history") {
 		t.Fatalf("Open without a checkpoint history = %v", err)
+	}
+}
+
+// TestAppendAfterFullDisk: appends on a full file system fail, leave the
+// log whole, and succeed again once space is back, with no reopen.
+func TestAppendAfterFullDisk(t *testing.T) {
+	ctx := context.Background()
+	disk := storetest.SmallDisk(t, 512<<10)
+	s, v, _ := testKey(t, "test-log")
+	l, err := Open(Config{Dir: filepath.Join(disk, "audit"), Signer: s, Verifier: v, Now: testClock(), Logger: quietLogger()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	for i := 0; i < 5; i++ {
+		if _, err := l.Append(ctx, Entry{Action: "svc.register"}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	free := storetest.Fill(t, disk)
+	big := Entry{Action: "policy.apply", Detail: map[string]string{"yaml": strings.Repeat("x", 8000)}}
+	for i := 0; i < 3; i++ {
+		if _, err := l.Append(ctx, big); err == nil {
+			t.Fatal("an append on a full disk succeeded")
+		} else if !errors.Is(err, syscall.ENOSPC) {
+			t.Fatalf("append on a full disk: %v, want ENOSPC", err)
+		}
+	}
+	if err := l.Verify(ctx); err != nil {
+		t.Fatalf("after failed appends the log does not verify: %v", err)
+	}
+	free()
+	n, err := l.Append(ctx, big)
+	if err != nil {
+		t.Fatalf("append once space is back: %v", err)
+	}
+	if n != 5 {
+		t.Fatalf("append once space is back got index %d, want 5", n)
+	}
+	if err := l.Verify(ctx); err != nil {
+		t.Fatal(err)
 	}
 }

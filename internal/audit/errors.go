@@ -26,8 +26,14 @@ var ErrNoAction = errors.New("entry has no action")
 type VerifyError struct {
 	Index  int64
 	Reason string
+	// File names where the problem was found (a file of the log, or the
+	// store keys of a log kept in a store), when known.
+	File string
 }
 
 func (e *VerifyError) Error() string {
+	if e.File != "" {
+		return fmt.Sprintf("audit: entry %d: %s (in %s)", e.Index, e.Reason, e.File)
+	}
 	return fmt.Sprintf("audit: entry %d: %s", e.Index, e.Reason)
 }

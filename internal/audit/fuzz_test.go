@@ -86,3 +86,47 @@ func FuzzFrames(f *testing.F) {
 		}
 	})
 }
+
+// FuzzConsistency: a consistency proof from the network, however made, is
+// checked without panicking, and never makes a witness accept a
+// checkpoint whose tree does not extend the one it holds.
+func FuzzConsistency(f *testing.F) {
+	dir, v := newTestLog(f, 9, nil)
+	lf := loadFiles(f, dir)
+	l, err := Open(Config{Dir: dir, Verifier: v, ReadOnly: true, Logger: quietLogger()})
+	if err != nil {
+		f.Fatal(err)
+	}
+	defer l.Close()
+	_, good, err := l.ProveConsistency(4)
+	if err != nil {
+		f.Fatal(err)
+	}
+	var seed []byte
+	for _, b := range ProofBytes(good) {
+		seed = append(seed, b...)
+	}
+	f.Add(seed, uint8(4), uint8(9))
+	f.Add([]byte{}, uint8(0), uint8(9))
+	f.Add(bytes.Repeat([]byte{1}, 96), uint8(3), uint8(8))
+	f.Fuzz(func(t *testing.T, raw []byte, older, newer uint8) {
+		o, n := int(older)%len(lf.cps), int(newer)%len(lf.cps)
+		var hs [][]byte
+		for len(raw) >= 32 && len(hs) < 200 {
+			hs = append(hs, raw[:32])
+			raw = raw[32:]
+		}
+		p, err := ParseProofBytes(hs)
+		if err != nil {
+			return
+		}
+		c, err := CheckConsistency(v, lf.cps[o], lf.cps[n], p)
+		if err != nil {
+			return
+		}
+		// Accepted: the newer tree must really extend the older one.
+		if oc, _ := parseUnverified(lf.cps[o]); c.Size < oc.Size {
+			t.Fatalf("accepted a checkpoint of %d after one of %d", c.Size, oc.Size)
+		}
+	})
+}

@@ -1,6 +1,7 @@
 package audit
 
 import (
+	"context"
 	"crypto/ed25519"
 	"crypto/rand"
 	"encoding/base64"
@@ -9,9 +10,12 @@ import (
 	"io"
 	"io/fs"
 	"os"
+	"path/filepath"
 	"strings"
 
 	"golang.org/x/mod/sumdb/note"
+
+	"moat/internal/store"
 )
 
 // Key file names inside Config.Dir when the log keeps its own key.
@@ -78,20 +82,92 @@ func LoadSigner(path string) (note.Signer, note.Verifier, error) {
 	if err != nil {
 		return nil, nil, fmt.Errorf("audit: signer key: %w", err)
 	}
-	skey := strings.TrimSpace(string(b))
-	s, err := note.NewSigner(skey)
-	if err != nil {
-		return nil, nil, fmt.Errorf("audit: signer key %q: %w", path, err)
-	}
-	vkey, err := verifierKeyFor(skey)
-	if err != nil {
-		return nil, nil, fmt.Errorf("audit: signer key %q: %w", path, err)
-	}
-	v, err := note.NewVerifier(vkey)
+	s, v, err := signerFromKey(strings.TrimSpace(string(b)))
 	if err != nil {
 		return nil, nil, fmt.Errorf("audit: signer key %q: %w", path, err)
 	}
 	return s, v, nil
+}
+
+// signerFromKey parses a note signer key and derives its verifier.
+func signerFromKey(skey string) (note.Signer, note.Verifier, error) {
+	s, err := note.NewSigner(skey)
+	if err != nil {
+		return nil, nil, err
+	}
+	vkey, err := verifierKeyFor(skey)
+	if err != nil {
+		return nil, nil, err
+	}
+	v, err := newVerifier(vkey)
+	if err != nil {
+		return nil, nil, err
+	}
+	return s, v, nil
+}
+
+// StoreKey returns the signer key kept under key in st, making one named
+// name on first use. Give st a Sealer: the key is then stored encrypted
+// under the keyring (and so the key-encryption key), and a copy of the
+// data directory, or of etcd, cannot sign. Every server sharing st signs
+// with this one key, so the cluster's log has one verifier key.
+//
+// legacyFile, when not empty, is a signer key file kept in the clear by
+// earlier versions (audit.key in the log directory): a key found there
+// moves into the store, so the log keeps its key, and the file is removed.
+func StoreKey(ctx context.Context, st store.Store, key, name, legacyFile string) (note.Signer, note.Verifier, error) {
+	var legacy string
+	if legacyFile != "" {
+		if _, err := os.Stat(legacyFile); err == nil {
+			if _, _, err := LoadSigner(legacyFile); err != nil {
+				return nil, nil, err
+			}
+			b, err := os.ReadFile(legacyFile)
+			if err != nil {
+				return nil, nil, fmt.Errorf("audit: signer key: %w", err)
+			}
+			legacy = strings.TrimSpace(string(b))
+		} else if !errors.Is(err, fs.ErrNotExist) {
+			return nil, nil, fmt.Errorf("audit: signer key: %w", err)
+		}
+	}
+	for attempt := 0; attempt < 3; attempt++ {
+		kv, err := st.Get(ctx, key)
+		if err == nil {
+			skey := string(kv.Value)
+			if legacy != "" && legacy != skey {
+				return nil, nil, fmt.Errorf("audit: the signer key in %q differs from the one in the store (%q); keep the one that signed the log and remove the other", legacyFile, key)
+			}
+			s, v, err := signerFromKey(skey)
+			if err != nil {
+				return nil, nil, fmt.Errorf("audit: signer key in the store (%q): %w", key, err)
+			}
+			if legacy != "" {
+				if err := os.Remove(legacyFile); err != nil {
+					return nil, nil, fmt.Errorf("audit: remove the plaintext signer key: %w", err)
+				}
+				if err := syncDir(filepath.Dir(legacyFile)); err != nil {
+					return nil, nil, err
+				}
+			}
+			return s, v, nil
+		}
+		if !errors.Is(err, store.ErrNotFound) {
+			return nil, nil, fmt.Errorf("audit: signer key: %w", err)
+		}
+		skey := legacy
+		if skey == "" {
+			if skey, _, err = GenerateKey(name, nil); err != nil {
+				return nil, nil, err
+			}
+		}
+		_, err = st.Txn(ctx, []store.Cond{{Key: key}}, []store.Op{store.Put(key, []byte(skey))})
+		if err != nil && !errors.Is(err, store.ErrConflict) {
+			return nil, nil, fmt.Errorf("audit: store the signer key: %w", err)
+		}
+		// Stored, or another server stored one first: read back what won.
+	}
+	return nil, nil, fmt.Errorf("audit: signer key %q: the store kept changing it", key)
 }
 
 // LoadVerifier reads a verifier key file ("name+hash+key", one line).
@@ -106,11 +182,34 @@ func LoadVerifier(path string) (note.Verifier, error) {
 // ParseVerifier parses a verifier key ("name+hash+key"); surrounding
 // whitespace is ignored.
 func ParseVerifier(vkey string) (note.Verifier, error) {
-	v, err := note.NewVerifier(strings.TrimSpace(vkey))
+	v, err := newVerifier(strings.TrimSpace(vkey))
 	if err != nil {
 		return nil, fmt.Errorf("audit: verifier key: %w", err)
 	}
 	return v, nil
+}
+
+// VerifierKey returns the text form ("name+hash+key") of an Ed25519 note
+// verifier, to publish or pin.
+func VerifierKey(v note.Verifier) (string, error) {
+	if k, ok := v.(*keyedVerifier); ok {
+		return k.vkey, nil
+	}
+	return "", errors.New("audit: this verifier does not say its key")
+}
+
+// keyedVerifier is a note verifier that remembers its key's text.
+type keyedVerifier struct {
+	note.Verifier
+	vkey string
+}
+
+func newVerifier(vkey string) (note.Verifier, error) {
+	v, err := note.NewVerifier(vkey)
+	if err != nil {
+		return nil, err
+	}
+	return &keyedVerifier{Verifier: v, vkey: vkey}, nil
 }
 
 // verifierKeyFor derives the public verifier key from an Ed25519 signer key

@@ -15,6 +15,8 @@ import (
 
 	"golang.org/x/mod/sumdb/note"
 	"golang.org/x/mod/sumdb/tlog"
+
+	"moat/internal/seal"
 )
 
 // Log attribute keys.
@@ -83,7 +85,7 @@ type Log struct {
 	cpEnd   int64   // end of the last checkpoint frame
 	front   frontier
 	latest  []byte // latest signed checkpoint
-	broken  error  // a failed write: no more appends until reopened
+	broken  error  // a failed write not yet cut back: appends retry the cut first
 	closed  bool
 }
 
@@ -119,6 +121,14 @@ func Open(cfg Config) (*Log, error) {
 	if err := l.open(cfg); err != nil {
 		l.closeFiles()
 		return nil, err
+	}
+	if !l.readOnly {
+		// A writer checks everything its checkpoints cover before it adds
+		// to it: appending to a damaged log would sign over the damage.
+		if err := l.VerifyWith(context.Background(), VerifyOptions{requireSealed: l.sealer != nil}); err != nil {
+			l.closeFiles()
+			return nil, fmt.Errorf("audit: the log in %q is damaged; refusing to append to it (see moat audit verify): %w", l.dir, err)
+		}
 	}
 	return l, nil
 }
@@ -266,7 +276,7 @@ func (l *Log) keys(cfg Config, s *scanned) error {
 		if l.verifier == nil {
 			return errors.New("audit: Config.Verifier is required with Config.Signer")
 		}
-		return nil
+		return l.publishVerifier()
 	}
 	name := cfg.Name
 	if name == "" {
@@ -280,6 +290,23 @@ func (l *Log) keys(cfg Config, s *scanned) error {
 	l.signer = sg
 	if l.verifier == nil {
 		l.verifier = v
+	}
+	return nil
+}
+
+// publishVerifier writes the verifier key beside the log when it is not
+// there yet, for offline verification; the signer key is kept elsewhere.
+func (l *Log) publishVerifier() error {
+	p := l.path(VerifierKeyFile)
+	if _, err := os.Stat(p); err == nil || !errors.Is(err, os.ErrNotExist) {
+		return nil
+	}
+	vkey, err := VerifierKey(l.verifier)
+	if err != nil {
+		return nil // a verifier that cannot be written as a key: nothing to publish
+	}
+	if err := seal.WriteFileAtomic(p, []byte(vkey+"\n"), 0o644); err != nil {
+		return fmt.Errorf("audit: publish the verifier key: %w", err)
 	}
 	return nil
 }
@@ -441,8 +468,8 @@ func (l *Log) Record(ctx context.Context, e Entry) error {
 }
 
 // Append appends e and returns its index. A zero e.Time is set to Now.
-// When Append fails the log accepts no more entries until it is reopened
-// (which repairs any incomplete tail).
+// A failed append (a full disk, say) is cut back from the files before
+// Append returns, so the log stays whole and the next append can succeed.
 func (l *Log) Append(ctx context.Context, e Entry) (int64, error) {
 	if err := ctx.Err(); err != nil {
 		return -1, fmt.Errorf("audit: append: %w", err)
@@ -466,7 +493,28 @@ func (l *Log) writable() error {
 	case l.readOnly:
 		return ErrReadOnly
 	case l.broken != nil:
-		return fmt.Errorf("audit: log unusable after a failed write (reopen to repair): %w", l.broken)
+		if err := l.rollback(); err != nil {
+			return fmt.Errorf("audit: the log cannot be written: a failed append is still to be cut back: %w", err)
+		}
+		l.logger.Info("audit: the failed append was cut back; appending again", logKeyDir, l.dir)
+		l.broken = nil
+	}
+	return nil
+}
+
+// rollback truncates the files to the end of the last committed append
+// and syncs them; l.mu is held. Truncating needs no free space.
+func (l *Log) rollback() error {
+	for _, t := range []struct {
+		f   *os.File
+		end int64
+	}{{l.entries, l.end}, {l.hashes, l.hashEnd}, {l.cps, l.cpEnd}} {
+		if err := t.f.Truncate(t.end); err != nil {
+			return err
+		}
+		if err := t.f.Sync(); err != nil {
+			return err
+		}
 	}
 	return nil
 }
@@ -506,19 +554,10 @@ func (l *Log) appendLocked(es ...Entry) (int64, error) {
 		if e.Time.IsZero() {
 			e.Time = l.now().UTC()
 		}
-		n := front.n
-		stored, err := EncodeEntry(n, e, l.sealer)
+		stored, hashes, err := addEntry(&front, e, l.sealer)
 		if err != nil {
 			return -1, err
 		}
-		if len(stored) > maxEntry {
-			return -1, fmt.Errorf("audit: entry %d is %d bytes, more than %d", n, len(stored), maxEntry)
-		}
-		hashes, err := tlog.StoredHashes(n, stored, &front)
-		if err != nil {
-			return -1, fmt.Errorf("audit: hash entry %d: %w", n, err)
-		}
-		front.add(hashes)
 		offsets = append(offsets, l.end+int64(len(frames)))
 		frames = appendFrame(frames, stored)
 		for _, h := range hashes {
@@ -531,7 +570,13 @@ func (l *Log) appendLocked(es ...Entry) (int64, error) {
 	}
 	cpFrame := appendFrame(nil, signed)
 	if err := l.write(frames, hb, cpFrame); err != nil {
-		l.broken = err
+		// Cut what was written back to the last commit, so the log is
+		// whole again and the next append (once the disk has room, say)
+		// succeeds; if even that fails, appends wait until it does.
+		if rerr := l.rollback(); rerr != nil {
+			l.broken = errors.Join(err, rerr)
+			l.logger.Error("audit: a failed append could not be cut back; appends are refused until it can", logKeyDir, l.dir, logKeyErr, l.broken)
+		}
 		return -1, fmt.Errorf("audit: append entry %d: %w", first, err)
 	}
 	l.offsets = append(l.offsets, offsets...)
@@ -547,6 +592,25 @@ func (l *Log) appendLocked(es ...Entry) (int64, error) {
 		l.logger.Warn("audit: publish checkpoint", logKeyDir, l.dir, logKeyErr, err)
 	}
 	return first, nil
+}
+
+// addEntry encodes e as entry front.n (sealed with s when set), hashes it
+// into the tree and returns its stored bytes and the hashes it added.
+func addEntry(front *frontier, e Entry, s Sealer) ([]byte, []tlog.Hash, error) {
+	n := front.n
+	stored, err := EncodeEntry(n, e, s)
+	if err != nil {
+		return nil, nil, err
+	}
+	if len(stored) > maxEntry {
+		return nil, nil, fmt.Errorf("audit: entry %d is %d bytes, more than %d", n, len(stored), maxEntry)
+	}
+	hashes, err := tlog.StoredHashes(n, stored, front)
+	if err != nil {
+		return nil, nil, fmt.Errorf("audit: hash entry %d: %w", n, err)
+	}
+	front.add(hashes)
+	return stored, hashes, nil
 }
 
 func (l *Log) write(frame, hb, cpFrame []byte) error {
@@ -616,6 +680,9 @@ func (l *Log) Checkpoint() ([]byte, error) {
 	}
 	return bytes.Clone(l.latest), nil
 }
+
+// Verifier returns the key that checks the log's checkpoints.
+func (l *Log) Verifier() note.Verifier { return l.verifier }
 
 // Size returns the number of entries.
 func (l *Log) Size() int64 {

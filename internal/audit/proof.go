@@ -162,14 +162,19 @@ func (l *Log) Prove(n int64) (*Proof, error) {
 	if err != nil {
 		return nil, err
 	}
-	hr := fileHashReader{l.hashes}
+	return proveRecord(fileHashReader{l.hashes}, c, n, stored)
+}
+
+// proveRecord proves entry n (whose stored bytes are stored) in the tree
+// of checkpoint c, and checks the proof before handing it out: a stored
+// hash that no longer matches the entry would give a proof nobody can
+// check.
+func proveRecord(hr tlog.HashReader, c Checkpoint, n int64, stored []byte) (*Proof, error) {
 	rp, err := tlog.ProveRecord(c.Size, n, hr)
 	if err != nil {
 		return nil, fmt.Errorf("audit: prove entry %d: %w", n, err)
 	}
 	p := &Proof{Index: n, Entry: stored, Size: c.Size, Root: c.Root, Hashes: rp}
-	// Check what we hand out: a stored hash that no longer matches the
-	// entry would give a proof nobody can check.
 	if err := tlog.CheckRecord(p.Hashes, p.Size, p.Root, p.Index, tlog.RecordHash(p.Entry)); err != nil {
 		return nil, &VerifyError{Index: n, Reason: fmt.Sprintf("cannot prove: %v; run verify", err)}
 	}

@@ -28,7 +28,7 @@ type logFiles struct {
 	pub     []byte
 }
 
-func readFrames(t *testing.T, path string, max int) [][]byte {
+func readFrames(t testing.TB, path string, max int) [][]byte {
 	t.Helper()
 	b, err := os.ReadFile(path)
 	if err != nil {
@@ -48,7 +48,7 @@ func readFrames(t *testing.T, path string, max int) [][]byte {
 	}
 }
 
-func loadFiles(t *testing.T, dir string) *logFiles {
+func loadFiles(t testing.TB, dir string) *logFiles {
 	t.Helper()
 	f := &logFiles{dir: dir}
 	f.entries = readFrames(t, filepath.Join(dir, entriesFile), maxEntry)

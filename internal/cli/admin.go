@@ -47,6 +47,14 @@ func (a *adminFlags) client(e *Env) (*api.Client, error) {
 	return s.Client, nil
 }
 
+// dir is the admin credentials directory: --admin-dir, else MOAT_ADMIN_DIR.
+func (a *adminFlags) dir(e *Env) string {
+	if a.adminDir != "" {
+		return a.adminDir
+	}
+	return e.Getenv("MOAT_ADMIN_DIR")
+}
+
 // adminCommand builds an admin subcommand: it declares its own flags, then
 // calls the server with the client.
 func adminCommand(name, summary, usage string, flags func(fs *flag.FlagSet), run func(ctx context.Context, e *Env, fs *flag.FlagSet, c *api.Client, out *adminFlags) error) *Command {

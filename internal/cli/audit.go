@@ -4,16 +4,23 @@ import (
 	"context"
 	"encoding/base64"
 	"encoding/json"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"text/tabwriter"
 	"time"
 
+	"moat/internal/api"
 	"moat/internal/audit"
+
+	"golang.org/x/mod/sumdb/note"
+	"golang.org/x/mod/sumdb/tlog"
 )
 
 func auditCommand() *Command {
@@ -120,29 +127,160 @@ func dash(s string) string {
 	return strconv.Quote(s)[1 : len(strconv.Quote(s))-1]
 }
 
+// trustedFlag collects --trusted checkpoint files.
+type trustedFlag []string
+
+func (t *trustedFlag) String() string     { return strings.Join(*t, ",") }
+func (t *trustedFlag) Set(v string) error { *t = append(*t, v); return nil }
+
+func (t trustedFlag) read() ([][]byte, error) {
+	var out [][]byte
+	for _, p := range t {
+		b, err := os.ReadFile(p)
+		if err != nil {
+			return nil, fmt.Errorf("audit verify: --trusted: %w", err)
+		}
+		out = append(out, b)
+	}
+	return out, nil
+}
+
+// remoteAudit is the CLI's view of a server's audit log: the verifier key
+// pinned beside the admin credentials (written by "moat server init") and
+// the newest checkpoint this CLI checked, which it witnesses.
+type remoteAudit struct {
+	c        *api.Client
+	v        note.Verifier
+	witness  *audit.Witness
+	keySaid  string // where the verifier key came from
+	adminDir string
+}
+
+// openRemoteAudit connects to the server's log. keyFile, when set, is the
+// verifier key to use; else the one pinned in the admin directory; else
+// (credentials from before the key was pinned at init) the server's, pinned
+// now, with a warning.
+func openRemoteAudit(e *Env, af *adminFlags, keyFile string) (*remoteAudit, error) {
+	c, err := af.client(e)
+	if err != nil {
+		return nil, err
+	}
+	r := &remoteAudit{c: c, adminDir: af.dir(e)}
+	pinned := filepath.Join(r.adminDir, api.AuditKeyFile)
+	switch {
+	case keyFile != "":
+		r.keySaid = keyFile
+	case fileExists(pinned):
+		keyFile, r.keySaid = pinned, pinned
+	default:
+		var cp api.AuditCheckpoint
+		if err := c.Call(context.Background(), http.MethodGet, api.PathCheckpoint, nil, &cp); err != nil {
+			c.Close()
+			return nil, err
+		}
+		if _, err := audit.ParseVerifier(cp.Key); err != nil {
+			c.Close()
+			return nil, fmt.Errorf("audit: the server's verifier key: %w", err)
+		}
+		if err := os.WriteFile(pinned, []byte(cp.Key+"\n"), 0o644); err != nil {
+			c.Close()
+			return nil, err
+		}
+		fmt.Fprintf(e.Stderr, "moat: audit: no verifier key was pinned; pinned the server's (%s) in %s\n", cp.Key, pinned)
+		keyFile, r.keySaid = pinned, pinned
+	}
+	if r.v, err = audit.LoadVerifier(keyFile); err != nil {
+		c.Close()
+		return nil, err
+	}
+	if r.witness, err = audit.OpenWitness(filepath.Join(r.adminDir, api.AuditCheckpointFile), r.v); err != nil {
+		c.Close()
+		return nil, err
+	}
+	return r, nil
+}
+
+func fileExists(p string) bool { _, err := os.Stat(p); return err == nil }
+
+// witnessed fetches the server's latest checkpoint with a proof that it
+// extends the newest one this CLI checked before, checks both, and
+// remembers it. A checkpoint that does not extend it fails cmd with exit
+// status 1.
+func (r *remoteAudit) witnessed(ctx context.Context, cmd string) ([]byte, error) {
+	_, err := r.witness.Update(func(from int64) ([]byte, tlog.TreeProof, error) {
+		var resp api.AuditConsistency
+		if err := r.c.Call(ctx, http.MethodGet, fmt.Sprintf("%s?from=%d", api.PathAuditConsistency, from), nil, &resp); err != nil {
+			return nil, nil, err
+		}
+		p, err := audit.ParseProofBytes(resp.Proof)
+		return []byte(resp.Checkpoint), p, err
+	})
+	if errors.Is(err, audit.ErrInconsistent) {
+		return nil, &ExitError{Code: 1, Msg: fmt.Sprintf("%s: FAILED: %v (the checkpoint kept in %s)", cmd, err, filepath.Join(r.adminDir, api.AuditCheckpointFile))}
+	}
+	if err != nil {
+		return nil, err
+	}
+	signed, _ := r.witness.Latest()
+	return signed, nil
+}
+
+// page fetches stored entries [from, to) (one page at most).
+func (r *remoteAudit) page(ctx context.Context) func(from, to int64) ([][]byte, error) {
+	return func(from, to int64) ([][]byte, error) {
+		var resp api.AuditStored
+		if err := r.c.Call(ctx, http.MethodGet, fmt.Sprintf("%s?from=%d&to=%d", api.PathAuditStored, from, to), nil, &resp); err != nil {
+			return nil, err
+		}
+		return resp.Entries, nil
+	}
+}
+
 func auditVerifyCommand() *Command {
 	var (
 		dataDir, key string
 		all          bool
+		trusted      trustedFlag
+		af           adminFlags
 	)
 	return &Command{
 		Name:    "verify",
 		Summary: "recompute every hash and check the signed checkpoints",
-		Usage:   "[--key FILE] [--all-checkpoints]",
+		Usage:   "[--data-dir DIR | --server ADDR] [--key FILE] [--trusted CHECKPOINT]... [--all-checkpoints]",
 		Help: "verify exits 0 only when every stored entry matches its stored hashes, the\n" +
 			"recomputed tree matches every checkpoint of the history, the latest checkpoint\n" +
 			"and the published copy carry a valid signature, and the latest covers every\n" +
 			"entry. Otherwise it names the first entry that is not vouched for and exits 1.\n" +
 			"Pass --key with a verifier key kept outside the data directory: a key read\n" +
-			"from the directory is only as trustworthy as the directory.",
+			"from the directory is only as trustworthy as the directory.\n\n" +
+			"A log cut back to an earlier checkpoint, or rewritten and re-signed by\n" +
+			"someone holding the signer key, is consistent with itself. --trusted names a\n" +
+			"checkpoint saved earlier (\"moat audit checkpoint > FILE\"); the log must still\n" +
+			"hold every entry it covers, with the same tree.\n\n" +
+			"With --server (or MOAT_SERVER set and no --data-dir) verify asks the server:\n" +
+			"it fetches the entries as stored and recomputes the tree itself, checks the\n" +
+			"checkpoint with the verifier key pinned beside the admin credentials, and\n" +
+			"witnesses the log: it keeps the newest checkpoint it checked in the admin\n" +
+			"directory and fails if the server's no longer extends it. That is how a\n" +
+			"cluster's log (kept in etcd) is verified.",
 		Flags: func(fs *flag.FlagSet) {
 			auditDirFlag(fs, &dataDir)
-			fs.StringVar(&key, "key", "", "verifier key file (default <data-dir>/audit/audit.pub)")
-			fs.BoolVar(&all, "all-checkpoints", false, "also check the signature of every checkpoint in the history")
+			fs.StringVar(&af.server, "server", "", "verify the log of this control plane over its API (env MOAT_SERVER)")
+			fs.StringVar(&af.adminDir, "admin-dir", "", "admin credentials directory, with --server (env MOAT_ADMIN_DIR)")
+			fs.StringVar(&key, "key", "", "verifier key file (default <data-dir>/audit/audit.pub, or with --server the key pinned in the admin directory)")
+			fs.Var(&trusted, "trusted", "a checkpoint saved earlier that the log must still extend (repeatable)")
+			fs.BoolVar(&all, "all-checkpoints", false, "also check the signature of every checkpoint in the history (offline)")
 		},
 		Run: func(ctx context.Context, e *Env, fs *flag.FlagSet) error {
 			if fs.NArg() > 0 {
 				return usagef("audit verify takes no arguments")
+			}
+			tr, err := trusted.read()
+			if err != nil {
+				return err
+			}
+			if remoteMode(e, &af, dataDir) {
+				return verifyRemote(ctx, e, &af, key, tr)
 			}
 			keyPath := key
 			if keyPath == "" {
@@ -154,30 +292,56 @@ func auditVerifyCommand() *Command {
 				return err
 			}
 			defer l.Close()
-			if all {
-				err = l.VerifyAllCheckpoints(ctx)
-			} else {
-				err = l.Verify(ctx)
-			}
-			if err != nil {
+			if err := l.VerifyWith(ctx, audit.VerifyOptions{AllCheckpoints: all, Trusted: tr}); err != nil {
 				return &ExitError{Code: 1, Msg: fmt.Sprintf("audit verify: FAILED: %v", err)}
 			}
 			signed, err := l.Checkpoint()
 			if err != nil {
 				return err
 			}
-			v, err := audit.LoadVerifier(keyPath)
+			c, err := audit.OpenCheckpoint(signed, l.Verifier())
 			if err != nil {
 				return err
 			}
-			c, err := audit.OpenCheckpoint(signed, v)
-			if err != nil {
-				return err
-			}
-			fmt.Fprintf(e.Stdout, "ok: %d entries verified; checkpoint %s size %d root %s\n",
-				c.Size, c.Origin, c.Size, base64.StdEncoding.EncodeToString(c.Root[:]))
+			printVerified(e, c, len(tr))
 			return nil
 		},
+	}
+}
+
+// remoteMode reports whether an audit command asks the server: --server
+// given, or MOAT_SERVER set and no --data-dir.
+func remoteMode(e *Env, af *adminFlags, dataDir string) bool {
+	return af.server != "" || (dataDir == "" && e.Getenv("MOAT_SERVER") != "")
+}
+
+func verifyRemote(ctx context.Context, e *Env, af *adminFlags, key string, trusted [][]byte) error {
+	r, err := openRemoteAudit(e, af, key)
+	if err != nil {
+		return err
+	}
+	defer r.c.Close()
+	signed, err := r.witnessed(ctx, "audit verify")
+	if err != nil {
+		return err
+	}
+	c, err := audit.CheckEntries(ctx, r.v, signed, r.page(ctx), audit.VerifyOptions{Trusted: trusted})
+	if err != nil {
+		var ve *audit.VerifyError
+		if errors.As(err, &ve) {
+			return &ExitError{Code: 1, Msg: fmt.Sprintf("audit verify: FAILED: %v", err)}
+		}
+		return err
+	}
+	printVerified(e, c, len(trusted))
+	return nil
+}
+
+func printVerified(e *Env, c audit.Checkpoint, trusted int) {
+	fmt.Fprintf(e.Stdout, "ok: %d entries verified; checkpoint %s size %d root %s\n",
+		c.Size, c.Origin, c.Size, base64.StdEncoding.EncodeToString(c.Root[:]))
+	if trusted > 0 {
+		fmt.Fprintf(e.Stdout, "ok: the log extends the %d trusted checkpoint(s)\n", trusted)
 	}
 }
 
@@ -218,14 +382,38 @@ func auditProveCommand() *Command {
 }
 
 func auditCheckpointCommand() *Command {
-	var dataDir string
+	var (
+		dataDir string
+		af      adminFlags
+	)
 	return &Command{
 		Name:    "checkpoint",
 		Summary: "print the latest signed checkpoint",
-		Flags:   func(fs *flag.FlagSet) { auditDirFlag(fs, &dataDir) },
+		Help: "checkpoint prints the log's latest signed checkpoint; keep it somewhere the\n" +
+			"server cannot write, and pass it later to \"moat audit verify --trusted\".\n" +
+			"With --server it prints the server's, after checking that it extends the\n" +
+			"newest this CLI checked before.",
+		Flags: func(fs *flag.FlagSet) {
+			auditDirFlag(fs, &dataDir)
+			fs.StringVar(&af.server, "server", "", "ask this control plane over its API (env MOAT_SERVER)")
+			fs.StringVar(&af.adminDir, "admin-dir", "", "admin credentials directory, with --server (env MOAT_ADMIN_DIR)")
+		},
 		Run: func(ctx context.Context, e *Env, fs *flag.FlagSet) error {
 			if fs.NArg() > 0 {
 				return usagef("audit checkpoint takes no arguments")
+			}
+			if remoteMode(e, &af, dataDir) {
+				r, err := openRemoteAudit(e, &af, "")
+				if err != nil {
+					return err
+				}
+				defer r.c.Close()
+				signed, err := r.witnessed(ctx, "audit checkpoint")
+				if err != nil {
+					return err
+				}
+				_, err = e.Stdout.Write(signed)
+				return err
 			}
 			l, err := openAuditReadOnly(e, dataDir, "")
 			if err != nil {

@@ -25,12 +25,12 @@ func (a *adminFlags) session(e *Env, ask bool) (*api.AdminSession, error) {
 	if server == "" {
 		server = envDefault(e, "MOAT_SERVER", "127.0.0.1:7400")
 	}
-	dir := a.adminDir
-	if dir == "" {
-		dir = e.Getenv("MOAT_ADMIN_DIR")
-	}
+	dir := a.dir(e)
 	if dir == "" {
 		return nil, usagef("no admin credentials: pass --admin-dir or set MOAT_ADMIN_DIR (\"moat server init\" wrote them)")
+	}
+	if a.output == "" {
+		a.output = "table"
 	}
 	if a.output != "table" && a.output != "json" {
 		return nil, usagef("--output %q: want table or json", a.output)

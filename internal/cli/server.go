@@ -43,6 +43,17 @@ type serverConfig struct {
 	MFA server.MFAFile `yaml:"mfa"`
 	// Access governs break-glass grants and session recordings.
 	Access server.AccessFile `yaml:"access"`
+	// Flows bounds the flow store's memory.
+	Flows flowStoreConfig `yaml:"flows"`
+}
+
+// flowStoreConfig bounds the flow store's memory: the SQLite page cache
+// is at most open_partitions × 2 connections × cache_kib.
+type flowStoreConfig struct {
+	// CacheKiB is the page cache per connection; zero means 2048.
+	CacheKiB int `yaml:"cache_kib"`
+	// OpenPartitions is how many day partitions stay open; zero means 8.
+	OpenPartitions int `yaml:"open_partitions"`
 }
 
 // storeConfig selects the control-plane store.
@@ -82,6 +93,12 @@ func (c *serverConfig) validate(needTD bool) error {
 	}
 	if err := identity.ValidName(c.Name); err != nil {
 		return config.Errorf("name", "%v", err)
+	}
+	if c.Flows.CacheKiB < 0 || c.Flows.CacheKiB > 1<<20 {
+		return config.Errorf("flows.cache_kib", "%d: want 0 (the default, 2048) to 1048576", c.Flows.CacheKiB)
+	}
+	if c.Flows.OpenPartitions < 0 || c.Flows.OpenPartitions > 1000 {
+		return config.Errorf("flows.open_partitions", "%d: want 0 (the default, 8) to 1000", c.Flows.OpenPartitions)
 	}
 	if c.KeyRotation < 0 {
 		return config.Errorf("key_rotation", "%s: want a positive period such as 90d, or none", time.Duration(c.KeyRotation))

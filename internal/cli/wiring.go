@@ -36,7 +36,7 @@ func openStore(ctx context.Context, dataDir string, sc storeConfig, sealer store
 type serverParts struct {
 	srv      *server.Server
 	st       store.Store
-	log      *audit.Log
+	log      server.AuditLog
 	keyring  *seal.Keyring
 	keys     *server.Keys
 	flows    *flow.Store
@@ -84,7 +84,7 @@ func startServer(ctx context.Context, e *Env, c serverConfig, logger *slog.Logge
 		return nil, err
 	}
 	p.closers = append(p.closers, p.st.Close)
-	if p.log, err = audit.Open(audit.Config{Dir: filepath.Join(c.DataDir, audit.DirName), Sealer: sealer, Logger: logger}); err != nil {
+	if p.log, err = openAuditLog(ctx, c, p.st, sealer, logger); err != nil {
 		return nil, err
 	}
 	p.closers = append(p.closers, p.log.Close)
@@ -92,7 +92,8 @@ func startServer(ctx context.Context, e *Env, c serverConfig, logger *slog.Logge
 	if retention == 0 {
 		retention = 30 * 24 * time.Hour
 	}
-	if p.flows, err = flow.OpenStore(flow.StoreConfig{Dir: filepath.Join(c.DataDir, "flows"), Retention: retention, Sealer: sealer, Logger: logger}); err != nil {
+	if p.flows, err = flow.OpenStore(flow.StoreConfig{Dir: filepath.Join(c.DataDir, "flows"), Retention: retention, Sealer: sealer, Logger: logger,
+		CacheKiB: c.Flows.CacheKiB, MaxOpen: c.Flows.OpenPartitions}); err != nil {
 		return nil, err
 	}
 	p.closers = append(p.closers, p.flows.Close)
@@ -141,6 +142,23 @@ func startServer(ctx context.Context, e *Env, c serverConfig, logger *slog.Logge
 		return nil, err
 	}
 	return p, nil
+}
+
+// openAuditLog opens the control plane's audit log. With etcd the log lives
+// in the store every server shares, so the cluster has one sequence; the
+// embedded store keeps it in DATA_DIR/audit, signed with the key the store
+// keeps (sealed), which a plaintext audit.key from earlier versions moves
+// into.
+func openAuditLog(ctx context.Context, c serverConfig, st store.Store, sealer audit.Sealer, logger *slog.Logger) (server.AuditLog, error) {
+	if c.Store.Backend == "etcd" {
+		return audit.OpenStoreLog(ctx, audit.StoreLogConfig{Store: st, Sealer: sealer, Logger: logger})
+	}
+	dir := filepath.Join(c.DataDir, audit.DirName)
+	signer, verifier, err := audit.StoreKey(ctx, st, audit.DefaultStoreKey, audit.DefaultKeyName, filepath.Join(dir, audit.SignerKeyFile))
+	if err != nil {
+		return nil, err
+	}
+	return audit.Open(audit.Config{Dir: dir, Signer: signer, Verifier: verifier, Sealer: sealer, Logger: logger})
 }
 
 // flowSink stores detection findings beside the flows.

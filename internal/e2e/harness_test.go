@@ -11,6 +11,8 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -104,7 +106,7 @@ func (c *cluster) startServer(addr string) {
 	c.t.Helper()
 	srv, err := server.New(context.Background(), server.Config{
 		Listen: addr, Store: c.st, Audit: c.alog, Now: c.clk.Now, Logger: c.logger, Heartbeat: 200 * time.Millisecond,
-		Flows: c.flows, Metrics: c.serverReg(), AuditLog: c.alog, Detect: c.detect,
+		Flows: c.flows, Metrics: c.serverReg(), AuditLog: c.alog, Detect: c.detect, RefusalWindow: 50 * time.Millisecond,
 	})
 	if err != nil {
 		c.t.Fatal(err)
@@ -230,6 +232,28 @@ func (c *cluster) runAgent(cfg agent.Config) (*agent.Agent, func()) {
 	c.agentCfg[cfg.Node] = cfg
 	c.mu.Unlock()
 	return a, stop
+}
+
+// refusedSummaries returns the "security.refused" entries of the audit
+// log: how many calls they count in all, and their "top" lines.
+func (c *cluster) refusedSummaries() (count int, top []string) {
+	c.t.Helper()
+	entries, err := c.alog.Entries(0, c.alog.Size())
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	for _, e := range entries {
+		if e.Entry.Action != server.ActionRefused {
+			continue
+		}
+		n, err := strconv.Atoi(e.Entry.Detail["count"])
+		if err != nil {
+			c.t.Fatalf("security.refused entry without a count: %+v", e.Entry)
+		}
+		count += n
+		top = append(top, strings.Split(e.Entry.Detail["top"], "; ")...)
+	}
+	return count, top
 }
 
 // eventually polls cond until it holds, failing the test after a bounded

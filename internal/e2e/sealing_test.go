@@ -7,6 +7,7 @@ import (
 	"crypto/ecdsa"
 	"crypto/tls"
 	"crypto/x509"
+	"encoding/base64"
 	"encoding/pem"
 	"math/rand/v2"
 	"net"
@@ -20,6 +21,7 @@ import (
 	"time"
 
 	"moat/internal/api"
+	"moat/internal/audit"
 	"moat/internal/ca"
 	"moat/internal/cli"
 	"moat/internal/identity"
@@ -227,9 +229,21 @@ func TestNoPlaintextAtRest(t *testing.T) {
 		t.Fatal(err)
 	}
 	kv, err := st.Get(ctx, "ca/state")
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The audit log's signer key lives in the sealed store, nowhere else.
+	akv, err := st.Get(ctx, audit.DefaultStoreKey)
 	st.Close()
 	if err != nil {
 		t.Fatal(err)
+	}
+	skey := strings.TrimSpace(string(akv.Value))
+	secrets["audit signer key"] = []byte(skey)
+	if i := strings.LastIndexByte(skey, '+'); i > 0 {
+		if raw, err := base64.StdEncoding.DecodeString(skey[i+1:]); err == nil && len(raw) > 1 {
+			secrets["audit signer key (raw)"] = raw[1:]
+		}
 	}
 	td, err := identity.ParseTrustDomain("moat.dev")
 	if err != nil {

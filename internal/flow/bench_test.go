@@ -3,6 +3,7 @@ package flow
 import (
 	"context"
 	"fmt"
+	"sort"
 	"syscall"
 	"testing"
 	"time"
@@ -60,4 +61,66 @@ func BenchmarkIngest(b *testing.B) {
 			b.ReportMetric(float64(b.N*batch)/cpu.total.Seconds(), "records/cpu-s")
 		})
 	}
+}
+
+// BenchmarkIngestSealed compares ingestion into a plain store and into a
+// sealed one (sealed bodies, keyed query columns, sealed rollup counts),
+// alternating batches of both within one run, with 200 edges per batch
+// (so 200 rollup rows to open and seal again). It reports each side's
+// records per second and the median overhead (sealed/plain - 1).
+func BenchmarkIngestSealed(b *testing.B) {
+	const batch = 2000
+	now := func() time.Time { return t0 }
+	plain, err := OpenStore(StoreConfig{Dir: b.TempDir(), Now: now})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer plain.Close()
+	sealed, err := OpenStore(StoreConfig{Dir: b.TempDir(), Now: now, Sealer: newAEAD(b)})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer sealed.Close()
+	ctx := context.Background()
+	n := 0
+	next := func() []Record {
+		recs := make([]Record, batch)
+		for j := range recs {
+			n++
+			src, dst := fmt.Sprintf("svc-%02d", n%20), fmt.Sprintf("svc-%02d", (n/20)%10)
+			recs[j] = netRecord(fmt.Sprintf("%016x", n), src, dst, VerdictAllow, "rule", int64(n%5000), t0.Add(time.Duration(n)*time.Millisecond))
+		}
+		return recs
+	}
+	run := func(s *Store, recs []Record) time.Duration {
+		t := time.Now()
+		if _, err := s.Ingest(ctx, recs); err != nil {
+			b.Fatal(err)
+		}
+		return time.Since(t)
+	}
+	var tp, ts []time.Duration
+	for i := 0; b.Loop(); i++ {
+		rp, rs := next(), next()
+		if i%2 == 0 {
+			tp = append(tp, run(plain, rp))
+			ts = append(ts, run(sealed, rs))
+		} else {
+			ts = append(ts, run(sealed, rs))
+			tp = append(tp, run(plain, rp))
+		}
+	}
+	median := func(d []time.Duration) time.Duration {
+		d = append([]time.Duration(nil), d...)
+		sort.Slice(d, func(i, j int) bool { return d[i] < d[j] })
+		return d[len(d)/2]
+	}
+	ratios := make([]float64, len(tp))
+	for i := range tp {
+		ratios[i] = float64(ts[i])/float64(tp[i]) - 1
+	}
+	sort.Float64s(ratios)
+	b.ReportMetric(batch/median(tp).Seconds(), "plain-records/s")
+	b.ReportMetric(batch/median(ts).Seconds(), "sealed-records/s")
+	b.ReportMetric(ratios[len(ratios)/2], "overhead")
 }

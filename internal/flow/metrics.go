@@ -63,5 +63,7 @@ func (s *Store) Collector() prometheus.Collector {
 		counter("moat_flow_store_expired_records_total", "Flow records ignored because they were older than the retention.", s.expired.Load),
 		counter("moat_flow_store_future_records_total", "Flow records ignored because their time was too far ahead of the clock.", s.future.Load),
 		counter("moat_flow_store_follow_dropped_records_total", "Flow records slow followers missed.", s.dropped.Load),
+		gauge("moat_flow_store_open_partitions", "Day partitions open now (at most the store's MaxOpen).", func() float64 { return float64(s.OpenPartitions()) }),
+		gauge("moat_flow_store_damaged_partitions", "Day partitions that failed their check at open and were set aside.", func() float64 { return float64(len(s.DamagedPartitions())) }),
 	}
 }

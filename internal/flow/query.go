@@ -1,9 +1,12 @@
 package flow
 
 import (
+	"bytes"
 	"context"
 	"database/sql"
+	"errors"
 	"fmt"
+	"os"
 	"sort"
 	"strings"
 	"time"
@@ -66,23 +69,25 @@ func (f *Filter) Validate() error {
 }
 
 // where renders the non-time conditions of f over a table with the flows
-// columns.
-func (f *Filter) where(conds []string, args []any) ([]string, []any) {
+// columns, with values as partition p keeps them.
+func (s *Store) where(p *partition, f *Filter, conds []string, args []any) ([]string, []any) {
 	if f.From != "" {
+		v := s.val(p, nsEndpoint, f.From)
 		conds = append(conds, "(src = ? OR src_name = ?)")
-		args = append(args, f.From, f.From)
+		args = append(args, v, v)
 	}
 	if f.To != "" {
+		v := s.val(p, nsEndpoint, f.To)
 		conds = append(conds, "(dst = ? OR dst_name = ?)")
-		args = append(args, f.To, f.To)
+		args = append(args, v, v)
 	}
 	if f.Verdict != "" {
 		conds = append(conds, "verdict = ?")
-		args = append(args, f.Verdict)
+		args = append(args, s.val(p, nsVerdict, f.Verdict))
 	}
 	if f.Rule != "" {
 		conds = append(conds, "rule = ?")
-		args = append(args, f.Rule)
+		args = append(args, s.val(p, nsRule, f.Rule))
 	}
 	if f.Class != 0 {
 		conds = append(conds, "class = ?")
@@ -103,18 +108,31 @@ func (f *Filter) span() (lo, hi int64) {
 	return lo, hi
 }
 
-// partitions returns the open partitions overlapping [lo, hi), oldest first.
-func (s *Store) partitions(lo, hi int64) []*partition {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	var ps []*partition
-	for day, p := range s.parts {
-		if (day+1)*dayMillis > lo && day*dayMillis < hi {
-			ps = append(ps, p)
+// eachPartition calls fn with every partition overlapping [lo, hi), open,
+// oldest first (newest first with reverse), one at a time, until fn says
+// stop or fails. Partitions not ready or set aside are passed over.
+func (s *Store) eachPartition(lo, hi int64, reverse bool, fn func(p *partition) (stop bool, err error)) error {
+	days := s.days(lo, hi)
+	if reverse {
+		for i, j := 0, len(days)-1; i < j; i, j = i+1, j-1 {
+			days[i], days[j] = days[j], days[i]
 		}
 	}
-	sort.Slice(ps, func(i, j int) bool { return ps[i].day < ps[j].day })
-	return ps
+	for _, d := range days {
+		p, err := s.acquire(d, false)
+		if errors.Is(err, errSkip) {
+			continue
+		}
+		if err != nil {
+			return err
+		}
+		stop, err := fn(p)
+		s.release(p)
+		if err != nil || stop {
+			return err
+		}
+	}
+	return nil
 }
 
 func (s *Store) refresh() error {
@@ -138,40 +156,42 @@ func (s *Store) Query(ctx context.Context, f Filter) ([]Record, error) {
 		return nil, err
 	}
 	lo, hi := f.span()
-	conds, _ := f.where([]string{"time >= ?", "time < ?"}, []any{lo, hi})
-	_, fargs := f.where(nil, nil)
-	q := "SELECT uid, data FROM flows WHERE " + strings.Join(conds, " AND ")
-	parts := s.partitions(lo, hi)
 	var out []Record
 	run := func(p *partition, r [2]int64, order string) error {
+		conds, args := s.where(p, &f, []string{"time >= ?", "time < ?"}, []any{r[0], r[1]})
 		var err error
-		out, err = s.collect(ctx, p, q+order, append([]any{r[0], r[1]}, fargs...), out)
+		out, err = s.collect(ctx, p, "SELECT uid, data FROM flows WHERE "+strings.Join(conds, " AND ")+order, args, out)
 		return err
 	}
 	if f.Limit == 0 {
-		for _, p := range parts {
+		err := s.eachPartition(lo, hi, false, func(p *partition) (bool, error) {
 			ranges, err := s.ranges(ctx, p, &f, lo, hi)
 			if err != nil {
-				return nil, err
+				return true, err
 			}
 			for _, r := range ranges {
 				if err := run(p, r, " ORDER BY time, uid"); err != nil {
-					return nil, err
+					return true, err
 				}
 			}
-		}
-		return out, nil
+			return false, nil
+		})
+		return out, err
 	}
-	for i := len(parts) - 1; i >= 0 && len(out) < f.Limit; i-- {
-		ranges, err := s.ranges(ctx, parts[i], &f, lo, hi)
+	err := s.eachPartition(lo, hi, true, func(p *partition) (bool, error) {
+		ranges, err := s.ranges(ctx, p, &f, lo, hi)
 		if err != nil {
-			return nil, err
+			return true, err
 		}
 		for j := len(ranges) - 1; j >= 0 && len(out) < f.Limit; j-- {
-			if err := run(parts[i], ranges[j], fmt.Sprintf(" ORDER BY time DESC, uid DESC LIMIT %d", f.Limit-len(out))); err != nil {
-				return nil, err
+			if err := run(p, ranges[j], fmt.Sprintf(" ORDER BY time DESC, uid DESC LIMIT %d", f.Limit-len(out))); err != nil {
+				return true, err
 			}
 		}
+		return len(out) >= f.Limit, nil
+	})
+	if err != nil {
+		return nil, err
 	}
 	for i, j := 0, len(out)-1; i < j; i, j = i+1, j-1 {
 		out[i], out[j] = out[j], out[i]
@@ -190,7 +210,7 @@ func (s *Store) ranges(ctx context.Context, p *partition, f *Filter, lo, hi int6
 	if f.From == "" && f.To == "" && f.Verdict == "" && f.Rule == "" && f.Class == 0 {
 		return [][2]int64{{lo, hi}}, nil
 	}
-	conds, args := f.where([]string{"hour >= ?", "hour <= ?"}, []any{lo / hourMillis, (hi - 1) / hourMillis})
+	conds, args := s.where(p, f, []string{"hour >= ?", "hour <= ?"}, []any{lo / hourMillis, (hi - 1) / hourMillis})
 	rows, err := p.db.QueryContext(ctx, "SELECT DISTINCT hour FROM talkers WHERE "+strings.Join(conds, " AND ")+" ORDER BY hour", args...)
 	if err != nil {
 		return nil, fmt.Errorf("flow: query %q: %w", p.path, err)
@@ -268,54 +288,28 @@ func (s *Store) TopTalkers(ctx context.Context, f Filter, n int) ([]Talker, erro
 	hlo := (lo + hourMillis - 1) / hourMillis
 	hhi := hi / hourMillis
 	acc := map[[2]string]*Talker{}
-	add := func(p *partition, q string, args []any) error {
-		rows, err := p.db.QueryContext(ctx, q, args...)
-		if err != nil {
-			return fmt.Errorf("flow: top talkers %q: %w", p.path, err)
-		}
-		defer rows.Close()
-		for rows.Next() {
-			var t Talker
-			if err := rows.Scan(&t.Src, &t.Dst, &t.Flows, &t.Bytes, &t.Denied); err != nil {
-				return fmt.Errorf("flow: top talkers %q: %w", p.path, err)
-			}
-			k := [2]string{t.Src, t.Dst}
-			if a := acc[k]; a != nil {
-				a.Flows += t.Flows
-				a.Bytes += t.Bytes
-				a.Denied += t.Denied
-			} else {
-				acc[k] = &t
-			}
-		}
-		return rows.Err()
-	}
-	for _, p := range s.partitions(lo, hi) {
+	err := s.eachPartition(lo, hi, false, func(p *partition) (bool, error) {
 		if hlo < hhi {
-			conds, args := f.where([]string{"hour >= ?", "hour < ?"}, []any{hlo, hhi})
-			q := "SELECT src, dst, SUM(flows), SUM(bytes), SUM(CASE verdict WHEN 'deny' THEN flows ELSE 0 END) FROM talkers WHERE " +
-				strings.Join(conds, " AND ") + " GROUP BY src, dst"
-			if err := add(p, q, args); err != nil {
-				return nil, err
+			if err := s.talkerRows(ctx, p, &f, hlo, hhi, acc); err != nil {
+				return true, err
 			}
 		}
-		var edges [][2]int64
+		edges := [][2]int64{{lo, hi}}
 		if hlo < hhi {
 			edges = [][2]int64{{lo, hlo * hourMillis}, {hhi * hourMillis, hi}}
-		} else {
-			edges = [][2]int64{{lo, hi}}
 		}
 		for _, e := range edges {
 			if e[0] >= e[1] || e[1] <= p.day*dayMillis || e[0] >= (p.day+1)*dayMillis {
 				continue
 			}
-			conds, args := f.where([]string{"time >= ?", "time < ?"}, []any{e[0], e[1]})
-			q := "SELECT src, dst, COUNT(*), SUM(bytes), SUM(verdict = 'deny') FROM flows WHERE " +
-				strings.Join(conds, " AND ") + " GROUP BY src, dst"
-			if err := add(p, q, args); err != nil {
-				return nil, err
+			if err := s.talkerRecords(ctx, p, &f, e, acc); err != nil {
+				return true, err
 			}
 		}
+		return false, nil
+	})
+	if err != nil {
+		return nil, err
 	}
 	out := make([]Talker, 0, len(acc))
 	for _, t := range acc {
@@ -340,9 +334,107 @@ func (s *Store) TopTalkers(ctx context.Context, f Filter, n int) ([]Talker, erro
 	return out, nil
 }
 
+// addTalker adds counts to the pair's talker.
+func addTalker(acc map[[2]string]*Talker, t Talker) {
+	k := [2]string{t.Src, t.Dst}
+	if a := acc[k]; a != nil {
+		a.Flows += t.Flows
+		a.Bytes += t.Bytes
+		a.Denied += t.Denied
+		return
+	}
+	acc[k] = &t
+}
+
+// talkerRows adds the rollup's whole hours [hlo, hhi) of partition p: summed
+// in SQL in a plain partition; in a keyed one, each row's sealed aggregate
+// is opened and added.
+func (s *Store) talkerRows(ctx context.Context, p *partition, f *Filter, hlo, hhi int64, acc map[[2]string]*Talker) error {
+	conds, args := s.where(p, f, []string{"hour >= ?", "hour < ?"}, []any{hlo, hhi})
+	q := "SELECT src, dst, SUM(flows), SUM(bytes), SUM(CASE verdict WHEN 'deny' THEN flows ELSE 0 END) FROM talkers WHERE " +
+		strings.Join(conds, " AND ") + " GROUP BY src, dst"
+	if p.keyed {
+		q = "SELECT hour, class, src, src_name, dst, dst_name, verdict, rule, agg FROM talkers WHERE " + strings.Join(conds, " AND ")
+	}
+	rows, err := p.db.QueryContext(ctx, q, args...)
+	if err != nil {
+		return fmt.Errorf("flow: top talkers %q: %w", p.path, err)
+	}
+	defer rows.Close()
+	deny := s.val(p, nsVerdict, VerdictDeny)
+	for rows.Next() {
+		if !p.keyed {
+			var t Talker
+			if err := rows.Scan(&t.Src, &t.Dst, &t.Flows, &t.Bytes, &t.Denied); err != nil {
+				return fmt.Errorf("flow: top talkers %q: %w", p.path, err)
+			}
+			addTalker(acc, t)
+			continue
+		}
+		var hour int64
+		var class int
+		var src, srcName, dst, dstName, verdict, rule, sealed []byte
+		if err := rows.Scan(&hour, &class, &src, &srcName, &dst, &dstName, &verdict, &rule, &sealed); err != nil {
+			return fmt.Errorf("flow: top talkers %q: %w", p.path, err)
+		}
+		pt, err := s.cfg.Sealer.Decrypt(sealed, aggAD(hour, class, []any{src, srcName, dst, dstName, verdict, rule}))
+		if err != nil {
+			return fmt.Errorf("flow: top talkers %q: open a rollup row: %w", p.path, err)
+		}
+		a, err := decodeAgg(pt)
+		if err != nil {
+			return fmt.Errorf("flow: top talkers %q: rollup row: %w", p.path, err)
+		}
+		t := Talker{Src: a.src, Dst: a.dst, Flows: a.flows, Bytes: a.bytes}
+		if bytes.Equal(verdict, deny.([]byte)) {
+			t.Denied = a.flows
+		}
+		addTalker(acc, t)
+	}
+	return rows.Err()
+}
+
+// talkerRecords adds the records of partition p in the time range e: summed
+// in SQL in a plain partition; read and weighed as the rollup weighs them
+// in a keyed one, whose byte counts are sealed in the records.
+func (s *Store) talkerRecords(ctx context.Context, p *partition, f *Filter, e [2]int64, acc map[[2]string]*Talker) error {
+	conds, args := s.where(p, f, []string{"time >= ?", "time < ?"}, []any{e[0], e[1]})
+	if !p.keyed {
+		q := "SELECT src, dst, COUNT(*), SUM(bytes), SUM(verdict = 'deny') FROM flows WHERE " + strings.Join(conds, " AND ") + " GROUP BY src, dst"
+		rows, err := p.db.QueryContext(ctx, q, args...)
+		if err != nil {
+			return fmt.Errorf("flow: top talkers %q: %w", p.path, err)
+		}
+		defer rows.Close()
+		for rows.Next() {
+			var t Talker
+			if err := rows.Scan(&t.Src, &t.Dst, &t.Flows, &t.Bytes, &t.Denied); err != nil {
+				return fmt.Errorf("flow: top talkers %q: %w", p.path, err)
+			}
+			addTalker(acc, t)
+		}
+		return rows.Err()
+	}
+	recs, err := s.collect(ctx, p, "SELECT uid, data FROM flows WHERE "+strings.Join(conds, " AND "), args, nil)
+	if err != nil {
+		return err
+	}
+	for i := range recs {
+		c := columns(&recs[i])
+		flows, b := talkerWeight(&recs[i], c.bytes)
+		t := Talker{Src: c.src, Dst: c.dst, Flows: flows, Bytes: b}
+		if c.verdict == VerdictDeny {
+			t.Denied = flows
+		}
+		addTalker(acc, t)
+	}
+	return nil
+}
+
 // Cursor is a position in the store's storage order, from Mark.
 type Cursor struct {
-	last map[int64]int64 // per partition day, the last row seen
+	last map[int64]int64  // per partition day, the last row seen
+	seen map[int64]string // per partition day, its files' stamp at the last look
 }
 
 // Mark returns the position after every record stored so far.
@@ -350,15 +442,30 @@ func (s *Store) Mark(ctx context.Context) (*Cursor, error) {
 	if err := s.refresh(); err != nil {
 		return nil, err
 	}
-	c := &Cursor{last: map[int64]int64{}}
-	for _, p := range s.partitions(1, 1<<62) {
+	c := &Cursor{last: map[int64]int64{}, seen: map[int64]string{}}
+	err := s.eachPartition(1, 1<<62, false, func(p *partition) (bool, error) {
 		var max sql.NullInt64
 		if err := p.db.QueryRowContext(ctx, "SELECT MAX(id) FROM flows").Scan(&max); err != nil {
-			return nil, fmt.Errorf("flow: mark %q: %w", p.path, err)
+			return true, fmt.Errorf("flow: mark %q: %w", p.path, err)
 		}
 		c.last[p.day] = max.Int64
+		return false, nil
+	})
+	if err != nil {
+		return nil, err
 	}
 	return c, nil
+}
+
+// stamp says whether a partition's files changed: their sizes and times.
+func stamp(path string) string {
+	var b strings.Builder
+	for _, suffix := range []string{"", "-wal"} {
+		if st, err := os.Stat(path + suffix); err == nil {
+			fmt.Fprintf(&b, "%d/%d;", st.Size(), st.ModTime().UnixNano())
+		}
+	}
+	return b.String()
 }
 
 // Tail calls fn, in storage order, with each record matching f stored
@@ -385,15 +492,35 @@ func (s *Store) Tail(ctx context.Context, c *Cursor, f Filter, every time.Durati
 		if err := s.refresh(); err != nil {
 			return err
 		}
-		for _, p := range s.partitions(lo, hi) {
-			conds, args := f.where([]string{"id > ?", "time >= ?", "time < ?"}, []any{c.last[p.day], lo, hi})
+		// Only partitions whose files changed since the last look are
+		// opened, so that following a store does not cycle every day of
+		// the retention through the open partitions each interval.
+		for _, day := range s.days(lo, hi) {
+			s.mu.Lock()
+			path := s.known[day]
+			s.mu.Unlock()
+			st := stamp(path)
+			if st == c.seen[day] {
+				continue
+			}
+			p, err := s.acquire(day, false)
+			if errors.Is(err, errSkip) {
+				continue
+			}
+			if err != nil {
+				return err
+			}
+			conds, args := s.where(p, &f, []string{"id > ?", "time >= ?", "time < ?"}, []any{c.last[p.day], lo, hi})
 			q := "SELECT id, uid, data FROM flows WHERE " + strings.Join(conds, " AND ") + " ORDER BY id"
-			if err := s.tailPart(ctx, p, q, args, c.last, fn); err != nil {
+			err = s.tailPart(ctx, p, q, args, c.last, fn)
+			s.release(p)
+			if err != nil {
 				if ctx.Err() != nil {
 					return nil
 				}
 				return err
 			}
+			c.seen[day] = st
 		}
 	}
 }

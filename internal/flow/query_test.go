@@ -1,9 +1,11 @@
 package flow
 
 import (
+	"bytes"
 	"context"
 	"database/sql"
 	"fmt"
+	"os"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -39,8 +41,21 @@ func queryFixture(t *testing.T, cfg StoreConfig) *Store {
 	return s
 }
 
+// storeModes are the two partition formats queries must answer alike:
+// plaintext query columns, and keyed ones with sealed counts.
+func storeModes(t *testing.T) map[string]StoreConfig {
+	return map[string]StoreConfig{"plain": {}, "sealed": {Sealer: newAEAD(t)}}
+}
+
 func TestQueryFilters(t *testing.T) {
-	s := queryFixture(t, StoreConfig{})
+	for mode, cfg := range storeModes(t) {
+		t.Run(mode, func(t *testing.T) { testQueryFilters(t, cfg) })
+	}
+}
+
+func testQueryFilters(t *testing.T, cfg StoreConfig) {
+	cfg.Dir = t.TempDir()
+	s := queryFixture(t, cfg)
 	tests := []struct {
 		name string
 		f    Filter
@@ -110,7 +125,14 @@ func TestFilterErrors(t *testing.T) {
 }
 
 func TestTopTalkers(t *testing.T) {
-	s := queryFixture(t, StoreConfig{})
+	for mode, cfg := range storeModes(t) {
+		t.Run(mode, func(t *testing.T) { testTopTalkers(t, cfg) })
+	}
+}
+
+func testTopTalkers(t *testing.T, cfg StoreConfig) {
+	cfg.Dir = t.TempDir()
+	s := queryFixture(t, cfg)
 	web, api := "spiffe://prod.example/svc/web", "spiffe://prod.example/svc/api"
 	db, billing := "spiffe://prod.example/svc/db", "spiffe://prod.example/svc/billing"
 	tests := []struct {
@@ -209,11 +231,25 @@ func TestSealedStoreKeepsBodiesSecret(t *testing.T) {
 	if _, err := s2.Query(context.Background(), Filter{From: "web", Limit: 10}); err == nil || !strings.Contains(err.Error(), `uid "a2"`) {
 		t.Fatalf("query over a swapped body: %v, want an error naming a2", err)
 	}
-	t.Log("without the key, queries on the plaintext columns still work")
+	t.Log("without the key the files name no service, verdict, rule, address or byte count")
+	for _, suffix := range []string{"", "-wal"} {
+		raw, err := os.ReadFile(filepath.Join(dir, partName(dayOf(Millis(t0)))) + suffix)
+		if err != nil {
+			continue
+		}
+		for _, secret := range []string{"svc/web", "billing", "default-deny", "web-to-db", "198.51.100.9", "10.0.0.1"} {
+			if bytes.Contains(raw, []byte(secret)) {
+				t.Errorf("%q is in the partition file%s in the clear", secret, suffix)
+			}
+		}
+	}
+	var plainBytes int
+	if err := db.QueryRow(`SELECT (SELECT COUNT(*) FROM flows WHERE bytes != 0) + (SELECT COUNT(*) FROM talkers WHERE flows != 0 OR bytes != 0)`).Scan(&plainBytes); err != nil || plainBytes != 0 {
+		t.Fatalf("%d rows keep counts in the clear (%v)", plainBytes, err)
+	}
 	s3 := openTestStore(t, StoreConfig{Dir: dir, ReadOnly: true})
-	top, err := s3.TopTalkers(context.Background(), Filter{Verdict: VerdictDeny}, 1)
-	if err != nil || len(top) != 1 || top[0].Denied != 2 {
-		t.Fatalf("top talkers without key = %+v, %v", top, err)
+	if _, err := s3.TopTalkers(context.Background(), Filter{Verdict: VerdictDeny}, 1); err == nil || !strings.Contains(err.Error(), "open the store with its key") {
+		t.Fatalf("top talkers without the key: %v, want a refusal naming the key", err)
 	}
 }
 

@@ -50,7 +50,7 @@ func drainAll(t *testing.T, s *Spool) []string {
 	return got
 }
 
-func newAEAD(t *testing.T) tink.AEAD {
+func newAEAD(t testing.TB) tink.AEAD {
 	t.Helper()
 	h, err := keyset.NewHandle(aead.AES256GCMKeyTemplate())
 	if err != nil {

@@ -5,15 +5,15 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
-	json "github.com/goccy/go-json"
 	"log/slog"
 	"os"
-	"path/filepath"
 	"sort"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
+
+	json "github.com/goccy/go-json"
 
 	_ "modernc.org/sqlite" // registers the "sqlite" driver
 )
@@ -36,12 +36,12 @@ type StoreConfig struct {
 	// everything.
 	Retention time.Duration
 	// Sealer, when set, encrypts each stored record's JSON with the record
-	// UID as associated data. The query columns (time, class, source and
-	// destination identities, verdict, rule, bytes) stay in plaintext so that
-	// queries and top-talker rollups work without the key: someone holding
-	// the files learns who talked to whom, when, how much and with what
-	// verdict, but not the rest of the record (addresses, ports, TLS details,
-	// HTTP requests, WAF matched data).
+	// UID as associated data, and the query columns are kept as keyed
+	// hashes with the byte counts sealed (see index.go): someone holding
+	// the files without the key learns when records were stored and how
+	// many, not who talked to whom, how much, or with what verdict.
+	// Partitions written before a store had a Sealer keep their plaintext
+	// columns until retention drops them.
 	Sealer Sealer
 	// ReadOnly opens existing partitions for queries only: nothing is
 	// created, written or pruned. This is what a second process (the CLI)
@@ -57,6 +57,13 @@ type StoreConfig struct {
 	// records are ignored and counted, so that a producer with a wild clock
 	// cannot make a partition per day of the far future. Zero means 24h.
 	MaxSkew time.Duration
+	// CacheKiB is SQLite's page cache per connection, in KiB; zero means
+	// 2048. MaxOpen is how many day partitions stay open at once; zero
+	// means 8. With two connections per partition, the page caches take at
+	// most MaxOpen × 2 × CacheKiB (32 MiB by default) whatever the
+	// retention; see partition.go.
+	CacheKiB int
+	MaxOpen  int
 }
 
 // StoreStats counts what Ingest did since Open.
@@ -81,20 +88,21 @@ type Store struct {
 	cfg StoreConfig
 	log *slog.Logger
 
-	wmu sync.Mutex // serializes Ingest and Prune
+	wmu   sync.Mutex // serializes Ingest and Prune
+	omu   sync.Mutex // serializes partition opens
+	index *index     // keyed hashes of the query columns; nil without a Sealer
 
-	mu     sync.Mutex           // guards parts, subs and closed
-	parts  map[int64]*partition // by day number (days since the Unix epoch, UTC)
-	subs   map[*Subscription]struct{}
-	closed bool
+	mu      sync.Mutex           // guards the fields below
+	known   map[int64]string     // partition files by day number (days since the Unix epoch, UTC)
+	open    map[int64]*partition // the open ones
+	checked map[int64]bool       // days checked at open by this process
+	bad     map[int64]bool       // days a reader skips as damaged
+	damaged []DamagedPartition
+	tick    uint64
+	subs    map[*Subscription]struct{}
+	closed  bool
 
 	stored, dups, expired, future, dropped atomic.Uint64
-}
-
-type partition struct {
-	day  int64
-	path string
-	db   *sql.DB
 }
 
 const (
@@ -137,6 +145,7 @@ CREATE TABLE IF NOT EXISTS talkers (
 	rule     TEXT    NOT NULL,
 	flows    INTEGER NOT NULL,
 	bytes    INTEGER NOT NULL,
+	agg      BLOB,
 	PRIMARY KEY (hour, class, src, src_name, dst, dst_name, verdict, rule)
 ) WITHOUT ROWID;
 `
@@ -158,11 +167,20 @@ func OpenStore(cfg StoreConfig) (*Store, error) {
 	if cfg.MaxSkew <= 0 {
 		cfg.MaxSkew = 24 * time.Hour
 	}
+	if cfg.CacheKiB <= 0 {
+		cfg.CacheKiB = defaultCacheKiB
+	}
+	if cfg.MaxOpen <= 0 {
+		cfg.MaxOpen = defaultMaxOpen
+	}
 	s := &Store{
-		cfg:   cfg,
-		log:   cfg.Logger,
-		parts: map[int64]*partition{},
-		subs:  map[*Subscription]struct{}{},
+		cfg:     cfg,
+		log:     cfg.Logger,
+		known:   map[int64]string{},
+		open:    map[int64]*partition{},
+		checked: map[int64]bool{},
+		bad:     map[int64]bool{},
+		subs:    map[*Subscription]struct{}{},
 	}
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
@@ -173,6 +191,15 @@ func OpenStore(cfg StoreConfig) (*Store, error) {
 		}
 	} else if err := os.MkdirAll(cfg.Dir, 0o700); err != nil {
 		return nil, fmt.Errorf("flow: store: %w", err)
+	}
+	if cfg.Sealer != nil {
+		key, err := loadIndexKey(cfg.Dir, cfg.Sealer, cfg.ReadOnly)
+		if err != nil {
+			return nil, err
+		}
+		if key != nil {
+			s.index = &index{key: key, cache: map[string][]byte{}}
+		}
 	}
 	if err := s.scan(); err != nil {
 		s.Close()
@@ -185,30 +212,6 @@ func OpenStore(cfg StoreConfig) (*Store, error) {
 		}
 	}
 	return s, nil
-}
-
-// scan opens every partition file in the directory not yet open.
-func (s *Store) scan() error {
-	ents, err := os.ReadDir(s.cfg.Dir)
-	if err != nil {
-		return fmt.Errorf("flow: store: %w", err)
-	}
-	for _, e := range ents {
-		day, ok := parsePartName(e.Name())
-		if !ok || e.IsDir() {
-			continue
-		}
-		s.mu.Lock()
-		_, open := s.parts[day]
-		s.mu.Unlock()
-		if open {
-			continue
-		}
-		if _, err := s.partition(day, false); err != nil && !errors.Is(err, errNotReady) {
-			return err
-		}
-	}
-	return nil
 }
 
 func partName(day int64) string {
@@ -240,49 +243,50 @@ func dayOf(ms int64) int64 {
 	return d
 }
 
-// partition returns the open partition of day, opening or (when create is
-// set) creating it.
-func (s *Store) partition(day int64, create bool) (*partition, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.closed {
-		return nil, errors.New("flow: store closed")
-	}
-	if p, ok := s.parts[day]; ok {
-		return p, nil
-	}
-	path := filepath.Join(s.cfg.Dir, partName(day))
-	if !create {
-		if _, err := os.Stat(path); err != nil {
-			return nil, fmt.Errorf("flow: store: %w", err)
-		}
-	}
-	dsn := "file:" + path + "?_pragma=busy_timeout(10000)&_pragma=journal_mode(WAL)&_pragma=synchronous(NORMAL)&_pragma=cache_size(-65536)&_pragma=temp_store(MEMORY)&_pragma=wal_autocheckpoint(16384)"
-	if s.cfg.ReadOnly {
-		dsn = "file:" + path + "?mode=ro&_pragma=busy_timeout(10000)&_pragma=cache_size(-65536)&_pragma=temp_store(MEMORY)&_pragma=wal_autocheckpoint(16384)"
-	}
-	db, err := sql.Open("sqlite", dsn)
-	if err != nil {
-		return nil, fmt.Errorf("flow: store: open %q: %w", path, err)
-	}
-	db.SetMaxOpenConns(4)
+// prepare makes a partition's tables (a writer) or checks they are there
+// (a reader), and reads whether its query columns are keyed.
+func (s *Store) prepare(p *partition) error {
 	if !s.cfg.ReadOnly {
-		if _, err := db.Exec(schema); err != nil {
-			db.Close()
-			return nil, fmt.Errorf("flow: store: schema of %q: %w", path, err)
+		if _, err := p.db.Exec(schema); err != nil {
+			return fmt.Errorf("flow: store: schema of %q: %w", p.path, err)
 		}
 	} else {
 		// A writer may have created the file and not yet its tables; such
 		// a partition is left for a later scan.
 		var n int
-		if err := db.QueryRow("SELECT COUNT(*) FROM sqlite_master WHERE type = 'table' AND name IN ('flows', 'talkers')").Scan(&n); err != nil || n != 2 {
-			db.Close()
-			return nil, errNotReady
+		if err := p.db.QueryRow("SELECT COUNT(*) FROM sqlite_master WHERE type = 'table' AND name IN ('flows', 'talkers')").Scan(&n); err != nil || n != 2 {
+			return errSkip
 		}
 	}
-	p := &partition{day: day, path: path, db: db}
-	s.parts[day] = p
-	return p, nil
+	var format int
+	if err := p.db.QueryRow("PRAGMA user_version").Scan(&format); err != nil {
+		return fmt.Errorf("flow: store: %q: %w", p.path, err)
+	}
+	if format == formatPlain && s.index != nil && !s.cfg.ReadOnly {
+		// A new partition of a sealed store is keyed; one with records
+		// from before keeps its plaintext columns.
+		var rows int
+		if err := p.db.QueryRow("SELECT (SELECT COUNT(*) FROM flows) + (SELECT COUNT(*) FROM talkers)").Scan(&rows); err != nil {
+			return fmt.Errorf("flow: store: %q: %w", p.path, err)
+		}
+		if rows == 0 {
+			if _, err := p.db.Exec(fmt.Sprintf("PRAGMA user_version = %d", formatKeyed)); err != nil {
+				return fmt.Errorf("flow: store: %q: %w", p.path, err)
+			}
+			format = formatKeyed
+		}
+	}
+	switch format {
+	case formatPlain:
+	case formatKeyed:
+		if s.index == nil {
+			return fmt.Errorf("flow: store: %q keeps sealed query columns; open the store with its key", p.path)
+		}
+		p.keyed = true
+	default:
+		return fmt.Errorf("flow: store: %q: unknown partition format %d", p.path, format)
+	}
+	return nil
 }
 
 // cutoff is the oldest record time kept, in milliseconds, or math.MinInt64
@@ -307,25 +311,36 @@ func (s *Store) Prune() (int, error) {
 	s.wmu.Lock()
 	defer s.wmu.Unlock()
 	s.mu.Lock()
-	var old []*partition
-	for day, p := range s.parts {
-		if (day+1)*dayMillis <= cut {
-			old = append(old, p)
-			delete(s.parts, day)
+	var old []string
+	var closeNow []*partition
+	for day, path := range s.known {
+		if (day+1)*dayMillis > cut {
+			continue
+		}
+		old = append(old, path)
+		delete(s.known, day)
+		if p, ok := s.open[day]; ok {
+			delete(s.open, day)
+			p.gone = true
+			if p.refs == 0 {
+				closeNow = append(closeNow, p)
+			}
 		}
 	}
 	s.mu.Unlock()
 	var errs []error
-	for _, p := range old {
+	for _, p := range closeNow {
 		if err := p.db.Close(); err != nil {
 			errs = append(errs, fmt.Errorf("flow: store: close %q: %w", p.path, err))
 		}
+	}
+	for _, path := range old {
 		for _, suffix := range []string{"", "-wal", "-shm"} {
-			if err := os.Remove(p.path + suffix); err != nil && !errors.Is(err, os.ErrNotExist) {
+			if err := os.Remove(path + suffix); err != nil && !errors.Is(err, os.ErrNotExist) {
 				errs = append(errs, fmt.Errorf("flow: store: %w", err))
 			}
 		}
-		s.log.Info("flow partition dropped by retention", "path", p.path)
+		s.log.Info("flow partition dropped by retention", "path", path)
 	}
 	return len(old), errors.Join(errs...)
 }
@@ -366,8 +381,8 @@ func (s *Store) Close() error {
 		return nil
 	}
 	s.closed = true
-	parts := s.parts
-	s.parts = map[int64]*partition{}
+	parts := s.open
+	s.open = map[int64]*partition{}
 	subs := s.subs
 	s.subs = map[*Subscription]struct{}{}
 	s.mu.Unlock()
@@ -376,6 +391,7 @@ func (s *Store) Close() error {
 	}
 	var errs []error
 	for _, p := range parts {
+		p.gone = true // a holder still using it gets an error from a closed database
 		if err := p.db.Close(); err != nil {
 			errs = append(errs, fmt.Errorf("flow: store: close %q: %w", p.path, err))
 		}
@@ -518,12 +534,13 @@ func (s *Store) Ingest(ctx context.Context, recs []Record) (int, error) {
 	total := 0
 	var fresh []int
 	for _, d := range days {
-		p, err := s.partition(d, true)
+		p, err := s.acquire(d, true)
 		if err != nil {
 			s.notify(recs, fresh)
 			return total, err
 		}
 		n, err := s.ingestDay(ctx, p, recs, byDay[d], &fresh)
+		s.release(p)
 		total += n
 		if err != nil {
 			s.notify(recs, fresh)
@@ -556,7 +573,11 @@ func (s *Store) ingestDay(ctx context.Context, p *partition, recs []Record, idx 
 		if err != nil {
 			return 0, err
 		}
-		res, err := ins.ExecContext(ctx, r.Metadata.UID, r.Time, r.ClassUID, c.src, c.srcName, c.dst, c.dstName, c.verdict, c.rule, c.bytes, buf)
+		bytes := c.bytes
+		if p.keyed {
+			bytes = 0 // kept in the sealed body only
+		}
+		res, err := ins.ExecContext(ctx, append(append([]any{r.Metadata.UID, r.Time, r.ClassUID}, s.cols(p, c)...), bytes, buf)...)
 		if err != nil {
 			return 0, fmt.Errorf("flow: ingest: record uid %q: %w", r.Metadata.UID, err)
 		}
@@ -572,17 +593,8 @@ func (s *Store) ingestDay(ctx context.Context, p *partition, recs []Record, idx 
 		v[1] += bytes
 		roll[k] = v
 	}
-	up, err := tx.PrepareContext(ctx, `INSERT INTO talkers(hour, class, src, src_name, dst, dst_name, verdict, rule, flows, bytes)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-		ON CONFLICT DO UPDATE SET flows = flows + excluded.flows, bytes = bytes + excluded.bytes`)
-	if err != nil {
-		return 0, fmt.Errorf("flow: ingest: %w", err)
-	}
-	defer up.Close()
-	for k, v := range roll {
-		if _, err := up.ExecContext(ctx, k.hour, k.class, k.src, k.srcName, k.dst, k.dstName, k.verdict, k.rule, v[0], v[1]); err != nil {
-			return 0, fmt.Errorf("flow: ingest: rollup: %w", err)
-		}
+	if err := s.rollup(ctx, tx, p, roll); err != nil {
+		return 0, err
 	}
 	if err := tx.Commit(); err != nil {
 		return 0, fmt.Errorf("flow: ingest: commit %q: %w", p.path, err)
@@ -591,6 +603,68 @@ func (s *Store) ingestDay(ctx context.Context, p *partition, recs []Record, idx 
 	s.dups.Add(uint64(len(idx) - len(added)))
 	*fresh = append(*fresh, added...)
 	return len(added), nil
+}
+
+// rollup adds a batch's counts to the hourly talkers rows: with one upsert
+// per row in a plain partition, and in a keyed one by opening the row's
+// sealed aggregate, adding, and sealing it again.
+func (s *Store) rollup(ctx context.Context, tx *sql.Tx, p *partition, roll map[rollupKey][2]int64) error {
+	if !p.keyed {
+		up, err := tx.PrepareContext(ctx, `INSERT INTO talkers(hour, class, src, src_name, dst, dst_name, verdict, rule, flows, bytes)
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+			ON CONFLICT DO UPDATE SET flows = flows + excluded.flows, bytes = bytes + excluded.bytes`)
+		if err != nil {
+			return fmt.Errorf("flow: ingest: %w", err)
+		}
+		defer up.Close()
+		for k, v := range roll {
+			if _, err := up.ExecContext(ctx, k.hour, k.class, k.src, k.srcName, k.dst, k.dstName, k.verdict, k.rule, v[0], v[1]); err != nil {
+				return fmt.Errorf("flow: ingest: rollup: %w", err)
+			}
+		}
+		return nil
+	}
+	get, err := tx.PrepareContext(ctx, `SELECT agg FROM talkers WHERE hour = ? AND class = ? AND src = ? AND src_name = ? AND dst = ? AND dst_name = ? AND verdict = ? AND rule = ?`)
+	if err != nil {
+		return fmt.Errorf("flow: ingest: %w", err)
+	}
+	defer get.Close()
+	put, err := tx.PrepareContext(ctx, `INSERT INTO talkers(hour, class, src, src_name, dst, dst_name, verdict, rule, flows, bytes, agg)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, 0, 0, ?) ON CONFLICT DO UPDATE SET agg = excluded.agg`)
+	if err != nil {
+		return fmt.Errorf("flow: ingest: %w", err)
+	}
+	defer put.Close()
+	for k, v := range roll {
+		keys := s.cols(p, k.row)
+		ad := aggAD(k.hour, k.class, keys)
+		args := append([]any{k.hour, k.class}, keys...)
+		a := talkerAgg{src: k.src, dst: k.dst}
+		var sealed []byte
+		switch err := get.QueryRowContext(ctx, args...).Scan(&sealed); {
+		case errors.Is(err, sql.ErrNoRows):
+		case err != nil:
+			return fmt.Errorf("flow: ingest: rollup: %w", err)
+		default:
+			pt, err := s.cfg.Sealer.Decrypt(sealed, ad)
+			if err != nil {
+				return fmt.Errorf("flow: ingest: rollup row of %q: %w", p.path, err)
+			}
+			if a, err = decodeAgg(pt); err != nil {
+				return fmt.Errorf("flow: ingest: rollup row of %q: %w", p.path, err)
+			}
+		}
+		a.flows += v[0]
+		a.bytes += v[1]
+		ct, err := s.cfg.Sealer.Encrypt(a.encode(), ad)
+		if err != nil {
+			return fmt.Errorf("flow: ingest: rollup: %w", err)
+		}
+		if _, err := put.ExecContext(ctx, append(args, ct)...); err != nil {
+			return fmt.Errorf("flow: ingest: rollup: %w", err)
+		}
+	}
+	return nil
 }
 
 // sealAD is the associated data binding a sealed body to its record.

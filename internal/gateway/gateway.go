@@ -172,6 +172,9 @@ func (g *Gateway) build(old *state) (*state, string, error) {
 		if st.waf, err = waf.New(s.WAF); err != nil {
 			return nil, "", fmt.Errorf("gateway: %s: waf: %w", g.cfg.File, err)
 		}
+		rx := st.waf.RegexStats()
+		g.log.Debug("gateway: waf rules loaded", "rx_patterns", rx.Patterns, "rx_re2", rx.RE2,
+			"rx_re2_refused", rx.RE2Refused, "rx_engines_disagreed", rx.Disagreed, "rx_binary", rx.Binary, "rx_prefiltered", rx.Prefiltered)
 	}
 	if g.cfg.GetCertificate == nil {
 		if err := g.certs.set(s.CertFile, s.KeyFile); err != nil {

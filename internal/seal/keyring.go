@@ -255,7 +255,7 @@ func (k *Keyring) persistLocked(h *keyset.Handle, meta []KeyMeta, kek KEK) error
 	if _, _, err := decodeKeyring(data, kek); err != nil {
 		return fmt.Errorf("the KEK does not open what it wrapped: %w", err)
 	}
-	if err := writeFileAtomic(k.path, data, 0o600); err != nil {
+	if err := WriteFileAtomic(k.path, data, 0o600); err != nil {
 		return err
 	}
 	k.disk = data

@@ -195,7 +195,7 @@ func (k *Keyring) saveProgress(p Progress) error {
 	if err != nil {
 		return err
 	}
-	return writeFileAtomic(k.ProgressPath(p.Name), b, 0o600)
+	return WriteFileAtomic(k.ProgressPath(p.Name), b, 0o600)
 }
 
 // CountUsage walks src and counts, per data key, the records and bytes

@@ -20,7 +20,7 @@ func WriteSealedFile(path string, a KEK, name string, data []byte) error {
 	if err != nil {
 		return fmt.Errorf("seal: sealed file %q: %w", path, err)
 	}
-	if err := writeFileAtomic(path, ct, 0o600); err != nil {
+	if err := WriteFileAtomic(path, ct, 0o600); err != nil {
 		return fmt.Errorf("seal: sealed file %q: %w", path, err)
 	}
 	return nil

@@ -59,10 +59,10 @@ func newAccessState(s *Server) *accessState {
 
 func (s *Server) accessRoutes(mux *http.ServeMux, admin func(method, path, role, action string, h func(context.Context, *caller, *http.Request) (any, string, error))) {
 	admin("GET", api.PathAccess, api.RoleViewer, "access.list", s.handleAccessList)
-	admin("POST", api.PathAccess, api.RoleViewer, "access.request", s.handleAccessRequest)
-	admin("POST", api.PathAccessApprov, api.RoleViewer, "access.approve", s.handleAccessApprove)
+	admin("POST", api.PathAccess, api.RoleOperator, "access.request", s.handleAccessRequest)
+	admin("POST", api.PathAccessApprov, api.RoleOperator, "access.approve", s.handleAccessApprove)
 	admin("POST", api.PathAccessRevoke, api.RoleOperator, "access.revoke", s.handleAccessRevoke)
-	admin("POST", api.PathAccessCert, api.RoleViewer, "access.cert", s.handleAccessCert)
+	admin("POST", api.PathAccessCert, api.RoleOperator, "access.cert", s.handleAccessCert)
 	admin("POST", api.PathAccessDial, api.RoleViewer, "access.connect", s.handleAccessConnect)
 	admin("GET", api.PathAccessRec, api.RoleViewer, "access.recording", s.handleAccessRecording)
 	mux.HandleFunc("POST "+api.PathNodeAccessTunnel, s.node(s.handleAccessTunnel))

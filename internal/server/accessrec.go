@@ -129,7 +129,7 @@ func (s *Server) handleAccessEvent(w http.ResponseWriter, r *http.Request, c *ca
 		writeError(w, errorf(http.StatusBadRequest, "kind %q: want start or end", trimForError(ev.Kind)))
 		return
 	}
-	if err := s.cfg.Audit.Record(context.WithoutCancel(ctx), entry); err != nil {
+	if err := s.record(ctx, entry); err != nil {
 		writeError(w, errorf(http.StatusServiceUnavailable, "the audit log is unavailable"))
 		return
 	}
@@ -293,7 +293,7 @@ func (s *Server) expireRecordings(ctx context.Context) error {
 		}
 		entry := audit.Entry{Time: s.now().UTC(), Actor: "control-plane", Action: ActionRecordingExpire, Target: x.Node, Result: "ok",
 			Detail: map[string]string{"grant": x.Grant, "session": x.ID, "recording_sha256": x.Recording, "retention": s.cfg.Access.Retention.String()}}
-		if err := s.cfg.Audit.Record(ctx, entry); err != nil {
+		if err := s.record(ctx, entry); err != nil {
 			return err
 		}
 		path, _ := s.recordingPath(x.ID)

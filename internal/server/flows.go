@@ -3,47 +3,150 @@ package server
 import (
 	"context"
 	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
 	"net/http"
 	"time"
+
+	"github.com/spiffe/go-spiffe/v2/spiffeid"
 
 	"moat/internal/api"
 	"moat/internal/audit"
 	"moat/internal/flow"
+	"moat/internal/identity"
 	"moat/internal/policy"
 )
 
-// maxFlowBatch bounds one POST of flow records.
-const maxFlowBatch = 10000
+// FlowLimits bounds what one node may send as flow records. Zero fields
+// take the defaults in brackets.
+type FlowLimits struct {
+	// MaxBatchBytes bounds one batch's body [8 MiB].
+	MaxBatchBytes int64
+	// MaxBatchRecords bounds the records of one batch [10,000].
+	MaxBatchRecords int
+	// MaxRecordBytes bounds one record as sent [64 KiB].
+	MaxRecordBytes int
+	// RecordsPerSecond and RecordBurst are each node's token bucket of
+	// records [5,000/s, 50,000]; the burst is at least MaxBatchRecords.
+	RecordsPerSecond float64
+	RecordBurst      int
+	// BatchesPerSecond and BatchBurst are each node's bucket of batches
+	// [20/s, 200].
+	BatchesPerSecond float64
+	BatchBurst       int
+	// Concurrent bounds the batches decoded at once, over all nodes [4]:
+	// with MaxBatchBytes it bounds the memory flows can take.
+	Concurrent int
+}
+
+func (l *FlowLimits) defaults() {
+	if l.MaxBatchBytes <= 0 {
+		l.MaxBatchBytes = 8 << 20
+	}
+	if l.MaxBatchRecords <= 0 {
+		l.MaxBatchRecords = 10000
+	}
+	if l.MaxRecordBytes <= 0 {
+		l.MaxRecordBytes = 64 << 10
+	}
+	if l.RecordsPerSecond <= 0 {
+		l.RecordsPerSecond = 5000
+	}
+	if l.RecordBurst <= 0 {
+		l.RecordBurst = 50000
+	}
+	l.RecordBurst = max(l.RecordBurst, l.MaxBatchRecords)
+	if l.BatchesPerSecond <= 0 {
+		l.BatchesPerSecond = 20
+	}
+	if l.BatchBurst <= 0 {
+		l.BatchBurst = 200
+	}
+	if l.Concurrent <= 0 {
+		l.Concurrent = 4
+	}
+}
 
 // handleFlows stores a batch of records from an agent or gateway. Records
 // carry IDs, so a batch sent twice (a retry after a lost answer, a spool
 // drained after an outage) is stored once.
+//
+// What a node sends is bounded before it is decoded deeply: the batch's
+// bytes and records, each record's bytes, the node's rate of batches and
+// records, and how many batches the server decodes at once. A record is
+// stored only if it is about the sending node: its source or destination
+// is a service registered on that node, or it names no service at all
+// (a gateway's client, say), and it is stamped with the node's name. A
+// record that fails is left out and counted, and the rest stored, so that
+// one bad record never blocks an agent's spool.
 func (s *Server) handleFlows(w http.ResponseWriter, r *http.Request, c *caller) {
+	const action = "flows.ingest"
 	if s.cfg.Flows == nil {
 		writeError(w, errorf(http.StatusServiceUnavailable, "this server keeps no flow records"))
 		return
 	}
-	var recs []flow.Record
-	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, 64<<20))
-	if err := dec.Decode(&recs); err != nil {
-		writeError(w, errorf(http.StatusBadRequest, "bad flow batch: %v", err))
+	lim := s.cfg.FlowLimits
+	if !s.nodeLimit(c.Name, limitFlowBatches).AllowN(s.now(), 1) {
+		err := errorf(http.StatusTooManyRequests, "too many flow batches from node %q; slow down", c.Name)
+		s.refuse(r, c, action, err)
+		writeError(w, err)
 		return
 	}
-	if len(recs) > maxFlowBatch {
-		writeError(w, errorf(http.StatusBadRequest, "batch of %d records: at most %d", len(recs), maxFlowBatch))
+	select {
+	case s.flowSlots <- struct{}{}:
+		defer func() { <-s.flowSlots }()
+	case <-r.Context().Done():
 		return
 	}
-	for i := range recs {
-		if err := flow.Validate(&recs[i]); err != nil {
-			writeError(w, errorf(http.StatusBadRequest, "record %d: %v", i, err))
-			return
+	raws, err := readFlowBatch(w, r, lim)
+	if err != nil {
+		s.refuse(r, c, action, err)
+		writeError(w, err)
+		return
+	}
+	if !s.nodeLimit(c.Name, limitFlowRecords).AllowN(s.now(), len(raws)) {
+		err := errorf(http.StatusTooManyRequests, "too many flow records from node %q; slow down", c.Name)
+		s.refuse(r, c, action, err)
+		writeError(w, err)
+		return
+	}
+	local, err := s.servicesOn(r.Context(), c.Name)
+	if err != nil {
+		writeError(w, err)
+		return
+	}
+	recs := make([]flow.Record, 0, len(raws))
+	refused := map[string]int{}
+	for i, raw := range raws {
+		var rec flow.Record
+		why := ""
+		switch {
+		case len(raw) > lim.MaxRecordBytes:
+			why = "too_large"
+		case json.Unmarshal(raw, &rec) != nil:
+			why = "malformed"
+		case flow.Validate(&rec) != nil:
+			why = "invalid"
+		case !s.aboutNode(&rec, local):
+			why = "not_this_node"
+		}
+		raws[i] = nil
+		if why != "" {
+			refused[why]++
+			continue
 		}
 		// The sender is who the record says produced it: a node cannot
 		// write records in another node's name.
-		if recs[i].Unmapped == nil {
-			recs[i].Unmapped = &flow.Moat{}
+		if rec.Unmapped == nil {
+			rec.Unmapped = &flow.Moat{}
 		}
-		recs[i].Unmapped.Node = c.Name
+		rec.Unmapped.Node = c.Name
+		recs = append(recs, rec)
+	}
+	for why, n := range refused {
+		s.m.flowRefused.WithLabelValues(why).Add(float64(n))
+		s.refuseReason(r, c, action, "record_"+why, fmt.Errorf("%d records %s", n, why))
 	}
 	n, err := s.cfg.Flows.Ingest(r.Context(), recs)
 	if err != nil {
@@ -55,7 +158,96 @@ func (s *Server) handleFlows(w http.ResponseWriter, r *http.Request, c *caller) 
 			_ = s.cfg.Detect.Write(rec) // a full detection queue drops and counts; it never refuses storage
 		}
 	}
-	writeJSON(w, http.StatusOK, api.FlowAck{Received: len(recs), Stored: n})
+	writeJSON(w, http.StatusOK, api.FlowAck{Received: len(raws), Stored: n, Refused: len(raws) - len(recs)})
+}
+
+// readFlowBatch reads a JSON array of records within the limits, keeping
+// each record's bytes for a later decode.
+func readFlowBatch(w http.ResponseWriter, r *http.Request, lim FlowLimits) ([]json.RawMessage, error) {
+	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, lim.MaxBatchBytes))
+	bad := func(err error) error {
+		var mb *http.MaxBytesError
+		if errors.As(err, &mb) {
+			return errorf(http.StatusRequestEntityTooLarge, "flow batch over %d bytes", lim.MaxBatchBytes)
+		}
+		return errorf(http.StatusBadRequest, "bad flow batch: %v", err)
+	}
+	if t, err := dec.Token(); err != nil {
+		return nil, bad(err)
+	} else if d, ok := t.(json.Delim); !ok || d != '[' {
+		return nil, errorf(http.StatusBadRequest, "bad flow batch: want a JSON array of records")
+	}
+	var raws []json.RawMessage
+	for dec.More() {
+		if len(raws) == lim.MaxBatchRecords {
+			return nil, errorf(http.StatusRequestEntityTooLarge, "flow batch of more than %d records", lim.MaxBatchRecords)
+		}
+		var raw json.RawMessage
+		if err := dec.Decode(&raw); err != nil {
+			return nil, bad(err)
+		}
+		raws = append(raws, raw)
+	}
+	if _, err := dec.Token(); err != nil {
+		return nil, bad(err)
+	}
+	if _, err := dec.Token(); err != io.EOF {
+		return nil, errorf(http.StatusBadRequest, "bad flow batch: data after the array")
+	}
+	return raws, nil
+}
+
+// servicesOn returns the names of the services registered on node.
+func (s *Server) servicesOn(ctx context.Context, node string) (map[string]bool, error) {
+	regs, err := s.services(ctx)
+	if err != nil {
+		return nil, err
+	}
+	out := map[string]bool{}
+	for _, reg := range regs {
+		if reg.Node == node {
+			out[reg.Name] = true
+		}
+	}
+	return out, nil
+}
+
+// aboutNode reports whether a record may come from the node running the
+// services in local: one of its ends is a local service, or neither end
+// names a service.
+func (s *Server) aboutNode(r *flow.Record, local map[string]bool) bool {
+	src, srcOK := s.endpointService(r.SrcEndpoint)
+	dst, dstOK := s.endpointService(r.DstEndpoint)
+	if !srcOK || !dstOK {
+		return false
+	}
+	if src == "" && dst == "" {
+		return true
+	}
+	return (src != "" && local[src]) || (dst != "" && local[dst])
+}
+
+// endpointService returns the service an endpoint names, "" when none; ok
+// is false when its SPIFFE ID and service name disagree.
+func (s *Server) endpointService(e *flow.Endpoint) (name string, ok bool) {
+	if e == nil {
+		return "", true
+	}
+	byID := ""
+	if e.UID != "" {
+		if id, err := spiffeid.FromString(e.UID); err == nil && id.MemberOf(s.td) {
+			if kind, n, ok := identity.Parse(id); ok && kind == identity.KindService {
+				byID = n
+			}
+		}
+	}
+	switch {
+	case byID != "" && e.SvcName != "" && byID != e.SvcName:
+		return "", false
+	case byID != "":
+		return byID, true
+	}
+	return e.SvcName, true
 }
 
 // recentEdges lists the service pairs seen in the last day, for policy diff.

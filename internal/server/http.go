@@ -62,6 +62,7 @@ func (s *Server) routes() http.Handler {
 	mux.HandleFunc("POST "+api.PathSVID, s.node(s.handleSVID))
 	mux.HandleFunc("GET "+api.PathWatch, s.node(s.handleWatch))
 	mux.HandleFunc("POST "+api.PathFlows, s.node(s.handleFlows))
+	mux.HandleFunc("GET "+api.PathNodeAudit, s.node(s.handleNodeAudit))
 	mux.HandleFunc("POST "+api.PathNodeHealth, s.node(s.handleNodeHealth))
 
 	admin := func(method, path, role, action string, h func(context.Context, *caller, *http.Request) (any, string, error)) {
@@ -117,16 +118,35 @@ func (s *Server) identify(ctx context.Context, r *http.Request) (*caller, error)
 	return c, nil
 }
 
+// nodeAction names a node call for metrics and refusals.
+func nodeAction(path string) string {
+	switch path {
+	case api.PathNodeRenew:
+		return "node.renew"
+	case api.PathSVID:
+		return "svid.sign"
+	case api.PathWatch:
+		return "watch"
+	case api.PathFlows:
+		return "flows.ingest"
+	case api.PathNodeAudit:
+		return "audit.witness"
+	case api.PathNodeHealth:
+		return "node.health"
+	}
+	return "node"
+}
+
 // node wraps a handler that only agents (node SVIDs) may call.
 func (s *Server) node(h func(http.ResponseWriter, *http.Request, *caller)) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		c, err := s.identify(r.Context(), r)
-		if err != nil {
-			writeError(w, err)
-			return
+		if err == nil && c.Kind != identity.KindNode {
+			err = errorf(http.StatusUnauthorized, "this call needs a node certificate")
 		}
-		if c.Kind != identity.KindNode {
-			writeError(w, errorf(http.StatusUnauthorized, "this call needs a node certificate"))
+		if err != nil {
+			s.refuse(r, c, nodeAction(r.URL.Path), err)
+			writeError(w, err)
 			return
 		}
 		h(w, r, c)
@@ -134,18 +154,20 @@ func (s *Server) node(h func(http.ResponseWriter, *http.Request, *caller)) http.
 }
 
 // admin wraps an admin call: authenticate, authorize by role, run, and
-// record the outcome in the audit log. The answer is sent only after the
-// audit entry is durable; if it cannot be recorded the call fails.
+// record it in the audit log.
+//
+// A refused call (no admin certificate, a role too weak) is counted, not
+// audited one by one (see refusals.go). A call that may change state (role
+// operator or above) is recorded twice: an intent entry, with a request ID
+// and the digest of the request body, before the handler runs, and the
+// outcome after; when the intent cannot be recorded the call is refused
+// before anything changes. A read is recorded once, before it is answered.
+// No answer leaves before its entry is durable.
 func (s *Server) admin(role, action string, h func(context.Context, *caller, *http.Request) (any, string, error)) http.HandlerFunc {
+	mutating := api.RoleRank(role) >= api.RoleRank(api.RoleOperator)
 	return func(w http.ResponseWriter, r *http.Request) {
 		ctx := r.Context()
 		c, err := s.identify(ctx, r)
-		entry := audit.Entry{Time: s.now().UTC(), Action: action}
-		if c != nil {
-			entry.Actor, entry.Role = c.ID, c.Role
-		}
-		var out any
-		var target string
 		switch {
 		case err != nil:
 		case c.Kind != identity.KindAdmin:
@@ -153,22 +175,50 @@ func (s *Server) admin(role, action string, h func(context.Context, *caller, *ht
 		case api.RoleRank(c.Role) < api.RoleRank(role):
 			err = errorf(http.StatusForbidden, "role %q may not %s (needs %q)", c.Role, action, role)
 		default:
-			if err = s.checkFactor(ctx, c, action); err == nil {
-				out, target, err = h(ctx, c, r)
+			err = s.checkFactor(ctx, c, action)
+		}
+		if err != nil {
+			s.refuse(r, c, action, err)
+			writeError(w, err)
+			return
+		}
+		req := ""
+		if mutating {
+			digest, err := bufferBody(r)
+			if err != nil {
+				s.refuse(r, c, action, err)
+				writeError(w, err)
+				return
+			}
+			req = requestID()
+			intent := audit.Entry{Time: s.now().UTC(), Actor: c.ID, Role: c.Role, Action: action, Result: resultPending,
+				Detail: map[string]string{"request": req, "request_sha256": digest}}
+			if aerr := s.record(ctx, intent); aerr != nil {
+				s.log.Error("audit: intent not recorded; call refused", "action", action, "err", aerr)
+				s.m.calls.WithLabelValues(action, "unaudited").Inc()
+				writeError(w, errorf(http.StatusServiceUnavailable, "the audit log cannot be written; nothing was changed"))
+				return
 			}
 		}
-		entry.Target = target
-		if c != nil {
-			entry.Detail = c.detail
-		}
-		entry.Result = "ok"
+		out, target, err := h(ctx, c, r)
+		entry := audit.Entry{Time: s.now().UTC(), Actor: c.ID, Role: c.Role, Action: action, Target: target, Detail: c.detail, Result: "ok"}
 		if err != nil {
 			entry.Result = resultOf(err)
 		}
+		if req != "" {
+			if entry.Detail == nil {
+				entry.Detail = map[string]string{}
+			}
+			entry.Detail["request"] = req
+		}
 		s.m.calls.WithLabelValues(action, resultClass(entry.Result)).Inc()
-		if aerr := s.cfg.Audit.Record(context.WithoutCancel(ctx), entry); aerr != nil {
-			s.log.Error("audit record failed", "action", action, "err", aerr)
-			writeError(w, errorf(http.StatusServiceUnavailable, "the audit log is unavailable; nothing was answered"))
+		if aerr := s.record(ctx, entry); aerr != nil {
+			s.log.Error("audit: outcome not recorded", "action", action, "request", req, "err", aerr)
+			if mutating {
+				writeError(w, errorf(http.StatusServiceUnavailable, "the audit log cannot be written: request %s is on record, its outcome is not; check the state before retrying", req))
+			} else {
+				writeError(w, errorf(http.StatusServiceUnavailable, "the audit log cannot be written; nothing was answered"))
+			}
 			return
 		}
 		if err != nil {

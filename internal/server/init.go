@@ -5,9 +5,11 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"path/filepath"
 	"time"
 
 	"moat/internal/api"
+	"moat/internal/audit"
 	"moat/internal/ca"
 	"moat/internal/identity"
 	"moat/internal/store"
@@ -95,6 +97,24 @@ func Init(ctx context.Context, st store.Store, c InitConfig) error {
 		if errors.Is(err, store.ErrConflict) {
 			return ErrInitialized
 		}
+		return fmt.Errorf("server: %w", err)
+	}
+	return pinAuditKey(ctx, st, c.AdminDir)
+}
+
+// pinAuditKey makes the audit log's signer key (sealed in the store) and
+// writes its verifier key beside the admin credentials, so that the CLI
+// checks the log's checkpoints with a key it did not take from the server.
+func pinAuditKey(ctx context.Context, st store.Store, adminDir string) error {
+	_, v, err := audit.StoreKey(ctx, st, audit.DefaultStoreKey, audit.DefaultKeyName, "")
+	if err != nil {
+		return fmt.Errorf("server: %w", err)
+	}
+	vkey, err := audit.VerifierKey(v)
+	if err != nil {
+		return fmt.Errorf("server: %w", err)
+	}
+	if err := os.WriteFile(filepath.Join(adminDir, api.AuditKeyFile), []byte(vkey+"\n"), 0o644); err != nil {
 		return fmt.Errorf("server: %w", err)
 	}
 	return nil

@@ -159,7 +159,10 @@ type KeysConfig struct {
 	Audit audit.Recorder
 	// AuditLog, when set, is counted in key status: its sealed entries
 	// stay under the key that wrote them (the log's hashes cover them).
-	AuditLog *audit.Log
+	AuditLog interface {
+		Size() int64
+		Stored(i int64) ([]byte, error)
+	}
 	// DataDir is the server's data directory, for backups; "" refuses them.
 	DataDir string
 	// Every is the scheduled rotation period; 0 means none.

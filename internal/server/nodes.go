@@ -7,8 +7,8 @@ import (
 	"crypto/x509"
 	"encoding/base64"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
-	"fmt"
 	"net"
 	"net/http"
 	"sort"
@@ -60,28 +60,63 @@ func (s *Server) handleTokenCreate(ctx context.Context, c *caller, r *http.Reque
 	return api.TokenResponse{Token: api.TokenPrefix + secret + "." + pin, Node: req.Node, Expires: rec.Expires}, req.Node, nil
 }
 
-// handleJoin trades a one-time token for a node SVID. Every attempt, good or
-// bad, is audited.
+// maxNodeBody bounds the body of a join or renewal: a token, a name, an
+// address and a CSR.
+const maxNodeBody = 16 << 10
+
+// handleJoin trades a one-time token for a node SVID. A join is anonymous
+// until its token holds, so a refused one is only counted (refusals.go);
+// one whose token holds is audited as intent and outcome around the
+// change, like an admin call.
 func (s *Server) handleJoin(w http.ResponseWriter, r *http.Request) {
+	const action = "node.join"
 	ctx := r.Context()
 	var req api.JoinRequest
-	var resp api.CertResponse
-	err := decode(r, &req)
+	err := decodeLimit(r, &req, maxNodeBody)
 	if err == nil {
-		resp, err = s.join(ctx, req)
+		err = s.validateJoin(req)
 	}
-	entry := audit.Entry{Time: s.now().UTC(), Actor: "join-token", Action: "node.join", Target: req.Node, Result: "ok"}
+	if err != nil {
+		s.refuse(r, nil, action, err)
+		writeError(w, err)
+		return
+	}
+	tok, err := s.checkToken(ctx, req)
+	if err != nil {
+		var he *httpError
+		if errors.As(err, &he) {
+			reason := reasonBadToken
+			if he.code == http.StatusForbidden {
+				reason = reasonForbidden
+			}
+			s.refuseReason(r, nil, action, reason, err)
+		}
+		writeError(w, err)
+		return
+	}
+	reqID := requestID()
+	detail := map[string]string{"request": reqID, "token": tok.id, "mesh_addr": req.MeshAddr}
+	if host, _, e := net.SplitHostPort(r.RemoteAddr); e == nil {
+		detail["remote"] = host
+	}
+	intent := audit.Entry{Time: s.now().UTC(), Actor: "join-token", Action: action, Target: req.Node, Result: resultPending, Detail: detail}
+	if aerr := s.record(ctx, intent); aerr != nil {
+		s.log.Error("audit: join intent not recorded; join refused", "node", req.Node, "err", aerr)
+		s.m.calls.WithLabelValues(action, "unaudited").Inc()
+		writeError(w, errorf(http.StatusServiceUnavailable, "the audit log cannot be written; nothing was changed"))
+		return
+	}
+	resp, err := s.join(ctx, req, tok)
+	entry := audit.Entry{Time: s.now().UTC(), Actor: "join-token", Action: action, Target: req.Node, Result: "ok",
+		Detail: map[string]string{"request": reqID}}
 	if err != nil {
 		entry.Result = resultOf(err)
 	} else {
 		entry.Actor = mustNodeID(s, req.Node)
 	}
-	if host, _, e := net.SplitHostPort(r.RemoteAddr); e == nil {
-		entry.Detail = map[string]string{"remote": host}
-	}
-	s.m.calls.WithLabelValues("node.join", resultClass(entry.Result)).Inc()
-	if aerr := s.cfg.Audit.Record(context.WithoutCancel(ctx), entry); aerr != nil {
-		writeError(w, errorf(http.StatusServiceUnavailable, "the audit log is unavailable"))
+	s.m.calls.WithLabelValues(action, resultClass(entry.Result)).Inc()
+	if aerr := s.record(ctx, entry); aerr != nil {
+		writeError(w, errorf(http.StatusServiceUnavailable, "the audit log cannot be written: request %s is on record, its outcome is not", reqID))
 		return
 	}
 	if err != nil {
@@ -99,50 +134,83 @@ func mustNodeID(s *Server, name string) string {
 	return id.String()
 }
 
-func (s *Server) join(ctx context.Context, req api.JoinRequest) (api.CertResponse, error) {
-	secret, _, err := api.SplitToken(req.Token)
-	if err != nil {
-		return api.CertResponse{}, errorf(http.StatusUnauthorized, "join token refused: malformed")
+// validateJoin checks every field of a join request before anything is
+// looked up or recorded.
+func (s *Server) validateJoin(req api.JoinRequest) error {
+	if len(req.Node) > 63 {
+		return errorf(http.StatusBadRequest, "node: a name of %d bytes, more than 63", len(req.Node))
 	}
-	id, err := identity.NodeID(s.td, req.Node)
-	if err != nil {
-		return api.CertResponse{}, errorf(http.StatusBadRequest, "node: %v", err)
+	if _, err := identity.NodeID(s.td, req.Node); err != nil {
+		return errorf(http.StatusBadRequest, "node: %v", err)
 	}
-	if _, _, err := net.SplitHostPort(req.MeshAddr); err != nil {
-		return api.CertResponse{}, errorf(http.StatusBadRequest, "mesh_addr %q: %v", req.MeshAddr, err)
+	if err := validateMeshAddr(req.MeshAddr); err != nil {
+		return err
 	}
-	key := tokenKey(secret)
-	var rec tokenRecord
-	rev, err := getJSONRev(ctx, s.st, key, &rec)
+	if len(req.Token) > 256 {
+		return errorf(http.StatusUnauthorized, "join token refused: malformed")
+	}
+	if _, _, err := api.SplitToken(req.Token); err != nil {
+		return errorf(http.StatusUnauthorized, "join token refused: malformed")
+	}
+	return nil
+}
+
+// heldToken is a join token found valid for a join request.
+type heldToken struct {
+	key string // its store key
+	id  string // a short name for it in the audit log (from its hash)
+	rec tokenRecord
+	rev int64
+}
+
+// checkToken finds the request's token and checks that it may be spent
+// now by this node.
+func (s *Server) checkToken(ctx context.Context, req api.JoinRequest) (heldToken, error) {
+	secret, _, _ := api.SplitToken(req.Token)
+	t := heldToken{key: tokenKey(secret)}
+	t.id = t.key[len(prefixToken):][:12]
+	var err error
+	t.rev, err = getJSONRev(ctx, s.st, t.key, &t.rec)
 	if errors.Is(err, store.ErrNotFound) {
-		return api.CertResponse{}, errorf(http.StatusUnauthorized, "join token refused: not issued by this control plane")
+		return t, errorf(http.StatusUnauthorized, "join token refused: not issued by this control plane")
 	}
 	if err != nil {
-		return api.CertResponse{}, err
+		return t, err
 	}
 	now := s.now().UTC()
 	switch {
-	case !rec.UsedAt.IsZero():
-		return api.CertResponse{}, errorf(http.StatusUnauthorized, "join token refused: already used at %s", rec.UsedAt.Format(time.RFC3339))
-	case now.After(rec.Expires):
-		return api.CertResponse{}, errorf(http.StatusUnauthorized, "join token refused: expired at %s", rec.Expires.Format(time.RFC3339))
-	case rec.Node != req.Node:
-		return api.CertResponse{}, errorf(http.StatusUnauthorized, "join token refused: it is bound to another node")
+	case !t.rec.UsedAt.IsZero():
+		return t, errorf(http.StatusUnauthorized, "join token refused: already used at %s", t.rec.UsedAt.Format(time.RFC3339))
+	case now.After(t.rec.Expires):
+		return t, errorf(http.StatusUnauthorized, "join token refused: expired at %s", t.rec.Expires.Format(time.RFC3339))
+	case t.rec.Node != req.Node:
+		return t, errorf(http.StatusUnauthorized, "join token refused: it is bound to another node")
 	}
-	if s.trust.Revocations().IDs != nil && contains(s.trust.Revocations().IDs, id.String()) {
-		return api.CertResponse{}, errorf(http.StatusForbidden, "node %q is revoked", req.Node)
+	if contains(s.trust.Revocations().IDs, mustNodeID(s, req.Node)) {
+		return t, errorf(http.StatusForbidden, "node %q is revoked", req.Node)
+	}
+	return t, nil
+}
+
+// join spends the token and signs the node's SVID.
+func (s *Server) join(ctx context.Context, req api.JoinRequest, tok heldToken) (api.CertResponse, error) {
+	id, err := identity.NodeID(s.td, req.Node)
+	if err != nil {
+		return api.CertResponse{}, errorf(http.StatusBadRequest, "node: %v", err)
 	}
 	chain, err := s.CA().SignCSR(req.CSR, id, 0)
 	if err != nil {
 		return api.CertResponse{}, errorf(http.StatusBadRequest, "csr: %v", err)
 	}
 	s.m.issued.WithLabelValues("node").Inc()
+	now := s.now().UTC()
+	rec := tok.rec
 	rec.UsedAt = now
 	node := api.Node{Name: req.Node, MeshAddr: req.MeshAddr, Joined: now}
 	// Spend the token and record the node in one transaction: two agents
 	// racing with one token cannot both join.
-	_, err = s.st.Txn(ctx, []store.Cond{{Key: key, ModRevision: rev}}, []store.Op{
-		store.Put(key, mustJSON(rec)),
+	_, err = s.st.Txn(ctx, []store.Cond{{Key: tok.key, ModRevision: tok.rev}}, []store.Op{
+		store.Put(tok.key, mustJSON(rec)),
 		store.Put(prefixNode+req.Node, mustJSON(node)),
 	})
 	if errors.Is(err, store.ErrConflict) {
@@ -151,7 +219,13 @@ func (s *Server) join(ctx context.Context, req api.JoinRequest) (api.CertRespons
 	if err != nil {
 		return api.CertResponse{}, err
 	}
-	return api.CertResponse{Chain: api.DERs(chain), Bundle: api.DERs(s.CA().Bundle().X509Authorities()), TrustDomain: s.td.Name()}, nil
+	return s.certResponse(chain), nil
+}
+
+// certResponse answers a node with its chain, the bundle and the audit
+// log's verifier key.
+func (s *Server) certResponse(chain []*x509.Certificate) api.CertResponse {
+	return api.CertResponse{Chain: api.DERs(chain), Bundle: api.DERs(s.CA().Bundle().X509Authorities()), TrustDomain: s.td.Name(), AuditKey: s.auditKey()}
 }
 
 func contains(list []string, v string) bool {
@@ -164,31 +238,70 @@ func contains(list []string, v string) bool {
 }
 
 // handleRenew gives a node a fresh node SVID. A revoked node never gets here:
-// identify refuses its certificate.
+// identify refuses its certificate. A new mesh address is validated, held
+// to a rate per node, and audited as intent and outcome around the change.
 func (s *Server) handleRenew(w http.ResponseWriter, r *http.Request, c *caller) {
+	const action = "node.update"
 	var req api.RenewRequest
-	if err := decode(r, &req); err != nil {
+	err := decodeLimit(r, &req, maxNodeBody)
+	if err == nil && req.MeshAddr != "" {
+		err = validateMeshAddr(req.MeshAddr)
+	}
+	if err != nil {
+		s.refuse(r, c, "node.renew", err)
 		writeError(w, err)
 		return
 	}
 	id, _ := identity.NodeID(s.td, c.Name)
 	chain, err := s.CA().SignCSR(req.CSR, id, 0)
 	if err != nil {
-		writeError(w, errorf(http.StatusBadRequest, "csr: %v", err))
+		err = errorf(http.StatusBadRequest, "csr: %v", err)
+		s.refuse(r, c, "node.renew", err)
+		writeError(w, err)
 		return
 	}
-	s.m.issued.WithLabelValues("node").Inc()
+	ctx := r.Context()
 	if req.MeshAddr != "" {
 		var node api.Node
-		if err := getJSON(r.Context(), s.st, prefixNode+c.Name, &node); err == nil && node.MeshAddr != req.MeshAddr {
+		rev, err := getJSONRev(ctx, s.st, prefixNode+c.Name, &node)
+		if err != nil && !errors.Is(err, store.ErrNotFound) {
+			writeError(w, err)
+			return
+		}
+		if err == nil && node.MeshAddr != req.MeshAddr {
+			if !s.nodeLimit(c.Name, limitMeshAddr).AllowN(s.now(), 1) {
+				err := errorf(http.StatusTooManyRequests, "mesh address changed too often; try again later")
+				s.refuse(r, c, action, err)
+				writeError(w, err)
+				return
+			}
+			reqID := requestID()
+			intent := audit.Entry{Time: s.now().UTC(), Actor: c.ID, Role: "node", Action: action, Target: c.Name, Result: resultPending,
+				Detail: map[string]string{"request": reqID, "mesh_addr": req.MeshAddr, "previous": node.MeshAddr}}
+			if aerr := s.record(ctx, intent); aerr != nil {
+				writeError(w, errorf(http.StatusServiceUnavailable, "the audit log cannot be written; nothing was changed"))
+				return
+			}
+			prev := node.MeshAddr
 			node.MeshAddr = req.MeshAddr
-			if err := putJSON(r.Context(), s.st, prefixNode+c.Name, node); err != nil {
+			_, err := s.st.Txn(ctx, []store.Cond{{Key: prefixNode + c.Name, ModRevision: rev}}, []store.Op{store.Put(prefixNode+c.Name, mustJSON(node))})
+			entry := audit.Entry{Time: s.now().UTC(), Actor: c.ID, Role: "node", Action: action, Target: c.Name, Result: "ok",
+				Detail: map[string]string{"request": reqID, "mesh_addr": req.MeshAddr, "previous": prev}}
+			if err != nil {
+				entry.Result = resultOf(err)
+			}
+			if aerr := s.record(ctx, entry); aerr != nil {
+				writeError(w, errorf(http.StatusServiceUnavailable, "the audit log cannot be written: request %s is on record, its outcome is not", reqID))
+				return
+			}
+			if err != nil {
 				writeError(w, err)
 				return
 			}
 		}
 	}
-	writeJSON(w, http.StatusOK, api.CertResponse{Chain: api.DERs(chain), Bundle: api.DERs(s.CA().Bundle().X509Authorities()), TrustDomain: s.td.Name()})
+	s.m.issued.WithLabelValues("node").Inc()
+	writeJSON(w, http.StatusOK, s.certResponse(chain))
 }
 
 // handleSVID signs a service SVID for the calling node, only for a service
@@ -219,18 +332,79 @@ func (s *Server) handleSVID(w http.ResponseWriter, r *http.Request, c *caller) {
 		writeError(w, errorf(http.StatusForbidden, "service %q is revoked", req.Service))
 		return
 	}
+	live, err := s.issuedTo(ctx, c.Name, req.Service)
+	if err != nil {
+		writeError(w, err)
+		return
+	}
+	if live >= maxLiveSVIDs {
+		err := errorf(http.StatusTooManyRequests, "node %q holds %d live SVIDs for %q already; renew at half life", c.Name, live, req.Service)
+		s.refuse(r, c, "svid.sign", err)
+		writeError(w, err)
+		return
+	}
 	chain, err := s.CA().SignCSR(req.CSR, id, 0)
 	if err != nil {
 		writeError(w, errorf(http.StatusBadRequest, "csr: %v", err))
 		return
 	}
-	s.m.issued.WithLabelValues("svc").Inc()
-	rec := issuedRecord{Node: c.Name, Serial: identity.SerialHex(chain[0].SerialNumber), Expires: chain[0].NotAfter}
-	if err := putJSON(ctx, s.st, prefixIssued+req.Service, rec); err != nil {
+	// The serial is on record under the node before the SVID leaves, so
+	// that revoking the node revokes it; and a node revoked meanwhile
+	// does not get it.
+	leaf := chain[0]
+	rec := issuedRecord{Node: c.Name, Service: req.Service, Serial: identity.SerialHex(leaf.SerialNumber), Expires: leaf.NotAfter}
+	if err := putJSON(ctx, s.st, issuedKey(c.Name, rec.Serial), rec); err != nil {
 		writeError(w, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, api.CertResponse{Chain: api.DERs(chain), Bundle: api.DERs(s.CA().Bundle().X509Authorities()), TrustDomain: s.td.Name()})
+	var rev identity.Revocations
+	if err := getJSON(ctx, s.st, keyRevocations, &rev); err != nil && !errors.Is(err, store.ErrNotFound) {
+		writeError(w, err)
+		return
+	}
+	if contains(rev.IDs, mustNodeID(s, c.Name)) {
+		writeError(w, errorf(http.StatusForbidden, "node %q is revoked", c.Name))
+		return
+	}
+	s.m.issued.WithLabelValues("svc").Inc()
+	writeJSON(w, http.StatusOK, s.certResponse(chain))
+}
+
+// maxLiveSVIDs bounds the unexpired SVIDs one node may hold for one
+// service: an agent renews at half life, so it holds two or three; more is
+// a node stockpiling identities (and store records).
+const maxLiveSVIDs = 8
+
+func issuedKey(node, serial string) string { return prefixIssued + node + "/" + serial }
+
+// issuedTo counts the unexpired SVIDs issued to node for service, and
+// deletes the node's records of expired ones.
+func (s *Server) issuedTo(ctx context.Context, node, service string) (int, error) {
+	kvs, _, err := s.st.List(ctx, prefixIssued+node+"/")
+	if err != nil {
+		return 0, err
+	}
+	now := s.now()
+	live := 0
+	var expired []store.Op
+	for _, kv := range kvs {
+		var rec issuedRecord
+		if json.Unmarshal(kv.Value, &rec) != nil || !now.Before(rec.Expires) {
+			if len(expired) < store.MaxTxnOps {
+				expired = append(expired, store.Delete(kv.Key))
+			}
+			continue
+		}
+		if rec.Service == service {
+			live++
+		}
+	}
+	if len(expired) > 0 {
+		if _, err := s.st.Txn(ctx, nil, expired); err != nil {
+			return 0, err
+		}
+	}
+	return live, nil
 }
 
 func (s *Server) handleNodeList(ctx context.Context, c *caller, r *http.Request) (any, string, error) {
@@ -258,5 +432,3 @@ func certInfo(c *x509.Certificate) api.CertInfo {
 		NotBefore: c.NotBefore.UTC(), NotAfter: c.NotAfter.UTC(), SHA256: hex.EncodeToString(sum[:]),
 	}
 }
-
-var _ = fmt.Sprintf

@@ -70,6 +70,12 @@ type Config struct {
 	MFA MFAConfig
 	// Access governs break-glass grants and their recordings.
 	Access AccessConfig
+	// FlowLimits bounds what each node sends as flow records; zero fields
+	// take the defaults.
+	FlowLimits FlowLimits
+	// RefusalWindow is how often refused calls are summarised in one audit
+	// entry; zero means DefaultRefusalWindow.
+	RefusalWindow time.Duration
 }
 
 // Server is a running control plane.
@@ -89,8 +95,14 @@ type Server struct {
 	ready  chan struct{}
 	certMu sync.RWMutex // guards cert
 	cert   *tls.Certificate
-	mfa    MFAConfig
-	access *accessState
+	// refused counts refused calls until the next summary entry.
+	refused refusals
+	// limits holds the per-node rate limiters.
+	limits nodeLimits
+	// flowSlots bounds the flow batches decoded at once.
+	flowSlots chan struct{}
+	mfa     MFAConfig
+	access  *accessState
 }
 
 // New loads the control plane's state from cfg.Store (written by Init).
@@ -116,12 +128,17 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	if cfg.Heartbeat == 0 {
 		cfg.Heartbeat = 15 * time.Second
 	}
+	cfg.FlowLimits.defaults()
+	if cfg.RefusalWindow <= 0 {
+		cfg.RefusalWindow = DefaultRefusalWindow
+	}
 	if cfg.Detect != nil {
 		cfg.Audit = observed{next: cfg.Audit, d: cfg.Detect}
 	}
 	cfg.MFA.defaults()
 	cfg.Access.defaults()
-	s := &Server{cfg: cfg, st: cfg.Store, log: cfg.Logger, now: cfg.Now, ready: make(chan struct{}), mfa: cfg.MFA}
+	s := &Server{cfg: cfg, st: cfg.Store, log: cfg.Logger, now: cfg.Now, ready: make(chan struct{}),
+		flowSlots: make(chan struct{}, cfg.FlowLimits.Concurrent), mfa: cfg.MFA}
 	s.access = newAccessState(s)
 	if err := getJSON(ctx, s.st, keyMeta, &s.meta); err != nil {
 		if errors.Is(err, store.ErrNotFound) {
@@ -287,6 +304,10 @@ func (s *Server) Run(ctx context.Context) error {
 	defer cancelHub()
 	go func() { errc <- s.hub.run(hubCtx) }()
 	go s.runAccess(hubCtx)
+	refCtx, cancelRef := context.WithCancel(context.WithoutCancel(ctx))
+	defer cancelRef()
+	refDone := make(chan struct{})
+	go func() { s.runRefusals(refCtx); close(refDone) }()
 	s.log.Info("control plane listening", "addr", ln.Addr().String(), "trust_domain", s.td.Name())
 	select {
 	case <-ctx.Done():
@@ -297,6 +318,11 @@ func (s *Server) Run(ctx context.Context) error {
 	defer cancel()
 	_ = hs.Shutdown(shut)
 	_ = hs.Close()
+	// Shutdown closes only the listeners Serve has started tracking: one
+	// stopped right after it started would stay bound.
+	_ = ln.Close()
+	cancelRef()
+	<-refDone // the last refusals are summarised before Run returns
 	return err
 }
 

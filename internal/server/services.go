@@ -138,13 +138,6 @@ func (s *Server) handleNodeHealth(w http.ResponseWriter, r *http.Request, c *cal
 	writeJSON(w, http.StatusOK, struct{}{})
 }
 
-func cut(s string, n int) string {
-	if len(s) > n {
-		return s[:n]
-	}
-	return s
-}
-
 func (s *Server) services(ctx context.Context) ([]api.Registration, error) {
 	kvs, _, err := s.st.List(ctx, prefixService)
 	if err != nil {

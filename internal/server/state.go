@@ -39,10 +39,13 @@ type tokenRecord struct {
 	UsedAt  time.Time `json:"used_at,omitzero"`
 }
 
-// issuedRecord is the latest SVID issued for a service, so that revoking
-// its node can revoke the SVID too.
+// issuedRecord is a service SVID issued to a node, kept under
+// issued/<node>/<serial> until it expires, so that revoking the node
+// revokes every SVID it still holds. (Versions before kept only the latest
+// per service, under issued/<service>; revocation reads those too.)
 type issuedRecord struct {
 	Node    string    `json:"node"`
+	Service string    `json:"service,omitempty"`
 	Serial  string    `json:"serial"`
 	Expires time.Time `json:"expires"`
 }

@@ -2,8 +2,10 @@ package waf
 
 import (
 	"flag"
+	"fmt"
 	"net/http/httptest"
 	"strings"
+	"syscall"
 	"testing"
 )
 
@@ -12,9 +14,15 @@ func benchRequest(b *testing.B, method, target, ctype, body string) {
 	if err != nil {
 		b.Fatal(err)
 	}
+	benchWith(b, w, method, target, ctype, body)
+}
+
+func benchWith(b *testing.B, w *WAF, method, target, ctype, body string) {
 	defer w.Close()
 	b.ReportAllocs()
 	b.ResetTimer()
+	cpu0 := cpuTime()
+	defer func() { b.ReportMetric(float64(cpuTime()-cpu0)/float64(b.N), "cpu-ns/op") }()
 	for range b.N {
 		r := httptest.NewRequest(method, target, strings.NewReader(body))
 		r.Header.Set("Host", "localhost")
@@ -29,6 +37,14 @@ func benchRequest(b *testing.B, method, target, ctype, body string) {
 		}
 		tx.Close()
 	}
+}
+
+// cpuTime is the CPU time the process has used, in nanoseconds: on a
+// shared machine it moves far less than the wall clock.
+func cpuTime() int64 {
+	var ru syscall.Rusage
+	syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
+	return ru.Utime.Nano() + ru.Stime.Nano()
 }
 
 var benchStock = flag.Bool("stock", false, "benchmark stock CRS without moat's rules")
@@ -48,4 +64,46 @@ func BenchmarkJSON1KText(b *testing.B) {
 	note := strings.Repeat("Please leave the parcel with the neighbour at number 12. ", 12)
 	body := `{"customer":{"name":"Ana Maria","email":"ana@example.com"},"items":[{"sku":"A-100","qty":2,"note":"` + note + `"}],"comment":"leave at the door, please"}`
 	benchRequest(b, "POST", "/api/orders", "application/json", body)
+}
+
+// BenchmarkRxEngines runs every RE2-capable @rx pattern of the rule set
+// on benign text of several lengths with Go's engine and with RE2 (built
+// with -tags re2_cgo, RE2 is the system's libre2; without, RE2 compiled to
+// Go): where RE2 starts to win is re2MinLen.
+func BenchmarkRxEngines(b *testing.B) {
+	w, err := New(Config{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	w.Close()
+	var ops []*rxOp
+	rxCache.Range(func(_, v any) bool {
+		if o := v.(*rxCompiled).op; o.re2 != nil {
+			ops = append(ops, o)
+		}
+		return true
+	})
+	text := strings.Repeat("Please leave the parcel with the neighbour at number 12, thanks! ", 64)
+	engines := []struct {
+		name string
+		run  func(o *rxOp, in string)
+	}{
+		{"go", func(o *rxOp, in string) { o.std.MatchString(in) }},
+		{"re2", func(o *rxOp, in string) { o.re2.MatchString(in) }},
+		{"necessity", func(o *rxOp, in string) { o.need.mayMatch(in) }},
+		{"go-submatch", func(o *rxOp, in string) { o.std.FindStringSubmatchIndex(in) }},
+		{"re2-submatch", func(o *rxOp, in string) { o.re2.FindStringSubmatchIndex(in) }},
+	}
+	for _, n := range []int{4, 16, 96, 768} {
+		in := text[:n]
+		for _, e := range engines {
+			b.Run(fmt.Sprintf("%s/%d", e.name, n), func(b *testing.B) {
+				for range b.N {
+					for _, o := range ops {
+						e.run(o, in)
+					}
+				}
+			})
+		}
+	}
 }

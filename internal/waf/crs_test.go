@@ -274,7 +274,8 @@ func runCRSTest(addr string, rule int, tc crsTest) crsOutcome {
 }
 
 // TestCRSRegression runs every request-side CRS regression test once over
-// one WAF. It fails below 99% passing and lists every skip with its reason.
+// one WAF. It fails below 99.9% passing (the gateway's acceptance) and lists
+// every skip with its reason.
 func TestCRSRegression(t *testing.T) {
 	if testing.Short() {
 		t.Log("short mode: running the REQUEST-942 (SQLi) tests only")
@@ -357,7 +358,7 @@ func TestCRSRegression(t *testing.T) {
 	run := pass + fail
 	rate := 100 * float64(pass) / float64(max(run, 1))
 	t.Logf("CRS request-side regression: %d tests, %d run, %d passed (%.2f%%), %d failed, %d skipped", len(jobs), run, pass, rate, fail, skip)
-	if rate < 99 {
-		t.Errorf("%.2f%% of the run CRS tests passed, want ≥ 99%%", rate)
+	if rate < 99.9 {
+		t.Errorf("%.2f%% of the run CRS tests passed, want ≥ 99.9%%", rate)
 	}
 }

@@ -120,6 +120,7 @@ func register() {
 		plugins.RegisterTransformation("moatDecodeEvasions", decodeEvasions)
 		plugins.RegisterAction("moatExpandJSON", newExpandJSON)
 		plugins.RegisterOperator("moatFileNameFromFile", newFileNameOp)
+		plugins.RegisterOperator("rx", newRxOp)
 	})
 }
 
@@ -129,6 +130,7 @@ type WAF struct {
 	waf       coraza.WAF
 	detect    bool
 	bodyLimit int64
+	rx        RegexStats
 }
 
 // New loads CRS and the configured rule files. Errors name the file or
@@ -193,12 +195,28 @@ func New(cfg Config) (*WAF, error) {
 		b.WriteString(text)
 	}
 	b.WriteString(cfg.Directives)
-	w, err := coraza.NewWAF(coraza.NewWAFConfig().WithRootFS(coreruleset.FS).WithDirectives(b.String()))
+	w, patterns, err := build(b.String())
 	if err != nil {
 		return nil, fmt.Errorf("waf: load rules: %w", err)
 	}
-	return &WAF{waf: w, detect: cfg.DetectionOnly, bodyLimit: orDefault64(cfg.RequestBodyLimit, DefaultRequestBodyLimit)}, nil
+	return &WAF{waf: w, detect: cfg.DetectionOnly, bodyLimit: orDefault64(cfg.RequestBodyLimit, DefaultRequestBodyLimit), rx: statsOf(patterns)}, nil
 }
+
+// build loads directives into a Coraza WAF and returns the @rx patterns
+// its rules use. Builds are serialised: the operator registry that hands
+// out the patterns is process-wide.
+func build(directives string) (coraza.WAF, map[string]*rxCompiled, error) {
+	buildMu.Lock()
+	defer buildMu.Unlock()
+	patterns := map[string]*rxCompiled{}
+	rxCollect.Store(&patterns)
+	defer rxCollect.Store(nil)
+	w, err := coraza.NewWAF(coraza.NewWAFConfig().WithRootFS(coreruleset.FS).WithDirectives(directives))
+	return w, patterns, err
+}
+
+// RegexStats says how the rule set's @rx patterns run.
+func (w *WAF) RegexStats() RegexStats { return w.rx }
 
 func (c Config) validate() error {
 	if c.Paranoia < 0 || c.Paranoia > 4 {
@@ -223,7 +241,7 @@ func readRules(name string) (string, error) {
 		return "", fmt.Errorf("waf: rule file: %w", err)
 	}
 	// Check the file on its own so a syntax error names it.
-	if _, err := coraza.NewWAF(coraza.NewWAFConfig().WithRootFS(coreruleset.FS).WithDirectives(string(data))); err != nil {
+	if _, _, err := build(string(data)); err != nil {
 		return "", fmt.Errorf("waf: rule file %q: %w", name, err)
 	}
 	return string(data) + "\n", nil
@@ -312,11 +330,15 @@ func (w *WAF) Begin(ex *Exclusions) *Tx {
 }
 
 // Close ends the transaction. Safe to call more than once.
+//
+// Coraza's logging phase (5) is not run: its rules (CRS's
+// RESPONSE-980 correlation) only feed Coraza's audit log, which moat keeps
+// off, and cannot change a verdict already given; moat reports from the
+// Verdict instead.
 func (t *Tx) Close() error {
 	if t.tx == nil {
 		return nil
 	}
-	t.tx.ProcessLogging()
 	err := t.tx.Close()
 	t.tx = nil
 	return err

@@ -37,6 +37,7 @@ func main() {
 	file := flag.String("corpus", "internal/waf/testdata/corpus.jsonl", "request corpus")
 	workers := flag.Int("c", 4, "concurrent requests")
 	name := flag.String("name", "", "label for the output line")
+	limit := flag.Int("limit", 0, "send only the first N requests (0: all)")
 	flag.Parse()
 	f, err := os.Open(*file)
 	if err != nil {
@@ -45,7 +46,7 @@ func main() {
 	var reqs []req
 	sc := bufio.NewScanner(f)
 	sc.Buffer(make([]byte, 1<<20), 16<<20)
-	for sc.Scan() {
+	for sc.Scan() && (*limit <= 0 || len(reqs) < *limit) {
 		var r req
 		if err := json.Unmarshal(sc.Bytes(), &r); err != nil {
 			log.Fatal(err)

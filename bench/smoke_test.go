@@ -1,0 +1,117 @@
+// Package bench holds no code: its test runs every harness under bench/ in
+// a smoke mode of a few seconds, as its README tells a user to run it, and
+// checks only that it printed its figures. A renamed flag, a moved file or
+// a peer the harness can no longer start then fails CI instead of the next
+// measurement.
+package bench
+
+import (
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+)
+
+// root is the module root, where the READMEs' commands run.
+const root = ".."
+
+// harness is one command of a README, shrunk to a smoke run.
+type harness struct {
+	name string
+	// pkg is built and run with args; or script is run with bash.
+	pkg    string
+	args   []string
+	script []string
+	env    []string
+	// want are patterns each of which the output must match: the figures.
+	want []string
+}
+
+var harnesses = []harness{
+	{name: "audit", pkg: "./bench/audit", args: []string{"-n", "2000", "-batch", "100", "-records", "5"},
+		want: []string{`build: 2000 entries in batches of 100: \S+ \(\d+ entries/s\)`, `record: 5 durable single appends`, `verify: \d+ entries: `, `proof of entry \d+: \d+ hashes`}},
+	{name: "check", pkg: "./bench/check", args: []string{"-sizes", "200", "-runs", "1"},
+		want: []string{`(?m)^200\s+200\s+\S+ \(cpu \S+\)\s+\d+\s+\d+/\d+`}},
+	{name: "flow", pkg: "./bench/flow", args: []string{"-dir", "$TMP/flows", "-records", "20000", "-runs", "1"},
+		want: []string{`20000 records: \d+ records/s wall, \d+ records per CPU-second`, `all time\s+min\s+\S+ ms\s+median\s+\S+ ms`}},
+	{name: "identity", pkg: "./bench/identity", args: []string{"-run", "sign,rss,revoke", "-sign-runs", "1", "-sign-time", "200ms",
+		"-rss-settle", "1s", "-rss-samples", "1", "-services", "50", "-agents", "5", "-revocations", "1"},
+		want: []string{`CA.SignPublicKey \(sign, then validate\)\s+\d+`, `agent VmRSS median [\d.]+ MB`, `median over 1 revocations: committed`}},
+	{name: "waf", pkg: "./bench/waf", args: []string{"-corpus", "internal/waf/testdata/corpus.jsonl"},
+		want: []string{`attacks blocked \d+/\d+ \(`, `benign blocked \d+/\d+ \(`}},
+	{name: "gateway", script: []string{"bench/gateway/run.sh"}, env: []string{"SMOKE=1"},
+		want: []string{`benign GET\s+\d+\s+\d+\s+\d+\s+\d+\s+[\d.]+x\s+\d+%`, `form POST\s+\d+\s+\d+\s+\d+\s+\d+\s+[\d.]+x`, `1 KB JSON POST\s+\d+\s+\d+\s+\d+\s+\d+\s+[\d.]+x`,
+			`blocked attack\s+\d+\s+\d+\s+\d+\s+\d+\s+[\d.]+x`, `moat \(WAF on\)\s+attacks blocked\s+\d+/\d+`, `nginx\+ModSecurity\s+attacks blocked\s+\d+/\d+`, `runs OWASP_CRS/[\d.]+`}},
+	// bench/mesh listens on fixed ports, so it runs in a network
+	// namespace of its own, where nothing else can hold them.
+	{name: "mesh", script: []string{"unshare", "--net", "bash", "-c", "ip link set lo up && exec bench/mesh/run.sh"}, env: []string{"DUR=1s", "BULK_MB=1", "CONNS=20"},
+		want: []string{`\| max req/s \| \d+ \| \d+ \| \d+ \|`, `\| bulk MB/s \| [\d.]+ \| [\d.]+ \| [\d.]+ \|`, `\| new conn p50 µs \| \d+ \| \d+ \| \d+ \|`}},
+}
+
+// goBenchmarks are the go test benchmarks the READMEs quote: each runs
+// once (-benchtime 1x) and must report a figure.
+var goBenchmarks = []struct{ pkg, bench string }{
+	{"./internal/flow", "Ingest"},
+	{"./internal/seal", "."},
+	{"./bench/seal", "."},
+	{"./internal/store", "BenchmarkStore"},
+	{"./internal/waf", "GET|JSON1K$|Form$|RxEngines/re2/96"},
+}
+
+func TestSmoke(t *testing.T) {
+	bin := t.TempDir()
+	for _, h := range harnesses {
+		t.Run(h.name, func(t *testing.T) {
+			tmp := t.TempDir()
+			var cmd *exec.Cmd
+			if h.pkg != "" {
+				exe := filepath.Join(bin, h.name)
+				build := exec.Command("go", "build", "-o", exe, h.pkg)
+				build.Dir = root
+				if out, err := build.CombinedOutput(); err != nil {
+					t.Fatalf("go build %s: %v\n%s", h.pkg, err, out)
+				}
+				args := make([]string, len(h.args))
+				for i, a := range h.args {
+					args[i] = strings.ReplaceAll(a, "$TMP", tmp)
+				}
+				cmd = exec.Command(exe, args...)
+			} else {
+				name, args := h.script[0], h.script[1:]
+				if strings.HasSuffix(name, ".sh") {
+					name, args = "bash", h.script
+				}
+				cmd = exec.Command(name, args...)
+			}
+			cmd.Dir = root
+			cmd.Env = append(os.Environ(), h.env...)
+			out, err := cmd.CombinedOutput()
+			if err != nil {
+				t.Fatalf("%s: %v\n%s", cmd, err, out)
+			}
+			for _, w := range h.want {
+				if !regexp.MustCompile(w).Match(out) {
+					t.Errorf("%s printed no figure matching %q", h.name, w)
+				}
+			}
+			if t.Failed() {
+				t.Logf("output:\n%s", out)
+			}
+		})
+	}
+	for _, b := range goBenchmarks {
+		t.Run("go-test-bench"+strings.TrimPrefix(b.pkg, "."), func(t *testing.T) {
+			cmd := exec.Command("go", "test", "-run", "^$", "-bench", b.bench, "-benchtime", "1x", b.pkg)
+			cmd.Dir = root
+			out, err := cmd.CombinedOutput()
+			if err != nil {
+				t.Fatalf("%s: %v\n%s", cmd, err, out)
+			}
+			if !regexp.MustCompile(`(?m)^Benchmark\S+\s+1\s+-?[\d.]+ \S+`).Match(out) {
+				t.Errorf("%s reported no benchmark:\n%s", cmd, out)
+			}
+		})
+	}
+}

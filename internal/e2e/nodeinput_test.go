@@ -1,0 +1,165 @@
+package e2e
+
+import (
+	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/x509"
+	"errors"
+	"net/http"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"moat/internal/api"
+	"moat/internal/flow"
+)
+
+// nodeClient calls the control plane with an agent's node credentials, as
+// a compromised agent (or anything holding its key) would.
+func (c *cluster) nodeClient(node string) *api.Client {
+	c.t.Helper()
+	cl, err := api.NewClientFromDir(c.addr, filepath.Join(c.dir, "agent-"+node, "node"))
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	c.t.Cleanup(cl.Close)
+	return cl
+}
+
+func flowRecord(uid, src, dst string, bytes int64) flow.Record {
+	r := flow.Header(flow.ClassNetworkActivity, flow.ActivityClose, "moat-mesh", time.Now())
+	r.Metadata.UID = uid
+	r.SrcEndpoint = &flow.Endpoint{UID: "spiffe://example.org/svc/" + src, SvcName: src}
+	r.DstEndpoint = &flow.Endpoint{UID: "spiffe://example.org/svc/" + dst, SvcName: dst, Port: 5432}
+	r.Traffic = &flow.Traffic{Bytes: bytes}
+	r.FirewallRule = &flow.Rule{Name: src + "-to-" + dst}
+	r.Unmapped = &flow.Moat{Verdict: flow.VerdictAllow}
+	return r
+}
+
+// TestNodeCannotForgeOrFloodFlows: a node stores only records about the
+// services it runs; batches and records over their bounds are refused
+// before they are decoded deeply; a node over its rate is slowed alone.
+func TestNodeCannotForgeOrFloodFlows(t *testing.T) {
+	c := newCluster(t)
+	c.register(api.Registration{Name: "api", Node: "n1", Port: 8080})
+	c.register(api.Registration{Name: "db", Node: "n2", Port: 5432})
+	for _, n := range []string{"n1", "n2", "n3"} {
+		c.startAgent(n)
+	}
+	n1, n3 := c.nodeClient("n1"), c.nodeClient("n3")
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	stored := func(uid string) bool {
+		recs, err := c.flows.Query(ctx, flow.Filter{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, r := range recs {
+			if r.Metadata.UID == uid {
+				return true
+			}
+		}
+		return false
+	}
+
+	t.Log("n3 runs neither api nor db: its api → db record is refused")
+	var ack api.FlowAck
+	forged := flowRecord("forged-1", "api", "db", 999999999)
+	if err := n3.Call(ctx, http.MethodPost, api.PathFlows, []flow.Record{forged}, &ack); err != nil {
+		t.Fatal(err)
+	}
+	if ack.Stored != 0 || ack.Refused != 1 || stored("forged-1") {
+		t.Fatalf("ack %+v: a node stored a flow about services it does not run", ack)
+	}
+	t.Log("a SPIFFE ID and a service name that disagree are refused too")
+	mixed := flowRecord("forged-2", "api", "db", 1)
+	mixed.SrcEndpoint.SvcName = "db"
+	if err := n1.Call(ctx, http.MethodPost, api.PathFlows, []flow.Record{mixed}, &ack); err != nil || ack.Refused != 1 {
+		t.Fatalf("ack %+v, %v: want the record refused", ack, err)
+	}
+
+	t.Log("n1's own record is stored, and an oversized one beside it is left out")
+	big := flowRecord("big-1", "api", "db", 1)
+	big.Message = strings.Repeat("x", 100<<10)
+	if err := n1.Call(ctx, http.MethodPost, api.PathFlows, []flow.Record{flowRecord("own-1", "api", "db", 42), big}, &ack); err != nil {
+		t.Fatal(err)
+	}
+	if ack.Stored != 1 || ack.Refused != 1 || !stored("own-1") || stored("big-1") {
+		t.Fatalf("ack %+v: want own-1 stored and the 100 KiB record refused", ack)
+	}
+
+	t.Log("a batch over the byte bound is refused whole, before it is decoded")
+	huge := flowRecord("huge-1", "api", "db", 1)
+	huge.Message = strings.Repeat("y", 9<<20)
+	err := n1.Call(ctx, http.MethodPost, api.PathFlows, []flow.Record{huge}, &ack)
+	var se *api.StatusError
+	if !errors.As(err, &se) || se.Code != http.StatusRequestEntityTooLarge {
+		t.Fatalf("a 9 MiB batch: %v, want 413", err)
+	}
+
+	t.Log("a node sending batch after batch is slowed; another node is not")
+	limited := false
+	for i := 0; i < 400 && !limited; i++ {
+		err := n3.Call(ctx, http.MethodPost, api.PathFlows, []flow.Record{}, &ack)
+		if errors.As(err, &se) && se.Code == http.StatusTooManyRequests {
+			limited = true
+		} else if err != nil {
+			t.Fatal(err)
+		}
+	}
+	if !limited {
+		t.Fatal("400 batches in a row and no 429")
+	}
+	if err := n1.Call(ctx, http.MethodPost, api.PathFlows, []flow.Record{flowRecord("own-2", "api", "db", 1)}, &ack); err != nil || ack.Stored != 1 {
+		t.Fatalf("n1 while n3 is limited: %+v, %v", ack, err)
+	}
+}
+
+// TestRenewValidatesAndAuditsMeshAddr: a node cannot point its peers at a
+// metadata service or at garbage; a valid new address is audited.
+func TestRenewValidatesAndAuditsMeshAddr(t *testing.T) {
+	c := newCluster(t)
+	c.startAgent("n1")
+	n1 := c.nodeClient("n1")
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	csr, err := x509.CreateCertificateRequest(rand.Reader, &x509.CertificateRequest{}, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, bad := range []string{"not a host:port <script>", "169.254.169.254:80", "[fe80::1%eth0]:80", "0.0.0.0:443", "224.0.0.1:80", "host:0", "host:99999", "exa mple.org:80"} {
+		err := n1.Call(ctx, http.MethodPost, api.PathNodeRenew, api.RenewRequest{CSR: csr, MeshAddr: bad}, nil)
+		if !errors.Is(err, api.ErrInvalid) {
+			t.Errorf("mesh_addr %q: %v, want 400", bad, err)
+		}
+	}
+	var nodes []api.Node
+	if err := c.call(http.MethodGet, api.PathNodes, nil, &nodes); err != nil || len(nodes) != 1 {
+		t.Fatal(nodes, err)
+	}
+	if strings.Contains(nodes[0].MeshAddr, "169.254") || strings.Contains(nodes[0].MeshAddr, "script") {
+		t.Fatalf("the registry took a refused address: %+v", nodes[0])
+	}
+	moved := "127.0.0.1:" + itoa(freePort(t))
+	if err := n1.Call(ctx, http.MethodPost, api.PathNodeRenew, api.RenewRequest{CSR: csr, MeshAddr: moved}, nil); err != nil {
+		t.Fatal(err)
+	}
+	entries, err := c.alog.Entries(0, c.alog.Size())
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, e := range entries {
+		if e.Entry.Action == "node.update" {
+			got = append(got, e.Entry.Result+" "+e.Entry.Detail["mesh_addr"])
+		}
+	}
+	if strings.Join(got, ",") != "pending "+moved+",ok "+moved {
+		t.Fatalf("node.update entries %q, want the intent and outcome of the move to %s", got, moved)
+	}
+}

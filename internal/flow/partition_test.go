@@ -1,0 +1,122 @@
+package flow
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+)
+
+// fiveDays ingests one record per day for five days and closes the store.
+func fiveDays(t *testing.T, cfg StoreConfig) {
+	t.Helper()
+	s := openTestStore(t, cfg)
+	var recs []Record
+	for d := 0; d < 5; d++ {
+		recs = append(recs, netRecord(string(rune('a'+d)), "web", "db", VerdictAllow, "web-to-db", 100, t0.Add(time.Duration(d)*24*time.Hour)))
+	}
+	if _, err := s.Ingest(context.Background(), recs); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestOpenPartitionsBounded: however many days a query spans, at most
+// MaxOpen partitions are open at once.
+func TestOpenPartitionsBounded(t *testing.T) {
+	cfg := StoreConfig{Dir: t.TempDir(), MaxOpen: 2, Now: func() time.Time { return t0.Add(6 * 24 * time.Hour) }}
+	fiveDays(t, cfg)
+	s := openTestStore(t, cfg)
+	if n := s.OpenPartitions(); n > 2 {
+		t.Fatalf("%d partitions open after Open, want at most 2", n)
+	}
+	got, err := s.Query(context.Background(), Filter{})
+	if err != nil || !slices.Equal(uids(got), []string{"a", "b", "c", "d", "e"}) {
+		t.Fatalf("Query over five days = %v, %v", uids(got), err)
+	}
+	top, err := s.TopTalkers(context.Background(), Filter{}, 1)
+	if err != nil || len(top) != 1 || top[0].Flows != 5 {
+		t.Fatalf("TopTalkers over five days = %+v, %v", top, err)
+	}
+	if n := s.OpenPartitions(); n > 2 {
+		t.Fatalf("%d partitions open after queries over five days, want at most 2", n)
+	}
+}
+
+// corruptPage overwrites one page in the middle of a database file with
+// garbage, as a bad disk block would.
+func corruptPage(t *testing.T, path string) {
+	t.Helper()
+	f, err := os.OpenFile(path, os.O_RDWR, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	st, _ := f.Stat()
+	if st.Size() < 3*4096 {
+		t.Fatalf("%s is only %d bytes", path, st.Size())
+	}
+	junk := []byte(strings.Repeat("\xa5\x5a", 2048))
+	if _, err := f.WriteAt(junk, 2*4096); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestDamagedPartitionSetAside: a day whose file is damaged is found at
+// open, set aside and reported; the other days are served, and the
+// damaged day takes new records in a fresh file.
+func TestDamagedPartitionSetAside(t *testing.T) {
+	for mode, base := range storeModes(t) {
+		t.Run(mode, func(t *testing.T) {
+			cfg := base
+			cfg.Dir = t.TempDir()
+			cfg.Now = func() time.Time { return t0.Add(6 * 24 * time.Hour) }
+			fiveDays(t, cfg)
+			day3 := filepath.Join(cfg.Dir, partName(dayOf(Millis(t0.Add(2*24*time.Hour)))))
+			corruptPage(t, day3)
+
+			t.Log("a reader skips the damaged day and says so")
+			ro := cfg
+			ro.ReadOnly = true
+			r := openTestStore(t, ro)
+			got, err := r.Query(context.Background(), Filter{})
+			if err != nil || !slices.Equal(uids(got), []string{"a", "b", "d", "e"}) {
+				t.Fatalf("reader's query = %v, %v; want the four good days", uids(got), err)
+			}
+			if d := r.DamagedPartitions(); len(d) != 1 || d[0].Path != day3 || d[0].Moved != "" {
+				t.Fatalf("reader's damaged list %+v", d)
+			}
+			if _, err := os.Stat(day3); err != nil {
+				t.Fatalf("a reader moved the damaged file: %v", err)
+			}
+
+			t.Log("a writer sets it aside and takes the day's records in a fresh file")
+			s := openTestStore(t, cfg)
+			got, err = s.Query(context.Background(), Filter{})
+			if err != nil || !slices.Equal(uids(got), []string{"a", "b", "d", "e"}) {
+				t.Fatalf("writer's query = %v, %v", uids(got), err)
+			}
+			d := s.DamagedPartitions()
+			if len(d) != 1 || d[0].Path != day3 || !strings.HasPrefix(d[0].Moved, day3+".damaged-") {
+				t.Fatalf("writer's damaged list %+v", d)
+			}
+			t.Logf("set aside: %s (%s)", d[0].Moved, d[0].Reason)
+			if _, err := os.Stat(d[0].Moved); err != nil {
+				t.Fatal(err)
+			}
+			late := netRecord("c2", "web", "db", VerdictAllow, "web-to-db", 1, t0.Add(2*24*time.Hour+time.Minute))
+			if n, err := s.Ingest(context.Background(), []Record{late}); err != nil || n != 1 {
+				t.Fatalf("ingest into the damaged day: %d, %v", n, err)
+			}
+			got, err = s.Query(context.Background(), Filter{})
+			if err != nil || !slices.Equal(uids(got), []string{"a", "b", "c2", "d", "e"}) {
+				t.Fatalf("after ingest = %v, %v", uids(got), err)
+			}
+		})
+	}
+}

@@ -1,0 +1,281 @@
+package waf
+
+import (
+	"regexp/syntax"
+	"strings"
+	"unicode/utf8"
+
+	ahocorasick "github.com/petar-dambovaliev/aho-corasick"
+)
+
+// A necessity is a cheap test that must pass for a regular expression to
+// match: the shortest input it can match, and a set of literals of which
+// every match contains at least one. It never says no to an input the
+// expression matches (a wrong "maybe" only costs the full match), so it
+// may skip the expression but never change its answer.
+type necessity struct {
+	minLen int
+	// lits is empty when the expression requires no literal.
+	lits []string
+	// fold: the literals are lower-case ASCII and match case-insensitively.
+	// Go's case folding maps "k" and "s" to non-ASCII runes too (U+212A,
+	// U+017F), so a folded test says "maybe" to any input with a non-ASCII
+	// byte.
+	fold    bool
+	matcher *ahocorasick.AhoCorasick // for more than a few literals
+}
+
+// maxLits bounds the literal set: past it the test costs more than it saves.
+const maxLits = 256
+
+// newNecessity analyses re, parsed as the operator compiles it.
+func newNecessity(re *syntax.Regexp) *necessity {
+	n := &necessity{minLen: minBytes(re)}
+	if set, ok := required(re); ok && len(set) > 0 {
+		for _, l := range set {
+			n.fold = n.fold || l.fold
+		}
+		seen := map[string]bool{}
+		for _, l := range set {
+			s := l.s
+			if n.fold {
+				s = strings.ToLower(s)
+			}
+			if !seen[s] {
+				seen[s] = true
+				n.lits = append(n.lits, s)
+			}
+		}
+		if len(n.lits) > 4 {
+			b := ahocorasick.NewAhoCorasickBuilder(ahocorasick.Opts{AsciiCaseInsensitive: n.fold, MatchKind: ahocorasick.StandardMatch, DFA: true})
+			m := b.Build(n.lits)
+			n.matcher = &m
+		}
+	}
+	return n
+}
+
+// mayMatch reports whether the expression can match s.
+func (n *necessity) mayMatch(s string) bool {
+	if len(s) < n.minLen {
+		return false
+	}
+	if len(n.lits) == 0 {
+		return true
+	}
+	if n.fold && hasNonASCII(s) {
+		return true
+	}
+	if n.matcher != nil {
+		return n.matcher.Iter(s).Next() != nil
+	}
+	for _, l := range n.lits {
+		if n.fold {
+			if containsFoldASCII(s, l) {
+				return true
+			}
+		} else if strings.Contains(s, l) {
+			return true
+		}
+	}
+	return false
+}
+
+// containsFoldASCII reports whether s holds lit (lower-case ASCII) in any
+// ASCII case.
+func containsFoldASCII(s, lit string) bool {
+	if lit == "" {
+		return true
+	}
+	c0 := lit[0]
+	up := c0
+	if c0 >= 'a' && c0 <= 'z' {
+		up = c0 - 'a' + 'A'
+	}
+	for i := 0; i+len(lit) <= len(s); i++ {
+		c := s[i]
+		if c != c0 && c != up {
+			// Jump to the next byte that can start the literal.
+			j := indexEither(s[i+1:], c0, up)
+			if j < 0 {
+				return false
+			}
+			i += j
+			continue
+		}
+		if asciiEqualFold(s[i:i+len(lit)], lit) {
+			return true
+		}
+	}
+	return false
+}
+
+func indexEither(s string, a, b byte) int {
+	ia := strings.IndexByte(s, a)
+	if a == b {
+		return ia
+	}
+	ib := strings.IndexByte(s, b)
+	switch {
+	case ia < 0:
+		return ib
+	case ib < 0:
+		return ia
+	}
+	return min(ia, ib)
+}
+
+func asciiEqualFold(s, lower string) bool {
+	for i := 0; i < len(lower); i++ {
+		c := s[i]
+		if c >= 'A' && c <= 'Z' {
+			c += 'a' - 'A'
+		}
+		if c != lower[i] {
+			return false
+		}
+	}
+	return true
+}
+
+type lit struct {
+	s    string
+	fold bool
+}
+
+// required returns literals one of which every match of re contains; ok is
+// false when there is no such set (re can match without any literal).
+func required(re *syntax.Regexp) (set []lit, ok bool) {
+	switch re.Op {
+	case syntax.OpLiteral:
+		l, ok := literalOf(re)
+		if !ok || l.s == "" {
+			return nil, false
+		}
+		return []lit{l}, true
+	case syntax.OpCapture, syntax.OpPlus:
+		return required(re.Sub[0])
+	case syntax.OpRepeat:
+		if re.Min < 1 {
+			return nil, false
+		}
+		return required(re.Sub[0])
+	case syntax.OpAlternate:
+		for _, sub := range re.Sub {
+			s, ok := required(sub)
+			if !ok {
+				return nil, false
+			}
+			set = append(set, s...)
+			if len(set) > maxLits {
+				return nil, false
+			}
+		}
+		return set, true
+	case syntax.OpConcat:
+		// Adjacent literals of one case mode join into a longer literal;
+		// of the children's sets the one whose shortest literal is longest
+		// is kept.
+		var best []lit
+		var run *lit
+		consider := func(s []lit) {
+			if score(s) > score(best) {
+				best = s
+			}
+		}
+		for _, sub := range re.Sub {
+			if sub.Op == syntax.OpLiteral {
+				if l, ok := literalOf(sub); ok {
+					if run != nil && run.fold == l.fold {
+						run.s += l.s
+					} else {
+						if run != nil {
+							consider([]lit{*run})
+						}
+						run = &lit{s: l.s, fold: l.fold}
+					}
+					continue
+				}
+			}
+			if run != nil {
+				consider([]lit{*run})
+				run = nil
+			}
+			if s, ok := required(sub); ok {
+				consider(s)
+			}
+		}
+		if run != nil {
+			consider([]lit{*run})
+		}
+		return best, best != nil
+	}
+	return nil, false
+}
+
+// score ranks literal sets: the shortest literal's length first, then
+// fewer literals.
+func score(set []lit) int {
+	if len(set) == 0 {
+		return -1
+	}
+	short := len(set[0].s)
+	for _, l := range set {
+		short = min(short, len(l.s))
+	}
+	return short*1024 - len(set)
+}
+
+// literalOf renders an OpLiteral node. A case-folded literal is usable only
+// when it is ASCII; U+FFFD is never usable, since Go's engine matches it
+// against any invalid byte.
+func literalOf(re *syntax.Regexp) (lit, bool) {
+	fold := re.Flags&syntax.FoldCase != 0
+	var b strings.Builder
+	for _, r := range re.Rune {
+		if r == utf8.RuneError || (fold && r >= utf8.RuneSelf) {
+			return lit{}, false
+		}
+		b.WriteRune(r)
+	}
+	return lit{s: b.String(), fold: fold}, true
+}
+
+// minBytes is a lower bound on the length in bytes of any input re matches.
+func minBytes(re *syntax.Regexp) int {
+	switch re.Op {
+	case syntax.OpLiteral:
+		n := 0
+		for _, r := range re.Rune {
+			// A folded rune may match a shorter one (U+212A matches "k");
+			// U+FFFD matches a single invalid byte.
+			if re.Flags&syntax.FoldCase != 0 || r == utf8.RuneError {
+				n++
+			} else {
+				n += utf8.RuneLen(r)
+			}
+		}
+		return n
+	case syntax.OpCharClass, syntax.OpAnyChar, syntax.OpAnyCharNotNL:
+		return 1
+	case syntax.OpCapture, syntax.OpPlus:
+		return minBytes(re.Sub[0])
+	case syntax.OpRepeat:
+		return re.Min * minBytes(re.Sub[0])
+	case syntax.OpConcat:
+		n := 0
+		for _, sub := range re.Sub {
+			n += minBytes(sub)
+		}
+		return n
+	case syntax.OpAlternate:
+		n := -1
+		for _, sub := range re.Sub {
+			if m := minBytes(sub); n < 0 || m < n {
+				n = m
+			}
+		}
+		return max(n, 0)
+	}
+	return 0
+}

@@ -1,0 +1,223 @@
+package waf
+
+import (
+	"bufio"
+	"encoding/base64"
+	"encoding/json"
+	"io/fs"
+	"net/url"
+	"os"
+	"path"
+	"regexp"
+	"regexp/syntax"
+	"slices"
+	"strings"
+	"testing"
+	"unicode/utf8"
+
+	crstests "github.com/corazawaf/coraza-coreruleset/v4/tests"
+	"gopkg.in/yaml.v3"
+)
+
+func TestNamesInvalidUTF8(t *testing.T) {
+	for _, tc := range []struct {
+		expr string
+		want bool
+	}{
+		{`abc`, false},
+		{`\x41\x42c`, false},
+		{`[\x00-\x1f]`, false},
+		{`\xc0\xae`, true},
+		{`\x{c0}\x{ae}x`, true},
+		{`\xe9x`, true},      // a lone Latin-1 byte
+		{`é`, false},         // the UTF-8 letter itself
+		{`\xc3\xa9x`, false}, // é spelt as bytes
+		{`\x{41}bc`, false},
+		{`ab\xff`, true},
+		{`ab\xf`, false}, // the last three bytes are not read as an escape, as in Coraza
+		{`\xzz1`, false},
+	} {
+		if got := namesInvalidUTF8(tc.expr); got != tc.want {
+			t.Errorf("namesInvalidUTF8(%q) = %v, want %v", tc.expr, got, tc.want)
+		}
+	}
+}
+
+func TestNecessity(t *testing.T) {
+	for _, tc := range []struct {
+		expr   string
+		minLen int
+		lits   []string
+		fold   bool
+	}{
+		{`select`, 6, []string{"select"}, false},
+		{`(?i)union\s+select`, 12, []string{"select"}, true},
+		{`a|bc`, 1, []string{"a", "bc"}, false},
+		{`(?:foo|bar)+baz?`, 5, []string{"foo", "bar"}, false},
+		{`x*`, 0, nil, false},
+		{`[a-z]+\d`, 2, nil, false},
+		{`(?i)k`, 1, []string{"k"}, true},
+		{`(?i)é`, 1, nil, false}, // folded non-ASCII: no literal
+		{`a?b{2,}`, 2, []string{"b"}, false},
+	} {
+		tree, err := syntax.Parse("(?sm)"+tc.expr, syntax.Perl)
+		if err != nil {
+			t.Fatal(err)
+		}
+		n := newNecessity(tree)
+		slices.Sort(n.lits)
+		slices.Sort(tc.lits)
+		if n.minLen != tc.minLen || !slices.Equal(n.lits, tc.lits) || (len(tc.lits) > 0 && n.fold != tc.fold) {
+			t.Errorf("%q: minLen %d lits %q fold %v, want %d %q %v", tc.expr, n.minLen, n.lits, n.fold, tc.minLen, tc.lits, tc.fold)
+		}
+	}
+	// Go's case folding maps "k" to the Kelvin sign: a folded test must
+	// not refuse non-ASCII input.
+	tree, _ := syntax.Parse("(?i)kill", syntax.Perl)
+	if n := newNecessity(tree); !n.mayMatch("\u212aill") || !regexp.MustCompile("(?i)kill").MatchString("\u212aill") {
+		t.Error("the Kelvin sign must pass a folded necessity test")
+	}
+}
+
+// TestRxEngines checks every @rx pattern of the rule set (CRS and moat's
+// own) on inputs from CRS's regression tests and the request corpus: the
+// necessity test never refuses an input Go's engine matches, and RE2 gives
+// the same match and submatches as Go's engine on every valid UTF-8 input,
+// long or short. Together these say moat's operator answers as Coraza's.
+func TestRxEngines(t *testing.T) {
+	w, err := New(Config{Paranoia: 4})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Close()
+	st := w.RegexStats()
+	t.Logf("@rx patterns: %+v", st)
+	if st.Patterns < 250 || st.RE2 < st.Patterns*9/10 {
+		t.Errorf("stats %+v: want ≥ 250 patterns, ≥ 90%% on RE2", st)
+	}
+	if st.RE2+st.RE2Refused+st.Disagreed+st.Binary != st.Patterns {
+		t.Errorf("stats %+v do not add up", st)
+	}
+
+	inputs := rxInputs(t)
+	if testing.Short() {
+		inputs = inputs[:len(inputs)/8]
+	}
+	t.Logf("%d inputs", len(inputs))
+	var checked, skipped, re2Runs int
+	rxCache.Range(func(k, v any) bool {
+		c := v.(*rxCompiled)
+		o := c.op
+		for _, in := range inputs {
+			checked++
+			var match []int
+			if o.bin != nil {
+				match = o.bin.FindStringSubmatchIndex(in)
+			} else {
+				match = o.std.FindStringSubmatchIndex(in)
+			}
+			if !o.need.mayMatch(in) {
+				skipped++
+				if match != nil {
+					t.Errorf("pattern %q: the necessity test refuses %q, which matches", k, in)
+				}
+				continue
+			}
+			if o.re2 != nil && utf8.ValidString(in) {
+				re2Runs++
+				if got := o.re2.FindStringSubmatchIndex(in); !slices.Equal(got, match) {
+					t.Errorf("pattern %q on %q: RE2 %v, Go %v", k, in, got, match)
+				}
+			}
+		}
+		return !t.Failed()
+	})
+	t.Logf("%d pattern-input pairs, %d (%.1f%%) refused by the necessity test, %d compared with RE2", checked, skipped, 100*float64(skipped)/float64(max(checked, 1)), re2Runs)
+}
+
+// rxInputs gathers distinct values from CRS's regression tests and the
+// committed request corpus, raw, URL-decoded and lower-cased as CRS's
+// transformations would see them.
+func rxInputs(t *testing.T) []string {
+	t.Helper()
+	seen := map[string]bool{}
+	var out []string
+	add := func(s string) {
+		if len(s) > 4096 {
+			s = s[:4096]
+		}
+		for _, v := range []string{s, unescape(s), strings.ToLower(unescape(s))} {
+			if !seen[v] {
+				seen[v] = true
+				out = append(out, v)
+			}
+		}
+	}
+	err := fs.WalkDir(crstests.FS, ".", func(p string, d fs.DirEntry, err error) error {
+		if err != nil || d.IsDir() || path.Ext(p) != ".yaml" {
+			return err
+		}
+		data, err := fs.ReadFile(crstests.FS, p)
+		if err != nil {
+			return err
+		}
+		var f crsFile
+		if yaml.Unmarshal(data, &f) != nil {
+			return nil
+		}
+		for _, tc := range f.Tests {
+			for _, st := range tc.Stages {
+				if st.Input.URI != nil {
+					add(*st.Input.URI)
+					if u, err := url.Parse(*st.Input.URI); err == nil {
+						for _, vs := range u.Query() {
+							for _, v := range vs {
+								add(v)
+							}
+						}
+					}
+				}
+				add(st.Input.Data)
+				for _, v := range st.Input.Headers {
+					add(v)
+				}
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	f, err := os.Open("testdata/corpus.jsonl")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	sc.Buffer(make([]byte, 1<<20), 16<<20)
+	for sc.Scan() {
+		var c corpusReq
+		if json.Unmarshal(sc.Bytes(), &c) != nil {
+			continue
+		}
+		add(c.Target)
+		body := c.Body
+		if c.BodyB64 != "" {
+			if b, err := base64.StdEncoding.DecodeString(c.BodyB64); err == nil {
+				body = string(b)
+			}
+		}
+		add(body)
+		for _, h := range c.Headers {
+			add(h.Value)
+		}
+	}
+	return out
+}
+
+func unescape(s string) string {
+	if u, err := url.QueryUnescape(s); err == nil {
+		return u
+	}
+	return s
+}
