@@ -114,7 +114,7 @@ func startServer(ctx context.Context, e *Env, c serverConfig, logger *slog.Logge
 		return nil, err
 	}
 	if p.engine, err = detect.New(detect.Config{
-		Rules: settings.Rules, Queue: settings.Queue, Sweep: settings.Sweep,
+		Rules: settings.Rules, Queue: settings.Queue, Sweep: settings.Sweep, WorkHours: settings.WorkHours,
 		Notifier: p.dispatch, Findings: flowSink{p.flows}, Logger: logger, Metrics: dm,
 	}); err != nil {
 		return nil, err

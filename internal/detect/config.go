@@ -41,6 +41,11 @@ type rawRules struct {
 	WAFSpike       rawRule `yaml:"waf_spike"`
 	PolicyWidened  rawRule `yaml:"policy_widened"`
 	AuditWouldDeny rawRule `yaml:"audit_would_deny"`
+	MFAFailures    rawRule `yaml:"mfa_failures"`
+	SelfApproval   rawRule `yaml:"self_approval"`
+	OutsideGrant   rawRule `yaml:"access_outside_grant"`
+	UnusualHours   rawRule `yaml:"unusual_hours"`
+	BreakGlass     rawRule `yaml:"break_glass"`
 }
 
 type rawRule struct {
@@ -51,6 +56,10 @@ type rawRule struct {
 	Dedup       time.Duration `yaml:"dedup"`
 	MaxSubjects int           `yaml:"max_subjects"`
 	Learning    time.Duration `yaml:"learning"`
+	// Hours, Days and Timezone: unusual_hours only (see WorkHours).
+	Hours    string   `yaml:"hours"`
+	Days     []string `yaml:"days"`
+	Timezone string   `yaml:"timezone"`
 }
 
 type rawSink struct {
@@ -116,6 +125,8 @@ type Settings struct {
 	Rules    Rules
 	Sinks    []SinkConfig
 	Delivery Delivery
+	// WorkHours is when break-glass sessions are expected (unusual_hours).
+	WorkHours WorkHours
 }
 
 // Sink types.
@@ -176,6 +187,11 @@ func DefaultRules() Rules {
 		RuleWAFSpike:       {Enabled: true, Window: 5 * time.Minute, Threshold: 20, Severity: SeverityHigh, Dedup: time.Hour, MaxSubjects: 10000},
 		RulePolicyWidened:  {Enabled: true, Window: 0, Threshold: 1, Severity: SeverityHigh, Dedup: 0, MaxSubjects: 10000},
 		RuleAuditWouldDeny: {Enabled: true, Window: 10 * time.Minute, Threshold: 1, Severity: SeverityLow, Dedup: time.Hour, MaxSubjects: 10000},
+		RuleMFAFailures:    {Enabled: true, Window: 10 * time.Minute, Threshold: 3, Severity: SeverityHigh, Dedup: time.Hour, MaxSubjects: 10000},
+		RuleSelfApproval:   {Enabled: true, Window: 10 * time.Minute, Threshold: 1, Severity: SeverityHigh, Dedup: time.Hour, MaxSubjects: 10000},
+		RuleOutsideGrant:   {Enabled: true, Window: 10 * time.Minute, Threshold: 1, Severity: SeverityHigh, Dedup: time.Hour, MaxSubjects: 10000},
+		RuleUnusualHours:   {Enabled: true, Window: 10 * time.Minute, Threshold: 1, Severity: SeverityMedium, Dedup: time.Hour, MaxSubjects: 10000},
+		RuleBreakGlass:     {Enabled: true, Window: 10 * time.Minute, Threshold: 1, Severity: SeverityInfo, Dedup: time.Hour, MaxSubjects: 10000},
 	}
 }
 
@@ -216,7 +232,7 @@ func (f *rawFile) settings(getenv func(string) string) (*Settings, error) {
 	if getenv == nil {
 		getenv = func(string) string { return "" }
 	}
-	s := &Settings{Queue: f.Queue, Sweep: f.Sweep, Rules: DefaultRules(), Delivery: DefaultDelivery()}
+	s := &Settings{Queue: f.Queue, Sweep: f.Sweep, Rules: DefaultRules(), Delivery: DefaultDelivery(), WorkHours: DefaultWorkHours()}
 	if s.Queue < 0 {
 		return nil, config.Errorf("queue", "must not be negative")
 	}
@@ -236,13 +252,24 @@ func (f *rawFile) settings(getenv func(string) string) (*Settings, error) {
 		{RuleScan, f.Rules.Scan}, {RuleDenyBurst, f.Rules.DenyBurst}, {RuleHandshake, f.Rules.Handshake},
 		{RuleRevoked, f.Rules.Revoked}, {RuleNewEdge, f.Rules.NewEdge}, {RuleWAFSpike, f.Rules.WAFSpike},
 		{RulePolicyWidened, f.Rules.PolicyWidened}, {RuleAuditWouldDeny, f.Rules.AuditWouldDeny},
+		{RuleMFAFailures, f.Rules.MFAFailures}, {RuleSelfApproval, f.Rules.SelfApproval}, {RuleOutsideGrant, f.Rules.OutsideGrant},
+		{RuleUnusualHours, f.Rules.UnusualHours}, {RuleBreakGlass, f.Rules.BreakGlass},
 	} {
+		if r.name != RuleUnusualHours && (r.raw.Hours != "" || r.raw.Days != nil || r.raw.Timezone != "") {
+			return nil, config.Errorf(config.Join("rules", r.name), "only unusual_hours takes hours, days and timezone")
+		}
 		rc, err := r.raw.merge(config.Join("rules", r.name), r.name, s.Rules[r.name])
 		if err != nil {
 			return nil, err
 		}
 		s.Rules[r.name] = rc
 	}
+	uh := f.Rules.UnusualHours
+	wh, err := ParseWorkHours(uh.Hours, uh.Days, uh.Timezone)
+	if err != nil {
+		return nil, config.Errorf(config.Join("rules", RuleUnusualHours), "%v", err)
+	}
+	s.WorkHours = wh
 	d, err := f.Delivery.merge(s.Delivery)
 	if err != nil {
 		return nil, err
@@ -283,7 +310,8 @@ func (r rawRule) merge(path, name string, def RuleConfig) (RuleConfig, error) {
 		return rc, config.Errorf(config.Join(path, "threshold"), "must not be negative")
 	}
 	if r.Threshold > 0 {
-		if def.Threshold == 1 && r.Threshold != 1 && (name == RuleRevoked || name == RuleNewEdge || name == RulePolicyWidened) {
+		if def.Threshold == 1 && r.Threshold != 1 && (name == RuleRevoked || name == RuleNewEdge || name == RulePolicyWidened ||
+			name == RuleSelfApproval || name == RuleOutsideGrant || name == RuleUnusualHours || name == RuleBreakGlass) {
 			return rc, config.Errorf(config.Join(path, "threshold"), "%s fires on one event; only 1 is allowed", name)
 		}
 		if r.Threshold > 100000 {
