@@ -142,3 +142,57 @@ func NewClientFromDir(addr, dir string) (*Client, error) {
 	trust.Update(x509bundle.FromX509Authorities(id.TrustDomain(), roots), identity.Revocations{})
 	return NewClient(addr, ClientTLS(func() (*tls.Certificate, error) { return cert, nil }, trust)), nil
 }
+
+// EncodeCertKey is cert's chain and private key in one PEM file
+// (CERTIFICATE blocks, leaf first, then a PRIVATE KEY block): how
+// short-lived credentials (MFA sessions, grants) are kept.
+func EncodeCertKey(cert *tls.Certificate) ([]byte, error) {
+	var b []byte
+	for _, der := range cert.Certificate {
+		b = append(b, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})...)
+	}
+	kd, err := x509.MarshalPKCS8PrivateKey(cert.PrivateKey)
+	if err != nil {
+		return nil, fmt.Errorf("api: encode key: %w", err)
+	}
+	return append(b, pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: kd})...), nil
+}
+
+// ParseCertKey reads what EncodeCertKey wrote, checking that the key is
+// the leaf's.
+func ParseCertKey(b []byte) (*tls.Certificate, error) {
+	var chain []*x509.Certificate
+	var key crypto.Signer
+	for {
+		var blk *pem.Block
+		blk, b = pem.Decode(b)
+		if blk == nil {
+			break
+		}
+		switch blk.Type {
+		case "CERTIFICATE":
+			c, err := x509.ParseCertificate(blk.Bytes)
+			if err != nil {
+				return nil, fmt.Errorf("api: %w", err)
+			}
+			chain = append(chain, c)
+		case "PRIVATE KEY":
+			k, err := x509.ParsePKCS8PrivateKey(blk.Bytes)
+			if err != nil {
+				return nil, fmt.Errorf("api: %w", err)
+			}
+			signer, ok := k.(crypto.Signer)
+			if !ok {
+				return nil, errors.New("api: the key cannot sign")
+			}
+			key = signer
+		}
+	}
+	if len(chain) == 0 || key == nil {
+		return nil, errors.New("api: want certificates and a private key")
+	}
+	if !publicKeyMatch(chain[0].PublicKey, key.Public()) {
+		return nil, errors.New("api: the key does not match the certificate")
+	}
+	return ca.TLSCertificate(chain, key), nil
+}

@@ -9,7 +9,6 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"encoding/json"
-	"encoding/pem"
 	"errors"
 	"fmt"
 	"net/http"
@@ -132,44 +131,14 @@ func (s *AdminSession) loadSession() (*tls.Certificate, error) {
 	if err != nil {
 		return nil, err
 	}
-	var chain []*x509.Certificate
-	var key crypto.Signer
-	for {
-		var blk *pem.Block
-		blk, b = pem.Decode(b)
-		if blk == nil {
-			break
-		}
-		switch blk.Type {
-		case "CERTIFICATE":
-			c, err := x509.ParseCertificate(blk.Bytes)
-			if err != nil {
-				return nil, err
-			}
-			chain = append(chain, c)
-		case "PRIVATE KEY":
-			k, err := x509.ParsePKCS8PrivateKey(blk.Bytes)
-			if err != nil {
-				return nil, err
-			}
-			signer, ok := k.(crypto.Signer)
-			if !ok {
-				return nil, errors.New("api: session key cannot sign")
-			}
-			key = signer
-		}
+	c, err := ParseCertKey(b)
+	if err != nil {
+		return nil, err
 	}
-	if len(chain) == 0 || key == nil {
-		return nil, errors.New("api: malformed session file")
-	}
-	id, err := identity.LeafID(chain[0])
-	if err != nil || id.String() != s.id {
+	if id, err := identity.LeafID(c.Leaf); err != nil || id.String() != s.id {
 		return nil, errors.New("api: the session file belongs to another administrator")
 	}
-	if !publicKeyMatch(chain[0].PublicKey, key.Public()) {
-		return nil, errors.New("api: session key does not match its certificate")
-	}
-	return ca.TLSCertificate(chain, key), nil
+	return c, nil
 }
 
 // prompt is the client's answer to ErrMFARequired.
@@ -213,20 +182,16 @@ func (s *AdminSession) Login(ctx context.Context, code string) (*x509.Certificat
 	if m, err := identity.ReadAdminMarks(chain[0]); err != nil || m.MFA == "" {
 		return nil, errors.New("api: the server answered with a certificate that is not an MFA session")
 	}
-	var b []byte
-	for _, c := range chain {
-		b = append(b, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: c.Raw})...)
-	}
-	kd, err := x509.MarshalPKCS8PrivateKey(key)
+	sc := ca.TLSCertificate(chain, key)
+	b, err := EncodeCertKey(sc)
 	if err != nil {
-		return nil, fmt.Errorf("api: encode key: %w", err)
+		return nil, err
 	}
-	b = append(b, pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: kd})...)
 	if err := writeFile0600(filepath.Join(s.dir, SessionFile), b); err != nil {
 		return nil, err
 	}
 	s.mu.Lock()
-	s.session = ca.TLSCertificate(chain, key)
+	s.session = sc
 	s.mu.Unlock()
 	s.Client.Close() // new connections present the session certificate
 	return chain[0], nil

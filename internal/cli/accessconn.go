@@ -333,15 +333,10 @@ func writeGrantCreds(dir, node string, cr *grantCreds) error {
 	if err != nil {
 		return err
 	}
-	var tlsPEM []byte
-	for _, der := range cr.tls.Certificate {
-		tlsPEM = append(tlsPEM, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})...)
-	}
-	kd, err := x509.MarshalPKCS8PrivateKey(cr.tls.PrivateKey)
+	tlsPEM, err := api.EncodeCertKey(cr.tls)
 	if err != nil {
 		return err
 	}
-	tlsPEM = append(tlsPEM, pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: kd})...)
 	files := map[string][]byte{
 		grantKeyFile:   pem.EncodeToMemory(blk),
 		grantCertFile:  ssh.MarshalAuthorizedKey(cr.sshCert),
@@ -362,33 +357,7 @@ func loadGrantTLS(dir string) (*tls.Certificate, error) {
 	if err != nil {
 		return nil, err
 	}
-	var chain []*x509.Certificate
-	var key crypto.Signer
-	for {
-		var blk *pem.Block
-		blk, b = pem.Decode(b)
-		if blk == nil {
-			break
-		}
-		switch blk.Type {
-		case "CERTIFICATE":
-			c, err := x509.ParseCertificate(blk.Bytes)
-			if err != nil {
-				return nil, err
-			}
-			chain = append(chain, c)
-		case "PRIVATE KEY":
-			k, err := x509.ParsePKCS8PrivateKey(blk.Bytes)
-			if err != nil {
-				return nil, err
-			}
-			key, _ = k.(crypto.Signer)
-		}
-	}
-	if len(chain) == 0 || key == nil {
-		return nil, errors.New("malformed grant credentials")
-	}
-	return ca.TLSCertificate(chain, key), nil
+	return api.ParseCertKey(b)
 }
 
 func accessProxyCommand() *Command {

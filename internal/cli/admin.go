@@ -56,26 +56,12 @@ func (a *adminFlags) dir(e *Env) string {
 }
 
 // adminCommand builds an admin subcommand: it declares its own flags, then
-// calls the server with the client.
+// calls the server with the client (which asks for an MFA code when a call
+// needs one).
 func adminCommand(name, summary, usage string, flags func(fs *flag.FlagSet), run func(ctx context.Context, e *Env, fs *flag.FlagSet, c *api.Client, out *adminFlags) error) *Command {
-	af := &adminFlags{}
-	return &Command{
-		Name: name, Summary: summary, Usage: usage,
-		Flags: func(fs *flag.FlagSet) {
-			af.register(fs)
-			if flags != nil {
-				flags(fs)
-			}
-		},
-		Run: func(ctx context.Context, e *Env, fs *flag.FlagSet) error {
-			c, err := af.client(e)
-			if err != nil {
-				return err
-			}
-			defer c.Close()
-			return run(ctx, e, fs, c, af)
-		},
-	}
+	return sessionCommand(name, summary, usage, flags, func(ctx context.Context, e *Env, fs *flag.FlagSet, s *api.AdminSession, af *adminFlags) error {
+		return run(ctx, e, fs, s.Client, af)
+	})
 }
 
 func printJSON(w io.Writer, v any) error {
