@@ -64,7 +64,7 @@ func (s *Server) accessRoutes(mux *http.ServeMux, admin func(method, path, role,
 	admin("POST", api.PathAccessRevoke, api.RoleOperator, "access.revoke", s.handleAccessRevoke)
 	admin("POST", api.PathAccessCert, api.RoleOperator, "access.cert", s.handleAccessCert)
 	admin("POST", api.PathAccessDial, api.RoleViewer, "access.connect", s.handleAccessConnect)
-	admin("GET", api.PathAccessRec, api.RoleViewer, "access.recording", s.handleAccessRecording)
+	admin("GET", api.PathAccessRec, api.RoleOperator, "access.recording", s.handleAccessRecording)
 	mux.HandleFunc("POST "+api.PathNodeAccessTunnel, s.node(s.handleAccessTunnel))
 	mux.HandleFunc("POST "+api.PathNodeAccessEvent, s.node(s.handleAccessEvent))
 	mux.HandleFunc("POST "+api.PathNodeAccessRec, s.node(s.handleRecordingUpload))
