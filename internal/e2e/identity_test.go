@@ -25,7 +25,7 @@ import (
 func newAgentErr(c *cluster, node, token string) error {
 	_, err := agent.New(context.Background(), agent.Config{
 		DataDir: filepath.Join(c.t.TempDir(), node), Server: c.addr, Join: token, Node: node,
-		MeshAddr: "127.0.0.1:1", Now: c.clk.Now, Logger: c.logger,
+		MeshAddr: "127.0.0.1:" + itoa(freePort(c.t)), Now: c.clk.Now, Logger: c.logger,
 	})
 	return err
 }
