@@ -2,12 +2,17 @@ package e2e
 
 import (
 	"context"
+	"errors"
 	"net/http"
+	"strings"
+	"testing"
 	"time"
 
 	"github.com/pquerna/otp/totp"
 
 	"moat/internal/api"
+	"moat/internal/detect"
+	"moat/internal/server"
 )
 
 // mfaAdmin opens the admin credentials in dir as production's CLI does: a
@@ -72,4 +77,52 @@ func (c *cluster) repinAdmin() {
 	}
 	c.admin.Close()
 	c.admin = c.mfaAdmin(c.adminDir)
+}
+
+// TestMFALockout: wrong codes, a guessed one among them, lock the second
+// factor after MaxFailures; the right code is refused while locked and
+// taken once the lockout has passed; detection raises the failures.
+func TestMFALockout(t *testing.T) {
+	c := newCluster(t)
+	got := &alerts{}
+	eng, err := detect.New(detect.Config{Notifier: got, Now: c.clk.Now})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go eng.Run(ctx)
+	c.restartWith(eng)
+	s, err := api.NewAdminSession(c.addr, c.adminDir, api.SessionConfig{Now: c.clk.Now})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	right := func() string {
+		code, err := totp.GenerateCode(c.secrets[c.adminDir], c.clk.Now().Add(30*time.Second))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return code
+	}
+	wrong := "000000"
+	if wrong == right() {
+		wrong = "000001"
+	}
+	for i := 1; i <= server.DefaultMFAMaxFailures; i++ {
+		_, err := s.Login(ctx, wrong)
+		if !errors.Is(err, api.ErrUnauthenticated) || !strings.Contains(err.Error(), "MFA code refused") {
+			t.Fatalf("wrong code %d: %v", i, err)
+		}
+	}
+	_, err = s.Login(ctx, right())
+	var se *api.StatusError
+	if !errors.As(err, &se) || se.Code != http.StatusTooManyRequests || !strings.HasPrefix(se.Msg, "MFA locked after 5 wrong codes: try again after ") {
+		t.Fatalf("the right code while locked: %v", err)
+	}
+	eventually(t, "the mfa_failures alert", func() bool { return got.fired(detect.RuleMFAFailures) })
+	c.clk.Advance(server.DefaultMFALockout + time.Second)
+	if _, err := s.Login(ctx, right()); err != nil {
+		t.Fatalf("the right code after the lockout: %v", err)
+	}
 }
