@@ -101,8 +101,8 @@ type Server struct {
 	limits nodeLimits
 	// flowSlots bounds the flow batches decoded at once.
 	flowSlots chan struct{}
-	mfa     MFAConfig
-	access  *accessState
+	mfa       MFAConfig
+	access    *accessState
 }
 
 // New loads the control plane's state from cfg.Store (written by Init).
