@@ -118,6 +118,17 @@ func fetchGrantCreds(ctx context.Context, s *api.AdminSession, g api.Grant) (*gr
 	return out, nil
 }
 
+// shellGrant finds the caller's shell grant on node and fetches its
+// credentials.
+func shellGrant(ctx context.Context, s *api.AdminSession, node string) (api.Grant, *grantCreds, error) {
+	g, err := findGrant(ctx, s, api.ModeShell, node, "")
+	if err != nil {
+		return api.Grant{}, nil, err
+	}
+	cr, err := fetchGrantCreds(ctx, s, g)
+	return g, cr, err
+}
+
 // dialGrant reaches g's node through the control plane's relay and runs
 // mutual TLS with its agent: the grant certificate on this side, the node's
 // SVID (checked against the pinned bundle, for g's node) on the other.
@@ -189,11 +200,7 @@ func sshCommand() *Command {
 				return usagef("ssh takes a node name, then an optional command")
 			}
 			node := fs.Arg(0)
-			g, err := findGrant(ctx, s, api.ModeShell, node, "")
-			if err != nil {
-				return err
-			}
-			cr, err := fetchGrantCreds(ctx, s, g)
+			g, cr, err := shellGrant(ctx, s, node)
 			if err != nil {
 				return err
 			}
@@ -303,11 +310,7 @@ func accessSSHCertCommand() *Command {
 				return usagef("access ssh-cert takes one argument, the node")
 			}
 			node := fs.Arg(0)
-			g, err := findGrant(ctx, s, api.ModeShell, node, "")
-			if err != nil {
-				return err
-			}
-			cr, err := fetchGrantCreds(ctx, s, g)
+			_, cr, err := shellGrant(ctx, s, node)
 			if err != nil {
 				return err
 			}
