@@ -13,7 +13,7 @@ import (
 // mfaAdmin opens the admin credentials in dir, enrols a TOTP authenticator
 // through the API as an administrator would, and answers the server's
 // requests for a code from it: revocations are sensitive calls.
-func mfaAdmin(ctx context.Context, addr, dir string) (*api.AdminSession, error) {
+func mfaAdmin(ctx context.Context, addr, dir string) (*api.AdminClient, error) {
 	var secret string
 	s, err := api.NewAdminSession(addr, dir, api.SessionConfig{Code: func(context.Context) (string, error) {
 		// The next step's code: the current one confirmed the enrolment.

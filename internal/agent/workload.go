@@ -8,10 +8,8 @@ import (
 	"net"
 	"os"
 	"path/filepath"
-	"syscall"
 
 	"github.com/spiffe/go-spiffe/v2/proto/spiffe/workload"
-	"golang.org/x/sys/unix"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials"
@@ -57,14 +55,14 @@ func (a *Agent) serveWorkloadAPI(ctx context.Context) error {
 	}
 }
 
-// peerCreds reads the connecting process's credentials (SO_PEERCRED) at
-// accept time; it adds no encryption, as the Workload API runs on a local
+// peerCreds reads the connecting process's credentials (peerCredentials)
+// at accept time; it adds no encryption, as the Workload API runs on a local
 // socket.
 type peerCreds struct{}
 
 // callerInfo is the AuthInfo of a Workload API connection.
 type callerInfo struct {
-	UID, PID int
+	UID, PID int // PID is -1 where the system does not tell
 }
 
 func (callerInfo) AuthType() string { return "peercred" }
@@ -78,17 +76,15 @@ func (peerCreds) ServerHandshake(conn net.Conn) (net.Conn, credentials.AuthInfo,
 	if err != nil {
 		return nil, nil, err
 	}
-	var cred *unix.Ucred
+	var info callerInfo
 	var credErr error
-	if err := raw.Control(func(fd uintptr) {
-		cred, credErr = unix.GetsockoptUcred(int(fd), syscall.SOL_SOCKET, syscall.SO_PEERCRED)
-	}); err != nil {
+	if err := raw.Control(func(fd uintptr) { info, credErr = peerCredentials(int(fd)) }); err != nil {
 		return nil, nil, err
 	}
 	if credErr != nil {
-		return nil, nil, fmt.Errorf("agent: SO_PEERCRED: %w", credErr)
+		return nil, nil, fmt.Errorf("agent: peer credentials: %w", credErr)
 	}
-	return conn, callerInfo{UID: int(cred.Uid), PID: int(cred.Pid)}, nil
+	return conn, info, nil
 }
 
 func (peerCreds) ClientHandshake(context.Context, string, net.Conn) (net.Conn, credentials.AuthInfo, error) {

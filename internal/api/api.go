@@ -24,6 +24,7 @@ const (
 	PathNodeHealth = "/v1/node/health"
 	PathWhoami     = "/v1/admin/whoami"
 	PathAdmins     = "/v1/admin/admins"
+	PathAdminRenew = "/v1/admin/renew"
 	PathTokens     = "/v1/admin/tokens"
 	PathServices   = "/v1/admin/services"
 	PathNodes      = "/v1/admin/nodes"
@@ -88,6 +89,10 @@ type CertResponse struct {
 	Bundle [][]byte `json:"bundle"` // DER roots
 	// TrustDomain names the bundle's trust domain.
 	TrustDomain string `json:"trust_domain,omitempty"`
+	// Signing is the pin (Pin) of the root whose authority signs new
+	// certificates; a credential chaining to another root is due for
+	// renewal (a root rotation is under way).
+	Signing string `json:"signing,omitempty"`
 	// AuditKey is the audit log's verifier key, which a node pins at join
 	// to witness the log.
 	AuditKey string `json:"audit_key,omitempty"`
@@ -305,6 +310,13 @@ type AdminRequest struct {
 	Role string        `json:"role"`
 	TTL  time.Duration `json:"ttl,omitempty"`
 	CSR  []byte        `json:"csr"`
+}
+
+// AdminRenewRequest asks for a new certificate for the calling administrator,
+// over a CSR (usually of the same key), with the caller's identity and role.
+type AdminRenewRequest struct {
+	TTL time.Duration `json:"ttl,omitempty"`
+	CSR []byte        `json:"csr"`
 }
 
 // Whoami describes the caller.

@@ -1,7 +1,6 @@
 package api
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"crypto/sha256"
@@ -164,65 +163,18 @@ func readError(resp *http.Response) error {
 	return &StatusError{Code: resp.StatusCode, Msg: e.Error, Reason: e.Reason}
 }
 
-// ErrWatchSilent is returned by Watch when the stream carried nothing, not
-// even a heartbeat, for longer than its idle limit: a half-open connection
-// (a peer gone without a reset, a proxy that stopped forwarding).
-var ErrWatchSilent = errors.New("api: watch stream silent")
-
 // Watch streams updates to fn until ctx ends, the stream breaks, fn returns
 // an error, or (idle > 0) no frame arrives for idle. The server sends a
 // heartbeat every few seconds, so idle should cover about three of them.
 // It returns nil only when ctx ended.
 func (c *Client) Watch(ctx context.Context, idle time.Duration, fn func(Update) error) error {
-	ctx, cancel := context.WithCancelCause(ctx)
-	defer cancel(nil)
-	var alive *time.Timer
-	if idle > 0 {
-		alive = time.AfterFunc(idle, func() { cancel(ErrWatchSilent) })
-		defer alive.Stop()
-	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, c.base+PathWatch, nil)
-	if err != nil {
-		return fmt.Errorf("api: %w", err)
-	}
-	ended := func() (bool, error) {
-		if cause := context.Cause(ctx); errors.Is(cause, ErrWatchSilent) {
-			return true, fmt.Errorf("%w for %v: reconnecting", ErrWatchSilent, idle)
-		}
-		return ctx.Err() != nil, nil
-	}
-	resp, err := c.hc.Do(req)
-	if err != nil {
-		if done, werr := ended(); done {
-			return werr
-		}
-		return fmt.Errorf("api: watch: %w", err)
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		return readError(resp)
-	}
-	sc := bufio.NewScanner(resp.Body)
-	sc.Buffer(make([]byte, 64<<10), 256<<20)
-	for sc.Scan() {
-		if alive != nil {
-			alive.Reset(idle)
-		}
+	return c.stream(ctx, PathWatch, idle, func(line []byte) error {
 		var u Update
-		if err := json.Unmarshal(sc.Bytes(), &u); err != nil {
+		if err := json.Unmarshal(line, &u); err != nil {
 			return fmt.Errorf("api: watch frame: %w", err)
 		}
-		if err := fn(u); err != nil {
-			return err
-		}
-	}
-	if done, werr := ended(); done {
-		return werr
-	}
-	if err := sc.Err(); err != nil {
-		return fmt.Errorf("api: watch: %w", err)
-	}
-	return fmt.Errorf("api: watch: %w: stream ended", ErrUnavailable)
+		return fn(u)
+	})
 }
 
 // CertSource returns the certificate to present; it is called at every

@@ -1,16 +1,22 @@
 package api
 
 import (
+	"context"
 	"crypto"
+	"crypto/rand"
 	"crypto/tls"
 	"crypto/x509"
 	"encoding/pem"
 	"errors"
 	"fmt"
+	"net/http"
 	"os"
 	"path/filepath"
+	"sync"
+	"time"
 
 	"github.com/spiffe/go-spiffe/v2/bundle/x509bundle"
+	"github.com/spiffe/go-spiffe/v2/spiffeid"
 
 	"moat/internal/ca"
 	"moat/internal/identity"
@@ -115,13 +121,36 @@ func parsePEMCerts(b []byte) ([]*x509.Certificate, error) {
 	return out, nil
 }
 
+// writeFile0600 replaces name with b atomically and durably: a crash
+// leaves the old file or the new one, never a part.
 func writeFile0600(name string, b []byte) error {
-	tmp := name + ".tmp"
-	if err := os.WriteFile(tmp, b, 0o600); err != nil {
+	f, err := os.CreateTemp(filepath.Dir(name), filepath.Base(name)+".tmp*")
+	if err != nil {
+		return fmt.Errorf("api: %w", err)
+	}
+	tmp := f.Name()
+	defer os.Remove(tmp)
+	if err := f.Chmod(0o600); err != nil {
+		f.Close()
+		return fmt.Errorf("api: %w", err)
+	}
+	if _, err := f.Write(b); err != nil {
+		f.Close()
+		return fmt.Errorf("api: %w", err)
+	}
+	if err := f.Sync(); err != nil {
+		f.Close()
+		return fmt.Errorf("api: %w", err)
+	}
+	if err := f.Close(); err != nil {
 		return fmt.Errorf("api: %w", err)
 	}
 	if err := os.Rename(tmp, name); err != nil {
 		return fmt.Errorf("api: %w", err)
+	}
+	if d, err := os.Open(filepath.Dir(name)); err == nil {
+		_ = d.Sync()
+		d.Close()
 	}
 	return nil
 }
@@ -130,17 +159,174 @@ func writeFile0600(name string, b []byte) error {
 // credentials in dir (as WriteCredentials wrote them) and trusts the bundle
 // stored beside them.
 func NewClientFromDir(addr, dir string) (*Client, error) {
-	cert, roots, err := LoadCredentials(dir)
+	a, err := NewAdminClient(addr, dir)
 	if err != nil {
 		return nil, err
 	}
-	id, err := identity.LeafID(cert.Leaf)
-	if err != nil {
-		return nil, fmt.Errorf("api: %s: %w", dir, err)
+	return a.Client, nil
+}
+
+// AdminClient is a client of the control plane that presents an
+// administrator's credentials directory. It keeps the directory's trust
+// bundle in step with the server's (SyncTrust) and renews the certificate
+// (Renew), so that neither a root rotation nor the certificate's age locks
+// the administrator out.
+//
+// It also holds the administrator's MFA session (see NewAdminSession).
+type AdminClient struct {
+	*Client
+	dir   string
+	trust *identity.Trust
+	td    spiffeid.TrustDomain
+	id    string
+	cfg   SessionConfig
+
+	mu        sync.Mutex       // guards cert, session and presented
+	cert      *tls.Certificate // the enrolment credential
+	session   *tls.Certificate // the MFA session certificate, if any
+	presented *tls.Certificate // what new connections were last given
+}
+
+// NewAdminClient returns a client of the server at addr with the
+// credentials in dir; a call that needs a fresh MFA proof fails with
+// ErrMFARequired unless an MFA session is stored there.
+func NewAdminClient(addr, dir string) (*AdminClient, error) {
+	return NewAdminSession(addr, dir, SessionConfig{})
+}
+
+// certificate is the enrolment credential.
+func (a *AdminClient) certificate() (*tls.Certificate, error) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.cert, nil
+}
+
+// Leaf returns the administrator's current certificate.
+func (a *AdminClient) Leaf() *x509.Certificate {
+	c, _ := a.certificate()
+	return c.Leaf
+}
+
+// SyncTrust fetches the server's trust bundle over a connection the pinned
+// bundle authenticates and, when it changed, pins the new one in the
+// directory: a root published by a rotation's prepare step is trusted before
+// it signs the server's certificate, as agents trust it from their watch
+// stream. It reports whether the certificate is due for renewal: it chains
+// to a root that no longer signs new certificates, or it is past two thirds
+// of its life at now.
+func (a *AdminClient) SyncTrust(ctx context.Context, now time.Time) (due bool, err error) {
+	var resp CertResponse
+	if err := a.Call(ctx, http.MethodGet, PathBundle, nil, &resp); err != nil {
+		return false, err
 	}
-	trust := identity.NewTrust(identity.TrustConfig{TrustDomain: id.TrustDomain()})
-	trust.Update(x509bundle.FromX509Authorities(id.TrustDomain(), roots), identity.Revocations{})
-	return NewClient(addr, ClientTLS(func() (*tls.Certificate, error) { return cert, nil }, trust)), nil
+	if resp.TrustDomain != a.td.Name() {
+		return false, fmt.Errorf("api: the server answers for trust domain %q, not %q", resp.TrustDomain, a.td.Name())
+	}
+	if err := a.pin(resp.Bundle); err != nil {
+		return false, err
+	}
+	leaf := a.Leaf()
+	c, _ := a.certificate()
+	onSigning := false
+	if len(c.Certificate) > 1 {
+		if inter, err := x509.ParseCertificate(c.Certificate[1]); err == nil {
+			for _, r := range a.trust.Bundle().X509Authorities() {
+				if Pin(r) == resp.Signing && inter.CheckSignatureFrom(r) == nil {
+					onSigning = true
+				}
+			}
+		}
+	}
+	life := leaf.NotAfter.Sub(leaf.NotBefore)
+	return !onSigning || now.After(leaf.NotBefore.Add(life*2/3)), nil
+}
+
+// pin replaces the trusted roots with ders, in memory and in the
+// directory, when they differ from the pinned ones.
+func (a *AdminClient) pin(ders [][]byte) error {
+	roots, err := ParseChain(ders)
+	if err != nil {
+		return fmt.Errorf("api: bundle: %w", err)
+	}
+	have := a.trust.Bundle().X509Authorities()
+	same := len(have) == len(roots)
+	for i := 0; same && i < len(roots); i++ {
+		same = have[i].Equal(roots[i])
+	}
+	if same {
+		return nil
+	}
+	var b []byte
+	for _, r := range roots {
+		b = append(b, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: r.Raw})...)
+	}
+	if err := writeFile0600(filepath.Join(a.dir, BundleFile), b); err != nil {
+		return err
+	}
+	a.trust.Update(x509bundle.FromX509Authorities(a.td, roots), identity.Revocations{})
+	return nil
+}
+
+// Renew asks the server for a new certificate over the same key, valid for
+// ttl (zero: as long as the current one), and writes it and the bundle
+// that came with it to the directory. The key file is not touched, so the
+// directory never holds a certificate and a key that do not match.
+func (a *AdminClient) Renew(ctx context.Context, ttl time.Duration) (*x509.Certificate, error) {
+	cur, _ := a.certificate()
+	if ttl == 0 {
+		ttl = cur.Leaf.NotAfter.Sub(cur.Leaf.NotBefore).Round(time.Hour)
+	}
+	key, ok := cur.PrivateKey.(crypto.Signer)
+	if !ok {
+		return nil, errors.New("api: the admin key cannot sign")
+	}
+	csr, err := x509.CreateCertificateRequest(rand.Reader, &x509.CertificateRequest{}, key)
+	if err != nil {
+		return nil, fmt.Errorf("api: csr: %w", err)
+	}
+	var resp CertResponse
+	if err := a.Call(ctx, http.MethodPost, PathAdminRenew, AdminRenewRequest{TTL: ttl, CSR: csr}, &resp); err != nil {
+		return nil, err
+	}
+	chain, err := ParseChain(resp.Chain)
+	if err != nil {
+		return nil, err
+	}
+	if !publicKeyEqual(chain[0].PublicKey, key.Public()) {
+		return nil, errors.New("api: the server signed a different key")
+	}
+	if id, err := identity.LeafID(chain[0]); err != nil || id != mustLeafID(cur.Leaf) {
+		return nil, fmt.Errorf("api: the renewed certificate names another identity")
+	}
+	if err := a.pin(resp.Bundle); err != nil {
+		return nil, err
+	}
+	if _, err := a.trust.Verify(chain); err != nil {
+		return nil, fmt.Errorf("api: the renewed certificate does not verify: %w", err)
+	}
+	var b []byte
+	for _, c := range chain {
+		b = append(b, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: c.Raw})...)
+	}
+	if err := writeFile0600(filepath.Join(a.dir, CertFile), b); err != nil {
+		return nil, err
+	}
+	a.mu.Lock()
+	a.cert = ca.TLSCertificate(chain, key)
+	a.mu.Unlock()
+	a.Client.Close() // new connections present the new certificate
+	return chain[0], nil
+}
+
+func mustLeafID(c *x509.Certificate) spiffeid.ID {
+	id, _ := identity.LeafID(c)
+	return id
+}
+
+func publicKeyEqual(a, b crypto.PublicKey) bool {
+	type equaler interface{ Equal(crypto.PublicKey) bool }
+	ea, ok := a.(equaler)
+	return ok && ea.Equal(b)
 }
 
 // EncodeCertKey is cert's chain and private key in one PEM file
@@ -191,7 +377,7 @@ func ParseCertKey(b []byte) (*tls.Certificate, error) {
 	if len(chain) == 0 || key == nil {
 		return nil, errors.New("api: want certificates and a private key")
 	}
-	if !publicKeyMatch(chain[0].PublicKey, key.Public()) {
+	if !publicKeyEqual(chain[0].PublicKey, key.Public()) {
 		return nil, errors.New("api: the key does not match the certificate")
 	}
 	return ca.TLSCertificate(chain, key), nil

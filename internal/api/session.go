@@ -1,8 +1,8 @@
 package api
 
 import (
+	"bytes"
 	"context"
-	"crypto"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
@@ -14,7 +14,6 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
-	"sync"
 	"time"
 
 	"github.com/spiffe/go-spiffe/v2/bundle/x509bundle"
@@ -39,27 +38,13 @@ type SessionConfig struct {
 	Now func() time.Time
 }
 
-// AdminSession is a client of the control plane for an administrator's
-// credentials directory. It presents the MFA session certificate while one
-// is valid and the enrolment certificate otherwise; a call refused for want
-// of a fresh MFA proof asks Code for a code, trades it for a session
+// NewAdminSession opens the credentials in dir for the server at addr as
+// an AdminClient that presents the MFA session certificate while one is
+// valid and the enrolment certificate otherwise. A call refused for want of
+// a fresh MFA proof asks cfg.Code for a code, trades it for a session
 // certificate (stored in the directory for the next commands) and is sent
 // once more.
-type AdminSession struct {
-	*Client
-	dir   string
-	cfg   SessionConfig
-	trust *identity.Trust
-	enrol *tls.Certificate
-	id    string
-
-	mu        sync.Mutex // guards session and presented
-	session   *tls.Certificate
-	presented *tls.Certificate // what new connections were last given
-}
-
-// NewAdminSession opens the credentials in dir for the server at addr.
-func NewAdminSession(addr, dir string, cfg SessionConfig) (*AdminSession, error) {
+func NewAdminSession(addr, dir string, cfg SessionConfig) (*AdminClient, error) {
 	cert, roots, err := LoadCredentials(dir)
 	if err != nil {
 		return nil, err
@@ -71,62 +56,70 @@ func NewAdminSession(addr, dir string, cfg SessionConfig) (*AdminSession, error)
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
-	s := &AdminSession{dir: dir, cfg: cfg, enrol: cert, id: id.String()}
-	s.trust = identity.NewTrust(identity.TrustConfig{TrustDomain: id.TrustDomain(), Now: cfg.Now})
-	s.trust.Update(x509bundle.FromX509Authorities(id.TrustDomain(), roots), identity.Revocations{})
-	if sc, err := s.loadSession(); err == nil {
-		s.session = sc
+	a := &AdminClient{dir: dir, td: id.TrustDomain(), id: id.String(), cfg: cfg, cert: cert}
+	a.trust = identity.NewTrust(identity.TrustConfig{TrustDomain: a.td, Now: cfg.Now})
+	a.trust.Update(x509bundle.FromX509Authorities(a.td, roots), identity.Revocations{})
+	if sc, err := a.loadSession(); err == nil {
+		a.session = sc
 	}
-	s.Client = NewClient(addr, ClientTLS(s.certificate, s.trust))
-	s.Client.mfa = s.prompt
-	s.Client.before = s.recheck
-	return s, nil
+	a.Client = NewClient(addr, ClientTLS(a.present, a.trust))
+	a.Client.mfa = a.prompt
+	a.Client.before = a.recheck
+	return a, nil
 }
 
 // Trust is the bundle the directory pins.
-func (s *AdminSession) Trust() *identity.Trust { return s.trust }
+func (a *AdminClient) Trust() *identity.Trust { return a.trust }
 
 // ID is the administrator's SPIFFE ID.
-func (s *AdminSession) ID() string { return s.id }
+func (a *AdminClient) ID() string { return a.id }
 
-// certificate presents the session certificate while it is valid.
-func (s *AdminSession) certificate() (*tls.Certificate, error) {
-	c := s.Session()
+// present is what new connections show: the session certificate while it
+// is valid, else the enrolment one.
+func (a *AdminClient) present() (*tls.Certificate, error) {
+	c := a.Session()
+	a.mu.Lock()
+	defer a.mu.Unlock()
 	if c == nil {
-		c = s.enrol
+		c = a.cert
 	}
-	s.mu.Lock()
-	s.presented = c
-	s.mu.Unlock()
+	a.presented = c
 	return c, nil
 }
 
-// recheck drops pooled connections once the session certificate they
-// present has expired, so the next call presents the enrolment one.
-func (s *AdminSession) recheck() {
-	want := s.Session()
+// recheck drops pooled connections once the certificate they present is
+// no longer the one to present (the session expired, or a renewal).
+func (a *AdminClient) recheck() {
+	want := a.Session()
+	a.mu.Lock()
 	if want == nil {
-		want = s.enrol
+		want = a.cert
 	}
-	s.mu.Lock()
-	stale := s.presented != nil && s.presented != want
-	s.mu.Unlock()
+	stale := a.presented != nil && a.presented != want
+	a.mu.Unlock()
 	if stale {
-		s.Client.Close()
+		a.Client.Close()
 	}
 }
 
-// Session returns the MFA session certificate if one is valid now.
-func (s *AdminSession) Session() *tls.Certificate {
+// Session returns the MFA session certificate if one is valid now and was
+// issued under the same intermediate as the enrolment certificate: after a
+// root rotation renewed the enrolment certificate, a session from the old
+// root would be refused once that root is retired, so it is set aside (a
+// new login makes one under the new root).
+func (s *AdminClient) Session() *tls.Certificate {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.session == nil || identity.CheckValidity(s.session.Leaf, s.cfg.Now().Add(5*time.Second)) != nil {
 		return nil
 	}
+	if len(s.session.Certificate) < 2 || len(s.cert.Certificate) < 2 || !bytes.Equal(s.session.Certificate[1], s.cert.Certificate[1]) {
+		return nil
+	}
 	return s.session
 }
 
-func (s *AdminSession) loadSession() (*tls.Certificate, error) {
+func (s *AdminClient) loadSession() (*tls.Certificate, error) {
 	b, err := os.ReadFile(filepath.Join(s.dir, SessionFile))
 	if err != nil {
 		return nil, err
@@ -142,7 +135,7 @@ func (s *AdminSession) loadSession() (*tls.Certificate, error) {
 }
 
 // prompt is the client's answer to ErrMFARequired.
-func (s *AdminSession) prompt(ctx context.Context) error {
+func (s *AdminClient) prompt(ctx context.Context) error {
 	if s.cfg.Code == nil {
 		return fmt.Errorf("%w: no way to ask for a code here; run \"moat admin mfa login\" first", ErrMFARequired)
 	}
@@ -156,7 +149,7 @@ func (s *AdminSession) prompt(ctx context.Context) error {
 
 // Login trades code for an MFA session certificate, stores it in the
 // directory and presents it from now on. It returns the certificate.
-func (s *AdminSession) Login(ctx context.Context, code string) (*x509.Certificate, error) {
+func (s *AdminClient) Login(ctx context.Context, code string) (*x509.Certificate, error) {
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
 		return nil, fmt.Errorf("api: key: %w", err)
@@ -173,7 +166,7 @@ func (s *AdminSession) Login(ctx context.Context, code string) (*x509.Certificat
 	if err != nil {
 		return nil, err
 	}
-	if !publicKeyMatch(chain[0].PublicKey, key.Public()) {
+	if !publicKeyEqual(chain[0].PublicKey, key.Public()) {
 		return nil, errors.New("api: the server signed a different key")
 	}
 	if id, err := s.trust.Verify(chain); err != nil || id.String() != s.id {
@@ -198,7 +191,7 @@ func (s *AdminSession) Login(ctx context.Context, code string) (*x509.Certificat
 }
 
 // Logout forgets the session certificate, here and on disk.
-func (s *AdminSession) Logout() error {
+func (s *AdminClient) Logout() error {
 	s.mu.Lock()
 	s.session = nil
 	s.mu.Unlock()
@@ -207,12 +200,6 @@ func (s *AdminSession) Logout() error {
 		return fmt.Errorf("api: %w", err)
 	}
 	return nil
-}
-
-func publicKeyMatch(a, b crypto.PublicKey) bool {
-	type equaler interface{ Equal(crypto.PublicKey) bool }
-	ea, ok := a.(equaler)
-	return ok && ea.Equal(b)
 }
 
 func mustMarshal(v any) []byte {

@@ -7,10 +7,10 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"moat/internal/filelock"
 	"os"
 	"path/filepath"
 	"sync"
-	"syscall"
 	"time"
 
 	"golang.org/x/mod/sumdb/note"
@@ -151,7 +151,7 @@ func (l *Log) open(cfg Config) error {
 			return fmt.Errorf("audit: %w", err)
 		}
 		l.owner = f
-		if err := flock(f, syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
+		if err := flock(f, filelock.Exclusive|filelock.NonBlocking); err != nil {
 			return fmt.Errorf("audit: log %q is open by another writer: %w", l.dir, err)
 		}
 	}
@@ -175,14 +175,14 @@ func (l *Log) open(cfg Config) error {
 			return err
 		}
 	}
-	how := syscall.LOCK_EX
+	how := filelock.Exclusive
 	if l.readOnly {
-		how = syscall.LOCK_SH
+		how = filelock.Shared
 	}
 	if err := flock(l.lock, how); err != nil {
 		return fmt.Errorf("audit: lock %q: %w", l.dir, err)
 	}
-	defer flock(l.lock, syscall.LOCK_UN)
+	defer flock(l.lock, filelock.Unlock)
 	s, err := l.scan()
 	if err != nil {
 		return err
@@ -479,10 +479,10 @@ func (l *Log) Append(ctx context.Context, e Entry) (int64, error) {
 	if err := l.writable(); err != nil {
 		return -1, err
 	}
-	if err := flock(l.lock, syscall.LOCK_EX); err != nil {
+	if err := flock(l.lock, filelock.Exclusive); err != nil {
 		return -1, fmt.Errorf("audit: lock: %w", err)
 	}
-	defer flock(l.lock, syscall.LOCK_UN)
+	defer flock(l.lock, filelock.Unlock)
 	return l.appendLocked(e)
 }
 
@@ -534,10 +534,10 @@ func (l *Log) AppendBatch(ctx context.Context, es []Entry) (int64, error) {
 	if err := l.writable(); err != nil {
 		return -1, err
 	}
-	if err := flock(l.lock, syscall.LOCK_EX); err != nil {
+	if err := flock(l.lock, filelock.Exclusive); err != nil {
 		return -1, fmt.Errorf("audit: lock: %w", err)
 	}
-	defer flock(l.lock, syscall.LOCK_UN)
+	defer flock(l.lock, filelock.Unlock)
 	return l.appendLocked(es...)
 }
 

@@ -6,8 +6,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"moat/internal/filelock"
 	"os"
-	"syscall"
 
 	"golang.org/x/mod/sumdb/tlog"
 )
@@ -161,14 +161,9 @@ func (h fileHashReader) ReadHashes(indexes []int64) ([]tlog.Hash, error) {
 
 // flock takes or releases an advisory lock on f; a nil f (a read-only
 // copy without a lock file) needs none.
-func flock(f *os.File, how int) error {
+func flock(f *os.File, how filelock.How) error {
 	if f == nil {
 		return nil
 	}
-	for {
-		err := syscall.Flock(int(f.Fd()), how)
-		if err != syscall.EINTR {
-			return err
-		}
-	}
+	return filelock.Flock(f, how)
 }

@@ -7,8 +7,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"moat/internal/filelock"
 	"os"
-	"syscall"
 
 	"golang.org/x/mod/sumdb/note"
 	"golang.org/x/mod/sumdb/tlog"
@@ -115,10 +115,10 @@ func (l *Log) snapshot() (*verifySnapshot, error) {
 	if l.verifier == nil {
 		return nil, errors.New("audit: verify: no verifier key (Config.Verifier)")
 	}
-	if err := flock(l.lock, syscall.LOCK_SH); err != nil {
+	if err := flock(l.lock, filelock.Shared); err != nil {
 		return nil, fmt.Errorf("audit: lock: %w", err)
 	}
-	defer flock(l.lock, syscall.LOCK_UN)
+	defer flock(l.lock, filelock.Unlock)
 	s := &verifySnapshot{}
 	var err error
 	if s.entries, err = fileSize(l.entries); err != nil {

@@ -11,13 +11,18 @@ import (
 
 	"gopkg.in/yaml.v3"
 
+	"moat/internal/agent"
 	"moat/internal/config"
+	"moat/internal/gateway"
 	"moat/internal/policy"
+	"moat/internal/server"
 )
 
-// moat's own configuration files are read leniently here, into small
-// structs holding only the fields the rules inspect; the file's kind is told
-// by its top-level keys. (The services' own parsers will replace these.)
+// moat's own configuration files are read with the services' own schemas
+// and decoders (policy.ParseDocument, server.File, agent.File,
+// gateway.File), strictly: a key the service would refuse is an error here
+// too. The file's kind is told by its top-level keys. Policy files are
+// also read into the small struct below for the lines of their rules.
 
 type moatPolicy struct {
 	Default string `yaml:"default"`
@@ -34,30 +39,18 @@ type moatPolicy struct {
 	} `yaml:"services"`
 }
 
-type moatServer struct {
-	Listen  string `yaml:"listen"`
-	SVIDTTL string `yaml:"svid_ttl"`
-	Admin   struct {
-		Listen            string `yaml:"listen"`
-		RequireClientCert bool   `yaml:"require_client_cert"`
-	} `yaml:"admin"`
+// MoatKind tells a moat configuration file's kind from its top-level keys:
+// "policy", "server", "agent", "gateway", or "" when it is none of them (or
+// not YAML).
+func MoatKind(src []byte) string {
+	var doc yaml.Node
+	if yaml.Unmarshal(src, &doc) != nil {
+		return ""
+	}
+	return moatKind(&doc)
 }
 
-// moatGateway holds the gateway.yaml keys the rules read, named as
-// internal/gateway names them: HSTS and the WAF are on unless disabled.
-type moatGateway struct {
-	HSTS struct {
-		Disabled bool   `yaml:"disabled"`
-		MaxAge   string `yaml:"max_age"`
-	} `yaml:"hsts"`
-	WAF struct {
-		Disabled      bool `yaml:"disabled"`
-		DetectionOnly bool `yaml:"detection_only"`
-	} `yaml:"waf"`
-}
-
-// moatKind tells a moat config file's kind from its top-level keys: "policy",
-// "server", "gateway", or "" when it is none of them.
+// moatKind tells a moat config file's kind from its top-level keys.
 func moatKind(doc *yaml.Node) string {
 	if doc.Kind != yaml.DocumentNode || len(doc.Content) == 0 || doc.Content[0].Kind != yaml.MappingNode {
 		return ""
@@ -69,7 +62,9 @@ func moatKind(doc *yaml.Node) string {
 	switch {
 	case keys["rules"] && (keys["default"] || keys["services"]) || keys["default"] && len(keys) <= 3:
 		return "policy"
-	case keys["trust_domain"] || keys["svid_ttl"] || keys["admin"]:
+	case keys["node"] && (keys["server"] || keys["join"]):
+		return "agent"
+	case keys["trust_domain"] || keys["svid_ttl"] || keys["store"] || keys["admin_dir"] || keys["key_rotation"] || keys["retention"]:
 		return "server"
 	case keys["routes"] || keys["waf"] || keys["hsts"]:
 		return "gateway"
@@ -181,41 +176,43 @@ func moatFile(name string, src []byte, fs *findings) (bool, error) {
 			add(RulePermissive, lineOf(&doc, "services", name), "policy.services."+name, "%s", msg)
 		}
 	case "server":
-		var s moatServer
-		if err := decode(&s); err != nil {
-			return true, err
+		f, err := server.ParseFile(src)
+		if err != nil {
+			return true, fmt.Errorf("check: %s: server config: %w", name, err)
 		}
-		if s.SVIDTTL != "" {
-			d, err := time.ParseDuration(s.SVIDTTL)
-			if err != nil {
-				return true, fmt.Errorf("check: %s:%d: svid_ttl: bad duration %q", name, lineOf(&doc, "svid_ttl"), s.SVIDTTL)
-			}
-			if d > 24*time.Hour {
-				add(RuleLongSVID, lineOf(&doc, "svid_ttl"), "server.svid_ttl", "svid_ttl is %s, over 24h", d)
-			}
+		if f.SVIDTTL > 24*time.Hour {
+			add(RuleLongSVID, lineOf(&doc, "svid_ttl"), "server.svid_ttl", "svid_ttl is %s, over 24h (moat refuses to run with it)", f.SVIDTTL)
+			f.SVIDTTL = 0 // reported; judge the rest
 		}
-		listen := s.Admin.Listen
-		if listen == "" {
-			listen = s.Listen
+		if err := f.ValidateFile(); err != nil {
+			return true, fmt.Errorf("check: %s: server config: %w", name, err)
 		}
-		if !loopback(listen) && !s.Admin.RequireClientCert {
-			add(RuleAdminExposed, lineOf(&doc, "admin"), "server.admin", "admin API listens on %q without requiring client certificates", listen)
+		// The API is always mutual TLS with role checks, wherever it
+		// listens; what a server exposes without authentication is its
+		// metrics.
+		if f.Metrics != "" && !loopback(f.Metrics) {
+			add(RuleMetricsExposed, lineOf(&doc, "metrics"), "server.metrics", "metrics listen on %q, beyond loopback, without authentication", f.Metrics)
+		}
+	case "agent":
+		f, err := agent.ParseFile(src)
+		if err != nil {
+			return true, fmt.Errorf("check: %s: agent config: %w", name, err)
+		}
+		if err := f.ValidateFile(); err != nil {
+			return true, fmt.Errorf("check: %s: agent config: %w", name, err)
+		}
+		if f.Metrics != "" && !loopback(f.Metrics) {
+			add(RuleMetricsExposed, lineOf(&doc, "metrics"), "agent.metrics", "metrics listen on %q, beyond loopback, without authentication", f.Metrics)
 		}
 	case "gateway":
-		var g moatGateway
-		if err := decode(&g); err != nil {
-			return true, err
+		var g gateway.File
+		if err := config.Decode(src, &g); err != nil {
+			return true, fmt.Errorf("check: %s: gateway config: %w", name, err)
 		}
 		if g.HSTS.Disabled {
 			add(RuleGatewayNoHSTSWAF, lineOf(&doc, "hsts", "disabled"), "gateway.hsts", "HSTS is disabled")
-		} else if g.HSTS.MaxAge != "" {
-			d, err := config.ParseDuration(g.HSTS.MaxAge)
-			if err != nil {
-				return true, fmt.Errorf("check: %s:%d: hsts.max_age: %v", name, lineOf(&doc, "hsts", "max_age"), err)
-			}
-			if d < 180*24*time.Hour {
-				add(RuleGatewayNoHSTSWAF, lineOf(&doc, "hsts", "max_age"), "gateway.hsts", "HSTS max_age %q is under 180 days", g.HSTS.MaxAge)
-			}
+		} else if g.HSTS.MaxAge != 0 && time.Duration(g.HSTS.MaxAge) < 180*24*time.Hour {
+			add(RuleGatewayNoHSTSWAF, lineOf(&doc, "hsts", "max_age"), "gateway.hsts", "HSTS max_age %s is under 180 days", time.Duration(g.HSTS.MaxAge))
 		}
 		switch {
 		case g.WAF.Disabled:

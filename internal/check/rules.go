@@ -94,7 +94,7 @@ const (
 	RuleLongSVID         = "MOAT-004"
 	RuleGatewayNoHSTSWAF = "MOAT-005"
 	RuleWAFDetect        = "MOAT-006"
-	RuleAdminExposed     = "MOAT-007"
+	RuleMetricsExposed   = "MOAT-007"
 	RuleNotEvaluated     = "CHECK-001"
 	RuleBadSuppression   = "CHECK-002"
 	RuleRejected         = "CHECK-003"
@@ -178,9 +178,9 @@ func Rules() []Rule {
 		{RuleWAFDetect, Medium, "WAF in detection-only mode",
 			"The gateway's WAF logs attacks but does not block them.",
 			"Remove waf.detection_only, after tuning exclusions on the traffic it logged."},
-		{RuleAdminExposed, Critical, "Admin API on a non-loopback address without client certificates",
-			"The server's admin API listens beyond loopback and does not require client certificates.",
-			"Set admin.require_client_cert: true or listen on 127.0.0.1."},
+		{RuleMetricsExposed, Medium, "Metrics beyond loopback without authentication",
+			"A server's or agent's Prometheus metrics listen beyond loopback; they are plain HTTP without authentication and name services, nodes, rules and rates. (The control-plane API is always mutual TLS with role checks, wherever it listens.)",
+			"Set metrics to a loopback address (127.0.0.1:9100) and scrape through a local collector, or keep the port behind a firewall."},
 		{RuleNotEvaluated, Info, "Construct not evaluated",
 			"Part of the configuration could not be evaluated statically; findings that depend on it may be missing.",
 			"Give the value statically (a default or a .tfvars file), or check the plan JSON instead."},

@@ -42,7 +42,7 @@ func accessRequestCommand() *Command {
 	var shell *bool
 	var port *int
 	var dur *time.Duration
-	return sessionCommand("request", "ask for a grant", "--node NODE (--shell | --service SVC [--port N]) --reason TEXT --for 1h",
+	return adminCommand("request", "ask for a grant", "--node NODE (--shell | --service SVC [--port N]) --reason TEXT --for 1h",
 		func(fs *flag.FlagSet) {
 			node = fs.String("node", "", "the node (for a forward, the service's node, which may be left out)")
 			shell = fs.Bool("shell", false, "a shell on the node (ssh, scp, sftp)")
@@ -51,7 +51,7 @@ func accessRequestCommand() *Command {
 			reason = fs.String("reason", "", "why: an incident or ticket (required)")
 			dur = fs.Duration("for", time.Hour, "how long the grant lasts once approved")
 		},
-		func(ctx context.Context, e *Env, fs *flag.FlagSet, s *api.AdminSession, af *adminFlags) error {
+		func(ctx context.Context, e *Env, fs *flag.FlagSet, s *api.AdminClient, af *adminFlags) error {
 			req := api.AccessRequest{Node: *node, Service: *service, Port: *port, Reason: *reason, For: *dur}
 			switch {
 			case *shell && *service != "":
@@ -95,8 +95,8 @@ func grantArg(fs *flag.FlagSet, cmd string) (string, error) {
 }
 
 func accessApproveCommand() *Command {
-	return sessionCommand("approve", "approve another administrator's grant", "ID", nil,
-		func(ctx context.Context, e *Env, fs *flag.FlagSet, s *api.AdminSession, af *adminFlags) error {
+	return adminCommand("approve", "approve another administrator's grant", "ID", nil,
+		func(ctx context.Context, e *Env, fs *flag.FlagSet, s *api.AdminClient, af *adminFlags) error {
 			id, err := grantArg(fs, "approve")
 			if err != nil {
 				return err
@@ -118,8 +118,8 @@ func accessApproveCommand() *Command {
 }
 
 func accessRevokeCommand() *Command {
-	return sessionCommand("revoke", "end a grant and its live sessions", "ID", nil,
-		func(ctx context.Context, e *Env, fs *flag.FlagSet, s *api.AdminSession, af *adminFlags) error {
+	return adminCommand("revoke", "end a grant and its live sessions", "ID", nil,
+		func(ctx context.Context, e *Env, fs *flag.FlagSet, s *api.AdminClient, af *adminFlags) error {
 			id, err := grantArg(fs, "revoke")
 			if err != nil {
 				return err
@@ -142,9 +142,9 @@ func accessRevokeCommand() *Command {
 
 func accessListCommand() *Command {
 	var all *bool
-	return sessionCommand("list", "list grants (pending and active, or --all)", "[--all]",
+	return adminCommand("list", "list grants (pending and active, or --all)", "[--all]",
 		func(fs *flag.FlagSet) { all = fs.Bool("all", false, "also list ended grants") },
-		func(ctx context.Context, e *Env, fs *flag.FlagSet, s *api.AdminSession, af *adminFlags) error {
+		func(ctx context.Context, e *Env, fs *flag.FlagSet, s *api.AdminClient, af *adminFlags) error {
 			path := api.PathAccess
 			if *all {
 				path += "?all=1"
@@ -177,7 +177,7 @@ var sessionIDRE = regexp.MustCompile(`^[0-9a-f]{24}$`)
 
 // recordedSessions resolves a replay argument: a session ID, or a grant ID
 // (its sessions with recordings, in order).
-func recordedSessions(ctx context.Context, s *api.AdminSession, id string) ([]string, error) {
+func recordedSessions(ctx context.Context, s *api.AdminClient, id string) ([]string, error) {
 	if sessionIDRE.MatchString(id) {
 		return []string{id}, nil
 	}
@@ -202,7 +202,7 @@ func recordedSessions(ctx context.Context, s *api.AdminSession, id string) ([]st
 // fetchRecording downloads a session's recording and checks it against
 // the digest the audit log holds for the session's end: a recording edited
 // or swapped on the server is refused.
-func fetchRecording(ctx context.Context, s *api.AdminSession, session string) ([]byte, error) {
+func fetchRecording(ctx context.Context, s *api.AdminClient, session string) ([]byte, error) {
 	var buf bytes.Buffer
 	if _, err := s.Download(ctx, http.MethodGet, api.PathAccessRec+"?session="+session, nil, &buf); err != nil {
 		return nil, err
@@ -219,7 +219,7 @@ func fetchRecording(ctx context.Context, s *api.AdminSession, session string) ([
 }
 
 // auditedDigest finds the recording digest of session's end in the audit log.
-func auditedDigest(ctx context.Context, s *api.AdminSession, session string) (string, error) {
+func auditedDigest(ctx context.Context, s *api.AdminClient, session string) (string, error) {
 	var page api.AuditEntries
 	if err := s.Call(ctx, http.MethodGet, api.PathAudit+"?from=0&to=0", nil, &page); err != nil {
 		return "", fmt.Errorf("audit log: %w", err)
@@ -246,13 +246,13 @@ func accessReplayCommand() *Command {
 	var speed *float64
 	var instant *bool
 	var idle *time.Duration
-	return sessionCommand("replay", "play a session's recording (checked against the audit log)", "ID [--instant] [--speed 2]",
+	return adminCommand("replay", "play a session's recording (checked against the audit log)", "ID [--instant] [--speed 2]",
 		func(fs *flag.FlagSet) {
 			speed = fs.Float64("speed", 1, "playback speed")
 			instant = fs.Bool("instant", false, "print the output without its timing")
 			idle = fs.Duration("idle", 2*time.Second, "longest pause played")
 		},
-		func(ctx context.Context, e *Env, fs *flag.FlagSet, s *api.AdminSession, af *adminFlags) error {
+		func(ctx context.Context, e *Env, fs *flag.FlagSet, s *api.AdminClient, af *adminFlags) error {
 			if fs.NArg() != 1 {
 				return usagef("access replay takes one argument, a session or grant ID")
 			}
@@ -321,9 +321,9 @@ func playCast(ctx context.Context, w io.Writer, rec []byte, speed float64, idle 
 
 func accessExportCommand() *Command {
 	var out *string
-	return sessionCommand("export", "write a session's recording as an asciicast file (asciinema play FILE)", "SESSION -o FILE",
+	return adminCommand("export", "write a session's recording as an asciicast file (asciinema play FILE)", "SESSION -o FILE",
 		func(fs *flag.FlagSet) { out = fs.String("o", "", "output file (required)") },
-		func(ctx context.Context, e *Env, fs *flag.FlagSet, s *api.AdminSession, af *adminFlags) error {
+		func(ctx context.Context, e *Env, fs *flag.FlagSet, s *api.AdminClient, af *adminFlags) error {
 			if fs.NArg() != 1 || *out == "" {
 				return usagef("access export takes a session (or grant) ID and -o FILE")
 			}

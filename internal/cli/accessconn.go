@@ -36,7 +36,7 @@ import (
 
 // findGrant finds the caller's active grant for node (a shell) or service
 // (a forward), the latest one if several.
-func findGrant(ctx context.Context, s *api.AdminSession, mode, node, service string) (api.Grant, error) {
+func findGrant(ctx context.Context, s *api.AdminClient, mode, node, service string) (api.Grant, error) {
 	var gs []api.GrantListing
 	if err := s.Call(ctx, http.MethodGet, api.PathAccess, nil, &gs); err != nil {
 		return api.Grant{}, err
@@ -66,7 +66,7 @@ type grantCreds struct {
 
 // fetchGrantCreds asks for the grant's certificates over fresh keys (the
 // call needs an MFA session: the prompt asks for a code if none is valid).
-func fetchGrantCreds(ctx context.Context, s *api.AdminSession, g api.Grant) (*grantCreds, error) {
+func fetchGrantCreds(ctx context.Context, s *api.AdminClient, g api.Grant) (*grantCreds, error) {
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
 		return nil, err
@@ -120,7 +120,7 @@ func fetchGrantCreds(ctx context.Context, s *api.AdminSession, g api.Grant) (*gr
 
 // shellGrant finds the caller's shell grant on node and fetches its
 // credentials.
-func shellGrant(ctx context.Context, s *api.AdminSession, node string) (api.Grant, *grantCreds, error) {
+func shellGrant(ctx context.Context, s *api.AdminClient, node string) (api.Grant, *grantCreds, error) {
 	g, err := findGrant(ctx, s, api.ModeShell, node, "")
 	if err != nil {
 		return api.Grant{}, nil, err
@@ -132,7 +132,7 @@ func shellGrant(ctx context.Context, s *api.AdminSession, node string) (api.Gran
 // dialGrant reaches g's node through the control plane's relay and runs
 // mutual TLS with its agent: the grant certificate on this side, the node's
 // SVID (checked against the pinned bundle, for g's node) on the other.
-func dialGrant(ctx context.Context, s *api.AdminSession, g api.Grant, cert *tls.Certificate, alpn string) (*tls.Conn, error) {
+func dialGrant(ctx context.Context, s *api.AdminClient, g api.Grant, cert *tls.Certificate, alpn string) (*tls.Conn, error) {
 	conn, err := s.Stream(ctx, api.PathAccessDial, http.Header{api.HeaderGrant: {g.ID}, api.HeaderALPN: {alpn}})
 	if err != nil {
 		return nil, err
@@ -191,11 +191,11 @@ func sshClient(tc net.Conn, g api.Grant, cr *grantCreds) (*ssh.Client, error) {
 
 func sshCommand() *Command {
 	var tty *bool
-	return sessionCommand("ssh", "a shell on a node under your active grant (recorded)", "NODE [-t] [COMMAND...]",
+	return adminCommand("ssh", "a shell on a node under your active grant (recorded)", "NODE [-t] [COMMAND...]",
 		func(fs *flag.FlagSet) {
 			tty = fs.Bool("t", false, "ask for a terminal even when standard input is not one")
 		},
-		func(ctx context.Context, e *Env, fs *flag.FlagSet, s *api.AdminSession, af *adminFlags) error {
+		func(ctx context.Context, e *Env, fs *flag.FlagSet, s *api.AdminClient, af *adminFlags) error {
 			if fs.NArg() < 1 {
 				return usagef("ssh takes a node name, then an optional command")
 			}
@@ -301,11 +301,11 @@ const (
 
 func accessSSHCertCommand() *Command {
 	var dir *string
-	return sessionCommand("ssh-cert", "write your grant's SSH key and certificate for ssh(1), scp and sftp", "NODE [--dir DIR]",
+	return adminCommand("ssh-cert", "write your grant's SSH key and certificate for ssh(1), scp and sftp", "NODE [--dir DIR]",
 		func(fs *flag.FlagSet) {
 			dir = fs.String("dir", "", "where to write them (default ADMIN_DIR/access/NODE)")
 		},
-		func(ctx context.Context, e *Env, fs *flag.FlagSet, s *api.AdminSession, af *adminFlags) error {
+		func(ctx context.Context, e *Env, fs *flag.FlagSet, s *api.AdminClient, af *adminFlags) error {
 			if fs.NArg() != 1 {
 				return usagef("access ssh-cert takes one argument, the node")
 			}
@@ -426,12 +426,12 @@ func splice(ctx context.Context, c net.Conn, in io.Reader, out io.Writer) error 
 
 func accessForwardCommand() *Command {
 	var service, local *string
-	return sessionCommand("forward", "forward a local port to a service under your grant", "--service SVC --local 127.0.0.1:PORT",
+	return adminCommand("forward", "forward a local port to a service under your grant", "--service SVC --local 127.0.0.1:PORT",
 		func(fs *flag.FlagSet) {
 			service = fs.String("service", "", "the service of your forward grant (required)")
 			local = fs.String("local", "127.0.0.1:0", "local address to listen on")
 		},
-		func(ctx context.Context, e *Env, fs *flag.FlagSet, s *api.AdminSession, af *adminFlags) error {
+		func(ctx context.Context, e *Env, fs *flag.FlagSet, s *api.AdminClient, af *adminFlags) error {
 			if *service == "" {
 				return usagef("access forward: --service is required")
 			}
@@ -482,7 +482,7 @@ func accessForwardCommand() *Command {
 }
 
 // forwardOne carries one local connection to the grant's service.
-func forwardOne(ctx context.Context, s *api.AdminSession, g api.Grant, cert *tls.Certificate, c net.Conn) error {
+func forwardOne(ctx context.Context, s *api.AdminClient, g api.Grant, cert *tls.Certificate, c net.Conn) error {
 	tc, err := dialGrant(ctx, s, g, cert, api.ALPNAccessForward)
 	if err != nil {
 		return err

@@ -22,6 +22,7 @@ import (
 	"moat/internal/api"
 	"moat/internal/ca"
 	"moat/internal/identity"
+	"moat/internal/policy"
 )
 
 // adminFlags are the flags every admin command takes.
@@ -39,12 +40,39 @@ func (a *adminFlags) register(fs *flag.FlagSet) {
 
 // client builds an admin client from the credentials directory; a call
 // that needs a fresh MFA proof asks for a code.
-func (a *adminFlags) client(e *Env) (*api.Client, error) {
-	s, err := a.session(e, true)
+func (a *adminFlags) client(e *Env) (*api.AdminClient, error) {
+	return a.session(e, true)
+}
+
+// connect returns an admin client after keepCredentials.
+func (a *adminFlags) connect(ctx context.Context, e *Env) (*api.AdminClient, error) {
+	c, err := a.client(e)
 	if err != nil {
 		return nil, err
 	}
-	return s.Client, nil
+	if err := keepCredentials(ctx, e, c); err != nil {
+		c.Close()
+		return nil, err
+	}
+	return c, nil
+}
+
+// keepCredentials pins the server's current trust bundle in the credentials
+// directory and renews the admin certificate when it is due (a root
+// rotation moved signing to a new root, or it is past two thirds of its
+// life), saying so on stderr. Every admin command does this first, so an
+// administrator who uses the CLI during a rotation is never locked out.
+func keepCredentials(ctx context.Context, e *Env, c *api.AdminClient) error {
+	due, err := c.SyncTrust(ctx, time.Now())
+	if err != nil || !due {
+		return err
+	}
+	leaf, err := c.Renew(ctx, 0)
+	if err != nil {
+		return fmt.Errorf("renew the admin certificate: %w", err)
+	}
+	fmt.Fprintf(e.Stderr, "moat: renewed the admin certificate of %s, valid until %s\n", leaf.URIs[0], leaf.NotAfter.UTC().Format(time.RFC3339))
+	return nil
 }
 
 // dir is the admin credentials directory: --admin-dir, else MOAT_ADMIN_DIR.
@@ -56,12 +84,26 @@ func (a *adminFlags) dir(e *Env) string {
 }
 
 // adminCommand builds an admin subcommand: it declares its own flags, then
-// calls the server with the client (which asks for an MFA code when a call
-// needs one).
-func adminCommand(name, summary, usage string, flags func(fs *flag.FlagSet), run func(ctx context.Context, e *Env, fs *flag.FlagSet, c *api.Client, out *adminFlags) error) *Command {
-	return sessionCommand(name, summary, usage, flags, func(ctx context.Context, e *Env, fs *flag.FlagSet, s *api.AdminSession, af *adminFlags) error {
-		return run(ctx, e, fs, s.Client, af)
-	})
+// calls the server with the client (after keepCredentials).
+func adminCommand(name, summary, usage string, flags func(fs *flag.FlagSet), run func(ctx context.Context, e *Env, fs *flag.FlagSet, c *api.AdminClient, out *adminFlags) error) *Command {
+	af := &adminFlags{}
+	return &Command{
+		Name: name, Summary: summary, Usage: usage,
+		Flags: func(fs *flag.FlagSet) {
+			af.register(fs)
+			if flags != nil {
+				flags(fs)
+			}
+		},
+		Run: func(ctx context.Context, e *Env, fs *flag.FlagSet) error {
+			c, err := af.connect(ctx, e)
+			if err != nil {
+				return err
+			}
+			defer c.Close()
+			return run(ctx, e, fs, c, af)
+		},
+	}
 }
 
 func printJSON(w io.Writer, v any) error {
@@ -81,7 +123,7 @@ func tokenCommand() *Command {
 				node = fs.String("node", "", "the node that may use the token (required)")
 				ttl = fs.Duration("ttl", 15*time.Minute, "how long the token stays valid")
 			},
-			func(ctx context.Context, e *Env, fs *flag.FlagSet, c *api.Client, out *adminFlags) error {
+			func(ctx context.Context, e *Env, fs *flag.FlagSet, c *api.AdminClient, out *adminFlags) error {
 				if *node == "" {
 					return usagef("token create: --node is required")
 				}
@@ -125,11 +167,11 @@ func svcCommand() *Command {
 			node = fs.String("node", "", "node that runs the service (required)")
 			name = fs.String("name", "", "service name (required)")
 			port = fs.Int("port", 0, "the app's port on 127.0.0.1 (required)")
-			uid = fs.Int("uid", -1, "only this local uid may fetch the SVID and use the upstream ports (default: any local user, no isolation)")
+			uid = fs.Int("uid", -1, "only this local uid may fetch the SVID and use the upstream ports; -1 lets any local user (no isolation)")
 			plainPort = fs.Int("plaintext-port", 0, "while the intentions make the service permissive, take plaintext callers on this port of the node's mesh address")
 			fs.Var(&ups, "upstream", "a service this one calls, and the local port to reach it on (repeatable)")
 		},
-		func(ctx context.Context, e *Env, fs *flag.FlagSet, c *api.Client, out *adminFlags) error {
+		func(ctx context.Context, e *Env, fs *flag.FlagSet, c *api.AdminClient, out *adminFlags) error {
 			if *node == "" || *name == "" || *port == 0 {
 				return usagef("svc register: --node, --name and --port are required")
 			}
@@ -159,7 +201,7 @@ func svcCommand() *Command {
 			return nil
 		})
 	list := adminCommand("list", "list registered services", "", nil,
-		func(ctx context.Context, e *Env, fs *flag.FlagSet, c *api.Client, out *adminFlags) error {
+		func(ctx context.Context, e *Env, fs *flag.FlagSet, c *api.AdminClient, out *adminFlags) error {
 			var regs []api.ServiceListing
 			if err := c.Call(ctx, http.MethodGet, api.PathServices, nil, &regs); err != nil {
 				return err
@@ -185,7 +227,7 @@ func svcCommand() *Command {
 	var dname *string
 	deregister := adminCommand("deregister", "remove a service", "--name NAME",
 		func(fs *flag.FlagSet) { dname = fs.String("name", "", "service name (required)") },
-		func(ctx context.Context, e *Env, fs *flag.FlagSet, c *api.Client, out *adminFlags) error {
+		func(ctx context.Context, e *Env, fs *flag.FlagSet, c *api.AdminClient, out *adminFlags) error {
 			if *dname == "" {
 				return usagef("svc deregister: --name is required")
 			}
@@ -202,7 +244,7 @@ func revokeCommand() *Command {
 			node = fs.String("node", "", "revoke a node and the SVIDs it was issued")
 			serial = fs.String("serial", "", "revoke one certificate by serial (hex)")
 		},
-		func(ctx context.Context, e *Env, fs *flag.FlagSet, c *api.Client, out *adminFlags) error {
+		func(ctx context.Context, e *Env, fs *flag.FlagSet, c *api.AdminClient, out *adminFlags) error {
 			req := api.RevokeRequest{Service: *svc, Node: *node, Serial: *serial}
 			var rev identity.Revocations
 			if err := c.Call(ctx, http.MethodPost, api.PathRevoke, req, &rev); err != nil {
@@ -223,7 +265,7 @@ func revokeCommand() *Command {
 
 func caCommand() *Command {
 	show := adminCommand("show", "show the CA, its roots and the rotation phase", "", nil,
-		func(ctx context.Context, e *Env, fs *flag.FlagSet, c *api.Client, out *adminFlags) error {
+		func(ctx context.Context, e *Env, fs *flag.FlagSet, c *api.AdminClient, out *adminFlags) error {
 			var info api.CAInfo
 			if err := c.Call(ctx, http.MethodGet, api.PathCA, nil, &info); err != nil {
 				return err
@@ -240,13 +282,18 @@ func caCommand() *Command {
 			if name == "retire" {
 				force = fs.Bool("force", false, "retire even if SVIDs under the old root may still be live")
 			}
-		}, func(ctx context.Context, e *Env, fs *flag.FlagSet, c *api.Client, out *adminFlags) error {
+		}, func(ctx context.Context, e *Env, fs *flag.FlagSet, c *api.AdminClient, out *adminFlags) error {
 			req := api.CARequest{Step: name}
 			if force != nil {
 				req.Force = *force
 			}
 			var info api.CAInfo
 			if err := c.Call(ctx, http.MethodPost, api.PathCARotate, req, &info); err != nil {
+				return err
+			}
+			// Pin the bundle the step changed (and, once the new root
+			// signs, renew) now rather than at the next command.
+			if err := keepCredentials(ctx, e, c); err != nil {
 				return err
 			}
 			if out.output == "json" {
@@ -287,8 +334,13 @@ func policyCommand() *Command {
 		return string(b), nil
 	}
 	fileFlag := func(fs *flag.FlagSet) { file = fs.String("f", "", "intentions file (YAML)") }
-	apply := adminCommand("apply", "validate and apply an intentions file atomically", "-f FILE", fileFlag,
-		func(ctx context.Context, e *Env, fs *flag.FlagSet, c *api.Client, out *adminFlags) error {
+	var validate *bool
+	applyFlags := func(fs *flag.FlagSet) {
+		fileFlag(fs)
+		validate = fs.Bool("validate", false, "check the file with the policy parser here, without the server, and exit")
+	}
+	apply := adminCommand("apply", "validate and apply an intentions file atomically", "-f FILE [--validate]", applyFlags,
+		func(ctx context.Context, e *Env, fs *flag.FlagSet, c *api.AdminClient, out *adminFlags) error {
 			doc, err := readFile()
 			if err != nil {
 				return err
@@ -306,8 +358,24 @@ func policyCommand() *Command {
 			fmt.Fprintf(e.Stdout, "applied policy version %d\n", resp.Policy.Version)
 			return nil
 		})
+	applyRun := apply.Run
+	apply.Run = func(ctx context.Context, e *Env, fs *flag.FlagSet) error {
+		if !*validate {
+			return applyRun(ctx, e, fs)
+		}
+		doc, err := readFile()
+		if err != nil {
+			return err
+		}
+		t, err := policy.ParseDocument([]byte(doc), "")
+		if err != nil {
+			return fmt.Errorf("%s: %w", *file, err)
+		}
+		fmt.Fprintf(e.Stdout, "%s: ok (policy digest %s)\n", *file, t.Version())
+		return nil
+	}
 	diff := adminCommand("diff", "show what applying a file would change, and which recent flows it would deny", "-f FILE", fileFlag,
-		func(ctx context.Context, e *Env, fs *flag.FlagSet, c *api.Client, out *adminFlags) error {
+		func(ctx context.Context, e *Env, fs *flag.FlagSet, c *api.AdminClient, out *adminFlags) error {
 			doc, err := readFile()
 			if err != nil {
 				return err
@@ -330,7 +398,7 @@ func policyCommand() *Command {
 			to = fs.String("to", "", "called service")
 			port = fs.Int("port", 0, "called port")
 		},
-		func(ctx context.Context, e *Env, fs *flag.FlagSet, c *api.Client, out *adminFlags) error {
+		func(ctx context.Context, e *Env, fs *flag.FlagSet, c *api.AdminClient, out *adminFlags) error {
 			if *from == "" || *to == "" || *port == 0 {
 				return usagef("policy explain: --from, --to and --port are required")
 			}
@@ -345,7 +413,7 @@ func policyCommand() *Command {
 			return nil
 		})
 	show := adminCommand("show", "print the applied intentions", "", nil,
-		func(ctx context.Context, e *Env, fs *flag.FlagSet, c *api.Client, out *adminFlags) error {
+		func(ctx context.Context, e *Env, fs *flag.FlagSet, c *api.AdminClient, out *adminFlags) error {
 			var p api.Policy
 			if err := c.Call(ctx, http.MethodGet, api.PathPolicy, nil, &p); err != nil {
 				return err
@@ -373,7 +441,7 @@ func adminsCommand() *Command {
 			out = fs.String("out", "", "directory to write the new credentials to (required; mode 0600 files)")
 			ttl = fs.Duration("ttl", 30*24*time.Hour, "certificate lifetime")
 		},
-		func(ctx context.Context, e *Env, fs *flag.FlagSet, c *api.Client, af *adminFlags) error {
+		func(ctx context.Context, e *Env, fs *flag.FlagSet, c *api.AdminClient, af *adminFlags) error {
 			if *name == "" || *role == "" || *out == "" {
 				return usagef("admin create: --name, --role and --out are required")
 			}
@@ -404,7 +472,7 @@ func adminsCommand() *Command {
 			return nil
 		})
 	whoami := adminCommand("whoami", "show the identity and role of the admin credentials", "", nil,
-		func(ctx context.Context, e *Env, fs *flag.FlagSet, c *api.Client, af *adminFlags) error {
+		func(ctx context.Context, e *Env, fs *flag.FlagSet, c *api.AdminClient, af *adminFlags) error {
 			var w api.Whoami
 			if err := c.Call(ctx, http.MethodGet, api.PathWhoami, nil, &w); err != nil {
 				return err
@@ -415,7 +483,28 @@ func adminsCommand() *Command {
 			fmt.Fprintf(e.Stdout, "%s (role %s)\n", w.ID, w.Role)
 			return nil
 		})
-	return &Command{Name: "admin", Summary: "manage administrators", Sub: []*Command{create, mfaCommand(), whoami}}
+	var renewTTL *time.Duration
+	renew := adminCommand("renew", "renew the admin certificate (same key, same role)", "[--ttl D]",
+		func(fs *flag.FlagSet) {
+			renewTTL = fs.Duration("ttl", 0, "new certificate lifetime (default: as long as the current one)")
+		},
+		func(ctx context.Context, e *Env, fs *flag.FlagSet, c *api.AdminClient, af *adminFlags) error {
+			if *renewTTL < 0 {
+				return usagef("admin renew: --ttl must be positive")
+			}
+			leaf, err := c.Renew(ctx, *renewTTL)
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(e.Stdout, "renewed %s, valid until %s\n", leaf.URIs[0], leaf.NotAfter.UTC().Format(time.RFC3339))
+			return nil
+		})
+	renew.Help = "Asks the control plane for a new certificate over the same key, with the same\n" +
+		"identity and role, and writes it to the credentials directory. Any admin\n" +
+		"command renews by itself once the certificate is two thirds through its life,\n" +
+		"or when a root rotation has moved signing to a new root. A certificate that has\n" +
+		"already expired cannot be renewed this way: see \"moat server admin-recover\"."
+	return &Command{Name: "admin", Summary: "manage administrators", Sub: []*Command{create, mfaCommand(), renew, whoami}}
 }
 
 // listingHealth sums up a service's listeners as its agent reported them.

@@ -4,56 +4,12 @@ import (
 	"context"
 	"flag"
 	"fmt"
-	"net"
 
 	"moat/internal/agent"
-	"moat/internal/config"
-	"moat/internal/identity"
 )
 
-// agentConfig is moat agent's configuration file; flags share its names.
-type agentConfig struct {
-	DataDir    string `yaml:"data_dir"`
-	Server     string `yaml:"server"`
-	Join       string `yaml:"join"`
-	Node       string `yaml:"node"`
-	Listen     string `yaml:"listen"`
-	Socket     string `yaml:"socket"`
-	RequireUID bool   `yaml:"require_uid"`
-	Metrics    string `yaml:"metrics"`
-	// KEK seals the node key, cached SVID keys and the spool; the key file
-	// defaults to DATA_DIR.kek, created on first start.
-	KEK kekConfig `yaml:"kek"`
-	// Access configures break-glass sessions on this node.
-	Access agent.AccessFile `yaml:"access"`
-}
-
-func (c *agentConfig) validate() error {
-	if c.DataDir == "" {
-		return config.Errorf("data_dir", "required")
-	}
-	if _, _, err := net.SplitHostPort(c.Server); err != nil {
-		return config.Errorf("server", "%q: want host:port", c.Server)
-	}
-	if err := identity.ValidName(c.Node); err != nil {
-		return config.Errorf("node", "%v", err)
-	}
-	if _, _, err := net.SplitHostPort(c.Listen); err != nil {
-		return config.Errorf("listen", "%q: want host:port", c.Listen)
-	}
-	if c.Metrics != "" {
-		if _, _, err := net.SplitHostPort(c.Metrics); err != nil {
-			return config.Errorf("metrics", "%q: want host:port", c.Metrics)
-		}
-	}
-	if _, err := c.Access.Config("access"); err != nil {
-		return err
-	}
-	return c.KEK.validate("kek")
-}
-
 func agentCommand() *Command {
-	var c agentConfig
+	var c agent.File
 	var file *string
 	var validate *bool
 	return &Command{
@@ -76,20 +32,21 @@ func agentCommand() *Command {
 			fs.StringVar(&c.Metrics, "metrics", "", "serve Prometheus /metrics on this address")
 			fs.StringVar(&c.Access.User, "access-user", "", "local user break-glass shells run as (empty: no shells on this node)")
 			validate = fs.Bool("validate", false, "check the configuration and exit")
-			c.KEK.flags(fs)
+			kekFlags(fs, &c.KEK)
+			logFlags(fs, &c.Log)
 		},
 		Run: func(ctx context.Context, e *Env, fs *flag.FlagSet) error {
 			if err := withConfigFile(fs, *file, &c); err != nil {
 				return err
 			}
-			if err := c.validate(); err != nil {
+			if err := c.Validate(); err != nil {
 				return err
 			}
 			if *validate {
 				fmt.Fprintln(e.Stdout, "configuration OK")
 				return nil
 			}
-			n, err := startNode(ctx, e, c)
+			n, err := startNode(ctx, e, &c)
 			if err != nil {
 				return err
 			}
@@ -97,5 +54,3 @@ func agentCommand() *Command {
 		},
 	}
 }
-
-var _ = agent.Config{}

@@ -18,8 +18,13 @@ func TestAlertsTest(t *testing.T) {
 	var mu sync.Mutex
 	var got []map[string]any
 	ok := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		var m map[string]any
-		_ = json.NewDecoder(r.Body).Decode(&m)
+		var v any
+		_ = json.NewDecoder(r.Body).Decode(&v)
+		m, _ := v.(map[string]any)
+		if list, isList := v.([]any); isList && len(list) == 1 { // Alertmanager's PostableAlerts
+			m, _ = list[0].(map[string]any)
+			m["path"] = r.URL.Path
+		}
 		mu.Lock()
 		got = append(got, m)
 		mu.Unlock()
@@ -54,7 +59,7 @@ func TestAlertsTest(t *testing.T) {
 
 	cfg := write(`sinks:
   - {name: pager, type: pagerduty, url_env: PD_URL, routing_key: R0UT1NGKEY0123456789abcdefABCDEF}
-  - {name: am, type: alertmanager, url: "` + ok.URL + `/hook"}
+  - {name: am, type: alertmanager, url: "` + ok.URL + `"}
 `)
 	code, out, errs := run("alerts", "test", "--config", cfg)
 	if code != 0 {
@@ -64,7 +69,7 @@ func TestAlertsTest(t *testing.T) {
 		t.Fatalf("want 4 ok lines (trigger and resolve per sink), got:\n%s", out)
 	}
 	mu.Lock()
-	if len(got) != 4 || got[0]["event_action"] != "trigger" || got[1]["event_action"] != "resolve" || got[2]["version"] != "4" {
+	if len(got) != 4 || got[0]["event_action"] != "trigger" || got[1]["event_action"] != "resolve" || got[2]["path"] != "/api/v2/alerts" || got[2]["labels"] == nil {
 		t.Fatalf("receiver got %v", got)
 	}
 	mu.Unlock()

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -18,6 +19,7 @@ import (
 
 	"moat/internal/api"
 	"moat/internal/audit"
+	"moat/internal/seal"
 
 	"golang.org/x/mod/sumdb/note"
 	"golang.org/x/mod/sumdb/tlog"
@@ -65,41 +67,47 @@ func openAuditReadOnly(e *Env, dataDir, keyFile string) (*audit.Log, error) {
 
 func auditLogCommand() *Command {
 	var (
-		dataDir, output string
-		from, to        int64
+		af       adminFlags
+		kek      seal.KEKConfig
+		dataDir  string
+		from, to int64
 	)
 	return &Command{
 		Name:    "log",
 		Summary: "print entries",
-		Usage:   "[--from N] [--to N] [--output table|json]",
-		Help:    "log prints entries from --from (inclusive) to --to (exclusive; default: the end).",
+		Usage:   "[--from N] [--to N] [--output table|json] [--data-dir DIR]",
+		Help: "log asks the control plane (--server, with admin credentials of any role) for\n" +
+			"the entries from --from (inclusive) to --to (exclusive; default: the end).\n" +
+			"With --data-dir it reads a server's data directory instead, opening its\n" +
+			"keyring with the key-encryption key (--kek-*) to show sealed entries.",
 		Flags: func(fs *flag.FlagSet) {
-			auditDirFlag(fs, &dataDir)
+			af.register(fs)
+			fs.StringVar(&dataDir, "data-dir", "", "read this server data directory instead of asking the server")
+			kekFlags(fs, &kek)
 			fs.Int64Var(&from, "from", 0, "first entry to print")
 			fs.Int64Var(&to, "to", -1, "entry to stop before (-1: the end)")
-			fs.StringVar(&output, "output", "table", "table or json (one JSON object per line)")
 		},
 		Run: func(ctx context.Context, e *Env, fs *flag.FlagSet) error {
 			if fs.NArg() > 0 {
 				return usagef("audit log takes no arguments")
 			}
-			if output != "table" && output != "json" {
-				return usagef("audit log: --output %q: want table or json", output)
+			if af.output != "table" && af.output != "json" {
+				return usagef("audit log: --output %q: want table or json", af.output)
 			}
-			l, err := openAuditReadOnly(e, dataDir, "")
+			if from < 0 || to < -1 || (to >= 0 && to < from) {
+				return usagef("audit log: want 0 <= --from <= --to (or --to -1 for the end)")
+			}
+			var es []audit.Indexed
+			var err error
+			if dataDir != "" {
+				es, err = localAuditEntries(e, &kek, dataDir, from, to)
+			} else {
+				es, err = remoteAuditEntries(ctx, e, &af, from, to)
+			}
 			if err != nil {
 				return err
 			}
-			defer l.Close()
-			end := to
-			if end < 0 {
-				end = l.Size()
-			}
-			es, err := l.Entries(from, end)
-			if err != nil {
-				return err
-			}
-			if output == "json" {
+			if af.output == "json" {
 				enc := json.NewEncoder(e.Stdout)
 				for _, x := range es {
 					if err := enc.Encode(x); err != nil {
@@ -117,6 +125,60 @@ func auditLogCommand() *Command {
 			}
 			return tw.Flush()
 		},
+	}
+}
+
+// localAuditEntries reads entries [from, to) of a data directory's log,
+// unsealed with the keyring the KEK opens; to < 0 means the end.
+func localAuditEntries(e *Env, kek *seal.KEKConfig, dataDir string, from, to int64) ([]audit.Indexed, error) {
+	if err := kek.Validate("kek"); err != nil {
+		return nil, usagef("%v", err)
+	}
+	kr, _, err := openKeyring(e, kek, dataDir, false)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", dataDir, err)
+	}
+	cfg := audit.Config{Dir: filepath.Join(dataDir, audit.DirName), ReadOnly: true, Sealer: kr.AEAD()}
+	if _, err := os.Stat(cfg.Dir); err != nil {
+		return nil, fmt.Errorf("audit: no log in %q: %w", cfg.Dir, err)
+	}
+	l, err := audit.Open(cfg)
+	if err != nil {
+		return nil, err
+	}
+	defer l.Close()
+	if to < 0 || to > l.Size() {
+		to = l.Size()
+	}
+	return l.Entries(min(from, to), to)
+}
+
+// remoteAuditEntries pages through the server's log; to < 0 means the end
+// as the first answer saw it.
+func remoteAuditEntries(ctx context.Context, e *Env, af *adminFlags, from, to int64) ([]audit.Indexed, error) {
+	c, err := af.connect(ctx, e)
+	if err != nil {
+		return nil, err
+	}
+	defer c.Close()
+	var out []audit.Indexed
+	for {
+		q := url.Values{"from": {strconv.FormatInt(from, 10)}}
+		if to >= 0 {
+			q.Set("to", strconv.FormatInt(to, 10))
+		}
+		var page api.AuditEntries
+		if err := c.Call(ctx, http.MethodGet, api.PathAudit+"?"+q.Encode(), nil, &page); err != nil {
+			return nil, err
+		}
+		if to < 0 || to > page.Size {
+			to = page.Size
+		}
+		out = append(out, page.Entries...)
+		if len(page.Entries) == 0 || from+int64(len(page.Entries)) >= to {
+			return out, nil
+		}
+		from += int64(len(page.Entries))
 	}
 }
 
@@ -161,11 +223,11 @@ type remoteAudit struct {
 // (credentials from before the key was pinned at init) the server's, pinned
 // now, with a warning.
 func openRemoteAudit(e *Env, af *adminFlags, keyFile string) (*remoteAudit, error) {
-	c, err := af.client(e)
+	c, err := af.connect(context.Background(), e)
 	if err != nil {
 		return nil, err
 	}
-	r := &remoteAudit{c: c, adminDir: af.dir(e)}
+	r := &remoteAudit{c: c.Client, adminDir: af.dir(e)}
 	pinned := filepath.Join(r.adminDir, api.AuditKeyFile)
 	switch {
 	case keyFile != "":

@@ -15,13 +15,15 @@ import (
 	"github.com/rogpeppe/go-internal/testscript"
 
 	"moat/internal/audit"
+	"moat/internal/seal"
 )
 
 // TestAuditScripts runs testdata/audit/*.txtar. Besides testscript's own
 // commands they have:
 //
 //	moat ARGS...              run moat in-process (stdin: none)
-//	auditfixture DATADIR N    write an audit log of N entries under DATADIR/audit
+//	auditfixture DATADIR N    write an audit log of N entries under DATADIR/audit,
+//	                          sealed under a keyring in DATADIR and DATADIR.kek
 //	audittamper DATADIR OP I  change the log: OP is flip (a byte of entry I),
 //	                          drop (entry I), swap (entries I and I+1), dup
 //	                          (insert a copy of entry I before it) or cut
@@ -56,10 +58,19 @@ func scriptAuditFixture(ts *testscript.TestScript, neg bool, args []string) {
 	ts.Check(err)
 	t0 := time.Date(2026, 11, 23, 9, 0, 0, 0, time.UTC)
 	i := 0
+	// Sealed as a server seals it: a keyring in the data directory under a
+	// KEK file beside it.
+	dataDir := ts.MkAbs(args[0])
+	ts.Check(os.MkdirAll(dataDir, 0o700))
+	kek, err := seal.GenerateKeyFile(dataDir+".kek", nil)
+	ts.Check(err)
+	kr, err := seal.Open(seal.Config{Dir: dataDir, KEK: kek})
+	ts.Check(err)
 	l, err := audit.Open(audit.Config{
-		Dir:  filepath.Join(ts.MkAbs(args[0]), audit.DirName),
-		Name: "test-audit",
-		Now:  func() time.Time { i++; return t0.Add(time.Duration(i) * time.Minute) },
+		Dir:    filepath.Join(dataDir, audit.DirName),
+		Sealer: kr.AEAD(),
+		Name:   "test-audit",
+		Now:    func() time.Time { i++; return t0.Add(time.Duration(i) * time.Minute) },
 	})
 	ts.Check(err)
 	defer l.Close()

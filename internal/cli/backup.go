@@ -10,11 +10,12 @@ import (
 
 	"moat/internal/api"
 	"moat/internal/seal"
+	"moat/internal/server"
 )
 
 func backupCommand() *Command {
 	create := adminCommand("create", "write an encrypted backup of the server's state to FILE", "FILE", nil,
-		func(ctx context.Context, e *Env, fs *flag.FlagSet, c *api.Client, out *adminFlags) error {
+		func(ctx context.Context, e *Env, fs *flag.FlagSet, c *api.AdminClient, out *adminFlags) error {
 			if fs.NArg() != 1 {
 				return usagef("backup create: want one FILE")
 			}
@@ -49,12 +50,12 @@ func backupCommand() *Command {
 
 // backupKEK holds the --kek-* flags of the local backup commands.
 type backupKEK struct {
-	c serverConfig
+	c server.File
 }
 
 func (b *backupKEK) flags(fs *flag.FlagSet) {
 	fs.StringVar(&b.c.DataDir, "data-dir", "", "the data directory to restore into: absent or empty (required)")
-	b.c.kekFlags(fs)
+	kekFlags(fs, &b.c.KEK)
 }
 
 func backupRestoreCommand() *Command {
@@ -75,10 +76,10 @@ func backupRestoreCommand() *Command {
 			if b.c.DataDir == "" {
 				return usagef("backup restore: --data-dir is required")
 			}
-			if err := b.c.KEK.validate("kek"); err != nil {
+			if err := b.c.KEK.Validate("kek"); err != nil {
 				return err
 			}
-			kek, err := b.c.KEK.kek(e, b.c.DataDir, false)
+			kek, err := b.c.KEK.Load(b.c.DataDir, e.Getenv, false)
 			if err != nil {
 				return fmt.Errorf("backup restore: %w", err)
 			}
@@ -108,7 +109,7 @@ func backupVerifyCommand() *Command {
 		Summary: "check a backup's integrity under the KEK without restoring it",
 		Usage:   "[--kek-source ...] [--kek-file PATH] FILE",
 		Flags: func(fs *flag.FlagSet) {
-			b.c.kekFlags(fs)
+			kekFlags(fs, &b.c.KEK)
 		},
 		Run: func(ctx context.Context, e *Env, fs *flag.FlagSet) error {
 			if fs.NArg() != 1 {
@@ -117,7 +118,7 @@ func backupVerifyCommand() *Command {
 			if b.c.KEK.File == "" && (b.c.KEK.Source == "" || b.c.KEK.Source == "file") {
 				return usagef("backup verify: --kek-file is required with a key file")
 			}
-			kek, err := b.c.KEK.kek(e, "", false)
+			kek, err := b.c.KEK.Load("", e.Getenv, false)
 			if err != nil {
 				return fmt.Errorf("backup verify: %w", err)
 			}

@@ -13,8 +13,8 @@ import (
 func checkCommand() *Command {
 	var (
 		format, failOn, explain, reach string
-		varFiles                stringList
-		rules                   bool
+		varFiles                       stringList
+		rules                          bool
 	)
 	return &Command{
 		Name:    "check",

@@ -12,6 +12,8 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"runtime"
+	"runtime/debug"
 	"sort"
 	"strings"
 	"syscall"
@@ -26,7 +28,8 @@ type Env struct {
 	Getenv func(string) string
 }
 
-// Command is one subcommand. A command has either Run or Sub.
+// Command is one subcommand. It has Run, Sub, or both: a command that runs
+// itself unless its first argument names one of its subcommands.
 type Command struct {
 	Name    string
 	Summary string // one line, shown in the parent's help
@@ -129,20 +132,25 @@ func commands() []*Command {
 }
 
 func dispatch(ctx context.Context, e *Env, c *Command, path, args []string) error {
+	name := commandName(path)
 	if c.Sub != nil {
-		if len(args) == 0 || args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
-			printHelp(e.Stdout, c, path)
-			if len(args) == 0 {
-				return usagef("missing subcommand")
-			}
-			return nil
-		}
-		for _, s := range c.Sub {
-			if s.Name == args[0] {
-				return dispatch(ctx, e, s, append(path, s.Name), args[1:])
+		if len(args) > 0 {
+			for _, s := range c.Sub {
+				if s.Name == args[0] {
+					return dispatch(ctx, e, s, append(path, s.Name), args[1:])
+				}
 			}
 		}
-		return usagef("%s: unknown command %q (see \"%s -h\")", strings.Join(path, " "), args[0], strings.Join(path, " "))
+		if c.Run == nil {
+			if len(args) == 0 || args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
+				printHelp(e.Stdout, c, path)
+				if len(args) == 0 {
+					return usagef("%smissing subcommand (see \"%s -h\")", prefix(name), strings.Join(path, " "))
+				}
+				return nil
+			}
+			return usagef("%sunknown command %q (see \"%s -h\")", prefix(name), args[0], strings.Join(path, " "))
+		}
 	}
 	fs := flag.NewFlagSet(strings.Join(path, " "), flag.ContinueOnError)
 	fs.SetOutput(io.Discard)
@@ -154,16 +162,37 @@ func dispatch(ctx context.Context, e *Env, c *Command, path, args []string) erro
 			printHelp(e.Stdout, c, path)
 			return err
 		}
-		return usagef("%s: %v", strings.Join(path, " "), err)
+		return usagef("%s%v", prefix(name), err)
 	}
 	return c.Run(ctx, e, fs)
 }
 
+// prefix is "NAME: " for a subcommand's messages, nothing for the root's
+// (Run already writes "moat: ").
+func prefix(name string) string {
+	if name == "moat" {
+		return ""
+	}
+	return name + ": "
+}
+
+// commandName is the command path as messages name it after "moat: ":
+// "flows", "ca rotate retire", or "moat" for the root.
+func commandName(path []string) string {
+	if len(path) <= 1 {
+		return "moat"
+	}
+	return strings.Join(path[1:], " ")
+}
+
 func printHelp(w io.Writer, c *Command, path []string) {
 	name := strings.Join(path, " ")
-	if c.Sub != nil {
+	switch {
+	case c.Run == nil:
 		fmt.Fprintf(w, "Usage: %s <command> [flags]\n\n", name)
-	} else {
+	case c.Sub != nil:
+		fmt.Fprintf(w, "Usage: %s %s\n       %s <command> [flags]\n\n", name, c.Usage, name)
+	default:
 		fmt.Fprintf(w, "Usage: %s %s\n\n", name, c.Usage)
 	}
 	if c.Help != "" {
@@ -171,39 +200,99 @@ func printHelp(w io.Writer, c *Command, path []string) {
 	} else if c.Summary != "" {
 		fmt.Fprintf(w, "%s\n\n", c.Summary)
 	}
+	if c.Run != nil {
+		fs := flag.NewFlagSet(name, flag.ContinueOnError)
+		if c.Flags != nil {
+			c.Flags(fs)
+		}
+		n := 0
+		fs.VisitAll(func(*flag.Flag) { n++ })
+		if n > 0 {
+			fmt.Fprintln(w, "Flags:")
+			fs.SetOutput(w)
+			fs.PrintDefaults()
+		}
+	}
 	if c.Sub != nil {
+		if c.Run != nil {
+			fmt.Fprintln(w)
+		}
 		fmt.Fprintln(w, "Commands:")
 		for _, s := range c.Sub {
 			fmt.Fprintf(w, "  %-12s %s\n", s.Name, s.Summary)
 		}
 		fmt.Fprintf(w, "\nRun \"%s <command> -h\" for a command's flags.\n", name)
-		return
-	}
-	fs := flag.NewFlagSet(name, flag.ContinueOnError)
-	if c.Flags != nil {
-		c.Flags(fs)
-	}
-	n := 0
-	fs.VisitAll(func(*flag.Flag) { n++ })
-	if n > 0 {
-		fmt.Fprintln(w, "Flags:")
-		fs.SetOutput(w)
-		fs.PrintDefaults()
 	}
 }
 
-// Version is set at build time with -ldflags "-X moat/internal/cli.Version=...".
-var Version = "devel"
+// Version, when set at build time (-ldflags "-X moat/internal/cli.Version=v1.2.3"),
+// names the release; otherwise the module version the Go toolchain
+// recorded is shown.
+var Version = ""
+
+// buildInfo is what "moat version" says about the binary.
+type buildInfo struct {
+	Version   string `json:"version"`
+	Revision  string `json:"revision,omitempty"`
+	Time      string `json:"time,omitempty"`
+	Modified  bool   `json:"modified,omitempty"`
+	GoVersion string `json:"go"`
+	Platform  string `json:"platform"`
+}
+
+func readBuildInfo() buildInfo {
+	b := buildInfo{Version: Version, GoVersion: runtime.Version(), Platform: runtime.GOOS + "/" + runtime.GOARCH}
+	bi, ok := debug.ReadBuildInfo()
+	if !ok {
+		return b
+	}
+	if b.Version == "" {
+		b.Version = bi.Main.Version
+	}
+	for _, s := range bi.Settings {
+		switch s.Key {
+		case "vcs.revision":
+			b.Revision = s.Value
+		case "vcs.time":
+			b.Time = s.Value
+		case "vcs.modified":
+			b.Modified = s.Value == "true"
+		}
+	}
+	return b
+}
 
 func versionCommand() *Command {
+	var output string
 	return &Command{
 		Name:    "version",
-		Summary: "print moat's version",
+		Summary: "print moat's version, source revision and platform",
+		Flags:   func(fs *flag.FlagSet) { fs.StringVar(&output, "output", "table", "table or json") },
 		Run: func(ctx context.Context, e *Env, fs *flag.FlagSet) error {
 			if fs.NArg() > 0 {
 				return usagef("version takes no arguments")
 			}
-			fmt.Fprintf(e.Stdout, "moat %s\n", Version)
+			b := readBuildInfo()
+			switch output {
+			case "json":
+				return printJSON(e.Stdout, b)
+			case "table":
+			default:
+				return usagef("version: --output %q: want table or json", output)
+			}
+			if b.Version == "" {
+				b.Version = "(unknown)"
+			}
+			fmt.Fprintf(e.Stdout, "moat %s\n", b.Version)
+			switch {
+			case b.Revision == "":
+				fmt.Fprintln(e.Stdout, "revision: unknown (built without version control information)")
+			case b.Modified:
+				fmt.Fprintf(e.Stdout, "revision: %s (%s, with uncommitted changes)\n", b.Revision, b.Time)
+			default:
+				fmt.Fprintf(e.Stdout, "revision: %s (%s)\n", b.Revision, b.Time)
+			}
+			fmt.Fprintf(e.Stdout, "go: %s %s\n", b.GoVersion, b.Platform)
 			return nil
 		},
 	}

@@ -19,6 +19,7 @@ import (
 
 	"moat/internal/agent"
 	"moat/internal/api"
+	"moat/internal/config"
 	"moat/internal/flow"
 	"moat/internal/gateway"
 	"moat/internal/server"
@@ -82,6 +83,7 @@ func devCommand() *Command {
 	var dataDir string
 	var portBase int
 	var jsonFlows bool
+	var logCfg config.Log
 	return &Command{
 		Name:    "dev",
 		Summary: "run the whole system in one process: server, two agents, demo services",
@@ -91,22 +93,33 @@ func devCommand() *Command {
 			"(node a), every hop over mutual TLS and allowed by an explicit rule. It prints\n" +
 			"commands to try and streams one line per flow. Ctrl-C stops everything.",
 		Flags: func(fs *flag.FlagSet) {
-			fs.StringVar(&dataDir, "data-dir", "", "where the state lives (default: a fresh temporary directory)")
+			fs.StringVar(&dataDir, "data-dir", "", "where the state lives and stays (default: a fresh temporary directory, removed on exit)")
 			fs.IntVar(&portBase, "port-base", 0, "use ports N, N+1, … instead of the defaults (7400, 15001, 9000, …)")
 			fs.BoolVar(&jsonFlows, "json", false, "stream flows as OCSF JSON lines instead of one readable line each")
+			logFlags(fs, &logCfg)
 		},
 		Run: func(ctx context.Context, e *Env, fs *flag.FlagSet) error {
+			if err := logCfg.Validate(); err != nil {
+				return usagef("dev: %v", err)
+			}
 			if portBase != 0 && (portBase < 1024 || portBase > 65000) {
 				return usagef("--port-base %d: want 1024-65000", portBase)
 			}
-			if dataDir == "" {
-				d, err := os.MkdirTemp("", "moat-dev-")
-				if err != nil {
-					return err
-				}
-				dataDir = d
+			if dataDir != "" {
+				return runDev(ctx, e, dataDir, defaultDevPorts(portBase), jsonFlows, &logCfg)
 			}
-			return runDev(ctx, e, dataDir, defaultDevPorts(portBase), jsonFlows)
+			// A fresh directory holds keys and credentials that mean
+			// nothing once the demo ends: it goes with it.
+			d, err := os.MkdirTemp("", "moat-dev-")
+			if err != nil {
+				return err
+			}
+			err = runDev(ctx, e, d, defaultDevPorts(portBase), jsonFlows, &logCfg)
+			if rerr := os.RemoveAll(d); rerr != nil {
+				return errors.Join(err, fmt.Errorf("dev: remove %s: %w", d, rerr))
+			}
+			fmt.Fprintf(e.Stdout, "moat dev: removed %s\n", d)
+			return err
 		},
 	}
 }
@@ -232,7 +245,7 @@ func eventLine(r flow.Record) string {
 	return b.String()
 }
 
-func runDev(ctx context.Context, e *Env, dir string, p devPorts, jsonFlows bool) error {
+func runDev(ctx context.Context, e *Env, dir string, p devPorts, jsonFlows bool, logCfg *config.Log) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	if err := os.MkdirAll(dir, 0o700); err != nil {
@@ -244,7 +257,7 @@ func runDev(ctx context.Context, e *Env, dir string, p devPorts, jsonFlows bool)
 		return err
 	}
 	defer logFile.Close()
-	logger := slog.New(slog.NewTextHandler(logFile, nil))
+	logger := logCfg.Logger(logFile)
 	flowFile, err := os.OpenFile(filepath.Join(dir, "flows.jsonl"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
 	if err != nil {
 		return err
@@ -259,9 +272,9 @@ func runDev(ctx context.Context, e *Env, dir string, p devPorts, jsonFlows bool)
 	// A laptop demo: its one admin makes every call without a second
 	// factor (a fleet's server requires one for the sensitive calls).
 	noMFA := false
-	sc := serverConfig{DataDir: filepath.Join(dir, "server"), Listen: loop(p.Server), Name: "control", AdminDir: filepath.Join(dir, "admin"),
+	sc := &server.File{DataDir: filepath.Join(dir, "server"), Listen: loop(p.Server), Name: "control", AdminDir: filepath.Join(dir, "admin"),
 		MFA: server.MFAFile{Required: &noMFA}}
-	kr, err := sc.KEK.keyring(e, sc.DataDir, true)
+	kr, _, err := openKeyring(e, &sc.KEK, sc.DataDir, true)
 	if err != nil {
 		return err
 	}
@@ -396,7 +409,8 @@ Try, in another terminal:
   denied   curl http://%s/
            frontend's port to db: no rule allows frontend → db, so the flow says default-deny
   refused  curl -k https://%s/
-           the mesh port without a client certificate: the handshake is refused
+           the mesh port admits only mesh peers (a service's SVID, moat's tunnel
+           protocol): curl's handshake is refused, and the REFUSED flow says why
   admin    export MOAT_SERVER=%s MOAT_ADMIN_DIR=%s
            go run ./cmd/moat svc list
            go run ./cmd/moat policy explain --from frontend --to db --port %d

@@ -5,8 +5,6 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"io"
-	"math/rand/v2"
-	"net"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -19,25 +17,10 @@ import (
 // freePortBase finds a run of n free loopback ports. It looks below the
 // kernel's ephemeral range (32768 and up here), where ports that other tests
 // get from ":0" are not handed out, so a run found free stays free.
+// freePortBase returns the first of n consecutive free ports (freePortRun).
 func freePortBase(t *testing.T, n int) int {
 	t.Helper()
-	for attempt := 0; attempt < 200; attempt++ {
-		base := 20000 + rand.IntN(12000-n)
-		ok := true
-		for i := 0; i < n && ok; i++ {
-			l, err := net.Listen("tcp", "127.0.0.1:"+strconv.Itoa(base+i))
-			if err != nil {
-				ok = false
-				break
-			}
-			l.Close()
-		}
-		if ok {
-			return base
-		}
-	}
-	t.Fatal("no run of free ports")
-	return 0
+	return freePortRun(t.Fatalf, n)
 }
 
 func waitFor(t *testing.T, what string, cond func() bool) {

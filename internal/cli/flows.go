@@ -6,58 +6,70 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"net/http"
 	"path/filepath"
 	"strconv"
 	"text/tabwriter"
 	"time"
 
+	"moat/internal/api"
 	"moat/internal/config"
 	"moat/internal/flow"
+	"moat/internal/seal"
 )
+
+// flowSource is where "moat flows" reads: the control plane's API, or a
+// data directory opened offline with its key-encryption key.
+type flowSource interface {
+	// query returns the newest records matching f, oldest first, and
+	// whether more matched than were returned.
+	query(ctx context.Context, f flow.Filter) ([]flow.Record, bool, error)
+	talkers(ctx context.Context, f flow.Filter, n int) ([]flow.Talker, error)
+	// follow calls fn with the newest f.Limit records matching f, then with
+	// each matching record as it is stored, until ctx ends.
+	follow(ctx context.Context, f flow.Filter, fn func(flow.Record) error) error
+	close()
+}
 
 func flowsCommand() *Command {
 	var (
-		dataDir, from, to, verdict, rule, top, output string
-		since                                         time.Duration
-		limit                                         int
-		follow                                        bool
-		poll                                          time.Duration
+		af           adminFlags
+		kek          seal.KEKConfig
+		ff           filterFlags
+		dataDir, top string
+		limit        int
+		follow       bool
+		poll         time.Duration
 	)
 	return &Command{
 		Name:    "flows",
-		Summary: "query stored flow records and security events",
+		Summary: "query and export flow records and security events",
 		Usage:   "[flags]",
-		Help: "flows reads the flow store under --data-dir (read-only, beside a running server)\n" +
-			"and prints the newest records matching the filters, oldest first, or with\n" +
+		Sub:     []*Command{flowsExportCommand()},
+		Help: "flows asks the control plane (--server, with admin credentials of any role) for\n" +
+			"the newest records matching the filters and prints them oldest first, or with\n" +
 			"--top talkers the source-destination pairs with the most bytes. --follow then\n" +
-			"keeps printing new records as they are stored. --from and --to take a service\n" +
-			"name, a SPIFFE ID or an IP address.",
+			"keeps printing records as they are stored. --from and --to take a service name,\n" +
+			"a SPIFFE ID or an IP address.\n\n" +
+			"With --data-dir, flows reads a server's data directory instead (offline, or\n" +
+			"beside a running server, read-only), opening its keyring with the\n" +
+			"key-encryption key (--kek-*).",
 		Flags: func(fs *flag.FlagSet) {
-			fs.StringVar(&dataDir, "data-dir", "", "moat's data directory (default $MOAT_DATA_DIR, else /var/lib/moat); flows live in its flows/ subdirectory")
-			fs.StringVar(&from, "from", "", "source service name, SPIFFE ID or IP")
-			fs.StringVar(&to, "to", "", "destination service name, SPIFFE ID or IP")
-			fs.StringVar(&verdict, "verdict", "", "allow, deny or audit")
-			fs.StringVar(&rule, "rule", "", "name of the deciding rule (or WAF rule ID)")
-			fs.Func("since", "only records of the last `duration` (e.g. 15m, 1h, 7d)", func(v string) error {
-				d, err := config.ParseDuration(v)
-				if err != nil {
-					return err
-				}
-				since = d
-				return nil
-			})
+			af.register(fs)
+			fs.StringVar(&dataDir, "data-dir", "", "read this server data directory instead of asking the server")
+			kekFlags(fs, &kek)
+			ff.register(fs)
 			fs.StringVar(&top, "top", "", "\"talkers\": the source-destination pairs with the most bytes")
-			fs.StringVar(&output, "output", "table", "table or json (one JSON object per line)")
-			fs.IntVar(&limit, "limit", 100, "most records to print (0 prints every record), or talkers (default 10)")
+			fs.IntVar(&limit, "limit", 0, fmt.Sprintf("most records to print, or talkers (default 100 records, 10 talkers; at most %d from a server)", api.MaxFlowRecords))
 			fs.BoolVar(&follow, "follow", false, "keep printing records as they are stored")
-			fs.DurationVar(&poll, "poll", time.Second, "how often --follow looks for new records")
+			fs.DurationVar(&poll, "poll", time.Second, "how often --follow looks for new records in --data-dir")
 		},
 		Run: func(ctx context.Context, e *Env, fs *flag.FlagSet) error {
 			if fs.NArg() > 0 {
 				return usagef("flows takes no arguments, got %q", fs.Arg(0))
 			}
-			if output != "table" && output != "json" {
-				return usagef("flows: --output %q: want table or json", output)
+			if af.output != "table" && af.output != "json" {
+				return usagef("flows: --output %q: want table or json", af.output)
 			}
 			if top != "" && top != "talkers" {
 				return usagef("flows: --top %q: the only ranking is \"talkers\"", top)
@@ -65,72 +77,198 @@ func flowsCommand() *Command {
 			if top != "" && follow {
 				return usagef("flows: --top and --follow do not go together")
 			}
-			if limit < 0 || since < 0 || poll <= 0 {
+			if limit < 0 || poll <= 0 {
 				return usagef("flows: --limit and --since must not be negative, --poll must be positive")
 			}
-			limitSet := false
-			fs.Visit(func(fl *flag.Flag) { limitSet = limitSet || fl.Name == "limit" })
-			if top != "" && !limitSet {
-				limit = 10
+			if limit == 0 {
+				limit = 100
+				if top != "" {
+					limit = 10
+				}
 			}
-			if top != "" && limit == 0 {
-				return usagef("flows: --top talkers needs a positive --limit")
-			}
-			if dataDir == "" {
-				dataDir = envDefault(e, "MOAT_DATA_DIR", "/var/lib/moat")
-			}
-			f := flow.Filter{From: from, To: to, Verdict: verdict, Rule: rule, Limit: limit}
-			if since > 0 {
-				f.Since = time.Now().Add(-since)
-			}
-			if err := f.Validate(); err != nil {
-				return usagef("%v", err)
-			}
-			st, err := flow.OpenStore(flow.StoreConfig{Dir: filepath.Join(dataDir, "flows"), ReadOnly: true})
+			f, err := ff.filter(time.Now())
 			if err != nil {
 				return err
 			}
-			defer st.Close()
-			if top != "" {
-				ts, err := st.TopTalkers(ctx, f, limit)
+			f.Limit = limit
+			var src flowSource
+			if dataDir != "" {
+				if err := kek.Validate("kek"); err != nil {
+					return usagef("%v", err)
+				}
+				kr, _, err := openKeyring(e, &kek, dataDir, false)
+				if err != nil {
+					return fmt.Errorf("%s: %w", dataDir, err)
+				}
+				st, err := flow.OpenStore(flow.StoreConfig{Dir: filepath.Join(dataDir, "flows"), ReadOnly: true, Sealer: kr.AEAD()})
 				if err != nil {
 					return err
 				}
-				return printTalkers(e.Stdout, output, ts)
-			}
-			var mark *flow.Cursor
-			if follow {
-				if mark, err = st.Mark(ctx); err != nil {
+				src = &localFlows{st: st, poll: poll}
+			} else {
+				if limit > api.MaxFlowRecords {
+					return usagef("flows: --limit %d: a server answers at most %d (use --data-dir for more)", limit, api.MaxFlowRecords)
+				}
+				c, err := af.connect(ctx, e)
+				if err != nil {
 					return err
 				}
+				src = &remoteFlows{c: c.Client, stderr: e.Stderr}
 			}
-			recs, err := st.Query(ctx, f)
+			defer src.close()
+			if top != "" {
+				ts, err := src.talkers(ctx, f, limit)
+				if err != nil {
+					return err
+				}
+				return printTalkers(e.Stdout, af.output, ts)
+			}
+			p := newRecordPrinter(e.Stdout, af.output)
+			if follow {
+				return src.follow(ctx, f, func(r flow.Record) error {
+					if err := p.print(r); err != nil {
+						return err
+					}
+					return p.flush()
+				})
+			}
+			recs, truncated, err := src.query(ctx, f)
 			if err != nil {
 				return err
 			}
-			p := newRecordPrinter(e.Stdout, output)
-			shown := map[string]bool{}
 			for _, r := range recs {
-				shown[r.Metadata.UID] = follow
 				if err := p.print(r); err != nil {
 					return err
 				}
 			}
-			if err := p.flush(); err != nil || !follow {
-				return err
+			if truncated && limit == api.MaxFlowRecords {
+				fmt.Fprintf(e.Stderr, "moat: flows: more than %d records match; narrow with --since, --from, --to or --verdict\n", limit)
 			}
-			f.Limit = 0
-			return st.Tail(ctx, mark, f, poll, func(r flow.Record) error {
-				if shown[r.Metadata.UID] {
-					return nil
-				}
-				if err := p.print(r); err != nil {
-					return err
-				}
-				return p.flush()
-			})
+			return p.flush()
 		},
 	}
+}
+
+// filterFlags are the record filters of flows and flows export.
+type filterFlags struct {
+	from, to, verdict, rule string
+	since                   time.Duration
+}
+
+func (ff *filterFlags) register(fs *flag.FlagSet) {
+	fs.StringVar(&ff.from, "from", "", "source service name, SPIFFE ID or IP")
+	fs.StringVar(&ff.to, "to", "", "destination service name, SPIFFE ID or IP")
+	fs.StringVar(&ff.verdict, "verdict", "", "allow, deny or audit")
+	fs.StringVar(&ff.rule, "rule", "", "name of the deciding rule (or WAF rule ID)")
+	fs.Func("since", "only records of the last `duration` (e.g. 15m, 1h, 7d)", func(v string) error {
+		d, err := config.ParseDuration(v)
+		if err != nil {
+			return err
+		}
+		if d < 0 {
+			return fmt.Errorf("%s is negative", v)
+		}
+		ff.since = d
+		return nil
+	})
+}
+
+// filter is the flow.Filter the flags name, as of now.
+func (ff *filterFlags) filter(now time.Time) (flow.Filter, error) {
+	f := flow.Filter{From: ff.from, To: ff.to, Verdict: ff.verdict, Rule: ff.rule}
+	if ff.since > 0 {
+		f.Since = now.Add(-ff.since)
+	}
+	if err := f.Validate(); err != nil {
+		return f, usagef("%v", err)
+	}
+	return f, nil
+}
+
+// remoteFlows reads through the control plane's API.
+type remoteFlows struct {
+	c      *api.Client
+	stderr io.Writer
+}
+
+func (r *remoteFlows) close() { r.c.Close() }
+
+func (r *remoteFlows) query(ctx context.Context, f flow.Filter) ([]flow.Record, bool, error) {
+	var out api.FlowRecords
+	if err := r.c.Call(ctx, http.MethodGet, api.PathFlowQuery+"?"+api.FlowValues(f, 0).Encode(), nil, &out); err != nil {
+		return nil, false, err
+	}
+	return out.Records, out.Truncated, nil
+}
+
+func (r *remoteFlows) talkers(ctx context.Context, f flow.Filter, n int) ([]flow.Talker, error) {
+	f.Limit = 0
+	var out api.FlowTalkers
+	if err := r.c.Call(ctx, http.MethodGet, api.PathFlowTalkers+"?"+api.FlowValues(f, n).Encode(), nil, &out); err != nil {
+		return nil, err
+	}
+	return out.Talkers, nil
+}
+
+func (r *remoteFlows) follow(ctx context.Context, f flow.Filter, fn func(flow.Record) error) error {
+	var dropped uint64
+	return r.c.FollowFlows(ctx, api.FlowValues(f, 0), func(fr api.FlowFrame) error {
+		if fr.Dropped > dropped {
+			fmt.Fprintf(r.stderr, "moat: flows: %d records missed: this stream fell behind the server\n", fr.Dropped-dropped)
+			dropped = fr.Dropped
+		}
+		if fr.Record == nil {
+			return nil
+		}
+		return fn(*fr.Record)
+	})
+}
+
+// localFlows reads a data directory's flow store, read-only.
+type localFlows struct {
+	st   *flow.Store
+	poll time.Duration
+}
+
+func (l *localFlows) close() { l.st.Close() }
+
+func (l *localFlows) query(ctx context.Context, f flow.Filter) ([]flow.Record, bool, error) {
+	want := f.Limit
+	f.Limit++
+	recs, err := l.st.Query(ctx, f)
+	if err != nil || len(recs) <= want {
+		return recs, false, err
+	}
+	return recs[len(recs)-want:], true, nil
+}
+
+func (l *localFlows) talkers(ctx context.Context, f flow.Filter, n int) ([]flow.Talker, error) {
+	return l.st.TopTalkers(ctx, f, n)
+}
+
+func (l *localFlows) follow(ctx context.Context, f flow.Filter, fn func(flow.Record) error) error {
+	mark, err := l.st.Mark(ctx)
+	if err != nil {
+		return err
+	}
+	recs, err := l.st.Query(ctx, f)
+	if err != nil {
+		return err
+	}
+	shown := map[string]bool{}
+	for _, r := range recs {
+		shown[r.Metadata.UID] = true
+		if err := fn(r); err != nil {
+			return err
+		}
+	}
+	f.Limit = 0
+	return l.st.Tail(ctx, mark, f, l.poll, func(r flow.Record) error {
+		if shown[r.Metadata.UID] {
+			return nil
+		}
+		return fn(r)
+	})
 }
 
 type recordPrinter struct {
@@ -155,7 +293,7 @@ func (p *recordPrinter) print(r flow.Record) error {
 	}
 	if !p.header {
 		p.header = true
-		fmt.Fprintln(p.tw, "TIME\tCLASS\tSRC\tDST\tPORT\tVERDICT\tRULE\tBYTES")
+		fmt.Fprintln(p.tw, "TIME\tCLASS\tEVENT\tSRC\tDST\tPORT\tVERDICT\tRULE\tBYTES")
 	}
 	src, dst, port := "-", "-", "-"
 	if e := r.SrcEndpoint; e != nil {
@@ -182,8 +320,8 @@ func (p *recordPrinter) print(r flow.Record) error {
 	if v == "" {
 		v = "-"
 	}
-	_, err := fmt.Fprintf(p.tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%d\n",
-		time.UnixMilli(r.Time).UTC().Format("2006-01-02T15:04:05.000Z"), className(r.ClassUID), src, dst, port, v, rule, bytes)
+	_, err := fmt.Fprintf(p.tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%d\n",
+		time.UnixMilli(r.Time).UTC().Format("2006-01-02T15:04:05.000Z"), className(r.ClassUID), activityName(r), src, dst, port, v, rule, bytes)
 	return err
 }
 
@@ -201,6 +339,29 @@ func endpointLabel(e *flow.Endpoint) string {
 		return e.IP
 	}
 	return "-"
+}
+
+// activityName says which event of a connection a network record is: its
+// open, an interim count while it lasts, its close, or a refusal.
+func activityName(r flow.Record) string {
+	if r.ClassUID != flow.ClassNetworkActivity {
+		return "-"
+	}
+	switch r.ActivityID {
+	case flow.ActivityOpen:
+		return "open"
+	case flow.ActivityClose:
+		return "close"
+	case flow.ActivityReset:
+		return "reset"
+	case flow.ActivityFail:
+		return "fail"
+	case flow.ActivityRefuse:
+		return "refuse"
+	case flow.ActivityTraffic:
+		return "traffic"
+	}
+	return strconv.Itoa(r.ActivityID)
 }
 
 func className(c int) string {

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"flag"
 	"fmt"
-	"log/slog"
 	"net"
 	"os"
 	"os/signal"
@@ -13,6 +12,7 @@ import (
 
 	"golang.org/x/sync/errgroup"
 
+	"moat/internal/agent"
 	"moat/internal/config"
 	"moat/internal/gateway"
 	"moat/internal/identity"
@@ -23,7 +23,7 @@ import (
 // it is registered as (by default "gateway"), so intentions govern it like
 // any other caller.
 type gatewayConfig struct {
-	agentConfig
+	agent.File
 	Service string
 }
 
@@ -31,7 +31,6 @@ func gatewayCommand() *Command {
 	var (
 		cfgFile  string
 		validate bool
-		logLevel string
 		c        gatewayConfig
 	)
 	return &Command{
@@ -48,7 +47,6 @@ func gatewayCommand() *Command {
 		Flags: func(fs *flag.FlagSet) {
 			fs.StringVar(&cfgFile, "config", "gateway.yaml", "gateway configuration file")
 			fs.BoolVar(&validate, "validate", false, "check the configuration and exit")
-			fs.StringVar(&logLevel, "log-level", "info", "debug, info, warn or error")
 			fs.StringVar(&c.DataDir, "data-dir", "", "directory of the gateway node's identity and caches (required)")
 			fs.StringVar(&c.Server, "server", "127.0.0.1:7400", "control plane address")
 			fs.StringVar(&c.Join, "join", "", "one-time join token (first start only)")
@@ -56,7 +54,8 @@ func gatewayCommand() *Command {
 			fs.StringVar(&c.Listen, "mesh-listen", "127.0.0.1:15443", "the node's mesh port")
 			fs.StringVar(&c.Service, "service", "gateway", "the service the gateway calls as")
 			fs.StringVar(&c.Metrics, "metrics", "", "serve Prometheus /metrics on this address")
-			c.KEK.flags(fs) // seals the node's keys and spool, as for an agent
+			kekFlags(fs, &c.KEK) // seals the node's keys and spool, as for an agent
+			logFlags(fs, &c.Log)
 		},
 		Run: func(ctx context.Context, e *Env, fs *flag.FlagSet) error {
 			if fs.NArg() > 0 {
@@ -70,18 +69,14 @@ func gatewayCommand() *Command {
 				fmt.Fprintf(e.Stdout, "%s: ok (%d routes)\n", cfgFile, len(s.Routes))
 				return nil
 			}
-			if err := c.validate(); err != nil {
+			if err := c.Validate(); err != nil {
 				return err
 			}
 			if err := identity.ValidName(c.Service); err != nil {
 				return config.Errorf("service", "%v", err)
 			}
-			var level slog.Level
-			if err := level.UnmarshalText([]byte(logLevel)); err != nil {
-				return usagef("gateway: --log-level %q: want debug, info, warn or error", logLevel)
-			}
-			log := slog.New(slog.NewTextHandler(e.Stderr, &slog.HandlerOptions{Level: level}))
-			n, err := startNode(ctx, e, c.agentConfig)
+			log := c.Log.Logger(e.Stderr)
+			n, err := startNode(ctx, e, &c.File)
 			if err != nil {
 				return err
 			}

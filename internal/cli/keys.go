@@ -10,36 +10,7 @@ import (
 	"time"
 
 	"moat/internal/api"
-	"moat/internal/config"
-	"moat/internal/seal"
 )
-
-// openKeyring loads the KEK and opens the existing keyring of dataDir
-// under it. A wrong KEK is refused here, before anything else is opened.
-func (k *kekConfig) openKeyring(e *Env, dataDir string) (*seal.Keyring, seal.KEK, error) {
-	kek, err := k.kek(e, dataDir, false)
-	if err != nil {
-		return nil, nil, err
-	}
-	kr, err := seal.Open(seal.Config{Dir: dataDir, KEK: kek, NoCreate: true})
-	if err != nil {
-		return nil, nil, err
-	}
-	return kr, kek, nil
-}
-
-// serverKEKFile is the server's key file when its KEK is one.
-func (k *kekConfig) serverKEKFile(dataDir string) string {
-	if k.Source == "" || k.Source == "file" {
-		return k.kekFile(dataDir)
-	}
-	return ""
-}
-
-// keyRotationFlag registers --key-rotation on the server's flags.
-func (c *serverConfig) keyRotationFlag(fs *flag.FlagSet) {
-	fs.TextVar(&c.KeyRotation, "key-rotation", config.Duration(0), "rotate the primary data key when it is this old, e.g. 90d (default: never by itself)")
-}
 
 func keysCommand() *Command {
 	var kekNewSource, kekNewFile, kekNewEnv *string
@@ -52,7 +23,7 @@ func keysCommand() *Command {
 			kekNewFile = fs.String("kek-new-file", "", "new key file on the server (created if missing; default: a fresh key replaces the server's key file)")
 			kekNewEnv = fs.String("kek-new-env", "", "server-side variable holding the new key or passphrase")
 		},
-		func(ctx context.Context, e *Env, fs *flag.FlagSet, c *api.Client, out *adminFlags) error {
+		func(ctx context.Context, e *Env, fs *flag.FlagSet, c *api.AdminClient, out *adminFlags) error {
 			var req api.KeyRotateRequest
 			if *useKEK {
 				req.KEK = &api.KEKSource{Source: *kekNewSource, File: *kekNewFile, Env: *kekNewEnv}
@@ -86,7 +57,7 @@ func keysCommand() *Command {
 			return nil
 		})
 	status := adminCommand("status", "show the data keys, their ages and what each protects", "", nil,
-		func(ctx context.Context, e *Env, fs *flag.FlagSet, c *api.Client, out *adminFlags) error {
+		func(ctx context.Context, e *Env, fs *flag.FlagSet, c *api.AdminClient, out *adminFlags) error {
 			var st api.KeyStatus
 			if err := c.Call(ctx, http.MethodGet, api.PathKeys, nil, &st); err != nil {
 				return err

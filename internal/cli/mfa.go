@@ -20,7 +20,7 @@ import (
 // session opens the administrator's credentials as an MFA-aware client:
 // a call that needs a fresh second factor asks for a code (prompt on
 // stderr, read from stdin) when ask is set.
-func (a *adminFlags) session(e *Env, ask bool) (*api.AdminSession, error) {
+func (a *adminFlags) session(e *Env, ask bool) (*api.AdminClient, error) {
 	server := a.server
 	if server == "" {
 		server = envDefault(e, "MOAT_SERVER", "127.0.0.1:7400")
@@ -66,33 +66,12 @@ func readCode(r io.Reader) (string, error) {
 	return line, nil
 }
 
-// sessionCommand is adminCommand for commands that need the session client.
-func sessionCommand(name, summary, usage string, flags func(fs *flag.FlagSet), run func(ctx context.Context, e *Env, fs *flag.FlagSet, s *api.AdminSession, af *adminFlags) error) *Command {
-	af := &adminFlags{}
-	return &Command{
-		Name: name, Summary: summary, Usage: usage,
-		Flags: func(fs *flag.FlagSet) {
-			af.register(fs)
-			if flags != nil {
-				flags(fs)
-			}
-		},
-		Run: func(ctx context.Context, e *Env, fs *flag.FlagSet) error {
-			s, err := af.session(e, true)
-			if err != nil {
-				return err
-			}
-			defer s.Close()
-			return run(ctx, e, fs, s, af)
-		},
-	}
-}
 
 func mfaCommand() *Command {
 	var noQR *bool
-	enroll := sessionCommand("enroll", "enrol a TOTP authenticator (shows its secret once)", "[--no-qr]",
+	enroll := adminCommand("enroll", "enrol a TOTP authenticator (shows its secret once)", "[--no-qr]",
 		func(fs *flag.FlagSet) { noQR = fs.Bool("no-qr", false, "print the otpauth URI without the QR code") },
-		func(ctx context.Context, e *Env, fs *flag.FlagSet, s *api.AdminSession, af *adminFlags) error {
+		func(ctx context.Context, e *Env, fs *flag.FlagSet, s *api.AdminClient, af *adminFlags) error {
 			var en api.MFAEnrollment
 			if err := s.Call(ctx, http.MethodPost, api.PathMFAEnroll, struct{}{}, &en); err != nil {
 				return err
@@ -110,8 +89,8 @@ func mfaCommand() *Command {
 				"\"moat admin mfa confirm CODE\" before %s.\n", en.Expires.Local().Format(time.RFC3339))
 			return nil
 		})
-	confirm := sessionCommand("confirm", "activate an enrolment with a first code", "[CODE]", nil,
-		func(ctx context.Context, e *Env, fs *flag.FlagSet, s *api.AdminSession, af *adminFlags) error {
+	confirm := adminCommand("confirm", "activate an enrolment with a first code", "[CODE]", nil,
+		func(ctx context.Context, e *Env, fs *flag.FlagSet, s *api.AdminClient, af *adminFlags) error {
 			code, err := codeArg(e, fs, "confirm")
 			if err != nil {
 				return err
@@ -123,8 +102,8 @@ func mfaCommand() *Command {
 			fmt.Fprintf(e.Stdout, "TOTP authenticator enrolled for %s\n", st.Admin)
 			return nil
 		})
-	login := sessionCommand("login", "trade a code for an MFA session certificate (sensitive calls need one)", "[CODE]", nil,
-		func(ctx context.Context, e *Env, fs *flag.FlagSet, s *api.AdminSession, af *adminFlags) error {
+	login := adminCommand("login", "trade a code for an MFA session certificate (sensitive calls need one)", "[CODE]", nil,
+		func(ctx context.Context, e *Env, fs *flag.FlagSet, s *api.AdminClient, af *adminFlags) error {
 			code, err := codeArg(e, fs, "login")
 			if err != nil {
 				return err
@@ -136,12 +115,12 @@ func mfaCommand() *Command {
 			fmt.Fprintf(e.Stdout, "MFA session for %s until %s\n", s.ID(), leaf.NotAfter.Local().Format(time.RFC3339))
 			return nil
 		})
-	logout := sessionCommand("logout", "forget the MFA session certificate", "", nil,
-		func(ctx context.Context, e *Env, fs *flag.FlagSet, s *api.AdminSession, af *adminFlags) error {
+	logout := adminCommand("logout", "forget the MFA session certificate", "", nil,
+		func(ctx context.Context, e *Env, fs *flag.FlagSet, s *api.AdminClient, af *adminFlags) error {
 			return s.Logout()
 		})
-	status := sessionCommand("status", "show the caller's second factors and session", "", nil,
-		func(ctx context.Context, e *Env, fs *flag.FlagSet, s *api.AdminSession, af *adminFlags) error {
+	status := adminCommand("status", "show the caller's second factors and session", "", nil,
+		func(ctx context.Context, e *Env, fs *flag.FlagSet, s *api.AdminClient, af *adminFlags) error {
 			var st api.MFAStatus
 			if err := s.Call(ctx, http.MethodGet, api.PathMFA, nil, &st); err != nil {
 				return err
@@ -167,9 +146,9 @@ func mfaCommand() *Command {
 			return nil
 		})
 	var name *string
-	reset := sessionCommand("reset", "remove another administrator's second factors (a lost authenticator)", "--name NAME",
+	reset := adminCommand("reset", "remove another administrator's second factors (a lost authenticator)", "--name NAME",
 		func(fs *flag.FlagSet) { name = fs.String("name", "", "the administrator (required)") },
-		func(ctx context.Context, e *Env, fs *flag.FlagSet, s *api.AdminSession, af *adminFlags) error {
+		func(ctx context.Context, e *Env, fs *flag.FlagSet, s *api.AdminClient, af *adminFlags) error {
 			if *name == "" {
 				return usagef("admin mfa reset: --name is required")
 			}

@@ -1,81 +1,937 @@
+//go:build unix
+
 package cli
 
 import (
+	"bufio"
 	"bytes"
+	"compress/gzip"
 	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
 	"encoding/binary"
+	"encoding/json"
+	"encoding/pem"
+	"errors"
 	"fmt"
-	"math/rand/v2"
+	"io"
+	"math/big"
+	"moat/internal/audit"
+	"moat/internal/flow/ocsfcheck"
+	"moat/internal/seal"
+	"moat/internal/server"
+	"moat/internal/store"
 	"net"
+	"net/http"
 	"os"
+	"os/exec"
 	"path/filepath"
+	"regexp"
+	"sort"
 	"strconv"
+	"strings"
+	"sync"
+	"syscall"
 	"testing"
 	"time"
 
 	"github.com/rogpeppe/go-internal/testscript"
 	"golang.org/x/mod/sumdb/note"
 	"golang.org/x/mod/sumdb/tlog"
-
-	"moat/internal/audit"
-	"moat/internal/seal"
-	"moat/internal/server"
-	"moat/internal/store"
 )
 
-// TestMain lets scripts run this test binary as the moat command: "exec
-// moat ..." starts a separate process running cli.Main, as the built
-// binary would.
-func TestMain(m *testing.M) {
-	testscript.Main(m, map[string]func(){
-		"moat": func() { os.Exit(Main(os.Args[1:], os.Stdin, os.Stdout, os.Stderr)) },
-	})
-}
-
-// TestScript runs testdata/script/*.txtar against real processes: the
-// scripts start "moat server run" on sealed data directories made by
-// "moat server init", and call it with "exec moat ...". Besides
-// testscript's own commands they have:
+// TestScripts runs testdata/script/*.txtar against the moat binary built
+// from cmd/moat, as an operator runs it: real processes, real sealed data
+// directories, loopback listeners. Besides testscript's own commands
+// ("exec moat …" runs the built binary) the scripts have:
 //
-//	waitserver ADDR          wait until ADDR accepts connections
-//	auditforge DIR I [plain] rewrite entry I of the (stopped) server's audit
-//	                         log in DIR and re-sign every checkpoint from
-//	                         there with the log's own key, unsealed from the
-//	                         store with the KEK DIR.kek: what someone holding
-//	                         the data directory and the KEK can do. With
-//	                         plain the new entry is written unencrypted.
+//	server NAME [RUN_FLAG...]
+//	    init a control plane in $WORK/NAME (trust domain example.org, KEK
+//	    in $WORK/NAME.kek) unless it exists, run "moat server run" on a port
+//	    picked by the kernel, wait until it listens, and point the admin
+//	    commands at it: MOAT_SERVER, MOAT_ADMIN_DIR and NAME_ADDR.
+//	agent NODE [AGENT_FLAG...]
+//	    make a join token for NODE on $MOAT_SERVER, run "moat agent" with
+//	    its data in $WORK/NODE and a free mesh port, and wait until it has
+//	    its first snapshot ("agent ready"). Sets NODE_MESH.
+//	start [-ready MSG | -nowait] NAME moat ARGS...
+//	    run moat in the background (stdout in $WORK/NAME.out, JSON logs in
+//	    $WORK/NAME.log) and wait for the log line whose msg is MSG (default:
+//	    the ready line of server run, agent or gateway). Every string
+//	    attribute of that line becomes NAME_ATTR (e.g. NAME_ADDR). With
+//	    -nowait (for a command that logs nothing, such as flows --follow)
+//	    it neither adds --log-format nor waits.
+//	terminate NAME SIGTERM, then expect a clean exit (! terminate: a failure)
+//	sigkill NAME   SIGKILL, without waiting for anything
+//	backend NAME   an HTTP app on 127.0.0.1 (in the test process) answering
+//	               "hello from NAME", or ?size=N bytes; sets NAME_PORT
+//	traffic [-n CONNS] ADDR SEND RECV
+//	    CONNS connections (default 1) to ADDR, each one POST of SEND body
+//	    bytes answered with RECV bytes; sets TRAFFIC_SENT, TRAFFIC_RECEIVED
+//	    and TRAFFIC_BYTES to what went over the wire in each direction and
+//	    in all, counted at the client's socket. While ADDR refuses
+//	    connections (an agent opens an upstream's port once the registry
+//	    reaches it) it waits.
+//	freeport VAR... set each VAR to a distinct free port below the kernel's
+//	               ephemeral range (for ports a registration must name);
+//	               freeport -run N VAR sets VAR to the first of N in a row
+//	alertmanager NAME
+//	    run Prometheus Alertmanager (Debian's prometheus-alertmanager) on a
+//	    port picked by the kernel, with a throwaway configuration and
+//	    storage; sets NAME_URL
+//	httpget [-k] URL
+//	               print the body of a GET (fails unless 200; -k trusts any
+//	               server certificate)
+//	token NODE VAR set VAR to a fresh join token for NODE
+//	selfsigned DIR write DIR/edge.crt and DIR/edge.key, a certificate for
+//	               127.0.0.1 (for a gateway's TLS)
+//	tlsprobe ADDR  a TLS handshake to ADDR without a client certificate,
+//	               as any non-peer would make (! tlsprobe: it is refused)
+//	waitserver ADDR
+//	               wait until ADDR accepts connections
+//	auditforge DIR I [plain]
+//	               rewrite entry I of the (stopped) server's audit log in
+//	               DIR and re-sign every checkpoint from there with the
+//	               log's own key, unsealed from the store with the KEK
+//	               DIR.kek: what someone holding the data directory and the
+//	               KEK can do; with plain the new entry is unencrypted
+//	gunzip GLOB    print the contents of the gzipped files GLOB matches, in
+//	               name order (fails when none match)
+//	ocsfcheck FILE [CLASS...]
+//	               check every JSON line of FILE against OCSF 1.3.0
+//	               (internal/flow/ocsfcheck), and that each CLASS uid occurs
+//	expand FILE... replace $VAR and ${VAR} in each file with the script's
+//	               variables (for configs that name ports and paths)
+//	eventually [-timeout D] PATTERN PROG ARGS...
+//	    rerun PROG (a program, or httpget) (backing off from 100ms to 2s)
+//	    until it exits 0 with
+//	    stdout matching PATTERN (default timeout 60s); its last output is
+//	    the command's output
 //
-// $SERVER is a free loopback address for a server.
-func TestScript(t *testing.T) {
+// $SERVER is a free loopback address, for a server a script runs itself.
+// Every process a script starts is stopped when it ends, and its log is
+// shown when the script fails.
+func TestScripts(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds and runs the moat binary")
+	}
+	bin := moatBinary(t)
 	testscript.Run(t, testscript.Params{
-		Dir: filepath.Join("testdata", "script"),
-		Setup: func(env *testscript.Env) error {
-			port, err := freeScriptPort()
-			if err != nil {
-				return err
-			}
-			env.Setenv("SERVER", net.JoinHostPort("127.0.0.1", strconv.Itoa(port)))
-			return nil
-		},
-		Cmds: map[string]func(ts *testscript.TestScript, neg bool, args []string){
-			"waitserver": scriptWaitServer,
-			"auditforge": scriptAuditForge,
-		},
+		Dir:                 filepath.Join("testdata", "script"),
+		Setup:               func(env *testscript.Env) error { return scriptSetup(env, bin) },
+		Cmds:                ScriptCmds(),
+		RequireExplicitExec: true,
 	})
 }
 
-// freeScriptPort finds a free port below the ephemeral range, where the
-// :0 listeners of other tests never land.
-func freeScriptPort() (int, error) {
-	for attempt := 0; attempt < 200; attempt++ {
-		p := 20000 + rand.IntN(12000)
-		l, err := net.Listen("tcp", "127.0.0.1:"+strconv.Itoa(p))
-		if err == nil {
-			l.Close()
-			return p, nil
+var (
+	buildOnce sync.Once
+	builtBin  string
+	buildErr  error
+)
+
+// moatBinary builds cmd/moat once per test binary.
+func moatBinary(t *testing.T) string {
+	t.Helper()
+	buildOnce.Do(func() {
+		dir, err := os.MkdirTemp("", "moat-bin-")
+		if err != nil {
+			buildErr = err
+			return
+		}
+		builtBin = filepath.Join(dir, "moat")
+		cmd := exec.Command("go", "build", "-o", builtBin, "moat/cmd/moat")
+		out, err := cmd.CombinedOutput()
+		if err != nil {
+			buildErr = fmt.Errorf("go build moat/cmd/moat: %v\n%s", err, out)
+		}
+	})
+	if buildErr != nil {
+		t.Fatal(buildErr)
+	}
+	return builtBin
+}
+
+// scriptSetup puts the built binary first on PATH.
+func scriptSetup(env *testscript.Env, bin string) error {
+	path := filepath.Dir(bin) + string(os.PathListSeparator) + env.Getenv("PATH")
+	env.Setenv("PATH", path)
+	var names []string
+	for _, kv := range env.Vars {
+		if k, _, ok := strings.Cut(kv, "="); ok {
+			names = append(names, k)
 		}
 	}
-	return 0, fmt.Errorf("no free port")
+	// $SERVER is a free loopback address for scripts that run a server
+	// on a port of their choosing.
+	env.Setenv("SERVER", net.JoinHostPort("127.0.0.1", strconv.Itoa(freePorts(func(f string, a ...any) { panic(fmt.Sprintf(f, a...)) }, 1)[0])))
+	names = append(names, "SERVER")
+	env.Values[envNamesKey{}] = names
+	env.Values[procsKey{}] = &procs{m: map[string]*proc{}}
+	return nil
+}
+
+type envNamesKey struct{}
+type procsKey struct{}
+
+// ScriptCmds are the harness commands described at TestScripts.
+func ScriptCmds() map[string]func(ts *testscript.TestScript, neg bool, args []string) {
+	return map[string]func(ts *testscript.TestScript, neg bool, args []string){
+		"server":       cmdServer,
+		"totp":         cmdTOTP,
+		"mfa":          cmdMFA,
+		"agent":        cmdAgent,
+		"start":        cmdStart,
+		"terminate":    cmdTerminate,
+		"sigkill":      cmdSigkill,
+		"backend":      cmdBackend,
+		"traffic":      cmdTraffic,
+		"freeport":     cmdFreeport,
+		"eventually":   cmdEventually,
+		"expand":       cmdExpand,
+		"alertmanager": cmdAlertmanager,
+		"httpget":      cmdHTTPGet,
+		"token":        cmdToken,
+		"selfsigned":   cmdSelfSigned,
+		"tlsprobe":     cmdTLSProbe,
+		"ocsfcheck":    cmdOCSFCheck,
+		"gunzip":       cmdGunzip,
+		"waitserver":   scriptWaitServer,
+		"auditforge":   scriptAuditForge,
+	}
+}
+
+// moatEnvNames are the variables moat reads, passed to processes the
+// harness starts besides the script's own environment.
+var moatEnvNames = []string{"MOAT_SERVER", "MOAT_ADMIN_DIR", "MOAT_DATA_DIR", "MOAT_KEK", "MOAT_PASSPHRASE", "MOAT_LOG_FORMAT"}
+
+// scriptEnv is the environment of a process started by the harness.
+func scriptEnv(ts *testscript.TestScript) []string {
+	names, _ := ts.Value(envNamesKey{}).([]string)
+	var env []string
+	seen := map[string]bool{}
+	for _, n := range append(append([]string{}, names...), moatEnvNames...) {
+		if seen[n] {
+			continue
+		}
+		seen[n] = true
+		if v := ts.Getenv(n); v != "" {
+			env = append(env, n+"="+v)
+		}
+	}
+	return env
+}
+
+// runMoat runs the built moat to completion and returns its stdout.
+func execMoat(ts *testscript.TestScript, args ...string) (string, error) {
+	cmd := exec.Command(lookMoat(ts), args...)
+	cmd.Env = scriptEnv(ts)
+	cmd.Dir = ts.Getenv("WORK")
+	var out, errb bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &errb
+	if err := cmd.Run(); err != nil {
+		return out.String(), fmt.Errorf("moat %s: %v: %s", strings.Join(args, " "), err, strings.TrimSpace(errb.String()))
+	}
+	return out.String(), nil
+}
+
+func lookMoat(ts *testscript.TestScript) string {
+	for _, dir := range filepath.SplitList(ts.Getenv("PATH")) {
+		p := filepath.Join(dir, "moat")
+		if fi, err := os.Stat(p); err == nil && !fi.IsDir() {
+			return p
+		}
+	}
+	ts.Fatalf("no moat on PATH")
+	return ""
+}
+
+// proc is a moat process running in the background.
+type proc struct {
+	name string
+	cmd  *exec.Cmd
+	log  string
+	done chan struct{}
+	err  error // set before done closes
+}
+
+type procs struct {
+	mu sync.Mutex // guards m
+	m  map[string]*proc
+}
+
+func scriptProcs(ts *testscript.TestScript) *procs { return ts.Value(procsKey{}).(*procs) }
+
+// readyMsg is the log line that says a long-running command is serving.
+func readyMsg(args []string) string {
+	switch {
+	case len(args) >= 2 && args[0] == "server" && args[1] == "run":
+		return "control plane listening"
+	case len(args) >= 1 && args[0] == "agent":
+		return "agent ready"
+	case len(args) >= 1 && args[0] == "gateway":
+		return "gateway: serving"
+	}
+	return ""
+}
+
+// startTimeout bounds how long a process may take to say it is ready.
+const startTimeout = 90 * time.Second
+
+func cmdStart(ts *testscript.TestScript, neg bool, args []string) {
+	if neg {
+		ts.Fatalf("unsupported: ! start")
+	}
+	ready := ""
+	switch {
+	case len(args) > 1 && args[0] == "-ready":
+		ready, args = args[1], args[2:]
+	case len(args) > 0 && args[0] == "-nowait":
+		ready, args = noWait, args[1:]
+	}
+	if len(args) < 2 || args[1] != "moat" {
+		ts.Fatalf("usage: start [-ready MSG | -nowait] NAME moat ARGS...")
+	}
+	startMoat(ts, args[0], ready, args[2:])
+}
+
+// noWait is the ready line of a process nobody waits for.
+const noWait = "\x00"
+
+// startMoat runs moat ARGS in the background as NAME and waits until it
+// logs ready (or the default ready line of its command); it returns the
+// string attributes of that line.
+func startMoat(ts *testscript.TestScript, name, ready string, args []string) map[string]string {
+	if ready == "" {
+		ready = readyMsg(args)
+	}
+	if ready == "" {
+		ts.Fatalf("start %s: no ready line known for moat %s: pass -ready MSG", name, strings.Join(args, " "))
+	}
+	ps := scriptProcs(ts)
+	ps.mu.Lock()
+	_, dup := ps.m[name]
+	ps.mu.Unlock()
+	if dup {
+		ts.Fatalf("start: %s is already running", name)
+	}
+	logPath := filepath.Join(ts.Getenv("WORK"), name+".log")
+	logFile, err := os.OpenFile(logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
+	ts.Check(err)
+	outFile, err := os.OpenFile(filepath.Join(ts.Getenv("WORK"), name+".out"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
+	ts.Check(err)
+	pr, pw := io.Pipe()
+	if ready != noWait {
+		args = append(append([]string{}, args...), "--log-format=json")
+	}
+	cmd := exec.Command(lookMoat(ts), args...)
+	cmd.Env = scriptEnv(ts)
+	cmd.Dir = ts.Getenv("WORK")
+	cmd.Stdout = outFile
+	cmd.Stderr = io.MultiWriter(logFile, pw)
+	ts.Check(cmd.Start())
+	p := &proc{name: name, cmd: cmd, log: logPath, done: make(chan struct{})}
+	go func() {
+		p.err = cmd.Wait()
+		pw.Close()
+		logFile.Close()
+		outFile.Close()
+		close(p.done)
+	}()
+	ps.mu.Lock()
+	ps.m[name] = p
+	ps.mu.Unlock()
+	ts.Defer(func() {
+		_ = p.stop(ts, syscall.SIGTERM)
+		ts.Logf("[%s log, last lines]\n%s", name, tail(logPath, 30))
+	})
+
+	if ready == noWait {
+		go func() { _, _ = io.Copy(io.Discard, pr) }()
+		return nil
+	}
+	found := make(chan map[string]string, 1)
+	go func() {
+		sc := bufio.NewScanner(pr)
+		sc.Buffer(make([]byte, 64<<10), 1<<20)
+		sent := false
+		for sc.Scan() {
+			if sent {
+				continue // drain, so the process never blocks on the pipe
+			}
+			var line map[string]any
+			if json.Unmarshal(sc.Bytes(), &line) != nil || line["msg"] != ready {
+				continue
+			}
+			attrs := map[string]string{}
+			for k, v := range line {
+				if s, ok := v.(string); ok {
+					attrs[k] = s
+				}
+			}
+			found <- attrs
+			sent = true
+		}
+		_, _ = io.Copy(io.Discard, pr)
+	}()
+	select {
+	case attrs := <-found:
+		for k, v := range attrs {
+			if k == "msg" || k == "level" || k == "time" {
+				continue
+			}
+			ts.Setenv(name+"_"+strings.ToUpper(k), v)
+		}
+		return attrs
+	case <-p.done:
+		ts.Fatalf("%s exited before it was ready (%v):\n%s", name, p.err, tail(p.log, 40))
+	case <-time.After(startTimeout):
+		ts.Fatalf("%s did not log %q within %s:\n%s", name, ready, startTimeout, tail(p.log, 40))
+	}
+	return nil
+}
+
+// stop signals p and waits for it (SIGKILL after a grace period); it
+// reports whether p exited cleanly.
+func (p *proc) stop(ts *testscript.TestScript, sig syscall.Signal) error {
+	select {
+	case <-p.done:
+		return p.err
+	default:
+	}
+	_ = p.cmd.Process.Signal(sig)
+	select {
+	case <-p.done:
+	case <-time.After(60 * time.Second):
+		_ = p.cmd.Process.Kill()
+		<-p.done
+		ts.Logf("%s did not stop within 60s of %v; killed", p.name, sig)
+		return fmt.Errorf("%s did not stop on %v", p.name, sig)
+	}
+	return p.err
+}
+
+func takeProc(ts *testscript.TestScript, name string) *proc {
+	ps := scriptProcs(ts)
+	ps.mu.Lock()
+	defer ps.mu.Unlock()
+	p, ok := ps.m[name]
+	if !ok {
+		ts.Fatalf("no process %q", name)
+	}
+	delete(ps.m, name)
+	return p
+}
+
+func cmdTerminate(ts *testscript.TestScript, neg bool, args []string) {
+	if len(args) != 1 {
+		ts.Fatalf("usage: terminate NAME")
+	}
+	err := takeProc(ts, args[0]).stop(ts, syscall.SIGTERM)
+	switch {
+	case err != nil && !neg:
+		ts.Fatalf("%s: %v", args[0], err)
+	case err == nil && neg:
+		ts.Fatalf("%s exited cleanly, want a failure", args[0])
+	}
+}
+
+func cmdSigkill(ts *testscript.TestScript, neg bool, args []string) {
+	if len(args) != 1 || neg {
+		ts.Fatalf("usage: sigkill NAME")
+	}
+	p := takeProc(ts, args[0])
+	_ = p.cmd.Process.Kill()
+	<-p.done
+}
+
+func tail(path string, n int) string {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return err.Error()
+	}
+	lines := strings.Split(strings.TrimRight(string(b), "\n"), "\n")
+	if len(lines) > n {
+		lines = lines[len(lines)-n:]
+	}
+	return strings.Join(lines, "\n")
+}
+
+func cmdServer(ts *testscript.TestScript, neg bool, args []string) {
+	if len(args) < 1 || neg {
+		ts.Fatalf("usage: server NAME [RUN_FLAG...]")
+	}
+	name := args[0]
+	data := filepath.Join(ts.Getenv("WORK"), name)
+	fresh := false
+	if _, err := os.Stat(data); os.IsNotExist(err) {
+		if _, err := execMoat(ts, "server", "init", "--data-dir", data, "--trust-domain", "example.org"); err != nil {
+			ts.Fatalf("%v", err)
+		}
+		fresh = true
+	}
+	run := append([]string{"server", "run", "--data-dir", data, "--listen", "127.0.0.1:0"}, args[1:]...)
+	attrs := startMoat(ts, name, "", run)
+	ts.Setenv("MOAT_SERVER", attrs["addr"])
+	ts.Setenv("MOAT_ADMIN_DIR", data+".admin")
+	if fresh {
+		mfaEnrol(ts)
+	}
+}
+
+func cmdAgent(ts *testscript.TestScript, neg bool, args []string) {
+	if len(args) < 1 || neg {
+		ts.Fatalf("usage: agent NODE [AGENT_FLAG...]")
+	}
+	node := args[0]
+	data := filepath.Join(ts.Getenv("WORK"), node)
+	run := []string{"agent", "--data-dir", data, "--server", ts.Getenv("MOAT_SERVER"), "--node", node}
+	if _, err := os.Stat(filepath.Join(data, "node")); os.IsNotExist(err) {
+		tok, err := execMoat(ts, "token", "create", "--node", node)
+		if err != nil {
+			ts.Fatalf("%v", err)
+		}
+		run = append(run, "--join", strings.TrimSpace(tok))
+	}
+	mesh := "127.0.0.1:" + strconv.Itoa(freePorts(ts.Fatalf, 1)[0])
+	run = append(append(run, "--listen", mesh), args[1:]...)
+	startMoat(ts, node, "", run)
+}
+
+func cmdBackend(ts *testscript.TestScript, neg bool, args []string) {
+	if len(args) != 1 || neg {
+		ts.Fatalf("usage: backend NAME")
+	}
+	name := args[0]
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	ts.Check(err)
+	srv := &http.Server{ReadHeaderTimeout: 10 * time.Second, Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, _ = io.Copy(io.Discard, r.Body)
+		size := -1
+		if v := r.URL.Query().Get("size"); v != "" {
+			if size, err = strconv.Atoi(v); err != nil || size < 0 {
+				http.Error(w, "bad size", http.StatusBadRequest)
+				return
+			}
+		}
+		if size < 0 {
+			fmt.Fprintf(w, "hello from %s\n", name)
+			return
+		}
+		w.Header().Set("Content-Length", strconv.Itoa(size))
+		_, _ = io.Copy(w, io.LimitReader(zeros{}, int64(size)))
+	})}
+	go srv.Serve(ln)
+	ts.Defer(func() { srv.Close() })
+	ts.Setenv(name+"_PORT", strconv.Itoa(ln.Addr().(*net.TCPAddr).Port))
+}
+
+type zeros struct{}
+
+func (zeros) Read(p []byte) (int, error) {
+	for i := range p {
+		p[i] = 'x'
+	}
+	return len(p), nil
+}
+
+// countingConn counts the bytes that cross a connection.
+type countingConn struct {
+	net.Conn
+	mu        sync.Mutex // guards in and out
+	in, out   int64
+	onClosing func(in, out int64)
+	closed    bool
+}
+
+func (c *countingConn) Read(p []byte) (int, error) {
+	n, err := c.Conn.Read(p)
+	c.mu.Lock()
+	c.in += int64(n)
+	c.mu.Unlock()
+	return n, err
+}
+
+func (c *countingConn) Write(p []byte) (int, error) {
+	n, err := c.Conn.Write(p)
+	c.mu.Lock()
+	c.out += int64(n)
+	c.mu.Unlock()
+	return n, err
+}
+
+func (c *countingConn) Close() error {
+	c.mu.Lock()
+	if !c.closed {
+		c.closed = true
+		c.onClosing(c.in, c.out)
+	}
+	c.mu.Unlock()
+	return c.Conn.Close()
+}
+
+func cmdTraffic(ts *testscript.TestScript, neg bool, args []string) {
+	conns := 1
+	if len(args) > 1 && args[0] == "-n" {
+		n, err := strconv.Atoi(args[1])
+		if err != nil || n < 1 {
+			ts.Fatalf("traffic: -n %q: want a positive count", args[1])
+		}
+		conns, args = n, args[2:]
+	}
+	if len(args) != 3 {
+		ts.Fatalf("usage: traffic [-n CONNS] ADDR SEND RECV")
+	}
+	send, err1 := strconv.Atoi(args[1])
+	recv, err2 := strconv.Atoi(args[2])
+	if err1 != nil || err2 != nil || send < 0 || recv < 0 {
+		ts.Fatalf("traffic: SEND and RECV are byte counts")
+	}
+	var mu sync.Mutex
+	var sent, received int64
+	var failures []string
+	for i := 0; i < conns; i++ {
+		done := make(chan struct{})
+		tr := &http.Transport{DisableKeepAlives: true, DialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
+			c, err := dialListening(ctx, network, addr)
+			if err != nil {
+				return nil, err
+			}
+			return &countingConn{Conn: c, onClosing: func(in, out int64) {
+				mu.Lock()
+				received += in
+				sent += out
+				mu.Unlock()
+				close(done)
+			}}, nil
+		}}
+		client := &http.Client{Transport: tr, Timeout: 30 * time.Second}
+		resp, err := client.Post("http://"+args[0]+"/?size="+strconv.Itoa(recv), "application/octet-stream", io.LimitReader(zeros{}, int64(send)))
+		if err == nil {
+			n, _ := io.Copy(io.Discard, resp.Body)
+			resp.Body.Close()
+			if resp.StatusCode != http.StatusOK || n != int64(recv) {
+				err = fmt.Errorf("%s with %d body bytes, want 200 with %d", resp.Status, n, recv)
+			}
+		}
+		tr.CloseIdleConnections()
+		if err != nil {
+			failures = append(failures, err.Error())
+			continue
+		}
+		select {
+		case <-done:
+		case <-time.After(30 * time.Second):
+			ts.Fatalf("traffic: connection %d never closed", i)
+		}
+	}
+	switch {
+	case len(failures) > 0 && !neg:
+		ts.Fatalf("traffic: %d of %d connections failed: %s", len(failures), conns, failures[0])
+	case len(failures) < conns && neg:
+		ts.Fatalf("traffic: %d of %d connections succeeded, want none", conns-len(failures), conns)
+	}
+	ts.Setenv("TRAFFIC_SENT", strconv.FormatInt(sent, 10))
+	ts.Setenv("TRAFFIC_RECEIVED", strconv.FormatInt(received, 10))
+	ts.Setenv("TRAFFIC_BYTES", strconv.FormatInt(sent+received, 10))
+	fmt.Fprintf(ts.Stdout(), "%d connections, %d bytes sent, %d received\n", conns-len(failures), sent, received)
+}
+
+// dialListening dials addr, waiting (bounded) while nothing listens there
+// yet: an agent opens an upstream's port once the registry reaches it. A
+// refused dial carried no byte, so no flow records it.
+func dialListening(ctx context.Context, network, addr string) (net.Conn, error) {
+	deadline := time.Now().Add(startTimeout)
+	for {
+		c, err := (&net.Dialer{}).DialContext(ctx, network, addr)
+		if err == nil || !errors.Is(err, syscall.ECONNREFUSED) || time.Now().After(deadline) {
+			return c, err
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+func cmdFreeport(ts *testscript.TestScript, neg bool, args []string) {
+	if len(args) == 3 && args[0] == "-run" {
+		n, err := strconv.Atoi(args[1])
+		if err != nil || n < 1 {
+			ts.Fatalf("freeport -run %q: want a count", args[1])
+		}
+		ts.Setenv(args[2], strconv.Itoa(freePortRun(ts.Fatalf, n)))
+		return
+	}
+	if len(args) == 0 || neg {
+		ts.Fatalf("usage: freeport VAR... | freeport -run N VAR")
+	}
+	for i, p := range freePorts(ts.Fatalf, len(args)) {
+		ts.Setenv(args[i], strconv.Itoa(p))
+	}
+}
+
+func cmdEventually(ts *testscript.TestScript, neg bool, args []string) {
+	timeout := 60 * time.Second
+	if len(args) > 1 && args[0] == "-timeout" {
+		d, err := time.ParseDuration(args[1])
+		if err != nil {
+			ts.Fatalf("eventually: -timeout: %v", err)
+		}
+		timeout, args = d, args[2:]
+	}
+	if len(args) < 2 || neg {
+		ts.Fatalf("usage: eventually [-timeout D] PATTERN PROG ARGS...")
+	}
+	re, err := regexp.Compile(`(?m)` + args[0])
+	ts.Check(err)
+	deadline := time.Now().Add(timeout)
+	pause := 100 * time.Millisecond
+	var last string
+	var lastErr error
+	for {
+		var out, errb bytes.Buffer
+		if args[1] == "httpget" {
+			lastErr = httpGet(args[2:], &out)
+		} else {
+			prog := args[1]
+			if prog == "moat" {
+				prog = lookMoat(ts)
+			}
+			cmd := exec.Command(prog, args[2:]...)
+			cmd.Env = scriptEnv(ts)
+			cmd.Dir = ts.Getenv("WORK")
+			cmd.Stdout, cmd.Stderr = &out, &errb
+			lastErr = cmd.Run()
+		}
+		last = out.String()
+		if lastErr == nil && re.MatchString(last) {
+			fmt.Fprint(ts.Stdout(), last)
+			fmt.Fprint(ts.Stderr(), errb.String())
+			return
+		}
+		if lastErr != nil {
+			last += errb.String()
+		}
+		if time.Now().After(deadline) {
+			ts.Fatalf("eventually: %s did not print %q within %s (last: %v)\n%s", strings.Join(args[1:], " "), args[0], timeout, lastErr, last)
+		}
+		time.Sleep(pause)
+		pause = min(2*pause, 2*time.Second)
+	}
+}
+
+func cmdExpand(ts *testscript.TestScript, neg bool, args []string) {
+	if len(args) == 0 || neg {
+		ts.Fatalf("usage: expand FILE...")
+	}
+	for _, f := range args {
+		p := ts.MkAbs(f)
+		b, err := os.ReadFile(p)
+		ts.Check(err)
+		ts.Check(os.WriteFile(p, []byte(os.Expand(string(b), ts.Getenv)), 0o600))
+	}
+}
+
+func cmdAlertmanager(ts *testscript.TestScript, neg bool, args []string) {
+	if len(args) != 1 || neg {
+		ts.Fatalf("usage: alertmanager NAME")
+	}
+	name := args[0]
+	bin, err := exec.LookPath("prometheus-alertmanager")
+	if err != nil {
+		ts.Fatalf("alertmanager: %v (Debian package prometheus-alertmanager)", err)
+	}
+	dir := filepath.Join(ts.Getenv("WORK"), name)
+	ts.Check(os.MkdirAll(dir, 0o700))
+	cfg := filepath.Join(dir, "alertmanager.yml")
+	ts.Check(os.WriteFile(cfg, []byte("route:\n  receiver: none\nreceivers:\n  - name: none\n"), 0o600))
+	logPath := filepath.Join(ts.Getenv("WORK"), name+".log")
+	logFile, err := os.Create(logPath)
+	ts.Check(err)
+	pr, pw := io.Pipe()
+	cmd := exec.Command(bin, "--config.file="+cfg, "--storage.path="+filepath.Join(dir, "data"),
+		"--web.listen-address=127.0.0.1:0", "--cluster.listen-address=")
+	cmd.Stdout = logFile
+	cmd.Stderr = io.MultiWriter(logFile, pw)
+	ts.Check(cmd.Start())
+	p := &proc{name: name, cmd: cmd, log: logPath, done: make(chan struct{})}
+	go func() {
+		p.err = cmd.Wait()
+		pw.Close()
+		logFile.Close()
+		close(p.done)
+	}()
+	ps := scriptProcs(ts)
+	ps.mu.Lock()
+	ps.m[name] = p
+	ps.mu.Unlock()
+	ts.Defer(func() { _ = p.stop(ts, syscall.SIGTERM) })
+	addr := make(chan string, 1)
+	go func() {
+		re := regexp.MustCompile(`msg="Listening on" address=(\S+)`)
+		sc := bufio.NewScanner(pr)
+		for sc.Scan() {
+			if m := re.FindStringSubmatch(sc.Text()); m != nil {
+				addr <- m[1]
+				break
+			}
+		}
+		_, _ = io.Copy(io.Discard, pr)
+	}()
+	select {
+	case a := <-addr:
+		ts.Setenv(name+"_URL", "http://"+a)
+	case <-p.done:
+		ts.Fatalf("alertmanager exited (%v):\n%s", p.err, tail(logPath, 20))
+	case <-time.After(startTimeout):
+		ts.Fatalf("alertmanager did not listen within %s:\n%s", startTimeout, tail(logPath, 20))
+	}
+}
+
+func cmdHTTPGet(ts *testscript.TestScript, neg bool, args []string) {
+	err := httpGet(args, ts.Stdout())
+	if (err != nil) != neg {
+		ts.Fatalf("httpget: %v", err)
+	}
+}
+
+// httpGet writes the body of GET to w; an answer other than 200 is an
+// error. args are [-k] URL.
+func httpGet(args []string, w io.Writer) error {
+	insecure := false
+	if len(args) == 2 && args[0] == "-k" {
+		insecure, args = true, args[1:]
+	}
+	if len(args) != 1 {
+		return errors.New("usage: httpget [-k] URL")
+	}
+	c := &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{InsecureSkipVerify: insecure}}}
+	resp, err := c.Get(args[0])
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	if _, err := io.Copy(w, io.LimitReader(resp.Body, 16<<20)); err != nil {
+		return err
+	}
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("GET %s: %s", args[0], resp.Status)
+	}
+	return nil
+}
+
+func cmdToken(ts *testscript.TestScript, neg bool, args []string) {
+	if len(args) != 2 || neg {
+		ts.Fatalf("usage: token NODE VAR")
+	}
+	tok, err := execMoat(ts, "token", "create", "--node", args[0])
+	if err != nil {
+		ts.Fatalf("%v", err)
+	}
+	ts.Setenv(args[1], strings.TrimSpace(tok))
+}
+
+func cmdSelfSigned(ts *testscript.TestScript, neg bool, args []string) {
+	if len(args) != 1 || neg {
+		ts.Fatalf("usage: selfsigned DIR")
+	}
+	dir := ts.MkAbs(args[0])
+	ts.Check(os.MkdirAll(dir, 0o700))
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	ts.Check(err)
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "edge"},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(24 * time.Hour),
+		IPAddresses: []net.IP{net.IPv4(127, 0, 0, 1)}, DNSNames: []string{"localhost"},
+		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}, KeyUsage: x509.KeyUsageDigitalSignature}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, key.Public(), key)
+	ts.Check(err)
+	kd, err := x509.MarshalPKCS8PrivateKey(key)
+	ts.Check(err)
+	ts.Check(os.WriteFile(filepath.Join(dir, "edge.crt"), pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o600))
+	ts.Check(os.WriteFile(filepath.Join(dir, "edge.key"), pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: kd}), 0o600))
+}
+
+func cmdTLSProbe(ts *testscript.TestScript, neg bool, args []string) {
+	if len(args) != 1 {
+		ts.Fatalf("usage: tlsprobe ADDR")
+	}
+	d := &net.Dialer{Timeout: 10 * time.Second}
+	c, err := tls.DialWithDialer(d, "tcp", args[0], &tls.Config{InsecureSkipVerify: true})
+	if err == nil {
+		// TLS 1.3 reports a refused client certificate on the first read.
+		_ = c.SetReadDeadline(time.Now().Add(10 * time.Second))
+		_, err = c.Read(make([]byte, 1))
+		c.Close()
+		if errors.Is(err, os.ErrDeadlineExceeded) {
+			err = nil
+		}
+	}
+	switch {
+	case err != nil && !neg:
+		ts.Fatalf("tlsprobe %s: %v", args[0], err)
+	case err == nil && neg:
+		ts.Fatalf("tlsprobe %s: the handshake was accepted", args[0])
+	}
+}
+
+func cmdOCSFCheck(ts *testscript.TestScript, neg bool, args []string) {
+	if len(args) < 1 || neg {
+		ts.Fatalf("usage: ocsfcheck FILE [CLASS...]")
+	}
+	b, err := os.ReadFile(ts.MkAbs(args[0]))
+	ts.Check(err)
+	seen := map[string]int{}
+	var bad []string
+	for i, line := range strings.Split(strings.TrimSpace(string(b)), "\n") {
+		if line == "" {
+			continue
+		}
+		var head struct {
+			Class int `json:"class_uid"`
+		}
+		_ = json.Unmarshal([]byte(line), &head)
+		seen[strconv.Itoa(head.Class)]++
+		if err := ocsfcheck.Check([]byte(line)); err != nil {
+			bad = append(bad, fmt.Sprintf("line %d (class %d): %v\n  %s", i+1, head.Class, err, line))
+		}
+	}
+	for _, want := range args[1:] {
+		if seen[want] == 0 {
+			bad = append(bad, fmt.Sprintf("no record of class %s (have %v)", want, seen))
+		}
+	}
+	if len(bad) > 0 {
+		ts.Fatalf("%d problems:\n%s", len(bad), strings.Join(bad, "\n"))
+	}
+	fmt.Fprintf(ts.Stdout(), "%d records conform to OCSF %s: %v\n", len(strings.Split(strings.TrimSpace(string(b)), "\n")), ocsfcheck.Version, seen)
+}
+
+func cmdGunzip(ts *testscript.TestScript, neg bool, args []string) {
+	if len(args) != 1 || neg {
+		ts.Fatalf("usage: gunzip GLOB")
+	}
+	files, err := filepath.Glob(ts.MkAbs(args[0]))
+	ts.Check(err)
+	if len(files) == 0 {
+		ts.Fatalf("gunzip: nothing matches %s", args[0])
+	}
+	sort.Strings(files)
+	for _, p := range files {
+		f, err := os.Open(p)
+		ts.Check(err)
+		zr, err := gzip.NewReader(f)
+		if err != nil {
+			f.Close()
+			ts.Fatalf("gunzip %s: %v", p, err)
+		}
+		_, err = io.Copy(ts.Stdout(), zr)
+		f.Close()
+		if err != nil {
+			ts.Fatalf("gunzip %s: %v", p, err)
+		}
+	}
 }
 
 func scriptWaitServer(ts *testscript.TestScript, neg bool, args []string) {

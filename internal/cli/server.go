@@ -6,146 +6,41 @@ import (
 	"flag"
 	"fmt"
 	"log/slog"
-	"net"
-	"net/url"
 	"os"
+	"os/user"
 	"path/filepath"
 	"strings"
 	"time"
 
-	"moat/internal/config"
-	"moat/internal/identity"
+	"moat/internal/api"
 	"moat/internal/server"
 )
 
-// serverConfig is moat server's configuration file; flags share its names.
-type serverConfig struct {
-	DataDir     string        `yaml:"data_dir"`
-	Listen      string        `yaml:"listen"`
-	TrustDomain string        `yaml:"trust_domain"`
-	SVIDTTL     time.Duration `yaml:"svid_ttl"`
-	Name        string        `yaml:"name"`
-	AdminDir    string        `yaml:"admin_dir"`
-	Store       storeConfig   `yaml:"store"`
-	KEK         kekConfig     `yaml:"kek"`
-	// Retention is how long flow records are kept; zero means 30d.
-	Retention config.Duration `yaml:"retention"`
-	// Alerts names the detection and alert-delivery file; empty runs the
-	// default rules with no sinks.
-	Alerts string `yaml:"alerts"`
-	// Metrics, when set, serves Prometheus /metrics on this address.
-	Metrics string `yaml:"metrics"`
-	// KeyRotation rotates the primary data key when it is this old (e.g.
-	// 90d); zero means only by "moat keys rotate".
-	KeyRotation config.Duration `yaml:"key_rotation"`
-	// MFA decides which admin calls need a fresh second factor (default:
-	// the sensitive ones, for every role).
-	MFA server.MFAFile `yaml:"mfa"`
-	// Access governs break-glass grants and session recordings.
-	Access server.AccessFile `yaml:"access"`
-	// Flows bounds the flow store's memory.
-	Flows flowStoreConfig `yaml:"flows"`
-}
-
-// flowStoreConfig bounds the flow store's memory: the SQLite page cache
-// is at most open_partitions × 2 connections × cache_kib.
-type flowStoreConfig struct {
-	// CacheKiB is the page cache per connection; zero means 2048.
-	CacheKiB int `yaml:"cache_kib"`
-	// OpenPartitions is how many day partitions stay open; zero means 8.
-	OpenPartitions int `yaml:"open_partitions"`
-}
-
-// storeConfig selects the control-plane store.
-type storeConfig struct {
-	// Backend is "bolt" (default: a file under data_dir) or "etcd".
-	Backend   string   `yaml:"backend"`
-	Endpoints []string `yaml:"endpoints"`
-	Prefix    string   `yaml:"prefix"`
-}
-
-func (c *serverConfig) flags(fs *flag.FlagSet) *string {
+// serverFlags declares the flags of server init and run onto f; they share
+// the file's key names. It returns the --config flag.
+func serverFlags(fs *flag.FlagSet, f *server.File) *string {
 	file := fs.String("config", "", "YAML configuration file (keys as the flags, with _ for -)")
-	fs.StringVar(&c.DataDir, "data-dir", "", "directory of the control plane's state (required)")
-	fs.StringVar(&c.Listen, "listen", "127.0.0.1:7400", "API address (mutual TLS)")
-	fs.StringVar(&c.Name, "name", "control", "this server's name in its SVID")
-	fs.StringVar(&c.Alerts, "alerts", "", "detection and alert sinks file (YAML)")
-	fs.StringVar(&c.Metrics, "metrics", "", "serve Prometheus /metrics on this address")
-	c.kekFlags(fs)
-	c.keyRotationFlag(fs)
+	fs.StringVar(&f.DataDir, "data-dir", "", "directory of the control plane's state (required)")
+	fs.StringVar(&f.Listen, "listen", server.DefaultListen, "API address (always mutual TLS)")
+	fs.StringVar(&f.Name, "name", "control", "this server's name in its SVID")
+	fs.StringVar(&f.Alerts, "alerts", "", "detection and alert sinks file (YAML)")
+	fs.StringVar(&f.Metrics, "metrics", "", "serve Prometheus /metrics on this address")
+	fs.Func("key-rotation", "rotate the primary data key when it is this old, e.g. 90d (default: only by \"moat keys rotate\")", func(v string) error { return f.KeyRotation.UnmarshalText([]byte(v)) })
+	kekFlags(fs, &f.KEK)
+	logFlags(fs, &f.Log)
 	return file
-}
-
-func (c *serverConfig) validate(needTD bool) error {
-	if c.DataDir == "" {
-		return config.Errorf("data_dir", "required")
-	}
-	if _, _, err := net.SplitHostPort(c.Listen); err != nil {
-		return config.Errorf("listen", "%q: want host:port", c.Listen)
-	}
-	if needTD {
-		if _, err := identity.ParseTrustDomain(c.TrustDomain); err != nil {
-			return config.Errorf("trust_domain", "%v", err)
-		}
-	}
-	if c.SVIDTTL < 0 || c.SVIDTTL > 24*time.Hour {
-		return config.Errorf("svid_ttl", "%s: want a positive duration of at most 24h", c.SVIDTTL)
-	}
-	if err := identity.ValidName(c.Name); err != nil {
-		return config.Errorf("name", "%v", err)
-	}
-	if c.Flows.CacheKiB < 0 || c.Flows.CacheKiB > 1<<20 {
-		return config.Errorf("flows.cache_kib", "%d: want 0 (the default, 2048) to 1048576", c.Flows.CacheKiB)
-	}
-	if c.Flows.OpenPartitions < 0 || c.Flows.OpenPartitions > 1000 {
-		return config.Errorf("flows.open_partitions", "%d: want 0 (the default, 8) to 1000", c.Flows.OpenPartitions)
-	}
-	if c.KeyRotation < 0 {
-		return config.Errorf("key_rotation", "%s: want a positive period such as 90d, or none", time.Duration(c.KeyRotation))
-	}
-	switch c.Store.Backend {
-	case "", "bolt":
-		if len(c.Store.Endpoints) > 0 {
-			return config.Errorf("store.endpoints", "only the etcd backend takes endpoints")
-		}
-	case "etcd":
-		if len(c.Store.Endpoints) == 0 {
-			return config.Errorf("store.endpoints", "the etcd backend needs at least one endpoint")
-		}
-		for i, e := range c.Store.Endpoints {
-			hostport := e
-			if u, err := url.Parse(e); err == nil && u.Host != "" {
-				hostport = u.Host
-			}
-			if _, _, err := net.SplitHostPort(hostport); err != nil {
-				return config.Errorf(config.Index("store.endpoints", i), "%q: want host:port or a URL such as http://10.0.0.1:2379", e)
-			}
-		}
-		if c.Store.Prefix != "" && !strings.HasSuffix(c.Store.Prefix, "/") {
-			return config.Errorf("store.prefix", "%q must end in \"/\"", c.Store.Prefix)
-		}
-	default:
-		return config.Errorf("store.backend", "%q: want bolt or etcd", c.Store.Backend)
-	}
-	if _, err := c.MFA.Config("mfa"); err != nil {
-		return err
-	}
-	if _, err := c.Access.Config("access"); err != nil {
-		return err
-	}
-	return c.KEK.validate("kek")
 }
 
 func serverCommand() *Command {
 	return &Command{
 		Name:    "server",
 		Summary: "run the control plane (CA, registry, intentions, audit)",
-		Sub:     []*Command{serverInitCommand(), serverRunCommand()},
+		Sub:     []*Command{serverAdminRecoverCommand(), serverInitCommand(), serverRunCommand()},
 	}
 }
 
 func serverInitCommand() *Command {
-	var c serverConfig
+	var c server.File
 	var file *string
 	var validate *bool
 	return &Command{
@@ -157,9 +52,9 @@ func serverInitCommand() *Command {
 			"--admin-dir (default DIR.admin, beside the data directory so that a copy of it\n" +
 			"holds no usable credential; files mode 0600) for the admin commands.",
 		Flags: func(fs *flag.FlagSet) {
-			file = c.flags(fs)
+			file = serverFlags(fs, &c)
 			fs.StringVar(&c.TrustDomain, "trust-domain", "", "trust domain, e.g. example.org (required)")
-			fs.DurationVar(&c.SVIDTTL, "svid-ttl", time.Hour, "default SVID lifetime (at most 24h)")
+			fs.DurationVar(&c.SVIDTTL, "svid-ttl", time.Hour, "SVID lifetime when a request names none (at most 24h)")
 			fs.StringVar(&c.AdminDir, "admin-dir", "", "where to write the admin credentials (default DATA_DIR.admin)")
 			validate = fs.Bool("validate", false, "check the configuration and exit")
 		},
@@ -167,7 +62,7 @@ func serverInitCommand() *Command {
 			if err := withConfigFile(fs, *file, &c); err != nil {
 				return err
 			}
-			if err := c.validate(true); err != nil {
+			if err := c.Validate(true); err != nil {
 				return err
 			}
 			if *validate {
@@ -180,7 +75,7 @@ func serverInitCommand() *Command {
 			if err := os.MkdirAll(c.DataDir, 0o700); err != nil {
 				return err
 			}
-			kr, err := c.KEK.keyring(e, c.DataDir, true)
+			kr, _, err := openKeyring(e, &c.KEK, c.DataDir, true)
 			if err != nil {
 				return err
 			}
@@ -207,7 +102,7 @@ func serverInitCommand() *Command {
 }
 
 func serverRunCommand() *Command {
-	var c serverConfig
+	var c server.File
 	var file *string
 	var validate *bool
 	return &Command{
@@ -215,26 +110,102 @@ func serverRunCommand() *Command {
 		Summary: "serve the control-plane API",
 		Usage:   "--data-dir DIR [--listen ADDR] [flags]",
 		Flags: func(fs *flag.FlagSet) {
-			file = c.flags(fs)
+			file = serverFlags(fs, &c)
 			validate = fs.Bool("validate", false, "check the configuration and exit")
 		},
 		Run: func(ctx context.Context, e *Env, fs *flag.FlagSet) error {
 			if err := withConfigFile(fs, *file, &c); err != nil {
 				return err
 			}
-			if err := c.validate(false); err != nil {
+			if err := c.Validate(false); err != nil {
 				return err
 			}
 			if *validate {
 				fmt.Fprintln(e.Stdout, "configuration OK")
 				return nil
 			}
-			p, err := startServer(ctx, e, c, slog.New(slog.NewTextHandler(e.Stderr, nil)))
+			p, err := startServer(ctx, e, &c, c.Log.Logger(e.Stderr))
 			if err != nil {
 				return err
 			}
 			defer p.Close()
 			return p.Run(ctx)
+		},
+	}
+}
+
+func serverAdminRecoverCommand() *Command {
+	var (
+		c               server.File
+		file            *string
+		name, role, out string
+		ttl             time.Duration
+	)
+	return &Command{
+		Name:    "admin-recover",
+		Summary: "issue admin credentials offline, from the data directory and the KEK",
+		Usage:   "--data-dir DIR --out DIR [--admin NAME] [--role admin] [--kek-* ...]",
+		Help: "For a lockout: every administrator's credentials are lost or expired. On the\n" +
+			"server's host, with the server stopped (it holds the audit log), this opens\n" +
+			"the data directory's keyring with the key-encryption key, issues a\n" +
+			"certificate for the administrator --admin from the CA, records their role, and\n" +
+			"appends \"admin.recover\" to the audit log before writing the credentials to\n" +
+			"--out. Whoever holds the KEK and the data directory can do this, and the\n" +
+			"audit log says that they did.",
+		Flags: func(fs *flag.FlagSet) {
+			file = fs.String("config", "", "the server's YAML configuration file (for data_dir, store and kek)")
+			fs.StringVar(&c.DataDir, "data-dir", "", "the server's data directory (required)")
+			kekFlags(fs, &c.KEK)
+			fs.StringVar(&name, "admin", "admin", "the administrator's name")
+			fs.StringVar(&role, "role", api.RoleAdmin, "viewer, operator or admin")
+			fs.StringVar(&out, "out", "", "directory for the new credentials (required; must hold none)")
+			fs.DurationVar(&ttl, "ttl", 30*24*time.Hour, "certificate lifetime")
+		},
+		Run: func(ctx context.Context, e *Env, fs *flag.FlagSet) error {
+			if fs.NArg() > 0 {
+				return usagef("server admin-recover takes no arguments")
+			}
+			if err := withConfigFile(fs, *file, &c); err != nil {
+				return err
+			}
+			if err := c.Validate(false); err != nil {
+				return err
+			}
+			if out == "" {
+				return usagef("server admin-recover: --out is required")
+			}
+			if api.RoleRank(role) == 0 {
+				return usagef("server admin-recover: --role %q: want viewer, operator or admin", role)
+			}
+			kr, _, err := openKeyring(e, &c.KEK, c.DataDir, false)
+			if err != nil {
+				return fmt.Errorf("%s: %w", c.DataDir, err)
+			}
+			// The store first: a running server holds it (and its audit
+			// log), and recovery must not write beside it.
+			st, err := openStore(ctx, c.DataDir, c.Store, server.NewStoreSealer(kr.AEAD()))
+			if err != nil {
+				return fmt.Errorf("%w (stop the server first)", err)
+			}
+			defer st.Close()
+			log, err := openAuditLog(ctx, &c, st, kr.AEAD(), slog.New(slog.NewTextHandler(e.Stderr, nil)))
+			if err != nil {
+				return fmt.Errorf("%w (stop the server first)", err)
+			}
+			defer log.Close()
+			actor := "local"
+			if u, err := user.Current(); err == nil {
+				actor = "local:" + u.Username
+			}
+			leaf, err := server.RecoverAdmin(ctx, st, server.RecoverConfig{
+				Name: name, Role: role, TTL: ttl, OutDir: out, Sealer: kr.AEAD(), Audit: log, Actor: actor,
+			})
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(e.Stdout, "credentials for %s (role %s) in %s, valid until %s\nrecorded in the audit log as admin.recover by %s\n",
+				leaf.URIs[0], role, out, leaf.NotAfter.UTC().Format(time.RFC3339), actor)
+			return nil
 		},
 	}
 }

@@ -91,9 +91,34 @@ func TestHelpOnEveryCommand(t *testing.T) {
 		if code != 0 || !strings.Contains(stdout, "Usage: "+strings.Join(path, " ")) {
 			t.Errorf("%s -h: exit %d, stdout %q, stderr %q", strings.Join(path, " "), code, stdout, stderr)
 		}
+		// A flag's help names its default once: in its text or in the
+		// flag package's "(default X)", never both.
+		for _, line := range strings.Split(stdout, "\n") {
+			if strings.Count(line, "(default") > 1 {
+				t.Errorf("%s -h: two defaults in %q", strings.Join(path, " "), strings.TrimSpace(line))
+			}
+		}
 		for _, s := range c.Sub {
 			walk(s, append(append([]string{}, path...), s.Name))
 		}
 	}
 	walk(root(), []string{"moat"})
+}
+
+// TestErrorsNameTheCommandOnce: errors read "moat: flows: …", never
+// "moat: moat flows: …".
+func TestErrorsNameTheCommandOnce(t *testing.T) {
+	for _, args := range [][]string{
+		{"nosuch"},
+		{"flows", "--nosuch"},
+		{"ca", "rotate", "nosuch"},
+		{"ca", "rotate"},
+		{"server", "run", "--listen"},
+		{},
+	} {
+		code, _, stderr := runCLI(t, nil, args...)
+		if code != 2 || !strings.HasPrefix(stderr, "moat: ") || strings.Contains(stderr, "moat: moat") {
+			t.Errorf("moat %s: exit %d, stderr %q", strings.Join(args, " "), code, stderr)
+		}
+	}
 }

@@ -2,10 +2,12 @@ package cli
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net/http"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -21,7 +23,7 @@ import (
 )
 
 // openStore opens the control-plane store that sc names.
-func openStore(ctx context.Context, dataDir string, sc storeConfig, sealer store.Sealer) (store.Store, error) {
+func openStore(ctx context.Context, dataDir string, sc server.StoreFile, sealer store.Sealer) (store.Store, error) {
 	if sc.Backend == "etcd" {
 		prefix := sc.Prefix
 		if prefix == "" {
@@ -45,7 +47,9 @@ type serverParts struct {
 	metrics  *prometheus.Registry
 	// metricsAddr, when set, serves metrics at /metrics.
 	metricsAddr string
-	closers     []func() error
+	// exports run the continuous exports of flow records.
+	exports []func(context.Context) error
+	closers []func() error
 }
 
 func (p *serverParts) Close() {
@@ -58,7 +62,7 @@ func (p *serverParts) Close() {
 func (p *serverParts) Run(ctx context.Context) error {
 	g, ctx := errgroup.WithContext(ctx)
 	metrics := func(ctx context.Context) error { return serveMetrics(ctx, p.metricsAddr, p.metrics) }
-	for _, run := range []func(context.Context) error{p.srv.Run, p.keys.Run, p.flows.Run, p.engine.Run, p.dispatch.Run, metrics} {
+	for _, run := range append([]func(context.Context) error{p.srv.Run, p.keys.Run, p.flows.Run, p.engine.Run, p.dispatch.Run, metrics}, p.exports...) {
 		g.Go(func() error { return run(ctx) })
 	}
 	return g.Wait()
@@ -66,14 +70,14 @@ func (p *serverParts) Run(ctx context.Context) error {
 
 // startServer opens everything the control plane needs, in order, and
 // closes what it opened if a later step fails.
-func startServer(ctx context.Context, e *Env, c serverConfig, logger *slog.Logger) (_ *serverParts, err error) {
+func startServer(ctx context.Context, e *Env, c *server.File, logger *slog.Logger) (_ *serverParts, err error) {
 	p := &serverParts{metrics: newRegistry(), metricsAddr: c.Metrics}
 	defer func() {
 		if err != nil {
 			p.Close()
 		}
 	}()
-	kr, kek, err := c.KEK.openKeyring(e, c.DataDir)
+	kr, kek, err := openKeyring(e, &c.KEK, c.DataDir, false)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", c.DataDir, err)
 	}
@@ -100,6 +104,13 @@ func startServer(ctx context.Context, e *Env, c serverConfig, logger *slog.Logge
 	if err := p.metrics.Register(p.flows.Collector()); err != nil {
 		return nil, err
 	}
+	for _, ex := range c.Export {
+		run, err := exportFlows(p.flows, ex, logger)
+		if err != nil {
+			return nil, err
+		}
+		p.exports = append(p.exports, run)
+	}
 	settings := &detect.Settings{}
 	if c.Alerts != "" {
 		if settings, err = detect.LoadFile(c.Alerts, e.Getenv); err != nil {
@@ -120,10 +131,14 @@ func startServer(ctx context.Context, e *Env, c serverConfig, logger *slog.Logge
 		return nil, err
 	}
 	if p.keys, err = server.NewKeys(server.KeysConfig{
-		Keyring: kr, KEK: kek, KEKFile: c.KEK.serverKEKFile(c.DataDir), Store: p.st, StoreSealer: storeSealer,
+		Keyring: kr, KEK: kek, KEKFile: c.KEK.RewrappableFile(c.DataDir), Store: p.st, StoreSealer: storeSealer,
 		Audit: p.log, AuditLog: p.log, DataDir: c.DataDir, Every: time.Duration(c.KeyRotation), Getenv: e.Getenv, Logger: logger,
 	}); err != nil {
 		return nil, err
+	}
+	listen := c.Listen
+	if listen == "" {
+		listen = server.DefaultListen
 	}
 	mfa, err := c.MFA.Config("mfa")
 	if err != nil {
@@ -135,7 +150,7 @@ func startServer(ctx context.Context, e *Env, c serverConfig, logger *slog.Logge
 	}
 	acc.RecordingsDir = filepath.Join(c.DataDir, "recordings")
 	p.srv, err = server.New(ctx, server.Config{
-		Listen: c.Listen, Name: c.Name, Store: p.st, Sealer: sealer, Audit: p.log, AuditLog: p.log, Logger: logger,
+		Listen: listen, Name: c.Name, Store: p.st, Sealer: sealer, Audit: p.log, AuditLog: p.log, Logger: logger,
 		Flows: p.flows, Detect: p.engine, Metrics: p.metrics, Keys: p.keys, MFA: mfa, Access: acc,
 	})
 	if err != nil {
@@ -149,7 +164,7 @@ func startServer(ctx context.Context, e *Env, c serverConfig, logger *slog.Logge
 // embedded store keeps it in DATA_DIR/audit, signed with the key the store
 // keeps (sealed), which a plaintext audit.key from earlier versions moves
 // into.
-func openAuditLog(ctx context.Context, c serverConfig, st store.Store, sealer audit.Sealer, logger *slog.Logger) (server.AuditLog, error) {
+func openAuditLog(ctx context.Context, c *server.File, st store.Store, sealer audit.Sealer, logger *slog.Logger) (server.AuditLog, error) {
 	if c.Store.Backend == "etcd" {
 		return audit.OpenStoreLog(ctx, audit.StoreLogConfig{Store: st, Sealer: sealer, Logger: logger})
 	}
@@ -174,17 +189,56 @@ type node struct {
 	agent       *agent.Agent
 	metrics     *prometheus.Registry
 	metricsAddr string
+	log         *slog.Logger
+	meshAddr    string
 }
 
+// Run runs the agent and its metrics until ctx ends or one fails. It logs
+// "agent ready" once the node serves what the control plane's first
+// snapshot holds: an SVID for every service registered on it.
 func (n *node) Run(ctx context.Context) error {
 	g, ctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return n.agent.Run(ctx) })
+	g.Go(func() error {
+		if n.waitReady(ctx) == nil {
+			var local []string
+			for _, r := range n.agent.LocalServices() {
+				local = append(local, r.Name)
+			}
+			n.log.Info("agent ready", "mesh", n.meshAddr, "services", strings.Join(local, ","))
+		}
+		return nil
+	})
 	g.Go(func() error { return serveMetrics(ctx, n.metricsAddr, n.metrics) })
 	return g.Wait()
 }
 
-func startNode(ctx context.Context, e *Env, c agentConfig) (*node, error) {
-	logger := slog.New(slog.NewTextHandler(e.Stderr, nil))
+// waitReady waits for the first snapshot and an SVID for each local service.
+func (n *node) waitReady(ctx context.Context) error {
+	if err := n.agent.WaitSynced(ctx); err != nil {
+		return err
+	}
+	for {
+		changed := n.agent.SVIDChanged()
+		missing := false
+		for _, r := range n.agent.LocalServices() {
+			if _, err := n.agent.Certificate(r.Name); err != nil {
+				missing = true
+			}
+		}
+		if !missing {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-changed:
+		}
+	}
+}
+
+func startNode(ctx context.Context, e *Env, c *agent.File) (*node, error) {
+	logger := c.Log.Logger(e.Stderr)
 	socket := c.Socket
 	if socket == "" {
 		// Beside the data directory, not in it: the data directory is
@@ -193,7 +247,7 @@ func startNode(ctx context.Context, e *Env, c agentConfig) (*node, error) {
 	}
 	reg := newRegistry()
 	// The agent's own keyring, under its KEK: a wrong KEK stops it here.
-	kr, err := c.KEK.keyring(e, c.DataDir, true)
+	kr, _, err := openKeyring(e, &c.KEK, c.DataDir, true)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", c.DataDir, err)
 	}
@@ -208,5 +262,59 @@ func startNode(ctx context.Context, e *Env, c agentConfig) (*node, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &node{agent: a, metrics: reg, metricsAddr: c.Metrics}, nil
+	return &node{agent: a, metrics: reg, metricsAddr: c.Metrics, log: logger, meshAddr: c.Listen}, nil
+}
+
+// exportBuffer is how many records a continuous export may lag behind
+// storage before it misses some (logged, with the count).
+const exportBuffer = 1 << 16
+
+// exportFlows subscribes ex's files to every record st stores and returns
+// what runs them: records are written as they are stored, the live file
+// rotates by size and time, and stopping closes it (after the last
+// compression). A record the store held back as a duplicate is not written
+// twice.
+func exportFlows(st *flow.Store, ex server.ExportFile, logger *slog.Logger) (func(context.Context) error, error) {
+	name := "flows.jsonl"
+	if ex.Format == flow.FormatVPC {
+		name = "vpcflows.log"
+	}
+	fw, err := flow.NewFileWriter(flow.FileConfig{
+		Path: filepath.Join(ex.Dir, name), Format: ex.Format, AccountID: ex.AccountID, MaxMegabytes: ex.MaxMB,
+		RotateEvery: time.Duration(ex.RotateEvery), MaxBackups: ex.MaxFiles, MaxAgeDays: int(time.Duration(ex.MaxAge) / (24 * time.Hour)),
+	})
+	if err != nil {
+		return nil, err
+	}
+	sub, err := st.Follow(flow.Filter{}, exportBuffer)
+	if err != nil {
+		return nil, err
+	}
+	return func(ctx context.Context) error {
+		defer sub.Close()
+		g, ctx := errgroup.WithContext(ctx)
+		g.Go(func() error { return fw.Run(ctx) })
+		g.Go(func() error {
+			var dropped uint64
+			for {
+				select {
+				case <-ctx.Done():
+					return nil
+				case r, ok := <-sub.C:
+					if !ok {
+						return nil
+					}
+					if err := fw.Write(r); err != nil {
+						logger.Error("flow export: record not written", "dir", ex.Dir, "err", err)
+					}
+					if d := sub.Dropped(); d > dropped {
+						logger.Warn("flow export fell behind storage; records missed", "dir", ex.Dir, "missed", d-dropped)
+						dropped = d
+					}
+				}
+			}
+		})
+		err := g.Wait()
+		return errors.Join(err, fw.Close())
+	}, nil
 }

@@ -20,7 +20,7 @@ import (
 //	sinks:
 //	  - {name: ops, type: slack, url_env: MOAT_SLACK_URL}
 //	  - {name: pager, type: pagerduty, routing_key_env: MOAT_PD_KEY, min_severity: high}
-//	  - {name: am, type: alertmanager, url: "http://127.0.0.1:9095/hook"}
+//	  - {name: am, type: alertmanager, url: "http://127.0.0.1:9093"}  # posts to /api/v2/alerts
 //	  - {name: siem, type: webhook, url: "https://siem.example/in", headers: {Authorization: "Bearer …"}}
 //	delivery: {queue: 1000, attempts: 5, backoff: 1s, max_backoff: 1m, timeout: 10s}
 

@@ -6,12 +6,13 @@ import (
 	"flag"
 	"os"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/prometheus/alertmanager/template"
+	"moat/internal/flow/ocsfcheck"
 )
 
 var update = flag.Bool("update", false, "rewrite golden files")
@@ -79,69 +80,66 @@ func onlyKeys(t *testing.T, what string, m map[string]json.RawMessage, allowed .
 	}
 }
 
-// amWebhook is the shape of Alertmanager's webhook body: template.Data plus
-// the three envelope fields.
-type amWebhook struct {
-	template.Data
-	Version         string `json:"version"`
-	GroupKey        string `json:"groupKey"`
-	TruncatedAlerts uint64 `json:"truncatedAlerts"`
+// amPostable is Alertmanager's PostableAlert (api/v2 openapi.yaml): labels
+// required, the rest optional.
+type amPostable struct {
+	Labels       map[string]string `json:"labels"`
+	Annotations  map[string]string `json:"annotations"`
+	StartsAt     time.Time         `json:"startsAt"`
+	EndsAt       time.Time         `json:"endsAt"`
+	GeneratorURL string            `json:"generatorURL"`
 }
 
 func TestAlertmanagerPayload(t *testing.T) {
+	now := t0.Add(10 * time.Minute)
 	for _, st := range []Status{StatusFiring, StatusResolved} {
 		t.Run(string(st), func(t *testing.T) {
 			a := fixtureAlert(st)
-			b, err := alertmanagerPayload(a, "am")
+			b, err := alertmanagerPayload(a, now)
 			if err != nil {
 				t.Fatal(err)
 			}
 			golden(t, "alertmanager-"+string(st), b)
-
-			var data template.Data
-			if err := json.Unmarshal(b, &data); err != nil {
-				t.Fatalf("decode into template.Data: %v", err)
-			}
 			dec := json.NewDecoder(bytes.NewReader(b))
 			dec.DisallowUnknownFields()
-			var env amWebhook
-			if err := dec.Decode(&env); err != nil {
-				t.Fatalf("strict decode: %v", err)
+			var list []amPostable
+			if err := dec.Decode(&list); err != nil {
+				t.Fatalf("strict decode as PostableAlerts: %v", err)
 			}
-			if env.Version != "4" || env.GroupKey == "" {
-				t.Errorf("version %q groupKey %q", env.Version, env.GroupKey)
+			if len(list) != 1 {
+				t.Fatalf("%d alerts", len(list))
 			}
-			if data.Status != string(st) || data.Receiver != "am" || len(data.Alerts) != 1 {
-				t.Fatalf("data = %+v", data)
-			}
-			got := data.Alerts[0]
+			got := list[0]
 			if got.Labels["alertname"] != "MoatScan" || got.Labels["severity"] != "high" || got.Labels["dedup_key"] != a.Key {
 				t.Errorf("labels = %v", got.Labels)
 			}
-			if !got.StartsAt.Equal(a.StartsAt) || got.Annotations["summary"] != a.Summary || got.Fingerprint == "" {
+			for k := range got.Labels {
+				if !promLabelName.MatchString(k) {
+					t.Errorf("label name %q is not a Prometheus label name", k)
+				}
+			}
+			if !got.StartsAt.Equal(a.StartsAt) || got.Annotations["summary"] != a.Summary {
 				t.Errorf("alert = %+v", got)
 			}
-			if st == StatusFiring && (len(data.Alerts.Firing()) != 1 || !got.EndsAt.IsZero()) {
-				t.Errorf("firing alert: %+v", got)
+			if st == StatusFiring && !got.EndsAt.Equal(now.Add(AlertmanagerHold)) {
+				t.Errorf("firing alert ends %s, want now + %s", got.EndsAt, AlertmanagerHold)
 			}
-			if st == StatusResolved && (len(data.Alerts.Resolved()) != 1 || !got.EndsAt.Equal(a.EndsAt)) {
-				t.Errorf("resolved alert: %+v", got)
-			}
-			// Alertmanager's own notification templates render it.
-			tmpl, err := template.FromGlobs(nil)
-			if err != nil {
-				t.Fatal(err)
-			}
-			title, err := tmpl.ExecuteTextString(`{{ template "slack.default.title" . }}`, &data)
-			if err != nil {
-				t.Fatalf("render with Alertmanager's default template: %v", err)
-			}
-			if !strings.Contains(title, strings.ToUpper(string(st))) || !strings.Contains(title, "MoatScan") {
-				t.Errorf("rendered title %q", title)
+			if st == StatusResolved && !got.EndsAt.Equal(a.EndsAt) {
+				t.Errorf("resolved alert ends %s, want %s", got.EndsAt, a.EndsAt)
 			}
 		})
 	}
+	t.Run("empty labels left out", func(t *testing.T) {
+		a := fixtureAlert(StatusFiring)
+		a.Subject = ""
+		b, _ := alertmanagerPayload(a, now)
+		if strings.Contains(string(b), `"subject"`) {
+			t.Errorf("empty subject label sent: %s", b)
+		}
+	})
 }
+
+var promLabelName = regexp.MustCompile(`^[a-zA-Z_][a-zA-Z0-9_]*$`)
 
 func TestPagerDutyPayload(t *testing.T) {
 	// Fields of the Events API v2 (developer.pagerduty.com, "Send an
@@ -318,5 +316,12 @@ func TestFindingRecord(t *testing.T) {
 	}
 	if r.Metadata.Product.Name != ProductName || r.Metadata.UID != Finding(fixtureAlert(StatusFiring)).Metadata.UID {
 		t.Fatalf("finding ID must be stable per alert: %+v", r.Metadata)
+	}
+	b, err := json.Marshal(r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := ocsfcheck.Check(b); err != nil {
+		t.Fatalf("not a valid OCSF 1.3.0 Detection Finding: %v\n%s", err, b)
 	}
 }

@@ -53,7 +53,10 @@ func Retryable(err error) bool {
 type HTTPSink struct {
 	cfg    SinkConfig
 	client *http.Client
+	post   string // the URL posted to
 	build  func(Alert) ([]byte, error)
+	// now is the clock; nil means time.Now.
+	now func() time.Time
 	// secrets are masked out of every error text, longest first.
 	secrets []string
 }
@@ -65,7 +68,7 @@ func NewSink(sc SinkConfig, client *http.Client) (*HTTPSink, error) {
 	if client == nil {
 		client = &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
 	}
-	s := &HTTPSink{cfg: sc, client: client}
+	s := &HTTPSink{cfg: sc, client: client, now: time.Now}
 	switch sc.Type {
 	case SinkSlack:
 		s.build = slackPayload
@@ -73,7 +76,7 @@ func NewSink(sc SinkConfig, client *http.Client) (*HTTPSink, error) {
 		key := sc.RoutingKey.Reveal()
 		s.build = func(a Alert) ([]byte, error) { return pagerDutyPayload(a, key) }
 	case SinkAlertmanager:
-		s.build = func(a Alert) ([]byte, error) { return alertmanagerPayload(a, sc.Name) }
+		s.build = func(a Alert) ([]byte, error) { return alertmanagerPayload(a, s.now()) }
 	case SinkWebhook:
 		s.build = webhookPayload
 	default:
@@ -82,6 +85,11 @@ func NewSink(sc SinkConfig, client *http.Client) (*HTTPSink, error) {
 	u := sc.URL.Reveal()
 	if u == "" {
 		return nil, fmt.Errorf("detect: sink %q: no url", sc.Name)
+	}
+	s.post = u
+	if pu, err := url.Parse(u); err == nil && sc.Type == SinkAlertmanager && (pu.Path == "" || pu.Path == "/") {
+		pu.Path = AlertmanagerPath
+		s.post = pu.String()
 	}
 	s.secrets = append(s.secrets, u, sc.RoutingKey.Reveal())
 	if pu, err := url.Parse(u); err == nil {
@@ -106,7 +114,7 @@ func (s *HTTPSink) Send(ctx context.Context, a Alert) error {
 	if err != nil {
 		return &DeliveryError{Sink: s.cfg.Name, Permanent: true, Msg: "encode: " + err.Error()}
 	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, s.cfg.URL.Reveal(), bytes.NewReader(body))
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, s.post, bytes.NewReader(body))
 	if err != nil {
 		return &DeliveryError{Sink: s.cfg.Name, Permanent: true, Msg: s.mask("build request: " + err.Error())}
 	}
@@ -289,30 +297,26 @@ func pagerDutyPayload(a Alert, routingKey string) ([]byte, error) {
 	return json.Marshal(ev)
 }
 
-// Alertmanager webhook payload, version 4: what Alertmanager posts to a
-// webhook receiver, so tools built for it read moat's alerts unchanged.
-type amMessage struct {
-	Version           string            `json:"version"`
-	GroupKey          string            `json:"groupKey"`
-	TruncatedAlerts   int               `json:"truncatedAlerts"`
-	Status            string            `json:"status"`
-	Receiver          string            `json:"receiver"`
-	GroupLabels       map[string]string `json:"groupLabels"`
-	CommonLabels      map[string]string `json:"commonLabels"`
-	CommonAnnotations map[string]string `json:"commonAnnotations"`
-	ExternalURL       string            `json:"externalURL"`
-	Alerts            []amAlert         `json:"alerts"`
+// amAlert is one alert as Alertmanager's API takes it: POST /api/v2/alerts
+// carries a list of them (PostableAlerts).
+type amAlert struct {
+	Labels       map[string]string `json:"labels"`
+	Annotations  map[string]string `json:"annotations,omitempty"`
+	StartsAt     time.Time         `json:"startsAt"`
+	EndsAt       time.Time         `json:"endsAt,omitzero"`
+	GeneratorURL string            `json:"generatorURL,omitempty"`
 }
 
-type amAlert struct {
-	Status       string            `json:"status"`
-	Labels       map[string]string `json:"labels"`
-	Annotations  map[string]string `json:"annotations"`
-	StartsAt     time.Time         `json:"startsAt"`
-	EndsAt       time.Time         `json:"endsAt"`
-	GeneratorURL string            `json:"generatorURL"`
-	Fingerprint  string            `json:"fingerprint"`
-}
+// AlertmanagerPath is where Alertmanager's API takes alerts; a sink URL
+// with no path posts there.
+const AlertmanagerPath = "/api/v2/alerts"
+
+// AlertmanagerHold is how long a firing alert stays active in Alertmanager
+// without word from moat. moat sends an alert when it fires and again when
+// it resolves, rather than re-sending it while it holds (as Prometheus
+// does), so a firing alert's endsAt is set this far ahead; the resolve
+// ends it at once.
+const AlertmanagerHold = 24 * time.Hour
 
 // AlertName is the Alertmanager alertname label of a rule: "MoatScan".
 func AlertName(rule string) string {
@@ -326,7 +330,10 @@ func AlertName(rule string) string {
 	return b.String()
 }
 
-func alertmanagerPayload(a Alert, receiver string) ([]byte, error) {
+// alertmanagerPayload renders a as PostableAlerts. Label names are fixed
+// and valid Prometheus names; labels with empty values are left out, as
+// Alertmanager treats them as absent.
+func alertmanagerPayload(a Alert, now time.Time) ([]byte, error) {
 	labels := map[string]string{
 		"alertname": AlertName(a.Rule),
 		"severity":  string(a.Severity),
@@ -334,6 +341,11 @@ func alertmanagerPayload(a Alert, receiver string) ([]byte, error) {
 		"subject":   a.Subject,
 		"dedup_key": a.Key,
 		"source":    "moat",
+	}
+	for k, v := range labels {
+		if v == "" {
+			delete(labels, k)
+		}
 	}
 	ann := map[string]string{"summary": a.Summary}
 	var desc []string
@@ -343,26 +355,17 @@ func alertmanagerPayload(a Alert, receiver string) ([]byte, error) {
 	if len(desc) > 0 {
 		ann["description"] = strings.Join(desc, "; ")
 	}
-	group := map[string]string{"alertname": labels["alertname"]}
-	m := amMessage{
-		Version:           "4",
-		GroupKey:          fmt.Sprintf("{}:{alertname=%q, dedup_key=%q}", labels["alertname"], a.Key),
-		Status:            string(a.Status),
-		Receiver:          receiver,
-		GroupLabels:       group,
-		CommonLabels:      labels,
-		CommonAnnotations: ann,
-		ExternalURL:       "",
-		Alerts: []amAlert{{
-			Status:      string(a.Status),
-			Labels:      labels,
-			Annotations: ann,
-			StartsAt:    a.StartsAt.UTC(),
-			EndsAt:      a.EndsAt.UTC(),
-			Fingerprint: a.Fingerprint(),
-		}},
+	if a.Summary == "" {
+		delete(ann, "summary")
 	}
-	return json.Marshal(m)
+	end := now.Add(AlertmanagerHold)
+	if a.Status == StatusResolved {
+		end = a.EndsAt
+		if end.IsZero() {
+			end = now
+		}
+	}
+	return json.Marshal([]amAlert{{Labels: labels, Annotations: ann, StartsAt: a.StartsAt.UTC(), EndsAt: end.UTC()}})
 }
 
 // webhookMessage is the generic JSON body: the alert as moat holds it.

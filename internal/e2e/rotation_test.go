@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"context"
 	"net/http"
 	"testing"
 	"time"
@@ -42,13 +43,27 @@ func TestRootRotationUnderTraffic(t *testing.T) {
 		}
 	}
 
-	t.Log("prepare: both agents receive a bundle with both roots")
+	t.Log("prepare: both agents receive a bundle with both roots; so does the administrator")
 	rotate("prepare")
 	eventually(t, "two roots at both agents", func() bool { return rootsAt(a1) == 2 && rootsAt(a2) == 2 })
 	works("prepared")
+	admin, err := api.NewAdminClient(c.addr, c.adminDir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer admin.Close()
+	if _, err := admin.SyncTrust(context.Background(), c.clk.Now()); err != nil {
+		t.Fatal(err)
+	}
 
-	t.Log("activate: renewals move SVIDs to the new root, one side at a time")
+	t.Log("activate: renewals move SVIDs to the new root, one side at a time; the administrator renews too")
 	rotate("activate")
+	if due, err := admin.SyncTrust(context.Background(), c.clk.Now()); err != nil || !due {
+		t.Fatalf("after activate the admin certificate is due for renewal: due %v, %v", due, err)
+	}
+	if _, err := admin.Renew(context.Background(), 0); err != nil {
+		t.Fatal(err)
+	}
 	c.clk.Advance(35 * time.Minute) // past half an SVID's life: everything renews
 	eventually(t, "SVIDs under the new root", func() bool {
 		l1, l2 := svidOf(a1, "frontend"), svidOf(a2, "api")

@@ -3,9 +3,15 @@
 // unchanged, and the writers that carry them.
 //
 // One Record type covers the classes moat emits:
-//   - Network Activity (4001): one per mesh connection at each end;
-//   - HTTP Activity (4002): gateway requests that were refused;
-//   - Detection Finding (2004): WAF detections and alerts.
+//   - Network Activity (4001): mesh connections at each end (open, interim
+//     traffic, close, refusals), and connections the gateway refused;
+//   - HTTP Activity (4002): requests the gateway refused or its WAF flagged,
+//     with the security_control profile (action, disposition, the CRS rule);
+//   - Detection Finding (2004): alerts of the detection rules.
+//
+// Every record conforms to OCSF 1.3.0 (internal/flow/ocsfcheck checks it in
+// tests); a record carrying an action, disposition or firewall rule names
+// the security_control profile in metadata.profiles.
 //
 // Records are values; writers never keep a pointer to one after Write returns.
 //
@@ -121,6 +127,25 @@ type Metadata struct {
 	UID        string  `json:"uid"`
 	Product    Product `json:"product"`
 	LoggedTime int64   `json:"logged_time,omitempty"`
+	// Profiles names the OCSF profiles whose attributes the record uses:
+	// ProfileSecurityControl whenever it carries an action, disposition or
+	// firewall rule.
+	Profiles []string `json:"profiles,omitempty"`
+}
+
+// ProfileSecurityControl is the OCSF profile of action_id, disposition_id
+// and firewall_rule: a record of a decision by a security control.
+const ProfileSecurityControl = "security_control"
+
+// SecurityControl declares that r carries the security_control profile's
+// attributes (action, disposition, firewall rule).
+func (r *Record) SecurityControl() {
+	for _, p := range r.Metadata.Profiles {
+		if p == ProfileSecurityControl {
+			return
+		}
+	}
+	r.Metadata.Profiles = append(r.Metadata.Profiles, ProfileSecurityControl)
 }
 
 // Product names the emitting component.
@@ -140,6 +165,8 @@ type Endpoint struct {
 	UID     string `json:"uid,omitempty"`
 	SvcName string `json:"svc_name,omitempty"`
 	Name    string `json:"name,omitempty"`
+	// Hostname is the name the client asked for (a gateway's Host).
+	Hostname string `json:"hostname,omitempty"`
 }
 
 // ConnectionInfo describes the transport.

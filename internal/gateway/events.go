@@ -1,6 +1,7 @@
 package gateway
 
 import (
+	"net"
 	"net/http"
 	"net/netip"
 	"net/url"
@@ -40,6 +41,8 @@ type event struct {
 	r       *http.Request
 	verdict *waf.Verdict
 	blocked bool
+	// local is the gateway address the client reached.
+	local netip.AddrPort
 }
 
 // httpActivity maps a method to OCSF HTTP Activity's activity_id.
@@ -65,24 +68,30 @@ func httpActivity(method string) (int, string) {
 	return 99, "Other"
 }
 
-// record turns e into an OCSF record: a Detection Finding (2004) for the
-// WAF, HTTP Activity (4002) for the rest.
+// record turns e into an OCSF record. A request the gateway judged is HTTP
+// Activity (4002) with the security_control profile: the action and
+// disposition, and for the WAF the CRS rule as firewall_rule and the
+// detection in unmapped (OCSF's finding classes define no HTTP request or
+// endpoint; this is how web firewalls' decisions are classified). A
+// connection refused before any request is Network Activity (4001),
+// activity Refuse.
 func (e *event) record(now time.Time) flow.Record {
 	var rec flow.Record
-	if e.kind == KindWAF {
-		rec = flow.Header(flow.ClassDetectionFinding, 1, product, now)
-		rec.ActivityName = "Create"
-		rec.SeverityID, rec.Severity = flow.SeverityHigh, "High"
+	if e.r == nil {
+		rec = flow.Header(flow.ClassNetworkActivity, flow.ActivityRefuse, product, now)
+		rec.ActivityName = "Refuse"
+		rec.ConnectionInfo = &flow.ConnectionInfo{ProtocolName: "tcp", ProtocolNum: 6, DirectionID: flow.DirectionInbound, Direction: "Inbound"}
 	} else {
-		id, name := 1, "Connect" // a refused connection has no request
-		if e.r != nil {
-			id, name = httpActivity(e.r.Method)
-		}
+		id, name := httpActivity(e.r.Method)
 		rec = flow.Header(flow.ClassHTTPActivity, id, product, now)
 		rec.ActivityName = name
-		rec.SeverityID, rec.Severity = flow.SeverityMedium, "Medium"
+	}
+	rec.SeverityID, rec.Severity = flow.SeverityMedium, "Medium"
+	if e.kind == KindWAF {
+		rec.SeverityID, rec.Severity = flow.SeverityHigh, "High"
 	}
 	rec.Message = e.reason
+	rec.SecurityControl()
 	m := &flow.Moat{Kind: e.kind, Route: e.route, Reason: e.reason}
 	if e.blocked {
 		rec.ActionID, rec.Action = flow.ActionDenied, "Denied"
@@ -94,21 +103,27 @@ func (e *event) record(now time.Time) flow.Record {
 		m.Verdict = flow.VerdictAudit
 	}
 	rec.SrcEndpoint = &flow.Endpoint{IP: e.client.String()}
+	rec.DstEndpoint = &flow.Endpoint{}
+	if e.local.IsValid() {
+		rec.DstEndpoint.IP, rec.DstEndpoint.Port = e.local.Addr().String(), int(e.local.Port())
+	}
 	if e.r != nil {
 		host := e.r.Host
+		if h, _, err := net.SplitHostPort(host); err == nil {
+			host = h
+		}
+		rec.DstEndpoint.Hostname = host
 		rec.HTTPRequest = &flow.HTTPRequest{
 			Method:    e.r.Method,
 			UID:       e.reqID,
 			UserAgent: waf.Mask("User-Agent", e.r.UserAgent()),
 			URL: &flow.URL{
-				Hostname:    host,
+				Hostname:    e.r.Host,
 				Path:        e.r.URL.Path,
 				QueryString: maskQuery(e.r.URL.RawQuery),
 				Scheme:      "https",
 			},
 		}
-	}
-	if e.status != 0 {
 		rec.HTTPResponse = &flow.HTTPResponse{Code: e.status}
 	}
 	if v := e.verdict; v != nil {
@@ -119,18 +134,11 @@ func (e *event) record(now time.Time) flow.Record {
 		if v.Matched != "" {
 			m.Matched += "=" + v.Matched
 		}
-		first := ""
 		if len(m.Rules) > 0 {
-			first = m.Rules[0]
+			rec.FirewallRule = &flow.Rule{Name: "owasp-crs", UID: m.Rules[0]}
 		}
-		rec.FindingInfo = &flow.FindingInfo{
-			UID:      rec.Metadata.UID,
-			Title:    or(v.Message, "WAF anomaly threshold reached"),
-			Types:    []string{"waf"},
-			Analytic: &flow.Analytic{UID: first, Name: v.Message, TypeID: 1, Type: "Rule"},
-		}
-		if len(m.Rules) > 0 {
-			rec.FirewallRule = &flow.Rule{Name: "owasp-crs", UID: first}
+		if v.Message != "" {
+			rec.Message = e.reason + ": " + v.Message
 		}
 	}
 	rec.Unmapped = m

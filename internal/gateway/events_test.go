@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"moat/internal/flow/ocsfcheck"
 	"moat/internal/waf"
 )
 
@@ -25,7 +26,7 @@ func TestEventGolden(t *testing.T) {
 		Variable: "ARGS:user", Matched: waf.Mask("ARGS:user", "' or 1=1--"), Message: "SQL Injection Attack Detected via libinjection"}
 	evs := []event{
 		{kind: KindWAF, reason: "request matched WAF rules", status: 403, route: "shop", reqID: "req-1", client: client, r: r, verdict: v, blocked: true},
-		{kind: KindWAF, reason: "request matched WAF rules (detection only)", route: "shop", reqID: "req-2", client: client, r: r, verdict: v},
+		{kind: KindWAF, reason: "request matched WAF rules (detection only)", status: 200, route: "shop", reqID: "req-2", client: client, r: r, verdict: v},
 		{kind: KindRateLimit, reason: "rate limit exceeded", status: 429, route: "shop", reqID: "req-3", client: client, r: r, blocked: true},
 		{kind: KindIPDeny, reason: "client IP refused by the IP lists", status: 403, reqID: "req-4", client: client, r: r, blocked: true},
 		{kind: KindCSRF, reason: `origin "https://evil.example" not allowed`, status: 403, route: "shop", reqID: "req-5", client: client, r: r, blocked: true},
@@ -33,6 +34,7 @@ func TestEventGolden(t *testing.T) {
 	}
 	var buf bytes.Buffer
 	for i := range evs {
+		evs[i].local = netip.MustParseAddrPort("203.0.113.10:443")
 		rec := evs[i].record(now)
 		rec.Metadata.UID = "fixed"
 		if rec.FindingInfo != nil {
@@ -41,6 +43,10 @@ func TestEventGolden(t *testing.T) {
 		b, err := json.Marshal(rec)
 		if err != nil {
 			t.Fatal(err)
+		}
+		// Each is a valid OCSF 1.3.0 record of its class.
+		if err := ocsfcheck.Check(b); err != nil {
+			t.Errorf("event %d (%s): %v", i, evs[i].kind, err)
 		}
 		buf.Write(b)
 		buf.WriteByte('\n')

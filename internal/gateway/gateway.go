@@ -335,6 +335,9 @@ func (g *Gateway) writeEvent(r flow.Record) error {
 // connRefused records a connection refused by the per-IP cap.
 func (g *Gateway) connRefused(ip netip.Addr) {
 	ev := event{kind: KindRateLimit, reason: "concurrent connection cap per IP reached", client: ip, blocked: true}
+	if ap, err := netip.ParseAddrPort(g.ln.Addr().String()); err == nil {
+		ev.local = ap
+	}
 	rec := ev.record(g.now())
 	if err := g.events.Write(rec); err != nil {
 		g.log.Warn("gateway: security event lost", "err", err)

@@ -122,6 +122,9 @@ type forward struct {
 	xff    string     // the X-Forwarded-For chain to send
 	reqID  string
 	check  *respCheck // nil when the response is not inspected
+	// flagged is a request the WAF flagged in detection-only mode; it is
+	// recorded once the answer's status is known.
+	flagged *event
 }
 
 // errBlocked marks a response the WAF refused.
@@ -139,6 +142,12 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	client, xff := clientIP(r, st.s.Trusted)
 	ev := event{r: r, reqID: reqID, client: client}
+	var flagged *event // a request let through in detection-only mode
+	if la, ok := r.Context().Value(http.LocalAddrContextKey).(net.Addr); ok {
+		if ap, err := netip.ParseAddrPort(la.String()); err == nil {
+			ev.local = netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port())
+		}
+	}
 
 	if st.s.Deny.contains(client) || (!st.s.Allow.empty() && !st.s.Allow.contains(client)) {
 		ev.kind, ev.reason, ev.status, ev.blocked = KindIPDeny, "client IP refused by the IP lists", http.StatusForbidden, true
@@ -217,10 +226,10 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 				return
 			}
 			ev.reason = "request matched WAF rules (detection only)"
-			g.emit(&ev)
+			flagged = &ev // recorded with the answer the service gives
 		}
 	}
-	fw := &forward{route: route, client: client, xff: xff, reqID: reqID}
+	fw := &forward{route: route, client: client, xff: xff, reqID: reqID, flagged: flagged}
 	if tx != nil && tx.ResponseInspected() {
 		fw.check = &respCheck{tx: tx, ev: ev}
 	}
@@ -386,6 +395,11 @@ func (g *Gateway) newProxy() *httputil.ReverseProxy {
 		},
 		ModifyResponse: func(resp *http.Response) error {
 			fw, _ := resp.Request.Context().Value(ctxKey{}).(*forward)
+			if fw != nil && fw.flagged != nil {
+				fw.flagged.status = resp.StatusCode
+				g.emit(fw.flagged)
+				fw.flagged = nil
+			}
 			if fw == nil || fw.check == nil {
 				return nil
 			}
@@ -402,13 +416,18 @@ func (g *Gateway) newProxy() *httputil.ReverseProxy {
 					g.emit(&ev)
 					return errBlocked
 				}
-				ev.reason = "response matched WAF rules (detection only)"
+				ev.reason, ev.status = "response matched WAF rules (detection only)", resp.StatusCode
 				g.emit(&ev)
 			}
 			return nil
 		},
 		ErrorHandler: func(w http.ResponseWriter, r *http.Request, err error) {
 			id := w.Header().Get("X-Request-ID")
+			if fw, _ := r.Context().Value(ctxKey{}).(*forward); fw != nil && fw.flagged != nil {
+				fw.flagged.status = errorStatus(err)
+				g.emit(fw.flagged)
+				fw.flagged = nil
+			}
 			if errors.Is(err, errBlocked) {
 				http.Error(w, "forbidden\nrequest id: "+id, http.StatusForbidden)
 				return
@@ -422,4 +441,16 @@ func (g *Gateway) newProxy() *httputil.ReverseProxy {
 			http.Error(w, "bad gateway\nrequest id: "+id, http.StatusBadGateway)
 		},
 	}
+}
+
+// errorStatus is the status ErrorHandler answers err with.
+func errorStatus(err error) int {
+	var mbe *http.MaxBytesError
+	switch {
+	case errors.Is(err, errBlocked):
+		return http.StatusForbidden
+	case errors.As(err, &mbe):
+		return http.StatusRequestEntityTooLarge
+	}
+	return http.StatusBadGateway
 }

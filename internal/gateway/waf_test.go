@@ -102,7 +102,7 @@ func TestWAFAttacksAndBenign(t *testing.T) {
 		t.Errorf("%d events for %d blocks", len(recs), total)
 	}
 	for _, r := range recs {
-		if r.ClassUID != 2004 || r.Unmapped.Kind != KindWAF || len(r.Unmapped.Rules) == 0 || r.HTTPRequest.UID == "" || r.Unmapped.Route != "frontend" || r.SrcEndpoint.IP != "127.0.0.1" {
+		if r.ClassUID != 4002 || r.HTTPResponse == nil || r.HTTPResponse.Code != 403 || r.Unmapped.Kind != KindWAF || len(r.Unmapped.Rules) == 0 || r.HTTPRequest.UID == "" || r.Unmapped.Route != "frontend" || r.SrcEndpoint.IP != "127.0.0.1" {
 			t.Fatalf("event lacks fields: %+v %+v", r, r.Unmapped)
 		}
 	}

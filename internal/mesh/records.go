@@ -56,10 +56,10 @@ type record struct {
 	plaintext             bool
 	activity              int
 
-	mu           sync.Mutex // guards sentIn, sentOut and done
-	sentIn       int64      // bytes already reported by earlier records
-	sentOut      int64
-	done         bool // the final record was written
+	mu      sync.Mutex // guards sentIn, sentOut and done
+	sentIn  int64      // bytes already reported by earlier records
+	sentOut int64
+	done    bool // the final record was written
 }
 
 func (m *Mesh) newRecord(start time.Time, dir int) *record {
@@ -155,6 +155,7 @@ func (m *Mesh) write(r *record, activity int, final bool) {
 	case r.kind != kindHandshake: // a failed handshake negotiated nothing
 		rec.TLS = &flow.TLS{Version: mtls.VersionName(r.tls)}
 	}
+	rec.SecurityControl()
 	if r.rule != "" {
 		rec.FirewallRule = &flow.Rule{Name: r.rule}
 	}

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"moat/internal/flow"
+	"moat/internal/flow/ocsfcheck"
 	"moat/internal/identity"
 )
 
@@ -61,6 +62,10 @@ func TestRecordGolden(t *testing.T) {
 
 	var out bytes.Buffer
 	for _, line := range bytes.Split(bytes.TrimSpace(buf.Bytes()), []byte("\n")) {
+		// Every record the mesh writes is a valid OCSF 1.3.0 record.
+		if err := ocsfcheck.Check(line); err != nil {
+			t.Errorf("%v\n%s", err, line)
+		}
 		var r flow.Record
 		if err := json.Unmarshal(line, &r); err != nil {
 			t.Fatal(err)

@@ -7,40 +7,6 @@ import (
 	"time"
 )
 
-// KEKConfig names where the KEK comes from; exactly one field is set. It
-// is what a `kek:` section of a config file or a --kek flag decodes into.
-type KEKConfig struct {
-	File       string // path of a key file (see GenerateKeyFile)
-	Env        string // name of an environment variable holding the key
-	Passphrase []byte // a passphrase, stretched with argon2id
-	// Argon2 overrides DefaultArgon2Params for a passphrase.
-	Argon2 Argon2Params
-	// Lookup reads environment variables; nil means os.LookupEnv.
-	Lookup func(string) (string, bool)
-}
-
-// Load returns the configured KEK. Zero or several sources are an error:
-// there is no default key.
-func (c KEKConfig) Load() (KEK, error) {
-	n := 0
-	for _, set := range []bool{c.File != "", c.Env != "", len(c.Passphrase) > 0} {
-		if set {
-			n++
-		}
-	}
-	switch {
-	case n == 0:
-		return nil, errors.New("seal: no KEK configured (set a key file, an environment variable or a passphrase)")
-	case n > 1:
-		return nil, errors.New("seal: more than one KEK configured (set exactly one of key file, environment variable, passphrase)")
-	case c.File != "":
-		return OpenKeyFile(c.File)
-	case c.Env != "":
-		return EnvKEK(c.Env, c.Lookup)
-	}
-	return NewPassphraseKEK(c.Passphrase, c.Argon2, nil)
-}
-
 // Scheduler rotates the keyring's primary data key when it reaches Every,
 // checking every Check; each rotation's Event goes to OnRotate (which
 // appends it to the audit log). Run it with the server's other parts.

@@ -51,31 +51,3 @@ func TestScheduler(t *testing.T) {
 		t.Fatalf("err = %v", err)
 	}
 }
-
-func TestKEKConfig(t *testing.T) {
-	env := func(string) (string, bool) { return EncodeKEKKey(make([]byte, 32)), true }
-	for _, tc := range []struct {
-		name string
-		cfg  KEKConfig
-		want string
-	}{
-		{"none", KEKConfig{}, "no KEK configured"},
-		{"two", KEKConfig{Env: "X", Passphrase: []byte("p")}, "more than one KEK"},
-		{"missing file", KEKConfig{File: "/nonexistent/kek"}, "no such file"},
-		{"env", KEKConfig{Env: "X", Lookup: env}, ""},
-		{"passphrase", KEKConfig{Passphrase: []byte("p"), Argon2: fastArgon}, ""},
-	} {
-		t.Run(tc.name, func(t *testing.T) {
-			k, err := tc.cfg.Load()
-			if tc.want == "" {
-				if err != nil || k == nil {
-					t.Fatalf("Load: %v", err)
-				}
-				return
-			}
-			if err == nil || !strings.Contains(err.Error(), tc.want) {
-				t.Fatalf("err = %v, want %q", err, tc.want)
-			}
-		})
-	}
-}

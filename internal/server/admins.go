@@ -2,12 +2,21 @@ package server
 
 import (
 	"context"
+	"crypto/x509"
+	"encoding/json"
+	"fmt"
 	"net/http"
+	"slices"
+	"sort"
+	"strings"
 	"time"
 
 	"moat/internal/api"
 	"moat/internal/identity"
 )
+
+// defaultAdminTTL is an admin certificate's life when the request names none.
+const defaultAdminTTL = 30 * 24 * time.Hour
 
 // handleAdminCreate signs an admin certificate for a new administrator over
 // the CSR they made (their key never leaves their machine) and records their
@@ -24,18 +33,98 @@ func (s *Server) handleAdminCreate(ctx context.Context, c *caller, r *http.Reque
 	if api.RoleRank(req.Role) == 0 {
 		return nil, id.String(), errorf(http.StatusBadRequest, "role %q: want viewer, operator or admin", req.Role)
 	}
-	ttl := req.TTL
-	if ttl == 0 {
-		ttl = 30 * 24 * time.Hour
-	}
-	chain, err := s.CA().SignCSR(req.CSR, id, ttl)
+	resp, err := s.signAdmin(ctx, req.Name, req.Role, req.CSR, req.TTL)
 	if err != nil {
-		return nil, id.String(), errorf(http.StatusBadRequest, "csr: %v", err)
-	}
-	if err := putJSON(ctx, s.st, prefixAdmin+req.Name, adminRecord{Role: req.Role}); err != nil {
 		return nil, id.String(), err
 	}
 	c.note("role", req.Role)
+	return resp, id.String(), nil
+}
+
+// handleAdminRenew signs a new certificate for the calling administrator,
+// with the role they hold: what keeps an administrator's access across a
+// root rotation and past their certificate's end, without anyone else.
+func (s *Server) handleAdminRenew(ctx context.Context, c *caller, r *http.Request) (any, string, error) {
+	var req api.AdminRenewRequest
+	if err := decode(r, &req); err != nil {
+		return nil, "", err
+	}
+	resp, err := s.signAdmin(ctx, c.Name, c.Role, req.CSR, req.TTL)
+	if err != nil {
+		return nil, c.ID, err
+	}
+	return resp, c.ID, nil
+}
+
+// signAdmin signs csr for the admin name with role, and records both the
+// role and the certificate.
+func (s *Server) signAdmin(ctx context.Context, name, role string, csr []byte, ttl time.Duration) (api.CertResponse, error) {
+	id, err := identity.AdminID(s.td, name)
+	if err != nil {
+		return api.CertResponse{}, errorf(http.StatusBadRequest, "name: %v", err)
+	}
+	if ttl == 0 {
+		ttl = defaultAdminTTL
+	}
+	a := s.CA()
+	chain, err := a.SignCSR(csr, id, ttl)
+	if err != nil {
+		return api.CertResponse{}, errorf(http.StatusBadRequest, "csr: %v", err)
+	}
+	rec := adminRecord{Role: role, Cert: issuedAdminCert(chain, a.Bundle().X509Authorities())}
+	if err := putJSON(ctx, s.st, prefixAdmin+name, rec); err != nil {
+		return api.CertResponse{}, err
+	}
 	s.m.issued.WithLabelValues("admin").Inc()
-	return api.CertResponse{Chain: api.DERs(chain), Bundle: api.DERs(s.CA().Bundle().X509Authorities()), TrustDomain: s.td.Name()}, id.String(), nil
+	roots := a.Bundle().X509Authorities()
+	return api.CertResponse{Chain: api.DERs(chain), Bundle: api.DERs(roots), TrustDomain: s.td.Name(), Signing: rec.Cert.Root}, nil
+}
+
+// issuedAdminCert describes chain (leaf, intermediate) for the admin record:
+// its serial, end, and the pin of the root among roots that signed its
+// intermediate.
+func issuedAdminCert(chain []*x509.Certificate, roots []*x509.Certificate) *adminCert {
+	out := &adminCert{Serial: identity.SerialHex(chain[0].SerialNumber), NotAfter: chain[0].NotAfter}
+	if len(chain) > 1 {
+		for _, root := range roots {
+			if chain[1].CheckSignatureFrom(root) == nil {
+				out.Root = api.Pin(root)
+			}
+		}
+	}
+	return out
+}
+
+// adminsOnRoot lists the administrators whose latest certificate chains to
+// the root pinned as root and is still valid at now (or is not known: a
+// record from before certificates were recorded counts, since whether it
+// depends on the root cannot be told).
+func (s *Server) adminsOnRoot(ctx context.Context, root string, now time.Time) ([]string, error) {
+	kvs, _, err := s.st.List(ctx, prefixAdmin)
+	if err != nil {
+		return nil, err
+	}
+	rev := s.trust.Revocations()
+	var out []string
+	for _, kv := range kvs {
+		var rec adminRecord
+		if err := json.Unmarshal(kv.Value, &rec); err != nil {
+			return nil, fmt.Errorf("server: stored %q: %w", kv.Key, err)
+		}
+		name := strings.TrimPrefix(kv.Key, prefixAdmin)
+		id, err := identity.AdminID(s.td, name)
+		if err != nil {
+			return nil, fmt.Errorf("server: stored %q: %w", kv.Key, err)
+		}
+		revoked := slices.Contains(rev.IDs, id.String()) || rec.Cert != nil && slices.Contains(rev.Serials, rec.Cert.Serial)
+		switch {
+		case revoked:
+		case rec.Cert == nil:
+			out = append(out, name+" (certificate not recorded)")
+		case rec.Cert.Root == root && now.Before(rec.Cert.NotAfter):
+			out = append(out, fmt.Sprintf("%s (until %s)", name, rec.Cert.NotAfter.UTC().Format(time.RFC3339)))
+		}
+	}
+	sort.Strings(out)
+	return out, nil
 }

@@ -11,9 +11,9 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"syscall"
 
 	"moat/internal/audit"
+	"moat/internal/filelock"
 	"moat/internal/seal"
 	"moat/internal/store"
 )
@@ -181,10 +181,10 @@ func copyAudit(src, dst string) error {
 		return fmt.Errorf("server: backup: audit log: %w", err)
 	}
 	defer lock.Close()
-	if err := syscall.Flock(int(lock.Fd()), syscall.LOCK_SH); err != nil {
+	if err := filelock.Flock(lock, filelock.Shared); err != nil {
 		return fmt.Errorf("server: backup: audit lock: %w", err)
 	}
-	defer syscall.Flock(int(lock.Fd()), syscall.LOCK_UN)
+	defer filelock.Flock(lock, filelock.Unlock)
 	ents, err := os.ReadDir(src)
 	if err != nil {
 		return fmt.Errorf("server: backup: audit log: %w", err)

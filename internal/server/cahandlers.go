@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"net/http"
+	"strings"
 
 	"moat/internal/api"
 	"moat/internal/ca"
@@ -58,6 +59,9 @@ func (s *Server) rotate(ctx context.Context, req api.CARequest) error {
 	case "activate":
 		err = next.Activate()
 	case "retire":
+		if err := s.checkAdminsMoved(ctx, req.Force); err != nil {
+			return err
+		}
 		err = next.Retire(req.Force)
 	default:
 		return errorf(http.StatusBadRequest, "step %q: want prepare, activate or retire", req.Step)
@@ -78,5 +82,25 @@ func (s *Server) rotate(ctx context.Context, req api.CARequest) error {
 	}
 	s.ca = next
 	s.trust.Update(next.Bundle(), s.trust.Revocations())
+	return nil
+}
+
+// checkAdminsMoved refuses to retire the old root while an administrator's
+// latest certificate still chains to it: they would be locked out. Each
+// renews ("moat admin renew", or any admin command, which renews by itself
+// during a rotation), is revoked, or force is set.
+func (s *Server) checkAdminsMoved(ctx context.Context, force bool) error {
+	st := s.ca.State()
+	if force || len(st.Authorities) < 2 {
+		return nil
+	}
+	stuck, err := s.adminsOnRoot(ctx, api.Pin(st.Authorities[0].Root), s.now())
+	if err != nil {
+		return err
+	}
+	if len(stuck) > 0 {
+		return errorf(http.StatusConflict, "the old root still signs the certificates of administrators it would lock out: %s; each runs \"moat admin renew\" (any admin command renews by itself once the new root signs), or revoke them, or pass --force",
+			strings.Join(stuck, ", "))
+	}
 	return nil
 }

@@ -78,8 +78,10 @@ func (s *Server) routes() http.Handler {
 	admin("GET", api.PathCA, api.RoleViewer, "ca.show", s.handleCAShow)
 	admin("POST", api.PathCARotate, api.RoleAdmin, "ca.rotate", s.handleCARotate)
 	admin("POST", api.PathAdmins, api.RoleAdmin, "admin.create", s.handleAdminCreate)
+	admin("POST", api.PathAdminRenew, api.RoleViewer, "admin.renew", s.handleAdminRenew)
 	s.policyRoutes(admin)
 	s.auditRoutes(admin)
+	s.flowRoutes(admin)
 	s.keyRoutes(admin)
 	s.mfaRoutes(admin)
 	s.accessRoutes(mux, admin)
@@ -281,9 +283,12 @@ func decodeLimit(r *http.Request, v any, limit int64) error {
 }
 
 func (s *Server) handleBundle(w http.ResponseWriter, r *http.Request) {
+	a := s.CA()
+	st := a.State()
 	writeJSON(w, http.StatusOK, api.CertResponse{
-		Bundle:      api.DERs(s.CA().Bundle().X509Authorities()),
+		Bundle:      api.DERs(a.Bundle().X509Authorities()),
 		TrustDomain: s.td.Name(),
+		Signing:     api.Pin(st.Authorities[st.Active].Root),
 	})
 }
 

@@ -74,6 +74,10 @@ func Init(ctx context.Context, st store.Store, c InitConfig) error {
 	if err != nil {
 		return err
 	}
+	chain, err := api.ParseChain(adminCert.Certificate)
+	if err != nil {
+		return err
+	}
 	caBytes, err := authority.Marshal(c.Sealer)
 	if err != nil {
 		return err
@@ -82,7 +86,7 @@ func Init(ctx context.Context, st store.Store, c InitConfig) error {
 	ops := []store.Op{
 		store.Put(keyCA, caBytes),
 		store.Put(keyBundle, mustJSON(api.DERs(authority.Bundle().X509Authorities()))),
-		store.Put(prefixAdmin+c.AdminName, mustJSON(adminRecord{Role: api.RoleAdmin})),
+		store.Put(prefixAdmin+c.AdminName, mustJSON(adminRecord{Role: api.RoleAdmin, Cert: issuedAdminCert(chain, authority.Bundle().X509Authorities())})),
 		store.Put(keyMeta, mustJSON(meta)),
 	}
 	if err := os.MkdirAll(c.AdminDir, 0o700); err != nil {

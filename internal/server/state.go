@@ -50,9 +50,20 @@ type issuedRecord struct {
 	Expires time.Time `json:"expires"`
 }
 
-// adminRecord grants a role to an admin identity.
+// adminRecord grants a role to an admin identity and remembers the latest
+// certificate issued to it, so that a root rotation knows whose credentials
+// still depend on the old root.
 type adminRecord struct {
-	Role string `json:"role"`
+	Role string     `json:"role"`
+	Cert *adminCert `json:"cert,omitempty"`
+}
+
+// adminCert is what a rotation needs to know of an admin certificate.
+type adminCert struct {
+	Serial   string    `json:"serial"`
+	NotAfter time.Time `json:"not_after"`
+	// Root is the pin (api.Pin) of the root the certificate chains to.
+	Root string `json:"root"`
 }
 
 func getJSON(ctx context.Context, st store.Store, key string, v any) error {

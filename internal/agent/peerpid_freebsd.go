@@ -1,0 +1,3 @@
+package agent
+
+func peerPID(int) int { return -1 }

@@ -1,0 +1,69 @@
+package cli
+
+import (
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"moat/internal/check"
+)
+
+// validateArgs is how each kind of moat file is validated by the command
+// that owns it.
+var validateArgs = map[string]func(file string) []string{
+	"server":  func(f string) []string { return []string{"server", "run", "--config", f, "--validate"} },
+	"agent":   func(f string) []string { return []string{"agent", "--config", f, "--validate"} },
+	"gateway": func(f string) []string { return []string{"gateway", "--config", f, "--validate"} },
+	"policy":  func(f string) []string { return []string{"policy", "apply", "-f", f, "--validate"} },
+}
+
+// checkFixturesRefused are the fixtures whose finding is about a file moat
+// refuses to load: their owner's --validate must refuse them for the same
+// reason the finding gives.
+var checkFixturesRefused = map[string]string{
+	"rules/MOAT-001/fail/policy.yaml": "default",
+	"rules/MOAT-004/fail/server.yaml": "svid_ttl",
+}
+
+// TestCheckFixturesValidate runs every moat configuration file under
+// internal/check/testdata through its owning command's --validate, so that
+// "moat check" is never tested on a file moat itself would refuse.
+func TestCheckFixturesValidate(t *testing.T) {
+	root := filepath.Join("..", "check", "testdata")
+	n := 0
+	err := filepath.WalkDir(root, func(path string, d fs.DirEntry, err error) error {
+		if err != nil || d.IsDir() || (filepath.Ext(path) != ".yaml" && filepath.Ext(path) != ".yml") {
+			return err
+		}
+		src, err := os.ReadFile(path)
+		if err != nil {
+			return err
+		}
+		kind := check.MoatKind(src)
+		if kind == "" {
+			return nil
+		}
+		n++
+		rel, _ := filepath.Rel(root, path)
+		rel = filepath.ToSlash(rel)
+		t.Run(rel, func(t *testing.T) {
+			code, stdout, stderr := runCLI(t, nil, validateArgs[kind](path)...)
+			want, refused := checkFixturesRefused[rel]
+			switch {
+			case refused && (code == 0 || !strings.Contains(stderr, want)):
+				t.Fatalf("%s (%s): exit %d, stderr %q; want a refusal naming %q", rel, kind, code, stderr, want)
+			case !refused && code != 0:
+				t.Fatalf("%s (%s): exit %d: %s%s", rel, kind, code, stdout, stderr)
+			}
+		})
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n < 10 {
+		t.Fatalf("found %d moat files under %s; the walk is broken", n, root)
+	}
+}

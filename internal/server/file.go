@@ -1,0 +1,227 @@
+package server
+
+import (
+	"net"
+	"net/url"
+	"strings"
+	"time"
+
+	"moat/internal/config"
+	"moat/internal/identity"
+	"moat/internal/seal"
+)
+
+// File is the configuration of "moat server init" and "moat server run",
+// as written in YAML; their flags share its key names (--data-dir is
+// data_dir). Every field is optional unless its comment says otherwise.
+type File struct {
+	// DataDir holds the control plane's state; required.
+	DataDir string `yaml:"data_dir"`
+	// Listen is the API address (always mutual TLS: admin calls need an
+	// admin certificate, node calls a node certificate); empty means
+	// 127.0.0.1:7400.
+	Listen string `yaml:"listen"`
+	// TrustDomain names the CA's trust domain; init requires it.
+	TrustDomain string `yaml:"trust_domain"`
+	// SVIDTTL is the default SVID life (at most 24h); zero means 1h.
+	SVIDTTL time.Duration `yaml:"svid_ttl"`
+	// Name names this server in its SVID; empty means "control".
+	Name string `yaml:"name"`
+	// AdminDir is where init writes the first admin's credentials; empty
+	// means DATA_DIR.admin, beside the data directory.
+	AdminDir string         `yaml:"admin_dir"`
+	Store    StoreFile      `yaml:"store"`
+	KEK      seal.KEKConfig `yaml:"kek"`
+	// Retention is how long flow records are kept; zero means 30d.
+	Retention config.Duration `yaml:"retention"`
+	// Alerts names the detection and alert-delivery file; empty runs the
+	// default rules with no sinks.
+	Alerts string `yaml:"alerts"`
+	// Metrics, when set, serves Prometheus /metrics (plain HTTP, no
+	// authentication) on this address.
+	Metrics string `yaml:"metrics"`
+	// KeyRotation rotates the primary data key when it is this old (e.g.
+	// 90d); zero means only by "moat keys rotate".
+	KeyRotation config.Duration `yaml:"key_rotation"`
+	// Flows bounds the flow store's memory.
+	Flows FlowStoreFile `yaml:"flows"`
+	// Export copies every flow record the server stores, as it stores it,
+	// into rotated, gzipped files in a directory, for a shipper (Security
+	// Lake, Splunk, Elastic agents) to pick up.
+	Export []ExportFile `yaml:"export"`
+	Log    config.Log   `yaml:",inline"`
+	// MFA decides which admin calls need a fresh second factor (default:
+	// the sensitive ones, for every role).
+	MFA MFAFile `yaml:"mfa"`
+	// Access governs break-glass grants and session recordings.
+	Access AccessFile `yaml:"access"`
+}
+
+// FlowStoreFile bounds the flow store's memory: the SQLite page cache is at
+// most open_partitions × 2 connections × cache_kib.
+type FlowStoreFile struct {
+	// CacheKiB is the page cache per connection; zero means 2048.
+	CacheKiB int `yaml:"cache_kib"`
+	// OpenPartitions is how many day partitions stay open; zero means 8.
+	OpenPartitions int `yaml:"open_partitions"`
+}
+
+// ExportFile is one continuous export of flow records.
+type ExportFile struct {
+	// Dir receives the files: the live one (flows.jsonl, or vpcflows.log)
+	// and rotated, gzipped ones beside it. Required.
+	Dir string `yaml:"dir"`
+	// Format is "ocsf" (JSON lines, the default) or "vpc" (AWS VPC Flow
+	// Logs v2 text; Network Activity only).
+	Format string `yaml:"format"`
+	// AccountID fills the VPC format's account-id field.
+	AccountID string `yaml:"account_id"`
+	// MaxMB rotates the live file at this size; zero means 100.
+	MaxMB int `yaml:"max_mb"`
+	// RotateEvery rotates the live file this often; zero means by size only.
+	RotateEvery config.Duration `yaml:"rotate_every"`
+	// MaxFiles keeps this many rotated files; zero keeps them all.
+	MaxFiles int `yaml:"max_files"`
+	// MaxAge removes rotated files older than this (whole days); zero keeps
+	// them.
+	MaxAge config.Duration `yaml:"max_age"`
+}
+
+// StoreFile selects the control-plane store.
+type StoreFile struct {
+	// Backend is "bolt" (the default: store.db under data_dir) or "etcd".
+	Backend string `yaml:"backend"`
+	// Endpoints are the etcd cluster's members (host:port or URLs).
+	Endpoints []string `yaml:"endpoints"`
+	// Prefix is the etcd key prefix; empty means "/moat/".
+	Prefix string `yaml:"prefix"`
+}
+
+// DefaultListen is the API address when none is given.
+const DefaultListen = "127.0.0.1:7400"
+
+// DecodeFile reads a server configuration file strictly: an unknown key or
+// an ill-typed value is an error naming the key path and line.
+func DecodeFile(name string) (*File, error) {
+	var f File
+	if err := config.DecodeFile(name, &f); err != nil {
+		return nil, err
+	}
+	return &f, nil
+}
+
+// ParseFile decodes a server configuration file's contents strictly.
+func ParseFile(src []byte) (*File, error) {
+	var f File
+	if err := config.Decode(src, &f); err != nil {
+		return nil, err
+	}
+	return &f, nil
+}
+
+// Validate checks f as the server would run it; forInit also requires what
+// only init needs (the trust domain). Errors name the key path.
+func (f *File) Validate(forInit bool) error {
+	if f.DataDir == "" {
+		return config.Errorf("data_dir", "required")
+	}
+	if forInit && f.TrustDomain == "" {
+		return config.Errorf("trust_domain", "required")
+	}
+	return f.ValidateFile()
+}
+
+// ValidateFile checks the values a file gives, without requiring what the
+// command line may supply instead (data_dir): what "moat check" asks of a
+// configuration file on its own.
+func (f *File) ValidateFile() error {
+	if f.Listen != "" {
+		if _, _, err := net.SplitHostPort(f.Listen); err != nil {
+			return config.Errorf("listen", "%q: want host:port", f.Listen)
+		}
+	}
+	if f.TrustDomain != "" {
+		if _, err := identity.ParseTrustDomain(f.TrustDomain); err != nil {
+			return config.Errorf("trust_domain", "%v", err)
+		}
+	}
+	if f.SVIDTTL < 0 || f.SVIDTTL > 24*time.Hour {
+		return config.Errorf("svid_ttl", "%s: want a positive duration of at most 24h", f.SVIDTTL)
+	}
+	if f.Name != "" {
+		if err := identity.ValidName(f.Name); err != nil {
+			return config.Errorf("name", "%v", err)
+		}
+	}
+	if f.Retention < 0 {
+		return config.Errorf("retention", "%s: want a positive period such as 30d", time.Duration(f.Retention))
+	}
+	if f.Metrics != "" {
+		if _, _, err := net.SplitHostPort(f.Metrics); err != nil {
+			return config.Errorf("metrics", "%q: want host:port", f.Metrics)
+		}
+	}
+	if f.KeyRotation < 0 {
+		return config.Errorf("key_rotation", "%s: want a positive period such as 90d, or none", time.Duration(f.KeyRotation))
+	}
+	if f.Flows.CacheKiB < 0 || f.Flows.CacheKiB > 1<<20 {
+		return config.Errorf("flows.cache_kib", "%d: want 0 (the default, 2048) to 1048576", f.Flows.CacheKiB)
+	}
+	if f.Flows.OpenPartitions < 0 || f.Flows.OpenPartitions > 1000 {
+		return config.Errorf("flows.open_partitions", "%d: want 0 (the default, 8) to 1000", f.Flows.OpenPartitions)
+	}
+	for i, e := range f.Export {
+		p := config.Index("export", i)
+		switch {
+		case e.Dir == "":
+			return config.Errorf(config.Join(p, "dir"), "required")
+		case e.Format != "" && e.Format != "ocsf" && e.Format != "vpc":
+			return config.Errorf(config.Join(p, "format"), "%q: want ocsf or vpc", e.Format)
+		case e.MaxMB < 0 || e.MaxFiles < 0 || e.RotateEvery < 0 || e.MaxAge < 0:
+			return config.Errorf(p, "sizes, counts and periods must not be negative")
+		case e.MaxAge > 0 && time.Duration(e.MaxAge) < 24*time.Hour:
+			return config.Errorf(config.Join(p, "max_age"), "%s: want whole days (1d or more)", time.Duration(e.MaxAge))
+		}
+	}
+	if err := f.Store.validate("store"); err != nil {
+		return err
+	}
+	if err := f.Log.Validate(); err != nil {
+		return err
+	}
+	if _, err := f.MFA.Config("mfa"); err != nil {
+		return err
+	}
+	if _, err := f.Access.Config("access"); err != nil {
+		return err
+	}
+	return f.KEK.Validate("kek")
+}
+
+func (s *StoreFile) validate(path string) error {
+	switch s.Backend {
+	case "", "bolt":
+		if len(s.Endpoints) > 0 {
+			return config.Errorf(config.Join(path, "endpoints"), "only the etcd backend takes endpoints")
+		}
+	case "etcd":
+		if len(s.Endpoints) == 0 {
+			return config.Errorf(config.Join(path, "endpoints"), "the etcd backend needs at least one endpoint")
+		}
+		for i, e := range s.Endpoints {
+			hostport := e
+			if u, err := url.Parse(e); err == nil && u.Host != "" {
+				hostport = u.Host
+			}
+			if _, _, err := net.SplitHostPort(hostport); err != nil {
+				return config.Errorf(config.Index(config.Join(path, "endpoints"), i), "%q: want host:port or a URL such as http://10.0.0.1:2379", e)
+			}
+		}
+		if s.Prefix != "" && !strings.HasSuffix(s.Prefix, "/") {
+			return config.Errorf(config.Join(path, "prefix"), "%q must end in \"/\"", s.Prefix)
+		}
+	default:
+		return config.Errorf(config.Join(path, "backend"), "%q: want bolt or etcd", s.Backend)
+	}
+	return nil
+}

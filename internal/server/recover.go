@@ -1,0 +1,123 @@
+package server
+
+import (
+	"context"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"time"
+
+	"moat/internal/api"
+	"moat/internal/audit"
+	"moat/internal/ca"
+	"moat/internal/identity"
+	"moat/internal/store"
+)
+
+// RecoverConfig configures RecoverAdmin.
+type RecoverConfig struct {
+	// Name names the administrator (spiffe://<td>/admin/<name>); required.
+	// An existing administrator of that name gets new credentials.
+	Name string
+	// Role is viewer, operator or admin; required.
+	Role string
+	// TTL is the certificate's life; zero means 30 days.
+	TTL time.Duration
+	// OutDir receives the credentials (api.CertFile, api.KeyFile,
+	// api.BundleFile, mode 0600); it must hold none yet. Required.
+	OutDir string
+	// Sealer opens the CA's keys in the store; required unless the store
+	// holds them in the clear (only tests do that).
+	Sealer ca.KeySealer
+	// Audit records the recovery; required. Nothing is written without it.
+	Audit audit.Recorder
+	// Actor names who recovered, for the audit entry (e.g. the local
+	// user); empty means "local".
+	Actor string
+	Now   func() time.Time
+}
+
+// RecoverAdmin issues an administrator's credentials straight from the CA
+// in st, for when no administrator can reach the control plane any more
+// (credentials lost, or expired before anyone renewed them). It needs what
+// only the server's host holds: the store opened under the key-encryption
+// key, and the audit log, which records the recovery before any credential
+// is written. The role and the certificate are recorded as "moat admin
+// create" records them.
+func RecoverAdmin(ctx context.Context, st store.Store, c RecoverConfig) (*x509.Certificate, error) {
+	if c.Audit == nil {
+		return nil, errors.New("server: recover: no audit log")
+	}
+	if c.OutDir == "" {
+		return nil, errors.New("server: recover: no directory for the credentials")
+	}
+	if api.RoleRank(c.Role) == 0 {
+		return nil, fmt.Errorf("server: recover: role %q: want viewer, operator or admin", c.Role)
+	}
+	if c.TTL == 0 {
+		c.TTL = defaultAdminTTL
+	}
+	if c.Now == nil {
+		c.Now = time.Now
+	}
+	if c.Actor == "" {
+		c.Actor = "local"
+	}
+	if _, err := os.Stat(filepath.Join(c.OutDir, api.CertFile)); err == nil {
+		return nil, fmt.Errorf("server: recover: %s already holds credentials; name another directory", c.OutDir)
+	}
+	var meta Meta
+	if err := getJSON(ctx, st, keyMeta, &meta); err != nil {
+		if errors.Is(err, store.ErrNotFound) {
+			return nil, errors.New("server: recover: the store holds no control plane")
+		}
+		return nil, fmt.Errorf("server: recover: %w", err)
+	}
+	td, err := identity.ParseTrustDomain(meta.TrustDomain)
+	if err != nil {
+		return nil, fmt.Errorf("server: recover: stored meta: %w", err)
+	}
+	id, err := identity.AdminID(td, c.Name)
+	if err != nil {
+		return nil, fmt.Errorf("server: recover: name: %w", err)
+	}
+	kv, err := st.Get(ctx, keyCA)
+	if err != nil {
+		return nil, fmt.Errorf("server: recover: load CA: %w", err)
+	}
+	authority, err := ca.Unmarshal(ca.Config{TrustDomain: td, SVIDTTL: meta.SVIDTTL, Now: c.Now}, kv.Value, c.Sealer)
+	if err != nil {
+		return nil, fmt.Errorf("server: recover: load CA: %w", err)
+	}
+	cert, err := authority.Issue(id, c.TTL)
+	if err != nil {
+		return nil, fmt.Errorf("server: recover: %w", err)
+	}
+	chain, err := api.ParseChain(cert.Certificate)
+	if err != nil {
+		return nil, err
+	}
+	roots := authority.Bundle().X509Authorities()
+	prev, prevErr := st.Get(ctx, prefixAdmin+c.Name)
+	rec := adminRecord{Role: c.Role, Cert: issuedAdminCert(chain, roots)}
+	if err := putJSON(ctx, st, prefixAdmin+c.Name, rec); err != nil {
+		return nil, fmt.Errorf("server: recover: %w", err)
+	}
+	entry := audit.Entry{Time: c.Now().UTC(), Actor: c.Actor, Action: "admin.recover", Target: id.String(), Result: "ok",
+		Detail: map[string]string{"role": c.Role, "serial": rec.Cert.Serial}}
+	if err := c.Audit.Record(context.WithoutCancel(ctx), entry); err != nil {
+		// Unrecorded, so undone: the previous record (or none) stands.
+		if prevErr == nil {
+			_, _ = st.Put(context.WithoutCancel(ctx), prefixAdmin+c.Name, prev.Value)
+		} else {
+			_, _ = st.Delete(context.WithoutCancel(ctx), prefixAdmin+c.Name)
+		}
+		return nil, fmt.Errorf("server: recover: the audit log refused the entry, nothing was issued: %w", err)
+	}
+	if err := api.WriteCredentials(c.OutDir, cert, roots); err != nil {
+		return nil, err
+	}
+	return chain[0], nil
+}
