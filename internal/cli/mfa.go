@@ -66,7 +66,6 @@ func readCode(r io.Reader) (string, error) {
 	return line, nil
 }
 
-
 func mfaCommand() *Command {
 	var noQR *bool
 	enroll := adminCommand("enroll", "enrol a TOTP authenticator (shows its secret once)", "[--no-qr]",

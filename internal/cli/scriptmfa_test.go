@@ -96,4 +96,3 @@ func cmdMFA(ts *testscript.TestScript, neg bool, args []string) {
 	}
 	mfaLoginScript(ts)
 }
-
