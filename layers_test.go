@@ -27,7 +27,7 @@ var layers = [][]string{
 	{"server", "agent", "gateway"},
 	{"check"},
 	{"cli"},
-	{"e2e"},
+	{"e2e", "faults"},
 }
 
 func TestImportLayers(t *testing.T) {

@@ -125,7 +125,7 @@ func benchRevoke(ctx context.Context, o options) error {
 	if err != nil {
 		return err
 	}
-	bundle, err := api.FetchBundle(ctx, addr, pin)
+	bundle, err := api.FetchBundle(ctx, addr, pin, nil)
 	if err != nil {
 		return err
 	}

@@ -10,7 +10,6 @@ import (
 	"errors"
 	"fmt"
 	"hash"
-	"io"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -277,7 +276,7 @@ func (x *access) finish(info api.AccessSession) {
 	dir := filepath.Join(x.a.cfg.DataDir, recDir)
 	if err := os.MkdirAll(dir, 0o700); err == nil {
 		b, _ := json.Marshal(info)
-		if err := writeAtomic(filepath.Join(dir, info.ID+".json"), b); err != nil {
+		if err := seal.WriteFileAtomic(filepath.Join(dir, info.ID+".json"), b, 0o600); err != nil {
 			x.a.log.Error("access: session end not kept", "session", info.ID, "err", err)
 		}
 	}
@@ -350,7 +349,7 @@ func (x *access) shipOne(ctx context.Context, dir, id string) error {
 			return err
 		}
 		head, _ := json.Marshal(api.RecordingUpload{Session: info, Size: int64(len(rec))})
-		body := io.MultiReader(bytes.NewReader(append(head, '\n')), bytes.NewReader(rec))
+		body := append(append(head, '\n'), rec...)
 		if err := c.Upload(ctx, api.PathNodeAccessRec, body, nil); err != nil {
 			return err
 		}

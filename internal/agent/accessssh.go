@@ -67,7 +67,7 @@ func (x *access) hostKey() (ed25519.PrivateKey, error) {
 	if x.a.cfg.Sealer != nil {
 		err = seal.WriteSealedFile(path, x.a.cfg.Sealer, "access/host_key", key.Seed())
 	} else {
-		err = writeAtomic(path, key.Seed())
+		err = seal.WriteFileAtomic(path, key.Seed(), 0o600)
 	}
 	if err != nil {
 		return nil, err

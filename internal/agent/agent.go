@@ -127,6 +127,13 @@ type Agent struct {
 	renewals atomic.Int64
 	access   *access
 	witness  witnessState
+
+	attestMu  sync.Mutex // guards attestKey
+	attestKey *ecdsa.PrivateKey
+	// reattestKey and reattestToken count re-attestations by method.
+	reattestKey, reattestToken atomic.Int64
+	// checkNode asks the renewal loop to check the node certificate now.
+	checkNode atomic.Bool
 }
 
 // svid is one service's current identity.
@@ -180,6 +187,9 @@ func New(ctx context.Context, cfg Config) (*Agent, error) {
 		return nil, fmt.Errorf("agent: %w", err)
 	}
 	var err error
+	if a.attestKey, err = a.loadAttestKey(); err != nil {
+		return nil, err
+	}
 	cert, roots, err := a.loadCreds(filepath.Join(cfg.DataDir, nodeDir))
 	switch {
 	case err == nil:
@@ -188,6 +198,11 @@ func New(ctx context.Context, cfg Config) (*Agent, error) {
 		}
 		if _, name, _ := identity.Parse(mustID(cert.Leaf)); name != cfg.Node {
 			return nil, fmt.Errorf("agent: %s holds the identity of node %q, not %q", cfg.DataDir, name, cfg.Node)
+		}
+		if cfg.Join != "" {
+			// Never silently ignored: said, and kept for re-attestation.
+			a.log.Warn("a --join token was given but this node already has an identity: the token is used only if the node must re-attest and its node key cannot",
+				"identity", filepath.Join(cfg.DataDir, nodeDir), "expires", cert.Leaf.NotAfter)
 		}
 	case errors.Is(err, os.ErrNotExist):
 		if cfg.Join == "" {
@@ -259,7 +274,7 @@ func (a *Agent) api() *api.Client {
 func (a *Agent) renewClient() {
 	a.clientMu.Lock()
 	old := a.client
-	a.client = a.newClient()
+	a.client = old.Reconnect()
 	a.clientMu.Unlock()
 	old.Close()
 	a.nodeChanged.Notify()
@@ -269,7 +284,7 @@ func (a *Agent) renewClient() {
 func (a *Agent) resetClient() {
 	a.clientMu.Lock()
 	old := a.client
-	a.client = a.newClient()
+	a.client = old.Reconnect()
 	a.clientMu.Unlock()
 	old.Close()
 }
@@ -287,24 +302,39 @@ func (a *Agent) join(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("agent: %w", err)
 	}
-	bundle, err := api.FetchBundle(ctx, a.cfg.Server, pin)
+	bundle, err := api.FetchBundle(ctx, a.cfg.Server, pin, a.cfg.Now)
 	if err != nil {
 		return fmt.Errorf("agent: join: %w", err)
 	}
-	a.td = bundle.TrustDomain()
-	a.trust = identity.NewTrust(identity.TrustConfig{TrustDomain: a.td, Now: a.cfg.Now})
-	a.trust.Update(bundle, identity.Revocations{})
+	if a.trust == nil {
+		a.td = bundle.TrustDomain()
+		a.trust = identity.NewTrust(identity.TrustConfig{TrustDomain: a.td, Now: a.cfg.Now})
+		a.trust.Update(bundle, identity.Revocations{})
+	} else {
+		if bundle.TrustDomain() != a.td {
+			return fmt.Errorf("agent: join: the server is of trust domain %q, this node of %q", bundle.TrustDomain().Name(), a.td.Name())
+		}
+		a.trust.Update(bundle, a.trust.Revocations())
+	}
 	key, csr, err := newCSR()
+	if err != nil {
+		return err
+	}
+	// A fresh node key at every join: the token vouches for it.
+	attest, pub, err := a.newAttestKey()
 	if err != nil {
 		return err
 	}
 	c := api.NewClient(a.cfg.Server, api.ClientTLS(nil, a.trust))
 	defer c.Close()
 	var resp api.CertResponse
-	err = c.Call(ctx, http.MethodPost, api.PathJoin, api.JoinRequest{Token: a.cfg.Join, Node: a.cfg.Node, MeshAddr: a.cfg.MeshAddr, CSR: csr}, &resp)
+	err = c.Call(ctx, http.MethodPost, api.PathJoin, api.JoinRequest{Token: a.cfg.Join, Node: a.cfg.Node, MeshAddr: a.cfg.MeshAddr, CSR: csr, NodeKey: pub}, &resp)
 	if err != nil {
 		return fmt.Errorf("agent: join: %w", err)
 	}
+	a.attestMu.Lock()
+	a.attestKey = attest
+	a.attestMu.Unlock()
 	cert, roots, err := a.certFrom(resp, key)
 	if err != nil {
 		return err

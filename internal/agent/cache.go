@@ -10,6 +10,7 @@ import (
 
 	"moat/internal/api"
 	"moat/internal/identity"
+	"moat/internal/seal"
 )
 
 // cacheFile keeps the last state the control plane published, so an agent
@@ -45,11 +46,7 @@ func (a *Agent) saveCache() error {
 		return fmt.Errorf("agent: cache: %w", err)
 	}
 	name := filepath.Join(a.cfg.DataDir, cacheFile)
-	tmp := name + ".tmp"
-	if err := os.WriteFile(tmp, data, 0o600); err != nil {
-		return fmt.Errorf("agent: cache: %w", err)
-	}
-	if err := os.Rename(tmp, name); err != nil {
+	if err := seal.WriteFileAtomic(name, data, 0o600); err != nil {
 		return fmt.Errorf("agent: cache: %w", err)
 	}
 	return nil

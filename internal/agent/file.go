@@ -3,6 +3,7 @@ package agent
 import (
 	"net"
 
+	"moat/internal/api"
 	"moat/internal/config"
 	"moat/internal/identity"
 	"moat/internal/seal"
@@ -15,7 +16,9 @@ type File struct {
 	// DataDir keeps the node identity, cached SVIDs and the flow spool;
 	// required.
 	DataDir string `yaml:"data_dir"`
-	// Server is the control plane's host:port; required.
+	// Server lists the control plane's servers, "host:port[,host:port...]";
+	// a name resolving to several addresses names them all. The agent
+	// fails over between them. Required.
 	Server string `yaml:"server"`
 	// Join is a one-time join token, needed on the first start only.
 	Join string `yaml:"join"`
@@ -72,8 +75,8 @@ func (f *File) Validate() error {
 // configuration file on its own.
 func (f *File) ValidateFile() error {
 	if f.Server != "" {
-		if _, _, err := net.SplitHostPort(f.Server); err != nil {
-			return config.Errorf("server", "%q: want host:port", f.Server)
+		if _, err := api.ParseServers(f.Server); err != nil {
+			return config.Errorf("server", "%v", err)
 		}
 	}
 	if f.Node != "" {

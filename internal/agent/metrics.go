@@ -12,7 +12,7 @@ type collector struct {
 	a *Agent
 
 	handshakes, hsFailures, tunnels, conns, refused, cut, plaintext *prometheus.Desc
-	svidExpiry, renewals                                            *prometheus.Desc
+	svidExpiry, renewals, reattests                                 *prometheus.Desc
 	listenFail, listenersFailing, uidRefused                        *prometheus.Desc
 	auditSize, auditInconsistent                                    *prometheus.Desc
 }
@@ -34,6 +34,7 @@ func newCollector(a *Agent) *collector {
 		renewals:          d("moat_svid_renewals_total", "SVID renewals by this agent (node and services)."),
 		listenFail:        d("moat_mesh_listener_bind_failures_total", "Failed attempts to bind a local listener (upstream or plaintext port); each is retried with backoff."),
 		listenersFailing:  d("moat_mesh_listeners_failing", "Local listeners not bound now (address taken or refused)."),
+		reattests:         d("moat_agent_reattestations_total", "New node certificates obtained without the old one (expired or refused), by method: node-key or join-token.", "method"),
 		uidRefused:        d("moat_mesh_uid_refused_total", "Local connections to an upstream port refused because the caller's uid is not the service's."),
 		auditSize:         d("moat_agent_audit_witnessed_entries", "Entries of the control plane's audit log covered by the newest checkpoint this agent checked."),
 		auditInconsistent: d("moat_agent_audit_inconsistent_total", "Audit checkpoints refused because the log no longer extends the one witnessed (cut back or rewritten)."),
@@ -42,7 +43,7 @@ func newCollector(a *Agent) *collector {
 
 func (c *collector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{c.handshakes, c.hsFailures, c.tunnels, c.conns, c.refused, c.cut, c.plaintext,
-		c.svidExpiry, c.renewals, c.listenFail, c.listenersFailing, c.uidRefused, c.auditSize, c.auditInconsistent} {
+		c.svidExpiry, c.renewals, c.reattests, c.listenFail, c.listenersFailing, c.uidRefused, c.auditSize, c.auditInconsistent} {
 		ch <- d
 	}
 }
@@ -75,6 +76,8 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 	}
 	c.a.mu.RUnlock()
 	counter(c.renewals, float64(c.a.renewals.Load()))
+	counter(c.reattests, float64(c.a.reattestKey.Load()), methodNodeKey)
+	counter(c.reattests, float64(c.a.reattestToken.Load()), methodJoinToken)
 	size, bad := c.a.AuditWitnessed()
 	gauge(c.auditSize, float64(size))
 	counter(c.auditInconsistent, float64(bad))

@@ -42,8 +42,19 @@ func (a *Agent) renewLoop(ctx context.Context) error {
 		if !nodeRetry.IsZero() {
 			due = nodeRetry
 		}
+		if nodeRetry.IsZero() && a.checkNode.Swap(false) {
+			due = now // a call failed as if the node certificate were refused: find out
+		}
 		if !now.Before(due) {
-			if err := a.renewNode(ctx); err != nil {
+			err := a.renewNode(ctx)
+			if err != nil && ctx.Err() == nil {
+				if reason, refused := a.nodeRefused(ctx, err); refused {
+					if err = a.reattest(ctx, reason); err != nil {
+						a.log.Error("the node cannot re-attest; it keeps serving with what it holds", "err", err)
+					}
+				}
+			}
+			if err != nil {
 				nodeFails++
 				nodeRetry = now.Add(a.backoff(nodeFails))
 				a.log.Warn("node certificate renewal failed", "err", err, "retry_in", nodeRetry.Sub(now))
@@ -78,6 +89,20 @@ func (a *Agent) renewLoop(ctx context.Context) error {
 	return nil
 }
 
+// suspectNode notes a failed call that a refused node certificate would
+// explain (the connection failed, or the server answered 401), so the
+// renewal loop checks the node certificate at once instead of at its
+// renewal time: after a root is retired under it, say.
+func (a *Agent) suspectNode(err error) {
+	var se *api.StatusError
+	if errors.As(err, &se) && se.Code != http.StatusUnauthorized {
+		return
+	}
+	if !a.checkNode.Swap(true) {
+		a.nudge()
+	}
+}
+
 func minTime(a, b time.Time) time.Time {
 	if b.Before(a) {
 		return b
@@ -102,8 +127,12 @@ func (a *Agent) renewNode(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	pub, err := a.attestPublic()
+	if err != nil {
+		return err
+	}
 	var resp api.CertResponse
-	if err := a.api().Call(ctx, http.MethodPost, api.PathNodeRenew, api.RenewRequest{CSR: csr, MeshAddr: a.cfg.MeshAddr}, &resp); err != nil {
+	if err := a.api().Call(ctx, http.MethodPost, api.PathNodeRenew, api.RenewRequest{CSR: csr, MeshAddr: a.cfg.MeshAddr, NodeKey: pub}, &resp); err != nil {
 		return err
 	}
 	cert, roots, err := a.certFrom(resp, key)
@@ -135,6 +164,7 @@ func (a *Agent) renewService(ctx context.Context, name string, now time.Time) {
 		s.failing++
 		s.renewAt = now.Add(a.backoff(s.failing))
 		a.mu.Unlock()
+		a.suspectNode(err)
 		if errors.Is(err, api.ErrPermissionDenied) {
 			a.log.Error("the control plane refuses this service's SVID", "service", name, "err", err)
 		} else {

@@ -46,8 +46,8 @@ func (a *Agent) writeCreds(dir string, cert *tls.Certificate, roots []*x509.Cert
 		bundle = append(bundle, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: r.Raw})...)
 	}
 	for name, b := range map[string][]byte{api.CertFile: chain, api.BundleFile: bundle} {
-		if err := writeAtomic(filepath.Join(dir, name), b); err != nil {
-			return err
+		if err := seal.WriteFileAtomic(filepath.Join(dir, name), b, 0o600); err != nil {
+			return fmt.Errorf("agent: %w", err)
 		}
 	}
 	// A clear key left by an agent run without a Sealer goes.
@@ -135,15 +135,4 @@ func readPEMCerts(path string) ([]*x509.Certificate, error) {
 		return nil, fmt.Errorf("agent: %s: no certificates", path)
 	}
 	return out, nil
-}
-
-func writeAtomic(path string, b []byte) error {
-	tmp := path + ".tmp"
-	if err := os.WriteFile(tmp, b, 0o600); err != nil {
-		return fmt.Errorf("agent: %w", err)
-	}
-	if err := os.Rename(tmp, path); err != nil {
-		return fmt.Errorf("agent: %w", err)
-	}
-	return nil
 }

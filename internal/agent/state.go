@@ -240,6 +240,7 @@ func (a *Agent) watchLoop(ctx context.Context) error {
 		fails++
 		switch {
 		case errors.Is(err, api.ErrUnauthenticated):
+			a.suspectNode(err)
 			a.log.Error("the control plane refuses this node's certificate", "err", err)
 		case errors.Is(err, api.ErrWatchSilent):
 			// The connection is half-open: drop it (and every call pooled
@@ -249,8 +250,14 @@ func (a *Agent) watchLoop(ctx context.Context) error {
 			if got {
 				continue // it was alive before: try a fresh connection at once
 			}
+		case got:
+			// A stream that worked broke (its server stopped, say): the
+			// client tries every server, so reconnect at once.
+			a.log.Warn("watch stream broken; reconnecting", "err", err)
+			continue
 		default:
-			a.log.Warn("watch stream broken; retrying", "err", err)
+			a.suspectNode(err)
+			a.log.Warn("watch stream failed; retrying", "err", err, "attempt", fails)
 		}
 		select {
 		case <-ctx.Done():

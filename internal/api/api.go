@@ -5,19 +5,22 @@
 package api
 
 import (
+	"encoding/binary"
 	"time"
 
 	"moat/internal/audit"
+	"moat/internal/flow"
 	"moat/internal/identity"
 )
 
 // Paths. Those under /v1/admin/ need an admin certificate and a role; the
-// node paths need a node SVID; PathBundle and PathJoin are open (the join
-// token is the credential).
+// node paths need a node SVID; PathBundle, PathJoin and PathReattest are
+// open (the join token, or the pinned node key, is the credential).
 const (
 	PathBundle     = "/v1/bundle"
 	PathJoin       = "/v1/join"
 	PathNodeRenew  = "/v1/node/renew"
+	PathReattest   = "/v1/node/reattest"
 	PathSVID       = "/v1/svid"
 	PathWatch      = "/v1/watch"
 	PathFlows      = "/v1/flows"
@@ -28,6 +31,8 @@ const (
 	PathTokens     = "/v1/admin/tokens"
 	PathServices   = "/v1/admin/services"
 	PathNodes      = "/v1/admin/nodes"
+	PathMembers    = "/v1/admin/servers"
+	PathPeerFlows  = "/v1/peer/flows"
 	PathRevoke     = "/v1/admin/revoke"
 	PathCA         = "/v1/admin/ca"
 	PathCARotate   = "/v1/admin/ca/rotate"
@@ -81,6 +86,76 @@ type JoinRequest struct {
 	Node     string `json:"node"`
 	MeshAddr string `json:"mesh_addr"` // where peers reach this node's mesh port
 	CSR      []byte `json:"csr"`       // PKCS#10 DER
+	// NodeKey is the node's long-term attestation key (PKIX DER, P-256),
+	// pinned by the server at join: with it the node re-attests after its
+	// certificate expired (ReattestRequest).
+	NodeKey []byte `json:"node_key,omitempty"`
+}
+
+// PeerFlowQuery asks a server of the cluster for its part of a flow query:
+// records matching Filter, or (Talkers > 0) the top Talkers pairs.
+type PeerFlowQuery struct {
+	Filter  flow.Filter `json:"filter"`
+	Talkers int         `json:"talkers,omitempty"`
+}
+
+// PeerFlows is one server's part of a flow query.
+type PeerFlows struct {
+	Server  string        `json:"server"`
+	Records []flow.Record `json:"records,omitempty"`
+	Talkers []flow.Talker `json:"talkers,omitempty"`
+}
+
+// ClusterFlows is a flow query answered for a whole cluster: Servers
+// answered; Missing names those that did not (the answer is then partial).
+type ClusterFlows struct {
+	Records   []flow.Record `json:"records,omitempty"`
+	Talkers   []flow.Talker `json:"talkers,omitempty"`
+	Truncated bool          `json:"truncated,omitempty"`
+	Servers   []string      `json:"servers"`
+	Missing   []string      `json:"missing,omitempty"`
+}
+
+// Member is one server of the control plane's cluster.
+type Member struct {
+	Name    string    `json:"name"`
+	Addr    string    `json:"addr"`
+	Started time.Time `json:"started"`
+	// Seen is when the server last refreshed its record; Alive says it
+	// did so recently.
+	Seen  time.Time `json:"seen"`
+	Alive bool      `json:"alive"`
+	// Self marks the server that answered.
+	Self bool `json:"self,omitempty"`
+}
+
+// ReattestRequest asks for a new node certificate by proof of the node
+// key pinned at join, for a node whose certificate expired or is no
+// longer trusted. Signature is the node key's ECDSA (ASN.1) signature over
+// ReattestPayload; the server accepts Time within MaxReattestSkew of its
+// clock. A replayed request is worthless: the certificate is for CSR's
+// key, which only the node holds.
+type ReattestRequest struct {
+	Node      string    `json:"node"`
+	MeshAddr  string    `json:"mesh_addr"`
+	CSR       []byte    `json:"csr"`
+	Time      time.Time `json:"time"`
+	Signature []byte    `json:"signature"`
+}
+
+// MaxReattestSkew bounds the difference between a ReattestRequest's Time
+// and the server's clock.
+const MaxReattestSkew = 5 * time.Minute
+
+// ReattestPayload is what a re-attestation signs: the trust domain, the
+// node, the time and the CSR, each length-prefixed.
+func ReattestPayload(trustDomain, node string, t time.Time, csr []byte) []byte {
+	var out []byte
+	for _, part := range [][]byte{[]byte("moat-reattest-v1"), []byte(trustDomain), []byte(node), []byte(t.UTC().Format(time.RFC3339Nano)), csr} {
+		out = binary.BigEndian.AppendUint32(out, uint32(len(part)))
+		out = append(out, part...)
+	}
+	return out
 }
 
 // CertResponse carries a signed chain (leaf first) and the trust bundle.
@@ -102,6 +177,9 @@ type CertResponse struct {
 type RenewRequest struct {
 	CSR      []byte `json:"csr"`
 	MeshAddr string `json:"mesh_addr,omitempty"`
+	// NodeKey pins a node key (see JoinRequest.NodeKey) for a node that
+	// joined without one; a node that has one pinned cannot change it.
+	NodeKey []byte `json:"node_key,omitempty"`
 }
 
 // SVIDRequest asks for a service SVID; the caller's node must host Service.

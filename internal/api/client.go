@@ -11,6 +11,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"strings"
 	"time"
@@ -66,30 +67,66 @@ func (e *StatusError) Is(target error) bool {
 	return false
 }
 
-// Client calls the control plane.
+// Client calls the control plane. It knows every server of a cluster and
+// fails over: a call, a watch or a join that cannot reach one server (or
+// that one answers 503) goes to the next, and the server that answered
+// last is tried first. Calls may therefore reach a second server after the
+// first took them but its answer was lost: every control-plane call is
+// safe to repeat (records by ID, puts, revocations), or says it was
+// already done (a join token already used).
 type Client struct {
-	base string
-	hc   *http.Client
+	srv     *servers
+	hc      *http.Client
+	timeout time.Duration
+	// OnStale, when set, is told when an answer was read from a store
+	// that could not confirm it is current (see HeaderStale).
+	OnStale func(reason string)
 	// mfa, when set, is called once when a call is refused with
-	// ErrMFARequired; if it returns nil (a session certificate is now
-	// presented), the call is sent again.
+	// ErrMFARequired (by whichever server answered: a session certificate
+	// serves them all); if it returns nil (a session certificate is now
+	// presented), the call is sent again, failing over as any call.
 	mfa func(ctx context.Context) error
 	// before, when set, runs at the start of every call (an admin session
 	// drops connections that present a certificate it no longer wants).
 	before func()
 }
 
-// NewClient returns a client of the server at addr (host:port) over conf.
-func NewClient(addr string, conf *tls.Config) *Client {
-	tr := &http.Transport{
+// HeaderStale marks an answer read without the store's quorum: its value
+// says why it may be stale.
+const HeaderStale = "Moat-Stale-Read"
+
+// DefaultTimeout bounds a Call whose context has no deadline.
+const DefaultTimeout = 30 * time.Second
+
+// NewClient returns a client of the control plane at servers (host:port,
+// or several separated by commas; see ParseServers) over conf. Each Call
+// whose context has no deadline gets DefaultTimeout.
+func NewClient(servers string, conf *tls.Config) *Client {
+	return &Client{srv: newServers(servers), hc: newHTTPClient(conf), timeout: DefaultTimeout}
+}
+
+func newHTTPClient(conf *tls.Config) *http.Client {
+	return &http.Client{Transport: &http.Transport{
 		TLSClientConfig:     conf,
 		ForceAttemptHTTP2:   true,
+		DialContext:         (&net.Dialer{Timeout: 5 * time.Second, KeepAlive: 15 * time.Second}).DialContext,
 		TLSHandshakeTimeout: 10 * time.Second,
 		IdleConnTimeout:     90 * time.Second,
 		MaxIdleConnsPerHost: 4,
-	}
-	return &Client{base: "https://" + addr, hc: &http.Client{Transport: tr}}
+	}}
 }
+
+// Reconnect returns a client on new connections (new handshakes, so a
+// renewed certificate is presented and a half-open connection dropped)
+// that keeps this one's servers and which of them to try first.
+func (c *Client) Reconnect() *Client {
+	conf := c.hc.Transport.(*http.Transport).TLSClientConfig
+	return &Client{srv: c.srv, hc: newHTTPClient(conf), timeout: c.timeout, OnStale: c.OnStale, mfa: c.mfa, before: c.before}
+}
+
+// SetTimeout changes the deadline of calls without one of their own;
+// zero or less means none.
+func (c *Client) SetTimeout(d time.Duration) { c.timeout = d }
 
 // Close releases idle connections.
 func (c *Client) Close() { c.hc.CloseIdleConnections() }
@@ -97,14 +134,17 @@ func (c *Client) Close() { c.hc.CloseIdleConnections() }
 // Call sends in as JSON (nil for none) and decodes the answer into out (nil
 // to discard it).
 func (c *Client) Call(ctx context.Context, method, path string, in, out any) error {
-	var b []byte
+	ctx, cancel := c.deadline(ctx)
+	defer cancel()
+	var payload []byte
 	if in != nil {
-		var err error
-		if b, err = json.Marshal(in); err != nil {
+		b, err := json.Marshal(in)
+		if err != nil {
 			return fmt.Errorf("api: encode request: %w", err)
 		}
+		payload = b
 	}
-	err := c.call(ctx, method, path, in != nil, b, out)
+	err := c.call(ctx, method, path, payload, out, failoverAny)
 	var se *StatusError
 	if c.mfa != nil && errors.As(err, &se) && se.Reason == ReasonMFARequired {
 		if merr := c.mfa(ctx); merr != nil {
@@ -113,33 +153,35 @@ func (c *Client) Call(ctx context.Context, method, path string, in, out any) err
 			}
 			return merr
 		}
-		err = c.call(ctx, method, path, in != nil, b, out)
+		err = c.call(ctx, method, path, payload, out, failoverAny)
 	}
 	return err
 }
 
-func (c *Client) call(ctx context.Context, method, path string, hasBody bool, b []byte, out any) error {
+// deadline gives ctx the client's timeout when it has no deadline.
+func (c *Client) deadline(ctx context.Context) (context.Context, context.CancelFunc) {
+	if _, ok := ctx.Deadline(); !ok && c.timeout > 0 {
+		return context.WithTimeout(ctx, c.timeout)
+	}
+	return ctx, func() {}
+}
+
+// call sends payload (nil for no body) once through the failover loop
+// and decodes the answer into out.
+func (c *Client) call(ctx context.Context, method, path string, payload []byte, out any, mode failoverMode) error {
 	if c.before != nil {
 		c.before()
 	}
-	var body io.Reader
-	if hasBody {
-		body = bytes.NewReader(b)
-	}
-	req, err := http.NewRequestWithContext(ctx, method, c.base+path, body)
+	resp, err := c.send(ctx, method, path, payload, mode)
 	if err != nil {
-		return fmt.Errorf("api: %w", err)
-	}
-	if hasBody {
-		req.Header.Set("Content-Type", "application/json")
-	}
-	resp, err := c.hc.Do(req)
-	if err != nil {
-		return fmt.Errorf("api: %s %s: %w", method, path, err)
+		return err
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode/100 != 2 {
 		return readError(resp)
+	}
+	if why := resp.Header.Get(HeaderStale); why != "" && c.OnStale != nil {
+		c.OnStale(why)
 	}
 	if out == nil {
 		_, _ = io.Copy(io.Discard, resp.Body)
@@ -149,6 +191,42 @@ func (c *Client) call(ctx context.Context, method, path string, hasBody bool, b 
 		return fmt.Errorf("api: decode %s answer: %w", path, err)
 	}
 	return nil
+}
+
+// send sends payload (nil for no body) to the servers in turn (see
+// Client and failoverMode) and returns the first answer.
+func (c *Client) send(ctx context.Context, method, path string, payload []byte, mode failoverMode) (*http.Response, error) {
+	resp, err := c.do(ctx, mode, func(base string) (*http.Request, error) {
+		var body io.Reader
+		if payload != nil {
+			body = bytes.NewReader(payload)
+		}
+		req, err := http.NewRequestWithContext(ctx, method, base+path, body)
+		if err == nil && payload != nil {
+			req.Header.Set("Content-Type", "application/json")
+		}
+		return req, err
+	})
+	if errors.Is(err, context.DeadlineExceeded) {
+		return nil, fmt.Errorf("api: %s %s: %w: no answer within the deadline", method, path, ErrUnavailable)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("api: %s %s: %w", method, path, err)
+	}
+	return resp, nil
+}
+
+// sendJSON is send for a value to encode as JSON (nil for no body).
+func (c *Client) sendJSON(ctx context.Context, method, path string, in any) (*http.Response, error) {
+	var payload []byte
+	if in != nil {
+		b, err := json.Marshal(in)
+		if err != nil {
+			return nil, fmt.Errorf("api: encode request: %w", err)
+		}
+		payload = b
+	}
+	return c.send(ctx, method, path, payload, failoverAny)
 }
 
 func readError(resp *http.Response) error {
@@ -241,7 +319,10 @@ func SplitToken(token string) (secret, pin string, err error) {
 // FetchBundle fetches the server's trust bundle without authenticating the
 // server, then accepts it only if one root matches pin, and checks that the
 // server's own certificate chains to that bundle. Nothing secret is sent.
-func FetchBundle(ctx context.Context, addr string, pin string) (*x509bundle.Bundle, error) {
+//
+// now is the clock the server's certificate is checked by; nil means
+// time.Now.
+func FetchBundle(ctx context.Context, addr string, pin string, now func() time.Time) (*x509bundle.Bundle, error) {
 	var served []*x509.Certificate
 	conf := &tls.Config{
 		MinVersion:         tls.VersionTLS13,
@@ -276,7 +357,7 @@ func FetchBundle(ctx context.Context, addr string, pin string) (*x509bundle.Bund
 	if !pinned {
 		return nil, errors.New("api: the server's trust bundle does not hold the root the join token names: wrong server, or a forged token")
 	}
-	trust := identity.NewTrust(identity.TrustConfig{TrustDomain: td})
+	trust := identity.NewTrust(identity.TrustConfig{TrustDomain: td, Now: now})
 	trust.Update(b, identity.Revocations{})
 	if err := VerifyServer(trust, served); err != nil {
 		return nil, err

@@ -20,6 +20,7 @@ import (
 
 	"moat/internal/ca"
 	"moat/internal/identity"
+	"moat/internal/seal"
 )
 
 // Credential file names inside a credentials directory (the admin directory
@@ -54,8 +55,8 @@ func WriteCredentials(dir string, cert *tls.Certificate, roots []*x509.Certifica
 	}
 	key := pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: keyDER})
 	for name, b := range map[string][]byte{KeyFile: key, CertFile: chain, BundleFile: bundle} {
-		if err := writeFile0600(filepath.Join(dir, name), b); err != nil {
-			return err
+		if err := seal.WriteFileAtomic(filepath.Join(dir, name), b, 0o600); err != nil {
+			return fmt.Errorf("api: %w", err)
 		}
 	}
 	return nil
@@ -119,40 +120,6 @@ func parsePEMCerts(b []byte) ([]*x509.Certificate, error) {
 		return nil, errors.New("no certificates")
 	}
 	return out, nil
-}
-
-// writeFile0600 replaces name with b atomically and durably: a crash
-// leaves the old file or the new one, never a part.
-func writeFile0600(name string, b []byte) error {
-	f, err := os.CreateTemp(filepath.Dir(name), filepath.Base(name)+".tmp*")
-	if err != nil {
-		return fmt.Errorf("api: %w", err)
-	}
-	tmp := f.Name()
-	defer os.Remove(tmp)
-	if err := f.Chmod(0o600); err != nil {
-		f.Close()
-		return fmt.Errorf("api: %w", err)
-	}
-	if _, err := f.Write(b); err != nil {
-		f.Close()
-		return fmt.Errorf("api: %w", err)
-	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		return fmt.Errorf("api: %w", err)
-	}
-	if err := f.Close(); err != nil {
-		return fmt.Errorf("api: %w", err)
-	}
-	if err := os.Rename(tmp, name); err != nil {
-		return fmt.Errorf("api: %w", err)
-	}
-	if d, err := os.Open(filepath.Dir(name)); err == nil {
-		_ = d.Sync()
-		d.Close()
-	}
-	return nil
 }
 
 // NewClientFromDir returns a client of the server at addr that presents the
@@ -260,8 +227,8 @@ func (a *AdminClient) pin(ders [][]byte) error {
 	for _, r := range roots {
 		b = append(b, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: r.Raw})...)
 	}
-	if err := writeFile0600(filepath.Join(a.dir, BundleFile), b); err != nil {
-		return err
+	if err := seal.WriteFileAtomic(filepath.Join(a.dir, BundleFile), b, 0o600); err != nil {
+		return fmt.Errorf("api: %w", err)
 	}
 	a.trust.Update(x509bundle.FromX509Authorities(a.td, roots), identity.Revocations{})
 	return nil
@@ -308,8 +275,8 @@ func (a *AdminClient) Renew(ctx context.Context, ttl time.Duration) (*x509.Certi
 	for _, c := range chain {
 		b = append(b, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: c.Raw})...)
 	}
-	if err := writeFile0600(filepath.Join(a.dir, CertFile), b); err != nil {
-		return nil, err
+	if err := seal.WriteFileAtomic(filepath.Join(a.dir, CertFile), b, 0o600); err != nil {
+		return nil, fmt.Errorf("api: %w", err)
 	}
 	a.mu.Lock()
 	a.cert = ca.TLSCertificate(chain, key)

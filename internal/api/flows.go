@@ -36,11 +36,18 @@ type FlowRecords struct {
 	Records []flow.Record `json:"records"`
 	// Truncated says that more records matched than were answered.
 	Truncated bool `json:"truncated,omitempty"`
+	// Servers are the cluster's servers whose records are in the answer;
+	// Missing names those that did not answer (the answer is partial).
+	Servers []string `json:"servers,omitempty"`
+	Missing []string `json:"missing,omitempty"`
 }
 
 // FlowTalkers answers a top-talkers query, most bytes first.
 type FlowTalkers struct {
 	Talkers []flow.Talker `json:"talkers"`
+	// Servers and Missing are as in FlowRecords.
+	Servers []string `json:"servers,omitempty"`
+	Missing []string `json:"missing,omitempty"`
 }
 
 // FlowFrame is one line of the follow stream: a record, or a heartbeat that
@@ -171,17 +178,17 @@ func (c *Client) stream(ctx context.Context, path string, idle time.Duration, fn
 		alive = time.AfterFunc(idle, func() { cancel(ErrWatchSilent) })
 		defer alive.Stop()
 	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, c.base+path, nil)
-	if err != nil {
-		return fmt.Errorf("api: %w", err)
-	}
 	ended := func() (bool, error) {
 		if cause := context.Cause(ctx); errors.Is(cause, ErrWatchSilent) {
+			// Try another server first next time: this one may be hung.
+			c.srv.bad()
 			return true, fmt.Errorf("%w for %v: reconnecting", ErrWatchSilent, idle)
 		}
 		return ctx.Err() != nil, nil
 	}
-	resp, err := c.hc.Do(req)
+	resp, err := c.do(ctx, failoverAny, func(base string) (*http.Request, error) {
+		return http.NewRequestWithContext(ctx, http.MethodGet, base+path, nil)
+	})
 	if err != nil {
 		if done, werr := ended(); done {
 			return werr

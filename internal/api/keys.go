@@ -1,12 +1,9 @@
 package api
 
 import (
-	"bytes"
 	"context"
-	"encoding/json"
 	"fmt"
 	"io"
-	"net/http"
 	"time"
 )
 
@@ -89,13 +86,9 @@ type BackupRequest struct{}
 // Download sends in as JSON and copies a successful answer's body to w,
 // returning the bytes copied: for answers that are files, not JSON.
 func (c *Client) Download(ctx context.Context, method, path string, in any, w io.Writer) (int64, error) {
-	req, err := c.newRequest(ctx, method, path, in)
+	resp, err := c.sendJSON(ctx, method, path, in)
 	if err != nil {
 		return 0, err
-	}
-	resp, err := c.hc.Do(req)
-	if err != nil {
-		return 0, fmt.Errorf("api: %s %s: %w", method, path, err)
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode/100 != 2 {
@@ -109,23 +102,4 @@ func (c *Client) Download(ctx context.Context, method, path string, in any, w io
 		return n, fmt.Errorf("api: %s %s: answer cut short at %d of %d bytes", method, path, n, resp.ContentLength)
 	}
 	return n, nil
-}
-
-func (c *Client) newRequest(ctx context.Context, method, path string, in any) (*http.Request, error) {
-	var body io.Reader
-	if in != nil {
-		b, err := json.Marshal(in)
-		if err != nil {
-			return nil, fmt.Errorf("api: encode request: %w", err)
-		}
-		body = bytes.NewReader(b)
-	}
-	req, err := http.NewRequestWithContext(ctx, method, c.base+path, body)
-	if err != nil {
-		return nil, fmt.Errorf("api: %w", err)
-	}
-	if in != nil {
-		req.Header.Set("Content-Type", "application/json")
-	}
-	return req, nil
 }

@@ -20,6 +20,7 @@ import (
 
 	"moat/internal/ca"
 	"moat/internal/identity"
+	"moat/internal/seal"
 )
 
 // SessionFile, inside an admin credentials directory, holds the current MFA
@@ -150,6 +151,8 @@ func (s *AdminClient) prompt(ctx context.Context) error {
 // Login trades code for an MFA session certificate, stores it in the
 // directory and presents it from now on. It returns the certificate.
 func (s *AdminClient) Login(ctx context.Context, code string) (*x509.Certificate, error) {
+	ctx, cancel := s.Client.deadline(ctx)
+	defer cancel()
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
 		return nil, fmt.Errorf("api: key: %w", err)
@@ -159,7 +162,13 @@ func (s *AdminClient) Login(ctx context.Context, code string) (*x509.Certificate
 		return nil, fmt.Errorf("api: csr: %w", err)
 	}
 	var resp CertResponse
-	if err := s.Client.call(ctx, http.MethodPost, PathMFASession, true, mustMarshal(MFASessionRequest{Code: code, CSR: csr}), &resp); err != nil {
+	// The code is spent by the server that takes it: the exchange goes to
+	// another server only if no server took the request (failoverUnsent).
+	body, err := json.Marshal(MFASessionRequest{Code: code, CSR: csr})
+	if err != nil {
+		return nil, fmt.Errorf("api: %w", err)
+	}
+	if err := s.Client.call(ctx, http.MethodPost, PathMFASession, body, &resp, failoverUnsent); err != nil {
 		return nil, err
 	}
 	chain, err := ParseChain(resp.Chain)
@@ -180,8 +189,8 @@ func (s *AdminClient) Login(ctx context.Context, code string) (*x509.Certificate
 	if err != nil {
 		return nil, err
 	}
-	if err := writeFile0600(filepath.Join(s.dir, SessionFile), b); err != nil {
-		return nil, err
+	if err := seal.WriteFileAtomic(filepath.Join(s.dir, SessionFile), b, 0o600); err != nil {
+		return nil, fmt.Errorf("api: %w", err)
 	}
 	s.mu.Lock()
 	s.session = sc
@@ -200,12 +209,4 @@ func (s *AdminClient) Logout() error {
 		return fmt.Errorf("api: %w", err)
 	}
 	return nil
-}
-
-func mustMarshal(v any) []byte {
-	b, err := json.Marshal(v)
-	if err != nil {
-		return nil
-	}
-	return b
 }

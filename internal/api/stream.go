@@ -1,6 +1,7 @@
 package api
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -18,20 +19,31 @@ import (
 // closes it or ctx ends.
 func (c *Client) Stream(ctx context.Context, path string, header http.Header) (net.Conn, error) {
 	ctx, cancel := context.WithCancel(ctx)
-	pr, pw := io.Pipe()
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, c.base+path, pr)
+	// Each attempt has a pipe of its own: nothing is written into it
+	// before an answer came, so a server that could not be reached or
+	// answered 503 took nothing, and the next one is tried.
+	var pw *io.PipeWriter
+	resp, err := c.do(ctx, failoverAny, func(base string) (*http.Request, error) {
+		if pw != nil {
+			pw.Close()
+		}
+		var pr *io.PipeReader
+		pr, pw = io.Pipe()
+		req, err := http.NewRequestWithContext(ctx, http.MethodPost, base+path, pr)
+		if err != nil {
+			return nil, err
+		}
+		for k, v := range header {
+			req.Header[k] = v
+		}
+		req.Header.Set("Content-Type", "application/octet-stream")
+		return req, nil
+	})
 	if err != nil {
 		cancel()
-		return nil, fmt.Errorf("api: %w", err)
-	}
-	for k, v := range header {
-		req.Header[k] = v
-	}
-	req.Header.Set("Content-Type", "application/octet-stream")
-	resp, err := c.hc.Do(req)
-	if err != nil {
-		cancel()
-		pw.Close()
+		if pw != nil {
+			pw.Close()
+		}
 		return nil, fmt.Errorf("api: %s: %w", path, err)
 	}
 	if resp.StatusCode != http.StatusOK {
@@ -40,9 +52,10 @@ func (c *Client) Stream(ctx context.Context, path string, header http.Header) (n
 		pw.Close()
 		return nil, readError(resp)
 	}
-	return &StreamConn{R: resp.Body, W: pw, Closer: func() error {
+	w := pw
+	return &StreamConn{R: resp.Body, W: w, Closer: func() error {
 		cancel()
-		pw.Close()
+		w.Close()
 		return resp.Body.Close()
 	}}, nil
 }
@@ -112,15 +125,19 @@ func (s *StreamConn) SetDeadline(time.Time) error      { return nil }
 func (s *StreamConn) SetReadDeadline(time.Time) error  { return nil }
 func (s *StreamConn) SetWriteDeadline(time.Time) error { return nil }
 
-// Upload sends body as the raw request body of a POST to path and decodes
-// the JSON answer into out (nil to discard it).
-func (c *Client) Upload(ctx context.Context, path string, body io.Reader, out any) error {
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, c.base+path, body)
-	if err != nil {
-		return fmt.Errorf("api: %w", err)
-	}
-	req.Header.Set("Content-Type", "application/octet-stream")
-	resp, err := c.hc.Do(req)
+// Upload sends body as the raw request body of a POST to path (to the
+// servers in turn, as Call) and decodes the JSON answer into out (nil to
+// discard it).
+func (c *Client) Upload(ctx context.Context, path string, body []byte, out any) error {
+	ctx, cancel := c.deadline(ctx)
+	defer cancel()
+	resp, err := c.do(ctx, failoverAny, func(base string) (*http.Request, error) {
+		req, err := http.NewRequestWithContext(ctx, http.MethodPost, base+path, bytes.NewReader(body))
+		if err == nil {
+			req.Header.Set("Content-Type", "application/octet-stream")
+		}
+		return req, err
+	})
 	if err != nil {
 		return fmt.Errorf("api: POST %s: %w", path, err)
 	}

@@ -43,6 +43,13 @@ const (
 	DefaultIntermediateTTL = 365 * 24 * time.Hour
 	// MaxAdminTTL caps admin client certificates.
 	MaxAdminTTL = 90 * 24 * time.Hour
+	// DefaultNodeTTL is a node certificate's life: far longer than a
+	// service SVID's, so a fleet rides out a long control-plane outage
+	// with valid node identities (and one that outlasts even this
+	// re-attests with its pinned node key).
+	DefaultNodeTTL = 24 * time.Hour
+	// MaxNodeTTL caps node certificates.
+	MaxNodeTTL = 30 * 24 * time.Hour
 	// clockSkew backdates NotBefore so peers with slightly slow clocks accept
 	// a fresh SVID.
 	clockSkew = 30 * time.Second
@@ -303,8 +310,11 @@ func (ca *CA) SignWithPolicies(pub crypto.PublicKey, id spiffeid.ID, ttl time.Du
 		return nil, fmt.Errorf("ca: %w: %q is not a moat service, node, admin or server ID", identity.ErrNotSVID, id)
 	}
 	maxTTL := ca.maxTTL
-	if kind == identity.KindAdmin {
+	switch kind {
+	case identity.KindAdmin:
 		maxTTL = MaxAdminTTL
+	case identity.KindNode:
+		maxTTL = max(maxTTL, MaxNodeTTL)
 	}
 	if ttl == 0 {
 		ttl = ca.ttl

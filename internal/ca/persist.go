@@ -10,6 +10,8 @@ import (
 	"os"
 	"path/filepath"
 	"time"
+
+	"moat/internal/seal"
 )
 
 // KeySealer encrypts private keys at rest; it has the shape of tink.AEAD, so
@@ -45,7 +47,10 @@ func (ca *CA) Save(dir string, s KeySealer) error {
 	if err != nil {
 		return err
 	}
-	return writeFileAtomic(filepath.Join(dir, FileName), b)
+	if err := seal.WriteFileAtomic(filepath.Join(dir, FileName), b, 0o600); err != nil {
+		return fmt.Errorf("ca: %w", err)
+	}
+	return nil
 }
 
 // Marshal encodes the CA state as JSON, private keys sealed by s when s is
@@ -199,33 +204,4 @@ func parseKey(der []byte) (crypto.Signer, error) {
 		return nil, fmt.Errorf("key of type %T cannot sign", k)
 	}
 	return s, nil
-}
-
-// writeFileAtomic writes b to name via a temporary file, fsync and rename,
-// so a crash leaves either the old file or the new one.
-func writeFileAtomic(name string, b []byte) error {
-	f, err := os.CreateTemp(filepath.Dir(name), ".tmp-"+filepath.Base(name))
-	if err != nil {
-		return fmt.Errorf("ca: %w", err)
-	}
-	defer os.Remove(f.Name())
-	if err := f.Chmod(0o600); err != nil {
-		f.Close()
-		return fmt.Errorf("ca: %w", err)
-	}
-	if _, err := f.Write(b); err != nil {
-		f.Close()
-		return fmt.Errorf("ca: %w", err)
-	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		return fmt.Errorf("ca: %w", err)
-	}
-	if err := f.Close(); err != nil {
-		return fmt.Errorf("ca: %w", err)
-	}
-	if err := os.Rename(f.Name(), name); err != nil {
-		return fmt.Errorf("ca: %w", err)
-	}
-	return nil
 }

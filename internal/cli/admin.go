@@ -30,10 +30,12 @@ type adminFlags struct {
 	server   string
 	adminDir string
 	output   string
+	timeout  time.Duration
 }
 
 func (a *adminFlags) register(fs *flag.FlagSet) {
-	fs.StringVar(&a.server, "server", "", "control plane address (env MOAT_SERVER; default 127.0.0.1:7400)")
+	fs.StringVar(&a.server, "server", "", "control plane servers, host:port[,host:port...] (env MOAT_SERVER; default 127.0.0.1:7400)")
+	fs.DurationVar(&a.timeout, "timeout", api.DefaultTimeout, "give up on a call after this long")
 	fs.StringVar(&a.adminDir, "admin-dir", "", "admin credentials directory (env MOAT_ADMIN_DIR)")
 	fs.StringVar(&a.output, "output", "table", "output format: table or json")
 }

@@ -23,7 +23,7 @@ func agentCommand() *Command {
 		Flags: func(fs *flag.FlagSet) {
 			file = fs.String("config", "", "YAML configuration file (keys as the flags, with _ for -)")
 			fs.StringVar(&c.DataDir, "data-dir", "", "directory of the node's identity and caches (required)")
-			fs.StringVar(&c.Server, "server", "127.0.0.1:7400", "control plane address")
+			fs.StringVar(&c.Server, "server", "127.0.0.1:7400", "control plane servers: host:port[,host:port...] (a name may resolve to several)")
 			fs.StringVar(&c.Join, "join", "", "one-time join token (first start only)")
 			fs.StringVar(&c.Node, "node", "", "this node's name (required)")
 			fs.StringVar(&c.Listen, "listen", "127.0.0.1:15443", "mesh port (mutual TLS), published to peers")

@@ -50,10 +50,12 @@ func backupCommand() *Command {
 
 // backupKEK holds the --kek-* flags of the local backup commands.
 type backupKEK struct {
-	c server.File
+	c    server.File
+	file *string
 }
 
 func (b *backupKEK) flags(fs *flag.FlagSet) {
+	b.file = fs.String("config", "", "the server's configuration file: its data_dir, kek and, for a cluster, store (etcd)")
 	fs.StringVar(&b.c.DataDir, "data-dir", "", "the data directory to restore into: absent or empty (required)")
 	kekFlags(fs, &b.c.KEK)
 }
@@ -63,25 +65,36 @@ func backupRestoreCommand() *Command {
 	return &Command{
 		Name:    "restore",
 		Summary: "restore a backup into a fresh data directory",
-		Usage:   "--data-dir DIR [--kek-source ...] [--kek-file PATH] FILE",
+		Usage:   "--data-dir DIR [--kek-source ...] [--kek-file PATH] FILE | --config server.yaml FILE",
 		Help: "Checks the whole backup (authenticity under the KEK, every segment, the\n" +
 			"manifest) while unpacking it beside DIR, and moves it into place only then:\n" +
 			"a corrupt, truncated or wrongly keyed backup leaves nothing behind. DIR must\n" +
-			"be absent or empty. The KEK is the server's (default DIR.kek).",
+			"be absent or empty. The KEK is the server's (default DIR.kek).\n" +
+			"With --config naming an etcd store, the state and keyring are then loaded\n" +
+			"into the cluster's etcd prefix, which must hold no control plane; every\n" +
+			"server of the cluster then starts on it.",
 		Flags: b.flags,
 		Run: func(ctx context.Context, e *Env, fs *flag.FlagSet) error {
 			if fs.NArg() != 1 {
 				return usagef("backup restore: want one FILE")
 			}
+			if err := withConfigFile(fs, *b.file, &b.c); err != nil {
+				return err
+			}
 			if b.c.DataDir == "" {
 				return usagef("backup restore: --data-dir is required")
 			}
-			if err := b.c.KEK.Validate("kek"); err != nil {
+			if err := b.c.Validate(false); err != nil {
 				return err
 			}
 			kek, err := b.c.KEK.Load(b.c.DataDir, e.Getenv, false)
 			if err != nil {
 				return fmt.Errorf("backup restore: %w", err)
+			}
+			if b.c.Store.Backend == "etcd" {
+				if err := etcdPrefixFree(ctx, &b.c); err != nil {
+					return fmt.Errorf("backup restore: %w; nothing was restored", err)
+				}
 			}
 			f, err := os.Open(fs.Arg(0))
 			if err != nil {
@@ -92,8 +105,18 @@ func backupRestoreCommand() *Command {
 			if err != nil {
 				return fmt.Errorf("backup restore %q: %w", fs.Arg(0), err)
 			}
-			if _, err := seal.Open(seal.Config{Dir: b.c.DataDir, KEK: kek, NoCreate: true}); err != nil {
+			kr, err := seal.Open(seal.Config{Dir: b.c.DataDir, KEK: kek, NoCreate: true})
+			if err != nil {
 				return fmt.Errorf("backup restore: restored %q but its keyring does not open: %w", b.c.DataDir, err)
+			}
+			if b.c.Store.Backend == "etcd" {
+				if err := restoreToEtcd(ctx, &b.c, kr); err != nil {
+					return fmt.Errorf("backup restore: restored %q, but loading it into etcd failed: %w", b.c.DataDir, err)
+				}
+				ec := etcdConfig(b.c.Store, nil)
+				fmt.Fprintf(e.Stdout, "restored %d entries of the backup made %s into %s and the state into etcd %v prefix %q\nnext: moat server run --config %s\n",
+					len(m.Files), m.Created.Format("2006-01-02T15:04:05Z"), b.c.DataDir, ec.Endpoints, ec.Prefix, *b.file)
+				return nil
 			}
 			fmt.Fprintf(e.Stdout, "restored %d entries of the backup made %s into %s\nnext: moat server run --data-dir %s\n",
 				len(m.Files), m.Created.Format("2006-01-02T15:04:05Z"), b.c.DataDir, b.c.DataDir)

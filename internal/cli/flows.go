@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"text/tabwriter"
 	"time"
 
@@ -198,6 +199,7 @@ func (r *remoteFlows) query(ctx context.Context, f flow.Filter) ([]flow.Record, 
 	if err := r.c.Call(ctx, http.MethodGet, api.PathFlowQuery+"?"+api.FlowValues(f, 0).Encode(), nil, &out); err != nil {
 		return nil, false, err
 	}
+	r.partial(out.Missing)
 	return out.Records, out.Truncated, nil
 }
 
@@ -207,7 +209,16 @@ func (r *remoteFlows) talkers(ctx context.Context, f flow.Filter, n int) ([]flow
 	if err := r.c.Call(ctx, http.MethodGet, api.PathFlowTalkers+"?"+api.FlowValues(f, n).Encode(), nil, &out); err != nil {
 		return nil, err
 	}
+	r.partial(out.Missing)
 	return out.Talkers, nil
+}
+
+// partial warns that servers of the cluster did not answer: their records
+// are not in what is printed.
+func (r *remoteFlows) partial(missing []string) {
+	if len(missing) > 0 {
+		fmt.Fprintf(r.stderr, "warning: partial answer: no records from %s\n", strings.Join(missing, ", "))
+	}
 }
 
 func (r *remoteFlows) follow(ctx context.Context, f flow.Filter, fn func(flow.Record) error) error {

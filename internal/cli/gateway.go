@@ -48,7 +48,7 @@ func gatewayCommand() *Command {
 			fs.StringVar(&cfgFile, "config", "gateway.yaml", "gateway configuration file")
 			fs.BoolVar(&validate, "validate", false, "check the configuration and exit")
 			fs.StringVar(&c.DataDir, "data-dir", "", "directory of the gateway node's identity and caches (required)")
-			fs.StringVar(&c.Server, "server", "127.0.0.1:7400", "control plane address")
+			fs.StringVar(&c.Server, "server", "127.0.0.1:7400", "control plane servers: host:port[,host:port...] (a name may resolve to several)")
 			fs.StringVar(&c.Join, "join", "", "one-time join token (first start only)")
 			fs.StringVar(&c.Node, "node", "", "this gateway node's name (required)")
 			fs.StringVar(&c.Listen, "mesh-listen", "127.0.0.1:15443", "the node's mesh port")

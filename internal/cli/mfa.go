@@ -7,7 +7,6 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"strings"
 	"time"
@@ -35,8 +34,14 @@ func (a *adminFlags) session(e *Env, ask bool) (*api.AdminClient, error) {
 	if a.output != "table" && a.output != "json" {
 		return nil, usagef("--output %q: want table or json", a.output)
 	}
-	if _, _, err := net.SplitHostPort(server); err != nil {
-		return nil, usagef("--server %q: want host:port", server)
+	if _, err := api.ParseServers(server); err != nil {
+		return nil, usagef("--server: %v", err)
+	}
+	if a.timeout < 0 {
+		return nil, usagef("--timeout %s: want a positive duration", a.timeout)
+	}
+	if a.timeout == 0 {
+		a.timeout = api.DefaultTimeout // a command that takes no --timeout
 	}
 	var code func(context.Context) (string, error)
 	if ask {
@@ -47,7 +52,15 @@ func (a *adminFlags) session(e *Env, ask bool) (*api.AdminClient, error) {
 			return code, err
 		}
 	}
-	return api.NewAdminSession(server, dir, api.SessionConfig{Code: code})
+	c, err := api.NewAdminSession(server, dir, api.SessionConfig{Code: code})
+	if err != nil {
+		return nil, err
+	}
+	c.SetTimeout(a.timeout)
+	c.OnStale = func(reason string) {
+		fmt.Fprintf(e.Stderr, "warning: %s\n", reason)
+	}
+	return c, nil
 }
 
 // readCode reads one line holding a one-time code.

@@ -6,13 +6,16 @@ import (
 	"flag"
 	"fmt"
 	"log/slog"
+	"net/http"
 	"os"
 	"os/user"
 	"path/filepath"
 	"strings"
+	"text/tabwriter"
 	"time"
 
 	"moat/internal/api"
+	"moat/internal/ca"
 	"moat/internal/server"
 )
 
@@ -22,7 +25,8 @@ func serverFlags(fs *flag.FlagSet, f *server.File) *string {
 	file := fs.String("config", "", "YAML configuration file (keys as the flags, with _ for -)")
 	fs.StringVar(&f.DataDir, "data-dir", "", "directory of the control plane's state (required)")
 	fs.StringVar(&f.Listen, "listen", server.DefaultListen, "API address (always mutual TLS)")
-	fs.StringVar(&f.Name, "name", "control", "this server's name in its SVID")
+	fs.StringVar(&f.Name, "name", "control", "this server's name in its SVID (distinct within a cluster)")
+	fs.StringVar(&f.Advertise, "advertise", "", "address other servers and clients reach this one at (default: --listen, unless a wildcard)")
 	fs.StringVar(&f.Alerts, "alerts", "", "detection and alert sinks file (YAML)")
 	fs.StringVar(&f.Metrics, "metrics", "", "serve Prometheus /metrics on this address")
 	fs.Func("key-rotation", "rotate the primary data key when it is this old, e.g. 90d (default: only by \"moat keys rotate\")", func(v string) error { return f.KeyRotation.UnmarshalText([]byte(v)) })
@@ -35,7 +39,7 @@ func serverCommand() *Command {
 	return &Command{
 		Name:    "server",
 		Summary: "run the control plane (CA, registry, intentions, audit)",
-		Sub:     []*Command{serverAdminRecoverCommand(), serverInitCommand(), serverRunCommand()},
+		Sub:     []*Command{serverAdminRecoverCommand(), serverInitCommand(), serverRunCommand(), serverMembersCommand()},
 	}
 }
 
@@ -55,6 +59,7 @@ func serverInitCommand() *Command {
 			file = serverFlags(fs, &c)
 			fs.StringVar(&c.TrustDomain, "trust-domain", "", "trust domain, e.g. example.org (required)")
 			fs.DurationVar(&c.SVIDTTL, "svid-ttl", time.Hour, "SVID lifetime when a request names none (at most 24h)")
+			fs.DurationVar(&c.NodeTTL, "node-ttl", ca.DefaultNodeTTL, "node certificate lifetime (at least the SVID lifetime, at most 720h)")
 			fs.StringVar(&c.AdminDir, "admin-dir", "", "where to write the admin credentials (default DATA_DIR.admin)")
 			validate = fs.Bool("validate", false, "check the configuration and exit")
 		},
@@ -75,20 +80,25 @@ func serverInitCommand() *Command {
 			if err := os.MkdirAll(c.DataDir, 0o700); err != nil {
 				return err
 			}
-			kr, _, err := openKeyring(e, &c.KEK, c.DataDir, true)
+			sk, err := openServerKeyring(ctx, e, &c, true)
 			if err != nil {
 				return err
 			}
-			sealer := kr.AEAD()
+			defer sk.Close()
+			sealer := sk.kr.AEAD()
 			st, err := openStore(ctx, c.DataDir, c.Store, sealer)
 			if err != nil {
 				return err
 			}
 			defer st.Close()
 			err = server.Init(ctx, st, server.InitConfig{
-				TrustDomain: c.TrustDomain, SVIDTTL: c.SVIDTTL, AdminDir: c.AdminDir, Sealer: sealer,
+				TrustDomain: c.TrustDomain, SVIDTTL: c.SVIDTTL, NodeTTL: c.NodeTTL, AdminDir: c.AdminDir, Sealer: sealer,
 			})
 			if errors.Is(err, server.ErrInitialized) {
+				if c.Store.Backend == "etcd" {
+					ec := etcdConfig(c.Store, nil)
+					return fmt.Errorf("etcd %v prefix %q already holds a moat control plane: %w", ec.Endpoints, ec.Prefix, errClusterExists)
+				}
 				return fmt.Errorf("%s already holds a control plane", c.DataDir)
 			}
 			if err != nil {
@@ -177,10 +187,12 @@ func serverAdminRecoverCommand() *Command {
 			if api.RoleRank(role) == 0 {
 				return usagef("server admin-recover: --role %q: want viewer, operator or admin", role)
 			}
-			kr, _, err := openKeyring(e, &c.KEK, c.DataDir, false)
+			sk, err := openServerKeyring(ctx, e, &c, false)
 			if err != nil {
 				return fmt.Errorf("%s: %w", c.DataDir, err)
 			}
+			defer sk.Close()
+			kr := sk.kr
 			// The store first: a running server holds it (and its audit
 			// log), and recovery must not write beside it.
 			st, err := openStore(ctx, c.DataDir, c.Store, server.NewStoreSealer(kr.AEAD()))
@@ -208,4 +220,30 @@ func serverAdminRecoverCommand() *Command {
 			return nil
 		},
 	}
+}
+
+func serverMembersCommand() *Command {
+	return adminCommand("members", "list the servers of the control plane's cluster", "", nil,
+		func(ctx context.Context, e *Env, fs *flag.FlagSet, c *api.AdminClient, out *adminFlags) error {
+			var ms []api.Member
+			if err := c.Call(ctx, http.MethodGet, api.PathMembers, nil, &ms); err != nil {
+				return err
+			}
+			if out.output == "json" {
+				return printJSON(e.Stdout, ms)
+			}
+			tw := tabwriter.NewWriter(e.Stdout, 2, 4, 2, ' ', 0)
+			fmt.Fprintln(tw, "NAME\tADDRESS\tSTATE\tSTARTED\tLAST SEEN")
+			for _, m := range ms {
+				state := "alive"
+				if !m.Alive {
+					state = "gone"
+				}
+				if m.Self {
+					state += " (answered)"
+				}
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", m.Name, m.Addr, state, m.Started.Format(time.RFC3339), m.Seen.Format(time.RFC3339))
+			}
+			return tw.Flush()
+		})
 }

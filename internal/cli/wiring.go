@@ -25,11 +25,7 @@ import (
 // openStore opens the control-plane store that sc names.
 func openStore(ctx context.Context, dataDir string, sc server.StoreFile, sealer store.Sealer) (store.Store, error) {
 	if sc.Backend == "etcd" {
-		prefix := sc.Prefix
-		if prefix == "" {
-			prefix = "/moat/"
-		}
-		return store.OpenEtcd(ctx, store.EtcdConfig{Endpoints: sc.Endpoints, Prefix: prefix, Sealer: sealer})
+		return store.OpenEtcd(ctx, etcdConfig(sc, sealer))
 	}
 	return store.OpenBolt(store.BoltConfig{Dir: dataDir, Sealer: sealer})
 }
@@ -77,10 +73,12 @@ func startServer(ctx context.Context, e *Env, c *server.File, logger *slog.Logge
 			p.Close()
 		}
 	}()
-	kr, kek, err := openKeyring(e, &c.KEK, c.DataDir, false)
+	sk, err := openServerKeyring(ctx, e, c, false)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", c.DataDir, err)
 	}
+	p.closers = append(p.closers, sk.Close)
+	kr, kek := sk.kr, sk.kek
 	p.keyring = kr
 	sealer := kr.AEAD()
 	storeSealer := server.NewStoreSealer(sealer)
@@ -131,7 +129,7 @@ func startServer(ctx context.Context, e *Env, c *server.File, logger *slog.Logge
 		return nil, err
 	}
 	if p.keys, err = server.NewKeys(server.KeysConfig{
-		Keyring: kr, KEK: kek, KEKFile: c.KEK.RewrappableFile(c.DataDir), Store: p.st, StoreSealer: storeSealer,
+		Keyring: kr, KEK: kek, KEKFile: c.KEK.RewrappableFile(c.DataDir), Store: p.st, StoreSealer: storeSealer, KeyringChanges: sk.changes(),
 		Audit: p.log, AuditLog: p.log, DataDir: c.DataDir, Every: time.Duration(c.KeyRotation), Getenv: e.Getenv, Logger: logger,
 	}); err != nil {
 		return nil, err
@@ -150,7 +148,7 @@ func startServer(ctx context.Context, e *Env, c *server.File, logger *slog.Logge
 	}
 	acc.RecordingsDir = filepath.Join(c.DataDir, "recordings")
 	p.srv, err = server.New(ctx, server.Config{
-		Listen: listen, Name: c.Name, Store: p.st, Sealer: sealer, Audit: p.log, AuditLog: p.log, Logger: logger,
+		Listen: listen, Name: c.Name, Advertise: c.Advertise, Store: p.st, Sealer: sealer, Audit: p.log, AuditLog: p.log, Logger: logger,
 		Flows: p.flows, Detect: p.engine, Metrics: p.metrics, Keys: p.keys, MFA: mfa, Access: acc,
 	})
 	if err != nil {

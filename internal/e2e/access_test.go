@@ -293,7 +293,7 @@ func TestBreakGlassShell(t *testing.T) {
 
 	t.Log("the audit log holds request, approval, start, end and revocation in order, and verifies")
 	b.server.stop()
-	entries := auditEntries(t, b.data)
+	entries := verifiedAuditLog(t, b.data)
 	var trail []string
 	for _, e := range entries {
 		en := e.Entry
@@ -318,10 +318,10 @@ func TestBreakGlassShell(t *testing.T) {
 	}
 }
 
-// auditEntries opens the stopped server's audit log as its owner would,
+// verifiedAuditLog opens the stopped server's audit log as its owner would,
 // with the keyring under the KEK beside the data directory, verifies it and
 // returns its entries.
-func auditEntries(t *testing.T, data string) []audit.Indexed {
+func verifiedAuditLog(t *testing.T, data string) []audit.Indexed {
 	t.Helper()
 	kek, err := seal.OpenKeyFile(data + ".kek")
 	if err != nil {

@@ -194,7 +194,7 @@ func TestBreakGlassForward(t *testing.T) {
 	t.Log("the forwarded sessions are on record with their bytes")
 	b.server.stop()
 	forwarded := 0
-	for _, e := range auditEntries(t, b.data) {
+	for _, e := range verifiedAuditLog(t, b.data) {
 		en := e.Entry
 		if en.Action == "access.session.end" && en.Detail["grant"] == id && en.Detail["bytes_out"] != "0" {
 			forwarded++

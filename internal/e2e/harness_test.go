@@ -62,7 +62,9 @@ type discard struct{}
 
 func (discard) Write(p []byte) (int, error) { return len(p), nil }
 
-func newCluster(t *testing.T) *cluster {
+// newCluster starts a control plane on a fresh store; opts adjust its
+// init settings.
+func newCluster(t *testing.T, opts ...func(*server.InitConfig)) *cluster {
 	t.Helper()
 	c := &cluster{t: t, clk: newFakeClock(), dir: t.TempDir(), logger: quietLogger(), secrets: map[string]string{}}
 	c.adminDir = filepath.Join(c.dir, "admin")
@@ -73,7 +75,11 @@ func newCluster(t *testing.T) *cluster {
 	c.st = st
 	t.Cleanup(func() { st.Close() })
 	ctx := context.Background()
-	if err := server.Init(ctx, st, server.InitConfig{TrustDomain: "example.org", AdminDir: c.adminDir, Now: c.clk.Now}); err != nil {
+	ic := server.InitConfig{TrustDomain: "example.org", AdminDir: c.adminDir, Now: c.clk.Now}
+	for _, o := range opts {
+		o(&ic)
+	}
+	if err := server.Init(ctx, st, ic); err != nil {
 		t.Fatal(err)
 	}
 	alog, err := audit.Open(audit.Config{Dir: filepath.Join(c.dir, "audit"), Now: c.clk.Now, Logger: c.logger})

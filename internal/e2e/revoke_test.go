@@ -53,10 +53,10 @@ func TestRevokeNodeRevokesEverySVID(t *testing.T) {
 		t.Fatal(err)
 	}
 	a1 := c.startAgent("n1")
-	c.startAgent("n2")
+	a2 := c.startAgent("n2")
 	n2Mesh := c.agentCfg["n2"].MeshAddr
 
-	eventually(t, "api's first SVID", func() bool { return svidOf(a1, "api") != nil })
+	eventually(t, "api's and db's first SVIDs", func() bool { return svidOf(a1, "api") != nil && svidOf(a2, "db") != nil })
 	old, err := a1.Certificate("api")
 	if err != nil {
 		t.Fatal(err)

@@ -8,6 +8,7 @@ import (
 
 	"moat/internal/agent"
 	"moat/internal/api"
+	"moat/internal/server"
 )
 
 func rootsAt(a *agent.Agent) int {
@@ -20,8 +21,10 @@ func rootsAt(a *agent.Agent) int {
 
 // TestRootRotationUnderTraffic rotates the root while two agents carry
 // traffic between their services: every step keeps the mesh working.
+// Node certificates live as long as SVIDs here, so that retire is allowed
+// after simulated minutes rather than a day.
 func TestRootRotationUnderTraffic(t *testing.T) {
-	c := newCluster(t)
+	c := newCluster(t, func(ic *server.InitConfig) { ic.NodeTTL = time.Hour })
 	apiPort := echoApp(t, "api")
 	toAPI := freePort(t)
 	c.register(api.Registration{Name: "frontend", Node: "n1", Port: freePort(t), Upstreams: []api.Upstream{{Service: "api", LocalPort: toAPI}}})

@@ -315,8 +315,15 @@ func (s *Store) TopTalkers(ctx context.Context, f Filter, n int) ([]Talker, erro
 	for _, t := range acc {
 		out = append(out, *t)
 	}
-	sort.Slice(out, func(i, j int) bool {
-		a, b := out[i], out[j]
+	return RankTalkers(out, n), nil
+}
+
+// RankTalkers orders talkers most bytes first (ties: more flows, then by
+// name) and keeps the first n: the order of every top-talkers answer,
+// one server's or a cluster's.
+func RankTalkers(ts []Talker, n int) []Talker {
+	sort.Slice(ts, func(i, j int) bool {
+		a, b := ts[i], ts[j]
 		if a.Bytes != b.Bytes {
 			return a.Bytes > b.Bytes
 		}
@@ -328,10 +335,10 @@ func (s *Store) TopTalkers(ctx context.Context, f Filter, n int) ([]Talker, erro
 		}
 		return a.Dst < b.Dst
 	})
-	if len(out) > n {
-		out = out[:n]
+	if len(ts) > n {
+		ts = ts[:n]
 	}
-	return out, nil
+	return ts
 }
 
 // addTalker adds counts to the pair's talker.

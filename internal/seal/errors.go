@@ -19,7 +19,11 @@ var (
 	ErrBackup = errors.New("backup is corrupt or truncated")
 	// ErrKeyringChanged: the keyring file was changed by another process
 	// since this one read it; Reload, then retry.
-	ErrKeyringChanged = errors.New("the keyring file was changed by another process; reload it and retry")
+	ErrKeyringChanged = errors.New("the keyring was changed by another process or server; reload it and retry")
+	// ErrKeyringDamaged: the keyring is not a well-formed keyring (a
+	// flipped byte, a truncated write): its checksum or structure is wrong.
+	// A wrong KEK is ErrWrongKEK instead.
+	ErrKeyringDamaged = errors.New("the keyring is damaged")
 	// ErrTargetNotEmpty: a restore target directory already holds files.
 	ErrTargetNotEmpty = errors.New("restore target is not empty")
 )

@@ -62,3 +62,7 @@ func parentDir(path string) string {
 	}
 	return d
 }
+
+// SyncDir makes a create, rename or removal in dir durable, for callers
+// that move whole files or directories into place themselves.
+func SyncDir(dir string) error { return syncDir(dir) }

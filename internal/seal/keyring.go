@@ -2,13 +2,14 @@ package seal
 
 import (
 	"bytes"
+	"crypto/sha256"
 	"encoding/base64"
 	"encoding/binary"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
-	"moat/internal/filelock"
 	"os"
 	"path/filepath"
 	"slices"
@@ -42,6 +43,15 @@ type Config struct {
 	// creating one. Set it wherever data already exists, so a mistyped
 	// directory never silently starts a fresh keyring.
 	NoCreate bool
+	// Backend holds the wrapped keyring; nil means the file KeyringFile in
+	// Dir. A cluster's servers share one Backend (the etcd store's), so a
+	// rotation on one is a rotation on all.
+	Backend Backend
+	// Mirror, with a Backend, names a file kept a copy of the wrapped
+	// keyring as the backend holds it (rewritten whenever this Keyring
+	// loads or writes a change), so tools that read a data directory
+	// offline open its data without the backend. Empty means none.
+	Mirror string
 }
 
 // KeyMeta is what the keyring records about a data key beside Tink's
@@ -56,28 +66,35 @@ type keyringFileV1 struct {
 	Format string          `json:"format"`
 	Keys   json.RawMessage `json:"keys"`   // []KeyMeta, authenticated
 	Keyset string          `json:"keyset"` // base64 Tink EncryptedKeyset
+	// Sum is the hex SHA-256 of Format, Keys and Keyset. It tells damage
+	// (a flipped byte) from a wrong KEK, which the wrapping alone cannot:
+	// both fail to unwrap. Files written before it existed have none.
+	Sum string `json:"sum,omitempty"`
 }
 
 // Keyring holds the data keys (a Tink AES-256-GCM keyset) wrapped by a KEK
 // in one file. It is safe for concurrent use.
 type Keyring struct {
-	path string
-	dir  string
-	now  func() time.Time
-	log  *slog.Logger
+	backend Backend
+	mirror  string
+	dir     string
+	now     func() time.Time
+	log     *slog.Logger
 
-	mu     sync.Mutex // guards kek, handle, meta, disk and writes of the file
+	mu     sync.Mutex // guards kek, handle, meta, disk and writes of the backend
 	kek    KEK
 	handle *keyset.Handle
 	meta   []KeyMeta
-	disk   []byte // the file's content as last read or written by this Keyring
+	disk   []byte // the backend's content as last read or written by this Keyring
 
-	prim atomic.Pointer[primitive] // current primitive, swapped on rotation
+	prim       atomic.Pointer[primitive] // current primitive, swapped on rotation
+	lastReload atomic.Int64              // unix nanoseconds of the last reload for an unknown key
 }
 
 type primitive struct {
 	aead    tink.AEAD
 	primary uint32
+	ids     map[uint32]bool // every key in the keyset
 }
 
 // Open loads the keyring in cfg.Dir, or creates it with one data key when
@@ -91,11 +108,15 @@ func Open(cfg Config) (*Keyring, error) {
 		return nil, errors.New("seal: Config.KEK is nil")
 	}
 	k := &Keyring{
-		dir:  cfg.Dir,
-		path: filepath.Join(cfg.Dir, KeyringFile),
-		now:  cfg.Now,
-		log:  cfg.Logger,
-		kek:  cfg.KEK,
+		backend: cfg.Backend,
+		mirror:  cfg.Mirror,
+		dir:     cfg.Dir,
+		now:     cfg.Now,
+		log:     cfg.Logger,
+		kek:     cfg.KEK,
+	}
+	if k.backend == nil {
+		k.backend = FileBackend(filepath.Join(cfg.Dir, KeyringFile))
 	}
 	if k.now == nil {
 		k.now = time.Now
@@ -110,22 +131,10 @@ func Open(cfg Config) (*Keyring, error) {
 	case !isNotExist(err):
 		return nil, err
 	case cfg.NoCreate:
-		return nil, fmt.Errorf("seal: keyring %q: %w", k.path, ErrNoKeyring)
+		return nil, fmt.Errorf("seal: keyring %s: %w", k.backend.Name(), ErrNoKeyring)
 	}
 	if err := os.MkdirAll(cfg.Dir, 0o700); err != nil {
 		return nil, fmt.Errorf("seal: %w", err)
-	}
-	unlock, err := lockDir(cfg.Dir)
-	if err != nil {
-		return nil, fmt.Errorf("seal: keyring %q: %w", k.path, err)
-	}
-	defer unlock()
-	// Another process may have created it while we waited for the lock.
-	if err := k.load(); !isNotExist(err) {
-		if err != nil {
-			return nil, err
-		}
-		return k, nil
 	}
 	h, err := keyset.NewHandle(aead.AES256GCMKeyTemplate())
 	if err != nil {
@@ -136,45 +145,80 @@ func Open(cfg Config) (*Keyring, error) {
 		return nil, fmt.Errorf("seal: new keyset: %w", err)
 	}
 	meta := []KeyMeta{{ID: p.KeyID(), Created: k.now().UTC()}}
-	if err := k.persistLocked(h, meta, cfg.KEK); err != nil {
-		return nil, fmt.Errorf("seal: keyring %q: %w", k.path, err)
+	err = k.persistLocked(h, meta, cfg.KEK)
+	if errors.Is(err, ErrKeyringChanged) {
+		// Another process created one first: use it.
+		if err := k.load(); err != nil {
+			return nil, err
+		}
+		return k, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("seal: keyring %s: %w", k.backend.Name(), err)
 	}
 	if err := k.install(h, meta); err != nil {
-		return nil, fmt.Errorf("seal: keyring %q: %w", k.path, err)
+		return nil, fmt.Errorf("seal: keyring %s: %w", k.backend.Name(), err)
 	}
-	k.log.Info("seal: created keyring", "path", k.path, "primary", p.KeyID())
+	k.log.Info("seal: created keyring", "path", k.backend.Name(), "primary", p.KeyID())
 	return k, nil
 }
 
 // load reads, unwraps and installs the keyring file. A missing file is
 // returned as is (fs.ErrNotExist) for Open to create one.
 func (k *Keyring) load() error {
-	data, err := os.ReadFile(k.path)
+	data, err := k.backend.Load()
 	if isNotExist(err) {
 		return err
 	}
 	if err != nil {
-		return fmt.Errorf("seal: keyring %q: %w", k.path, err)
+		return fmt.Errorf("seal: keyring %s: %w", k.backend.Name(), err)
 	}
 	h, meta, err := decodeKeyring(data, k.kek)
 	if err != nil {
-		return fmt.Errorf("seal: keyring %q: %w", k.path, err)
+		return fmt.Errorf("seal: keyring %s: %w", k.backend.Name(), err)
 	}
 	if err := k.install(h, meta); err != nil {
-		return fmt.Errorf("seal: keyring %q: %w", k.path, err)
+		return fmt.Errorf("seal: keyring %s: %w", k.backend.Name(), err)
 	}
 	k.disk = data
+	k.writeMirror()
 	return nil
 }
 
-// Reload re-reads the keyring file, to pick up a rotation or re-wrap made
-// by another process (say `moat keys rotate` run against a stopped
-// server's directory, then a restart or SIGHUP). The KEK is the one this
-// Keyring holds; on error the keyring in memory is unchanged.
-func (k *Keyring) Reload() error {
+// writeMirror refreshes the mirror file from k.disk. A mirror that cannot
+// be written is logged, not fatal: the backend stays the keyring.
+func (k *Keyring) writeMirror() {
+	if k.mirror == "" {
+		return
+	}
+	if cur, err := os.ReadFile(k.mirror); err == nil && bytes.Equal(cur, k.disk) {
+		return
+	}
+	if err := WriteFileAtomic(k.mirror, k.disk, 0o600); err != nil {
+		k.log.Warn("seal: the keyring's local copy was not refreshed", "path", k.mirror, "err", err)
+	}
+}
+
+// Reload re-reads the keyring from its backend, to pick up a rotation made
+// by another process or, on a cluster, by another server. The KEK is the
+// one this Keyring holds; on error the keyring in memory is unchanged. It
+// reports whether the stored keyring differed from the one in memory.
+func (k *Keyring) Reload() (bool, error) {
 	k.mu.Lock()
 	defer k.mu.Unlock()
-	return k.load()
+	before := k.disk
+	if err := k.load(); err != nil {
+		return false, err
+	}
+	return !bytes.Equal(before, k.disk), nil
+}
+
+// Wrapped returns the keyring as its backend holds it (wrapped by the
+// KEK), for backups.
+func (k *Keyring) Wrapped() []byte {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	return bytes.Clone(k.disk)
 }
 
 // decodeKeyring parses and unwraps a keyring file.
@@ -183,18 +227,21 @@ func decodeKeyring(data []byte, kek KEK) (*keyset.Handle, []KeyMeta, error) {
 	dec := json.NewDecoder(bytes.NewReader(data))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(&f); err != nil {
-		return nil, nil, fmt.Errorf("not a keyring file: %v", err)
+		return nil, nil, fmt.Errorf("%w: not a keyring file: %v", ErrKeyringDamaged, err)
 	}
 	if f.Format != keyringFormat {
-		return nil, nil, fmt.Errorf("format %q, want %q", f.Format, keyringFormat)
+		return nil, nil, fmt.Errorf("%w: format %q, want %q", ErrKeyringDamaged, f.Format, keyringFormat)
+	}
+	if f.Sum != "" && f.Sum != keyringSum(f) {
+		return nil, nil, fmt.Errorf("%w: its checksum does not match its content", ErrKeyringDamaged)
 	}
 	var meta []KeyMeta
 	if err := json.Unmarshal(f.Keys, &meta); err != nil {
-		return nil, nil, fmt.Errorf("keys: %v", err)
+		return nil, nil, fmt.Errorf("%w: keys: %v", ErrKeyringDamaged, err)
 	}
 	ks, err := base64.StdEncoding.DecodeString(f.Keyset)
 	if err != nil {
-		return nil, nil, fmt.Errorf("keyset: not base64")
+		return nil, nil, fmt.Errorf("%w: keyset is not base64", ErrKeyringDamaged)
 	}
 	h, err := keyset.ReadWithAssociatedData(keyset.NewBinaryReader(bytes.NewReader(ks)), kek, keyringAD(f.Keys))
 	if err != nil {
@@ -218,35 +265,33 @@ func encodeKeyring(h *keyset.Handle, meta []KeyMeta, kek KEK) ([]byte, error) {
 	if err := h.WriteWithAssociatedData(keyset.NewBinaryWriter(&buf), kek, keyringAD(keys)); err != nil {
 		return nil, fmt.Errorf("wrapping keyset: %w", err)
 	}
-	return json.Marshal(keyringFileV1{
+	f := keyringFileV1{
 		Format: keyringFormat,
 		Keys:   keys,
 		Keyset: base64.StdEncoding.EncodeToString(buf.Bytes()),
-	})
+	}
+	f.Sum = keyringSum(f)
+	return json.Marshal(f)
 }
 
-// persist writes the keyring wrapped under kek, holding the directory's
-// lock. It refuses (ErrKeyringChanged) when the file is no longer what this
-// Keyring last read or wrote: another process changed it, and writing
-// would drop that process's keys.
+// keyringSum is the checksum a keyring file carries over its content.
+func keyringSum(f keyringFileV1) string {
+	h := sha256.New()
+	h.Write(RecordAD(f.Format, string(f.Keys), f.Keyset))
+	return hex.EncodeToString(h.Sum(nil))
+}
+
+// persist writes the keyring wrapped under kek. It refuses
+// (ErrKeyringChanged) when the backend no longer holds what this Keyring
+// last read or wrote: another process or server changed it, and writing
+// would drop its keys.
 func (k *Keyring) persist(h *keyset.Handle, meta []KeyMeta, kek KEK) error {
-	unlock, err := lockDir(k.dir)
-	if err != nil {
-		return err
-	}
-	defer unlock()
-	cur, err := os.ReadFile(k.path)
-	if err != nil {
-		return err
-	}
-	if !bytes.Equal(cur, k.disk) {
-		return ErrKeyringChanged
-	}
 	return k.persistLocked(h, meta, kek)
 }
 
-// persistLocked writes the file, after checking that kek opens what was
-// written (wrap, then unwrap what was wrapped). The caller holds the lock.
+// persistLocked writes the keyring, after checking that kek opens what
+// was written (wrap, then unwrap what was wrapped), if the backend still
+// holds k.disk (nothing, for a keyring being created).
 func (k *Keyring) persistLocked(h *keyset.Handle, meta []KeyMeta, kek KEK) error {
 	data, err := encodeKeyring(h, meta, kek)
 	if err != nil {
@@ -255,28 +300,12 @@ func (k *Keyring) persistLocked(h *keyset.Handle, meta []KeyMeta, kek KEK) error
 	if _, _, err := decodeKeyring(data, kek); err != nil {
 		return fmt.Errorf("the KEK does not open what it wrapped: %w", err)
 	}
-	if err := WriteFileAtomic(k.path, data, 0o600); err != nil {
+	if err := k.backend.Replace(k.disk, data); err != nil {
 		return err
 	}
 	k.disk = data
+	k.writeMirror()
 	return nil
-}
-
-// lockDir takes an exclusive advisory lock on the directory's lock file,
-// serializing keyring writes between processes.
-func lockDir(dir string) (unlock func(), err error) {
-	f, err := os.OpenFile(filepath.Join(dir, "keyring.lock"), os.O_RDWR|os.O_CREATE, 0o600)
-	if err != nil {
-		return nil, err
-	}
-	if err := filelock.Flock(f, filelock.Exclusive); err != nil {
-		f.Close()
-		return nil, fmt.Errorf("locking %q: %w", f.Name(), err)
-	}
-	return func() {
-		_ = filelock.Flock(f, filelock.Unlock)
-		f.Close()
-	}, nil
 }
 
 // install makes h the keyring's current keyset.
@@ -300,13 +329,20 @@ func (k *Keyring) install(h *keyset.Handle, meta []KeyMeta) error {
 			meta = append(meta, KeyMeta{ID: e.KeyID()})
 		}
 	}
+	ids := make(map[uint32]bool, h.Len())
+	for i := range h.Len() {
+		if e, err := h.Entry(i); err == nil {
+			ids[e.KeyID()] = true
+		}
+	}
 	k.handle, k.meta = h, meta
-	k.prim.Store(&primitive{aead: a, primary: p.KeyID()})
+	k.prim.Store(&primitive{aead: a, primary: p.KeyID(), ids: ids})
 	return nil
 }
 
-// Path is the keyring file.
-func (k *Keyring) Path() string { return k.path }
+// Path names where the keyring lives: its file, or its place in a shared
+// backend.
+func (k *Keyring) Path() string { return k.backend.Name() }
 
 // Primary is the ID of the data key that new ciphertexts use.
 func (k *Keyring) Primary() uint32 { return k.prim.Load().primary }
@@ -341,13 +377,13 @@ func (k *Keyring) Rotate() (Event, error) {
 	now := k.now().UTC()
 	meta := append(slices.Clone(k.meta), KeyMeta{ID: id, Created: now})
 	if err := k.persist(h, meta, k.kek); err != nil {
-		return Event{}, fmt.Errorf("seal: rotate: keyring %q: %w", k.path, err)
+		return Event{}, fmt.Errorf("seal: rotate: keyring %s: %w", k.backend.Name(), err)
 	}
 	if err := k.install(h, meta); err != nil {
 		return Event{}, fmt.Errorf("seal: rotate: %w", err)
 	}
-	k.log.Info("seal: rotated data key", "path", k.path, "old", old, "new", id)
-	return Event{Time: now, Action: "keys.rotate", Target: k.path, Detail: map[string]string{
+	k.log.Info("seal: rotated data key", "path", k.backend.Name(), "old", old, "new", id)
+	return Event{Time: now, Action: "keys.rotate", Target: k.backend.Name(), Detail: map[string]string{
 		"old_primary": strconv.FormatUint(uint64(old), 10),
 		"new_primary": strconv.FormatUint(uint64(id), 10),
 		"keys":        strconv.Itoa(len(meta)),
@@ -364,12 +400,12 @@ func (k *Keyring) RewrapKEK(newKEK KEK) (Event, error) {
 	k.mu.Lock()
 	defer k.mu.Unlock()
 	if err := k.persist(k.handle, k.meta, newKEK); err != nil {
-		return Event{}, fmt.Errorf("seal: rewrap: keyring %q: %w", k.path, err)
+		return Event{}, fmt.Errorf("seal: rewrap: keyring %s: %w", k.backend.Name(), err)
 	}
 	k.kek = newKEK
 	now := k.now().UTC()
-	k.log.Info("seal: re-wrapped keyring under a new KEK", "path", k.path)
-	return Event{Time: now, Action: "keys.rewrap", Target: k.path, Detail: map[string]string{
+	k.log.Info("seal: re-wrapped keyring under a new KEK", "path", k.backend.Name())
+	return Event{Time: now, Action: "keys.rewrap", Target: k.backend.Name(), Detail: map[string]string{
 		"keys": strconv.Itoa(len(k.meta)),
 	}}, nil
 }
@@ -392,12 +428,12 @@ func (k *Keyring) Disable(id uint32) (Event, error) {
 		return Event{}, fmt.Errorf("seal: disable key %d: %w", id, err)
 	}
 	if err := k.persist(h, k.meta, k.kek); err != nil {
-		return Event{}, fmt.Errorf("seal: disable key %d: keyring %q: %w", id, k.path, err)
+		return Event{}, fmt.Errorf("seal: disable key %d: keyring %s: %w", id, k.backend.Name(), err)
 	}
 	if err := k.install(h, k.meta); err != nil {
 		return Event{}, fmt.Errorf("seal: disable key %d: %w", id, err)
 	}
-	return Event{Time: k.now().UTC(), Action: "keys.disable", Target: k.path, Detail: map[string]string{
+	return Event{Time: k.now().UTC(), Action: "keys.disable", Target: k.backend.Name(), Detail: map[string]string{
 		"key": strconv.FormatUint(uint64(id), 10),
 	}}, nil
 }
@@ -469,7 +505,7 @@ func (k *Keyring) Status(usage map[uint32]Usage) Status {
 	k.mu.Lock()
 	defer k.mu.Unlock()
 	now := k.now()
-	st := Status{Path: k.path, Primary: k.prim.Load().primary}
+	st := Status{Path: k.backend.Name(), Primary: k.prim.Load().primary}
 	created := map[uint32]time.Time{}
 	for _, m := range k.meta {
 		created[m.ID] = m.Created
@@ -519,12 +555,43 @@ func (a *AEAD) Encrypt(plaintext, associatedData []byte) ([]byte, error) {
 
 // Decrypt opens a ciphertext made by Encrypt with the same associated
 // data. Any failure is ErrOpen: the caller learns nothing about why.
+//
+// A ciphertext under a key this keyring does not hold may come from a
+// rotation another server of the cluster has just made: the keyring is
+// reloaded from its backend (at most once per reloadEvery) and the
+// ciphertext tried again, so every server opens new values at once.
 func (a *AEAD) Decrypt(ciphertext, associatedData []byte) ([]byte, error) {
-	pt, err := a.k.prim.Load().aead.Decrypt(ciphertext, associatedData)
-	if err != nil {
-		return nil, ErrOpen
+	p := a.k.prim.Load()
+	pt, err := p.aead.Decrypt(ciphertext, associatedData)
+	if err == nil {
+		return pt, nil
 	}
-	return pt, nil
+	if id, kerr := KeyID(ciphertext); kerr == nil && !p.ids[id] && a.k.reloadForUnknownKey() {
+		if pt, err := a.k.prim.Load().aead.Decrypt(ciphertext, associatedData); err == nil {
+			return pt, nil
+		}
+	}
+	return nil, ErrOpen
+}
+
+// reloadEvery bounds reloads for unknown keys, so a stream of forged
+// ciphertexts cannot turn into a stream of backend reads.
+const reloadEvery = time.Second
+
+// reloadForUnknownKey reloads the keyring unless it did so within
+// reloadEvery, and reports whether the keyring changed.
+func (k *Keyring) reloadForUnknownKey() bool {
+	now := time.Now().UnixNano()
+	last := k.lastReload.Load()
+	if now-last < int64(reloadEvery) || !k.lastReload.CompareAndSwap(last, now) {
+		return false
+	}
+	changed, err := k.Reload()
+	if err != nil {
+		k.log.Warn("seal: reloading the keyring for a ciphertext under an unknown key", "path", k.backend.Name(), "err", err)
+		return false
+	}
+	return changed
 }
 
 // RecordAD builds unambiguous associated data from the parts naming a

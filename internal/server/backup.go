@@ -18,8 +18,9 @@ import (
 	"moat/internal/store"
 )
 
-// snapshotter is a store that can copy itself consistently (the bbolt
-// store; an etcd cluster is backed up with etcd's own tools).
+// snapshotter is a store that can copy itself consistently as a bbolt
+// file: the embedded store copies its file, an etcd cluster writes its
+// keys, read at one revision, in the same format.
 type snapshotter interface {
 	Snapshot(ctx context.Context, w io.Writer) (int64, error)
 }
@@ -52,7 +53,7 @@ func (s *Server) handleBackup(ctx context.Context, c *caller, r *http.Request) (
 	}
 	snap, ok := k.cfg.Store.(snapshotter)
 	if !ok {
-		return nil, "", errorf(http.StatusNotImplemented, "this store backend is backed up with its own tools (etcd snapshot)")
+		return nil, "", errorf(http.StatusNotImplemented, "this store backend cannot make a snapshot")
 	}
 	k.backup.Lock()
 	defer k.backup.Unlock()
@@ -74,7 +75,9 @@ func (s *Server) handleBackup(ctx context.Context, c *caller, r *http.Request) (
 	if err := copyAudit(filepath.Join(k.cfg.DataDir, audit.DirName), filepath.Join(parts, backupAudit)); err != nil {
 		return nil, "", err
 	}
-	if err := copyFile(k.cfg.Keyring.Path(), filepath.Join(parts, backupKeyring)); err != nil {
+	// The keyring last, as its backend holds it now (a file, or a
+	// cluster's keyring in etcd): it holds every key the copies use.
+	if err := os.WriteFile(filepath.Join(parts, backupKeyring), k.cfg.Keyring.Wrapped(), 0o600); err != nil {
 		return nil, "", err
 	}
 	var items []seal.BackupItem
@@ -177,6 +180,11 @@ func vacuumInto(ctx context.Context, src, dst string) error {
 // which every append takes exclusively: the copy is between two appends.
 func copyAudit(src, dst string) error {
 	lock, err := os.OpenFile(filepath.Join(src, "lock"), os.O_RDWR, 0)
+	if errors.Is(err, os.ErrNotExist) {
+		if _, serr := os.Stat(src); errors.Is(serr, os.ErrNotExist) {
+			return nil // a cluster's log lives in the store, and the store's copy holds it
+		}
+	}
 	if err != nil {
 		return fmt.Errorf("server: backup: audit log: %w", err)
 	}
@@ -220,4 +228,7 @@ func copyFile(src, dst string) error {
 	return out.Close()
 }
 
-var _ snapshotter = (*store.Bolt)(nil)
+var (
+	_ snapshotter = (*store.Bolt)(nil)
+	_ snapshotter = (*store.Etcd)(nil)
+)

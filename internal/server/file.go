@@ -6,6 +6,7 @@ import (
 	"strings"
 	"time"
 
+	"moat/internal/ca"
 	"moat/internal/config"
 	"moat/internal/identity"
 	"moat/internal/seal"
@@ -25,8 +26,16 @@ type File struct {
 	TrustDomain string `yaml:"trust_domain"`
 	// SVIDTTL is the default SVID life (at most 24h); zero means 1h.
 	SVIDTTL time.Duration `yaml:"svid_ttl"`
-	// Name names this server in its SVID; empty means "control".
+	// NodeTTL is the node certificates' life (init; at least SVIDTTL, at
+	// most 30 days); zero means 24h.
+	NodeTTL time.Duration `yaml:"node_ttl"`
+	// Name names this server in its SVID; empty means "control". Servers
+	// of one cluster need distinct names.
 	Name string `yaml:"name"`
+	// Advertise is the address other servers and clients reach this one
+	// at, as listed among the cluster's members; empty means listen,
+	// unless that is a wildcard.
+	Advertise string `yaml:"advertise"`
 	// AdminDir is where init writes the first admin's credentials; empty
 	// means DATA_DIR.admin, beside the data directory.
 	AdminDir string         `yaml:"admin_dir"`
@@ -95,6 +104,10 @@ type StoreFile struct {
 	Endpoints []string `yaml:"endpoints"`
 	// Prefix is the etcd key prefix; empty means "/moat/".
 	Prefix string `yaml:"prefix"`
+	// Timeout bounds every etcd call; zero means 5s. A call past it fails
+	// with "control-plane store unavailable" and the cause (no quorum, out
+	// of reach).
+	Timeout config.Duration `yaml:"timeout"`
 }
 
 // DefaultListen is the API address when none is given.
@@ -147,6 +160,14 @@ func (f *File) ValidateFile() error {
 	}
 	if f.SVIDTTL < 0 || f.SVIDTTL > 24*time.Hour {
 		return config.Errorf("svid_ttl", "%s: want a positive duration of at most 24h", f.SVIDTTL)
+	}
+	if f.NodeTTL < 0 || f.NodeTTL > ca.MaxNodeTTL || (f.NodeTTL > 0 && f.NodeTTL < f.SVIDTTL) {
+		return config.Errorf("node_ttl", "%s: want a duration of at least svid_ttl (%s) and at most %s", f.NodeTTL, f.SVIDTTL, ca.MaxNodeTTL)
+	}
+	if f.Advertise != "" {
+		if host, _, err := net.SplitHostPort(f.Advertise); err != nil || host == "" || net.ParseIP(host).IsUnspecified() {
+			return config.Errorf("advertise", "%q: want a reachable host:port", f.Advertise)
+		}
 	}
 	if f.Name != "" {
 		if err := identity.ValidName(f.Name); err != nil {
@@ -219,6 +240,9 @@ func (s *StoreFile) validate(path string) error {
 		}
 		if s.Prefix != "" && !strings.HasSuffix(s.Prefix, "/") {
 			return config.Errorf(config.Join(path, "prefix"), "%q must end in \"/\"", s.Prefix)
+		}
+		if s.Timeout < 0 {
+			return config.Errorf(config.Join(path, "timeout"), "%s: want a positive duration", time.Duration(s.Timeout))
 		}
 	default:
 		return config.Errorf(config.Join(path, "backend"), "%q: want bolt or etcd", s.Backend)

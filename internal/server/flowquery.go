@@ -43,8 +43,7 @@ func flowFilter(r *http.Request) (flow.Filter, int, error) {
 // handleFlowQuery answers the newest records matching the filter. One more
 // than asked is read, to say whether the answer is whole.
 func (s *Server) handleFlowQuery(ctx context.Context, c *caller, r *http.Request) (any, string, error) {
-	st, err := s.flowStore()
-	if err != nil {
+	if _, err := s.flowStore(); err != nil {
 		return nil, "", err
 	}
 	f, _, err := flowFilter(r)
@@ -53,11 +52,13 @@ func (s *Server) handleFlowQuery(ctx context.Context, c *caller, r *http.Request
 	}
 	want := f.Limit
 	f.Limit++
-	recs, err := st.Query(ctx, f)
+	// The whole cluster's records: this server's and every member's.
+	cl, err := s.ClusterFlows(ctx, api.PeerFlowQuery{Filter: f})
 	if err != nil {
 		return nil, "", err
 	}
-	out := api.FlowRecords{Records: recs}
+	recs := cl.Records
+	out := api.FlowRecords{Records: recs, Servers: cl.Servers, Missing: cl.Missing}
 	if len(recs) > want {
 		out.Records, out.Truncated = recs[len(recs)-want:], true
 	}
@@ -68,8 +69,7 @@ func (s *Server) handleFlowQuery(ctx context.Context, c *caller, r *http.Request
 }
 
 func (s *Server) handleFlowTalkers(ctx context.Context, c *caller, r *http.Request) (any, string, error) {
-	st, err := s.flowStore()
-	if err != nil {
+	if _, err := s.flowStore(); err != nil {
 		return nil, "", err
 	}
 	f, n, err := flowFilter(r)
@@ -80,14 +80,15 @@ func (s *Server) handleFlowTalkers(ctx context.Context, c *caller, r *http.Reque
 		n = 10
 	}
 	n = min(n, api.MaxFlowRecords)
-	ts, err := st.TopTalkers(ctx, f, n)
+	cl, err := s.ClusterFlows(ctx, api.PeerFlowQuery{Filter: f, Talkers: n})
 	if err != nil {
 		return nil, "", err
 	}
+	ts := cl.Talkers
 	if ts == nil {
 		ts = []flow.Talker{}
 	}
-	return api.FlowTalkers{Talkers: ts}, "", nil
+	return api.FlowTalkers{Talkers: ts, Servers: cl.Servers, Missing: cl.Missing}, "", nil
 }
 
 // handleFlowFollow streams the newest matching records (Limit of them),

@@ -59,9 +59,11 @@ func (s *Server) routes() http.Handler {
 	mux.HandleFunc("GET "+api.PathBundle, s.handleBundle)
 	mux.HandleFunc("POST "+api.PathJoin, s.handleJoin)
 	mux.HandleFunc("POST "+api.PathNodeRenew, s.node(s.handleRenew))
+	mux.HandleFunc("POST "+api.PathReattest, s.handleReattest)
 	mux.HandleFunc("POST "+api.PathSVID, s.node(s.handleSVID))
 	mux.HandleFunc("GET "+api.PathWatch, s.node(s.handleWatch))
 	mux.HandleFunc("POST "+api.PathFlows, s.node(s.handleFlows))
+	mux.HandleFunc("POST "+api.PathPeerFlows, s.peer(s.handlePeerFlows))
 	mux.HandleFunc("GET "+api.PathNodeAudit, s.node(s.handleNodeAudit))
 	mux.HandleFunc("POST "+api.PathNodeHealth, s.node(s.handleNodeHealth))
 
@@ -74,6 +76,7 @@ func (s *Server) routes() http.Handler {
 	admin("POST", api.PathServices, api.RoleOperator, "svc.register", s.handleServiceRegister)
 	admin("DELETE", api.PathServices, api.RoleOperator, "svc.deregister", s.handleServiceDeregister)
 	admin("GET", api.PathNodes, api.RoleViewer, "node.list", s.handleNodeList)
+	admin("GET", api.PathMembers, api.RoleViewer, "server.members", s.handleMembers)
 	admin("POST", api.PathRevoke, api.RoleOperator, "revoke", s.handleRevoke)
 	admin("GET", api.PathCA, api.RoleViewer, "ca.show", s.handleCAShow)
 	admin("POST", api.PathCARotate, api.RoleAdmin, "ca.rotate", s.handleCARotate)
@@ -169,6 +172,12 @@ func (s *Server) admin(role, action string, h func(context.Context, *caller, *ht
 	mutating := api.RoleRank(role) >= api.RoleRank(api.RoleOperator)
 	return func(w http.ResponseWriter, r *http.Request) {
 		ctx := r.Context()
+		// A read may be answered from one store member's copy when the
+		// store has no quorum; the answer then says so.
+		var stale *store.Stale
+		if r.Method == http.MethodGet {
+			ctx, stale = store.AllowStale(ctx)
+		}
 		c, err := s.identify(ctx, r)
 		switch {
 		case err != nil:
@@ -198,7 +207,7 @@ func (s *Server) admin(role, action string, h func(context.Context, *caller, *ht
 			if aerr := s.record(ctx, intent); aerr != nil {
 				s.log.Error("audit: intent not recorded; call refused", "action", action, "err", aerr)
 				s.m.calls.WithLabelValues(action, "unaudited").Inc()
-				writeError(w, errorf(http.StatusServiceUnavailable, "the audit log cannot be written; nothing was changed"))
+				writeError(w, errorf(http.StatusServiceUnavailable, "the audit log cannot be written%s; nothing was changed", storeCause(aerr)))
 				return
 			}
 		}
@@ -217,15 +226,18 @@ func (s *Server) admin(role, action string, h func(context.Context, *caller, *ht
 		if aerr := s.record(ctx, entry); aerr != nil {
 			s.log.Error("audit: outcome not recorded", "action", action, "request", req, "err", aerr)
 			if mutating {
-				writeError(w, errorf(http.StatusServiceUnavailable, "the audit log cannot be written: request %s is on record, its outcome is not; check the state before retrying", req))
+				writeError(w, errorf(http.StatusServiceUnavailable, "the audit log cannot be written%s: request %s is on record, its outcome is not; check the state before retrying", storeCause(aerr), req))
 			} else {
-				writeError(w, errorf(http.StatusServiceUnavailable, "the audit log cannot be written; nothing was answered"))
+				writeError(w, errorf(http.StatusServiceUnavailable, "the audit log cannot be written%s; nothing was answered", storeCause(aerr)))
 			}
 			return
 		}
 		if err != nil {
 			writeError(w, err)
 			return
+		}
+		if stale != nil && stale.Reason() != "" {
+			w.Header().Set(api.HeaderStale, stale.Reason())
 		}
 		if h, ok := out.(http.Handler); ok { // a file, such as a backup
 			h.ServeHTTP(w, r)
@@ -256,6 +268,20 @@ func writeJSON(w http.ResponseWriter, code int, v any) {
 	_ = json.NewEncoder(w).Encode(v)
 }
 
+// storeCause names, for an error shown to an administrator, why the store
+// could not be reached (" (control-plane store unavailable: no etcd
+// quorum …)"), or "" when that is not what failed.
+func storeCause(err error) string {
+	if !errors.Is(err, store.ErrUnavailable) {
+		return ""
+	}
+	msg := err.Error()
+	if i := strings.Index(msg, store.ErrUnavailable.Error()); i >= 0 {
+		return " (" + msg[i:] + ")"
+	}
+	return " (" + store.ErrUnavailable.Error() + ")"
+}
+
 func writeError(w http.ResponseWriter, err error) {
 	var he *httpError
 	if errors.As(err, &he) {
@@ -264,6 +290,15 @@ func writeError(w http.ResponseWriter, err error) {
 	}
 	if errors.Is(err, store.ErrConflict) {
 		writeJSON(w, http.StatusConflict, api.Error{Error: "a concurrent change won; try again"})
+		return
+	}
+	if errors.Is(err, store.ErrUnavailable) {
+		// The store's error names only the cause (no quorum, out of reach).
+		msg := store.ErrUnavailable.Error()
+		if _, cause, ok := strings.Cut(err.Error(), store.ErrUnavailable.Error()+": "); ok {
+			msg += ": " + cause
+		}
+		writeJSON(w, http.StatusServiceUnavailable, api.Error{Error: msg})
 		return
 	}
 	writeJSON(w, http.StatusInternalServerError, api.Error{Error: "internal error"})

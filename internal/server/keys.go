@@ -163,6 +163,11 @@ type KeysConfig struct {
 		Size() int64
 		Stored(i int64) ([]byte, error)
 	}
+	// KeyringChanges, when set, watches a keyring shared by a cluster's
+	// servers: it calls its function after every change, until ctx ends.
+	// Each change is loaded at once, so a rotation made through any server
+	// holds on all of them.
+	KeyringChanges func(ctx context.Context, changed func())
 	// DataDir is the server's data directory, for backups; "" refuses them.
 	DataDir string
 	// Every is the scheduled rotation period; 0 means none.
@@ -234,8 +239,33 @@ func (k *Keys) Run(ctx context.Context) error {
 			}}
 		g.Go(func() error { return sch.Run(ctx) })
 	}
+	if watch := k.cfg.KeyringChanges; watch != nil {
+		g.Go(func() error {
+			watch(ctx, k.reload)
+			return nil
+		})
+	}
 	g.Go(func() error { return k.passes(ctx) })
 	return g.Wait()
+}
+
+// reload loads the shared keyring after another server changed it.
+func (k *Keys) reload() {
+	changed, err := k.cfg.Keyring.Reload()
+	switch {
+	case errors.Is(err, store.ErrUnavailable):
+		k.cfg.Logger.Warn("cannot read the cluster keyring now; this server keeps the keys it holds", "err", err)
+	case err != nil:
+		k.cfg.Logger.Error("the cluster keyring does not load; this server keeps the keys it holds", "err", err)
+	case changed:
+		k.cfg.Logger.Info("loaded the cluster keyring changed by another server", "primary", k.cfg.Keyring.Primary())
+		// Every server moves the values it can reach onto the new primary
+		// (each write conditional on what it read), so the pass completes
+		// even if the server that rotated stops halfway.
+		if p, err := k.cfg.Keyring.LoadProgress(storePass); err != nil || !p.Done || p.Target != k.cfg.Keyring.Primary() {
+			k.Reencrypt()
+		}
+	}
 }
 
 // Reencrypt asks for a re-encryption pass (coalesced with a pending one).
@@ -449,6 +479,11 @@ func (s *Server) handleKeysRotate(ctx context.Context, c *caller, r *http.Reques
 			return nil, "", fmt.Errorf("server: the keyring is under the key in %q but it could not replace %q: %w", pending, k.cfg.KEKFile, err)
 		}
 		note = fmt.Sprintf("the key file %s now holds the new KEK", k.cfg.KEKFile)
+	}
+	if k.cfg.KeyringChanges != nil {
+		// The keyring is the cluster's: every other server still holds the
+		// old KEK, keeps the keys it loaded, and cannot load a later change.
+		note += "; the keyring is the cluster's: give every other server the new KEK and restart it before the next key rotation"
 	}
 	c.note("kek_source", req.KEK.Source)
 	for key, v := range ev.Detail {

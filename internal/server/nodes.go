@@ -146,6 +146,11 @@ func (s *Server) validateJoin(req api.JoinRequest) error {
 	if err := validateMeshAddr(req.MeshAddr); err != nil {
 		return err
 	}
+	if req.NodeKey != nil {
+		if _, err := parseNodeKey(req.NodeKey); err != nil {
+			return errorf(http.StatusBadRequest, "%v", err)
+		}
+	}
 	if len(req.Token) > 256 {
 		return errorf(http.StatusUnauthorized, "join token refused: malformed")
 	}
@@ -198,7 +203,7 @@ func (s *Server) join(ctx context.Context, req api.JoinRequest, tok heldToken) (
 	if err != nil {
 		return api.CertResponse{}, errorf(http.StatusBadRequest, "node: %v", err)
 	}
-	chain, err := s.CA().SignCSR(req.CSR, id, 0)
+	chain, err := s.CA().SignCSR(req.CSR, id, s.nodeTTL())
 	if err != nil {
 		return api.CertResponse{}, errorf(http.StatusBadRequest, "csr: %v", err)
 	}
@@ -209,10 +214,16 @@ func (s *Server) join(ctx context.Context, req api.JoinRequest, tok heldToken) (
 	node := api.Node{Name: req.Node, MeshAddr: req.MeshAddr, Joined: now}
 	// Spend the token and record the node in one transaction: two agents
 	// racing with one token cannot both join.
-	_, err = s.st.Txn(ctx, []store.Cond{{Key: tok.key, ModRevision: tok.rev}}, []store.Op{
+	ops := []store.Op{
 		store.Put(tok.key, mustJSON(rec)),
 		store.Put(prefixNode+req.Node, mustJSON(node)),
-	})
+	}
+	if req.NodeKey != nil {
+		// A join with a token replaces whatever key was pinned before: the
+		// token is the operator's word that this is the node.
+		ops = append(ops, s.pinOp(req.Node, req.NodeKey))
+	}
+	_, err = s.st.Txn(ctx, []store.Cond{{Key: tok.key, ModRevision: tok.rev}}, ops)
 	if errors.Is(err, store.ErrConflict) {
 		return api.CertResponse{}, errorf(http.StatusUnauthorized, "join token refused: already used")
 	}
@@ -253,7 +264,7 @@ func (s *Server) handleRenew(w http.ResponseWriter, r *http.Request, c *caller) 
 		return
 	}
 	id, _ := identity.NodeID(s.td, c.Name)
-	chain, err := s.CA().SignCSR(req.CSR, id, 0)
+	chain, err := s.CA().SignCSR(req.CSR, id, s.nodeTTL())
 	if err != nil {
 		err = errorf(http.StatusBadRequest, "csr: %v", err)
 		s.refuse(r, c, "node.renew", err)
@@ -261,6 +272,12 @@ func (s *Server) handleRenew(w http.ResponseWriter, r *http.Request, c *caller) 
 		return
 	}
 	ctx := r.Context()
+	if req.NodeKey != nil {
+		if err := s.pinIfNone(ctx, c.Name, req.NodeKey); err != nil {
+			writeError(w, err)
+			return
+		}
+	}
 	if req.MeshAddr != "" {
 		var node api.Node
 		rev, err := getJSONRev(ctx, s.st, prefixNode+c.Name, &node)

@@ -34,8 +34,12 @@ type Config struct {
 	// Listen is the API address; empty means 127.0.0.1:7400.
 	Listen string
 	// Name names this server in its SVID (spiffe://<td>/server/<name>);
-	// empty means "control".
+	// empty means "control". Servers of one cluster need distinct names.
 	Name string
+	// Advertise is the address other servers and clients reach this one
+	// at, as listed among the cluster's members; empty means the listening
+	// address unless that is a wildcard (the server is then not listed).
+	Advertise string
 	// Store holds all control-plane state; required.
 	Store store.Store
 	// Sealer encrypts the CA's private keys in the store; nil stores them
@@ -184,7 +188,7 @@ func (s *Server) loadCA(ctx context.Context) error {
 	// is never retired under a live SVID.
 	st := c.State()
 	for _, a := range st.Authorities {
-		if floor := s.now().Add(s.meta.SVIDTTL); a.LastExpiry.Before(floor) {
+		if floor := s.now().Add(max(s.meta.SVIDTTL, s.nodeTTL())); a.LastExpiry.Before(floor) {
 			a.LastExpiry = floor
 		}
 	}
@@ -195,6 +199,14 @@ func (s *Server) loadCA(ctx context.Context) error {
 	s.ca = c
 	s.caMu.Unlock()
 	return nil
+}
+
+// nodeTTL is the life of the node certificates this control plane signs.
+func (s *Server) nodeTTL() time.Duration {
+	if s.meta.NodeTTL == 0 {
+		return max(ca.DefaultNodeTTL, s.meta.SVIDTTL)
+	}
+	return s.meta.NodeTTL
 }
 
 func (s *Server) caConfig() ca.Config {
@@ -304,6 +316,12 @@ func (s *Server) Run(ctx context.Context) error {
 	defer cancelHub()
 	go func() { errc <- s.hub.run(hubCtx) }()
 	go s.runAccess(hubCtx)
+	memberDone := make(chan struct{})
+	go func() {
+		defer close(memberDone)
+		_ = s.membership(hubCtx)
+	}()
+	defer func() { <-memberDone }()
 	refCtx, cancelRef := context.WithCancel(context.WithoutCancel(ctx))
 	defer cancelRef()
 	refDone := make(chan struct{})

@@ -9,6 +9,10 @@ import (
 	"moat/internal/store"
 )
 
+// MetaKey is the store key of the control plane's meta record, written
+// last by Init: a store without it holds no (whole) control plane.
+const MetaKey = keyMeta
+
 // Store keys. Everything the control plane knows lives under these.
 const (
 	keyMeta        = "meta"
@@ -28,7 +32,10 @@ const (
 type Meta struct {
 	TrustDomain string        `json:"trust_domain"`
 	SVIDTTL     time.Duration `json:"svid_ttl"`
-	Created     time.Time     `json:"created"`
+	// NodeTTL is the node certificates' life; zero (a control plane made
+	// before it was recorded) means ca.DefaultNodeTTL.
+	NodeTTL time.Duration `json:"node_ttl,omitzero"`
+	Created time.Time     `json:"created"`
 }
 
 // tokenRecord is a join token as stored: only the hash of its secret.

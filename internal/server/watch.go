@@ -104,7 +104,17 @@ func (h *hub) run(ctx context.Context) error {
 				rev = 0
 				continue
 			}
-			return err
+			if errors.Is(err, store.ErrClosed) || ctx.Err() != nil {
+				return err
+			}
+			// The store is unavailable (an etcd cluster without quorum):
+			// the server keeps serving what it can and watches again.
+			h.s.log.Warn("store watch failed; retrying", "err", err)
+			select {
+			case <-ctx.Done():
+			case <-time.After(time.Second):
+			}
+			continue
 		}
 		for ev := range events {
 			if ev.Err != nil {
@@ -196,6 +206,11 @@ func (h *hub) frameOf(ctx context.Context, ev store.Event) (frame, bool) {
 			h.s.log.Error("reload CA after a change in the store", "err", err)
 		} else {
 			h.s.trust.Update(h.s.CA().Bundle(), h.s.trust.Revocations())
+			// This server's own certificate moves to the active authority
+			// too, as on the server that made the change.
+			if err := h.s.renewOwnCert(); err != nil {
+				h.s.log.Error("renew server certificate after a CA change", "err", err)
+			}
 		}
 		return frame{}, false
 	}
@@ -291,7 +306,14 @@ func (s *Server) handleWatch(w http.ResponseWriter, r *http.Request, c *caller) 
 	defer s.hub.unsubscribe(sb)
 	s.m.watches.Inc()
 	defer s.m.watches.Dec()
-	snap, revs, err := s.snapshot(ctx)
+	// Without quorum the snapshot is read from the member this server
+	// reaches, so an agent that (re)connects meanwhile still gets the
+	// registry, the intentions and the revocations; the log says so.
+	sctx, stale := store.AllowStale(ctx)
+	snap, revs, err := s.snapshot(sctx)
+	if why := stale.Reason(); why != "" && err == nil {
+		s.log.Warn("watch snapshot served from one store member's copy", "node", c.Name, "why", why)
+	}
 	if err != nil {
 		writeError(w, err)
 		return

@@ -121,6 +121,10 @@ func OpenBolt(cfg BoltConfig) (*Bolt, error) {
 		db.Close()
 		return nil, fmt.Errorf("store: bolt: %q: %w", path, err)
 	}
+	if err := s.checkFile(db); err != nil {
+		db.Close()
+		return nil, fmt.Errorf("store: bolt: %q is damaged, refusing to use it (restore it from a backup): %w", path, err)
+	}
 	go s.commitLoop()
 	return s, nil
 }
@@ -143,6 +147,9 @@ func (s *Bolt) initFile(tx *bolt.Tx) error {
 			return err
 		}
 		if err := meta.Put(metaFirst, revKey(1)); err != nil {
+			return err
+		}
+		if err := writeTally(meta, tally{}); err != nil {
 			return err
 		}
 		return meta.Put(metaRev, revKey(0))
@@ -244,7 +251,7 @@ func (s *Bolt) List(ctx context.Context, prefix string) ([]KV, int64, error) {
 			}
 			kvs = append(kvs, kv)
 		}
-		return nil
+		return checkListCount(tx.Bucket(bktMeta), prefix, len(kvs))
 	})
 	if err != nil {
 		return nil, 0, fmt.Errorf("store: list %q: %w", prefix, err)

@@ -5,7 +5,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -175,15 +177,108 @@ func TestBoltSealedValueMoved(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	s = openBolt(t, BoltConfig{Dir: dir, Sealer: sealer})
-	if kv, err := s.Get(ctx, "svc/a"); err != nil || string(kv.Value) != "secret-of-a" {
-		t.Fatalf("Get(svc/a) = %q, %v", kv.Value, err)
+	// The whole file is checked at open: the moved value is found there.
+	_, err = OpenBolt(BoltConfig{Dir: dir, Sealer: sealer})
+	if !errors.Is(err, ErrCorrupt) || !strings.Contains(err.Error(), "store.db") || !strings.Contains(err.Error(), `"svc/b"`) {
+		t.Fatalf("OpenBolt over a value moved to svc/b = %v; want ErrCorrupt naming store.db and the key", err)
 	}
-	if kv, err := s.Get(ctx, "svc/b"); !errors.Is(err, ErrCorrupt) {
-		t.Fatalf("Get of a value moved to svc/b = %q, %v; want ErrCorrupt", kv.Value, err)
+	_ = ctx
+}
+
+// TestBoltDamageRefusedAtOpen damages a file the ways a disk or an editor
+// does and expects OpenBolt to refuse it, naming the file, instead of
+// serving part of it.
+func TestBoltDamageRefusedAtOpen(t *testing.T) {
+	sealer := newSealer(t)
+	build := func(t *testing.T) string {
+		dir := t.TempDir()
+		s, err := OpenBolt(BoltConfig{Dir: dir, Sealer: sealer})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for i := range 40 {
+			mustPut(t, s, fmt.Sprintf("svc/s%02d", i), strings.Repeat("v", 200))
+		}
+		s.Close()
+		return dir
 	}
-	if _, _, err := s.List(ctx, "svc/"); !errors.Is(err, ErrCorrupt) {
-		t.Fatalf("List over the moved value = %v, want ErrCorrupt", err)
+	raw := func(t *testing.T, dir string, fn func(tx *bolt.Tx) error) {
+		db, err := bolt.Open(filepath.Join(dir, "store.db"), 0o600, &bolt.Options{Timeout: time.Second})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer db.Close()
+		if err := db.Update(fn); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, tc := range []struct {
+		name   string
+		damage func(t *testing.T, dir string)
+	}{
+		{"a key dropped behind the store's back", func(t *testing.T, dir string) {
+			raw(t, dir, func(tx *bolt.Tx) error { return tx.Bucket(bktKV).Delete([]byte("svc/s07")) })
+		}},
+		{"a revision rewritten", func(t *testing.T, dir string) {
+			raw(t, dir, func(tx *bolt.Tx) error {
+				kv := tx.Bucket(bktKV)
+				r, _ := decodeRecord(bytes.Clone(kv.Get([]byte("svc/s03"))))
+				r.create = 1
+				return kv.Put([]byte("svc/s03"), encodeRecord(r))
+			})
+		}},
+		{"flipped bytes in a leaf page", func(t *testing.T, dir string) {
+			path := filepath.Join(dir, "store.db")
+			b, err := os.ReadFile(path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			// Flip one byte of a stored value's ciphertext on its page.
+			i := bytes.Index(b, []byte("svc/s20"))
+			if i < 0 {
+				t.Fatal("key not found in the file")
+			}
+			b[i+len("svc/s20")+30] ^= 0x40
+			if err := os.WriteFile(path, b, 0o600); err != nil {
+				t.Fatal(err)
+			}
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			dir := build(t)
+			s, err := OpenBolt(BoltConfig{Dir: dir, Sealer: sealer})
+			if err != nil {
+				t.Fatalf("the undamaged file: %v", err)
+			}
+			s.Close()
+			tc.damage(t, dir)
+			_, err = OpenBolt(BoltConfig{Dir: dir, Sealer: sealer})
+			if err == nil {
+				t.Fatal("OpenBolt accepted a damaged file")
+			}
+			if !strings.Contains(err.Error(), filepath.Join(dir, "store.db")) || !strings.Contains(err.Error(), "damaged") {
+				t.Fatalf("error %q does not name the damaged file", err)
+			}
+			t.Log(err)
+		})
+	}
+}
+
+// TestBoltListCountChecked drops a key under an open store without a
+// recorded change: listing its segment fails instead of returning less.
+func TestBoltListCountChecked(t *testing.T) {
+	s := openBolt(t, BoltConfig{Dir: t.TempDir()})
+	for i := range 5 {
+		mustPut(t, s, fmt.Sprintf("svc/s%d", i), "x")
+	}
+	if err := s.db.Update(func(tx *bolt.Tx) error { return tx.Bucket(bktKV).Delete([]byte("svc/s2")) }); err != nil {
+		t.Fatal(err)
+	}
+	if kvs, _, err := s.List(context.Background(), "svc/"); !errors.Is(err, ErrCorrupt) {
+		t.Fatalf("List over a silently dropped key = %d keys, %v; want ErrCorrupt", len(kvs), err)
+	}
+	if _, err := s.Delete(context.Background(), "svc/s1"); err != nil {
+		t.Fatal(err)
 	}
 }
 

@@ -183,16 +183,30 @@ func (s *Bolt) applyOne(tx *bolt.Tx, r *writeReq) (rev int64, changed bool, reqE
 	if len(cs) == 0 {
 		return cur, false, nil, nil
 	}
+	tallied := make([]tallyChange, 0, len(cs))
 	for _, c := range cs {
+		tc := tallyChange{key: c.key}
+		if old := kv.Get([]byte(c.key)); old != nil {
+			rec, err := decodeRecord(old)
+			if err != nil {
+				return 0, false, fmt.Errorf("key %q: %w", c.key, err), nil
+			}
+			tc.old = &rec
+		}
 		var err error
 		if c.kind == EventDelete {
 			err = kv.Delete([]byte(c.key))
 		} else {
+			tc.next = &record{create: c.create, mod: next}
 			err = kv.Put([]byte(c.key), encodeRecord(record{create: c.create, mod: next, value: c.value}))
 		}
 		if err != nil {
 			return 0, false, nil, err
 		}
+		tallied = append(tallied, tc)
+	}
+	if err := updateTally(meta, tallied); err != nil {
+		return 0, false, nil, err
 	}
 	if err := tx.Bucket(bktLog).Put(revKey(next), encodeLogEntry(cs)); err != nil {
 		return 0, false, nil, err

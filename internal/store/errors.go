@@ -17,6 +17,9 @@ var (
 	ErrClosed = errors.New("store closed")
 	// ErrInvalid: a key, prefix, condition or op is malformed.
 	ErrInvalid = errors.New("invalid argument")
+	// ErrUnavailable: the store cannot answer within its deadline (an etcd
+	// cluster without quorum, or out of reach). The error's text says which.
+	ErrUnavailable = errors.New("control-plane store unavailable")
 	// ErrCorrupt: a stored record cannot be decoded or its sealed value does
 	// not open under its key (it was altered, or moved from another key).
 	ErrCorrupt = errors.New("corrupt record")

@@ -31,6 +31,10 @@ type EtcdConfig struct {
 	TLS *tls.Config
 	// DialTimeout bounds the reachability check in OpenEtcd; 0 means 5s.
 	DialTimeout time.Duration
+	// RequestTimeout bounds every call that has no earlier deadline of its
+	// own (a cluster without quorum otherwise holds a call forever); 0
+	// means 5s. A call that runs out of it fails with ErrUnavailable.
+	RequestTimeout time.Duration
 	// Sealer, if set, encrypts every stored value with its key (without the
 	// prefix) as associated data. A prefix first used with a Sealer refuses
 	// to open without one, and the other way round.
@@ -46,10 +50,12 @@ type EtcdConfig struct {
 // watch's events in memory until they are read: both suit the control
 // plane's thousands of keys, not millions.
 type Etcd struct {
-	cli    *clientv3.Client
-	prefix string // Prefix+"kv/": where keys live
-	sealer Sealer
-	log    *slog.Logger
+	cli       *clientv3.Client
+	prefix    string // Prefix+"kv/": where keys live
+	sealer    Sealer
+	log       *slog.Logger
+	timeout   time.Duration // RequestTimeout
+	endpoints []string
 
 	closed    atomic.Bool
 	done      chan struct{} // closed by Close: watches stop
@@ -81,7 +87,11 @@ func OpenEtcd(ctx context.Context, cfg EtcdConfig) (*Etcd, error) {
 	if err != nil {
 		return nil, fmt.Errorf("store: etcd: %v: %w", cfg.Endpoints, err)
 	}
-	s := &Etcd{cli: cli, prefix: cfg.Prefix + "kv/", sealer: cfg.Sealer, log: cfg.Logger, done: make(chan struct{})}
+	s := &Etcd{cli: cli, prefix: cfg.Prefix + "kv/", sealer: cfg.Sealer, log: cfg.Logger, done: make(chan struct{}),
+		timeout: cfg.RequestTimeout, endpoints: cfg.Endpoints}
+	if s.timeout == 0 {
+		s.timeout = 5 * time.Second
+	}
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
 	}
@@ -89,7 +99,10 @@ func OpenEtcd(ctx context.Context, cfg EtcdConfig) (*Etcd, error) {
 	defer cancel()
 	if err := s.checkSealed(pctx, cfg.Prefix+"meta/sealed"); err != nil {
 		cli.Close()
-		return nil, fmt.Errorf("store: etcd: %v prefix %q: %w", cfg.Endpoints, cfg.Prefix, err)
+		if errors.Is(err, ErrInvalid) || errors.Is(err, ErrCorrupt) {
+			return nil, fmt.Errorf("store: etcd: %v prefix %q: %w", cfg.Endpoints, cfg.Prefix, err)
+		}
+		return nil, fmt.Errorf("store: etcd: %v prefix %q: %w", cfg.Endpoints, cfg.Prefix, unavailable(ctx, cli, cfg.Endpoints, err))
 	}
 	return s, nil
 }
@@ -108,7 +121,7 @@ func (s *Etcd) checkSealed(ctx context.Context, marker string) error {
 		Else(clientv3.OpGet(marker)).
 		Commit()
 	if err != nil {
-		return fmt.Errorf("not reachable: %w", err)
+		return err
 	}
 	if resp.Succeeded {
 		return nil
@@ -145,14 +158,27 @@ func (s *Etcd) begin(ctx context.Context) error {
 	return ctx.Err()
 }
 
-// fail turns a client error into one that wraps ErrClosed or the context's
-// error when either explains it.
-func (s *Etcd) fail(ctx context.Context, err error) error {
+// call returns the context a call runs under: the caller's, bounded by
+// the store's RequestTimeout when it has no earlier deadline.
+func (s *Etcd) call(ctx context.Context) (context.Context, context.CancelFunc) {
+	if d, ok := ctx.Deadline(); ok && time.Until(d) <= s.timeout {
+		return ctx, func() {}
+	}
+	return context.WithTimeout(ctx, s.timeout)
+}
+
+// fail turns a client error into one that wraps ErrClosed or the caller's
+// context error when either explains it, and ErrUnavailable (with the
+// cause found: no quorum, or out of reach) when the cluster did not answer
+// in time.
+func (s *Etcd) fail(ctx, callCtx context.Context, err error) error {
 	switch {
 	case s.closed.Load():
 		return ErrClosed
 	case ctx.Err() != nil:
 		return ctx.Err()
+	case isUnavailable(callCtx, err):
+		return unavailable(context.WithoutCancel(ctx), s.cli, s.endpoints, err)
 	}
 	return err
 }
@@ -165,9 +191,9 @@ func (s *Etcd) Get(ctx context.Context, key string) (KV, error) {
 	if err := s.begin(ctx); err != nil {
 		return KV{}, fmt.Errorf("store: get %q: %w", key, err)
 	}
-	resp, err := s.cli.Get(ctx, s.prefix+key)
+	resp, err := s.read(ctx, s.prefix+key)
 	if err != nil {
-		return KV{}, fmt.Errorf("store: get %q: %w", key, s.fail(ctx, err))
+		return KV{}, fmt.Errorf("store: get %q: %w", key, err)
 	}
 	if len(resp.Kvs) == 0 {
 		return KV{}, fmt.Errorf("store: get %q: %w", key, ErrNotFound)
@@ -187,9 +213,9 @@ func (s *Etcd) List(ctx context.Context, prefix string) ([]KV, int64, error) {
 	if err := s.begin(ctx); err != nil {
 		return nil, 0, fmt.Errorf("store: list %q: %w", prefix, err)
 	}
-	resp, err := s.cli.Get(ctx, s.prefix+prefix, clientv3.WithPrefix())
+	resp, err := s.read(ctx, s.prefix+prefix, clientv3.WithPrefix())
 	if err != nil {
-		return nil, 0, fmt.Errorf("store: list %q: %w", prefix, s.fail(ctx, err))
+		return nil, 0, fmt.Errorf("store: list %q: %w", prefix, err)
 	}
 	kvs := make([]KV, 0, len(resp.Kvs))
 	for _, raw := range resp.Kvs {
@@ -207,9 +233,11 @@ func (s *Etcd) Rev(ctx context.Context) (int64, error) {
 	if err := s.begin(ctx); err != nil {
 		return 0, fmt.Errorf("store: rev: %w", err)
 	}
-	resp, err := s.cli.Get(ctx, s.prefix, clientv3.WithCountOnly())
+	cctx, cancel := s.call(ctx)
+	defer cancel()
+	resp, err := s.cli.Get(cctx, s.prefix, clientv3.WithCountOnly())
 	if err != nil {
-		return 0, fmt.Errorf("store: rev: %w", s.fail(ctx, err))
+		return 0, fmt.Errorf("store: rev: %w", s.fail(ctx, cctx, err))
 	}
 	return resp.Header.Revision, nil
 }
@@ -268,9 +296,11 @@ func (s *Etcd) apply(ctx context.Context, conds []Cond, ops []Op) (int64, error)
 		}
 		writes[i] = clientv3.OpPut(s.prefix+op.Key, string(v))
 	}
-	resp, err := s.cli.Txn(ctx).If(cmps...).Then(writes...).Else(reads...).Commit()
+	cctx, cancel := s.call(ctx)
+	defer cancel()
+	resp, err := s.cli.Txn(cctx).If(cmps...).Then(writes...).Else(reads...).Commit()
 	if err != nil {
-		return 0, s.fail(ctx, err)
+		return 0, s.fail(ctx, cctx, err)
 	}
 	if !resp.Succeeded {
 		for i, c := range conds {
@@ -295,14 +325,16 @@ func (s *Etcd) Compact(ctx context.Context, rev int64) error {
 	if rev <= 0 {
 		return nil // below every compaction
 	}
-	_, err := s.cli.Compact(ctx, rev, clientv3.WithCompactPhysical())
+	cctx, cancel := s.call(ctx)
+	defer cancel()
+	_, err := s.cli.Compact(cctx, rev, clientv3.WithCompactPhysical())
 	switch {
 	case err == nil, errors.Is(err, rpctypes.ErrCompacted):
 		return nil
 	case errors.Is(err, rpctypes.ErrFutureRev):
 		return fmt.Errorf("store: compact %d: beyond the current revision: %w", rev, ErrInvalid)
 	}
-	return fmt.Errorf("store: compact %d: %w", rev, s.fail(ctx, err))
+	return fmt.Errorf("store: compact %d: %w", rev, s.fail(ctx, cctx, err))
 }
 
 func (s *Etcd) kv(raw *mvccpb.KeyValue) (KV, error) {

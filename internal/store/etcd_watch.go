@@ -34,12 +34,14 @@ func (s *Etcd) Watch(ctx context.Context, prefix string, fromRev int64) (<-chan 
 		}
 		fromRev = rev
 	} else {
-		_, err := s.cli.Get(ctx, s.prefix, clientv3.WithRev(fromRev), clientv3.WithCountOnly())
+		cctx, cancel := s.call(ctx)
+		_, err := s.cli.Get(cctx, s.prefix, clientv3.WithRev(fromRev), clientv3.WithCountOnly())
+		cancel()
 		switch {
 		case errors.Is(err, rpctypes.ErrCompacted):
 			return nil, fmt.Errorf("store: watch %q: changes after revision %d: %w", prefix, fromRev, ErrCompacted)
 		case err != nil && !errors.Is(err, rpctypes.ErrFutureRev):
-			return nil, fmt.Errorf("store: watch %q: %w", prefix, s.fail(ctx, err))
+			return nil, fmt.Errorf("store: watch %q: %w", prefix, s.fail(ctx, cctx, err))
 		}
 	}
 	// Requiring a leader makes a member cut off from its cluster end the

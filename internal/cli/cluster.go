@@ -1,0 +1,255 @@
+package cli
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"time"
+
+	"moat/internal/seal"
+	"moat/internal/server"
+	"moat/internal/store"
+)
+
+// clusterKeyring is the name of the cluster's keyring among the etcd
+// prefix's meta values: the data keys, wrapped by the cluster's KEK, in
+// the same format as keyring.json.
+const clusterKeyring = "keyring"
+
+// etcdConfig is the etcd store configuration sc names.
+func etcdConfig(sc server.StoreFile, sealer store.Sealer) store.EtcdConfig {
+	prefix := sc.Prefix
+	if prefix == "" {
+		prefix = "/moat/"
+	}
+	return store.EtcdConfig{Endpoints: sc.Endpoints, Prefix: prefix, Sealer: sealer, RequestTimeout: time.Duration(sc.Timeout)}
+}
+
+// etcdKeyring keeps a cluster's keyring in etcd, so that every server of
+// the cluster holds the same data keys and sees a rotation at once.
+type etcdKeyring struct {
+	m *store.EtcdMeta
+}
+
+func (b etcdKeyring) Name() string { return b.m.Name(clusterKeyring) }
+
+func (b etcdKeyring) Load() ([]byte, error) {
+	v, err := b.m.Get(context.Background(), clusterKeyring)
+	if errors.Is(err, store.ErrNotFound) {
+		return nil, fmt.Errorf("%s: %w", b.Name(), fs.ErrNotExist)
+	}
+	return v, err
+}
+
+func (b etcdKeyring) Replace(prev, data []byte) error {
+	err := b.m.Swap(context.Background(), clusterKeyring, prev, data)
+	if errors.Is(err, store.ErrConflict) {
+		return seal.ErrKeyringChanged
+	}
+	return err
+}
+
+// serverKeyring is a server's keyring and what holds it open.
+type serverKeyring struct {
+	kr  *seal.Keyring
+	kek seal.KEK
+	// meta is the cluster's etcd meta space, nil on the embedded store.
+	meta *store.EtcdMeta
+}
+
+// changes is the watch of a shared keyring (see server.KeysConfig), nil
+// for a keyring file.
+func (s *serverKeyring) changes() func(context.Context, func()) {
+	if s.meta == nil {
+		return nil
+	}
+	return func(ctx context.Context, fn func()) { s.meta.Watch(ctx, clusterKeyring, fn) }
+}
+
+func (s *serverKeyring) Close() error {
+	if s.meta != nil {
+		return s.meta.Close()
+	}
+	return nil
+}
+
+// openServerKeyring opens the keyring of the control plane c names: the
+// file in the data directory on the embedded store, or the cluster's
+// keyring in etcd. With create (server init) a missing one is made, and a
+// missing key file too.
+//
+// A server joining a cluster needs only the etcd endpoints and the KEK:
+// the keyring (and through it the sealed CA and state) is read from etcd.
+// keyring.json in the data directory is then a copy of the cluster's,
+// refreshed at every change, for the tools that read the directory
+// offline. One left by a server that ran before the keyring moved to etcd
+// is published to an etcd that has none; one holding keys the cluster
+// lacks stops the server, since data here was sealed with them.
+func openServerKeyring(ctx context.Context, e *Env, c *server.File, create bool) (*serverKeyring, error) {
+	if c.Store.Backend != "etcd" {
+		kek, err := c.KEK.Load(c.DataDir, e.Getenv, create)
+		if err != nil {
+			return nil, err
+		}
+		kr, err := seal.Open(seal.Config{Dir: c.DataDir, KEK: kek, NoCreate: !create})
+		if err != nil {
+			return nil, err
+		}
+		return &serverKeyring{kr: kr, kek: kek}, nil
+	}
+	ec := etcdConfig(c.Store, nil)
+	meta, err := store.OpenEtcdMeta(ctx, ec)
+	if err != nil {
+		return nil, err
+	}
+	sk := &serverKeyring{meta: meta}
+	ok := false
+	defer func() {
+		if !ok {
+			meta.Close()
+		}
+	}()
+	backend := etcdKeyring{meta}
+	existing, err := backend.Load()
+	switch {
+	case err == nil:
+	case errors.Is(err, fs.ErrNotExist):
+		existing = nil
+	default:
+		return nil, err
+	}
+	// An init that finds a keyring goes on only with the KEK that opens it
+	// (the same init, interrupted); otherwise the cluster is another's.
+	sk.kek, err = c.KEK.Load(c.DataDir, e.Getenv, create && existing == nil)
+	if create && existing != nil && (err != nil || !opens(existing, sk.kek, c.DataDir)) {
+		return nil, fmt.Errorf("etcd %v prefix %q already holds a moat control plane: %w", ec.Endpoints, ec.Prefix, errClusterExists)
+	}
+	if err != nil {
+		return nil, err
+	}
+	if err := os.MkdirAll(c.DataDir, 0o700); err != nil {
+		return nil, err
+	}
+	local := filepath.Join(c.DataDir, seal.KeyringFile)
+	if err := adoptLocalKeyring(local, backend, sk.kek, existing); err != nil {
+		return nil, err
+	}
+	sk.kr, err = seal.Open(seal.Config{Dir: c.DataDir, KEK: sk.kek, NoCreate: !create, Backend: backend, Mirror: local})
+	switch {
+	case errors.Is(err, seal.ErrNoKeyring):
+		return nil, fmt.Errorf("etcd %v prefix %q holds no moat control plane: run \"moat server init\" with the same store settings first", ec.Endpoints, ec.Prefix)
+	case errors.Is(err, seal.ErrWrongKEK) && create:
+		return nil, fmt.Errorf("another server initialized etcd %v prefix %q meanwhile: run \"moat server run\" with its key-encryption key", ec.Endpoints, ec.Prefix)
+	case errors.Is(err, seal.ErrWrongKEK):
+		return nil, fmt.Errorf("%w: every server of a cluster needs the cluster's key-encryption key", err)
+	case err != nil:
+		return nil, err
+	}
+	ok = true
+	return sk, nil
+}
+
+// errClusterExists ends an init that finds a cluster in etcd.
+var errClusterExists = errors.New("to add this server to it, run \"moat server run\" with the same store settings and the cluster's key-encryption key (no init needed)")
+
+// opens reports whether kek opens the wrapped keyring data.
+func opens(data []byte, kek seal.KEK, dir string) bool {
+	_, err := seal.Open(seal.Config{Dir: dir, KEK: kek, NoCreate: true, Backend: fixedKeyring(data)})
+	return err == nil
+}
+
+// fixedKeyring is a read-only keyring backend holding data.
+type fixedKeyring []byte
+
+func (f fixedKeyring) Name() string              { return "the cluster keyring" }
+func (f fixedKeyring) Load() ([]byte, error)     { return f, nil }
+func (f fixedKeyring) Replace(_, _ []byte) error { return seal.ErrKeyringChanged }
+
+// adoptLocalKeyring moves a data directory's keyring.json to the cluster:
+// published when etcd holds none, kept (as the local copy the cluster's
+// keyring refreshes) when etcd's holds all of its keys, and refused
+// otherwise.
+func adoptLocalKeyring(local string, backend etcdKeyring, kek seal.KEK, existing []byte) error {
+	if _, err := os.Stat(local); errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
+	mine, err := seal.Open(seal.Config{Dir: filepath.Dir(local), KEK: kek, NoCreate: true})
+	if err != nil {
+		return err
+	}
+	if existing == nil {
+		if err := backend.Replace(nil, mine.Wrapped()); err != nil && !errors.Is(err, seal.ErrKeyringChanged) {
+			return fmt.Errorf("publishing %s to %s: %w", local, backend.Name(), err)
+		}
+	}
+	cluster, err := seal.Open(seal.Config{Dir: filepath.Dir(local), KEK: kek, NoCreate: true, Backend: backend})
+	if err != nil {
+		return err
+	}
+	have := map[uint32]bool{}
+	for _, k := range cluster.Status(nil).Keys {
+		have[k.ID] = true
+	}
+	for _, k := range mine.Status(nil).Keys {
+		if !have[k.ID] {
+			return fmt.Errorf("%s holds data key %d, which the cluster's keyring (%s) lacks: data in this directory was sealed with it; move the directory's audit/ and flows/ aside before joining the cluster, or restore the cluster's keyring", local, k.ID, backend.Name())
+		}
+	}
+	return nil
+}
+
+// restoreToEtcd loads a restored data directory's state into the etcd
+// prefix of c, which must hold no control plane: the keyring first (as
+// the cluster's keyring), then every key of store.db, the control plane's
+// meta record last so no server takes a half-loaded prefix for a whole
+// one.
+func restoreToEtcd(ctx context.Context, c *server.File, kr *seal.Keyring) error {
+	ec := etcdConfig(c.Store, nil)
+	meta, err := store.OpenEtcdMeta(ctx, ec)
+	if err != nil {
+		return err
+	}
+	defer meta.Close()
+	backend := etcdKeyring{meta}
+	if err := prefixFree(backend, ec); err != nil {
+		return err
+	}
+	src, err := store.OpenBolt(store.BoltConfig{Dir: c.DataDir, Sealer: kr.AEAD()})
+	if err != nil {
+		return err
+	}
+	defer src.Close()
+	if err := backend.Replace(nil, kr.Wrapped()); err != nil {
+		return fmt.Errorf("publishing the keyring to %s: %w", backend.Name(), err)
+	}
+	dst, err := store.OpenEtcd(ctx, etcdConfig(c.Store, kr.AEAD()))
+	if err != nil {
+		return err
+	}
+	defer dst.Close()
+	return store.CopyAll(ctx, dst, src, server.MetaKey)
+}
+
+// etcdPrefixFree checks, before anything is restored, that the etcd
+// prefix of c holds no control plane.
+func etcdPrefixFree(ctx context.Context, c *server.File) error {
+	ec := etcdConfig(c.Store, nil)
+	meta, err := store.OpenEtcdMeta(ctx, ec)
+	if err != nil {
+		return err
+	}
+	defer meta.Close()
+	return prefixFree(etcdKeyring{meta}, ec)
+}
+
+func prefixFree(backend etcdKeyring, ec store.EtcdConfig) error {
+	if _, err := backend.Load(); err == nil {
+		return fmt.Errorf("etcd %v prefix %q already holds a moat control plane: restore into an empty prefix", ec.Endpoints, ec.Prefix)
+	} else if !errors.Is(err, fs.ErrNotExist) {
+		return err
+	}
+	return nil
+}

@@ -1,0 +1,149 @@
+package e2e
+
+import (
+	"net/http"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"moat/internal/api"
+	"moat/internal/audit"
+	"moat/internal/identity"
+	"moat/internal/server"
+)
+
+// TestFleetRecoversAfterOutageLongerThanNodeCertificate stops the control
+// plane for longer than a node certificate's life: when it returns, every
+// agent re-attests with the node key pinned at join, by itself, and its
+// services get SVIDs again.
+func TestFleetRecoversAfterOutageLongerThanNodeCertificate(t *testing.T) {
+	c := newCluster(t, func(ic *server.InitConfig) { ic.NodeTTL = 2 * time.Hour })
+	c.register(api.Registration{Name: "api", Node: "n1", Port: 8080})
+	c.register(api.Registration{Name: "db", Node: "n2", Port: 5432})
+	a1, a2 := c.startAgent("n1"), c.startAgent("n2")
+	eventually(t, "first SVIDs", func() bool { return svidOf(a1, "api") != nil && svidOf(a2, "db") != nil })
+	addr := c.addr
+
+	t.Log("control plane down for three hours; node certificates last two")
+	c.stopServer()
+	for range 18 {
+		c.clk.Advance(10 * time.Minute)
+	}
+	now := c.clk.Now()
+	for _, a := range []interface{ NodeExpiry() time.Time }{a1, a2} {
+		if !a.NodeExpiry().Before(now) {
+			t.Fatalf("node certificate valid until %s, after the outage's end %s: the test proves nothing", a.NodeExpiry(), now)
+		}
+	}
+
+	t.Log("control plane back: the fleet re-attests with its node keys")
+	c.startServer(addr)
+	eventually(t, "new node certificates and SVIDs", func() bool {
+		c.clk.Advance(2 * time.Second) // backoffs run on the fake clock
+		now := c.clk.Now()
+		for _, s := range []struct {
+			a interface{ NodeExpiry() time.Time }
+			l func() bool
+		}{
+			{a1, func() bool { l := svidOf(a1, "api"); return l != nil && identity.CheckValidity(l, now) == nil }},
+			{a2, func() bool { l := svidOf(a2, "db"); return l != nil && identity.CheckValidity(l, now) == nil }},
+		} {
+			if !s.a.NodeExpiry().After(now) || !s.l() {
+				return false
+			}
+		}
+		return true
+	})
+	for name, a := range map[string]interface{ Reattestations() (int64, int64) }{"n1": a1, "n2": a2} {
+		if key, token := a.Reattestations(); key != 1 || token != 0 {
+			t.Errorf("%s re-attested %d times with its node key and %d with a token, want 1 and 0", name, key, token)
+		}
+	}
+	// Each re-attestation is on record as intent, then outcome.
+	var outcomes []audit.Entry
+	for _, e := range auditEntries(t, c, "node.reattest") {
+		if e.Result != "pending" {
+			outcomes = append(outcomes, e)
+		}
+	}
+	if len(outcomes) != 2 {
+		t.Fatalf("%d node.reattest outcomes in the audit log, want 2: %+v", len(outcomes), outcomes)
+	}
+	for _, e := range outcomes {
+		if e.Result != "ok" || e.Detail["method"] != "node-key" {
+			t.Errorf("audit entry %+v: want ok by node-key", e)
+		}
+	}
+
+	t.Log("a stranger's re-attestation for n1 is refused")
+	var resp api.CertResponse
+	anon := api.NewClient(c.addr, api.ClientTLS(nil, a1.Trust()))
+	defer anon.Close()
+	err := anon.Call(t.Context(), http.MethodPost, api.PathReattest, api.ReattestRequest{Node: "n1", MeshAddr: "127.0.0.1:1", CSR: []byte("x"), Time: c.clk.Now(), Signature: []byte("forged")}, &resp)
+	if err == nil {
+		t.Fatal("a forged re-attestation was accepted")
+	}
+	t.Logf("forged re-attestation refused: %v", err)
+}
+
+// auditEntries returns the audit log's entries of action.
+func auditEntries(t *testing.T, c *cluster, action string) []audit.Entry {
+	t.Helper()
+	all, err := c.alog.Entries(0, c.alog.Size())
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []audit.Entry
+	for _, e := range all {
+		if e.Entry.Action == action {
+			out = append(out, e.Entry)
+		}
+	}
+	return out
+}
+
+// TestReattestWithJoinTokenWhenNodeKeyIsLost: a node whose certificate
+// expired and whose node key is gone uses the --join token it was started
+// with (given while its identity exists, the token is kept for this, not
+// ignored), and says which way it re-attested.
+func TestReattestWithJoinTokenWhenNodeKeyIsLost(t *testing.T) {
+	c := newCluster(t, func(ic *server.InitConfig) { ic.NodeTTL = 2 * time.Hour })
+	c.register(api.Registration{Name: "api", Node: "n1", Port: 8080})
+	cfg := c.agentConfig("n1")
+	a, stop := c.runAgent(cfg)
+	eventually(t, "first SVID", func() bool { return svidOf(a, "api") != nil })
+	stop()
+	for _, f := range []string{"attest.pem", "attest.sealed"} {
+		os.Remove(filepath.Join(cfg.DataDir, "node", f))
+	}
+
+	// The operator's new token, made before the outage (admin calls use
+	// the real clock, the servers the fake one).
+	var tok api.TokenResponse
+	if err := c.call(http.MethodPost, api.PathTokens, api.TokenRequest{Node: "n1", TTL: 24 * time.Hour}, &tok); err != nil {
+		t.Fatal(err)
+	}
+
+	t.Log("three hours pass with the control plane down; the node key is lost meanwhile")
+	addr := c.addr
+	c.stopServer()
+	for range 18 {
+		c.clk.Advance(10 * time.Minute)
+	}
+	c.startServer(addr)
+	cfg.Join = tok.Token
+	a, _ = c.runAgent(cfg)
+	eventually(t, "a new node certificate through the join token", func() bool {
+		c.clk.Advance(2 * time.Second)
+		return a.NodeExpiry().After(c.clk.Now())
+	})
+	if key, token := a.Reattestations(); key != 0 || token != 1 {
+		t.Fatalf("re-attested %d times with the node key and %d with the token, want 0 and 1", key, token)
+	}
+	eventually(t, "an SVID again", func() bool {
+		c.clk.Advance(2 * time.Second)
+		l := svidOf(a, "api")
+		return l != nil && identity.CheckValidity(l, c.clk.Now()) == nil
+	})
+}

@@ -1,0 +1,60 @@
+package faults
+
+import (
+	"strings"
+	"testing"
+	"time"
+)
+
+// TestEtcdQuorumLoss takes two of three etcd members away from a running
+// control plane: admin writes and reads fail within their deadline naming
+// the cause (a read too, since its audit entry goes to the same etcd), the
+// server stays up, and everything works again once quorum returns.
+func TestEtcdQuorumLoss(t *testing.T) {
+	etcd := startEtcdCluster(t, 3)
+	c := newMoatCluster(t, etcd, 1)
+	s := c.servers[0]
+	env := append(c.via(s), "MOAT_SERVER="+s.listen)
+	mustMoat(t, env, "svc", "register", "--node", "n1", "--name", "api", "--port", "8080")
+
+	t.Log("two of three members gone: no quorum")
+	etcd[1].p.kill()
+	etcd[2].p.kill()
+
+	start := time.Now()
+	_, errOut, err := moat(t, env, "svc", "register", "--node", "n1", "--name", "db", "--port", "5432", "--timeout", "20s")
+	took := time.Since(start)
+	if err == nil {
+		t.Fatal("a write succeeded without etcd quorum")
+	}
+	if !strings.Contains(errOut, "control-plane store unavailable: no etcd quorum") {
+		t.Fatalf("write without quorum: %v: %q, want the named cause", err, errOut)
+	}
+	t.Logf("write refused after %s: %s", took.Round(time.Millisecond), strings.TrimSpace(errOut))
+
+	// A read is answered only once its audit entry is durable, and the
+	// cluster's audit log is in etcd too: it is refused, naming the cause.
+	_, errOut, err = moat(t, env, "svc", "list", "--timeout", "20s")
+	if err == nil {
+		t.Fatal("an admin read was answered while its audit entry could not be written")
+	}
+	if !strings.Contains(errOut, "control-plane store unavailable: no etcd quorum") {
+		t.Fatalf("read without quorum: %v: %q, want the named cause", err, errOut)
+	}
+	t.Logf("read without quorum: %s", strings.TrimSpace(errOut))
+	if s.p.exited() {
+		t.Fatalf("the server stopped when the store lost quorum:\n%s", s.p.out.String())
+	}
+
+	t.Log("quorum back: writes succeed again, reads are current")
+	etcd[1].restart(t)
+	etcd[1].waitHealthy(t)
+	waitForDetail(t, "a write after quorum returned", func() (bool, string) {
+		_, errOut, err := moat(t, env, "svc", "register", "--node", "n1", "--name", "db", "--port", "5432")
+		return err == nil, errOut
+	})
+	out, errOut, err := moat(t, env, "svc", "list")
+	if err != nil || !strings.Contains(out, "db") || strings.Contains(errOut, "warning") {
+		t.Fatalf("read after quorum returned: %v: %s %s", err, out, errOut)
+	}
+}
