@@ -102,11 +102,12 @@ type Agent struct {
 	td    spiffeid.TrustDomain
 	trust *identity.Trust
 
-	mu       sync.RWMutex // guards the fields below
-	nodeCert *tls.Certificate
-	svids    map[string]*svid // by service name
-	state    state            // what the watch stream said
-	synced   bool             // a full snapshot has arrived
+	mu          sync.RWMutex // guards the fields below
+	nodeCert    *tls.Certificate
+	nodeRenewAt time.Time        // when nodeCert is due for renewal
+	svids       map[string]*svid // by service name
+	state       state            // what the watch stream said
+	synced      bool             // a full snapshot has arrived
 
 	wake        chan struct{}   // nudges the renewal loop
 	healthWake  chan struct{}   // nudges the listener health reporter
@@ -252,8 +253,9 @@ func (a *Agent) adopt(cert *tls.Certificate, roots []*x509.Certificate) error {
 		a.trust = identity.NewTrust(identity.TrustConfig{TrustDomain: a.td, Now: a.cfg.Now})
 		a.trust.Update(x509bundle.FromX509Authorities(a.td, roots), identity.Revocations{})
 	}
+	renewAt := a.renewAt(cert)
 	a.mu.Lock()
-	a.nodeCert = cert
+	a.nodeCert, a.nodeRenewAt = cert, renewAt
 	a.mu.Unlock()
 	return nil
 }

@@ -19,12 +19,20 @@ import (
 // restart while the server is away still serves them.
 const svidDir = "svids"
 
-// renewAt returns when a certificate should be renewed: at 40-60% of its
-// life, spread by jitter so a fleet does not renew in step.
+// renewAt returns when a certificate should be renewed: at 40-60% of the
+// life it has from now (or from its NotBefore, if later), spread by jitter
+// so a fleet does not renew in step. The CA backdates NotBefore for clock
+// skew, which must not count as life already spent: with a short TTL it
+// would make a fresh certificate due at once. Call it when the
+// certificate is received or loaded, and keep the answer.
 func (a *Agent) renewAt(c *tls.Certificate) time.Time {
-	life := c.Leaf.NotAfter.Sub(c.Leaf.NotBefore)
+	start := c.Leaf.NotBefore
+	if now := a.cfg.Now(); now.After(start) {
+		start = now
+	}
+	life := c.Leaf.NotAfter.Sub(start)
 	frac := 0.4 + 0.2*a.cfg.Jitter()
-	return c.Leaf.NotBefore.Add(time.Duration(float64(life) * frac))
+	return start.Add(time.Duration(float64(life) * frac))
 }
 
 // renewLoop renews the node SVID and every service SVID when due. A failed
@@ -37,8 +45,9 @@ func (a *Agent) renewLoop(ctx context.Context) error {
 		now := a.cfg.Now()
 		next := now.Add(time.Hour)
 
-		node, _ := a.nodeCertificate()
-		due := a.renewAt(node)
+		a.mu.RLock()
+		due := a.nodeRenewAt
+		a.mu.RUnlock()
 		if !nodeRetry.IsZero() {
 			due = nodeRetry
 		}
