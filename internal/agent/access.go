@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"context"
 	"crypto/tls"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -205,9 +204,9 @@ func (x *access) serve(ctx context.Context, st net.Conn) {
 	if err != nil {
 		return
 	}
-	var hello api.RelayHello
-	if err := json.Unmarshal(line, &hello); err != nil || len(hello.Session) != 24 {
-		x.a.log.Warn("access: malformed relay hello")
+	hello, err := api.ParseRelayHello(line)
+	if err != nil {
+		x.a.log.Warn("access: malformed relay hello", "err", err)
 		return
 	}
 	var peer verifiedPeer

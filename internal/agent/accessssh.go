@@ -503,6 +503,12 @@ func (s *sshSession) start(ctx context.Context, ch ssh.Channel, req *ssh.Request
 		go func() { copyTap(stdin, ch, in); _ = stdin.Close() }()
 	}
 	go func() {
+		if p.ptmx == nil {
+			// Wait closes the pipes: read them to their end first (the
+			// child and whatever inherited them closed them), or a
+			// quick command's last output is lost.
+			p.io.Wait()
+		}
 		err := cmd.Wait()
 		p.code = 0
 		var ee *exec.ExitError
@@ -519,8 +525,6 @@ func (s *sshSession) start(ctx context.Context, ch ssh.Channel, req *ssh.Request
 			// every process holding the terminal are gone.
 			p.io.Wait()
 			_ = p.ptmx.Close()
-		} else {
-			p.io.Wait()
 		}
 		close(p.done)
 	}()

@@ -1,6 +1,17 @@
 package api
 
-import "time"
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/spiffe/go-spiffe/v2/spiffeid"
+
+	"moat/internal/identity"
+)
 
 // MFA and break-glass access paths. The admin ones go through the same
 // authorization as every admin call; the node ones need a node SVID.
@@ -22,6 +33,14 @@ const (
 	PathNodeAccessEvent  = "/v1/node/access/event"
 	PathNodeAccessRec    = "/v1/node/access/recording"
 	PathNodeSSHHost      = "/v1/node/access/hostcert"
+
+	// PathPeerAccessDial carries an administrator's connection from the
+	// server they reached to the one holding the node's tunnel; only a
+	// server of the cluster may call it.
+	PathPeerAccessDial = "/v1/peer/access/connect"
+	// PathPeerRecording answers a recording this server holds to another
+	// server of the cluster (?session=ID).
+	PathPeerRecording = "/v1/peer/access/recording"
 )
 
 // ReasonMFARequired is the Reason of an answer refusing a call for want of
@@ -37,6 +56,8 @@ const ReasonMFAEnrol = "mfa_enrol"
 const (
 	HeaderGrant = "Moat-Grant"
 	HeaderALPN  = "Moat-Protocol"
+	// HeaderRelayHello carries an encoded RelayHello on PathPeerAccessDial.
+	HeaderRelayHello = "Moat-Relay-Hello"
 )
 
 // ALPN protocols an administrator's client offers a node's agent inside a
@@ -224,10 +245,13 @@ type AccessSession struct {
 	// the end carries it too. Empty for a forward, whose bytes are in the
 	// flow records.
 	Recording string `json:"recording,omitempty"`
-	// Stored says whether the control plane holds the recording.
-	Stored   bool  `json:"stored,omitempty"`
-	BytesIn  int64 `json:"bytes_in,omitempty"`
-	BytesOut int64 `json:"bytes_out,omitempty"`
+	// Stored says whether the control plane holds the recording, and
+	// StoredOn which server of the cluster keeps it (in its data
+	// directory; the others fetch it from there).
+	Stored   bool   `json:"stored,omitempty"`
+	StoredOn string `json:"stored_on,omitempty"`
+	BytesIn  int64  `json:"bytes_in,omitempty"`
+	BytesOut int64  `json:"bytes_out,omitempty"`
 }
 
 // AccessEvent is an agent's report of a session starting or ending.
@@ -236,14 +260,84 @@ type AccessEvent struct {
 	Session AccessSession `json:"session"`
 }
 
-// Relay preamble: the first line the control plane writes on a relayed
-// stream to an agent, before the administrator's bytes.
+// RelayHello is the relay's preamble: the first line the control plane
+// writes on a relayed stream to an agent, before the administrator's
+// bytes, and the header (HeaderRelayHello) with which the server the
+// administrator reached asks the server holding the node's tunnel to carry
+// the connection on (PathPeerAccessDial). It names; it proves nothing: the
+// agent admits the administrator by the grant certificate inside the
+// relayed TLS.
 type RelayHello struct {
 	Session string `json:"session"`
 	Grant   string `json:"grant"`
 	Admin   string `json:"admin"`
 	Remote  string `json:"remote,omitempty"`
 	ALPN    string `json:"alpn"`
+}
+
+// MaxRelayHello bounds an encoded RelayHello.
+const MaxRelayHello = 1024
+
+// Encode is h as one line of JSON, without the newline.
+func (h RelayHello) Encode() ([]byte, error) {
+	if err := h.validate(); err != nil {
+		return nil, err
+	}
+	return json.Marshal(h)
+}
+
+// ParseRelayHello reads an encoded RelayHello (a trailing newline is
+// allowed), strictly: unknown fields, oversized input and malformed values
+// are errors.
+func ParseRelayHello(b []byte) (RelayHello, error) {
+	var h RelayHello
+	if len(b) > MaxRelayHello {
+		return h, fmt.Errorf("api: relay hello of %d bytes: at most %d", len(b), MaxRelayHello)
+	}
+	dec := json.NewDecoder(bytes.NewReader(b))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&h); err != nil {
+		return RelayHello{}, fmt.Errorf("api: relay hello: %w", err)
+	}
+	if dec.More() {
+		return RelayHello{}, errors.New("api: relay hello: trailing data")
+	}
+	if err := h.validate(); err != nil {
+		return RelayHello{}, err
+	}
+	return h, nil
+}
+
+func (h RelayHello) validate() error {
+	if len(h.Session) != 24 || !isLowerHex(h.Session) {
+		return errors.New("api: relay hello: session: want 24 lowercase hex digits")
+	}
+	if err := identity.ValidGrantID(h.Grant); err != nil {
+		return fmt.Errorf("api: relay hello: %w", err)
+	}
+	id, err := spiffeid.FromString(h.Admin)
+	if err != nil {
+		return fmt.Errorf("api: relay hello: admin: %w", err)
+	}
+	if kind, _, ok := identity.Parse(id); !ok || kind != identity.KindAdmin {
+		return errors.New("api: relay hello: admin: not an administrator's SPIFFE ID")
+	}
+	if h.ALPN != ALPNAccessSSH && h.ALPN != ALPNAccessForward {
+		return fmt.Errorf("api: relay hello: protocol: want %q or %q", ALPNAccessSSH, ALPNAccessForward)
+	}
+	if len(h.Remote) > 128 || strings.IndexFunc(h.Remote, func(r rune) bool { return r < 0x21 || r > 0x7e }) >= 0 {
+		return errors.New("api: relay hello: remote: at most 128 printable ASCII characters")
+	}
+	return nil
+}
+
+func isLowerHex(s string) bool {
+	for _, c := range s {
+		if (c < '0' || c > '9') && (c < 'a' || c > 'f') {
+			return false
+		}
+	}
+	return true
 }
 
 // SSHHostCertRequest asks for an SSH host certificate for the node's

@@ -69,6 +69,8 @@ func (s *Server) accessRoutes(mux *http.ServeMux, admin func(method, path, role,
 	mux.HandleFunc("POST "+api.PathNodeAccessEvent, s.node(s.handleAccessEvent))
 	mux.HandleFunc("POST "+api.PathNodeAccessRec, s.node(s.handleRecordingUpload))
 	mux.HandleFunc("POST "+api.PathNodeSSHHost, s.node(s.handleSSHHostCert))
+	mux.HandleFunc("POST "+api.PathPeerAccessDial, s.peer(s.handlePeerAccessDial))
+	mux.HandleFunc("GET "+api.PathPeerRecording, s.peer(s.handlePeerRecording))
 }
 
 // newGrantID is 128 random bits in hex, without a leading zero.

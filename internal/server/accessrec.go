@@ -236,7 +236,7 @@ func (s *Server) handleRecordingUpload(w http.ResponseWriter, r *http.Request, c
 		writeError(w, err)
 		return
 	}
-	cur.Stored = true
+	cur.Stored, cur.StoredOn = true, s.cfg.Name
 	if err := s.putRev(ctx, key, rev, cur); err != nil {
 		writeError(w, err)
 		return
@@ -255,18 +255,15 @@ func (s *Server) handleAccessRecording(ctx context.Context, c *caller, r *http.R
 	if !x.Stored {
 		return nil, x.ID, errorf(http.StatusNotFound, "session %s: the control plane holds no recording (not yet sent, or past retention)", x.ID)
 	}
-	path, err := s.recordingPath(x.ID)
+	var b []byte
+	if x.StoredOn == "" || x.StoredOn == s.cfg.Name {
+		b, err = s.localRecording(x)
+	} else {
+		c.note("stored_on", x.StoredOn)
+		b, err = s.peerRecording(ctx, x)
+	}
 	if err != nil {
 		return nil, x.ID, err
-	}
-	b, err := seal.ReadSealedFile(path, s.cfg.Sealer, "recording/"+x.ID)
-	if err != nil {
-		s.log.Error("access: recording unreadable", "session", x.ID, "err", err)
-		return nil, x.ID, errorf(http.StatusConflict, "session %s: the stored recording is missing or does not open", x.ID)
-	}
-	sum := sha256.Sum256(b)
-	if hex.EncodeToString(sum[:]) != x.Recording {
-		return nil, x.ID, errorf(http.StatusConflict, "session %s: the stored recording does not match the digest in the audit log", x.ID)
 	}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "application/x-asciicast")
@@ -291,6 +288,9 @@ func (s *Server) expireRecordings(ctx context.Context) error {
 		if err := json.Unmarshal(kv.Value, &x); err != nil || !x.Stored || x.Ended.After(cutoff) {
 			continue
 		}
+		if x.StoredOn != "" && x.StoredOn != s.cfg.Name {
+			continue // another server of the cluster keeps it, and expires it
+		}
 		entry := audit.Entry{Time: s.now().UTC(), Actor: "control-plane", Action: ActionRecordingExpire, Target: x.Node, Result: "ok",
 			Detail: map[string]string{"grant": x.Grant, "session": x.ID, "recording_sha256": x.Recording, "retention": s.cfg.Access.Retention.String()}}
 		if err := s.record(ctx, entry); err != nil {
@@ -300,7 +300,7 @@ func (s *Server) expireRecordings(ctx context.Context) error {
 		if err := os.Remove(path); err != nil && !errors.Is(err, os.ErrNotExist) {
 			return err
 		}
-		x.Stored = false
+		x.Stored, x.StoredOn = false, ""
 		if err := s.putRev(ctx, kv.Key, kv.ModRevision, x); err != nil && !errors.Is(err, store.ErrConflict) {
 			return err
 		}

@@ -4,7 +4,6 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
-	"encoding/json"
 	"io"
 	"net"
 	"net/http"
@@ -24,6 +23,7 @@ type nodeTunnel struct {
 	node  string
 	sess  *yamux.Session
 	since time.Time
+	id    string // names this tunnel in its store record
 }
 
 // relay is one administrator connection carried to a node.
@@ -70,7 +70,7 @@ func (s *Server) handleAccessTunnel(w http.ResponseWriter, r *http.Request, c *c
 	if err != nil {
 		return
 	}
-	t := &nodeTunnel{node: c.Name, sess: sess, since: s.now()}
+	t := &nodeTunnel{node: c.Name, sess: sess, since: s.now(), id: newSessionID()}
 	s.access.mu.Lock()
 	old := s.access.tunnels[c.Name]
 	s.access.tunnels[c.Name] = t
@@ -79,9 +79,11 @@ func (s *Server) handleAccessTunnel(w http.ResponseWriter, r *http.Request, c *c
 		_ = old.sess.Close()
 	}
 	s.log.Info("access tunnel open", "node", c.Name)
+	ctx := r.Context()
+	s.publishTunnel(ctx, t)
 	select {
 	case <-sess.CloseChan():
-	case <-r.Context().Done():
+	case <-ctx.Done():
 	}
 	_ = sess.Close()
 	s.access.mu.Lock()
@@ -89,6 +91,7 @@ func (s *Server) handleAccessTunnel(w http.ResponseWriter, r *http.Request, c *c
 		delete(s.access.tunnels, c.Name)
 	}
 	s.access.mu.Unlock()
+	s.unpublishTunnel(context.WithoutCancel(ctx), t)
 	s.log.Info("access tunnel closed", "node", c.Name)
 }
 
@@ -168,15 +171,24 @@ func (s *Server) handleAccessConnect(ctx context.Context, c *caller, r *http.Req
 		c.note("outside_grant", g.State(now))
 		return nil, g.Node, errorf(http.StatusForbidden, "grant %s is %s", g.ID, g.State(now))
 	}
-	t := s.access.tunnel(g.Node)
-	if t == nil {
-		return nil, g.Node, errorf(http.StatusServiceUnavailable, "node %q has no access tunnel open to this server (is its agent running?)", g.Node)
-	}
 	session := newSessionID()
-	c.note("session", session)
 	hello := api.RelayHello{Session: session, Grant: g.ID, Admin: c.ID, Remote: r.RemoteAddr, ALPN: alpn}
+	if t := s.access.tunnel(g.Node); t != nil {
+		c.note("session", session)
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			s.relay(w, r, t, g, hello)
+		}), g.Node, nil
+	}
+	// The node's agent follows another server of the cluster: carry the
+	// connection there.
+	holder, err := s.tunnelHolder(ctx, g.Node)
+	if err != nil {
+		return nil, g.Node, err
+	}
+	c.note("session", session)
+	c.note("via", holder.Server)
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		s.relay(w, r, t, g, hello)
+		s.relayVia(w, r, holder, g, hello)
 	}), g.Node, nil
 }
 
@@ -189,11 +201,22 @@ func (s *Server) relay(w http.ResponseWriter, r *http.Request, t *nodeTunnel, g 
 		return
 	}
 	defer up.Close()
-	line, _ := json.Marshal(hello)
+	line, err := hello.Encode()
+	if err != nil {
+		writeError(w, err)
+		return
+	}
 	if _, err := up.Write(append(line, '\n')); err != nil {
 		writeError(w, errorf(http.StatusServiceUnavailable, "node %q: tunnel closed", g.Node))
 		return
 	}
+	s.pipe(w, r, up, g)
+}
+
+// pipe answers the caller with a full-duplex stream and copies it to and
+// from up until either ends, the grant expires, or it is cut (revocation,
+// on this server or seen in the store).
+func (s *Server) pipe(w http.ResponseWriter, r *http.Request, up net.Conn, g api.Grant) {
 	down, err := streamOf(w, r)
 	if err != nil {
 		return
@@ -211,7 +234,7 @@ func (s *Server) relay(w http.ResponseWriter, r *http.Request, t *nodeTunnel, g 
 	}
 	// The copy towards the caller writes to w, so it must end before this
 	// handler returns; the other one only reads the request body (closed
-	// below) and writes to the tunnel stream.
+	// below) and writes to the upstream.
 	var wg sync.WaitGroup
 	wg.Add(1)
 	go func() {

@@ -172,11 +172,17 @@ func (h *hub) frameOf(ctx context.Context, ev store.Event) (frame, bool) {
 		}
 	case prefixGrant:
 		if del {
+			h.s.access.cut(strings.TrimPrefix(k, p))
 			return frame{}, false
 		}
 		var g api.Grant
 		if json.Unmarshal(ev.KV.Value, &g) != nil {
 			return frame{}, false
+		}
+		if !g.Active(h.s.now()) {
+			// Revoked (through whichever server): the relays this
+			// server carries end now, as the agents' sessions do.
+			h.s.access.cut(g.ID)
 		}
 		f.u.Grants = []api.Grant{g}
 	case keyRevocations:
