@@ -16,18 +16,26 @@ import (
 // MFA and break-glass access paths. The admin ones go through the same
 // authorization as every admin call; the node ones need a node SVID.
 const (
-	PathMFA          = "/v1/admin/mfa"
-	PathMFAEnroll    = "/v1/admin/mfa/enroll"
-	PathMFAConfirm   = "/v1/admin/mfa/confirm"
-	PathMFASession   = "/v1/admin/mfa/session"
-	PathMFAReset     = "/v1/admin/mfa/reset"
-	PathAccess       = "/v1/admin/access"
-	PathAccessGrant  = "/v1/admin/access/grant"
-	PathAccessApprov = "/v1/admin/access/approve"
-	PathAccessRevoke = "/v1/admin/access/revoke"
-	PathAccessCert   = "/v1/admin/access/cert"
-	PathAccessDial   = "/v1/admin/access/connect"
-	PathAccessRec    = "/v1/admin/access/recording"
+	PathMFA        = "/v1/admin/mfa"
+	PathMFAEnroll  = "/v1/admin/mfa/enroll"
+	PathMFAConfirm = "/v1/admin/mfa/confirm"
+	PathMFASession = "/v1/admin/mfa/session"
+	PathMFAReset   = "/v1/admin/mfa/reset"
+	PathMFAApprove = "/v1/admin/mfa/approve"
+
+	// Security keys (WebAuthn), for the dashboard.
+	PathWebAuthnRegisterBegin = "/v1/admin/mfa/webauthn/register/begin"
+	PathWebAuthnRegister      = "/v1/admin/mfa/webauthn/register"
+	PathWebAuthnLoginBegin    = "/v1/admin/mfa/webauthn/login/begin"
+	PathWebAuthnLogin         = "/v1/admin/mfa/webauthn/login"
+	PathWebAuthnRemove        = "/v1/admin/mfa/webauthn/remove"
+	PathAccess                = "/v1/admin/access"
+	PathAccessGrant           = "/v1/admin/access/grant"
+	PathAccessApprov          = "/v1/admin/access/approve"
+	PathAccessRevoke          = "/v1/admin/access/revoke"
+	PathAccessCert            = "/v1/admin/access/cert"
+	PathAccessDial            = "/v1/admin/access/connect"
+	PathAccessRec             = "/v1/admin/access/recording"
 
 	PathNodeAccessTunnel = "/v1/node/access/tunnel"
 	PathNodeAccessEvent  = "/v1/node/access/event"
@@ -72,6 +80,11 @@ type MFAStatus struct {
 	Admin string `json:"admin"`
 	// TOTP is when a TOTP authenticator was enrolled; zero if none is.
 	TOTP time.Time `json:"totp,omitzero"`
+	// AwaitingApproval is set while a first enrolment waits for another
+	// administrator's approval (the server's first_enrolment: approved).
+	AwaitingApproval bool `json:"awaiting_approval,omitempty"`
+	// SecurityKeys are the WebAuthn credentials registered.
+	SecurityKeys []SecurityKey `json:"security_keys,omitempty"`
 	// LockedUntil is set while failed codes keep new ones from being tried.
 	LockedUntil time.Time `json:"locked_until,omitzero"`
 	// Session is when the caller's MFA session certificate ends, if the
@@ -102,7 +115,39 @@ type MFASessionRequest struct {
 	CSR  []byte `json:"csr"`
 }
 
-// MFAReset names an administrator whose second factors are removed.
+// SecurityKey is a registered WebAuthn credential, as status shows it.
+type SecurityKey struct {
+	Name     string    `json:"name"`
+	Created  time.Time `json:"created"`
+	LastUsed time.Time `json:"last_used,omitzero"`
+}
+
+// WebAuthnRegisterBegin starts registering a security key under Name
+// (PathWebAuthnRegisterBegin; on PathWebAuthnRemove, the key to remove).
+// The answer is the options of navigator.credentials.create() (WebAuthn's
+// CredentialCreation, binary fields base64url).
+type WebAuthnRegisterBegin struct {
+	Name string `json:"name"`
+}
+
+// WebAuthnRegistration finishes a registration: Credential is the
+// browser's PublicKeyCredential from navigator.credentials.create(), as
+// JSON (binary fields base64url, as PublicKeyCredential.toJSON() gives).
+type WebAuthnRegistration struct {
+	Credential json.RawMessage `json:"credential"`
+}
+
+// WebAuthnSessionRequest trades an assertion for an MFA session
+// certificate over CSR: Credential is the PublicKeyCredential from
+// navigator.credentials.get() with the options PathWebAuthnLoginBegin
+// answered, as JSON. The answer is a CertResponse, as for a TOTP code.
+type WebAuthnSessionRequest struct {
+	CSR        []byte          `json:"csr"`
+	Credential json.RawMessage `json:"credential"`
+}
+
+// MFAReset names an administrator whose second factors are removed (or,
+// on PathMFAApprove, whose first enrolment is approved).
 type MFAReset struct {
 	Name string `json:"name"`
 }

@@ -153,24 +153,76 @@ func (s *AdminClient) prompt(ctx context.Context) error {
 func (s *AdminClient) Login(ctx context.Context, code string) (*x509.Certificate, error) {
 	ctx, cancel := s.Client.deadline(ctx)
 	defer cancel()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	key, csr, err := sessionKey()
 	if err != nil {
-		return nil, fmt.Errorf("api: key: %w", err)
+		return nil, err
 	}
-	csr, err := x509.CreateCertificateRequest(rand.Reader, &x509.CertificateRequest{}, key)
-	if err != nil {
-		return nil, fmt.Errorf("api: csr: %w", err)
-	}
-	var resp CertResponse
 	// The code is spent by the server that takes it: the exchange goes to
 	// another server only if no server took the request (failoverUnsent).
 	body, err := json.Marshal(MFASessionRequest{Code: code, CSR: csr})
 	if err != nil {
 		return nil, fmt.Errorf("api: %w", err)
 	}
+	var resp CertResponse
 	if err := s.Client.call(ctx, http.MethodPost, PathMFASession, body, &resp, failoverUnsent); err != nil {
 		return nil, err
 	}
+	return s.adoptSession(resp, key)
+}
+
+// Assert answers a WebAuthn assertion request: options is what the server
+// answered to PathWebAuthnLoginBegin (the argument of
+// navigator.credentials.get()), the result the PublicKeyCredential as
+// JSON. A browser does this with the security key; tests with a software
+// authenticator.
+type Assert func(ctx context.Context, options json.RawMessage) (json.RawMessage, error)
+
+// WebAuthnLogin trades an assertion of a registered security key for an
+// MFA session certificate (marked webauthn), as Login does a code. The
+// challenge is spent by the server that checks it, so the finish, like a
+// code, is never sent twice.
+func (s *AdminClient) WebAuthnLogin(ctx context.Context, assert Assert) (*x509.Certificate, error) {
+	ctx, cancel := s.Client.deadline(ctx)
+	defer cancel()
+	var options json.RawMessage
+	if err := s.Client.call(ctx, http.MethodPost, PathWebAuthnLoginBegin, []byte("{}"), &options, failoverAny); err != nil {
+		return nil, err
+	}
+	cred, err := assert(ctx, options)
+	if err != nil {
+		return nil, err
+	}
+	key, csr, err := sessionKey()
+	if err != nil {
+		return nil, err
+	}
+	body, err := json.Marshal(WebAuthnSessionRequest{CSR: csr, Credential: cred})
+	if err != nil {
+		return nil, fmt.Errorf("api: %w", err)
+	}
+	var resp CertResponse
+	if err := s.Client.call(ctx, http.MethodPost, PathWebAuthnLogin, body, &resp, failoverUnsent); err != nil {
+		return nil, err
+	}
+	return s.adoptSession(resp, key)
+}
+
+// sessionKey makes the key of a new session certificate and its CSR.
+func sessionKey() (*ecdsa.PrivateKey, []byte, error) {
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		return nil, nil, fmt.Errorf("api: key: %w", err)
+	}
+	csr, err := x509.CreateCertificateRequest(rand.Reader, &x509.CertificateRequest{}, key)
+	if err != nil {
+		return nil, nil, fmt.Errorf("api: csr: %w", err)
+	}
+	return key, csr, nil
+}
+
+// adoptSession checks the session certificate the server answered over
+// key, stores it in the directory and presents it from now on.
+func (s *AdminClient) adoptSession(resp CertResponse, key *ecdsa.PrivateKey) (*x509.Certificate, error) {
 	chain, err := ParseChain(resp.Chain)
 	if err != nil {
 		return nil, err

@@ -13,8 +13,9 @@ import (
 // entries the control plane writes (and, for access outside a grant, the
 // agents' refusal records).
 const (
-	// RuleMFAFailures: audit entries "mfa.session" or "mfa.confirm" refused
-	// (a wrong or replayed code, a locked factor); Threshold within Window.
+	// RuleMFAFailures: audit entries "mfa.session", "mfa.confirm" or
+	// "mfa.webauthn.login" refused (a wrong or replayed code, a refused
+	// security key, a locked factor); Threshold within Window.
 	// Subject: the administrator.
 	RuleMFAFailures = "mfa_failures"
 	// RuleSelfApproval: an audit entry "access.approve" refused because
@@ -32,6 +33,14 @@ const (
 	// RuleBreakGlass: any break-glass session started ("access.session.start"),
 	// informational. Subject: the grant.
 	RuleBreakGlass = "break_glass"
+	// RuleMFAChange: an administrator's second factors changed, informational:
+	// an authenticator enrolled ("mfa.confirm"), a first enrolment approved
+	// ("mfa.approve", online or on the server's host), factors reset
+	// ("mfa.reset"), a security key registered or removed
+	// ("mfa.webauthn.register", "mfa.webauthn.remove"). Whoever steals an
+	// enrolment certificate enrols their own authenticator this way.
+	// Subject: the administrator and the change.
+	RuleMFAChange = "mfa_change"
 )
 
 // Audit actions the access rules read.
@@ -42,7 +51,18 @@ const (
 	actionConnect      = "access.connect"
 	actionAccessCert   = "access.cert"
 	actionSessionStart = "access.session.start"
+	actionWebAuthnIn   = "mfa.webauthn.login"
 )
+
+// mfaChanges are the audit actions RuleMFAChange reports, with what each
+// did.
+var mfaChanges = map[string]string{
+	"mfa.confirm":           "authenticator enrolled",
+	"mfa.approve":           "first enrolment approved",
+	"mfa.reset":             "second factors reset",
+	"mfa.webauthn.register": "security key registered",
+	"mfa.webauthn.remove":   "security key removed",
+}
 
 // WorkHours is when break-glass sessions are expected: from Start to End
 // (minutes after midnight, End exclusive; End before Start spans
@@ -128,7 +148,16 @@ func (e *Engine) observeAccess(out []Alert, now time.Time, en *audit.Entry) []Al
 	d := en.Detail
 	refused := strings.HasPrefix(en.Result, "denied")
 	switch {
-	case (en.Action == actionMFASession || en.Action == actionMFAConfirm) && refused:
+	case mfaChanges[en.Action] != "" && en.Result == "ok":
+		facts := map[string]string{"by": en.Actor, "change": mfaChanges[en.Action]}
+		for _, k := range []string{"factor", "key", "awaiting_approval"} {
+			if d[k] != "" {
+				facts[k] = d[k]
+			}
+		}
+		out = e.fire(out, now, RuleMFAChange, orDash(en.Target)+" "+en.Action, "",
+			"second factors of "+orDash(en.Target)+" changed: "+mfaChanges[en.Action], facts)
+	case (en.Action == actionMFASession || en.Action == actionMFAConfirm || en.Action == actionWebAuthnIn) && refused:
 		facts := map[string]string{"last_result": en.Result}
 		if d["locked_until"] != "" {
 			facts["locked_until"] = d["locked_until"]

@@ -61,6 +61,23 @@ func TestAccessRules(t *testing.T) {
 				return r
 			}()},
 		}, RuleOutsideGrant, bob, 1},
+		{"an enrolment is reported", []ev{
+			{at: 0, ent: &audit.Entry{Actor: alice, Action: "mfa.confirm", Target: alice, Result: "ok", Detail: map[string]string{"factor": "totp"}}},
+		}, RuleMFAChange, alice + " mfa.confirm", 1},
+		{"a refused confirmation is no change", []ev{
+			{at: 0, ent: &audit.Entry{Actor: alice, Action: "mfa.confirm", Target: alice, Result: "denied: MFA code refused"}},
+		}, RuleMFAChange, alice + " mfa.confirm", 0},
+		{"a reset is reported, under the admin reset", []ev{
+			{at: 0, ent: &audit.Entry{Actor: bob, Action: "mfa.reset", Target: alice, Result: "ok"}},
+		}, RuleMFAChange, alice + " mfa.reset", 1},
+		{"a security key registered is reported", []ev{
+			{at: 0, ent: &audit.Entry{Actor: alice, Action: "mfa.webauthn.register", Target: alice, Result: "ok", Detail: map[string]string{"key": "yubi"}}},
+		}, RuleMFAChange, alice + " mfa.webauthn.register", 1},
+		{"a refused security key counts as an MFA failure", []ev{
+			{at: 0, ent: &audit.Entry{Actor: alice, Action: "mfa.webauthn.login", Result: "denied: security key assertion refused"}},
+			{at: time.Second, ent: &audit.Entry{Actor: alice, Action: "mfa.webauthn.login", Result: "denied: security key assertion refused"}},
+			{at: 2 * time.Second, ent: &audit.Entry{Actor: alice, Action: "mfa.session", Result: "denied: MFA code refused"}},
+		}, RuleMFAFailures, alice, 1},
 		{"every break-glass session is reported", []ev{
 			{at: 0, ent: &audit.Entry{Time: t0, Actor: alice, Action: "access.session.start", Target: "web-1", Result: "ok", Detail: map[string]string{"grant": "1ab", "mode": "shell"}}},
 		}, RuleBreakGlass, "1ab", 1},

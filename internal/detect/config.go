@@ -46,6 +46,7 @@ type rawRules struct {
 	OutsideGrant   rawRule `yaml:"access_outside_grant"`
 	UnusualHours   rawRule `yaml:"unusual_hours"`
 	BreakGlass     rawRule `yaml:"break_glass"`
+	MFAChange      rawRule `yaml:"mfa_change"`
 }
 
 type rawRule struct {
@@ -192,6 +193,7 @@ func DefaultRules() Rules {
 		RuleOutsideGrant:   {Enabled: true, Window: 10 * time.Minute, Threshold: 1, Severity: SeverityHigh, Dedup: time.Hour, MaxSubjects: 10000},
 		RuleUnusualHours:   {Enabled: true, Window: 10 * time.Minute, Threshold: 1, Severity: SeverityMedium, Dedup: time.Hour, MaxSubjects: 10000},
 		RuleBreakGlass:     {Enabled: true, Window: 10 * time.Minute, Threshold: 1, Severity: SeverityInfo, Dedup: time.Hour, MaxSubjects: 10000},
+		RuleMFAChange:      {Enabled: true, Window: 10 * time.Minute, Threshold: 1, Severity: SeverityInfo, Dedup: time.Hour, MaxSubjects: 10000},
 	}
 }
 
@@ -253,7 +255,7 @@ func (f *rawFile) settings(getenv func(string) string) (*Settings, error) {
 		{RuleRevoked, f.Rules.Revoked}, {RuleNewEdge, f.Rules.NewEdge}, {RuleWAFSpike, f.Rules.WAFSpike},
 		{RulePolicyWidened, f.Rules.PolicyWidened}, {RuleAuditWouldDeny, f.Rules.AuditWouldDeny},
 		{RuleMFAFailures, f.Rules.MFAFailures}, {RuleSelfApproval, f.Rules.SelfApproval}, {RuleOutsideGrant, f.Rules.OutsideGrant},
-		{RuleUnusualHours, f.Rules.UnusualHours}, {RuleBreakGlass, f.Rules.BreakGlass},
+		{RuleUnusualHours, f.Rules.UnusualHours}, {RuleBreakGlass, f.Rules.BreakGlass}, {RuleMFAChange, f.Rules.MFAChange},
 	} {
 		if r.name != RuleUnusualHours && (r.raw.Hours != "" || r.raw.Days != nil || r.raw.Timezone != "") {
 			return nil, config.Errorf(config.Join("rules", r.name), "only unusual_hours takes hours, days and timezone")
@@ -311,7 +313,7 @@ func (r rawRule) merge(path, name string, def RuleConfig) (RuleConfig, error) {
 	}
 	if r.Threshold > 0 {
 		if def.Threshold == 1 && r.Threshold != 1 && (name == RuleRevoked || name == RuleNewEdge || name == RulePolicyWidened ||
-			name == RuleSelfApproval || name == RuleOutsideGrant || name == RuleUnusualHours || name == RuleBreakGlass) {
+			name == RuleSelfApproval || name == RuleOutsideGrant || name == RuleUnusualHours || name == RuleBreakGlass || name == RuleMFAChange) {
 			return rc, config.Errorf(config.Join(path, "threshold"), "%s fires on one event; only 1 is allowed", name)
 		}
 		if r.Threshold > 100000 {

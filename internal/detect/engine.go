@@ -147,7 +147,7 @@ func New(cfg Config) (*Engine, error) {
 		case RuleScan:
 			e.windows[name] = newWindow(name, rc, true)
 		case RuleDenyBurst, RuleHandshake, RuleRevoked, RuleNewEdge, RuleWAFSpike, RuleAuditWouldDeny,
-			RuleMFAFailures, RuleSelfApproval, RuleOutsideGrant, RuleUnusualHours, RuleBreakGlass:
+			RuleMFAFailures, RuleSelfApproval, RuleOutsideGrant, RuleUnusualHours, RuleBreakGlass, RuleMFAChange:
 			e.windows[name] = newWindow(name, rc, false)
 		case RulePolicyWidened:
 		default:

@@ -45,7 +45,8 @@ type cluster struct {
 	logger *slog.Logger
 	flows  *flow.Store
 	reg    *prometheus.Registry
-	detect server.Detector // guarded by mu; set by restartWith
+	detect server.Detector  // guarded by mu; set by restartWith
+	mfa    server.MFAConfig // guarded by mu; the servers' second factors
 
 	agentCfg map[string]agent.Config // guarded by mu
 	secrets  map[string]string       // TOTP secrets by admin directory; guarded by mu
@@ -113,6 +114,7 @@ func (c *cluster) startServer(addr string) {
 	srv, err := server.New(context.Background(), server.Config{
 		Listen: addr, Store: c.st, Audit: c.alog, Now: c.clk.Now, Logger: c.logger, Heartbeat: 200 * time.Millisecond,
 		Flows: c.flows, Metrics: c.serverReg(), AuditLog: c.alog, Detect: c.detect, RefusalWindow: 50 * time.Millisecond,
+		MFA: c.mfa,
 	})
 	if err != nil {
 		c.t.Fatal(err)

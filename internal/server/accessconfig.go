@@ -25,8 +25,25 @@ const (
 var DefaultMFAActions = []string{
 	"policy.apply", "revoke", "ca.rotate", "admin.create", "mfa.reset",
 	"access.request", "access.approve", "access.revoke", "access.cert",
-	"keys.rotate", "backup.create",
+	"keys.rotate", "backup.create", "mfa.approve",
 }
+
+// First enrolments (MFAConfig.FirstEnrolment).
+const (
+	// FirstEnrolSelf: an administrator without a second factor enrols one
+	// with their enrolment certificate alone. Trust on first use: whoever
+	// first holds that certificate (as handed over by "moat admin create",
+	// or written by "moat server init") binds the authenticator.
+	FirstEnrolSelf = "self"
+	// FirstEnrolApproved: a first enrolment (an administrator with no
+	// second factor, a new one or one whose factors were reset) takes
+	// effect only once another administrator, with an MFA session of
+	// their own, approves it ("moat admin mfa approve"), or someone with
+	// the server's data directory and KEK does ("moat server
+	// mfa-approve"). A stolen enrolment certificate then cannot bind its
+	// thief's authenticator unnoticed.
+	FirstEnrolApproved = "approved"
+)
 
 // MFAConfig decides which administrators must prove a second factor
 // afresh, and for which calls. The zero MFAConfig requires it of every role
@@ -45,6 +62,11 @@ type MFAConfig struct {
 	// factor for Lockout; zero means 5 and 5m.
 	MaxFailures int
 	Lockout     time.Duration
+	// FirstEnrolment is FirstEnrolSelf or FirstEnrolApproved; empty
+	// means FirstEnrolSelf.
+	FirstEnrolment string
+	// WebAuthn configures security keys; nil offers none.
+	WebAuthn *WebAuthnConfig
 }
 
 func (c *MFAConfig) defaults() {
@@ -59,6 +81,9 @@ func (c *MFAConfig) defaults() {
 	}
 	if c.Lockout == 0 {
 		c.Lockout = DefaultMFALockout
+	}
+	if c.FirstEnrolment == "" {
+		c.FirstEnrolment = FirstEnrolSelf
 	}
 }
 
@@ -160,12 +185,29 @@ type MFAFile struct {
 	SessionTTL  config.Duration `yaml:"session_ttl"`
 	MaxFailures int             `yaml:"max_failures"`
 	Lockout     config.Duration `yaml:"lockout"`
+	// FirstEnrolment is "self" (the default) or "approved".
+	FirstEnrolment string `yaml:"first_enrolment"`
+	// WebAuthn offers security keys to the dashboard.
+	WebAuthn *WebAuthnFile `yaml:"webauthn"`
 }
 
 // Config validates f; errors name keys under path.
 func (f MFAFile) Config(path string) (MFAConfig, error) {
 	c := MFAConfig{Off: f.Required != nil && !*f.Required, Roles: f.Roles, Actions: f.Actions,
-		SessionTTL: time.Duration(f.SessionTTL), MaxFailures: f.MaxFailures, Lockout: time.Duration(f.Lockout)}
+		SessionTTL: time.Duration(f.SessionTTL), MaxFailures: f.MaxFailures, Lockout: time.Duration(f.Lockout),
+		FirstEnrolment: f.FirstEnrolment}
+	switch f.FirstEnrolment {
+	case "", FirstEnrolSelf, FirstEnrolApproved:
+	default:
+		return c, config.Errorf(config.Join(path, "first_enrolment"), "%q: want %q or %q", f.FirstEnrolment, FirstEnrolSelf, FirstEnrolApproved)
+	}
+	if f.WebAuthn != nil {
+		w, err := f.WebAuthn.Config(config.Join(path, "webauthn"))
+		if err != nil {
+			return c, err
+		}
+		c.WebAuthn = &w
+	}
 	for i, r := range f.Roles {
 		if api.RoleRank(r) == 0 {
 			return c, config.Errorf(config.Index(config.Join(path, "roles"), i), "%q: want viewer, operator or admin", r)

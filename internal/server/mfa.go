@@ -51,6 +51,11 @@ type mfaRecord struct {
 	Pending     *totpFactor `json:"pending,omitempty"`
 	Failures    int         `json:"failures,omitempty"`
 	LockedUntil time.Time   `json:"locked_until,omitzero"`
+	// WebAuthn security keys (see webauthn.go): the administrator's user
+	// handle, the registered keys, and the one ceremony under way.
+	UserHandle []byte            `json:"user_handle,omitempty"`
+	Keys       []securityKey     `json:"keys,omitempty"`
+	Ceremony   *webauthnCeremony `json:"ceremony,omitempty"`
 }
 
 // totpFactor is a TOTP secret, sealed.
@@ -59,6 +64,10 @@ type totpFactor struct {
 	Created  time.Time `json:"created"`
 	Expires  time.Time `json:"expires,omitzero"` // pending only
 	LastStep int64     `json:"last_step,omitempty"`
+	// Unapproved marks a first enrolment made under FirstEnrolApproved
+	// that no one approved yet: it proves nothing until approved.
+	Unapproved bool   `json:"unapproved,omitempty"`
+	ApprovedBy string `json:"approved_by,omitempty"`
 }
 
 func (s *Server) mfaRoutes(admin func(method, path, role, action string, h func(context.Context, *caller, *http.Request) (any, string, error))) {
@@ -67,6 +76,8 @@ func (s *Server) mfaRoutes(admin func(method, path, role, action string, h func(
 	admin("POST", api.PathMFAConfirm, api.RoleViewer, "mfa.confirm", s.handleMFAConfirm)
 	admin("POST", api.PathMFASession, api.RoleViewer, "mfa.session", s.handleMFASession)
 	admin("POST", api.PathMFAReset, api.RoleAdmin, "mfa.reset", s.handleMFAReset)
+	admin("POST", api.PathMFAApprove, api.RoleAdmin, "mfa.approve", s.handleMFAApprove)
+	s.webauthnRoutes(admin)
 }
 
 // checkFactor is the second half of every admin call's authorization,
@@ -86,6 +97,10 @@ func (s *Server) checkFactor(ctx context.Context, c *caller, action string) erro
 	if rec.TOTP == nil {
 		return &httpError{code: http.StatusUnauthorized, reason: api.ReasonMFAEnrol,
 			msg: fmt.Sprintf("%s needs a fresh MFA proof, and admin %q has no second factor: enrol one with \"moat admin mfa enroll\"", action, c.Name)}
+	}
+	if rec.TOTP.Unapproved {
+		return &httpError{code: http.StatusUnauthorized, reason: api.ReasonMFAEnrol,
+			msg: fmt.Sprintf("%s needs a fresh MFA proof, and admin %q's authenticator awaits approval: %s", action, c.Name, awaitingApproval(c.Name))}
 	}
 	return &httpError{code: http.StatusUnauthorized, reason: api.ReasonMFARequired,
 		msg: fmt.Sprintf("%s needs a fresh MFA proof: give a code from your authenticator (\"moat admin mfa login\")", action)}
@@ -109,6 +124,10 @@ func (s *Server) handleMFAStatus(ctx context.Context, c *caller, r *http.Request
 	st := api.MFAStatus{Admin: c.ID}
 	if rec.TOTP != nil {
 		st.TOTP = rec.TOTP.Created
+		st.AwaitingApproval = rec.TOTP.Unapproved
+	}
+	for _, k := range rec.Keys {
+		st.SecurityKeys = append(st.SecurityKeys, api.SecurityKey{Name: k.Name, Created: k.Created, LastUsed: k.LastUsed})
 	}
 	if s.now().Before(rec.LockedUntil) {
 		st.LockedUntil = rec.LockedUntil
@@ -173,34 +192,52 @@ func (s *Server) handleMFASession(ctx context.Context, c *caller, r *http.Reques
 	if err := decode(r, &req); err != nil {
 		return nil, c.ID, err
 	}
-	csr, err := x509.ParseCertificateRequest(req.CSR)
-	if err != nil || csr.CheckSignature() != nil {
-		return nil, c.ID, errorf(http.StatusBadRequest, "csr: not a signed PKCS#10 request")
-	}
-	if _, ok := csr.PublicKey.(*ecdsa.PublicKey); !ok {
-		return nil, c.ID, errorf(http.StatusBadRequest, "csr: the key must be ECDSA")
+	csr, err := parseSessionCSR(req.CSR)
+	if err != nil {
+		return nil, c.ID, err
 	}
 	if _, err := s.verifyCode(ctx, c, req.Code, false); err != nil {
 		return nil, c.ID, err
 	}
-	pol, err := identity.MFASessionPolicy(identity.MFATOTP)
+	resp, err := s.issueMFASession(c, csr, identity.MFATOTP)
+	return resp, c.ID, err
+}
+
+// parseSessionCSR checks the CSR of an MFA session request: signed, over
+// an ECDSA key. It is checked before any factor, so a bad one spends no
+// code.
+func parseSessionCSR(der []byte) (*x509.CertificateRequest, error) {
+	csr, err := x509.ParseCertificateRequest(der)
+	if err != nil || csr.CheckSignature() != nil {
+		return nil, errorf(http.StatusBadRequest, "csr: not a signed PKCS#10 request")
+	}
+	if _, ok := csr.PublicKey.(*ecdsa.PublicKey); !ok {
+		return nil, errorf(http.StatusBadRequest, "csr: the key must be ECDSA")
+	}
+	return csr, nil
+}
+
+// issueMFASession signs the caller's MFA session certificate, marked with
+// the factor (method) that was just proven.
+func (s *Server) issueMFASession(c *caller, csr *x509.CertificateRequest, method string) (api.CertResponse, error) {
+	pol, err := identity.MFASessionPolicy(method)
 	if err != nil {
-		return nil, c.ID, err
+		return api.CertResponse{}, err
 	}
 	id, err := identity.AdminID(s.td, c.Name)
 	if err != nil {
-		return nil, c.ID, err
+		return api.CertResponse{}, err
 	}
 	a := s.CA()
 	chain, err := a.SignWithPolicies(csr.PublicKey, id, s.mfa.SessionTTL, []x509.OID{pol})
 	if err != nil {
-		return nil, c.ID, errorf(http.StatusBadRequest, "csr: %v", err)
+		return api.CertResponse{}, errorf(http.StatusBadRequest, "csr: %v", err)
 	}
 	s.m.issued.WithLabelValues("admin-session").Inc()
-	c.note("factor", "totp")
+	c.note("factor", method)
 	c.note("serial", identity.SerialHex(chain[0].SerialNumber))
 	c.note("expires", chain[0].NotAfter.UTC().Format(time.RFC3339))
-	return api.CertResponse{Chain: api.DERs(chain), Bundle: api.DERs(a.Bundle().X509Authorities()), TrustDomain: s.td.Name()}, c.ID, nil
+	return api.CertResponse{Chain: api.DERs(chain), Bundle: api.DERs(a.Bundle().X509Authorities()), TrustDomain: s.td.Name()}, nil
 }
 
 // handleMFAReset removes another administrator's second factors, for a
@@ -219,6 +256,60 @@ func (s *Server) handleMFAReset(ctx context.Context, c *caller, r *http.Request)
 		return nil, id.String(), err
 	}
 	return struct{}{}, id.String(), nil
+}
+
+// awaitingApproval says how an unapproved first enrolment is approved.
+func awaitingApproval(name string) string {
+	return fmt.Sprintf("another administrator runs \"moat admin mfa approve --name %s\", or the server's host \"moat server mfa-approve --admin %s\"", name, name)
+}
+
+// handleMFAApprove approves another administrator's first enrolment
+// (FirstEnrolApproved). The approver's own MFA session is required (the
+// call is in DefaultMFAActions), and an administrator never approves
+// their own.
+func (s *Server) handleMFAApprove(ctx context.Context, c *caller, r *http.Request) (any, string, error) {
+	var req api.MFAReset
+	if err := decode(r, &req); err != nil {
+		return nil, "", err
+	}
+	id, err := identity.AdminID(s.td, req.Name)
+	if err != nil {
+		return nil, "", errorf(http.StatusBadRequest, "name: %v", err)
+	}
+	if req.Name == c.Name {
+		c.note("self_approval", "true")
+		return nil, id.String(), errorf(http.StatusForbidden, "an administrator cannot approve their own authenticator: another admin must")
+	}
+	if err := approveFirstEnrolment(ctx, s.st, req.Name, c.ID); err != nil {
+		return nil, id.String(), err
+	}
+	c.note("factor", "totp")
+	return struct{}{}, id.String(), nil
+}
+
+// approveFirstEnrolment marks name's unapproved TOTP factor approved by by.
+func approveFirstEnrolment(ctx context.Context, st store.Store, name, by string) error {
+	key := prefixMFA + name
+	var rec mfaRecord
+	rev, err := getJSONRev(ctx, st, key, &rec)
+	if err != nil && !errors.Is(err, store.ErrNotFound) {
+		return err
+	}
+	if rec.TOTP == nil || !rec.TOTP.Unapproved {
+		return errorf(http.StatusConflict, "admin %q has no enrolment awaiting approval", name)
+	}
+	rec.TOTP.Unapproved, rec.TOTP.ApprovedBy = false, by
+	b, err := json.Marshal(rec)
+	if err != nil {
+		return err
+	}
+	if _, err := st.Txn(ctx, []store.Cond{{Key: key, ModRevision: rev}}, []store.Op{store.Put(key, b)}); err != nil {
+		if errors.Is(err, store.ErrConflict) {
+			return errorf(http.StatusConflict, "admin %q's second factors changed meanwhile: try again", name)
+		}
+		return err
+	}
+	return nil
 }
 
 // verifyCode checks code against the caller's TOTP secret (the pending one
@@ -250,6 +341,9 @@ func (s *Server) verifyCode(ctx context.Context, c *caller, code string, pending
 			return 0, errorf(http.StatusBadRequest, "no enrolment is waiting for a code: run \"moat admin mfa enroll\" first")
 		}
 		return 0, errorf(http.StatusUnauthorized, "admin %q has no second factor: enrol one with \"moat admin mfa enroll\"", c.Name)
+	}
+	if !pending && f.Unapproved {
+		return 0, errorf(http.StatusForbidden, "admin %q's authenticator awaits approval: %s", c.Name, awaitingApproval(c.Name))
 	}
 	step, why := int64(-1), "MFA code refused"
 	if len(code) == int(totpDigits) && digits(code) {
@@ -290,6 +384,12 @@ func (s *Server) verifyCode(ctx context.Context, c *caller, code string, pending
 	if pending {
 		f.Expires = time.Time{}
 		f.Created = now.UTC()
+		// A first enrolment: trusted on first use, unless the
+		// configuration wants another administrator to vouch for it.
+		if rec.TOTP == nil && s.mfa.FirstEnrolment == FirstEnrolApproved {
+			f.Unapproved = true
+			c.note("awaiting_approval", "true")
+		}
 		rec.TOTP, rec.Pending = f, nil
 	}
 	if err := s.putRev(ctx, key, rev, rec); err != nil {
