@@ -112,6 +112,10 @@ func mfaCommand() *Command {
 				return err
 			}
 			fmt.Fprintf(e.Stdout, "TOTP authenticator enrolled for %s\n", st.Admin)
+			if st.AwaitingApproval {
+				fmt.Fprintf(e.Stdout, "it proves nothing until approved: another administrator runs \"moat admin mfa approve --name %s\",\n"+
+					"or the server's host \"moat server mfa-approve --admin %s\"\n", adminName(st.Admin), adminName(st.Admin))
+			}
 			return nil
 		})
 	login := adminCommand("login", "trade a code for an MFA session certificate (sensitive calls need one)", "[CODE]", nil,
@@ -141,10 +145,16 @@ func mfaCommand() *Command {
 				return printJSON(e.Stdout, st)
 			}
 			fmt.Fprintf(e.Stdout, "admin:    %s\n", st.Admin)
-			if st.TOTP.IsZero() {
+			switch {
+			case st.TOTP.IsZero():
 				fmt.Fprintln(e.Stdout, "totp:     not enrolled")
-			} else {
+			case st.AwaitingApproval:
+				fmt.Fprintf(e.Stdout, "totp:     enrolled %s, awaiting approval\n", st.TOTP.Format(time.RFC3339))
+			default:
 				fmt.Fprintf(e.Stdout, "totp:     enrolled %s\n", st.TOTP.Format(time.RFC3339))
+			}
+			for _, k := range st.SecurityKeys {
+				fmt.Fprintf(e.Stdout, "key:      %s, registered %s\n", k.Name, k.Created.Format(time.RFC3339))
 			}
 			if !st.Session.IsZero() {
 				fmt.Fprintf(e.Stdout, "session:  until %s\n", st.Session.Format(time.RFC3339))
@@ -170,7 +180,20 @@ func mfaCommand() *Command {
 			fmt.Fprintf(e.Stdout, "second factors of %s removed; they enrol again with \"moat admin mfa enroll\"\n", *name)
 			return nil
 		})
-	return &Command{Name: "mfa", Summary: "second factors: enrol, log in for sensitive calls", Sub: []*Command{confirm, enroll, login, logout, reset, status}}
+	var approveName *string
+	approve := adminCommand("approve", "approve another administrator's first enrolment (mfa.first_enrolment: approved)", "--name NAME",
+		func(fs *flag.FlagSet) { approveName = fs.String("name", "", "the administrator (required)") },
+		func(ctx context.Context, e *Env, fs *flag.FlagSet, s *api.AdminClient, af *adminFlags) error {
+			if *approveName == "" {
+				return usagef("admin mfa approve: --name is required")
+			}
+			if err := s.Call(ctx, http.MethodPost, api.PathMFAApprove, api.MFAReset{Name: *approveName}, nil); err != nil {
+				return err
+			}
+			fmt.Fprintf(e.Stdout, "the authenticator of %s is approved\n", *approveName)
+			return nil
+		})
+	return &Command{Name: "mfa", Summary: "second factors: enrol, log in for sensitive calls", Sub: []*Command{approve, confirm, enroll, login, logout, reset, status}}
 }
 
 // codeArg takes the code from the one argument, else asks for it.
@@ -221,4 +244,9 @@ func printQR(w io.Writer, s string) error {
 	}
 	_, err = io.WriteString(w, b.String())
 	return err
+}
+
+// adminName is the name in an administrator's SPIFFE ID.
+func adminName(id string) string {
+	return id[strings.LastIndex(id, "/")+1:]
 }

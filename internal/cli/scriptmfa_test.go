@@ -21,6 +21,8 @@ import (
 //
 //	mfa enrol        the same for $MOAT_ADMIN_DIR, for a script that runs
 //	                 server init and server run itself
+//	mfa confirm      enrol and confirm for $MOAT_ADMIN_DIR without logging
+//	                 in (a first enrolment that awaits approval)
 //	totp VAR [SKEW]  set VAR to the current code of $TOTP_SECRET, SKEW
 //	                 steps of 30s away (default 0)
 //	mfa login        log in again with a code not used before (after
@@ -28,6 +30,13 @@ import (
 
 // mfaEnrol enrols the admin of $MOAT_ADMIN_DIR and logs in.
 func mfaEnrol(ts *testscript.TestScript) {
+	mfaConfirm(ts)
+	mfaLoginScript(ts)
+}
+
+// mfaConfirm enrols the admin of $MOAT_ADMIN_DIR and confirms the
+// authenticator with a first code.
+func mfaConfirm(ts *testscript.TestScript) {
 	out, err := execMoat(ts, "admin", "mfa", "enroll", "--no-qr", "--output", "json")
 	if err != nil {
 		ts.Fatalf("%v", err)
@@ -43,7 +52,6 @@ func mfaEnrol(ts *testscript.TestScript) {
 		ts.Fatalf("%v", err)
 	}
 	ts.Setenv("TOTP_LAST", strconv.FormatInt(now.Unix()/30, 10))
-	mfaLoginScript(ts)
 }
 
 // totpCode is the code of $TOTP_SECRET skew steps from now.
@@ -84,11 +92,15 @@ func cmdTOTP(ts *testscript.TestScript, neg bool, args []string) {
 }
 
 func cmdMFA(ts *testscript.TestScript, neg bool, args []string) {
-	if neg || len(args) != 1 || (args[0] != "login" && args[0] != "enrol") {
-		ts.Fatalf("usage: mfa enrol|login")
+	if neg || len(args) != 1 || (args[0] != "login" && args[0] != "enrol" && args[0] != "confirm") {
+		ts.Fatalf("usage: mfa enrol|confirm|login")
 	}
-	if args[0] == "enrol" {
+	switch args[0] {
+	case "enrol":
 		mfaEnrol(ts)
+		return
+	case "confirm":
+		mfaConfirm(ts)
 		return
 	}
 	if ts.Getenv("TOTP_SECRET") == "" {
