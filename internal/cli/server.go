@@ -211,10 +211,10 @@ func serverAdminRecoverCommand() *Command {
 // server: the store under the KEK and the audit log, for the commands that
 // act when no administrator can (admin-recover, mfa-approve).
 type offline struct {
-	st     store.Store
-	log    server.AuditLog
-	sealer *seal.AEAD
-	actor  string // the local user, for audit entries
+	st      store.Store
+	log     server.AuditLog
+	sealer  *seal.AEAD
+	actor   string // the local user, for audit entries
 	closers []func() error
 }
 
