@@ -289,16 +289,24 @@ func playCast(ctx context.Context, w io.Writer, rec []byte, speed float64, idle 
 	if err := json.Unmarshal(sc.Bytes(), &h); err != nil || h.Version != 2 {
 		return errors.New("not an asciicast v2 recording")
 	}
-	prev := 0.0
+	prev, line := 0.0, 1
+	malformed := func() error {
+		text := sc.Text()
+		if len(text) > 80 {
+			text = text[:80] + "…"
+		}
+		return fmt.Errorf("malformed event on line %d: %q", line, text)
+	}
 	for sc.Scan() {
+		line++
 		var ev []json.RawMessage
 		if err := json.Unmarshal(sc.Bytes(), &ev); err != nil || len(ev) != 3 {
-			return fmt.Errorf("malformed event %q", sc.Text())
+			return malformed()
 		}
 		var t float64
 		var kind, data string
 		if json.Unmarshal(ev[0], &t) != nil || json.Unmarshal(ev[1], &kind) != nil || json.Unmarshal(ev[2], &data) != nil {
-			return fmt.Errorf("malformed event %q", sc.Text())
+			return malformed()
 		}
 		if kind != "o" {
 			continue

@@ -180,15 +180,9 @@ func (s *Server) handleRecordingUpload(w http.ResponseWriter, r *http.Request, c
 		writeError(w, errorf(http.StatusBadRequest, "recording: no header line"))
 		return
 	}
-	var up api.RecordingUpload
-	dec := json.NewDecoder(bytes.NewReader(line))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&up); err != nil {
-		writeError(w, errorf(http.StatusBadRequest, "recording header: %v", err))
-		return
-	}
-	if up.Size < 0 || up.Size > s.cfg.Access.MaxRecording {
-		writeError(w, errorf(http.StatusRequestEntityTooLarge, "recording of %d bytes: at most %d", up.Size, s.cfg.Access.MaxRecording))
+	up, err := parseRecordingHeader(line, s.cfg.Access.MaxRecording)
+	if err != nil {
+		writeError(w, err)
 		return
 	}
 	g, err := s.checkReport(ctx, c.Name, up.Session)
@@ -242,6 +236,31 @@ func (s *Server) handleRecordingUpload(w http.ResponseWriter, r *http.Request, c
 		return
 	}
 	writeJSON(w, http.StatusOK, cur)
+}
+
+// parseRecordingHeader reads the JSON line heading a recording upload,
+// strictly: a known session ID, a digest of the right form, a size within
+// max.
+func parseRecordingHeader(line []byte, max int64) (api.RecordingUpload, error) {
+	var up api.RecordingUpload
+	dec := json.NewDecoder(bytes.NewReader(line))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&up); err != nil {
+		return up, errorf(http.StatusBadRequest, "recording header: %v", err)
+	}
+	if dec.More() {
+		return up, errorf(http.StatusBadRequest, "recording header: trailing data")
+	}
+	if up.Size < 0 || up.Size > max {
+		return up, errorf(http.StatusRequestEntityTooLarge, "recording of %d bytes: at most %d", up.Size, max)
+	}
+	if !sessionIDRE.MatchString(up.Session.ID) {
+		return up, errorf(http.StatusBadRequest, "recording header: session: malformed ID")
+	}
+	if !sha256RE.MatchString(up.Session.Recording) {
+		return up, errorf(http.StatusBadRequest, "recording header: recording: want a hex SHA-256")
+	}
+	return up, nil
 }
 
 // handleAccessRecording answers a session's recording, after checking it
