@@ -27,8 +27,8 @@ func TestAdminMarks(t *testing.T) {
 	webauthn := mustOID(MFASessionPolicy(MFAWebAuthn))
 	grant := mustOID(GrantPolicy("1f2e3d"))
 	other := mustOID(x509.ParseOID("1.2.3.4"))
-	unknown := mustOID(x509.ParseOID(oidMoat+".9.1"))
-	badMFA := mustOID(x509.ParseOID(oidMoat+".1.7"))
+	unknown := mustOID(x509.ParseOID(oidMoat + ".9.1"))
+	badMFA := mustOID(x509.ParseOID(oidMoat + ".1.7"))
 	for _, tc := range []struct {
 		name     string
 		policies []x509.OID
