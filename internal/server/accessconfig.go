@@ -1,7 +1,6 @@
 package server
 
 import (
-	"fmt"
 	"slices"
 	"strings"
 	"time"
@@ -298,5 +297,3 @@ func (f AccessFile) Config(path string) (AccessConfig, error) {
 	}
 	return c, nil
 }
-
-var _ = fmt.Sprint
