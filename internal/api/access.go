@@ -75,6 +75,14 @@ const (
 	ALPNAccessForward = "moat-access-forward/1"
 )
 
+// ALPNOf is the protocol a grant of mode is used with.
+func ALPNOf(mode string) string {
+	if mode == ModeForward {
+		return ALPNAccessForward
+	}
+	return ALPNAccessSSH
+}
+
 // MFAStatus describes the caller's second factors.
 type MFAStatus struct {
 	Admin string `json:"admin"`

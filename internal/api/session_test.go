@@ -33,19 +33,7 @@ type mfaServer struct {
 
 func startMFAServer(t *testing.T, authority *ca.CA, name string, m *mfaServer) *mfaServer {
 	t.Helper()
-	id, err := identity.ServerID(authority.TrustDomain(), name)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cert, err := authority.Issue(id, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ln, err := tls.Listen("tcp", "127.0.0.1:0", &tls.Config{Certificates: []tls.Certificate{*cert}, NextProtos: []string{"h2", "http/1.1"},
-		ClientAuth: tls.RequireAnyClientCert})
-	if err != nil {
-		t.Fatal(err)
-	}
+	ln := serverListener(t, authority, name, tls.RequireAnyClientCert)
 	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if m.unavailable {
 			w.WriteHeader(http.StatusServiceUnavailable)

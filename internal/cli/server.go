@@ -165,22 +165,14 @@ func serverAdminRecoverCommand() *Command {
 			"--out. Whoever holds the KEK and the data directory can do this, and the\n" +
 			"audit log says that they did.",
 		Flags: func(fs *flag.FlagSet) {
-			file = fs.String("config", "", "the server's YAML configuration file (for data_dir, store and kek)")
-			fs.StringVar(&c.DataDir, "data-dir", "", "the server's data directory (required)")
-			kekFlags(fs, &c.KEK)
+			file = offlineFlags(fs, &c)
 			fs.StringVar(&name, "admin", "admin", "the administrator's name")
 			fs.StringVar(&role, "role", api.RoleAdmin, "viewer, operator or admin")
 			fs.StringVar(&out, "out", "", "directory for the new credentials (required; must hold none)")
 			fs.DurationVar(&ttl, "ttl", 30*24*time.Hour, "certificate lifetime")
 		},
 		Run: func(ctx context.Context, e *Env, fs *flag.FlagSet) error {
-			if fs.NArg() > 0 {
-				return usagef("server admin-recover takes no arguments")
-			}
-			if err := withConfigFile(fs, *file, &c); err != nil {
-				return err
-			}
-			if err := c.Validate(false); err != nil {
+			if err := offlineConfig(fs, *file, &c, "admin-recover"); err != nil {
 				return err
 			}
 			if out == "" {
@@ -216,6 +208,26 @@ type offline struct {
 	sealer  *seal.AEAD
 	actor   string // the local user, for audit entries
 	closers []func() error
+}
+
+// offlineFlags declares the flags of the offline commands onto c and
+// returns --config.
+func offlineFlags(fs *flag.FlagSet, c *server.File) *string {
+	file := fs.String("config", "", "the server's YAML configuration file (for data_dir, store and kek)")
+	fs.StringVar(&c.DataDir, "data-dir", "", "the server's data directory (required)")
+	kekFlags(fs, &c.KEK)
+	return file
+}
+
+// offlineConfig reads and validates an offline command's configuration.
+func offlineConfig(fs *flag.FlagSet, file string, c *server.File, cmd string) error {
+	if fs.NArg() > 0 {
+		return usagef("server %s takes no arguments", cmd)
+	}
+	if err := withConfigFile(fs, file, c); err != nil {
+		return err
+	}
+	return c.Validate(false)
 }
 
 // openOffline opens c's keyring, store and audit log.
@@ -280,19 +292,11 @@ func serverMFAApproveCommand() *Command {
 			"that the enrolment is the administrator's own (\"moat admin mfa status\" on\n" +
 			"their machine shows it awaiting approval).",
 		Flags: func(fs *flag.FlagSet) {
-			file = fs.String("config", "", "the server's YAML configuration file (for data_dir, store and kek)")
-			fs.StringVar(&c.DataDir, "data-dir", "", "the server's data directory (required)")
-			kekFlags(fs, &c.KEK)
+			file = offlineFlags(fs, &c)
 			fs.StringVar(&name, "admin", "", "the administrator whose enrolment to approve (required)")
 		},
 		Run: func(ctx context.Context, e *Env, fs *flag.FlagSet) error {
-			if fs.NArg() > 0 {
-				return usagef("server mfa-approve takes no arguments")
-			}
-			if err := withConfigFile(fs, *file, &c); err != nil {
-				return err
-			}
-			if err := c.Validate(false); err != nil {
+			if err := offlineConfig(fs, *file, &c, "mfa-approve"); err != nil {
 				return err
 			}
 			if name == "" {

@@ -84,15 +84,8 @@ func (c *cluster) repinAdmin() {
 // taken once the lockout has passed; detection raises the failures.
 func TestMFALockout(t *testing.T) {
 	c := newCluster(t)
-	got := &alerts{}
-	eng, err := detect.New(detect.Config{Notifier: got, Now: c.clk.Now})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	go eng.Run(ctx)
-	c.restartWith(eng)
+	got := c.detecting(nil)
+	ctx := context.Background()
 	s, err := api.NewAdminSession(c.addr, c.adminDir, api.SessionConfig{Now: c.clk.Now})
 	if err != nil {
 		t.Fatal(err)
@@ -117,7 +110,7 @@ func TestMFALockout(t *testing.T) {
 	}
 	_, err = s.Login(ctx, right())
 	var se *api.StatusError
-	if !errors.As(err, &se) || se.Code != http.StatusTooManyRequests || !strings.HasPrefix(se.Msg, "MFA locked after 5 wrong codes: try again after ") {
+	if !errors.As(err, &se) || se.Code != http.StatusTooManyRequests || !strings.HasPrefix(se.Msg, "MFA locked after 5 failed proofs (wrong codes, refused security keys): try again after ") {
 		t.Fatalf("the right code while locked: %v", err)
 	}
 	eventually(t, "the mfa_failures alert", func() bool { return got.fired(detect.RuleMFAFailures) })

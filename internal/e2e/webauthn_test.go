@@ -135,19 +135,12 @@ func (k *softKey) get(_ context.Context, opts json.RawMessage) (json.RawMessage,
 // reports the registration and counts the refusals.
 func TestWebAuthnSecurityKey(t *testing.T) {
 	c := newCluster(t)
-	got := &alerts{}
-	eng, err := detect.New(detect.Config{Notifier: got, Now: c.clk.Now})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	go eng.Run(ctx)
 	const origin = "https://moat.example.com"
 	c.mu.Lock()
 	c.mfa = server.MFAConfig{WebAuthn: &server.WebAuthnConfig{RPID: "moat.example.com", Origins: []string{origin}}}
 	c.mu.Unlock()
-	c.restartWith(eng)
+	got := c.detecting(nil)
+	ctx := context.Background()
 	c.clk.Advance(time.Minute) // past every code the harness used
 
 	s, err := api.NewAdminSession(c.addr, c.adminDir, api.SessionConfig{Now: c.clk.Now})

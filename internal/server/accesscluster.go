@@ -143,10 +143,7 @@ func (s *Server) handlePeerAccessDial(w http.ResponseWriter, r *http.Request, c 
 		writeError(w, err)
 		return
 	}
-	want := api.ALPNAccessSSH
-	if g.Mode == api.ModeForward {
-		want = api.ALPNAccessForward
-	}
+	want := api.ALPNOf(g.Mode)
 	now := s.now()
 	switch {
 	case g.Requester != hello.Admin:

@@ -155,10 +155,7 @@ func (s *Server) handleAccessConnect(ctx context.Context, c *caller, r *http.Req
 	}
 	c.note("grant", g.ID)
 	c.note("node", g.Node)
-	want := api.ALPNAccessSSH
-	if g.Mode == api.ModeForward {
-		want = api.ALPNAccessForward
-	}
+	want := api.ALPNOf(g.Mode)
 	now := s.now()
 	switch {
 	case g.Requester != c.ID:

@@ -325,9 +325,8 @@ func (s *Server) verifyCode(ctx context.Context, c *caller, code string, pending
 		return 0, err
 	}
 	now := s.now()
-	if now.Before(rec.LockedUntil) {
-		c.note("locked_until", rec.LockedUntil.UTC().Format(time.RFC3339))
-		return 0, errorf(http.StatusTooManyRequests, "MFA locked after %d wrong codes: try again after %s", s.mfa.MaxFailures, rec.LockedUntil.UTC().Format(time.RFC3339))
+	if err := s.locked(c, rec); err != nil {
+		return 0, err
 	}
 	f := rec.TOTP
 	if pending {

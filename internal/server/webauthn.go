@@ -163,6 +163,17 @@ func (s *Server) relyingParty() (*webauthn.WebAuthn, error) {
 	return rp, nil
 }
 
+// keysOf is the relying party and the caller's second factors with their
+// revision: what every security key call starts from.
+func (s *Server) keysOf(ctx context.Context, c *caller) (*webauthn.WebAuthn, mfaRecord, int64, error) {
+	rp, err := s.relyingParty()
+	if err != nil {
+		return nil, mfaRecord{}, 0, err
+	}
+	rec, rev, err := s.loadMFA(ctx, c.Name)
+	return rp, rec, rev, err
+}
+
 // loadMFA reads the caller's second factors and their revision.
 func (s *Server) loadMFA(ctx context.Context, name string) (mfaRecord, int64, error) {
 	var rec mfaRecord
@@ -185,11 +196,7 @@ func (s *Server) handleWebAuthnRegisterBegin(ctx context.Context, c *caller, r *
 	if req.Name == "" || len(req.Name) > 64 || strings.IndexFunc(req.Name, func(r rune) bool { return !unicode.IsPrint(r) }) >= 0 {
 		return nil, c.ID, errorf(http.StatusBadRequest, "name: 1 to 64 printable characters, to tell your keys apart")
 	}
-	rp, err := s.relyingParty()
-	if err != nil {
-		return nil, c.ID, err
-	}
-	rec, rev, err := s.loadMFA(ctx, c.Name)
+	rp, rec, rev, err := s.keysOf(ctx, c)
 	if err != nil {
 		return nil, c.ID, err
 	}
@@ -257,11 +264,7 @@ func (s *Server) handleWebAuthnRegister(ctx context.Context, c *caller, r *http.
 		return nil, c.ID, &httpError{code: http.StatusUnauthorized, reason: api.ReasonMFARequired,
 			msg: "registering a security key needs a fresh MFA proof: log in with your authenticator's code first"}
 	}
-	rp, err := s.relyingParty()
-	if err != nil {
-		return nil, c.ID, err
-	}
-	rec, rev, err := s.loadMFA(ctx, c.Name)
+	rp, rec, rev, err := s.keysOf(ctx, c)
 	if err != nil {
 		return nil, c.ID, err
 	}
@@ -317,11 +320,7 @@ func (s *Server) handleWebAuthnLoginBegin(ctx context.Context, c *caller, r *htt
 	if err := decode(r, &struct{}{}); err != nil {
 		return nil, c.ID, err
 	}
-	rp, err := s.relyingParty()
-	if err != nil {
-		return nil, c.ID, err
-	}
-	rec, rev, err := s.loadMFA(ctx, c.Name)
+	rp, rec, rev, err := s.keysOf(ctx, c)
 	if err != nil {
 		return nil, c.ID, err
 	}
@@ -346,7 +345,7 @@ func (s *Server) handleWebAuthnLoginBegin(ctx context.Context, c *caller, r *htt
 func (s *Server) locked(c *caller, rec mfaRecord) error {
 	if s.now().Before(rec.LockedUntil) {
 		c.note("locked_until", rec.LockedUntil.UTC().Format(time.RFC3339))
-		return errorf(http.StatusTooManyRequests, "MFA locked after %d failures: try again after %s", s.mfa.MaxFailures, rec.LockedUntil.UTC().Format(time.RFC3339))
+		return errorf(http.StatusTooManyRequests, "MFA locked after %d failed proofs (wrong codes, refused security keys): try again after %s", s.mfa.MaxFailures, rec.LockedUntil.UTC().Format(time.RFC3339))
 	}
 	return nil
 }
@@ -362,11 +361,7 @@ func (s *Server) handleWebAuthnLogin(ctx context.Context, c *caller, r *http.Req
 	if err != nil {
 		return nil, c.ID, err
 	}
-	rp, err := s.relyingParty()
-	if err != nil {
-		return nil, c.ID, err
-	}
-	rec, rev, err := s.loadMFA(ctx, c.Name)
+	rp, rec, rev, err := s.keysOf(ctx, c)
 	if err != nil {
 		return nil, c.ID, err
 	}
