@@ -276,6 +276,12 @@ func (s *Server) handleMFAApprove(ctx context.Context, c *caller, r *http.Reques
 	if err != nil {
 		return nil, "", errorf(http.StatusBadRequest, "name: %v", err)
 	}
+	if c.MFA == "" {
+		// Whatever the configuration names: vouching for another's factor
+		// needs a factor of one's own, proven now.
+		return nil, id.String(), &httpError{code: http.StatusUnauthorized, reason: api.ReasonMFARequired,
+			msg: "approving an enrolment needs a fresh MFA proof of your own (\"moat admin mfa login\")"}
+	}
 	if req.Name == c.Name {
 		c.note("self_approval", "true")
 		return nil, id.String(), errorf(http.StatusForbidden, "an administrator cannot approve their own authenticator: another admin must")
