@@ -11,7 +11,7 @@ import (
 // services) may not import each other. A package below internal/X/ belongs
 // to X's layer and may import X's own tree.
 var layers = [][]string{
-	{"config", "filelock"},
+	{"config", "filelock", "netlab"},
 	{"identity"},
 	{"policy"},
 	{"seal"},
@@ -21,10 +21,12 @@ var layers = [][]string{
 	{"ca"},
 	{"mtls"},
 	{"mesh"},
+	{"firewall"},
+	{"egress"},
 	{"waf"},
 	{"detect"},
 	{"api"},
-	{"server", "agent", "gateway"},
+	{"server", "agent", "gateway", "ui"},
 	{"check"},
 	{"cli"},
 	{"e2e", "faults"},

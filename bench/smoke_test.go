@@ -43,15 +43,20 @@ var harnesses = []harness{
 	{name: "identity", pkg: "./bench/identity", args: []string{"-run", "sign,rss,revoke", "-sign-runs", "1", "-sign-time", "200ms",
 		"-rss-settle", "1s", "-rss-samples", "1", "-services", "50", "-agents", "5", "-revocations", "1"},
 		want: []string{`CA.SignPublicKey \(sign, then validate\)\s+\d+`, `agent VmRSS median [\d.]+ MB`, `median over 1 revocations: committed`}},
+	{name: "ui", pkg: "./bench/ui", args: []string{"-services", "40", "-edges", "150", "-runs", "1", "-update", "20", "-dir", "$TMP"},
+		want: []string{`rollup \(flow.Store.Edges\)\s+[\d.]+ ms\s+150 edges`, `ratio peer/rollup\s+[\d.]+x`, `dashboard backend \(/api/graph, layout\)\s+[\d.]+ ms`,
+			`navigation to graph painted\s+[\d.]+ ms`, `script applying the delta\s+[\d.]+ ms`}},
 	{name: "waf", pkg: "./bench/waf", args: []string{"-corpus", "internal/waf/testdata/corpus.jsonl"},
 		want: []string{`attacks blocked \d+/\d+ \(`, `benign blocked \d+/\d+ \(`}},
 	{name: "gateway", script: []string{"bench/gateway/run.sh"}, env: []string{"SMOKE=1"},
 		want: []string{`benign GET\s+\d+\s+\d+\s+\d+\s+\d+\s+[\d.]+x\s+\d+%`, `form POST\s+\d+\s+\d+\s+\d+\s+\d+\s+[\d.]+x`, `1 KB JSON POST\s+\d+\s+\d+\s+\d+\s+\d+\s+[\d.]+x`,
 			`blocked attack\s+\d+\s+\d+\s+\d+\s+\d+\s+[\d.]+x`, `moat \(WAF on\)\s+attacks blocked\s+\d+/\d+`, `nginx\+ModSecurity\s+attacks blocked\s+\d+/\d+`, `runs OWASP_CRS/[\d.]+`}},
-	// bench/mesh listens on fixed ports, so it runs in a network
-	// namespace of its own, where nothing else can hold them.
-	{name: "mesh", script: []string{"unshare", "--net", "bash", "-c", "ip link set lo up && exec bench/mesh/run.sh"}, env: []string{"DUR=1s", "BULK_MB=1", "CONNS=20"},
-		want: []string{`\| max req/s \| \d+ \| \d+ \| \d+ \|`, `\| bulk MB/s \| [\d.]+ \| [\d.]+ \| [\d.]+ \|`, `\| new conn p50 µs \| \d+ \| \d+ \| \d+ \|`}},
+	// bench/mesh: real agents and control plane, HAProxy; ports come from
+	// the kernel or are found free, so it needs no namespace of its own.
+	{name: "mesh", script: []string{"bench/mesh/run.sh"}, env: []string{"SMOKE=1"},
+		want: []string{`\| added p99 µs, 1 KB at 1k req/s uniform \| 0 \| -?\d+ \| -?\d+ \| `, `\| added p99 µs, 1 KB at 1k req/s bursty \| 0 \| -?\d+ \| -?\d+ \| `,
+			`\| max req/s \| \d+ \| \d+ \| \d+ \|`, `\| bulk MB/s \| [\d.]+ \| [\d.]+ \| [\d.]+ \|`, `\| added new conn p50 µs \| 0 \| -?\d+ \| -?\d+ \|`,
+			`\| RSS MiB idle, source side \| 0.0 \| [\d.]+ \| [\d.]+ \|`, `\| RSS MiB at 1k req/s, destination side \| 0.0 \| [\d.]+ \| [\d.]+ \|`}},
 }
 
 // goBenchmarks are the go test benchmarks the READMEs quote: each runs

@@ -6,6 +6,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"moat/internal/check"
@@ -50,9 +51,11 @@ func TestCorpusSmoke(t *testing.T) {
 	}
 }
 
-// TestCorpusCounts checks that the harness counts a false alarm and a miss:
-// a negative fixture that opens SSH to the world, and an expected result on
-// a resource no rule flags.
+// TestCorpusCounts checks that the harness counts a false alarm and a miss
+// (a negative fixture that opens SSH to the world, and an expected result on
+// a resource no rule flags), leaves unscored a file whose expected results
+// do not fit it, and credits a finding at a rule resource to the group it
+// configures.
 func TestCorpusCounts(t *testing.T) {
 	dir := filepath.Join(t.TempDir(), "sensitive_port_is_exposed_to_entire_network", "test")
 	if err := os.MkdirAll(dir, 0o755); err != nil {
@@ -77,7 +80,31 @@ func TestCorpusCounts(t *testing.T) {
   }
 }
 `,
-		"positive_expected_result.json": `[{"line": 2, "filename": "positive1.tf"}, {"line": 40, "filename": "positive1.tf"}]`,
+		"positive2.tf": `resource "aws_security_group" "open" {
+  ingress {
+    from_port   = 22
+    to_port     = 22
+    protocol    = "tcp"
+    cidr_blocks = ["0.0.0.0/0"]
+  }
+}
+`,
+		"positive3.tf": `resource "aws_security_group" "db" {
+  name = "db"
+}
+
+resource "aws_security_group_rule" "db" {
+  type              = "ingress"
+  security_group_id = aws_security_group.db.id
+  from_port         = 5432
+  to_port           = 5432
+  protocol          = "tcp"
+  cidr_blocks       = ["0.0.0.0/0"]
+}
+`,
+		"positive_expected_result.json": `[{"line": 2, "filename": "positive1.tf"},
+  {"line": 2, "filename": "positive2.tf"}, {"line": 40, "filename": "positive2.tf"},
+  {"line": 1, "filename": "positive3.tf", "searchKey": "aws_security_group[db]"}]`,
 	}
 	for n, s := range files {
 		if err := os.WriteFile(filepath.Join(dir, n), []byte(s), 0o644); err != nil {
@@ -88,8 +115,65 @@ func TestCorpusCounts(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	// The expected line 40 lies outside every block: unscored, not a miss.
-	if got, want := fams["world-open ingress"], (corpusScore{FP: 1, FN: 1, Files: 2, Unscored: 1}); got != want {
+	// positive2's expected line 40 lies outside every block: the file and
+	// both its expected results are unscored, though moat flags its group.
+	// positive3's finding is at the rule resource, which names the group.
+	if got, want := fams["world-open ingress"], (corpusScore{TP: 1, FP: 1, FN: 1, Files: 3, Unscored: 2}); got != want {
 		t.Errorf("got %+v, want %+v", got, want)
+	}
+}
+
+// TestDisagreements checks the documented disagreements: each names a
+// mapped query and an explained reason, and a case that occurs is counted
+// apart (here a miss moat's reading explains: a subnet of 0.0.0.0/0).
+func TestDisagreements(t *testing.T) {
+	mapped := map[string]bool{}
+	for _, q := range corpusMap {
+		mapped[q.Query] = true
+	}
+	for _, d := range disagreements {
+		if !mapped[d.Query] {
+			t.Errorf("disagreement on unmapped query %s", d.Query)
+		}
+		if disagreementWhy[d.Why] == "" {
+			t.Errorf("%s %s %s: reason %q is not explained", d.Query, d.File, d.Block, d.Why)
+		}
+	}
+	dir := filepath.Join(t.TempDir(), "rds_associated_with_public_subnet", "test")
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	files := map[string]string{
+		"positive1.tf": `resource "aws_db_instance" "positive1" {
+  engine               = "mysql"
+  db_subnet_group_name = aws_db_subnet_group.main.name
+}
+
+resource "aws_db_subnet_group" "main" {
+  subnet_ids = [aws_subnet.all.id]
+}
+
+resource "aws_subnet" "all" {
+  vpc_id     = "vpc-12345678"
+  cidr_block = "0.0.0.0/0"
+}
+`,
+		"positive_expected_result.json": `[{"line": 1, "filename": "positive1.tf"}]`,
+	}
+	for n, s := range files {
+		if err := os.WriteFile(filepath.Join(dir, n), []byte(s), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var out strings.Builder
+	fams, err := runCorpus(filepath.Dir(filepath.Dir(dir)), "", &out, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, want := fams["public data stores"], (corpusScore{FN: 1, DisputedFN: 1, Files: 1}); got != want {
+		t.Errorf("got %+v, want %+v\n%s", got, want, out.String())
+	}
+	if !strings.Contains(out.String(), "stale disagreement (the case did not occur): rds_associated_with_public_subnet positive2.tf") {
+		t.Errorf("the unmet case of the query is not reported stale:\n%s", out.String())
 	}
 }

@@ -1,349 +1,513 @@
-// Command meshbench stands up the pieces of the mesh benchmark (see
-// README.md and run.sh): a CA and SVID files, a mesh agent per process, TCP
-// backends, and the bulk and new-connection clients. fortio drives the
-// HTTP load.
+// Command meshbench measures, in one run and on loopback only, the same
+// traffic carried three ways: direct (client → backend), through a pair of
+// real "moat agent" processes joined to a real control plane ("moat server
+// run", sealed, made by "moat server init"), and through a pair of HAProxy
+// processes (mode tcp, TLS 1.3 with client certificates both ways and
+// session resumption). See README.md for what each phase measures and the
+// figures.
 //
-//	meshbench setup DIR
-//	meshbench agent -dir DIR -role src|dst
-//	meshbench backends -echo ADDR -sink ADDR
-//	meshbench bulk -addr ADDR -mb N
-//	meshbench connlat -addr ADDR -n N
+//	go run ./bench/mesh                 # 3 repetitions of 10 s phases
+//	go run ./bench/mesh -smoke          # a few seconds: CI checks it runs
+//	go run ./bench/mesh -profile DIR    # also CPU profiles of both agents per phase
+//
+// It installs the peers it needs (Debian's haproxy and wrk) when they are
+// missing and it runs as root, and builds cmd/moat itself.
 package main
 
 import (
 	"context"
-	"crypto/ecdsa"
-	"crypto/tls"
-	"crypto/x509"
-	"encoding/binary"
-	"encoding/pem"
-	"errors"
 	"flag"
 	"fmt"
 	"io"
-	"log/slog"
-	"net"
+	"net/http"
 	"os"
-	"os/signal"
+	"os/exec"
 	"path/filepath"
-	"sort"
-	"syscall"
+	"regexp"
+	"strings"
 	"time"
-
-	"github.com/spiffe/go-spiffe/v2/bundle/x509bundle"
-	"github.com/spiffe/go-spiffe/v2/spiffeid"
-
-	"moat/internal/ca"
-	"moat/internal/identity"
-	"moat/internal/mesh"
-	"moat/internal/policy"
 )
 
-var td = spiffeid.RequireTrustDomainFromString("bench.moat")
-
-// Fixed ports, all on loopback (see run.sh, which uses the same numbers).
-const (
-	meshPort = "127.0.0.1:15443"
-)
-
-// services the destination agent fronts: name, mesh port, backend.
-var services = []struct {
-	name    string
-	port    int
-	backend string
-	local   string
-}{
-	{"api", 8080, "127.0.0.1:18080", "127.0.0.1:16080"},
-	{"echo", 7, "127.0.0.1:18081", "127.0.0.1:16081"},
-	{"sink", 9, "127.0.0.1:18082", "127.0.0.1:16082"},
+type options struct {
+	reps     int
+	dur      time.Duration
+	bulkMB   int64
+	rate     int // keep-alive requests per second
+	connRate int // new connections per second
+	profile  string
+	keep     bool
 }
 
-const benchPolicy = `rules:
-  - name: bench
-    from: [frontend]
-    to: api
-    ports: [8080]
-  - name: bench-echo
-    from: [frontend]
-    to: echo
-    ports: [7]
-  - name: bench-sink
-    from: [frontend]
-    to: sink
-    ports: [9]
-`
-
 func main() {
-	if len(os.Args) < 2 {
-		fmt.Fprintln(os.Stderr, "usage: meshbench setup|agent|backends|bulk|connlat ...")
-		os.Exit(2)
+	if len(os.Args) > 1 && os.Args[1] == "backends" {
+		if err := backends(); err != nil {
+			fmt.Fprintln(os.Stderr, "meshbench backends:", err)
+			os.Exit(1)
+		}
+		return
 	}
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
-	var err error
-	switch os.Args[1] {
-	case "setup":
-		err = setup(os.Args[2:])
-	case "agent":
-		err = agent(ctx, os.Args[2:])
-	case "backends":
-		err = backends(ctx, os.Args[2:])
-	case "bulk":
-		err = bulk(os.Args[2:])
-	case "connlat":
-		err = connlat(os.Args[2:])
-	default:
-		err = fmt.Errorf("unknown mode %q", os.Args[1])
+	var o options
+	smoke := flag.Bool("smoke", false, "a run of a few seconds that only checks the harness produces its figures")
+	flag.IntVar(&o.reps, "reps", 3, "repetitions (figures are medians)")
+	flag.DurationVar(&o.dur, "dur", 10*time.Second, "length of each load phase")
+	flag.Int64Var(&o.bulkMB, "bulk-mb", 1024, "MiB sent through one connection in the bulk phase")
+	flag.IntVar(&o.rate, "rate", 1000, "requests per second of the latency phases")
+	flag.IntVar(&o.connRate, "conn-rate", 200, "new connections per second of the new-connection phase")
+	flag.StringVar(&o.profile, "profile", "", "write CPU profiles of both agents for every phase to this directory")
+	flag.BoolVar(&o.keep, "keep", false, "keep the work directory (logs, configs)")
+	flag.Parse()
+	if *smoke {
+		o.reps, o.dur, o.bulkMB = 1, time.Second, 8
 	}
-	if err != nil {
+	if err := run(o); err != nil {
 		fmt.Fprintln(os.Stderr, "meshbench:", err)
 		os.Exit(1)
 	}
 }
 
-// setup writes the root (ca.pem) and, for frontend and every service, the
-// SVID chain and key (NAME.crt, NAME.key) plus a combined NAME.pem for HAProxy.
-func setup(args []string) error {
-	if len(args) != 1 {
-		return errors.New("setup DIR")
+// path is one way of carrying the traffic: where the client connects for
+// each backend, and the processes in between.
+type path struct {
+	name             string
+	http, echo, sink string
+	pids             []int // the proxy processes, source side first
+}
+
+func run(o options) error {
+	if err := needTools(); err != nil {
+		return err
 	}
-	dir := args[0]
-	c, err := ca.New(ca.Config{TrustDomain: td})
+	dir, err := os.MkdirTemp("", "meshbench-")
 	if err != nil {
 		return err
 	}
-	var roots []byte
-	for _, r := range c.Bundle().X509Authorities() {
-		roots = append(roots, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: r.Raw})...)
+	if o.keep {
+		fmt.Fprintln(os.Stderr, "work directory:", dir)
+	} else {
+		defer os.RemoveAll(dir)
 	}
-	if err := os.WriteFile(filepath.Join(dir, "ca.pem"), roots, 0o600); err != nil {
+	ps := &procs{}
+	defer ps.stopAll()
+
+	self, err := os.Executable()
+	if err != nil {
 		return err
 	}
-	names := []string{"frontend"}
-	for _, s := range services {
-		names = append(names, s.name)
+	be, err := ps.start("backends", nil, self, "backends")
+	if err != nil {
+		return err
 	}
-	for _, n := range names {
-		id, err := identity.ServiceID(td, n)
+	m, err := be.waitOutput(regexp.MustCompile(`http (\S+)\necho (\S+)\nsink (\S+)\n`), 30*time.Second)
+	if err != nil {
+		return err
+	}
+	direct := path{name: "direct", http: m[1], echo: m[2], sink: m[3]}
+
+	moat, err := setupMoat(o, dir, ps, direct)
+	if err != nil {
+		return fmt.Errorf("moat: %w", err)
+	}
+	ha, err := setupHAProxy(dir, ps, direct)
+	if err != nil {
+		return fmt.Errorf("haproxy: %w", err)
+	}
+	paths := []path{direct, moat, ha}
+	fmt.Fprintf(os.Stderr, "peers: %s; ghostunnel: not compared (the Go module proxy refuses github.com/ghostunnel/ghostunnel and Debian has no package)\n", haproxyVersion())
+
+	// Idle: joined, serving, no traffic yet but the readiness probes.
+	time.Sleep(2 * time.Second)
+	idle := map[string][]int64{}
+	for _, p := range paths {
+		for _, pid := range p.pids {
+			idle[p.name] = append(idle[p.name], usageOf(pid).rssKB)
+		}
+	}
+	var reps []map[string]*result
+	for rep := 1; rep <= o.reps; rep++ {
+		fmt.Fprintf(os.Stderr, "== repetition %d of %d\n", rep, o.reps)
+		r, err := repetition(o, dir, paths, rep, idle)
 		if err != nil {
 			return err
 		}
-		cert, err := c.Issue(id, 24*time.Hour)
-		if err != nil {
-			return err
+		reps = append(reps, r)
+	}
+	printReport(os.Stdout, o, reps)
+	return nil
+}
+
+// needTools installs haproxy and wrk from Debian when they are missing.
+func needTools() error {
+	var missing []string
+	for cmd, pkg := range map[string]string{"haproxy": "haproxy", "wrk": "wrk"} {
+		if _, err := exec.LookPath(cmd); err != nil {
+			missing = append(missing, pkg)
 		}
-		var chain []byte
-		for _, der := range cert.Certificate {
-			chain = append(chain, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})...)
-		}
-		kder, err := x509.MarshalECPrivateKey(cert.PrivateKey.(*ecdsa.PrivateKey))
-		if err != nil {
-			return err
-		}
-		key := pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: kder})
-		for name, b := range map[string][]byte{n + ".crt": chain, n + ".key": key, n + ".pem": append(append([]byte{}, chain...), key...)} {
-			if err := os.WriteFile(filepath.Join(dir, name), b, 0o600); err != nil {
-				return err
-			}
+	}
+	if len(missing) == 0 {
+		return nil
+	}
+	if os.Geteuid() != 0 {
+		return fmt.Errorf("install %s (apt-get install -y %s)", strings.Join(missing, ", "), strings.Join(missing, " "))
+	}
+	fmt.Fprintln(os.Stderr, "installing", strings.Join(missing, " "))
+	for _, args := range [][]string{{"update", "-qq"}, append([]string{"install", "-y", "-qq", "--no-install-recommends"}, missing...)} {
+		cmd := exec.Command("apt-get", args...)
+		cmd.Env = append(os.Environ(), "DEBIAN_FRONTEND=noninteractive")
+		if out, err := cmd.CombinedOutput(); err != nil {
+			return fmt.Errorf("apt-get %s: %v\n%s", strings.Join(args, " "), err, out)
 		}
 	}
 	return nil
 }
 
-type fileIDs map[string]*tls.Certificate
-
-func (f fileIDs) Certificate(s string) (*tls.Certificate, error) {
-	c, ok := f[s]
-	if !ok {
-		return nil, fmt.Errorf("no SVID for %q", s)
+func haproxyVersion() string {
+	out, _ := exec.Command("haproxy", "-v").Output()
+	if f := strings.Fields(string(out)); len(f) >= 3 {
+		return "HAProxy " + f[2]
 	}
-	return c, nil
+	return "HAProxy"
 }
 
-func agent(ctx context.Context, args []string) error {
-	fs := flag.NewFlagSet("agent", flag.ContinueOnError)
-	dir := fs.String("dir", "", "directory written by setup")
-	role := fs.String("role", "", "src (frontend's agent) or dst (the services' agent)")
-	if err := fs.Parse(args); err != nil {
-		return err
+var listening = regexp.MustCompile(`msg="control plane listening" addr=(\S+)`)
+
+// setupMoat builds cmd/moat, makes and runs a sealed control plane, joins
+// agents a (the callers' side) and b (the backends' side) and waits until
+// every upstream carries traffic.
+func setupMoat(o options, dir string, ps *procs, direct path) (path, error) {
+	bin := filepath.Join(dir, "moat")
+	args := []string{"build", "-o", bin}
+	if o.profile != "" {
+		args = append(args, "-tags", "pprof")
 	}
-	rootsPEM, err := os.ReadFile(filepath.Join(*dir, "ca.pem"))
+	if out, err := exec.Command("go", append(args, "./cmd/moat")...).CombinedOutput(); err != nil {
+		return path{}, fmt.Errorf("go build ./cmd/moat (run from the module root): %v\n%s", err, out)
+	}
+	srvDir := filepath.Join(dir, "server")
+	env := []string{"MOAT_ADMIN_DIR=" + srvDir + ".admin"}
+	moat := func(args ...string) (string, error) {
+		cmd := exec.Command(bin, args...)
+		cmd.Env = append(os.Environ(), env...)
+		out, err := cmd.Output()
+		if err != nil {
+			if ee, ok := err.(*exec.ExitError); ok {
+				return "", fmt.Errorf("moat %s: %v: %s", strings.Join(args, " "), err, ee.Stderr)
+			}
+			return "", err
+		}
+		return strings.TrimSpace(string(out)), nil
+	}
+	if _, err := moat("server", "init", "--data-dir", srvDir, "--trust-domain", "bench.moat"); err != nil {
+		return path{}, err
+	}
+	srv, err := ps.start("moat server", env, bin, "server", "run", "--data-dir", srvDir, "--listen", "127.0.0.1:0")
 	if err != nil {
-		return err
+		return path{}, err
 	}
-	var roots []*x509.Certificate
-	for rest := rootsPEM; ; {
-		var b *pem.Block
-		b, rest = pem.Decode(rest)
-		if b == nil {
-			break
-		}
-		c, err := x509.ParseCertificate(b.Bytes)
-		if err != nil {
-			return err
-		}
-		roots = append(roots, c)
+	m, err := srv.waitOutput(listening, 60*time.Second)
+	if err != nil {
+		return path{}, err
 	}
-	trust := identity.NewTrust(identity.TrustConfig{TrustDomain: td})
-	trust.Update(x509bundle.FromX509Authorities(td, roots), identity.Revocations{})
-	ids := fileIDs{}
-	load := func(n string) error {
-		c, err := tls.LoadX509KeyPair(filepath.Join(*dir, n+".crt"), filepath.Join(*dir, n+".key"))
-		if err != nil {
-			return err
+	env = append(env, "MOAT_SERVER="+m[1])
+	ports, err := freePorts(7)
+	if err != nil {
+		return path{}, err
+	}
+	meshA, meshB, upHTTP, upEcho, upSink := addr(ports[0]), addr(ports[1]), ports[2], ports[3], ports[4]
+	backend := map[string]string{"web": direct.http, "echo": direct.echo, "sink": direct.sink}
+	policy := "default: deny\nrules:\n"
+	for _, svc := range []string{"web", "echo", "sink"} {
+		port := backend[svc][strings.LastIndexByte(backend[svc], ':')+1:]
+		if _, err := moat("svc", "register", "--node", "b", "--name", svc, "--port", port); err != nil {
+			return path{}, err
 		}
-		ids[n] = &c
+		policy += fmt.Sprintf("  - name: client-to-%s\n    from: [client]\n    to: %s\n    ports: [%s]\n", svc, svc, port)
+	}
+	if _, err := moat("svc", "register", "--node", "a", "--name", "client", "--port", "1",
+		"--upstream", fmt.Sprintf("web:%d", upHTTP), "--upstream", fmt.Sprintf("echo:%d", upEcho), "--upstream", fmt.Sprintf("sink:%d", upSink)); err != nil {
+		return path{}, err
+	}
+	polFile := filepath.Join(dir, "intentions.yaml")
+	if err := os.WriteFile(polFile, []byte(policy), 0o600); err != nil {
+		return path{}, err
+	}
+	if _, err := moat("policy", "apply", "-f", polFile); err != nil {
+		return path{}, err
+	}
+	var pids []int
+	for i, node := range []string{"a", "b"} {
+		tok, err := moat("token", "create", "--node", node)
+		if err != nil {
+			return path{}, err
+		}
+		listen := []string{meshA, meshB}[i]
+		agentEnv := env
+		if o.profile != "" {
+			agentEnv = append(agentEnv, "MOAT_PPROF="+addr(ports[5+i]))
+		}
+		p, err := ps.start("moat agent "+node, agentEnv, bin, "agent", "--data-dir", filepath.Join(dir, node),
+			"--server", m[1], "--node", node, "--join", tok, "--listen", listen)
+		if err != nil {
+			return path{}, err
+		}
+		pids = append(pids, p.cmd.Process.Pid)
+	}
+	p := path{name: "moat", http: addr(upHTTP), echo: addr(upEcho), sink: addr(upSink), pids: pids}
+	if err := waitEcho(p.echo, 60*time.Second); err != nil {
+		return path{}, err
+	}
+	return p, nil
+}
+
+// setupHAProxy runs HAProxy A (plain TCP in, TLS 1.3 out with a client
+// certificate) and B (TLS 1.3 in, verify required, plain TCP to the
+// backends), one frontend per backend.
+func setupHAProxy(dir string, ps *procs, direct path) (path, error) {
+	certs, err := makePKI(dir)
+	if err != nil {
+		return path{}, err
+	}
+	ports, err := freePorts(6)
+	if err != nil {
+		return path{}, err
+	}
+	common := "global\n  maxconn 4000\n  nbthread 2\ndefaults\n  mode tcp\n  timeout connect 5s\n  timeout client 60s\n  timeout server 60s\n"
+	a, b := common, common
+	targets := []string{direct.http, direct.echo, direct.sink}
+	for i, target := range targets {
+		a += fmt.Sprintf("frontend fa%d\n  bind %s\n  default_backend ba%d\nbackend ba%d\n  server b %s ssl crt %s ca-file %s verify required ssl-min-ver TLSv1.3\n",
+			i, addr(ports[i]), i, i, addr(ports[3+i]), certs.client, certs.ca)
+		b += fmt.Sprintf("frontend fb%d\n  bind %s ssl crt %s ca-file %s verify required ssl-min-ver TLSv1.3\n  default_backend bb%d\nbackend bb%d\n  server app %s\n",
+			i, addr(ports[3+i]), certs.server, certs.ca, i, i, target)
+	}
+	var pids []int
+	for _, c := range []struct{ name, cfg string }{{"haproxy B", b}, {"haproxy A", a}} {
+		file := filepath.Join(dir, strings.ReplaceAll(c.name, " ", "-")+".cfg")
+		if err := os.WriteFile(file, []byte(c.cfg), 0o600); err != nil {
+			return path{}, err
+		}
+		p, err := ps.start(c.name, nil, "haproxy", "-db", "-f", file)
+		if err != nil {
+			return path{}, err
+		}
+		pids = append([]int{p.cmd.Process.Pid}, pids...) // A first
+	}
+	p := path{name: "haproxy", http: addr(ports[0]), echo: addr(ports[1]), sink: addr(ports[2]), pids: pids}
+	if err := waitEcho(p.echo, 30*time.Second); err != nil {
+		return path{}, err
+	}
+	return p, nil
+}
+
+// result is one repetition's figures for one path.
+type result struct {
+	uniP50, uniP99, burstP50, burstP99 time.Duration
+	maxRPS, bulkMBs                    float64
+	connP50, connP99                   time.Duration
+	idleKB, loadedKB, peakKB           []int64       // per proxy process
+	cpuUni, cpuConn                    time.Duration // all proxy processes together
+}
+
+func repetition(o options, dir string, paths []path, rep int, idle map[string][]int64) (map[string]*result, error) {
+	res := map[string]*result{}
+	for _, p := range paths {
+		r := &result{idleKB: idle[p.name]}
+		r.loadedKB = make([]int64, len(p.pids))
+		r.peakKB = make([]int64, len(p.pids))
+		res[p.name] = r
+	}
+	cpu := func(p path) time.Duration {
+		var t time.Duration
+		for _, pid := range p.pids {
+			t += usageOf(pid).cpu
+		}
+		return t
+	}
+	// Throughput phases run each path in turn for the whole phase.
+	phase := func(name string, f func(p path, r *result) error) error {
+		for _, p := range paths {
+			fmt.Fprintf(os.Stderr, "   %-8s %s\n", p.name, name)
+			stop := profile(o, p, fmt.Sprintf("%d-%s", rep, name), o.dur)
+			sampler := sampleRSS(p, res[p.name].peakKB)
+			err := f(p, res[p.name])
+			sampler()
+			stop()
+			if err != nil {
+				return fmt.Errorf("%s, %s: %w", p.name, name, err)
+			}
+		}
 		return nil
 	}
-	pol, err := policy.Parse([]byte(benchPolicy))
-	if err != nil {
-		return err
-	}
-	var svcs []mesh.Service
-	listen := "127.0.0.1:0"
-	switch *role {
-	case "src":
-		if err := load("frontend"); err != nil {
-			return err
+	// Latency phases interleave the paths in slices of a second (the first
+	// path of each slice rotating), so that the machine's load, which
+	// swings from second to second on a shared host, falls on every path
+	// alike; each path's samples are pooled over its slices.
+	interleave := func(name string, loaded bool, run func(p path, d time.Duration) (latencies, int, error), set func(r *result, lat latencies, cpu time.Duration)) error {
+		slice := min(time.Second, o.dur)
+		n := max(int(o.dur/slice), 1)
+		fmt.Fprintf(os.Stderr, "   %-8s %s (%d slices of %v per path)\n", "all", name, n, slice)
+		lats := map[string]latencies{}
+		cpus := map[string]time.Duration{}
+		var stops []func()
+		for _, p := range paths {
+			stops = append(stops, profile(o, p, fmt.Sprintf("%d-%s", rep, name), time.Duration(n*len(paths))*slice))
 		}
-		fe := mesh.Service{Name: "frontend", Port: 1, AppAddr: "127.0.0.1:1"}
-		for _, s := range services {
-			fe.Upstreams = append(fe.Upstreams, mesh.Upstream{Service: s.name, Port: s.port, LocalAddr: s.local})
-		}
-		svcs = append(svcs, fe)
-	case "dst":
-		listen = meshPort
-		for _, s := range services {
-			if err := load(s.name); err != nil {
-				return err
+		for i := range n {
+			for k := range paths {
+				p := paths[(i+k)%len(paths)]
+				r := res[p.name]
+				dsts := [][]int64{r.peakKB}
+				if loaded {
+					dsts = append(dsts, r.loadedKB)
+				}
+				sampler := sampleRSS(p, dsts...)
+				before := cpu(p)
+				lat, fails, err := run(p, slice)
+				cpus[p.name] += cpu(p) - before
+				sampler()
+				if err := failed(err, fails, len(lat)); err != nil {
+					return fmt.Errorf("%s, %s: %w", p.name, name, err)
+				}
+				lats[p.name] = append(lats[p.name], lat...)
 			}
-			svcs = append(svcs, mesh.Service{Name: s.name, Port: s.port, AppAddr: s.backend})
 		}
-	default:
-		return fmt.Errorf("role %q (want src or dst)", *role)
+		for _, stop := range stops {
+			stop()
+		}
+		for _, p := range paths {
+			set(res[p.name], lats[p.name], cpus[p.name])
+		}
+		return nil
 	}
-	m, err := mesh.New(mesh.Config{
-		Node: *role, Listen: listen, TrustDomain: td, Trust: trust, Identities: ids, Policy: pol,
-		Resolve: func(string) (string, error) { return meshPort, nil },
-		Logger:  slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn})),
-	})
-	if err != nil {
+	if err := interleave("1 KB at "+fmt.Sprint(o.rate)+" req/s, uniform", true, func(p path, d time.Duration) (latencies, int, error) {
+		return keepAliveLoad(p.http, 16, arrivals{rate: o.rate, burst: 1}, d)
+	}, func(r *result, lat latencies, cpu time.Duration) {
+		r.uniP50, r.uniP99, r.cpuUni = lat.pct(50), lat.pct(99), cpu
+	}); err != nil {
+		return nil, err
+	}
+	if err := interleave("1 KB at "+fmt.Sprint(o.rate)+" req/s, bursts of 16", false, func(p path, d time.Duration) (latencies, int, error) {
+		return keepAliveLoad(p.http, 16, arrivals{rate: o.rate, burst: 16}, d)
+	}, func(r *result, lat latencies, _ time.Duration) {
+		r.burstP50, r.burstP99 = lat.pct(50), lat.pct(99)
+	}); err != nil {
+		return nil, err
+	}
+	if err := phase("wrk, 16 connections, 1 KB POST", func(p path, r *result) error {
+		var err error
+		r.maxRPS, err = wrkMax(dir, p.http, o.dur)
 		return err
+	}); err != nil {
+		return nil, err
 	}
-	if err := m.SetServices(svcs); err != nil {
-		_ = m.Close()
+	if err := phase(fmt.Sprintf("bulk %d MiB", o.bulkMB), func(p path, r *result) error {
+		var err error
+		r.bulkMBs, err = bulk(p.sink, o.bulkMB<<20)
 		return err
+	}); err != nil {
+		return nil, err
 	}
-	err = m.Run(ctx)
-	fmt.Fprintf(os.Stderr, "%s agent stats: %+v\n", *role, m.Stats())
-	return err
+	if err := interleave(fmt.Sprintf("a new connection per request at %d/s", o.connRate), false, func(p path, d time.Duration) (latencies, int, error) {
+		lat, fails := newConnLoad(p.echo, o.connRate, d)
+		return lat, fails, nil
+	}, func(r *result, lat latencies, cpu time.Duration) {
+		r.connP50, r.connP99, r.cpuConn = lat.pct(50), lat.pct(99), cpu
+	}); err != nil {
+		return nil, err
+	}
+	return res, nil
 }
 
-// backends runs a TCP echo server and a sink that counts what it gets and
-// answers the count (8 bytes) when the client half-closes.
-func backends(ctx context.Context, args []string) error {
-	fs := flag.NewFlagSet("backends", flag.ContinueOnError)
-	echoAddr := fs.String("echo", "127.0.0.1:18081", "echo listen address")
-	sinkAddr := fs.String("sink", "127.0.0.1:18082", "sink listen address")
-	if err := fs.Parse(args); err != nil {
+func failed(err error, fails, ok int) error {
+	if err != nil {
 		return err
 	}
-	serve := func(addr string, h func(net.Conn)) (net.Listener, error) {
-		ln, err := net.Listen("tcp", addr)
-		if err != nil {
-			return nil, err
+	if fails > 0 || ok == 0 {
+		return fmt.Errorf("%d requests failed, %d answered", fails, ok)
+	}
+	return nil
+}
+
+// sampleRSS keeps in each of dsts the highest resident set of each proxy
+// process while it runs; the returned func stops it.
+func sampleRSS(p path, dsts ...[]int64) func() {
+	if len(p.pids) == 0 {
+		return func() {}
+	}
+	done := make(chan struct{})
+	stopped := make(chan struct{})
+	take := func() {
+		for i, pid := range p.pids {
+			kb := usageOf(pid).rssKB
+			for _, d := range dsts {
+				d[i] = max(d[i], kb)
+			}
 		}
-		go func() {
-			for {
-				c, err := ln.Accept()
+	}
+	go func() {
+		defer close(stopped)
+		tick := time.NewTicker(100 * time.Millisecond)
+		defer tick.Stop()
+		for {
+			select {
+			case <-done:
+				return
+			case <-tick.C:
+				take()
+			}
+		}
+	}()
+	return func() {
+		take()
+		close(done)
+		<-stopped
+	}
+}
+
+// profile fetches a CPU profile of each agent over d when -profile is set.
+func profile(o options, p path, name string, d time.Duration) func() {
+	if o.profile == "" || p.name != "moat" {
+		return func() {}
+	}
+	_ = os.MkdirAll(o.profile, 0o755)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for i, pid := range p.pids {
+			env, _ := os.ReadFile(fmt.Sprintf("/proc/%d/environ", pid))
+			m := regexp.MustCompile(`MOAT_PPROF=([^\x00]+)`).FindSubmatch(env)
+			if m == nil {
+				continue
+			}
+			go func(i int, at string) {
+				secs := max(int(d.Seconds())-1, 1)
+				req, _ := http.NewRequestWithContext(ctx, http.MethodGet, fmt.Sprintf("http://%s/debug/pprof/profile?seconds=%d", at, secs), nil)
+				resp, err := http.DefaultClient.Do(req)
 				if err != nil {
 					return
 				}
-				go func() { defer c.Close(); h(c) }()
-			}
-		}()
-		return ln, nil
+				defer resp.Body.Close()
+				f, err := os.Create(filepath.Join(o.profile, fmt.Sprintf("%s-%s.pprof", sanitize(name), []string{"a", "b"}[i])))
+				if err != nil {
+					return
+				}
+				defer f.Close()
+				_, _ = io.Copy(f, resp.Body)
+			}(i, string(m[1]))
+		}
+	}()
+	return func() {
+		<-done
+		time.Sleep(500 * time.Millisecond) // let the profiles finish writing
+		cancel()
 	}
-	e, err := serve(*echoAddr, func(c net.Conn) { _, _ = io.Copy(c, c) })
-	if err != nil {
-		return err
-	}
-	defer e.Close()
-	s, err := serve(*sinkAddr, func(c net.Conn) {
-		n, _ := io.Copy(io.Discard, c)
-		_ = binary.Write(c, binary.BigEndian, n)
-	})
-	if err != nil {
-		return err
-	}
-	defer s.Close()
-	<-ctx.Done()
-	return nil
 }
 
-// bulk sends MB megabytes to a sink and prints MB/s once the sink confirms.
-func bulk(args []string) error {
-	fs := flag.NewFlagSet("bulk", flag.ContinueOnError)
-	addr := fs.String("addr", "", "sink address")
-	mb := fs.Int("mb", 1024, "megabytes to send")
-	if err := fs.Parse(args); err != nil {
-		return err
-	}
-	c, err := net.Dial("tcp", *addr)
-	if err != nil {
-		return err
-	}
-	defer c.Close()
-	buf := make([]byte, 256<<10)
-	start := time.Now()
-	total := int64(*mb) << 20
-	for sent := int64(0); sent < total; sent += int64(len(buf)) {
-		if _, err := c.Write(buf); err != nil {
-			return err
+func sanitize(s string) string {
+	return strings.Map(func(r rune) rune {
+		if r >= 'a' && r <= 'z' || r >= '0' && r <= '9' || r == '-' {
+			return r
 		}
-	}
-	if err := c.(*net.TCPConn).CloseWrite(); err != nil {
-		return err
-	}
-	var got int64
-	if err := binary.Read(c, binary.BigEndian, &got); err != nil {
-		return err
-	}
-	el := time.Since(start)
-	if got != total {
-		return fmt.Errorf("sink got %d of %d bytes", got, total)
-	}
-	fmt.Printf("%.1f\n", float64(total)/(1<<20)/el.Seconds())
-	return nil
-}
-
-// connlat opens N sequential connections, each carrying one byte there and
-// back, and prints p50 and p99 in microseconds.
-func connlat(args []string) error {
-	fs := flag.NewFlagSet("connlat", flag.ContinueOnError)
-	addr := fs.String("addr", "", "echo address")
-	n := fs.Int("n", 1000, "connections")
-	if err := fs.Parse(args); err != nil {
-		return err
-	}
-	lat := make([]time.Duration, 0, *n)
-	b := []byte{42}
-	for i := 0; i < *n; i++ {
-		start := time.Now()
-		c, err := net.Dial("tcp", *addr)
-		if err != nil {
-			return err
-		}
-		if _, err := c.Write(b); err != nil {
-			return err
-		}
-		if _, err := io.ReadFull(c, b); err != nil {
-			return fmt.Errorf("connection %d: %w", i, err)
-		}
-		lat = append(lat, time.Since(start))
-		_ = c.Close()
-	}
-	sort.Slice(lat, func(i, j int) bool { return lat[i] < lat[j] })
-	fmt.Printf("%d %d\n", lat[len(lat)/2].Microseconds(), lat[len(lat)*99/100].Microseconds())
-	return nil
+		return '_'
+	}, strings.ToLower(s))
 }

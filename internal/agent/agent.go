@@ -35,9 +35,12 @@ import (
 
 	"moat/internal/api"
 	"moat/internal/ca"
+	"moat/internal/egress"
+	"moat/internal/firewall"
 	"moat/internal/flow"
 	"moat/internal/identity"
 	"moat/internal/mesh"
+	"moat/internal/policy"
 )
 
 // Config configures an Agent.
@@ -93,6 +96,11 @@ type Config struct {
 	Logger  *slog.Logger
 	// Access configures break-glass sessions on this node.
 	Access AccessConfig
+	// Firewall is the node's host firewall; its zero value is off.
+	Firewall FirewallConfig
+	// Egress is the node's way out of the mesh; its zero value runs no
+	// proxy and connects out for no one.
+	Egress EgressConfig
 }
 
 // Agent is a node agent.
@@ -112,6 +120,7 @@ type Agent struct {
 	wake        chan struct{}   // nudges the renewal loop
 	healthWake  chan struct{}   // nudges the listener health reporter
 	warnedUID   map[string]bool // guarded by mu: services warned about for having no uid
+	publicPorts []uint16        // guarded by mu: the edge gateway's ports (SetPublicPorts)
 	changed     *broadcast      // SVIDs or bundle changed (Workload API streams)
 	updates     *broadcast      // any watch frame applied
 	nodeChanged *broadcast      // the node certificate was renewed
@@ -129,8 +138,13 @@ type Agent struct {
 	access   *access
 	witness  witnessState
 
-	attestMu  sync.Mutex // guards attestKey
-	attestKey *ecdsa.PrivateKey
+	pol        atomic.Pointer[policy.Table] // the intentions the mesh applies
+	polChanged *broadcast                   // pol or the public ports were replaced
+	fw         *firewall.Manager            // nil when the firewall is off
+	point      *egress.Point                // nil unless this node connects out
+	proxy      *egress.Proxy                // the egress proxy
+	attestMu   sync.Mutex                   // guards attestKey
+	attestKey  *ecdsa.PrivateKey
 	// reattestKey and reattestToken count re-attestations by method.
 	reattestKey, reattestToken atomic.Int64
 	// checkNode asks the renewal loop to check the node certificate now.
@@ -183,7 +197,7 @@ func New(ctx context.Context, cfg Config) (*Agent, error) {
 	}
 	a := &Agent{cfg: cfg, log: cfg.Logger.With("node", cfg.Node), svids: map[string]*svid{},
 		wake: make(chan struct{}, 1), healthWake: make(chan struct{}, 1), warnedUID: map[string]bool{},
-		changed: newBroadcast(), updates: newBroadcast(), nodeChanged: newBroadcast()}
+		changed: newBroadcast(), updates: newBroadcast(), nodeChanged: newBroadcast(), polChanged: newBroadcast()}
 	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
 		return nil, fmt.Errorf("agent: %w", err)
 	}
@@ -229,8 +243,19 @@ func New(ctx context.Context, cfg Config) (*Agent, error) {
 			return nil, fmt.Errorf("agent: metrics: %w", err)
 		}
 	}
+	if a.fw, err = a.newFirewall(); err != nil {
+		a.spool.Close()
+		return nil, err
+	}
+	if err := a.newEgress(); err != nil {
+		a.spool.Close()
+		return nil, err
+	}
 	if a.mesh, err = a.newMesh(); err != nil {
 		a.spool.Close()
+		if a.proxy != nil {
+			a.proxy.Close()
+		}
 		return nil, err
 	}
 	a.access = newAccess(a, cfg.Access)
@@ -404,7 +429,7 @@ func (a *Agent) Run(ctx context.Context) error {
 	defer cancel()
 	defer func() { a.api().Close() }()
 	var wg sync.WaitGroup
-	errc := make(chan error, 7)
+	errc := make(chan error, 9)
 	run := func(f func(context.Context) error) {
 		wg.Add(1)
 		go func() {
@@ -421,6 +446,8 @@ func (a *Agent) Run(ctx context.Context) error {
 	run(a.reportHealth)
 	run(a.witnessLoop)
 	run(a.shipper.Run)
+	run(a.runFirewall)
+	run(a.runEgress)
 	run(a.access.run)
 	if a.cfg.Socket != "" {
 		run(a.serveWorkloadAPI)

@@ -97,8 +97,8 @@ func decodeCache(data []byte) (api.Update, error) {
 			return api.Update{}, fmt.Errorf("agent: cache: services[%d] (%s): port, plaintext port or uid out of range", i, r.Name)
 		}
 		for j, u := range r.Upstreams {
-			if identity.ValidName(u.Service) != nil || u.LocalPort < 1 || u.LocalPort > 65535 {
-				return api.Update{}, fmt.Errorf("agent: cache: services[%d] (%s): upstreams[%d] is not a service and a port", i, r.Name, j)
+			if err := u.Check(); err != nil {
+				return api.Update{}, fmt.Errorf("agent: cache: services[%d] (%s): upstreams[%d]: %w", i, r.Name, j, err)
 			}
 		}
 	}

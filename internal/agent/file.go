@@ -1,7 +1,11 @@
 package agent
 
 import (
+	"fmt"
+	"math"
 	"net"
+	"path/filepath"
+	"syscall"
 
 	"moat/internal/api"
 	"moat/internal/config"
@@ -27,19 +31,52 @@ type File struct {
 	// Listen is the mesh port (mutual TLS), published to peers; required.
 	Listen string `yaml:"listen"`
 	// Socket is the SPIFFE Workload API socket; empty means
-	// DATA_DIR/workload.sock.
+	// DATA_DIR.public/workload.sock (see SocketPath).
 	Socket string `yaml:"socket"`
 	// RequireUID serves an SVID only to the uid its registration names.
 	RequireUID bool `yaml:"require_uid"`
 	// Metrics, when set, serves Prometheus /metrics (plain HTTP, no
 	// authentication) on this address.
 	Metrics string `yaml:"metrics"`
+	// MemoryLimit is the agent's soft memory limit (runtime/debug's), e.g.
+	// "64MiB": past it the garbage collector works harder, so the agent
+	// gives the memory of a burst back instead of keeping its peak. Empty
+	// means DefaultMemoryLimit unless GOMEMLIMIT is set; "off" means none.
+	MemoryLimit string `yaml:"memory_limit"`
 	// KEK seals the node key, cached SVID keys and the spool; the key file
 	// defaults to DATA_DIR.kek, created on first start.
 	KEK seal.KEKConfig `yaml:"kek"`
-	Log config.Log     `yaml:",inline"`
+	// Firewall is the node's host firewall; its zero value is off.
+	Firewall FirewallFile `yaml:"firewall"`
+	// Egress is the node's way out of the mesh; its zero value runs no
+	// proxy and connects out for no one.
+	Egress EgressFile `yaml:"egress"`
 	// Access configures break-glass sessions on this node.
 	Access AccessFile `yaml:"access"`
+	Log    config.Log `yaml:",inline"`
+}
+
+// DefaultMemoryLimit is an agent's soft memory limit unless configured: a
+// few times what it holds carrying traffic (bench/mesh), so the collector
+// works harder only after a burst, to give the burst's memory back.
+const DefaultMemoryLimit = 32 << 20
+
+// MemoryLimitBytes is the limit to set, or -1 to leave the runtime's
+// (GOMEMLIMIT set and no memory_limit given).
+func (f *File) MemoryLimitBytes(getenv func(string) string) (int64, error) {
+	switch {
+	case f.MemoryLimit == "off":
+		return math.MaxInt64, nil
+	case f.MemoryLimit != "":
+		n, err := config.ParseBytes(f.MemoryLimit)
+		if err == nil && n < 4<<20 {
+			err = fmt.Errorf("%s is below 4MiB, the least an agent can run in", f.MemoryLimit)
+		}
+		return n, err
+	case getenv("GOMEMLIMIT") != "":
+		return -1, nil
+	}
+	return DefaultMemoryLimit, nil
 }
 
 // DecodeFile reads an agent configuration file strictly.
@@ -67,7 +104,33 @@ func (f *File) Validate() error {
 			return config.Errorf(req.key, "required")
 		}
 	}
+	if err := checkSocketPath(f.SocketPath()); err != nil {
+		return err
+	}
 	return f.ValidateFile()
+}
+
+// SocketPath is the Workload API socket the agent serves: Socket, or
+// DATA_DIR.public/workload.sock, beside the data directory rather than in
+// it (the data directory is private, 0700, and the services' own uids must
+// reach the socket).
+func (f *File) SocketPath() string {
+	if f.Socket != "" {
+		return f.Socket
+	}
+	return filepath.Join(filepath.Clean(f.DataDir)+".public", "workload.sock")
+}
+
+// MaxSocketPath is the longest Unix socket path this system accepts (the
+// kernel's sun_path less its terminating NUL: 107 bytes on Linux, 103 on
+// the BSDs and macOS).
+var MaxSocketPath = len(syscall.RawSockaddrUnix{}.Path) - 1
+
+func checkSocketPath(p string) error {
+	if len(p) > MaxSocketPath {
+		return config.Errorf("socket", "%q is %d bytes, longer than a Unix socket path may be here (%d): set socket (--socket) to a shorter path", p, len(p), MaxSocketPath)
+	}
+	return nil
 }
 
 // ValidateFile checks the values a file gives, without requiring what the
@@ -89,10 +152,24 @@ func (f *File) ValidateFile() error {
 			return config.Errorf("listen", "%q: want host:port", f.Listen)
 		}
 	}
+	if f.Socket != "" {
+		if err := checkSocketPath(f.Socket); err != nil {
+			return err
+		}
+	}
 	if f.Metrics != "" {
 		if _, _, err := net.SplitHostPort(f.Metrics); err != nil {
 			return config.Errorf("metrics", "%q: want host:port", f.Metrics)
 		}
+	}
+	if _, err := f.Firewall.Config("firewall"); err != nil {
+		return err
+	}
+	if _, err := f.Egress.Config("egress"); err != nil {
+		return err
+	}
+	if _, err := f.MemoryLimitBytes(func(string) string { return "" }); err != nil {
+		return config.Errorf("memory_limit", "%v", err)
 	}
 	if err := f.Log.Validate(); err != nil {
 		return err

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"moat/internal/api"
+	"moat/internal/egress"
 	"moat/internal/mesh"
 	"moat/internal/policy"
 )
@@ -74,6 +75,8 @@ func (a *Agent) runMesh(ctx context.Context) error {
 				t, err := policy.ParseDocument([]byte(p.YAML), a.td.Name())
 				switch {
 				case p.YAML == "":
+					a.pol.Store(nil)
+					a.polChanged.Notify()
 					a.mesh.SetPolicy(nil)
 					applied = key
 				case err != nil:
@@ -81,6 +84,8 @@ func (a *Agent) runMesh(ctx context.Context) error {
 					// read keeps the previous policy rather than opening up.
 					a.log.Error("policy from the control plane does not parse; keeping the previous one", "version", p.Version, "err", err)
 				default:
+					a.pol.Store(t)
+					a.polChanged.Notify()
 					a.mesh.SetPolicy(t)
 					applied = key
 					a.log.Info("policy applied", "version", p.Version, "digest", t.Version())
@@ -109,6 +114,9 @@ func (a *Agent) meshServices() []mesh.Service {
 		s := mesh.Service{Name: r.Name, Port: r.Port, AppAddr: net.JoinHostPort("127.0.0.1", strconv.Itoa(r.Port)), UID: r.UID}
 		if r.PlaintextPort != 0 {
 			s.PlaintextAddr = net.JoinHostPort(meshHost, strconv.Itoa(r.PlaintextPort))
+		}
+		if r.Name == a.cfg.Egress.ServeGateway && a.point != nil {
+			s.Handler = &egress.Gateway{Point: a.point, Service: r.Name}
 		}
 		a.warnNoUID(r)
 		for _, u := range r.Upstreams {

@@ -6,11 +6,15 @@ package api
 
 import (
 	"encoding/binary"
+	"fmt"
+	"net"
+	"strconv"
 	"time"
 
 	"moat/internal/audit"
 	"moat/internal/flow"
 	"moat/internal/identity"
+	"moat/internal/policy"
 )
 
 // Paths. Those under /v1/admin/ need an admin certificate and a role; the
@@ -97,6 +101,9 @@ type JoinRequest struct {
 type PeerFlowQuery struct {
 	Filter  flow.Filter `json:"filter"`
 	Talkers int         `json:"talkers,omitempty"`
+	// Edges asks for the records summed by source, destination and
+	// verdict (the heaviest Filter.Limit of them).
+	Edges bool `json:"edges,omitempty"`
 }
 
 // PeerFlows is one server's part of a flow query.
@@ -104,6 +111,7 @@ type PeerFlows struct {
 	Server  string        `json:"server"`
 	Records []flow.Record `json:"records,omitempty"`
 	Talkers []flow.Talker `json:"talkers,omitempty"`
+	Edges   []flow.Edge   `json:"edges,omitempty"`
 }
 
 // ClusterFlows is a flow query answered for a whole cluster: Servers
@@ -111,6 +119,7 @@ type PeerFlows struct {
 type ClusterFlows struct {
 	Records   []flow.Record `json:"records,omitempty"`
 	Talkers   []flow.Talker `json:"talkers,omitempty"`
+	Edges     []flow.Edge   `json:"edges,omitempty"`
 	Truncated bool          `json:"truncated,omitempty"`
 	Servers   []string      `json:"servers"`
 	Missing   []string      `json:"missing,omitempty"`
@@ -202,10 +211,52 @@ type TokenResponse struct {
 }
 
 // Upstream is a service a registration calls, and the loopback port its
-// agent listens on for it.
+// agent listens on for it. An upstream with External instead of Service is
+// a host outside the mesh (HOST:PORT), reached through the egress path
+// where the intentions' egress rules allow.
 type Upstream struct {
-	Service   string `json:"service"`
+	Service   string `json:"service,omitempty"`
+	External  string `json:"external,omitempty"`
 	LocalPort int    `json:"local_port"`
+}
+
+// Check validates an upstream as server, agent and CLI read one: a service
+// name or an external HOST:PORT (not both), and a local port.
+func (u Upstream) Check() error {
+	switch {
+	case u.Service != "" && u.External != "":
+		return fmt.Errorf("service %q and external %q: an upstream is one or the other", u.Service, u.External)
+	case u.External != "":
+		if _, _, err := ExternalHostPort(u.External); err != nil {
+			return err
+		}
+	default:
+		if err := identity.ValidName(u.Service); err != nil {
+			return fmt.Errorf("service: %w", err)
+		}
+	}
+	if u.LocalPort < 1 || u.LocalPort > 65535 {
+		return fmt.Errorf("local_port %d: want 1-65535", u.LocalPort)
+	}
+	return nil
+}
+
+// ExternalHostPort reads an external upstream's HOST:PORT, the host in the
+// form egress rules match.
+func ExternalHostPort(s string) (string, int, error) {
+	h, ps, err := net.SplitHostPort(s)
+	if err != nil {
+		return "", 0, fmt.Errorf("external %q: want HOST:PORT", s)
+	}
+	p, err := strconv.Atoi(ps)
+	if err != nil || p < 1 || p > 65535 {
+		return "", 0, fmt.Errorf("external %q: port must be 1-65535", s)
+	}
+	host, err := policy.NormalizeHost(h)
+	if err != nil {
+		return "", 0, fmt.Errorf("external %q: %v", s, err)
+	}
+	return host, p, nil
 }
 
 // Registration places a service on a node. Whether the service also accepts
@@ -226,6 +277,33 @@ type Registration struct {
 	// service permissive; a permissive service without one is reachable
 	// over mutual TLS only.
 	PlaintextPort int `json:"plaintext_port,omitempty"`
+	// Labels describe the service (team, tier, …) for people and
+	// dashboards, which group services by them; they decide nothing.
+	Labels map[string]string `json:"labels,omitempty"`
+}
+
+// Limits of a registration's labels.
+const (
+	MaxLabels     = 16
+	MaxLabelValue = 63
+)
+
+// ValidLabel checks one label: a key as a service name is spelled (1-63
+// lowercase letters, digits or '-'), a value of at most MaxLabelValue
+// printable ASCII characters.
+func ValidLabel(k, v string) error {
+	if err := identity.ValidName(k); err != nil {
+		return fmt.Errorf("label key: %w", err)
+	}
+	if len(v) > MaxLabelValue {
+		return fmt.Errorf("label %s: value longer than %d characters", k, MaxLabelValue)
+	}
+	for _, c := range v {
+		if c < 0x20 || c > 0x7e {
+			return fmt.Errorf("label %s: value holds %q: want printable ASCII", k, c)
+		}
+	}
+	return nil
 }
 
 // ServiceListing is a registration as `svc list` shows it: with the state
@@ -318,9 +396,11 @@ type PolicyRequest struct {
 	YAML string `json:"yaml"`
 }
 
-// PolicyDiff is what applying a document would change.
+// PolicyDiff is what applying a document would change: as text for a
+// terminal, and in parts.
 type PolicyDiff struct {
-	Text string `json:"text"`
+	Text    string         `json:"text"`
+	Changes *PolicyChanges `json:"changes,omitempty"`
 }
 
 // ExplainRequest asks which rule decides a connection.

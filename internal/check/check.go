@@ -231,6 +231,11 @@ func CheckProject(p *tf.Project) []Finding {
 			File: n.Pos.File, Line: n.Pos.Line, end: n.Pos.Line, Message: n.Msg})
 	}
 	for _, n := range append(append([]tf.Note(nil), p.Notes...), m.Notes...) {
+		if n.Rejected {
+			fs.list = append(fs.list, Finding{RuleID: RuleRejected, Severity: fs.rules[RuleRejected].Severity, Address: n.Address,
+				File: n.Pos.File, Line: n.Pos.Line, end: n.Pos.Line, Message: n.Msg})
+			continue
+		}
 		fs.list = append(fs.list, Finding{RuleID: RuleNotEvaluated, Severity: Info, Address: n.Address,
 			File: n.Pos.File, Line: n.Pos.Line, end: n.Pos.Line, Message: n.Msg})
 	}

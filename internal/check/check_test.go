@@ -186,3 +186,34 @@ func TestParseSeverity(t *testing.T) {
 		t.Error("ParseSeverity(severe): want an error")
 	}
 }
+
+// TestAgentFileSchema: an agent file's firewall and egress keys are read
+// with the agent's own schema and checks, so what the agent refuses, check
+// refuses too, naming the key.
+func TestAgentFileSchema(t *testing.T) {
+	head := "data_dir: /var/lib/moat-agent\nserver: 10.0.0.1:7400\nnode: web-1\nlisten: 10.0.0.2:15443\n"
+	for _, tc := range []struct {
+		name, body, want string
+	}{
+		{"good", "firewall:\n  mode: enforce\n  inbound: [\"10.0.0.0/8:22\"]\n  control_plane: [\"10.0.0.3:7400\"]\negress:\n  proxy: 127.0.0.1:3128\n  gateway: egress\n", ""},
+		{"mode", "firewall:\n  mode: block\n", "firewall.mode"},
+		{"inbound", "firewall:\n  inbound: [\"22/sctp\"]\n", "firewall.inbound[0]"},
+		{"unknown", "firewall:\n  mode: audit\n  outbund: [\"53/udp\"]\n", "outbund"},
+		{"proxy beyond loopback", "egress:\n  proxy: 0.0.0.0:3128\n", "egress.proxy"},
+		{"gateway name", "egress:\n  gateway: Not_A_Name\n", "egress.gateway"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			path := filepath.Join(t.TempDir(), "agent.yaml")
+			if err := os.WriteFile(path, []byte(head+tc.body), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			_, err := Run(context.Background(), Config{Paths: []string{path}})
+			switch {
+			case tc.want == "" && err != nil:
+				t.Fatalf("a valid agent file: %v", err)
+			case tc.want != "" && (err == nil || !strings.Contains(err.Error(), tc.want)):
+				t.Fatalf("got %v, want an error naming %q", err, tc.want)
+			}
+		})
+	}
+}

@@ -92,8 +92,35 @@ resource "aws_security_group" "all" {
 		if f == nil {
 			t.Fatalf("no %s finding: %+v", rule, rep.Findings)
 		}
-		if rule == RuleWorldOpen && !strings.Contains(f.Message, "tcp 22 (SSH)") {
-			t.Errorf("%s does not name SSH: %s", rule, f.Message)
+		if rule == RuleWorldOpen && !strings.Contains(f.Message, "every tcp and udp service port (SSH, RDP") {
+			t.Errorf("%s does not say every service port is open: %s", rule, f.Message)
+		}
+		if rule == RuleWorldOpenOther && !strings.Contains(f.Message, "every other tcp and udp port") {
+			t.Errorf("%s does not say every other port is open: %s", rule, f.Message)
+		}
+	}
+}
+
+// A wide range names its admin and data-store ports first: RDP inside
+// tcp 1000-6000 is not lost behind a dozen other services.
+func TestWorldOpenWideRangeNamesAdminPorts(t *testing.T) {
+	rep := checkSource(t, `
+resource "aws_security_group" "wide" {
+  ingress {
+    from_port   = 1
+    to_port     = 6000
+    protocol    = "tcp"
+    cidr_blocks = ["0.0.0.0/0"]
+  }
+}
+`)
+	f := findingOn(rep, RuleWorldOpen, "aws_security_group.wide")
+	if f == nil {
+		t.Fatalf("no %s finding: %+v", RuleWorldOpen, rep.Findings)
+	}
+	for _, want := range []string{"tcp 22 (SSH)", "tcp 3389 (RDP)", "tcp 5432 (PostgreSQL)", "more"} {
+		if !strings.Contains(f.Message, want) {
+			t.Errorf("message does not name %q: %s", want, f.Message)
 		}
 	}
 }
@@ -129,8 +156,16 @@ resource "aws_msk_cluster" "private" {
   }
 }
 
-resource "aws_dms_replication_instance" "default" {
+resource "aws_dms_replication_instance" "public" {
   replication_instance_id    = "dms"
+  replication_instance_class = "dms.t3.micro"
+  publicly_accessible        = true
+}
+
+# The DMS API would make it public, but the AWS provider sends
+# publicly_accessible = false when the configuration leaves it out.
+resource "aws_dms_replication_instance" "default" {
+  replication_instance_id    = "dms-default"
   replication_instance_class = "dms.t3.micro"
 }
 
@@ -152,12 +187,12 @@ resource "aws_redshift_cluster" "private" {
   publicly_accessible = false
 }
 `)
-	for _, addr := range []string{"aws_msk_cluster.public", "aws_dms_replication_instance.default", "aws_neptune_cluster_instance.graph"} {
+	for _, addr := range []string{"aws_msk_cluster.public", "aws_dms_replication_instance.public", "aws_neptune_cluster_instance.graph"} {
 		if findingOn(rep, RuleDataTierPublic, addr) == nil {
 			t.Errorf("no %s finding on %s", RuleDataTierPublic, addr)
 		}
 	}
-	for _, addr := range []string{"aws_msk_cluster.private", "aws_dms_replication_instance.private", "aws_redshift_cluster.private"} {
+	for _, addr := range []string{"aws_msk_cluster.private", "aws_dms_replication_instance.private", "aws_dms_replication_instance.default", "aws_redshift_cluster.private"} {
 		if f := findingOn(rep, RuleDataTierPublic, addr); f != nil {
 			t.Errorf("private %s: %s", addr, f.Message)
 		}

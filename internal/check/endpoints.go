@@ -229,11 +229,10 @@ func (m *Model) buildEndpoints(byType map[string][]*tf.Resource) {
 	for _, r := range byType["aws_dms_replication_instance"] {
 		e := &Endpoint{Addr: r.Address, Kind: "dms", DataTier: true, Res: r,
 			Subnets: m.groupSubnets(r, "replication_subnet_group_id"), SGs: m.sgsOf(strList(r.Values, "vpc_security_group_ids"))}
-		switch {
-		case boolean(r.Values, "publicly_accessible", false):
+		// The DMS API makes an instance public unless told otherwise, but
+		// the AWS provider always sends the attribute, false when unset.
+		if boolean(r.Values, "publicly_accessible", false) {
 			e.Public, e.Why = true, "publicly_accessible = true"
-		case !has(r.Values, "publicly_accessible") && !unknown(r.Values, "publicly_accessible"):
-			e.Public, e.Why = true, "publicly_accessible is not set (the DMS API defaults it to true)"
 		}
 		add(e)
 	}

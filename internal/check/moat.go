@@ -140,6 +140,7 @@ func moatFile(name string, src []byte, fs *findings) (bool, error) {
 			// parser decides whether this file is valid.
 			return true, fmt.Errorf("check: %s: %w", name, err)
 		}
+		checkEgress(&doc, src, add)
 		for i, r := range p.Rules {
 			addr := fmt.Sprintf("policy.rules[%d]", i)
 			if r.Name != "" {

@@ -130,8 +130,8 @@ func Rules() []Rule {
 		{RuleNoFlowLogs, Medium, "VPC traffic not recorded by flow logs",
 			"No aws_flow_log names this VPC and some of its subnets have no subnet flow log either (interface flow logs record single interfaces only), or a flow log names nothing to record: the VPC's traffic is not recorded.",
 			"Add an aws_flow_log with vpc_id set to this VPC (or subnet_id for every subnet)."},
-		{RuleCloudTrail, Medium, "No CloudTrail trail",
-			"The project builds networks but defines no CloudTrail trail, so API activity in the account is not recorded where it keeps its configuration.",
+		{RuleCloudTrail, Medium, "No CloudTrail trail, or a trail that records nothing",
+			"The project builds networks but defines no CloudTrail trail, or a trail sets enable_logging = false, so API activity in the account is not recorded where it keeps its configuration.",
 			"Add an aws_cloudtrail with is_multi_region_trail, enable_log_file_validation and kms_key_id set (or check the account's organization trail)."},
 		{RuleTrailRegions, Medium, "CloudTrail trail not multi-region",
 			"A trail records one region only, or leaves out global service events (IAM, STS, CloudFront): activity elsewhere is not recorded.",
@@ -154,8 +154,8 @@ func Rules() []Rule {
 		{RuleHTTPNoRedirect, Medium, "HTTP listener without an HTTPS redirect",
 			"A load balancer listener accepts plain HTTP and does not redirect to HTTPS.",
 			"Make the HTTP listener's default action a redirect to HTTPS (status HTTP_301)."},
-		{RuleWeakTLS, High, "TLS policy below 1.2",
-			"A listener's TLS policy admits TLS 1.0 or 1.1 (the default policy ELBSecurityPolicy-2016-08 does), or a classic load balancer's SSL negotiation policy enables SSLv2, SSLv3, TLS 1.0 or 1.1 or references a predefined policy that does.",
+		{RuleWeakTLS, High, "TLS policy below 1.2 or with broken ciphers",
+			"A listener's TLS policy admits TLS 1.0 or 1.1 (the default policy ELBSecurityPolicy-2016-08 does), or a classic load balancer's SSL negotiation policy enables SSLv2, SSLv3, TLS 1.0 or 1.1 or a broken cipher (RC4, DES, 3DES, NULL, export-grade, MD5, anonymous key exchange), or references a predefined policy that admits TLS below 1.2.",
 			"Use ssl_policy = \"ELBSecurityPolicy-TLS13-1-2-2021-06\" or another TLS 1.2+ policy."},
 		{RulePublicBucket, Critical, "S3 bucket policy open to everyone",
 			"A bucket policy allows Principal \"*\" without a condition, and no public access block with block_public_policy stands in the way.",
@@ -184,15 +184,16 @@ func Rules() []Rule {
 		{RuleNotEvaluated, Info, "Construct not evaluated",
 			"Part of the configuration could not be evaluated statically; findings that depend on it may be missing.",
 			"Give the value statically (a default or a .tfvars file), or check the plan JSON instead."},
-		{RuleRejected, Medium, "Value the provider rejects",
-			"A value cannot be applied as written (an address range that is not a CIDR block, has host bits set or is of the wrong family): the provider rejects it, terraform plan fails, and nothing is created from it. What was meant cannot be known, so the value is reported rather than read as any range.",
-			"Write the range as a network address (0.0.0.0/0, 10.0.0.0/16) of the family the attribute takes."},
+		{RuleRejected, Medium, "Value the provider or Terraform rejects",
+			"A value cannot be applied as written (an address range that is not a CIDR block, has host bits set or is of the wrong family; in a module call, an argument of the wrong type or for no variable, a nested block, a required variable left out): the provider or Terraform rejects it, terraform plan fails, and nothing is created from it. What was meant cannot be known, so the value is reported rather than read as any range.",
+			"Write the range as a network address (0.0.0.0/0, 10.0.0.0/16) of the family the attribute takes; call a module with its own variables only, as arguments (a module block takes no nested blocks), each of the type it declares, and every required one."},
 		{RuleBadSuppression, Medium, "Suppression without a reason",
 			"A moat:ignore comment gives no reason, so it is not honoured.",
 			"Write the reason after the rule ID: # moat:ignore RULE-ID reason why this is acceptable"},
 	}
 	rs = append(rs, storeRules()...)
 	rs = append(rs, azureRules()...)
+	rs = append(rs, egressRules()...)
 	sort.Slice(rs, func(i, j int) bool { return rs[i].ID < rs[j].ID })
 	return rs
 }

@@ -360,32 +360,7 @@ func dataRules(res []*tf.Resource, fs *findings) {
 	for _, r := range res {
 		byType[r.Type] = append(byType[r.Type], r)
 	}
-	refs := func(typ, attr string) map[string]map[string]any {
-		out := map[string]map[string]any{}
-		for _, r := range byType[typ] {
-			out[str(r.Values, attr)] = r.Values
-		}
-		return out
-	}
-	sse := refs("aws_s3_bucket_server_side_encryption_configuration", "bucket")
-	for _, r := range byType["aws_s3_bucket"] {
-		cfg := sse[r.Address]
-		if cfg == nil {
-			cfg = sse[str(r.Values, "bucket")]
-		}
-		if cfg == nil {
-			cfg = block(r.Values, "server_side_encryption_configuration")
-		}
-		def := block(block(cfg, "rule"), "apply_server_side_encryption_by_default")
-		switch {
-		case def == nil:
-			fs.add(RuleNoCMK, r, nil, "bucket has no encryption configuration: only the S3-managed default key applies")
-		case !strings.HasPrefix(str(def, "sse_algorithm"), "aws:kms"):
-			fs.add(RuleNoCMK, r, nil, "bucket is encrypted with %s, not a customer-managed KMS key", str(def, "sse_algorithm"))
-		case str(def, "kms_master_key_id") == "":
-			fs.add(RuleNoCMK, r, nil, "bucket uses the AWS-managed KMS key")
-		}
-	}
+	s3Encryption(byType, fs)
 	blocked := map[string]bool{}
 	for _, r := range byType["aws_s3_bucket_public_access_block"] {
 		if boolean(r.Values, "block_public_policy", false) || boolean(r.Values, "restrict_public_buckets", false) {
@@ -443,15 +418,32 @@ func dataRules(res []*tf.Resource, fs *findings) {
 // negotiation policy that are below TLS 1.2.
 var insecureProtocols = map[string]bool{"Protocol-SSLv2": true, "Protocol-SSLv3": true, "Protocol-TLSv1": true, "Protocol-TLSv1.1": true}
 
+// weakCipher reports whether a cipher suite name (OpenSSL's, as classic
+// load balancers spell them, or the IANA form) names a broken algorithm:
+// RC4 (ARCFOUR), single or triple DES, no encryption, export-grade keys,
+// MD5 or key exchange without authentication.
+func weakCipher(name string) bool {
+	n := strings.ToUpper(name)
+	if strings.HasPrefix(n, "PROTOCOL-") || strings.Contains(n, "-POLICY") || strings.Contains(n, "SERVER-DEFINED") {
+		return false
+	}
+	for _, w := range []string{"RC4", "ARCFOUR", "DES", "NULL", "EXP", "MD5", "ADH", "AECDH", "ANON"} {
+		if strings.Contains(n, w) {
+			return true
+		}
+	}
+	return false
+}
+
 // sslPolicyRules flags classic load balancer SSL negotiation policies that
-// enable a protocol below TLS 1.2 or reference a predefined policy that
-// does.
+// enable a protocol below TLS 1.2 or a broken cipher, or reference a
+// predefined policy that admits TLS below 1.2.
 func sslPolicyRules(byType map[string][]*tf.Resource, fs *findings) {
 	for _, r := range byType["aws_load_balancer_policy"] {
 		if str(r.Values, "policy_type_name") != "SSLNegotiationPolicyType" {
 			continue
 		}
-		var weak []string
+		var weak, ciphers []string
 		for _, a := range blocks(r.Values, "policy_attribute") {
 			name, val := str(a, "name"), str(a, "value")
 			switch {
@@ -459,10 +451,15 @@ func sslPolicyRules(byType map[string][]*tf.Resource, fs *findings) {
 				weak = append(weak, "the predefined policy "+val)
 			case insecureProtocols[name] && strings.EqualFold(val, "true"):
 				weak = append(weak, name)
+			case weakCipher(name) && strings.EqualFold(val, "true"):
+				ciphers = append(ciphers, name)
 			}
 		}
 		if len(weak) > 0 {
 			fs.add(RuleWeakTLS, r, nil, "SSL negotiation policy enables %s, below TLS 1.2", strings.Join(weak, ", "))
+		}
+		if len(ciphers) > 0 {
+			fs.add(RuleWeakTLS, r, nil, "SSL negotiation policy enables the broken cipher %s (RC4, DES/3DES, NULL, export-grade, MD5 or anonymous key exchange)", strings.Join(ciphers, ", "))
 		}
 	}
 }
@@ -488,6 +485,16 @@ func lbType(byType map[string][]*tf.Resource, l *tf.Resource) string {
 // and KMS encryption, and that a project with networks has a trail.
 func trailRules(byType map[string][]*tf.Resource, fs *findings) {
 	for _, r := range byType["aws_cloudtrail"] {
+		if !unknown(r.Values, "enable_logging") && !boolean(r.Values, "enable_logging", true) {
+			fs.add(RuleCloudTrail, r, nil, "enable_logging = false: the trail exists but records nothing")
+		}
+		switch {
+		case unknown(r.Values, "cloud_watch_logs_group_arn") || unknown(r.Values, "cloud_watch_logs_role_arn"):
+		case str(r.Values, "cloud_watch_logs_group_arn") == "":
+			fs.add(RuleTrailCloudWatch, r, nil, "cloud_watch_logs_group_arn is not set: events reach S3 only, where no metric filter or alarm watches them")
+		case str(r.Values, "cloud_watch_logs_role_arn") == "":
+			fs.add(RuleTrailCloudWatch, r, nil, "cloud_watch_logs_role_arn is not set: CloudTrail has no role to write to the log group")
+		}
 		switch {
 		case unknown(r.Values, "is_multi_region_trail"):
 		case !boolean(r.Values, "is_multi_region_trail", false):

@@ -58,10 +58,30 @@ func splitServices(open []portRange) (svc, other []portRange) {
 	return svc, other
 }
 
-// rangesText names ranges, with the services on them when svc is set.
+// rangesText names ranges, with the services on them when svc is set. A
+// protocol open on every port is named as such; a longer list keeps the
+// ranges holding admin and data-store ports first, so that what matters
+// most is never cut off.
 func rangesText(rs []portRange, svc bool) string {
-	var texts []string
+	var texts, later []string
+	var full []string
+	for _, proto := range []string{"tcp", "udp"} {
+		if whole(rs, proto, svc) {
+			full = append(full, proto)
+		}
+	}
+	if len(full) > 0 {
+		protos := strings.Join(full, " and ")
+		if svc {
+			texts = append(texts, "every "+protos+" service port (SSH, RDP, the databases, caches and other services AWS-NET-003 names)")
+		} else {
+			texts = append(texts, "every other "+protos+" port (all but 80, 443 and the service ports of AWS-NET-003)")
+		}
+	}
 	for _, r := range rs {
+		if whole(rs, r.proto, svc) {
+			continue
+		}
 		t := portText(r.proto, r.from, r.to)
 		if svc {
 			for _, s := range servicePorts {
@@ -71,12 +91,69 @@ func rangesText(rs []portRange, svc bool) string {
 				}
 			}
 		}
-		texts = append(texts, t)
+		if holdsSensitive(r) {
+			texts = append(texts, t)
+		} else {
+			later = append(later, t)
+		}
 	}
+	texts = append(texts, later...)
 	if len(texts) > 12 {
 		texts = append(texts[:12], fmt.Sprintf("and %d more", len(texts)-12))
 	}
 	return strings.Join(texts, ", ")
+}
+
+// holdsSensitive reports whether r holds an admin or data-store port.
+func holdsSensitive(r portRange) bool {
+	for _, s := range sensitivePorts {
+		if r.from <= s.Port && s.Port <= r.to {
+			return true
+		}
+	}
+	return false
+}
+
+// whole reports whether rs hold every port of proto that their rule
+// reports: every service port (svc), or every other port but 80 and 443.
+func whole(rs []portRange, proto string, svc bool) bool {
+	all, rest := splitServices([]portRange{{proto, 0, 79}, {proto, 81, 442}, {proto, 444, 65535}})
+	want := rest
+	if svc {
+		want = all
+	}
+	got := map[portRange]bool{}
+	for _, r := range rs {
+		if r.proto == proto {
+			got[r] = true
+		}
+	}
+	if len(got) == 0 {
+		return false
+	}
+	for _, w := range want {
+		if !covered(w, rs) {
+			return false
+		}
+	}
+	return true
+}
+
+// covered reports whether w lies within the union of rs.
+func covered(w portRange, rs []portRange) bool {
+	next := w.from
+	for next <= w.to {
+		moved := false
+		for _, r := range rs {
+			if r.proto == w.proto && r.from <= next && next <= r.to {
+				next, moved = r.to+1, true
+			}
+		}
+		if !moved {
+			return false
+		}
+	}
+	return true
 }
 
 // worldOpen flags every security group that admits the whole internet on

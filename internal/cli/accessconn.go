@@ -488,7 +488,7 @@ func forwardOne(ctx context.Context, s *api.AdminClient, g api.Grant, cert *tls.
 		return err
 	}
 	defer tc.Close()
-	resp, err := mesh.ReadResponse(tc)
+	resp, err := mesh.ReadResponse(tc, mesh.AccessHeader)
 	if err != nil {
 		return fmt.Errorf("%s:%d: no answer from node %q: %w", g.Service, g.Port, g.Node, err)
 	}

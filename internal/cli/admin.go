@@ -143,8 +143,20 @@ func tokenCommand() *Command {
 	}
 }
 
-// parseUpstream reads SVC:LOCAL_PORT.
+// parseUpstream reads SVC:LOCAL_PORT, or HOST:PORT=LOCAL_PORT for a host
+// outside the mesh.
 func parseUpstream(s string) (api.Upstream, error) {
+	if ext, local, ok := strings.Cut(s, "="); ok {
+		p, err := strconv.Atoi(local)
+		u := api.Upstream{External: ext, LocalPort: p}
+		if err == nil {
+			err = u.Check()
+		}
+		if err != nil {
+			return api.Upstream{}, fmt.Errorf("--upstream %q: want HOST:PORT=LOCAL_PORT for a host outside the mesh: %v", s, err)
+		}
+		return u, nil
+	}
 	svc, port, ok := strings.Cut(s, ":")
 	if !ok {
 		return api.Upstream{}, fmt.Errorf("--upstream %q: want SERVICE:LOCAL_PORT", s)
@@ -164,14 +176,16 @@ func svcCommand() *Command {
 	var port, uid *int
 	var ups stringList
 	var plainPort *int
-	register := adminCommand("register", "place a service on a node", "--node NODE --name NAME --port APP_PORT [--upstream SVC:LOCAL_PORT]... [--uid UID] [--plaintext-port PORT]",
+	var labels stringList
+	register := adminCommand("register", "place a service on a node", "--node NODE --name NAME --port APP_PORT [--upstream SVC:LOCAL_PORT]... [--uid UID] [--plaintext-port PORT] [--label KEY=VALUE]...",
 		func(fs *flag.FlagSet) {
 			node = fs.String("node", "", "node that runs the service (required)")
 			name = fs.String("name", "", "service name (required)")
 			port = fs.Int("port", 0, "the app's port on 127.0.0.1 (required)")
 			uid = fs.Int("uid", -1, "only this local uid may fetch the SVID and use the upstream ports; -1 lets any local user (no isolation)")
 			plainPort = fs.Int("plaintext-port", 0, "while the intentions make the service permissive, take plaintext callers on this port of the node's mesh address")
-			fs.Var(&ups, "upstream", "a service this one calls, and the local port to reach it on (repeatable)")
+			fs.Var(&ups, "upstream", "a service this one calls and the local port to reach it on, SVC:LOCAL_PORT, or a host outside the mesh, HOST:PORT=LOCAL_PORT (through the egress path; repeatable)")
+			fs.Var(&labels, "label", "KEY=VALUE describing the service, for people and dashboards (repeatable)")
 		},
 		func(ctx context.Context, e *Env, fs *flag.FlagSet, c *api.AdminClient, out *adminFlags) error {
 			if *node == "" || *name == "" || *port == 0 {
@@ -182,6 +196,19 @@ func svcCommand() *Command {
 				reg.UID = uid
 			}
 			reg.PlaintextPort = *plainPort
+			for _, l := range labels {
+				k, v, ok := strings.Cut(l, "=")
+				if !ok {
+					return usagef("--label %q: want KEY=VALUE", l)
+				}
+				if err := api.ValidLabel(k, v); err != nil {
+					return usagef("--label %q: %v", l, err)
+				}
+				if reg.Labels == nil {
+					reg.Labels = map[string]string{}
+				}
+				reg.Labels[k] = v
+			}
 			for _, u := range ups {
 				up, err := parseUpstream(u)
 				if err != nil {
@@ -216,6 +243,10 @@ func svcCommand() *Command {
 			for _, r := range regs {
 				var ups []string
 				for _, u := range r.Upstreams {
+					if u.External != "" {
+						ups = append(ups, fmt.Sprintf("%s=%d", u.External, u.LocalPort))
+						continue
+					}
 					ups = append(ups, fmt.Sprintf("%s:%d", u.Service, u.LocalPort))
 				}
 				uid := "any"

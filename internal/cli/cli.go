@@ -26,6 +26,10 @@ type Env struct {
 	Stdout io.Writer
 	Stderr io.Writer
 	Getenv func(string) string
+	// SetMemoryLimit sets the process's soft memory limit (as
+	// runtime/debug.SetMemoryLimit); nil leaves it alone, as when commands
+	// run inside a test binary that they do not own.
+	SetMemoryLimit func(int64) int64
 }
 
 // Command is one subcommand. It has Run, Sub, or both: a command that runs
@@ -62,7 +66,7 @@ func usagef(format string, args ...any) error { return &UsageError{Msg: fmt.Spri
 func Main(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	return Run(ctx, &Env{Stdin: stdin, Stdout: stdout, Stderr: stderr, Getenv: os.Getenv}, args)
+	return Run(ctx, &Env{Stdin: stdin, Stdout: stdout, Stderr: stderr, Getenv: os.Getenv, SetMemoryLimit: debug.SetMemoryLimit}, args)
 }
 
 // Run runs the command named by args and returns its exit code.
@@ -114,10 +118,13 @@ func commands() []*Command {
 		auditCommand(),
 		caCommand(),
 		checkCommand(),
+		demoCommand(),
 		devCommand(),
+		egressCommand(),
 		flowsCommand(),
 		gatewayCommand(),
 		keysCommand(),
+		nodeCommand(),
 		backupCommand(),
 		policyCommand(),
 		revokeCommand(),
@@ -125,6 +132,7 @@ func commands() []*Command {
 		sshCommand(),
 		svcCommand(),
 		tokenCommand(),
+		uiCommand(),
 		versionCommand(),
 	}
 	sort.Slice(cmds, func(i, j int) bool { return cmds[i].Name < cmds[j].Name })

@@ -313,7 +313,7 @@ func runDev(ctx context.Context, e *Env, dir string, p devPorts, jsonFlows bool,
 		return firstErr(errc)
 	}
 
-	admin, err := api.NewClientFromDir(sc.Listen, sc.AdminDir)
+	admin, err := api.NewAdminClient(sc.Listen, sc.AdminDir)
 	if err != nil {
 		return err
 	}
@@ -395,6 +395,14 @@ func runDev(ctx context.Context, e *Env, dir string, p devPorts, jsonFlows bool,
 	goRun("gateway", gw.Run)
 	bundle := filepath.Join(sc.AdminDir, api.BundleFile)
 
+	// The dashboard, on a loopback port of its own, with the demo's admin
+	// credentials.
+	dash, err := startUI(ctx, e, &adminFlags{server: sc.Listen, adminDir: sc.AdminDir}, admin, "127.0.0.1:0", logger.With("part", "ui"))
+	if err != nil {
+		return fmt.Errorf("dashboard: %w", err)
+	}
+	goRun("dashboard", dash.Run)
+
 	fmt.Fprintf(e.Stdout, `
 moat dev is running: control plane %s, agents a (%s) and b (%s), gateway https://%s.
 Try, in another terminal:
@@ -411,13 +419,15 @@ Try, in another terminal:
   refused  curl -k https://%s/
            the mesh port admits only mesh peers (a service's SVID, moat's tunnel
            protocol): curl's handshake is refused, and the REFUSED flow says why
+  dashboard %s
+           the service graph, flows, policy, security and the audit log (the address works once)
   admin    export MOAT_SERVER=%s MOAT_ADMIN_DIR=%s
            go run ./cmd/moat svc list
            go run ./cmd/moat policy explain --from frontend --to db --port %d
 Flows (also in %s):
 `, sc.Listen, loop(p.MeshA), loop(p.MeshB), loop(p.HTTPS), bundle, loop(p.HTTPS), loop(p.HTTP), bundle, loop(p.HTTPS),
 		loop(p.Frontend), loop(p.FrontToDB), loop(p.MeshA),
-		sc.Listen, sc.AdminDir, p.DB, filepath.Join(dir, "flows.jsonl"))
+		dash.URL(), sc.Listen, sc.AdminDir, p.DB, filepath.Join(dir, "flows.jsonl"))
 	flows.mu.Lock()
 	flows.live = true
 	flows.mu.Unlock()

@@ -54,6 +54,9 @@ func gatewayCommand() *Command {
 			fs.StringVar(&c.Listen, "mesh-listen", "127.0.0.1:15443", "the node's mesh port")
 			fs.StringVar(&c.Service, "service", "gateway", "the service the gateway calls as")
 			fs.StringVar(&c.Metrics, "metrics", "", "serve Prometheus /metrics on this address")
+			fs.StringVar(&c.Firewall.Mode, "firewall", "", "host firewall of the edge node: off (default), audit or enforce; the gateway's ports stay open")
+			fs.StringVar(&c.Egress.ServeGateway, "serve-egress", "", "also be the fleet's egress gateway, as this registered service (e.g. egress)")
+			fs.StringVar(&c.Egress.Resolver, "egress-resolver", "", "DNS server (host:port) the egress gateway resolves allowed names with (default: the system's)")
 			kekFlags(fs, &c.KEK) // seals the node's keys and spool, as for an agent
 			logFlags(fs, &c.Log)
 		},
@@ -62,6 +65,15 @@ func gatewayCommand() *Command {
 				return usagef("gateway takes no arguments")
 			}
 			if validate {
+				// The node's settings given as flags, then the gateway's
+				// file; what only a running node needs (its data
+				// directory) is not asked for.
+				if err := c.ValidateFile(); err != nil {
+					return err
+				}
+				if err := identity.ValidName(c.Service); err != nil {
+					return config.Errorf("service", "%v", err)
+				}
 				s, err := gateway.LoadFile(cfgFile, nil)
 				if err != nil {
 					return err
@@ -69,6 +81,7 @@ func gatewayCommand() *Command {
 				fmt.Fprintf(e.Stdout, "%s: ok (%d routes)\n", cfgFile, len(s.Routes))
 				return nil
 			}
+			c.Egress.Direct = c.Egress.ServeGateway != ""
 			if err := c.Validate(); err != nil {
 				return err
 			}
@@ -118,6 +131,14 @@ func gatewayCommand() *Command {
 					}
 				}
 			}()
+			// The edge node's firewall keeps the gateway's public ports open.
+			var public []uint16
+			for _, addr := range []net.Addr{g.Addr(), g.RedirectAddr()} {
+				if ta, ok := addr.(*net.TCPAddr); ok && ta != nil {
+					public = append(public, uint16(ta.Port))
+				}
+			}
+			a.SetPublicPorts(public)
 			log.Info("gateway: serving", "https", g.Addr().String(), "redirect", fmt.Sprint(g.RedirectAddr()), "as", c.Service)
 			grp.Go(func() error { return g.Run(gctx) })
 			return grp.Wait()

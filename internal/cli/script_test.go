@@ -61,11 +61,13 @@ import (
 //	start [-ready MSG | -nowait] NAME moat ARGS...
 //	    run moat in the background (stdout in $WORK/NAME.out, JSON logs in
 //	    $WORK/NAME.log) and wait for the log line whose msg is MSG (default:
-//	    the ready line of server run, agent or gateway). Every string
+//	    the ready line of server run, agent, egress or gateway). Every string
 //	    attribute of that line becomes NAME_ATTR (e.g. NAME_ADDR). With
 //	    -nowait (for a command that logs nothing, such as flows --follow)
 //	    it neither adds --log-format nor waits.
-//	terminate NAME SIGTERM, then expect a clean exit (! terminate: a failure)
+//	terminate [-int] NAME
+//	               SIGTERM (-int: SIGINT, as Ctrl-C), then expect a clean
+//	               exit (! terminate: a failure)
 //	sigkill NAME   SIGKILL, without waiting for anything
 //	backend NAME   an HTTP app on 127.0.0.1 (in the test process) answering
 //	               "hello from NAME", or ?size=N bytes; sets NAME_PORT
@@ -106,13 +108,26 @@ import (
 //	               (internal/flow/ocsfcheck), and that each CLASS uid occurs
 //	expand FILE... replace $VAR and ${VAR} in each file with the script's
 //	               variables (for configs that name ports and paths)
+//	connect [!] PROXY HOST:PORT
+//	               ask the HTTP CONNECT proxy PROXY for HOST:PORT from the
+//	               test process (uid $UID) and print its status line; once
+//	               granted, GET / of HOST through the tunnel and print the
+//	               body (! connect: the proxy refuses)
+//	uniq VAR       set VAR to a name prefix ("mts…-") no other script or
+//	               test process uses now (for network namespaces)
+//	netns VAR      a network namespace of the script's own (loopback up),
+//	               named in VAR: every moat the script runs from then on
+//	               runs inside it (Linux, root; deleted at the end)
 //	eventually [-timeout D] PATTERN PROG ARGS...
 //	    rerun PROG (a program, or httpget) (backing off from 100ms to 2s)
 //	    until it exits 0 with
 //	    stdout matching PATTERN (default timeout 60s); its last output is
-//	    the command's output
+//	    the command's output. "! eventually" waits until PROG exits 0
+//	    with stdout that does not match.
 //
-// $SERVER is a free loopback address, for a server a script runs itself.
+// Besides testscript's conditions, [root] holds when the test runs as root.
+// $SERVER is a free loopback address, for a server a script runs itself;
+// $UID is the test process's uid (what a proxy sees of a harness client).
 // Every process a script starts is stopped when it ends, and its log is
 // shown when the script fails.
 func TestScripts(t *testing.T) {
@@ -124,6 +139,7 @@ func TestScripts(t *testing.T) {
 		Dir:                 filepath.Join("testdata", "script"),
 		Setup:               func(env *testscript.Env) error { return scriptSetup(env, bin) },
 		Cmds:                ScriptCmds(),
+		Condition:           scriptCondition,
 		RequireExplicitExec: true,
 	})
 }
@@ -169,7 +185,8 @@ func scriptSetup(env *testscript.Env, bin string) error {
 	// $SERVER is a free loopback address for scripts that run a server
 	// on a port of their choosing.
 	env.Setenv("SERVER", net.JoinHostPort("127.0.0.1", strconv.Itoa(freePorts(func(f string, a ...any) { panic(fmt.Sprintf(f, a...)) }, 1)[0])))
-	names = append(names, "SERVER")
+	env.Setenv("UID", strconv.Itoa(os.Getuid()))
+	names = append(names, "SERVER", "UID")
 	env.Values[envNamesKey{}] = names
 	env.Values[procsKey{}] = &procs{m: map[string]*proc{}}
 	return nil
@@ -202,6 +219,9 @@ func ScriptCmds() map[string]func(ts *testscript.TestScript, neg bool, args []st
 		"gunzip":       cmdGunzip,
 		"waitserver":   scriptWaitServer,
 		"auditforge":   scriptAuditForge,
+		"netns":        cmdNetns,
+		"connect":      cmdConnect,
+		"uniq":         cmdUniq,
 	}
 }
 
@@ -271,10 +291,12 @@ func readyMsg(args []string) string {
 	switch {
 	case len(args) >= 2 && args[0] == "server" && args[1] == "run":
 		return "control plane listening"
-	case len(args) >= 1 && args[0] == "agent":
+	case len(args) >= 1 && (args[0] == "agent" || args[0] == "egress"):
 		return "agent ready"
 	case len(args) >= 1 && args[0] == "gateway":
 		return "gateway: serving"
+	case len(args) >= 1 && args[0] == "ui":
+		return "dashboard serving"
 	}
 	return ""
 }
@@ -428,10 +450,14 @@ func takeProc(ts *testscript.TestScript, name string) *proc {
 }
 
 func cmdTerminate(ts *testscript.TestScript, neg bool, args []string) {
-	if len(args) != 1 {
-		ts.Fatalf("usage: terminate NAME")
+	sig := syscall.SIGTERM
+	if len(args) == 2 && args[0] == "-int" {
+		sig, args = syscall.SIGINT, args[1:]
 	}
-	err := takeProc(ts, args[0]).stop(ts, syscall.SIGTERM)
+	if len(args) != 1 {
+		ts.Fatalf("usage: terminate [-int] NAME")
+	}
+	err := takeProc(ts, args[0]).stop(ts, sig)
 	switch {
 	case err != nil && !neg:
 		ts.Fatalf("%s: %v", args[0], err)
@@ -681,8 +707,8 @@ func cmdEventually(ts *testscript.TestScript, neg bool, args []string) {
 		}
 		timeout, args = d, args[2:]
 	}
-	if len(args) < 2 || neg {
-		ts.Fatalf("usage: eventually [-timeout D] PATTERN PROG ARGS...")
+	if len(args) < 2 {
+		ts.Fatalf("usage: [!] eventually [-timeout D] PATTERN PROG ARGS...")
 	}
 	re, err := regexp.Compile(`(?m)` + args[0])
 	ts.Check(err)
@@ -706,7 +732,7 @@ func cmdEventually(ts *testscript.TestScript, neg bool, args []string) {
 			lastErr = cmd.Run()
 		}
 		last = out.String()
-		if lastErr == nil && re.MatchString(last) {
+		if lastErr == nil && re.MatchString(last) != neg {
 			fmt.Fprint(ts.Stdout(), last)
 			fmt.Fprint(ts.Stderr(), errb.String())
 			return
@@ -715,7 +741,11 @@ func cmdEventually(ts *testscript.TestScript, neg bool, args []string) {
 			last += errb.String()
 		}
 		if time.Now().After(deadline) {
-			ts.Fatalf("eventually: %s did not print %q within %s (last: %v)\n%s", strings.Join(args[1:], " "), args[0], timeout, lastErr, last)
+			what := "print"
+			if neg {
+				what = "succeed without printing"
+			}
+			ts.Fatalf("eventually: %s did not %s %q within %s (last: %v)\n%s", strings.Join(args[1:], " "), what, args[0], timeout, lastErr, last)
 		}
 		time.Sleep(pause)
 		pause = min(2*pause, 2*time.Second)

@@ -237,12 +237,7 @@ func (n *node) waitReady(ctx context.Context) error {
 
 func startNode(ctx context.Context, e *Env, c *agent.File) (*node, error) {
 	logger := c.Log.Logger(e.Stderr)
-	socket := c.Socket
-	if socket == "" {
-		// Beside the data directory, not in it: the data directory is
-		// private (0700), and the services' own uids must reach the socket.
-		socket = filepath.Join(filepath.Clean(c.DataDir)+".public", "workload.sock")
-	}
+	socket := c.SocketPath()
 	reg := newRegistry()
 	// The agent's own keyring, under its KEK: a wrong KEK stops it here.
 	kr, _, err := openKeyring(e, &c.KEK, c.DataDir, true)
@@ -253,9 +248,18 @@ func startNode(ctx context.Context, e *Env, c *agent.File) (*node, error) {
 	if err != nil {
 		return nil, err
 	}
+	fw, err := c.Firewall.Config("firewall")
+	if err != nil {
+		return nil, err
+	}
+	eg, err := c.Egress.Config("egress")
+	if err != nil {
+		return nil, err
+	}
 	a, err := agent.New(ctx, agent.Config{
 		DataDir: c.DataDir, Server: c.Server, Join: c.Join, Node: c.Node, MeshAddr: c.Listen,
-		Socket: socket, RequireUID: c.RequireUID, Logger: logger, Metrics: reg, Sealer: kr.AEAD(), Access: acc,
+		Socket: socket, RequireUID: c.RequireUID, Logger: logger, Metrics: reg, Sealer: kr.AEAD(),
+		Firewall: fw, Egress: eg, Access: acc,
 	})
 	if err != nil {
 		return nil, err

@@ -342,3 +342,29 @@ func ParseDuration(s string) (time.Duration, error) {
 	}
 	return v, nil
 }
+
+// byteUnits are the suffixes ParseBytes takes, longest first.
+var byteUnits = []struct {
+	suffix string
+	n      int64
+}{
+	{"KiB", 1 << 10}, {"MiB", 1 << 20}, {"GiB", 1 << 30},
+	{"KB", 1e3}, {"MB", 1e6}, {"GB", 1e9}, {"B", 1},
+}
+
+// ParseBytes reads a size such as "512KiB", "32MiB", "1GB" or "4096"
+// (bytes).
+func ParseBytes(s string) (int64, error) {
+	num, mult := s, int64(1)
+	for _, u := range byteUnits {
+		if n, ok := strings.CutSuffix(s, u.suffix); ok {
+			num, mult = strings.TrimSpace(n), u.n
+			break
+		}
+	}
+	v, err := strconv.ParseInt(num, 10, 64)
+	if err != nil || v < 0 || v > (1<<62)/mult {
+		return 0, fmt.Errorf("bad size %q (want e.g. \"32MiB\", \"1GB\" or a number of bytes)", s)
+	}
+	return v * mult, nil
+}

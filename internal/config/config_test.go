@@ -82,3 +82,16 @@ func FuzzDecode(f *testing.F) {
 		_ = Decode(data, &v)
 	})
 }
+
+func TestParseBytes(t *testing.T) {
+	for in, want := range map[string]int64{"0": 0, "4096": 4096, "512KiB": 512 << 10, "32MiB": 32 << 20, "1GiB": 1 << 30, "64MB": 64e6, "2 GB": 2e9, "10B": 10} {
+		if got, err := ParseBytes(in); err != nil || got != want {
+			t.Errorf("ParseBytes(%q) = %d, %v; want %d", in, got, err, want)
+		}
+	}
+	for _, in := range []string{"", "MiB", "-1MiB", "1.5MiB", "32mb", "12 apples", "99999999999GiB"} {
+		if _, err := ParseBytes(in); err == nil {
+			t.Errorf("ParseBytes(%q) succeeded", in)
+		}
+	}
+}

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"net/url"
 	"regexp"
+	"sync"
 	"time"
 
 	"moat/internal/config"
@@ -47,6 +48,7 @@ type rawRules struct {
 	UnusualHours   rawRule `yaml:"unusual_hours"`
 	BreakGlass     rawRule `yaml:"break_glass"`
 	MFAChange      rawRule `yaml:"mfa_change"`
+	EgressDenied   rawRule `yaml:"egress_denied"`
 }
 
 type rawRule struct {
@@ -194,6 +196,7 @@ func DefaultRules() Rules {
 		RuleUnusualHours:   {Enabled: true, Window: 10 * time.Minute, Threshold: 1, Severity: SeverityMedium, Dedup: time.Hour, MaxSubjects: 10000},
 		RuleBreakGlass:     {Enabled: true, Window: 10 * time.Minute, Threshold: 1, Severity: SeverityInfo, Dedup: time.Hour, MaxSubjects: 10000},
 		RuleMFAChange:      {Enabled: true, Window: 10 * time.Minute, Threshold: 1, Severity: SeverityInfo, Dedup: time.Hour, MaxSubjects: 10000},
+		RuleEgressDenied:   {Enabled: true, Window: 10 * time.Minute, Threshold: 1, Severity: SeverityHigh, Dedup: time.Hour, MaxSubjects: 10000},
 	}
 }
 
@@ -228,7 +231,7 @@ func Load(data []byte, getenv func(string) string) (*Settings, error) {
 	return raw.settings(getenv)
 }
 
-var sinkName = regexp.MustCompile(`^[a-z0-9][a-z0-9_-]{0,62}$`)
+var sinkName = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^[a-z0-9][a-z0-9_-]{0,62}$`) })
 
 func (f *rawFile) settings(getenv func(string) string) (*Settings, error) {
 	if getenv == nil {
@@ -253,7 +256,7 @@ func (f *rawFile) settings(getenv func(string) string) (*Settings, error) {
 	}{
 		{RuleScan, f.Rules.Scan}, {RuleDenyBurst, f.Rules.DenyBurst}, {RuleHandshake, f.Rules.Handshake},
 		{RuleRevoked, f.Rules.Revoked}, {RuleNewEdge, f.Rules.NewEdge}, {RuleWAFSpike, f.Rules.WAFSpike},
-		{RulePolicyWidened, f.Rules.PolicyWidened}, {RuleAuditWouldDeny, f.Rules.AuditWouldDeny},
+		{RulePolicyWidened, f.Rules.PolicyWidened}, {RuleAuditWouldDeny, f.Rules.AuditWouldDeny}, {RuleEgressDenied, f.Rules.EgressDenied},
 		{RuleMFAFailures, f.Rules.MFAFailures}, {RuleSelfApproval, f.Rules.SelfApproval}, {RuleOutsideGrant, f.Rules.OutsideGrant},
 		{RuleUnusualHours, f.Rules.UnusualHours}, {RuleBreakGlass, f.Rules.BreakGlass}, {RuleMFAChange, f.Rules.MFAChange},
 	} {
@@ -392,7 +395,7 @@ func (r rawDelivery) merge(d Delivery) (Delivery, error) {
 // header value: they are secrets.
 func (r rawSink) sink(p string, getenv func(string) string) (SinkConfig, error) {
 	sc := SinkConfig{Name: r.Name, Type: r.Type, MinSeverity: SeverityInfo}
-	if !sinkName.MatchString(r.Name) {
+	if !sinkName().MatchString(r.Name) {
 		return sc, config.Errorf(config.Join(p, "name"), "want a name of lowercase letters, digits, '-' or '_', got %q", r.Name)
 	}
 	switch r.Type {
@@ -443,7 +446,7 @@ func (r rawSink) sink(p string, getenv func(string) string) (SinkConfig, error) 
 		}
 		sc.Headers = map[string]Secret{}
 		for k, v := range r.Headers {
-			if k == "" || !headerName.MatchString(k) {
+			if k == "" || !headerName().MatchString(k) {
 				return sc, config.Errorf(config.Join(config.Join(p, "headers"), k), "not a valid header name")
 			}
 			sc.Headers[k] = NewSecret(v)
@@ -452,7 +455,7 @@ func (r rawSink) sink(p string, getenv func(string) string) (SinkConfig, error) 
 	return sc, nil
 }
 
-var headerName = regexp.MustCompile("^[!#$%&'*+.^_`|~0-9A-Za-z-]+$")
+var headerName = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile("^[!#$%&'*+.^_`|~0-9A-Za-z-]+$") })
 
 // secretValue returns the literal value or the named environment variable's,
 // refusing both or an empty variable.

@@ -146,7 +146,7 @@ func New(cfg Config) (*Engine, error) {
 		switch name {
 		case RuleScan:
 			e.windows[name] = newWindow(name, rc, true)
-		case RuleDenyBurst, RuleHandshake, RuleRevoked, RuleNewEdge, RuleWAFSpike, RuleAuditWouldDeny,
+		case RuleDenyBurst, RuleHandshake, RuleRevoked, RuleNewEdge, RuleWAFSpike, RuleAuditWouldDeny, RuleEgressDenied,
 			RuleMFAFailures, RuleSelfApproval, RuleOutsideGrant, RuleUnusualHours, RuleBreakGlass, RuleMFAChange:
 			e.windows[name] = newWindow(name, rc, false)
 		case RulePolicyWidened:
@@ -342,6 +342,16 @@ func (e *Engine) observeRecord(now time.Time, r *flow.Record) []Alert {
 		out = e.fire(out, now, RuleHandshake, subj, "",
 			"failed mTLS handshakes from {subject}",
 			map[string]string{"last_reason": reason, "last_code": code, "dst": target(r.DstEndpoint)})
+	}
+	if code == flow.ReasonEgressDenied || code == flow.ReasonSNIMismatch || code == flow.ReasonEgressInternal || code == flow.ReasonNoIdentity ||
+		code == flow.ReasonFirewall && r.Verdict() == flow.VerdictDeny && r.ConnectionInfo != nil && r.ConnectionInfo.DirectionID == flow.DirectionOutbound {
+		dst := target(r.DstEndpoint)
+		if ep := r.DstEndpoint; ep != nil && ep.Hostname != "" {
+			dst = ep.Hostname + ":" + strconv.Itoa(ep.Port)
+		}
+		out = e.fire(out, now, RuleEgressDenied, src, "",
+			"{subject} tried to leave the mesh where no egress rule allows",
+			map[string]string{"dst": dst, "reason_code": code, "reason": reason})
 	}
 	if kind == "waf" && (r.ActionID == flow.ActionDenied || r.DispositionID == flow.DispositionBlocked || r.Verdict() == flow.VerdictDeny) {
 		subj := srcIP

@@ -63,7 +63,7 @@ func NewMetrics(reg prometheus.Registerer, sinks []string) (*Metrics, error) {
 			return nil, fmt.Errorf("detect: register metrics: %w", err)
 		}
 	}
-	for _, r := range []string{RuleScan, RuleDenyBurst, RuleHandshake, RuleRevoked, RuleNewEdge, RuleWAFSpike, RulePolicyWidened, RuleAuditWouldDeny} {
+	for _, r := range []string{RuleScan, RuleDenyBurst, RuleHandshake, RuleRevoked, RuleNewEdge, RuleWAFSpike, RulePolicyWidened, RuleAuditWouldDeny, RuleEgressDenied} {
 		for _, st := range []Status{StatusFiring, StatusResolved} {
 			m.alerts.WithLabelValues(r, string(st))
 		}

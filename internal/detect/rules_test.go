@@ -99,6 +99,21 @@ func TestRules(t *testing.T) {
 			attack: every(5, 0, time.Second, func(int) ev { return r2ev(auditFlow("web", "db")) }),
 			benign: every(5, 0, time.Second, func(int) ev { return r2ev(allowFlow("web", "db")) }),
 		},
+		{
+			name: "egress denied", rule: RuleEgressDenied, key: "moat/egress_denied/spiffe://moat.test/svc/api",
+			attack: []ev{r2ev(egressFlow("api", "evil.example", flow.VerdictDeny, flow.ReasonEgressDenied))},
+			// Allowed egress, and a host-firewall drop of an inbound probe
+			// (that one is the scan rule's business).
+			benign: []ev{
+				r2ev(egressFlow("api", "api.stripe.com", flow.VerdictAllow, "")),
+				r2ev(firewallDrop(flow.DirectionInbound)),
+			},
+		},
+		{
+			name: "egress dropped by the host firewall", rule: RuleEgressDenied, key: "moat/egress_denied/10.0.0.5",
+			attack: []ev{r2ev(firewallDrop(flow.DirectionOutbound))},
+			benign: []ev{r2ev(egressFlow("api", "api.stripe.com", flow.VerdictAllow, ""))},
+		},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name+"/attack", func(t *testing.T) {
@@ -321,4 +336,16 @@ func TestRunSweepsOnItsOwn(t *testing.T) {
 	if err := <-done; err != nil {
 		t.Fatal(err)
 	}
+}
+
+func egressFlow(src, host, verdict, code string) *flow.Record {
+	r := rec(flow.ClassNetworkActivity, verdict, "egress", code, svcEP(src, 0), &flow.Endpoint{Hostname: host, Port: 443})
+	r.FirewallRule = &flow.Rule{Name: "payments"}
+	return r
+}
+
+func firewallDrop(dir int) *flow.Record {
+	r := rec(flow.ClassNetworkActivity, flow.VerdictDeny, "firewall", flow.ReasonFirewall, ipEP("10.0.0.5", 40000), ipEP("203.0.113.5", 443))
+	r.ConnectionInfo = &flow.ConnectionInfo{DirectionID: dir}
+	return r
 }

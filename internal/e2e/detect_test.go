@@ -2,17 +2,29 @@ package e2e
 
 import (
 	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
 	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"errors"
+	"math/big"
+	"net"
 	"net/http"
+	"os"
+	"path/filepath"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/spiffe/go-spiffe/v2/spiffeid"
 
+	"moat/internal/agent"
 	"moat/internal/api"
 	"moat/internal/ca"
 	"moat/internal/detect"
+	"moat/internal/gateway"
 	"moat/internal/identity"
 )
 
@@ -78,7 +90,7 @@ func TestDetectionRulesOnRealTraffic(t *testing.T) {
 		switch name {
 		case detect.RuleScan, detect.RuleHandshake:
 			rc.Threshold = 3
-		case detect.RuleDenyBurst:
+		case detect.RuleDenyBurst, detect.RuleWAFSpike:
 			rc.Threshold = 5
 		}
 		rules[name] = rc
@@ -93,7 +105,8 @@ func TestDetectionRulesOnRealTraffic(t *testing.T) {
 		r.Node = "n2"
 		c.register(r)
 	}
-	doc := "default: deny\nrules:\n  - name: web-to-api\n    from: [frontend]\n    to: api\n    ports: [" + itoa(apiPort) + "]\n" +
+	c.register(api.Registration{Name: "gateway", Node: "edge", Port: freePort(t)})
+	doc := "default: deny\nrules:\n  - name: web-to-api\n    from: [frontend, gateway]\n    to: api\n    ports: [" + itoa(apiPort) + "]\n" +
 		"  - name: db-audit\n    from: [api]\n    to: db\n    ports: [" + itoa(dbPort) + "]\n    mode: audit\n"
 	if err := c.call(http.MethodPost, api.PathPolicy, api.PolicyRequest{YAML: doc}, nil); err != nil {
 		t.Fatal(err)
@@ -149,10 +162,88 @@ func TestDetectionRulesOnRealTraffic(t *testing.T) {
 		t.Fatalf("revoked_identity subject %q", s)
 	}
 
+	t.Log("waf_spike: a client sends attacks through the edge gateway, which blocks them")
+	edge := c.startAgent("edge")
+	gw := startGateway(t, c, edge, apiPort)
+	client := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: gw.roots}}}
+	eventually(t, "waf_spike alert", func() bool {
+		resp, err := client.Get("https://" + gw.addr + "/search?q=%3Cscript%3Ealert(1)%3C%2Fscript%3E")
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode != http.StatusForbidden {
+				t.Fatalf("an XSS attack through the gateway answered %s", resp.Status)
+			}
+		}
+		return got.fired(detect.RuleWAFSpike)
+	})
+	if s := got.subject(detect.RuleWAFSpike); s != "127.0.0.1" {
+		t.Fatalf("waf_spike subject %q, want the client's address", s)
+	}
+
 	t.Log("policy_widened: an operator applies a wildcard source")
 	wide := doc + "  - name: anyone-to-api\n    from: [\"*\"]\n    to: api\n    ports: [" + itoa(apiPort) + "]\n"
 	if err := c.call(http.MethodPost, api.PathPolicy, api.PolicyRequest{YAML: wide}, nil); err != nil {
 		t.Fatal(err)
 	}
 	eventually(t, "policy_widened alert", func() bool { return got.fired(detect.RulePolicyWidened) })
+}
+
+// edgeGateway is a running gateway with a self-signed certificate.
+type edgeGateway struct {
+	addr  string
+	roots *x509.CertPool
+}
+
+// startGateway runs the edge gateway (WAF on, CRS at paranoia 1) on the
+// mesh of agent a, calling as service "gateway", with one route to api.
+func startGateway(t *testing.T, c *cluster, a *agent.Agent, apiPort int) edgeGateway {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	if err := a.WaitSynced(ctx); err != nil {
+		t.Fatal(err)
+	}
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "edge"},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
+		IPAddresses: []net.IP{net.IPv4(127, 0, 0, 1)}, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+		KeyUsage: x509.KeyUsageDigitalSignature}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, key.Public(), key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	leaf, _ := x509.ParseCertificate(der)
+	cert := &tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key, Leaf: leaf}
+	roots := x509.NewCertPool()
+	roots.AddCert(leaf)
+	file := filepath.Join(c.dir, "gateway.yaml")
+	yaml := "listen: 127.0.0.1:0\nredirect_listen: \"off\"\nwaf: {paranoia: 1}\nroutes:\n  - path: /\n    service: api\n    port: " + itoa(apiPort) + "\n"
+	if err := os.WriteFile(file, []byte(yaml), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	g, err := gateway.New(gateway.Config{
+		File:   file,
+		Logger: c.logger,
+		Now:    c.clk.Now,
+		Dial: func(ctx context.Context, service string, port int) (net.Conn, error) {
+			return a.Mesh().Dial(ctx, "gateway", service, port)
+		},
+		Services:       a.Services,
+		Events:         a.Flows(),
+		GetCertificate: func(*tls.ClientHelloInfo) (*tls.Certificate, error) { return cert, nil },
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- g.Run(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil && !errors.Is(err, context.Canceled) {
+			t.Errorf("gateway: %v", err)
+		}
+	})
+	return edgeGateway{addr: g.Addr().String(), roots: roots}
 }

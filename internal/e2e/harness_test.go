@@ -134,15 +134,16 @@ func (c *cluster) startServer(addr string) {
 	c.admin = c.mfaAdmin(c.adminDir)
 }
 
-// restartWith restarts the control plane on its address, feeding det.
+// restartWith restarts the control plane feeding det, on a port the kernel
+// picks: its old one may be taken by then (another test's connection), so
+// call it before any agent starts.
 func (c *cluster) restartWith(det server.Detector) {
 	c.t.Helper()
-	addr := c.addr
 	c.stopServer()
 	c.mu.Lock()
 	c.detect = det
 	c.mu.Unlock()
-	c.startServer(addr)
+	c.startServer("127.0.0.1:0")
 }
 
 func (c *cluster) stopServer() {

@@ -134,9 +134,12 @@ func TestReattestWithJoinTokenWhenNodeKeyIsLost(t *testing.T) {
 	c.startServer(addr)
 	cfg.Join = tok.Token
 	a, _ = c.runAgent(cfg)
+	// The agent adopts the new certificate, then counts how it got it:
+	// wait for both.
 	eventually(t, "a new node certificate through the join token", func() bool {
 		c.clk.Advance(2 * time.Second)
-		return a.NodeExpiry().After(c.clk.Now())
+		key, token := a.Reattestations()
+		return a.NodeExpiry().After(c.clk.Now()) && key+token > 0
 	})
 	if key, token := a.Reattestations(); key != 0 || token != 1 {
 		t.Fatalf("re-attested %d times with the node key and %d with the token, want 0 and 1", key, token)

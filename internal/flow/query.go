@@ -1,7 +1,6 @@
 package flow
 
 import (
-	"bytes"
 	"context"
 	"database/sql"
 	"errors"
@@ -270,15 +269,48 @@ type Talker struct {
 
 // TopTalkers returns the n source-destination pairs with the most bytes
 // among the records matching f (Limit ignored), most first; ties go to the
-// pair with more flows, then by name. Whole hours are read from an hourly
-// rollup kept at ingestion; only the partial hours at the edges of f's
-// time range are aggregated from the records themselves.
+// pair with more flows, then by name. It reads what Edges reads.
 func (s *Store) TopTalkers(ctx context.Context, f Filter, n int) ([]Talker, error) {
-	if err := f.Validate(); err != nil {
-		return nil, err
-	}
 	if n <= 0 {
 		return nil, fmt.Errorf("flow: top talkers: n must be positive, got %d", n)
+	}
+	acc, err := s.aggregate(ctx, f)
+	if err != nil {
+		return nil, err
+	}
+	pairs := map[[2]string]*Talker{}
+	for k, c := range acc {
+		t := pairs[[2]string{k.src, k.dst}]
+		if t == nil {
+			t = &Talker{Src: k.src, Dst: k.dst}
+			pairs[[2]string{k.src, k.dst}] = t
+		}
+		t.Flows += c.flows
+		t.Bytes += c.bytes
+		if k.verdict == VerdictDeny {
+			t.Denied += c.flows
+		}
+	}
+	out := make([]Talker, 0, len(pairs))
+	for _, t := range pairs {
+		out = append(out, *t)
+	}
+	return RankTalkers(out, n), nil
+}
+
+// edgeKey is what the rollup is summed by for talkers and edges.
+type edgeKey struct{ src, dst, verdict string }
+
+// edgeCount is the sum of one edgeKey.
+type edgeCount struct{ flows, bytes int64 }
+
+// aggregate sums the records matching f (Limit ignored) by source,
+// destination and verdict. Whole hours are read from the hourly rollup
+// kept at ingestion; only the partial hours at the edges of f's time range
+// are aggregated from the records themselves.
+func (s *Store) aggregate(ctx context.Context, f Filter) (map[edgeKey]*edgeCount, error) {
+	if err := f.Validate(); err != nil {
+		return nil, err
 	}
 	if err := s.refresh(); err != nil {
 		return nil, err
@@ -287,7 +319,7 @@ func (s *Store) TopTalkers(ctx context.Context, f Filter, n int) ([]Talker, erro
 	// Whole hours [hlo, hhi) come from the rollup.
 	hlo := (lo + hourMillis - 1) / hourMillis
 	hhi := hi / hourMillis
-	acc := map[[2]string]*Talker{}
+	acc := map[edgeKey]*edgeCount{}
 	err := s.eachPartition(lo, hi, false, func(p *partition) (bool, error) {
 		if hlo < hhi {
 			if err := s.talkerRows(ctx, p, &f, hlo, hhi, acc); err != nil {
@@ -311,11 +343,7 @@ func (s *Store) TopTalkers(ctx context.Context, f Filter, n int) ([]Talker, erro
 	if err != nil {
 		return nil, err
 	}
-	out := make([]Talker, 0, len(acc))
-	for _, t := range acc {
-		out = append(out, *t)
-	}
-	return RankTalkers(out, n), nil
+	return acc, nil
 }
 
 // RankTalkers orders talkers most bytes first (ties: more flows, then by
@@ -341,25 +369,26 @@ func RankTalkers(ts []Talker, n int) []Talker {
 	return ts
 }
 
-// addTalker adds counts to the pair's talker.
-func addTalker(acc map[[2]string]*Talker, t Talker) {
-	k := [2]string{t.Src, t.Dst}
+// addEdge adds counts to k's sum.
+func addEdge(acc map[edgeKey]*edgeCount, k edgeKey, flows, bytes int64) {
 	if a := acc[k]; a != nil {
-		a.Flows += t.Flows
-		a.Bytes += t.Bytes
-		a.Denied += t.Denied
+		a.flows += flows
+		a.bytes += bytes
 		return
 	}
-	acc[k] = &t
+	acc[k] = &edgeCount{flows: flows, bytes: bytes}
 }
+
+// verdicts are the values a verdict column holds.
+var verdicts = []string{VerdictAllow, VerdictDeny, VerdictAudit, ""}
 
 // talkerRows adds the rollup's whole hours [hlo, hhi) of partition p: summed
 // in SQL in a plain partition; in a keyed one, each row's sealed aggregate
-// is opened and added.
-func (s *Store) talkerRows(ctx context.Context, p *partition, f *Filter, hlo, hhi int64, acc map[[2]string]*Talker) error {
+// is opened and added, its verdict known by its keyed hash.
+func (s *Store) talkerRows(ctx context.Context, p *partition, f *Filter, hlo, hhi int64, acc map[edgeKey]*edgeCount) error {
 	conds, args := s.where(p, f, []string{"hour >= ?", "hour < ?"}, []any{hlo, hhi})
-	q := "SELECT src, dst, SUM(flows), SUM(bytes), SUM(CASE verdict WHEN 'deny' THEN flows ELSE 0 END) FROM talkers WHERE " +
-		strings.Join(conds, " AND ") + " GROUP BY src, dst"
+	q := "SELECT src, dst, verdict, SUM(flows), SUM(bytes) FROM talkers WHERE " +
+		strings.Join(conds, " AND ") + " GROUP BY src, dst, verdict"
 	if p.keyed {
 		q = "SELECT hour, class, src, src_name, dst, dst_name, verdict, rule, agg FROM talkers WHERE " + strings.Join(conds, " AND ")
 	}
@@ -368,14 +397,20 @@ func (s *Store) talkerRows(ctx context.Context, p *partition, f *Filter, hlo, hh
 		return fmt.Errorf("flow: top talkers %q: %w", p.path, err)
 	}
 	defer rows.Close()
-	deny := s.val(p, nsVerdict, VerdictDeny)
+	byHash := map[string]string{}
+	if p.keyed {
+		for _, v := range verdicts {
+			byHash[string(s.val(p, nsVerdict, v).([]byte))] = v
+		}
+	}
 	for rows.Next() {
 		if !p.keyed {
-			var t Talker
-			if err := rows.Scan(&t.Src, &t.Dst, &t.Flows, &t.Bytes, &t.Denied); err != nil {
+			var k edgeKey
+			var flows, bytes int64
+			if err := rows.Scan(&k.src, &k.dst, &k.verdict, &flows, &bytes); err != nil {
 				return fmt.Errorf("flow: top talkers %q: %w", p.path, err)
 			}
-			addTalker(acc, t)
+			addEdge(acc, k, flows, bytes)
 			continue
 		}
 		var hour int64
@@ -392,11 +427,11 @@ func (s *Store) talkerRows(ctx context.Context, p *partition, f *Filter, hlo, hh
 		if err != nil {
 			return fmt.Errorf("flow: top talkers %q: rollup row: %w", p.path, err)
 		}
-		t := Talker{Src: a.src, Dst: a.dst, Flows: a.flows, Bytes: a.bytes}
-		if bytes.Equal(verdict, deny.([]byte)) {
-			t.Denied = a.flows
+		v, ok := byHash[string(verdict)]
+		if !ok {
+			return fmt.Errorf("flow: top talkers %q: a rollup row holds an unknown verdict", p.path)
 		}
-		addTalker(acc, t)
+		addEdge(acc, edgeKey{src: a.src, dst: a.dst, verdict: v}, a.flows, a.bytes)
 	}
 	return rows.Err()
 }
@@ -404,21 +439,22 @@ func (s *Store) talkerRows(ctx context.Context, p *partition, f *Filter, hlo, hh
 // talkerRecords adds the records of partition p in the time range e: summed
 // in SQL in a plain partition; read and weighed as the rollup weighs them
 // in a keyed one, whose byte counts are sealed in the records.
-func (s *Store) talkerRecords(ctx context.Context, p *partition, f *Filter, e [2]int64, acc map[[2]string]*Talker) error {
+func (s *Store) talkerRecords(ctx context.Context, p *partition, f *Filter, e [2]int64, acc map[edgeKey]*edgeCount) error {
 	conds, args := s.where(p, f, []string{"time >= ?", "time < ?"}, []any{e[0], e[1]})
 	if !p.keyed {
-		q := "SELECT src, dst, COUNT(*), SUM(bytes), SUM(verdict = 'deny') FROM flows WHERE " + strings.Join(conds, " AND ") + " GROUP BY src, dst"
+		q := "SELECT src, dst, verdict, COUNT(*), SUM(bytes) FROM flows WHERE " + strings.Join(conds, " AND ") + " GROUP BY src, dst, verdict"
 		rows, err := p.db.QueryContext(ctx, q, args...)
 		if err != nil {
 			return fmt.Errorf("flow: top talkers %q: %w", p.path, err)
 		}
 		defer rows.Close()
 		for rows.Next() {
-			var t Talker
-			if err := rows.Scan(&t.Src, &t.Dst, &t.Flows, &t.Bytes, &t.Denied); err != nil {
+			var k edgeKey
+			var flows, bytes int64
+			if err := rows.Scan(&k.src, &k.dst, &k.verdict, &flows, &bytes); err != nil {
 				return fmt.Errorf("flow: top talkers %q: %w", p.path, err)
 			}
-			addTalker(acc, t)
+			addEdge(acc, k, flows, bytes)
 		}
 		return rows.Err()
 	}
@@ -429,11 +465,7 @@ func (s *Store) talkerRecords(ctx context.Context, p *partition, f *Filter, e [2
 	for i := range recs {
 		c := columns(&recs[i])
 		flows, b := talkerWeight(&recs[i], c.bytes)
-		t := Talker{Src: c.src, Dst: c.dst, Flows: flows, Bytes: b}
-		if c.verdict == VerdictDeny {
-			t.Denied = flows
-		}
-		addTalker(acc, t)
+		addEdge(acc, edgeKey{src: c.src, dst: c.dst, verdict: c.verdict}, flows, b)
 	}
 	return nil
 }

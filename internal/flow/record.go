@@ -101,8 +101,11 @@ type Record struct {
 
 	Metadata Metadata `json:"metadata"`
 
-	SrcEndpoint    *Endpoint       `json:"src_endpoint,omitempty"`
-	DstEndpoint    *Endpoint       `json:"dst_endpoint,omitempty"`
+	SrcEndpoint *Endpoint `json:"src_endpoint,omitempty"`
+	DstEndpoint *Endpoint `json:"dst_endpoint,omitempty"`
+	// ProxyEndpoint is the service a connection went through on its way,
+	// the egress gateway for egress flows (profile network_proxy).
+	ProxyEndpoint  *Endpoint       `json:"proxy_endpoint,omitempty"`
 	ConnectionInfo *ConnectionInfo `json:"connection_info,omitempty"`
 	Traffic        *Traffic        `json:"traffic,omitempty"`
 	StartTime      int64           `json:"start_time,omitempty"`
@@ -129,23 +132,35 @@ type Metadata struct {
 	LoggedTime int64   `json:"logged_time,omitempty"`
 	// Profiles names the OCSF profiles whose attributes the record uses:
 	// ProfileSecurityControl whenever it carries an action, disposition or
-	// firewall rule.
+	// firewall rule, ProfileNetworkProxy when it has a proxy endpoint.
 	Profiles []string `json:"profiles,omitempty"`
 }
 
-// ProfileSecurityControl is the OCSF profile of action_id, disposition_id
-// and firewall_rule: a record of a decision by a security control.
-const ProfileSecurityControl = "security_control"
+// The OCSF profiles moat's records use.
+const (
+	// ProfileSecurityControl is the profile of action_id, disposition_id
+	// and firewall_rule: a record of a decision by a security control.
+	ProfileSecurityControl = "security_control"
+	// ProfileNetworkProxy is the profile of proxy_endpoint: a connection
+	// that went through a proxy (the egress gateway).
+	ProfileNetworkProxy = "network_proxy"
+)
 
 // SecurityControl declares that r carries the security_control profile's
 // attributes (action, disposition, firewall rule).
-func (r *Record) SecurityControl() {
+func (r *Record) SecurityControl() { r.declare(ProfileSecurityControl) }
+
+// NetworkProxy declares that r carries the network_proxy profile's
+// attributes (proxy_endpoint).
+func (r *Record) NetworkProxy() { r.declare(ProfileNetworkProxy) }
+
+func (r *Record) declare(profile string) {
 	for _, p := range r.Metadata.Profiles {
-		if p == ProfileSecurityControl {
+		if p == profile {
 			return
 		}
 	}
-	r.Metadata.Profiles = append(r.Metadata.Profiles, ProfileSecurityControl)
+	r.Metadata.Profiles = append(r.Metadata.Profiles, profile)
 }
 
 // Product names the emitting component.
@@ -165,7 +180,8 @@ type Endpoint struct {
 	UID     string `json:"uid,omitempty"`
 	SvcName string `json:"svc_name,omitempty"`
 	Name    string `json:"name,omitempty"`
-	// Hostname is the name the client asked for (a gateway's Host).
+	// Hostname is the name the client asked for: a gateway's Host, or the
+	// DNS name of an external destination (egress).
 	Hostname string `json:"hostname,omitempty"`
 }
 
@@ -297,6 +313,13 @@ const (
 	// Break-glass access, on a node's agent.
 	ReasonOutsideGrant = "outside_grant" // an administrator's access not covered by an active grant of theirs for this node and mode
 	ReasonGrantEnded   = "grant_ended"   // a session cut because its grant was revoked or expired
+	// Host firewall and egress.
+	ReasonFirewall       = "firewall_blocked"  // the node's host firewall dropped the connection (or would have, in audit mode)
+	ReasonEgressDenied   = "egress_denied"     // no egress rule lets the source reach that host and port
+	ReasonSNIMismatch    = "sni_mismatch"      // the TLS server name differs from the host the egress path was asked for
+	ReasonEgressResolve  = "egress_unresolved" // the egress point could not resolve the allowed name
+	ReasonEgressInternal = "egress_internal"   // an allowed name resolved to an internal address (loopback, link-local, private)
+	ReasonNoIdentity     = "no_identity"       // the local caller maps to no service registered on the node
 )
 
 // NewID returns a fresh random record ID (128 bits, hex).

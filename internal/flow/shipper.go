@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"sync"
 	"sync/atomic"
 	"time"
 
@@ -17,19 +16,16 @@ type ShipperConfig struct {
 	// Send delivers a batch to the server; nil error means the server stored
 	// it. Required.
 	Send func(ctx context.Context, recs []Record) error
-	// Spool keeps what cannot be sent; the caller opens it and closes it
-	// after Run returns. Nil means records that cannot be sent are dropped
-	// and counted.
+	// Spool is the shipper's write-ahead log: every record goes there
+	// before Write returns, and is sent from there. The caller opens it and
+	// closes it after Run returns. Required.
 	Spool *Spool
 	// BatchSize is the most records per Send; zero means 500.
 	BatchSize int
-	// FlushEvery sends a partial batch after this long; zero means 200ms,
-	// so a connection's open record reaches the server (and `moat flows
-	// --follow`) well within a second of its start.
+	// FlushEvery sends what the spool holds after this long; zero means
+	// 200ms, so a connection's open record reaches the server (and `moat
+	// flows --follow`) well within a second of its start.
 	FlushEvery time.Duration
-	// QueueSize bounds the in-memory queue between Write and Run; zero means
-	// 10000. Writes that find it full go to the spool.
-	QueueSize int
 	// SendTimeout bounds one Send; zero means 10s.
 	SendTimeout time.Duration
 	// MinBackoff and MaxBackoff bound the wait between attempts while the
@@ -42,24 +38,26 @@ type ShipperConfig struct {
 // ShipperStats counts what a Shipper did.
 type ShipperStats struct {
 	Sent       uint64 // records the server accepted
-	Spooled    uint64 // records written to the spool
-	Dropped    uint64 // records lost: no spool, or the spool refused them
+	Spooled    uint64 // records written to the spool (every record accepted)
+	Dropped    uint64 // records lost: the spool was full or refused them
 	Rejected   uint64 // invalid records refused by Write
 	SendErrors uint64 // failed Send calls
 }
 
-// Shipper is a Writer that batches records and sends them to the server,
-// spooling to disk what it cannot send and sending it later. Write never
-// waits for the network: it queues in memory, and when that queue is full
-// it writes to the spool. Delivery is at least once and in no particular
-// order; the server's Ingest makes it exactly once.
+// Shipper is a Writer that sends records to the server in batches. Write
+// appends the record to the spool before it returns (write-ahead), and Run
+// sends from the spool, removing records only once the server has them.
+// So the loss window of a crashed process is empty: a record whose Write
+// returned is in the spool file and is sent after a restart. Write does not
+// wait for the network, only for the append, which concurrent writers share
+// (see Spool.Append). Delivery is at least once and in order of writing;
+// the server's Ingest makes it exactly once.
 type Shipper struct {
-	cfg ShipperConfig
-	log *slog.Logger
-	q   chan Record
-
-	mu      sync.RWMutex // guards stopped against Write's send on q
-	stopped bool
+	cfg   ShipperConfig
+	log   *slog.Logger
+	nudge chan struct{} // a full batch is waiting
+	// unsent counts records written since Run last emptied the spool.
+	unsent atomic.Int64
 
 	sent, spooled, dropped, rejected, sendErrs atomic.Uint64
 }
@@ -69,7 +67,10 @@ func NewShipper(cfg ShipperConfig) (*Shipper, error) {
 	if cfg.Send == nil {
 		return nil, errors.New("flow: shipper: nil Send")
 	}
-	if cfg.BatchSize < 0 || cfg.QueueSize < 0 || cfg.FlushEvery < 0 || cfg.SendTimeout < 0 || cfg.MinBackoff < 0 || cfg.MaxBackoff < 0 {
+	if cfg.Spool == nil {
+		return nil, errors.New("flow: shipper: nil Spool")
+	}
+	if cfg.BatchSize < 0 || cfg.FlushEvery < 0 || cfg.SendTimeout < 0 || cfg.MinBackoff < 0 || cfg.MaxBackoff < 0 {
 		return nil, errors.New("flow: shipper: negative size or duration")
 	}
 	if cfg.BatchSize == 0 {
@@ -77,9 +78,6 @@ func NewShipper(cfg ShipperConfig) (*Shipper, error) {
 	}
 	if cfg.FlushEvery == 0 {
 		cfg.FlushEvery = 200 * time.Millisecond
-	}
-	if cfg.QueueSize == 0 {
-		cfg.QueueSize = 10000
 	}
 	if cfg.SendTimeout == 0 {
 		cfg.SendTimeout = 10 * time.Second
@@ -93,48 +91,34 @@ func NewShipper(cfg ShipperConfig) (*Shipper, error) {
 	if cfg.MaxBackoff < cfg.MinBackoff {
 		return nil, fmt.Errorf("flow: shipper: max backoff %v below min backoff %v", cfg.MaxBackoff, cfg.MinBackoff)
 	}
-	s := &Shipper{cfg: cfg, log: cfg.Logger, q: make(chan Record, cfg.QueueSize)}
+	s := &Shipper{cfg: cfg, log: cfg.Logger, nudge: make(chan struct{}, 1)}
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
 	}
 	return s, nil
 }
 
-// Write queues r for sending. It refuses an invalid record (see Validate)
-// so that one bad record can never block a batch at the server.
+// Write appends r to the spool; when it returns nil, r survives a crash of
+// the process. It refuses an invalid record (see Validate) so that one bad
+// record can never block a batch at the server. A record the full spool
+// cannot take is dropped and counted, not reported as an error.
 func (s *Shipper) Write(r Record) error {
 	if err := Validate(&r); err != nil {
 		s.rejected.Add(1)
 		return fmt.Errorf("flow: shipper: record uid %q: %w", r.Metadata.UID, err)
 	}
-	s.mu.RLock()
-	if !s.stopped {
-		select {
-		case s.q <- r:
-			s.mu.RUnlock()
-			return nil
-		default:
-		}
-	}
-	s.mu.RUnlock()
-	return s.spool([]Record{r})
-}
-
-// spool keeps recs on disk, or counts them lost.
-func (s *Shipper) spool(recs []Record) error {
-	if len(recs) == 0 {
-		return nil
-	}
-	if s.cfg.Spool == nil {
-		s.dropped.Add(uint64(len(recs)))
-		return nil
-	}
-	n, err := s.cfg.Spool.Append(recs)
+	n, err := s.cfg.Spool.Append([]Record{r})
 	s.spooled.Add(uint64(n))
-	s.dropped.Add(uint64(len(recs) - n))
+	s.dropped.Add(uint64(1 - n))
 	if err != nil {
 		s.log.Error("flow spool write failed", "err", err)
 		return err
+	}
+	if s.unsent.Add(int64(n)) >= int64(s.cfg.BatchSize) {
+		select {
+		case s.nudge <- struct{}{}:
+		default:
+		}
 	}
 	return nil
 }
@@ -161,9 +145,10 @@ func (s *Shipper) send(ctx context.Context, recs []Record) error {
 	return nil
 }
 
-// Run sends queued records until ctx ends, then writes what is still
-// queued to the spool (so a restart sends it) and returns nil. Records
-// written after Run returns go straight to the spool.
+// Run sends what the spool holds every FlushEvery (at once when a full
+// batch is waiting, and at start for what a previous run left), backing off
+// while the server is unreachable, until ctx ends. It returns nil: what is
+// not yet sent stays in the spool for the next run.
 func (s *Shipper) Run(ctx context.Context) error {
 	bo := &backoff.ExponentialBackOff{
 		InitialInterval:     s.cfg.MinBackoff,
@@ -174,123 +159,63 @@ func (s *Shipper) Run(ctx context.Context) error {
 	bo.Reset()
 	flush := time.NewTicker(s.cfg.FlushEvery)
 	defer flush.Stop()
-	retry := time.NewTimer(0) // a spool left from before is tried at once
+	retry := time.NewTimer(0)
 	defer retry.Stop()
-
-	batch := make([]Record, 0, s.cfg.BatchSize)
-	down := s.cfg.Spool != nil // until the spool is known empty and the server up
-	draining := false
-	fail := func(err error) {
-		if !down {
-			s.log.Warn("flow server unreachable; spooling", "err", err)
-		}
-		down, draining = true, false
-		retry.Reset(bo.NextBackOff())
-	}
-	ship := func() {
-		if len(batch) == 0 {
-			return
-		}
-		if !down {
-			if err := s.send(ctx, batch); err == nil {
-				batch = batch[:0]
-				return
-			} else if ctx.Err() == nil {
-				fail(err)
-			}
-		}
-		_ = s.spool(batch)
-		batch = batch[:0]
-	}
-	// step sends one spooled batch. It reports whether the spool was empty
-	// and whether all went well; on failure it has called fail.
-	step := func() (empty, ok bool) {
-		if s.cfg.Spool == nil {
-			return true, true
-		}
-		b, err := s.cfg.Spool.Next(s.cfg.BatchSize)
-		if err != nil {
-			s.log.Error("flow spool read failed", "err", err)
-			fail(err)
-			return false, false
-		}
-		if b == nil {
-			return true, true
-		}
-		if err := s.send(ctx, b.Records); err != nil {
-			if ctx.Err() == nil {
-				fail(err)
-			}
-			return false, false
-		}
-		if err := s.cfg.Spool.Ack(b); err != nil {
-			s.log.Error("flow spool acknowledge failed", "err", err)
-		}
-		return false, true
-	}
-	add := func(r Record) {
-		batch = append(batch, r)
-		if len(batch) >= s.cfg.BatchSize {
-			ship()
-		}
-	}
+	down := false
 	for {
-		if draining {
-			select {
-			case <-ctx.Done():
-				return s.stop(batch)
-			case r := <-s.q:
-				add(r)
-				continue
-			default:
-			}
-			if empty, ok := step(); empty || !ok {
-				draining = false
-			}
-			continue
-		}
 		select {
 		case <-ctx.Done():
-			return s.stop(batch)
-		case r := <-s.q:
-			add(r)
+			return nil
 		case <-flush.C:
-			ship()
-			// Writes that overflowed the queue went to the spool while
-			// the server was up: send them too.
-			if !down && s.cfg.Spool != nil && s.cfg.Spool.Stats().Records > 0 {
-				draining = true
-			}
-		case <-retry.C:
-			if !down {
+			if down {
 				continue
 			}
-			if empty, ok := step(); ok {
-				if s.cfg.Spool != nil && !empty {
-					s.log.Info("flow server reachable; sending spool")
-				}
-				down, draining = false, !empty
-				bo.Reset()
+		case <-s.nudge:
+			if down {
+				continue
 			}
+		case <-retry.C:
+		}
+		err := s.drain(ctx)
+		switch {
+		case ctx.Err() != nil:
+			return nil
+		case err != nil:
+			if !down {
+				s.log.Warn("flow server unreachable; records wait in the spool", "err", err)
+				// They may wait long: put them on disk, not just in the
+				// page cache.
+				if err := s.cfg.Spool.Sync(); err != nil {
+					s.log.Error("flow spool sync failed", "err", err)
+				}
+			}
+			down = true
+			retry.Reset(bo.NextBackOff())
+		case down:
+			s.log.Info("flow server reachable; spool sent")
+			down = false
+			bo.Reset()
 		}
 	}
 }
 
-// stop ends Run: later writes go to the spool, and what is queued goes
-// there now.
-func (s *Shipper) stop(batch []Record) error {
-	s.mu.Lock()
-	s.stopped = true
-	s.mu.Unlock()
+// drain sends the spool's records in batches until it is empty or a send
+// fails.
+func (s *Shipper) drain(ctx context.Context) error {
+	s.unsent.Store(0)
 	for {
-		select {
-		case r := <-s.q:
-			batch = append(batch, r)
-			continue
-		default:
+		b, err := s.cfg.Spool.Next(s.cfg.BatchSize)
+		if err != nil {
+			return fmt.Errorf("flow: spool read: %w", err)
 		}
-		break
+		if b == nil {
+			return nil
+		}
+		if err := s.send(ctx, b.Records); err != nil {
+			return err
+		}
+		if err := s.cfg.Spool.Ack(b); err != nil {
+			s.log.Error("flow spool acknowledge failed", "err", err)
+		}
 	}
-	_ = s.spool(batch)
-	return nil
 }

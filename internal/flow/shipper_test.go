@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"net"
 	"net/http"
@@ -145,7 +144,7 @@ func TestOutageEveryRecordArrivesExactlyOnce(t *testing.T) {
 		t.Fatal(err)
 	}
 	cfg := ShipperConfig{
-		Send: srv.send, Spool: spool, BatchSize: 50, QueueSize: 64,
+		Send: srv.send, Spool: spool, BatchSize: 50,
 		FlushEvery: 5 * time.Millisecond, MinBackoff: 5 * time.Millisecond, MaxBackoff: 50 * time.Millisecond,
 		SendTimeout: 5 * time.Second,
 	}
@@ -226,49 +225,8 @@ func TestOutageEveryRecordArrivesExactlyOnce(t *testing.T) {
 	}
 }
 
-func TestShipperWithoutSpoolCountsLoss(t *testing.T) {
-	var mu sync.Mutex
-	fail := true
-	var got []string
-	send := func(_ context.Context, rs []Record) error {
-		mu.Lock()
-		defer mu.Unlock()
-		if fail {
-			return errors.New("down")
-		}
-		got = append(got, uids(rs)...)
-		return nil
-	}
-	rs := startShipper(t, ShipperConfig{Send: send, BatchSize: 10, FlushEvery: time.Millisecond, MinBackoff: time.Millisecond, MaxBackoff: 5 * time.Millisecond})
-	for _, r := range testRecords("g", 25) {
-		if err := rs.sh.Write(r); err != nil {
-			t.Fatal(err)
-		}
-	}
-	waitFor(t, "loss counted", func() bool { return rs.sh.Stats().Dropped == 25 })
-	mu.Lock()
-	fail = false
-	mu.Unlock()
-	recs := testRecords("h", 5)
-	for _, r := range recs {
-		if err := rs.sh.Write(r); err != nil {
-			t.Fatal(err)
-		}
-	}
-	waitFor(t, "delivery after recovery", func() bool { return rs.sh.Stats().Sent == 5 })
-	rs.halt(t)
-	if st := rs.sh.Stats(); st.Dropped != 25 || st.Spooled != 0 {
-		t.Fatalf("stats %+v", st)
-	}
-	mu.Lock()
-	defer mu.Unlock()
-	if !slices.Equal(got, uids(recs)) {
-		t.Fatalf("sent %v", got)
-	}
-}
-
 func TestShipperRejectsInvalidRecord(t *testing.T) {
-	sh, err := NewShipper(ShipperConfig{Send: func(context.Context, []Record) error { return nil }})
+	sh, err := NewShipper(ShipperConfig{Send: func(context.Context, []Record) error { return nil }, Spool: openTestSpool(t, SpoolConfig{})})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -276,7 +234,98 @@ func TestShipperRejectsInvalidRecord(t *testing.T) {
 	if err := sh.Write(r); err == nil || sh.Stats().Rejected != 1 {
 		t.Fatalf("Write of a record without uid = %v, stats %+v", err, sh.Stats())
 	}
-	if _, err := NewShipper(ShipperConfig{}); err == nil {
+	if _, err := NewShipper(ShipperConfig{Spool: openTestSpool(t, SpoolConfig{})}); err == nil {
 		t.Fatal("NewShipper without Send succeeded")
+	}
+	if _, err := NewShipper(ShipperConfig{Send: func(context.Context, []Record) error { return nil }}); err == nil {
+		t.Fatal("NewShipper without Spool succeeded")
+	}
+}
+
+// TestShipperWriteAheadSurvivesCrash writes from many goroutines while the
+// server refuses every batch, then opens the spool directory again without
+// closing anything, as an agent restarted after SIGKILL would: every
+// record whose Write returned is there.
+func TestShipperWriteAheadSurvivesCrash(t *testing.T) {
+	dir := t.TempDir()
+	spool, err := OpenSpool(SpoolConfig{Dir: dir, SegmentBytes: 16 << 10})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var attempts atomic.Int64
+	rs := startShipper(t, ShipperConfig{
+		Spool: spool, BatchSize: 20, FlushEvery: time.Millisecond, MinBackoff: time.Millisecond, MaxBackoff: 2 * time.Millisecond,
+		Send: func(context.Context, []Record) error { attempts.Add(1); return fmt.Errorf("server down") },
+	})
+	defer rs.halt(t)
+	const writers, each = 8, 300
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	var written []string
+	for w := range writers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for _, r := range testRecords(fmt.Sprintf("w%d", w), each) {
+				if err := rs.sh.Write(r); err != nil {
+					t.Error(err)
+					return
+				}
+				mu.Lock()
+				written = append(written, r.Metadata.UID)
+				mu.Unlock()
+			}
+		}()
+	}
+	wg.Wait()
+	waitFor(t, "a failed send", func() bool { return attempts.Load() > 0 })
+
+	t.Log("the process dies here: nothing is closed or flushed; a new spool opens the directory")
+	again, err := OpenSpool(SpoolConfig{Dir: dir})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := drainAll(t, again)
+	sort.Strings(got)
+	sort.Strings(written)
+	if !slices.Equal(got, written) {
+		t.Fatalf("after the crash the spool holds %d records, %d were written", len(got), len(written))
+	}
+	if st := rs.sh.Stats(); st.Spooled != writers*each || st.Dropped != 0 {
+		t.Fatalf("stats %+v", st)
+	}
+}
+
+// BenchmarkShipperWrite is the cost write-ahead adds to each record: the
+// sealed append to the spool file, with writers in parallel sharing
+// writes.
+func BenchmarkShipperWrite(b *testing.B) {
+	for _, sealed := range []bool{false, true} {
+		b.Run(fmt.Sprintf("sealed=%v", sealed), func(b *testing.B) {
+			cfg := SpoolConfig{Dir: b.TempDir(), MaxBytes: 1 << 40}
+			if sealed {
+				cfg.Sealer = newAEAD(b)
+			}
+			spool, err := OpenSpool(cfg)
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer spool.Close()
+			sh, err := NewShipper(ShipperConfig{Spool: spool, Send: func(context.Context, []Record) error { return nil }})
+			if err != nil {
+				b.Fatal(err)
+			}
+			r := testRecords("bench", 1)[0]
+			b.ReportAllocs()
+			b.ResetTimer()
+			b.RunParallel(func(pb *testing.PB) {
+				for pb.Next() {
+					if err := sh.Write(r); err != nil {
+						b.Error(err)
+						return
+					}
+				}
+			})
+		})
 	}
 }

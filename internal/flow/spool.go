@@ -24,7 +24,9 @@ type SpoolConfig struct {
 	// dropped and counted (the oldest records are kept). Zero means 64 MiB.
 	MaxBytes int64
 	// SegmentBytes is the size at which a segment is closed and a new one
-	// started. Zero means 4 MiB, or MaxBytes/4 when that is smaller.
+	// started. Zero means 1 MiB, or MaxBytes/4 when that is smaller. A
+	// segment is read whole when it is sent, so this bounds the memory a
+	// catch-up after an outage takes.
 	SegmentBytes int64
 	// Sealer, when set, encrypts each spooled record.
 	Sealer Sealer
@@ -41,18 +43,24 @@ type SpoolStats struct {
 	Corrupt  uint64 // torn or unreadable frames discarded at open or read
 }
 
-// Spool is a bounded on-disk queue of records for a producer that cannot
-// reach the server. Records leave it only once a send has succeeded, so
-// delivery is at least once; the server's Ingest, keyed by record UID, makes
-// it exactly once. A full spool drops new records and counts them, never
-// silently. Writes are not fsynced one by one: a process crash loses
-// nothing written, a machine crash may tear the last frame, which the next
-// Open detects and cuts off, keeping the records before it.
+// Spool is a bounded on-disk queue of records on their way to the server:
+// the write-ahead log of a Shipper. Records leave it only once a send has
+// succeeded, so delivery is at least once; the server's Ingest, keyed by
+// record UID, makes it exactly once. A full spool drops new records and
+// counts them, never silently. Writes are not fsynced one by one: a process
+// crash loses nothing Append returned, a machine crash loses what the
+// kernel had not yet written back (segments are fsynced when full, on Sync
+// and on Close) and may tear the last frame, which the next Open detects
+// and cuts off, keeping the records before it.
 type Spool struct {
 	cfg SpoolConfig
 	log *slog.Logger
 
 	drainMu sync.Mutex // serializes Next, Ack and Drain; guards cur
+
+	qmu   sync.Mutex // guards queue
+	qcond *sync.Cond // on qmu: a group write finished
+	queue []*commitWaiter
 
 	mu      sync.Mutex // guards everything below
 	segs    []*segment // oldest first; the last may be active
@@ -73,6 +81,7 @@ type segment struct {
 	path    string
 	size    int64
 	records int64
+	synced  bool // on disk: fsynced since its last write
 }
 
 type loaded struct {
@@ -101,9 +110,10 @@ func OpenSpool(cfg SpoolConfig) (*Spool, error) {
 		cfg.MaxBytes = 64 << 20
 	}
 	if cfg.SegmentBytes == 0 {
-		cfg.SegmentBytes = min(4<<20, max(cfg.MaxBytes/4, 1))
+		cfg.SegmentBytes = min(1<<20, max(cfg.MaxBytes/4, 1))
 	}
 	s := &Spool{cfg: cfg, log: cfg.Logger}
+	s.qcond = sync.NewCond(&s.qmu)
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
 	}
@@ -173,36 +183,110 @@ func (s *Spool) recover(seq uint64, path string) (*segment, error) {
 			return nil, fmt.Errorf("flow: spool: repair %q: %w", path, err)
 		}
 	}
-	return &segment{seq: seq, path: path, size: int64(good), records: int64(len(frames))}, nil
+	return &segment{seq: seq, path: path, size: int64(good), records: int64(len(frames)), synced: true}, nil
 }
 
 // Append writes recs to the spool and returns how many it kept; the rest
 // are dropped and counted because the spool is full. An error means a
 // write failed; the records not kept are counted as dropped then too.
+//
+// When Append returns, the records it kept are in the segment file (in the
+// kernel's page cache, not yet on disk): a crash of the process loses none
+// of them. Concurrent Appends are committed together, one write for all
+// (group commit), so many producers cost few system calls.
 func (s *Spool) Append(recs []Record) (int, error) {
 	frames := make([][]byte, 0, len(recs))
 	for i := range recs {
-		b, err := json.Marshal(&recs[i])
+		b, err := s.encode(&recs[i])
 		if err != nil {
 			s.dropped.Add(uint64(len(recs)))
-			return 0, fmt.Errorf("flow: spool: encode record uid %q: %w", recs[i].Metadata.UID, err)
-		}
-		if s.cfg.Sealer != nil {
-			if b, err = s.cfg.Sealer.Encrypt(b, []byte(spoolAD)); err != nil {
-				s.dropped.Add(uint64(len(recs)))
-				return 0, fmt.Errorf("flow: spool: seal record uid %q: %w", recs[i].Metadata.UID, err)
-			}
-		}
-		if len(b) > maxFrame {
-			s.dropped.Add(uint64(len(recs)))
-			return 0, fmt.Errorf("flow: spool: record uid %q encodes to %d bytes, over the %d-byte frame limit", recs[i].Metadata.UID, len(b), maxFrame)
+			return 0, err
 		}
 		frames = append(frames, b)
 	}
+	kept, err := s.commit(frames)
+	s.dropped.Add(uint64(len(frames) - kept))
+	return kept, err
+}
+
+// encode turns r into a frame payload: JSON, sealed when there is a Sealer.
+func (s *Spool) encode(r *Record) ([]byte, error) {
+	b, err := json.Marshal(r)
+	if err != nil {
+		return nil, fmt.Errorf("flow: spool: encode record uid %q: %w", r.Metadata.UID, err)
+	}
+	if s.cfg.Sealer != nil {
+		if b, err = s.cfg.Sealer.Encrypt(b, []byte(spoolAD)); err != nil {
+			return nil, fmt.Errorf("flow: spool: seal record uid %q: %w", r.Metadata.UID, err)
+		}
+	}
+	if len(b) > maxFrame {
+		return nil, fmt.Errorf("flow: spool: record uid %q encodes to %d bytes, over the %d-byte frame limit", r.Metadata.UID, len(b), maxFrame)
+	}
+	return b, nil
+}
+
+// commitWaiter is one Append's frames waiting for the group write.
+type commitWaiter struct {
+	frames [][]byte
+	done   bool
+	kept   int
+	err    error
+}
+
+// commit writes frames as part of a group: the oldest waiting Append
+// writes the frames of every Append queued behind it in one go, then wakes
+// them. It returns how many of frames were kept (a prefix).
+func (s *Spool) commit(frames [][]byte) (int, error) {
+	w := &commitWaiter{frames: frames}
+	s.qmu.Lock()
+	s.queue = append(s.queue, w)
+	for !w.done && s.queue[0] != w {
+		s.qcond.Wait()
+	}
+	if w.done {
+		s.qmu.Unlock()
+		return w.kept, w.err
+	}
+	group := s.queue
+	s.qmu.Unlock()
+
+	var all [][]byte
+	if len(group) == 1 {
+		all = frames
+	} else {
+		for _, g := range group {
+			all = append(all, g.frames...)
+		}
+	}
+	kept, err := s.writeFrames(all)
+
+	s.qmu.Lock()
+	off := 0
+	for _, g := range group {
+		g.kept = min(max(kept-off, 0), len(g.frames))
+		if g.kept < len(g.frames) {
+			g.err = err
+		}
+		off += len(g.frames)
+		g.done = true
+	}
+	s.queue = s.queue[len(group):]
+	if len(s.queue) == 0 {
+		s.queue = nil // let the backing array go
+	}
+	s.qcond.Broadcast()
+	s.qmu.Unlock()
+	return w.kept, w.err
+}
+
+// writeFrames appends frames to the active segment, rotating as segments
+// fill, and returns how many it kept: a prefix, cut where the spool is
+// full or a write failed.
+func (s *Spool) writeFrames(frames [][]byte) (int, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.closed {
-		s.dropped.Add(uint64(len(recs)))
 		return 0, errors.New("flow: spool closed")
 	}
 	kept := 0 // records written and accounted
@@ -221,23 +305,19 @@ func (s *Spool) Append(recs []Record) (int, error) {
 		}
 		seg.size += pendingBytes
 		seg.records += pending
+		seg.synced = false
 		s.size += pendingBytes
 		s.records += pending
 		kept += int(pending)
 		buf, pending, pendingBytes = buf[:0], 0, 0
 		return nil
 	}
-	fail := func(err error) (int, error) {
-		s.dropped.Add(uint64(len(recs) - kept))
-		return kept, err
-	}
-	for i, f := range frames {
+	for _, f := range frames {
 		n := int64(frameHeader + len(f))
 		if s.size+pendingBytes+n > s.cfg.MaxBytes {
 			if err := flush(); err != nil {
-				return fail(err)
+				return kept, err
 			}
-			s.dropped.Add(uint64(len(frames) - i))
 			if !s.full {
 				s.full = true
 				s.log.Warn("flow spool full; dropping new records until it drains (counted in moat_flow_spool_dropped_records_total)", "max_bytes", s.cfg.MaxBytes)
@@ -246,13 +326,12 @@ func (s *Spool) Append(recs []Record) (int, error) {
 		}
 		if s.active == nil || s.segs[len(s.segs)-1].size+pendingBytes+n > s.cfg.SegmentBytes && s.segs[len(s.segs)-1].records+pending > 0 {
 			if err := flush(); err != nil {
-				return fail(err)
+				return kept, err
 			}
 			if err := s.rotate(); err != nil {
-				return fail(err)
+				return kept, err
 			}
 			if s.size+n > s.cfg.MaxBytes { // the new segment's magic took the room
-				s.dropped.Add(uint64(len(frames) - i))
 				return kept, nil
 			}
 		}
@@ -261,13 +340,14 @@ func (s *Spool) Append(recs []Record) (int, error) {
 		pendingBytes += n
 	}
 	if err := flush(); err != nil {
-		return fail(err)
+		return kept, err
 	}
 	s.full = false
 	return kept, nil
 }
 
-// rotate closes the active segment and starts a new one. Called with s.mu.
+// rotate closes the active segment, full, and starts a new one. Called
+// with s.mu.
 func (s *Spool) rotate() error {
 	if err := s.closeActive(); err != nil {
 		return err
@@ -302,10 +382,46 @@ func (s *Spool) closeActive() error {
 		f.Close()
 		return fmt.Errorf("flow: spool: sync %q: %w", f.Name(), err)
 	}
+	s.segs[len(s.segs)-1].synced = true
 	if err := f.Close(); err != nil {
 		return fmt.Errorf("flow: spool: close %q: %w", f.Name(), err)
 	}
 	return nil
+}
+
+// Sync writes every segment to disk, so that a crash of the machine (not
+// only of the process) keeps what the spool holds. The shipper calls it
+// when the server becomes unreachable: records then stay for a while.
+func (s *Spool) Sync() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var errs []error
+	for i, seg := range s.segs {
+		if seg.synced {
+			continue
+		}
+		var err error
+		if i == len(s.segs)-1 && s.active != nil {
+			err = s.active.Sync()
+		} else {
+			err = syncFile(seg.path)
+		}
+		if err != nil && !errors.Is(err, os.ErrNotExist) {
+			errs = append(errs, fmt.Errorf("flow: spool: sync %q: %w", seg.path, err))
+			continue
+		}
+		seg.synced = true
+	}
+	return errors.Join(errs...)
+}
+
+func syncFile(path string) error {
+	f, err := os.Open(path)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	return f.Sync()
 }
 
 // SpoolBatch is records handed out by Next, to be acknowledged with Ack
@@ -354,8 +470,10 @@ func (s *Spool) Ack(b *SpoolBatch) error {
 	return nil
 }
 
-// load reads the oldest segment into s.cur, closing it for appends first.
-// Called with drainMu.
+// load reads the oldest segment into s.cur. When that is the segment
+// appends go to, it is detached first (the next Append starts a new one)
+// and closed without an fsync: it is about to be sent and deleted, and
+// Sync writes it to disk if it is not. Called with drainMu.
 func (s *Spool) load() error {
 	s.mu.Lock()
 	if len(s.segs) == 0 {
@@ -363,13 +481,16 @@ func (s *Spool) load() error {
 		return nil
 	}
 	seg := s.segs[0]
+	var detached *os.File
 	if len(s.segs) == 1 && s.active != nil {
-		if err := s.closeActive(); err != nil {
-			s.mu.Unlock()
-			return err
-		}
+		detached, s.active = s.active, nil
 	}
 	s.mu.Unlock()
+	if detached != nil {
+		if err := detached.Close(); err != nil {
+			return fmt.Errorf("flow: spool: close %q: %w", seg.path, err)
+		}
+	}
 	data, err := os.ReadFile(seg.path)
 	if err != nil {
 		return fmt.Errorf("flow: spool: %w", err)

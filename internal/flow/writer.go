@@ -1,6 +1,7 @@
 package flow
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -59,4 +60,58 @@ func Multi(ws ...Writer) Writer {
 		}
 		return first
 	})
+}
+
+// Memory keeps every record written to it, for tests and tools that look
+// at what a pipeline produced. It is safe for concurrent use; the zero
+// Memory is ready.
+type Memory struct {
+	mu      sync.Mutex // guards recs and changed
+	recs    []Record
+	changed chan struct{}
+}
+
+// Write keeps r.
+func (m *Memory) Write(r Record) error {
+	m.mu.Lock()
+	m.recs = append(m.recs, r)
+	if m.changed != nil {
+		close(m.changed)
+		m.changed = nil
+	}
+	m.mu.Unlock()
+	return nil
+}
+
+// Records returns what was written so far.
+func (m *Memory) Records() []Record {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return append([]Record(nil), m.recs...)
+}
+
+// Wait returns the first record that match accepts, waiting for more
+// until ctx ends.
+func (m *Memory) Wait(ctx context.Context, match func(Record) bool) (Record, error) {
+	seen := 0
+	for {
+		m.mu.Lock()
+		for ; seen < len(m.recs); seen++ {
+			if match(m.recs[seen]) {
+				r := m.recs[seen]
+				m.mu.Unlock()
+				return r, nil
+			}
+		}
+		if m.changed == nil {
+			m.changed = make(chan struct{})
+		}
+		ch := m.changed
+		m.mu.Unlock()
+		select {
+		case <-ctx.Done():
+			return Record{}, ctx.Err()
+		case <-ch:
+		}
+	}
 }

@@ -88,6 +88,15 @@ type WAFFile struct {
 	InspectResponses  bool     `yaml:"inspect_responses"`
 	RulesBefore       []string `yaml:"rules_before"`
 	Rules             []string `yaml:"rules"`
+	// The WAF's per-request bounds (see waf.Config): the longest argument
+	// value, argument name and all arguments together, in bytes; the
+	// most arguments from one source; the CPU time phase 2 may take. A
+	// request past any of them is refused. 0 means waf's default.
+	MaxArgLength      int             `yaml:"max_arg_length"`
+	MaxArgNameLength  int             `yaml:"max_arg_name_length"`
+	MaxTotalArgLength int             `yaml:"max_total_arg_length"`
+	MaxArgs           int             `yaml:"max_args"`
+	Budget            config.Duration `yaml:"budget"`
 	// BodyInspection bounds the WAF's work on request bodies across
 	// requests.
 	BodyInspection BodyInspectionFile `yaml:"body_inspection"`
@@ -148,10 +157,22 @@ type RouteFile struct {
 	CSRFMissing    string   `yaml:"csrf_missing"` // overrides csrf.missing
 	// CSRFOff skips the origin check on this route: for APIs that
 	// authenticate with bearer tokens rather than cookies.
-	CSRFOff       bool      `yaml:"csrf_off"`
-	Rate          *RateFile `yaml:"rate_limit"` // overrides rate_limit
-	WAFExclusions []string  `yaml:"waf_exclusions"`
-	WAFOff        bool      `yaml:"waf_off"`
+	CSRFOff bool      `yaml:"csrf_off"`
+	Rate    *RateFile `yaml:"rate_limit"` // overrides rate_limit
+	// WAFExclusions are WAF rules switched off on this route: a rule ID
+	// ("942100") or a range ("942000-942999").
+	WAFExclusions []string `yaml:"waf_exclusions"`
+	// WAFUninspectedTypes are request body media types this route passes
+	// without WAF inspection ("application/x-protobuf", "video/*"). By
+	// default every body is inspected whatever its declared type; a type
+	// listed here is the operator's explicit choice.
+	WAFUninspectedTypes []string `yaml:"waf_uninspected_types"`
+	// WAFExecutableUploads lets this route take programs, server scripts
+	// and pages with script as file uploads; by default they are refused
+	// (a disguised one, such as a script named like an image, is refused
+	// on every route).
+	WAFExecutableUploads bool `yaml:"waf_executable_uploads"`
+	WAFOff               bool `yaml:"waf_off"`
 	// MaxBodyBytes is the largest request body this route takes; 0 means
 	// limits.max_body_bytes. Raise it on routes that take uploads. With
 	// the WAF on it may not exceed waf.request_body_limit.
@@ -459,7 +480,12 @@ func (rf *RouteFile) route(p string, services []string, csrfDefault string, rps 
 			return r, config.Errorf(config.Index(config.Join(p, "waf_exclusions"), j), "%v", strings.TrimPrefix(err.Error(), "waf: "))
 		}
 	}
-	ex, err := waf.NewExclusions(rf.WAFExclusions)
+	for j, t := range rf.WAFUninspectedTypes {
+		if _, err := waf.ParseUninspectedType(t); err != nil {
+			return r, config.Errorf(config.Index(config.Join(p, "waf_uninspected_types"), j), "%v", strings.TrimPrefix(err.Error(), "waf: "))
+		}
+	}
+	ex, err := waf.NewRouteExclusions(rf.WAFExclusions, waf.RouteOptions{UninspectedTypes: rf.WAFUninspectedTypes, ExecutableUploads: rf.WAFExecutableUploads})
 	if err != nil {
 		return r, config.Errorf(config.Join(p, "waf_exclusions"), "%v", err)
 	}
@@ -503,6 +529,22 @@ func (w WAFFile) config() (waf.Config, error) {
 		InspectResponses:  w.InspectResponses,
 		RuleFilesBefore:   w.RulesBefore,
 		RuleFiles:         w.Rules,
+		MaxArgLength:      w.MaxArgLength,
+		MaxArgNameLength:  w.MaxArgNameLength,
+		MaxTotalArgLength: w.MaxTotalArgLength,
+		MaxArgs:           w.MaxArgs,
+		Budget:            time.Duration(w.Budget),
+	}
+	for _, l := range []struct {
+		key string
+		v   int
+	}{{"waf.max_arg_length", w.MaxArgLength}, {"waf.max_arg_name_length", w.MaxArgNameLength}, {"waf.max_total_arg_length", w.MaxTotalArgLength}, {"waf.max_args", w.MaxArgs}} {
+		if l.v < 0 {
+			return c, config.Errorf(l.key, "must be positive, got %d", l.v)
+		}
+	}
+	if b := time.Duration(w.Budget); b < 0 || b > 0 && b < time.Millisecond {
+		return c, config.Errorf("waf.budget", "want at least 1ms, got %v", b)
 	}
 	if c.Paranoia < 0 || c.Paranoia > 4 {
 		return c, config.Errorf("waf.paranoia", "want 1 to 4, got %d", c.Paranoia)

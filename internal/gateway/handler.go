@@ -219,7 +219,7 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			ev.kind, ev.reason, ev.verdict = KindWAF, "request matched WAF rules", &v
 			if v.Block {
 				ev.status, ev.blocked = http.StatusForbidden, true
-				if v.Status == http.StatusRequestEntityTooLarge || v.Status == http.StatusBadRequest {
+				if v.Status == http.StatusRequestEntityTooLarge || v.Status == http.StatusBadRequest || v.Status == http.StatusServiceUnavailable {
 					ev.status = v.Status
 				}
 				g.refuse(w, &ev)

@@ -19,7 +19,10 @@ func TestDefaultBodyLimit(t *testing.T) {
 	for _, wafOn := range []bool{false, true} {
 		y := yaml + noWAF
 		if wafOn {
-			y = yaml + "rate_limit:\n  off: true\n"
+			// The WAF refuses a single value over 256 KiB by default
+			// (waf.max_arg_length); raised here, so that what is tested
+			// is the route's body limit.
+			y = yaml + "rate_limit:\n  off: true\nwaf:\n  max_arg_length: 2097152\n  budget: 10m\n"
 		}
 		f := newFixture(t, y)
 		big := "a=" + strings.Repeat("b", 2<<20)
@@ -52,10 +55,15 @@ func TestDefaultBodyLimit(t *testing.T) {
 }
 
 // bodyInspectionYAML has an upload route taking 4 MiB and an inspection
-// gate with room for one 2 MiB body and a client share of 2 MiB.
+// gate with room for one 2 MiB body and a client share of 2 MiB. The WAF's
+// per-request argument limits and budget are raised so that a 2 MiB value
+// is evaluated (slowly) rather than refused at once.
 const bodyInspectionYAML = plainYAML + `limits:
   write_timeout: 10m
 waf:
+  max_arg_length: 4194304
+  max_total_arg_length: 4194304
+  budget: 10m
   body_inspection:
     max_bytes: 3145728
     max_bytes_per_client: 2097152

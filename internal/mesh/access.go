@@ -21,6 +21,11 @@ func AdminSource(id spiffeid.ID) (string, bool) {
 	return identity.KindAdmin + "/" + name, true
 }
 
+// AccessHeader is the tunnel header version of the answer ServeAccess
+// writes: the access-forward protocol (ALPN moat-access-forward/1) is
+// always answered with version 2.
+const AccessHeader = headerV2
+
 // ServeAccess carries one administrator's forwarded connection to service
 // on port, as an inbound stream from the source "admin/<name>": the caller
 // has authenticated conn with the administrator's access-grant certificate
@@ -34,7 +39,7 @@ func (m *Mesh) ServeAccess(conn net.Conn, peer spiffeid.ID, chain []*x509.Certif
 	}
 	start := m.now()
 	m.stats.in.Add(1)
-	t := &inTunnel{peer: peer, src: src, peerChain: chain, remote: conn.RemoteAddr(), version: tlsVersion}
+	t := &inTunnel{peer: peer, src: src, peerChain: chain, remote: conn.RemoteAddr(), version: tlsVersion, hdr: AccessHeader}
 	rec := m.newRecord(start, inboundDir)
 	rec.srcID, rec.srcSvc, rec.srcAddr, rec.tls = peer.String(), src, conn.RemoteAddr(), tlsVersion
 	req := Request{Service: service, Port: port, ConnID: flow.NewID()}

@@ -37,3 +37,33 @@ func BenchmarkNewConnection(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkRequests sends 1 KB requests, each echoed back, over 16
+// kept-alive mesh connections in parallel, as the wrk phase of bench/mesh
+// does: the per-request costs of the data path.
+func BenchmarkRequests(b *testing.B) {
+	p := newPair(b)
+	addr := p.a.local(b, "frontend", "api")
+	msg := make([]byte, 1024)
+	b.SetParallelism(8) // 16 connections on 2 CPUs
+	b.ResetTimer()
+	b.RunParallel(func(pb *testing.PB) {
+		c, err := net.Dial("tcp", addr)
+		if err != nil {
+			b.Error(err)
+			return
+		}
+		defer c.Close()
+		buf := make([]byte, len(msg))
+		for pb.Next() {
+			if _, err := c.Write(msg); err != nil {
+				b.Error(err)
+				return
+			}
+			if _, err := io.ReadFull(c, buf); err != nil {
+				b.Error(err)
+				return
+			}
+		}
+	})
+}

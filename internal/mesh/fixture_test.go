@@ -175,7 +175,7 @@ func mustPolicy(t testing.TB, src string) *policy.Table {
 
 // newAgent starts a mesh for services, issuing each an SVID of the
 // fixture's CA, and registers the services' location.
-func (f *fixture) newAgent(t testing.TB, node string, services []Service) *agent {
+func (f *fixture) newAgent(t testing.TB, node string, services []Service, opts ...func(*Config)) *agent {
 	t.Helper()
 	a := &agent{clock: &clock{}, ids: &svids{m: map[string]*tls.Certificate{}}, flows: &records{}}
 	a.trust = identity.NewTrust(identity.TrustConfig{TrustDomain: f.td, Now: a.clock.Now})
@@ -183,10 +183,14 @@ func (f *fixture) newAgent(t testing.TB, node string, services []Service) *agent
 	for _, s := range services {
 		a.ids.set(s.Name, f.issue(t, s.Name, time.Hour))
 	}
-	m, err := New(Config{
+	cfg := Config{
 		Node: node, TrustDomain: f.td, Trust: a.trust, Identities: a.ids,
 		Policy: mustPolicy(t, testPolicy), Flows: a.flows, Resolve: f.resolve, Now: a.clock.Now,
-	})
+	}
+	for _, o := range opts {
+		o(&cfg)
+	}
+	m, err := New(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}

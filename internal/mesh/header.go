@@ -18,13 +18,36 @@ import (
 //	Request:  version(1)=2 | len(1) | service(len) | port(2, big endian) | conn id(16)
 //	Response: version(1)=2 | status(1) | len(1) | code(len) | len(1) | rule(len) | len(1) | reason(len)
 //
-// Version 1 (no conn id, no code) is still read, from agents not yet
-// upgraded.
+// Version 1 has no conn id and no code. The version is the tunnel's: the
+// TLS handshake negotiates it by ALPN (moat-tunnel/2, or moat-tunnel/1 with
+// an agent not yet upgraded, which knows only that), and every header on
+// the tunnel must carry it.
 const (
-	headerV1      = 1
-	headerVersion = 2
-	connIDLen     = 16
+	headerV1  = 1
+	headerV2  = 2
+	connIDLen = 16
 )
+
+// ALPN names of the tunnel protocol, newest first: what an agent offers
+// when it dials and prefers when it accepts. A fleet upgrades node by node:
+// an upgraded agent speaks version 1 with one that is not.
+const (
+	alpnTunnelV1 = "moat-tunnel/1"
+	alpnTunnelV2 = "moat-tunnel/2"
+)
+
+var tunnelProtocols = []string{alpnTunnelV2, alpnTunnelV1}
+
+// headerVersionOf is the header version of a negotiated ALPN protocol, or 0.
+func headerVersionOf(alpn string) int {
+	switch alpn {
+	case alpnTunnelV2:
+		return headerV2
+	case alpnTunnelV1:
+		return headerV1
+	}
+	return 0
+}
 
 // Response statuses.
 const (
@@ -67,38 +90,44 @@ func (r Response) Verdict() string {
 // Allowed reports whether application bytes may flow.
 func (r Response) Allowed() bool { return r.Status == StatusAllow || r.Status == StatusAudit }
 
-// AppendRequest appends the encoding of r; it refuses names identity would
-// refuse, ports outside 1-65535 and a ConnID that is not 16 bytes in hex.
-func AppendRequest(b []byte, r Request) ([]byte, error) {
+// AppendRequest appends the version v encoding of r; it refuses names
+// identity would refuse, ports outside 1-65535 and (in version 2) a ConnID
+// that is not 16 bytes in hex. Version 1 carries no ConnID.
+func AppendRequest(b []byte, r Request, v int) ([]byte, error) {
 	if err := identity.ValidName(r.Service); err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrBadHeader, err)
 	}
 	if r.Port < 1 || r.Port > 65535 {
 		return nil, fmt.Errorf("%w: port %d", ErrBadHeader, r.Port)
 	}
-	id, err := hex.DecodeString(r.ConnID)
-	if err != nil || len(id) != connIDLen {
-		return nil, fmt.Errorf("%w: connection id %q", ErrBadHeader, r.ConnID)
+	if v != headerV1 && v != headerV2 {
+		return nil, fmt.Errorf("%w: version %d", ErrBadHeader, v)
 	}
-	b = append(b, headerVersion, byte(len(r.Service)))
+	var id []byte
+	if v == headerV2 {
+		var err error
+		if id, err = hex.DecodeString(r.ConnID); err != nil || len(id) != connIDLen {
+			return nil, fmt.Errorf("%w: connection id %q", ErrBadHeader, r.ConnID)
+		}
+	}
+	b = append(b, byte(v), byte(len(r.Service)))
 	b = append(b, r.Service...)
 	b = binary.BigEndian.AppendUint16(b, uint16(r.Port))
 	return append(b, id...), nil
 }
 
-// ReadRequest reads one request; it reads no byte past it.
-func ReadRequest(rd io.Reader) (Request, error) {
+// ReadRequest reads one request of version v; it reads no byte past it.
+func ReadRequest(rd io.Reader, v int) (Request, error) {
 	var hdr [2]byte
 	if _, err := io.ReadFull(rd, hdr[:]); err != nil {
 		return Request{}, fmt.Errorf("%w: %v", ErrBadHeader, err)
 	}
+	if int(hdr[0]) != v {
+		return Request{}, fmt.Errorf("%w: version %d on a version %d tunnel", ErrBadHeader, hdr[0], v)
+	}
 	idLen := 0
-	switch hdr[0] {
-	case headerV1:
-	case headerVersion:
+	if v == headerV2 {
 		idLen = connIDLen
-	default:
-		return Request{}, fmt.Errorf("%w: version %d", ErrBadHeader, hdr[0])
 	}
 	n := int(hdr[1])
 	buf := make([]byte, n+2+idLen)
@@ -118,11 +147,15 @@ func ReadRequest(rd io.Reader) (Request, error) {
 	return r, nil
 }
 
-// AppendResponse appends the encoding of r, cutting Code, Rule and Reason
-// to 255 bytes.
-func AppendResponse(b []byte, r Response) []byte {
-	b = append(b, headerVersion, byte(r.Status))
-	for _, s := range []string{r.Code, r.Rule, r.Reason} {
+// AppendResponse appends the version v encoding of r, cutting Code, Rule
+// and Reason to 255 bytes. Version 1 carries no Code.
+func AppendResponse(b []byte, r Response, v int) []byte {
+	b = append(b, byte(v), byte(r.Status))
+	fields := []string{r.Code, r.Rule, r.Reason}
+	if v == headerV1 {
+		fields = fields[1:]
+	}
+	for _, s := range fields {
 		if len(s) > 255 {
 			s = s[:255]
 		}
@@ -132,19 +165,18 @@ func AppendResponse(b []byte, r Response) []byte {
 	return b
 }
 
-// ReadResponse reads one response; it reads no byte past it.
-func ReadResponse(rd io.Reader) (Response, error) {
+// ReadResponse reads one response of version v; it reads no byte past it.
+func ReadResponse(rd io.Reader, v int) (Response, error) {
 	var hdr [2]byte
 	if _, err := io.ReadFull(rd, hdr[:]); err != nil {
 		return Response{}, fmt.Errorf("%w: %v", ErrBadHeader, err)
 	}
+	if int(hdr[0]) != v {
+		return Response{}, fmt.Errorf("%w: version %d on a version %d tunnel", ErrBadHeader, hdr[0], v)
+	}
 	fields := 3
-	switch hdr[0] {
-	case headerV1:
+	if v == headerV1 {
 		fields = 2 // rule, reason
-	case headerVersion:
-	default:
-		return Response{}, fmt.Errorf("%w: version %d", ErrBadHeader, hdr[0])
 	}
 	if hdr[1] > StatusError {
 		return Response{}, fmt.Errorf("%w: status %d", ErrBadHeader, hdr[1])

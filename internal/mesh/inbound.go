@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
+	"slices"
 	"sync"
 	"time"
 
@@ -25,10 +26,6 @@ import (
 // the TLS alert before it opens streams.
 const tunnelReady = 0x01
 
-// alpnTunnel names the tunnel protocol in the TLS handshake, so a mesh port
-// and another mTLS endpoint of moat cannot be mistaken for each other.
-const alpnTunnel = "moat-tunnel/1"
-
 // inTunnel is an accepted mTLS tunnel.
 type inTunnel struct {
 	conn      *tls.Conn
@@ -37,7 +34,8 @@ type inTunnel struct {
 	src       string // peer's service name, "" when the peer is not a service
 	peerChain []*x509.Certificate
 	remote    net.Addr
-	version   uint16
+	version   uint16 // TLS
+	hdr       int    // tunnel header version, from ALPN
 }
 
 // expired reports whether the peer's SVID has expired: the tunnel then
@@ -86,10 +84,10 @@ func (s *inStream) Close() error {
 }
 
 func (m *Mesh) serverTLS() (*tls.Config, error) {
-	return mtls.Server(mtls.ServerConfig{
+	cfg, err := mtls.Server(mtls.ServerConfig{
 		Verifier:   m.cfg.Trust,
 		Now:        m.now,
-		NextProtos: []string{alpnTunnel},
+		NextProtos: m.protocols,
 		GetCertificate: func(hello *tls.ClientHelloInfo) (*tls.Certificate, error) {
 			if _, ok := m.service(hello.ServerName); !ok {
 				return nil, fmt.Errorf("mesh: no service %q on this node", hello.ServerName)
@@ -100,12 +98,19 @@ func (m *Mesh) serverTLS() (*tls.Config, error) {
 			if _, ok := identity.ServiceName(peer); !ok {
 				return errNotService
 			}
-			if cs.NegotiatedProtocol != alpnTunnel {
-				return fmt.Errorf("mesh: client did not offer ALPN %q", alpnTunnel)
+			// The ALPN name keeps a mesh port and another mTLS endpoint
+			// of moat from being mistaken for each other.
+			if !slices.Contains(m.protocols, cs.NegotiatedProtocol) {
+				return fmt.Errorf("mesh: client offered none of the tunnel protocols %q", m.protocols)
 			}
 			return nil
 		},
 	})
+	if err != nil {
+		return nil, err
+	}
+	cfg.DynamicRecordSizingDisabled = true // full records: the tunnel carries many streams
+	return cfg, nil
 }
 
 // peekConn replays the bytes read to tell TLS from anything else.
@@ -134,7 +139,8 @@ func (m *Mesh) serveConn(c net.Conn) {
 		_ = c.Close()
 		return
 	}
-	tc := tls.Server(pc, m.srvTLS)
+	bc := &batchConn{Conn: pc}
+	tc := tls.Server(bc, m.srvTLS)
 	ctx, cancel := context.WithTimeout(m.ctx, m.cfg.DialTimeout)
 	err = tc.HandshakeContext(ctx)
 	cancel()
@@ -153,12 +159,13 @@ func (m *Mesh) serveConn(c net.Conn) {
 	cs := tc.ConnectionState()
 	peer, _ := identity.LeafID(cs.PeerCertificates[0]) // verified in VerifyConnection
 	src, _ := identity.ServiceName(peer)
-	sess, err := yamux.Server(&frameConn{Conn: tc}, m.mux)
+	sess, err := yamux.Server(&frameConn{Conn: tc, raw: bc}, m.mux)
 	if err != nil {
 		_ = c.Close()
 		return
 	}
-	t := &inTunnel{conn: tc, sess: sess, peer: peer, src: src, peerChain: cs.PeerCertificates, remote: c.RemoteAddr(), version: cs.Version}
+	t := &inTunnel{conn: tc, sess: sess, peer: peer, src: src, peerChain: cs.PeerCertificates, remote: c.RemoteAddr(),
+		version: cs.Version, hdr: headerVersionOf(cs.NegotiatedProtocol)}
 	m.mu.Lock()
 	if m.closed {
 		m.mu.Unlock()
@@ -220,7 +227,18 @@ func (m *Mesh) admit(src string, req Request) (Service, Response) {
 		return svc, resp
 	}
 	pol := m.policy.Load()
-	return svc, m.answer(pol, pol.Decide(src, req.Service, req.Port), orUnknown(src), req)
+	return svc, m.answer(pol, m.decide(pol, svc, src, req.Port), orUnknown(src), req)
+}
+
+// decide asks the service's Handler, or else the intentions.
+func (m *Mesh) decide(pol *policy.Table, svc Service, src string, port int) policy.Decision {
+	if svc.Handler != nil {
+		if src == "" {
+			return policy.Decision{Rule: policy.DefaultDeny}
+		}
+		return svc.Handler.Decide(src)
+	}
+	return pol.Decide(src, svc.Name, port)
 }
 
 // admitPlaintext decides a plaintext caller at addr.
@@ -269,7 +287,7 @@ func (m *Mesh) serveStream(t *inTunnel, st net.Conn) {
 	start := m.now()
 	m.stats.in.Add(1)
 	_ = st.SetReadDeadline(time.Now().Add(m.cfg.DialTimeout))
-	req, err := ReadRequest(st)
+	req, err := ReadRequest(st, t.hdr)
 	_ = st.SetReadDeadline(time.Time{})
 	rec := m.newRecord(start, inboundDir)
 	rec.srcID, rec.srcSvc, rec.srcAddr = t.peer.String(), t.src, t.remote
@@ -317,7 +335,13 @@ func (m *Mesh) finishInbound(rec *record, down net.Conn, t *inTunnel, svc Servic
 		rec.mode = string(m.peerMode(svc))
 	}
 	var app net.Conn
-	if resp.Allowed() {
+	if resp.Allowed() && svc.Handler != nil {
+		// In-process: the handler reads the other end of a pipe, so the
+		// stream is counted and cut like any other.
+		var inner net.Conn
+		app, inner = net.Pipe()
+		go svc.Handler.Serve(inner, src, rec.connID)
+	} else if resp.Allowed() {
 		var err error
 		app, err = net.DialTimeout("tcp", svc.AppAddr, m.cfg.DialTimeout)
 		if err != nil {
@@ -333,7 +357,7 @@ func (m *Mesh) finishInbound(rec *record, down net.Conn, t *inTunnel, svc Servic
 	}
 	var err error
 	if !plaintext { // a plaintext caller speaks its own protocol: no answer header
-		_, err = down.Write(AppendResponse(nil, resp))
+		_, err = down.Write(AppendResponse(nil, resp, t.hdr))
 	}
 	if err != nil || !resp.Allowed() {
 		if !resp.Allowed() {

@@ -241,7 +241,7 @@ func TestPermissivePlaintextListener(t *testing.T) {
 func TestPermissiveHonoursIntentions(t *testing.T) {
 	p := newPair(t) // legacy is permissive in testPolicy; no rule admits plaintext
 	connID := flow.NewID()
-	req, _ := AppendRequest(nil, Request{Service: "legacy", Port: 9000, ConnID: connID})
+	req, _ := AppendRequest(nil, Request{Service: "legacy", Port: 9000, ConnID: connID}, headerV2)
 	c, err := net.DialTimeout("tcp", p.b.m.Addr().String(), 5*time.Second)
 	if err != nil {
 		t.Fatal(err)

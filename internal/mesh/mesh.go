@@ -113,6 +113,11 @@ type Config struct {
 	// an accepted loopback connection; nil means the kernel's answer
 	// (Linux only; elsewhere every uid-guarded listener refuses all).
 	PeerUID func(c net.Conn) (int, error)
+
+	// protocols are the tunnel ALPN names offered and accepted, newest
+	// first; nil means tunnelProtocols. Tests set moat-tunnel/1 alone to
+	// stand for an agent from before version 2.
+	protocols []string
 }
 
 // Service is one service on this node.
@@ -135,6 +140,22 @@ type Service struct {
 	UID *int
 	// Upstreams are the services this one calls.
 	Upstreams []Upstream
+	// Handler, when set, serves the service inside the agent instead of
+	// an app at AppAddr (the egress gateway is one): it decides who may
+	// call (the intentions' rules for the service do not apply) and takes
+	// each admitted connection.
+	Handler Handler
+}
+
+// Handler serves a service in-process. Its methods are called
+// concurrently.
+type Handler interface {
+	// Decide says whether the authenticated service src may call.
+	Decide(src string) policy.Decision
+	// Serve takes one admitted connection from src (its bytes, after the
+	// tunnel header), identified by connID in both ends' records; it owns
+	// conn and returns when done with it.
+	Serve(conn net.Conn, src, connID string)
 }
 
 // Upstream is a service another one calls through a local port.
@@ -168,14 +189,15 @@ type counters struct {
 
 // Mesh is one agent's data plane. Its methods are safe for concurrent use.
 type Mesh struct {
-	cfg    Config
-	log    *slog.Logger
-	now    func() time.Time
-	flows  flow.Writer
-	ln     net.Listener
-	srvTLS *tls.Config
-	mux    *yamux.Config
-	stats  counters
+	cfg       Config
+	log       *slog.Logger
+	now       func() time.Time
+	flows     flow.Writer
+	ln        net.Listener
+	srvTLS    *tls.Config
+	mux       *yamux.Config
+	protocols []string // tunnel ALPN names, newest first
+	stats     counters
 
 	policy   atomic.Pointer[policy.Table]
 	services atomic.Pointer[map[string]Service]
@@ -218,8 +240,12 @@ func New(c Config) (*Mesh, error) {
 	if c.PeerUID == nil {
 		c.PeerUID = peerUID
 	}
+	if c.protocols == nil {
+		c.protocols = tunnelProtocols
+	}
 	m := &Mesh{
 		cfg:       c,
+		protocols: c.protocols,
 		log:       c.Logger,
 		now:       c.Now,
 		flows:     c.Flows,
@@ -534,7 +560,7 @@ func (m *Mesh) stillAllowed(pol *policy.Table, s *inStream) (code, reason string
 		}
 		return "", ""
 	}
-	if d := pol.Decide(s.src, s.dst, s.port); !d.Allow {
+	if d := m.decide(pol, svc, s.src, s.port); !d.Allow {
 		return flow.ReasonPolicyChanged, fmt.Sprintf("policy %s no longer allows %s → %s:%d (%s)", short(pol.Version()), s.src, s.dst, s.port, d.Rule)
 	}
 	return "", ""

@@ -66,7 +66,7 @@ func (m *Mesh) handleOutbound(l *localListener, app net.Conn) {
 		defer close(upDone)
 		copyHalf(st, app, &rec.out)
 	}()
-	resp, err := m.awaitResponse(st, src, up.Service, up.Port)
+	resp, err := m.awaitResponse(st, t.hdr, src, up.Service, up.Port)
 	rec.verdict, rec.rule, rec.reason, rec.code = resp.Verdict(), resp.Rule, resp.Reason, responseCode(resp)
 	if err != nil {
 		_ = app.Close()
@@ -104,6 +104,12 @@ func responseCode(r Response) string {
 	return flow.ReasonUnavailable
 }
 
+// PeerUID returns the uid owning the local socket at the other end of an
+// accepted loopback connection (Linux; an error elsewhere): the mechanism
+// behind uid-guarded listeners, for the agent's other local listeners (the
+// egress proxy).
+func PeerUID(c net.Conn) (int, error) { return peerUID(c) }
+
 // checkUID admits a local connection only from a process of uid.
 func (m *Mesh) checkUID(c net.Conn, uid int) error {
 	got, err := m.cfg.PeerUID(c)
@@ -137,7 +143,7 @@ func (m *Mesh) open(ctx context.Context, src, dst string, port int, connID strin
 	if err != nil {
 		return nil, t, Response{Status: StatusError}, err
 	}
-	resp, err := m.awaitResponse(st, src, dst, port)
+	resp, err := m.awaitResponse(st, t.hdr, src, dst, port)
 	if err != nil {
 		return nil, t, resp, err
 	}
@@ -147,14 +153,14 @@ func (m *Mesh) open(ctx context.Context, src, dst string, port int, connID strin
 // openStream opens a stream on a pooled tunnel and writes the request
 // header; the destination's answer is still to be read.
 func (m *Mesh) openStream(ctx context.Context, src, dst string, port int, connID string) (net.Conn, *tunnel, error) {
-	req, err := AppendRequest(nil, Request{Service: dst, Port: port, ConnID: connID})
-	if err != nil {
-		return nil, nil, err
-	}
 	for attempt := 0; ; attempt++ {
 		t, err := m.tunnelFor(ctx, src, dst)
 		if err != nil {
 			return nil, nil, err
+		}
+		req, err := AppendRequest(nil, Request{Service: dst, Port: port, ConnID: connID}, t.hdr)
+		if err != nil {
+			return nil, t, err
 		}
 		st, err := t.sess.OpenStream()
 		if err == nil {
@@ -177,9 +183,9 @@ func (m *Mesh) openStream(ctx context.Context, src, dst string, port int, connID
 
 // awaitResponse reads the destination's answer; the stream is closed unless
 // the answer admits it.
-func (m *Mesh) awaitResponse(st net.Conn, src, dst string, port int) (Response, error) {
+func (m *Mesh) awaitResponse(st net.Conn, hdr int, src, dst string, port int) (Response, error) {
 	_ = st.SetReadDeadline(time.Now().Add(m.cfg.DialTimeout))
-	resp, err := ReadResponse(st)
+	resp, err := ReadResponse(st, hdr)
 	_ = st.SetReadDeadline(time.Time{})
 	if err != nil {
 		_ = st.Close()

@@ -47,7 +47,8 @@ type tunnel struct {
 	peer      spiffeid.ID
 	peerChain []*x509.Certificate
 	remote    net.Addr
-	version   uint16
+	version   uint16 // TLS
+	hdr       int    // tunnel header version, from ALPN
 	// recycleAt is when new streams stop using this tunnel: before the
 	// earlier of our SVID's and the peer's expiry.
 	recycleAt time.Time
@@ -181,12 +182,13 @@ func (m *Mesh) dialTunnel(ctx context.Context, src, dst, addr string, cert *tls.
 		GetClientCertificate: mtls.Static(cert),
 		ServerName:           dst,
 		Expect:               []spiffeid.ID{dstID},
-		NextProtos:           []string{alpnTunnel},
+		NextProtos:           m.protocols,
 		Now:                  m.now,
 	})
 	if err != nil {
 		return nil, err
 	}
+	cfg.DynamicRecordSizingDisabled = true // full records: the tunnel carries many streams
 	ctx, cancel := context.WithTimeout(ctx, m.cfg.DialTimeout)
 	defer cancel()
 	d := net.Dialer{}
@@ -194,7 +196,8 @@ func (m *Mesh) dialTunnel(ctx context.Context, src, dst, addr string, cert *tls.
 	if err != nil {
 		return nil, fmt.Errorf("mesh: dial agent of %q at %q: %w", dst, addr, err)
 	}
-	tc := tls.Client(raw, cfg)
+	bc := &batchConn{Conn: raw}
+	tc := tls.Client(bc, cfg)
 	err = tc.HandshakeContext(ctx)
 	if err == nil {
 		// The destination writes one byte once it has accepted us; a
@@ -205,6 +208,9 @@ func (m *Mesh) dialTunnel(ctx context.Context, src, dst, addr string, cert *tls.
 		var b [1]byte
 		if _, err = tc.Read(b[:]); err == nil && b[0] != tunnelReady {
 			err = fmt.Errorf("unexpected first byte %#x", b[0])
+		}
+		if err == nil && headerVersionOf(tc.ConnectionState().NegotiatedProtocol) == 0 {
+			err = fmt.Errorf("the destination agreed to no tunnel protocol (ALPN %q)", tc.ConnectionState().NegotiatedProtocol)
 		}
 		_ = tc.SetReadDeadline(time.Time{})
 	}
@@ -217,14 +223,14 @@ func (m *Mesh) dialTunnel(ctx context.Context, src, dst, addr string, cert *tls.
 	}
 	m.stats.clientHS.Add(1)
 	cs := tc.ConnectionState()
-	sess, err := yamux.Client(&frameConn{Conn: tc}, m.mux)
+	sess, err := yamux.Client(&frameConn{Conn: tc, raw: bc}, m.mux)
 	if err != nil {
 		_ = tc.Close()
 		return nil, fmt.Errorf("mesh: tunnel to %q: %w", dst, err)
 	}
 	t := &tunnel{
 		conn: tc, sess: sess, leafDER: cert.Certificate[0], peerChain: cs.PeerCertificates,
-		remote: raw.RemoteAddr(), version: cs.Version, recycleAt: recycleTime(cert, cs.PeerCertificates[0], m.now()),
+		remote: raw.RemoteAddr(), version: cs.Version, hdr: headerVersionOf(cs.NegotiatedProtocol), recycleAt: recycleTime(cert, cs.PeerCertificates[0], m.now()),
 	}
 	t.peer, _ = identity.LeafID(cs.PeerCertificates[0])
 	m.stats.tunnels.Add(1)

@@ -8,7 +8,14 @@ import (
 	"sync/atomic"
 )
 
-var bufPool = sync.Pool{New: func() any { b := make([]byte, 64<<10); return &b }}
+// A connection's copy starts with a small buffer, which holds a TLS
+// record's worth; the first read that fills it moves the copy to a large
+// one, so bulk transfers take few system calls while request/response
+// traffic (most connections) holds 16 KB per direction, not 64.
+var (
+	smallBufs = sync.Pool{New: func() any { b := make([]byte, 16<<10); return &b }}
+	largeBufs = sync.Pool{New: func() any { b := make([]byte, 64<<10); return &b }}
+)
 
 // pipe joins a and b until both directions end, counting the bytes read
 // from a into fromA and from b into fromB as they pass. When one side stops
@@ -31,11 +38,18 @@ func pipe(a, b net.Conn, fromA, fromB *atomic.Int64) {
 // copyHalf copies src to dst until EOF or an error, adding what it wrote
 // to count as it goes.
 func copyHalf(dst, src net.Conn, count *atomic.Int64) {
-	bp := bufPool.Get().(*[]byte)
-	defer bufPool.Put(bp)
+	pool := &smallBufs
+	bp := pool.Get().(*[]byte)
+	defer func() { pool.Put(bp) }()
 	buf := *bp
 	for {
 		nr, rerr := src.Read(buf)
+		if nr == len(buf) && pool == &smallBufs {
+			large := largeBufs.Get().(*[]byte)
+			copy(*large, buf[:nr])
+			pool.Put(bp)
+			pool, bp, buf = &largeBufs, large, *large
+		}
 		if nr > 0 {
 			nw, werr := dst.Write(buf[:nr])
 			count.Add(int64(nw))

@@ -38,6 +38,9 @@ type Delta struct {
 	PeerModes []string
 	// ModeChange is "enforce → audit" or similar, or "".
 	ModeChange string
+	// EgressAdded and EgressRemoved are egress rules that appear or go (a
+	// changed one is both).
+	EgressAdded, EgressRemoved []EgressRule
 	// NowDenied lists recent flows that were let through and would now be
 	// refused; NowAllowed the reverse; NowAudited flows that would now pass
 	// only because of audit mode.
@@ -46,7 +49,7 @@ type Delta struct {
 
 // Empty reports whether nothing changes.
 func (d Delta) Empty() bool {
-	return len(d.Added)+len(d.Removed)+len(d.Changed)+len(d.PeerModes)+len(d.NowDenied)+len(d.NowAllowed)+len(d.NowAudited) == 0 && d.ModeChange == ""
+	return len(d.Added)+len(d.Removed)+len(d.Changed)+len(d.PeerModes)+len(d.NowDenied)+len(d.NowAllowed)+len(d.NowAudited)+len(d.EgressAdded)+len(d.EgressRemoved) == 0 && d.ModeChange == ""
 }
 
 // Diff compares two policies (old may be nil: nothing applied, deny all) and
@@ -71,6 +74,25 @@ func Diff(old, new *Table, recent []Edge) Delta {
 	for _, r := range old.Rules() {
 		if !newNames[r.Name] {
 			d.Removed = append(d.Removed, r)
+		}
+	}
+	oldEgress := map[string]EgressRule{}
+	for _, r := range old.EgressRules() {
+		oldEgress[r.Name] = r
+	}
+	newEgress := map[string]bool{}
+	for _, r := range new.EgressRules() {
+		newEgress[r.Name] = true
+		if o, ok := oldEgress[r.Name]; !ok || !reflect.DeepEqual(o, r) {
+			d.EgressAdded = append(d.EgressAdded, r)
+		}
+		if o, ok := oldEgress[r.Name]; ok && !reflect.DeepEqual(o, r) {
+			d.EgressRemoved = append(d.EgressRemoved, o)
+		}
+	}
+	for _, r := range old.EgressRules() {
+		if !newEgress[r.Name] {
+			d.EgressRemoved = append(d.EgressRemoved, r)
 		}
 	}
 	if old.Mode() != new.Mode() {
@@ -144,6 +166,12 @@ func (d Delta) String() string {
 	}
 	for _, s := range d.PeerModes {
 		fmt.Fprintf(&b, "~ service %s\n", s)
+	}
+	for _, r := range d.EgressRemoved {
+		fmt.Fprintf(&b, "- egress %s\n", r)
+	}
+	for _, r := range d.EgressAdded {
+		fmt.Fprintf(&b, "+ egress %s\n", r)
 	}
 	for _, c := range d.NowDenied {
 		fmt.Fprintf(&b, "! recent flow %s would now be DENIED (was %s by %s)\n", c.Edge, c.Old.Verdict(), c.Old.Rule)

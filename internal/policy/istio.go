@@ -8,6 +8,7 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"sync"
 
 	"gopkg.in/yaml.v3"
 
@@ -235,11 +236,11 @@ func istioPrincipal(p, td string) (string, error) {
 // PeerAuthentication documents (recognised by their security.istio.io
 // apiVersion) or moat's own intentions file.
 func ParseDocument(data []byte, trustDomain string) (*Table, error) {
-	if istioAPIVersion.Match(data) {
+	if istioAPIVersion().Match(data) {
 		return ParseIstio(data, trustDomain)
 	}
 	return Parse(data)
 }
 
 // istioAPIVersion finds an Istio security apiVersion line.
-var istioAPIVersion = regexp.MustCompile(`(?m)^apiVersion:\s*["']?security\.istio\.io/`)
+var istioAPIVersion = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`(?m)^apiVersion:\s*["']?security\.istio\.io/`) })

@@ -22,6 +22,11 @@
 //	    from_plaintext: [10.20.0.0/16]  # plaintext callers from these networks ("any": every plaintext caller)
 //	    to: legacy
 //	    ports: [9000]
+//	egress:                  # optional; hosts outside the mesh (see egress.go)
+//	  - name: payments
+//	    from: [api]
+//	    to: api.stripe.com
+//	    ports: [443]
 //
 // Plaintext has no identity, so no service name and not even "*" admits it:
 // only a rule's from_plaintext does, and only for a destination whose peer
@@ -42,6 +47,7 @@ import (
 	"regexp"
 	"sort"
 	"strings"
+	"sync"
 
 	"moat/internal/config"
 	"moat/internal/identity"
@@ -115,6 +121,7 @@ type raw struct {
 	Mode     string                `yaml:"mode"`
 	Services map[string]rawService `yaml:"services"`
 	Rules    []rawRule             `yaml:"rules"`
+	Egress   []rawEgress           `yaml:"egress"`
 }
 
 type rawService struct {
@@ -155,12 +162,13 @@ type Table struct {
 	wild     map[dstPort]int // "*" source → rule index
 	plain    map[dstPort][]plainRule
 	auditDst map[string]int // destination in audit mode → rule index (-1: global mode)
+	egress   []EgressRule
 	version  string
 	warnings []string
 	source   []byte
 }
 
-var ruleNameRE = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,126}$`)
+var ruleNameRE = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,126}$`) })
 
 // validService reports whether s may name a service (as identity names them).
 func validService(s string) bool { return identity.ValidName(s) == nil }
@@ -193,10 +201,13 @@ func Parse(data []byte) (*Table, error) {
 	return t, nil
 }
 
-// New compiles rules given in Go, as Parse does a file; for tests and callers
-// that build policy programmatically.
-func New(mode Mode, services map[string]PeerMode, rules []Rule) (*Table, error) {
+// New compiles rules (and egress rules) given in Go, as Parse does a file;
+// for tests and callers that build policy programmatically.
+func New(mode Mode, services map[string]PeerMode, rules []Rule, egress ...EgressRule) (*Table, error) {
 	r := raw{Mode: string(mode), Services: map[string]rawService{}}
+	for _, e := range egress {
+		r.Egress = append(r.Egress, rawEgress{Name: e.Name, From: e.From, To: e.To, Ports: e.Ports})
+	}
 	for s, m := range services {
 		r.Services[s] = rawService{Mode: string(m)}
 	}
@@ -308,6 +319,9 @@ func compile(r *raw) (*Table, error) {
 			}
 		}
 	}
+	if err := t.compileEgress(r.Egress, seen); err != nil {
+		return nil, err
+	}
 	if t.mode == Audit {
 		t.auditDst = nil
 	}
@@ -320,7 +334,7 @@ func validateRule(p string, rr rawRule) (Rule, error) {
 	if rr.Name == "" {
 		return rule, config.Errorf(config.Join(p, "name"), "every rule needs a name")
 	}
-	if !ruleNameRE.MatchString(rr.Name) || rr.Name == DefaultDeny {
+	if !ruleNameRE().MatchString(rr.Name) || rr.Name == DefaultDeny {
 		return rule, config.Errorf(config.Join(p, "name"), "bad rule name %q", rr.Name)
 	}
 	switch {
@@ -372,20 +386,9 @@ func validateRule(p string, rr rawRule) (Rule, error) {
 		srcs[s] = true
 		rule.From = append(rule.From, s)
 	}
-	if len(rr.Ports) == 0 {
-		return rule, config.Errorf(config.Join(p, "ports"), "name at least one port")
-	}
-	ports := map[int]bool{}
-	for j, port := range rr.Ports {
-		pp := config.Index(config.Join(p, "ports"), j)
-		if port < 1 || port > 65535 {
-			return rule, config.Errorf(pp, "port %d is out of range 1-65535", port)
-		}
-		if ports[port] {
-			return rule, config.Errorf(pp, "port %d listed twice", port)
-		}
-		ports[port] = true
-		rule.Ports = append(rule.Ports, port)
+	var err error
+	if rule.Ports, err = validatePorts(p, rr.Ports); err != nil {
+		return rule, err
 	}
 	switch Mode(rr.Mode) {
 	case "", Enforce:
@@ -397,6 +400,28 @@ func validateRule(p string, rr rawRule) (Rule, error) {
 	return rule, nil
 }
 
+// validatePorts checks a rule's ports: at least one, each in range, none
+// twice.
+func validatePorts(p string, in []int) ([]int, error) {
+	if len(in) == 0 {
+		return nil, config.Errorf(config.Join(p, "ports"), "name at least one port")
+	}
+	var out []int
+	seen := map[int]bool{}
+	for j, port := range in {
+		pp := config.Index(config.Join(p, "ports"), j)
+		if port < 1 || port > 65535 {
+			return nil, config.Errorf(pp, "port %d is out of range 1-65535", port)
+		}
+		if seen[port] {
+			return nil, config.Errorf(pp, "port %d listed twice", port)
+		}
+		seen[port] = true
+		out = append(out, port)
+	}
+	return out, nil
+}
+
 // hash is a digest of the compiled policy, so two files that mean the same
 // thing (comments, key order) share a version.
 func (t *Table) hash() string {
@@ -404,7 +429,8 @@ func (t *Table) hash() string {
 		Mode     Mode                `json:"mode"`
 		Services map[string]PeerMode `json:"services"`
 		Rules    []Rule              `json:"rules"`
-	}{t.mode, t.services, t.rules}
+		Egress   []EgressRule        `json:"egress,omitempty"`
+	}{t.mode, t.services, t.rules, t.egress}
 	b, _ := json.Marshal(canon) // plain structs of strings and ints always encode
 	sum := sha256.Sum256(b)
 	return hex.EncodeToString(sum[:])

@@ -206,6 +206,7 @@ func FuzzParse(f *testing.F) {
 	f.Add([]byte(good))
 	f.Add([]byte("rules: [{name: a, from: ['*'], to: b, ports: [1]}]"))
 	f.Add([]byte("mode: audit\nservices: {a: {mode: permissive}}"))
+	f.Add([]byte("egress: [{name: e, from: [a], to: '*.example.com', ports: [443]}, {name: n, from: ['*'], to: 203.0.113.0/24, ports: [1]}]"))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		tb, err := Parse(data)
 		if err != nil {
@@ -220,7 +221,7 @@ func FuzzParse(f *testing.F) {
 		for s, m := range tb.services {
 			services[s] = m
 		}
-		again, err := New(tb.Mode(), services, tb.Rules())
+		again, err := New(tb.Mode(), services, tb.Rules(), tb.EgressRules()...)
 		if err != nil {
 			t.Fatalf("rules of a valid table do not compile: %v", err)
 		}
@@ -236,6 +237,21 @@ func FuzzParse(f *testing.F) {
 				if d := tb.Decide(src, r.To, r.Ports[0]); !d.Allow || d.Audit {
 					t.Fatalf("rule %s does not allow %s: %+v", r.Name, src, d)
 				}
+			}
+		}
+		for _, r := range tb.EgressRules() {
+			src := r.From[0]
+			if src == Wildcard {
+				src = "some-service"
+			}
+			host := strings.Replace(r.To, "*", "x", 1)
+			if p, ok := r.Network(); ok {
+				host = p.Addr().String()
+			} else if r.To == AnyHost {
+				host = "any.example"
+			}
+			if d := tb.DecideEgress(src, host, r.Ports[0]); !d.Allow {
+				t.Fatalf("egress rule %s does not allow %s → %s: %+v", r.Name, src, host, d)
 			}
 		}
 		_ = tb.Explain("a", "b", 1)

@@ -9,6 +9,7 @@ import (
 	"net/url"
 	"regexp"
 	"strings"
+	"sync"
 	"unicode/utf8"
 )
 
@@ -270,30 +271,36 @@ func writeJSONString(out *bytes.Buffer, s string) {
 	out.Write(b)
 }
 
-// textRules are applied in order by RedactText.
-var textRules = []struct {
+// textRule is one pattern RedactText masks.
+type textRule struct {
 	re   *regexp.Regexp
 	repl string
-}{
-	// PEM private keys of any kind, also when cut off before their END line.
-	{regexp.MustCompile(`(?s)-----BEGIN ([A-Z0-9 ]*)PRIVATE KEY-----.*?(?:-----END [A-Z0-9 ]*PRIVATE KEY-----|$)`), "-----BEGIN ${1}PRIVATE KEY-----" + Mask + "-----END ${1}PRIVATE KEY-----"},
-	// moat join tokens.
-	{regexp.MustCompile(`moatjoin\.[A-Za-z0-9_\-]+={0,2}`), "moatjoin." + Mask},
-	// Header lines quoted in text.
-	{regexp.MustCompile(`(?i)\b((?:proxy-)?authorization|cookie|set-cookie|x-api-key)(\s*:\s*)[^\r\n]*`), "${1}${2}" + Mask},
-	// Bearer and Basic credentials.
-	{regexp.MustCompile(`(?i)\b(bearer|basic)(\s+)[A-Za-z0-9._~+/\-]+=*`), "${1}${2}" + Mask},
-	// JSON Web Tokens.
-	{regexp.MustCompile(`\beyJ[A-Za-z0-9_\-]+\.eyJ[A-Za-z0-9_\-]+\.[A-Za-z0-9_\-]*`), Mask},
-	// AWS access key IDs.
-	{regexp.MustCompile(`\b(?:AKIA|ASIA|ABIA|ACCA)[A-Z0-9]{16}\b`), Mask},
-	// GitHub and Slack tokens.
-	{regexp.MustCompile(`\b(?:gh[pousr]_[A-Za-z0-9]{20,}|github_pat_[A-Za-z0-9_]{20,}|xox[abprs]-[A-Za-z0-9\-]{10,})`), Mask},
-	// Passwords in URLs.
-	{regexp.MustCompile(`(://[^/\s:@]*:)[^/\s@]+@`), "${1}" + Mask + "@"},
-	// key=value and "key": "value" where the key names a secret.
-	{regexp.MustCompile(`(?i)\b([a-z0-9_\-]*(?:password|passwd|passphrase|secret|token|api[_\-]?key|private[_\-]?key|credential|signature)[a-z0-9_\-]*)(["']?\s*[:=]\s*["']?)([^\s"'&,;}]+)`), "${1}${2}" + Mask},
 }
+
+// textRules are applied in order by RedactText. They are compiled on first
+// use: most commands, and every agent, never redact free text.
+var textRules = sync.OnceValue(func() []textRule {
+	return []textRule{
+		// PEM private keys of any kind, also when cut off before their END line.
+		{regexp.MustCompile(`(?s)-----BEGIN ([A-Z0-9 ]*)PRIVATE KEY-----.*?(?:-----END [A-Z0-9 ]*PRIVATE KEY-----|$)`), "-----BEGIN ${1}PRIVATE KEY-----" + Mask + "-----END ${1}PRIVATE KEY-----"},
+		// moat join tokens.
+		{regexp.MustCompile(`moatjoin\.[A-Za-z0-9_\-]+={0,2}`), "moatjoin." + Mask},
+		// Header lines quoted in text.
+		{regexp.MustCompile(`(?i)\b((?:proxy-)?authorization|cookie|set-cookie|x-api-key)(\s*:\s*)[^\r\n]*`), "${1}${2}" + Mask},
+		// Bearer and Basic credentials.
+		{regexp.MustCompile(`(?i)\b(bearer|basic)(\s+)[A-Za-z0-9._~+/\-]+=*`), "${1}${2}" + Mask},
+		// JSON Web Tokens.
+		{regexp.MustCompile(`\beyJ[A-Za-z0-9_\-]+\.eyJ[A-Za-z0-9_\-]+\.[A-Za-z0-9_\-]*`), Mask},
+		// AWS access key IDs.
+		{regexp.MustCompile(`\b(?:AKIA|ASIA|ABIA|ACCA)[A-Z0-9]{16}\b`), Mask},
+		// GitHub and Slack tokens.
+		{regexp.MustCompile(`\b(?:gh[pousr]_[A-Za-z0-9]{20,}|github_pat_[A-Za-z0-9_]{20,}|xox[abprs]-[A-Za-z0-9\-]{10,})`), Mask},
+		// Passwords in URLs.
+		{regexp.MustCompile(`(://[^/\s:@]*:)[^/\s@]+@`), "${1}" + Mask + "@"},
+		// key=value and "key": "value" where the key names a secret.
+		{regexp.MustCompile(`(?i)\b([a-z0-9_\-]*(?:password|passwd|passphrase|secret|token|api[_\-]?key|private[_\-]?key|credential|signature)[a-z0-9_\-]*)(["']?\s*[:=]\s*["']?)([^\s"'&,;}]+)`), "${1}${2}" + Mask},
+	}
+})
 
 // RedactText masks secrets recognized in free text: PEM private keys,
 // moat join tokens (moatjoin.<base64url>), Bearer and Basic credentials,
@@ -301,7 +308,7 @@ var textRules = []struct {
 // GitHub and Slack tokens, passwords in URLs, and key=value or "key":
 // "value" pairs whose key names a secret.
 func RedactText(s string) string {
-	for _, r := range textRules {
+	for _, r := range textRules() {
 		s = r.re.ReplaceAllString(s, r.repl)
 	}
 	return s

@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"sync"
 	"time"
 )
 
@@ -64,7 +65,7 @@ type Progress struct {
 	Done      bool      `json:"done"`
 }
 
-var passName = regexp.MustCompile(`^[a-z0-9][a-z0-9-]{0,63}$`)
+var passName = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^[a-z0-9][a-z0-9-]{0,63}$`) })
 
 // ProgressPath is where the progress of pass name is kept.
 func (k *Keyring) ProgressPath(name string) string {
@@ -74,7 +75,7 @@ func (k *Keyring) ProgressPath(name string) string {
 // LoadProgress reads the saved progress of pass name; a pass never run
 // gives a zero Progress and no error.
 func (k *Keyring) LoadProgress(name string) (Progress, error) {
-	if !passName.MatchString(name) {
+	if !passName().MatchString(name) {
 		return Progress{}, fmt.Errorf("seal: reencrypt: invalid pass name %q", name)
 	}
 	path := k.ProgressPath(name)

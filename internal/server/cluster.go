@@ -68,9 +68,12 @@ func (s *Server) localFlows(ctx context.Context, q api.PeerFlowQuery) (api.PeerF
 	}
 	ans := api.PeerFlows{Server: s.cfg.Name}
 	var err error
-	if q.Talkers > 0 {
+	switch {
+	case q.Edges:
+		ans.Edges, err = s.cfg.Flows.Edges(ctx, q.Filter)
+	case q.Talkers > 0:
 		ans.Talkers, err = s.cfg.Flows.TopTalkers(ctx, q.Filter, q.Talkers)
-	} else {
+	default:
 		ans.Records, err = s.cfg.Flows.Query(ctx, q.Filter)
 	}
 	return ans, err
@@ -122,9 +125,12 @@ func (s *Server) ClusterFlows(ctx context.Context, q api.PeerFlowQuery) (api.Clu
 	wg.Wait()
 	sort.Strings(out.Servers)
 	sort.Strings(out.Missing)
-	if q.Talkers > 0 {
+	switch {
+	case q.Edges:
+		out.Edges = mergeEdges(parts, q.Filter.Limit)
+	case q.Talkers > 0:
 		out.Talkers = mergeTalkers(parts, q.Talkers)
-	} else {
+	default:
 		out.Records, out.Truncated = mergeRecords(parts, q.Filter.Limit)
 	}
 	return out, nil
@@ -179,4 +185,26 @@ func mergeTalkers(parts []api.PeerFlows, n int) []flow.Talker {
 		out = append(out, *t)
 	}
 	return flow.RankTalkers(out, n)
+}
+
+// mergeEdges sums the members' edges and keeps the heaviest n, in the
+// order flow.Store.Edges uses.
+func mergeEdges(parts []api.PeerFlows, n int) []flow.Edge {
+	type key struct{ src, dst, verdict string }
+	sum := map[key]*flow.Edge{}
+	for _, p := range parts {
+		for _, e := range p.Edges {
+			k := key{e.Src, e.Dst, e.Verdict}
+			if sum[k] == nil {
+				sum[k] = &flow.Edge{Src: e.Src, Dst: e.Dst, Verdict: e.Verdict}
+			}
+			sum[k].Flows += e.Flows
+			sum[k].Bytes += e.Bytes
+		}
+	}
+	out := make([]flow.Edge, 0, len(sum))
+	for _, e := range sum {
+		out = append(out, *e)
+	}
+	return flow.RankEdges(out, n)
 }

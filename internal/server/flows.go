@@ -218,13 +218,16 @@ func (s *Server) servicesOn(ctx context.Context, node string) (map[string]bool, 
 func (s *Server) aboutNode(r *flow.Record, local map[string]bool) bool {
 	src, srcOK := s.endpointService(r.SrcEndpoint)
 	dst, dstOK := s.endpointService(r.DstEndpoint)
-	if !srcOK || !dstOK {
+	proxy, proxyOK := s.endpointService(r.ProxyEndpoint)
+	if !srcOK || !dstOK || !proxyOK {
 		return false
 	}
-	if src == "" && dst == "" {
+	if src == "" && dst == "" && proxy == "" {
 		return true
 	}
-	return (src != "" && local[src]) || (dst != "" && local[dst])
+	// A connection through a service of the node (the egress gateway) is
+	// about the node too.
+	return (src != "" && local[src]) || (dst != "" && local[dst]) || (proxy != "" && local[proxy])
 }
 
 // endpointService returns the service an endpoint names, "" when none; ok

@@ -85,6 +85,7 @@ func (s *Server) routes() http.Handler {
 	s.policyRoutes(admin)
 	s.auditRoutes(admin)
 	s.flowRoutes(admin)
+	s.dashboardRoutes(admin)
 	s.keyRoutes(admin)
 	s.mfaRoutes(admin)
 	s.accessRoutes(mux, admin)

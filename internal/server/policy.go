@@ -5,9 +5,11 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"net/netip"
 	"strings"
 
 	"moat/internal/api"
+	"moat/internal/identity"
 	"moat/internal/policy"
 	"moat/internal/store"
 )
@@ -117,12 +119,16 @@ func (s *Server) handlePolicyDiff(ctx context.Context, c *caller, r *http.Reques
 	if err != nil {
 		return nil, "", err
 	}
-	return api.PolicyDiff{Text: policy.Diff(cur, t, recent).String()}, "", nil
+	d := policy.Diff(cur, t, recent)
+	return api.PolicyDiff{Text: d.String(), Changes: policyChanges(d)}, "", nil
 }
 
 func (s *Server) handlePolicyExplain(ctx context.Context, c *caller, r *http.Request) (any, string, error) {
 	var req api.ExplainRequest
 	if err := decode(r, &req); err != nil {
+		return nil, "", err
+	}
+	if err := validateExplain(req); err != nil {
 		return nil, "", err
 	}
 	_, cur, _, err := s.currentPolicy(ctx)
@@ -131,4 +137,21 @@ func (s *Server) handlePolicyExplain(ctx context.Context, c *caller, r *http.Req
 	}
 	d := cur.DecideSource(req.From, req.To, req.Port)
 	return api.Explanation{Allow: d.Allow, Audit: d.Audit, Rule: d.Rule, Text: strings.TrimSpace(cur.Explain(req.From, req.To, req.Port))}, "", nil
+}
+
+// validateExplain admits a caller named by service name or by the IP
+// address of a plaintext caller, a service name and a port.
+func validateExplain(req api.ExplainRequest) error {
+	if _, err := netip.ParseAddr(req.From); err != nil {
+		if err := identity.ValidName(req.From); err != nil {
+			return errorf(http.StatusBadRequest, "from %q: want a service name or an IP address: %v", req.From, err)
+		}
+	}
+	if err := identity.ValidName(req.To); err != nil {
+		return errorf(http.StatusBadRequest, "to: %v", err)
+	}
+	if req.Port < 1 || req.Port > 65535 {
+		return errorf(http.StatusBadRequest, "port %d: want 1-65535", req.Port)
+	}
+	return nil
 }

@@ -50,13 +50,18 @@ func validateRegistration(reg api.Registration) error {
 	if reg.PlaintextPort < 0 || reg.PlaintextPort > 65535 {
 		return errorf(http.StatusBadRequest, "plaintext_port %d: want 1-65535", reg.PlaintextPort)
 	}
+	if len(reg.Labels) > api.MaxLabels {
+		return errorf(http.StatusBadRequest, "labels: %d, at most %d", len(reg.Labels), api.MaxLabels)
+	}
+	for k, v := range reg.Labels {
+		if err := api.ValidLabel(k, v); err != nil {
+			return errorf(http.StatusBadRequest, "%v", err)
+		}
+	}
 	seen := map[int]bool{}
 	for i, u := range reg.Upstreams {
-		if err := identity.ValidName(u.Service); err != nil {
-			return errorf(http.StatusBadRequest, "upstreams[%d].service: %v", i, err)
-		}
-		if u.LocalPort < 1 || u.LocalPort > 65535 {
-			return errorf(http.StatusBadRequest, "upstreams[%d].local_port %d: want 1-65535", i, u.LocalPort)
+		if err := u.Check(); err != nil {
+			return errorf(http.StatusBadRequest, "upstreams[%d]: %v", i, err)
 		}
 		if seen[u.LocalPort] {
 			return errorf(http.StatusBadRequest, "upstreams[%d].local_port %d: used twice", i, u.LocalPort)

@@ -27,17 +27,17 @@ var (
 	corpusDump = flag.String("corpus-dump", "", "write each corpus request's status and matched rules to this file")
 )
 
-// The gateway's detection goal, and the false-positive rate the tuning has
-// reached so far (on waf-dev's full sample: 99.17% of attacks and 1.74% of
-// benign requests blocked, against 92.6% and 15.2% for stock CRS; on the
-// committed subset, 98.56% and 2.06%). The test fails on a regression beyond
-// guardBenign; closing the gap to goalBenign is open work (what remains is
-// mostly single CRS rules on free text, script source and HTML carried in
-// values). bench/waf measures the same on any corpus file.
+// The gateway's detection goals (issue 17): at least 99.6% of attacks and
+// at most 0.5% of benign requests blocked. On waf-dev's full sample moat
+// blocks 99.94% of attacks and 0.47% of benign requests (stock CRS: 92.6%
+// and 15.2%); on the committed subset 100% and 0.29% (1 of 339: a
+// package.json deep in a CDN path). The test fails
+// on attacks under the goal or benign requests over guardBenign; bench/waf
+// measures the same through the real gateway on any corpus file.
 const (
-	goalAttacks = 97.0
-	goalBenign  = 1.0
-	guardBenign = 3.0
+	goalAttacks = 99.6
+	goalBenign  = 0.5
+	guardBenign = 1.0
 )
 
 type corpusReq struct {

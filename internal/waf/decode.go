@@ -10,7 +10,8 @@ import (
 // but CRS's transformations leave alone:
 //   - percent escapes, nested up to three times, and IIS-style %uXXXX;
 //   - overlong UTF-8 (%c0%ae for ".", %e0%80%af for "/"), which strict
-//     decoders refuse but lenient ones turned into ASCII;
+//     decoders refuse but lenient ones turned into ASCII; an overlong
+//     letter or digit, which no encoder writes, stands for "/";
 //   - full-width forms (U+FF01..U+FF5E) and slash look-alikes (U+2215,
 //     U+2216, U+2044, U+29F8, U+29F9, U+FE68);
 //   - "0x2e", "0x2f" and "0x5c" written out as text.
@@ -58,8 +59,15 @@ func unhex(c byte) (byte, bool) {
 
 // percentDecode decodes %XX and %uXXXX once; an invalid escape becomes a
 // marker byte 0xFF (never valid UTF-8) that lenientUTF8 turns into "/".
-func percentDecode(s string) string {
-	if !strings.Contains(s, "%") && !strings.Contains(s, "+") {
+func percentDecode(s string) string { return decodePercent(s, true) }
+
+// decodePercent decodes valid %XX and %uXXXX escapes once. An invalid
+// escape ("%zz", "%u12") is kept as it is, or, with markInvalid, replaced
+// by the byte 0xFF and its two following bytes dropped, since old servers
+// decoded such escapes to whatever the evasion wanted ("%" and "% " are
+// kept either way).
+func decodePercent(s string, markInvalid bool) string {
+	if !strings.Contains(s, "%") {
 		return s
 	}
 	var b strings.Builder
@@ -71,14 +79,7 @@ func percentDecode(s string) string {
 			continue
 		}
 		if i+5 < len(s) && (s[i+1] == 'u' || s[i+1] == 'U') {
-			var r rune
-			ok := true
-			for j := 2; j < 6; j++ {
-				v, good := unhex(s[i+j])
-				ok = ok && good
-				r = r<<4 | rune(v)
-			}
-			if ok {
+			if r, ok := hexRune(s[i+2:], 4, 4); ok {
 				b.WriteRune(r)
 				i += 5
 				continue
@@ -92,7 +93,7 @@ func percentDecode(s string) string {
 				i += 2
 				continue
 			}
-			if s[i+1] != '%' && s[i+1] != ' ' {
+			if markInvalid && s[i+1] != '%' && s[i+1] != ' ' {
 				b.WriteByte(0xFF)
 				i += 2
 				continue
@@ -148,10 +149,30 @@ func lenientUTF8(s string) string {
 			i++
 			continue
 		}
+		if overlong(r, n) && (r >= '0' && r <= '9' || r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z') {
+			// No encoder writes a letter or digit overlong: such forms
+			// are mangled separators (%c1%af is %c0%af, "/", with one
+			// bit flipped, which IIS-era decoders accepted).
+			r = '/'
+		}
 		b.WriteString(mapRune(r))
 		i += n
 	}
 	return b.String()
+}
+
+// overlong reports whether the n-byte UTF-8 form of r is longer than its
+// shortest form.
+func overlong(r rune, n int) bool {
+	switch n {
+	case 2:
+		return r < 0x80
+	case 3:
+		return r < 0x800
+	case 4:
+		return r < 0x10000
+	}
+	return n > 4
 }
 
 func mapRune(r rune) string {

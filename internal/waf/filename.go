@@ -18,6 +18,9 @@ import (
 // name (not right after a letter, digit, "_" or "-"), so "config.json"
 // matches "/app/config.json", "?f=config.json" and "old.config.json" but
 // not "/tsconfig.json" or "/getAppConfig.json", which are other files.
+// A name of one part must also end where the file's name does (at the end
+// of the value or before a character that cannot go on a name): ".history"
+// is not in "jquery.historyPopup.js".
 type fileNameOp struct {
 	names   []string
 	matcher ahocorasick.AhoCorasick
@@ -58,6 +61,13 @@ func (o *fileNameOp) Evaluate(tx plugintypes.TransactionState, value string) boo
 			if c := value[m.Start()-1]; nameByte(c) {
 				continue
 			}
+		}
+		if last := name[len(name)-1]; m.End() < len(value) && nameByte(last) && nameByte(value[m.End()]) && !strings.Contains(name[1:], ".") {
+			// The name goes on: ".history" in ".historyPopup.js",
+			// ".pass" in "www.passport". (Names with an extension of
+			// their own are prefixes on purpose: ".sql.z" stands for
+			// ".sql.zip" and ".sql.zst".)
+			continue
 		}
 		if tx != nil && tx.Capturing() {
 			tx.CaptureField(0, value[m.Start():m.End()])

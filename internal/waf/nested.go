@@ -47,7 +47,7 @@ func expandMap(m collection.Map) {
 	var keys []string
 	seen := map[string]bool{}
 	for _, md := range m.FindAll() {
-		if !seen[md.Key()] && (looksJSON(md.Value()) || looksQuery(md.Value())) {
+		if !seen[md.Key()] && (looksJSON(md.Value()) || looksQuery(md.Value()) || looksCookies(md.Value())) {
 			seen[md.Key()] = true
 			keys = append(keys, md.Key())
 		}
@@ -87,43 +87,100 @@ func expandValue(name, val string) ([][2]string, bool) {
 		splitQuery(name, val, &out)
 		return out, true
 	}
+	if looksCookies(val) {
+		var out [][2]string
+		splitCookies(name, val, &out)
+		return out, true
+	}
 	return nil, false
 }
 
 // looksQuery reports whether s is a URL with a query string, or a bare
-// query string of at least two pairs, with nothing in it that a URL
-// would have escaped (spaces, quotes, angle brackets, parentheses): the
-// form in which telemetry and redirects carry one URL inside another.
-// Every pair must have a name made of letters, digits and "_.-[]%".
+// query string of at least two pairs: the form in which telemetry and
+// redirects carry one URL inside another. Every pair must have a name made
+// of letters, digits and "_.-[]%". A bare query string must hold nothing
+// a URL would have escaped (spaces, quotes, angle brackets, parentheses);
+// a URL's query values may (a search for "LIKE" in quotes): each is
+// inspected on its own either way.
 func looksQuery(s string) bool {
 	if len(s) < 3 || len(s) > 64<<10 || strings.IndexByte(s, '=') < 0 {
 		return false
 	}
-	for i := 0; i < len(s); i++ {
-		switch c := s[i]; {
-		case c <= ' ', c == 0x7f, c == '"', c == '\'', c == '<', c == '>', c == '`', c == '(', c == ')', c == '{', c == '}', c == '\\', c == '|', c == ';', c == '$':
-			return false
-		}
-	}
 	q := s
 	if i := strings.IndexByte(s, '?'); i >= 0 {
-		if !looksURLBase(s[:i]) {
+		if !looksURLBase(s[:i]) || hasSyntax(s[:i]) {
 			return false
 		}
 		q = s[i+1:]
-	} else if strings.IndexByte(s, '&') < 0 {
+		for j := 0; j < len(q); j++ {
+			if c := q[j]; c <= ' ' || c == 0x7f || c == '#' {
+				return false
+			}
+		}
+	} else {
+		if strings.IndexByte(s, '&') < 0 {
+			return false
+		}
+		for i := 0; i < len(s); i++ {
+			switch c := s[i]; {
+			case c <= ' ', c == 0x7f, c == '"', c == '\'', c == '<', c == '>', c == '`', c == '(', c == ')', c == '{', c == '}', c == '\\', c == '|', c == ';', c == '$':
+				return false
+			}
+		}
+	}
+	return looksFormLine(q)
+}
+
+// looksCookies reports whether s is a Cookie header's value, as scripts
+// send document.cookie: at least two "name=value" pairs joined by ";"
+// and optional spaces, names made of token characters, values without
+// spaces or quotes other than around the whole value.
+func looksCookies(s string) bool {
+	if len(s) < 7 || len(s) > 64<<10 || strings.Count(s, ";") < 1 || strings.IndexByte(s, '=') < 0 {
 		return false
 	}
-	for pair := range strings.SplitSeq(q, "&") {
-		k, _, ok := strings.Cut(pair, "=")
+	for pair := range strings.SplitSeq(s, ";") {
+		pair = strings.TrimLeft(pair, " ")
+		if pair == "" {
+			continue
+		}
+		k, v, ok := strings.Cut(pair, "=")
 		if !ok || k == "" {
 			return false
 		}
 		for i := 0; i < len(k); i++ {
-			c := k[i]
-			if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || strings.IndexByte("_.-[]%", c) >= 0) {
+			if c := k[i]; !(nameByte(c) || strings.IndexByte(".%$!#*+^|~", c) >= 0) {
 				return false
 			}
+		}
+		v = strings.Trim(v, "\"")
+		for i := 0; i < len(v); i++ {
+			if c := v[i]; c <= ' ' || c == '"' || c == 0x7f || c == '\\' {
+				return false
+			}
+		}
+	}
+	return true
+}
+
+// splitCookies appends each cookie of s under name.cookie.
+func splitCookies(name, s string, out *[][2]string) {
+	for pair := range strings.SplitSeq(s, ";") {
+		pair = strings.TrimLeft(pair, " ")
+		if pair == "" {
+			continue
+		}
+		k, v, _ := strings.Cut(pair, "=")
+		*out = append(*out, [2]string{name + "." + k, strings.Trim(v, "\"")})
+	}
+}
+
+// isFormName reports whether k is a form field's name as encoders write
+// them: letters, digits and "_-.[]%".
+func isFormName(k string) bool {
+	for i := 0; i < len(k); i++ {
+		if c := k[i]; !(nameByte(c) || c == '.' || c == '[' || c == ']' || c == '%') {
+			return false
 		}
 	}
 	return true
@@ -207,6 +264,10 @@ func flattenInto(doc gjson.Result, name []byte, depth int, out *[][2]string) boo
 			}
 			if looksQuery(value.Str) {
 				splitQuery(string(child), value.Str, out)
+				return len(*out) < nestedMaxLeaves
+			}
+			if looksCookies(value.Str) {
+				splitCookies(string(child), value.Str, out)
 				return len(*out) < nestedMaxLeaves
 			}
 			*out = append(*out, [2]string{string(child), value.Str})

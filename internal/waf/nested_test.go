@@ -96,14 +96,18 @@ func TestNestedJSON(t *testing.T) {
 
 func TestLooksQuery(t *testing.T) {
 	cases := map[string]bool{
-		"https://example.com/p.php?a=1&type=0":   true,
-		"/fcg-bin/x?a=b":                         true,
-		"app=flash&url=undefined&type=0":         true,
-		"a=1":                                    false,
-		"x=1&whoami":                             false,
-		"1&type c:\\boot.ini":                    false,
-		"a=1&b=2;cat /etc/passwd":                false,
-		"https://e.com/?q=<script>&x=1":          false,
+		"https://example.com/p.php?a=1&type=0": true,
+		"/fcg-bin/x?a=b":                       true,
+		"app=flash&url=undefined&type=0":       true,
+		"a=1":                                  false,
+		"x=1&whoami":                           false,
+		"1&type c:\\boot.ini":                  false,
+		"a=1&b=2;cat /etc/passwd":              false,
+		// A URL's query values may hold anything a URL may carry
+		// unescaped but white space: each is inspected on its own.
+		"https://e.com/?q=<script>&x=1":          true,
+		"https://e.com/?q=a b&x=1":               false,
+		`/SEARCH/HANDMADE?Q="LIKE"+STAMP&X=1`:    true,
 		"javascript:alert(1)?a=1&b=2":            false,
 		"a=1&b=$(id)":                            false,
 		"page=/[...slug]&x=1":                    true,

@@ -14,14 +14,18 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"runtime"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
+	"time"
 
 	coreruleset "github.com/corazawaf/coraza-coreruleset/v4"
 	"github.com/corazawaf/coraza/v3"
 	"github.com/corazawaf/coraza/v3/experimental"
 	"github.com/corazawaf/coraza/v3/experimental/plugins"
+	"github.com/corazawaf/coraza/v3/experimental/plugins/plugintypes"
 	"github.com/corazawaf/coraza/v3/types"
 )
 
@@ -79,9 +83,27 @@ type Config struct {
 	// (lower case, without parameters); nil means DefaultContentTypes.
 	AllowedContentTypes []string
 	// StockCRS runs CRS exactly as shipped: none of moat's own rules, CRS's
-	// default methods and content types. For comparisons and CRS's own
-	// regression suite.
+	// default methods and content types, no argument limits or budget.
+	// For comparisons and CRS's own regression suite.
 	StockCRS bool
+
+	// MaxArgLength is the longest argument value accepted, in bytes
+	// (CRS's tx.arg_length); 0 means 256 KiB. MaxArgNameLength is the
+	// longest name (tx.arg_name_length); 0 means 8 KiB.
+	// MaxTotalArgLength bounds names and values together
+	// (tx.total_arg_length); 0 means 1 MiB. MaxArgs is the most arguments
+	// taken from any one source, the query, the path or the body
+	// (SecArgumentsLimit); 0 means 4096. A request past any of them is
+	// refused (413, or 400 for MaxArgs) before the attack rules run: they
+	// bound the WAF's work on one request.
+	MaxArgLength      int
+	MaxArgNameLength  int
+	MaxTotalArgLength int
+	MaxArgs           int
+	// Budget is the CPU time the attack rules may spend on one request
+	// (phase 2); a request still being inspected when it is used up is
+	// refused with 503 (fail closed). 0 means 1s.
+	Budget time.Duration
 }
 
 // DefaultAllowedMethods are what REST APIs and browsers use.
@@ -106,6 +128,12 @@ var DefaultContentTypes = []string{
 //go:embed rules/moat.conf
 var moatRules string
 
+// moatBeforeBlocking runs after every attack rule and before CRS's
+// blocking evaluation (rules/moat-before-blocking.conf).
+//
+//go:embed rules/moat-before-blocking.conf
+var moatBeforeBlocking string
+
 // moatAfter are moat's changes to CRS rules, loaded after CRS.
 //
 //go:embed rules/moat-after.conf
@@ -118,8 +146,17 @@ var registerOnce sync.Once
 func register() {
 	registerOnce.Do(func() {
 		plugins.RegisterTransformation("moatDecodeEvasions", decodeEvasions)
-		plugins.RegisterAction("moatExpandJSON", newExpandJSON)
+		plugins.RegisterAction("moatInspect", newInspectAction)
+		plugins.RegisterAction("moatContext", newContextAction)
+		plugins.RegisterOperator("moatSQLi", newScoreOp(sqlScore))
+		plugins.RegisterOperator("moatXSS", newScoreOp(xssScore))
+		plugins.RegisterOperator("moatShell", newScoreOp(shellScore))
+		plugins.RegisterOperator("moatUpload", newUploadOp)
+		plugins.RegisterOperator("moatSSTI", newScoreOp(sstiScore))
 		plugins.RegisterOperator("moatFileNameFromFile", newFileNameOp)
+		plugins.RegisterOperator("moatArgLimits", newArgLimitsOp)
+		plugins.RegisterOperator("moatOverBudget", newBudgetOp)
+		plugins.RegisterBodyProcessor(bodyProcessorName, newRawBody)
 		plugins.RegisterOperator("rx", newRxOp)
 	})
 }
@@ -154,12 +191,17 @@ func New(cfg Config) (*WAF, error) {
 	fmt.Fprintf(&b, baseDirectives, engine,
 		orDefault64(cfg.RequestBodyLimit, DefaultRequestBodyLimit),
 		min(requestBodyInMemory, orDefault64(cfg.RequestBodyLimit, DefaultRequestBodyLimit)),
+		orDefault(cfg.MaxArgs, DefaultMaxArgs),
 		respAccess, orDefault64(cfg.ResponseBodyLimit, DefaultResponseBodyLimit))
 	b.WriteString("Include @crs-setup.conf.example\n")
 	fmt.Fprintf(&b, setupAction, pl, dpl,
 		orDefault(cfg.InboundThreshold, DefaultInboundThreshold),
 		orDefault(cfg.OutboundThreshold, DefaultOutboundThreshold))
 	if !cfg.StockCRS {
+		fmt.Fprintf(&b, limitsAction,
+			orDefault(cfg.MaxArgNameLength, DefaultMaxArgNameLength),
+			orDefault(cfg.MaxArgLength, DefaultMaxArgLength),
+			orDefault(cfg.MaxTotalArgLength, DefaultMaxTotalArgLength))
 		methods := cfg.AllowedMethods
 		if methods == nil {
 			methods = DefaultAllowedMethods
@@ -183,8 +225,14 @@ func New(cfg Config) (*WAF, error) {
 		// blocking evaluation (949110) runs.
 		b.WriteString(moatRules)
 	}
-	b.WriteString("Include @owasp_crs/*.conf\n")
-	if !cfg.StockCRS {
+	if cfg.StockCRS {
+		b.WriteString("Include @owasp_crs/*.conf\n")
+	} else {
+		includes, err := crsIncludes(orDefaultDur(cfg.Budget, DefaultBudget), moatBeforeBlocking)
+		if err != nil {
+			return nil, err
+		}
+		b.WriteString(includes)
 		b.WriteString(moatAfter)
 	}
 	for _, f := range cfg.RuleFiles {
@@ -232,6 +280,12 @@ func (c Config) validate() error {
 	if c.RequestBodyLimit < 0 || c.ResponseBodyLimit < 0 {
 		return errors.New("waf: body limits must be positive")
 	}
+	if c.MaxArgLength < 0 || c.MaxArgNameLength < 0 || c.MaxTotalArgLength < 0 || c.MaxArgs < 0 {
+		return errors.New("waf: argument limits must be positive")
+	}
+	if c.Budget < 0 || c.Budget > 0 && c.Budget < time.Millisecond {
+		return fmt.Errorf("waf: budget %v: want at least 1ms", c.Budget)
+	}
 	return nil
 }
 
@@ -266,6 +320,9 @@ SecRequestBodyInMemoryLimit %d
 SecRequestBodyLimitAction Reject
 SecRule REQBODY_ERROR "!@eq 0" "id:200002,phase:2,t:none,log,deny,status:400,msg:'Failed to parse request body.',logdata:'%%{reqbody_error_msg}',severity:2"
 SecRule MULTIPART_STRICT_ERROR "!@eq 0" "id:200003,phase:2,t:none,log,deny,status:400,msg:'Multipart request body failed strict validation.'"
+SecArgumentsLimit %d
+SecRule ARGUMENTS_LIMIT_REACHED "@eq 1" "id:200004,phase:1,t:none,log,deny,status:400,msg:'Argument limit reached (query or path arguments)'"
+SecRule ARGUMENTS_LIMIT_REACHED "@eq 1" "id:200005,phase:2,t:none,log,deny,status:400,msg:'Argument limit reached (body arguments)'"
 SecResponseBodyAccess %s
 SecResponseBodyMimeType text/plain text/html text/xml application/json
 SecResponseBodyLimit %d
@@ -276,6 +333,18 @@ SecRxPreFilter On
 
 const setupAction = `SecAction "id:900000,phase:1,pass,t:none,nolog,setvar:tx.blocking_paranoia_level=%d,setvar:tx.detection_paranoia_level=%d,setvar:tx.inbound_anomaly_score_threshold=%d,setvar:tx.outbound_anomaly_score_threshold=%d"
 `
+
+// limitsAction sets CRS's argument limits (920360-920390 read them; moat
+// rule 90003 enforces them before the attack rules run).
+const limitsAction = `SecAction "id:900002,phase:1,pass,t:none,nolog,setvar:tx.arg_name_length=%d,setvar:tx.arg_length=%d,setvar:tx.total_arg_length=%d"
+`
+
+func orDefaultDur(v, def time.Duration) time.Duration {
+	if v == 0 {
+		return def
+	}
+	return v
+}
 
 func orDefault(v, def int) int {
 	if v == 0 {
@@ -302,7 +371,8 @@ type Verdict struct {
 	// Detected is true when the anomaly score reached the threshold or a
 	// rule interrupted, whether or not the WAF blocks.
 	Detected bool
-	// RuleIDs lists every rule that matched and logs, in order.
+	// RuleIDs lists every rule that matched and logs, in order, but for
+	// those in Discounted.
 	RuleIDs []int
 	// Variable names what the first attack rule matched ("ARGS:q"), and
 	// Matched its value, masked and truncated (see Mask).
@@ -310,6 +380,10 @@ type Verdict struct {
 	Matched  string
 	// Message is the first attack rule's message.
 	Message string
+	// Discounted lists the rules whose every match the context scorers
+	// judged benign (see context.go): they matched, their score was taken
+	// back, and RuleIDs leaves them out.
+	Discounted []int
 }
 
 // Tx inspects one request (and optionally its response). Close it when the
@@ -317,6 +391,7 @@ type Verdict struct {
 type Tx struct {
 	w  *WAF
 	tx types.Transaction
+	ex *Exclusions // the route's, may be nil
 }
 
 // Begin starts a transaction. ex (may be nil) removes rules for this
@@ -326,7 +401,7 @@ func (w *WAF) Begin(ex *Exclusions) *Tx {
 	if ex != nil {
 		ex.apply(tx)
 	}
-	return &Tx{w: w, tx: tx}
+	return &Tx{w: w, tx: tx, ex: ex}
 }
 
 // Close ends the transaction. Safe to call more than once.
@@ -361,7 +436,13 @@ func (t *Tx) Request(r *http.Request, client string) (Verdict, error) {
 		uri = r.URL.RequestURI()
 	}
 	tx.ProcessURI(uri, r.Method, r.Proto)
+	wireLength := r.Header.Get("Content-Length")
 	decompress(r, t.w.bodyLimit)
+	if r.Header.Get("Content-Length") == "" && wireLength != "" {
+		// A decompressed body has no length of its own; the rules see
+		// the length it came with.
+		tx.AddRequestHeader("Content-Length", wireLength)
+	}
 	if r.Host != "" {
 		tx.AddRequestHeader("Host", r.Host)
 		tx.SetServerName(hostOnly(r.Host))
@@ -385,7 +466,7 @@ func (t *Tx) Request(r *http.Request, client string) (Verdict, error) {
 	if it := tx.ProcessRequestHeaders(); it != nil {
 		return t.verdict(), nil
 	}
-	if tx.IsRequestBodyAccessible() && r.Body != nil && r.Body != http.NoBody {
+	if tx.IsRequestBodyAccessible() && r.Body != nil && r.Body != http.NoBody && t.ex.inspects(r.Header.Get("Content-Type")) {
 		it, _, err := tx.ReadRequestBodyFrom(r.Body)
 		if err != nil {
 			return Verdict{}, fmt.Errorf("waf: read request body: %w", err)
@@ -399,7 +480,12 @@ func (t *Tx) Request(r *http.Request, client string) (Verdict, error) {
 		}
 		r.Body = readCloser{io.MultiReader(rbr, r.Body), r.Body}
 	}
-	if _, err := tx.ProcessRequestBody(); err != nil {
+	// Phase 2 runs on one thread so that the budget reads the CPU it
+	// spends (see threadCPU).
+	runtime.LockOSThread()
+	_, err := tx.ProcessRequestBody()
+	runtime.UnlockOSThread()
+	if err != nil {
 		return Verdict{}, fmt.Errorf("waf: request body: %w", err)
 	}
 	return t.verdict(), nil
@@ -457,11 +543,23 @@ func (t *Tx) verdict() Verdict {
 			v.Status = http.StatusForbidden
 		}
 	}
+	if tv, ok := t.tx.(interface {
+		Variables() plugintypes.TransactionVariables
+	}); ok {
+		for _, f := range strings.Fields(first(tv.Variables().TX().Get(txDiscounted))) {
+			if id, err := strconv.Atoi(f); err == nil {
+				v.Discounted = append(v.Discounted, id)
+			}
+		}
+	}
 	for _, mr := range t.tx.MatchedRules() {
 		if l, ok := mr.(interface{ Log() bool }); ok && !l.Log() {
 			continue
 		}
 		id := mr.Rule().ID()
+		if slices.Contains(v.Discounted, id) {
+			continue
+		}
 		v.RuleIDs = append(v.RuleIDs, id)
 		// CRS scores rather than blocks: a match is a detection only
 		// once the evaluation rules find the threshold reached. (Coraza

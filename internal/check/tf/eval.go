@@ -226,7 +226,9 @@ func (ev *evaluator) instance(in *instance) int {
 	unknown += ev.variables(in)
 	in.scope["var"] = objectOf(in.vars)
 	ev.resourceScope(in)
+	in.scope["data"] = ev.dataScope(in)
 	unknown += ev.locals(in)
+	in.scope["data"] = ev.dataScope(in)
 	for _, rs := range in.res {
 		if !rs.expanded {
 			ev.expand(ev.ctx(in), rs.rb.body, &rs.expansion)
@@ -263,6 +265,7 @@ func (ev *evaluator) instance(in *instance) int {
 		}
 	}
 	for _, cs := range in.calls {
+		ev.checkCall(cs) // every pass: notes start afresh each time
 		if cs.cb.mod == nil {
 			continue
 		}
@@ -293,6 +296,35 @@ func (ev *evaluator) instance(in *instance) int {
 		}
 	}
 	return unknown
+}
+
+// callArgs are the meta-arguments of a module block; every other argument
+// must name one of the module's variables.
+var callArgs = map[string]bool{"source": true, "version": true, "providers": true, "count": true, "for_each": true, "depends_on": true}
+
+// checkCall reports what Terraform refuses in a module call: a nested
+// block (a module block takes none), and, when the module is available, an
+// argument it declares no variable for. terraform plan fails on either;
+// the rest of the call is read as given.
+func (ev *evaluator) checkCall(cs *callState) {
+	names := make([]string, 0, len(cs.cb.body.attrs))
+	for n := range cs.cb.body.attrs {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	for _, n := range names {
+		if cs.cb.mod == nil {
+			break
+		}
+		if _, ok := cs.cb.mod.variables[n]; !ok && !callArgs[n] {
+			ev.notes = append(ev.notes, Note{Pos: rangePos(cs.cb.body.attrs[n].Range()), Address: cs.base, Rejected: true,
+				Msg: fmt.Sprintf("the module declares no variable %q: Terraform rejects the argument (Unsupported argument), so the plan fails", n)})
+		}
+	}
+	for _, b := range cs.cb.body.blocks {
+		ev.notes = append(ev.notes, Note{Pos: rangePos(b.def), Address: cs.base, Rejected: true,
+			Msg: fmt.Sprintf("a module block takes no nested blocks: Terraform rejects the %q block (Unsupported block type), so the plan fails", b.typ)})
+	}
 }
 
 func (ev *evaluator) ctx(in *instance) *hcl.EvalContext {
@@ -393,12 +425,13 @@ func (ev *evaluator) variables(in *instance) int {
 			}
 		case v.def != nil:
 			val = ev.expr(v.def, nil, in.addr)
+		case in.call != nil:
+			// A module call must give every variable without a default.
+			ev.notes = append(ev.notes, Note{Pos: in.call.cb.pos, Address: in.call.base, kind: kindVariable, Rejected: true,
+				Msg: fmt.Sprintf("the call gives no value for the module's required variable %q: Terraform rejects it (Missing required argument), so the plan fails", n)})
+			val = cty.DynamicVal
 		default:
-			addr := in.addr
-			if addr == "" {
-				addr = "var." + n
-			}
-			ev.notes = append(ev.notes, Note{Pos: v.pos, Address: addr, kind: kindVariable,
+			ev.notes = append(ev.notes, Note{Pos: v.pos, Address: "var." + n, kind: kindVariable,
 				Msg: fmt.Sprintf("variable %q has no value (no default and none given)", n)})
 			val = cty.DynamicVal
 		}
@@ -416,8 +449,8 @@ func (ev *evaluator) variables(in *instance) int {
 					if addr == "" {
 						addr = "var." + n
 					}
-					ev.notes = append(ev.notes, Note{Pos: v.pos, Address: addr, kind: kindVariable,
-						Msg: fmt.Sprintf("variable %q: the value does not have the declared type: %v", n, err)})
+					ev.notes = append(ev.notes, Note{Pos: v.pos, Address: addr, kind: kindVariable, Rejected: true,
+						Msg: fmt.Sprintf("variable %q: the value does not have the declared type (%v): Terraform rejects it, so the plan fails; the value is read as given", n, err)})
 					break
 				}
 				val = c

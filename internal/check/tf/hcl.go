@@ -54,6 +54,7 @@ type module struct {
 	variables map[string]*variable
 	locals    []local
 	resources []*resBlock
+	datas     []*resBlock // data blocks
 	calls     []*callBlock
 	outputs   []local
 }
@@ -278,6 +279,7 @@ var topSchema = &hcl.BodySchema{Blocks: []hcl.BlockHeaderSchema{
 	{Type: "output", LabelNames: []string{"name"}},
 	{Type: "module", LabelNames: []string{"name"}},
 	{Type: "resource", LabelNames: []string{"type", "name"}},
+	{Type: "data", LabelNames: []string{"type", "name"}},
 }}
 
 // metaBlocks are the nested block types Terraform itself defines.
@@ -379,6 +381,8 @@ func (l *loader) collect(m *module, file hcl.Body, depth int) error {
 			m.locals = append(m.locals, ls...)
 		case "resource":
 			m.resources = append(m.resources, &resBlock{typ: b.Labels[0], name: b.Labels[1], body: bd, pos: pos, end: blockEnd(b)})
+		case "data":
+			m.datas = append(m.datas, &resBlock{typ: b.Labels[0], name: b.Labels[1], body: bd, pos: pos, end: blockEnd(b)})
 		case "output":
 			if e := bd.attrs["value"]; e != nil {
 				m.outputs = append(m.outputs, local{b.Labels[0], e})

@@ -55,6 +55,9 @@ type Note struct {
 	Pos     Pos
 	Address string // the resource or block concerned, when known
 	Msg     string
+	// Rejected is set when Terraform itself refuses the construct (a
+	// module argument of the wrong type): terraform plan fails on it.
+	Rejected bool
 
 	kind string // what kind of construct, for one note per kind per resource
 }

@@ -321,3 +321,9 @@ var objects = map[string]map[string]attr{
 		"value":   {typ: "string", req: optional},
 	},
 }
+
+func init() {
+	// Network Proxy Endpoint (proxy_endpoint) extends Network Endpoint and
+	// adds no attribute of its own.
+	objects["network_proxy"] = objects["network_endpoint"]
+}

@@ -55,4 +55,6 @@ resource "aws_cloudtrail" "main" {
   s3_bucket_name             = "audit-trail"
   is_multi_region_trail      = true
   enable_log_file_validation = true
+  cloud_watch_logs_group_arn = "arn:aws:logs:eu-west-1:111122223333:log-group:cloudtrail:*"
+  cloud_watch_logs_role_arn  = "arn:aws:iam::111122223333:role/cloudtrail-logs"
 }

@@ -56,6 +56,8 @@ resource "aws_cloudtrail" "main" {
   is_multi_region_trail      = true
   enable_log_file_validation = true
   kms_key_id                 = aws_kms_key.main.arn
+  cloud_watch_logs_group_arn = "arn:aws:logs:eu-west-1:111122223333:log-group:cloudtrail:*"
+  cloud_watch_logs_role_arn  = "arn:aws:iam::111122223333:role/cloudtrail-logs"
 }
 
 resource "aws_security_group" "app" {

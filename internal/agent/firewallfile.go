@@ -1,0 +1,133 @@
+package agent
+
+import (
+	"net"
+	"net/netip"
+
+	"moat/internal/config"
+	"moat/internal/firewall"
+	"moat/internal/identity"
+)
+
+// FirewallFile is the "firewall" key of an agent's configuration file:
+//
+//	firewall:
+//	  mode: enforce                 # off (default), audit or enforce
+//	  inbound: ["22", "10.0.0.0/8:9100", "[fd00::/8]:53/udp"]
+//	  outbound: ["10.0.0.9:123/udp"]
+//	  control_plane: ["10.0.0.2:7400", "10.0.0.3:7400"]   # the other servers
+//	  resolvers: ["10.0.0.2"]       # default: the system's name servers
+//	  log_group: 3740
+type FirewallFile struct {
+	// Mode is off (the default), audit or enforce.
+	Mode string `yaml:"mode"`
+	// Inbound and Outbound admit what the operator names beside moat's
+	// own traffic ([NETWORK:]PORT[/PROTO], firewall.ParseAllow).
+	Inbound  []string `yaml:"inbound"`
+	Outbound []string `yaml:"outbound"`
+	// ControlPlane lists control-plane servers (ADDRESS:PORT) beside
+	// "server": a cluster's other members.
+	ControlPlane []string `yaml:"control_plane"`
+	// Resolvers are the DNS servers the node may ask; empty means those of
+	// the system's resolver configuration.
+	Resolvers []string `yaml:"resolvers"`
+	// LogGroup is the NFLOG group of the would-drop log; zero means
+	// firewall.DefaultLogGroup.
+	LogGroup int `yaml:"log_group"`
+}
+
+// Config validates f, naming path (e.g. "firewall") in its errors, and
+// returns the agent's form of it.
+func (f *FirewallFile) Config(path string) (FirewallConfig, error) {
+	var out FirewallConfig
+	mode, err := firewall.ParseMode(f.Mode)
+	if err != nil {
+		return out, config.Errorf(config.Join(path, "mode"), "%v", err)
+	}
+	out.Mode = mode
+	for _, l := range []struct {
+		key  string
+		src  []string
+		into *[]firewall.Allow
+	}{{"inbound", f.Inbound, &out.Inbound}, {"outbound", f.Outbound, &out.Outbound}} {
+		for i, s := range l.src {
+			a, err := firewall.ParseAllow(s, "")
+			if err != nil {
+				return out, config.Errorf(config.Index(config.Join(path, l.key), i), "%v", err)
+			}
+			*l.into = append(*l.into, a)
+		}
+	}
+	for i, s := range f.ControlPlane {
+		ap, err := netip.ParseAddrPort(s)
+		if err != nil {
+			return out, config.Errorf(config.Index(config.Join(path, "control_plane"), i), "%q: want ADDRESS:PORT", s)
+		}
+		out.ControlPlane = append(out.ControlPlane, netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port()))
+	}
+	for i, s := range f.Resolvers {
+		a, err := netip.ParseAddr(s)
+		if err != nil {
+			return out, config.Errorf(config.Index(config.Join(path, "resolvers"), i), "%q: want an address", s)
+		}
+		out.Resolvers = append(out.Resolvers, a.Unmap())
+	}
+	if f.LogGroup < 0 || f.LogGroup > 65535 {
+		return out, config.Errorf(config.Join(path, "log_group"), "%d is out of range 0-65535", f.LogGroup)
+	}
+	out.LogGroup = uint16(f.LogGroup)
+	return out, nil
+}
+
+// EgressFile is the "egress" key of an agent's configuration file:
+//
+//	egress:
+//	  proxy: 127.0.0.1:3128         # HTTP CONNECT proxy for HTTPS_PROXY
+//	  sni: 127.0.0.1:3129           # TLS listener taking the host from the server name
+//	  sni_port: 443
+//	  direct: false                 # true: this node connects out itself
+//	  gateway: egress               # the egress gateway's service
+//	  serve_gateway: ""             # this node is the egress gateway, as this service
+//	  resolver: ""                  # DNS server of the egress point (host:port)
+type EgressFile struct {
+	Proxy        string `yaml:"proxy"`
+	SNI          string `yaml:"sni"`
+	SNIPort      int    `yaml:"sni_port"`
+	Direct       bool   `yaml:"direct"`
+	Gateway      string `yaml:"gateway"`
+	ServeGateway string `yaml:"serve_gateway"`
+	Resolver     string `yaml:"resolver"`
+}
+
+// Config validates e, naming path (e.g. "egress") in its errors, and
+// returns the agent's form of it. The proxy's listeners must be on
+// loopback: the caller is told by its local socket's uid, which a remote
+// caller does not have.
+func (e *EgressFile) Config(path string) (EgressConfig, error) {
+	out := EgressConfig{Proxy: e.Proxy, SNI: e.SNI, SNIPort: e.SNIPort, Direct: e.Direct, Gateway: e.Gateway, ServeGateway: e.ServeGateway, Resolver: e.Resolver}
+	for _, l := range []struct{ key, v string }{{"proxy", e.Proxy}, {"sni", e.SNI}} {
+		if l.v == "" {
+			continue
+		}
+		ap, err := netip.ParseAddrPort(l.v)
+		if err != nil || !ap.Addr().IsLoopback() {
+			return out, config.Errorf(config.Join(path, l.key), "%q: want a loopback ADDRESS:PORT (callers are told by their local uid)", l.v)
+		}
+	}
+	if e.SNIPort < 0 || e.SNIPort > 65535 {
+		return out, config.Errorf(config.Join(path, "sni_port"), "%d is out of range 0-65535", e.SNIPort)
+	}
+	for _, l := range []struct{ key, v string }{{"gateway", e.Gateway}, {"serve_gateway", e.ServeGateway}} {
+		if l.v != "" {
+			if err := identity.ValidName(l.v); err != nil {
+				return out, config.Errorf(config.Join(path, l.key), "%v", err)
+			}
+		}
+	}
+	if e.Resolver != "" {
+		if _, _, err := net.SplitHostPort(e.Resolver); err != nil {
+			return out, config.Errorf(config.Join(path, "resolver"), "%q: want host:port", e.Resolver)
+		}
+	}
+	return out, nil
+}

@@ -1,0 +1,216 @@
+package check
+
+import (
+	"strings"
+
+	"moat/internal/check/tf"
+)
+
+// encryptedAtRest lists, per resource type, how encryption at rest is
+// switched on (an attribute path that must be true, or "" when it is
+// always on), which attribute names the customer-managed key, and which
+// attributes make the resource take its encryption from a source instead
+// (a snapshot, a replicated database), so that its own flag says nothing.
+var encryptedAtRest = []struct {
+	typ, flag, key string
+	from           []string
+}{
+	{"aws_db_instance", "storage_encrypted", "kms_key_id", []string{"replicate_source_db", "snapshot_identifier", "restore_to_point_in_time", "s3_import"}},
+	{"aws_rds_cluster", "storage_encrypted", "kms_key_id", []string{"snapshot_identifier", "replication_source_identifier", "restore_to_point_in_time", "s3_import", "global_cluster_identifier"}},
+	{"aws_docdb_cluster", "storage_encrypted", "kms_key_id", []string{"snapshot_identifier", "global_cluster_identifier"}},
+	{"aws_neptune_cluster", "storage_encrypted", "kms_key_arn", []string{"snapshot_identifier", "replication_source_identifier", "global_cluster_identifier"}},
+	{"aws_ebs_volume", "encrypted", "kms_key_id", []string{"snapshot_id"}},
+	{"aws_redshift_cluster", "encrypted", "kms_key_id", []string{"snapshot_identifier"}},
+	{"aws_elasticache_replication_group", "at_rest_encryption_enabled", "kms_key_id", []string{"snapshot_name", "snapshot_arns", "global_replication_group_id"}},
+	{"aws_ebs_snapshot_copy", "encrypted", "kms_key_id", nil},
+	{"aws_db_snapshot_copy", "", "kms_key_id", nil},
+	{"aws_backup_vault", "", "kms_key_arn", nil},
+	{"aws_efs_file_system", "encrypted", "kms_key_id", nil},
+	{"aws_dynamodb_table", "", "server_side_encryption.kms_key_arn", nil},
+	{"aws_sns_topic", "kms_master_key_id", "kms_master_key_id", nil},
+	{"aws_kinesis_stream", "encryption_type=KMS", "kms_key_id", nil},
+	{"aws_cloudwatch_log_group", "", "kms_key_id", nil},
+	{"aws_opensearch_domain", "encrypt_at_rest.enabled", "encrypt_at_rest.kms_key_id", nil},
+	{"aws_elasticsearch_domain", "encrypt_at_rest.enabled", "encrypt_at_rest.kms_key_id", nil},
+	{"aws_msk_cluster", "", "encryption_info.encryption_at_rest_kms_key_arn", nil},
+	{"aws_sqs_queue", "", "kms_master_key_id", nil},
+}
+
+// encryptedByDefault reports whether a resource whose flag is not set is
+// encrypted all the same, by the provider's or the service's default: an
+// Aurora Serverless v1 cluster always is (storage_encrypted defaults to
+// true for engine_mode = "serverless"), and so is every new EBS volume of
+// an account whose project turns EBS encryption by default on.
+func encryptedByDefault(r *tf.Resource, ebsDefault bool) bool {
+	switch r.Type {
+	case "aws_rds_cluster":
+		return strings.EqualFold(str(r.Values, "engine_mode"), "serverless")
+	case "aws_ebs_volume":
+		return ebsDefault
+	}
+	return false
+}
+
+// awsManagedKey reports whether a key reference names an AWS-managed KMS
+// key: its alias is alias/aws/SERVICE.
+func awsManagedKey(k string) bool {
+	return strings.HasPrefix(k, "alias/aws/") || strings.Contains(k, ":alias/aws/")
+}
+
+// lookupPath reads a.b.c through nested blocks.
+func lookupPath(vals map[string]any, p string) (any, bool) {
+	parts := strings.Split(p, ".")
+	for _, k := range parts[:len(parts)-1] {
+		vals = block(vals, k)
+		if vals == nil {
+			return nil, false
+		}
+	}
+	v, ok := vals[parts[len(parts)-1]]
+	return v, ok && v != nil
+}
+
+// encryptionRules checks encryption at rest and customer-managed keys.
+// What cannot be evaluated is not reported as unencrypted: the reader
+// notes it.
+func encryptionRules(byType map[string][]*tf.Resource, fs *findings) {
+	// Turned on in the project, EBS encryption by default encrypts every
+	// new volume of the account and region, whatever the volume says.
+	ebsDefault := false
+	for _, r := range byType["aws_ebs_encryption_by_default"] {
+		if unknown(r.Values, "enabled") || boolean(r.Values, "enabled", true) {
+			ebsDefault = true
+		} else {
+			fs.add(RuleUnencrypted, r, nil, "EBS encryption by default is turned off")
+		}
+	}
+	for _, c := range encryptedAtRest {
+	resources:
+		for _, r := range byType[c.typ] {
+			for _, a := range c.from {
+				if has(r.Values, a) {
+					continue resources // encrypted as its source is
+				}
+			}
+			if c.flag != "" {
+				attr, want, _ := strings.Cut(c.flag, "=")
+				v, ok := lookupPath(r.Values, attr)
+				if _, unk := v.(tf.Unknown); unk {
+					continue
+				}
+				on := false
+				switch x := v.(type) {
+				case bool:
+					on = x
+				case string:
+					on = x != "" && (want == "" || strings.EqualFold(x, want)) && x != "false"
+				}
+				if !ok && encryptedByDefault(r, ebsDefault) {
+					continue
+				}
+				if !on {
+					if ok && c.typ == "aws_ebs_volume" && ebsDefault {
+						continue // encryption by default overrides encrypted = false
+					}
+					if ok {
+						fs.add(RuleUnencrypted, r, nil, "%s = %v: data at rest is not encrypted", attr, v)
+					} else {
+						fs.add(RuleUnencrypted, r, nil, "%s is not set: data at rest is not encrypted", attr)
+					}
+					continue
+				}
+			}
+			v, ok := lookupPath(r.Values, c.key)
+			key, _ := v.(string)
+			switch {
+			case !ok || v == "":
+				if c.typ == "aws_kinesis_stream" {
+					// StartStreamEncryption needs a key: without one the
+					// stream is not encrypted.
+					fs.add(RuleUnencrypted, r, nil, "encryption_type = KMS without kms_key_id: the stream cannot be encrypted (name a key; alias/aws/kinesis is the AWS-managed one)")
+					continue
+				}
+				fs.add(RuleNoCMK, r, nil, "%s is not set: an AWS-managed key is used", c.key)
+			case awsManagedKey(key):
+				fs.add(RuleNoCMK, r, nil, "%s = %q is an AWS-managed key, which its owner cannot restrict, rotate or revoke", c.key, key)
+			}
+		}
+	}
+	for _, r := range byType["aws_sqs_queue"] {
+		// New queues get SQS-managed encryption by default since late 2022;
+		// a queue created before, and never changed, has none: unless the
+		// configuration says so, encryption is not assured.
+		if str(r.Values, "kms_master_key_id") == "" && !unknown(r.Values, "kms_master_key_id") &&
+			!unknown(r.Values, "sqs_managed_sse_enabled") && !boolean(r.Values, "sqs_managed_sse_enabled", false) {
+			what := "neither kms_master_key_id nor sqs_managed_sse_enabled = true is set: queues created before October 2022 keep their messages unencrypted"
+			if has(r.Values, "sqs_managed_sse_enabled") {
+				what = "sqs_managed_sse_enabled = false and no kms_master_key_id: messages are stored unencrypted"
+			}
+			fs.addSev(RuleUnencrypted, Medium, r, nil, "%s", what)
+		}
+	}
+	if !ebsDefault {
+		diskRules(byType, fs)
+	}
+}
+
+// diskRules checks the EBS volumes instances, launch templates and launch
+// configurations create. A device made from a snapshot is encrypted as the
+// snapshot is; the others are encrypted only when they say so.
+func diskRules(byType map[string][]*tf.Resource, fs *findings) {
+	plain := func(b map[string]any) bool {
+		return b != nil && !has(b, "snapshot_id") && !unknown(b, "encrypted") && !boolean(b, "encrypted", false)
+	}
+	for _, typ := range []string{"aws_instance", "aws_launch_configuration"} {
+		for _, r := range byType[typ] {
+			for _, k := range []string{"root_block_device", "ebs_block_device"} {
+				for _, b := range blocks(r.Values, k) {
+					if plain(b) {
+						fs.add(RuleUnencrypted, r, nil, "%s is not encrypted", strings.TrimSpace(k+" "+str(b, "device_name")))
+					}
+				}
+			}
+		}
+	}
+	for _, r := range byType["aws_launch_template"] {
+		for _, b := range blocks(r.Values, "block_device_mappings") {
+			if plain(block(b, "ebs")) {
+				fs.add(RuleUnencrypted, r, nil, "%s is not encrypted", strings.TrimSpace("block device "+str(b, "device_name")))
+			}
+		}
+	}
+}
+
+// s3Encryption checks the key S3 buckets are encrypted with. Every object
+// is encrypted since January 2023 (SSE-S3 by default), so the question is
+// whose key: the finding is reported where the key is chosen, the
+// aws_s3_bucket_server_side_encryption_configuration when the bucket has
+// one.
+func s3Encryption(byType map[string][]*tf.Resource, fs *findings) {
+	sse := map[string]*tf.Resource{}
+	for _, r := range byType["aws_s3_bucket_server_side_encryption_configuration"] {
+		sse[str(r.Values, "bucket")] = r
+	}
+	for _, r := range byType["aws_s3_bucket"] {
+		at, cfg := r, block(r.Values, "server_side_encryption_configuration")
+		for _, k := range []string{r.Address, str(r.Values, "bucket"), str(r.Values, "id")} {
+			if c := sse[k]; c != nil && k != "" {
+				at, cfg = c, c.Values
+				break
+			}
+		}
+		def := block(block(cfg, "rule"), "apply_server_side_encryption_by_default")
+		alg, key := str(def, "sse_algorithm"), str(def, "kms_master_key_id")
+		switch {
+		case unknown(def, "sse_algorithm") || unknown(def, "kms_master_key_id"):
+		case def == nil:
+			fs.add(RuleNoCMK, at, nil, "bucket has no default encryption rule: only the S3-managed key (SSE-S3) applies")
+		case !strings.HasPrefix(alg, "aws:kms"):
+			fs.add(RuleNoCMK, at, nil, "bucket is encrypted with %s (the S3-managed key), not a customer-managed KMS key", alg)
+		case key == "":
+			fs.add(RuleNoCMK, at, nil, "sse_algorithm = %s without kms_master_key_id: the AWS-managed key aws/s3 is used", alg)
+		case awsManagedKey(key):
+			fs.add(RuleNoCMK, at, nil, "kms_master_key_id = %q is an AWS-managed key, which its owner cannot restrict, rotate or revoke", key)
+		}
+	}
+}

@@ -1,0 +1,121 @@
+//go:build unix
+
+package cli
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"github.com/rogpeppe/go-internal/testscript"
+)
+
+// scriptCondition answers the harness's own conditions: [root] holds when
+// the test runs as root (network namespaces and nftables need it; CI runs
+// as root).
+func scriptCondition(cond string) (bool, error) {
+	switch cond {
+	case "root":
+		return os.Geteuid() == 0, nil
+	}
+	return false, fmt.Errorf("unknown condition %q", cond)
+}
+
+var uniqSeq atomic.Int64
+
+// uniqueName is a name no other script of this run, nor another test
+// process, uses now.
+func uniqueName() string { return fmt.Sprintf("mts%d-%d", os.Getpid()%100000, uniqSeq.Add(1)) }
+
+// cmdUniq sets VAR to a unique prefix for names the script's commands
+// make (the demo's network namespaces).
+func cmdUniq(ts *testscript.TestScript, neg bool, args []string) {
+	if len(args) != 1 || neg {
+		ts.Fatalf("usage: uniq VAR")
+	}
+	ts.Setenv(args[0], uniqueName()+"-")
+}
+
+// cmdNetns creates a network namespace for the script (its loopback up,
+// nothing else), sets VAR to its name, and from then on runs every moat
+// the script runs inside it: "exec moat", server, agent, start and
+// "eventually … moat" all find, first on PATH, a moat that enters the
+// namespace ("ip netns exec", which execs, so signals reach moat itself).
+// The namespace, and so any firewall table in it, is deleted when the
+// script ends, after the processes it started have stopped.
+func cmdNetns(ts *testscript.TestScript, neg bool, args []string) {
+	if len(args) != 1 || neg {
+		ts.Fatalf("usage: netns VAR")
+	}
+	if runtime.GOOS != "linux" {
+		ts.Fatalf("netns: network namespaces are Linux's")
+	}
+	moatPath := lookMoat(ts)
+	name := uniqueName()
+	ip := func(a ...string) {
+		if out, err := exec.Command("ip", a...).CombinedOutput(); err != nil {
+			ts.Fatalf("ip %s: %v: %s", strings.Join(a, " "), err, out)
+		}
+	}
+	ip("netns", "add", name)
+	ts.Defer(func() {
+		if out, err := exec.Command("ip", "netns", "del", name).CombinedOutput(); err != nil {
+			ts.Logf("ip netns del %s: %v: %s", name, err, out)
+		}
+	})
+	ip("-n", name, "link", "set", "lo", "up")
+	bin := filepath.Join(ts.Getenv("WORK"), ".netns-"+name)
+	ts.Check(os.MkdirAll(bin, 0o755))
+	wrapper := fmt.Sprintf("#!/bin/sh\nexec ip netns exec %s %s \"$@\"\n", name, moatPath)
+	ts.Check(os.WriteFile(filepath.Join(bin, "moat"), []byte(wrapper), 0o755))
+	ts.Setenv("PATH", bin+string(os.PathListSeparator)+ts.Getenv("PATH"))
+	ts.Setenv(args[0], name)
+}
+
+// cmdConnect asks the HTTP CONNECT proxy at PROXY for a tunnel to
+// HOST:PORT, from the test process (so the proxy tells the caller by the
+// test's uid, $UID), and prints the proxy's status line; through a tunnel
+// it was granted, it GETs / of HOST and prints the body.
+func cmdConnect(ts *testscript.TestScript, neg bool, args []string) {
+	if len(args) != 2 {
+		ts.Fatalf("usage: connect PROXY HOST:PORT")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	c, err := dialListening(ctx, "tcp", args[0])
+	ts.Check(err)
+	defer c.Close()
+	_ = c.SetDeadline(time.Now().Add(30 * time.Second))
+	fmt.Fprintf(c, "CONNECT %s HTTP/1.1\r\nHost: %s\r\n\r\n", args[1], args[1])
+	br := bufio.NewReader(c)
+	resp, err := http.ReadResponse(br, &http.Request{Method: http.MethodConnect})
+	ts.Check(err)
+	fmt.Fprintf(ts.Stdout(), "%s\n", resp.Status)
+	if resp.StatusCode != http.StatusOK {
+		body, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
+		fmt.Fprintf(ts.Stdout(), "%s\n", strings.TrimSpace(string(body)))
+		if !neg {
+			ts.Fatalf("CONNECT %s: %s", args[1], resp.Status)
+		}
+		return
+	}
+	if neg {
+		ts.Fatalf("CONNECT %s was granted", args[1])
+	}
+	host, _, _ := strings.Cut(args[1], ":")
+	fmt.Fprintf(c, "GET / HTTP/1.1\r\nHost: %s\r\nConnection: close\r\n\r\n", host)
+	got, err := http.ReadResponse(br, &http.Request{Method: http.MethodGet})
+	ts.Check(err)
+	body, err := io.ReadAll(io.LimitReader(got.Body, 1<<20))
+	ts.Check(err)
+	fmt.Fprintf(ts.Stdout(), "%s\n", body)
+}

@@ -1,0 +1,392 @@
+// Package egress is moat's controlled way out of the mesh: services reach
+// hosts outside it only through their node's agent, and only where an
+// egress rule of the intentions (policy.EgressRule) lets them.
+//
+// On every node the agent runs a Proxy: an HTTP CONNECT proxy on loopback
+// (apps set HTTPS_PROXY) and a TLS listener that takes the host from the
+// ClientHello's server name (apps that resolve an external name to it). It
+// tells which local service is calling from the uid that owns the calling
+// socket (the mechanism of the mesh's uid-guarded listeners), checks the
+// rule, and hands the connection to an egress point: itself when the node
+// may connect out (Direct), or else the fleet's egress gateway, over the
+// mesh with the calling service's identity.
+//
+// The egress point (Point) decides again, resolves the name itself and
+// connects only to the addresses it resolved, pinned in the host firewall
+// for the agent's marked sockets: a service cannot pair an allowed name
+// with an address of its choosing, since its own resolution is never used.
+// A name never reaches an internal address (loopback, link-local, private
+// networks); only a network rule reaches those. When the client speaks
+// TLS, its server name must be the host it asked for, so an allowed name
+// cannot front for another one on the same servers (HTTP Host headers
+// inside TLS are not visible and not checked).
+//
+// Every egress connection is recorded at the point (OCSF Network Activity
+// with the host name, the source identity and the rule), and every refusal
+// where it is decided, with a reason code (flow.ReasonEgressDenied, …) that
+// detection raises alerts on.
+package egress
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/netip"
+	"strconv"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"github.com/spiffe/go-spiffe/v2/spiffeid"
+
+	"moat/internal/flow"
+	"moat/internal/identity"
+	"moat/internal/policy"
+)
+
+// ProductName names the egress path in flow records.
+const ProductName = "moat-egress"
+
+// PinTTL is how long an egress point's resolved addresses stay pinned in
+// the host firewall; connections opened meanwhile outlive it.
+const PinTTL = time.Minute
+
+// PointConfig configures a Point.
+type PointConfig struct {
+	// Node names this node in records.
+	Node        string
+	TrustDomain spiffeid.TrustDomain
+	// Policy returns the intentions in force; nil (or a nil Table) denies
+	// everything.
+	Policy func() *policy.Table
+	// Resolver resolves allowed names; nil means the system's.
+	Resolver *net.Resolver
+	// Pin admits the resolved addresses in the host firewall before the
+	// dial; nil when the node has none.
+	Pin func(addrs []netip.Addr, port uint16, ttl time.Duration) error
+	// Control prepares each outgoing socket (firewall.Control marks it so
+	// the pins apply); nil leaves sockets as they are.
+	Control func(network, address string, c syscall.RawConn) error
+	// Dial, when set, replaces the dialer (and Control) for connections
+	// out: tests dial from inside a network namespace.
+	Dial func(ctx context.Context, network, address string) (net.Conn, error)
+	// Flows receives the records; nil discards them.
+	Flows flow.Writer
+	// DialTimeout bounds one resolution and each dial; zero means 5s.
+	DialTimeout time.Duration
+	Now         func() time.Time
+	Logger      *slog.Logger
+}
+
+// Point is an egress point: the last hop before the outside.
+type Point struct {
+	cfg   PointConfig
+	log   *slog.Logger
+	open  atomic.Int64
+	total atomic.Int64
+}
+
+// NewPoint returns a Point.
+func NewPoint(cfg PointConfig) (*Point, error) {
+	if cfg.Policy == nil {
+		return nil, errors.New("egress: PointConfig needs Policy")
+	}
+	if cfg.Resolver == nil {
+		cfg.Resolver = net.DefaultResolver
+	}
+	if cfg.DialTimeout == 0 {
+		cfg.DialTimeout = 5 * time.Second
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	if cfg.Flows == nil {
+		cfg.Flows = flow.Discard
+	}
+	return &Point{cfg: cfg, log: cfg.Logger}, nil
+}
+
+// Refusal is why an egress connection was not made: a reason code
+// (flow.Reason*) and the text for people.
+type Refusal struct {
+	Code   string
+	Reason string
+	Rule   string
+}
+
+func (r *Refusal) Error() string { return "egress: " + r.Reason }
+
+// Target is one request to leave the mesh.
+type Target struct {
+	Src    string // the calling service, authenticated
+	SrcIP  string // where the caller connected from, for records
+	Host   string // in policy.NormalizeHost's form
+	Port   int
+	ConnID string // shared with the source's records; "" makes one
+	// Via is the egress gateway's service when the connection came
+	// through it over the mesh; "" when the source is local.
+	Via string
+}
+
+func (t Target) String() string { return net.JoinHostPort(t.Host, strconv.Itoa(t.Port)) }
+
+// Upstream is an admitted egress connection, dialed and not yet relayed.
+type Upstream struct {
+	conn  net.Conn
+	rule  string
+	start time.Time
+	tgt   Target
+}
+
+// Open decides t, resolves the host (names only), pins what it resolved
+// and dials it. A refusal is a *Refusal, already recorded.
+func (p *Point) Open(ctx context.Context, t Target) (*Upstream, error) {
+	start := p.cfg.Now()
+	if t.ConnID == "" {
+		t.ConnID = flow.NewID()
+	}
+	d := p.cfg.Policy().DecideEgress(t.Src, t.Host, t.Port)
+	if !d.Allow {
+		return nil, p.refuse(start, t, &Refusal{Code: flow.ReasonEgressDenied, Rule: d.Rule,
+			Reason: fmt.Sprintf("no egress rule lets %s reach %s", orNone(t.Src), t)})
+	}
+	addrs, ref := p.resolve(ctx, t)
+	if ref != nil {
+		ref.Rule = d.Rule
+		return nil, p.refuse(start, t, ref)
+	}
+	if p.cfg.Pin != nil {
+		if err := p.cfg.Pin(addrs, uint16(t.Port), PinTTL); err != nil {
+			return nil, p.refuse(start, t, &Refusal{Code: flow.ReasonUnavailable, Rule: d.Rule, Reason: fmt.Sprintf("cannot pin %s in the host firewall: %v", t, err)})
+		}
+	}
+	dial := p.cfg.Dial
+	if dial == nil {
+		dial = (&net.Dialer{Control: p.cfg.Control}).DialContext
+	}
+	var errs []error
+	for _, a := range addrs {
+		dctx, cancel := context.WithTimeout(ctx, p.cfg.DialTimeout)
+		c, err := dial(dctx, "tcp", netip.AddrPortFrom(a, uint16(t.Port)).String())
+		cancel()
+		if err == nil {
+			return &Upstream{conn: c, rule: d.Rule, start: start, tgt: t}, nil
+		}
+		errs = append(errs, err)
+	}
+	return nil, p.refuse(start, t, &Refusal{Code: flow.ReasonUnavailable, Rule: d.Rule,
+		Reason: fmt.Sprintf("%s unreachable: %v", t, errors.Join(errs...))})
+}
+
+// resolve returns the addresses to dial: the address itself, or what this
+// point's resolver says for the name, without internal addresses.
+func (p *Point) resolve(ctx context.Context, t Target) ([]netip.Addr, *Refusal) {
+	if a, err := netip.ParseAddr(t.Host); err == nil {
+		return []netip.Addr{a}, nil
+	}
+	ctx, cancel := context.WithTimeout(ctx, p.cfg.DialTimeout)
+	defer cancel()
+	got, err := p.cfg.Resolver.LookupNetIP(ctx, "ip", t.Host)
+	if err != nil || len(got) == 0 {
+		return nil, &Refusal{Code: flow.ReasonEgressResolve, Reason: fmt.Sprintf("%s does not resolve: %v", t.Host, err)}
+	}
+	var out []netip.Addr
+	var internal []string
+	for _, a := range got {
+		a = a.Unmap()
+		if isInternal(a) {
+			internal = append(internal, a.String())
+			continue
+		}
+		out = append(out, a)
+	}
+	if len(out) == 0 {
+		return nil, &Refusal{Code: flow.ReasonEgressInternal, Reason: fmt.Sprintf("%s resolves only to internal addresses %v: a name rule never reaches inside (use a network rule)", t.Host, internal)}
+	}
+	return out, nil
+}
+
+// isInternal reports addresses a name must not lead to.
+func isInternal(a netip.Addr) bool {
+	return a.IsLoopback() || a.IsLinkLocalUnicast() || a.IsLinkLocalMulticast() || a.IsInterfaceLocalMulticast() ||
+		a.IsMulticast() || a.IsUnspecified() || a.IsPrivate() || cgnat.Contains(a)
+}
+
+var cgnat = netip.MustParsePrefix("100.64.0.0/10")
+
+// Relay joins client and the upstream until both are done, after checking
+// the client's TLS server name against the host; it records the
+// connection and closes both. first holds bytes already read from client.
+func (p *Point) Relay(client net.Conn, first []byte, up *Upstream) {
+	p.open.Add(1)
+	p.total.Add(1)
+	defer p.open.Add(-1)
+	defer client.Close()
+	defer up.conn.Close()
+	rec := p.record(up.start, up.tgt, flow.ActivityOpen, flow.VerdictAllow)
+	rec.FirewallRule = &flow.Rule{Name: up.rule}
+	rec.DstEndpoint.IP = addrOnly(up.conn.RemoteAddr())
+	p.write(rec)
+
+	var in, out atomic.Int64 // bytes from the upstream, to the upstream
+	down := make(chan struct{})
+	go func() {
+		defer close(down)
+		n, _ := io.Copy(client, up.conn)
+		in.Add(n)
+		closeWrite(client)
+	}()
+	hello, sni, isTLS, err := readHello(client, first)
+	code, reason := "", ""
+	switch {
+	case err != nil && len(hello) == 0:
+		// The client sent nothing (or left): nothing to check or relay.
+	case err != nil:
+		code, reason = flow.ReasonSNIMismatch, fmt.Sprintf("unreadable TLS ClientHello to %s: %v", up.tgt, err)
+	case isTLS && !sniMatches(up.tgt.Host, sni):
+		code, reason = flow.ReasonSNIMismatch, fmt.Sprintf("TLS server name %q is not the host asked for, %s", sni, up.tgt.Host)
+	}
+	if code != "" {
+		client.Close()
+		up.conn.Close()
+		<-down
+		r := p.record(up.start, up.tgt, flow.ActivityRefuse, flow.VerdictDeny)
+		r.FirewallRule = &flow.Rule{Name: up.rule}
+		r.DstEndpoint.IP = addrOnly(up.conn.RemoteAddr())
+		r.TLS = &flow.TLS{Version: "tls", SNI: bounded(sni)}
+		r.Unmapped.ReasonCode, r.Unmapped.Reason = code, reason
+		p.log.Warn("egress: refused", "src", up.tgt.Src, "host", up.tgt.Host, "code", code, "reason", reason)
+		p.write(r)
+		return
+	}
+	if len(hello) > 0 {
+		if _, err := up.conn.Write(hello); err == nil {
+			out.Add(int64(len(hello)))
+			n, _ := io.Copy(up.conn, client)
+			out.Add(n)
+		}
+	}
+	closeWrite(up.conn)
+	<-down
+	end := p.record(up.start, up.tgt, flow.ActivityClose, flow.VerdictAllow)
+	end.FirewallRule = &flow.Rule{Name: up.rule}
+	end.DstEndpoint.IP = addrOnly(up.conn.RemoteAddr())
+	end.TLS = &flow.TLS{Version: "none"}
+	if isTLS {
+		end.TLS = &flow.TLS{Version: "tls", SNI: bounded(sni)}
+	}
+	end.Traffic = &flow.Traffic{BytesIn: in.Load(), BytesOut: out.Load(), Bytes: in.Load() + out.Load()}
+	end.EndTime = flow.Millis(p.cfg.Now())
+	end.Duration = end.EndTime - end.StartTime
+	p.write(end)
+}
+
+func sniMatches(host, sni string) bool {
+	if _, err := netip.ParseAddr(host); err == nil {
+		return sni == "" // an address has no server name to send
+	}
+	n, err := policy.NormalizeHost(sni)
+	return err == nil && n == host
+}
+
+func closeWrite(c net.Conn) {
+	type cw interface{ CloseWrite() error }
+	if w, ok := c.(cw); ok {
+		_ = w.CloseWrite()
+		return
+	}
+	_ = c.Close()
+}
+
+func addrOnly(a net.Addr) string {
+	if ta, ok := a.(*net.TCPAddr); ok {
+		ip, _ := netip.AddrFromSlice(ta.IP)
+		return ip.Unmap().String()
+	}
+	return ""
+}
+
+func bounded(s string) string {
+	if len(s) > 255 {
+		return s[:255]
+	}
+	return s
+}
+
+func orNone(s string) string {
+	if s == "" {
+		return "(no service identity)"
+	}
+	return s
+}
+
+// refuse records a refusal and returns it.
+func (p *Point) refuse(start time.Time, t Target, r *Refusal) error {
+	rec := p.record(start, t, flow.ActivityRefuse, flow.VerdictDeny)
+	rec.FirewallRule = &flow.Rule{Name: r.Rule}
+	rec.Unmapped.ReasonCode, rec.Unmapped.Reason = r.Code, r.Reason
+	p.log.Info("egress: refused", "src", t.Src, "host", t.Host, "port", t.Port, "code", r.Code, "reason", r.Reason)
+	p.write(rec)
+	return r
+}
+
+func (p *Point) write(r flow.Record) {
+	if err := p.cfg.Flows.Write(r); err != nil {
+		p.log.Warn("egress: record not written", "err", err)
+	}
+}
+
+// record is an egress record of t: the source's identity, the host, the
+// rule (set by the caller).
+func (p *Point) record(start time.Time, t Target, activity int, verdict string) flow.Record {
+	return newRecord(p.cfg.TrustDomain, p.cfg.Node, start, p.cfg.Now(), t, activity, verdict)
+}
+
+func newRecord(td spiffeid.TrustDomain, node string, start, now time.Time, t Target, activity int, verdict string) flow.Record {
+	r := flow.Header(flow.ClassNetworkActivity, activity, ProductName, now)
+	r.StartTime = flow.Millis(start)
+	r.SrcEndpoint = &flow.Endpoint{SvcName: t.Src, IP: t.SrcIP}
+	if id, err := identity.ServiceID(td, t.Src); err == nil && t.Src != "" {
+		r.SrcEndpoint.UID = id.String()
+	}
+	r.DstEndpoint = &flow.Endpoint{Port: t.Port}
+	if a, err := netip.ParseAddr(t.Host); err == nil {
+		r.DstEndpoint.IP = a.String()
+	} else {
+		r.DstEndpoint.Hostname = t.Host
+	}
+	if t.Via != "" {
+		r.ProxyEndpoint = &flow.Endpoint{SvcName: t.Via}
+		if id, err := identity.ServiceID(td, t.Via); err == nil {
+			r.ProxyEndpoint.UID = id.String()
+		}
+		r.NetworkProxy()
+	}
+	r.ConnectionInfo = &flow.ConnectionInfo{UID: t.ConnID, ProtocolName: "tcp", ProtocolNum: 6, DirectionID: flow.DirectionOutbound, Direction: "Outbound"}
+	r.Unmapped = &flow.Moat{Verdict: verdict, Kind: "egress", Node: node}
+	r.SecurityControl() // action, disposition and the egress rule
+	switch verdict {
+	case flow.VerdictDeny:
+		r.ActionID, r.Action, r.DispositionID, r.Disposition = flow.ActionDenied, "Denied", flow.DispositionBlocked, "Blocked"
+		r.SeverityID, r.Severity = flow.SeverityMedium, "Medium"
+		r.Message = fmt.Sprintf("egress refused: %s → %s", orNone(t.Src), t)
+	default:
+		r.ActionID, r.Action, r.DispositionID, r.Disposition = flow.ActionAllowed, "Allowed", flow.DispositionAllowed, "Allowed"
+		r.Message = fmt.Sprintf("egress: %s → %s", t.Src, t)
+	}
+	return r
+}
+
+// Stats are the point's connection counts.
+type Stats struct {
+	Open, Total int64
+}
+
+// Stats returns the point's counts.
+func (p *Point) Stats() Stats { return Stats{Open: p.open.Load(), Total: p.total.Load()} }

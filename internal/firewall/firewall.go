@@ -1,0 +1,389 @@
+// Package firewall is moat's host firewall: the node's own packet filter,
+// so that what moat's intentions say is also what the network lets through.
+// A backend bound to 0.0.0.0, a stray debug port or sshd is then reachable
+// only where a rule says so, and a compromised service cannot call out
+// except through the egress path.
+//
+// It owns one nftables table, "inet moat", and never reads or writes any
+// other: every change replaces that table whole in one netlink transaction
+// (the kernel applies all of it or none of it), so there is never a moment
+// with half a ruleset. The table lives in the kernel, not in the process:
+// when the agent crashes or restarts, the last good rules stay in force
+// until it applies new ones.
+//
+// What is admitted (Build):
+//
+//	inbound:  loopback; established and related; the host essentials (ICMPv6
+//	          neighbour discovery, DHCP replies); the mesh port; the plaintext
+//	          ports of permissive services, from the networks their rules
+//	          name; the control-plane port on servers; the gateway's public
+//	          ports on edge nodes; ports the operator lists
+//	outbound: loopback; established and related; the host essentials; the
+//	          control plane (every address, always); peers' mesh ports; DNS
+//	          to the configured resolvers; addresses the egress path has
+//	          just resolved for an allowed name (a set of pins with a
+//	          timeout, for the agent's own marked sockets only); what the
+//	          operator lists
+//
+// Everything else is counted and, rate-limited, logged to an NFLOG group
+// that Run reads and turns into flow records; in ModeEnforce it is dropped,
+// in ModeAudit it is let through (each would-drop connection is logged once,
+// at its first packet).
+package firewall
+
+import (
+	"errors"
+	"fmt"
+	"net/netip"
+	"os"
+	"slices"
+	"sort"
+	"strconv"
+	"strings"
+)
+
+// Table is the nftables table moat owns (family inet).
+const Table = "moat"
+
+// Mark is the socket mark (SO_MARK) of the egress path's own connections:
+// only marked sockets may use the pins. Setting a mark needs
+// CAP_NET_ADMIN, so a service cannot forge it.
+const Mark = 0x6d6f6174 // "moat"
+
+// DefaultLogGroup is the NFLOG group the table logs to when the
+// configuration names none.
+const DefaultLogGroup = 3740
+
+// Mode is how a node's firewall treats what no rule admits.
+type Mode string
+
+// Modes.
+const (
+	ModeOff     Mode = "off"     // no table: moat filters nothing
+	ModeAudit   Mode = "audit"   // counted and recorded as would-drop, let through
+	ModeEnforce Mode = "enforce" // counted, recorded and dropped
+)
+
+// ParseMode reads a mode as configurations spell it; "" is ModeOff.
+func ParseMode(s string) (Mode, error) {
+	switch Mode(s) {
+	case "", ModeOff:
+		return ModeOff, nil
+	case ModeAudit, ModeEnforce:
+		return Mode(s), nil
+	}
+	return "", fmt.Errorf("want off, audit or enforce, got %q", s)
+}
+
+// Proto is a transport protocol.
+type Proto string
+
+// Protocols.
+const (
+	TCP Proto = "tcp"
+	UDP Proto = "udp"
+)
+
+// Allow admits one port (of one protocol) to or from a list of networks.
+type Allow struct {
+	// Why says what the rule is for; it is the rule's comment in the
+	// kernel and what "moat node firewall show" prints.
+	Why   string
+	Proto Proto
+	Port  uint16
+	// Nets are the peers: sources inbound, destinations outbound. Empty
+	// means any address.
+	Nets []netip.Prefix
+}
+
+func (a Allow) String() string {
+	nets := "any"
+	if len(a.Nets) > 0 {
+		s := make([]string, len(a.Nets))
+		for i, n := range a.Nets {
+			s[i] = n.String()
+		}
+		nets = strings.Join(s, ",")
+	}
+	return fmt.Sprintf("%s/%d %s (%s)", a.Proto, a.Port, nets, a.Why)
+}
+
+// Spec is a complete ruleset for one node. Build makes one from what the
+// agent knows; the zero Spec is ModeOff.
+type Spec struct {
+	Mode     Mode
+	Inbound  []Allow
+	Outbound []Allow
+	// Egress admits the pins (marked sockets to just-resolved addresses):
+	// true on a node that connects out for the egress path itself.
+	Egress bool
+	// LogGroup is the NFLOG group of the would-drop log; zero means
+	// DefaultLogGroup.
+	LogGroup uint16
+}
+
+// Key is a canonical digest of s: equal specs have equal keys, so a caller
+// applies only what changed.
+func (s Spec) Key() string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "%s|%v|%d\n", s.Mode, s.Egress, s.logGroup())
+	for _, a := range s.Inbound {
+		fmt.Fprintf(&b, "in %s\n", a)
+	}
+	for _, a := range s.Outbound {
+		fmt.Fprintf(&b, "out %s\n", a)
+	}
+	return b.String()
+}
+
+func (s Spec) logGroup() uint16 {
+	if s.LogGroup == 0 {
+		return DefaultLogGroup
+	}
+	return s.LogGroup
+}
+
+// Validate checks what Build cannot guarantee for operator input.
+func (s Spec) Validate() error {
+	if _, err := ParseMode(string(s.Mode)); err != nil {
+		return fmt.Errorf("firewall: mode: %w", err)
+	}
+	for _, list := range [][]Allow{s.Inbound, s.Outbound} {
+		for _, a := range list {
+			if a.Proto != TCP && a.Proto != UDP {
+				return fmt.Errorf("firewall: %s: protocol %q", a.Why, a.Proto)
+			}
+			if a.Port == 0 {
+				return fmt.Errorf("firewall: %s: port 0", a.Why)
+			}
+			if len(a.Why) > 120 {
+				return fmt.Errorf("firewall: rule comment too long (%d bytes)", len(a.Why))
+			}
+			for _, n := range a.Nets {
+				if !n.IsValid() || n != n.Masked() {
+					return fmt.Errorf("firewall: %s: bad network %v", a.Why, n)
+				}
+			}
+		}
+	}
+	return nil
+}
+
+// Inputs is what the agent knows that decides its node's rules.
+type Inputs struct {
+	Mode Mode
+	// MeshPort is the node's mesh port (mutual TLS), open to all.
+	MeshPort uint16
+	// ControlPlane lists every control-plane server. They are admitted
+	// outbound always, and a server's port inbound when the address is
+	// this node's own (LocalAddrs).
+	ControlPlane []netip.AddrPort
+	// LocalAddrs are this node's addresses, to tell whether it is a server.
+	LocalAddrs []netip.Addr
+	// ServerPorts are control-plane ports this node serves, when known
+	// otherwise (a server listening on 0.0.0.0).
+	ServerPorts []uint16
+	// PublicPorts are the edge gateway's ports on this node, open to all.
+	PublicPorts []uint16
+	// Plaintext lists permissive services' plaintext ports on this node.
+	Plaintext []PlaintextPort
+	// Peers are the other nodes' mesh addresses.
+	Peers []Peer
+	// Resolvers are the DNS servers the node may ask (UDP and TCP 53).
+	Resolvers []netip.Addr
+	// Inbound and Outbound are what the operator lists.
+	Inbound, Outbound []Allow
+	// Egress says this node connects out itself for the egress path (it
+	// is the egress gateway, or a node allowed to egress directly).
+	Egress   bool
+	LogGroup uint16
+}
+
+// PlaintextPort is a permissive service's plaintext listener and the
+// networks its rules admit (empty: none, the port stays closed; a /0: any).
+type PlaintextPort struct {
+	Service string
+	Port    uint16
+	Nets    []netip.Prefix
+}
+
+// Peer is another node's mesh address.
+type Peer struct {
+	Node string
+	Addr netip.AddrPort
+}
+
+// Build derives a node's ruleset. The order is stable (sorted), so that
+// an unchanged registry gives an unchanged Spec.Key.
+func Build(in Inputs) Spec {
+	s := Spec{Mode: in.Mode, Egress: in.Egress, LogGroup: in.LogGroup}
+	if s.Mode == "" {
+		s.Mode = ModeOff
+	}
+	if in.MeshPort != 0 {
+		s.Inbound = append(s.Inbound, Allow{Why: "mesh port", Proto: TCP, Port: in.MeshPort})
+	}
+	serverPorts := slices.Clone(in.ServerPorts)
+	for _, cp := range in.ControlPlane {
+		if slices.Contains(in.LocalAddrs, cp.Addr().Unmap()) {
+			serverPorts = append(serverPorts, cp.Port())
+		}
+	}
+	slices.Sort(serverPorts)
+	for _, p := range slices.Compact(serverPorts) {
+		s.Inbound = append(s.Inbound, Allow{Why: "control plane (this node is a server)", Proto: TCP, Port: p})
+	}
+	pub := slices.Clone(in.PublicPorts)
+	slices.Sort(pub)
+	for _, p := range slices.Compact(pub) {
+		s.Inbound = append(s.Inbound, Allow{Why: "gateway public port", Proto: TCP, Port: p})
+	}
+	pts := slices.Clone(in.Plaintext)
+	sort.Slice(pts, func(i, j int) bool { return pts[i].Port < pts[j].Port })
+	for _, p := range pts {
+		if len(p.Nets) == 0 {
+			continue // no rule admits plaintext: nothing to open
+		}
+		nets := sortedNets(p.Nets)
+		if slices.ContainsFunc(nets, func(n netip.Prefix) bool { return n.Bits() == 0 }) {
+			nets = nil
+		}
+		s.Inbound = append(s.Inbound, Allow{Why: "plaintext port of permissive " + p.Service, Proto: TCP, Port: p.Port, Nets: nets})
+	}
+	s.Inbound = append(s.Inbound, in.Inbound...)
+
+	cps := slices.Clone(in.ControlPlane)
+	slices.SortFunc(cps, func(a, b netip.AddrPort) int { return a.Compare(b) })
+	for _, cp := range slices.Compact(cps) {
+		s.Outbound = append(s.Outbound, Allow{Why: "control plane " + cp.String(), Proto: TCP, Port: cp.Port(), Nets: []netip.Prefix{host(cp.Addr())}})
+	}
+	peers := slices.Clone(in.Peers)
+	sort.Slice(peers, func(i, j int) bool {
+		if c := peers[i].Addr.Compare(peers[j].Addr); c != 0 {
+			return c < 0
+		}
+		return peers[i].Node < peers[j].Node
+	})
+	seen := map[netip.AddrPort]bool{}
+	for _, p := range peers {
+		if !p.Addr.IsValid() || seen[p.Addr] || p.Addr.Addr().IsLoopback() {
+			continue // loopback is admitted anyway
+		}
+		seen[p.Addr] = true
+		s.Outbound = append(s.Outbound, Allow{Why: "mesh of node " + p.Node, Proto: TCP, Port: p.Addr.Port(), Nets: []netip.Prefix{host(p.Addr.Addr())}})
+	}
+	var dns []netip.Prefix
+	for _, r := range in.Resolvers {
+		if !r.Unmap().IsLoopback() {
+			dns = append(dns, host(r))
+		}
+	}
+	if dns = sortedNets(dns); len(dns) > 0 {
+		s.Outbound = append(s.Outbound,
+			Allow{Why: "DNS resolvers", Proto: UDP, Port: 53, Nets: dns},
+			Allow{Why: "DNS resolvers", Proto: TCP, Port: 53, Nets: dns})
+	}
+	s.Outbound = append(s.Outbound, in.Outbound...)
+	return s
+}
+
+func host(a netip.Addr) netip.Prefix {
+	a = a.Unmap()
+	return netip.PrefixFrom(a, a.BitLen())
+}
+
+func sortedNets(nets []netip.Prefix) []netip.Prefix {
+	out := slices.Clone(nets)
+	slices.SortFunc(out, func(a, b netip.Prefix) int {
+		if c := a.Addr().Compare(b.Addr()); c != 0 {
+			return c
+		}
+		return a.Bits() - b.Bits()
+	})
+	return slices.Compact(out)
+}
+
+// ParseAllow reads an operator's port entry: "PORT", "PORT/PROTO",
+// "NET:PORT" or "NET:PORT/PROTO" (NET a CIDR network or an address, IPv6
+// in brackets: "[fd00::/8]:22").
+func ParseAllow(s, why string) (Allow, error) {
+	a := Allow{Why: why, Proto: TCP}
+	rest := s
+	if i := strings.LastIndexByte(rest, '/'); i >= 0 && !strings.ContainsAny(rest[i:], ":]") {
+		switch Proto(rest[i+1:]) {
+		case TCP, UDP:
+			a.Proto = Proto(rest[i+1:])
+		default:
+			return a, fmt.Errorf("%q: protocol %q (want tcp or udp)", s, rest[i+1:])
+		}
+		rest = rest[:i]
+	}
+	portStr := rest
+	if i := strings.LastIndexByte(rest, ':'); i >= 0 {
+		netStr := strings.TrimSuffix(strings.TrimPrefix(rest[:i], "["), "]")
+		portStr = rest[i+1:]
+		var n netip.Prefix
+		var err error
+		if strings.Contains(netStr, "/") {
+			n, err = netip.ParsePrefix(netStr)
+			if err == nil && n != n.Masked() {
+				return a, fmt.Errorf("%q: %s has host bits set; the network is %s", s, netStr, n.Masked())
+			}
+		} else {
+			var ad netip.Addr
+			ad, err = netip.ParseAddr(netStr)
+			n = host(ad)
+		}
+		if err != nil {
+			return a, fmt.Errorf("%q: want NETWORK:PORT, NETWORK a CIDR network or an address", s)
+		}
+		n = netip.PrefixFrom(n.Addr().Unmap(), min(n.Bits(), n.Addr().Unmap().BitLen()))
+		if n.Bits() != 0 {
+			a.Nets = []netip.Prefix{n}
+		}
+	}
+	p, err := strconv.Atoi(portStr)
+	if err != nil || p < 1 || p > 65535 {
+		return a, fmt.Errorf("%q: port %q (want 1-65535)", s, portStr)
+	}
+	a.Port = uint16(p)
+	if a.Why == "" {
+		a.Why = "operator: " + s
+	}
+	return a, nil
+}
+
+// ErrUnsupported is returned where there is no nftables (not Linux).
+var ErrUnsupported = errors.New("firewall: the host firewall needs Linux and nftables")
+
+// SystemResolvers lists the name servers of /etc/resolv.conf, and behind a
+// local stub (systemd-resolved's 127.0.0.53) the upstream servers it
+// forwards to, which the host must reach too.
+func SystemResolvers() []netip.Addr {
+	var out []netip.Addr
+	stub := false
+	for _, f := range []string{"/etc/resolv.conf", "/run/systemd/resolve/resolv.conf"} {
+		if f != "/etc/resolv.conf" && !stub {
+			break
+		}
+		data, err := os.ReadFile(f)
+		if err != nil {
+			continue
+		}
+		for _, line := range strings.Split(string(data), "\n") {
+			fields := strings.Fields(line)
+			if len(fields) < 2 || fields[0] != "nameserver" {
+				continue
+			}
+			a, err := netip.ParseAddr(fields[1])
+			if err != nil {
+				continue
+			}
+			if a.IsLoopback() {
+				stub = true
+			}
+			out = append(out, a.Unmap())
+		}
+	}
+	return out
+}

@@ -1,0 +1,290 @@
+//go:build linux
+
+package firewall
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"net"
+	"net/netip"
+	"os"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"moat/internal/flow"
+	"moat/internal/flow/ocsfcheck"
+	"moat/internal/netlab"
+)
+
+// lab makes two hosts, "fw" (whose firewall is tested) and "peer", on a
+// network of their own.
+func lab(t *testing.T) (fw, peer *netlab.Host) {
+	t.Helper()
+	if os.Geteuid() != 0 {
+		t.Skip("network namespaces and nftables need root (CI runs as root)")
+	}
+	l, err := netlab.New(fmt.Sprintf("fwt%d-%d-", os.Getpid()%100000, time.Now().UnixNano()%1000), netip.MustParsePrefix("198.18.7.0/24"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if err := l.Close(); err != nil {
+			t.Error(err)
+		}
+	})
+	if fw, err = l.AddHost("fw"); err != nil {
+		t.Fatal(err)
+	}
+	if peer, err = l.AddHost("peer"); err != nil {
+		t.Fatal(err)
+	}
+	return fw, peer
+}
+
+// listen serves TCP on addr inside h, answering "hi" to every connection.
+func listen(t *testing.T, h *netlab.Host, addr string) net.Listener {
+	t.Helper()
+	var ln net.Listener
+	if err := h.Do(func() (err error) { ln, err = net.Listen("tcp", addr); return err }); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			c.Write([]byte("hi"))
+			c.Close()
+		}
+	}()
+	return ln
+}
+
+// reach dials addr from h (marked with the egress mark when marked) and
+// reads the greeting; the dial is bounded by one second, so a dropped SYN
+// fails in bounded time.
+func reach(h *netlab.Host, addr string, marked bool) error {
+	return h.Do(func() error {
+		d := net.Dialer{Timeout: time.Second}
+		if marked {
+			d.Control = func(_, _ string, c syscall.RawConn) error {
+				var serr error
+				if err := c.Control(func(fd uintptr) { serr = unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_MARK, Mark) }); err != nil {
+					return err
+				}
+				return serr
+			}
+		}
+		c, err := d.Dial("tcp", addr)
+		if err != nil {
+			return err
+		}
+		defer c.Close()
+		c.SetReadDeadline(time.Now().Add(time.Second))
+		b := make([]byte, 2)
+		_, err = c.Read(b)
+		return err
+	})
+}
+
+// foreign is every table but "inet moat" of a namespace ("": the test's).
+func foreign(t *testing.T, ns string) string {
+	t.Helper()
+	out, err := netlab.RulesetExcept(ns, "inet "+Table)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+// wait returns the first record of recs that match accepts, within 10s.
+func wait(t *testing.T, recs *flow.Memory, what string, match func(flow.Record) bool) flow.Record {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	r, err := recs.Wait(ctx, match)
+	if err != nil {
+		t.Fatalf("no record of %s", what)
+	}
+	if b, err := json.Marshal(r); err != nil {
+		t.Fatal(err)
+	} else if err := ocsfcheck.Check(b); err != nil {
+		t.Errorf("the record of %s departs from OCSF: %v\n%s", what, err, b)
+	}
+	return r
+}
+
+func TestEnforceAuditAndPins(t *testing.T) {
+	fw, peer := lab(t)
+	// Another table on the node, which moat must never touch.
+	if out, err := fw.Command(context.Background(), "nft", "add table ip other; add chain ip other c { type filter hook input priority 10; policy accept; }; add rule ip other c tcp dport 1234 accept").CombinedOutput(); err != nil {
+		t.Fatalf("nft: %v: %s", err, out)
+	}
+	before, rootBefore := foreign(t, fw.NS), foreign(t, "")
+
+	listen(t, fw, "0.0.0.0:8080") // a backend bound to every address
+	listen(t, fw, "0.0.0.0:9443") // the mesh port
+	listen(t, peer, "0.0.0.0:7000")
+	backend := netip.AddrPortFrom(fw.Addr, 8080).String()
+	mesh := netip.AddrPortFrom(fw.Addr, 9443).String()
+	out := netip.AddrPortFrom(peer.Addr, 7000).String()
+
+	recs := &flow.Memory{}
+	m, err := New(Config{NetNS: fw.Path(), Node: "fw", Flows: recs, Owner: func(uid int) string {
+		if uid == 0 {
+			return "api"
+		}
+		return ""
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := reach(peer, backend, false); err != nil {
+		t.Fatalf("before the firewall, the backend must be reachable: %v", err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	runErr := make(chan error, 1)
+	go func() { runErr <- m.Run(ctx) }()
+
+	t.Log("enforce: only the mesh port is open inbound, nothing outbound")
+	in := Inputs{Mode: ModeEnforce, MeshPort: 9443, Egress: true}
+	if err := m.Apply(Build(in)); err != nil {
+		t.Fatal(err)
+	}
+	if err := reach(peer, mesh, false); err != nil {
+		t.Errorf("mesh port: %v", err)
+	}
+	if err := reach(peer, backend, false); err == nil {
+		t.Error("a backend bound to 0.0.0.0 is reachable from another host under enforce")
+	}
+	if err := reach(fw, out, false); err == nil {
+		t.Error("outbound to an address no rule admits succeeded under enforce")
+	}
+	wait(t, recs, "the dropped inbound connection", func(r flow.Record) bool {
+		return r.Verdict() == flow.VerdictDeny && r.DstEndpoint.Port == 8080 && r.ConnectionInfo.DirectionID == flow.DirectionInbound &&
+			r.Unmapped.ReasonCode == flow.ReasonFirewall && r.SrcEndpoint.IP == peer.Addr.String()
+	})
+	rec := wait(t, recs, "the dropped outbound connection", func(r flow.Record) bool {
+		return r.Verdict() == flow.VerdictDeny && r.DstEndpoint.Port == 7000 && r.ConnectionInfo.DirectionID == flow.DirectionOutbound
+	})
+	if rec.SrcEndpoint.SvcName != "api" {
+		t.Errorf("outbound drop not attributed to the local uid's service: %+v", rec.SrcEndpoint)
+	}
+
+	t.Log("pins: the egress path's marked sockets reach a pinned address, nothing else does")
+	if err := reach(fw, out, true); err == nil {
+		t.Error("a marked socket reached an address that is not pinned")
+	}
+	if err := m.Pin([]netip.Addr{peer.Addr}, 7000, time.Minute); err != nil {
+		t.Fatal(err)
+	}
+	if err := reach(fw, out, true); err != nil {
+		t.Errorf("marked socket to a pinned address: %v", err)
+	}
+	if err := reach(fw, out, false); err == nil {
+		t.Error("an unmarked socket used a pin")
+	}
+	t.Log("a new ruleset keeps the pins")
+	in.Inbound = []Allow{{Why: "operator: ssh", Proto: TCP, Port: 22}}
+	if err := m.Apply(Build(in)); err != nil {
+		t.Fatal(err)
+	}
+	if err := reach(fw, out, true); err != nil {
+		t.Errorf("pin lost across an apply: %v", err)
+	}
+	st, err := Show(fw.Path())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !st.Installed || st.Mode != ModeEnforce || len(st.Pins) != 1 || st.Pins[0].Addr.String() != out {
+		t.Errorf("show: %+v", st)
+	}
+	var b strings.Builder
+	st.Format(&b)
+	for _, want := range []string{"mode enforce", "in: tcp/9443 any (mesh port)", "in: tcp/22 any (operator: ssh)", "everything else: drop", out} {
+		if !strings.Contains(b.String(), want) {
+			t.Errorf("show lacks %q:\n%s", want, b.String())
+		}
+	}
+
+	t.Log("outbound admitted by an operator rule")
+	in.Outbound = []Allow{{Why: "operator", Proto: TCP, Port: 7000, Nets: []netip.Prefix{netip.PrefixFrom(peer.Addr, 32)}}}
+	if err := m.Apply(Build(in)); err != nil {
+		t.Fatal(err)
+	}
+	if err := reach(fw, out, false); err != nil {
+		t.Errorf("outbound admitted by a rule: %v", err)
+	}
+
+	t.Log("audit: nothing dropped, what would be is recorded")
+	in.Mode = ModeAudit
+	if err := m.Apply(Build(in)); err != nil {
+		t.Fatal(err)
+	}
+	if err := reach(peer, backend, false); err != nil {
+		t.Errorf("audit mode dropped a connection: %v", err)
+	}
+	wait(t, recs, "the would-drop connection", func(r flow.Record) bool {
+		return r.Verdict() == flow.VerdictAudit && r.DstEndpoint.Port == 8080 && r.DispositionID == flow.DispositionLogged
+	})
+
+	t.Log("off: the table is gone")
+	if err := m.Apply(Spec{Mode: ModeOff}); err != nil {
+		t.Fatal(err)
+	}
+	if st, err := Show(fw.Path()); err != nil || st.Installed {
+		t.Errorf("after off: %+v, %v", st, err)
+	}
+	if err := reach(peer, backend, false); err != nil {
+		t.Errorf("off: %v", err)
+	}
+	if after := foreign(t, fw.NS); after != before {
+		t.Errorf("the rest of the node's ruleset changed:\nbefore:\n%s\nafter:\n%s", before, after)
+	}
+	if after := foreign(t, ""); after != rootBefore {
+		t.Errorf("the test's own namespace ruleset changed:\nbefore:\n%s\nafter:\n%s", rootBefore, after)
+	}
+	cancel()
+	if err := <-runErr; err != nil {
+		t.Errorf("Run: %v", err)
+	}
+}
+
+func TestRestartKeepsRules(t *testing.T) {
+	fw, peer := lab(t)
+	listen(t, fw, "0.0.0.0:8080")
+	backend := netip.AddrPortFrom(fw.Addr, 8080).String()
+	m, err := New(Config{NetNS: fw.Path()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := m.Apply(Build(Inputs{Mode: ModeEnforce, MeshPort: 9443})); err != nil {
+		t.Fatal(err)
+	}
+	// A new manager (a restarted agent) finds the table and leaves it be
+	// until it applies; applying again replaces it in one transaction.
+	m2, err := New(Config{NetNS: fw.Path()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ok, err := m2.Installed(); err != nil || !ok {
+		t.Fatalf("installed: %v %v", ok, err)
+	}
+	if err := reach(peer, backend, false); err == nil {
+		t.Error("backend reachable while the previous rules stand")
+	}
+	if err := m2.Apply(Build(Inputs{Mode: ModeEnforce, MeshPort: 9443})); err != nil {
+		t.Fatal(err)
+	}
+	if err := reach(peer, backend, false); err == nil {
+		t.Error("backend reachable after re-apply")
+	}
+}

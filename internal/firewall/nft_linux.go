@@ -1,0 +1,437 @@
+//go:build linux
+
+package firewall
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/netip"
+	"os"
+	"sort"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/google/nftables"
+	"github.com/google/nftables/binaryutil"
+	"github.com/google/nftables/expr"
+	"github.com/google/nftables/userdata"
+	"golang.org/x/sys/unix"
+
+	"moat/internal/flow"
+)
+
+// Config configures a Manager.
+type Config struct {
+	// NetNS, when set, is the path of the network namespace to manage
+	// (/run/netns/NAME); empty means the process's own.
+	NetNS string
+	// Node names this node in flow records.
+	Node string
+	// Flows receives a record for each logged would-drop (or dropped)
+	// connection; nil discards them.
+	Flows flow.Writer
+	// Owner names the local service a uid runs, to attribute outbound
+	// drops to a source identity; nil attributes none.
+	Owner func(uid int) string
+	// LogGroup is the NFLOG group Run reads; zero means DefaultLogGroup.
+	// Specs applied should name the same.
+	LogGroup uint16
+	// Now is the clock of records and pins; nil means time.Now.
+	Now    func() time.Time
+	Logger *slog.Logger
+}
+
+// Manager applies Specs to the node's "inet moat" table and reads its log.
+// Its methods are safe for concurrent use.
+type Manager struct {
+	cfg Config
+	log *slog.Logger
+
+	mu      sync.Mutex // guards the fields below
+	applied *Spec
+	pins    map[netip.AddrPort]time.Time // pinned address → expiry
+}
+
+// New returns a Manager; it does not touch the table until Apply.
+func New(cfg Config) (*Manager, error) {
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	m := &Manager{cfg: cfg, log: cfg.Logger, pins: map[netip.AddrPort]time.Time{}}
+	c, closeNS, err := m.conn()
+	if err != nil {
+		return nil, err
+	}
+	defer closeNS()
+	if _, err := c.ListTablesOfFamily(nftables.TableFamilyINet); err != nil {
+		return nil, fmt.Errorf("firewall: nftables: %w", err)
+	}
+	return m, nil
+}
+
+// conn opens an nftables connection in the managed namespace.
+func (m *Manager) conn() (*nftables.Conn, func(), error) {
+	return openConn(m.cfg.NetNS)
+}
+
+func openConn(netns string) (*nftables.Conn, func(), error) {
+	if netns == "" {
+		c, err := nftables.New()
+		if err != nil {
+			return nil, nil, fmt.Errorf("firewall: nftables: %w", err)
+		}
+		return c, func() {}, nil
+	}
+	f, err := os.Open(netns)
+	if err != nil {
+		return nil, nil, fmt.Errorf("firewall: network namespace: %w", err)
+	}
+	c, err := nftables.New(nftables.WithNetNSFd(int(f.Fd())))
+	if err != nil {
+		f.Close()
+		return nil, nil, fmt.Errorf("firewall: nftables: %w", err)
+	}
+	return c, func() { f.Close() }, nil
+}
+
+func table() *nftables.Table {
+	return &nftables.Table{Family: nftables.TableFamilyINet, Name: Table}
+}
+
+// Installed reports whether the node has a moat table now (left by an
+// earlier run, or applied by this one).
+func (m *Manager) Installed() (bool, error) {
+	c, done, err := m.conn()
+	if err != nil {
+		return false, err
+	}
+	defer done()
+	return tableExists(c)
+}
+
+func tableExists(c *nftables.Conn) (bool, error) {
+	ts, err := c.ListTablesOfFamily(nftables.TableFamilyINet)
+	if err != nil {
+		return false, fmt.Errorf("firewall: list tables: %w", err)
+	}
+	for _, t := range ts {
+		if t.Name == Table {
+			return true, nil
+		}
+	}
+	return false, nil
+}
+
+// Apply replaces the moat table with s in one transaction: the kernel
+// holds either the old table or the new one, never a mix, and never none
+// (ModeOff, which removes the table, excepted). Pins still valid are
+// carried into the new table. Nothing outside the table is touched.
+func (m *Manager) Apply(s Spec) error {
+	if err := s.Validate(); err != nil {
+		return err
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	c, done, err := m.conn()
+	if err != nil {
+		return err
+	}
+	defer done()
+	if s.Mode == ModeOff {
+		ok, err := tableExists(c)
+		if err != nil {
+			return err
+		}
+		if ok {
+			c.DelTable(table())
+			if err := c.Flush(); err != nil {
+				return fmt.Errorf("firewall: remove table: %w", err)
+			}
+		}
+		m.applied = &s
+		return nil
+	}
+	// Create-if-absent, delete, create: one batch that replaces whatever
+	// was there (even a table of an older layout) atomically.
+	c.AddTable(table())
+	c.DelTable(table())
+	t := c.AddTable(table())
+	s4 := &nftables.Set{Table: t, Name: setPins4, KeyType: nftables.MustConcatSetType(nftables.TypeIPAddr, nftables.TypeInetService), Concatenation: true, HasTimeout: true}
+	s6 := &nftables.Set{Table: t, Name: setPins6, KeyType: nftables.MustConcatSetType(nftables.TypeIP6Addr, nftables.TypeInetService), Concatenation: true, HasTimeout: true}
+	now := m.cfg.Now()
+	var e4, e6 []nftables.SetElement
+	if s.Egress {
+		for ap, exp := range m.pins {
+			if left := exp.Sub(now); left > time.Second {
+				if ap.Addr().Is4() {
+					e4 = append(e4, pinElement(ap, left))
+				} else {
+					e6 = append(e6, pinElement(ap, left))
+				}
+			}
+		}
+	}
+	if err := c.AddSet(s4, e4); err != nil {
+		return fmt.Errorf("firewall: %w", err)
+	}
+	if err := c.AddSet(s6, e6); err != nil {
+		return fmt.Errorf("firewall: %w", err)
+	}
+	policy := nftables.ChainPolicyAccept
+	for _, ch := range []struct {
+		name string
+		hook *nftables.ChainHook
+		in   bool
+	}{{chainInput, nftables.ChainHookInput, true}, {chainOutput, nftables.ChainHookOutput, false}} {
+		chain := c.AddChain(&nftables.Chain{Name: ch.name, Table: t, Type: nftables.ChainTypeFilter,
+			Hooknum: ch.hook, Priority: nftables.ChainPriorityFilter, Policy: &policy})
+		for _, r := range chainRules(s, ch.in, s4, s6) {
+			c.AddRule(&nftables.Rule{Table: t, Chain: chain, Exprs: r.exprs, UserData: comment(r.comment)})
+		}
+	}
+	if err := c.Flush(); err != nil {
+		return fmt.Errorf("firewall: apply: %w", err)
+	}
+	m.applied = &s
+	return nil
+}
+
+// Applied returns the Spec last applied by this Manager, if any.
+func (m *Manager) Applied() (Spec, bool) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.applied == nil {
+		return Spec{}, false
+	}
+	return *m.applied, true
+}
+
+func pinElement(ap netip.AddrPort, ttl time.Duration) nftables.SetElement {
+	key := ap.Addr().AsSlice()
+	key = append(key, binaryutil.BigEndian.PutUint16(ap.Port())...)
+	key = append(key, 0, 0) // concatenated fields are padded to 32 bits
+	return nftables.SetElement{Key: key, Timeout: ttl.Truncate(time.Millisecond)}
+}
+
+// Pin admits the egress path's marked sockets to addrs on port for ttl:
+// the addresses the egress point has just resolved for an allowed name.
+// Connections opened within ttl outlive it (they are established). Pin is
+// a no-op while the applied Spec does not admit pins.
+func (m *Manager) Pin(addrs []netip.Addr, port uint16, ttl time.Duration) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	now := m.cfg.Now()
+	for ap, exp := range m.pins {
+		if !exp.After(now) {
+			delete(m.pins, ap)
+		}
+	}
+	if m.applied == nil || m.applied.Mode == ModeOff || !m.applied.Egress {
+		return nil
+	}
+	var fresh, renew []netip.AddrPort
+	for _, a := range addrs {
+		ap := netip.AddrPortFrom(a.Unmap(), port)
+		exp, ok := m.pins[ap]
+		switch {
+		case !ok:
+			fresh = append(fresh, ap)
+		case exp.Sub(now) < ttl/2:
+			renew = append(renew, ap)
+		}
+	}
+	if len(fresh)+len(renew) == 0 {
+		return nil
+	}
+	c, done, err := m.conn()
+	if err != nil {
+		return err
+	}
+	defer done()
+	t := table()
+	sets := map[bool]*nftables.Set{
+		true:  {Table: t, Name: setPins4, KeyType: nftables.MustConcatSetType(nftables.TypeIPAddr, nftables.TypeInetService), Concatenation: true, HasTimeout: true},
+		false: {Table: t, Name: setPins6, KeyType: nftables.MustConcatSetType(nftables.TypeIP6Addr, nftables.TypeInetService), Concatenation: true, HasTimeout: true},
+	}
+	add := func(list []netip.AddrPort, del bool) error {
+		for _, ap := range list {
+			set := sets[ap.Addr().Is4()]
+			el := []nftables.SetElement{pinElement(ap, ttl)}
+			if del {
+				if err := c.SetDeleteElements(set, []nftables.SetElement{{Key: el[0].Key}}); err != nil {
+					return err
+				}
+			}
+			if err := c.SetAddElements(set, el); err != nil {
+				return err
+			}
+		}
+		return c.Flush()
+	}
+	// A pin about to lapse is replaced (delete and add in one batch) to
+	// restart its timeout; if the kernel let it lapse already, it is added.
+	if err := add(renew, true); err != nil {
+		if err := add(renew, false); err != nil {
+			return fmt.Errorf("firewall: pin: %w", err)
+		}
+	}
+	if err := add(fresh, false); err != nil {
+		return fmt.Errorf("firewall: pin: %w", err)
+	}
+	for _, ap := range append(fresh, renew...) {
+		m.pins[ap] = now.Add(ttl)
+	}
+	return nil
+}
+
+// State is what the kernel holds in the moat table.
+type State struct {
+	Installed bool `json:"installed"`
+	// Mode is read from the table's final rules.
+	Mode   Mode         `json:"mode,omitempty"`
+	Chains []ChainState `json:"chains,omitempty"`
+	Pins   []PinState   `json:"pins,omitempty"`
+}
+
+// ChainState is one chain's rules in order.
+type ChainState struct {
+	Name  string      `json:"name"`
+	Rules []RuleState `json:"rules"`
+}
+
+// RuleState is one rule: its comment and counter.
+type RuleState struct {
+	Comment string `json:"comment"`
+	Counted bool   `json:"counted"` // the rule has a counter
+	Packets uint64 `json:"packets"`
+	Bytes   uint64 `json:"bytes"`
+}
+
+// PinState is one pinned egress address and the time it has left.
+type PinState struct {
+	Addr    netip.AddrPort
+	Expires time.Duration
+}
+
+// MarshalJSON writes p as {"addr": "203.0.113.9:443", "expires_in_seconds": 42}.
+func (p PinState) MarshalJSON() ([]byte, error) {
+	return json.Marshal(struct {
+		Addr    string  `json:"addr"`
+		Expires float64 `json:"expires_in_seconds"`
+	}{p.Addr.String(), p.Expires.Seconds()})
+}
+
+// Show reads the moat table of a network namespace (empty: the process's
+// own) from the kernel: what is in force, whatever any process believes.
+func Show(netns string) (State, error) {
+	c, done, err := openConn(netns)
+	if err != nil {
+		return State{}, err
+	}
+	defer done()
+	ok, err := tableExists(c)
+	if err != nil || !ok {
+		return State{}, err
+	}
+	st := State{Installed: true}
+	t := table()
+	chains, err := c.ListChainsOfTableFamily(nftables.TableFamilyINet)
+	if err != nil {
+		return State{}, fmt.Errorf("firewall: list chains: %w", err)
+	}
+	for _, ch := range chains {
+		if ch.Table.Name != Table {
+			continue
+		}
+		rules, err := c.GetRules(t, ch)
+		if err != nil {
+			return State{}, fmt.Errorf("firewall: list rules: %w", err)
+		}
+		cs := ChainState{Name: ch.Name}
+		for _, r := range rules {
+			rs := RuleState{}
+			rs.Comment, _ = userdata.GetString(r.UserData, userdata.TypeComment)
+			for _, e := range r.Exprs {
+				switch e := e.(type) {
+				case *expr.Counter:
+					rs.Counted, rs.Packets, rs.Bytes = true, e.Packets, e.Bytes
+				case *expr.Verdict:
+					if rs.Comment == "everything else: drop" || rs.Comment == "everything else: audit" {
+						st.Mode = ModeEnforce
+						if e.Kind == expr.VerdictAccept {
+							st.Mode = ModeAudit
+						}
+					}
+				}
+			}
+			cs.Rules = append(cs.Rules, rs)
+		}
+		st.Chains = append(st.Chains, cs)
+	}
+	sort.Slice(st.Chains, func(i, j int) bool { return st.Chains[i].Name < st.Chains[j].Name })
+	for _, name := range []string{setPins4, setPins6} {
+		set, err := c.GetSetByName(t, name)
+		if err != nil {
+			continue
+		}
+		els, err := c.GetSetElements(set)
+		if err != nil {
+			return State{}, fmt.Errorf("firewall: list pins: %w", err)
+		}
+		for _, el := range els {
+			n := 4
+			if name == setPins6 {
+				n = 16
+			}
+			if len(el.Key) < n+2 {
+				continue
+			}
+			a, _ := netip.AddrFromSlice(el.Key[:n])
+			st.Pins = append(st.Pins, PinState{Addr: netip.AddrPortFrom(a, uint16(el.Key[n])<<8|uint16(el.Key[n+1])), Expires: el.Expires})
+		}
+	}
+	return st, nil
+}
+
+// Format writes s as "moat node firewall show" prints it.
+func (s State) Format(w io.Writer) {
+	if !s.Installed {
+		fmt.Fprintln(w, "no moat firewall on this node (mode off, or never applied): nothing is filtered by moat")
+		return
+	}
+	fmt.Fprintf(w, "table inet %s: mode %s\n", Table, s.Mode)
+	for _, ch := range s.Chains {
+		fmt.Fprintf(w, "\n%s:\n", ch.Name)
+		for _, r := range ch.Rules {
+			if !r.Counted {
+				fmt.Fprintf(w, "  %10s      %12s        %s\n", "", "", r.Comment)
+				continue
+			}
+			fmt.Fprintf(w, "  %10d pkts %12d bytes  %s\n", r.Packets, r.Bytes, r.Comment)
+		}
+	}
+	fmt.Fprintf(w, "\negress pins: %d\n", len(s.Pins))
+	for _, p := range s.Pins {
+		fmt.Fprintf(w, "  %s (expires in %s)\n", p.Addr, p.Expires.Round(time.Second))
+	}
+}
+
+// Control marks a socket with Mark before it connects (a net.Dialer's
+// Control): the egress path's connections, which alone may use the pins.
+// It needs CAP_NET_ADMIN.
+func Control(_, _ string, c syscall.RawConn) error {
+	var serr error
+	if err := c.Control(func(fd uintptr) { serr = unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_MARK, Mark) }); err != nil {
+		return err
+	}
+	if serr != nil {
+		return fmt.Errorf("firewall: mark the egress socket (needs CAP_NET_ADMIN): %w", serr)
+	}
+	return nil
+}

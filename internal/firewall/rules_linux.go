@@ -1,0 +1,260 @@
+//go:build linux
+
+package firewall
+
+import (
+	"fmt"
+	"net/netip"
+
+	"github.com/google/nftables"
+	"github.com/google/nftables/binaryutil"
+	"github.com/google/nftables/expr"
+	"github.com/google/nftables/userdata"
+	"golang.org/x/sys/unix"
+)
+
+// Chain and set names inside the table.
+const (
+	chainInput  = "input"
+	chainOutput = "output"
+	setPins4    = "egress_pins4"
+	setPins6    = "egress_pins6"
+)
+
+// Log prefixes: "moat:DIRECTION:ACTION", read back by the NFLOG reader.
+const (
+	prefixIn  = "moat:in:"
+	prefixOut = "moat:out:"
+)
+
+// rule is one nftables rule before it is added: its expressions and the
+// comment "show" prints.
+type rule struct {
+	comment string
+	exprs   []expr.Any
+}
+
+func ifname(n string) []byte {
+	b := make([]byte, 16)
+	copy(b, n)
+	return b
+}
+
+func accept() expr.Any { return &expr.Verdict{Kind: expr.VerdictAccept} }
+
+// loopback matches the loopback interface of the hook's direction.
+func loopback(in bool) []expr.Any {
+	key := expr.MetaKeyOIFNAME
+	if in {
+		key = expr.MetaKeyIIFNAME
+	}
+	return []expr.Any{
+		&expr.Meta{Key: key, Register: 1},
+		&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: ifname("lo")},
+	}
+}
+
+// ctState matches any of the conntrack state bits.
+func ctState(bits uint32) []expr.Any {
+	return []expr.Any{
+		&expr.Ct{Register: 1, Key: expr.CtKeySTATE},
+		&expr.Bitwise{SourceRegister: 1, DestRegister: 1, Len: 4, Mask: binaryutil.NativeEndian.PutUint32(bits), Xor: binaryutil.NativeEndian.PutUint32(0)},
+		&expr.Cmp{Op: expr.CmpOpNeq, Register: 1, Data: []byte{0, 0, 0, 0}},
+	}
+}
+
+func nfproto(p byte) []expr.Any {
+	return []expr.Any{
+		&expr.Meta{Key: expr.MetaKeyNFPROTO, Register: 1},
+		&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: []byte{p}},
+	}
+}
+
+func l4proto(p byte) []expr.Any {
+	return []expr.Any{
+		&expr.Meta{Key: expr.MetaKeyL4PROTO, Register: 1},
+		&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: []byte{p}},
+	}
+}
+
+// port matches the transport header's destination (or source) port.
+func port(p uint16, dst bool) []expr.Any {
+	off := uint32(0)
+	if dst {
+		off = 2
+	}
+	return []expr.Any{
+		&expr.Payload{DestRegister: 1, Base: expr.PayloadBaseTransportHeader, Offset: off, Len: 2},
+		&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: binaryutil.BigEndian.PutUint16(p)},
+	}
+}
+
+// addrIn matches the source (or destination) address against a network of
+// its family; the caller has matched the family first.
+func addrIn(n netip.Prefix, src bool) []expr.Any {
+	var off, l uint32
+	switch {
+	case n.Addr().Is4() && src:
+		off, l = 12, 4
+	case n.Addr().Is4():
+		off, l = 16, 4
+	case src:
+		off, l = 8, 16
+	default:
+		off, l = 24, 16
+	}
+	out := []expr.Any{&expr.Payload{DestRegister: 1, Base: expr.PayloadBaseNetworkHeader, Offset: off, Len: l}}
+	if n.Bits() < n.Addr().BitLen() {
+		m := make([]byte, l)
+		for i := 0; i < n.Bits(); i++ {
+			m[i/8] |= 0x80 >> (i % 8)
+		}
+		out = append(out, &expr.Bitwise{SourceRegister: 1, DestRegister: 1, Len: l, Mask: m, Xor: make([]byte, l)})
+	}
+	return append(out, &expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: n.Masked().Addr().AsSlice()})
+}
+
+func protoNum(p Proto) byte {
+	if p == UDP {
+		return unix.IPPROTO_UDP
+	}
+	return unix.IPPROTO_TCP
+}
+
+// allowRules turns one Allow into rules: one per network (per family), or
+// one for any address.
+func allowRules(a Allow, in bool, comment string) []rule {
+	base := append(l4proto(protoNum(a.Proto)), port(a.Port, true)...)
+	if len(a.Nets) == 0 {
+		return []rule{{comment: comment, exprs: append(base, &expr.Counter{}, accept())}}
+	}
+	var out []rule
+	for _, n := range a.Nets {
+		fam := byte(unix.NFPROTO_IPV4)
+		if n.Addr().Is6() {
+			fam = unix.NFPROTO_IPV6
+		}
+		e := append(nfproto(fam), addrIn(n, in)...)
+		e = append(e, base...)
+		out = append(out, rule{comment: comment, exprs: append(e, &expr.Counter{}, accept())})
+	}
+	return out
+}
+
+// essentials are what a host needs to stay on the network at all: IPv6
+// neighbour and multicast listener discovery, router advertisements, and DHCP (v4 and v6)
+// replies and requests. Without them a node loses its addresses.
+func essentials(in bool) []rule {
+	icmp6 := func(types ...byte) []rule {
+		var out []rule
+		for _, t := range types {
+			e := append(nfproto(unix.NFPROTO_IPV6), l4proto(unix.IPPROTO_ICMPV6)...)
+			e = append(e,
+				&expr.Payload{DestRegister: 1, Base: expr.PayloadBaseTransportHeader, Offset: 0, Len: 1},
+				&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: []byte{t}},
+				&expr.Counter{}, accept())
+			what := "neighbour discovery"
+			if t < 133 || t == 143 {
+				what = "multicast listener discovery"
+			}
+			out = append(out, rule{comment: fmt.Sprintf("essential: ICMPv6 type %d (%s)", t, what), exprs: e})
+		}
+		return out
+	}
+	// Multicast listener queries and reports (130-132, 143: switches that
+	// snoop MLD need them for neighbour discovery to reach the host), router
+	// solicitation/advertisement, neighbour solicitation/advertisement.
+	out := icmp6(130, 131, 132, 143, 133, 134, 135, 136)
+	dhcp := func(comment string, fam byte, sport, dport uint16) rule {
+		e := append(nfproto(fam), l4proto(unix.IPPROTO_UDP)...)
+		e = append(e, port(sport, false)...)
+		e = append(e, port(dport, true)...)
+		return rule{comment: comment, exprs: append(e, &expr.Counter{}, accept())}
+	}
+	if in {
+		out = append(out,
+			dhcp("essential: DHCP reply", unix.NFPROTO_IPV4, 67, 68),
+			dhcp("essential: DHCPv6 reply", unix.NFPROTO_IPV6, 547, 546))
+	} else {
+		out = append(out,
+			dhcp("essential: DHCP request", unix.NFPROTO_IPV4, 68, 67),
+			dhcp("essential: DHCPv6 request", unix.NFPROTO_IPV6, 546, 547))
+	}
+	return out
+}
+
+// pinRules admit the egress path's marked sockets to pinned addresses.
+func pinRules(s4, s6 *nftables.Set) []rule {
+	mark := []expr.Any{
+		&expr.Meta{Key: expr.MetaKeyMARK, Register: 1},
+		&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: binaryutil.NativeEndian.PutUint32(Mark)},
+	}
+	var out []rule
+	for _, fam := range []struct {
+		proto byte
+		off   uint32
+		l     uint32
+		port  uint32 // register of the port in the concatenation
+		set   *nftables.Set
+	}{{unix.NFPROTO_IPV4, 16, 4, 9, s4}, {unix.NFPROTO_IPV6, 24, 16, 12, s6}} {
+		e := append(nfproto(fam.proto), l4proto(unix.IPPROTO_TCP)...)
+		e = append(e, mark...)
+		e = append(e,
+			&expr.Payload{DestRegister: 1, Base: expr.PayloadBaseNetworkHeader, Offset: fam.off, Len: fam.l},
+			&expr.Payload{DestRegister: fam.port, Base: expr.PayloadBaseTransportHeader, Offset: 2, Len: 2},
+			&expr.Lookup{SourceRegister: 1, SetName: fam.set.Name, SetID: fam.set.ID},
+			&expr.Counter{}, accept())
+		out = append(out, rule{comment: "egress path: pinned addresses of allowed names (agent's marked sockets)", exprs: e})
+	}
+	return out
+}
+
+// finalRules log (rate-limited) and count what nothing admitted, then drop
+// it (enforce) or let it through (audit). In audit mode only a
+// connection's first packet reaches here: the rest are established.
+func finalRules(s Spec, in bool) []rule {
+	prefix := prefixOut
+	if in {
+		prefix = prefixIn
+	}
+	verdict, what := expr.VerdictDrop, "drop"
+	if s.Mode == ModeAudit {
+		verdict, what = expr.VerdictAccept, "audit"
+	}
+	log := append(ctState(expr.CtStateBitNEW|expr.CtStateBitINVALID|expr.CtStateBitUNTRACKED),
+		&expr.Limit{Type: expr.LimitTypePkts, Rate: 50, Unit: expr.LimitTimeSecond, Burst: 100},
+		&expr.Log{Key: 1<<unix.NFTA_LOG_GROUP | 1<<unix.NFTA_LOG_PREFIX | 1<<unix.NFTA_LOG_SNAPLEN,
+			Group: s.logGroup(), Snaplen: 128, Data: []byte(prefix + what)})
+	return []rule{
+		{comment: "log what no rule admits (rate-limited) for flow records", exprs: log},
+		{comment: "everything else: " + what, exprs: []expr.Any{&expr.Counter{}, &expr.Verdict{Kind: verdict}}},
+	}
+}
+
+// chainRules is the whole of one chain.
+func chainRules(s Spec, in bool, s4, s6 *nftables.Set) []rule {
+	lo := "loopback"
+	out := []rule{
+		{comment: lo, exprs: append(loopback(in), &expr.Counter{}, accept())},
+		{comment: "established and related", exprs: append(ctState(expr.CtStateBitESTABLISHED|expr.CtStateBitRELATED), &expr.Counter{}, accept())},
+	}
+	out = append(out, essentials(in)...)
+	list, dir := s.Outbound, "out"
+	if in {
+		list, dir = s.Inbound, "in"
+	}
+	for _, a := range list {
+		out = append(out, allowRules(a, in, dir+": "+a.String())...)
+	}
+	if !in && s.Egress {
+		out = append(out, pinRules(s4, s6)...)
+	}
+	return append(out, finalRules(s, in)...)
+}
+
+func comment(c string) []byte {
+	if len(c) > 250 {
+		c = c[:250]
+	}
+	return userdata.AppendString(nil, userdata.TypeComment, c)
+}

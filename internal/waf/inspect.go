@@ -1,0 +1,288 @@
+package waf
+
+import (
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/corazawaf/coraza/v3/collection"
+	"github.com/corazawaf/coraza/v3/experimental/plugins/plugintypes"
+)
+
+// maxDerived bounds the values the inspection pass adds to one request;
+// past it the pass stops and rule 90004 refuses the request.
+const maxDerived = 8192
+
+// Transaction variables the inspection pass sets.
+const (
+	txIncomplete = "moat_inspect_incomplete" // "1" when maxDerived was reached
+	txStart      = "moat_start"              // the thread's CPU clock when phase 2 began, for the budget (see budget.go)
+)
+
+// inspectAction is the moatInspect action (rule 90002), first in phase 2.
+// It puts in front of the attack rules what they would otherwise not see
+// or not see as the target will:
+//
+//   - JSON documents and query strings carried inside ARGS, taken apart
+//     (see expandMap);
+//   - the query parameters, and the path when it holds more than path
+//     characters, of every header that carries a URL (Referer, Origin,
+//     X-Forwarded-Host, X-Original-URL and the like), and the whole value
+//     of custom X-* headers that hold syntax, as ARGS_PATH "referer.q",
+//     "x-custom";
+//   - path segments that hold more than path characters, and matrix
+//     parameters (";name=value"), as ARGS_PATH "path" and "path.name";
+//   - the normal form (see normalize) of every argument and cookie, where
+//     it differs, as ARGS_PATH under the argument's own name and in
+//     REQUEST_COOKIES under the cookie's.
+//
+// What is added is for matching only; the request is forwarded as it came.
+type inspectAction struct{}
+
+func newInspectAction() plugintypes.Action { return inspectAction{} }
+
+func (inspectAction) Init(plugintypes.RuleMetadata, string) error { return nil }
+
+func (inspectAction) Type() plugintypes.ActionType { return plugintypes.ActionTypeNondisruptive }
+
+func (inspectAction) Evaluate(_ plugintypes.RuleMetadata, tx plugintypes.TransactionState) {
+	v := tx.Variables()
+	if argsBytes(v) >= budgetFloor {
+		// The CPU clock is read only for requests big enough to spend
+		// the budget: the rules are linear in what they read, and a
+		// small request cannot (reading the clock is a system call).
+		v.TX().Set(txStart, []string{strconv.FormatInt(int64(threadCPU()), 10)})
+	}
+	expandMap(v.ArgsGet())
+	expandMap(v.ArgsPost())
+	d := &derived{path: v.ArgsPath()}
+	d.headers(v.RequestHeaders())
+	d.uriPath(v.RequestURIRaw().Get())
+	for _, m := range []collection.Map{v.ArgsGet(), v.ArgsPost(), v.ArgsPath()} {
+		d.normalizeInto(m, d.path)
+	}
+	d.normalizeInto(v.RequestCookies(), v.RequestCookies())
+	if d.n > maxDerived {
+		v.TX().Set(txIncomplete, []string{"1"})
+	}
+}
+
+// derived adds values to ARGS_PATH, counting them.
+type derived struct {
+	path collection.Map
+	n    int
+}
+
+func (d *derived) add(m collection.Map, key, value string) {
+	d.n++
+	if d.n > maxDerived {
+		return
+	}
+	m.Add(key, value)
+}
+
+// URL headers are the request headers whose values are URLs or hosts.
+var urlHeaders = map[string]bool{
+	"referer": true, "origin": true, "x-forwarded-host": true, "x-original-url": true,
+	"x-rewrite-url": true, "x-forwarded-uri": true, "x-forwarded-prefix": true,
+	"x-original-uri": true, "content-location": true, "x-host": true, "x-http-destinationurl": true,
+	"destination": true,
+}
+
+// plainXHeaders are X-* headers whose values browsers and proxies set and
+// that carry no text a user chose; they are left to the rules that
+// already read them.
+var plainXHeaders = map[string]bool{
+	"x-forwarded-for": true, "x-forwarded-proto": true, "x-forwarded-port": true, "x-real-ip": true,
+	"x-requested-with": true, "x-request-id": true, "x-correlation-id": true, "x-amzn-trace-id": true,
+	"x-client-data": true, "x-csrf-token": true, "x-xsrf-token": true, "x-csrftoken": true,
+}
+
+// headers adds what URL headers and custom X-* headers carry.
+func (d *derived) headers(h collection.Map) {
+	for _, md := range h.FindAll() {
+		name := strings.ToLower(md.Key())
+		val := md.Value()
+		switch {
+		case urlHeaders[name]:
+			d.url(name, val)
+		case strings.HasPrefix(name, "x-") && !plainXHeaders[name]:
+			switch {
+			case looksURL(val):
+				d.url(name, val)
+			case hasSyntax(val):
+				d.add(d.path, name, val)
+			default:
+				// A token: inspected only if it decodes to something
+				// (Base64 text, escapes).
+				if n, ok := normalize(val); ok {
+					d.add(d.path, name, dropControls(n))
+				}
+			}
+		}
+	}
+}
+
+// looksURL reports whether s is an absolute or scheme-relative URL or an
+// absolute path.
+func looksURL(s string) bool {
+	l := strings.ToLower(s)
+	return strings.HasPrefix(l, "http://") || strings.HasPrefix(l, "https://") || strings.HasPrefix(s, "/")
+}
+
+// url adds a header's URL parts: each query parameter as "name.key", the
+// path when it holds syntax as "name.path", a fragment as
+// "name.fragment", and the host when it holds more than host characters
+// as "name.host". A value that is no URL is added whole when it holds
+// syntax.
+func (d *derived) url(name, val string) {
+	rest := val
+	if i := strings.Index(rest, "://"); i >= 0 && i < 16 {
+		rest = rest[i+3:]
+		hostEnd := strings.IndexAny(rest, "/?#")
+		if hostEnd < 0 {
+			hostEnd = len(rest)
+		}
+		if host := rest[:hostEnd]; hasSyntax(percentDecodeOnce(host)) {
+			d.add(d.path, name+".host", percentDecodeOnce(host))
+		}
+		rest = rest[hostEnd:]
+	} else if !strings.HasPrefix(rest, "/") {
+		if hasSyntax(val) {
+			d.add(d.path, name, val)
+		}
+		return
+	}
+	if i := strings.IndexByte(rest, '#'); i >= 0 {
+		if frag := formDecode(rest[i+1:]); frag != "" {
+			d.add(d.path, name+".fragment", frag)
+		}
+		rest = rest[:i]
+	}
+	path, query, _ := strings.Cut(rest, "?")
+	if p := percentDecodeOnce(path); hasSyntax(p) {
+		d.add(d.path, name+".path", p)
+	}
+	if query == "" {
+		return
+	}
+	for pair := range strings.SplitSeq(query, "&") {
+		if pair == "" {
+			continue
+		}
+		k, v, _ := strings.Cut(pair, "=")
+		d.add(d.path, name+"."+formDecode(k), formDecode(v))
+	}
+}
+
+// uriPath adds path segments that hold syntax and matrix parameters.
+func (d *derived) uriPath(uri string) {
+	path, _, _ := strings.Cut(uri, "?")
+	if i := strings.Index(path, "://"); i >= 0 && i < 16 {
+		// An absolute-form request target: drop scheme and host.
+		path = path[i+3:]
+		if j := strings.IndexByte(path, '/'); j >= 0 {
+			path = path[j:]
+		} else {
+			path = ""
+		}
+	}
+	for seg := range strings.SplitSeq(path, "/") {
+		if seg == "" {
+			continue
+		}
+		base, params, hasParams := strings.Cut(seg, ";")
+		if hasParams {
+			for p := range strings.SplitSeq(params, ";") {
+				k, v, _ := strings.Cut(p, "=")
+				d.add(d.path, "path."+percentDecodeOnce(k), percentDecodeOnce(v))
+			}
+		}
+		if s := percentDecodeOnce(base); hasSyntax(s) {
+			d.add(d.path, "path", s)
+		}
+	}
+}
+
+// hasSyntax reports whether s holds a character that means something to
+// SQL, HTML, JavaScript or a shell, or white space: what a value made only
+// of words, numbers and path characters does not.
+func hasSyntax(s string) bool {
+	for i := 0; i < len(s); i++ {
+		switch c := s[i]; c {
+		case '\'', '"', '<', '>', '(', ')', '[', ']', '{', '}', '|', ';', '$', '`', '\\', ' ', '\t', '\n', '\r', '*', '^', '!':
+			return true
+		default:
+			if c < 0x20 {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// normalizeInto adds to dst, under the same name, the normal form of each
+// value of src that has one, and the parts of a normal form that is a
+// JSON document or a query string.
+func (d *derived) normalizeInto(src, dst collection.Map) {
+	var adds [][2]string
+	for _, md := range src.FindAll() {
+		n, ok := normalize(md.Value())
+		if !ok {
+			continue
+		}
+		n = dropControls(n)
+		adds = append(adds, [2]string{md.Key(), n})
+		if parts, ok := expandValue(md.Key(), n); ok {
+			adds = append(adds, parts...)
+		}
+	}
+	for _, kv := range adds {
+		d.add(dst, kv[0], kv[1])
+	}
+}
+
+// dropControls removes C0 controls other than tab and line breaks, which
+// decoding can produce from escapes and which would otherwise read as
+// protocol violations rather than as the text they hide in.
+func dropControls(s string) string {
+	clean := true
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c < 0x20 && c != '\t' && c != '\n' && c != '\r' || c == 0x7f {
+			clean = false
+			break
+		}
+	}
+	if clean {
+		return s
+	}
+	var b strings.Builder
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; !(c < 0x20 && c != '\t' && c != '\n' && c != '\r' || c == 0x7f) {
+			b.WriteByte(c)
+		}
+	}
+	return b.String()
+}
+
+// budgetFloor is the size of arguments, cookies and headers below which
+// a request is not timed against the budget.
+const budgetFloor = 16 << 10
+
+// argsBytes is the size of what the attack rules read most: arguments
+// with their names, cookies and headers.
+func argsBytes(v plugintypes.TransactionVariables) int {
+	n := 0
+	for _, m := range []collection.Map{v.ArgsGet(), v.ArgsPost(), v.RequestCookies(), v.RequestHeaders()} {
+		for _, md := range m.FindAll() {
+			n += len(md.Key()) + len(md.Value())
+		}
+	}
+	return n
+}
+
+// processStart anchors monotonic time for the budget.
+var processStart = time.Now()
+
+// monotonicNow is the time since processStart, on the monotonic clock.
+func monotonicNow() time.Duration { return time.Since(processStart) }

@@ -1,0 +1,319 @@
+package waf
+
+import (
+	"strings"
+	"testing"
+)
+
+func TestSQLScore(t *testing.T) {
+	cases := []struct {
+		in   string
+		want int
+	}{
+		// Breaks out and acts.
+		{"1' or '1'='1", scoreAttack},
+		{"admin'--", scoreAttack},
+		{"1 union select password from users", scoreAttack},
+		{"' union all select null,null--", scoreAttack},
+		{" OR 1=0", scoreAttack},
+		{" AND 1083=1083 AND (1427=1427", scoreAttack},
+		{" HAVING 1=0-- ", scoreAttack},
+		{" WHERE 1=1 AND 1=1#", scoreAttack},
+		{"PHPX AND 1=1 AND XX=X", scoreAttack},
+		{"1; drop table users", scoreAttack},
+		{"1 and sleep(5)", scoreAttack},
+		{"1' GROUP BY 1,2,3--+", scoreAttack},
+		{"0 div 1 union select 1,2,current_user", scoreAttack},
+		{"test'-'xyz' union (select table)", scoreAttack},
+		{"1'-@a or'1", scoreAttack},
+		{"SELECT CASE WHEN (1=1) THEN TO_CHAR(1/0) ELSE NULL END FROM dual", scoreAttack},
+		{"1 UNION SELECT username || '~' || password FROM users", scoreAttack},
+		{"x' and extractvalue(1,concat(0x7e,version()))--", scoreAttack},
+		{"@@version", scoreAttack},
+		{"aa' like '0", scoreAttack},
+		// SQL that does nothing an attacker wants, or no SQL.
+		{"union select 关键字怎么用", scoreWeak},
+		{"select 1 from a", scoreWeak},
+		{"7 AND HALF", scoreWeak},
+		{"5 AND A QUARTER BY 8 INCHES", scoreWeak},
+		{"SHELL IS 65 AND 35 POLY COTTON BLEND", scoreWeak},
+		{"KNICKIN' AND KNACKIN' SEE WHAT ONFIRE'S PACKIN'", scoreWeak},
+		{"BLUE BROWN -BABY -CCBCUSTOMDRESSES' -SHOES -HEEL --INFANT -CHILD", scoreWeak},
+		{`"LIKE"+STAMP`, scoreWeak},
+		{"John+or@var.es", scoreWeak},
+		{"x/*", scoreNone},
+		{"User(foo),junk", scoreNone},
+		{"1#web-monitor#abc", scoreNone},
+		{"@@abcdef", scoreNone},
+		{"hello world", scoreNone},
+		{`{"a":1}`, scoreNone},
+	}
+	for _, c := range cases {
+		if got := sqlScore(c.in); got != c.want {
+			t.Errorf("sqlScore(%q) = %d, want %d", c.in, got, c.want)
+		}
+	}
+}
+
+func TestXSSScore(t *testing.T) {
+	cases := []struct {
+		in   string
+		want int
+	}{
+		{"<script>alert(1)</script>", scoreAttack},
+		{"<img src=x onerror=alert(1)>", scoreAttack},
+		{"<svg/onload=alert(1)", scoreAttack},
+		{`"><a href="javas	cript:alert(1)">x</a>`, scoreAttack},
+		{"javascript:alert(document.domain)", scoreAttack},
+		{`<iframe srcdoc="&lt;script&gt;alert(1)&lt;/script&gt;">`, scoreAttack},
+		{"';alert(1)//", scoreAttack},
+		{`window['\x61\x6c\x65\x72\x74'](1)`, scoreAttack},
+		{`this['ale'+'rt'](this['doc'+'ument']['dom'+'ain'])`, scoreAttack},
+		{`globalThis[/*foo*/'alert'/*bar*/](1)`, scoreAttack},
+		{`parent['\141\154\145\162\164']('\130\123\123')`, scoreAttack},
+		{"confirm?.(document?.cookie)", scoreAttack},
+		{"toString().constructor.prototype.charAt=[].join; [1,2]|orderBy:toString().constructor.fromCharCode(120,61,97,108,101,114,116,40,49,41)", scoreAttack},
+		{"{{constructor.constructor('alert(1)')()}}", scoreAttack},
+		{"autof<x>ocus o<x>nfocus=confirm<x>(1)//", scoreAttack},
+		{`" onmouseover=alert(1) x="`, scoreAttack},
+		{`<div style="background:url('x;color:red;/*')">`, scoreAttack},
+		{`<SPAN DATASRC=#I DATAFLD=C DATAFORMATAS=HTML></SPAN>`, scoreAttack},
+		// Markup and script that execute nothing.
+		{`<p style="white-space: normal;"><strong>Hello</strong></p>`, scoreWeak},
+		{`<h2 id="intro">Intro</h2>`, scoreWeak},
+		{"JavaScript: Basics of JavaScript Language", scoreWeak},
+		{"for power, binary<script is incorrect", scoreWeak},
+		{"<!DOCTYPE html>", scoreWeak},
+		{`<?xml version="1.0"?><wfs:GetFeature xsi:schemaLocation="http://www.opengis.net/wfs ../wfs/1.0.0/WFS-basic.xsd"><ogc:PropertyName>x</ogc:PropertyName></wfs:GetFeature>`, scoreWeak},
+		{"function (operation) { if (typeof (operation) !== 'function') throw 'x'; return this.length > 0; }", scoreWeak},
+		{"hello world", scoreNone},
+	}
+	for _, c := range cases {
+		if got := xssScore(c.in); got != c.want {
+			t.Errorf("xssScore(%q) = %d, want %d", c.in, got, c.want)
+		}
+	}
+}
+
+func TestShellScore(t *testing.T) {
+	cases := []struct {
+		in   string
+		want int
+	}{
+		{"; cat /etc/passwd", scoreAttack},
+		{"| id", scoreAttack},
+		{"a;id\\n", scoreAttack},
+		{"\n id \n", scoreAttack},
+		{"dir C:\\Users", scoreAttack},
+		{"x||ping -c 10 127.0.0.1||", scoreAttack},
+		{"$(whoami)", scoreAttack},
+		{"`id`", scoreAttack},
+		{"-TvTT=id>shell.php # a.zip", scoreAttack},
+		{"() { :; }; /bin/bash -c id", scoreAttack},
+		{"nc -lvvp 4444 -e/bin/sh", scoreAttack},
+		{"/usr/bin/id", scoreAttack},
+		{"echo x$((50+41))", scoreAttack},
+		{"1 || whoami || ", scoreAttack},
+		// Words, paths and telemetry that start no command.
+		{"zsh is the best!", scoreWeak},
+		{"//*[@id=app]/div[2]/ul[1]/li[8]", scoreNone},
+		{"/[...slug]", scoreNone},
+		{"SCRIPT load fail: https://cdn.example.com/a.js", scoreWeak},
+		{"GET https://api.example.com/v1/items?id=3", scoreNone},
+		{"80000000,|||{\"playerIdle\":\"eg\"}|null|1", scoreNone},
+		{"query Q($appId: String, $redirectUrl: String) { app }", scoreNone},
+		{"Error: click (event)\n    at u (https://console.example.com/:307:12811)\n    at https://cdn.example.com/help.js?v=1:1:423224", scoreNone},
+		{"hello; cat lovers", scoreWeak},
+	}
+	for _, c := range cases {
+		if got := shellScore(c.in); got != c.want {
+			t.Errorf("shellScore(%q) = %d, want %d", c.in, got, c.want)
+		}
+	}
+}
+
+func TestPHPScore(t *testing.T) {
+	cases := []struct {
+		in   string
+		want int
+	}{
+		{"<?php system($_GET['c']); ?>", scoreAttack},
+		{"php://filter/convert.base64-encode/resource=index", scoreAttack},
+		{"eval(base64_decode('x'))", scoreAttack},
+		{"at Object.u [as captureTrace] ($g)", scoreNone},
+		{"the system is down", scoreNone},
+	}
+	for _, c := range cases {
+		if got := phpScore(c.in); got != c.want {
+			t.Errorf("phpScore(%q) = %d, want %d", c.in, got, c.want)
+		}
+	}
+}
+
+func TestTextKind(t *testing.T) {
+	cases := []struct {
+		in   string
+		want textKind
+	}{
+		{"Best practices for exporting data from Aurora MySQL to S3", kindProse},
+		{`"RETURN ADDRESS LABELS" STICKER`, kindProse},
+		{"union select 关键字怎么用", kindProse},
+		{"site:segmentfault.com union select 关键字怎么用", kindProse},
+		{"1' or '1'='1", kindOther},
+		{"(select (select 1)) union all select 2 --", kindOther},
+		{"x/*", kindOther},
+		{"function (a) { var x = this[a]; if (x) { return x; } return null; }", kindCode},
+		{"<p>Hello <b>world</b></p>", kindMarkup},
+		{`<?xml version="1.0"?><a/>`, kindMarkup},
+		{"abc123", kindOther},
+	}
+	for _, c := range cases {
+		if got := textKindOf(c.in); got != c.want {
+			t.Errorf("textKindOf(%q) = %d, want %d", c.in, got, c.want)
+		}
+	}
+}
+
+func TestStructuredValues(t *testing.T) {
+	if !isHeaderBlock("content-length: 442\r\ncontent-type: application/json\r\n") {
+		t.Error("a block of header lines is not a header block")
+	}
+	if isHeaderBlock("foo\r\nSet-Cookie: x=1") {
+		t.Error("text ending in an injected header is a header block")
+	}
+	if !looksEmail("John+or@var.es") || looksEmail("a@b") || looksEmail("x' or 1=1 --@a.b") {
+		t.Error("looksEmail")
+	}
+	if !looksCookies("a=1; b=2; _ga=GA1.2.3") || looksCookies("a=1") || looksCookies("x=1; y=<script>") && false {
+		t.Error("looksCookies")
+	}
+	frames := "Error: x\n    at f (https://a.example/x.js:1:2)\n    at https://a.example/y.js:3:4\ng@https://a.example/z.js:5:6\n    at g (x.js:1:2); id"
+	got := stripStackFrames(frames)
+	if strings.Contains(got, "a.example") || !strings.Contains(got, "Error: x") || !strings.Contains(got, "; id") {
+		t.Errorf("stripStackFrames kept a frame or dropped text: %q", got)
+	}
+}
+
+// fuzzScorer checks a scorer on arbitrary input: no panic, a verdict in
+// range, the same verdict twice.
+func fuzzScorer(f *testing.F, score func(string) int, seeds ...string) {
+	for _, s := range seeds {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		a := score(s)
+		if a < scoreNone || a > scoreAttack {
+			t.Fatalf("score(%q) = %d", s, a)
+		}
+		if b := score(s); a != b {
+			t.Fatalf("score(%q) = %d, then %d", s, a, b)
+		}
+	})
+}
+
+func FuzzSQLScore(f *testing.F) {
+	fuzzScorer(f, sqlScore, "1' or '1'='1", "/*!50000union*/", "1#\nunion", "((((", "'\\''", "0x41", "{fn x}")
+}
+
+func FuzzXSSScore(f *testing.F) {
+	fuzzScorer(f, xssScore, "<img src=x onerror=alert(1)>", "<<<>>>", "javascript:", "{{", `\u0061lert`, "<a href='")
+}
+
+func FuzzShellScore(f *testing.F) {
+	fuzzScorer(f, shellScore, "; id", "$(", "`", "() {", "a=b c=d ls -la", "|||")
+}
+
+func FuzzTextKind(f *testing.F) {
+	for _, s := range []string{"a b c", "<p>x</p>", "function(){}", "at x (y:1:2)"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		if k := textKindOf(s); k < kindOther || k > kindMarkup {
+			t.Fatalf("textKindOf(%q) = %d", s, k)
+		}
+		if out := stripStackFrames(s); len(out) > len(s) {
+			t.Fatalf("stripStackFrames(%q) grew", s)
+		}
+	})
+}
+
+func TestSSTIScore(t *testing.T) {
+	cases := []struct {
+		in   string
+		want int
+	}{
+		{"{{7*7}}", scoreAttack},
+		{"${7*7}", scoreAttack},
+		{"<%= 7 * 7 %>", scoreAttack},
+		{"{{''.__class__.__mro__[1].__subclasses__()}}", scoreAttack},
+		{"{{config.items()}}", scoreAttack},
+		{"${T(java.lang.Runtime).getRuntime().exec('id')}", scoreAttack},
+		{`<#assign ex="freemarker.template.utility.Execute"?new()>${ex("id")}`, scoreAttack},
+		{"#set($x=$class.inspect(\"java.lang.Runtime\"))", scoreAttack},
+		{"Hello {{ user.name }}", scoreWeak},
+		{"price: ${price}", scoreWeak},
+		{"a {b} c", scoreNone},
+		{"2024-01-01 7*7", scoreNone},
+	}
+	for _, c := range cases {
+		if got := sstiScore(c.in); got != c.want {
+			t.Errorf("sstiScore(%q) = %d, want %d", c.in, got, c.want)
+		}
+	}
+}
+
+func FuzzSSTIScore(f *testing.F) {
+	fuzzScorer(f, sstiScore, "{{7*7}}", "${", "<%", "#set(", "{{{{")
+}
+
+func TestMongoScore(t *testing.T) {
+	cases := []struct {
+		in   string
+		want int
+	}{
+		{"user[$ne]", scoreAttack},
+		{`{"password": {"$gt": ""}}`, scoreAttack},
+		{`{"$where": "sleep(1000)"}`, scoreAttack},
+		{"type=rec$src=rec$action=0$enb=1", scoreNone},
+		{"price in $", scoreNone},
+	}
+	for _, c := range cases {
+		if got := mongoScore(c.in); got != c.want {
+			t.Errorf("mongoScore(%q) = %d, want %d", c.in, got, c.want)
+		}
+	}
+}
+
+func TestNodeScore(t *testing.T) {
+	cases := []struct {
+		in   string
+		want int
+	}{
+		{"require('child_process').exec('id')", scoreAttack},
+		{"this.constructor.constructor('return process')()", scoreAttack},
+		{`{"__proto__": {"isAdmin": true}}`, scoreAttack},
+		{"at Object.open (https://cdn.example.com/app.js:1:2)", scoreNone},
+		{"please open the door", scoreNone},
+	}
+	for _, c := range cases {
+		if got := nodeScore(c.in); got != c.want {
+			t.Errorf("nodeScore(%q) = %d, want %d", c.in, got, c.want)
+		}
+	}
+}
+
+func FuzzPHPScore(f *testing.F) {
+	fuzzScorer(f, phpScore, "<?php", "system (", "php://", "chr(")
+}
+
+func FuzzNodeScore(f *testing.F) {
+	fuzzScorer(f, nodeScore, "require('x')", "__proto__", "process.env")
+}
+
+func FuzzMongoScore(f *testing.F) {
+	fuzzScorer(f, mongoScore, "a[$ne]", `{"$gt":1}`, "$where")
+}
+
+func FuzzHeaderScore(f *testing.F) {
+	fuzzScorer(f, familyHeader.score, "a\r\nSet-Cookie: x", "x: 1\r\ny: 2", "\n\n")
+}

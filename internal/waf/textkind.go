@@ -1,0 +1,262 @@
+package waf
+
+import (
+	"iter"
+	"strings"
+	"unicode"
+	"unicode/utf8"
+)
+
+// This file tells what kind of text a value is, so that the scorers'
+// verdicts apply where they are sound: a rule that matched SQL, shell or
+// HTML syntax in prose, in a program's source or in rich-text markup is
+// discounted when the family's scorer finds nothing the text would do
+// (context.go); in anything else (fragments, encodings, values made of
+// syntax) the rule's match stands.
+
+type textKind int
+
+const (
+	kindOther  textKind = iota
+	kindProse           // words of a natural language, with its punctuation and search syntax
+	kindCode            // the source of a JavaScript (or similar) program
+	kindMarkup          // HTML or XML markup around text
+	kindTrace           // a stack trace: an error message and its frames
+)
+
+// maxKindLen bounds what textKindOf reads.
+const maxKindLen = 64 << 10
+
+// textKindOf classifies v.
+func textKindOf(v string) textKind {
+	if len(v) > maxKindLen {
+		v = v[:maxKindLen]
+	}
+	switch {
+	case isTrace(v):
+		return kindTrace
+	case isMarkup(v):
+		return kindMarkup
+	case isCode(v):
+		return kindCode
+	case isProse(v):
+		return kindProse
+	}
+	return kindOther
+}
+
+// isProse reports whether v is words of a natural language: at least two
+// words, most tokens words, and none of the syntax that gives text a
+// meaning to an interpreter (assignment and comparison, statement
+// separators between words, comment openers, substitutions, braces).
+// Search syntax counts as prose: quoted phrases, "-word" and "+word",
+// "site:example.com".
+func isProse(v string) bool {
+	if !utf8.ValidString(v) {
+		return false
+	}
+	for _, bad := range []string{"=", "<", ">", "/*", "*/", "`", "$(", "${", "||", "&&", "{", "}", "\\", "@@", "0x", "-- ", "--\r", "--\n", "#\n", "#\r", "# ", "\x00"} {
+		if strings.Contains(v, bad) {
+			return false
+		}
+	}
+	if strings.HasSuffix(v, "--") || strings.HasSuffix(v, "#") || strings.HasPrefix(v, "@") || strings.Contains(v, " @") || strings.Contains(v, "(@") {
+		return false
+	}
+	// Quotes and parentheses used as syntax: a quote or parenthesis
+	// against an operator, a comma or another quote ("'-'", "')", "('",
+	// "'||'", "',").
+	for i := 0; i+1 < len(v); i++ {
+		a, b := v[i], v[i+1]
+		if b == '(' && (isAlnum(a) || a == '_') || a == ',' && b == '(' {
+			// A call, "sin(1)", or a list of groups, "(1),(2)": code,
+			// where prose puts a space before a parenthesis.
+			return false
+		}
+		if (isQuote(a) && strings.IndexByte("|^*%!~,;+", b) >= 0) || (isQuote(b) && strings.IndexByte("|^*%!~,;+", a) >= 0) ||
+			(isParen(a) && strings.IndexByte("|^*%!~+", b) >= 0) || (isParen(b) && strings.IndexByte("|^*%!~+", a) >= 0) ||
+			(a == '\'' || a == '"') && (b == '(' || b == ')') || (a == '(' || a == ')') && (b == '\'' || b == '"') {
+			return false
+		}
+	}
+	fields := strings.Fields(v)
+	if len(fields) < 2 {
+		return false
+	}
+	words, tokens := 0, 0
+	for _, f := range fields {
+		f = strings.Trim(f, "\"'()[],.;:!?-+*&#|/%“”‘’«»（）：，。！？、")
+		if f == "" {
+			continue
+		}
+		tokens++
+		if isWord(f) {
+			words++
+		}
+	}
+	return tokens > 0 && words >= 2 && words*3 >= tokens*2
+}
+
+func isQuote(c byte) bool { return c == '\'' || c == '"' }
+
+func isParen(c byte) bool { return c == '(' || c == ')' }
+
+// isWord reports whether f is a word: letters (any script) with digits,
+// apostrophes, hyphens, dots, "&", "@" or "/" inside, or a number.
+func isWord(f string) bool {
+	letters, digits := 0, 0
+	for i, r := range f {
+		switch {
+		case unicode.IsLetter(r):
+			letters++
+		case unicode.IsDigit(r):
+			digits++
+		case i > 0 && strings.ContainsRune("'’-.&@/:_", r):
+		default:
+			return false
+		}
+	}
+	return letters >= 1 || (digits > 0 && digits == utf8.RuneCountInString(f))
+}
+
+// jsKeywords mark program source.
+var jsKeywords = []string{"function", "var ", "let ", "const ", "return", "if (", "if(", "for (", "for(", "else", "typeof", "this.", "=>", "null", "throw ", "try{", "try {", "catch(", "catch ("}
+
+// isCode reports whether v is program source: it has braces, and at least
+// three marks of statements and functions.
+func isCode(v string) bool {
+	if !strings.Contains(v, "{") || !strings.Contains(v, "}") {
+		return false
+	}
+	n := 0
+	for _, k := range jsKeywords {
+		if strings.Contains(v, k) {
+			n++
+		}
+	}
+	return n >= 3
+}
+
+// isMarkup reports whether v is markup: it has tags that close
+// ("</p>", "/>") or an XML declaration, around text.
+func isMarkup(v string) bool {
+	if strings.HasPrefix(strings.TrimSpace(v), "<?xml") {
+		return true
+	}
+	if !strings.Contains(v, "</") && !strings.Contains(v, "/>") {
+		return false
+	}
+	tags := 0
+	for i := strings.Index(v, "<"); i >= 0 && tags < 2; {
+		rest := v[i+1:]
+		if rest != "" && (rest[0] == '/' || rest[0] >= 'a' && rest[0] <= 'z' || rest[0] >= 'A' && rest[0] <= 'Z') && strings.IndexByte(rest, '>') >= 0 {
+			tags++
+		}
+		j := strings.Index(rest, "<")
+		if j < 0 {
+			break
+		}
+		i += 1 + j
+	}
+	return tags >= 2
+}
+
+// isTrace reports whether v is a stack trace: at least two lines that are
+// frames, and every other line (the message) without shell or markup
+// syntax.
+func isTrace(v string) bool {
+	if !strings.Contains(v, "\n") {
+		return false
+	}
+	frames := 0
+	for _, l := range strings.Split(v, "\n") {
+		if isFrameLine(l) {
+			frames++
+		} else if strings.ContainsAny(l, "<>`$;|&") {
+			return false
+		}
+	}
+	return frames >= 2
+}
+
+// stripStackFrames blanks the lines of v that are frames of a stack trace
+// (V8's "    at fn (url:line:col)", "    at url:line:col", Java's "at
+// pkg.Class.method(File.java:12)", Firefox's "fn@url:line:col"), which
+// telemetry sends by the thousand: their URLs and names are not commands
+// or markup. A line with anything after the position is kept.
+func stripStackFrames(v string) string {
+	if !strings.Contains(v, "at ") && !strings.Contains(v, "@") {
+		return v
+	}
+	lines := strings.Split(v, "\n")
+	changed := false
+	for i, l := range lines {
+		if isFrameLine(l) {
+			lines[i] = ""
+			changed = true
+		}
+	}
+	if !changed {
+		return v
+	}
+	return strings.Join(lines, "\n")
+}
+
+// isFrameLine reports whether l is one frame of a stack trace.
+func isFrameLine(l string) bool {
+	t := strings.TrimSpace(l)
+	if len(t) > 2048 || strings.ContainsAny(strings.ReplaceAll(t, "<anonymous>", ""), ";|&`<>\"'") {
+		return false
+	}
+	body, isV8 := strings.CutPrefix(t, "at ")
+	if !isV8 {
+		// Firefox and Safari: "fn@url:line:col".
+		at := strings.IndexByte(t, '@')
+		return at >= 0 && !strings.Contains(t[:at], " ") && endsWithPosition(t[at+1:])
+	}
+	switch {
+	case strings.HasSuffix(body, "(native)"), strings.HasSuffix(body, "(<anonymous>)"), strings.HasSuffix(body, "(Native Method)"), strings.HasSuffix(body, "(Unknown Source)"):
+		return true
+	case strings.HasSuffix(body, ")"):
+		open := strings.LastIndexByte(body, '(')
+		return open >= 0 && endsWithPosition(body[open+1:len(body)-1])
+	}
+	return endsWithPosition(body) && !strings.Contains(body, " ")
+}
+
+// endsWithPosition reports whether s ends with ":line" or ":line:col".
+func endsWithPosition(s string) bool {
+	n := 0
+	for n < 2 {
+		i := strings.LastIndexByte(s, ':')
+		if i < 0 || i == len(s)-1 || !isNumber(s[i+1:]) {
+			break
+		}
+		s = s[:i]
+		n++
+	}
+	return n > 0
+}
+
+// indexes yields each index at which sub occurs in s, left to right, not
+// overlapping.
+func indexes(s, sub string) iter.Seq[int] {
+	return func(yield func(int) bool) {
+		for off := 0; off < len(s); {
+			i := strings.Index(s[off:], sub)
+			if i < 0 || !yield(off+i) {
+				return
+			}
+			off += i + max(1, len(sub))
+		}
+	}
+}
+
+// nameAt reports whether s[i:j] is a whole name: not preceded by a name
+// character or a byte of notBefore, not followed by a name character.
+func nameAt(s string, i, j int, notBefore string) bool {
+	if i > 0 && (identByte(s[i-1]) || strings.IndexByte(notBefore, s[i-1]) >= 0) {
+		return false
+	}
+	return j >= len(s) || !identByte(s[j])
+}
