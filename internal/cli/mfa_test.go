@@ -1,13 +1,9 @@
 package cli
 
 import (
-	"encoding/json"
+	"fmt"
+	"strings"
 	"testing"
-	"time"
-
-	"github.com/pquerna/otp/totp"
-
-	"moat/internal/api"
 )
 
 // mfaLogin enrols a TOTP authenticator for the admin of adminDir through
@@ -17,25 +13,19 @@ import (
 // (the server allows one step of skew, and takes each code once).
 func mfaLogin(t *testing.T, env map[string]string, server, adminDir string) string {
 	t.Helper()
-	flags := []string{"--server", server, "--admin-dir", adminDir}
-	code, out, errOut := runCLI(t, env, append([]string{"admin", "mfa", "enroll", "--output", "json"}, flags...)...)
-	if code != 0 {
-		t.Fatalf("mfa enroll: exit %d: %s", code, errOut)
+	with := map[string]string{"MOAT_SERVER": server, "MOAT_ADMIN_DIR": adminDir}
+	for k, v := range env {
+		with[k] = v
 	}
-	var en api.MFAEnrollment
-	if err := json.Unmarshal([]byte(out), &en); err != nil {
-		t.Fatalf("mfa enroll: %v: %s", err, out)
-	}
-	first, err := totp.GenerateCode(en.Secret, time.Now())
+	secret, err := enrolTOTP(func(args ...string) (string, error) {
+		code, out, errOut := runCLI(t, with, args...)
+		if code != 0 {
+			return "", fmt.Errorf("moat %s: exit %d: %s", strings.Join(args, " "), code, errOut)
+		}
+		return out, nil
+	})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if code, _, errOut := runCLI(t, env, append(append([]string{"admin", "mfa", "confirm"}, flags...), first)...); code != 0 {
-		t.Fatalf("mfa confirm: exit %d: %s", code, errOut)
-	}
-	next, _ := totp.GenerateCode(en.Secret, time.Now().Add(30*time.Second))
-	if code, _, errOut := runCLI(t, env, append(append([]string{"admin", "mfa", "login"}, flags...), next)...); code != 0 {
-		t.Fatalf("mfa login: exit %d: %s", code, errOut)
-	}
-	return en.Secret
+	return secret
 }
