@@ -85,6 +85,18 @@ moat server init --data-dir "$W/server" --trust-domain bench.test >"$W/init.log"
 "$W/moat" server run --data-dir "$W/server" --listen "$MOAT_SERVER" >"$W/server.log" 2>&1 & pids+=($!)
 for _ in $(seq 600); do moat svc list >/dev/null 2>&1 && break; sleep 0.1; done
 moat svc list >/dev/null 2>"$W/svc.log" || fail "the control plane does not answer"
+# Policy changes need a fresh second factor: enrol a TOTP authenticator and
+# log in, computing codes from its secret (RFC 6238) as an app would.
+secret=$(moat admin mfa enroll --output json | python3 -c 'import json,sys; print(json.load(sys.stdin)["secret"])') || fail "mfa enroll"
+totp() { python3 - "$secret" "$1" <<'PY'
+import base64, hashlib, hmac, struct, sys, time
+key = base64.b32decode(sys.argv[1]); step = int(time.time() // 30) + int(sys.argv[2])
+h = hmac.new(key, struct.pack(">Q", step), hashlib.sha1).digest(); o = h[-1] & 15
+print("%06d" % ((struct.unpack(">I", h[o:o + 4])[0] & 0x7fffffff) % 1000000))
+PY
+}
+moat admin mfa confirm "$(totp 0)" >/dev/null || fail "mfa confirm"
+moat admin mfa login "$(totp 1)" >/dev/null || fail "mfa login"
 moat svc register --node app --name app --port "$P_BACKEND" >/dev/null
 moat svc register --node edge-on --name gateway --port "$P_ON" >/dev/null
 moat svc register --node edge-off --name gateway-nowaf --port "$P_OFF" >/dev/null

@@ -85,7 +85,7 @@ func benchRevoke(ctx context.Context, o options) error {
 		<-srvDone
 	}()
 	addr := srv.Addr()
-	admin, err := api.NewClientFromDir(addr, adminDir)
+	admin, err := mfaAdmin(ctx, addr, adminDir)
 	if err != nil {
 		return err
 	}

@@ -94,6 +94,8 @@ type Config struct {
 	// Metrics, when set, receives the agent's Prometheus metrics.
 	Metrics prometheus.Registerer
 	Logger  *slog.Logger
+	// Access configures break-glass sessions on this node.
+	Access AccessConfig
 	// Firewall is the node's host firewall; its zero value is off.
 	Firewall FirewallConfig
 	// Egress is the node's way out of the mesh; its zero value runs no
@@ -133,6 +135,7 @@ type Agent struct {
 	shipper  *flow.Shipper
 	counted  flow.Writer // flow-derived metrics, or nil
 	renewals atomic.Int64
+	access   *access
 	witness  witnessState
 
 	pol        atomic.Pointer[policy.Table] // the intentions the mesh applies
@@ -255,6 +258,7 @@ func New(ctx context.Context, cfg Config) (*Agent, error) {
 		}
 		return nil, err
 	}
+	a.access = newAccess(a, cfg.Access)
 	return a, nil
 }
 
@@ -444,6 +448,7 @@ func (a *Agent) Run(ctx context.Context) error {
 	run(a.shipper.Run)
 	run(a.runFirewall)
 	run(a.runEgress)
+	run(a.access.run)
 	if a.cfg.Socket != "" {
 		run(a.serveWorkloadAPI)
 	}

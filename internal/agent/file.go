@@ -51,6 +51,8 @@ type File struct {
 	// Egress is the node's way out of the mesh; its zero value runs no
 	// proxy and connects out for no one.
 	Egress EgressFile `yaml:"egress"`
+	// Access configures break-glass sessions on this node.
+	Access AccessFile `yaml:"access"`
 	Log    config.Log `yaml:",inline"`
 }
 
@@ -170,6 +172,9 @@ func (f *File) ValidateFile() error {
 		return config.Errorf("memory_limit", "%v", err)
 	}
 	if err := f.Log.Validate(); err != nil {
+		return err
+	}
+	if _, err := f.Access.Config("access"); err != nil {
 		return err
 	}
 	return f.KEK.Validate("kek")

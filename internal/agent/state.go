@@ -20,6 +20,7 @@ type state struct {
 	services map[string]api.Registration
 	nodes    map[string]api.Node
 	policy   api.Policy
+	grants   map[string]api.Grant // this node's break-glass grants
 	revision int64
 }
 
@@ -67,7 +68,7 @@ func (a *Agent) applyFrame(u api.Update, save bool) error {
 	}
 	a.mu.Lock()
 	if u.Full {
-		a.state = state{services: map[string]api.Registration{}, nodes: map[string]api.Node{}}
+		a.state = state{services: map[string]api.Registration{}, nodes: map[string]api.Node{}, grants: map[string]api.Grant{}}
 		a.synced = true
 	}
 	if u.Policy != nil {
@@ -84,6 +85,14 @@ func (a *Agent) applyFrame(u api.Update, save bool) error {
 	}
 	for _, n := range u.RemovedNodes {
 		delete(a.state.nodes, n)
+	}
+	for _, g := range u.Grants {
+		if a.state.grants == nil {
+			a.state.grants = map[string]api.Grant{}
+		}
+		if g.Node == a.cfg.Node {
+			a.state.grants[g.ID] = g
+		}
 	}
 	if u.Revision > a.state.revision {
 		a.state.revision = u.Revision

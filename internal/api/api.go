@@ -87,6 +87,9 @@ func RoleRank(role string) int {
 // Error is the body of every non-2xx answer.
 type Error struct {
 	Error string `json:"error"`
+	// Reason, when set, is a machine-readable cause a client branches on
+	// (ReasonMFARequired).
+	Reason string `json:"reason,omitempty"`
 }
 
 // JoinRequest proves a one-time token and asks for a node SVID over CSR.
@@ -509,6 +512,9 @@ type Update struct {
 	RemovedServices []string              `json:"removed_services,omitempty"`
 	Nodes           []Node                `json:"nodes,omitempty"`
 	RemovedNodes    []string              `json:"removed_nodes,omitempty"`
+	// Grants are the break-glass grants of the receiving node (each agent
+	// sees its own node's only), new or changed.
+	Grants []Grant `json:"grants,omitempty"`
 	// Heartbeat frames carry nothing but keep the stream's liveness visible.
 	Heartbeat bool `json:"heartbeat,omitempty"`
 }

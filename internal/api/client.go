@@ -29,12 +29,19 @@ var (
 	ErrNotFound         = errors.New("not found")
 	ErrConflict         = errors.New("conflict")
 	ErrUnavailable      = errors.New("server unavailable")
+	// ErrMFARequired is a call refused until the caller proves a second
+	// factor afresh (an MFA session certificate).
+	ErrMFARequired = errors.New("fresh MFA proof required")
+	// ErrNoCode is what a code source returns when the administrator gave
+	// none: the call then fails with the server's refusal.
+	ErrNoCode = errors.New("no code given")
 )
 
 // StatusError is a non-2xx answer.
 type StatusError struct {
-	Code int
-	Msg  string
+	Code   int
+	Msg    string
+	Reason string
 }
 
 func (e *StatusError) Error() string { return fmt.Sprintf("%s (%d)", e.Msg, e.Code) }
@@ -54,6 +61,8 @@ func (e *StatusError) Is(target error) bool {
 		return e.Code == http.StatusConflict
 	case ErrUnavailable:
 		return e.Code == http.StatusServiceUnavailable
+	case ErrMFARequired:
+		return e.Reason == ReasonMFARequired || e.Reason == ReasonMFAEnrol
 	}
 	return false
 }
@@ -72,6 +81,14 @@ type Client struct {
 	// OnStale, when set, is told when an answer was read from a store
 	// that could not confirm it is current (see HeaderStale).
 	OnStale func(reason string)
+	// mfa, when set, is called once when a call is refused with
+	// ErrMFARequired (by whichever server answered: a session certificate
+	// serves them all); if it returns nil (a session certificate is now
+	// presented), the call is sent again, failing over as any call.
+	mfa func(ctx context.Context) error
+	// before, when set, runs at the start of every call (an admin session
+	// drops connections that present a certificate it no longer wants).
+	before func()
 }
 
 // HeaderStale marks an answer read without the store's quorum: its value
@@ -104,7 +121,7 @@ func newHTTPClient(conf *tls.Config) *http.Client {
 // that keeps this one's servers and which of them to try first.
 func (c *Client) Reconnect() *Client {
 	conf := c.hc.Transport.(*http.Transport).TLSClientConfig
-	return &Client{srv: c.srv, hc: newHTTPClient(conf), timeout: c.timeout, OnStale: c.OnStale}
+	return &Client{srv: c.srv, hc: newHTTPClient(conf), timeout: c.timeout, OnStale: c.OnStale, mfa: c.mfa, before: c.before}
 }
 
 // SetTimeout changes the deadline of calls without one of their own;
@@ -117,12 +134,45 @@ func (c *Client) Close() { c.hc.CloseIdleConnections() }
 // Call sends in as JSON (nil for none) and decodes the answer into out (nil
 // to discard it).
 func (c *Client) Call(ctx context.Context, method, path string, in, out any) error {
-	if _, ok := ctx.Deadline(); !ok && c.timeout > 0 {
-		var cancel context.CancelFunc
-		ctx, cancel = context.WithTimeout(ctx, c.timeout)
-		defer cancel()
+	ctx, cancel := c.deadline(ctx)
+	defer cancel()
+	var payload []byte
+	if in != nil {
+		b, err := json.Marshal(in)
+		if err != nil {
+			return fmt.Errorf("api: encode request: %w", err)
+		}
+		payload = b
 	}
-	resp, err := c.send(ctx, method, path, in)
+	err := c.call(ctx, method, path, payload, out, failoverAny)
+	var se *StatusError
+	if c.mfa != nil && errors.As(err, &se) && se.Reason == ReasonMFARequired {
+		if merr := c.mfa(ctx); merr != nil {
+			if errors.Is(merr, ErrNoCode) {
+				return err // the server's refusal says what to do
+			}
+			return merr
+		}
+		err = c.call(ctx, method, path, payload, out, failoverAny)
+	}
+	return err
+}
+
+// deadline gives ctx the client's timeout when it has no deadline.
+func (c *Client) deadline(ctx context.Context) (context.Context, context.CancelFunc) {
+	if _, ok := ctx.Deadline(); !ok && c.timeout > 0 {
+		return context.WithTimeout(ctx, c.timeout)
+	}
+	return ctx, func() {}
+}
+
+// call sends payload (nil for no body) once through the failover loop
+// and decodes the answer into out.
+func (c *Client) call(ctx context.Context, method, path string, payload []byte, out any, mode failoverMode) error {
+	if c.before != nil {
+		c.before()
+	}
+	resp, err := c.send(ctx, method, path, payload, mode)
 	if err != nil {
 		return err
 	}
@@ -143,18 +193,10 @@ func (c *Client) Call(ctx context.Context, method, path string, in, out any) err
 	return nil
 }
 
-// send encodes in, sends the request to the servers in turn (see Client)
-// and returns the first answer.
-func (c *Client) send(ctx context.Context, method, path string, in any) (*http.Response, error) {
-	var payload []byte
-	if in != nil {
-		b, err := json.Marshal(in)
-		if err != nil {
-			return nil, fmt.Errorf("api: encode request: %w", err)
-		}
-		payload = b
-	}
-	resp, err := c.do(ctx, func(base string) (*http.Request, error) {
+// send sends payload (nil for no body) to the servers in turn (see
+// Client and failoverMode) and returns the first answer.
+func (c *Client) send(ctx context.Context, method, path string, payload []byte, mode failoverMode) (*http.Response, error) {
+	resp, err := c.do(ctx, mode, func(base string) (*http.Request, error) {
 		var body io.Reader
 		if payload != nil {
 			body = bytes.NewReader(payload)
@@ -174,6 +216,19 @@ func (c *Client) send(ctx context.Context, method, path string, in any) (*http.R
 	return resp, nil
 }
 
+// sendJSON is send for a value to encode as JSON (nil for no body).
+func (c *Client) sendJSON(ctx context.Context, method, path string, in any) (*http.Response, error) {
+	var payload []byte
+	if in != nil {
+		b, err := json.Marshal(in)
+		if err != nil {
+			return nil, fmt.Errorf("api: encode request: %w", err)
+		}
+		payload = b
+	}
+	return c.send(ctx, method, path, payload, failoverAny)
+}
+
 func readError(resp *http.Response) error {
 	var e Error
 	b, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
@@ -183,7 +238,7 @@ func readError(resp *http.Response) error {
 			e.Error = http.StatusText(resp.StatusCode)
 		}
 	}
-	return &StatusError{Code: resp.StatusCode, Msg: e.Error}
+	return &StatusError{Code: resp.StatusCode, Msg: e.Error, Reason: e.Reason}
 }
 
 // Watch streams updates to fn until ctx ends, the stream breaks, fn returns

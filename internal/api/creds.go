@@ -138,34 +138,30 @@ func NewClientFromDir(addr, dir string) (*Client, error) {
 // bundle in step with the server's (SyncTrust) and renews the certificate
 // (Renew), so that neither a root rotation nor the certificate's age locks
 // the administrator out.
+//
+// It also holds the administrator's MFA session (see NewAdminSession).
 type AdminClient struct {
 	*Client
 	dir   string
 	trust *identity.Trust
 	td    spiffeid.TrustDomain
+	id    string
+	cfg   SessionConfig
 
-	mu   sync.Mutex // guards cert
-	cert *tls.Certificate
+	mu        sync.Mutex       // guards cert, session and presented
+	cert      *tls.Certificate // the enrolment credential
+	session   *tls.Certificate // the MFA session certificate, if any
+	presented *tls.Certificate // what new connections were last given
 }
 
 // NewAdminClient returns a client of the server at addr with the
-// credentials in dir.
+// credentials in dir; a call that needs a fresh MFA proof fails with
+// ErrMFARequired unless an MFA session is stored there.
 func NewAdminClient(addr, dir string) (*AdminClient, error) {
-	cert, roots, err := LoadCredentials(dir)
-	if err != nil {
-		return nil, err
-	}
-	id, err := identity.LeafID(cert.Leaf)
-	if err != nil {
-		return nil, fmt.Errorf("api: %s: %w", dir, err)
-	}
-	a := &AdminClient{dir: dir, td: id.TrustDomain(), cert: cert}
-	a.trust = identity.NewTrust(identity.TrustConfig{TrustDomain: a.td})
-	a.trust.Update(x509bundle.FromX509Authorities(a.td, roots), identity.Revocations{})
-	a.Client = NewClient(addr, ClientTLS(a.certificate, a.trust))
-	return a, nil
+	return NewAdminSession(addr, dir, SessionConfig{})
 }
 
+// certificate is the enrolment credential.
 func (a *AdminClient) certificate() (*tls.Certificate, error) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
@@ -298,4 +294,58 @@ func publicKeyEqual(a, b crypto.PublicKey) bool {
 	type equaler interface{ Equal(crypto.PublicKey) bool }
 	ea, ok := a.(equaler)
 	return ok && ea.Equal(b)
+}
+
+// EncodeCertKey is cert's chain and private key in one PEM file
+// (CERTIFICATE blocks, leaf first, then a PRIVATE KEY block): how
+// short-lived credentials (MFA sessions, grants) are kept.
+func EncodeCertKey(cert *tls.Certificate) ([]byte, error) {
+	var b []byte
+	for _, der := range cert.Certificate {
+		b = append(b, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})...)
+	}
+	kd, err := x509.MarshalPKCS8PrivateKey(cert.PrivateKey)
+	if err != nil {
+		return nil, fmt.Errorf("api: encode key: %w", err)
+	}
+	return append(b, pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: kd})...), nil
+}
+
+// ParseCertKey reads what EncodeCertKey wrote, checking that the key is
+// the leaf's.
+func ParseCertKey(b []byte) (*tls.Certificate, error) {
+	var chain []*x509.Certificate
+	var key crypto.Signer
+	for {
+		var blk *pem.Block
+		blk, b = pem.Decode(b)
+		if blk == nil {
+			break
+		}
+		switch blk.Type {
+		case "CERTIFICATE":
+			c, err := x509.ParseCertificate(blk.Bytes)
+			if err != nil {
+				return nil, fmt.Errorf("api: %w", err)
+			}
+			chain = append(chain, c)
+		case "PRIVATE KEY":
+			k, err := x509.ParsePKCS8PrivateKey(blk.Bytes)
+			if err != nil {
+				return nil, fmt.Errorf("api: %w", err)
+			}
+			signer, ok := k.(crypto.Signer)
+			if !ok {
+				return nil, errors.New("api: the key cannot sign")
+			}
+			key = signer
+		}
+	}
+	if len(chain) == 0 || key == nil {
+		return nil, errors.New("api: want certificates and a private key")
+	}
+	if !publicKeyEqual(chain[0].PublicKey, key.Public()) {
+		return nil, errors.New("api: the key does not match the certificate")
+	}
+	return ca.TLSCertificate(chain, key), nil
 }

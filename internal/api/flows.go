@@ -204,7 +204,7 @@ func (c *Client) stream(ctx context.Context, path string, idle time.Duration, fn
 		}
 		return ctx.Err() != nil, nil
 	}
-	resp, err := c.do(ctx, func(base string) (*http.Request, error) {
+	resp, err := c.do(ctx, failoverAny, func(base string) (*http.Request, error) {
 		return http.NewRequestWithContext(ctx, http.MethodGet, base+path, nil)
 	})
 	if err != nil {

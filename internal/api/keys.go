@@ -86,7 +86,7 @@ type BackupRequest struct{}
 // Download sends in as JSON and copies a successful answer's body to w,
 // returning the bytes copied: for answers that are files, not JSON.
 func (c *Client) Download(ctx context.Context, method, path string, in any, w io.Writer) (int64, error) {
-	resp, err := c.send(ctx, method, path, in)
+	resp, err := c.sendJSON(ctx, method, path, in)
 	if err != nil {
 		return 0, err
 	}

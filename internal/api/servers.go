@@ -6,8 +6,10 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"net/http/httptrace"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -138,12 +140,30 @@ func (c *Client) Current() string {
 	return c.srv.current
 }
 
+// failoverMode says when a failed attempt moves on to the next server.
+type failoverMode int
+
+const (
+	// failoverAny moves on when the server could not be reached, the
+	// connection broke, or it answered that it cannot serve now (503):
+	// for calls that are safe to repeat (see Client).
+	failoverAny failoverMode = iota
+	// failoverUnsent moves on only when the request never left: its
+	// headers were not written to any connection. It is for a call that
+	// spends something (a one-time code) and so is never sent twice: a
+	// server that may have taken it ends the attempt, answer or not.
+	failoverUnsent
+)
+
 // failover reports whether a failed attempt should move on to the next
-// server: the server could not be reached or the connection broke (err),
-// or it answered that it cannot serve now (503).
-func failover(ctx context.Context, resp *http.Response, err error) bool {
+// server (see failoverMode); sent says whether the request's headers were
+// written.
+func failover(ctx context.Context, mode failoverMode, sent bool, resp *http.Response, err error) bool {
 	if ctx.Err() != nil {
 		return false
+	}
+	if mode == failoverUnsent {
+		return err != nil && !sent
 	}
 	if err != nil {
 		return true
@@ -154,7 +174,7 @@ func failover(ctx context.Context, resp *http.Response, err error) bool {
 // do sends the request mk builds to each server in turn until one answers
 // with something other than a failover reason. The last answer or error is
 // returned; errors name every server tried.
-func (c *Client) do(ctx context.Context, mk func(base string) (*http.Request, error)) (*http.Response, error) {
+func (c *Client) do(ctx context.Context, mode failoverMode, mk func(base string) (*http.Request, error)) (*http.Response, error) {
 	var errs []string
 	var last *http.Response
 	for _, addr := range c.srv.order(ctx) {
@@ -162,13 +182,20 @@ func (c *Client) do(ctx context.Context, mk func(base string) (*http.Request, er
 		if err != nil {
 			return nil, fmt.Errorf("api: %w", err)
 		}
+		var sent atomic.Bool
+		req = req.WithContext(httptrace.WithClientTrace(req.Context(), &httptrace.ClientTrace{
+			WroteHeaders: func() { sent.Store(true) },
+		}))
 		resp, err := c.hc.Do(req)
-		if !failover(ctx, resp, err) {
+		if !failover(ctx, mode, sent.Load(), resp, err) {
 			if err == nil {
 				c.srv.good(addr)
 			}
 			if last != nil {
 				last.Body.Close()
+			}
+			if err != nil && mode == failoverUnsent && sent.Load() && ctx.Err() == nil {
+				err = fmt.Errorf("%w (%s took the request but its answer was lost; it is not sent again)", err, addr)
 			}
 			return resp, err
 		}

@@ -10,8 +10,6 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/spiffe/go-spiffe/v2/spiffeid"
-
 	"moat/internal/ca"
 	"moat/internal/identity"
 )
@@ -20,18 +18,7 @@ import (
 // answering with its name, or 503 when unavailable is set.
 func testServer(t *testing.T, authority *ca.CA, name string, unavailable bool) string {
 	t.Helper()
-	id, err := identity.ServerID(authority.TrustDomain(), name)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cert, err := authority.Issue(id, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ln, err := tls.Listen("tcp", "127.0.0.1:0", &tls.Config{Certificates: []tls.Certificate{*cert}, NextProtos: []string{"h2", "http/1.1"}})
-	if err != nil {
-		t.Fatal(err)
-	}
+	ln := serverListener(t, authority, name, tls.NoClientCert)
 	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if unavailable {
 			w.WriteHeader(http.StatusServiceUnavailable)
@@ -43,6 +30,25 @@ func testServer(t *testing.T, authority *ca.CA, name string, unavailable bool) s
 	go srv.Serve(ln)
 	t.Cleanup(func() { srv.Close() })
 	return ln.Addr().String()
+}
+
+// serverListener is a TLS listener on loopback with a moat server SVID
+// named name, taking client certificates as auth says.
+func serverListener(t *testing.T, authority *ca.CA, name string, auth tls.ClientAuthType) net.Listener {
+	t.Helper()
+	id, err := identity.ServerID(authority.TrustDomain(), name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cert, err := authority.Issue(id, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln, err := tls.Listen("tcp", "127.0.0.1:0", &tls.Config{Certificates: []tls.Certificate{*cert}, NextProtos: []string{"h2", "http/1.1"}, ClientAuth: auth})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return ln
 }
 
 // deadAddr is a loopback address nobody listens on.
@@ -60,10 +66,7 @@ func deadAddr(t *testing.T) string {
 // TestClientFailsOver: a call goes past a server that is down and one
 // that answers 503 to one that answers, and the next call starts there.
 func TestClientFailsOver(t *testing.T) {
-	authority, err := ca.New(ca.Config{TrustDomain: spiffeid.RequireTrustDomainFromString("example.org")})
-	if err != nil {
-		t.Fatal(err)
-	}
+	authority := testCA(t)
 	trust := identity.NewTrust(identity.TrustConfig{TrustDomain: authority.TrustDomain()})
 	trust.Update(authority.Bundle(), identity.Revocations{})
 	busy := testServer(t, authority, "busy", true)
@@ -84,7 +87,7 @@ func TestClientFailsOver(t *testing.T) {
 	t.Log("when every server is down or unavailable, the last answer says why")
 	c2 := NewClient(deadAddr(t)+","+busy, ClientTLS(nil, trust))
 	defer c2.Close()
-	err = c2.Call(context.Background(), http.MethodGet, PathWhoami, nil, nil)
+	err := c2.Call(context.Background(), http.MethodGet, PathWhoami, nil, nil)
 	if !errors.Is(err, ErrUnavailable) || !strings.Contains(err.Error(), "no etcd quorum") {
 		t.Fatalf("all down = %v, want 503 with the cause", err)
 	}

@@ -294,6 +294,14 @@ func (ca *CA) serial() (*big.Int, error) {
 // CA's default), capped by the intermediate's own life. It returns the chain
 // leaf first, then the intermediate, after verifying it as a peer would.
 func (ca *CA) SignPublicKey(pub crypto.PublicKey, id spiffeid.ID, ttl time.Duration) ([]*x509.Certificate, error) {
+	return ca.SignWithPolicies(pub, id, ttl, nil)
+}
+
+// SignWithPolicies is SignPublicKey for a certificate that also carries the
+// certificate policies given (moat marks admin session and access-grant
+// certificates so; see identity.ReadAdminMarks). The policies are checked on
+// the signed leaf like everything else.
+func (ca *CA) SignWithPolicies(pub crypto.PublicKey, id spiffeid.ID, ttl time.Duration, policies []x509.OID) ([]*x509.Certificate, error) {
 	if !id.MemberOf(ca.td) {
 		return nil, fmt.Errorf("ca: %w: %q is not in %q", identity.ErrWrongTrustDomain, id, ca.td.Name())
 	}
@@ -335,6 +343,7 @@ func (ca *CA) SignPublicKey(pub crypto.PublicKey, id spiffeid.ID, ttl time.Durat
 		KeyUsage:              x509.KeyUsageDigitalSignature,
 		ExtKeyUsage:           []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth, x509.ExtKeyUsageClientAuth},
 		URIs:                  []*url.URL{id.URL()},
+		Policies:              policies,
 	}
 	der, err := x509.CreateCertificate(ca.rand, tmpl, a.Intermediate, pub, a.InterKey)
 	if err != nil {
@@ -346,6 +355,14 @@ func (ca *CA) SignPublicKey(pub crypto.PublicKey, id spiffeid.ID, ttl time.Durat
 	}
 	if err := validate(leaf, a.Intermediate, id, now); err != nil {
 		return nil, err
+	}
+	if len(leaf.Policies) != len(policies) {
+		return nil, errors.New("ca: signed SVID lost its certificate policies")
+	}
+	for i, p := range policies {
+		if !leaf.Policies[i].Equal(p) {
+			return nil, fmt.Errorf("ca: signed SVID carries policy %s, want %s", leaf.Policies[i], p)
+		}
 	}
 	chain := []*x509.Certificate{leaf, a.Intermediate}
 	// Admin credentials are renewed by their holders under the new root and

@@ -40,40 +40,10 @@ func (a *adminFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&a.output, "output", "table", "output format: table or json")
 }
 
-// client builds an admin client from the credentials directory.
+// client builds an admin client from the credentials directory; a call
+// that needs a fresh MFA proof asks for a code.
 func (a *adminFlags) client(e *Env) (*api.AdminClient, error) {
-	server := a.server
-	if server == "" {
-		server = envDefault(e, "MOAT_SERVER", "127.0.0.1:7400")
-	}
-	dir := a.dir(e)
-	if dir == "" {
-		return nil, usagef("no admin credentials: pass --admin-dir or set MOAT_ADMIN_DIR (\"moat server init\" wrote them)")
-	}
-	if a.output == "" {
-		a.output = "table"
-	}
-	if a.output != "table" && a.output != "json" {
-		return nil, usagef("--output %q: want table or json", a.output)
-	}
-	if _, err := api.ParseServers(server); err != nil {
-		return nil, usagef("--server: %v", err)
-	}
-	if a.timeout < 0 {
-		return nil, usagef("--timeout %s: want a positive duration", a.timeout)
-	}
-	if a.timeout == 0 {
-		a.timeout = api.DefaultTimeout // a command that takes no --timeout
-	}
-	c, err := api.NewAdminClient(server, dir)
-	if err != nil {
-		return nil, err
-	}
-	c.SetTimeout(a.timeout)
-	c.OnStale = func(reason string) {
-		fmt.Fprintf(e.Stderr, "warning: %s\n", reason)
-	}
-	return c, nil
+	return a.session(e, true)
 }
 
 // connect returns an admin client after keepCredentials.
@@ -567,7 +537,7 @@ func adminsCommand() *Command {
 		"command renews by itself once the certificate is two thirds through its life,\n" +
 		"or when a root rotation has moved signing to a new root. A certificate that has\n" +
 		"already expired cannot be renewed this way: see \"moat server admin-recover\"."
-	return &Command{Name: "admin", Summary: "manage administrators", Sub: []*Command{create, renew, whoami}}
+	return &Command{Name: "admin", Summary: "manage administrators", Sub: []*Command{create, mfaCommand(), renew, whoami}}
 }
 
 // listingHealth sums up a service's listeners as its agent reported them.

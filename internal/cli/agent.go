@@ -27,6 +27,7 @@ func nodeFlags(fs *flag.FlagSet, c *agent.File) {
 	fs.StringVar(&c.Egress.SNI, "egress-sni", "", "loopback address of the TLS (SNI) egress listener")
 	fs.BoolVar(&c.Egress.Direct, "egress-direct", false, "this node connects out itself rather than through the egress gateway")
 	fs.StringVar(&c.Egress.Gateway, "egress-gateway", "", "the egress gateway's service (default egress)")
+	fs.StringVar(&c.Access.User, "access-user", "", "local user break-glass shells run as (empty: no shells on this node)")
 	kekFlags(fs, &c.KEK)
 	logFlags(fs, &c.Log)
 }

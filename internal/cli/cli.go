@@ -111,6 +111,7 @@ func root() *Command {
 // commands is the table of top-level commands.
 func commands() []*Command {
 	cmds := []*Command{
+		accessCommand(),
 		adminsCommand(),
 		agentCommand(),
 		alertsCommand(),
@@ -128,6 +129,7 @@ func commands() []*Command {
 		policyCommand(),
 		revokeCommand(),
 		serverCommand(),
+		sshCommand(),
 		svcCommand(),
 		tokenCommand(),
 		uiCommand(),

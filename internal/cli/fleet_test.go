@@ -106,6 +106,7 @@ func TestFleetCommands(t *testing.T) {
 	}))
 	defer app.Close()
 
+	mfaLogin(t, env, serverAddr, data+".admin")
 	must("svc", "register", "--node", "n1", "--name", "web", "--port", fmt.Sprint(appPort))
 	must("svc", "register", "--node", "edge", "--name", "gateway", "--port", fmt.Sprint(base+3))
 	policyFile := filepath.Join(dir, "intentions.yaml")

@@ -93,14 +93,18 @@ func (s *sealedServer) stop(t *testing.T) {
 	}
 }
 
+// admin is the server's first administrator, enrolled with a TOTP
+// authenticator and logged in (an MFA session), as production needs for
+// the sensitive calls.
 func (s *sealedServer) admin(t *testing.T) *api.Client {
 	t.Helper()
-	c, err := api.NewClientFromDir(s.addr, s.dir+".admin")
+	mfaLogin(t, nil, s.addr, s.dir+".admin")
+	c, err := api.NewAdminSession(s.addr, s.dir+".admin", api.SessionConfig{})
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(c.Close)
-	return c
+	return c.Client
 }
 
 // auditEntries reads the server's audit log with its keyring.

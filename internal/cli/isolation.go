@@ -330,6 +330,12 @@ func (l *isoLab) start(ctx context.Context) error {
 	if err := waitUntil(ctx, 30*time.Second, func() bool { return l.dial(l.control, l.addr(l.control, isoServer)) == nil }); err != nil {
 		return fmt.Errorf("the control plane did not start: %s", l.output("server"))
 	}
+	// The demo's administrator enrols an authenticator (the demo holds
+	// its secret) and logs in, as an operator does after init: the
+	// sensitive calls below need a fresh second factor.
+	if _, err := enrolTOTP(func(args ...string) (string, error) { return l.moat(ctx, l.control, args...) }); err != nil {
+		return err
+	}
 	regs := [][]string{
 		{"--node", "edge", "--name", "gateway", "--port", fmt.Sprint(isoHTTPS)},
 		{"--node", l.egressHost.Name, "--name", "egress", "--port", fmt.Sprint(isoEgressSvc)},

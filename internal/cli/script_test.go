@@ -199,6 +199,8 @@ type procsKey struct{}
 func ScriptCmds() map[string]func(ts *testscript.TestScript, neg bool, args []string) {
 	return map[string]func(ts *testscript.TestScript, neg bool, args []string){
 		"server":       cmdServer,
+		"totp":         cmdTOTP,
+		"mfa":          cmdMFA,
 		"agent":        cmdAgent,
 		"start":        cmdStart,
 		"terminate":    cmdTerminate,
@@ -491,15 +493,20 @@ func cmdServer(ts *testscript.TestScript, neg bool, args []string) {
 	}
 	name := args[0]
 	data := filepath.Join(ts.Getenv("WORK"), name)
+	fresh := false
 	if _, err := os.Stat(data); os.IsNotExist(err) {
 		if _, err := execMoat(ts, "server", "init", "--data-dir", data, "--trust-domain", "example.org"); err != nil {
 			ts.Fatalf("%v", err)
 		}
+		fresh = true
 	}
 	run := append([]string{"server", "run", "--data-dir", data, "--listen", "127.0.0.1:0"}, args[1:]...)
 	attrs := startMoat(ts, name, "", run)
 	ts.Setenv("MOAT_SERVER", attrs["addr"])
 	ts.Setenv("MOAT_ADMIN_DIR", data+".admin")
+	if fresh {
+		mfaEnrol(ts)
+	}
 }
 
 func cmdAgent(ts *testscript.TestScript, neg bool, args []string) {

@@ -16,7 +16,9 @@ import (
 
 	"moat/internal/api"
 	"moat/internal/ca"
+	"moat/internal/seal"
 	"moat/internal/server"
+	"moat/internal/store"
 )
 
 // serverFlags declares the flags of server init and run onto f; they share
@@ -39,7 +41,7 @@ func serverCommand() *Command {
 	return &Command{
 		Name:    "server",
 		Summary: "run the control plane (CA, registry, intentions, audit)",
-		Sub:     []*Command{serverAdminRecoverCommand(), serverInitCommand(), serverRunCommand(), serverMembersCommand()},
+		Sub:     []*Command{serverAdminRecoverCommand(), serverInitCommand(), serverMembersCommand(), serverMFAApproveCommand(), serverRunCommand()},
 	}
 }
 
@@ -163,22 +165,14 @@ func serverAdminRecoverCommand() *Command {
 			"--out. Whoever holds the KEK and the data directory can do this, and the\n" +
 			"audit log says that they did.",
 		Flags: func(fs *flag.FlagSet) {
-			file = fs.String("config", "", "the server's YAML configuration file (for data_dir, store and kek)")
-			fs.StringVar(&c.DataDir, "data-dir", "", "the server's data directory (required)")
-			kekFlags(fs, &c.KEK)
+			file = offlineFlags(fs, &c)
 			fs.StringVar(&name, "admin", "admin", "the administrator's name")
 			fs.StringVar(&role, "role", api.RoleAdmin, "viewer, operator or admin")
 			fs.StringVar(&out, "out", "", "directory for the new credentials (required; must hold none)")
 			fs.DurationVar(&ttl, "ttl", 30*24*time.Hour, "certificate lifetime")
 		},
 		Run: func(ctx context.Context, e *Env, fs *flag.FlagSet) error {
-			if fs.NArg() > 0 {
-				return usagef("server admin-recover takes no arguments")
-			}
-			if err := withConfigFile(fs, *file, &c); err != nil {
-				return err
-			}
-			if err := c.Validate(false); err != nil {
+			if err := offlineConfig(fs, *file, &c, "admin-recover"); err != nil {
 				return err
 			}
 			if out == "" {
@@ -187,36 +181,137 @@ func serverAdminRecoverCommand() *Command {
 			if api.RoleRank(role) == 0 {
 				return usagef("server admin-recover: --role %q: want viewer, operator or admin", role)
 			}
-			sk, err := openServerKeyring(ctx, e, &c, false)
+			off, err := openOffline(ctx, e, &c)
 			if err != nil {
-				return fmt.Errorf("%s: %w", c.DataDir, err)
+				return err
 			}
-			defer sk.Close()
-			kr := sk.kr
-			// The store first: a running server holds it (and its audit
-			// log), and recovery must not write beside it.
-			st, err := openStore(ctx, c.DataDir, c.Store, server.NewStoreSealer(kr.AEAD()))
-			if err != nil {
-				return fmt.Errorf("%w (stop the server first)", err)
-			}
-			defer st.Close()
-			log, err := openAuditLog(ctx, &c, st, kr.AEAD(), slog.New(slog.NewTextHandler(e.Stderr, nil)))
-			if err != nil {
-				return fmt.Errorf("%w (stop the server first)", err)
-			}
-			defer log.Close()
-			actor := "local"
-			if u, err := user.Current(); err == nil {
-				actor = "local:" + u.Username
-			}
-			leaf, err := server.RecoverAdmin(ctx, st, server.RecoverConfig{
-				Name: name, Role: role, TTL: ttl, OutDir: out, Sealer: kr.AEAD(), Audit: log, Actor: actor,
+			defer off.Close()
+			leaf, err := server.RecoverAdmin(ctx, off.st, server.RecoverConfig{
+				Name: name, Role: role, TTL: ttl, OutDir: out, Sealer: off.sealer, Audit: off.log, Actor: off.actor,
 			})
 			if err != nil {
 				return err
 			}
 			fmt.Fprintf(e.Stdout, "credentials for %s (role %s) in %s, valid until %s\nrecorded in the audit log as admin.recover by %s\n",
-				leaf.URIs[0], role, out, leaf.NotAfter.UTC().Format(time.RFC3339), actor)
+				leaf.URIs[0], role, out, leaf.NotAfter.UTC().Format(time.RFC3339), off.actor)
+			return nil
+		},
+	}
+}
+
+// offline is a control plane opened on its host without a running
+// server: the store under the KEK and the audit log, for the commands that
+// act when no administrator can (admin-recover, mfa-approve).
+type offline struct {
+	st      store.Store
+	log     server.AuditLog
+	sealer  *seal.AEAD
+	actor   string // the local user, for audit entries
+	closers []func() error
+}
+
+// offlineFlags declares the flags of the offline commands onto c and
+// returns --config.
+func offlineFlags(fs *flag.FlagSet, c *server.File) *string {
+	file := fs.String("config", "", "the server's YAML configuration file (for data_dir, store and kek)")
+	fs.StringVar(&c.DataDir, "data-dir", "", "the server's data directory (required)")
+	kekFlags(fs, &c.KEK)
+	return file
+}
+
+// offlineConfig reads and validates an offline command's configuration.
+func offlineConfig(fs *flag.FlagSet, file string, c *server.File, cmd string) error {
+	if fs.NArg() > 0 {
+		return usagef("server %s takes no arguments", cmd)
+	}
+	if err := withConfigFile(fs, file, c); err != nil {
+		return err
+	}
+	return c.Validate(false)
+}
+
+// openOffline opens c's keyring, store and audit log.
+func openOffline(ctx context.Context, e *Env, c *server.File) (*offline, error) {
+	sk, err := openServerKeyring(ctx, e, c, false)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", c.DataDir, err)
+	}
+	o := &offline{closers: []func() error{sk.Close}}
+	kr := sk.kr
+	o.sealer = kr.AEAD()
+	// The store first: a running server holds it (and its audit log), and
+	// these commands must not write beside it.
+	st, err := openStore(ctx, c.DataDir, c.Store, server.NewStoreSealer(kr.AEAD()))
+	if err != nil {
+		o.Close()
+		return nil, fmt.Errorf("%w (stop the server first)", err)
+	}
+	o.st = st
+	o.closers = append(o.closers, st.Close)
+	log, err := openAuditLog(ctx, c, st, kr.AEAD(), slog.New(slog.NewTextHandler(e.Stderr, nil)))
+	if err != nil {
+		o.Close()
+		return nil, fmt.Errorf("%w (stop the server first)", err)
+	}
+	o.log = log
+	o.closers = append(o.closers, log.Close)
+	o.actor = "local"
+	if u, err := user.Current(); err == nil {
+		o.actor = "local:" + u.Username
+	}
+	return o, nil
+}
+
+// Close closes what openOffline opened, last first.
+func (o *offline) Close() error {
+	var first error
+	for i := len(o.closers) - 1; i >= 0; i-- {
+		if err := o.closers[i](); err != nil && first == nil {
+			first = err
+		}
+	}
+	o.closers = nil
+	return first
+}
+
+func serverMFAApproveCommand() *Command {
+	var (
+		c    server.File
+		file *string
+		name string
+	)
+	return &Command{
+		Name:    "mfa-approve",
+		Summary: "approve an administrator's first MFA enrolment offline, from the data directory and the KEK",
+		Usage:   "--data-dir DIR --admin NAME [--kek-* ...]",
+		Help: "With mfa.first_enrolment: approved, an administrator's first authenticator\n" +
+			"proves nothing until another administrator approves it (\"moat admin mfa approve\").\n" +
+			"The first administrator has no other: on the server's host, with the server\n" +
+			"stopped, this approves it with the data directory's keyring opened under the\n" +
+			"key-encryption key, and appends \"mfa.approve\" to the audit log. Check first\n" +
+			"that the enrolment is the administrator's own (\"moat admin mfa status\" on\n" +
+			"their machine shows it awaiting approval).",
+		Flags: func(fs *flag.FlagSet) {
+			file = offlineFlags(fs, &c)
+			fs.StringVar(&name, "admin", "", "the administrator whose enrolment to approve (required)")
+		},
+		Run: func(ctx context.Context, e *Env, fs *flag.FlagSet) error {
+			if err := offlineConfig(fs, *file, &c, "mfa-approve"); err != nil {
+				return err
+			}
+			if name == "" {
+				return usagef("server mfa-approve: --admin is required")
+			}
+			off, err := openOffline(ctx, e, &c)
+			if err != nil {
+				return err
+			}
+			defer off.Close()
+			id, err := server.ApproveEnrolment(ctx, off.st, server.ApproveConfig{Name: name, Audit: off.log, Actor: off.actor})
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(e.Stdout, "the authenticator of %s is approved\nrecorded in the audit log as mfa.approve by %s\n", id, off.actor)
 			return nil
 		},
 	}

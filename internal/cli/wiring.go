@@ -122,7 +122,7 @@ func startServer(ctx context.Context, e *Env, c *server.File, logger *slog.Logge
 		return nil, err
 	}
 	if p.engine, err = detect.New(detect.Config{
-		Rules: settings.Rules, Queue: settings.Queue, Sweep: settings.Sweep,
+		Rules: settings.Rules, Queue: settings.Queue, Sweep: settings.Sweep, WorkHours: settings.WorkHours,
 		Notifier: p.dispatch, Findings: flowSink{p.flows}, Logger: logger, Metrics: dm,
 	}); err != nil {
 		return nil, err
@@ -137,9 +137,18 @@ func startServer(ctx context.Context, e *Env, c *server.File, logger *slog.Logge
 	if listen == "" {
 		listen = server.DefaultListen
 	}
+	mfa, err := c.MFA.Config("mfa")
+	if err != nil {
+		return nil, err
+	}
+	acc, err := c.Access.Config("access")
+	if err != nil {
+		return nil, err
+	}
+	acc.RecordingsDir = filepath.Join(c.DataDir, "recordings")
 	p.srv, err = server.New(ctx, server.Config{
 		Listen: listen, Name: c.Name, Advertise: c.Advertise, Store: p.st, Sealer: sealer, Audit: p.log, AuditLog: p.log, Logger: logger,
-		Flows: p.flows, Detect: p.engine, Metrics: p.metrics, Keys: p.keys,
+		Flows: p.flows, Detect: p.engine, Metrics: p.metrics, Keys: p.keys, MFA: mfa, Access: acc,
 	})
 	if err != nil {
 		return nil, err
@@ -234,6 +243,10 @@ func startNode(ctx context.Context, e *Env, c *agent.File) (*node, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", c.DataDir, err)
 	}
+	acc, err := c.Access.Config("access")
+	if err != nil {
+		return nil, err
+	}
 	fw, err := c.Firewall.Config("firewall")
 	if err != nil {
 		return nil, err
@@ -245,7 +258,7 @@ func startNode(ctx context.Context, e *Env, c *agent.File) (*node, error) {
 	a, err := agent.New(ctx, agent.Config{
 		DataDir: c.DataDir, Server: c.Server, Join: c.Join, Node: c.Node, MeshAddr: c.Listen,
 		Socket: socket, RequireUID: c.RequireUID, Logger: logger, Metrics: reg, Sealer: kr.AEAD(),
-		Firewall: fw, Egress: eg,
+		Firewall: fw, Egress: eg, Access: acc,
 	})
 	if err != nil {
 		return nil, err

@@ -42,6 +42,12 @@ type rawRules struct {
 	WAFSpike       rawRule `yaml:"waf_spike"`
 	PolicyWidened  rawRule `yaml:"policy_widened"`
 	AuditWouldDeny rawRule `yaml:"audit_would_deny"`
+	MFAFailures    rawRule `yaml:"mfa_failures"`
+	SelfApproval   rawRule `yaml:"self_approval"`
+	OutsideGrant   rawRule `yaml:"access_outside_grant"`
+	UnusualHours   rawRule `yaml:"unusual_hours"`
+	BreakGlass     rawRule `yaml:"break_glass"`
+	MFAChange      rawRule `yaml:"mfa_change"`
 	EgressDenied   rawRule `yaml:"egress_denied"`
 }
 
@@ -53,6 +59,10 @@ type rawRule struct {
 	Dedup       time.Duration `yaml:"dedup"`
 	MaxSubjects int           `yaml:"max_subjects"`
 	Learning    time.Duration `yaml:"learning"`
+	// Hours, Days and Timezone: unusual_hours only (see WorkHours).
+	Hours    string   `yaml:"hours"`
+	Days     []string `yaml:"days"`
+	Timezone string   `yaml:"timezone"`
 }
 
 type rawSink struct {
@@ -118,6 +128,8 @@ type Settings struct {
 	Rules    Rules
 	Sinks    []SinkConfig
 	Delivery Delivery
+	// WorkHours is when break-glass sessions are expected (unusual_hours).
+	WorkHours WorkHours
 }
 
 // Sink types.
@@ -178,6 +190,12 @@ func DefaultRules() Rules {
 		RuleWAFSpike:       {Enabled: true, Window: 5 * time.Minute, Threshold: 20, Severity: SeverityHigh, Dedup: time.Hour, MaxSubjects: 10000},
 		RulePolicyWidened:  {Enabled: true, Window: 0, Threshold: 1, Severity: SeverityHigh, Dedup: 0, MaxSubjects: 10000},
 		RuleAuditWouldDeny: {Enabled: true, Window: 10 * time.Minute, Threshold: 1, Severity: SeverityLow, Dedup: time.Hour, MaxSubjects: 10000},
+		RuleMFAFailures:    {Enabled: true, Window: 10 * time.Minute, Threshold: 3, Severity: SeverityHigh, Dedup: time.Hour, MaxSubjects: 10000},
+		RuleSelfApproval:   {Enabled: true, Window: 10 * time.Minute, Threshold: 1, Severity: SeverityHigh, Dedup: time.Hour, MaxSubjects: 10000},
+		RuleOutsideGrant:   {Enabled: true, Window: 10 * time.Minute, Threshold: 1, Severity: SeverityHigh, Dedup: time.Hour, MaxSubjects: 10000},
+		RuleUnusualHours:   {Enabled: true, Window: 10 * time.Minute, Threshold: 1, Severity: SeverityMedium, Dedup: time.Hour, MaxSubjects: 10000},
+		RuleBreakGlass:     {Enabled: true, Window: 10 * time.Minute, Threshold: 1, Severity: SeverityInfo, Dedup: time.Hour, MaxSubjects: 10000},
+		RuleMFAChange:      {Enabled: true, Window: 10 * time.Minute, Threshold: 1, Severity: SeverityInfo, Dedup: time.Hour, MaxSubjects: 10000},
 		RuleEgressDenied:   {Enabled: true, Window: 10 * time.Minute, Threshold: 1, Severity: SeverityHigh, Dedup: time.Hour, MaxSubjects: 10000},
 	}
 }
@@ -219,7 +237,7 @@ func (f *rawFile) settings(getenv func(string) string) (*Settings, error) {
 	if getenv == nil {
 		getenv = func(string) string { return "" }
 	}
-	s := &Settings{Queue: f.Queue, Sweep: f.Sweep, Rules: DefaultRules(), Delivery: DefaultDelivery()}
+	s := &Settings{Queue: f.Queue, Sweep: f.Sweep, Rules: DefaultRules(), Delivery: DefaultDelivery(), WorkHours: DefaultWorkHours()}
 	if s.Queue < 0 {
 		return nil, config.Errorf("queue", "must not be negative")
 	}
@@ -239,13 +257,24 @@ func (f *rawFile) settings(getenv func(string) string) (*Settings, error) {
 		{RuleScan, f.Rules.Scan}, {RuleDenyBurst, f.Rules.DenyBurst}, {RuleHandshake, f.Rules.Handshake},
 		{RuleRevoked, f.Rules.Revoked}, {RuleNewEdge, f.Rules.NewEdge}, {RuleWAFSpike, f.Rules.WAFSpike},
 		{RulePolicyWidened, f.Rules.PolicyWidened}, {RuleAuditWouldDeny, f.Rules.AuditWouldDeny}, {RuleEgressDenied, f.Rules.EgressDenied},
+		{RuleMFAFailures, f.Rules.MFAFailures}, {RuleSelfApproval, f.Rules.SelfApproval}, {RuleOutsideGrant, f.Rules.OutsideGrant},
+		{RuleUnusualHours, f.Rules.UnusualHours}, {RuleBreakGlass, f.Rules.BreakGlass}, {RuleMFAChange, f.Rules.MFAChange},
 	} {
+		if r.name != RuleUnusualHours && (r.raw.Hours != "" || r.raw.Days != nil || r.raw.Timezone != "") {
+			return nil, config.Errorf(config.Join("rules", r.name), "only unusual_hours takes hours, days and timezone")
+		}
 		rc, err := r.raw.merge(config.Join("rules", r.name), r.name, s.Rules[r.name])
 		if err != nil {
 			return nil, err
 		}
 		s.Rules[r.name] = rc
 	}
+	uh := f.Rules.UnusualHours
+	wh, err := ParseWorkHours(uh.Hours, uh.Days, uh.Timezone)
+	if err != nil {
+		return nil, config.Errorf(config.Join("rules", RuleUnusualHours), "%v", err)
+	}
+	s.WorkHours = wh
 	d, err := f.Delivery.merge(s.Delivery)
 	if err != nil {
 		return nil, err
@@ -286,7 +315,8 @@ func (r rawRule) merge(path, name string, def RuleConfig) (RuleConfig, error) {
 		return rc, config.Errorf(config.Join(path, "threshold"), "must not be negative")
 	}
 	if r.Threshold > 0 {
-		if def.Threshold == 1 && r.Threshold != 1 && (name == RuleRevoked || name == RuleNewEdge || name == RulePolicyWidened) {
+		if def.Threshold == 1 && r.Threshold != 1 && (name == RuleRevoked || name == RuleNewEdge || name == RulePolicyWidened ||
+			name == RuleSelfApproval || name == RuleOutsideGrant || name == RuleUnusualHours || name == RuleBreakGlass || name == RuleMFAChange) {
 			return rc, config.Errorf(config.Join(path, "threshold"), "%s fires on one event; only 1 is allowed", name)
 		}
 		if r.Threshold > 100000 {

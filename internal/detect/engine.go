@@ -74,6 +74,9 @@ type Config struct {
 	Logger *slog.Logger
 	// Metrics, if set, counts drops and alerts.
 	Metrics *Metrics
+	// WorkHours is when break-glass sessions are expected (unusual_hours);
+	// the zero value means DefaultWorkHours.
+	WorkHours WorkHours
 }
 
 // Engine runs the detection rules. Write and ObserveAudit may be called from
@@ -119,6 +122,9 @@ func New(cfg Config) (*Engine, error) {
 	if cfg.Notifier == nil {
 		cfg.Notifier = NotifierFunc(func(Alert) {})
 	}
+	if cfg.WorkHours.Location == nil && cfg.WorkHours.Start == cfg.WorkHours.End {
+		cfg.WorkHours = DefaultWorkHours()
+	}
 	e := &Engine{
 		cfg:      cfg,
 		queue:    make(chan item, cfg.Queue),
@@ -140,7 +146,8 @@ func New(cfg Config) (*Engine, error) {
 		switch name {
 		case RuleScan:
 			e.windows[name] = newWindow(name, rc, true)
-		case RuleDenyBurst, RuleHandshake, RuleRevoked, RuleNewEdge, RuleWAFSpike, RuleAuditWouldDeny, RuleEgressDenied:
+		case RuleDenyBurst, RuleHandshake, RuleRevoked, RuleNewEdge, RuleWAFSpike, RuleAuditWouldDeny, RuleEgressDenied,
+			RuleMFAFailures, RuleSelfApproval, RuleOutsideGrant, RuleUnusualHours, RuleBreakGlass, RuleMFAChange:
 			e.windows[name] = newWindow(name, rc, false)
 		case RulePolicyWidened:
 		default:
@@ -303,7 +310,7 @@ func (e *Engine) observeRecord(now time.Time, r *flow.Record) []Alert {
 	if r.Metadata.Product.Name == ProductName {
 		return nil
 	}
-	var out []Alert
+	out := e.observeAccessRecord(nil, now, r)
 	var kind, reason, code string
 	if r.Unmapped != nil {
 		kind, reason, code = r.Unmapped.Kind, r.Unmapped.Reason, r.Unmapped.ReasonCode
@@ -433,6 +440,11 @@ func widening(d map[string]string) []string {
 }
 
 func (e *Engine) observeAudit(now time.Time, en *audit.Entry) []Alert {
+	out := e.observeAccess(nil, now, en)
+	return append(out, e.observePolicy(now, en)...)
+}
+
+func (e *Engine) observePolicy(now time.Time, en *audit.Entry) []Alert {
 	rc, ok := e.cfg.Rules[RulePolicyWidened]
 	if !ok || !rc.Enabled || en.Action != ActionPolicyApply || en.Result != "ok" {
 		return nil

@@ -40,6 +40,23 @@ func (a *alerts) Notify(al detect.Alert) {
 	a.mu.Unlock()
 }
 
+// detecting restarts the control plane feeding a detection engine with
+// rules (nil: the defaults) and returns the alerts it raises; the engine
+// stops with the test.
+func (c *cluster) detecting(rules map[string]detect.RuleConfig) *alerts {
+	c.t.Helper()
+	got := &alerts{}
+	eng, err := detect.New(detect.Config{Rules: rules, Notifier: got, Now: c.clk.Now})
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	c.t.Cleanup(cancel)
+	go eng.Run(ctx)
+	c.restartWith(eng)
+	return got
+}
+
 func (a *alerts) fired(rule string) bool {
 	a.mu.Lock()
 	defer a.mu.Unlock()
@@ -78,15 +95,7 @@ func TestDetectionRulesOnRealTraffic(t *testing.T) {
 		}
 		rules[name] = rc
 	}
-	got := &alerts{}
-	eng, err := detect.New(detect.Config{Rules: rules, Notifier: got, Now: c.clk.Now})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	go eng.Run(ctx)
-	c.restartWith(eng)
+	got := c.detecting(rules)
 
 	apiPort, dbPort, cachePort, queuePort := echoApp(t, "api"), echoApp(t, "db"), echoApp(t, "cache"), echoApp(t, "queue")
 	toAPI, toDB, toCache, toQueue := freePort(t), freePort(t), freePort(t), freePort(t)

@@ -45,9 +45,11 @@ type cluster struct {
 	logger *slog.Logger
 	flows  *flow.Store
 	reg    *prometheus.Registry
-	detect server.Detector // guarded by mu; set by restartWith
+	detect server.Detector  // guarded by mu; set by restartWith
+	mfa    server.MFAConfig // guarded by mu; the servers' second factors
 
 	agentCfg map[string]agent.Config // guarded by mu
+	secrets  map[string]string       // TOTP secrets by admin directory; guarded by mu
 }
 
 func quietLogger() *slog.Logger {
@@ -65,7 +67,7 @@ func (discard) Write(p []byte) (int, error) { return len(p), nil }
 // init settings.
 func newCluster(t *testing.T, opts ...func(*server.InitConfig)) *cluster {
 	t.Helper()
-	c := &cluster{t: t, clk: newFakeClock(), dir: t.TempDir(), logger: quietLogger()}
+	c := &cluster{t: t, clk: newFakeClock(), dir: t.TempDir(), logger: quietLogger(), secrets: map[string]string{}}
 	c.adminDir = filepath.Join(c.dir, "admin")
 	st, err := store.OpenBolt(store.BoltConfig{Dir: c.dir})
 	if err != nil {
@@ -112,6 +114,7 @@ func (c *cluster) startServer(addr string) {
 	srv, err := server.New(context.Background(), server.Config{
 		Listen: addr, Store: c.st, Audit: c.alog, Now: c.clk.Now, Logger: c.logger, Heartbeat: 200 * time.Millisecond,
 		Flows: c.flows, Metrics: c.serverReg(), AuditLog: c.alog, Detect: c.detect, RefusalWindow: 50 * time.Millisecond,
+		MFA: c.mfa,
 	})
 	if err != nil {
 		c.t.Fatal(err)
@@ -128,11 +131,7 @@ func (c *cluster) startServer(addr string) {
 	c.mu.Lock()
 	c.srv, c.stop, c.done, c.addr = srv, cancel, done, srv.Addr()
 	c.mu.Unlock()
-	admin, err := api.NewClientFromDir(c.addr, c.adminDir)
-	if err != nil {
-		c.t.Fatal(err)
-	}
-	c.admin = admin
+	c.admin = c.mfaAdmin(c.adminDir)
 }
 
 // restartWith restarts the control plane feeding det, on a port the kernel

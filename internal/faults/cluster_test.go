@@ -25,6 +25,7 @@ type moatCluster struct {
 	etcd    []*etcdMember
 	servers []*moatServer
 	admin   string // the admin credentials directory
+	mfa     *totpAdmin
 }
 
 // newMoatCluster writes each server's configuration (validated with the
@@ -68,6 +69,7 @@ func newMoatCluster(t *testing.T, etcd []*etcdMember, n int, initArgs ...string)
 	for _, s := range c.servers {
 		c.start(s)
 	}
+	c.mfa = enrolMFA(t, c.addrs(), c.admin)
 	return c
 }
 

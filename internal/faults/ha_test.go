@@ -322,6 +322,9 @@ func TestHighAvailability(t *testing.T) {
 		t.Logf("ca rotate %s through %s: %s", step, rot.name, firstLine(out))
 		if step == "activate" {
 			renewals1AtActivate, renewals2AtActivate = renewals(n1), renewals(n2)
+			// The MFA session was issued under the old root, which retire
+			// ends: the administrator logs in again under the new one.
+			c.mfa.login(t, rot.listen)
 		}
 		for _, s := range c.servers {
 			if s == rot {

@@ -310,6 +310,9 @@ const (
 	ReasonPeerRevoked    = "peer_revoked"    // the peer's identity was revoked while connected
 	ReasonServiceRemoved = "service_removed" // an end was deregistered or moved off its node
 	ReasonShutdown       = "shutdown"        // the agent stopped
+	// Break-glass access, on a node's agent.
+	ReasonOutsideGrant = "outside_grant" // an administrator's access not covered by an active grant of theirs for this node and mode
+	ReasonGrantEnded   = "grant_ended"   // a session cut because its grant was revoked or expired
 	// Host firewall and egress.
 	ReasonFirewall       = "firewall_blocked"  // the node's host firewall dropped the connection (or would have, in audit mode)
 	ReasonEgressDenied   = "egress_denied"     // no egress rule lets the source reach that host and port

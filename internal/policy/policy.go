@@ -173,6 +173,19 @@ var ruleNameRE = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompil
 // validService reports whether s may name a service (as identity names them).
 func validService(s string) bool { return identity.ValidName(s) == nil }
 
+// AdminPrefix starts a source that names an administrator's identity
+// ("admin/alice"): what a break-glass port forward connects as. Only an
+// exact rule admits one; "*" stands for services, never administrators.
+const AdminPrefix = "admin/"
+
+// validSource reports whether s may name a rule's source.
+func validSource(s string) bool {
+	if name, ok := strings.CutPrefix(s, AdminPrefix); ok {
+		return identity.ValidName(name) == nil
+	}
+	return validService(s)
+}
+
 // Parse decodes, validates and compiles a policy file. Errors name the key
 // path and line; nothing is returned with an error.
 func Parse(data []byte) (*Table, error) {
@@ -364,8 +377,8 @@ func validateRule(p string, rr rawRule) (Rule, error) {
 	srcs := map[string]bool{}
 	for j, s := range rr.From {
 		fp := config.Index(config.Join(p, "from"), j)
-		if s != Wildcard && !validService(s) {
-			return rule, config.Errorf(fp, "bad service name %q", s)
+		if s != Wildcard && !validSource(s) {
+			return rule, config.Errorf(fp, "bad source %q (a service name, or admin/NAME for an administrator)", s)
 		}
 		if srcs[s] {
 			return rule, config.Errorf(fp, "%q listed twice", s)
@@ -434,7 +447,7 @@ func (t *Table) Decide(src, dst string, port int) Decision {
 		if i, ok := t.allow[key{src, dst, port}]; ok {
 			return Decision{Allow: true, Rule: t.rules[i].Name}
 		}
-		if i, ok := t.wild[dstPort{dst, port}]; ok {
+		if i, ok := t.wild[dstPort{dst, port}]; ok && !strings.HasPrefix(src, AdminPrefix) {
 			return Decision{Allow: true, Rule: t.rules[i].Name}
 		}
 	}

@@ -61,6 +61,11 @@ type File struct {
 	// falls behind or restarts, and each record is written once.
 	Export []ExportFile `yaml:"export"`
 	Log    config.Log   `yaml:",inline"`
+	// MFA decides which admin calls need a fresh second factor (default:
+	// the sensitive ones, for every role).
+	MFA MFAFile `yaml:"mfa"`
+	// Access governs break-glass grants and session recordings.
+	Access AccessFile `yaml:"access"`
 }
 
 // FlowStoreFile bounds the flow store's memory: the SQLite page cache is at
@@ -205,6 +210,12 @@ func (f *File) ValidateFile() error {
 		return err
 	}
 	if err := f.Log.Validate(); err != nil {
+		return err
+	}
+	if _, err := f.MFA.Config("mfa"); err != nil {
+		return err
+	}
+	if _, err := f.Access.Config("access"); err != nil {
 		return err
 	}
 	return f.KEK.Validate("kek")

@@ -104,8 +104,8 @@ type peerEvent struct {
 	err     error  // the stream broke (being reconnected)
 }
 
-// relay follows every live member of the cluster for one follow stream.
-type relay struct {
+// followRelay follows every live member of the cluster for one follow stream.
+type followRelay struct {
 	s      *Server
 	ctx    context.Context
 	cancel context.CancelFunc
@@ -120,9 +120,9 @@ type relay struct {
 	dropped map[string]uint64
 }
 
-func (s *Server) newRelay(ctx context.Context, f flow.Filter) *relay {
+func (s *Server) newRelay(ctx context.Context, f flow.Filter) *followRelay {
 	ctx, cancel := context.WithCancel(ctx)
-	rl := &relay{s: s, ctx: ctx, cancel: cancel, f: f, events: make(chan peerEvent, followBuffer),
+	rl := &followRelay{s: s, ctx: ctx, cancel: cancel, f: f, events: make(chan peerEvent, followBuffer),
 		peers: map[string]context.CancelFunc{}, missing: map[string]string{}, waiting: map[string]bool{}, dropped: map[string]uint64{}}
 	rl.refresh()
 	return rl
@@ -130,7 +130,7 @@ func (s *Server) newRelay(ctx context.Context, f flow.Filter) *relay {
 
 // refresh follows the members that are alive and not followed yet, and
 // stops following those gone.
-func (rl *relay) refresh() {
+func (rl *followRelay) refresh() {
 	ms, err := rl.s.Members(rl.ctx)
 	if err != nil {
 		return // the store is away: keep following whom we follow
@@ -174,7 +174,7 @@ func (rl *relay) refresh() {
 	}
 }
 
-func (rl *relay) listed(ms []api.Member, name string) bool {
+func (rl *followRelay) listed(ms []api.Member, name string) bool {
 	for _, m := range ms {
 		if m.Name == name {
 			return true
@@ -186,7 +186,7 @@ func (rl *relay) listed(ms []api.Member, name string) bool {
 // follow streams one member's records into rl.events until ctx ends,
 // reconnecting (with a growing wait) when the stream breaks; after a
 // break it asks for the records stored since the last one it passed on.
-func (rl *relay) follow(ctx context.Context, name, addr string) {
+func (rl *followRelay) follow(ctx context.Context, name, addr string) {
 	c := rl.s.peerClient(addr)
 	defer c.Close()
 	f := rl.f
@@ -234,14 +234,14 @@ func (rl *relay) follow(ctx context.Context, name, addr string) {
 	}
 }
 
-func (rl *relay) stop() {
+func (rl *followRelay) stop() {
 	rl.cancel()
 	rl.wg.Wait()
 }
 
 // note takes a member's event into the relay's state and returns the
 // record it carries, if any.
-func (rl *relay) note(ev peerEvent) *flow.Record {
+func (rl *followRelay) note(ev peerEvent) *flow.Record {
 	rl.dropped[ev.member] = max(rl.dropped[ev.member], ev.dropped)
 	switch {
 	case ev.err != nil:
@@ -257,7 +257,7 @@ func (rl *relay) note(ev peerEvent) *flow.Record {
 }
 
 // status is the heartbeat's Servers and Missing.
-func (rl *relay) status(self string) (servers, missing []string) {
+func (rl *followRelay) status(self string) (servers, missing []string) {
 	servers = []string{self}
 	for name := range rl.peers {
 		if rl.missing[name] == "" {
@@ -272,7 +272,7 @@ func (rl *relay) status(self string) (servers, missing []string) {
 	return servers, missing
 }
 
-func (rl *relay) droppedTotal() uint64 {
+func (rl *followRelay) droppedTotal() uint64 {
 	var n uint64
 	for _, d := range rl.dropped {
 		n += d
@@ -283,7 +283,7 @@ func (rl *relay) droppedTotal() uint64 {
 // streamFlows writes the follow stream: the backlog (this server's recent
 // records and, with a relay, every member's), newest Limit in time order,
 // a heartbeat, then records as they are stored, once each.
-func (s *Server) streamFlows(ctx context.Context, w http.ResponseWriter, sub *flow.Subscription, recent []flow.Record, rl *relay) {
+func (s *Server) streamFlows(ctx context.Context, w http.ResponseWriter, sub *flow.Subscription, recent []flow.Record, rl *followRelay) {
 	w.Header().Set("Content-Type", "application/x-ndjson")
 	w.WriteHeader(http.StatusOK)
 	rc := http.NewResponseController(w)
@@ -394,7 +394,7 @@ func (s *Server) streamFlows(ctx context.Context, w http.ResponseWriter, sub *fl
 }
 
 // limit is how many backlog records a relayed stream sends (0: all).
-func (rl *relay) limit() int {
+func (rl *followRelay) limit() int {
 	if rl == nil {
 		return 0
 	}

@@ -10,6 +10,8 @@ import (
 	"strconv"
 	"testing"
 
+	"github.com/go-webauthn/webauthn/protocol"
+
 	"moat/internal/api"
 	"moat/internal/flow"
 	"moat/internal/identity"
@@ -94,12 +96,15 @@ func FuzzAdminRequests(f *testing.F) {
 		`{"name":"api","node":"n1","port":8080,"upstreams":[{"service":"db","local_port":5432}]}`,
 		`{"service":"api"}`, `{"node":"n1","ttl":60000000000}`, `{"yaml":"default: deny\n"}`,
 		`{"name":"a","role":"viewer","csr":"AAAA"}`, `{"csr":"AAAA","mesh_addr":"x:1"}`, `{"port":-1,"uid":-5}`,
+		`{"csr":"AAAA","credential":{"id":"AA","rawId":"AA","type":"public-key","response":{"clientDataJSON":"e30","authenticatorData":"AA","signature":"AA"}}}`,
+		`{"credential":{"id":"AA","rawId":"AA","type":"public-key","response":{"clientDataJSON":"e30","attestationObject":"oA"}}}`,
+		`{"node":"web-1","mode":"shell","reason":"INC-1","for":3600000000000}`, `{"name":"bob"}`,
 	} {
 		f.Add([]byte(s), uint8(0))
 	}
 	f.Fuzz(func(t *testing.T, body []byte, kind uint8) {
 		r := httptest.NewRequest(http.MethodPost, "/", bytes.NewReader(body))
-		switch kind % 6 {
+		switch kind % 9 {
 		case 0:
 			var reg api.Registration
 			if decode(r, &reg) == nil {
@@ -123,6 +128,23 @@ func FuzzAdminRequests(f *testing.F) {
 			var req api.RenewRequest
 			if decodeLimit(r, &req, maxNodeBody) == nil && req.MeshAddr != "" {
 				_ = validateMeshAddr(req.MeshAddr)
+			}
+		case 6:
+			// A security key's assertion, then its parse by the WebAuthn library.
+			var req api.WebAuthnSessionRequest
+			if decodeLimit(r, &req, maxWebAuthnBody) == nil {
+				_, _ = parseSessionCSR(req.CSR)
+				_, _ = protocol.ParseCredentialRequestResponseBytes(req.Credential)
+			}
+		case 7:
+			var req api.WebAuthnRegistration
+			if decodeLimit(r, &req, maxWebAuthnBody) == nil {
+				_, _ = protocol.ParseCredentialCreationResponseBytes(req.Credential)
+			}
+		case 8:
+			var req api.AccessRequest
+			if decode(r, &req) == nil {
+				_ = validReason(req.Reason)
 			}
 		}
 	})
@@ -158,6 +180,27 @@ func FuzzFlowBatch(f *testing.F) {
 				continue
 			}
 			_ = s.aboutNode(&rec, local)
+		}
+	})
+}
+
+// FuzzRecordingHeader: the line heading an agent's recording upload is
+// read strictly and within its bounds; what is accepted names a session
+// and a digest of the right form and a size the server takes.
+func FuzzRecordingHeader(f *testing.F) {
+	good, _ := json.Marshal(api.RecordingUpload{Size: 10, Session: api.AccessSession{ID: "0123456789abcdef01234567", Grant: "1f",
+		Recording: "0000000000000000000000000000000000000000000000000000000000000000"}})
+	f.Add(append(good, '\n'))
+	f.Add([]byte(`{"size":-1,"session":{}}`))
+	f.Add([]byte(`{"size":99999999999,"session":{"id":"0123456789abcdef01234567"}}`))
+	f.Fuzz(func(t *testing.T, line []byte) {
+		const max = 1 << 20
+		up, err := parseRecordingHeader(line, max)
+		if err != nil {
+			return
+		}
+		if up.Size < 0 || up.Size > max || !sessionIDRE.MatchString(up.Session.ID) || !sha256RE.MatchString(up.Session.Recording) {
+			t.Fatalf("accepted %q: %+v", line, up)
 		}
 	})
 }

@@ -24,6 +24,10 @@ type caller struct {
 	Name string
 	Role string // for admins
 	Leaf *x509.Certificate
+	// MFA is the second factor behind an admin's MFA session certificate,
+	// "" for any other certificate; Grant is the access grant of an
+	// access-grant certificate.
+	MFA, Grant string
 	// detail is what an admin handler adds to its audit entry.
 	detail map[string]string
 }
@@ -39,8 +43,9 @@ func (c *caller) note(k, v string) {
 // httpError is an error with the status it answers with. Its message is
 // shown to the caller, so it never carries internals.
 type httpError struct {
-	code int
-	msg  string
+	code   int
+	msg    string
+	reason string // api.Error.Reason, for answers a client branches on
 }
 
 func (e *httpError) Error() string { return e.msg }
@@ -84,6 +89,8 @@ func (s *Server) routes() http.Handler {
 	s.flowRoutes(admin)
 	s.dashboardRoutes(admin)
 	s.keyRoutes(admin)
+	s.mfaRoutes(admin)
+	s.accessRoutes(mux, admin)
 	return mux
 }
 
@@ -104,6 +111,9 @@ func (s *Server) identify(ctx context.Context, r *http.Request) (*caller, error)
 	}
 	c := &caller{ID: id.String(), Kind: kind, Name: name, Leaf: r.TLS.PeerCertificates[0]}
 	if kind == identity.KindAdmin {
+		if err := callerMarks(c); err != nil {
+			return nil, err
+		}
 		var rec adminRecord
 		if err := getJSON(ctx, s.st, prefixAdmin+name, &rec); err != nil {
 			if errors.Is(err, store.ErrNotFound) {
@@ -178,6 +188,8 @@ func (s *Server) admin(role, action string, h func(context.Context, *caller, *ht
 			err = errorf(http.StatusUnauthorized, "this call needs an admin certificate")
 		case api.RoleRank(c.Role) < api.RoleRank(role):
 			err = errorf(http.StatusForbidden, "role %q may not %s (needs %q)", c.Role, action, role)
+		default:
+			err = s.checkFactor(ctx, c, action)
 		}
 		if err != nil {
 			s.refuse(r, c, action, err)
@@ -242,7 +254,7 @@ func resultOf(err error) string {
 	var he *httpError
 	if errors.As(err, &he) {
 		switch he.code {
-		case http.StatusUnauthorized, http.StatusForbidden:
+		case http.StatusUnauthorized, http.StatusForbidden, http.StatusTooManyRequests:
 			return "denied: " + he.msg
 		}
 		return "error: " + he.msg
@@ -276,7 +288,7 @@ func storeCause(err error) string {
 func writeError(w http.ResponseWriter, err error) {
 	var he *httpError
 	if errors.As(err, &he) {
-		writeJSON(w, he.code, api.Error{Error: he.msg})
+		writeJSON(w, he.code, api.Error{Error: he.msg, Reason: he.reason})
 		return
 	}
 	if errors.Is(err, store.ErrConflict) {

@@ -121,3 +121,66 @@ func RecoverAdmin(ctx context.Context, st store.Store, c RecoverConfig) (*x509.C
 	}
 	return chain[0], nil
 }
+
+// ApproveConfig configures ApproveEnrolment.
+type ApproveConfig struct {
+	// Name names the administrator whose first enrolment is approved.
+	Name string
+	// Audit records the approval; required. Nothing changes without it.
+	Audit audit.Recorder
+	// Actor names who approved (e.g. the local user); empty means "local".
+	Actor string
+	Now   func() time.Time
+}
+
+// ApproveEnrolment approves an administrator's first MFA enrolment from
+// the server's host (the store opened under the key-encryption key), for
+// the first administrator of a control plane whose configuration says
+// mfa.first_enrolment: approved, who has no other administrator to
+// approve it. The approval is recorded in the audit log as "mfa.approve",
+// or undone. It returns the administrator's SPIFFE ID.
+func ApproveEnrolment(ctx context.Context, st store.Store, c ApproveConfig) (string, error) {
+	if c.Audit == nil {
+		return "", errors.New("server: approve: no audit log")
+	}
+	if c.Now == nil {
+		c.Now = time.Now
+	}
+	if c.Actor == "" {
+		c.Actor = "local"
+	}
+	var meta Meta
+	if err := getJSON(ctx, st, keyMeta, &meta); err != nil {
+		if errors.Is(err, store.ErrNotFound) {
+			return "", errors.New("server: approve: the store holds no control plane")
+		}
+		return "", fmt.Errorf("server: approve: %w", err)
+	}
+	td, err := identity.ParseTrustDomain(meta.TrustDomain)
+	if err != nil {
+		return "", fmt.Errorf("server: approve: stored meta: %w", err)
+	}
+	id, err := identity.AdminID(td, c.Name)
+	if err != nil {
+		return "", fmt.Errorf("server: approve: name: %w", err)
+	}
+	prev, err := st.Get(ctx, prefixMFA+c.Name)
+	if err != nil && !errors.Is(err, store.ErrNotFound) {
+		return "", fmt.Errorf("server: approve: %w", err)
+	}
+	if err := approveFirstEnrolment(ctx, st, c.Name, c.Actor); err != nil {
+		var he *httpError
+		if errors.As(err, &he) {
+			return "", fmt.Errorf("server: approve: %s", he.msg)
+		}
+		return "", fmt.Errorf("server: approve: %w", err)
+	}
+	entry := audit.Entry{Time: c.Now().UTC(), Actor: c.Actor, Action: "mfa.approve", Target: id.String(), Result: "ok",
+		Detail: map[string]string{"factor": "totp", "offline": "true"}}
+	if err := c.Audit.Record(context.WithoutCancel(ctx), entry); err != nil {
+		// Unrecorded, so undone.
+		_, _ = st.Put(context.WithoutCancel(ctx), prefixMFA+c.Name, prev.Value)
+		return "", fmt.Errorf("server: approve: the audit log refused the entry, nothing was approved: %w", err)
+	}
+	return id.String(), nil
+}

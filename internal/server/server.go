@@ -69,6 +69,11 @@ type Config struct {
 	Heartbeat time.Duration
 	// Keys, when set, serves key rotation, key status and backups.
 	Keys *Keys
+	// MFA decides which admin calls need a fresh second factor; the zero
+	// value requires one for the sensitive calls of every role.
+	MFA MFAConfig
+	// Access governs break-glass grants and their recordings.
+	Access AccessConfig
 	// FlowLimits bounds what each node sends as flow records; zero fields
 	// take the defaults.
 	FlowLimits FlowLimits
@@ -100,6 +105,8 @@ type Server struct {
 	limits nodeLimits
 	// flowSlots bounds the flow batches decoded at once.
 	flowSlots chan struct{}
+	mfa       MFAConfig
+	access    *accessState
 }
 
 // New loads the control plane's state from cfg.Store (written by Init).
@@ -132,8 +139,11 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	if cfg.Detect != nil {
 		cfg.Audit = observed{next: cfg.Audit, d: cfg.Detect}
 	}
+	cfg.MFA.defaults()
+	cfg.Access.defaults()
 	s := &Server{cfg: cfg, st: cfg.Store, log: cfg.Logger, now: cfg.Now, ready: make(chan struct{}),
-		flowSlots: make(chan struct{}, cfg.FlowLimits.Concurrent)}
+		flowSlots: make(chan struct{}, cfg.FlowLimits.Concurrent), mfa: cfg.MFA}
+	s.access = newAccessState(s)
 	if err := getJSON(ctx, s.st, keyMeta, &s.meta); err != nil {
 		if errors.Is(err, store.ErrNotFound) {
 			return nil, errors.New("server: the store holds no control plane: run \"moat server init\" first")
@@ -305,6 +315,7 @@ func (s *Server) Run(ctx context.Context) error {
 	hubCtx, cancelHub := context.WithCancel(ctx)
 	defer cancelHub()
 	go func() { errc <- s.hub.run(hubCtx) }()
+	go s.runAccess(hubCtx)
 	memberDone := make(chan struct{})
 	go func() {
 		defer close(memberDone)

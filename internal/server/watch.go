@@ -81,6 +81,8 @@ func watchedPrefix(k string) string {
 		return prefixService
 	case strings.HasPrefix(k, prefixNode):
 		return prefixNode
+	case strings.HasPrefix(k, prefixGrant):
+		return prefixGrant
 	case k == keyRevocations, k == keyPolicy, k == keyBundle, k == keyCA:
 		return k
 	}
@@ -168,6 +170,21 @@ func (h *hub) frameOf(ctx context.Context, ev store.Event) (frame, bool) {
 			}
 			f.u.Nodes = []api.Node{n}
 		}
+	case prefixGrant:
+		if del {
+			h.s.access.cut(strings.TrimPrefix(k, p))
+			return frame{}, false
+		}
+		var g api.Grant
+		if json.Unmarshal(ev.KV.Value, &g) != nil {
+			return frame{}, false
+		}
+		if !g.Active(h.s.now()) {
+			// Revoked (through whichever server): the relays this
+			// server carries end now, as the agents' sessions do.
+			h.s.access.cut(g.ID)
+		}
+		f.u.Grants = []api.Grant{g}
 	case keyRevocations:
 		var r identity.Revocations
 		if json.Unmarshal(ev.KV.Value, &r) != nil {
@@ -248,6 +265,21 @@ func (s *Server) snapshot(ctx context.Context) (api.Update, map[string]int64, er
 		revs[key] = kv.ModRevision
 		return true, json.Unmarshal(kv.Value, v)
 	}
+	grants, rev, err := s.st.List(ctx, prefixGrant)
+	if err != nil {
+		return u, nil, err
+	}
+	revs[prefixGrant] = rev
+	now := s.now()
+	for _, kv := range grants {
+		var g api.Grant
+		if err := json.Unmarshal(kv.Value, &g); err != nil {
+			return u, nil, err
+		}
+		if st := g.State(now); st == api.GrantActive || st == api.GrantPending {
+			u.Grants = append(u.Grants, g)
+		}
+	}
 	var rv identity.Revocations
 	if _, err := single(keyRevocations, &rv); err != nil {
 		return u, nil, err
@@ -305,7 +337,7 @@ func (s *Server) handleWatch(w http.ResponseWriter, r *http.Request, c *caller) 
 		}
 		return true
 	}
-	if !send(snap) {
+	if !send(forNode(snap, c.Name)) {
 		return
 	}
 	tick := time.NewTicker(s.cfg.Heartbeat)
@@ -321,7 +353,11 @@ func (s *Server) handleWatch(w http.ResponseWriter, r *http.Request, c *caller) 
 			if f.rev <= revs[f.prefix] {
 				continue
 			}
-			if !send(f.u) {
+			u := forNode(f.u, c.Name)
+			if f.prefix == prefixGrant && len(u.Grants) == 0 {
+				continue
+			}
+			if !send(u) {
 				return
 			}
 			if f.u.Revocations != nil && s.trust.Revoked(c.Leaf, mustParseID(c.ID)) {
@@ -336,4 +372,20 @@ func (s *Server) handleWatch(w http.ResponseWriter, r *http.Request, c *caller) 
 			}
 		}
 	}
+}
+
+// forNode keeps only node's own grants in u: an agent learns nothing of
+// other nodes' break-glass access.
+func forNode(u api.Update, node string) api.Update {
+	if len(u.Grants) == 0 {
+		return u
+	}
+	var mine []api.Grant
+	for _, g := range u.Grants {
+		if g.Node == node {
+			mine = append(mine, g)
+		}
+	}
+	u.Grants = mine
+	return u
 }

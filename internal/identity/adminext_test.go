@@ -1,0 +1,94 @@
+package identity
+
+import (
+	"crypto/x509"
+	"errors"
+	"slices"
+	"strings"
+	"testing"
+)
+
+// oidOf returns a function that fails t on an error and returns the OID.
+func oidOf(t testing.TB) func(x509.OID, error) x509.OID {
+	return func(o x509.OID, err error) x509.OID {
+		t.Helper()
+		if err != nil {
+			t.Fatal(err)
+		}
+		return o
+	}
+}
+
+// TestAdminMarks: each mark reads back as written; marks that do not make
+// sense together, or moat policies it does not know, are refused.
+func TestAdminMarks(t *testing.T) {
+	mustOID := oidOf(t)
+	totp := mustOID(MFASessionPolicy(MFATOTP))
+	webauthn := mustOID(MFASessionPolicy(MFAWebAuthn))
+	grant := mustOID(GrantPolicy("1f2e3d"))
+	other := mustOID(x509.ParseOID("1.2.3.4"))
+	unknown := mustOID(x509.ParseOID(oidMoat + ".9.1"))
+	badMFA := mustOID(x509.ParseOID(oidMoat + ".1.7"))
+	for _, tc := range []struct {
+		name     string
+		policies []x509.OID
+		want     AdminMarks
+		err      error
+	}{
+		{"none", nil, AdminMarks{}, nil},
+		{"another's policy is ignored", []x509.OID{other}, AdminMarks{}, nil},
+		{"a TOTP session", []x509.OID{totp, other}, AdminMarks{MFA: MFATOTP}, nil},
+		{"a WebAuthn session", []x509.OID{webauthn}, AdminMarks{MFA: MFAWebAuthn}, nil},
+		{"a grant", []x509.OID{grant}, AdminMarks{Grant: "1f2e3d"}, nil},
+		{"a session and a grant", []x509.OID{totp, grant}, AdminMarks{}, ErrBadPolicy},
+		{"two sessions", []x509.OID{totp, webauthn}, AdminMarks{}, ErrBadPolicy},
+		{"an unknown moat policy", []x509.OID{unknown}, AdminMarks{}, ErrBadPolicy},
+		{"an unknown MFA method", []x509.OID{badMFA}, AdminMarks{}, ErrBadPolicy},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			got, err := ReadAdminMarks(&x509.Certificate{Policies: tc.policies})
+			if !errors.Is(err, tc.err) || got != tc.want {
+				t.Fatalf("got %+v, %v; want %+v, %v", got, err, tc.want, tc.err)
+			}
+		})
+	}
+}
+
+// FuzzReadAdminMarks: whatever policies a certificate carries, reading
+// its marks never panics, and a mark read is one that the certificate
+// carries exactly as moat writes it.
+func FuzzReadAdminMarks(f *testing.F) {
+	for _, s := range []string{
+		oidMoat + ".1.1", oidMoat + ".1.2", oidMoat + ".2.123456789", oidMoat + ".2.0",
+		oidMoat + ".1.1," + oidMoat + ".2.5", "1.2.3," + oidMoat + ".3", oidMoat + ".2.340282366920938463463374607431768211455",
+		oidMoat + ".2.340282366920938463463374607431768211456", oidMoat + ".2.1.1",
+	} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		var pols []x509.OID
+		for _, part := range strings.Split(s, ",") {
+			if o, err := x509.ParseOID(part); err == nil {
+				pols = append(pols, o)
+			}
+		}
+		m, err := ReadAdminMarks(&x509.Certificate{Policies: pols})
+		if err != nil {
+			if !errors.Is(err, ErrBadPolicy) {
+				t.Fatalf("error %v is not ErrBadPolicy", err)
+			}
+			return
+		}
+		if m.MFA != "" && m.Grant != "" {
+			t.Fatalf("both marks: %+v", m)
+		}
+		has := func(o x509.OID) bool { return slices.ContainsFunc(pols, o.Equal) }
+		mustOID := oidOf(t)
+		if m.MFA != "" && !has(mustOID(MFASessionPolicy(m.MFA))) {
+			t.Fatalf("MFA %q read from %q, which does not carry its policy", m.MFA, s)
+		}
+		if m.Grant != "" && !has(mustOID(GrantPolicy(m.Grant))) {
+			t.Fatalf("grant %q read from %q, which does not carry its policy", m.Grant, s)
+		}
+	})
+}

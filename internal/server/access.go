@@ -1,0 +1,384 @@
+package server
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+	"unicode"
+
+	"moat/internal/api"
+	"moat/internal/identity"
+	"moat/internal/store"
+)
+
+// Break-glass access.
+//
+// An administrator asks for a grant (access.request): one node, one mode (a
+// shell, or one service's port forwarded), a reason and a duration. Unless
+// the target needs no approval, other administrators approve it
+// (access.approve; a requester never approves their own); the grant then
+// runs for its duration from the last approval. Agents learn their node's
+// grants from the watch stream. The requester fetches the grant's
+// credentials (access.cert: an X.509 certificate marked with the grant,
+// and an SSH certificate for a shell) and connects (access.connect): the
+// control plane relays the connection over the tunnel the node's agent
+// keeps open to it, so the node listens on no new port; the administrator's
+// client and the agent speak mutual TLS end to end inside the relay.
+// access.revoke ends the grant and its live sessions at once. Agents report
+// each session's start and end (the end with the SHA-256 of its
+// recording), which the audit log records, and send the recordings.
+
+// Store keys of break-glass access.
+const (
+	prefixGrant   = "access/grant/"
+	prefixSession = "access/session/"
+	keySSHCA      = "access/sshca"
+)
+
+// accessState is what a server holds of access in memory: the agents'
+// tunnels to it and the relays it carries.
+type accessState struct {
+	s *Server
+
+	mu      sync.Mutex // guards the fields below
+	tunnels map[string]*nodeTunnel
+	relays  map[string]map[*relay]struct{} // by grant ID
+}
+
+func newAccessState(s *Server) *accessState {
+	return &accessState{s: s, tunnels: map[string]*nodeTunnel{}, relays: map[string]map[*relay]struct{}{}}
+}
+
+func (s *Server) accessRoutes(mux *http.ServeMux, admin func(method, path, role, action string, h func(context.Context, *caller, *http.Request) (any, string, error))) {
+	admin("GET", api.PathAccess, api.RoleViewer, "access.list", s.handleAccessList)
+	admin("POST", api.PathAccess, api.RoleOperator, "access.request", s.handleAccessRequest)
+	admin("POST", api.PathAccessApprov, api.RoleOperator, "access.approve", s.handleAccessApprove)
+	admin("POST", api.PathAccessRevoke, api.RoleOperator, "access.revoke", s.handleAccessRevoke)
+	admin("POST", api.PathAccessCert, api.RoleOperator, "access.cert", s.handleAccessCert)
+	admin("POST", api.PathAccessDial, api.RoleViewer, "access.connect", s.handleAccessConnect)
+	admin("GET", api.PathAccessRec, api.RoleOperator, "access.recording", s.handleAccessRecording)
+	mux.HandleFunc("POST "+api.PathNodeAccessTunnel, s.node(s.handleAccessTunnel))
+	mux.HandleFunc("POST "+api.PathNodeAccessEvent, s.node(s.handleAccessEvent))
+	mux.HandleFunc("POST "+api.PathNodeAccessRec, s.node(s.handleRecordingUpload))
+	mux.HandleFunc("POST "+api.PathNodeSSHHost, s.node(s.handleSSHHostCert))
+	mux.HandleFunc("POST "+api.PathPeerAccessDial, s.peer(s.handlePeerAccessDial))
+	mux.HandleFunc("GET "+api.PathPeerRecording, s.peer(s.handlePeerRecording))
+}
+
+// newGrantID is 128 random bits in hex, without a leading zero.
+func newGrantID() (string, error) {
+	var b [16]byte
+	if _, err := rand.Read(b[:]); err != nil {
+		return "", err
+	}
+	b[0] |= 0x10
+	return hex.EncodeToString(b[:]), nil
+}
+
+// validReason checks a request's reason: printable, bounded, non-empty.
+func validReason(r string) error {
+	if strings.TrimSpace(r) == "" {
+		return errorf(http.StatusBadRequest, "reason: say why (an incident, a ticket)")
+	}
+	if len(r) > api.MaxReason {
+		return errorf(http.StatusBadRequest, "reason: at most %d bytes", api.MaxReason)
+	}
+	for _, c := range r {
+		if !unicode.IsPrint(c) {
+			return errorf(http.StatusBadRequest, "reason: printable characters only")
+		}
+	}
+	return nil
+}
+
+func (s *Server) handleAccessRequest(ctx context.Context, c *caller, r *http.Request) (any, string, error) {
+	if api.RoleRank(c.Role) < api.RoleRank(s.cfg.Access.RequestRole) {
+		return nil, "", errorf(http.StatusForbidden, "role %q may not request access (needs %q)", c.Role, s.cfg.Access.RequestRole)
+	}
+	var req api.AccessRequest
+	if err := decode(r, &req); err != nil {
+		return nil, "", err
+	}
+	g, err := s.newGrant(ctx, c, req)
+	if err != nil {
+		return nil, req.Node, err
+	}
+	if err := s.putRev(ctx, prefixGrant+g.ID, 0, g); err != nil {
+		return nil, g.ID, err
+	}
+	c.note("node", g.Node)
+	c.note("mode", g.Mode)
+	if g.Service != "" {
+		c.note("service", fmt.Sprintf("%s:%d", g.Service, g.Port))
+	}
+	c.note("reason", g.Reason)
+	c.note("for", g.For.String())
+	c.note("approvals_needed", fmt.Sprint(g.Needed))
+	return s.listing(ctx, g)
+}
+
+// newGrant validates a request against the registry and the configuration.
+func (s *Server) newGrant(ctx context.Context, c *caller, req api.AccessRequest) (api.Grant, error) {
+	if err := validReason(req.Reason); err != nil {
+		return api.Grant{}, err
+	}
+	if req.For <= 0 || req.For > s.cfg.Access.MaxFor {
+		return api.Grant{}, errorf(http.StatusBadRequest, "for %s: want a positive duration of at most %s", req.For, s.cfg.Access.MaxFor)
+	}
+	g := api.Grant{Requester: c.ID, Mode: req.Mode, Reason: req.Reason, For: req.For, Node: req.Node}
+	switch req.Mode {
+	case api.ModeShell:
+		if req.Service != "" || req.Port != 0 {
+			return api.Grant{}, errorf(http.StatusBadRequest, "a shell grant names a node only, not a service or port")
+		}
+	case api.ModeForward:
+		if err := identity.ValidName(req.Service); err != nil {
+			return api.Grant{}, errorf(http.StatusBadRequest, "service: %v", err)
+		}
+		var reg api.Registration
+		if err := getJSON(ctx, s.st, prefixService+req.Service, &reg); err != nil {
+			if errors.Is(err, store.ErrNotFound) {
+				return api.Grant{}, errorf(http.StatusNotFound, "service %q is not registered", req.Service)
+			}
+			return api.Grant{}, err
+		}
+		if req.Node != "" && req.Node != reg.Node {
+			return api.Grant{}, errorf(http.StatusBadRequest, "service %q runs on node %q, not %q", req.Service, reg.Node, req.Node)
+		}
+		if req.Port != 0 && req.Port != reg.Port {
+			return api.Grant{}, errorf(http.StatusBadRequest, "service %q serves port %d, not %d", req.Service, reg.Port, req.Port)
+		}
+		g.Node, g.Service, g.Port = reg.Node, reg.Name, reg.Port
+	default:
+		return api.Grant{}, errorf(http.StatusBadRequest, "mode %q: want %q or %q", req.Mode, api.ModeShell, api.ModeForward)
+	}
+	if err := identity.ValidName(g.Node); err != nil {
+		return api.Grant{}, errorf(http.StatusBadRequest, "node: %v", err)
+	}
+	if err := getJSON(ctx, s.st, prefixNode+g.Node, &api.Node{}); err != nil {
+		if errors.Is(err, store.ErrNotFound) {
+			return api.Grant{}, errorf(http.StatusNotFound, "node %q has not joined", g.Node)
+		}
+		return api.Grant{}, err
+	}
+	id, err := newGrantID()
+	if err != nil {
+		return api.Grant{}, err
+	}
+	now := s.now().UTC()
+	g.ID, g.Requested, g.PendingUntil = id, now, now.Add(s.cfg.Access.PendingFor)
+	g.Needed = s.cfg.Access.approvalsFor(g.Node, g.Service)
+	if g.Needed == 0 {
+		g.Starts, g.Expires = now, now.Add(g.For)
+	}
+	return g, nil
+}
+
+// loadGrant reads a grant by ID.
+func (s *Server) loadGrant(ctx context.Context, id string) (api.Grant, int64, error) {
+	if err := identity.ValidGrantID(id); err != nil {
+		return api.Grant{}, 0, errorf(http.StatusBadRequest, "%v", err)
+	}
+	var g api.Grant
+	rev, err := getJSONRev(ctx, s.st, prefixGrant+id, &g)
+	if errors.Is(err, store.ErrNotFound) {
+		return api.Grant{}, 0, errorf(http.StatusNotFound, "no grant %q", id)
+	}
+	return g, rev, err
+}
+
+// handleAccessApprove adds the caller's approval. The requester's own
+// approval is refused, and said so in the audit entry (detection raises
+// it): the two-person rule is the point.
+func (s *Server) handleAccessApprove(ctx context.Context, c *caller, r *http.Request) (any, string, error) {
+	var req api.GrantRef
+	if err := decode(r, &req); err != nil {
+		return nil, "", err
+	}
+	if api.RoleRank(c.Role) < api.RoleRank(s.cfg.Access.ApproveRole) {
+		return nil, req.ID, errorf(http.StatusForbidden, "role %q may not approve access (needs %q)", c.Role, s.cfg.Access.ApproveRole)
+	}
+	g, rev, err := s.loadGrant(ctx, req.ID)
+	if err != nil {
+		return nil, req.ID, err
+	}
+	c.note("requester", g.Requester)
+	c.note("node", g.Node)
+	now := s.now().UTC()
+	switch {
+	case g.Requester == c.ID:
+		c.note("self_approval", "true")
+		return nil, g.ID, errorf(http.StatusForbidden, "a requester cannot approve their own grant: another admin must")
+	case g.State(now) != api.GrantPending:
+		return nil, g.ID, errorf(http.StatusConflict, "grant %s is %s, not pending", g.ID, g.State(now))
+	}
+	for _, a := range g.Approvals {
+		if a.By == c.ID {
+			return nil, g.ID, errorf(http.StatusConflict, "you already approved grant %s", g.ID)
+		}
+	}
+	g.Approvals = append(g.Approvals, api.Approval{By: c.ID, At: now})
+	if len(g.Approvals) >= g.Needed {
+		g.Starts, g.Expires = now, now.Add(g.For)
+		c.note("expires", g.Expires.Format(time.RFC3339))
+	}
+	if err := s.putRev(ctx, prefixGrant+g.ID, rev, g); err != nil {
+		return nil, g.ID, err
+	}
+	return s.listing(ctx, g)
+}
+
+// handleAccessRevoke ends a grant: agents cut its sessions as soon as the
+// watch stream tells them, and this server cuts the relays it carries at
+// once. The answer waits (a few seconds at most) for the agents to report
+// the sessions ended, so the audit log holds their ends before the
+// revocation's outcome.
+func (s *Server) handleAccessRevoke(ctx context.Context, c *caller, r *http.Request) (any, string, error) {
+	var req api.GrantRef
+	if err := decode(r, &req); err != nil {
+		return nil, "", err
+	}
+	g, rev, err := s.loadGrant(ctx, req.ID)
+	if err != nil {
+		return nil, req.ID, err
+	}
+	if !g.Revoked.IsZero() {
+		return nil, g.ID, errorf(http.StatusConflict, "grant %s was already revoked by %s", g.ID, g.RevokedBy)
+	}
+	live, err := s.liveSessions(ctx, g.ID)
+	if err != nil {
+		return nil, g.ID, err
+	}
+	g.Revoked, g.RevokedBy = s.now().UTC(), c.ID
+	if err := s.putRev(ctx, prefixGrant+g.ID, rev, g); err != nil {
+		return nil, g.ID, err
+	}
+	s.access.cut(g.ID)
+	deadline := time.NewTimer(3 * time.Second)
+	defer deadline.Stop()
+	tick := time.NewTicker(20 * time.Millisecond)
+	defer tick.Stop()
+	left := live
+	for left > 0 {
+		select {
+		case <-ctx.Done():
+			return nil, g.ID, ctx.Err()
+		case <-deadline.C:
+			left = -left
+		case <-tick.C:
+			if left, err = s.liveSessions(ctx, g.ID); err != nil {
+				return nil, g.ID, err
+			}
+		}
+	}
+	if left < 0 {
+		left = -left
+	}
+	c.note("requester", g.Requester)
+	c.note("sessions_ended", fmt.Sprint(live-left))
+	if left > 0 {
+		c.note("sessions_unconfirmed", fmt.Sprint(left))
+	}
+	l, _, err := s.listing(ctx, g)
+	if err != nil {
+		return nil, g.ID, err
+	}
+	return api.RevokeAnswer{Grant: l.(api.GrantListing), Ended: live - left, Live: left}, g.ID, nil
+}
+
+// liveSessions counts the sessions of grant whose end is not yet reported.
+func (s *Server) liveSessions(ctx context.Context, grant string) (int, error) {
+	sess, err := s.sessionsOf(ctx, grant)
+	if err != nil {
+		return 0, err
+	}
+	n := 0
+	for _, x := range sess {
+		if x.Ended.IsZero() {
+			n++
+		}
+	}
+	return n, nil
+}
+
+func (s *Server) sessionsOf(ctx context.Context, grant string) ([]api.AccessSession, error) {
+	kvs, _, err := s.st.List(ctx, prefixSession+grant+"/")
+	if err != nil {
+		return nil, err
+	}
+	out := make([]api.AccessSession, 0, len(kvs))
+	for _, kv := range kvs {
+		var x api.AccessSession
+		if err := json.Unmarshal(kv.Value, &x); err != nil {
+			return nil, fmt.Errorf("server: stored %q: %w", kv.Key, err)
+		}
+		out = append(out, x)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Started.Before(out[j].Started) })
+	return out, nil
+}
+
+func (s *Server) listing(ctx context.Context, g api.Grant) (any, string, error) {
+	sess, err := s.sessionsOf(ctx, g.ID)
+	if err != nil {
+		return nil, g.ID, err
+	}
+	return api.GrantListing{Grant: g, State: g.State(s.now()), Sessions: sess}, g.ID, nil
+}
+
+// handleAccessList lists grants, newest first: with ?id=ID one grant, with
+// ?all=1 every grant kept, else those pending or active.
+func (s *Server) handleAccessList(ctx context.Context, c *caller, r *http.Request) (any, string, error) {
+	if id := r.URL.Query().Get("id"); id != "" {
+		g, _, err := s.loadGrant(ctx, id)
+		if err != nil {
+			return nil, id, err
+		}
+		l, _, err := s.listing(ctx, g)
+		return []api.GrantListing{l.(api.GrantListing)}, id, err
+	}
+	all := r.URL.Query().Get("all") != ""
+	grants, err := s.grants(ctx)
+	if err != nil {
+		return nil, "", err
+	}
+	now := s.now()
+	out := []api.GrantListing{}
+	for _, g := range grants {
+		st := g.State(now)
+		if !all && st != api.GrantPending && st != api.GrantActive {
+			continue
+		}
+		l, _, err := s.listing(ctx, g)
+		if err != nil {
+			return nil, "", err
+		}
+		out = append(out, l.(api.GrantListing))
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Requested.After(out[j].Requested) })
+	return out, "", nil
+}
+
+func (s *Server) grants(ctx context.Context) ([]api.Grant, error) {
+	kvs, _, err := s.st.List(ctx, prefixGrant)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]api.Grant, 0, len(kvs))
+	for _, kv := range kvs {
+		var g api.Grant
+		if err := json.Unmarshal(kv.Value, &g); err != nil {
+			return nil, fmt.Errorf("server: stored %q: %w", kv.Key, err)
+		}
+		out = append(out, g)
+	}
+	return out, nil
+}

@@ -1,0 +1,56 @@
+package server
+
+import (
+	"strings"
+	"testing"
+)
+
+// TestMFAFile: the mfa section's first enrolment and security keys are
+// validated with errors naming the key; a known-good section is mutated
+// one key at a time.
+func TestMFAFile(t *testing.T) {
+	good := func() MFAFile {
+		return MFAFile{FirstEnrolment: FirstEnrolApproved, WebAuthn: &WebAuthnFile{RPID: "moat.example.com",
+			Origins: []string{"https://moat.example.com", "https://ops.moat.example.com:8443"}, DisplayName: "moat prod"}}
+	}
+	c, err := good().Config("mfa")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.FirstEnrolment != FirstEnrolApproved || c.WebAuthn == nil || c.WebAuthn.RPID != "moat.example.com" || len(c.WebAuthn.Origins) != 2 {
+		t.Fatalf("config: %+v", c)
+	}
+	var zero MFAConfig
+	zero.defaults()
+	if zero.FirstEnrolment != FirstEnrolSelf || zero.WebAuthn != nil {
+		t.Fatalf("defaults: first enrolment %q, webauthn %v", zero.FirstEnrolment, zero.WebAuthn)
+	}
+	for _, tc := range []struct {
+		name   string
+		mutate func(*MFAFile)
+		want   string
+	}{
+		{"an unknown first enrolment", func(f *MFAFile) { f.FirstEnrolment = "anyone" }, `mfa.first_enrolment: "anyone": want "self" or "approved"`},
+		{"no rp_id", func(f *MFAFile) { f.WebAuthn.RPID = "" }, "mfa.webauthn.rp_id"},
+		{"an rp_id that is an address", func(f *MFAFile) { f.WebAuthn.RPID = "10.0.0.1" }, "mfa.webauthn.rp_id"},
+		{"an rp_id with capitals", func(f *MFAFile) { f.WebAuthn.RPID = "Moat.example.com" }, "mfa.webauthn.rp_id"},
+		{"no origins", func(f *MFAFile) { f.WebAuthn.Origins = nil }, "mfa.webauthn.origins: name the dashboard's origin"},
+		{"an http origin", func(f *MFAFile) { f.WebAuthn.Origins = []string{"http://moat.example.com"} }, "mfa.webauthn.origins[0]: \"http://moat.example.com\": browsers use security keys over https only"},
+		{"an origin off the rp_id", func(f *MFAFile) { f.WebAuthn.Origins[1] = "https://moat.example.com.evil.test" }, "mfa.webauthn.origins[1]: \"https://moat.example.com.evil.test\": not on rp_id"},
+		{"an origin with a path", func(f *MFAFile) { f.WebAuthn.Origins[0] = "https://moat.example.com/ui" }, "mfa.webauthn.origins[0]: \"https://moat.example.com/ui\": want an origin"},
+		{"a display name with a newline", func(f *MFAFile) { f.WebAuthn.DisplayName = "a\nb" }, "mfa.webauthn.display_name"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			f := good()
+			tc.mutate(&f)
+			_, err := f.Config("mfa")
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("got %v, want %q", err, tc.want)
+			}
+		})
+	}
+	local := MFAFile{WebAuthn: &WebAuthnFile{RPID: "localhost", Origins: []string{"http://localhost:8080"}}}
+	if _, err := local.Config("mfa"); err != nil {
+		t.Fatalf("a dashboard on localhost over http: %v", err)
+	}
+}

@@ -1,0 +1,344 @@
+package server
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"time"
+
+	"moat/internal/api"
+	"moat/internal/audit"
+	"moat/internal/seal"
+	"moat/internal/store"
+)
+
+var (
+	sessionIDRE = regexp.MustCompile(`^[0-9a-f]{24}$`)
+	sha256RE    = regexp.MustCompile(`^[0-9a-f]{64}$`)
+)
+
+// Audit actions of sessions, written by the control plane on its agents'
+// reports.
+const (
+	ActionSessionStart    = "access.session.start"
+	ActionSessionEnd      = "access.session.end"
+	ActionRecordingExpire = "access.recording.expire"
+)
+
+func sessionKey(grant, id string) string { return prefixSession + grant + "/" + id }
+
+// checkReport validates an agent's report of a session of one of its grants.
+func (s *Server) checkReport(ctx context.Context, node string, x api.AccessSession) (api.Grant, error) {
+	if !sessionIDRE.MatchString(x.ID) {
+		return api.Grant{}, errorf(http.StatusBadRequest, "session: malformed ID")
+	}
+	g, _, err := s.loadGrant(ctx, x.Grant)
+	if err != nil {
+		return api.Grant{}, err
+	}
+	switch {
+	case g.Node != node:
+		return api.Grant{}, errorf(http.StatusForbidden, "grant %s is not for node %q", g.ID, node)
+	case x.Admin != g.Requester:
+		return api.Grant{}, errorf(http.StatusBadRequest, "session %s: admin %q is not the grant's requester", x.ID, trimForError(x.Admin))
+	case x.Mode != g.Mode:
+		return api.Grant{}, errorf(http.StatusBadRequest, "session %s: mode %q is not the grant's", x.ID, trimForError(x.Mode))
+	case len(x.Detail) > 128 || len(x.Remote) > 128 || len(x.EndReason) > 128:
+		return api.Grant{}, errorf(http.StatusBadRequest, "session %s: oversized field", x.ID)
+	case x.Recording != "" && !sha256RE.MatchString(x.Recording):
+		return api.Grant{}, errorf(http.StatusBadRequest, "session %s: recording: want a hex SHA-256", x.ID)
+	}
+	return g, nil
+}
+
+// handleAccessEvent records an agent's report that a session started or
+// ended. Reports are retried until answered, so each is idempotent: the
+// audit entry is written before the store changes, and a report the store
+// already reflects is answered without a second entry.
+func (s *Server) handleAccessEvent(w http.ResponseWriter, r *http.Request, c *caller) {
+	ctx := r.Context()
+	var ev api.AccessEvent
+	if err := decodeLimit(r, &ev, 64<<10); err != nil {
+		writeError(w, err)
+		return
+	}
+	x := ev.Session
+	g, err := s.checkReport(ctx, c.Name, x)
+	if err != nil {
+		writeError(w, err)
+		return
+	}
+	x.Node = c.Name
+	key := sessionKey(g.ID, x.ID)
+	var cur api.AccessSession
+	rev, err := getJSONRev(ctx, s.st, key, &cur)
+	if err != nil && !errors.Is(err, store.ErrNotFound) {
+		writeError(w, err)
+		return
+	}
+	entry := audit.Entry{Time: s.now().UTC(), Actor: x.Admin, Target: c.Name, Result: "ok",
+		Detail: map[string]string{"grant": g.ID, "session": x.ID, "mode": x.Mode, "node": c.Name}}
+	if x.Detail != "" {
+		entry.Detail["detail"] = x.Detail
+	}
+	if x.Remote != "" {
+		entry.Detail["remote"] = x.Remote
+	}
+	switch ev.Kind {
+	case "start":
+		if rev != 0 {
+			writeJSON(w, http.StatusOK, cur)
+			return
+		}
+		entry.Action = ActionSessionStart
+		if x.Started.IsZero() {
+			x.Started = s.now().UTC()
+		}
+		x.Ended, x.Recording, x.Stored = time.Time{}, "", false
+	case "end":
+		if rev != 0 && !cur.Ended.IsZero() {
+			writeJSON(w, http.StatusOK, cur)
+			return
+		}
+		if rev != 0 {
+			x.Started = cur.Started
+		}
+		if x.Ended.IsZero() {
+			x.Ended = s.now().UTC()
+		}
+		entry.Action = ActionSessionEnd
+		entry.Detail["end_reason"] = x.EndReason
+		if x.Recording != "" {
+			entry.Detail["recording_sha256"] = x.Recording
+		}
+		entry.Detail["bytes_in"] = fmt.Sprint(x.BytesIn)
+		entry.Detail["bytes_out"] = fmt.Sprint(x.BytesOut)
+		x.Stored = false
+	default:
+		writeError(w, errorf(http.StatusBadRequest, "kind %q: want start or end", trimForError(ev.Kind)))
+		return
+	}
+	if err := s.record(ctx, entry); err != nil {
+		writeError(w, errorf(http.StatusServiceUnavailable, "the audit log is unavailable"))
+		return
+	}
+	if err := s.putRev(ctx, key, rev, x); err != nil {
+		writeError(w, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, x)
+}
+
+// findSession finds a session by its ID alone.
+func (s *Server) findSession(ctx context.Context, id string) (api.AccessSession, int64, error) {
+	if !sessionIDRE.MatchString(id) {
+		return api.AccessSession{}, 0, errorf(http.StatusBadRequest, "session %q: malformed ID", trimForError(id))
+	}
+	kvs, _, err := s.st.List(ctx, prefixSession)
+	if err != nil {
+		return api.AccessSession{}, 0, err
+	}
+	for _, kv := range kvs {
+		if strings.HasSuffix(kv.Key, "/"+id) {
+			var x api.AccessSession
+			if err := json.Unmarshal(kv.Value, &x); err != nil {
+				return x, 0, fmt.Errorf("server: stored %q: %w", kv.Key, err)
+			}
+			return x, kv.ModRevision, nil
+		}
+	}
+	return api.AccessSession{}, 0, errorf(http.StatusNotFound, "no session %q", id)
+}
+
+func (s *Server) recordingPath(session string) (string, error) {
+	if s.cfg.Access.RecordingsDir == "" || s.cfg.Sealer == nil {
+		return "", errorf(http.StatusServiceUnavailable, "this server keeps no recordings (no recordings directory or keyring)")
+	}
+	return filepath.Join(s.cfg.Access.RecordingsDir, session+".cast.sealed"), nil
+}
+
+// handleRecordingUpload takes a finished session's recording from its
+// agent: a JSON line naming the session and size, then the asciicast. It
+// is kept only if its SHA-256 is the one the agent reported at the session's
+// end (and the audit log holds), sealed under the keyring.
+func (s *Server) handleRecordingUpload(w http.ResponseWriter, r *http.Request, c *caller) {
+	ctx := r.Context()
+	br := bufio.NewReader(io.LimitReader(r.Body, s.cfg.Access.MaxRecording+64<<10))
+	line, err := br.ReadSlice('\n')
+	if err != nil {
+		writeError(w, errorf(http.StatusBadRequest, "recording: no header line"))
+		return
+	}
+	up, err := parseRecordingHeader(line, s.cfg.Access.MaxRecording)
+	if err != nil {
+		writeError(w, err)
+		return
+	}
+	g, err := s.checkReport(ctx, c.Name, up.Session)
+	if err != nil {
+		writeError(w, err)
+		return
+	}
+	key := sessionKey(g.ID, up.Session.ID)
+	var cur api.AccessSession
+	rev, err := getJSONRev(ctx, s.st, key, &cur)
+	if errors.Is(err, store.ErrNotFound) || (err == nil && cur.Ended.IsZero()) {
+		writeError(w, errorf(http.StatusConflict, "session %s has not ended here yet: report its end first", up.Session.ID))
+		return
+	}
+	if err != nil {
+		writeError(w, err)
+		return
+	}
+	body := make([]byte, up.Size)
+	if _, err := io.ReadFull(br, body); err != nil {
+		writeError(w, errorf(http.StatusBadRequest, "recording: %d bytes announced, fewer sent", up.Size))
+		return
+	}
+	sum := sha256.Sum256(body)
+	if got := hex.EncodeToString(sum[:]); got != cur.Recording {
+		s.log.Warn("access: recording refused: its digest is not the one reported at the session's end",
+			"node", c.Name, "session", cur.ID, "reported", cur.Recording, "got", got)
+		writeError(w, errorf(http.StatusConflict, "recording of session %s: SHA-256 %s is not the %s reported at its end", cur.ID, got, cur.Recording))
+		return
+	}
+	if cur.Stored {
+		writeJSON(w, http.StatusOK, cur)
+		return
+	}
+	path, err := s.recordingPath(cur.ID)
+	if err != nil {
+		writeError(w, err)
+		return
+	}
+	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+		writeError(w, err)
+		return
+	}
+	if err := seal.WriteSealedFile(path, s.cfg.Sealer, "recording/"+cur.ID, body); err != nil {
+		writeError(w, err)
+		return
+	}
+	cur.Stored, cur.StoredOn = true, s.cfg.Name
+	if err := s.putRev(ctx, key, rev, cur); err != nil {
+		writeError(w, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, cur)
+}
+
+// parseRecordingHeader reads the JSON line heading a recording upload,
+// strictly: a known session ID, a digest of the right form, a size within
+// max.
+func parseRecordingHeader(line []byte, max int64) (api.RecordingUpload, error) {
+	var up api.RecordingUpload
+	dec := json.NewDecoder(bytes.NewReader(line))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&up); err != nil {
+		return up, errorf(http.StatusBadRequest, "recording header: %v", err)
+	}
+	if dec.More() {
+		return up, errorf(http.StatusBadRequest, "recording header: trailing data")
+	}
+	if up.Size < 0 || up.Size > max {
+		return up, errorf(http.StatusRequestEntityTooLarge, "recording of %d bytes: at most %d", up.Size, max)
+	}
+	if !sessionIDRE.MatchString(up.Session.ID) {
+		return up, errorf(http.StatusBadRequest, "recording header: session: malformed ID")
+	}
+	if !sha256RE.MatchString(up.Session.Recording) {
+		return up, errorf(http.StatusBadRequest, "recording header: recording: want a hex SHA-256")
+	}
+	return up, nil
+}
+
+// handleAccessRecording answers a session's recording, after checking it
+// against the digest reported at the session's end.
+func (s *Server) handleAccessRecording(ctx context.Context, c *caller, r *http.Request) (any, string, error) {
+	x, _, err := s.findSession(ctx, r.URL.Query().Get("session"))
+	if err != nil {
+		return nil, trimForError(r.URL.Query().Get("session")), err
+	}
+	c.note("grant", x.Grant)
+	if !x.Stored {
+		return nil, x.ID, errorf(http.StatusNotFound, "session %s: the control plane holds no recording (not yet sent, or past retention)", x.ID)
+	}
+	var b []byte
+	if x.StoredOn == "" || x.StoredOn == s.cfg.Name {
+		b, err = s.localRecording(x)
+	} else {
+		c.note("stored_on", x.StoredOn)
+		b, err = s.peerRecording(ctx, x)
+	}
+	if err != nil {
+		return nil, x.ID, err
+	}
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/x-asciicast")
+		w.Header().Set("Moat-Recording-SHA256", x.Recording)
+		_, _ = w.Write(b)
+	}), x.ID, nil
+}
+
+// expireRecordings deletes recordings past retention, each with an audit
+// entry saying so, so that a recording missing without one stands out.
+func (s *Server) expireRecordings(ctx context.Context) error {
+	if s.cfg.Access.RecordingsDir == "" {
+		return nil
+	}
+	kvs, _, err := s.st.List(ctx, prefixSession)
+	if err != nil {
+		return err
+	}
+	cutoff := s.now().Add(-s.cfg.Access.Retention)
+	for _, kv := range kvs {
+		var x api.AccessSession
+		if err := json.Unmarshal(kv.Value, &x); err != nil || !x.Stored || x.Ended.After(cutoff) {
+			continue
+		}
+		if x.StoredOn != "" && x.StoredOn != s.cfg.Name {
+			continue // another server of the cluster keeps it, and expires it
+		}
+		entry := audit.Entry{Time: s.now().UTC(), Actor: "control-plane", Action: ActionRecordingExpire, Target: x.Node, Result: "ok",
+			Detail: map[string]string{"grant": x.Grant, "session": x.ID, "recording_sha256": x.Recording, "retention": s.cfg.Access.Retention.String()}}
+		if err := s.record(ctx, entry); err != nil {
+			return err
+		}
+		path, _ := s.recordingPath(x.ID)
+		if err := os.Remove(path); err != nil && !errors.Is(err, os.ErrNotExist) {
+			return err
+		}
+		x.Stored, x.StoredOn = false, ""
+		if err := s.putRev(ctx, kv.Key, kv.ModRevision, x); err != nil && !errors.Is(err, store.ErrConflict) {
+			return err
+		}
+	}
+	return nil
+}
+
+// runAccess applies the recordings' retention every hour until ctx ends.
+func (s *Server) runAccess(ctx context.Context) {
+	t := time.NewTicker(time.Hour)
+	defer t.Stop()
+	for {
+		if err := s.expireRecordings(ctx); err != nil && ctx.Err() == nil {
+			s.log.Error("access: recording retention", "err", err)
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}

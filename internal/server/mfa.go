@@ -1,0 +1,450 @@
+package server
+
+import (
+	"context"
+	"crypto/ecdsa"
+	"crypto/rand"
+	"crypto/subtle"
+	"crypto/x509"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/pquerna/otp"
+	"github.com/pquerna/otp/hotp"
+	"github.com/pquerna/otp/totp"
+
+	"moat/internal/api"
+	"moat/internal/identity"
+	"moat/internal/store"
+)
+
+// Second factors.
+//
+// An administrator enrols a TOTP authenticator (RFC 6238: SHA-1, six
+// digits, 30-second steps, one step of clock skew either way) with
+// mfa.enroll, which answers the secret once, and mfa.confirm with a first
+// code. The secret is stored sealed under the keyring (and the store seals
+// it again). mfa.session then trades a code for an MFA session certificate
+// of SessionTTL; the calls MFAConfig names need one.
+//
+// A code is accepted once: the step it belongs to is remembered, and a code
+// of that step or an earlier one is refused. MaxFailures wrong codes in a
+// row lock the factor for Lockout. Every attempt is audited; detection
+// counts the refusals.
+
+const (
+	prefixMFA = "mfa/"
+	// totpPeriod and totpDigits are what authenticator apps assume.
+	totpPeriod = 30
+	totpDigits = otp.DigitsSix
+	// pendingTOTP is how long an enrolment waits for its first code.
+	pendingTOTP = 10 * time.Minute
+)
+
+// mfaRecord is an administrator's second factors, under prefixMFA+name.
+type mfaRecord struct {
+	TOTP        *totpFactor `json:"totp,omitempty"`
+	Pending     *totpFactor `json:"pending,omitempty"`
+	Failures    int         `json:"failures,omitempty"`
+	LockedUntil time.Time   `json:"locked_until,omitzero"`
+	// WebAuthn security keys (see webauthn.go): the administrator's user
+	// handle, the registered keys, and the one ceremony under way.
+	UserHandle []byte            `json:"user_handle,omitempty"`
+	Keys       []securityKey     `json:"keys,omitempty"`
+	Ceremony   *webauthnCeremony `json:"ceremony,omitempty"`
+}
+
+// totpFactor is a TOTP secret, sealed.
+type totpFactor struct {
+	Sealed   []byte    `json:"sealed"`
+	Created  time.Time `json:"created"`
+	Expires  time.Time `json:"expires,omitzero"` // pending only
+	LastStep int64     `json:"last_step,omitempty"`
+	// Unapproved marks a first enrolment made under FirstEnrolApproved
+	// that no one approved yet: it proves nothing until approved.
+	Unapproved bool   `json:"unapproved,omitempty"`
+	ApprovedBy string `json:"approved_by,omitempty"`
+}
+
+func (s *Server) mfaRoutes(admin func(method, path, role, action string, h func(context.Context, *caller, *http.Request) (any, string, error))) {
+	admin("GET", api.PathMFA, api.RoleViewer, "mfa.status", s.handleMFAStatus)
+	admin("POST", api.PathMFAEnroll, api.RoleViewer, "mfa.enroll", s.handleMFAEnroll)
+	admin("POST", api.PathMFAConfirm, api.RoleViewer, "mfa.confirm", s.handleMFAConfirm)
+	admin("POST", api.PathMFASession, api.RoleViewer, "mfa.session", s.handleMFASession)
+	admin("POST", api.PathMFAReset, api.RoleAdmin, "mfa.reset", s.handleMFAReset)
+	admin("POST", api.PathMFAApprove, api.RoleAdmin, "mfa.approve", s.handleMFAApprove)
+	s.webauthnRoutes(admin)
+}
+
+// checkFactor is the second half of every admin call's authorization,
+// after the role: a grant certificate is refused on the API, and a call the
+// MFA configuration names needs an MFA session certificate.
+func (s *Server) checkFactor(ctx context.Context, c *caller, action string) error {
+	if c.Grant != "" {
+		return errorf(http.StatusUnauthorized, "an access-grant certificate is for the node's agent, not the control plane's API")
+	}
+	if !s.mfa.requires(c.Role, action) || c.MFA != "" {
+		return nil
+	}
+	var rec mfaRecord
+	if err := getJSON(ctx, s.st, prefixMFA+c.Name, &rec); err != nil && !errors.Is(err, store.ErrNotFound) {
+		return err
+	}
+	if rec.TOTP == nil {
+		return &httpError{code: http.StatusUnauthorized, reason: api.ReasonMFAEnrol,
+			msg: fmt.Sprintf("%s needs a fresh MFA proof, and admin %q has no second factor: enrol one with \"moat admin mfa enroll\"", action, c.Name)}
+	}
+	if rec.TOTP.Unapproved {
+		return &httpError{code: http.StatusUnauthorized, reason: api.ReasonMFAEnrol,
+			msg: fmt.Sprintf("%s needs a fresh MFA proof, and admin %q's authenticator awaits approval: %s", action, c.Name, awaitingApproval(c.Name))}
+	}
+	return &httpError{code: http.StatusUnauthorized, reason: api.ReasonMFARequired,
+		msg: fmt.Sprintf("%s needs a fresh MFA proof: give a code from your authenticator (\"moat admin mfa login\")", action)}
+}
+
+// callerMarks reads the session or grant mark of an admin's certificate.
+func callerMarks(c *caller) error {
+	m, err := identity.ReadAdminMarks(c.Leaf)
+	if err != nil {
+		return errorf(http.StatusUnauthorized, "client certificate refused: %v", err)
+	}
+	c.MFA, c.Grant = m.MFA, m.Grant
+	return nil
+}
+
+func (s *Server) handleMFAStatus(ctx context.Context, c *caller, r *http.Request) (any, string, error) {
+	var rec mfaRecord
+	if err := getJSON(ctx, s.st, prefixMFA+c.Name, &rec); err != nil && !errors.Is(err, store.ErrNotFound) {
+		return nil, c.ID, err
+	}
+	st := api.MFAStatus{Admin: c.ID}
+	if rec.TOTP != nil {
+		st.TOTP = rec.TOTP.Created
+		st.AwaitingApproval = rec.TOTP.Unapproved
+	}
+	for _, k := range rec.Keys {
+		st.SecurityKeys = append(st.SecurityKeys, api.SecurityKey{Name: k.Name, Created: k.Created, LastUsed: k.LastUsed})
+	}
+	if s.now().Before(rec.LockedUntil) {
+		st.LockedUntil = rec.LockedUntil
+	}
+	if c.MFA != "" {
+		st.Session = c.Leaf.NotAfter
+	}
+	if !s.mfa.Off && (s.mfa.Roles == nil || contains(s.mfa.Roles, c.Role)) {
+		st.Required = s.mfa.Actions
+	}
+	return st, c.ID, nil
+}
+
+// handleMFAEnroll makes a new TOTP secret for the caller and answers it,
+// once. Replacing an enrolled authenticator needs a fresh proof with it:
+// otherwise a stolen enrolment certificate could enrol its thief's.
+func (s *Server) handleMFAEnroll(ctx context.Context, c *caller, r *http.Request) (any, string, error) {
+	key := prefixMFA + c.Name
+	var rec mfaRecord
+	rev, err := getJSONRev(ctx, s.st, key, &rec)
+	if err != nil && !errors.Is(err, store.ErrNotFound) {
+		return nil, c.ID, err
+	}
+	if rec.TOTP != nil && c.MFA == "" {
+		return nil, c.ID, &httpError{code: http.StatusUnauthorized, reason: api.ReasonMFARequired,
+			msg: "replacing an enrolled authenticator needs a fresh MFA proof with it (\"moat admin mfa login\"); if it is lost, another admin runs \"moat admin mfa reset\""}
+	}
+	k, err := totp.Generate(totp.GenerateOpts{Issuer: "moat " + s.td.Name(), AccountName: c.Name, Period: totpPeriod,
+		Digits: totpDigits, Algorithm: otp.AlgorithmSHA1, Rand: rand.Reader})
+	if err != nil {
+		return nil, c.ID, fmt.Errorf("server: totp: %w", err)
+	}
+	sealed, err := s.sealSecret(key, []byte(k.Secret()))
+	if err != nil {
+		return nil, c.ID, err
+	}
+	now := s.now().UTC()
+	rec.Pending = &totpFactor{Sealed: sealed, Created: now, Expires: now.Add(pendingTOTP)}
+	if err := s.putRev(ctx, key, rev, rec); err != nil {
+		return nil, c.ID, err
+	}
+	c.note("factor", "totp")
+	return api.MFAEnrollment{URI: k.URL(), Secret: k.Secret(), Expires: rec.Pending.Expires}, c.ID, nil
+}
+
+// handleMFAConfirm activates a pending enrolment with a first code.
+func (s *Server) handleMFAConfirm(ctx context.Context, c *caller, r *http.Request) (any, string, error) {
+	var req api.MFACode
+	if err := decode(r, &req); err != nil {
+		return nil, c.ID, err
+	}
+	if _, err := s.verifyCode(ctx, c, req.Code, true); err != nil {
+		return nil, c.ID, err
+	}
+	c.note("factor", "totp")
+	return s.handleMFAStatus(ctx, c, r)
+}
+
+// handleMFASession trades a code for an MFA session certificate.
+func (s *Server) handleMFASession(ctx context.Context, c *caller, r *http.Request) (any, string, error) {
+	var req api.MFASessionRequest
+	if err := decode(r, &req); err != nil {
+		return nil, c.ID, err
+	}
+	csr, err := parseSessionCSR(req.CSR)
+	if err != nil {
+		return nil, c.ID, err
+	}
+	if _, err := s.verifyCode(ctx, c, req.Code, false); err != nil {
+		return nil, c.ID, err
+	}
+	resp, err := s.issueMFASession(c, csr, identity.MFATOTP)
+	return resp, c.ID, err
+}
+
+// parseSessionCSR checks the CSR of an MFA session request: signed, over
+// an ECDSA key. It is checked before any factor, so a bad one spends no
+// code.
+func parseSessionCSR(der []byte) (*x509.CertificateRequest, error) {
+	csr, err := x509.ParseCertificateRequest(der)
+	if err != nil || csr.CheckSignature() != nil {
+		return nil, errorf(http.StatusBadRequest, "csr: not a signed PKCS#10 request")
+	}
+	if _, ok := csr.PublicKey.(*ecdsa.PublicKey); !ok {
+		return nil, errorf(http.StatusBadRequest, "csr: the key must be ECDSA")
+	}
+	return csr, nil
+}
+
+// issueMFASession signs the caller's MFA session certificate, marked with
+// the factor (method) that was just proven.
+func (s *Server) issueMFASession(c *caller, csr *x509.CertificateRequest, method string) (api.CertResponse, error) {
+	pol, err := identity.MFASessionPolicy(method)
+	if err != nil {
+		return api.CertResponse{}, err
+	}
+	id, err := identity.AdminID(s.td, c.Name)
+	if err != nil {
+		return api.CertResponse{}, err
+	}
+	a := s.CA()
+	chain, err := a.SignWithPolicies(csr.PublicKey, id, s.mfa.SessionTTL, []x509.OID{pol})
+	if err != nil {
+		return api.CertResponse{}, errorf(http.StatusBadRequest, "csr: %v", err)
+	}
+	s.m.issued.WithLabelValues("admin-session").Inc()
+	c.note("factor", method)
+	c.note("serial", identity.SerialHex(chain[0].SerialNumber))
+	c.note("expires", chain[0].NotAfter.UTC().Format(time.RFC3339))
+	return api.CertResponse{Chain: api.DERs(chain), Bundle: api.DERs(a.Bundle().X509Authorities()), TrustDomain: s.td.Name()}, nil
+}
+
+// handleMFAReset removes another administrator's second factors, for a
+// lost authenticator. The admin named must enrol again before any
+// sensitive call.
+func (s *Server) handleMFAReset(ctx context.Context, c *caller, r *http.Request) (any, string, error) {
+	var req api.MFAReset
+	if err := decode(r, &req); err != nil {
+		return nil, "", err
+	}
+	id, err := identity.AdminID(s.td, req.Name)
+	if err != nil {
+		return nil, "", errorf(http.StatusBadRequest, "name: %v", err)
+	}
+	if _, err := s.st.Delete(ctx, prefixMFA+req.Name); err != nil && !errors.Is(err, store.ErrNotFound) {
+		return nil, id.String(), err
+	}
+	return struct{}{}, id.String(), nil
+}
+
+// awaitingApproval says how an unapproved first enrolment is approved.
+func awaitingApproval(name string) string {
+	return fmt.Sprintf("another administrator runs \"moat admin mfa approve --name %s\", or the server's host \"moat server mfa-approve --admin %s\"", name, name)
+}
+
+// handleMFAApprove approves another administrator's first enrolment
+// (FirstEnrolApproved). The approver's own MFA session is required (the
+// call is in DefaultMFAActions), and an administrator never approves
+// their own.
+func (s *Server) handleMFAApprove(ctx context.Context, c *caller, r *http.Request) (any, string, error) {
+	var req api.MFAReset
+	if err := decode(r, &req); err != nil {
+		return nil, "", err
+	}
+	id, err := identity.AdminID(s.td, req.Name)
+	if err != nil {
+		return nil, "", errorf(http.StatusBadRequest, "name: %v", err)
+	}
+	if c.MFA == "" {
+		// Whatever the configuration names: vouching for another's factor
+		// needs a factor of one's own, proven now.
+		return nil, id.String(), &httpError{code: http.StatusUnauthorized, reason: api.ReasonMFARequired,
+			msg: "approving an enrolment needs a fresh MFA proof of your own (\"moat admin mfa login\")"}
+	}
+	if req.Name == c.Name {
+		c.note("self_approval", "true")
+		return nil, id.String(), errorf(http.StatusForbidden, "an administrator cannot approve their own authenticator: another admin must")
+	}
+	if err := approveFirstEnrolment(ctx, s.st, req.Name, c.ID); err != nil {
+		return nil, id.String(), err
+	}
+	c.note("factor", "totp")
+	return struct{}{}, id.String(), nil
+}
+
+// approveFirstEnrolment marks name's unapproved TOTP factor approved by by.
+func approveFirstEnrolment(ctx context.Context, st store.Store, name, by string) error {
+	key := prefixMFA + name
+	var rec mfaRecord
+	rev, err := getJSONRev(ctx, st, key, &rec)
+	if err != nil && !errors.Is(err, store.ErrNotFound) {
+		return err
+	}
+	if rec.TOTP == nil || !rec.TOTP.Unapproved {
+		return errorf(http.StatusConflict, "admin %q has no enrolment awaiting approval", name)
+	}
+	rec.TOTP.Unapproved, rec.TOTP.ApprovedBy = false, by
+	b, err := json.Marshal(rec)
+	if err != nil {
+		return err
+	}
+	if _, err := st.Txn(ctx, []store.Cond{{Key: key, ModRevision: rev}}, []store.Op{store.Put(key, b)}); err != nil {
+		if errors.Is(err, store.ErrConflict) {
+			return errorf(http.StatusConflict, "admin %q's second factors changed meanwhile: try again", name)
+		}
+		return err
+	}
+	return nil
+}
+
+// verifyCode checks code against the caller's TOTP secret (the pending one
+// when pending), once: the step it matched is remembered in the same
+// conditional write that clears the failure count, so neither a replay nor
+// two concurrent uses of one code pass. A wrong code counts towards the
+// lockout. It returns the matched step.
+func (s *Server) verifyCode(ctx context.Context, c *caller, code string, pending bool) (int64, error) {
+	key := prefixMFA + c.Name
+	var rec mfaRecord
+	rev, err := getJSONRev(ctx, s.st, key, &rec)
+	if err != nil && !errors.Is(err, store.ErrNotFound) {
+		return 0, err
+	}
+	now := s.now()
+	if err := s.locked(c, rec); err != nil {
+		return 0, err
+	}
+	f := rec.TOTP
+	if pending {
+		f = rec.Pending
+		if f != nil && now.After(f.Expires) {
+			f = nil
+		}
+	}
+	if f == nil {
+		if pending {
+			return 0, errorf(http.StatusBadRequest, "no enrolment is waiting for a code: run \"moat admin mfa enroll\" first")
+		}
+		return 0, errorf(http.StatusUnauthorized, "admin %q has no second factor: enrol one with \"moat admin mfa enroll\"", c.Name)
+	}
+	if !pending && f.Unapproved {
+		return 0, errorf(http.StatusForbidden, "admin %q's authenticator awaits approval: %s", c.Name, awaitingApproval(c.Name))
+	}
+	step, why := int64(-1), "MFA code refused"
+	if len(code) == int(totpDigits) && digits(code) {
+		secret, err := s.openSecret(key, f.Sealed)
+		if err != nil {
+			return 0, err
+		}
+		cur := now.Unix() / totpPeriod
+		for _, st := range []int64{cur, cur - 1, cur + 1} {
+			want, err := hotp.GenerateCodeCustom(string(secret), uint64(st), hotp.ValidateOpts{Digits: totpDigits, Algorithm: otp.AlgorithmSHA1})
+			if err != nil {
+				return 0, fmt.Errorf("server: totp: %w", err)
+			}
+			if subtle.ConstantTimeCompare([]byte(want), []byte(code)) == 1 {
+				step = st
+				break
+			}
+		}
+		if step >= 0 && step <= f.LastStep {
+			step, why = -1, "MFA code already used: wait for the next one"
+		}
+	}
+	if step < 0 {
+		rec.Failures++
+		c.note("failures", strconv.Itoa(rec.Failures))
+		if rec.Failures >= s.mfa.MaxFailures {
+			rec.LockedUntil = now.Add(s.mfa.Lockout).UTC()
+			rec.Failures = 0
+			c.note("locked_until", rec.LockedUntil.Format(time.RFC3339))
+		}
+		if err := s.putRev(ctx, key, rev, rec); err != nil && !errors.Is(err, store.ErrConflict) {
+			return 0, err
+		}
+		return 0, errorf(http.StatusUnauthorized, "%s", why)
+	}
+	f.LastStep = step
+	rec.Failures = 0
+	if pending {
+		f.Expires = time.Time{}
+		f.Created = now.UTC()
+		// A first enrolment: trusted on first use, unless the
+		// configuration wants another administrator to vouch for it.
+		if rec.TOTP == nil && s.mfa.FirstEnrolment == FirstEnrolApproved {
+			f.Unapproved = true
+			c.note("awaiting_approval", "true")
+		}
+		rec.TOTP, rec.Pending = f, nil
+	}
+	if err := s.putRev(ctx, key, rev, rec); err != nil {
+		if errors.Is(err, store.ErrConflict) {
+			return 0, errorf(http.StatusUnauthorized, "MFA code already used: wait for the next one")
+		}
+		return 0, err
+	}
+	return step, nil
+}
+
+func digits(s string) bool {
+	for _, r := range s {
+		if r < '0' || r > '9' {
+			return false
+		}
+	}
+	return true
+}
+
+// putRev writes v at key only if key is still at rev (0: absent).
+func (s *Server) putRev(ctx context.Context, key string, rev int64, v any) error {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return fmt.Errorf("server: encode %q: %w", key, err)
+	}
+	_, err = s.st.Txn(ctx, []store.Cond{{Key: key, ModRevision: rev}}, []store.Op{store.Put(key, b)})
+	return err
+}
+
+// sealSecret seals b under the keyring, bound to key; without a sealer
+// (tests only) it is stored as is.
+func (s *Server) sealSecret(key string, b []byte) ([]byte, error) {
+	if s.cfg.Sealer == nil {
+		return b, nil
+	}
+	out, err := s.cfg.Sealer.Encrypt(b, []byte(key))
+	if err != nil {
+		return nil, fmt.Errorf("server: seal %s: %w", key, err)
+	}
+	return out, nil
+}
+
+func (s *Server) openSecret(key string, b []byte) ([]byte, error) {
+	if s.cfg.Sealer == nil {
+		return b, nil
+	}
+	out, err := s.cfg.Sealer.Decrypt(b, []byte(key))
+	if err != nil {
+		return nil, fmt.Errorf("server: open %s: %w", key, err)
+	}
+	return out, nil
+}
