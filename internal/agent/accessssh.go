@@ -6,7 +6,6 @@ import (
 	"context"
 	"crypto/ed25519"
 	"crypto/rand"
-	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
@@ -20,10 +19,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
-	"syscall"
-	"time"
 
-	"github.com/creack/pty"
 	"golang.org/x/crypto/ssh"
 
 	"moat/internal/api"
@@ -438,11 +434,9 @@ func (s *sshSession) start(ctx context.Context, ch ssh.Channel, req *ssh.Request
 	cmd.Env = []string{"HOME=" + lu.home, "USER=" + lu.name, "LOGNAME=" + lu.name, "SHELL=" + lu.shell,
 		"PATH=/usr/local/bin:/usr/bin:/bin", "TERM=" + term,
 		"MOAT_GRANT=" + s.ls.grant, "MOAT_ADMIN=" + s.info.Admin, "MOAT_SESSION=" + s.info.ID}
-	attr := &syscall.SysProcAttr{Setsid: true}
-	if uint32(os.Getuid()) != lu.uid || uint32(os.Getgid()) != lu.gid {
-		attr.Credential = &syscall.Credential{Uid: lu.uid, Gid: lu.gid, Groups: lu.groups}
+	if err := asUser(cmd, lu); err != nil {
+		return nil, err
 	}
-	cmd.SysProcAttr = attr
 	cols, rows := 80, 24
 	if pr != nil {
 		cols, rows = int(pr.Cols), int(pr.Rows)
@@ -531,36 +525,6 @@ func (s *sshSession) start(ctx context.Context, ch ssh.Channel, req *ssh.Request
 	return p, nil
 }
 
-// startPTY starts cmd on a new terminal owned by the session's user (mode
-// 0620, as sshd leaves it), its controlling terminal in a new session.
-func startPTY(cmd *exec.Cmd, lu *localUser, cols, rows int) (*os.File, error) {
-	ptmx, tty, err := pty.Open()
-	if err != nil {
-		return nil, err
-	}
-	defer tty.Close()
-	if err := pty.Setsize(ptmx, &pty.Winsize{Cols: uint16(cols), Rows: uint16(rows)}); err != nil {
-		ptmx.Close()
-		return nil, err
-	}
-	if uint32(os.Getuid()) != lu.uid {
-		if err := os.Chown(tty.Name(), int(lu.uid), -1); err != nil {
-			ptmx.Close()
-			return nil, err
-		}
-		_ = os.Chmod(tty.Name(), 0o620)
-	}
-	cmd.Stdin, cmd.Stdout, cmd.Stderr = tty, tty, tty
-	cmd.SysProcAttr.Setsid = true
-	cmd.SysProcAttr.Setctty = true
-	cmd.SysProcAttr.Ctty = 0
-	if err := cmd.Start(); err != nil {
-		ptmx.Close()
-		return nil, err
-	}
-	return ptmx, nil
-}
-
 // copyTap copies src to dst, showing every chunk to tap first.
 func copyTap(dst io.Writer, src io.Reader, tap func([]byte)) {
 	buf := make([]byte, 32<<10)
@@ -583,46 +547,6 @@ func (p *process) wait() int {
 	return p.code
 }
 
-func (p *process) resize(cols, rows int) {
-	if p.ptmx == nil || cols <= 0 || rows <= 0 || cols > 10000 || rows > 10000 {
-		return
-	}
-	_ = pty.Setsize(p.ptmx, &pty.Winsize{Cols: uint16(cols), Rows: uint16(rows)})
-	_ = p.rec.Resize(cols, rows)
-}
-
-var signals = map[string]syscall.Signal{
-	"ABRT": syscall.SIGABRT, "ALRM": syscall.SIGALRM, "FPE": syscall.SIGFPE, "HUP": syscall.SIGHUP,
-	"ILL": syscall.SIGILL, "INT": syscall.SIGINT, "KILL": syscall.SIGKILL, "PIPE": syscall.SIGPIPE,
-	"QUIT": syscall.SIGQUIT, "SEGV": syscall.SIGSEGV, "TERM": syscall.SIGTERM, "USR1": syscall.SIGUSR1,
-	"USR2": syscall.SIGUSR2,
-}
-
-// signal delivers an SSH signal to the process's group.
-func (p *process) signal(name string) {
-	if sig, ok := signals[name]; ok && p.cmd.Process != nil {
-		_ = syscall.Kill(-p.cmd.Process.Pid, sig)
-	}
-}
-
-// kill ends the process group: a hangup, then a kill for what ignores it.
-func (p *process) kill() {
-	if p.cmd.Process == nil {
-		return
-	}
-	select {
-	case <-p.done:
-		return
-	default:
-	}
-	_ = syscall.Kill(-p.cmd.Process.Pid, syscall.SIGHUP)
-	select {
-	case <-p.done:
-	case <-time.After(500 * time.Millisecond):
-		_ = syscall.Kill(-p.cmd.Process.Pid, syscall.SIGKILL)
-	}
-}
-
 // sftpServer finds the sftp-server program.
 func (x *access) sftpServer() string {
 	if x.cfg.SFTPServer != "" {
@@ -635,5 +559,3 @@ func (x *access) sftpServer() string {
 	}
 	return ""
 }
-
-var _ = binary.BigEndian

@@ -22,7 +22,6 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
-	"syscall"
 	"time"
 
 	"golang.org/x/crypto/ssh"
@@ -243,7 +242,7 @@ func runSSH(ctx context.Context, e *Env, sess *ssh.Session, want bool, cmd strin
 			}
 			defer term.Restore(fd, old)
 			winch := make(chan os.Signal, 1)
-			signal.Notify(winch, syscall.SIGWINCH)
+			notifyResize(winch)
 			defer signal.Stop(winch)
 			go func() {
 				for range winch {

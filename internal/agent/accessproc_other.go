@@ -1,0 +1,27 @@
+//go:build !unix
+
+package agent
+
+import (
+	"errors"
+	"os"
+	"os/exec"
+)
+
+// errNoShells: break-glass shells need a Unix node (sessions, PTYs,
+// process groups); forwards work everywhere.
+var errNoShells = errors.New("break-glass shells are offered on Unix nodes only")
+
+func asUser(*exec.Cmd, *localUser) error { return errNoShells }
+
+func startPTY(*exec.Cmd, *localUser, int, int) (*os.File, error) { return nil, errNoShells }
+
+func (p *process) resize(int, int) {}
+
+func (p *process) signal(string) {}
+
+func (p *process) kill() {
+	if p.cmd.Process != nil {
+		_ = p.cmd.Process.Kill()
+	}
+}

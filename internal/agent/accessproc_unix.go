@@ -1,0 +1,93 @@
+//go:build unix
+
+package agent
+
+import (
+	"os"
+	"os/exec"
+	"syscall"
+	"time"
+
+	"github.com/creack/pty"
+)
+
+// asUser runs cmd in a new session as the session's user.
+func asUser(cmd *exec.Cmd, lu *localUser) error {
+	attr := &syscall.SysProcAttr{Setsid: true}
+	if uint32(os.Getuid()) != lu.uid || uint32(os.Getgid()) != lu.gid {
+		attr.Credential = &syscall.Credential{Uid: lu.uid, Gid: lu.gid, Groups: lu.groups}
+	}
+	cmd.SysProcAttr = attr
+	return nil
+}
+
+// startPTY starts cmd on a new terminal owned by the session's user (mode
+// 0620, as sshd leaves it), its controlling terminal in a new session.
+func startPTY(cmd *exec.Cmd, lu *localUser, cols, rows int) (*os.File, error) {
+	ptmx, tty, err := pty.Open()
+	if err != nil {
+		return nil, err
+	}
+	defer tty.Close()
+	if err := pty.Setsize(ptmx, &pty.Winsize{Cols: uint16(cols), Rows: uint16(rows)}); err != nil {
+		ptmx.Close()
+		return nil, err
+	}
+	if uint32(os.Getuid()) != lu.uid {
+		if err := os.Chown(tty.Name(), int(lu.uid), -1); err != nil {
+			ptmx.Close()
+			return nil, err
+		}
+		_ = os.Chmod(tty.Name(), 0o620)
+	}
+	cmd.Stdin, cmd.Stdout, cmd.Stderr = tty, tty, tty
+	cmd.SysProcAttr.Setsid = true
+	cmd.SysProcAttr.Setctty = true
+	cmd.SysProcAttr.Ctty = 0
+	if err := cmd.Start(); err != nil {
+		ptmx.Close()
+		return nil, err
+	}
+	return ptmx, nil
+}
+
+func (p *process) resize(cols, rows int) {
+	if p.ptmx == nil || cols <= 0 || rows <= 0 || cols > 10000 || rows > 10000 {
+		return
+	}
+	_ = pty.Setsize(p.ptmx, &pty.Winsize{Cols: uint16(cols), Rows: uint16(rows)})
+	_ = p.rec.Resize(cols, rows)
+}
+
+var signals = map[string]syscall.Signal{
+	"ABRT": syscall.SIGABRT, "ALRM": syscall.SIGALRM, "FPE": syscall.SIGFPE, "HUP": syscall.SIGHUP,
+	"ILL": syscall.SIGILL, "INT": syscall.SIGINT, "KILL": syscall.SIGKILL, "PIPE": syscall.SIGPIPE,
+	"QUIT": syscall.SIGQUIT, "SEGV": syscall.SIGSEGV, "TERM": syscall.SIGTERM, "USR1": syscall.SIGUSR1,
+	"USR2": syscall.SIGUSR2,
+}
+
+// signal delivers an SSH signal to the process's group.
+func (p *process) signal(name string) {
+	if sig, ok := signals[name]; ok && p.cmd.Process != nil {
+		_ = syscall.Kill(-p.cmd.Process.Pid, sig)
+	}
+}
+
+// kill ends the process group: a hangup, then a kill for what ignores it.
+func (p *process) kill() {
+	if p.cmd.Process == nil {
+		return
+	}
+	select {
+	case <-p.done:
+		return
+	default:
+	}
+	_ = syscall.Kill(-p.cmd.Process.Pid, syscall.SIGHUP)
+	select {
+	case <-p.done:
+	case <-time.After(500 * time.Millisecond):
+		_ = syscall.Kill(-p.cmd.Process.Pid, syscall.SIGKILL)
+	}
+}
+
