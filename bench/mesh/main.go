@@ -16,9 +16,11 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"flag"
 	"fmt"
 	"io"
+	"moat/internal/api"
 	"net/http"
 	"os"
 	"os/exec"
@@ -26,6 +28,8 @@ import (
 	"regexp"
 	"strings"
 	"time"
+
+	"github.com/pquerna/otp/totp"
 )
 
 type options struct {
@@ -229,6 +233,25 @@ func setupMoat(o options, dir string, ps *procs, direct path) (path, error) {
 	polFile := filepath.Join(dir, "intentions.yaml")
 	if err := os.WriteFile(polFile, []byte(policy), 0o600); err != nil {
 		return path{}, err
+	}
+	// Policy changes need a fresh second factor: enrol a TOTP authenticator
+	// and log in, as an administrator does.
+	enrol, err := moat("admin", "mfa", "enroll", "--no-qr", "--output", "json")
+	if err != nil {
+		return path{}, err
+	}
+	var en api.MFAEnrollment
+	if err := json.Unmarshal([]byte(enrol), &en); err != nil {
+		return path{}, fmt.Errorf("mfa enroll: %v", err)
+	}
+	for i, verb := range []string{"confirm", "login"} {
+		code, err := totp.GenerateCode(en.Secret, time.Now().Add(time.Duration(i)*30*time.Second))
+		if err != nil {
+			return path{}, err
+		}
+		if _, err := moat("admin", "mfa", verb, code); err != nil {
+			return path{}, err
+		}
 	}
 	if _, err := moat("policy", "apply", "-f", polFile); err != nil {
 		return path{}, err

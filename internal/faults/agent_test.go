@@ -114,6 +114,7 @@ func newAgentPair(t *testing.T) *agentPair {
 	if err := os.WriteFile(pol, []byte("default: deny\nrules:\n  - name: client-to-web\n    from: [client]\n    to: web\n    ports: ["+web+"]\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
+	p.c.mfa = enrolMFA(t, p.c.addrs(), p.c.admin)
 	mustMoat(t, env, "policy", "apply", "-f", pol)
 	p.b = p.c.startAgent("b")
 	p.a = p.c.startAgent("a")
