@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"sort"
 	"strings"
 	"testing"
 	"time"
@@ -263,13 +264,14 @@ func TestExportSurvivesSIGKILL(t *testing.T) {
 	var got map[string]int
 	waitForDetail(t, "every stored record exported", func() (bool, string) {
 		got = exportedIDs(t, export)
-		missing := 0
+		var missing []string
 		for uid := range stored {
 			if got[uid] == 0 {
-				missing++
+				missing = append(missing, uid)
 			}
 		}
-		return missing == 0, fmt.Sprintf("%d of %d missing", missing, len(stored))
+		sort.Strings(missing)
+		return len(missing) == 0, fmt.Sprintf("%d of %d missing (%s)", len(missing), len(stored), strings.Join(missing[:min(len(missing), 3)], ", "))
 	})
 	s.p.stop()
 	got = exportedIDs(t, export)
