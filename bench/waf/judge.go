@@ -42,7 +42,7 @@ func newWAFJudge(paranoia int, stock bool) (judgeFunc, func(), error) {
 		tx := w.Begin(nil)
 		defer tx.Close()
 		v, err := tx.Request(r, "192.0.2.10:40000")
-		res := result{status: http.StatusOK, rules: v.RuleIDs, matched: v.Variable + "=" + fmt.Sprintf("%q", v.Matched)}
+		res := result{status: http.StatusOK, rules: v.RuleIDs, discounted: v.Discounted, matched: v.Variable + "=" + fmt.Sprintf("%q", v.Matched)}
 		switch {
 		case err != nil:
 			res.status, res.err = http.StatusBadRequest, err

@@ -43,17 +43,23 @@ const (
 var errGoals = errors.New("detection goals not met")
 
 type request struct {
-	ID       string `json:"id"`
-	Category string `json:"category"`
-	Attack   bool   `json:"attack"`
-	Method   string `json:"method"`
-	Target   string `json:"target"`
-	Headers  []struct {
-		Name  string `json:"name"`
-		Value string `json:"value"`
-	} `json:"headers"`
-	Body    string `json:"body"`
-	BodyB64 string `json:"body_b64"`
+	ID       string   `json:"id"`
+	Group    string   `json:"group,omitempty"` // the source: a payload, or a captured file
+	Category string   `json:"category"`
+	Attack   bool     `json:"attack"`
+	Method   string   `json:"method"`
+	Target   string   `json:"target"`
+	Headers  []header `json:"headers"`
+	Body     string   `json:"body"`
+	BodyB64  string   `json:"body_b64"`
+	// A generated variant's mutation and carrier (see variants.go).
+	Mutation string `json:"mutation,omitempty"`
+	Carrier  string `json:"carrier,omitempty"`
+}
+
+type header struct {
+	Name  string `json:"name"`
+	Value string `json:"value"`
 }
 
 // raw renders the request as it arrives on the wire. Hop-by-hop and
@@ -89,11 +95,12 @@ func (c *request) raw(keepAlive bool) ([]byte, error) {
 
 // result is what happened to one request.
 type result struct {
-	took    time.Duration
-	status  int    // 0 when no answer came
-	rules   []int  // matched rule IDs, when known (fast mode)
-	matched string // the first matched variable and value, when known
-	err     error
+	took       time.Duration
+	status     int    // 0 when no answer came
+	rules      []int  // matched rule IDs, when known (fast mode)
+	discounted []int  // rules the context scorers discounted (fast mode)
+	matched    string // the first matched variable and value, when known
+	err        error
 }
 
 func (r result) blocked() bool { return r.status == 403 }
@@ -122,12 +129,24 @@ func run(args []string, stdout io.Writer) error {
 	limit := fl.Int("n", 0, "send only the first n requests (0: all)")
 	goals := fl.Bool("goals", false, "exit non-zero when a detection goal is missed")
 	slowest := fl.Int("slowest", 0, "list the n requests that took longest (run with -workers 1 for honest times)")
+	folds := fl.Int("folds", 0, "also report each category on k folds split by source (0: none)")
+	by := fl.String("by", "", "also report generated variants by \"mutation\", \"carrier\" or both (\"mutation,carrier\")")
+	gen := fl.String("gen", "", "write variants of the corpus's payloads and generated benign requests to this file, and exit")
+	perPayload := fl.Int("per-payload", 3, "with -gen: variants of each payload")
 	if err := fl.Parse(args); err != nil {
 		return err
 	}
 	reqs, err := readCorpus(*path)
 	if err != nil {
 		return err
+	}
+	if *gen != "" {
+		n, err := genVariants(reqs, *perPayload, *gen)
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(stdout, "wrote %d requests to %s\n", n, *gen)
+		return nil
 	}
 	if *limit > 0 && *limit < len(reqs) {
 		reqs = reqs[:*limit]
@@ -227,6 +246,16 @@ func run(args []string, stdout io.Writer) error {
 	fmt.Fprintf(stdout, "%v wall, %v CPU in this process (%.2f ms CPU a request)\n",
 		wall.Round(time.Millisecond), cpu.Round(time.Millisecond),
 		float64(cpu.Microseconds())/1000/float64(max(1, len(reqs))))
+	if *folds > 1 {
+		reportFolds(stdout, reqs, results, *folds)
+	}
+	if *by != "" {
+		for _, b := range strings.Split(*by, ",") {
+			if err := reportBy(stdout, reqs, results, b); err != nil {
+				return err
+			}
+		}
+	}
 	if *slowest > 0 {
 		idx := make([]int, len(results))
 		for i := range idx {

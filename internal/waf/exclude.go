@@ -2,6 +2,7 @@ package waf
 
 import (
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -174,12 +175,28 @@ var moatFamilies = map[int][2]int{
 	90010: {930100, 930999}, // path traversal
 	90011: {930100, 930999},
 	90030: {930100, 930999},
+	90031: {930100, 930999},
 	90050: {932100, 932999}, // executable uploads run commands
 }
 
-// familyRules returns moat's rules whose whole family ex excludes.
+// crsReplacedBy maps the CRS rules moat removes to the moat rules that do
+// their work on whole file names (rules/moat-after.conf): excluding the
+// CRS rule, by its ID or a range, excludes its replacement.
+var crsReplacedBy = map[int]int{930120: 90031, 930130: 90030}
+
+// familyRules returns moat's rules whose whole family ex excludes, and
+// the replacements of the CRS rules it excludes.
 func (ex *Exclusions) familyRules() []int {
 	var out []int
+	for crs, own := range crsReplacedBy {
+		excluded := slices.Contains(ex.ids, crs)
+		for _, r := range ex.ranges {
+			excluded = excluded || r[0] <= crs && crs <= r[1]
+		}
+		if excluded {
+			out = append(out, own)
+		}
+	}
 	for id, fam := range moatFamilies {
 		for _, r := range ex.ranges {
 			if r[0] <= fam[0] && r[1] >= fam[1] {

@@ -13,17 +13,38 @@ import (
 
 // fileNameOp is the moatFileNameFromFile operator: CRS's @pmFromFile for
 // lists of file names, matched as whole names. A listed name that starts
-// with "/" or "." matches anywhere, as in CRS ("old.htaccess" still counts
-// as ".htaccess"); any other name only where it is not the tail of a longer
-// name (not right after a letter, digit, "_" or "-"), so "config.json"
-// matches "/app/config.json", "?f=config.json" and "old.config.json" but
-// not "/tsconfig.json" or "/getAppConfig.json", which are other files.
+// with "/" matches anywhere, as in CRS; any other name only where it is
+// not the tail of a longer name, so "config.json" matches
+// "/app/config.json", "?f=config.json" and "old.config.json" but not
+// "/tsconfig.json" or "/getAppConfig.json", which are other files. A dot
+// file's name (".profile", ".htaccess") is the tail of a longer name after
+// a letter, digit, "_" or "-" ("unified.profile" in an OAuth scope,
+// "jquery.history.js" is another file, and Apache guards ".ht*" names, not
+// "old.htaccess"); after "." it still counts ("..profile" is a traversal
+// written without its slash).
 // A name of one part must also end where the file's name does (at the end
 // of the value or before a character that cannot go on a name): ".history"
 // is not in "jquery.historyPopup.js".
+//
+// The moatOSFileFromFile operator (rule 90031, CRS 930120's work) keeps
+// CRS's matching of names anywhere in the value ("sboot.ini" still counts
+// as "boot.ini": lenient decoders turn mangled separators into letters)
+// but for the dot-file rule above.
 type fileNameOp struct {
 	names   []string
 	matcher ahocorasick.AhoCorasick
+	// anywhere matches names anywhere, as CRS does, but for a dot file's
+	// name at the tail of a longer name.
+	anywhere bool
+}
+
+func newOSFileOp(opts plugintypes.OperatorOptions) (plugintypes.Operator, error) {
+	op, err := newFileNameOp(opts)
+	if err != nil {
+		return nil, err
+	}
+	op.(*fileNameOp).anywhere = true
+	return op, nil
 }
 
 func newFileNameOp(opts plugintypes.OperatorOptions) (plugintypes.Operator, error) {
@@ -57,12 +78,16 @@ func (o *fileNameOp) Evaluate(tx plugintypes.TransactionState, value string) boo
 	it := o.matcher.IterOverlapping(value)
 	for m := it.Next(); m != nil; m = it.Next() {
 		name := o.names[m.Pattern()]
-		if name[0] != '/' && name[0] != '.' && m.Start() > 0 {
+		if o.anywhere {
+			if name[0] == '.' && m.Start() > 0 && nameByte(value[m.Start()-1]) {
+				continue
+			}
+		} else if name[0] != '/' && m.Start() > 0 {
 			if c := value[m.Start()-1]; nameByte(c) {
 				continue
 			}
 		}
-		if last := name[len(name)-1]; m.End() < len(value) && nameByte(last) && nameByte(value[m.End()]) && !strings.Contains(name[1:], ".") {
+		if last := name[len(name)-1]; !o.anywhere && m.End() < len(value) && nameByte(last) && nameByte(value[m.End()]) && !strings.Contains(name[1:], ".") {
 			// The name goes on: ".history" in ".historyPopup.js",
 			// ".pass" in "www.passport". (Names with an extension of
 			// their own are prefixes on purpose: ".sql.z" stands for

@@ -198,7 +198,11 @@ func (d *derived) uriPath(uri string) {
 				d.add(d.path, "path."+percentDecodeOnce(k), percentDecodeOnce(v))
 			}
 		}
-		if s := percentDecodeOnce(base); hasSyntax(s) {
+		// Judged by what the segment says under every layer of
+		// escapes (a router decodes once, a handler may decode again:
+		// "%2527%2520union" is "' union" to it); added decoded once, as
+		// the router hands it over, for the normal form to follow.
+		if s := percentDecodeOnce(base); hasSyntax(s) || strings.IndexByte(s, '%') >= 0 && hasSyntax(percentDecodeAll(s)) {
 			d.add(d.path, "path", s)
 		}
 	}

@@ -154,6 +154,7 @@ func register() {
 		plugins.RegisterOperator("moatUpload", newUploadOp)
 		plugins.RegisterOperator("moatSSTI", newScoreOp(sstiScore))
 		plugins.RegisterOperator("moatFileNameFromFile", newFileNameOp)
+		plugins.RegisterOperator("moatOSFileFromFile", newOSFileOp)
 		plugins.RegisterOperator("moatArgLimits", newArgLimitsOp)
 		plugins.RegisterOperator("moatOverBudget", newBudgetOp)
 		plugins.RegisterBodyProcessor(bodyProcessorName, newRawBody)
