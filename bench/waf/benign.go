@@ -6,8 +6,8 @@ import "strings"
 // support desks, code review tools and JSON APIs send every day, and what
 // trips WAFs that match words instead of reading context.
 type benignText struct {
-	kind string
-	text string
+	kind     string
+	text     string
 	json     bool // a JSON document, sent as the body of a JSON carrier
 	document bool // a document (markup, code, JSON): see documentCarriers
 }
