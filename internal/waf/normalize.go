@@ -2,7 +2,6 @@ package waf
 
 import (
 	"encoding/base64"
-	"html"
 	"strings"
 	"unicode/utf8"
 )
@@ -47,8 +46,9 @@ func normalize(v string) (string, bool) {
 			// Character references mean something to the SQL, shell and
 			// PHP families only where a parser decodes them: in markup
 			// (an XML document's text, "<id>&#49;&#32;UNION…</id>").
-			// CRS's XSS rules decode them themselves.
-			next = html.UnescapeString(next)
+			// CRS's XSS rules decode them themselves. "&lt;" in text
+			// stays text (see unescapeMarkup).
+			next = unescapeMarkup(next)
 		}
 		if strings.ContainsAny(next, "\\'\"`[/?") || strings.Contains(next, "fromCharCode") {
 			next = jsFold(next)

@@ -36,7 +36,7 @@ func xssScore(v string) int {
 	if n, ok := normalize(v); ok {
 		forms = append(forms, n)
 	}
-	if d := html.UnescapeString(v); d != v {
+	if d := unescapeMarkup(v); d != v {
 		forms = append(forms, d)
 	}
 	for _, s := range forms {

@@ -1,0 +1,77 @@
+package waf
+
+import "testing"
+
+func TestUnescapeMarkup(t *testing.T) {
+	cases := []struct{ in, want string }{
+		// Text content: "<" and ">" written as references stay text.
+		{"<p>copy &lt;script&gt; tags</p>", "<p>copy &lt;script&gt; tags</p>"},
+		{"<p>a &#60;b&#x3E; c</p>", "<p>a &#60;b&#x3E; c</p>"},
+		{"<p>Tom &amp; Jerry &eacute;t&eacute;</p>", "<p>Tom & Jerry été</p>"},
+		// XML text: other references decode, as a parser hands them over.
+		{"<id>&#49;&#32;UNION</id>", "<id>1 UNION</id>"},
+		// Inside a tag every reference decodes: a srcdoc is a document,
+		// an href a URL.
+		{`<iframe srcdoc="&lt;script&gt;x&lt;/script&gt;">`, `<iframe srcdoc="<script>x</script>">`},
+		{`<a href="&#106;avascript:alert(1)">x</a>`, `<a href="javascript:alert(1)">x</a>`},
+		{`<img src="javas&#x63;ript:&#x61;lert(1)">`, `<img src="javascript:alert(1)">`},
+		// No markup: decoded whole, as an application that decodes
+		// references would.
+		{"&lt;script&gt;alert(1)&lt;/script&gt;", "<script>alert(1)</script>"},
+		{"no references", "no references"},
+		{"<b>&</b> &; &#; &#x; &zz", "<b>&</b> &; &#; &#x; &zz"},
+	}
+	for _, c := range cases {
+		if got := unescapeMarkup(c.in); got != c.want {
+			t.Errorf("unescapeMarkup(%q) = %q, want %q", c.in, got, c.want)
+		}
+	}
+}
+
+func TestRefsAsWords(t *testing.T) {
+	cases := []struct{ in, want string }{
+		{"<p>copy &lt;script&gt; tags</p>", "<p>copy xscriptx tags</p>"},
+		{"<p>Tom &amp; Jerry</p>", "<p>Tom x Jerry</p>"},
+		// Without a closing ";" a shell's "&" is what it may be.
+		{"<p>a &lt b</p>", "<p>a &lt b</p>"},
+		// Without markup nothing changes: "&" may reach a shell.
+		{"x&lt;id", "x&lt;id"},
+	}
+	for _, c := range cases {
+		if got := refsAsWords(c.in); got != c.want {
+			t.Errorf("refsAsWords(%q) = %q, want %q", c.in, got, c.want)
+		}
+	}
+	// The family judges: a rich-text page is no command; the same
+	// reference smuggled into a value without markup still is.
+	if sc := shellScore("<p>Use <kbd>Ctrl</kbd>+<kbd>C</kbd> to copy &lt;script&gt; tags as text.</p>"); sc == scoreAttack {
+		t.Error("rich text with &lt;script&gt; scored as a command")
+	}
+	if sc := shellScore("copy &lt;script&gt; tags"); sc != scoreAttack {
+		t.Errorf("references without markup: shellScore = %d, want an attack", sc)
+	}
+	if sc := xssScore("<p>copy &lt;script&gt;render()&lt;/script&gt; as text</p>"); sc == scoreAttack {
+		t.Error("escaped script shown as text in rich text scored as XSS")
+	}
+	if sc := xssScore(`<iframe srcdoc="&lt;script&gt;alert(1)&lt;/script&gt;"></iframe>`); sc != scoreAttack {
+		t.Errorf("srcdoc with an escaped script: xssScore = %d, want an attack", sc)
+	}
+	if sc := xssScore("&lt;script&gt;alert(1)&lt;/script&gt;"); sc != scoreAttack {
+		t.Errorf("escaped script without markup: xssScore = %d, want an attack", sc)
+	}
+}
+
+func FuzzUnescapeMarkup(f *testing.F) {
+	for _, s := range []string{"<p>&lt;x&gt;</p>", `<a href="&#106;">`, "&", "&#x", "<&amp", "<p a='&lt;'>&nGt;</p>", "&#99999999999999999;"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		out := unescapeMarkup(s)
+		if len(out) > 2*len(s)+4 {
+			t.Fatalf("unescapeMarkup(%q) grew to %q", s, out)
+		}
+		if w := refsAsWords(s); len(w) > len(s) {
+			t.Fatalf("refsAsWords(%q) grew to %q", s, w)
+		}
+	})
+}
