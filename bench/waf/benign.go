@@ -99,6 +99,11 @@ func benignTexts() []benignText {
 	add := func(kind string, bases []string, document bool) {
 		for _, b := range bases {
 			for _, t := range tails {
+				if document && t != "" {
+					// A document's closing words go on a line of
+					// their own, after its last block.
+					t = "\n\n" + strings.TrimSpace(t)
+				}
 				out = append(out, benignText{kind: kind, text: b + t, document: document})
 			}
 		}

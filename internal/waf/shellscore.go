@@ -119,7 +119,7 @@ func shellScore(v string) int {
 		if len(s) > maxNormalizeLen {
 			s = s[:maxNormalizeLen]
 		}
-		if sc := shellForm(strings.ToLower(refsAsWords(s))); sc > best {
+		if sc := shellForm(strings.ToLower(blankFences(refsAsWords(s)))); sc > best {
 			best = sc
 			if best == scoreAttack {
 				return best

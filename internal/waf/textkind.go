@@ -37,7 +37,7 @@ func textKindOf(v string) textKind {
 		return kindTrace
 	case isMarkup(v):
 		return kindMarkup
-	case isCode(v):
+	case isCode(v), hasFencedCode(v):
 		return kindCode
 	case isProse(v):
 		return kindProse
@@ -135,6 +135,60 @@ func isCode(v string) bool {
 		}
 	}
 	return n >= 3
+}
+
+// hasFencedCode reports whether v holds a Markdown code block: a fence
+// line ("```" or "~~~", and an optional language tag) and a closing fence
+// after it. What stands between is source shown as code, in a comment, an
+// issue or a chat message.
+func hasFencedCode(v string) bool {
+	open := false
+	for rest := v; rest != ""; {
+		line, next, _ := strings.Cut(rest, "\n")
+		rest = next
+		if fence, _ := fenceLine(line); fence {
+			if open {
+				return true
+			}
+			open = true
+		}
+	}
+	return false
+}
+
+// fenceLine reports whether line is a Markdown fence: "```" or "~~~" (three
+// or more), then nothing but a language tag ("go", "c++", "objective-c",
+// "sh"); tag reports whether there is one.
+func fenceLine(line string) (fence, tag bool) {
+	l := strings.TrimSpace(line)
+	if len(l) < 3 || !strings.HasPrefix(l, "```") && !strings.HasPrefix(l, "~~~") {
+		return false, false
+	}
+	c := l[0]
+	l = strings.TrimLeft(l, string(c))
+	info := strings.TrimSpace(l)
+	for i := 0; i < len(info); i++ {
+		if b := info[i]; !(isAlnum(b) || strings.IndexByte("+-#._", b) >= 0) {
+			return false, false
+		}
+	}
+	return true, info != ""
+}
+
+// blankFences blanks the fence lines of Markdown code blocks in v, which
+// a shell would read as backquotes: the code between is judged as the
+// lines it is.
+func blankFences(v string) string {
+	if !strings.Contains(v, "```") && !strings.Contains(v, "~~~") || !hasFencedCode(v) {
+		return v
+	}
+	lines := strings.Split(v, "\n")
+	for i, l := range lines {
+		if fence, _ := fenceLine(l); fence {
+			lines[i] = ""
+		}
+	}
+	return strings.Join(lines, "\n")
 }
 
 // isMarkup reports whether v is markup: it has tags that close
