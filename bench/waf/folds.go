@@ -162,8 +162,8 @@ func reportBy(w io.Writer, reqs []request, results []result, by string) error {
 		return fmt.Errorf("-by %q: want mutation or carrier", by)
 	}
 	type cell struct {
-		blocked, total int
-		attack         bool
+		blocked, refused, total int
+		attack                  bool
 	}
 	groups := map[string]*cell{}
 	for i := range reqs {
@@ -182,8 +182,14 @@ func reportBy(w io.Writer, reqs []request, results []result, by string) error {
 			groups[key] = g
 		}
 		g.total++
-		if results[i].blocked() {
+		switch st := results[i].status; {
+		case st == 403:
 			g.blocked++
+		case st >= 400:
+			// Refused before the application, not by the attack
+			// rules: a request line the server cannot parse (400),
+			// the limits (413), the budget (503).
+			g.refused++
 		}
 	}
 	names := make([]string, 0, len(groups))
@@ -195,10 +201,15 @@ func reportBy(w io.Writer, reqs []request, results []result, by string) error {
 	for _, n := range names {
 		g := groups[n]
 		flag := ""
-		if g.attack && g.blocked*100 < g.total*95 || !g.attack && g.blocked*100 > g.total {
+		if g.attack && (g.blocked+g.refused)*100 < g.total*95 || !g.attack && (g.blocked+g.refused)*100 > g.total {
 			flag = "  <- weak"
 		}
-		fmt.Fprintf(w, "%-44s %-7s blocked %5d of %5d (%6.2f%%)%s\n", strings.TrimSpace(n), kind(g.attack), g.blocked, g.total, 100*float64(g.blocked)/float64(max(1, g.total)), flag)
+		refused := ""
+		if g.refused > 0 {
+			refused = fmt.Sprintf(", %d refused otherwise", g.refused)
+		}
+		fmt.Fprintf(w, "%-44s %-7s blocked %5d of %5d (%6.2f%%%s)%s\n", strings.TrimSpace(n), kind(g.attack), g.blocked, g.total,
+			100*float64(g.blocked)/float64(max(1, g.total)), refused, flag)
 	}
 	return nil
 }

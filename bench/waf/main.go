@@ -17,6 +17,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"math"
 	"os"
 	"sort"
 	"strings"
@@ -131,8 +132,9 @@ func run(args []string, stdout io.Writer) error {
 	slowest := fl.Int("slowest", 0, "list the n requests that took longest (run with -workers 1 for honest times)")
 	folds := fl.Int("folds", 0, "also report each category on k folds split by source (0: none)")
 	by := fl.String("by", "", "also report generated variants by \"mutation\", \"carrier\" or both (\"mutation,carrier\")")
-	gen := fl.String("gen", "", "write variants of the corpus's payloads and generated benign requests to this file, and exit")
-	perPayload := fl.Int("per-payload", 3, "with -gen: variants of each payload")
+	variants := fl.Bool("variants", false, "replay variants of the corpus's payloads and generated benign requests instead of the corpus (see variants.go)")
+	gen := fl.String("gen", "", "write the variants to this file (the corpus format) and exit")
+	perPayload := fl.Int("per-payload", 3, "with -variants or -gen: variants of each payload")
 	if err := fl.Parse(args); err != nil {
 		return err
 	}
@@ -140,13 +142,16 @@ func run(args []string, stdout io.Writer) error {
 	if err != nil {
 		return err
 	}
-	if *gen != "" {
-		n, err := genVariants(reqs, *perPayload, *gen)
-		if err != nil {
-			return err
+	if *gen != "" || *variants {
+		reqs = genVariants(reqs, *perPayload)
+		if *gen != "" {
+			if err := writeCorpus(*gen, reqs); err != nil {
+				return err
+			}
+			fmt.Fprintf(stdout, "wrote %d requests to %s\n", len(reqs), *gen)
+			return nil
 		}
-		fmt.Fprintf(stdout, "wrote %d requests to %s\n", n, *gen)
-		return nil
+		*path = "variants of " + *path
 	}
 	if *limit > 0 && *limit < len(reqs) {
 		reqs = reqs[:*limit]
@@ -231,6 +236,11 @@ func run(args []string, stdout io.Writer) error {
 	fmt.Fprintf(stdout, "attacks blocked %d/%d (%.2f%%, goal ≥ %v%% %s), benign blocked %d/%d (%.2f%%, goal ≤ %v%% %s), %d without an answer\n",
 		attacks.blocked, attacks.total, attacks.pct(), goalAttacks, mark(okA),
 		benign.blocked, benign.total, benign.pct(), goalBenign, mark(okB), noAnswer)
+	// What a sample of this size says about a larger set drawn the same
+	// way (the held-out rest of a corpus): 95% Wilson score intervals.
+	aLo, aHi := wilson(attacks.blocked, attacks.total)
+	bLo, bHi := wilson(benign.blocked, benign.total)
+	fmt.Fprintf(stdout, "95%% intervals: attacks blocked %.2f%%-%.2f%%, benign blocked %.2f%%-%.2f%%\n", aLo, aHi, bLo, bHi)
 	if len(other) > 0 {
 		codes := make([]int, 0, len(other))
 		for c := range other {
@@ -270,6 +280,20 @@ func run(args []string, stdout io.Writer) error {
 		return errGoals
 	}
 	return nil
+}
+
+// wilson is the 95% Wilson score interval of k successes in n trials, in
+// percent.
+func wilson(k, n int) (lo, hi float64) {
+	if n == 0 {
+		return 0, 100
+	}
+	const z = 1.959964
+	p, nf := float64(k)/float64(n), float64(n)
+	d := 1 + z*z/nf
+	c := (p + z*z/(2*nf)) / d
+	h := z * math.Sqrt(p*(1-p)/nf+z*z/(4*nf*nf)) / d
+	return 100 * max(0, c-h), 100 * min(1, c+h)
 }
 
 func kind(attack bool) string {

@@ -76,23 +76,13 @@ var carriers = []string{"query", "form", "json", "json-nested", "multipart", "co
 // path, a cookie or a custom header.
 var documentCarriers = []string{"form", "json", "json-nested", "multipart", "query"}
 
-// genVariants writes, for each distinct payload of the payload-list
-// categories in reqs, per-payload variants: each mutation of its family
-// in one carrier, and the payload unchanged in each carrier, the carrier
-// and mutation chosen by a hash. perPayload bounds the variants of one
-// payload. The generated benign requests (see benignTexts) are added.
-func genVariants(reqs []request, perPayload int, out string) (int, error) {
-	f, err := os.Create(out)
-	if err != nil {
-		return 0, err
-	}
-	enc := json.NewEncoder(f)
-	enc.SetEscapeHTML(false)
-	n := 0
-	write := func(r request) error {
-		n++
-		return enc.Encode(r)
-	}
+// genVariants returns, for each distinct payload of the payload-list
+// categories in reqs, up to perPayload variants: a mutation of its family
+// in a carrier, both walked from a hash of the payload so that each
+// payload is tried with different changes in different places; then the
+// generated benign requests (see benignTexts), each in two carriers.
+func genVariants(reqs []request, perPayload int) []request {
+	var out []request
 	seen := map[string]bool{}
 	for _, c := range reqs {
 		fam := familyOfCategory(c.Category)
@@ -108,9 +98,6 @@ func genVariants(reqs []request, perPayload int, out string) (int, error) {
 		h := hash64(payload)
 		muts := mutations[fam]
 		for k := 0; k < perPayload; k++ {
-			// Every k-th variant of a payload: mutation and carrier
-			// walk their lists from a hash, so each payload is tried
-			// in different places with different changes.
 			mut := muts[int((h>>8+uint64(k))%uint64(len(muts)))]
 			car := carriers[int((h>>24+uint64(k)*3)%uint64(len(carriers)))]
 			m, ok := mutate(fam, mut, payload, h+uint64(k))
@@ -126,10 +113,7 @@ func genVariants(reqs []request, perPayload int, out string) (int, error) {
 			r.Category = "gen/" + fam
 			r.Attack = c.Attack
 			r.Mutation, r.Carrier = mut, car
-			if err := write(r); err != nil {
-				f.Close()
-				return n, err
-			}
+			out = append(out, r)
 		}
 	}
 	for i, t := range benignTexts() {
@@ -147,18 +131,33 @@ func genVariants(reqs []request, perPayload int, out string) (int, error) {
 			if t.json && (car == "json" || car == "json-nested") {
 				// A JSON API's own document, not a string in one.
 				r.Body = t.text
+				r.BodyB64 = base64.StdEncoding.EncodeToString([]byte(r.Body))
 			}
 			r.ID = fmt.Sprintf("benign-%d-%d", i, k)
 			r.Group = fmt.Sprintf("benign-%d", i)
 			r.Category = "gen/benign-" + t.kind
 			r.Mutation, r.Carrier = "none", car
-			if err := write(r); err != nil {
-				f.Close()
-				return n, err
-			}
+			out = append(out, r)
 		}
 	}
-	return n, f.Close()
+	return out
+}
+
+// writeCorpus writes reqs as JSON lines, the corpus format.
+func writeCorpus(name string, reqs []request) error {
+	f, err := os.Create(name)
+	if err != nil {
+		return err
+	}
+	enc := json.NewEncoder(f)
+	enc.SetEscapeHTML(false)
+	for _, r := range reqs {
+		if err := enc.Encode(r); err != nil {
+			f.Close()
+			return err
+		}
+	}
+	return f.Close()
 }
 
 func hash64(s string) uint64 {

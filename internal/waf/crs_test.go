@@ -211,7 +211,7 @@ func send(addr string, raw []byte) crsResult {
 // moatReplaces maps a CRS rule that moat removes to the moat rule that
 // does its work (rules/moat-after.conf): CRS's tests for it count the
 // replacement's match.
-var moatReplaces = map[int]int{930130: 90030}
+var moatReplaces = crsReplacedBy
 
 type crsOutcome struct {
 	name, reason string

@@ -18,10 +18,11 @@ import (
 // "/app/config.json", "?f=config.json" and "old.config.json" but not
 // "/tsconfig.json" or "/getAppConfig.json", which are other files. A dot
 // file's name (".profile", ".htaccess") is the tail of a longer name after
-// a letter, digit, "_" or "-" ("unified.profile" in an OAuth scope,
-// "jquery.history.js" is another file, and Apache guards ".ht*" names, not
-// "old.htaccess"); after "." it still counts ("..profile" is a traversal
-// written without its slash).
+// a letter, digit, "_" or "-" ("unified.profile" in an OAuth scope is
+// another file, and Apache guards ".ht*" names, not "old.htaccess"); after
+// "." it still counts ("..profile" is a traversal written without its
+// slash). A listed name with a second dot is an extension that follows a
+// name on purpose (".sql.z" in "backup.sql.zip").
 // A name of one part must also end where the file's name does (at the end
 // of the value or before a character that cannot go on a name): ".history"
 // is not in "jquery.historyPopup.js".
@@ -78,14 +79,12 @@ func (o *fileNameOp) Evaluate(tx plugintypes.TransactionState, value string) boo
 	it := o.matcher.IterOverlapping(value)
 	for m := it.Next(); m != nil; m = it.Next() {
 		name := o.names[m.Pattern()]
-		if o.anywhere {
-			if name[0] == '.' && m.Start() > 0 && nameByte(value[m.Start()-1]) {
-				continue
-			}
-		} else if name[0] != '/' && m.Start() > 0 {
-			if c := value[m.Start()-1]; nameByte(c) {
-				continue
-			}
+		// A dot file's name (".profile", not the extension ".sql.z" of a
+		// database dump, which follows a name on purpose) after a name
+		// byte is the tail of another file's name.
+		dotFile := name[0] == '.' && !strings.Contains(name[1:], ".")
+		if m.Start() > 0 && nameByte(value[m.Start()-1]) && (dotFile || !o.anywhere && name[0] != '/' && name[0] != '.') {
+			continue
 		}
 		if last := name[len(name)-1]; !o.anywhere && m.End() < len(value) && nameByte(last) && nameByte(value[m.End()]) && !strings.Contains(name[1:], ".") {
 			// The name goes on: ".history" in ".historyPopup.js",

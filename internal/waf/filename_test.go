@@ -8,24 +8,25 @@ import (
 )
 
 func TestFileNameOp(t *testing.T) {
-	root := fstest.MapFS{"names.data": {Data: []byte("# comment\nconfig.json\n.htaccess\n/package.json\netc/passwd\n")}}
+	root := fstest.MapFS{"names.data": {Data: []byte("# comment\nconfig.json\n.htaccess\n/package.json\netc/passwd\n.sql.z\n")}}
 	op, err := newFileNameOp(plugintypes.OperatorOptions{Arguments: "names.data", Root: root})
 	if err != nil {
 		t.Fatal(err)
 	}
 	cases := map[string]bool{
-		"/app/config.json":   true,
-		"config.json":        true,
-		"/x/old.config.json": true,
-		"/?f=CONFIG.JSON":    true,
-		"/tsconfig.json":     false,
-		"/getAppConfig.json": false,
-		"/old.htaccess":      false,
-		"/.htaccess":         true,
-		"/x/../.htaccess":    true,
-		"..\\.htaccess":      true,
-		"/x/..htaccess":      true,
-		"?f=.htaccess":       true,
+		"/app/config.json":    true,
+		"config.json":         true,
+		"/x/old.config.json":  true,
+		"/?f=CONFIG.JSON":     true,
+		"/tsconfig.json":      false,
+		"/getAppConfig.json":  false,
+		"/old.htaccess":       false,
+		"/get/backup.sql.zip": true,
+		"/.htaccess":          true,
+		"/x/../.htaccess":     true,
+		"..\\.htaccess":       true,
+		"/x/..htaccess":       true,
+		"?f=.htaccess":        true,
 		"scope=https://id.example.com/auth/unified.htaccess": false,
 		"/a/node_modules/x.js":                               false,
 		"/lib/package.json":                                  true,
@@ -47,7 +48,7 @@ func TestFileNameOp(t *testing.T) {
 // TestOSFileOp: CRS 930120's matching, names anywhere in the value, but
 // for a dot file's name at the tail of a longer name.
 func TestOSFileOp(t *testing.T) {
-	root := fstest.MapFS{"names.data": {Data: []byte(".profile\n.htaccess\nboot.ini\netc/passwd\n")}}
+	root := fstest.MapFS{"names.data": {Data: []byte(".profile\n.htaccess\nboot.ini\netc/passwd\n.sql.z\n")}}
 	op, err := newOSFileOp(plugintypes.OperatorOptions{Arguments: "names.data", Root: root})
 	if err != nil {
 		t.Fatal(err)
@@ -67,6 +68,7 @@ func TestOSFileOp(t *testing.T) {
 		"../../etc/passwd":                                       true,
 		"/vetc/passwd":                                           true,
 		"the profile page":                                       false,
+		"/get?code=backup.sql.zip":                               true,
 	}
 	for in, want := range cases {
 		if got := op.Evaluate(nil, in); got != want {
