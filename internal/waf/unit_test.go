@@ -1,6 +1,8 @@
 package waf
 
 import (
+	"net/http/httptest"
+	"slices"
 	"strings"
 	"testing"
 	"unicode/utf8"
@@ -104,6 +106,44 @@ func TestConfigErrors(t *testing.T) {
 		_, err := New(c.cfg)
 		if err == nil || !strings.HasPrefix(err.Error(), c.want) {
 			t.Errorf("%+v: got %v, want %q", c.cfg, err, c.want)
+		}
+	}
+}
+
+// TestReplacedRuleExclusion: a route that excludes CRS 930120 or 930130,
+// by ID or by a range, excludes the moat rule that does its work (90031,
+// 90030); a value that only those rules match then passes.
+func TestReplacedRuleExclusion(t *testing.T) {
+	w, err := New(Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Close()
+	for _, c := range []struct {
+		target string
+		ex     []string
+		rule   int
+	}{
+		{"/?f=.bash_history", nil, 90031},
+		{"/?f=.bash_history", []string{"930120"}, 0},
+		{"/?f=.bash_history", []string{"930100-930199"}, 0},
+		{"/?f=.bash_history", []string{"930130"}, 90031},
+		{"/app/.htpasswd", nil, 90030},
+		{"/app/.htpasswd", []string{"930130"}, 0},
+	} {
+		ex, err := NewExclusions(c.ex)
+		if err != nil {
+			t.Fatal(err)
+		}
+		tx := w.Begin(ex)
+		v, err := tx.Request(httptest.NewRequest("GET", c.target, nil), "192.0.2.1:1000")
+		tx.Close()
+		if err != nil {
+			t.Fatal(err)
+		}
+		got := slices.ContainsFunc(v.RuleIDs, func(id int) bool { return id == 90030 || id == 90031 })
+		if want := c.rule != 0; got != want || want && !slices.Contains(v.RuleIDs, c.rule) {
+			t.Errorf("%s excluding %v: rules %v, want %d", c.target, c.ex, v.RuleIDs, c.rule)
 		}
 	}
 }
