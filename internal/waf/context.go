@@ -61,6 +61,7 @@ var (
 	familyPHP    = family{"php", phpScore, knownKind}
 	familyNode   = family{"node", nodeScore, knownKind}
 	familyMongo  = family{"mongo", mongoScore, anyKind}
+	familySSRF   = family{"ssrf", ssrfScore, knownKind}
 	familyHeader = family{"header", func(v string) int {
 		if isHeaderBlock(v) || !injectsHeader(v) {
 			return scoreNone
@@ -87,6 +88,8 @@ func familyOf(id int) *family {
 		return &familyHeader
 	case id == 934100 || id == 934101:
 		return &familyNode
+	case id == 934110:
+		return &familySSRF
 	}
 	return nil
 }
@@ -358,6 +361,42 @@ func injectsHeader(v string) bool {
 		}
 	}
 	return false
+}
+
+// ssrfScore judges v as server-side request forgery, which works only
+// where the server fetches a URL: the whole value is one, or it stands in
+// an attribute or a CSS url() of markup a server may render
+// ("src=\"http://169.254.169.254/…\""). A URL to localhost mentioned in
+// the text of a page, a message or a stack trace is fetched by no one.
+func ssrfScore(v string) int {
+	for off := 0; off < len(v); {
+		i := strings.Index(v[off:], ":")
+		if i < 0 {
+			break
+		}
+		i += off
+		off = i + 1
+		// The scheme before the colon.
+		j := i
+		for j > 0 && (isAlnum(v[j-1]) || strings.IndexByte("+.-", v[j-1]) >= 0) {
+			j--
+		}
+		scheme := strings.ToLower(v[j:i])
+		if j == i || !strings.HasPrefix(v[i+1:], "/") && scheme != "http" && scheme != "https" {
+			// No URL: "Note: …", "12:30".
+			continue
+		}
+		before := strings.TrimRight(v[:j], " \t\r\n")
+		if before == "" {
+			return scoreAttack
+		}
+		switch before[len(before)-1] {
+		case '=', '"', '\'', '(', '`', '[', '{', ',':
+			// An attribute's or a parameter's value, a url(), a list.
+			return scoreAttack
+		}
+	}
+	return scoreNone
 }
 
 // nodeScore judges v as Node.js code injection: scoreAttack when it

@@ -284,6 +284,43 @@ func TestMongoScore(t *testing.T) {
 	}
 }
 
+func TestSSRFScore(t *testing.T) {
+	for _, c := range []struct {
+		in   string
+		want int
+	}{
+		{"http://169.254.169.254/latest/meta-data/", scoreAttack},
+		{"  http://localhost:8080/admin", scoreAttack},
+		{"http:127.0.0.1", scoreAttack},
+		{`<img src="http://169.254.169.254/latest/">`, scoreAttack},
+		{`<div style="background:url(http://localhost/x)">`, scoreAttack},
+		{`{"callback":"http://127.0.0.1:6379/"}`, scoreAttack},
+		{"gopher://127.0.0.1:6379/_SET", scoreAttack},
+		{"<p>Run <code>make</code> then open <em>http://localhost:8080/</em>.</p>", scoreNone},
+		{"Note: the dev server listens on http://localhost:3000 by default", scoreNone},
+		{"Error: connect ECONNREFUSED\n    at http://localhost:3000/app.js:12:5", scoreNone},
+		{"Meeting at 12:30, see notes", scoreNone},
+	} {
+		if got := ssrfScore(c.in); got != c.want {
+			t.Errorf("ssrfScore(%q) = %d, want %d", c.in, got, c.want)
+		}
+	}
+}
+
+func FuzzSSRFScore(f *testing.F) {
+	for _, s := range []string{"http://localhost", ":", "a:/", "=http:", "x http://127.0.0.1"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		if sc := ssrfScore(s); sc != scoreAttack && sc != scoreNone {
+			t.Fatalf("ssrfScore(%q) = %d", s, sc)
+		}
+		if strings.HasPrefix(s, "http://") && ssrfScore(s) != scoreAttack {
+			t.Fatalf("a whole URL %q not judged a fetch", s)
+		}
+	})
+}
+
 func TestNodeScore(t *testing.T) {
 	cases := []struct {
 		in   string

@@ -2,6 +2,7 @@ package waf
 
 import (
 	"net/http/httptest"
+	"net/url"
 	"slices"
 	"strings"
 	"testing"
@@ -144,6 +145,36 @@ func TestReplacedRuleExclusion(t *testing.T) {
 		got := slices.ContainsFunc(v.RuleIDs, func(id int) bool { return id == 90030 || id == 90031 })
 		if want := c.rule != 0; got != want || want && !slices.Contains(v.RuleIDs, c.rule) {
 			t.Errorf("%s excluding %v: rules %v, want %d", c.target, c.ex, v.RuleIDs, c.rule)
+		}
+	}
+}
+
+// TestSSRFInContext: CRS 934110 (an SSRF address in a parameter) is
+// judged by where the URL stands: a page that mentions a local address in
+// its text passes, a parameter that is the address does not.
+func TestSSRFInContext(t *testing.T) {
+	w, err := New(Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Close()
+	for _, c := range []struct {
+		query string
+		block bool
+	}{
+		{"u=" + url.QueryEscape("http://169.254.169.254/latest/meta-data/"), true},
+		{"u=" + url.QueryEscape("http://localhost:8080/admin"), true},
+		{"body=" + url.QueryEscape(`<p>Run <code>make install</code>, then open <em>http://localhost:8080/</em>.</p>`), false},
+		{"body=" + url.QueryEscape(`<p>Preview:</p><img src="http://169.254.169.254/latest/meta-data/">`), true},
+	} {
+		tx := w.Begin(nil)
+		v, err := tx.Request(httptest.NewRequest("GET", "/post?"+c.query, nil), "192.0.2.1:1000")
+		tx.Close()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if v.Block != c.block {
+			t.Errorf("%s: block %v (rules %v, discounted %v), want %v", c.query, v.Block, v.RuleIDs, v.Discounted, c.block)
 		}
 	}
 }
