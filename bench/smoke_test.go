@@ -47,7 +47,13 @@ var harnesses = []harness{
 		want: []string{`rollup \(flow.Store.Edges\)\s+[\d.]+ ms\s+150 edges`, `ratio peer/rollup\s+[\d.]+x`, `dashboard backend \(/api/graph, layout\)\s+[\d.]+ ms`,
 			`navigation to graph painted\s+[\d.]+ ms`, `script applying the delta\s+[\d.]+ ms`}},
 	{name: "waf", pkg: "./bench/waf", args: []string{"-corpus", "internal/waf/testdata/corpus.jsonl"},
-		want: []string{`attacks blocked \d+/\d+ \(`, `benign blocked \d+/\d+ \(`}},
+		want: []string{`attacks blocked \d+/\d+ \(`, `benign blocked \d+/\d+ \(`, `95% intervals: attacks blocked [\d.]+%-[\d.]+%, benign blocked [\d.]+%-[\d.]+%`}},
+	// The generated variants of the committed subset, in process, on two
+	// folds, by mutation and carrier.
+	{name: "waf-variants", pkg: "./bench/waf", args: []string{"-fast", "-variants", "-folds", "2", "-by", "mutation,carrier", "-corpus", "internal/waf/testdata/corpus.jsonl"},
+		want: []string{`\d+ requests from variants of internal/waf/testdata/corpus.jsonl`, `attacks blocked \d+/\d+ \(`, `2 folds by source`,
+			`(?m)^attack overall\s+\d+/\d+`, `(?m)^discount 94\d: benign passed\s+\d+\s+\d+`, `(?m)^gen/sqli sql-comment-space\s+attack\s+blocked\s+\d+ of\s+\d+`,
+			`(?m)^gen/xss cookie\s+attack\s+blocked\s+\d+ of\s+\d+`, `(?m)^gen/benign-rich-text json\s+benign\s+blocked\s+\d+ of\s+\d+`}},
 	{name: "gateway", script: []string{"bench/gateway/run.sh"}, env: []string{"SMOKE=1"},
 		want: []string{`benign GET\s+\d+\s+\d+\s+\d+\s+\d+\s+[\d.]+x\s+\d+%`, `form POST\s+\d+\s+\d+\s+\d+\s+\d+\s+[\d.]+x`, `1 KB JSON POST\s+\d+\s+\d+\s+\d+\s+\d+\s+[\d.]+x`,
 			`blocked attack\s+\d+\s+\d+\s+\d+\s+\d+\s+[\d.]+x`, `moat \(WAF on\)\s+attacks blocked\s+\d+/\d+`, `nginx\+ModSecurity\s+attacks blocked\s+\d+/\d+`, `runs OWASP_CRS/[\d.]+`}},
