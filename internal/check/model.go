@@ -28,6 +28,7 @@ type Model struct {
 	Rejected []tf.Note
 
 	byRef   map[string]*tf.Resource // id, address and name → resource
+	byType  map[string][]*tf.Resource
 	vpcs    map[string]*VPC
 	subnets map[string]*Subnet
 	tables  map[string]*RouteTable
@@ -313,6 +314,7 @@ func Build(res []tf.Resource) *Model {
 	m.buildEndpoints(byType)
 	m.buildAzure(byType)
 	m.buildFlowLogs(byType["aws_flow_log"])
+	m.byType = byType
 	return m
 }
 
