@@ -95,6 +95,9 @@ var corpusMap = []corpusQuery{
 	{Query: "cloudtrail_log_files_not_encrypted_with_kms", Family: famTrail, Rules: []string{check.RuleTrailKMS}},
 	{Query: "cloudtrail_not_integrated_with_cloudwatch", Family: famTrail, Rules: []string{check.RuleTrailCloudWatch}},
 	{Query: "cloudtrail_logging_disabled", Family: famTrail, Rules: []string{check.RuleCloudTrail}},
+	// KICS has no IMDS query with fixtures; this one is moat's own
+	// (testdata/imds, written here).
+	{Query: "imdsv2_not_required", Family: famIMDS, Rules: []string{check.RuleIMDSv1}},
 }
 
 // Families, in the order the tables list them.
@@ -108,6 +111,7 @@ const (
 	famDefaultSG  = "default security group"
 	famFlowLogs   = "flow logs"
 	famTrail      = "CloudTrail"
+	famIMDS       = "IMDSv2"
 )
 
 var (

@@ -177,3 +177,18 @@ resource "aws_subnet" "all" {
 		t.Errorf("the unmet case of the query is not reported stale:\n%s", out.String())
 	}
 }
+
+// TestIMDSFixtures scores the IMDSv2 fixtures written here: every instance,
+// spot request, launch template and launch configuration that answers
+// IMDSv1 is found, and none that takes required tokens from itself, its
+// template, the account default or its AMI is reported.
+func TestIMDSFixtures(t *testing.T) {
+	var out bytes.Buffer
+	fams, err := runCorpus(filepath.Join("testdata", "imds"), "", &out, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, want := fams["IMDSv2"], (corpusScore{TP: 9, Files: 7}); got != want {
+		t.Errorf("IMDSv2: got %+v, want %+v\n%s", got, want, out.String())
+	}
+}

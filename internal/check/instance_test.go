@@ -444,3 +444,96 @@ resource "aws_instance" "unset" {
 `)
 	wantFindings(t, rep, RuleIMDSv1, map[string]bool{"aws_instance.unset": true})
 }
+
+// Amazon Linux 2023 AMIs are registered with imds_support = "v2.0": an
+// instance launched from a lookup that can only find them requires tokens.
+// A lookup that may find other images is not known to.
+func TestIMDSAmazonLinux2023(t *testing.T) {
+	rep := checkSource(t, `
+data "aws_ssm_parameter" "al2023" {
+  name = "/aws/service/ami-amazon-linux-latest/al2023-ami-kernel-default-x86_64"
+}
+
+data "aws_ssm_parameter" "al2" {
+  name = "/aws/service/ami-amazon-linux-latest/amzn2-ami-hvm-x86_64-gp2"
+}
+
+data "aws_ami" "al2023_regex" {
+  most_recent = true
+  owners      = ["amazon"]
+  name_regex  = "^al2023-ami-2023.*-x86_64"
+}
+
+data "aws_ami" "al2023_filter" {
+  most_recent = true
+  owners      = ["amazon"]
+  filter {
+    name   = "name"
+    values = ["al2023-ami-2023.*-arm64"]
+  }
+}
+
+data "aws_ami" "al2023_anyone" {
+  most_recent = true
+  owners      = ["111122223333"]
+  filter {
+    name   = "name"
+    values = ["al2023-ami-2023.*-arm64"]
+  }
+}
+
+data "aws_ami" "ubuntu" {
+  most_recent = true
+  owners      = ["099720109477"]
+  filter {
+    name   = "name"
+    values = ["ubuntu/images/hvm-ssd/ubuntu-jammy-22.04-amd64-server-*"]
+  }
+}
+
+resource "aws_instance" "ssm_al2023" {
+  ami = data.aws_ssm_parameter.al2023.value
+}
+
+resource "aws_instance" "ssm_al2" {
+  ami = data.aws_ssm_parameter.al2.value
+}
+
+resource "aws_instance" "regex_al2023" {
+  ami = data.aws_ami.al2023_regex.id
+}
+
+resource "aws_launch_template" "filter_al2023" {
+  image_id = data.aws_ami.al2023_filter.id
+}
+
+resource "aws_instance" "someone_elses_al2023" {
+  ami = data.aws_ami.al2023_anyone.id
+}
+
+resource "aws_instance" "ubuntu" {
+  ami = data.aws_ami.ubuntu.id
+}
+
+resource "aws_instance" "al2023_but_optional" {
+  ami = data.aws_ssm_parameter.al2023.value
+  metadata_options {
+    http_tokens = "optional"
+  }
+}
+`)
+	wantFindings(t, rep, RuleIMDSv1, map[string]bool{
+		"aws_instance.ssm_al2023":           false,
+		"aws_instance.ssm_al2":              true,
+		"aws_instance.regex_al2023":         false,
+		"aws_launch_template.filter_al2023": false,
+		"aws_instance.someone_elses_al2023": true,
+		"aws_instance.ubuntu":               true,
+		"aws_instance.al2023_but_optional":  true,
+	})
+	for _, f := range rep.Findings {
+		if f.RuleID == RuleNotEvaluated && strings.Contains(f.Message, "Unsupported attribute") {
+			t.Errorf("note: %s", f.Message)
+		}
+	}
+}

@@ -215,7 +215,8 @@ type imdsDefaults struct{ tokens, endpoint string }
 // (imds_support = "v2.0" makes tokens required); without any of them
 // IMDSv1 answers. An AMI the project does not build is not known to
 // require v2, so an instance of it that sets nothing is reported, with
-// the reason.
+// the reason; but a lookup that can only find Amazon's Amazon Linux 2023
+// images is (see tf.AL2023AMI).
 func (m *Model) imdsRules(byType map[string][]*tf.Resource, fs *findings) {
 	var def imdsDefaults
 	for _, r := range byType["aws_ec2_instance_metadata_defaults"] {
@@ -225,6 +226,9 @@ func (m *Model) imdsRules(byType map[string][]*tf.Resource, fs *findings) {
 		}
 	}
 	amiV2 := func(ref string) bool {
+		if ref == tf.AL2023AMI {
+			return true
+		}
 		a := m.lookup(ref)
 		return a != nil && strings.HasPrefix(a.Type, "aws_ami") && str(a.Values, "imds_support") == "v2.0"
 	}
