@@ -36,3 +36,28 @@ resource "aws_instance" "from_template" {
     version = "$Latest"
   }
 }
+
+# Amazon Linux 2023 AMIs are registered with imds_support = "v2.0".
+data "aws_ami" "al2023" {
+  most_recent = true
+  owners      = ["amazon"]
+  filter {
+    name   = "name"
+    values = ["al2023-ami-2023.*-x86_64"]
+  }
+}
+
+data "aws_ssm_parameter" "al2023" {
+  name = "/aws/service/ami-amazon-linux-latest/al2023-ami-kernel-default-x86_64"
+}
+
+resource "aws_instance" "from_al2023_lookup" {
+  ami                         = data.aws_ami.al2023.id
+  instance_type               = "t3.micro"
+  associate_public_ip_address = false
+}
+
+resource "aws_launch_template" "from_al2023_parameter" {
+  name_prefix = "al2023-"
+  image_id    = data.aws_ssm_parameter.al2023.value
+}
