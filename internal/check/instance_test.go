@@ -537,3 +537,94 @@ resource "aws_instance" "al2023_but_optional" {
 		}
 	}
 }
+
+// An auto scaling group whose launch configuration (or mixed instances
+// policy's template) gives public addresses is an endpoint on the
+// internet: its groups are the configuration's, and an open SSH port on it
+// is a path from the internet.
+func TestASGPathThroughLaunchConfiguration(t *testing.T) {
+	rep := checkSource(t, `
+resource "aws_vpc" "main" {
+  cidr_block = "10.0.0.0/16"
+}
+
+resource "aws_internet_gateway" "gw" {
+  vpc_id = aws_vpc.main.id
+}
+
+resource "aws_subnet" "a" {
+  vpc_id     = aws_vpc.main.id
+  cidr_block = "10.0.1.0/24"
+}
+
+resource "aws_route_table" "public" {
+  vpc_id = aws_vpc.main.id
+  route {
+    cidr_block = "0.0.0.0/0"
+    gateway_id = aws_internet_gateway.gw.id
+  }
+}
+
+resource "aws_route_table_association" "a" {
+  subnet_id      = aws_subnet.a.id
+  route_table_id = aws_route_table.public.id
+}
+
+resource "aws_security_group" "ssh" {
+  vpc_id = aws_vpc.main.id
+  ingress {
+    from_port   = 22
+    to_port     = 22
+    protocol    = "tcp"
+    cidr_blocks = ["0.0.0.0/0"]
+  }
+}
+
+resource "aws_launch_configuration" "public" {
+  image_id                    = "ami-12345678"
+  instance_type               = "t3.micro"
+  associate_public_ip_address = true
+  security_groups             = [aws_security_group.ssh.id]
+  metadata_options {
+    http_tokens = "required"
+  }
+}
+
+resource "aws_autoscaling_group" "lc" {
+  min_size             = 1
+  max_size             = 1
+  vpc_zone_identifier  = [aws_subnet.a.id]
+  launch_configuration = aws_launch_configuration.public.name
+}
+
+resource "aws_launch_template" "public" {
+  image_id = "ami-12345678"
+  network_interfaces {
+    associate_public_ip_address = "true"
+    security_groups             = [aws_security_group.ssh.id]
+  }
+  metadata_options {
+    http_tokens = "required"
+  }
+}
+
+resource "aws_autoscaling_group" "mixed" {
+  min_size            = 1
+  max_size            = 1
+  vpc_zone_identifier = [aws_subnet.a.id]
+  mixed_instances_policy {
+    launch_template {
+      launch_template_specification {
+        launch_template_id = aws_launch_template.public.id
+      }
+    }
+  }
+}
+`)
+	for _, a := range []string{"aws_autoscaling_group.lc", "aws_autoscaling_group.mixed"} {
+		f := findingOn(rep, RuleExposedPort, a)
+		if f == nil || !strings.Contains(f.Message, "tcp 22") {
+			t.Errorf("%s: no SSH path from the internet: %+v", a, rep.Findings)
+		}
+	}
+}

@@ -112,53 +112,96 @@ func (m *Model) subnetsPublicIP(vals map[string]any, attr string) string {
 	return ""
 }
 
+// eipOn says an Elastic IP is associated with the instance or interface
+// ref names, or "".
+func (m *Model) eipOn(ref string) string {
+	if m.eips[m.addr(ref)] {
+		return "an Elastic IP is associated with " + m.addr(ref)
+	}
+	return ""
+}
+
+// instancePublicIP says why an instance (or spot request) gets a public
+// address, or "" when it gets none or that cannot be told, in EC2's order:
+// an Elastic IP on it or on an interface it attaches; its own
+// associate_public_ip_address; an existing interface attached at launch
+// (which gets none); its launch template's network interfaces; the subnet's
+// map_public_ip_on_launch; the default VPC when no subnet is named. byTemplate
+// is set when the launch template decides (it is reported itself).
+func (m *Model) instancePublicIP(r *tf.Resource) (why string, byTemplate bool) {
+	if why := m.eipOn(r.Address); why != "" {
+		return why, false
+	}
+	for _, ni := range blocks(r.Values, "network_interface") {
+		if why := m.eipOn(str(ni, "network_interface_id")); why != "" {
+			return why, false
+		}
+	}
+	switch {
+	case unknown(r.Values, "associate_public_ip_address"):
+		return "", false
+	case has(r.Values, "associate_public_ip_address"):
+		if boolean(r.Values, "associate_public_ip_address", false) {
+			return "associate_public_ip_address = true", false
+		}
+		return "", false
+	case has(r.Values, "network_interface"):
+		return "", false // attached interfaces get no address at launch
+	}
+	t, known := m.launchTemplate(block(r.Values, "launch_template"))
+	if !known {
+		return "", false
+	}
+	if t != nil {
+		public, said, placed := templatePublicIP(t)
+		if said {
+			if public {
+				return "associate_public_ip_address = true (launch template " + t.Address + ")", true
+			}
+			return "", false
+		}
+		if placed && !has(r.Values, "subnet_id") {
+			return "", false // the template's interface names the subnet
+		}
+	}
+	return m.subnetsPublicIP(r.Values, "subnet_id"), false
+}
+
+// asgPublicIP is instancePublicIP for the instances of an auto scaling
+// group: its launch template or configuration, then its subnets.
+func (m *Model) asgPublicIP(r *tf.Resource) (why string, byTemplate bool) {
+	t, known := m.asgTemplate(r)
+	if !known || t == nil {
+		return "", false
+	}
+	public, said, placed := templatePublicIP(t)
+	if said {
+		if public {
+			return "associate_public_ip_address = true (launch template " + t.Address + ")", true
+		}
+		return "", false
+	}
+	if placed && !has(r.Values, "vpc_zone_identifier") {
+		return "", false
+	}
+	return m.subnetsPublicIP(r.Values, "vpc_zone_identifier"), false
+}
+
 // publicIPRules reports instances, launch templates, launch configurations,
 // auto scaling groups and subnets that give instances public addresses
-// (AWS-EC2-001), with EC2's own order of precedence: an Elastic IP; the
-// instance's or template's associate_public_ip_address; an existing
-// network interface (which gets no address at launch); the subnet's
-// map_public_ip_on_launch; the default VPC when no subnet is named.
+// (AWS-EC2-001). An instance or group whose template decides is not
+// reported beside the template.
 func (m *Model) publicIPRules(byType map[string][]*tf.Resource, fs *findings) {
-	eipOf := func(ref string) string {
-		if m.eips[m.addr(ref)] {
-			return "an Elastic IP is associated with " + m.addr(ref)
-		}
-		return ""
-	}
 	for _, typ := range instanceTypes {
 		for _, r := range byType[typ] {
-			why := eipOf(r.Address)
-			for _, ni := range blocks(r.Values, "network_interface") {
-				if why == "" {
-					why = eipOf(str(ni, "network_interface_id"))
-				}
+			if why, byTemplate := m.instancePublicIP(r); why != "" && !byTemplate {
+				fs.add(RulePublicIP, r, nil, "%s", why)
 			}
-			switch {
-			case why != "":
-			case unknown(r.Values, "associate_public_ip_address"):
-				continue
-			case has(r.Values, "associate_public_ip_address"):
-				if !boolean(r.Values, "associate_public_ip_address", false) {
-					continue
-				}
-				why = "associate_public_ip_address = true"
-			case has(r.Values, "network_interface"):
-				continue // attached interfaces get no address at launch
-			default:
-				t, known := m.launchTemplate(block(r.Values, "launch_template"))
-				if !known {
-					continue
-				}
-				if t != nil {
-					if _, said, placed := templatePublicIP(t); said || placed && !has(r.Values, "subnet_id") {
-						continue // the template decides, and is checked itself
-					}
-				}
-				if why = m.subnetsPublicIP(r.Values, "subnet_id"); why == "" {
-					continue
-				}
-			}
-			fs.add(RulePublicIP, r, nil, "%s", why)
+		}
+	}
+	for _, r := range byType["aws_autoscaling_group"] {
+		if why, byTemplate := m.asgPublicIP(r); why != "" && !byTemplate {
+			fs.add(RulePublicIP, r, nil, "its instances get public addresses: %s", why)
 		}
 	}
 	for _, typ := range []string{"aws_launch_template", "aws_launch_configuration"} {
@@ -166,18 +209,6 @@ func (m *Model) publicIPRules(byType map[string][]*tf.Resource, fs *findings) {
 			if public, _, _ := templatePublicIP(r); public {
 				fs.add(RulePublicIP, r, nil, "associate_public_ip_address = true: every instance launched from it gets a public address")
 			}
-		}
-	}
-	for _, r := range byType["aws_autoscaling_group"] {
-		t, known := m.asgTemplate(r)
-		if !known || t == nil {
-			continue
-		}
-		if _, said, placed := templatePublicIP(t); said || placed && !has(r.Values, "vpc_zone_identifier") {
-			continue
-		}
-		if why := m.subnetsPublicIP(r.Values, "vpc_zone_identifier"); why != "" {
-			fs.add(RulePublicIP, r, nil, "its instances get public addresses: %s", why)
 		}
 	}
 	attached := map[string]bool{}
@@ -192,7 +223,7 @@ func (m *Model) publicIPRules(byType map[string][]*tf.Resource, fs *findings) {
 		attached[m.addr(str(r.Values, "network_interface_id"))] = true
 	}
 	for _, r := range byType["aws_network_interface"] {
-		if why := eipOf(r.Address); why != "" && !attached[r.Address] {
+		if why := m.eipOn(r.Address); why != "" && !attached[r.Address] {
 			fs.add(RulePublicIP, r, nil, "%s", why)
 		}
 	}
