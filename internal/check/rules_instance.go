@@ -152,19 +152,27 @@ func (m *Model) instancePublicIP(r *tf.Resource) (why string, byTemplate bool) {
 	if !known {
 		return "", false
 	}
-	if t != nil {
-		public, said, placed := templatePublicIP(t)
-		if said {
-			if public {
-				return "associate_public_ip_address = true (launch template " + t.Address + ")", true
-			}
-			return "", false
-		}
-		if placed && !has(r.Values, "subnet_id") {
-			return "", false // the template's interface names the subnet
-		}
+	if why, decided := templateDecides(t, has(r.Values, "subnet_id")); decided {
+		return why, why != ""
 	}
 	return m.subnetsPublicIP(r.Values, "subnet_id"), false
+}
+
+// templateDecides says whether a launch template or configuration (nil:
+// none) decides the public address of what it launches: it says so in its
+// network interfaces, or names the subnet where the launcher names none.
+func templateDecides(t *tf.Resource, subnetNamed bool) (why string, decided bool) {
+	if t == nil {
+		return "", false
+	}
+	public, said, placed := templatePublicIP(t)
+	switch {
+	case said && public:
+		return "associate_public_ip_address = true (launch template " + t.Address + ")", true
+	case said, placed && !subnetNamed:
+		return "", true
+	}
+	return "", false
 }
 
 // asgPublicIP is instancePublicIP for the instances of an auto scaling
@@ -174,15 +182,8 @@ func (m *Model) asgPublicIP(r *tf.Resource) (why string, byTemplate bool) {
 	if !known || t == nil {
 		return "", false
 	}
-	public, said, placed := templatePublicIP(t)
-	if said {
-		if public {
-			return "associate_public_ip_address = true (launch template " + t.Address + ")", true
-		}
-		return "", false
-	}
-	if placed && !has(r.Values, "vpc_zone_identifier") {
-		return "", false
+	if why, decided := templateDecides(t, has(r.Values, "vpc_zone_identifier")); decided {
+		return why, why != ""
 	}
 	return m.subnetsPublicIP(r.Values, "vpc_zone_identifier"), false
 }

@@ -95,20 +95,27 @@ func al2023Lookup(d *resBlock, ctx *hcl.EvalContext) bool {
 		n, ok := str(d.body.attrs["name"])
 		return ok && strings.HasPrefix(n, "/aws/service/ami-amazon-linux-latest/al2023-ami-")
 	}
-	owners := d.body.attrs["owners"]
-	if owners == nil {
-		return false
-	}
-	ov, diags := owners.Value(ctx)
-	if diags.HasErrors() || !ov.IsWhollyKnown() || ov.IsNull() || !ov.CanIterateElements() || ov.LengthInt() == 0 {
-		return false
-	}
-	for it := ov.ElementIterator(); it.Next(); {
-		_, o := it.Element()
-		o, _ = o.Unmark()
-		if !o.Type().Equals(cty.String) || o.AsString() != "amazon" && o.AsString() != "137112412989" {
+	// every reports whether e is a known, non-empty list of strings each
+	// of which ok accepts.
+	every := func(e hcl.Expression, ok func(string) bool) bool {
+		if e == nil {
 			return false
 		}
+		v, diags := e.Value(ctx)
+		if diags.HasErrors() || !v.IsWhollyKnown() || v.IsNull() || !v.CanIterateElements() || v.LengthInt() == 0 {
+			return false
+		}
+		for it := v.ElementIterator(); it.Next(); {
+			_, x := it.Element()
+			x, _ = x.Unmark()
+			if !x.Type().Equals(cty.String) || !ok(x.AsString()) {
+				return false
+			}
+		}
+		return true
+	}
+	if !every(d.body.attrs["owners"], func(o string) bool { return o == "amazon" || o == "137112412989" }) {
+		return false
 	}
 	named := false
 	if n, ok := str(d.body.attrs["name_regex"]); ok {
@@ -124,20 +131,8 @@ func al2023Lookup(d *resBlock, ctx *hcl.EvalContext) bool {
 		if n, _ := str(b.body.attrs["name"]); n != "name" {
 			continue
 		}
-		vals := b.body.attrs["values"]
-		if vals == nil {
+		if !every(b.body.attrs["values"], al2023) {
 			return false
-		}
-		vv, diags := vals.Value(ctx)
-		if diags.HasErrors() || !vv.IsWhollyKnown() || vv.IsNull() || !vv.CanIterateElements() || vv.LengthInt() == 0 {
-			return false
-		}
-		for it := vv.ElementIterator(); it.Next(); {
-			_, v := it.Element()
-			v, _ = v.Unmark()
-			if !v.Type().Equals(cty.String) || !al2023(v.AsString()) {
-				return false
-			}
 		}
 		named = true
 	}
