@@ -443,6 +443,23 @@ resource "aws_instance" "unset" {
 }
 `)
 	wantFindings(t, rep, RuleIMDSv1, map[string]bool{"aws_instance.unset": true})
+	rep = checkSource(t, `
+resource "aws_ec2_instance_metadata_defaults" "this" {
+  http_endpoint = "disabled"
+}
+
+resource "aws_instance" "unset" {
+  ami = "ami-12345678"
+}
+
+resource "aws_instance" "enabled" {
+  ami = "ami-12345678"
+  metadata_options {
+    http_endpoint = "enabled"
+  }
+}
+`)
+	wantFindings(t, rep, RuleIMDSv1, map[string]bool{"aws_instance.unset": false, "aws_instance.enabled": true})
 }
 
 // Amazon Linux 2023 AMIs are registered with imds_support = "v2.0": an
