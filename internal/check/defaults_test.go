@@ -501,3 +501,32 @@ resource "aws_ebs_volume" "key_only" {
 		t.Errorf("key without encrypted: message %q does not say EC2 refuses the key", f.Message)
 	}
 }
+
+// An S3 encryption configuration of a bucket declared elsewhere chooses
+// that bucket's key: it is judged on its own.
+func TestS3EncryptionConfigurationAlone(t *testing.T) {
+	rep := checkSource(t, `
+resource "aws_s3_bucket_server_side_encryption_configuration" "sse_s3" {
+  bucket = "logs-elsewhere"
+  rule {
+    apply_server_side_encryption_by_default {
+      sse_algorithm = "AES256"
+    }
+  }
+}
+
+resource "aws_s3_bucket_server_side_encryption_configuration" "cmk" {
+  bucket = "data-elsewhere"
+  rule {
+    apply_server_side_encryption_by_default {
+      sse_algorithm     = "aws:kms"
+      kms_master_key_id = "arn:aws:kms:eu-west-1:111122223333:key/1234abcd-12ab-34cd-56ef-1234567890ab"
+    }
+  }
+}
+`)
+	wantFindings(t, rep, RuleNoCMK, map[string]bool{
+		"aws_s3_bucket_server_side_encryption_configuration.sse_s3": true,
+		"aws_s3_bucket_server_side_encryption_configuration.cmk":    false,
+	})
+}

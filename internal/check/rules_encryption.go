@@ -229,18 +229,7 @@ func diskRules(byType map[string][]*tf.Resource, fs *findings) {
 // aws_s3_bucket_server_side_encryption_configuration when the bucket has
 // one.
 func s3Encryption(byType map[string][]*tf.Resource, fs *findings) {
-	sse := map[string]*tf.Resource{}
-	for _, r := range byType["aws_s3_bucket_server_side_encryption_configuration"] {
-		sse[str(r.Values, "bucket")] = r
-	}
-	for _, r := range byType["aws_s3_bucket"] {
-		at, cfg := r, block(r.Values, "server_side_encryption_configuration")
-		for _, k := range []string{r.Address, str(r.Values, "bucket"), str(r.Values, "id")} {
-			if c := sse[k]; c != nil && k != "" {
-				at, cfg = c, c.Values
-				break
-			}
-		}
+	judge := func(at *tf.Resource, cfg map[string]any) {
 		def := block(block(cfg, "rule"), "apply_server_side_encryption_by_default")
 		alg, key := str(def, "sse_algorithm"), str(def, "kms_master_key_id")
 		switch {
@@ -253,6 +242,29 @@ func s3Encryption(byType map[string][]*tf.Resource, fs *findings) {
 			fs.add(RuleNoCMK, at, nil, "sse_algorithm = %s without kms_master_key_id: the AWS-managed key aws/s3 is used", alg)
 		case awsManagedKey(key):
 			fs.add(RuleNoCMK, at, nil, "kms_master_key_id = %q is an AWS-managed key, which its owner cannot restrict, rotate or revoke", key)
+		}
+	}
+	sse := map[string]*tf.Resource{}
+	for _, r := range byType["aws_s3_bucket_server_side_encryption_configuration"] {
+		sse[str(r.Values, "bucket")] = r
+	}
+	used := map[*tf.Resource]bool{}
+	for _, r := range byType["aws_s3_bucket"] {
+		at, cfg := r, block(r.Values, "server_side_encryption_configuration")
+		for _, k := range []string{r.Address, str(r.Values, "bucket"), str(r.Values, "id")} {
+			if c := sse[k]; c != nil && k != "" {
+				at, cfg = c, c.Values
+				used[c] = true
+				break
+			}
+		}
+		judge(at, cfg)
+	}
+	// A configuration of a bucket the scanned code does not declare
+	// chooses that bucket's key all the same.
+	for _, r := range byType["aws_s3_bucket_server_side_encryption_configuration"] {
+		if !used[r] {
+			judge(r, r.Values)
 		}
 	}
 }
