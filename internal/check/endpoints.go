@@ -70,6 +70,11 @@ func (m *Model) groupSubnets(r *tf.Resource, attr string) []*Subnet {
 var allInternet = []netip.Prefix{netip.MustParsePrefix("0.0.0.0/0"), netip.MustParsePrefix("::/0")}
 
 func (m *Model) buildEndpoints(byType map[string][]*tf.Resource) {
+	for _, r := range byType["aws_default_subnet"] {
+		if unknown(r.Values, "map_public_ip_on_launch") || has(r.Values, "map_public_ip_on_launch") && !boolean(r.Values, "map_public_ip_on_launch", true) {
+			m.defaultSubnetsPrivate = true
+		}
+	}
 	for _, r := range byType["aws_eip"] {
 		for _, k := range []string{"instance", "network_interface"} {
 			if v := str(r.Values, k); v != "" {

@@ -645,3 +645,34 @@ resource "aws_autoscaling_group" "mixed" {
 		}
 	}
 }
+
+// A project that manages a default subnet and turns its public mapping off
+// may launch an instance that names no subnet there: the default VPC is
+// not assumed to give it an address. A default subnet that maps them is
+// reported as a subnet is.
+func TestDefaultSubnets(t *testing.T) {
+	rep := checkSource(t, `
+resource "aws_default_subnet" "a" {
+  availability_zone       = "eu-west-1a"
+  map_public_ip_on_launch = false
+}
+
+resource "aws_instance" "no_subnet" {
+  ami           = "ami-12345678"
+  instance_type = "t3.micro"
+}
+`)
+	wantFindings(t, rep, RulePublicIP, map[string]bool{"aws_instance.no_subnet": false, "aws_default_subnet.a": false})
+	rep = checkSource(t, `
+resource "aws_default_subnet" "a" {
+  availability_zone       = "eu-west-1a"
+  map_public_ip_on_launch = true
+}
+
+resource "aws_instance" "no_subnet" {
+  ami           = "ami-12345678"
+  instance_type = "t3.micro"
+}
+`)
+	wantFindings(t, rep, RulePublicIP, map[string]bool{"aws_instance.no_subnet": true, "aws_default_subnet.a": true})
+}

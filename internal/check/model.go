@@ -29,6 +29,10 @@ type Model struct {
 
 	byRef   map[string]*tf.Resource // id, address and name → resource
 	byType  map[string][]*tf.Resource
+	// defaultSubnetsPrivate is set when the project manages a default
+	// subnet that maps no public addresses: an instance that names no
+	// subnet may land there.
+	defaultSubnetsPrivate bool
 	vpcs    map[string]*VPC
 	subnets map[string]*Subnet
 	tables  map[string]*RouteTable

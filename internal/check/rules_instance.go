@@ -102,6 +102,9 @@ func (m *Model) subnetsPublicIP(vals map[string]any, attr string) string {
 		return ""
 	}
 	if len(refs) == 0 {
+		if m.defaultSubnetsPrivate {
+			return "" // the project turned some default subnet's mapping off
+		}
 		return "no subnet is named: it is launched in a default subnet of the default VPC, and default subnets give every instance a public address"
 	}
 	for _, s := range m.subnetsOf(refs) {
@@ -228,7 +231,7 @@ func (m *Model) publicIPRules(byType map[string][]*tf.Resource, fs *findings) {
 			fs.add(RulePublicIP, r, nil, "%s", why)
 		}
 	}
-	for _, r := range byType["aws_subnet"] {
+	for _, r := range append(byType["aws_subnet"], byType["aws_default_subnet"]...) {
 		if boolean(r.Values, "map_public_ip_on_launch", false) {
 			fs.add(RulePublicIP, r, nil, "map_public_ip_on_launch = true: every instance launched in the subnet gets a public address unless it says otherwise")
 		}
