@@ -27,20 +27,16 @@ type Model struct {
 	// Rejected are values the provider rejects (CHECK-003).
 	Rejected []tf.Note
 
-	byRef  map[string]*tf.Resource // id, address and name → resource
-	byType map[string][]*tf.Resource
-	// defaultSubnetsPrivate is set when the project manages a default
-	// subnet that maps no public addresses: an instance that names no
-	// subnet may land there.
-	defaultSubnetsPrivate bool
-	vpcs                  map[string]*VPC
-	subnets               map[string]*Subnet
-	tables                map[string]*RouteTable
-	sgs                   map[string]*SG
-	nacls                 map[string]*NACL
-	igws                  map[string]string          // IGW address → VPC address
-	eips                  map[string]bool            // instance or ENI address that has an Elastic IP
-	tgws                  map[string]map[string]bool // transit gateway address → attached VPC addresses
+	byRef   map[string]*tf.Resource // id, address and name → resource
+	byType  map[string][]*tf.Resource
+	vpcs    map[string]*VPC
+	subnets map[string]*Subnet
+	tables  map[string]*RouteTable
+	sgs     map[string]*SG
+	nacls   map[string]*NACL
+	igws    map[string]string          // IGW address → VPC address
+	eips    map[string]bool            // instance or ENI address that has an Elastic IP
+	tgws    map[string]map[string]bool // transit gateway address → attached VPC addresses
 	// sgUsed holds the security groups that something references.
 	sgUsed map[string]bool
 	// detached holds rules whose group is not known statically.
@@ -60,6 +56,11 @@ type Model struct {
 
 	internet *netipx.IPSet   // built on first use
 	families []*netipx.IPSet // its IPv4 and IPv6 parts, built on first use
+
+	// defaultSubnetsPrivate is set when the project manages a default
+	// subnet that maps no public addresses: an instance that names no
+	// subnet may land there.
+	defaultSubnetsPrivate bool
 }
 
 // VPC is an aws_vpc.
