@@ -1,6 +1,7 @@
 package waf
 
 import (
+	"net/http/httptest"
 	"strings"
 	"testing"
 )
@@ -117,6 +118,57 @@ func FuzzBlankFences(f *testing.F) {
 		}
 		if strings.Count(out, "\n") != strings.Count(s, "\n") {
 			t.Fatalf("blankFences(%q) = %q: lines lost", s, out)
+		}
+	})
+}
+
+func TestCommentedPath(t *testing.T) {
+	cases := []struct {
+		in, want string
+		ok       bool
+	}{
+		{"/files/27/**/union/**/select/**/1,2/view", "/files/27 union select 1,2/view", true},
+		{"/a/*x*/b", "/a b", true},
+		{"/api/*/items", "", false},
+		{"/plain/path", "", false},
+		{"/a/**", "", false},
+	}
+	for _, c := range cases {
+		got, ok := commentedPath(c.in)
+		if ok != c.ok || ok && got != c.want {
+			t.Errorf("commentedPath(%q) = %q, %v; want %q, %v", c.in, got, ok, c.want, c.ok)
+		}
+	}
+	// Through the WAF: SQL written across path segments is refused, a
+	// path with a glob is not.
+	w, err := New(Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Close()
+	for target, block := range map[string]bool{
+		"/files/-1/**/union/**/select/**/1,2,user_password,username/**/from/**/users/view": true,
+		"/api/*/items/latest": false,
+	} {
+		tx := w.Begin(nil)
+		v, err := tx.Request(httptest.NewRequest("GET", target, nil), "192.0.2.1:1000")
+		tx.Close()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if v.Block != block {
+			t.Errorf("%s: block %v (rules %v), want %v", target, v.Block, v.RuleIDs, block)
+		}
+	}
+}
+
+func FuzzCommentedPath(f *testing.F) {
+	for _, s := range []string{"/a/**/b", "/*", "*/", "/**/**/", "/a/*b*/c/*"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		if out, ok := commentedPath(s); ok && len(out) >= len(s) {
+			t.Fatalf("commentedPath(%q) = %q: no comment taken out", s, out)
 		}
 	})
 }

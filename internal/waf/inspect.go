@@ -187,6 +187,13 @@ func (d *derived) uriPath(uri string) {
 			path = ""
 		}
 	}
+	if whole, ok := commentedPath(percentDecodeOnce(path)); ok {
+		// SQL written across segments with comments for spaces
+		// ("/item/1/**/union/**/select/**/…"), as a route with a
+		// catch-all parameter hands it over: the path whole, the
+		// comments read as the spaces they stand for.
+		d.add(d.path, "path", whole)
+	}
 	for seg := range strings.SplitSeq(path, "/") {
 		if seg == "" {
 			continue
@@ -206,6 +213,36 @@ func (d *derived) uriPath(uri string) {
 			d.add(d.path, "path", s)
 		}
 	}
+}
+
+// commentedPath returns p with its block comments ("/**/", "/*x*/")
+// replaced by spaces, when it holds at least one comment that spans a
+// separator: what no router writes and SQL reads as white space.
+func commentedPath(p string) (string, bool) {
+	if !strings.Contains(p, "/*") {
+		return p, false
+	}
+	var b strings.Builder
+	found := false
+	for {
+		i := strings.Index(p, "/*")
+		if i < 0 {
+			break
+		}
+		j := strings.Index(p[i+2:], "*/")
+		if j < 0 {
+			break
+		}
+		found = true
+		b.WriteString(p[:i])
+		b.WriteByte(' ')
+		p = p[i+2+j+2:]
+	}
+	if !found {
+		return "", false
+	}
+	b.WriteString(p)
+	return b.String(), true
 }
 
 // hasSyntax reports whether s holds a character that means something to
