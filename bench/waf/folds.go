@@ -3,7 +3,8 @@ package main
 import (
 	"fmt"
 	"io"
-	"sort"
+	"maps"
+	"slices"
 	"strconv"
 	"strings"
 )
@@ -81,12 +82,7 @@ func reportFolds(w io.Writer, reqs []request, results []result, k int) {
 		return fmt.Sprintf("%4d/%-5d %6.2f%%", c.blocked, c.total, 100*float64(c.blocked)/float64(c.total))
 	}
 	fmt.Fprintf(w, "\n%d folds by source (category and payload or file):\n", k)
-	names := make([]string, 0, len(cats))
-	for n := range cats {
-		names = append(names, n)
-	}
-	sort.Strings(names)
-	for _, n := range names {
+	for _, n := range slices.Sorted(maps.Keys(cats)) {
 		fmt.Fprintf(w, "%-26s", n)
 		for _, c := range cats[n] {
 			fmt.Fprintf(w, "  %s", pct(c))
@@ -104,12 +100,7 @@ func reportFolds(w io.Writer, reqs []request, results []result, k int) {
 		return
 	}
 	fmt.Fprintf(w, "\nwhat each decision did, per fold (requests):\n")
-	dn := make([]string, 0, len(decisions))
-	for n := range decisions {
-		dn = append(dn, n)
-	}
-	sort.Strings(dn)
-	for _, n := range dn {
+	for _, n := range slices.Sorted(maps.Keys(decisions)) {
 		fmt.Fprintf(w, "%-52s", n)
 		for _, v := range decisions[n] {
 			fmt.Fprintf(w, " %5d", v)
@@ -124,20 +115,11 @@ func crsFiles(ids []int) []string {
 	var out []string
 	for _, id := range ids {
 		f := strconv.Itoa(id / 1000)
-		if !contains(out, f) {
+		if !slices.Contains(out, f) {
 			out = append(out, f)
 		}
 	}
 	return out
-}
-
-func contains(ss []string, s string) bool {
-	for _, x := range ss {
-		if x == s {
-			return true
-		}
-	}
-	return false
 }
 
 // moatOnly splits the matched rules into moat's own (90000-90099) and
@@ -192,13 +174,8 @@ func reportBy(w io.Writer, reqs []request, results []result, by string) error {
 			g.refused++
 		}
 	}
-	names := make([]string, 0, len(groups))
-	for n := range groups {
-		names = append(names, n)
-	}
-	sort.Strings(names)
 	fmt.Fprintf(w, "\nby %s:\n", by)
-	for _, n := range names {
+	for _, n := range slices.Sorted(maps.Keys(groups)) {
 		g := groups[n]
 		flag := ""
 		if g.attack && (g.blocked+g.refused)*100 < g.total*95 || !g.attack && (g.blocked+g.refused)*100 > g.total {
