@@ -364,8 +364,9 @@ func injectsHeader(v string) bool {
 }
 
 // ssrfScore judges v as server-side request forgery, which works only
-// where the server fetches a URL: the whole value is one, or it stands in
-// an attribute or a CSS url() of markup a server may render
+// where the server fetches a URL: the whole value or a line of it is one,
+// it is the value of a key, or it stands in an attribute or a CSS url() of
+// markup a server may render
 // ("src=\"http://169.254.169.254/…\""). A URL to localhost mentioned in
 // the text of a page, a message or a stack trace is fetched by no one.
 func ssrfScore(v string) int {
@@ -386,13 +387,15 @@ func ssrfScore(v string) int {
 			// No URL: "Note: …", "12:30".
 			continue
 		}
-		before := strings.TrimRight(v[:j], " \t\r\n")
+		before := strings.TrimRight(v[:j], " \t")
 		if before == "" {
 			return scoreAttack
 		}
 		switch before[len(before)-1] {
-		case '=', '"', '\'', '(', '`', '[', '{', ',':
-			// An attribute's or a parameter's value, a url(), a list.
+		case '=', ':', '"', '\'', '(', '`', '[', '{', ',', '\n', '\r':
+			// An attribute's or a parameter's value ("url: http://…"
+			// in a text body of key-value lines), a url(), a list, a
+			// line of its own.
 			return scoreAttack
 		}
 	}

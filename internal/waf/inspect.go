@@ -73,12 +73,19 @@ type derived struct {
 	n    int
 }
 
+// add adds value under key, the key's bytes copied: Coraza caches a
+// value's transformations by the address of its key's bytes and its
+// position among the variable's values, and that position changes from
+// rule to rule (collections are Go maps); two values sharing key bytes
+// (the literal "path", a cookie's name and its normal form) would then
+// take each other's transformed forms, and a rule would match or not
+// depending on the order it happened to read them in.
 func (d *derived) add(m collection.Map, key, value string) {
 	d.n++
 	if d.n > maxDerived {
 		return
 	}
-	m.Add(key, value)
+	m.Add(strings.Clone(key), value)
 }
 
 // URL headers are the request headers whose values are URLs or hosts.

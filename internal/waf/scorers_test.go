@@ -296,6 +296,8 @@ func TestSSRFScore(t *testing.T) {
 		{`<div style="background:url(http://localhost/x)">`, scoreAttack},
 		{`{"callback":"http://127.0.0.1:6379/"}`, scoreAttack},
 		{"gopher://127.0.0.1:6379/_SET", scoreAttack},
+		{"note: http://169.254.169.254/latest/meta-data/", scoreAttack},
+		{"https://example.com/a\nhttp://127.0.0.1:6379/", scoreAttack},
 		{"<p>Run <code>make</code> then open <em>http://localhost:8080/</em>.</p>", scoreNone},
 		{"Note: the dev server listens on http://localhost:3000 by default", scoreNone},
 		{"Error: connect ECONNREFUSED\n    at http://localhost:3000/app.js:12:5", scoreNone},

@@ -178,3 +178,43 @@ func TestSSRFInContext(t *testing.T) {
 		}
 	}
 }
+
+// TestVerdictDoesNotDependOnOrder: the values the inspection pass adds
+// (a cookie's normal form beside the cookie, several path segments under
+// "path") must not take each other's transformed forms in Coraza's
+// transformation cache, whatever order each rule reads a collection in
+// (Go maps): the same request gets the same verdict every time.
+func TestVerdictDoesNotDependOnOrder(t *testing.T) {
+	w, err := New(Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Close()
+	for _, c := range []struct {
+		target, cookie string
+		rule           int
+	}{
+		{"/account", "session=1; p=..%5Cwindows%5Csystem32%5Cdrivers%5Cetc%5Chosts", 90011},
+		{"/files/a(b)/x%2527%2520or%25201=1--/c;d/view", "", 90040},
+	} {
+		misses := 0
+		for range 100 {
+			r := httptest.NewRequest("GET", c.target, nil)
+			if c.cookie != "" {
+				r.Header.Set("Cookie", c.cookie)
+			}
+			tx := w.Begin(nil)
+			v, err := tx.Request(r, "192.0.2.1:1000")
+			tx.Close()
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !v.Block || !slices.Contains(v.RuleIDs, c.rule) {
+				misses++
+			}
+		}
+		if misses > 0 {
+			t.Errorf("%s %s: rule %d missed %d times in 100", c.target, c.cookie, c.rule, misses)
+		}
+	}
+}
