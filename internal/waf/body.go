@@ -94,7 +94,7 @@ func (b *bodyArgs) add(name, value string) error {
 	if len(b.args) >= b.limit {
 		return errBodyTooComplex
 	}
-	b.args = append(b.args, [2]string{name, value})
+	b.args = append(b.args, [2]string{strings.Clone(name), value}) // keys of their own bytes: see derived.add
 	return nil
 }
 

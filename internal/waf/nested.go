@@ -69,7 +69,7 @@ func expandMap(m collection.Map) {
 		}
 		m.Remove(k)
 		for _, kv := range out {
-			m.Add(kv[0], kv[1])
+			m.Add(strings.Clone(kv[0]), kv[1]) // keys of their own bytes: see derived.add
 		}
 	}
 }
