@@ -1,6 +1,7 @@
 package server
 
 import (
+	"bytes"
 	"context"
 	"crypto/ecdsa"
 	"crypto/rand"
@@ -319,40 +320,45 @@ func approveFirstEnrolment(ctx context.Context, st store.Store, name, by string)
 }
 
 // verifyCode checks code against the caller's TOTP secret (the pending one
-// when pending), once: the step it matched is remembered in the same
-// conditional write that clears the failure count, so neither a replay nor
-// two concurrent uses of one code pass. A wrong code counts towards the
-// lockout. It returns the matched step.
+// when pending), once. The attempt is counted in the store before the code
+// is judged, so no burst of concurrent guesses, on one server or on every
+// server of a cluster, has more than MaxFailures of them judged before the
+// factor locks: each must land its own conditional write first. A right
+// code then clears the count and remembers its step in one conditional
+// write, so neither a replay nor two concurrent uses of one code pass. It
+// returns the matched step.
 func (s *Server) verifyCode(ctx context.Context, c *caller, code string, pending bool) (int64, error) {
 	key := prefixMFA + c.Name
-	var rec mfaRecord
-	rev, err := getJSONRev(ctx, s.st, key, &rec)
-	if err != nil && !errors.Is(err, store.ErrNotFound) {
+	var judged *totpFactor
+	counted, err := s.updateMFA(ctx, c.Name, func(rec *mfaRecord) error {
+		if err := s.locked(c, *rec); err != nil {
+			return err
+		}
+		f, err := s.codeFactor(c, rec, pending)
+		if err != nil {
+			return err
+		}
+		if rec.Failures >= s.mfa.MaxFailures {
+			// As many attempts as the lockout allows are being judged
+			// or were refused: lock now.
+			s.lock(c, rec)
+			return errLockedNow
+		}
+		rec.Failures++
+		c.note("failures", strconv.Itoa(rec.Failures))
+		judged = f
+		return nil
+	})
+	if errors.Is(err, errLockedNow) {
+		return 0, s.locked(c, counted)
+	}
+	if err != nil {
 		return 0, err
 	}
 	now := s.now()
-	if err := s.locked(c, rec); err != nil {
-		return 0, err
-	}
-	f := rec.TOTP
-	if pending {
-		f = rec.Pending
-		if f != nil && now.After(f.Expires) {
-			f = nil
-		}
-	}
-	if f == nil {
-		if pending {
-			return 0, errorf(http.StatusBadRequest, "no enrolment is waiting for a code: run \"moat admin mfa enroll\" first")
-		}
-		return 0, errorf(http.StatusUnauthorized, "admin %q has no second factor: enrol one with \"moat admin mfa enroll\"", c.Name)
-	}
-	if !pending && f.Unapproved {
-		return 0, errorf(http.StatusForbidden, "admin %q's authenticator awaits approval: %s", c.Name, awaitingApproval(c.Name))
-	}
 	step, why := int64(-1), "MFA code refused"
 	if len(code) == int(totpDigits) && digits(code) {
-		secret, err := s.openSecret(key, f.Sealed)
+		secret, err := s.openSecret(key, judged.Sealed)
 		if err != nil {
 			return 0, err
 		}
@@ -367,43 +373,127 @@ func (s *Server) verifyCode(ctx context.Context, c *caller, code string, pending
 				break
 			}
 		}
-		if step >= 0 && step <= f.LastStep {
+		if step >= 0 && step <= judged.LastStep {
 			step, why = -1, "MFA code already used: wait for the next one"
 		}
 	}
 	if step < 0 {
-		rec.Failures++
-		c.note("failures", strconv.Itoa(rec.Failures))
-		if rec.Failures >= s.mfa.MaxFailures {
-			rec.LockedUntil = now.Add(s.mfa.Lockout).UTC()
-			rec.Failures = 0
-			c.note("locked_until", rec.LockedUntil.Format(time.RFC3339))
-		}
-		if err := s.putRev(ctx, key, rev, rec); err != nil && !errors.Is(err, store.ErrConflict) {
+		// The failure is counted already; the one that reaches the
+		// limit locks the factor.
+		_, err := s.updateMFA(ctx, c.Name, func(rec *mfaRecord) error {
+			if !now.Before(rec.LockedUntil) && rec.Failures >= s.mfa.MaxFailures {
+				s.lock(c, rec)
+				return nil
+			}
+			return errNoChange
+		})
+		if err != nil && !errors.Is(err, errNoChange) {
 			return 0, err
 		}
 		return 0, errorf(http.StatusUnauthorized, "%s", why)
 	}
-	f.LastStep = step
-	rec.Failures = 0
-	if pending {
-		f.Expires = time.Time{}
-		f.Created = now.UTC()
-		// A first enrolment: trusted on first use, unless the
-		// configuration wants another administrator to vouch for it.
-		if rec.TOTP == nil && s.mfa.FirstEnrolment == FirstEnrolApproved {
-			f.Unapproved = true
-			c.note("awaiting_approval", "true")
+	_, err = s.updateMFA(ctx, c.Name, func(rec *mfaRecord) error {
+		// Failures counted meanwhile may have locked the factor, another
+		// use of this code may have landed, or the factor may have
+		// changed: judge again against what is stored now.
+		if err := s.locked(c, *rec); err != nil {
+			return err
 		}
-		rec.TOTP, rec.Pending = f, nil
-	}
-	if err := s.putRev(ctx, key, rev, rec); err != nil {
-		if errors.Is(err, store.ErrConflict) {
-			return 0, errorf(http.StatusUnauthorized, "MFA code already used: wait for the next one")
+		f, err := s.codeFactor(c, rec, pending)
+		if err != nil {
+			return err
 		}
+		if !bytes.Equal(f.Sealed, judged.Sealed) {
+			return errorf(http.StatusUnauthorized, "MFA code refused: the second factor changed meanwhile")
+		}
+		if step <= f.LastStep {
+			return errorf(http.StatusUnauthorized, "MFA code already used: wait for the next one")
+		}
+		f.LastStep = step
+		rec.Failures = 0
+		if pending {
+			f.Expires = time.Time{}
+			f.Created = now.UTC()
+			// A first enrolment: trusted on first use, unless the
+			// configuration wants another administrator to vouch for it.
+			if rec.TOTP == nil && s.mfa.FirstEnrolment == FirstEnrolApproved {
+				f.Unapproved = true
+				c.note("awaiting_approval", "true")
+			}
+			rec.TOTP, rec.Pending = f, nil
+		}
+		return nil
+	})
+	if err != nil {
 		return 0, err
 	}
 	return step, nil
+}
+
+// codeFactor is the factor of rec a code is checked against: the enrolled
+// one, or the pending enrolment's.
+func (s *Server) codeFactor(c *caller, rec *mfaRecord, pending bool) (*totpFactor, error) {
+	f := rec.TOTP
+	if pending {
+		f = rec.Pending
+		if f != nil && s.now().After(f.Expires) {
+			f = nil
+		}
+	}
+	if f == nil {
+		if pending {
+			return nil, errorf(http.StatusBadRequest, "no enrolment is waiting for a code: run \"moat admin mfa enroll\" first")
+		}
+		return nil, errorf(http.StatusUnauthorized, "admin %q has no second factor: enrol one with \"moat admin mfa enroll\"", c.Name)
+	}
+	if !pending && f.Unapproved {
+		return nil, errorf(http.StatusForbidden, "admin %q's authenticator awaits approval: %s", c.Name, awaitingApproval(c.Name))
+	}
+	return f, nil
+}
+
+// lock locks rec's factors for the configured lockout.
+func (s *Server) lock(c *caller, rec *mfaRecord) {
+	rec.LockedUntil = s.now().Add(s.mfa.Lockout).UTC()
+	rec.Failures = 0
+	c.note("locked_until", rec.LockedUntil.Format(time.RFC3339))
+}
+
+var (
+	// errNoChange, from updateMFA's function, leaves the record as it is.
+	errNoChange = errors.New("no change")
+	// errLockedNow, from updateMFA's function, writes the record (which
+	// the function locked) and is returned.
+	errLockedNow = errors.New("locked now")
+)
+
+// updateMFA applies fn to name's second factors and writes the result
+// only if nobody wrote them meanwhile, reading again and reapplying fn
+// until a write lands: a change of one server is never lost to another's.
+// An error from fn is returned without writing, except errLockedNow, which
+// is returned after writing.
+func (s *Server) updateMFA(ctx context.Context, name string, fn func(*mfaRecord) error) (mfaRecord, error) {
+	key := prefixMFA + name
+	for range 1000 {
+		var rec mfaRecord
+		rev, err := getJSONRev(ctx, s.st, key, &rec)
+		if err != nil && !errors.Is(err, store.ErrNotFound) {
+			return rec, err
+		}
+		ferr := fn(&rec)
+		if ferr != nil && !errors.Is(ferr, errLockedNow) {
+			return rec, ferr
+		}
+		err = s.putRev(ctx, key, rev, rec)
+		if errors.Is(err, store.ErrConflict) {
+			continue
+		}
+		if err != nil {
+			return rec, err
+		}
+		return rec, ferr
+	}
+	return mfaRecord{}, errorf(http.StatusServiceUnavailable, "admin %q's second factors keep changing: try again", name)
 }
 
 func digits(s string) bool {
