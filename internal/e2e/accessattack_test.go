@@ -190,3 +190,51 @@ func TestBreakGlassSSHRefusesForwarding(t *testing.T) {
 		t.Fatalf("a command after the refusals: %q, %v", out, err)
 	}
 }
+
+// TestBreakGlassApprovalByRequestersAccount: the two-person rule is not
+// met by an account the requester made. Alice creates an administrator
+// (and, through it, another), enrols their authenticators herself and has
+// them approve her grant: taken by default and reported by detection,
+// refused with access.independent_approvers, as is bob, whom she made too;
+// carol, made by the server's host, approves. Re-creating carol's account
+// under alice's hand makes it hers.
+func TestBreakGlassApprovalByRequestersAccount(t *testing.T) {
+	b := startBreakGlassWith(t, "  independent_approvers: true\n", "carol")
+	alice := b.alice
+	carol := enrol(t, alice.env.with("MOAT_ADMIN_DIR", filepath.Join(b.dir, "carol")))
+	puppetDir := filepath.Join(b.dir, "puppet")
+	must(t, alice.env, "admin", "create", "--name", "puppet", "--role", "admin", "--out", puppetDir)
+	puppet := enrol(t, alice.env.with("MOAT_ADMIN_DIR", puppetDir))
+	puppet2Dir := filepath.Join(b.dir, "puppet2")
+	must(t, puppet.env, "admin", "create", "--name", "puppet2", "--role", "admin", "--out", puppet2Dir)
+	puppet2 := enrol(t, alice.env.with("MOAT_ADMIN_DIR", puppet2Dir))
+
+	id := must(t, alice.env, "access", "request", "--node", "web-1", "--shell", "--reason", "INC-47", "--for", "1h")
+	for _, p := range []*admin{puppet, puppet2, b.bob} {
+		r := moatRun(t, p.env, "", "access", "approve", id)
+		if r.code != 1 || !strings.Contains(r.errOut, "was created by the requester (spiffe://example.org/admin/admin), and approvers must be independent") {
+			t.Fatalf("approval by %s, an account alice made: exit %d: %q %q", p.env["MOAT_ADMIN_DIR"], r.code, r.out, r.errOut)
+		}
+	}
+	if st := grantState(t, alice.env, id); st != api.GrantPending {
+		t.Fatalf("grant %s is %s after the refused approvals", id, st)
+	}
+	if out := must(t, carol.env, "access", "approve", id); !strings.Contains(out, "active until") {
+		t.Fatalf("carol's approval: %s", out)
+	}
+	t.Log("independence is one way: alice approves a grant of bob's")
+	bobs := must(t, b.bob.env, "access", "request", "--node", "web-1", "--shell", "--reason", "INC-48", "--for", "1h")
+	if out := must(t, alice.env, "access", "approve", bobs); !strings.Contains(out, "active until") {
+		t.Fatalf("alice's approval of bob's grant: %s", out)
+	}
+
+	t.Log("alice resets and re-creates carol's account: the new carol is hers")
+	id2 := must(t, alice.env, "access", "request", "--node", "web-1", "--shell", "--reason", "INC-49", "--for", "1h")
+	must(t, alice.env, "admin", "mfa", "reset", "--name", "carol")
+	carol2Dir := filepath.Join(b.dir, "carol2")
+	must(t, alice.env, "admin", "create", "--name", "carol", "--role", "admin", "--out", carol2Dir)
+	carol2 := enrol(t, alice.env.with("MOAT_ADMIN_DIR", carol2Dir))
+	if r := moatRun(t, carol2.env, "", "access", "approve", id2); r.code != 1 || !strings.Contains(r.errOut, "was created by the requester") {
+		t.Fatalf("approval by the re-created carol: exit %d: %q %q", r.code, r.out, r.errOut)
+	}
+}

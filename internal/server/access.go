@@ -220,6 +220,15 @@ func (s *Server) handleAccessApprove(ctx context.Context, c *caller, r *http.Req
 	case g.State(now) != api.GrantPending:
 		return nil, g.ID, errorf(http.StatusConflict, "grant %s is %s, not pending", g.ID, g.State(now))
 	}
+	// An account the requester made may be the requester's second hand.
+	if made, err := s.madeBy(ctx, c.Name, g.Requester); err != nil {
+		return nil, g.ID, err
+	} else if made {
+		c.note("approver_made_by_requester", "true")
+		if s.cfg.Access.IndependentApprovers {
+			return nil, g.ID, errorf(http.StatusForbidden, "%s was created by the requester (%s), and approvers must be independent of the requester: another admin must approve", c.ID, g.Requester)
+		}
+	}
 	for _, a := range g.Approvals {
 		if a.By == c.ID {
 			return nil, g.ID, errorf(http.StatusConflict, "you already approved grant %s", g.ID)
