@@ -251,8 +251,25 @@ func (s *AdminClient) adoptSession(resp CertResponse, key *ecdsa.PrivateKey) (*x
 	return chain[0], nil
 }
 
-// Logout forgets the session certificate, here and on disk.
-func (s *AdminClient) Logout() error {
+// Logout ends the administrator's MFA sessions on the control plane (every
+// copy of every session certificate stops counting as a second factor) and
+// forgets the session certificate, here and on disk. The local copy is
+// forgotten even when the control plane cannot be told, and the error says
+// so.
+func (s *AdminClient) Logout(ctx context.Context) (int, error) {
+	var out MFALogout
+	cerr := s.Call(ctx, http.MethodPost, PathMFALogout, struct{}{}, &out)
+	if err := s.forgetSession(); err != nil {
+		return 0, err
+	}
+	if cerr != nil {
+		return 0, fmt.Errorf("api: the session certificate is forgotten here, but the control plane did not end the session (it lasts until it expires): %w", cerr)
+	}
+	return out.Ended, nil
+}
+
+// forgetSession drops the session certificate, here and on disk.
+func (s *AdminClient) forgetSession() error {
 	s.mu.Lock()
 	s.session = nil
 	s.mu.Unlock()

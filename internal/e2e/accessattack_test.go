@@ -238,3 +238,56 @@ func TestBreakGlassApprovalByRequestersAccount(t *testing.T) {
 		t.Fatalf("approval by the re-created carol: exit %d: %q %q", r.code, r.out, r.errOut)
 	}
 }
+
+// copyAdminDir copies an administrator's credentials directory (enrolment
+// certificate and key, bundle, MFA session certificate and key), as a thief
+// with a moment on their machine would.
+func copyAdminDir(t *testing.T, from, to string) {
+	t.Helper()
+	if err := os.MkdirAll(to, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range []string{api.CertFile, api.KeyFile, api.BundleFile, api.SessionFile} {
+		data, err := os.ReadFile(filepath.Join(from, f))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(to, f), data, 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// TestMFASessionEndsOnLogoutAndReset: a copied MFA session certificate is
+// good for sensitive calls only while its session lasts on the server:
+// its owner's logout ends it, and so does a reset of the owner's factors by
+// another administrator (for a lost or stolen authenticator).
+func TestMFASessionEndsOnLogoutAndReset(t *testing.T) {
+	b := startBreakGlass(t)
+	alice, bob := b.alice, b.bob
+	pol := filepath.Join(b.dir, "deny.yaml")
+	os.WriteFile(pol, []byte("default: deny\n"), 0o600)
+	refused := "needs a fresh MFA proof"
+
+	t.Log("a copy of bob's session, then alice resets bob's factors")
+	stolenBob := filepath.Join(b.dir, "stolen-bob")
+	copyAdminDir(t, bob.env["MOAT_ADMIN_DIR"], stolenBob)
+	thiefBob := bob.env.with("MOAT_ADMIN_DIR", stolenBob)
+	must(t, thiefBob, "policy", "apply", "-f", pol)
+	must(t, alice.env, "admin", "mfa", "reset", "--name", "bob")
+	if r := moatRun(t, thiefBob, "", "policy", "apply", "-f", pol); r.code == 0 || !strings.Contains(r.errOut, refused) {
+		t.Fatalf("bob's copied session after the reset: exit %d: %q", r.code, r.errOut)
+	}
+	t.Log("a thief copies alice's directory while her session lasts; she logs out")
+	stolen := filepath.Join(b.dir, "stolen-alice")
+	copyAdminDir(t, alice.env["MOAT_ADMIN_DIR"], stolen)
+	thief := alice.env.with("MOAT_ADMIN_DIR", stolen)
+	must(t, thief, "policy", "apply", "-f", pol) // the session works before
+	must(t, alice.env, "admin", "mfa", "logout")
+	if r := moatRun(t, thief, "", "policy", "apply", "-f", pol); r.code == 0 || !strings.Contains(r.errOut, refused) {
+		t.Fatalf("the copied session after its owner's logout: exit %d: %q", r.code, r.errOut)
+	}
+	if r := moatRun(t, alice.env, "", "admin", "mfa", "logout"); r.code != 0 || r.out != "0 MFA session(s) of spiffe://example.org/admin/admin ended\n" {
+		t.Fatalf("a second logout: exit %d: %q %q", r.code, r.out, r.errOut)
+	}
+}

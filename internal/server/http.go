@@ -111,7 +111,7 @@ func (s *Server) identify(ctx context.Context, r *http.Request) (*caller, error)
 	}
 	c := &caller{ID: id.String(), Kind: kind, Name: name, Leaf: r.TLS.PeerCertificates[0]}
 	if kind == identity.KindAdmin {
-		if err := callerMarks(c); err != nil {
+		if err := s.callerMarks(ctx, c); err != nil {
 			return nil, err
 		}
 		var rec adminRecord

@@ -57,6 +57,30 @@ type mfaRecord struct {
 	UserHandle []byte            `json:"user_handle,omitempty"`
 	Keys       []securityKey     `json:"keys,omitempty"`
 	Ceremony   *webauthnCeremony `json:"ceremony,omitempty"`
+	// Sessions are the MFA session certificates issued and not ended: a
+	// session certificate counts as a second factor only while it is
+	// listed, so a logout or a reset ends it on every server at once.
+	Sessions []mfaSession `json:"sessions,omitempty"`
+}
+
+// mfaSession is a live MFA session certificate.
+type mfaSession struct {
+	Serial  string    `json:"serial"`
+	Expires time.Time `json:"expires"`
+}
+
+// maxMFASessions bounds the live sessions of one administrator: a new
+// one beyond it ends the oldest.
+const maxMFASessions = 16
+
+// live says whether serial is a live session of rec at now.
+func (rec *mfaRecord) live(serial string, now time.Time) bool {
+	for _, x := range rec.Sessions {
+		if x.Serial == serial && now.Before(x.Expires) {
+			return true
+		}
+	}
+	return false
 }
 
 // totpFactor is a TOTP secret, sealed.
@@ -76,6 +100,7 @@ func (s *Server) mfaRoutes(admin func(method, path, role, action string, h func(
 	admin("POST", api.PathMFAEnroll, api.RoleViewer, "mfa.enroll", s.handleMFAEnroll)
 	admin("POST", api.PathMFAConfirm, api.RoleViewer, "mfa.confirm", s.handleMFAConfirm)
 	admin("POST", api.PathMFASession, api.RoleViewer, "mfa.session", s.handleMFASession)
+	admin("POST", api.PathMFALogout, api.RoleViewer, "mfa.logout", s.handleMFALogout)
 	admin("POST", api.PathMFAReset, api.RoleAdmin, "mfa.reset", s.handleMFAReset)
 	admin("POST", api.PathMFAApprove, api.RoleAdmin, "mfa.approve", s.handleMFAApprove)
 	s.webauthnRoutes(admin)
@@ -108,13 +133,47 @@ func (s *Server) checkFactor(ctx context.Context, c *caller, action string) erro
 }
 
 // callerMarks reads the session or grant mark of an admin's certificate.
-func callerMarks(c *caller) error {
+// An MFA session certificate proves a second factor only while its
+// session is live (not ended by a logout, a reset or a newer session);
+// otherwise it is an enrolment credential like any other.
+func (s *Server) callerMarks(ctx context.Context, c *caller) error {
 	m, err := identity.ReadAdminMarks(c.Leaf)
 	if err != nil {
 		return errorf(http.StatusUnauthorized, "client certificate refused: %v", err)
 	}
 	c.MFA, c.Grant = m.MFA, m.Grant
+	if c.MFA == "" {
+		return nil
+	}
+	var rec mfaRecord
+	if err := getJSON(ctx, s.st, prefixMFA+c.Name, &rec); err != nil && !errors.Is(err, store.ErrNotFound) {
+		return err
+	}
+	if !rec.live(identity.SerialHex(c.Leaf.SerialNumber), s.now()) {
+		c.MFA = ""
+		c.note("mfa_session", "ended")
+	}
 	return nil
+}
+
+// handleMFALogout ends every MFA session of the caller, on every server:
+// the session certificates, wherever copies of them are, no longer count
+// as a second factor.
+func (s *Server) handleMFALogout(ctx context.Context, c *caller, r *http.Request) (any, string, error) {
+	ended := 0
+	_, err := s.updateMFA(ctx, c.Name, func(rec *mfaRecord) error {
+		ended = len(rec.Sessions)
+		if ended == 0 {
+			return errNoChange
+		}
+		rec.Sessions = nil
+		return nil
+	})
+	if err != nil && !errors.Is(err, errNoChange) {
+		return nil, c.ID, err
+	}
+	c.note("ended", strconv.Itoa(ended))
+	return api.MFALogout{Ended: ended}, c.ID, nil
 }
 
 func (s *Server) handleMFAStatus(ctx context.Context, c *caller, r *http.Request) (any, string, error) {
@@ -200,7 +259,7 @@ func (s *Server) handleMFASession(ctx context.Context, c *caller, r *http.Reques
 	if _, err := s.verifyCode(ctx, c, req.Code, false); err != nil {
 		return nil, c.ID, err
 	}
-	resp, err := s.issueMFASession(c, csr, identity.MFATOTP)
+	resp, err := s.issueMFASession(ctx, c, csr, identity.MFATOTP)
 	return resp, c.ID, err
 }
 
@@ -219,8 +278,8 @@ func parseSessionCSR(der []byte) (*x509.CertificateRequest, error) {
 }
 
 // issueMFASession signs the caller's MFA session certificate, marked with
-// the factor (method) that was just proven.
-func (s *Server) issueMFASession(c *caller, csr *x509.CertificateRequest, method string) (api.CertResponse, error) {
+// the factor (method) that was just proven, and lists it as live.
+func (s *Server) issueMFASession(ctx context.Context, c *caller, csr *x509.CertificateRequest, method string) (api.CertResponse, error) {
 	pol, err := identity.MFASessionPolicy(method)
 	if err != nil {
 		return api.CertResponse{}, err
@@ -233,6 +292,26 @@ func (s *Server) issueMFASession(c *caller, csr *x509.CertificateRequest, method
 	chain, err := a.SignWithPolicies(csr.PublicKey, id, s.mfa.SessionTTL, []x509.OID{pol})
 	if err != nil {
 		return api.CertResponse{}, errorf(http.StatusBadRequest, "csr: %v", err)
+	}
+	now := s.now()
+	_, err = s.updateMFA(ctx, c.Name, func(rec *mfaRecord) error {
+		if rec.TOTP == nil && len(rec.Keys) == 0 {
+			return errorf(http.StatusUnauthorized, "admin %q's second factors were reset meanwhile: enrol again", c.Name)
+		}
+		live := rec.Sessions[:0]
+		for _, x := range rec.Sessions {
+			if now.Before(x.Expires) {
+				live = append(live, x)
+			}
+		}
+		if len(live) >= maxMFASessions {
+			live = live[len(live)-maxMFASessions+1:]
+		}
+		rec.Sessions = append(live, mfaSession{Serial: identity.SerialHex(chain[0].SerialNumber), Expires: chain[0].NotAfter.UTC()})
+		return nil
+	})
+	if err != nil {
+		return api.CertResponse{}, err
 	}
 	s.m.issued.WithLabelValues("admin-session").Inc()
 	c.note("factor", method)

@@ -418,7 +418,7 @@ func (s *Server) handleWebAuthnLogin(ctx context.Context, c *caller, r *http.Req
 	if verr != nil {
 		return nil, c.ID, errorf(http.StatusUnauthorized, "security key assertion refused: %s", webauthnError(verr))
 	}
-	resp, err := s.issueMFASession(c, csr, identity.MFAWebAuthn)
+	resp, err := s.issueMFASession(ctx, c, csr, identity.MFAWebAuthn)
 	return resp, c.ID, err
 }
 
