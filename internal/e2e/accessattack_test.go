@@ -291,3 +291,23 @@ func TestMFASessionEndsOnLogoutAndReset(t *testing.T) {
 		t.Fatalf("a second logout: exit %d: %q %q", r.code, r.out, r.errOut)
 	}
 }
+
+// TestBreakGlassRevokedNode: revoking a node ends its access tunnel as it
+// ends its watch stream: no administrator's session is relayed to an agent
+// whose identity the control plane no longer trusts, even under a grant
+// approved before.
+func TestBreakGlassRevokedNode(t *testing.T) {
+	b := startBreakGlass(t)
+	b.request(t, "--node", "web-1", "--shell", "--reason", "INC-50", "--for", "1h")
+	if r := moatRun(t, b.alice.env, "", "ssh", "web-1", "echo before"); r.code != 0 || r.out != "before\n" {
+		t.Fatalf("ssh before the revocation: exit %d: %q %q", r.code, r.out, r.errOut)
+	}
+	must(t, b.alice.env, "revoke", "--node", "web-1")
+	waitUntil(t, time.Minute, "the server to close web-1's access tunnel", func() bool {
+		return strings.Contains(b.server.errb.String(), "access tunnel of an untrusted node closed")
+	})
+	r := moatRun(t, b.alice.env, "", "ssh", "web-1", "echo after")
+	if r.code == 0 || strings.Contains(r.out, "after") || !strings.Contains(r.errOut, "no access tunnel") {
+		t.Fatalf("ssh to the revoked node: exit %d: %q %q", r.code, r.out, r.errOut)
+	}
+}
