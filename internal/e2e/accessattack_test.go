@@ -1,9 +1,13 @@
 package e2e
 
 import (
+	"bytes"
+	"crypto/tls"
 	"encoding/json"
+	"encoding/pem"
 	"io"
 	"net"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -309,5 +313,81 @@ func TestBreakGlassRevokedNode(t *testing.T) {
 	r := moatRun(t, b.alice.env, "", "ssh", "web-1", "echo after")
 	if r.code == 0 || strings.Contains(r.out, "after") || !strings.Contains(r.errOut, "no access tunnel") {
 		t.Fatalf("ssh to the revoked node: exit %d: %q %q", r.code, r.out, r.errOut)
+	}
+}
+
+// nodeTLS is an HTTP client holding web-1's node credentials, opened from
+// the agent's sealed data directory with its KEK: what an attacker with
+// root on the node holds.
+func (b *breakGlass) nodeTLS(t *testing.T) *http.Client {
+	t.Helper()
+	dir := filepath.Join(b.dir, "web-1")
+	kr := openKeyring(t, dir, dir+".kek")
+	key := sealedKey(t, kr.AEAD(), dir, "web-1", "node")
+	chainPEM, err := os.ReadFile(filepath.Join(dir, "node", api.CertFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var cert tls.Certificate
+	for rest := chainPEM; ; {
+		var blk *pem.Block
+		if blk, rest = pem.Decode(rest); blk == nil {
+			break
+		}
+		cert.Certificate = append(cert.Certificate, blk.Bytes)
+	}
+	cert.PrivateKey = key
+	tr := &http.Transport{TLSClientConfig: &tls.Config{Certificates: []tls.Certificate{cert}, InsecureSkipVerify: true}}
+	t.Cleanup(tr.CloseIdleConnections)
+	return &http.Client{Transport: tr, Timeout: time.Minute}
+}
+
+// TestRecordingUploadHeldOpen: a node that announces recordings and sends
+// none of their bytes holds no more than one upload at a time, and the
+// server sets aside nothing for bytes that have not arrived: a second
+// upload from it is refused at once, and one that ends short is refused.
+func TestRecordingUploadHeldOpen(t *testing.T) {
+	b := startBreakGlass(t)
+	id := b.request(t, "--node", "web-1", "--shell", "--reason", "INC-51", "--for", "1h")
+	must(t, b.alice.env, "ssh", "web-1", "echo recorded")
+	x := storedSessions(t, b.alice.env, id, 1)[0]
+	hc := b.nodeTLS(t)
+	header, err := json.Marshal(api.RecordingUpload{Session: x, Size: 60 << 20})
+	if err != nil {
+		t.Fatal(err)
+	}
+	url := "https://" + b.serverAddr + api.PathNodeAccessRec
+
+	t.Log("an upload announcing 60 MiB sends its header and holds the rest")
+	held, feed := io.Pipe()
+	defer feed.Close()
+	first := make(chan *http.Response, 1)
+	go func() {
+		resp, err := hc.Post(url, "application/octet-stream", held)
+		if err != nil {
+			first <- nil
+			return
+		}
+		first <- resp
+	}()
+	if _, err := feed.Write(append(header, '\n')); err != nil {
+		t.Fatal(err)
+	}
+	feed.Write([]byte("[0.1, \"o\", \"partial\"]\n"))
+
+	t.Log("a second upload from the same node is refused while the first is held")
+	waitUntil(t, time.Minute, "the second upload to be refused as one too many", func() bool {
+		r, err := hc.Post(url, "application/octet-stream", bytes.NewReader(append(append(header, '\n'), "short"...)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer r.Body.Close()
+		body, _ := io.ReadAll(r.Body)
+		return r.StatusCode == http.StatusServiceUnavailable && strings.Contains(string(body), "one at a time per node")
+	})
+	t.Log("the held upload, cut short, is refused")
+	feed.Close()
+	if r := <-first; r == nil || r.StatusCode != http.StatusBadRequest {
+		t.Fatalf("the held upload cut short: %v", r)
 	}
 }

@@ -51,10 +51,30 @@ type accessState struct {
 	mu      sync.Mutex // guards the fields below
 	tunnels map[string]*nodeTunnel
 	relays  map[string]map[*relay]struct{} // by grant ID
+	uploads map[string]bool                 // nodes with a recording arriving
 }
 
+// maxUploads is how many recordings a server takes at once, one per node.
+const maxUploads = 4
+
 func newAccessState(s *Server) *accessState {
-	return &accessState{s: s, tunnels: map[string]*nodeTunnel{}, relays: map[string]map[*relay]struct{}{}}
+	return &accessState{s: s, tunnels: map[string]*nodeTunnel{}, relays: map[string]map[*relay]struct{}{}, uploads: map[string]bool{}}
+}
+
+// startUpload reserves node's one upload slot, if it and a server slot
+// are free; done releases it.
+func (a *accessState) startUpload(node string) (done func(), ok bool) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.uploads[node] || len(a.uploads) >= maxUploads {
+		return nil, false
+	}
+	a.uploads[node] = true
+	return func() {
+		a.mu.Lock()
+		delete(a.uploads, node)
+		a.mu.Unlock()
+	}, true
 }
 
 func (s *Server) accessRoutes(mux *http.ServeMux, admin func(method, path, role, action string, h func(context.Context, *caller, *http.Request) (any, string, error))) {
