@@ -51,7 +51,7 @@ type accessState struct {
 	mu      sync.Mutex // guards the fields below
 	tunnels map[string]*nodeTunnel
 	relays  map[string]map[*relay]struct{} // by grant ID
-	uploads map[string]bool                 // nodes with a recording arriving
+	uploads map[string]bool                // nodes with a recording arriving
 }
 
 // maxUploads is how many recordings a server takes at once, one per node.
