@@ -55,7 +55,7 @@ func NewAdminSession(addr, dir string, cfg SessionConfig) (*AdminClient, error) 
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
-	a := &AdminClient{dir: dir, td: id.TrustDomain(), id: id.String(), cfg: cfg, cert: cert}
+	a := &AdminClient{addr: addr, dir: dir, td: id.TrustDomain(), id: id.String(), cfg: cfg, cert: cert}
 	a.trust = identity.NewTrust(identity.TrustConfig{TrustDomain: a.td, Now: cfg.Now})
 	a.trust.Update(x509bundle.FromX509Authorities(a.td, roots), identity.Revocations{})
 	if sc, err := a.loadSession(); err == nil {

@@ -391,3 +391,45 @@ func TestRecordingUploadHeldOpen(t *testing.T) {
 		t.Fatalf("the held upload cut short: %v", r)
 	}
 }
+
+// TestMFASessionNotRenewed: an MFA session certificate lives minutes and
+// is not renewed into a long-lived credential: a thief holding only the
+// session certificate and its key is refused by admin renew, while its
+// owner, whose client renews with the enrolment certificate, is not.
+func TestMFASessionNotRenewed(t *testing.T) {
+	b := startBreakGlass(t)
+	alice := b.alice
+	sessionPEM, err := os.ReadFile(filepath.Join(alice.env["MOAT_ADMIN_DIR"], api.SessionFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var certs, key []byte
+	for rest := sessionPEM; ; {
+		var blk *pem.Block
+		if blk, rest = pem.Decode(rest); blk == nil {
+			break
+		}
+		if blk.Type == "CERTIFICATE" {
+			certs = append(certs, pem.EncodeToMemory(blk)...)
+		} else {
+			key = pem.EncodeToMemory(blk)
+		}
+	}
+	stolen := filepath.Join(b.dir, "session-only")
+	os.MkdirAll(stolen, 0o700)
+	bundle, _ := os.ReadFile(filepath.Join(alice.env["MOAT_ADMIN_DIR"], api.BundleFile))
+	for f, data := range map[string][]byte{api.CertFile: certs, api.KeyFile: key, api.BundleFile: bundle} {
+		os.WriteFile(filepath.Join(stolen, f), data, 0o600)
+	}
+	thief := alice.env.with("MOAT_ADMIN_DIR", stolen)
+	if out := must(t, thief, "admin", "whoami"); !strings.Contains(out, "spiffe://example.org/admin/admin") {
+		t.Fatalf("whoami with the session certificate: %q", out)
+	}
+	r := moatRun(t, thief, "", "admin", "renew", "--ttl", "720h")
+	if r.code == 0 || !strings.Contains(r.errOut, "an MFA session certificate is not renewed") {
+		t.Fatalf("renewing the session certificate: exit %d: %q %q", r.code, r.out, r.errOut)
+	}
+	if out := must(t, alice.env, "admin", "renew"); !strings.Contains(out, "renewed spiffe://example.org/admin/admin") {
+		t.Fatalf("alice's renewal during her session: %q", out)
+	}
+}

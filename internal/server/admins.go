@@ -53,6 +53,11 @@ func (s *Server) handleAdminRenew(ctx context.Context, c *caller, r *http.Reques
 	if err := decode(r, &req); err != nil {
 		return nil, "", err
 	}
+	// A session certificate lives minutes on purpose: renewing it would
+	// turn whoever holds it into a holder of the enrolment credential.
+	if m, err := identity.ReadAdminMarks(c.Leaf); err != nil || m.MFA != "" {
+		return nil, c.ID, errorf(http.StatusForbidden, "an MFA session certificate is not renewed: renew with the enrolment certificate")
+	}
 	resp, err := s.signAdmin(ctx, c.Name, c.Role, req.CSR, req.TTL, "")
 	if err != nil {
 		return nil, c.ID, err
