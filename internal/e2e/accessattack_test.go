@@ -2,9 +2,11 @@ package e2e
 
 import (
 	"bytes"
+	"context"
 	"crypto/tls"
 	"encoding/json"
 	"encoding/pem"
+	"errors"
 	"io"
 	"net"
 	"net/http"
@@ -431,5 +433,28 @@ func TestMFASessionNotRenewed(t *testing.T) {
 	}
 	if out := must(t, alice.env, "admin", "renew"); !strings.Contains(out, "renewed spiffe://example.org/admin/admin") {
 		t.Fatalf("alice's renewal during her session: %q", out)
+	}
+}
+
+// TestPeerRelayNeedsServer: the servers' relay of break-glass connections
+// and their recording fetch answer a server of the cluster only: an
+// administrator (with an MFA session) or a node calling them, with a hello
+// naming any grant, is refused before the hello is read.
+func TestPeerRelayNeedsServer(t *testing.T) {
+	c := newCluster(t)
+	c.startAgent("n1")
+	hello := `{"session":"000000000000000000000000","grant":"10000000000000000000000000000000","admin":"spiffe://example.org/admin/admin","alpn":"moat-access-ssh/1"}`
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	for name, cl := range map[string]*api.Client{"an administrator": c.mfaAdmin(c.adminDir), "a node": c.nodeClient("n1")} {
+		_, err := cl.Stream(ctx, api.PathPeerAccessDial, http.Header{api.HeaderRelayHello: {hello}})
+		var se *api.StatusError
+		if !errors.As(err, &se) || se.Code != http.StatusUnauthorized || !strings.Contains(se.Msg, "needs a server certificate") {
+			t.Fatalf("%s dialling the peer relay: %v", name, err)
+		}
+		err = cl.Call(ctx, http.MethodGet, api.PathPeerRecording+"?session=000000000000000000000000", nil, nil)
+		if !errors.As(err, &se) || se.Code != http.StatusUnauthorized {
+			t.Fatalf("%s fetching a recording from a peer: %v", name, err)
+		}
 	}
 }
