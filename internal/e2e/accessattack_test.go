@@ -3,7 +3,11 @@ package e2e
 import (
 	"bytes"
 	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
 	"crypto/tls"
+	"crypto/x509"
 	"encoding/json"
 	"encoding/pem"
 	"errors"
@@ -13,6 +17,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -457,4 +462,68 @@ func TestPeerRelayNeedsServer(t *testing.T) {
 			t.Fatalf("%s fetching a recording from a peer: %v", name, err)
 		}
 	}
+}
+
+// TestBreakGlassForwardGrantOpensNoShell: a forward grant's certificate
+// opens no shell, whichever way it is asked: the relay refuses the shell
+// protocol under it, and the agent refuses a client that offers the shell
+// protocol inside a connection the relay opened for forwarding. It cannot
+// buy an SSH certificate either.
+func TestBreakGlassForwardGrantOpensNoShell(t *testing.T) {
+	b := startBreakGlass(t)
+	must(t, b.alice.env, "svc", "register", "--node", "web-1", "--name", "db", "--port", strconv.Itoa(b.echoPort))
+	id := b.request(t, "--service", "db", "--reason", "INC-52", "--for", "1h")
+	s, err := api.NewAdminSession(b.serverAddr, b.alice.env["MOAT_ADMIN_DIR"], api.SessionConfig{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	csr, err := x509.CreateCertificateRequest(rand.Reader, &x509.CertificateRequest{}, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ac api.AccessCert
+	if err := s.Call(ctx, http.MethodPost, api.PathAccessCert, api.AccessCertRequest{Grant: id, CSR: csr}, &ac); err != nil {
+		t.Fatal(err)
+	}
+	sshKey := "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIGmUf2r5VeYyVYpNuqgV3mEFlHn8e7d5DHXoFh5z0vHc"
+	if err := s.Call(ctx, http.MethodPost, api.PathAccessCert, api.AccessCertRequest{Grant: id, CSR: csr, SSHKey: sshKey}, nil); err == nil || !strings.Contains(err.Error(), "an SSH certificate is for a shell grant") {
+		t.Fatalf("an SSH certificate under a forward grant: %v", err)
+	}
+	cert := &tls.Certificate{Certificate: ac.Chain, PrivateKey: key}
+
+	t.Log("the relay refuses the shell protocol under a forward grant")
+	_, err = s.Stream(ctx, api.PathAccessDial, http.Header{api.HeaderGrant: {id}, api.HeaderALPN: {api.ALPNAccessSSH}})
+	var se *api.StatusError
+	if !errors.As(err, &se) || se.Code != http.StatusForbidden || !strings.Contains(se.Msg, "is for forward") {
+		t.Fatalf("dialling a shell under a forward grant: %v", err)
+	}
+
+	t.Log("inside a forward relay, the agent refuses a client offering the shell protocol")
+	conn, err := s.Stream(ctx, api.PathAccessDial, http.Header{api.HeaderGrant: {id}, api.HeaderALPN: {api.ALPNAccessForward}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	tc := tls.Client(conn, &tls.Config{MinVersion: tls.VersionTLS13, NextProtos: []string{api.ALPNAccessSSH},
+		GetClientCertificate: func(*tls.CertificateRequestInfo) (*tls.Certificate, error) { return cert, nil },
+		InsecureSkipVerify:   true})
+	err = tc.HandshakeContext(ctx)
+	if err == nil {
+		// TLS 1.3: the client's certificate is judged after the client's
+		// handshake ends; the refusal arrives on the first read.
+		_, err = tc.Read(make([]byte, 1))
+	}
+	if err == nil {
+		t.Fatal("the agent took a shell connection under a forward grant")
+	}
+	waitUntil(t, time.Minute, "the agent to record the refusal", func() bool {
+		return strings.Contains(b.agent.errb.String(), "is for forward, not shell")
+	})
 }
