@@ -28,6 +28,8 @@ type caller struct {
 	// "" for any other certificate; Grant is the access grant of an
 	// access-grant certificate.
 	MFA, Grant string
+	// mfaChecked and mfaLive cache sessionLive's answer for the call.
+	mfaChecked, mfaLive bool
 	// detail is what an admin handler adds to its audit entry.
 	detail map[string]string
 }
@@ -111,7 +113,7 @@ func (s *Server) identify(ctx context.Context, r *http.Request) (*caller, error)
 	}
 	c := &caller{ID: id.String(), Kind: kind, Name: name, Leaf: r.TLS.PeerCertificates[0]}
 	if kind == identity.KindAdmin {
-		if err := s.callerMarks(ctx, c); err != nil {
+		if err := callerMarks(c); err != nil {
 			return nil, err
 		}
 		var rec adminRecord

@@ -113,8 +113,11 @@ func (s *Server) checkFactor(ctx context.Context, c *caller, action string) erro
 	if c.Grant != "" {
 		return errorf(http.StatusUnauthorized, "an access-grant certificate is for the node's agent, not the control plane's API")
 	}
-	if !s.mfa.requires(c.Role, action) || c.MFA != "" {
+	if !s.mfa.requires(c.Role, action) {
 		return nil
+	}
+	if live, err := s.sessionLive(ctx, c); err != nil || live {
+		return err
 	}
 	var rec mfaRecord
 	if err := getJSON(ctx, s.st, prefixMFA+c.Name, &rec); err != nil && !errors.Is(err, store.ErrNotFound) {
@@ -133,27 +136,37 @@ func (s *Server) checkFactor(ctx context.Context, c *caller, action string) erro
 }
 
 // callerMarks reads the session or grant mark of an admin's certificate.
-// An MFA session certificate proves a second factor only while its
-// session is live (not ended by a logout, a reset or a newer session);
-// otherwise it is an enrolment credential like any other.
-func (s *Server) callerMarks(ctx context.Context, c *caller) error {
+// The MFA mark is a claim: sessionLive says whether it proves a second
+// factor now.
+func callerMarks(c *caller) error {
 	m, err := identity.ReadAdminMarks(c.Leaf)
 	if err != nil {
 		return errorf(http.StatusUnauthorized, "client certificate refused: %v", err)
 	}
 	c.MFA, c.Grant = m.MFA, m.Grant
+	return nil
+}
+
+// sessionLive says whether the caller presents an MFA session certificate
+// whose session is live: listed, not ended by a logout, a reset or a newer
+// session. A session that is not is an enrolment credential like any
+// other. It reads the store once per call, and only for the calls that ask.
+func (s *Server) sessionLive(ctx context.Context, c *caller) (bool, error) {
 	if c.MFA == "" {
-		return nil
+		return false, nil
+	}
+	if c.mfaChecked {
+		return c.mfaLive, nil
 	}
 	var rec mfaRecord
 	if err := getJSON(ctx, s.st, prefixMFA+c.Name, &rec); err != nil && !errors.Is(err, store.ErrNotFound) {
-		return err
+		return false, err
 	}
-	if !rec.live(identity.SerialHex(c.Leaf.SerialNumber), s.now()) {
-		c.MFA = ""
+	c.mfaChecked, c.mfaLive = true, rec.live(identity.SerialHex(c.Leaf.SerialNumber), s.now())
+	if !c.mfaLive {
 		c.note("mfa_session", "ended")
 	}
-	return nil
+	return c.mfaLive, nil
 }
 
 // handleMFALogout ends every MFA session of the caller, on every server:
@@ -192,7 +205,7 @@ func (s *Server) handleMFAStatus(ctx context.Context, c *caller, r *http.Request
 	if s.now().Before(rec.LockedUntil) {
 		st.LockedUntil = rec.LockedUntil
 	}
-	if c.MFA != "" {
+	if c.MFA != "" && rec.live(identity.SerialHex(c.Leaf.SerialNumber), s.now()) {
 		st.Session = c.Leaf.NotAfter
 	}
 	if !s.mfa.Off && (s.mfa.Roles == nil || contains(s.mfa.Roles, c.Role)) {
@@ -211,7 +224,7 @@ func (s *Server) handleMFAEnroll(ctx context.Context, c *caller, r *http.Request
 	if err != nil && !errors.Is(err, store.ErrNotFound) {
 		return nil, c.ID, err
 	}
-	if rec.TOTP != nil && c.MFA == "" {
+	if rec.TOTP != nil && (c.MFA == "" || !rec.live(identity.SerialHex(c.Leaf.SerialNumber), s.now())) {
 		return nil, c.ID, &httpError{code: http.StatusUnauthorized, reason: api.ReasonMFARequired,
 			msg: "replacing an enrolled authenticator needs a fresh MFA proof with it (\"moat admin mfa login\"); if it is lost, another admin runs \"moat admin mfa reset\""}
 	}
@@ -356,7 +369,9 @@ func (s *Server) handleMFAApprove(ctx context.Context, c *caller, r *http.Reques
 	if err != nil {
 		return nil, "", errorf(http.StatusBadRequest, "name: %v", err)
 	}
-	if c.MFA == "" {
+	if live, err := s.sessionLive(ctx, c); err != nil {
+		return nil, id.String(), err
+	} else if !live {
 		// Whatever the configuration names: vouching for another's factor
 		// needs a factor of one's own, proven now.
 		return nil, id.String(), &httpError{code: http.StatusUnauthorized, reason: api.ReasonMFARequired,
