@@ -527,3 +527,24 @@ func TestBreakGlassForwardGrantOpensNoShell(t *testing.T) {
 		return strings.Contains(b.agent.errb.String(), "is for forward, not shell")
 	})
 }
+
+// TestBreakGlassNeverRootByDefault: an agent told to give shells as root
+// refuses to start unless its configuration says allow_root; the shells an
+// agent gives run unprivileged.
+func TestBreakGlassNeverRootByDefault(t *testing.T) {
+	b := startBreakGlass(t)
+	env := b.alice.env
+	tok := must(t, env, "token", "create", "--node", "web-2")
+	r := moatRun(t, env, "", "agent", "--data-dir", filepath.Join(b.dir, "web-2"), "--server", b.serverAddr,
+		"--node", "web-2", "--join", tok, "--listen", "127.0.0.1:0", "--access-user", "root")
+	if r.code == 0 || !strings.Contains(r.errOut, "access.user: root shells are refused unless allow_root is true") {
+		t.Fatalf("an agent for root shells: exit %d: %q", r.code, r.errOut)
+	}
+
+	t.Log("on web-1 the shell runs as the configured user, not root, and cannot read what root alone reads")
+	b.request(t, "--node", "web-1", "--shell", "--reason", "INC-54", "--for", "1h")
+	r = moatRun(t, env, "", "ssh", "web-1", "id -u; if cat /etc/shadow >/dev/null 2>&1; then echo shadow-read; fi")
+	if r.code != 0 || strings.TrimSpace(r.out) == "0" || strings.Contains(r.out, "shadow-read") {
+		t.Fatalf("ssh web-1: exit %d: %q %q", r.code, r.out, r.errOut)
+	}
+}
