@@ -232,8 +232,9 @@ func (m *etcdMember) url() string { return "http://" + addr(m.client) }
 
 // startEtcdCluster starts n etcd members (Debian's etcd-server, which
 // scripts/test installs) on loopback ports, each with its own data
-// directory, and waits until every member reports healthy.
-func startEtcdCluster(t *testing.T, n int) []*etcdMember {
+// directory, and waits until every member reports healthy. extra flags
+// follow the harness's own (the last of a flag given twice wins).
+func startEtcdCluster(t *testing.T, n int, extra ...string) []*etcdMember {
 	t.Helper()
 	bin, err := exec.LookPath("etcd")
 	if err != nil {
@@ -253,6 +254,7 @@ func startEtcdCluster(t *testing.T, n int) []*etcdMember {
 			"--listen-peer-urls", "http://" + addr(m.peer), "--initial-advertise-peer-urls", "http://" + addr(m.peer),
 			"--initial-cluster", strings.Join(initial, ","), "--initial-cluster-state", "new", "--initial-cluster-token", token,
 			"--heartbeat-interval", "100", "--election-timeout", "1000", "--log-level", "warn"}
+		m.args = append(m.args, extra...)
 		m.p = start(t, "etcd "+m.name, nil, bin, m.args...)
 	}
 	for _, m := range ms {
