@@ -6,7 +6,6 @@ import (
 	"bufio"
 	"encoding/json"
 	"errors"
-	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -21,6 +20,7 @@ import (
 	"time"
 
 	"moat/internal/flow"
+	"moat/internal/netlab"
 )
 
 // TestDevBinaryFirstFlowAndStop runs the built moat dev as a user does.
@@ -107,17 +107,17 @@ func TestDevBinaryFirstFlowAndStop(t *testing.T) {
 	if m == nil || m[1] != strconv.Itoa(p.Dashboard) {
 		t.Fatalf("dashboard address %q, want port %d", m, p.Dashboard)
 	}
-	ports, err := listeningPorts(cmd.Process.Pid)
+	ls, err := netlab.Listening(cmd.Process.Pid)
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, port := range ports {
-		if port < base || port >= base+devPortCount {
-			t.Errorf("moat dev listens on %d, outside --port-base %d..%d", port, base, base+devPortCount-1)
+	for _, l := range ls {
+		if port := int(l.Port()); port < base || port >= base+devPortCount {
+			t.Errorf("moat dev listens on %v, outside --port-base %d..%d", l, base, base+devPortCount-1)
 		}
 	}
-	if len(ports) != devPortCount {
-		t.Errorf("moat dev listens on %v, want the %d ports from %d", ports, devPortCount, base)
+	if len(ls) != devPortCount {
+		t.Errorf("moat dev listens on %v, want the %d ports from %d", ls, devPortCount, base)
 	}
 
 	t.Log("SIGINT stops it, with nothing left behind")
@@ -170,40 +170,4 @@ func readFlowLines(t *testing.T, path string) []flow.Record {
 		out = append(out, r)
 	}
 	return out
-}
-
-// listeningPorts lists the TCP ports pid listens on: its socket inodes
-// (/proc/PID/fd) matched with the kernel's table of listening sockets.
-func listeningPorts(pid int) ([]int, error) {
-	fds, err := os.ReadDir(fmt.Sprintf("/proc/%d/fd", pid))
-	if err != nil {
-		return nil, err
-	}
-	inodes := map[string]bool{}
-	for _, fd := range fds {
-		target, err := os.Readlink(fmt.Sprintf("/proc/%d/fd/%s", pid, fd.Name()))
-		if err == nil && strings.HasPrefix(target, "socket:[") {
-			inodes[strings.TrimSuffix(strings.TrimPrefix(target, "socket:["), "]")] = true
-		}
-	}
-	var ports []int
-	for _, table := range []string{"tcp", "tcp6"} {
-		b, err := os.ReadFile(fmt.Sprintf("/proc/%d/net/%s", pid, table))
-		if err != nil {
-			return nil, err
-		}
-		for _, line := range strings.Split(string(b), "\n")[1:] {
-			f := strings.Fields(line)
-			if len(f) < 10 || f[3] != "0A" || !inodes[f[9]] { // 0A: LISTEN
-				continue
-			}
-			_, hexPort, _ := strings.Cut(f[1], ":")
-			port, err := strconv.ParseInt(hexPort, 16, 32)
-			if err != nil {
-				return nil, fmt.Errorf("/proc/net/%s: %q", table, f[1])
-			}
-			ports = append(ports, int(port))
-		}
-	}
-	return ports, nil
 }
