@@ -150,13 +150,7 @@ func TestCommentedPath(t *testing.T) {
 		"/files/-1/**/union/**/select/**/1,2,user_password,username/**/from/**/users/view": true,
 		"/api/*/items/latest": false,
 	} {
-		tx := w.Begin(nil)
-		v, err := tx.Request(httptest.NewRequest("GET", target, nil), "192.0.2.1:1000")
-		tx.Close()
-		if err != nil {
-			t.Fatal(err)
-		}
-		if v.Block != block {
+		if v := verdictOf(t, w, nil, httptest.NewRequest("GET", target, nil)); v.Block != block {
 			t.Errorf("%s: block %v (rules %v), want %v", target, v.Block, v.RuleIDs, block)
 		}
 	}
