@@ -1,6 +1,7 @@
 package waf
 
 import (
+	"slices"
 	"strconv"
 	"strings"
 
@@ -41,33 +42,42 @@ func (expandJSON) Evaluate(_ plugintypes.RuleMetadata, tx plugintypes.Transactio
 }
 
 // expandMap replaces, in m, each value that is a JSON document or a
-// query string by its parts. Keys are visited in the order the request
-// gave them.
+// query string by its parts, each named after its own argument. Coraza's
+// maps file names case-insensitively ("Remove" and "remove" are one key),
+// so the values are grouped as the map groups them, every value of a
+// group keeps its own name, and groups are visited in sorted order: the
+// result does not depend on the map's iteration order.
 func expandMap(m collection.Map) {
-	var keys []string
-	seen := map[string]bool{}
+	type entry struct{ key, val string }
+	groups := map[string][]entry{}
+	var expand []string
 	for _, md := range m.FindAll() {
-		if !seen[md.Key()] && (looksJSON(md.Value()) || looksQuery(md.Value()) || looksCookies(md.Value())) {
-			seen[md.Key()] = true
-			keys = append(keys, md.Key())
+		lk := strings.ToLower(md.Key())
+		if _, ok := groups[lk]; !ok {
+			groups[lk] = nil
+		}
+		groups[lk] = append(groups[lk], entry{md.Key(), md.Value()})
+		if looksJSON(md.Value()) || looksQuery(md.Value()) || looksCookies(md.Value()) {
+			expand = append(expand, lk)
 		}
 	}
-	for _, k := range keys {
-		vals := m.Get(k)
+	slices.Sort(expand)
+	expand = slices.Compact(expand)
+	for _, lk := range expand {
 		var out [][2]string
 		changed := false
-		for _, val := range vals {
-			if parts, ok := expandValue(k, val); ok {
+		for _, e := range groups[lk] {
+			if parts, ok := expandValue(e.key, e.val); ok {
 				out = append(out, parts...)
 				changed = true
 				continue
 			}
-			out = append(out, [2]string{k, val})
+			out = append(out, [2]string{e.key, e.val})
 		}
 		if !changed {
 			continue
 		}
-		m.Remove(k)
+		m.Remove(lk)
 		for _, kv := range out {
 			m.Add(kv[0], kv[1])
 		}
