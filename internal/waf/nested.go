@@ -6,7 +6,6 @@ import (
 	"strings"
 
 	"github.com/corazawaf/coraza/v3/collection"
-	"github.com/corazawaf/coraza/v3/experimental/plugins/plugintypes"
 	"github.com/tidwall/gjson"
 )
 
@@ -17,29 +16,14 @@ const (
 	nestedMaxLeaves = 4096
 )
 
-// expandJSON is the moatExpandJSON action. It rewrites ARGS_GET and
-// ARGS_POST (form fields and multipart parts) so that a value holding a
-// JSON object or array is replaced by its leaves, named as Coraza names a
-// JSON body's ("field.key.0.name"), with arrays' lengths under their own
-// name. Rules then see each string as it was meant, as they do when the
-// same document arrives as an application/json body, rather than JSON
-// syntax, whose quotes, braces and colons read as SQL and script to CRS.
-// Every string, key and number of the document is still inspected; only
-// the punctuation between them is gone. A value that is not valid JSON,
-// or is too deep or too large, stays as it came.
-type expandJSON struct{}
-
-func newExpandJSON() plugintypes.Action { return expandJSON{} }
-
-func (expandJSON) Init(_ plugintypes.RuleMetadata, data string) error { return nil }
-
-func (expandJSON) Type() plugintypes.ActionType { return plugintypes.ActionTypeNondisruptive }
-
-func (expandJSON) Evaluate(_ plugintypes.RuleMetadata, tx plugintypes.TransactionState) {
-	v := tx.Variables()
-	expandMap(v.ArgsGet())
-	expandMap(v.ArgsPost())
-}
+// The inspection pass (inspect.go) rewrites ARGS_GET and ARGS_POST so
+// that a value holding a JSON object or array is replaced by its leaves,
+// named as Coraza names a JSON body's ("field.key.0.name"), with arrays'
+// lengths under their own name. Rules then see each string as it was
+// meant, as they do when the same document arrives as an
+// application/json body, rather than JSON syntax, whose quotes, braces and
+// colons read as SQL and script to CRS. A value that is not valid JSON, or
+// is too deep or too large, stays as it came.
 
 // expandMap replaces, in m, each value that is a JSON document or a
 // query string by its parts, each named after its own argument. Coraza's
