@@ -183,3 +183,37 @@ func trimInput(b []byte) []byte {
 	}
 	return b
 }
+
+// A value the inspection pass derives (here a JWT cookie's decoded header)
+// is inspected on every request: Coraza caches transformations by the
+// address of a value's name and its position in the collection, so a
+// derived value that shared its original's name string was at times given
+// the original's transformations and never inspected itself (one request
+// in ten here). Sent to a real listener 60 times; every answer must list
+// the same rules.
+func TestDerivedValuesInspectedEveryTime(t *testing.T) {
+	w, err := New(Config{Paranoia: 4, DetectionOnly: true, RuleFilesBefore: []string{"testdata/crs-test-setup.conf"}, Budget: time.Hour})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Close()
+	addr := crsServer(t, w)
+	raw := []byte("POST /post HTTP/1.1\r\nHost: localhost\r\nCookie: token=eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9\r\nUser-Agent: OWASP CRS test agent\r\nConnection: close\r\n\r\n")
+	first := ""
+	for i := range 60 {
+		res := send(addr, raw)
+		if res.err != nil {
+			t.Fatal(res.err)
+		}
+		got := fmt.Sprint(res.ids)
+		if i == 0 {
+			first = got
+			if !strings.Contains(got, "942200") {
+				t.Fatalf("rules %s: the decoded JWT header was not inspected", got)
+			}
+		}
+		if got != first {
+			t.Fatalf("request %d matched %s, the first %s", i, got, first)
+		}
+	}
+}
