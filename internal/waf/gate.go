@@ -336,7 +336,9 @@ func gateable(r reflect.Value, p *gatePlan, nodeOf map[[2]uintptr]int, selOf map
 	switch op.(type) {
 	case *rxOp, scoreOp:
 	default:
-		if !gateOperators[fn.String()] || strings.Contains(data.String(), "%{") {
+		// Function is the operator as written: "@pm", "!@rx".
+		name := strings.TrimPrefix(strings.TrimPrefix(fn.String(), "!"), "@")
+		if !gateOperators[name] || strings.Contains(data.String(), "%{") {
 			return nil, nil
 		}
 	}
