@@ -13,7 +13,6 @@ package agent
 import (
 	"context"
 	"crypto/ecdsa"
-	"crypto/elliptic"
 	"crypto/rand"
 	"crypto/tls"
 	"crypto/x509"
@@ -124,6 +123,8 @@ type Agent struct {
 	changed     *broadcast      // SVIDs or bundle changed (Workload API streams)
 	updates     *broadcast      // any watch frame applied
 	nodeChanged *broadcast      // the node certificate was renewed
+	meshApplied *broadcast      // runMesh applied the registry and the policy
+	meshSynced  atomic.Bool     // the mesh holds a full snapshot's services and policy
 
 	clientMu sync.Mutex // guards client
 	// client calls the server with the node certificate. It is replaced at
@@ -197,7 +198,8 @@ func New(ctx context.Context, cfg Config) (*Agent, error) {
 	}
 	a := &Agent{cfg: cfg, log: cfg.Logger.With("node", cfg.Node), svids: map[string]*svid{},
 		wake: make(chan struct{}, 1), healthWake: make(chan struct{}, 1), warnedUID: map[string]bool{},
-		changed: newBroadcast(), updates: newBroadcast(), nodeChanged: newBroadcast(), polChanged: newBroadcast()}
+		changed: newBroadcast(), updates: newBroadcast(), nodeChanged: newBroadcast(), polChanged: newBroadcast(),
+		meshApplied: newBroadcast()}
 	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
 		return nil, fmt.Errorf("agent: %w", err)
 	}
@@ -343,7 +345,7 @@ func (a *Agent) join(ctx context.Context) error {
 		}
 		a.trust.Update(bundle, a.trust.Revocations())
 	}
-	key, csr, err := newCSR()
+	key, csr, err := ca.NewKeyCSR()
 	if err != nil {
 		return err
 	}
@@ -395,18 +397,6 @@ func (a *Agent) certFrom(resp api.CertResponse, key *ecdsa.PrivateKey) (*tls.Cer
 	}
 	cert := ca.TLSCertificate(chain, key)
 	return cert, roots, nil
-}
-
-func newCSR() (*ecdsa.PrivateKey, []byte, error) {
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		return nil, nil, fmt.Errorf("agent: key: %w", err)
-	}
-	csr, err := x509.CreateCertificateRequest(rand.Reader, &x509.CertificateRequest{}, key)
-	if err != nil {
-		return nil, nil, fmt.Errorf("agent: csr: %w", err)
-	}
-	return key, csr, nil
 }
 
 func randFloat() float64 {
