@@ -77,14 +77,10 @@ func formUnescape(s string) string {
 			b.WriteByte(' ')
 			continue
 		}
-		if c == '%' && i+2 < len(s) {
-			hi, ok1 := unhex(s[i+1])
-			lo, ok2 := unhex(s[i+2])
-			if ok1 && ok2 {
-				b.WriteByte(hi<<4 | lo)
-				i += 2
-				continue
-			}
+		if d, ok := escapedByte(s, i); c == '%' && ok {
+			b.WriteByte(d)
+			i += 2
+			continue
 		}
 		b.WriteByte(c)
 	}

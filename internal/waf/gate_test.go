@@ -5,18 +5,12 @@ import (
 	"bytes"
 	"flag"
 	"fmt"
-	"io/fs"
 	"net/http"
 	"os"
-	"path"
 	"reflect"
 	"strings"
-	"sync"
 	"testing"
 	"time"
-
-	crstests "github.com/corazawaf/coraza-coreruleset/v4/tests"
-	"gopkg.in/yaml.v3"
 )
 
 // gateCorpus is a fuller request corpus the differential test adds to the
@@ -35,30 +29,10 @@ func TestGateDifferential(t *testing.T) {
 	t.Run("crs", func(t *testing.T) {
 		cfg := Config{Paranoia: 4, DetectionOnly: true, RuleFilesBefore: []string{"testdata/crs-test-setup.conf"}, Budget: time.Hour}
 		var inputs [][]byte
-		err := fs.WalkDir(crstests.FS, ".", func(p string, d fs.DirEntry, err error) error {
-			if err != nil || d.IsDir() || path.Ext(p) != ".yaml" || !strings.HasPrefix(p, "REQUEST-") {
-				return err
+		for _, j := range crsTests(t) {
+			for _, st := range j.tc.Stages {
+				inputs = append(inputs, st.Input.raw())
 			}
-			if testing.Short() && !strings.HasPrefix(p, "REQUEST-942") {
-				return nil
-			}
-			data, err := fs.ReadFile(crstests.FS, p)
-			if err != nil {
-				return err
-			}
-			var f crsFile
-			if err := yaml.Unmarshal(data, &f); err != nil {
-				return fmt.Errorf("%s: %w", p, err)
-			}
-			for _, tc := range f.Tests {
-				for _, st := range tc.Stages {
-					inputs = append(inputs, st.Input.raw())
-				}
-			}
-			return nil
-		})
-		if err != nil {
-			t.Fatal(err)
 		}
 		differential(t, cfg, inputs)
 	})
@@ -107,31 +81,18 @@ func differential(t *testing.T, cfg Config, inputs [][]byte) {
 		diff             string
 	}
 	out := make([]outcome, len(inputs))
-	var wg sync.WaitGroup
-	next := make(chan int)
-	for range 2 {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for i := range next {
-				a, errA, okA := verdictOf(gated, inputs[i])
-				b, errB, okB := verdictOf(ref, inputs[i])
-				if !okA || !okB {
-					out[i].skipped = true
-					continue
-				}
-				out[i].blocked = b.Detected
-				if !reflect.DeepEqual(decision(a), decision(b)) || fmt.Sprint(errA) != fmt.Sprint(errB) {
-					out[i].diff = fmt.Sprintf("gated %+v (%v), full %+v (%v)", a, errA, b, errB)
-				}
-			}
-		}()
-	}
-	for i := range inputs {
-		next <- i
-	}
-	close(next)
-	wg.Wait()
+	inParallel(len(inputs), func(i int) {
+		a, errA, okA := verdictOf(gated, inputs[i])
+		b, errB, okB := verdictOf(ref, inputs[i])
+		if !okA || !okB {
+			out[i].skipped = true
+			return
+		}
+		out[i].blocked = b.Detected
+		if !reflect.DeepEqual(decision(a), decision(b)) || fmt.Sprint(errA) != fmt.Sprint(errB) {
+			out[i].diff = fmt.Sprintf("gated %+v (%v), full %+v (%v)", a, errA, b, errB)
+		}
+	})
 	var same, skipped, detected, diffs int
 	for i, o := range out {
 		switch {
