@@ -9,6 +9,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"time"
 	"unsafe"
 
 	"github.com/corazawaf/coraza/v3"
@@ -92,7 +93,14 @@ func (g gateAction) Evaluate(r plugintypes.RuleMetadata, tx plugintypes.Transact
 	}
 	s := gateScratch.Get().(*gateState)
 	s.reset(p, tx)
+	// A request big enough to be timed (see budget.go) stops being gated
+	// once its CPU budget is spent: the rules left are Coraza's, and the
+	// next budget rule refuses it, as without the gate.
+	start := first(tx.Variables().TX().Get(txStart))
 	for i := range rules {
+		if start != "" && i%gateBudgetEvery == gateBudgetEvery-1 && p.budget.Evaluate(tx, start) {
+			break
+		}
 		if !s.mayMatch(&rules[i]) {
 			rr.RemoveRuleByID(rules[i].id)
 		}
@@ -108,7 +116,12 @@ type gatePlan struct {
 	selectors []gateSelector
 	nodes     []gateNode // transformation prefixes; 0 is "none"
 	rules     int        // rules gated, for the load log and tests
+	budget    budgetOp   // the phase-2 CPU budget
 }
+
+// gateBudgetEvery is how many rules the gate decides between two readings
+// of the CPU clock (a system call).
+const gateBudgetEvery = 16
 
 type gateRule struct {
 	id   int
@@ -160,7 +173,7 @@ var gateOperators = map[string]bool{
 // soundness) and plans the gate for each rule carrying moatGate (ids).
 // Rules of a paranoia level above paranoia (the detection level) are left
 // to Coraza: CRS skips them, and deciding them would be wasted work.
-func planGate(w coraza.WAF, ids []int, paranoia int) (*gatePlan, error) {
+func planGate(w coraza.WAF, ids []int, paranoia int, budget time.Duration) (*gatePlan, error) {
 	rv := reflect.ValueOf(w)
 	if rv.Kind() != reflect.Struct {
 		return nil, fmt.Errorf("waf: gate: unexpected Coraza WAF type %s", rv.Type())
@@ -173,7 +186,7 @@ func planGate(w coraza.WAF, ids []int, paranoia int) (*gatePlan, error) {
 	if rules.Kind() != reflect.Slice {
 		return nil, errors.New("waf: gate: Coraza's rule list not found")
 	}
-	p := &gatePlan{after: map[int][]gateRule{}, nodes: []gateNode{{}}}
+	p := &gatePlan{after: map[int][]gateRule{}, nodes: []gateNode{{}}, budget: budgetOp{budget}}
 	nodeOf := map[[2]uintptr]int{}
 	selOf := map[gateSelector]int{}
 	isGate := map[int]bool{}

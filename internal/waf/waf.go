@@ -262,7 +262,7 @@ func New(cfg Config) (*WAF, error) {
 	}
 	out := &WAF{waf: w, detect: cfg.DetectionOnly, bodyLimit: orDefault64(cfg.RequestBodyLimit, DefaultRequestBodyLimit), rx: statsOf(patterns)}
 	if !cfg.noGate {
-		p, err := planGate(w, []int{gate1ID, gate2ID, stockGate2ID}, dpl)
+		p, err := planGate(w, []int{gate1ID, gate2ID, stockGate2ID}, dpl, orDefaultDur(cfg.Budget, DefaultBudget))
 		if err != nil {
 			// Coraza's rules are not laid out as the gate reads them:
 			// every rule is evaluated, as without the gate.
