@@ -24,9 +24,11 @@ import (
 	"net/http"
 	"os"
 	"os/exec"
+	"os/signal"
 	"path/filepath"
 	"regexp"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/pquerna/otp/totp"
@@ -40,6 +42,7 @@ type options struct {
 	connRate int // new connections per second
 	profile  string
 	keep     bool
+	hold     bool
 }
 
 func main() {
@@ -59,6 +62,7 @@ func main() {
 	flag.IntVar(&o.connRate, "conn-rate", 200, "new connections per second of the new-connection phase")
 	flag.StringVar(&o.profile, "profile", "", "write CPU profiles of both agents for every phase to this directory")
 	flag.BoolVar(&o.keep, "keep", false, "keep the work directory (logs, configs)")
+	flag.BoolVar(&o.hold, "hold", false, "after setting up, print every path's addresses and processes and keep them serving until interrupted (to profile or measure by hand)")
 	flag.Parse()
 	if *smoke {
 		o.reps, o.dur, o.bulkMB = 1, time.Second, 8
@@ -118,13 +122,26 @@ func run(o options) error {
 	paths := []path{direct, moat, ha}
 	fmt.Fprintf(os.Stderr, "peers: %s; ghostunnel: not compared (the Go module proxy refuses github.com/ghostunnel/ghostunnel and Debian has no package)\n", haproxyVersion())
 
+	if o.hold {
+		for _, p := range paths {
+			fmt.Printf("%s: http %s echo %s sink %s pids %v\n", p.name, p.http, p.echo, p.sink, p.pids)
+		}
+		sig := make(chan os.Signal, 1)
+		signal.Notify(sig, os.Interrupt, syscall.SIGTERM)
+		<-sig
+		return nil
+	}
 	// Idle: joined, serving, no traffic yet but the readiness probes.
 	time.Sleep(2 * time.Second)
-	idle := map[string][]int64{}
+	idle := map[string]*result{}
 	for _, p := range paths {
+		r := &result{}
 		for _, pid := range p.pids {
-			idle[p.name] = append(idle[p.name], usageOf(pid).rssKB)
+			u := usageOf(pid)
+			r.idleKB = append(r.idleKB, u.rssKB)
+			r.idleFileKB = append(r.idleFileKB, u.fileKB)
 		}
+		idle[p.name] = r
 	}
 	var reps []map[string]*result
 	for rep := 1; rep <= o.reps; rep++ {
@@ -327,13 +344,14 @@ type result struct {
 	maxRPS, bulkMBs                    float64
 	connP50, connP99                   time.Duration
 	idleKB, loadedKB, peakKB           []int64       // per proxy process
+	idleFileKB                         []int64       // of idleKB, file-backed
 	cpuUni, cpuConn                    time.Duration // all proxy processes together
 }
 
-func repetition(o options, dir string, paths []path, rep int, idle map[string][]int64) (map[string]*result, error) {
+func repetition(o options, dir string, paths []path, rep int, idle map[string]*result) (map[string]*result, error) {
 	res := map[string]*result{}
 	for _, p := range paths {
-		r := &result{idleKB: idle[p.name]}
+		r := &result{idleKB: idle[p.name].idleKB, idleFileKB: idle[p.name].idleFileKB}
 		r.loadedKB = make([]int64, len(p.pids))
 		r.peakKB = make([]int64, len(p.pids))
 		res[p.name] = r
