@@ -22,9 +22,10 @@ var disagreementWhy = map[string]string{
 		"subnets, and the call declares private subnets only.",
 	"subnet-rejected": `A subnet of "0.0.0.0/0" cannot exist: AWS takes subnet blocks from /16 to /28 inside the VPC's ` +
 		"range. KICS calls a database in it public; the database is not publicly_accessible.",
-	"key-without-encryption": "RDS refuses a kms_key_id without storage_encrypted = true (CloudFormation's " +
-		"documentation of KmsKeyId: \"you must set the StorageEncrypted property to true\"): the instance is " +
-		"not encrypted as written, and KICS's negative accepts it.",
+	"key-without-encryption": "RDS refuses a kms_key_id without storage_encrypted = true (the API answers " +
+		"InvalidParameterCombination: \"You must enable StorageEncrypted when you specify KmsKeyId\"; " +
+		"CloudFormation's KmsKeyId documentation says the same): the instance is not encrypted as written, " +
+		"and KICS's negative accepts it.",
 	"tls11-policy": "The predefined policy ELBSecurityPolicy-TLS-1-1-2017-01 admits TLS 1.1 (deprecated by RFC 8996); " +
 		"KICS flags only protocols a policy enables by name.",
 	"strong-cipher": "TLS_ECDHE_ECDSA_WITH_ARIA_256_GCM_SHA384 is forward-secret AEAD, not a broken cipher " +

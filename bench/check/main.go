@@ -36,7 +36,7 @@ func main() {
 	prof := flag.String("cpuprofile", "", "write a CPU profile of the checks to this file")
 	corpus := flag.String("corpus", "", "score precision and recall per family on a folder of per-rule fixtures (QUERY/test/…, KICS's layout) instead of timing")
 	verbose := flag.Bool("v", false, "with -corpus: list every miss and false alarm")
-	modules := flag.String("modules", "", "with -corpus: resolve registry modules terraform-aws-modules/NAME/aws from DIR/terraform-aws-NAME, as terraform init would (e.g. ../shared/tf-wild)")
+	modules := flag.String("modules", "", "with -corpus: resolve registry modules terraform-aws-modules/NAME/aws from DIR/terraform-aws-NAME, as terraform init would (e.g. ../shared/tf-wild; several folders separated as in PATH, the first that holds a module wins)")
 	flag.Parse()
 	if *corpus != "" {
 		if _, err := runCorpus(*corpus, *modules, os.Stdout, *verbose); err != nil {

@@ -177,3 +177,91 @@ resource "aws_subnet" "all" {
 		t.Errorf("the unmet case of the query is not reported stale:\n%s", out.String())
 	}
 }
+
+// TestIMDSFixtures scores the IMDSv2 fixtures written here: every instance,
+// spot request, launch template and launch configuration that answers
+// IMDSv1 is found, and none that takes required tokens from itself, its
+// template, the account default or its AMI is reported.
+func TestIMDSFixtures(t *testing.T) {
+	var out bytes.Buffer
+	fams, err := runCorpus(filepath.Join("testdata", "imds"), "", &out, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, want := fams["IMDSv2"], (corpusScore{TP: 9, Files: 7}); got != want {
+		t.Errorf("IMDSv2: got %+v, want %+v\n%s", got, want, out.String())
+	}
+}
+
+// TestRenamedFixture checks that a fixture the corpus holds under its older
+// name (positive.tf) is scored under the name its expected results use,
+// and only when the corpus has no file of that name.
+func TestRenamedFixture(t *testing.T) {
+	root := t.TempDir()
+	dir := filepath.Join(root, "ec2_instance_has_public_ip", "test")
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	files := map[string]string{
+		"positive.tf": `resource "aws_instance" "web" {
+  ami                         = "ami-12345678"
+  associate_public_ip_address = true
+}
+`,
+		"positive_expected_result.json": `[{"line": 3, "filename": "positive1.tf"}]`,
+	}
+	for n, s := range files {
+		if err := os.WriteFile(filepath.Join(dir, n), []byte(s), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	fams, err := runCorpus(root, "", io.Discard, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, want := fams["public IPs"], (corpusScore{TP: 1, Files: 1}); got != want {
+		t.Errorf("renamed file: got %+v, want %+v", got, want)
+	}
+	// With a positive1.tf of its own, positive.tf is a file no expected
+	// result names.
+	if err := os.WriteFile(filepath.Join(dir, "positive1.tf"), []byte(files["positive.tf"]), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	fams, err = runCorpus(root, "", io.Discard, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, want := fams["public IPs"], (corpusScore{TP: 1, Files: 1, Unscored: 1}); got != want {
+		t.Errorf("both files: got %+v, want %+v", got, want)
+	}
+}
+
+// TestDuplicateModuleCall checks that a file calling the same module name
+// twice is linked once and left to moat check (Terraform rejects it), not
+// failed by the harness; and that -modules takes a list of folders, the
+// first that holds a module winning.
+func TestDuplicateModuleCall(t *testing.T) {
+	empty, mirror := t.TempDir(), t.TempDir()
+	if err := os.MkdirAll(filepath.Join(mirror, "terraform-aws-thing"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	src := []byte(`module "x" {
+  source = "terraform-aws-modules/thing/aws"
+}
+
+module "x" {
+  source = "terraform-aws-modules/thing/aws"
+}
+`)
+	dir := t.TempDir()
+	if err := initModules(dir, "main.tf", src, empty+string(filepath.ListSeparator)+mirror); err != nil {
+		t.Fatal(err)
+	}
+	target, err := os.Readlink(filepath.Join(dir, ".terraform", "modules", "x"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := filepath.Join(mirror, "terraform-aws-thing"); target != want {
+		t.Errorf("module x linked to %s, want %s", target, want)
+	}
+}

@@ -13,7 +13,6 @@ package agent
 import (
 	"context"
 	"crypto/ecdsa"
-	"crypto/elliptic"
 	"crypto/rand"
 	"crypto/tls"
 	"crypto/x509"
@@ -343,7 +342,7 @@ func (a *Agent) join(ctx context.Context) error {
 		}
 		a.trust.Update(bundle, a.trust.Revocations())
 	}
-	key, csr, err := newCSR()
+	key, csr, err := ca.NewKeyCSR()
 	if err != nil {
 		return err
 	}
@@ -395,18 +394,6 @@ func (a *Agent) certFrom(resp api.CertResponse, key *ecdsa.PrivateKey) (*tls.Cer
 	}
 	cert := ca.TLSCertificate(chain, key)
 	return cert, roots, nil
-}
-
-func newCSR() (*ecdsa.PrivateKey, []byte, error) {
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		return nil, nil, fmt.Errorf("agent: key: %w", err)
-	}
-	csr, err := x509.CreateCertificateRequest(rand.Reader, &x509.CertificateRequest{}, key)
-	if err != nil {
-		return nil, nil, fmt.Errorf("agent: csr: %w", err)
-	}
-	return key, csr, nil
 }
 
 func randFloat() float64 {

@@ -18,6 +18,7 @@ import (
 	"github.com/spiffe/go-spiffe/v2/bundle/x509bundle"
 
 	"moat/internal/api"
+	"moat/internal/ca"
 	"moat/internal/identity"
 	"moat/internal/seal"
 )
@@ -181,7 +182,7 @@ func (a *Agent) reattested(method, reason string) {
 }
 
 func (a *Agent) reattestWithKey(ctx context.Context, key *ecdsa.PrivateKey) error {
-	csrKey, csr, err := newCSR()
+	csrKey, csr, err := ca.NewKeyCSR()
 	if err != nil {
 		return err
 	}

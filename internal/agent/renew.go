@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"moat/internal/api"
+	"moat/internal/ca"
 	"moat/internal/identity"
 )
 
@@ -132,7 +133,7 @@ func (a *Agent) dueServices(now time.Time) []string {
 }
 
 func (a *Agent) renewNode(ctx context.Context) error {
-	key, csr, err := newCSR()
+	key, csr, err := ca.NewKeyCSR()
 	if err != nil {
 		return err
 	}
@@ -192,7 +193,7 @@ func (a *Agent) renewService(ctx context.Context, name string, now time.Time) {
 }
 
 func (a *Agent) fetchSVID(ctx context.Context, name string) (*tls.Certificate, error) {
-	key, csr, err := newCSR()
+	key, csr, err := ca.NewKeyCSR()
 	if err != nil {
 		return nil, err
 	}

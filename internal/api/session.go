@@ -4,8 +4,6 @@ import (
 	"bytes"
 	"context"
 	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/tls"
 	"crypto/x509"
 	"encoding/json"
@@ -153,7 +151,7 @@ func (s *AdminClient) prompt(ctx context.Context) error {
 func (s *AdminClient) Login(ctx context.Context, code string) (*x509.Certificate, error) {
 	ctx, cancel := s.Client.deadline(ctx)
 	defer cancel()
-	key, csr, err := sessionKey()
+	key, csr, err := ca.NewKeyCSR()
 	if err != nil {
 		return nil, err
 	}
@@ -192,7 +190,7 @@ func (s *AdminClient) WebAuthnLogin(ctx context.Context, assert Assert) (*x509.C
 	if err != nil {
 		return nil, err
 	}
-	key, csr, err := sessionKey()
+	key, csr, err := ca.NewKeyCSR()
 	if err != nil {
 		return nil, err
 	}
@@ -205,19 +203,6 @@ func (s *AdminClient) WebAuthnLogin(ctx context.Context, assert Assert) (*x509.C
 		return nil, err
 	}
 	return s.adoptSession(resp, key)
-}
-
-// sessionKey makes the key of a new session certificate and its CSR.
-func sessionKey() (*ecdsa.PrivateKey, []byte, error) {
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		return nil, nil, fmt.Errorf("api: key: %w", err)
-	}
-	csr, err := x509.CreateCertificateRequest(rand.Reader, &x509.CertificateRequest{}, key)
-	if err != nil {
-		return nil, nil, fmt.Errorf("api: csr: %w", err)
-	}
-	return key, csr, nil
 }
 
 // adoptSession checks the session certificate the server answered over

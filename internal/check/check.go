@@ -225,6 +225,8 @@ func CheckProject(p *tf.Project) []Finding {
 	m := Build(p.Resources)
 	fs := newFindings()
 	m.awsRules(fs)
+	m.publicIPRules(m.byType, fs)
+	m.imdsRules(m.byType, fs)
 	dataRules(m.Resources, fs)
 	for _, n := range m.Rejected {
 		fs.list = append(fs.list, Finding{RuleID: RuleRejected, Severity: fs.rules[RuleRejected].Severity, Address: n.Address,

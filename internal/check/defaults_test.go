@@ -386,3 +386,147 @@ resource "aws_s3_bucket" "bare" {
 		"aws_s3_bucket.bare":    true,
 	})
 }
+
+// Services that encrypt everything they store are asked only whose key it
+// is; those that do not are reported unless the configuration encrypts;
+// defaults that hang on the engine are followed; a key the service refuses
+// without the flag is named as the reason.
+func TestEncryptionServices(t *testing.T) {
+	rep := checkSource(t, `
+resource "aws_elasticache_replication_group" "valkey" {
+  replication_group_id = "valkey"
+  description          = "valkey"
+  engine               = "valkey"
+  node_type            = "cache.t4g.micro"
+}
+
+resource "aws_elasticache_replication_group" "redis" {
+  replication_group_id = "redis"
+  description          = "redis"
+  engine               = "redis"
+  node_type            = "cache.t4g.micro"
+}
+
+resource "aws_elasticache_replication_group" "valkey_off" {
+  replication_group_id       = "valkey-off"
+  description                = "valkey"
+  engine                     = "valkey"
+  node_type                  = "cache.t4g.micro"
+  at_rest_encryption_enabled = false
+}
+
+resource "aws_elasticache_serverless_cache" "cache" {
+  engine = "valkey"
+  name   = "cache"
+}
+
+resource "aws_dax_cluster" "plain" {
+  cluster_name       = "plain"
+  iam_role_arn       = "arn:aws:iam::111122223333:role/dax"
+  node_type          = "dax.r4.large"
+  replication_factor = 1
+}
+
+resource "aws_dax_cluster" "encrypted" {
+  cluster_name       = "encrypted"
+  iam_role_arn       = "arn:aws:iam::111122223333:role/dax"
+  node_type          = "dax.r4.large"
+  replication_factor = 1
+  server_side_encryption {
+    enabled = true
+  }
+}
+
+resource "aws_kinesis_firehose_delivery_stream" "direct_put" {
+  name        = "direct-put"
+  destination = "extended_s3"
+}
+
+resource "aws_kinesis_firehose_delivery_stream" "from_stream" {
+  name        = "from-stream"
+  destination = "extended_s3"
+  kinesis_source_configuration {
+    kinesis_stream_arn = "arn:aws:kinesis:eu-west-1:111122223333:stream/in"
+    role_arn           = "arn:aws:iam::111122223333:role/firehose"
+  }
+}
+
+resource "aws_workspaces_workspace" "plain" {
+  directory_id = "d-1234567890"
+  bundle_id    = "wsb-0123456789"
+  user_name    = "alice"
+}
+
+resource "aws_secretsmanager_secret" "default_key" {
+  name = "db"
+}
+
+resource "aws_rds_global_cluster" "plain" {
+  global_cluster_identifier = "global"
+  engine                    = "aurora-postgresql"
+}
+
+resource "aws_rds_global_cluster" "from_cluster" {
+  global_cluster_identifier    = "global-from"
+  source_db_cluster_identifier = "arn:aws:rds:eu-west-1:111122223333:cluster:primary"
+}
+
+resource "aws_ebs_volume" "key_only" {
+  availability_zone = "eu-west-1a"
+  size              = 10
+  kms_key_id        = "arn:aws:kms:eu-west-1:111122223333:key/1234abcd-12ab-34cd-56ef-1234567890ab"
+}
+`)
+	wantFindings(t, rep, RuleUnencrypted, map[string]bool{
+		"aws_elasticache_replication_group.valkey":         false,
+		"aws_elasticache_replication_group.redis":          true,
+		"aws_elasticache_replication_group.valkey_off":     true,
+		"aws_elasticache_serverless_cache.cache":           false,
+		"aws_dax_cluster.plain":                            true,
+		"aws_dax_cluster.encrypted":                        false,
+		"aws_kinesis_firehose_delivery_stream.direct_put":  true,
+		"aws_kinesis_firehose_delivery_stream.from_stream": false,
+		"aws_workspaces_workspace.plain":                   true,
+		"aws_secretsmanager_secret.default_key":            false,
+		"aws_rds_global_cluster.plain":                     true,
+		"aws_rds_global_cluster.from_cluster":              false,
+		"aws_ebs_volume.key_only":                          true,
+	})
+	wantFindings(t, rep, RuleNoCMK, map[string]bool{
+		"aws_elasticache_serverless_cache.cache": true,
+		"aws_secretsmanager_secret.default_key":  true,
+		"aws_dax_cluster.encrypted":              false, // DAX takes no customer key
+	})
+	if f := findingOn(rep, RuleUnencrypted, "aws_ebs_volume.key_only"); f != nil && !strings.Contains(f.Message, "refuses") {
+		t.Errorf("key without encrypted: message %q does not say EC2 refuses the key", f.Message)
+	}
+}
+
+// An S3 encryption configuration of a bucket declared elsewhere chooses
+// that bucket's key: it is judged on its own.
+func TestS3EncryptionConfigurationAlone(t *testing.T) {
+	rep := checkSource(t, `
+resource "aws_s3_bucket_server_side_encryption_configuration" "sse_s3" {
+  bucket = "logs-elsewhere"
+  rule {
+    apply_server_side_encryption_by_default {
+      sse_algorithm = "AES256"
+    }
+  }
+}
+
+resource "aws_s3_bucket_server_side_encryption_configuration" "cmk" {
+  bucket = "data-elsewhere"
+  rule {
+    apply_server_side_encryption_by_default {
+      sse_algorithm     = "aws:kms"
+      kms_master_key_id = "arn:aws:kms:eu-west-1:111122223333:key/1234abcd-12ab-34cd-56ef-1234567890ab"
+    }
+  }
+}
+`)
+	wantFindings(t, rep, RuleNoCMK, map[string]bool{
+		"aws_s3_bucket_server_side_encryption_configuration.sse_s3": true,
+		"aws_s3_bucket_server_side_encryption_configuration.cmk":    false,
+	})
+}

@@ -70,6 +70,11 @@ func (m *Model) groupSubnets(r *tf.Resource, attr string) []*Subnet {
 var allInternet = []netip.Prefix{netip.MustParsePrefix("0.0.0.0/0"), netip.MustParsePrefix("::/0")}
 
 func (m *Model) buildEndpoints(byType map[string][]*tf.Resource) {
+	for _, r := range byType["aws_default_subnet"] {
+		if unknown(r.Values, "map_public_ip_on_launch") || has(r.Values, "map_public_ip_on_launch") && !boolean(r.Values, "map_public_ip_on_launch", true) {
+			m.defaultSubnetsPrivate = true
+		}
+	}
 	for _, r := range byType["aws_eip"] {
 		for _, k := range []string{"instance", "network_interface"} {
 			if v := str(r.Values, k); v != "" {
@@ -90,7 +95,11 @@ func (m *Model) buildEndpoints(byType map[string][]*tf.Resource) {
 			Subnets: m.subnetsOf(strList(r.Values, "subnet_id"))}
 		e.SGs = m.sgsOf(append(strList(r.Values, "vpc_security_group_ids"), strList(r.Values, "security_groups")...))
 		e.SGsUnknown = sgsUnknown(r.Values, "vpc_security_group_ids", "security_groups")
-		m.publicIP(e, r.Values)
+		// An interface it attaches is an endpoint of its own, with its
+		// own groups and address.
+		if why, _ := m.instancePublicIP(r); why != "" && !has(r.Values, "network_interface") {
+			e.Public, e.Why = true, why
+		}
 		add(e)
 	}
 	eniSGs := map[string][]string{}
@@ -120,20 +129,19 @@ func (m *Model) buildEndpoints(byType map[string][]*tf.Resource) {
 	}
 	for _, r := range byType["aws_autoscaling_group"] {
 		e := &Endpoint{Addr: r.Address, Kind: "asg", Res: r, Subnets: m.subnetsOf(strList(r.Values, "vpc_zone_identifier"))}
-		if lt := block(r.Values, "launch_template"); lt != nil {
-			if t := templates[m.addr(str(lt, "id"))]; t != nil {
-				sgs := strList(t.Values, "vpc_security_group_ids")
-				vals := map[string]any{}
-				if ni := block(t.Values, "network_interfaces"); ni != nil {
-					sgs = append(sgs, strList(ni, "security_groups")...)
-					vals = ni
-				}
-				e.SGs = m.sgsOf(sgs)
-				m.publicIP(e, vals)
-				if e.Public {
-					e.Why += " (launch template " + t.Address + ")"
-				}
+		// Its instances' groups are those of its launch template (its
+		// network interfaces' too) or launch configuration.
+		if t, _ := m.asgTemplate(r); t != nil && t.Type == "aws_launch_configuration" {
+			e.SGs = m.sgsOf(strList(t.Values, "security_groups"))
+		} else if t != nil {
+			sgs := strList(t.Values, "vpc_security_group_ids")
+			for _, ni := range blocks(t.Values, "network_interfaces") {
+				sgs = append(sgs, strList(ni, "security_groups")...)
 			}
+			e.SGs = m.sgsOf(sgs)
+		}
+		if why, _ := m.asgPublicIP(r); why != "" {
+			e.Public, e.Why = true, why
 		}
 		add(e)
 	}

@@ -28,6 +28,7 @@ type Model struct {
 	Rejected []tf.Note
 
 	byRef   map[string]*tf.Resource // id, address and name → resource
+	byType  map[string][]*tf.Resource
 	vpcs    map[string]*VPC
 	subnets map[string]*Subnet
 	tables  map[string]*RouteTable
@@ -55,6 +56,11 @@ type Model struct {
 
 	internet *netipx.IPSet   // built on first use
 	families []*netipx.IPSet // its IPv4 and IPv6 parts, built on first use
+
+	// defaultSubnetsPrivate is set when the project manages a default
+	// subnet that maps no public addresses: an instance that names no
+	// subnet may land there.
+	defaultSubnetsPrivate bool
 }
 
 // VPC is an aws_vpc.
@@ -313,6 +319,7 @@ func Build(res []tf.Resource) *Model {
 	m.buildEndpoints(byType)
 	m.buildAzure(byType)
 	m.buildFlowLogs(byType["aws_flow_log"])
+	m.byType = byType
 	return m
 }
 

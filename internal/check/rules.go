@@ -143,7 +143,7 @@ func Rules() []Rule {
 			"A trail's log files are encrypted only with S3-managed keys, so anyone who can read the bucket can read the account's API history.",
 			"Set kms_key_id to a customer-managed aws_kms_key whose policy lets CloudTrail encrypt and only auditors decrypt."},
 		{RuleUnencrypted, High, "Data at rest without encryption",
-			"Storage (RDS, Aurora, DocumentDB, Neptune, EBS volumes, instance and launch-template disks, EBS default encryption, Redshift, ElastiCache, EFS, SNS, Kinesis, OpenSearch, snapshots) is not encrypted at rest.",
+			"Storage (RDS, Aurora and global clusters, DocumentDB, Neptune, EBS volumes, instance, launch-template and launch-configuration disks, EBS default encryption, Redshift, ElastiCache replication groups, EFS, SNS, SQS, Kinesis streams and Firehose Direct PUT, OpenSearch, DAX, WorkSpaces volumes, snapshots) is not encrypted at rest. Defaults are followed where they hold for every resource (Aurora Serverless v1, Valkey replication groups, EBS encryption by default in the project, resources made from an encrypted source); a default that holds only for resources created after some date, or only with some provider versions, is not relied on: set the flag.",
 			"Enable encryption at rest (storage_encrypted, encrypted, at_rest_encryption_enabled) with a customer-managed KMS key."},
 		{RuleNoCMK, Low, "Encrypted without a customer-managed KMS key",
 			"Data is encrypted only with an AWS-managed or S3-managed key, which cannot be rotated, restricted or revoked by the owner.",

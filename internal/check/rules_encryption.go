@@ -7,16 +7,27 @@ import (
 )
 
 // encryptedAtRest lists, per resource type, how encryption at rest is
-// switched on (an attribute path that must be true, or "" when it is
-// always on), which attribute names the customer-managed key, and which
-// attributes make the resource take its encryption from a source instead
-// (a snapshot, a replicated database), so that its own flag says nothing.
+// switched on (an attribute path that must be true, or "" when the service
+// always encrypts), which attribute names the customer-managed key ("" when
+// the service takes none), and which attributes make the resource take its
+// encryption from a source instead (a snapshot, a replicated database, a
+// source stream), so that its own flag says nothing.
+//
+// A resource whose service encrypts everything it stores, whatever its age
+// (S3 since January 2023, DynamoDB, CloudWatch Logs, Backup vaults, MSK,
+// Secrets Manager, ElastiCache Serverless, MemoryDB, DocumentDB Elastic),
+// is never reported as unencrypted; only whose key it is (AWS-ENC-002). A
+// default that changed only for resources created after some date (SQS
+// queues since October 2022) or that depends on the provider's version is
+// not relied on: the resource is reported unless its configuration says
+// so, and the finding says why.
 var encryptedAtRest = []struct {
 	typ, flag, key string
 	from           []string
 }{
 	{"aws_db_instance", "storage_encrypted", "kms_key_id", []string{"replicate_source_db", "snapshot_identifier", "restore_to_point_in_time", "s3_import"}},
 	{"aws_rds_cluster", "storage_encrypted", "kms_key_id", []string{"snapshot_identifier", "replication_source_identifier", "restore_to_point_in_time", "s3_import", "global_cluster_identifier"}},
+	{"aws_rds_global_cluster", "storage_encrypted", "", []string{"source_db_cluster_identifier"}},
 	{"aws_docdb_cluster", "storage_encrypted", "kms_key_id", []string{"snapshot_identifier", "global_cluster_identifier"}},
 	{"aws_neptune_cluster", "storage_encrypted", "kms_key_arn", []string{"snapshot_identifier", "replication_source_identifier", "global_cluster_identifier"}},
 	{"aws_ebs_volume", "encrypted", "kms_key_id", []string{"snapshot_id"}},
@@ -34,6 +45,26 @@ var encryptedAtRest = []struct {
 	{"aws_elasticsearch_domain", "encrypt_at_rest.enabled", "encrypt_at_rest.kms_key_id", nil},
 	{"aws_msk_cluster", "", "encryption_info.encryption_at_rest_kms_key_arn", nil},
 	{"aws_sqs_queue", "", "kms_master_key_id", nil},
+	{"aws_elasticache_serverless_cache", "", "kms_key_id", nil},
+	{"aws_memorydb_cluster", "", "kms_key_arn", nil},
+	{"aws_docdb_elastic_cluster", "", "kms_key_id", nil},
+	{"aws_secretsmanager_secret", "", "kms_key_id", nil},
+	{"aws_sagemaker_notebook_instance", "", "kms_key_id", nil},
+	// DAX encrypts with an AWS-owned key only.
+	{"aws_dax_cluster", "server_side_encryption.enabled", "", nil},
+	// A delivery stream reading from a Kinesis stream or MSK is encrypted
+	// as its source is; server-side encryption is for Direct PUT.
+	{"aws_kinesis_firehose_delivery_stream", "server_side_encryption.enabled", "", []string{"kinesis_source_configuration", "msk_source_configuration"}},
+	{"aws_workspaces_workspace", "root_volume_encryption_enabled", "volume_encryption_key", nil},
+	{"aws_workspaces_workspace", "user_volume_encryption_enabled", "", nil},
+}
+
+// keyWithoutFlag names the services that refuse a key when encryption is
+// not switched on: the resource as written cannot be created encrypted.
+var keyWithoutFlag = map[string]string{
+	"aws_db_instance": "RDS refuses a kms_key_id unless storage_encrypted = true",
+	"aws_rds_cluster": "RDS refuses a kms_key_id unless storage_encrypted = true",
+	"aws_ebs_volume":  "EC2 refuses a kms_key_id unless encrypted = true",
 }
 
 // encryptedByDefault reports whether a resource whose flag is not set is
@@ -47,6 +78,10 @@ func encryptedByDefault(r *tf.Resource, ebsDefault bool) bool {
 		return strings.EqualFold(str(r.Values, "engine_mode"), "serverless")
 	case "aws_ebs_volume":
 		return ebsDefault
+	case "aws_elasticache_replication_group":
+		// at_rest_encryption_enabled defaults to true for Valkey, false
+		// for Redis OSS.
+		return strings.EqualFold(str(r.Values, "engine"), "valkey")
 	}
 	return false
 }
@@ -112,13 +147,20 @@ func encryptionRules(byType map[string][]*tf.Resource, fs *findings) {
 					if ok && c.typ == "aws_ebs_volume" && ebsDefault {
 						continue // encryption by default overrides encrypted = false
 					}
+					why := ""
+					if refused := keyWithoutFlag[c.typ]; refused != "" && str(r.Values, c.key) != "" {
+						why = " (" + refused + ")"
+					}
 					if ok {
-						fs.add(RuleUnencrypted, r, nil, "%s = %v: data at rest is not encrypted", attr, v)
+						fs.add(RuleUnencrypted, r, nil, "%s = %v: data at rest is not encrypted%s", attr, v, why)
 					} else {
-						fs.add(RuleUnencrypted, r, nil, "%s is not set: data at rest is not encrypted", attr)
+						fs.add(RuleUnencrypted, r, nil, "%s is not set: data at rest is not encrypted%s", attr, why)
 					}
 					continue
 				}
+			}
+			if c.key == "" {
+				continue
 			}
 			v, ok := lookupPath(r.Values, c.key)
 			key, _ := v.(string)
@@ -187,18 +229,7 @@ func diskRules(byType map[string][]*tf.Resource, fs *findings) {
 // aws_s3_bucket_server_side_encryption_configuration when the bucket has
 // one.
 func s3Encryption(byType map[string][]*tf.Resource, fs *findings) {
-	sse := map[string]*tf.Resource{}
-	for _, r := range byType["aws_s3_bucket_server_side_encryption_configuration"] {
-		sse[str(r.Values, "bucket")] = r
-	}
-	for _, r := range byType["aws_s3_bucket"] {
-		at, cfg := r, block(r.Values, "server_side_encryption_configuration")
-		for _, k := range []string{r.Address, str(r.Values, "bucket"), str(r.Values, "id")} {
-			if c := sse[k]; c != nil && k != "" {
-				at, cfg = c, c.Values
-				break
-			}
-		}
+	judge := func(at *tf.Resource, cfg map[string]any) {
 		def := block(block(cfg, "rule"), "apply_server_side_encryption_by_default")
 		alg, key := str(def, "sse_algorithm"), str(def, "kms_master_key_id")
 		switch {
@@ -211,6 +242,29 @@ func s3Encryption(byType map[string][]*tf.Resource, fs *findings) {
 			fs.add(RuleNoCMK, at, nil, "sse_algorithm = %s without kms_master_key_id: the AWS-managed key aws/s3 is used", alg)
 		case awsManagedKey(key):
 			fs.add(RuleNoCMK, at, nil, "kms_master_key_id = %q is an AWS-managed key, which its owner cannot restrict, rotate or revoke", key)
+		}
+	}
+	sse := map[string]*tf.Resource{}
+	for _, r := range byType["aws_s3_bucket_server_side_encryption_configuration"] {
+		sse[str(r.Values, "bucket")] = r
+	}
+	used := map[*tf.Resource]bool{}
+	for _, r := range byType["aws_s3_bucket"] {
+		at, cfg := r, block(r.Values, "server_side_encryption_configuration")
+		for _, k := range []string{r.Address, str(r.Values, "bucket"), str(r.Values, "id")} {
+			if c := sse[k]; c != nil && k != "" {
+				at, cfg = c, c.Values
+				used[c] = true
+				break
+			}
+		}
+		judge(at, cfg)
+	}
+	// A configuration of a bucket the scanned code does not declare
+	// chooses that bucket's key all the same.
+	for _, r := range byType["aws_s3_bucket_server_side_encryption_configuration"] {
+		if !used[r] {
+			judge(r, r.Values)
 		}
 	}
 }

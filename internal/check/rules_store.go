@@ -24,11 +24,11 @@ const (
 func storeRules() []Rule {
 	return []Rule{
 		{RulePublicIP, Medium, "Instance, launch template or subnet gives a public IP address",
-			"An instance, launch template or launch configuration sets associate_public_ip_address = true, or a subnet sets map_public_ip_on_launch = true: every instance gets an address on the internet, and only its security groups stand in the way.",
-			"Launch instances in private subnets without public addresses (map_public_ip_on_launch = false) and reach them through a load balancer, the moat gateway or SSM Session Manager; give public addresses to load balancers and NAT gateways only."},
+			"An instance, auto scaling group, launch template or launch configuration gets an address on the internet, and only its security groups stand in the way. EC2's order is followed: an Elastic IP (aws_eip, aws_eip_association) on the instance or its interface; associate_public_ip_address on the instance or its launch template's network interface; an existing network interface attached at launch gets none; otherwise the subnet's map_public_ip_on_launch, and with no subnet named, a default subnet of the default VPC, which gives one (unless the project manages a default subnet that maps none). A subnet or default subnet with map_public_ip_on_launch = true is reported too. A subnet or template outside the scanned code is not guessed at.",
+			"Launch instances in private subnets without public addresses (map_public_ip_on_launch = false, associate_public_ip_address = false) and reach them through a load balancer, the moat gateway or SSM Session Manager; give public addresses to load balancers and NAT gateways only."},
 		{RuleIMDSv1, Medium, "Instance metadata service v1 allowed",
-			"metadata_options does not set http_tokens = \"required\", so the instance metadata service answers unauthenticated GET requests: a server-side request forgery in the workload reads the instance role's credentials.",
-			"Set metadata_options { http_tokens = \"required\" } (and http_put_response_hop_limit = 1 or 2) on instances and launch templates."},
+			"The instance metadata service answers unauthenticated GET requests (IMDSv1): a server-side request forgery in the workload reads the instance role's credentials. Tokens are required when the instance (or spot request, launch template, launch configuration) sets metadata_options.http_tokens = \"required\" or turns the endpoint off; an option it leaves unset takes its launch template's, then the account default (aws_ec2_instance_metadata_defaults), then its AMI's (imds_support = \"v2.0\"). An AMI the scanned code does not build is not known to require tokens.",
+			"Set metadata_options { http_tokens = \"required\" } (and http_put_response_hop_limit = 1, or 2 for containers) on instances and launch templates, or aws_ec2_instance_metadata_defaults { http_tokens = \"required\" } for the account and region."},
 		{RuleDefaultSGOpen, Medium, "Default security group allows traffic",
 			"The VPC's default security group has rules: every resource launched without a group lands in it and gets that traffic.",
 			"Declare aws_default_security_group for the VPC with no ingress and no egress blocks, and attach explicit groups to every resource."},
@@ -47,34 +47,9 @@ func storeRules() []Rule {
 	}
 }
 
-// instanceRules checks public addresses and the metadata service.
+// instanceRules checks default security groups and classic load balancer
+// listeners.
 func instanceRules(byType map[string][]*tf.Resource, fs *findings) {
-	for _, typ := range []string{"aws_instance", "aws_launch_template", "aws_launch_configuration"} {
-		for _, r := range byType[typ] {
-			vals := r.Values
-			if typ == "aws_launch_template" {
-				vals = block(r.Values, "network_interfaces")
-			}
-			if vals != nil && boolean(vals, "associate_public_ip_address", false) {
-				fs.add(RulePublicIP, r, nil, "associate_public_ip_address = true")
-			}
-			md := block(r.Values, "metadata_options")
-			if md != nil && unknown(md, "http_tokens") {
-				continue
-			}
-			if md == nil || !strings.EqualFold(str(md, "http_tokens"), "required") {
-				if md != nil && strings.EqualFold(str(md, "http_endpoint"), "disabled") {
-					continue
-				}
-				fs.add(RuleIMDSv1, r, nil, "metadata_options.http_tokens is not \"required\": IMDSv1 answers")
-			}
-		}
-	}
-	for _, r := range byType["aws_subnet"] {
-		if boolean(r.Values, "map_public_ip_on_launch", false) {
-			fs.add(RulePublicIP, r, nil, "map_public_ip_on_launch = true: every instance launched in the subnet gets a public address unless it says otherwise")
-		}
-	}
 	for _, r := range byType["aws_default_security_group"] {
 		if n := len(blocks(r.Values, "ingress")) + len(blocks(r.Values, "egress")); n > 0 {
 			fs.add(RuleDefaultSGOpen, r, nil, "the default security group has %s", plural(n, "rule", "rules"))

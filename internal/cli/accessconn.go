@@ -4,12 +4,9 @@ import (
 	"bytes"
 	"context"
 	"crypto"
-	"crypto/ecdsa"
 	"crypto/ed25519"
-	"crypto/elliptic"
 	"crypto/rand"
 	"crypto/tls"
-	"crypto/x509"
 	"encoding/pem"
 	"errors"
 	"flag"
@@ -66,11 +63,7 @@ type grantCreds struct {
 // fetchGrantCreds asks for the grant's certificates over fresh keys (the
 // call needs an MFA session: the prompt asks for a code if none is valid).
 func fetchGrantCreds(ctx context.Context, s *api.AdminClient, g api.Grant) (*grantCreds, error) {
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		return nil, err
-	}
-	csr, err := x509.CreateCertificateRequest(rand.Reader, &x509.CertificateRequest{}, key)
+	key, csr, err := ca.NewKeyCSR()
 	if err != nil {
 		return nil, err
 	}

@@ -2,10 +2,6 @@ package cli
 
 import (
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
-	"crypto/x509"
 	"encoding/json"
 	"errors"
 	"flag"
@@ -478,11 +474,7 @@ func adminsCommand() *Command {
 			if *name == "" || *role == "" || *out == "" {
 				return usagef("admin create: --name, --role and --out are required")
 			}
-			key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-			if err != nil {
-				return err
-			}
-			csr, err := x509.CreateCertificateRequest(rand.Reader, &x509.CertificateRequest{}, key)
+			key, csr, err := ca.NewKeyCSR()
 			if err != nil {
 				return err
 			}

@@ -50,8 +50,110 @@ func (ev *evaluator) dataScope(in *instance) cty.Value {
 	return cty.ObjectVal(out)
 }
 
-// dataValue is one data block's value: unknown, or a KMS key's identity.
+// AL2023AMI is what the AMI ID an aws_ami or aws_ssm_parameter lookup
+// returns reads as when the lookup can only find Amazon Linux 2023 images
+// that Amazon publishes: AL2023 AMIs are registered with imds_support =
+// "v2.0", so instances launched from them require IMDSv2 tokens unless
+// they say otherwise. The ID itself is unknown until plan.
+const AL2023AMI = "an Amazon Linux 2023 AMI (imds_support = v2.0)"
+
+// amiDataAttrs are the attributes of the aws_ami and aws_ssm_parameter
+// data sources.
+var amiDataAttrs = map[string][]string{
+	"aws_ami": {"allow_unsafe_filter", "architecture", "arn", "block_device_mappings", "boot_mode", "creation_date",
+		"deprecation_time", "description", "ena_support", "executable_users", "filter", "hypervisor", "id", "image_id",
+		"image_location", "image_owner_alias", "image_type", "imds_support", "include_deprecated", "kernel_id",
+		"last_launched_time", "most_recent", "name", "name_regex", "owner_id", "owners", "platform",
+		"platform_details", "product_codes", "public", "ramdisk_id", "region", "root_device_name",
+		"root_device_type", "root_snapshot_id", "sriov_net_support", "state", "state_reason", "tags",
+		"tpm_support", "uefi_data", "usage_operation", "virtualization_type"},
+	"aws_ssm_parameter": {"arn", "id", "insecure_value", "name", "region", "type", "value", "version", "with_decryption"},
+}
+
+// al2023Lookup reports whether a data block can only find Amazon Linux 2023
+// AMIs published by Amazon: an aws_ami lookup owned by Amazon whose name
+// filters (or name_regex) all start with al2023-ami- (the ECS-optimized
+// al2023-ami-ecs- images excepted), or an aws_ssm_parameter that reads
+// Amazon's public AL2023 parameter.
+func al2023Lookup(d *resBlock, ctx *hcl.EvalContext) bool {
+	str := func(e hcl.Expression) (string, bool) {
+		if e == nil {
+			return "", false
+		}
+		v, diags := e.Value(ctx)
+		if diags.HasErrors() || !v.IsWhollyKnown() || v.IsNull() || !v.Type().Equals(cty.String) {
+			return "", false
+		}
+		v, _ = v.Unmark()
+		return v.AsString(), true
+	}
+	al2023 := func(name string) bool {
+		name = strings.TrimPrefix(name, "^")
+		return strings.HasPrefix(name, "al2023-ami-") && !strings.HasPrefix(name, "al2023-ami-ecs")
+	}
+	if d.typ == "aws_ssm_parameter" {
+		n, ok := str(d.body.attrs["name"])
+		return ok && strings.HasPrefix(n, "/aws/service/ami-amazon-linux-latest/al2023-ami-")
+	}
+	// every reports whether e is a known, non-empty list of strings each
+	// of which ok accepts.
+	every := func(e hcl.Expression, ok func(string) bool) bool {
+		if e == nil {
+			return false
+		}
+		v, diags := e.Value(ctx)
+		if diags.HasErrors() || !v.IsWhollyKnown() || v.IsNull() || !v.CanIterateElements() || v.LengthInt() == 0 {
+			return false
+		}
+		for it := v.ElementIterator(); it.Next(); {
+			_, x := it.Element()
+			x, _ = x.Unmark()
+			if !x.Type().Equals(cty.String) || !ok(x.AsString()) {
+				return false
+			}
+		}
+		return true
+	}
+	if !every(d.body.attrs["owners"], func(o string) bool { return o == "amazon" || o == "137112412989" }) {
+		return false
+	}
+	named := false
+	if n, ok := str(d.body.attrs["name_regex"]); ok {
+		if !al2023(n) {
+			return false
+		}
+		named = true
+	}
+	for _, b := range d.body.blocks {
+		if b.typ != "filter" {
+			continue
+		}
+		if n, _ := str(b.body.attrs["name"]); n != "name" {
+			continue
+		}
+		if !every(b.body.attrs["values"], al2023) {
+			return false
+		}
+		named = true
+	}
+	return named
+}
+
+// dataValue is one data block's value: unknown, or a KMS key's identity,
+// or an Amazon Linux 2023 AMI lookup's ID.
 func (ev *evaluator) dataValue(d *resBlock, ctx *hcl.EvalContext) cty.Value {
+	if attrs, ok := amiDataAttrs[d.typ]; ok && d.body.attrs["count"] == nil && d.body.attrs["for_each"] == nil && al2023Lookup(d, ctx) {
+		obj := map[string]cty.Value{}
+		for _, a := range attrs {
+			obj[a] = cty.DynamicVal
+		}
+		if d.typ == "aws_ssm_parameter" {
+			obj["value"], obj["insecure_value"] = cty.StringVal(AL2023AMI), cty.StringVal(AL2023AMI)
+		} else {
+			obj["id"], obj["image_id"], obj["imds_support"] = cty.StringVal(AL2023AMI), cty.StringVal(AL2023AMI), cty.StringVal("v2.0")
+		}
+		return cty.ObjectVal(obj)
+	}
 	attrs, ok := kmsDataAttrs[d.typ]
 	if !ok || d.body.attrs["count"] != nil || d.body.attrs["for_each"] != nil {
 		return cty.DynamicVal

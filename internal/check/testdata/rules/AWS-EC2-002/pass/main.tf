@@ -1,6 +1,7 @@
 resource "aws_instance" "app" {
   ami           = "ami-12345678"
   instance_type = "t3.micro"
+  associate_public_ip_address = false
   metadata_options {
     http_tokens                 = "required"
     http_put_response_hop_limit = 1
