@@ -43,6 +43,7 @@ type options struct {
 	profile  string
 	keep     bool
 	hold     bool
+	procs    int // the agents' --procs; 0 leaves their default
 }
 
 func main() {
@@ -62,6 +63,7 @@ func main() {
 	flag.IntVar(&o.connRate, "conn-rate", 200, "new connections per second of the new-connection phase")
 	flag.StringVar(&o.profile, "profile", "", "write CPU profiles of both agents for every phase to this directory")
 	flag.BoolVar(&o.keep, "keep", false, "keep the work directory (logs, configs)")
+	flag.IntVar(&o.procs, "procs", 0, "run the agents with --procs N (0: their default), to compare thread counts")
 	flag.BoolVar(&o.hold, "hold", false, "after setting up, print every path's addresses and processes and keep them serving until interrupted (to profile or measure by hand)")
 	flag.Parse()
 	if *smoke {
@@ -284,8 +286,11 @@ func setupMoat(o options, dir string, ps *procs, direct path) (path, error) {
 		if o.profile != "" {
 			agentEnv = append(agentEnv, "MOAT_PPROF="+addr(ports[5+i]))
 		}
-		p, err := ps.start("moat agent "+node, agentEnv, bin, "agent", "--data-dir", filepath.Join(dir, node),
-			"--server", m[1], "--node", node, "--join", tok, "--listen", listen)
+		args := []string{"agent", "--data-dir", filepath.Join(dir, node), "--server", m[1], "--node", node, "--join", tok, "--listen", listen}
+		if o.procs > 0 {
+			args = append(args, "--procs", fmt.Sprint(o.procs))
+		}
+		p, err := ps.start("moat agent "+node, agentEnv, bin, args...)
 		if err != nil {
 			return path{}, err
 		}
