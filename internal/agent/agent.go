@@ -123,6 +123,8 @@ type Agent struct {
 	changed     *broadcast      // SVIDs or bundle changed (Workload API streams)
 	updates     *broadcast      // any watch frame applied
 	nodeChanged *broadcast      // the node certificate was renewed
+	meshApplied *broadcast      // runMesh applied the registry and the policy
+	meshSynced  atomic.Bool     // the mesh holds a full snapshot's services and policy
 
 	clientMu sync.Mutex // guards client
 	// client calls the server with the node certificate. It is replaced at
@@ -196,7 +198,8 @@ func New(ctx context.Context, cfg Config) (*Agent, error) {
 	}
 	a := &Agent{cfg: cfg, log: cfg.Logger.With("node", cfg.Node), svids: map[string]*svid{},
 		wake: make(chan struct{}, 1), healthWake: make(chan struct{}, 1), warnedUID: map[string]bool{},
-		changed: newBroadcast(), updates: newBroadcast(), nodeChanged: newBroadcast(), polChanged: newBroadcast()}
+		changed: newBroadcast(), updates: newBroadcast(), nodeChanged: newBroadcast(), polChanged: newBroadcast(),
+		meshApplied: newBroadcast()}
 	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
 		return nil, fmt.Errorf("agent: %w", err)
 	}

@@ -91,6 +91,8 @@ func (a *Agent) runMesh(ctx context.Context) error {
 					a.log.Info("policy applied", "version", p.Version, "digest", t.Version())
 				}
 			}
+			a.meshSynced.Store(true)
+			a.meshApplied.Notify()
 		}
 		select {
 		case <-ctx.Done():

@@ -109,6 +109,20 @@ func TestDeployUnits(t *testing.T) {
 				t.Errorf("%s: no %s", name, d)
 			}
 		}
+		// Capabilities: none, but the gateway's to bind 443 and the
+		// agent's CAP_NET_ADMIN (and netlink) for the host firewall's
+		// nftables table, NFLOG log and SO_MARK.
+		wantCaps := map[string]string{"moat-gateway.service": "CAP_NET_BIND_SERVICE", "moat-agent.service": "CAP_NET_ADMIN"}[name]
+		if name == "moat-agent.service" {
+			if !regexp.MustCompile(`(?m)^RestrictAddressFamilies=.*\bAF_NETLINK\b`).MatchString(unit) {
+				t.Errorf("%s: the host firewall speaks netlink, but AF_NETLINK is not allowed", name)
+			}
+		}
+		for _, d := range []string{"CapabilityBoundingSet", "AmbientCapabilities"} {
+			if !strings.Contains(unit, "\n"+d+"="+wantCaps+"\n") {
+				t.Errorf("%s: want %s=%s", name, d, wantCaps)
+			}
+		}
 		local := filepath.Join(tmp, name)
 		if err := os.WriteFile(local, []byte(strings.ReplaceAll(unit, "/usr/local/bin/moat", self)), 0o644); err != nil {
 			t.Fatal(err)

@@ -31,15 +31,19 @@ type devPorts struct {
 	Frontend, API, DB              int
 	FrontToAPI, APIToDB, FrontToDB int
 	HTTPS, HTTP                    int // the gateway
+	Dashboard                      int
 }
+
+// devPortCount is how many ports from --port-base moat dev uses.
+const devPortCount = 12
 
 func defaultDevPorts(base int) devPorts {
 	if base == 0 {
 		return devPorts{Server: 7400, MeshA: 15001, MeshB: 15002, Frontend: 9000, API: 9080, DB: 9432,
-			FrontToAPI: 19080, APIToDB: 19432, FrontToDB: 19433, HTTPS: 8443, HTTP: 8080}
+			FrontToAPI: 19080, APIToDB: 19432, FrontToDB: 19433, HTTPS: 8443, HTTP: 8080, Dashboard: 7480}
 	}
 	return devPorts{Server: base, MeshA: base + 1, MeshB: base + 2, Frontend: base + 3, API: base + 4, DB: base + 5,
-		FrontToAPI: base + 6, APIToDB: base + 7, FrontToDB: base + 8, HTTPS: base + 9, HTTP: base + 10}
+		FrontToAPI: base + 6, APIToDB: base + 7, FrontToDB: base + 8, HTTPS: base + 9, HTTP: base + 10, Dashboard: base + 11}
 }
 
 func loop(port int) string { return net.JoinHostPort("127.0.0.1", strconv.Itoa(port)) }
@@ -94,7 +98,7 @@ func devCommand() *Command {
 			"commands to try and streams one line per flow. Ctrl-C stops everything.",
 		Flags: func(fs *flag.FlagSet) {
 			fs.StringVar(&dataDir, "data-dir", "", "where the state lives and stays (default: a fresh temporary directory, removed on exit)")
-			fs.IntVar(&portBase, "port-base", 0, "use ports N, N+1, … instead of the defaults (7400, 15001, 9000, …)")
+			fs.IntVar(&portBase, "port-base", 0, "use ports N to N+11 instead of the defaults (7400, 15001, 9000, …, the dashboard's 7480)")
 			fs.BoolVar(&jsonFlows, "json", false, "stream flows as OCSF JSON lines instead of one readable line each")
 			logFlags(fs, &logCfg)
 		},
@@ -380,8 +384,15 @@ func runDev(ctx context.Context, e *Env, dir string, p devPorts, jsonFlows bool,
 		}
 		defer d.Close()
 	}
+	// Nothing calls through the mesh before every agent holds its services'
+	// SVIDs and knows where their upstreams run: a call before that would
+	// be refused as not ready and show up in the flows as a failure the
+	// demo made itself. Then one call along the demo path proves it.
 	ready, readyCancel := context.WithTimeout(ctx, 30*time.Second)
-	err = waitHTTP(ready, "http://"+loop(p.Frontend)+"/")
+	err = waitDevAgents(ready, agents)
+	if err == nil {
+		err = waitHTTP(ready, "http://"+loop(p.Frontend)+"/")
+	}
 	readyCancel()
 	if err != nil {
 		return fmt.Errorf("the demo did not come up (see %s): %w", filepath.Join(dir, "moat.log"), errors.Join(err, firstErr(errc)))
@@ -395,9 +406,9 @@ func runDev(ctx context.Context, e *Env, dir string, p devPorts, jsonFlows bool,
 	goRun("gateway", gw.Run)
 	bundle := filepath.Join(sc.AdminDir, api.BundleFile)
 
-	// The dashboard, on a loopback port of its own, with the demo's admin
-	// credentials.
-	dash, err := startUI(ctx, e, &adminFlags{server: sc.Listen, adminDir: sc.AdminDir}, admin, "127.0.0.1:0", logger.With("part", "ui"))
+	// The dashboard, on a loopback port of its own (from --port-base like
+	// the others), with the demo's admin credentials.
+	dash, err := startUI(ctx, e, &adminFlags{server: sc.Listen, adminDir: sc.AdminDir}, admin, loop(p.Dashboard), logger.With("part", "ui"))
 	if err != nil {
 		return fmt.Errorf("dashboard: %w", err)
 	}
@@ -437,6 +448,37 @@ Flows (also in %s):
 	cancel()
 	wg.Wait()
 	return firstErr(errc)
+}
+
+// waitDevAgents waits until every agent is ready (agent.WaitReady) and
+// knows the node of each upstream of its services.
+func waitDevAgents(ctx context.Context, agents map[string]*agent.Agent) error {
+	for _, a := range agents {
+		if err := a.WaitReady(ctx); err != nil {
+			return err
+		}
+		for {
+			updated := a.Updates()
+			missing := ""
+			for _, r := range a.LocalServices() {
+				for _, u := range r.Upstreams {
+					dst, ok := a.Registration(u.Service)
+					if _, known := a.NodeAddr(dst.Node); !ok || !known {
+						missing = u.Service
+					}
+				}
+			}
+			if missing == "" {
+				break
+			}
+			select {
+			case <-ctx.Done():
+				return fmt.Errorf("%w: the node of %q is not known yet", ctx.Err(), missing)
+			case <-updated:
+			}
+		}
+	}
+	return nil
 }
 
 func firstErr(errc chan error) error {

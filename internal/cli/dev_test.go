@@ -48,7 +48,7 @@ type devRun struct {
 func startDev(t *testing.T, ctx context.Context) *devRun {
 	t.Helper()
 	for attempt := 0; attempt < 3; attempt++ {
-		base := freePortBase(t, 12)
+		base := freePortBase(t, devPortCount)
 		r := &devRun{p: defaultDevPorts(base), dir: t.TempDir(), out: &syncBuffer{}, errb: &syncBuffer{}, done: make(chan int, 1)}
 		go func() {
 			r.done <- Run(ctx, &Env{Stdout: r.out, Stderr: r.errb, Getenv: func(string) string { return "" }},

@@ -38,6 +38,11 @@ func runCLI(t *testing.T, env map[string]string, args ...string) (int, string, s
 	return code, out.String(), errb.String()
 }
 
+// Ports below the kernel's ephemeral range, split with internal/faults (which
+// takes 20000-25999) so that the two packages' test binaries, run in
+// parallel, never hand out the same one.
+const portsFrom, portsTo = 26000, 32000
+
 var (
 	portsMu sync.Mutex // guards portsGiven
 	// portsGiven are the ports freePorts has handed out in this process, so
@@ -58,7 +63,7 @@ func freePorts(fatalf func(string, ...any), n int) []int {
 		if attempt > 1000 {
 			fatalf("no free port below the ephemeral range")
 		}
-		p := 20000 + rand.IntN(12000)
+		p := portsFrom + rand.IntN(portsTo-portsFrom)
 		if portsGiven[p] {
 			continue
 		}
@@ -78,7 +83,7 @@ func freePortRun(fatalf func(string, ...any), n int) int {
 	portsMu.Lock()
 	defer portsMu.Unlock()
 	for attempt := 0; attempt < 200; attempt++ {
-		base := 20000 + rand.IntN(12000-n)
+		base := portsFrom + rand.IntN(portsTo-portsFrom-n)
 		ok := true
 		for i := 0; i < n && ok; i++ {
 			if portsGiven[base+i] {

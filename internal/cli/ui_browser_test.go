@@ -50,7 +50,7 @@ func TestDashboardBrowser(t *testing.T) {
 		t.Fatal(err)
 	}
 	bin := moatBinary(t)
-	base := freePortRun(t.Fatalf, 11)
+	base := freePortRun(t.Fatalf, devPortCount)
 	p := defaultDevPorts(base)
 	dash := startDashboardDev(t, bin, base)
 	t.Logf("dashboard at %s", dash)

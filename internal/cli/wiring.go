@@ -192,12 +192,13 @@ type node struct {
 
 // Run runs the agent and its metrics until ctx ends or one fails. It logs
 // "agent ready" once the node serves what the control plane's first
-// snapshot holds: an SVID for every service registered on it.
+// snapshot holds (agent.WaitReady): its mesh has the registry and the
+// policy, and it holds an SVID for every service registered on it.
 func (n *node) Run(ctx context.Context) error {
 	g, ctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return n.agent.Run(ctx) })
 	g.Go(func() error {
-		if n.waitReady(ctx) == nil {
+		if n.agent.WaitReady(ctx) == nil {
 			var local []string
 			for _, r := range n.agent.LocalServices() {
 				local = append(local, r.Name)
@@ -208,30 +209,6 @@ func (n *node) Run(ctx context.Context) error {
 	})
 	g.Go(func() error { return serveMetrics(ctx, n.metricsAddr, n.metrics) })
 	return g.Wait()
-}
-
-// waitReady waits for the first snapshot and an SVID for each local service.
-func (n *node) waitReady(ctx context.Context) error {
-	if err := n.agent.WaitSynced(ctx); err != nil {
-		return err
-	}
-	for {
-		changed := n.agent.SVIDChanged()
-		missing := false
-		for _, r := range n.agent.LocalServices() {
-			if _, err := n.agent.Certificate(r.Name); err != nil {
-				missing = true
-			}
-		}
-		if !missing {
-			return nil
-		}
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-changed:
-		}
-	}
 }
 
 func startNode(ctx context.Context, e *Env, c *agent.File) (*node, error) {

@@ -70,6 +70,10 @@ const (
 // which records the rule reads and what its subject (the part of the dedup
 // key after the rule) is. A source is named by its SPIFFE ID (Endpoint.UID),
 // else its service name, else its IP.
+//
+// No rule reads a record with reason code flow.ReasonNotReady: an agent
+// still starting refused what it could not serve yet, a start-up state and
+// no decision about the peer.
 const (
 	// RuleScan: Network Activity with verdict deny; fires when one source
 	// reaches Threshold distinct destinations (endpoint:port) within Window.

@@ -315,6 +315,11 @@ func (e *Engine) observeRecord(now time.Time, r *flow.Record) []Alert {
 	if r.Unmapped != nil {
 		kind, reason, code = r.Unmapped.Kind, r.Unmapped.Reason, r.Unmapped.ReasonCode
 	}
+	if code == flow.ReasonNotReady {
+		// An agent still starting refused what it could not serve yet:
+		// no decision about the peer, so nothing to detect.
+		return out
+	}
 	src := endpointID(r.SrcEndpoint)
 	srcIP := ""
 	if r.SrcEndpoint != nil {

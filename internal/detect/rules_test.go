@@ -36,18 +36,23 @@ func TestRules(t *testing.T) {
 			attack: every(60, 0, 500*time.Millisecond, func(i int) ev {
 				return r2ev(denyFlow(fmt.Sprintf("10.9.0.%d", i), "10.0.1.5", 22))
 			}),
-			// The same count spread over ten minutes.
-			benign: every(60, 0, 10*time.Second, func(i int) ev {
+			// The same count spread over ten minutes; as many handshakes
+			// refused by an agent still starting (not ready: no decision).
+			benign: append(every(60, 0, 10*time.Second, func(i int) ev {
 				return r2ev(denyFlow(fmt.Sprintf("10.9.0.%d", i), "10.0.1.5", 22))
-			}),
+			}), every(60, 0, 500*time.Millisecond, func(i int) ev {
+				return r2ev(handshakeFail(fmt.Sprintf("10.9.1.%d", i), flow.ReasonNotReady))
+			})...),
 		},
 		{
 			name: "failed handshakes", rule: RuleHandshake, key: "moat/handshake_failures/203.0.113.9",
 			attack: every(8, 0, 10*time.Second, func(i int) ev { return r2ev(handshakeFail("203.0.113.9", hsReasons[i%3])) }),
-			// A few failures each from several clients; allowed flows.
-			benign: append(
+			// A few failures each from several clients; allowed flows;
+			// handshakes a starting agent could not serve yet.
+			benign: append(append(
 				every(12, 0, 10*time.Second, func(i int) ev { return r2ev(handshakeFail(fmt.Sprintf("203.0.113.%d", i%4), "expired")) }),
 				every(20, 0, time.Second, func(int) ev { return r2ev(allowFlow("web", "api")) })...),
+				every(8, 0, 10*time.Second, func(int) ev { return r2ev(handshakeFail("203.0.113.9", flow.ReasonNotReady)) })...),
 		},
 		{
 			name: "revoked identity", rule: RuleRevoked, key: "moat/revoked_identity/spiffe://moat.test/svc/old-batch",

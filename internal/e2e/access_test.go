@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"net/netip"
 	"os"
 	"os/exec"
 	"os/user"
@@ -79,7 +80,7 @@ type breakGlass struct {
 	serverAddr   string
 	echoAddr     string
 	echoPort     int
-	listenBefore []string
+	listenBefore []netip.AddrPort
 }
 
 func startBreakGlass(t *testing.T) *breakGlass {

@@ -1,20 +1,21 @@
 package e2e
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"fmt"
 	"io"
+	"net/netip"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"sync"
 	"syscall"
 	"testing"
 	"time"
+
+	"moat/internal/netlab"
 )
 
 // The built moat binary, shared by the tests of this package that run
@@ -166,46 +167,14 @@ func (p *proc) exited() bool {
 	}
 }
 
-// listeners returns the TCP addresses pid listens on, from the sockets
-// among its file descriptors and the kernel's socket tables.
-func listeners(t *testing.T, pid int) []string {
+// listeners returns the TCP addresses pid listens on.
+func listeners(t *testing.T, pid int) []netip.AddrPort {
 	t.Helper()
-	inodes := map[string]bool{}
-	fds, err := os.ReadDir(fmt.Sprintf("/proc/%d/fd", pid))
+	out, err := netlab.Listening(pid)
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, fd := range fds {
-		l, err := os.Readlink(fmt.Sprintf("/proc/%d/fd/%s", pid, fd.Name()))
-		if err == nil && strings.HasPrefix(l, "socket:[") {
-			inodes[strings.TrimSuffix(strings.TrimPrefix(l, "socket:["), "]")] = true
-		}
-	}
-	var out []string
-	for _, table := range []string{"tcp", "tcp6"} {
-		f, err := os.Open(fmt.Sprintf("/proc/%d/net/%s", pid, table))
-		if err != nil {
-			continue
-		}
-		sc := bufio.NewScanner(f)
-		sc.Scan() // header
-		for sc.Scan() {
-			fields := strings.Fields(sc.Text())
-			if len(fields) < 10 || fields[3] != "0A" || !inodes[fields[9]] { // 0A: LISTEN
-				continue
-			}
-			out = append(out, table+" "+hexAddr(fields[1]))
-		}
-		f.Close()
-	}
 	return out
-}
-
-// hexAddr turns /proc/net/tcp's "0100007F:1F90" into "7f000001:8080".
-func hexAddr(s string) string {
-	ip, port, _ := strings.Cut(s, ":")
-	p, _ := strconv.ParseUint(port, 16, 16)
-	return strings.ToLower(ip) + ":" + strconv.FormatUint(p, 10)
 }
 
 // waitUntil polls cond every 50ms for at most d.

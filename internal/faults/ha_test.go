@@ -1,7 +1,9 @@
 package faults
 
 import (
+	"bytes"
 	"context"
+	"encoding/pem"
 	"fmt"
 	"io"
 	"net"
@@ -82,6 +84,22 @@ func (tr *traffic) advance(t *testing.T, step string, n int64) {
 
 // phaseAfter is what "moat ca show" says after each rotation step.
 var phaseAfter = map[string]string{"prepare": "prepared", "activate": "active", "retire": "stable"}
+
+// svidIntermediate returns the intermediate certificate (DER) of the SVID
+// of service cached in an agent's or gateway's data directory, or nil.
+func svidIntermediate(t *testing.T, dataDir, service string) []byte {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join(dataDir, "svids", service, api.CertFile))
+	if err != nil {
+		return nil
+	}
+	_, rest := pem.Decode(b)
+	inter, _ := pem.Decode(rest)
+	if inter == nil {
+		return nil
+	}
+	return inter.Bytes
+}
 
 func firstLine(s string) string {
 	line, _, _ := strings.Cut(s, "\n")
@@ -171,6 +189,7 @@ func TestHighAvailability(t *testing.T) {
 	}
 	before1, before2 := renewals(n1), renewals(n2)
 	var renewals1AtActivate, renewals2AtActivate float64
+	var oldIntermediate []byte // the intermediate that signed SVIDs before the new root
 	watched.p.kill()
 	t.Logf("killed %s (%s)", watched.name, watched.listen)
 	next := c.watchedServer(3)
@@ -316,12 +335,24 @@ func TestHighAvailability(t *testing.T) {
 			waitFor(t, "SVID renewals under the new root", func() bool {
 				return renewals(n1) >= renewals1AtActivate+2 && renewals(n2) >= renewals2AtActivate+2
 			})
+			// Retiring distrusts what the old root signed: every SVID that
+			// carries traffic (the gateway's too) must have been renewed
+			// under the new one first, or its tunnels are cut mid-request.
+			for _, h := range []struct{ data, svc string }{{n1.data, "frontend"}, {n2.data, "api"}, {filepath.Join(c.dir, "edge"), "gateway"}} {
+				waitForDetail(t, h.svc+"'s SVID under the new root", func() (bool, string) {
+					inter := svidIntermediate(t, h.data, h.svc)
+					return inter != nil && !bytes.Equal(inter, oldIntermediate), fmt.Sprintf("intermediate %x…", inter[:min(len(inter), 8)])
+				})
+			}
 			args = append(args, "--force")
 		}
 		out := mustMoat(t, c.via(rot), args...)
 		t.Logf("ca rotate %s through %s: %s", step, rot.name, firstLine(out))
 		if step == "activate" {
 			renewals1AtActivate, renewals2AtActivate = renewals(n1), renewals(n2)
+			if oldIntermediate = svidIntermediate(t, n1.data, "frontend"); oldIntermediate == nil {
+				t.Fatal("no intermediate in frontend's cached SVID chain")
+			}
 			// The MFA session was issued under the old root, which retire
 			// ends: the administrator logs in again under the new one.
 			c.mfa.login(t, rot.listen)

@@ -73,14 +73,35 @@ func waitForDetail(t *testing.T, what string, cond func() (bool, string)) {
 	}
 }
 
+// Ports below the kernel's ephemeral range (32768 and up), where other
+// tests' 127.0.0.1:0 listeners never land, split between the packages that
+// hand them out so that their test binaries, run in parallel by go test,
+// never hand out the same one: this package takes 20000-25999, internal/cli
+// 26000-31999.
+const portsFrom, portsTo = 20000, 26000
+
+var (
+	portsMu sync.Mutex // guards portsGiven
+	// portsGiven are the ports freePorts has handed out in this process:
+	// a port probed free is not bound until its process starts, and
+	// another caller meanwhile would find it free too.
+	portsGiven = map[int]bool{}
+)
+
 // freePorts returns n consecutive loopback ports that were free a moment
-// ago, below the ephemeral range where other tests' :0 listeners land.
+// ago and that no other caller in this process was given.
 func freePorts(t *testing.T, n int) []int {
 	t.Helper()
+	portsMu.Lock()
+	defer portsMu.Unlock()
 	for attempt := 0; attempt < 200; attempt++ {
-		base := 20000 + rand.IntN(12000-n)
+		base := portsFrom + rand.IntN(portsTo-portsFrom-n)
 		ok := true
 		for i := 0; i < n && ok; i++ {
+			if portsGiven[base+i] {
+				ok = false
+				break
+			}
 			l, err := net.Listen("tcp", "127.0.0.1:"+strconv.Itoa(base+i))
 			if err != nil {
 				ok = false
@@ -92,6 +113,7 @@ func freePorts(t *testing.T, n int) []int {
 			out := make([]int, n)
 			for i := range out {
 				out[i] = base + i
+				portsGiven[base+i] = true
 			}
 			return out
 		}
@@ -232,8 +254,9 @@ func (m *etcdMember) url() string { return "http://" + addr(m.client) }
 
 // startEtcdCluster starts n etcd members (Debian's etcd-server, which
 // scripts/test installs) on loopback ports, each with its own data
-// directory, and waits until every member reports healthy.
-func startEtcdCluster(t *testing.T, n int) []*etcdMember {
+// directory, and waits until every member reports healthy. extra flags
+// follow the harness's own (the last of a flag given twice wins).
+func startEtcdCluster(t *testing.T, n int, extra ...string) []*etcdMember {
 	t.Helper()
 	bin, err := exec.LookPath("etcd")
 	if err != nil {
@@ -253,6 +276,7 @@ func startEtcdCluster(t *testing.T, n int) []*etcdMember {
 			"--listen-peer-urls", "http://" + addr(m.peer), "--initial-advertise-peer-urls", "http://" + addr(m.peer),
 			"--initial-cluster", strings.Join(initial, ","), "--initial-cluster-state", "new", "--initial-cluster-token", token,
 			"--heartbeat-interval", "100", "--election-timeout", "1000", "--log-level", "warn"}
+		m.args = append(m.args, extra...)
 		m.p = start(t, "etcd "+m.name, nil, bin, m.args...)
 	}
 	for _, m := range ms {

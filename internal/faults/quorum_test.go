@@ -58,3 +58,26 @@ func TestEtcdQuorumLoss(t *testing.T) {
 		t.Fatalf("read after quorum returned: %v: %s %s", err, out, errOut)
 	}
 }
+
+// TestEtcdQuorumLossNamedAtOnce: the cause is named as soon as the
+// majority is gone, not only once the survivor noticed: with a long
+// election timeout the last member still reports the old leader for
+// half a minute, and a write refused meanwhile says "no etcd quorum",
+// not that etcd was slow.
+func TestEtcdQuorumLossNamedAtOnce(t *testing.T) {
+	etcd := startEtcdCluster(t, 3, "--heartbeat-interval", "500", "--election-timeout", "30000")
+	c := newMoatCluster(t, etcd, 1)
+	s := c.servers[0]
+	env := append(c.via(s), "MOAT_SERVER="+s.listen)
+	mustMoat(t, env, "svc", "register", "--node", "n1", "--name", "api", "--port", "8080")
+
+	etcd[1].p.kill()
+	etcd[2].p.kill()
+	_, errOut, err := moat(t, env, "svc", "register", "--node", "n1", "--name", "db", "--port", "5432", "--timeout", "20s")
+	if err == nil {
+		t.Fatal("a write succeeded without etcd quorum")
+	}
+	if !strings.Contains(errOut, "control-plane store unavailable: no etcd quorum (1 of 3 members answer)") {
+		t.Fatalf("write without quorum: %v: %q, want the named cause", err, errOut)
+	}
+}

@@ -5,55 +5,95 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"time"
 )
 
 // A Cursor is a position in the store's storage order: per day partition,
-// the last row read. Rows are numbered in the order they were committed
-// and never reused (records are only ever removed a whole day at a time),
-// so "every row after the cursor" is exactly what was stored since, late
-// records for an earlier day included. A cursor is a small value that can
-// be saved (MarshalJSON) and taken up again by another process.
+// the last row read, and which file of the day it was read in. Rows are
+// numbered in the order they were committed and never reused within a
+// file (records are only ever removed a whole day at a time), so "every
+// row after the cursor" is exactly what was stored since, late records for
+// an earlier day included. A day's file can be replaced (set aside as
+// damaged, a fresh one made for the day's new records): its rows are then
+// numbered afresh, and a cursor that read the old file reads the new one
+// from its first row. A cursor is a small value that can be saved
+// (MarshalJSON) and taken up again by another process.
 
 // cursorDay names a day in a saved cursor.
 const cursorDay = "20060102"
 
-// MarshalJSON saves the cursor's positions as {"YYYYMMDD": row}.
+// cursorPos is one day's position in a saved cursor.
+type cursorPos struct {
+	Row  int64  `json:"row"`
+	File *int32 `json:"file,omitempty"` // the file's identity (partition.file); nil: not known
+}
+
+// MarshalJSON saves the cursor's positions as
+// {"YYYYMMDD": {"row": N, "file": ID}}.
 func (c *Cursor) MarshalJSON() ([]byte, error) {
-	m := make(map[string]int64, len(c.last))
+	m := make(map[string]cursorPos, len(c.last))
 	for day, id := range c.last {
-		m[time.UnixMilli(day*dayMillis).UTC().Format(cursorDay)] = id
+		pos := cursorPos{Row: id}
+		if f, ok := c.file[day]; ok {
+			pos.File = &f
+		}
+		m[time.UnixMilli(day*dayMillis).UTC().Format(cursorDay)] = pos
 	}
 	return json.Marshal(m)
 }
 
-// UnmarshalJSON takes up a cursor MarshalJSON saved.
+// UnmarshalJSON takes up a cursor MarshalJSON saved, or one saved before
+// files had identities ({"YYYYMMDD": row}): such a position is taken to
+// be in the day's current file.
 func (c *Cursor) UnmarshalJSON(b []byte) error {
-	var m map[string]int64
+	var m map[string]json.RawMessage
 	if err := json.Unmarshal(b, &m); err != nil {
 		return fmt.Errorf("flow: cursor: %w", err)
 	}
-	c.last, c.seen = map[int64]int64{}, map[int64]string{}
-	for k, id := range m {
-		t, err := time.Parse(cursorDay, k)
-		if err != nil || id < 0 {
-			return fmt.Errorf("flow: cursor: bad position %q: %d", k, id)
+	c.last, c.seen, c.file = map[int64]int64{}, map[int64]string{}, map[int64]int32{}
+	for k, raw := range m {
+		var pos cursorPos
+		if err := json.Unmarshal(raw, &pos.Row); err != nil {
+			if err := json.Unmarshal(raw, &pos); err != nil {
+				return fmt.Errorf("flow: cursor: bad position %q: %s", k, raw)
+			}
 		}
-		c.last[t.UnixMilli()/dayMillis] = id
+		t, err := time.Parse(cursorDay, k)
+		if err != nil || pos.Row < 0 {
+			return fmt.Errorf("flow: cursor: bad position %q: %s", k, raw)
+		}
+		day := t.UnixMilli() / dayMillis
+		c.last[day] = pos.Row
+		if pos.File != nil {
+			c.file[day] = *pos.File
+		}
 	}
 	return nil
 }
 
 // Clone returns an independent copy of c.
 func (c *Cursor) Clone() *Cursor {
-	n := &Cursor{last: make(map[int64]int64, len(c.last)), seen: make(map[int64]string, len(c.seen))}
-	for k, v := range c.last {
-		n.last[k] = v
+	n := &Cursor{last: maps.Clone(c.last), seen: maps.Clone(c.seen), file: maps.Clone(c.file)}
+	if n.last == nil {
+		n.last = map[int64]int64{}
 	}
-	for k, v := range c.seen {
-		n.seen[k] = v
+	if n.seen == nil {
+		n.seen = map[int64]string{}
+	}
+	if n.file == nil {
+		n.file = map[int64]int32{}
 	}
 	return n
+}
+
+// enter positions c in p's file: a position read in another file of the
+// same day starts again at the first row.
+func (c *Cursor) enter(p *partition) {
+	if f, ok := c.file[p.day]; ok && f != p.file {
+		c.last[p.day] = 0
+	}
+	c.file[p.day] = p.file
 }
 
 // Next calls fn with up to limit records stored after c, in storage order
@@ -78,6 +118,7 @@ func (s *Store) Next(ctx context.Context, c *Cursor, limit int, fn func(Record) 
 		if !have[d] {
 			delete(c.last, d)
 			delete(c.seen, d)
+			delete(c.file, d)
 		}
 	}
 	n := 0
@@ -89,6 +130,7 @@ func (s *Store) Next(ctx context.Context, c *Cursor, limit int, fn func(Record) 
 		if err != nil {
 			return n, err
 		}
+		c.enter(p)
 		got, err := s.nextPart(ctx, p, c, limit-n, fn)
 		s.release(p)
 		n += got

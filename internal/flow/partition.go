@@ -2,7 +2,9 @@ package flow
 
 import (
 	"context"
+	"crypto/rand"
 	"database/sql"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"os"
@@ -40,6 +42,11 @@ type partition struct {
 	keyed   bool // query columns hold keyed hashes (see index.go)
 	minutes bool // keeps the minute rollup, over every record (see rollup.go)
 	nodes   bool // keeps the node cells, over every record (see cells.go)
+	// file tells this day's file from another of the same day (one made
+	// after a damaged one was set aside), whose rows are numbered afresh:
+	// a random number a writer puts in a new file's header (SQLite's
+	// application_id); 0 for files from before.
+	file int32
 
 	// Guarded by Store.mu:
 	refs int    // acquirers that have not released it
@@ -292,4 +299,33 @@ func (s *Store) setAside(day int64, path, why string) {
 	}
 	s.damaged = append(s.damaged, d)
 	s.mu.Unlock()
+}
+
+// prepareFileID reads the partition's file identity, giving a new, empty
+// file one.
+func (s *Store) prepareFileID(p *partition) error {
+	if err := p.db.QueryRow("PRAGMA application_id").Scan(&p.file); err != nil {
+		return fmt.Errorf("flow: store: %q: %w", p.path, err)
+	}
+	if p.file != 0 || s.cfg.ReadOnly {
+		return nil
+	}
+	var any int
+	if err := p.db.QueryRow("SELECT EXISTS (SELECT 1 FROM flows)").Scan(&any); err != nil {
+		return fmt.Errorf("flow: store: %q: %w", p.path, err)
+	}
+	if any != 0 {
+		return nil // a file from before identities: it keeps 0
+	}
+	var b [4]byte
+	for p.file == 0 {
+		if _, err := rand.Read(b[:]); err != nil {
+			return err
+		}
+		p.file = int32(binary.BigEndian.Uint32(b[:]))
+	}
+	if _, err := p.db.Exec(fmt.Sprintf("PRAGMA application_id = %d", p.file)); err != nil {
+		return fmt.Errorf("flow: store: %q: %w", p.path, err)
+	}
+	return nil
 }

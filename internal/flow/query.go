@@ -253,6 +253,7 @@ func (s *Store) collect(ctx context.Context, p *partition, q string, args []any,
 type Cursor struct {
 	last map[int64]int64  // per partition day, the last row seen
 	seen map[int64]string // per partition day, its files' stamp at the last look
+	file map[int64]int32  // per partition day, the file last read (partition.file)
 }
 
 // Mark returns the position after every record stored so far.
@@ -260,13 +261,13 @@ func (s *Store) Mark(ctx context.Context) (*Cursor, error) {
 	if err := s.refresh(); err != nil {
 		return nil, err
 	}
-	c := &Cursor{last: map[int64]int64{}, seen: map[int64]string{}}
+	c := &Cursor{last: map[int64]int64{}, seen: map[int64]string{}, file: map[int64]int32{}}
 	err := s.eachPartition(1, 1<<62, false, func(p *partition) (bool, error) {
 		var max sql.NullInt64
 		if err := p.db.QueryRowContext(ctx, "SELECT MAX(id) FROM flows").Scan(&max); err != nil {
 			return true, fmt.Errorf("flow: mark %q: %w", p.path, err)
 		}
-		c.last[p.day] = max.Int64
+		c.last[p.day], c.file[p.day] = max.Int64, p.file
 		return false, nil
 	})
 	if err != nil {
@@ -318,6 +319,7 @@ func (s *Store) Tail(ctx context.Context, c *Cursor, f Filter, every time.Durati
 			if err != nil {
 				return err
 			}
+			c.enter(p)
 			conds, args := s.where(p, &f, []string{"id > ?", "time >= ?", "time < ?"}, []any{c.last[p.day], lo, hi})
 			q := "SELECT id, uid, data FROM flows WHERE " + strings.Join(conds, " AND ") + " ORDER BY id"
 			err = s.tailPart(ctx, p, q, args, c.last, fn)

@@ -296,6 +296,8 @@ const (
 	ReasonBadCertificate   = "bad_certificate"   // not an SVID of this trust domain, or wrong usages
 	ReasonNotService       = "not_a_service"     // a valid SVID, but not a service's (a node's, an admin's)
 	ReasonHandshake        = "handshake_failed"  // the TLS handshake failed otherwise (protocol, ALPN, timeout, refused by the peer)
+	// Start-up: no decision about the peer was made.
+	ReasonNotReady = "not_ready" // this end does not hold its services or their SVIDs yet (the agent is starting)
 	// Decision: the destination refused the connection.
 	ReasonPolicyDenied   = "policy_denied"     // no intention allows the pair
 	ReasonUnknownService = "unknown_service"   // the destination service is not on that node

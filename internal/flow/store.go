@@ -277,6 +277,9 @@ func (s *Store) prepare(p *partition) error {
 			format = formatKeyed
 		}
 	}
+	if err := s.prepareFileID(p); err != nil {
+		return err
+	}
 	switch format {
 	case formatPlain:
 	case formatKeyed:

@@ -89,10 +89,17 @@ func (m *Mesh) serverTLS() (*tls.Config, error) {
 		Now:        m.now,
 		NextProtos: m.protocols,
 		GetCertificate: func(hello *tls.ClientHelloInfo) (*tls.Certificate, error) {
-			if _, ok := m.service(hello.ServerName); !ok {
-				return nil, fmt.Errorf("mesh: no service %q on this node", hello.ServerName)
+			if !m.servicesSet.Load() {
+				return nil, fmt.Errorf("%w: this node has not received its services from the control plane yet (asked for %q)", errNotReady, hello.ServerName)
 			}
-			return m.cfg.Identities.Certificate(hello.ServerName)
+			if _, ok := m.service(hello.ServerName); !ok {
+				return nil, fmt.Errorf("%w: no service %q on this node", errUnknownService, hello.ServerName)
+			}
+			cert, err := m.cfg.Identities.Certificate(hello.ServerName)
+			if err != nil {
+				return nil, fmt.Errorf("%w: service %q has no SVID yet: %w", errNotReady, hello.ServerName, err)
+			}
+			return cert, nil
 		},
 		Authorize: func(peer spiffeid.ID, cs tls.ConnectionState) error {
 			if _, ok := identity.ServiceName(peer); !ok {

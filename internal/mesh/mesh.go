@@ -201,6 +201,9 @@ type Mesh struct {
 
 	policy   atomic.Pointer[policy.Table]
 	services atomic.Pointer[map[string]Service]
+	// servicesSet is set by the first SetServices: before it, the mesh
+	// does not know its services yet, and says so (errNotReady).
+	servicesSet atomic.Bool
 
 	ctx    context.Context
 	cancel context.CancelFunc
@@ -407,6 +410,7 @@ func (m *Mesh) SetServices(svcs []Service) error {
 		next[s.Name] = s
 	}
 	m.services.Store(&next)
+	m.servicesSet.Store(true)
 	errs = append(errs, m.reconcileListeners(next)...)
 	m.sweep()
 	return errors.Join(errs...)

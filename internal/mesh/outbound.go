@@ -2,6 +2,7 @@ package mesh
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net"
 	"sync"
@@ -32,6 +33,9 @@ func (m *Mesh) handleOutbound(l *localListener, app net.Conn) {
 	rec := m.outRecord(start, src, up.Service, up.Port)
 	rec.srcAddr = app.RemoteAddr()
 	fail := func(code string, err error) {
+		if errors.Is(err, errNotReady) {
+			code = flow.ReasonNotReady
+		}
 		if rec.reason == "" {
 			rec.reason = err.Error()
 		}
@@ -213,6 +217,9 @@ func (m *Mesh) Dial(ctx context.Context, src, dst string, port int) (net.Conn, e
 	if err != nil {
 		if rec.reason == "" {
 			rec.reason = err.Error()
+		}
+		if errors.Is(err, errNotReady) {
+			rec.code = flow.ReasonNotReady
 		}
 		m.emit(rec)
 		return nil, err

@@ -75,7 +75,7 @@ func (m *Mesh) tunnelFor(ctx context.Context, src, dst string) (*tunnel, error) 
 	}
 	cert, err := m.cfg.Identities.Certificate(src)
 	if err != nil {
-		return nil, fmt.Errorf("mesh: SVID of %q: %w", src, err)
+		return nil, fmt.Errorf("%w: no SVID of %q yet: %w", errNotReady, src, err)
 	}
 	key := poolKey{src, dst, addr}
 	m.mu.Lock()

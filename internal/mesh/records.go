@@ -191,6 +191,14 @@ func (m *Mesh) handshakeRecord(start time.Time, dir int, src, dst net.Addr, srcI
 // errNotService refuses a tunnel from an SVID that is not a service's.
 var errNotService = errors.New("mesh: only service identities may open tunnels")
 
+// errNotReady refuses a handshake this node cannot serve yet: it has not
+// received its services, or not yet the SVID of the one asked for. It is
+// a start-up state, not a decision about the peer (flow.ReasonNotReady).
+var errNotReady = errors.New("mesh: not ready")
+
+// errUnknownService refuses a handshake for a service not on this node.
+var errUnknownService = errors.New("mesh: unknown service")
+
 // identityCode maps a refused peer's error to a reason code.
 func identityCode(err error) string {
 	switch {
@@ -206,6 +214,10 @@ func identityCode(err error) string {
 		return flow.ReasonBadCertificate
 	case errors.Is(err, errNotService):
 		return flow.ReasonNotService
+	case errors.Is(err, errNotReady):
+		return flow.ReasonNotReady
+	case errors.Is(err, errUnknownService):
+		return flow.ReasonUnknownService
 	}
 	return flow.ReasonHandshake
 }

@@ -297,8 +297,9 @@ func (s *Server) Run(ctx context.Context) error {
 	}
 	s.ln = ln
 	close(s.ready)
+	var active activeRequests
 	hs := &http.Server{
-		Handler:           s.routes(),
+		Handler:           active.wrap(s.routes()),
 		TLSConfig:         s.tlsConfig(),
 		ReadHeaderTimeout: 10 * time.Second,
 		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelDebug),
@@ -334,6 +335,14 @@ func (s *Server) Run(ctx context.Context) error {
 	cancelHub()
 	shut, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
+	// Shutdown stops the listeners and tells HTTP/2 clients to go away,
+	// then lets each connection linger until its client closes it (a
+	// second per idle connection, in net/http): once no request is in
+	// flight there is nothing left to wait for, and Close ends them.
+	go func() {
+		active.wait(shut)
+		_ = hs.Close()
+	}()
 	_ = hs.Shutdown(shut)
 	_ = hs.Close()
 	// Shutdown closes only the listeners Serve has started tracking: one
@@ -342,6 +351,50 @@ func (s *Server) Run(ctx context.Context) error {
 	cancelRef()
 	<-refDone // the last refusals are summarised before Run returns
 	return err
+}
+
+// activeRequests counts the requests being served, so a stopping server
+// knows when the last one ended.
+type activeRequests struct {
+	mu   sync.Mutex // guards n and idle
+	n    int
+	idle chan struct{} // made by wait, closed when n drops to zero
+}
+
+func (a *activeRequests) wrap(h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		a.mu.Lock()
+		a.n++
+		a.mu.Unlock()
+		defer func() {
+			a.mu.Lock()
+			a.n--
+			if a.n == 0 && a.idle != nil {
+				close(a.idle)
+				a.idle = nil
+			}
+			a.mu.Unlock()
+		}()
+		h.ServeHTTP(w, r)
+	})
+}
+
+// wait returns once no request is in flight, or when ctx ends.
+func (a *activeRequests) wait(ctx context.Context) {
+	a.mu.Lock()
+	if a.n == 0 {
+		a.mu.Unlock()
+		return
+	}
+	if a.idle == nil {
+		a.idle = make(chan struct{})
+	}
+	idle := a.idle
+	a.mu.Unlock()
+	select {
+	case <-idle:
+	case <-ctx.Done():
+	}
 }
 
 // newKey makes a P-256 key.

@@ -100,16 +100,35 @@ func isUnavailable(callCtx context.Context, err error) bool {
 // probeTimeout bounds the status probe that names the cause of a failure.
 const probeTimeout = time.Second
 
-// unavailable asks every endpoint for its status, at once and briefly, and
-// returns ErrUnavailable with the cause found: no member answers (out of
-// reach), members answer but none has a leader (no quorum), or the cluster
-// is whole but slow.
+// unavailable names the cause of a failure, asking every voting member for
+// its status, at once and briefly, and returns ErrUnavailable with it:
+// no member answers (out of reach); fewer than a majority of the voting
+// members answer, or none of those has a leader (no quorum: said as soon
+// as the majority is gone, not only once a survivor's election timed
+// out); or the cluster is whole but slow. The members are those the
+// cluster lists (a serializable member list, which any one member
+// answers); when none answers that, the configured endpoints.
 func unavailable(ctx context.Context, cli *clientv3.Client, endpoints []string, cause error) error {
+	probe, voters := endpoints, len(endpoints)
+	mctx, cancel := context.WithTimeout(ctx, probeTimeout)
+	ml, err := cli.MemberList(mctx, clientv3.WithSerializable())
+	cancel()
+	if err == nil {
+		var urls []string
+		for _, m := range ml.Members {
+			if !m.IsLearner && len(m.ClientURLs) > 0 {
+				urls = append(urls, m.ClientURLs[0])
+			}
+		}
+		if len(urls) > 0 {
+			probe, voters = urls, len(urls)
+		}
+	}
 	type answer struct {
 		ok, leader bool
 	}
-	answers := make(chan answer, len(endpoints))
-	for _, ep := range endpoints {
+	answers := make(chan answer, len(probe))
+	for _, ep := range probe {
 		go func() {
 			pctx, cancel := context.WithTimeout(ctx, probeTimeout)
 			defer cancel()
@@ -118,7 +137,7 @@ func unavailable(ctx context.Context, cli *clientv3.Client, endpoints []string, 
 		}()
 	}
 	up, leader := 0, 0
-	for range endpoints {
+	for range probe {
 		a := <-answers
 		if a.ok {
 			up++
@@ -130,8 +149,10 @@ func unavailable(ctx context.Context, cli *clientv3.Client, endpoints []string, 
 	switch {
 	case up == 0:
 		return fmt.Errorf("%w: etcd out of reach (no member of %v answers)", ErrUnavailable, endpoints)
+	case up < voters/2+1:
+		return fmt.Errorf("%w: no etcd quorum (%d of %d members answer)", ErrUnavailable, up, voters)
 	case leader == 0:
-		return fmt.Errorf("%w: no etcd quorum (%d of %d members answer, none has a leader)", ErrUnavailable, up, len(endpoints))
+		return fmt.Errorf("%w: no etcd quorum (%d of %d members answer, none has a leader)", ErrUnavailable, up, voters)
 	}
-	return fmt.Errorf("%w: etcd did not answer in time (%d of %d members up): %v", ErrUnavailable, up, len(endpoints), cause)
+	return fmt.Errorf("%w: etcd did not answer in time (%d of %d members up): %v", ErrUnavailable, up, voters, cause)
 }
