@@ -128,6 +128,9 @@ func run(o options) error {
 		for _, p := range paths {
 			fmt.Printf("%s: http %s echo %s sink %s pids %v\n", p.name, p.http, p.echo, p.sink, p.pids)
 		}
+		if o.profile != "" {
+			fmt.Printf("pprof of the moat agents: %v\n", pprofAddrs(moat))
+		}
 		sig := make(chan os.Signal, 1)
 		signal.Notify(sig, os.Interrupt, syscall.SIGTERM)
 		<-sig
@@ -519,10 +522,8 @@ func profile(o options, p path, name string, d time.Duration) func() {
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		for i, pid := range p.pids {
-			env, _ := os.ReadFile(fmt.Sprintf("/proc/%d/environ", pid))
-			m := regexp.MustCompile(`MOAT_PPROF=([^\x00]+)`).FindSubmatch(env)
-			if m == nil {
+		for i, at := range pprofAddrs(p) {
+			if at == "" {
 				continue
 			}
 			go func(i int, at string) {
@@ -539,7 +540,7 @@ func profile(o options, p path, name string, d time.Duration) func() {
 				}
 				defer f.Close()
 				_, _ = io.Copy(f, resp.Body)
-			}(i, string(m[1]))
+			}(i, at)
 		}
 	}()
 	return func() {
@@ -547,6 +548,22 @@ func profile(o options, p path, name string, d time.Duration) func() {
 		time.Sleep(500 * time.Millisecond) // let the profiles finish writing
 		cancel()
 	}
+}
+
+// pprofAddrs is where each of p's processes serves net/http/pprof (built
+// with -profile), "" for one that does not.
+func pprofAddrs(p path) []string {
+	var out []string
+	for _, pid := range p.pids {
+		env, _ := os.ReadFile(fmt.Sprintf("/proc/%d/environ", pid))
+		m := regexp.MustCompile(`MOAT_PPROF=([^\x00]+)`).FindSubmatch(env)
+		if m == nil {
+			out = append(out, "")
+			continue
+		}
+		out = append(out, string(m[1]))
+	}
+	return out
 }
 
 func sanitize(s string) string {
