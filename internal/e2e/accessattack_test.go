@@ -243,7 +243,7 @@ func TestBreakGlassApprovalByRequestersAccount(t *testing.T) {
 	id2 := must(t, alice.env, "access", "request", "--node", "web-1", "--shell", "--reason", "INC-49", "--for", "1h")
 	must(t, alice.env, "admin", "mfa", "reset", "--name", "carol")
 	carol2Dir := filepath.Join(b.dir, "carol2")
-	must(t, alice.env, "admin", "create", "--name", "carol", "--role", "admin", "--out", carol2Dir)
+	must(t, alice.env, "admin", "create", "--name", "carol", "--role", "admin", "--out", carol2Dir, "--replace")
 	carol2 := enrol(t, alice.env.with("MOAT_ADMIN_DIR", carol2Dir))
 	if r := moatRun(t, carol2.env, "", "access", "approve", id2); r.code != 1 || !strings.Contains(r.errOut, "was created by the requester") {
 		t.Fatalf("approval by the re-created carol: exit %d: %q %q", r.code, r.out, r.errOut)

@@ -37,6 +37,15 @@ func (s *Server) handleAdminCreate(ctx context.Context, c *caller, r *http.Reque
 	if api.RoleRank(req.Role) == 0 {
 		return nil, id.String(), errorf(http.StatusBadRequest, "role %q: want viewer, operator or admin", req.Role)
 	}
+	var cur adminRecord
+	switch err := getJSON(ctx, s.st, prefixAdmin+req.Name, &cur); {
+	case err == nil && !req.Replace:
+		return nil, id.String(), errorf(http.StatusConflict, "admin %q exists (role %s): --replace issues a new credential for that account", req.Name, cur.Role)
+	case err == nil:
+		c.note("replaced", "role "+cur.Role)
+	case !errors.Is(err, store.ErrNotFound):
+		return nil, id.String(), err
+	}
 	resp, err := s.signAdmin(ctx, req.Name, req.Role, req.CSR, req.TTL, c.ID)
 	if err != nil {
 		return nil, id.String(), err

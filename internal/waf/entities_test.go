@@ -150,7 +150,7 @@ func TestCommentedPath(t *testing.T) {
 		"/files/-1/**/union/**/select/**/1,2,user_password,username/**/from/**/users/view": true,
 		"/api/*/items/latest": false,
 	} {
-		if v := verdictOf(t, w, nil, httptest.NewRequest("GET", target, nil)); v.Block != block {
+		if v := judgeRequest(t, w, nil, httptest.NewRequest("GET", target, nil)); v.Block != block {
 			t.Errorf("%s: block %v (rules %v), want %v", target, v.Block, v.RuleIDs, block)
 		}
 	}

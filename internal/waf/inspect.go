@@ -73,18 +73,17 @@ type derived struct {
 	n    int
 }
 
-// add adds value under key, the key's bytes copied: Coraza caches a
-// value's transformations by the address of its key's bytes and its
-// position among the variable's values, and that position changes from
-// rule to rule (collections are Go maps); two values sharing key bytes
-// (the literal "path", a cookie's name and its normal form) would then
-// take each other's transformed forms, and a rule would match or not
-// depending on the order it happened to read them in.
+// add adds value to m under a copy of key.
 func (d *derived) add(m collection.Map, key, value string) {
 	d.n++
 	if d.n > maxDerived {
 		return
 	}
+	// A fresh copy of the name: Coraza caches a value's transformations
+	// under the address of its name's bytes and its position in the
+	// collection, and positions change between rules (a map's order), so a
+	// derived value named by the same string as its original could be
+	// given the original's transformations, or the reverse.
 	m.Add(strings.Clone(key), value)
 }
 

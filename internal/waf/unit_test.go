@@ -137,7 +137,7 @@ func TestReplacedRuleExclusion(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		v := verdictOf(t, w, ex, httptest.NewRequest("GET", c.target, nil))
+		v := judgeRequest(t, w, ex, httptest.NewRequest("GET", c.target, nil))
 		got := slices.ContainsFunc(v.RuleIDs, func(id int) bool { return id == 90030 || id == 90031 })
 		if want := c.rule != 0; got != want || want && !slices.Contains(v.RuleIDs, c.rule) {
 			t.Errorf("%s excluding %v: rules %v, want %d", c.target, c.ex, v.RuleIDs, c.rule)
@@ -163,7 +163,7 @@ func TestSSRFInContext(t *testing.T) {
 		{"body=" + url.QueryEscape(`<p>Run <code>make install</code>, then open <em>http://localhost:8080/</em>.</p>`), false},
 		{"body=" + url.QueryEscape(`<p>Preview:</p><img src="http://169.254.169.254/latest/meta-data/">`), true},
 	} {
-		if v := verdictOf(t, w, nil, httptest.NewRequest("GET", "/post?"+c.query, nil)); v.Block != c.block {
+		if v := judgeRequest(t, w, nil, httptest.NewRequest("GET", "/post?"+c.query, nil)); v.Block != c.block {
 			t.Errorf("%s: block %v (rules %v, discounted %v), want %v", c.query, v.Block, v.RuleIDs, v.Discounted, c.block)
 		}
 	}
@@ -193,7 +193,7 @@ func TestVerdictDoesNotDependOnOrder(t *testing.T) {
 			if c.cookie != "" {
 				r.Header.Set("Cookie", c.cookie)
 			}
-			if v := verdictOf(t, w, nil, r); !v.Block || !slices.Contains(v.RuleIDs, c.rule) {
+			if v := judgeRequest(t, w, nil, r); !v.Block || !slices.Contains(v.RuleIDs, c.rule) {
 				misses++
 			}
 		}
@@ -203,9 +203,9 @@ func TestVerdictDoesNotDependOnOrder(t *testing.T) {
 	}
 }
 
-// verdictOf runs r through one transaction of w with the route
+// judgeRequest runs r through one transaction of w with the route
 // exclusions ex (may be nil).
-func verdictOf(t *testing.T, w *WAF, ex *Exclusions, r *http.Request) Verdict {
+func judgeRequest(t *testing.T, w *WAF, ex *Exclusions, r *http.Request) Verdict {
 	t.Helper()
 	tx := w.Begin(ex)
 	defer tx.Close()
