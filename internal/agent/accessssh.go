@@ -124,8 +124,8 @@ type localUser struct {
 }
 
 // resolveUser checks the configured account; an empty one, root without
-// AllowRoot, or another account than the agent's own while the agent is
-// not root, refuses shells.
+// AllowRoot, or one the agent cannot start sessions as (shellReady)
+// refuses shells.
 func (x *access) resolveUser() (*localUser, error) {
 	if x.cfg.User == "" {
 		return nil, fmt.Errorf("shell access is not configured on node %q (the agent's access user is unset)", x.a.cfg.Node)
@@ -138,9 +138,6 @@ func (x *access) resolveUser() (*localUser, error) {
 	gid, _ := strconv.ParseUint(u.Gid, 10, 32)
 	if uid == 0 && !x.cfg.AllowRoot {
 		return nil, fmt.Errorf("node %q is configured to give root shells, which is refused unless allow_root is set", x.a.cfg.Node)
-	}
-	if os.Getuid() != 0 && uint32(uid) != uint32(os.Getuid()) {
-		return nil, fmt.Errorf("the agent on node %q runs as uid %d and cannot start sessions as %q", x.a.cfg.Node, os.Getuid(), x.cfg.User)
 	}
 	lu := &localUser{name: u.Username, uid: uint32(uid), gid: uint32(gid), home: u.HomeDir, shell: x.cfg.Shell}
 	if ids, err := u.GroupIds(); err == nil {
@@ -155,6 +152,9 @@ func (x *access) resolveUser() (*localUser, error) {
 	}
 	if st, err := os.Stat(lu.home); err != nil || !st.IsDir() {
 		lu.home = "/"
+	}
+	if err := x.shellReady(lu); err != nil {
+		return nil, err
 	}
 	return lu, nil
 }
