@@ -350,7 +350,12 @@ func (s *sshSession) channel(ctx context.Context, ch ssh.Channel, reqs <-chan *s
 			}
 			p, err := s.start(ctx, ch, req, pr)
 			if err != nil {
-				_ = req.Reply(false, nil)
+				// Accepted, then failed with the reason on stderr: a
+				// client drops what follows a refused request, and the
+				// administrator must learn why (a missing capability,
+				// say), not just that the command failed.
+				_ = req.Reply(true, nil)
+				s.x.a.log.Warn("access: session refused", "session", s.info.ID, "err", err)
 				fmt.Fprintf(ch.Stderr(), "moat: %v\r\n", err)
 				_, _ = ch.SendRequest("exit-status", false, ssh.Marshal(struct{ Status uint32 }{1}))
 				return
