@@ -70,6 +70,23 @@ func wrapSession(cmd *exec.Cmd) {
 	cmd.Path = "/proc/self/exe"
 }
 
+// sessionExecReady checks that access.user may run the trampoline, the
+// agent's binary, when sessions start through it.
+func sessionExecReady() error {
+	if !hasAmbientCaps() {
+		return nil
+	}
+	st, err := os.Stat("/proc/self/exe")
+	if err != nil {
+		return fmt.Errorf("the agent's binary: %v", err)
+	}
+	if st.Mode().Perm()&0o001 == 0 {
+		path, _ := os.Readlink("/proc/self/exe")
+		return fmt.Errorf("sessions start through the agent's binary, which drops the agent's capabilities, but %s is not executable by other users (mode %v): make it 0755", path, st.Mode().Perm())
+	}
+	return nil
+}
+
 // switchCaps are what starting a session as another account takes:
 // setresuid, setresgid and setgroups, and the terminal's new owner.
 var switchCaps = []struct {

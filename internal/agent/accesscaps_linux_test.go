@@ -61,7 +61,7 @@ func TestBreakGlassUnitCapabilities(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	run := func(mode string, caps []string) (string, error) {
+	run := func(bin, mode string, caps []string) (string, error) {
 		ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 		defer cancel()
 		set := "-all"
@@ -84,7 +84,7 @@ func TestBreakGlassUnitCapabilities(t *testing.T) {
 	all := append(append([]string{}, unitCaps...), dropCaps...)
 
 	t.Logf("with what the unit and the drop-in grant (%s)", strings.Join(all, " "))
-	out, err := run("checked", all)
+	out, err := run(bin, "checked", all)
 	if err != nil {
 		t.Fatalf("with %v: %v\n%s", all, err, out)
 	}
@@ -100,8 +100,28 @@ func TestBreakGlassUnitCapabilities(t *testing.T) {
 		}
 	}
 
+	t.Log("a binary the session's account may not run is named, not a failure mid-start")
+	private := filepath.Join(dir, "private")
+	if err := os.Mkdir(private, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	pbin, err := netlab.SelfCopy(private)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chown(pbin, 65534, 65534); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(pbin, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	out, err = run(pbin, "checked", all)
+	if err == nil || !strings.Contains(out, "is not executable by other users (mode -rwx------): make it 0755") {
+		t.Fatalf("with a binary only the agent's uid may run: %v\n%s", err, out)
+	}
+
 	t.Log("without capabilities the agent names all three and the drop-in")
-	out, err = run("checked", unitCaps)
+	out, err = run(bin, "checked", unitCaps)
 	if err == nil || !strings.Contains(out, "lacks CAP_SETUID, CAP_SETGID, CAP_CHOWN (install "+breakGlassDropIn) {
 		t.Fatalf("without the drop-in's capabilities: %v\n%s", err, out)
 	}
@@ -116,11 +136,11 @@ func TestBreakGlassUnitCapabilities(t *testing.T) {
 				some = append(some, c)
 			}
 		}
-		out, err := run("checked", some)
+		out, err := run(bin, "checked", some)
 		if err == nil || !strings.Contains(out, "lacks "+missing+" (install "+breakGlassDropIn) {
 			t.Errorf("without %s: %v\n%s", missing, err, out)
 		}
-		out, err = run("raw", some)
+		out, err = run(bin, "raw", some)
 		if err == nil || !strings.Contains(out, "shellcheck: start:") {
 			t.Errorf("without %s, with the check skipped, the session started: %v\n%s", missing, err, out)
 		} else {

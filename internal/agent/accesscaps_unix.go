@@ -19,4 +19,6 @@ func canSwitchUser() error {
 
 func wrapSession(*exec.Cmd) {}
 
+func sessionExecReady() error { return nil }
+
 func sessionLimits() []string { return nil }

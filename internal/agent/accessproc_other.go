@@ -18,6 +18,8 @@ func canSwitchUser() error { return errNoShells }
 
 func canOpenPTY() error { return errNoShells }
 
+func sessionExecReady() error { return errNoShells }
+
 func sessionLimits() []string { return nil }
 
 func startPTY(*exec.Cmd, *localUser, int, int) (*os.File, error) { return nil, errNoShells }

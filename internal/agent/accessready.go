@@ -28,6 +28,9 @@ func (x *access) shellReady(lu *localUser) error {
 				x.a.cfg.Node, os.Getuid(), lu.name, lu.uid, err)
 		}
 	}
+	if err := sessionExecReady(); err != nil {
+		return fmt.Errorf("the agent on node %q cannot start sessions: %v", x.a.cfg.Node, err)
+	}
 	if err := canOpenPTY(); err != nil {
 		return fmt.Errorf("the agent on node %q cannot open a terminal for sessions: %v", x.a.cfg.Node, err)
 	}
