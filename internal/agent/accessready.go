@@ -3,6 +3,8 @@ package agent
 import (
 	"fmt"
 	"os"
+
+	"moat/internal/api"
 )
 
 // breakGlassDropIn is where deploy/ keeps what the shipped unit needs for
@@ -53,5 +55,16 @@ func (x *access) checkShells() {
 	x.a.log.Info("access: shell sessions run as", "user", lu.name, "uid", lu.uid, "shell", lu.shell)
 	for _, note := range sessionLimits() {
 		x.a.log.Warn("access: sessions are limited", "limit", note)
+	}
+}
+
+// shellGranted warns, when a shell grant of this node arrives, that its
+// sessions will be refused and why, while there is time to fix the node.
+func (x *access) shellGranted(g api.Grant) {
+	if x.cfg.Off {
+		return
+	}
+	if _, err := x.resolveUser(); err != nil {
+		x.a.log.Warn("access: a shell grant arrived whose sessions will be refused", "grant", g.ID, "requester", g.Requester, "err", err)
 	}
 }

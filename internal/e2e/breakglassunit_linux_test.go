@@ -34,9 +34,10 @@ func unitCaps(t *testing.T, files ...string) (string, []string) {
 
 // TestBreakGlassUnitAgent runs the agent binary the way the shipped unit
 // does: as an unprivileged account holding only the unit's capabilities.
-// Such an agent says at start that shell grants will be refused, naming
-// the missing capabilities and the break-glass drop-in, and an
-// administrator's shell is refused with that message. Restarted with the
+// Such an agent says at start, and again when a shell grant arrives, that
+// shell grants will be refused, naming the missing capabilities and the
+// break-glass drop-in, and an administrator's shell is refused with that
+// message. Restarted with the
 // drop-in's capabilities too, it gives the administrator a shell as the
 // configured account on a terminal, with no capability left in it.
 func TestBreakGlassUnitAgent(t *testing.T) {
@@ -101,6 +102,9 @@ func TestBreakGlassUnitAgent(t *testing.T) {
 		t.Fatalf("the agent's start does not say shells will be refused and why:\n%s", log)
 	}
 	b.request(t, "--node", "web-2", "--shell", "--reason", "INC-7", "--for", "1h")
+	waitUntil(t, time.Minute, "the agent to warn of the grant it cannot serve", func() bool {
+		return strings.Contains(p.errb.String(), "a shell grant arrived whose sessions will be refused")
+	})
 	r := moatRun(t, env, "", "ssh", "web-2", "true")
 	if r.code == 0 || !strings.Contains(r.errOut, strings.ReplaceAll(lacks, `\"`, `"`)) {
 		t.Fatalf("ssh to an agent that cannot switch users: exit %d, stdout %q, stderr %q", r.code, r.out, r.errOut)
