@@ -15,6 +15,9 @@ import (
 	"strings"
 	"testing"
 	"time"
+	"unsafe"
+
+	"golang.org/x/sys/unix"
 
 	"moat/internal/netlab"
 )
@@ -35,7 +38,9 @@ const shellCheckUser = "daemon"
 // starts a shell as another account on a terminal it owns, through
 // asUser and startPTY as a session does, and the shell holds no
 // capability. With any one of them missing, the readiness check names it
-// and the drop-in, and the start itself fails.
+// and the drop-in, and the start itself fails; under a system call filter
+// refusing setresuid it names the filter; with a binary the account may
+// not run (sessions start through it) it names the binary.
 func TestBreakGlassUnitCapabilities(t *testing.T) {
 	if mode := os.Getenv(shellCheckEnv); mode != "" {
 		shellCheck(mode)
@@ -120,6 +125,12 @@ func TestBreakGlassUnitCapabilities(t *testing.T) {
 		t.Fatalf("with a binary only the agent's uid may run: %v\n%s", err, out)
 	}
 
+	t.Log("with the capabilities but the unit's system call filter, the agent names the filter")
+	out, err = run(bin, "filtered", all)
+	if err == nil || !strings.Contains(out, "setresuid is refused (operation not permitted): a system call filter (SystemCallFilter=~@privileged) stands in the way; install "+breakGlassDropIn) {
+		t.Fatalf("under a filter refusing setresuid: %v\n%s", err, out)
+	}
+
 	t.Log("without capabilities the agent names all three and the drop-in")
 	out, err = run(bin, "checked", unitCaps)
 	if err == nil || !strings.Contains(out, "lacks CAP_SETUID, CAP_SETGID, CAP_CHOWN (install "+breakGlassDropIn) {
@@ -178,6 +189,11 @@ func shellCheck(mode string) {
 	}
 	x := newAccess(&Agent{cfg: Config{Node: "web-1"}, log: slog.New(slog.NewTextHandler(io.Discard, nil))},
 		AccessConfig{User: shellCheckUser, Shell: "/bin/sh"})
+	if mode == "filtered" {
+		if err := refuseSetresuid(); err != nil {
+			fail("seccomp", err)
+		}
+	}
 	var lu *localUser
 	if mode == "raw" {
 		u, err := user.Lookup(shellCheckUser)
@@ -215,4 +231,24 @@ func shellCheck(mode string) {
 		os.Exit(1)
 	}
 	os.Exit(0)
+}
+
+// refuseSetresuid installs, on every thread, a seccomp filter that answers
+// setresuid with EPERM, as systemd's SystemCallFilter=~@privileged with
+// SystemCallErrorNumber=EPERM does.
+func refuseSetresuid() error {
+	if err := unix.Prctl(unix.PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0); err != nil {
+		return err
+	}
+	prog := []unix.SockFilter{
+		{Code: unix.BPF_LD | unix.BPF_W | unix.BPF_ABS, K: 0}, // seccomp_data.nr
+		{Code: unix.BPF_JMP | unix.BPF_JEQ | unix.BPF_K, Jt: 0, Jf: 1, K: unix.SYS_SETRESUID},
+		{Code: unix.BPF_RET | unix.BPF_K, K: unix.SECCOMP_RET_ERRNO | uint32(unix.EPERM)},
+		{Code: unix.BPF_RET | unix.BPF_K, K: unix.SECCOMP_RET_ALLOW},
+	}
+	fprog := unix.SockFprog{Len: uint16(len(prog)), Filter: &prog[0]}
+	if _, _, e := unix.Syscall(unix.SYS_SECCOMP, unix.SECCOMP_SET_MODE_FILTER, unix.SECCOMP_FILTER_FLAG_TSYNC, uintptr(unsafe.Pointer(&fprog))); e != 0 {
+		return e
+	}
+	return nil
 }
