@@ -57,15 +57,12 @@ func TestBreakGlassUnitCapabilities(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	dir, err := os.MkdirTemp("", "moat-shellcheck-")
+	bin, err := netlab.SelfCopy("")
 	if err != nil {
 		t.Fatal(err)
 	}
+	dir := filepath.Dir(bin)
 	t.Cleanup(func() { os.RemoveAll(dir) })
-	bin, err := netlab.SelfCopy(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
 	run := func(bin, mode string, caps []string) (string, error) {
 		ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 		defer cancel()

@@ -40,15 +40,12 @@ func TestAgentUnitCapabilities(t *testing.T) {
 		t.Fatalf("setpriv (Debian package util-linux) is needed: %v", err)
 	}
 	// A copy of this test binary that uid nobody may run.
-	dir, err := os.MkdirTemp("", "moat-capcheck-")
+	bin, err := netlab.SelfCopy("")
 	if err != nil {
 		t.Fatal(err)
 	}
+	dir := filepath.Dir(bin)
 	t.Cleanup(func() { os.RemoveAll(dir) })
-	bin, err := netlab.SelfCopy(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
 	run := func(caps string) (string, error) {
 		ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 		defer cancel()

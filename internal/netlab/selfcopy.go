@@ -7,10 +7,17 @@ import (
 )
 
 // SelfCopy copies the running executable (a test binary, say) into dir,
-// mode 0755, and makes dir 0755, so that a test can run it again as an
-// unprivileged uid (setpriv) whatever the build cache's modes. It returns
-// the copy's path.
+// or a new temporary directory when dir is empty, mode 0755, and makes dir
+// 0755, so that a test can run it again as an unprivileged uid (setpriv)
+// whatever the build cache's modes. It returns the copy's path; the caller
+// removes its directory.
 func SelfCopy(dir string) (string, error) {
+	if dir == "" {
+		var err error
+		if dir, err = os.MkdirTemp("", "moat-selfcopy-"); err != nil {
+			return "", err
+		}
+	}
 	if err := os.Chmod(dir, 0o755); err != nil {
 		return "", err
 	}
