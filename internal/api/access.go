@@ -20,6 +20,7 @@ const (
 	PathMFAEnroll  = "/v1/admin/mfa/enroll"
 	PathMFAConfirm = "/v1/admin/mfa/confirm"
 	PathMFASession = "/v1/admin/mfa/session"
+	PathMFALogout  = "/v1/admin/mfa/logout"
 	PathMFAReset   = "/v1/admin/mfa/reset"
 	PathMFAApprove = "/v1/admin/mfa/approve"
 
@@ -410,4 +411,10 @@ type SSHHostCert struct {
 type RecordingUpload struct {
 	Session AccessSession `json:"session"`
 	Size    int64         `json:"size"`
+}
+
+// MFALogout answers PathMFALogout: how many MFA sessions of the caller it
+// ended.
+type MFALogout struct {
+	Ended int `json:"ended"`
 }

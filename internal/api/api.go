@@ -484,6 +484,11 @@ type AdminRequest struct {
 	Role string        `json:"role"`
 	TTL  time.Duration `json:"ttl,omitempty"`
 	CSR  []byte        `json:"csr"`
+	// Replace issues a credential for an account that exists (its holder's
+	// certificates stay valid until they end or are revoked); without it
+	// an existing name is refused, so no administrator takes over another's
+	// account by creating it again.
+	Replace bool `json:"replace,omitempty"`
 }
 
 // AdminRenewRequest asks for a new certificate for the calling administrator,

@@ -142,6 +142,7 @@ func NewClientFromDir(addr, dir string) (*Client, error) {
 // It also holds the administrator's MFA session (see NewAdminSession).
 type AdminClient struct {
 	*Client
+	addr  string
 	dir   string
 	trust *identity.Trust
 	td    spiffeid.TrustDomain
@@ -251,8 +252,12 @@ func (a *AdminClient) Renew(ctx context.Context, ttl time.Duration) (*x509.Certi
 	if err != nil {
 		return nil, fmt.Errorf("api: csr: %w", err)
 	}
+	// The server renews the enrolment certificate only when it is the one
+	// presented, never an MFA session certificate.
+	enrolled := NewClient(a.addr, ClientTLS(func() (*tls.Certificate, error) { return cur, nil }, a.trust))
+	defer enrolled.Close()
 	var resp CertResponse
-	if err := a.Call(ctx, http.MethodPost, PathAdminRenew, AdminRenewRequest{TTL: ttl, CSR: csr}, &resp); err != nil {
+	if err := enrolled.Call(ctx, http.MethodPost, PathAdminRenew, AdminRenewRequest{TTL: ttl, CSR: csr}, &resp); err != nil {
 		return nil, err
 	}
 	chain, err := ParseChain(resp.Chain)

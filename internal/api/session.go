@@ -55,7 +55,7 @@ func NewAdminSession(addr, dir string, cfg SessionConfig) (*AdminClient, error) 
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
-	a := &AdminClient{dir: dir, td: id.TrustDomain(), id: id.String(), cfg: cfg, cert: cert}
+	a := &AdminClient{addr: addr, dir: dir, td: id.TrustDomain(), id: id.String(), cfg: cfg, cert: cert}
 	a.trust = identity.NewTrust(identity.TrustConfig{TrustDomain: a.td, Now: cfg.Now})
 	a.trust.Update(x509bundle.FromX509Authorities(a.td, roots), identity.Revocations{})
 	if sc, err := a.loadSession(); err == nil {
@@ -236,8 +236,25 @@ func (s *AdminClient) adoptSession(resp CertResponse, key *ecdsa.PrivateKey) (*x
 	return chain[0], nil
 }
 
-// Logout forgets the session certificate, here and on disk.
-func (s *AdminClient) Logout() error {
+// Logout ends the administrator's MFA sessions on the control plane (every
+// copy of every session certificate stops counting as a second factor) and
+// forgets the session certificate, here and on disk. The local copy is
+// forgotten even when the control plane cannot be told, and the error says
+// so.
+func (s *AdminClient) Logout(ctx context.Context) (int, error) {
+	var out MFALogout
+	cerr := s.Call(ctx, http.MethodPost, PathMFALogout, struct{}{}, &out)
+	if err := s.forgetSession(); err != nil {
+		return 0, err
+	}
+	if cerr != nil {
+		return 0, fmt.Errorf("api: the session certificate is forgotten here, but the control plane did not end the session (it lasts until it expires): %w", cerr)
+	}
+	return out.Ended, nil
+}
+
+// forgetSession drops the session certificate, here and on disk.
+func (s *AdminClient) forgetSession() error {
 	s.mu.Lock()
 	s.session = nil
 	s.mu.Unlock()

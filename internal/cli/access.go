@@ -268,7 +268,11 @@ func accessReplayCommand() *Command {
 				if err != nil {
 					return err
 				}
-				if err := playCast(ctx, e.Stdout, rec, *speed, *idle, *instant); err != nil {
+				dropped, err := playCast(ctx, e.Stdout, rec, *speed, *idle, *instant)
+				if dropped > 0 {
+					fmt.Fprintf(e.Stderr, "moat: session %s: %d terminal control sequence(s) that act on a terminal (clipboard, reports, titles) were not played; \"moat access export\" writes the recording as it is\n", id, dropped)
+				}
+				if err != nil {
 					return fmt.Errorf("session %s: %w", id, err)
 				}
 			}
@@ -276,8 +280,15 @@ func accessReplayCommand() *Command {
 		})
 }
 
-// playCast writes an asciicast v2 recording's output with its timing.
-func playCast(ctx context.Context, w io.Writer, rec []byte, speed float64, idle time.Duration, instant bool) error {
+// playCast writes an asciicast v2 recording's output with its timing,
+// through termSafe: it returns how many control sequences it did not play.
+func playCast(ctx context.Context, out io.Writer, rec []byte, speed float64, idle time.Duration, instant bool) (int, error) {
+	w := &termSafe{w: out}
+	err := playEvents(ctx, w, rec, speed, idle, instant)
+	return w.dropped, err
+}
+
+func playEvents(ctx context.Context, w io.Writer, rec []byte, speed float64, idle time.Duration, instant bool) error {
 	sc := bufio.NewScanner(bytes.NewReader(rec))
 	sc.Buffer(make([]byte, 64<<10), 16<<20)
 	if !sc.Scan() {

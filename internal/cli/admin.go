@@ -463,12 +463,14 @@ func policyCommand() *Command {
 func adminsCommand() *Command {
 	var name, role, out *string
 	var ttl *time.Duration
+	var replace *bool
 	create := adminCommand("create", "make an administrator's credentials with a role", "--name NAME --role viewer|operator|admin --out DIR",
 		func(fs *flag.FlagSet) {
 			name = fs.String("name", "", "the administrator's name (required)")
 			role = fs.String("role", "", "viewer, operator or admin (required)")
 			out = fs.String("out", "", "directory to write the new credentials to (required; mode 0600 files)")
 			ttl = fs.Duration("ttl", 30*24*time.Hour, "certificate lifetime")
+			replace = fs.Bool("replace", false, "issue a new credential for an administrator that exists (audited; the old certificates stay valid until revoked)")
 		},
 		func(ctx context.Context, e *Env, fs *flag.FlagSet, c *api.AdminClient, af *adminFlags) error {
 			if *name == "" || *role == "" || *out == "" {
@@ -479,7 +481,7 @@ func adminsCommand() *Command {
 				return err
 			}
 			var resp api.CertResponse
-			if err := c.Call(ctx, http.MethodPost, api.PathAdmins, api.AdminRequest{Name: *name, Role: *role, TTL: *ttl, CSR: csr}, &resp); err != nil {
+			if err := c.Call(ctx, http.MethodPost, api.PathAdmins, api.AdminRequest{Name: *name, Role: *role, TTL: *ttl, CSR: csr, Replace: *replace}, &resp); err != nil {
 				return err
 			}
 			chain, err := api.ParseChain(resp.Chain)

@@ -133,9 +133,14 @@ func mfaCommand() *Command {
 			fmt.Fprintf(e.Stdout, "MFA session for %s until %s\n", s.ID(), leaf.NotAfter.Local().Format(time.RFC3339))
 			return nil
 		})
-	logout := adminCommand("logout", "forget the MFA session certificate", "", nil,
+	logout := adminCommand("logout", "end your MFA sessions (on every machine) and forget the session certificate", "", nil,
 		func(ctx context.Context, e *Env, fs *flag.FlagSet, s *api.AdminClient, af *adminFlags) error {
-			return s.Logout()
+			n, err := s.Logout(ctx)
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(e.Stdout, "%d MFA session(s) of %s ended\n", n, s.ID())
+			return nil
 		})
 	status := adminCommand("status", "show the caller's second factors and session", "", nil,
 		func(ctx context.Context, e *Env, fs *flag.FlagSet, s *api.AdminClient, af *adminFlags) error {

@@ -19,7 +19,9 @@ const (
 	// Subject: the administrator.
 	RuleMFAFailures = "mfa_failures"
 	// RuleSelfApproval: an audit entry "access.approve" refused because
-	// the approver requested the grant. Subject: the grant.
+	// the approver requested the grant, or one by an account the requester
+	// created (taken, or refused under access.independent_approvers).
+	// Subject: the grant.
 	RuleSelfApproval = "self_approval"
 	// RuleOutsideGrant: access outside a grant's target: an audit entry
 	// "access.connect" or "access.cert" refused with an outside_grant mark
@@ -166,6 +168,10 @@ func (e *Engine) observeAccess(out []Alert, now time.Time, en *audit.Entry) []Al
 	case en.Action == actionApprove && d["self_approval"] == "true":
 		out = e.fire(out, now, RuleSelfApproval, orDash(en.Target), "",
 			"grant {subject} approved by its own requester (refused)", map[string]string{"admin": en.Actor, "node": d["node"]})
+	case en.Action == actionApprove && d["approver_made_by_requester"] == "true":
+		out = e.fire(out, now, RuleSelfApproval, orDash(en.Target), "",
+			"grant {subject} approved by an account its requester created ("+en.Result+")",
+			map[string]string{"admin": en.Actor, "requester": d["requester"], "node": d["node"]})
 	case (en.Action == actionConnect || en.Action == actionAccessCert) && d["outside_grant"] != "":
 		out = e.fire(out, now, RuleOutsideGrant, orDash(en.Actor), "",
 			"access outside a grant by {subject}", map[string]string{"grant": d["grant"], "node": d["node"], "why": d["outside_grant"]})

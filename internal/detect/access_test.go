@@ -48,6 +48,10 @@ func TestAccessRules(t *testing.T) {
 			{at: 0, ent: &audit.Entry{Actor: alice, Action: "access.approve", Target: "1ab", Result: "denied: a requester cannot approve their own grant: another admin must",
 				Detail: map[string]string{"self_approval": "true", "node": "web-1"}}},
 		}, RuleSelfApproval, "1ab", 1},
+		{"an approval by an account the requester created", []ev{
+			{at: 0, ent: &audit.Entry{Actor: bob, Action: "access.approve", Target: "1ab", Result: "ok",
+				Detail: map[string]string{"requester": alice, "approver_made_by_requester": "true", "node": "web-1"}}},
+		}, RuleSelfApproval, "1ab", 1},
 		{"another admin's approval is no alert", []ev{
 			{at: 0, ent: &audit.Entry{Actor: bob, Action: "access.approve", Target: "1ab", Result: "ok", Detail: map[string]string{"requester": alice}}},
 		}, RuleSelfApproval, "1ab", 0},

@@ -83,7 +83,13 @@ type breakGlass struct {
 	listenBefore []netip.AddrPort
 }
 
-func startBreakGlass(t *testing.T) *breakGlass {
+func startBreakGlass(t *testing.T) *breakGlass { return startBreakGlassWith(t, "") }
+
+// startBreakGlassWith starts the fleet with more keys of the server's
+// access section (YAML flow-map entries), and with administrators the
+// server's host makes (moat server admin-recover) before the server runs,
+// credentials in DIR/NAME.
+func startBreakGlassWith(t *testing.T, access string, hostAdmins ...string) *breakGlass {
 	b := &breakGlass{dir: t.TempDir()}
 	b.data = filepath.Join(b.dir, "server")
 	base := freeRun(t, 2)
@@ -93,8 +99,11 @@ func startBreakGlass(t *testing.T) *breakGlass {
 	t.Log("a sealed control plane, made and run by the binary")
 	must(t, env, "server", "init", "--data-dir", b.data, "--trust-domain", "example.org")
 	cfg := filepath.Join(b.dir, "server.yaml")
-	os.WriteFile(cfg, []byte(fmt.Sprintf("data_dir: %s\nlisten: %s\naccess:\n  approvals: {\"*\": 1}\n", b.data, b.serverAddr)), 0o600)
+	os.WriteFile(cfg, []byte(fmt.Sprintf("data_dir: %s\nlisten: %s\naccess:\n  approvals: {\"*\": 1}\n%s", b.data, b.serverAddr, access)), 0o600)
 	must(t, env, "server", "run", "--config", cfg, "--validate")
+	for _, name := range hostAdmins {
+		must(t, env, "server", "admin-recover", "--config", cfg, "--admin", name, "--role", "admin", "--out", filepath.Join(b.dir, name))
+	}
 	b.server = moatStart(t, env, nil, "server", "run", "--config", cfg)
 	waitUntil(t, time.Minute, "the server", func() bool { return moatRun(t, env, "", "admin", "whoami").code == 0 })
 

@@ -3,8 +3,10 @@ package e2e
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net/http"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -117,5 +119,78 @@ func TestMFALockout(t *testing.T) {
 	c.clk.Advance(server.DefaultMFALockout + time.Second)
 	if _, err := s.Login(ctx, right()); err != nil {
 		t.Fatalf("the right code after the lockout: %v", err)
+	}
+}
+
+// TestMFAConcurrentGuesses: a thief of an enrolment certificate who sends
+// many wrong codes at once, to outrun the failure count, has no more of
+// them judged than the lockout allows: every guess is counted before it is
+// checked, so the burst ends in the lockout and the right code is refused.
+func TestMFAConcurrentGuesses(t *testing.T) {
+	c := newCluster(t)
+	ctx := context.Background()
+	valid := map[string]bool{}
+	for skew := -2; skew <= 2; skew++ {
+		code, err := totp.GenerateCode(c.secrets[c.adminDir], c.clk.Now().Add(time.Duration(skew)*30*time.Second))
+		if err != nil {
+			t.Fatal(err)
+		}
+		valid[code] = true
+	}
+	const burst = 64
+	var guesses []string
+	for i := 0; len(guesses) < burst; i++ {
+		if g := fmt.Sprintf("%06d", 100000+i*7919); !valid[g] {
+			guesses = append(guesses, g)
+		}
+	}
+	sessions := make([]*api.AdminClient, burst)
+	for i := range sessions {
+		s, err := api.NewAdminSession(c.addr, c.adminDir, api.SessionConfig{Now: c.clk.Now})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer s.Close()
+		// The connection is open before the burst.
+		if err := s.Call(ctx, http.MethodGet, api.PathWhoami, nil, nil); err != nil {
+			t.Fatal(err)
+		}
+		sessions[i] = s
+	}
+	start := make(chan struct{})
+	errs := make([]error, burst)
+	var wg sync.WaitGroup
+	for i := range sessions {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			<-start
+			_, errs[i] = sessions[i].Login(ctx, guesses[i])
+		}()
+	}
+	close(start)
+	wg.Wait()
+	judged := 0
+	for i, err := range errs {
+		var se *api.StatusError
+		switch {
+		case errors.As(err, &se) && se.Code == http.StatusTooManyRequests:
+		case err != nil && strings.Contains(err.Error(), "MFA code refused"):
+			judged++
+		default:
+			t.Fatalf("guess %d (%s): %v", i, guesses[i], err)
+		}
+	}
+	t.Logf("%d of %d concurrent wrong codes were judged; the others were refused as locked", judged, burst)
+	if judged > server.DefaultMFAMaxFailures {
+		t.Fatalf("%d wrong codes were judged in one burst, more than the %d the lockout allows", judged, server.DefaultMFAMaxFailures)
+	}
+	right, err := totp.GenerateCode(c.secrets[c.adminDir], c.clk.Now().Add(30*time.Second))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var se *api.StatusError
+	if _, err := sessions[0].Login(ctx, right); !errors.As(err, &se) || se.Code != http.StatusTooManyRequests {
+		t.Fatalf("the right code after the burst: %v, want the lockout", err)
 	}
 }

@@ -148,7 +148,7 @@ func TestWebAuthnSecurityKey(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer s.Close()
-	if err := s.Logout(); err != nil {
+	if _, err := s.Logout(ctx); err != nil {
 		t.Fatal(err)
 	}
 	call := func(path string, in, out any) error {
@@ -188,7 +188,7 @@ func TestWebAuthnSecurityKey(t *testing.T) {
 	eventually(t, "the mfa_change alert", func() bool { return got.fired(detect.RuleMFAChange) })
 
 	t.Log("without a session the sensitive calls are refused; the key's assertion buys one")
-	if err := s.Logout(); err != nil {
+	if _, err := s.Logout(ctx); err != nil {
 		t.Fatal(err)
 	}
 	policy := api.PolicyRequest{YAML: "default: deny\n"}

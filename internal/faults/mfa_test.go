@@ -2,6 +2,11 @@ package faults
 
 import (
 	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -60,4 +65,93 @@ func (a *totpAdmin) login(t *testing.T, servers string) {
 	}
 	mustMoat(t, []string{"MOAT_SERVER=" + servers, "MOAT_ADMIN_DIR=" + a.dir}, "admin", "mfa", "login", a.code(t, step))
 	a.last = step
+}
+
+// copyCredentials copies files of an administrator's directory to a new
+// one, as a thief with a moment on the administrator's machine would.
+func copyCredentials(t *testing.T, from, to string, files ...string) {
+	t.Helper()
+	if err := os.MkdirAll(to, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range files {
+		b, err := os.ReadFile(filepath.Join(from, f))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(to, f), b, 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// TestMFAAcrossServers: an administrator's second factor is one thing for
+// the whole cluster. A logout through one server ends the session a copied
+// certificate carries through another; wrong codes sent at once through
+// both servers have no more of them judged than the lockout allows, and
+// the lockout holds on both.
+func TestMFAAcrossServers(t *testing.T) {
+	etcd := startEtcdCluster(t, 1)
+	c := newMoatCluster(t, etcd, 2)
+	s1, s2 := c.servers[0], c.servers[1]
+	pol := filepath.Join(c.dir, "deny.yaml")
+	if err := os.WriteFile(pol, []byte("default: deny\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+
+	t.Log("a copy of the admin's session works through s2 until the admin logs out through s1")
+	copied := filepath.Join(c.dir, "copied")
+	copyCredentials(t, c.admin, copied, api.CertFile, api.KeyFile, api.BundleFile, api.SessionFile)
+	thief := []string{"MOAT_SERVER=" + s2.listen, "MOAT_ADMIN_DIR=" + copied}
+	mustMoat(t, thief, "policy", "apply", "-f", pol)
+	mustMoat(t, c.via(s1), "admin", "mfa", "logout")
+	if code, _, errOut := moatIn(t, thief, "", "policy", "apply", "-f", pol); code == 0 || !strings.Contains(errOut, "needs a fresh MFA proof") {
+		t.Fatalf("the copied session through s2 after a logout through s1: exit %d: %q", code, errOut)
+	}
+
+	t.Log("a thief of the enrolment certificate guesses codes through both servers at once")
+	stolen := filepath.Join(c.dir, "stolen")
+	copyCredentials(t, c.admin, stolen, api.CertFile, api.KeyFile, api.BundleFile)
+	valid := map[string]bool{}
+	now := time.Now().Unix() / 30
+	for st := now - 2; st <= now+3; st++ {
+		valid[c.mfa.code(t, st)] = true
+	}
+	const burst = 16
+	var wg sync.WaitGroup
+	outs := make([]string, burst)
+	for i := range burst {
+		guess := fmt.Sprintf("%06d", 200000+i*7919)
+		if valid[guess] {
+			guess = fmt.Sprintf("%06d", 300000+i*7919)
+		}
+		via := []*moatServer{s1, s2}[i%2]
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			_, _, errOut := moatIn(t, []string{"MOAT_SERVER=" + via.listen, "MOAT_ADMIN_DIR=" + stolen}, "", "admin", "mfa", "login", guess)
+			outs[i] = errOut
+		}()
+	}
+	wg.Wait()
+	judged := 0
+	for i, out := range outs {
+		switch {
+		case strings.Contains(out, "MFA code refused"):
+			judged++
+		case strings.Contains(out, "MFA locked after 5 failed proofs"):
+		default:
+			t.Fatalf("guess %d: %q", i, out)
+		}
+	}
+	t.Logf("%d of %d guesses through two servers were judged", judged, burst)
+	if judged > 5 {
+		t.Fatalf("%d guesses judged across the cluster, more than the lockout's 5", judged)
+	}
+	for _, s := range c.servers {
+		code, _, errOut := moatIn(t, c.via(s), "", "admin", "mfa", "login", c.mfa.code(t, max(time.Now().Unix()/30, c.mfa.last+1)))
+		if code == 0 || !strings.Contains(errOut, "MFA locked") {
+			t.Fatalf("the right code through %s after the burst: exit %d: %q", s.name, code, errOut)
+		}
+	}
 }

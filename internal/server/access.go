@@ -51,10 +51,30 @@ type accessState struct {
 	mu      sync.Mutex // guards the fields below
 	tunnels map[string]*nodeTunnel
 	relays  map[string]map[*relay]struct{} // by grant ID
+	uploads map[string]bool                // nodes with a recording arriving
 }
 
+// maxUploads is how many recordings a server takes at once, one per node.
+const maxUploads = 4
+
 func newAccessState(s *Server) *accessState {
-	return &accessState{s: s, tunnels: map[string]*nodeTunnel{}, relays: map[string]map[*relay]struct{}{}}
+	return &accessState{s: s, tunnels: map[string]*nodeTunnel{}, relays: map[string]map[*relay]struct{}{}, uploads: map[string]bool{}}
+}
+
+// startUpload reserves node's one upload slot, if it and a server slot
+// are free; done releases it.
+func (a *accessState) startUpload(node string) (done func(), ok bool) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.uploads[node] || len(a.uploads) >= maxUploads {
+		return nil, false
+	}
+	a.uploads[node] = true
+	return func() {
+		a.mu.Lock()
+		delete(a.uploads, node)
+		a.mu.Unlock()
+	}, true
 }
 
 func (s *Server) accessRoutes(mux *http.ServeMux, admin func(method, path, role, action string, h func(context.Context, *caller, *http.Request) (any, string, error))) {
@@ -219,6 +239,15 @@ func (s *Server) handleAccessApprove(ctx context.Context, c *caller, r *http.Req
 		return nil, g.ID, errorf(http.StatusForbidden, "a requester cannot approve their own grant: another admin must")
 	case g.State(now) != api.GrantPending:
 		return nil, g.ID, errorf(http.StatusConflict, "grant %s is %s, not pending", g.ID, g.State(now))
+	}
+	// An account the requester made may be the requester's second hand.
+	if made, err := s.madeBy(ctx, c.Name, g.Requester); err != nil {
+		return nil, g.ID, err
+	} else if made {
+		c.note("approver_made_by_requester", "true")
+		if s.cfg.Access.IndependentApprovers {
+			return nil, g.ID, errorf(http.StatusForbidden, "%s was created by the requester (%s), and approvers must be independent of the requester: another admin must approve", c.ID, g.Requester)
+		}
 	}
 	for _, a := range g.Approvals {
 		if a.By == c.ID {

@@ -156,7 +156,7 @@ func (s *Server) handlePeerAccessDial(w http.ResponseWriter, r *http.Request, c 
 		writeError(w, errorf(http.StatusForbidden, "grant %s is %s", g.ID, g.State(now)))
 		return
 	}
-	t := s.access.tunnel(g.Node)
+	t := s.openTunnel(g.Node)
 	if t == nil {
 		writeError(w, errorf(http.StatusServiceUnavailable, "node %q has no access tunnel open to server %q", g.Node, s.cfg.Name))
 		return

@@ -119,6 +119,13 @@ type AccessConfig struct {
 	// RequestRole and ApproveRole are the least roles that may request and
 	// approve grants; empty means operator and admin.
 	RequestRole, ApproveRole string
+	// IndependentApprovers refuses an approval by an account the requester
+	// made ("moat admin create"), directly or through accounts it made: an
+	// administrator who may create administrators could otherwise be their
+	// own second person. Accounts the server's host makes ("moat server
+	// admin-recover") are nobody's. Off, such approvals are taken and
+	// detection reports them (self_approval).
+	IndependentApprovers bool
 	// RecordingsDir holds the session recordings agents send; empty keeps
 	// them in the store's directory under "recordings" only when set by
 	// the caller (moat server sets DATA_DIR/recordings). A server without
@@ -257,6 +264,7 @@ type AccessFile struct {
 	PendingFor   config.Duration `yaml:"pending_for"`
 	RequestRole  string          `yaml:"request_role"`
 	ApproveRole  string          `yaml:"approve_role"`
+	Independent  bool            `yaml:"independent_approvers"`
 	Retention    config.Duration `yaml:"recording_retention"`
 	MaxRecording int64           `yaml:"max_recording_bytes"`
 }
@@ -264,7 +272,8 @@ type AccessFile struct {
 // Config validates f; errors name keys under path.
 func (f AccessFile) Config(path string) (AccessConfig, error) {
 	c := AccessConfig{Approvals: map[string]int{}, MaxFor: time.Duration(f.MaxFor), PendingFor: time.Duration(f.PendingFor),
-		RequestRole: f.RequestRole, ApproveRole: f.ApproveRole, Retention: time.Duration(f.Retention), MaxRecording: f.MaxRecording}
+		RequestRole: f.RequestRole, ApproveRole: f.ApproveRole, IndependentApprovers: f.Independent,
+		Retention: time.Duration(f.Retention), MaxRecording: f.MaxRecording}
 	for k, n := range f.Approvals {
 		p := config.Join(config.Join(path, "approvals"), k)
 		kind, name, _ := strings.Cut(k, ":")

@@ -201,8 +201,17 @@ func (s *Server) handleRecordingUpload(w http.ResponseWriter, r *http.Request, c
 		writeError(w, err)
 		return
 	}
-	body := make([]byte, up.Size)
-	if _, err := io.ReadFull(br, body); err != nil {
+	// One recording at a time from a node, a few at once in all, each
+	// held in memory only as far as its bytes have arrived: a node cannot
+	// make the server set aside room for recordings it never sends.
+	done, ok := s.access.startUpload(c.Name)
+	if !ok {
+		writeError(w, errorf(http.StatusServiceUnavailable, "recording of session %s: too many recordings arriving (one at a time per node): try again later", up.Session.ID))
+		return
+	}
+	defer done()
+	body, err := io.ReadAll(io.LimitReader(br, up.Size))
+	if err != nil || int64(len(body)) != up.Size {
 		writeError(w, errorf(http.StatusBadRequest, "recording: %d bytes announced, fewer sent", up.Size))
 		return
 	}

@@ -3,6 +3,7 @@ package server
 import (
 	"context"
 	"crypto/rand"
+	"crypto/x509"
 	"encoding/hex"
 	"io"
 	"net"
@@ -13,6 +14,7 @@ import (
 	"github.com/hashicorp/yamux"
 
 	"moat/internal/api"
+	"moat/internal/identity"
 )
 
 // nodeTunnel is an agent's open access tunnel to this server: a yamux
@@ -23,7 +25,31 @@ type nodeTunnel struct {
 	node  string
 	sess  *yamux.Session
 	since time.Time
-	id    string // names this tunnel in its store record
+	id    string            // names this tunnel in its store record
+	leaf  *x509.Certificate // the node certificate that opened it
+}
+
+// untrusted says why the node certificate that opened t is no longer
+// trusted (revoked or expired), or "".
+func (s *Server) untrusted(t *nodeTunnel) string {
+	if err := identity.CheckValidity(t.leaf, s.now()); err != nil {
+		return err.Error()
+	}
+	if id, err := identity.LeafID(t.leaf); err != nil || s.trust.Revoked(t.leaf, id) {
+		return "the node's certificate is revoked"
+	}
+	return ""
+}
+
+// openTunnel returns node's open tunnel to this server while the
+// certificate that opened it is trusted; one that is not is closed.
+func (s *Server) openTunnel(node string) *nodeTunnel {
+	t := s.access.tunnel(node)
+	if t != nil && s.untrusted(t) != "" {
+		_ = t.sess.Close()
+		return nil
+	}
+	return t
 }
 
 // relay is one administrator connection carried to a node.
@@ -70,7 +96,7 @@ func (s *Server) handleAccessTunnel(w http.ResponseWriter, r *http.Request, c *c
 	if err != nil {
 		return
 	}
-	t := &nodeTunnel{node: c.Name, sess: sess, since: s.now(), id: newSessionID()}
+	t := &nodeTunnel{node: c.Name, sess: sess, since: s.now(), id: newSessionID(), leaf: c.Leaf}
 	s.access.mu.Lock()
 	old := s.access.tunnels[c.Name]
 	s.access.tunnels[c.Name] = t
@@ -81,9 +107,39 @@ func (s *Server) handleAccessTunnel(w http.ResponseWriter, r *http.Request, c *c
 	s.log.Info("access tunnel open", "node", c.Name)
 	ctx := r.Context()
 	s.publishTunnel(ctx, t)
-	select {
-	case <-sess.CloseChan():
-	case <-ctx.Done():
+	// Like the watch stream, the tunnel lasts no longer than the node's
+	// certificate is trusted: a revocation (looked at as each reaches this
+	// server) or its end closes it.
+	sb := s.hub.subscribe()
+	defer s.hub.unsubscribe(sb)
+	changes := sb.ch
+	tick := time.NewTicker(s.cfg.Heartbeat)
+	defer tick.Stop()
+wait:
+	for {
+		select {
+		case <-sess.CloseChan():
+			break wait
+		case <-ctx.Done():
+			break wait
+		case f, ok := <-changes:
+			if !ok {
+				changes = nil // dropped as a slow reader: the ticker still looks
+				continue
+			}
+			if f.u.Revocations == nil {
+				continue
+			}
+			if why := s.untrusted(t); why != "" {
+				s.log.Warn("access tunnel of an untrusted node closed", "node", c.Name, "why", why)
+				break wait
+			}
+		case <-tick.C:
+			if why := s.untrusted(t); why != "" {
+				s.log.Warn("access tunnel of an untrusted node closed", "node", c.Name, "why", why)
+				break wait
+			}
+		}
 	}
 	_ = sess.Close()
 	s.access.mu.Lock()
@@ -170,7 +226,7 @@ func (s *Server) handleAccessConnect(ctx context.Context, c *caller, r *http.Req
 	}
 	session := newSessionID()
 	hello := api.RelayHello{Session: session, Grant: g.ID, Admin: c.ID, Remote: r.RemoteAddr, ALPN: alpn}
-	if t := s.access.tunnel(g.Node); t != nil {
+	if t := s.openTunnel(g.Node); t != nil {
 		c.note("session", session)
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			s.relay(w, r, t, g, hello)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/x509"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/http"
 	"slices"
@@ -11,8 +12,11 @@ import (
 	"strings"
 	"time"
 
+	"github.com/spiffe/go-spiffe/v2/spiffeid"
+
 	"moat/internal/api"
 	"moat/internal/identity"
+	"moat/internal/store"
 )
 
 // defaultAdminTTL is an admin certificate's life when the request names none.
@@ -33,7 +37,16 @@ func (s *Server) handleAdminCreate(ctx context.Context, c *caller, r *http.Reque
 	if api.RoleRank(req.Role) == 0 {
 		return nil, id.String(), errorf(http.StatusBadRequest, "role %q: want viewer, operator or admin", req.Role)
 	}
-	resp, err := s.signAdmin(ctx, req.Name, req.Role, req.CSR, req.TTL)
+	var cur adminRecord
+	switch err := getJSON(ctx, s.st, prefixAdmin+req.Name, &cur); {
+	case err == nil && !req.Replace:
+		return nil, id.String(), errorf(http.StatusConflict, "admin %q exists (role %s): --replace issues a new credential for that account", req.Name, cur.Role)
+	case err == nil:
+		c.note("replaced", "role "+cur.Role)
+	case !errors.Is(err, store.ErrNotFound):
+		return nil, id.String(), err
+	}
+	resp, err := s.signAdmin(ctx, req.Name, req.Role, req.CSR, req.TTL, c.ID)
 	if err != nil {
 		return nil, id.String(), err
 	}
@@ -49,7 +62,12 @@ func (s *Server) handleAdminRenew(ctx context.Context, c *caller, r *http.Reques
 	if err := decode(r, &req); err != nil {
 		return nil, "", err
 	}
-	resp, err := s.signAdmin(ctx, c.Name, c.Role, req.CSR, req.TTL)
+	// A session certificate lives minutes on purpose: renewing it would
+	// turn whoever holds it into a holder of the enrolment credential.
+	if m, err := identity.ReadAdminMarks(c.Leaf); err != nil || m.MFA != "" {
+		return nil, c.ID, errorf(http.StatusForbidden, "an MFA session certificate is not renewed: renew with the enrolment certificate")
+	}
+	resp, err := s.signAdmin(ctx, c.Name, c.Role, req.CSR, req.TTL, "")
 	if err != nil {
 		return nil, c.ID, err
 	}
@@ -57,8 +75,9 @@ func (s *Server) handleAdminRenew(ctx context.Context, c *caller, r *http.Reques
 }
 
 // signAdmin signs csr for the admin name with role, and records both the
-// role and the certificate.
-func (s *Server) signAdmin(ctx context.Context, name, role string, csr []byte, ttl time.Duration) (api.CertResponse, error) {
+// role and the certificate; createdBy is the creating administrator, ""
+// for a renewal, which keeps the account's creator.
+func (s *Server) signAdmin(ctx context.Context, name, role string, csr []byte, ttl time.Duration, createdBy string) (api.CertResponse, error) {
 	id, err := identity.AdminID(s.td, name)
 	if err != nil {
 		return api.CertResponse{}, errorf(http.StatusBadRequest, "name: %v", err)
@@ -71,13 +90,52 @@ func (s *Server) signAdmin(ctx context.Context, name, role string, csr []byte, t
 	if err != nil {
 		return api.CertResponse{}, errorf(http.StatusBadRequest, "csr: %v", err)
 	}
-	rec := adminRecord{Role: role, Cert: issuedAdminCert(chain, a.Bundle().X509Authorities())}
+	rec := adminRecord{Role: role, Cert: issuedAdminCert(chain, a.Bundle().X509Authorities()), CreatedBy: createdBy}
+	if createdBy == "" {
+		var cur adminRecord
+		if err := getJSON(ctx, s.st, prefixAdmin+name, &cur); err != nil && !errors.Is(err, store.ErrNotFound) {
+			return api.CertResponse{}, err
+		}
+		rec.CreatedBy = cur.CreatedBy
+	}
 	if err := putJSON(ctx, s.st, prefixAdmin+name, rec); err != nil {
 		return api.CertResponse{}, err
 	}
 	s.m.issued.WithLabelValues("admin").Inc()
 	roots := a.Bundle().X509Authorities()
 	return api.CertResponse{Chain: api.DERs(chain), Bundle: api.DERs(roots), TrustDomain: s.td.Name(), Signing: rec.Cert.Root}, nil
+}
+
+// madeBy says whether the administrator name's account was made by
+// creator, directly or through accounts creator made.
+func (s *Server) madeBy(ctx context.Context, name, creator string) (bool, error) {
+	seen := map[string]bool{}
+	for !seen[name] {
+		seen[name] = true
+		var rec adminRecord
+		if err := getJSON(ctx, s.st, prefixAdmin+name, &rec); err != nil {
+			if errors.Is(err, store.ErrNotFound) {
+				return false, nil
+			}
+			return false, err
+		}
+		if rec.CreatedBy == "" {
+			return false, nil
+		}
+		if rec.CreatedBy == creator {
+			return true, nil
+		}
+		id, err := spiffeid.FromString(rec.CreatedBy)
+		if err != nil {
+			return false, nil
+		}
+		kind, by, ok := identity.Parse(id)
+		if !ok || kind != identity.KindAdmin {
+			return false, nil
+		}
+		name = by
+	}
+	return false, nil
 }
 
 // issuedAdminCert describes chain (leaf, intermediate) for the admin record:

@@ -28,6 +28,8 @@ type caller struct {
 	// "" for any other certificate; Grant is the access grant of an
 	// access-grant certificate.
 	MFA, Grant string
+	// mfaChecked and mfaLive cache sessionLive's answer for the call.
+	mfaChecked, mfaLive bool
 	// detail is what an admin handler adds to its audit entry.
 	detail map[string]string
 }

@@ -1,6 +1,7 @@
 package server
 
 import (
+	"bytes"
 	"context"
 	"crypto/ecdsa"
 	"crypto/rand"
@@ -56,6 +57,30 @@ type mfaRecord struct {
 	UserHandle []byte            `json:"user_handle,omitempty"`
 	Keys       []securityKey     `json:"keys,omitempty"`
 	Ceremony   *webauthnCeremony `json:"ceremony,omitempty"`
+	// Sessions are the MFA session certificates issued and not ended: a
+	// session certificate counts as a second factor only while it is
+	// listed, so a logout or a reset ends it on every server at once.
+	Sessions []mfaSession `json:"sessions,omitempty"`
+}
+
+// mfaSession is a live MFA session certificate.
+type mfaSession struct {
+	Serial  string    `json:"serial"`
+	Expires time.Time `json:"expires"`
+}
+
+// maxMFASessions bounds the live sessions of one administrator: a new
+// one beyond it ends the oldest.
+const maxMFASessions = 16
+
+// live says whether serial is a live session of rec at now.
+func (rec *mfaRecord) live(serial string, now time.Time) bool {
+	for _, x := range rec.Sessions {
+		if x.Serial == serial && now.Before(x.Expires) {
+			return true
+		}
+	}
+	return false
 }
 
 // totpFactor is a TOTP secret, sealed.
@@ -75,6 +100,7 @@ func (s *Server) mfaRoutes(admin func(method, path, role, action string, h func(
 	admin("POST", api.PathMFAEnroll, api.RoleViewer, "mfa.enroll", s.handleMFAEnroll)
 	admin("POST", api.PathMFAConfirm, api.RoleViewer, "mfa.confirm", s.handleMFAConfirm)
 	admin("POST", api.PathMFASession, api.RoleViewer, "mfa.session", s.handleMFASession)
+	admin("POST", api.PathMFALogout, api.RoleViewer, "mfa.logout", s.handleMFALogout)
 	admin("POST", api.PathMFAReset, api.RoleAdmin, "mfa.reset", s.handleMFAReset)
 	admin("POST", api.PathMFAApprove, api.RoleAdmin, "mfa.approve", s.handleMFAApprove)
 	s.webauthnRoutes(admin)
@@ -87,8 +113,11 @@ func (s *Server) checkFactor(ctx context.Context, c *caller, action string) erro
 	if c.Grant != "" {
 		return errorf(http.StatusUnauthorized, "an access-grant certificate is for the node's agent, not the control plane's API")
 	}
-	if !s.mfa.requires(c.Role, action) || c.MFA != "" {
+	if !s.mfa.requires(c.Role, action) {
 		return nil
+	}
+	if live, err := s.sessionLive(ctx, c); err != nil || live {
+		return err
 	}
 	var rec mfaRecord
 	if err := getJSON(ctx, s.st, prefixMFA+c.Name, &rec); err != nil && !errors.Is(err, store.ErrNotFound) {
@@ -107,6 +136,8 @@ func (s *Server) checkFactor(ctx context.Context, c *caller, action string) erro
 }
 
 // callerMarks reads the session or grant mark of an admin's certificate.
+// The MFA mark is a claim: sessionLive says whether it proves a second
+// factor now.
 func callerMarks(c *caller) error {
 	m, err := identity.ReadAdminMarks(c.Leaf)
 	if err != nil {
@@ -114,6 +145,48 @@ func callerMarks(c *caller) error {
 	}
 	c.MFA, c.Grant = m.MFA, m.Grant
 	return nil
+}
+
+// sessionLive says whether the caller presents an MFA session certificate
+// whose session is live: listed, not ended by a logout, a reset or a newer
+// session. A session that is not is an enrolment credential like any
+// other. It reads the store once per call, and only for the calls that ask.
+func (s *Server) sessionLive(ctx context.Context, c *caller) (bool, error) {
+	if c.MFA == "" {
+		return false, nil
+	}
+	if c.mfaChecked {
+		return c.mfaLive, nil
+	}
+	var rec mfaRecord
+	if err := getJSON(ctx, s.st, prefixMFA+c.Name, &rec); err != nil && !errors.Is(err, store.ErrNotFound) {
+		return false, err
+	}
+	c.mfaChecked, c.mfaLive = true, rec.live(identity.SerialHex(c.Leaf.SerialNumber), s.now())
+	if !c.mfaLive {
+		c.note("mfa_session", "ended")
+	}
+	return c.mfaLive, nil
+}
+
+// handleMFALogout ends every MFA session of the caller, on every server:
+// the session certificates, wherever copies of them are, no longer count
+// as a second factor.
+func (s *Server) handleMFALogout(ctx context.Context, c *caller, r *http.Request) (any, string, error) {
+	ended := 0
+	_, err := s.updateMFA(ctx, c.Name, func(rec *mfaRecord) error {
+		ended = len(rec.Sessions)
+		if ended == 0 {
+			return errNoChange
+		}
+		rec.Sessions = nil
+		return nil
+	})
+	if err != nil && !errors.Is(err, errNoChange) {
+		return nil, c.ID, err
+	}
+	c.note("ended", strconv.Itoa(ended))
+	return api.MFALogout{Ended: ended}, c.ID, nil
 }
 
 func (s *Server) handleMFAStatus(ctx context.Context, c *caller, r *http.Request) (any, string, error) {
@@ -132,7 +205,7 @@ func (s *Server) handleMFAStatus(ctx context.Context, c *caller, r *http.Request
 	if s.now().Before(rec.LockedUntil) {
 		st.LockedUntil = rec.LockedUntil
 	}
-	if c.MFA != "" {
+	if c.MFA != "" && rec.live(identity.SerialHex(c.Leaf.SerialNumber), s.now()) {
 		st.Session = c.Leaf.NotAfter
 	}
 	if !s.mfa.Off && (s.mfa.Roles == nil || contains(s.mfa.Roles, c.Role)) {
@@ -151,7 +224,7 @@ func (s *Server) handleMFAEnroll(ctx context.Context, c *caller, r *http.Request
 	if err != nil && !errors.Is(err, store.ErrNotFound) {
 		return nil, c.ID, err
 	}
-	if rec.TOTP != nil && c.MFA == "" {
+	if rec.TOTP != nil && (c.MFA == "" || !rec.live(identity.SerialHex(c.Leaf.SerialNumber), s.now())) {
 		return nil, c.ID, &httpError{code: http.StatusUnauthorized, reason: api.ReasonMFARequired,
 			msg: "replacing an enrolled authenticator needs a fresh MFA proof with it (\"moat admin mfa login\"); if it is lost, another admin runs \"moat admin mfa reset\""}
 	}
@@ -199,7 +272,7 @@ func (s *Server) handleMFASession(ctx context.Context, c *caller, r *http.Reques
 	if _, err := s.verifyCode(ctx, c, req.Code, false); err != nil {
 		return nil, c.ID, err
 	}
-	resp, err := s.issueMFASession(c, csr, identity.MFATOTP)
+	resp, err := s.issueMFASession(ctx, c, csr, identity.MFATOTP)
 	return resp, c.ID, err
 }
 
@@ -218,8 +291,8 @@ func parseSessionCSR(der []byte) (*x509.CertificateRequest, error) {
 }
 
 // issueMFASession signs the caller's MFA session certificate, marked with
-// the factor (method) that was just proven.
-func (s *Server) issueMFASession(c *caller, csr *x509.CertificateRequest, method string) (api.CertResponse, error) {
+// the factor (method) that was just proven, and lists it as live.
+func (s *Server) issueMFASession(ctx context.Context, c *caller, csr *x509.CertificateRequest, method string) (api.CertResponse, error) {
 	pol, err := identity.MFASessionPolicy(method)
 	if err != nil {
 		return api.CertResponse{}, err
@@ -232,6 +305,26 @@ func (s *Server) issueMFASession(c *caller, csr *x509.CertificateRequest, method
 	chain, err := a.SignWithPolicies(csr.PublicKey, id, s.mfa.SessionTTL, []x509.OID{pol})
 	if err != nil {
 		return api.CertResponse{}, errorf(http.StatusBadRequest, "csr: %v", err)
+	}
+	now := s.now()
+	_, err = s.updateMFA(ctx, c.Name, func(rec *mfaRecord) error {
+		if rec.TOTP == nil && len(rec.Keys) == 0 {
+			return errorf(http.StatusUnauthorized, "admin %q's second factors were reset meanwhile: enrol again", c.Name)
+		}
+		live := rec.Sessions[:0]
+		for _, x := range rec.Sessions {
+			if now.Before(x.Expires) {
+				live = append(live, x)
+			}
+		}
+		if len(live) >= maxMFASessions {
+			live = live[len(live)-maxMFASessions+1:]
+		}
+		rec.Sessions = append(live, mfaSession{Serial: identity.SerialHex(chain[0].SerialNumber), Expires: chain[0].NotAfter.UTC()})
+		return nil
+	})
+	if err != nil {
+		return api.CertResponse{}, err
 	}
 	s.m.issued.WithLabelValues("admin-session").Inc()
 	c.note("factor", method)
@@ -276,7 +369,9 @@ func (s *Server) handleMFAApprove(ctx context.Context, c *caller, r *http.Reques
 	if err != nil {
 		return nil, "", errorf(http.StatusBadRequest, "name: %v", err)
 	}
-	if c.MFA == "" {
+	if live, err := s.sessionLive(ctx, c); err != nil {
+		return nil, id.String(), err
+	} else if !live {
 		// Whatever the configuration names: vouching for another's factor
 		// needs a factor of one's own, proven now.
 		return nil, id.String(), &httpError{code: http.StatusUnauthorized, reason: api.ReasonMFARequired,
@@ -319,40 +414,45 @@ func approveFirstEnrolment(ctx context.Context, st store.Store, name, by string)
 }
 
 // verifyCode checks code against the caller's TOTP secret (the pending one
-// when pending), once: the step it matched is remembered in the same
-// conditional write that clears the failure count, so neither a replay nor
-// two concurrent uses of one code pass. A wrong code counts towards the
-// lockout. It returns the matched step.
+// when pending), once. The attempt is counted in the store before the code
+// is judged, so no burst of concurrent guesses, on one server or on every
+// server of a cluster, has more than MaxFailures of them judged before the
+// factor locks: each must land its own conditional write first. A right
+// code then clears the count and remembers its step in one conditional
+// write, so neither a replay nor two concurrent uses of one code pass. It
+// returns the matched step.
 func (s *Server) verifyCode(ctx context.Context, c *caller, code string, pending bool) (int64, error) {
 	key := prefixMFA + c.Name
-	var rec mfaRecord
-	rev, err := getJSONRev(ctx, s.st, key, &rec)
-	if err != nil && !errors.Is(err, store.ErrNotFound) {
+	var judged *totpFactor
+	counted, err := s.updateMFA(ctx, c.Name, func(rec *mfaRecord) error {
+		if err := s.locked(c, *rec); err != nil {
+			return err
+		}
+		f, err := s.codeFactor(c, rec, pending)
+		if err != nil {
+			return err
+		}
+		if rec.Failures >= s.mfa.MaxFailures {
+			// As many attempts as the lockout allows are being judged
+			// or were refused: lock now.
+			s.lock(c, rec)
+			return errLockedNow
+		}
+		rec.Failures++
+		c.note("failures", strconv.Itoa(rec.Failures))
+		judged = f
+		return nil
+	})
+	if errors.Is(err, errLockedNow) {
+		return 0, s.locked(c, counted)
+	}
+	if err != nil {
 		return 0, err
 	}
 	now := s.now()
-	if err := s.locked(c, rec); err != nil {
-		return 0, err
-	}
-	f := rec.TOTP
-	if pending {
-		f = rec.Pending
-		if f != nil && now.After(f.Expires) {
-			f = nil
-		}
-	}
-	if f == nil {
-		if pending {
-			return 0, errorf(http.StatusBadRequest, "no enrolment is waiting for a code: run \"moat admin mfa enroll\" first")
-		}
-		return 0, errorf(http.StatusUnauthorized, "admin %q has no second factor: enrol one with \"moat admin mfa enroll\"", c.Name)
-	}
-	if !pending && f.Unapproved {
-		return 0, errorf(http.StatusForbidden, "admin %q's authenticator awaits approval: %s", c.Name, awaitingApproval(c.Name))
-	}
 	step, why := int64(-1), "MFA code refused"
 	if len(code) == int(totpDigits) && digits(code) {
-		secret, err := s.openSecret(key, f.Sealed)
+		secret, err := s.openSecret(key, judged.Sealed)
 		if err != nil {
 			return 0, err
 		}
@@ -367,43 +467,127 @@ func (s *Server) verifyCode(ctx context.Context, c *caller, code string, pending
 				break
 			}
 		}
-		if step >= 0 && step <= f.LastStep {
+		if step >= 0 && step <= judged.LastStep {
 			step, why = -1, "MFA code already used: wait for the next one"
 		}
 	}
 	if step < 0 {
-		rec.Failures++
-		c.note("failures", strconv.Itoa(rec.Failures))
-		if rec.Failures >= s.mfa.MaxFailures {
-			rec.LockedUntil = now.Add(s.mfa.Lockout).UTC()
-			rec.Failures = 0
-			c.note("locked_until", rec.LockedUntil.Format(time.RFC3339))
-		}
-		if err := s.putRev(ctx, key, rev, rec); err != nil && !errors.Is(err, store.ErrConflict) {
+		// The failure is counted already; the one that reaches the
+		// limit locks the factor.
+		_, err := s.updateMFA(ctx, c.Name, func(rec *mfaRecord) error {
+			if !now.Before(rec.LockedUntil) && rec.Failures >= s.mfa.MaxFailures {
+				s.lock(c, rec)
+				return nil
+			}
+			return errNoChange
+		})
+		if err != nil && !errors.Is(err, errNoChange) {
 			return 0, err
 		}
 		return 0, errorf(http.StatusUnauthorized, "%s", why)
 	}
-	f.LastStep = step
-	rec.Failures = 0
-	if pending {
-		f.Expires = time.Time{}
-		f.Created = now.UTC()
-		// A first enrolment: trusted on first use, unless the
-		// configuration wants another administrator to vouch for it.
-		if rec.TOTP == nil && s.mfa.FirstEnrolment == FirstEnrolApproved {
-			f.Unapproved = true
-			c.note("awaiting_approval", "true")
+	_, err = s.updateMFA(ctx, c.Name, func(rec *mfaRecord) error {
+		// Failures counted meanwhile may have locked the factor, another
+		// use of this code may have landed, or the factor may have
+		// changed: judge again against what is stored now.
+		if err := s.locked(c, *rec); err != nil {
+			return err
 		}
-		rec.TOTP, rec.Pending = f, nil
-	}
-	if err := s.putRev(ctx, key, rev, rec); err != nil {
-		if errors.Is(err, store.ErrConflict) {
-			return 0, errorf(http.StatusUnauthorized, "MFA code already used: wait for the next one")
+		f, err := s.codeFactor(c, rec, pending)
+		if err != nil {
+			return err
 		}
+		if !bytes.Equal(f.Sealed, judged.Sealed) {
+			return errorf(http.StatusUnauthorized, "MFA code refused: the second factor changed meanwhile")
+		}
+		if step <= f.LastStep {
+			return errorf(http.StatusUnauthorized, "MFA code already used: wait for the next one")
+		}
+		f.LastStep = step
+		rec.Failures = 0
+		if pending {
+			f.Expires = time.Time{}
+			f.Created = now.UTC()
+			// A first enrolment: trusted on first use, unless the
+			// configuration wants another administrator to vouch for it.
+			if rec.TOTP == nil && s.mfa.FirstEnrolment == FirstEnrolApproved {
+				f.Unapproved = true
+				c.note("awaiting_approval", "true")
+			}
+			rec.TOTP, rec.Pending = f, nil
+		}
+		return nil
+	})
+	if err != nil {
 		return 0, err
 	}
 	return step, nil
+}
+
+// codeFactor is the factor of rec a code is checked against: the enrolled
+// one, or the pending enrolment's.
+func (s *Server) codeFactor(c *caller, rec *mfaRecord, pending bool) (*totpFactor, error) {
+	f := rec.TOTP
+	if pending {
+		f = rec.Pending
+		if f != nil && s.now().After(f.Expires) {
+			f = nil
+		}
+	}
+	if f == nil {
+		if pending {
+			return nil, errorf(http.StatusBadRequest, "no enrolment is waiting for a code: run \"moat admin mfa enroll\" first")
+		}
+		return nil, errorf(http.StatusUnauthorized, "admin %q has no second factor: enrol one with \"moat admin mfa enroll\"", c.Name)
+	}
+	if !pending && f.Unapproved {
+		return nil, errorf(http.StatusForbidden, "admin %q's authenticator awaits approval: %s", c.Name, awaitingApproval(c.Name))
+	}
+	return f, nil
+}
+
+// lock locks rec's factors for the configured lockout.
+func (s *Server) lock(c *caller, rec *mfaRecord) {
+	rec.LockedUntil = s.now().Add(s.mfa.Lockout).UTC()
+	rec.Failures = 0
+	c.note("locked_until", rec.LockedUntil.Format(time.RFC3339))
+}
+
+var (
+	// errNoChange, from updateMFA's function, leaves the record as it is.
+	errNoChange = errors.New("no change")
+	// errLockedNow, from updateMFA's function, writes the record (which
+	// the function locked) and is returned.
+	errLockedNow = errors.New("locked now")
+)
+
+// updateMFA applies fn to name's second factors and writes the result
+// only if nobody wrote them meanwhile, reading again and reapplying fn
+// until a write lands: a change of one server is never lost to another's.
+// An error from fn is returned without writing, except errLockedNow, which
+// is returned after writing.
+func (s *Server) updateMFA(ctx context.Context, name string, fn func(*mfaRecord) error) (mfaRecord, error) {
+	key := prefixMFA + name
+	for range 1000 {
+		var rec mfaRecord
+		rev, err := getJSONRev(ctx, s.st, key, &rec)
+		if err != nil && !errors.Is(err, store.ErrNotFound) {
+			return rec, err
+		}
+		ferr := fn(&rec)
+		if ferr != nil && !errors.Is(ferr, errLockedNow) {
+			return rec, ferr
+		}
+		err = s.putRev(ctx, key, rev, rec)
+		if errors.Is(err, store.ErrConflict) {
+			continue
+		}
+		if err != nil {
+			return rec, err
+		}
+		return rec, ferr
+	}
+	return mfaRecord{}, errorf(http.StatusServiceUnavailable, "admin %q's second factors keep changing: try again", name)
 }
 
 func digits(s string) bool {

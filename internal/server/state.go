@@ -63,6 +63,11 @@ type issuedRecord struct {
 type adminRecord struct {
 	Role string     `json:"role"`
 	Cert *adminCert `json:"cert,omitempty"`
+	// CreatedBy is the administrator whose "admin create" made the
+	// account (or last made it again), "" for the first administrator:
+	// such an account is its creator's, and never the second person of
+	// its creator's grants.
+	CreatedBy string `json:"created_by,omitempty"`
 }
 
 // adminCert is what a rotation needs to know of an admin certificate.

@@ -189,7 +189,9 @@ func (s *Server) handleWebAuthnRegisterBegin(ctx context.Context, c *caller, r *
 	if err := decode(r, &req); err != nil {
 		return nil, c.ID, err
 	}
-	if c.MFA == "" {
+	if live, err := s.sessionLive(ctx, c); err != nil {
+		return nil, c.ID, err
+	} else if !live {
 		return nil, c.ID, &httpError{code: http.StatusUnauthorized, reason: api.ReasonMFARequired,
 			msg: "registering a security key needs a fresh MFA proof: log in with your authenticator's code first"}
 	}
@@ -260,7 +262,9 @@ func (s *Server) handleWebAuthnRegister(ctx context.Context, c *caller, r *http.
 	if err := decodeLimit(r, &req, maxWebAuthnBody); err != nil {
 		return nil, c.ID, err
 	}
-	if c.MFA == "" {
+	if live, err := s.sessionLive(ctx, c); err != nil {
+		return nil, c.ID, err
+	} else if !live {
 		return nil, c.ID, &httpError{code: http.StatusUnauthorized, reason: api.ReasonMFARequired,
 			msg: "registering a security key needs a fresh MFA proof: log in with your authenticator's code first"}
 	}
@@ -418,7 +422,7 @@ func (s *Server) handleWebAuthnLogin(ctx context.Context, c *caller, r *http.Req
 	if verr != nil {
 		return nil, c.ID, errorf(http.StatusUnauthorized, "security key assertion refused: %s", webauthnError(verr))
 	}
-	resp, err := s.issueMFASession(c, csr, identity.MFAWebAuthn)
+	resp, err := s.issueMFASession(ctx, c, csr, identity.MFAWebAuthn)
 	return resp, c.ID, err
 }
 
@@ -429,7 +433,9 @@ func (s *Server) handleWebAuthnRemove(ctx context.Context, c *caller, r *http.Re
 	if err := decode(r, &req); err != nil {
 		return nil, c.ID, err
 	}
-	if c.MFA == "" {
+	if live, err := s.sessionLive(ctx, c); err != nil {
+		return nil, c.ID, err
+	} else if !live {
 		return nil, c.ID, &httpError{code: http.StatusUnauthorized, reason: api.ReasonMFARequired,
 			msg: "removing a security key needs a fresh MFA proof"}
 	}
