@@ -350,11 +350,12 @@ func (s *sshSession) channel(ctx context.Context, ch ssh.Channel, reqs <-chan *s
 			}
 			p, err := s.start(ctx, ch, req, pr)
 			if err != nil {
-				// Accepted, then failed with the reason on stderr: a
-				// client drops what follows a refused request, and the
-				// administrator must learn why (a missing capability,
-				// say), not just that the command failed.
-				_ = req.Reply(true, nil)
+				// A request not offered is refused. One this node cannot
+				// serve now is accepted, then fails with the reason on
+				// stderr: a client drops what follows a refused request,
+				// and the administrator must learn why (a missing
+				// capability, say), not just that the command failed.
+				_ = req.Reply(!errors.As(err, new(notOffered)), nil)
 				s.x.a.log.Warn("access: session refused", "session", s.info.ID, "err", err)
 				fmt.Fprintf(ch.Stderr(), "moat: %v\r\n", err)
 				_, _ = ch.SendRequest("exit-status", false, ssh.Marshal(struct{ Status uint32 }{1}))
@@ -390,6 +391,10 @@ func (s *sshSession) channel(ctx context.Context, ch ssh.Channel, reqs <-chan *s
 	}
 }
 
+// notOffered is a session request the agent never serves (a malformed
+// one, a subsystem other than sftp), refused at the SSH level.
+type notOffered struct{ error }
+
 // process is one running shell, command or subsystem.
 type process struct {
 	cmd  *exec.Cmd
@@ -414,14 +419,14 @@ func (s *sshSession) start(ctx context.Context, ch ssh.Channel, req *ssh.Request
 	case "exec":
 		var c struct{ Command string }
 		if err := ssh.Unmarshal(req.Payload, &c); err != nil {
-			return nil, errors.New("malformed exec request")
+			return nil, notOffered{errors.New("malformed exec request")}
 		}
 		argv = []string{lu.shell, "-c", c.Command}
 		title = c.Command
 	case "subsystem":
 		var c struct{ Name string }
 		if err := ssh.Unmarshal(req.Payload, &c); err != nil || c.Name != "sftp" {
-			return nil, fmt.Errorf("subsystem %q is not offered (sftp is)", c.Name)
+			return nil, notOffered{fmt.Errorf("subsystem %q is not offered (sftp is)", c.Name)}
 		}
 		path := s.x.sftpServer()
 		if path == "" {
