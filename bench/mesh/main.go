@@ -24,9 +24,11 @@ import (
 	"net/http"
 	"os"
 	"os/exec"
+	"os/signal"
 	"path/filepath"
 	"regexp"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/pquerna/otp/totp"
@@ -40,6 +42,8 @@ type options struct {
 	connRate int // new connections per second
 	profile  string
 	keep     bool
+	hold     bool
+	procs    int // the agents' --procs; 0 leaves their default
 }
 
 func main() {
@@ -59,6 +63,8 @@ func main() {
 	flag.IntVar(&o.connRate, "conn-rate", 200, "new connections per second of the new-connection phase")
 	flag.StringVar(&o.profile, "profile", "", "write CPU profiles of both agents for every phase to this directory")
 	flag.BoolVar(&o.keep, "keep", false, "keep the work directory (logs, configs)")
+	flag.IntVar(&o.procs, "procs", 0, "run the agents with --procs N (0: their default), to compare thread counts")
+	flag.BoolVar(&o.hold, "hold", false, "after setting up, print every path's addresses and processes and keep them serving until interrupted (to profile or measure by hand)")
 	flag.Parse()
 	if *smoke {
 		o.reps, o.dur, o.bulkMB = 1, time.Second, 8
@@ -118,13 +124,29 @@ func run(o options) error {
 	paths := []path{direct, moat, ha}
 	fmt.Fprintf(os.Stderr, "peers: %s; ghostunnel: not compared (the Go module proxy refuses github.com/ghostunnel/ghostunnel and Debian has no package)\n", haproxyVersion())
 
+	if o.hold {
+		for _, p := range paths {
+			fmt.Printf("%s: http %s echo %s sink %s pids %v\n", p.name, p.http, p.echo, p.sink, p.pids)
+		}
+		if o.profile != "" {
+			fmt.Printf("pprof of the moat agents: %v\n", pprofAddrs(moat))
+		}
+		sig := make(chan os.Signal, 1)
+		signal.Notify(sig, os.Interrupt, syscall.SIGTERM)
+		<-sig
+		return nil
+	}
 	// Idle: joined, serving, no traffic yet but the readiness probes.
 	time.Sleep(2 * time.Second)
-	idle := map[string][]int64{}
+	idle := map[string]*result{}
 	for _, p := range paths {
+		r := &result{}
 		for _, pid := range p.pids {
-			idle[p.name] = append(idle[p.name], usageOf(pid).rssKB)
+			u := usageOf(pid)
+			r.idleKB = append(r.idleKB, u.rssKB)
+			r.idleFileKB = append(r.idleFileKB, u.fileKB)
 		}
+		idle[p.name] = r
 	}
 	var reps []map[string]*result
 	for rep := 1; rep <= o.reps; rep++ {
@@ -267,8 +289,11 @@ func setupMoat(o options, dir string, ps *procs, direct path) (path, error) {
 		if o.profile != "" {
 			agentEnv = append(agentEnv, "MOAT_PPROF="+addr(ports[5+i]))
 		}
-		p, err := ps.start("moat agent "+node, agentEnv, bin, "agent", "--data-dir", filepath.Join(dir, node),
-			"--server", m[1], "--node", node, "--join", tok, "--listen", listen)
+		args := []string{"agent", "--data-dir", filepath.Join(dir, node), "--server", m[1], "--node", node, "--join", tok, "--listen", listen}
+		if o.procs > 0 {
+			args = append(args, "--procs", fmt.Sprint(o.procs))
+		}
+		p, err := ps.start("moat agent "+node, agentEnv, bin, args...)
 		if err != nil {
 			return path{}, err
 		}
@@ -327,13 +352,14 @@ type result struct {
 	maxRPS, bulkMBs                    float64
 	connP50, connP99                   time.Duration
 	idleKB, loadedKB, peakKB           []int64       // per proxy process
+	idleFileKB                         []int64       // of idleKB, file-backed
 	cpuUni, cpuConn                    time.Duration // all proxy processes together
 }
 
-func repetition(o options, dir string, paths []path, rep int, idle map[string][]int64) (map[string]*result, error) {
+func repetition(o options, dir string, paths []path, rep int, idle map[string]*result) (map[string]*result, error) {
 	res := map[string]*result{}
 	for _, p := range paths {
-		r := &result{idleKB: idle[p.name]}
+		r := &result{idleKB: idle[p.name].idleKB, idleFileKB: idle[p.name].idleFileKB}
 		r.loadedKB = make([]int64, len(p.pids))
 		r.peakKB = make([]int64, len(p.pids))
 		res[p.name] = r
@@ -496,10 +522,8 @@ func profile(o options, p path, name string, d time.Duration) func() {
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		for i, pid := range p.pids {
-			env, _ := os.ReadFile(fmt.Sprintf("/proc/%d/environ", pid))
-			m := regexp.MustCompile(`MOAT_PPROF=([^\x00]+)`).FindSubmatch(env)
-			if m == nil {
+		for i, at := range pprofAddrs(p) {
+			if at == "" {
 				continue
 			}
 			go func(i int, at string) {
@@ -516,7 +540,7 @@ func profile(o options, p path, name string, d time.Duration) func() {
 				}
 				defer f.Close()
 				_, _ = io.Copy(f, resp.Body)
-			}(i, string(m[1]))
+			}(i, at)
 		}
 	}()
 	return func() {
@@ -524,6 +548,22 @@ func profile(o options, p path, name string, d time.Duration) func() {
 		time.Sleep(500 * time.Millisecond) // let the profiles finish writing
 		cancel()
 	}
+}
+
+// pprofAddrs is where each of p's processes serves net/http/pprof (built
+// with -profile), "" for one that does not.
+func pprofAddrs(p path) []string {
+	var out []string
+	for _, pid := range p.pids {
+		env, _ := os.ReadFile(fmt.Sprintf("/proc/%d/environ", pid))
+		m := regexp.MustCompile(`MOAT_PPROF=([^\x00]+)`).FindSubmatch(env)
+		if m == nil {
+			out = append(out, "")
+			continue
+		}
+		out = append(out, string(m[1]))
+	}
+	return out
 }
 
 func sanitize(s string) string {

@@ -93,8 +93,9 @@ func (p *proc) waitOutput(re *regexp.Regexp, within time.Duration) ([]string, er
 
 // usage is what /proc says of a process: resident set and CPU time.
 type usage struct {
-	rssKB int64
-	cpu   time.Duration
+	rssKB  int64
+	fileKB int64 // of rssKB, file-backed pages (the executable, libraries)
+	cpu    time.Duration
 }
 
 func usageOf(pid int) usage {
@@ -102,8 +103,15 @@ func usageOf(pid int) usage {
 	if b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid)); err == nil {
 		sc := bufio.NewScanner(bytes.NewReader(b))
 		for sc.Scan() {
-			if f := strings.Fields(sc.Text()); len(f) >= 2 && f[0] == "VmRSS:" {
+			f := strings.Fields(sc.Text())
+			if len(f) < 2 {
+				continue
+			}
+			switch f[0] {
+			case "VmRSS:":
 				u.rssKB, _ = strconv.ParseInt(f[1], 10, 64)
+			case "RssFile:":
+				u.fileKB, _ = strconv.ParseInt(f[1], 10, 64)
 			}
 		}
 	}

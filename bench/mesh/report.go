@@ -84,6 +84,7 @@ func printReport(w io.Writer, o options, reps []map[string]*result) {
 	row("proxy CPU s, new-connection phase (both processes)", "%.2f", 0, m, h, "")
 	for i, side := range []string{"source side", "destination side"} {
 		row("RSS MiB idle, "+side, "%.1f", 0, proc("moat", func(r *result) []int64 { return r.idleKB }, i), proc("haproxy", func(r *result) []int64 { return r.idleKB }, i), "moat ≤ 15")
+		row("of which file-backed (executable, libraries)", "%.1f", 0, proc("moat", func(r *result) []int64 { return r.idleFileKB }, i), proc("haproxy", func(r *result) []int64 { return r.idleFileKB }, i), "")
 		row("RSS MiB at 1k req/s, "+side, "%.1f", 0, proc("moat", func(r *result) []int64 { return r.loadedKB }, i), proc("haproxy", func(r *result) []int64 { return r.loadedKB }, i), "moat ≤ 20")
 		row("RSS MiB peak over the run, "+side, "%.1f", 0, proc("moat", func(r *result) []int64 { return r.peakKB }, i), proc("haproxy", func(r *result) []int64 { return r.peakKB }, i), "")
 	}

@@ -43,6 +43,9 @@ type File struct {
 	// gives the memory of a burst back instead of keeping its peak. Empty
 	// means DefaultMemoryLimit unless GOMEMLIMIT is set; "off" means none.
 	MemoryLimit string `yaml:"memory_limit"`
+	// Procs is how many threads run the agent's Go code at once
+	// (GOMAXPROCS). Zero means DefaultProcs unless GOMAXPROCS is set.
+	Procs int `yaml:"procs"`
 	// KEK seals the node key, cached SVID keys and the spool; the key file
 	// defaults to DATA_DIR.kek, created on first start.
 	KEK seal.KEKConfig `yaml:"kek"`
@@ -60,6 +63,31 @@ type File struct {
 // few times what it holds carrying traffic (bench/mesh), so the collector
 // works harder only after a burst, to give the burst's memory back.
 const DefaultMemoryLimit = 32 << 20
+
+// DefaultProcs is how many threads run an agent's Go code unless
+// configured. One, as linkerd2-proxy's default: a connection through the
+// mesh is a chain of hand-offs between goroutines (app socket, tunnel
+// stream, the tunnel's send and receive loops), which on one thread are
+// direct switches and on several are cross-thread wake-ups that cost more
+// than the work handed over; bench/mesh measured bulk and request rates
+// higher on one than on two. A node whose mesh traffic needs more cores
+// says so with procs.
+const DefaultProcs = 1
+
+// maxProcs bounds procs: more threads than this help no agent.
+const maxProcs = 1024
+
+// ProcsToUse is the GOMAXPROCS to set, or 0 to leave the runtime's
+// (GOMAXPROCS set and no procs given).
+func (f *File) ProcsToUse(getenv func(string) string) int {
+	switch {
+	case f.Procs > 0:
+		return f.Procs
+	case getenv("GOMAXPROCS") != "":
+		return 0
+	}
+	return DefaultProcs
+}
 
 // MemoryLimitBytes is the limit to set, or -1 to leave the runtime's
 // (GOMEMLIMIT set and no memory_limit given).
@@ -170,6 +198,9 @@ func (f *File) ValidateFile() error {
 	}
 	if _, err := f.MemoryLimitBytes(func(string) string { return "" }); err != nil {
 		return config.Errorf("memory_limit", "%v", err)
+	}
+	if f.Procs < 0 || f.Procs > maxProcs {
+		return config.Errorf("procs", "%d: want 1 to %d, or 0 for the default", f.Procs, maxProcs)
 	}
 	if err := f.Log.Validate(); err != nil {
 		return err

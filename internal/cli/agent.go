@@ -22,6 +22,7 @@ func nodeFlags(fs *flag.FlagSet, c *agent.File) {
 	fs.BoolVar(&c.RequireUID, "require-uid", false, "serve an SVID only to the uid its registration names")
 	fs.StringVar(&c.Metrics, "metrics", "", "serve Prometheus /metrics on this address")
 	fs.StringVar(&c.MemoryLimit, "memory-limit", "", "soft memory limit, e.g. 64MiB, or off (default 32MiB, or GOMEMLIMIT when set)")
+	fs.IntVar(&c.Procs, "procs", 0, "threads running the agent's Go code at once (default 1, or GOMAXPROCS when set)")
 	fs.StringVar(&c.Firewall.Mode, "firewall", "", "host firewall: off (default), audit or enforce")
 	fs.StringVar(&c.Egress.Proxy, "egress-proxy", "", "loopback address of the HTTP CONNECT egress proxy (HTTPS_PROXY)")
 	fs.StringVar(&c.Egress.SNI, "egress-sni", "", "loopback address of the TLS (SNI) egress listener")
@@ -76,6 +77,9 @@ func runNode(ctx context.Context, e *Env, c *agent.File, validateOnly bool) erro
 	}
 	if limit, _ := c.MemoryLimitBytes(e.Getenv); limit >= 0 && e.SetMemoryLimit != nil {
 		e.SetMemoryLimit(limit)
+	}
+	if n := c.ProcsToUse(e.Getenv); n > 0 && e.SetMaxProcs != nil {
+		e.SetMaxProcs(n)
 	}
 	n, err := startNode(ctx, e, c)
 	if err != nil {

@@ -30,6 +30,9 @@ type Env struct {
 	// runtime/debug.SetMemoryLimit); nil leaves it alone, as when commands
 	// run inside a test binary that they do not own.
 	SetMemoryLimit func(int64) int64
+	// SetMaxProcs sets how many threads run Go code at once (as
+	// runtime.GOMAXPROCS); nil leaves it alone, as SetMemoryLimit.
+	SetMaxProcs func(int) int
 }
 
 // Command is one subcommand. It has Run, Sub, or both: a command that runs
@@ -66,7 +69,7 @@ func usagef(format string, args ...any) error { return &UsageError{Msg: fmt.Spri
 func Main(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	return Run(ctx, &Env{Stdin: stdin, Stdout: stdout, Stderr: stderr, Getenv: os.Getenv, SetMemoryLimit: debug.SetMemoryLimit}, args)
+	return Run(ctx, &Env{Stdin: stdin, Stdout: stdout, Stderr: stderr, Getenv: os.Getenv, SetMemoryLimit: debug.SetMemoryLimit, SetMaxProcs: runtime.GOMAXPROCS}, args)
 }
 
 // Run runs the command named by args and returns its exit code.

@@ -244,23 +244,29 @@ func TestAgentStopsWhileAppsHoldConnections(t *testing.T) {
 	stop(p.a)
 }
 
-// TestAgentMemoryLimit reads the agent's soft memory limit from its own
-// metrics: 32 MiB by default, what --memory-limit says otherwise; a limit
-// an agent cannot run in is refused before it starts.
-func TestAgentMemoryLimit(t *testing.T) {
+// TestAgentRuntimeLimits reads the agent's soft memory limit and its
+// GOMAXPROCS from its own metrics: 32 MiB and one thread by default, what
+// --memory-limit and --procs say otherwise; a limit an agent cannot run in
+// and a negative thread count are refused before it starts.
+func TestAgentRuntimeLimits(t *testing.T) {
 	p := newAgentPair(t)
-	limit := func(want float64) {
+	gauge := func(series string, want float64) {
 		t.Helper()
-		waitForDetail(t, fmt.Sprintf("a memory limit of %v", want), func() (bool, string) {
-			v := metric(t, p.a.metrics, "go_gc_gomemlimit_bytes")
-			return v == want, fmt.Sprintf("go_gc_gomemlimit_bytes = %v", v)
+		waitForDetail(t, fmt.Sprintf("%s of %v", series, want), func() (bool, string) {
+			v := metric(t, p.a.metrics, series)
+			return v == want, fmt.Sprintf("%s = %v", series, v)
 		})
 	}
-	limit(32 << 20)
+	gauge("go_gc_gomemlimit_bytes", 32<<20)
+	gauge("go_sched_gomaxprocs_threads", 1)
 	p.a.p.stop()
-	p.restart(p.a, "--memory-limit", "48MiB")
-	limit(48 << 20)
+	p.restart(p.a, "--memory-limit", "48MiB", "--procs", "2")
+	gauge("go_gc_gomemlimit_bytes", 48<<20)
+	gauge("go_sched_gomaxprocs_threads", 2)
 	if _, errOut, err := moat(t, nil, "agent", "--data-dir", p.a.data, "--node", "a", "--memory-limit", "1MiB", "--validate"); err == nil || !strings.Contains(errOut, "memory_limit") {
 		t.Errorf("a 1 MiB limit: %v %s", err, errOut)
+	}
+	if _, errOut, err := moat(t, nil, "agent", "--data-dir", p.a.data, "--node", "a", "--procs", "-1", "--validate"); err == nil || !strings.Contains(errOut, "procs") {
+		t.Errorf("--procs -1: %v %s", err, errOut)
 	}
 }

@@ -13,7 +13,7 @@ import (
 	"sync"
 	"sync/atomic"
 
-	json "github.com/goccy/go-json"
+	"encoding/json"
 )
 
 // SpoolConfig configures a Spool.

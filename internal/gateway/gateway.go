@@ -174,7 +174,12 @@ func (g *Gateway) build(old *state) (*state, string, error) {
 		}
 		rx := st.waf.RegexStats()
 		g.log.Debug("gateway: waf rules loaded", "rx_patterns", rx.Patterns, "rx_re2", rx.RE2,
-			"rx_re2_refused", rx.RE2Refused, "rx_engines_disagreed", rx.Disagreed, "rx_binary", rx.Binary, "rx_prefiltered", rx.Prefiltered)
+			"rx_re2_refused", rx.RE2Refused, "rx_engines_disagreed", rx.Disagreed, "rx_binary", rx.Binary, "rx_prefiltered", rx.Prefiltered,
+			"gated_rules", st.waf.GateStats().Rules)
+		if err := st.waf.GateStats().Err; err != nil {
+			// Every rule is still evaluated: slower, not weaker.
+			g.log.Warn("gateway: waf rule gate off", "err", err)
+		}
 	}
 	if g.cfg.GetCertificate == nil {
 		if err := g.certs.set(s.CertFile, s.KeyFile); err != nil {

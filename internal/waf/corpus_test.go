@@ -91,22 +91,9 @@ func scoreCorpus(t *testing.T, w *WAF, reqs []corpusReq) corpusScore {
 	addr := blockServer(t, w)
 	s := corpusScore{perCat: map[string][2]int{}}
 	results := make([]crsResult, len(reqs))
-	next := make(chan int)
-	done := make(chan bool)
-	for range 2 {
-		go func() {
-			for i := range next {
-				results[i] = send(addr, reqs[i].raw())
-			}
-			done <- true
-		}()
-	}
-	for i := range reqs {
-		next <- i
-	}
-	close(next)
-	<-done
-	<-done
+	inParallel(len(reqs), func(i int) {
+		results[i] = send(addr, reqs[i].raw())
+	})
 	var dump *json.Encoder
 	if *corpusDump != "" {
 		f, err := os.Create(*corpusDump)

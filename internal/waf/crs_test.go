@@ -278,26 +278,37 @@ func runCRSTest(addr string, rule int, tc crsTest) crsOutcome {
 	return crsOutcome{name: name, pass: true}
 }
 
-// TestCRSRegression runs every request-side CRS regression test once over
-// one WAF. It fails below 99.9% passing (the gateway's acceptance) and lists
-// every skip with its reason.
-func TestCRSRegression(t *testing.T) {
-	if testing.Short() {
-		t.Log("short mode: running the REQUEST-942 (SQLi) tests only")
+// inParallel runs f(0) to f(n-1) on two goroutines (the machine's cores).
+func inParallel(n int, f func(i int)) {
+	var wg sync.WaitGroup
+	next := make(chan int)
+	for range 2 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range next {
+				f(i)
+			}
+		}()
 	}
-	w, err := New(Config{Paranoia: 4, DetectionOnly: true, RuleFilesBefore: []string{"testdata/crs-test-setup.conf"}})
-	if err != nil {
-		t.Fatal(err)
+	for i := range n {
+		next <- i
 	}
-	defer w.Close()
-	addr := crsServer(t, w)
+	close(next)
+	wg.Wait()
+}
 
-	type job struct {
-		rule int
-		tc   crsTest
-	}
-	var jobs []job
-	err = fs.WalkDir(crstests.FS, ".", func(p string, d fs.DirEntry, err error) error {
+// crsJob is one CRS regression test and the rule it is filed under.
+type crsJob struct {
+	rule int
+	tc   crsTest
+}
+
+// crsTests reads CRS's request-side regression tests (REQUEST-942's only,
+// in short mode).
+func crsTests(t *testing.T) []crsJob {
+	var jobs []crsJob
+	err := fs.WalkDir(crstests.FS, ".", func(p string, d fs.DirEntry, err error) error {
 		if err != nil || d.IsDir() || path.Ext(p) != ".yaml" || !strings.HasPrefix(p, "REQUEST-") {
 			return err
 		}
@@ -313,30 +324,35 @@ func TestCRSRegression(t *testing.T) {
 			return fmt.Errorf("%s: %w", p, err)
 		}
 		for _, tc := range f.Tests {
-			jobs = append(jobs, job{f.RuleID, tc})
+			jobs = append(jobs, crsJob{f.RuleID, tc})
 		}
 		return nil
 	})
 	if err != nil {
 		t.Fatal(err)
 	}
+	return jobs
+}
+
+// TestCRSRegression runs every request-side CRS regression test once over
+// one WAF. It fails below 99.9% passing (the gateway's acceptance) and lists
+// every skip with its reason.
+func TestCRSRegression(t *testing.T) {
+	if testing.Short() {
+		t.Log("short mode: running the REQUEST-942 (SQLi) tests only")
+	}
+	w, err := New(Config{Paranoia: 4, DetectionOnly: true, RuleFilesBefore: []string{"testdata/crs-test-setup.conf"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Close()
+	addr := crsServer(t, w)
+
+	jobs := crsTests(t)
 	outcomes := make([]crsOutcome, len(jobs))
-	var wg sync.WaitGroup
-	next := make(chan int)
-	for range 2 {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for i := range next {
-				outcomes[i] = runCRSTest(addr, jobs[i].rule, jobs[i].tc)
-			}
-		}()
-	}
-	for i := range jobs {
-		next <- i
-	}
-	close(next)
-	wg.Wait()
+	inParallel(len(jobs), func(i int) {
+		outcomes[i] = runCRSTest(addr, jobs[i].rule, jobs[i].tc)
+	})
 
 	var pass, fail, skip int
 	skipReasons := map[string][]string{}

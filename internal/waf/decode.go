@@ -45,6 +45,17 @@ func hasNonASCII(s string) bool {
 	return false
 }
 
+// escapedByte decodes the two hex digits after the "%" at s[i], if there
+// are two.
+func escapedByte(s string, i int) (byte, bool) {
+	if i+2 >= len(s) {
+		return 0, false
+	}
+	h, ok1 := unhex(s[i+1])
+	l, ok2 := unhex(s[i+2])
+	return h<<4 | l, ok1 && ok2
+}
+
 func unhex(c byte) (byte, bool) {
 	switch {
 	case c >= '0' && c <= '9':
@@ -86,10 +97,8 @@ func decodePercent(s string, markInvalid bool) string {
 			}
 		}
 		if i+2 < len(s) {
-			h, ok1 := unhex(s[i+1])
-			l, ok2 := unhex(s[i+2])
-			if ok1 && ok2 {
-				b.WriteByte(h<<4 | l)
+			if c, ok := escapedByte(s, i); ok {
+				b.WriteByte(c)
 				i += 2
 				continue
 			}

@@ -78,7 +78,12 @@ func (d *derived) add(m collection.Map, key, value string) {
 	if d.n > maxDerived {
 		return
 	}
-	m.Add(key, value)
+	// A fresh copy of the name: Coraza caches a value's transformations
+	// under the address of its name's bytes and its position in the
+	// collection, and positions change between rules (a map's order), so a
+	// derived value named by the same string as its original could be
+	// given the original's transformations, or the reverse.
+	m.Add(strings.Clone(key), value)
 }
 
 // URL headers are the request headers whose values are URLs or hosts.

@@ -1,11 +1,11 @@
 package waf
 
 import (
+	"slices"
 	"strconv"
 	"strings"
 
 	"github.com/corazawaf/coraza/v3/collection"
-	"github.com/corazawaf/coraza/v3/experimental/plugins/plugintypes"
 	"github.com/tidwall/gjson"
 )
 
@@ -16,58 +16,52 @@ const (
 	nestedMaxLeaves = 4096
 )
 
-// expandJSON is the moatExpandJSON action. It rewrites ARGS_GET and
-// ARGS_POST (form fields and multipart parts) so that a value holding a
-// JSON object or array is replaced by its leaves, named as Coraza names a
-// JSON body's ("field.key.0.name"), with arrays' lengths under their own
-// name. Rules then see each string as it was meant, as they do when the
-// same document arrives as an application/json body, rather than JSON
-// syntax, whose quotes, braces and colons read as SQL and script to CRS.
-// Every string, key and number of the document is still inspected; only
-// the punctuation between them is gone. A value that is not valid JSON,
-// or is too deep or too large, stays as it came.
-type expandJSON struct{}
-
-func newExpandJSON() plugintypes.Action { return expandJSON{} }
-
-func (expandJSON) Init(_ plugintypes.RuleMetadata, data string) error { return nil }
-
-func (expandJSON) Type() plugintypes.ActionType { return plugintypes.ActionTypeNondisruptive }
-
-func (expandJSON) Evaluate(_ plugintypes.RuleMetadata, tx plugintypes.TransactionState) {
-	v := tx.Variables()
-	expandMap(v.ArgsGet())
-	expandMap(v.ArgsPost())
-}
+// The inspection pass (inspect.go) rewrites ARGS_GET and ARGS_POST so
+// that a value holding a JSON object or array is replaced by its leaves,
+// named as Coraza names a JSON body's ("field.key.0.name"), with arrays'
+// lengths under their own name. Rules then see each string as it was
+// meant, as they do when the same document arrives as an
+// application/json body, rather than JSON syntax, whose quotes, braces and
+// colons read as SQL and script to CRS. A value that is not valid JSON, or
+// is too deep or too large, stays as it came.
 
 // expandMap replaces, in m, each value that is a JSON document or a
-// query string by its parts. Keys are visited in the order the request
-// gave them.
+// query string by its parts, each named after its own argument. Coraza's
+// maps file names case-insensitively ("Remove" and "remove" are one key),
+// so the values are grouped as the map groups them, every value of a
+// group keeps its own name, and groups are visited in sorted order: the
+// result does not depend on the map's iteration order.
 func expandMap(m collection.Map) {
-	var keys []string
-	seen := map[string]bool{}
+	type entry struct{ key, val string }
+	groups := map[string][]entry{}
+	var expand []string
 	for _, md := range m.FindAll() {
-		if !seen[md.Key()] && (looksJSON(md.Value()) || looksQuery(md.Value()) || looksCookies(md.Value())) {
-			seen[md.Key()] = true
-			keys = append(keys, md.Key())
+		lk := strings.ToLower(md.Key())
+		if _, ok := groups[lk]; !ok {
+			groups[lk] = nil
+		}
+		groups[lk] = append(groups[lk], entry{md.Key(), md.Value()})
+		if looksJSON(md.Value()) || looksQuery(md.Value()) || looksCookies(md.Value()) {
+			expand = append(expand, lk)
 		}
 	}
-	for _, k := range keys {
-		vals := m.Get(k)
+	slices.Sort(expand)
+	expand = slices.Compact(expand)
+	for _, lk := range expand {
 		var out [][2]string
 		changed := false
-		for _, val := range vals {
-			if parts, ok := expandValue(k, val); ok {
+		for _, e := range groups[lk] {
+			if parts, ok := expandValue(e.key, e.val); ok {
 				out = append(out, parts...)
 				changed = true
 				continue
 			}
-			out = append(out, [2]string{k, val})
+			out = append(out, [2]string{e.key, e.val})
 		}
 		if !changed {
 			continue
 		}
-		m.Remove(k)
+		m.Remove(lk)
 		for _, kv := range out {
 			m.Add(kv[0], kv[1])
 		}

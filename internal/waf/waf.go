@@ -11,6 +11,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"net"
 	"net/http"
 	"os"
@@ -87,6 +88,10 @@ type Config struct {
 	// For comparisons and CRS's own regression suite.
 	StockCRS bool
 
+	// noGate evaluates every rule (see gate.go): the reference the gate is
+	// tested against.
+	noGate bool
+
 	// MaxArgLength is the longest argument value accepted, in bytes
 	// (CRS's tx.arg_length); 0 means 256 KiB. MaxArgNameLength is the
 	// longest name (tx.arg_name_length); 0 means 8 KiB.
@@ -148,6 +153,7 @@ func register() {
 		plugins.RegisterTransformation("moatDecodeEvasions", decodeEvasions)
 		plugins.RegisterAction("moatInspect", newInspectAction)
 		plugins.RegisterAction("moatContext", newContextAction)
+		plugins.RegisterAction("moatGate", newGateAction)
 		plugins.RegisterOperator("moatSQLi", newScoreOp(sqlScore))
 		plugins.RegisterOperator("moatXSS", newScoreOp(xssScore))
 		plugins.RegisterOperator("moatShell", newScoreOp(shellScore))
@@ -157,6 +163,7 @@ func register() {
 		plugins.RegisterOperator("moatArgLimits", newArgLimitsOp)
 		plugins.RegisterOperator("moatOverBudget", newBudgetOp)
 		plugins.RegisterBodyProcessor(bodyProcessorName, newRawBody)
+		plugins.RegisterBodyProcessor(formBodyProcessorName, newFormBody)
 		plugins.RegisterOperator("rx", newRxOp)
 	})
 }
@@ -168,6 +175,7 @@ type WAF struct {
 	detect    bool
 	bodyLimit int64
 	rx        RegexStats
+	gate      GateStats
 }
 
 // New loads CRS and the configured rule files. Errors name the file or
@@ -187,6 +195,11 @@ func New(cfg Config) (*WAF, error) {
 	respAccess := "Off"
 	if cfg.InspectResponses {
 		respAccess = "On"
+	}
+	b.WriteString(gateDirectives)
+	if cfg.StockCRS {
+		// moat.conf, which holds the phase-2 gate, is not loaded.
+		b.WriteString(stockGate2)
 	}
 	fmt.Fprintf(&b, baseDirectives, engine,
 		orDefault64(cfg.RequestBodyLimit, DefaultRequestBodyLimit),
@@ -243,24 +256,67 @@ func New(cfg Config) (*WAF, error) {
 		b.WriteString(text)
 	}
 	b.WriteString(cfg.Directives)
-	w, patterns, err := build(b.String())
+	w, patterns, gates, err := build(b.String())
 	if err != nil {
 		return nil, fmt.Errorf("waf: load rules: %w", err)
 	}
-	return &WAF{waf: w, detect: cfg.DetectionOnly, bodyLimit: orDefault64(cfg.RequestBodyLimit, DefaultRequestBodyLimit), rx: statsOf(patterns)}, nil
+	out := &WAF{waf: w, detect: cfg.DetectionOnly, bodyLimit: orDefault64(cfg.RequestBodyLimit, DefaultRequestBodyLimit), rx: statsOf(patterns)}
+	if !cfg.noGate {
+		p, err := planGate(w, []int{gate1ID, gate2ID, stockGate2ID}, dpl, orDefaultDur(cfg.Budget, DefaultBudget))
+		if err != nil {
+			// Coraza's rules are not laid out as the gate reads them:
+			// every rule is evaluated, as without the gate.
+			out.gate.Err = err
+		} else {
+			out.gate.Rules = p.rules
+			for _, g := range gates {
+				g.p.Store(p)
+			}
+		}
+	}
+	return out, nil
 }
+
+// GateStats says what the gate (see gate.go) decides over.
+type GateStats struct {
+	// Rules is the number of rules the gate may remove from a request
+	// (counted once per gate that decides for them).
+	Rules int
+	// Err is why the gate is off, if it is: every rule is evaluated.
+	Err error
+}
+
+// GateStats reports on the gate.
+func (w *WAF) GateStats() GateStats { return w.gate }
+
+// The gates' rule IDs: phase 1 first of all rules, phase 2 after moat's
+// inspection pass (rules/moat.conf), or first of phase 2 for stock CRS.
+const (
+	gate1ID      = 90006
+	gate2ID      = 90007
+	stockGate2ID = 90008
+)
+
+const gateDirectives = `SecAction "id:90006,phase:1,pass,nolog,t:none,moatGate"
+`
+
+const stockGate2 = `SecAction "id:90008,phase:2,pass,nolog,t:none,moatGate"
+`
 
 // build loads directives into a Coraza WAF and returns the @rx patterns
 // its rules use. Builds are serialised: the operator registry that hands
 // out the patterns is process-wide.
-func build(directives string) (coraza.WAF, map[string]*rxCompiled, error) {
+func build(directives string) (coraza.WAF, map[string]*rxCompiled, []*gateHolder, error) {
 	buildMu.Lock()
 	defer buildMu.Unlock()
 	patterns := map[string]*rxCompiled{}
 	rxCollect.Store(&patterns)
 	defer rxCollect.Store(nil)
+	var gates []*gateHolder
+	gateBuilding.Store(&gates)
+	defer gateBuilding.Store(nil)
 	w, err := coraza.NewWAF(coraza.NewWAFConfig().WithRootFS(coreruleset.FS).WithDirectives(directives))
-	return w, patterns, err
+	return w, patterns, gates, err
 }
 
 // RegexStats says how the rule set's @rx patterns run.
@@ -295,7 +351,7 @@ func readRules(name string) (string, error) {
 		return "", fmt.Errorf("waf: rule file: %w", err)
 	}
 	// Check the file on its own so a syntax error names it.
-	if _, _, err := build(string(data)); err != nil {
+	if _, _, _, err := build(string(data)); err != nil {
 		return "", fmt.Errorf("waf: rule file %q: %w", name, err)
 	}
 	return string(data) + "\n", nil
@@ -447,8 +503,10 @@ func (t *Tx) Request(r *http.Request, client string) (Verdict, error) {
 		tx.AddRequestHeader("Host", r.Host)
 		tx.SetServerName(hostOnly(r.Host))
 	}
-	for k, vs := range r.Header {
-		for _, v := range vs {
+	// In a fixed order (net/http keeps headers in a map), so that the
+	// first match a verdict reports does not change between runs.
+	for _, k := range slices.Sorted(maps.Keys(r.Header)) {
+		for _, v := range r.Header[k] {
 			if k == "Content-Type" {
 				v = trimEmptyParams(v)
 			}

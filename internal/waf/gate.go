@@ -1,0 +1,514 @@
+package waf
+
+import (
+	"errors"
+	"fmt"
+	"reflect"
+	"regexp"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+	"unsafe"
+
+	"github.com/corazawaf/coraza/v3"
+	"github.com/corazawaf/coraza/v3/collection"
+	"github.com/corazawaf/coraza/v3/experimental/plugins/plugintypes"
+	"github.com/corazawaf/coraza/v3/types"
+	"github.com/corazawaf/coraza/v3/types/variables"
+)
+
+// The gate: at the start of phases 1 and 2, one pass decides which of the
+// phase's rules cannot match this request, and removes them from the
+// transaction before Coraza evaluates them.
+//
+// Coraza pays for every rule it evaluates, matching or not: it gathers
+// the rule's variables into fresh slices, writes the RULE collection,
+// expands the rule's msg and logdata macros, looks every transformation
+// up in a map and hashes it. On CRS at paranoia 1 that is some 300 rules
+// a request, and that bookkeeping, not the operators, is most of the WAF's
+// time. The gate asks each rule the only question that decides whether it
+// does anything (does its operator answer true for one of its values?)
+// with Coraza's own transformation functions and operators, the values
+// read through Coraza's own collections, and nothing else:
+//
+//   - a rule's values are read with the same lookup Coraza uses (whole
+//     collection, key or key regex); exclusions (SecRuleUpdateTarget "!",
+//     ctl:ruleRemoveTarget*) are not applied, so the gate sees a superset
+//     of what the rule would, which can only keep a rule it could remove;
+//   - transformations are the rule's own functions, applied as Coraza
+//     applies them (an erroring step leaves the value as it was), cached
+//     per request by transformation prefix and value;
+//   - operators are the rule's own instances, asked while the transaction
+//     is not capturing, so they change nothing. Only operators whose answer
+//     depends on the value alone are used: moat's @rx and scorers, and
+//     Coraza's built-ins that read no macro; a rule with any other
+//     operator is always evaluated;
+//   - only variables no rule of the phase writes are read (the request's
+//     arguments, headers, cookies, URI, body and files; never TX, MATCHED_*
+//     or what a ctl changes), and the phase-2 gate runs after moat's
+//     inspection pass (rule 90002), the last thing that adds arguments;
+//   - a rule removed this way would not have matched, so it would have run
+//     no action, set no variable and logged nothing; the rules that a
+//     skip:N action counts over are never removed (skip counts only rules
+//     the transaction has not removed); multiMatch rules and counted
+//     variables (&ARGS) are always evaluated.
+//
+// TestGateDifferential runs CRS's regression suite and the request corpora
+// through the rule set with and without the gate and requires identical
+// verdicts and matched rules.
+
+// gateAction is the moatGate action: the rule that carries it decides for
+// the rules after it in its phase.
+type gateAction struct{ plan *gateHolder }
+
+type gateHolder struct{ p atomic.Pointer[gatePlan] }
+
+// gateBuilding receives the gate actions created while a WAF is being
+// built (under buildMu), so that New can give them the plan.
+var gateBuilding atomic.Pointer[[]*gateHolder]
+
+func newGateAction() plugintypes.Action {
+	h := &gateHolder{}
+	if l := gateBuilding.Load(); l != nil {
+		*l = append(*l, h)
+	}
+	return gateAction{h}
+}
+
+func (gateAction) Init(plugintypes.RuleMetadata, string) error { return nil }
+
+func (gateAction) Type() plugintypes.ActionType { return plugintypes.ActionTypeNondisruptive }
+
+func (g gateAction) Evaluate(r plugintypes.RuleMetadata, tx plugintypes.TransactionState) {
+	p := g.plan.p.Load()
+	if p == nil {
+		return
+	}
+	rules := p.after[r.ID()]
+	rr, ok := tx.(ruleRemover)
+	if len(rules) == 0 || !ok || tx.Capturing() {
+		return
+	}
+	s := gateScratch.Get().(*gateState)
+	s.reset(p, tx)
+	// A request big enough to be timed (see budget.go) stops being gated
+	// once its CPU budget is spent: the rules left are Coraza's, and the
+	// next budget rule refuses it, as without the gate.
+	start := first(tx.Variables().TX().Get(txStart))
+	for i := range rules {
+		if start != "" && i%gateBudgetEvery == gateBudgetEvery-1 && p.budget.Evaluate(tx, start) {
+			break
+		}
+		if !s.mayMatch(&rules[i]) {
+			rr.RemoveRuleByID(rules[i].id)
+		}
+	}
+	s.tx = nil
+	gateScratch.Put(s)
+}
+
+// gatePlan is what the gate knows of a rule set, read once from the
+// loaded rules.
+type gatePlan struct {
+	after     map[int][]gateRule // gate rule ID → the rules it decides
+	selectors []gateSelector
+	nodes     []gateNode // transformation prefixes; 0 is "none"
+	rules     int        // rules gated, for the load log and tests
+	budget    budgetOp   // the phase-2 CPU budget
+}
+
+// gateBudgetEvery is how many rules the gate decides between two readings
+// of the CPU clock (a system call).
+const gateBudgetEvery = 16
+
+type gateRule struct {
+	id   int
+	sels []int // into gatePlan.selectors
+	node int   // the rule's whole transformation chain
+	op   plugintypes.Operator
+	neg  bool
+}
+
+// gateSelector is one VARIABLE[:key] a rule reads.
+type gateSelector struct {
+	v     variables.RuleVariable
+	key   string
+	keyRx *regexp.Regexp
+}
+
+// gateNode is a transformation chain: its parent's, then fn.
+type gateNode struct {
+	parent int
+	fn     plugintypes.Transformation
+}
+
+// gateVariables are those the gate may read: the request as parsed, which
+// no rule writes.
+var gateVariables = map[variables.RuleVariable]bool{
+	variables.Args: true, variables.ArgsGet: true, variables.ArgsPost: true, variables.ArgsPath: true,
+	variables.ArgsNames: true, variables.ArgsGetNames: true, variables.ArgsPostNames: true,
+	variables.RequestHeaders: true, variables.RequestHeadersNames: true,
+	variables.RequestCookies: true, variables.RequestCookiesNames: true,
+	variables.RequestURI: true, variables.RequestURIRaw: true, variables.RequestFilename: true,
+	variables.RequestBasename: true, variables.RequestLine: true, variables.QueryString: true,
+	variables.RequestMethod: true, variables.RequestProtocol: true, variables.RequestBody: true,
+	variables.Files: true, variables.FilesNames: true, variables.XML: true,
+}
+
+// gateOperators are Coraza's built-in operators whose answer depends on
+// the value alone (when their argument has no macro).
+var gateOperators = map[string]bool{
+	"pm": true, "pmf": true, "pmFromFile": true, "within": true, "streq": true,
+	"beginsWith": true, "endsWith": true, "contains": true, "containsWord": true,
+	"validateByteRange": true, "validateUrlEncoding": true, "validateUtf8Encoding": true,
+	"detectSQLi": true, "detectXSS": true, "eq": true, "ge": true, "gt": true, "le": true, "lt": true,
+	"strmatch": true, "unconditionalMatch": true, "noMatch": true,
+}
+
+// planGate reads the loaded rules of w (Coraza keeps them unexported; the
+// fields read are checked, and any surprise is an error, so a Coraza
+// upgrade that moves them fails the build rather than the gate's
+// soundness) and plans the gate for each rule carrying moatGate (ids).
+// Rules of a paranoia level above paranoia (the detection level) are left
+// to Coraza: CRS skips them, and deciding them would be wasted work.
+func planGate(w coraza.WAF, ids []int, paranoia int, budget time.Duration) (*gatePlan, error) {
+	rv := reflect.ValueOf(w)
+	if rv.Kind() != reflect.Struct {
+		return nil, fmt.Errorf("waf: gate: unexpected Coraza WAF type %s", rv.Type())
+	}
+	inner := rv.FieldByName("waf")
+	if inner.Kind() != reflect.Pointer || inner.IsNil() {
+		return nil, fmt.Errorf("waf: gate: unexpected Coraza WAF type %s", rv.Type())
+	}
+	rules := inner.Elem().FieldByName("Rules").FieldByName("rules")
+	if rules.Kind() != reflect.Slice {
+		return nil, errors.New("waf: gate: Coraza's rule list not found")
+	}
+	p := &gatePlan{after: map[int][]gateRule{}, nodes: []gateNode{{}}, budget: budgetOp{budget}}
+	nodeOf := map[[2]uintptr]int{}
+	selOf := map[gateSelector]int{}
+	isGate := map[int]bool{}
+	for _, id := range ids {
+		isGate[id] = true
+	}
+	type ruleInfo struct {
+		id, phase int
+		marker    bool
+		gr        *gateRule
+		skip      int
+	}
+	var all []ruleInfo
+	for i := range rules.Len() {
+		r := rules.Index(i)
+		id, err := intField(r, "ID_")
+		if err != nil {
+			return nil, err
+		}
+		phase, err := intField(r, "Phase_")
+		if err != nil {
+			return nil, err
+		}
+		info := ruleInfo{id: id, phase: phase, marker: r.FieldByName("SecMark_").String() != ""}
+		acts := r.FieldByName("actions")
+		if acts.Kind() != reflect.Slice {
+			return nil, errors.New("waf: gate: Coraza rule actions not found")
+		}
+		for j := range acts.Len() {
+			if a := acts.Index(j); a.FieldByName("Name").String() == "skip" {
+				info.skip = skipCount(a.FieldByName("Function"))
+			}
+		}
+		gr, err := gateable(r, p, nodeOf, selOf)
+		if err != nil {
+			return nil, err
+		}
+		if gr != nil && aboveParanoia(r, paranoia) {
+			// CRS jumps over it (skipAfter) at this paranoia level; if a
+			// request raises the level, Coraza evaluates it in full.
+			gr = nil
+		}
+		info.gr = gr
+		all = append(all, info)
+	}
+	// skip:N skips the next N rules of its phase that the transaction has
+	// not removed, so removing one would move what it skips. Every rule
+	// from a skip to its phase's N-th next SecMarker (which no exclusion
+	// removes, so the skip cannot reach past it) is left to Coraza.
+	for i, info := range all {
+		markers := 0
+		for j := i + 1; info.skip > 0 && j < len(all) && markers < info.skip; j++ {
+			if all[j].phase != info.phase && all[j].phase != 0 {
+				continue // phase 0 (markers) is every phase
+			}
+			all[j].gr = nil
+			if all[j].marker {
+				markers++
+			}
+		}
+	}
+	for i, info := range all {
+		if !isGate[info.id] {
+			continue
+		}
+		var list []gateRule
+		for _, later := range all[i+1:] {
+			if later.phase == info.phase && later.gr != nil {
+				list = append(list, *later.gr)
+			}
+		}
+		p.after[info.id] = list
+		p.rules += len(list)
+	}
+	return p, nil
+}
+
+// aboveParanoia reports whether rule r is tagged with a CRS paranoia level
+// above pl.
+func aboveParanoia(r reflect.Value, pl int) bool {
+	tags := r.FieldByName("Tags_")
+	if tags.Kind() != reflect.Slice {
+		return false
+	}
+	for i := range tags.Len() {
+		if n, ok := strings.CutPrefix(tags.Index(i).String(), "paranoia-level/"); ok {
+			if lvl, err := strconv.Atoi(n); err == nil && lvl > pl {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// skipCount is N of a skip:N action (Coraza's skipFn holds it as its
+// only int field); 1<<30 (to the end of the phase) when it cannot be read.
+func skipCount(fn reflect.Value) int {
+	if fn.Kind() == reflect.Interface && !fn.IsNil() {
+		v := fn.Elem()
+		if v.Kind() == reflect.Pointer && !v.IsNil() {
+			v = v.Elem()
+		}
+		if v.Kind() == reflect.Struct {
+			for i := range v.NumField() {
+				if f := v.Field(i); f.CanInt() && f.Int() > 0 {
+					return int(f.Int())
+				}
+			}
+		}
+	}
+	return 1 << 30
+}
+
+func intField(r reflect.Value, name string) (int, error) {
+	f := r.FieldByName(name)
+	if !f.IsValid() || !f.CanInt() {
+		return 0, fmt.Errorf("waf: gate: Coraza rule field %s not found", name)
+	}
+	return int(f.Int()), nil
+}
+
+// exported returns f (an unexported field of an addressable value) as a
+// value whose Interface may be called.
+func exported(f reflect.Value) reflect.Value {
+	return reflect.NewAt(f.Type(), unsafe.Pointer(f.UnsafeAddr())).Elem()
+}
+
+// gateable returns the gate's view of rule r, or nil when the gate must
+// leave it to Coraza.
+func gateable(r reflect.Value, p *gatePlan, nodeOf map[[2]uintptr]int, selOf map[gateSelector]int) (*gateRule, error) {
+	id, _ := intField(r, "ID_")
+	if id <= 0 {
+		return nil, nil // markers and chain links
+	}
+	for _, name := range []string{"MultiMatch", "HasChain"} {
+		if f := r.FieldByName(name); !f.IsValid() || f.Kind() != reflect.Bool {
+			return nil, fmt.Errorf("waf: gate: Coraza rule field %s not found", name)
+		}
+	}
+	if r.FieldByName("MultiMatch").Bool() {
+		return nil, nil
+	}
+	opp := r.FieldByName("operator")
+	if opp.Kind() != reflect.Pointer {
+		return nil, errors.New("waf: gate: Coraza rule operator not found")
+	}
+	if opp.IsNil() {
+		return nil, nil // SecAction
+	}
+	opv := opp.Elem()
+	fn, data, neg := opv.FieldByName("Function"), opv.FieldByName("Data"), opv.FieldByName("Negation")
+	opf := opv.FieldByName("Operator")
+	if fn.Kind() != reflect.String || data.Kind() != reflect.String || neg.Kind() != reflect.Bool || !opf.IsValid() {
+		return nil, errors.New("waf: gate: Coraza operator fields not found")
+	}
+	op, ok := exported(opf).Interface().(plugintypes.Operator)
+	if !ok || op == nil {
+		return nil, nil
+	}
+	switch op.(type) {
+	case *rxOp, scoreOp:
+	default:
+		// Function is the operator as written: "@pm", "!@rx".
+		name := strings.TrimPrefix(strings.TrimPrefix(fn.String(), "!"), "@")
+		if !gateOperators[name] || strings.Contains(data.String(), "%{") {
+			return nil, nil
+		}
+	}
+	gr := &gateRule{id: id, op: op, neg: neg.Bool()}
+	vars := r.FieldByName("variables")
+	if vars.Kind() != reflect.Slice {
+		return nil, errors.New("waf: gate: Coraza rule variables not found")
+	}
+	for i := range vars.Len() {
+		v := vars.Index(i)
+		cnt, vr, ks, krx := v.FieldByName("Count"), v.FieldByName("Variable"), v.FieldByName("KeyStr"), v.FieldByName("KeyRx")
+		if cnt.Kind() != reflect.Bool || vr.Kind() != reflect.Uint8 || ks.Kind() != reflect.String || krx.Kind() != reflect.Pointer {
+			return nil, errors.New("waf: gate: Coraza variable fields not found")
+		}
+		rvar := variables.RuleVariable(vr.Uint())
+		if cnt.Bool() || !gateVariables[rvar] {
+			return nil, nil
+		}
+		sel := gateSelector{v: rvar, key: ks.String()}
+		if !krx.IsNil() {
+			sel.keyRx = exported(krx).Interface().(*regexp.Regexp)
+			sel.key = ""
+		}
+		k, ok := selOf[sel]
+		if !ok {
+			k = len(p.selectors)
+			p.selectors = append(p.selectors, sel)
+			selOf[sel] = k
+		}
+		gr.sels = append(gr.sels, k)
+	}
+	ts := r.FieldByName("transformations")
+	if ts.Kind() != reflect.Slice {
+		return nil, errors.New("waf: gate: Coraza rule transformations not found")
+	}
+	node := 0
+	for i := range ts.Len() {
+		f := ts.Index(i).FieldByName("Function")
+		if !f.IsValid() || f.Kind() != reflect.Func {
+			return nil, errors.New("waf: gate: Coraza transformation fields not found")
+		}
+		t, ok := exported(f).Interface().(plugintypes.Transformation)
+		if !ok || t == nil {
+			return nil, nil
+		}
+		key := [2]uintptr{uintptr(node), f.Pointer()}
+		n, ok := nodeOf[key]
+		if !ok {
+			n = len(p.nodes)
+			p.nodes = append(p.nodes, gateNode{parent: node, fn: t})
+			nodeOf[key] = n
+		}
+		node = n
+	}
+	gr.node = node
+	return gr, nil
+}
+
+// gateState is one gate pass's scratch: each selector's values (as
+// indexes into vals, which holds each distinct value once) and the
+// transformed values by (node, value).
+type gateState struct {
+	p      *gatePlan
+	tx     plugintypes.TransactionState
+	sel    [][]int
+	selOK  []bool
+	vals   []string
+	valIdx map[string]int
+	tcache map[[2]int]string
+}
+
+var gateScratch = sync.Pool{New: func() any {
+	return &gateState{valIdx: map[string]int{}, tcache: map[[2]int]string{}}
+}}
+
+func (s *gateState) reset(p *gatePlan, tx plugintypes.TransactionState) {
+	s.p, s.tx = p, tx
+	if cap(s.sel) < len(p.selectors) {
+		s.sel = make([][]int, len(p.selectors))
+		s.selOK = make([]bool, len(p.selectors))
+	}
+	s.sel = s.sel[:len(p.selectors)]
+	s.selOK = s.selOK[:len(p.selectors)]
+	for i := range s.sel {
+		s.sel[i] = s.sel[i][:0]
+		s.selOK[i] = false
+	}
+	s.vals = s.vals[:0]
+	clear(s.valIdx)
+	clear(s.tcache)
+}
+
+// values returns the indexes of selector k's values, read as Coraza's
+// GetField reads them (without exceptions).
+func (s *gateState) values(k int) []int {
+	if s.selOK[k] {
+		return s.sel[k]
+	}
+	s.selOK[k] = true
+	sel := &s.p.selectors[k]
+	col := s.tx.Collection(sel.v)
+	if col == nil {
+		return nil
+	}
+	var mds []types.MatchData
+	switch keyed, ok := col.(collection.Keyed); {
+	case sel.keyRx != nil && ok:
+		mds = keyed.FindRegex(sel.keyRx)
+	case sel.key != "" && ok:
+		mds = keyed.FindString(sel.key)
+	default:
+		mds = col.FindAll()
+	}
+	out := s.sel[k]
+	for _, md := range mds {
+		v := md.Value()
+		i, ok := s.valIdx[v]
+		if !ok {
+			i = len(s.vals)
+			s.vals = append(s.vals, v)
+			s.valIdx[v] = i
+		}
+		out = append(out, i)
+	}
+	s.sel[k] = out
+	return out
+}
+
+// transformed is value vi after node's transformations, as Coraza's
+// transformArg computes it.
+func (s *gateState) transformed(node, vi int) string {
+	if node == 0 {
+		return s.vals[vi]
+	}
+	key := [2]int{node, vi}
+	if v, ok := s.tcache[key]; ok {
+		return v
+	}
+	n := s.p.nodes[node]
+	in := s.transformed(n.parent, vi)
+	out := in
+	if v, _, err := n.fn(in); err == nil {
+		out = v
+	}
+	s.tcache[key] = out
+	return out
+}
+
+// mayMatch reports whether r's operator answers true for one of its
+// values.
+func (s *gateState) mayMatch(r *gateRule) bool {
+	for _, k := range r.sels {
+		for _, vi := range s.values(k) {
+			if r.op.Evaluate(s.tx, s.transformed(r.node, vi)) != r.neg {
+				return true
+			}
+		}
+	}
+	return false
+}
