@@ -107,6 +107,7 @@ func (x *access) run(ctx context.Context) error {
 	if x.cfg.Off {
 		return nil
 	}
+	x.checkShells()
 	var wg sync.WaitGroup
 	wg.Add(2)
 	go func() { defer wg.Done(); x.enforce(ctx) }()

@@ -14,6 +14,14 @@ var errNoShells = errors.New("break-glass shells are offered on Unix nodes only"
 
 func asUser(*exec.Cmd, *localUser) error { return errNoShells }
 
+func canSwitchUser() error { return errNoShells }
+
+func canOpenPTY() error { return errNoShells }
+
+func sessionExecReady() error { return errNoShells }
+
+func sessionLimits() []string { return nil }
+
 func startPTY(*exec.Cmd, *localUser, int, int) (*os.File, error) { return nil, errNoShells }
 
 func (p *process) resize(int, int) {}

@@ -3,6 +3,7 @@
 package agent
 
 import (
+	"fmt"
 	"os"
 	"os/exec"
 	"syscall"
@@ -18,7 +19,18 @@ func asUser(cmd *exec.Cmd, lu *localUser) error {
 		attr.Credential = &syscall.Credential{Uid: lu.uid, Gid: lu.gid, Groups: lu.groups}
 	}
 	cmd.SysProcAttr = attr
+	wrapSession(cmd)
 	return nil
+}
+
+// canOpenPTY opens a terminal and closes it.
+func canOpenPTY() error {
+	ptmx, tty, err := pty.Open()
+	if err != nil {
+		return err
+	}
+	tty.Close()
+	return ptmx.Close()
 }
 
 // startPTY starts cmd on a new terminal owned by the session's user (mode
@@ -34,11 +46,13 @@ func startPTY(cmd *exec.Cmd, lu *localUser, cols, rows int) (*os.File, error) {
 		return nil, err
 	}
 	if uint32(os.Getuid()) != lu.uid {
-		if err := os.Chown(tty.Name(), int(lu.uid), -1); err != nil {
+		// The mode first: once the terminal is the user's, changing it
+		// would take CAP_FOWNER.
+		_ = tty.Chmod(0o620)
+		if err := tty.Chown(int(lu.uid), -1); err != nil {
 			ptmx.Close()
-			return nil, err
+			return nil, fmt.Errorf("give the terminal to %s: %v", lu.name, err)
 		}
-		_ = os.Chmod(tty.Name(), 0o620)
 	}
 	cmd.Stdin, cmd.Stdout, cmd.Stderr = tty, tty, tty
 	cmd.SysProcAttr.Setsid = true

@@ -124,8 +124,8 @@ type localUser struct {
 }
 
 // resolveUser checks the configured account; an empty one, root without
-// AllowRoot, or another account than the agent's own while the agent is
-// not root, refuses shells.
+// AllowRoot, or one the agent cannot start sessions as (shellReady)
+// refuses shells.
 func (x *access) resolveUser() (*localUser, error) {
 	if x.cfg.User == "" {
 		return nil, fmt.Errorf("shell access is not configured on node %q (the agent's access user is unset)", x.a.cfg.Node)
@@ -138,9 +138,6 @@ func (x *access) resolveUser() (*localUser, error) {
 	gid, _ := strconv.ParseUint(u.Gid, 10, 32)
 	if uid == 0 && !x.cfg.AllowRoot {
 		return nil, fmt.Errorf("node %q is configured to give root shells, which is refused unless allow_root is set", x.a.cfg.Node)
-	}
-	if os.Getuid() != 0 && uint32(uid) != uint32(os.Getuid()) {
-		return nil, fmt.Errorf("the agent on node %q runs as uid %d and cannot start sessions as %q", x.a.cfg.Node, os.Getuid(), x.cfg.User)
 	}
 	lu := &localUser{name: u.Username, uid: uint32(uid), gid: uint32(gid), home: u.HomeDir, shell: x.cfg.Shell}
 	if ids, err := u.GroupIds(); err == nil {
@@ -155,6 +152,9 @@ func (x *access) resolveUser() (*localUser, error) {
 	}
 	if st, err := os.Stat(lu.home); err != nil || !st.IsDir() {
 		lu.home = "/"
+	}
+	if err := x.shellReady(lu); err != nil {
+		return nil, err
 	}
 	return lu, nil
 }
@@ -350,7 +350,13 @@ func (s *sshSession) channel(ctx context.Context, ch ssh.Channel, reqs <-chan *s
 			}
 			p, err := s.start(ctx, ch, req, pr)
 			if err != nil {
-				_ = req.Reply(false, nil)
+				// A request not offered is refused. One this node cannot
+				// serve now is accepted, then fails with the reason on
+				// stderr: a client drops what follows a refused request,
+				// and the administrator must learn why (a missing
+				// capability, say), not just that the command failed.
+				_ = req.Reply(!errors.As(err, new(notOffered)), nil)
+				s.x.a.log.Warn("access: session refused", "session", s.info.ID, "err", err)
 				fmt.Fprintf(ch.Stderr(), "moat: %v\r\n", err)
 				_, _ = ch.SendRequest("exit-status", false, ssh.Marshal(struct{ Status uint32 }{1}))
 				return
@@ -385,6 +391,10 @@ func (s *sshSession) channel(ctx context.Context, ch ssh.Channel, reqs <-chan *s
 	}
 }
 
+// notOffered is a session request the agent never serves (a malformed
+// one, a subsystem other than sftp), refused at the SSH level.
+type notOffered struct{ error }
+
 // process is one running shell, command or subsystem.
 type process struct {
 	cmd  *exec.Cmd
@@ -409,14 +419,14 @@ func (s *sshSession) start(ctx context.Context, ch ssh.Channel, req *ssh.Request
 	case "exec":
 		var c struct{ Command string }
 		if err := ssh.Unmarshal(req.Payload, &c); err != nil {
-			return nil, errors.New("malformed exec request")
+			return nil, notOffered{errors.New("malformed exec request")}
 		}
 		argv = []string{lu.shell, "-c", c.Command}
 		title = c.Command
 	case "subsystem":
 		var c struct{ Name string }
 		if err := ssh.Unmarshal(req.Payload, &c); err != nil || c.Name != "sftp" {
-			return nil, fmt.Errorf("subsystem %q is not offered (sftp is)", c.Name)
+			return nil, notOffered{fmt.Errorf("subsystem %q is not offered (sftp is)", c.Name)}
 		}
 		path := s.x.sftpServer()
 		if path == "" {

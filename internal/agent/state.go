@@ -55,6 +55,7 @@ func (a *Agent) applyFrame(u api.Update, save bool) error {
 	if u.Heartbeat {
 		return nil
 	}
+	var newShells []api.Grant // shell grants this frame brings
 	if u.Bundle != nil {
 		roots, err := api.ParseChain(u.Bundle)
 		if err != nil {
@@ -91,6 +92,9 @@ func (a *Agent) applyFrame(u api.Update, save bool) error {
 			a.state.grants = map[string]api.Grant{}
 		}
 		if g.Node == a.cfg.Node {
+			if _, had := a.state.grants[g.ID]; !had && g.Mode == api.ModeShell {
+				newShells = append(newShells, g)
+			}
 			a.state.grants[g.ID] = g
 		}
 	}
@@ -99,6 +103,11 @@ func (a *Agent) applyFrame(u api.Update, save bool) error {
 	}
 	removed := a.reconcileLocked()
 	a.mu.Unlock()
+	if a.access != nil {
+		for _, g := range newShells {
+			a.access.shellGranted(g)
+		}
+	}
 	for _, name := range removed {
 		_ = os.RemoveAll(filepath.Join(a.cfg.DataDir, svidDir, name))
 	}

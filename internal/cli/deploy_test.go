@@ -63,7 +63,7 @@ func TestDeployConfigs(t *testing.T) {
 // TestDeployUnits checks the systemd units with systemd's own tools: every
 // directive known, the ExecStart configuration and KEK credential agreeing
 // with the example configurations, and a sandbox systemd rates as exposed
-// at most 2.0 of 10.
+// at most 2.0 of 10; and the agent's break-glass drop-in.
 func TestDeployUnits(t *testing.T) {
 	analyze, err := exec.LookPath("systemd-analyze")
 	if err != nil {
@@ -135,5 +135,33 @@ func TestDeployUnits(t *testing.T) {
 		if err != nil {
 			t.Errorf("systemd-analyze security %s: %v\n%s", name, err, out)
 		}
+	}
+
+	// The break-glass drop-in: every directive known (verify reads
+	// UNIT.d/ beside the unit), the three capabilities of starting a
+	// session as another account, and no-new-privileges lifted for the
+	// session's sudo.
+	dropIn := filepath.Join(deployDir, "systemd", "moat-agent.service.d", "break-glass.conf")
+	b, err := os.ReadFile(dropIn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	conf := string(b)
+	for _, d := range []string{"AmbientCapabilities=CAP_SETUID CAP_SETGID CAP_CHOWN\n", "NoNewPrivileges=no\n", "CapabilityBoundingSet=~\n", "SystemCallFilter=\n"} {
+		if !strings.Contains(conf, "\n"+d) {
+			t.Errorf("break-glass.conf: want %s", strings.TrimSpace(d))
+		}
+	}
+	// Installed beside the unit, the sandbox checks above no longer hold
+	// (by design): verify only.
+	if err := os.MkdirAll(filepath.Join(tmp, "moat-agent.service.d"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(tmp, "moat-agent.service.d", "break-glass.conf"), []byte(conf+"\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	out, err := exec.Command(analyze, "verify", "--man=no", filepath.Join(tmp, "moat-agent.service")).CombinedOutput()
+	if err != nil || len(bytes.TrimSpace(out)) > 0 {
+		t.Errorf("systemd-analyze verify moat-agent.service with break-glass.conf: %v\n%s", err, out)
 	}
 }

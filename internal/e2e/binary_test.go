@@ -116,7 +116,15 @@ type proc struct {
 // moatStart starts the binary with args; the test's end stops it.
 func moatStart(t *testing.T, env cmdEnv, stdin io.Reader, args ...string) *proc {
 	t.Helper()
-	cmd := exec.Command(moatBinary(t), args...)
+	return moatStartUnder(t, env, stdin, nil, args...)
+}
+
+// moatStartUnder is moatStart with the binary run by wrap (setpriv and its
+// options, say); a nil wrap runs it directly.
+func moatStartUnder(t *testing.T, env cmdEnv, stdin io.Reader, wrap []string, args ...string) *proc {
+	t.Helper()
+	argv := append(append(append([]string{}, wrap...), moatBinary(t)), args...)
+	cmd := exec.Command(argv[0], argv[1:]...)
 	cmd.Env = env.list()
 	cmd.Stdin = stdin
 	p := &proc{cmd: cmd, out: &lockedBuffer{}, errb: &lockedBuffer{}, done: make(chan struct{})}

@@ -5,7 +5,6 @@ package firewall
 import (
 	"context"
 	"fmt"
-	"io"
 	"net"
 	"os"
 	"os/exec"
@@ -17,6 +16,8 @@ import (
 
 	"github.com/mdlayher/netlink"
 	"golang.org/x/sys/unix"
+
+	"moat/internal/netlab"
 )
 
 // capCheckEnv makes the test binary, started again by
@@ -39,35 +40,12 @@ func TestAgentUnitCapabilities(t *testing.T) {
 		t.Fatalf("setpriv (Debian package util-linux) is needed: %v", err)
 	}
 	// A copy of this test binary that uid nobody may run.
-	dir, err := os.MkdirTemp("", "moat-capcheck-")
+	bin, err := netlab.SelfCopy("")
 	if err != nil {
 		t.Fatal(err)
 	}
+	dir := filepath.Dir(bin)
 	t.Cleanup(func() { os.RemoveAll(dir) })
-	if err := os.Chmod(dir, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	self, err := os.Executable()
-	if err != nil {
-		t.Fatal(err)
-	}
-	bin := filepath.Join(dir, "firewall.test")
-	src, err := os.Open(self)
-	if err != nil {
-		t.Fatal(err)
-	}
-	dst, err := os.OpenFile(bin, os.O_CREATE|os.O_WRONLY, 0o755)
-	if err != nil {
-		t.Fatal(err)
-	}
-	_, err = io.Copy(dst, src)
-	src.Close()
-	if cerr := dst.Close(); err == nil {
-		err = cerr
-	}
-	if err != nil {
-		t.Fatal(err)
-	}
 	run := func(caps string) (string, error) {
 		ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 		defer cancel()
