@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"os"
+	"runtime/pprof"
 	"sort"
 	"syscall"
 	"time"
@@ -43,6 +44,7 @@ func run() error {
 	days := flag.Int("days", 30, "-mem: days of records")
 	perDay := flag.Int("per-day", 20000, "-mem: records per day")
 	idle := flag.Duration("idle", 75*time.Second, "-mem: how long to idle before the last sample")
+	cpuProfile := flag.String("cpuprofile", "", "write a CPU profile of the queries to this file")
 	flag.Parse()
 	if *mem {
 		return benchMem(*days, *perDay, *idle)
@@ -101,6 +103,17 @@ func run() error {
 		{"since 6h (whole hours)", flow.Filter{Since: endT.Add(-6 * time.Hour).Truncate(time.Hour)}},
 		{"since 1h, not hour-aligned", flow.Filter{Since: endT.Add(-time.Hour - 17*time.Minute)}},
 		{"since 10m, not hour-aligned", flow.Filter{Since: endT.Add(-10*time.Minute - 7*time.Second)}},
+	}
+	if *cpuProfile != "" {
+		f, err := os.Create(*cpuProfile)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			return err
+		}
+		defer pprof.StopCPUProfile()
 	}
 	fmt.Printf("\nTopTalkers(n=10), %d runs each: min / median wall, CPU of the median run\n", *runs)
 	for _, q := range queries {

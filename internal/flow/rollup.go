@@ -85,6 +85,15 @@ func aggAD(t rollTable, bucket int64, class int, keys []any) []byte {
 	return ad
 }
 
+// aggADSQL is aggAD as an SQL expression over a row of t (its first
+// parameter t.ad), so that SQLite builds each row's associated data and a
+// row crosses the driver as three values rather than nine. SQLite
+// concatenates blobs byte for byte and writes integers in decimal, as
+// strconv does (TestAggADSQL).
+func aggADSQL(t rollTable) string {
+	return "CAST(? || " + t.col + " || ':' || class || ':' || src || ':' || src_name || ':' || dst || ':' || dst_name || ':' || verdict || ':' || rule AS BLOB)"
+}
+
 // rollup adds a batch's counts to the rows of t: with one upsert per row
 // in a plain partition, and in a keyed one by opening the row's sealed
 // aggregate, adding, and sealing it again.
@@ -307,7 +316,8 @@ func (s *Store) talkerRows(ctx context.Context, p *partition, t rollTable, f *Fi
 	q := "SELECT src, dst, verdict, SUM(flows), SUM(bytes) FROM " + t.name + " WHERE " +
 		strings.Join(conds, " AND ") + " GROUP BY src, dst, verdict"
 	if p.keyed {
-		q = "SELECT " + t.col + ", class, src, src_name, dst, dst_name, verdict, rule, agg FROM " + t.name + " WHERE " + strings.Join(conds, " AND ")
+		q = "SELECT verdict, agg, " + aggADSQL(t) + " FROM " + t.name + " WHERE " + strings.Join(conds, " AND ")
+		args = append([]any{t.ad}, args...)
 	}
 	rows, err := p.db.QueryContext(ctx, q, args...)
 	if err != nil {
@@ -330,13 +340,11 @@ func (s *Store) talkerRows(ctx context.Context, p *partition, t rollTable, f *Fi
 			addEdge(acc, k, flows, bytes)
 			continue
 		}
-		var bucket int64
-		var class int
-		var src, srcName, dst, dstName, verdict, rule, sealed []byte
-		if err := rows.Scan(&bucket, &class, &src, &srcName, &dst, &dstName, &verdict, &rule, &sealed); err != nil {
+		var verdict, sealed, ad sql.RawBytes
+		if err := rows.Scan(&verdict, &sealed, &ad); err != nil {
 			return fmt.Errorf("flow: top talkers %q: %w", p.path, err)
 		}
-		pt, err := s.cfg.Sealer.Decrypt(sealed, aggAD(t, bucket, class, []any{src, srcName, dst, dstName, verdict, rule}))
+		pt, err := s.cfg.Sealer.Decrypt(sealed, ad)
 		if err != nil {
 			return fmt.Errorf("flow: top talkers %q: open a rollup row: %w", p.path, err)
 		}

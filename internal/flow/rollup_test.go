@@ -1,7 +1,9 @@
 package flow
 
 import (
+	"bytes"
 	"context"
+	"database/sql"
 	"fmt"
 	"slices"
 	"testing"
@@ -185,5 +187,32 @@ func TestNodeCellsAndWeights(t *testing.T) {
 				t.Fatalf("weights of node-a 11:00–11:30 sum to %+v, want %+v", RankTalkers(got, 100), want)
 			}
 		})
+	}
+}
+
+// TestAggADSQL checks that SQLite builds a keyed rollup row's associated
+// data byte for byte as aggAD does, for hashes holding NUL bytes, the
+// separator and bytes that are not UTF-8.
+func TestAggADSQL(t *testing.T) {
+	db, err := sql.Open("sqlite", ":memory:")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	if _, err := db.Exec(schema); err != nil {
+		t.Fatal(err)
+	}
+	keys := []any{[]byte{0, 1, ':', 0xff}, []byte{}, []byte{0xc3, 0x28, 0}, []byte(":::"), []byte{0x80}, []byte{0, 0, 0}}
+	args := append([]any{int64(1795435200000), 4001}, keys...)
+	if _, err := db.Exec(`INSERT INTO talkers(hour, class, src, src_name, dst, dst_name, verdict, rule, flows, bytes, agg)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, 0, 0, x'00')`, args...); err != nil {
+		t.Fatal(err)
+	}
+	var got []byte
+	if err := db.QueryRow("SELECT "+aggADSQL(hourly)+" FROM talkers", hourly.ad).Scan(&got); err != nil {
+		t.Fatal(err)
+	}
+	if want := aggAD(hourly, 1795435200000, 4001, keys); !bytes.Equal(got, want) {
+		t.Errorf("SQL associated data %q, aggAD %q", got, want)
 	}
 }
