@@ -498,6 +498,37 @@ type AdminRenewRequest struct {
 	CSR []byte        `json:"csr"`
 }
 
+// AdminAccount is one administrator's account, as "moat admin list" shows it.
+type AdminAccount struct {
+	Name      string `json:"name"`
+	ID        string `json:"id"`
+	Role      string `json:"role"`
+	CreatedBy string `json:"created_by,omitempty"`
+	// Expires is the end of the account's latest certificate, zero when
+	// the server did not record it.
+	Expires time.Time `json:"expires,omitzero"`
+	// MFA says whether a second factor is enrolled (a confirmed
+	// authenticator or a security key); AwaitingApproval that the
+	// authenticator is not approved yet.
+	MFA              bool `json:"mfa"`
+	AwaitingApproval bool `json:"awaiting_approval,omitempty"`
+	// Sessions counts the live MFA sessions.
+	Sessions int `json:"sessions"`
+}
+
+// AdminRemove asks to remove an administrator's account.
+type AdminRemove struct {
+	Name string `json:"name"`
+}
+
+// AdminRemoved answers AdminRemove: the certificate serials revoked and
+// the MFA sessions ended.
+type AdminRemoved struct {
+	ID            string   `json:"id"`
+	Revoked       []string `json:"revoked"`
+	SessionsEnded int      `json:"sessions_ended"`
+}
+
 // Whoami describes the caller.
 type Whoami struct {
 	ID   string `json:"id"`

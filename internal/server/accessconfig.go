@@ -22,7 +22,7 @@ const (
 // configuration names none: what changes who may reach what, who may
 // administer, and the keys.
 var DefaultMFAActions = []string{
-	"policy.apply", "revoke", "ca.rotate", "admin.create", "mfa.reset",
+	"policy.apply", "revoke", "ca.rotate", "admin.create", "admin.remove", "mfa.reset",
 	"access.request", "access.approve", "access.revoke", "access.cert",
 	"keys.rotate", "backup.create", "mfa.approve",
 }

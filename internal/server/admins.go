@@ -91,13 +91,14 @@ func (s *Server) signAdmin(ctx context.Context, name, role string, csr []byte, t
 		return api.CertResponse{}, errorf(http.StatusBadRequest, "csr: %v", err)
 	}
 	rec := adminRecord{Role: role, Cert: issuedAdminCert(chain, a.Bundle().X509Authorities()), CreatedBy: createdBy}
+	var cur adminRecord
+	if err := getJSON(ctx, s.st, prefixAdmin+name, &cur); err != nil && !errors.Is(err, store.ErrNotFound) {
+		return api.CertResponse{}, err
+	}
 	if createdBy == "" {
-		var cur adminRecord
-		if err := getJSON(ctx, s.st, prefixAdmin+name, &cur); err != nil && !errors.Is(err, store.ErrNotFound) {
-			return api.CertResponse{}, err
-		}
 		rec.CreatedBy = cur.CreatedBy
 	}
+	rec.Earlier = earlierCerts(cur, s.now())
 	if err := putJSON(ctx, s.st, prefixAdmin+name, rec); err != nil {
 		return api.CertResponse{}, err
 	}

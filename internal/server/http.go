@@ -85,6 +85,8 @@ func (s *Server) routes() http.Handler {
 	admin("GET", api.PathCA, api.RoleViewer, "ca.show", s.handleCAShow)
 	admin("POST", api.PathCARotate, api.RoleAdmin, "ca.rotate", s.handleCARotate)
 	admin("POST", api.PathAdmins, api.RoleAdmin, "admin.create", s.handleAdminCreate)
+	admin("GET", api.PathAdmins, api.RoleAdmin, "admin.list", s.handleAdminList)
+	admin("DELETE", api.PathAdmins, api.RoleAdmin, "admin.remove", s.handleAdminRemove)
 	admin("POST", api.PathAdminRenew, api.RoleViewer, "admin.renew", s.handleAdminRenew)
 	s.policyRoutes(admin)
 	s.auditRoutes(admin)

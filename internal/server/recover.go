@@ -3,6 +3,7 @@ package server
 import (
 	"context"
 	"crypto/x509"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
@@ -102,6 +103,14 @@ func RecoverAdmin(ctx context.Context, st store.Store, c RecoverConfig) (*x509.C
 	roots := authority.Bundle().X509Authorities()
 	prev, prevErr := st.Get(ctx, prefixAdmin+c.Name)
 	rec := adminRecord{Role: c.Role, Cert: issuedAdminCert(chain, roots)}
+	if prevErr == nil {
+		// The recovered account keeps its creator, and its earlier
+		// certificates stay known, for "moat admin remove".
+		var cur adminRecord
+		if json.Unmarshal(prev.Value, &cur) == nil {
+			rec.CreatedBy, rec.Earlier = cur.CreatedBy, earlierCerts(cur, c.Now())
+		}
+	}
 	if err := putJSON(ctx, st, prefixAdmin+c.Name, rec); err != nil {
 		return nil, fmt.Errorf("server: recover: %w", err)
 	}

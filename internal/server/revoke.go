@@ -108,24 +108,10 @@ func (s *Server) addRevocations(ctx context.Context, addIDs, addSerials []string
 		if err != nil && !errors.Is(err, store.ErrNotFound) {
 			return rev, err
 		}
-		changed := false
-		for _, id := range addIDs {
-			if !slices.Contains(rev.IDs, id) {
-				rev.IDs = append(rev.IDs, id)
-				changed = true
-			}
-		}
-		for _, sn := range addSerials {
-			if !slices.Contains(rev.Serials, sn) {
-				rev.Serials = append(rev.Serials, sn)
-				changed = true
-			}
-		}
-		if !changed && modRev != 0 {
+		if !mergeRevocations(&rev, addIDs, addSerials) && modRev != 0 {
 			s.trust.Update(nil, rev)
 			return rev, nil
 		}
-		rev.Version++
 		_, err = s.st.Txn(ctx, []store.Cond{{Key: keyRevocations, ModRevision: modRev}}, []store.Op{store.Put(keyRevocations, mustJSON(rev))})
 		if errors.Is(err, store.ErrConflict) {
 			continue
@@ -137,4 +123,26 @@ func (s *Server) addRevocations(ctx context.Context, addIDs, addSerials []string
 		return rev, nil
 	}
 	return identity.Revocations{}, store.ErrConflict
+}
+
+// mergeRevocations adds ids and serials to rev, and says whether it changed
+// (its Version is then one more).
+func mergeRevocations(rev *identity.Revocations, ids, serials []string) bool {
+	changed := false
+	for _, id := range ids {
+		if !slices.Contains(rev.IDs, id) {
+			rev.IDs = append(rev.IDs, id)
+			changed = true
+		}
+	}
+	for _, sn := range serials {
+		if !slices.Contains(rev.Serials, sn) {
+			rev.Serials = append(rev.Serials, sn)
+			changed = true
+		}
+	}
+	if changed {
+		rev.Version++
+	}
+	return changed
 }

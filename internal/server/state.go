@@ -68,7 +68,14 @@ type adminRecord struct {
 	// such an account is its creator's, and never the second person of
 	// its creator's grants.
 	CreatedBy string `json:"created_by,omitempty"`
+	// Earlier are the account's earlier certificates (before a renewal
+	// or a --replace) that have not ended: what removing the account
+	// revokes along with Cert.
+	Earlier []adminCert `json:"earlier,omitempty"`
 }
+
+// maxEarlierCerts bounds adminRecord.Earlier; the oldest go first.
+const maxEarlierCerts = 64
 
 // adminCert is what a rotation needs to know of an admin certificate.
 type adminCert struct {

@@ -1,0 +1,193 @@
+package server
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	"moat/internal/api"
+	"moat/internal/identity"
+	"moat/internal/store"
+)
+
+// Offboarding. "moat admin list" shows every account; "moat admin remove"
+// ends one: in one transaction it deletes the account and its second
+// factors (ending its MFA sessions on every server) and adds every
+// certificate the server issued to it and that has not ended (the
+// current one, the ones a renewal or a --replace left behind, the MFA
+// session certificates) to the revocation list, so each is refused at the
+// handshake by every server and agent. Nobody removes their own account,
+// and the last account with role admin stays.
+
+// handleAdminList lists the administrators' accounts.
+func (s *Server) handleAdminList(ctx context.Context, c *caller, r *http.Request) (any, string, error) {
+	kvs, _, err := s.st.List(ctx, prefixAdmin)
+	if err != nil {
+		return nil, "", err
+	}
+	now := s.now()
+	out := []api.AdminAccount{}
+	for _, kv := range kvs {
+		var rec adminRecord
+		if err := json.Unmarshal(kv.Value, &rec); err != nil {
+			return nil, "", fmt.Errorf("server: stored %q: %w", kv.Key, err)
+		}
+		name := strings.TrimPrefix(kv.Key, prefixAdmin)
+		id, err := identity.AdminID(s.td, name)
+		if err != nil {
+			return nil, "", fmt.Errorf("server: stored %q: %w", kv.Key, err)
+		}
+		a := api.AdminAccount{Name: name, ID: id.String(), Role: rec.Role, CreatedBy: rec.CreatedBy}
+		if rec.Cert != nil {
+			a.Expires = rec.Cert.NotAfter.UTC()
+		}
+		var m mfaRecord
+		if err := getJSON(ctx, s.st, prefixMFA+name, &m); err != nil && !errors.Is(err, store.ErrNotFound) {
+			return nil, "", err
+		}
+		a.MFA = m.TOTP != nil || len(m.Keys) > 0
+		a.AwaitingApproval = m.TOTP != nil && m.TOTP.Unapproved
+		for _, x := range m.Sessions {
+			if now.Before(x.Expires) {
+				a.Sessions++
+			}
+		}
+		out = append(out, a)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
+	return out, "", nil
+}
+
+// handleAdminRemove removes an administrator's account (see above).
+func (s *Server) handleAdminRemove(ctx context.Context, c *caller, r *http.Request) (any, string, error) {
+	var req api.AdminRemove
+	if err := decode(r, &req); err != nil {
+		return nil, "", err
+	}
+	id, err := identity.AdminID(s.td, req.Name)
+	if err != nil {
+		return nil, trimForError(req.Name), errorf(http.StatusBadRequest, "name: %v", err)
+	}
+	target := id.String()
+	for attempt := 0; attempt < 10; attempt++ {
+		ans, err := s.removeAdmin(ctx, c, req.Name, target)
+		if errors.Is(err, store.ErrConflict) {
+			continue
+		}
+		return ans, target, err
+	}
+	return nil, target, errorf(http.StatusConflict, "the administrators changed while %q was removed: try again", req.Name)
+}
+
+// removeAdmin is one attempt of handleAdminRemove: store.ErrConflict when
+// an account, the second factors or the revocation list changed meanwhile.
+func (s *Server) removeAdmin(ctx context.Context, c *caller, name, target string) (any, error) {
+	kvs, _, err := s.st.List(ctx, prefixAdmin)
+	if err != nil {
+		return nil, err
+	}
+	// Every admin-role account is a condition of the transaction: two
+	// administrators removing each other at once cannot both succeed.
+	var conds []store.Cond
+	var rec adminRecord
+	found, admins := false, 0
+	for _, kv := range kvs {
+		var r adminRecord
+		if err := json.Unmarshal(kv.Value, &r); err != nil {
+			return nil, fmt.Errorf("server: stored %q: %w", kv.Key, err)
+		}
+		isTarget := strings.TrimPrefix(kv.Key, prefixAdmin) == name
+		if r.Role == api.RoleAdmin {
+			admins++
+		}
+		if r.Role == api.RoleAdmin || isTarget {
+			conds = append(conds, store.Cond{Key: kv.Key, ModRevision: kv.ModRevision})
+		}
+		if isTarget {
+			rec, found = r, true
+		}
+	}
+	if !found {
+		return nil, errorf(http.StatusNotFound, "admin %q does not exist (\"moat admin list\" shows the accounts)", name)
+	}
+	if rec.Role == api.RoleAdmin && admins <= 1 {
+		return nil, errorf(http.StatusConflict, "admin %q is the last account with role admin: create another admin before removing it", name)
+	}
+	if name == c.Name {
+		return nil, errorf(http.StatusForbidden, "an administrator cannot remove their own account: another admin must")
+	}
+	var m mfaRecord
+	mfaRev, err := getJSONRev(ctx, s.st, prefixMFA+name, &m)
+	if err != nil && !errors.Is(err, store.ErrNotFound) {
+		return nil, err
+	}
+	conds = append(conds, store.Cond{Key: prefixMFA + name, ModRevision: mfaRev})
+	now := s.now()
+	serials := accountSerials(rec, m, now)
+	sessions := 0
+	for _, x := range m.Sessions {
+		if now.Before(x.Expires) {
+			sessions++
+		}
+	}
+	var rev identity.Revocations
+	revRev, err := getJSONRev(ctx, s.st, keyRevocations, &rev)
+	if err != nil && !errors.Is(err, store.ErrNotFound) {
+		return nil, err
+	}
+	conds = append(conds, store.Cond{Key: keyRevocations, ModRevision: revRev})
+	ops := []store.Op{store.Delete(prefixAdmin + name), store.Delete(prefixMFA + name)}
+	if mergeRevocations(&rev, nil, serials) {
+		ops = append(ops, store.Put(keyRevocations, mustJSON(rev)))
+	}
+	if _, err := s.st.Txn(ctx, conds, ops); err != nil {
+		return nil, err
+	}
+	s.trust.Update(nil, rev)
+	c.note("role", rec.Role)
+	c.note("serials", strings.Join(serials, ","))
+	c.note("sessions_ended", strconv.Itoa(sessions))
+	return api.AdminRemoved{ID: target, Revoked: serials, SessionsEnded: sessions}, nil
+}
+
+// accountSerials lists the serials of the certificates issued to an
+// account that have not ended at now: its current and earlier enrolment
+// certificates and its MFA session certificates.
+func accountSerials(rec adminRecord, m mfaRecord, now time.Time) []string {
+	var out []string
+	for _, x := range earlierCerts(rec, now) {
+		out = append(out, x.Serial)
+	}
+	for _, x := range m.Sessions {
+		if now.Before(x.Expires) {
+			out = append(out, x.Serial)
+		}
+	}
+	return out
+}
+
+// earlierCerts is what a new certificate for the account of cur leaves
+// behind: cur's certificates, current and earlier, that have not ended at
+// now, at most maxEarlierCerts (the newest).
+func earlierCerts(cur adminRecord, now time.Time) []adminCert {
+	var out []adminCert
+	all := cur.Earlier
+	if cur.Cert != nil {
+		all = append(all[:len(all):len(all)], *cur.Cert)
+	}
+	for _, x := range all {
+		if now.Before(x.NotAfter) {
+			out = append(out, x)
+		}
+	}
+	if len(out) > maxEarlierCerts {
+		out = out[len(out)-maxEarlierCerts:]
+	}
+	return out
+}
