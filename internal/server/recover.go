@@ -104,11 +104,11 @@ func RecoverAdmin(ctx context.Context, st store.Store, c RecoverConfig) (*x509.C
 	prev, prevErr := st.Get(ctx, prefixAdmin+c.Name)
 	rec := adminRecord{Role: c.Role, Cert: issuedAdminCert(chain, roots)}
 	if prevErr == nil {
-		// The recovered account keeps its creator, and its earlier
-		// certificates stay known, for "moat admin remove".
+		// The recovered account's earlier certificates stay known,
+		// for "moat admin remove".
 		var cur adminRecord
 		if json.Unmarshal(prev.Value, &cur) == nil {
-			rec.CreatedBy, rec.Earlier = cur.CreatedBy, earlierCerts(cur, c.Now())
+			rec.Earlier = earlierCerts(cur, c.Now())
 		}
 	}
 	if err := putJSON(ctx, st, prefixAdmin+c.Name, rec); err != nil {
