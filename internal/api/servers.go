@@ -2,6 +2,7 @@ package api
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"net"
@@ -177,6 +178,7 @@ func failover(ctx context.Context, mode failoverMode, sent bool, resp *http.Resp
 func (c *Client) do(ctx context.Context, mode failoverMode, mk func(base string) (*http.Request, error)) (*http.Response, error) {
 	var errs []string
 	var last *http.Response
+	refused := false
 	for _, addr := range c.srv.order(ctx) {
 		req, err := mk("https://" + addr)
 		if err != nil {
@@ -200,6 +202,10 @@ func (c *Client) do(ctx context.Context, mode failoverMode, mk func(base string)
 			return resp, err
 		}
 		if err != nil {
+			if certRefused(err) {
+				refused = true
+				err = fmt.Errorf("%s refused this client's certificate at the handshake: it is revoked, expired, or not issued by this control plane (%w)", addr, err)
+			}
 			errs = append(errs, err.Error())
 			continue
 		}
@@ -215,5 +221,35 @@ func (c *Client) do(ctx context.Context, mode failoverMode, mk func(base string)
 	if ctx.Err() != nil {
 		return nil, ctx.Err()
 	}
+	if refused {
+		return nil, fmt.Errorf("%w: %s", ErrUnauthenticated, strings.Join(errs, "; "))
+	}
 	return nil, fmt.Errorf("%w: no server answered: %s", ErrUnavailable, strings.Join(errs, "; "))
+}
+
+// certRefused says whether err is a server's refusal of the client's
+// certificate during the handshake (the alerts a Go server sends when
+// VerifyConnection fails, or that others send for a revoked or expired
+// certificate).
+func certRefused(err error) bool {
+	var alert tls.AlertError
+	if errors.As(err, &alert) {
+		switch alert {
+		case 42, 44, 45, 48: // bad_certificate, certificate_revoked, certificate_expired, unknown_ca
+			return true
+		}
+		return false
+	}
+	// crypto/tls reports an alert received on a TCP connection as a
+	// net.OpError "remote error" around an unexported type: only its
+	// text tells which.
+	var op *net.OpError
+	if !errors.As(err, &op) || op.Op != "remote error" || op.Err == nil {
+		return false
+	}
+	switch op.Err.Error() {
+	case "tls: bad certificate", "tls: revoked certificate", "tls: expired certificate", "tls: unknown certificate authority":
+		return true
+	}
+	return false
 }

@@ -531,7 +531,7 @@ func adminsCommand() *Command {
 		"command renews by itself once the certificate is two thirds through its life,\n" +
 		"or when a root rotation has moved signing to a new root. A certificate that has\n" +
 		"already expired cannot be renewed this way: see \"moat server admin-recover\"."
-	return &Command{Name: "admin", Summary: "manage administrators", Sub: []*Command{create, mfaCommand(), renew, whoami}}
+	return &Command{Name: "admin", Summary: "manage administrators", Sub: []*Command{create, adminListCommand(), mfaCommand(), adminRemoveCommand(), renew, whoami}}
 }
 
 // listingHealth sums up a service's listeners as its agent reported them.
