@@ -53,11 +53,7 @@ func (s *Server) handleAdminList(ctx context.Context, c *caller, r *http.Request
 		}
 		a.MFA = m.TOTP != nil || len(m.Keys) > 0
 		a.AwaitingApproval = m.TOTP != nil && m.TOTP.Unapproved
-		for _, x := range m.Sessions {
-			if now.Before(x.Expires) {
-				a.Sessions++
-			}
-		}
+		a.Sessions = len(m.liveSessions(now))
 		out = append(out, a)
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
@@ -130,12 +126,7 @@ func (s *Server) removeAdmin(ctx context.Context, c *caller, name, target string
 	conds = append(conds, store.Cond{Key: prefixMFA + name, ModRevision: mfaRev})
 	now := s.now()
 	serials := accountSerials(rec, m, now)
-	sessions := 0
-	for _, x := range m.Sessions {
-		if now.Before(x.Expires) {
-			sessions++
-		}
-	}
+	sessions := len(m.liveSessions(now))
 	var rev identity.Revocations
 	revRev, err := getJSONRev(ctx, s.st, keyRevocations, &rev)
 	if err != nil && !errors.Is(err, store.ErrNotFound) {
@@ -164,10 +155,8 @@ func accountSerials(rec adminRecord, m mfaRecord, now time.Time) []string {
 	for _, x := range earlierCerts(rec, now) {
 		out = append(out, x.Serial)
 	}
-	for _, x := range m.Sessions {
-		if now.Before(x.Expires) {
-			out = append(out, x.Serial)
-		}
+	for _, x := range m.liveSessions(now) {
+		out = append(out, x.Serial)
 	}
 	return out
 }

@@ -83,6 +83,17 @@ func (rec *mfaRecord) live(serial string, now time.Time) bool {
 	return false
 }
 
+// liveSessions lists rec's sessions that have not ended at now.
+func (rec *mfaRecord) liveSessions(now time.Time) []mfaSession {
+	var out []mfaSession
+	for _, x := range rec.Sessions {
+		if now.Before(x.Expires) {
+			out = append(out, x)
+		}
+	}
+	return out
+}
+
 // totpFactor is a TOTP secret, sealed.
 type totpFactor struct {
 	Sealed   []byte    `json:"sealed"`
@@ -311,12 +322,7 @@ func (s *Server) issueMFASession(ctx context.Context, c *caller, csr *x509.Certi
 		if rec.TOTP == nil && len(rec.Keys) == 0 {
 			return errorf(http.StatusUnauthorized, "admin %q's second factors were reset meanwhile: enrol again", c.Name)
 		}
-		live := rec.Sessions[:0]
-		for _, x := range rec.Sessions {
-			if now.Before(x.Expires) {
-				live = append(live, x)
-			}
-		}
+		live := rec.liveSessions(now)
 		if len(live) >= maxMFASessions {
 			live = live[len(live)-maxMFASessions+1:]
 		}
