@@ -114,16 +114,7 @@ func (s *Server) handleJoin(w http.ResponseWriter, r *http.Request) {
 	} else {
 		entry.Actor = mustNodeID(s, req.Node)
 	}
-	s.m.calls.WithLabelValues(action, resultClass(entry.Result)).Inc()
-	if aerr := s.record(ctx, entry); aerr != nil {
-		writeError(w, errorf(http.StatusServiceUnavailable, "the audit log cannot be written: request %s is on record, its outcome is not", reqID))
-		return
-	}
-	if err != nil {
-		writeError(w, err)
-		return
-	}
-	writeJSON(w, http.StatusOK, resp)
+	s.answerNodeCall(ctx, w, action, reqID, entry, resp, err)
 }
 
 func mustNodeID(s *Server, name string) string {
@@ -448,4 +439,21 @@ func certInfo(c *x509.Certificate) api.CertInfo {
 		Subject: c.Subject.String(), Serial: identity.SerialHex(c.SerialNumber),
 		NotBefore: c.NotBefore.UTC(), NotAfter: c.NotAfter.UTC(), SHA256: hex.EncodeToString(sum[:]),
 	}
+}
+
+// answerNodeCall counts a node call's outcome, records its audit entry and
+// answers: with resp when the call succeeded, its error when it failed,
+// and 503 when the outcome could not be recorded (the request is on
+// record, its outcome is not).
+func (s *Server) answerNodeCall(ctx context.Context, w http.ResponseWriter, action, reqID string, entry audit.Entry, resp any, err error) {
+	s.m.calls.WithLabelValues(action, resultClass(entry.Result)).Inc()
+	if aerr := s.record(ctx, entry); aerr != nil {
+		writeError(w, errorf(http.StatusServiceUnavailable, "the audit log cannot be written: request %s is on record, its outcome is not", reqID))
+		return
+	}
+	if err != nil {
+		writeError(w, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, resp)
 }

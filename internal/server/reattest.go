@@ -102,16 +102,7 @@ func (s *Server) handleReattest(w http.ResponseWriter, r *http.Request) {
 	} else {
 		entry.Actor = mustNodeID(s, req.Node)
 	}
-	s.m.calls.WithLabelValues(action, resultClass(entry.Result)).Inc()
-	if aerr := s.record(ctx, entry); aerr != nil {
-		writeError(w, errorf(http.StatusServiceUnavailable, "the audit log cannot be written: request %s is on record, its outcome is not", reqID))
-		return
-	}
-	if err != nil {
-		writeError(w, err)
-		return
-	}
-	writeJSON(w, http.StatusOK, resp)
+	s.answerNodeCall(ctx, w, action, reqID, entry, resp, err)
 }
 
 // methodNodeKey names re-attestation by the pinned node key in audit
