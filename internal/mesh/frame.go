@@ -1,65 +1,200 @@
 package mesh
 
 import (
-	"encoding/binary"
 	"net"
+	"runtime"
 	"sync"
+	"time"
 )
 
-// yamux frame header: version(1) type(1) flags(2) stream(4) length(4).
 const (
+	// yamuxHeaderLen is a yamux frame header's size: version(1) type(1)
+	// flags(2) stream(4) length(4).
 	yamuxHeaderLen = 12
-	yamuxTypeData  = 0
-	// coalesceMax is the largest body merged with its header into one
-	// TLS record: a record holds 16 KB.
-	coalesceMax = 16 << 10
-	// batchKeep is the most a batchConn keeps of its buffer between
-	// frames; a larger one (a bulk frame) is let go.
+	// tlsRecord is the most plaintext one TLS record carries.
+	tlsRecord = 16 << 10
+	// gatherMax is how much a frameConn gathers before the session's send
+	// loop waits for the flusher: it bounds a tunnel's buffer.
+	gatherMax = 256 << 10
+	// batchKeep is the most a buffer of frameConn or batchConn keeps
+	// between writes; a larger one is let go.
 	batchKeep = 128 << 10
+	// closeFlush bounds how long Close spends sending what was gathered.
+	closeFlush = time.Second
 )
 
-// frameConn sits between a yamux session and its TLS connection. yamux
-// writes each data frame's header and body in two calls; frameConn writes
-// a small body together with its header (one TLS record instead of two),
-// and has the TLS records of one frame (a 64 KB body is four) leave in one
-// system call through the batchConn under the TLS connection. Only the
-// session's send loop writes, so frameConn needs no lock.
+// frameConn sits between a yamux session and its TLS connection; only the
+// session's send loop writes to it, one whole frame (header and body) per
+// call.
+//
+// A large frame (bulk) is written at once when nothing waits before it:
+// its TLS records (a full frame is four) leave in one system call through
+// the batchConn under the TLS connection. Small frames (requests,
+// responses, window updates) are gathered and written by a flusher
+// goroutine, which yields to the goroutines already runnable before it
+// takes what was gathered: the streams whose apps spoke in the same poll
+// of the network add their frames first, and the batch goes out as few TLS
+// records in one system call instead of a record and a system call each.
+// Alone, a frame waits only for that yield.
 type frameConn struct {
 	net.Conn            // the TLS connection
 	raw      *batchConn // under it
-	hdr      [yamuxHeaderLen]byte
-	held     bool
-	buf      []byte
+
+	wmu sync.Mutex // serializes writes to the TLS connection
+
+	mu       sync.Mutex // guards the fields below
+	gathered []byte
+	spare    []byte
+	err      error // the first write error; every later Write returns it
+	closed   bool
+
+	kick chan struct{} // something was gathered
+	room chan struct{} // the flusher took what was gathered
+	done chan struct{} // closed by Close
+}
+
+// newFrameConn returns a frameConn over tc (TLS over raw) with its
+// flusher running.
+func newFrameConn(tc net.Conn, raw *batchConn) *frameConn {
+	c := unflushed(tc, raw)
+	go c.flusher()
+	return c
+}
+
+// unflushed returns a frameConn without a flusher: small frames stay
+// gathered until a large one or Close takes them.
+func unflushed(tc net.Conn, raw *batchConn) *frameConn {
+	return &frameConn{Conn: tc, raw: raw, kick: make(chan struct{}, 1), room: make(chan struct{}, 1), done: make(chan struct{})}
 }
 
 func (c *frameConn) Write(p []byte) (int, error) {
-	if !c.held && len(p) == yamuxHeaderLen && p[1] == yamuxTypeData && binary.BigEndian.Uint32(p[8:]) > 0 {
-		copy(c.hdr[:], p)
-		c.held = true
-		return len(p), nil
+	if len(p) >= tlsRecord {
+		return c.writeLarge(p)
 	}
+	for {
+		c.mu.Lock()
+		if c.err != nil {
+			err := c.err
+			c.mu.Unlock()
+			return 0, err
+		}
+		if len(c.gathered) < gatherMax {
+			c.gathered = append(c.gathered, p...)
+			c.mu.Unlock()
+			select {
+			case c.kick <- struct{}{}:
+			default:
+			}
+			return len(p), nil
+		}
+		c.mu.Unlock()
+		select {
+		case <-c.room:
+		case <-c.done:
+			return 0, net.ErrClosed
+		}
+	}
+}
+
+// writeLarge writes a large frame at once, behind what was gathered before
+// it, in one system call: the frame is not copied again.
+func (c *frameConn) writeLarge(p []byte) (int, error) {
+	c.wmu.Lock()
+	defer c.wmu.Unlock()
+	before, err := c.take()
+	if err != nil {
+		return 0, err
+	}
+	n, err := c.write(before, p)
+	c.putBack(before)
+	return n, err
+}
+
+// take returns what was gathered, for a writer holding wmu, or the
+// first write error.
+func (c *frameConn) take() ([]byte, error) {
+	c.mu.Lock()
+	batch, err := c.gathered, c.err
+	c.gathered, c.spare = c.spare[:0], nil
+	c.mu.Unlock()
+	select {
+	case c.room <- struct{}{}:
+	default:
+	}
+	return batch, err
+}
+
+// putBack keeps a written batch's buffer for the next one.
+func (c *frameConn) putBack(batch []byte) {
+	if cap(batch) > batchKeep {
+		return
+	}
+	c.mu.Lock()
+	c.spare = batch[:0]
+	c.mu.Unlock()
+}
+
+// write sends first and then p through TLS, their records in one system
+// call, and returns how much of p was written. wmu is held.
+func (c *frameConn) write(first, p []byte) (int, error) {
 	c.raw.hold()
-	n, err := c.write(p)
-	if ferr := c.raw.flush(); err == nil && ferr != nil {
-		return 0, ferr
+	var n int
+	_, err := c.Conn.Write(first)
+	if err == nil {
+		n, err = c.Conn.Write(p)
+	}
+	if ferr := c.raw.flush(); err == nil {
+		err = ferr
+	}
+	if err != nil {
+		c.mu.Lock()
+		if c.err == nil {
+			c.err = err
+		}
+		c.mu.Unlock()
+		// The session learns of it from its reads, too.
+		_ = c.Conn.Close()
 	}
 	return n, err
 }
 
-func (c *frameConn) write(p []byte) (int, error) {
-	if !c.held {
-		return c.Conn.Write(p)
+func (c *frameConn) flusher() {
+	for {
+		select {
+		case <-c.kick:
+		case <-c.done:
+			return
+		}
+		runtime.Gosched()
+		c.wmu.Lock()
+		if batch, err := c.take(); err == nil && len(batch) > 0 {
+			_, _ = c.write(nil, batch)
+			c.putBack(batch)
+		}
+		c.wmu.Unlock()
 	}
-	c.held = false
-	if len(p) <= coalesceMax {
-		c.buf = append(append(c.buf[:0], c.hdr[:]...), p...)
-		n, err := c.Conn.Write(c.buf)
-		return max(n-yamuxHeaderLen, 0), err
+}
+
+// Close sends what is still gathered (for at most closeFlush) unless a
+// write is under way (a stuck peer: the close breaks it), stops the
+// flusher and closes the TLS connection.
+func (c *frameConn) Close() error {
+	c.mu.Lock()
+	if c.closed {
+		c.mu.Unlock()
+		return c.Conn.Close()
 	}
-	if _, err := c.Conn.Write(c.hdr[:]); err != nil {
-		return 0, err
+	c.closed = true
+	close(c.done)
+	c.mu.Unlock()
+	if c.wmu.TryLock() {
+		if rest, err := c.take(); err == nil && len(rest) > 0 {
+			_ = c.Conn.SetWriteDeadline(time.Now().Add(closeFlush))
+			_, _ = c.write(nil, rest)
+		}
+		c.wmu.Unlock()
 	}
-	return c.Conn.Write(p)
+	return c.Conn.Close()
 }
 
 // batchConn is the TCP connection under a tunnel's TLS. Between hold and

@@ -1,6 +1,7 @@
 package mesh
 
 import (
+	"bytes"
 	"crypto/tls"
 	"encoding/binary"
 	"io"
@@ -30,18 +31,17 @@ func (c *countingConn) count() int {
 	return c.writes
 }
 
-// TestFrameLeavesInOneWrite: a yamux data frame (header, then a body of
-// four TLS records) reaches the transport in one write, and a small one
-// in one TLS record with its header.
-func TestFrameLeavesInOneWrite(t *testing.T) {
+// tlsPair is a TLS connection over a counted transport, and what its peer
+// reads until it is closed.
+func tlsPair(t *testing.T) (client *tls.Conn, bc *batchConn, raw *countingConn, got chan []byte) {
 	f := newFixture(t)
 	cert := f.issue(t, "api", time.Hour)
 	a, b := net.Pipe()
-	raw := &countingConn{Conn: a}
-	bc := &batchConn{Conn: raw}
-	client := tls.Client(bc, &tls.Config{InsecureSkipVerify: true, MinVersion: tls.VersionTLS13, DynamicRecordSizingDisabled: true})
+	raw = &countingConn{Conn: a}
+	bc = &batchConn{Conn: raw}
+	client = tls.Client(bc, &tls.Config{InsecureSkipVerify: true, MinVersion: tls.VersionTLS13, DynamicRecordSizingDisabled: true})
 	server := tls.Server(b, &tls.Config{Certificates: []tls.Certificate{*cert}, MinVersion: tls.VersionTLS13})
-	got := make(chan []byte, 1)
+	got = make(chan []byte, 1)
 	go func() {
 		_ = server.Handshake()
 		buf, _ := io.ReadAll(server)
@@ -50,27 +50,121 @@ func TestFrameLeavesInOneWrite(t *testing.T) {
 	if err := client.Handshake(); err != nil {
 		t.Fatal(err)
 	}
-	fc := &frameConn{Conn: client, raw: bc}
-	frame := func(body []byte) {
-		hdr := make([]byte, yamuxHeaderLen)
-		hdr[1] = yamuxTypeData
-		binary.BigEndian.PutUint32(hdr[8:], uint32(len(body)))
-		if _, err := fc.Write(hdr); err != nil {
-			t.Fatal(err)
-		}
-		if _, err := fc.Write(body); err != nil {
-			t.Fatal(err)
+	return client, bc, raw, got
+}
+
+// frames writes yamux data frames to fc and keeps what it wrote.
+type frames struct {
+	t    *testing.T
+	fc   *frameConn
+	want []byte
+}
+
+func (w *frames) write(body int, fill byte) {
+	f := make([]byte, yamuxHeaderLen+body)
+	binary.BigEndian.PutUint32(f[8:], uint32(body))
+	for i := yamuxHeaderLen; i < len(f); i++ {
+		f[i] = fill
+	}
+	w.want = append(w.want, f...)
+	if _, err := w.fc.Write(f); err != nil {
+		w.t.Fatal(err)
+	}
+}
+
+// TestFramesLeaveInOneWrite: a large yamux frame (four TLS records),
+// written by the session in one call, reaches the transport at once in one
+// write; small frames gathered while a write is under way leave together
+// in the flusher's next one; and the peer reads every frame whole and in
+// order.
+func TestFramesLeaveInOneWrite(t *testing.T) {
+	client, bc, raw, got := tlsPair(t)
+	fc := newFrameConn(client, bc)
+	w := &frames{t: t, fc: fc}
+	before := raw.count()
+	w.write(largeBuf, 'L')
+	if n := raw.count() - before; n != 1 {
+		t.Errorf("a frame with a %d-byte body took %d writes", largeBuf, n)
+	}
+
+	fc.wmu.Lock() // a write under way: what the session writes is gathered
+	before = raw.count()
+	for i := range 10 {
+		w.write(1024, byte('a'+i))
+	}
+	if n := raw.count() - before; n != 0 {
+		t.Errorf("%d writes reached the transport while another was under way", n)
+	}
+	fc.wmu.Unlock()
+	for deadline := time.Now().Add(10 * time.Second); raw.count() == before; time.Sleep(time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("the gathered frames were not written within 10 s")
 		}
 	}
-	for _, size := range []int{1024, 64 << 10} {
-		before := raw.count()
-		frame(make([]byte, size))
-		if n := raw.count() - before; n != 1 {
-			t.Errorf("a frame with a %d-byte body took %d writes", size, n)
+	fc.wmu.Lock() // the flusher's write is done
+	if n := raw.count() - before; n != 1 {
+		t.Errorf("ten gathered small frames took %d writes", n)
+	}
+	fc.wmu.Unlock()
+	if err := fc.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(<-got, w.want) {
+		t.Fatal("the peer did not read the frames as written")
+	}
+}
+
+// TestLargeFrameTakesGathered: a large frame leaves behind the small frames
+// gathered before it, in the same write; small frames still gathered at
+// Close leave before the connection closes.
+func TestLargeFrameTakesGathered(t *testing.T) {
+	client, bc, raw, got := tlsPair(t)
+	fc := unflushed(client, bc)
+	w := &frames{t: t, fc: fc}
+	before := raw.count()
+	for i := range 3 {
+		w.write(100, byte('a'+i))
+	}
+	w.write(largeBuf, 'L')
+	if n := raw.count() - before; n != 1 {
+		t.Errorf("three small frames and a large one behind them took %d writes", n)
+	}
+	w.write(100, 'z')
+	if err := fc.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(<-got, w.want) {
+		t.Fatal("the peer did not read the frames as written")
+	}
+}
+
+// TestFrameConnCloseUnblocksWrite: a send loop waiting for room (the peer
+// stopped reading, the gathered frames fill up) returns when the tunnel is
+// closed, instead of hanging the session's shutdown.
+func TestFrameConnCloseUnblocksWrite(t *testing.T) {
+	a, b := net.Pipe()
+	defer b.Close()
+	fc := newFrameConn(a, &batchConn{Conn: a})
+	fc.wmu.Lock() // a write stuck on a peer that does not read
+	errc := make(chan error, 1)
+	go func() {
+		small := make([]byte, 1024)
+		for {
+			if _, err := fc.Write(small); err != nil {
+				errc <- err
+				return
+			}
 		}
+	}()
+	// Close cannot flush (a write is under way): it closes the conn.
+	_ = fc.Close()
+	select {
+	case err := <-errc:
+		if err == nil {
+			t.Fatal("Write succeeded after Close")
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("Write still blocked 10 s after Close")
 	}
-	client.Close()
-	if n := len(<-got); n != 2*yamuxHeaderLen+1024+64<<10 {
-		t.Fatalf("the peer read %d bytes", n)
-	}
+	fc.wmu.Unlock()
 }

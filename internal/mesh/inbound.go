@@ -12,7 +12,7 @@ import (
 	"sync"
 	"time"
 
-	"github.com/hashicorp/yamux"
+	"github.com/libp2p/go-yamux/v5"
 	"github.com/spiffe/go-spiffe/v2/spiffeid"
 
 	"moat/internal/flow"
@@ -166,9 +166,10 @@ func (m *Mesh) serveConn(c net.Conn) {
 	cs := tc.ConnectionState()
 	peer, _ := identity.LeafID(cs.PeerCertificates[0]) // verified in VerifyConnection
 	src, _ := identity.ServiceName(peer)
-	sess, err := yamux.Server(&frameConn{Conn: tc, raw: bc}, m.mux)
+	fc := newFrameConn(tc, bc)
+	sess, err := yamux.Server(fc, m.mux, nil)
 	if err != nil {
-		_ = c.Close()
+		_ = fc.Close()
 		return
 	}
 	t := &inTunnel{conn: tc, sess: sess, peer: peer, src: src, peerChain: cs.PeerCertificates, remote: c.RemoteAddr(),

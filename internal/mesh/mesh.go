@@ -56,13 +56,14 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math"
 	"net"
 	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
 
-	"github.com/hashicorp/yamux"
+	"github.com/libp2p/go-yamux/v5"
 	"github.com/spiffe/go-spiffe/v2/spiffeid"
 
 	"moat/internal/flow"
@@ -273,10 +274,13 @@ func New(c Config) (*Mesh, error) {
 	m.mux = yamux.DefaultConfig()
 	m.mux.LogOutput = io.Discard
 	m.mux.MaxStreamWindowSize = 1 << 20
-	m.mux.StreamCloseTimeout = time.Minute
-	// A stream the peer has not acknowledged for this long means a dead peer;
-	// yamux then closes the whole tunnel, so this must not be short.
-	m.mux.StreamOpenTimeout = 30 * time.Second
+	// A frame carries what one read of a copy buffer returned: a full
+	// buffer's frame is four full TLS records (see frame.go).
+	m.mux.MaxMessageSize = largeBuf + yamuxHeaderLen
+	// Every connection between two services is a stream of their one
+	// tunnel: the destination takes as many as the source opens (the
+	// library's default would reset the 1,001st).
+	m.mux.MaxIncomingStreams = math.MaxUint32
 	var err error
 	m.srvTLS, err = m.serverTLS()
 	if err != nil {

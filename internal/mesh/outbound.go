@@ -166,7 +166,7 @@ func (m *Mesh) openStream(ctx context.Context, src, dst string, port int, connID
 		if err != nil {
 			return nil, t, err
 		}
-		st, err := t.sess.OpenStream()
+		st, err := t.sess.OpenStream(ctx)
 		if err == nil {
 			_ = st.SetWriteDeadline(time.Now().Add(m.cfg.DialTimeout))
 			_, err = st.Write(req)
@@ -248,7 +248,10 @@ func (c *dialedConn) Write(b []byte) (int, error) {
 }
 
 // CloseWrite half-closes: the peer sees EOF and may still answer.
-func (c *dialedConn) CloseWrite() error { return c.Conn.Close() }
+func (c *dialedConn) CloseWrite() error {
+	closeWrite(c.Conn)
+	return nil
+}
 
 func (c *dialedConn) Close() error {
 	c.closeOne.Do(func() {

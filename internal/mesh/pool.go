@@ -11,7 +11,7 @@ import (
 	"sync"
 	"time"
 
-	"github.com/hashicorp/yamux"
+	"github.com/libp2p/go-yamux/v5"
 	"github.com/spiffe/go-spiffe/v2/spiffeid"
 
 	"moat/internal/identity"
@@ -223,9 +223,10 @@ func (m *Mesh) dialTunnel(ctx context.Context, src, dst, addr string, cert *tls.
 	}
 	m.stats.clientHS.Add(1)
 	cs := tc.ConnectionState()
-	sess, err := yamux.Client(&frameConn{Conn: tc, raw: bc}, m.mux)
+	fc := newFrameConn(tc, bc)
+	sess, err := yamux.Client(fc, m.mux, nil)
 	if err != nil {
-		_ = tc.Close()
+		_ = fc.Close()
 		return nil, fmt.Errorf("mesh: tunnel to %q: %w", dst, err)
 	}
 	t := &tunnel{

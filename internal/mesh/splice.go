@@ -11,10 +11,17 @@ import (
 // A connection's copy starts with a small buffer, which holds a TLS
 // record's worth; the first read that fills it moves the copy to a large
 // one, so bulk transfers take few system calls while request/response
-// traffic (most connections) holds 16 KB per direction, not 64.
+// traffic (most connections) holds 16 KB per direction, not 64. Both leave
+// room for a yamux header, so that what one read returns leaves the tunnel
+// as one frame of whole TLS records: one record, or four.
+const (
+	smallBuf = tlsRecord - yamuxHeaderLen
+	largeBuf = 4*tlsRecord - yamuxHeaderLen
+)
+
 var (
-	smallBufs = sync.Pool{New: func() any { b := make([]byte, 16<<10); return &b }}
-	largeBufs = sync.Pool{New: func() any { b := make([]byte, 64<<10); return &b }}
+	smallBufs = sync.Pool{New: func() any { b := make([]byte, smallBuf); return &b }}
+	largeBufs = sync.Pool{New: func() any { b := make([]byte, largeBuf); return &b }}
 )
 
 // pipe joins a and b until both directions end, counting the bytes read
@@ -72,7 +79,7 @@ func copyHalf(dst, src net.Conn, count *atomic.Int64) {
 }
 
 // closeWrite ends dst's write half: TCP's shutdown, or a yamux stream's
-// Close (which sends FIN and keeps reading).
+// FIN (it keeps reading).
 func closeWrite(c net.Conn) {
 	if cw, ok := c.(interface{ CloseWrite() error }); ok {
 		_ = cw.CloseWrite()
