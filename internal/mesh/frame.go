@@ -79,6 +79,9 @@ func (c *frameConn) Write(p []byte) (int, error) {
 			return 0, err
 		}
 		if len(c.gathered) < gatherMax {
+			if c.gathered == nil {
+				c.gathered = make([]byte, 0, 2*tlsRecord)
+			}
 			c.gathered = append(c.gathered, p...)
 			c.mu.Unlock()
 			select {
@@ -115,7 +118,11 @@ func (c *frameConn) writeLarge(p []byte) (int, error) {
 func (c *frameConn) take() ([]byte, error) {
 	c.mu.Lock()
 	batch, err := c.gathered, c.err
-	c.gathered, c.spare = c.spare[:0], nil
+	if len(batch) == 0 {
+		c.mu.Unlock()
+		return nil, err
+	}
+	c.gathered, c.spare = c.spare, nil
 	c.mu.Unlock()
 	select {
 	case c.room <- struct{}{}:
@@ -126,7 +133,7 @@ func (c *frameConn) take() ([]byte, error) {
 
 // putBack keeps a written batch's buffer for the next one.
 func (c *frameConn) putBack(batch []byte) {
-	if cap(batch) > batchKeep {
+	if batch == nil || cap(batch) > batchKeep {
 		return
 	}
 	c.mu.Lock()
@@ -167,7 +174,7 @@ func (c *frameConn) flusher() {
 		}
 		runtime.Gosched()
 		c.wmu.Lock()
-		if batch, err := c.take(); err == nil && len(batch) > 0 {
+		if batch, err := c.take(); err == nil && batch != nil {
 			_, _ = c.write(nil, batch)
 			c.putBack(batch)
 		}
@@ -188,7 +195,7 @@ func (c *frameConn) Close() error {
 	close(c.done)
 	c.mu.Unlock()
 	if c.wmu.TryLock() {
-		if rest, err := c.take(); err == nil && len(rest) > 0 {
+		if rest, err := c.take(); err == nil && rest != nil {
 			_ = c.Conn.SetWriteDeadline(time.Now().Add(closeFlush))
 			_, _ = c.write(nil, rest)
 		}
