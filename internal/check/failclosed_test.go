@@ -190,3 +190,121 @@ resource "azurerm_network_security_group" "app" {
 		})
 	}
 }
+
+// TestWorldOpenSeverityLadder checks the severity of a world-open ingress
+// rule by what is proven: critical with a path from the internet to a
+// listener behind it, high when attached but no path is proven (a private
+// subnet), medium when nothing in the scanned code attaches it; for IPv4,
+// IPv6 and a split range that together covers the internet, and for an
+// Azure NSG the same way.
+func TestWorldOpenSeverityLadder(t *testing.T) {
+	network := `
+resource "aws_vpc" "main" {
+  cidr_block                       = "10.0.0.0/16"
+  assign_generated_ipv6_cidr_block = true
+}
+resource "aws_internet_gateway" "main" {
+  vpc_id = aws_vpc.main.id
+}
+resource "aws_subnet" "public" {
+  vpc_id     = aws_vpc.main.id
+  cidr_block = "10.0.1.0/24"
+}
+resource "aws_subnet" "private" {
+  vpc_id     = aws_vpc.main.id
+  cidr_block = "10.0.2.0/24"
+}
+resource "aws_route_table" "public" {
+  vpc_id = aws_vpc.main.id
+  route {
+    cidr_block = "0.0.0.0/0"
+    gateway_id = aws_internet_gateway.main.id
+  }
+  route {
+    ipv6_cidr_block = "::/0"
+    gateway_id      = aws_internet_gateway.main.id
+  }
+}
+resource "aws_route_table_association" "public" {
+  subnet_id      = aws_subnet.public.id
+  route_table_id = aws_route_table.public.id
+}
+`
+	instance := func(subnet string) string {
+		return `
+resource "aws_instance" "host" {
+  ami                         = "ami-12345678"
+  instance_type               = "t3.micro"
+  subnet_id                   = aws_subnet.` + subnet + `.id
+  associate_public_ip_address = true
+  ipv6_address_count          = 1
+  vpc_security_group_ids      = [aws_security_group.ssh.id]
+}
+`
+	}
+	for _, src := range []struct{ name, cidrs string }{
+		{"IPv4", `cidr_blocks = ["0.0.0.0/0"]`},
+		{"IPv6", `ipv6_cidr_blocks = ["::/0"]`},
+		{"split range", `cidr_blocks = ["0.0.0.0/1", "128.0.0.0/1"]`},
+	} {
+		group := `
+resource "aws_security_group" "ssh" {
+  vpc_id = aws_vpc.main.id
+  ingress {
+    from_port = 22
+    to_port   = 22
+    protocol  = "tcp"
+    ` + src.cidrs + `
+  }
+}
+`
+		for _, tc := range []struct {
+			name, extra string
+			want        Severity
+		}{
+			{"reached", instance("public"), Critical},
+			{"attached, private subnet", instance("private"), High},
+			{"not attached", "", Medium},
+		} {
+			t.Run(src.name+"/"+tc.name, func(t *testing.T) {
+				rep := checkSource(t, network+group+tc.extra)
+				got := activeOn(rep, RuleWorldOpen, "aws_security_group.ssh")
+				if len(got) != 1 || got[0].Severity != tc.want || !strings.Contains(got[0].Message, "tcp 22") {
+					t.Fatalf("want one %s %s naming tcp 22, got %+v", tc.want, RuleWorldOpen, got)
+				}
+				if tc.want == Critical && !strings.HasSuffix(pathLine(got[0].Path), "aws_security_group.ssh → aws_instance.host") {
+					t.Errorf("critical finding without the path: %q", pathLine(got[0].Path))
+				}
+			})
+		}
+	}
+	t.Run("Azure", func(t *testing.T) {
+		open := nsgRule("ssh", 100, "Allow", "22", `"Internet"`)
+		nsg := `
+resource "azurerm_network_security_group" "app" {
+  name = "nsg-app"
+}
+`
+		unassociated := strings.Replace(azureBase, `resource "azurerm_subnet_network_security_group_association" "app" {
+  subnet_id                 = azurerm_subnet.app.id
+  network_security_group_id = azurerm_network_security_group.app.id
+}`, "", 1)
+		private := strings.Replace(azureBase, "    public_ip_address_id = azurerm_public_ip.vm.id\n", "", 1)
+		for _, tc := range []struct {
+			name, src string
+			want      Severity
+		}{
+			{"reached", azureBase + nsg + open, Critical},
+			{"associated, no public IP", private + nsg + open, High},
+			{"not associated", unassociated + nsg + open, Medium},
+		} {
+			t.Run(tc.name, func(t *testing.T) {
+				rep := checkSource(t, tc.src)
+				got := activeOn(rep, RuleNSGWorldOpen, "azurerm_network_security_group.app")
+				if len(got) != 1 || got[0].Severity != tc.want {
+					t.Fatalf("want one %s %s, got %+v", tc.want, RuleNSGWorldOpen, got)
+				}
+			})
+		}
+	})
+}
