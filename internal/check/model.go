@@ -316,6 +316,7 @@ func Build(res []tf.Resource) *Model {
 		m.tgws[tgw][m.addr(str(r.Values, "vpc_id"))] = true
 	}
 	m.buildRoutes(byType)
+	m.buildVPNRoutes(byType)
 	m.buildPeerings(byType)
 	m.buildSGs(byType)
 	m.buildNACLs(byType)
