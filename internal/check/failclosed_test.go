@@ -198,38 +198,6 @@ resource "azurerm_network_security_group" "app" {
 // IPv6 and a split range that together covers the internet, and for an
 // Azure NSG the same way.
 func TestWorldOpenSeverityLadder(t *testing.T) {
-	network := `
-resource "aws_vpc" "main" {
-  cidr_block                       = "10.0.0.0/16"
-  assign_generated_ipv6_cidr_block = true
-}
-resource "aws_internet_gateway" "main" {
-  vpc_id = aws_vpc.main.id
-}
-resource "aws_subnet" "public" {
-  vpc_id     = aws_vpc.main.id
-  cidr_block = "10.0.1.0/24"
-}
-resource "aws_subnet" "private" {
-  vpc_id     = aws_vpc.main.id
-  cidr_block = "10.0.2.0/24"
-}
-resource "aws_route_table" "public" {
-  vpc_id = aws_vpc.main.id
-  route {
-    cidr_block = "0.0.0.0/0"
-    gateway_id = aws_internet_gateway.main.id
-  }
-  route {
-    ipv6_cidr_block = "::/0"
-    gateway_id      = aws_internet_gateway.main.id
-  }
-}
-resource "aws_route_table_association" "public" {
-  subnet_id      = aws_subnet.public.id
-  route_table_id = aws_route_table.public.id
-}
-`
 	instance := func(subnet string) string {
 		return `
 resource "aws_instance" "host" {
@@ -267,7 +235,7 @@ resource "aws_security_group" "ssh" {
 			{"not attached", "", Medium},
 		} {
 			t.Run(src.name+"/"+tc.name, func(t *testing.T) {
-				rep := checkSource(t, network+group+tc.extra)
+				rep := checkSource(t, routedNetwork+group+tc.extra)
 				got := activeOn(rep, RuleWorldOpen, "aws_security_group.ssh")
 				if len(got) != 1 || got[0].Severity != tc.want || !strings.Contains(got[0].Message, "tcp 22") {
 					t.Fatalf("want one %s %s naming tcp 22, got %+v", tc.want, RuleWorldOpen, got)

@@ -5,12 +5,12 @@ import (
 	"testing"
 )
 
-// storesNetwork is a VPC with a public subnet (routed to an internet
-// gateway) and a private one, and a group that admits every address on
-// every TCP port; each case adds one data store.
-const storesNetwork = `
+// routedNetwork is a dual-stack VPC with a public subnet (routed to an
+// internet gateway for IPv4 and IPv6) and a private one.
+const routedNetwork = `
 resource "aws_vpc" "main" {
-  cidr_block = "10.0.0.0/16"
+  cidr_block                       = "10.0.0.0/16"
+  assign_generated_ipv6_cidr_block = true
 }
 resource "aws_internet_gateway" "main" {
   vpc_id = aws_vpc.main.id
@@ -29,11 +29,20 @@ resource "aws_route_table" "public" {
     cidr_block = "0.0.0.0/0"
     gateway_id = aws_internet_gateway.main.id
   }
+  route {
+    ipv6_cidr_block = "::/0"
+    gateway_id      = aws_internet_gateway.main.id
+  }
 }
 resource "aws_route_table_association" "public" {
   subnet_id      = aws_subnet.public.id
   route_table_id = aws_route_table.public.id
 }
+`
+
+// storesNetwork adds a group that admits every address on every TCP port
+// and subnet groups of each subnet; each case adds one data store.
+const storesNetwork = routedNetwork + `
 resource "aws_security_group" "open" {
   vpc_id = aws_vpc.main.id
   ingress {
