@@ -219,15 +219,6 @@ func (m *Model) buildAzure(byType map[string][]*tf.Resource) {
 			n.VPC = s.VPC
 		}
 	}
-	for _, n := range nsgs {
-		n.finishNSG(m, raws[n])
-	}
-	nicNSG := map[string]*NACL{}
-	for _, r := range byType["azurerm_network_interface_security_group_association"] {
-		if n := nsgs[m.addr(str(r.Values, "network_security_group_id"))]; n != nil {
-			nicNSG[m.addr(str(r.Values, "network_interface_id"))] = n
-		}
-	}
 	pips := map[string]bool{}
 	for _, r := range byType["azurerm_public_ip"] {
 		pips[r.Address] = true
@@ -246,6 +237,21 @@ func (m *Model) buildAzure(byType map[string][]*tf.Resource) {
 			}
 		}
 		nics[r.Address] = n
+	}
+	nicNSG := map[string]*NACL{}
+	for _, r := range byType["azurerm_network_interface_security_group_association"] {
+		nic := m.addr(str(r.Values, "network_interface_id"))
+		if n := nsgs[m.addr(str(r.Values, "network_security_group_id"))]; n != nil {
+			nicNSG[nic] = n
+			// An NSG on an interface only: its VirtualNetwork is the
+			// interface's network's.
+			if ss := nics[nic].subnets; n.VPC == nil && len(ss) > 0 {
+				n.VPC = ss[0].VPC
+			}
+		}
+	}
+	for _, n := range nsgs {
+		n.finishNSG(m, raws[n])
 	}
 	for _, typ := range []string{"azurerm_linux_virtual_machine", "azurerm_windows_virtual_machine", "azurerm_virtual_machine"} {
 		for _, r := range byType[typ] {

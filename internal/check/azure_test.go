@@ -308,3 +308,49 @@ resource "azurerm_network_watcher_flow_log" "vnet" {
 		})
 	}
 }
+
+// TestAzureVirtualNetworkTagOnInterfaceNSG checks that an NSG associated
+// only with a network interface reads VirtualNetwork as the interface's
+// network and its peers: SSH admitted from VirtualNetwork is reachable from
+// the peer (before, the tag was empty there and the path was missed).
+func TestAzureVirtualNetworkTagOnInterfaceNSG(t *testing.T) {
+	src := strings.Replace(azurePeers("10.1.0.0/16", "10.2.0.0/16"), `resource "azurerm_subnet_network_security_group_association" "b" {
+  subnet_id                 = azurerm_subnet.b.id
+  network_security_group_id = azurerm_network_security_group.b.id
+}`, `resource "azurerm_network_interface_security_group_association" "b" {
+  network_interface_id      = azurerm_network_interface.b.id
+  network_security_group_id = azurerm_network_security_group.b.id
+}
+resource "azurerm_network_security_rule" "vnet_ssh" {
+  name                        = "vnet-ssh"
+  priority                    = 100
+  direction                   = "Inbound"
+  access                      = "Allow"
+  protocol                    = "Tcp"
+  source_port_range           = "*"
+  destination_port_range      = "22"
+  source_address_prefix       = "VirtualNetwork"
+  destination_address_prefix  = "*"
+  network_security_group_name = azurerm_network_security_group.b.name
+}
+resource "azurerm_network_security_rule" "deny" {
+  name                        = "deny-rest"
+  priority                    = 200
+  direction                   = "Inbound"
+  access                      = "Deny"
+  protocol                    = "*"
+  source_port_range           = "*"
+  destination_port_range      = "*"
+  source_address_prefix       = "*"
+  destination_address_prefix  = "*"
+  network_security_group_name = azurerm_network_security_group.b.name
+}`, 1)
+	rep := checkSource(t, src)
+	got := activeOn(rep, RuleAzLateral, "azurerm_linux_virtual_machine.b")
+	if len(got) != 1 || !strings.HasSuffix(got[0].Message, "on tcp 22 (SSH)") {
+		t.Fatalf("want one %s from vnet a on SSH only, got %+v", RuleAzLateral, got)
+	}
+	if p := pathLine(got[0].Path); !strings.Contains(p, "azurerm_network_security_group.b → azurerm_linux_virtual_machine.b") {
+		t.Errorf("path %q does not pass the interface's NSG", p)
+	}
+}
