@@ -21,6 +21,11 @@ var disagreementWhy = map[string]string{
 		"only for ingress_rules or ingress_with_* entries (ingress_cidr_blocks alone is the ranges those would " +
 		"use, and ingress_rules defaults to none); terraform-aws-modules/vpc maps public IPs only in public " +
 		"subnets, and the call declares private subnets only.",
+	"pre-0.12-module": "terraform-aws-modules/autoscaling 1.0.4 (2017-11-22) is a Terraform 0.10/0.11 module: its " +
+		"launch configuration (modules/launch_configuration, the only version the public index holds, commit " +
+		"cff5732) declares variable \"count\", a name Terraform 0.12 and later reserve, and assigns the disk lists " +
+		"as arguments (ebs_block_device = \"${var.ebs_block_device}\"), where 0.12 and later take blocks only. Any " +
+		"current Terraform rejects the module, so nothing is created; KICS reads it as Terraform 0.11 would.",
 	"subnet-rejected": `A subnet of "0.0.0.0/0" cannot exist: AWS takes subnet blocks from /16 to /28 inside the VPC's ` +
 		"range. KICS calls a database in it public; the database is not publicly_accessible.",
 	"key-without-encryption": "RDS refuses a kms_key_id without storage_encrypted = true (the API answers " +
@@ -106,6 +111,10 @@ var disagreements = []disagreement{
 	miss(qUnrestricted, "positive10.tf", "module.web_server_sg", "creates-nothing"),
 	miss("vpc_subnet_assigns_public_ip", "positive2.tf", "module.vpc", "creates-nothing"),
 	miss("vpc_subnet_assigns_public_ip", "positive3.tf", "module.vpc", "creates-nothing"),
+
+	miss("block_device_is_not_encrypted", "positive2.tf", "module.asg", "pre-0.12-module"),
+	miss("block_device_is_not_encrypted", "positive3.tf", "module.asg", "pre-0.12-module"),
+	miss("block_device_is_not_encrypted", "positive4.tf", "module.asg", "pre-0.12-module"),
 
 	miss("rds_associated_with_public_subnet", "positive1.tf", "aws_db_instance.positive1", "subnet-rejected"),
 	miss("rds_associated_with_public_subnet", "positive2.tf", "aws_db_instance.positive2", "subnet-rejected"),
