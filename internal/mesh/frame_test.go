@@ -2,13 +2,19 @@ package mesh
 
 import (
 	"bytes"
+	"context"
 	"crypto/tls"
 	"encoding/binary"
+	"fmt"
 	"io"
 	"net"
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/libp2p/go-yamux/v5"
+
+	"moat/internal/testkit"
 )
 
 // countingConn counts the writes that reach the transport.
@@ -96,11 +102,7 @@ func TestFramesLeaveInOneWrite(t *testing.T) {
 		t.Errorf("%d writes reached the transport while another was under way", n)
 	}
 	fc.wmu.Unlock()
-	for deadline := time.Now().Add(10 * time.Second); raw.count() == before; time.Sleep(time.Millisecond) {
-		if time.Now().After(deadline) {
-			t.Fatal("the gathered frames were not written within 10 s")
-		}
-	}
+	testkit.WaitFor(t, "the flusher to write the gathered frames", func() bool { return raw.count() > before })
 	fc.wmu.Lock() // the flusher's write is done
 	if n := raw.count() - before; n != 1 {
 		t.Errorf("ten gathered small frames took %d writes", n)
@@ -167,4 +169,108 @@ func TestFrameConnCloseUnblocksWrite(t *testing.T) {
 		t.Fatal("Write still blocked 10 s after Close")
 	}
 	fc.wmu.Unlock()
+}
+
+// TestTunnelCarriesStreamsWhole: two yamux sessions over TLS, each end's
+// writes through a frameConn as a tunnel's are, carry many streams at once
+// (small writes that are gathered, full-buffer ones that leave at once,
+// sizes in between), each echoed back by the peer, every byte whole and in
+// order.
+func TestTunnelCarriesStreamsWhole(t *testing.T) {
+	f := newFixture(t)
+	cert := f.issue(t, "api", time.Hour)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	go func() {
+		c, err := ln.Accept()
+		if err != nil {
+			return
+		}
+		bc := &batchConn{Conn: c}
+		tc := tls.Server(bc, &tls.Config{Certificates: []tls.Certificate{*cert}, MinVersion: tls.VersionTLS13, DynamicRecordSizingDisabled: true})
+		if tc.Handshake() != nil {
+			return
+		}
+		sess, err := yamux.Server(newFrameConn(tc, bc), muxConfig(), nil)
+		if err != nil {
+			return
+		}
+		defer sess.Close()
+		for {
+			st, err := sess.AcceptStream()
+			if err != nil {
+				return
+			}
+			go func() {
+				_, _ = io.Copy(st, st)
+				_ = st.CloseWrite()
+			}()
+		}
+	}()
+
+	c, err := net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	bc := &batchConn{Conn: c}
+	tc := tls.Client(bc, &tls.Config{InsecureSkipVerify: true, MinVersion: tls.VersionTLS13, DynamicRecordSizingDisabled: true})
+	if err := tc.Handshake(); err != nil {
+		t.Fatal(err)
+	}
+	sess, err := yamux.Client(newFrameConn(tc, bc), muxConfig(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sess.Close()
+
+	sizes := []int{1, 100, 1024, largeBuf, 5000, tlsRecord, tlsRecord - 1, 3 * largeBuf, 12}
+	const streams = 16
+	var wg sync.WaitGroup
+	errs := make(chan error, streams)
+	for i := range streams {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			st, err := sess.OpenStream(context.Background())
+			if err != nil {
+				errs <- err
+				return
+			}
+			defer st.Close()
+			_ = st.SetDeadline(time.Now().Add(testkit.WaitLimit))
+			var want []byte
+			for j := range 20 {
+				n := sizes[(i+j)%len(sizes)]
+				want = append(want, bytes.Repeat([]byte{byte(i*31 + j)}, n)...)
+			}
+			got := make(chan []byte, 1)
+			go func() {
+				b, _ := io.ReadAll(st)
+				got <- b
+			}()
+			for off, j := 0, 0; off < len(want); j++ {
+				n := sizes[(i+j)%len(sizes)]
+				if _, err := st.Write(want[off : off+n]); err != nil {
+					errs <- err
+					return
+				}
+				off += n
+			}
+			if err := st.CloseWrite(); err != nil {
+				errs <- err
+				return
+			}
+			if b := <-got; !bytes.Equal(b, want) {
+				errs <- fmt.Errorf("stream %d: %d bytes echoed, %d sent, or not as sent", i, len(b), len(want))
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Error(err)
+	}
 }

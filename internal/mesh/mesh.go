@@ -220,6 +220,21 @@ type Mesh struct {
 	closed    bool
 }
 
+// muxConfig is the yamux configuration of every tunnel, both ends.
+func muxConfig() *yamux.Config {
+	c := yamux.DefaultConfig()
+	c.LogOutput = io.Discard
+	c.MaxStreamWindowSize = 1 << 20
+	// A frame carries what one read of a copy buffer returned: a full
+	// buffer's frame is four full TLS records (see frame.go).
+	c.MaxMessageSize = largeBuf + yamuxHeaderLen
+	// Every connection between two services is a stream of their one
+	// tunnel: the destination takes as many as the source opens (the
+	// library's default would reset the 1,001st).
+	c.MaxIncomingStreams = math.MaxUint32
+	return c
+}
+
 // New checks c, binds the mesh port and returns a Mesh that serves once Run
 // is called (once). Close (or Run's return) releases the port. Until
 // SetServices names the node's services, the mesh port answers for none and
@@ -271,16 +286,7 @@ func New(c Config) (*Mesh, error) {
 	m.policy.Store(c.Policy)
 	empty := map[string]Service{}
 	m.services.Store(&empty)
-	m.mux = yamux.DefaultConfig()
-	m.mux.LogOutput = io.Discard
-	m.mux.MaxStreamWindowSize = 1 << 20
-	// A frame carries what one read of a copy buffer returned: a full
-	// buffer's frame is four full TLS records (see frame.go).
-	m.mux.MaxMessageSize = largeBuf + yamuxHeaderLen
-	// Every connection between two services is a stream of their one
-	// tunnel: the destination takes as many as the source opens (the
-	// library's default would reset the 1,001st).
-	m.mux.MaxIncomingStreams = math.MaxUint32
+	m.mux = muxConfig()
 	var err error
 	m.srvTLS, err = m.serverTLS()
 	if err != nil {
