@@ -669,7 +669,7 @@ func (s *prefixSet) contains(a netip.Addr) bool {
 	if s == nil {
 		return false
 	}
-	a = a.Unmap()
+	a = plainIP(a)
 	for _, p := range s.prefixes {
 		if p.Contains(a) {
 			return true

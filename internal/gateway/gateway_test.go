@@ -193,6 +193,9 @@ func TestCSRF(t *testing.T) {
 		{"neither, with cookies", "POST", "", "", "s=1", 403},
 		{"neither, no cookies", "POST", "", "", "", 200},
 		{"null origin", "POST", "null", "", "", 403},
+		{"unknown method", "PROPPATCH", "https://evil.example", "", "s=1", 403},
+		{"method in lower case", "post", "https://evil.example", "", "s=1", 403},
+		{"method not in the list", "PURGE", "https://evil.example", "", "", 403},
 	}
 	t.Log("a route may opt out (bearer-token APIs)")
 	defer func() {
@@ -228,8 +231,52 @@ func TestCSRF(t *testing.T) {
 			n++
 		}
 	}
-	if n != 6 {
-		t.Errorf("%d csrf events, want 6", n)
+	if n != 9 {
+		t.Errorf("%d csrf events, want 9", n)
+	}
+}
+
+// TestCSRFBrowserSignals: where a browser gives no Origin to judge, or two,
+// the request is not taken for the site's own.
+func TestCSRFBrowserSignals(t *testing.T) {
+	f := newFixture(t, strings.Replace(baseYAML, "    path: /api/\n", "    path: /api/\n    allowed_origins: [\"https://app.example\"]\n", 1)+noWAF)
+	for _, c := range []struct {
+		name    string
+		headers [][2]string
+		want    int
+	}{
+		// A page of the site sandboxed into an opaque origin (user content
+		// served with CSP sandbox) sends Origin "null" and the site as
+		// Referer; the browser says the context is cross-site.
+		{"sandboxed page of the site", [][2]string{{"Origin", "null"}, {"Referer", "https://app.example/uploads/x.html"}, {"Sec-Fetch-Site", "cross-site"}, {"Cookie", "s=1"}}, 403},
+		{"no Origin, cross-site", [][2]string{{"Sec-Fetch-Site", "cross-site"}}, 403},
+		{"no Origin, same-site subdomain", [][2]string{{"Referer", "https://app.example/"}, {"Sec-Fetch-Site", "same-site"}, {"Cookie", "s=1"}}, 403},
+		{"two Origins", [][2]string{{"Origin", "https://app.example"}, {"Origin", "https://evil.example"}}, 403},
+		{"Referer of the site, same-origin context", [][2]string{{"Origin", "null"}, {"Referer", "https://app.example/form"}, {"Sec-Fetch-Site", "same-origin"}, {"Cookie", "s=1"}}, 200},
+		{"allowed Origin", [][2]string{{"Origin", "https://app.example"}, {"Sec-Fetch-Site", "cross-site"}, {"Cookie", "s=1"}}, 200},
+	} {
+		r := f.req("POST", "/api/orders", strings.NewReader("a=1"))
+		r.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+		for _, h := range c.headers {
+			r.Header.Add(h[0], h[1])
+		}
+		if code, body, _ := f.do(r); code != c.want {
+			t.Errorf("%s: %d %q, want %d", c.name, code, body, c.want)
+		}
+	}
+	t.Log("without a port in Host, or with the default one, the site's own origin is allowed")
+	f.write(baseYAML + noWAF)
+	if err := f.gw.Reload(); err != nil {
+		t.Fatal(err)
+	}
+	for _, host := range []string{"shop.example.org", "shop.example.org:443"} {
+		r := f.req("POST", "/", strings.NewReader("a=1"))
+		r.Host = host
+		r.Header.Set("Origin", "https://shop.example.org")
+		r.Header.Set("Cookie", "s=1")
+		if code, body, _ := f.do(r); code != 200 {
+			t.Errorf("Host %q, own origin: %d %q", host, code, body)
+		}
 	}
 }
 
@@ -246,6 +293,7 @@ func TestIPListsAndTrustedProxies(t *testing.T) {
 		{"203.0.113.9, 198.51.100.7", 200, "203.0.113.9, 198.51.100.7, 127.0.0.1"}, // the client is the rightmost untrusted hop
 		{"198.51.100.7, 203.0.113.9", 403, ""},
 		{"2001:db8::1", 403, ""},
+		{"2001:db8::1%eth0", 403, ""}, // a zone does not take the address out of the list
 		{"not-an-ip", 200, "not-an-ip, 127.0.0.1"},
 	}
 	for _, c := range cases {
@@ -266,7 +314,7 @@ func TestIPListsAndTrustedProxies(t *testing.T) {
 		}
 	}
 	recs := f.events.all()
-	if len(recs) != 3 || recs[0].Unmapped.Kind != KindIPDeny || recs[0].SrcEndpoint.IP != "203.0.113.9" {
+	if len(recs) != 4 || recs[0].Unmapped.Kind != KindIPDeny || recs[0].SrcEndpoint.IP != "203.0.113.9" || recs[3].SrcEndpoint.IP != "2001:db8::1" {
 		t.Errorf("events %+v", recs)
 	}
 
