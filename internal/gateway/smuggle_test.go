@@ -435,3 +435,62 @@ func TestAuthorityIsTheHostRouted(t *testing.T) {
 		}
 	}
 }
+
+// TestHTTP2ContinuationFlood: a header block that never ends (HEADERS
+// without END_HEADERS, then CONTINUATION frames without end) is cut once
+// it passes limits.max_header_bytes: the gateway closes the connection
+// rather than buffer it (CVE-2024-27316's class).
+func TestHTTP2ContinuationFlood(t *testing.T) {
+	f := newFixture(t, baseYAML+noWAF)
+	tc, err := tls.Dial("tcp", f.gw.Addr().String(), &tls.Config{RootCAs: f.pool, ServerName: "localhost", NextProtos: []string{"h2"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tc.Close()
+	tc.SetDeadline(time.Now().Add(60 * time.Second))
+	tc.Write([]byte(http2.ClientPreface))
+	fr := http2.NewFramer(tc, tc)
+	fr.WriteSettings()
+	var hb bytes.Buffer
+	enc := hpack.NewEncoder(&hb)
+	for _, kv := range [][2]string{{":method", "GET"}, {":scheme", "https"}, {":authority", "localhost"}, {":path", "/"}} {
+		enc.WriteField(hpack.HeaderField{Name: kv[0], Value: kv[1]})
+	}
+	fr.WriteHeaders(http2.HeadersFrameParam{StreamID: 1, BlockFragment: hb.Bytes(), EndStream: true})
+	const limit = 64 << 20 // far past the 32 KiB default
+	sent := 0
+	errc := make(chan error, 1)
+	go func() {
+		var block bytes.Buffer
+		e := hpack.NewEncoder(&block)
+		for i := 0; sent < limit; i++ {
+			block.Reset()
+			e.WriteField(hpack.HeaderField{Name: fmt.Sprintf("x-flood-%d", i), Value: strings.Repeat("a", 4000), Sensitive: true})
+			if err := fr.WriteContinuation(1, false, block.Bytes()); err != nil {
+				errc <- err
+				return
+			}
+			sent += block.Len()
+		}
+		errc <- nil
+	}()
+	// The server's answer is GOAWAY or a closed connection.
+	closed := false
+	for !closed {
+		fm, err := fr.ReadFrame()
+		if err != nil {
+			closed = true
+			break
+		}
+		if _, ok := fm.(*http2.GoAwayFrame); ok {
+			closed = true
+		}
+	}
+	tc.Close()
+	if err := <-errc; err == nil {
+		t.Errorf("the gateway took %d bytes of one header block", sent)
+	}
+	if n := f.backends["frontend"].count.Load(); n != 0 {
+		t.Errorf("the backend served %d requests", n)
+	}
+}
