@@ -350,15 +350,23 @@ func (g *Gateway) connRefused(ip netip.Addr) {
 }
 
 // redirect answers plain HTTP with 308 to the same URL over HTTPS. The
-// host must look like a host name; anything else gets 400 rather than a
-// redirect built from attacker-chosen bytes.
+// host must look like a host name and the target be a path; anything else
+// gets 400 rather than a redirect built from attacker-chosen bytes (an
+// opaque target, "http:.evil.example/x", would otherwise continue the
+// host: https://shop.example.org.evil.example/x). A host no route serves
+// gets 404: the gateway sends nobody to a name it does not answer for.
 func (g *Gateway) redirect(w http.ResponseWriter, r *http.Request) {
 	host, ok := normalizeHost(r.Host)
-	if !ok || host == "" {
+	path := r.URL.EscapedPath()
+	if !ok || host == "" || r.URL.Opaque != "" || !strings.HasPrefix(path, "/") {
 		http.Error(w, "bad request", http.StatusBadRequest)
 		return
 	}
 	st := g.state.Load()
+	if !st.servesHost(host) {
+		http.Error(w, "not found", http.StatusNotFound)
+		return
+	}
 	port := st.s.RedirectPort
 	if port == 0 {
 		if _, p, err := net.SplitHostPort(g.ln.Addr().String()); err == nil {
@@ -372,7 +380,10 @@ func (g *Gateway) redirect(w http.ResponseWriter, r *http.Request) {
 	if port != 443 {
 		target += ":" + strconv.Itoa(port)
 	}
-	target += r.URL.RequestURI()
+	target += path
+	if r.URL.RawQuery != "" {
+		target += "?" + r.URL.RawQuery
+	}
 	if st.s.HSTS != "" {
 		// Browsers ignore HSTS over plain HTTP; this is harmless and helps
 		// scanners that look for it on every answer.

@@ -3,6 +3,7 @@ package gateway
 import (
 	"bufio"
 	"context"
+	"fmt"
 	"crypto/tls"
 	"net"
 	"net/http"
@@ -138,6 +139,52 @@ func TestRedirect(t *testing.T) {
 	}
 	if resp.StatusCode != http.StatusBadRequest {
 		t.Errorf("odd Host: status %d, want 400", resp.StatusCode)
+	}
+}
+
+// TestRedirectStaysOnRoutedHosts: the plain-HTTP redirect leads only to
+// the HTTPS side of a host the gateway routes, however the request line
+// is written: an opaque target ("http:.evil.example/x") would otherwise
+// continue the host name in Location.
+func TestRedirectStaysOnRoutedHosts(t *testing.T) {
+	f := newFixture(t, `listen: 127.0.0.1:0
+redirect_listen: 127.0.0.1:0
+redirect_port: 443
+tls:
+  cert_file: %s
+  key_file: %s
+services: [frontend]
+routes:
+  - host: app.example
+    service: frontend
+    port: 8080
+`+noWAF)
+	for _, c := range []struct {
+		line, host string
+		want       int
+		location   string
+	}{
+		{"/shop?id=3", "app.example", 308, "https://app.example/shop?id=3"},
+		{"//evil.example/x", "app.example", 308, "https://app.example//evil.example/x"},
+		{"http://app.example/x", "other.example", 308, "https://app.example/x"},
+		{"http:.evil.example/x", "app.example", 400, ""},
+		{"http:evil.example", "app.example", 400, ""},
+		{"/x", "evil.example", 404, ""},
+		{"http://evil.example/x", "app.example", 404, ""},
+	} {
+		conn, err := net.Dial("tcp", f.gw.RedirectAddr().String())
+		if err != nil {
+			t.Fatal(err)
+		}
+		fmt.Fprintf(conn, "GET %s HTTP/1.1\r\nHost: %s\r\n\r\n", c.line, c.host)
+		resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
+		conn.Close()
+		if err != nil {
+			t.Fatalf("GET %s: %v", c.line, err)
+		}
+		if loc := resp.Header.Get("Location"); resp.StatusCode != c.want || loc != c.location {
+			t.Errorf("GET %s, Host %s: %d Location %q, want %d %q", c.line, c.host, resp.StatusCode, loc, c.want, c.location)
+		}
 	}
 }
 

@@ -49,6 +49,16 @@ func (st *state) match(host, path string) *Route {
 	return best
 }
 
+// servesHost reports whether a route may answer host (normalised).
+func (st *state) servesHost(host string) bool {
+	for i := range st.s.Routes {
+		if h := st.s.Routes[i].Host; h == "" || h == host {
+			return true
+		}
+	}
+	return false
+}
+
 // errPathAmbiguous: the path as sent and its normal form pick different
 // routes, so some reader of it would take the request elsewhere.
 var errPathAmbiguous = errors.New("the path as sent and its normal form pick different routes")
