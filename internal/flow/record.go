@@ -284,6 +284,10 @@ type Moat struct {
 	// cut (one of the Reason* constants); Reason is the text for people.
 	// Detection rules and queries match on the code, never on the text.
 	ReasonCode string `json:"reason_code,omitempty"`
+	// Suppressed, on a summary, is how many events like this one were
+	// counted rather than recorded one by one (a client refused faster
+	// than records are kept); the record describes the last of them.
+	Suppressed int `json:"suppressed,omitempty"`
 }
 
 // Reason codes carried in Moat.ReasonCode. They are stable: rules, alerts

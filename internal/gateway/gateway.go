@@ -66,6 +66,8 @@ type Gateway struct {
 	dial   func(ctx context.Context, service string, port int) (net.Conn, error)
 	events flow.Writer
 	certs  certStore
+	// eventGate bounds the security events written (see eventgate.go).
+	eventGate eventGate
 
 	state atomic.Pointer[state]
 	proxy http.Handler
@@ -273,6 +275,7 @@ loop:
 				_ = g.Reload()
 			}
 			g.certs.check()
+			g.flushEvents()
 		}
 	}
 	sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
@@ -281,6 +284,7 @@ loop:
 	if rsrv != nil {
 		_ = rsrv.Shutdown(sctx)
 	}
+	g.flushEvents()
 	g.Close()
 	if err != nil && !errors.Is(err, http.ErrServerClosed) {
 		return fmt.Errorf("gateway: serve: %w", err)
@@ -343,10 +347,7 @@ func (g *Gateway) connRefused(ip netip.Addr) {
 	if ap, err := netip.ParseAddrPort(g.ln.Addr().String()); err == nil {
 		ev.local = ap
 	}
-	rec := ev.record(g.now())
-	if err := g.events.Write(rec); err != nil {
-		g.log.Warn("gateway: security event lost", "err", err)
-	}
+	g.emit(&ev)
 }
 
 // redirect answers plain HTTP with 308 to the same URL over HTTPS. The

@@ -301,9 +301,26 @@ func (g *Gateway) refuse(w http.ResponseWriter, ev *event) {
 	http.Error(w, strings.ToLower(body)+"\nrequest id: "+ev.reqID, ev.status)
 }
 
+// emit records ev, unless the event gate holds it back for a summary.
 func (g *Gateway) emit(ev *event) {
-	if err := g.events.Write(ev.record(g.now())); err != nil {
+	now := g.now()
+	if !g.eventGate.allow(ev, now) {
+		return
+	}
+	g.write(ev, now)
+}
+
+func (g *Gateway) write(ev *event, now time.Time) {
+	if err := g.events.Write(ev.record(now)); err != nil {
 		g.log.Warn("gateway: security event lost", "request_id", ev.reqID, "err", err)
+	}
+}
+
+// flushEvents writes the summaries of the events the gate held back.
+func (g *Gateway) flushEvents() {
+	now := g.now()
+	for _, ev := range g.eventGate.flush() {
+		g.write(&ev, now)
 	}
 }
 
