@@ -3,8 +3,8 @@ package gateway
 import (
 	"bufio"
 	"context"
-	"fmt"
 	"crypto/tls"
+	"fmt"
 	"net"
 	"net/http"
 	"net/url"
