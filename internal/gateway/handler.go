@@ -188,6 +188,13 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		g.refuse(w, &ev)
 		return
 	}
+	if r.Method == http.MethodConnect {
+		// A reverse proxy has no tunnel to open: forwarded, CONNECT
+		// would carry its body to a backend that reads it as requests
+		// (RFC 9110 gives CONNECT content no meaning).
+		http.Error(w, "CONNECT is not supported\nrequest id: "+reqID, http.StatusNotImplemented)
+		return
+	}
 	host, ok := normalizeHost(r.Host)
 	if !ok {
 		http.Error(w, "bad request\nrequest id: "+reqID, http.StatusBadRequest)

@@ -494,3 +494,72 @@ func TestHTTP2ContinuationFlood(t *testing.T) {
 		t.Errorf("the backend served %d requests", n)
 	}
 }
+
+// TestConnectNotForwarded: CONNECT, over HTTP/1.1 with a path or over
+// HTTP/2 with its stream as body, is answered by the gateway: forwarded,
+// its body would reach a backend that reads it as requests of its own.
+func TestConnectNotForwarded(t *testing.T) {
+	var log servedLog
+	sock := serveUnix(t, &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		io.Copy(io.Discard, r.Body)
+		log.add(r)
+		fmt.Fprintf(w, "served %s", r.URL.Path)
+	})})
+	f := newFixtureWith(t, pathYAML, map[string]string{"static": sock, "shop": sock, "legacy": sock})
+	c, br := f.rawConn()
+	fmt.Fprintf(c, "CONNECT /static/x HTTP/1.1\r\nHost: shop.example.org\r\n\r\n")
+	resp, err := http.ReadResponse(br, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if resp.StatusCode != http.StatusNotImplemented {
+		t.Errorf("HTTP/1.1 CONNECT with a path: %d, want 501", resp.StatusCode)
+	}
+
+	tc, err := tls.Dial("tcp", f.gw.Addr().String(), &tls.Config{RootCAs: f.pool, ServerName: "localhost", NextProtos: []string{"h2"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tc.Close()
+	tc.SetDeadline(time.Now().Add(30 * time.Second))
+	tc.Write([]byte(http2.ClientPreface))
+	fr := http2.NewFramer(tc, tc)
+	fr.WriteSettings()
+	var hb bytes.Buffer
+	enc := hpack.NewEncoder(&hb)
+	for _, kv := range [][2]string{{":method", "CONNECT"}, {":authority", "shop.example.org:443"}} {
+		enc.WriteField(hpack.HeaderField{Name: kv[0], Value: kv[1]})
+	}
+	fr.WriteHeaders(http2.HeadersFrameParam{StreamID: 1, BlockFragment: hb.Bytes(), EndHeaders: true})
+	fr.WriteData(1, true, []byte("GET /account?id=1%27+UNION+SELECT+1-- HTTP/1.1\r\nHost: shop.example.org\r\n\r\n"))
+	status := ""
+	dec := hpack.NewDecoder(4096, func(hf hpack.HeaderField) {
+		if hf.Name == ":status" {
+			status = hf.Value
+		}
+	})
+	for status == "" {
+		fm, err := fr.ReadFrame()
+		if err != nil {
+			t.Fatalf("HTTP/2: %v", err)
+		}
+		switch fm := fm.(type) {
+		case *http2.HeadersFrame:
+			dec.Write(fm.HeaderBlockFragment())
+		case *http2.RSTStreamFrame:
+			status = "reset"
+		}
+	}
+	if status != "501" && status != "reset" {
+		t.Errorf("HTTP/2 CONNECT: %s, want 501", status)
+	}
+	// The marker shows the log is complete up to here.
+	if code, _, _ := f.do(func() *http.Request { r := f.req("GET", "/static/marker", nil); r.Host = "shop.example.org"; return r }()); code != 200 {
+		t.Fatalf("marker: %d", code)
+	}
+	for _, l := range log.all() {
+		if strings.HasPrefix(l, "CONNECT") || strings.HasPrefix(l, "GET /account") {
+			t.Errorf("the backend served %q", l)
+		}
+	}
+}
