@@ -671,4 +671,62 @@ func TestClientIdentityHeadersStripped(t *testing.T) {
 			t.Errorf("%s: X-Real-IP %q, want the client address the gateway decided", proto, v)
 		}
 	}
+
+	t.Log("a client naming the gateway's own headers hop-by-hop does not take them off")
+	h1 := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: f.pool, ServerName: "localhost"}}}
+	r := f.req("GET", "/api/items", nil)
+	r.Header.Set("Connection", "X-Real-IP, X-Forwarded-For, X-Forwarded-Proto, X-Forwarded-Host, X-Request-ID, Host")
+	resp, err := h1.Do(r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	got, _ := f.backends["api"].lastRequest()
+	for h, want := range map[string]string{"X-Real-IP": "127.0.0.1", "X-Forwarded-For": "127.0.0.1", "X-Forwarded-Proto": "https",
+		"X-Request-ID": resp.Header.Get("X-Request-ID")} {
+		if v := got.Header.Get(h); v != want {
+			t.Errorf("Connection naming %s: the backend got %q, want %q", h, v, want)
+		}
+	}
+	if got.Host == "" || got.Header.Get("X-Forwarded-Host") != got.Host {
+		t.Errorf("Connection naming Host: Host %q, X-Forwarded-Host %q", got.Host, got.Header.Get("X-Forwarded-Host"))
+	}
+}
+
+// TestHeaderSizeLimits: one huge header, or very many small ones, over
+// HTTP/1.1 and HTTP/2, is refused before any backend sees it.
+func TestHeaderSizeLimits(t *testing.T) {
+	f := newFixture(t, baseYAML+noWAF)
+	h1 := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: f.pool, ServerName: "localhost"}}}
+	for _, c := range []struct {
+		name   string
+		client *http.Client
+		set    func(h http.Header)
+	}{
+		{"one 64 KiB header, HTTP/1.1", h1, func(h http.Header) { h.Set("X-Big", strings.Repeat("a", 64<<10)) }},
+		{"4000 small headers, HTTP/1.1", h1, func(h http.Header) {
+			for i := range 4000 {
+				h.Set(fmt.Sprintf("X-H%d", i), "a")
+			}
+		}},
+		{"one 64 KiB header, HTTP/2", f.client, func(h http.Header) { h.Set("X-Big", strings.Repeat("a", 64<<10)) }},
+		{"4000 small headers, HTTP/2", f.client, func(h http.Header) {
+			for i := range 4000 {
+				h.Set(fmt.Sprintf("X-H%d", i), "a")
+			}
+		}},
+	} {
+		r := f.req("GET", "/", nil)
+		c.set(r.Header)
+		resp, err := c.client.Do(r)
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode != http.StatusRequestHeaderFieldsTooLarge {
+				t.Errorf("%s: %d, want 431 or a refused stream", c.name, resp.StatusCode)
+			}
+		}
+	}
+	if n := f.backends["frontend"].count.Load(); n != 0 {
+		t.Errorf("the backend served %d requests", n)
+	}
 }
