@@ -145,7 +145,8 @@ type RouteFile struct {
 	// against the request's path in normal form (escapes of unreserved
 	// characters decoded, "//" merged, "." and ".." resolved), which is
 	// also what the WAF inspects and the service receives. A request whose
-	// path as sent would pick another route than its normal form is
+	// path as sent, without its segments' ";" parameters or with letter
+	// case ignored would pick another route than its normal form is
 	// refused (400).
 	Path    string `yaml:"path"`
 	Service string `yaml:"service"` // required

@@ -41,12 +41,33 @@ func (st *state) match(host, path string) *Route {
 		if !pathHasPrefix(path, r.Path) {
 			continue
 		}
-		if best == nil || (r.Host != "" && best.Host == "") ||
-			((r.Host == "") == (best.Host == "") && len(r.Path) > len(best.Path)) {
+		if best == nil || r.beats(best) {
 			best = r
 		}
 	}
 	return best
+}
+
+// beats reports whether r is the better match of the two, both matching.
+func (r *Route) beats(other *Route) bool {
+	return (r.Host != "" && other.Host == "") ||
+		((r.Host == "") == (other.Host == "") && len(r.Path) > len(other.Path))
+}
+
+// foldRival reports whether another route than route would take path if
+// letter case were ignored, as IIS, ASP.NET and Express (by default) route:
+// "/ADMIN/users" is /admin/users to them.
+func (st *state) foldRival(host, path string, route *Route) bool {
+	for i := range st.s.Routes {
+		r := &st.s.Routes[i]
+		if r == route || (r.Host != "" && r.Host != host) || !pathHasPrefixFold(path, r.Path) {
+			continue
+		}
+		if route == nil || r.beats(route) {
+			return true
+		}
+	}
+	return false
 }
 
 // servesHost reports whether a route may answer host (normalised).
@@ -85,8 +106,8 @@ func (st *state) route(host string, r *http.Request) (*Route, string, error) {
 		}
 		forms = append(forms, bare)
 	}
-	for _, p := range forms {
-		if st.match(host, p) != route {
+	for _, p := range append(forms, norm) {
+		if st.match(host, p) != route || st.foldRival(host, p, route) {
 			return nil, "", errPathAmbiguous
 		}
 	}
@@ -136,6 +157,14 @@ func stripParams(path string) string {
 // pathHasPrefix matches "/api" against "/api" and "/api/x", not "/apix".
 func pathHasPrefix(path, prefix string) bool {
 	if !strings.HasPrefix(path, prefix) {
+		return false
+	}
+	return len(path) == len(prefix) || strings.HasSuffix(prefix, "/") || path[len(prefix)] == '/'
+}
+
+// pathHasPrefixFold is pathHasPrefix ignoring letter case.
+func pathHasPrefixFold(path, prefix string) bool {
+	if len(path) < len(prefix) || !strings.EqualFold(path[:len(prefix)], prefix) {
 		return false
 	}
 	return len(path) == len(prefix) || strings.HasSuffix(prefix, "/") || path[len(prefix)] == '/'

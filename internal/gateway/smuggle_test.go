@@ -266,9 +266,10 @@ func TestRequestTrailersDropped(t *testing.T) {
 }
 
 // TestPathParamsCannotSwitchRoute: Tomcat, Jetty and Spring route
-// "/admin;x=1/users" as /admin/users. The gateway, reading the segment
-// "admin;x=1", would send it by the catch-all route past /admin/'s
-// checks; it refuses the path instead.
+// "/admin;x=1/users" as /admin/users, and IIS, ASP.NET and Express route
+// "/ADMIN/users" so. The gateway, reading the segment "admin;x=1" or
+// "ADMIN", would send it by the catch-all route past /admin/'s checks; it
+// refuses the path instead.
 func TestPathParamsCannotSwitchRoute(t *testing.T) {
 	f := newFixture(t, plainYAML+noWAF+`services: [api]
 routes:
@@ -282,7 +283,8 @@ routes:
     csrf_off: true
 `)
 	be := f.backends["api"]
-	for _, path := range []string{"/admin;x=1/users", "/admin;/users", "/ADMIN/../admin;jsessionid=1/users", "/x/..;/admin/users"} {
+	for _, path := range []string{"/admin;x=1/users", "/admin;/users", "/ADMIN/../admin;jsessionid=1/users", "/x/..;/admin/users",
+		"/ADMIN/users", "/Admin/users", "/%41dmin/users", "/ADMIN;x/users"} {
 		r := f.req("POST", path, strings.NewReader("role=admin"))
 		r.Header.Set("Origin", "https://evil.example")
 		r.Header.Set("Cookie", "session=victim")
@@ -296,7 +298,7 @@ routes:
 		t.Errorf("the backend served %d requests, the last %s", n, got.URL.RequestURI())
 	}
 	t.Log("parameters that leave the route alone pass")
-	for _, path := range []string{"/shop;jsessionid=1", "/admin/users;jsessionid=1", "/a;b/c;d"} {
+	for _, path := range []string{"/shop;jsessionid=1", "/admin/users;jsessionid=1", "/a;b/c;d", "/About", "/admin/Users", "/ADMINISTRATION"} {
 		if code, body, _ := f.do(f.req("GET", path, nil)); code != 200 {
 			t.Errorf("GET %s: %d %q", path, code, body)
 		}
