@@ -18,21 +18,8 @@ import (
 // record, and a flood exhausts the node's flow quota and spool so that
 // the attack's record is dropped with the rest.
 func TestSecurityEventsBounded(t *testing.T) {
-	f := newFixture(t, `listen: 127.0.0.1:0
-redirect_listen: "off"
-tls:
-  cert_file: %s
-  key_file: %s
-services: [frontend, api]
-routes:
-  - service: frontend
-    port: 8080
-    rate_limit: {rps: 1, burst: 1}
-  - service: api
-    port: 9090
-    path: /search
-    rate_limit: {off: true}
-`)
+	yaml := strings.Replace(baseYAML, "    port: 8080\n", "    port: 8080\n    rate_limit: {rps: 1, burst: 1}\n", 1)
+	f := newFixture(t, strings.Replace(yaml, "    path: /api/\n", "    path: /api/\n    rate_limit: {off: true}\n", 1))
 	const flood = 600
 	var wg sync.WaitGroup
 	codes := make(chan int, flood)
@@ -64,7 +51,7 @@ routes:
 	}
 
 	t.Log("the attack that follows is recorded in full")
-	code, _, _ := f.do(f.req("GET", "/search?q="+url.QueryEscape("1' UNION SELECT password FROM users--"), nil))
+	code, _, _ := f.do(f.req("GET", "/api/search?q="+url.QueryEscape("1' UNION SELECT password FROM users--"), nil))
 	if code != http.StatusForbidden {
 		t.Fatalf("SQL injection: %d, want 403", code)
 	}
@@ -79,7 +66,7 @@ routes:
 				summary = r
 			case r.Unmapped.Kind == KindRateLimit:
 				written++
-			case r.Unmapped.Kind == KindWAF && r.HTTPRequest.URL.Path == "/search":
+			case r.Unmapped.Kind == KindWAF && r.HTTPRequest.URL.Path == "/api/search":
 				waf++
 			}
 		}
@@ -99,7 +86,7 @@ routes:
 
 	t.Log("once the client's bucket refills, its events are recorded again")
 	f.advance(time.Minute)
-	if code, _, _ := f.do(f.req("GET", "/search?q="+url.QueryEscape("<script>alert(1)</script>"), nil)); code != http.StatusForbidden {
+	if code, _, _ := f.do(f.req("GET", "/api/search?q="+url.QueryEscape("<script>alert(1)</script>"), nil)); code != http.StatusForbidden {
 		t.Fatalf("XSS: %d", code)
 	}
 	waitFor(t, "the second attack's record", func() bool {

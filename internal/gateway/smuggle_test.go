@@ -66,16 +66,69 @@ func serveUnix(t *testing.T, srv *http.Server) string {
 	return sock
 }
 
-// rawConn opens an HTTP/1.1 connection to the gateway over TLS.
-func (f *fixture) rawConn() (*tls.Conn, *bufio.Reader) {
+// dialALPN opens a TLS connection to the gateway offering one protocol.
+func (f *fixture) dialALPN(proto string) *tls.Conn {
 	f.t.Helper()
-	c, err := tls.Dial("tcp", f.gw.Addr().String(), &tls.Config{RootCAs: f.pool, ServerName: "localhost", NextProtos: []string{"http/1.1"}})
+	c, err := tls.Dial("tcp", f.gw.Addr().String(), &tls.Config{RootCAs: f.pool, ServerName: "localhost", NextProtos: []string{proto}})
 	if err != nil {
 		f.t.Fatal(err)
 	}
 	f.t.Cleanup(func() { c.Close() })
-	c.SetDeadline(time.Now().Add(30 * time.Second))
+	c.SetDeadline(time.Now().Add(60 * time.Second))
+	return c
+}
+
+// rawConn opens an HTTP/1.1 connection to the gateway over TLS.
+func (f *fixture) rawConn() (*tls.Conn, *bufio.Reader) {
+	c := f.dialALPN("http/1.1")
 	return c, bufio.NewReader(c)
+}
+
+// h2Conn opens an HTTP/2 connection to the gateway that the test drives
+// frame by frame.
+func (f *fixture) h2Conn() (*tls.Conn, *http2.Framer) {
+	tc := f.dialALPN("h2")
+	tc.Write([]byte(http2.ClientPreface))
+	fr := http2.NewFramer(tc, tc)
+	fr.WriteSettings()
+	return tc, fr
+}
+
+// headerBlock encodes fields, name and value pairs, as HPACK.
+func headerBlock(fields ...string) []byte {
+	var hb bytes.Buffer
+	enc := hpack.NewEncoder(&hb)
+	for i := 0; i+1 < len(fields); i += 2 {
+		enc.WriteField(hpack.HeaderField{Name: fields[i], Value: fields[i+1]})
+	}
+	return hb.Bytes()
+}
+
+// h2Status reads frames until the answer's :status ("reset" for a
+// RST_STREAM).
+func h2Status(t *testing.T, fr *http2.Framer) string {
+	t.Helper()
+	status := ""
+	dec := hpack.NewDecoder(4096, func(hf hpack.HeaderField) {
+		if hf.Name == ":status" {
+			status = hf.Value
+		}
+	})
+	for status == "" {
+		fm, err := fr.ReadFrame()
+		if err != nil {
+			t.Fatalf("HTTP/2: %v", err)
+		}
+		switch fm := fm.(type) {
+		case *http2.HeadersFrame:
+			dec.Write(fm.HeaderBlockFragment())
+		case *http2.GoAwayFrame:
+			t.Fatalf("HTTP/2: GOAWAY %v", fm.ErrCode)
+		case *http2.RSTStreamFrame:
+			status = "reset"
+		}
+	}
+	return status
 }
 
 // TestH2CUpgradeNotTunnelled: an "Upgrade: h2c" a backend accepts turns the
@@ -305,19 +358,25 @@ routes:
 	}
 }
 
+// newLoggedShop is pathYAML's gateway in front of one backend for every
+// route that reads each body whole and logs each request it serves.
+func newLoggedShop(t *testing.T) (*servedLog, *fixture) {
+	log := &servedLog{}
+	sock := serveUnix(t, &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		io.Copy(io.Discard, r.Body)
+		log.add(r)
+		fmt.Fprintf(w, "served %s", r.URL.Path)
+	})})
+	return log, newFixtureWith(t, pathYAML, map[string]string{"static": sock, "shop": sock, "legacy": sock})
+}
+
 // TestSmugglingFramesEveryRequest: the framing attacks of request
 // smuggling (CL.TE, TE.CL, two lengths, an unknown coding, obs-fold,
 // HTTP/1.0 keep-alive, pipelining) against the gateway. Every request the
 // backend serves is one the gateway checked and answered under the same
 // request ID: nothing rides into the backend inside another's body.
 func TestSmugglingFramesEveryRequest(t *testing.T) {
-	var log servedLog
-	sock := serveUnix(t, &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		io.Copy(io.Discard, r.Body)
-		log.add(r)
-		fmt.Fprintf(w, "served %s", r.URL.Path)
-	})})
-	f := newFixtureWith(t, pathYAML, map[string]string{"static": sock, "shop": sock, "legacy": sock})
+	log, f := newLoggedShop(t)
 	evil := "POST /account HTTP/1.1\r\nHost: shop.example.org\r\nOrigin: https://evil.example\r\nCookie: s=victim\r\nContent-Length: 0\r\n\r\n"
 	for _, a := range []struct {
 		name, raw string
@@ -393,41 +452,10 @@ func TestAuthorityIsTheHostRouted(t *testing.T) {
 	}
 
 	t.Log("HTTP/2: :authority beside a host header")
-	tc, err := tls.Dial("tcp", f.gw.Addr().String(), &tls.Config{RootCAs: f.pool, ServerName: "localhost", NextProtos: []string{"h2"}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer tc.Close()
-	tc.SetDeadline(time.Now().Add(30 * time.Second))
-	tc.Write([]byte(http2.ClientPreface))
-	fr := http2.NewFramer(tc, tc)
-	fr.WriteSettings()
-	var hb bytes.Buffer
-	enc := hpack.NewEncoder(&hb)
-	for _, kv := range [][2]string{{":method", "GET"}, {":scheme", "https"}, {":authority", "shop.example.org"}, {":path", sqli}, {"host", "other.example"}} {
-		enc.WriteField(hpack.HeaderField{Name: kv[0], Value: kv[1]})
-	}
-	fr.WriteHeaders(http2.HeadersFrameParam{StreamID: 1, BlockFragment: hb.Bytes(), EndStream: true, EndHeaders: true})
-	status := ""
-	dec := hpack.NewDecoder(4096, func(hf hpack.HeaderField) {
-		if hf.Name == ":status" {
-			status = hf.Value
-		}
-	})
-	for status == "" {
-		fm, err := fr.ReadFrame()
-		if err != nil {
-			t.Fatalf("HTTP/2: %v", err)
-		}
-		switch fm := fm.(type) {
-		case *http2.HeadersFrame:
-			dec.Write(fm.HeaderBlockFragment())
-		case *http2.GoAwayFrame:
-			t.Fatalf("HTTP/2: GOAWAY %v", fm.ErrCode)
-		case *http2.RSTStreamFrame:
-			status = "reset"
-		}
-	}
+	_, fr := f.h2Conn()
+	fr.WriteHeaders(http2.HeadersFrameParam{StreamID: 1, EndStream: true, EndHeaders: true,
+		BlockFragment: headerBlock(":method", "GET", ":scheme", "https", ":authority", "shop.example.org", ":path", sqli, "host", "other.example")})
+	status := h2Status(t, fr)
 	if status != "403" && status != "400" && status != "reset" {
 		t.Errorf(":authority shop.example.org, host other.example: %s, want the shop route's 403 or a refusal", status)
 	}
@@ -444,21 +472,9 @@ func TestAuthorityIsTheHostRouted(t *testing.T) {
 // rather than buffer it (CVE-2024-27316's class).
 func TestHTTP2ContinuationFlood(t *testing.T) {
 	f := newFixture(t, baseYAML+noWAF)
-	tc, err := tls.Dial("tcp", f.gw.Addr().String(), &tls.Config{RootCAs: f.pool, ServerName: "localhost", NextProtos: []string{"h2"}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer tc.Close()
-	tc.SetDeadline(time.Now().Add(60 * time.Second))
-	tc.Write([]byte(http2.ClientPreface))
-	fr := http2.NewFramer(tc, tc)
-	fr.WriteSettings()
-	var hb bytes.Buffer
-	enc := hpack.NewEncoder(&hb)
-	for _, kv := range [][2]string{{":method", "GET"}, {":scheme", "https"}, {":authority", "localhost"}, {":path", "/"}} {
-		enc.WriteField(hpack.HeaderField{Name: kv[0], Value: kv[1]})
-	}
-	fr.WriteHeaders(http2.HeadersFrameParam{StreamID: 1, BlockFragment: hb.Bytes(), EndStream: true})
+	tc, fr := f.h2Conn()
+	fr.WriteHeaders(http2.HeadersFrameParam{StreamID: 1, EndStream: true,
+		BlockFragment: headerBlock(":method", "GET", ":scheme", "https", ":authority", "localhost", ":path", "/")})
 	const limit = 64 << 20 // far past the 32 KiB default
 	sent := 0
 	errc := make(chan error, 1)
@@ -476,16 +492,15 @@ func TestHTTP2ContinuationFlood(t *testing.T) {
 		}
 		errc <- nil
 	}()
-	// The server's answer is GOAWAY or a closed connection.
-	closed := false
-	for !closed {
+	// The server's answer is GOAWAY or a closed connection; then the
+	// writer stops at its next write.
+	for {
 		fm, err := fr.ReadFrame()
 		if err != nil {
-			closed = true
 			break
 		}
 		if _, ok := fm.(*http2.GoAwayFrame); ok {
-			closed = true
+			break
 		}
 	}
 	tc.Close()
@@ -501,13 +516,7 @@ func TestHTTP2ContinuationFlood(t *testing.T) {
 // HTTP/2 with its stream as body, is answered by the gateway: forwarded,
 // its body would reach a backend that reads it as requests of its own.
 func TestConnectNotForwarded(t *testing.T) {
-	var log servedLog
-	sock := serveUnix(t, &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		io.Copy(io.Discard, r.Body)
-		log.add(r)
-		fmt.Fprintf(w, "served %s", r.URL.Path)
-	})})
-	f := newFixtureWith(t, pathYAML, map[string]string{"static": sock, "shop": sock, "legacy": sock})
+	log, f := newLoggedShop(t)
 	c, br := f.rawConn()
 	fmt.Fprintf(c, "CONNECT /static/x HTTP/1.1\r\nHost: shop.example.org\r\n\r\n")
 	resp, err := http.ReadResponse(br, nil)
@@ -518,40 +527,11 @@ func TestConnectNotForwarded(t *testing.T) {
 		t.Errorf("HTTP/1.1 CONNECT with a path: %d, want 501", resp.StatusCode)
 	}
 
-	tc, err := tls.Dial("tcp", f.gw.Addr().String(), &tls.Config{RootCAs: f.pool, ServerName: "localhost", NextProtos: []string{"h2"}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer tc.Close()
-	tc.SetDeadline(time.Now().Add(30 * time.Second))
-	tc.Write([]byte(http2.ClientPreface))
-	fr := http2.NewFramer(tc, tc)
-	fr.WriteSettings()
-	var hb bytes.Buffer
-	enc := hpack.NewEncoder(&hb)
-	for _, kv := range [][2]string{{":method", "CONNECT"}, {":authority", "shop.example.org:443"}} {
-		enc.WriteField(hpack.HeaderField{Name: kv[0], Value: kv[1]})
-	}
-	fr.WriteHeaders(http2.HeadersFrameParam{StreamID: 1, BlockFragment: hb.Bytes(), EndHeaders: true})
+	_, fr := f.h2Conn()
+	fr.WriteHeaders(http2.HeadersFrameParam{StreamID: 1, EndHeaders: true,
+		BlockFragment: headerBlock(":method", "CONNECT", ":authority", "shop.example.org:443")})
 	fr.WriteData(1, true, []byte("GET /account?id=1%27+UNION+SELECT+1-- HTTP/1.1\r\nHost: shop.example.org\r\n\r\n"))
-	status := ""
-	dec := hpack.NewDecoder(4096, func(hf hpack.HeaderField) {
-		if hf.Name == ":status" {
-			status = hf.Value
-		}
-	})
-	for status == "" {
-		fm, err := fr.ReadFrame()
-		if err != nil {
-			t.Fatalf("HTTP/2: %v", err)
-		}
-		switch fm := fm.(type) {
-		case *http2.HeadersFrame:
-			dec.Write(fm.HeaderBlockFragment())
-		case *http2.RSTStreamFrame:
-			status = "reset"
-		}
-	}
+	status := h2Status(t, fr)
 	if status != "501" && status != "reset" {
 		t.Errorf("HTTP/2 CONNECT: %s, want 501", status)
 	}
