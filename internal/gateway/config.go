@@ -72,7 +72,7 @@ type LimitsFile struct {
 	// max_body_bytes of its own; 0 means 1 MiB (nginx's default), enough
 	// for forms and API calls. Routes that take uploads raise their own.
 	MaxBodyBytes  int64 `yaml:"max_body_bytes"`
-	MaxConnsPerIP int   `yaml:"max_conns_per_ip"` // 0: 256; an IPv6 /64 counts as one IP
+	MaxConnsPerIP int   `yaml:"max_conns_per_ip"` // 0: 256; an IPv6 /64 counts as one IP; the HTTPS and redirect ports count apart
 }
 
 // WAFFile configures the WAF (see waf.Config for each setting's meaning).

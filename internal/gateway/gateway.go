@@ -118,12 +118,18 @@ func New(cfg Config) (*Gateway, error) {
 		g.Close()
 		return nil, fmt.Errorf("gateway: listen: %w", err)
 	}
-	g.ln = &connLimiter{Listener: ln, limit: func() int { return g.state.Load().s.MaxConnsPerIP }, refuse: g.connRefused}
+	limit := func() int { return g.state.Load().s.MaxConnsPerIP }
+	g.ln = &connLimiter{Listener: ln, limit: limit, refuse: g.connRefused}
 	if st.s.RedirectListen != "" {
-		if g.redirectLn, err = net.Listen("tcp", st.s.RedirectListen); err != nil {
+		rln, err := net.Listen("tcp", st.s.RedirectListen)
+		if err != nil {
 			g.Close()
 			return nil, fmt.Errorf("gateway: redirect listen: %w", err)
 		}
+		// The same cap per client, counted apart: the two listeners share
+		// the process's file descriptors, so connections held open on
+		// the plain port would otherwise starve the HTTPS one.
+		g.redirectLn = &connLimiter{Listener: rln, limit: limit, refuse: g.connRefused}
 	}
 	return g, nil
 }
@@ -342,9 +348,9 @@ func (g *Gateway) writeEvent(r flow.Record) error {
 }
 
 // connRefused records a connection refused by the per-IP cap.
-func (g *Gateway) connRefused(ip netip.Addr) {
+func (g *Gateway) connRefused(ip netip.Addr, local net.Addr) {
 	ev := event{kind: KindRateLimit, reason: "concurrent connection cap per IP reached", client: ip, blocked: true}
-	if ap, err := netip.ParseAddrPort(g.ln.Addr().String()); err == nil {
+	if ap, err := netip.ParseAddrPort(local.String()); err == nil {
 		ev.local = ap
 	}
 	g.emit(&ev)

@@ -450,6 +450,43 @@ func TestConnCapPerIP(t *testing.T) {
 	}
 }
 
+// TestRedirectConnCapPerIP: the plain-HTTP port caps connections per
+// client as the HTTPS one does; without it one client holding idle
+// keep-alive connections there takes the file descriptors both share.
+func TestRedirectConnCapPerIP(t *testing.T) {
+	f := newFixture(t, baseYAML+noWAF+"limits:\n  max_conns_per_ip: 2\n")
+	addr := f.gw.RedirectAddr().String()
+	for range 2 {
+		c, err := net.Dial("tcp", addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		fmt.Fprintf(c, "GET / HTTP/1.1\r\nHost: app.example\r\n\r\n")
+		if resp, err := http.ReadResponse(bufio.NewReader(c), nil); err != nil || resp.StatusCode != http.StatusPermanentRedirect {
+			t.Fatalf("redirect: %v %v", resp, err)
+		}
+	}
+	c, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(30 * time.Second))
+	fmt.Fprintf(c, "GET / HTTP/1.1\r\nHost: app.example\r\n\r\n")
+	if resp, err := http.ReadResponse(bufio.NewReader(c), nil); err == nil {
+		t.Fatalf("a third connection from one client was served: %d", resp.StatusCode)
+	}
+	waitFor(t, "the refusal's event", func() bool { return len(f.kinds()) > 0 })
+	if rec := f.events.all()[0]; rec.Unmapped.Kind != KindRateLimit || rec.DstEndpoint.Port != f.gw.RedirectAddr().(*net.TCPAddr).Port {
+		t.Errorf("event %+v at %+v", rec.Unmapped, rec.DstEndpoint)
+	}
+	t.Log("the HTTPS port counts its own connections")
+	if code, _, _ := f.do(f.req("GET", "/", nil)); code != 200 {
+		t.Errorf("HTTPS while the plain port is at its cap: %d", code)
+	}
+}
+
 func TestHotReload(t *testing.T) {
 	f := newFixture(t, baseYAML+noWAF)
 	if code, _, _ := f.do(f.req("GET", "/new/x", nil)); code != 200 || f.backends["frontend"].count.Load() != 1 {

@@ -92,7 +92,7 @@ func retryAfter(d time.Duration) int {
 type connLimiter struct {
 	net.Listener
 	limit  func() int
-	refuse func(ip netip.Addr)
+	refuse func(ip netip.Addr, local net.Addr)
 
 	mu    sync.Mutex // guards count
 	count map[netip.Prefix]int
@@ -114,7 +114,7 @@ func (l *connLimiter) Accept() (net.Conn, error) {
 			l.mu.Unlock()
 			c.Close()
 			if l.refuse != nil {
-				l.refuse(ip)
+				l.refuse(ip, l.Addr())
 			}
 			continue
 		}
