@@ -6,13 +6,11 @@ import (
 	"log/slog"
 	"net/http"
 	"path/filepath"
-	"strings"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"golang.org/x/sync/errgroup"
 
-	"moat/internal/agent"
 	"moat/internal/audit"
 	"moat/internal/detect"
 	"moat/internal/flow"
@@ -179,68 +177,6 @@ type flowSink struct{ st *flow.Store }
 func (f flowSink) Write(r flow.Record) error {
 	_, err := f.st.Ingest(context.Background(), []flow.Record{r})
 	return err
-}
-
-// node is a started agent with its metrics.
-type node struct {
-	agent       *agent.Agent
-	metrics     *prometheus.Registry
-	metricsAddr string
-	log         *slog.Logger
-	meshAddr    string
-}
-
-// Run runs the agent and its metrics until ctx ends or one fails. It logs
-// "agent ready" once the node serves what the control plane's first
-// snapshot holds (agent.WaitReady): its mesh has the registry and the
-// policy, and it holds an SVID for every service registered on it.
-func (n *node) Run(ctx context.Context) error {
-	g, ctx := errgroup.WithContext(ctx)
-	g.Go(func() error { return n.agent.Run(ctx) })
-	g.Go(func() error {
-		if n.agent.WaitReady(ctx) == nil {
-			var local []string
-			for _, r := range n.agent.LocalServices() {
-				local = append(local, r.Name)
-			}
-			n.log.Info("agent ready", "mesh", n.meshAddr, "services", strings.Join(local, ","))
-		}
-		return nil
-	})
-	g.Go(func() error { return serveMetrics(ctx, n.metricsAddr, n.metrics) })
-	return g.Wait()
-}
-
-func startNode(ctx context.Context, e *Env, c *agent.File) (*node, error) {
-	logger := c.Log.Logger(e.Stderr)
-	socket := c.SocketPath()
-	reg := newRegistry()
-	// The agent's own keyring, under its KEK: a wrong KEK stops it here.
-	kr, _, err := openKeyring(e, &c.KEK, c.DataDir, true)
-	if err != nil {
-		return nil, fmt.Errorf("%s: %w", c.DataDir, err)
-	}
-	acc, err := c.Access.Config("access")
-	if err != nil {
-		return nil, err
-	}
-	fw, err := c.Firewall.Config("firewall")
-	if err != nil {
-		return nil, err
-	}
-	eg, err := c.Egress.Config("egress")
-	if err != nil {
-		return nil, err
-	}
-	a, err := agent.New(ctx, agent.Config{
-		DataDir: c.DataDir, Server: c.Server, Join: c.Join, Node: c.Node, MeshAddr: c.Listen,
-		Socket: socket, RequireUID: c.RequireUID, Logger: logger, Metrics: reg, Sealer: kr.AEAD(),
-		Firewall: fw, Egress: eg, Access: acc,
-	})
-	if err != nil {
-		return nil, err
-	}
-	return &node{agent: a, metrics: reg, metricsAddr: c.Metrics, log: logger, meshAddr: c.Listen}, nil
 }
 
 // exportFlows returns what runs ex's continuous export of st: records are

@@ -1,4 +1,4 @@
-package cli
+package cmdline
 
 import (
 	"context"
@@ -12,16 +12,16 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 )
 
-// newRegistry returns a registry with the process and Go runtime collectors.
-func newRegistry() *prometheus.Registry {
+// NewRegistry returns a registry with the process and Go runtime collectors.
+func NewRegistry() *prometheus.Registry {
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return reg
 }
 
-// serveMetrics serves reg on addr at /metrics until ctx ends. An empty addr
+// ServeMetrics serves reg on addr at /metrics until ctx ends. An empty addr
 // serves nothing.
-func serveMetrics(ctx context.Context, addr string, reg *prometheus.Registry) error {
+func ServeMetrics(ctx context.Context, addr string, reg *prometheus.Registry) error {
 	if addr == "" {
 		return nil
 	}

@@ -8,8 +8,8 @@ import (
 	bolt "go.etcd.io/bbolt"
 )
 
-// BoltSource is a Source over one bbolt bucket: what the embedded store,
-// or a test, hands to Reencrypt and CountUsage. Nested buckets are skipped.
+// BoltSource is a Source over one bbolt bucket, what these tests hand to
+// Reencrypt and CountUsage. Nested buckets are skipped.
 type BoltSource struct {
 	DB     *bolt.DB
 	Bucket []byte

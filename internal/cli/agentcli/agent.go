@@ -1,18 +1,28 @@
-package cli
+// Package agentcli is the command line of the node agent: "moat agent",
+// "moat egress" and cmd/moat-agent are built from it, and the gateway
+// starts its co-located node with it. It links the agent and nothing of
+// the control plane, the gateway or the dashboard.
+package agentcli
 
 import (
 	"context"
 	"flag"
 	"fmt"
+	"log/slog"
+	"strings"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"golang.org/x/sync/errgroup"
 
 	"moat/internal/agent"
+	"moat/internal/cli/cmdline"
 	"moat/internal/config"
 	"moat/internal/identity"
 )
 
-// nodeFlags declares the flags of a node agent's own settings onto c,
+// NodeFlags declares the flags of a node agent's own settings onto c,
 // shared by "moat agent" and "moat egress".
-func nodeFlags(fs *flag.FlagSet, c *agent.File) {
+func NodeFlags(fs *flag.FlagSet, c *agent.File) {
 	fs.StringVar(&c.DataDir, "data-dir", "", "directory of the node's identity and caches (required)")
 	fs.StringVar(&c.Server, "server", "127.0.0.1:7400", "control plane servers: host:port[,host:port...] (a name may resolve to several)")
 	fs.StringVar(&c.Join, "join", "", "one-time join token (first start only)")
@@ -29,15 +39,16 @@ func nodeFlags(fs *flag.FlagSet, c *agent.File) {
 	fs.BoolVar(&c.Egress.Direct, "egress-direct", false, "this node connects out itself rather than through the egress gateway")
 	fs.StringVar(&c.Egress.Gateway, "egress-gateway", "", "the egress gateway's service (default egress)")
 	fs.StringVar(&c.Access.User, "access-user", "", "local user break-glass shells run as (empty: no shells on this node)")
-	kekFlags(fs, &c.KEK)
-	logFlags(fs, &c.Log)
+	cmdline.KEKFlags(fs, &c.KEK)
+	cmdline.LogFlags(fs, &c.Log)
 }
 
-func agentCommand() *Command {
+// AgentCommand is "moat agent".
+func AgentCommand() *cmdline.Command {
 	var c agent.File
 	var file *string
 	var validate *bool
-	return &Command{
+	return &cmdline.Command{
 		Name:    "agent",
 		Summary: "run the node agent (identities, Workload API, mesh proxies)",
 		Usage:   "--data-dir DIR --server ADDR --node NODE [--join TOKEN] [flags]",
@@ -53,11 +64,11 @@ func agentCommand() *Command {
 			"proxy that takes services out where the intentions' egress rules allow.",
 		Flags: func(fs *flag.FlagSet) {
 			file = fs.String("config", "", "YAML configuration file (keys as the flags, with _ for -)")
-			nodeFlags(fs, &c)
+			NodeFlags(fs, &c)
 			validate = fs.Bool("validate", false, "check the configuration and exit")
 		},
-		Run: func(ctx context.Context, e *Env, fs *flag.FlagSet) error {
-			if err := withConfigFile(fs, *file, &c); err != nil {
+		Run: func(ctx context.Context, e *cmdline.Env, fs *flag.FlagSet) error {
+			if err := cmdline.WithConfigFile(fs, *file, &c); err != nil {
 				return err
 			}
 			return runNode(ctx, e, &c, *validate)
@@ -67,7 +78,7 @@ func agentCommand() *Command {
 
 // runNode validates c and runs the node agent it describes (or only says
 // the configuration is good, with validateOnly).
-func runNode(ctx context.Context, e *Env, c *agent.File, validateOnly bool) error {
+func runNode(ctx context.Context, e *cmdline.Env, c *agent.File, validateOnly bool) error {
 	if err := c.Validate(); err != nil {
 		return err
 	}
@@ -81,21 +92,21 @@ func runNode(ctx context.Context, e *Env, c *agent.File, validateOnly bool) erro
 	if n := c.ProcsToUse(e.Getenv); n > 0 && e.SetMaxProcs != nil {
 		e.SetMaxProcs(n)
 	}
-	n, err := startNode(ctx, e, c)
+	n, err := StartNode(ctx, e, c)
 	if err != nil {
 		return err
 	}
 	return n.Run(ctx)
 }
 
-// egressCommand runs a node agent that is the fleet's egress gateway: the
+// EgressCommand runs a node agent that is the fleet's egress gateway: the
 // one node whose firewall lets the egress path out to the internet.
-func egressCommand() *Command {
+func EgressCommand() *cmdline.Command {
 	var c agent.File
 	var file *string
 	var validate *bool
 	var service, resolver string
-	return &Command{
+	return &cmdline.Command{
 		Name:    "egress",
 		Summary: "run the egress gateway (a node agent that takes services out to allowed hosts)",
 		Usage:   "--data-dir DIR --server ADDR --node NODE [--join TOKEN] [--service egress] [flags]",
@@ -107,16 +118,16 @@ func egressCommand() *Command {
 			"resolved (pinned in its host firewall), and records every flow.",
 		Flags: func(fs *flag.FlagSet) {
 			file = fs.String("config", "", "YAML configuration file (the agent's keys)")
-			nodeFlags(fs, &c)
+			NodeFlags(fs, &c)
 			fs.StringVar(&service, "service", "egress", "the service the egress gateway is registered as")
 			fs.StringVar(&resolver, "resolver", "", "DNS server (host:port) for allowed names (default: the system's)")
 			validate = fs.Bool("validate", false, "check the configuration and exit")
 		},
-		Run: func(ctx context.Context, e *Env, fs *flag.FlagSet) error {
+		Run: func(ctx context.Context, e *cmdline.Env, fs *flag.FlagSet) error {
 			if fs.NArg() > 0 {
-				return usagef("egress takes no arguments")
+				return cmdline.Usagef("egress takes no arguments")
 			}
-			if err := withConfigFile(fs, *file, &c); err != nil {
+			if err := cmdline.WithConfigFile(fs, *file, &c); err != nil {
 				return err
 			}
 			if err := identity.ValidName(service); err != nil {
@@ -129,4 +140,78 @@ func egressCommand() *Command {
 			return runNode(ctx, e, &c, *validate)
 		},
 	}
+}
+
+// Node is a started agent with its metrics.
+type Node struct {
+	Agent       *agent.Agent
+	metrics     *prometheus.Registry
+	metricsAddr string
+	log         *slog.Logger
+	meshAddr    string
+}
+
+// Run runs the agent and its metrics until ctx ends or one fails. It logs
+// "agent ready" once the node serves what the control plane's first
+// snapshot holds (agent.WaitReady): its mesh has the registry and the
+// policy, and it holds an SVID for every service registered on it.
+func (n *Node) Run(ctx context.Context) error {
+	g, ctx := errgroup.WithContext(ctx)
+	g.Go(func() error { return n.Agent.Run(ctx) })
+	g.Go(func() error {
+		if n.Agent.WaitReady(ctx) == nil {
+			var local []string
+			for _, r := range n.Agent.LocalServices() {
+				local = append(local, r.Name)
+			}
+			n.log.Info("agent ready", "mesh", n.meshAddr, "services", strings.Join(local, ","))
+		}
+		return nil
+	})
+	g.Go(func() error { return cmdline.ServeMetrics(ctx, n.metricsAddr, n.metrics) })
+	return g.Wait()
+}
+
+// StartNode starts the node agent c describes, with its own keyring and
+// metrics registry.
+func StartNode(ctx context.Context, e *cmdline.Env, c *agent.File) (*Node, error) {
+	logger := c.Log.Logger(e.Stderr)
+	socket := c.SocketPath()
+	reg := cmdline.NewRegistry()
+	// The agent's own keyring, under its KEK: a wrong KEK stops it here.
+	kr, _, err := cmdline.OpenKeyring(e, &c.KEK, c.DataDir, true)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", c.DataDir, err)
+	}
+	acc, err := c.Access.Config("access")
+	if err != nil {
+		return nil, err
+	}
+	fw, err := c.Firewall.Config("firewall")
+	if err != nil {
+		return nil, err
+	}
+	eg, err := c.Egress.Config("egress")
+	if err != nil {
+		return nil, err
+	}
+	a, err := agent.New(ctx, agent.Config{
+		DataDir: c.DataDir, Server: c.Server, Join: c.Join, Node: c.Node, MeshAddr: c.Listen,
+		Socket: socket, RequireUID: c.RequireUID, Logger: logger, Metrics: reg, Sealer: kr.AEAD(),
+		Firewall: fw, Egress: eg, Access: acc,
+	})
+	if err != nil {
+		return nil, err
+	}
+	return &Node{Agent: a, metrics: reg, metricsAddr: c.Metrics, log: logger, meshAddr: c.Listen}, nil
+}
+
+// Root is the command tree of cmd/moat-agent: it runs the node agent as
+// "moat agent" does, with the same flags, and has "egress" and "version"
+// as subcommands.
+func Root() *cmdline.Command {
+	c := AgentCommand()
+	c.Name = "moat-agent"
+	c.Sub = []*cmdline.Command{EgressCommand(), cmdline.VersionCommand("moat-agent")}
+	return c
 }
