@@ -1,6 +1,6 @@
 // Command meshbench measures, in one run and on loopback only, the same
 // traffic carried three ways: direct (client → backend), through a pair of
-// real "moat agent" processes joined to a real control plane ("moat server
+// real "moat-agent" processes (cmd/moat-agent, the executable that links the agent alone) joined to a real control plane ("moat server
 // run", sealed, made by "moat server init"), and through a pair of HAProxy
 // processes (mode tcp, TLS 1.3 with client certificates both ways and
 // session resumption). See README.md for what each phase measures and the
@@ -11,7 +11,7 @@
 //	go run ./bench/mesh -profile DIR    # also CPU profiles of both agents per phase
 //
 // It installs the peers it needs (Debian's haproxy and wrk) when they are
-// missing and it runs as root, and builds cmd/moat itself.
+// missing and it runs as root, and builds cmd/moat and cmd/moat-agent itself.
 package main
 
 import (
@@ -196,17 +196,19 @@ func haproxyVersion() string {
 
 var listening = regexp.MustCompile(`msg="control plane listening" addr=(\S+)`)
 
-// setupMoat builds cmd/moat, makes and runs a sealed control plane, joins
+// setupMoat builds cmd/moat and cmd/moat-agent, makes and runs a sealed control plane, joins
 // agents a (the callers' side) and b (the backends' side) and waits until
 // every upstream carries traffic.
 func setupMoat(o options, dir string, ps *procs, direct path) (path, error) {
-	bin := filepath.Join(dir, "moat")
-	args := []string{"build", "-o", bin}
-	if o.profile != "" {
-		args = append(args, "-tags", "pprof")
-	}
-	if out, err := exec.Command("go", append(args, "./cmd/moat")...).CombinedOutput(); err != nil {
-		return path{}, fmt.Errorf("go build ./cmd/moat (run from the module root): %v\n%s", err, out)
+	bin, agentBin := filepath.Join(dir, "moat"), filepath.Join(dir, "moat-agent")
+	for _, b := range [][2]string{{bin, "./cmd/moat"}, {agentBin, "./cmd/moat-agent"}} {
+		args := []string{"build", "-o", b[0]}
+		if o.profile != "" {
+			args = append(args, "-tags", "pprof")
+		}
+		if out, err := exec.Command("go", append(args, b[1])...).CombinedOutput(); err != nil {
+			return path{}, fmt.Errorf("go build %s (run from the module root): %v\n%s", b[1], err, out)
+		}
 	}
 	srvDir := filepath.Join(dir, "server")
 	env := []string{"MOAT_ADMIN_DIR=" + srvDir + ".admin"}
@@ -289,11 +291,11 @@ func setupMoat(o options, dir string, ps *procs, direct path) (path, error) {
 		if o.profile != "" {
 			agentEnv = append(agentEnv, "MOAT_PPROF="+addr(ports[5+i]))
 		}
-		args := []string{"agent", "--data-dir", filepath.Join(dir, node), "--server", m[1], "--node", node, "--join", tok, "--listen", listen}
+		args := []string{"--data-dir", filepath.Join(dir, node), "--server", m[1], "--node", node, "--join", tok, "--listen", listen}
 		if o.procs > 0 {
 			args = append(args, "--procs", fmt.Sprint(o.procs))
 		}
-		p, err := ps.start("moat agent "+node, agentEnv, bin, args...)
+		p, err := ps.start("moat-agent "+node, agentEnv, agentBin, args...)
 		if err != nil {
 			return path{}, err
 		}

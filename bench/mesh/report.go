@@ -43,7 +43,7 @@ func printReport(w io.Writer, o options, reps []map[string]*result) {
 	proc := func(p string, f func(*result) []int64, i int) float64 {
 		return med(p, func(r *result) float64 { return float64(f(r)[i]) / 1024 })
 	}
-	fmt.Fprintf(w, "meshbench: %d repetition(s), %v phases, medians; moat = two moat agent processes and moat server; HAProxy = two haproxy processes (mode tcp, TLS 1.3, resumption)\n\n", len(reps), o.dur)
+	fmt.Fprintf(w, "meshbench: %d repetition(s), %v phases, medians; moat = two moat-agent processes and moat server; HAProxy = two haproxy processes (mode tcp, TLS 1.3, resumption)\n\n", len(reps), o.dur)
 	fmt.Fprintln(w, "| metric | direct | moat | HAProxy | moat/HAProxy | target |")
 	fmt.Fprintln(w, "|---|---|---|---|---|---|")
 	row := func(name, format string, d, m, h float64, target string) {

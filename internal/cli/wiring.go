@@ -14,6 +14,7 @@ import (
 	"moat/internal/audit"
 	"moat/internal/detect"
 	"moat/internal/flow"
+	"moat/internal/flow/flowstore"
 	"moat/internal/seal"
 	"moat/internal/server"
 	"moat/internal/store"
@@ -34,7 +35,7 @@ type serverParts struct {
 	log      server.AuditLog
 	keyring  *seal.Keyring
 	keys     *server.Keys
-	flows    *flow.Store
+	flows    *flowstore.Store
 	engine   *detect.Engine
 	dispatch *detect.Dispatcher
 	metrics  *prometheus.Registry
@@ -91,7 +92,7 @@ func startServer(ctx context.Context, e *Env, c *server.File, logger *slog.Logge
 	if retention == 0 {
 		retention = 30 * 24 * time.Hour
 	}
-	if p.flows, err = flow.OpenStore(flow.StoreConfig{Dir: filepath.Join(c.DataDir, "flows"), Retention: retention, Sealer: sealer, Logger: logger,
+	if p.flows, err = flowstore.OpenStore(flowstore.StoreConfig{Dir: filepath.Join(c.DataDir, "flows"), Retention: retention, Sealer: sealer, Logger: logger,
 		CacheKiB: c.Flows.CacheKiB, MaxOpen: c.Flows.OpenPartitions}); err != nil {
 		return nil, err
 	}
@@ -172,7 +173,7 @@ func openAuditLog(ctx context.Context, c *server.File, st store.Store, sealer au
 }
 
 // flowSink stores detection findings beside the flows.
-type flowSink struct{ st *flow.Store }
+type flowSink struct{ st *flowstore.Store }
 
 func (f flowSink) Write(r flow.Record) error {
 	_, err := f.st.Ingest(context.Background(), []flow.Record{r})
@@ -181,17 +182,17 @@ func (f flowSink) Write(r flow.Record) error {
 
 // exportFlows returns what runs ex's continuous export of st: records are
 // read from the store behind a cursor saved with each commit of the files
-// (flow.Exporter), so an export slower than ingestion lags instead of
+// (flowstore.Exporter), so an export slower than ingestion lags instead of
 // losing records, and a restart resumes where it stopped, writing each
 // record once.
-func exportFlows(st *flow.Store, ex server.ExportFile, logger *slog.Logger) (func(context.Context) error, error) {
+func exportFlows(st *flowstore.Store, ex server.ExportFile, logger *slog.Logger) (func(context.Context) error, error) {
 	name := "flows.jsonl"
-	if ex.Format == flow.FormatVPC {
+	if ex.Format == flowstore.FormatVPC {
 		name = "vpcflows.log"
 	}
-	e, err := flow.NewExporter(flow.ExporterConfig{
+	e, err := flowstore.NewExporter(flowstore.ExporterConfig{
 		Store: st, Logger: logger.With("export", ex.Dir),
-		File: flow.FileConfig{
+		File: flowstore.FileConfig{
 			Path: filepath.Join(ex.Dir, name), Format: ex.Format, AccountID: ex.AccountID, MaxMegabytes: ex.MaxMB,
 			RotateEvery: time.Duration(ex.RotateEvery), MaxBackups: ex.MaxFiles, MaxAgeDays: int(time.Duration(ex.MaxAge) / (24 * time.Hour)),
 		},

@@ -1,4 +1,4 @@
-package flow
+package flowstore
 
 import (
 	"bytes"
@@ -11,6 +11,9 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"moat/internal/flow"
+	"moat/internal/flow/flowtest"
 )
 
 // queryFixture stores records over two days and returns the store.
@@ -21,19 +24,19 @@ func queryFixture(t *testing.T, cfg StoreConfig) *Store {
 	}
 	s := openTestStore(t, cfg)
 	day2 := t0.Add(24 * time.Hour)
-	recs := []Record{
-		netRecord("a1", "web", "db", VerdictAllow, "web-to-db", 1000, t0),
-		netRecord("a2", "web", "db", VerdictAllow, "web-to-db", 3000, t0.Add(time.Minute)),
-		netRecord("a3", "web", "billing", VerdictDeny, "default-deny", 0, t0.Add(2*time.Minute)),
-		netRecord("a4", "api", "db", VerdictAudit, "audit-api", 500, t0.Add(90*time.Minute)),
-		netRecord("b1", "api", "billing", VerdictAllow, "api-to-billing", 7000, day2),
-		netRecord("b2", "web", "billing", VerdictDeny, "default-deny", 0, day2.Add(time.Minute)),
+	recs := []flow.Record{
+		flowtest.NetRecord("a1", "web", "db", flow.VerdictAllow, "web-to-db", 1000, t0),
+		flowtest.NetRecord("a2", "web", "db", flow.VerdictAllow, "web-to-db", 3000, t0.Add(time.Minute)),
+		flowtest.NetRecord("a3", "web", "billing", flow.VerdictDeny, "default-deny", 0, t0.Add(2*time.Minute)),
+		flowtest.NetRecord("a4", "api", "db", flow.VerdictAudit, "audit-api", 500, t0.Add(90*time.Minute)),
+		flowtest.NetRecord("b1", "api", "billing", flow.VerdictAllow, "api-to-billing", 7000, day2),
+		flowtest.NetRecord("b2", "web", "billing", flow.VerdictDeny, "default-deny", 0, day2.Add(time.Minute)),
 	}
-	waf := Header(ClassDetectionFinding, 1, "moat-gateway", t0.Add(3*time.Minute))
+	waf := flow.Header(flow.ClassDetectionFinding, 1, "moat-gateway", t0.Add(3*time.Minute))
 	waf.Metadata.UID = "w1"
-	waf.SrcEndpoint = &Endpoint{IP: "198.51.100.9"}
-	waf.DstEndpoint = &Endpoint{SvcName: "web"}
-	waf.Unmapped = &Moat{Verdict: VerdictDeny, Rules: []string{"942100"}, Kind: "waf"}
+	waf.SrcEndpoint = &flow.Endpoint{IP: "198.51.100.9"}
+	waf.DstEndpoint = &flow.Endpoint{SvcName: "web"}
+	waf.Unmapped = &flow.Moat{Verdict: flow.VerdictDeny, Rules: []string{"942100"}, Kind: "waf"}
 	recs = append(recs, waf)
 	if _, err := s.Ingest(context.Background(), recs); err != nil {
 		t.Fatal(err)
@@ -44,7 +47,7 @@ func queryFixture(t *testing.T, cfg StoreConfig) *Store {
 // storeModes are the two partition formats queries must answer alike:
 // plaintext query columns, and keyed ones with sealed counts.
 func storeModes(t *testing.T) map[string]StoreConfig {
-	return map[string]StoreConfig{"plain": {}, "sealed": {Sealer: newAEAD(t)}}
+	return map[string]StoreConfig{"plain": {}, "sealed": {Sealer: flowtest.NewAEAD(t)}}
 }
 
 func TestQueryFilters(t *testing.T) {
@@ -58,27 +61,27 @@ func testQueryFilters(t *testing.T, cfg StoreConfig) {
 	s := queryFixture(t, cfg)
 	tests := []struct {
 		name string
-		f    Filter
+		f    flow.Filter
 		want []string
 	}{
-		{"all, in time order", Filter{}, []string{"a1", "a2", "a3", "w1", "a4", "b1", "b2"}},
-		{"from by service name", Filter{From: "web"}, []string{"a1", "a2", "a3", "b2"}},
-		{"from by SPIFFE ID", Filter{From: "spiffe://prod.example/svc/api"}, []string{"a4", "b1"}},
-		{"from by IP", Filter{From: "198.51.100.9"}, []string{"w1"}},
-		{"to", Filter{To: "billing"}, []string{"a3", "b1", "b2"}},
-		{"verdict deny", Filter{Verdict: VerdictDeny}, []string{"a3", "w1", "b2"}},
-		{"rule", Filter{Rule: "default-deny"}, []string{"a3", "b2"}},
-		{"WAF rule", Filter{Rule: "942100"}, []string{"w1"}},
-		{"class", Filter{Class: ClassDetectionFinding}, []string{"w1"}},
-		{"since", Filter{Since: t0.Add(24 * time.Hour)}, []string{"b1", "b2"}},
-		{"until", Filter{Until: t0.Add(time.Minute)}, []string{"a1"}},
-		{"since and until across days", Filter{Since: t0.Add(time.Minute), Until: t0.Add(24*time.Hour + time.Second)}, []string{"a2", "a3", "w1", "a4", "b1"}},
-		{"limit keeps the newest", Filter{Limit: 3}, []string{"a4", "b1", "b2"}},
-		{"limit with a filter, across days and hours", Filter{From: "web", Limit: 2}, []string{"a3", "b2"}},
-		{"filter pruned to hours, rule", Filter{Rule: "audit-api", Since: t0.Add(time.Minute)}, []string{"a4"}},
-		{"limit within a day", Filter{Limit: 2, Until: t0.Add(24 * time.Hour)}, []string{"w1", "a4"}},
-		{"combined", Filter{From: "web", To: "billing", Verdict: VerdictDeny, Since: t0.Add(time.Hour)}, []string{"b2"}},
-		{"nothing", Filter{From: "nobody"}, nil},
+		{"all, in time order", flow.Filter{}, []string{"a1", "a2", "a3", "w1", "a4", "b1", "b2"}},
+		{"from by service name", flow.Filter{From: "web"}, []string{"a1", "a2", "a3", "b2"}},
+		{"from by SPIFFE ID", flow.Filter{From: "spiffe://prod.example/svc/api"}, []string{"a4", "b1"}},
+		{"from by IP", flow.Filter{From: "198.51.100.9"}, []string{"w1"}},
+		{"to", flow.Filter{To: "billing"}, []string{"a3", "b1", "b2"}},
+		{"verdict deny", flow.Filter{Verdict: flow.VerdictDeny}, []string{"a3", "w1", "b2"}},
+		{"rule", flow.Filter{Rule: "default-deny"}, []string{"a3", "b2"}},
+		{"WAF rule", flow.Filter{Rule: "942100"}, []string{"w1"}},
+		{"class", flow.Filter{Class: flow.ClassDetectionFinding}, []string{"w1"}},
+		{"since", flow.Filter{Since: t0.Add(24 * time.Hour)}, []string{"b1", "b2"}},
+		{"until", flow.Filter{Until: t0.Add(time.Minute)}, []string{"a1"}},
+		{"since and until across days", flow.Filter{Since: t0.Add(time.Minute), Until: t0.Add(24*time.Hour + time.Second)}, []string{"a2", "a3", "w1", "a4", "b1"}},
+		{"limit keeps the newest", flow.Filter{Limit: 3}, []string{"a4", "b1", "b2"}},
+		{"limit with a filter, across days and hours", flow.Filter{From: "web", Limit: 2}, []string{"a3", "b2"}},
+		{"filter pruned to hours, rule", flow.Filter{Rule: "audit-api", Since: t0.Add(time.Minute)}, []string{"a4"}},
+		{"limit within a day", flow.Filter{Limit: 2, Until: t0.Add(24 * time.Hour)}, []string{"w1", "a4"}},
+		{"combined", flow.Filter{From: "web", To: "billing", Verdict: flow.VerdictDeny, Since: t0.Add(time.Hour)}, []string{"b2"}},
+		{"nothing", flow.Filter{From: "nobody"}, nil},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -86,11 +89,11 @@ func testQueryFilters(t *testing.T, cfg StoreConfig) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if !slices.Equal(uids(got), tt.want) {
-				t.Fatalf("Query(%+v) = %v, want %v", tt.f, uids(got), tt.want)
+			if !slices.Equal(flowtest.UIDs(got), tt.want) {
+				t.Fatalf("Query(%+v) = %v, want %v", tt.f, flowtest.UIDs(got), tt.want)
 			}
 			// Match agrees with the SQL.
-			all, _ := s.Query(context.Background(), Filter{})
+			all, _ := s.Query(context.Background(), flow.Filter{})
 			var m []string
 			for _, r := range all {
 				if tt.f.Match(&r) {
@@ -107,19 +110,19 @@ func testQueryFilters(t *testing.T, cfg StoreConfig) {
 func TestFilterErrors(t *testing.T) {
 	s := queryFixture(t, StoreConfig{})
 	tests := []struct {
-		f    Filter
+		f    flow.Filter
 		want string
 	}{
-		{Filter{Verdict: "maybe"}, `flow: filter: unknown verdict "maybe"`},
-		{Filter{Limit: -1}, "flow: filter: negative limit -1"},
-		{Filter{Since: t0, Until: t0}, "is not before until"},
+		{flow.Filter{Verdict: "maybe"}, `flow: filter: unknown verdict "maybe"`},
+		{flow.Filter{Limit: -1}, "flow: filter: negative limit -1"},
+		{flow.Filter{Since: t0, Until: t0}, "is not before until"},
 	}
 	for _, tt := range tests {
 		if _, err := s.Query(context.Background(), tt.f); err == nil || !strings.Contains(err.Error(), tt.want) {
 			t.Errorf("Query(%+v) error %v, want %q", tt.f, err, tt.want)
 		}
 	}
-	if _, err := s.TopTalkers(context.Background(), Filter{}, 0); err == nil {
+	if _, err := s.TopTalkers(context.Background(), flow.Filter{}, 0); err == nil {
 		t.Error("TopTalkers with n=0 succeeded")
 	}
 }
@@ -137,42 +140,42 @@ func testTopTalkers(t *testing.T, cfg StoreConfig) {
 	db, billing := "spiffe://prod.example/svc/db", "spiffe://prod.example/svc/billing"
 	tests := []struct {
 		name string
-		f    Filter
+		f    flow.Filter
 		n    int
-		want []Talker
+		want []flow.Talker
 	}{
-		{"all", Filter{}, 10, []Talker{
+		{"all", flow.Filter{}, 10, []flow.Talker{
 			{Src: api, Dst: billing, Flows: 1, Bytes: 7000},
 			{Src: web, Dst: db, Flows: 2, Bytes: 4000},
 			{Src: api, Dst: db, Flows: 1, Bytes: 500},
 			{Src: web, Dst: billing, Flows: 2, Bytes: 0, Denied: 2},
 			{Src: "198.51.100.9", Dst: "web", Flows: 1, Bytes: 0, Denied: 1},
 		}},
-		{"top 2", Filter{}, 2, []Talker{
+		{"top 2", flow.Filter{}, 2, []flow.Talker{
 			{Src: api, Dst: billing, Flows: 1, Bytes: 7000},
 			{Src: web, Dst: db, Flows: 2, Bytes: 4000},
 		}},
-		{"from web", Filter{From: "web"}, 10, []Talker{
+		{"from web", flow.Filter{From: "web"}, 10, []flow.Talker{
 			{Src: web, Dst: db, Flows: 2, Bytes: 4000},
 			{Src: web, Dst: billing, Flows: 2, Denied: 2},
 		}},
-		{"deny", Filter{Verdict: VerdictDeny, Class: ClassNetworkActivity}, 10, []Talker{
+		{"deny", flow.Filter{Verdict: flow.VerdictDeny, Class: flow.ClassNetworkActivity}, 10, []flow.Talker{
 			{Src: web, Dst: billing, Flows: 2, Denied: 2},
 		}},
 		// Since falls inside an hour: the partial hour comes from the
 		// records, the whole hours after it from the rollup.
-		{"since mid-hour", Filter{Since: t0.Add(time.Minute)}, 10, []Talker{
+		{"since mid-hour", flow.Filter{Since: t0.Add(time.Minute)}, 10, []flow.Talker{
 			{Src: api, Dst: billing, Flows: 1, Bytes: 7000},
 			{Src: web, Dst: db, Flows: 1, Bytes: 3000},
 			{Src: api, Dst: db, Flows: 1, Bytes: 500},
 			{Src: web, Dst: billing, Flows: 2, Denied: 2},
 			{Src: "198.51.100.9", Dst: "web", Flows: 1, Denied: 1},
 		}},
-		{"window within one hour", Filter{Since: t0.Add(30 * time.Second), Until: t0.Add(150 * time.Second)}, 10, []Talker{
+		{"window within one hour", flow.Filter{Since: t0.Add(30 * time.Second), Until: t0.Add(150 * time.Second)}, 10, []flow.Talker{
 			{Src: web, Dst: db, Flows: 1, Bytes: 3000},
 			{Src: web, Dst: billing, Flows: 1, Denied: 1},
 		}},
-		{"until mid-hour of day 2", Filter{Since: t0.Add(time.Hour), Until: t0.Add(24*time.Hour + 30*time.Second)}, 10, []Talker{
+		{"until mid-hour of day 2", flow.Filter{Since: t0.Add(time.Hour), Until: t0.Add(24*time.Hour + 30*time.Second)}, 10, []flow.Talker{
 			{Src: api, Dst: billing, Flows: 1, Bytes: 7000},
 			{Src: api, Dst: db, Flows: 1, Bytes: 500},
 		}},
@@ -192,17 +195,17 @@ func testTopTalkers(t *testing.T, cfg StoreConfig) {
 
 func TestSealedStoreKeepsBodiesSecret(t *testing.T) {
 	dir := t.TempDir()
-	a := newAEAD(t)
+	a := flowtest.NewAEAD(t)
 	s := queryFixture(t, StoreConfig{Dir: dir, Sealer: a})
-	got, err := s.Query(context.Background(), Filter{From: "web", Verdict: VerdictDeny})
-	if err != nil || !slices.Equal(uids(got), []string{"a3", "b2"}) {
-		t.Fatalf("sealed query = %v, %v", uids(got), err)
+	got, err := s.Query(context.Background(), flow.Filter{From: "web", Verdict: flow.VerdictDeny})
+	if err != nil || !slices.Equal(flowtest.UIDs(got), []string{"a3", "b2"}) {
+		t.Fatalf("sealed query = %v, %v", flowtest.UIDs(got), err)
 	}
 	if got[0].SrcEndpoint.IP != "10.0.0.1" {
 		t.Fatalf("decrypted record lost its body: %+v", got[0].SrcEndpoint)
 	}
 	s.Close()
-	db, err := sql.Open("sqlite", "file:"+filepath.Join(dir, partName(dayOf(Millis(t0))))+"?mode=ro")
+	db, err := sql.Open("sqlite", "file:"+filepath.Join(dir, partName(dayOf(flow.Millis(t0))))+"?mode=ro")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -218,7 +221,7 @@ func TestSealedStoreKeepsBodiesSecret(t *testing.T) {
 	if _, err := db.Exec(`UPDATE flows SET data = (SELECT data FROM flows WHERE uid = 'a1') WHERE uid = 'a2'`); err == nil {
 		t.Fatal("read-only database accepted a write")
 	}
-	rw, err := sql.Open("sqlite", "file:"+filepath.Join(dir, partName(dayOf(Millis(t0)))))
+	rw, err := sql.Open("sqlite", "file:"+filepath.Join(dir, partName(dayOf(flow.Millis(t0)))))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -228,12 +231,12 @@ func TestSealedStoreKeepsBodiesSecret(t *testing.T) {
 	}
 	rw.Close()
 	s2 := openTestStore(t, StoreConfig{Dir: dir, Sealer: a})
-	if _, err := s2.Query(context.Background(), Filter{From: "web", Limit: 10}); err == nil || !strings.Contains(err.Error(), `uid "a2"`) {
+	if _, err := s2.Query(context.Background(), flow.Filter{From: "web", Limit: 10}); err == nil || !strings.Contains(err.Error(), `uid "a2"`) {
 		t.Fatalf("query over a swapped body: %v, want an error naming a2", err)
 	}
 	t.Log("without the key the files name no service, verdict, rule, address or byte count")
 	for _, suffix := range []string{"", "-wal"} {
-		raw, err := os.ReadFile(filepath.Join(dir, partName(dayOf(Millis(t0)))) + suffix)
+		raw, err := os.ReadFile(filepath.Join(dir, partName(dayOf(flow.Millis(t0)))) + suffix)
 		if err != nil {
 			continue
 		}
@@ -248,7 +251,7 @@ func TestSealedStoreKeepsBodiesSecret(t *testing.T) {
 		t.Fatalf("%d rows keep counts in the clear (%v)", plainBytes, err)
 	}
 	s3 := openTestStore(t, StoreConfig{Dir: dir, ReadOnly: true})
-	if _, err := s3.TopTalkers(context.Background(), Filter{Verdict: VerdictDeny}, 1); err == nil || !strings.Contains(err.Error(), "open the store with its key") {
+	if _, err := s3.TopTalkers(context.Background(), flow.Filter{Verdict: flow.VerdictDeny}, 1); err == nil || !strings.Contains(err.Error(), "open the store with its key") {
 		t.Fatalf("top talkers without the key: %v, want a refusal naming the key", err)
 	}
 }
@@ -258,10 +261,10 @@ func TestFollowAndTail(t *testing.T) {
 	defer cancel()
 	dir := t.TempDir()
 	s := openTestStore(t, StoreConfig{Dir: dir})
-	if _, err := s.Ingest(ctx, testRecords("old", 3)); err != nil {
+	if _, err := s.Ingest(ctx, flowtest.Records("old", 3)); err != nil {
 		t.Fatal(err)
 	}
-	sub, err := s.Follow(Filter{Verdict: VerdictDeny}, 2)
+	sub, err := s.Follow(flow.Filter{Verdict: flow.VerdictDeny}, 2)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -273,22 +276,22 @@ func TestFollowAndTail(t *testing.T) {
 		t.Fatal(err)
 	}
 	go func() {
-		tailDone <- reader.Tail(ctx, mark, Filter{Verdict: VerdictDeny}, 5*time.Millisecond, func(r Record) error {
+		tailDone <- reader.Tail(ctx, mark, flow.Filter{Verdict: flow.VerdictDeny}, 5*time.Millisecond, func(r flow.Record) error {
 			tailed <- r.Metadata.UID
 			return nil
 		})
 	}()
 
-	var batch []Record
+	var batch []flow.Record
 	for i := range 5 {
-		v := VerdictAllow
+		v := flow.VerdictAllow
 		if i%2 == 0 {
-			v = VerdictDeny
+			v = flow.VerdictDeny
 		}
-		batch = append(batch, netRecord(fmt.Sprintf("new%d", i), "web", "db", v, "r", 1, t0.Add(time.Duration(i)*time.Second)))
+		batch = append(batch, flowtest.NetRecord(fmt.Sprintf("new%d", i), "web", "db", v, "r", 1, t0.Add(time.Duration(i)*time.Second)))
 	}
 	// A record on the next day lands in a partition the tail has not seen.
-	batch = append(batch, netRecord("next-day", "web", "db", VerdictDeny, "r", 1, t0.Add(24*time.Hour)))
+	batch = append(batch, flowtest.NetRecord("next-day", "web", "db", flow.VerdictDeny, "r", 1, t0.Add(24*time.Hour)))
 	batch = append(batch, batch[0]) // a duplicate is not followed twice
 	if _, err := s.Ingest(ctx, batch); err != nil {
 		t.Fatal(err)

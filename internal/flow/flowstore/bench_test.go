@@ -1,6 +1,6 @@
 //go:build unix
 
-package flow
+package flowstore
 
 import (
 	"context"
@@ -9,6 +9,9 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"moat/internal/flow"
+	"moat/internal/flow/flowtest"
 )
 
 // cpuMeter sums the process's user and system CPU time over start/stop
@@ -40,7 +43,7 @@ func BenchmarkIngest(b *testing.B) {
 				b.Fatal(err)
 			}
 			defer s.Close()
-			recs := make([]Record, batch)
+			recs := make([]flow.Record, batch)
 			svcs := []string{"web", "api", "db", "cache", "auth", "queue", "billing", "search"}
 			ctx := context.Background()
 			b.ResetTimer()
@@ -50,7 +53,7 @@ func BenchmarkIngest(b *testing.B) {
 				b.StopTimer()
 				for j := range recs {
 					n++
-					recs[j] = netRecord(fmt.Sprintf("%016x", n), svcs[n%len(svcs)], svcs[(n/7)%len(svcs)], VerdictAllow, "rule", int64(n%5000), t0.Add(time.Duration(n)*time.Millisecond))
+					recs[j] = flowtest.NetRecord(fmt.Sprintf("%016x", n), svcs[n%len(svcs)], svcs[(n/7)%len(svcs)], flow.VerdictAllow, "rule", int64(n%5000), t0.Add(time.Duration(n)*time.Millisecond))
 				}
 				b.StartTimer()
 				cpu.start()
@@ -78,23 +81,23 @@ func BenchmarkIngestSealed(b *testing.B) {
 		b.Fatal(err)
 	}
 	defer plain.Close()
-	sealed, err := OpenStore(StoreConfig{Dir: b.TempDir(), Now: now, Sealer: newAEAD(b)})
+	sealed, err := OpenStore(StoreConfig{Dir: b.TempDir(), Now: now, Sealer: flowtest.NewAEAD(b)})
 	if err != nil {
 		b.Fatal(err)
 	}
 	defer sealed.Close()
 	ctx := context.Background()
 	n := 0
-	next := func() []Record {
-		recs := make([]Record, batch)
+	next := func() []flow.Record {
+		recs := make([]flow.Record, batch)
 		for j := range recs {
 			n++
 			src, dst := fmt.Sprintf("svc-%02d", n%20), fmt.Sprintf("svc-%02d", (n/20)%10)
-			recs[j] = netRecord(fmt.Sprintf("%016x", n), src, dst, VerdictAllow, "rule", int64(n%5000), t0.Add(time.Duration(n)*time.Millisecond))
+			recs[j] = flowtest.NetRecord(fmt.Sprintf("%016x", n), src, dst, flow.VerdictAllow, "rule", int64(n%5000), t0.Add(time.Duration(n)*time.Millisecond))
 		}
 		return recs
 	}
-	run := func(s *Store, recs []Record) time.Duration {
+	run := func(s *Store, recs []flow.Record) time.Duration {
 		t := time.Now()
 		if _, err := s.Ingest(ctx, recs); err != nil {
 			b.Fatal(err)

@@ -1,4 +1,4 @@
-package flow
+package flowstore
 
 import (
 	"crypto/hmac"
@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"sync"
 
+	"moat/internal/flow"
 	"moat/internal/seal"
 )
 
@@ -77,7 +78,7 @@ func (x *index) sum(ns byte, v string) []byte {
 
 // loadIndexKey reads the index key sealed in dir, making it when absent
 // (unless readOnly).
-func loadIndexKey(dir string, a Sealer, readOnly bool) ([]byte, error) {
+func loadIndexKey(dir string, a flow.Sealer, readOnly bool) ([]byte, error) {
 	p := filepath.Join(dir, IndexKeyFile)
 	key, err := seal.ReadSealedFile(p, a, "flow/index-key")
 	if err == nil {
@@ -104,13 +105,13 @@ func loadIndexKey(dir string, a Sealer, readOnly bool) ([]byte, error) {
 
 // cols returns the query column values of c for partition p: keyed hashes
 // in a keyed partition, the text otherwise.
-func (s *Store) cols(p *partition, c row) []any {
+func (s *Store) cols(p *partition, c flow.Columns) []any {
 	if !p.keyed {
-		return []any{c.src, c.srcName, c.dst, c.dstName, c.verdict, c.rule}
+		return []any{c.Src, c.SrcName, c.Dst, c.DstName, c.Verdict, c.Rule}
 	}
 	x := s.index
-	return []any{x.sum(nsEndpoint, c.src), x.sum(nsEndpoint, c.srcName), x.sum(nsEndpoint, c.dst), x.sum(nsEndpoint, c.dstName),
-		x.sum(nsVerdict, c.verdict), x.sum(nsRule, c.rule)}
+	return []any{x.sum(nsEndpoint, c.Src), x.sum(nsEndpoint, c.SrcName), x.sum(nsEndpoint, c.Dst), x.sum(nsEndpoint, c.DstName),
+		x.sum(nsVerdict, c.Verdict), x.sum(nsRule, c.Rule)}
 }
 
 // val is a filter value as partition p stores it.

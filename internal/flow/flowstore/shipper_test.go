@@ -1,4 +1,4 @@
-package flow
+package flowstore
 
 import (
 	"bytes"
@@ -13,6 +13,9 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"moat/internal/flow"
+	"moat/internal/flow/flowtest"
 )
 
 // ingestServer is a real HTTP server on loopback in front of a Store, which
@@ -30,7 +33,7 @@ type ingestServer struct {
 
 func (s *ingestServer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	s.requests.Add(1)
-	var recs []Record
+	var recs []flow.Record
 	if err := json.NewDecoder(r.Body).Decode(&recs); err != nil {
 		http.Error(w, err.Error(), http.StatusBadRequest)
 		return
@@ -73,7 +76,7 @@ func (s *ingestServer) start() {
 func (s *ingestServer) stop() { s.srv.Close() }
 
 // send is a Shipper's Send over HTTP.
-func (s *ingestServer) send(ctx context.Context, recs []Record) error {
+func (s *ingestServer) send(ctx context.Context, recs []flow.Record) error {
 	body, err := json.Marshal(recs)
 	if err != nil {
 		return err
@@ -107,14 +110,14 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 }
 
 type runningShipper struct {
-	sh   *Shipper
+	sh   *flow.Shipper
 	stop context.CancelFunc
 	done chan error
 }
 
-func startShipper(t *testing.T, cfg ShipperConfig) *runningShipper {
+func startShipper(t *testing.T, cfg flow.ShipperConfig) *runningShipper {
 	t.Helper()
-	sh, err := NewShipper(cfg)
+	sh, err := flow.NewShipper(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -139,11 +142,11 @@ func TestOutageEveryRecordArrivesExactlyOnce(t *testing.T) {
 	defer srv.stop()
 
 	spoolDir := t.TempDir()
-	spool, err := OpenSpool(SpoolConfig{Dir: spoolDir, SegmentBytes: 32 << 10})
+	spool, err := flow.OpenSpool(flow.SpoolConfig{Dir: spoolDir, SegmentBytes: 32 << 10})
 	if err != nil {
 		t.Fatal(err)
 	}
-	cfg := ShipperConfig{
+	cfg := flow.ShipperConfig{
 		Send: srv.send, Spool: spool, BatchSize: 50,
 		FlushEvery: 5 * time.Millisecond, MinBackoff: 5 * time.Millisecond, MaxBackoff: 50 * time.Millisecond,
 		SendTimeout: 5 * time.Second,
@@ -151,9 +154,9 @@ func TestOutageEveryRecordArrivesExactlyOnce(t *testing.T) {
 	rs := startShipper(t, cfg)
 
 	var produced []string
-	produce := func(w Writer, phase string, n int) {
+	produce := func(w flow.Writer, phase string, n int) {
 		for i := range n {
-			r := netRecord(fmt.Sprintf("%s-%05d", phase, i), "web", "db", VerdictAllow, "web-to-db", 100, t0.Add(time.Duration(len(produced))*time.Millisecond))
+			r := flowtest.NetRecord(fmt.Sprintf("%s-%05d", phase, i), "web", "db", flow.VerdictAllow, "web-to-db", 100, t0.Add(time.Duration(len(produced))*time.Millisecond))
 			if err := w.Write(r); err != nil {
 				t.Fatalf("Write: %v", err)
 			}
@@ -179,7 +182,7 @@ func TestOutageEveryRecordArrivesExactlyOnce(t *testing.T) {
 	if err := spool.Close(); err != nil {
 		t.Fatal(err)
 	}
-	spool, err = OpenSpool(SpoolConfig{Dir: spoolDir, SegmentBytes: 32 << 10})
+	spool, err = flow.OpenSpool(flow.SpoolConfig{Dir: spoolDir, SegmentBytes: 32 << 10})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -198,11 +201,11 @@ func TestOutageEveryRecordArrivesExactlyOnce(t *testing.T) {
 	rs.halt(t)
 	after := rs.sh.Stats()
 
-	got, err := store.Query(context.Background(), Filter{})
+	got, err := store.Query(context.Background(), flow.Filter{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	gotIDs := uids(got)
+	gotIDs := flowtest.UIDs(got)
 	sort.Strings(gotIDs)
 	want := slices.Clone(produced)
 	sort.Strings(want)
@@ -226,18 +229,18 @@ func TestOutageEveryRecordArrivesExactlyOnce(t *testing.T) {
 }
 
 func TestShipperRejectsInvalidRecord(t *testing.T) {
-	sh, err := NewShipper(ShipperConfig{Send: func(context.Context, []Record) error { return nil }, Spool: openTestSpool(t, SpoolConfig{})})
+	sh, err := flow.NewShipper(flow.ShipperConfig{Send: func(context.Context, []flow.Record) error { return nil }, Spool: flowtest.OpenSpool(t, flow.SpoolConfig{})})
 	if err != nil {
 		t.Fatal(err)
 	}
-	r := netRecord("", "web", "db", VerdictAllow, "r", 1, t0)
+	r := flowtest.NetRecord("", "web", "db", flow.VerdictAllow, "r", 1, t0)
 	if err := sh.Write(r); err == nil || sh.Stats().Rejected != 1 {
 		t.Fatalf("Write of a record without uid = %v, stats %+v", err, sh.Stats())
 	}
-	if _, err := NewShipper(ShipperConfig{Spool: openTestSpool(t, SpoolConfig{})}); err == nil {
+	if _, err := flow.NewShipper(flow.ShipperConfig{Spool: flowtest.OpenSpool(t, flow.SpoolConfig{})}); err == nil {
 		t.Fatal("NewShipper without Send succeeded")
 	}
-	if _, err := NewShipper(ShipperConfig{Send: func(context.Context, []Record) error { return nil }}); err == nil {
+	if _, err := flow.NewShipper(flow.ShipperConfig{Send: func(context.Context, []flow.Record) error { return nil }}); err == nil {
 		t.Fatal("NewShipper without Spool succeeded")
 	}
 }
@@ -248,14 +251,14 @@ func TestShipperRejectsInvalidRecord(t *testing.T) {
 // record whose Write returned is there.
 func TestShipperWriteAheadSurvivesCrash(t *testing.T) {
 	dir := t.TempDir()
-	spool, err := OpenSpool(SpoolConfig{Dir: dir, SegmentBytes: 16 << 10})
+	spool, err := flow.OpenSpool(flow.SpoolConfig{Dir: dir, SegmentBytes: 16 << 10})
 	if err != nil {
 		t.Fatal(err)
 	}
 	var attempts atomic.Int64
-	rs := startShipper(t, ShipperConfig{
+	rs := startShipper(t, flow.ShipperConfig{
 		Spool: spool, BatchSize: 20, FlushEvery: time.Millisecond, MinBackoff: time.Millisecond, MaxBackoff: 2 * time.Millisecond,
-		Send: func(context.Context, []Record) error { attempts.Add(1); return fmt.Errorf("server down") },
+		Send: func(context.Context, []flow.Record) error { attempts.Add(1); return fmt.Errorf("server down") },
 	})
 	defer rs.halt(t)
 	const writers, each = 8, 300
@@ -266,7 +269,7 @@ func TestShipperWriteAheadSurvivesCrash(t *testing.T) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			for _, r := range testRecords(fmt.Sprintf("w%d", w), each) {
+			for _, r := range flowtest.Records(fmt.Sprintf("w%d", w), each) {
 				if err := rs.sh.Write(r); err != nil {
 					t.Error(err)
 					return
@@ -281,11 +284,11 @@ func TestShipperWriteAheadSurvivesCrash(t *testing.T) {
 	waitFor(t, "a failed send", func() bool { return attempts.Load() > 0 })
 
 	t.Log("the process dies here: nothing is closed or flushed; a new spool opens the directory")
-	again, err := OpenSpool(SpoolConfig{Dir: dir})
+	again, err := flow.OpenSpool(flow.SpoolConfig{Dir: dir})
 	if err != nil {
 		t.Fatal(err)
 	}
-	got := drainAll(t, again)
+	got := flowtest.DrainAll(t, again)
 	sort.Strings(got)
 	sort.Strings(written)
 	if !slices.Equal(got, written) {
@@ -302,20 +305,20 @@ func TestShipperWriteAheadSurvivesCrash(t *testing.T) {
 func BenchmarkShipperWrite(b *testing.B) {
 	for _, sealed := range []bool{false, true} {
 		b.Run(fmt.Sprintf("sealed=%v", sealed), func(b *testing.B) {
-			cfg := SpoolConfig{Dir: b.TempDir(), MaxBytes: 1 << 40}
+			cfg := flow.SpoolConfig{Dir: b.TempDir(), MaxBytes: 1 << 40}
 			if sealed {
-				cfg.Sealer = newAEAD(b)
+				cfg.Sealer = flowtest.NewAEAD(b)
 			}
-			spool, err := OpenSpool(cfg)
+			spool, err := flow.OpenSpool(cfg)
 			if err != nil {
 				b.Fatal(err)
 			}
 			defer spool.Close()
-			sh, err := NewShipper(ShipperConfig{Spool: spool, Send: func(context.Context, []Record) error { return nil }})
+			sh, err := flow.NewShipper(flow.ShipperConfig{Spool: spool, Send: func(context.Context, []flow.Record) error { return nil }})
 			if err != nil {
 				b.Fatal(err)
 			}
-			r := testRecords("bench", 1)[0]
+			r := flowtest.Records("bench", 1)[0]
 			b.ReportAllocs()
 			b.ResetTimer()
 			b.RunParallel(func(pb *testing.PB) {

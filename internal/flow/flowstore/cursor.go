@@ -1,4 +1,4 @@
-package flow
+package flowstore
 
 import (
 	"context"
@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"maps"
 	"time"
+
+	"moat/internal/flow"
 )
 
 // A Cursor is a position in the store's storage order: per day partition,
@@ -102,7 +104,7 @@ func (c *Cursor) enter(p *partition) {
 // limit means c has caught up with the store. A day the store no longer
 // holds (dropped by retention) leaves the cursor; a day the cursor has not
 // seen is read from its first row.
-func (s *Store) Next(ctx context.Context, c *Cursor, limit int, fn func(Record) error) (int, error) {
+func (s *Store) Next(ctx context.Context, c *Cursor, limit int, fn func(flow.Record) error) (int, error) {
 	if limit <= 0 {
 		return 0, fmt.Errorf("flow: next: limit must be positive, got %d", limit)
 	}
@@ -145,9 +147,9 @@ func (s *Store) Next(ctx context.Context, c *Cursor, limit int, fn func(Record) 
 	return n, nil
 }
 
-func (s *Store) nextPart(ctx context.Context, p *partition, c *Cursor, limit int, fn func(Record) error) (int, error) {
+func (s *Store) nextPart(ctx context.Context, p *partition, c *Cursor, limit int, fn func(flow.Record) error) (int, error) {
 	n := 0
-	err := s.tailPart(ctx, p, "SELECT id, uid, data FROM flows WHERE id > ? ORDER BY id LIMIT ?", []any{c.last[p.day], limit}, c.last, func(r Record) error {
+	err := s.tailPart(ctx, p, "SELECT id, uid, data FROM flows WHERE id > ? ORDER BY id LIMIT ?", []any{c.last[p.day], limit}, c.last, func(r flow.Record) error {
 		n++
 		return fn(r)
 	})

@@ -1,4 +1,4 @@
-package flow
+package flowstore
 
 import (
 	"compress/gzip"
@@ -15,6 +15,8 @@ import (
 	"time"
 
 	json "github.com/goccy/go-json"
+
+	"moat/internal/flow"
 )
 
 // Export formats.
@@ -32,8 +34,8 @@ const VPCHeader = "version account-id interface-id srcaddr dstaddr srcport dstpo
 // start and end are Unix seconds; action is REJECT for a denied flow and
 // ACCEPT otherwise (audit-mode flows were let through). Missing addresses
 // and ports are "-".
-func VPCLine(r *Record, accountID string) (string, bool) {
-	if r.ClassUID != ClassNetworkActivity {
+func VPCLine(r *flow.Record, accountID string) (string, bool) {
+	if r.ClassUID != flow.ClassNetworkActivity {
 		return "", false
 	}
 	dash := func(s string) string {
@@ -42,7 +44,7 @@ func VPCLine(r *Record, accountID string) (string, bool) {
 		}
 		return s
 	}
-	addr := func(e *Endpoint) (string, string) {
+	addr := func(e *flow.Endpoint) (string, string) {
 		if e == nil {
 			return "-", "-"
 		}
@@ -78,14 +80,14 @@ func VPCLine(r *Record, accountID string) (string, bool) {
 	}
 	action := "ACCEPT"
 	switch v := r.Verdict(); {
-	case v == VerdictDeny:
+	case v == flow.VerdictDeny:
 		action = "REJECT"
-	case v == "" && r.ActionID == ActionDenied:
+	case v == "" && r.ActionID == flow.ActionDenied:
 		action = "REJECT"
 	}
 	fields := []string{
 		"2", dash(accountID), dash(node), srcIP, dstIP, srcPort, dstPort, proto, "-",
-		strconv.FormatInt(columns(r).bytes, 10),
+		strconv.FormatInt(r.TrafficBytes(), 10),
 		strconv.FormatInt(start/1000, 10), strconv.FormatInt(end/1000, 10),
 		action, "OK",
 	}
@@ -108,7 +110,7 @@ func NewVPCWriter(w io.Writer, accountID string) *VPCWriter {
 }
 
 // Write appends r's line, if r is Network Activity.
-func (v *VPCWriter) Write(r Record) error {
+func (v *VPCWriter) Write(r flow.Record) error {
 	line, ok := VPCLine(&r, v.accountID)
 	if !ok {
 		return nil
@@ -191,7 +193,7 @@ func NewFileWriter(cfg FileConfig) (*FileWriter, error) {
 
 // line renders r in the file's format; ok is false for a record the
 // format leaves out.
-func (f *FileWriter) line(r *Record) ([]byte, bool, error) {
+func (f *FileWriter) line(r *flow.Record) ([]byte, bool, error) {
 	if f.cfg.Format == FormatVPC {
 		l, ok := VPCLine(r, f.cfg.AccountID)
 		return []byte(l + "\n"), ok, nil
@@ -204,7 +206,7 @@ func (f *FileWriter) line(r *Record) ([]byte, bool, error) {
 }
 
 // Write appends r.
-func (f *FileWriter) Write(r Record) error {
+func (f *FileWriter) Write(r flow.Record) error {
 	b, ok, err := f.line(&r)
 	if err != nil || !ok {
 		return err

@@ -1,4 +1,4 @@
-package flow
+package flowstore
 
 import (
 	"context"
@@ -8,16 +8,19 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
+
+	"moat/internal/flow"
+	"moat/internal/flow/flowtest"
 )
 
 func TestMetricsLintAndCountLoss(t *testing.T) {
-	sp := openTestSpool(t, SpoolConfig{MaxBytes: 4096, SegmentBytes: 2048})
-	recs := testRecords("m", 20)
+	sp := flowtest.OpenSpool(t, flow.SpoolConfig{MaxBytes: 4096, SegmentBytes: 2048})
+	recs := flowtest.Records("m", 20)
 	kept, err := sp.Append(recs)
 	if err != nil {
 		t.Fatal(err)
 	}
-	sh, err := NewShipper(ShipperConfig{Send: func(context.Context, []Record) error { return nil }, Spool: sp})
+	sh, err := flow.NewShipper(flow.ShipperConfig{Send: func(context.Context, []flow.Record) error { return nil }, Spool: sp})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,13 +1,14 @@
-package flow
+package flowstore
 
 import (
 	"context"
 	"database/sql"
 	"errors"
 	"fmt"
-	"sort"
 	"strconv"
 	"strings"
+
+	"moat/internal/flow"
 )
 
 // Top talkers are read from rollups kept at ingestion, in the same
@@ -72,7 +73,7 @@ func (s *Store) prepareComplete(p *partition) error {
 type rollupKey struct {
 	bucket int64
 	class  int
-	row
+	flow.Columns
 }
 
 // aggAD binds a sealed aggregate to its table and row.
@@ -108,7 +109,7 @@ func (s *Store) rollup(ctx context.Context, tx *sql.Tx, p *partition, t rollTabl
 		}
 		defer up.Close()
 		for k, v := range roll {
-			if _, err := up.ExecContext(ctx, k.bucket, k.class, k.src, k.srcName, k.dst, k.dstName, k.verdict, k.rule, v[0], v[1]); err != nil {
+			if _, err := up.ExecContext(ctx, k.bucket, k.class, k.Src, k.SrcName, k.Dst, k.DstName, k.Verdict, k.Rule, v[0], v[1]); err != nil {
 				return fmt.Errorf("flow: ingest: rollup: %w", err)
 			}
 		}
@@ -126,10 +127,10 @@ func (s *Store) rollup(ctx context.Context, tx *sql.Tx, p *partition, t rollTabl
 	}
 	defer put.Close()
 	for k, v := range roll {
-		keys := s.cols(p, k.row)
+		keys := s.cols(p, k.Columns)
 		ad := aggAD(t, k.bucket, k.class, keys)
 		args := append([]any{k.bucket, k.class}, keys...)
-		a := talkerAgg{src: k.src, dst: k.dst}
+		a := talkerAgg{src: k.Src, dst: k.Dst}
 		var sealed []byte
 		switch err := get.QueryRowContext(ctx, args...).Scan(&sealed); {
 		case errors.Is(err, sql.ErrNoRows):
@@ -157,21 +158,12 @@ func (s *Store) rollup(ctx context.Context, tx *sql.Tx, p *partition, t rollTabl
 	return nil
 }
 
-// Talker is the traffic between one source and one destination.
-type Talker struct {
-	Src    string `json:"src"`
-	Dst    string `json:"dst"`
-	Flows  int64  `json:"flows"`
-	Bytes  int64  `json:"bytes"`
-	Denied int64  `json:"denied"` // flows with verdict deny
-}
-
 // TopTalkers returns the n source-destination pairs with the most bytes
 // among the records matching f (Limit ignored), most first; ties go to the
 // pair with more flows, then by name. Flows counts connections and Bytes
 // their bytes, as talkerWeight counts them, whatever the window. It reads
 // what Edges reads.
-func (s *Store) TopTalkers(ctx context.Context, f Filter, n int) ([]Talker, error) {
+func (s *Store) TopTalkers(ctx context.Context, f flow.Filter, n int) ([]flow.Talker, error) {
 	if n <= 0 {
 		return nil, fmt.Errorf("flow: top talkers: n must be positive, got %d", n)
 	}
@@ -179,24 +171,24 @@ func (s *Store) TopTalkers(ctx context.Context, f Filter, n int) ([]Talker, erro
 	if err != nil {
 		return nil, err
 	}
-	pairs := map[[2]string]*Talker{}
+	pairs := map[[2]string]*flow.Talker{}
 	for k, c := range acc {
 		t := pairs[[2]string{k.src, k.dst}]
 		if t == nil {
-			t = &Talker{Src: k.src, Dst: k.dst}
+			t = &flow.Talker{Src: k.src, Dst: k.dst}
 			pairs[[2]string{k.src, k.dst}] = t
 		}
 		t.Flows += c.flows
 		t.Bytes += c.bytes
-		if k.verdict == VerdictDeny {
+		if k.verdict == flow.VerdictDeny {
 			t.Denied += c.flows
 		}
 	}
-	out := make([]Talker, 0, len(pairs))
+	out := make([]flow.Talker, 0, len(pairs))
 	for _, t := range pairs {
 		out = append(out, *t)
 	}
-	return RankTalkers(out, n), nil
+	return flow.RankTalkers(out, n), nil
 }
 
 // edgeKey is what the rollups are summed by for talkers and edges.
@@ -217,7 +209,7 @@ func addEdge(acc map[edgeKey]*edgeCount, k edgeKey, flows, bytes int64) {
 
 // aggregate sums the records matching f (Limit ignored) by source,
 // destination and verdict, partition by partition (talkersOf).
-func (s *Store) aggregate(ctx context.Context, f Filter) (map[edgeKey]*edgeCount, error) {
+func (s *Store) aggregate(ctx context.Context, f flow.Filter) (map[edgeKey]*edgeCount, error) {
 	if err := f.Validate(); err != nil {
 		return nil, err
 	}
@@ -225,7 +217,7 @@ func (s *Store) aggregate(ctx context.Context, f Filter) (map[edgeKey]*edgeCount
 		return nil, err
 	}
 	acc := map[edgeKey]*edgeCount{}
-	lo, hi := f.span()
+	lo, hi := f.Span()
 	err := s.eachPartition(lo, hi, false, func(p *partition) (bool, error) {
 		return false, s.talkersOf(ctx, p, &f, lo, hi, acc)
 	})
@@ -238,7 +230,7 @@ func (s *Store) aggregate(ctx context.Context, f Filter) (map[edgeKey]*edgeCount
 // talkersOf adds partition p's part of [lo, hi): whole hours from the
 // hourly rollup, whole minutes at the edges from the minute rollup, and the
 // rest from the records.
-func (s *Store) talkersOf(ctx context.Context, p *partition, f *Filter, lo, hi int64, acc map[edgeKey]*edgeCount) error {
+func (s *Store) talkersOf(ctx context.Context, p *partition, f *flow.Filter, lo, hi int64, acc map[edgeKey]*edgeCount) error {
 	lo, hi = max(lo, p.day*dayMillis), min(hi, (p.day+1)*dayMillis)
 	if lo >= hi {
 		return nil
@@ -259,7 +251,7 @@ func (s *Store) talkersOf(ctx context.Context, p *partition, f *Filter, lo, hi i
 			}
 			tally := s.talkerRows
 			if t == minutely {
-				tally = func(ctx context.Context, p *partition, _ rollTable, f *Filter, blo, bhi int64, acc map[edgeKey]*edgeCount) error {
+				tally = func(ctx context.Context, p *partition, _ rollTable, f *flow.Filter, blo, bhi int64, acc map[edgeKey]*edgeCount) error {
 					return s.minuteRows(ctx, p, f, blo, bhi, acc)
 				}
 			}
@@ -282,36 +274,13 @@ func (s *Store) talkersOf(ctx context.Context, p *partition, f *Filter, lo, hi i
 	return nil
 }
 
-// RankTalkers orders talkers most bytes first (ties: more flows, then by
-// name) and keeps the first n: the order of every top-talkers answer,
-// one server's or a cluster's.
-func RankTalkers(ts []Talker, n int) []Talker {
-	sort.Slice(ts, func(i, j int) bool {
-		a, b := ts[i], ts[j]
-		if a.Bytes != b.Bytes {
-			return a.Bytes > b.Bytes
-		}
-		if a.Flows != b.Flows {
-			return a.Flows > b.Flows
-		}
-		if a.Src != b.Src {
-			return a.Src < b.Src
-		}
-		return a.Dst < b.Dst
-	})
-	if len(ts) > n {
-		ts = ts[:n]
-	}
-	return ts
-}
-
 // verdicts are the values a verdict column holds.
-var verdicts = []string{VerdictAllow, VerdictDeny, VerdictAudit, ""}
+var verdicts = []string{flow.VerdictAllow, flow.VerdictDeny, flow.VerdictAudit, ""}
 
 // talkerRows adds the rows of rollup t in buckets [blo, bhi) of partition
 // p: summed in SQL in a plain partition; in a keyed one, each row's sealed
 // aggregate is opened and added.
-func (s *Store) talkerRows(ctx context.Context, p *partition, t rollTable, f *Filter, blo, bhi int64, acc map[edgeKey]*edgeCount) error {
+func (s *Store) talkerRows(ctx context.Context, p *partition, t rollTable, f *flow.Filter, blo, bhi int64, acc map[edgeKey]*edgeCount) error {
 	conds, args := s.where(p, f, []string{t.col + " >= ?", t.col + " < ?"}, []any{blo, bhi})
 	q := "SELECT src, dst, verdict, SUM(flows), SUM(bytes) FROM " + t.name + " WHERE " +
 		strings.Join(conds, " AND ") + " GROUP BY src, dst, verdict"
@@ -364,7 +333,7 @@ func (s *Store) talkerRows(ctx context.Context, p *partition, t rollTable, f *Fi
 // talkerRecords adds the records of partition p in the time range e,
 // each weighed by talkerWeight as the rollups weigh it (plain or keyed
 // alike: the record decides, not a column count).
-func (s *Store) talkerRecords(ctx context.Context, p *partition, f *Filter, e [2]int64, acc map[edgeKey]*edgeCount) error {
+func (s *Store) talkerRecords(ctx context.Context, p *partition, f *flow.Filter, e [2]int64, acc map[edgeKey]*edgeCount) error {
 	conds, args := s.where(p, f, []string{"time >= ?", "time < ?"}, []any{e[0], e[1]})
 	recs, err := s.collect(ctx, p, "SELECT uid, data FROM flows WHERE "+strings.Join(conds, " AND "), args, nil)
 	if err != nil {
@@ -372,7 +341,7 @@ func (s *Store) talkerRecords(ctx context.Context, p *partition, f *Filter, e [2
 	}
 	s.tallied.Add(uint64(len(recs)))
 	for i := range recs {
-		e := EdgeOf(&recs[i])
+		e := flow.EdgeOf(&recs[i])
 		addEdge(acc, edgeKey{src: e.Src, dst: e.Dst, verdict: e.Verdict}, e.Flows, e.Bytes)
 	}
 	return nil

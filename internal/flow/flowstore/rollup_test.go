@@ -1,4 +1,4 @@
-package flow
+package flowstore
 
 import (
 	"bytes"
@@ -8,39 +8,42 @@ import (
 	"slices"
 	"testing"
 	"time"
+
+	"moat/internal/flow"
+	"moat/internal/flow/flowtest"
 )
 
 // connectionRecords makes n connections between a few pairs over the hour
 // from start, each recorded as production records it: the destination's
 // open, interim and close records (each with the bytes since the previous
 // one) and the source's close record, which counts nothing.
-func connectionRecords(n int, start time.Time) []Record {
+func connectionRecords(n int, start time.Time) []flow.Record {
 	pairs := [][2]string{{"web", "db"}, {"api", "db"}, {"web", "billing"}}
-	var out []Record
+	var out []flow.Record
 	for i := range n {
 		p := pairs[i%len(pairs)]
 		at := start.Add(time.Duration(i) * 3571 * time.Millisecond) // not minute-aligned
 		conn := fmt.Sprintf("conn-%04d", i)
-		verdict, rule := VerdictAllow, p[0]+"-to-"+p[1]
+		verdict, rule := flow.VerdictAllow, p[0]+"-to-"+p[1]
 		if p[1] == "billing" {
-			verdict, rule = VerdictDeny, "default-deny"
+			verdict, rule = flow.VerdictDeny, "default-deny"
 		}
 		rec := func(kind string, dir, activity int, b int64, at time.Time) {
-			r := netRecord(conn+"-"+kind, p[0], p[1], verdict, rule, 0, at)
-			r.ActivityID, r.TypeUID = activity, ClassNetworkActivity*100+activity
-			r.ConnectionInfo = &ConnectionInfo{UID: conn, DirectionID: dir}
-			r.Traffic = &Traffic{Bytes: b}
+			r := flowtest.NetRecord(conn+"-"+kind, p[0], p[1], verdict, rule, 0, at)
+			r.ActivityID, r.TypeUID = activity, flow.ClassNetworkActivity*100+activity
+			r.ConnectionInfo = &flow.ConnectionInfo{UID: conn, DirectionID: dir}
+			r.Traffic = &flow.Traffic{Bytes: b}
 			out = append(out, r)
 		}
-		rec("open", DirectionInbound, ActivityOpen, 0, at)
-		rec("interim", DirectionInbound, ActivityTraffic, int64(100+i), at.Add(61*time.Second))
-		rec("close", DirectionInbound, ActivityClose, int64(7*i), at.Add(150*time.Second))
-		rec("source", DirectionOutbound, ActivityClose, int64(100+8*i), at.Add(150*time.Second))
+		rec("open", flow.DirectionInbound, flow.ActivityOpen, 0, at)
+		rec("interim", flow.DirectionInbound, flow.ActivityTraffic, int64(100+i), at.Add(61*time.Second))
+		rec("close", flow.DirectionInbound, flow.ActivityClose, int64(7*i), at.Add(150*time.Second))
+		rec("source", flow.DirectionOutbound, flow.ActivityClose, int64(100+8*i), at.Add(150*time.Second))
 	}
 	return out
 }
 
-func addTalker(acc map[[2]string]*Talker, t Talker) {
+func addTalker(acc map[[2]string]*flow.Talker, t flow.Talker) {
 	k := [2]string{t.Src, t.Dst}
 	if a := acc[k]; a != nil {
 		a.Flows += t.Flows
@@ -53,26 +56,26 @@ func addTalker(acc map[[2]string]*Talker, t Talker) {
 
 // referenceTalkers is the one definition, applied to the records
 // themselves: each record in the window weighed by talkerWeight.
-func referenceTalkers(recs []Record, lo, hi time.Time) []Talker {
-	acc := map[[2]string]*Talker{}
+func referenceTalkers(recs []flow.Record, lo, hi time.Time) []flow.Talker {
+	acc := map[[2]string]*flow.Talker{}
 	for i := range recs {
 		r := &recs[i]
-		if r.Time < Millis(lo) || r.Time >= Millis(hi) {
+		if r.Time < flow.Millis(lo) || r.Time >= flow.Millis(hi) {
 			continue
 		}
-		c := columns(r)
-		flows, b := talkerWeight(r, c.bytes)
-		t := Talker{Src: c.src, Dst: c.dst, Flows: flows, Bytes: b}
-		if c.verdict == VerdictDeny {
+		c := flow.ColumnsOf(r)
+		flows, b := flow.TalkerWeight(r, c.Bytes)
+		t := flow.Talker{Src: c.Src, Dst: c.Dst, Flows: flows, Bytes: b}
+		if c.Verdict == flow.VerdictDeny {
 			t.Denied = flows
 		}
 		addTalker(acc, t)
 	}
-	var out []Talker
+	var out []flow.Talker
 	for _, t := range acc {
 		out = append(out, *t)
 	}
-	return RankTalkers(out, 100)
+	return flow.RankTalkers(out, 100)
 }
 
 // TestTalkersOneDefinitionWhateverTheWindow: top talkers count a
@@ -97,7 +100,7 @@ func TestTalkersOneDefinitionWhateverTheWindow(t *testing.T) {
 				{start.Add(-time.Hour), start.Add(30*time.Minute + 500*time.Millisecond)},
 			}
 			for _, w := range windows {
-				got, err := s.TopTalkers(context.Background(), Filter{Since: w[0], Until: w[1]}, 100)
+				got, err := s.TopTalkers(context.Background(), flow.Filter{Since: w[0], Until: w[1]}, 100)
 				if err != nil {
 					t.Fatal(err)
 				}
@@ -124,7 +127,7 @@ func TestPartialHoursReadTheMinuteRollup(t *testing.T) {
 			}
 			read := func(lo, hi time.Time) uint64 {
 				before := s.tallied.Load()
-				if _, err := s.TopTalkers(context.Background(), Filter{Since: lo, Until: hi}, 10); err != nil {
+				if _, err := s.TopTalkers(context.Background(), flow.Filter{Since: lo, Until: hi}, 10); err != nil {
 					t.Fatal(err)
 				}
 				return s.tallied.Load() - before
@@ -135,8 +138,8 @@ func TestPartialHoursReadTheMinuteRollup(t *testing.T) {
 			lo, hi := start.Add(17*time.Minute+13*time.Second), start.Add(83*time.Minute+5*time.Second)
 			want := 0
 			for _, r := range recs {
-				if r.Time >= Millis(lo) && r.Time < Millis(lo.Truncate(time.Minute).Add(time.Minute)) ||
-					r.Time >= Millis(hi.Truncate(time.Minute)) && r.Time < Millis(hi) {
+				if r.Time >= flow.Millis(lo) && r.Time < flow.Millis(lo.Truncate(time.Minute).Add(time.Minute)) ||
+					r.Time >= flow.Millis(hi.Truncate(time.Minute)) && r.Time < flow.Millis(hi) {
 					want++
 				}
 			}
@@ -157,34 +160,34 @@ func TestNodeCellsAndWeights(t *testing.T) {
 			cfg.Now = func() time.Time { return start.Add(5 * time.Hour) }
 			s := openTestStore(t, cfg)
 			recs := connectionRecords(1500, start) // 10:00 to about 11:32, node-a
-			other := netRecord("b1", "api", "db", VerdictAllow, "api-to-db", 70, start.Add(3*time.Hour))
+			other := flowtest.NetRecord("b1", "api", "db", flow.VerdictAllow, "api-to-db", 70, start.Add(3*time.Hour))
 			other.Unmapped.Node = "node-b"
 			if _, err := s.Ingest(context.Background(), append(recs, other)); err != nil {
 				t.Fatal(err)
 			}
-			cells, err := s.NodeCells(context.Background(), Filter{})
+			cells, err := s.NodeCells(context.Background(), flow.Filter{})
 			if err != nil {
 				t.Fatal(err)
 			}
 			h := start.UnixMilli() / hourMillis
-			want := []NodeHours{{Node: "node-a", Hours: [][2]int64{{h, h + 2}}}, {Node: "node-b", Hours: [][2]int64{{h + 3, h + 4}}}}
+			want := []flow.NodeHours{{Node: "node-a", Hours: [][2]int64{{h, h + 2}}}, {Node: "node-b", Hours: [][2]int64{{h + 3, h + 4}}}}
 			if fmt.Sprint(cells) != fmt.Sprint(want) {
 				t.Fatalf("cells = %v, want %v", cells, want)
 			}
-			ws, err := s.TalkerWeights(context.Background(), Filter{Until: start.Add(90 * time.Minute)}, NodeHours{Node: "node-a", Hours: [][2]int64{{h + 1, h + 5}}})
+			ws, err := s.TalkerWeights(context.Background(), flow.Filter{Until: start.Add(90 * time.Minute)}, flow.NodeHours{Node: "node-a", Hours: [][2]int64{{h + 1, h + 5}}})
 			if err != nil {
 				t.Fatal(err)
 			}
-			acc := map[[2]string]*Talker{}
+			acc := map[[2]string]*flow.Talker{}
 			for _, w := range ws {
 				addTalker(acc, w.Talker())
 			}
-			var got []Talker
+			var got []flow.Talker
 			for _, t := range acc {
 				got = append(got, *t)
 			}
-			if want := referenceTalkers(recs, start.Add(time.Hour), start.Add(90*time.Minute)); !slices.Equal(RankTalkers(got, 100), want) {
-				t.Fatalf("weights of node-a 11:00–11:30 sum to %+v, want %+v", RankTalkers(got, 100), want)
+			if want := referenceTalkers(recs, start.Add(time.Hour), start.Add(90*time.Minute)); !slices.Equal(flow.RankTalkers(got, 100), want) {
+				t.Fatalf("weights of node-a 11:00–11:30 sum to %+v, want %+v", flow.RankTalkers(got, 100), want)
 			}
 		})
 	}

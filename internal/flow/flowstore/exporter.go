@@ -1,4 +1,4 @@
-package flow
+package flowstore
 
 import (
 	"context"
@@ -12,6 +12,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"moat/internal/flow"
 	"moat/internal/seal"
 )
 
@@ -257,7 +258,7 @@ func (w *writeError) Unwrap() error { return w.err }
 // so the live file always ends at a commit.
 func (e *Exporter) step(ctx context.Context) (int, error) {
 	cur := e.state.Cursor.Clone()
-	n, err := e.cfg.Store.Next(ctx, cur, e.cfg.Batch, func(r Record) error {
+	n, err := e.cfg.Store.Next(ctx, cur, e.cfg.Batch, func(r flow.Record) error {
 		b, ok, err := e.fw.line(&r)
 		if err != nil || !ok {
 			return err

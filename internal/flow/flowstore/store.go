@@ -1,4 +1,4 @@
-package flow
+package flowstore
 
 import (
 	"context"
@@ -13,16 +13,11 @@ import (
 	"time"
 
 	json "github.com/goccy/go-json"
-
+	"github.com/prometheus/client_golang/prometheus"
 	_ "modernc.org/sqlite" // registers the "sqlite" driver
-)
 
-// Sealer encrypts stored or spooled record bodies. It has the shape of
-// tink.AEAD, so a tink primitive (or seal's envelope) plugs in unchanged.
-type Sealer interface {
-	Encrypt(plaintext, associatedData []byte) ([]byte, error)
-	Decrypt(ciphertext, associatedData []byte) ([]byte, error)
-}
+	"moat/internal/flow"
+)
 
 // StoreConfig configures a Store.
 type StoreConfig struct {
@@ -41,7 +36,7 @@ type StoreConfig struct {
 	// many, not who talked to whom, how much, or with what verdict.
 	// Partitions written before a store had a Sealer keep their plaintext
 	// columns until retention drops them.
-	Sealer Sealer
+	Sealer flow.Sealer
 	// ReadOnly opens existing partitions for queries only: nothing is
 	// created, written or pruned. This is what a second process (the CLI)
 	// uses beside a running server.
@@ -111,9 +106,6 @@ const (
 	hourMillis = int64(time.Hour / time.Millisecond)
 	partPrefix = "flows-"
 	partSuffix = ".db"
-	// maxUIDLen bounds record IDs so that a hostile producer cannot bloat
-	// the unique index.
-	maxUIDLen = 128
 )
 
 // errNotReady marks a partition file whose tables do not exist yet.
@@ -299,7 +291,7 @@ func (s *Store) cutoff() (int64, bool) {
 	if s.cfg.Retention <= 0 {
 		return 0, false
 	}
-	return Millis(s.cfg.Now().Add(-s.cfg.Retention)), true
+	return flow.Millis(s.cfg.Now().Add(-s.cfg.Retention)), true
 }
 
 // Prune deletes the partitions whose whole day is older than the retention
@@ -403,111 +395,23 @@ func (s *Store) Close() error {
 	return errors.Join(errs...)
 }
 
-// Validate checks what the store needs of a record: an ID of at most 128
-// bytes, a positive time and a class.
-func Validate(r *Record) error {
-	switch {
-	case r.Metadata.UID == "":
-		return errors.New("empty metadata.uid")
-	case len(r.Metadata.UID) > maxUIDLen:
-		return fmt.Errorf("metadata.uid longer than %d bytes", maxUIDLen)
-	case r.Time <= 0:
-		return fmt.Errorf("time %d is not a positive millisecond timestamp", r.Time)
-	case r.ClassUID == 0:
-		return errors.New("class_uid is zero")
-	}
-	return nil
-}
-
-// row is the query columns of a record, stored in plaintext beside its body.
-type row struct {
-	src, srcName, dst, dstName, verdict, rule string
-	bytes                                     int64
-}
-
-func endpointKey(e *Endpoint) (key, name string) {
-	if e == nil {
-		return "", ""
-	}
-	switch {
-	case e.UID != "":
-		key = e.UID
-	case e.SvcName != "":
-		key = e.SvcName
-	case e.Name != "":
-		key = e.Name
-	default:
-		key = e.IP
-	}
-	return key, e.SvcName
-}
-
-// columns extracts the query columns: each side's identity (SPIFFE ID,
-// else service name, else name, else IP), the verdict, the deciding rule
-// (firewall rule, else detection analytic, else first WAF rule) and bytes.
-func columns(r *Record) row {
-	var c row
-	c.src, c.srcName = endpointKey(r.SrcEndpoint)
-	c.dst, c.dstName = endpointKey(r.DstEndpoint)
-	c.verdict = r.Verdict()
-	switch {
-	case r.FirewallRule != nil && r.FirewallRule.Name != "":
-		c.rule = r.FirewallRule.Name
-	case r.FirewallRule != nil && r.FirewallRule.UID != "":
-		c.rule = r.FirewallRule.UID
-	case r.FindingInfo != nil && r.FindingInfo.Analytic != nil && r.FindingInfo.Analytic.Name != "":
-		c.rule = r.FindingInfo.Analytic.Name
-	case r.Unmapped != nil && len(r.Unmapped.Rules) > 0:
-		c.rule = r.Unmapped.Rules[0]
-	}
-	if t := r.Traffic; t != nil {
-		c.bytes = t.Bytes
-		if c.bytes == 0 {
-			c.bytes = t.BytesIn + t.BytesOut
-		}
-	}
-	return c
-}
-
-// talkerWeight is what a record adds to the talkers rollup: how many
-// connections it starts and how many bytes it carries. A mesh connection
-// is recorded at both ends; the destination's records decide, so the
-// source's (direction outbound) add nothing, and of the destination's only
-// the first of a connection (Open, or a Refuse or Fail) counts it, while
-// each one's bytes (those since the connection's previous record) add up
-// to its total. A record without a connection ID (from a producer that
-// writes one record per connection) counts as one connection.
-func talkerWeight(r *Record, bytes int64) (flows, b int64) {
-	if r.ClassUID != ClassNetworkActivity || r.ConnectionInfo == nil || r.ConnectionInfo.UID == "" {
-		return 1, bytes
-	}
-	if r.ConnectionInfo.DirectionID == DirectionOutbound {
-		return 0, 0
-	}
-	switch r.ActivityID {
-	case ActivityOpen, ActivityRefuse, ActivityFail:
-		return 1, bytes
-	}
-	return 0, bytes
-}
-
 // Ingest stores recs, ignoring (and counting) those already stored, those
 // older than the retention and those too far ahead, and returns how many it
 // stored. A batch with an invalid record is refused whole, naming the
 // record. Records are committed per day in one transaction each; should a
 // later day fail, the earlier days stay committed, and sending the same
 // batch again is safe because ingestion is idempotent by UID.
-func (s *Store) Ingest(ctx context.Context, recs []Record) (int, error) {
+func (s *Store) Ingest(ctx context.Context, recs []flow.Record) (int, error) {
 	if s.cfg.ReadOnly {
 		return 0, errors.New("flow: store is read-only")
 	}
 	for i := range recs {
-		if err := Validate(&recs[i]); err != nil {
+		if err := flow.Validate(&recs[i]); err != nil {
 			return 0, fmt.Errorf("flow: ingest: record %d (uid %q): %w", i, recs[i].Metadata.UID, err)
 		}
 	}
 	cut, retain := s.cutoff()
-	late := Millis(s.cfg.Now().Add(s.cfg.MaxSkew))
+	late := flow.Millis(s.cfg.Now().Add(s.cfg.MaxSkew))
 	byDay := map[int64][]int{}
 	var days []int64
 	for i := range recs {
@@ -549,7 +453,7 @@ func (s *Store) Ingest(ctx context.Context, recs []Record) (int, error) {
 	return total, nil
 }
 
-func (s *Store) ingestDay(ctx context.Context, p *partition, recs []Record, idx []int, fresh *[]int) (int, error) {
+func (s *Store) ingestDay(ctx context.Context, p *partition, recs []flow.Record, idx []int, fresh *[]int) (int, error) {
 	tx, err := p.db.BeginTx(ctx, nil)
 	if err != nil {
 		return 0, fmt.Errorf("flow: ingest: begin %q: %w", p.path, err)
@@ -570,12 +474,12 @@ func (s *Store) ingestDay(ctx context.Context, p *partition, recs []Record, idx 
 	var buf []byte
 	for _, i := range idx {
 		r := &recs[i]
-		c := columns(r)
+		c := flow.ColumnsOf(r)
 		buf, err = s.encode(buf[:0], r)
 		if err != nil {
 			return 0, err
 		}
-		bytes := c.bytes
+		bytes := c.Bytes
 		if p.keyed {
 			bytes = 0 // kept in the sealed body only
 		}
@@ -587,9 +491,9 @@ func (s *Store) ingestDay(ctx context.Context, p *partition, recs []Record, idx 
 			continue
 		}
 		added = append(added, i)
-		k := rollupKey{bucket: r.Time / hourMillis, class: r.ClassUID, row: c}
-		k.bytes = 0
-		flows, bytes := talkerWeight(r, c.bytes)
+		k := rollupKey{bucket: r.Time / hourMillis, class: r.ClassUID, Columns: c}
+		k.Bytes = 0
+		flows, bytes := flow.TalkerWeight(r, c.Bytes)
 		v := roll[k]
 		roll[k] = [2]int64{v[0] + flows, v[1] + bytes}
 		if rollMin != nil {
@@ -598,7 +502,7 @@ func (s *Store) ingestDay(ctx context.Context, p *partition, recs []Record, idx 
 				m = map[minuteKey][2]int64{}
 				rollMin[r.Time/minuteMillis] = m
 			}
-			mk := minuteKey{class: k.class, row: k.row}
+			mk := minuteKey{class: k.class, Columns: k.Columns}
 			v := m[mk]
 			m[mk] = [2]int64{v[0] + flows, v[1] + bytes}
 		}
@@ -628,7 +532,7 @@ func (s *Store) ingestDay(ctx context.Context, p *partition, recs []Record, idx 
 // sealAD is the associated data binding a sealed body to its record.
 func sealAD(uid string) []byte { return []byte("moat/flow/record:" + uid) }
 
-func (s *Store) encode(buf []byte, r *Record) ([]byte, error) {
+func (s *Store) encode(buf []byte, r *flow.Record) ([]byte, error) {
 	b, err := json.Marshal(r)
 	if err != nil {
 		return nil, fmt.Errorf("flow: ingest: encode record uid %q: %w", r.Metadata.UID, err)
@@ -643,8 +547,8 @@ func (s *Store) encode(buf []byte, r *Record) ([]byte, error) {
 	return append(buf, ct...), nil
 }
 
-func (s *Store) decode(uid string, data []byte) (Record, error) {
-	var r Record
+func (s *Store) decode(uid string, data []byte) (flow.Record, error) {
+	var r flow.Record
 	if s.cfg.Sealer != nil {
 		pt, err := s.cfg.Sealer.Decrypt(data, sealAD(uid))
 		if err != nil {
@@ -659,4 +563,17 @@ func (s *Store) decode(uid string, data []byte) (Record, error) {
 		return r, fmt.Errorf("flow: record uid %q holds uid %q", uid, r.Metadata.UID)
 	}
 	return r, nil
+}
+
+// Collector exposes the store's ingestion counters to Prometheus.
+func (s *Store) Collector() prometheus.Collector {
+	return flow.FuncCollector{
+		flow.CounterFunc("moat_flow_store_stored_records_total", "Flow records stored.", s.stored.Load),
+		flow.CounterFunc("moat_flow_store_duplicate_records_total", "Flow records ignored because they were already stored.", s.dups.Load),
+		flow.CounterFunc("moat_flow_store_expired_records_total", "Flow records ignored because they were older than the retention.", s.expired.Load),
+		flow.CounterFunc("moat_flow_store_future_records_total", "Flow records ignored because their time was too far ahead of the clock.", s.future.Load),
+		flow.CounterFunc("moat_flow_store_follow_dropped_records_total", "Flow records slow followers missed.", s.dropped.Load),
+		flow.GaugeFunc("moat_flow_store_open_partitions", "Day partitions open now (at most the store's MaxOpen).", func() float64 { return float64(s.OpenPartitions()) }),
+		flow.GaugeFunc("moat_flow_store_damaged_partitions", "Day partitions that failed their check at open and were set aside.", func() float64 { return float64(len(s.DamagedPartitions())) }),
+	}
 }

@@ -1,4 +1,4 @@
-package flow
+package flowstore
 
 import (
 	"context"
@@ -7,6 +7,9 @@ import (
 	"slices"
 	"testing"
 	"time"
+
+	"moat/internal/flow"
+	"moat/internal/flow/flowtest"
 )
 
 // TestCursorSavedBeforeFileIdentities: a cursor saved as {"YYYYMMDD": row}
@@ -15,9 +18,9 @@ import (
 func TestCursorSavedBeforeFileIdentities(t *testing.T) {
 	ctx := context.Background()
 	s := openTestStore(t, StoreConfig{})
-	var recs []Record
+	var recs []flow.Record
 	for i := 0; i < 5; i++ {
-		recs = append(recs, netRecord(fmt.Sprintf("r%d", i), "web", "db", VerdictAllow, "web-to-db", 1, t0.Add(time.Duration(i)*time.Second)))
+		recs = append(recs, flowtest.NetRecord(fmt.Sprintf("r%d", i), "web", "db", flow.VerdictAllow, "web-to-db", 1, t0.Add(time.Duration(i)*time.Second)))
 	}
 	if _, err := s.Ingest(ctx, recs); err != nil {
 		t.Fatal(err)
@@ -28,7 +31,7 @@ func TestCursorSavedBeforeFileIdentities(t *testing.T) {
 		t.Fatal(err)
 	}
 	var got []string
-	if _, err := s.Next(ctx, &c, 10, func(r Record) error { got = append(got, r.Metadata.UID); return nil }); err != nil {
+	if _, err := s.Next(ctx, &c, 10, func(r flow.Record) error { got = append(got, r.Metadata.UID); return nil }); err != nil {
 		t.Fatal(err)
 	}
 	if want := []string{"r3", "r4"}; !slices.Equal(got, want) {

@@ -1,4 +1,4 @@
-package flow
+package flowstore
 
 import (
 	"context"
@@ -7,6 +7,8 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+
+	"moat/internal/flow"
 )
 
 // The minute rollup keeps one row per minute: every (class, source,
@@ -27,7 +29,7 @@ CREATE TABLE IF NOT EXISTS talkers_minute (
 // minuteKey is one entry of a minute's blob.
 type minuteKey struct {
 	class int
-	row
+	flow.Columns
 }
 
 func minuteAD(minute int64) []byte {
@@ -42,12 +44,12 @@ func encodeMinute(m map[minuteKey][2]int64) []byte {
 	}
 	for k, v := range m {
 		b = binary.AppendUvarint(b, uint64(k.class))
-		str(k.src)
-		str(k.srcName)
-		str(k.dst)
-		str(k.dstName)
-		str(k.verdict)
-		str(k.rule)
+		str(k.Src)
+		str(k.SrcName)
+		str(k.Dst)
+		str(k.DstName)
+		str(k.Verdict)
+		str(k.Rule)
 		b = binary.AppendVarint(b, v[0])
 		b = binary.AppendVarint(b, v[1])
 	}
@@ -81,7 +83,7 @@ func decodeMinute(b []byte, fn func(k minuteKey, v [2]int64)) error {
 			return errMinuteBlob
 		}
 		k.class = int(c)
-		for _, p := range []*string{&k.src, &k.srcName, &k.dst, &k.dstName, &k.verdict, &k.rule} {
+		for _, p := range []*string{&k.Src, &k.SrcName, &k.Dst, &k.DstName, &k.Verdict, &k.Rule} {
 			if *p, ok = str(); !ok {
 				return errMinuteBlob
 			}
@@ -145,26 +147,8 @@ func (s *Store) rollupMinutes(ctx context.Context, tx *sql.Tx, p *partition, rol
 	return nil
 }
 
-// matchRow reports whether a rollup entry passes f's non-time conditions,
-// as where() selects rows in SQL.
-func (f *Filter) matchRow(class int, c *row) bool {
-	switch {
-	case f.From != "" && f.From != c.src && f.From != c.srcName:
-		return false
-	case f.To != "" && f.To != c.dst && f.To != c.dstName:
-		return false
-	case f.Verdict != "" && f.Verdict != c.verdict:
-		return false
-	case f.Rule != "" && f.Rule != c.rule:
-		return false
-	case f.Class != 0 && f.Class != class:
-		return false
-	}
-	return true
-}
-
 // minuteRows adds the minute rollup's minutes [mlo, mhi) of partition p.
-func (s *Store) minuteRows(ctx context.Context, p *partition, f *Filter, mlo, mhi int64, acc map[edgeKey]*edgeCount) error {
+func (s *Store) minuteRows(ctx context.Context, p *partition, f *flow.Filter, mlo, mhi int64, acc map[edgeKey]*edgeCount) error {
 	rows, err := p.db.QueryContext(ctx, "SELECT minute, agg FROM talkers_minute WHERE minute >= ? AND minute < ?", mlo, mhi)
 	if err != nil {
 		return fmt.Errorf("flow: top talkers %q: %w", p.path, err)
@@ -181,10 +165,10 @@ func (s *Store) minuteRows(ctx context.Context, p *partition, f *Filter, mlo, mh
 			return err
 		}
 		if err := decodeMinute(pt, func(k minuteKey, v [2]int64) {
-			if !f.matchRow(k.class, &k.row) {
+			if !f.MatchColumns(k.class, &k.Columns) {
 				return
 			}
-			addEdge(acc, edgeKey{src: k.src, dst: k.dst, verdict: k.verdict}, v[0], v[1])
+			addEdge(acc, edgeKey{src: k.Src, dst: k.Dst, verdict: k.Verdict}, v[0], v[1])
 		}); err != nil {
 			return fmt.Errorf("flow: top talkers %q: minute rollup: %w", p.path, err)
 		}

@@ -1,4 +1,4 @@
-package flow
+package flowstore
 
 import (
 	"context"
@@ -10,15 +10,18 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"moat/internal/flow"
+	"moat/internal/flow/flowtest"
 )
 
 // fiveDays ingests one record per day for five days and closes the store.
 func fiveDays(t *testing.T, cfg StoreConfig) {
 	t.Helper()
 	s := openTestStore(t, cfg)
-	var recs []Record
+	var recs []flow.Record
 	for d := 0; d < 5; d++ {
-		recs = append(recs, netRecord(string(rune('a'+d)), "web", "db", VerdictAllow, "web-to-db", 100, t0.Add(time.Duration(d)*24*time.Hour)))
+		recs = append(recs, flowtest.NetRecord(string(rune('a'+d)), "web", "db", flow.VerdictAllow, "web-to-db", 100, t0.Add(time.Duration(d)*24*time.Hour)))
 	}
 	if _, err := s.Ingest(context.Background(), recs); err != nil {
 		t.Fatal(err)
@@ -37,11 +40,11 @@ func TestOpenPartitionsBounded(t *testing.T) {
 	if n := s.OpenPartitions(); n > 2 {
 		t.Fatalf("%d partitions open after Open, want at most 2", n)
 	}
-	got, err := s.Query(context.Background(), Filter{})
-	if err != nil || !slices.Equal(uids(got), []string{"a", "b", "c", "d", "e"}) {
-		t.Fatalf("Query over five days = %v, %v", uids(got), err)
+	got, err := s.Query(context.Background(), flow.Filter{})
+	if err != nil || !slices.Equal(flowtest.UIDs(got), []string{"a", "b", "c", "d", "e"}) {
+		t.Fatalf("Query over five days = %v, %v", flowtest.UIDs(got), err)
 	}
-	top, err := s.TopTalkers(context.Background(), Filter{}, 1)
+	top, err := s.TopTalkers(context.Background(), flow.Filter{}, 1)
 	if err != nil || len(top) != 1 || top[0].Flows != 5 {
 		t.Fatalf("TopTalkers over five days = %+v, %v", top, err)
 	}
@@ -79,16 +82,16 @@ func TestDamagedPartitionSetAside(t *testing.T) {
 			cfg.Dir = t.TempDir()
 			cfg.Now = func() time.Time { return t0.Add(6 * 24 * time.Hour) }
 			fiveDays(t, cfg)
-			day3 := filepath.Join(cfg.Dir, partName(dayOf(Millis(t0.Add(2*24*time.Hour)))))
+			day3 := filepath.Join(cfg.Dir, partName(dayOf(flow.Millis(t0.Add(2*24*time.Hour)))))
 			corruptPage(t, day3)
 
 			t.Log("a reader skips the damaged day and says so")
 			ro := cfg
 			ro.ReadOnly = true
 			r := openTestStore(t, ro)
-			got, err := r.Query(context.Background(), Filter{})
-			if err != nil || !slices.Equal(uids(got), []string{"a", "b", "d", "e"}) {
-				t.Fatalf("reader's query = %v, %v; want the four good days", uids(got), err)
+			got, err := r.Query(context.Background(), flow.Filter{})
+			if err != nil || !slices.Equal(flowtest.UIDs(got), []string{"a", "b", "d", "e"}) {
+				t.Fatalf("reader's query = %v, %v; want the four good days", flowtest.UIDs(got), err)
 			}
 			if d := r.DamagedPartitions(); len(d) != 1 || d[0].Path != day3 || d[0].Moved != "" {
 				t.Fatalf("reader's damaged list %+v", d)
@@ -99,9 +102,9 @@ func TestDamagedPartitionSetAside(t *testing.T) {
 
 			t.Log("a writer sets it aside and takes the day's records in a fresh file")
 			s := openTestStore(t, cfg)
-			got, err = s.Query(context.Background(), Filter{})
-			if err != nil || !slices.Equal(uids(got), []string{"a", "b", "d", "e"}) {
-				t.Fatalf("writer's query = %v, %v", uids(got), err)
+			got, err = s.Query(context.Background(), flow.Filter{})
+			if err != nil || !slices.Equal(flowtest.UIDs(got), []string{"a", "b", "d", "e"}) {
+				t.Fatalf("writer's query = %v, %v", flowtest.UIDs(got), err)
 			}
 			d := s.DamagedPartitions()
 			if len(d) != 1 || d[0].Path != day3 || !strings.HasPrefix(d[0].Moved, day3+".damaged-") {
@@ -111,13 +114,13 @@ func TestDamagedPartitionSetAside(t *testing.T) {
 			if _, err := os.Stat(d[0].Moved); err != nil {
 				t.Fatal(err)
 			}
-			late := netRecord("c2", "web", "db", VerdictAllow, "web-to-db", 1, t0.Add(2*24*time.Hour+time.Minute))
-			if n, err := s.Ingest(context.Background(), []Record{late}); err != nil || n != 1 {
+			late := flowtest.NetRecord("c2", "web", "db", flow.VerdictAllow, "web-to-db", 1, t0.Add(2*24*time.Hour+time.Minute))
+			if n, err := s.Ingest(context.Background(), []flow.Record{late}); err != nil || n != 1 {
 				t.Fatalf("ingest into the damaged day: %d, %v", n, err)
 			}
-			got, err = s.Query(context.Background(), Filter{})
-			if err != nil || !slices.Equal(uids(got), []string{"a", "b", "c2", "d", "e"}) {
-				t.Fatalf("after ingest = %v, %v", uids(got), err)
+			got, err = s.Query(context.Background(), flow.Filter{})
+			if err != nil || !slices.Equal(flowtest.UIDs(got), []string{"a", "b", "c2", "d", "e"}) {
+				t.Fatalf("after ingest = %v, %v", flowtest.UIDs(got), err)
 			}
 		})
 	}
@@ -138,9 +141,9 @@ func TestCursorAfterDamagedPartition(t *testing.T) {
 			day := t0.Add(2 * 24 * time.Hour)
 			at := func(i int) time.Time { return day.Add(time.Duration(i) * time.Minute) }
 			s := openTestStore(t, cfg)
-			var old []Record
+			var old []flow.Record
 			for i := 0; i < 6; i++ {
-				old = append(old, netRecord(fmt.Sprintf("old-%d", i), "web", "db", VerdictAllow, "web-to-db", 100, at(i)))
+				old = append(old, flowtest.NetRecord(fmt.Sprintf("old-%d", i), "web", "db", flow.VerdictAllow, "web-to-db", 100, at(i)))
 			}
 			if _, err := s.Ingest(ctx, old); err != nil {
 				t.Fatal(err)
@@ -156,12 +159,12 @@ func TestCursorAfterDamagedPartition(t *testing.T) {
 			if err := s.Close(); err != nil {
 				t.Fatal(err)
 			}
-			corruptPage(t, filepath.Join(cfg.Dir, partName(dayOf(Millis(day)))))
+			corruptPage(t, filepath.Join(cfg.Dir, partName(dayOf(flow.Millis(day)))))
 
 			s = openTestStore(t, cfg)
-			var fresh []Record
+			var fresh []flow.Record
 			for i := 0; i < 3; i++ {
-				fresh = append(fresh, netRecord(fmt.Sprintf("new-%d", i), "web", "db", VerdictAllow, "web-to-db", 100, at(10+i)))
+				fresh = append(fresh, flowtest.NetRecord(fmt.Sprintf("new-%d", i), "web", "db", flow.VerdictAllow, "web-to-db", 100, at(10+i)))
 			}
 			if _, err := s.Ingest(ctx, fresh); err != nil {
 				t.Fatal(err)
@@ -174,7 +177,7 @@ func TestCursorAfterDamagedPartition(t *testing.T) {
 				t.Fatal(err)
 			}
 			var got []string
-			if _, err := s.Next(ctx, &taken, 100, func(r Record) error { got = append(got, r.Metadata.UID); return nil }); err != nil {
+			if _, err := s.Next(ctx, &taken, 100, func(r flow.Record) error { got = append(got, r.Metadata.UID); return nil }); err != nil {
 				t.Fatal(err)
 			}
 			if want := []string{"new-0", "new-1", "new-2"}; !slices.Equal(got, want) {
@@ -182,7 +185,7 @@ func TestCursorAfterDamagedPartition(t *testing.T) {
 			}
 			// Taken up again, the cursor is at the fresh file's end.
 			got = nil
-			if _, err := s.Next(ctx, &taken, 100, func(r Record) error { got = append(got, r.Metadata.UID); return nil }); err != nil || len(got) != 0 {
+			if _, err := s.Next(ctx, &taken, 100, func(r flow.Record) error { got = append(got, r.Metadata.UID); return nil }); err != nil || len(got) != 0 {
 				t.Fatalf("Next at the end = %v, %v", got, err)
 			}
 		})
@@ -212,9 +215,9 @@ func TestExporterAfterDamagedPartition(t *testing.T) {
 	}
 	ingest := func(s *Store, prefix string, n int) {
 		t.Helper()
-		var recs []Record
+		var recs []flow.Record
 		for i := 0; i < n; i++ {
-			recs = append(recs, netRecord(fmt.Sprintf("%s-%d", prefix, i), "web", "db", VerdictAllow, "web-to-db", 100, day.Add(time.Duration(i)*time.Second)))
+			recs = append(recs, flowtest.NetRecord(fmt.Sprintf("%s-%d", prefix, i), "web", "db", flow.VerdictAllow, "web-to-db", 100, day.Add(time.Duration(i)*time.Second)))
 		}
 		if _, err := s.Ingest(ctx, recs); err != nil {
 			t.Fatal(err)
@@ -227,14 +230,14 @@ func TestExporterAfterDamagedPartition(t *testing.T) {
 	if err := s.Close(); err != nil {
 		t.Fatal(err)
 	}
-	corruptPage(t, filepath.Join(cfg.Dir, partName(dayOf(Millis(day)))))
+	corruptPage(t, filepath.Join(cfg.Dir, partName(dayOf(flow.Millis(day)))))
 
 	s = openTestStore(t, cfg)
 	ingest(s, "new", 3)
 	export(s)
 	var got []string
 	for _, l := range readLines(t, filepath.Join(dir, "flows.jsonl")) {
-		var r Record
+		var r flow.Record
 		if err := json.Unmarshal([]byte(l), &r); err != nil {
 			t.Fatal(err)
 		}

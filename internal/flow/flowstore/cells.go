@@ -1,4 +1,4 @@
-package flow
+package flowstore
 
 import (
 	"context"
@@ -7,6 +7,8 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+
+	"moat/internal/flow"
 )
 
 // Cells: which nodes' records a store holds, per hour. In a cluster each
@@ -22,10 +24,6 @@ import (
 // covers every record; a partition from before it reports its hours under
 // the node AnyNode, which a merger treats as every node.
 
-// AnyNode stands for every node in a cell of a partition that does not
-// know its nodes.
-const AnyNode = "*"
-
 const nsNode = 'n'
 
 const nodesSchema = `
@@ -37,33 +35,11 @@ CREATE TABLE IF NOT EXISTS nodes (
 ) WITHOUT ROWID;
 `
 
-// NodeHours is one node's hours in a store, as runs [from, to) of hour
-// numbers (hours since the Unix epoch, UTC).
-type NodeHours struct {
-	Node  string     `json:"node"`
-	Hours [][2]int64 `json:"hours"`
-}
-
-// TalkerRecord is one record's weight in the talkers (talkerWeight).
-type TalkerRecord struct {
-	UID string `json:"uid"`
-	Edge
-}
-
-// Talker is the record's part of its pair's talker.
-func (w TalkerRecord) Talker() Talker {
-	t := Talker{Src: w.Src, Dst: w.Dst, Flows: w.Flows, Bytes: w.Bytes}
-	if w.Verdict == VerdictDeny {
-		t.Denied = w.Flows
-	}
-	return t
-}
-
 func nodeAD(hour int64, key []byte) []byte {
 	return append([]byte("moat/flow/node:"+strconv.FormatInt(hour, 10)+":"), key...)
 }
 
-func recordNode(r *Record) string {
+func recordNode(r *flow.Record) string {
 	if r.Unmapped == nil {
 		return ""
 	}
@@ -72,7 +48,7 @@ func recordNode(r *Record) string {
 
 // noteNodes records the (hour, node) cells of the records recs[i], i in
 // idx, in partition p.
-func (s *Store) noteNodes(ctx context.Context, tx *sql.Tx, p *partition, recs []Record, idx []int) error {
+func (s *Store) noteNodes(ctx context.Context, tx *sql.Tx, p *partition, recs []flow.Record, idx []int) error {
 	type cell struct {
 		hour int64
 		node string
@@ -102,20 +78,20 @@ func (s *Store) noteNodes(ctx context.Context, tx *sql.Tx, p *partition, recs []
 
 // NodeCells lists, per node, the hours overlapping f's time range in which
 // the store holds records of that node (filters other than time aside).
-func (s *Store) NodeCells(ctx context.Context, f Filter) ([]NodeHours, error) {
+func (s *Store) NodeCells(ctx context.Context, f flow.Filter) ([]flow.NodeHours, error) {
 	if err := f.Validate(); err != nil {
 		return nil, err
 	}
 	if err := s.refresh(); err != nil {
 		return nil, err
 	}
-	lo, hi := f.span()
+	lo, hi := f.Span()
 	hlo, hhi := lo/hourMillis, (hi-1)/hourMillis
 	hours := map[string][]int64{}
 	err := s.eachPartition(lo, hi, false, func(p *partition) (bool, error) {
 		q := "SELECT hour, node, name FROM nodes WHERE hour >= ? AND hour <= ?"
 		if !p.nodes {
-			q = "SELECT DISTINCT hour, '" + AnyNode + "', NULL FROM talkers WHERE hour >= ? AND hour <= ?"
+			q = "SELECT DISTINCT hour, '" + flow.AnyNode + "', NULL FROM talkers WHERE hour >= ? AND hour <= ?"
 		}
 		rows, err := p.db.QueryContext(ctx, q, hlo, hhi)
 		if err != nil {
@@ -149,10 +125,10 @@ func (s *Store) NodeCells(ctx context.Context, f Filter) ([]NodeHours, error) {
 	if err != nil {
 		return nil, err
 	}
-	out := make([]NodeHours, 0, len(hours))
+	out := make([]flow.NodeHours, 0, len(hours))
 	for node, hs := range hours {
 		sort.Slice(hs, func(i, j int) bool { return hs[i] < hs[j] })
-		nh := NodeHours{Node: node}
+		nh := flow.NodeHours{Node: node}
 		for _, h := range hs {
 			if n := len(nh.Hours); n > 0 && nh.Hours[n-1][1] >= h {
 				nh.Hours[n-1][1] = max(nh.Hours[n-1][1], h+1)
@@ -170,15 +146,15 @@ func (s *Store) NodeCells(ctx context.Context, f Filter) ([]NodeHours, error) {
 // time range and the given node's hours (AnyNode: every node's), that
 // counts in the talkers: what a merger needs to count a record that two
 // servers hold once.
-func (s *Store) TalkerWeights(ctx context.Context, f Filter, cells NodeHours) ([]TalkerRecord, error) {
+func (s *Store) TalkerWeights(ctx context.Context, f flow.Filter, cells flow.NodeHours) ([]flow.TalkerRecord, error) {
 	if err := f.Validate(); err != nil {
 		return nil, err
 	}
 	if err := s.refresh(); err != nil {
 		return nil, err
 	}
-	lo, hi := f.span()
-	var out []TalkerRecord
+	lo, hi := f.Span()
+	var out []flow.TalkerRecord
 	for _, h := range cells.Hours {
 		clo, chi := max(lo, h[0]*hourMillis), min(hi, h[1]*hourMillis)
 		if clo >= chi {
@@ -192,14 +168,14 @@ func (s *Store) TalkerWeights(ctx context.Context, f Filter, cells NodeHours) ([
 			}
 			for i := range recs {
 				r := &recs[i]
-				if cells.Node != AnyNode && recordNode(r) != cells.Node {
+				if cells.Node != flow.AnyNode && recordNode(r) != cells.Node {
 					continue
 				}
-				e := EdgeOf(r)
+				e := flow.EdgeOf(r)
 				if e.Flows == 0 && e.Bytes == 0 {
 					continue
 				}
-				out = append(out, TalkerRecord{UID: r.Metadata.UID, Edge: e})
+				out = append(out, flow.TalkerRecord{UID: r.Metadata.UID, Edge: e})
 			}
 			return false, nil
 		})

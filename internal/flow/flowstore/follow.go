@@ -1,9 +1,11 @@
-package flow
+package flowstore
 
 import (
 	"errors"
 	"sync"
 	"sync/atomic"
+
+	"moat/internal/flow"
 )
 
 // Subscription receives the records Ingest stores that match its filter.
@@ -11,25 +13,25 @@ import (
 // ingestion; the loss is counted in Dropped and in the store's stats.
 type Subscription struct {
 	// C carries the records; it is closed when the subscription ends.
-	C <-chan Record
+	C <-chan flow.Record
 
-	c       chan Record
+	c       chan flow.Record
 	s       *Store
-	f       Filter
+	f       flow.Filter
 	dropped atomic.Uint64
 	once    sync.Once
 }
 
 // Follow subscribes to newly stored records matching f (Limit ignored),
 // buffering up to buffer of them (at least 1).
-func (s *Store) Follow(f Filter, buffer int) (*Subscription, error) {
+func (s *Store) Follow(f flow.Filter, buffer int) (*Subscription, error) {
 	if err := f.Validate(); err != nil {
 		return nil, err
 	}
 	if buffer < 1 {
 		buffer = 1
 	}
-	c := make(chan Record, buffer)
+	c := make(chan flow.Record, buffer)
 	sub := &Subscription{C: c, c: c, s: s, f: f}
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -56,7 +58,7 @@ func (sub *Subscription) end() { sub.once.Do(func() { close(sub.c) }) }
 // notify hands the stored records recs[i], i in idx, to the subscribers.
 // Sending happens under s.mu so that Close cannot close a channel that is
 // being sent on; sends never block.
-func (s *Store) notify(recs []Record, idx []int) {
+func (s *Store) notify(recs []flow.Record, idx []int) {
 	if len(idx) == 0 {
 		return
 	}
@@ -79,33 +81,4 @@ func (s *Store) notify(recs []Record, idx []int) {
 			}
 		}
 	}
-}
-
-// SeenUIDs remembers the last n record UIDs added: what a reader merging
-// several streams of records (a cluster's servers, a reconnection's
-// overlap) uses to show each record once, in bounded memory.
-type SeenUIDs struct {
-	m    map[string]bool
-	ring []string
-	next int
-}
-
-// NewSeenUIDs remembers up to n UIDs (at least 1).
-func NewSeenUIDs(n int) *SeenUIDs {
-	return &SeenUIDs{m: make(map[string]bool, max(n, 1)), ring: make([]string, max(n, 1))}
-}
-
-// Add reports whether uid is new, remembering it and forgetting the
-// oldest beyond n.
-func (s *SeenUIDs) Add(uid string) bool {
-	if s.m[uid] {
-		return false
-	}
-	if old := s.ring[s.next]; old != "" {
-		delete(s.m, old)
-	}
-	s.ring[s.next] = uid
-	s.next = (s.next + 1) % len(s.ring)
-	s.m[uid] = true
-	return true
 }

@@ -1,4 +1,4 @@
-package flow
+package flowstore
 
 import (
 	"context"
@@ -9,29 +9,14 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"moat/internal/flow"
+	"moat/internal/flow/flowtest"
 )
 
 var t0 = time.Date(2026, 11, 23, 10, 30, 0, 0, time.UTC)
 
 // netRecord returns a Network Activity record from src to dst at t.
-func netRecord(uid, src, dst, verdict, rule string, bytes int64, t time.Time) Record {
-	r := Header(ClassNetworkActivity, ActivityClose, "moat-agent", t)
-	r.Metadata.UID = uid
-	r.SrcEndpoint = &Endpoint{IP: "10.0.0.1", Port: 40000, UID: "spiffe://prod.example/svc/" + src, SvcName: src}
-	r.DstEndpoint = &Endpoint{IP: "10.0.0.2", Port: 5432, UID: "spiffe://prod.example/svc/" + dst, SvcName: dst}
-	r.ConnectionInfo = &ConnectionInfo{ProtocolName: "tcp", ProtocolNum: 6, DirectionID: DirectionInbound}
-	r.Traffic = &Traffic{BytesIn: bytes / 2, BytesOut: bytes - bytes/2, Bytes: bytes}
-	r.StartTime, r.EndTime = r.Time-1000, r.Time
-	r.FirewallRule = &Rule{Name: rule}
-	r.Unmapped = &Moat{Verdict: verdict, Node: "node-a"}
-	if verdict == VerdictDeny {
-		r.ActionID, r.Action = ActionDenied, "Denied"
-	} else {
-		r.ActionID, r.Action = ActionAllowed, "Allowed"
-	}
-	return r
-}
-
 type fixedClock struct{ t time.Time }
 
 func (c *fixedClock) now() time.Time { return c.t }
@@ -52,20 +37,12 @@ func openTestStore(t *testing.T, cfg StoreConfig) *Store {
 	return s
 }
 
-func uids(rs []Record) []string {
-	var out []string
-	for _, r := range rs {
-		out = append(out, r.Metadata.UID)
-	}
-	return out
-}
-
 func TestIngestExactlyOnce(t *testing.T) {
 	ctx := context.Background()
 	s := openTestStore(t, StoreConfig{})
-	var batch []Record
+	var batch []flow.Record
 	for i := range 100 {
-		batch = append(batch, netRecord(fmt.Sprintf("r%03d", i), "web", "db", VerdictAllow, "web-to-db", 100, t0.Add(time.Duration(i)*time.Second)))
+		batch = append(batch, flowtest.NetRecord(fmt.Sprintf("r%03d", i), "web", "db", flow.VerdictAllow, "web-to-db", 100, t0.Add(time.Duration(i)*time.Second)))
 	}
 	n, err := s.Ingest(ctx, batch)
 	if err != nil || n != 100 {
@@ -74,7 +51,7 @@ func TestIngestExactlyOnce(t *testing.T) {
 	// The same batch again plus duplicates inside one batch and ten new.
 	again := append(slices.Clone(batch[:50]), batch[10:20]...)
 	for i := 100; i < 110; i++ {
-		r := netRecord(fmt.Sprintf("r%03d", i), "web", "db", VerdictAllow, "web-to-db", 100, t0.Add(time.Duration(i)*time.Second))
+		r := flowtest.NetRecord(fmt.Sprintf("r%03d", i), "web", "db", flow.VerdictAllow, "web-to-db", 100, t0.Add(time.Duration(i)*time.Second))
 		again = append(again, r, r)
 	}
 	n, err = s.Ingest(ctx, again)
@@ -85,7 +62,7 @@ func TestIngestExactlyOnce(t *testing.T) {
 	if st.Stored != 110 || st.Duplicates != 70 {
 		t.Fatalf("stats = %+v, want 110 stored, 70 duplicates", st)
 	}
-	got, err := s.Query(ctx, Filter{})
+	got, err := s.Query(ctx, flow.Filter{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -98,33 +75,33 @@ func TestIngestExactlyOnce(t *testing.T) {
 		}
 	}
 	// The rollup counted each record once.
-	top, err := s.TopTalkers(ctx, Filter{}, 5)
+	top, err := s.TopTalkers(ctx, flow.Filter{}, 5)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if want := []Talker{{Src: "spiffe://prod.example/svc/web", Dst: "spiffe://prod.example/svc/db", Flows: 110, Bytes: 11000}}; !slices.Equal(top, want) {
+	if want := []flow.Talker{{Src: "spiffe://prod.example/svc/web", Dst: "spiffe://prod.example/svc/db", Flows: 110, Bytes: 11000}}; !slices.Equal(top, want) {
 		t.Fatalf("top talkers = %+v, want %+v", top, want)
 	}
 }
 
 func TestIngestRefusesInvalid(t *testing.T) {
-	good := netRecord("ok", "web", "db", VerdictAllow, "r", 1, t0)
+	good := flowtest.NetRecord("ok", "web", "db", flow.VerdictAllow, "r", 1, t0)
 	tests := []struct {
 		name   string
-		mutate func(r *Record)
+		mutate func(r *flow.Record)
 		want   string
 	}{
-		{"empty uid", func(r *Record) { r.Metadata.UID = "" }, `flow: ingest: record 1 (uid ""): empty metadata.uid`},
-		{"long uid", func(r *Record) { r.Metadata.UID = string(make([]byte, 129)) }, "metadata.uid longer than 128 bytes"},
-		{"no time", func(r *Record) { r.Time = 0 }, `flow: ingest: record 1 (uid "bad"): time 0 is not a positive millisecond timestamp`},
-		{"no class", func(r *Record) { r.ClassUID = 0 }, `flow: ingest: record 1 (uid "bad"): class_uid is zero`},
+		{"empty uid", func(r *flow.Record) { r.Metadata.UID = "" }, `flow: ingest: record 1 (uid ""): empty metadata.uid`},
+		{"long uid", func(r *flow.Record) { r.Metadata.UID = string(make([]byte, 129)) }, "metadata.uid longer than 128 bytes"},
+		{"no time", func(r *flow.Record) { r.Time = 0 }, `flow: ingest: record 1 (uid "bad"): time 0 is not a positive millisecond timestamp`},
+		{"no class", func(r *flow.Record) { r.ClassUID = 0 }, `flow: ingest: record 1 (uid "bad"): class_uid is zero`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			s := openTestStore(t, StoreConfig{})
-			bad := netRecord("bad", "web", "db", VerdictAllow, "r", 1, t0)
+			bad := flowtest.NetRecord("bad", "web", "db", flow.VerdictAllow, "r", 1, t0)
 			tt.mutate(&bad)
-			n, err := s.Ingest(context.Background(), []Record{good, bad})
+			n, err := s.Ingest(context.Background(), []flow.Record{good, bad})
 			if err == nil || !strings.Contains(err.Error(), tt.want) {
 				t.Fatalf("Ingest error = %v, want %q", err, tt.want)
 			}
@@ -140,10 +117,10 @@ func TestRetentionDropsWholeDays(t *testing.T) {
 	dir := t.TempDir()
 	clock := &fixedClock{t: t0}
 	s := openTestStore(t, StoreConfig{Dir: dir, Retention: 48 * time.Hour, Now: clock.now})
-	var batch []Record
+	var batch []flow.Record
 	for d := range 4 { // t0-3d .. t0
 		at := t0.Add(-time.Duration(3-d) * 24 * time.Hour)
-		batch = append(batch, netRecord(fmt.Sprintf("d%d", d), "web", "db", VerdictAllow, "r", 1, at))
+		batch = append(batch, flowtest.NetRecord(fmt.Sprintf("d%d", d), "web", "db", flow.VerdictAllow, "r", 1, at))
 	}
 	n, err := s.Ingest(ctx, batch)
 	if err != nil {
@@ -151,7 +128,7 @@ func TestRetentionDropsWholeDays(t *testing.T) {
 	}
 	// t0-3d is older than the retention and is not stored; t0-2d is inside
 	// it; a record two days ahead of the clock is not stored either.
-	batch = append(batch, netRecord("future", "web", "db", VerdictAllow, "r", 1, t0.Add(48*time.Hour)))
+	batch = append(batch, flowtest.NetRecord("future", "web", "db", flow.VerdictAllow, "r", 1, t0.Add(48*time.Hour)))
 	n, err = s.Ingest(ctx, batch)
 	if err != nil {
 		t.Fatal(err)
@@ -187,9 +164,9 @@ func TestRetentionDropsWholeDays(t *testing.T) {
 	if want := []string{"flows-20261123.db"}; !slices.Equal(files(), want) {
 		t.Fatalf("partitions = %v, want %v", files(), want)
 	}
-	got, err := s.Query(ctx, Filter{})
-	if err != nil || !slices.Equal(uids(got), []string{"d3"}) {
-		t.Fatalf("query = %v, %v; want [d3]", uids(got), err)
+	got, err := s.Query(ctx, flow.Filter{})
+	if err != nil || !slices.Equal(flowtest.UIDs(got), []string{"d3"}) {
+		t.Fatalf("query = %v, %v; want [d3]", flowtest.UIDs(got), err)
 	}
 	// Reopening applies the retention too.
 	s.Close()
@@ -211,27 +188,27 @@ func TestTalkersCountAConnectionOnce(t *testing.T) {
 	ctx := context.Background()
 	s := openTestStore(t, StoreConfig{})
 	conn := "00112233445566778899aabbccddeeff"
-	rec := func(uid string, dir, activity int, in, out int64, at time.Time) Record {
-		r := netRecord(uid, "web", "db", VerdictAllow, "web-to-db", 0, at)
-		r.ActivityID, r.TypeUID = activity, ClassNetworkActivity*100+activity
-		r.ConnectionInfo = &ConnectionInfo{UID: conn, DirectionID: dir}
-		r.Traffic = &Traffic{BytesIn: in, BytesOut: out, Bytes: in + out}
+	rec := func(uid string, dir, activity int, in, out int64, at time.Time) flow.Record {
+		r := flowtest.NetRecord(uid, "web", "db", flow.VerdictAllow, "web-to-db", 0, at)
+		r.ActivityID, r.TypeUID = activity, flow.ClassNetworkActivity*100+activity
+		r.ConnectionInfo = &flow.ConnectionInfo{UID: conn, DirectionID: dir}
+		r.Traffic = &flow.Traffic{BytesIn: in, BytesOut: out, Bytes: in + out}
 		return r
 	}
-	batch := []Record{
-		rec("open", DirectionInbound, ActivityOpen, 0, 0, t0),
-		rec("interim", DirectionInbound, ActivityTraffic, 100, 141, t0.Add(time.Minute)),
-		rec("close", DirectionInbound, ActivityClose, 0, 100, t0.Add(2*time.Minute)),
-		rec("source", DirectionOutbound, ActivityClose, 241, 100, t0.Add(2*time.Minute)),
+	batch := []flow.Record{
+		rec("open", flow.DirectionInbound, flow.ActivityOpen, 0, 0, t0),
+		rec("interim", flow.DirectionInbound, flow.ActivityTraffic, 100, 141, t0.Add(time.Minute)),
+		rec("close", flow.DirectionInbound, flow.ActivityClose, 0, 100, t0.Add(2*time.Minute)),
+		rec("source", flow.DirectionOutbound, flow.ActivityClose, 241, 100, t0.Add(2*time.Minute)),
 	}
 	if _, err := s.Ingest(ctx, batch); err != nil {
 		t.Fatal(err)
 	}
-	top, err := s.TopTalkers(ctx, Filter{}, 5)
+	top, err := s.TopTalkers(ctx, flow.Filter{}, 5)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if want := []Talker{{Src: "spiffe://prod.example/svc/web", Dst: "spiffe://prod.example/svc/db", Flows: 1, Bytes: 341}}; !slices.Equal(top, want) {
+	if want := []flow.Talker{{Src: "spiffe://prod.example/svc/web", Dst: "spiffe://prod.example/svc/db", Flows: 1, Bytes: 341}}; !slices.Equal(top, want) {
 		t.Fatalf("top talkers = %+v, want %+v", top, want)
 	}
 }
