@@ -1,0 +1,54 @@
+package moat_test
+
+import (
+	"os/exec"
+	"strings"
+	"testing"
+)
+
+// TestAgentLinksOnlyTheAgent keeps cmd/moat-agent (and the agent's
+// packages, which "moat agent" runs) free of what only the control plane,
+// the gateway or the dashboard use: every linked package's initialisers
+// run in every agent and its code is mapped into it, so a dependency that
+// creeps back costs each node memory (bench/mesh measures it).
+func TestAgentLinksOnlyTheAgent(t *testing.T) {
+	forbidden := []string{
+		"go.etcd.io/etcd/",         // the control plane's cluster store
+		"go.etcd.io/bbolt",         // the control plane's embedded store
+		"go.uber.org/zap",          // etcd's logger
+		"modernc.org/sqlite",       // the server's flow store
+		"github.com/goccy/go-json", // the flow store's codec
+		"github.com/corazawaf/",    // the gateway's WAF
+		"github.com/go-webauthn/",  // administrators' MFA
+		"github.com/wasilibs/",     // the WAF's RE2
+		"moat/internal/server",
+		"moat/internal/gateway",
+		"moat/internal/waf",
+		"moat/internal/ui",
+		"moat/internal/detect",
+		"moat/internal/check",
+		"moat/internal/flow/flowstore",
+		"moat/internal/store/", // backends; store/kv is the contract alone
+	}
+	allowed := map[string]bool{"moat/internal/store/kv": true}
+	for _, pkg := range []string{"./cmd/moat-agent", "./internal/agent", "./internal/cli/agentcli"} {
+		out, err := exec.Command("go", "list", "-deps", pkg).CombinedOutput()
+		if err != nil {
+			t.Fatalf("go list -deps %s: %v\n%s", pkg, err, out)
+		}
+		deps := strings.Fields(string(out))
+		if len(deps) < 50 {
+			t.Fatalf("go list -deps %s listed %d packages: %q", pkg, len(deps), out)
+		}
+		for _, d := range deps {
+			if allowed[d] {
+				continue
+			}
+			for _, f := range forbidden {
+				if d == strings.TrimSuffix(f, "/") || strings.HasPrefix(d, f) || strings.HasPrefix(d, f+"/") {
+					t.Errorf("%s links %s", pkg, d)
+				}
+			}
+		}
+	}
+}
