@@ -1,9 +1,9 @@
 // Command meshbench measures, in one run and on loopback only, the same
 // traffic carried three ways: direct (client → backend), through a pair of
-// real "moat-agent" processes (cmd/moat-agent, the executable that links the agent alone) joined to a real control plane ("moat server
-// run", sealed, made by "moat server init"), and through a pair of HAProxy
-// processes (mode tcp, TLS 1.3 with client certificates both ways and
-// session resumption). See README.md for what each phase measures and the
+// real node agents (cmd/moat-agent, the executable that links the agent
+// alone) joined to a real control plane ("moat server run", sealed, made by
+// "moat server init"), and through a pair of HAProxy processes (mode tcp,
+// TLS 1.3 with client certificates both ways and session resumption). See README.md for what each phase measures and the
 // figures.
 //
 //	go run ./bench/mesh                 # 3 repetitions of 10 s phases
@@ -196,9 +196,9 @@ func haproxyVersion() string {
 
 var listening = regexp.MustCompile(`msg="control plane listening" addr=(\S+)`)
 
-// setupMoat builds cmd/moat and cmd/moat-agent, makes and runs a sealed control plane, joins
-// agents a (the callers' side) and b (the backends' side) and waits until
-// every upstream carries traffic.
+// setupMoat builds cmd/moat and cmd/moat-agent, makes and runs a sealed
+// control plane, joins agents a (the callers' side) and b (the backends'
+// side) and waits until every upstream carries traffic.
 func setupMoat(o options, dir string, ps *procs, direct path) (path, error) {
 	bin, agentBin := filepath.Join(dir, "moat"), filepath.Join(dir, "moat-agent")
 	for _, b := range [][2]string{{bin, "./cmd/moat"}, {agentBin, "./cmd/moat-agent"}} {
@@ -295,7 +295,14 @@ func setupMoat(o options, dir string, ps *procs, direct path) (path, error) {
 		if o.procs > 0 {
 			args = append(args, "--procs", fmt.Sprint(o.procs))
 		}
-		p, err := ps.start("moat-agent "+node, agentEnv, agentBin, args...)
+		// Each node has its own copy of the executable, as two hosts do:
+		// the agents share no page cache (see README, "Where the agent's
+		// memory goes").
+		nodeBin := agentBin + "-" + node
+		if err := copyExecutable(agentBin, nodeBin); err != nil {
+			return path{}, err
+		}
+		p, err := ps.start("moat-agent "+node, agentEnv, nodeBin, args...)
 		if err != nil {
 			return path{}, err
 		}
@@ -575,4 +582,13 @@ func sanitize(s string) string {
 		}
 		return '_'
 	}, strings.ToLower(s))
+}
+
+// copyExecutable writes a copy of the executable src to dst.
+func copyExecutable(src, dst string) error {
+	b, err := os.ReadFile(src)
+	if err != nil {
+		return err
+	}
+	return os.WriteFile(dst, b, 0o755)
 }

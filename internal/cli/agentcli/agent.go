@@ -96,6 +96,7 @@ func runNode(ctx context.Context, e *cmdline.Env, c *agent.File, validateOnly bo
 	if err != nil {
 		return err
 	}
+	n.shed = e.ShedExecutable
 	return n.Run(ctx)
 }
 
@@ -149,6 +150,7 @@ type Node struct {
 	metricsAddr string
 	log         *slog.Logger
 	meshAddr    string
+	shed        func() error // Env.ShedExecutable, for a process that is the agent alone
 }
 
 // Run runs the agent and its metrics until ctx ends or one fails. It logs
@@ -160,6 +162,13 @@ func (n *Node) Run(ctx context.Context) error {
 	g.Go(func() error { return n.Agent.Run(ctx) })
 	g.Go(func() error {
 		if n.Agent.WaitReady(ctx) == nil {
+			// What start-up mapped of the executable is given back; the
+			// agent's steady work maps back only what it uses.
+			if n.shed != nil {
+				if err := n.shed(); err != nil {
+					n.log.Debug("executable pages kept", "err", err)
+				}
+			}
 			var local []string
 			for _, r := range n.Agent.LocalServices() {
 				local = append(local, r.Name)

@@ -33,6 +33,12 @@ type Env struct {
 	// SetMaxProcs sets how many threads run Go code at once (as
 	// runtime.GOMAXPROCS); nil leaves it alone, as SetMemoryLimit.
 	SetMaxProcs func(int) int
+	// ShedExecutable gives back the pages of the process's executable that
+	// start-up mapped, so that only those it goes on to use come back, a
+	// page at a time (Linux; nil elsewhere, and in tests, as
+	// SetMemoryLimit). A long-running command whose resident memory counts
+	// (the node agent) calls it once it is serving.
+	ShedExecutable func() error
 }
 
 // Command is one subcommand. It has Run, Sub, or both: a command that runs
@@ -73,7 +79,10 @@ func Usagef(format string, args ...any) error {
 func Main(root *Command, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	return Run(ctx, &Env{Stdin: stdin, Stdout: stdout, Stderr: stderr, Getenv: os.Getenv, SetMemoryLimit: debug.SetMemoryLimit, SetMaxProcs: runtime.GOMAXPROCS}, root, args)
+	return Run(ctx, &Env{
+		Stdin: stdin, Stdout: stdout, Stderr: stderr, Getenv: os.Getenv,
+		SetMemoryLimit: debug.SetMemoryLimit, SetMaxProcs: runtime.GOMAXPROCS, ShedExecutable: shedExecutable,
+	}, root, args)
 }
 
 // Run runs the command of root's tree that args name and returns its exit

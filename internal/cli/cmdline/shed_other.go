@@ -1,0 +1,6 @@
+//go:build !linux
+
+package cmdline
+
+// shedExecutable is Linux's alone (see shed_linux.go).
+var shedExecutable func() error
