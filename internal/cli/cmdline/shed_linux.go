@@ -18,7 +18,8 @@ import (
 // demand, instead of the large folios read-ahead fills the page cache
 // with at start-up, each of which a fault maps whole (on Linux 6.x with
 // large folios a touch maps up to 150 KiB). Writable mappings (the data
-// and its copy-on-write pages) are left alone.
+// and its copy-on-write pages) are left alone. Pages another process maps
+// (a second process of the same executable) stay in the page cache.
 func shedExecutable() error {
 	exe, err := os.Readlink("/proc/self/exe")
 	if err != nil {
@@ -64,6 +65,11 @@ func shedExecutable() error {
 		return err
 	}
 	defer ef.Close()
+	// Pages not yet written back (an executable installed just before it
+	// started) cannot be evicted: write them first.
+	if err := unix.Fdatasync(int(ef.Fd())); err != nil {
+		return err
+	}
 	return unix.Fadvise(int(ef.Fd()), 0, 0, unix.FADV_DONTNEED)
 }
 
