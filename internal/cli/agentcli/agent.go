@@ -96,7 +96,7 @@ func runNode(ctx context.Context, e *cmdline.Env, c *agent.File, validateOnly bo
 	if err != nil {
 		return err
 	}
-	n.shed = e.ShedExecutable
+	n.shed = e.ShedStartup
 	return n.Run(ctx)
 }
 
@@ -150,7 +150,7 @@ type Node struct {
 	metricsAddr string
 	log         *slog.Logger
 	meshAddr    string
-	shed        func() error // Env.ShedExecutable, for a process that is the agent alone
+	shed        func() error // Env.ShedStartup, for a process that is the agent alone
 }
 
 // Run runs the agent and its metrics until ctx ends or one fails. It logs
@@ -162,11 +162,11 @@ func (n *Node) Run(ctx context.Context) error {
 	g.Go(func() error { return n.Agent.Run(ctx) })
 	g.Go(func() error {
 		if n.Agent.WaitReady(ctx) == nil {
-			// What start-up mapped of the executable is given back; the
-			// agent's steady work maps back only what it uses.
+			// What start-up took (garbage, the executable's pages) is
+			// given back; the agent's steady work maps back what it uses.
 			if n.shed != nil {
 				if err := n.shed(); err != nil {
-					n.log.Debug("executable pages kept", "err", err)
+					n.log.Debug("start-up memory kept", "err", err)
 				}
 			}
 			var local []string

@@ -33,12 +33,14 @@ type Env struct {
 	// SetMaxProcs sets how many threads run Go code at once (as
 	// runtime.GOMAXPROCS); nil leaves it alone, as SetMemoryLimit.
 	SetMaxProcs func(int) int
-	// ShedExecutable gives back the pages of the process's executable that
-	// start-up mapped, so that only those it goes on to use come back, a
-	// page at a time (Linux; nil elsewhere, and in tests, as
-	// SetMemoryLimit). A long-running command whose resident memory counts
-	// (the node agent) calls it once it is serving.
-	ShedExecutable func() error
+	// ShedStartup gives back what start-up took and serving does not
+	// need: the heap's garbage (a collection, and the freed memory returned
+	// to the system) and, on Linux, the pages of the process's executable
+	// that start-up mapped, so that only those it goes on to use come back,
+	// a page at a time. Nil leaves them, as in tests (as SetMemoryLimit). A
+	// long-running command whose resident memory counts (the node agent)
+	// calls it once it is serving.
+	ShedStartup func() error
 }
 
 // Command is one subcommand. It has Run, Sub, or both: a command that runs
@@ -81,7 +83,7 @@ func Main(root *Command, args []string, stdin io.Reader, stdout, stderr io.Write
 	defer stop()
 	return Run(ctx, &Env{
 		Stdin: stdin, Stdout: stdout, Stderr: stderr, Getenv: os.Getenv,
-		SetMemoryLimit: debug.SetMemoryLimit, SetMaxProcs: runtime.GOMAXPROCS, ShedExecutable: shedExecutable,
+		SetMemoryLimit: debug.SetMemoryLimit, SetMaxProcs: runtime.GOMAXPROCS, ShedStartup: shedStartup,
 	}, root, args)
 }
 
@@ -219,4 +221,10 @@ func EnvDefault(e *Env, name, def string) string {
 		return v
 	}
 	return def
+}
+
+// shedStartup is Env.ShedStartup.
+func shedStartup() error {
+	debug.FreeOSMemory()
+	return shedExecutable()
 }
