@@ -96,7 +96,7 @@ func runNode(ctx context.Context, e *cmdline.Env, c *agent.File, validateOnly bo
 	if err != nil {
 		return err
 	}
-	n.shed = e.ShedStartup
+	n.freeOSMemory = e.FreeOSMemory
 	return n.Run(ctx)
 }
 
@@ -145,12 +145,12 @@ func EgressCommand() *cmdline.Command {
 
 // Node is a started agent with its metrics.
 type Node struct {
-	Agent       *agent.Agent
-	metrics     *prometheus.Registry
-	metricsAddr string
-	log         *slog.Logger
-	meshAddr    string
-	shed        func() error // Env.ShedStartup, for a process that is the agent alone
+	Agent        *agent.Agent
+	metrics      *prometheus.Registry
+	metricsAddr  string
+	log          *slog.Logger
+	meshAddr     string
+	freeOSMemory func() // Env.FreeOSMemory
 }
 
 // Run runs the agent and its metrics until ctx ends or one fails. It logs
@@ -162,12 +162,9 @@ func (n *Node) Run(ctx context.Context) error {
 	g.Go(func() error { return n.Agent.Run(ctx) })
 	g.Go(func() error {
 		if n.Agent.WaitReady(ctx) == nil {
-			// What start-up took (garbage, the executable's pages) is
-			// given back; the agent's steady work maps back what it uses.
-			if n.shed != nil {
-				if err := n.shed(); err != nil {
-					n.log.Debug("start-up memory kept", "err", err)
-				}
+			// The heap start-up left behind is garbage: give it back.
+			if n.freeOSMemory != nil {
+				n.freeOSMemory()
 			}
 			var local []string
 			for _, r := range n.Agent.LocalServices() {

@@ -33,14 +33,14 @@ type Env struct {
 	// SetMaxProcs sets how many threads run Go code at once (as
 	// runtime.GOMAXPROCS); nil leaves it alone, as SetMemoryLimit.
 	SetMaxProcs func(int) int
-	// ShedStartup gives back what start-up took and serving does not
-	// need: the heap's garbage (a collection, and the freed memory returned
-	// to the system) and, on Linux, the pages of the process's executable
-	// that start-up mapped, so that only those it goes on to use come back,
-	// a page at a time. Nil leaves them, as in tests (as SetMemoryLimit). A
+	// FreeOSMemory collects the heap and returns what is free to the system
+	// (as runtime/debug.FreeOSMemory); nil leaves it, as SetMemoryLimit. A
 	// long-running command whose resident memory counts (the node agent)
-	// calls it once it is serving.
-	ShedStartup func() error
+	// calls it once it is serving, so that the garbage start-up made (parsed
+	// configuration, the first snapshot's decoding, certificate issuance) is
+	// not kept as heap the collector would otherwise hold until it grows
+	// into it.
+	FreeOSMemory func()
 }
 
 // Command is one subcommand. It has Run, Sub, or both: a command that runs
@@ -83,7 +83,7 @@ func Main(root *Command, args []string, stdin io.Reader, stdout, stderr io.Write
 	defer stop()
 	return Run(ctx, &Env{
 		Stdin: stdin, Stdout: stdout, Stderr: stderr, Getenv: os.Getenv,
-		SetMemoryLimit: debug.SetMemoryLimit, SetMaxProcs: runtime.GOMAXPROCS, ShedStartup: shedStartup,
+		SetMemoryLimit: debug.SetMemoryLimit, SetMaxProcs: runtime.GOMAXPROCS, FreeOSMemory: debug.FreeOSMemory,
 	}, root, args)
 }
 
@@ -221,10 +221,4 @@ func EnvDefault(e *Env, name, def string) string {
 		return v
 	}
 	return def
-}
-
-// shedStartup is Env.ShedStartup.
-func shedStartup() error {
-	debug.FreeOSMemory()
-	return shedExecutable()
 }
