@@ -1,6 +1,7 @@
 package moat_test
 
 import (
+	"os"
 	"os/exec"
 	"strings"
 	"testing"
@@ -49,6 +50,41 @@ func TestAgentLinksOnlyTheAgent(t *testing.T) {
 					t.Errorf("%s links %s", pkg, d)
 				}
 			}
+		}
+	}
+}
+
+// TestAgentShippedBuild checks the build cmd/moat-agent's doc gives
+// (CGO_ENABLED=0, -tags grpcnotrace) against go build's defaults: the
+// defaults link gRPC's request tracing and its templates and the C library
+// glue, the shipped build none of them, and it still links gRPC (the
+// Workload API), so the test reads the build it claims to.
+func TestAgentShippedBuild(t *testing.T) {
+	deps := func(env []string, args ...string) map[string]bool {
+		cmd := exec.Command("go", append([]string{"list", "-deps"}, append(args, "./cmd/moat-agent")...)...)
+		cmd.Env = append(os.Environ(), env...)
+		out, err := cmd.CombinedOutput()
+		if err != nil {
+			t.Fatalf("go list -deps %v ./cmd/moat-agent: %v\n%s", args, err, out)
+		}
+		m := map[string]bool{}
+		for _, d := range strings.Fields(string(out)) {
+			m[d] = true
+		}
+		return m
+	}
+	dropped := []string{"golang.org/x/net/trace", "html/template", "text/template", "runtime/cgo"}
+	def := deps([]string{"CGO_ENABLED=1"})
+	shipped := deps([]string{"CGO_ENABLED=0"}, "-tags", "grpcnotrace")
+	if !shipped["google.golang.org/grpc"] {
+		t.Fatalf("the shipped build of cmd/moat-agent links no google.golang.org/grpc: the list is not of the agent")
+	}
+	for _, p := range dropped {
+		if !def[p] {
+			t.Errorf("go build's defaults no longer link %s into cmd/moat-agent: the shipped build's flags may be stale", p)
+		}
+		if shipped[p] {
+			t.Errorf("the shipped build of cmd/moat-agent links %s", p)
 		}
 	}
 }
