@@ -17,7 +17,7 @@ import (
 	"moat/internal/api"
 	"moat/internal/audit"
 	"moat/internal/ca"
-	"moat/internal/flow"
+	"moat/internal/flow/flowstore"
 	"moat/internal/identity"
 	"moat/internal/seal"
 	"moat/internal/store"
@@ -73,7 +73,7 @@ func newAuthFixture(t *testing.T) *authFixture {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { alog.Close() })
-	fs, err := flow.OpenStore(flow.StoreConfig{Dir: filepath.Join(dir, "flows")})
+	fs, err := flowstore.OpenStore(flowstore.StoreConfig{Dir: filepath.Join(dir, "flows")})
 	if err != nil {
 		t.Fatal(err)
 	}
