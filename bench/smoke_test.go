@@ -44,7 +44,7 @@ var harnesses = []harness{
 		"-rss-settle", "1s", "-rss-samples", "1", "-services", "50", "-agents", "5", "-revocations", "1"},
 		want: []string{`CA.SignPublicKey \(sign, then validate\)\s+\d+`, `agent VmRSS median [\d.]+ MB`, `median over 1 revocations: committed`}},
 	{name: "ui", pkg: "./bench/ui", args: []string{"-services", "40", "-edges", "150", "-runs", "1", "-update", "20", "-dir", "$TMP"},
-		want: []string{`rollup \(flow.Store.Edges\)\s+[\d.]+ ms\s+150 edges`, `ratio peer/rollup\s+[\d.]+x`, `dashboard backend \(/api/graph, layout\)\s+[\d.]+ ms`,
+		want: []string{`rollup \(flowstore.Store.Edges\)\s+[\d.]+ ms\s+150 edges`, `ratio peer/rollup\s+[\d.]+x`, `dashboard backend \(/api/graph, layout\)\s+[\d.]+ ms`,
 			`navigation to graph painted\s+[\d.]+ ms`, `script applying the delta\s+[\d.]+ ms`}},
 	{name: "waf", pkg: "./bench/waf", args: []string{"-corpus", "internal/waf/testdata/corpus.jsonl"},
 		want: []string{`attacks blocked \d+/\d+ \(`, `benign blocked \d+/\d+ \(`, `95% intervals: attacks blocked [\d.]+%-[\d.]+%, benign blocked [\d.]+%-[\d.]+%`}},
@@ -62,7 +62,8 @@ var harnesses = []harness{
 	{name: "mesh", script: []string{"bench/mesh/run.sh"}, env: []string{"SMOKE=1"},
 		want: []string{`\| added p99 µs, 1 KB at 1k req/s uniform \| 0 \| -?\d+ \| -?\d+ \| `, `\| added p99 µs, 1 KB at 1k req/s bursty \| 0 \| -?\d+ \| -?\d+ \| `,
 			`\| max req/s \| \d+ \| \d+ \| \d+ \|`, `\| bulk MB/s \| [\d.]+ \| [\d.]+ \| [\d.]+ \|`, `\| added new conn p50 µs \| 0 \| -?\d+ \| -?\d+ \|`,
-			`\| RSS MiB idle, source side \| 0.0 \| [\d.]+ \| [\d.]+ \|`, `\| RSS MiB at 1k req/s, destination side \| 0.0 \| [\d.]+ \| [\d.]+ \|`}},
+			`\| RSS MiB idle, source side \| 0.0 \| [\d.]+ \| [\d.]+ \|`, `\| RSS MiB at 1k req/s, destination side \| 0.0 \| [\d.]+ \| [\d.]+ \|`,
+			`\| of which RssAnon \(heap, stacks\) \| 0.0 \| [\d.]+ \| [\d.]+ \|`, `\| of which RssFile \(executable, libraries\) \| 0.0 \| [\d.]+ \| [\d.]+ \|`}},
 }
 
 // goBenchmarks are the go test benchmarks the READMEs quote: each runs

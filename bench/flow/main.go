@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"moat/internal/flow"
+	"moat/internal/flow/flowstore"
 )
 
 func main() {
@@ -60,13 +61,13 @@ func run() error {
 		return err
 	}
 	now := func() time.Time { return endT }
-	cfg := flow.StoreConfig{Dir: *dir, Now: now}
+	cfg := flowstore.StoreConfig{Dir: *dir, Now: now}
 	if *sealed {
 		if cfg.Sealer, err = benchSealer(*dir); err != nil {
 			return err
 		}
 	}
-	st, err := flow.OpenStore(cfg)
+	st, err := flowstore.OpenStore(cfg)
 	if err != nil {
 		return err
 	}
@@ -149,7 +150,7 @@ func run() error {
 // the node cells every query reads, and weighing one node's hour record by
 // record, what a failover costs (every generated record is node-1's, so
 // this is the worst case: the whole hour).
-func clusterCosts(ctx context.Context, st *flow.Store, end time.Time) error {
+func clusterCosts(ctx context.Context, st *flowstore.Store, end time.Time) error {
 	c0, t0 := cpuTime(), time.Now()
 	cells, err := st.NodeCells(ctx, flow.Filter{})
 	if err != nil {
@@ -177,7 +178,7 @@ func ms(d time.Duration) float64 { return float64(d) / float64(time.Millisecond)
 
 // generate ingests total records over the given hours between edges of a
 // random service graph; a tenth of the flows are denied.
-func generate(ctx context.Context, st *flow.Store, total, services, edges, hours, batch int, end time.Time) error {
+func generate(ctx context.Context, st *flowstore.Store, total, services, edges, hours, batch int, end time.Time) error {
 	rng := rand.New(rand.NewPCG(1, 2))
 	type edge struct{ src, dst, rule string }
 	es := make([]edge, edges)

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"moat/internal/flow"
+	"moat/internal/flow/flowstore"
 	"moat/internal/seal"
 )
 
@@ -69,7 +70,7 @@ func memChild(side, dir string, days, perDay int, idle time.Duration) error {
 		return err
 	}
 	end := time.Date(2026, 11, 23, 23, 0, 0, 0, time.UTC)
-	st, err := flow.OpenStore(flow.StoreConfig{Dir: dir + "/flows", Sealer: a, Now: func() time.Time { return end },
+	st, err := flowstore.OpenStore(flowstore.StoreConfig{Dir: dir + "/flows", Sealer: a, Now: func() time.Time { return end },
 		Retention: time.Duration(days+1) * 24 * time.Hour, CacheKiB: mc.cacheKiB, MaxOpen: mc.maxOpen})
 	if err != nil {
 		return err

@@ -1,9 +1,9 @@
 // Command meshbench measures, in one run and on loopback only, the same
 // traffic carried three ways: direct (client → backend), through a pair of
-// real "moat agent" processes joined to a real control plane ("moat server
-// run", sealed, made by "moat server init"), and through a pair of HAProxy
-// processes (mode tcp, TLS 1.3 with client certificates both ways and
-// session resumption). See README.md for what each phase measures and the
+// real node agents (cmd/moat-agent, the executable that links the agent
+// alone) joined to a real control plane ("moat server run", sealed, made by
+// "moat server init"), and through a pair of HAProxy processes (mode tcp,
+// TLS 1.3 with client certificates both ways and session resumption). See README.md for what each phase measures and the
 // figures.
 //
 //	go run ./bench/mesh                 # 3 repetitions of 10 s phases
@@ -11,7 +11,7 @@
 //	go run ./bench/mesh -profile DIR    # also CPU profiles of both agents per phase
 //
 // It installs the peers it needs (Debian's haproxy and wrk) when they are
-// missing and it runs as root, and builds cmd/moat itself.
+// missing and it runs as root, and builds cmd/moat and cmd/moat-agent itself.
 package main
 
 import (
@@ -44,6 +44,11 @@ type options struct {
 	keep     bool
 	hold     bool
 	procs    int // the agents' --procs; 0 leaves their default
+	// oneBinary runs the agents as "moat agent" from cmd/moat.
+	oneBinary bool
+	// agentDefaultBuild builds cmd/moat-agent with go build's defaults
+	// (cgo, gRPC's tracing) instead of as it is shipped.
+	agentDefaultBuild bool
 }
 
 func main() {
@@ -64,6 +69,8 @@ func main() {
 	flag.StringVar(&o.profile, "profile", "", "write CPU profiles of both agents for every phase to this directory")
 	flag.BoolVar(&o.keep, "keep", false, "keep the work directory (logs, configs)")
 	flag.IntVar(&o.procs, "procs", 0, "run the agents with --procs N (0: their default), to compare thread counts")
+	flag.BoolVar(&o.oneBinary, "one-binary", false, `run the agents as "moat agent" from cmd/moat instead of cmd/moat-agent, to compare their memory`)
+	flag.BoolVar(&o.agentDefaultBuild, "agent-default-build", false, "build cmd/moat-agent with go build's defaults (cgo, gRPC's tracing) instead of as shipped, to compare their memory")
 	flag.BoolVar(&o.hold, "hold", false, "after setting up, print every path's addresses and processes and keep them serving until interrupted (to profile or measure by hand)")
 	flag.Parse()
 	if *smoke {
@@ -144,6 +151,7 @@ func run(o options) error {
 		for _, pid := range p.pids {
 			u := usageOf(pid)
 			r.idleKB = append(r.idleKB, u.rssKB)
+			r.idleAnonKB = append(r.idleAnonKB, u.anonKB)
 			r.idleFileKB = append(r.idleFileKB, u.fileKB)
 		}
 		idle[p.name] = r
@@ -196,17 +204,30 @@ func haproxyVersion() string {
 
 var listening = regexp.MustCompile(`msg="control plane listening" addr=(\S+)`)
 
-// setupMoat builds cmd/moat, makes and runs a sealed control plane, joins
-// agents a (the callers' side) and b (the backends' side) and waits until
-// every upstream carries traffic.
+// setupMoat builds cmd/moat and cmd/moat-agent, makes and runs a sealed
+// control plane, joins agents a (the callers' side) and b (the backends'
+// side) and waits until every upstream carries traffic.
 func setupMoat(o options, dir string, ps *procs, direct path) (path, error) {
-	bin := filepath.Join(dir, "moat")
-	args := []string{"build", "-o", bin}
-	if o.profile != "" {
-		args = append(args, "-tags", "pprof")
-	}
-	if out, err := exec.Command("go", append(args, "./cmd/moat")...).CombinedOutput(); err != nil {
-		return path{}, fmt.Errorf("go build ./cmd/moat (run from the module root): %v\n%s", err, out)
+	bin, agentBin := filepath.Join(dir, "moat"), filepath.Join(dir, "moat-agent")
+	for _, b := range [][2]string{{bin, "./cmd/moat"}, {agentBin, "./cmd/moat-agent"}} {
+		var tags []string
+		if o.profile != "" {
+			tags = append(tags, "pprof")
+		}
+		cmd := exec.Command("go")
+		if b[1] == "./cmd/moat-agent" && !o.agentDefaultBuild {
+			// As it is shipped (cmd/moat-agent's doc).
+			tags = append(tags, "grpcnotrace")
+			cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
+		}
+		args := []string{"build", "-o", b[0]}
+		if len(tags) > 0 {
+			args = append(args, "-tags", strings.Join(tags, ","))
+		}
+		cmd.Args = append(append(cmd.Args, args...), b[1])
+		if out, err := cmd.CombinedOutput(); err != nil {
+			return path{}, fmt.Errorf("go build %s (run from the module root): %v\n%s", b[1], err, out)
+		}
 	}
 	srvDir := filepath.Join(dir, "server")
 	env := []string{"MOAT_ADMIN_DIR=" + srvDir + ".admin"}
@@ -289,11 +310,22 @@ func setupMoat(o options, dir string, ps *procs, direct path) (path, error) {
 		if o.profile != "" {
 			agentEnv = append(agentEnv, "MOAT_PPROF="+addr(ports[5+i]))
 		}
-		args := []string{"agent", "--data-dir", filepath.Join(dir, node), "--server", m[1], "--node", node, "--join", tok, "--listen", listen}
+		args := []string{"--data-dir", filepath.Join(dir, node), "--server", m[1], "--node", node, "--join", tok, "--listen", listen}
 		if o.procs > 0 {
 			args = append(args, "--procs", fmt.Sprint(o.procs))
 		}
-		p, err := ps.start("moat agent "+node, agentEnv, bin, args...)
+		// Each node has its own copy of the executable, as two hosts do:
+		// the agents share no page cache (see README, "Where the agent's
+		// memory goes").
+		nodeBin, src := agentBin+"-"+node, agentBin
+		if o.oneBinary {
+			nodeBin, src = bin+"-"+node, bin
+			args = append([]string{"agent"}, args...)
+		}
+		if err := copyExecutable(src, nodeBin); err != nil {
+			return path{}, err
+		}
+		p, err := ps.start("moat-agent "+node, agentEnv, nodeBin, args...)
 		if err != nil {
 			return path{}, err
 		}
@@ -352,15 +384,18 @@ type result struct {
 	maxRPS, bulkMBs                    float64
 	connP50, connP99                   time.Duration
 	idleKB, loadedKB, peakKB           []int64       // per proxy process
-	idleFileKB                         []int64       // of idleKB, file-backed
+	idleAnonKB, idleFileKB             []int64       // of idleKB, RssAnon and RssFile
+	loadedAnonKB, loadedFileKB         []int64       // of loadedKB (its highest sample), RssAnon and RssFile
 	cpuUni, cpuConn                    time.Duration // all proxy processes together
 }
 
 func repetition(o options, dir string, paths []path, rep int, idle map[string]*result) (map[string]*result, error) {
 	res := map[string]*result{}
 	for _, p := range paths {
-		r := &result{idleKB: idle[p.name].idleKB, idleFileKB: idle[p.name].idleFileKB}
+		r := &result{idleKB: idle[p.name].idleKB, idleAnonKB: idle[p.name].idleAnonKB, idleFileKB: idle[p.name].idleFileKB}
 		r.loadedKB = make([]int64, len(p.pids))
+		r.loadedAnonKB = make([]int64, len(p.pids))
+		r.loadedFileKB = make([]int64, len(p.pids))
 		r.peakKB = make([]int64, len(p.pids))
 		res[p.name] = r
 	}
@@ -376,7 +411,7 @@ func repetition(o options, dir string, paths []path, rep int, idle map[string]*r
 		for _, p := range paths {
 			fmt.Fprintf(os.Stderr, "   %-8s %s\n", p.name, name)
 			stop := profile(o, p, fmt.Sprintf("%d-%s", rep, name), o.dur)
-			sampler := sampleRSS(p, res[p.name].peakKB)
+			sampler := sampleRSS(p, res[p.name].peakKB, nil)
 			err := f(p, res[p.name])
 			sampler()
 			stop()
@@ -404,11 +439,11 @@ func repetition(o options, dir string, paths []path, rep int, idle map[string]*r
 			for k := range paths {
 				p := paths[(i+k)%len(paths)]
 				r := res[p.name]
-				dsts := [][]int64{r.peakKB}
+				var l *result
 				if loaded {
-					dsts = append(dsts, r.loadedKB)
+					l = r
 				}
-				sampler := sampleRSS(p, dsts...)
+				sampler := sampleRSS(p, r.peakKB, l)
 				before := cpu(p)
 				lat, fails, err := run(p, slice)
 				cpus[p.name] += cpu(p) - before
@@ -476,9 +511,11 @@ func failed(err error, fails, ok int) error {
 	return nil
 }
 
-// sampleRSS keeps in each of dsts the highest resident set of each proxy
-// process while it runs; the returned func stops it.
-func sampleRSS(p path, dsts ...[]int64) func() {
+// sampleRSS keeps in peak the highest resident set of each proxy process
+// while it runs and, when loaded is not nil, in its loadedKB the same with
+// that sample's split in loadedAnonKB and loadedFileKB; the returned func
+// stops it.
+func sampleRSS(p path, peak []int64, loaded *result) func() {
 	if len(p.pids) == 0 {
 		return func() {}
 	}
@@ -486,9 +523,10 @@ func sampleRSS(p path, dsts ...[]int64) func() {
 	stopped := make(chan struct{})
 	take := func() {
 		for i, pid := range p.pids {
-			kb := usageOf(pid).rssKB
-			for _, d := range dsts {
-				d[i] = max(d[i], kb)
+			u := usageOf(pid)
+			peak[i] = max(peak[i], u.rssKB)
+			if loaded != nil && u.rssKB > loaded.loadedKB[i] {
+				loaded.loadedKB[i], loaded.loadedAnonKB[i], loaded.loadedFileKB[i] = u.rssKB, u.anonKB, u.fileKB
 			}
 		}
 	}
@@ -573,4 +611,13 @@ func sanitize(s string) string {
 		}
 		return '_'
 	}, strings.ToLower(s))
+}
+
+// copyExecutable writes a copy of the executable src to dst.
+func copyExecutable(src, dst string) error {
+	b, err := os.ReadFile(src)
+	if err != nil {
+		return err
+	}
+	return os.WriteFile(dst, b, 0o755)
 }

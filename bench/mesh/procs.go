@@ -93,8 +93,9 @@ func (p *proc) waitOutput(re *regexp.Regexp, within time.Duration) ([]string, er
 
 // usage is what /proc says of a process: resident set and CPU time.
 type usage struct {
-	rssKB  int64
-	fileKB int64 // of rssKB, file-backed pages (the executable, libraries)
+	rssKB  int64 // VmRSS
+	anonKB int64 // of rssKB, anonymous pages (heap, stacks): RssAnon
+	fileKB int64 // of rssKB, file-backed pages (the executable, libraries): RssFile
 	cpu    time.Duration
 }
 
@@ -110,6 +111,8 @@ func usageOf(pid int) usage {
 			switch f[0] {
 			case "VmRSS:":
 				u.rssKB, _ = strconv.ParseInt(f[1], 10, 64)
+			case "RssAnon:":
+				u.anonKB, _ = strconv.ParseInt(f[1], 10, 64)
 			case "RssFile:":
 				u.fileKB, _ = strconv.ParseInt(f[1], 10, 64)
 			}

@@ -43,7 +43,14 @@ func printReport(w io.Writer, o options, reps []map[string]*result) {
 	proc := func(p string, f func(*result) []int64, i int) float64 {
 		return med(p, func(r *result) float64 { return float64(f(r)[i]) / 1024 })
 	}
-	fmt.Fprintf(w, "meshbench: %d repetition(s), %v phases, medians; moat = two moat agent processes and moat server; HAProxy = two haproxy processes (mode tcp, TLS 1.3, resumption)\n\n", len(reps), o.dur)
+	agents := "moat-agent (built as shipped: CGO_ENABLED=0, -tags grpcnotrace)"
+	switch {
+	case o.oneBinary:
+		agents = `"moat agent" (cmd/moat)`
+	case o.agentDefaultBuild:
+		agents = "moat-agent (go build's defaults)"
+	}
+	fmt.Fprintf(w, "meshbench: %d repetition(s), %v phases, medians; moat = two %s processes and moat server; HAProxy = two haproxy processes (mode tcp, TLS 1.3, resumption)\n\n", len(reps), o.dur, agents)
 	fmt.Fprintln(w, "| metric | direct | moat | HAProxy | moat/HAProxy | target |")
 	fmt.Fprintln(w, "|---|---|---|---|---|---|")
 	row := func(name, format string, d, m, h float64, target string) {
@@ -84,8 +91,11 @@ func printReport(w io.Writer, o options, reps []map[string]*result) {
 	row("proxy CPU s, new-connection phase (both processes)", "%.2f", 0, m, h, "")
 	for i, side := range []string{"source side", "destination side"} {
 		row("RSS MiB idle, "+side, "%.1f", 0, proc("moat", func(r *result) []int64 { return r.idleKB }, i), proc("haproxy", func(r *result) []int64 { return r.idleKB }, i), "moat ≤ 15")
-		row("of which file-backed (executable, libraries)", "%.1f", 0, proc("moat", func(r *result) []int64 { return r.idleFileKB }, i), proc("haproxy", func(r *result) []int64 { return r.idleFileKB }, i), "")
+		row("of which RssAnon (heap, stacks)", "%.1f", 0, proc("moat", func(r *result) []int64 { return r.idleAnonKB }, i), proc("haproxy", func(r *result) []int64 { return r.idleAnonKB }, i), "")
+		row("of which RssFile (executable, libraries)", "%.1f", 0, proc("moat", func(r *result) []int64 { return r.idleFileKB }, i), proc("haproxy", func(r *result) []int64 { return r.idleFileKB }, i), "")
 		row("RSS MiB at 1k req/s, "+side, "%.1f", 0, proc("moat", func(r *result) []int64 { return r.loadedKB }, i), proc("haproxy", func(r *result) []int64 { return r.loadedKB }, i), "moat ≤ 20")
+		row("of which RssAnon (heap, stacks)", "%.1f", 0, proc("moat", func(r *result) []int64 { return r.loadedAnonKB }, i), proc("haproxy", func(r *result) []int64 { return r.loadedAnonKB }, i), "")
+		row("of which RssFile (executable, libraries)", "%.1f", 0, proc("moat", func(r *result) []int64 { return r.loadedFileKB }, i), proc("haproxy", func(r *result) []int64 { return r.loadedFileKB }, i), "")
 		row("RSS MiB peak over the run, "+side, "%.1f", 0, proc("moat", func(r *result) []int64 { return r.peakKB }, i), proc("haproxy", func(r *result) []int64 { return r.peakKB }, i), "")
 	}
 	fmt.Fprintln(w, "\nEach repetition (latencies in µs):")

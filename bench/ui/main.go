@@ -6,7 +6,7 @@
 //
 // It reports, each as the median of -runs:
 //
-//   - the control plane summing the window's edges (flow.Store.Edges, the
+//   - the control plane summing the window's edges (flowstore.Store.Edges, the
 //     hourly rollup), beside the peer a dashboard without it would need:
 //     reading every record of the window and summing them (Query + EdgeOf);
 //   - the graph call over the API, and the dashboard backend's graph
@@ -44,6 +44,7 @@ import (
 	"moat/internal/api"
 	"moat/internal/audit"
 	"moat/internal/flow"
+	"moat/internal/flow/flowstore"
 	"moat/internal/seal"
 	"moat/internal/server"
 	"moat/internal/store"
@@ -131,7 +132,7 @@ func run(o options) error {
 		return err
 	}
 	defer al.Close()
-	fs, err := flow.OpenStore(flow.StoreConfig{Dir: filepath.Join(w, "flows"), Sealer: kr.AEAD(), Logger: quiet})
+	fs, err := flowstore.OpenStore(flowstore.StoreConfig{Dir: filepath.Join(w, "flows"), Sealer: kr.AEAD(), Logger: quiet})
 	if err != nil {
 		return err
 	}
@@ -209,7 +210,7 @@ func run(o options) error {
 		return err
 	}
 	fmt.Printf("summing the window, median of %d runs:\n", o.runs)
-	fmt.Printf("  rollup (flow.Store.Edges)          %8.1f ms  %d edges\n", ms(edgesT), got)
+	fmt.Printf("  rollup (flowstore.Store.Edges)          %8.1f ms  %d edges\n", ms(edgesT), got)
 	fmt.Printf("  every record (Query + EdgeOf, peer) %7.1f ms  %d edges\n", ms(peerT), peerGot)
 	fmt.Printf("  ratio peer/rollup                  %8.1fx\n\n", float64(peerT)/float64(edgesT))
 
@@ -304,7 +305,7 @@ func newBrowser(ctx context.Context, o options, dash *ui.Server) (*browser, erro
 }
 
 // page loads the graph in Chromium and applies live updates.
-func page(ctx context.Context, o options, b *browser, dash *ui.Server, fs *flow.Store) error {
+func page(ctx context.Context, o options, b *browser, dash *ui.Server, fs *flowstore.Store) error {
 	step := func(d time.Duration) (context.Context, context.CancelFunc) { return context.WithTimeout(b.ctx, d) }
 	var loads, renders []float64
 	for range o.runs {

@@ -13,7 +13,7 @@ type collector struct {
 
 	handshakes, hsFailures, tunnels, conns, refused, cut, plaintext *prometheus.Desc
 	svidExpiry, renewals, reattests                                 *prometheus.Desc
-	listenFail, listenersFailing, uidRefused                        *prometheus.Desc
+	listenFail, listenersFailing, uidRefused, acceptFail            *prometheus.Desc
 	auditSize, auditInconsistent                                    *prometheus.Desc
 }
 
@@ -36,6 +36,7 @@ func newCollector(a *Agent) *collector {
 		listenersFailing:  d("moat_mesh_listeners_failing", "Local listeners not bound now (address taken or refused)."),
 		reattests:         d("moat_agent_reattestations_total", "New node certificates obtained without the old one (expired or refused), by method: node-key or join-token.", "method"),
 		uidRefused:        d("moat_mesh_uid_refused_total", "Local connections to an upstream port refused because the caller's uid is not the service's."),
+		acceptFail:        d("moat_mesh_accept_failures_total", "Failed accepts on the mesh port and local listeners (out of file descriptors, say); each is retried with backoff."),
 		auditSize:         d("moat_agent_audit_witnessed_entries", "Entries of the control plane's audit log covered by the newest checkpoint this agent checked."),
 		auditInconsistent: d("moat_agent_audit_inconsistent_total", "Audit checkpoints refused because the log no longer extends the one witnessed (cut back or rewritten)."),
 	}
@@ -43,7 +44,7 @@ func newCollector(a *Agent) *collector {
 
 func (c *collector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{c.handshakes, c.hsFailures, c.tunnels, c.conns, c.refused, c.cut, c.plaintext,
-		c.svidExpiry, c.renewals, c.reattests, c.listenFail, c.listenersFailing, c.uidRefused, c.auditSize, c.auditInconsistent} {
+		c.svidExpiry, c.renewals, c.reattests, c.listenFail, c.listenersFailing, c.uidRefused, c.acceptFail, c.auditSize, c.auditInconsistent} {
 		ch <- d
 	}
 }
@@ -68,6 +69,7 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 	counter(c.listenFail, float64(st.ListenFailures))
 	gauge(c.listenersFailing, float64(st.ListenersFailing))
 	counter(c.uidRefused, float64(st.UIDRefused))
+	counter(c.acceptFail, float64(st.AcceptFailures))
 	c.a.mu.RLock()
 	for name, s := range c.a.svids {
 		if s.cert != nil {

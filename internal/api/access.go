@@ -31,7 +31,6 @@ const (
 	PathWebAuthnLogin         = "/v1/admin/mfa/webauthn/login"
 	PathWebAuthnRemove        = "/v1/admin/mfa/webauthn/remove"
 	PathAccess                = "/v1/admin/access"
-	PathAccessGrant           = "/v1/admin/access/grant"
 	PathAccessApprov          = "/v1/admin/access/approve"
 	PathAccessRevoke          = "/v1/admin/access/revoke"
 	PathAccessCert            = "/v1/admin/access/cert"

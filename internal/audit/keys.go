@@ -15,7 +15,7 @@ import (
 
 	"golang.org/x/mod/sumdb/note"
 
-	"moat/internal/store"
+	store "moat/internal/store/kv"
 )
 
 // Key file names inside Config.Dir when the log keeps its own key.

@@ -13,7 +13,7 @@ import (
 	"golang.org/x/mod/sumdb/note"
 	"golang.org/x/mod/sumdb/tlog"
 
-	"moat/internal/store"
+	store "moat/internal/store/kv"
 )
 
 // DefaultStorePrefix is where a StoreLog keeps its keys when

@@ -2,7 +2,6 @@ package cli
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
@@ -102,12 +101,6 @@ func adminCommand(name, summary, usage string, flags func(fs *flag.FlagSet), run
 			return run(ctx, e, fs, c, af)
 		},
 	}
-}
-
-func printJSON(w io.Writer, v any) error {
-	enc := json.NewEncoder(w)
-	enc.SetIndent("", "  ")
-	return enc.Encode(v)
 }
 
 func tokenCommand() *Command {

@@ -114,6 +114,11 @@ func TestDeployUnits(t *testing.T) {
 		// nftables table, NFLOG log and SO_MARK.
 		wantCaps := map[string]string{"moat-gateway.service": "CAP_NET_BIND_SERVICE", "moat-agent.service": "CAP_NET_ADMIN"}[name]
 		if name == "moat-agent.service" {
+			// The agent runs from the executable that links it alone
+			// (cmd/moat-agent; bench/mesh measures why).
+			if !strings.Contains(unit, "\nExecStart=/usr/local/bin/moat-agent --config ") {
+				t.Errorf("%s: want ExecStart=/usr/local/bin/moat-agent --config …", name)
+			}
 			if !regexp.MustCompile(`(?m)^RestrictAddressFamilies=.*\bAF_NETLINK\b`).MatchString(unit) {
 				t.Errorf("%s: the host firewall speaks netlink, but AF_NETLINK is not allowed", name)
 			}
@@ -124,7 +129,7 @@ func TestDeployUnits(t *testing.T) {
 			}
 		}
 		local := filepath.Join(tmp, name)
-		if err := os.WriteFile(local, []byte(strings.ReplaceAll(unit, "/usr/local/bin/moat", self)), 0o644); err != nil {
+		if err := os.WriteFile(local, []byte(strings.NewReplacer("/usr/local/bin/moat-agent", self, "/usr/local/bin/moat", self).Replace(unit)), 0o644); err != nil {
 			t.Fatal(err)
 		}
 		out, err := exec.Command(analyze, "verify", "--man=no", local).CombinedOutput()

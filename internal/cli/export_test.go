@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"moat/internal/flow"
+	"moat/internal/flow/flowstore"
 	"moat/internal/server"
 	"moat/internal/testkit"
 )
@@ -79,7 +80,7 @@ func exportRecords(from, n int, at time.Time) []flow.Record {
 // down, and starts it again: every stored record is exported exactly once.
 func TestContinuousExportLosesNothing(t *testing.T) {
 	dir := t.TempDir()
-	st, err := flow.OpenStore(flow.StoreConfig{Dir: filepath.Join(dir, "flows")})
+	st, err := flowstore.OpenStore(flowstore.StoreConfig{Dir: filepath.Join(dir, "flows")})
 	if err != nil {
 		t.Fatal(err)
 	}

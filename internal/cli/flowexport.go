@@ -10,6 +10,7 @@ import (
 
 	"moat/internal/api"
 	"moat/internal/flow"
+	"moat/internal/flow/flowstore"
 	"moat/internal/seal"
 )
 
@@ -36,7 +37,7 @@ func flowsExportCommand() *Command {
 			fs.StringVar(&dataDir, "data-dir", "", "read this server data directory instead of asking the server")
 			kekFlags(fs, &kek)
 			fs.StringVar(&out, "out", "", "directory to write the files to (required)")
-			fs.StringVar(&format, "format", flow.FormatOCSF, "ocsf (JSON lines) or vpc (AWS VPC Flow Logs v2)")
+			fs.StringVar(&format, "format", flowstore.FormatOCSF, "ocsf (JSON lines) or vpc (AWS VPC Flow Logs v2)")
 			fs.StringVar(&acct, "account-id", "", "account-id field of VPC lines")
 			fs.IntVar(&maxMB, "max-mb", 100, "largest file before compression, in MiB")
 			ff.register(fs)
@@ -48,7 +49,7 @@ func flowsExportCommand() *Command {
 			if out == "" {
 				return usagef("flows export: --out is required")
 			}
-			if format != flow.FormatOCSF && format != flow.FormatVPC {
+			if format != flowstore.FormatOCSF && format != flowstore.FormatVPC {
 				return usagef("flows export: --format %q: want ocsf or vpc", format)
 			}
 			if maxMB < 1 {
@@ -64,7 +65,7 @@ func flowsExportCommand() *Command {
 				if err != nil {
 					return fmt.Errorf("%s: %w", dataDir, err)
 				}
-				st, err := flow.OpenStore(flow.StoreConfig{Dir: filepath.Join(dataDir, "flows"), ReadOnly: true, Sealer: kr.AEAD()})
+				st, err := flowstore.OpenStore(flowstore.StoreConfig{Dir: filepath.Join(dataDir, "flows"), ReadOnly: true, Sealer: kr.AEAD()})
 				if err != nil {
 					return err
 				}
@@ -83,10 +84,10 @@ func flowsExportCommand() *Command {
 				}
 			}
 			name := "flows.jsonl"
-			if format == flow.FormatVPC {
+			if format == flowstore.FormatVPC {
 				name = "vpcflows.log"
 			}
-			fw, err := flow.NewFileWriter(flow.FileConfig{Path: filepath.Join(out, name), Format: format, AccountID: acct, MaxMegabytes: maxMB})
+			fw, err := flowstore.NewFileWriter(flowstore.FileConfig{Path: filepath.Join(out, name), Format: format, AccountID: acct, MaxMegabytes: maxMB})
 			if err != nil {
 				return err
 			}

@@ -17,6 +17,7 @@ import (
 	"moat/internal/api"
 	"moat/internal/config"
 	"moat/internal/flow"
+	"moat/internal/flow/flowstore"
 	"moat/internal/seal"
 )
 
@@ -102,7 +103,7 @@ func flowsCommand() *Command {
 				if err != nil {
 					return fmt.Errorf("%s: %w", dataDir, err)
 				}
-				st, err := flow.OpenStore(flow.StoreConfig{Dir: filepath.Join(dataDir, "flows"), ReadOnly: true, Sealer: kr.AEAD()})
+				st, err := flowstore.OpenStore(flowstore.StoreConfig{Dir: filepath.Join(dataDir, "flows"), ReadOnly: true, Sealer: kr.AEAD()})
 				if err != nil {
 					return err
 				}
@@ -277,7 +278,7 @@ func (r *remoteFlows) follow(ctx context.Context, f flow.Filter, fn func(flow.Re
 
 // localFlows reads a data directory's flow store, read-only.
 type localFlows struct {
-	st   *flow.Store
+	st   *flowstore.Store
 	poll time.Duration
 }
 

@@ -13,6 +13,7 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"moat/internal/agent"
+	"moat/internal/cli/agentcli"
 	"moat/internal/config"
 	"moat/internal/gateway"
 	"moat/internal/identity"
@@ -89,11 +90,11 @@ func gatewayCommand() *Command {
 				return config.Errorf("service", "%v", err)
 			}
 			log := c.Log.Logger(e.Stderr)
-			n, err := startNode(ctx, e, &c.File)
+			n, err := agentcli.StartNode(ctx, e, &c.File)
 			if err != nil {
 				return err
 			}
-			a := n.agent
+			a := n.Agent
 			runCtx, cancel := context.WithCancel(ctx)
 			defer cancel()
 			grp, gctx := errgroup.WithContext(runCtx)

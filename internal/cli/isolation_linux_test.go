@@ -17,6 +17,7 @@ import (
 
 	"moat/internal/firewall"
 	"moat/internal/flow"
+	"moat/internal/flow/flowstore"
 	"moat/internal/netlab"
 	"moat/internal/seal"
 )
@@ -73,7 +74,7 @@ func flowsOf(t *testing.T, l *isoLab) []flow.Record {
 	if err != nil {
 		t.Fatalf("server keyring: %v", err)
 	}
-	st, err := flow.OpenStore(flow.StoreConfig{Dir: filepath.Join(data, "flows"), Retention: 24 * time.Hour, Sealer: kr.AEAD()})
+	st, err := flowstore.OpenStore(flowstore.StoreConfig{Dir: filepath.Join(data, "flows"), Retention: 24 * time.Hour, Sealer: kr.AEAD()})
 	if err != nil {
 		t.Fatalf("flow store: %v", err)
 	}

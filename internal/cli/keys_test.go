@@ -19,6 +19,7 @@ import (
 	"moat/internal/api"
 	"moat/internal/audit"
 	"moat/internal/flow"
+	"moat/internal/flow/flowstore"
 	"moat/internal/seal"
 	"moat/internal/store"
 )
@@ -276,7 +277,7 @@ func TestKeysAndBackup(t *testing.T) {
 func writeFlows(t *testing.T, dir, kekFile string, n int) {
 	t.Helper()
 	kr := openTestKeyring(t, dir, kekFile)
-	fs, err := flow.OpenStore(flow.StoreConfig{Dir: filepath.Join(dir, "flows"), Sealer: kr.AEAD()})
+	fs, err := flowstore.OpenStore(flowstore.StoreConfig{Dir: filepath.Join(dir, "flows"), Sealer: kr.AEAD()})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -298,7 +299,7 @@ func writeFlows(t *testing.T, dir, kekFile string, n int) {
 func readFlows(t *testing.T, dir, kekFile string) []flow.Record {
 	t.Helper()
 	kr := openTestKeyring(t, dir, kekFile)
-	fs, err := flow.OpenStore(flow.StoreConfig{Dir: filepath.Join(dir, "flows"), Sealer: kr.AEAD(), ReadOnly: true})
+	fs, err := flowstore.OpenStore(flowstore.StoreConfig{Dir: filepath.Join(dir, "flows"), Sealer: kr.AEAD(), ReadOnly: true})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -59,7 +59,6 @@ func cmdNetns(ts *testscript.TestScript, neg bool, args []string) {
 	if runtime.GOOS != "linux" {
 		ts.Fatalf("netns: network namespaces are Linux's")
 	}
-	moatPath := lookMoat(ts)
 	name := uniqueName()
 	ip := func(a ...string) {
 		if out, err := exec.Command("ip", a...).CombinedOutput(); err != nil {
@@ -75,8 +74,10 @@ func cmdNetns(ts *testscript.TestScript, neg bool, args []string) {
 	ip("-n", name, "link", "set", "lo", "up")
 	bin := filepath.Join(ts.Getenv("WORK"), ".netns-"+name)
 	ts.Check(os.MkdirAll(bin, 0o755))
-	wrapper := fmt.Sprintf("#!/bin/sh\nexec ip netns exec %s %s \"$@\"\n", name, moatPath)
-	ts.Check(os.WriteFile(filepath.Join(bin, "moat"), []byte(wrapper), 0o755))
+	for _, prog := range []string{"moat", "moat-agent"} {
+		wrapper := fmt.Sprintf("#!/bin/sh\nexec ip netns exec %s %s \"$@\"\n", name, lookProg(ts, prog))
+		ts.Check(os.WriteFile(filepath.Join(bin, prog), []byte(wrapper), 0o755))
+	}
 	ts.Setenv("PATH", bin+string(os.PathListSeparator)+ts.Getenv("PATH"))
 	ts.Setenv(args[0], name)
 }

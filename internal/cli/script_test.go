@@ -44,10 +44,11 @@ import (
 	"golang.org/x/mod/sumdb/tlog"
 )
 
-// TestScripts runs testdata/script/*.txtar against the moat binary built
-// from cmd/moat, as an operator runs it: real processes, real sealed data
+// TestScripts runs testdata/script/*.txtar against the moat and moat-agent
+// binaries built from cmd/moat and cmd/moat-agent, as an operator runs them: real processes, real sealed data
 // directories, loopback listeners. Besides testscript's own commands
-// ("exec moat …" runs the built binary) the scripts have:
+// ("exec moat …" and "exec moat-agent …" run the built binaries) the
+// scripts have:
 //
 //	server NAME [RUN_FLAG...]
 //	    init a control plane in $WORK/NAME (trust domain example.org, KEK
@@ -55,13 +56,13 @@ import (
 //	    picked by the kernel, wait until it listens, and point the admin
 //	    commands at it: MOAT_SERVER, MOAT_ADMIN_DIR and NAME_ADDR.
 //	agent NODE [AGENT_FLAG...]
-//	    make a join token for NODE on $MOAT_SERVER, run "moat agent" with
+//	    make a join token for NODE on $MOAT_SERVER, run moat-agent with
 //	    its data in $WORK/NODE and a free mesh port, and wait until it has
 //	    its first snapshot ("agent ready"). Sets NODE_MESH.
-//	start [-ready MSG | -nowait] NAME moat ARGS...
-//	    run moat in the background (stdout in $WORK/NAME.out, JSON logs in
+//	start [-ready MSG | -nowait] NAME moat|moat-agent ARGS...
+//	    run moat (or moat-agent) in the background (stdout in $WORK/NAME.out, JSON logs in
 //	    $WORK/NAME.log) and wait for the log line whose msg is MSG (default:
-//	    the ready line of server run, agent, egress or gateway). Every string
+//	    the ready line of server run, agent, egress, moat-agent or gateway). Every string
 //	    attribute of that line becomes NAME_ATTR (e.g. NAME_ADDR). With
 //	    -nowait (for a command that logs nothing, such as flows --follow)
 //	    it neither adds --log-format nor waits.
@@ -150,7 +151,8 @@ var (
 	buildErr  error
 )
 
-// moatBinary builds cmd/moat once per test binary.
+// moatBinary builds cmd/moat and cmd/moat-agent, side by side, once per
+// test binary, and returns moat's path.
 func moatBinary(t *testing.T) string {
 	t.Helper()
 	buildOnce.Do(func() {
@@ -160,10 +162,17 @@ func moatBinary(t *testing.T) string {
 			return
 		}
 		builtBin = filepath.Join(dir, "moat")
-		cmd := exec.Command("go", "build", "-o", builtBin, "moat/cmd/moat")
-		out, err := cmd.CombinedOutput()
-		if err != nil {
-			buildErr = fmt.Errorf("go build moat/cmd/moat: %v\n%s", err, out)
+		for _, prog := range []string{"moat", "moat-agent"} {
+			cmd := exec.Command("go", "build", "-o", filepath.Join(dir, prog), "moat/cmd/"+prog)
+			if prog == "moat-agent" {
+				// As it is shipped (cmd/moat-agent's doc).
+				cmd = exec.Command("go", "build", "-tags", "grpcnotrace", "-o", filepath.Join(dir, prog), "moat/cmd/"+prog)
+				cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
+			}
+			if out, err := cmd.CombinedOutput(); err != nil {
+				buildErr = fmt.Errorf("go build moat/cmd/%s: %v\n%s", prog, err, out)
+				return
+			}
 		}
 	})
 	if buildErr != nil {
@@ -172,7 +181,7 @@ func moatBinary(t *testing.T) string {
 	return builtBin
 }
 
-// scriptSetup puts the built binary first on PATH.
+// scriptSetup puts the built binaries first on PATH.
 func scriptSetup(env *testscript.Env, bin string) error {
 	path := filepath.Dir(bin) + string(os.PathListSeparator) + env.Getenv("PATH")
 	env.Setenv("PATH", path)
@@ -259,14 +268,17 @@ func execMoat(ts *testscript.TestScript, args ...string) (string, error) {
 	return out.String(), nil
 }
 
-func lookMoat(ts *testscript.TestScript) string {
+func lookMoat(ts *testscript.TestScript) string { return lookProg(ts, "moat") }
+
+// lookProg finds prog (moat or moat-agent) on the script's PATH.
+func lookProg(ts *testscript.TestScript, prog string) string {
 	for _, dir := range filepath.SplitList(ts.Getenv("PATH")) {
-		p := filepath.Join(dir, "moat")
+		p := filepath.Join(dir, prog)
 		if fi, err := os.Stat(p); err == nil && !fi.IsDir() {
 			return p
 		}
 	}
-	ts.Fatalf("no moat on PATH")
+	ts.Fatalf("no %s on PATH", prog)
 	return ""
 }
 
@@ -287,8 +299,10 @@ type procs struct {
 func scriptProcs(ts *testscript.TestScript) *procs { return ts.Value(procsKey{}).(*procs) }
 
 // readyMsg is the log line that says a long-running command is serving.
-func readyMsg(args []string) string {
+func readyMsg(prog string, args []string) string {
 	switch {
+	case prog == "moat-agent":
+		return "agent ready"
 	case len(args) >= 2 && args[0] == "server" && args[1] == "run":
 		return "control plane listening"
 	case len(args) >= 1 && (args[0] == "agent" || args[0] == "egress"):
@@ -315,24 +329,29 @@ func cmdStart(ts *testscript.TestScript, neg bool, args []string) {
 	case len(args) > 0 && args[0] == "-nowait":
 		ready, args = noWait, args[1:]
 	}
-	if len(args) < 2 || args[1] != "moat" {
-		ts.Fatalf("usage: start [-ready MSG | -nowait] NAME moat ARGS...")
+	if len(args) < 2 || (args[1] != "moat" && args[1] != "moat-agent") {
+		ts.Fatalf("usage: start [-ready MSG | -nowait] NAME moat|moat-agent ARGS...")
 	}
-	startMoat(ts, args[0], ready, args[2:])
+	startProg(ts, args[0], ready, args[1], args[2:])
 }
 
 // noWait is the ready line of a process nobody waits for.
 const noWait = "\x00"
 
-// startMoat runs moat ARGS in the background as NAME and waits until it
-// logs ready (or the default ready line of its command); it returns the
-// string attributes of that line.
+// startMoat runs moat ARGS in the background as NAME: see startProg.
 func startMoat(ts *testscript.TestScript, name, ready string, args []string) map[string]string {
+	return startProg(ts, name, ready, "moat", args)
+}
+
+// startProg runs prog (moat or moat-agent) ARGS in the background as NAME
+// and waits until it logs ready (or the default ready line of its
+// command); it returns the string attributes of that line.
+func startProg(ts *testscript.TestScript, name, ready, prog string, args []string) map[string]string {
 	if ready == "" {
-		ready = readyMsg(args)
+		ready = readyMsg(prog, args)
 	}
 	if ready == "" {
-		ts.Fatalf("start %s: no ready line known for moat %s: pass -ready MSG", name, strings.Join(args, " "))
+		ts.Fatalf("start %s: no ready line known for %s %s: pass -ready MSG", name, prog, strings.Join(args, " "))
 	}
 	ps := scriptProcs(ts)
 	ps.mu.Lock()
@@ -350,7 +369,7 @@ func startMoat(ts *testscript.TestScript, name, ready string, args []string) map
 	if ready != noWait {
 		args = append(append([]string{}, args...), "--log-format=json")
 	}
-	cmd := exec.Command(lookMoat(ts), args...)
+	cmd := exec.Command(lookProg(ts, prog), args...)
 	cmd.Env = scriptEnv(ts)
 	cmd.Dir = ts.Getenv("WORK")
 	cmd.Stdout = outFile
@@ -515,7 +534,7 @@ func cmdAgent(ts *testscript.TestScript, neg bool, args []string) {
 	}
 	node := args[0]
 	data := filepath.Join(ts.Getenv("WORK"), node)
-	run := []string{"agent", "--data-dir", data, "--server", ts.Getenv("MOAT_SERVER"), "--node", node}
+	run := []string{"--data-dir", data, "--server", ts.Getenv("MOAT_SERVER"), "--node", node}
 	if _, err := os.Stat(filepath.Join(data, "node")); os.IsNotExist(err) {
 		tok, err := execMoat(ts, "token", "create", "--node", node)
 		if err != nil {
@@ -525,7 +544,7 @@ func cmdAgent(ts *testscript.TestScript, neg bool, args []string) {
 	}
 	mesh := "127.0.0.1:" + strconv.Itoa(freePorts(ts.Fatalf, 1)[0])
 	run = append(append(run, "--listen", mesh), args[1:]...)
-	startMoat(ts, node, "", run)
+	startProg(ts, node, "", "moat-agent", run)
 }
 
 func cmdBackend(ts *testscript.TestScript, neg bool, args []string) {
@@ -722,8 +741,8 @@ func cmdEventually(ts *testscript.TestScript, neg bool, args []string) {
 			lastErr = httpGet(args[2:], &out)
 		} else {
 			prog := args[1]
-			if prog == "moat" {
-				prog = lookMoat(ts)
+			if prog == "moat" || prog == "moat-agent" {
+				prog = lookProg(ts, prog)
 			}
 			cmd := exec.Command(prog, args[2:]...)
 			cmd.Env = scriptEnv(ts)

@@ -6,16 +6,15 @@ import (
 	"log/slog"
 	"net/http"
 	"path/filepath"
-	"strings"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"golang.org/x/sync/errgroup"
 
-	"moat/internal/agent"
 	"moat/internal/audit"
 	"moat/internal/detect"
 	"moat/internal/flow"
+	"moat/internal/flow/flowstore"
 	"moat/internal/seal"
 	"moat/internal/server"
 	"moat/internal/store"
@@ -36,7 +35,7 @@ type serverParts struct {
 	log      server.AuditLog
 	keyring  *seal.Keyring
 	keys     *server.Keys
-	flows    *flow.Store
+	flows    *flowstore.Store
 	engine   *detect.Engine
 	dispatch *detect.Dispatcher
 	metrics  *prometheus.Registry
@@ -93,7 +92,7 @@ func startServer(ctx context.Context, e *Env, c *server.File, logger *slog.Logge
 	if retention == 0 {
 		retention = 30 * 24 * time.Hour
 	}
-	if p.flows, err = flow.OpenStore(flow.StoreConfig{Dir: filepath.Join(c.DataDir, "flows"), Retention: retention, Sealer: sealer, Logger: logger,
+	if p.flows, err = flowstore.OpenStore(flowstore.StoreConfig{Dir: filepath.Join(c.DataDir, "flows"), Retention: retention, Sealer: sealer, Logger: logger,
 		CacheKiB: c.Flows.CacheKiB, MaxOpen: c.Flows.OpenPartitions}); err != nil {
 		return nil, err
 	}
@@ -174,88 +173,26 @@ func openAuditLog(ctx context.Context, c *server.File, st store.Store, sealer au
 }
 
 // flowSink stores detection findings beside the flows.
-type flowSink struct{ st *flow.Store }
+type flowSink struct{ st *flowstore.Store }
 
 func (f flowSink) Write(r flow.Record) error {
 	_, err := f.st.Ingest(context.Background(), []flow.Record{r})
 	return err
 }
 
-// node is a started agent with its metrics.
-type node struct {
-	agent       *agent.Agent
-	metrics     *prometheus.Registry
-	metricsAddr string
-	log         *slog.Logger
-	meshAddr    string
-}
-
-// Run runs the agent and its metrics until ctx ends or one fails. It logs
-// "agent ready" once the node serves what the control plane's first
-// snapshot holds (agent.WaitReady): its mesh has the registry and the
-// policy, and it holds an SVID for every service registered on it.
-func (n *node) Run(ctx context.Context) error {
-	g, ctx := errgroup.WithContext(ctx)
-	g.Go(func() error { return n.agent.Run(ctx) })
-	g.Go(func() error {
-		if n.agent.WaitReady(ctx) == nil {
-			var local []string
-			for _, r := range n.agent.LocalServices() {
-				local = append(local, r.Name)
-			}
-			n.log.Info("agent ready", "mesh", n.meshAddr, "services", strings.Join(local, ","))
-		}
-		return nil
-	})
-	g.Go(func() error { return serveMetrics(ctx, n.metricsAddr, n.metrics) })
-	return g.Wait()
-}
-
-func startNode(ctx context.Context, e *Env, c *agent.File) (*node, error) {
-	logger := c.Log.Logger(e.Stderr)
-	socket := c.SocketPath()
-	reg := newRegistry()
-	// The agent's own keyring, under its KEK: a wrong KEK stops it here.
-	kr, _, err := openKeyring(e, &c.KEK, c.DataDir, true)
-	if err != nil {
-		return nil, fmt.Errorf("%s: %w", c.DataDir, err)
-	}
-	acc, err := c.Access.Config("access")
-	if err != nil {
-		return nil, err
-	}
-	fw, err := c.Firewall.Config("firewall")
-	if err != nil {
-		return nil, err
-	}
-	eg, err := c.Egress.Config("egress")
-	if err != nil {
-		return nil, err
-	}
-	a, err := agent.New(ctx, agent.Config{
-		DataDir: c.DataDir, Server: c.Server, Join: c.Join, Node: c.Node, MeshAddr: c.Listen,
-		Socket: socket, RequireUID: c.RequireUID, Logger: logger, Metrics: reg, Sealer: kr.AEAD(),
-		Firewall: fw, Egress: eg, Access: acc,
-	})
-	if err != nil {
-		return nil, err
-	}
-	return &node{agent: a, metrics: reg, metricsAddr: c.Metrics, log: logger, meshAddr: c.Listen}, nil
-}
-
 // exportFlows returns what runs ex's continuous export of st: records are
 // read from the store behind a cursor saved with each commit of the files
-// (flow.Exporter), so an export slower than ingestion lags instead of
+// (flowstore.Exporter), so an export slower than ingestion lags instead of
 // losing records, and a restart resumes where it stopped, writing each
 // record once.
-func exportFlows(st *flow.Store, ex server.ExportFile, logger *slog.Logger) (func(context.Context) error, error) {
+func exportFlows(st *flowstore.Store, ex server.ExportFile, logger *slog.Logger) (func(context.Context) error, error) {
 	name := "flows.jsonl"
-	if ex.Format == flow.FormatVPC {
+	if ex.Format == flowstore.FormatVPC {
 		name = "vpcflows.log"
 	}
-	e, err := flow.NewExporter(flow.ExporterConfig{
+	e, err := flowstore.NewExporter(flowstore.ExporterConfig{
 		Store: st, Logger: logger.With("export", ex.Dir),
-		File: flow.FileConfig{
+		File: flowstore.FileConfig{
 			Path: filepath.Join(ex.Dir, name), Format: ex.Format, AccountID: ex.AccountID, MaxMegabytes: ex.MaxMB,
 			RotateEvery: time.Duration(ex.RotateEvery), MaxBackups: ex.MaxFiles, MaxAgeDays: int(time.Duration(ex.MaxAge) / (24 * time.Hour)),
 		},

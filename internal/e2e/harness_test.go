@@ -22,7 +22,7 @@ import (
 	"moat/internal/agent"
 	"moat/internal/api"
 	"moat/internal/audit"
-	"moat/internal/flow"
+	"moat/internal/flow/flowstore"
 	"moat/internal/server"
 	"moat/internal/store"
 )
@@ -43,7 +43,7 @@ type cluster struct {
 	done   chan error
 	admin  *api.Client
 	logger *slog.Logger
-	flows  *flow.Store
+	flows  *flowstore.Store
 	reg    *prometheus.Registry
 	detect server.Detector  // guarded by mu; set by restartWith
 	mfa    server.MFAConfig // guarded by mu; the servers' second factors
@@ -89,7 +89,7 @@ func newCluster(t *testing.T, opts ...func(*server.InitConfig)) *cluster {
 	}
 	c.alog = alog
 	t.Cleanup(func() { alog.Close() })
-	fs, err := flow.OpenStore(flow.StoreConfig{Dir: filepath.Join(c.dir, "flows"), Now: c.clk.Now})
+	fs, err := flowstore.OpenStore(flowstore.StoreConfig{Dir: filepath.Join(c.dir, "flows"), Now: c.clk.Now})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -212,13 +212,44 @@ func (p *Point) resolve(ctx context.Context, t Target) ([]netip.Addr, *Refusal) 
 	return out, nil
 }
 
-// isInternal reports addresses a name must not lead to.
+// isInternal reports addresses a name must not lead to, among them IPv6
+// addresses that carry an internal IPv4 one to a translator or tunnel:
+// NAT64's well-known prefix (64:ff9b::/96, RFC 6052; a DNS64 network
+// takes 64:ff9b::a01:203 to 10.1.2.3), 6to4 (2002::/16) and the
+// IPv4-compatible form (::/96). NAT64's local-use prefix (64:ff9b:1::/48,
+// RFC 8215) is the operator's own network: internal, whatever it carries.
 func isInternal(a netip.Addr) bool {
+	a = a.Unmap()
+	if v4, ok := embeddedIPv4(a); ok && isInternal(v4) {
+		return true
+	}
 	return a.IsLoopback() || a.IsLinkLocalUnicast() || a.IsLinkLocalMulticast() || a.IsInterfaceLocalMulticast() ||
-		a.IsMulticast() || a.IsUnspecified() || a.IsPrivate() || cgnat.Contains(a)
+		a.IsMulticast() || a.IsUnspecified() || a.IsPrivate() || cgnat.Contains(a) || nat64Local.Contains(a)
 }
 
-var cgnat = netip.MustParsePrefix("100.64.0.0/10")
+var (
+	cgnat      = netip.MustParsePrefix("100.64.0.0/10")
+	nat64      = netip.MustParsePrefix("64:ff9b::/96")
+	nat64Local = netip.MustParsePrefix("64:ff9b:1::/48")
+	sixToFour  = netip.MustParsePrefix("2002::/16")
+	v4Compat   = netip.MustParsePrefix("::/96")
+)
+
+// embeddedIPv4 is the IPv4 address an IPv6 address of NAT64's well-known
+// prefix, 6to4 or the IPv4-compatible form carries.
+func embeddedIPv4(a netip.Addr) (netip.Addr, bool) {
+	if !a.Is6() {
+		return netip.Addr{}, false
+	}
+	b := a.As16()
+	switch {
+	case nat64.Contains(a), v4Compat.Contains(a) && !a.IsUnspecified() && !a.IsLoopback():
+		return netip.AddrFrom4([4]byte(b[12:16])), true
+	case sixToFour.Contains(a):
+		return netip.AddrFrom4([4]byte(b[2:6])), true
+	}
+	return netip.Addr{}, false
+}
 
 // Relay joins client and the upstream until both are done, after checking
 // the client's TLS server name against the host; it records the

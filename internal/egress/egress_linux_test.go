@@ -46,6 +46,10 @@ const intentions = `egress:
     from: [api]
     to: internal.example.test
     ports: [443]
+  - name: translated
+    from: [api]
+    to: "*.v6.example.test"
+    ports: [443]
 `
 
 // world is a node whose firewall enforces, an "internet" host serving
@@ -110,6 +114,13 @@ func newWorld(t *testing.T) *world {
 		"api.example.test.":      w.internet.Addr,
 		"evil.example.test.":     w.evil.Addr,
 		"internal.example.test.": netip.MustParseAddr("10.1.2.3"),
+		// 10.1.2.3 and the metadata address as a DNS64 resolver, a 6to4
+		// host or the IPv4-compatible form would give them.
+		"nat64.v6.example.test.":     netip.MustParseAddr("64:ff9b::a01:203"),
+		"metadata.v6.example.test.":  netip.MustParseAddr("64:ff9b::a9fe:a9fe"),
+		"local64.v6.example.test.":   netip.MustParseAddr("64:ff9b:1::a01:203"),
+		"sixtofour.v6.example.test.": netip.MustParseAddr("2002:a01:203::1"),
+		"compat.v6.example.test.":    netip.MustParseAddr("::a01:203"),
 	}
 	var pc net.PacketConn
 	if err := w.internet.Do(func() (err error) { pc, err = net.ListenPacket("udp", ":53"); return err }); err != nil {
@@ -119,8 +130,12 @@ func newWorld(t *testing.T) *world {
 		m := new(dns.Msg)
 		m.SetReply(q)
 		for _, qq := range q.Question {
-			if a, ok := zone[strings.ToLower(qq.Name)]; ok && qq.Qtype == dns.TypeA {
+			a, ok := zone[strings.ToLower(qq.Name)]
+			switch {
+			case ok && a.Is4() && qq.Qtype == dns.TypeA:
 				m.Answer = append(m.Answer, &dns.A{Hdr: dns.RR_Header{Name: qq.Name, Rrtype: dns.TypeA, Class: dns.ClassINET, Ttl: 30}, A: a.AsSlice()})
+			case ok && a.Is6() && qq.Qtype == dns.TypeAAAA:
+				m.Answer = append(m.Answer, &dns.AAAA{Hdr: dns.RR_Header{Name: qq.Name, Rrtype: dns.TypeAAAA, Class: dns.ClassINET, Ttl: 30}, AAAA: a.AsSlice()})
 			}
 		}
 		rw.WriteMsg(m)
@@ -280,6 +295,19 @@ func TestEgressDirect(t *testing.T) {
 		t.Error("an allowed name reached an internal address")
 	}
 	wait(t, w.recs, "the internal address", func(r flow.Record) bool { return r.Unmapped.ReasonCode == flow.ReasonEgressInternal })
+
+	t.Log("so is one resolving to an internal IPv4 address inside an IPv6 one (NAT64, 6to4)")
+	for _, host := range []string{"nat64.v6.example.test", "metadata.v6.example.test", "local64.v6.example.test", "sixtofour.v6.example.test", "compat.v6.example.test"} {
+		if _, err := w.get(p, host); err == nil {
+			t.Errorf("%s was reached", host)
+		}
+		rec := wait(t, w.recs, host+" refused", func(r flow.Record) bool {
+			return r.ActivityID == flow.ActivityRefuse && r.DstEndpoint.Hostname == host
+		})
+		if rec.Unmapped.ReasonCode != flow.ReasonEgressInternal {
+			t.Errorf("%s: refused with %q (%s), want %q: the point took it for an outside address", host, rec.Unmapped.ReasonCode, rec.Unmapped.Reason, flow.ReasonEgressInternal)
+		}
+	}
 
 	t.Log("the SNI listener takes the host from the ClientHello")
 	tc, err = tls.Dial("tcp", p.Addr("sni").String(), &tls.Config{ServerName: "api.example.test", RootCAs: w.roots})

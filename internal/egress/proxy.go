@@ -17,6 +17,7 @@ import (
 	"github.com/spiffe/go-spiffe/v2/spiffeid"
 
 	"moat/internal/flow"
+	"moat/internal/mesh"
 	"moat/internal/policy"
 )
 
@@ -169,12 +170,8 @@ func (p *Proxy) Run(ctx context.Context) error {
 // within the connection limit; Run's end cuts the connections.
 func (p *Proxy) accept(ln net.Listener, handle func(net.Conn)) {
 	for {
-		c, err := ln.Accept()
+		c, err := mesh.AcceptRetrying(ln, func(err error) { p.log.Debug("egress: accept failed; retrying", "err", err) })
 		if err != nil {
-			var ne net.Error
-			if errors.As(err, &ne) && ne.Timeout() {
-				continue
-			}
 			return
 		}
 		select {

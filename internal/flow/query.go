@@ -1,12 +1,8 @@
 package flow
 
 import (
-	"context"
-	"database/sql"
-	"errors"
 	"fmt"
-	"os"
-	"strings"
+	"sort"
 	"time"
 )
 
@@ -30,9 +26,9 @@ type Filter struct {
 
 // Match reports whether r passes f (Limit aside).
 func (f *Filter) Match(r *Record) bool {
-	c := columns(r)
+	c := ColumnsOf(r)
 	switch {
-	case !f.matchRow(r.ClassUID, &c):
+	case !f.MatchColumns(r.ClassUID, &c):
 		return false
 	case !f.Since.IsZero() && r.Time < Millis(f.Since):
 		return false
@@ -58,36 +54,8 @@ func (f *Filter) Validate() error {
 	return nil
 }
 
-// where renders the non-time conditions of f over a table with the flows
-// columns, with values as partition p keeps them.
-func (s *Store) where(p *partition, f *Filter, conds []string, args []any) ([]string, []any) {
-	if f.From != "" {
-		v := s.val(p, nsEndpoint, f.From)
-		conds = append(conds, "(src = ? OR src_name = ?)")
-		args = append(args, v, v)
-	}
-	if f.To != "" {
-		v := s.val(p, nsEndpoint, f.To)
-		conds = append(conds, "(dst = ? OR dst_name = ?)")
-		args = append(args, v, v)
-	}
-	if f.Verdict != "" {
-		conds = append(conds, "verdict = ?")
-		args = append(args, s.val(p, nsVerdict, f.Verdict))
-	}
-	if f.Rule != "" {
-		conds = append(conds, "rule = ?")
-		args = append(args, s.val(p, nsRule, f.Rule))
-	}
-	if f.Class != 0 {
-		conds = append(conds, "class = ?")
-		args = append(args, f.Class)
-	}
-	return conds, args
-}
-
 // span is f's time range in milliseconds, [lo, hi).
-func (f *Filter) span() (lo, hi int64) {
+func (f *Filter) Span() (lo, hi int64) {
 	lo, hi = 1, 1<<62
 	if !f.Since.IsZero() {
 		lo = Millis(f.Since)
@@ -98,266 +66,219 @@ func (f *Filter) span() (lo, hi int64) {
 	return lo, hi
 }
 
-// eachPartition calls fn with every partition overlapping [lo, hi), open,
-// oldest first (newest first with reverse), one at a time, until fn says
-// stop or fails. Partitions not ready or set aside are passed over.
-func (s *Store) eachPartition(lo, hi int64, reverse bool, fn func(p *partition) (stop bool, err error)) error {
-	days := s.days(lo, hi)
-	if reverse {
-		for i, j := 0, len(days)-1; i < j; i, j = i+1, j-1 {
-			days[i], days[j] = days[j], days[i]
-		}
+// matchRow reports whether a rollup entry passes f's non-time conditions,
+// as where() selects rows in SQL.
+func (f *Filter) MatchColumns(class int, c *Columns) bool {
+	switch {
+	case f.From != "" && f.From != c.Src && f.From != c.SrcName:
+		return false
+	case f.To != "" && f.To != c.Dst && f.To != c.DstName:
+		return false
+	case f.Verdict != "" && f.Verdict != c.Verdict:
+		return false
+	case f.Rule != "" && f.Rule != c.Rule:
+		return false
+	case f.Class != 0 && f.Class != class:
+		return false
 	}
-	for _, d := range days {
-		p, err := s.acquire(d, false)
-		if errors.Is(err, errSkip) {
-			continue
-		}
-		if err != nil {
-			return err
-		}
-		stop, err := fn(p)
-		s.release(p)
-		if err != nil || stop {
-			return err
-		}
-	}
-	return nil
+	return true
 }
 
-func (s *Store) refresh() error {
-	if s.cfg.ReadOnly {
-		return s.scan()
-	}
-	return nil
+// row is the query columns of a record, stored in plaintext beside its body.
+type Columns struct {
+	Src, SrcName, Dst, DstName, Verdict, Rule string
+	Bytes                                     int64
 }
 
-// Query returns the records matching f in time order. With a Limit it
-// returns the newest Limit of them.
-//
-// The records are indexed by time only; when f selects by endpoint,
-// verdict, rule or class, the hourly rollup says which hours hold matching
-// records, and only those hours are read.
-func (s *Store) Query(ctx context.Context, f Filter) ([]Record, error) {
-	if err := f.Validate(); err != nil {
-		return nil, err
+func endpointKey(e *Endpoint) (key, name string) {
+	if e == nil {
+		return "", ""
 	}
-	if err := s.refresh(); err != nil {
-		return nil, err
+	switch {
+	case e.UID != "":
+		key = e.UID
+	case e.SvcName != "":
+		key = e.SvcName
+	case e.Name != "":
+		key = e.Name
+	default:
+		key = e.IP
 	}
-	lo, hi := f.span()
-	var out []Record
-	run := func(p *partition, r [2]int64, order string) error {
-		conds, args := s.where(p, &f, []string{"time >= ?", "time < ?"}, []any{r[0], r[1]})
-		var err error
-		out, err = s.collect(ctx, p, "SELECT uid, data FROM flows WHERE "+strings.Join(conds, " AND ")+order, args, out)
-		return err
+	return key, e.SvcName
+}
+
+// columns extracts the query columns: each side's identity (SPIFFE ID,
+// else service name, else name, else IP), the verdict, the deciding rule
+// (firewall rule, else detection analytic, else first WAF rule) and bytes.
+func ColumnsOf(r *Record) Columns {
+	var c Columns
+	c.Src, c.SrcName = endpointKey(r.SrcEndpoint)
+	c.Dst, c.DstName = endpointKey(r.DstEndpoint)
+	c.Verdict = r.Verdict()
+	switch {
+	case r.FirewallRule != nil && r.FirewallRule.Name != "":
+		c.Rule = r.FirewallRule.Name
+	case r.FirewallRule != nil && r.FirewallRule.UID != "":
+		c.Rule = r.FirewallRule.UID
+	case r.FindingInfo != nil && r.FindingInfo.Analytic != nil && r.FindingInfo.Analytic.Name != "":
+		c.Rule = r.FindingInfo.Analytic.Name
+	case r.Unmapped != nil && len(r.Unmapped.Rules) > 0:
+		c.Rule = r.Unmapped.Rules[0]
 	}
-	if f.Limit == 0 {
-		err := s.eachPartition(lo, hi, false, func(p *partition) (bool, error) {
-			ranges, err := s.ranges(ctx, p, &f, lo, hi)
-			if err != nil {
-				return true, err
-			}
-			for _, r := range ranges {
-				if err := run(p, r, " ORDER BY time, uid"); err != nil {
-					return true, err
-				}
-			}
-			return false, nil
-		})
-		return out, err
+	c.Bytes = r.TrafficBytes()
+	return c
+}
+
+// talkerWeight is what a record adds to the talkers rollup: how many
+// connections it starts and how many bytes it carries. A mesh connection
+// is recorded at both ends; the destination's records decide, so the
+// source's (direction outbound) add nothing, and of the destination's only
+// the first of a connection (Open, or a Refuse or Fail) counts it, while
+// each one's bytes (those since the connection's previous record) add up
+// to its total. A record without a connection ID (from a producer that
+// writes one record per connection) counts as one connection.
+func TalkerWeight(r *Record, bytes int64) (flows, b int64) {
+	if r.ClassUID != ClassNetworkActivity || r.ConnectionInfo == nil || r.ConnectionInfo.UID == "" {
+		return 1, bytes
 	}
-	err := s.eachPartition(lo, hi, true, func(p *partition) (bool, error) {
-		ranges, err := s.ranges(ctx, p, &f, lo, hi)
-		if err != nil {
-			return true, err
+	if r.ConnectionInfo.DirectionID == DirectionOutbound {
+		return 0, 0
+	}
+	switch r.ActivityID {
+	case ActivityOpen, ActivityRefuse, ActivityFail:
+		return 1, bytes
+	}
+	return 0, bytes
+}
+
+// Edge is the traffic from one source to one destination with one
+// verdict: what a service graph draws as one line.
+type Edge struct {
+	Src     string `json:"src"`
+	Dst     string `json:"dst"`
+	Verdict string `json:"verdict"`
+	Flows   int64  `json:"flows"`
+	Bytes   int64  `json:"bytes"`
+}
+
+// RankEdges orders edges most bytes first (ties: more flows, then by
+// source, destination and verdict) and keeps the first n (all when n is
+// zero): the order of every edges answer, one server's or a cluster's.
+func RankEdges(out []Edge, n int) []Edge {
+	sort.Slice(out, func(i, j int) bool {
+		a, b := out[i], out[j]
+		switch {
+		case a.Bytes != b.Bytes:
+			return a.Bytes > b.Bytes
+		case a.Flows != b.Flows:
+			return a.Flows > b.Flows
+		case a.Src != b.Src:
+			return a.Src < b.Src
+		case a.Dst != b.Dst:
+			return a.Dst < b.Dst
 		}
-		for j := len(ranges) - 1; j >= 0 && len(out) < f.Limit; j-- {
-			if err := run(p, ranges[j], fmt.Sprintf(" ORDER BY time DESC, uid DESC LIMIT %d", f.Limit-len(out))); err != nil {
-				return true, err
-			}
-		}
-		return len(out) >= f.Limit, nil
+		return a.Verdict < b.Verdict
 	})
-	if err != nil {
-		return nil, err
+	if n > 0 && len(out) > n {
+		out = out[:n]
 	}
-	for i, j := 0, len(out)-1; i < j; i, j = i+1, j-1 {
-		out[i], out[j] = out[j], out[i]
-	}
-	return out, nil
+	return out
 }
 
-// ranges returns the time ranges of partition p, within [lo, hi) and in
-// order, that can hold records matching f: all of it when f selects by time
-// alone, else the hours the rollup lists for f.
-func (s *Store) ranges(ctx context.Context, p *partition, f *Filter, lo, hi int64) ([][2]int64, error) {
-	lo, hi = max(lo, p.day*dayMillis), min(hi, (p.day+1)*dayMillis)
-	if lo >= hi {
-		return nil, nil
-	}
-	if f.From == "" && f.To == "" && f.Verdict == "" && f.Rule == "" && f.Class == 0 {
-		return [][2]int64{{lo, hi}}, nil
-	}
-	conds, args := s.where(p, f, []string{"hour >= ?", "hour <= ?"}, []any{lo / hourMillis, (hi - 1) / hourMillis})
-	rows, err := p.db.QueryContext(ctx, "SELECT DISTINCT hour FROM talkers WHERE "+strings.Join(conds, " AND ")+" ORDER BY hour", args...)
-	if err != nil {
-		return nil, fmt.Errorf("flow: query %q: %w", p.path, err)
-	}
-	defer rows.Close()
-	var out [][2]int64
-	for rows.Next() {
-		var h int64
-		if err := rows.Scan(&h); err != nil {
-			return nil, fmt.Errorf("flow: query %q: %w", p.path, err)
-		}
-		r := [2]int64{max(lo, h*hourMillis), min(hi, (h+1)*hourMillis)}
-		if n := len(out); n > 0 && out[n-1][1] == r[0] {
-			out[n-1][1] = r[1]
-			continue
-		}
-		out = append(out, r)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("flow: query %q: %w", p.path, err)
-	}
-	return out, nil
+// EdgeOf is what r adds to its edge, weighed as the store's rollup weighs
+// it: a mesh connection counts once, at its destination's first record,
+// and each of the destination's records adds the bytes since the one
+// before. A live view that adds records as they come (a follow stream)
+// then agrees with Edges over the same records.
+func EdgeOf(r *Record) Edge {
+	c := ColumnsOf(r)
+	flows, b := TalkerWeight(r, c.Bytes)
+	return Edge{Src: c.Src, Dst: c.Dst, Verdict: c.Verdict, Flows: flows, Bytes: b}
 }
 
-func (s *Store) collect(ctx context.Context, p *partition, q string, args []any, out []Record) ([]Record, error) {
-	rows, err := p.db.QueryContext(ctx, q, args...)
-	if err != nil {
-		return nil, fmt.Errorf("flow: query %q: %w", p.path, err)
-	}
-	defer rows.Close()
-	for rows.Next() {
-		var uid string
-		var data []byte
-		if err := rows.Scan(&uid, &data); err != nil {
-			return nil, fmt.Errorf("flow: query %q: %w", p.path, err)
-		}
-		r, err := s.decode(uid, data)
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, r)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("flow: query %q: %w", p.path, err)
-	}
-	return out, nil
+// Talker is the traffic between one source and one destination.
+type Talker struct {
+	Src    string `json:"src"`
+	Dst    string `json:"dst"`
+	Flows  int64  `json:"flows"`
+	Bytes  int64  `json:"bytes"`
+	Denied int64  `json:"denied"` // flows with verdict deny
 }
 
-// Cursor is a position in the store's storage order, from Mark.
-type Cursor struct {
-	last map[int64]int64  // per partition day, the last row seen
-	seen map[int64]string // per partition day, its files' stamp at the last look
-	file map[int64]int32  // per partition day, the file last read (partition.file)
-}
-
-// Mark returns the position after every record stored so far.
-func (s *Store) Mark(ctx context.Context) (*Cursor, error) {
-	if err := s.refresh(); err != nil {
-		return nil, err
-	}
-	c := &Cursor{last: map[int64]int64{}, seen: map[int64]string{}, file: map[int64]int32{}}
-	err := s.eachPartition(1, 1<<62, false, func(p *partition) (bool, error) {
-		var max sql.NullInt64
-		if err := p.db.QueryRowContext(ctx, "SELECT MAX(id) FROM flows").Scan(&max); err != nil {
-			return true, fmt.Errorf("flow: mark %q: %w", p.path, err)
+// RankTalkers orders talkers most bytes first (ties: more flows, then by
+// name) and keeps the first n: the order of every top-talkers answer,
+// one server's or a cluster's.
+func RankTalkers(ts []Talker, n int) []Talker {
+	sort.Slice(ts, func(i, j int) bool {
+		a, b := ts[i], ts[j]
+		if a.Bytes != b.Bytes {
+			return a.Bytes > b.Bytes
 		}
-		c.last[p.day], c.file[p.day] = max.Int64, p.file
-		return false, nil
+		if a.Flows != b.Flows {
+			return a.Flows > b.Flows
+		}
+		if a.Src != b.Src {
+			return a.Src < b.Src
+		}
+		return a.Dst < b.Dst
 	})
-	if err != nil {
-		return nil, err
+	if len(ts) > n {
+		ts = ts[:n]
 	}
-	return c, nil
+	return ts
 }
 
-// stamp says whether a partition's files changed: their sizes and times.
-func stamp(path string) string {
-	var b strings.Builder
-	for _, suffix := range []string{"", "-wal"} {
-		if st, err := os.Stat(path + suffix); err == nil {
-			fmt.Fprintf(&b, "%d/%d;", st.Size(), st.ModTime().UnixNano())
-		}
-	}
-	return b.String()
+// AnyNode stands for every node in a cell of a partition that does not
+// know its nodes.
+const AnyNode = "*"
+
+// NodeHours is one node's hours in a store, as runs [from, to) of hour
+// numbers (hours since the Unix epoch, UTC).
+type NodeHours struct {
+	Node  string     `json:"node"`
+	Hours [][2]int64 `json:"hours"`
 }
 
-// Tail calls fn, in storage order, with each record matching f stored
-// after the cursor, polling every interval until ctx ends (it then returns
-// nil) or fn fails. It works across processes (a CLI beside a server);
-// within the server's process Follow avoids the polling. Tail advances
-// c.
-func (s *Store) Tail(ctx context.Context, c *Cursor, f Filter, every time.Duration, fn func(Record) error) error {
-	if err := f.Validate(); err != nil {
-		return err
-	}
-	if every <= 0 {
-		return fmt.Errorf("flow: tail: interval must be positive, got %v", every)
-	}
-	lo, hi := f.span()
-	t := time.NewTicker(every)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return nil
-		case <-t.C:
-		}
-		if err := s.refresh(); err != nil {
-			return err
-		}
-		for _, day := range s.days(lo, hi) {
-			p, st, err := s.acquireChanged(day, c)
-			if errors.Is(err, errSkip) {
-				continue
-			}
-			if err != nil {
-				return err
-			}
-			c.enter(p)
-			conds, args := s.where(p, &f, []string{"id > ?", "time >= ?", "time < ?"}, []any{c.last[p.day], lo, hi})
-			q := "SELECT id, uid, data FROM flows WHERE " + strings.Join(conds, " AND ") + " ORDER BY id"
-			err = s.tailPart(ctx, p, q, args, c.last, fn)
-			s.release(p)
-			if err != nil {
-				if ctx.Err() != nil {
-					return nil
-				}
-				return err
-			}
-			c.seen[day] = st
-		}
-	}
+// TalkerRecord is one record's weight in the talkers (talkerWeight).
+type TalkerRecord struct {
+	UID string `json:"uid"`
+	Edge
 }
 
-func (s *Store) tailPart(ctx context.Context, p *partition, q string, args []any, last map[int64]int64, fn func(Record) error) error {
-	rows, err := p.db.QueryContext(ctx, q, args...)
-	if err != nil {
-		return fmt.Errorf("flow: tail %q: %w", p.path, err)
+// Talker is the record's part of its pair's talker.
+func (w TalkerRecord) Talker() Talker {
+	t := Talker{Src: w.Src, Dst: w.Dst, Flows: w.Flows, Bytes: w.Bytes}
+	if w.Verdict == VerdictDeny {
+		t.Denied = w.Flows
 	}
-	defer rows.Close()
-	for rows.Next() {
-		var id int64
-		var uid string
-		var data []byte
-		if err := rows.Scan(&id, &uid, &data); err != nil {
-			return fmt.Errorf("flow: tail %q: %w", p.path, err)
-		}
-		r, err := s.decode(uid, data)
-		if err != nil {
-			return err
-		}
-		// The position moves past a record only once fn took it: a
-		// cursor saved from within fn covers the records before.
-		if err := fn(r); err != nil {
-			return err
-		}
-		last[p.day] = id
+	return t
+}
+
+// SeenUIDs remembers the last n record UIDs added: what a reader merging
+// several streams of records (a cluster's servers, a reconnection's
+// overlap) uses to show each record once, in bounded memory.
+type SeenUIDs struct {
+	m    map[string]bool
+	ring []string
+	next int
+}
+
+// NewSeenUIDs remembers up to n UIDs (at least 1).
+func NewSeenUIDs(n int) *SeenUIDs {
+	return &SeenUIDs{m: make(map[string]bool, max(n, 1)), ring: make([]string, max(n, 1))}
+}
+
+// Add reports whether uid is new, remembering it and forgetting the
+// oldest beyond n.
+func (s *SeenUIDs) Add(uid string) bool {
+	if s.m[uid] {
+		return false
 	}
-	return rows.Err()
+	if old := s.ring[s.next]; old != "" {
+		delete(s.m, old)
+	}
+	s.ring[s.next] = uid
+	s.next = (s.next + 1) % len(s.ring)
+	s.m[uid] = true
+	return true
 }

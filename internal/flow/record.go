@@ -18,15 +18,17 @@
 // The pipeline: a producer (agent, gateway) writes records to a Shipper,
 // which batches them to the server and, while the server is unreachable,
 // into a bounded on-disk Spool that it drains on recovery (at least once).
-// The server's Store ingests batches exactly once by record identity into
-// SQLite partitioned by day, with retention, queries, top talkers and
-// followers. FileWriter and VPCWriter export OCSF JSON lines and AWS VPC
-// Flow Logs text.
+// The server stores them with package flowstore, which holds the SQLite
+// store and the export files; this package holds what producers and
+// readers share (records, writers, spool, shipper, and the query
+// vocabulary: Filter, Edge, Talker), so a producer links no database.
 package flow
 
 import (
 	"crypto/rand"
 	"encoding/hex"
+	"errors"
+	"fmt"
 	"time"
 )
 
@@ -284,6 +286,10 @@ type Moat struct {
 	// cut (one of the Reason* constants); Reason is the text for people.
 	// Detection rules and queries match on the code, never on the text.
 	ReasonCode string `json:"reason_code,omitempty"`
+	// Suppressed, on a summary, is how many events like this one were
+	// counted rather than recorded one by one (a client refused faster
+	// than records are kept); the record describes the last of them.
+	Suppressed int `json:"suppressed,omitempty"`
 }
 
 // Reason codes carried in Moat.ReasonCode. They are stable: rules, alerts
@@ -367,4 +373,44 @@ func (r *Record) Verdict() string {
 		return ""
 	}
 	return r.Unmapped.Verdict
+}
+
+// Sealer encrypts stored or spooled record bodies. It has the shape of
+// tink.AEAD, so a tink primitive (or seal's envelope) plugs in unchanged.
+type Sealer interface {
+	Encrypt(plaintext, associatedData []byte) ([]byte, error)
+	Decrypt(ciphertext, associatedData []byte) ([]byte, error)
+}
+
+// maxUIDLen bounds record IDs so that a hostile producer cannot bloat
+// the store's unique index.
+const maxUIDLen = 128
+
+// Validate checks what the store needs of a record: an ID of at most 128
+// bytes, a positive time and a class.
+func Validate(r *Record) error {
+	switch {
+	case r.Metadata.UID == "":
+		return errors.New("empty metadata.uid")
+	case len(r.Metadata.UID) > maxUIDLen:
+		return fmt.Errorf("metadata.uid longer than %d bytes", maxUIDLen)
+	case r.Time <= 0:
+		return fmt.Errorf("time %d is not a positive millisecond timestamp", r.Time)
+	case r.ClassUID == 0:
+		return errors.New("class_uid is zero")
+	}
+	return nil
+}
+
+// TrafficBytes is the bytes r carries: its traffic's total, else the sum of
+// both directions (zero without traffic).
+func (r *Record) TrafficBytes() int64 {
+	t := r.Traffic
+	if t == nil {
+		return 0
+	}
+	if t.Bytes != 0 {
+		return t.Bytes
+	}
+	return t.BytesIn + t.BytesOut
 }

@@ -1,72 +1,22 @@
-package flow
+package flow_test
 
 import (
 	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
-	"fmt"
 	"os"
 	"path/filepath"
 	"slices"
 	"testing"
 
-	"github.com/tink-crypto/tink-go/v2/aead"
-	"github.com/tink-crypto/tink-go/v2/keyset"
-	"github.com/tink-crypto/tink-go/v2/tink"
+	"moat/internal/flow"
+	"moat/internal/flow/flowtest"
 )
-
-func testRecords(prefix string, n int) []Record {
-	out := make([]Record, n)
-	for i := range out {
-		out[i] = netRecord(fmt.Sprintf("%s-%04d", prefix, i), "web", "db", VerdictAllow, "web-to-db", int64(i), t0)
-	}
-	return out
-}
-
-func openTestSpool(t *testing.T, cfg SpoolConfig) *Spool {
-	t.Helper()
-	if cfg.Dir == "" {
-		cfg.Dir = t.TempDir()
-	}
-	s, err := OpenSpool(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { s.Close() })
-	return s
-}
-
-func drainAll(t *testing.T, s *Spool) []string {
-	t.Helper()
-	var got []string
-	_, err := s.Drain(context.Background(), 7, func(_ context.Context, rs []Record) error {
-		got = append(got, uids(rs)...)
-		return nil
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return got
-}
-
-func newAEAD(t testing.TB) tink.AEAD {
-	t.Helper()
-	h, err := keyset.NewHandle(aead.AES256GCMKeyTemplate())
-	if err != nil {
-		t.Fatal(err)
-	}
-	a, err := aead.New(h)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return a
-}
 
 func TestSpoolRoundTripAcrossSegmentsAndReopen(t *testing.T) {
 	dir := t.TempDir()
-	s := openTestSpool(t, SpoolConfig{Dir: dir, SegmentBytes: 4096})
-	recs := testRecords("a", 50)
+	s := flowtest.OpenSpool(t, flow.SpoolConfig{Dir: dir, SegmentBytes: 4096})
+	recs := flowtest.Records("a", 50)
 	if n, err := s.Append(recs[:30]); n != 30 || err != nil {
 		t.Fatalf("Append = %d, %v", n, err)
 	}
@@ -75,11 +25,11 @@ func TestSpoolRoundTripAcrossSegmentsAndReopen(t *testing.T) {
 	}
 	s.Close()
 	t.Log("reopen: the records survive a restart")
-	s = openTestSpool(t, SpoolConfig{Dir: dir, SegmentBytes: 4096})
+	s = flowtest.OpenSpool(t, flow.SpoolConfig{Dir: dir, SegmentBytes: 4096})
 	if n, err := s.Append(recs[30:]); n != 20 || err != nil {
 		t.Fatalf("Append = %d, %v", n, err)
 	}
-	if got, want := drainAll(t, s), uids(recs); !slices.Equal(got, want) {
+	if got, want := flowtest.DrainAll(t, s), flowtest.UIDs(recs); !slices.Equal(got, want) {
 		t.Fatalf("drained %v, want %v", got, want)
 	}
 	if st := s.Stats(); st.Records != 0 || st.Bytes != 0 || st.Segments != 0 {
@@ -91,14 +41,14 @@ func TestSpoolRoundTripAcrossSegmentsAndReopen(t *testing.T) {
 }
 
 func TestSpoolKeepsWhatFailedToSend(t *testing.T) {
-	s := openTestSpool(t, SpoolConfig{})
-	recs := testRecords("b", 40)
+	s := flowtest.OpenSpool(t, flow.SpoolConfig{})
+	recs := flowtest.Records("b", 40)
 	if _, err := s.Append(recs); err != nil {
 		t.Fatal(err)
 	}
 	boom := errors.New("server down")
 	calls := 0
-	sent, err := s.Drain(context.Background(), 10, func(context.Context, []Record) error {
+	sent, err := s.Drain(context.Background(), 10, func(context.Context, []flow.Record) error {
 		calls++
 		if calls == 3 {
 			return boom
@@ -111,10 +61,10 @@ func TestSpoolKeepsWhatFailedToSend(t *testing.T) {
 	// Next hands out the same unacknowledged batch until Ack.
 	b1, _ := s.Next(5)
 	b2, _ := s.Next(5)
-	if !slices.Equal(uids(b1.Records), uids(b2.Records)) || b1.Records[0].Metadata.UID != "b-0020" {
-		t.Fatalf("Next = %v then %v, want b-0020.. twice", uids(b1.Records), uids(b2.Records))
+	if !slices.Equal(flowtest.UIDs(b1.Records), flowtest.UIDs(b2.Records)) || b1.Records[0].Metadata.UID != "b-0020" {
+		t.Fatalf("Next = %v then %v, want b-0020.. twice", flowtest.UIDs(b1.Records), flowtest.UIDs(b2.Records))
 	}
-	if got, want := drainAll(t, s), uids(recs[20:]); !slices.Equal(got, want) {
+	if got, want := flowtest.DrainAll(t, s), flowtest.UIDs(recs[20:]); !slices.Equal(got, want) {
 		t.Fatalf("drained %v, want %v", got, want)
 	}
 }
@@ -122,8 +72,8 @@ func TestSpoolKeepsWhatFailedToSend(t *testing.T) {
 func TestSpoolBoundCountsLoss(t *testing.T) {
 	dir := t.TempDir()
 	const max = 8192
-	s := openTestSpool(t, SpoolConfig{Dir: dir, MaxBytes: max, SegmentBytes: 2048})
-	recs := testRecords("c", 100)
+	s := flowtest.OpenSpool(t, flow.SpoolConfig{Dir: dir, MaxBytes: max, SegmentBytes: 2048})
+	recs := flowtest.Records("c", 100)
 	kept := 0
 	for i := range recs {
 		n, err := s.Append(recs[i : i+1])
@@ -149,7 +99,7 @@ func TestSpoolBoundCountsLoss(t *testing.T) {
 		t.Fatalf("%d bytes on disk, stats say %d, bound %d", onDisk, st.Bytes, max)
 	}
 	// The oldest records are the ones kept.
-	if got := drainAll(t, s); !slices.Equal(got, uids(recs[:kept])) {
+	if got := flowtest.DrainAll(t, s); !slices.Equal(got, flowtest.UIDs(recs[:kept])) {
 		t.Fatalf("drained %v, want the first %d", got, kept)
 	}
 	// Once drained there is room again.
@@ -159,7 +109,7 @@ func TestSpoolBoundCountsLoss(t *testing.T) {
 }
 
 func TestSpoolTornTail(t *testing.T) {
-	recs := testRecords("d", 10)
+	recs := flowtest.Records("d", 10)
 	tests := []struct {
 		name    string
 		damage  func(b []byte) []byte
@@ -171,13 +121,13 @@ func TestSpoolTornTail(t *testing.T) {
 		{"frame cut short", func(b []byte) []byte { return b[:len(b)-5] }, 9, 1},
 		{"garbage appended", func(b []byte) []byte { return append(b, bytes.Repeat([]byte{0xff}, 40)...) }, 10, 1},
 		{"last byte flipped", func(b []byte) []byte { b[len(b)-1] ^= 1; return b }, 9, 1},
-		{"only the magic", func(b []byte) []byte { return b[:len(segMagic)] }, 0, 0},
+		{"only the magic", func(b []byte) []byte { return b[:len(flow.SegMagic)] }, 0, 0},
 		{"torn magic", func(b []byte) []byte { return b[:3] }, 0, 1},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			dir := t.TempDir()
-			s := openTestSpool(t, SpoolConfig{Dir: dir})
+			s := flowtest.OpenSpool(t, flow.SpoolConfig{Dir: dir})
 			if _, err := s.Append(recs); err != nil {
 				t.Fatal(err)
 			}
@@ -190,18 +140,18 @@ func TestSpoolTornTail(t *testing.T) {
 			if err := os.WriteFile(m[0], tt.damage(b), 0o600); err != nil {
 				t.Fatal(err)
 			}
-			s = openTestSpool(t, SpoolConfig{Dir: dir})
+			s = flowtest.OpenSpool(t, flow.SpoolConfig{Dir: dir})
 			st := s.Stats()
 			if st.Records != int64(tt.kept) || st.Corrupt != tt.corrupt {
 				t.Fatalf("after reopen stats %+v, want %d records, %d corrupt", st, tt.kept, tt.corrupt)
 			}
 			// New records go after the repaired data and both come back.
-			extra := testRecords("e", 2)
+			extra := flowtest.Records("e", 2)
 			if _, err := s.Append(extra); err != nil {
 				t.Fatal(err)
 			}
-			want := append(uids(recs[:tt.kept]), uids(extra)...)
-			if got := drainAll(t, s); !slices.Equal(got, want) {
+			want := append(flowtest.UIDs(recs[:tt.kept]), flowtest.UIDs(extra)...)
+			if got := flowtest.DrainAll(t, s); !slices.Equal(got, want) {
 				t.Fatalf("drained %v, want %v", got, want)
 			}
 		})
@@ -210,9 +160,9 @@ func TestSpoolTornTail(t *testing.T) {
 
 func TestSpoolSealed(t *testing.T) {
 	dir := t.TempDir()
-	a := newAEAD(t)
-	s := openTestSpool(t, SpoolConfig{Dir: dir, Sealer: a})
-	recs := testRecords("f", 5)
+	a := flowtest.NewAEAD(t)
+	s := flowtest.OpenSpool(t, flow.SpoolConfig{Dir: dir, Sealer: a})
+	recs := flowtest.Records("f", 5)
 	if _, err := s.Append(recs); err != nil {
 		t.Fatal(err)
 	}
@@ -223,56 +173,18 @@ func TestSpoolSealed(t *testing.T) {
 		t.Fatal("sealed spool holds plaintext")
 	}
 	t.Log("the wrong key cannot read the spool, and says so")
-	wrong := openTestSpool(t, SpoolConfig{Dir: dir, Sealer: newAEAD(t)})
-	if got := drainAll(t, wrong); len(got) != 0 || wrong.Stats().Corrupt != 5 {
+	wrong := flowtest.OpenSpool(t, flow.SpoolConfig{Dir: dir, Sealer: flowtest.NewAEAD(t)})
+	if got := flowtest.DrainAll(t, wrong); len(got) != 0 || wrong.Stats().Corrupt != 5 {
 		t.Fatalf("wrong key drained %v, stats %+v", got, wrong.Stats())
 	}
 	wrong.Close()
 	// drainAll removed the unreadable segment; write again and read with
 	// the right key.
-	s = openTestSpool(t, SpoolConfig{Dir: dir, Sealer: a})
+	s = flowtest.OpenSpool(t, flow.SpoolConfig{Dir: dir, Sealer: a})
 	if _, err := s.Append(recs); err != nil {
 		t.Fatal(err)
 	}
-	if got := drainAll(t, s); !slices.Equal(got, uids(recs)) {
+	if got := flowtest.DrainAll(t, s); !slices.Equal(got, flowtest.UIDs(recs)) {
 		t.Fatalf("drained %v", got)
 	}
-}
-
-func FuzzDecodeSegment(f *testing.F) {
-	seg := []byte(segMagic)
-	for _, r := range testRecords("z", 3) {
-		b, _ := json.Marshal(r)
-		seg = appendFrame(seg, b)
-	}
-	f.Add(seg)
-	f.Add(seg[:len(seg)-3])
-	f.Add([]byte(segMagic))
-	f.Add([]byte("MOATSPL1\x00\x00\x00\x05\x00\x00\x00\x00hello"))
-	f.Fuzz(func(t *testing.T, data []byte) {
-		frames, good, err := decodeSegment(data)
-		if good < 0 || good > len(data) {
-			t.Fatalf("good offset %d outside [0, %d]", good, len(data))
-		}
-		if err == nil && good != len(data) {
-			t.Fatalf("no error but only %d of %d bytes decoded", good, len(data))
-		}
-		// Re-encoding the frames reproduces the intact prefix exactly.
-		if good > 0 {
-			re := []byte(segMagic)
-			for _, p := range frames {
-				re = appendFrame(re, p)
-			}
-			if !bytes.Equal(re, data[:good]) {
-				t.Fatalf("re-encoded frames differ from the intact prefix")
-			}
-		}
-		// Decoding the intact prefix alone succeeds with the same frames.
-		if good > 0 {
-			again, g2, err2 := decodeSegment(data[:good])
-			if err2 != nil || g2 != good || len(again) != len(frames) {
-				t.Fatalf("prefix decode = %d frames, %d, %v", len(again), g2, err2)
-			}
-		}
-	})
 }

@@ -72,7 +72,7 @@ type LimitsFile struct {
 	// max_body_bytes of its own; 0 means 1 MiB (nginx's default), enough
 	// for forms and API calls. Routes that take uploads raise their own.
 	MaxBodyBytes  int64 `yaml:"max_body_bytes"`
-	MaxConnsPerIP int   `yaml:"max_conns_per_ip"` // 0: 256; an IPv6 /64 counts as one IP
+	MaxConnsPerIP int   `yaml:"max_conns_per_ip"` // 0: 256; an IPv6 /64 counts as one IP; the HTTPS and redirect ports count apart
 }
 
 // WAFFile configures the WAF (see waf.Config for each setting's meaning).
@@ -145,7 +145,8 @@ type RouteFile struct {
 	// against the request's path in normal form (escapes of unreserved
 	// characters decoded, "//" merged, "." and ".." resolved), which is
 	// also what the WAF inspects and the service receives. A request whose
-	// path as sent would pick another route than its normal form is
+	// path as sent, without its segments' ";" parameters or with letter
+	// case ignored would pick another route than its normal form is
 	// refused (400).
 	Path    string `yaml:"path"`
 	Service string `yaml:"service"` // required
@@ -669,7 +670,7 @@ func (s *prefixSet) contains(a netip.Addr) bool {
 	if s == nil {
 		return false
 	}
-	a = a.Unmap()
+	a = plainIP(a)
 	for _, p := range s.prefixes {
 		if p.Contains(a) {
 			return true

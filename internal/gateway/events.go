@@ -43,6 +43,8 @@ type event struct {
 	blocked bool
 	// local is the gateway address the client reached.
 	local netip.AddrPort
+	// suppressed, on a summary, is how many such events it stands for.
+	suppressed int
 }
 
 // httpActivity maps a method to OCSF HTTP Activity's activity_id.
@@ -92,7 +94,7 @@ func (e *event) record(now time.Time) flow.Record {
 	}
 	rec.Message = e.reason
 	rec.SecurityControl()
-	m := &flow.Moat{Kind: e.kind, Route: e.route, Reason: e.reason}
+	m := &flow.Moat{Kind: e.kind, Route: e.route, Reason: e.reason, Suppressed: e.suppressed}
 	if e.blocked {
 		rec.ActionID, rec.Action = flow.ActionDenied, "Denied"
 		rec.DispositionID, rec.Disposition = flow.DispositionBlocked, "Blocked"
@@ -102,7 +104,10 @@ func (e *event) record(now time.Time) flow.Record {
 		rec.DispositionID, rec.Disposition = flow.DispositionLogged, "Logged"
 		m.Verdict = flow.VerdictAudit
 	}
-	rec.SrcEndpoint = &flow.Endpoint{IP: e.client.String()}
+	rec.SrcEndpoint = &flow.Endpoint{}
+	if e.client.IsValid() {
+		rec.SrcEndpoint.IP = e.client.String()
+	}
 	rec.DstEndpoint = &flow.Endpoint{}
 	if e.local.IsValid() {
 		rec.DstEndpoint.IP, rec.DstEndpoint.Port = e.local.Addr().String(), int(e.local.Port())

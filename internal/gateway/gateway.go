@@ -66,6 +66,8 @@ type Gateway struct {
 	dial   func(ctx context.Context, service string, port int) (net.Conn, error)
 	events flow.Writer
 	certs  certStore
+	// eventGate bounds the security events written (see eventgate.go).
+	eventGate eventGate
 
 	state atomic.Pointer[state]
 	proxy http.Handler
@@ -116,12 +118,18 @@ func New(cfg Config) (*Gateway, error) {
 		g.Close()
 		return nil, fmt.Errorf("gateway: listen: %w", err)
 	}
-	g.ln = &connLimiter{Listener: ln, limit: func() int { return g.state.Load().s.MaxConnsPerIP }, refuse: g.connRefused}
+	limit := func() int { return g.state.Load().s.MaxConnsPerIP }
+	g.ln = &connLimiter{Listener: ln, limit: limit, refuse: g.connRefused}
 	if st.s.RedirectListen != "" {
-		if g.redirectLn, err = net.Listen("tcp", st.s.RedirectListen); err != nil {
+		rln, err := net.Listen("tcp", st.s.RedirectListen)
+		if err != nil {
 			g.Close()
 			return nil, fmt.Errorf("gateway: redirect listen: %w", err)
 		}
+		// The same cap per client, counted apart: the two listeners share
+		// the process's file descriptors, so connections held open on
+		// the plain port would otherwise starve the HTTPS one.
+		g.redirectLn = &connLimiter{Listener: rln, limit: limit, refuse: g.connRefused}
 	}
 	return g, nil
 }
@@ -273,6 +281,7 @@ loop:
 				_ = g.Reload()
 			}
 			g.certs.check()
+			g.flushEvents()
 		}
 	}
 	sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
@@ -281,6 +290,7 @@ loop:
 	if rsrv != nil {
 		_ = rsrv.Shutdown(sctx)
 	}
+	g.flushEvents()
 	g.Close()
 	if err != nil && !errors.Is(err, http.ErrServerClosed) {
 		return fmt.Errorf("gateway: serve: %w", err)
@@ -338,27 +348,32 @@ func (g *Gateway) writeEvent(r flow.Record) error {
 }
 
 // connRefused records a connection refused by the per-IP cap.
-func (g *Gateway) connRefused(ip netip.Addr) {
+func (g *Gateway) connRefused(ip netip.Addr, local net.Addr) {
 	ev := event{kind: KindRateLimit, reason: "concurrent connection cap per IP reached", client: ip, blocked: true}
-	if ap, err := netip.ParseAddrPort(g.ln.Addr().String()); err == nil {
+	if ap, err := netip.ParseAddrPort(local.String()); err == nil {
 		ev.local = ap
 	}
-	rec := ev.record(g.now())
-	if err := g.events.Write(rec); err != nil {
-		g.log.Warn("gateway: security event lost", "err", err)
-	}
+	g.emit(&ev)
 }
 
 // redirect answers plain HTTP with 308 to the same URL over HTTPS. The
-// host must look like a host name; anything else gets 400 rather than a
-// redirect built from attacker-chosen bytes.
+// host must look like a host name and the target be a path; anything else
+// gets 400 rather than a redirect built from attacker-chosen bytes (an
+// opaque target, "http:.evil.example/x", would otherwise continue the
+// host: https://shop.example.org.evil.example/x). A host no route serves
+// gets 404: the gateway sends nobody to a name it does not answer for.
 func (g *Gateway) redirect(w http.ResponseWriter, r *http.Request) {
 	host, ok := normalizeHost(r.Host)
-	if !ok || host == "" {
+	path := r.URL.EscapedPath()
+	if !ok || host == "" || r.URL.Opaque != "" || !strings.HasPrefix(path, "/") {
 		http.Error(w, "bad request", http.StatusBadRequest)
 		return
 	}
 	st := g.state.Load()
+	if !st.servesHost(host) {
+		http.Error(w, "not found", http.StatusNotFound)
+		return
+	}
 	port := st.s.RedirectPort
 	if port == 0 {
 		if _, p, err := net.SplitHostPort(g.ln.Addr().String()); err == nil {
@@ -372,7 +387,10 @@ func (g *Gateway) redirect(w http.ResponseWriter, r *http.Request) {
 	if port != 443 {
 		target += ":" + strconv.Itoa(port)
 	}
-	target += r.URL.RequestURI()
+	target += path
+	if r.URL.RawQuery != "" {
+		target += "?" + r.URL.RawQuery
+	}
 	if st.s.HSTS != "" {
 		// Browsers ignore HSTS over plain HTTP; this is harmless and helps
 		// scanners that look for it on every answer.

@@ -4,9 +4,9 @@ import (
 	"bufio"
 	"context"
 	"crypto/tls"
+	"fmt"
 	"net"
 	"net/http"
-	"net/url"
 	"os"
 	"slices"
 	"strings"
@@ -141,6 +141,52 @@ func TestRedirect(t *testing.T) {
 	}
 }
 
+// TestRedirectStaysOnRoutedHosts: the plain-HTTP redirect leads only to
+// the HTTPS side of a host the gateway routes, however the request line
+// is written: an opaque target ("http:.evil.example/x") would otherwise
+// continue the host name in Location.
+func TestRedirectStaysOnRoutedHosts(t *testing.T) {
+	f := newFixture(t, `listen: 127.0.0.1:0
+redirect_listen: 127.0.0.1:0
+redirect_port: 443
+tls:
+  cert_file: %s
+  key_file: %s
+services: [frontend]
+routes:
+  - host: app.example
+    service: frontend
+    port: 8080
+`+noWAF)
+	for _, c := range []struct {
+		line, host string
+		want       int
+		location   string
+	}{
+		{"/shop?id=3", "app.example", 308, "https://app.example/shop?id=3"},
+		{"//evil.example/x", "app.example", 308, "https://app.example//evil.example/x"},
+		{"http://app.example/x", "other.example", 308, "https://app.example/x"},
+		{"http:.evil.example/x", "app.example", 400, ""},
+		{"http:evil.example", "app.example", 400, ""},
+		{"/x", "evil.example", 404, ""},
+		{"http://evil.example/x", "app.example", 404, ""},
+	} {
+		conn, err := net.Dial("tcp", f.gw.RedirectAddr().String())
+		if err != nil {
+			t.Fatal(err)
+		}
+		fmt.Fprintf(conn, "GET %s HTTP/1.1\r\nHost: %s\r\n\r\n", c.line, c.host)
+		resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
+		conn.Close()
+		if err != nil {
+			t.Fatalf("GET %s: %v", c.line, err)
+		}
+		if loc := resp.Header.Get("Location"); resp.StatusCode != c.want || loc != c.location {
+			t.Errorf("GET %s, Host %s: %d Location %q, want %d %q", c.line, c.host, resp.StatusCode, loc, c.want, c.location)
+		}
+	}
+}
+
 func TestRateLimit(t *testing.T) {
 	f := newFixture(t, baseYAML+noWAF+"rate_limit:\n  rps: 1\n  burst: 2\n")
 	for i := range 2 {
@@ -193,6 +239,9 @@ func TestCSRF(t *testing.T) {
 		{"neither, with cookies", "POST", "", "", "s=1", 403},
 		{"neither, no cookies", "POST", "", "", "", 200},
 		{"null origin", "POST", "null", "", "", 403},
+		{"unknown method", "PROPPATCH", "https://evil.example", "", "s=1", 403},
+		{"method in lower case", "post", "https://evil.example", "", "s=1", 403},
+		{"method not in the list", "PURGE", "https://evil.example", "", "", 403},
 	}
 	t.Log("a route may opt out (bearer-token APIs)")
 	defer func() {
@@ -228,8 +277,52 @@ func TestCSRF(t *testing.T) {
 			n++
 		}
 	}
-	if n != 6 {
-		t.Errorf("%d csrf events, want 6", n)
+	if n != 9 {
+		t.Errorf("%d csrf events, want 9", n)
+	}
+}
+
+// TestCSRFBrowserSignals: where a browser gives no Origin to judge, or two,
+// the request is not taken for the site's own.
+func TestCSRFBrowserSignals(t *testing.T) {
+	f := newFixture(t, strings.Replace(baseYAML, "    path: /api/\n", "    path: /api/\n    allowed_origins: [\"https://app.example\"]\n", 1)+noWAF)
+	for _, c := range []struct {
+		name    string
+		headers [][2]string
+		want    int
+	}{
+		// A page of the site sandboxed into an opaque origin (user content
+		// served with CSP sandbox) sends Origin "null" and the site as
+		// Referer; the browser says the context is cross-site.
+		{"sandboxed page of the site", [][2]string{{"Origin", "null"}, {"Referer", "https://app.example/uploads/x.html"}, {"Sec-Fetch-Site", "cross-site"}, {"Cookie", "s=1"}}, 403},
+		{"no Origin, cross-site", [][2]string{{"Sec-Fetch-Site", "cross-site"}}, 403},
+		{"no Origin, same-site subdomain", [][2]string{{"Referer", "https://app.example/"}, {"Sec-Fetch-Site", "same-site"}, {"Cookie", "s=1"}}, 403},
+		{"two Origins", [][2]string{{"Origin", "https://app.example"}, {"Origin", "https://evil.example"}}, 403},
+		{"Referer of the site, same-origin context", [][2]string{{"Origin", "null"}, {"Referer", "https://app.example/form"}, {"Sec-Fetch-Site", "same-origin"}, {"Cookie", "s=1"}}, 200},
+		{"allowed Origin", [][2]string{{"Origin", "https://app.example"}, {"Sec-Fetch-Site", "cross-site"}, {"Cookie", "s=1"}}, 200},
+	} {
+		r := f.req("POST", "/api/orders", strings.NewReader("a=1"))
+		r.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+		for _, h := range c.headers {
+			r.Header.Add(h[0], h[1])
+		}
+		if code, body, _ := f.do(r); code != c.want {
+			t.Errorf("%s: %d %q, want %d", c.name, code, body, c.want)
+		}
+	}
+	t.Log("without a port in Host, or with the default one, the site's own origin is allowed")
+	f.write(baseYAML + noWAF)
+	if err := f.gw.Reload(); err != nil {
+		t.Fatal(err)
+	}
+	for _, host := range []string{"shop.example.org", "shop.example.org:443"} {
+		r := f.req("POST", "/", strings.NewReader("a=1"))
+		r.Host = host
+		r.Header.Set("Origin", "https://shop.example.org")
+		r.Header.Set("Cookie", "s=1")
+		if code, body, _ := f.do(r); code != 200 {
+			t.Errorf("Host %q, own origin: %d %q", host, code, body)
+		}
 	}
 }
 
@@ -246,6 +339,7 @@ func TestIPListsAndTrustedProxies(t *testing.T) {
 		{"203.0.113.9, 198.51.100.7", 200, "203.0.113.9, 198.51.100.7, 127.0.0.1"}, // the client is the rightmost untrusted hop
 		{"198.51.100.7, 203.0.113.9", 403, ""},
 		{"2001:db8::1", 403, ""},
+		{"2001:db8::1%eth0", 403, ""}, // a zone does not take the address out of the list
 		{"not-an-ip", 200, "not-an-ip, 127.0.0.1"},
 	}
 	for _, c := range cases {
@@ -266,7 +360,7 @@ func TestIPListsAndTrustedProxies(t *testing.T) {
 		}
 	}
 	recs := f.events.all()
-	if len(recs) != 3 || recs[0].Unmapped.Kind != KindIPDeny || recs[0].SrcEndpoint.IP != "203.0.113.9" {
+	if len(recs) != 4 || recs[0].Unmapped.Kind != KindIPDeny || recs[0].SrcEndpoint.IP != "203.0.113.9" || recs[3].SrcEndpoint.IP != "2001:db8::1" {
 		t.Errorf("events %+v", recs)
 	}
 
@@ -346,12 +440,46 @@ func TestConnCapPerIP(t *testing.T) {
 	}
 	// The refusal's event is written after the connection is closed, so
 	// the client may see the close first: wait for it, within a bound.
-	deadline := time.Now().Add(5 * time.Second)
-	for len(f.kinds()) == 0 && time.Now().Before(deadline) {
-		time.Sleep(10 * time.Millisecond)
-	}
+	waitFor(t, "the refusal's event", func() bool { return len(f.kinds()) > 0 })
 	if k := f.kinds(); len(k) != 1 || k[0] != KindRateLimit {
 		t.Errorf("events %v", k)
+	}
+}
+
+// TestRedirectConnCapPerIP: the plain-HTTP port caps connections per
+// client as the HTTPS one does; without it one client holding idle
+// keep-alive connections there takes the file descriptors both share.
+func TestRedirectConnCapPerIP(t *testing.T) {
+	f := newFixture(t, baseYAML+noWAF+"limits:\n  max_conns_per_ip: 2\n")
+	addr := f.gw.RedirectAddr().String()
+	for range 2 {
+		c, err := net.Dial("tcp", addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		fmt.Fprintf(c, "GET / HTTP/1.1\r\nHost: app.example\r\n\r\n")
+		if resp, err := http.ReadResponse(bufio.NewReader(c), nil); err != nil || resp.StatusCode != http.StatusPermanentRedirect {
+			t.Fatalf("redirect: %v %v", resp, err)
+		}
+	}
+	c, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(30 * time.Second))
+	fmt.Fprintf(c, "GET / HTTP/1.1\r\nHost: app.example\r\n\r\n")
+	if resp, err := http.ReadResponse(bufio.NewReader(c), nil); err == nil {
+		t.Fatalf("a third connection from one client was served: %d", resp.StatusCode)
+	}
+	waitFor(t, "the refusal's event", func() bool { return len(f.kinds()) > 0 })
+	if rec := f.events.all()[0]; rec.Unmapped.Kind != KindRateLimit || rec.DstEndpoint.Port != f.gw.RedirectAddr().(*net.TCPAddr).Port {
+		t.Errorf("event %+v at %+v", rec.Unmapped, rec.DstEndpoint)
+	}
+	t.Log("the HTTPS port counts its own connections")
+	if code, _, _ := f.do(f.req("GET", "/", nil)); code != 200 {
+		t.Errorf("HTTPS while the plain port is at its cap: %d", code)
 	}
 }
 
@@ -363,14 +491,10 @@ func TestHotReload(t *testing.T) {
 	t.Log("a good change is picked up from the file")
 	good := baseYAML + "  - name: new\n    service: api\n    port: 9090\n    path: /new/\n" + noWAF
 	f.write(good)
-	deadline := time.Now().Add(5 * time.Second)
-	for f.backends["api"].count.Load() == 0 {
-		if time.Now().After(deadline) {
-			t.Fatal("the changed file was not applied within 5s")
-		}
+	waitFor(t, "the changed file to be applied", func() bool {
 		f.do(f.req("GET", "/new/x", nil))
-		time.Sleep(20 * time.Millisecond)
-	}
+		return f.backends["api"].count.Load() > 0
+	})
 	t.Log("a bad change is refused and the running config keeps serving")
 	for _, bad := range []string{
 		strings.Replace(good, "service: api\n    port: 9090\n    path: /new/", "service: billing\n    port: 9090\n    path: /new/", 1),
@@ -415,13 +539,7 @@ func TestCertReload(t *testing.T) {
 		os.WriteFile(p[1]+".tmp", b, 0o600)
 		os.Rename(p[1]+".tmp", p[1])
 	}
-	deadline := time.Now().Add(5 * time.Second)
-	for serial() == old {
-		if time.Now().After(deadline) {
-			t.Fatal("new certificate not served within 5s")
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	waitFor(t, "the new certificate to be served", func() bool { return serial() != old })
 	keep.Write([]byte("GET / HTTP/1.1\r\nHost: localhost\r\n\r\n"))
 	resp, err := http.ReadResponse(bufio.NewReader(keep), nil)
 	if err != nil || resp.StatusCode != 200 {
@@ -429,10 +547,9 @@ func TestCertReload(t *testing.T) {
 	}
 	t.Log("a broken certificate file is not loaded; the current one stays")
 	os.WriteFile(f.certFile, []byte("garbage"), 0o600)
-	time.Sleep(200 * time.Millisecond)
-	if _, err := url.Parse(f.base); err != nil {
-		t.Fatal(err)
-	}
+	waitFor(t, "the broken file to be refused", func() bool {
+		return strings.Contains(f.log.String(), "certificate reload failed")
+	})
 	if s := serial(); s == old {
 		t.Fatal("went back to the old certificate")
 	}
@@ -575,5 +692,63 @@ func TestClientIdentityHeadersStripped(t *testing.T) {
 		if v := got.Header.Get("X-Real-IP"); v != "127.0.0.1" {
 			t.Errorf("%s: X-Real-IP %q, want the client address the gateway decided", proto, v)
 		}
+	}
+
+	t.Log("a client naming the gateway's own headers hop-by-hop does not take them off")
+	h1 := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: f.pool, ServerName: "localhost"}}}
+	r := f.req("GET", "/api/items", nil)
+	r.Header.Set("Connection", "X-Real-IP, X-Forwarded-For, X-Forwarded-Proto, X-Forwarded-Host, X-Request-ID, Host")
+	resp, err := h1.Do(r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	got, _ := f.backends["api"].lastRequest()
+	for h, want := range map[string]string{"X-Real-IP": "127.0.0.1", "X-Forwarded-For": "127.0.0.1", "X-Forwarded-Proto": "https",
+		"X-Request-ID": resp.Header.Get("X-Request-ID")} {
+		if v := got.Header.Get(h); v != want {
+			t.Errorf("Connection naming %s: the backend got %q, want %q", h, v, want)
+		}
+	}
+	if got.Host == "" || got.Header.Get("X-Forwarded-Host") != got.Host {
+		t.Errorf("Connection naming Host: Host %q, X-Forwarded-Host %q", got.Host, got.Header.Get("X-Forwarded-Host"))
+	}
+}
+
+// TestHeaderSizeLimits: one huge header, or very many small ones, over
+// HTTP/1.1 and HTTP/2, is refused before any backend sees it.
+func TestHeaderSizeLimits(t *testing.T) {
+	f := newFixture(t, baseYAML+noWAF)
+	h1 := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: f.pool, ServerName: "localhost"}}}
+	for _, c := range []struct {
+		name   string
+		client *http.Client
+		set    func(h http.Header)
+	}{
+		{"one 64 KiB header, HTTP/1.1", h1, func(h http.Header) { h.Set("X-Big", strings.Repeat("a", 64<<10)) }},
+		{"4000 small headers, HTTP/1.1", h1, func(h http.Header) {
+			for i := range 4000 {
+				h.Set(fmt.Sprintf("X-H%d", i), "a")
+			}
+		}},
+		{"one 64 KiB header, HTTP/2", f.client, func(h http.Header) { h.Set("X-Big", strings.Repeat("a", 64<<10)) }},
+		{"4000 small headers, HTTP/2", f.client, func(h http.Header) {
+			for i := range 4000 {
+				h.Set(fmt.Sprintf("X-H%d", i), "a")
+			}
+		}},
+	} {
+		r := f.req("GET", "/", nil)
+		c.set(r.Header)
+		resp, err := c.client.Do(r)
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode != http.StatusRequestHeaderFieldsTooLarge {
+				t.Errorf("%s: %d, want 431 or a refused stream", c.name, resp.StatusCode)
+			}
+		}
+	}
+	if n := f.backends["frontend"].count.Load(); n != 0 {
+		t.Errorf("the backend served %d requests", n)
 	}
 }

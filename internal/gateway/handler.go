@@ -3,6 +3,8 @@ package gateway
 import (
 	"context"
 	"crypto/rand"
+	"crypto/sha1"
+	"encoding/base64"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -39,12 +41,43 @@ func (st *state) match(host, path string) *Route {
 		if !pathHasPrefix(path, r.Path) {
 			continue
 		}
-		if best == nil || (r.Host != "" && best.Host == "") ||
-			((r.Host == "") == (best.Host == "") && len(r.Path) > len(best.Path)) {
+		if best == nil || r.beats(best) {
 			best = r
 		}
 	}
 	return best
+}
+
+// beats reports whether r is the better match of the two, both matching.
+func (r *Route) beats(other *Route) bool {
+	return (r.Host != "" && other.Host == "") ||
+		((r.Host == "") == (other.Host == "") && len(r.Path) > len(other.Path))
+}
+
+// foldRival reports whether another route than route would take path if
+// letter case were ignored, as IIS, ASP.NET and Express (by default) route:
+// "/ADMIN/users" is /admin/users to them.
+func (st *state) foldRival(host, path string, route *Route) bool {
+	for i := range st.s.Routes {
+		r := &st.s.Routes[i]
+		if r == route || (r.Host != "" && r.Host != host) || !pathHasPrefixFold(path, r.Path) {
+			continue
+		}
+		if route == nil || r.beats(route) {
+			return true
+		}
+	}
+	return false
+}
+
+// servesHost reports whether a route may answer host (normalised).
+func (st *state) servesHost(host string) bool {
+	for i := range st.s.Routes {
+		if h := st.s.Routes[i].Host; h == "" || h == host {
+			return true
+		}
+	}
+	return false
 }
 
 // errPathAmbiguous: the path as sent and its normal form pick different
@@ -63,8 +96,18 @@ func (st *state) route(host string, r *http.Request) (*Route, string, error) {
 		return nil, "", err
 	}
 	route := st.match(host, norm)
-	for _, p := range []string{raw, r.URL.Path} {
-		if st.match(host, p) != route {
+	forms := []string{raw, r.URL.Path}
+	if strings.Contains(norm, ";") {
+		// Tomcat, Jetty and Spring route on the path without its segments'
+		// parameters ("/admin;x=1/users" is /admin/users to them).
+		bare, err := normalizePath(stripParams(norm), slashDecode)
+		if err != nil {
+			return nil, "", err
+		}
+		forms = append(forms, bare)
+	}
+	for _, p := range append(forms, norm) {
+		if st.match(host, p) != route || st.foldRival(host, p, route) {
 			return nil, "", errPathAmbiguous
 		}
 	}
@@ -99,9 +142,29 @@ func setTarget(r *http.Request, host, path string) {
 	}
 }
 
+// stripParams removes each segment's parameters (RFC 2396's ";" and what
+// follows it up to the next "/") from a path in normal form.
+func stripParams(path string) string {
+	segs := strings.Split(path, "/")
+	for i, s := range segs {
+		if j := strings.IndexByte(s, ';'); j >= 0 {
+			segs[i] = s[:j]
+		}
+	}
+	return strings.Join(segs, "/")
+}
+
 // pathHasPrefix matches "/api" against "/api" and "/api/x", not "/apix".
 func pathHasPrefix(path, prefix string) bool {
 	if !strings.HasPrefix(path, prefix) {
+		return false
+	}
+	return len(path) == len(prefix) || strings.HasSuffix(prefix, "/") || path[len(prefix)] == '/'
+}
+
+// pathHasPrefixFold is pathHasPrefix ignoring letter case.
+func pathHasPrefixFold(path, prefix string) bool {
+	if len(path) < len(prefix) || !strings.EqualFold(path[:len(prefix)], prefix) {
 		return false
 	}
 	return len(path) == len(prefix) || strings.HasSuffix(prefix, "/") || path[len(prefix)] == '/'
@@ -154,6 +217,13 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		g.refuse(w, &ev)
 		return
 	}
+	if r.Method == http.MethodConnect {
+		// A reverse proxy has no tunnel to open: forwarded, CONNECT
+		// would carry its body to a backend that reads it as requests
+		// (RFC 9110 gives CONNECT content no meaning).
+		http.Error(w, "CONNECT is not supported\nrequest id: "+reqID, http.StatusNotImplemented)
+		return
+	}
 	host, ok := normalizeHost(r.Host)
 	if !ok {
 		http.Error(w, "bad request\nrequest id: "+reqID, http.StatusBadRequest)
@@ -170,6 +240,7 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	setTarget(r, host, path)
+	onlyWebSocketUpgrade(r)
 	ev.route = route.Name
 	if ok, wait := st.rates.allow(route.Name, client, route.RPS, route.Burst, g.now()); !ok {
 		h.Set("Retry-After", strconv.Itoa(retryAfter(wait)))
@@ -266,24 +337,54 @@ func (g *Gateway) refuse(w http.ResponseWriter, ev *event) {
 	http.Error(w, strings.ToLower(body)+"\nrequest id: "+ev.reqID, ev.status)
 }
 
+// emit records ev, unless the event gate holds it back for a summary.
 func (g *Gateway) emit(ev *event) {
-	if err := g.events.Write(ev.record(g.now())); err != nil {
+	now := g.now()
+	if !g.eventGate.allow(ev, now) {
+		return
+	}
+	g.write(ev, now)
+}
+
+func (g *Gateway) write(ev *event, now time.Time) {
+	if err := g.events.Write(ev.record(now)); err != nil {
 		g.log.Warn("gateway: security event lost", "request_id", ev.reqID, "err", err)
 	}
 }
 
-// csrfCheck returns why an unsafe request is refused, or "".
+// flushEvents writes the summaries of the events the gate held back.
+func (g *Gateway) flushEvents() {
+	now := g.now()
+	for _, ev := range g.eventGate.flush() {
+		g.write(&ev, now)
+	}
+}
+
+// csrfCheck returns why a request that may change state is refused, or "".
+// Only the methods RFC 9110 calls safe pass unchecked: any other, also one
+// the gateway does not know or spelt in lower case ("post", which some
+// frameworks take for POST), is checked.
 func csrfCheck(r *http.Request, route *Route) string {
 	if route.CSRFOff {
 		return ""
 	}
 	switch r.Method {
-	case http.MethodPost, http.MethodPut, http.MethodPatch, http.MethodDelete:
-	default:
+	case http.MethodGet, http.MethodHead, http.MethodOptions, http.MethodTrace:
 		return ""
+	}
+	if len(r.Header.Values("Origin")) > 1 {
+		return "more than one Origin"
 	}
 	origin := r.Header.Get("Origin")
 	if origin == "" || origin == "null" {
+		// Without an Origin to judge, the browser's own word on where the
+		// request comes from decides: a sandboxed page of this site
+		// (Origin "null", Referer this site) is another site.
+		switch site := r.Header.Get("Sec-Fetch-Site"); site {
+		case "", "same-origin", "none":
+		default:
+			return fmt.Sprintf("Sec-Fetch-Site %q without an Origin to allow", site)
+		}
 		if ref := r.Header.Get("Referer"); ref != "" {
 			if u, err := url.Parse(ref); err == nil && u.Host != "" {
 				origin = u.Scheme + "://" + u.Host
@@ -311,7 +412,8 @@ func csrfCheck(r *http.Request, route *Route) string {
 	}
 	allowed := route.AllowedOrigins
 	if len(allowed) == 0 {
-		allowed = []string{"https://" + strings.ToLower(r.Host)}
+		// Browsers leave the default port out of Origin.
+		allowed = []string{strings.TrimSuffix("https://"+strings.ToLower(r.Host), ":443")}
 	}
 	for _, a := range allowed {
 		if origin == a {
@@ -386,6 +488,11 @@ func (g *Gateway) newProxy() *httputil.ReverseProxy {
 			pr.Out.URL.Scheme = "http"
 			pr.Out.URL.Host = net.JoinHostPort(fw.route.Service, strconv.Itoa(fw.route.Port))
 			pr.Out.Host = pr.In.Host
+			// Trailers arrive after the body, once the WAF has judged the
+			// request and its headers were stripped: a backend that merges
+			// them into its headers would read "X-Forwarded-For" or
+			// "X-Original-URL" the gateway never saw. None is forwarded.
+			pr.Out.Trailer = nil
 			stripClientHeaders(pr.Out.Header)
 			pr.Out.Header.Set("X-Forwarded-For", fw.xff)
 			pr.Out.Header.Set("X-Forwarded-Proto", "https")
@@ -394,6 +501,11 @@ func (g *Gateway) newProxy() *httputil.ReverseProxy {
 			pr.Out.Header.Set("X-Request-ID", fw.reqID)
 		},
 		ModifyResponse: func(resp *http.Response) error {
+			if resp.StatusCode == http.StatusSwitchingProtocols {
+				if err := checkWebSocketAccept(resp); err != nil {
+					return err
+				}
+			}
 			fw, _ := resp.Request.Context().Value(ctxKey{}).(*forward)
 			if fw != nil && fw.flagged != nil {
 				fw.flagged.status = resp.StatusCode
@@ -441,6 +553,46 @@ func (g *Gateway) newProxy() *httputil.ReverseProxy {
 			http.Error(w, "bad gateway\nrequest id: "+id, http.StatusBadGateway)
 		},
 	}
+}
+
+// onlyWebSocketUpgrade drops an Upgrade other than a WebSocket handshake
+// (RFC 6455 section 4.1: GET, "Upgrade: websocket", a key, version 13), so
+// the backend answers it as a plain request. After a 101 the connection is
+// a tunnel the gateway no longer reads: an "h2c" upgrade a backend accepts
+// would carry HTTP/2 requests to any path, past routes, limits and WAF.
+func onlyWebSocketUpgrade(r *http.Request) {
+	up := r.Header.Values("Upgrade")
+	if len(up) == 0 {
+		return
+	}
+	if len(up) == 1 && strings.EqualFold(strings.TrimSpace(up[0]), "websocket") && r.Method == http.MethodGet &&
+		r.Header.Get("Sec-WebSocket-Key") != "" && r.Header.Get("Sec-WebSocket-Version") == "13" {
+		return
+	}
+	r.Header.Del("Upgrade")
+	r.Header.Del("HTTP2-Settings")
+}
+
+// errUpgradeRefused: the backend switched protocols without completing
+// the client's WebSocket handshake.
+var errUpgradeRefused = errors.New("gateway: backend answered 101 without a WebSocket handshake for the request's key")
+
+// checkWebSocketAccept lets a 101 through only when it completes the
+// request's WebSocket handshake: "Upgrade: websocket" and the
+// Sec-WebSocket-Accept derived from the request's key (RFC 6455 section
+// 4.2.2). A backend whose status an attacker can choose (a health check
+// that echoes one) thus opens no tunnel for requests the gateway never
+// sees.
+func checkWebSocketAccept(resp *http.Response) error {
+	key := resp.Request.Header.Get("Sec-WebSocket-Key")
+	if key == "" || !strings.EqualFold(resp.Header.Get("Upgrade"), "websocket") {
+		return errUpgradeRefused
+	}
+	h := sha1.Sum([]byte(key + "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"))
+	if resp.Header.Get("Sec-WebSocket-Accept") != base64.StdEncoding.EncodeToString(h[:]) {
+		return errUpgradeRefused
+	}
+	return nil
 }
 
 // errorStatus is the status ErrorHandler answers err with.

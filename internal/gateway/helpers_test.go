@@ -27,6 +27,7 @@ import (
 	"time"
 
 	"moat/internal/flow"
+	"moat/internal/testkit"
 )
 
 // writeCert writes a self-signed certificate for localhost and 127.0.0.1
@@ -141,7 +142,11 @@ type fixture struct {
 	certFile string
 	keyFile  string
 	now      atomic.Pointer[time.Time]
+	log      testkit.Buffer // the gateway's log
 }
+
+// waitFor waits, bounded, for what a test expects to happen.
+var waitFor = testkit.WaitFor
 
 // baseYAML is a known-good gateway.yaml; %s are the cert and key files.
 const baseYAML = `listen: 127.0.0.1:0
@@ -192,7 +197,7 @@ func newFixtureWith(t *testing.T, yaml string, sockets map[string]string) *fixtu
 			return d.DialContext(ctx, "tcp", b.srv.Listener.Addr().String())
 		},
 		Events:        f.events,
-		Logger:        slog.New(slog.NewTextHandler(io.Discard, nil)),
+		Logger:        slog.New(slog.NewTextHandler(&f.log, nil)),
 		Now:           func() time.Time { return *f.now.Load() },
 		WatchInterval: 50 * time.Millisecond,
 	})

@@ -10,8 +10,6 @@ import (
 	"strings"
 	"testing"
 	"time"
-
-	"moat/internal/testkit"
 )
 
 // TestDefaultBodyLimit: a route that does not say it takes uploads takes
@@ -178,8 +176,6 @@ func TestWAFBodyInspectionBounded(t *testing.T) {
 		t.Error("the gate still holds the attacker's bytes")
 	}
 }
-
-var waitFor = testkit.WaitFor
 
 func TestInspectGate(t *testing.T) {
 	a, b, c := netip.MustParsePrefix("192.0.2.1/32"), netip.MustParsePrefix("192.0.2.2/32"), netip.MustParsePrefix("2001:db8::/64")

@@ -92,7 +92,7 @@ func retryAfter(d time.Duration) int {
 type connLimiter struct {
 	net.Listener
 	limit  func() int
-	refuse func(ip netip.Addr)
+	refuse func(ip netip.Addr, local net.Addr)
 
 	mu    sync.Mutex // guards count
 	count map[netip.Prefix]int
@@ -114,7 +114,7 @@ func (l *connLimiter) Accept() (net.Conn, error) {
 			l.mu.Unlock()
 			c.Close()
 			if l.refuse != nil {
-				l.refuse(ip)
+				l.refuse(ip, l.Addr())
 			}
 			continue
 		}
@@ -151,7 +151,15 @@ func addrIP(a net.Addr) netip.Addr {
 	if err != nil {
 		return netip.Addr{}
 	}
-	return ap.Addr().Unmap()
+	return plainIP(ap.Addr())
+}
+
+// plainIP is a in the form IP lists, rate limits and records compare: an
+// IPv4-mapped address as IPv4, without an IPv6 zone ("fe80::1%eth0" is
+// fe80::1). netip.Prefix.Contains is false for any zoned address, so a
+// zone would walk past every ip_deny entry.
+func plainIP(a netip.Addr) netip.Addr {
+	return a.Unmap().WithZone("")
 }
 
 // clientIP returns the client's address and the X-Forwarded-For chain to
@@ -161,7 +169,7 @@ func addrIP(a net.Addr) netip.Addr {
 func clientIP(r *http.Request, trusted *prefixSet) (netip.Addr, string) {
 	peer := netip.Addr{}
 	if ap, err := netip.ParseAddrPort(r.RemoteAddr); err == nil {
-		peer = ap.Addr().Unmap()
+		peer = plainIP(ap.Addr())
 	}
 	xff := r.Header.Values("X-Forwarded-For")
 	if !trusted.contains(peer) || len(xff) == 0 {
@@ -182,7 +190,7 @@ func clientIP(r *http.Request, trusted *prefixSet) (netip.Addr, string) {
 			// A hop we cannot read: stop at the last one we could.
 			break
 		}
-		client = a.Unmap()
+		client = plainIP(a)
 		if !trusted.contains(client) {
 			break
 		}

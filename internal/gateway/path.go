@@ -28,6 +28,7 @@ var (
 	errPathDotParams  = errors.New("dot segment with parameters (\"..;\")")
 	errPathNUL        = errors.New("path holds a NUL byte")
 	errPathEncodedSep = errors.New("path holds an encoded separator")
+	errPathOverlong   = errors.New("path holds an overlong UTF-8 sequence")
 )
 
 // normalizePath returns the normal form of an escaped request path, the one
@@ -42,8 +43,9 @@ var (
 //
 // It refuses what a backend might read in a way it cannot foresee: a ".."
 // above the root (nginx answers 400 too), a dot segment carrying
-// parameters ("..;/", which Tomcat reads as ".."), a NUL byte, and, when
-// slashes is slashRefuse, any encoded separator.
+// parameters ("..;/", which Tomcat reads as ".."), a NUL byte, an overlong
+// UTF-8 sequence ("%C0%AE", which decoders that accept it read as "."),
+// and, when slashes is slashRefuse, any encoded separator.
 func normalizePath(escaped, slashes string) (string, error) {
 	if escaped == "" {
 		return "/", nil
@@ -128,7 +130,37 @@ func normalizePath(escaped, slashes string) (string, error) {
 	if dir && len(out) > 0 {
 		p += "/"
 	}
+	if overlong(p) {
+		return "", errPathOverlong
+	}
 	return p, nil
+}
+
+// overlong reports whether p, in normal form (every byte above 0x7F
+// escaped, upper-case hex), holds a lead byte that only begins an overlong
+// UTF-8 sequence: C0 or C1, E0 followed by 80-9F, F0 followed by 80-8F.
+// No valid UTF-8 holds one; decoders that accept them (IIS, Tomcat before
+// 6.0.18) read "%C0%AE" as "." and "%C0%AF" as "/".
+func overlong(p string) bool {
+	for i := strings.Index(p, "%"); i >= 0 && i+3 <= len(p); {
+		switch esc := p[i+1 : i+3]; {
+		case esc == "C0", esc == "C1":
+			return true
+		case esc == "E0" || esc == "F0":
+			if i+6 <= len(p) && p[i+3] == '%' {
+				next := p[i+4]
+				if next == '8' || (esc == "E0" && next == '9') {
+					return true
+				}
+			}
+		}
+		j := strings.Index(p[i+1:], "%")
+		if j < 0 {
+			break
+		}
+		i += 1 + j
+	}
+	return false
 }
 
 const upperHex = "0123456789ABCDEF"

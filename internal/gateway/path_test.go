@@ -108,6 +108,9 @@ func TestPathTraversalAcrossRoutes(t *testing.T) {
 		{"all encoded", "GET", "/static/%2E%2E%2Faccount" + sqli},
 		{"cross-site POST", "POST", "/static/..%2faccount"},
 		{"cross-site POST, encoded dots", "POST", "/static/%2e%2e%2faccount"},
+		{"overlong UTF-8 dots", "GET", "/static/%c0%ae%c0%ae/account" + sqli},
+		{"overlong UTF-8 slash", "GET", "/static/..%c0%afaccount" + sqli},
+		{"three-byte overlong dots", "GET", "/static/%e0%80%ae%e0%80%ae/account" + sqli},
 	}
 	for _, a := range attacks {
 		r := f.req(a.method, a.path, strings.NewReader("email=attacker@evil.example"))
@@ -294,6 +297,11 @@ func TestNormalizePath(t *testing.T) {
 		{in: "/a%", err: true},
 		{in: "/a%zz", err: true},
 		{in: "a/b", err: true},
+		{in: "/a/%c0%ae%c0%ae/b", err: true},
+		{in: "/a/%C1%9C", err: true},
+		{in: "/a/%e0%80%af", err: true},
+		{in: "/a/%F0%80%80%AE", err: true},
+		{in: "/a/%E0%A4%85/%F0%9F%98%80", decode: "/a/%E0%A4%85/%F0%9F%98%80", keep: "/a/%E0%A4%85/%F0%9F%98%80"},
 	} {
 		got, err := normalizePath(c.in, slashDecode)
 		if c.err {

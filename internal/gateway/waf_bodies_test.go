@@ -6,7 +6,9 @@ import (
 	"encoding/json"
 	"fmt"
 	"mime/multipart"
+	"net/http"
 	"net/textproto"
+	"net/url"
 	"os"
 	"slices"
 	"strings"
@@ -140,6 +142,41 @@ func TestWAFUninspectedTypesValidated(t *testing.T) {
 
 // postAs sends body as ctype from the gateway's own origin and returns
 // the status.
+// TestUninspectedTypeNotSmuggled: a body a route passes uninspected by its
+// declared type cannot declare that type beside another: two Content-Type
+// fields (the WAF reads one, a backend may read the other) or a list in
+// one are refused (CRS 920620 and 920470), and the form behind them
+// reaches no backend.
+func TestUninspectedTypeNotSmuggled(t *testing.T) {
+	yaml := strings.Replace(baseYAML, "    path: /api/\n", "    path: /api/\n  - name: media\n    service: api\n    port: 9090\n    path: /media/\n    waf_uninspected_types: [application/x-protobuf]\n", 1)
+	f := newFixture(t, yaml+"rate_limit:\n  off: true\n")
+	form := "q=" + url.QueryEscape(bodyAttacks["sqli"])
+	for _, c := range []struct {
+		name   string
+		ctypes []string
+	}{
+		{"protobuf, then form", []string{"application/x-protobuf", "application/x-www-form-urlencoded"}},
+		{"form, then protobuf", []string{"application/x-www-form-urlencoded", "application/x-protobuf"}},
+		{"a list in one field", []string{"application/x-protobuf, application/x-www-form-urlencoded"}},
+		{"a list without a space", []string{"application/x-protobuf,application/x-www-form-urlencoded"}},
+	} {
+		r := f.req("POST", "/media/upload", strings.NewReader(form))
+		r.Header["Content-Type"] = c.ctypes
+		r.Header.Set("Origin", f.base)
+		if code, body, _ := f.do(r); code != http.StatusBadRequest && code != http.StatusForbidden {
+			t.Errorf("%s: %d %q, want a refusal", c.name, code, body)
+		}
+	}
+	if n := f.backends["api"].count.Load(); n != 0 {
+		t.Errorf("the backend served %d of the smuggled forms", n)
+	}
+	t.Log("a protobuf body passes uninspected, by the operator's choice")
+	_, pb := bodyOfType(t, "application/x-protobuf", bodyAttacks["sqli"])
+	if code := f.postAs("/media/upload", "application/x-protobuf", pb); code != 200 {
+		t.Errorf("protobuf body: %d, want 200", code)
+	}
+}
+
 func (f *fixture) postAs(path, ctype string, body []byte) int {
 	f.t.Helper()
 	r := f.req("POST", path, bytes.NewReader(body))

@@ -311,12 +311,8 @@ func (m *Mesh) retryListeners() {
 // serveLocal accepts on one local listener until it is closed.
 func (m *Mesh) serveLocal(l *localListener, ln net.Listener) {
 	for {
-		c, err := ln.Accept()
+		c, err := AcceptRetrying(ln, m.acceptFailed)
 		if err != nil {
-			var ne net.Error
-			if errors.As(err, &ne) && ne.Timeout() {
-				continue
-			}
 			return
 		}
 		m.mu.Lock()

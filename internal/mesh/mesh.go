@@ -182,10 +182,19 @@ type Stats struct {
 	ListenFailures    int64 // failed attempts to bind a local listener
 	ListenersFailing  int64 // gauge: local listeners not bound now
 	UIDRefused        int64 // local connections refused for their uid
+	AcceptFailures    int64 // failed accepts on the mesh port and local listeners, each retried
 }
 
 type counters struct {
-	clientHS, serverHS, hsFail, tunnels, out, in, refused, cut, plain, listenFail, uidRefused atomic.Int64
+	clientHS, serverHS, hsFail, tunnels, out, in, refused, cut, plain, listenFail, uidRefused, acceptFail atomic.Int64
+}
+
+// acceptFailed counts a failed accept, and logs the first of a run of them
+// and then one in a thousand.
+func (m *Mesh) acceptFailed(err error) {
+	if n := m.stats.acceptFail.Add(1); n%1000 == 1 {
+		m.log.Warn("mesh: accept failed; retrying", logErr, err.Error(), "failures", n)
+	}
 }
 
 // Mesh is one agent's data plane. Its methods are safe for concurrent use.
@@ -317,15 +326,11 @@ func (m *Mesh) Run(ctx context.Context) error {
 	stop := context.AfterFunc(ctx, func() { _ = m.Close() })
 	defer stop()
 	for {
-		c, err := m.ln.Accept()
+		c, err := AcceptRetrying(m.ln, m.acceptFailed)
 		if err != nil {
 			if m.ctx.Err() != nil {
 				m.wg.Wait()
 				return nil
-			}
-			var ne net.Error
-			if errors.As(err, &ne) && ne.Timeout() {
-				continue
 			}
 			_ = m.Close()
 			m.wg.Wait()
@@ -382,6 +387,7 @@ func (m *Mesh) Stats() Stats {
 		TunnelsOpen: s.tunnels.Load(), StreamsOut: s.out.Load(), StreamsIn: s.in.Load(),
 		Refused: s.refused.Load(), Cut: s.cut.Load(), Plaintext: s.plain.Load(),
 		ListenFailures: s.listenFail.Load(), ListenersFailing: m.failingListeners(), UIDRefused: s.uidRefused.Load(),
+		AcceptFailures: s.acceptFail.Load(),
 	}
 }
 

@@ -14,7 +14,7 @@ import (
 
 	"moat/internal/audit"
 	"moat/internal/filelock"
-	"moat/internal/flow"
+	"moat/internal/flow/flowstore"
 	"moat/internal/seal"
 	"moat/internal/store"
 )
@@ -166,7 +166,7 @@ func copyFlows(ctx context.Context, src, dst string) error {
 		return err
 	}
 	for _, e := range ents {
-		if e.Name() == flow.IndexKeyFile {
+		if e.Name() == flowstore.IndexKeyFile {
 			if err := copyFile(filepath.Join(src, e.Name()), filepath.Join(dst, e.Name())); err != nil {
 				return fmt.Errorf("server: backup: flow index key: %w", err)
 			}

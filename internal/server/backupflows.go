@@ -13,7 +13,7 @@ import (
 	"strings"
 
 	"moat/internal/api"
-	"moat/internal/flow"
+	"moat/internal/flow/flowstore"
 	"moat/internal/identity"
 )
 
@@ -100,7 +100,7 @@ func tarFile(tw *tar.Writer, path, name string) error {
 
 // flowBackupName reports whether name is a file a flow store holds.
 func flowBackupName(name string) bool {
-	return name == flow.IndexKeyFile || strings.HasPrefix(name, "flows-") && strings.HasSuffix(name, ".db") && !strings.ContainsAny(name, `/\`)
+	return name == flowstore.IndexKeyFile || strings.HasPrefix(name, "flows-") && strings.HasSuffix(name, ".db") && !strings.ContainsAny(name, `/\`)
 }
 
 // copyMemberFlows fetches every other live member's flow store into

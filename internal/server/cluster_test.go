@@ -12,6 +12,7 @@ import (
 	"moat/internal/api"
 	"moat/internal/audit"
 	"moat/internal/flow"
+	"moat/internal/flow/flowstore"
 	"moat/internal/store"
 )
 
@@ -52,7 +53,7 @@ func TestClusterFlows(t *testing.T) {
 	}
 	servers := map[string]*Server{}
 	for _, name := range []string{"s1", "s2"} {
-		fs, err := flow.OpenStore(flow.StoreConfig{Dir: filepath.Join(dir, name, "flows")})
+		fs, err := flowstore.OpenStore(flowstore.StoreConfig{Dir: filepath.Join(dir, name, "flows")})
 		if err != nil {
 			t.Fatal(err)
 		}

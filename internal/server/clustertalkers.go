@@ -18,7 +18,7 @@ import (
 // so a node's records of an hour are normally on one server only: the
 // servers answer with their (node, hour) cells, and only the cells held by
 // two or more servers are read record by record (each record's weight,
-// flow.Store.TalkerWeights) so that each record ID counts once. The cost
+// flowstore.Store.TalkerWeights) so that each record ID counts once. The cost
 // is nothing in steady operation and, around a failover, reading the
 // failed-over node's records of those hours on the servers involved.
 

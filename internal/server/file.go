@@ -57,7 +57,7 @@ type File struct {
 	// Export copies every flow record the server stores into rotated,
 	// gzipped files in a directory, for a shipper (Security Lake, Splunk,
 	// Elastic agents) to pick up. Each export reads the store behind a
-	// cursor kept in the directory (flow.Exporter): nothing is lost when it
+	// cursor kept in the directory (flowstore.Exporter): nothing is lost when it
 	// falls behind or restarts, and each record is written once.
 	Export []ExportFile `yaml:"export"`
 	Log    config.Log   `yaml:",inline"`

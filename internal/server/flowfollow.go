@@ -12,6 +12,7 @@ import (
 
 	"moat/internal/api"
 	"moat/internal/flow"
+	"moat/internal/flow/flowstore"
 )
 
 // Following a cluster's flows. Records are stored by the server an agent
@@ -283,7 +284,7 @@ func (rl *followRelay) droppedTotal() uint64 {
 // streamFlows writes the follow stream: the backlog (this server's recent
 // records and, with a relay, every member's), newest Limit in time order,
 // a heartbeat, then records as they are stored, once each.
-func (s *Server) streamFlows(ctx context.Context, w http.ResponseWriter, sub *flow.Subscription, recent []flow.Record, rl *followRelay) {
+func (s *Server) streamFlows(ctx context.Context, w http.ResponseWriter, sub *flowstore.Subscription, recent []flow.Record, rl *followRelay) {
 	w.Header().Set("Content-Type", "application/x-ndjson")
 	w.WriteHeader(http.StatusOK)
 	rc := http.NewResponseController(w)

@@ -6,6 +6,7 @@ import (
 
 	"moat/internal/api"
 	"moat/internal/flow"
+	"moat/internal/flow/flowstore"
 )
 
 func (s *Server) flowRoutes(admin func(method, path, role, action string, h func(context.Context, *caller, *http.Request) (any, string, error))) {
@@ -14,7 +15,7 @@ func (s *Server) flowRoutes(admin func(method, path, role, action string, h func
 	admin("GET", api.PathFlowFollow, api.RoleViewer, "flows.follow", s.handleFlowFollow)
 }
 
-func (s *Server) flowStore() (*flow.Store, error) {
+func (s *Server) flowStore() (*flowstore.Store, error) {
 	if s.cfg.Flows == nil {
 		return nil, errorf(http.StatusNotFound, "this server keeps no flow records")
 	}

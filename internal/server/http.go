@@ -56,7 +56,23 @@ func errorf(code int, format string, args ...any) error {
 	return &httpError{code: code, msg: fmt.Sprintf(format, args...)}
 }
 
-func (s *Server) routes() http.Handler {
+// AdminRoute is one admin call: its method and path, the least role that
+// may make it, and the action its audit entries name.
+type AdminRoute struct{ Method, Path, Role, Action string }
+
+// AdminRoutes lists every admin call the server answers, so that a test
+// can check each one's authorization, including calls added later.
+func (s *Server) AdminRoutes() []AdminRoute {
+	var out []AdminRoute
+	s.buildRoutes(func(r AdminRoute) { out = append(out, r) })
+	return out
+}
+
+func (s *Server) routes() http.Handler { return s.buildRoutes(nil) }
+
+// buildRoutes is the server's handler; record, when not nil, is told of
+// every admin call.
+func (s *Server) buildRoutes(record func(AdminRoute)) http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET "+api.PathBundle, s.handleBundle)
 	mux.HandleFunc("POST "+api.PathJoin, s.handleJoin)
@@ -72,6 +88,9 @@ func (s *Server) routes() http.Handler {
 	mux.HandleFunc("POST "+api.PathNodeHealth, s.node(s.handleNodeHealth))
 
 	admin := func(method, path, role, action string, h func(context.Context, *caller, *http.Request) (any, string, error)) {
+		if record != nil {
+			record(AdminRoute{method, path, role, action})
+		}
 		mux.HandleFunc(method+" "+path, s.admin(role, action, h))
 	}
 	admin("GET", api.PathWhoami, api.RoleViewer, "whoami", s.handleWhoami)

@@ -24,7 +24,7 @@ import (
 
 	"moat/internal/audit"
 	"moat/internal/ca"
-	"moat/internal/flow"
+	"moat/internal/flow/flowstore"
 	"moat/internal/identity"
 	"moat/internal/store"
 )
@@ -57,7 +57,7 @@ type Config struct {
 	AuditLog AuditLog
 	// Flows stores the flow records agents and gateways send; nil refuses
 	// them.
-	Flows *flow.Store
+	Flows *flowstore.Store
 	// Detect, when set, sees every stored record and every audit entry.
 	Detect Detector
 	// RecentEdges feeds "policy diff" with the pairs seen recently; nil

@@ -67,7 +67,7 @@ func benchStore(b *testing.B, open func(b *testing.B) Store) {
 		}
 		b.ReportAllocs()
 		for b.Loop() {
-			if mod, err = s.Txn(ctx, []Cond{{"policy/current", mod}}, []Op{Put("policy/current", value)}); err != nil {
+			if mod, err = s.Txn(ctx, []Cond{{Key: "policy/current", ModRevision: mod}}, []Op{Put("policy/current", value)}); err != nil {
 				b.Fatal(err)
 			}
 		}

@@ -23,7 +23,7 @@ func TestBoltReopen(t *testing.T) {
 		t.Fatal(err)
 	}
 	r1 := mustPut(t, s, "svc/api", "v1")
-	r2, err := s.Txn(ctx, []Cond{{"svc/api", r1}}, []Op{Put("svc/api", []byte("v2")), Put("node/n1", []byte("n"))})
+	r2, err := s.Txn(ctx, []Cond{{Key: "svc/api", ModRevision: r1}}, []Op{Put("svc/api", []byte("v2")), Put("node/n1", []byte("n"))})
 	if err != nil {
 		t.Fatal(err)
 	}

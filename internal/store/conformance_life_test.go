@@ -127,7 +127,7 @@ func testSealed(t *testing.T, open opener) {
 		t.Fatal(err)
 	}
 	r1 := mustPut(t, s, "svc/api", "secret")
-	r2, err := s.Txn(ctx, []Cond{{"svc/api", r1}}, []Op{Put("svc/api", []byte("secret2")), Put("svc/db", nil)})
+	r2, err := s.Txn(ctx, []Cond{{Key: "svc/api", ModRevision: r1}}, []Op{Put("svc/api", []byte("secret2")), Put("svc/db", nil)})
 	if err != nil {
 		t.Fatalf("Txn: %v", err)
 	}

@@ -158,12 +158,12 @@ func testTxn(t *testing.T, open opener) {
 		ops      []Op
 		conflict bool
 	}{
-		{"absent key absent", []Cond{{"token/t1", 0}}, []Op{Put("token/t1", []byte("n1"))}, false},
-		{"absent key now present", []Cond{{"token/t1", 0}}, []Op{Put("token/t1", []byte("n2"))}, true},
-		{"stale revision", []Cond{{"policy/current", base - 1}}, []Op{Put("policy/current", []byte("p0"))}, true},
-		{"present key said absent", []Cond{{"policy/current", 0}}, []Op{Delete("policy/current")}, true},
-		{"one of two conds fails", []Cond{{"policy/current", base}, {"token/none", 5}}, []Op{Put("policy/current", []byte("px"))}, true},
-		{"current revision", []Cond{{"policy/current", base}}, []Op{Put("policy/current", []byte("p2")), Delete("token/t1"), Put("svc/a", []byte("a"))}, false},
+		{"absent key absent", []Cond{{Key: "token/t1", ModRevision: 0}}, []Op{Put("token/t1", []byte("n1"))}, false},
+		{"absent key now present", []Cond{{Key: "token/t1", ModRevision: 0}}, []Op{Put("token/t1", []byte("n2"))}, true},
+		{"stale revision", []Cond{{Key: "policy/current", ModRevision: base - 1}}, []Op{Put("policy/current", []byte("p0"))}, true},
+		{"present key said absent", []Cond{{Key: "policy/current", ModRevision: 0}}, []Op{Delete("policy/current")}, true},
+		{"one of two conds fails", []Cond{{Key: "policy/current", ModRevision: base}, {Key: "token/none", ModRevision: 5}}, []Op{Put("policy/current", []byte("px"))}, true},
+		{"current revision", []Cond{{Key: "policy/current", ModRevision: base}}, []Op{Put("policy/current", []byte("p2")), Delete("token/t1"), Put("svc/a", []byte("a"))}, false},
 	}
 	for _, tt := range tests {
 		before, _, err := s.List(ctx, "")
@@ -202,7 +202,7 @@ func testTxn(t *testing.T, open opener) {
 	}
 	// A Txn that changes nothing does not make a revision.
 	cur := mustRev(t, s)
-	if rev, err := s.Txn(ctx, []Cond{{"token/t1", 0}}, []Op{Delete("token/t1")}); err != nil || rev != cur {
+	if rev, err := s.Txn(ctx, []Cond{{Key: "token/t1", ModRevision: 0}}, []Op{Delete("token/t1")}); err != nil || rev != cur {
 		t.Fatalf("no-op Txn = %d, %v; want %d", rev, err, cur)
 	}
 }
@@ -216,8 +216,8 @@ func testTxnInvalid(t *testing.T, open opener) {
 		ops   []Op
 	}{
 		{"empty op key", nil, []Op{Put("", []byte("x"))}},
-		{"empty cond key", []Cond{{"", 0}}, nil},
-		{"negative revision", []Cond{{"a", -1}}, nil},
+		{"empty cond key", []Cond{{Key: "", ModRevision: 0}}, nil},
+		{"negative revision", []Cond{{Key: "a", ModRevision: -1}}, nil},
 		{"same key twice", nil, []Op{Put("a", nil), Delete("a")}},
 		{"unknown op kind", nil, []Op{{Kind: 9, Key: "a"}}},
 		{"invalid utf-8", nil, []Op{Put("svc/\xff", nil)}},
@@ -268,7 +268,7 @@ func testConcurrentOneWinner(t *testing.T, open opener) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			_, err := s.Txn(ctx, []Cond{{"token/abc", tokRev}}, []Op{Delete("token/abc"), Put("node/n1", []byte(strconv.Itoa(i)))})
+			_, err := s.Txn(ctx, []Cond{{Key: "token/abc", ModRevision: tokRev}}, []Op{Delete("token/abc"), Put("node/n1", []byte(strconv.Itoa(i)))})
 			mu.Lock()
 			defer mu.Unlock()
 			switch {
@@ -331,7 +331,7 @@ func increment(ctx context.Context, s Store, key string, maxTries int) error {
 		case !errors.Is(err, ErrNotFound):
 			return err
 		}
-		_, err = s.Txn(ctx, []Cond{{key, mod}}, []Op{Put(key, []byte(strconv.Itoa(n+1)))})
+		_, err = s.Txn(ctx, []Cond{{Key: key, ModRevision: mod}}, []Op{Put(key, []byte(strconv.Itoa(n+1)))})
 		if !errors.Is(err, ErrConflict) {
 			return err
 		}

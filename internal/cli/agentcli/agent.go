@@ -1,0 +1,223 @@
+// Package agentcli is the command line of the node agent: "moat agent",
+// "moat egress" and cmd/moat-agent are built from it, and the gateway
+// starts its co-located node with it. It links the agent and nothing of
+// the control plane, the gateway or the dashboard.
+package agentcli
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"log/slog"
+	"strings"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"golang.org/x/sync/errgroup"
+
+	"moat/internal/agent"
+	"moat/internal/cli/cmdline"
+	"moat/internal/config"
+	"moat/internal/identity"
+)
+
+// NodeFlags declares the flags of a node agent's own settings onto c,
+// shared by "moat agent" and "moat egress".
+func NodeFlags(fs *flag.FlagSet, c *agent.File) {
+	fs.StringVar(&c.DataDir, "data-dir", "", "directory of the node's identity and caches (required)")
+	fs.StringVar(&c.Server, "server", "127.0.0.1:7400", "control plane servers: host:port[,host:port...] (a name may resolve to several)")
+	fs.StringVar(&c.Join, "join", "", "one-time join token (first start only)")
+	fs.StringVar(&c.Node, "node", "", "this node's name (required)")
+	fs.StringVar(&c.Listen, "listen", "127.0.0.1:15443", "mesh port (mutual TLS), published to peers")
+	fs.StringVar(&c.Socket, "socket", "", "SPIFFE Workload API socket path, reachable by every local uid (default DATA_DIR.public/workload.sock)")
+	fs.BoolVar(&c.RequireUID, "require-uid", false, "serve an SVID only to the uid its registration names")
+	fs.StringVar(&c.Metrics, "metrics", "", "serve Prometheus /metrics on this address")
+	fs.StringVar(&c.MemoryLimit, "memory-limit", "", "soft memory limit, e.g. 64MiB, or off (default 32MiB, or GOMEMLIMIT when set)")
+	fs.IntVar(&c.Procs, "procs", 0, "threads running the agent's Go code at once (default 1, or GOMAXPROCS when set)")
+	fs.StringVar(&c.Firewall.Mode, "firewall", "", "host firewall: off (default), audit or enforce")
+	fs.StringVar(&c.Egress.Proxy, "egress-proxy", "", "loopback address of the HTTP CONNECT egress proxy (HTTPS_PROXY)")
+	fs.StringVar(&c.Egress.SNI, "egress-sni", "", "loopback address of the TLS (SNI) egress listener")
+	fs.BoolVar(&c.Egress.Direct, "egress-direct", false, "this node connects out itself rather than through the egress gateway")
+	fs.StringVar(&c.Egress.Gateway, "egress-gateway", "", "the egress gateway's service (default egress)")
+	fs.StringVar(&c.Access.User, "access-user", "", "local user break-glass shells run as (empty: no shells on this node)")
+	cmdline.KEKFlags(fs, &c.KEK)
+	cmdline.LogFlags(fs, &c.Log)
+}
+
+// AgentCommand is "moat agent".
+func AgentCommand() *cmdline.Command {
+	var c agent.File
+	var file *string
+	var validate *bool
+	return &cmdline.Command{
+		Name:    "agent",
+		Summary: "run the node agent (identities, Workload API, mesh proxies)",
+		Usage:   "--data-dir DIR --server ADDR --node NODE [--join TOKEN] [flags]",
+		Help: "Joins the control plane once (--join is needed only on first start), keeps an\n" +
+			"SVID for each service registered on this node, serves them on the SPIFFE\n" +
+			"Workload API socket, and runs the mesh: the inbound mTLS port (--listen) and a\n" +
+			"loopback listener for each upstream a local service declares.\n\n" +
+			"--firewall audit|enforce keeps the node's host firewall (nftables table\n" +
+			"\"inet moat\") in step with the registry and intentions: inbound only the mesh\n" +
+			"port, permissive services' plaintext ports, the control plane on servers and\n" +
+			"what the config's firewall.inbound lists; outbound only the control plane,\n" +
+			"peers' mesh ports, DNS and the egress path. --egress-proxy runs an HTTP CONNECT\n" +
+			"proxy that takes services out where the intentions' egress rules allow.",
+		Flags: func(fs *flag.FlagSet) {
+			file = fs.String("config", "", "YAML configuration file (keys as the flags, with _ for -)")
+			NodeFlags(fs, &c)
+			validate = fs.Bool("validate", false, "check the configuration and exit")
+		},
+		Run: func(ctx context.Context, e *cmdline.Env, fs *flag.FlagSet) error {
+			if err := cmdline.WithConfigFile(fs, *file, &c); err != nil {
+				return err
+			}
+			return runNode(ctx, e, &c, *validate)
+		},
+	}
+}
+
+// runNode validates c and runs the node agent it describes (or only says
+// the configuration is good, with validateOnly).
+func runNode(ctx context.Context, e *cmdline.Env, c *agent.File, validateOnly bool) error {
+	if err := c.Validate(); err != nil {
+		return err
+	}
+	if validateOnly {
+		fmt.Fprintln(e.Stdout, "configuration OK")
+		return nil
+	}
+	if limit, _ := c.MemoryLimitBytes(e.Getenv); limit >= 0 && e.SetMemoryLimit != nil {
+		e.SetMemoryLimit(limit)
+	}
+	if n := c.ProcsToUse(e.Getenv); n > 0 && e.SetMaxProcs != nil {
+		e.SetMaxProcs(n)
+	}
+	n, err := StartNode(ctx, e, c)
+	if err != nil {
+		return err
+	}
+	n.freeOSMemory = e.FreeOSMemory
+	return n.Run(ctx)
+}
+
+// EgressCommand runs a node agent that is the fleet's egress gateway: the
+// one node whose firewall lets the egress path out to the internet.
+func EgressCommand() *cmdline.Command {
+	var c agent.File
+	var file *string
+	var validate *bool
+	var service, resolver string
+	return &cmdline.Command{
+		Name:    "egress",
+		Summary: "run the egress gateway (a node agent that takes services out to allowed hosts)",
+		Usage:   "--data-dir DIR --server ADDR --node NODE [--join TOKEN] [--service egress] [flags]",
+		Help: "egress runs a node agent that serves the egress gateway as --service, which\n" +
+			"must be registered on the node (moat svc register --node NODE --name egress\n" +
+			"--port 15080). Agents of nodes that may not connect out themselves send their\n" +
+			"services' egress here over the mesh; this node decides by the intentions'\n" +
+			"egress rules, resolves allowed names itself and connects only to what it\n" +
+			"resolved (pinned in its host firewall), and records every flow.",
+		Flags: func(fs *flag.FlagSet) {
+			file = fs.String("config", "", "YAML configuration file (the agent's keys)")
+			NodeFlags(fs, &c)
+			fs.StringVar(&service, "service", "egress", "the service the egress gateway is registered as")
+			fs.StringVar(&resolver, "resolver", "", "DNS server (host:port) for allowed names (default: the system's)")
+			validate = fs.Bool("validate", false, "check the configuration and exit")
+		},
+		Run: func(ctx context.Context, e *cmdline.Env, fs *flag.FlagSet) error {
+			if fs.NArg() > 0 {
+				return cmdline.Usagef("egress takes no arguments")
+			}
+			if err := cmdline.WithConfigFile(fs, *file, &c); err != nil {
+				return err
+			}
+			if err := identity.ValidName(service); err != nil {
+				return config.Errorf("service", "%v", err)
+			}
+			c.Egress.ServeGateway, c.Egress.Direct = service, true
+			if resolver != "" {
+				c.Egress.Resolver = resolver
+			}
+			return runNode(ctx, e, &c, *validate)
+		},
+	}
+}
+
+// Node is a started agent with its metrics.
+type Node struct {
+	Agent        *agent.Agent
+	metrics      *prometheus.Registry
+	metricsAddr  string
+	log          *slog.Logger
+	meshAddr     string
+	freeOSMemory func() // Env.FreeOSMemory
+}
+
+// Run runs the agent and its metrics until ctx ends or one fails. It logs
+// "agent ready" once the node serves what the control plane's first
+// snapshot holds (agent.WaitReady): its mesh has the registry and the
+// policy, and it holds an SVID for every service registered on it.
+func (n *Node) Run(ctx context.Context) error {
+	g, ctx := errgroup.WithContext(ctx)
+	g.Go(func() error { return n.Agent.Run(ctx) })
+	g.Go(func() error {
+		if n.Agent.WaitReady(ctx) == nil {
+			// The heap start-up left behind is garbage: give it back.
+			if n.freeOSMemory != nil {
+				n.freeOSMemory()
+			}
+			var local []string
+			for _, r := range n.Agent.LocalServices() {
+				local = append(local, r.Name)
+			}
+			n.log.Info("agent ready", "mesh", n.meshAddr, "services", strings.Join(local, ","))
+		}
+		return nil
+	})
+	g.Go(func() error { return cmdline.ServeMetrics(ctx, n.metricsAddr, n.metrics) })
+	return g.Wait()
+}
+
+// StartNode starts the node agent c describes, with its own keyring and
+// metrics registry.
+func StartNode(ctx context.Context, e *cmdline.Env, c *agent.File) (*Node, error) {
+	logger := c.Log.Logger(e.Stderr)
+	socket := c.SocketPath()
+	reg := cmdline.NewRegistry()
+	// The agent's own keyring, under its KEK: a wrong KEK stops it here.
+	kr, _, err := cmdline.OpenKeyring(e, &c.KEK, c.DataDir, true)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", c.DataDir, err)
+	}
+	acc, err := c.Access.Config("access")
+	if err != nil {
+		return nil, err
+	}
+	fw, err := c.Firewall.Config("firewall")
+	if err != nil {
+		return nil, err
+	}
+	eg, err := c.Egress.Config("egress")
+	if err != nil {
+		return nil, err
+	}
+	a, err := agent.New(ctx, agent.Config{
+		DataDir: c.DataDir, Server: c.Server, Join: c.Join, Node: c.Node, MeshAddr: c.Listen,
+		Socket: socket, RequireUID: c.RequireUID, Logger: logger, Metrics: reg, Sealer: kr.AEAD(),
+		Firewall: fw, Egress: eg, Access: acc,
+	})
+	if err != nil {
+		return nil, err
+	}
+	return &Node{Agent: a, metrics: reg, metricsAddr: c.Metrics, log: logger, meshAddr: c.Listen}, nil
+}
+
+// Root is the command tree of cmd/moat-agent: it runs the node agent as
+// "moat agent" does, with the same flags, and has "egress" and "version"
+// as subcommands.
+func Root() *cmdline.Command {
+	c := AgentCommand()
+	c.Name = "moat-agent"
+	c.Sub = []*cmdline.Command{EgressCommand(), cmdline.VersionCommand("moat-agent")}
+	return c
+}

@@ -1,0 +1,118 @@
+package mesh
+
+import (
+	"crypto/tls"
+	"io"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/hashicorp/yamux"
+	"github.com/spiffe/go-spiffe/v2/spiffeid"
+
+	"moat/internal/flow"
+	"moat/internal/identity"
+)
+
+// A compromised workload or node, holding certificates of the mesh's own
+// CA, talks to another agent's mesh port directly, writing its own
+// handshake and tunnel headers.
+
+// rawTunnel opens a tunnel to node-b as cert would, returning the session,
+// or the handshake's error.
+func rawTunnel(t *testing.T, p *pair, cert *tls.Certificate, sni string) (*yamux.Session, error) {
+	t.Helper()
+	c, err := tls.Dial("tcp", p.b.m.Addr().String(), &tls.Config{
+		InsecureSkipVerify: true, ServerName: sni, Certificates: []tls.Certificate{*cert},
+		MinVersion: tls.VersionTLS13, NextProtos: []string{alpnTunnelV2},
+	})
+	if err != nil {
+		return nil, err
+	}
+	t.Cleanup(func() { c.Close() })
+	_ = c.SetDeadline(time.Now().Add(5 * time.Second))
+	var b [1]byte
+	if _, err := io.ReadFull(c, b[:]); err != nil {
+		return nil, err
+	}
+	_ = c.SetDeadline(time.Time{})
+	cfg := yamux.DefaultConfig()
+	cfg.LogOutput = io.Discard
+	return yamux.Client(c, cfg)
+}
+
+// TestNodeAndAdminCertificatesAreNoService: a node's own certificate (what
+// root on a node holds) and an administrator's pass the chain check but
+// are no service: the destination refuses the tunnel and records why.
+func TestNodeAndAdminCertificatesAreNoService(t *testing.T) {
+	p := newPair(t)
+	for _, id := range []func(spiffeid.TrustDomain, string) (spiffeid.ID, error){identity.NodeID, identity.AdminID} {
+		sid, err := id(p.f.td, "node-a")
+		if err != nil {
+			t.Fatal(err)
+		}
+		cert, err := p.f.ca.Issue(sid, time.Hour)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := rawTunnel(t, p, cert, "api"); err == nil {
+			t.Errorf("%s opened a tunnel", sid)
+		}
+		rec := p.b.flows.waitFor(t, "the refusal of "+sid.String(), func(r flow.Record) bool {
+			return r.Unmapped != nil && r.Unmapped.Kind == kindHandshake && r.SrcEndpoint != nil && r.SrcEndpoint.Name == sid.String()
+		})
+		if rec.Unmapped.ReasonCode != flow.ReasonNotService {
+			t.Errorf("%s refused with %q (%s), want %q", sid, rec.Unmapped.ReasonCode, rec.Unmapped.Reason, flow.ReasonNotService)
+		}
+	}
+}
+
+// TestTunnelHeaderCannotChooseTheDecision: a caller writes the stream
+// header itself. Whatever the SNI it opened the tunnel with, each stream
+// is decided by the intentions for the SVID's service and the service
+// and port the header names; an unregistered port, another node's
+// service or a denied pair gets nothing of the app.
+func TestTunnelHeaderCannotChooseTheDecision(t *testing.T) {
+	p := newPair(t)
+	frontend, _ := p.a.ids.Certificate("frontend") // allowed to api:8080; legacy allows no one
+	sess, err := rawTunnel(t, p, frontend, "api")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		req  Request
+		want int
+		code string
+	}{
+		{Request{Service: "legacy", Port: 9000, ConnID: strings.Repeat("ab", 16)}, StatusDeny, flow.ReasonPolicyDenied},
+		{Request{Service: "api", Port: 22, ConnID: strings.Repeat("ac", 16)}, StatusError, flow.ReasonWrongPort},
+		{Request{Service: "frontend", Port: 3000, ConnID: strings.Repeat("ad", 16)}, StatusError, flow.ReasonUnknownService},
+		{Request{Service: "api", Port: 8080, ConnID: strings.Repeat("ae", 16)}, StatusAllow, ""},
+	} {
+		st, err := sess.Open()
+		if err != nil {
+			t.Fatal(err)
+		}
+		hdr, err := AppendRequest(nil, c.req, headerV2)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_ = st.SetDeadline(time.Now().Add(5 * time.Second))
+		if _, err := st.Write(append(hdr, "secret?"...)); err != nil {
+			t.Fatal(err)
+		}
+		resp, err := ReadResponse(st, headerV2)
+		if err != nil {
+			t.Fatalf("%+v: %v", c.req, err)
+		}
+		if resp.Status != c.want || resp.Code != c.code {
+			t.Errorf("%s:%d: status %d code %q (%s), want %d %q", c.req.Service, c.req.Port, resp.Status, resp.Code, resp.Reason, c.want, c.code)
+		}
+		buf := make([]byte, 7)
+		n, _ := io.ReadFull(st, buf)
+		if answered := string(buf[:n]) == "secret?"; answered != (c.want == StatusAllow) {
+			t.Errorf("%s:%d: the app answered %q", c.req.Service, c.req.Port, buf[:n])
+		}
+		st.Close()
+	}
+}
