@@ -63,7 +63,10 @@ import (
 // the rules after it in its phase.
 type gateAction struct{ plan *gateHolder }
 
-type gateHolder struct{ p atomic.Pointer[gatePlan] }
+type gateHolder struct {
+	p      atomic.Pointer[gatePlan]
+	consts atomic.Pointer[[]txConst] // the resolver's folded TX (resolve.go), set by the phase-1 gate
+}
 
 // gateBuilding receives the gate actions created while a WAF is being
 // built (under buildMu), so that New can give them the plan.
@@ -82,6 +85,12 @@ func (gateAction) Init(plugintypes.RuleMetadata, string) error { return nil }
 func (gateAction) Type() plugintypes.ActionType { return plugintypes.ActionTypeNondisruptive }
 
 func (g gateAction) Evaluate(r plugintypes.RuleMetadata, tx plugintypes.TransactionState) {
+	if c := g.plan.consts.Load(); c != nil && r.ID() == gate1ID {
+		col := tx.Variables().TX()
+		for _, kv := range *c {
+			col.Set(kv.key, []string{kv.value})
+		}
+	}
 	p := g.plan.p.Load()
 	if p == nil {
 		return
@@ -174,17 +183,9 @@ var gateOperators = map[string]bool{
 // Rules of a paranoia level above paranoia (the detection level) are left
 // to Coraza: CRS skips them, and deciding them would be wasted work.
 func planGate(w coraza.WAF, ids []int, paranoia int, budget time.Duration) (*gatePlan, error) {
-	rv := reflect.ValueOf(w)
-	if rv.Kind() != reflect.Struct {
-		return nil, fmt.Errorf("waf: gate: unexpected Coraza WAF type %s", rv.Type())
-	}
-	inner := rv.FieldByName("waf")
-	if inner.Kind() != reflect.Pointer || inner.IsNil() {
-		return nil, fmt.Errorf("waf: gate: unexpected Coraza WAF type %s", rv.Type())
-	}
-	rules := inner.Elem().FieldByName("Rules").FieldByName("rules")
-	if rules.Kind() != reflect.Slice {
-		return nil, errors.New("waf: gate: Coraza's rule list not found")
+	rules, err := corazaRules(w)
+	if err != nil {
+		return nil, fmt.Errorf("waf: gate: %w", err)
 	}
 	p := &gatePlan{after: map[int][]gateRule{}, nodes: []gateNode{{}}, budget: budgetOp{budget}}
 	nodeOf := map[[2]uintptr]int{}
