@@ -348,7 +348,7 @@ func gateable(r reflect.Value, p *gatePlan, nodeOf map[[2]uintptr]int, selOf map
 		return nil, nil
 	}
 	switch op.(type) {
-	case *rxOp, scoreOp:
+	case *rxOp, *pmOp, scoreOp:
 	default:
 		// Function is the operator as written: "@pm", "!@rx".
 		name := strings.TrimPrefix(strings.TrimPrefix(fn.String(), "!"), "@")

@@ -12,13 +12,18 @@ type litDFA struct {
 	final  []bool  // a literal ends at this state (or at one of its suffixes)
 }
 
-// maxDFACells bounds the table (states × classes): past it the necessity
-// keeps a general matcher.
-const maxDFACells = 1 << 16
+// Bounds on the table (states × classes, four bytes a cell): past them a
+// literal set keeps the general matcher. Phrase lists (pm.go) are few and
+// large (CRS's biggest, php-function-names, is about 2 MB); necessities
+// are many and small.
+const (
+	maxNeedCells   = 1 << 16
+	maxPhraseCells = 1 << 20
+)
 
 // newLitDFA compiles lits (lower case when fold, then matched in any
-// ASCII case); nil when the table would be too large.
-func newLitDFA(lits []string, fold bool) *litDFA {
+// ASCII case); nil when the table would have more than maxCells cells.
+func newLitDFA(lits []string, fold bool, maxCells int) *litDFA {
 	d := &litDFA{nclass: 1}
 	for _, l := range lits {
 		for i := 0; i < len(l); i++ {
@@ -40,7 +45,7 @@ func newLitDFA(lits []string, fold bool) *litDFA {
 	for _, l := range lits {
 		states += len(l)
 	}
-	if states*d.nclass > maxDFACells {
+	if states*d.nclass > maxCells {
 		return nil
 	}
 	nc := d.nclass

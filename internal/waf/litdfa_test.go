@@ -29,7 +29,7 @@ func TestLitDFA(t *testing.T) {
 			}
 			lits = append(lits, l)
 		}
-		d := newLitDFA(lits, fold)
+		d := newLitDFA(lits, fold, maxNeedCells)
 		if d == nil {
 			t.Fatalf("no automaton for %q", lits)
 		}

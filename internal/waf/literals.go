@@ -48,7 +48,7 @@ func newNecessity(re *syntax.Regexp) *necessity {
 			}
 		}
 		if len(n.lits) > 4 {
-			n.dfa = newLitDFA(n.lits, n.fold)
+			n.dfa = newLitDFA(n.lits, n.fold, maxNeedCells)
 		}
 		if len(n.lits) > 4 && n.dfa == nil {
 			b := ahocorasick.NewAhoCorasickBuilder(ahocorasick.Opts{AsciiCaseInsensitive: n.fold, MatchKind: ahocorasick.StandardMatch, DFA: true})

@@ -168,6 +168,9 @@ func register() {
 		plugins.RegisterBodyProcessor(bodyProcessorName, newRawBody)
 		plugins.RegisterBodyProcessor(formBodyProcessorName, newFormBody)
 		plugins.RegisterOperator("rx", newRxOp)
+		plugins.RegisterOperator("pm", newPMOp)
+		plugins.RegisterOperator("pmFromFile", newPMFromFileOp)
+		plugins.RegisterOperator("pmf", newPMFromFileOp)
 	})
 }
 
