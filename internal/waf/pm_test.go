@@ -53,4 +53,3 @@ func TestPMEngines(t *testing.T) {
 	}
 	t.Logf("%d phrase lists (%d without a table; %d KiB of tables), %d list-input pairs, %d with a phrase", lists, general, cells*4>>10, checked, found)
 }
-
