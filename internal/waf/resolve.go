@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"reflect"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -213,6 +214,9 @@ func resolve(w coraza.WAF) (*resolution, error) {
 		kept = reflect.Append(kept, r.v)
 	}
 	rules.Set(kept)
+	if err := resolveTargetRemovals(rules); err != nil {
+		return nil, err
+	}
 	return res, nil
 }
 
@@ -762,4 +766,115 @@ func (w *WAF) unresolved() (*WAF, error) {
 		return nil, errors.New("waf: rule set closed")
 	}
 	return w.full, w.fullErr
+}
+
+// targetRemoval is a ctl:ruleRemoveTargetById, ByTag or ByMsg with the
+// rules it names found at load: Coraza's looks through every rule of the
+// set for them on each request that runs it (CRS's 941010 does, on nearly
+// every request), and the set does not change after load.
+type targetRemoval struct {
+	ids   []int
+	col   variables.RuleVariable
+	key   string
+	keyRx *regexp.Regexp
+}
+
+type targetRemover interface {
+	RemoveRuleTargetByID(id int, variable variables.RuleVariable, key string, keyRx *regexp.Regexp)
+}
+
+func (*targetRemoval) Init(plugintypes.RuleMetadata, string) error { return nil }
+
+func (*targetRemoval) Type() plugintypes.ActionType { return plugintypes.ActionTypeNondisruptive }
+
+func (a *targetRemoval) Evaluate(_ plugintypes.RuleMetadata, tx plugintypes.TransactionState) {
+	rt, ok := tx.(targetRemover)
+	if !ok {
+		return // Coraza's own would not run either; the rules keep every target
+	}
+	for _, id := range a.ids {
+		rt.RemoveRuleTargetByID(id, a.col, a.key, a.keyRx)
+	}
+}
+
+// resolveTargetRemovals replaces each target-removing ctl of the (final)
+// rule set by a targetRemoval.
+func resolveTargetRemovals(rules reflect.Value) error {
+	type ruleRef struct {
+		id   int
+		tags []string
+		msg  string
+		hasM bool
+	}
+	refs := make([]ruleRef, rules.Len())
+	for i := range refs {
+		r := rules.Index(i)
+		refs[i].id = int(r.FieldByName("ID_").Int())
+		tags := r.FieldByName("Tags_")
+		for j := range tags.Len() {
+			refs[i].tags = append(refs[i].tags, tags.Index(j).String())
+		}
+		if m, _ := r.FieldByName("Msg").Interface().(macro.Macro); m != nil {
+			refs[i].msg, refs[i].hasM = m.String(), true
+		}
+	}
+	for i := range rules.Len() {
+		for link := rules.Index(i); ; {
+			acts := link.FieldByName("actions")
+			for j := range acts.Len() {
+				a := acts.Index(j)
+				if a.FieldByName("Name").String() != "ctl" {
+					continue
+				}
+				fnv := exported(a.FieldByName("Function"))
+				f := reflect.ValueOf(fnv.Interface())
+				if f.Kind() != reflect.Pointer || f.IsNil() {
+					continue
+				}
+				f = f.Elem()
+				kind, col, key, krx, val := f.FieldByName("action"), f.FieldByName("collection"), f.FieldByName("colKey"), f.FieldByName("colKeyRx"), f.FieldByName("value")
+				if !kind.CanInt() || col.Kind() != reflect.Uint8 || key.Kind() != reflect.String || krx.Kind() != reflect.Pointer || val.Kind() != reflect.String {
+					return errors.New("waf: resolve: Coraza ctl fields not found")
+				}
+				tr := &targetRemoval{col: variables.RuleVariable(col.Uint()), key: key.String()}
+				if !krx.IsNil() {
+					tr.keyRx = exported(krx).Interface().(*regexp.Regexp)
+				}
+				v := val.String()
+				switch kind.Int() {
+				case 1: // ruleRemoveTargetById
+					lo, hi, err := ParseExclusion(v)
+					if err != nil {
+						continue // Coraza's logs it and removes nothing; left to it
+					}
+					for _, r := range refs {
+						if r.id >= lo && r.id <= hi {
+							tr.ids = append(tr.ids, r.id)
+						}
+					}
+				case 2: // ruleRemoveTargetByTag
+					for _, r := range refs {
+						if slices.Contains(r.tags, v) {
+							tr.ids = append(tr.ids, r.id)
+						}
+					}
+				case 3: // ruleRemoveTargetByMsg
+					for _, r := range refs {
+						if r.hasM && r.msg == v {
+							tr.ids = append(tr.ids, r.id)
+						}
+					}
+				default:
+					continue
+				}
+				fnv.Set(reflect.ValueOf(plugintypes.Action(tr)))
+			}
+			next := link.FieldByName("Chain")
+			if next.IsNil() {
+				break
+			}
+			link = next.Elem()
+		}
+	}
+	return nil
 }
