@@ -420,12 +420,24 @@ type gateState struct {
 	sel    [][]int
 	selOK  []bool
 	vals   []string
-	valIdx map[string]int
-	tcache map[[2]int]string
+	valIdx map[strID]int
+	// tval[vi*len(nodes)+node] is value vi after node's transformations,
+	// when tdone says it was computed.
+	tval  []string
+	tdone []bool
+}
+
+// strID names a string by where its bytes are: the collections hand out
+// the same string to every selector that reads it, and hashing its
+// address is cheaper than hashing its bytes. Two equal strings at two
+// addresses are two values, which only costs a second evaluation.
+type strID struct {
+	p unsafe.Pointer
+	n int
 }
 
 var gateScratch = sync.Pool{New: func() any {
-	return &gateState{valIdx: map[string]int{}, tcache: map[[2]int]string{}}
+	return &gateState{valIdx: map[strID]int{}}
 }}
 
 func (s *gateState) reset(p *gatePlan, tx plugintypes.TransactionState) {
@@ -442,7 +454,9 @@ func (s *gateState) reset(p *gatePlan, tx plugintypes.TransactionState) {
 	}
 	s.vals = s.vals[:0]
 	clear(s.valIdx)
-	clear(s.tcache)
+	clear(s.tval) // no request's text outlives it in the pool
+	s.tval = s.tval[:0]
+	s.tdone = s.tdone[:0]
 }
 
 // values returns the indexes of selector k's values, read as Coraza's
@@ -469,11 +483,16 @@ func (s *gateState) values(k int) []int {
 	out := s.sel[k]
 	for _, md := range mds {
 		v := md.Value()
-		i, ok := s.valIdx[v]
+		id := strID{unsafe.Pointer(unsafe.StringData(v)), len(v)}
+		i, ok := s.valIdx[id]
 		if !ok {
 			i = len(s.vals)
 			s.vals = append(s.vals, v)
-			s.valIdx[v] = i
+			s.valIdx[id] = i
+			for range s.p.nodes {
+				s.tval = append(s.tval, "")
+				s.tdone = append(s.tdone, false)
+			}
 		}
 		out = append(out, i)
 	}
@@ -487,9 +506,9 @@ func (s *gateState) transformed(node, vi int) string {
 	if node == 0 {
 		return s.vals[vi]
 	}
-	key := [2]int{node, vi}
-	if v, ok := s.tcache[key]; ok {
-		return v
+	at := vi*len(s.p.nodes) + node
+	if s.tdone[at] {
+		return s.tval[at]
 	}
 	n := s.p.nodes[node]
 	in := s.transformed(n.parent, vi)
@@ -497,7 +516,7 @@ func (s *gateState) transformed(node, vi int) string {
 	if v, _, err := n.fn(in); err == nil {
 		out = v
 	}
-	s.tcache[key] = out
+	s.tval[at], s.tdone[at] = out, true
 	return out
 }
 
