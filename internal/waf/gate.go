@@ -49,6 +49,9 @@ import (
 //     arguments, headers, cookies, URI, body and files; never TX, MATCHED_*
 //     or what a ctl changes), and the phase-2 gate runs after moat's
 //     inspection pass (rule 90002), the last thing that adds arguments;
+//     the one exception is a budget rule's TX:moat_start, which only that
+//     pass writes (a rule set in which another rule may write it leaves
+//     budget rules to Coraza): without it the rule has no value to test;
 //   - a rule removed this way would not have matched, so it would have run
 //     no action, set no variable and logged nothing; the rules that a
 //     skip:N action counts over are never removed (skip counts only rules
@@ -138,6 +141,9 @@ type gateRule struct {
 	node int   // the rule's whole transformation chain
 	op   plugintypes.Operator
 	neg  bool
+	// unclocked: a budget rule (budget.go), which can only match once the
+	// inspection pass has started the request's clock in TX:moat_start.
+	unclocked bool
 }
 
 // gateSelector is one VARIABLE[:key] a rule reads.
@@ -201,6 +207,7 @@ func planGate(w coraza.WAF, ids []int, paranoia int, budget time.Duration) (*gat
 		skip      int
 	}
 	var all []ruleInfo
+	clockWritten := false
 	for i := range rules.Len() {
 		r := rules.Index(i)
 		id, err := intField(r, "ID_")
@@ -225,6 +232,11 @@ func planGate(w coraza.WAF, ids []int, paranoia int, budget time.Duration) (*gat
 		if err != nil {
 			return nil, err
 		}
+		if rr, err := readRule(r); err != nil {
+			return nil, err
+		} else if writesKey(rr, txStart) {
+			clockWritten = true
+		}
 		if gr != nil && aboveParanoia(r, paranoia) {
 			// CRS jumps over it (skipAfter) at this paranoia level; if a
 			// request raises the level, Coraza evaluates it in full.
@@ -232,6 +244,15 @@ func planGate(w coraza.WAF, ids []int, paranoia int, budget time.Duration) (*gat
 		}
 		info.gr = gr
 		all = append(all, info)
+	}
+	if clockWritten {
+		// A rule of the set writes TX:moat_start: budget rules are
+		// Coraza's.
+		for i := range all {
+			if all[i].gr != nil && all[i].gr.unclocked {
+				all[i].gr = nil
+			}
+		}
 	}
 	// skip:N skips the next N rules of its phase that the transaction has
 	// not removed, so removing one would move what it skips. Every rule
@@ -263,6 +284,25 @@ func planGate(w coraza.WAF, ids []int, paranoia int, budget time.Duration) (*gat
 		p.rules += len(list)
 	}
 	return p, nil
+}
+
+// budgetGate returns the gate's view of a budget rule (TX:moat_start
+// "@moatOverBudget N"): it reads one value, which the inspection pass
+// (rule 90002, before the phase-2 gate) sets only on requests big enough
+// to spend the budget, and which nothing else writes (planGate checks);
+// without it the rule has nothing to evaluate. With it, the rule is left
+// to Coraza: whether the budget is spent is a question for later.
+func budgetGate(r reflect.Value, id int, neg bool) (*gateRule, error) {
+	vars := r.FieldByName("variables")
+	if neg || vars.Kind() != reflect.Slice || vars.Len() != 1 {
+		return nil, nil
+	}
+	v := vars.Index(0)
+	if v.FieldByName("Count").Bool() || variables.RuleVariable(v.FieldByName("Variable").Uint()) != variables.TX ||
+		!strings.EqualFold(v.FieldByName("KeyStr").String(), txStart) || !v.FieldByName("KeyRx").IsNil() {
+		return nil, nil
+	}
+	return &gateRule{id: id, unclocked: true}, nil
 }
 
 // aboveParanoia reports whether rule r is tagged with a CRS paranoia level
@@ -346,6 +386,9 @@ func gateable(r reflect.Value, p *gatePlan, nodeOf map[[2]uintptr]int, selOf map
 	op, ok := exported(opf).Interface().(plugintypes.Operator)
 	if !ok || op == nil {
 		return nil, nil
+	}
+	if _, ok := op.(budgetOp); ok {
+		return budgetGate(r, id, neg.Bool())
 	}
 	switch op.(type) {
 	case *rxOp, *pmOp, scoreOp:
@@ -523,6 +566,9 @@ func (s *gateState) transformed(node, vi int) string {
 // mayMatch reports whether r's operator answers true for one of its
 // values.
 func (s *gateState) mayMatch(r *gateRule) bool {
+	if r.unclocked {
+		return len(s.tx.Variables().TX().Get(txStart)) > 0
+	}
 	for _, k := range r.sels {
 		for _, vi := range s.values(k) {
 			if r.op.Evaluate(s.tx, s.transformed(r.node, vi)) != r.neg {

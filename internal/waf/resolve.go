@@ -472,6 +472,11 @@ func dynWrites(r *rrule, key string) bool {
 	return false
 }
 
+// writesKey reports whether r may write TX key (lower case).
+func writesKey(r *rrule, key string) bool {
+	return writes(r, key) || dynWrites(r, key)
+}
+
 func writes(r *rrule, key string) bool {
 	for _, sv := range r.setvars {
 		if sv.key == key {
@@ -630,6 +635,10 @@ const (
 // in declaration order (ctl.go): 1-3 remove targets by ID, tag and
 // message, 9 is ruleEngine, 10-12 remove rules by ID, message and tag.
 func readCtl(fn plugintypes.Action) (kind int, value string, rules bool, err error) {
+	if _, ok := fn.(*targetRemoval); ok {
+		// Made by resolve at its end: what it removes was already read.
+		return ctlOther, "", false, nil
+	}
 	f := reflect.ValueOf(fn)
 	if f.Kind() == reflect.Pointer {
 		f = f.Elem()
