@@ -14,7 +14,8 @@
 #   KEEP=1         keep the temporary directory (logs, configs)
 #   PROFILE=1      build moat with -tags pprof and write a CPU profile of
 #                  the WAF-on gateway under each request type to
-#                  $W/moat-<type>.pprof (with KEEP=1 to look at them)
+#                  $W/moat-<type>.pprof, the WAF-off one's to
+#                  $W/moat-off-<type>.pprof (with KEEP=1 to look at them)
 # Needs: go, wrk, nginx, libnginx-mod-http-modsecurity, modsecurity-crs,
 # openssl, python3, curl. Everything listens on 127.0.0.1 on ports the kernel
 # hands out; all state lives in a temporary directory.
@@ -48,9 +49,9 @@ fail() { echo "bench: $*" >&2; for f in "$W"/*.log; do echo "--- $f" >&2; tail -
 
 # Free loopback ports, asked of the kernel (never fixed: other runs and
 # tests share the machine).
-read -r P_SERVER P_MESH_APP P_MESH_ON P_MESH_OFF P_ON P_OFF P_BACKEND P_NGX_ON P_NGX_OFF P_PPROF < <(python3 -c '
+read -r P_SERVER P_MESH_APP P_MESH_ON P_MESH_OFF P_ON P_OFF P_BACKEND P_NGX_ON P_NGX_OFF P_PPROF P_PPROF_OFF < <(python3 -c '
 import socket
-ss = [socket.socket() for _ in range(10)]
+ss = [socket.socket() for _ in range(11)]
 for s in ss: s.bind(("127.0.0.1", 0))
 print(" ".join(str(s.getsockname()[1]) for s in ss))')
 
@@ -127,7 +128,10 @@ routes:
     csrf_off: true
 YAML
   moat gateway --config "$W/gw-$mode.yaml" --validate >/dev/null || fail "gateway config $mode"
-  pprof=; [ $mode = on ] && [ -n "${PROFILE:-}" ] && pprof=127.0.0.1:$P_PPROF
+  pprof=
+  if [ -n "${PROFILE:-}" ]; then
+    pprof=127.0.0.1:$P_PPROF; [ $mode = off ] && pprof=127.0.0.1:$P_PPROF_OFF
+  fi
   tok=$(moat token create --node "edge-$mode" 2>/dev/null)
   MOAT_PPROF=$pprof "$W/moat" gateway --config "$W/gw-$mode.yaml" --data-dir "$W/edge-$mode" --server "$MOAT_SERVER" --node "edge-$mode" --service "$svc" \
     --join "$tok" --mesh-listen "127.0.0.1:$mesh" --log-level warn >"$W/gw-$mode.log" 2>&1 & pids+=($!)
@@ -263,9 +267,10 @@ server_pids() {
 # target|type|req/s|p50|p99|non-2xx|server CPU µs per request
 measure() {
   local out rps p50 p99 non2xx prof= sp t0 t1 n cpu
-  if [ -n "${PROFILE:-}" ] && [ "$1" = "moat WAF on" ]; then
-    local secs=${DUR%s}; secs=${secs%.*}
-    curl -s -o "$W/moat-${2// /-}.pprof" "http://127.0.0.1:$P_PPROF/debug/pprof/profile?seconds=$((secs > 1 ? secs - 1 : 1))" & prof=$!
+  if [ -n "${PROFILE:-}" ] && [[ "$1" == "moat WAF o"* ]]; then
+    local secs=${DUR%s} port=$P_PPROF name=moat; secs=${secs%.*}
+    [ "$1" = "moat WAF off" ] && port=$P_PPROF_OFF name=moat-off
+    curl -s -o "$W/$name-${2// /-}.pprof" "http://127.0.0.1:$port/debug/pprof/profile?seconds=$((secs > 1 ? secs - 1 : 1))" & prof=$!
   fi
   sp=$(server_pids "$1")
   # shellcheck disable=SC2086

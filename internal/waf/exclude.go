@@ -135,6 +135,19 @@ func (ex *Exclusions) Empty() bool {
 	return ex == nil || len(ex.ids)+len(ex.ranges)+len(ex.uninspected) == 0 && !ex.executableUploads
 }
 
+// covers reports whether ex removes rule id.
+func (ex *Exclusions) covers(id int) bool {
+	if slices.Contains(ex.ids, id) || slices.Contains(ex.familyRules(), id) {
+		return true
+	}
+	for _, r := range ex.ranges {
+		if r[0] <= id && id <= r[1] {
+			return true
+		}
+	}
+	return false
+}
+
 type ruleRemover interface {
 	RemoveRuleByID(id int)
 	RemoveRuleByIDRange(start, end int)

@@ -34,6 +34,10 @@ import (
 type fileNameOp struct {
 	names   []string
 	matcher ahocorasick.AhoCorasick
+	// pre answers without allocating whether the value holds a name at
+	// all, which most values do not; the matcher then finds where (nil
+	// when the list is too big for its table).
+	pre *litDFA
 	// anywhere matches names anywhere, as CRS does, but for a dot file's
 	// name at the tail of a longer name.
 	anywhere bool
@@ -72,10 +76,13 @@ func newFileNameOp(opts plugintypes.OperatorOptions) (plugintypes.Operator, erro
 		AsciiCaseInsensitive: true,
 		MatchKind:            ahocorasick.StandardMatch,
 	})
-	return &fileNameOp{names: names, matcher: b.Build(names)}, nil
+	return &fileNameOp{names: names, matcher: b.Build(names), pre: newLitDFA(names, true, maxPhraseCells)}, nil
 }
 
 func (o *fileNameOp) Evaluate(tx plugintypes.TransactionState, value string) bool {
+	if o.pre != nil && !o.pre.contains(value) {
+		return false
+	}
 	it := o.matcher.IterOverlapping(value)
 	for m := it.Next(); m != nil; m = it.Next() {
 		name := o.names[m.Pattern()]

@@ -49,6 +49,9 @@ import (
 //     arguments, headers, cookies, URI, body and files; never TX, MATCHED_*
 //     or what a ctl changes), and the phase-2 gate runs after moat's
 //     inspection pass (rule 90002), the last thing that adds arguments;
+//     the one exception is a budget rule's TX:moat_start, which only that
+//     pass writes (a rule set in which another rule may write it leaves
+//     budget rules to Coraza): without it the rule has no value to test;
 //   - a rule removed this way would not have matched, so it would have run
 //     no action, set no variable and logged nothing; the rules that a
 //     skip:N action counts over are never removed (skip counts only rules
@@ -63,7 +66,10 @@ import (
 // the rules after it in its phase.
 type gateAction struct{ plan *gateHolder }
 
-type gateHolder struct{ p atomic.Pointer[gatePlan] }
+type gateHolder struct {
+	p      atomic.Pointer[gatePlan]
+	consts atomic.Pointer[[]txConst] // the resolver's folded TX (resolve.go), set by the phase-1 gate
+}
 
 // gateBuilding receives the gate actions created while a WAF is being
 // built (under buildMu), so that New can give them the plan.
@@ -82,6 +88,12 @@ func (gateAction) Init(plugintypes.RuleMetadata, string) error { return nil }
 func (gateAction) Type() plugintypes.ActionType { return plugintypes.ActionTypeNondisruptive }
 
 func (g gateAction) Evaluate(r plugintypes.RuleMetadata, tx plugintypes.TransactionState) {
+	if c := g.plan.consts.Load(); c != nil && r.ID() == gate1ID {
+		col := tx.Variables().TX()
+		for _, kv := range *c {
+			col.Set(kv.key, []string{kv.value})
+		}
+	}
 	p := g.plan.p.Load()
 	if p == nil {
 		return
@@ -129,6 +141,9 @@ type gateRule struct {
 	node int   // the rule's whole transformation chain
 	op   plugintypes.Operator
 	neg  bool
+	// unclocked: a budget rule (budget.go), which can only match once the
+	// inspection pass has started the request's clock in TX:moat_start.
+	unclocked bool
 }
 
 // gateSelector is one VARIABLE[:key] a rule reads.
@@ -174,17 +189,9 @@ var gateOperators = map[string]bool{
 // Rules of a paranoia level above paranoia (the detection level) are left
 // to Coraza: CRS skips them, and deciding them would be wasted work.
 func planGate(w coraza.WAF, ids []int, paranoia int, budget time.Duration) (*gatePlan, error) {
-	rv := reflect.ValueOf(w)
-	if rv.Kind() != reflect.Struct {
-		return nil, fmt.Errorf("waf: gate: unexpected Coraza WAF type %s", rv.Type())
-	}
-	inner := rv.FieldByName("waf")
-	if inner.Kind() != reflect.Pointer || inner.IsNil() {
-		return nil, fmt.Errorf("waf: gate: unexpected Coraza WAF type %s", rv.Type())
-	}
-	rules := inner.Elem().FieldByName("Rules").FieldByName("rules")
-	if rules.Kind() != reflect.Slice {
-		return nil, errors.New("waf: gate: Coraza's rule list not found")
+	rules, err := corazaRules(w)
+	if err != nil {
+		return nil, fmt.Errorf("waf: gate: %w", err)
 	}
 	p := &gatePlan{after: map[int][]gateRule{}, nodes: []gateNode{{}}, budget: budgetOp{budget}}
 	nodeOf := map[[2]uintptr]int{}
@@ -200,6 +207,7 @@ func planGate(w coraza.WAF, ids []int, paranoia int, budget time.Duration) (*gat
 		skip      int
 	}
 	var all []ruleInfo
+	clockWritten := false
 	for i := range rules.Len() {
 		r := rules.Index(i)
 		id, err := intField(r, "ID_")
@@ -224,6 +232,11 @@ func planGate(w coraza.WAF, ids []int, paranoia int, budget time.Duration) (*gat
 		if err != nil {
 			return nil, err
 		}
+		if rr, err := readRule(r); err != nil {
+			return nil, err
+		} else if writesKey(rr, txStart) {
+			clockWritten = true
+		}
 		if gr != nil && aboveParanoia(r, paranoia) {
 			// CRS jumps over it (skipAfter) at this paranoia level; if a
 			// request raises the level, Coraza evaluates it in full.
@@ -231,6 +244,15 @@ func planGate(w coraza.WAF, ids []int, paranoia int, budget time.Duration) (*gat
 		}
 		info.gr = gr
 		all = append(all, info)
+	}
+	if clockWritten {
+		// A rule of the set writes TX:moat_start: budget rules are
+		// Coraza's.
+		for i := range all {
+			if all[i].gr != nil && all[i].gr.unclocked {
+				all[i].gr = nil
+			}
+		}
 	}
 	// skip:N skips the next N rules of its phase that the transaction has
 	// not removed, so removing one would move what it skips. Every rule
@@ -262,6 +284,25 @@ func planGate(w coraza.WAF, ids []int, paranoia int, budget time.Duration) (*gat
 		p.rules += len(list)
 	}
 	return p, nil
+}
+
+// budgetGate returns the gate's view of a budget rule (TX:moat_start
+// "@moatOverBudget N"): it reads one value, which the inspection pass
+// (rule 90002, before the phase-2 gate) sets only on requests big enough
+// to spend the budget, and which nothing else writes (planGate checks);
+// without it the rule has nothing to evaluate. With it, the rule is left
+// to Coraza: whether the budget is spent is a question for later.
+func budgetGate(r reflect.Value, id int, neg bool) (*gateRule, error) {
+	vars := r.FieldByName("variables")
+	if neg || vars.Kind() != reflect.Slice || vars.Len() != 1 {
+		return nil, nil
+	}
+	v := vars.Index(0)
+	if v.FieldByName("Count").Bool() || variables.RuleVariable(v.FieldByName("Variable").Uint()) != variables.TX ||
+		!strings.EqualFold(v.FieldByName("KeyStr").String(), txStart) || !v.FieldByName("KeyRx").IsNil() {
+		return nil, nil
+	}
+	return &gateRule{id: id, unclocked: true}, nil
 }
 
 // aboveParanoia reports whether rule r is tagged with a CRS paranoia level
@@ -346,8 +387,11 @@ func gateable(r reflect.Value, p *gatePlan, nodeOf map[[2]uintptr]int, selOf map
 	if !ok || op == nil {
 		return nil, nil
 	}
+	if _, ok := op.(budgetOp); ok {
+		return budgetGate(r, id, neg.Bool())
+	}
 	switch op.(type) {
-	case *rxOp, scoreOp:
+	case *rxOp, *pmOp, scoreOp:
 	default:
 		// Function is the operator as written: "@pm", "!@rx".
 		name := strings.TrimPrefix(strings.TrimPrefix(fn.String(), "!"), "@")
@@ -419,12 +463,24 @@ type gateState struct {
 	sel    [][]int
 	selOK  []bool
 	vals   []string
-	valIdx map[string]int
-	tcache map[[2]int]string
+	valIdx map[strID]int
+	// tval[vi*len(nodes)+node] is value vi after node's transformations,
+	// when tdone says it was computed.
+	tval  []string
+	tdone []bool
+}
+
+// strID names a string by where its bytes are: the collections hand out
+// the same string to every selector that reads it, and hashing its
+// address is cheaper than hashing its bytes. Two equal strings at two
+// addresses are two values, which only costs a second evaluation.
+type strID struct {
+	p unsafe.Pointer
+	n int
 }
 
 var gateScratch = sync.Pool{New: func() any {
-	return &gateState{valIdx: map[string]int{}, tcache: map[[2]int]string{}}
+	return &gateState{valIdx: map[strID]int{}}
 }}
 
 func (s *gateState) reset(p *gatePlan, tx plugintypes.TransactionState) {
@@ -441,7 +497,9 @@ func (s *gateState) reset(p *gatePlan, tx plugintypes.TransactionState) {
 	}
 	s.vals = s.vals[:0]
 	clear(s.valIdx)
-	clear(s.tcache)
+	clear(s.tval) // no request's text outlives it in the pool
+	s.tval = s.tval[:0]
+	s.tdone = s.tdone[:0]
 }
 
 // values returns the indexes of selector k's values, read as Coraza's
@@ -468,11 +526,16 @@ func (s *gateState) values(k int) []int {
 	out := s.sel[k]
 	for _, md := range mds {
 		v := md.Value()
-		i, ok := s.valIdx[v]
+		id := strID{unsafe.Pointer(unsafe.StringData(v)), len(v)}
+		i, ok := s.valIdx[id]
 		if !ok {
 			i = len(s.vals)
 			s.vals = append(s.vals, v)
-			s.valIdx[v] = i
+			s.valIdx[id] = i
+			for range s.p.nodes {
+				s.tval = append(s.tval, "")
+				s.tdone = append(s.tdone, false)
+			}
 		}
 		out = append(out, i)
 	}
@@ -486,9 +549,9 @@ func (s *gateState) transformed(node, vi int) string {
 	if node == 0 {
 		return s.vals[vi]
 	}
-	key := [2]int{node, vi}
-	if v, ok := s.tcache[key]; ok {
-		return v
+	at := vi*len(s.p.nodes) + node
+	if s.tdone[at] {
+		return s.tval[at]
 	}
 	n := s.p.nodes[node]
 	in := s.transformed(n.parent, vi)
@@ -496,13 +559,16 @@ func (s *gateState) transformed(node, vi int) string {
 	if v, _, err := n.fn(in); err == nil {
 		out = v
 	}
-	s.tcache[key] = out
+	s.tval[at], s.tdone[at] = out, true
 	return out
 }
 
 // mayMatch reports whether r's operator answers true for one of its
 // values.
 func (s *gateState) mayMatch(r *gateRule) bool {
+	if r.unclocked {
+		return len(s.tx.Variables().TX().Get(txStart)) > 0
+	}
 	for _, k := range r.sels {
 		for _, vi := range s.values(k) {
 			if r.op.Evaluate(s.tx, s.transformed(r.node, vi)) != r.neg {

@@ -22,7 +22,8 @@ type necessity struct {
 	// U+017F), so a folded test says "maybe" to any input with a non-ASCII
 	// byte.
 	fold    bool
-	matcher *ahocorasick.AhoCorasick // for more than a few literals
+	dfa     *litDFA                  // for more than a few literals
+	matcher *ahocorasick.AhoCorasick // for sets too large for dfa
 }
 
 // maxLits bounds the literal set: past it the test costs more than it saves.
@@ -47,6 +48,9 @@ func newNecessity(re *syntax.Regexp) *necessity {
 			}
 		}
 		if len(n.lits) > 4 {
+			n.dfa = newLitDFA(n.lits, n.fold, maxNeedCells)
+		}
+		if len(n.lits) > 4 && n.dfa == nil {
 			b := ahocorasick.NewAhoCorasickBuilder(ahocorasick.Opts{AsciiCaseInsensitive: n.fold, MatchKind: ahocorasick.StandardMatch, DFA: true})
 			m := b.Build(n.lits)
 			n.matcher = &m
@@ -65,6 +69,9 @@ func (n *necessity) mayMatch(s string) bool {
 	}
 	if n.fold && hasNonASCII(s) {
 		return true
+	}
+	if n.dfa != nil {
+		return n.dfa.contains(s)
 	}
 	if n.matcher != nil {
 		return n.matcher.Iter(s).Next() != nil

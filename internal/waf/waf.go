@@ -88,9 +88,11 @@ type Config struct {
 	// For comparisons and CRS's own regression suite.
 	StockCRS bool
 
-	// noGate evaluates every rule (see gate.go): the reference the gate is
-	// tested against.
-	noGate bool
+	// noGate evaluates every rule (see gate.go) and noResolve decides
+	// nothing at load (see resolve.go): the references the gate and the
+	// resolver are tested against.
+	noGate    bool
+	noResolve bool
 
 	// MaxArgLength is the longest argument value accepted, in bytes
 	// (CRS's tx.arg_length); 0 means 256 KiB. MaxArgNameLength is the
@@ -166,6 +168,9 @@ func register() {
 		plugins.RegisterBodyProcessor(bodyProcessorName, newRawBody)
 		plugins.RegisterBodyProcessor(formBodyProcessorName, newFormBody)
 		plugins.RegisterOperator("rx", newRxOp)
+		plugins.RegisterOperator("pm", newPMOp)
+		plugins.RegisterOperator("pmFromFile", newPMFromFileOp)
+		plugins.RegisterOperator("pmf", newPMFromFileOp)
 	})
 }
 
@@ -177,6 +182,16 @@ type WAF struct {
 	bodyLimit int64
 	rx        RegexStats
 	gate      GateStats
+
+	// res is what the resolver decided (nil when it is off); a request
+	// whose route excludes one of its anchors is inspected by the
+	// unresolved rule set, built on first use from cfg.
+	res        *resolution
+	cfg        Config
+	anchorHits sync.Map // *Exclusions → bool
+	fullOnce   sync.Once
+	full       *WAF
+	fullErr    error
 }
 
 // New loads CRS and the configured rule files. Errors name the file or
@@ -261,7 +276,20 @@ func New(cfg Config) (*WAF, error) {
 	if err != nil {
 		return nil, fmt.Errorf("waf: load rules: %w", err)
 	}
-	out := &WAF{waf: w, detect: cfg.DetectionOnly, bodyLimit: orDefault64(cfg.RequestBodyLimit, DefaultRequestBodyLimit), rx: statsOf(patterns)}
+	out := &WAF{waf: w, detect: cfg.DetectionOnly, bodyLimit: orDefault64(cfg.RequestBodyLimit, DefaultRequestBodyLimit), rx: statsOf(patterns), cfg: cfg}
+	if !cfg.noResolve {
+		// Before the gate is planned: it plans over the rules left.
+		if res, err := resolve(w); err != nil {
+			// The rule set is as loaded: every rule is evaluated.
+			out.gate.ResolveErr = err
+		} else {
+			out.res = res
+			out.gate.Resolved, out.gate.Folded, out.gate.Consts = res.removed, res.folded, len(res.consts)
+			for _, g := range gates {
+				g.consts.Store(&res.consts)
+			}
+		}
+	}
 	if !cfg.noGate {
 		p, err := planGate(w, []int{gate1ID, gate2ID, stockGate2ID}, dpl, orDefaultDur(cfg.Budget, DefaultBudget))
 		if err != nil {
@@ -285,6 +313,13 @@ type GateStats struct {
 	Rules int
 	// Err is why the gate is off, if it is: every rule is evaluated.
 	Err error
+	// Resolved is the number of rules the resolver (see resolve.go)
+	// removed from the rule set at load; Folded of them always matched,
+	// and their Consts TX variables are set once at the start of each
+	// transaction instead.
+	Resolved, Folded, Consts int
+	// ResolveErr is why the resolver is off, if it is.
+	ResolveErr error
 }
 
 // GateStats reports on the gate.
@@ -360,6 +395,10 @@ func readRules(name string) (string, error) {
 
 // Close releases what the rule set holds. It is safe to call more than once.
 func (w *WAF) Close() error {
+	w.fullOnce.Do(func() {}) // no unresolved rule set after Close
+	if w.full != nil {
+		w.full.Close()
+	}
 	if c, ok := w.waf.(experimental.WAFCloser); ok {
 		return c.Close()
 	}
@@ -446,14 +485,22 @@ type Verdict struct {
 // Tx inspects one request (and optionally its response). Close it when the
 // request is done: it holds the buffered body.
 type Tx struct {
-	w  *WAF
-	tx types.Transaction
-	ex *Exclusions // the route's, may be nil
+	w   *WAF
+	tx  types.Transaction
+	ex  *Exclusions // the route's, may be nil
+	err error       // the rule set for this route could not be built
 }
 
 // Begin starts a transaction. ex (may be nil) removes rules for this
 // request only: how a route's exclusions apply.
 func (w *WAF) Begin(ex *Exclusions) *Tx {
+	if w.res != nil && !ex.Empty() && w.excludesAnchor(ex) {
+		full, err := w.unresolved()
+		if err != nil {
+			return &Tx{err: err}
+		}
+		return full.Begin(ex)
+	}
 	tx := w.waf.NewTransaction()
 	if ex != nil {
 		ex.apply(tx)
@@ -481,6 +528,9 @@ func (t *Tx) Close() error {
 // if inspected, is buffered and r.Body replaced so the request can still be
 // forwarded. Bodies larger than the limit are refused (413).
 func (t *Tx) Request(r *http.Request, client string) (Verdict, error) {
+	if t.err != nil {
+		return Verdict{}, t.err
+	}
 	tx := t.tx
 	host, port := splitHostPort(client)
 	lhost, lport := "", 0
@@ -558,6 +608,9 @@ func (t *Tx) ResponseInspected() bool {
 // Response runs phases 3 and 4 over resp, buffering up to the response body
 // limit and replacing resp.Body so it can still be sent.
 func (t *Tx) Response(resp *http.Response) (Verdict, error) {
+	if t.err != nil {
+		return Verdict{}, t.err
+	}
 	tx := t.tx
 	for k, vs := range resp.Header {
 		for _, v := range vs {

@@ -1,0 +1,159 @@
+package waf
+
+import (
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+)
+
+// The resolver at other configurations than the gateway's default: the
+// verdicts of the resolved and gated rule set must equal Coraza's own on
+// CRS's regression requests and the committed corpus (TestGateDifferential
+// covers the defaults and waf-dev's sample).
+func TestResolveDifferentialConfigs(t *testing.T) {
+	dir := t.TempDir()
+	rules := func(name, text string) string {
+		p := filepath.Join(dir, name)
+		if err := os.WriteFile(p, []byte(text), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	// An operator's rule that raises the paranoia level of POST requests
+	// at run time: no paranoia check may be decided at load.
+	postParanoia := rules("post-paranoia.conf", `SecRule REQUEST_METHOD "@streq POST" "id:1001,phase:1,pass,nolog,t:none,setvar:tx.detection_paranoia_level=4,setvar:tx.blocking_paranoia_level=3"`+"\n")
+	// An operator's rule that removes a paranoia check at run time: the
+	// check must stay, or its range would not run when it fires.
+	ctlRemove := rules("ctl-remove.conf", `SecRule REQUEST_METHOD "@streq POST" "id:1002,phase:1,pass,nolog,t:none,ctl:ruleRemoveById=942013"`+"\n")
+	// A threshold that a rule lowers at run time.
+	threshold := rules("threshold.conf", `SecRule ARGS_NAMES "@streq q" "id:1003,phase:1,pass,nolog,t:none,setvar:tx.inbound_anomaly_score_threshold=3"`+"\n")
+	inputs := corpusInputs(t, false)
+	if !testing.Short() {
+		inputs = append(inputs, crsInputs(t)...)
+	}
+	for _, c := range []struct {
+		name string
+		cfg  Config
+	}{
+		{"paranoia2", Config{Paranoia: 2}},
+		{"paranoia1-detect3", Config{Paranoia: 1, DetectionParanoia: 3}},
+		{"paranoia3-threshold10", Config{Paranoia: 3, InboundThreshold: 10}},
+		{"stock", Config{StockCRS: true}},
+		{"runtime-paranoia", Config{RuleFilesBefore: []string{postParanoia}}},
+		{"runtime-ctl", Config{RuleFilesBefore: []string{ctlRemove}}},
+		{"runtime-threshold", Config{RuleFilesBefore: []string{threshold}}},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			c.cfg.Budget = time.Hour
+			differential(t, c.cfg, nil, inputs)
+		})
+	}
+}
+
+// What a rule changes at run time is not decided at load: with an
+// operator's rule that sets the paranoia level, every paranoia check
+// stays; with one that removes a check, that check stays; without them,
+// the checks are gone.
+func TestResolveLeavesWhatRulesChange(t *testing.T) {
+	dir := t.TempDir()
+	write := func(text string) string {
+		p := filepath.Join(dir, "r.conf")
+		if err := os.WriteFile(p, []byte(text), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	has := func(w *WAF, id int) bool {
+		rules, err := corazaRules(w.waf)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for i := range rules.Len() {
+			if n, _ := intField(rules.Index(i), "ID_"); n == id {
+				return true
+			}
+		}
+		return false
+	}
+	load := func(cfg Config) *WAF {
+		w, err := New(cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { w.Close() })
+		if st := w.GateStats(); st.ResolveErr != nil || st.Resolved == 0 {
+			t.Fatalf("resolver off: %+v", st)
+		}
+		return w
+	}
+	w := load(Config{})
+	for _, id := range []int{942011, 942013, 920013, 901125, 900000, 949061} {
+		if has(w, id) {
+			t.Errorf("default rule set: rule %d was not resolved", id)
+		}
+	}
+	for _, id := range []int{942100, 920170, 949110} {
+		if !has(w, id) {
+			t.Errorf("default rule set: rule %d was removed", id)
+		}
+	}
+	w = load(Config{RuleFilesBefore: []string{write(`SecRule REQUEST_METHOD "@streq POST" "id:1001,phase:1,pass,nolog,t:none,setvar:tx.detection_paranoia_level=4"` + "\n")}})
+	for _, id := range []int{942011, 942013, 942015, 920013, 949152} {
+		if !has(w, id) {
+			t.Errorf("paranoia set at run time: rule %d was removed", id)
+		}
+	}
+	w = load(Config{RuleFilesBefore: []string{write(`SecRule REQUEST_METHOD "@streq POST" "id:1002,phase:1,pass,nolog,t:none,ctl:ruleRemoveById=942013"` + "\n")}})
+	if !has(w, 942013) || has(w, 920013) {
+		t.Errorf("a ctl removes 942013 at run time: 942013 kept %v (want true), 920013 kept %v (want false)", has(w, 942013), has(w, 920013))
+	}
+}
+
+// A route that excludes a rule the resolver decided on is inspected by
+// the unresolved rule set, with the same verdicts as Coraza's; one that
+// excludes a whole family (and with it the family's paranoia checks and
+// everything they skip) keeps the resolved rule set.
+func TestResolveExclusions(t *testing.T) {
+	w, err := New(Config{Budget: time.Hour})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Close()
+	inputs := corpusInputs(t, false)
+	if !testing.Short() {
+		inputs = append(inputs, crsInputs(t)...)
+	}
+	for _, c := range []struct {
+		list     []string
+		fallback bool
+	}{
+		{[]string{"942000-942999"}, false},
+		{[]string{"942100", "932000-932999"}, false},
+		{[]string{"920013"}, true},            // a paranoia check without what it skips
+		{[]string{"901000-901999"}, true},     // CRS's initialisation
+		{[]string{"900000"}, true},            // moat's paranoia and thresholds
+		{[]string{"1-999999"}, true},          // everything, the phase-1 gate with it
+		{[]string{"949061", "949161"}, false}, // rules that never match at paranoia 1
+	} {
+		ex, err := NewExclusions(c.list)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := w.excludesAnchor(ex); got != c.fallback {
+			t.Errorf("exclusions %v: unresolved rule set %v, want %v", c.list, got, c.fallback)
+		}
+		t.Run(c.list[0], func(t *testing.T) {
+			differential(t, Config{Budget: time.Hour}, ex, inputs)
+		})
+	}
+	if w.full != nil {
+		t.Error("the unresolved rule set was built without a request that needs it")
+	}
+	ex, _ := NewExclusions([]string{"920013"})
+	tx := w.Begin(ex)
+	tx.Close()
+	if w.full == nil || w.full.res != nil {
+		t.Errorf("a route excluding 920013 was not given the unresolved rule set")
+	}
+}
