@@ -6,7 +6,6 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
-	"io"
 	"net"
 	"net/http"
 	"path/filepath"
@@ -14,7 +13,7 @@ import (
 	"sync"
 	"time"
 
-	"github.com/hashicorp/yamux"
+	"github.com/libp2p/go-yamux/v5"
 
 	"moat/internal/api"
 	"moat/internal/config"
@@ -153,7 +152,7 @@ func (x *access) tunnel(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	sess, err := yamux.Server(conn, yamuxConfig())
+	sess, err := yamux.Server(conn, api.AccessMuxConfig(), nil)
 	if err != nil {
 		conn.Close()
 		return err
@@ -178,14 +177,6 @@ func (x *access) tunnel(ctx context.Context) error {
 		}
 		go x.serve(ctx, st)
 	}
-}
-
-func yamuxConfig() *yamux.Config {
-	c := yamux.DefaultConfig()
-	c.LogOutput = io.Discard
-	c.KeepAliveInterval = 15 * time.Second
-	c.ConnectionWriteTimeout = 30 * time.Second
-	return c
 }
 
 // bufConn replays what a bufio.Reader holds before reading on.

@@ -5,9 +5,11 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"strings"
 	"time"
 
+	"github.com/libp2p/go-yamux/v5"
 	"github.com/spiffe/go-spiffe/v2/spiffeid"
 
 	"moat/internal/identity"
@@ -416,4 +418,16 @@ type RecordingUpload struct {
 // ended.
 type MFALogout struct {
 	Ended int `json:"ended"`
+}
+
+// AccessMuxConfig is the yamux configuration of a node's access tunnel
+// (PathNodeAccessTunnel), the same on the agent's and the server's side:
+// pings every 15 s keep it open through idle proxies and find a dead
+// peer, and a write stuck for 30 s closes it.
+func AccessMuxConfig() *yamux.Config {
+	c := yamux.DefaultConfig()
+	c.LogOutput = io.Discard
+	c.KeepAliveInterval = 15 * time.Second
+	c.ConnectionWriteTimeout = 30 * time.Second
+	return c
 }

@@ -1,13 +1,14 @@
 package mesh
 
 import (
+	"context"
 	"crypto/tls"
 	"io"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/hashicorp/yamux"
+	"github.com/libp2p/go-yamux/v5"
 	"github.com/spiffe/go-spiffe/v2/spiffeid"
 
 	"moat/internal/flow"
@@ -36,9 +37,7 @@ func rawTunnel(t *testing.T, p *pair, cert *tls.Certificate, sni string) (*yamux
 		return nil, err
 	}
 	_ = c.SetDeadline(time.Time{})
-	cfg := yamux.DefaultConfig()
-	cfg.LogOutput = io.Discard
-	return yamux.Client(c, cfg)
+	return yamux.Client(c, muxConfig(), nil)
 }
 
 // TestNodeAndAdminCertificatesAreNoService: a node's own certificate (what
@@ -89,7 +88,7 @@ func TestTunnelHeaderCannotChooseTheDecision(t *testing.T) {
 		{Request{Service: "frontend", Port: 3000, ConnID: strings.Repeat("ad", 16)}, StatusError, flow.ReasonUnknownService},
 		{Request{Service: "api", Port: 8080, ConnID: strings.Repeat("ae", 16)}, StatusAllow, ""},
 	} {
-		st, err := sess.Open()
+		st, err := sess.Open(context.Background())
 		if err != nil {
 			t.Fatal(err)
 		}

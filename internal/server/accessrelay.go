@@ -11,7 +11,7 @@ import (
 	"sync"
 	"time"
 
-	"github.com/hashicorp/yamux"
+	"github.com/libp2p/go-yamux/v5"
 
 	"moat/internal/api"
 	"moat/internal/identity"
@@ -77,14 +77,6 @@ type addrString string
 func (a addrString) Network() string { return "tcp" }
 func (a addrString) String() string  { return string(a) }
 
-func yamuxConfig() *yamux.Config {
-	c := yamux.DefaultConfig()
-	c.LogOutput = io.Discard
-	c.KeepAliveInterval = 15 * time.Second
-	c.ConnectionWriteTimeout = 30 * time.Second
-	return c
-}
-
 // handleAccessTunnel keeps an agent's tunnel until it or the server ends.
 // A node has one tunnel per server: a new one replaces the old.
 func (s *Server) handleAccessTunnel(w http.ResponseWriter, r *http.Request, c *caller) {
@@ -92,7 +84,7 @@ func (s *Server) handleAccessTunnel(w http.ResponseWriter, r *http.Request, c *c
 	if err != nil {
 		return
 	}
-	sess, err := yamux.Client(conn, yamuxConfig())
+	sess, err := yamux.Client(conn, api.AccessMuxConfig(), nil)
 	if err != nil {
 		return
 	}
@@ -248,7 +240,7 @@ func (s *Server) handleAccessConnect(ctx context.Context, c *caller, r *http.Req
 // relay joins the caller's stream to a new stream of the node's tunnel
 // until either ends, the grant expires, or it is cut.
 func (s *Server) relay(w http.ResponseWriter, r *http.Request, t *nodeTunnel, g api.Grant, hello api.RelayHello) {
-	up, err := t.sess.OpenStream()
+	up, err := t.sess.OpenStream(r.Context())
 	if err != nil {
 		writeError(w, errorf(http.StatusServiceUnavailable, "node %q: tunnel closed", g.Node))
 		return
