@@ -161,6 +161,8 @@ func register() {
 		plugins.RegisterOperator("moatSSTI", newScoreOp(sstiScore))
 		plugins.RegisterOperator("moatFileNameFromFile", newFileNameOp)
 		plugins.RegisterOperator("moatOSFileFromFile", newOSFileOp)
+		plugins.RegisterOperator("moatArgFileNameFromFile", newArgFileNameOp)
+		plugins.RegisterOperator("moatArgOSFileFromFile", newArgOSFileOp)
 		plugins.RegisterOperator("moatArgLimits", newArgLimitsOp)
 		plugins.RegisterOperator("moatOverBudget", newBudgetOp)
 		plugins.RegisterBodyProcessor(bodyProcessorName, newRawBody)
