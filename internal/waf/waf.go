@@ -167,6 +167,7 @@ func register() {
 		plugins.RegisterOperator("moatOverBudget", newBudgetOp)
 		plugins.RegisterBodyProcessor(bodyProcessorName, newRawBody)
 		plugins.RegisterBodyProcessor(formBodyProcessorName, newFormBody)
+		plugins.RegisterBodyProcessor(xmlBodyProcessorName, newXMLBody)
 		plugins.RegisterOperator("rx", newRxOp)
 	})
 }
