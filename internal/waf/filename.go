@@ -44,7 +44,8 @@ import (
 // settings.php"), dot files (".htpasswd", ".git/", a dump's ".sql.gz")
 // and the operating system's own files ("boot.ini", "my.cnf") count
 // wherever they are named. The requested path keeps every name (rule
-// 90030, CRS 930130's work): there the server would serve the file.
+// 90030, CRS 930130's work) as its last segment: there the server would
+// serve the file.
 type fileNameOp struct {
 	names   []string
 	matcher ahocorasick.AhoCorasick
@@ -176,6 +177,13 @@ func (o *fileNameOp) Evaluate(tx plugintypes.TransactionState, value string) boo
 			// ".pass" in "www.passport". (Names with an extension of
 			// their own are prefixes on purpose: ".sql.z" stands for
 			// ".sql.zip" and ".sql.zst".)
+			continue
+		}
+		if !o.arg && !o.anywhere && appFile(name) && m.End() < len(value) && value[m.End()] == '/' {
+			// In the requested path, an application's own file is the
+			// file served only as the last segment: followed by more
+			// path it is a directory's name or a route's parameter
+			// ("/files/config.asp/view").
 			continue
 		}
 		if o.arg && appFile(name) {

@@ -124,8 +124,11 @@ func TestArgFileOps(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !op.Evaluate(nil, "/config.asp") {
-		t.Error("/config.asp as the requested path passed")
+	if !op.Evaluate(nil, "/config.asp") || !op.Evaluate(nil, "/app/.htpasswd/x") || !op.Evaluate(nil, "/etc/passwd/x") {
+		t.Error("a listed file as the requested path passed")
+	}
+	if op.Evaluate(nil, "/files/config.asp/view") {
+		t.Error("an application's file named as a directory in the requested path was refused")
 	}
 }
 

@@ -13,6 +13,12 @@ func TestSQLScore(t *testing.T) {
 		// Breaks out and acts.
 		{"1' or '1'='1", scoreAttack},
 		{"admin'--", scoreAttack},
+		{"x' or '1", scoreAttack},
+		{"x' or '2abc", scoreAttack},
+		{"x' or 'true", scoreAttack},
+		{"x' or not 'a", scoreAttack},
+		{"Where does the 'or' operator go? a || b && c", scoreWeak},
+		{"x' or '0", scoreWeak},
 		{"1 union select password from users", scoreAttack},
 		{"' union all select null,null--", scoreAttack},
 		{" OR 1=0", scoreAttack},
@@ -119,6 +125,10 @@ func TestShellScore(t *testing.T) {
 		{"127.0.0.1 && net localgroup administrators", scoreAttack},
 		{"1 | reg query HKLM\\Software", scoreAttack},
 		{"Tom & net profits", scoreWeak},
+		{"Use set -euo pipefail; prefer $(cmd) over backticks.", scoreWeak},
+		{"x $(cmd /c whoami)", scoreAttack},
+		{"x $(whoami) y", scoreAttack},
+		{"$(ipconfig)", scoreAttack},
 		{"Issue #12 | see the board", scoreNone},
 		// Words, paths and telemetry that start no command.
 		{"zsh is the best!", scoreWeak},

@@ -26,6 +26,9 @@ import (
 var (
 	shellOnce     sync.Once
 	shellCommands map[string]bool
+	// windowsOnly are the Windows commands no Unix shell has ("cmd",
+	// "ipconfig"): a POSIX substitution ("$(cmd)") runs nothing by them.
+	windowsOnly map[string]bool
 )
 
 // windowsCommands are Windows command-line programs and cmd built-ins
@@ -86,8 +89,19 @@ func loadShellCommands() {
 			}
 		}
 	}
+	unix := map[string]bool{}
+	for c := range shellCommands {
+		unix[c] = true
+	}
+	for _, c := range attackCommands {
+		unix[c] = true
+	}
+	windowsOnly = map[string]bool{}
 	for _, c := range windowsCommands {
 		shellCommands[c] = true
+		if !unix[c] {
+			windowsOnly[c] = true
+		}
 	}
 	for _, c := range attackCommands {
 		shellCommands[c] = true
@@ -180,8 +194,12 @@ func shellForm(s string) int {
 		}
 		if substs[p] && sc == scoreWeak {
 			// A command inside "$(…)": substitution is shell syntax,
-			// whatever the command.
-			sc = scoreAttack
+			// whatever the command, but for a Windows program, which
+			// no shell that substitutes runs ("prefer $(cmd) over
+			// backticks").
+			if w, _ := shellWord(strings.TrimLeft(s[p:], " \t")); !windowsOnly[w] {
+				sc = scoreAttack
+			}
 		}
 		if sc > best {
 			best = sc

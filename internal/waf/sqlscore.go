@@ -693,15 +693,21 @@ func sqlSelectList(toks []sqlTok) bool {
 // 1", "or true"), a call, a subquery, or NOT of one of these, followed by
 // the end of the value, a comment, a clause or another condition.
 func sqlCondition(toks []sqlTok, i int, quoted bool) bool {
+	negated := false
 	for i < len(toks) && (toks[i].text == "not" || toks[i].text == "!" || toks[i].text == "(") {
+		negated = negated || toks[i].text != "("
 		i++
 	}
 	if i >= len(toks) {
 		return false
 	}
 	if t := toks[i]; t.kind == sqlString && t.open && quoted {
-		// "' or '1": a string the application's own quote closes.
-		return true
+		// "' or '1": a string the application's own quote closes. As a
+		// condition of its own it decides the query only when SQL
+		// reads it as true (or it is negated); "the 'or' operator"
+		// ORs in a string of words, which is false, and changes
+		// nothing.
+		return negated || sqlTruthy(t.text)
 	}
 	end := sqlExprEnd(toks, i)
 	if end == i {
@@ -726,6 +732,28 @@ func sqlCondition(toks []sqlTok, i int, quoted bool) bool {
 		return (left || sqlLiteralish(toks[j:rend])) && sqlCleanEnd(toks, rend, quoted)
 	}
 	return left && sqlCleanEnd(toks, end, quoted)
+}
+
+// sqlTruthy reports whether a string SQL reads as a condition is true:
+// MySQL and SQLite read its leading number ("1", "1abc", " 2"), which must
+// not be zero; PostgreSQL reads boolean words ("t", "true", "yes", "on").
+func sqlTruthy(s string) bool {
+	s = strings.ToLower(strings.TrimSpace(s))
+	switch s {
+	case "t", "true", "y", "yes", "on":
+		return true
+	}
+	s = strings.TrimLeft(s, "+-")
+	for i := 0; i < len(s); i++ {
+		switch c := s[i]; {
+		case c >= '1' && c <= '9':
+			return true
+		case c == '0' || c == '.':
+		default:
+			return false
+		}
+	}
+	return false
 }
 
 // sqlLiteralish reports whether an expression holds a literal, a
