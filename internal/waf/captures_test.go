@@ -325,3 +325,65 @@ func TestCaptures(t *testing.T) {
 		t.Errorf("%d requests refused by the HTTP server: the test's requests must parse", s.refused)
 	}
 }
+
+// falsePositiveShapes are values of the kinds WAF false-positive lists
+// hold (nuclei's among them): prose with shell, SQL and JavaScript words,
+// file names, e-mail addresses, XML documents. They were written for this
+// test after the kinds; none is copied from a list.
+var falsePositiveShapes = []string{
+	"fish is a friendly shell",
+	"ksh and csh are older than bash",
+	"wget or curl, which one do you prefer?",
+	"python vs perl for quick scripts",
+	"php is not dead, it powers half the web",
+	"Please cat-sit for me this weekend",
+	"select the best option from the list below",
+	"the union of workers and management met today",
+	"drop by the office at 5, then update the sheet",
+	"insert coin to continue; order by phone",
+	"where and when should we meet? or maybe not",
+	"alert: the document is ready for review",
+	"window cleaning service, onload pricing",
+	"JavaScript: The Good Parts, chapter 4",
+	"eval of the process took 3 days",
+	"config.php",
+	"/web.config",
+	"settings.py and database.yml",
+	"package.json",
+	"I would like to request the size of the config.ini file.",
+	"mary+and@example.org",
+	"and =XY=Z9QF_=",
+	"sleep well, see you tomorrow",
+	"The system() call in C starts a shell",
+	"<?xml version=\"1.0\"?><note><to>Tove</to><from>Jani</from><body>Don't forget me this weekend!</body></note>",
+	"<?xml version=\"1.0\" encoding=\"UTF-8\"?><GetCapabilities service=\"WMS\" version=\"1.3.0\" xmlns=\"http://www.opengis.net/wms\"/>",
+	"<soap:Envelope xmlns:soap=\"http://www.w3.org/2003/05/soap-envelope\"><soap:Body><m:GetStockPrice xmlns:m=\"https://www.example.org/stock\"><m:StockName>T</m:StockName></m:GetStockPrice></soap:Body></soap:Envelope>",
+}
+
+// TestFalsePositiveShapes sends each of falsePositiveShapes as a query
+// parameter and as a form field, as the waf-dev harness sends its
+// false-positive lists, and wants every one to pass.
+func TestFalsePositiveShapes(t *testing.T) {
+	var reqs []corpusReq
+	for i, v := range falsePositiveShapes {
+		q := url.QueryEscape(v)
+		reqs = append(reqs,
+			toolCapture{"fp", false, "GET", "/?p=" + q, nil, ""}.corpusReq(2*i),
+			toolCapture{"fp", false, "POST", "/", [][2]string{{"Content-Type", "application/x-www-form-urlencoded"}}, "p=" + q}.corpusReq(2*i+1))
+	}
+	w, err := New(Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Close()
+	s := scoreCorpus(t, w, reqs)
+	for _, fp := range s.falsePos {
+		f := strings.Fields(fp)
+		var i int
+		fmt.Sscanf(f[1], "fp-%d", &i)
+		t.Errorf("benign blocked: %q (%s)", falsePositiveShapes[i/2], strings.Join(f[2:], " "))
+	}
+	if s.refused > 0 {
+		t.Errorf("%d requests refused by the HTTP server", s.refused)
+	}
+}

@@ -441,7 +441,14 @@ func phpScore(v string) int {
 		"fopen", "fwrite", "base64_decode", "gzinflate", "gzuncompress", "str_rot13", "phpinfo", "preg_replace", "call_user_func",
 		"call_user_func_array", "unserialize", "move_uploaded_file", "readfile", "show_source", "highlight_file", "chr"} {
 		for i := range indexes(l, f) {
-			if nameAt(l, i, i+len(f), ".") && strings.HasPrefix(strings.TrimLeft(l[i+len(f):], " \t"), "(") {
+			rest := strings.TrimLeft(l[i+len(f):], " \t")
+			if !nameAt(l, i, i+len(f), ".") || !strings.HasPrefix(rest, "(") {
+				continue
+			}
+			// A call with nothing in its parentheses runs nothing the
+			// caller chose ("the system() call in C"), but for
+			// phpinfo(), which needs nothing.
+			if f == "phpinfo" || strings.TrimLeft(rest[1:], " \t") != "" && strings.TrimLeft(rest[1:], " \t")[0] != ')' {
 				return scoreAttack
 			}
 		}

@@ -158,6 +158,11 @@ func TestPHPScore(t *testing.T) {
 		{"eval(base64_decode('x'))", scoreAttack},
 		{"at Object.u [as captureTrace] ($g)", scoreNone},
 		{"the system is down", scoreNone},
+		{"The system() call in C starts a shell", scoreNone},
+		{"system( )", scoreNone},
+		{"system(", scoreNone},
+		{"phpinfo()", scoreAttack},
+		{"system ( 'id' )", scoreAttack},
 	}
 	for _, c := range cases {
 		if got := phpScore(c.in); got != c.want {
@@ -182,6 +187,8 @@ func TestTextKind(t *testing.T) {
 		{"<p>Hello <b>world</b></p>", kindMarkup},
 		{`<?xml version="1.0"?><a/>`, kindMarkup},
 		{"abc123", kindOther},
+		{"The system() call in C starts a shell", kindProse},
+		{"then system('id') runs", kindOther},
 	}
 	for _, c := range cases {
 		if got := textKindOf(c.in); got != c.want {

@@ -68,9 +68,11 @@ func isProse(v string) bool {
 	// "'||'", "',").
 	for i := 0; i+1 < len(v); i++ {
 		a, b := v[i], v[i+1]
-		if b == '(' && (isAlnum(a) || a == '_') || a == ',' && b == '(' {
+		if b == '(' && (isAlnum(a) || a == '_') && !(i+3 < len(v) && v[i+2] == ')' && v[i+3] == ' ') || a == ',' && b == '(' {
 			// A call, "sin(1)", or a list of groups, "(1),(2)": code,
-			// where prose puts a space before a parenthesis.
+			// where prose puts a space before a parenthesis. A
+			// function named in a sentence, "the system() call", is
+			// prose: its empty parentheses are how text names it.
 			return false
 		}
 		if (isQuote(a) && strings.IndexByte("|^*%!~,;+", b) >= 0) || (isQuote(b) && strings.IndexByte("|^*%!~,;+", a) >= 0) ||
