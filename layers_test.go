@@ -11,7 +11,7 @@ import (
 // services) may not import each other. A package below internal/X/ belongs
 // to X's layer and may import X's own tree.
 var layers = [][]string{
-	{"config", "filelock", "netlab"},
+	{"config", "filelock", "netlab", "testkit"},
 	{"identity"},
 	{"policy"},
 	{"seal"},

@@ -12,6 +12,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"moat/internal/testkit"
 )
 
 // freePortBase finds a run of n free loopback ports. It looks below the
@@ -23,16 +25,7 @@ func freePortBase(t *testing.T, n int) int {
 	return freePortRun(t.Fatalf, n)
 }
 
-func waitFor(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(60 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-}
+var waitFor = testkit.WaitFor
 
 // devRun is a running moat dev.
 type devRun struct {

@@ -16,6 +16,7 @@ import (
 
 	"moat/internal/flow"
 	"moat/internal/server"
+	"moat/internal/testkit"
 )
 
 // exportedUIDs reads every record line of an export directory (the live
@@ -149,17 +150,4 @@ func TestContinuousExportLosesNothing(t *testing.T) {
 	t.Logf("%d records exported exactly once, over %d rotated files and the live one", total, len(gz))
 }
 
-func waitForDetail(t *testing.T, what string, cond func() (bool, string)) {
-	t.Helper()
-	deadline := time.Now().Add(60 * time.Second)
-	for {
-		ok, detail := cond()
-		if ok {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s (%s)", what, detail)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-}
+var waitForDetail = testkit.WaitForDetail

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"moat/internal/flow"
+	"moat/internal/testkit"
 )
 
 // denyServer listens on n loopback ports and refuses every connection: it
@@ -65,17 +66,7 @@ func scanPorts(t *testing.T, ports []int) {
 	}
 }
 
-// waitFor polls cond for a bounded time.
-func waitFor(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	for range 1000 {
-		if cond() {
-			return
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-	t.Fatalf("timed out waiting for %s", what)
-}
+var waitFor = testkit.WaitFor
 
 func TestRealScanRaisesOneAlertPerDedupWindow(t *testing.T) {
 	const nPorts = 40

@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"moat/internal/netlab"
+	"moat/internal/testkit"
 )
 
 // The built moat binary, shared by the tests of this package that run
@@ -185,14 +186,4 @@ func listeners(t *testing.T, pid int) []netip.AddrPort {
 	return out
 }
 
-// waitUntil polls cond every 50ms for at most d.
-func waitUntil(t *testing.T, d time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(d)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %s waiting for %s", d, what)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-}
+var waitUntil = testkit.WaitWithin

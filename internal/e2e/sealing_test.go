@@ -1,7 +1,6 @@
 package e2e
 
 import (
-	"bytes"
 	"context"
 	"crypto"
 	"crypto/ecdsa"
@@ -27,25 +26,11 @@ import (
 	"moat/internal/identity"
 	"moat/internal/seal"
 	"moat/internal/store"
+	"moat/internal/testkit"
 )
 
 // lockedBuffer collects a command's output while the test reads it.
-type lockedBuffer struct {
-	mu sync.Mutex // guards b
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
+type lockedBuffer = testkit.Buffer
 
 // runMoat runs the moat command line in a goroutine until cancel.
 func runMoat(t *testing.T, args ...string) (out *lockedBuffer, cancel func()) {

@@ -7,17 +7,17 @@ import (
 	"fmt"
 	"io"
 	"math/rand/v2"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
+
+	"moat/internal/testkit"
 )
 
 // moatBin is the moat binary built once for the package's tests.
@@ -45,102 +45,35 @@ func TestMain(m *testing.M) {
 // waitLimit bounds every wait: a guard against hangs, not a speed claim.
 const waitLimit = 60 * time.Second
 
-// waitFor polls cond until it holds or waitLimit passes.
-func waitFor(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(waitLimit)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(25 * time.Millisecond)
-	}
-}
+var waitFor = testkit.WaitFor
 
-// waitForDetail is waitFor for a condition that says what it last saw.
-func waitForDetail(t *testing.T, what string, cond func() (bool, string)) {
-	t.Helper()
-	deadline := time.Now().Add(waitLimit)
-	for {
-		ok, detail := cond()
-		if ok {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s; last: %s", what, detail)
-		}
-		time.Sleep(25 * time.Millisecond)
-	}
-}
+var waitForDetail = testkit.WaitForDetail
 
-// Ports below the kernel's ephemeral range (32768 and up), where other
-// tests' 127.0.0.1:0 listeners never land, split between the packages that
-// hand them out so that their test binaries, run in parallel by go test,
-// never hand out the same one: this package takes 20000-25999, internal/cli
-// 26000-31999.
-const portsFrom, portsTo = 20000, 26000
-
-var (
-	portsMu sync.Mutex // guards portsGiven
-	// portsGiven are the ports freePorts has handed out in this process:
-	// a port probed free is not bound until its process starts, and
-	// another caller meanwhile would find it free too.
-	portsGiven = map[int]bool{}
-)
+// ports are below the kernel's ephemeral range, split between the packages
+// that hand them out so that their test binaries, run in parallel by go
+// test, never hand out the same one: this package takes 20000-25999,
+// internal/cli 26000-31999.
+var ports = testkit.NewPorts(20000, 26000)
 
 // freePorts returns n consecutive loopback ports that were free a moment
 // ago and that no other caller in this process was given.
 func freePorts(t *testing.T, n int) []int {
 	t.Helper()
-	portsMu.Lock()
-	defer portsMu.Unlock()
-	for attempt := 0; attempt < 200; attempt++ {
-		base := portsFrom + rand.IntN(portsTo-portsFrom-n)
-		ok := true
-		for i := 0; i < n && ok; i++ {
-			if portsGiven[base+i] {
-				ok = false
-				break
-			}
-			l, err := net.Listen("tcp", "127.0.0.1:"+strconv.Itoa(base+i))
-			if err != nil {
-				ok = false
-				break
-			}
-			l.Close()
-		}
-		if ok {
-			out := make([]int, n)
-			for i := range out {
-				out[i] = base + i
-				portsGiven[base+i] = true
-			}
-			return out
-		}
+	base, err := ports.Run(n)
+	if err != nil {
+		t.Fatal(err)
 	}
-	t.Fatal("no run of free ports")
-	return nil
+	out := make([]int, n)
+	for i := range out {
+		out[i] = base + i
+	}
+	return out
 }
 
 func addr(port int) string { return "127.0.0.1:" + strconv.Itoa(port) }
 
 // logBuffer collects a process's output while the test reads it.
-type logBuffer struct {
-	mu sync.Mutex // guards b
-	b  bytes.Buffer
-}
-
-func (l *logBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *logBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
+type logBuffer = testkit.Buffer
 
 // proc is a child process.
 type proc struct {

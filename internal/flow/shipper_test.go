@@ -13,6 +13,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"moat/internal/testkit"
 )
 
 // ingestServer is a real HTTP server on loopback in front of a Store, which
@@ -93,18 +95,7 @@ func (s *ingestServer) send(ctx context.Context, recs []Record) error {
 	return nil
 }
 
-// waitFor polls cond until it holds, failing the test after a generous
-// bound; it measures nothing.
-func waitFor(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(30 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("gave up waiting for %s", what)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-}
+var waitFor = testkit.WaitFor
 
 type runningShipper struct {
 	sh   *Shipper

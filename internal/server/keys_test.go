@@ -11,6 +11,7 @@ import (
 	"moat/internal/audit"
 	"moat/internal/seal"
 	"moat/internal/store"
+	"moat/internal/testkit"
 )
 
 // keysFixture is a keyring on a fake clock, a sealed bbolt store holding
@@ -87,16 +88,7 @@ func (f *keysFixture) usage(t *testing.T) map[uint32]seal.Usage {
 	return u
 }
 
-func waitUntil(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(20 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
-}
+var waitUntil = testkit.WaitFor
 
 // TestScheduledRotation: the key manager rotates once the primary reaches
 // its age, records the rotation in the audit log, and moves every stored
