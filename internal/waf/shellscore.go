@@ -191,6 +191,13 @@ func shellForm(s string) int {
 			}
 		} else {
 			sc = commandAt(s, p, afterSep)
+			if sc == scoreWeak && afterSep && leadingSeparator(s, p) {
+				// A value that starts with ";", "&" or "&&" has nothing
+				// before it to separate: it was written to end the
+				// application's command and start its own (";echo
+				// vulnerable"). A "|" may open a Markdown table row.
+				sc = scoreAttack
+			}
 		}
 		if substs[p] && sc == scoreWeak {
 			// A command inside "$(…)": substitution is shell syntax,
@@ -292,6 +299,14 @@ func commandAt(s string, i int, afterSep bool) int {
 	return scoreWeak
 }
 
+// leadingSeparator reports whether the separator that ends at s[p] is
+// the value's first character but for white space, and is ";" or "&"
+// (alone or doubled) or "||".
+func leadingSeparator(s string, p int) bool {
+	pre := strings.TrimLeft(s[:p], " \t")
+	return pre == ";" || pre == "&" || pre == "&&" || pre == "||"
+}
+
 // subcommands are the subcommands of command names that are also words
 // (Windows' net, reg and sc): the first argument makes them commands.
 var subcommands = map[string][]string{
@@ -372,6 +387,11 @@ func shellArgs(args string, urls bool) (shell, prose bool) {
 			prose = prose || !urls
 		case isIPv4(w), isNumber(w):
 			shell = shell || isIPv4(w)
+		case isHostname(w):
+			// "nslookup x.example.net": a host is what network commands
+			// take, as they take a URL.
+			shell = shell || urls
+			prose = prose || !urls
 		default:
 			prose = true
 		}
@@ -414,6 +434,27 @@ func shellVar(w string) bool {
 		}
 	}
 	return true
+}
+
+// isHostname reports a DNS name of two labels or more whose last label is
+// letters ("x.example.net", not "v1.2" or "e.g.").
+func isHostname(s string) bool {
+	labels := strings.Split(s, ".")
+	if len(labels) < 2 || len(s) > 253 {
+		return false
+	}
+	for _, l := range labels {
+		if l == "" || len(l) > 63 || l[0] == '-' || l[len(l)-1] == '-' {
+			return false
+		}
+		for i := 0; i < len(l); i++ {
+			if c := l[i]; !(c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '-') {
+				return false
+			}
+		}
+	}
+	tld := labels[len(labels)-1]
+	return len(tld) >= 2 && isLetters(tld)
 }
 
 func isIPv4(s string) bool {

@@ -262,6 +262,8 @@ var (
 		"pg_catalog": true, "pg_shadow": true, "pg_user": true, "sqlite_master": true, "all_tables": true,
 		"all_users": true, "user_tables": true, "dba_users": true, "msysobjects": true, "mysql": false,
 		"sys": false, "dual": true, "master": false, "pg_database": true, "sqlite_schema": true,
+		"all_tab_columns": true, "user_tab_columns": true, "dba_tables": true, "v$version": true,
+		"v$instance": true, "v$database": true, "gv$version": true,
 	}
 	sqlCompare = map[string]bool{
 		"=": true, "<>": true, "!=": true, "<": true, ">": true, "<=": true, ">=": true, "<=>": true,
@@ -840,7 +842,9 @@ func sqlHasTechnique(toks []sqlTok) bool {
 		}
 		switch t.kind {
 		case sqlWord:
-			if next == "(" && sqlDistinctive[t.text] {
+			if next == "(" && (sqlDistinctive[t.text] || i >= 2 && toks[i-1].text == "." && toks[i-2].kind == sqlWord && sqlDistinctive[toks[i-2].text+"."+t.text]) {
+				// "sleep(", and a package's function, "utl_http.request(",
+				// which the lexer gives as three tokens.
 				return true
 			}
 			if next == "(" && sqlInfoFuncs[t.text] && i+2 < len(toks) && toks[i+2].text == ")" {
