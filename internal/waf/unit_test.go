@@ -215,3 +215,30 @@ func judgeRequest(t *testing.T, w *WAF, ex *Exclusions, r *http.Request) Verdict
 	}
 	return v
 }
+
+// TestComboURLs: a combo URL's second "?" is no stand-in for a dot to CRS
+// 930100 (rule 90008), and a traversal in or after it is still refused.
+func TestComboURLs(t *testing.T) {
+	w, err := New(Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Close()
+	for _, c := range []struct {
+		target string
+		block  bool
+	}{
+		{"/_static/??/wp-content/js/postmessage.js,/wp-content/js/compat.min.js?m=20230308", false},
+		{"/??/sd/lib/2.5.1/common.js", false},
+		{"/mui/??zebra/4.0.14/index.js,zepto/4.0.9/zepto.js", false},
+		{"/??/..%2f..%2f..%2fetc/passwd", true},
+		{"/??/../../../windows/win.ini", true},
+		{"/static/??%2e%2e/%2e%2e/%2e%2e/app/settings.py", true},
+		{"/x/%2e%2e/%2e%2e/??a.js", true},
+		{"/a/?./?./b", true}, // "?" as a dot stand-in where no combo URL starts
+	} {
+		if v := judgeRequest(t, w, nil, httptest.NewRequest("GET", c.target, nil)); v.Block != c.block {
+			t.Errorf("%s: block %v (rules %v), want %v", c.target, v.Block, v.RuleIDs, c.block)
+		}
+	}
+}
