@@ -44,8 +44,9 @@ import (
 // settings.php"), dot files (".htpasswd", ".git/", a dump's ".sql.gz")
 // and the operating system's own files ("boot.ini", "my.cnf") count
 // wherever they are named. The requested path keeps every name (rule
-// 90030, CRS 930130's work) as its last segment: there the server would
-// serve the file.
+// 90030, CRS 930130's work) as its last segment, and an application's own
+// file within maxAppFileDepth directories of the root: there the server
+// would serve the site's file.
 type fileNameOp struct {
 	names   []string
 	matcher ahocorasick.AhoCorasick
@@ -92,6 +93,11 @@ var osFilesByName = map[string]bool{
 	"boot.ini": true, "win.ini": true, "system.ini": true,
 	"my.cnf": true, "mysql.cnf": true, "debian.cnf": true, "mysqldump.cnf": true,
 }
+
+// maxAppFileDepth is how many directories deep in the requested path an
+// application's own file counts as one of the site's ("/app/lib/config.json";
+// not "/pkgs/@ali/widget/1.0.2/config.json").
+const maxAppFileDepth = 2
 
 // appFile reports whether a listed name is an application's own file
 // named bare: no directory, not a dot file, not one of the operating
@@ -179,11 +185,15 @@ func (o *fileNameOp) Evaluate(tx plugintypes.TransactionState, value string) boo
 			// ".sql.zip" and ".sql.zst".)
 			continue
 		}
-		if !o.arg && !o.anywhere && appFile(name) && m.End() < len(value) && value[m.End()] == '/' {
+		if !o.arg && !o.anywhere && appFile(name) && (m.End() < len(value) && value[m.End()] == '/' || strings.Count(value[:m.Start()], "/") > maxAppFileDepth+1) {
 			// In the requested path, an application's own file is the
 			// file served only as the last segment: followed by more
 			// path it is a directory's name or a route's parameter
-			// ("/files/config.asp/view").
+			// ("/files/config.asp/view"). And only near the web root,
+			// where a project's root is served when it should not be
+			// and where scanners look for it: deeper, it is one package's
+			// manifest among many served as static content (a CDN's
+			// "/npm/pkg@1.0.2/package.json", an extension gallery's).
 			continue
 		}
 		if o.arg && appFile(name) {

@@ -127,8 +127,20 @@ func TestArgFileOps(t *testing.T) {
 	if !op.Evaluate(nil, "/config.asp") || !op.Evaluate(nil, "/app/.htpasswd/x") || !op.Evaluate(nil, "/etc/passwd/x") {
 		t.Error("a listed file as the requested path passed")
 	}
-	if op.Evaluate(nil, "/files/config.asp/view") {
-		t.Error("an application's file named as a directory in the requested path was refused")
+	for in, want := range map[string]bool{
+		"/files/config.asp/view":                           false,
+		"/package.json":                                    true,
+		"/app/lib/package.json":                            true,
+		"/a/b/c/package.json":                              false,
+		"/public/extensions/v21/ext-1.0.2/package.json":    false,
+		"/a/b/c/d/.htpasswd":                               true,
+		"/a/b/c/d/e/etc/passwd":                            true,
+		"/Release/pkgs/@ali/widget-search-box/config.json": false,
+		"/static/package.json":                             true,
+	} {
+		if got := op.Evaluate(nil, in); got != want {
+			t.Errorf("requested path %q: %v, want %v", in, got, want)
+		}
 	}
 }
 
