@@ -254,8 +254,8 @@ module "x" {
 }
 `)
 	dir := t.TempDir()
-	if err := initModules(dir, "main.tf", src, empty+string(filepath.ListSeparator)+mirror); err != nil {
-		t.Fatal(err)
+	if missing, err := initModules(dir, "main.tf", src, empty+string(filepath.ListSeparator)+mirror); err != nil || missing {
+		t.Fatalf("initModules: missing %v, err %v", missing, err)
 	}
 	target, err := os.Readlink(filepath.Join(dir, ".terraform", "modules", "x"))
 	if err != nil {
@@ -263,5 +263,69 @@ module "x" {
 	}
 	if want := filepath.Join(mirror, "terraform-aws-thing"); target != want {
 		t.Errorf("module x linked to %s, want %s", target, want)
+	}
+}
+
+// TestModuleVersions checks that a registry call is linked to the release
+// terraform init would download: the newest that meets the call's version
+// constraint, across the folders of the list; the mirror (a folder without
+// a version) when no release meets it or no constraint is given; nothing,
+// and a missing module reported, when neither exists.
+func TestModuleVersions(t *testing.T) {
+	a, b := t.TempDir(), t.TempDir()
+	for _, d := range []string{
+		filepath.Join(a, "terraform-aws-thing@3.5.0"),
+		filepath.Join(a, "terraform-aws-thing@5.7.0"),
+		filepath.Join(b, "terraform-aws-thing@3.6.1"),
+		filepath.Join(b, "terraform-aws-thing@4.0.0"),
+		filepath.Join(b, "terraform-aws-thing"),
+		filepath.Join(a, "terraform-aws-other@1.0.4"),
+	} {
+		if err := os.MkdirAll(d, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	modules := a + string(filepath.ListSeparator) + b
+	for _, tc := range []struct {
+		name, source, version, want string
+		missing                     bool
+	}{
+		{"pessimistic", "thing", "~> 3.0", filepath.Join(b, "terraform-aws-thing@3.6.1"), false},
+		{"exact", "thing", "3.5.0", filepath.Join(a, "terraform-aws-thing@3.5.0"), false},
+		{"range", "thing", ">= 4.0, < 6.0", filepath.Join(a, "terraform-aws-thing@5.7.0"), false},
+		{"no release fits", "thing", "~> 6.0", filepath.Join(b, "terraform-aws-thing"), false},
+		{"no constraint", "thing", "", filepath.Join(b, "terraform-aws-thing"), false},
+		{"release only", "other", "1.0.4", filepath.Join(a, "terraform-aws-other@1.0.4"), false},
+		{"nothing fits", "other", "~> 2.0", "", true},
+		{"not held", "absent", "1.0.0", "", true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			src := "module \"m\" {\n  source = \"terraform-aws-modules/" + tc.source + "/aws\"\n"
+			if tc.version != "" {
+				src += "  version = \"" + tc.version + "\"\n"
+			}
+			src += "}\n"
+			dir := t.TempDir()
+			missing, err := initModules(dir, "main.tf", []byte(src), modules)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if missing != tc.missing {
+				t.Errorf("missing = %v, want %v", missing, tc.missing)
+			}
+			target, err := os.Readlink(filepath.Join(dir, ".terraform", "modules", "m"))
+			if tc.want == "" {
+				if err == nil {
+					t.Errorf("linked to %s, want nothing", target)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if target != tc.want {
+				t.Errorf("linked to %s, want %s", target, tc.want)
+			}
+		})
 	}
 }

@@ -7,6 +7,8 @@ import (
 	"strconv"
 	"strings"
 
+	"go4.org/netipx"
+
 	"moat/internal/check/tf"
 )
 
@@ -17,12 +19,22 @@ import (
 // rules last) on a subnet or a network interface; a virtual machine is an
 // endpoint, public when one of its interfaces has a public IP.
 
+// overlapOf returns the addresses two networks share; nothing when either
+// is unknown.
+func overlapOf(a, b *VPC) *netipx.IPSet {
+	if a == nil || b == nil {
+		return nil
+	}
+	return intersect(setOf(a.CIDRs...), setOf(b.CIDRs...))
+}
+
 // azureInternet names Azure's system route to the internet.
 const azureInternet = "Internet (Azure system route)"
 
 // azurePrefixes reads an NSG rule's address prefixes; service tags are
 // ranges: Internet and * (any) are every address, VirtualNetwork is the
-// network's own space and its peers'.
+// network's own space and its peers', AzureLoadBalancer none of them; any
+// other tag is assumed to be every address (and said so).
 func (m *Model) azurePrefixes(r *tf.Resource, b map[string]any, one, many string, vnet []netip.Prefix) ([]netip.Prefix, string) {
 	vals := strList(b, many)
 	if v := str(b, one); v != "" {
@@ -34,6 +46,7 @@ func (m *Model) azurePrefixes(r *tf.Resource, b map[string]any, one, many string
 		return allInternet, "address prefix not known statically: assumed to be every address"
 	}
 	var out []netip.Prefix
+	assumed := ""
 	for _, v := range vals {
 		switch strings.ToLower(v) {
 		case "*", "internet", "any", "0.0.0.0/0":
@@ -41,18 +54,24 @@ func (m *Model) azurePrefixes(r *tf.Resource, b map[string]any, one, many string
 		case "virtualnetwork":
 			out = append(out, vnet...)
 		case "azureloadbalancer":
-			out = append(out, netip.MustParsePrefix("168.63.129.16/32"))
+			// The platform's health probes, from 168.63.129.16: a virtual
+			// address of the host that no packet from the internet or a
+			// peer carries, so the rule admits none of the sources modelled.
 		default:
 			if p, err := netip.ParsePrefix(v); err == nil {
 				out = append(out, p.Masked())
 			} else if a, err := netip.ParseAddr(v); err == nil {
 				out = append(out, netip.PrefixFrom(a, a.BitLen()))
 			} else {
-				m.note(r, "address prefix or service tag %q is not modelled; the rule is read as not matching it", v)
+				// Fail closed: an allow may admit anyone (AzureCloud is
+				// every tenant's machines), a deny may stop no one.
+				assumed = fmt.Sprintf("service tag %q is not modelled: assumed to be every address", v)
+				m.note(r, "%s", assumed)
+				out = append(out, allInternet...)
 			}
 		}
 	}
-	return out, ""
+	return out, assumed
 }
 
 func azurePorts(b map[string]any) ([][2]int, bool) {
@@ -137,9 +156,14 @@ func (m *Model) buildAzure(byType map[string][]*tf.Resource) {
 	for _, r := range byType["azurerm_virtual_network_peering"] {
 		a, b := vnetOf(str(r.Values, "virtual_network_name")), vnetOf(str(r.Values, "remote_virtual_network_id"))
 		p := &Peering{Addr: r.Address, A: a, B: b, Res: r}
-		if a == nil || b == nil {
+		switch ov := overlapOf(a, b); {
+		case a == nil || b == nil:
 			m.note(r, "a peered virtual network is not in the project; the peering is read one-sided")
-		} else {
+		case !empty(ov):
+			p.Refused = true
+			m.reject(r, "%s and %s overlap in %s: Azure refuses to peer virtual networks whose address spaces overlap, so the peering is not created (the apply fails) and no traffic crosses it",
+				a.Addr, b.Addr, m.describe(ov))
+		default:
 			for _, c := range b.CIDRs {
 				a.Main.Routes = append(a.Main.Routes, Route{Dest: c, Kind: "pcx", Target: r.Address, Where: r.Address + " (peering system route)"})
 			}
@@ -150,7 +174,7 @@ func (m *Model) buildAzure(byType map[string][]*tf.Resource) {
 	// carries the return traffic. Peer both ways when both exist.
 	for _, p := range m.Peerings {
 		for _, q := range m.Peerings {
-			if p != q && p.A != nil && p.A == q.B && p.B == q.A && p.Res != nil && strings.HasPrefix(p.Res.Type, "azurerm") {
+			if p != q && !p.Refused && !q.Refused && p.A != nil && p.A == q.B && p.B == q.A && p.Res != nil && strings.HasPrefix(p.Res.Type, "azurerm") {
 				for _, c := range p.A.CIDRs {
 					p.B.Main.Routes = append(p.B.Main.Routes, Route{Dest: c, Kind: "pcx", Target: p.Addr, Where: q.Addr + " (peering system route)"})
 				}
@@ -195,15 +219,6 @@ func (m *Model) buildAzure(byType map[string][]*tf.Resource) {
 			n.VPC = s.VPC
 		}
 	}
-	for _, n := range nsgs {
-		n.finishNSG(m, raws[n])
-	}
-	nicNSG := map[string]*NACL{}
-	for _, r := range byType["azurerm_network_interface_security_group_association"] {
-		if n := nsgs[m.addr(str(r.Values, "network_security_group_id"))]; n != nil {
-			nicNSG[m.addr(str(r.Values, "network_interface_id"))] = n
-		}
-	}
 	pips := map[string]bool{}
 	for _, r := range byType["azurerm_public_ip"] {
 		pips[r.Address] = true
@@ -222,6 +237,21 @@ func (m *Model) buildAzure(byType map[string][]*tf.Resource) {
 			}
 		}
 		nics[r.Address] = n
+	}
+	nicNSG := map[string]*NACL{}
+	for _, r := range byType["azurerm_network_interface_security_group_association"] {
+		nic := m.addr(str(r.Values, "network_interface_id"))
+		if n := nsgs[m.addr(str(r.Values, "network_security_group_id"))]; n != nil {
+			nicNSG[nic] = n
+			// An NSG on an interface only: its VirtualNetwork is the
+			// interface's network's.
+			if ss := nics[nic].subnets; n.VPC == nil && len(ss) > 0 {
+				n.VPC = ss[0].VPC
+			}
+		}
+	}
+	for _, n := range nsgs {
+		n.finishNSG(m, raws[n])
 	}
 	for _, typ := range []string{"azurerm_linux_virtual_machine", "azurerm_windows_virtual_machine", "azurerm_virtual_machine"} {
 		for _, r := range byType[typ] {
@@ -263,7 +293,7 @@ func (n *NACL) finishNSG(m *Model, raws []rawRule) {
 	if n.VPC != nil {
 		vnet = append(vnet, n.VPC.CIDRs...)
 		for _, p := range m.Peerings {
-			if p.A == n.VPC && p.B != nil {
+			if p.A == n.VPC && p.B != nil && !p.Refused {
 				vnet = append(vnet, p.B.CIDRs...)
 			}
 		}

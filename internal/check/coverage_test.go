@@ -10,11 +10,17 @@ import (
 // checkSource checks one Terraform file written to a fresh directory.
 func checkSource(t *testing.T, src string) *Report {
 	t.Helper()
+	return run(t, writeProject(t, src))
+}
+
+// writeProject writes src as main.tf of a fresh directory and returns it.
+func writeProject(t *testing.T, src string) string {
+	t.Helper()
 	dir := t.TempDir()
 	if err := os.WriteFile(filepath.Join(dir, "main.tf"), []byte(src), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	return run(t, dir)
+	return dir
 }
 
 func findingOn(rep *Report, rule, addr string) *Finding {

@@ -40,8 +40,8 @@ func (m *Model) peerSources(s *Subnet) []peerSource {
 				continue
 			}
 			if gw := m.lookup(r.Target); gw != nil && gw.Type == "aws_vpn_gateway" {
-				src := Source{Name: "VPN " + r.Target + " (" + r.Dest.String() + ")", Set: setOf(r.Dest), SGs: map[string]bool{}}
-				out = append(out, peerSource{Source: src, Hop: Hop{Kind: "vpn", Addr: r.Target, Detail: fmt.Sprintf("site-to-site VPN; %s routes %s to it", t.Addr, r.Dest)}, vpn: true})
+				src := Source{Name: "VPN " + r.Target + " (" + r.Dest.String() + ")", Set: setOf(r.Dest), SGs: map[string]bool{}, Gateway: r.Target}
+				out = append(out, peerSource{Source: src, Hop: Hop{Kind: "vpn", Addr: r.Target, Detail: fmt.Sprintf("site-to-site VPN; %s routes %s to it", t.Addr, r.Dest)}})
 			}
 		}
 	}
@@ -102,7 +102,6 @@ func (m *Model) linkedVPCs(v *VPC) []*VPC {
 type peerSource struct {
 	Source
 	Hop Hop
-	vpn bool
 }
 
 // forwardRoute finds a route in one of v's tables that sends traffic for
@@ -179,7 +178,11 @@ func (m *Model) lateral(fs *findings) {
 					continue
 				}
 				seen[ps.Name] = true
-				fs.add(ruleFor(e, RuleLateral), e.Res, path, "%s is reachable from all of %s (%s) on %s", e.Addr, ps.Name, m.describe(ps.Set), strings.Join(open, ", "))
+				from := fmt.Sprintf("%s (%s)", ps.Name, m.describe(ps.Set))
+				if ps.Gateway != "" {
+					from = ps.Name // names the range routed to the gateway
+				}
+				fs.add(ruleFor(e, RuleLateral), e.Res, path, "%s is reachable from all of %s on %s", e.Addr, from, strings.Join(open, ", "))
 			}
 		}
 	}

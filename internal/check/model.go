@@ -116,6 +116,9 @@ type Peering struct {
 	Addr string
 	A, B *VPC
 	Res  *tf.Resource
+	// Refused is set when the cloud refuses to create the peering (Azure:
+	// overlapping address spaces); no route crosses it.
+	Refused bool
 }
 
 // SG is a security group with all its rules, inline and separate.
@@ -313,6 +316,7 @@ func Build(res []tf.Resource) *Model {
 		m.tgws[tgw][m.addr(str(r.Values, "vpc_id"))] = true
 	}
 	m.buildRoutes(byType)
+	m.buildVPNRoutes(byType)
 	m.buildPeerings(byType)
 	m.buildSGs(byType)
 	m.buildNACLs(byType)
@@ -634,6 +638,7 @@ func (m *Model) naclRule(r *tf.Resource, b map[string]any, where string) (NACLRu
 	}
 	if unknown(b, "action") || unknown(b, "rule_action") {
 		rule.Allow, rule.Assumed = true, "action not known statically: assumed to allow"
+		m.note(r, "%s: %s", where, rule.Assumed)
 	}
 	c := str(b, "cidr_block")
 	if c == "" {
@@ -645,8 +650,9 @@ func (m *Model) naclRule(r *tf.Resource, b map[string]any, where string) (NACLRu
 			return rule, false
 		}
 		rule.CIDR = netip.MustParsePrefix("0.0.0.0/0")
-		rule.Assumed = "range not known statically: assumed to be every address"
-		m.note(r, "%s: %s", where, rule.Assumed)
+		const why = "range not known statically: assumed to be every address"
+		rule.Assumed = strings.TrimPrefix(rule.Assumed+"; "+why, "; ")
+		m.note(r, "%s: %s", where, why)
 		return rule, true
 	}
 	p, ok := m.prefix(r, "cidr_block", c)

@@ -46,6 +46,9 @@ type Source struct {
 	Subnet   *Subnet
 	Set      *netipx.IPSet
 	SGs      map[string]bool // addresses of the groups the source belongs to
+	// Gateway is the VPN gateway a network behind a site-to-site VPN
+	// sends from; its return traffic leaves by the routes to it.
+	Gateway string
 }
 
 func setOf(ps ...netip.Prefix) *netipx.IPSet {
@@ -425,6 +428,9 @@ func (m *Model) reachVia1(src Source, e *Endpoint, s *Subnet, t *RouteTable, pro
 		path = append(path, Hop{Kind: "route", Addr: tname, Detail: "local route within " + s.VPC.Addr})
 	default:
 		got, used := routed(t, s.VPC, set, func(r Route) bool {
+			if src.Gateway != "" {
+				return r.Target == src.Gateway
+			}
 			if r.Kind == "tgw" {
 				att := m.tgws[r.Target]
 				return src.VPC != nil && s.VPC != nil && att[src.VPC.Addr] && att[s.VPC.Addr]
@@ -440,7 +446,11 @@ func (m *Model) reachVia1(src Source, e *Endpoint, s *Subnet, t *RouteTable, pro
 			return false
 		})
 		if empty(got) {
-			return block(Hop{Kind: "route", Addr: tname, Detail: "no return route to " + src.Name + " through a peering or a transit gateway both VPCs are attached to"})
+			how := "through a peering or a transit gateway both VPCs are attached to"
+			if src.Gateway != "" {
+				how = "to " + src.Gateway
+			}
+			return block(Hop{Kind: "route", Addr: tname, Detail: "no return route to " + src.Name + " " + how})
 		}
 		var rs []string
 		for _, r := range used {

@@ -304,8 +304,8 @@ func (m *Model) peeringRules(fs *findings) {
 	byAddr := map[string]*Peering{}
 	for _, p := range m.Peerings {
 		byAddr[p.Addr] = p
-		if p.A == nil || p.B == nil {
-			continue
+		if p.A == nil || p.B == nil || p.Refused {
+			continue // a refused peering is reported as such (CHECK-003)
 		}
 		if ov := intersect(setOf(p.A.CIDRs...), setOf(p.B.CIDRs...)); !empty(ov) {
 			fs.add(RulePeeringOverlap, p.Res, nil, "%s and %s overlap in %s", p.A.Addr, p.B.Addr, m.describe(ov))

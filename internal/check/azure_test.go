@@ -1,0 +1,356 @@
+package check
+
+import (
+	"context"
+	"strconv"
+	"strings"
+	"testing"
+)
+
+// azureBase is a virtual network with one subnet, an NSG associated with
+// it and a virtual machine with a public IP; tests add the NSG's rules.
+const azureBase = `
+resource "azurerm_virtual_network" "main" {
+  name          = "vnet-main"
+  address_space = ["10.0.0.0/16"]
+}
+resource "azurerm_subnet" "app" {
+  name                 = "snet-app"
+  virtual_network_name = azurerm_virtual_network.main.name
+  address_prefixes     = ["10.0.1.0/24"]
+}
+resource "azurerm_public_ip" "vm" {
+  name              = "pip-vm"
+  allocation_method = "Static"
+}
+resource "azurerm_network_interface" "vm" {
+  name = "nic-vm"
+  ip_configuration {
+    name                 = "primary"
+    subnet_id            = azurerm_subnet.app.id
+    public_ip_address_id = azurerm_public_ip.vm.id
+  }
+}
+resource "azurerm_linux_virtual_machine" "vm" {
+  name                  = "vm"
+  network_interface_ids = [azurerm_network_interface.vm.id]
+}
+resource "azurerm_subnet_network_security_group_association" "app" {
+  subnet_id                 = azurerm_subnet.app.id
+  network_security_group_id = azurerm_network_security_group.app.id
+}
+resource "azurerm_network_watcher_flow_log" "app" {
+  network_security_group_id = azurerm_network_security_group.app.id
+  enabled                   = true
+}
+`
+
+// nsgRule is an inbound TCP rule of the NSG "app".
+func nsgRule(name string, prio int, access, port, source string) string {
+	return `
+resource "azurerm_network_security_rule" "` + name + `" {
+  name                        = "` + name + `"
+  priority                    = ` + strconv.Itoa(prio) + `
+  direction                   = "Inbound"
+  access                      = "` + access + `"
+  protocol                    = "Tcp"
+  source_port_range           = "*"
+  destination_port_range      = "` + port + `"
+  source_address_prefix       = ` + source + `
+  destination_address_prefix  = "*"
+  network_security_group_name = azurerm_network_security_group.app.name
+}
+`
+}
+
+// activeOn returns the active findings of rule on addr.
+func activeOn(rep *Report, rule, addr string) []Finding {
+	var out []Finding
+	for _, f := range active(rep, rule) {
+		if f.Address == addr {
+			out = append(out, f)
+		}
+	}
+	return out
+}
+
+// TestAzureNSGPriority checks that NSG rules are read in priority order
+// (the lowest number decides), with Azure's service tags: Internet, * and
+// Any are every internet address; VirtualNetwork is the network's own space
+// and its peers'; AzureLoadBalancer is the platform's probe address, not
+// the internet.
+func TestAzureNSGPriority(t *testing.T) {
+	const vm = "azurerm_linux_virtual_machine.vm"
+	for _, tc := range []struct {
+		name, rules string
+		exposed     bool
+	}{
+		{"allow from Internet", nsgRule("ssh", 100, "Allow", "22", `"Internet"`), true},
+		{"allow from *", nsgRule("ssh", 100, "Allow", "22", `"*"`), true},
+		{"allow from Any", nsgRule("ssh", 100, "Allow", "22", `"Any"`), true},
+		{"allow from 0.0.0.0/0", nsgRule("ssh", 100, "Allow", "22", `"0.0.0.0/0"`), true},
+		{"allow from VirtualNetwork", nsgRule("ssh", 100, "Allow", "22", `"VirtualNetwork"`), false},
+		{"allow from AzureLoadBalancer", nsgRule("ssh", 100, "Allow", "22", `"AzureLoadBalancer"`), false},
+		{"allow from a private range", nsgRule("ssh", 100, "Allow", "22", `"10.0.0.0/8"`), false},
+		{"deny first, allow later", nsgRule("deny", 100, "Deny", "*", `"Internet"`) + nsgRule("ssh", 200, "Allow", "22", `"Internet"`), false},
+		{"allow first, deny later", nsgRule("ssh", 100, "Allow", "22", `"Internet"`) + nsgRule("deny", 200, "Deny", "*", `"Internet"`), true},
+		{"deny of another port first", nsgRule("deny", 100, "Deny", "3389", `"Internet"`) + nsgRule("ssh", 200, "Allow", "22", `"Internet"`), true},
+		{"only Azure's default rules", "", false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			src := azureBase + `
+resource "azurerm_network_security_group" "app" {
+  name = "nsg-app"
+}
+` + tc.rules
+			rep := checkSource(t, src)
+			got := activeOn(rep, RuleAzExposedPort, vm)
+			if tc.exposed {
+				if len(got) != 1 || got[0].Severity != Critical || !strings.Contains(got[0].Message, "tcp 22 (SSH)") {
+					t.Fatalf("want one critical %s on SSH, got %+v", RuleAzExposedPort, got)
+				}
+				if p := pathLine(got[0].Path); !strings.Contains(p, "azurerm_network_security_group.app → "+vm) {
+					t.Errorf("path %q does not pass the NSG", p)
+				}
+			} else if len(got) > 0 {
+				t.Errorf("want no %s, got %+v", RuleAzExposedPort, got)
+			}
+			if open := activeOn(rep, RuleNSGWorldOpen, "azurerm_network_security_group.app"); tc.exposed != (len(open) > 0) {
+				t.Errorf("%s findings %+v, want them %v", RuleNSGWorldOpen, open, tc.exposed)
+			}
+		})
+	}
+}
+
+// TestAzureNICAndSubnetNSG checks that traffic must pass both the subnet's
+// NSG and the network interface's: a deny on either stops it.
+func TestAzureNICAndSubnetNSG(t *testing.T) {
+	subnetOpen := `
+resource "azurerm_network_security_group" "app" {
+  name = "nsg-app"
+}
+` + nsgRule("ssh", 100, "Allow", "22", `"Internet"`)
+	nic := func(access string) string {
+		return `
+resource "azurerm_network_security_group" "nic" {
+  name = "nsg-nic"
+  security_rule {
+    name                       = "ssh"
+    priority                   = 100
+    direction                  = "Inbound"
+    access                     = "` + access + `"
+    protocol                   = "Tcp"
+    source_port_range          = "*"
+    destination_port_range     = "22"
+    source_address_prefix      = "Internet"
+    destination_address_prefix = "*"
+  }
+}
+resource "azurerm_network_interface_security_group_association" "vm" {
+  network_interface_id      = azurerm_network_interface.vm.id
+  network_security_group_id = azurerm_network_security_group.nic.id
+}
+`
+	}
+	for _, tc := range []struct {
+		name, extra string
+		exposed     bool
+	}{
+		{"subnet allows, interface allows", nic("Allow"), true},
+		{"subnet allows, interface denies", nic("Deny"), false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			rep := checkSource(t, azureBase+subnetOpen+tc.extra)
+			got := activeOn(rep, RuleAzExposedPort, "azurerm_linux_virtual_machine.vm")
+			if tc.exposed != (len(got) > 0) {
+				t.Errorf("%s findings %+v, want them %v", RuleAzExposedPort, got, tc.exposed)
+			}
+		})
+	}
+}
+
+// azurePeers is two virtual networks peered both ways, with a virtual
+// machine in b whose subnet has no NSG of its own rules (Azure's defaults
+// let VirtualNetwork, which includes the peer, in on every port).
+func azurePeers(aSpace, bSpace string) string {
+	return `
+resource "azurerm_virtual_network" "a" {
+  name          = "vnet-a"
+  address_space = ["` + aSpace + `"]
+}
+resource "azurerm_virtual_network" "b" {
+  name          = "vnet-b"
+  address_space = ["` + bSpace + `"]
+}
+resource "azurerm_subnet" "b" {
+  name                 = "snet-b"
+  virtual_network_name = azurerm_virtual_network.b.name
+  address_prefixes     = [cidrsubnet("` + bSpace + `", 4, 1)]
+}
+resource "azurerm_network_security_group" "b" {
+  name = "nsg-b"
+}
+resource "azurerm_subnet_network_security_group_association" "b" {
+  subnet_id                 = azurerm_subnet.b.id
+  network_security_group_id = azurerm_network_security_group.b.id
+}
+resource "azurerm_network_watcher_flow_log" "b" {
+  network_security_group_id = azurerm_network_security_group.b.id
+  enabled                   = true
+}
+resource "azurerm_virtual_network_peering" "ab" {
+  name                      = "a-to-b"
+  virtual_network_name      = azurerm_virtual_network.a.name
+  remote_virtual_network_id = azurerm_virtual_network.b.id
+}
+resource "azurerm_virtual_network_peering" "ba" {
+  name                      = "b-to-a"
+  virtual_network_name      = azurerm_virtual_network.b.name
+  remote_virtual_network_id = azurerm_virtual_network.a.id
+}
+resource "azurerm_network_interface" "b" {
+  name = "nic-b"
+  ip_configuration {
+    name      = "primary"
+    subnet_id = azurerm_subnet.b.id
+  }
+}
+resource "azurerm_linux_virtual_machine" "b" {
+  name                  = "vm-b"
+  network_interface_ids = [azurerm_network_interface.b.id]
+}
+`
+}
+
+// TestAzurePeeringOverlap checks that peered networks reach each other
+// through Azure's default AllowVnetInBound (the peer is in VirtualNetwork),
+// and that a peering between overlapping address spaces, which Azure
+// refuses to create, is reported as such and carries no traffic.
+func TestAzurePeeringOverlap(t *testing.T) {
+	const vm = "azurerm_linux_virtual_machine.b"
+	t.Run("disjoint", func(t *testing.T) {
+		dir := writeProject(t, azurePeers("10.1.0.0/16", "10.2.0.0/16"))
+		rep := run(t, dir)
+		got := activeOn(rep, RuleAzLateral, vm)
+		if len(got) != 1 || !strings.Contains(got[0].Message, "all of azurerm_virtual_network.a (10.1.0.0/16)") {
+			t.Fatalf("want one %s from vnet a, got %+v", RuleAzLateral, got)
+		}
+		if p := pathLine(got[0].Path); !strings.Contains(p, "azurerm_virtual_network.a → azurerm_virtual_network_peering.ab → ") ||
+			!strings.Contains(p, "azurerm_network_security_group.b → "+vm) {
+			t.Errorf("path %q does not cross the peering and the NSG", p)
+		}
+		if r := active(rep, RuleRejected); len(r) > 0 {
+			t.Errorf("unexpected %s: %+v", RuleRejected, r)
+		}
+	})
+	t.Run("overlapping", func(t *testing.T) {
+		dir := writeProject(t, azurePeers("10.1.0.0/16", "10.1.0.0/20"))
+		rep := run(t, dir)
+		if got := activeOn(rep, RuleAzLateral, vm); len(got) > 0 {
+			t.Errorf("lateral path over a peering Azure refuses: %+v", got)
+		}
+		for _, p := range []string{"azurerm_virtual_network_peering.ab", "azurerm_virtual_network_peering.ba"} {
+			got := activeOn(rep, RuleRejected, p)
+			if len(got) != 1 || !strings.Contains(got[0].Message, "Azure refuses to peer") || !strings.Contains(got[0].Message, "10.1.0.0/20") {
+				t.Errorf("%s: want one %s naming the overlap, got %+v", p, RuleRejected, got)
+			}
+			if o := activeOn(rep, RulePeeringOverlap, p); len(o) > 0 {
+				t.Errorf("%s: AWS rule %s on an Azure peering: %+v", p, RulePeeringOverlap, o)
+			}
+		}
+		acc, err := Reachability(context.Background(), Config{Paths: []string{dir}}, vm)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, a := range acc {
+			if a.Source == "azurerm_virtual_network.a" {
+				t.Errorf("reached from vnet a on %d over a refused peering: %s", a.Port, pathLine(a.Path))
+			}
+		}
+	})
+}
+
+// TestAzureFlowLogs checks AZ-LOG-001: an NSG is covered by a flow log that
+// names it or its virtual network, and reported otherwise.
+func TestAzureFlowLogs(t *testing.T) {
+	base := strings.Replace(azureBase, `resource "azurerm_network_watcher_flow_log" "app" {
+  network_security_group_id = azurerm_network_security_group.app.id
+  enabled                   = true
+}`, "", 1) + `
+resource "azurerm_network_security_group" "app" {
+  name = "nsg-app"
+}
+`
+	for _, tc := range []struct {
+		name, extra string
+		reported    bool
+	}{
+		{"none", "", true},
+		{"NSG flow log", `
+resource "azurerm_network_watcher_flow_log" "nsg" {
+  network_security_group_id = azurerm_network_security_group.app.id
+  enabled                   = true
+}
+`, false},
+		{"virtual network flow log", `
+resource "azurerm_network_watcher_flow_log" "vnet" {
+  target_resource_id = azurerm_virtual_network.main.id
+  enabled            = true
+}
+`, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			rep := checkSource(t, base+tc.extra)
+			got := activeOn(rep, RuleNSGNoFlowLogs, "azurerm_network_security_group.app")
+			if tc.reported != (len(got) > 0) {
+				t.Errorf("%s findings %+v, want them %v", RuleNSGNoFlowLogs, got, tc.reported)
+			}
+		})
+	}
+}
+
+// TestAzureVirtualNetworkTagOnInterfaceNSG checks that an NSG associated
+// only with a network interface reads VirtualNetwork as the interface's
+// network and its peers: SSH admitted from VirtualNetwork is reachable from
+// the peer (before, the tag was empty there and the path was missed).
+func TestAzureVirtualNetworkTagOnInterfaceNSG(t *testing.T) {
+	src := strings.Replace(azurePeers("10.1.0.0/16", "10.2.0.0/16"), `resource "azurerm_subnet_network_security_group_association" "b" {
+  subnet_id                 = azurerm_subnet.b.id
+  network_security_group_id = azurerm_network_security_group.b.id
+}`, `resource "azurerm_network_interface_security_group_association" "b" {
+  network_interface_id      = azurerm_network_interface.b.id
+  network_security_group_id = azurerm_network_security_group.b.id
+}
+resource "azurerm_network_security_rule" "vnet_ssh" {
+  name                        = "vnet-ssh"
+  priority                    = 100
+  direction                   = "Inbound"
+  access                      = "Allow"
+  protocol                    = "Tcp"
+  source_port_range           = "*"
+  destination_port_range      = "22"
+  source_address_prefix       = "VirtualNetwork"
+  destination_address_prefix  = "*"
+  network_security_group_name = azurerm_network_security_group.b.name
+}
+resource "azurerm_network_security_rule" "deny" {
+  name                        = "deny-rest"
+  priority                    = 200
+  direction                   = "Inbound"
+  access                      = "Deny"
+  protocol                    = "*"
+  source_port_range           = "*"
+  destination_port_range      = "*"
+  source_address_prefix       = "*"
+  destination_address_prefix  = "*"
+  network_security_group_name = azurerm_network_security_group.b.name
+}`, 1)
+	rep := checkSource(t, src)
+	got := activeOn(rep, RuleAzLateral, "azurerm_linux_virtual_machine.b")
+	if len(got) != 1 || !strings.HasSuffix(got[0].Message, "on tcp 22 (SSH)") {
+		t.Fatalf("want one %s from vnet a on SSH only, got %+v", RuleAzLateral, got)
+	}
+	if p := pathLine(got[0].Path); !strings.Contains(p, "azurerm_network_security_group.b → azurerm_linux_virtual_machine.b") {
+		t.Errorf("path %q does not pass the interface's NSG", p)
+	}
+}

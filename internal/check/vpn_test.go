@@ -1,0 +1,161 @@
+package check
+
+import (
+	"context"
+	"strings"
+	"testing"
+)
+
+// vpnNetwork is a production database in a private subnet whose group
+// admits the office range on MySQL; the office is behind a site-to-site
+// VPN. Cases add how the subnet's table routes the office range.
+const vpnNetwork = `
+resource "aws_vpc" "prod" {
+  cidr_block = "10.0.0.0/16"
+}
+resource "aws_subnet" "db" {
+  vpc_id     = aws_vpc.prod.id
+  cidr_block = "10.0.2.0/24"
+}
+resource "aws_vpn_gateway" "office" {
+  vpc_id = aws_vpc.prod.id
+}
+resource "aws_customer_gateway" "office" {
+  bgp_asn    = 65000
+  ip_address = "198.51.100.7"
+  type       = "ipsec.1"
+}
+resource "aws_route_table_association" "db" {
+  subnet_id      = aws_subnet.db.id
+  route_table_id = aws_route_table.db.id
+}
+resource "aws_security_group" "db" {
+  vpc_id = aws_vpc.prod.id
+  ingress {
+    from_port   = 3306
+    to_port     = 3306
+    protocol    = "tcp"
+    cidr_blocks = ["192.168.0.0/16"]
+  }
+}
+resource "aws_db_subnet_group" "db" {
+  subnet_ids = [aws_subnet.db.id]
+}
+resource "aws_db_instance" "orders" {
+  engine                 = "mysql"
+  storage_encrypted      = true
+  db_subnet_group_name   = aws_db_subnet_group.db.name
+  vpc_security_group_ids = [aws_security_group.db.id]
+}
+`
+
+// TestReachVPN checks lateral movement from a network behind a VPN: a
+// data-store port admitted from the whole range routed to the VPN gateway
+// is reported with its path, whether the route is written in the table or
+// propagated from the connection's static routes; and --reach lists the
+// VPN as a source. A table without a route to the gateway carries no return
+// traffic, and ranges learned over BGP are noted, not guessed.
+func TestReachVPN(t *testing.T) {
+	const db = "aws_db_instance.orders"
+	connection := func(static bool) string {
+		s := `
+resource "aws_vpn_connection" "office" {
+  vpn_gateway_id      = aws_vpn_gateway.office.id
+  customer_gateway_id = aws_customer_gateway.office.id
+  type                = "ipsec.1"
+`
+		if static {
+			s += `  static_routes_only  = true
+}
+resource "aws_vpn_connection_route" "office" {
+  vpn_connection_id      = aws_vpn_connection.office.id
+  destination_cidr_block = "192.168.0.0/16"
+}
+`
+		} else {
+			s += "}\n"
+		}
+		return s
+	}
+	for _, tc := range []struct {
+		name, src, hop, note string
+		reach                bool
+	}{
+		{"route in the table", `
+resource "aws_route_table" "db" {
+  vpc_id = aws_vpc.prod.id
+  route {
+    cidr_block = "192.168.0.0/16"
+    gateway_id = aws_vpn_gateway.office.id
+  }
+}
+`, "aws_route_table.db route[0]", "", true},
+		{"propagated static route", `
+resource "aws_route_table" "db" {
+  vpc_id = aws_vpc.prod.id
+}
+resource "aws_vpn_gateway_route_propagation" "db" {
+  vpn_gateway_id = aws_vpn_gateway.office.id
+  route_table_id = aws_route_table.db.id
+}
+` + connection(true), "aws_vpn_gateway_route_propagation.db (propagated by aws_vpn_gateway.office)", "", true},
+		{"propagating_vgws", `
+resource "aws_route_table" "db" {
+  vpc_id           = aws_vpc.prod.id
+  propagating_vgws = [aws_vpn_gateway.office.id]
+}
+` + connection(true), "aws_route_table.db (propagated by aws_vpn_gateway.office)", "", true},
+		{"BGP: ranges not in the configuration", `
+resource "aws_route_table" "db" {
+  vpc_id = aws_vpc.prod.id
+}
+resource "aws_vpn_gateway_route_propagation" "db" {
+  vpn_gateway_id = aws_vpn_gateway.office.id
+  route_table_id = aws_route_table.db.id
+}
+` + connection(false), "", "learns over BGP (aws_vpn_connection.office) are not in the configuration", false},
+		{"no route to the gateway", `
+resource "aws_route_table" "db" {
+  vpc_id = aws_vpc.prod.id
+}
+`, "", "", false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			dir := writeProject(t, vpnNetwork+tc.src)
+			rep := run(t, dir)
+			got := activeOn(rep, RuleLateral, db)
+			if tc.note != "" {
+				var notes []string
+				for _, n := range active(rep, RuleNotEvaluated) {
+					notes = append(notes, n.Message)
+				}
+				if !strings.Contains(strings.Join(notes, "\n"), tc.note) {
+					t.Errorf("no note saying %q in %q", tc.note, notes)
+				}
+			}
+			if !tc.reach {
+				if len(got) > 0 {
+					t.Errorf("want no %s, got %+v", RuleLateral, got)
+				}
+				return
+			}
+			if len(got) != 1 || !strings.Contains(got[0].Message, "VPN aws_vpn_gateway.office (192.168.0.0/16) on tcp 3306 (MySQL)") {
+				t.Fatalf("want one %s from the VPN on MySQL, got %+v", RuleLateral, got)
+			}
+			want := "VPN aws_vpn_gateway.office (192.168.0.0/16) → aws_vpn_gateway.office → aws_route_table.db → aws_subnet.db → default network ACL of aws_vpc.prod allows all → aws_security_group.db → " + db
+			if p := pathLine(got[0].Path); p != want {
+				t.Errorf("path\n got %s\nwant %s", p, want)
+			}
+			if d := got[0].Path[2].Detail; !strings.Contains(d, tc.hop) {
+				t.Errorf("route hop %q does not name %q", d, tc.hop)
+			}
+			acc, err := Reachability(context.Background(), Config{Paths: []string{dir}}, db)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(acc) != 1 || acc[0].Source != "VPN aws_vpn_gateway.office (192.168.0.0/16)" || acc[0].Port != 3306 {
+				t.Errorf("--reach: %+v, want the VPN on 3306", acc)
+			}
+		})
+	}
+}
