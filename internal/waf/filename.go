@@ -58,32 +58,25 @@ type fileNameOp struct {
 	arg bool
 }
 
-func newOSFileOp(opts plugintypes.OperatorOptions) (plugintypes.Operator, error) {
-	op, err := newFileNameOp(opts)
-	if err != nil {
-		return nil, err
+// fileNameOpFor returns the constructor of a fileNameOp that matches
+// names anywhere (as CRS does) and reads values that are not the
+// requested path (arg), as given.
+func fileNameOpFor(anywhere, arg bool) func(plugintypes.OperatorOptions) (plugintypes.Operator, error) {
+	return func(opts plugintypes.OperatorOptions) (plugintypes.Operator, error) {
+		op, err := newFileNameOp(opts)
+		if err != nil {
+			return nil, err
+		}
+		op.(*fileNameOp).anywhere, op.(*fileNameOp).arg = anywhere, arg
+		return op, nil
 	}
-	op.(*fileNameOp).anywhere = true
-	return op, nil
 }
 
-func newArgFileNameOp(opts plugintypes.OperatorOptions) (plugintypes.Operator, error) {
-	op, err := newFileNameOp(opts)
-	if err != nil {
-		return nil, err
-	}
-	op.(*fileNameOp).arg = true
-	return op, nil
-}
-
-func newArgOSFileOp(opts plugintypes.OperatorOptions) (plugintypes.Operator, error) {
-	op, err := newOSFileOp(opts)
-	if err != nil {
-		return nil, err
-	}
-	op.(*fileNameOp).arg = true
-	return op, nil
-}
+var (
+	newOSFileOp      = fileNameOpFor(true, false)
+	newArgFileNameOp = fileNameOpFor(false, true)
+	newArgOSFileOp   = fileNameOpFor(true, true)
+)
 
 // osFilesByName are the listed names without a directory that are the
 // operating system's or a system service's own files wherever they are

@@ -149,22 +149,31 @@ func TestReplacedRuleExclusion(t *testing.T) {
 // judged by where the URL stands: a page that mentions a local address in
 // its text passes, a parameter that is the address does not.
 func TestSSRFInContext(t *testing.T) {
+	wantBlocks(t, []blockCase{
+		{"/post?u=" + url.QueryEscape("http://169.254.169.254/latest/meta-data/"), true},
+		{"/post?u=" + url.QueryEscape("http://localhost:8080/admin"), true},
+		{"/post?body=" + url.QueryEscape(`<p>Run <code>make install</code>, then open <em>http://localhost:8080/</em>.</p>`), false},
+		{"/post?body=" + url.QueryEscape(`<p>Preview:</p><img src="http://169.254.169.254/latest/meta-data/">`), true},
+	})
+}
+
+// blockCase is a GET request's target and whether the WAF must block it.
+type blockCase struct {
+	target string
+	block  bool
+}
+
+// wantBlocks runs each case through a WAF at its default settings.
+func wantBlocks(t *testing.T, cases []blockCase) {
+	t.Helper()
 	w, err := New(Config{})
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer w.Close()
-	for _, c := range []struct {
-		query string
-		block bool
-	}{
-		{"u=" + url.QueryEscape("http://169.254.169.254/latest/meta-data/"), true},
-		{"u=" + url.QueryEscape("http://localhost:8080/admin"), true},
-		{"body=" + url.QueryEscape(`<p>Run <code>make install</code>, then open <em>http://localhost:8080/</em>.</p>`), false},
-		{"body=" + url.QueryEscape(`<p>Preview:</p><img src="http://169.254.169.254/latest/meta-data/">`), true},
-	} {
-		if v := judgeRequest(t, w, nil, httptest.NewRequest("GET", "/post?"+c.query, nil)); v.Block != c.block {
-			t.Errorf("%s: block %v (rules %v, discounted %v), want %v", c.query, v.Block, v.RuleIDs, v.Discounted, c.block)
+	for _, c := range cases {
+		if v := judgeRequest(t, w, nil, httptest.NewRequest("GET", c.target, nil)); v.Block != c.block {
+			t.Errorf("%s: block %v (rules %v, discounted %v), want %v", c.target, v.Block, v.RuleIDs, v.Discounted, c.block)
 		}
 	}
 }
@@ -219,15 +228,7 @@ func judgeRequest(t *testing.T, w *WAF, ex *Exclusions, r *http.Request) Verdict
 // TestComboURLs: a combo URL's second "?" is no stand-in for a dot to CRS
 // 930100 (rule 90008), and a traversal in or after it is still refused.
 func TestComboURLs(t *testing.T) {
-	w, err := New(Config{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer w.Close()
-	for _, c := range []struct {
-		target string
-		block  bool
-	}{
+	wantBlocks(t, []blockCase{
 		{"/_static/??/wp-content/js/postmessage.js,/wp-content/js/compat.min.js?m=20230308", false},
 		{"/??/sd/lib/2.5.1/common.js", false},
 		{"/mui/??zebra/4.0.14/index.js,zepto/4.0.9/zepto.js", false},
@@ -236,9 +237,5 @@ func TestComboURLs(t *testing.T) {
 		{"/static/??%2e%2e/%2e%2e/%2e%2e/app/settings.py", true},
 		{"/x/%2e%2e/%2e%2e/??a.js", true},
 		{"/a/?./?./b", true}, // "?" as a dot stand-in where no combo URL starts
-	} {
-		if v := judgeRequest(t, w, nil, httptest.NewRequest("GET", c.target, nil)); v.Block != c.block {
-			t.Errorf("%s: block %v (rules %v), want %v", c.target, v.Block, v.RuleIDs, c.block)
-		}
-	}
+	})
 }
