@@ -113,27 +113,29 @@ func FuzzBodyArgs(f *testing.F) {
 // declarations and internal entities.
 func TestReadXMLBody(t *testing.T) {
 	cases := []struct {
-		name, body  string
-		attrs, text []string
-		fails       bool
+		name, body      string
+		attrs, ns, text []string
+		fails           bool
 	}{
-		{"plain", `<a id="1">x<b>y &amp; &eacute;</b></a>`, []string{"1"}, []string{"x", "y & é"}, false},
-		{"external entity", `<!DOCTYPE r [<!ENTITY x SYSTEM "file:///etc/passwd">]><r>&x;</r>`, nil, []string{`<!ENTITY x SYSTEM "file:///etc/passwd">`}, false},
-		{"parameter entity", `<!DOCTYPE r [<!ENTITY % d SYSTEM "http://10.0.0.9/x.dtd"> %d;]><r>1</r>`, nil, []string{`<!ENTITY % d SYSTEM "http://10.0.0.9/x.dtd">`, "1"}, false},
-		{"external subset", `<!DOCTYPE r SYSTEM "http://10.0.0.9/r.dtd"><r>1</r>`, nil, []string{`<!DOCTYPE r SYSTEM "http://10.0.0.9/r.dtd">`, "1"}, false},
-		{"public DTD, internal entity", `<!DOCTYPE svg PUBLIC "-//W3C//DTD SVG 1.1//EN" "http://www.w3.org/Graphics/SVG/1.1/DTD/svg11.dtd" [<!ENTITY t "<b>hi</b>">]><svg>&t;</svg>`, nil, []string{"<b>hi</b>"}, false},
-		{"RSS link", `<rss><item><link>https://a.example/</link></item></rss>`, nil, []string{"https://a.example/"}, false},
-		{"cut short", `<a>text`, nil, []string{"text"}, false},
-		{"broken", `<a></b>`, nil, nil, true},
+		{"plain", `<a id="1">x<b>y &amp; &eacute;</b></a>`, []string{"1"}, nil, []string{"x", "y & é"}, false},
+		{"namespaces apart", `<f xmlns="urn:a" xmlns:xi="http://www.w3.org/2001/XInclude"><xi:include parse="text" href="file:///etc/passwd"/></f>`,
+			[]string{"text", "file:///etc/passwd"}, []string{"urn:a", "http://www.w3.org/2001/XInclude"}, nil, false},
+		{"external entity", `<!DOCTYPE r [<!ENTITY x SYSTEM "file:///etc/passwd">]><r>&x;</r>`, nil, nil, []string{`<!ENTITY x SYSTEM "file:///etc/passwd">`}, false},
+		{"parameter entity", `<!DOCTYPE r [<!ENTITY % d SYSTEM "http://10.0.0.9/x.dtd"> %d;]><r>1</r>`, nil, nil, []string{`<!ENTITY % d SYSTEM "http://10.0.0.9/x.dtd">`, "1"}, false},
+		{"external subset", `<!DOCTYPE r SYSTEM "http://10.0.0.9/r.dtd"><r>1</r>`, nil, nil, []string{`<!DOCTYPE r SYSTEM "http://10.0.0.9/r.dtd">`, "1"}, false},
+		{"public DTD, internal entity", `<!DOCTYPE svg PUBLIC "-//W3C//DTD SVG 1.1//EN" "http://www.w3.org/Graphics/SVG/1.1/DTD/svg11.dtd" [<!ENTITY t "<b>hi</b>">]><svg>&t;</svg>`, nil, nil, []string{"<b>hi</b>"}, false},
+		{"RSS link", `<rss><item><link>https://a.example/</link></item></rss>`, nil, nil, []string{"https://a.example/"}, false},
+		{"cut short", `<a>text`, nil, nil, []string{"text"}, false},
+		{"broken", `<a></b>`, nil, nil, nil, true},
 	}
 	for _, c := range cases {
-		attrs, text, err := readXMLBody([]byte(c.body), nil)
+		attrs, ns, text, err := readXMLBody([]byte(c.body), nil)
 		if c.fails != (err != nil) {
 			t.Errorf("%s: error %v, want failure %v", c.name, err, c.fails)
 			continue
 		}
-		if !reflect.DeepEqual(attrs, c.attrs) || !reflect.DeepEqual(text, c.text) {
-			t.Errorf("%s: attrs %q text %q, want %q %q", c.name, attrs, text, c.attrs, c.text)
+		if !reflect.DeepEqual(attrs, c.attrs) || !reflect.DeepEqual(ns, c.ns) || !reflect.DeepEqual(text, c.text) {
+			t.Errorf("%s: attrs %q ns %q text %q, want %q %q %q", c.name, attrs, ns, text, c.attrs, c.ns, c.text)
 		}
 	}
 	if _, ok := xml.HTMLEntity["x"]; ok {
@@ -147,9 +149,9 @@ func FuzzReadXMLBody(f *testing.F) {
 	}
 	f.Fuzz(func(t *testing.T, s string) {
 		for _, ac := range [][]string{xml.HTMLAutoClose, nil} {
-			attrs, text, err := readXMLBody([]byte(s), ac)
-			if err == nil && len(attrs)+len(text) > len(s)+maxXMLTokens {
-				t.Errorf("%d values from %d bytes", len(attrs)+len(text), len(s))
+			attrs, ns, text, err := readXMLBody([]byte(s), ac)
+			if n := len(attrs) + len(ns) + len(text); err == nil && n > len(s)+maxXMLTokens {
+				t.Errorf("%d values from %d bytes", n, len(s))
 			}
 		}
 	})

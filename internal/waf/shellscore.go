@@ -250,7 +250,13 @@ func commandAt(s string, i int, afterSep bool) int {
 	w = strings.TrimSuffix(strings.TrimSuffix(w, ".exe"), ".com")
 	for _, prefix := range []string{"sudo", "nohup", "command", "busybox", "timeout"} {
 		if w == prefix {
-			return max(scoreWeak, commandAt(s, i+n, afterSep))
+			if sc := commandAt(s, i+n, afterSep); sc > scoreNone {
+				return max(scoreWeak, sc)
+			}
+			// No command after it: the word is judged as a command
+			// itself (Windows' "timeout /t 10" waits, as blind
+			// injections do).
+			break
 		}
 	}
 	if !shellCommands[w] {

@@ -239,3 +239,42 @@ func TestComboURLs(t *testing.T) {
 		{"/a/?./?./b", true}, // "?" as a dot stand-in where no combo URL starts
 	})
 }
+
+func TestAddressList(t *testing.T) {
+	for _, c := range []struct {
+		in   string
+		want bool
+	}{
+		{"203.0.113.7", true},
+		{"203.0.113.7, 10.0.0.1", true},
+		{"2001:db8::1, 198.51.100.2:8443", true},
+		{"[2001:db8::1]:443", true},
+		{"fe80::1%' OR 1=1--", false},
+		{"unknown, _hidden.proxy-1", true},
+		{"", true},
+		{"' OR 1=1--", false},
+		{"127.0.0.1; cat /etc/passwd", false},
+		{"{{7*7}}", false},
+		{"localhost", false},
+	} {
+		if got := addressList(c.in); got != c.want {
+			t.Errorf("addressList(%q) = %v, want %v", c.in, got, c.want)
+		}
+	}
+}
+
+func FuzzAddressList(f *testing.F) {
+	for _, s := range []string{"1.2.3.4", "[::1]:80, _x", "a,b", ",,,"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		if !addressList(s) {
+			return
+		}
+		for a := range strings.SplitSeq(s, ",") {
+			if strings.ContainsAny(strings.TrimSpace(a), "'\"<>;|`$ (){}%\\") {
+				t.Fatalf("addressList(%q): a value with syntax taken for an address", s)
+			}
+		}
+	})
+}

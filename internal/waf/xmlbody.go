@@ -5,6 +5,7 @@ import (
 	"encoding/xml"
 	"errors"
 	"io"
+	"slices"
 	"strings"
 
 	"github.com/corazawaf/coraza/v3/experimental/plugins/plugintypes"
@@ -31,18 +32,23 @@ func (xmlBody) ProcessRequest(r io.Reader, v plugintypes.TransactionVariables, _
 	if err != nil {
 		return err
 	}
-	attrs, text, err := readXMLBody(data, xml.HTMLAutoClose)
+	attrs, ns, text, err := readXMLBody(data, xml.HTMLAutoClose)
 	if err != nil {
 		// HTML's void elements closed as HTML closes them break an XML
 		// document that closes them itself (an RSS item's <link>…</link>).
-		attrs, text, err = readXMLBody(data, nil)
+		attrs, ns, text, err = readXMLBody(data, nil)
 	}
 	if err != nil {
 		return err
 	}
 	col := v.RequestXML()
-	col.Set("//@*", attrs)
-	col.Set("/*", text)
+	col.Set("//@*", append(slices.Clip(attrs), ns...))
+	// The attack rules read XML:/*: attribute values are read there
+	// beside the text, as the same document sent as text/plain is read
+	// (body.go), since an application reads both ("<item id=\"1' or
+	// 1=1\">"). Namespace declarations name a vocabulary, not data, and
+	// stay in XML://@* alone.
+	col.Set("/*", append(slices.Clip(text), attrs...))
 	return nil
 }
 
@@ -50,21 +56,22 @@ func (xmlBody) ProcessResponse(io.Reader, plugintypes.TransactionVariables, plug
 	return nil
 }
 
-// readXMLBody returns a document's attribute values and its text (with
-// the DOCTYPE's fetching declarations), within maxXMLTokens tokens, the
+// readXMLBody returns a document's attribute values, its namespace
+// declarations' values apart (xmlns, xmlns:x), and its text (with the
+// DOCTYPE's fetching declarations), within maxXMLTokens tokens, the
 // elements named in autoClose closed where they open.
-func readXMLBody(data []byte, autoClose []string) (attrs, text []string, err error) {
+func readXMLBody(data []byte, autoClose []string) (attrs, ns, text []string, err error) {
 	d := xml.NewDecoder(bytes.NewReader(data))
 	d.Strict = false
 	d.AutoClose = autoClose
 	d.Entity = xml.HTMLEntity
 	for n := 0; ; n++ {
 		if n > maxXMLTokens {
-			return nil, nil, errBodyTooComplex
+			return nil, nil, nil, errBodyTooComplex
 		}
 		tok, err := d.Token()
 		if err != nil && err != io.EOF && !unexpectedEOF(err) {
-			return nil, nil, err
+			return nil, nil, nil, err
 		}
 		if tok == nil {
 			break
@@ -72,7 +79,11 @@ func readXMLBody(data []byte, autoClose []string) (attrs, text []string, err err
 		switch t := tok.(type) {
 		case xml.StartElement:
 			for _, a := range t.Attr {
-				attrs = append(attrs, a.Value)
+				if a.Name.Space == "xmlns" || a.Name.Space == "" && a.Name.Local == "xmlns" {
+					ns = append(ns, a.Value)
+				} else {
+					attrs = append(attrs, a.Value)
+				}
 			}
 		case xml.CharData:
 			if s := strings.TrimSpace(string(t)); s != "" {
@@ -82,7 +93,7 @@ func readXMLBody(data []byte, autoClose []string) (attrs, text []string, err err
 			text = append(text, declareEntities(d, t)...)
 		}
 	}
-	return attrs, text, nil
+	return attrs, ns, text, nil
 }
 
 // unexpectedEOF reports a document cut short, which Coraza's processor
