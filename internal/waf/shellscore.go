@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"io/fs"
+	"slices"
 	"strings"
 	"sync"
 
@@ -25,6 +26,9 @@ import (
 var (
 	shellOnce     sync.Once
 	shellCommands map[string]bool
+	// windowsOnly are the Windows commands no Unix shell has ("cmd",
+	// "ipconfig"): a POSIX substitution ("$(cmd)") runs nothing by them.
+	windowsOnly map[string]bool
 )
 
 // windowsCommands are Windows command-line programs and cmd built-ins
@@ -85,8 +89,19 @@ func loadShellCommands() {
 			}
 		}
 	}
+	unix := map[string]bool{}
+	for c := range shellCommands {
+		unix[c] = true
+	}
+	for _, c := range attackCommands {
+		unix[c] = true
+	}
+	windowsOnly = map[string]bool{}
 	for _, c := range windowsCommands {
 		shellCommands[c] = true
+		if !unix[c] {
+			windowsOnly[c] = true
+		}
 	}
 	for _, c := range attackCommands {
 		shellCommands[c] = true
@@ -176,11 +191,22 @@ func shellForm(s string) int {
 			}
 		} else {
 			sc = commandAt(s, p, afterSep)
+			if sc == scoreWeak && afterSep && leadingSeparator(s, p) {
+				// A value that starts with ";", "&" or "&&" has nothing
+				// before it to separate: it was written to end the
+				// application's command and start its own (";echo
+				// vulnerable"). A "|" may open a Markdown table row.
+				sc = scoreAttack
+			}
 		}
 		if substs[p] && sc == scoreWeak {
 			// A command inside "$(…)": substitution is shell syntax,
-			// whatever the command.
-			sc = scoreAttack
+			// whatever the command, but for a Windows program, which
+			// no shell that substitutes runs ("prefer $(cmd) over
+			// backticks").
+			if w, _ := shellWord(strings.TrimLeft(s[p:], " \t")); !windowsOnly[w] {
+				sc = scoreAttack
+			}
 		}
 		if sc > best {
 			best = sc
@@ -224,7 +250,13 @@ func commandAt(s string, i int, afterSep bool) int {
 	w = strings.TrimSuffix(strings.TrimSuffix(w, ".exe"), ".com")
 	for _, prefix := range []string{"sudo", "nohup", "command", "busybox", "timeout"} {
 		if w == prefix {
-			return max(scoreWeak, commandAt(s, i+n, afterSep))
+			if sc := commandAt(s, i+n, afterSep); sc > scoreNone {
+				return max(scoreWeak, sc)
+			}
+			// No command after it: the word is judged as a command
+			// itself (Windows' "timeout /t 10" waits, as blind
+			// injections do).
+			break
 		}
 	}
 	if !shellCommands[w] {
@@ -238,7 +270,20 @@ func commandAt(s string, i int, afterSep bool) int {
 	if end := strings.IndexAny(args, ";|&\n\r`"); end >= 0 {
 		args = args[:end]
 	}
+	// A "#" that starts a word starts a comment: what follows is no
+	// argument ("| sh # a.zip").
+	for j := 0; j < len(args); j++ {
+		if args[j] == '#' && (j == 0 || args[j-1] == ' ' || args[j-1] == '\t') {
+			args = args[:j]
+			break
+		}
+	}
 	argsShell, argsProse := shellArgs(args, !proseCommands[w])
+	if !argsShell && subcommandOf(w, args) {
+		// "net user", "reg query HKLM\…": a program's own subcommand
+		// is a command's argument, not a word of text.
+		argsShell, argsProse = true, false
+	}
 	switch {
 	case argsShell && !argsProse:
 		return scoreAttack
@@ -258,6 +303,28 @@ func commandAt(s string, i int, afterSep bool) int {
 		return scoreWeak
 	}
 	return scoreWeak
+}
+
+// leadingSeparator reports whether the separator that ends at s[p] is
+// the value's first character but for white space, and is ";" or "&"
+// (alone or doubled) or "||".
+func leadingSeparator(s string, p int) bool {
+	pre := strings.TrimLeft(s[:p], " \t")
+	return pre == ";" || pre == "&" || pre == "&&" || pre == "||"
+}
+
+// subcommands are the subcommands of command names that are also words
+// (Windows' net, reg and sc): the first argument makes them commands.
+var subcommands = map[string][]string{
+	"net": {"user", "users", "localgroup", "group", "share", "view", "use", "accounts", "session", "start", "stop", "config"},
+	"reg": {"query", "add", "delete", "save", "export", "import", "load"},
+	"sc":  {"query", "queryex", "qc", "create", "config", "start", "stop", "delete"},
+}
+
+// subcommandOf reports whether args start with one of w's subcommands.
+func subcommandOf(w, args string) bool {
+	f := strings.Fields(args)
+	return len(f) > 0 && slices.Contains(subcommands[w], f[0])
 }
 
 // shellWord returns the word at the start of s with the quotes and
@@ -326,6 +393,11 @@ func shellArgs(args string, urls bool) (shell, prose bool) {
 			prose = prose || !urls
 		case isIPv4(w), isNumber(w):
 			shell = shell || isIPv4(w)
+		case isHostname(w):
+			// "nslookup x.example.net": a host is what network commands
+			// take, as they take a URL.
+			shell = shell || urls
+			prose = prose || !urls
 		default:
 			prose = true
 		}
@@ -368,6 +440,27 @@ func shellVar(w string) bool {
 		}
 	}
 	return true
+}
+
+// isHostname reports a DNS name of two labels or more whose last label is
+// letters ("x.example.net", not "v1.2" or "e.g.").
+func isHostname(s string) bool {
+	labels := strings.Split(s, ".")
+	if len(labels) < 2 || len(s) > 253 {
+		return false
+	}
+	for _, l := range labels {
+		if l == "" || len(l) > 63 || l[0] == '-' || l[len(l)-1] == '-' {
+			return false
+		}
+		for i := 0; i < len(l); i++ {
+			if c := l[i]; !(c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '-') {
+				return false
+			}
+		}
+	}
+	tld := labels[len(labels)-1]
+	return len(tld) >= 2 && isLetters(tld)
 }
 
 func isIPv4(s string) bool {

@@ -262,6 +262,8 @@ var (
 		"pg_catalog": true, "pg_shadow": true, "pg_user": true, "sqlite_master": true, "all_tables": true,
 		"all_users": true, "user_tables": true, "dba_users": true, "msysobjects": true, "mysql": false,
 		"sys": false, "dual": true, "master": false, "pg_database": true, "sqlite_schema": true,
+		"all_tab_columns": true, "user_tab_columns": true, "dba_tables": true, "v$version": true,
+		"v$instance": true, "v$database": true, "gv$version": true,
 	}
 	sqlCompare = map[string]bool{
 		"=": true, "<>": true, "!=": true, "<": true, ">": true, "<=": true, ">=": true, "<=>": true,
@@ -693,15 +695,21 @@ func sqlSelectList(toks []sqlTok) bool {
 // 1", "or true"), a call, a subquery, or NOT of one of these, followed by
 // the end of the value, a comment, a clause or another condition.
 func sqlCondition(toks []sqlTok, i int, quoted bool) bool {
+	negated := false
 	for i < len(toks) && (toks[i].text == "not" || toks[i].text == "!" || toks[i].text == "(") {
+		negated = negated || toks[i].text != "("
 		i++
 	}
 	if i >= len(toks) {
 		return false
 	}
 	if t := toks[i]; t.kind == sqlString && t.open && quoted {
-		// "' or '1": a string the application's own quote closes.
-		return true
+		// "' or '1": a string the application's own quote closes. As a
+		// condition of its own it decides the query only when SQL
+		// reads it as true (or it is negated); "the 'or' operator"
+		// ORs in a string of words, which is false, and changes
+		// nothing.
+		return negated || sqlTruthy(t.text)
 	}
 	end := sqlExprEnd(toks, i)
 	if end == i {
@@ -726,6 +734,28 @@ func sqlCondition(toks []sqlTok, i int, quoted bool) bool {
 		return (left || sqlLiteralish(toks[j:rend])) && sqlCleanEnd(toks, rend, quoted)
 	}
 	return left && sqlCleanEnd(toks, end, quoted)
+}
+
+// sqlTruthy reports whether a string SQL reads as a condition is true:
+// MySQL and SQLite read its leading number ("1", "1abc", " 2"), which must
+// not be zero; PostgreSQL reads boolean words ("t", "true", "yes", "on").
+func sqlTruthy(s string) bool {
+	s = strings.ToLower(strings.TrimSpace(s))
+	switch s {
+	case "t", "true", "y", "yes", "on":
+		return true
+	}
+	s = strings.TrimLeft(s, "+-")
+	for i := 0; i < len(s); i++ {
+		switch c := s[i]; {
+		case c >= '1' && c <= '9':
+			return true
+		case c == '0' || c == '.':
+		default:
+			return false
+		}
+	}
+	return false
 }
 
 // sqlLiteralish reports whether an expression holds a literal, a
@@ -812,7 +842,9 @@ func sqlHasTechnique(toks []sqlTok) bool {
 		}
 		switch t.kind {
 		case sqlWord:
-			if next == "(" && sqlDistinctive[t.text] {
+			if next == "(" && (sqlDistinctive[t.text] || i >= 2 && toks[i-1].text == "." && toks[i-2].kind == sqlWord && sqlDistinctive[toks[i-2].text+"."+t.text]) {
+				// "sleep(", and a package's function, "utl_http.request(",
+				// which the lexer gives as three tokens.
 				return true
 			}
 			if next == "(" && sqlInfoFuncs[t.text] && i+2 < len(toks) && toks[i+2].text == ")" {

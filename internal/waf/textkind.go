@@ -19,7 +19,7 @@ type textKind int
 const (
 	kindOther  textKind = iota
 	kindProse           // words of a natural language, with its punctuation and search syntax
-	kindCode            // the source of a JavaScript (or similar) program
+	kindCode            // the source of a JavaScript (or similar) program, or a GraphQL document
 	kindMarkup          // HTML or XML markup around text
 	kindTrace           // a stack trace: an error message and its frames
 )
@@ -37,7 +37,7 @@ func textKindOf(v string) textKind {
 		return kindTrace
 	case isMarkup(v):
 		return kindMarkup
-	case isCode(v), hasFencedCode(v):
+	case isCode(v), hasFencedCode(v), isGraphQL(v):
 		return kindCode
 	case isProse(v):
 		return kindProse
@@ -68,9 +68,11 @@ func isProse(v string) bool {
 	// "'||'", "',").
 	for i := 0; i+1 < len(v); i++ {
 		a, b := v[i], v[i+1]
-		if b == '(' && (isAlnum(a) || a == '_') || a == ',' && b == '(' {
+		if b == '(' && (isAlnum(a) || a == '_') && !(i+3 < len(v) && v[i+2] == ')' && v[i+3] == ' ') || a == ',' && b == '(' {
 			// A call, "sin(1)", or a list of groups, "(1),(2)": code,
-			// where prose puts a space before a parenthesis.
+			// where prose puts a space before a parenthesis. A
+			// function named in a sentence, "the system() call", is
+			// prose: its empty parentheses are how text names it.
 			return false
 		}
 		if (isQuote(a) && strings.IndexByte("|^*%!~,;+", b) >= 0) || (isQuote(b) && strings.IndexByte("|^*%!~,;+", a) >= 0) ||
@@ -135,6 +137,78 @@ func isCode(v string) bool {
 		}
 	}
 	return n >= 3
+}
+
+// isGraphQL reports whether v is a GraphQL document, as single-page
+// applications send in a "query" parameter or field: an operation
+// ("query", "mutation", "subscription", "fragment", or a bare selection
+// set) whose braces and parentheses balance, made only of GraphQL's
+// tokens outside its double-quoted strings and "#" comments: names,
+// numbers, "$" variables, "!:,=@|&." punctuation. A quote of SQL's,
+// a ";" or a "--" outside a string makes it no GraphQL, and a quoted key
+// ("{\"id\": 1}") makes it JSON.
+func isGraphQL(v string) bool {
+	t := strings.TrimSpace(v)
+	if t == "" {
+		return false
+	}
+	if t[0] != '{' {
+		word := t
+		if i := strings.IndexAny(t, " \t\r\n({"); i > 0 {
+			word = t[:i]
+		}
+		switch word {
+		case "query", "mutation", "subscription", "fragment":
+		default:
+			return false
+		}
+	}
+	braces, parens, pairs := 0, 0, 0
+	for i := 0; i < len(t); i++ {
+		c := t[i]
+		switch {
+		case c == '"':
+			// A string, with its escapes; a block string ("""…""")
+			// reads as empty strings around one.
+			for i++; i < len(t) && t[i] != '"'; i++ {
+				if t[i] == '\\' {
+					i++
+				}
+			}
+			if i >= len(t) {
+				return false
+			}
+			if rest := strings.TrimLeft(t[i+1:], " \t\r\n"); rest != "" && rest[0] == ':' {
+				// A quoted key: JSON, not GraphQL, whose names are bare.
+				return false
+			}
+		case c == '#':
+			for i < len(t) && t[i] != '\n' {
+				i++
+			}
+		case c == '{':
+			braces++
+			pairs++
+		case c == '}':
+			braces--
+		case c == '(':
+			parens++
+		case c == ')':
+			parens--
+		case c == '-':
+			if i+1 < len(t) && t[i+1] == '-' {
+				return false
+			}
+		case isAlnum(c), c == '_', c == '$', c == '!', c == ':', c == ',', c == '=', c == '@', c == '|', c == '&', c == '.',
+			c == '[', c == ']', c == ' ', c == '\t', c == '\r', c == '\n':
+		default:
+			return false
+		}
+		if braces < 0 || parens < 0 {
+			return false
+		}
+	}
+	return braces == 0 && parens == 0 && pairs > 0
 }
 
 // hasFencedCode reports whether v holds a Markdown code block: a fence

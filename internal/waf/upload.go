@@ -83,6 +83,23 @@ var serverScriptExt = map[string]bool{
 // their content decides.
 var activeDocExt = map[string]bool{".html": true, ".htm": true, ".svg": true, ".xhtml": true, ".xml": true}
 
+// declaredPage reports whether a file's name or declared type makes it a
+// page a browser renders (HTML, XHTML, SVG), whatever its bytes start
+// with.
+func declaredPage(name, ctype string) bool {
+	ext := strings.ToLower(path.Ext(strings.TrimRight(name, ". ")))
+	ct := strings.ToLower(strings.TrimSpace(ctype))
+	return ext == ".html" || ext == ".htm" || ext == ".xhtml" || ext == ".svg" ||
+		strings.HasPrefix(ct, "text/html") || strings.HasPrefix(ct, "application/xhtml+xml") || strings.HasPrefix(ct, "image/svg+xml")
+}
+
+// activeFragment reports whether text holds script a browser runs, with
+// no document markers: a file declared a page is rendered as one, so an
+// HTML fragment ("<img src=x onerror=…>") runs as a whole page would.
+func activeFragment(head []byte) bool {
+	return printableText(bytes.ToValidUTF8(head, nil)) && xssScore(string(head)) == scoreAttack
+}
+
 // claimsInert reports whether a file's name or declared type says it is
 // data (an image, a document, an archive, text) rather than a program or
 // a page.
@@ -130,16 +147,19 @@ func (uploadOp) Evaluate(tx plugintypes.TransactionState, _ string) bool {
 			capture(tx, "an uploaded file could not be read back for inspection")
 			return true
 		}
-		kind := classifyUpload(head)
-		if kind == uploadData {
-			continue
-		}
 		name, ctype := "", ""
 		if i < len(names) {
 			name = names[i]
 		}
 		if i < len(types) {
 			ctype = types[i]
+		}
+		kind := classifyUpload(head)
+		if kind == uploadData && declaredPage(name, ctype) && activeFragment(head) {
+			kind = uploadActiveHTML
+		}
+		if kind == uploadData {
+			continue
 		}
 		switch {
 		case claimsInert(name, ctype):

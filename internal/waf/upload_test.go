@@ -32,6 +32,36 @@ func TestClassifyUpload(t *testing.T) {
 	}
 }
 
+func TestDeclaredPage(t *testing.T) {
+	cases := []struct {
+		name, ctype, content string
+		want                 bool
+	}{
+		{"x.html", "text/html", "<img src=x onerror=alert(document.domain)>", true},
+		{"x", "text/html; charset=utf-8", "<a href=\"javascript:alert(1)\">x</a>", true},
+		{"x.svg", "application/octet-stream", "<g onload=\"alert(1)\"/>", true},
+		{"notes.html", "text/html", "<p>Meeting notes: 2 < 3 & more</p>", false},
+		{"x.txt", "text/plain", "<img src=x onerror=alert(1)>", false},
+		{"x.html", "text/html", "\x89PNG\r\n\x1a\n<img src=x onerror=alert(1)>\x00\x01", false},
+	}
+	for _, c := range cases {
+		if got := declaredPage(c.name, c.ctype) && activeFragment([]byte(c.content)); got != c.want {
+			t.Errorf("%q (%s) with %q: active page %v, want %v", c.name, c.ctype, c.content, got, c.want)
+		}
+	}
+}
+
+func FuzzActiveFragment(f *testing.F) {
+	for _, s := range []string{"<img src=x onerror=alert(1)>", "<p>x</p>", "\xff\xfe<"} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, b []byte) {
+		if activeFragment(b) != activeFragment(b) {
+			t.Fatal("activeFragment is not a function of its input")
+		}
+	})
+}
+
 func TestClaimsInert(t *testing.T) {
 	cases := []struct {
 		name, ctype string
