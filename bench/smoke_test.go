@@ -69,7 +69,7 @@ var harnesses = []harness{
 // goBenchmarks are the go test benchmarks the READMEs quote: each runs
 // once (-benchtime 1x) and must report a figure.
 var goBenchmarks = []struct{ pkg, bench string }{
-	{"./internal/flow", "Ingest"},
+	{"./internal/flow/flowstore", "Ingest"},
 	{"./internal/seal", "."},
 	{"./bench/seal", "."},
 	{"./internal/store", "BenchmarkStore"},
