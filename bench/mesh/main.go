@@ -28,6 +28,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
@@ -551,39 +552,40 @@ func sampleRSS(p path, peak []int64, loaded *result) func() {
 }
 
 // profile fetches a CPU profile of each agent over d when -profile is set.
+// The returned stop waits for the profiles (a phase shorter than d, as bulk
+// is, waits out the rest of d: a profile cut short is never written) for
+// at most d and a few seconds more.
 func profile(o options, p path, name string, d time.Duration) func() {
 	if o.profile == "" || p.name != "moat" {
 		return func() {}
 	}
 	_ = os.MkdirAll(o.profile, 0o755)
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		for i, at := range pprofAddrs(p) {
-			if at == "" {
-				continue
-			}
-			go func(i int, at string) {
-				secs := max(int(d.Seconds())-1, 1)
-				req, _ := http.NewRequestWithContext(ctx, http.MethodGet, fmt.Sprintf("http://%s/debug/pprof/profile?seconds=%d", at, secs), nil)
-				resp, err := http.DefaultClient.Do(req)
-				if err != nil {
-					return
-				}
-				defer resp.Body.Close()
-				f, err := os.Create(filepath.Join(o.profile, fmt.Sprintf("%s-%s.pprof", sanitize(name), []string{"a", "b"}[i])))
-				if err != nil {
-					return
-				}
-				defer f.Close()
-				_, _ = io.Copy(f, resp.Body)
-			}(i, at)
+	secs := max(int(d.Seconds())-1, 1)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Duration(secs)*time.Second+5*time.Second)
+	var wg sync.WaitGroup
+	for i, at := range pprofAddrs(p) {
+		if at == "" {
+			continue
 		}
-	}()
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			req, _ := http.NewRequestWithContext(ctx, http.MethodGet, fmt.Sprintf("http://%s/debug/pprof/profile?seconds=%d", at, secs), nil)
+			resp, err := http.DefaultClient.Do(req)
+			if err != nil {
+				return
+			}
+			defer resp.Body.Close()
+			f, err := os.Create(filepath.Join(o.profile, fmt.Sprintf("%s-%s.pprof", sanitize(name), []string{"a", "b"}[i])))
+			if err != nil {
+				return
+			}
+			defer f.Close()
+			_, _ = io.Copy(f, resp.Body)
+		}()
+	}
 	return func() {
-		<-done
-		time.Sleep(500 * time.Millisecond) // let the profiles finish writing
+		wg.Wait()
 		cancel()
 	}
 }
