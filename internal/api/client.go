@@ -144,7 +144,15 @@ func (c *Client) Call(ctx context.Context, method, path string, in, out any) err
 		}
 		payload = b
 	}
-	err := c.call(ctx, method, path, payload, out, failoverAny)
+	return c.withMFA(ctx, func() error { return c.call(ctx, method, path, payload, out, failoverAny) })
+}
+
+// withMFA runs send and, when it is refused for want of a fresh second
+// factor and the client can get one (mfa), gets it and runs send again.
+// send must be safe to repeat after such a refusal: nothing of its answer
+// was used.
+func (c *Client) withMFA(ctx context.Context, send func() error) error {
+	err := send()
 	var se *StatusError
 	if c.mfa != nil && errors.As(err, &se) && se.Reason == ReasonMFARequired {
 		if merr := c.mfa(ctx); merr != nil {
@@ -153,7 +161,7 @@ func (c *Client) Call(ctx context.Context, method, path string, in, out any) err
 			}
 			return merr
 		}
-		err = c.call(ctx, method, path, payload, out, failoverAny)
+		err = send()
 	}
 	return err
 }

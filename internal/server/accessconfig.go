@@ -20,10 +20,13 @@ const (
 
 // DefaultMFAActions are the calls that need a fresh MFA proof when the
 // configuration names none: what changes who may reach what, who may
-// administer, and the keys.
+// administer, and the keys; and what hands out a break-glass session's
+// contents: its credentials (access.cert) and its recording
+// (access.recording), which holds whatever was typed and shown in a root
+// shell.
 var DefaultMFAActions = []string{
 	"policy.apply", "revoke", "ca.rotate", "admin.create", "admin.remove", "mfa.reset",
-	"access.request", "access.approve", "access.revoke", "access.cert",
+	"access.request", "access.approve", "access.revoke", "access.cert", "access.recording",
 	"keys.rotate", "backup.create", "mfa.approve",
 }
 
