@@ -107,6 +107,9 @@ type Server struct {
 	flowSlots chan struct{}
 	mfa       MFAConfig
 	access    *accessState
+	// rt is the route table (routes.go), built once.
+	routesOnce sync.Once
+	rt         *routeTable
 }
 
 // New loads the control plane's state from cfg.Store (written by Init).
