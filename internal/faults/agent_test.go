@@ -107,6 +107,7 @@ func newAgentPair(t *testing.T) *agentPair {
 		c: &moatCluster{t: t, dir: dir, admin: data + ".admin", servers: []*moatServer{{name: "s1", listen: addr(ports[0])}}}}
 	env := p.c.env()
 	waitFor(t, "the server", func() bool { _, _, err := moat(t, env, "svc", "list"); return err == nil })
+	p.c.mfa = enrolMFA(t, p.c.addrs(), p.c.admin)
 	web := fmt.Sprint(p.app.port())
 	mustMoat(t, env, "svc", "register", "--node", "b", "--name", "web", "--port", web)
 	mustMoat(t, env, "svc", "register", "--node", "a", "--name", "client", "--port", "1", "--upstream", fmt.Sprintf("web:%d", ports[1]))
@@ -114,7 +115,6 @@ func newAgentPair(t *testing.T) *agentPair {
 	if err := os.WriteFile(pol, []byte("default: deny\nrules:\n  - name: client-to-web\n    from: [client]\n    to: web\n    ports: ["+web+"]\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	p.c.mfa = enrolMFA(t, p.c.addrs(), p.c.admin)
 	mustMoat(t, env, "policy", "apply", "-f", pol)
 	p.b = p.c.startAgent("b")
 	p.a = p.c.startAgent("a")

@@ -521,3 +521,93 @@ func (f *authFixture) fetch(t *testing.T, cert *tls.Certificate, path string) (i
 	}
 	return resp.StatusCode, e, b
 }
+
+// TestIdentityTakeoverNeedsMFA: who may reach what is the policy and who
+// holds the identities it names. With an operator's enrolment certificate
+// alone (stolen, say), an attacker would make a join token for a node,
+// join a machine of their own with it (an existing node's name included:
+// a join replaces the pinned key) and register a service on that node,
+// then have the service's SVID signed: the service's identity and every
+// path the policy gives it, with no second factor, where policy.apply
+// asks for one. Each step that hands out identity is refused without an
+// MFA session, before anything changes; with one, the same steps work, and
+// the chain ends in the service's SVID, which is why they ask for it.
+func TestIdentityTakeoverNeedsMFA(t *testing.T) {
+	f := newAuthFixture(t)
+	op := f.accs["op"]
+	pay := api.Registration{Name: "payments", Node: "web-1", Port: 8080}
+	if code, e := f.call(t, op.session, "POST", api.PathServices, pay, nil); code != http.StatusOK {
+		t.Fatalf("svc register: %d %s", code, e.Error)
+	}
+
+	t.Log("with the operator's enrolment certificate alone: every step refused, nothing changed")
+	before, size := f.revisions(t), f.log.Size()
+	moved := api.Registration{Name: "payments", Node: "evil", Port: 8080}
+	for _, step := range []struct {
+		what, method, path string
+		in                 any
+	}{
+		{"a join token for web-1, an existing node", "POST", api.PathTokens, api.TokenRequest{Node: "web-1"}},
+		{"a join token for a new node", "POST", api.PathTokens, api.TokenRequest{Node: "evil"}},
+		{"payments moved to that node", "POST", api.PathServices, moved},
+		{"a new service on it", "POST", api.PathServices, api.Registration{Name: "payments-2", Node: "evil", Port: 8080}},
+		{"payments deregistered", "DELETE", api.PathServices + "?name=payments", nil},
+	} {
+		var tok api.TokenResponse
+		code, e := f.call(t, op.cert, step.method, step.path, step.in, &tok)
+		if code != http.StatusUnauthorized || e.Reason != api.ReasonMFARequired || tok.Token != "" {
+			t.Errorf("%s, by an enrolment certificate: %d %q (reason %q); want 401 %s", step.what, code, e.Error, e.Reason, api.ReasonMFARequired)
+		}
+	}
+	after := f.revisions(t)
+	for k, rev := range after {
+		if before[k] != rev {
+			t.Errorf("refused calls changed %q in the store", k)
+		}
+	}
+	if len(after) != len(before) {
+		t.Errorf("refused calls changed the store's keys: %d, were %d", len(after), len(before))
+	}
+	for _, e := range f.entriesSince(t, size) {
+		if e.Entry.Action != ActionRefused {
+			t.Errorf("a refused call was audited one by one: %+v", e.Entry)
+		}
+	}
+
+	t.Log("with a live MFA session the same steps work, and end in the service's SVID")
+	var tok api.TokenResponse
+	if code, e := f.call(t, op.session, "POST", api.PathTokens, api.TokenRequest{Node: "evil"}, &tok); code != http.StatusOK {
+		t.Fatalf("token create: %d %s", code, e.Error)
+	}
+	if code, e := f.call(t, op.session, "POST", api.PathServices, moved, nil); code != http.StatusOK {
+		t.Fatalf("svc register: %d %s", code, e.Error)
+	}
+	key, csr, err := ca.NewKeyCSR()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var joined api.CertResponse
+	if code, e := f.call(t, nil, "POST", api.PathJoin, api.JoinRequest{Token: tok.Token, Node: "evil", MeshAddr: "127.0.0.1:7401", CSR: csr}, &joined); code != http.StatusOK {
+		t.Fatalf("join: %d %s", code, e.Error)
+	}
+	chain, err := api.ParseChain(joined.Chain)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, wcsr, err := ca.NewKeyCSR()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var svid api.CertResponse
+	if code, e := f.call(t, ca.TLSCertificate(chain, key), "POST", api.PathSVID, api.SVIDRequest{Service: "payments", CSR: wcsr}, &svid); code != http.StatusOK {
+		t.Fatalf("svid for payments on evil: %d %s", code, e.Error)
+	}
+	got, err := api.ParseChain(svid.Chain)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want, _ := identity.ServiceID(f.srv.td, "payments")
+	if len(got[0].URIs) != 1 || got[0].URIs[0].String() != want.String() {
+		t.Fatalf("the SVID names %v, want %s", got[0].URIs, want)
+	}
+}

@@ -238,7 +238,7 @@ func TestEveryAPIPathAnswersAsRegistered(t *testing.T) {
 
 	t.Log("an agent joins: its node certificate")
 	var tok api.TokenResponse
-	if code, e := f.call(t, f.accs["op"].cert, "POST", api.PathTokens, api.TokenRequest{Node: "web-1"}, &tok); code != http.StatusOK {
+	if code, e := f.call(t, f.accs["op"].session, "POST", api.PathTokens, api.TokenRequest{Node: "web-1"}, &tok); code != http.StatusOK {
 		t.Fatalf("token create: %d %s", code, e.Error)
 	}
 	key, csr, err := ca.NewKeyCSR()
