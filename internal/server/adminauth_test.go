@@ -89,7 +89,7 @@ func newAuthFixture(t *testing.T) *authFixture {
 		t.Fatal(err)
 	}
 	srv, err := New(ctx, Config{Listen: "127.0.0.1:0", Store: st, Sealer: kr.AEAD(), Audit: alog, AuditLog: alog, Flows: fs, Keys: keys,
-		Access: AccessConfig{RecordingsDir: filepath.Join(dir, "recordings")}, Logger: discard})
+		Access: AccessConfig{RecordingsDir: filepath.Join(dir, "recordings")}, Heartbeat: 100 * time.Millisecond, Logger: discard})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -609,5 +609,57 @@ func TestIdentityTakeoverNeedsMFA(t *testing.T) {
 	want, _ := identity.ServiceID(f.srv.td, "payments")
 	if len(got[0].URIs) != 1 || got[0].URIs[0].String() != want.String() {
 		t.Fatalf("the SVID names %v, want %s", got[0].URIs, want)
+	}
+}
+
+// TestFlowFollowEndsWithTheCaller: a follow stream is authorized when it
+// begins; an administrator removed meanwhile (every certificate of theirs
+// revoked) stops receiving the mesh's flows, as a revoked agent's watch
+// stops, instead of reading them for as long as the connection lasts.
+func TestFlowFollowEndsWithTheCaller(t *testing.T) {
+	f := newAuthFixture(t)
+	vera := f.newAdmin(t, "vera", api.RoleViewer)
+	tr := &http.Transport{TLSClientConfig: api.ClientTLS(func() (*tls.Certificate, error) { return vera.cert, nil }, f.srv.trust), ForceAttemptHTTP2: true}
+	defer tr.CloseIdleConnections()
+	ctx, cancel := context.WithTimeout(f.ctx, testkit.WaitLimit)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "https://"+f.srv.Addr()+api.PathFlowFollow, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp, err := (&http.Client{Transport: tr}).Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("follow: %d", resp.StatusCode)
+	}
+	frames := json.NewDecoder(resp.Body)
+	var fr api.FlowFrame
+	if err := frames.Decode(&fr); err != nil || !fr.Heartbeat {
+		t.Fatalf("the stream's first frame: %+v %v, want the heartbeat after the (empty) backlog", fr, err)
+	}
+	if err := frames.Decode(&fr); err != nil || !fr.Heartbeat {
+		t.Fatalf("a live stream's next frame: %+v %v, want a heartbeat", fr, err)
+	}
+
+	t.Log("vera is removed: her certificates are revoked, and the stream ends")
+	if code, e := f.call(t, f.accs["admin"].session, "DELETE", api.PathAdmins, api.AdminRemove{Name: "vera"}, nil); code != http.StatusOK {
+		t.Fatalf("admin remove: %d %s", code, e.Error)
+	}
+	for {
+		var fr api.FlowFrame
+		err := frames.Decode(&fr)
+		if err == nil {
+			continue // a heartbeat sent before the removal was seen
+		}
+		if ctx.Err() != nil {
+			t.Fatalf("the stream of a removed administrator was still open after %s", testkit.WaitLimit)
+		}
+		break // the server ended it
+	}
+	if code, _ := f.call(t, vera.cert, "GET", api.PathFlowFollow, nil, nil); code != http.StatusUnauthorized {
+		t.Errorf("a new follow by the removed administrator: %d, want 401", code)
 	}
 }
