@@ -83,8 +83,9 @@ const DefaultProcs = 1
 // connections' buffers under load), so the heap a collection lets grow
 // (GOGC percent of the live heap, and at least 4 MB at 100) is most of
 // what it holds under load beyond those buffers. At 50, bench/mesh measured
-// 1.2 MiB less RssAnon per agent at 1,000 req/s and no difference in the
-// agents' CPU ("Where the agent's memory goes").
+// 1.1-1.2 MiB less RssAnon per agent at 1,000 req/s, and the agents' CPU
+// there within the run-to-run noise of its host ("Where the agent's memory
+// goes").
 const DefaultGCPercent = 50
 
 // gcPercentRange bounds gc_percent.
