@@ -217,7 +217,6 @@ func setupMoat(o options, dir string, ps *procs, direct path) (path, error) {
 		cmd := exec.Command("go")
 		if b[1] == "./cmd/moat-agent" && !o.agentDefaultBuild {
 			// As it is shipped (cmd/moat-agent's doc).
-			tags = append(tags, "grpcnotrace")
 			cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
 		}
 		args := []string{"build", "-o", b[0]}

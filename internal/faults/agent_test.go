@@ -244,10 +244,11 @@ func TestAgentStopsWhileAppsHoldConnections(t *testing.T) {
 	stop(p.a)
 }
 
-// TestAgentRuntimeLimits reads the agent's soft memory limit and its
-// GOMAXPROCS from its own metrics: 32 MiB and one thread by default, what
-// --memory-limit and --procs say otherwise; a limit an agent cannot run in
-// and a negative thread count are refused before it starts.
+// TestAgentRuntimeLimits reads the agent's soft memory limit, its
+// GOMAXPROCS and its GOGC from its own metrics: 32 MiB, one thread and 50
+// by default, what --memory-limit, --procs and --gc-percent say otherwise;
+// a limit an agent cannot run in, a negative thread count and a GOGC out
+// of range are refused before it starts.
 func TestAgentRuntimeLimits(t *testing.T) {
 	p := newAgentPair(t)
 	gauge := func(series string, want float64) {
@@ -259,14 +260,19 @@ func TestAgentRuntimeLimits(t *testing.T) {
 	}
 	gauge("go_gc_gomemlimit_bytes", 32<<20)
 	gauge("go_sched_gomaxprocs_threads", 1)
+	gauge("go_gc_gogc_percent", 50)
 	p.a.p.stop()
-	p.restart(p.a, "--memory-limit", "48MiB", "--procs", "2")
+	p.restart(p.a, "--memory-limit", "48MiB", "--procs", "2", "--gc-percent", "100")
 	gauge("go_gc_gomemlimit_bytes", 48<<20)
 	gauge("go_sched_gomaxprocs_threads", 2)
+	gauge("go_gc_gogc_percent", 100)
 	if _, errOut, err := moat(t, nil, "agent", "--data-dir", p.a.data, "--node", "a", "--memory-limit", "1MiB", "--validate"); err == nil || !strings.Contains(errOut, "memory_limit") {
 		t.Errorf("a 1 MiB limit: %v %s", err, errOut)
 	}
 	if _, errOut, err := moat(t, nil, "agent", "--data-dir", p.a.data, "--node", "a", "--procs", "-1", "--validate"); err == nil || !strings.Contains(errOut, "procs") {
 		t.Errorf("--procs -1: %v %s", err, errOut)
+	}
+	if _, errOut, err := moat(t, nil, "agent", "--data-dir", p.a.data, "--node", "a", "--gc-percent", "5", "--validate"); err == nil || !strings.Contains(errOut, "gc_percent") {
+		t.Errorf("--gc-percent 5: %v %s", err, errOut)
 	}
 }
