@@ -129,6 +129,22 @@ type gatePlan struct {
 	nodes     []gateNode // transformation prefixes; 0 is "none"
 	rules     int        // rules gated, for the load log and tests
 	budget    budgetOp   // the phase-2 CPU budget
+	// multi[node] runs the necessity tests of the @rx rules that read
+	// through node all at once (nil: none); words is the length of their
+	// owner sets.
+	multi []*nodeMulti
+	words int
+}
+
+// nodeMulti is the necessity tests of the @rx rules that read values
+// through one transformation chain, as two automata: the
+// case-insensitive literal sets and the exact ones. Each pattern is one
+// owner (gateRule.bit).
+type nodeMulti struct {
+	fold, exact *multiDFA
+	// foldSet holds every case-insensitive owner: a value with a
+	// non-ASCII byte may match them all (see necessity.fold).
+	foldSet []uint64
 }
 
 // gateBudgetEvery is how many rules the gate decides between two readings
@@ -141,6 +157,11 @@ type gateRule struct {
 	node int   // the rule's whole transformation chain
 	op   plugintypes.Operator
 	neg  bool
+	// rx and bit: an @rx rule whose necessity test the gate runs with
+	// those of the other rules of its chain (gatePlan.multi); bit is its
+	// owner number there, -1 when it runs its own.
+	rx  *rxOp
+	bit int
 	// unclocked: a budget rule (budget.go), which can only match once the
 	// inspection pass has started the request's clock in TX:moat_start.
 	unclocked bool
@@ -283,7 +304,97 @@ func planGate(w coraza.WAF, ids []int, paranoia int, budget time.Duration) (*gat
 		p.after[info.id] = list
 		p.rules += len(list)
 	}
+	p.planMulti()
 	return p, nil
+}
+
+// minMultiRules is the fewest patterns a chain needs for its rules'
+// necessity tests to run together.
+const minMultiRules = 3
+
+// planMulti gives every @rx rule with a large literal necessity test an owner
+// number in its chain's automata (one per pattern and chain), and builds
+// them. A chain whose literals are too many for a table leaves its rules
+// to their own tests.
+func (p *gatePlan) planMulti() {
+	type owner struct {
+		node int
+		op   *rxOp
+	}
+	bits := map[owner]int{}
+	perNode := map[int][]*rxOp{}
+	for _, list := range p.after {
+		for i := range list {
+			r := &list[i]
+			r.bit = -1
+			o, ok := r.op.(*rxOp)
+			if !ok || r.neg || o.need.dfa == nil && o.need.matcher == nil {
+				// A few literals are found faster by their own
+				// test (a vectorised byte search) than by any table.
+				continue
+			}
+			r.rx = o
+			k := owner{r.node, o}
+			b, ok := bits[k]
+			if !ok {
+				b = len(perNode[r.node])
+				perNode[r.node] = append(perNode[r.node], o)
+				bits[k] = b
+			}
+			r.bit = b
+		}
+	}
+	words := 0
+	for node, ops := range perNode {
+		if len(ops) < minMultiRules {
+			// One table walk per rule is no dearer than one for all.
+			delete(perNode, node)
+			continue
+		}
+		words = max(words, (len(ops)+63)/64)
+	}
+	p.words = words
+	p.multi = make([]*nodeMulti, len(p.nodes))
+	built := map[owner]bool{}
+	for node, ops := range perNode {
+		m := &nodeMulti{foldSet: make([]uint64, words)}
+		var fl, el []string
+		var fo, eo []int
+		for b, o := range ops {
+			for _, l := range o.need.lits {
+				if o.need.fold {
+					fl, fo = append(fl, l), append(fo, b)
+				} else {
+					el, eo = append(el, l), append(eo, b)
+				}
+			}
+			if o.need.fold {
+				m.foldSet[b/64] |= 1 << (b % 64)
+			}
+		}
+		okFold, okExact := len(fl) == 0, len(el) == 0
+		if !okFold {
+			m.fold = newMultiDFA(fl, fo, true, words)
+			okFold = m.fold != nil
+		}
+		if !okExact {
+			m.exact = newMultiDFA(el, eo, false, words)
+			okExact = m.exact != nil
+		}
+		for _, o := range ops {
+			if o.need.fold && okFold || !o.need.fold && okExact {
+				built[owner{node, o}] = true
+			}
+		}
+		p.multi[node] = m
+	}
+	for _, list := range p.after {
+		for i := range list {
+			if r := &list[i]; r.bit >= 0 && !built[owner{r.node, r.rx}] {
+				r.bit = -1
+			}
+		}
+	}
 }
 
 // budgetGate returns the gate's view of a budget rule (TX:moat_start
@@ -468,6 +579,10 @@ type gateState struct {
 	// when tdone says it was computed.
 	tval  []string
 	tdone []bool
+	// mat[vi*len(nodes)+node] is 1 + the offset in mval of the owners
+	// whose literals value vi after node holds, once computed.
+	mat  []int32
+	mval []uint64
 }
 
 // strID names a string by where its bytes are: the collections hand out
@@ -500,6 +615,8 @@ func (s *gateState) reset(p *gatePlan, tx plugintypes.TransactionState) {
 	clear(s.tval) // no request's text outlives it in the pool
 	s.tval = s.tval[:0]
 	s.tdone = s.tdone[:0]
+	s.mat = s.mat[:0]
+	s.mval = s.mval[:0]
 }
 
 // values returns the indexes of selector k's values, read as Coraza's
@@ -535,6 +652,7 @@ func (s *gateState) values(k int) []int {
 			for range s.p.nodes {
 				s.tval = append(s.tval, "")
 				s.tdone = append(s.tdone, false)
+				s.mat = append(s.mat, 0)
 			}
 		}
 		out = append(out, i)
@@ -563,6 +681,37 @@ func (s *gateState) transformed(node, vi int) string {
 	return out
 }
 
+// owns reports whether value vi after node's transformations passes
+// owner bit's literal test in the chain's automata, which run once per
+// value and chain for every rule.
+func (s *gateState) owns(node, vi, bit int) bool {
+	at := vi*len(s.p.nodes) + node
+	w := s.p.words
+	if s.mat[at] == 0 {
+		t := s.transformed(node, vi)
+		off := len(s.mval)
+		for range w {
+			s.mval = append(s.mval, 0)
+		}
+		found := s.mval[off : off+w]
+		m := s.p.multi[node]
+		if m.exact != nil {
+			m.exact.scan(t, found)
+		}
+		if m.fold != nil {
+			if hasNonASCII(t) {
+				for j, b := range m.foldSet {
+					found[j] |= b
+				}
+			} else {
+				m.fold.scan(t, found)
+			}
+		}
+		s.mat[at] = int32(off + 1)
+	}
+	return s.mval[int(s.mat[at])-1+bit/64]&(1<<(bit%64)) != 0
+}
+
 // mayMatch reports whether r's operator answers true for one of its
 // values.
 func (s *gateState) mayMatch(r *gateRule) bool {
@@ -571,6 +720,15 @@ func (s *gateState) mayMatch(r *gateRule) bool {
 	}
 	for _, k := range r.sels {
 		for _, vi := range s.values(k) {
+			if r.bit >= 0 {
+				// r.rx's own test, shared: long enough, and holding
+				// one of its literals.
+				t := s.transformed(r.node, vi)
+				if len(t) >= r.rx.need.minLen && s.owns(r.node, vi, r.bit) && r.rx.match(t) {
+					return true
+				}
+				continue
+			}
 			if r.op.Evaluate(s.tx, s.transformed(r.node, vi)) != r.neg {
 				return true
 			}
