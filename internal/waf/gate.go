@@ -55,8 +55,14 @@ import (
 //   - a rule removed this way would not have matched, so it would have run
 //     no action, set no variable and logged nothing; the rules that a
 //     skip:N action counts over are never removed (skip counts only rules
-//     the transaction has not removed); multiMatch rules and counted
-//     variables (&ARGS) are always evaluated.
+//     the transaction has not removed); counted variables (&ARGS) are
+//     always evaluated;
+//   - a multiMatch rule is asked about the value and the value after each
+//     prefix of its transformation chain: every value Coraza's multiMatch
+//     evaluation can hand its operator (it skips the steps that change
+//     nothing, whose value is the one before);
+//   - the @rx rules that read through one transformation chain and carry
+//     many literals run their necessity tests together (planMulti).
 //
 // TestGateDifferential runs CRS's regression suite and the request corpora
 // through the rule set with and without the gate and requires identical
@@ -157,6 +163,11 @@ type gateRule struct {
 	node int   // the rule's whole transformation chain
 	op   plugintypes.Operator
 	neg  bool
+	// multiMatch: the operator sees the value and its every transformation
+	// that changed it (Coraza's executeTransformationsMultimatch), that is
+	// the value after each prefix of the chain, steps.
+	multiMatch bool
+	steps      []int
 	// rx and bit: an @rx rule whose necessity test the gate runs with
 	// those of the other rules of its chain (gatePlan.multi); bit is its
 	// owner number there, -1 when it runs its own.
@@ -191,6 +202,11 @@ var gateVariables = map[variables.RuleVariable]bool{
 	variables.RequestBasename: true, variables.RequestLine: true, variables.QueryString: true,
 	variables.RequestMethod: true, variables.RequestProtocol: true, variables.RequestBody: true,
 	variables.Files: true, variables.FilesNames: true, variables.XML: true,
+	// Set by Coraza while it parses the query and the body, before the
+	// gate of the phase that reads them, and by no rule.
+	variables.ReqbodyError: true, variables.MultipartStrictError: true, variables.ArgumentsLimitReached: true,
+	// Phase 2 only: a phase-1 ctl:requestBodyProcessor writes it.
+	variables.ReqbodyProcessor: true,
 }
 
 // gateOperators are Coraza's built-in operators whose answer depends on
@@ -328,7 +344,7 @@ func (p *gatePlan) planMulti() {
 			r := &list[i]
 			r.bit = -1
 			o, ok := r.op.(*rxOp)
-			if !ok || r.neg || o.need.dfa == nil && o.need.matcher == nil {
+			if !ok || r.neg || r.multiMatch || o.need.dfa == nil && o.need.matcher == nil {
 				// A few literals are found faster by their own
 				// test (a vectorised byte search) than by any table.
 				continue
@@ -478,9 +494,6 @@ func gateable(r reflect.Value, p *gatePlan, nodeOf map[[2]uintptr]int, selOf map
 			return nil, fmt.Errorf("waf: gate: Coraza rule field %s not found", name)
 		}
 	}
-	if r.FieldByName("MultiMatch").Bool() {
-		return nil, nil
-	}
 	opp := r.FieldByName("operator")
 	if opp.Kind() != reflect.Pointer {
 		return nil, errors.New("waf: gate: Coraza rule operator not found")
@@ -502,7 +515,7 @@ func gateable(r reflect.Value, p *gatePlan, nodeOf map[[2]uintptr]int, selOf map
 		return budgetGate(r, id, neg.Bool())
 	}
 	switch op.(type) {
-	case *rxOp, *pmOp, scoreOp:
+	case *rxOp, *pmOp, scoreOp, *fileNameOp:
 	default:
 		// Function is the operator as written: "@pm", "!@rx".
 		name := strings.TrimPrefix(strings.TrimPrefix(fn.String(), "!"), "@")
@@ -510,7 +523,11 @@ func gateable(r reflect.Value, p *gatePlan, nodeOf map[[2]uintptr]int, selOf map
 			return nil, nil
 		}
 	}
-	gr := &gateRule{id: id, op: op, neg: neg.Bool()}
+	phase, err := intField(r, "Phase_")
+	if err != nil {
+		return nil, err
+	}
+	gr := &gateRule{id: id, op: op, neg: neg.Bool(), multiMatch: r.FieldByName("MultiMatch").Bool()}
 	vars := r.FieldByName("variables")
 	if vars.Kind() != reflect.Slice {
 		return nil, errors.New("waf: gate: Coraza rule variables not found")
@@ -522,7 +539,7 @@ func gateable(r reflect.Value, p *gatePlan, nodeOf map[[2]uintptr]int, selOf map
 			return nil, errors.New("waf: gate: Coraza variable fields not found")
 		}
 		rvar := variables.RuleVariable(vr.Uint())
-		if cnt.Bool() || !gateVariables[rvar] {
+		if cnt.Bool() || !gateVariables[rvar] || rvar == variables.ReqbodyProcessor && phase != 2 {
 			return nil, nil
 		}
 		sel := gateSelector{v: rvar, key: ks.String()}
@@ -560,6 +577,9 @@ func gateable(r reflect.Value, p *gatePlan, nodeOf map[[2]uintptr]int, selOf map
 			nodeOf[key] = n
 		}
 		node = n
+		if gr.multiMatch {
+			gr.steps = append(gr.steps, n)
+		}
 	}
 	gr.node = node
 	return gr, nil
@@ -720,6 +740,17 @@ func (s *gateState) mayMatch(r *gateRule) bool {
 	}
 	for _, k := range r.sels {
 		for _, vi := range s.values(k) {
+			if r.multiMatch {
+				if r.op.Evaluate(s.tx, s.vals[vi]) != r.neg {
+					return true
+				}
+				for _, n := range r.steps {
+					if r.op.Evaluate(s.tx, s.transformed(n, vi)) != r.neg {
+						return true
+					}
+				}
+				continue
+			}
 			if r.bit >= 0 {
 				// r.rx's own test, shared: long enough, and holding
 				// one of its literals.
