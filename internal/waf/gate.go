@@ -55,8 +55,10 @@ import (
 //   - a rule removed this way would not have matched, so it would have run
 //     no action, set no variable and logged nothing; the rules that a
 //     skip:N action counts over are never removed (skip counts only rules
-//     the transaction has not removed); counted variables (&ARGS) are
-//     always evaluated;
+//     the transaction has not removed);
+//   - a counted variable (&ARGS) is decided only when it holds no value
+//     (its count is then 0 whatever the exclusions) and the rule has no
+//     transformation; a count above 0 leaves the rule to Coraza;
 //   - a multiMatch rule is asked about the value and the value after each
 //     prefix of its transformation chain: every value Coraza's multiMatch
 //     evaluation can hand its operator (it skips the steps that change
@@ -183,6 +185,8 @@ type gateSelector struct {
 	v     variables.RuleVariable
 	key   string
 	keyRx *regexp.Regexp
+	// count: &VARIABLE, whose one value is the number of values.
+	count bool
 }
 
 // gateNode is a transformation chain: its parent's, then fn.
@@ -204,7 +208,8 @@ var gateVariables = map[variables.RuleVariable]bool{
 	variables.Files: true, variables.FilesNames: true, variables.XML: true,
 	// Set by Coraza while it parses the query and the body, before the
 	// gate of the phase that reads them, and by no rule.
-	variables.ReqbodyError: true, variables.MultipartStrictError: true, variables.ArgumentsLimitReached: true,
+	variables.MultipartPartHeaders: true, variables.ReqbodyError: true,
+	variables.MultipartStrictError: true, variables.ArgumentsLimitReached: true,
 	// Phase 2 only: a phase-1 ctl:requestBodyProcessor writes it.
 	variables.ReqbodyProcessor: true,
 }
@@ -539,10 +544,10 @@ func gateable(r reflect.Value, p *gatePlan, nodeOf map[[2]uintptr]int, selOf map
 			return nil, errors.New("waf: gate: Coraza variable fields not found")
 		}
 		rvar := variables.RuleVariable(vr.Uint())
-		if cnt.Bool() || !gateVariables[rvar] || rvar == variables.ReqbodyProcessor && phase != 2 {
+		if !gateVariables[rvar] || rvar == variables.ReqbodyProcessor && phase != 2 {
 			return nil, nil
 		}
-		sel := gateSelector{v: rvar, key: ks.String()}
+		sel := gateSelector{v: rvar, key: ks.String(), count: cnt.Bool()}
 		if !krx.IsNil() {
 			sel.keyRx = exported(krx).Interface().(*regexp.Regexp)
 			sel.key = ""
@@ -582,6 +587,12 @@ func gateable(r reflect.Value, p *gatePlan, nodeOf map[[2]uintptr]int, selOf map
 		}
 	}
 	gr.node = node
+	for _, k := range gr.sels {
+		if p.selectors[k].count && (node != 0 || gr.multiMatch) {
+			// A count is asked about untransformed only (CRS's are t:none).
+			return nil, nil
+		}
+	}
 	return gr, nil
 }
 
@@ -739,6 +750,15 @@ func (s *gateState) mayMatch(r *gateRule) bool {
 		return len(s.tx.Variables().TX().Get(txStart)) > 0
 	}
 	for _, k := range r.sels {
+		if s.p.selectors[k].count {
+			// Coraza counts the values left after the rule's
+			// exclusions, which the gate does not apply: only a count
+			// of none is the count Coraza sees.
+			if len(s.values(k)) > 0 || r.op.Evaluate(s.tx, "0") != r.neg {
+				return true
+			}
+			continue
+		}
 		for _, vi := range s.values(k) {
 			if r.multiMatch {
 				if r.op.Evaluate(s.tx, s.vals[vi]) != r.neg {
