@@ -11,8 +11,11 @@ import (
 )
 
 // mfaAdmin opens the admin credentials in dir, enrols a TOTP authenticator
-// through the API as an administrator would, and answers the server's
-// requests for a code from it: revocations are sensitive calls.
+// through the API as an administrator would, logs in (the session is kept
+// in dir, where the CLI finds it too) and answers the server's later
+// requests for a code from it: registrations, join tokens and revocations
+// are sensitive calls. Logging in before any of them lets calls made at
+// once share the one session.
 func mfaAdmin(ctx context.Context, addr, dir string) (*api.AdminClient, error) {
 	var secret string
 	s, err := api.NewAdminSession(addr, dir, api.SessionConfig{Code: func(context.Context) (string, error) {
@@ -34,6 +37,15 @@ func mfaAdmin(ctx context.Context, addr, dir string) (*api.AdminClient, error) {
 		return nil, err
 	}
 	if err := s.Call(ctx, http.MethodPost, api.PathMFAConfirm, api.MFACode{Code: first}, nil); err != nil {
+		s.Close()
+		return nil, err
+	}
+	// The next step's code: the current one confirmed the enrolment.
+	next, err := totp.GenerateCode(secret, time.Now().Add(30*time.Second))
+	if err == nil {
+		_, err = s.Login(ctx, next)
+	}
+	if err != nil {
 		s.Close()
 		return nil, err
 	}

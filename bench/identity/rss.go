@@ -3,10 +3,10 @@ package main
 import (
 	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"net"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -14,6 +14,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"moat/internal/api"
 )
 
 // benchRSS starts a control plane and one agent as separate processes of the
@@ -63,9 +65,8 @@ func benchRSS(ctx context.Context, o options) error {
 		}
 		return out.Bytes(), nil
 	}
-	var tokOut []byte
 	for start := time.Now(); ; {
-		if tokOut, err = admin("token", "create", "--node", "n1"); err == nil {
+		if _, err = admin("svc", "list"); err == nil {
 			break
 		}
 		if time.Since(start) > 20*time.Second || ctx.Err() != nil {
@@ -73,11 +74,17 @@ func benchRSS(ctx context.Context, o options) error {
 		}
 		time.Sleep(200 * time.Millisecond)
 	}
-	var tok struct {
-		Token string `json:"token"`
+	// Join tokens and registrations need a fresh second factor: enrol an
+	// authenticator and log in, as an administrator does after init; the
+	// session is kept in the admin directory, where the CLI finds it.
+	mc, err := mfaAdmin(ctx, apiAddr, adminDir)
+	if err != nil {
+		return err
 	}
-	if err := json.Unmarshal(tokOut, &tok); err != nil || tok.Token == "" {
-		return fmt.Errorf("token create printed %q", tokOut)
+	defer mc.Close()
+	var tok api.TokenResponse
+	if err := mc.Call(ctx, http.MethodPost, api.PathTokens, api.TokenRequest{Node: "n1"}, &tok); err != nil {
+		return fmt.Errorf("token create: %w", err)
 	}
 	// Two services on the node, one calling the other, so the agent holds
 	// two SVIDs and one outbound listener, as a small real node would.

@@ -218,7 +218,6 @@ func setupMoat(o options, dir string, ps *procs, direct path) (path, error) {
 		cmd := exec.Command("go")
 		if b[1] == "./cmd/moat-agent" && !o.agentDefaultBuild {
 			// As it is shipped (cmd/moat-agent's doc).
-			tags = append(tags, "grpcnotrace")
 			cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
 		}
 		args := []string{"build", "-o", b[0]}
@@ -261,25 +260,9 @@ func setupMoat(o options, dir string, ps *procs, direct path) (path, error) {
 		return path{}, err
 	}
 	meshA, meshB, upHTTP, upEcho, upSink := addr(ports[0]), addr(ports[1]), ports[2], ports[3], ports[4]
-	backend := map[string]string{"web": direct.http, "echo": direct.echo, "sink": direct.sink}
-	policy := "default: deny\nrules:\n"
-	for _, svc := range []string{"web", "echo", "sink"} {
-		port := backend[svc][strings.LastIndexByte(backend[svc], ':')+1:]
-		if _, err := moat("svc", "register", "--node", "b", "--name", svc, "--port", port); err != nil {
-			return path{}, err
-		}
-		policy += fmt.Sprintf("  - name: client-to-%s\n    from: [client]\n    to: %s\n    ports: [%s]\n", svc, svc, port)
-	}
-	if _, err := moat("svc", "register", "--node", "a", "--name", "client", "--port", "1",
-		"--upstream", fmt.Sprintf("web:%d", upHTTP), "--upstream", fmt.Sprintf("echo:%d", upEcho), "--upstream", fmt.Sprintf("sink:%d", upSink)); err != nil {
-		return path{}, err
-	}
-	polFile := filepath.Join(dir, "intentions.yaml")
-	if err := os.WriteFile(polFile, []byte(policy), 0o600); err != nil {
-		return path{}, err
-	}
-	// Policy changes need a fresh second factor: enrol a TOTP authenticator
-	// and log in, as an administrator does.
+	// Registrations, join tokens and policy changes need a fresh second
+	// factor: enrol a TOTP authenticator and log in, as an administrator
+	// does.
 	enrol, err := moat("admin", "mfa", "enroll", "--no-qr", "--output", "json")
 	if err != nil {
 		return path{}, err
@@ -296,6 +279,23 @@ func setupMoat(o options, dir string, ps *procs, direct path) (path, error) {
 		if _, err := moat("admin", "mfa", verb, code); err != nil {
 			return path{}, err
 		}
+	}
+	backend := map[string]string{"web": direct.http, "echo": direct.echo, "sink": direct.sink}
+	policy := "default: deny\nrules:\n"
+	for _, svc := range []string{"web", "echo", "sink"} {
+		port := backend[svc][strings.LastIndexByte(backend[svc], ':')+1:]
+		if _, err := moat("svc", "register", "--node", "b", "--name", svc, "--port", port); err != nil {
+			return path{}, err
+		}
+		policy += fmt.Sprintf("  - name: client-to-%s\n    from: [client]\n    to: %s\n    ports: [%s]\n", svc, svc, port)
+	}
+	if _, err := moat("svc", "register", "--node", "a", "--name", "client", "--port", "1",
+		"--upstream", fmt.Sprintf("web:%d", upHTTP), "--upstream", fmt.Sprintf("echo:%d", upEcho), "--upstream", fmt.Sprintf("sink:%d", upSink)); err != nil {
+		return path{}, err
+	}
+	polFile := filepath.Join(dir, "intentions.yaml")
+	if err := os.WriteFile(polFile, []byte(policy), 0o600); err != nil {
+		return path{}, err
 	}
 	if _, err := moat("policy", "apply", "-f", polFile); err != nil {
 		return path{}, err

@@ -43,7 +43,7 @@ func printReport(w io.Writer, o options, reps []map[string]*result) {
 	proc := func(p string, f func(*result) []int64, i int) float64 {
 		return med(p, func(r *result) float64 { return float64(f(r)[i]) / 1024 })
 	}
-	agents := "moat-agent (built as shipped: CGO_ENABLED=0, -tags grpcnotrace)"
+	agents := "moat-agent (built as shipped: CGO_ENABLED=0)"
 	switch {
 	case o.oneBinary:
 		agents = `"moat agent" (cmd/moat)`

@@ -3,15 +3,14 @@
 //
 // It is built as
 //
-//	CGO_ENABLED=0 go build -tags grpcnotrace -o moat-agent ./cmd/moat-agent
+//	CGO_ENABLED=0 go build -o moat-agent ./cmd/moat-agent
 //
 // Without cgo the executable maps no C library (the agent needs none: Go's
-// own resolver and user database serve it); grpcnotrace keeps gRPC (the
-// Workload API's server) from linking golang.org/x/net/trace, which brings
-// html/template and text/template and registers its debug pages at start-up
-// in every process. Together they take 3 MB of code and tables out of the
-// executable, all of which an agent would otherwise map (bench/mesh).
-// agentdeps_test.go checks that this build links neither.
+// own resolver and user database serve it). The agent links no gRPC: it
+// serves the SPIFFE Workload API with net/http's HTTP/2 server and encodes
+// its messages by hand (internal/agent/workloadrpc.go). Every package
+// linked is initialised and mapped in every agent (bench/mesh);
+// agentdeps_test.go checks what this build leaves out.
 package main
 
 import (

@@ -84,8 +84,11 @@ type Client struct {
 	// mfa, when set, is called once when a call is refused with
 	// ErrMFARequired (by whichever server answered: a session certificate
 	// serves them all); if it returns nil (a session certificate is now
-	// presented), the call is sent again, failing over as any call.
-	mfa func(ctx context.Context) error
+	// presented), the call is sent again, failing over as any call. seen
+	// is what sessionGen returned before the refused call was sent, so
+	// that calls refused together ask for one code between them.
+	mfa        func(ctx context.Context, seen uint64) error
+	sessionGen func() uint64
 	// before, when set, runs at the start of every call (an admin session
 	// drops connections that present a certificate it no longer wants).
 	before func()
@@ -121,7 +124,7 @@ func newHTTPClient(conf *tls.Config) *http.Client {
 // that keeps this one's servers and which of them to try first.
 func (c *Client) Reconnect() *Client {
 	conf := c.hc.Transport.(*http.Transport).TLSClientConfig
-	return &Client{srv: c.srv, hc: newHTTPClient(conf), timeout: c.timeout, OnStale: c.OnStale, mfa: c.mfa, before: c.before}
+	return &Client{srv: c.srv, hc: newHTTPClient(conf), timeout: c.timeout, OnStale: c.OnStale, mfa: c.mfa, sessionGen: c.sessionGen, before: c.before}
 }
 
 // SetTimeout changes the deadline of calls without one of their own;
@@ -144,16 +147,28 @@ func (c *Client) Call(ctx context.Context, method, path string, in, out any) err
 		}
 		payload = b
 	}
-	err := c.call(ctx, method, path, payload, out, failoverAny)
+	return c.withMFA(ctx, func() error { return c.call(ctx, method, path, payload, out, failoverAny) })
+}
+
+// withMFA runs send and, when it is refused for want of a fresh second
+// factor and the client can get one (mfa), gets it and runs send again.
+// send must be safe to repeat after such a refusal: nothing of its answer
+// was used.
+func (c *Client) withMFA(ctx context.Context, send func() error) error {
+	var seen uint64
+	if c.sessionGen != nil {
+		seen = c.sessionGen()
+	}
+	err := send()
 	var se *StatusError
 	if c.mfa != nil && errors.As(err, &se) && se.Reason == ReasonMFARequired {
-		if merr := c.mfa(ctx); merr != nil {
+		if merr := c.mfa(ctx, seen); merr != nil {
 			if errors.Is(merr, ErrNoCode) {
 				return err // the server's refusal says what to do
 			}
 			return merr
 		}
-		err = c.call(ctx, method, path, payload, out, failoverAny)
+		err = send()
 	}
 	return err
 }

@@ -149,10 +149,13 @@ type AdminClient struct {
 	id    string
 	cfg   SessionConfig
 
-	mu        sync.Mutex       // guards cert, session and presented
+	mu        sync.Mutex       // guards cert, session, presented and gen
 	cert      *tls.Certificate // the enrolment credential
 	session   *tls.Certificate // the MFA session certificate, if any
 	presented *tls.Certificate // what new connections were last given
+	gen       uint64           // counts changes of session
+
+	loginMu sync.Mutex // one code asked for at a time
 }
 
 // NewAdminClient returns a client of the server at addr with the

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"net/http"
 	"time"
 )
 
@@ -84,16 +85,27 @@ type KeyStatus struct {
 type BackupRequest struct{}
 
 // Download sends in as JSON and copies a successful answer's body to w,
-// returning the bytes copied: for answers that are files, not JSON.
+// returning the bytes copied: for answers that are files, not JSON. A call
+// that needs a fresh MFA proof gets one as Call does; nothing is written
+// to w before the answer is a success.
 func (c *Client) Download(ctx context.Context, method, path string, in any, w io.Writer) (int64, error) {
-	resp, err := c.sendJSON(ctx, method, path, in)
+	var resp *http.Response
+	err := c.withMFA(ctx, func() error {
+		r, err := c.sendJSON(ctx, method, path, in)
+		if err != nil {
+			return err
+		}
+		if r.StatusCode/100 != 2 {
+			defer r.Body.Close()
+			return readError(r)
+		}
+		resp = r
+		return nil
+	})
 	if err != nil {
 		return 0, err
 	}
 	defer resp.Body.Close()
-	if resp.StatusCode/100 != 2 {
-		return 0, readError(resp)
-	}
 	n, err := io.Copy(w, resp.Body)
 	if err != nil {
 		return n, fmt.Errorf("api: %s %s: reading the answer: %w", method, path, err)

@@ -63,6 +63,7 @@ func NewAdminSession(addr, dir string, cfg SessionConfig) (*AdminClient, error) 
 	}
 	a.Client = NewClient(addr, ClientTLS(a.present, a.trust))
 	a.Client.mfa = a.prompt
+	a.Client.sessionGen = a.generation
 	a.Client.before = a.recheck
 	return a, nil
 }
@@ -133,8 +134,23 @@ func (s *AdminClient) loadSession() (*tls.Certificate, error) {
 	return c, nil
 }
 
-// prompt is the client's answer to ErrMFARequired.
-func (s *AdminClient) prompt(ctx context.Context) error {
+// generation counts the session's changes (logins, logouts).
+func (s *AdminClient) generation() uint64 {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.gen
+}
+
+// prompt is the client's answer to ErrMFARequired for a call sent while
+// the session was at generation seen. Calls refused together wait for one
+// code: once one of them logged in, the others are sent again with its
+// session instead of asking for a code each.
+func (s *AdminClient) prompt(ctx context.Context, seen uint64) error {
+	s.loginMu.Lock()
+	defer s.loginMu.Unlock()
+	if s.generation() != seen {
+		return nil
+	}
 	if s.cfg.Code == nil {
 		return fmt.Errorf("%w: no way to ask for a code here; run \"moat admin mfa login\" first", ErrMFARequired)
 	}
@@ -231,6 +247,7 @@ func (s *AdminClient) adoptSession(resp CertResponse, key *ecdsa.PrivateKey) (*x
 	}
 	s.mu.Lock()
 	s.session = sc
+	s.gen++
 	s.mu.Unlock()
 	s.Client.Close() // new connections present the session certificate
 	return chain[0], nil
@@ -257,6 +274,7 @@ func (s *AdminClient) Logout(ctx context.Context) (int, error) {
 func (s *AdminClient) forgetSession() error {
 	s.mu.Lock()
 	s.session = nil
+	s.gen++
 	s.mu.Unlock()
 	s.Client.Close()
 	if err := os.Remove(filepath.Join(s.dir, SessionFile)); err != nil && !errors.Is(err, os.ErrNotExist) {

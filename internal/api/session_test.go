@@ -135,6 +135,46 @@ func TestMFARetryOnceAcrossFailover(t *testing.T) {
 	}
 }
 
+// TestConcurrentCallsAskOneCode: sensitive calls refused together for want
+// of a session ask the administrator for one code between them, trade it
+// once, and are each sent again with that session.
+func TestConcurrentCallsAskOneCode(t *testing.T) {
+	authority := testCA(t)
+	good := startMFAServer(t, authority, "good", &mfaServer{})
+	const calls = 8
+	var asked atomic.Int64
+	s, err := NewAdminSession(good.addr, adminDir(t, authority), SessionConfig{Code: func(ctx context.Context) (string, error) {
+		asked.Add(1)
+		// Every call has been refused before the administrator answers.
+		for good.policy.Load() < calls {
+			select {
+			case <-ctx.Done():
+				return "", ctx.Err()
+			case <-time.After(5 * time.Millisecond):
+			}
+		}
+		return "123456", nil
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	errs := make(chan error, calls)
+	for range calls {
+		go func() {
+			errs <- s.Call(context.Background(), http.MethodPost, PathPolicy, PolicyRequest{YAML: "default: deny\n"}, nil)
+		}()
+	}
+	for range calls {
+		if err := <-errs; err != nil {
+			t.Fatalf("policy apply: %v", err)
+		}
+	}
+	if asked.Load() != 1 || good.sessions.Load() != 1 || good.policy.Load() != 2*calls {
+		t.Fatalf("codes asked %d, sessions traded %d, policy calls %d; want 1, 1, %d", asked.Load(), good.sessions.Load(), good.policy.Load(), 2*calls)
+	}
+}
+
 // TestLoginNeverResendsACode: a server that took the code-for-session
 // request and lost its answer ends the login, naming why; the code is not
 // sent to the next server, which could spend it a second time. A server

@@ -49,6 +49,7 @@ func TestClusterAuditLog(t *testing.T) {
 	addrA := runServerConfig(t, a)
 	addrB := runServerConfig(t, b)
 	adminDir := filepath.Join(dir, "a.admin")
+	mfaLogin(t, nil, addrA, adminDir) // the session serves both servers
 
 	for i, addr := range []string{addrA, addrB, addrA, addrB} {
 		env := map[string]string{"MOAT_SERVER": addr, "MOAT_ADMIN_DIR": adminDir}

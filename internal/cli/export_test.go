@@ -22,8 +22,10 @@ import (
 
 // exportedUIDs reads every record line of an export directory (the live
 // file and the rotated, gzipped ones) and counts each record ID. While the
-// export runs, it reads a moment's view; once it stopped, all of it.
-func exportedUIDs(t *testing.T, dir string) map[string]int {
+// export runs, it reads a moment's view, where the live file's last line may
+// be partly written (it is not counted); once it stopped (final), all of it,
+// and every line must be whole.
+func exportedUIDs(t *testing.T, dir string, final bool) map[string]int {
 	t.Helper()
 	out := map[string]int{}
 	files, _ := filepath.Glob(filepath.Join(dir, "flows*"))
@@ -46,12 +48,21 @@ func exportedUIDs(t *testing.T, dir string) map[string]int {
 			}
 			r = zr
 		}
-		sc := bufio.NewScanner(r)
-		sc.Buffer(nil, 1<<20)
-		for sc.Scan() {
+		br := bufio.NewReaderSize(r, 1<<20)
+		for {
+			line, err := br.ReadBytes('\n')
+			if err == io.EOF {
+				if len(line) > 0 && final {
+					t.Fatalf("%s ends in a partial line once the export stopped: %q", p, line)
+				}
+				break // a line being written
+			}
+			if err != nil {
+				t.Fatalf("%s: %v", p, err)
+			}
 			var rec flow.Record
-			if err := json.Unmarshal(sc.Bytes(), &rec); err != nil {
-				t.Fatalf("%s: a line that is not a record: %v: %q", p, err, sc.Text())
+			if err := json.Unmarshal(line, &rec); err != nil {
+				t.Fatalf("%s: a line that is not a record: %v: %q", p, err, line)
 			}
 			out[rec.Metadata.UID]++
 		}
@@ -106,12 +117,12 @@ func TestContinuousExportLosesNothing(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- run(ctx) }()
-	waitFor(t, "a part of the records exported", func() bool { return len(exportedUIDs(t, ex.Dir)) >= first/4 })
+	waitFor(t, "a part of the records exported", func() bool { return len(exportedUIDs(t, ex.Dir, false)) >= first/4 })
 	cancel()
 	if err := <-done; err != nil {
 		t.Fatal(err)
 	}
-	t.Logf("stopped after %d records; a crash leaves half a line behind", len(exportedUIDs(t, ex.Dir)))
+	t.Logf("stopped after %d records; a crash leaves half a line behind", len(exportedUIDs(t, ex.Dir, true)))
 	live := filepath.Join(ex.Dir, "flows.jsonl")
 	f, err := os.OpenFile(live, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o640)
 	if err != nil {
@@ -130,14 +141,14 @@ func TestContinuousExportLosesNothing(t *testing.T) {
 	total := first + 5000
 	var got map[string]int
 	waitForDetail(t, "every record exported", func() (bool, string) {
-		got = exportedUIDs(t, ex.Dir)
+		got = exportedUIDs(t, ex.Dir, false)
 		return len(got) >= total, fmt.Sprintf("%d of %d records", len(got), total)
 	})
 	cancel()
 	if err := <-done; err != nil {
 		t.Fatal(err)
 	}
-	got = exportedUIDs(t, ex.Dir)
+	got = exportedUIDs(t, ex.Dir, true)
 	for i := range total {
 		uid := fmt.Sprintf("rec-%07d", i)
 		if got[uid] != 1 {

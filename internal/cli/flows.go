@@ -264,7 +264,14 @@ func (r *remoteFlows) follow(ctx context.Context, f flow.Filter, fn func(flow.Re
 		if errors.As(err, &se) && se.Code < 500 {
 			return err
 		}
-		fmt.Fprintf(r.stderr, "moat: flows: follow stream broke (%v); reconnecting\n", err)
+		if err == nil {
+			// The server ends a stream whose certificate ended (an MFA
+			// session's 15 minutes, a revocation); the next one shows
+			// what this client holds now.
+			fmt.Fprintf(r.stderr, "moat: flows: the server ended the follow stream; reconnecting\n")
+		} else {
+			fmt.Fprintf(r.stderr, "moat: flows: follow stream broke (%v); reconnecting\n", err)
+		}
 		// A new stream from a server dropped nothing yet.
 		dropped = 0
 		select {

@@ -406,6 +406,7 @@ func TestKeysRewrap(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	loggedIn := false
 	start := func() *runningServer {
 		addr := loop(freePortBase(t, 1))
 		srv := startServerCLI(t, nil, "--data-dir", dir, "--listen", addr)
@@ -418,12 +419,15 @@ func TestKeysRewrap(t *testing.T) {
 			code, _, _ := runCLI(t, nil, "svc", "list", "--server", addr, "--admin-dir", adminDir)
 			return code == 0
 		})
+		if !loggedIn {
+			mfaLogin(t, nil, addr, adminDir)
+			loggedIn = true
+		}
 		adminJSON(t, addr, adminDir, nil, "svc", "register", "--node", "n1", "--name", fmt.Sprintf("s%d", time.Now().UnixNano()%1e6), "--port", "8080")
 		srv.addr = addr
 		return srv
 	}
 	srv := start()
-	mfaLogin(t, nil, srv.addr, adminDir)
 	var rot api.KeyRotateResponse
 	adminJSON(t, srv.addr, adminDir, &rot, "keys", "rotate", "--kek")
 	if rot.Action != "keys.rewrap" || !strings.Contains(rot.Note, kekFile) {

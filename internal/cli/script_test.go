@@ -166,7 +166,6 @@ func moatBinary(t *testing.T) string {
 			cmd := exec.Command("go", "build", "-o", filepath.Join(dir, prog), "moat/cmd/"+prog)
 			if prog == "moat-agent" {
 				// As it is shipped (cmd/moat-agent's doc).
-				cmd = exec.Command("go", "build", "-tags", "grpcnotrace", "-o", filepath.Join(dir, prog), "moat/cmd/"+prog)
 				cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
 			}
 			if out, err := cmd.CombinedOutput(); err != nil {

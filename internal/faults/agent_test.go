@@ -107,6 +107,7 @@ func newAgentPair(t *testing.T) *agentPair {
 		c: &moatCluster{t: t, dir: dir, admin: data + ".admin", servers: []*moatServer{{name: "s1", listen: addr(ports[0])}}}}
 	env := p.c.env()
 	waitFor(t, "the server", func() bool { _, _, err := moat(t, env, "svc", "list"); return err == nil })
+	p.c.mfa = enrolMFA(t, p.c.addrs(), p.c.admin)
 	web := fmt.Sprint(p.app.port())
 	mustMoat(t, env, "svc", "register", "--node", "b", "--name", "web", "--port", web)
 	mustMoat(t, env, "svc", "register", "--node", "a", "--name", "client", "--port", "1", "--upstream", fmt.Sprintf("web:%d", ports[1]))
@@ -114,7 +115,6 @@ func newAgentPair(t *testing.T) *agentPair {
 	if err := os.WriteFile(pol, []byte("default: deny\nrules:\n  - name: client-to-web\n    from: [client]\n    to: web\n    ports: ["+web+"]\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	p.c.mfa = enrolMFA(t, p.c.addrs(), p.c.admin)
 	mustMoat(t, env, "policy", "apply", "-f", pol)
 	p.b = p.c.startAgent("b")
 	p.a = p.c.startAgent("a")
@@ -244,10 +244,11 @@ func TestAgentStopsWhileAppsHoldConnections(t *testing.T) {
 	stop(p.a)
 }
 
-// TestAgentRuntimeLimits reads the agent's soft memory limit and its
-// GOMAXPROCS from its own metrics: 32 MiB and one thread by default, what
-// --memory-limit and --procs say otherwise; a limit an agent cannot run in
-// and a negative thread count are refused before it starts.
+// TestAgentRuntimeLimits reads the agent's soft memory limit, its
+// GOMAXPROCS and its GOGC from its own metrics: 32 MiB, one thread and 50
+// by default, what --memory-limit, --procs and --gc-percent say otherwise;
+// a limit an agent cannot run in, a negative thread count and a GOGC out
+// of range are refused before it starts.
 func TestAgentRuntimeLimits(t *testing.T) {
 	p := newAgentPair(t)
 	gauge := func(series string, want float64) {
@@ -259,14 +260,19 @@ func TestAgentRuntimeLimits(t *testing.T) {
 	}
 	gauge("go_gc_gomemlimit_bytes", 32<<20)
 	gauge("go_sched_gomaxprocs_threads", 1)
+	gauge("go_gc_gogc_percent", 50)
 	p.a.p.stop()
-	p.restart(p.a, "--memory-limit", "48MiB", "--procs", "2")
+	p.restart(p.a, "--memory-limit", "48MiB", "--procs", "2", "--gc-percent", "100")
 	gauge("go_gc_gomemlimit_bytes", 48<<20)
 	gauge("go_sched_gomaxprocs_threads", 2)
+	gauge("go_gc_gogc_percent", 100)
 	if _, errOut, err := moat(t, nil, "agent", "--data-dir", p.a.data, "--node", "a", "--memory-limit", "1MiB", "--validate"); err == nil || !strings.Contains(errOut, "memory_limit") {
 		t.Errorf("a 1 MiB limit: %v %s", err, errOut)
 	}
 	if _, errOut, err := moat(t, nil, "agent", "--data-dir", p.a.data, "--node", "a", "--procs", "-1", "--validate"); err == nil || !strings.Contains(errOut, "procs") {
 		t.Errorf("--procs -1: %v %s", err, errOut)
+	}
+	if _, errOut, err := moat(t, nil, "agent", "--data-dir", p.a.data, "--node", "a", "--gc-percent", "5", "--validate"); err == nil || !strings.Contains(errOut, "gc_percent") {
+		t.Errorf("--gc-percent 5: %v %s", err, errOut)
 	}
 }

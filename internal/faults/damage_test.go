@@ -25,6 +25,7 @@ func TestDamagedStateFilesRefused(t *testing.T) {
 	run := []string{"server", "run", "--data-dir", data, "--listen", addr(ports[0])}
 	srv := start(t, "server", nil, moatBin, run...)
 	waitFor(t, "the server", func() bool { _, _, err := moat(t, env, "svc", "list"); return err == nil })
+	enrolMFA(t, addr(ports[0]), data+".admin")
 	for i := range 40 {
 		mustMoat(t, env, "svc", "register", "--node", "n1", "--name", fmt.Sprintf("svc%02d", i), "--port", fmt.Sprint(9000+i))
 	}

@@ -27,6 +27,7 @@ func TestFleetRecoversAfterOutageLongerThanNodeCertificate(t *testing.T) {
 	srv := start(t, "server", nil, moatBin, run...)
 	waitFor(t, "the server", func() bool { _, _, err := moat(t, env, "svc", "list"); return err == nil })
 	c := &moatCluster{t: t, dir: dir, admin: data + ".admin", servers: []*moatServer{{name: "s1", listen: addr(ports[0])}}}
+	c.mfa = enrolMFA(t, c.addrs(), c.admin)
 	var agents []*moatAgent
 	for i := range 2 {
 		node := fmt.Sprintf("n%d", i+1)

@@ -77,7 +77,8 @@ func (a *accessState) startUpload(node string) (done func(), ok bool) {
 	}, true
 }
 
-func (s *Server) accessRoutes(mux *http.ServeMux, admin func(method, path, role, action string, h func(context.Context, *caller, *http.Request) (any, string, error))) {
+func (s *Server) accessRoutes(t *routeTable) {
+	admin := t.admin
 	admin("GET", api.PathAccess, api.RoleViewer, "access.list", s.handleAccessList)
 	admin("POST", api.PathAccess, api.RoleOperator, "access.request", s.handleAccessRequest)
 	admin("POST", api.PathAccessApprov, api.RoleOperator, "access.approve", s.handleAccessApprove)
@@ -85,12 +86,12 @@ func (s *Server) accessRoutes(mux *http.ServeMux, admin func(method, path, role,
 	admin("POST", api.PathAccessCert, api.RoleOperator, "access.cert", s.handleAccessCert)
 	admin("POST", api.PathAccessDial, api.RoleViewer, "access.connect", s.handleAccessConnect)
 	admin("GET", api.PathAccessRec, api.RoleOperator, "access.recording", s.handleAccessRecording)
-	mux.HandleFunc("POST "+api.PathNodeAccessTunnel, s.node(s.handleAccessTunnel))
-	mux.HandleFunc("POST "+api.PathNodeAccessEvent, s.node(s.handleAccessEvent))
-	mux.HandleFunc("POST "+api.PathNodeAccessRec, s.node(s.handleRecordingUpload))
-	mux.HandleFunc("POST "+api.PathNodeSSHHost, s.node(s.handleSSHHostCert))
-	mux.HandleFunc("POST "+api.PathPeerAccessDial, s.peer(s.handlePeerAccessDial))
-	mux.HandleFunc("GET "+api.PathPeerRecording, s.peer(s.handlePeerRecording))
+	t.node("POST", api.PathNodeAccessTunnel, s.handleAccessTunnel)
+	t.node("POST", api.PathNodeAccessEvent, s.handleAccessEvent)
+	t.node("POST", api.PathNodeAccessRec, s.handleRecordingUpload)
+	t.node("POST", api.PathNodeSSHHost, s.handleSSHHostCert)
+	t.peer("POST", api.PathPeerAccessDial, s.handlePeerAccessDial)
+	t.peer("GET", api.PathPeerRecording, s.handlePeerRecording)
 }
 
 // newGrantID is 128 random bits in hex, without a leading zero.

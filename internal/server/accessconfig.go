@@ -20,10 +20,23 @@ const (
 
 // DefaultMFAActions are the calls that need a fresh MFA proof when the
 // configuration names none: what changes who may reach what, who may
-// administer, and the keys.
+// administer, and the keys; and what hands out a break-glass session's
+// contents: its credentials (access.cert) and its recording
+// (access.recording), which holds whatever was typed and shown in a root
+// shell.
+//
+// Who may reach what is the policy and also who holds each identity the
+// policy names: a join token makes whoever spends it the node it names (an
+// existing node's too: a join replaces its pinned key), and a service's
+// registration says which node may have its SVIDs signed. So token.create,
+// svc.register and svc.deregister are on the list with policy.apply;
+// without them a stolen enrolment certificate would join a machine of its
+// own as a node and move a service there, taking the service's identity
+// and every path the policy gives it, with no second factor.
 var DefaultMFAActions = []string{
-	"policy.apply", "revoke", "ca.rotate", "admin.create", "admin.remove", "mfa.reset",
-	"access.request", "access.approve", "access.revoke", "access.cert",
+	"policy.apply", "token.create", "svc.register", "svc.deregister",
+	"revoke", "ca.rotate", "admin.create", "admin.remove", "mfa.reset",
+	"access.request", "access.approve", "access.revoke", "access.cert", "access.recording",
 	"keys.rotate", "backup.create", "mfa.approve",
 }
 

@@ -2,11 +2,15 @@ package server
 
 import (
 	"context"
+	"crypto/sha256"
 	"crypto/tls"
+	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"io"
 	"log/slog"
 	"net/http"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -32,6 +36,7 @@ type authFixture struct {
 	srv  *Server
 	st   store.Store
 	log  *audit.Log
+	kr   *seal.Keyring
 	accs map[string]*authAccount
 }
 
@@ -65,7 +70,7 @@ func newAuthFixture(t *testing.T) *authFixture {
 	}
 	t.Cleanup(func() { st.Close() })
 	adminDir := filepath.Join(dir, "admin")
-	if err := Init(ctx, st, InitConfig{TrustDomain: "example.org", AdminDir: adminDir}); err != nil {
+	if err := Init(ctx, st, InitConfig{TrustDomain: "example.org", AdminDir: adminDir, Sealer: kr.AEAD()}); err != nil {
 		t.Fatal(err)
 	}
 	alog, err := audit.Open(audit.Config{Dir: filepath.Join(dir, audit.DirName), Logger: discard})
@@ -83,7 +88,8 @@ func newAuthFixture(t *testing.T) *authFixture {
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv, err := New(ctx, Config{Listen: "127.0.0.1:0", Store: st, Audit: alog, AuditLog: alog, Flows: fs, Keys: keys, Logger: discard})
+	srv, err := New(ctx, Config{Listen: "127.0.0.1:0", Store: st, Sealer: kr.AEAD(), Audit: alog, AuditLog: alog, Flows: fs, Keys: keys,
+		Access: AccessConfig{RecordingsDir: filepath.Join(dir, "recordings")}, Heartbeat: 100 * time.Millisecond, Logger: discard})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -98,7 +104,7 @@ func newAuthFixture(t *testing.T) *authFixture {
 			return false
 		}
 	})
-	f := &authFixture{ctx: ctx, srv: srv, st: st, log: alog, accs: map[string]*authAccount{}}
+	f := &authFixture{ctx: ctx, srv: srv, st: st, log: alog, kr: kr, accs: map[string]*authAccount{}}
 
 	cert, _, err := api.LoadCredentials(adminDir)
 	if err != nil {
@@ -107,19 +113,7 @@ func newAuthFixture(t *testing.T) *authFixture {
 	admin := f.account(t, "admin", api.RoleAdmin, cert)
 	f.enrolMFA(t, admin)
 	for _, a := range []struct{ name, role string }{{"op", api.RoleOperator}, {"viewer", api.RoleViewer}, {"nobody", api.RoleViewer}} {
-		key, csr, err := ca.NewKeyCSR()
-		if err != nil {
-			t.Fatal(err)
-		}
-		var resp api.CertResponse
-		if code, e := f.call(t, admin.session, "POST", api.PathAdmins, api.AdminRequest{Name: a.name, Role: a.role, CSR: csr}, &resp); code != http.StatusOK {
-			t.Fatalf("admin create %s: %d %s", a.name, code, e.Error)
-		}
-		chain, err := api.ParseChain(resp.Chain)
-		if err != nil {
-			t.Fatal(err)
-		}
-		f.account(t, a.name, a.role, ca.TLSCertificate(chain, key))
+		f.newAdmin(t, a.name, a.role)
 	}
 	f.enrolMFA(t, f.accs["op"])
 	// nobody holds a valid admin certificate the store has no role for,
@@ -146,14 +140,7 @@ func (f *authFixture) account(t *testing.T, name, role string, cert *tls.Certifi
 // code for an MFA session certificate, as an administrator does.
 func (f *authFixture) enrolMFA(t *testing.T, a *authAccount) {
 	t.Helper()
-	var en api.MFAEnrollment
-	if code, e := f.call(t, a.cert, "POST", api.PathMFAEnroll, nil, &en); code != http.StatusOK {
-		t.Fatalf("mfa enroll %s: %d %s", a.name, code, e.Error)
-	}
-	a.secret = en.Secret
-	if code, e := f.call(t, a.cert, "POST", api.PathMFAConfirm, api.MFACode{Code: a.code(t)}, nil); code != http.StatusOK {
-		t.Fatalf("mfa confirm %s: %d %s", a.name, code, e.Error)
-	}
+	f.confirmMFA(t, a)
 	key, csr, err := ca.NewKeyCSR()
 	if err != nil {
 		t.Fatal(err)
@@ -167,6 +154,39 @@ func (f *authFixture) enrolMFA(t *testing.T, a *authAccount) {
 		t.Fatal(err)
 	}
 	a.session = ca.TLSCertificate(chain, key)
+}
+
+// confirmMFA enrols a TOTP authenticator for a and confirms it with a first
+// code, without logging in.
+func (f *authFixture) confirmMFA(t *testing.T, a *authAccount) {
+	t.Helper()
+	var en api.MFAEnrollment
+	if code, e := f.call(t, a.cert, "POST", api.PathMFAEnroll, nil, &en); code != http.StatusOK {
+		t.Fatalf("mfa enroll %s: %d %s", a.name, code, e.Error)
+	}
+	a.secret = en.Secret
+	if code, e := f.call(t, a.cert, "POST", api.PathMFAConfirm, api.MFACode{Code: a.code(t)}, nil); code != http.StatusOK {
+		t.Fatalf("mfa confirm %s: %d %s", a.name, code, e.Error)
+	}
+}
+
+// newAdmin creates an administrator through the API, as an admin with an
+// MFA session does.
+func (f *authFixture) newAdmin(t *testing.T, name, role string) *authAccount {
+	t.Helper()
+	key, csr, err := ca.NewKeyCSR()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var resp api.CertResponse
+	if code, e := f.call(t, f.accs["admin"].session, "POST", api.PathAdmins, api.AdminRequest{Name: name, Role: role, CSR: csr}, &resp); code != http.StatusOK {
+		t.Fatalf("admin create %s: %d %s", name, code, e.Error)
+	}
+	chain, err := api.ParseChain(resp.Chain)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return f.account(t, name, role, ca.TLSCertificate(chain, key))
 }
 
 // code is the authenticator's code of a step not used before: the server
@@ -334,6 +354,11 @@ func TestAdminRouteAuthorization(t *testing.T) {
 		}
 		cert, how := a.cert, ""
 		if f.srv.mfa.requires(r.Role, r.Action) {
+			// The enrolment certificate alone is refused for want of
+			// the second factor, before the call runs.
+			if code, e := f.call(t, a.cert, r.Method, r.Path, nil, nil); code != http.StatusUnauthorized || e.Reason != api.ReasonMFARequired {
+				t.Errorf("%s %s by %s (role %s) without an MFA session: %d %q (reason %q), want 401 %s", r.Method, r.Path, a.name, a.role, code, e.Error, e.Reason, api.ReasonMFARequired)
+			}
 			cert, how = a.session, " with an MFA session"
 		}
 		size := f.log.Size()
@@ -352,5 +377,289 @@ func TestAdminRouteAuthorization(t *testing.T) {
 		if !audited {
 			t.Errorf("%s %s by %s: no audit entry of %q", r.Method, r.Path, a.name, r.Action)
 		}
+	}
+}
+
+// TestAccessRecordingNeedsMFA: a break-glass session's recording holds
+// whatever was typed and shown in a root shell, so fetching it asks what
+// fetching the grant's credentials asks (access.cert): the operator role
+// and a live MFA session. A stolen enrolment certificate, of an operator or
+// of an admin, gets no byte of it; nor does a viewer, nor an MFA session
+// its holder ended; the same operator with a live session reads it whole.
+func TestAccessRecordingNeedsMFA(t *testing.T) {
+	f := newAuthFixture(t)
+	for _, action := range []string{"access.cert", "access.recording"} {
+		for _, role := range []string{api.RoleOperator, api.RoleAdmin} {
+			if !f.srv.mfa.requires(role, action) {
+				t.Errorf("the default MFA configuration lets role %s make %s without a second factor", role, action)
+			}
+		}
+	}
+	var rec AdminRoute
+	for _, r := range f.srv.AdminRoutes() {
+		if r.Path == api.PathAccessRec {
+			rec = r
+		}
+	}
+	if rec.Role != api.RoleOperator || rec.Method != http.MethodGet {
+		t.Fatalf("the recording call is %+v, want GET by role operator", rec)
+	}
+
+	t.Log("a recording on the server, as an agent's upload leaves it")
+	secret := "root@web-1:~# echo hunter2-" + newSessionID()
+	body := []byte(`{"version": 2, "width": 80, "height": 24}` + "\n" + `[0.1, "o", "` + secret + `\r\n"]` + "\n")
+	sum := sha256.Sum256(body)
+	x := api.AccessSession{ID: newSessionID(), Grant: "1" + strings.Repeat("0", 31), Recording: hex.EncodeToString(sum[:]),
+		Started: time.Now().Add(-time.Minute).UTC(), Ended: time.Now().UTC(), Stored: true}
+	path, err := f.srv.recordingPath(x.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := seal.WriteSealedFile(path, f.kr.AEAD(), "recording/"+x.ID, body); err != nil {
+		t.Fatal(err)
+	}
+	if err := putJSON(f.ctx, f.st, sessionKey(x.Grant, x.ID), x); err != nil {
+		t.Fatal(err)
+	}
+	url := api.PathAccessRec + "?session=" + x.ID
+
+	op, admin, viewer := f.accs["op"], f.accs["admin"], f.accs["viewer"]
+	for _, try := range []struct {
+		who    string
+		cert   *tls.Certificate
+		code   int
+		reason string
+	}{
+		{"no certificate", nil, http.StatusUnauthorized, ""},
+		{"a viewer", viewer.cert, http.StatusForbidden, ""},
+		{"an operator's enrolment certificate", op.cert, http.StatusUnauthorized, api.ReasonMFARequired},
+		{"an admin's enrolment certificate", admin.cert, http.StatusUnauthorized, api.ReasonMFARequired},
+	} {
+		code, e, got := f.fetch(t, try.cert, url)
+		if code != try.code || e.Reason != try.reason || strings.Contains(string(got), "hunter2") {
+			t.Errorf("recording fetched with %s: %d %q (reason %q), %d bytes; want %d (reason %q) and none of it", try.who, code, e.Error, e.Reason, len(got), try.code, try.reason)
+		}
+	}
+
+	t.Log("the operator with a live MFA session reads it whole")
+	if code, e, got := f.fetch(t, op.session, url); code != http.StatusOK || string(got) != string(body) {
+		t.Fatalf("recording fetched with an MFA session: %d %q: %q", code, e.Error, got)
+	}
+
+	t.Log("once the operator logs out, the session certificate is an enrolment one again")
+	if code, e := f.call(t, op.cert, "POST", api.PathMFALogout, nil, nil); code != http.StatusOK {
+		t.Fatalf("mfa logout: %d %s", code, e.Error)
+	}
+	if code, e, got := f.fetch(t, op.session, url); code != http.StatusUnauthorized || e.Reason != api.ReasonMFARequired || len(got) != 0 {
+		t.Errorf("recording fetched with an ended MFA session: %d %q (reason %q), %d bytes", code, e.Error, e.Reason, len(got))
+	}
+
+	t.Log("the CLI's client (moat access replay, export) asks for a code once, then gets the recording")
+	op2 := f.newAdmin(t, "op2", api.RoleOperator)
+	f.confirmMFA(t, op2)
+	dir := filepath.Join(t.TempDir(), "op2")
+	if err := api.WriteCredentials(dir, op2.cert, f.srv.CA().Bundle().X509Authorities()); err != nil {
+		t.Fatal(err)
+	}
+	bare, err := api.NewAdminClient(f.srv.Addr(), dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer bare.Close()
+	var out strings.Builder
+	if _, err := bare.Download(f.ctx, http.MethodGet, url, nil, &out); !errors.Is(err, api.ErrMFARequired) || out.Len() != 0 {
+		t.Errorf("download with no way to ask for a code: %v, %d bytes written", err, out.Len())
+	}
+	asked := 0
+	cl, err := api.NewAdminSession(f.srv.Addr(), dir, api.SessionConfig{Code: func(context.Context) (string, error) {
+		asked++
+		return op2.code(t), nil
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	if _, err := cl.Download(f.ctx, http.MethodGet, url, nil, &out); err != nil || out.String() != string(body) || asked != 1 {
+		t.Fatalf("download asking for a code: %v, %d codes asked, got %q", err, asked, out.String())
+	}
+}
+
+// fetch GETs path presenting cert and returns the status, the error answer
+// or, for a success, the body.
+func (f *authFixture) fetch(t *testing.T, cert *tls.Certificate, path string) (int, api.Error, []byte) {
+	t.Helper()
+	var src api.CertSource
+	if cert != nil {
+		src = func() (*tls.Certificate, error) { return cert, nil }
+	}
+	tr := &http.Transport{TLSClientConfig: api.ClientTLS(src, f.srv.trust), ForceAttemptHTTP2: true}
+	defer tr.CloseIdleConnections()
+	ctx, cancel := context.WithTimeout(f.ctx, testkit.WaitLimit)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "https://"+f.srv.Addr()+path, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp, err := (&http.Client{Transport: tr}).Do(req)
+	if err != nil {
+		t.Fatalf("GET %s: %v", path, err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var e api.Error
+	if resp.StatusCode >= 400 {
+		if err := json.Unmarshal(b, &e); err != nil {
+			t.Fatalf("GET %s: %d with no error answer: %q", path, resp.StatusCode, b)
+		}
+		return resp.StatusCode, e, nil
+	}
+	return resp.StatusCode, e, b
+}
+
+// TestIdentityTakeoverNeedsMFA: who may reach what is the policy and who
+// holds the identities it names. With an operator's enrolment certificate
+// alone (stolen, say), an attacker would make a join token for a node,
+// join a machine of their own with it (an existing node's name included:
+// a join replaces the pinned key) and register a service on that node,
+// then have the service's SVID signed: the service's identity and every
+// path the policy gives it, with no second factor, where policy.apply
+// asks for one. Each step that hands out identity is refused without an
+// MFA session, before anything changes; with one, the same steps work, and
+// the chain ends in the service's SVID, which is why they ask for it.
+func TestIdentityTakeoverNeedsMFA(t *testing.T) {
+	f := newAuthFixture(t)
+	op := f.accs["op"]
+	pay := api.Registration{Name: "payments", Node: "web-1", Port: 8080}
+	if code, e := f.call(t, op.session, "POST", api.PathServices, pay, nil); code != http.StatusOK {
+		t.Fatalf("svc register: %d %s", code, e.Error)
+	}
+
+	t.Log("with the operator's enrolment certificate alone: every step refused, nothing changed")
+	before, size := f.revisions(t), f.log.Size()
+	moved := api.Registration{Name: "payments", Node: "evil", Port: 8080}
+	for _, step := range []struct {
+		what, method, path string
+		in                 any
+	}{
+		{"a join token for web-1, an existing node", "POST", api.PathTokens, api.TokenRequest{Node: "web-1"}},
+		{"a join token for a new node", "POST", api.PathTokens, api.TokenRequest{Node: "evil"}},
+		{"payments moved to that node", "POST", api.PathServices, moved},
+		{"a new service on it", "POST", api.PathServices, api.Registration{Name: "payments-2", Node: "evil", Port: 8080}},
+		{"payments deregistered", "DELETE", api.PathServices + "?name=payments", nil},
+	} {
+		var tok api.TokenResponse
+		code, e := f.call(t, op.cert, step.method, step.path, step.in, &tok)
+		if code != http.StatusUnauthorized || e.Reason != api.ReasonMFARequired || tok.Token != "" {
+			t.Errorf("%s, by an enrolment certificate: %d %q (reason %q); want 401 %s", step.what, code, e.Error, e.Reason, api.ReasonMFARequired)
+		}
+	}
+	after := f.revisions(t)
+	for k, rev := range after {
+		if before[k] != rev {
+			t.Errorf("refused calls changed %q in the store", k)
+		}
+	}
+	if len(after) != len(before) {
+		t.Errorf("refused calls changed the store's keys: %d, were %d", len(after), len(before))
+	}
+	for _, e := range f.entriesSince(t, size) {
+		if e.Entry.Action != ActionRefused {
+			t.Errorf("a refused call was audited one by one: %+v", e.Entry)
+		}
+	}
+
+	t.Log("with a live MFA session the same steps work, and end in the service's SVID")
+	var tok api.TokenResponse
+	if code, e := f.call(t, op.session, "POST", api.PathTokens, api.TokenRequest{Node: "evil"}, &tok); code != http.StatusOK {
+		t.Fatalf("token create: %d %s", code, e.Error)
+	}
+	if code, e := f.call(t, op.session, "POST", api.PathServices, moved, nil); code != http.StatusOK {
+		t.Fatalf("svc register: %d %s", code, e.Error)
+	}
+	key, csr, err := ca.NewKeyCSR()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var joined api.CertResponse
+	if code, e := f.call(t, nil, "POST", api.PathJoin, api.JoinRequest{Token: tok.Token, Node: "evil", MeshAddr: "127.0.0.1:7401", CSR: csr}, &joined); code != http.StatusOK {
+		t.Fatalf("join: %d %s", code, e.Error)
+	}
+	chain, err := api.ParseChain(joined.Chain)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, wcsr, err := ca.NewKeyCSR()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var svid api.CertResponse
+	if code, e := f.call(t, ca.TLSCertificate(chain, key), "POST", api.PathSVID, api.SVIDRequest{Service: "payments", CSR: wcsr}, &svid); code != http.StatusOK {
+		t.Fatalf("svid for payments on evil: %d %s", code, e.Error)
+	}
+	got, err := api.ParseChain(svid.Chain)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want, _ := identity.ServiceID(f.srv.td, "payments")
+	if len(got[0].URIs) != 1 || got[0].URIs[0].String() != want.String() {
+		t.Fatalf("the SVID names %v, want %s", got[0].URIs, want)
+	}
+}
+
+// TestFlowFollowEndsWithTheCaller: a follow stream is authorized when it
+// begins; an administrator removed meanwhile (every certificate of theirs
+// revoked) stops receiving the mesh's flows, as a revoked agent's watch
+// stops, instead of reading them for as long as the connection lasts.
+func TestFlowFollowEndsWithTheCaller(t *testing.T) {
+	f := newAuthFixture(t)
+	vera := f.newAdmin(t, "vera", api.RoleViewer)
+	tr := &http.Transport{TLSClientConfig: api.ClientTLS(func() (*tls.Certificate, error) { return vera.cert, nil }, f.srv.trust), ForceAttemptHTTP2: true}
+	defer tr.CloseIdleConnections()
+	ctx, cancel := context.WithTimeout(f.ctx, testkit.WaitLimit)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "https://"+f.srv.Addr()+api.PathFlowFollow, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp, err := (&http.Client{Transport: tr}).Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("follow: %d", resp.StatusCode)
+	}
+	frames := json.NewDecoder(resp.Body)
+	var fr api.FlowFrame
+	if err := frames.Decode(&fr); err != nil || !fr.Heartbeat {
+		t.Fatalf("the stream's first frame: %+v %v, want the heartbeat after the (empty) backlog", fr, err)
+	}
+	if err := frames.Decode(&fr); err != nil || !fr.Heartbeat {
+		t.Fatalf("a live stream's next frame: %+v %v, want a heartbeat", fr, err)
+	}
+
+	t.Log("vera is removed: her certificates are revoked, and the stream ends")
+	if code, e := f.call(t, f.accs["admin"].session, "DELETE", api.PathAdmins, api.AdminRemove{Name: "vera"}, nil); code != http.StatusOK {
+		t.Fatalf("admin remove: %d %s", code, e.Error)
+	}
+	for {
+		var fr api.FlowFrame
+		err := frames.Decode(&fr)
+		if err == nil {
+			continue // a heartbeat sent before the removal was seen
+		}
+		if ctx.Err() != nil {
+			t.Fatalf("the stream of a removed administrator was still open after %s", testkit.WaitLimit)
+		}
+		break // the server ended it
+	}
+	if code, _ := f.call(t, vera.cert, "GET", api.PathFlowFollow, nil, nil); code != http.StatusUnauthorized {
+		t.Errorf("a new follow by the removed administrator: %d, want 401", code)
 	}
 }

@@ -30,7 +30,8 @@ type AuditLog interface {
 // maxAuditPage bounds the entries one call returns.
 const maxAuditPage = 1000
 
-func (s *Server) auditRoutes(admin func(method, path, role, action string, h func(context.Context, *caller, *http.Request) (any, string, error))) {
+func (s *Server) auditRoutes(t *routeTable) {
+	admin := t.admin
 	admin("GET", api.PathCheckpoint, api.RoleViewer, "audit.checkpoint", s.handleCheckpoint)
 	admin("GET", api.PathAudit, api.RoleViewer, "audit.log", s.handleAuditLog)
 	admin("GET", api.PathAuditProof, api.RoleViewer, "audit.prove", s.handleAuditProve)

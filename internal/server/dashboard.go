@@ -15,7 +15,8 @@ import (
 // The reads a dashboard needs beyond flows and the audit log: the graph of
 // a window summed here (so a page over a thousand services gets pairs, not
 // records) and the live certificates for an expiry timeline.
-func (s *Server) dashboardRoutes(admin func(method, path, role, action string, h func(context.Context, *caller, *http.Request) (any, string, error))) {
+func (s *Server) dashboardRoutes(t *routeTable) {
+	admin := t.admin
 	admin("GET", api.PathFlowGraph, api.RoleViewer, "flows.graph", s.handleFlowGraph)
 	admin("GET", api.PathCerts, api.RoleViewer, "certs.list", s.handleCerts)
 }

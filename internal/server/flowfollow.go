@@ -13,6 +13,7 @@ import (
 	"moat/internal/api"
 	"moat/internal/flow"
 	"moat/internal/flow/flowstore"
+	"moat/internal/identity"
 )
 
 // Following a cluster's flows. Records are stored by the server an agent
@@ -65,7 +66,7 @@ func (s *Server) handleFlowFollow(ctx context.Context, c *caller, r *http.Reques
 		defer sub.Close()
 		rl := s.newRelay(r.Context(), f)
 		defer rl.stop()
-		s.streamFlows(r.Context(), w, sub, recent, rl)
+		s.streamFlows(r.Context(), c, w, sub, recent, rl)
 	}), "", nil
 }
 
@@ -92,7 +93,7 @@ func (s *Server) handlePeerFollow(w http.ResponseWriter, r *http.Request, c *cal
 		writeError(w, err)
 		return
 	}
-	s.streamFlows(r.Context(), w, sub, recent, nil)
+	s.streamFlows(r.Context(), c, w, sub, recent, nil)
 }
 
 // peerEvent is what a member's follower reports to its relay.
@@ -284,7 +285,7 @@ func (rl *followRelay) droppedTotal() uint64 {
 // streamFlows writes the follow stream: the backlog (this server's recent
 // records and, with a relay, every member's), newest Limit in time order,
 // a heartbeat, then records as they are stored, once each.
-func (s *Server) streamFlows(ctx context.Context, w http.ResponseWriter, sub *flowstore.Subscription, recent []flow.Record, rl *followRelay) {
+func (s *Server) streamFlows(ctx context.Context, c *caller, w http.ResponseWriter, sub *flowstore.Subscription, recent []flow.Record, rl *followRelay) {
 	w.Header().Set("Content-Type", "application/x-ndjson")
 	w.WriteHeader(http.StatusOK)
 	rc := http.NewResponseController(w)
@@ -387,11 +388,21 @@ func (s *Server) streamFlows(ctx context.Context, w http.ResponseWriter, sub *fl
 		case <-members:
 			rl.refresh()
 		case <-tick.C:
-			if !heartbeat() {
+			// The caller was authorized when the stream began: it ends,
+			// as an agent's watch does, once the certificate it began
+			// with is revoked (an administrator removed, "moat revoke")
+			// or expires, within a heartbeat.
+			if s.credentialEnded(c) || !heartbeat() {
 				return
 			}
 		}
 	}
+}
+
+// credentialEnded says whether the certificate c presented when its call
+// began has since been revoked or expired: a stream it opened ends then.
+func (s *Server) credentialEnded(c *caller) bool {
+	return identity.CheckValidity(c.Leaf, s.now()) != nil || s.trust.Revoked(c.Leaf, mustParseID(c.ID))
 }
 
 // limit is how many backlog records a relayed stream sends (0: all).

@@ -9,7 +9,8 @@ import (
 	"moat/internal/flow/flowstore"
 )
 
-func (s *Server) flowRoutes(admin func(method, path, role, action string, h func(context.Context, *caller, *http.Request) (any, string, error))) {
+func (s *Server) flowRoutes(t *routeTable) {
+	admin := t.admin
 	admin("GET", api.PathFlowQuery, api.RoleViewer, "flows.query", s.handleFlowQuery)
 	admin("GET", api.PathFlowTalkers, api.RoleViewer, "flows.talkers", s.handleFlowTalkers)
 	admin("GET", api.PathFlowFollow, api.RoleViewer, "flows.follow", s.handleFlowFollow)

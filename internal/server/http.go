@@ -56,67 +56,6 @@ func errorf(code int, format string, args ...any) error {
 	return &httpError{code: code, msg: fmt.Sprintf(format, args...)}
 }
 
-// AdminRoute is one admin call: its method and path, the least role that
-// may make it, and the action its audit entries name.
-type AdminRoute struct{ Method, Path, Role, Action string }
-
-// AdminRoutes lists every admin call the server answers, so that a test
-// can check each one's authorization, including calls added later.
-func (s *Server) AdminRoutes() []AdminRoute {
-	var out []AdminRoute
-	s.buildRoutes(func(r AdminRoute) { out = append(out, r) })
-	return out
-}
-
-func (s *Server) routes() http.Handler { return s.buildRoutes(nil) }
-
-// buildRoutes is the server's handler; record, when not nil, is told of
-// every admin call.
-func (s *Server) buildRoutes(record func(AdminRoute)) http.Handler {
-	mux := http.NewServeMux()
-	mux.HandleFunc("GET "+api.PathBundle, s.handleBundle)
-	mux.HandleFunc("POST "+api.PathJoin, s.handleJoin)
-	mux.HandleFunc("POST "+api.PathNodeRenew, s.node(s.handleRenew))
-	mux.HandleFunc("POST "+api.PathReattest, s.handleReattest)
-	mux.HandleFunc("POST "+api.PathSVID, s.node(s.handleSVID))
-	mux.HandleFunc("GET "+api.PathWatch, s.node(s.handleWatch))
-	mux.HandleFunc("POST "+api.PathFlows, s.node(s.handleFlows))
-	mux.HandleFunc("POST "+api.PathPeerFlows, s.peer(s.handlePeerFlows))
-	mux.HandleFunc("GET "+api.PathPeerFollow, s.peer(s.handlePeerFollow))
-	mux.HandleFunc("GET "+api.PathPeerFlowBackup, s.peer(s.handlePeerFlowBackup))
-	mux.HandleFunc("GET "+api.PathNodeAudit, s.node(s.handleNodeAudit))
-	mux.HandleFunc("POST "+api.PathNodeHealth, s.node(s.handleNodeHealth))
-
-	admin := func(method, path, role, action string, h func(context.Context, *caller, *http.Request) (any, string, error)) {
-		if record != nil {
-			record(AdminRoute{method, path, role, action})
-		}
-		mux.HandleFunc(method+" "+path, s.admin(role, action, h))
-	}
-	admin("GET", api.PathWhoami, api.RoleViewer, "whoami", s.handleWhoami)
-	admin("POST", api.PathTokens, api.RoleOperator, "token.create", s.handleTokenCreate)
-	admin("GET", api.PathServices, api.RoleViewer, "svc.list", s.handleServiceList)
-	admin("POST", api.PathServices, api.RoleOperator, "svc.register", s.handleServiceRegister)
-	admin("DELETE", api.PathServices, api.RoleOperator, "svc.deregister", s.handleServiceDeregister)
-	admin("GET", api.PathNodes, api.RoleViewer, "node.list", s.handleNodeList)
-	admin("GET", api.PathMembers, api.RoleViewer, "server.members", s.handleMembers)
-	admin("POST", api.PathRevoke, api.RoleOperator, "revoke", s.handleRevoke)
-	admin("GET", api.PathCA, api.RoleViewer, "ca.show", s.handleCAShow)
-	admin("POST", api.PathCARotate, api.RoleAdmin, "ca.rotate", s.handleCARotate)
-	admin("POST", api.PathAdmins, api.RoleAdmin, "admin.create", s.handleAdminCreate)
-	admin("GET", api.PathAdmins, api.RoleAdmin, "admin.list", s.handleAdminList)
-	admin("DELETE", api.PathAdmins, api.RoleAdmin, "admin.remove", s.handleAdminRemove)
-	admin("POST", api.PathAdminRenew, api.RoleViewer, "admin.renew", s.handleAdminRenew)
-	s.policyRoutes(admin)
-	s.auditRoutes(admin)
-	s.flowRoutes(admin)
-	s.dashboardRoutes(admin)
-	s.keyRoutes(admin)
-	s.mfaRoutes(admin)
-	s.accessRoutes(mux, admin)
-	return mux
-}
-
 // identify returns the verified caller of r. The TLS handshake already
 // verified any presented chain; it is checked again here so that a
 // revocation cuts callers on connections opened before it.

@@ -395,14 +395,13 @@ func (k *Keys) loadKEK(src *api.KEKSource) (seal.KEK, string, error) {
 	return nil, "", errorf(http.StatusBadRequest, "new KEK source %q: want file, env or passphrase", src.Source)
 }
 
-type adminRoute func(method, path, role, action string, h func(context.Context, *caller, *http.Request) (any, string, error))
-
-func (s *Server) keyRoutes(admin adminRoute) {
+func (s *Server) keyRoutes(t *routeTable) {
 	if k := s.cfg.Keys; k != nil {
 		k.mu.Lock()
 		k.reseal = s.resealCA
 		k.mu.Unlock()
 	}
+	admin := t.admin
 	admin("POST", api.PathKeysRotate, api.RoleAdmin, "keys.rotate", s.handleKeysRotate)
 	admin("GET", api.PathKeys, api.RoleViewer, "keys.status", s.handleKeysStatus)
 	admin("POST", api.PathBackup, api.RoleAdmin, "backup.create", s.handleBackup)

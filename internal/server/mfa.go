@@ -106,7 +106,8 @@ type totpFactor struct {
 	ApprovedBy string `json:"approved_by,omitempty"`
 }
 
-func (s *Server) mfaRoutes(admin func(method, path, role, action string, h func(context.Context, *caller, *http.Request) (any, string, error))) {
+func (s *Server) mfaRoutes(t *routeTable) {
+	admin := t.admin
 	admin("GET", api.PathMFA, api.RoleViewer, "mfa.status", s.handleMFAStatus)
 	admin("POST", api.PathMFAEnroll, api.RoleViewer, "mfa.enroll", s.handleMFAEnroll)
 	admin("POST", api.PathMFAConfirm, api.RoleViewer, "mfa.confirm", s.handleMFAConfirm)
@@ -114,7 +115,7 @@ func (s *Server) mfaRoutes(admin func(method, path, role, action string, h func(
 	admin("POST", api.PathMFALogout, api.RoleViewer, "mfa.logout", s.handleMFALogout)
 	admin("POST", api.PathMFAReset, api.RoleAdmin, "mfa.reset", s.handleMFAReset)
 	admin("POST", api.PathMFAApprove, api.RoleAdmin, "mfa.approve", s.handleMFAApprove)
-	s.webauthnRoutes(admin)
+	s.webauthnRoutes(t)
 }
 
 // checkFactor is the second half of every admin call's authorization,

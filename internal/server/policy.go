@@ -17,7 +17,8 @@ import (
 // RecentEdges returns the service pairs seen recently, for policy diff.
 type RecentEdges func(ctx context.Context) ([]policy.Edge, error)
 
-func (s *Server) policyRoutes(admin func(method, path, role, action string, h func(context.Context, *caller, *http.Request) (any, string, error))) {
+func (s *Server) policyRoutes(t *routeTable) {
+	admin := t.admin
 	admin("GET", api.PathPolicy, api.RoleViewer, "policy.show", s.handlePolicyShow)
 	admin("POST", api.PathPolicy, api.RoleOperator, "policy.apply", s.handlePolicyApply)
 	admin("POST", api.PathPolicyDiff, api.RoleViewer, "policy.diff", s.handlePolicyDiff)

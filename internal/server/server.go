@@ -107,6 +107,9 @@ type Server struct {
 	flowSlots chan struct{}
 	mfa       MFAConfig
 	access    *accessState
+	// rt is the route table (routes.go), built once.
+	routesOnce sync.Once
+	rt         *routeTable
 }
 
 // New loads the control plane's state from cfg.Store (written by Init).
@@ -312,6 +315,12 @@ func (s *Server) Run(ctx context.Context) error {
 		ReadHeaderTimeout: 10 * time.Second,
 		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelDebug),
 		BaseContext:       func(net.Listener) context.Context { return ctx },
+		// Frames of 16 KB, HTTP/2's least maximum, rather than Go's 1 MB:
+		// a client streaming a request body of unknown length (every
+		// agent's access tunnel, for as long as it is open) holds a
+		// write buffer of the server's maximum frame size, up to 512 KB,
+		// where 16 KB (one TLS record) carries the same.
+		HTTP2: &http.HTTP2Config{MaxReadFrameSize: 16 << 10},
 	}
 	errc := make(chan error, 2)
 	go func() {

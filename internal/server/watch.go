@@ -360,11 +360,11 @@ func (s *Server) handleWatch(w http.ResponseWriter, r *http.Request, c *caller) 
 			if !send(u) {
 				return
 			}
-			if f.u.Revocations != nil && s.trust.Revoked(c.Leaf, mustParseID(c.ID)) {
+			if f.u.Revocations != nil && s.credentialEnded(c) {
 				return
 			}
 		case <-tick.C:
-			if identity.CheckValidity(c.Leaf, s.now()) != nil {
+			if s.credentialEnded(c) {
 				return
 			}
 			if !send(api.Update{Heartbeat: true}) {

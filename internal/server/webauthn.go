@@ -130,7 +130,8 @@ func (u webauthnUser) WebAuthnCredentials() []webauthn.Credential {
 	return out
 }
 
-func (s *Server) webauthnRoutes(admin func(method, path, role, action string, h func(context.Context, *caller, *http.Request) (any, string, error))) {
+func (s *Server) webauthnRoutes(t *routeTable) {
+	admin := t.admin
 	admin("POST", api.PathWebAuthnRegisterBegin, api.RoleViewer, "mfa.webauthn.register.begin", s.handleWebAuthnRegisterBegin)
 	admin("POST", api.PathWebAuthnRegister, api.RoleViewer, "mfa.webauthn.register", s.handleWebAuthnRegister)
 	admin("POST", api.PathWebAuthnLoginBegin, api.RoleViewer, "mfa.webauthn.login.begin", s.handleWebAuthnLoginBegin)

@@ -109,3 +109,8 @@ func BenchmarkRxEngines(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkAttack is the gateway benchmark's blocked attack.
+func BenchmarkAttack(b *testing.B) {
+	benchRequest(b, "GET", "/search?q=1%27%20UNION%20SELECT%20password%20FROM%20users--", "", "")
+}

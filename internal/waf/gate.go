@@ -55,8 +55,16 @@ import (
 //   - a rule removed this way would not have matched, so it would have run
 //     no action, set no variable and logged nothing; the rules that a
 //     skip:N action counts over are never removed (skip counts only rules
-//     the transaction has not removed); multiMatch rules and counted
-//     variables (&ARGS) are always evaluated.
+//     the transaction has not removed);
+//   - a counted variable (&ARGS) is decided only when it holds no value
+//     (its count is then 0 whatever the exclusions) and the rule has no
+//     transformation; a count above 0 leaves the rule to Coraza;
+//   - a multiMatch rule is asked about the value and the value after each
+//     prefix of its transformation chain: every value Coraza's multiMatch
+//     evaluation can hand its operator (it skips the steps that change
+//     nothing, whose value is the one before);
+//   - the @rx rules that read through one transformation chain and carry
+//     many literals run their necessity tests together (planMulti).
 //
 // TestGateDifferential runs CRS's regression suite and the request corpora
 // through the rule set with and without the gate and requires identical
@@ -129,6 +137,22 @@ type gatePlan struct {
 	nodes     []gateNode // transformation prefixes; 0 is "none"
 	rules     int        // rules gated, for the load log and tests
 	budget    budgetOp   // the phase-2 CPU budget
+	// multi[node] runs the necessity tests of the @rx rules that read
+	// through node all at once (nil: none); words is the length of their
+	// owner sets.
+	multi []*nodeMulti
+	words int
+}
+
+// nodeMulti is the necessity tests of the @rx rules that read values
+// through one transformation chain, as two automata: the
+// case-insensitive literal sets and the exact ones. Each pattern is one
+// owner (gateRule.bit).
+type nodeMulti struct {
+	fold, exact *multiDFA
+	// foldSet holds every case-insensitive owner: a value with a
+	// non-ASCII byte may match them all (see necessity.fold).
+	foldSet []uint64
 }
 
 // gateBudgetEvery is how many rules the gate decides between two readings
@@ -141,6 +165,16 @@ type gateRule struct {
 	node int   // the rule's whole transformation chain
 	op   plugintypes.Operator
 	neg  bool
+	// multiMatch: the operator sees the value and its every transformation
+	// that changed it (Coraza's executeTransformationsMultimatch), that is
+	// the value after each prefix of the chain, steps.
+	multiMatch bool
+	steps      []int
+	// rx and bit: an @rx rule whose necessity test the gate runs with
+	// those of the other rules of its chain (gatePlan.multi); bit is its
+	// owner number there, -1 when it runs its own.
+	rx  *rxOp
+	bit int
 	// unclocked: a budget rule (budget.go), which can only match once the
 	// inspection pass has started the request's clock in TX:moat_start.
 	unclocked bool
@@ -151,6 +185,8 @@ type gateSelector struct {
 	v     variables.RuleVariable
 	key   string
 	keyRx *regexp.Regexp
+	// count: &VARIABLE, whose one value is the number of values.
+	count bool
 }
 
 // gateNode is a transformation chain: its parent's, then fn.
@@ -170,6 +206,12 @@ var gateVariables = map[variables.RuleVariable]bool{
 	variables.RequestBasename: true, variables.RequestLine: true, variables.QueryString: true,
 	variables.RequestMethod: true, variables.RequestProtocol: true, variables.RequestBody: true,
 	variables.Files: true, variables.FilesNames: true, variables.XML: true,
+	// Set by Coraza while it parses the query and the body, before the
+	// gate of the phase that reads them, and by no rule.
+	variables.MultipartPartHeaders: true, variables.ReqbodyError: true,
+	variables.MultipartStrictError: true, variables.ArgumentsLimitReached: true,
+	// Phase 2 only: a phase-1 ctl:requestBodyProcessor writes it.
+	variables.ReqbodyProcessor: true,
 }
 
 // gateOperators are Coraza's built-in operators whose answer depends on
@@ -283,7 +325,97 @@ func planGate(w coraza.WAF, ids []int, paranoia int, budget time.Duration) (*gat
 		p.after[info.id] = list
 		p.rules += len(list)
 	}
+	p.planMulti()
 	return p, nil
+}
+
+// minMultiRules is the fewest patterns a chain needs for its rules'
+// necessity tests to run together.
+const minMultiRules = 3
+
+// planMulti gives every @rx rule with a large literal necessity test an owner
+// number in its chain's automata (one per pattern and chain), and builds
+// them. A chain whose literals are too many for a table leaves its rules
+// to their own tests.
+func (p *gatePlan) planMulti() {
+	type owner struct {
+		node int
+		op   *rxOp
+	}
+	bits := map[owner]int{}
+	perNode := map[int][]*rxOp{}
+	for _, list := range p.after {
+		for i := range list {
+			r := &list[i]
+			r.bit = -1
+			o, ok := r.op.(*rxOp)
+			if !ok || r.neg || r.multiMatch || o.need.dfa == nil && o.need.matcher == nil {
+				// A few literals are found faster by their own
+				// test (a vectorised byte search) than by any table.
+				continue
+			}
+			r.rx = o
+			k := owner{r.node, o}
+			b, ok := bits[k]
+			if !ok {
+				b = len(perNode[r.node])
+				perNode[r.node] = append(perNode[r.node], o)
+				bits[k] = b
+			}
+			r.bit = b
+		}
+	}
+	words := 0
+	for node, ops := range perNode {
+		if len(ops) < minMultiRules {
+			// One table walk per rule is no dearer than one for all.
+			delete(perNode, node)
+			continue
+		}
+		words = max(words, (len(ops)+63)/64)
+	}
+	p.words = words
+	p.multi = make([]*nodeMulti, len(p.nodes))
+	built := map[owner]bool{}
+	for node, ops := range perNode {
+		m := &nodeMulti{foldSet: make([]uint64, words)}
+		var fl, el []string
+		var fo, eo []int
+		for b, o := range ops {
+			for _, l := range o.need.lits {
+				if o.need.fold {
+					fl, fo = append(fl, l), append(fo, b)
+				} else {
+					el, eo = append(el, l), append(eo, b)
+				}
+			}
+			if o.need.fold {
+				m.foldSet[b/64] |= 1 << (b % 64)
+			}
+		}
+		okFold, okExact := len(fl) == 0, len(el) == 0
+		if !okFold {
+			m.fold = newMultiDFA(fl, fo, true, words)
+			okFold = m.fold != nil
+		}
+		if !okExact {
+			m.exact = newMultiDFA(el, eo, false, words)
+			okExact = m.exact != nil
+		}
+		for _, o := range ops {
+			if o.need.fold && okFold || !o.need.fold && okExact {
+				built[owner{node, o}] = true
+			}
+		}
+		p.multi[node] = m
+	}
+	for _, list := range p.after {
+		for i := range list {
+			if r := &list[i]; r.bit >= 0 && !built[owner{r.node, r.rx}] {
+				r.bit = -1
+			}
+		}
+	}
 }
 
 // budgetGate returns the gate's view of a budget rule (TX:moat_start
@@ -367,9 +499,6 @@ func gateable(r reflect.Value, p *gatePlan, nodeOf map[[2]uintptr]int, selOf map
 			return nil, fmt.Errorf("waf: gate: Coraza rule field %s not found", name)
 		}
 	}
-	if r.FieldByName("MultiMatch").Bool() {
-		return nil, nil
-	}
 	opp := r.FieldByName("operator")
 	if opp.Kind() != reflect.Pointer {
 		return nil, errors.New("waf: gate: Coraza rule operator not found")
@@ -391,7 +520,7 @@ func gateable(r reflect.Value, p *gatePlan, nodeOf map[[2]uintptr]int, selOf map
 		return budgetGate(r, id, neg.Bool())
 	}
 	switch op.(type) {
-	case *rxOp, *pmOp, scoreOp:
+	case *rxOp, *pmOp, scoreOp, *fileNameOp:
 	default:
 		// Function is the operator as written: "@pm", "!@rx".
 		name := strings.TrimPrefix(strings.TrimPrefix(fn.String(), "!"), "@")
@@ -399,7 +528,11 @@ func gateable(r reflect.Value, p *gatePlan, nodeOf map[[2]uintptr]int, selOf map
 			return nil, nil
 		}
 	}
-	gr := &gateRule{id: id, op: op, neg: neg.Bool()}
+	phase, err := intField(r, "Phase_")
+	if err != nil {
+		return nil, err
+	}
+	gr := &gateRule{id: id, op: op, neg: neg.Bool(), multiMatch: r.FieldByName("MultiMatch").Bool()}
 	vars := r.FieldByName("variables")
 	if vars.Kind() != reflect.Slice {
 		return nil, errors.New("waf: gate: Coraza rule variables not found")
@@ -411,10 +544,10 @@ func gateable(r reflect.Value, p *gatePlan, nodeOf map[[2]uintptr]int, selOf map
 			return nil, errors.New("waf: gate: Coraza variable fields not found")
 		}
 		rvar := variables.RuleVariable(vr.Uint())
-		if cnt.Bool() || !gateVariables[rvar] {
+		if !gateVariables[rvar] || rvar == variables.ReqbodyProcessor && phase != 2 {
 			return nil, nil
 		}
-		sel := gateSelector{v: rvar, key: ks.String()}
+		sel := gateSelector{v: rvar, key: ks.String(), count: cnt.Bool()}
 		if !krx.IsNil() {
 			sel.keyRx = exported(krx).Interface().(*regexp.Regexp)
 			sel.key = ""
@@ -449,8 +582,17 @@ func gateable(r reflect.Value, p *gatePlan, nodeOf map[[2]uintptr]int, selOf map
 			nodeOf[key] = n
 		}
 		node = n
+		if gr.multiMatch {
+			gr.steps = append(gr.steps, n)
+		}
 	}
 	gr.node = node
+	for _, k := range gr.sels {
+		if p.selectors[k].count && (node != 0 || gr.multiMatch) {
+			// A count is asked about untransformed only (CRS's are t:none).
+			return nil, nil
+		}
+	}
 	return gr, nil
 }
 
@@ -468,6 +610,10 @@ type gateState struct {
 	// when tdone says it was computed.
 	tval  []string
 	tdone []bool
+	// mat[vi*len(nodes)+node] is 1 + the offset in mval of the owners
+	// whose literals value vi after node holds, once computed.
+	mat  []int32
+	mval []uint64
 }
 
 // strID names a string by where its bytes are: the collections hand out
@@ -500,6 +646,8 @@ func (s *gateState) reset(p *gatePlan, tx plugintypes.TransactionState) {
 	clear(s.tval) // no request's text outlives it in the pool
 	s.tval = s.tval[:0]
 	s.tdone = s.tdone[:0]
+	s.mat = s.mat[:0]
+	s.mval = s.mval[:0]
 }
 
 // values returns the indexes of selector k's values, read as Coraza's
@@ -535,6 +683,7 @@ func (s *gateState) values(k int) []int {
 			for range s.p.nodes {
 				s.tval = append(s.tval, "")
 				s.tdone = append(s.tdone, false)
+				s.mat = append(s.mat, 0)
 			}
 		}
 		out = append(out, i)
@@ -563,6 +712,37 @@ func (s *gateState) transformed(node, vi int) string {
 	return out
 }
 
+// owns reports whether value vi after node's transformations passes
+// owner bit's literal test in the chain's automata, which run once per
+// value and chain for every rule.
+func (s *gateState) owns(node, vi, bit int) bool {
+	at := vi*len(s.p.nodes) + node
+	w := s.p.words
+	if s.mat[at] == 0 {
+		t := s.transformed(node, vi)
+		off := len(s.mval)
+		for range w {
+			s.mval = append(s.mval, 0)
+		}
+		found := s.mval[off : off+w]
+		m := s.p.multi[node]
+		if m.exact != nil {
+			m.exact.scan(t, found)
+		}
+		if m.fold != nil {
+			if hasNonASCII(t) {
+				for j, b := range m.foldSet {
+					found[j] |= b
+				}
+			} else {
+				m.fold.scan(t, found)
+			}
+		}
+		s.mat[at] = int32(off + 1)
+	}
+	return s.mval[int(s.mat[at])-1+bit/64]&(1<<(bit%64)) != 0
+}
+
 // mayMatch reports whether r's operator answers true for one of its
 // values.
 func (s *gateState) mayMatch(r *gateRule) bool {
@@ -570,7 +750,36 @@ func (s *gateState) mayMatch(r *gateRule) bool {
 		return len(s.tx.Variables().TX().Get(txStart)) > 0
 	}
 	for _, k := range r.sels {
+		if s.p.selectors[k].count {
+			// Coraza counts the values left after the rule's
+			// exclusions, which the gate does not apply: only a count
+			// of none is the count Coraza sees.
+			if len(s.values(k)) > 0 || r.op.Evaluate(s.tx, "0") != r.neg {
+				return true
+			}
+			continue
+		}
 		for _, vi := range s.values(k) {
+			if r.multiMatch {
+				if r.op.Evaluate(s.tx, s.vals[vi]) != r.neg {
+					return true
+				}
+				for _, n := range r.steps {
+					if r.op.Evaluate(s.tx, s.transformed(n, vi)) != r.neg {
+						return true
+					}
+				}
+				continue
+			}
+			if r.bit >= 0 {
+				// r.rx's own test, shared: long enough, and holding
+				// one of its literals.
+				t := s.transformed(r.node, vi)
+				if len(t) >= r.rx.need.minLen && s.owns(r.node, vi, r.bit) && r.rx.match(t) {
+					return true
+				}
+				continue
+			}
 			if r.op.Evaluate(s.tx, s.transformed(r.node, vi)) != r.neg {
 				return true
 			}

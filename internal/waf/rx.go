@@ -154,13 +154,7 @@ func (o *rxOp) Evaluate(tx plugintypes.TransactionState, value string) bool {
 		return false
 	}
 	if !tx.Capturing() {
-		switch {
-		case o.bin != nil:
-			return o.bin.MatchString(value)
-		case o.re2 != nil && len(value) >= re2MinLen && utf8.ValidString(value):
-			return o.re2.MatchString(value)
-		}
-		return o.std.MatchString(value)
+		return o.match(value)
 	}
 	var m []int
 	switch {
@@ -184,6 +178,18 @@ func (o *rxOp) Evaluate(tx plugintypes.TransactionState, value string) bool {
 		}
 	}
 	return true
+}
+
+// match runs the pattern on value, past the necessity test, without
+// capturing.
+func (o *rxOp) match(value string) bool {
+	switch {
+	case o.bin != nil:
+		return o.bin.MatchString(value)
+	case o.re2 != nil && len(value) >= re2MinLen && utf8.ValidString(value):
+		return o.re2.MatchString(value)
+	}
+	return o.std.MatchString(value)
 }
 
 // agree reports whether both engines give the same match and submatches

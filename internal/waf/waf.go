@@ -578,7 +578,9 @@ func (t *Tx) Request(r *http.Request, client string) (Verdict, error) {
 	if it := tx.ProcessRequestHeaders(); it != nil {
 		return t.verdict(), nil
 	}
+	bodied := false
 	if tx.IsRequestBodyAccessible() && r.Body != nil && r.Body != http.NoBody && t.ex.inspects(r.Header.Get("Content-Type")) {
+		bodied = true
 		it, _, err := tx.ReadRequestBodyFrom(r.Body)
 		if err != nil {
 			return Verdict{}, fmt.Errorf("waf: read request body: %w", err)
@@ -593,10 +595,24 @@ func (t *Tx) Request(r *http.Request, client string) (Verdict, error) {
 		r.Body = readCloser{io.MultiReader(rbr, r.Body), r.Body}
 	}
 	// Phase 2 runs on one thread so that the budget reads the CPU it
-	// spends (see threadCPU).
-	runtime.LockOSThread()
+	// spends (see threadCPU), when it may be timed at all: without a body,
+	// what the inspection pass weighs (argsBytes) is already known, and
+	// below budgetFloor the clock is never read. (A goroutine locked to
+	// its thread costs the scheduler a thread handoff whenever it is
+	// preempted.)
+	lock := true
+	if tv, ok := tx.(interface {
+		Variables() plugintypes.TransactionVariables
+	}); ok && !bodied && argsBytes(tv.Variables()) < budgetFloor {
+		lock = false
+	}
+	if lock {
+		runtime.LockOSThread()
+	}
 	_, err := tx.ProcessRequestBody()
-	runtime.UnlockOSThread()
+	if lock {
+		runtime.UnlockOSThread()
+	}
 	if err != nil {
 		return Verdict{}, fmt.Errorf("waf: request body: %w", err)
 	}

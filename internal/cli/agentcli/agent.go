@@ -33,6 +33,7 @@ func NodeFlags(fs *flag.FlagSet, c *agent.File) {
 	fs.StringVar(&c.Metrics, "metrics", "", "serve Prometheus /metrics on this address")
 	fs.StringVar(&c.MemoryLimit, "memory-limit", "", "soft memory limit, e.g. 64MiB, or off (default 32MiB, or GOMEMLIMIT when set)")
 	fs.IntVar(&c.Procs, "procs", 0, "threads running the agent's Go code at once (default 1, or GOMAXPROCS when set)")
+	fs.IntVar(&c.GCPercent, "gc-percent", 0, "heap growth in percent before the next collection, 10 to 1000 (default 50, or GOGC when set)")
 	fs.StringVar(&c.Firewall.Mode, "firewall", "", "host firewall: off (default), audit or enforce")
 	fs.StringVar(&c.Egress.Proxy, "egress-proxy", "", "loopback address of the HTTP CONNECT egress proxy (HTTPS_PROXY)")
 	fs.StringVar(&c.Egress.SNI, "egress-sni", "", "loopback address of the TLS (SNI) egress listener")
@@ -91,6 +92,9 @@ func runNode(ctx context.Context, e *cmdline.Env, c *agent.File, validateOnly bo
 	}
 	if n := c.ProcsToUse(e.Getenv); n > 0 && e.SetMaxProcs != nil {
 		e.SetMaxProcs(n)
+	}
+	if n := c.GCPercentToUse(e.Getenv); n > 0 && e.SetGCPercent != nil {
+		e.SetGCPercent(n)
 	}
 	n, err := StartNode(ctx, e, c)
 	if err != nil {

@@ -33,6 +33,9 @@ type Env struct {
 	// SetMaxProcs sets how many threads run Go code at once (as
 	// runtime.GOMAXPROCS); nil leaves it alone, as SetMemoryLimit.
 	SetMaxProcs func(int) int
+	// SetGCPercent sets the collector's target heap growth (as
+	// runtime/debug.SetGCPercent, GOGC); nil leaves it, as SetMemoryLimit.
+	SetGCPercent func(int) int
 	// FreeOSMemory collects the heap and returns what is free to the system
 	// (as runtime/debug.FreeOSMemory); nil leaves it, as SetMemoryLimit. A
 	// long-running command whose resident memory counts (the node agent)
@@ -83,7 +86,7 @@ func Main(root *Command, args []string, stdin io.Reader, stdout, stderr io.Write
 	defer stop()
 	return Run(ctx, &Env{
 		Stdin: stdin, Stdout: stdout, Stderr: stderr, Getenv: os.Getenv,
-		SetMemoryLimit: debug.SetMemoryLimit, SetMaxProcs: runtime.GOMAXPROCS, FreeOSMemory: debug.FreeOSMemory,
+		SetMemoryLimit: debug.SetMemoryLimit, SetMaxProcs: runtime.GOMAXPROCS, SetGCPercent: debug.SetGCPercent, FreeOSMemory: debug.FreeOSMemory,
 	}, root, args)
 }
 
