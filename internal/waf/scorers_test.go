@@ -319,7 +319,7 @@ func FuzzTextKind(f *testing.F) {
 		f.Add(s)
 	}
 	f.Fuzz(func(t *testing.T, s string) {
-		if k := textKindOf(s); k < kindOther || k > kindMarkup {
+		if k := textKindOf(s); k < kindOther || k > kindTrace {
 			t.Fatalf("textKindOf(%q) = %d", s, k)
 		}
 		if out := stripStackFrames(s); len(out) > len(s) {

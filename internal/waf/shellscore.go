@@ -126,6 +126,17 @@ func shellScore(v string) int {
 	shellOnce.Do(loadShellCommands)
 	best := scoreNone
 	v = stripStackFrames(v)
+	if text, code := shownCode(v); code != nil {
+		// A document showing code: its text is judged as any value, the
+		// code it shows as code shown (mdcode.go).
+		for _, c := range code {
+			best = max(best, shellShownCode(c))
+		}
+		if best == scoreAttack {
+			return best
+		}
+		v = text
+	}
 	forms := []string{v}
 	if n, ok := normalize(v); ok {
 		forms = append(forms, n)
