@@ -323,6 +323,14 @@ func captures() []toolCapture {
 	other("GET", "/cgi-bin/status", "", [2]string{"User-Agent", "() { :; }; /bin/bash -c 'cat /etc/passwd'"})
 	other("POST", "/script", "script="+url.QueryEscape(`println "id".execute().text`), [2]string{"Content-Type", "application/x-www-form-urlencoded"})
 	other("GET", "/cgi-bin/.%2e/.%2e/.%2e/.%2e/etc/passwd", "")
+	// Syntax across path segments, and escaped payloads in a custom
+	// header: read as a catch-all route and an unescaping application
+	// read them.
+	other("GET", "/run/%24%28/usr/bin/whoami%29/status", "")
+	other("GET", "/items/%20x'%20/%20%2B2%20like%20'1/edit", "")
+	other("GET", "/api/items", "", [2]string{"X-Filter", "....%2F%2F....%2F%2F....%2F%2Fwindows%2Fwin.ini"})
+	other("GET", "/api/items", "", [2]string{"X-Filter", "7%0Cunion%0Cselect%0C1%2C2%2C3%2C4%0C--%0C"})
+	other("GET", "/api/items", "", [2]string{"X-Filter", "%253Csvg%252F%252Fonload%253Dalert%25281%2529%253E"})
 	other("GET", "/%24%7B%40java.lang.Runtime%40getRuntime%28%29.exec%28%22id%22%29%7D/", "")
 	other("GET", "/fetch?url="+url.QueryEscape("http://169.254.169.254/latest/meta-data/iam/security-credentials/"), "")
 	other("POST", "/xml", `<?xml version="1.0"?><!DOCTYPE r [<!ENTITY x SYSTEM "file:///etc/shadow">]><r>&x;</r>`, [2]string{"Content-Type", "application/xml"})
