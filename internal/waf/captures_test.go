@@ -311,7 +311,22 @@ func captures() []toolCapture {
 	} {
 		cs = append(cs, get("xss", true, xss, "name", p), viaReferer("xss", xss, "name", p))
 	}
-	for _, p := range []string{"Bob", "Zoë Smith", "Alice & Bob", "O'Neil", "2 < 3", "<3 you"} {
+	// A Referer cut at its length limit ends inside the payload, often
+	// inside an escape: what is left must still read as the attack.
+	for _, p := range []string{
+		"top['\\u0061\\u006c\\u0065\\u0072\\u0074'](1)",
+		"content['con'+'firm'](document.domain)",
+		"'a'.constructor.prototype.charAt=[].join",
+		"<a href=\"&#x6a;&#x61;&#x76;&#x61;&#x73;&#x63;&#x72;&#x69;&#x70;&#x74;&#x3a;alert(1)\">x</a>",
+		"<a href=\"javascript:alert(1)\">x</a>",
+		"<input autofocus onfocus=alert(1)>",
+	} {
+		full := dvwa + xss + "?name=" + url.QueryEscape(p)
+		for _, cut := range []int{28, 34} {
+			cs = append(cs, toolCapture{"xss", true, "GET", xss + "?name=&Submit=Submit", [][2]string{{"Referer", full[:len(dvwa+xss+"?name=")+cut]}}, ""})
+		}
+	}
+	for _, p := range []string{"Bob", "Zoë Smith", "Alice & Bob", "O'Neil", "2 < 3", "<3 you", "window['dataLayer'] is undefined", "self['cache' + key] returns nothing", "obj.constructor.name"} {
 		cs = append(cs, get("xss", false, xss, "name", p))
 	}
 

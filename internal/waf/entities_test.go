@@ -233,8 +233,26 @@ func FuzzSpansSegments(f *testing.F) {
 		if hasDotSegment(s) && !strings.Contains(s, "..") {
 			t.Fatalf("hasDotSegment(%q) without two dots", s)
 		}
+		if out := cutPartialEscape(s); len(out) > len(s) || !strings.HasPrefix(s, out) {
+			t.Fatalf("cutPartialEscape(%q) = %q", s, out)
+		}
 		if out := dropControls(s); len(out) > len(s) {
 			t.Fatalf("dropControls(%q) grew", s)
 		}
 	})
+}
+
+func TestCutPartialEscape(t *testing.T) {
+	for in, want := range map[string]string{
+		"http://a/?q=onfocus%3": "http://a/?q=onfocus",
+		"http://a/?q=x%":        "http://a/?q=x",
+		"http://a/?q=x%3D":      "http://a/?q=x%3D",
+		"http://a/?q=100%z":     "http://a/?q=100%z",
+		"%":                     "",
+		"":                      "",
+	} {
+		if got := cutPartialEscape(in); got != want {
+			t.Errorf("cutPartialEscape(%q) = %q, want %q", in, got, want)
+		}
+	}
 }

@@ -187,6 +187,7 @@ func looksURL(s string) bool {
 // as "name.host". A value that is no URL is added whole when it holds
 // syntax.
 func (d *derived) url(name, val string) {
+	val = cutPartialEscape(val)
 	rest := val
 	if i := strings.Index(rest, "://"); i >= 0 && i < 16 {
 		rest = rest[i+3:]
@@ -224,6 +225,22 @@ func (d *derived) url(name, val string) {
 		k, v, _ := strings.Cut(pair, "=")
 		d.add(d.path, name+"."+formDecode(k), formDecode(v))
 	}
+}
+
+// cutPartialEscape drops an escape cut off at the end of a URL ("…%3",
+// "…%"), as a client that truncates a Referer to a length leaves it: the
+// byte it began says nothing, and left in place it joins the word before
+// it ("onfocus%3").
+func cutPartialEscape(u string) string {
+	switch n := len(u); {
+	case n >= 1 && u[n-1] == '%':
+		return u[:n-1]
+	case n >= 2 && u[n-2] == '%':
+		if _, ok := unhex(u[n-1]); ok {
+			return u[:n-2]
+		}
+	}
+	return u
 }
 
 // uriPath adds path segments that hold syntax and matrix parameters.
