@@ -249,6 +249,7 @@ func TestCutPartialEscape(t *testing.T) {
 		"http://a/?q=x%3D":      "http://a/?q=x%3D",
 		"http://a/?q=100%z":     "http://a/?q=100%z",
 		"%":                     "",
+		"50%25":                 "50%25",
 		"":                      "",
 	} {
 		if got := cutPartialEscape(in); got != want {

@@ -187,7 +187,18 @@ func looksURL(s string) bool {
 // as "name.host". A value that is no URL is added whole when it holds
 // syntax.
 func (d *derived) url(name, val string) {
-	val = cutPartialEscape(val)
+	if cut := cutPartialEscape(val); cut != val {
+		// A URL cut inside an escape: its last parameter is also
+		// read without the half escape, which would otherwise join
+		// the word before it ("onfocus%3").
+		if _, q, ok := strings.Cut(cut, "?"); ok && !strings.Contains(q, "#") {
+			if i := strings.LastIndexByte(q, '&'); i >= 0 {
+				q = q[i+1:]
+			}
+			k, v, _ := strings.Cut(q, "=")
+			d.add(d.path, name+"."+formDecode(k), formDecode(v))
+		}
+	}
 	rest := val
 	if i := strings.Index(rest, "://"); i >= 0 && i < 16 {
 		rest = rest[i+3:]
@@ -229,8 +240,7 @@ func (d *derived) url(name, val string) {
 
 // cutPartialEscape drops an escape cut off at the end of a URL ("…%3",
 // "…%"), as a client that truncates a Referer to a length leaves it: the
-// byte it began says nothing, and left in place it joins the word before
-// it ("onfocus%3").
+// byte it began says nothing.
 func cutPartialEscape(u string) string {
 	switch n := len(u); {
 	case n >= 1 && u[n-1] == '%':
