@@ -59,6 +59,11 @@ func shownCode(v string) (text string, code []string) {
 			// judged as the text they are.
 			return v, nil
 		}
+		if !fencedDocument(t.String(), code) {
+			// A fence around one line and nothing else ("```\n;cat
+			// /etc/passwd\n```") shows nothing: it wraps a payload.
+			return v, nil
+		}
 		text = t.String()
 	}
 	spans, rest := codeSpans(text)
@@ -67,6 +72,29 @@ func shownCode(v string) (text string, code []string) {
 		text = rest
 	}
 	return text, code
+}
+
+// fencedDocument reports whether fenced blocks are part of a document:
+// words stand outside them, or they hold two lines of code or more.
+func fencedDocument(text string, code []string) bool {
+	words := 0
+	for _, f := range strings.Fields(text) {
+		if isWord(strings.Trim(f, "\"'()[],.;:!?-—")) {
+			words++
+		}
+	}
+	if words >= 2 {
+		return true
+	}
+	lines := 0
+	for _, c := range code {
+		for _, l := range strings.Split(c, "\n") {
+			if strings.TrimSpace(l) != "" {
+				lines++
+			}
+		}
+	}
+	return lines >= 2
 }
 
 // codeSpans returns the code spans of text ("`…`" on one line, not
@@ -145,6 +173,20 @@ func shellShownCode(code string) int {
 		// A reverse shell (bash's /dev/tcp, a network program handed a
 		// shell to run), Shellshock, a page written for the server.
 		return scoreAttack
+	}
+	for _, l := range strings.Split(s, "\n") {
+		l = strings.TrimSpace(l)
+		if l == "" {
+			continue
+		}
+		if strings.IndexByte(";|&", l[0]) >= 0 || strings.HasPrefix(l, "$(") || l[0] == '`' {
+			// A line that opens with a separator or is a substitution
+			// is written to end another command, not as a script's
+			// line: judged as any value.
+			if sc := shellForm(l); sc == scoreAttack {
+				return sc
+			}
+		}
 	}
 	if shellForm(s) > scoreNone {
 		return scoreWeak

