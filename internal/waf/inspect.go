@@ -154,12 +154,19 @@ func (d *derived) headers(h collection.Map) {
 			switch {
 			case looksURL(val):
 				d.url(name, val)
-			case hasSyntax(val):
+			case hasSyntax(val) || hasDotSegment(val):
 				d.add(d.path, name, val)
 			default:
 				// A token: inspected only if it decodes to something
-				// (Base64 text, escapes).
+				// (Base64 text, escapes): as an application that
+				// unescapes it reads it, for the rules to decode
+				// further as they decode arguments, and in its normal
+				// form (which folds JavaScript, and may read a path's
+				// "//" as a comment).
 				if n, ok := normalize(val); ok {
+					if u := dropControls(percentDecodeAll(val)); u != val && (hasSyntax(u) || hasDotSegment(u)) {
+						d.add(d.path, name, u)
+					}
 					d.add(d.path, name, dropControls(n))
 				}
 			}
@@ -180,6 +187,18 @@ func looksURL(s string) bool {
 // as "name.host". A value that is no URL is added whole when it holds
 // syntax.
 func (d *derived) url(name, val string) {
+	if cut := cutPartialEscape(val); cut != val {
+		// A URL cut inside an escape: its last parameter is also
+		// read without the half escape, which would otherwise join
+		// the word before it ("onfocus%3").
+		if _, q, ok := strings.Cut(cut, "?"); ok && !strings.Contains(q, "#") {
+			if i := strings.LastIndexByte(q, '&'); i >= 0 {
+				q = q[i+1:]
+			}
+			k, v, _ := strings.Cut(q, "=")
+			d.add(d.path, name+"."+formDecode(k), formDecode(v))
+		}
+	}
 	rest := val
 	if i := strings.Index(rest, "://"); i >= 0 && i < 16 {
 		rest = rest[i+3:]
@@ -219,6 +238,21 @@ func (d *derived) url(name, val string) {
 	}
 }
 
+// cutPartialEscape drops an escape cut off at the end of a URL ("…%3",
+// "…%"), as a client that truncates a Referer to a length leaves it: the
+// byte it began says nothing.
+func cutPartialEscape(u string) string {
+	switch n := len(u); {
+	case n >= 1 && u[n-1] == '%':
+		return u[:n-1]
+	case n >= 2 && u[n-2] == '%':
+		if _, ok := unhex(u[n-1]); ok {
+			return u[:n-2]
+		}
+	}
+	return u
+}
+
 // uriPath adds path segments that hold syntax and matrix parameters.
 func (d *derived) uriPath(uri string) {
 	path, _, _ := strings.Cut(uri, "?")
@@ -237,6 +271,13 @@ func (d *derived) uriPath(uri string) {
 		// catch-all parameter hands it over: the path whole, the
 		// comments read as the spaces they stand for.
 		d.add(d.path, "path", whole)
+	}
+	if p := percentDecodeOnce(path); spansSegments(p) {
+		// A quote, a substitution or a group opened in one segment and
+		// closed in a later one ("/files/$(/usr/bin/id)/view",
+		// "/x/1' / 2 like '0"): the segments say nothing alone; the
+		// path is read whole, as a catch-all parameter hands it over.
+		d.add(d.path, "path", p)
 	}
 	for seg := range strings.SplitSeq(path, "/") {
 		if seg == "" {
@@ -289,6 +330,67 @@ func commentedPath(p string) (string, bool) {
 	return b.String(), true
 }
 
+// spansSegments reports whether p has a quote, a backquote or a "("
+// that one segment opens and a later segment closes.
+func spansSegments(p string) bool {
+	if !strings.ContainsAny(p, "'\"`(") {
+		return false
+	}
+	open := byte(0) // the quote or "(" a segment left open
+	for seg := range strings.SplitSeq(p, "/") {
+		if open != 0 {
+			if strings.IndexByte(seg, open) >= 0 {
+				return true
+			}
+			continue
+		}
+		depth := 0
+		var q byte
+		for i := 0; i < len(seg); i++ {
+			switch c := seg[i]; {
+			case q != 0:
+				if c == q {
+					q = 0
+				}
+			case c == '\'' || c == '"' || c == '`':
+				q = c
+			case c == '(':
+				depth++
+			case c == ')' && depth > 0:
+				depth--
+			}
+		}
+		switch {
+		case q != 0:
+			open = q
+		case depth > 0:
+			open = ')'
+		}
+	}
+	return false
+}
+
+// hasDotSegment reports whether s holds a run of two dots or more before
+// a slash or a backslash: a step up a directory tree, however padded
+// ("../", "....//", "..\\").
+func hasDotSegment(s string) bool {
+	for i := strings.Index(s, ".."); i >= 0; {
+		j := i
+		for j < len(s) && s[j] == '.' {
+			j++
+		}
+		if j < len(s) && (s[j] == '/' || s[j] == '\\') {
+			return true
+		}
+		k := strings.Index(s[j:], "..")
+		if k < 0 {
+			break
+		}
+		i = j + k
+	}
+	return false
+}
+
 // hasSyntax reports whether s holds a character that means something to
 // SQL, HTML, JavaScript or a shell, or white space: what a value made only
 // of words, numbers and path characters does not.
@@ -327,9 +429,11 @@ func (d *derived) normalizeInto(src, dst collection.Map) {
 	}
 }
 
-// dropControls removes C0 controls other than tab and line breaks, which
+// dropControls removes C0 controls other than white space, which
 // decoding can produce from escapes and which would otherwise read as
-// protocol violations rather than as the text they hide in.
+// protocol violations rather than as the text they hide in. A form feed
+// and a vertical tab, white space to SQL, HTML and JavaScript, become
+// spaces ("1%0Cunion%0Cselect").
 func dropControls(s string) string {
 	clean := true
 	for i := 0; i < len(s); i++ {
@@ -343,7 +447,10 @@ func dropControls(s string) string {
 	}
 	var b strings.Builder
 	for i := 0; i < len(s); i++ {
-		if c := s[i]; !(c < 0x20 && c != '\t' && c != '\n' && c != '\r' || c == 0x7f) {
+		switch c := s[i]; {
+		case c == '\f' || c == '\v':
+			b.WriteByte(' ')
+		case !(c < 0x20 && c != '\t' && c != '\n' && c != '\r' || c == 0x7f):
 			b.WriteByte(c)
 		}
 	}

@@ -86,7 +86,27 @@ func TestXSSScore(t *testing.T) {
 		{`" onmouseover=alert(1) x="`, scoreAttack},
 		{`<div style="background:url('x;color:red;/*')">`, scoreAttack},
 		{`<SPAN DATASRC=#I DATAFLD=C DATAFORMATAS=HTML></SPAN>`, scoreAttack},
+		// Cut off before the call, as a truncated Referer carries them.
+		{`self['\x61\x6c\x65`, scoreAttack},
+		{`globalThis['con'+'`, scoreAttack},
+		{`window[/*x*/'pro`, scoreAttack},
+		{`frames['\145\166\1`, scoreAttack},
+		{`''.constructor.construct`, scoreAttack},
+		{`[].filter.constructor(`, scoreAttack},
+		{`'a'.constructor.prototyp`, scoreAttack},
+		{`<a href="&#106;a`, scoreAttack},
+		{`<a href="jav&#x09;a`, scoreAttack},
+		{`<a href=javascript&col`, scoreAttack},
+		{`<a href="vbscr`, scoreAttack},
 		// Markup and script that execute nothing.
+		{`window['dataLayer']`, scoreNone},
+		{`self['cache' + key]`, scoreNone},
+		{`obj.constructor.name`, scoreNone},
+		{"the constructor of a class", scoreNone},
+		{`<a href="&#109;&#97;`, scoreWeak},
+		{`<a href="javadoc/index`, scoreWeak},
+		{`<a href="java`, scoreWeak},
+		{`<a href="&#106;a">link</a>`, scoreWeak},
 		{`<p style="white-space: normal;"><strong>Hello</strong></p>`, scoreWeak},
 		{`<h2 id="intro">Intro</h2>`, scoreWeak},
 		{"JavaScript: Basics of JavaScript Language", scoreWeak},
@@ -135,6 +155,9 @@ func TestShellScore(t *testing.T) {
 		{"a; echo hi", scoreWeak},
 		{"127.0.0.1 && nslookup x.example.net", scoreAttack},
 		{"host a.example.com is down", scoreWeak},
+		{"1|nslookup x.example.", scoreAttack},
+		{"see e.g. p.s. notes", scoreNone},
+		{"e.g. it works", scoreNone},
 		{"Use set -euo pipefail; prefer $(cmd) over backticks.", scoreWeak},
 		{"x $(cmd /c whoami)", scoreAttack},
 		{"x $(whoami) y", scoreAttack},
@@ -272,6 +295,80 @@ func FuzzSQLScore(f *testing.F) {
 	fuzzScorer(f, sqlScore, "1' or '1'='1", "/*!50000union*/", "1#\nunion", "((((", "'\\''", "0x41", "{fn x}")
 }
 
+func TestTruncatedScriptURL(t *testing.T) {
+	cases := []struct {
+		in   string
+		want bool
+	}{
+		{` href="&#106;a`, true},
+		{` href="javas`, true},
+		{` src=JaVaScRiPt&`, true},
+		{` formaction='vbscript:`, true},
+		{` href="&#109;&#97;`, false},
+		{` href="javascript:x"`, false},
+		{` title="javascript`, false},
+		{` href=java`, false},
+		{` href="java script`, true},
+		{` href=javas x`, false},
+		{``, false},
+	}
+	for _, c := range cases {
+		if got := truncatedScriptURL(c.in); got != c.want {
+			t.Errorf("truncatedScriptURL(%q) = %v, want %v", c.in, got, c.want)
+		}
+	}
+}
+
+func TestObfuscatedMember(t *testing.T) {
+	for in, want := range map[string]bool{
+		`self['\x61`:          true,
+		`top['\u0061`:         true,
+		`parent['\141`:        true,
+		`window['al'+'ert']`:  true,
+		`content[/*a*/'b'`:    true,
+		`window['dataLayer']`: false,
+		`myself['\x61']`:      false,
+		`window[0]`:           false,
+		`self['a' + b]`:       false,
+	} {
+		if got := obfuscatedMember(in); got != want {
+			t.Errorf("obfuscatedMember(%q) = %v, want %v", in, got, want)
+		}
+	}
+	for in, want := range map[string]bool{
+		`''.constructor`:              true,
+		`[].map.constructor`:          true,
+		`"x".constructor.prototype`:   true,
+		`{}.constructor`:              true,
+		`a.constructor`:               false,
+		`items[0].constructor.name`:   false,
+		`'a long string'.constructor`: false,
+		`.constructor`:                false,
+	} {
+		if got := literalConstructor(in); got != want {
+			t.Errorf("literalConstructor(%q) = %v, want %v", in, got, want)
+		}
+	}
+}
+
+func FuzzTruncatedScriptURL(f *testing.F) {
+	for _, s := range []string{` href="&#106;a`, ` src=javas`, `=`, `="&`, ` a=b href='`} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		if truncatedScriptURL(s) && !strings.Contains(s, "=") {
+			t.Fatalf("truncatedScriptURL(%q) with no attribute value", s)
+		}
+		l := strings.ToLower(s)
+		if obfuscatedMember(l) && !strings.Contains(l, "[") {
+			t.Fatalf("obfuscatedMember(%q) with no member access", s)
+		}
+		if literalConstructor(l) && !strings.Contains(l, ".constructor") {
+			t.Fatalf("literalConstructor(%q) with no constructor", s)
+		}
+	})
+}
+
 func FuzzXSSScore(f *testing.F) {
 	fuzzScorer(f, xssScore, "<img src=x onerror=alert(1)>", "<<<>>>", "javascript:", "{{", `\u0061lert`, "<a href='")
 }
@@ -319,7 +416,7 @@ func FuzzTextKind(f *testing.F) {
 		f.Add(s)
 	}
 	f.Fuzz(func(t *testing.T, s string) {
-		if k := textKindOf(s); k < kindOther || k > kindMarkup {
+		if k := textKindOf(s); k < kindOther || k > kindTrace {
 			t.Fatalf("textKindOf(%q) = %d", s, k)
 		}
 		if out := stripStackFrames(s); len(out) > len(s) {

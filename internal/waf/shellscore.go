@@ -126,6 +126,17 @@ func shellScore(v string) int {
 	shellOnce.Do(loadShellCommands)
 	best := scoreNone
 	v = stripStackFrames(v)
+	if text, code := shownCode(v); code != nil {
+		// A document showing code: its text is judged as any value, the
+		// code it shows as code shown (mdcode.go).
+		for _, c := range code {
+			best = max(best, shellShownCode(c))
+		}
+		if best == scoreAttack {
+			return best
+		}
+		v = text
+	}
 	forms := []string{v}
 	if n, ok := normalize(v); ok {
 		forms = append(forms, n)
@@ -443,8 +454,12 @@ func shellVar(w string) bool {
 }
 
 // isHostname reports a DNS name of two labels or more whose last label is
-// letters ("x.example.net", not "v1.2" or "e.g.").
+// letters ("x.example.net", "x.example.net." written whole, not "v1.2" or
+// "e.g.").
 func isHostname(s string) bool {
+	if t := strings.TrimSuffix(s, "."); strings.Contains(t, ".") {
+		s = t // a fully qualified name's root
+	}
 	labels := strings.Split(s, ".")
 	if len(labels) < 2 || len(s) > 253 {
 		return false

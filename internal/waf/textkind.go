@@ -19,7 +19,7 @@ type textKind int
 const (
 	kindOther  textKind = iota
 	kindProse           // words of a natural language, with its punctuation and search syntax
-	kindCode            // the source of a JavaScript (or similar) program, or a GraphQL document
+	kindCode            // the source of a JavaScript (or similar) program, a GraphQL document, a saved SQL query
 	kindMarkup          // HTML or XML markup around text
 	kindTrace           // a stack trace: an error message and its frames
 )
@@ -37,7 +37,7 @@ func textKindOf(v string) textKind {
 		return kindTrace
 	case isMarkup(v):
 		return kindMarkup
-	case isCode(v), hasFencedCode(v), isGraphQL(v):
+	case isCode(v), hasFencedCode(v), isGraphQL(v), isSQLQuery(v):
 		return kindCode
 	case isProse(v):
 		return kindProse
@@ -209,6 +209,63 @@ func isGraphQL(v string) bool {
 		}
 	}
 	return braces == 0 && parens == 0 && pairs > 0
+}
+
+// isSQLQuery reports whether v is one whole query that reads a table, as
+// a dashboard, a report or a SQL console saves it and a search box is
+// sometimes given: comment lines, then "SELECT … FROM …" to its end. It
+// holds nothing an injection adds to a query: no UNION, no second
+// statement, no comment after the query starts, no variable, no OR
+// (XOR, ||) of a literal ("or 1=1", "or 'a'='a'", "or true"), no
+// function or catalogue only injections use. A value placed where a
+// query wants a number or a string breaks out of neither with it.
+func isSQLQuery(v string) bool {
+	s := strings.TrimSpace(v)
+	for strings.HasPrefix(s, "--") || strings.HasPrefix(s, "#") {
+		_, rest, ok := strings.Cut(s, "\n")
+		if !ok {
+			return false
+		}
+		s = strings.TrimSpace(rest)
+	}
+	if len(s) < 6 || !strings.EqualFold(s[:6], "select") || strings.Contains(s, "/*") {
+		// The lexer drops block comments; a query a person saves needs
+		// none inside it.
+		return false
+	}
+	toks := sqlLex(s, 0)
+	if len(toks) < 4 || len(toks) >= maxSQLTokens || sqlFind(toks, "from") < 2 || sqlHasTechnique(toks) {
+		return false
+	}
+	if toks[len(toks)-1].text == ";" {
+		toks = toks[:len(toks)-1]
+	}
+	// The query ends as a whole one does, in a name, a literal or a
+	// parenthesis, not in a clause or an operator left for more
+	// ("select 1 from bar where").
+	switch last := toks[len(toks)-1]; {
+	case last.kind == sqlWord && (sqlClause[last.text] || sqlBool[last.text] || sqlStatement[last.text] || sqlCompare[last.text] || last.text == "by" || last.text == "not"):
+		return false
+	case last.kind != sqlWord && last.kind != sqlNumber && last.kind != sqlString && last.text != ")":
+		return false
+	}
+	for i, t := range toks {
+		switch {
+		case t.kind == sqlComment, t.kind == sqlVar, t.kind == sqlOther, t.open, t.text == "union":
+			return false
+		case t.text == ";":
+			return false
+		case t.text == "or" || t.text == "||" || t.text == "xor":
+			j := i + 1
+			for j < len(toks) && (toks[j].text == "not" || toks[j].text == "(") {
+				j++
+			}
+			if end := sqlExprEnd(toks, j); end == j || sqlLiteralish(toks[j:end]) {
+				return false
+			}
+		}
+	}
+	return true
 }
 
 // hasFencedCode reports whether v holds a Markdown code block: a fence

@@ -25,9 +25,10 @@ const maxXSSTags = 1024
 // scoreNone otherwise. It looks at v and at its normal form (entities,
 // escapes, concatenations undone; see normalize).
 func xssScore(v string) int {
-	if !strings.ContainsAny(v, "<>:(`{}=&%\\") {
+	if !strings.ContainsAny(v, "<>:(`{}=&%\\[") && !strings.Contains(v, ".constructor") {
 		// No markup, no URL scheme, no call, no template, nothing
-		// escaped: nothing a browser runs.
+		// escaped, no computed member, no constructor: nothing a
+		// browser runs.
 		return scoreNone
 	}
 	best := scoreNone
@@ -65,7 +66,7 @@ func xssForm(s string) int {
 	if scriptURL(lower) {
 		return scoreAttack
 	}
-	if jsSinkScore(jsFold(lower)) == scoreAttack {
+	if jsSinkScore(jsFold(lower)) == scoreAttack || obfuscatedMember(lower) || literalConstructor(lower) {
 		return scoreAttack
 	}
 	if strings.Contains(lower, "expression(") || strings.Contains(lower, "-moz-binding") || strings.Contains(lower, "behavior:url") || strings.Contains(lower, "<!entity") {
@@ -198,10 +199,137 @@ func tagScore(s string) int {
 			return scoreAttack
 		}
 	}
+	if !closed && truncatedScriptURL(rest) {
+		return scoreAttack
+	}
 	if knownTag[name] || closed {
 		return scoreWeak
 	}
 	return scoreNone
+}
+
+// truncatedScriptURL reports a tag cut off inside the value of a URL
+// attribute (a Referer, a log line or a field cut at its length limit)
+// where what is left of the value begins a script URL: at least
+// "javas" or "vbscr", or fewer letters hidden behind character
+// references ("&#106;a"), which no link writes for the letters of its
+// scheme but to hide "javascript:". An e-mail address hidden the same
+// way ("&#109;&#97;…", mailto:) begins no script URL.
+func truncatedScriptURL(rest string) bool {
+	eq := strings.LastIndexByte(rest, '=')
+	if eq < 0 {
+		return false
+	}
+	name := strings.TrimRight(rest[:eq], " \t\n\r\f")
+	if i := strings.LastIndexAny(name, " \t\n\r\f/\"'"); i >= 0 {
+		name = name[i+1:]
+	}
+	if !urlAttributes[name] {
+		return false
+	}
+	raw := strings.TrimLeft(rest[eq+1:], " \t\n\r\f")
+	if raw != "" && (raw[0] == '"' || raw[0] == '\'' || raw[0] == '`') {
+		if strings.IndexByte(raw[1:], raw[0]) >= 0 {
+			return false // the value ends: not cut off
+		}
+		raw = raw[1:]
+	} else if strings.ContainsAny(raw, " \t\n\r\f>") {
+		return false
+	}
+	// A reference cut off at the end ("&col", "&#x6") says nothing yet.
+	if i := strings.LastIndexByte(raw, '&'); i >= 0 && strings.IndexByte(raw[i:], ';') < 0 {
+		raw = raw[:i]
+	}
+	var b strings.Builder
+	for _, r := range html.UnescapeString(raw) {
+		if r > ' ' && r != 0x7f && b.Len() < 16 {
+			b.WriteRune(r | 0x20)
+		}
+	}
+	u := b.String()
+	if u == "" {
+		return false
+	}
+	for _, scheme := range []string{"javascript:", "vbscript:"} {
+		if strings.HasPrefix(scheme, u) && (len(u) >= 5 || strings.HasPrefix(raw, "&#") || strings.Contains(raw, "&#")) {
+			return true
+		}
+	}
+	return false
+}
+
+// obfuscatedMember reports a member of the global object whose name is
+// hidden in the brackets of a computed access: JavaScript escapes of
+// its letters ("self['\\x61\\x6c…", "frames['\\145…"), string literals
+// joined by "+" ("top['al'+'ert']") or comments around a string
+// ("window[/*x*/'pro"). No program writes a property's name that way
+// but to hide it; read on the value as given, so that a value cut off
+// before the call still shows it.
+func obfuscatedMember(lower string) bool {
+	for _, g := range jsGlobals {
+		for i := range indexes(lower, g+"[") {
+			off := i + len(g) + 1
+			if !nameAt(lower, i, off-1, ".") {
+				continue
+			}
+			inner := lower[off:min(len(lower), off+64)]
+			if j := strings.IndexByte(inner, ']'); j >= 0 {
+				inner = inner[:j]
+			}
+			if strings.Contains(inner, "/*") {
+				return true
+			}
+			if inner == "" || inner[0] != '\'' && inner[0] != '"' && inner[0] != '`' {
+				continue
+			}
+			if strings.Contains(inner, "\\x") || strings.Contains(inner, "\\u") ||
+				strings.Contains(inner, "'+'") || strings.Contains(inner, "\"+\"") || strings.Contains(inner, "' + '") {
+				return true
+			}
+			for k := 0; k+1 < len(inner); k++ {
+				if inner[k] == '\\' && inner[k+1] >= '0' && inner[k+1] <= '7' {
+					return true // an octal escape
+				}
+			}
+		}
+	}
+	return false
+}
+
+// literalConstructor reports the constructor reached from a literal
+// ("\"\".constructor", "[].filter.constructor",
+// "'a'.constructor.prototype"): Function, or a prototype to overwrite, got without naming
+// either, what script injections do and programs have no use for.
+func literalConstructor(lower string) bool {
+	for i := range indexes(lower, ".constructor") {
+		j := i
+		// Back over a chain of names: "[].filter.constructor".
+		for j > 0 {
+			k := j
+			for k > 0 && identByte(lower[k-1]) {
+				k--
+			}
+			if k > 0 && k < j && lower[k-1] == '.' {
+				j = k - 1
+				continue
+			}
+			break
+		}
+		if j < 2 {
+			continue
+		}
+		switch lower[j-2 : j] {
+		case "''", "\"\"", "[]", "{}", "``":
+			return true
+		}
+		if q := lower[j-1]; q == '\'' || q == '"' || q == '`' {
+			// A string literal: "'a'.constructor".
+			if k := strings.LastIndexByte(lower[:j-1], q); k >= 0 && j-1-k <= 16 && !strings.ContainsAny(lower[k+1:j-1], " \t\n") {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 // cssOverlay reports inline CSS that lays an element over the page or
