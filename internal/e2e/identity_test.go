@@ -9,6 +9,7 @@ import (
 	"errors"
 	"net/http"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -85,9 +86,26 @@ func TestJoinRefusals(t *testing.T) {
 	if strings.Join(results, ",") != "pending,ok" {
 		t.Fatalf("node.join entries %q, want the intent and the outcome of the one join", results)
 	}
-	eventually(t, "the four refusals in a summary entry", func() bool { n, _ := c.refusedSummaries(); return n == 4 })
-	if _, top := c.refusedSummaries(); !strings.Contains(strings.Join(top, "; "), "node.join bad_token ×") {
-		t.Fatalf("summary lines %q do not name the refused joins", top)
+	// The summaries count every refused call: the token calls' refusals
+	// for want of an MFA session are there too. The joins are the four
+	// lines naming node.join.
+	joins := func() int {
+		_, top := c.refusedSummaries()
+		n := 0
+		for _, line := range top {
+			if _, count, ok := strings.Cut(line, " node.join bad_token ×"); ok {
+				k, err := strconv.Atoi(count)
+				if err != nil {
+					t.Fatalf("summary line %q: %v", line, err)
+				}
+				n += k
+			}
+		}
+		return n
+	}
+	eventually(t, "the four refused joins in summary entries", func() bool { return joins() >= 4 })
+	if n := joins(); n != 4 {
+		t.Fatalf("summaries count %d refused joins, want 4", n)
 	}
 }
 
