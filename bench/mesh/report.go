@@ -111,4 +111,23 @@ func printReport(w io.Writer, o options, reps []map[string]*result) {
 			fmt.Fprintf(w, "| %d | %s | %.0f | %.0f | %.0f | %.1f | %.0f | %s |\n", i+1, p, us(x.uniP99), us(x.burstP99), x.maxRPS, x.bulkMBs, us(x.connP50), strings.Join(rss, "; "))
 		}
 	}
+	fmt.Fprintln(w, "\nThe throughput slices of each repetition (req/s, MB/s), in the order they ran; a path's figure is their median:")
+	fmt.Fprintln(w)
+	for i, r := range reps {
+		for _, p := range []string{"direct", "moat", "haproxy"} {
+			for _, s := range r[p].slices {
+				fmt.Fprintf(w, "- rep %d, %s, %s\n", i+1, p, s)
+			}
+		}
+	}
+}
+
+// fmtSlices lists the figures of a path's throughput slices, in the order
+// they ran.
+func fmtSlices(v []float64) string {
+	var s []string
+	for _, x := range v {
+		s = append(s, fmt.Sprintf("%.0f", x))
+	}
+	return strings.Join(s, " ")
 }
