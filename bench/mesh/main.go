@@ -36,15 +36,17 @@ import (
 )
 
 type options struct {
-	reps     int
-	dur      time.Duration
-	bulkMB   int64
-	rate     int // keep-alive requests per second
-	connRate int // new connections per second
-	profile  string
-	keep     bool
-	hold     bool
-	procs    int // the agents' --procs; 0 leaves their default
+	reps   int
+	dur    time.Duration
+	bulkMB int64
+	// bulkSliceMB is the MiB of one bulk slice (one connection).
+	bulkSliceMB int64
+	rate        int // keep-alive requests per second
+	connRate    int // new connections per second
+	profile     string
+	keep        bool
+	hold        bool
+	procs       int // the agents' --procs; 0 leaves their default
 	// oneBinary runs the agents as "moat agent" from cmd/moat.
 	oneBinary bool
 	// agentDefaultBuild builds cmd/moat-agent with go build's defaults
@@ -64,7 +66,8 @@ func main() {
 	smoke := flag.Bool("smoke", false, "a run of a few seconds that only checks the harness produces its figures")
 	flag.IntVar(&o.reps, "reps", 3, "repetitions (figures are medians)")
 	flag.DurationVar(&o.dur, "dur", 10*time.Second, "length of each load phase")
-	flag.Int64Var(&o.bulkMB, "bulk-mb", 1024, "MiB sent through one connection in the bulk phase")
+	flag.Int64Var(&o.bulkMB, "bulk-mb", 1024, "MiB each path carries per repetition in the bulk phase")
+	flag.Int64Var(&o.bulkSliceMB, "bulk-slice-mb", 128, "MiB of one bulk slice (one connection); the paths alternate slice by slice")
 	flag.IntVar(&o.rate, "rate", 1000, "requests per second of the latency phases")
 	flag.IntVar(&o.connRate, "conn-rate", 200, "new connections per second of the new-connection phase")
 	flag.StringVar(&o.profile, "profile", "", "write CPU profiles of both agents for every phase to this directory")
@@ -76,6 +79,10 @@ func main() {
 	flag.Parse()
 	if *smoke {
 		o.reps, o.dur, o.bulkMB = 1, time.Second, 8
+	}
+	if o.reps < 1 || o.dur < time.Second || o.bulkMB < 1 || o.bulkSliceMB < 1 {
+		fmt.Fprintln(os.Stderr, "meshbench: -reps, -bulk-mb and -bulk-slice-mb must be at least 1, -dur at least 1s")
+		os.Exit(2)
 	}
 	if err := run(o); err != nil {
 		fmt.Fprintln(os.Stderr, "meshbench:", err)
@@ -388,6 +395,7 @@ type result struct {
 	idleAnonKB, idleFileKB             []int64       // of idleKB, RssAnon and RssFile
 	loadedAnonKB, loadedFileKB         []int64       // of loadedKB (its highest sample), RssAnon and RssFile
 	cpuUni, cpuConn                    time.Duration // all proxy processes together
+	slices                             []string      // the throughput phases' figure of every slice
 }
 
 func repetition(o options, dir string, paths []path, rep int, idle map[string]*result) (map[string]*result, error) {
@@ -406,21 +414,6 @@ func repetition(o options, dir string, paths []path, rep int, idle map[string]*r
 			t += usageOf(pid).cpu
 		}
 		return t
-	}
-	// Throughput phases run each path in turn for the whole phase.
-	phase := func(name string, f func(p path, r *result) error) error {
-		for _, p := range paths {
-			fmt.Fprintf(os.Stderr, "   %-8s %s\n", p.name, name)
-			stop := profile(o, p, fmt.Sprintf("%d-%s", rep, name), o.dur)
-			sampler := sampleRSS(p, res[p.name].peakKB, nil)
-			err := f(p, res[p.name])
-			sampler()
-			stop()
-			if err != nil {
-				return fmt.Errorf("%s, %s: %w", p.name, name, err)
-			}
-		}
-		return nil
 	}
 	// Latency phases interleave the paths in slices of a second (the first
 	// path of each slice rotating), so that the machine's load, which
@@ -463,6 +456,39 @@ func repetition(o options, dir string, paths []path, rep int, idle map[string]*r
 		}
 		return nil
 	}
+	// Throughput phases interleave the paths the same way: a phase is cut
+	// into n slices per path, run in turn with the first path of each slice
+	// rotating (and each repetition starting one further on), and a path's
+	// figure is the median of its slices, so that a quiet or a busy stretch
+	// of the host does not fall on one path's whole phase.
+	throughput := func(name string, n int, span time.Duration, run func(p path) (float64, error), set func(r *result, v float64)) error {
+		fmt.Fprintf(os.Stderr, "   %-8s %s (%d slices per path)\n", "all", name, n)
+		vals := map[string][]float64{}
+		var stops []func()
+		for _, p := range paths {
+			stops = append(stops, profile(o, p, fmt.Sprintf("%d-%s", rep, name), span))
+		}
+		for i := range n {
+			for k := range paths {
+				p := paths[(rep+i+k)%len(paths)]
+				sampler := sampleRSS(p, res[p.name].peakKB, nil)
+				v, err := run(p)
+				sampler()
+				if err != nil {
+					return fmt.Errorf("%s, %s: %w", p.name, name, err)
+				}
+				vals[p.name] = append(vals[p.name], v)
+			}
+		}
+		for _, stop := range stops {
+			stop()
+		}
+		for _, p := range paths {
+			set(res[p.name], median(vals[p.name]))
+			res[p.name].slices = append(res[p.name].slices, fmt.Sprintf("%s: %s", name, fmtSlices(vals[p.name])))
+		}
+		return nil
+	}
 	if err := interleave("1 KB at "+fmt.Sprint(o.rate)+" req/s, uniform", true, func(p path, d time.Duration) (latencies, int, error) {
 		return keepAliveLoad(p.http, 16, arrivals{rate: o.rate, burst: 1}, d)
 	}, func(r *result, lat latencies, cpu time.Duration) {
@@ -477,18 +503,22 @@ func repetition(o options, dir string, paths []path, rep int, idle map[string]*r
 	}); err != nil {
 		return nil, err
 	}
-	if err := phase("wrk, 16 connections, 1 KB POST", func(p path, r *result) error {
-		var err error
-		r.maxRPS, err = wrkMax(dir, p.http, o.dur)
-		return err
-	}); err != nil {
+	// wrk in slices of 2 s (-dur's whole seconds when shorter): each slice
+	// is a wrk run of its own, 16 new connections.
+	wrkSlice := min(2*time.Second, max(o.dur.Truncate(time.Second), time.Second))
+	wrkN := max(int(o.dur/wrkSlice), 1)
+	if err := throughput(fmt.Sprintf("wrk, 16 connections, 1 KB POST, %v slices", wrkSlice), wrkN, time.Duration(wrkN*len(paths))*wrkSlice, func(p path) (float64, error) {
+		return wrkMax(dir, p.http, wrkSlice)
+	}, func(r *result, v float64) { r.maxRPS = v }); err != nil {
 		return nil, err
 	}
-	if err := phase(fmt.Sprintf("bulk %d MiB", o.bulkMB), func(p path, r *result) error {
-		var err error
-		r.bulkMBs, err = bulk(p.sink, o.bulkMB<<20)
-		return err
-	}); err != nil {
+	// Bulk: -bulk-mb per path and repetition, in slices of -bulk-slice-mb,
+	// each through a connection of its own.
+	bulkN := max(o.bulkMB/o.bulkSliceMB, 1)
+	bulkSlice := o.bulkMB << 20 / bulkN
+	if err := throughput(fmt.Sprintf("bulk %d MiB, %d MiB slices", o.bulkMB, bulkSlice>>20), int(bulkN), time.Duration(len(paths))*time.Duration(o.bulkMB)*5*time.Millisecond, func(p path) (float64, error) {
+		return bulk(p.sink, bulkSlice)
+	}, func(r *result, v float64) { r.bulkMBs = v }); err != nil {
 		return nil, err
 	}
 	if err := interleave(fmt.Sprintf("a new connection per request at %d/s", o.connRate), false, func(p path, d time.Duration) (latencies, int, error) {

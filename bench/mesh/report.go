@@ -98,6 +98,26 @@ func printReport(w io.Writer, o options, reps []map[string]*result) {
 		row("of which RssFile (executable, libraries)", "%.1f", 0, proc("moat", func(r *result) []int64 { return r.loadedFileKB }, i), proc("haproxy", func(r *result) []int64 { return r.loadedFileKB }, i), "")
 		row("RSS MiB peak over the run, "+side, "%.1f", 0, proc("moat", func(r *result) []int64 { return r.peakKB }, i), proc("haproxy", func(r *result) []int64 { return r.peakKB }, i), "")
 	}
+	// The throughput phases interleave the paths within a repetition, so
+	// a repetition's ratio compares figures of the same minutes; the ratio
+	// of the medians above may take moat's and HAProxy's from different
+	// repetitions.
+	fmt.Fprint(w, "\nmoat/HAProxy in each repetition:")
+	for _, m := range []struct {
+		name string
+		f    func(*result) float64
+	}{{"max req/s", func(r *result) float64 { return r.maxRPS }}, {"bulk", func(r *result) float64 { return r.bulkMBs }}} {
+		var v []string
+		var rs []float64
+		for _, r := range reps {
+			if h := m.f(r["haproxy"]); h != 0 {
+				rs = append(rs, m.f(r["moat"])/h)
+				v = append(v, fmt.Sprintf("%.2f×", rs[len(rs)-1]))
+			}
+		}
+		fmt.Fprintf(w, " %s %s (median %.2f×);", m.name, strings.Join(v, ", "), median(rs))
+	}
+	fmt.Fprintln(w)
 	fmt.Fprintln(w, "\nEach repetition (latencies in µs):")
 	fmt.Fprintln(w, "\n| rep | path | p99 uniform | p99 bursty | max req/s | bulk MB/s | new conn p50 | RSS MiB idle / at 1k req/s / peak (per process) |")
 	fmt.Fprintln(w, "|---|---|---|---|---|---|---|---|")
@@ -111,4 +131,23 @@ func printReport(w io.Writer, o options, reps []map[string]*result) {
 			fmt.Fprintf(w, "| %d | %s | %.0f | %.0f | %.0f | %.1f | %.0f | %s |\n", i+1, p, us(x.uniP99), us(x.burstP99), x.maxRPS, x.bulkMBs, us(x.connP50), strings.Join(rss, "; "))
 		}
 	}
+	fmt.Fprintln(w, "\nThe throughput slices of each repetition (req/s, MB/s), in the order they ran; a path's figure is their median:")
+	fmt.Fprintln(w)
+	for i, r := range reps {
+		for _, p := range []string{"direct", "moat", "haproxy"} {
+			for _, s := range r[p].slices {
+				fmt.Fprintf(w, "- rep %d, %s, %s\n", i+1, p, s)
+			}
+		}
+	}
+}
+
+// fmtSlices lists the figures of a path's throughput slices, in the order
+// they ran.
+func fmtSlices(v []float64) string {
+	var s []string
+	for _, x := range v {
+		s = append(s, fmt.Sprintf("%.0f", x))
+	}
+	return strings.Join(s, " ")
 }
