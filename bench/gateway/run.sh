@@ -16,6 +16,12 @@
 #                  the WAF-on gateway under each request type to
 #                  $W/moat-<type>.pprof, the WAF-off one's to
 #                  $W/moat-off-<type>.pprof (with KEEP=1 to look at them)
+#   BASE=<git ref> A/B mode: also build moat at that ref and run it as a
+#                  third gateway node (WAF on, same control plane, agent,
+#                  backend and config); the throughput loop then measures
+#                  only the two WAF-on builds, side by side per repetition
+#                  and request type (alternating which goes first), and
+#                  reports medians per build and current/base ratios
 # Needs: go, wrk, nginx, libnginx-mod-http-modsecurity, modsecurity-crs,
 # openssl, python3, curl. Everything listens on 127.0.0.1 on ports the kernel
 # hands out; all state lives in a temporary directory.
@@ -26,6 +32,7 @@ CONNS=${2:-32}
 REPS=${REPS:-3}
 CORPUS=${CORPUS:-internal/waf/testdata/corpus.jsonl}
 LIMIT=0
+BASE=${BASE:-}
 if [ -n "${SMOKE:-}" ]; then
   DUR=1s CONNS=4 REPS=1 LIMIT=40
 fi
@@ -49,9 +56,9 @@ fail() { echo "bench: $*" >&2; for f in "$W"/*.log; do echo "--- $f" >&2; tail -
 
 # Free loopback ports, asked of the kernel (never fixed: other runs and
 # tests share the machine).
-read -r P_SERVER P_MESH_APP P_MESH_ON P_MESH_OFF P_ON P_OFF P_BACKEND P_NGX_ON P_NGX_OFF P_PPROF P_PPROF_OFF < <(python3 -c '
+read -r P_SERVER P_MESH_APP P_MESH_ON P_MESH_OFF P_ON P_OFF P_BACKEND P_NGX_ON P_NGX_OFF P_PPROF P_PPROF_OFF P_BASE P_MESH_BASE < <(python3 -c '
 import socket
-ss = [socket.socket() for _ in range(11)]
+ss = [socket.socket() for _ in range(13)]
 for s in ss: s.bind(("127.0.0.1", 0))
 print(" ".join(str(s.getsockname()[1]) for s in ss))')
 
@@ -70,6 +77,15 @@ if [ -n "${PROFILE:-}" ]; then
 else
   go build -o "$W/moat" ./cmd/moat
 fi
+if [ -n "$BASE" ]; then
+  # The base build comes from the ref's tree alone (git archive: no
+  # worktree to register or forget), built with the same toolchain.
+  BASE_REV=$(git rev-parse --verify --short "$BASE^{commit}") || fail "BASE=$BASE is not a commit"
+  mkdir -p "$W/base-src"
+  git archive "$BASE_REV" | tar -x -C "$W/base-src"
+  (cd "$W/base-src" && go build -o "$W/moat-base" ./cmd/moat) || fail "building moat at $BASE ($BASE_REV)"
+  rm -rf "$W/base-src"
+fi
 go build -o "$W/backend" ./bench/gateway/backend
 go build -o "$W/replay" ./bench/gateway/replay
 openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 30 -subj /CN=localhost \
@@ -77,7 +93,7 @@ openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 30 -s
 
 "$W/backend" -addr "127.0.0.1:$P_BACKEND" & pids+=($!)
 
-echo "== moat: control plane, backend node agent, two gateway nodes (WAF on, WAF off)"
+echo "== moat: control plane, backend node agent, gateway nodes: WAF on, WAF off${BASE:+, and WAF on built at $BASE}"
 export MOAT_SERVER="127.0.0.1:$P_SERVER" MOAT_ADMIN_DIR="$W/server.admin"
 # (Background processes start "$W/moat" directly, so that $! is moat
 # itself and the cleanup stops it.)
@@ -101,7 +117,8 @@ moat admin mfa login "$(totp 1)" >/dev/null || fail "mfa login"
 moat svc register --node app --name app --port "$P_BACKEND" >/dev/null
 moat svc register --node edge-on --name gateway --port "$P_ON" >/dev/null
 moat svc register --node edge-off --name gateway-nowaf --port "$P_OFF" >/dev/null
-printf "default: deny\nrules:\n  - name: edge-to-app\n    from: [gateway, gateway-nowaf]\n    to: app\n    ports: [%s]\n" "$P_BACKEND" >"$W/intentions.yaml"
+moat svc register --node edge-base --name gateway-base --port "$P_BASE" >/dev/null
+printf "default: deny\nrules:\n  - name: edge-to-app\n    from: [gateway, gateway-nowaf, gateway-base]\n    to: app\n    ports: [%s]\n" "$P_BACKEND" >"$W/intentions.yaml"
 moat policy apply -f "$W/intentions.yaml" >/dev/null
 tok=$(moat token create --node app 2>/dev/null)
 "$W/moat" agent --data-dir "$W/app" --server "$MOAT_SERVER" --node app --join "$tok" \
@@ -111,9 +128,12 @@ AGENT=$!
 # Both sides run paranoia level 1 with CRS's default anomaly thresholds;
 # rate limits, the connection cap and the CSRF origin check (nginx has
 # none) are off on moat, so that only the WAFs differ.
-for mode in on off; do
-  port=$P_ON mesh=$P_MESH_ON disabled=false svc=gateway
+modes=(on off)
+[ -z "$BASE" ] || modes+=(base)
+for mode in "${modes[@]}"; do
+  port=$P_ON mesh=$P_MESH_ON disabled=false svc=gateway bin=$W/moat
   [ $mode = off ] && port=$P_OFF mesh=$P_MESH_OFF disabled=true svc=gateway-nowaf
+  [ $mode = base ] && port=$P_BASE mesh=$P_MESH_BASE svc=gateway-base bin=$W/moat-base
   cat >"$W/gw-$mode.yaml" <<YAML
 listen: 127.0.0.1:$port
 redirect_listen: "off"
@@ -127,13 +147,13 @@ routes:
     port: $P_BACKEND
     csrf_off: true
 YAML
-  moat gateway --config "$W/gw-$mode.yaml" --validate >/dev/null || fail "gateway config $mode"
+  "$bin" gateway --config "$W/gw-$mode.yaml" --validate >/dev/null || fail "gateway config $mode"
   pprof=
   if [ -n "${PROFILE:-}" ]; then
     pprof=127.0.0.1:$P_PPROF; [ $mode = off ] && pprof=127.0.0.1:$P_PPROF_OFF
   fi
   tok=$(moat token create --node "edge-$mode" 2>/dev/null)
-  MOAT_PPROF=$pprof "$W/moat" gateway --config "$W/gw-$mode.yaml" --data-dir "$W/edge-$mode" --server "$MOAT_SERVER" --node "edge-$mode" --service "$svc" \
+  MOAT_PPROF=$pprof "$bin" gateway --config "$W/gw-$mode.yaml" --data-dir "$W/edge-$mode" --server "$MOAT_SERVER" --node "edge-$mode" --service "$svc" \
     --join "$tok" --mesh-listen "127.0.0.1:$mesh" --log-level warn >"$W/gw-$mode.log" 2>&1 & pids+=($!)
   declare "GW_${mode^^}=$!"
 done
@@ -208,13 +228,16 @@ fi
 nginx -c "$W/nginx.conf" -p "$W"
 for _ in $(seq 50); do [ -s "$W/nginx.pid" ] && break; sleep 0.1; done
 NGX_MASTER=$(cat "$W/nginx.pid")
+[ -z "$BASE" ] || echo "bench: A/B: moat base is $BASE ($BASE_REV, $(git log -1 --format=%cs "$BASE_REV")), current is $(git describe --always --dirty 2>/dev/null); both WAF on, same config, control plane, agent and backend"
 echo "bench: nginx + $(dpkg-query -W -f 'libmodsecurity3 ${Version}' libmodsecurity3 2>/dev/null || echo ModSecurity) runs $NGINX_CRS; moat $(git describe --always --dirty 2>/dev/null || echo) runs $MOAT_CRS, paranoia 1 on both"
 
 wait_http "https://127.0.0.1:$P_NGX_ON/"
 wait_http "https://127.0.0.1:$P_NGX_OFF/"
 # The gateways answer 502 until their node has its SVID and the mesh path
 # to app is up: wait for a 200 through each.
-for port in $P_ON $P_OFF; do
+gw_ports="$P_ON $P_OFF"
+[ -z "$BASE" ] || gw_ports="$gw_ports $P_BASE"
+for port in $gw_ports; do
   ok=
   for _ in $(seq 600); do
     [ "$(curl -sk -o /dev/null -w '%{http_code}' "https://127.0.0.1:$port/")" = 200 ] && { ok=1; break; }
@@ -259,6 +282,7 @@ server_pids() {
   case $1 in
     "moat WAF on") echo "$GW_ON $AGENT" ;;
     "moat WAF off") echo "$GW_OFF $AGENT" ;;
+    "base WAF on") echo "$GW_BASE $AGENT" ;;
     *) echo "$NGX_MASTER $(pgrep -P "$NGX_MASTER" | tr '\n' ' ')" ;;
   esac
 }
@@ -295,19 +319,56 @@ types=("benign GET|/products?id=42&sort=price|get.lua" "form POST|/contact|form.
 targets=("moat WAF on|$P_ON" "moat WAF off|$P_OFF" "nginx+ModSec|$P_NGX_ON" "nginx plain|$P_NGX_OFF")
 echo "== throughput ($DUR per run, $CONNS connections, 2 wrk threads, $REPS repetitions, $(nproc) cores shared by wrk, the backend and the servers)"
 : >"$W/results"
+: >"$W/pairs"
+loadavg() { cut -d' ' -f1-3 /proc/loadavg; }
+# last TARGET TYPE COLUMN: that column of the newest result line.
+last() { awk -F'|' -v t="$1" -v y="$2" -v c="$3" '$1==t && $2==y {v=$c} END {print v}' "$W/results"; }
+echo "bench: load average (1, 5, 15 min) before the runs: $(loadavg)"
 for rep in $(seq "$REPS"); do
-  echo "-- repetition $rep"
+  echo "-- repetition $rep (load average $(loadavg))"
+  i=0
   for t in "${types[@]}"; do
     IFS='|' read -r label path script <<<"$t"
-    for g in "${targets[@]}"; do
+    if [ -z "$BASE" ]; then
+      run=("${targets[@]}")
+    else
+      # A/B: the two builds back to back, the one going first
+      # alternating by repetition and request type, so neither always
+      # meets the same moment of the machine's load.
+      run=("moat WAF on|$P_ON" "base WAF on|$P_BASE")
+      (((rep + i) % 2)) && run=("base WAF on|$P_BASE" "moat WAF on|$P_ON")
+      i=$((i + 1))
+    fi
+    for g in "${run[@]}"; do
       IFS='|' read -r name port <<<"$g"
       measure "$name" "$label" "https://127.0.0.1:$port$path" "$W/$script"
     done
+    if [ -n "$BASE" ]; then
+      awk -v y="$label" -v a="$(last "moat WAF on" "$label" 3)" -v b="$(last "base WAF on" "$label" 3)" \
+        -v ca="$(last "moat WAF on" "$label" 7)" -v cb="$(last "base WAF on" "$label" 7)" \
+        'BEGIN {printf "%s|%.4f|%.4f\n", y, (b ? a/b : 0), (cb ? ca/cb : 0)}' >>"$W/pairs"
+    fi
   done
 done
+echo "bench: load average (1, 5, 15 min) after the runs: $(loadavg)"
 
 median() { sort -g | awk '{a[NR]=$1} END {if (NR%2) print a[(NR+1)/2]; else printf "%.2f\n", (a[NR/2]+a[NR/2+1])/2}'; }
 med() { awk -F'|' -v t="$1" -v y="$2" -v c="${3:-3}" '$1==t && $2==y {print $c}' "$W/results" | median; }
+if [ -n "$BASE" ]; then
+  pmed() { awk -F'|' -v y="$1" -v c="$2" '$1==y {print $c}' "$W/pairs" | median; }
+  echo "== A/B, WAF on both: current ($(git describe --always --dirty 2>/dev/null)) against base $BASE ($BASE_REV), medians of $REPS"
+  echo "   (pair ratio: current/base of the two runs made back to back, median over repetitions)"
+  printf "%-16s %11s %11s %10s %10s %12s %12s %10s %10s\n" "request" "cur req/s" "base req/s" "cur/base" "pair ratio" "cur CPU µs" "base CPU µs" "cur/base" "pair ratio"
+  for t in "${types[@]}"; do
+    IFS='|' read -r label _ _ <<<"$t"
+    a=$(med "moat WAF on" "$label"); b=$(med "base WAF on" "$label")
+    ca=$(med "moat WAF on" "$label" 7); cb=$(med "base WAF on" "$label" 7)
+    awk -v l="$label" -v a="$a" -v b="$b" -v ca="$ca" -v cb="$cb" -v pr="$(pmed "$label" 2)" -v pc="$(pmed "$label" 3)" 'BEGIN {
+      printf "%-16s %11.0f %11.0f %9.3fx %9.3fx %12.0f %12.0f %9.3fx %9.3fx\n", l, a, b, (b ? a/b : 0), pr, ca, cb, (cb ? ca/cb : 0), pc }'
+  done
+  blocked=$(awk -F'|' '$1=="base WAF on" && $2=="blocked attack" {s+=$6} END {print s+0}' "$W/results")
+  [ "$blocked" -gt 0 ] || fail "the base build's WAF blocked none of the attack requests"
+else
 echo "== medians of $REPS (req/s), and the ratios the issue sets targets for (≥ 5× nginx+ModSecurity, ≥ 25% of WAF off)"
 printf "%-16s %12s %12s %12s %12s %12s %12s\n" "request" "moat WAF on" "moat WAF off" "nginx+ModSec" "nginx plain" "on/ModSec" "on/off"
 for t in "${types[@]}"; do
@@ -326,9 +387,11 @@ for t in "${types[@]}"; do
   awk -v l="$label" -v on="$on" -v off="$off" -v ms="$ms" -v np="$np" 'BEGIN {
     printf "%-16s %12.0f %12.0f %12.0f %12.0f %11.2fx %11.0f%%\n", l, on, off, ms, np, (on ? ms/on : 0), (on ? 100*off/on : 0) }'
 done
+fi
 blocked=$(awk -F'|' '$1=="moat WAF on" && $2=="blocked attack" {s+=$6} END {print s+0}' "$W/results")
 [ "$blocked" -gt 0 ] || fail "moat's WAF blocked none of the attack requests"
 
 echo "== detection ($CORPUS)"
 "$W/replay" -url "https://127.0.0.1:$P_ON" -corpus "$CORPUS" -limit "$LIMIT" -name "moat (WAF on)"
+[ -z "$BASE" ] || "$W/replay" -url "https://127.0.0.1:$P_BASE" -corpus "$CORPUS" -limit "$LIMIT" -name "moat base $BASE_REV (WAF on)"
 "$W/replay" -url "https://127.0.0.1:$P_NGX_ON" -corpus "$CORPUS" -limit "$LIMIT" -name "nginx+ModSecurity"
