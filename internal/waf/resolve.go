@@ -42,6 +42,10 @@ import (
 //     phase up to the marker (markers stay), and its setvars are folded
 //     into one assignment made by the first rule of phase 1 (the phase-1
 //     gate);
+//   - always-matching rules that stay (their setvars add TX values only a
+//     request knows, such as CRS's anomaly sums) and match one value,
+//     with nothing between them at run time, run as one: the first is
+//     given the setvars of the others, which are removed (see merge);
 //   - nothing is decided after a rule that can change the flow of the
 //     phase (allow, skip, a skipAfter that is not decided, ctl that removes
 //     rules) until the marker it skips to or the end of the phase, and no
@@ -50,8 +54,9 @@ import (
 //     transaction only if no rule left before its last folded writer
 //     mentions it (in its text, or reads TX whole or by a key regex);
 //     otherwise its writers stay;
-//   - a rule the decisions rely on (a folded or constant-skip rule, the
-//     phase-1 gate) is an anchor: a ctl in the rule set that could remove
+//   - a rule the decisions rely on (a folded or constant-skip rule, a
+//     merged one and the rule it was merged into, the phase-1 gate) is
+//     an anchor: a ctl in the rule set that could remove
 //     an anchor switches the resolver off, and a request whose route
 //     excludes an anchor is inspected by the unresolved rule set (see
 //     WAF.Begin).
@@ -65,6 +70,7 @@ type resolution struct {
 	consts  []txConst // set by the phase-1 gate before any other rule
 	removed int       // rules removed from the rule set
 	folded  int       // of them, always-matching rules whose setvars were folded
+	merged  int       // of them, always-matching rules whose setvars were merged into the rule before
 	// anchors are the rules whose exclusion would change what was
 	// resolved; for a constant skip, the rules of its range (an exclusion
 	// that covers the skip and its whole range changes nothing).
@@ -129,6 +135,14 @@ type rrule struct {
 	removed  bool
 	folded   bool
 	decision int // 0 dynamic, 1 never matches, 2 always matches
+	index    int // in the rule set
+	matches  int // values an always-matching rule matches (its actions run once for each)
+	// mergeable: an always-matching rule that matches once, left in the
+	// rule set, whose actions are metadata, pass and setvars of TX
+	// arithmetic (see merge).
+	mergeable bool
+	merged    bool // its setvars were moved to the rule before it
+	host      bool // it was given the setvars of rules after it
 }
 
 // ctlRemoval is a ctl that removes rules or their targets at run time.
@@ -163,6 +177,7 @@ func resolve(w coraza.WAF) (*resolution, error) {
 		if err != nil {
 			return nil, err
 		}
+		r.index = i
 		all[i] = r
 	}
 	protected := skipReach(all)
@@ -178,6 +193,9 @@ func resolve(w coraza.WAF) (*resolution, error) {
 	}
 	res := &resolution{anchors: map[int][]int{gate1ID: nil}}
 	s.unfoldRead()
+	if err := s.merge(); err != nil {
+		return nil, err
+	}
 	// What the folded rules leave in TX, by the value after each key's
 	// last folded writer.
 	for k, v := range s.lastVal {
@@ -191,6 +209,11 @@ func resolve(w coraza.WAF) (*resolution, error) {
 		case r.folded:
 			res.anchors[r.id] = nil
 			res.folded++
+		case r.merged:
+			res.anchors[r.id] = nil
+			res.merged++
+		case r.host:
+			res.anchors[r.id] = nil // it carries the setvars of the rules after it
 		case r.decision == always && !r.removed:
 			res.anchors[r.id] = nil // an unfolded writer: it still sets what was decided
 		case r.removed && r.decision == always:
@@ -280,6 +303,7 @@ func (s *resolver) walk(phase int, protected map[int]bool) {
 			}
 			continue
 		}
+		r.mergeable = r.decision == always && r.matches == 1 && !protected[i] && s.mergeableActions(r)
 		r.decision = dynamic
 		for _, p := range r.dynKeys {
 			if p == "" {
@@ -318,6 +342,7 @@ func (s *resolver) decide(r *rrule) int {
 		if r.chain {
 			return dynamic
 		}
+		r.matches = 1
 		return always // SecAction
 	}
 	opv := opp.Elem()
@@ -346,9 +371,11 @@ func (s *resolver) decide(r *rrule) int {
 		values = []string{strconv.Itoa(len(values))}
 	}
 	matched := false
+	r.matches = 0
 	for _, val := range values {
 		if op.Evaluate(s.st, val) != neg {
 			matched = true
+			r.matches++
 		}
 	}
 	switch {
@@ -398,6 +425,90 @@ func (s *resolver) foldable(r *rrule, phase int) bool {
 	for _, sv := range r.setvars {
 		if sv.val == nil || !s.knownMacros(sv.val.String()) {
 			return false
+		}
+	}
+	return true
+}
+
+// mergeableActions reports whether an always-matching r that stays in the
+// rule set may hand its setvars to the rule before it: it logs nothing,
+// changes no flow, captures nothing, and each setvar names its TX key
+// literally and builds its value from TX alone (no macro that depends on
+// the rule that runs it, such as MATCHED_VAR or RULE).
+func (s *resolver) mergeableActions(r *rrule) bool {
+	if r.log || r.chain || r.others || len(r.dynKeys) > 0 || r.skip || r.allow || r.ctlFlow || r.skipTo != "" || len(r.setvars) == 0 {
+		return false
+	}
+	for _, c := range s.ctls[r.index] {
+		if !c.rules {
+			return false // a ctl that removes targets
+		}
+	}
+	for _, sv := range r.setvars {
+		if sv.val == nil {
+			return false
+		}
+		for _, m := range macroRx.FindAllStringSubmatch(sv.val.String(), -1) {
+			if col, _, ok := strings.Cut(m[1], "."); !ok || !strings.EqualFold(col, "tx") {
+				return false
+			}
+		}
+	}
+	return true
+}
+
+// merge runs the setvars of consecutive mergeable rules as one rule: of
+// each run of them that nothing separates at run time in its phase (no
+// marker, no rule left between them), the first keeps its own actions
+// and is given the setvars of the others, in order, and the others are
+// removed. Each would have matched once, run its setvars and nothing
+// else, right after the one before; the first now runs them all in the
+// same order at the same point. None of them is counted by a skip:N; a
+// ctl that may remove one of a run removes them all (it removes whole
+// rules, and reaches the first and each other alike); and each is an
+// anchor: a route that excludes one is inspected by the unresolved rule
+// set.
+func (s *resolver) merge() error {
+	for _, phase := range []int{1, 2} {
+		host := -1
+		for i, r := range s.all {
+			if r.phase != phase && r.phase != 0 {
+				continue
+			}
+			switch {
+			case r.removed:
+				continue
+			case r.marker != "" || !r.mergeable:
+				host = -1
+				continue
+			case host < 0 || !s.sameCtls(host, i):
+				host = i
+				continue
+			}
+			h := exported(s.all[host].v.FieldByName("actions"))
+			acts := exported(r.v.FieldByName("actions"))
+			for j := range acts.Len() {
+				if a := acts.Index(j); a.FieldByName("Name").String() == "setvar" {
+					if !h.CanSet() {
+						return errors.New("waf: resolve: Coraza rule actions not settable")
+					}
+					h.Set(reflect.Append(h, a))
+				}
+			}
+			r.removed, r.merged, s.all[host].host = true, true, true
+		}
+	}
+	return nil
+}
+
+// sameCtls reports whether every ctl that may remove rule i or rule j
+// reaches both.
+func (s *resolver) sameCtls(i, j int) bool {
+	for _, p := range [][2]int{{i, j}, {j, i}} {
+		for _, c := range s.ctls[p[0]] {
+			if !ctlHits(c.kind, c.target, s.all[p[1]]) {
+				return false
+			}
 		}
 	}
 	return true

@@ -88,12 +88,14 @@ func TestResolveLeavesWhatRulesChange(t *testing.T) {
 		return w
 	}
 	w := load(Config{})
-	for _, id := range []int{942011, 942013, 920013, 901125, 900000, 949061} {
+	// 949152 runs its sum from 949052, 949159, 949060 and 949160 from
+	// 949059 (merge).
+	for _, id := range []int{942011, 942013, 920013, 901125, 900000, 949061, 949152, 949159, 949060, 949160} {
 		if has(w, id) {
 			t.Errorf("default rule set: rule %d was not resolved", id)
 		}
 	}
-	for _, id := range []int{942100, 920170, 949110} {
+	for _, id := range []int{942100, 920170, 949110, 949052, 949059} {
 		if !has(w, id) {
 			t.Errorf("default rule set: rule %d was removed", id)
 		}
@@ -107,6 +109,12 @@ func TestResolveLeavesWhatRulesChange(t *testing.T) {
 	w = load(Config{RuleFilesBefore: []string{write(`SecRule REQUEST_METHOD "@streq POST" "id:1002,phase:1,pass,nolog,t:none,ctl:ruleRemoveById=942013"` + "\n")}})
 	if !has(w, 942013) || has(w, 920013) {
 		t.Errorf("a ctl removes 942013 at run time: 942013 kept %v (want true), 920013 kept %v (want false)", has(w, 942013), has(w, 920013))
+	}
+	// A ctl that may remove one sum and not the others: it keeps its own
+	// setvars.
+	w = load(Config{RuleFilesBefore: []string{write(`SecRule REQUEST_METHOD "@streq POST" "id:1003,phase:1,pass,nolog,t:none,ctl:ruleRemoveById=949160"` + "\n")}})
+	if !has(w, 949160) || has(w, 949060) {
+		t.Errorf("a ctl removes 949160 at run time: 949160 kept %v (want true), 949060 kept %v (want false)", has(w, 949160), has(w, 949060))
 	}
 }
 
@@ -135,6 +143,7 @@ func TestResolveExclusions(t *testing.T) {
 		{[]string{"900000"}, true},            // moat's paranoia and thresholds
 		{[]string{"1-999999"}, true},          // everything, the phase-1 gate with it
 		{[]string{"949061", "949161"}, false}, // rules that never match at paranoia 1
+		{[]string{"949160"}, true},            // a sum merged into 949059
 	} {
 		ex, err := NewExclusions(c.list)
 		if err != nil {
