@@ -582,24 +582,13 @@ func TestIdentityTakeoverNeedsMFA(t *testing.T) {
 	if code, e := f.call(t, op.session, "POST", api.PathServices, moved, nil); code != http.StatusOK {
 		t.Fatalf("svc register: %d %s", code, e.Error)
 	}
-	key, csr, err := ca.NewKeyCSR()
-	if err != nil {
-		t.Fatal(err)
-	}
-	var joined api.CertResponse
-	if code, e := f.call(t, nil, "POST", api.PathJoin, api.JoinRequest{Token: tok.Token, Node: "evil", MeshAddr: "127.0.0.1:7401", CSR: csr}, &joined); code != http.StatusOK {
-		t.Fatalf("join: %d %s", code, e.Error)
-	}
-	chain, err := api.ParseChain(joined.Chain)
-	if err != nil {
-		t.Fatal(err)
-	}
+	evil := f.join(t, tok.Token, "evil")
 	_, wcsr, err := ca.NewKeyCSR()
 	if err != nil {
 		t.Fatal(err)
 	}
 	var svid api.CertResponse
-	if code, e := f.call(t, ca.TLSCertificate(chain, key), "POST", api.PathSVID, api.SVIDRequest{Service: "payments", CSR: wcsr}, &svid); code != http.StatusOK {
+	if code, e := f.call(t, evil, "POST", api.PathSVID, api.SVIDRequest{Service: "payments", CSR: wcsr}, &svid); code != http.StatusOK {
 		t.Fatalf("svid for payments on evil: %d %s", code, e.Error)
 	}
 	got, err := api.ParseChain(svid.Chain)
@@ -662,4 +651,23 @@ func TestFlowFollowEndsWithTheCaller(t *testing.T) {
 	if code, _ := f.call(t, vera.cert, "GET", api.PathFlowFollow, nil, nil); code != http.StatusUnauthorized {
 		t.Errorf("a new follow by the removed administrator: %d, want 401", code)
 	}
+}
+
+// join joins node with a join token as its agent does and returns the
+// node certificate the server signed.
+func (f *authFixture) join(t *testing.T, token, node string) *tls.Certificate {
+	t.Helper()
+	key, csr, err := ca.NewKeyCSR()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var joined api.CertResponse
+	if code, e := f.call(t, nil, "POST", api.PathJoin, api.JoinRequest{Token: token, Node: node, MeshAddr: "127.0.0.1:7401", CSR: csr}, &joined); code != http.StatusOK {
+		t.Fatalf("join %s: %d %s", node, code, e.Error)
+	}
+	chain, err := api.ParseChain(joined.Chain)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return ca.TLSCertificate(chain, key)
 }

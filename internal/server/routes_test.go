@@ -16,7 +16,6 @@ import (
 	"testing"
 
 	"moat/internal/api"
-	"moat/internal/ca"
 	"moat/internal/testkit"
 )
 
@@ -241,19 +240,7 @@ func TestEveryAPIPathAnswersAsRegistered(t *testing.T) {
 	if code, e := f.call(t, f.accs["op"].session, "POST", api.PathTokens, api.TokenRequest{Node: "web-1"}, &tok); code != http.StatusOK {
 		t.Fatalf("token create: %d %s", code, e.Error)
 	}
-	key, csr, err := ca.NewKeyCSR()
-	if err != nil {
-		t.Fatal(err)
-	}
-	var joined api.CertResponse
-	if code, e := f.call(t, nil, "POST", api.PathJoin, api.JoinRequest{Token: tok.Token, Node: "web-1", MeshAddr: "127.0.0.1:7401", CSR: csr}, &joined); code != http.StatusOK {
-		t.Fatalf("join: %d %s", code, e.Error)
-	}
-	chain, err := api.ParseChain(joined.Chain)
-	if err != nil {
-		t.Fatal(err)
-	}
-	node := noRedirect(ca.TLSCertificate(chain, key))
+	node := noRedirect(f.join(t, tok.Token, "web-1"))
 	admin := noRedirect(f.accs["admin"].session)
 	peer := noRedirect(f.srv.ownCert())
 	for _, e := range entries {
