@@ -42,21 +42,49 @@ func TestMeshPortSurvivesDescriptorExhaustion(t *testing.T) {
 	}
 	defer restore()
 
+	// Fill every free descriptor, then free them one at a time and dial the
+	// mesh port through each: the kernel completes the handshake into the
+	// listen backlog, and the agent's accept finds no descriptor left. (A
+	// plain dial loop races the acceptor: when it keeps pace, the dialer
+	// runs out first and nothing waits in the backlog.)
+	var fillers []*os.File
 	var flood []net.Conn
 	defer func() {
+		for _, f := range fillers {
+			f.Close()
+		}
 		for _, c := range flood {
 			c.Close()
 		}
 	}()
-	for len(flood) < 64 {
-		c, err := net.DialTimeout("tcp", p.b.m.Addr().String(), time.Second)
+	for {
+		f, err := os.Open(os.DevNull)
 		if err != nil {
-			break // this process is out of descriptors too
+			break
 		}
-		flood = append(flood, c)
+		fillers = append(fillers, f)
 	}
-	testkit.WaitFor(t, "a failed accept at the mesh port", func() bool { return p.b.m.Stats().AcceptFailures > 0 })
+	if len(fillers) == 0 {
+		t.Fatal("no descriptor could be opened under the lowered limit")
+	}
+	testkit.WaitFor(t, "a failed accept at the mesh port", func() bool {
+		if p.b.m.Stats().AcceptFailures > 0 {
+			return true
+		}
+		if len(fillers) > 0 {
+			fillers[len(fillers)-1].Close()
+			fillers = fillers[:len(fillers)-1]
+		}
+		if c, err := net.DialTimeout("tcp", p.b.m.Addr().String(), time.Second); err == nil {
+			flood = append(flood, c)
+		}
+		return p.b.m.Stats().AcceptFailures > 0
+	})
 	restore()
+	for _, f := range fillers {
+		f.Close()
+	}
+	fillers = nil
 	for _, c := range flood {
 		c.Close()
 	}
