@@ -28,7 +28,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
 	"github.com/spiffe/go-spiffe/v2/bundle/x509bundle"
 	"github.com/spiffe/go-spiffe/v2/spiffeid"
 
@@ -39,6 +38,7 @@ import (
 	"moat/internal/flow"
 	"moat/internal/identity"
 	"moat/internal/mesh"
+	"moat/internal/metrics"
 	"moat/internal/policy"
 )
 
@@ -90,8 +90,8 @@ type Config struct {
 	// WitnessEvery is how often the agent checks that the audit log still
 	// extends the checkpoint it last witnessed; zero means a minute.
 	WitnessEvery time.Duration
-	// Metrics, when set, receives the agent's Prometheus metrics.
-	Metrics prometheus.Registerer
+	// Metrics, when set, receives the agent's metrics.
+	Metrics *metrics.Registry
 	Logger  *slog.Logger
 	// Access configures break-glass sessions on this node.
 	Access AccessConfig

@@ -8,13 +8,13 @@ import (
 	"path/filepath"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
 	"golang.org/x/sync/errgroup"
 
 	"moat/internal/audit"
 	"moat/internal/detect"
 	"moat/internal/flow"
 	"moat/internal/flow/flowstore"
+	"moat/internal/metrics"
 	"moat/internal/seal"
 	"moat/internal/server"
 	"moat/internal/store"
@@ -38,7 +38,7 @@ type serverParts struct {
 	flows    *flowstore.Store
 	engine   *detect.Engine
 	dispatch *detect.Dispatcher
-	metrics  *prometheus.Registry
+	metrics  *metrics.Registry
 	// metricsAddr, when set, serves metrics at /metrics.
 	metricsAddr string
 	// exports run the continuous exports of flow records.

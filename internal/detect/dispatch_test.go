@@ -13,8 +13,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/testutil"
+	"moat/internal/metrics"
 )
 
 // receiver is a loopback HTTP server answering with the scripted statuses in
@@ -100,7 +99,7 @@ func testDispatcher(t *testing.T, sc SinkConfig, attempts int, sl *sleeps, m *Me
 func TestDeliverRetriesAfter500(t *testing.T) {
 	rv := newReceiver(t, 500, 200)
 	sl := &sleeps{}
-	reg := prometheus.NewPedanticRegistry()
+	reg := metrics.NewRegistry()
 	m, err := NewMetrics(reg, []string{"ops"})
 	if err != nil {
 		t.Fatal(err)
@@ -115,10 +114,10 @@ func TestDeliverRetriesAfter500(t *testing.T) {
 	if string(rv.body(0)) != string(rv.body(1)) {
 		t.Error("the retry sent a different body")
 	}
-	if got := testutil.ToFloat64(m.deliveries.WithLabelValues("ops", ResultDelivered)); got != 1 {
+	if got := m.deliveries.WithLabelValues("ops", ResultDelivered).Value(); got != 1 {
 		t.Errorf("delivered = %v", got)
 	}
-	if got := testutil.ToFloat64(m.retries.WithLabelValues("ops")); got != 1 {
+	if got := m.retries.WithLabelValues("ops").Value(); got != 1 {
 		t.Errorf("retries = %v", got)
 	}
 }
@@ -126,7 +125,7 @@ func TestDeliverRetriesAfter500(t *testing.T) {
 func TestDeliverGivesUpAfterNTries(t *testing.T) {
 	rv := newReceiver(t, 503)
 	sl := &sleeps{}
-	m, _ := NewMetrics(prometheus.NewRegistry(), []string{"pd"})
+	m, _ := NewMetrics(metrics.NewRegistry(), []string{"pd"})
 	sc := SinkConfig{Name: "pd", Type: SinkPagerDuty, URL: NewSecret(rv.srv.URL + "/v2/enqueue"), RoutingKey: NewSecret(testRoutingKey)}
 	d, sk := testDispatcher(t, sc, 4, sl, m)
 	err := d.Deliver(context.Background(), sk, fixtureAlert(StatusFiring))
@@ -149,7 +148,7 @@ func TestDeliverGivesUpAfterNTries(t *testing.T) {
 	if strings.Contains(err.Error(), testRoutingKey) {
 		t.Errorf("error shows the routing key: %v", err)
 	}
-	if got := testutil.ToFloat64(m.deliveries.WithLabelValues("pd", ResultFailed)); got != 1 {
+	if got := m.deliveries.WithLabelValues("pd", ResultFailed).Value(); got != 1 {
 		t.Errorf("failed = %v", got)
 	}
 }
@@ -257,7 +256,7 @@ func TestNotifyNeverBlocks(t *testing.T) {
 	}))
 	defer srv.Close()
 	defer close(block)
-	m, _ := NewMetrics(prometheus.NewRegistry(), []string{"slow"})
+	m, _ := NewMetrics(metrics.NewRegistry(), []string{"slow"})
 	d, _ := testDispatcher(t, SinkConfig{Name: "slow", Type: SinkWebhook, URL: NewSecret(srv.URL)}, 1, &sleeps{}, m)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
@@ -267,10 +266,10 @@ func TestNotifyNeverBlocks(t *testing.T) {
 	for range 10 { // queue of 4, the worker stuck: 6 must drop, none may wait
 		d.Notify(fixtureAlert(StatusFiring))
 	}
-	if got := testutil.ToFloat64(m.deliveries.WithLabelValues("slow", ResultDropped)); got != 6 {
+	if got := m.deliveries.WithLabelValues("slow", ResultDropped).Value(); got != 6 {
 		t.Fatalf("dropped = %v, want 6", got)
 	}
-	if got := testutil.ToFloat64(m.queueDepth.WithLabelValues("slow")); got != 4 {
+	if got := m.queueDepth.WithLabelValues("slow").Value(); got != 4 {
 		t.Fatalf("queue depth = %v, want 4", got)
 	}
 }

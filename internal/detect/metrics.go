@@ -3,7 +3,7 @@ package detect
 import (
 	"fmt"
 
-	"github.com/prometheus/client_golang/prometheus"
+	"moat/internal/metrics"
 )
 
 // Delivery results, the values of the "result" label.
@@ -17,48 +17,48 @@ const (
 // bounded: rules and statuses are fixed lists, sinks come from the config.
 // A nil *Metrics counts nothing.
 type Metrics struct {
-	recordsDropped prometheus.Counter
-	alerts         *prometheus.CounterVec
-	deliveries     *prometheus.CounterVec
-	retries        *prometheus.CounterVec
-	queueDepth     *prometheus.GaugeVec
-	lastSuccess    *prometheus.GaugeVec
+	recordsDropped *metrics.Counter
+	alerts         *metrics.CounterVec
+	deliveries     *metrics.CounterVec
+	retries        *metrics.CounterVec
+	queueDepth     *metrics.GaugeVec
+	lastSuccess    *metrics.GaugeVec
 }
 
 // NewMetrics registers the detection and delivery metrics with reg and
 // starts every series of the given sinks at zero, so dashboards see them
 // before the first alert.
-func NewMetrics(reg prometheus.Registerer, sinks []string) (*Metrics, error) {
+func NewMetrics(reg *metrics.Registry, sinks []string) (*Metrics, error) {
 	if reg == nil {
 		return nil, fmt.Errorf("detect: metrics need a registerer")
 	}
 	m := &Metrics{
-		recordsDropped: prometheus.NewCounter(prometheus.CounterOpts{
-			Namespace: "moat", Subsystem: "detect", Name: "records_dropped_total",
+		recordsDropped: metrics.NewCounter(metrics.Opts{
+			Name: "moat_detect_records_dropped_total",
 			Help: "Flow records and audit entries the detection engine dropped because its queue was full.",
 		}),
-		alerts: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Namespace: "moat", Subsystem: "detect", Name: "alerts_total",
+		alerts: metrics.NewCounterVec(metrics.Opts{
+			Name: "moat_detect_alerts_total",
 			Help: "Alerts raised by detection rules, by rule and status (firing or resolved).",
-		}, []string{"rule", "status"}),
-		deliveries: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Namespace: "moat", Subsystem: "alert", Name: "deliveries_total",
+		}, "rule", "status"),
+		deliveries: metrics.NewCounterVec(metrics.Opts{
+			Name: "moat_alert_deliveries_total",
 			Help: "Alert deliveries by sink and result (delivered, failed, dropped).",
-		}, []string{"sink", "result"}),
-		retries: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Namespace: "moat", Subsystem: "alert", Name: "delivery_retries_total",
+		}, "sink", "result"),
+		retries: metrics.NewCounterVec(metrics.Opts{
+			Name: "moat_alert_delivery_retries_total",
 			Help: "Delivery attempts after the first, by sink.",
-		}, []string{"sink"}),
-		queueDepth: prometheus.NewGaugeVec(prometheus.GaugeOpts{
-			Namespace: "moat", Subsystem: "alert", Name: "queue_depth",
+		}, "sink"),
+		queueDepth: metrics.NewGaugeVec(metrics.Opts{
+			Name: "moat_alert_queue_depth",
 			Help: "Alerts waiting for delivery, by sink.",
-		}, []string{"sink"}),
-		lastSuccess: prometheus.NewGaugeVec(prometheus.GaugeOpts{
-			Namespace: "moat", Subsystem: "alert", Name: "last_delivery_timestamp_seconds",
+		}, "sink"),
+		lastSuccess: metrics.NewGaugeVec(metrics.Opts{
+			Name: "moat_alert_last_delivery_timestamp_seconds",
 			Help: "Unix time of the last successful delivery, by sink.",
-		}, []string{"sink"}),
+		}, "sink"),
 	}
-	for _, c := range []prometheus.Collector{m.recordsDropped, m.alerts, m.deliveries, m.retries, m.queueDepth, m.lastSuccess} {
+	for _, c := range []metrics.Collector{m.recordsDropped, m.alerts, m.deliveries, m.retries, m.queueDepth, m.lastSuccess} {
 		if err := reg.Register(c); err != nil {
 			return nil, fmt.Errorf("detect: register metrics: %w", err)
 		}

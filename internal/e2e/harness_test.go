@@ -17,12 +17,11 @@ import (
 	"testing"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
-
 	"moat/internal/agent"
 	"moat/internal/api"
 	"moat/internal/audit"
 	"moat/internal/flow/flowstore"
+	"moat/internal/metrics"
 	"moat/internal/server"
 	"moat/internal/store"
 )
@@ -44,7 +43,7 @@ type cluster struct {
 	admin  *api.Client
 	logger *slog.Logger
 	flows  *flowstore.Store
-	reg    *prometheus.Registry
+	reg    *metrics.Registry
 	detect server.Detector  // guarded by mu; set by restartWith
 	mfa    server.MFAConfig // guarded by mu; the servers' second factors
 
@@ -95,7 +94,7 @@ func newCluster(t *testing.T, opts ...func(*server.InitConfig)) *cluster {
 	}
 	c.flows = fs
 	t.Cleanup(func() { fs.Close() })
-	c.reg = prometheus.NewPedanticRegistry()
+	c.reg = metrics.NewRegistry()
 	c.startServer("127.0.0.1:0")
 	t.Cleanup(c.stopServer)
 	return c
@@ -103,8 +102,8 @@ func newCluster(t *testing.T, opts ...func(*server.InitConfig)) *cluster {
 
 // serverReg returns the registry for a new server: metrics register once
 // per registry, so a restarted server gets a fresh one.
-func (c *cluster) serverReg() *prometheus.Registry {
-	c.reg = prometheus.NewPedanticRegistry()
+func (c *cluster) serverReg() *metrics.Registry {
+	c.reg = metrics.NewRegistry()
 	return c.reg
 }
 

@@ -13,13 +13,11 @@ import (
 	"testing"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/promhttp"
-	"github.com/prometheus/client_golang/prometheus/testutil/promlint"
-
 	"moat/internal/agent"
 	"moat/internal/api"
 	"moat/internal/flow"
+	"moat/internal/metrics"
+	"moat/internal/metrics/metricstest"
 )
 
 // echoApp is a loopback app that echoes one line back.
@@ -108,7 +106,7 @@ func TestMeshThroughAgents(t *testing.T) {
 		t.Fatal(err)
 	}
 	rec := &uidRecorder{uids: map[string]bool{}}
-	reg1 := prometheus.NewPedanticRegistry()
+	reg1 := metrics.NewRegistry()
 	c.startAgent("n1", func(cfg *agent.Config) { cfg.Flows = rec; cfg.Metrics = reg1 })
 	c.startAgent("n2", func(cfg *agent.Config) { cfg.Flows = rec })
 
@@ -172,45 +170,27 @@ func TestMeshThroughAgents(t *testing.T) {
 	}
 
 	t.Log("metrics over HTTP pass the linter and count the decisions")
-	srv := httptest.NewServer(promhttp.HandlerFor(reg1, promhttp.HandlerOpts{}))
+	srv := httptest.NewServer(reg1)
 	defer srv.Close()
 	resp, err := http.Get(srv.URL)
 	if err != nil {
 		t.Fatal(err)
 	}
-	problems, err := promlint.New(resp.Body).Lint()
+	body, err := io.ReadAll(resp.Body)
 	resp.Body.Close()
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, p := range problems {
-		t.Errorf("promlint: %s: %s", p.Metric, p.Text)
-	}
-	mfs, err := reg1.Gather()
-	if err != nil {
-		t.Fatal(err)
-	}
-	names := map[string]bool{}
-	for _, mf := range mfs {
-		names[mf.GetName()] = true
-	}
+	metricstest.Lint(t, string(body))
+	names := metricstest.Parse(t, string(body))
 	for _, want := range []string{"moat_mesh_handshakes_total", "moat_authz_decisions_total", "moat_svid_expiry_timestamp_seconds", "moat_flow_spool_bytes"} {
-		if !names[want] {
+		if names[want] == nil {
 			t.Errorf("metric %s missing", want)
 		}
 	}
-	smfs, err := c.reg.Gather()
-	if err != nil {
-		t.Fatal(err)
-	}
-	sp, err := promlint.NewWithMetricFamilies(smfs).Lint()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, p := range sp {
-		t.Errorf("server promlint: %s: %s", p.Metric, p.Text)
-	}
-	if len(smfs) == 0 {
+	stext := metricstest.Text(t, c.reg)
+	metricstest.Lint(t, stext)
+	if len(metricstest.Parse(t, stext)) == 0 {
 		t.Error("the server registered no metrics")
 	}
 }

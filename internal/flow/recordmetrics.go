@@ -4,7 +4,7 @@ import (
 	"strings"
 	"sync"
 
-	"github.com/prometheus/client_golang/prometheus"
+	"moat/internal/metrics"
 )
 
 // maxRuleLabels bounds the distinct rule names a Metrics labels by; later
@@ -17,37 +17,37 @@ const maxRuleLabels = 256
 // by kind (with WAF interruptions by rule ID). Components that emit records
 // wrap their writer with it, so the counters and the records agree.
 type Metrics struct {
-	decisions  *prometheus.CounterVec
-	bytes      *prometheus.CounterVec
-	handshakes *prometheus.CounterVec
-	events     *prometheus.CounterVec
-	waf        *prometheus.CounterVec
+	decisions  *metrics.CounterVec
+	bytes      *metrics.CounterVec
+	handshakes *metrics.CounterVec
+	events     *metrics.CounterVec
+	waf        *metrics.CounterVec
 
 	mu    sync.Mutex // guards rules
 	rules map[string]bool
 }
 
 // NewMetrics registers the counters with reg.
-func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
+func NewMetrics(reg *metrics.Registry) (*Metrics, error) {
 	m := &Metrics{
-		decisions: prometheus.NewCounterVec(prometheus.CounterOpts{
+		decisions: metrics.NewCounterVec(metrics.Opts{
 			Name: "moat_authz_decisions_total", Help: "Connection decisions by verdict (allow, deny, audit) and deciding rule.",
-		}, []string{"decision", "rule"}),
-		bytes: prometheus.NewCounterVec(prometheus.CounterOpts{
+		}, "decision", "rule"),
+		bytes: metrics.NewCounterVec(metrics.Opts{
 			Name: "moat_flow_bytes_total", Help: "Bytes carried by finished connections, by direction as seen by the recording side.",
-		}, []string{"direction"}),
-		handshakes: prometheus.NewCounterVec(prometheus.CounterOpts{
+		}, "direction"),
+		handshakes: metrics.NewCounterVec(metrics.Opts{
 			Name: "moat_handshake_failures_total", Help: "Refused mutual-TLS handshakes by reason.",
-		}, []string{"reason"}),
-		events: prometheus.NewCounterVec(prometheus.CounterOpts{
+		}, "reason"),
+		events: metrics.NewCounterVec(metrics.Opts{
 			Name: "moat_security_events_total", Help: "Security events by kind (waf, rate_limit, ip_deny, csrf, ...).",
-		}, []string{"kind"}),
-		waf: prometheus.NewCounterVec(prometheus.CounterOpts{
+		}, "kind"),
+		waf: metrics.NewCounterVec(metrics.Opts{
 			Name: "moat_waf_interruptions_total", Help: "Requests the WAF interrupted, by the first matching rule ID.",
-		}, []string{"rule"}),
+		}, "rule"),
 		rules: map[string]bool{},
 	}
-	for _, c := range []prometheus.Collector{m.decisions, m.bytes, m.handshakes, m.events, m.waf} {
+	for _, c := range []metrics.Collector{m.decisions, m.bytes, m.handshakes, m.events, m.waf} {
 		if err := reg.Register(c); err != nil {
 			return nil, err
 		}

@@ -5,14 +5,12 @@ import (
 	"testing"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/testutil"
-	"github.com/prometheus/client_golang/prometheus/testutil/promlint"
-	dto "github.com/prometheus/client_model/go"
+	"moat/internal/metrics"
+	"moat/internal/metrics/metricstest"
 )
 
 func TestMetricsCountRecords(t *testing.T) {
-	reg := prometheus.NewPedanticRegistry()
+	reg := metrics.NewRegistry()
 	m, err := NewMetrics(reg)
 	if err != nil {
 		t.Fatal(err)
@@ -32,32 +30,26 @@ func TestMetricsCountRecords(t *testing.T) {
 	for _, r := range []Record{allow, allow, deny, hs, waf} {
 		m.Write(r)
 	}
-	if got := testutil.ToFloat64(m.decisions.WithLabelValues("allow", "web-to-api")); got != 2 {
+	if got := m.decisions.WithLabelValues("allow", "web-to-api").Value(); got != 2 {
 		t.Errorf("allow decisions = %v, want 2", got)
 	}
-	if got := testutil.ToFloat64(m.decisions.WithLabelValues("deny", "default-deny")); got != 1 {
+	if got := m.decisions.WithLabelValues("deny", "default-deny").Value(); got != 1 {
 		t.Errorf("deny decisions = %v, want 1", got)
 	}
-	if got := testutil.ToFloat64(m.bytes.WithLabelValues("out")); got != 64 {
+	if got := m.bytes.WithLabelValues("out").Value(); got != 64 {
 		t.Errorf("bytes out = %v, want 64", got)
 	}
-	if got := testutil.ToFloat64(m.handshakes.WithLabelValues("revoked")); got != 1 {
+	if got := m.handshakes.WithLabelValues("revoked").Value(); got != 1 {
 		t.Errorf("revoked handshakes = %v, want 1", got)
 	}
-	if got := testutil.ToFloat64(m.waf.WithLabelValues("waf:942100")); got != 1 {
+	if got := m.waf.WithLabelValues("waf:942100").Value(); got != 1 {
 		t.Errorf("waf interruptions = %v, want 1", got)
 	}
-	problems, err := promlint.NewWithMetricFamilies(mustGather(t, reg)).Lint()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, p := range problems {
-		t.Errorf("promlint: %s: %s", p.Metric, p.Text)
-	}
+	metricstest.Lint(t, metricstest.Text(t, reg))
 }
 
 func TestMetricsRuleLabelsBounded(t *testing.T) {
-	m, err := NewMetrics(prometheus.NewRegistry())
+	m, err := NewMetrics(metrics.NewRegistry())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -67,13 +59,4 @@ func TestMetricsRuleLabelsBounded(t *testing.T) {
 	if got := m.ruleLabel("one-more"); got != "other" {
 		t.Fatalf("label %q past the cap, want other", got)
 	}
-}
-
-func mustGather(t *testing.T, g prometheus.Gatherer) []*dto.MetricFamily {
-	t.Helper()
-	mfs, err := g.Gather()
-	if err != nil {
-		t.Fatal(err)
-	}
-	return mfs
 }

@@ -19,13 +19,13 @@ import (
 	"sync"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
 	"github.com/spiffe/go-spiffe/v2/spiffeid"
 
 	"moat/internal/audit"
 	"moat/internal/ca"
 	"moat/internal/flow/flowstore"
 	"moat/internal/identity"
+	"moat/internal/metrics"
 	"moat/internal/store"
 )
 
@@ -63,8 +63,8 @@ type Config struct {
 	// RecentEdges feeds "policy diff" with the pairs seen recently; nil
 	// means none are known.
 	RecentEdges RecentEdges
-	// Metrics, when set, receives the control plane's Prometheus metrics.
-	Metrics prometheus.Registerer
+	// Metrics, when set, receives the control plane's metrics.
+	Metrics *metrics.Registry
 	// Heartbeat is the watch stream's keep-alive period; zero means 15s.
 	Heartbeat time.Duration
 	// Keys, when set, serves key rotation, key status and backups.
@@ -94,7 +94,7 @@ type Server struct {
 	caMu   sync.Mutex // serializes CA changes (rotation, load)
 	ca     *ca.CA
 	hub    *hub
-	m      *metrics
+	m      *serverMetrics
 	ln     net.Listener
 	ready  chan struct{}
 	certMu sync.RWMutex // guards cert

@@ -11,13 +11,13 @@ import (
 	"log/slog"
 	"strings"
 
-	"github.com/prometheus/client_golang/prometheus"
 	"golang.org/x/sync/errgroup"
 
 	"moat/internal/agent"
 	"moat/internal/cli/cmdline"
 	"moat/internal/config"
 	"moat/internal/identity"
+	"moat/internal/metrics"
 )
 
 // NodeFlags declares the flags of a node agent's own settings onto c,
@@ -150,7 +150,7 @@ func EgressCommand() *cmdline.Command {
 // Node is a started agent with its metrics.
 type Node struct {
 	Agent        *agent.Agent
-	metrics      *prometheus.Registry
+	metrics      *metrics.Registry
 	metricsAddr  string
 	log          *slog.Logger
 	meshAddr     string

@@ -7,21 +7,19 @@ import (
 	"net/http"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/collectors"
-	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"moat/internal/metrics"
 )
 
-// NewRegistry returns a registry with the process and Go runtime collectors.
-func NewRegistry() *prometheus.Registry {
-	reg := prometheus.NewRegistry()
-	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+// NewRegistry returns a registry with the Go runtime and process figures.
+func NewRegistry() *metrics.Registry {
+	reg := metrics.NewRegistry()
+	reg.MustRegister(metrics.Runtime())
 	return reg
 }
 
 // ServeMetrics serves reg on addr at /metrics until ctx ends. An empty addr
 // serves nothing.
-func ServeMetrics(ctx context.Context, addr string, reg *prometheus.Registry) error {
+func ServeMetrics(ctx context.Context, addr string, reg *metrics.Registry) error {
 	if addr == "" {
 		return nil
 	}
@@ -30,7 +28,7 @@ func ServeMetrics(ctx context.Context, addr string, reg *prometheus.Registry) er
 		return err
 	}
 	mux := http.NewServeMux()
-	mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}))
+	mux.Handle("/metrics", reg)
 	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()

@@ -13,7 +13,7 @@ import (
 	"time"
 
 	json "github.com/goccy/go-json"
-	"github.com/prometheus/client_golang/prometheus"
+	"moat/internal/metrics"
 	_ "modernc.org/sqlite" // registers the "sqlite" driver
 
 	"moat/internal/flow"
@@ -565,15 +565,15 @@ func (s *Store) decode(uid string, data []byte) (flow.Record, error) {
 	return r, nil
 }
 
-// Collector exposes the store's ingestion counters to Prometheus.
-func (s *Store) Collector() prometheus.Collector {
-	return flow.FuncCollector{
-		flow.CounterFunc("moat_flow_store_stored_records_total", "Flow records stored.", s.stored.Load),
-		flow.CounterFunc("moat_flow_store_duplicate_records_total", "Flow records ignored because they were already stored.", s.dups.Load),
-		flow.CounterFunc("moat_flow_store_expired_records_total", "Flow records ignored because they were older than the retention.", s.expired.Load),
-		flow.CounterFunc("moat_flow_store_future_records_total", "Flow records ignored because their time was too far ahead of the clock.", s.future.Load),
-		flow.CounterFunc("moat_flow_store_follow_dropped_records_total", "Flow records slow followers missed.", s.dropped.Load),
-		flow.GaugeFunc("moat_flow_store_open_partitions", "Day partitions open now (at most the store's MaxOpen).", func() float64 { return float64(s.OpenPartitions()) }),
-		flow.GaugeFunc("moat_flow_store_damaged_partitions", "Day partitions that failed their check at open and were set aside.", func() float64 { return float64(len(s.DamagedPartitions())) }),
+// Collector exposes the store's ingestion counters.
+func (s *Store) Collector() metrics.Collector {
+	return metrics.Group{
+		metrics.CounterFunc("moat_flow_store_stored_records_total", "Flow records stored.", s.stored.Load),
+		metrics.CounterFunc("moat_flow_store_duplicate_records_total", "Flow records ignored because they were already stored.", s.dups.Load),
+		metrics.CounterFunc("moat_flow_store_expired_records_total", "Flow records ignored because they were older than the retention.", s.expired.Load),
+		metrics.CounterFunc("moat_flow_store_future_records_total", "Flow records ignored because their time was too far ahead of the clock.", s.future.Load),
+		metrics.CounterFunc("moat_flow_store_follow_dropped_records_total", "Flow records slow followers missed.", s.dropped.Load),
+		metrics.GaugeFunc("moat_flow_store_open_partitions", "Day partitions open now (at most the store's MaxOpen).", func() float64 { return float64(s.OpenPartitions()) }),
+		metrics.GaugeFunc("moat_flow_store_damaged_partitions", "Day partitions that failed their check at open and were set aside.", func() float64 { return float64(len(s.DamagedPartitions())) }),
 	}
 }
