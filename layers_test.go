@@ -11,10 +11,11 @@ import (
 // services) may not import each other. A package below internal/X/ belongs
 // to X's layer and may import X's own tree.
 var layers = [][]string{
-	{"config", "filelock", "netlab", "testkit"},
+	{"config", "filelock", "metrics", "netlab", "testkit"},
 	{"identity"},
 	{"policy"},
 	{"seal"},
+	{"backup"},
 	{"store"},
 	{"audit"},
 	{"flow"},

@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 
 	"moat/internal/api"
+	"moat/internal/backup"
 	"moat/internal/seal"
 	"moat/internal/server"
 )
@@ -112,7 +113,7 @@ func backupRestoreCommand() *Command {
 				return fmt.Errorf("backup restore: %w", err)
 			}
 			defer f.Close()
-			m, err := seal.RestoreBackup(f, kek, b.c.DataDir)
+			m, err := backup.Restore(f, kek, b.c.DataDir)
 			if err != nil {
 				return fmt.Errorf("backup restore %q: %w", fs.Arg(0), err)
 			}
@@ -164,7 +165,7 @@ func restoreFlowsOnly(e *Env, c *server.File, kek seal.KEK, file string) error {
 	}
 	defer f.Close()
 	unpacked := filepath.Join(tmp, "backup")
-	if _, err := seal.RestoreBackup(f, kek, unpacked); err != nil {
+	if _, err := backup.Restore(f, kek, unpacked); err != nil {
 		return fmt.Errorf("backup restore %q: %w", file, err)
 	}
 	note, err := server.PlaceServerFlows(unpacked, c.Name)
@@ -213,7 +214,7 @@ func backupVerifyCommand() *Command {
 				return fmt.Errorf("backup verify: %w", err)
 			}
 			defer f.Close()
-			m, err := seal.VerifyBackup(f, kek)
+			m, err := backup.Verify(f, kek)
 			if err != nil {
 				return fmt.Errorf("backup verify %q: %w", fs.Arg(0), err)
 			}

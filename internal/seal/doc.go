@@ -1,12 +1,14 @@
 // Package seal is moat's encryption at rest: envelope encryption of stored
 // records, the key-encryption keys (KEKs) that protect the data keys, key
-// rotation and re-encryption, encrypted backups, and the redaction step
-// every log, flow and alert writer applies.
+// rotation and re-encryption, and the redaction step every log, flow and
+// alert writer applies.
 //
 // # Envelope encryption
 //
-// A Keyring holds Tink AES-256-GCM data keys in one file (keyring.json in
-// the data directory), wrapped by a KEK. Open it once at start:
+// A Keyring holds AES-256-GCM data keys in one file (keyring.json in the
+// data directory), wrapped by a KEK: a Tink keyset in Tink's own format,
+// read and written here with protowire alone (keyset.go), so Tink's tools
+// and this package's earlier versions open it. Open it once at start:
 //
 //	kek, err := seal.OpenKeyFile("/etc/moat/kek")
 //	kr, err := seal.Open(seal.Config{Dir: dataDir, KEK: kek, Now: time.Now})
@@ -64,13 +66,9 @@
 //
 // # Backups
 //
-// WriteBackup writes files, directories and consistent snapshots (a bbolt
-// transaction's WriteTo) as a tar archive inside Tink's streaming AEAD
-// (AES256-GCM-HKDF, 1 MiB segments) under a fresh key wrapped by the KEK,
-// with a manifest of SHA-256 sums. RestoreBackup restores only into an
-// empty or absent directory, through a temporary directory renamed into
-// place once everything has authenticated: a flipped byte, a truncation or
-// a wrong KEK is refused and leaves nothing behind.
+// Package backup writes and restores encrypted backups under the same
+// KEK; it lives apart so that agents, which open a keyring but take no
+// backups, do not link Tink's streaming AEAD.
 //
 // # Redaction
 //

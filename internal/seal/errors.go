@@ -15,8 +15,6 @@ var (
 	ErrOpen = errors.New("seal: ciphertext does not open")
 	// ErrKeyFileMode: a key file is readable or writable by group or others.
 	ErrKeyFileMode = errors.New("key file must not be accessible by group or others (chmod 600)")
-	// ErrBackup: a backup is corrupt, truncated, or not a moat backup.
-	ErrBackup = errors.New("backup is corrupt or truncated")
 	// ErrKeyringChanged: the keyring file was changed by another process
 	// since this one read it; Reload, then retry.
 	ErrKeyringChanged = errors.New("the keyring was changed by another process or server; reload it and retry")
@@ -24,6 +22,4 @@ var (
 	// flipped byte, a truncated write): its checksum or structure is wrong.
 	// A wrong KEK is ErrWrongKEK instead.
 	ErrKeyringDamaged = errors.New("the keyring is damaged")
-	// ErrTargetNotEmpty: a restore target directory already holds files.
-	ErrTargetNotEmpty = errors.New("restore target is not empty")
 )

@@ -1,7 +1,6 @@
 package seal
 
 import (
-	"bytes"
 	"flag"
 	"os"
 	"path/filepath"
@@ -10,7 +9,7 @@ import (
 
 var update = flag.Bool("update", false, "rewrite the golden files in testdata/golden")
 
-// TestGoldenFormats opens a keyring, a record and a backup written by an
+// TestGoldenFormats opens a keyring and a record written by an
 // earlier version of this package: the on-disk formats must stay readable.
 // Run with -update to write new golden files (only when a format change is
 // intended, together with a migration for existing files).
@@ -36,14 +35,6 @@ func TestGoldenFormats(t *testing.T) {
 			t.Fatal(err)
 		}
 		os.WriteFile(filepath.Join(dir, "record.bin"), ct, 0o644)
-		var buf bytes.Buffer
-		if _, err := WriteBackup(&buf, BackupConfig{KEK: kek, Now: newClock().Now, Items: []BackupItem{
-			{Name: "keyring.json", Path: k.Path()},
-			{Name: "record.bin", Path: filepath.Join(dir, "record.bin")},
-		}}); err != nil {
-			t.Fatal(err)
-		}
-		os.WriteFile(filepath.Join(dir, "backup.moatbak"), buf.Bytes(), 0o644)
 	}
 	// git does not keep modes: the key file must be private to open.
 	if err := os.Chmod(kekPath, 0o600); err != nil {
@@ -67,21 +58,5 @@ func TestGoldenFormats(t *testing.T) {
 	}
 	if id, _ := KeyID(ct); id != k.Primary() {
 		t.Fatalf("golden record under key %d, primary %d", id, k.Primary())
-	}
-	bk, err := os.ReadFile(filepath.Join(dir, "backup.moatbak"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	dst := filepath.Join(t.TempDir(), "r")
-	m, err := RestoreBackup(bytes.NewReader(bk), kek, dst)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if len(m.Files) != 2 {
-		t.Fatalf("golden manifest: %+v", m)
-	}
-	got, _ := os.ReadFile(filepath.Join(dst, "record.bin"))
-	if !bytes.Equal(got, ct) {
-		t.Fatal("golden backup restored other bytes")
 	}
 }

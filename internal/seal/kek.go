@@ -9,8 +9,6 @@ import (
 	"io/fs"
 	"os"
 	"strings"
-
-	"github.com/tink-crypto/tink-go/v2/aead/subtle"
 )
 
 // KEK is a key-encryption key: it wraps the keyring's data keys and the key
@@ -33,14 +31,14 @@ const KEKKeySize = 32
 type rawKEK struct {
 	_    [0]func()
 	name string // where the key came from, for messages; never key material
-	aead *subtle.AESGCM
+	aead *aesGCM
 }
 
 func newRawKEK(name string, key []byte) (*rawKEK, error) {
 	if len(key) != KEKKeySize {
 		return nil, fmt.Errorf("seal: KEK from %s: want %d key bytes, got %d", name, KEKKeySize, len(key))
 	}
-	a, err := subtle.NewAESGCM(key)
+	a, err := newAESGCM(key)
 	if err != nil {
 		return nil, fmt.Errorf("seal: KEK from %s: %w", name, err)
 	}

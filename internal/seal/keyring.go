@@ -17,10 +17,6 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
-
-	"github.com/tink-crypto/tink-go/v2/aead"
-	"github.com/tink-crypto/tink-go/v2/keyset"
-	"github.com/tink-crypto/tink-go/v2/tink"
 )
 
 // KeyringFile is the name of the keyring inside Config.Dir.
@@ -81,18 +77,18 @@ type Keyring struct {
 	now     func() time.Time
 	log     *slog.Logger
 
-	mu     sync.Mutex // guards kek, handle, meta, disk and writes of the backend
-	kek    KEK
-	handle *keyset.Handle
-	meta   []KeyMeta
-	disk   []byte // the backend's content as last read or written by this Keyring
+	mu   sync.Mutex // guards kek, keys, meta, disk and writes of the backend
+	kek  KEK
+	keys *keyset // never changed in place: a change installs a new one
+	meta []KeyMeta
+	disk []byte // the backend's content as last read or written by this Keyring
 
 	prim       atomic.Pointer[primitive] // current primitive, swapped on rotation
 	lastReload atomic.Int64              // unix nanoseconds of the last reload for an unknown key
 }
 
 type primitive struct {
-	aead    tink.AEAD
+	aead    *keyset
 	primary uint32
 	ids     map[uint32]bool // every key in the keyset
 }
@@ -136,15 +132,11 @@ func Open(cfg Config) (*Keyring, error) {
 	if err := os.MkdirAll(cfg.Dir, 0o700); err != nil {
 		return nil, fmt.Errorf("seal: %w", err)
 	}
-	h, err := keyset.NewHandle(aead.AES256GCMKeyTemplate())
+	h, err := newKeyset()
 	if err != nil {
 		return nil, fmt.Errorf("seal: new keyset: %w", err)
 	}
-	p, err := h.Primary()
-	if err != nil {
-		return nil, fmt.Errorf("seal: new keyset: %w", err)
-	}
-	meta := []KeyMeta{{ID: p.KeyID(), Created: k.now().UTC()}}
+	meta := []KeyMeta{{ID: h.primary, Created: k.now().UTC()}}
 	err = k.persistLocked(h, meta, cfg.KEK)
 	if errors.Is(err, ErrKeyringChanged) {
 		// Another process created one first: use it.
@@ -159,7 +151,7 @@ func Open(cfg Config) (*Keyring, error) {
 	if err := k.install(h, meta); err != nil {
 		return nil, fmt.Errorf("seal: keyring %s: %w", k.backend.Name(), err)
 	}
-	k.log.Info("seal: created keyring", "path", k.backend.Name(), "primary", p.KeyID())
+	k.log.Info("seal: created keyring", "path", k.backend.Name(), "primary", h.primary)
 	return k, nil
 }
 
@@ -222,7 +214,7 @@ func (k *Keyring) Wrapped() []byte {
 }
 
 // decodeKeyring parses and unwraps a keyring file.
-func decodeKeyring(data []byte, kek KEK) (*keyset.Handle, []KeyMeta, error) {
+func decodeKeyring(data []byte, kek KEK) (*keyset, []KeyMeta, error) {
 	var f keyringFileV1
 	dec := json.NewDecoder(bytes.NewReader(data))
 	dec.DisallowUnknownFields()
@@ -243,9 +235,12 @@ func decodeKeyring(data []byte, kek KEK) (*keyset.Handle, []KeyMeta, error) {
 	if err != nil {
 		return nil, nil, fmt.Errorf("%w: keyset is not base64", ErrKeyringDamaged)
 	}
-	h, err := keyset.ReadWithAssociatedData(keyset.NewBinaryReader(bytes.NewReader(ks)), kek, keyringAD(f.Keys))
-	if err != nil {
+	h, err := unwrapKeyset(ks, kek, keyringAD(f.Keys))
+	if errors.Is(err, errWrapped) {
 		return nil, nil, ErrWrongKEK
+	}
+	if err != nil {
+		return nil, nil, err
 	}
 	return h, meta, nil
 }
@@ -256,19 +251,19 @@ func keyringAD(keys []byte) []byte {
 }
 
 // encodeKeyring wraps h under kek with meta as associated data.
-func encodeKeyring(h *keyset.Handle, meta []KeyMeta, kek KEK) ([]byte, error) {
+func encodeKeyring(h *keyset, meta []KeyMeta, kek KEK) ([]byte, error) {
 	keys, err := json.Marshal(meta)
 	if err != nil {
 		return nil, err
 	}
-	var buf bytes.Buffer
-	if err := h.WriteWithAssociatedData(keyset.NewBinaryWriter(&buf), kek, keyringAD(keys)); err != nil {
+	wrapped, err := h.wrap(kek, keyringAD(keys))
+	if err != nil {
 		return nil, fmt.Errorf("wrapping keyset: %w", err)
 	}
 	f := keyringFileV1{
 		Format: keyringFormat,
 		Keys:   keys,
-		Keyset: base64.StdEncoding.EncodeToString(buf.Bytes()),
+		Keyset: base64.StdEncoding.EncodeToString(wrapped),
 	}
 	f.Sum = keyringSum(f)
 	return json.Marshal(f)
@@ -285,14 +280,14 @@ func keyringSum(f keyringFileV1) string {
 // (ErrKeyringChanged) when the backend no longer holds what this Keyring
 // last read or wrote: another process or server changed it, and writing
 // would drop its keys.
-func (k *Keyring) persist(h *keyset.Handle, meta []KeyMeta, kek KEK) error {
+func (k *Keyring) persist(h *keyset, meta []KeyMeta, kek KEK) error {
 	return k.persistLocked(h, meta, kek)
 }
 
 // persistLocked writes the keyring, after checking that kek opens what
 // was written (wrap, then unwrap what was wrapped), if the backend still
 // holds k.disk (nothing, for a keyring being created).
-func (k *Keyring) persistLocked(h *keyset.Handle, meta []KeyMeta, kek KEK) error {
+func (k *Keyring) persistLocked(h *keyset, meta []KeyMeta, kek KEK) error {
 	data, err := encodeKeyring(h, meta, kek)
 	if err != nil {
 		return err
@@ -309,34 +304,21 @@ func (k *Keyring) persistLocked(h *keyset.Handle, meta []KeyMeta, kek KEK) error
 }
 
 // install makes h the keyring's current keyset.
-func (k *Keyring) install(h *keyset.Handle, meta []KeyMeta) error {
-	a, err := aead.New(h)
-	if err != nil {
-		return fmt.Errorf("keyset primitive: %w", err)
-	}
-	p, err := h.Primary()
-	if err != nil {
-		return fmt.Errorf("keyset: %w", err)
+func (k *Keyring) install(h *keyset, meta []KeyMeta) error {
+	if h.find(h.primary) < 0 {
+		return errors.New("keyset: no primary key")
 	}
 	// Every key in the keyset has metadata; keys missing from it (a file
 	// from an older writer) are dated zero rather than refused.
-	for i := range h.Len() {
-		e, err := h.Entry(i)
-		if err != nil {
-			return fmt.Errorf("keyset: %w", err)
+	ids := make(map[uint32]bool, len(h.keys))
+	for _, e := range h.keys {
+		if !slices.ContainsFunc(meta, func(m KeyMeta) bool { return m.ID == e.id }) {
+			meta = append(meta, KeyMeta{ID: e.id})
 		}
-		if !slices.ContainsFunc(meta, func(m KeyMeta) bool { return m.ID == e.KeyID() }) {
-			meta = append(meta, KeyMeta{ID: e.KeyID()})
-		}
+		ids[e.id] = true
 	}
-	ids := make(map[uint32]bool, h.Len())
-	for i := range h.Len() {
-		if e, err := h.Entry(i); err == nil {
-			ids[e.KeyID()] = true
-		}
-	}
-	k.handle, k.meta = h, meta
-	k.prim.Store(&primitive{aead: a, primary: p.KeyID(), ids: ids})
+	k.keys, k.meta = h, meta
+	k.prim.Store(&primitive{aead: h, primary: h.primary, ids: ids})
 	return nil
 }
 
@@ -362,18 +344,12 @@ func (k *Keyring) Rotate() (Event, error) {
 	k.mu.Lock()
 	defer k.mu.Unlock()
 	old := k.prim.Load().primary
-	m := keyset.NewManagerFromHandle(k.handle)
-	id, err := m.Add(aead.AES256GCMKeyTemplate())
+	h := k.keys.clone()
+	id, err := h.add()
 	if err != nil {
 		return Event{}, fmt.Errorf("seal: rotate: %w", err)
 	}
-	if err := m.SetPrimary(id); err != nil {
-		return Event{}, fmt.Errorf("seal: rotate: %w", err)
-	}
-	h, err := m.Handle()
-	if err != nil {
-		return Event{}, fmt.Errorf("seal: rotate: %w", err)
-	}
+	h.primary = id
 	now := k.now().UTC()
 	meta := append(slices.Clone(k.meta), KeyMeta{ID: id, Created: now})
 	if err := k.persist(h, meta, k.kek); err != nil {
@@ -399,7 +375,7 @@ func (k *Keyring) RewrapKEK(newKEK KEK) (Event, error) {
 	}
 	k.mu.Lock()
 	defer k.mu.Unlock()
-	if err := k.persist(k.handle, k.meta, newKEK); err != nil {
+	if err := k.persist(k.keys, k.meta, newKEK); err != nil {
 		return Event{}, fmt.Errorf("seal: rewrap: keyring %s: %w", k.backend.Name(), err)
 	}
 	k.kek = newKEK
@@ -419,12 +395,8 @@ func (k *Keyring) Disable(id uint32) (Event, error) {
 	if id == k.prim.Load().primary {
 		return Event{}, fmt.Errorf("seal: disable key %d: it is the primary", id)
 	}
-	m := keyset.NewManagerFromHandle(k.handle)
-	if err := m.Disable(id); err != nil {
-		return Event{}, fmt.Errorf("seal: disable key %d: %w", id, err)
-	}
-	h, err := m.Handle()
-	if err != nil {
+	h := k.keys.clone()
+	if err := h.disable(id); err != nil {
 		return Event{}, fmt.Errorf("seal: disable key %d: %w", id, err)
 	}
 	if err := k.persist(h, k.meta, k.kek); err != nil {
@@ -510,19 +482,16 @@ func (k *Keyring) Status(usage map[uint32]Usage) Status {
 	for _, m := range k.meta {
 		created[m.ID] = m.Created
 	}
-	for i := range k.handle.Len() {
-		e, err := k.handle.Entry(i)
-		if err != nil {
-			continue
-		}
-		ks := KeyStatus{ID: e.KeyID(), Created: created[e.KeyID()], Primary: e.IsPrimary(), Usage: usage[e.KeyID()]}
+	for _, e := range k.keys.keys {
+		primary := e.id == k.keys.primary
+		ks := KeyStatus{ID: e.id, Created: created[e.id], Primary: primary, Usage: usage[e.id]}
 		if !ks.Created.IsZero() {
 			ks.Age = now.Sub(ks.Created)
 		}
 		switch {
-		case e.IsPrimary():
+		case primary:
 			ks.State = "primary"
-		case e.KeyStatus() == keyset.Enabled:
+		case e.status == statusEnabled:
 			ks.State = "enabled"
 		default:
 			ks.State = "disabled"

@@ -9,7 +9,6 @@ import (
 	"io"
 	"sync"
 
-	"github.com/tink-crypto/tink-go/v2/aead/subtle"
 	"golang.org/x/crypto/argon2"
 )
 
@@ -66,7 +65,7 @@ type PassphraseKEK struct {
 
 type derived struct {
 	header []byte
-	aead   *subtle.AESGCM
+	aead   *aesGCM
 }
 
 // NewPassphraseKEK returns a KEK from passphrase. A zero params means
@@ -102,7 +101,7 @@ func (k *PassphraseKEK) derive(p Argon2Params, salt []byte) (*derived, error) {
 	h = append(h, p.Threads)
 	h = append(h, salt...)
 	key := argon2.IDKey(k.passphrase, salt, p.Time, p.Memory, p.Threads, KEKKeySize)
-	a, err := subtle.NewAESGCM(key)
+	a, err := newAESGCM(key)
 	clear(key)
 	if err != nil {
 		return nil, err

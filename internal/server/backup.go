@@ -13,6 +13,7 @@ import (
 	"strings"
 
 	"moat/internal/audit"
+	"moat/internal/backup"
 	"moat/internal/filelock"
 	"moat/internal/flow/flowstore"
 	"moat/internal/seal"
@@ -43,7 +44,7 @@ var auditSkip = map[string]bool{"lock": true, "writer.lock": true, "checkpoint.t
 // it. The parts are copied into a private directory first (the store in
 // one read transaction, each flow partition with VACUUM INTO, the audit
 // files under the log's reader lock, the keyring last so it holds every
-// key the copies use), then sealed with seal.WriteBackup.
+// key the copies use), then sealed with backup.Write.
 func (s *Server) handleBackup(ctx context.Context, c *caller, r *http.Request) (any, string, error) {
 	k, err := s.keys()
 	if err != nil {
@@ -91,19 +92,19 @@ func (s *Server) handleBackup(ctx context.Context, c *caller, r *http.Request) (
 	if err := os.WriteFile(filepath.Join(parts, backupKeyring), k.cfg.Keyring.Wrapped(), 0o600); err != nil {
 		return nil, "", err
 	}
-	var items []seal.BackupItem
+	var items []backup.Item
 	ents, err := os.ReadDir(parts)
 	if err != nil {
 		return nil, "", err
 	}
 	for _, e := range ents {
-		items = append(items, seal.BackupItem{Name: e.Name(), Path: filepath.Join(parts, e.Name())})
+		items = append(items, backup.Item{Name: e.Name(), Path: filepath.Join(parts, e.Name())})
 	}
 	out, err := os.OpenFile(filepath.Join(tmp, "backup"), os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o600)
 	if err != nil {
 		return nil, "", err
 	}
-	m, err := seal.WriteBackup(out, seal.BackupConfig{KEK: k.currentKEK(), Items: items, Now: s.now})
+	m, err := backup.Write(out, backup.Config{KEK: k.currentKEK(), Items: items, Now: s.now})
 	if err == nil {
 		_, err = out.Seek(0, io.SeekStart)
 	}

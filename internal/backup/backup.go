@@ -1,4 +1,13 @@
-package seal
+// Package backup writes and restores a data directory's encrypted,
+// integrity-checked backups: a tar archive inside Tink's streaming AEAD
+// (AES256-GCM-HKDF, 1 MiB segments) under a fresh key wrapped by the
+// keyring's KEK (package seal), with a manifest of SHA-256 sums. Restore
+// writes only into an empty or absent directory, through a temporary
+// directory renamed into place once everything has authenticated: a
+// flipped byte, a truncation or a wrong KEK is refused and leaves nothing
+// behind. Only the control plane and the CLI link it: agents do not take
+// backups.
+package backup
 
 import (
 	"archive/tar"
@@ -21,7 +30,15 @@ import (
 
 	"github.com/tink-crypto/tink-go/v2/keyset"
 	"github.com/tink-crypto/tink-go/v2/streamingaead"
+
+	"moat/internal/seal"
 )
+
+// ErrCorrupt: a backup is corrupt, truncated, or not a moat backup.
+var ErrCorrupt = errors.New("backup is corrupt or truncated")
+
+// ErrTargetNotEmpty: a restore target directory already holds files.
+var ErrTargetNotEmpty = errors.New("restore target is not empty")
 
 // A backup is, in order:
 //
@@ -60,11 +77,11 @@ type ManifestFile struct {
 	SHA256 string `json:"sha256,omitempty"` // hex, files only
 }
 
-// BackupItem is one thing to back up: a file or directory tree on disk
+// Item is one thing to back up: a file or directory tree on disk
 // (Path), or a snapshot the caller writes (Size and WriteTo), such as a
-// bbolt transaction: BackupItem{Name: "store.db", Size: tx.Size(),
+// bbolt transaction: Item{Name: "store.db", Size: tx.Size(),
 // WriteTo: tx.WriteTo}, which is consistent while the store keeps serving.
-type BackupItem struct {
+type Item struct {
 	// Name is the item's path inside the backup and so inside the restored
 	// directory: relative, slash-separated, no "..".
 	Name string
@@ -77,20 +94,20 @@ type BackupItem struct {
 	WriteTo func(w io.Writer) (int64, error)
 }
 
-// BackupConfig configures WriteBackup.
-type BackupConfig struct {
-	KEK   KEK // required; the same KEK (or passphrase) restores the backup
-	Items []BackupItem
+// Config configures Write.
+type Config struct {
+	KEK   seal.KEK // required; the same KEK (or passphrase) restores the backup
+	Items []Item
 	Now   func() time.Time // manifest time; nil means time.Now
 }
 
-// WriteBackup writes an encrypted, integrity-checked archive of cfg.Items
+// Write writes an encrypted, integrity-checked archive of cfg.Items
 // to w and returns its manifest. Nothing is written in the clear but the
 // magic and the wrapped stream key. On error w holds an incomplete backup
-// that RestoreBackup refuses.
-func WriteBackup(w io.Writer, cfg BackupConfig) (*Manifest, error) {
+// that Restore refuses.
+func Write(w io.Writer, cfg Config) (*Manifest, error) {
 	if cfg.KEK == nil {
-		return nil, errors.New("seal: backup: KEK is nil")
+		return nil, errors.New("backup: KEK is nil")
 	}
 	now := cfg.Now
 	if now == nil {
@@ -98,48 +115,48 @@ func WriteBackup(w io.Writer, cfg BackupConfig) (*Manifest, error) {
 	}
 	h, err := keyset.NewHandle(streamingaead.AES256GCMHKDF1MBKeyTemplate())
 	if err != nil {
-		return nil, fmt.Errorf("seal: backup: stream key: %w", err)
+		return nil, fmt.Errorf("backup: stream key: %w", err)
 	}
 	var wrapped bytes.Buffer
 	if err := h.WriteWithAssociatedData(keyset.NewBinaryWriter(&wrapped), cfg.KEK, []byte(backupMagic)); err != nil {
-		return nil, fmt.Errorf("seal: backup: wrapping the stream key: %w", err)
+		return nil, fmt.Errorf("backup: wrapping the stream key: %w", err)
 	}
 	header := binary.BigEndian.AppendUint32([]byte(backupMagic), uint32(wrapped.Len()))
 	header = append(header, wrapped.Bytes()...)
 	sa, err := streamingaead.New(h)
 	if err != nil {
-		return nil, fmt.Errorf("seal: backup: %w", err)
+		return nil, fmt.Errorf("backup: %w", err)
 	}
 	if _, err := w.Write(header); err != nil {
-		return nil, fmt.Errorf("seal: backup: %w", err)
+		return nil, fmt.Errorf("backup: %w", err)
 	}
 	enc, err := sa.NewEncryptingWriter(w, header)
 	if err != nil {
-		return nil, fmt.Errorf("seal: backup: %w", err)
+		return nil, fmt.Errorf("backup: %w", err)
 	}
 	tw := tar.NewWriter(enc)
 	m := &Manifest{Format: backupFormat, Created: now().UTC()}
 	seen := map[string]bool{}
 	for _, it := range cfg.Items {
 		if err := addItem(tw, m, seen, it); err != nil {
-			return nil, fmt.Errorf("seal: backup: item %q: %w", it.Name, err)
+			return nil, fmt.Errorf("backup: item %q: %w", it.Name, err)
 		}
 	}
 	mj, err := json.Marshal(m)
 	if err != nil {
-		return nil, fmt.Errorf("seal: backup: manifest: %w", err)
+		return nil, fmt.Errorf("backup: manifest: %w", err)
 	}
 	if err := tw.WriteHeader(&tar.Header{Name: ManifestName, Mode: 0o600, Size: int64(len(mj)), Typeflag: tar.TypeReg, ModTime: m.Created}); err != nil {
-		return nil, fmt.Errorf("seal: backup: manifest: %w", err)
+		return nil, fmt.Errorf("backup: manifest: %w", err)
 	}
 	if _, err := tw.Write(mj); err != nil {
-		return nil, fmt.Errorf("seal: backup: manifest: %w", err)
+		return nil, fmt.Errorf("backup: manifest: %w", err)
 	}
 	if err := tw.Close(); err != nil {
-		return nil, fmt.Errorf("seal: backup: %w", err)
+		return nil, fmt.Errorf("backup: %w", err)
 	}
 	if err := enc.Close(); err != nil {
-		return nil, fmt.Errorf("seal: backup: %w", err)
+		return nil, fmt.Errorf("backup: %w", err)
 	}
 	return m, nil
 }
@@ -155,7 +172,7 @@ func checkName(name string) error {
 	return nil
 }
 
-func addItem(tw *tar.Writer, m *Manifest, seen map[string]bool, it BackupItem) error {
+func addItem(tw *tar.Writer, m *Manifest, seen map[string]bool, it Item) error {
 	if err := checkName(it.Name); err != nil {
 		return err
 	}
@@ -242,22 +259,22 @@ func (c *countWriter) Write(p []byte) (int, error) {
 
 // backupError marks a corrupt or truncated backup.
 func backupError(format string, args ...any) error {
-	return fmt.Errorf("seal: restore: %w: %s", ErrBackup, fmt.Sprintf(format, args...))
+	return fmt.Errorf("backup: restore: %w: %s", ErrCorrupt, fmt.Sprintf(format, args...))
 }
 
 // readBackup authenticates and walks a backup, handing each entry to put
 // (nil r for a directory), and returns the manifest once the whole stream
 // has been read, authenticated, and matched against it.
-func readBackup(r io.Reader, kek KEK, put func(name string, dir bool, r io.Reader) error) (*Manifest, error) {
+func readBackup(r io.Reader, kek seal.KEK, put func(name string, dir bool, r io.Reader) error) (*Manifest, error) {
 	if kek == nil {
-		return nil, errors.New("seal: restore: KEK is nil")
+		return nil, errors.New("backup: restore: KEK is nil")
 	}
 	header := make([]byte, len(backupMagic)+4)
 	if _, err := io.ReadFull(r, header); err != nil {
 		return nil, backupError("header: %v", err)
 	}
 	if string(header[:len(backupMagic)]) != backupMagic {
-		return nil, fmt.Errorf("seal: restore: not a moat backup (bad magic): %w", ErrBackup)
+		return nil, fmt.Errorf("backup: restore: not a moat backup (bad magic): %w", ErrCorrupt)
 	}
 	n := binary.BigEndian.Uint32(header[len(backupMagic):])
 	if n == 0 || n > maxWrappedKey {
@@ -270,7 +287,7 @@ func readBackup(r io.Reader, kek KEK, put func(name string, dir bool, r io.Reade
 	header = append(header, wrapped...)
 	h, err := keyset.ReadWithAssociatedData(keyset.NewBinaryReader(bytes.NewReader(wrapped)), kek, []byte(backupMagic))
 	if err != nil {
-		return nil, fmt.Errorf("seal: restore: %w", ErrWrongKEK)
+		return nil, fmt.Errorf("backup: restore: %w", seal.ErrWrongKEK)
 	}
 	sa, err := streamingaead.New(h)
 	if err != nil {
@@ -332,10 +349,10 @@ func readBackup(r io.Reader, kek KEK, put func(name string, dir bool, r io.Reade
 			hs := sha256.New()
 			cr := &countWriter{w: hs}
 			if err := put(name, false, io.TeeReader(tr, cr)); err != nil {
-				if errors.Is(err, ErrBackup) {
+				if errors.Is(err, ErrCorrupt) {
 					return nil, err
 				}
-				return nil, fmt.Errorf("seal: restore: %q: %w", name, err)
+				return nil, fmt.Errorf("backup: restore: %q: %w", name, err)
 			}
 			entries[name] = got{size: cr.n, sum: hex.EncodeToString(hs.Sum(nil))}
 		default:
@@ -368,9 +385,9 @@ func readBackup(r io.Reader, kek KEK, put func(name string, dir bool, r io.Reade
 	return manifest, nil
 }
 
-// VerifyBackup reads a whole backup and checks it as RestoreBackup would,
+// Verify reads a whole backup and checks it as Restore would,
 // writing nothing.
-func VerifyBackup(r io.Reader, kek KEK) (*Manifest, error) {
+func Verify(r io.Reader, kek seal.KEK) (*Manifest, error) {
 	return readBackup(r, kek, func(name string, dir bool, r io.Reader) error {
 		if dir {
 			return nil
@@ -382,16 +399,16 @@ func VerifyBackup(r io.Reader, kek KEK) (*Manifest, error) {
 	})
 }
 
-// RestoreBackup restores a backup made by WriteBackup into dir, which must
+// Restore restores a backup made by Write into dir, which must
 // not exist or be empty (else ErrTargetNotEmpty). It writes into a fresh
 // directory beside dir and renames it into place only after the whole
 // backup has been authenticated and checked against its manifest, so a
-// corrupt, truncated or wrongly keyed backup (ErrBackup, ErrWrongKEK)
+// corrupt, truncated or wrongly keyed backup (ErrCorrupt, seal.ErrWrongKEK)
 // leaves no trace and overwrites nothing. Restored files are 0600 and
 // directories 0700.
-func RestoreBackup(r io.Reader, kek KEK, dir string) (*Manifest, error) {
+func Restore(r io.Reader, kek seal.KEK, dir string) (*Manifest, error) {
 	if dir == "" {
-		return nil, errors.New("seal: restore: target directory is empty")
+		return nil, errors.New("backup: restore: target directory is empty")
 	}
 	dir = filepath.Clean(dir)
 	if err := checkEmptyTarget(dir); err != nil {
@@ -400,7 +417,7 @@ func RestoreBackup(r io.Reader, kek KEK, dir string) (*Manifest, error) {
 	parent := filepath.Dir(dir)
 	tmp, err := os.MkdirTemp(parent, "."+filepath.Base(dir)+".restore-*")
 	if err != nil {
-		return nil, fmt.Errorf("seal: restore: %w", err)
+		return nil, fmt.Errorf("backup: restore: %w", err)
 	}
 	done := false
 	defer func() {
@@ -435,7 +452,7 @@ func RestoreBackup(r io.Reader, kek KEK, dir string) (*Manifest, error) {
 		return nil, err
 	}
 	if err := syncTree(tmp); err != nil {
-		return nil, fmt.Errorf("seal: restore: %w", err)
+		return nil, fmt.Errorf("backup: restore: %w", err)
 	}
 	// rename(2) replaces an empty directory and fails on a non-empty one,
 	// so a target filled meanwhile is not overwritten. (os.Rename refuses
@@ -444,11 +461,11 @@ func RestoreBackup(r io.Reader, kek KEK, dir string) (*Manifest, error) {
 		return nil, err
 	}
 	if err := syscall.Rename(tmp, dir); err != nil {
-		return nil, fmt.Errorf("seal: restore: moving into %q: %w", dir, err)
+		return nil, fmt.Errorf("backup: restore: moving into %q: %w", dir, err)
 	}
 	done = true
-	if err := syncDir(parent); err != nil {
-		return nil, fmt.Errorf("seal: restore: %w", err)
+	if err := seal.SyncDir(parent); err != nil {
+		return nil, fmt.Errorf("backup: restore: %w", err)
 	}
 	return m, nil
 }
@@ -456,16 +473,16 @@ func RestoreBackup(r io.Reader, kek KEK, dir string) (*Manifest, error) {
 func checkEmptyTarget(dir string) error {
 	entries, err := os.ReadDir(dir)
 	switch {
-	case isNotExist(err):
+	case errors.Is(err, fs.ErrNotExist):
 		return nil
 	case err != nil:
-		return fmt.Errorf("seal: restore: target %q: %w", dir, err)
+		return fmt.Errorf("backup: restore: target %q: %w", dir, err)
 	case len(entries) > 0:
 		names := make([]string, 0, 3)
 		for _, e := range entries[:min(3, len(entries))] {
 			names = append(names, e.Name())
 		}
-		return fmt.Errorf("seal: restore: target %q holds %s: %w", dir, strings.Join(names, ", "), ErrTargetNotEmpty)
+		return fmt.Errorf("backup: restore: target %q holds %s: %w", dir, strings.Join(names, ", "), ErrTargetNotEmpty)
 	}
 	return nil
 }
@@ -485,7 +502,7 @@ func syncTree(root string) error {
 	}
 	slices.Reverse(dirs)
 	for _, d := range dirs {
-		if err := syncDir(d); err != nil {
+		if err := seal.SyncDir(d); err != nil {
 			return err
 		}
 	}
