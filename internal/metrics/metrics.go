@@ -45,8 +45,17 @@ type Desc struct {
 	name, help string
 	typ        ValueType
 	labels     []string
-	constant   string // rendered constant labels, `a="x",b="y"`, sorted by name
-	err        error
+	// pairs are all the labels, constant and variable, sorted by name as
+	// Prometheus' client writes them: a constant one's rendered pair, or
+	// a variable one's index in labels.
+	pairs []labelPair
+	err   error
+}
+
+type labelPair struct {
+	name     string
+	constant string // `name="value"`, for a constant label
+	index    int    // in Desc.labels, for a variable label (-1 for a constant one)
 }
 
 // NewDesc returns a Desc; labels name the variable labels, in the order
@@ -58,30 +67,26 @@ func NewDesc(name, help string, typ ValueType, constLabels Labels, labels ...str
 		return d
 	}
 	seen := map[string]bool{}
-	names := make([]string, 0, len(constLabels))
-	for n := range constLabels {
-		names = append(names, n)
+	for n, v := range constLabels {
+		var b strings.Builder
+		writePair(&b, n, v)
+		d.pairs = append(d.pairs, labelPair{name: n, constant: b.String(), index: -1})
 	}
-	slices.Sort(names)
-	for _, n := range append(names, labels...) {
-		if !validName(n, false) || strings.HasPrefix(n, "__") {
-			d.err = fmt.Errorf("metrics: %s: invalid label name %q", name, n)
+	for i, n := range labels {
+		d.pairs = append(d.pairs, labelPair{name: n, index: i})
+	}
+	slices.SortFunc(d.pairs, func(a, b labelPair) int { return strings.Compare(a.name, b.name) })
+	for _, p := range d.pairs {
+		if !validName(p.name, false) || strings.HasPrefix(p.name, "__") {
+			d.err = fmt.Errorf("metrics: %s: invalid label name %q", name, p.name)
 			return d
 		}
-		if seen[n] {
-			d.err = fmt.Errorf("metrics: %s: label %q given twice", name, n)
+		if seen[p.name] {
+			d.err = fmt.Errorf("metrics: %s: label %q given twice", name, p.name)
 			return d
 		}
-		seen[n] = true
+		seen[p.name] = true
 	}
-	var b strings.Builder
-	for i, n := range names {
-		if i > 0 {
-			b.WriteByte(',')
-		}
-		writePair(&b, n, constLabels[n])
-	}
-	d.constant = b.String()
 	return d
 }
 

@@ -41,7 +41,7 @@ func labelsOf(m *dto.Metric) map[string]string {
 func TestExpositionParses(t *testing.T) {
 	r := NewRegistry()
 	calls := NewCounterVec(Opts{Name: "moat_calls_total", Help: `Calls by "result", a \ and` + "\na second line.", ConstLabels: Labels{"node": "n1", "az": "a"}}, "result")
-	depth := NewGaugeVec(Opts{Name: "moat_depth", Help: "Depth."}, "sink", "kind")
+	depth := NewGaugeVec(Opts{Name: "moat_depth", Help: "Depth.", ConstLabels: Labels{"node": "n1"}}, "sink", "kind")
 	lone := NewCounter(Opts{Name: "moat_lone_total", Help: "No labels."})
 	temp := NewGauge(Opts{Name: "moat_temp", Help: "Goes both ways."})
 	r.MustRegister(calls, depth, lone, temp,
@@ -103,6 +103,17 @@ func TestExpositionParses(t *testing.T) {
 	}
 	if v := fams["moat_ratio"].GetMetric()[0].GetGauge().GetValue(); v != 0.25 {
 		t.Errorf("moat_ratio = %v", v)
+	}
+	// Labels by name, constant and variable alike, as Prometheus' client
+	// writes them (scrapers and tests match series by their text).
+	if want := `moat_calls_total{az="a",node="n1",result="ok"} 4` + "\n"; !strings.Contains(text, want) {
+		t.Errorf("exposition lacks %q:\n%s", want, text)
+	}
+	if want := `moat_calls_total{az="a",node="n1",result="a\"b\\c\nd"} 1` + "\n"; !strings.Contains(text, want) {
+		t.Errorf("exposition lacks %q:\n%s", want, text)
+	}
+	if want := `moat_depth{kind="x",node="n1",sink="pd"} 7` + "\n"; !strings.Contains(text, want) {
+		t.Errorf("exposition lacks %q:\n%s", want, text)
 	}
 	// Families by name, and the same text on every scrape.
 	if i, j := strings.Index(text, "# HELP moat_calls_total"), strings.Index(text, "# HELP moat_depth"); i < 0 || j < i {

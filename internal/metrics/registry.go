@@ -83,12 +83,15 @@ func (r *Registry) WriteText(w io.Writer) error {
 			return
 		}
 		b.Reset()
-		b.WriteString(d.constant)
-		for i, n := range d.labels {
-			if b.Len() > 0 {
+		for i, p := range d.pairs {
+			if i > 0 {
 				b.WriteByte(',')
 			}
-			writePair(&b, n, values[i])
+			if p.index < 0 {
+				b.WriteString(p.constant)
+			} else {
+				writePair(&b, p.name, values[p.index])
+			}
 		}
 		fams[d] = append(fams[d], sample{b.String(), v})
 	}
