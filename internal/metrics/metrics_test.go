@@ -135,9 +135,10 @@ func TestRegisterRefuses(t *testing.T) {
 		NewCounterVec(Opts{Name: "moat_c_total"}, "__reserved"),
 		NewCounterVec(Opts{Name: "moat_d_total", ConstLabels: Labels{"x": "1"}}, "x"),
 		Group{GaugeFunc("moat_e", "", func() float64 { return 0 }), GaugeFunc("moat_e", "", func() float64 { return 0 })},
+		NewCounterVec(Opts{Name: "moat_f_total"}, "k").WithLabelValues("v"),
 	} {
 		if err := r.Register(c); err == nil {
-			t.Errorf("registered %s", c.Describe()[0].Name())
+			t.Errorf("registered %T %v", c, c.Describe())
 		}
 	}
 	if err := r.Register(NewCounter(Opts{Name: "moat_a_total"})); !errors.Is(err, errDuplicate) {

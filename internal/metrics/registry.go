@@ -37,6 +37,9 @@ func (r *Registry) Register(c Collector) error {
 	ds := c.Describe()
 	seen := map[string]bool{}
 	for _, d := range ds {
+		if d == nil {
+			return fmt.Errorf("metrics: a %T describes no family (a series of a vector is not registered alone)", c)
+		}
 		if d.err != nil {
 			return d.err
 		}
@@ -134,10 +137,8 @@ func (r *Registry) WriteText(w io.Writer) error {
 // ServeHTTP answers a scrape with WriteText.
 func (r *Registry) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 	w.Header().Set("Content-Type", ContentType)
-	if err := r.WriteText(w); err != nil {
-		// The status line is gone; the scraper sees a short body.
-		return
-	}
+	// A failed write is the scraper's connection gone: nothing to answer.
+	_ = r.WriteText(w)
 }
 
 // writePair writes name="value" with the value escaped (and invalid
