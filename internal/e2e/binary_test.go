@@ -78,9 +78,12 @@ type result struct {
 // stdin as its standard input.
 func moatRun(t *testing.T, env cmdEnv, stdin string, args ...string) result {
 	t.Helper()
+	// Build first: the minute is the command's, not the build's (a first
+	// build on a busy host takes longer than that).
+	bin := moatBinary(t)
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, moatBinary(t), args...)
+	cmd := exec.CommandContext(ctx, bin, args...)
 	cmd.Env = env.list()
 	cmd.Stdin = strings.NewReader(stdin)
 	var out, errb bytes.Buffer
