@@ -229,7 +229,11 @@ func (a *agent) local(t testing.TB, src, dst string) string {
 	return addr.String()
 }
 
-// startApp runs handle for every connection to a loopback listener.
+// startApp runs handle for every connection to a loopback listener. Its
+// accept loop rides out failed accepts as the agent's do: it shares the
+// test's process, so a test that uses up the descriptors (to flood the
+// mesh port) makes its accept fail too, and its goroutine may make its
+// first accept only then.
 func startApp(t testing.TB, handle func(net.Conn)) string {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
@@ -242,7 +246,7 @@ func startApp(t testing.TB, handle func(net.Conn)) string {
 	go func() {
 		defer wg.Done()
 		for {
-			c, err := ln.Accept()
+			c, err := AcceptRetrying(ln, nil)
 			if err != nil {
 				return
 			}
