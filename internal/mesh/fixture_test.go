@@ -19,6 +19,7 @@ import (
 	"moat/internal/flow"
 	"moat/internal/identity"
 	"moat/internal/policy"
+	"moat/internal/testkit"
 )
 
 // testPolicy is the policy plus a permissive service.
@@ -93,7 +94,7 @@ func (r *records) Write(rec flow.Record) error {
 // waitFor waits (boundedly) for a record matching pred.
 func (r *records) waitFor(t testing.TB, what string, pred func(flow.Record) bool) flow.Record {
 	t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
+	deadline := time.Now().Add(testkit.WaitLimit)
 	for time.Now().Before(deadline) {
 		r.mu.Lock()
 		for _, rec := range r.all {

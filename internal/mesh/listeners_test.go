@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"moat/internal/flow"
+	"moat/internal/testkit"
 )
 
 // reserve returns a loopback address nobody listens on now.
@@ -22,18 +23,6 @@ func reserve(t *testing.T) string {
 	addr := ln.Addr().String()
 	ln.Close()
 	return addr
-}
-
-// until polls cond until it holds, failing after a bounded wait.
-func until(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
 }
 
 // TestPortChangeRebinds is the wedge: the destination's port changes, so
@@ -107,7 +96,7 @@ func TestFailedListenerRetries(t *testing.T) {
 	}
 	t.Log("the address frees up: the retry binds it")
 	busy.Close()
-	until(t, "the db listener to bind", func() bool { _, ok := p.a.m.LocalAddr("frontend", "db"); return ok })
+	testkit.WaitFor(t, "the db listener to bind", func() bool { _, ok := p.a.m.LocalAddr("frontend", "db"); return ok })
 	if st := p.a.m.Stats(); st.ListenersFailing != 0 {
 		t.Fatalf("stats after recovery %+v", st)
 	}
