@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -13,16 +14,22 @@ import (
 	"moat/internal/testkit"
 )
 
-// reserve returns a loopback address nobody listens on now.
+// ports are below the kernel's ephemeral range and split between the
+// packages that hand them out (testkit.Ports): this package takes
+// 18000-18999.
+var ports = testkit.NewPorts(18000, 19000)
+
+// reserve returns a loopback address nobody listens on now and that no
+// other caller in this process was given. (An address from 127.0.0.1:0,
+// closed and bound later, can meanwhile be taken by any other listener or
+// connection.)
 func reserve(t *testing.T) string {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	port, err := ports.Run(1)
 	if err != nil {
 		t.Fatal(err)
 	}
-	addr := ln.Addr().String()
-	ln.Close()
-	return addr
+	return "127.0.0.1:" + strconv.Itoa(port)
 }
 
 // TestPortChangeRebinds is the wedge: the destination's port changes, so
