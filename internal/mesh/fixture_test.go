@@ -214,7 +214,7 @@ func (f *fixture) newAgent(t testing.TB, node string, services []Service, opts .
 			if err != nil {
 				t.Errorf("%s: Run: %v", node, err)
 			}
-		case <-time.After(10 * time.Second):
+		case <-time.After(testkit.WaitLimit):
 			t.Errorf("%s: Run did not return", node)
 		}
 	})

@@ -272,7 +272,7 @@ func TestCloseEndsHeldAppConnections(t *testing.T) {
 	}()
 	select {
 	case <-done:
-	case <-time.After(10 * time.Second):
+	case <-time.After(testkit.WaitLimit):
 		t.Fatal("the mesh did not stop while an app held a connection")
 	}
 	_ = s.c.SetReadDeadline(time.Now().Add(5 * time.Second))
