@@ -20,6 +20,7 @@ import (
 	"moat/internal/flow/flowstore"
 	"moat/internal/netlab"
 	"moat/internal/seal"
+	"moat/internal/testkit"
 )
 
 // builtMoat is the moat command (built once per test binary) for a test
@@ -203,7 +204,7 @@ func TestFirewallFleet(t *testing.T) {
 	if err := l.applyPolicy(ctx, permissive); err != nil {
 		t.Fatal(err)
 	}
-	if err := waitUntil(ctx, 10*time.Second, probe(true)); err != nil {
+	if err := waitUntil(ctx, testkit.WaitLimit, probe(true)); err != nil {
 		t.Fatalf("the plaintext port never opened after the policy change")
 	}
 	t.Logf("rule added: open to a probe started %v after policy apply returned", probeStart.Sub(applied).Round(time.Millisecond))
@@ -211,7 +212,7 @@ func TestFirewallFleet(t *testing.T) {
 	if err := l.applyPolicy(ctx, isoIntentions); err != nil {
 		t.Fatal(err)
 	}
-	if err := waitUntil(ctx, 10*time.Second, probe(false)); err != nil {
+	if err := waitUntil(ctx, testkit.WaitLimit, probe(false)); err != nil {
 		t.Fatalf("the plaintext port stayed open after the rule went")
 	}
 	t.Logf("rule removed: closed to a probe started %v after policy apply returned", probeStart.Sub(applied).Round(time.Millisecond))

@@ -23,6 +23,7 @@ import (
 	"moat/internal/api"
 	"moat/internal/audit"
 	"moat/internal/seal"
+	"moat/internal/testkit"
 )
 
 // admin is an administrator of the access tests: credentials and TOTP secret.
@@ -256,7 +257,7 @@ func TestBreakGlassShell(t *testing.T) {
 	if out != "grant "+id+" revoked; 1 live session(s) ended" {
 		t.Fatalf("revoke: %q", out)
 	}
-	waitUntil(t, 10*time.Second, "moat ssh to exit", live.exited)
+	waitUntil(t, testkit.WaitLimit, "moat ssh to exit", live.exited)
 	t.Logf("session ended %s after the revocation was sent", time.Since(start).Round(time.Millisecond))
 	if live.code != 255 || !strings.Contains(live.errb.String(), "the session ended without an exit status") {
 		t.Fatalf("live session: exit %d: %s", live.code, live.errb.String())

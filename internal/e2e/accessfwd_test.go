@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"moat/internal/api"
+	"moat/internal/testkit"
 )
 
 // grantState is the state access list shows for grant id.
@@ -158,7 +159,7 @@ func TestBreakGlassForward(t *testing.T) {
 	if got := echoOnce(t, local, "ping-1"); got != "" {
 		t.Fatalf("a denied forward echoed %q", got)
 	}
-	waitUntil(t, 10*time.Second, "the refusal to be reported", func() bool {
+	waitUntil(t, testkit.WaitLimit, "the refusal to be reported", func() bool {
 		return strings.Contains(fwd.errb.String(), "refused: admin/admin → db:"+strconv.Itoa(b.echoPort)+" denied by default-deny")
 	})
 	allow := filepath.Join(b.dir, "allow.yaml")

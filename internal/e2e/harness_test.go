@@ -7,7 +7,6 @@ import (
 	"context"
 	"errors"
 	"log/slog"
-	"net"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -24,6 +23,7 @@ import (
 	"moat/internal/metrics"
 	"moat/internal/server"
 	"moat/internal/store"
+	"moat/internal/testkit"
 )
 
 // cluster is a control plane for one test.
@@ -95,7 +95,10 @@ func newCluster(t *testing.T, opts ...func(*server.InitConfig)) *cluster {
 	c.flows = fs
 	t.Cleanup(func() { fs.Close() })
 	c.reg = metrics.NewRegistry()
-	c.startServer("127.0.0.1:0")
+	// Outage tests stop the server and start it again on its address: a
+	// port from 127.0.0.1:0 could be taken meanwhile by any other test's
+	// listener or connection, one from freePort cannot.
+	c.startServer("127.0.0.1:" + itoa(freePort(t)))
 	t.Cleanup(c.stopServer)
 	return c
 }
@@ -195,12 +198,7 @@ func (c *cluster) startAgent(node string, opts ...agentOpts) *agent.Agent {
 // agentConfig makes a join token for node and the config of its agent.
 func (c *cluster) agentConfig(node string, opts ...agentOpts) agent.Config {
 	c.t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		c.t.Fatal(err)
-	}
-	meshAddr := ln.Addr().String()
-	ln.Close()
+	meshAddr := "127.0.0.1:" + itoa(freePort(c.t))
 	cfg := agent.Config{
 		DataDir: filepath.Join(c.dir, "agent-"+node), Server: c.addr, Join: c.token(node), Node: node,
 		MeshAddr: meshAddr, Now: c.clk.Now, After: c.clk.After, Jitter: func() float64 { return 0.5 },
@@ -268,7 +266,7 @@ func (c *cluster) refusedSummaries() (count int, top []string) {
 // wait. It is for waiting on asynchronous delivery, not for timing.
 func eventually(t *testing.T, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(15 * time.Second)
+	deadline := time.Now().Add(testkit.WaitLimit)
 	for !cond() {
 		if time.Now().After(deadline) {
 			t.Fatalf("timed out waiting for %s", what)

@@ -7,6 +7,7 @@ import (
 	"crypto/rand"
 	"crypto/x509"
 	"errors"
+	"log/slog"
 	"net/http"
 	"path/filepath"
 	"strconv"
@@ -21,6 +22,7 @@ import (
 	"moat/internal/agent"
 	"moat/internal/api"
 	"moat/internal/identity"
+	"moat/internal/testkit"
 )
 
 func newAgentErr(c *cluster, node, token string) error {
@@ -175,7 +177,8 @@ func TestSVIDsRenewBeforeTheyLapse(t *testing.T) {
 
 func TestServerOutageKeepsSVIDs(t *testing.T) {
 	c := newCluster(t)
-	a := c.startAgent("n1")
+	var logs testkit.Buffer
+	a := c.startAgent("n1", func(cfg *agent.Config) { cfg.Logger = slog.New(slog.NewTextHandler(&logs, nil)) })
 	c.register(api.Registration{Name: "api", Node: "n1", Port: 8080})
 	eventually(t, "first SVID", func() bool { return svidOf(a, "api") != nil })
 	before := svidOf(a, "api")
@@ -184,7 +187,7 @@ func TestServerOutageKeepsSVIDs(t *testing.T) {
 	t.Log("server down for longer than half an SVID's life")
 	c.stopServer()
 	c.clk.Advance(40 * time.Minute)
-	time.Sleep(300 * time.Millisecond) // let failing renewals run against the closed port
+	eventually(t, "a renewal to fail against the closed port", func() bool { return strings.Contains(logs.String(), "SVID renewal failed") })
 	now := c.clk.Now()
 	held := svidOf(a, "api")
 	if held == nil || identity.CheckValidity(held, now) != nil {

@@ -18,6 +18,7 @@ import (
 	"moat/internal/flow"
 	"moat/internal/metrics"
 	"moat/internal/metrics/metricstest"
+	"moat/internal/testkit"
 )
 
 // echoApp is a loopback app that echoes one line back.
@@ -46,14 +47,25 @@ func echoApp(t *testing.T, name string) int {
 	return ln.Addr().(*net.TCPAddr).Port
 }
 
+// ports are below the kernel's ephemeral range, where the ports other
+// tests' 127.0.0.1:0 listeners and outgoing connections get are never
+// handed out, split between the packages that hand them out so that their
+// test binaries, run in parallel by go test, never hand out the same one:
+// this package takes 14000-17999 (testkit.Ports).
+var ports = testkit.NewPorts(14000, 18000)
+
+// freePort returns a loopback port that was free a moment ago and that
+// no other caller in this process was given, for a port a configuration
+// must name before its listener exists (an upstream's local port, an
+// agent's mesh address). A port from 127.0.0.1:0, closed and named later,
+// can meanwhile be taken by any other listener or connection.
 func freePort(t *testing.T) int {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	port, err := ports.Run(1)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port
+	return port
 }
 
 // ask sends one line to addr and returns the answer ("" when the

@@ -45,26 +45,30 @@ func TestFleetRecoversAfterOutageLongerThanNodeCertificate(t *testing.T) {
 	srv.stop()
 	down := time.Now()
 	// The outage lasts until every node certificate the agents hold has
-	// expired, as their files say.
-	var latest time.Time
-	for _, a := range agents {
-		b, err := os.ReadFile(filepath.Join(a.data, "node", "cert.pem"))
-		if err != nil {
-			t.Fatal(err)
+	// expired, as their files say. The files are read again at each poll:
+	// a renewal answered just before the server stopped may still be
+	// written after it did, and a certificate read once before that write
+	// would end the outage while the agent holds a valid one.
+	waitForDetail(t, "every node certificate expired", func() (bool, string) {
+		for _, a := range agents {
+			b, err := os.ReadFile(filepath.Join(a.data, "node", "cert.pem"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			blk, _ := pem.Decode(b)
+			if blk == nil {
+				t.Fatalf("%s: no certificate in node/cert.pem", a.node)
+			}
+			leaf, err := x509.ParseCertificate(blk.Bytes)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !time.Now().After(leaf.NotAfter.Add(time.Second)) {
+				return false, fmt.Sprintf("%s holds a node certificate valid until %s", a.node, leaf.NotAfter.Format(time.RFC3339))
+			}
 		}
-		blk, _ := pem.Decode(b)
-		if blk == nil {
-			t.Fatalf("%s: no certificate in node/cert.pem", a.node)
-		}
-		leaf, err := x509.ParseCertificate(blk.Bytes)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if leaf.NotAfter.After(latest) {
-			latest = leaf.NotAfter
-		}
-	}
-	waitFor(t, "every node certificate expired", func() bool { return time.Now().After(latest.Add(time.Second)) })
+		return true, ""
+	})
 	srv = start(t, "server (back)", nil, moatBin, run...)
 	t.Logf("control plane back after %s", time.Since(down).Round(time.Second))
 

@@ -12,6 +12,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"moat/internal/testkit"
 )
 
 const noWAF = "waf:\n  disabled: true\n"
@@ -408,14 +410,14 @@ func TestSlowloris(t *testing.T) {
 	}
 	t.Log("the server drops the slow connections after read_header_timeout")
 	for i, c := range conns {
-		c.SetReadDeadline(time.Now().Add(5 * time.Second))
+		c.SetReadDeadline(time.Now().Add(testkit.WaitLimit)) // a guard: the server's timeout is 1s
 		buf := make([]byte, 512)
 		var err error
 		for err == nil {
 			_, err = c.Read(buf)
 		}
 		if ne, ok := err.(net.Error); ok && ne.Timeout() {
-			t.Fatalf("slow connection %d still open after 5s", i)
+			t.Fatalf("slow connection %d still open after %s", i, testkit.WaitLimit)
 		}
 	}
 	if n := f.backends["frontend"].count.Load(); n != 1 {
@@ -546,10 +548,13 @@ func TestCertReload(t *testing.T) {
 		t.Fatalf("connection opened before the reload: %v", err)
 	}
 	t.Log("a broken certificate file is not loaded; the current one stays")
+	// The swap above wrote the certificate and the key one after the
+	// other, and a reload between the two may already have failed: wait
+	// for a failure after the broken file, not for any.
+	failed := func() int { return strings.Count(f.log.String(), "certificate reload failed") }
+	before := failed()
 	os.WriteFile(f.certFile, []byte("garbage"), 0o600)
-	waitFor(t, "the broken file to be refused", func() bool {
-		return strings.Contains(f.log.String(), "certificate reload failed")
-	})
+	waitFor(t, "the broken file to be refused", func() bool { return failed() > before })
 	if s := serial(); s == old {
 		t.Fatal("went back to the old certificate")
 	}

@@ -345,7 +345,7 @@ http {
 		cmd.Process.Kill()
 		<-exited
 	})
-	deadline := time.Now().Add(10 * time.Second)
+	deadline := time.Now().Add(testkit.WaitLimit)
 	for {
 		if c, err := net.Dial("unix", n.sock); err == nil {
 			c.Close()
@@ -357,7 +357,7 @@ http {
 		default:
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("nginx did not listen within 10s: %s", stderr.String())
+			t.Fatalf("nginx did not listen within %s: %s", testkit.WaitLimit, stderr.String())
 		}
 		time.Sleep(10 * time.Millisecond)
 	}

@@ -7,6 +7,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"moat/internal/testkit"
 )
 
 // plainYAML starts a gateway.yaml for tests without the redirect listener
@@ -80,14 +82,14 @@ func waitServed(t *testing.T, f *fixture, ngx *nginx) []string {
 	if code, body, _ := f.do(r); code != 200 {
 		t.Fatalf("marker request: %d %q", code, body)
 	}
-	deadline := time.Now().Add(10 * time.Second)
+	deadline := time.Now().Add(testkit.WaitLimit)
 	for {
 		lines := ngx.served(t)
 		if slices.ContainsFunc(lines, func(l string) bool { return strings.Contains(l, marker) }) {
 			return lines
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("nginx did not log the marker within 10s: %q", lines)
+			t.Fatalf("nginx did not log the marker within %s: %q", testkit.WaitLimit, lines)
 		}
 		time.Sleep(10 * time.Millisecond)
 	}

@@ -19,6 +19,7 @@ import (
 	"moat/internal/flow"
 	"moat/internal/identity"
 	"moat/internal/policy"
+	"moat/internal/testkit"
 )
 
 // testPolicy is the policy plus a permissive service.
@@ -93,7 +94,7 @@ func (r *records) Write(rec flow.Record) error {
 // waitFor waits (boundedly) for a record matching pred.
 func (r *records) waitFor(t testing.TB, what string, pred func(flow.Record) bool) flow.Record {
 	t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
+	deadline := time.Now().Add(testkit.WaitLimit)
 	for time.Now().Before(deadline) {
 		r.mu.Lock()
 		for _, rec := range r.all {
@@ -213,7 +214,7 @@ func (f *fixture) newAgent(t testing.TB, node string, services []Service, opts .
 			if err != nil {
 				t.Errorf("%s: Run: %v", node, err)
 			}
-		case <-time.After(10 * time.Second):
+		case <-time.After(testkit.WaitLimit):
 			t.Errorf("%s: Run did not return", node)
 		}
 	})
@@ -229,7 +230,11 @@ func (a *agent) local(t testing.TB, src, dst string) string {
 	return addr.String()
 }
 
-// startApp runs handle for every connection to a loopback listener.
+// startApp runs handle for every connection to a loopback listener. Its
+// accept loop rides out failed accepts as the agent's do: it shares the
+// test's process, so a test that uses up the descriptors (to flood the
+// mesh port) makes its accept fail too, and its goroutine may make its
+// first accept only then.
 func startApp(t testing.TB, handle func(net.Conn)) string {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
@@ -242,7 +247,7 @@ func startApp(t testing.TB, handle func(net.Conn)) string {
 	go func() {
 		defer wg.Done()
 		for {
-			c, err := ln.Accept()
+			c, err := AcceptRetrying(ln, nil)
 			if err != nil {
 				return
 			}

@@ -165,8 +165,8 @@ func TestFrameConnCloseUnblocksWrite(t *testing.T) {
 		if err == nil {
 			t.Fatal("Write succeeded after Close")
 		}
-	case <-time.After(10 * time.Second):
-		t.Fatal("Write still blocked 10 s after Close")
+	case <-time.After(testkit.WaitLimit):
+		t.Fatalf("Write still blocked %s after Close", testkit.WaitLimit)
 	}
 	fc.wmu.Unlock()
 }

@@ -5,35 +5,31 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
 
 	"moat/internal/flow"
+	"moat/internal/testkit"
 )
 
-// reserve returns a loopback address nobody listens on now.
+// ports are below the kernel's ephemeral range and split between the
+// packages that hand them out (testkit.Ports): this package takes
+// 18000-18999.
+var ports = testkit.NewPorts(18000, 19000)
+
+// reserve returns a loopback address nobody listens on now and that no
+// other caller in this process was given. (An address from 127.0.0.1:0,
+// closed and bound later, can meanwhile be taken by any other listener or
+// connection.)
 func reserve(t *testing.T) string {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	port, err := ports.Run(1)
 	if err != nil {
 		t.Fatal(err)
 	}
-	addr := ln.Addr().String()
-	ln.Close()
-	return addr
-}
-
-// until polls cond until it holds, failing after a bounded wait.
-func until(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+	return "127.0.0.1:" + strconv.Itoa(port)
 }
 
 // TestPortChangeRebinds is the wedge: the destination's port changes, so
@@ -107,7 +103,7 @@ func TestFailedListenerRetries(t *testing.T) {
 	}
 	t.Log("the address frees up: the retry binds it")
 	busy.Close()
-	until(t, "the db listener to bind", func() bool { _, ok := p.a.m.LocalAddr("frontend", "db"); return ok })
+	testkit.WaitFor(t, "the db listener to bind", func() bool { _, ok := p.a.m.LocalAddr("frontend", "db"); return ok })
 	if st := p.a.m.Stats(); st.ListenersFailing != 0 {
 		t.Fatalf("stats after recovery %+v", st)
 	}
@@ -276,7 +272,7 @@ func TestCloseEndsHeldAppConnections(t *testing.T) {
 	}()
 	select {
 	case <-done:
-	case <-time.After(10 * time.Second):
+	case <-time.After(testkit.WaitLimit):
 		t.Fatal("the mesh did not stop while an app held a connection")
 	}
 	_ = s.c.SetReadDeadline(time.Now().Add(5 * time.Second))

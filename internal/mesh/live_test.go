@@ -17,6 +17,7 @@ import (
 
 	"moat/internal/flow"
 	"moat/internal/identity"
+	"moat/internal/testkit"
 )
 
 func TestLargeTransfer(t *testing.T) {
@@ -102,10 +103,8 @@ func TestRotationDuringTraffic(t *testing.T) {
 		}()
 	}
 	waitCount := func(min int64) {
-		deadline := time.Now().Add(10 * time.Second)
-		for okN.Load() < min && time.Now().Before(deadline) {
-			time.Sleep(5 * time.Millisecond)
-		}
+		testkit.WaitFor(t, fmt.Sprintf("%d requests answered (failed %d, last error %v)", min, failed.Load(), lastErr.Load()),
+			func() bool { return okN.Load() >= min })
 	}
 	for i := 0; i < 5; i++ {
 		waitCount(okN.Load() + 50)
@@ -125,10 +124,7 @@ func TestRotationDuringTraffic(t *testing.T) {
 		t.Fatalf("rotated SVIDs were not used for new tunnels: %d handshakes", s.ClientHandshakes)
 	}
 	// Retired tunnels drain and close.
-	deadline := time.Now().Add(5 * time.Second)
-	for p.a.m.Stats().TunnelsOpen > 1 && time.Now().Before(deadline) {
-		time.Sleep(10 * time.Millisecond)
-	}
+	testkit.WaitFor(t, "retired tunnels to drain and close", func() bool { return p.a.m.Stats().TunnelsOpen <= 1 })
 	if n := p.a.m.Stats().TunnelsOpen; n != 1 {
 		t.Fatalf("%d tunnels open after draining, want 1", n)
 	}
@@ -267,7 +263,7 @@ func TestShutdownLeavesNoGoroutines(t *testing.T) {
 			t.Fatal("denied call answered")
 		}
 	})
-	deadline := time.Now().Add(5 * time.Second)
+	deadline := time.Now().Add(testkit.WaitLimit)
 	for runtime.NumGoroutine() > before && time.Now().Before(deadline) {
 		time.Sleep(10 * time.Millisecond)
 	}
@@ -290,13 +286,7 @@ func TestDestinationMoves(t *testing.T) {
 	}
 	p.b.flows.waitFor(t, "node-b served the first call", isFlow(flow.DirectionInbound, "frontend", "api"))
 	c.flows.waitFor(t, "node-c served the second call", isFlow(flow.DirectionInbound, "frontend", "api"))
-	deadline := time.Now().Add(5 * time.Second)
-	for p.a.m.Stats().TunnelsOpen != 1 && time.Now().Before(deadline) {
-		time.Sleep(10 * time.Millisecond)
-	}
-	if n := p.a.m.Stats().TunnelsOpen; n != 1 {
-		t.Fatalf("%d tunnels open, want only the one to node-c", n)
-	}
+	testkit.WaitFor(t, "only the tunnel to node-c open", func() bool { return p.a.m.Stats().TunnelsOpen == 1 })
 }
 
 // TestLiveStreamSurvivesSVIDRenewals: a keep-alive connection outlives
@@ -321,7 +311,7 @@ func TestLiveStreamSurvivesSVIDRenewals(t *testing.T) {
 	}
 	t.Log("the keep-alive connection ends: its tunnel, drained and expired, closes")
 	s.c.Close()
-	until(t, "old tunnels to close", func() bool { return p.a.m.Stats().TunnelsOpen == 1 })
+	testkit.WaitFor(t, "old tunnels to close", func() bool { return p.a.m.Stats().TunnelsOpen == 1 })
 	p.b.flows.waitFor(t, "the keep-alive connection's close record", func(r flow.Record) bool {
 		return isFlow(flow.DirectionInbound, "frontend", "api")(r) && r.ActivityID == flow.ActivityClose && r.Traffic.BytesIn > 0 &&
 			r.StartTime < p.b.clock.Now().Add(-30*time.Minute).UnixMilli()

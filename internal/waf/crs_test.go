@@ -19,6 +19,8 @@ import (
 
 	crstests "github.com/corazawaf/coraza-coreruleset/v4/tests"
 	"gopkg.in/yaml.v3"
+
+	"moat/internal/testkit"
 )
 
 // The CRS regression suite (the YAML files go-ftw runs), run against this
@@ -180,13 +182,17 @@ func wafServer(t *testing.T, w *WAF, block bool) string {
 	return ln.Addr().String()
 }
 
+// send writes raw to addr and reads the answer. Its deadline guards
+// against a hang only: a request that times out counts as unanswered
+// (a CRS test failed, an attack missed), so it must not expire on a
+// loaded machine that is merely slow.
 func send(addr string, raw []byte) crsResult {
-	c, err := net.DialTimeout("tcp", addr, 2*time.Second)
+	c, err := net.DialTimeout("tcp", addr, testkit.WaitLimit)
 	if err != nil {
 		return crsResult{err: err}
 	}
 	defer c.Close()
-	c.SetDeadline(time.Now().Add(3 * time.Second))
+	c.SetDeadline(time.Now().Add(testkit.WaitLimit))
 	if _, err := c.Write(raw); err != nil {
 		return crsResult{err: err}
 	}

@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"slices"
 	"sort"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -52,23 +53,19 @@ func (s *ingestServer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 
 func (s *ingestServer) start() {
 	s.t.Helper()
-	addr := s.addr
-	if addr == "" {
-		addr = "127.0.0.1:0"
-	}
-	var ln net.Listener
-	var err error
-	for range 50 { // the old socket may linger for a moment
-		if ln, err = net.Listen("tcp", addr); err == nil {
-			break
+	if s.addr == "" {
+		// A restart listens on the address senders already use: one from
+		// 127.0.0.1:0 could be taken meanwhile by any other listener or
+		// connection, one from ports cannot.
+		port, err := ports.Run(1)
+		if err != nil {
+			s.t.Fatal(err)
 		}
-		time.Sleep(20 * time.Millisecond)
+		s.addr = net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
 	}
+	ln, err := net.Listen("tcp", s.addr)
 	if err != nil {
-		s.t.Fatalf("listen %s: %v", addr, err)
-	}
-	if s.addr == "" { // a restart listens on the address senders already use
-		s.addr = ln.Addr().String()
+		s.t.Fatalf("listen %s: %v", s.addr, err)
 	}
 	s.srv = &http.Server{Handler: s}
 	go s.srv.Serve(ln)
@@ -98,6 +95,11 @@ func (s *ingestServer) send(ctx context.Context, recs []flow.Record) error {
 }
 
 var waitFor = testkit.WaitFor
+
+// ports are below the kernel's ephemeral range and split between the
+// packages that hand them out (testkit.Ports): this package takes
+// 19100-19199.
+var ports = testkit.NewPorts(19100, 19200)
 
 type runningShipper struct {
 	sh   *flow.Shipper
