@@ -17,8 +17,17 @@ const (
 	// loop waits for the flusher: it bounds a tunnel's buffer.
 	gatherMax = 256 << 10
 	// batchKeep is the most a buffer of frameConn or batchConn keeps
-	// between writes; a larger one is let go.
+	// between writes; a larger one is let go. A batchConn gathering more
+	// (bulk's full frames) takes its buffer from bigBatches, so that a
+	// transfer does not allocate one per frame and an idle tunnel keeps
+	// none.
 	batchKeep = 128 << 10
+	// bigBatch is the size of bigBatches' buffers: the records of a full
+	// frame behind as much as a frameConn gathers.
+	bigBatch = gatherMax + largeBuf + yamuxHeaderLen + ((gatherMax+largeBuf)/tlsRecord+3)*recordOverhead
+	// recordOverhead is what TLS 1.3 adds to a record: its header, the
+	// content type and AES-GCM's tag.
+	recordOverhead = 5 + 1 + 16
 	// closeFlush bounds how long Close spends sending what was gathered.
 	closeFlush = time.Second
 )
@@ -28,7 +37,7 @@ const (
 // call.
 //
 // A large frame (bulk) is written at once when nothing waits before it:
-// its TLS records (a full frame is four) leave in one system call through
+// its TLS records (a full frame is sixteen) leave in one system call through
 // the batchConn under the TLS connection. Small frames (requests,
 // responses, window updates) are gathered and written by a flusher
 // goroutine, which yields to the goroutines already runnable before it
@@ -144,7 +153,7 @@ func (c *frameConn) putBack(batch []byte) {
 // write sends first and then p through TLS, their records in one system
 // call, and returns how much of p was written. wmu is held.
 func (c *frameConn) write(first, p []byte) (int, error) {
-	c.raw.hold()
+	c.raw.hold(len(first) + len(p))
 	var n int
 	_, err := c.Conn.Write(first)
 	if err == nil {
@@ -209,10 +218,17 @@ func (c *frameConn) Close() error {
 // times (the handshake, alerts) writes go straight through.
 type batchConn struct {
 	net.Conn
-	mu      sync.Mutex // guards holding and buf
+	mu      sync.Mutex // guards the fields below
 	holding bool
-	buf     []byte
+	buf     []byte  // what was gathered since hold
+	keep    []byte  // buf's own buffer, while buf is big's
+	big     *[]byte // from bigBatches, between hold and flush
 }
+
+// bigBatches holds the buffers of batchConns gathering more than
+// batchKeep: one per tunnel in bulk at a time, and none once the
+// collector has found them unused.
+var bigBatches = sync.Pool{New: func() any { b := make([]byte, 0, bigBatch); return &b }}
 
 func (c *batchConn) Write(p []byte) (int, error) {
 	c.mu.Lock()
@@ -225,9 +241,22 @@ func (c *batchConn) Write(p []byte) (int, error) {
 	return c.Conn.Write(p)
 }
 
-func (c *batchConn) hold() {
+// hold gathers what TLS writes from now until flush, with room for the
+// records of n bytes of plaintext.
+func (c *batchConn) hold(n int) {
+	size := n + (n/tlsRecord+2)*recordOverhead
 	c.mu.Lock()
 	c.holding = true
+	switch {
+	case size <= cap(c.buf):
+	case size <= batchKeep:
+		c.buf = make([]byte, 0, min(max(size, 2*cap(c.buf)), batchKeep))
+	case size <= bigBatch:
+		c.big = bigBatches.Get().(*[]byte)
+		c.keep, c.buf = c.buf, (*c.big)[:0]
+	default: // larger than any frameConn writes; let go after
+		c.buf = make([]byte, 0, size)
+	}
 	c.mu.Unlock()
 }
 
@@ -236,13 +265,18 @@ func (c *batchConn) flush() error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.holding = false
-	if len(c.buf) == 0 {
-		return nil
+	var err error
+	if len(c.buf) > 0 {
+		_, err = c.Conn.Write(c.buf)
 	}
-	_, err := c.Conn.Write(c.buf)
-	if cap(c.buf) > batchKeep {
+	switch {
+	case c.big != nil:
+		*c.big = c.buf[:0]
+		bigBatches.Put(c.big)
+		c.big, c.buf, c.keep = nil, c.keep, nil
+	case cap(c.buf) > batchKeep:
 		c.buf = nil
-	} else {
+	default:
 		c.buf = c.buf[:0]
 	}
 	return err

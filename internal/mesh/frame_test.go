@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/tls"
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -78,7 +79,7 @@ func (w *frames) write(body int, fill byte) {
 	}
 }
 
-// TestFramesLeaveInOneWrite: a large yamux frame (four TLS records),
+// TestFramesLeaveInOneWrite: a large yamux frame (sixteen TLS records),
 // written by the session in one call, reaches the transport at once in one
 // write; small frames gathered while a write is under way leave together
 // in the flusher's next one; and the peer reads every frame whole and in
@@ -272,5 +273,70 @@ func TestTunnelCarriesStreamsWhole(t *testing.T) {
 	close(errs)
 	for err := range errs {
 		t.Error(err)
+	}
+}
+
+// recordingConn keeps every write that reaches it, or fails them all.
+type recordingConn struct {
+	net.Conn
+	writes [][]byte
+	fail   error
+}
+
+func (c *recordingConn) Write(p []byte) (int, error) {
+	if c.fail != nil {
+		return 0, c.fail
+	}
+	c.writes = append(c.writes, bytes.Clone(p))
+	return len(p), nil
+}
+
+// TestBatchConnGathersEverySize: whatever a held write gathers (a small
+// batch, a medium frame, a full frame's records, a full frame behind a
+// full gathered batch, more than that), flush sends it in one write, in
+// order; a buffer larger than batchKeep is not kept after its flush (an
+// idle tunnel holds none); a failed write is flush's error and leaves the
+// batchConn ready for the next batch.
+func TestBatchConnGathersEverySize(t *testing.T) {
+	rc := &recordingConn{}
+	bc := &batchConn{Conn: rc}
+	big := gatherMax + largeBuf + yamuxHeaderLen
+	for _, n := range []int{100, 40 << 10, largeBuf + yamuxHeaderLen, big, 2 * big, 100} {
+		var want []byte
+		bc.hold(n)
+		// TLS writes a record at a time.
+		for off := 0; off < n; off += tlsRecord + recordOverhead {
+			rec := bytes.Repeat([]byte{byte(n + off)}, min(tlsRecord+recordOverhead, n-off))
+			want = append(want, rec...)
+			if _, err := bc.Write(rec); err != nil {
+				t.Fatal(err)
+			}
+		}
+		before := len(rc.writes)
+		if err := bc.flush(); err != nil {
+			t.Fatal(err)
+		}
+		if len(rc.writes) != before+1 || !bytes.Equal(rc.writes[before], want) {
+			t.Fatalf("%d bytes held: %d writes, or not the bytes written", n, len(rc.writes)-before)
+		}
+		if bc.big != nil || cap(bc.buf) > batchKeep {
+			t.Errorf("after a %d-byte batch the batchConn keeps a %d-byte buffer (a pooled one: %v)", n, cap(bc.buf), bc.big != nil)
+		}
+	}
+
+	rc.fail = errors.New("broken pipe")
+	bc.hold(largeBuf)
+	if _, err := bc.Write(make([]byte, largeBuf)); err != nil {
+		t.Fatal(err)
+	}
+	if err := bc.flush(); !errors.Is(err, rc.fail) {
+		t.Fatalf("flush over a failing transport returned %v", err)
+	}
+	if bc.big != nil || len(bc.buf) != 0 {
+		t.Error("a failed flush left its batch behind")
+	}
+	rc.fail = nil
+	if _, err := bc.Write([]byte("after")); err != nil || !bytes.Equal(rc.writes[len(rc.writes)-1], []byte("after")) {
+		t.Errorf("a write outside hold after a failed flush: %v", err)
 	}
 }
