@@ -150,8 +150,9 @@ type gatePlan struct {
 // owner (gateRule.bit).
 type nodeMulti struct {
 	fold, exact *multiDFA
-	// foldSet holds every case-insensitive owner: a value with a
-	// non-ASCII byte may match them all (see necessity.fold).
+	// foldSet holds every case-insensitive owner: a value holding a rune
+	// that folds into an ASCII letter may match them all (see
+	// foldsIntoASCII).
 	foldSet []uint64
 }
 
@@ -730,7 +731,7 @@ func (s *gateState) owns(node, vi, bit int) bool {
 			m.exact.scan(t, found)
 		}
 		if m.fold != nil {
-			if hasNonASCII(t) {
+			if foldsIntoASCII(t) {
 				for j, b := range m.foldSet {
 					found[j] |= b
 				}

@@ -19,8 +19,8 @@ type necessity struct {
 	lits []string
 	// fold: the literals are lower-case ASCII and match case-insensitively.
 	// Go's case folding maps "k" and "s" to non-ASCII runes too (U+212A,
-	// U+017F), so a folded test says "maybe" to any input with a non-ASCII
-	// byte.
+	// U+017F), so a folded test says "maybe" to any input holding one of
+	// those (foldsIntoASCII).
 	fold    bool
 	dfa     *litDFA                  // for more than a few literals
 	matcher *ahocorasick.AhoCorasick // for sets too large for dfa
@@ -67,7 +67,7 @@ func (n *necessity) mayMatch(s string) bool {
 	if len(n.lits) == 0 {
 		return true
 	}
-	if n.fold && hasNonASCII(s) {
+	if n.fold && foldsIntoASCII(s) {
 		return true
 	}
 	if n.dfa != nil {
@@ -86,6 +86,16 @@ func (n *necessity) mayMatch(s string) bool {
 		}
 	}
 	return false
+}
+
+// foldsIntoASCII reports whether s holds a rune that Go's case folding
+// maps onto an ASCII letter: of all the runes outside ASCII only U+212A
+// (Kelvin sign, "k") and U+017F (long s, "s") do. Every other byte of
+// such an input is either ASCII, and is tested as it is, or part of a
+// rune (or an invalid byte, read as U+FFFD) that no ASCII literal can
+// match, so a case-insensitive literal test on the bytes is exact.
+func foldsIntoASCII(s string) bool {
+	return hasNonASCII(s) && (strings.Contains(s, "\u212a") || strings.Contains(s, "\u017f"))
 }
 
 // containsFoldASCII reports whether s holds lit (lower-case ASCII) in any

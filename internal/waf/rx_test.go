@@ -77,6 +77,9 @@ func TestNecessity(t *testing.T) {
 	if n := newNecessity(tree); !n.mayMatch("\u212aill") || !regexp.MustCompile("(?i)kill").MatchString("\u212aill") {
 		t.Error("the Kelvin sign must pass a folded necessity test")
 	}
+	if n := newNecessity(tree); !n.mayMatch("\u017fk\u212aill") || n.mayMatch("\u00e9kil\xff\u00ecl k\u00efll") {
+		t.Error("a folded necessity test must pass the runes that fold into ASCII, and only those, past ASCII")
+	}
 }
 
 // TestRxEngines checks every @rx pattern of the rule set (CRS and moat's
