@@ -31,8 +31,68 @@ const maxLits = 256
 
 // newNecessity analyses re, parsed as the operator compiles it.
 func newNecessity(re *syntax.Regexp) *necessity {
-	n := &necessity{minLen: minBytes(re)}
-	if set, ok := required(re); ok && len(set) > 0 {
+	set, _ := required(re)
+	return necessityOf(minBytes(re), set)
+}
+
+// newBinaryNecessity analyses a pattern Coraza runs on the binary engine,
+// which reads the pattern and the input as bytes, each one rune. The
+// pattern is parsed as text: only when it is ASCII (everything past ASCII
+// written as an escape) does that give the binary engine's tree, with a
+// rune for each byte. Its literals are then the same runes as bytes; one
+// that names a rune past a byte gives no test. Case-insensitive literals
+// are ASCII (literalOf), and the binary engine folds an ASCII letter only
+// onto its other case (the two runes that Go's folding adds, U+212A and
+// U+017F, are no byte), so an ASCII-case test is exact; a set that mixes
+// them with literals past ASCII gives no test. The shortest match is not
+// worked out.
+func newBinaryNecessity(pattern string) *necessity {
+	none := &necessity{}
+	if hasNonASCII(pattern) {
+		return none
+	}
+	re, err := syntax.Parse(pattern, syntax.Perl)
+	if err != nil {
+		return none
+	}
+	set, ok := required(re)
+	if !ok {
+		return none
+	}
+	fold := false
+	for _, l := range set {
+		fold = fold || l.fold
+	}
+	for i, l := range set {
+		if fold && hasNonASCII(l.s) {
+			// A case-insensitive test reads bytes past ASCII as text.
+			return none
+		}
+		b := make([]byte, 0, len(l.s))
+		for _, r := range l.s {
+			if r > 0xff {
+				return none
+			}
+			b = append(b, byte(r))
+		}
+		set[i].s = string(b)
+	}
+	return necessityOf(0, set)
+}
+
+func lowerASCII(s string) string {
+	b := []byte(s)
+	for i, c := range b {
+		if c >= 'A' && c <= 'Z' {
+			b[i] = c + 'a' - 'A'
+		}
+	}
+	return string(b)
+}
+
+func necessityOf(minLen int, set []lit) *necessity {
+	n := &necessity{minLen: minLen}
+	if len(set) > 0 {
 		for _, l := range set {
 			n.fold = n.fold || l.fold
 		}
@@ -40,7 +100,11 @@ func newNecessity(re *syntax.Regexp) *necessity {
 		for _, l := range set {
 			s := l.s
 			if n.fold {
-				s = strings.ToLower(s)
+				// A literal of the set that is not case-insensitive is
+				// then tested in any ASCII case (more inputs pass, none
+				// is refused that holds it); its other bytes stay as
+				// they are, for the test compares them exactly.
+				s = lowerASCII(s)
 			}
 			if !seen[s] {
 				seen[s] = true
@@ -170,11 +234,20 @@ func required(re *syntax.Regexp) (set []lit, ok bool) {
 			return nil, false
 		}
 		return []lit{l}, true
+	case syntax.OpCharClass:
+		return classBytes(re)
 	case syntax.OpCapture, syntax.OpPlus:
 		return required(re.Sub[0])
 	case syntax.OpRepeat:
 		if re.Min < 1 {
 			return nil, false
+		}
+		if sub := re.Sub[0]; sub.Op == syntax.OpLiteral && re.Min > 1 {
+			// x{n,}: n x in a row.
+			if l, ok := literalOf(sub); ok && l.s != "" && len(l.s)*re.Min <= maxRepeatLit {
+				l.s = strings.Repeat(l.s, re.Min)
+				return []lit{l}, true
+			}
 		}
 		return required(re.Sub[0])
 	case syntax.OpAlternate:
@@ -228,6 +301,33 @@ func required(re *syntax.Regexp) (set []lit, ok bool) {
 		return best, best != nil
 	}
 	return nil, false
+}
+
+// maxRepeatLit bounds the literal a repeat is read as.
+const maxRepeatLit = 16
+
+// maxClassBytes bounds the characters of a class read as literals: a
+// larger class is found in most text and tests nothing.
+const maxClassBytes = 16
+
+// classBytes reads a character class of a few ASCII characters as that
+// many one-byte literals, one of which every match holds. A class with a
+// rune outside ASCII (among them the Kelvin sign and the long s that Go's
+// case folding adds to "k" and "s", and U+FFFD, which Go's engine matches
+// against any invalid byte) is not read: only an ASCII byte of the input
+// can match an ASCII rune.
+func classBytes(re *syntax.Regexp) ([]lit, bool) {
+	var set []lit
+	for i := 0; i+1 < len(re.Rune); i += 2 {
+		lo, hi := re.Rune[i], re.Rune[i+1]
+		if hi >= utf8.RuneSelf || int(hi-lo)+1+len(set) > maxClassBytes {
+			return nil, false
+		}
+		for r := lo; r <= hi; r++ {
+			set = append(set, lit{s: string(r)})
+		}
+	}
+	return set, len(set) > 0
 }
 
 // score ranks literal sets: the shortest literal's length first, then
