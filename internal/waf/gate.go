@@ -59,10 +59,10 @@ import (
 //   - a counted variable (&ARGS) is decided only when it holds no value
 //     (its count is then 0 whatever the exclusions) and the rule has no
 //     transformation; a count above 0 leaves the rule to Coraza;
-//   - a multiMatch rule is asked about the value and the value after each
-//     prefix of its transformation chain: every value Coraza's multiMatch
-//     evaluation can hand its operator (it skips the steps that change
-//     nothing, whose value is the one before);
+//   - a multiMatch rule is asked about the values Coraza's multiMatch
+//     evaluation hands its operator: the value, then the value after each
+//     step of the chain that reports a change (a step that reports none
+//     hands the value before it to the next, whatever it returned);
 //   - the @rx rules that read through one transformation chain and carry
 //     many literals run their necessity tests together (planMulti).
 //
@@ -167,10 +167,9 @@ type gateRule struct {
 	op   plugintypes.Operator
 	neg  bool
 	// multiMatch: the operator sees the value and its every transformation
-	// that changed it (Coraza's executeTransformationsMultimatch), that is
-	// the value after each prefix of the chain, steps.
+	// that changed it (Coraza's executeTransformationsMultimatch), steps.
 	multiMatch bool
-	steps      []int
+	steps      []plugintypes.Transformation
 	// rx and bit: an @rx rule whose necessity test the gate runs with
 	// those of the other rules of its chain (gatePlan.multi); bit is its
 	// owner number there, -1 when it runs its own.
@@ -584,7 +583,7 @@ func gateable(r reflect.Value, p *gatePlan, nodeOf map[[2]uintptr]int, selOf map
 		}
 		node = n
 		if gr.multiMatch {
-			gr.steps = append(gr.steps, n)
+			gr.steps = append(gr.steps, t)
 		}
 	}
 	gr.node = node
@@ -744,6 +743,29 @@ func (s *gateState) owns(node, vi, bit int) bool {
 	return s.mval[int(s.mat[at])-1+bit/64]&(1<<(bit%64)) != 0
 }
 
+// multiMayMatch reports whether multiMatch rule r's operator answers true
+// for one of the values Coraza's executeTransformationsMultimatch makes of
+// v: v, then each step's value when the step reports a change, which the
+// next step transforms; a step that reports no change (or an error) leaves
+// v as it was, even if it returned another string (removeWhitespace
+// rewrites invalid UTF-8 and reports no change).
+func (s *gateState) multiMayMatch(r *gateRule, v string) bool {
+	if r.op.Evaluate(s.tx, v) != r.neg {
+		return true
+	}
+	for _, fn := range r.steps {
+		t, changed, err := fn(v)
+		if err != nil || !changed {
+			continue
+		}
+		v = t
+		if r.op.Evaluate(s.tx, v) != r.neg {
+			return true
+		}
+	}
+	return false
+}
+
 // mayMatch reports whether r's operator answers true for one of its
 // values.
 func (s *gateState) mayMatch(r *gateRule) bool {
@@ -762,13 +784,8 @@ func (s *gateState) mayMatch(r *gateRule) bool {
 		}
 		for _, vi := range s.values(k) {
 			if r.multiMatch {
-				if r.op.Evaluate(s.tx, s.vals[vi]) != r.neg {
+				if s.multiMayMatch(r, s.vals[vi]) {
 					return true
-				}
-				for _, n := range r.steps {
-					if r.op.Evaluate(s.tx, s.transformed(n, vi)) != r.neg {
-						return true
-					}
 				}
 				continue
 			}
