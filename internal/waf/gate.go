@@ -175,6 +175,10 @@ type gateRule struct {
 	// owner number there, -1 when it runs its own.
 	rx  *rxOp
 	bit int
+	// pick: a quick test of the operator's literals (see pickTest), which
+	// a value must pass for the operator to answer true; nil when the
+	// operator has none or the rule is negated.
+	pick *pickTest
 	// unclocked: a budget rule (budget.go), which can only match once the
 	// inspection pass has started the request's clock in TX:moat_start.
 	unclocked bool
@@ -533,6 +537,14 @@ func gateable(r reflect.Value, p *gatePlan, nodeOf map[[2]uintptr]int, selOf map
 		return nil, err
 	}
 	gr := &gateRule{id: id, op: op, neg: neg.Bool(), multiMatch: r.FieldByName("MultiMatch").Bool()}
+	if !gr.neg && !gr.multiMatch {
+		switch o := op.(type) {
+		case *rxOp:
+			gr.pick = o.need.pick
+		case *pmOp:
+			gr.pick = o.pick
+		}
+	}
 	vars := r.FieldByName("variables")
 	if vars.Kind() != reflect.Slice {
 		return nil, errors.New("waf: gate: Coraza rule variables not found")
@@ -614,6 +626,10 @@ type gateState struct {
 	// whose literals value vi after node holds, once computed.
 	mat  []int32
 	mval []uint64
+	// bset[vi*len(nodes)+node] is 1 + the offset in bval of the bytes of
+	// value vi after node, once computed.
+	bset []int32
+	bval []byteSet
 }
 
 // strID names a string by where its bytes are: the collections hand out
@@ -648,6 +664,8 @@ func (s *gateState) reset(p *gatePlan, tx plugintypes.TransactionState) {
 	s.tdone = s.tdone[:0]
 	s.mat = s.mat[:0]
 	s.mval = s.mval[:0]
+	s.bset = s.bset[:0]
+	s.bval = s.bval[:0]
 }
 
 // values returns the indexes of selector k's values, read as Coraza's
@@ -684,6 +702,7 @@ func (s *gateState) values(k int) []int {
 				s.tval = append(s.tval, "")
 				s.tdone = append(s.tdone, false)
 				s.mat = append(s.mat, 0)
+				s.bset = append(s.bset, 0)
 			}
 		}
 		out = append(out, i)
@@ -710,6 +729,16 @@ func (s *gateState) transformed(node, vi int) string {
 	}
 	s.tval[at], s.tdone[at] = out, true
 	return out
+}
+
+// bytes is the set of bytes of value vi after node's transformations.
+func (s *gateState) bytes(node, vi int) byteSet {
+	at := vi*len(s.p.nodes) + node
+	if s.bset[at] == 0 {
+		s.bval = append(s.bval, bytesOf(s.transformed(node, vi)))
+		s.bset[at] = int32(len(s.bval))
+	}
+	return s.bval[s.bset[at]-1]
 }
 
 // owns reports whether value vi after node's transformations passes
@@ -787,6 +816,9 @@ func (s *gateState) mayMatch(r *gateRule) bool {
 				if s.multiMayMatch(r, s.vals[vi]) {
 					return true
 				}
+				continue
+			}
+			if r.pick != nil && !r.pick.passes(s.bytes(r.node, vi)) {
 				continue
 			}
 			if r.bit >= 0 {

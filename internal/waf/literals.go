@@ -24,6 +24,8 @@ type necessity struct {
 	fold    bool
 	dfa     *litDFA                  // for more than a few literals
 	matcher *ahocorasick.AhoCorasick // for sets too large for dfa
+	// pick is the gate's quick test before this one (nil: none).
+	pick *pickTest
 }
 
 // maxLits bounds the literal set: past it the test costs more than it saves.
@@ -111,6 +113,7 @@ func necessityOf(minLen int, set []lit) *necessity {
 				n.lits = append(n.lits, s)
 			}
 		}
+		n.pick = newPickTest(n.lits, n.fold, n.fold)
 		if len(n.lits) > 4 {
 			n.dfa = newLitDFA(n.lits, n.fold, maxNeedCells)
 		}
