@@ -59,10 +59,10 @@ import (
 //   - a counted variable (&ARGS) is decided only when it holds no value
 //     (its count is then 0 whatever the exclusions) and the rule has no
 //     transformation; a count above 0 leaves the rule to Coraza;
-//   - a multiMatch rule is asked about the value and the value after each
-//     prefix of its transformation chain: every value Coraza's multiMatch
-//     evaluation can hand its operator (it skips the steps that change
-//     nothing, whose value is the one before);
+//   - a multiMatch rule is asked about the values Coraza's multiMatch
+//     evaluation hands its operator: the value, then the value after each
+//     step of the chain that reports a change (a step that reports none
+//     hands the value before it to the next, whatever it returned);
 //   - the @rx rules that read through one transformation chain and carry
 //     many literals run their necessity tests together (planMulti).
 //
@@ -150,8 +150,9 @@ type gatePlan struct {
 // owner (gateRule.bit).
 type nodeMulti struct {
 	fold, exact *multiDFA
-	// foldSet holds every case-insensitive owner: a value with a
-	// non-ASCII byte may match them all (see necessity.fold).
+	// foldSet holds every case-insensitive owner: a value holding a rune
+	// that folds into an ASCII letter may match them all (see
+	// foldsIntoASCII).
 	foldSet []uint64
 }
 
@@ -166,15 +167,18 @@ type gateRule struct {
 	op   plugintypes.Operator
 	neg  bool
 	// multiMatch: the operator sees the value and its every transformation
-	// that changed it (Coraza's executeTransformationsMultimatch), that is
-	// the value after each prefix of the chain, steps.
+	// that changed it (Coraza's executeTransformationsMultimatch), steps.
 	multiMatch bool
-	steps      []int
+	steps      []plugintypes.Transformation
 	// rx and bit: an @rx rule whose necessity test the gate runs with
 	// those of the other rules of its chain (gatePlan.multi); bit is its
 	// owner number there, -1 when it runs its own.
 	rx  *rxOp
 	bit int
+	// pick: a quick test of the operator's literals (see pickTest), which
+	// a value must pass for the operator to answer true; nil when the
+	// operator has none or the rule is negated.
+	pick *pickTest
 	// unclocked: a budget rule (budget.go), which can only match once the
 	// inspection pass has started the request's clock in TX:moat_start.
 	unclocked bool
@@ -533,6 +537,14 @@ func gateable(r reflect.Value, p *gatePlan, nodeOf map[[2]uintptr]int, selOf map
 		return nil, err
 	}
 	gr := &gateRule{id: id, op: op, neg: neg.Bool(), multiMatch: r.FieldByName("MultiMatch").Bool()}
+	if !gr.neg && !gr.multiMatch {
+		switch o := op.(type) {
+		case *rxOp:
+			gr.pick = o.need.pick
+		case *pmOp:
+			gr.pick = o.pick
+		}
+	}
 	vars := r.FieldByName("variables")
 	if vars.Kind() != reflect.Slice {
 		return nil, errors.New("waf: gate: Coraza rule variables not found")
@@ -583,7 +595,7 @@ func gateable(r reflect.Value, p *gatePlan, nodeOf map[[2]uintptr]int, selOf map
 		}
 		node = n
 		if gr.multiMatch {
-			gr.steps = append(gr.steps, n)
+			gr.steps = append(gr.steps, t)
 		}
 	}
 	gr.node = node
@@ -614,6 +626,10 @@ type gateState struct {
 	// whose literals value vi after node holds, once computed.
 	mat  []int32
 	mval []uint64
+	// bset[vi*len(nodes)+node] is 1 + the offset in bval of the bytes of
+	// value vi after node, once computed.
+	bset []int32
+	bval []byteSet
 }
 
 // strID names a string by where its bytes are: the collections hand out
@@ -648,6 +664,8 @@ func (s *gateState) reset(p *gatePlan, tx plugintypes.TransactionState) {
 	s.tdone = s.tdone[:0]
 	s.mat = s.mat[:0]
 	s.mval = s.mval[:0]
+	s.bset = s.bset[:0]
+	s.bval = s.bval[:0]
 }
 
 // values returns the indexes of selector k's values, read as Coraza's
@@ -684,6 +702,7 @@ func (s *gateState) values(k int) []int {
 				s.tval = append(s.tval, "")
 				s.tdone = append(s.tdone, false)
 				s.mat = append(s.mat, 0)
+				s.bset = append(s.bset, 0)
 			}
 		}
 		out = append(out, i)
@@ -712,6 +731,16 @@ func (s *gateState) transformed(node, vi int) string {
 	return out
 }
 
+// bytes is the set of bytes of value vi after node's transformations.
+func (s *gateState) bytes(node, vi int) byteSet {
+	at := vi*len(s.p.nodes) + node
+	if s.bset[at] == 0 {
+		s.bval = append(s.bval, bytesOf(s.transformed(node, vi)))
+		s.bset[at] = int32(len(s.bval))
+	}
+	return s.bval[s.bset[at]-1]
+}
+
 // owns reports whether value vi after node's transformations passes
 // owner bit's literal test in the chain's automata, which run once per
 // value and chain for every rule.
@@ -730,7 +759,7 @@ func (s *gateState) owns(node, vi, bit int) bool {
 			m.exact.scan(t, found)
 		}
 		if m.fold != nil {
-			if hasNonASCII(t) {
+			if foldsIntoASCII(t) {
 				for j, b := range m.foldSet {
 					found[j] |= b
 				}
@@ -741,6 +770,29 @@ func (s *gateState) owns(node, vi, bit int) bool {
 		s.mat[at] = int32(off + 1)
 	}
 	return s.mval[int(s.mat[at])-1+bit/64]&(1<<(bit%64)) != 0
+}
+
+// multiMayMatch reports whether multiMatch rule r's operator answers true
+// for one of the values Coraza's executeTransformationsMultimatch makes of
+// v: v, then each step's value when the step reports a change, which the
+// next step transforms; a step that reports no change (or an error) leaves
+// v as it was, even if it returned another string (removeWhitespace
+// rewrites invalid UTF-8 and reports no change).
+func (s *gateState) multiMayMatch(r *gateRule, v string) bool {
+	if r.op.Evaluate(s.tx, v) != r.neg {
+		return true
+	}
+	for _, fn := range r.steps {
+		t, changed, err := fn(v)
+		if err != nil || !changed {
+			continue
+		}
+		v = t
+		if r.op.Evaluate(s.tx, v) != r.neg {
+			return true
+		}
+	}
+	return false
 }
 
 // mayMatch reports whether r's operator answers true for one of its
@@ -761,14 +813,12 @@ func (s *gateState) mayMatch(r *gateRule) bool {
 		}
 		for _, vi := range s.values(k) {
 			if r.multiMatch {
-				if r.op.Evaluate(s.tx, s.vals[vi]) != r.neg {
+				if s.multiMayMatch(r, s.vals[vi]) {
 					return true
 				}
-				for _, n := range r.steps {
-					if r.op.Evaluate(s.tx, s.transformed(n, vi)) != r.neg {
-						return true
-					}
-				}
+				continue
+			}
+			if r.pick != nil && !r.pick.passes(s.bytes(r.node, vi)) {
 				continue
 			}
 			if r.bit >= 0 {

@@ -7,7 +7,9 @@ import (
 	"fmt"
 	"net/http"
 	"os"
+	"path/filepath"
 	"reflect"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -197,6 +199,38 @@ func TestDerivedValuesInspectedEveryTime(t *testing.T) {
 		}
 		if got != first {
 			t.Fatalf("request %d matched %s, the first %s", i, got, first)
+		}
+	}
+}
+
+// A multiMatch rule's operator sees the values Coraza's multiMatch
+// evaluation makes: a step that reports no change hands the value before
+// it to the next step. removeWhitespace rewrites an invalid byte as U+FFFD
+// and reports no change, so here only the value as sent, URL-decoded
+// after it, matches ("\xff%41" → "\xffA"); the value after both steps
+// ("\uFFFDA") does not.
+func TestGateMultiMatchSteps(t *testing.T) {
+	rules := filepath.Join(t.TempDir(), "rules.conf")
+	const rule = `SecRule ARGS_GET "@rx \xffA" "id:1500,phase:1,deny,status:403,t:none,t:removeWhitespace,t:urlDecodeUni,multiMatch,msg:'multiMatch steps'"` + "\n"
+	if err := os.WriteFile(rules, []byte(rule), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cfg := Config{Budget: time.Hour, RuleFilesBefore: []string{rules}}
+	hit := []byte("GET /?q=%FF%2541 HTTP/1.1\r\nHost: localhost\r\nUser-Agent: test\r\nAccept: */*\r\n\r\n")
+	miss := []byte("GET /?q=%FF%2542 HTTP/1.1\r\nHost: localhost\r\nUser-Agent: test\r\nAccept: */*\r\n\r\n")
+	differential(t, cfg, nil, [][]byte{hit, miss})
+	w, err := New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Close()
+	for _, c := range []struct {
+		raw  []byte
+		want bool
+	}{{hit, true}, {miss, false}} {
+		v, err, _ := verdictOf(w, nil, c.raw)
+		if got := slices.Contains(v.RuleIDs, 1500); got != c.want || err != nil {
+			t.Errorf("%q: rule 1500 matched %v (%+v, %v), want %v", c.raw, got, v, err, c.want)
 		}
 	}
 }

@@ -19,11 +19,13 @@ type necessity struct {
 	lits []string
 	// fold: the literals are lower-case ASCII and match case-insensitively.
 	// Go's case folding maps "k" and "s" to non-ASCII runes too (U+212A,
-	// U+017F), so a folded test says "maybe" to any input with a non-ASCII
-	// byte.
+	// U+017F), so a folded test says "maybe" to any input holding one of
+	// those (foldsIntoASCII).
 	fold    bool
 	dfa     *litDFA                  // for more than a few literals
 	matcher *ahocorasick.AhoCorasick // for sets too large for dfa
+	// pick is the gate's quick test before this one (nil: none).
+	pick *pickTest
 }
 
 // maxLits bounds the literal set: past it the test costs more than it saves.
@@ -31,8 +33,68 @@ const maxLits = 256
 
 // newNecessity analyses re, parsed as the operator compiles it.
 func newNecessity(re *syntax.Regexp) *necessity {
-	n := &necessity{minLen: minBytes(re)}
-	if set, ok := required(re); ok && len(set) > 0 {
+	set, _ := required(re)
+	return necessityOf(minBytes(re), set)
+}
+
+// newBinaryNecessity analyses a pattern Coraza runs on the binary engine,
+// which reads the pattern and the input as bytes, each one rune. The
+// pattern is parsed as text: only when it is ASCII (everything past ASCII
+// written as an escape) does that give the binary engine's tree, with a
+// rune for each byte. Its literals are then the same runes as bytes; one
+// that names a rune past a byte gives no test. Case-insensitive literals
+// are ASCII (literalOf), and the binary engine folds an ASCII letter only
+// onto its other case (the two runes that Go's folding adds, U+212A and
+// U+017F, are no byte), so an ASCII-case test is exact; a set that mixes
+// them with literals past ASCII gives no test. The shortest match is not
+// worked out.
+func newBinaryNecessity(pattern string) *necessity {
+	none := &necessity{}
+	if hasNonASCII(pattern) {
+		return none
+	}
+	re, err := syntax.Parse(pattern, syntax.Perl)
+	if err != nil {
+		return none
+	}
+	set, ok := required(re)
+	if !ok {
+		return none
+	}
+	fold := false
+	for _, l := range set {
+		fold = fold || l.fold
+	}
+	for i, l := range set {
+		if fold && hasNonASCII(l.s) {
+			// A case-insensitive test reads bytes past ASCII as text.
+			return none
+		}
+		b := make([]byte, 0, len(l.s))
+		for _, r := range l.s {
+			if r > 0xff {
+				return none
+			}
+			b = append(b, byte(r))
+		}
+		set[i].s = string(b)
+	}
+	return necessityOf(0, set)
+}
+
+func lowerASCII(s string) string {
+	b := []byte(s)
+	for i, c := range b {
+		if c >= 'A' && c <= 'Z' {
+			b[i] = c + 'a' - 'A'
+		}
+	}
+	return string(b)
+}
+
+func necessityOf(minLen int, set []lit) *necessity {
+	n := &necessity{minLen: minLen}
+	if len(set) > 0 {
 		for _, l := range set {
 			n.fold = n.fold || l.fold
 		}
@@ -40,13 +102,18 @@ func newNecessity(re *syntax.Regexp) *necessity {
 		for _, l := range set {
 			s := l.s
 			if n.fold {
-				s = strings.ToLower(s)
+				// A literal of the set that is not case-insensitive is
+				// then tested in any ASCII case (more inputs pass, none
+				// is refused that holds it); its other bytes stay as
+				// they are, for the test compares them exactly.
+				s = lowerASCII(s)
 			}
 			if !seen[s] {
 				seen[s] = true
 				n.lits = append(n.lits, s)
 			}
 		}
+		n.pick = newPickTest(n.lits, n.fold, n.fold)
 		if len(n.lits) > 4 {
 			n.dfa = newLitDFA(n.lits, n.fold, maxNeedCells)
 		}
@@ -67,7 +134,7 @@ func (n *necessity) mayMatch(s string) bool {
 	if len(n.lits) == 0 {
 		return true
 	}
-	if n.fold && hasNonASCII(s) {
+	if n.fold && foldsIntoASCII(s) {
 		return true
 	}
 	if n.dfa != nil {
@@ -86,6 +153,16 @@ func (n *necessity) mayMatch(s string) bool {
 		}
 	}
 	return false
+}
+
+// foldsIntoASCII reports whether s holds a rune that Go's case folding
+// maps onto an ASCII letter: of all the runes outside ASCII only U+212A
+// (Kelvin sign, "k") and U+017F (long s, "s") do. Every other byte of
+// such an input is either ASCII, and is tested as it is, or part of a
+// rune (or an invalid byte, read as U+FFFD) that no ASCII literal can
+// match, so a case-insensitive literal test on the bytes is exact.
+func foldsIntoASCII(s string) bool {
+	return hasNonASCII(s) && (strings.Contains(s, "\u212a") || strings.Contains(s, "\u017f"))
 }
 
 // containsFoldASCII reports whether s holds lit (lower-case ASCII) in any
@@ -160,11 +237,20 @@ func required(re *syntax.Regexp) (set []lit, ok bool) {
 			return nil, false
 		}
 		return []lit{l}, true
+	case syntax.OpCharClass:
+		return classBytes(re)
 	case syntax.OpCapture, syntax.OpPlus:
 		return required(re.Sub[0])
 	case syntax.OpRepeat:
 		if re.Min < 1 {
 			return nil, false
+		}
+		if sub := re.Sub[0]; sub.Op == syntax.OpLiteral && re.Min > 1 {
+			// x{n,}: n x in a row.
+			if l, ok := literalOf(sub); ok && l.s != "" && len(l.s)*re.Min <= maxRepeatLit {
+				l.s = strings.Repeat(l.s, re.Min)
+				return []lit{l}, true
+			}
 		}
 		return required(re.Sub[0])
 	case syntax.OpAlternate:
@@ -218,6 +304,33 @@ func required(re *syntax.Regexp) (set []lit, ok bool) {
 		return best, best != nil
 	}
 	return nil, false
+}
+
+// maxRepeatLit bounds the literal a repeat is read as.
+const maxRepeatLit = 16
+
+// maxClassBytes bounds the characters of a class read as literals: a
+// larger class is found in most text and tests nothing.
+const maxClassBytes = 16
+
+// classBytes reads a character class of a few ASCII characters as that
+// many one-byte literals, one of which every match holds. A class with a
+// rune outside ASCII (among them the Kelvin sign and the long s that Go's
+// case folding adds to "k" and "s", and U+FFFD, which Go's engine matches
+// against any invalid byte) is not read: only an ASCII byte of the input
+// can match an ASCII rune.
+func classBytes(re *syntax.Regexp) ([]lit, bool) {
+	var set []lit
+	for i := 0; i+1 < len(re.Rune); i += 2 {
+		lo, hi := re.Rune[i], re.Rune[i+1]
+		if hi >= utf8.RuneSelf || int(hi-lo)+1+len(set) > maxClassBytes {
+			return nil, false
+		}
+		for r := lo; r <= hi; r++ {
+			set = append(set, lit{s: string(r)})
+		}
+	}
+	return set, len(set) > 0
 }
 
 // score ranks literal sets: the shortest literal's length first, then

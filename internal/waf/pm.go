@@ -28,6 +28,7 @@ type pmOp struct {
 	always  bool // an empty phrase: every value of minLen (0) matches
 	dfa     *litDFA
 	matcher ahocorasick.AhoCorasick
+	pick    *pickTest // the gate's quick test (nil: none)
 }
 
 // pmCache shares the compiled phrase lists between rules and rule sets.
@@ -72,6 +73,7 @@ func pmOf(key string, phrases []string) *pmOp {
 	o.matcher = b.Build(phrases)
 	if !o.always {
 		o.dfa = newLitDFA(phrases, true, maxPhraseCells)
+		o.pick = newPickTest(phrases, true, false)
 	}
 	got, _ := pmCache.LoadOrStore(key, o)
 	return got.(*pmOp)

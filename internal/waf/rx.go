@@ -124,7 +124,7 @@ func compileRx(pattern string) (*rxCompiled, error) {
 		if err != nil {
 			return nil, err
 		}
-		c = &rxCompiled{op: &rxOp{bin: re, need: &necessity{}}, kind: "binary"}
+		c = &rxCompiled{op: &rxOp{bin: re, need: newBinaryNecessity(pattern)}, kind: "binary"}
 	} else {
 		expr := "(?sm)" + pattern
 		std, err := regexp.Compile(expr)

@@ -55,10 +55,14 @@ func TestNecessity(t *testing.T) {
 		{`a|bc`, 1, []string{"a", "bc"}, false},
 		{`(?:foo|bar)+baz?`, 5, []string{"foo", "bar"}, false},
 		{`x*`, 0, nil, false},
-		{`[a-z]+\d`, 2, nil, false},
+		{`[a-z]+\d`, 2, []string{"0", "1", "2", "3", "4", "5", "6", "7", "8", "9"}, false}, // a small class: its bytes
+		{`[a-z]+\w`, 2, nil, false},                                                        // too large a class
+		{`(?i)[k-l]x`, 2, []string{"x"}, true},                                             // folded: U+212A in the class
+		{`[\x{ff}a]`, 1, nil, false},
 		{`(?i)k`, 1, []string{"k"}, true},
 		{`(?i)é`, 1, nil, false}, // folded non-ASCII: no literal
-		{`a?b{2,}`, 2, []string{"b"}, false},
+		{`a?b{2,}`, 2, []string{"bb"}, false},
+		{`(?:ab){3}`, 6, []string{"ababab"}, false},
 	} {
 		tree, err := syntax.Parse("(?sm)"+tc.expr, syntax.Perl)
 		if err != nil {
@@ -71,11 +75,37 @@ func TestNecessity(t *testing.T) {
 			t.Errorf("%q: minLen %d lits %q fold %v, want %d %q %v", tc.expr, n.minLen, n.lits, n.fold, tc.minLen, tc.lits, tc.fold)
 		}
 	}
+	// The binary engine's patterns: literals as bytes.
+	for _, tc := range []struct {
+		expr string
+		lits []string
+	}{
+		{`\xac\xed|abc`, []string{"abc", "\xac\xed"}},
+		{`(?i)abc|\$x`, []string{"$x", "abc"}},
+		{`(?i:abc)|\xac`, nil}, // folded and past ASCII
+		{`\x{100}`, nil},
+		{`[\x80-\xff]`, nil},
+	} {
+		n := newBinaryNecessity(tc.expr)
+		slices.Sort(n.lits)
+		if !slices.Equal(n.lits, tc.lits) || n.minLen != 0 {
+			t.Errorf("binary %q: lits %q minLen %d, want %q 0", tc.expr, n.lits, n.minLen, tc.lits)
+		}
+	}
 	// Go's case folding maps "k" to the Kelvin sign: a folded test must
 	// not refuse non-ASCII input.
 	tree, _ := syntax.Parse("(?i)kill", syntax.Perl)
 	if n := newNecessity(tree); !n.mayMatch("\u212aill") || !regexp.MustCompile("(?i)kill").MatchString("\u212aill") {
 		t.Error("the Kelvin sign must pass a folded necessity test")
+	}
+	if n := newNecessity(tree); !n.mayMatch("\u017fk\u212aill") || n.mayMatch("\u00e9kil\xff\u00ecl k\u00efll") {
+		t.Error("a folded necessity test must pass the runes that fold into ASCII, and only those, past ASCII")
+	}
+	// A set that mixes folded and exact literals is tested folded; the
+	// exact ones keep their bytes past ASCII.
+	tree, _ = syntax.Parse("(?i:ab)|É", syntax.Perl)
+	if n := newNecessity(tree); !n.fold || !n.mayMatch("xÉx") || n.mayMatch("xéx") {
+		t.Errorf("(?i:ab)|É: lits %q fold %v: want É to pass and é not", n.lits, n.fold)
 	}
 }
 
