@@ -143,12 +143,7 @@ func (ks *keyset) marshal() []byte {
 		var key []byte // Keyset.Key
 		key = protowire.AppendTag(key, 1, protowire.BytesType)
 		key = protowire.AppendBytes(key, data)
-		key = protowire.AppendTag(key, 2, protowire.VarintType)
-		key = protowire.AppendVarint(key, k.status)
-		key = protowire.AppendTag(key, 3, protowire.VarintType)
-		key = protowire.AppendVarint(key, uint64(k.id))
-		key = protowire.AppendTag(key, 4, protowire.VarintType)
-		key = protowire.AppendVarint(key, prefixTink)
+		key = k.appendState(key)
 		b = protowire.AppendTag(b, 2, protowire.BytesType)
 		b = protowire.AppendBytes(b, key)
 		clear(aesKey)
@@ -156,6 +151,17 @@ func (ks *keyset) marshal() []byte {
 		clear(key)
 	}
 	return b
+}
+
+// appendState appends fields 2–4 that Keyset.Key and KeysetInfo.KeyInfo
+// share: status, key ID and output prefix type.
+func (k dataKey) appendState(b []byte) []byte {
+	b = protowire.AppendTag(b, 2, protowire.VarintType)
+	b = protowire.AppendVarint(b, k.status)
+	b = protowire.AppendTag(b, 3, protowire.VarintType)
+	b = protowire.AppendVarint(b, uint64(k.id))
+	b = protowire.AppendTag(b, 4, protowire.VarintType)
+	return protowire.AppendVarint(b, prefixTink)
 }
 
 // info serializes the KeysetInfo Tink stores in the clear beside the
@@ -168,12 +174,7 @@ func (ks *keyset) info() []byte {
 		var ki []byte
 		ki = protowire.AppendTag(ki, 1, protowire.BytesType)
 		ki = protowire.AppendString(ki, aesGCMTypeURL)
-		ki = protowire.AppendTag(ki, 2, protowire.VarintType)
-		ki = protowire.AppendVarint(ki, k.status)
-		ki = protowire.AppendTag(ki, 3, protowire.VarintType)
-		ki = protowire.AppendVarint(ki, uint64(k.id))
-		ki = protowire.AppendTag(ki, 4, protowire.VarintType)
-		ki = protowire.AppendVarint(ki, prefixTink)
+		ki = k.appendState(ki)
 		b = protowire.AppendTag(b, 2, protowire.BytesType)
 		b = protowire.AppendBytes(b, ki)
 	}
