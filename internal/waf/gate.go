@@ -732,10 +732,20 @@ func (s *gateState) transformed(node, vi int) string {
 }
 
 // bytes is the set of bytes of value vi after node's transformations.
+// A step that left the value as it was (most steps, on most values) has
+// the bytes of the value before it, which are not read again.
 func (s *gateState) bytes(node, vi int) byteSet {
 	at := vi*len(s.p.nodes) + node
 	if s.bset[at] == 0 {
-		s.bval = append(s.bval, bytesOf(s.transformed(node, vi)))
+		t := s.transformed(node, vi)
+		if node != 0 {
+			if parent := s.p.nodes[node].parent; s.transformed(parent, vi) == t {
+				b := s.bytes(parent, vi)
+				s.bset[at] = s.bset[vi*len(s.p.nodes)+parent]
+				return b
+			}
+		}
+		s.bval = append(s.bval, bytesOf(t))
 		s.bset[at] = int32(len(s.bval))
 	}
 	return s.bval[s.bset[at]-1]
