@@ -206,15 +206,20 @@ func (a *authAccount) code(t *testing.T) string {
 	return c
 }
 
-// call makes one call presenting cert (none when nil) and returns the
-// status and, for an error, its answer. A streamed answer is not read.
-func (f *authFixture) call(t *testing.T, cert *tls.Certificate, method, path string, in, out any) (int, api.Error) {
-	t.Helper()
+// transport presents cert (none when nil) to the fixture's server.
+func (f *authFixture) transport(cert *tls.Certificate) *http.Transport {
 	var src api.CertSource
 	if cert != nil {
 		src = func() (*tls.Certificate, error) { return cert, nil }
 	}
-	tr := &http.Transport{TLSClientConfig: api.ClientTLS(src, f.srv.trust), ForceAttemptHTTP2: true}
+	return &http.Transport{TLSClientConfig: api.ClientTLS(src, f.srv.trust), ForceAttemptHTTP2: true}
+}
+
+// call makes one call presenting cert (none when nil) and returns the
+// status and, for an error, its answer. A streamed answer is not read.
+func (f *authFixture) call(t *testing.T, cert *tls.Certificate, method, path string, in, out any) (int, api.Error) {
+	t.Helper()
+	tr := f.transport(cert)
 	defer tr.CloseIdleConnections()
 	// The bound guards against a hang; no answer is expected to take long.
 	ctx, cancel := context.WithTimeout(f.ctx, testkit.WaitLimit)
@@ -491,11 +496,7 @@ func TestAccessRecordingNeedsMFA(t *testing.T) {
 // or, for a success, the body.
 func (f *authFixture) fetch(t *testing.T, cert *tls.Certificate, path string) (int, api.Error, []byte) {
 	t.Helper()
-	var src api.CertSource
-	if cert != nil {
-		src = func() (*tls.Certificate, error) { return cert, nil }
-	}
-	tr := &http.Transport{TLSClientConfig: api.ClientTLS(src, f.srv.trust), ForceAttemptHTTP2: true}
+	tr := f.transport(cert)
 	defer tr.CloseIdleConnections()
 	ctx, cancel := context.WithTimeout(f.ctx, testkit.WaitLimit)
 	defer cancel()
