@@ -34,10 +34,14 @@ type inspectGate struct {
 	perClient int64 // bytes one client may hold or wait for
 	timeout   time.Duration
 
-	mu      sync.Mutex // guards used, clients, turn
+	mu      sync.Mutex // guards used, clients, turn, onAdmit
 	used    int64
 	clients map[netip.Prefix]*gateClient
 	turn    []netip.Prefix // clients with waiters, next to be served first
+	// onAdmit, when set, runs for each body admitted, after its bytes are
+	// taken and before acquire returns: tests hold an admitted body there,
+	// under evaluation for as long as they need. Nil in service.
+	onAdmit func(client netip.Prefix)
 }
 
 type gateClient struct {
@@ -76,7 +80,7 @@ func (g *inspectGate) acquire(ctx context.Context, client netip.Prefix, n int64)
 		g.used += n
 		c.held += n
 		g.mu.Unlock()
-		return sync.OnceFunc(release), nil
+		return g.admitted(client, release), nil
 	}
 	w := &gateWaiter{n: n, ready: make(chan struct{})}
 	c.waiters = append(c.waiters, w)
@@ -90,16 +94,17 @@ func (g *inspectGate) acquire(ctx context.Context, client netip.Prefix, n int64)
 	defer cancel()
 	select {
 	case <-w.ready:
-		return sync.OnceFunc(release), nil
+		return g.admitted(client, release), nil
 	case <-ctx.Done():
 	}
 	g.mu.Lock()
-	defer g.mu.Unlock()
 	select {
 	case <-w.ready: // granted while the timeout fired
-		return sync.OnceFunc(release), nil
+		g.mu.Unlock()
+		return g.admitted(client, release), nil
 	default:
 	}
+	defer g.mu.Unlock()
 	c.waiters = slices.DeleteFunc(c.waiters, func(x *gateWaiter) bool { return x == w })
 	c.queued -= n
 	if len(c.waiters) == 0 {
@@ -108,6 +113,18 @@ func (g *inspectGate) acquire(ctx context.Context, client netip.Prefix, n int64)
 	g.forget(client, c)
 	g.dispatch()
 	return nil, errInspectBusy
+}
+
+// admitted runs the onAdmit hook for a body just granted, then returns
+// its release, callable more than once.
+func (g *inspectGate) admitted(client netip.Prefix, release func()) func() {
+	g.mu.Lock()
+	hook := g.onAdmit
+	g.mu.Unlock()
+	if hook != nil {
+		hook(client)
+	}
+	return sync.OnceFunc(release)
 }
 
 func (g *inspectGate) release(client netip.Prefix, n int64) {
