@@ -90,10 +90,17 @@ func (a *Agent) renewLoop(ctx context.Context) error {
 		if wait <= 0 {
 			continue
 		}
+		tick := a.cfg.After(wait)
+		// The timer counts wait from when it is armed: a clock that moved
+		// between reading it and arming the timer (a stepped clock; the
+		// tests' fake one) would push the renewal past next. Look again.
+		if !a.cfg.Now().Before(next) {
+			continue
+		}
 		select {
 		case <-ctx.Done():
 		case <-a.wake:
-		case <-a.cfg.After(wait):
+		case <-tick:
 		}
 	}
 	return nil
