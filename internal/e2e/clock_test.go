@@ -15,6 +15,7 @@ type fakeClock struct {
 
 type fakeTimer struct {
 	at time.Time
+	d  time.Duration // as armed
 	ch chan time.Time
 }
 
@@ -36,7 +37,7 @@ func (c *fakeClock) After(d time.Duration) <-chan time.Time {
 		ch <- c.now
 		return ch
 	}
-	c.timers = append(c.timers, fakeTimer{at: c.now.Add(d), ch: ch})
+	c.timers = append(c.timers, fakeTimer{at: c.now.Add(d), d: d, ch: ch})
 	return ch
 }
 
@@ -59,4 +60,37 @@ func (c *fakeClock) Advance(d time.Duration) {
 	for _, t := range fire {
 		t.ch <- now
 	}
+}
+
+// fireWithin moves the clock to the earliest timer due within d of now,
+// firing it (and any due with it), and reports whether there was one.
+func (c *fakeClock) fireWithin(d time.Duration) bool {
+	c.mu.Lock()
+	var next time.Time
+	for _, t := range c.timers {
+		if !t.at.After(c.now.Add(d)) && (next.IsZero() || t.at.Before(next)) {
+			next = t.at
+		}
+	}
+	step := next.Sub(c.now)
+	c.mu.Unlock()
+	if next.IsZero() {
+		return false
+	}
+	c.Advance(step)
+	return true
+}
+
+// armed counts the timers waiting that were armed for exactly d: a
+// periodic loop parked until its next round.
+func (c *fakeClock) armed(d time.Duration) int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	n := 0
+	for _, t := range c.timers {
+		if t.d == d {
+			n++
+		}
+	}
+	return n
 }

@@ -185,6 +185,10 @@ func (c *cluster) register(reg api.Registration) {
 	}
 }
 
+// agentMaxBackoff is the agents' longest wait before retrying a failed
+// call, on the fake clock.
+const agentMaxBackoff = 2 * time.Second
+
 // agentOpts adjusts an agent's config before it starts.
 type agentOpts func(*agent.Config)
 
@@ -202,7 +206,7 @@ func (c *cluster) agentConfig(node string, opts ...agentOpts) agent.Config {
 	cfg := agent.Config{
 		DataDir: filepath.Join(c.dir, "agent-"+node), Server: c.addr, Join: c.token(node), Node: node,
 		MeshAddr: meshAddr, Now: c.clk.Now, After: c.clk.After, Jitter: func() float64 { return 0.5 },
-		MinBackoff: 200 * time.Millisecond, MaxBackoff: 2 * time.Second, Logger: c.logger.With("agent", node),
+		MinBackoff: 200 * time.Millisecond, MaxBackoff: agentMaxBackoff, Logger: c.logger.With("agent", node),
 	}
 	for _, o := range opts {
 		o(&cfg)
@@ -273,4 +277,44 @@ func eventually(t *testing.T, what string, cond func() bool) {
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
+}
+
+// settle is eventually for a state the agents reach through calls to the
+// control plane. A call that fails (a connection cut by a restart or a
+// rotation, a server slow under load) is retried after a backoff on the
+// fake clock, which would stall a wait in real time: while cond does not
+// hold, a retry armed for at most agentMaxBackoff comes due, as it would
+// while a real clock ran on. Longer timers (renewals, reports, the
+// witness) still move only when the test advances the clock.
+func (c *cluster) settle(what string, cond func() bool) {
+	c.t.Helper()
+	eventually(c.t, what, func() bool {
+		if cond() {
+			return true
+		}
+		c.clk.fireWithin(agentMaxBackoff)
+		return false
+	})
+}
+
+// rounds is eventually for what an agent's periodic loop (every period
+// on the fake clock) brings about: whenever cond does not hold and a loop
+// is parked until its next round, the clock moves one period. A loop that
+// armed its timer only after the test last advanced the clock, or whose
+// round found the agent not yet ready, gets another round instead of
+// stalling the wait; retries due within agentMaxBackoff come due as in
+// settle.
+func (c *cluster) rounds(what string, period time.Duration, cond func() bool) {
+	c.t.Helper()
+	eventually(c.t, what, func() bool {
+		if cond() {
+			return true
+		}
+		if c.clk.armed(period) > 0 {
+			c.clk.Advance(period)
+		} else {
+			c.clk.fireWithin(agentMaxBackoff)
+		}
+		return false
+	})
 }

@@ -159,7 +159,7 @@ func TestSVIDsRenewBeforeTheyLapse(t *testing.T) {
 	for step := 0; step < 30; step++ {
 		c.clk.Advance(10 * time.Minute)
 		now := c.clk.Now()
-		eventually(t, "a valid SVID at "+now.String(), func() bool {
+		c.settle("a valid SVID at "+now.String(), func() bool {
 			l := svidOf(a, "api")
 			return l != nil && identity.CheckValidity(l, now) == nil && l.NotAfter.Sub(now) > 15*time.Minute
 		})
@@ -199,8 +199,7 @@ func TestServerOutageKeepsSVIDs(t *testing.T) {
 
 	t.Log("server back: renewal within one backoff period")
 	c.startServer(addr)
-	c.clk.Advance(2 * time.Second) // MaxBackoff
-	eventually(t, "renewal after the outage", func() bool {
+	c.settle("renewal after the outage", func() bool {
 		l := svidOf(a, "api")
 		return l != nil && l.SerialNumber.Cmp(before.SerialNumber) != 0
 	})
@@ -264,7 +263,7 @@ func TestWorkloadAPI(t *testing.T) {
 
 	t.Log("a rotation reaches the client")
 	c.clk.Advance(40 * time.Minute)
-	eventually(t, "rotated SVID at the client", func() bool {
+	c.settle("rotated SVID at the client", func() bool {
 		s, err := src.GetX509SVID()
 		return err == nil && s.Certificates[0].SerialNumber.Cmp(first) != 0
 	})

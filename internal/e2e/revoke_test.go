@@ -63,7 +63,7 @@ func TestRevokeNodeRevokesEverySVID(t *testing.T) {
 	}
 	t.Log("past half its life the agent renews; the old SVID stays valid")
 	c.clk.Advance(35 * time.Minute)
-	eventually(t, "api's renewed SVID", func() bool {
+	c.settle("api's renewed SVID", func() bool {
 		l := svidOf(a1, "api")
 		return l != nil && l.SerialNumber.Cmp(old.Leaf.SerialNumber) != 0
 	})

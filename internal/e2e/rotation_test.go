@@ -48,7 +48,7 @@ func TestRootRotationUnderTraffic(t *testing.T) {
 
 	t.Log("prepare: both agents receive a bundle with both roots; so does the administrator")
 	rotate("prepare")
-	eventually(t, "two roots at both agents", func() bool { return rootsAt(a1) == 2 && rootsAt(a2) == 2 })
+	c.settle("two roots at both agents", func() bool { return rootsAt(a1) == 2 && rootsAt(a2) == 2 })
 	works("prepared")
 	admin, err := api.NewAdminClient(c.addr, c.adminDir)
 	if err != nil {
@@ -68,7 +68,7 @@ func TestRootRotationUnderTraffic(t *testing.T) {
 		t.Fatal(err)
 	}
 	c.clk.Advance(35 * time.Minute) // past half an SVID's life: everything renews
-	eventually(t, "SVIDs under the new root", func() bool {
+	c.settle("SVIDs under the new root", func() bool {
 		l1, l2 := svidOf(a1, "frontend"), svidOf(a2, "api")
 		return l1 != nil && l2 != nil && c.clk.Now().Sub(l1.NotBefore) < 10*time.Minute && c.clk.Now().Sub(l2.NotBefore) < 10*time.Minute
 	})
@@ -84,6 +84,6 @@ func TestRootRotationUnderTraffic(t *testing.T) {
 	}
 	c.repinAdmin() // the admin's MFA session expired meanwhile; a new connection meets the server's new root
 	rotate("retire")
-	eventually(t, "one root at both agents", func() bool { return rootsAt(a1) == 1 && rootsAt(a2) == 1 })
+	c.settle("one root at both agents", func() bool { return rootsAt(a1) == 1 && rootsAt(a2) == 1 })
 	works("retired")
 }

@@ -49,8 +49,7 @@ func TestAgentWitnessRefusesCutBackLog(t *testing.T) {
 		c.register(api.Registration{Name: name, Node: "n1", Port: 9000})
 	}
 	want := c.alog.Size()
-	c.clk.Advance(time.Minute)
-	eventually(t, "the agent to witness the log", func() bool { s, _ := a.AuditWitnessed(); return s == want })
+	c.rounds("the agent to witness the log", time.Minute, func() bool { s, _ := a.AuditWitnessed(); return s == want })
 
 	t.Log("the server's log is cut back to the earlier copy")
 	addr := c.addr
@@ -72,8 +71,7 @@ func TestAgentWitnessRefusesCutBackLog(t *testing.T) {
 	t.Cleanup(func() { alog.Close() })
 	c.startServer(addr)
 
-	c.clk.Advance(time.Minute)
-	eventually(t, "the agent to refuse the cut-back log", func() bool { _, bad := a.AuditWitnessed(); return bad > 0 })
+	c.rounds("the agent to refuse the cut-back log", time.Minute, func() bool { _, bad := a.AuditWitnessed(); return bad > 0 })
 	if s, _ := a.AuditWitnessed(); s != want {
 		t.Fatalf("the agent now holds a checkpoint of %d entries, want the %d it witnessed", s, want)
 	}
