@@ -47,12 +47,12 @@ func edgeCert(t *testing.T, dir string) (certFile, keyFile string, pool *x509.Ce
 // startGateway registers the gateway service on node edge, writes its
 // configuration (validated with the gateway's own --validate) routing /
 // to service api on appPort, and runs it given every server. It returns
-// the HTTPS address and a client that trusts it.
-func (c *moatCluster) startGateway(appPort int) (string, *http.Client) {
+// the HTTPS address, a client that trusts it and its metrics address.
+func (c *moatCluster) startGateway(appPort int) (string, *http.Client, string) {
 	t := c.t
 	t.Helper()
-	ports := freePorts(t, 4)
-	https, redirect, mesh := addr(ports[0]), addr(ports[1]), addr(ports[2])
+	ports := freePorts(t, 5)
+	https, redirect, mesh, metrics := addr(ports[0]), addr(ports[1]), addr(ports[2]), addr(ports[4])
 	certFile, keyFile, pool := edgeCert(t, c.dir)
 	cfg := filepath.Join(c.dir, "gateway.yaml")
 	os.WriteFile(cfg, []byte(fmt.Sprintf("listen: %s\nredirect_listen: %s\ntls: {cert_file: %s, key_file: %s}\nservices: [api]\nroutes:\n  - path: /\n    service: api\n    port: %d\n",
@@ -61,6 +61,6 @@ func (c *moatCluster) startGateway(appPort int) (string, *http.Client) {
 	mustMoat(t, c.env(), "svc", "register", "--node", "edge", "--name", "gateway", "--port", fmt.Sprint(ports[3]))
 	tok := mustMoat(t, c.env(), "token", "create", "--node", "edge")
 	start(t, "gateway", nil, moatBin, "gateway", "--config", cfg, "--data-dir", filepath.Join(c.dir, "edge"), "--server", c.addrs(),
-		"--node", "edge", "--join", tok, "--mesh-listen", mesh)
-	return https, &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}, DisableKeepAlives: true}}
+		"--node", "edge", "--join", tok, "--mesh-listen", mesh, "--metrics", metrics)
+	return https, &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}, DisableKeepAlives: true}}, metrics
 }

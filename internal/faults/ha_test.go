@@ -166,7 +166,7 @@ func TestHighAvailability(t *testing.T) {
 	tr.advance(t, "steady traffic", 25)
 
 	t.Log("the gateway, given every server too, carries traffic from the edge")
-	edge, edgeClient := c.startGateway(appPort)
+	edge, edgeClient, edgeMetrics := c.startGateway(appPort)
 	waitFor(t, "a request through the gateway", func() bool {
 		resp, err := edgeClient.Get("https://" + edge + "/")
 		if err != nil {
@@ -302,6 +302,22 @@ func TestHighAvailability(t *testing.T) {
 
 	t.Log("flows answer for the whole cluster through any server, the one no agent ships to included")
 	cut := time.Now().Add(-time.Second)
+	// The agents and the gateway ship their records in batches, and each
+	// server answers from what has arrived when it is asked: wait until
+	// each has delivered what it had spooled by now (its records stamped
+	// before the cut among them), so that the three answers are over the
+	// same records.
+	for _, p := range []struct{ name, metrics string }{{"n1", n1.metrics}, {"n2", n2.metrics}, {"the gateway", edgeMetrics}} {
+		spooled := metricSum(t, p.metrics, "moat_flow_shipper_spooled_records_total")
+		if spooled < 0 {
+			t.Fatalf("%s's metrics at %s do not answer", p.name, p.metrics)
+		}
+		waitForDetail(t, p.name+"'s records up to the cut delivered", func() (bool, string) {
+			sent := metricSum(t, p.metrics, "moat_flow_shipper_sent_records_total")
+			return sent >= spooled, fmt.Sprintf("%v of %v sent", sent, spooled)
+		})
+		t.Logf("%s: the %v records it spooled by the cut are delivered", p.name, spooled)
+	}
 	var counts []int
 	for _, s := range c.servers {
 		cl, err := api.NewClientFromDir(s.listen, c.admin)
