@@ -201,6 +201,7 @@ func (x *access) serve(ctx context.Context, st net.Conn) {
 		x.a.log.Warn("access: malformed relay hello", "err", err)
 		return
 	}
+	x.awaitGrant(ctx, hello.Grant)
 	var peer verifiedPeer
 	conf := &tls.Config{
 		MinVersion: tls.VersionTLS13,
@@ -255,6 +256,32 @@ func (x *access) serve(ctx context.Context, st net.Conn) {
 		x.serveSSH(sctx, tc, ls)
 	case api.ALPNAccessForward:
 		x.serveForward(sctx, tc, ls, peer)
+	}
+}
+
+// grantCatchUp bounds how long a relayed connection waits for the watch
+// stream to bring the grant it names.
+const grantCatchUp = 10 * time.Second
+
+// awaitGrant waits, at most grantCatchUp, until the watch stream shows
+// grant id active on this node. The server relays a connection once the
+// grant is active in its store, and the approval may still be on its way
+// here (just made, or the stream reconnecting to another server): the
+// administrator who connects at once must not be refused for that. It
+// decides nothing: verify admits or refuses from the state as it is then.
+func (x *access) awaitGrant(ctx context.Context, id string) {
+	ctx, cancel := context.WithTimeout(ctx, grantCatchUp)
+	defer cancel()
+	for {
+		next := x.a.updates.C() // taken before the check, so no frame is missed
+		if g, ok := x.a.Grant(id); ok && g.Node == x.a.cfg.Node && g.Active(x.a.cfg.Now()) {
+			return
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-next:
+		}
 	}
 }
 
