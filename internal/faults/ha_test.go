@@ -360,6 +360,22 @@ func TestHighAvailability(t *testing.T) {
 					return inter != nil && !bytes.Equal(inter, oldIntermediate), fmt.Sprintf("intermediate %x…", inter[:min(len(inter), 8)])
 				})
 			}
+			// A tunnel keeps the SVIDs of its handshake: one frontend or the
+			// gateway opened before api's renewal under the new root still
+			// carries api's old one, and retiring cuts what it carries. Each
+			// calling side renews once more (new streams then go to tunnels
+			// dialed to an api holding its new SVID) and the traffic, one
+			// request after another, moves past the old tunnels.
+			for _, h := range []struct{ data, svc string }{{n1.data, "frontend"}, {filepath.Join(c.dir, "edge"), "gateway"}} {
+				file := filepath.Join(h.data, "svids", h.svc, api.CertFile)
+				held, _ := os.ReadFile(file)
+				waitFor(t, h.svc+" renewed once more, every peer holding its new SVID", func() bool {
+					b, err := os.ReadFile(file)
+					return err == nil && len(b) > 0 && !bytes.Equal(b, held)
+				})
+			}
+			tr.advance(t, "the mesh's traffic on tunnels opened after the renewals", 5)
+			gw.advance(t, "the edge traffic on tunnels opened after the renewals", 5)
 			args = append(args, "--force")
 		}
 		out := mustMoat(t, c.via(rot), args...)
