@@ -30,6 +30,7 @@ import (
 	"github.com/miekg/dns"
 
 	"moat/internal/agent"
+	"moat/internal/firewall"
 	"moat/internal/netlab"
 )
 
@@ -538,8 +539,26 @@ func (l *isoLab) checks() []isoCheck {
 	}
 }
 
-// ready waits until the paths that should work do.
+// ready waits until every node's host firewall is in force in the lab's
+// mode and the paths that should work do. A node's agent serves the mesh
+// and installs its firewall side by side: a working path through a node
+// says nothing of its firewall, and a path that must be dropped, probed
+// before the table is in, would pass.
 func (l *isoLab) ready(ctx context.Context) error {
+	hosts := []*netlab.Host{l.edge, l.app, l.db}
+	if l.egress {
+		hosts = append(hosts, l.egressHost)
+	}
+	for _, h := range hosts {
+		var last string
+		if err := waitUntil(ctx, 90*time.Second, func() bool {
+			var ok bool
+			ok, last = firewallIn(h.Path(), firewall.Mode(l.mode))
+			return ok
+		}); err != nil {
+			return fmt.Errorf("the host firewall of %s never went to %s (last: %s)", h.Name, l.mode, last)
+		}
+	}
 	for _, c := range l.checks() {
 		if !c.want {
 			continue
