@@ -414,6 +414,10 @@ func runDev(ctx context.Context, e *Env, dir string, p devPorts, jsonFlows bool,
 	}
 	goRun("dashboard", dash.Run)
 
+	// The banner and the switch to printing flows are one step under the
+	// printer's lock: a call made as soon as the banner is read has its
+	// flow printed (after the banner, never inside it).
+	flows.mu.Lock()
 	fmt.Fprintf(e.Stdout, `
 moat dev is running: control plane %s, agents a (%s) and b (%s), gateway https://%s.
 Try, in another terminal:
@@ -439,7 +443,6 @@ Flows (also in %s):
 `, sc.Listen, loop(p.MeshA), loop(p.MeshB), loop(p.HTTPS), bundle, loop(p.HTTPS), loop(p.HTTP), bundle, loop(p.HTTPS),
 		loop(p.Frontend), loop(p.FrontToDB), loop(p.MeshA),
 		dash.URL(), sc.Listen, sc.AdminDir, p.DB, filepath.Join(dir, "flows.jsonl"))
-	flows.mu.Lock()
 	flows.live = true
 	flows.mu.Unlock()
 
