@@ -84,8 +84,14 @@ func (a *Agent) runFirewall(ctx context.Context) error {
 	if a.fw == nil {
 		return nil
 	}
+	// The log is bound before anything is applied: a packet the table
+	// logs before a reader binds the group is not recorded at all.
+	lg, err := a.fw.OpenLog()
+	if err != nil {
+		return err
+	}
 	logDone := make(chan error, 1)
-	go func() { logDone <- a.fw.Run(ctx) }()
+	go func() { logDone <- lg.Run(ctx) }()
 	cps := a.controlPlane(ctx)
 	if ok, err := a.fw.Installed(); err == nil && !ok && !a.Synced() {
 		if err := a.fw.Apply(firewall.Build(a.firewallInputs(cps))); err != nil {

@@ -151,8 +151,11 @@ func TestEnforceAuditAndPins(t *testing.T) {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
+	lg, err := m.OpenLog()
+	if err != nil {
+		t.Fatal(err)
+	}
 	runErr := make(chan error, 1)
-	go func() { runErr <- m.Run(ctx) }()
 
 	t.Log("enforce: only the mesh port is open inbound, nothing outbound")
 	in := Inputs{Mode: ModeEnforce, MeshPort: 9443, Egress: true}
@@ -168,6 +171,8 @@ func TestEnforceAuditAndPins(t *testing.T) {
 	if err := reach(fw, out, false); err == nil {
 		t.Error("outbound to an address no rule admits succeeded under enforce")
 	}
+	t.Log("what the table logged before the log was read is recorded: the bound group held it")
+	go func() { runErr <- lg.Run(ctx) }()
 	wait(t, recs, "the dropped inbound connection", func(r flow.Record) bool {
 		return r.Verdict() == flow.VerdictDeny && r.DstEndpoint.Port == 8080 && r.ConnectionInfo.DirectionID == flow.DirectionInbound &&
 			r.Unmapped.ReasonCode == flow.ReasonFirewall && r.SrcEndpoint.IP == peer.Addr.String()

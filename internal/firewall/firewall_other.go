@@ -42,8 +42,14 @@ func (m *Manager) Installed() (bool, error) { return false, ErrUnsupported }
 // Pin fails: there is no nftables here.
 func (m *Manager) Pin([]netip.Addr, uint16, time.Duration) error { return ErrUnsupported }
 
+// Log is the table's log group; it exists only on Linux.
+type Log struct{}
+
+// OpenLog fails: there is no nftables here.
+func (m *Manager) OpenLog() (*Log, error) { return nil, ErrUnsupported }
+
 // Run fails: there is no nftables here.
-func (m *Manager) Run(context.Context) error { return ErrUnsupported }
+func (l *Log) Run(context.Context) error { return ErrUnsupported }
 
 // State is what the kernel holds in the moat table.
 type State struct {

@@ -44,11 +44,18 @@ type logEvent struct {
 	uid      int // owner of the local socket, -1 when unknown
 }
 
-// Run reads the table's log until ctx ends and writes a flow record for
-// each would-drop (audit) or dropped (enforce) connection; repeats of one
-// connection attempt (SYN retries) within a few seconds are recorded once.
-// It binds Config.LogGroup.
-func (m *Manager) Run(ctx context.Context) error {
+// Log is the table's log group, bound: packets the table logs from the
+// moment OpenLog returns wait in the socket until Run reads them. Bind it
+// before the first Apply, or what the table logs in between (an audit
+// mode's would-drops, an enforce mode's drops) is lost to a group nobody
+// reads.
+type Log struct {
+	m *Manager
+	c *netlink.Conn
+}
+
+// OpenLog binds Config.LogGroup in the Manager's network namespace.
+func (m *Manager) OpenLog() (*Log, error) {
 	group := m.cfg.LogGroup
 	if group == 0 {
 		group = DefaultLogGroup
@@ -57,23 +64,31 @@ func (m *Manager) Run(ctx context.Context) error {
 	if m.cfg.NetNS != "" {
 		f, err := os.Open(m.cfg.NetNS)
 		if err != nil {
-			return fmt.Errorf("firewall: network namespace: %w", err)
+			return nil, fmt.Errorf("firewall: network namespace: %w", err)
 		}
 		defer f.Close()
 		cfg.NetNS = int(f.Fd())
 	}
 	c, err := netlink.Dial(unix.NETLINK_NETFILTER, cfg)
 	if err != nil {
-		return fmt.Errorf("firewall: nflog: %w", err)
+		return nil, fmt.Errorf("firewall: nflog: %w", err)
 	}
-	defer c.Close()
 	if err := bindLog(c, group); err != nil {
-		return err
-	}
-	go func() {
-		<-ctx.Done()
 		c.Close()
-	}()
+		return nil, err
+	}
+	return &Log{m: m, c: c}, nil
+}
+
+// Run reads the log until ctx ends, then closes it, and writes a flow
+// record for each would-drop (audit) or dropped (enforce) connection;
+// repeats of one connection attempt (SYN retries) within a few seconds
+// are recorded once.
+func (l *Log) Run(ctx context.Context) error {
+	c, m := l.c, l.m
+	defer c.Close()
+	stop := context.AfterFunc(ctx, func() { c.Close() })
+	defer stop()
 	rec := newRecorder(m)
 	for {
 		msgs, err := c.Receive()

@@ -18,7 +18,7 @@ const ProductName = "moat-firewall"
 // attempt within dedupWindow.
 type recorder struct {
 	m    *Manager
-	seen map[string]time.Time // guarded by being used from Run's goroutine only
+	seen map[string]time.Time // guarded by being used from Log.Run's goroutine only
 }
 
 const (
