@@ -17,7 +17,10 @@ import (
 // and parks and is woken no more.
 const (
 	// monitorSetting is what GODEBUG gains: schedtrace in milliseconds, the
-	// largest the runtime takes (a trace line every 24.8 days of uptime).
+	// largest the runtime takes. The runtime prints one line of scheduler
+	// trace to stderr each time that much of the host's uptime has passed
+	// since the last: every 24.8 days, and once at start on a host up for
+	// longer.
 	monitorSetting = "schedtrace=2147483647"
 	// monitorWas carries GODEBUG's value before the re-execution, so that
 	// the new image can put it back: processes the agent starts do not
