@@ -87,6 +87,11 @@ func runNode(ctx context.Context, e *cmdline.Env, c *agent.File, validateOnly bo
 		fmt.Fprintln(e.Stdout, "configuration OK")
 		return nil
 	}
+	if e.KeepMonitorAwake != nil {
+		if err := e.KeepMonitorAwake(); err != nil {
+			fmt.Fprintf(e.Stderr, "agent: %v; running with the runtime's default\n", err)
+		}
+	}
 	if limit, _ := c.MemoryLimitBytes(e.Getenv); limit >= 0 && e.SetMemoryLimit != nil {
 		e.SetMemoryLimit(limit)
 	}

@@ -44,6 +44,12 @@ type Env struct {
 	// not kept as heap the collector would otherwise hold until it grows
 	// into it.
 	FreeOSMemory func()
+	// KeepMonitorAwake keeps the runtime's monitor thread from parking and
+	// being woken around every idle stretch, by re-executing the process
+	// with GODEBUG's schedtrace set (KeepMonitorAwake, monitor.go); nil
+	// leaves the runtime alone, as SetMemoryLimit. A long-running proxy on
+	// one thread (the node agent) calls it before it starts anything.
+	KeepMonitorAwake func() error
 }
 
 // Command is one subcommand. It has Run, Sub, or both: a command that runs
@@ -87,6 +93,7 @@ func Main(root *Command, args []string, stdin io.Reader, stdout, stderr io.Write
 	return Run(ctx, &Env{
 		Stdin: stdin, Stdout: stdout, Stderr: stderr, Getenv: os.Getenv,
 		SetMemoryLimit: debug.SetMemoryLimit, SetMaxProcs: runtime.GOMAXPROCS, SetGCPercent: debug.SetGCPercent, FreeOSMemory: debug.FreeOSMemory,
+		KeepMonitorAwake: KeepMonitorAwake,
 	}, root, args)
 }
 
