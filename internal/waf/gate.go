@@ -68,7 +68,7 @@ import (
 //     hands the value before it to the next, whatever it returned), read
 //     from the same cache as the other rules' chains up to a step that
 //     returns another string without reporting a change, and each asked
-//     the rule's pick test first;
+//     the rule's pick test first when the gate has its bytes;
 //   - the @rx rules that read through one transformation chain and carry
 //     many literals run their necessity tests together (planMulti).
 //
@@ -783,7 +783,7 @@ func (s *gateState) transformed(node, vi int) string {
 	st := uint8(stepDone)
 	// Where the value holds none of the bytes fn acts on, fn would
 	// return it unchanged: it is not run.
-	if n.acts == nil || s.bytes(n.parent, vi).meets(*n.acts) {
+	if n.acts == nil || s.holdsAny(n.parent, vi, *n.acts) {
 		if v, changed, err := n.fn(in); err == nil {
 			out = v
 			switch {
@@ -816,6 +816,22 @@ func (s *gateState) bytes(node, vi int) byteSet {
 		s.bset[at] = int32(len(s.bval))
 	}
 	return s.bval[s.bset[at]-1]
+}
+
+// holdsAny reports whether value vi after node's transformations holds
+// one of the bytes of set: from its byte set when the gate has it, else
+// by reading the value up to the first such byte.
+func (s *gateState) holdsAny(node, vi int, set byteSet) bool {
+	if at := vi*len(s.p.nodes) + node; s.bset[at] != 0 {
+		return s.bval[s.bset[at]-1].meets(set)
+	}
+	t := s.transformed(node, vi)
+	for i := 0; i < len(t); i++ {
+		if set.has(t[i]) {
+			return true
+		}
+	}
+	return false
 }
 
 // owns reports whether value vi after node's transformations passes
@@ -880,9 +896,12 @@ func (s *gateState) multiMayMatch(r *gateRule, vi int) bool {
 }
 
 // multiAsks reports whether r's operator answers true for value vi after
-// node's transformations, past r's pick test.
+// node's transformations, past r's pick test when the value's bytes are
+// known (a step's value is mostly the rule's own, and reading its bytes
+// for the pick test alone costs about what the operator's own literal
+// test does).
 func (s *gateState) multiAsks(r *gateRule, node, vi int) bool {
-	if r.pick != nil && !r.pick.passes(s.bytes(node, vi)) {
+	if at := vi*len(s.p.nodes) + node; r.pick != nil && s.bset[at] != 0 && !r.pick.passes(s.bval[s.bset[at]-1]) {
 		return false
 	}
 	return r.op.Evaluate(s.tx, s.transformed(node, vi)) != r.neg
