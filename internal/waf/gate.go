@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"reflect"
 	"regexp"
+	"runtime"
 	"strconv"
 	"strings"
 	"sync"
@@ -39,7 +40,9 @@ import (
 //     of what the rule would, which can only keep a rule it could remove;
 //   - transformations are the rule's own functions, applied as Coraza
 //     applies them (an erroring step leaves the value as it was), cached
-//     per request by transformation prefix and value;
+//     per request by transformation prefix and value; a step whose
+//     function is known to leave a value holding none of certain bytes
+//     as it was (gateNode.acts) is not run on such a value;
 //   - operators are the rule's own instances, asked while the transaction
 //     is not capturing, so they change nothing. Only operators whose answer
 //     depends on the value alone are used: moat's @rx and scorers, and
@@ -62,7 +65,10 @@ import (
 //   - a multiMatch rule is asked about the values Coraza's multiMatch
 //     evaluation hands its operator: the value, then the value after each
 //     step of the chain that reports a change (a step that reports none
-//     hands the value before it to the next, whatever it returned);
+//     hands the value before it to the next, whatever it returned), read
+//     from the same cache as the other rules' chains up to a step that
+//     returns another string without reporting a change, and each asked
+//     the rule's pick test first when the gate has its bytes;
 //   - the @rx rules that read through one transformation chain and carry
 //     many literals run their necessity tests together (planMulti).
 //
@@ -167,9 +173,12 @@ type gateRule struct {
 	op   plugintypes.Operator
 	neg  bool
 	// multiMatch: the operator sees the value and its every transformation
-	// that changed it (Coraza's executeTransformationsMultimatch), steps.
+	// that changed it (Coraza's executeTransformationsMultimatch), steps;
+	// stepNodes[i] is the chain of the first i+1 steps (gatePlan.nodes),
+	// whose values the gate caches for every rule that reads them.
 	multiMatch bool
 	steps      []plugintypes.Transformation
+	stepNodes  []int
 	// rx and bit: an @rx rule whose necessity test the gate runs with
 	// those of the other rules of its chain (gatePlan.multi); bit is its
 	// owner number there, -1 when it runs its own.
@@ -197,7 +206,39 @@ type gateSelector struct {
 type gateNode struct {
 	parent int
 	fn     plugintypes.Transformation
+	// acts: the bytes fn acts on: on a value holding none of them it
+	// returns the value, reporting no change and no error (nil: not
+	// known). The gate then does not run it.
+	acts *byteSet
 }
+
+// removeWhitespaceActs are the bytes Coraza's removeWhitespace acts on:
+// it maps each rune through unicode.IsSpace, which in ASCII holds only
+// these six, and strings.Map returns a string none of whose runes it
+// changed as it was. Every byte past ASCII is among them (a rune past
+// ASCII, U+0085 and U+00A0 among them, or invalid UTF-8, which
+// strings.Map rewrites).
+var removeWhitespaceActs = func() *byteSet {
+	var b byteSet
+	for _, c := range []byte("\t\n\v\f\r ") {
+		b.add(c)
+	}
+	for c := 0x80; c <= 0xff; c++ {
+		b.add(byte(c))
+	}
+	return &b
+}()
+
+// actsOf is the bytes transformation t acts on (gateNode.acts), known by
+// its function's name.
+func actsOf(t plugintypes.Transformation) *byteSet {
+	if f := runtime.FuncForPC(reflect.ValueOf(t).Pointer()); f != nil && f.Name() == corazaTransformations+"removeWhitespace" {
+		return removeWhitespaceActs
+	}
+	return nil
+}
+
+const corazaTransformations = "github.com/corazawaf/coraza/v3/internal/transformations."
 
 // gateVariables are those the gate may read: the request as parsed, which
 // no rule writes.
@@ -537,7 +578,9 @@ func gateable(r reflect.Value, p *gatePlan, nodeOf map[[2]uintptr]int, selOf map
 		return nil, err
 	}
 	gr := &gateRule{id: id, op: op, neg: neg.Bool(), multiMatch: r.FieldByName("MultiMatch").Bool()}
-	if !gr.neg && !gr.multiMatch {
+	if !gr.neg {
+		// A multiMatch rule's test is asked of each value its operator
+		// sees.
 		switch o := op.(type) {
 		case *rxOp:
 			gr.pick = o.need.pick
@@ -590,12 +633,13 @@ func gateable(r reflect.Value, p *gatePlan, nodeOf map[[2]uintptr]int, selOf map
 		n, ok := nodeOf[key]
 		if !ok {
 			n = len(p.nodes)
-			p.nodes = append(p.nodes, gateNode{parent: node, fn: t})
+			p.nodes = append(p.nodes, gateNode{parent: node, fn: t, acts: actsOf(t)})
 			nodeOf[key] = n
 		}
 		node = n
 		if gr.multiMatch {
 			gr.steps = append(gr.steps, t)
+			gr.stepNodes = append(gr.stepNodes, node)
 		}
 	}
 	gr.node = node
@@ -619,9 +663,10 @@ type gateState struct {
 	vals   []string
 	valIdx map[strID]int
 	// tval[vi*len(nodes)+node] is value vi after node's transformations,
-	// when tdone says it was computed.
+	// when tstep says it was computed; tstep also says what node's last
+	// step reported (stepChanged, stepSilent).
 	tval  []string
-	tdone []bool
+	tstep []uint8
 	// mat[vi*len(nodes)+node] is 1 + the offset in mval of the owners
 	// whose literals value vi after node holds, once computed.
 	mat  []int32
@@ -661,7 +706,7 @@ func (s *gateState) reset(p *gatePlan, tx plugintypes.TransactionState) {
 	clear(s.valIdx)
 	clear(s.tval) // no request's text outlives it in the pool
 	s.tval = s.tval[:0]
-	s.tdone = s.tdone[:0]
+	s.tstep = s.tstep[:0]
 	s.mat = s.mat[:0]
 	s.mval = s.mval[:0]
 	s.bset = s.bset[:0]
@@ -700,7 +745,7 @@ func (s *gateState) values(k int) []int {
 			s.valIdx[id] = i
 			for range s.p.nodes {
 				s.tval = append(s.tval, "")
-				s.tdone = append(s.tdone, false)
+				s.tstep = append(s.tstep, 0)
 				s.mat = append(s.mat, 0)
 				s.bset = append(s.bset, 0)
 			}
@@ -711,6 +756,17 @@ func (s *gateState) values(k int) []int {
 	return out
 }
 
+// What a chain's last step did to a value (gateState.tstep).
+const (
+	stepDone    = 1 << iota // computed
+	stepChanged             // no error, and it reported a change
+	// stepSilent: no error, no change reported, yet another string
+	// returned (removeWhitespace on invalid UTF-8): Coraza's multiMatch
+	// evaluation then carries on with the value before the step, where
+	// transformArg takes the string returned.
+	stepSilent
+)
+
 // transformed is value vi after node's transformations, as Coraza's
 // transformArg computes it.
 func (s *gateState) transformed(node, vi int) string {
@@ -718,16 +774,27 @@ func (s *gateState) transformed(node, vi int) string {
 		return s.vals[vi]
 	}
 	at := vi*len(s.p.nodes) + node
-	if s.tdone[at] {
+	if s.tstep[at] != 0 {
 		return s.tval[at]
 	}
 	n := s.p.nodes[node]
 	in := s.transformed(n.parent, vi)
 	out := in
-	if v, _, err := n.fn(in); err == nil {
-		out = v
+	st := uint8(stepDone)
+	// Where the value holds none of the bytes fn acts on, fn would
+	// return it unchanged: it is not run.
+	if n.acts == nil || s.holdsAny(n.parent, vi, *n.acts) {
+		if v, changed, err := n.fn(in); err == nil {
+			out = v
+			switch {
+			case changed:
+				st |= stepChanged
+			case v != in:
+				st |= stepSilent
+			}
+		}
 	}
-	s.tval[at], s.tdone[at] = out, true
+	s.tval[at], s.tstep[at] = out, st
 	return out
 }
 
@@ -749,6 +816,22 @@ func (s *gateState) bytes(node, vi int) byteSet {
 		s.bset[at] = int32(len(s.bval))
 	}
 	return s.bval[s.bset[at]-1]
+}
+
+// holdsAny reports whether value vi after node's transformations holds
+// one of the bytes of set: from its byte set when the gate has it, else
+// by reading the value up to the first such byte.
+func (s *gateState) holdsAny(node, vi int, set byteSet) bool {
+	if at := vi*len(s.p.nodes) + node; s.bset[at] != 0 {
+		return s.bval[s.bset[at]-1].meets(set)
+	}
+	t := s.transformed(node, vi)
+	for i := 0; i < len(t); i++ {
+		if set.has(t[i]) {
+			return true
+		}
+	}
+	return false
 }
 
 // owns reports whether value vi after node's transformations passes
@@ -784,15 +867,50 @@ func (s *gateState) owns(node, vi, bit int) bool {
 
 // multiMayMatch reports whether multiMatch rule r's operator answers true
 // for one of the values Coraza's executeTransformationsMultimatch makes of
-// v: v, then each step's value when the step reports a change, which the
-// next step transforms; a step that reports no change (or an error) leaves
-// v as it was, even if it returned another string (removeWhitespace
-// rewrites invalid UTF-8 and reports no change).
-func (s *gateState) multiMayMatch(r *gateRule, v string) bool {
-	if r.op.Evaluate(s.tx, v) != r.neg {
+// value vi: the value, then each step's value when the step reports a
+// change, which the next step transforms; a step that reports no change
+// (or an error) leaves the value as it was, even if it returned another
+// string (removeWhitespace rewrites invalid UTF-8 and reports no change).
+//
+// Until such a silent step, each step's value is the value of the chain
+// so far as transformArg computes it (an erroring step keeps its input
+// in both, and an unchanged one returns it), so the steps' values are
+// read from the gate's cache, shared with every rule whose chain begins
+// alike, and pass the rule's pick test on their cached bytes first. From
+// a silent step on, the chain's values are no longer the rule's, and the
+// rest of the steps run here as Coraza runs them.
+func (s *gateState) multiMayMatch(r *gateRule, vi int) bool {
+	if s.multiAsks(r, 0, vi) {
 		return true
 	}
-	for _, fn := range r.steps {
+	for i, node := range r.stepNodes {
+		s.transformed(node, vi)
+		switch st := s.tstep[vi*len(s.p.nodes)+node]; {
+		case st&stepSilent != 0:
+			return s.multiRest(r, r.steps[i+1:], s.transformed(s.p.nodes[node].parent, vi))
+		case st&stepChanged != 0 && s.multiAsks(r, node, vi):
+			return true
+		}
+	}
+	return false
+}
+
+// multiAsks reports whether r's operator answers true for value vi after
+// node's transformations, past r's pick test when the value's bytes are
+// known (a step's value is mostly the rule's own, and reading its bytes
+// for the pick test alone costs about what the operator's own literal
+// test does).
+func (s *gateState) multiAsks(r *gateRule, node, vi int) bool {
+	if at := vi*len(s.p.nodes) + node; r.pick != nil && s.bset[at] != 0 && !r.pick.passes(s.bval[s.bset[at]-1]) {
+		return false
+	}
+	return r.op.Evaluate(s.tx, s.transformed(node, vi)) != r.neg
+}
+
+// multiRest is multiMayMatch's evaluation, uncached, of steps on v, the
+// value the steps before them handed on.
+func (s *gateState) multiRest(r *gateRule, steps []plugintypes.Transformation, v string) bool {
+	for _, fn := range steps {
 		t, changed, err := fn(v)
 		if err != nil || !changed {
 			continue
@@ -823,7 +941,7 @@ func (s *gateState) mayMatch(r *gateRule) bool {
 		}
 		for _, vi := range s.values(k) {
 			if r.multiMatch {
-				if s.multiMayMatch(r, s.vals[vi]) {
+				if s.multiMayMatch(r, vi) {
 					return true
 				}
 				continue

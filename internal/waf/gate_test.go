@@ -13,6 +13,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/corazawaf/coraza/v3"
 )
 
 // gateCorpus is a fuller request corpus the differential test adds to the
@@ -208,10 +210,13 @@ func TestDerivedValuesInspectedEveryTime(t *testing.T) {
 // it to the next step. removeWhitespace rewrites an invalid byte as U+FFFD
 // and reports no change, so here only the value as sent, URL-decoded
 // after it, matches ("\xff%41" → "\xffA"); the value after both steps
-// ("\uFFFDA") does not.
+// ("\uFFFDA") does not. Rule 1499 reads the same chain first, without
+// multiMatch, so the gate has cached the chain's values ("\uFFFD%41",
+// "\uFFFDA"), which are not the ones rule 1500's operator sees.
 func TestGateMultiMatchSteps(t *testing.T) {
 	rules := filepath.Join(t.TempDir(), "rules.conf")
-	const rule = `SecRule ARGS_GET "@rx \xffA" "id:1500,phase:1,deny,status:403,t:none,t:removeWhitespace,t:urlDecodeUni,multiMatch,msg:'multiMatch steps'"` + "\n"
+	const rule = `SecRule ARGS_GET "@rx \xffZ" "id:1499,phase:1,pass,t:none,t:removeWhitespace,t:urlDecodeUni,msg:'the chain without multiMatch'"` + "\n" +
+		`SecRule ARGS_GET "@rx \xffA" "id:1500,phase:1,deny,status:403,t:none,t:removeWhitespace,t:urlDecodeUni,multiMatch,msg:'multiMatch steps'"` + "\n"
 	if err := os.WriteFile(rules, []byte(rule), 0o600); err != nil {
 		t.Fatal(err)
 	}
@@ -232,5 +237,51 @@ func TestGateMultiMatchSteps(t *testing.T) {
 		if got := slices.Contains(v.RuleIDs, 1500); got != c.want || err != nil {
 			t.Errorf("%q: rule 1500 matched %v (%+v, %v), want %v", c.raw, got, v, err, c.want)
 		}
+	}
+}
+
+// TestGateTransformationActs: a transformation the gate does not run on a
+// value holding none of the bytes it acts on (gateNode.acts) returns every
+// such value as it was, reporting no change and no error, as Coraza runs
+// it: every string of one and two bytes, and longer ones.
+func TestGateTransformationActs(t *testing.T) {
+	w, err := coraza.NewWAF(coraza.NewWAFConfig().WithDirectives(`SecRule ARGS "@rx x" "id:1,phase:1,pass,t:none,t:removeWhitespace"`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := planGate(w, nil, 1, time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var n *gateNode
+	for i := range p.nodes {
+		if p.nodes[i].acts != nil {
+			n = &p.nodes[i]
+		}
+	}
+	if n == nil {
+		t.Fatal("removeWhitespace's bytes not known: the gate runs it on every value")
+	}
+	var inputs []string
+	for a := range 256 {
+		inputs = append(inputs, string([]byte{byte(a)}))
+		for b := range 256 {
+			inputs = append(inputs, string([]byte{byte(a), byte(b)}))
+		}
+	}
+	inputs = append(inputs, "Mozilla/5.0 (X11; Linux x86_64)", "text/html,application/json", strings.Repeat("a", 700),
+		"caf\u00e9", "a\u0085b", "a\u00a0b", "\u2003", "\xff%41", "tab\there", "v\vf\fr\r")
+	skipped := 0
+	for _, in := range inputs {
+		if bytesOf(in).meets(*n.acts) {
+			continue
+		}
+		skipped++
+		if out, changed, err := n.fn(in); out != in || changed || err != nil {
+			t.Errorf("%q: the gate keeps it, removeWhitespace gives %q, changed %v, error %v", in, out, changed, err)
+		}
+	}
+	if skipped < 90*90 {
+		t.Errorf("only %d inputs kept: the byte set is too wide", skipped)
 	}
 }
