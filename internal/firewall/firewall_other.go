@@ -54,6 +54,7 @@ func (l *Log) Run(context.Context) error { return ErrUnsupported }
 // State is what the kernel holds in the moat table.
 type State struct {
 	Installed bool `json:"installed"`
+	Mode      Mode `json:"mode,omitempty"`
 }
 
 // Show fails: there is no nftables here.

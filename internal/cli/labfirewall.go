@@ -7,7 +7,8 @@ import (
 )
 
 // firewallIn reports whether the moat table of the network namespace at
-// netns is in force in mode, and what it found.
+// netns is in force in mode, and what it found (never off Linux, where
+// Show fails).
 func firewallIn(netns string, mode firewall.Mode) (bool, string) {
 	st, err := firewall.Show(netns)
 	if err != nil {
