@@ -28,6 +28,15 @@ const (
 // matches more gets the newest MaxFlowRecords and Truncated set.
 const MaxFlowRecords = 10000
 
+// PeerReplay is the PathPeerFollow parameter (an RFC 3339 time) asking a
+// member for every record of its own from that time on (the newest
+// MaxFlowRecords of them, the rest counted in Dropped) before the records
+// it stores next: a relay's follow of a member that joined late or whose
+// stream broke, so that none stored meanwhile is skipped. With "limit"
+// too, the member sends its newest Limit records as well; without it,
+// only those from the replay time on.
+const PeerReplay = "replay"
+
 // maxFilterValue bounds each name in a flow filter.
 const maxFilterValue = 512
 

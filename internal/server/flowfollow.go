@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"net/http"
 	"sort"
+	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -25,9 +27,20 @@ import (
 // delivered to two servers is shown once), sends the newest Limit of the
 // backlog in time order, then every record as it comes. It re-reads the
 // membership every memberEvery, follows servers that joined, and
-// reconnects to a member whose stream broke, asking for what that member
-// stored since the last record it sent; every heartbeat names the servers
-// followed and those missing.
+// reconnects to a member whose stream broke; every heartbeat names the
+// servers followed and those missing.
+//
+// No record is skipped for a member's lateness: every member is asked
+// (api.PeerReplay) for every record of its own from the moment the follow
+// began on, besides its newest Limit, so that more than Limit records
+// stored before a slow member answered are all shown; a member that joins
+// later is asked for those alone (none older: the backlog is out), and a
+// member whose stream broke, or that was gone and is back, for those from
+// the last one it sent. Each replay starts followResumeSlack early, for
+// records stored out of time order and clocks a little apart (Since is
+// inclusive; the repeats are dropped by UID). A member answers the newest
+// followReplay records of a replay, and counts the older ones it left out
+// in Dropped.
 
 // followBuffer is how many records a follower may lag before it misses
 // some (counted in its frames' Dropped).
@@ -36,6 +49,15 @@ const followBuffer = 4096
 // followBacklogWait bounds how long the backlog waits for members'
 // backlogs; one that has not sent its own by then is shown as it comes.
 const followBacklogWait = 5 * time.Second
+
+// followResumeSlack is how far before the last record a member sent a
+// reconnection asks from: records reach a server in batches from several
+// agents, not quite in time order (an agent flushes every 200ms).
+const followResumeSlack = 2 * time.Second
+
+// followReplay bounds the records a member replays (api.PeerReplay):
+// the newest of them, the rest counted in Dropped.
+var followReplay = api.MaxFlowRecords
 
 // followSeen bounds the record UIDs remembered to drop a record shown
 // already (from another server, or in the backlog).
@@ -57,6 +79,7 @@ func (s *Server) handleFlowFollow(ctx context.Context, c *caller, r *http.Reques
 	if err != nil {
 		return nil, "", err
 	}
+	began := s.now()
 	recent, err := st.Query(ctx, f)
 	if err != nil {
 		sub.Close()
@@ -64,23 +87,40 @@ func (s *Server) handleFlowFollow(ctx context.Context, c *caller, r *http.Reques
 	}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		defer sub.Close()
-		rl := s.newRelay(r.Context(), f)
+		rl := s.newRelay(r.Context(), f, began)
 		defer rl.stop()
-		s.streamFlows(r.Context(), c, w, sub, recent, rl)
+		s.streamFlows(r.Context(), c, w, sub, recent, 0, rl)
 	}), "", nil
 }
 
-// handlePeerFollow streams this server's own records to a member's relay.
+// handlePeerFollow streams this server's own records to a member's relay:
+// the newest Limit, and with api.PeerReplay every record from then on
+// (the newest api.MaxFlowRecords of them, the rest counted in Dropped),
+// then every record as it is stored.
 func (s *Server) handlePeerFollow(w http.ResponseWriter, r *http.Request, c *caller) {
 	st, err := s.flowStore()
 	if err != nil {
 		writeError(w, err)
 		return
 	}
-	f, _, err := flowFilter(r)
+	q := r.URL.Query()
+	var replay time.Time
+	replaying := q.Has(api.PeerReplay)
+	if replaying {
+		v := q.Get(api.PeerReplay)
+		if replay, err = time.Parse(time.RFC3339Nano, v); err != nil || len(q[api.PeerReplay]) != 1 {
+			writeError(w, errorf(http.StatusBadRequest, "%s %.64q: want one RFC 3339 time", api.PeerReplay, v))
+			return
+		}
+		q.Del(api.PeerReplay)
+	}
+	f, _, err := api.ParseFlowValues(q)
 	if err != nil {
-		writeError(w, err)
+		writeError(w, errorf(http.StatusBadRequest, "%v", err))
 		return
+	}
+	if (f.Limit == 0 && !replaying) || f.Limit > api.MaxFlowRecords {
+		f.Limit = api.MaxFlowRecords
 	}
 	sub, err := st.Follow(f, followBuffer)
 	if err != nil {
@@ -88,12 +128,36 @@ func (s *Server) handlePeerFollow(w http.ResponseWriter, r *http.Request, c *cal
 		return
 	}
 	defer sub.Close()
-	recent, err := st.Query(r.Context(), f)
-	if err != nil {
-		writeError(w, err)
-		return
+	var recent []flow.Record
+	if f.Limit > 0 {
+		if recent, err = st.Query(r.Context(), f); err != nil {
+			writeError(w, err)
+			return
+		}
 	}
-	s.streamFlows(r.Context(), c, w, sub, recent, nil)
+	var cut uint64
+	if replaying {
+		rf := f
+		rf.Limit = followReplay
+		if replay.After(rf.Since) {
+			rf.Since = replay
+		}
+		var since []flow.Record
+		if rf.Until.IsZero() || rf.Since.Before(rf.Until) {
+			if since, err = st.Query(r.Context(), rf); err != nil {
+				writeError(w, err)
+				return
+			}
+		}
+		if len(since) == rf.Limit {
+			if cut, err = st.CountBefore(r.Context(), rf, flowstore.KeyOf(&since[0])); err != nil {
+				writeError(w, err)
+				return
+			}
+		}
+		recent = append(recent, since...)
+	}
+	s.streamFlows(r.Context(), c, w, sub, recent, cut, nil)
 }
 
 // peerEvent is what a member's follower reports to its relay.
@@ -112,21 +176,25 @@ type followRelay struct {
 	ctx    context.Context
 	cancel context.CancelFunc
 	f      flow.Filter
+	began  time.Time // when the follow began
 	events chan peerEvent
 	wg     sync.WaitGroup
+	live   bool // the backlog is out: members followed from now on send their replay alone
 
 	// Owned by the stream's goroutine:
 	peers   map[string]context.CancelFunc // followed members
 	missing map[string]string             // member → why its records are missing now
 	waiting map[string]bool               // members whose backlog is not out yet
 	dropped map[string]uint64
+	newest  map[string]int64 // the time of the newest record each member sent (ms)
 }
 
-func (s *Server) newRelay(ctx context.Context, f flow.Filter) *followRelay {
+func (s *Server) newRelay(ctx context.Context, f flow.Filter, began time.Time) *followRelay {
 	ctx, cancel := context.WithCancel(ctx)
-	rl := &followRelay{s: s, ctx: ctx, cancel: cancel, f: f, events: make(chan peerEvent, followBuffer),
-		peers: map[string]context.CancelFunc{}, missing: map[string]string{}, waiting: map[string]bool{}, dropped: map[string]uint64{}}
+	rl := &followRelay{s: s, ctx: ctx, cancel: cancel, f: f, began: began, events: make(chan peerEvent, followBuffer),
+		peers: map[string]context.CancelFunc{}, missing: map[string]string{}, waiting: map[string]bool{}, dropped: map[string]uint64{}, newest: map[string]int64{}}
 	rl.refresh()
+	rl.live = true
 	return rl
 }
 
@@ -154,13 +222,21 @@ func (rl *followRelay) refresh() {
 		}
 		ctx, cancel := context.WithCancel(rl.ctx)
 		rl.peers[m.Name] = cancel
-		rl.waiting[m.Name] = true
+		if !rl.live {
+			rl.waiting[m.Name] = true
+		}
 		rl.missing[m.Name] = "connecting"
+		// A member followed before (gone a while) replays from the last
+		// record it sent, its Dropped adding up.
+		from := rl.began.Add(-followResumeSlack)
+		if n, ok := rl.newest[m.Name]; ok {
+			from = later(from, time.UnixMilli(n).Add(-followResumeSlack))
+		}
 		rl.wg.Add(1)
-		go func() {
+		go func(backlog bool, dropped uint64) {
 			defer rl.wg.Done()
-			rl.follow(ctx, m.Name, m.Addr)
-		}()
+			rl.follow(ctx, m.Name, m.Addr, backlog, from, dropped)
+		}(!rl.live, rl.dropped[m.Name])
 	}
 	for name, cancel := range rl.peers {
 		if !alive[name] {
@@ -186,25 +262,43 @@ func (rl *followRelay) listed(ms []api.Member, name string) bool {
 }
 
 // follow streams one member's records into rl.events until ctx ends,
-// reconnecting (with a growing wait) when the stream breaks; after a
-// break it asks for the records stored since the last one it passed on.
-func (rl *followRelay) follow(ctx context.Context, name, addr string) {
+// reconnecting (with a growing wait) when the stream breaks. It asks for
+// every record the member stored from `from` on (and, for the stream's
+// backlog, its newest Limit too); after a break, for those since the last
+// one it passed on, less followResumeSlack. The member's Dropped adds up
+// over its streams, from `before`.
+func (rl *followRelay) follow(ctx context.Context, name, addr string, backlog bool, from time.Time, before uint64) {
 	c := rl.s.peerClient(addr)
 	defer c.Close()
-	f := rl.f
+	var newest int64      // the newest record's time, in milliseconds
+	var now uint64        // Dropped by this stream
+	delivered := !backlog // the member's backlog is out
+	legacy := false       // the member knows no replay (an older version)
 	wait := 200 * time.Millisecond
 	for ctx.Err() == nil {
-		backlog := true
-		err := c.FollowPeer(ctx, api.FlowValues(f, 0), 3*rl.s.cfg.Heartbeat, func(fr api.FlowFrame) error {
-			ev := peerEvent{member: name, dropped: fr.Dropped}
+		f := rl.f
+		if !backlog {
+			f.Limit = 0 // from `from` on only
+		}
+		if legacy && !backlog {
+			// As before replays: the newest Limit since from.
+			f.Limit, f.Since = rl.f.Limit, later(f.Since, from)
+		}
+		q := api.FlowValues(f, 0)
+		if !legacy {
+			q.Set(api.PeerReplay, from.UTC().Format(time.RFC3339Nano))
+		}
+		first := true
+		err := c.FollowPeer(ctx, q, 3*rl.s.cfg.Heartbeat, func(fr api.FlowFrame) error {
+			now = fr.Dropped
+			ev := peerEvent{member: name, dropped: before + now}
 			switch {
 			case fr.Record != nil:
-				ev.rec, ev.backlog = fr.Record, backlog
-				if t := time.UnixMilli(fr.Record.Time); t.After(f.Since) {
-					f.Since = t // a reconnection asks from here on
-				}
-			case backlog:
-				backlog, ev.ready = false, true
+				ev.rec, ev.backlog = fr.Record, first && backlog
+				newest = max(newest, fr.Record.Time)
+			case first:
+				first, ev.ready = false, true
+				delivered = true
 				wait = 200 * time.Millisecond
 			default:
 				return nil
@@ -221,6 +315,17 @@ func (rl *followRelay) follow(ctx context.Context, name, addr string) {
 		}
 		if err == nil {
 			err = errors.New("stream ended")
+		}
+		var se *api.StatusError
+		if !legacy && errors.As(err, &se) && se.Code == http.StatusBadRequest && strings.Contains(se.Msg, strconv.Quote(api.PeerReplay)) {
+			legacy = true // asked again at once, without
+			continue
+		}
+		// A stream that broke before its backlog was out asks for it
+		// again; it is shown as it comes.
+		before, now, backlog = before+now, 0, !delivered
+		if newest > 0 {
+			from = later(from, time.UnixMilli(newest).Add(-followResumeSlack))
 		}
 		select {
 		case rl.events <- peerEvent{member: name, err: err}:
@@ -254,8 +359,16 @@ func (rl *followRelay) note(ev peerEvent) *flow.Record {
 		delete(rl.waiting, ev.member)
 	case ev.rec != nil:
 		delete(rl.missing, ev.member)
+		rl.newest[ev.member] = max(rl.newest[ev.member], ev.rec.Time)
 	}
 	return ev.rec
+}
+
+func later(a, b time.Time) time.Time {
+	if b.After(a) {
+		return b
+	}
+	return a
 }
 
 // status is the heartbeat's Servers and Missing.
@@ -283,9 +396,11 @@ func (rl *followRelay) droppedTotal() uint64 {
 }
 
 // streamFlows writes the follow stream: the backlog (this server's recent
-// records and, with a relay, every member's), newest Limit in time order,
-// a heartbeat, then records as they are stored, once each.
-func (s *Server) streamFlows(ctx context.Context, c *caller, w http.ResponseWriter, sub *flowstore.Subscription, recent []flow.Record, rl *followRelay) {
+// records and, with a relay, every member's), newest Limit in time order
+// with every record since the follow began, a heartbeat, then records as
+// they are stored, once each. cut counts records the backlog left out,
+// reported in Dropped.
+func (s *Server) streamFlows(ctx context.Context, c *caller, w http.ResponseWriter, sub *flowstore.Subscription, recent []flow.Record, cut uint64, rl *followRelay) {
 	w.Header().Set("Content-Type", "application/x-ndjson")
 	w.WriteHeader(http.StatusOK)
 	rc := http.NewResponseController(w)
@@ -293,9 +408,9 @@ func (s *Server) streamFlows(ctx context.Context, c *caller, w http.ResponseWrit
 	seen := flow.NewSeenUIDs(followSeen)
 	dropped := func() uint64 {
 		if rl == nil {
-			return sub.Dropped()
+			return cut + sub.Dropped()
 		}
-		return sub.Dropped() + rl.droppedTotal()
+		return cut + sub.Dropped() + rl.droppedTotal()
 	}
 	send := func(fr api.FlowFrame) bool {
 		fr.Dropped = dropped()
@@ -347,7 +462,11 @@ func (s *Server) streamFlows(ctx context.Context, c *caller, w http.ResponseWrit
 		}
 	}
 	if lim := rl.limit(); lim > 0 && len(uniq) > lim {
-		uniq = uniq[len(uniq)-lim:]
+		// The newest Limit, and every record since the follow began
+		// (members replay those: they are not the backlog's to cut).
+		since := flow.Millis(rl.began)
+		from := sort.Search(len(uniq), func(i int) bool { return uniq[i].Time >= since })
+		uniq = uniq[min(len(uniq)-lim, from):]
 	}
 	for i := range uniq {
 		if !send(api.FlowFrame{Record: &uniq[i]}) {

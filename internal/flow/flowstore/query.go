@@ -131,6 +131,47 @@ func (s *Store) Query(ctx context.Context, f flow.Filter) ([]flow.Record, error)
 	return out, nil
 }
 
+// Key is a record's place in the (time, UID) order Query answers in.
+type Key struct {
+	Time int64 // milliseconds
+	UID  string
+}
+
+// KeyOf returns r's place in the (time, UID) order.
+func KeyOf(r *flow.Record) Key { return Key{r.Time, r.Metadata.UID} }
+
+// CountBefore counts the records matching f (Limit aside) that come
+// before key in Query's (time, UID) order: how many a Query with a Limit
+// left out before the oldest record it answered.
+func (s *Store) CountBefore(ctx context.Context, f flow.Filter, before Key) (uint64, error) {
+	if err := f.Validate(); err != nil {
+		return 0, err
+	}
+	if err := s.refresh(); err != nil {
+		return 0, err
+	}
+	lo, hi := f.Span()
+	hi = min(hi, before.Time+1)
+	var total uint64
+	err := s.eachPartition(lo, hi, false, func(p *partition) (bool, error) {
+		ranges, err := s.ranges(ctx, p, &f, lo, hi)
+		if err != nil {
+			return true, err
+		}
+		for _, r := range ranges {
+			conds, args := s.where(p, &f, []string{"time >= ?", "time < ?", "(time < ? OR (time = ? AND uid < ?))"},
+				[]any{r[0], r[1], before.Time, before.Time, before.UID})
+			var n int64
+			if err := p.db.QueryRowContext(ctx, "SELECT COUNT(*) FROM flows WHERE "+strings.Join(conds, " AND "), args...).Scan(&n); err != nil {
+				return true, fmt.Errorf("flow: count %q: %w", p.path, err)
+			}
+			total += uint64(n)
+		}
+		return false, nil
+	})
+	return total, err
+}
+
 // ranges returns the time ranges of partition p, within [lo, hi) and in
 // order, that can hold records matching f: all of it when f selects by time
 // alone, else the hours the rollup lists for f.

@@ -326,3 +326,45 @@ func TestFollowAndTail(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// TestCountBefore: the records before a key in Query's (time, UID) order,
+// across days and within a millisecond, with the filter applied: what a
+// Query with a Limit left out.
+func TestCountBefore(t *testing.T) {
+	for mode, cfg := range storeModes(t) {
+		t.Run(mode, func(t *testing.T) {
+			cfg.Dir = t.TempDir()
+			s := queryFixture(t, cfg)
+			ctx := context.Background()
+			same := flowtest.NetRecord("a2b", "web", "db", flow.VerdictAllow, "web-to-db", 10, t0.Add(time.Minute))
+			if _, err := s.Ingest(ctx, []flow.Record{same}); err != nil {
+				t.Fatal(err)
+			}
+			for _, c := range []struct {
+				f    flow.Filter
+				key  Key
+				want uint64
+			}{
+				{flow.Filter{}, Key{Time: flow.Millis(t0)}, 0},
+				{flow.Filter{}, Key{Time: flow.Millis(t0), UID: "a1~"}, 1},
+				{flow.Filter{}, KeyOf(&same), 2}, // a1, a2 (a2 < a2b in its millisecond)
+				{flow.Filter{}, Key{Time: flow.Millis(t0.Add(48 * time.Hour))}, 8},
+				{flow.Filter{To: "db"}, Key{Time: flow.Millis(t0.Add(48 * time.Hour))}, 4},
+				{flow.Filter{Since: t0.Add(time.Minute)}, Key{Time: flow.Millis(t0.Add(24 * time.Hour)), UID: "b1"}, 5},
+			} {
+				got, err := s.CountBefore(ctx, c.f, c.key)
+				if err != nil || got != c.want {
+					t.Errorf("CountBefore(%+v, %+v) = %d, %v; want %d", c.f, c.key, got, err, c.want)
+				}
+			}
+			// What a Query with a Limit left out, counted.
+			recs, err := s.Query(ctx, flow.Filter{Limit: 3})
+			if err != nil || len(recs) != 3 {
+				t.Fatalf("query: %d records, %v", len(recs), err)
+			}
+			if n, err := s.CountBefore(ctx, flow.Filter{}, KeyOf(&recs[0])); err != nil || n != 5 {
+				t.Fatalf("left out by limit 3 of 8: %d, %v; want 5", n, err)
+			}
+		})
+	}
+}
