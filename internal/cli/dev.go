@@ -509,9 +509,10 @@ func startDevGateway(dir string, p devPorts, parts *serverParts, a *agent.Agent,
 		Dial: func(ctx context.Context, service string, port int) (net.Conn, error) {
 			return a.Mesh().Dial(ctx, "gateway", service, port)
 		},
-		Services:       a.Services,
-		GetCertificate: func(*tls.ClientHelloInfo) (*tls.Certificate, error) { return cert, nil },
-		Events:         a.Flows(),
-		Logger:         logger.With("part", "gateway"),
+		CredentialsChanged: a.SVIDChanged,
+		Services:           a.Services,
+		GetCertificate:     func(*tls.ClientHelloInfo) (*tls.Certificate, error) { return cert, nil },
+		Events:             a.Flows(),
+		Logger:             logger.With("part", "gateway"),
 	})
 }

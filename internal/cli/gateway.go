@@ -113,8 +113,9 @@ func gatewayCommand() *Command {
 				Dial: func(ctx context.Context, service string, port int) (net.Conn, error) {
 					return a.Mesh().Dial(ctx, c.Service, service, port)
 				},
-				Services: a.Services,
-				Events:   a.Flows(),
+				CredentialsChanged: a.SVIDChanged,
+				Services:           a.Services,
+				Events:             a.Flows(),
 			})
 			if err != nil {
 				return fail(err)

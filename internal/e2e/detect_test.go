@@ -195,8 +195,9 @@ type edgeGateway struct {
 }
 
 // startGateway runs the edge gateway (WAF on, CRS at paranoia 1) on the
-// mesh of agent a, calling as service "gateway", with one route to api.
-func startGateway(t *testing.T, c *cluster, a *agent.Agent, apiPort int) edgeGateway {
+// mesh of agent a, calling as service "gateway", with one route to api;
+// opts adjust its config.
+func startGateway(t *testing.T, c *cluster, a *agent.Agent, apiPort int, opts ...func(*gateway.Config)) edgeGateway {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	if err := a.WaitSynced(ctx); err != nil {
@@ -223,17 +224,22 @@ func startGateway(t *testing.T, c *cluster, a *agent.Agent, apiPort int) edgeGat
 	if err := os.WriteFile(file, []byte(yaml), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	g, err := gateway.New(gateway.Config{
+	cfg := gateway.Config{
 		File:   file,
 		Logger: c.logger,
 		Now:    c.clk.Now,
 		Dial: func(ctx context.Context, service string, port int) (net.Conn, error) {
 			return a.Mesh().Dial(ctx, "gateway", service, port)
 		},
-		Services:       a.Services,
-		Events:         a.Flows(),
-		GetCertificate: func(*tls.ClientHelloInfo) (*tls.Certificate, error) { return cert, nil },
-	})
+		CredentialsChanged: a.SVIDChanged,
+		Services:           a.Services,
+		Events:             a.Flows(),
+		GetCertificate:     func(*tls.ClientHelloInfo) (*tls.Certificate, error) { return cert, nil },
+	}
+	for _, o := range opts {
+		o(&cfg)
+	}
+	g, err := gateway.New(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -39,6 +39,14 @@ type Config struct {
 	// Dial reaches port of a mesh service; the reverse proxy uses it for
 	// every upstream connection. Required.
 	Dial func(ctx context.Context, service string, port int) (net.Conn, error)
+	// CredentialsChanged returns a channel closed at the next change of
+	// what Dial's connections are made with (the SVID the gateway calls
+	// as, the trust bundle), as agent.Agent.SVIDChanged does. At each,
+	// new requests go over freshly dialed connections and the idle ones
+	// dialed before are closed (requests in flight finish on theirs), so
+	// that no keep-alive connection outlives the credentials it was made
+	// with: a root retired by force would cut it. Nil: they never change.
+	CredentialsChanged func() <-chan struct{}
 	// Services returns the mesh services routes may name; nil means the
 	// file's services list.
 	Services func() []string
@@ -69,8 +77,9 @@ type Gateway struct {
 	// eventGate bounds the security events written (see eventgate.go).
 	eventGate eventGate
 
-	state atomic.Pointer[state]
-	proxy http.Handler
+	state     atomic.Pointer[state]
+	proxy     http.Handler
+	upstreams *upstreams
 
 	mu        sync.Mutex // guards fileStamp, eventsOut, closed
 	fileStamp string
@@ -246,6 +255,9 @@ func (g *Gateway) Run(ctx context.Context) error {
 	}
 	errc := make(chan error, 2)
 	go func() { errc <- srv.ServeTLS(g.ln, "", "") }()
+	if g.cfg.CredentialsChanged != nil {
+		go g.followCredentials(ctx)
+	}
 	var rsrv *http.Server
 	if g.redirectLn != nil {
 		rsrv = &http.Server{
@@ -291,6 +303,7 @@ loop:
 		_ = rsrv.Shutdown(sctx)
 	}
 	g.flushEvents()
+	g.upstreams.closeIdle()
 	g.Close()
 	if err != nil && !errors.Is(err, http.ErrServerClosed) {
 		return fmt.Errorf("gateway: serve: %w", err)

@@ -465,25 +465,27 @@ func stripClientHeaders(h http.Header) {
 // newProxy builds the reverse proxy into the mesh: the URL host is
 // "service:port", which the transport hands to dial.
 func (g *Gateway) newProxy() *httputil.ReverseProxy {
-	tr := &http.Transport{
-		DialContext: func(ctx context.Context, _, addr string) (net.Conn, error) {
-			host, port, err := net.SplitHostPort(addr)
-			if err != nil {
-				return nil, err
-			}
-			p, err := strconv.Atoi(port)
-			if err != nil {
-				return nil, err
-			}
-			return g.dial(ctx, host, p)
-		},
-		MaxIdleConnsPerHost:   64,
-		IdleConnTimeout:       90 * time.Second,
-		ResponseHeaderTimeout: 60 * time.Second,
-		ForceAttemptHTTP2:     false,
-	}
+	g.upstreams = newUpstreams(func() *http.Transport {
+		return &http.Transport{
+			DialContext: func(ctx context.Context, _, addr string) (net.Conn, error) {
+				host, port, err := net.SplitHostPort(addr)
+				if err != nil {
+					return nil, err
+				}
+				p, err := strconv.Atoi(port)
+				if err != nil {
+					return nil, err
+				}
+				return g.dial(ctx, host, p)
+			},
+			MaxIdleConnsPerHost:   64,
+			IdleConnTimeout:       90 * time.Second,
+			ResponseHeaderTimeout: 60 * time.Second,
+			ForceAttemptHTTP2:     false,
+		}
+	})
 	return &httputil.ReverseProxy{
-		Transport:  tr,
+		Transport:  g.upstreams,
 		BufferPool: &copyBuffers{},
 		Rewrite: func(pr *httputil.ProxyRequest) {
 			fw := pr.In.Context().Value(ctxKey{}).(*forward)
