@@ -148,6 +148,9 @@ type gatePlan struct {
 	// owner sets.
 	multi []*nodeMulti
 	words int
+	// keyNeed[k] is the test a name must pass for selector k's key
+	// expression to match it (keyneed.go); nil: no expression, or none.
+	keyNeed []*necessity
 }
 
 // nodeMulti is the necessity tests of the @rx rules that read values
@@ -371,6 +374,12 @@ func planGate(w coraza.WAF, ids []int, paranoia int, budget time.Duration) (*gat
 		p.rules += len(list)
 	}
 	p.planMulti()
+	p.keyNeed = make([]*necessity, len(p.selectors))
+	for k, sel := range p.selectors {
+		if sel.keyRx != nil {
+			p.keyNeed[k] = newKeyNecessity(sel.keyRx)
+		}
+	}
 	return p, nil
 }
 
@@ -675,6 +684,14 @@ type gateState struct {
 	// value vi after node, once computed.
 	bset []int32
 	bval []byteSet
+	// all: each collection's every value, as FindAll returns it, once
+	// asked for.
+	all []collectionValues
+}
+
+type collectionValues struct {
+	v   variables.RuleVariable
+	mds []types.MatchData
 }
 
 // strID names a string by where its bytes are: the collections hand out
@@ -711,6 +728,21 @@ func (s *gateState) reset(p *gatePlan, tx plugintypes.TransactionState) {
 	s.mval = s.mval[:0]
 	s.bset = s.bset[:0]
 	s.bval = s.bval[:0]
+	clear(s.all)
+	s.all = s.all[:0]
+}
+
+// findAll is col.FindAll(), col being collection v's, asked once per
+// request.
+func (s *gateState) findAll(v variables.RuleVariable, col collection.Collection) []types.MatchData {
+	for _, c := range s.all {
+		if c.v == v {
+			return c.mds
+		}
+	}
+	mds := col.FindAll()
+	s.all = append(s.all, collectionValues{v, mds})
+	return mds
 }
 
 // values returns the indexes of selector k's values, read as Coraza's
@@ -728,11 +760,15 @@ func (s *gateState) values(k int) []int {
 	var mds []types.MatchData
 	switch keyed, ok := col.(collection.Keyed); {
 	case sel.keyRx != nil && ok:
-		mds = keyed.FindRegex(sel.keyRx)
+		var all []types.MatchData
+		if need := s.p.keyNeed[k]; need != nil {
+			all = s.findAll(sel.v, col)
+		}
+		mds = keyedValues(keyed, sel.keyRx, s.p.keyNeed[k], all)
 	case sel.key != "" && ok:
 		mds = keyed.FindString(sel.key)
 	default:
-		mds = col.FindAll()
+		mds = s.findAll(sel.v, col)
 	}
 	out := s.sel[k]
 	for _, md := range mds {
