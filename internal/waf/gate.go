@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"reflect"
 	"regexp"
-	"runtime"
 	"strconv"
 	"strings"
 	"sync"
@@ -213,32 +212,11 @@ type gateNode struct {
 	// returns the value, reporting no change and no error (nil: not
 	// known). The gate then does not run it.
 	acts *byteSet
-}
-
-// removeWhitespaceActs are the bytes Coraza's removeWhitespace acts on:
-// it maps each rune through unicode.IsSpace, which in ASCII holds only
-// these six, and strings.Map returns a string none of whose runes it
-// changed as it was. Every byte past ASCII is among them (a rune past
-// ASCII, U+0085 and U+00A0 among them, or invalid UTF-8, which
-// strings.Map rewrites).
-var removeWhitespaceActs = func() *byteSet {
-	var b byteSet
-	for _, c := range []byte("\t\n\v\f\r ") {
-		b.add(c)
-	}
-	for c := 0x80; c <= 0xff; c++ {
-		b.add(byte(c))
-	}
-	return &b
-}()
-
-// actsOf is the bytes transformation t acts on (gateNode.acts), known by
-// its function's name.
-func actsOf(t plugintypes.Transformation) *byteSet {
-	if f := runtime.FuncForPC(reflect.ValueOf(t).Pointer()); f != nil && f.Name() == corazaTransformations+"removeWhitespace" {
-		return removeWhitespaceActs
-	}
-	return nil
+	// changes: the bytes without which fn reports no change (nil: not
+	// known); a multiMatch rule's last step is not run on a value holding
+	// none of them, for its operator sees that step's value only when
+	// the step reports a change.
+	changes *byteSet
 }
 
 const corazaTransformations = "github.com/corazawaf/coraza/v3/internal/transformations."
@@ -642,7 +620,7 @@ func gateable(r reflect.Value, p *gatePlan, nodeOf map[[2]uintptr]int, selOf map
 		n, ok := nodeOf[key]
 		if !ok {
 			n = len(p.nodes)
-			p.nodes = append(p.nodes, gateNode{parent: node, fn: t, acts: actsOf(t)})
+			p.nodes = append(p.nodes, gateNode{parent: node, fn: t, acts: actsOf(t), changes: changesOf(t)})
 			nodeOf[key] = n
 		}
 		node = n
@@ -920,6 +898,9 @@ func (s *gateState) multiMayMatch(r *gateRule, vi int) bool {
 		return true
 	}
 	for i, node := range r.stepNodes {
+		if i == len(r.stepNodes)-1 && s.quietLast(node, vi) {
+			return false
+		}
 		s.transformed(node, vi)
 		switch st := s.tstep[vi*len(s.p.nodes)+node]; {
 		case st&stepSilent != 0:
@@ -929,6 +910,20 @@ func (s *gateState) multiMayMatch(r *gateRule, vi int) bool {
 		}
 	}
 	return false
+}
+
+// quietLast reports whether node's step, the last of a multiMatch rule,
+// reports no change on value vi (its operator then sees nothing more):
+// the value before it holds none of the bytes the step needs to report
+// one. When the gate has the step's value already, what the step
+// reported is read instead.
+func (s *gateState) quietLast(node, vi int) bool {
+	at := vi*len(s.p.nodes) + node
+	if s.tstep[at] != 0 {
+		return s.tstep[at]&stepChanged == 0
+	}
+	n := &s.p.nodes[node]
+	return n.changes != nil && !s.holdsAny(n.parent, vi, *n.changes)
 }
 
 // multiAsks reports whether r's operator answers true for value vi after
