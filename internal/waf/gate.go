@@ -573,6 +573,8 @@ func gateable(r reflect.Value, p *gatePlan, nodeOf map[[2]uintptr]int, selOf map
 			gr.pick = o.need.pick
 		case *pmOp:
 			gr.pick = o.pick
+		default:
+			gr.pick = builtinPick(op)
 		}
 	}
 	vars := r.FieldByName("variables")
