@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"reflect"
 	"regexp"
-	"runtime"
 	"strconv"
 	"strings"
 	"sync"
@@ -148,6 +147,9 @@ type gatePlan struct {
 	// owner sets.
 	multi []*nodeMulti
 	words int
+	// keyNeed[k] is the test a name must pass for selector k's key
+	// expression to match it (keyneed.go); nil: no expression, or none.
+	keyNeed []*necessity
 }
 
 // nodeMulti is the necessity tests of the @rx rules that read values
@@ -210,32 +212,11 @@ type gateNode struct {
 	// returns the value, reporting no change and no error (nil: not
 	// known). The gate then does not run it.
 	acts *byteSet
-}
-
-// removeWhitespaceActs are the bytes Coraza's removeWhitespace acts on:
-// it maps each rune through unicode.IsSpace, which in ASCII holds only
-// these six, and strings.Map returns a string none of whose runes it
-// changed as it was. Every byte past ASCII is among them (a rune past
-// ASCII, U+0085 and U+00A0 among them, or invalid UTF-8, which
-// strings.Map rewrites).
-var removeWhitespaceActs = func() *byteSet {
-	var b byteSet
-	for _, c := range []byte("\t\n\v\f\r ") {
-		b.add(c)
-	}
-	for c := 0x80; c <= 0xff; c++ {
-		b.add(byte(c))
-	}
-	return &b
-}()
-
-// actsOf is the bytes transformation t acts on (gateNode.acts), known by
-// its function's name.
-func actsOf(t plugintypes.Transformation) *byteSet {
-	if f := runtime.FuncForPC(reflect.ValueOf(t).Pointer()); f != nil && f.Name() == corazaTransformations+"removeWhitespace" {
-		return removeWhitespaceActs
-	}
-	return nil
+	// changes: the bytes without which fn reports no change (nil: not
+	// known); a multiMatch rule's last step is not run on a value holding
+	// none of them, for its operator sees that step's value only when
+	// the step reports a change.
+	changes *byteSet
 }
 
 const corazaTransformations = "github.com/corazawaf/coraza/v3/internal/transformations."
@@ -371,6 +352,12 @@ func planGate(w coraza.WAF, ids []int, paranoia int, budget time.Duration) (*gat
 		p.rules += len(list)
 	}
 	p.planMulti()
+	p.keyNeed = make([]*necessity, len(p.selectors))
+	for k, sel := range p.selectors {
+		if sel.keyRx != nil {
+			p.keyNeed[k] = newKeyNecessity(sel.keyRx)
+		}
+	}
 	return p, nil
 }
 
@@ -586,6 +573,8 @@ func gateable(r reflect.Value, p *gatePlan, nodeOf map[[2]uintptr]int, selOf map
 			gr.pick = o.need.pick
 		case *pmOp:
 			gr.pick = o.pick
+		default:
+			gr.pick = builtinPick(op)
 		}
 	}
 	vars := r.FieldByName("variables")
@@ -633,7 +622,7 @@ func gateable(r reflect.Value, p *gatePlan, nodeOf map[[2]uintptr]int, selOf map
 		n, ok := nodeOf[key]
 		if !ok {
 			n = len(p.nodes)
-			p.nodes = append(p.nodes, gateNode{parent: node, fn: t, acts: actsOf(t)})
+			p.nodes = append(p.nodes, gateNode{parent: node, fn: t, acts: actsOf(t), changes: changesOf(t)})
 			nodeOf[key] = n
 		}
 		node = n
@@ -675,6 +664,14 @@ type gateState struct {
 	// value vi after node, once computed.
 	bset []int32
 	bval []byteSet
+	// all: each collection's every value, as FindAll returns it, once
+	// asked for.
+	all []collectionValues
+}
+
+type collectionValues struct {
+	v   variables.RuleVariable
+	mds []types.MatchData
 }
 
 // strID names a string by where its bytes are: the collections hand out
@@ -711,6 +708,21 @@ func (s *gateState) reset(p *gatePlan, tx plugintypes.TransactionState) {
 	s.mval = s.mval[:0]
 	s.bset = s.bset[:0]
 	s.bval = s.bval[:0]
+	clear(s.all)
+	s.all = s.all[:0]
+}
+
+// findAll is col.FindAll(), col being collection v's, asked once per
+// request.
+func (s *gateState) findAll(v variables.RuleVariable, col collection.Collection) []types.MatchData {
+	for _, c := range s.all {
+		if c.v == v {
+			return c.mds
+		}
+	}
+	mds := col.FindAll()
+	s.all = append(s.all, collectionValues{v, mds})
+	return mds
 }
 
 // values returns the indexes of selector k's values, read as Coraza's
@@ -728,11 +740,15 @@ func (s *gateState) values(k int) []int {
 	var mds []types.MatchData
 	switch keyed, ok := col.(collection.Keyed); {
 	case sel.keyRx != nil && ok:
-		mds = keyed.FindRegex(sel.keyRx)
+		var all []types.MatchData
+		if need := s.p.keyNeed[k]; need != nil {
+			all = s.findAll(sel.v, col)
+		}
+		mds = keyedValues(keyed, sel.keyRx, s.p.keyNeed[k], all)
 	case sel.key != "" && ok:
 		mds = keyed.FindString(sel.key)
 	default:
-		mds = col.FindAll()
+		mds = s.findAll(sel.v, col)
 	}
 	out := s.sel[k]
 	for _, md := range mds {
@@ -884,6 +900,9 @@ func (s *gateState) multiMayMatch(r *gateRule, vi int) bool {
 		return true
 	}
 	for i, node := range r.stepNodes {
+		if i == len(r.stepNodes)-1 && s.quietLast(node, vi) {
+			return false
+		}
 		s.transformed(node, vi)
 		switch st := s.tstep[vi*len(s.p.nodes)+node]; {
 		case st&stepSilent != 0:
@@ -893,6 +912,20 @@ func (s *gateState) multiMayMatch(r *gateRule, vi int) bool {
 		}
 	}
 	return false
+}
+
+// quietLast reports whether node's step, the last of a multiMatch rule,
+// reports no change on value vi (its operator then sees nothing more):
+// the value before it holds none of the bytes the step needs to report
+// one. When the gate has the step's value already, what the step
+// reported is read instead.
+func (s *gateState) quietLast(node, vi int) bool {
+	at := vi*len(s.p.nodes) + node
+	if s.tstep[at] != 0 {
+		return s.tstep[at]&stepChanged == 0
+	}
+	n := &s.p.nodes[node]
+	return n.changes != nil && !s.holdsAny(n.parent, vi, *n.changes)
 }
 
 // multiAsks reports whether r's operator answers true for value vi after

@@ -13,6 +13,7 @@ import (
 	"strings"
 	"testing"
 	"time"
+	"unicode"
 
 	"github.com/corazawaf/coraza/v3"
 )
@@ -240,27 +241,67 @@ func TestGateMultiMatchSteps(t *testing.T) {
 	}
 }
 
+// TestGateMultiMatchLastStep: a multiMatch rule's last step is skipped
+// on a value holding none of the bytes it needs to report a change
+// (gateState.quietLast); on values that hold them, and whose last step's
+// value alone matches, the rule still matches: an ideographic space
+// (U+3000) and an ASCII one for removeWhitespace, a comment for
+// replaceComments; an invalid byte (rewritten, no change reported) and
+// an asterisk without a comment do not.
+func TestGateMultiMatchLastStep(t *testing.T) {
+	rules := filepath.Join(t.TempDir(), "rules.conf")
+	const rule = `SecRule ARGS_GET:w "@rx ab" "id:1510,phase:1,deny,status:403,t:none,t:urlDecodeUni,t:removeWhitespace,multiMatch,msg:'last step removeWhitespace'"` + "\n" +
+		`SecRule ARGS_GET:c "@rx a b" "id:1511,phase:1,deny,status:403,t:none,t:urlDecodeUni,t:replaceComments,multiMatch,msg:'last step replaceComments'"` + "\n"
+	if err := os.WriteFile(rules, []byte(rule), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cfg := Config{Budget: time.Hour, RuleFilesBefore: []string{rules}}
+	req := func(q string) []byte {
+		return []byte("GET /?" + q + " HTTP/1.1\r\nHost: localhost\r\nUser-Agent: test\r\nAccept: */*\r\n\r\n")
+	}
+	cases := []struct {
+		q    string
+		want int // the rule that matches, 0 for none
+	}{
+		{"w=a%25E3%2580%2580b", 1510}, {"w=a%2520b", 1510}, {"w=a%25FFb", 0}, {"w=a-b", 0},
+		{"c=a%252F*x*%252Fb", 1511}, {"c=a*b", 0}, {"c=a%252F*x", 0},
+	}
+	var raws [][]byte
+	for _, c := range cases {
+		raws = append(raws, req(c.q))
+	}
+	differential(t, cfg, nil, raws)
+	w, err := New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Close()
+	for i, c := range cases {
+		v, err, _ := verdictOf(w, nil, raws[i])
+		for _, id := range []int{1510, 1511} {
+			if got := slices.Contains(v.RuleIDs, id); got != (id == c.want) || err != nil {
+				t.Errorf("%s: rule %d matched %v (%+v, %v), want %v", c.q, id, got, v, err, id == c.want)
+			}
+		}
+	}
+}
+
 // TestGateTransformationActs: a transformation the gate does not run on a
 // value holding none of the bytes it acts on (gateNode.acts) returns every
 // such value as it was, reporting no change and no error, as Coraza runs
-// it: every string of one and two bytes, and longer ones.
+// it; one whose step the gate does not run last in a multiMatch rule on a
+// value holding none of the bytes it needs to report a change
+// (gateNode.changes) reports none on every such value: every string of
+// one and two bytes, every rune alone and between two others, and longer
+// strings.
 func TestGateTransformationActs(t *testing.T) {
-	w, err := coraza.NewWAF(coraza.NewWAFConfig().WithDirectives(`SecRule ARGS "@rx x" "id:1,phase:1,pass,t:none,t:removeWhitespace"`))
+	w, err := coraza.NewWAF(coraza.NewWAFConfig().WithDirectives(`SecRule ARGS "@rx x" "id:1,phase:1,pass,t:none,t:removeWhitespace,t:replaceComments,t:removeCommentsChar"`))
 	if err != nil {
 		t.Fatal(err)
 	}
 	p, err := planGate(w, nil, 1, time.Second)
 	if err != nil {
 		t.Fatal(err)
-	}
-	var n *gateNode
-	for i := range p.nodes {
-		if p.nodes[i].acts != nil {
-			n = &p.nodes[i]
-		}
-	}
-	if n == nil {
-		t.Fatal("removeWhitespace's bytes not known: the gate runs it on every value")
 	}
 	var inputs []string
 	for a := range 256 {
@@ -269,19 +310,42 @@ func TestGateTransformationActs(t *testing.T) {
 			inputs = append(inputs, string([]byte{byte(a), byte(b)}))
 		}
 	}
+	for r := rune(0x80); r <= unicode.MaxRune; r++ {
+		inputs = append(inputs, string(r), "a"+string(r)+"\xff")
+	}
 	inputs = append(inputs, "Mozilla/5.0 (X11; Linux x86_64)", "text/html,application/json", strings.Repeat("a", 700),
-		"caf\u00e9", "a\u0085b", "a\u00a0b", "\u2003", "\xff%41", "tab\there", "v\vf\fr\r")
-	skipped := 0
-	for _, in := range inputs {
-		if bytesOf(in).meets(*n.acts) {
+		"caf\u00e9", "a\u0085b", "a\u00a0b", "\u2003", "\xff%41", "tab\there", "v\vf\fr\r", "a<!--b-->c", "a/*b*/c", "a/*b", "x--y", "#z")
+	names := map[string]bool{}
+	for i := range p.nodes {
+		n := &p.nodes[i]
+		if n.acts == nil && n.changes == nil {
 			continue
 		}
-		skipped++
-		if out, changed, err := n.fn(in); out != in || changed || err != nil {
-			t.Errorf("%q: the gate keeps it, removeWhitespace gives %q, changed %v, error %v", in, out, changed, err)
+		name := transformationName(n.fn)
+		names[name] = true
+		kept, quiet := 0, 0
+		for _, in := range inputs {
+			b := bytesOf(in)
+			if n.acts != nil && !b.meets(*n.acts) {
+				kept++
+				if out, changed, err := n.fn(in); out != in || changed || err != nil {
+					t.Errorf("%s %q: the gate keeps it, the function gives %q, changed %v, error %v", name, in, out, changed, err)
+				}
+			}
+			if n.changes != nil && !b.meets(*n.changes) {
+				quiet++
+				if _, changed, _ := n.fn(in); changed {
+					t.Errorf("%s %q: the gate takes it for no change, the function reports one", name, in)
+				}
+			}
+		}
+		if n.acts != nil && kept < 90*90 || n.changes != nil && quiet < 90*90 {
+			t.Errorf("%s: only %d inputs kept, %d quiet: a byte set is too wide", name, kept, quiet)
 		}
 	}
-	if skipped < 90*90 {
-		t.Errorf("only %d inputs kept: the byte set is too wide", skipped)
+	for _, f := range []string{"removeWhitespace", "replaceComments", "removeCommentsChar"} {
+		if !names[corazaTransformations+f] {
+			t.Errorf("%s's bytes not known: the gate runs it on every value", f)
+		}
 	}
 }
