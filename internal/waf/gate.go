@@ -265,6 +265,9 @@ var gateVariables = map[variables.RuleVariable]bool{
 	variables.MultipartStrictError: true, variables.ArgumentsLimitReached: true,
 	// Phase 2 only: a phase-1 ctl:requestBodyProcessor writes it.
 	variables.ReqbodyProcessor: true,
+	// The length of the arguments' names and values, worked out from
+	// them when read.
+	variables.ArgsCombinedSize: true,
 }
 
 // gateOperators are Coraza's built-in operators whose answer depends on

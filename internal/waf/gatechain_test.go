@@ -44,7 +44,12 @@ SecAction "id:1608,phase:1,pass,nolog,setvar:tx.test_allowed=GET"
 SecRule ARGS_GET:e "@streq x" "id:1609,phase:1,pass,nolog,setvar:tx.test_allowed=POST"
 SecRule REQUEST_METHOD "!@within %{tx.test_allowed}" "id:1610,phase:1,deny,status:403,msg:'written TX'"
 `)
-	cfg := Config{Budget: time.Hour, RuleFilesBefore: []string{rules}}
+	// After the inspection pass and the phase-2 gate.
+	after := write("after.conf", `
+SecRule REQUEST_METHOD "@rx ^GET$" "id:1613,phase:2,deny,status:403,t:none,msg:'arguments too long',chain"
+  SecRule ARGS_COMBINED_SIZE "@gt 40" "t:none"
+`)
+	cfg := Config{Budget: time.Hour, RuleFilesBefore: []string{rules}, RuleFiles: []string{after}}
 	cases := []struct {
 		raw  []byte
 		rule int // the rule that must refuse it, 0 for none of these
@@ -57,6 +62,8 @@ SecRule REQUEST_METHOD "!@within %{tx.test_allowed}" "id:1610,phase:1,deny,statu
 		{req("GET /?e=x", ""), 1610},
 		{req("GET /?e=y", ""), 0},
 		{req("PUT /", ""), 1612},
+		{req("GET /?f=abcdefghijklmnopqrstuvwxyzabcdefghijklmnopqrstuvwxyz", ""), 1613},
+		{req("GET /?f=abcdefghijklmnopqrstuvwxyz", ""), 0},
 	}
 	var inputs [][]byte
 	for _, c := range cases {
@@ -70,19 +77,21 @@ SecRule REQUEST_METHOD "!@within %{tx.test_allowed}" "id:1610,phase:1,deny,statu
 	defer w.Close()
 	for _, c := range cases {
 		v, err, _ := verdictOf(w, nil, c.raw)
-		for _, id := range []int{1601, 1603, 1605, 1610, 1612} {
+		for _, id := range []int{1601, 1603, 1605, 1610, 1612, 1613} {
 			if want := id == c.rule; slices.Contains(v.RuleIDs, id) != want || err != nil {
 				t.Errorf("%q: rule %d matched %v, want %v (%+v, %v)", c.raw, id, !want, want, v, err)
 			}
 		}
 	}
-	p, err := planGate(w.waf, []int{gate1ID}, 1, time.Hour, w.res.consts)
+	p, err := planGate(w.waf, []int{gate1ID, gate2ID}, 1, time.Hour, w.res.consts)
 	if err != nil {
 		t.Fatal(err)
 	}
 	decided := map[int]*gateRule{}
-	for i, r := range p.after[gate1ID] {
-		decided[r.id] = &p.after[gate1ID][i]
+	for _, g := range []int{gate1ID, gate2ID} {
+		for i, r := range p.after[g] {
+			decided[r.id] = &p.after[g][i]
+		}
 	}
 	if r := decided[1601]; r == nil || len(r.links) != 1 {
 		t.Errorf("chain 1601 (quiet first link) is not decided by its second link: %+v", r)
@@ -91,6 +100,9 @@ SecRule REQUEST_METHOD "!@within %{tx.test_allowed}" "id:1610,phase:1,deny,statu
 		if r := decided[id]; r != nil && len(r.links) != 0 {
 			t.Errorf("chain %d is decided by its second link though its first link acts", id)
 		}
+	}
+	if r := decided[1613]; r == nil || len(r.links) != 1 {
+		t.Errorf("chain 1613 is not decided by ARGS_COMBINED_SIZE: %+v", r)
 	}
 	if decided[1612] == nil {
 		t.Error("rule 1612 (operator on constant TX) is left to Coraza")
