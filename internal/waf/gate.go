@@ -143,15 +143,15 @@ type gatePlan struct {
 	nodes     []gateNode // transformation prefixes; 0 is "none"
 	rules     int        // rules gated, for the load log and tests
 	budget    budgetOp   // the phase-2 CPU budget
+	// chains: links may decide their chain; consts: the TX variables an
+	// operator's macro may read (gatechain.go).
+	chains bool
+	consts map[string]bool
 	// multi[node] runs the necessity tests of the @rx rules that read
 	// through node all at once (nil: none); words is the length of their
 	// owner sets.
 	multi []*nodeMulti
 	words int
-	// chains: links may decide their chain; consts: the TX variables an
-	// operator's macro may read (gatechain.go).
-	chains bool
-	consts map[string]bool
 }
 
 // nodeMulti is the necessity tests of the @rx rules that read values
