@@ -20,7 +20,7 @@ func TestDetectXSSPick(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	p, err := planGate(w, []int{100}, 1, time.Second)
+	p, err := planGate(w, []int{100}, 1, time.Second, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

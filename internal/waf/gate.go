@@ -142,6 +142,10 @@ type gatePlan struct {
 	nodes     []gateNode // transformation prefixes; 0 is "none"
 	rules     int        // rules gated, for the load log and tests
 	budget    budgetOp   // the phase-2 CPU budget
+	// chains: links may decide their chain; consts: the TX variables an
+	// operator's macro may read (gatechain.go).
+	chains bool
+	consts map[string]bool
 	// multi[node] runs the necessity tests of the @rx rules that read
 	// through node all at once (nil: none); words is the length of their
 	// owner sets.
@@ -190,6 +194,10 @@ type gateRule struct {
 	// a value must pass for the operator to answer true; nil when the
 	// operator has none or the rule is negated.
 	pick *pickTest
+	// links: the tests of links of the rule's chain that it cannot match
+	// without (gatechain.go); op is nil when the chain's first rule is
+	// not the gate's to ask.
+	links []gateRule
 	// unclocked: a budget rule (budget.go), which can only match once the
 	// inspection pass has started the request's clock in TX:moat_start.
 	unclocked bool
@@ -238,6 +246,9 @@ var gateVariables = map[variables.RuleVariable]bool{
 	variables.MultipartStrictError: true, variables.ArgumentsLimitReached: true,
 	// Phase 2 only: a phase-1 ctl:requestBodyProcessor writes it.
 	variables.ReqbodyProcessor: true,
+	// The length of the arguments' names and values, worked out from
+	// them when read.
+	variables.ArgsCombinedSize: true,
 }
 
 // gateOperators are Coraza's built-in operators whose answer depends on
@@ -256,12 +267,15 @@ var gateOperators = map[string]bool{
 // soundness) and plans the gate for each rule carrying moatGate (ids).
 // Rules of a paranoia level above paranoia (the detection level) are left
 // to Coraza: CRS skips them, and deciding them would be wasted work.
-func planGate(w coraza.WAF, ids []int, paranoia int, budget time.Duration) (*gatePlan, error) {
+func planGate(w coraza.WAF, ids []int, paranoia int, budget time.Duration, consts []txConst) (*gatePlan, error) {
 	rules, err := corazaRules(w)
 	if err != nil {
 		return nil, fmt.Errorf("waf: gate: %w", err)
 	}
 	p := &gatePlan{after: map[int][]gateRule{}, nodes: []gateNode{{}}, budget: budgetOp{budget}}
+	if err := p.planChains(rules, consts); err != nil {
+		return nil, err
+	}
 	nodeOf := map[[2]uintptr]int{}
 	selOf := map[gateSelector]int{}
 	isGate := map[int]bool{}
@@ -297,6 +311,9 @@ func planGate(w coraza.WAF, ids []int, paranoia int, budget time.Duration) (*gat
 			}
 		}
 		gr, err := gateable(r, p, nodeOf, selOf)
+		if err == nil {
+			gr, err = p.chainLinks(r, gr, nodeOf, selOf)
+		}
 		if err != nil {
 			return nil, err
 		}
@@ -526,6 +543,17 @@ func gateable(r reflect.Value, p *gatePlan, nodeOf map[[2]uintptr]int, selOf map
 	if id <= 0 {
 		return nil, nil // markers and chain links
 	}
+	phase, err := intField(r, "Phase_")
+	if err != nil {
+		return nil, err
+	}
+	return gateTest(r, id, phase, p, nodeOf, selOf)
+}
+
+// gateTest returns the gate's view of r's own test (its variables,
+// transformations and operator) as rule id of phase reads it, or nil
+// when the gate cannot ask it. r is a rule or a link of id's chain.
+func gateTest(r reflect.Value, id, phase int, p *gatePlan, nodeOf map[[2]uintptr]int, selOf map[gateSelector]int) (*gateRule, error) {
 	for _, name := range []string{"MultiMatch", "HasChain"} {
 		if f := r.FieldByName(name); !f.IsValid() || f.Kind() != reflect.Bool {
 			return nil, fmt.Errorf("waf: gate: Coraza rule field %s not found", name)
@@ -556,13 +584,9 @@ func gateable(r reflect.Value, p *gatePlan, nodeOf map[[2]uintptr]int, selOf map
 	default:
 		// Function is the operator as written: "@pm", "!@rx".
 		name := strings.TrimPrefix(strings.TrimPrefix(fn.String(), "!"), "@")
-		if !gateOperators[name] || strings.Contains(data.String(), "%{") {
+		if !gateOperators[name] || strings.Contains(data.String(), "%{") && !p.constMacros(data.String()) {
 			return nil, nil
 		}
-	}
-	phase, err := intField(r, "Phase_")
-	if err != nil {
-		return nil, err
 	}
 	gr := &gateRule{id: id, op: op, neg: neg.Bool(), multiMatch: r.FieldByName("MultiMatch").Bool()}
 	if !gr.neg {
@@ -959,6 +983,21 @@ func (s *gateState) multiRest(r *gateRule, steps []plugintypes.Transformation, v
 // mayMatch reports whether r's operator answers true for one of its
 // values.
 func (s *gateState) mayMatch(r *gateRule) bool {
+	if (r.op != nil || r.unclocked) && !s.opMayMatch(r) {
+		return false
+	}
+	// A chain matches only if each of its links does.
+	for i := range r.links {
+		if !s.opMayMatch(&r.links[i]) {
+			return false
+		}
+	}
+	return true
+}
+
+// opMayMatch reports whether r's own operator answers true for one of
+// its values.
+func (s *gateState) opMayMatch(r *gateRule) bool {
 	if r.unclocked {
 		return len(s.tx.Variables().TX().Get(txStart)) > 0
 	}

@@ -299,7 +299,7 @@ func TestGateTransformationActs(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	p, err := planGate(w, nil, 1, time.Second)
+	p, err := planGate(w, nil, 1, time.Second, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

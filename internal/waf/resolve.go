@@ -388,7 +388,7 @@ func (s *resolver) decide(r *rrule) int {
 }
 
 func (s *resolver) known(key string) bool {
-	if s.poison || s.unknown[key] || strings.HasPrefix(key, "moat") {
+	if s.poison || s.unknown[key] || strings.HasPrefix(key, "moat") || captureKey(key) {
 		return false
 	}
 	for _, p := range s.dynPrefixes {
@@ -397,6 +397,12 @@ func (s *resolver) known(key string) bool {
 		}
 	}
 	return true
+}
+
+// captureKey reports whether TX key is one a rule's capture writes
+// (TX:0 to TX:9), which no setvar shows.
+func captureKey(key string) bool {
+	return len(key) == 1 && key[0] >= '0' && key[0] <= '9'
 }
 
 var macroRx = regexp.MustCompile(`%\{([^}]*)\}`)

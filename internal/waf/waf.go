@@ -294,7 +294,11 @@ func New(cfg Config) (*WAF, error) {
 		}
 	}
 	if !cfg.noGate {
-		p, err := planGate(w, []int{gate1ID, gate2ID, stockGate2ID}, dpl, orDefaultDur(cfg.Budget, DefaultBudget))
+		var consts []txConst
+		if out.res != nil {
+			consts = out.res.consts
+		}
+		p, err := planGate(w, []int{gate1ID, gate2ID, stockGate2ID}, dpl, orDefaultDur(cfg.Budget, DefaultBudget), consts)
 		if err != nil {
 			// Coraza's rules are not laid out as the gate reads them:
 			// every rule is evaluated, as without the gate.
