@@ -28,6 +28,12 @@ const (
 	// recordOverhead is what TLS 1.3 adds to a record: its header, the
 	// content type and AES-GCM's tag.
 	recordOverhead = 5 + 1 + 16
+	// bigRead is the size of bigReads' buffers: the records of a full
+	// frame, and its header.
+	bigRead = largeBuf + yamuxHeaderLen + (largeBuf/tlsRecord+2)*recordOverhead
+	// minReadAhead is the least a read filling what TLS asked for must
+	// have returned to start reading ahead: a TLS record's worth.
+	minReadAhead = tlsRecord
 	// closeFlush bounds how long Close spends sending what was gathered.
 	closeFlush = time.Second
 )
@@ -37,7 +43,7 @@ const (
 // call.
 //
 // A large frame (bulk) is written at once when nothing waits before it:
-// its TLS records (a full frame is sixteen) leave in one system call through
+// its TLS records (a full frame is thirty-two) leave in one system call through
 // the batchConn under the TLS connection. Small frames (requests,
 // responses, window updates) are gathered and written by a flusher
 // goroutine, which yields to the goroutines already runnable before it
@@ -223,12 +229,63 @@ type batchConn struct {
 	buf     []byte  // what was gathered since hold
 	keep    []byte  // buf's own buffer, while buf is big's
 	big     *[]byte // from bigBatches, between hold and flush
+
+	// Read's alone (TLS serializes its reads):
+	ahead              *[]byte // from bigReads, while bulk arrives
+	aheadPos, aheadEnd int     // what of ahead is still to be read
+	aheadErr           error   // what the read that filled ahead returned
 }
 
 // bigBatches holds the buffers of batchConns gathering more than
 // batchKeep: one per tunnel in bulk at a time, and none once the
 // collector has found them unused.
 var bigBatches = sync.Pool{New: func() any { b := make([]byte, 0, bigBatch); return &b }}
+
+// bigReads holds the buffers of batchConns reading ahead: one per tunnel
+// receiving bulk at a time, and none once the collector has found them
+// unused.
+var bigReads = sync.Pool{New: func() any { b := make([]byte, bigRead); return &b }}
+
+// Read reads for TLS, which asks for what its record buffer has room for
+// (a record and a little more). A read that fills that room is taken as
+// bulk arriving: the next ones read up to a full frame's records ahead into
+// a buffer of bigReads and hand them out from there, one system call where
+// there was one per record. A read ahead that returns no more than TLS asked for
+// ends it and lets the buffer go, so a tunnel carrying requests and
+// responses, or none, holds no buffer.
+func (c *batchConn) Read(p []byte) (int, error) {
+	if c.ahead == nil {
+		n, err := c.Conn.Read(p)
+		if n == len(p) && n >= minReadAhead && err == nil {
+			c.ahead = bigReads.Get().(*[]byte)
+		}
+		return n, err
+	}
+	if c.aheadPos == c.aheadEnd {
+		n, err := c.Conn.Read(*c.ahead)
+		if n <= len(p) {
+			copy(p, (*c.ahead)[:n])
+			_ = c.drop()
+			return n, err
+		}
+		c.aheadPos, c.aheadEnd, c.aheadErr = 0, n, err
+	}
+	n := copy(p, (*c.ahead)[c.aheadPos:c.aheadEnd])
+	c.aheadPos += n
+	if c.aheadPos == c.aheadEnd && c.aheadErr != nil {
+		return n, c.drop()
+	}
+	return n, nil
+}
+
+// drop lets the read-ahead buffer go (all of it was read) and returns the
+// error the read that filled it met, if any.
+func (c *batchConn) drop() error {
+	err := c.aheadErr
+	bigReads.Put(c.ahead)
+	c.ahead, c.aheadPos, c.aheadEnd, c.aheadErr = nil, 0, 0, nil
+	return err
+}
 
 func (c *batchConn) Write(p []byte) (int, error) {
 	c.mu.Lock()

@@ -79,7 +79,7 @@ func (w *frames) write(body int, fill byte) {
 	}
 }
 
-// TestFramesLeaveInOneWrite: a large yamux frame (sixteen TLS records),
+// TestFramesLeaveInOneWrite: a large yamux frame (thirty-two TLS records),
 // written by the session in one call, reaches the transport at once in one
 // write; small frames gathered while a write is under way leave together
 // in the flusher's next one; and the peer reads every frame whole and in
@@ -338,5 +338,120 @@ func TestBatchConnGathersEverySize(t *testing.T) {
 	rc.fail = nil
 	if _, err := bc.Write([]byte("after")); err != nil || !bytes.Equal(rc.writes[len(rc.writes)-1], []byte("after")) {
 		t.Errorf("a write outside hold after a failed flush: %v", err)
+	}
+}
+
+// tapConn diverts a connection once tapped: the client's writes go to buf,
+// the server's reads come from it; reads counts the server's reads.
+type tapConn struct {
+	net.Conn
+	mu     sync.Mutex // guards the fields below
+	tapped bool
+	buf    *bytes.Buffer
+	reads  int
+}
+
+func (c *tapConn) Write(p []byte) (int, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.tapped {
+		return c.buf.Write(p)
+	}
+	return c.Conn.Write(p)
+}
+
+func (c *tapConn) Read(p []byte) (int, error) {
+	c.mu.Lock()
+	if !c.tapped {
+		c.mu.Unlock()
+		return c.Conn.Read(p)
+	}
+	defer c.mu.Unlock()
+	c.reads++
+	return c.buf.Read(p)
+}
+
+// TestBatchConnReadsAhead: while bulk arrives (reads fill what TLS asks
+// for), the tunnel's reads take a frame's records at a time, not one
+// record each, and TLS reads every byte as sent; once what arrives is
+// small again, the read-ahead buffer is let go.
+func TestBatchConnReadsAhead(t *testing.T) {
+	f := newFixture(t)
+	cert := f.issue(t, "api", time.Hour)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	accepted := make(chan net.Conn, 1)
+	go func() {
+		c, err := ln.Accept()
+		if err != nil {
+			close(accepted)
+			return
+		}
+		accepted <- c
+	}()
+	cc, err := net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cc.Close()
+	sc, ok := <-accepted
+	if !ok {
+		t.Fatal("no connection accepted")
+	}
+	defer sc.Close()
+
+	var buf bytes.Buffer
+	ctap, stap := &tapConn{Conn: cc, buf: &buf}, &tapConn{Conn: sc, buf: &buf}
+	bc := &batchConn{Conn: stap}
+	server := tls.Server(bc, &tls.Config{Certificates: []tls.Certificate{*cert}, MinVersion: tls.VersionTLS13, SessionTicketsDisabled: true})
+	client := tls.Client(ctap, &tls.Config{InsecureSkipVerify: true, MinVersion: tls.VersionTLS13, DynamicRecordSizingDisabled: true})
+	done := make(chan error, 1)
+	go func() { done <- server.Handshake() }()
+	if err := client.Handshake(); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []*tapConn{ctap, stap} {
+		c.mu.Lock()
+		c.tapped = true
+		c.mu.Unlock()
+	}
+
+	// 2 MB in 128 records, all of them waiting to be read.
+	want := make([]byte, 128*tlsRecord)
+	for i := range want {
+		want[i] = byte(i * 7 / 3)
+	}
+	if _, err := client.Write(want); err != nil {
+		t.Fatal(err)
+	}
+	got := make([]byte, len(want))
+	if _, err := io.ReadFull(server, got); err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(got, want) {
+		t.Fatal("the bytes read through the read-ahead are not the bytes written")
+	}
+	if n := stap.reads; n > 12 {
+		t.Errorf("128 records waiting took %d reads of the transport", n)
+	}
+	if bc.ahead == nil {
+		t.Error("no read-ahead buffer while bulk arrived")
+	}
+
+	if _, err := client.Write([]byte("small")); err != nil {
+		t.Fatal(err)
+	}
+	small := make([]byte, 5)
+	if _, err := io.ReadFull(server, small); err != nil || string(small) != "small" {
+		t.Fatalf("after the bulk, read %q, %v", small, err)
+	}
+	if bc.ahead != nil {
+		t.Error("the read-ahead buffer is kept while what arrives is small")
 	}
 }

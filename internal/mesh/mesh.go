@@ -235,7 +235,7 @@ func muxConfig() *yamux.Config {
 	c.LogOutput = io.Discard
 	c.MaxStreamWindowSize = 1 << 20
 	// A frame carries what one read of a copy buffer returned: a full
-	// buffer's frame is sixteen full TLS records (see frame.go).
+	// buffer's frame is thirty-two full TLS records (see frame.go).
 	c.MaxMessageSize = largeBuf + yamuxHeaderLen
 	// Every connection between two services is a stream of their one
 	// tunnel: the destination takes as many as the source opens (the
