@@ -32,17 +32,24 @@ import (
 // reconnects to a member whose stream broke; every heartbeat names the
 // servers followed and those missing.
 //
-// No record is skipped for a member's lateness: every member is asked
-// (api.PeerReplay) for every record of its own from the moment the follow
-// began on, besides its newest Limit, so that more than Limit records
-// stored before a slow member answered are all shown; a member that joins
-// later is asked for those alone (none older: the backlog is out), and a
-// member whose stream broke, or that was gone and is back, for those from
-// the last one it sent. Each replay starts followResumeSlack early, for
+// No record is skipped for a member's lateness or a broken stream. A
+// member's stream carries, on its heartbeats, its store's position after
+// the records it sent (api.FlowFrame.Resume, a flowstore.Cursor); a member
+// whose stream broke, or that was gone and is back, is asked
+// (api.PeerAfter) for every record it stored after that position,
+// whatever their times (one an agent kept through its own outage
+// included). Without a position yet, a member goes by record time: every
+// member is asked (api.PeerReplay) for every record of its own from the
+// moment the follow began on, besides its newest Limit, so that more than
+// Limit records stored before a slow member answered are all shown; a
+// member that joins later is asked for those alone (none older: the
+// backlog is out). A time replay starts followResumeSlack early, for
 // records stored out of time order and clocks a little apart (Since is
 // inclusive; the repeats are dropped by UID). A member answers the newest
 // followReplay records of a replay, and counts the older ones it left out
-// in Dropped.
+// in Dropped. A member of the version before positions sends none and
+// refuses api.PeerAfter: it is asked by time, from the last record it
+// sent less followResumeSlack.
 
 // followBuffer is how many records a follower may lag before it misses
 // some (counted in its frames' Dropped).
