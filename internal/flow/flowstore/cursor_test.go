@@ -63,7 +63,8 @@ func TestCursorSavedBeforeFileIdentities(t *testing.T) {
 // rest.
 func TestBetweenFollowedPositions(t *testing.T) {
 	ctx := context.Background()
-	s := openTestStore(t, StoreConfig{})
+	dir := t.TempDir()
+	s := openTestStore(t, StoreConfig{Dir: dir})
 	rec := func(uid string, at time.Time) flow.Record {
 		return flowtest.NetRecord(uid, "web", "db", flow.VerdictAllow, "web-to-db", 1, at)
 	}
@@ -95,6 +96,15 @@ func TestBetweenFollowedPositions(t *testing.T) {
 	end, err := s.Mark(ctx)
 	if err != nil {
 		t.Fatal(err)
+	}
+	// The writer marks from what it stored; a reader of the files agrees.
+	reader := openTestStore(t, StoreConfig{Dir: dir, ReadOnly: true})
+	read, err := reader.Mark(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if a, b := marshal(t, end), marshal(t, read); a != b {
+		t.Fatalf("writer's mark %s, reader's %s", a, b)
 	}
 	if _, err := s.Ingest(ctx, []flow.Record{rec("after-end", t0.Add(3*time.Second))}); err != nil {
 		t.Fatal(err)
@@ -132,4 +142,13 @@ func TestBetweenFollowedPositions(t *testing.T) {
 	if got, _, err = s.Between(ctx, flow.Filter{}, &again, end, 10); err != nil || len(got) != 4 {
 		t.Fatalf("between from a saved cursor: %v, %v", flowtest.UIDs(got), err)
 	}
+}
+
+func marshal(t *testing.T, c *Cursor) string {
+	t.Helper()
+	b, err := json.Marshal(c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
 }

@@ -94,7 +94,8 @@ type Store struct {
 	damaged []DamagedPartition
 	tick    uint64
 	subs    map[*Subscription]struct{}
-	changed chan struct{} // closed at the next stored record (Changed)
+	ends    map[int64]Position // a writer's days: the position of the last record stored (Mark)
+	changed chan struct{}      // closed at the next stored record (Changed)
 	closed  bool
 
 	stored, dups, expired, future, dropped atomic.Uint64
@@ -174,6 +175,7 @@ func OpenStore(cfg StoreConfig) (*Store, error) {
 		checked: map[int64]bool{},
 		bad:     map[int64]bool{},
 		subs:    map[*Subscription]struct{}{},
+		ends:    map[int64]Position{},
 	}
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
@@ -315,6 +317,7 @@ func (s *Store) Prune() (int, error) {
 		}
 		old = append(old, path)
 		delete(s.known, day)
+		delete(s.ends, day)
 		if p, ok := s.open[day]; ok {
 			delete(s.open, day)
 			p.gone = true
@@ -528,6 +531,12 @@ func (s *Store) ingestDay(ctx context.Context, p *partition, recs []flow.Record,
 	}
 	if err := tx.Commit(); err != nil {
 		return 0, fmt.Errorf("flow: ingest: commit %q: %w", p.path, err)
+	}
+	if len(at) > 0 {
+		// Rows are numbered past the largest: the last one added ends the day.
+		s.mu.Lock()
+		s.ends[p.day] = at[len(at)-1].pos
+		s.mu.Unlock()
 	}
 	s.stored.Add(uint64(len(added)))
 	s.dups.Add(uint64(len(idx) - len(added)))
