@@ -434,6 +434,11 @@ func (rl *followRelay) follow(ctx context.Context, name, addr string, backlog bo
 		if newest > 0 {
 			from = later(from, time.UnixMilli(newest).Add(-followResumeSlack))
 		}
+		if v := q.Get(api.PeerAfter); v != "" {
+			// The reason is shown in heartbeats: not the position (the
+			// request's URL in it), which can be long.
+			err = errors.New(strings.ReplaceAll(err.Error(), v, "…"))
+		}
 		select {
 		case rl.events <- peerEvent{member: name, err: err}:
 		case <-ctx.Done():

@@ -334,6 +334,9 @@ func TestClusterFollowNoGaps(t *testing.T) {
 		hb := log.heartbeat()
 		return len(hb.Missing) == 1 && strings.HasPrefix(hb.Missing[0], "s2 "), fmt.Sprintf("missing %v", hb.Missing)
 	})
+	if hb := log.heartbeat(); len(hb.Missing) == 1 && strings.Contains(hb.Missing[0], "after=ey") {
+		t.Errorf("missing %q: the reason shows the position", hb.Missing[0])
+	}
 	older := ingest("s2", batch("s2-older-version", limit, time.Now().Add(2*time.Minute))...)
 	proxy.setCut(false)
 	testkit.WaitForDetail(t, "the records s2 stored during the third cut followed", func() (bool, string) {
