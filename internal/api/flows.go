@@ -37,6 +37,19 @@ const MaxFlowRecords = 10000
 // only those from the replay time on.
 const PeerReplay = "replay"
 
+// PeerAfter is the PathPeerFollow parameter asking a member for every
+// record of its own stored after a position (a FlowFrame's Resume it sent
+// before), whatever the records' times: the newest MaxFlowRecords of them
+// (the rest counted in Dropped), then the records it stores next. It is
+// what a relay asks a member whose stream broke, so that a record stored
+// meanwhile with an old time (an agent that kept it while cut off) is not
+// skipped. Not with PeerReplay.
+const PeerAfter = "after"
+
+// MaxPeerResume bounds a PeerAfter position (a FlowFrame's Resume); a
+// member whose position would be longer sends none.
+const MaxPeerResume = 32 << 10
+
 // maxFilterValue bounds each name in a flow filter.
 const maxFilterValue = 512
 
@@ -71,6 +84,10 @@ type FlowFrame struct {
 	// those it does not (out of reach; being reconnected).
 	Missing []string `json:"missing,omitempty"`
 	Servers []string `json:"servers,omitempty"`
+	// Resume, on a heartbeat of a member's stream to its relay
+	// (PathPeerFollow), is the member's storage position after every
+	// record the stream carried so far: opaque, given back in PeerAfter.
+	Resume string `json:"resume,omitempty"`
 }
 
 // FlowValues encodes a filter (and, for talkers, n) as query parameters.

@@ -2,6 +2,7 @@ package server
 
 import (
 	"context"
+	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -10,6 +11,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"moat/internal/api"
@@ -30,17 +32,24 @@ import (
 // reconnects to a member whose stream broke; every heartbeat names the
 // servers followed and those missing.
 //
-// No record is skipped for a member's lateness: every member is asked
-// (api.PeerReplay) for every record of its own from the moment the follow
-// began on, besides its newest Limit, so that more than Limit records
-// stored before a slow member answered are all shown; a member that joins
-// later is asked for those alone (none older: the backlog is out), and a
-// member whose stream broke, or that was gone and is back, for those from
-// the last one it sent. Each replay starts followResumeSlack early, for
+// No record is skipped for a member's lateness or a broken stream. A
+// member's stream carries, on its heartbeats, its store's position after
+// the records it sent (api.FlowFrame.Resume, a flowstore.Cursor); a member
+// whose stream broke, or that was gone and is back, is asked
+// (api.PeerAfter) for every record it stored after that position,
+// whatever their times (one an agent kept through its own outage
+// included). Without a position yet, a member goes by record time: every
+// member is asked (api.PeerReplay) for every record of its own from the
+// moment the follow began on, besides its newest Limit, so that more than
+// Limit records stored before a slow member answered are all shown; a
+// member that joins later is asked for those alone (none older: the
+// backlog is out). A time replay starts followResumeSlack early, for
 // records stored out of time order and clocks a little apart (Since is
 // inclusive; the repeats are dropped by UID). A member answers the newest
 // followReplay records of a replay, and counts the older ones it left out
-// in Dropped.
+// in Dropped. A member of the version before positions sends none and
+// refuses api.PeerAfter: it is asked by time, from the last record it
+// sent less followResumeSlack.
 
 // followBuffer is how many records a follower may lag before it misses
 // some (counted in its frames' Dropped).
@@ -58,6 +67,16 @@ const followResumeSlack = 2 * time.Second
 // followReplay bounds the records a member replays (api.PeerReplay):
 // the newest of them, the rest counted in Dropped.
 var followReplay = api.MaxFlowRecords
+
+// followResumeEvery is how many records a member's stream to its relay
+// sends between two positions (api.FlowFrame.Resume) at most, besides one
+// each heartbeat: what a relay asks again after a break.
+const followResumeEvery = 1024
+
+// peerBeforeAfter makes this server's peer streams answer as a version
+// before api.PeerAfter did (no positions sent, the parameter refused):
+// how a relay meets such a member is tested with it.
+var peerBeforeAfter atomic.Bool
 
 // followSeen bounds the record UIDs remembered to drop a record shown
 // already (from another server, or in the backlog).
@@ -89,14 +108,16 @@ func (s *Server) handleFlowFollow(ctx context.Context, c *caller, r *http.Reques
 		defer sub.Close()
 		rl := s.newRelay(r.Context(), f, began)
 		defer rl.stop()
-		s.streamFlows(r.Context(), c, w, sub, recent, 0, rl)
+		s.streamFlows(r.Context(), c, w, sub, recent, 0, rl, nil)
 	}), "", nil
 }
 
 // handlePeerFollow streams this server's own records to a member's relay:
-// the newest Limit, and with api.PeerReplay every record from then on
-// (the newest api.MaxFlowRecords of them, the rest counted in Dropped),
-// then every record as it is stored.
+// the newest Limit, and with api.PeerReplay every record from then on, or
+// with api.PeerAfter every record stored after that position (the newest
+// followReplay of them, the rest counted in Dropped), then every record as
+// it is stored. Every heartbeat carries the store's position after the
+// records sent (api.FlowFrame.Resume), to be given back in api.PeerAfter.
 func (s *Server) handlePeerFollow(w http.ResponseWriter, r *http.Request, c *caller) {
 	st, err := s.flowStore()
 	if err != nil {
@@ -114,12 +135,29 @@ func (s *Server) handlePeerFollow(w http.ResponseWriter, r *http.Request, c *cal
 		}
 		q.Del(api.PeerReplay)
 	}
+	var after *flowstore.Cursor
+	if q.Has(api.PeerAfter) && peerBeforeAfter.Load() {
+		writeError(w, errorf(http.StatusBadRequest, "unknown parameter %q", api.PeerAfter))
+		return
+	}
+	if q.Has(api.PeerAfter) {
+		v := q.Get(api.PeerAfter)
+		if len(q[api.PeerAfter]) != 1 || replaying {
+			writeError(w, errorf(http.StatusBadRequest, "%q: want one position, and no %q with it", api.PeerAfter, api.PeerReplay))
+			return
+		}
+		if after, err = parseResume(v); err != nil {
+			writeError(w, errorf(http.StatusBadRequest, "%q %.64q: %v", api.PeerAfter, v, err))
+			return
+		}
+		q.Del(api.PeerAfter)
+	}
 	f, _, err := api.ParseFlowValues(q)
 	if err != nil {
 		writeError(w, errorf(http.StatusBadRequest, "%v", err))
 		return
 	}
-	if (f.Limit == 0 && !replaying) || f.Limit > api.MaxFlowRecords {
+	if (f.Limit == 0 && !replaying && after == nil) || f.Limit > api.MaxFlowRecords {
 		f.Limit = api.MaxFlowRecords
 	}
 	sub, err := st.Follow(f, followBuffer)
@@ -128,6 +166,13 @@ func (s *Server) handlePeerFollow(w http.ResponseWriter, r *http.Request, c *cal
 		return
 	}
 	defer sub.Close()
+	// The position after every record stored before the subscription
+	// (and perhaps some after: those come twice, dropped by UID).
+	mark, err := st.Mark(r.Context())
+	if err != nil {
+		writeError(w, err)
+		return
+	}
 	var recent []flow.Record
 	if f.Limit > 0 {
 		if recent, err = st.Query(r.Context(), f); err != nil {
@@ -157,7 +202,47 @@ func (s *Server) handlePeerFollow(w http.ResponseWriter, r *http.Request, c *cal
 		}
 		recent = append(recent, since...)
 	}
-	s.streamFlows(r.Context(), c, w, sub, recent, cut, nil)
+	if after != nil {
+		rf := f
+		rf.Limit = 0
+		since, n, err := st.Between(r.Context(), rf, after, mark, followReplay)
+		if err != nil {
+			writeError(w, err)
+			return
+		}
+		recent, cut = append(recent, since...), n
+	}
+	if peerBeforeAfter.Load() {
+		mark = nil
+	}
+	s.streamFlows(r.Context(), c, w, sub, recent, cut, nil, mark)
+}
+
+// resumeToken is a store position as api.FlowFrame.Resume carries it
+// (base64url of the position's JSON), or "" when it would be longer than
+// api.MaxPeerResume.
+func resumeToken(c *flowstore.Cursor) string {
+	b, err := json.Marshal(c)
+	if err != nil || base64.RawURLEncoding.EncodedLen(len(b)) > api.MaxPeerResume {
+		return ""
+	}
+	return base64.RawURLEncoding.EncodeToString(b)
+}
+
+// parseResume takes up a position resumeToken made.
+func parseResume(v string) (*flowstore.Cursor, error) {
+	if v == "" || len(v) > api.MaxPeerResume {
+		return nil, fmt.Errorf("want a position of 1 to %d bytes, got %d", api.MaxPeerResume, len(v))
+	}
+	b, err := base64.RawURLEncoding.Strict().DecodeString(v)
+	if err != nil || len(b) == 0 || b[0] != '{' {
+		return nil, errors.New("not a position this server sent")
+	}
+	var c flowstore.Cursor
+	if err := json.Unmarshal(b, &c); err != nil {
+		return nil, err
+	}
+	return &c, nil
 }
 
 // peerEvent is what a member's follower reports to its relay.
@@ -167,6 +252,8 @@ type peerEvent struct {
 	backlog bool   // rec belongs to the member's backlog
 	ready   bool   // the member's backlog is out
 	dropped uint64 // the member's stream's Dropped so far
+	resume  string // the member's position after the records it sent (api.FlowFrame.Resume)
+	forget  bool   // the member takes no position back (an older version)
 	err     error  // the stream broke (being reconnected)
 }
 
@@ -186,13 +273,14 @@ type followRelay struct {
 	missing map[string]string             // member → why its records are missing now
 	waiting map[string]bool               // members whose backlog is not out yet
 	dropped map[string]uint64
-	newest  map[string]int64 // the time of the newest record each member sent (ms)
+	newest  map[string]int64  // the time of the newest record each member sent (ms)
+	resume  map[string]string // each member's position after the records it sent
 }
 
 func (s *Server) newRelay(ctx context.Context, f flow.Filter, began time.Time) *followRelay {
 	ctx, cancel := context.WithCancel(ctx)
 	rl := &followRelay{s: s, ctx: ctx, cancel: cancel, f: f, began: began, events: make(chan peerEvent, followBuffer),
-		peers: map[string]context.CancelFunc{}, missing: map[string]string{}, waiting: map[string]bool{}, dropped: map[string]uint64{}, newest: map[string]int64{}}
+		peers: map[string]context.CancelFunc{}, missing: map[string]string{}, waiting: map[string]bool{}, dropped: map[string]uint64{}, newest: map[string]int64{}, resume: map[string]string{}}
 	rl.refresh()
 	rl.live = true
 	return rl
@@ -226,17 +314,17 @@ func (rl *followRelay) refresh() {
 			rl.waiting[m.Name] = true
 		}
 		rl.missing[m.Name] = "connecting"
-		// A member followed before (gone a while) replays from the last
-		// record it sent, its Dropped adding up.
+		// A member followed before (gone a while) replays what it
+		// stored after the records it sent, its Dropped adding up.
 		from := rl.began.Add(-followResumeSlack)
 		if n, ok := rl.newest[m.Name]; ok {
 			from = later(from, time.UnixMilli(n).Add(-followResumeSlack))
 		}
 		rl.wg.Add(1)
-		go func(backlog bool, dropped uint64) {
+		go func(backlog bool, dropped uint64, resume string) {
 			defer rl.wg.Done()
-			rl.follow(ctx, m.Name, m.Addr, backlog, from, dropped)
-		}(!rl.live, rl.dropped[m.Name])
+			rl.follow(ctx, m.Name, m.Addr, backlog, from, resume, dropped)
+		}(!rl.live, rl.dropped[m.Name], rl.resume[m.Name])
 	}
 	for name, cancel := range rl.peers {
 		if !alive[name] {
@@ -263,17 +351,21 @@ func (rl *followRelay) listed(ms []api.Member, name string) bool {
 
 // follow streams one member's records into rl.events until ctx ends,
 // reconnecting (with a growing wait) when the stream breaks. It asks for
-// every record the member stored from `from` on (and, for the stream's
-// backlog, its newest Limit too); after a break, for those since the last
-// one it passed on, less followResumeSlack. The member's Dropped adds up
-// over its streams, from `before`.
-func (rl *followRelay) follow(ctx context.Context, name, addr string, backlog bool, from time.Time, before uint64) {
+// every record the member stored after the position resume (the member's
+// api.FlowFrame.Resume), or without one, every record from `from` on
+// (and, for the stream's backlog, its newest Limit too); after a break,
+// for those stored after the last position the member sent, or, from a
+// member that sends none (an older version), for those since the last
+// record it passed on, less followResumeSlack. The member's Dropped adds
+// up over its streams, from `before`.
+func (rl *followRelay) follow(ctx context.Context, name, addr string, backlog bool, from time.Time, resume string, before uint64) {
 	c := rl.s.peerClient(addr)
 	defer c.Close()
 	var newest int64      // the newest record's time, in milliseconds
 	var now uint64        // Dropped by this stream
 	delivered := !backlog // the member's backlog is out
 	legacy := false       // the member knows no replay (an older version)
+	noAfter := false      // the member knows no api.PeerAfter (an older version)
 	wait := 200 * time.Millisecond
 	for ctx.Err() == nil {
 		f := rl.f
@@ -285,13 +377,19 @@ func (rl *followRelay) follow(ctx context.Context, name, addr string, backlog bo
 			f.Limit, f.Since = rl.f.Limit, later(f.Since, from)
 		}
 		q := api.FlowValues(f, 0)
-		if !legacy {
+		switch {
+		case resume != "" && !noAfter && !backlog:
+			q.Set(api.PeerAfter, resume)
+		case !legacy:
 			q.Set(api.PeerReplay, from.UTC().Format(time.RFC3339Nano))
 		}
 		first := true
 		err := c.FollowPeer(ctx, q, 3*rl.s.cfg.Heartbeat, func(fr api.FlowFrame) error {
 			now = fr.Dropped
 			ev := peerEvent{member: name, dropped: before + now}
+			if fr.Heartbeat && fr.Resume != "" && len(fr.Resume) <= api.MaxPeerResume && !noAfter {
+				resume, ev.resume = fr.Resume, fr.Resume
+			}
 			switch {
 			case fr.Record != nil:
 				ev.rec, ev.backlog = fr.Record, first && backlog
@@ -300,7 +398,7 @@ func (rl *followRelay) follow(ctx context.Context, name, addr string, backlog bo
 				first, ev.ready = false, true
 				delivered = true
 				wait = 200 * time.Millisecond
-			default:
+			case ev.resume == "":
 				return nil
 			}
 			select {
@@ -317,7 +415,16 @@ func (rl *followRelay) follow(ctx context.Context, name, addr string, backlog bo
 			err = errors.New("stream ended")
 		}
 		var se *api.StatusError
-		if !legacy && errors.As(err, &se) && se.Code == http.StatusBadRequest && strings.Contains(se.Msg, strconv.Quote(api.PeerReplay)) {
+		if q.Has(api.PeerAfter) && errors.As(err, &se) && se.Code == http.StatusBadRequest && strings.Contains(se.Msg, strconv.Quote(api.PeerAfter)) {
+			noAfter, resume = true, "" // asked again at once, by time
+			select {
+			case rl.events <- peerEvent{member: name, forget: true}:
+			case <-ctx.Done():
+				return
+			}
+			continue
+		}
+		if q.Has(api.PeerReplay) && errors.As(err, &se) && se.Code == http.StatusBadRequest && strings.Contains(se.Msg, strconv.Quote(api.PeerReplay)) {
 			legacy = true // asked again at once, without
 			continue
 		}
@@ -326,6 +433,11 @@ func (rl *followRelay) follow(ctx context.Context, name, addr string, backlog bo
 		before, now, backlog = before+now, 0, !delivered
 		if newest > 0 {
 			from = later(from, time.UnixMilli(newest).Add(-followResumeSlack))
+		}
+		if v := q.Get(api.PeerAfter); v != "" {
+			// The reason is shown in heartbeats: not the position (the
+			// request's URL in it), which can be long.
+			err = errors.New(strings.ReplaceAll(err.Error(), v, "…"))
 		}
 		select {
 		case rl.events <- peerEvent{member: name, err: err}:
@@ -350,6 +462,12 @@ func (rl *followRelay) stop() {
 // record it carries, if any.
 func (rl *followRelay) note(ev peerEvent) *flow.Record {
 	rl.dropped[ev.member] = max(rl.dropped[ev.member], ev.dropped)
+	if ev.resume != "" {
+		rl.resume[ev.member] = ev.resume
+	}
+	if ev.forget {
+		delete(rl.resume, ev.member)
+	}
 	switch {
 	case ev.err != nil:
 		rl.missing[ev.member] = ev.err.Error()
@@ -399,8 +517,11 @@ func (rl *followRelay) droppedTotal() uint64 {
 // records and, with a relay, every member's), newest Limit in time order
 // with every record since the follow began, a heartbeat, then records as
 // they are stored, once each. cut counts records the backlog left out,
-// reported in Dropped.
-func (s *Server) streamFlows(ctx context.Context, c *caller, w http.ResponseWriter, sub *flowstore.Subscription, recent []flow.Record, cut uint64, rl *followRelay) {
+// reported in Dropped. With pos (a member's stream to its relay), the
+// store's position after the backlog, every heartbeat carries the position
+// after the records sent (pos moved past each), and one is sent after
+// every followResumeEvery records too.
+func (s *Server) streamFlows(ctx context.Context, c *caller, w http.ResponseWriter, sub *flowstore.Subscription, recent []flow.Record, cut uint64, rl *followRelay, pos *flowstore.Cursor) {
 	w.Header().Set("Content-Type", "application/x-ndjson")
 	w.WriteHeader(http.StatusOK)
 	rc := http.NewResponseController(w)
@@ -416,10 +537,14 @@ func (s *Server) streamFlows(ctx context.Context, c *caller, w http.ResponseWrit
 		fr.Dropped = dropped()
 		return enc.Encode(fr) == nil && rc.Flush() == nil
 	}
+	unmarked := 0 // records sent since the last position
 	heartbeat := func() bool {
 		fr := api.FlowFrame{Heartbeat: true}
 		if rl != nil {
 			fr.Servers, fr.Missing = rl.status(s.cfg.Name)
+		}
+		if pos != nil {
+			fr.Resume, unmarked = resumeToken(pos), 0
 		}
 		return send(fr)
 	}
@@ -497,8 +622,14 @@ func (s *Server) streamFlows(ctx context.Context, c *caller, w http.ResponseWrit
 			if !ok {
 				return
 			}
-			if seen.Add(rec.Metadata.UID) && !send(api.FlowFrame{Record: &rec}) {
+			if seen.Add(rec.Metadata.UID) && !send(api.FlowFrame{Record: &rec.Record}) {
 				return
+			}
+			if pos != nil {
+				pos.Take(rec.Pos)
+				if unmarked++; unmarked >= followResumeEvery && !heartbeat() {
+					return
+				}
 			}
 		case ev := <-events:
 			if rec := rl.note(ev); rec != nil && seen.Add(rec.Metadata.UID) && !send(api.FlowFrame{Record: rec}) {

@@ -3,10 +3,14 @@ package server
 import (
 	"context"
 	"crypto/tls"
+	"encoding/base64"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
 	"net"
+	"net/http"
+	"net/url"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -147,8 +151,8 @@ func (l *followLog) heartbeat() api.FlowFrame {
 // TestClusterFollowNoGaps follows a two-server cluster through s1 while
 // records are stored by s2 alone. The stream to s2 is cut and more
 // records than the follow's Limit are stored by s2 meanwhile (some in the
-// millisecond of the last one delivered before the cut): once it mends,
-// every one of them is delivered, once. A third server that joins later
+// millisecond of the last one delivered before the cut, some minutes older
+// than any delivered): once it mends, every one of them is delivered, once. A third server that joins later
 // delivers every record it stored since the follow began, not only its
 // newest Limit, and none from before.
 func TestClusterFollowNoGaps(t *testing.T) {
@@ -257,8 +261,11 @@ func TestClusterFollowNoGaps(t *testing.T) {
 		hb := log.heartbeat()
 		return len(hb.Missing) == 1 && strings.HasPrefix(hb.Missing[0], "s2 "), fmt.Sprintf("missing %v", hb.Missing)
 	})
-	// The first of them in the millisecond of the last record delivered.
+	// The first of them in the millisecond of the last record delivered;
+	// then some an agent kept minutes while it was cut off from the
+	// servers, older than any delivered.
 	during := ingest("s2", batch("s2-cut", 4*limit, at.Add(2*time.Millisecond))...)
+	during = append(during, ingest("s2", batch("s2-late", limit, at.Add(-5*time.Minute))...)...)
 	proxy.setCut(false)
 	testkit.WaitForDetail(t, "every record s2 stored during the cut followed", func() (bool, string) {
 		m := log.missing(during)
@@ -297,6 +304,45 @@ func TestClusterFollowNoGaps(t *testing.T) {
 	if m := log.missing(over[:len(over)-followReplay]); len(m) != len(over)-followReplay {
 		t.Errorf("%d of the oldest records past the replay's bound delivered, want none", len(over)-followReplay-len(m))
 	}
+
+	t.Log("a position that is not one is refused, naming the parameter")
+	peer := servers["s1"].peerClient(s2.Addr())
+	defer peer.Close()
+	long := strings.Repeat("e30", api.MaxPeerResume/3+1)
+	for _, bad := range []url.Values{
+		{api.PeerAfter: {"!!"}},
+		{api.PeerAfter: {""}},
+		{api.PeerAfter: {long}},
+		{api.PeerAfter: {base64.RawURLEncoding.EncodeToString([]byte("null"))}},
+		{api.PeerAfter: {base64.RawURLEncoding.EncodeToString([]byte(`{"20261205": -1}`))}},
+		{api.PeerAfter: {base64.RawURLEncoding.EncodeToString([]byte(`{"x": 1}`))}},
+		{api.PeerAfter: {"e30", "e30"}},
+		{api.PeerAfter: {"e30"}, api.PeerReplay: {time.Now().Format(time.RFC3339)}},
+	} {
+		err := peer.FollowPeer(ctx, bad, time.Minute, func(api.FlowFrame) error { return errors.New("a frame") })
+		var se *api.StatusError
+		if !errors.As(err, &se) || se.Code != http.StatusBadRequest || !strings.Contains(se.Msg, `"after"`) {
+			t.Errorf("peer follow %.80s: %v, want a 400 naming %q", bad.Encode(), err, api.PeerAfter)
+		}
+	}
+
+	t.Log("a member of the version before positions is asked again by time")
+	peerBeforeAfter.Store(true)
+	defer peerBeforeAfter.Store(false)
+	proxy.setCut(true)
+	testkit.WaitForDetail(t, "s2 named missing", func() (bool, string) {
+		hb := log.heartbeat()
+		return len(hb.Missing) == 1 && strings.HasPrefix(hb.Missing[0], "s2 "), fmt.Sprintf("missing %v", hb.Missing)
+	})
+	if hb := log.heartbeat(); len(hb.Missing) == 1 && strings.Contains(hb.Missing[0], "after=ey") {
+		t.Errorf("missing %q: the reason shows the position", hb.Missing[0])
+	}
+	older := ingest("s2", batch("s2-older-version", limit, time.Now().Add(2*time.Minute))...)
+	proxy.setCut(false)
+	testkit.WaitForDetail(t, "the records s2 stored during the third cut followed", func() (bool, string) {
+		m := log.missing(older)
+		return len(m) == 0, fmt.Sprintf("%d of %d missing: %v; heartbeat %+v", len(m), len(older), m, log.heartbeat())
+	})
 
 	log.mu.Lock()
 	defer log.mu.Unlock()

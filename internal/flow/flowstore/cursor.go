@@ -6,6 +6,8 @@ import (
 	"errors"
 	"fmt"
 	"maps"
+	"slices"
+	"strings"
 	"time"
 
 	"moat/internal/flow"
@@ -181,4 +183,87 @@ func (s *Store) Changed() <-chan struct{} {
 		s.changed = make(chan struct{})
 	}
 	return s.changed
+}
+
+// A Position is where a record is stored: its day partition, the day's
+// file and its row there.
+type Position struct {
+	Day  int64 // days since the Unix epoch, UTC
+	File int32 // the file's identity (partition.file)
+	Row  int64
+}
+
+// Take moves c past a record stored at pos, as a reader that took it, and
+// says whether the record was after c. A record of a day's file other than
+// the one c read is taken to be in a file made since (its rows numbered
+// afresh).
+func (c *Cursor) Take(pos Position) bool {
+	if c.last == nil {
+		c.last, c.seen, c.file = map[int64]int64{}, map[int64]string{}, map[int64]int32{}
+	}
+	last, read := c.last[pos.Day]
+	if f, ok := c.file[pos.Day]; ok && f != pos.File {
+		read = false
+	}
+	c.file[pos.Day] = pos.File
+	delete(c.seen, pos.Day)
+	if read && pos.Row <= last {
+		return false
+	}
+	c.last[pos.Day] = pos.Row
+	return true
+}
+
+// Between returns the records matching f (Limit aside) stored after from
+// and up to to (both positions from Mark, Take or a saved cursor), the
+// newest limit of them in time order, and how many more there were. A day
+// to has not read is left out (its records were all stored after to); a
+// day from has not read, or read in another file, is read from its first
+// row.
+func (s *Store) Between(ctx context.Context, f flow.Filter, from, to *Cursor, limit int) ([]flow.Record, uint64, error) {
+	if err := f.Validate(); err != nil {
+		return nil, 0, err
+	}
+	if limit <= 0 {
+		return nil, 0, fmt.Errorf("flow: between: limit must be positive, got %d", limit)
+	}
+	if err := s.refresh(); err != nil {
+		return nil, 0, err
+	}
+	lo, hi := f.Span()
+	var out []flow.Record
+	var total uint64
+	err := s.eachPartition(lo, hi, true, func(p *partition) (bool, error) {
+		upto, ok := to.last[p.day]
+		if f, known := to.file[p.day]; !ok || known && f != p.file {
+			return false, nil
+		}
+		after := from.last[p.day]
+		if f, known := from.file[p.day]; known && f != p.file {
+			after = 0
+		}
+		if after >= upto {
+			return false, nil
+		}
+		conds, args := s.where(p, &f, []string{"id > ?", "id <= ?", "time >= ?", "time < ?"}, []any{after, upto, lo, hi})
+		cond := strings.Join(conds, " AND ")
+		var n int64
+		if err := p.db.QueryRowContext(ctx, "SELECT COUNT(*) FROM flows WHERE "+cond, args...).Scan(&n); err != nil {
+			return true, fmt.Errorf("flow: between %q: %w", p.path, err)
+		}
+		total += uint64(n)
+		if n > 0 && len(out) < limit {
+			var err error
+			out, err = s.collect(ctx, p, fmt.Sprintf("SELECT uid, data FROM flows WHERE %s ORDER BY time DESC, uid DESC LIMIT %d", cond, limit-len(out)), args, out)
+			if err != nil {
+				return true, err
+			}
+		}
+		return false, nil
+	})
+	if err != nil {
+		return nil, 0, err
+	}
+	slices.Reverse(out)
+	return out, total - uint64(len(out)), nil
 }

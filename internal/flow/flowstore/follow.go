@@ -8,14 +8,15 @@ import (
 	"moat/internal/flow"
 )
 
-// Subscription receives the records Ingest stores that match its filter.
-// A subscriber that falls behind loses records rather than slowing
-// ingestion; the loss is counted in Dropped and in the store's stats.
+// Subscription receives the records Ingest stores that match its filter,
+// in storage order, each with its position. A subscriber that falls behind
+// loses records rather than slowing ingestion; the loss is counted in
+// Dropped and in the store's stats.
 type Subscription struct {
 	// C carries the records; it is closed when the subscription ends.
-	C <-chan flow.Record
+	C <-chan Stored
 
-	c       chan flow.Record
+	c       chan Stored
 	s       *Store
 	f       flow.Filter
 	dropped atomic.Uint64
@@ -31,7 +32,7 @@ func (s *Store) Follow(f flow.Filter, buffer int) (*Subscription, error) {
 	if buffer < 1 {
 		buffer = 1
 	}
-	c := make(chan flow.Record, buffer)
+	c := make(chan Stored, buffer)
 	sub := &Subscription{C: c, c: c, s: s, f: f}
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -55,10 +56,23 @@ func (sub *Subscription) Close() {
 
 func (sub *Subscription) end() { sub.once.Do(func() { close(sub.c) }) }
 
-// notify hands the stored records recs[i], i in idx, to the subscribers.
-// Sending happens under s.mu so that Close cannot close a channel that is
-// being sent on; sends never block.
-func (s *Store) notify(recs []flow.Record, idx []int) {
+// A Stored is a record Ingest stored, and where.
+type Stored struct {
+	flow.Record
+	Pos Position
+}
+
+// fresh is a record of an Ingest batch that was stored: recs[i], at pos.
+type fresh struct {
+	i   int
+	pos Position
+}
+
+// notify hands the stored records to the subscribers, in the order they
+// were committed (Ingest calls it under s.wmu). Sending happens under s.mu
+// so that Close cannot close a channel that is being sent on; sends never
+// block.
+func (s *Store) notify(recs []flow.Record, idx []fresh) {
 	if len(idx) == 0 {
 		return
 	}
@@ -69,12 +83,12 @@ func (s *Store) notify(recs []flow.Record, idx []int) {
 		s.changed = nil
 	}
 	for sub := range s.subs {
-		for _, i := range idx {
-			if !sub.f.Match(&recs[i]) {
+		for _, fr := range idx {
+			if !sub.f.Match(&recs[fr.i]) {
 				continue
 			}
 			select {
-			case sub.c <- recs[i]:
+			case sub.c <- Stored{recs[fr.i], fr.pos}:
 			default:
 				sub.dropped.Add(1)
 				s.dropped.Add(1)

@@ -145,6 +145,9 @@ func (s *Store) acquire(day int64, create bool) (*partition, error) {
 		return nil, errors.New("flow: store closed")
 	}
 	s.known[day] = path
+	if e, ok := s.ends[day]; ok && e.File != p.file {
+		delete(s.ends, day) // not the file it was learned in
+	}
 	s.tick++
 	p.refs, p.used = 1, s.tick
 	s.open[day] = p
@@ -294,6 +297,7 @@ func (s *Store) setAside(day int64, path, why string) {
 	s.log.Error("flow: partition failed its check at open; set aside, the other days are served", "path", path, "moved", d.Moved, "reason", why)
 	s.mu.Lock()
 	delete(s.known, day)
+	delete(s.ends, day)
 	if s.cfg.ReadOnly {
 		s.bad[day] = true // a reader skips the day; a writer starts it afresh
 	}

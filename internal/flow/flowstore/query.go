@@ -239,22 +239,45 @@ type Cursor struct {
 	file map[int64]int32  // per partition day, the file last read (partition.file)
 }
 
-// Mark returns the position after every record stored so far.
+// Mark returns the position after every record stored so far. The
+// writer knows the days it stored records in since it opened, and those it
+// marked before, without opening them; a reader (another process writes)
+// reads every day.
 func (s *Store) Mark(ctx context.Context) (*Cursor, error) {
 	if err := s.refresh(); err != nil {
 		return nil, err
 	}
 	c := &Cursor{last: map[int64]int64{}, seen: map[int64]string{}, file: map[int64]int32{}}
-	err := s.eachPartition(1, 1<<62, false, func(p *partition) (bool, error) {
-		var max sql.NullInt64
-		if err := p.db.QueryRowContext(ctx, "SELECT MAX(id) FROM flows").Scan(&max); err != nil {
-			return true, fmt.Errorf("flow: mark %q: %w", p.path, err)
+	for _, day := range s.days(1, 1<<62) {
+		s.mu.Lock()
+		e, ok := s.ends[day]
+		s.mu.Unlock()
+		if ok && !s.cfg.ReadOnly {
+			c.last[day], c.file[day] = e.Row, e.File
+			continue
 		}
-		c.last[p.day], c.file[p.day] = max.Int64, p.file
-		return false, nil
-	})
-	if err != nil {
-		return nil, err
+		p, err := s.acquire(day, false)
+		if errors.Is(err, errSkip) {
+			continue
+		}
+		if err != nil {
+			return nil, err
+		}
+		var max sql.NullInt64
+		err = p.db.QueryRowContext(ctx, "SELECT MAX(id) FROM flows").Scan(&max)
+		if err == nil && !s.cfg.ReadOnly {
+			s.mu.Lock()
+			if _, ok := s.ends[day]; !ok && !p.gone {
+				// Unless Ingest, which sets it after its commit, did.
+				s.ends[day] = Position{Day: day, File: p.file, Row: max.Int64}
+			}
+			s.mu.Unlock()
+		}
+		s.release(p)
+		if err != nil {
+			return nil, fmt.Errorf("flow: mark %q: %w", p.path, err)
+		}
+		c.last[day], c.file[day] = max.Int64, p.file
 	}
 	return c, nil
 }

@@ -94,7 +94,8 @@ type Store struct {
 	damaged []DamagedPartition
 	tick    uint64
 	subs    map[*Subscription]struct{}
-	changed chan struct{} // closed at the next stored record (Changed)
+	ends    map[int64]Position // a writer's days: the position of the last record stored (Mark)
+	changed chan struct{}      // closed at the next stored record (Changed)
 	closed  bool
 
 	stored, dups, expired, future, dropped atomic.Uint64
@@ -174,6 +175,7 @@ func OpenStore(cfg StoreConfig) (*Store, error) {
 		checked: map[int64]bool{},
 		bad:     map[int64]bool{},
 		subs:    map[*Subscription]struct{}{},
+		ends:    map[int64]Position{},
 	}
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
@@ -315,6 +317,7 @@ func (s *Store) Prune() (int, error) {
 		}
 		old = append(old, path)
 		delete(s.known, day)
+		delete(s.ends, day)
 		if p, ok := s.open[day]; ok {
 			delete(s.open, day)
 			p.gone = true
@@ -434,26 +437,26 @@ func (s *Store) Ingest(ctx context.Context, recs []flow.Record) (int, error) {
 	s.wmu.Lock()
 	defer s.wmu.Unlock()
 	total := 0
-	var fresh []int
+	var stored []fresh
 	for _, d := range days {
 		p, err := s.acquire(d, true)
 		if err != nil {
-			s.notify(recs, fresh)
+			s.notify(recs, stored)
 			return total, err
 		}
-		n, err := s.ingestDay(ctx, p, recs, byDay[d], &fresh)
+		n, err := s.ingestDay(ctx, p, recs, byDay[d], &stored)
 		s.release(p)
 		total += n
 		if err != nil {
-			s.notify(recs, fresh)
+			s.notify(recs, stored)
 			return total, err
 		}
 	}
-	s.notify(recs, fresh)
+	s.notify(recs, stored)
 	return total, nil
 }
 
-func (s *Store) ingestDay(ctx context.Context, p *partition, recs []flow.Record, idx []int, fresh *[]int) (int, error) {
+func (s *Store) ingestDay(ctx context.Context, p *partition, recs []flow.Record, idx []int, stored *[]fresh) (int, error) {
 	tx, err := p.db.BeginTx(ctx, nil)
 	if err != nil {
 		return 0, fmt.Errorf("flow: ingest: begin %q: %w", p.path, err)
@@ -471,6 +474,7 @@ func (s *Store) ingestDay(ctx context.Context, p *partition, recs []flow.Record,
 		rollMin = map[int64]map[minuteKey][2]int64{}
 	}
 	var added []int
+	var at []fresh
 	var buf []byte
 	for _, i := range idx {
 		r := &recs[i]
@@ -490,7 +494,12 @@ func (s *Store) ingestDay(ctx context.Context, p *partition, recs []flow.Record,
 		if n, _ := res.RowsAffected(); n == 0 {
 			continue
 		}
+		row, err := res.LastInsertId()
+		if err != nil {
+			return 0, fmt.Errorf("flow: ingest: record uid %q: %w", r.Metadata.UID, err)
+		}
 		added = append(added, i)
+		at = append(at, fresh{i, Position{Day: p.day, File: p.file, Row: row}})
 		k := rollupKey{bucket: r.Time / hourMillis, class: r.ClassUID, Columns: c}
 		k.Bytes = 0
 		flows, bytes := flow.TalkerWeight(r, c.Bytes)
@@ -523,9 +532,15 @@ func (s *Store) ingestDay(ctx context.Context, p *partition, recs []flow.Record,
 	if err := tx.Commit(); err != nil {
 		return 0, fmt.Errorf("flow: ingest: commit %q: %w", p.path, err)
 	}
+	if len(at) > 0 {
+		// Rows are numbered past the largest: the last one added ends the day.
+		s.mu.Lock()
+		s.ends[p.day] = at[len(at)-1].pos
+		s.mu.Unlock()
+	}
 	s.stored.Add(uint64(len(added)))
 	s.dups.Add(uint64(len(idx) - len(added)))
-	*fresh = append(*fresh, added...)
+	*stored = append(*stored, at...)
 	return len(added), nil
 }
 
