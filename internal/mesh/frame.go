@@ -34,6 +34,12 @@ const (
 	// minReadAhead is the least a read filling what TLS asked for must
 	// have returned to start reading ahead: a TLS record's worth.
 	minReadAhead = tlsRecord
+	// streamWindow is a stream's yamux window: two full frames (see
+	// muxConfig).
+	streamWindow = 2 * largeBuf
+	// typeWindowUpdate is the yamux frame type of a window update (and of
+	// a stream's SYN, ACK, FIN and RST, which carry flags).
+	typeWindowUpdate = 1
 	// closeFlush bounds how long Close spends sending what was gathered.
 	closeFlush = time.Second
 )
@@ -42,7 +48,8 @@ const (
 // session's send loop writes to it, one whole frame (header and body) per
 // call.
 //
-// A large frame (bulk) is written at once when nothing waits before it:
+// A large frame (bulk), or a bare window update (what a bulk sender waits
+// for), is written at once when nothing waits before it:
 // its TLS records (a full frame is thirty-two) leave in one system call through
 // the batchConn under the TLS connection. Small frames (requests,
 // responses, window updates) are gathered and written by a flusher
@@ -83,7 +90,7 @@ func unflushed(tc net.Conn, raw *batchConn) *frameConn {
 }
 
 func (c *frameConn) Write(p []byte) (int, error) {
-	if len(p) >= tlsRecord {
+	if len(p) >= tlsRecord || isWindowGrant(p) {
 		return c.writeLarge(p)
 	}
 	for {
@@ -112,6 +119,15 @@ func (c *frameConn) Write(p []byte) (int, error) {
 			return 0, net.ErrClosed
 		}
 	}
+}
+
+// isWindowGrant reports whether frame is a bare window update: a
+// receiver granting its sender more room, sent after it read half its
+// window. The sender of a bulk transfer waits for it, so it leaves at
+// once, not after the flusher's yield; a stream's opening and closing
+// frames (flags set) are gathered as before.
+func isWindowGrant(frame []byte) bool {
+	return len(frame) == yamuxHeaderLen && frame[1] == typeWindowUpdate && frame[2] == 0 && frame[3] == 0
 }
 
 // writeLarge writes a large frame at once, behind what was gathered before

@@ -233,7 +233,17 @@ type Mesh struct {
 func muxConfig() *yamux.Config {
 	c := yamux.DefaultConfig()
 	c.LogOutput = io.Discard
-	c.MaxStreamWindowSize = 1 << 20
+	// A stream's window is two full frames from the start. go-yamux opens
+	// a stream at 256 KB and widens it only when a window's worth is read
+	// within four of its measured round trips, which on loopback, where
+	// its pings come back in tens of microseconds, it never was: bulk's
+	// frames were cut to the 256 KB window and the source waited for each
+	// to be read before sending the next. The receiver grants more once it
+	// has read half its window: with two full frames' window, that is as
+	// soon as the first is read, so the next frame travels while the
+	// destination writes the one before to its app.
+	c.InitialStreamWindowSize = streamWindow
+	c.MaxStreamWindowSize = streamWindow
 	// A frame carries what one read of a copy buffer returned: a full
 	// buffer's frame is thirty-two full TLS records (see frame.go).
 	c.MaxMessageSize = largeBuf + yamuxHeaderLen

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"io"
 	"net"
+	"runtime"
 	"sync"
 	"sync/atomic"
 )
@@ -62,6 +63,15 @@ func copyHalf(dst, src net.Conn, count *atomic.Int64) {
 			copy(*large, buf[:nr])
 			pool.Put(bp)
 			pool, bp, buf = &largeBufs, large, *large
+		}
+		if nr > 0 && pool == &largeBufs {
+			// Bulk. A read of a tunnel's stream may have queued a window
+			// update to its sender; let the session's send loop take
+			// it before this goroutine's write, which holds the agent's
+			// one thread for as long as the kernel copies the frame
+			// into the app's socket (half a millisecond and more) while
+			// the sender waits.
+			runtime.Gosched()
 		}
 		if nr > 0 {
 			nw, werr := dst.Write(buf[:nr])
