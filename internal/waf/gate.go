@@ -154,6 +154,10 @@ type gatePlan struct {
 	// keyNeed[k] is the test a name must pass for selector k's key
 	// expression to match it (keyneed.go); nil: no expression, or none.
 	keyNeed []*necessity
+	// all and constKeys: the rule set and the resolver's TX keys, while
+	// planning (capturedChain).
+	all       []*rrule
+	constKeys []string
 }
 
 // nodeMulti is the necessity tests of the @rx rules that read values
@@ -201,6 +205,9 @@ type gateRule struct {
 	// unclocked: a budget rule (budget.go), which can only match once the
 	// inspection pass has started the request's clock in TX:moat_start.
 	unclocked bool
+	// captured: a chain decided with what its first link would write
+	// (gatecapture.go).
+	captured *capturedChain
 }
 
 // gateSelector is one VARIABLE[:key] a rule reads.
@@ -314,6 +321,9 @@ func planGate(w coraza.WAF, ids []int, paranoia int, budget time.Duration, const
 		if err == nil {
 			gr, err = p.chainLinks(r, gr, nodeOf, selOf)
 		}
+		if err == nil {
+			gr, err = p.capturedChain(r, gr)
+		}
 		if err != nil {
 			return nil, err
 		}
@@ -368,6 +378,8 @@ func planGate(w coraza.WAF, ids []int, paranoia int, budget time.Duration, const
 		p.after[info.id] = list
 		p.rules += len(list)
 	}
+	p.placeCaptured()
+	p.all, p.constKeys = nil, nil
 	p.planMulti()
 	p.keyNeed = make([]*necessity, len(p.selectors))
 	for k, sel := range p.selectors {
@@ -559,36 +571,14 @@ func gateTest(r reflect.Value, id, phase int, p *gatePlan, nodeOf map[[2]uintptr
 			return nil, fmt.Errorf("waf: gate: Coraza rule field %s not found", name)
 		}
 	}
-	opp := r.FieldByName("operator")
-	if opp.Kind() != reflect.Pointer {
-		return nil, errors.New("waf: gate: Coraza rule operator not found")
-	}
-	if opp.IsNil() {
-		return nil, nil // SecAction
-	}
-	opv := opp.Elem()
-	fn, data, neg := opv.FieldByName("Function"), opv.FieldByName("Data"), opv.FieldByName("Negation")
-	opf := opv.FieldByName("Operator")
-	if fn.Kind() != reflect.String || data.Kind() != reflect.String || neg.Kind() != reflect.Bool || !opf.IsValid() {
-		return nil, errors.New("waf: gate: Coraza operator fields not found")
-	}
-	op, ok := exported(opf).Interface().(plugintypes.Operator)
-	if !ok || op == nil {
-		return nil, nil
+	op, neg, err := p.askableOp(r)
+	if op == nil || err != nil {
+		return nil, err
 	}
 	if _, ok := op.(budgetOp); ok {
-		return budgetGate(r, id, neg.Bool())
+		return budgetGate(r, id, neg)
 	}
-	switch op.(type) {
-	case *rxOp, *pmOp, scoreOp, *fileNameOp:
-	default:
-		// Function is the operator as written: "@pm", "!@rx".
-		name := strings.TrimPrefix(strings.TrimPrefix(fn.String(), "!"), "@")
-		if !gateOperators[name] || strings.Contains(data.String(), "%{") && !p.constMacros(data.String()) {
-			return nil, nil
-		}
-	}
-	gr := &gateRule{id: id, op: op, neg: neg.Bool(), multiMatch: r.FieldByName("MultiMatch").Bool()}
+	gr := &gateRule{id: id, op: op, neg: neg, multiMatch: r.FieldByName("MultiMatch").Bool()}
 	if !gr.neg {
 		// A multiMatch rule's test is asked of each value its operator
 		// sees.
@@ -663,6 +653,39 @@ func gateTest(r reflect.Value, id, phase int, p *gatePlan, nodeOf map[[2]uintptr
 		}
 	}
 	return gr, nil
+}
+
+// askableOp returns r's operator when the gate may ask it (its answer
+// depends on the value alone; a budget rule's is returned for
+// gateTest to tell), nil when not.
+func (p *gatePlan) askableOp(r reflect.Value) (plugintypes.Operator, bool, error) {
+	opp := r.FieldByName("operator")
+	if opp.Kind() != reflect.Pointer {
+		return nil, false, errors.New("waf: gate: Coraza rule operator not found")
+	}
+	if opp.IsNil() {
+		return nil, false, nil // SecAction
+	}
+	opv := opp.Elem()
+	fn, data, neg := opv.FieldByName("Function"), opv.FieldByName("Data"), opv.FieldByName("Negation")
+	opf := opv.FieldByName("Operator")
+	if fn.Kind() != reflect.String || data.Kind() != reflect.String || neg.Kind() != reflect.Bool || !opf.IsValid() {
+		return nil, false, errors.New("waf: gate: Coraza operator fields not found")
+	}
+	op, ok := exported(opf).Interface().(plugintypes.Operator)
+	if !ok || op == nil {
+		return nil, false, nil
+	}
+	switch op.(type) {
+	case *rxOp, *pmOp, scoreOp, *fileNameOp, budgetOp:
+	default:
+		// Function is the operator as written: "@pm", "!@rx".
+		name := strings.TrimPrefix(strings.TrimPrefix(fn.String(), "!"), "@")
+		if !gateOperators[name] || strings.Contains(data.String(), "%{") && !p.constMacros(data.String()) {
+			return nil, false, nil
+		}
+	}
+	return op, neg.Bool(), nil
 }
 
 // gateState is one gate pass's scratch: each selector's values (as
@@ -983,6 +1006,9 @@ func (s *gateState) multiRest(r *gateRule, steps []plugintypes.Transformation, v
 // mayMatch reports whether r's operator answers true for one of its
 // values.
 func (s *gateState) mayMatch(r *gateRule) bool {
+	if r.captured != nil {
+		return s.capturedMayMatch(r)
+	}
 	if (r.op != nil || r.unclocked) && !s.opMayMatch(r) {
 		return false
 	}

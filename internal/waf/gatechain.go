@@ -166,6 +166,10 @@ func (p *gatePlan) planChains(rules reflect.Value, consts []txConst) error {
 	}
 	p.chains = chainSafe(all)
 	p.consts = constTX(all, consts)
+	p.all = all
+	for _, c := range consts {
+		p.constKeys = append(p.constKeys, c.key)
+	}
 	return nil
 }
 

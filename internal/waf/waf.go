@@ -305,6 +305,16 @@ func New(cfg Config) (*WAF, error) {
 			out.gate.Err = err
 		} else {
 			out.gate.Rules = p.rules
+			// A route that excludes a chain the gate decides with what
+			// its first link would write takes the unresolved rule set
+			// (Begin), whose gate leaves the chain to Coraza.
+			if out.res != nil {
+				for _, id := range p.capturedHeads() {
+					out.res.anchors[id] = nil
+				}
+			} else {
+				p.dropCaptured()
+			}
 			for _, g := range gates {
 				g.p.Store(p)
 			}
