@@ -127,9 +127,10 @@ func (g gateAction) Evaluate(r plugintypes.RuleMetadata, tx plugintypes.Transact
 			break
 		}
 		if !s.mayMatch(&rules[i]) {
-			rr.RemoveRuleByID(rules[i].id)
+			s.remove(rules[i].id)
 		}
 	}
+	s.flush(rr)
 	s.tx = nil
 	gateScratch.Put(s)
 }
@@ -158,6 +159,10 @@ type gatePlan struct {
 	// planning (capturedChain).
 	all       []*rrule
 	constKeys []string
+	// ids: every rule ID of the set, in order; rank: an ID's place there
+	// (gateremove.go).
+	ids  []int
+	rank map[int]int
 }
 
 // nodeMulti is the necessity tests of the @rx rules that read values
@@ -378,6 +383,13 @@ func planGate(w coraza.WAF, ids []int, paranoia int, budget time.Duration, const
 		p.after[info.id] = list
 		p.rules += len(list)
 	}
+	ruleIDs := make([]int, 0, len(all))
+	for _, info := range all {
+		if info.id != 0 {
+			ruleIDs = append(ruleIDs, info.id)
+		}
+	}
+	p.planRanks(ruleIDs)
 	p.placeCaptured()
 	p.all, p.constKeys = nil, nil
 	p.planMulti()
@@ -714,6 +726,10 @@ type gateState struct {
 	// all: each collection's every value, as FindAll returns it, once
 	// asked for.
 	all []collectionValues
+	// removed[rank]: the rules this pass removes (gateremove.go); any:
+	// one is.
+	removed []bool
+	any     bool
 }
 
 type collectionValues struct {
