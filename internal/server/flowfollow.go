@@ -11,7 +11,6 @@ import (
 	"strconv"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"moat/internal/api"
@@ -73,11 +72,6 @@ var followReplay = api.MaxFlowRecords
 // each heartbeat: what a relay asks again after a break.
 const followResumeEvery = 1024
 
-// peerBeforeAfter makes this server's peer streams answer as a version
-// before api.PeerAfter did (no positions sent, the parameter refused):
-// how a relay meets such a member is tested with it.
-var peerBeforeAfter atomic.Bool
-
 // followSeen bounds the record UIDs remembered to drop a record shown
 // already (from another server, or in the backlog).
 const followSeen = 1 << 16
@@ -136,7 +130,7 @@ func (s *Server) handlePeerFollow(w http.ResponseWriter, r *http.Request, c *cal
 		q.Del(api.PeerReplay)
 	}
 	var after *flowstore.Cursor
-	if q.Has(api.PeerAfter) && peerBeforeAfter.Load() {
+	if q.Has(api.PeerAfter) && s.peerBeforeAfter.Load() {
 		writeError(w, errorf(http.StatusBadRequest, "unknown parameter %q", api.PeerAfter))
 		return
 	}
@@ -212,7 +206,7 @@ func (s *Server) handlePeerFollow(w http.ResponseWriter, r *http.Request, c *cal
 		}
 		recent, cut = append(recent, since...), n
 	}
-	if peerBeforeAfter.Load() {
+	if s.peerBeforeAfter.Load() {
 		mark = nil
 	}
 	s.streamFlows(r.Context(), c, w, sub, recent, cut, nil, mark)

@@ -327,8 +327,7 @@ func TestClusterFollowNoGaps(t *testing.T) {
 	}
 
 	t.Log("a member of the version before positions is asked again by time")
-	peerBeforeAfter.Store(true)
-	defer peerBeforeAfter.Store(false)
+	s2.peerBeforeAfter.Store(true)
 	proxy.setCut(true)
 	testkit.WaitForDetail(t, "s2 named missing", func() (bool, string) {
 		hb := log.heartbeat()
