@@ -64,8 +64,17 @@ const followBacklogWait = 5 * time.Second
 const followResumeSlack = 2 * time.Second
 
 // followReplay bounds the records a member replays (api.PeerReplay):
-// the newest of them, the rest counted in Dropped.
-var followReplay = api.MaxFlowRecords
+// the newest of them, the rest counted in Dropped. A test of this package
+// lowers it on one server (Server.replayBound).
+const followReplay = api.MaxFlowRecords
+
+// replayBound is followReplay, or the lower bound a test set on s.
+func (s *Server) replayBound() int {
+	if n := s.followReplayTest.Load(); n > 0 {
+		return int(n)
+	}
+	return followReplay
+}
 
 // followResumeEvery is how many records a member's stream to its relay
 // sends between two positions (api.FlowFrame.Resume) at most, besides one
@@ -177,7 +186,7 @@ func (s *Server) handlePeerFollow(w http.ResponseWriter, r *http.Request, c *cal
 	var cut uint64
 	if replaying {
 		rf := f
-		rf.Limit = followReplay
+		rf.Limit = s.replayBound()
 		if replay.After(rf.Since) {
 			rf.Since = replay
 		}
@@ -199,7 +208,7 @@ func (s *Server) handlePeerFollow(w http.ResponseWriter, r *http.Request, c *cal
 	if after != nil {
 		rf := f
 		rf.Limit = 0
-		since, n, err := st.Between(r.Context(), rf, after, mark, followReplay)
+		since, n, err := st.Between(r.Context(), rf, after, mark, s.replayBound())
 		if err != nil {
 			writeError(w, err)
 			return

@@ -117,6 +117,9 @@ type Server struct {
 	// server of its cluster, to see how a relay meets such a member;
 	// nothing else does.
 	peerBeforeAfter atomic.Bool
+	// followReplayTest, when above zero, lowers this server's replay
+	// bound (followReplay); only a test of this package sets it.
+	followReplayTest atomic.Int64
 }
 
 // New loads the control plane's state from cfg.Store (written by Init).
