@@ -79,6 +79,9 @@ func (m *Mesh) handleOutbound(l *localListener, app net.Conn) {
 	resp, err := m.awaitResponse(st, t.hdr, src, up.Service, up.Port)
 	rec.verdict, rec.rule, rec.reason, rec.code = resp.Verdict(), resp.Rule, resp.Reason, responseCode(resp)
 	if err != nil {
+		// The stream first: the copy into it may be waiting for window
+		// with app's socket held (fromSocket).
+		_ = st.Close()
 		_ = app.Close()
 		<-upDone
 		fail(flow.ReasonUnavailable, err)
