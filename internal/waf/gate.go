@@ -154,6 +154,8 @@ type gatePlan struct {
 	// keyNeed[k] is the test a name must pass for selector k's key
 	// expression to match it (keyneed.go); nil: no expression, or none.
 	keyNeed []*necessity
+	// twins[node]: the nodes whose value node may take (gateshare.go).
+	twins [][]int
 }
 
 // nodeMulti is the necessity tests of the @rx rules that read values
@@ -369,6 +371,7 @@ func planGate(w coraza.WAF, ids []int, paranoia int, budget time.Duration, const
 		p.rules += len(list)
 	}
 	p.planMulti()
+	p.planTwins()
 	p.keyNeed = make([]*necessity, len(p.selectors))
 	for k, sel := range p.selectors {
 		if sel.keyRx != nil {
@@ -824,7 +827,9 @@ func (s *gateState) transformed(node, vi int) string {
 	// Where the value holds none of the bytes fn acts on, fn would
 	// return it unchanged: it is not run.
 	if n.acts == nil || s.holdsAny(n.parent, vi, *n.acts) {
-		if v, changed, err := n.fn(in); err == nil {
+		if tw, ok := s.twin(node, vi, in); ok {
+			out, st = s.tval[tw], s.tstep[tw]
+		} else if v, changed, err := n.fn(in); err == nil {
 			out = v
 			switch {
 			case changed:
