@@ -39,9 +39,11 @@ import (
 //     of what the rule would, which can only keep a rule it could remove;
 //   - transformations are the rule's own functions, applied as Coraza
 //     applies them (an erroring step leaves the value as it was), cached
-//     per request by transformation prefix and value; a step whose
-//     function is known to leave a value holding none of certain bytes
-//     as it was (gateNode.acts) is not run on such a value;
+//     per request by transformation prefix and value (a step takes the
+//     value its twin in another chain computed on an equal input,
+//     gateshare.go); a step whose function is known to leave a value
+//     holding none of certain bytes as it was (gateNode.acts) is not run
+//     on such a value;
 //   - operators are the rule's own instances, asked while the transaction
 //     is not capturing, so they change nothing. Only operators whose answer
 //     depends on the value alone are used: moat's @rx and scorers, and
