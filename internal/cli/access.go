@@ -31,7 +31,9 @@ func accessCommand() *Command {
 		Help: "An administrator asks for a grant (a shell on one node, or one service's port)\n" +
 			"with a reason and a duration; unless the target needs none, another administrator\n" +
 			"approves it. Sessions go through the control plane to the node's agent: the node\n" +
-			"opens no port. Shells are recorded; \"moat access replay\" plays them back.",
+			"opens no port. Shells are recorded; \"moat access replay\" plays them back, for the\n" +
+			"administrator who held the session, the approvers of its grant, and the server's\n" +
+			"access.recording_role (admin by default) and above.",
 		Sub: []*Command{accessApproveCommand(), accessExportCommand(), accessForwardCommand(), accessListCommand(),
 			accessProxyCommand(), accessReplayCommand(), accessRequestCommand(), accessRevokeCommand(), accessSSHCertCommand()},
 	}

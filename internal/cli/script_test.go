@@ -29,6 +29,7 @@ import (
 	"net/http"
 	"os"
 	"os/exec"
+	"os/user"
 	"path/filepath"
 	"regexp"
 	"sort"
@@ -114,6 +115,9 @@ import (
 //	               test process (uid $UID) and print its status line; once
 //	               granted, GET / of HOST through the tunnel and print the
 //	               body (! connect: the proxy refuses)
+//	capture VAR REGEXP
+//	               set VAR to the first group REGEXP matches in the last
+//	               command's stdout (fails when it matches nothing)
 //	uniq VAR       set VAR to a name prefix ("mts…-") no other script or
 //	               test process uses now (for network namespaces)
 //	netns VAR      a network namespace of the script's own (loopback up),
@@ -128,7 +132,9 @@ import (
 //
 // Besides testscript's conditions, [root] holds when the test runs as root.
 // $SERVER is a free loopback address, for a server a script runs itself;
-// $UID is the test process's uid (what a proxy sees of a harness client).
+// $UID is the test process's uid (what a proxy sees of a harness client);
+// $ACCESS_USER is the local account an agent runs break-glass shells as
+// (--access-user): the test's own, or nobody when the test runs as root.
 // Every process a script starts is stopped when it ends, and its log is
 // shown when the script fails.
 func TestScripts(t *testing.T) {
@@ -194,7 +200,16 @@ func scriptSetup(env *testscript.Env, bin string) error {
 	// on a port of their choosing.
 	env.Setenv("SERVER", net.JoinHostPort("127.0.0.1", strconv.Itoa(freePorts(func(f string, a ...any) { panic(fmt.Sprintf(f, a...)) }, 1)[0])))
 	env.Setenv("UID", strconv.Itoa(os.Getuid()))
-	names = append(names, "SERVER", "UID")
+	access := "nobody"
+	if os.Getuid() != 0 {
+		u, err := user.Current()
+		if err != nil {
+			return err
+		}
+		access = u.Username
+	}
+	env.Setenv("ACCESS_USER", access)
+	names = append(names, "SERVER", "UID", "ACCESS_USER")
 	env.Values[envNamesKey{}] = names
 	env.Values[procsKey{}] = &procs{m: map[string]*proc{}}
 	return nil
@@ -230,6 +245,7 @@ func ScriptCmds() map[string]func(ts *testscript.TestScript, neg bool, args []st
 		"netns":        cmdNetns,
 		"connect":      cmdConnect,
 		"uniq":         cmdUniq,
+		"capture":      cmdCapture,
 	}
 }
 
@@ -714,6 +730,22 @@ func cmdFreeport(ts *testscript.TestScript, neg bool, args []string) {
 	for i, p := range freePorts(ts.Fatalf, len(args)) {
 		ts.Setenv(args[i], strconv.Itoa(p))
 	}
+}
+
+func cmdCapture(ts *testscript.TestScript, neg bool, args []string) {
+	if neg || len(args) != 2 {
+		ts.Fatalf("usage: capture VAR REGEXP")
+	}
+	re, err := regexp.Compile(`(?m)` + args[1])
+	ts.Check(err)
+	if re.NumSubexp() < 1 {
+		ts.Fatalf("capture: %q has no group", args[1])
+	}
+	m := re.FindStringSubmatch(ts.ReadFile("stdout"))
+	if m == nil {
+		ts.Fatalf("capture: no match for %q in stdout", args[1])
+	}
+	ts.Setenv(args[0], m[1])
 }
 
 func cmdEventually(ts *testscript.TestScript, neg bool, args []string) {

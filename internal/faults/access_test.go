@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"os"
 	"os/exec"
@@ -13,6 +14,7 @@ import (
 	"time"
 
 	"moat/internal/api"
+	"moat/internal/audit"
 )
 
 // moatIn runs a moat command with stdin and returns its exit code, stdout
@@ -72,7 +74,9 @@ func sessionsOf(t *testing.T, env []string, id string) []api.AccessSession {
 // through whichever server they reach, not only the one holding the
 // node's access tunnel; a revocation through another server ends the
 // relayed session before it answers; recordings replay through every
-// server; when the tunnel's server dies the agent opens one to another and
+// server, and an operator with no part in the session is refused by the
+// server reached before it asks the one keeping the recording; when the
+// tunnel's server dies the agent opens one to another and
 // access goes on there.
 func TestAccessThroughAnyServer(t *testing.T) {
 	etcd := startEtcdCluster(t, 1)
@@ -161,6 +165,35 @@ func TestAccessThroughAnyServer(t *testing.T) {
 		if got := mustMoat(t, c.via(s), "access", "replay", "--instant", sessions[0].ID); got != "hello-42\n"+user {
 			t.Fatalf("replay through %s: %q", s.name, got)
 		}
+	}
+
+	t.Log("an operator who neither held the session nor approved its grant is refused by the server reached, before it asks the one keeping the recording")
+	carolDir := filepath.Join(c.dir, "carol")
+	mustMoat(t, c.env(), "admin", "create", "--name", "carol", "--role", "operator", "--out", carolDir)
+	enrolMFA(t, c.addrs(), carolDir)
+	carolCast := filepath.Join(c.dir, "carol.cast")
+	code, out, errOut = moatIn(t, []string{"MOAT_SERVER=" + other.listen, "MOAT_ADMIN_DIR=" + carolDir}, "", "access", "export", "-o", carolCast, sessions[0].ID)
+	if code == 0 || out != "" || !strings.Contains(errOut, "may not read the recording of session "+sessions[0].ID) {
+		t.Fatalf("carol's export through %s: exit %d, stdout %q, stderr %q", other.name, code, out, errOut)
+	}
+	if _, err := os.Stat(carolCast); !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("carol's export left %s: %v", carolCast, err)
+	}
+	refused := false
+	for _, line := range strings.Split(mustMoat(t, c.env(), "audit", "log", "--output", "json"), "\n") {
+		var x audit.Indexed
+		if err := json.Unmarshal([]byte(line), &x); err != nil {
+			t.Fatalf("audit log line %q: %v", line, err)
+		}
+		if en := x.Entry; en.Action == "access.recording" && strings.HasSuffix(en.Actor, "/admin/carol") && en.Result != "pending" {
+			if !strings.HasPrefix(en.Result, "denied: ") || en.Target != sessions[0].ID || en.Detail["stored_on"] != "" || en.Detail["grant"] != "" {
+				t.Fatalf("carol's refusal audited as %q on %q, detail %v: want a denial that names no grant and asked no other server", en.Result, en.Target, en.Detail)
+			}
+			refused = true
+		}
+	}
+	if !refused {
+		t.Fatal("carol's refusal is not in the audit log")
 	}
 
 	t.Log("the tunnel's server dies: the agent opens its tunnel to the other, and access goes on there")

@@ -52,7 +52,7 @@ type localListener struct {
 	since    time.Time    // when the current state began
 	bo       *backoff.ExponentialBackOff
 	retryAt  time.Time
-	conns    map[net.Conn]struct{}
+	conns    map[net.Conn]io.Closer // what closes each: nil, the connection itself
 	removed  bool
 }
 
@@ -64,8 +64,11 @@ func (l *localListener) closersLocked() []io.Closer {
 	if l.ln != nil {
 		out = append(out, l.ln)
 	}
-	for c := range l.conns {
-		out = append(out, c)
+	for c, closer := range l.conns {
+		if closer == nil {
+			closer = c
+		}
+		out = append(out, closer)
 	}
 	return out
 }
@@ -196,7 +199,7 @@ func (m *Mesh) reconcileListeners(svcs map[string]Service) []error {
 	for k, sp := range want {
 		l, ok := m.listeners[k]
 		if !ok {
-			l = &localListener{spec: sp, conns: map[net.Conn]struct{}{}, since: time.Now()}
+			l = &localListener{spec: sp, conns: map[net.Conn]io.Closer{}, since: time.Now()}
 			m.listeners[k] = l
 			if !m.bindLocked(l) {
 				changed = true
@@ -321,7 +324,7 @@ func (m *Mesh) serveLocal(l *localListener, ln net.Listener) {
 			_ = c.Close()
 			continue
 		}
-		l.conns[c] = struct{}{}
+		l.conns[c] = nil
 		m.mu.Unlock()
 		m.wg.Add(1)
 		go func() {

@@ -61,6 +61,12 @@ func (m *Mesh) handleOutbound(l *localListener, app net.Conn) {
 		fail(flow.ReasonUnavailable, err)
 		return
 	}
+	if !m.closeStreamFirst(l, app, st) {
+		// The listener went, or the agent is stopping: the copies below
+		// end at once.
+		_ = st.Close()
+		_ = app.Close()
+	}
 	// The app's first bytes travel right behind the request header; the
 	// destination holds them until it has decided, and drops them if it
 	// refuses. This saves a round trip for protocols where the client
@@ -73,6 +79,9 @@ func (m *Mesh) handleOutbound(l *localListener, app net.Conn) {
 	resp, err := m.awaitResponse(st, t.hdr, src, up.Service, up.Port)
 	rec.verdict, rec.rule, rec.reason, rec.code = resp.Verdict(), resp.Rule, resp.Reason, responseCode(resp)
 	if err != nil {
+		// The stream first: the copy into it may be waiting for window
+		// with app's socket held (fromSocket).
+		_ = st.Close()
 		_ = app.Close()
 		<-upDone
 		fail(flow.ReasonUnavailable, err)
@@ -92,6 +101,25 @@ func (m *Mesh) handleOutbound(l *localListener, app net.Conn) {
 		rec.code, rec.activity = flow.ReasonServiceRemoved, activityCut
 	}
 	m.emit(rec)
+}
+
+// closeStreamFirst has the listener's closing of app (the listener
+// going, the agent stopping) close st before it: the copy from app into st
+// waits for app's socket with the socket held (fromSocket), and a write
+// of it blocked for want of window would keep app's Close waiting until
+// the destination reads. It reports false when the listener's connections
+// were closed already.
+func (m *Mesh) closeStreamFirst(l *localListener, app, st net.Conn) bool {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if l.removed || m.closed {
+		return false
+	}
+	l.conns[app] = closerFunc(func() error {
+		_ = st.Close()
+		return app.Close()
+	})
+	return true
 }
 
 // responseCode is the reason code of a refusal: the destination's, or (from

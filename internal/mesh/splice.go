@@ -52,46 +52,68 @@ func pipe(a, b net.Conn, fromA, fromB *atomic.Int64) {
 // copyHalf copies src to dst until EOF or an error, adding what it wrote
 // to count as it goes.
 func copyHalf(dst, src net.Conn, count *atomic.Int64) {
-	pool := &smallBufs
-	bp := pool.Get().(*[]byte)
-	defer func() { pool.Put(bp) }()
-	buf := *bp
-	for {
-		nr, rerr := src.Read(buf)
-		if nr == len(buf) && pool == &smallBufs {
-			large := largeBufs.Get().(*[]byte)
-			copy(*large, buf[:nr])
-			pool.Put(bp)
-			pool, bp, buf = &largeBufs, large, *large
-		}
-		if nr > 0 && pool == &largeBufs {
-			// Bulk. A read of a tunnel's stream may have queued a window
-			// update to its sender; let the session's send loop take
-			// it before this goroutine's write, which holds the agent's
-			// one thread for as long as the kernel copies the frame
-			// into the app's socket (half a millisecond and more) while
-			// the sender waits.
-			runtime.Gosched()
-		}
+	c := newCopier(dst, count)
+	defer c.release()
+	rerr, werr, ok := c.fromSocket(src)
+	for !ok {
+		var nr int
+		nr, rerr = src.Read(*c.bp)
 		if nr > 0 {
-			nw, werr := dst.Write(buf[:nr])
-			count.Add(int64(nw))
-			if werr != nil {
-				_ = src.Close()
-				_ = dst.Close()
-				return
-			}
+			werr = c.deliver(nr)
 		}
-		if rerr != nil {
-			if errors.Is(rerr, io.EOF) {
-				closeWrite(dst)
-			} else {
-				_ = src.Close()
-				_ = dst.Close()
-			}
-			return
-		}
+		ok = werr != nil || rerr != nil
 	}
+	switch {
+	case werr != nil:
+		_ = src.Close()
+		_ = dst.Close()
+	case errors.Is(rerr, io.EOF):
+		closeWrite(dst)
+	default:
+		_ = src.Close()
+		_ = dst.Close()
+	}
+}
+
+// copier is one direction of a connection's copy: its buffer and where
+// it writes.
+type copier struct {
+	dst   net.Conn
+	count *atomic.Int64
+	pool  *sync.Pool // smallBufs, then largeBufs from the first full read
+	bp    *[]byte
+	sock  socketReader // fromSocket's
+}
+
+func newCopier(dst net.Conn, count *atomic.Int64) *copier {
+	return &copier{dst: dst, count: count, pool: &smallBufs, bp: smallBufs.Get().(*[]byte)}
+}
+
+// release gives the buffer back.
+func (c *copier) release() { c.pool.Put(c.bp) }
+
+// deliver writes the nr bytes read into the buffer to dst. A read that
+// filled the small buffer moves the copy to a large one.
+func (c *copier) deliver(nr int) error {
+	buf := *c.bp
+	if nr == len(buf) && c.pool == &smallBufs {
+		large := largeBufs.Get().(*[]byte)
+		copy(*large, buf[:nr])
+		c.pool.Put(c.bp)
+		c.pool, c.bp, buf = &largeBufs, large, *large
+	}
+	if c.pool == &largeBufs {
+		// Bulk. A read of a tunnel's stream may have queued a window
+		// update to its sender; let the session's send loop take
+		// it before this goroutine's write, which holds the agent's
+		// one thread for as long as the kernel copies the frame
+		// into the app's socket (half a millisecond and more) while
+		// the sender waits.
+		runtime.Gosched()
+	}
+	nw, err := c.dst.Write(buf[:nr])
+	c.count.Add(int64(nw))
+	return err
 }
 
 // closeWrite ends dst's write half: TCP's shutdown, or a yamux stream's

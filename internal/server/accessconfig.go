@@ -132,6 +132,10 @@ type AccessConfig struct {
 	// RequestRole and ApproveRole are the least roles that may request and
 	// approve grants; empty means operator and admin.
 	RequestRole, ApproveRole string
+	// RecordingRole is the least role that may read every session's
+	// recording; below it an administrator reads only the recordings of
+	// sessions they held or whose grant they approved. Empty means admin.
+	RecordingRole string
 	// IndependentApprovers refuses an approval by an account the requester
 	// made ("moat admin create"), directly or through accounts it made: an
 	// administrator who may create administrators could otherwise be their
@@ -170,6 +174,9 @@ func (c *AccessConfig) defaults() {
 	}
 	if c.ApproveRole == "" {
 		c.ApproveRole = api.RoleAdmin
+	}
+	if c.RecordingRole == "" {
+		c.RecordingRole = api.RoleAdmin
 	}
 	if c.Retention == 0 {
 		c.Retention = DefaultRetention
@@ -272,20 +279,22 @@ func actionRE(a string) bool {
 
 // AccessFile is the "access" section of moat server's configuration file.
 type AccessFile struct {
-	Approvals    map[string]int  `yaml:"approvals"`
-	MaxFor       config.Duration `yaml:"max_for"`
-	PendingFor   config.Duration `yaml:"pending_for"`
-	RequestRole  string          `yaml:"request_role"`
-	ApproveRole  string          `yaml:"approve_role"`
-	Independent  bool            `yaml:"independent_approvers"`
-	Retention    config.Duration `yaml:"recording_retention"`
-	MaxRecording int64           `yaml:"max_recording_bytes"`
+	Approvals   map[string]int  `yaml:"approvals"`
+	MaxFor      config.Duration `yaml:"max_for"`
+	PendingFor  config.Duration `yaml:"pending_for"`
+	RequestRole string          `yaml:"request_role"`
+	ApproveRole string          `yaml:"approve_role"`
+	// RecordingRole is the least role that reads every recording.
+	RecordingRole string          `yaml:"recording_role"`
+	Independent   bool            `yaml:"independent_approvers"`
+	Retention     config.Duration `yaml:"recording_retention"`
+	MaxRecording  int64           `yaml:"max_recording_bytes"`
 }
 
 // Config validates f; errors name keys under path.
 func (f AccessFile) Config(path string) (AccessConfig, error) {
 	c := AccessConfig{Approvals: map[string]int{}, MaxFor: time.Duration(f.MaxFor), PendingFor: time.Duration(f.PendingFor),
-		RequestRole: f.RequestRole, ApproveRole: f.ApproveRole, IndependentApprovers: f.Independent,
+		RequestRole: f.RequestRole, ApproveRole: f.ApproveRole, RecordingRole: f.RecordingRole, IndependentApprovers: f.Independent,
 		Retention: time.Duration(f.Retention), MaxRecording: f.MaxRecording}
 	for k, n := range f.Approvals {
 		p := config.Join(config.Join(path, "approvals"), k)
@@ -309,7 +318,7 @@ func (f AccessFile) Config(path string) (AccessConfig, error) {
 			return c, config.Errorf(config.Join(path, d.key), "must not be negative")
 		}
 	}
-	for _, r := range []struct{ key, v string }{{"request_role", c.RequestRole}, {"approve_role", c.ApproveRole}} {
+	for _, r := range []struct{ key, v string }{{"request_role", c.RequestRole}, {"approve_role", c.ApproveRole}, {"recording_role", c.RecordingRole}} {
 		if r.v != "" && api.RoleRank(r.v) < api.RoleRank(api.RoleOperator) {
 			return c, config.Errorf(config.Join(path, r.key), "%q: want operator or admin", r.v)
 		}

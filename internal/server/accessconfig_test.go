@@ -3,6 +3,8 @@ package server
 import (
 	"strings"
 	"testing"
+
+	"moat/internal/api"
 )
 
 // TestMFAFile: the mfa section's first enrolment and security keys are
@@ -52,5 +54,36 @@ func TestMFAFile(t *testing.T) {
 	local := MFAFile{WebAuthn: &WebAuthnFile{RPID: "localhost", Origins: []string{"http://localhost:8080"}}}
 	if _, err := local.Config("mfa"); err != nil {
 		t.Fatalf("a dashboard on localhost over http: %v", err)
+	}
+}
+
+// TestAccessFileRoles: the access section's roles (who requests, approves,
+// and reads every recording) take operator or admin, and say which key is
+// wrong otherwise; unset, the recordings are admin's.
+func TestAccessFileRoles(t *testing.T) {
+	c, err := AccessFile{RecordingRole: api.RoleOperator}.Config("access")
+	if err != nil || c.RecordingRole != api.RoleOperator {
+		t.Fatalf("recording_role operator: %+v %v", c, err)
+	}
+	c, err = AccessFile{}.Config("access")
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.defaults()
+	if c.RecordingRole != api.RoleAdmin || c.RequestRole != api.RoleOperator || c.ApproveRole != api.RoleAdmin {
+		t.Fatalf("defaults: request %q, approve %q, recording %q", c.RequestRole, c.ApproveRole, c.RecordingRole)
+	}
+	for _, tc := range []struct {
+		f    AccessFile
+		want string
+	}{
+		{AccessFile{RecordingRole: api.RoleViewer}, `access.recording_role: "viewer": want operator or admin`},
+		{AccessFile{RecordingRole: "auditor"}, `access.recording_role: "auditor": want operator or admin`},
+		{AccessFile{RequestRole: api.RoleViewer}, `access.request_role: "viewer": want operator or admin`},
+		{AccessFile{ApproveRole: "root"}, `access.approve_role: "root": want operator or admin`},
+	} {
+		if _, err := tc.f.Config("access"); err == nil || err.Error() != tc.want {
+			t.Errorf("%+v: %v, want %q", tc.f, err, tc.want)
+		}
 	}
 }

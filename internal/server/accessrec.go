@@ -272,14 +272,70 @@ func parseRecordingHeader(line []byte, max int64) (api.RecordingUpload, error) {
 	return up, nil
 }
 
-// handleAccessRecording answers a session's recording, after checking it
-// against the digest reported at the session's end.
+// Who reads a recording. A recording holds whatever was typed and shown in
+// a shell on a node, often as root, so it is not for every operator: the
+// administrator who held the session reads it, and so do the approvers of
+// its grant (who signed off on the access and oversee it), and any
+// administrator of access.recording_role or above reads every one.
+const (
+	readerHeld     = "held the session"
+	readerApproved = "approved its grant"
+	readerRole     = "role"
+)
+
+// recordingReader says why c may read the recording of session x of
+// grant g (g may be the zero Grant when the grant is not kept), or "" when
+// c may not.
+func recordingReader(cfg *AccessConfig, c *caller, x api.AccessSession, g api.Grant) string {
+	switch {
+	case api.RoleRank(c.Role) >= api.RoleRank(cfg.RecordingRole):
+		return readerRole
+	case c.ID == "":
+	case x.Admin == c.ID:
+		return readerHeld
+	case g.ID != "" && g.ID == x.Grant:
+		for _, a := range g.Approvals {
+			if a.By == c.ID {
+				return readerApproved
+			}
+		}
+	}
+	return ""
+}
+
+// recordingRefused is the one refusal of a recording, the same whether
+// the session exists, has a recording or not, so that whoever may not
+// read it learns nothing of it.
+func (s *Server) recordingRefused(c *caller, session string) error {
+	return errorf(http.StatusForbidden, "role %q may not read the recording of session %s: it is for the administrator who held the session, the approvers of its grant, and role %q or above",
+		c.Role, session, s.cfg.Access.RecordingRole)
+}
+
+// handleAccessRecording answers a session's recording to those
+// recordingReader allows, after checking it against the digest reported at
+// the session's end. Who may read it is decided before anything is said of
+// the recording (whether it is stored, where), and a caller who may read
+// no recording is told the same of a session that does not exist.
 func (s *Server) handleAccessRecording(ctx context.Context, c *caller, r *http.Request) (any, string, error) {
-	x, _, err := s.findSession(ctx, r.URL.Query().Get("session"))
+	id := r.URL.Query().Get("session")
+	x, _, err := s.findSession(ctx, id)
 	if err != nil {
-		return nil, trimForError(r.URL.Query().Get("session")), err
+		var he *httpError
+		if errors.As(err, &he) && he.code == http.StatusNotFound && recordingReader(&s.cfg.Access, c, api.AccessSession{}, api.Grant{}) == "" {
+			return nil, id, s.recordingRefused(c, id)
+		}
+		return nil, trimForError(id), err
+	}
+	var g api.Grant // its approvers; none if the grant is no longer kept
+	if err := getJSON(ctx, s.st, prefixGrant+x.Grant, &g); err != nil && !errors.Is(err, store.ErrNotFound) {
+		return nil, x.ID, err
+	}
+	why := recordingReader(&s.cfg.Access, c, x, g)
+	if why == "" {
+		return nil, x.ID, s.recordingRefused(c, x.ID)
 	}
 	c.note("grant", x.Grant)
+	c.note("reader", why)
 	if !x.Stored {
 		return nil, x.ID, errorf(http.StatusNotFound, "session %s: the control plane holds no recording (not yet sent, or past retention)", x.ID)
 	}

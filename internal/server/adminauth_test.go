@@ -388,9 +388,11 @@ func TestAdminRouteAuthorization(t *testing.T) {
 // TestAccessRecordingNeedsMFA: a break-glass session's recording holds
 // whatever was typed and shown in a root shell, so fetching it asks what
 // fetching the grant's credentials asks (access.cert): the operator role
-// and a live MFA session. A stolen enrolment certificate, of an operator or
-// of an admin, gets no byte of it; nor does a viewer, nor an MFA session
-// its holder ended; the same operator with a live session reads it whole.
+// and a live MFA session (who among those reads which recording is
+// TestAccessRecordingReaders). A stolen enrolment certificate, of the
+// operator who held the session or of an admin, gets no byte of it; nor
+// does a viewer, nor an MFA session its holder ended; the same operator
+// with a live session reads it whole.
 func TestAccessRecordingNeedsMFA(t *testing.T) {
 	f := newAuthFixture(t)
 	for _, action := range []string{"access.cert", "access.recording"} {
@@ -410,28 +412,14 @@ func TestAccessRecordingNeedsMFA(t *testing.T) {
 		t.Fatalf("the recording call is %+v, want GET by role operator", rec)
 	}
 
-	t.Log("a recording on the server, as an agent's upload leaves it")
+	t.Log("a recording on the server, as an agent's upload leaves it, of a session the operator held")
+	op, admin, viewer := f.accs["op"], f.accs["admin"], f.accs["viewer"]
 	secret := "root@web-1:~# echo hunter2-" + newSessionID()
 	body := []byte(`{"version": 2, "width": 80, "height": 24}` + "\n" + `[0.1, "o", "` + secret + `\r\n"]` + "\n")
-	sum := sha256.Sum256(body)
-	x := api.AccessSession{ID: newSessionID(), Grant: "1" + strings.Repeat("0", 31), Recording: hex.EncodeToString(sum[:]),
-		Started: time.Now().Add(-time.Minute).UTC(), Ended: time.Now().UTC(), Stored: true}
-	path, err := f.srv.recordingPath(x.ID)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
-		t.Fatal(err)
-	}
-	if err := seal.WriteSealedFile(path, f.kr.AEAD(), "recording/"+x.ID, body); err != nil {
-		t.Fatal(err)
-	}
-	if err := putJSON(f.ctx, f.st, sessionKey(x.Grant, x.ID), x); err != nil {
-		t.Fatal(err)
-	}
+	g := api.Grant{ID: "1" + strings.Repeat("0", 31), Requester: op.id, Node: "web-1", Mode: api.ModeShell}
+	x := f.plantRecording(t, g, body, true)
 	url := api.PathAccessRec + "?session=" + x.ID
 
-	op, admin, viewer := f.accs["op"], f.accs["admin"], f.accs["viewer"]
 	for _, try := range []struct {
 		who    string
 		cert   *tls.Certificate
@@ -465,6 +453,8 @@ func TestAccessRecordingNeedsMFA(t *testing.T) {
 	t.Log("the CLI's client (moat access replay, export) asks for a code once, then gets the recording")
 	op2 := f.newAdmin(t, "op2", api.RoleOperator)
 	f.confirmMFA(t, op2)
+	x2 := f.plantRecording(t, api.Grant{ID: "2" + strings.Repeat("0", 31), Requester: op2.id, Node: "web-1", Mode: api.ModeShell}, body, true)
+	url = api.PathAccessRec + "?session=" + x2.ID
 	dir := filepath.Join(t.TempDir(), "op2")
 	if err := api.WriteCredentials(dir, op2.cert, f.srv.CA().Bundle().X509Authorities()); err != nil {
 		t.Fatal(err)
@@ -490,6 +480,35 @@ func TestAccessRecordingNeedsMFA(t *testing.T) {
 	if _, err := cl.Download(f.ctx, http.MethodGet, url, nil, &out); err != nil || out.String() != string(body) || asked != 1 {
 		t.Fatalf("download asking for a code: %v, %d codes asked, got %q", err, asked, out.String())
 	}
+}
+
+// plantRecording stores grant g and a finished session of it held by its
+// requester, as the agent's reports leave them, with body as its recording
+// on the server's disk when stored.
+func (f *authFixture) plantRecording(t *testing.T, g api.Grant, body []byte, stored bool) api.AccessSession {
+	t.Helper()
+	sum := sha256.Sum256(body)
+	x := api.AccessSession{ID: newSessionID(), Grant: g.ID, Admin: g.Requester, Node: g.Node, Mode: g.Mode, Recording: hex.EncodeToString(sum[:]),
+		Started: time.Now().Add(-time.Minute).UTC(), Ended: time.Now().UTC(), Stored: stored}
+	if stored {
+		path, err := f.srv.recordingPath(x.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+			t.Fatal(err)
+		}
+		if err := seal.WriteSealedFile(path, f.kr.AEAD(), "recording/"+x.ID, body); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := putJSON(f.ctx, f.st, prefixGrant+g.ID, g); err != nil {
+		t.Fatal(err)
+	}
+	if err := putJSON(f.ctx, f.st, sessionKey(x.Grant, x.ID), x); err != nil {
+		t.Fatal(err)
+	}
+	return x
 }
 
 // fetch GETs path presenting cert and returns the status, the error answer

@@ -11,7 +11,6 @@ import (
 	"strconv"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"moat/internal/api"
@@ -65,18 +64,22 @@ const followBacklogWait = 5 * time.Second
 const followResumeSlack = 2 * time.Second
 
 // followReplay bounds the records a member replays (api.PeerReplay):
-// the newest of them, the rest counted in Dropped.
-var followReplay = api.MaxFlowRecords
+// the newest of them, the rest counted in Dropped. A test of this package
+// lowers it on one server (Server.replayBound).
+const followReplay = api.MaxFlowRecords
+
+// replayBound is followReplay, or the lower bound a test set on s.
+func (s *Server) replayBound() int {
+	if n := s.followReplayTest.Load(); n > 0 {
+		return int(n)
+	}
+	return followReplay
+}
 
 // followResumeEvery is how many records a member's stream to its relay
 // sends between two positions (api.FlowFrame.Resume) at most, besides one
 // each heartbeat: what a relay asks again after a break.
 const followResumeEvery = 1024
-
-// peerBeforeAfter makes this server's peer streams answer as a version
-// before api.PeerAfter did (no positions sent, the parameter refused):
-// how a relay meets such a member is tested with it.
-var peerBeforeAfter atomic.Bool
 
 // followSeen bounds the record UIDs remembered to drop a record shown
 // already (from another server, or in the backlog).
@@ -136,7 +139,7 @@ func (s *Server) handlePeerFollow(w http.ResponseWriter, r *http.Request, c *cal
 		q.Del(api.PeerReplay)
 	}
 	var after *flowstore.Cursor
-	if q.Has(api.PeerAfter) && peerBeforeAfter.Load() {
+	if q.Has(api.PeerAfter) && s.peerBeforeAfter.Load() {
 		writeError(w, errorf(http.StatusBadRequest, "unknown parameter %q", api.PeerAfter))
 		return
 	}
@@ -183,7 +186,7 @@ func (s *Server) handlePeerFollow(w http.ResponseWriter, r *http.Request, c *cal
 	var cut uint64
 	if replaying {
 		rf := f
-		rf.Limit = followReplay
+		rf.Limit = s.replayBound()
 		if replay.After(rf.Since) {
 			rf.Since = replay
 		}
@@ -205,14 +208,14 @@ func (s *Server) handlePeerFollow(w http.ResponseWriter, r *http.Request, c *cal
 	if after != nil {
 		rf := f
 		rf.Limit = 0
-		since, n, err := st.Between(r.Context(), rf, after, mark, followReplay)
+		since, n, err := st.Between(r.Context(), rf, after, mark, s.replayBound())
 		if err != nil {
 			writeError(w, err)
 			return
 		}
 		recent, cut = append(recent, since...), n
 	}
-	if peerBeforeAfter.Load() {
+	if s.peerBeforeAfter.Load() {
 		mark = nil
 	}
 	s.streamFlows(r.Context(), c, w, sub, recent, cut, nil, mark)

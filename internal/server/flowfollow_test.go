@@ -283,8 +283,8 @@ func TestClusterFollowNoGaps(t *testing.T) {
 	})
 
 	t.Log("a replay larger than a member sends: its newest are delivered, the rest counted in Dropped")
-	defer func(n int) { followReplay = n }(followReplay)
-	followReplay = 2 * limit
+	followReplay := 2 * limit
+	s2.followReplayTest.Store(int64(followReplay))
 	proxy.setCut(true)
 	testkit.WaitForDetail(t, "s2 named missing", func() (bool, string) {
 		hb := log.heartbeat()
@@ -327,8 +327,7 @@ func TestClusterFollowNoGaps(t *testing.T) {
 	}
 
 	t.Log("a member of the version before positions is asked again by time")
-	peerBeforeAfter.Store(true)
-	defer peerBeforeAfter.Store(false)
+	s2.peerBeforeAfter.Store(true)
 	proxy.setCut(true)
 	testkit.WaitForDetail(t, "s2 named missing", func() (bool, string) {
 		hb := log.heartbeat()

@@ -17,6 +17,7 @@ import (
 	"net"
 	"net/http"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/spiffe/go-spiffe/v2/spiffeid"
@@ -110,6 +111,15 @@ type Server struct {
 	// rt is the route table (routes.go), built once.
 	routesOnce sync.Once
 	rt         *routeTable
+	// peerBeforeAfter makes this server's peer follow streams answer as
+	// a version before api.PeerAfter did (no positions sent, the
+	// parameter refused). Only a test of this package sets it, on one
+	// server of its cluster, to see how a relay meets such a member;
+	// nothing else does.
+	peerBeforeAfter atomic.Bool
+	// followReplayTest, when above zero, lowers this server's replay
+	// bound (followReplay); only a test of this package sets it.
+	followReplayTest atomic.Int64
 }
 
 // New loads the control plane's state from cfg.Store (written by Init).

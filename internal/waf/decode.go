@@ -210,6 +210,9 @@ func replaceHexText(s string) string {
 	if !strings.Contains(s, "0x") && !strings.Contains(s, "0X") {
 		return s
 	}
-	r := strings.NewReplacer("0x2e", ".", "0x2E", ".", "0X2E", ".", "0x2f", "/", "0x2F", "/", "0X2F", "/", "0x5c", "\\", "0x5C", "\\", "0X5C", "\\")
-	return r.Replace(s)
+	return hexSeparators.Replace(s)
 }
+
+// hexSeparators writes "0x2e", "0x2f" and "0x5c" spelled out as text as
+// the characters they name.
+var hexSeparators = strings.NewReplacer("0x2e", ".", "0x2E", ".", "0X2E", ".", "0x2f", "/", "0x2F", "/", "0X2F", "/", "0x5c", "\\", "0x5C", "\\", "0X5C", "\\")

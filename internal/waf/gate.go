@@ -39,9 +39,11 @@ import (
 //     of what the rule would, which can only keep a rule it could remove;
 //   - transformations are the rule's own functions, applied as Coraza
 //     applies them (an erroring step leaves the value as it was), cached
-//     per request by transformation prefix and value; a step whose
-//     function is known to leave a value holding none of certain bytes
-//     as it was (gateNode.acts) is not run on such a value;
+//     per request by transformation prefix and value (a step takes the
+//     value its twin in another chain computed on an equal input,
+//     gateshare.go); a step whose function is known to leave a value
+//     holding none of certain bytes as it was (gateNode.acts) is not run
+//     on such a value;
 //   - operators are the rule's own instances, asked while the transaction
 //     is not capturing, so they change nothing. Only operators whose answer
 //     depends on the value alone are used: moat's @rx and scorers, and
@@ -163,6 +165,8 @@ type gatePlan struct {
 	// (gateremove.go).
 	ids  []int
 	rank map[int]int
+	// twins[node]: the nodes whose value node may take (gateshare.go).
+	twins [][]int
 }
 
 // nodeMulti is the necessity tests of the @rx rules that read values
@@ -393,6 +397,7 @@ func planGate(w coraza.WAF, ids []int, paranoia int, budget time.Duration, const
 	p.placeCaptured()
 	p.all, p.constKeys = nil, nil
 	p.planMulti()
+	p.planTwins()
 	p.keyNeed = make([]*necessity, len(p.selectors))
 	for k, sel := range p.selectors {
 		if sel.keyRx != nil {
@@ -863,7 +868,9 @@ func (s *gateState) transformed(node, vi int) string {
 	// Where the value holds none of the bytes fn acts on, fn would
 	// return it unchanged: it is not run.
 	if n.acts == nil || s.holdsAny(n.parent, vi, *n.acts) {
-		if v, changed, err := n.fn(in); err == nil {
+		if tw, ok := s.twin(node, vi, in); ok {
+			out, st = s.tval[tw], s.tstep[tw]
+		} else if v, changed, err := n.fn(in); err == nil {
 			out = v
 			switch {
 			case changed:

@@ -173,6 +173,11 @@ func TestShellScore(t *testing.T) {
 		{"query Q($appId: String, $redirectUrl: String) { app }", scoreNone},
 		{"Error: click (event)\n    at u (https://console.example.com/:307:12811)\n    at https://cdn.example.com/help.js?v=1:1:423224", scoreNone},
 		{"hello; cat lovers", scoreWeak},
+		// $IFS for a space (shellForm replaces it only in a value
+		// holding a '$').
+		{";cat${IFS}/etc/passwd", scoreAttack},
+		{"a|${IFS}id", scoreAttack},
+		{"x;ping$IFS-c${IFS}3${IFS}127.0.0.1", scoreAttack},
 	}
 	for _, c := range cases {
 		if got := shellScore(c.in); got != c.want {

@@ -155,8 +155,16 @@ func shellScore(v string) int {
 	return best
 }
 
+// shellSpacing writes out the shell's spellings of a space ($IFS) and
+// drops its line continuations.
+var shellSpacing = strings.NewReplacer("${ifs}", " ", "$ifs", " ", "\\\n", "")
+
 func shellForm(s string) int {
-	s = strings.NewReplacer("${ifs}", " ", "$ifs", " ", "\\\n", "").Replace(s)
+	// A Replacer copies what it is given even where nothing is replaced:
+	// without a dollar sign or a backslash there is nothing to replace.
+	if strings.ContainsAny(s, "$\\") {
+		s = shellSpacing.Replace(s)
+	}
 	if strings.Contains(s, "/dev/tcp/") || strings.Contains(s, "/dev/udp/") || strings.Contains(s, "$((") ||
 		strings.HasPrefix(strings.TrimSpace(s), "() {") {
 		// Reverse shells, arithmetic expansion and Shellshock's function

@@ -595,7 +595,7 @@ func (t *Tx) Request(r *http.Request, client string) (Verdict, error) {
 	bodied := false
 	if tx.IsRequestBodyAccessible() && r.Body != nil && r.Body != http.NoBody && t.ex.inspects(r.Header.Get("Content-Type")) {
 		bodied = true
-		it, _, err := tx.ReadRequestBodyFrom(r.Body)
+		it, err := readBody(tx, r.Body, r.ContentLength, t.w.bodyLimit)
 		if err != nil {
 			return Verdict{}, fmt.Errorf("waf: read request body: %w", err)
 		}
