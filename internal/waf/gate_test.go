@@ -249,26 +249,33 @@ func TestGateMultiMatchSteps(t *testing.T) {
 // replaceComments; an invalid byte (rewritten, no change reported) and
 // an asterisk without a comment do not.
 func TestGateMultiMatchLastStep(t *testing.T) {
-	rules := filepath.Join(t.TempDir(), "rules.conf")
-	const rule = `SecRule ARGS_GET:w "@rx ab" "id:1510,phase:1,deny,status:403,t:none,t:urlDecodeUni,t:removeWhitespace,multiMatch,msg:'last step removeWhitespace'"` + "\n" +
+	const rules = `SecRule ARGS_GET:w "@rx ab" "id:1510,phase:1,deny,status:403,t:none,t:urlDecodeUni,t:removeWhitespace,multiMatch,msg:'last step removeWhitespace'"` + "\n" +
 		`SecRule ARGS_GET:c "@rx a b" "id:1511,phase:1,deny,status:403,t:none,t:urlDecodeUni,t:replaceComments,multiMatch,msg:'last step replaceComments'"` + "\n"
-	if err := os.WriteFile(rules, []byte(rule), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	cfg := Config{Budget: time.Hour, RuleFilesBefore: []string{rules}}
-	req := func(q string) []byte {
-		return []byte("GET /?" + q + " HTTP/1.1\r\nHost: localhost\r\nUser-Agent: test\r\nAccept: */*\r\n\r\n")
-	}
-	cases := []struct {
-		q    string
-		want int // the rule that matches, 0 for none
-	}{
+	queryMatches(t, rules, []int{1510, 1511}, []queryMatch{
 		{"w=a%25E3%2580%2580b", 1510}, {"w=a%2520b", 1510}, {"w=a%25FFb", 0}, {"w=a-b", 0},
 		{"c=a%252F*x*%252Fb", 1511}, {"c=a*b", 0}, {"c=a%252F*x", 0},
+	})
+}
+
+// queryMatch is a GET's query and the one rule it must match (0: none).
+type queryMatch struct {
+	q    string
+	want int
+}
+
+// queryMatches loads rules before CRS, holds the gate to Coraza on a GET
+// of each query (differential), and checks that each matches its rule of
+// ids and no other.
+func queryMatches(t *testing.T, rules string, ids []int, cases []queryMatch) {
+	t.Helper()
+	file := filepath.Join(t.TempDir(), "rules.conf")
+	if err := os.WriteFile(file, []byte(rules), 0o600); err != nil {
+		t.Fatal(err)
 	}
+	cfg := Config{Budget: time.Hour, RuleFilesBefore: []string{file}}
 	var raws [][]byte
 	for _, c := range cases {
-		raws = append(raws, req(c.q))
+		raws = append(raws, []byte("GET /?"+c.q+" HTTP/1.1\r\nHost: localhost\r\nUser-Agent: test\r\nAccept: */*\r\n\r\n"))
 	}
 	differential(t, cfg, nil, raws)
 	w, err := New(cfg)
@@ -278,7 +285,7 @@ func TestGateMultiMatchLastStep(t *testing.T) {
 	defer w.Close()
 	for i, c := range cases {
 		v, err, _ := verdictOf(w, nil, raws[i])
-		for _, id := range []int{1510, 1511} {
+		for _, id := range ids {
 			if got := slices.Contains(v.RuleIDs, id); got != (id == c.want) || err != nil {
 				t.Errorf("%s: rule %d matched %v (%+v, %v), want %v", c.q, id, got, v, err, id == c.want)
 			}
