@@ -466,8 +466,17 @@ func (a *Agent) newShipper() error {
 	return nil
 }
 
+// sendFlows sends a batch and succeeds only on the server's receipt for
+// every record of it: the shipper then deletes the batch from the spool.
 func (a *Agent) sendFlows(ctx context.Context, recs []flow.Record) error {
-	return a.api().Call(ctx, http.MethodPost, api.PathFlows, recs, nil)
+	var ack api.FlowAck
+	if err := a.api().Call(ctx, http.MethodPost, api.PathFlows, recs, &ack); err != nil {
+		return err
+	}
+	if ack.Received != len(recs) {
+		return fmt.Errorf("agent: the server acknowledged %d of %d flow records", ack.Received, len(recs))
+	}
+	return nil
 }
 
 // flows is where the mesh writes: the shipper, and Config.Flows if set.

@@ -97,6 +97,9 @@ func (s *Server) handleFlows(w http.ResponseWriter, r *http.Request, c *caller) 
 	case s.flowSlots <- struct{}{}:
 		defer func() { <-s.flowSlots }()
 	case <-r.Context().Done():
+		// The server is stopping or the sender left: say so. An empty
+		// answer would be a 200 that a shipper takes as stored.
+		writeError(w, errorf(http.StatusServiceUnavailable, "flow batch not read: the request ended while it waited (%v)", context.Cause(r.Context())))
 		return
 	}
 	raws, err := readFlowBatch(w, r, lim)
