@@ -323,6 +323,10 @@ func (x *access) verify(cs tls.ConnectionState, hello api.RelayHello) (verifiedP
 		return refuse(flow.ReasonOutsideGrant, fmt.Sprintf("grant %s is not a grant of node %q", marks.Grant, x.a.cfg.Node), marks.Grant)
 	case g.Requester != id.String():
 		return refuse(flow.ReasonOutsideGrant, fmt.Sprintf("grant %s is not %s's", g.ID, id), g.ID)
+	case g.RequesterAccount != "" && marks.Account != g.RequesterAccount:
+		// The name's, but not the account's: a certificate of another
+		// account of the requester's name.
+		return refuse(flow.ReasonOutsideGrant, fmt.Sprintf("grant %s is not the account's of this certificate of %s", g.ID, id), g.ID)
 	case marks.Grant != hello.Grant:
 		return refuse(flow.ReasonOutsideGrant, "the certificate's grant is not the one the relay named", g.ID)
 	case g.Mode != want:

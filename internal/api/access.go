@@ -62,6 +62,11 @@ const ReasonMFARequired = "mfa_required"
 // administrator who has no second factor yet: no code can help.
 const ReasonMFAEnrol = "mfa_enrol"
 
+// ReasonEarlierAccount refuses a certificate issued to an earlier account
+// of the caller's name: one removed since, whose name was given to a new
+// account that inherits nothing of it.
+const ReasonEarlierAccount = "earlier_account"
+
 // Headers of an access connection (PathAccessDial).
 const (
 	HeaderGrant = "Moat-Grant"
@@ -194,23 +199,30 @@ const (
 
 // Approval is one administrator's approval of a grant.
 type Approval struct {
-	By string    `json:"by"`
-	At time.Time `json:"at"`
+	By string `json:"by"`
+	// Account is the approver's account ID (see Grant.RequesterAccount).
+	Account string    `json:"account,omitempty"`
+	At      time.Time `json:"at"`
 }
 
 // Grant is a break-glass access grant: bound to the administrator who
 // asked, one node, one mode (and for a forward, one service and port), and
 // an expiry counted from its activation.
 type Grant struct {
-	ID        string        `json:"id"`
-	Requester string        `json:"requester"` // SPIFFE ID of the admin
-	Node      string        `json:"node"`
-	Mode      string        `json:"mode"`
-	Service   string        `json:"service,omitempty"`
-	Port      int           `json:"port,omitempty"`
-	Reason    string        `json:"reason"`
-	For       time.Duration `json:"for"`
-	Requested time.Time     `json:"requested"`
+	ID        string `json:"id"`
+	Requester string `json:"requester"` // SPIFFE ID of the admin
+	// RequesterAccount is the requester's account ID: a name outlives
+	// its account (removed, then made again for someone else perhaps),
+	// so the grant is the account's, not the name's. "" for a grant
+	// recorded before accounts carried an ID, which is no account's.
+	RequesterAccount string        `json:"requester_account,omitempty"`
+	Node             string        `json:"node"`
+	Mode             string        `json:"mode"`
+	Service          string        `json:"service,omitempty"`
+	Port             int           `json:"port,omitempty"`
+	Reason           string        `json:"reason"`
+	For              time.Duration `json:"for"`
+	Requested        time.Time     `json:"requested"`
 	// Needed is how many approvals, by administrators other than the
 	// requester, activate the grant.
 	Needed    int        `json:"needed"`
@@ -284,15 +296,18 @@ type AccessCert struct {
 
 // AccessSession is one session of a grant, as its agent reported it.
 type AccessSession struct {
-	ID      string    `json:"id"`
-	Grant   string    `json:"grant"`
-	Admin   string    `json:"admin"`
-	Node    string    `json:"node"`
-	Mode    string    `json:"mode"`
-	Detail  string    `json:"detail,omitempty"` // "shell", "exec", "sftp", or the forwarded service:port
-	Remote  string    `json:"remote,omitempty"` // the administrator's address as the server saw it
-	Started time.Time `json:"started"`
-	Ended   time.Time `json:"ended,omitzero"`
+	ID    string `json:"id"`
+	Grant string `json:"grant"`
+	Admin string `json:"admin"`
+	// AdminAccount is the account ID of the administrator who held the
+	// session (its grant's RequesterAccount), set by the control plane.
+	AdminAccount string    `json:"admin_account,omitempty"`
+	Node         string    `json:"node"`
+	Mode         string    `json:"mode"`
+	Detail       string    `json:"detail,omitempty"` // "shell", "exec", "sftp", or the forwarded service:port
+	Remote       string    `json:"remote,omitempty"` // the administrator's address as the server saw it
+	Started      time.Time `json:"started"`
+	Ended        time.Time `json:"ended,omitzero"`
 	// EndReason says why it ended ("exit", "revoked", "expired", …).
 	EndReason string `json:"end_reason,omitempty"`
 	// Recording is the SHA-256 (hex) of the session's asciicast recording,

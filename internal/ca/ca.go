@@ -418,11 +418,17 @@ func (ca *CA) SignCSR(csrDER []byte, id spiffeid.ID, ttl time.Duration) ([]*x509
 // (the gateway in one-process mode, tests). Agents use SignCSR so keys never
 // leave the node.
 func (ca *CA) Issue(id spiffeid.ID, ttl time.Duration) (*tls.Certificate, error) {
+	return ca.IssueWithPolicies(id, ttl, nil)
+}
+
+// IssueWithPolicies is Issue for a certificate that also carries the
+// certificate policies given (see SignWithPolicies).
+func (ca *CA) IssueWithPolicies(id spiffeid.ID, ttl time.Duration, policies []x509.OID) (*tls.Certificate, error) {
 	key, err := ecdsa.GenerateKey(elliptic.P256(), ca.rand)
 	if err != nil {
 		return nil, fmt.Errorf("ca: generate key: %w", err)
 	}
-	chain, err := ca.SignPublicKey(key.Public(), id, ttl)
+	chain, err := ca.SignWithPolicies(key.Public(), id, ttl, policies)
 	if err != nil {
 		return nil, err
 	}

@@ -21,6 +21,13 @@ import (
 //     The control plane refuses it on its API, and agents refuse every
 //     admin certificate that is not one.
 //
+// Each of them also carries AccountPolicy(account): the account the name
+// belonged to when it was issued. A name outlives its account (an account
+// removed and made again takes the same SPIFFE ID), the account ID does
+// not, so a certificate of an earlier account of the name is told apart
+// from the current one's. Certificates issued before accounts carried an
+// ID have no such mark.
+//
 // The marks are certificate policies (RFC 5280 §4.2.1.4: the policy under
 // which a certificate was issued), so generic verifiers accept the chain and
 // moat reads them after verification. The OIDs sit under 2.25 (ITU-T X.667,
@@ -60,15 +67,31 @@ func GrantPolicy(id string) (x509.OID, error) {
 	return x509.ParseOID(fmt.Sprintf("%s.2.%s", oidMoat, n.String()))
 }
 
+// AccountPolicy returns the policy naming the administrator account id (of
+// the form ValidAccountID checks) that a certificate was issued to.
+func AccountPolicy(id string) (x509.OID, error) {
+	if err := ValidAccountID(id); err != nil {
+		return x509.OID{}, err
+	}
+	n, _ := new(big.Int).SetString(id, 16)
+	return x509.ParseOID(fmt.Sprintf("%s.3.%s", oidMoat, n.String()))
+}
+
 // ValidGrantID checks the form of an access grant ID: 1 to 32 lowercase
 // hex digits, no leading zero.
-func ValidGrantID(id string) error {
+func ValidGrantID(id string) error { return validHexID("grant", id) }
+
+// ValidAccountID checks the form of an administrator account ID, which is
+// that of a grant ID.
+func ValidAccountID(id string) error { return validHexID("account", id) }
+
+func validHexID(what, id string) error {
 	if id == "" || len(id) > 32 || id[0] == '0' {
-		return fmt.Errorf("%w: grant ID %q (want up to 32 lowercase hex digits)", ErrBadName, trim(id))
+		return fmt.Errorf("%w: %s ID %q (want up to 32 lowercase hex digits)", ErrBadName, what, trim(id))
 	}
 	for _, c := range id {
 		if (c < '0' || c > '9') && (c < 'a' || c > 'f') {
-			return fmt.Errorf("%w: grant ID %q (want up to 32 lowercase hex digits)", ErrBadName, trim(id))
+			return fmt.Errorf("%w: %s ID %q (want up to 32 lowercase hex digits)", ErrBadName, what, trim(id))
 		}
 	}
 	return nil
@@ -88,6 +111,9 @@ type AdminMarks struct {
 	MFA string
 	// Grant is the access grant of a grant certificate, "" otherwise.
 	Grant string
+	// Account is the administrator account the certificate was issued
+	// to, "" for a certificate issued before accounts carried an ID.
+	Account string
 }
 
 // ReadAdminMarks reads the moat policies of leaf. Anything under moat's arc
@@ -126,6 +152,15 @@ func ReadAdminMarks(leaf *x509.Certificate) (AdminMarks, error) {
 			}
 			m.Grant = n.Text(16)
 			if ValidGrantID(m.Grant) != nil {
+				return AdminMarks{}, ErrBadPolicy
+			}
+		case "3":
+			n, ok := new(big.Int).SetString(val, 10)
+			if !ok || m.Account != "" || n.Sign() <= 0 {
+				return AdminMarks{}, ErrBadPolicy
+			}
+			m.Account = n.Text(16)
+			if ValidAccountID(m.Account) != nil {
 				return AdminMarks{}, ErrBadPolicy
 			}
 		default:

@@ -94,8 +94,9 @@ func (s *Server) accessRoutes(t *routeTable) {
 	t.peer("GET", api.PathPeerRecording, s.handlePeerRecording)
 }
 
-// newGrantID is 128 random bits in hex, without a leading zero.
-func newGrantID() (string, error) {
+// newID is 128 random bits in hex, without a leading zero: a grant's ID,
+// an administrator account's (identity.ValidGrantID, ValidAccountID).
+func newID() (string, error) {
 	var b [16]byte
 	if _, err := rand.Read(b[:]); err != nil {
 		return "", err
@@ -154,7 +155,10 @@ func (s *Server) newGrant(ctx context.Context, c *caller, req api.AccessRequest)
 	if req.For <= 0 || req.For > s.cfg.Access.MaxFor {
 		return api.Grant{}, errorf(http.StatusBadRequest, "for %s: want a positive duration of at most %s", req.For, s.cfg.Access.MaxFor)
 	}
-	g := api.Grant{Requester: c.ID, Mode: req.Mode, Reason: req.Reason, For: req.For, Node: req.Node}
+	if c.Account == "" {
+		return api.Grant{}, errorf(http.StatusForbidden, "%s", legacyAccount(c.Name, "no grant can be bound to it"))
+	}
+	g := api.Grant{Requester: c.ID, RequesterAccount: c.Account, Mode: req.Mode, Reason: req.Reason, For: req.For, Node: req.Node}
 	switch req.Mode {
 	case api.ModeShell:
 		if req.Service != "" || req.Port != 0 {
@@ -190,7 +194,7 @@ func (s *Server) newGrant(ctx context.Context, c *caller, req api.AccessRequest)
 		}
 		return api.Grant{}, err
 	}
-	id, err := newGrantID()
+	id, err := newID()
 	if err != nil {
 		return api.Grant{}, err
 	}
@@ -216,6 +220,41 @@ func (s *Server) loadGrant(ctx context.Context, id string) (api.Grant, int64, er
 	return g, rev, err
 }
 
+// isRequester says whether c may be g's requester, to refuse it what the
+// requester may not do: the requester's account, or any account of the
+// requester's name (a later account of a name may be the same person).
+func isRequester(c *caller, g api.Grant) bool {
+	return g.Requester == c.ID || g.RequesterAccount != "" && g.RequesterAccount == c.Account
+}
+
+// holdsGrant says whether c is g's requester, to give it what only the
+// requester may have: the account that asked, matched by its ID, never
+// by name. A grant recorded before accounts carried an ID is no one's.
+func holdsGrant(c *caller, g api.Grant) bool {
+	return g.RequesterAccount != "" && g.RequesterAccount == c.Account && g.Requester == c.ID
+}
+
+// legacyAccount says that the account name was made before accounts
+// carried an ID, so that what follows (why) cannot be.
+func legacyAccount(name, why string) string {
+	return fmt.Sprintf("admin %q's account was made before accounts carried an ID, so %s: renew its certificate (\"moat admin renew\"), which gives the account one, and try again", name, why)
+}
+
+// notRequester is the refusal of a grant's use by c, who is not its
+// requester's account; it notes why in the call's audit entry.
+func notRequester(c *caller, g api.Grant) error {
+	switch {
+	case g.Requester != c.ID:
+		c.note("outside_grant", "not the requester")
+		return errorf(http.StatusForbidden, "grant %s belongs to %s", g.ID, g.Requester)
+	case g.RequesterAccount == "":
+		c.note("outside_grant", "grant of no account")
+		return errorf(http.StatusForbidden, "grant %s was recorded before accounts carried an ID, so it is no account's, %s's included: ask for a new grant", g.ID, c.ID)
+	}
+	c.note("outside_grant", "an earlier account of the requester's name")
+	return errorf(http.StatusForbidden, "grant %s belongs to an earlier account named %s, removed since: yours is another; ask for a grant of your own", g.ID, c.ID)
+}
+
 // handleAccessApprove adds the caller's approval. The requester's own
 // approval is refused, and said so in the audit entry (detection raises
 // it): the two-person rule is the point.
@@ -235,14 +274,14 @@ func (s *Server) handleAccessApprove(ctx context.Context, c *caller, r *http.Req
 	c.note("node", g.Node)
 	now := s.now().UTC()
 	switch {
-	case g.Requester == c.ID:
+	case isRequester(c, g):
 		c.note("self_approval", "true")
 		return nil, g.ID, errorf(http.StatusForbidden, "a requester cannot approve their own grant: another admin must")
 	case g.State(now) != api.GrantPending:
 		return nil, g.ID, errorf(http.StatusConflict, "grant %s is %s, not pending", g.ID, g.State(now))
 	}
 	// An account the requester made may be the requester's second hand.
-	if made, err := s.madeBy(ctx, c.Name, g.Requester); err != nil {
+	if made, err := s.madeBy(ctx, c.Name, g.Requester, g.RequesterAccount); err != nil {
 		return nil, g.ID, err
 	} else if made {
 		c.note("approver_made_by_requester", "true")
@@ -250,12 +289,14 @@ func (s *Server) handleAccessApprove(ctx context.Context, c *caller, r *http.Req
 			return nil, g.ID, errorf(http.StatusForbidden, "%s was created by the requester (%s), and approvers must be independent of the requester: another admin must approve", c.ID, g.Requester)
 		}
 	}
+	// One approval per name: a later account of an approver's name
+	// may be the same person.
 	for _, a := range g.Approvals {
-		if a.By == c.ID {
+		if a.By == c.ID || a.Account != "" && a.Account == c.Account {
 			return nil, g.ID, errorf(http.StatusConflict, "you already approved grant %s", g.ID)
 		}
 	}
-	g.Approvals = append(g.Approvals, api.Approval{By: c.ID, At: now})
+	g.Approvals = append(g.Approvals, api.Approval{By: c.ID, Account: c.Account, At: now})
 	if len(g.Approvals) >= g.Needed {
 		g.Starts, g.Expires = now, now.Add(g.For)
 		c.note("expires", g.Expires.Format(time.RFC3339))

@@ -106,9 +106,8 @@ func (s *Server) handleAccessCert(ctx context.Context, c *caller, r *http.Reques
 	}
 	now := s.now()
 	switch {
-	case g.Requester != c.ID:
-		c.note("outside_grant", "not the requester")
-		return nil, g.ID, errorf(http.StatusForbidden, "grant %s belongs to %s", g.ID, g.Requester)
+	case !holdsGrant(c, g):
+		return nil, g.ID, notRequester(c, g)
 	case !g.Active(now):
 		return nil, g.ID, errorf(http.StatusForbidden, "grant %s is %s", g.ID, g.State(now))
 	}
@@ -123,13 +122,17 @@ func (s *Server) handleAccessCert(ctx context.Context, c *caller, r *http.Reques
 	if err != nil {
 		return nil, g.ID, err
 	}
+	acct, err := identity.AccountPolicy(c.Account)
+	if err != nil {
+		return nil, g.ID, err
+	}
 	id, err := identity.AdminID(s.td, c.Name)
 	if err != nil {
 		return nil, g.ID, err
 	}
 	ttl := g.Expires.Sub(now)
 	a := s.CA()
-	chain, err := a.SignWithPolicies(csr.PublicKey, id, ttl, []x509.OID{pol})
+	chain, err := a.SignWithPolicies(csr.PublicKey, id, ttl, []x509.OID{pol, acct})
 	if err != nil {
 		return nil, g.ID, errorf(http.StatusBadRequest, "csr: %v", err)
 	}

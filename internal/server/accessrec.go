@@ -80,6 +80,9 @@ func (s *Server) handleAccessEvent(w http.ResponseWriter, r *http.Request, c *ca
 		return
 	}
 	x.Node = c.Name
+	// The session is the grant's requester's: their account, which the
+	// agent does not know, is the grant's.
+	x.AdminAccount = g.RequesterAccount
 	key := sessionKey(g.ID, x.ID)
 	var cur api.AccessSession
 	rev, err := getJSONRev(ctx, s.st, key, &cur)
@@ -276,7 +279,12 @@ func parseRecordingHeader(line []byte, max int64) (api.RecordingUpload, error) {
 // a shell on a node, often as root, so it is not for every operator: the
 // administrator who held the session reads it, and so do the approvers of
 // its grant (who signed off on the access and oversee it), and any
-// administrator of access.recording_role or above reads every one.
+// administrator of access.recording_role or above reads every one. The
+// holder and the approvers are matched by their account's ID, never by
+// name: a name removed and made again is another account, which reads
+// none of the earlier one's recordings; and a session or approval
+// recorded before accounts carried an ID matches no account (only the
+// role reads it).
 const (
 	readerHeld     = "held the session"
 	readerApproved = "approved its grant"
@@ -290,6 +298,24 @@ func recordingReader(cfg *AccessConfig, c *caller, x api.AccessSession, g api.Gr
 	switch {
 	case api.RoleRank(c.Role) >= api.RoleRank(cfg.RecordingRole):
 		return readerRole
+	case c.ID == "" || c.Account == "":
+	case x.Admin == c.ID && x.AdminAccount == c.Account:
+		return readerHeld
+	case g.ID != "" && g.ID == x.Grant:
+		for _, a := range g.Approvals {
+			if a.By == c.ID && a.Account == c.Account {
+				return readerApproved
+			}
+		}
+	}
+	return ""
+}
+
+// readerByName says why c would read the recording of session x of grant
+// g by name alone, which recordingReader does not go by: for the audit
+// entry of a refusal.
+func readerByName(c *caller, x api.AccessSession, g api.Grant) string {
+	switch {
 	case c.ID == "":
 	case x.Admin == c.ID:
 		return readerHeld
@@ -305,9 +331,11 @@ func recordingReader(cfg *AccessConfig, c *caller, x api.AccessSession, g api.Gr
 
 // recordingRefused is the one refusal of a recording, the same whether
 // the session exists, has a recording or not, so that whoever may not
-// read it learns nothing of it.
+// read it learns nothing of it. It says why a name is not enough: holders
+// and approvers are accounts, matched by ID, and a session or approval
+// recorded before accounts carried an ID matches none.
 func (s *Server) recordingRefused(c *caller, session string) error {
-	return errorf(http.StatusForbidden, "role %q may not read the recording of session %s: it is for the administrator who held the session, the approvers of its grant, and role %q or above",
+	return errorf(http.StatusForbidden, "role %q may not read the recording of session %s: it is for the account that held the session, its grant's approvers, and role %q or above (matched by account ID, not name; none recorded before IDs)",
 		c.Role, session, s.cfg.Access.RecordingRole)
 }
 
@@ -332,6 +360,11 @@ func (s *Server) handleAccessRecording(ctx context.Context, c *caller, r *http.R
 	}
 	why := recordingReader(&s.cfg.Access, c, x, g)
 	if why == "" {
+		if byName := readerByName(c, x, g); byName != "" {
+			// The name matches, the account does not: detection wants
+			// to know of a name reaching for its predecessor's sessions.
+			c.note("refused_reader", byName+" under the same name, by another account")
+		}
 		return nil, x.ID, s.recordingRefused(c, x.ID)
 	}
 	c.note("grant", x.Grant)

@@ -28,18 +28,18 @@ func TestAccessRecordingReaders(t *testing.T) {
 		f.enrolMFA(t, a)
 		acc[name] = a
 	}
-	g := api.Grant{ID: "1" + strings.Repeat("0", 31), Requester: acc["holder"].id, Node: "web-1", Mode: api.ModeShell,
-		Needed: 1, Approvals: []api.Approval{{By: acc["approver"].id, At: time.Now().UTC()}}}
+	g := api.Grant{ID: "1" + strings.Repeat("0", 31), Requester: acc["holder"].id, RequesterAccount: acc["holder"].account, Node: "web-1", Mode: api.ModeShell,
+		Needed: 1, Approvals: []api.Approval{{By: acc["approver"].id, Account: acc["approver"].account, At: time.Now().UTC()}}}
 	body := []byte(`{"version": 2, "width": 80, "height": 24}` + "\n" + `[0.1, "o", "root@web-1:~# cat /etc/shadow\r\n"]` + "\n")
 	rec := f.plantRecording(t, g, body, true)
 	unsent := f.plantRecording(t, g, body, false)
 	// other held a session of a grant the bystander approved: neither
 	// reads the other grant's recordings by it.
-	f.plantRecording(t, api.Grant{ID: "2" + strings.Repeat("0", 31), Requester: acc["other"].id, Node: "web-1", Mode: api.ModeShell,
-		Approvals: []api.Approval{{By: acc["bystander"].id}}}, body, true)
+	f.plantRecording(t, api.Grant{ID: "2" + strings.Repeat("0", 31), Requester: acc["other"].id, RequesterAccount: acc["other"].account, Node: "web-1", Mode: api.ModeShell,
+		Approvals: []api.Approval{{By: acc["bystander"].id, Account: acc["bystander"].account}}}, body, true)
 	missing := newSessionID()
 	refusal := func(session string) string {
-		return fmt.Sprintf("role \"operator\" may not read the recording of session %s: it is for the administrator who held the session, the approvers of its grant, and role \"admin\" or above", session)
+		return fmt.Sprintf("role \"operator\" may not read the recording of session %s: it is for the account that held the session, its grant's approvers, and role \"admin\" or above (matched by account ID, not name; none recorded before IDs)", session)
 	}
 	for _, tc := range []struct {
 		who, session string
@@ -94,10 +94,19 @@ func TestRecordingReader(t *testing.T) {
 		holder   = "spiffe://example.org/admin/holder"
 		approver = "spiffe://example.org/admin/approver"
 		other    = "spiffe://example.org/admin/other"
+		// The accounts of the names, and of later accounts of the same
+		// names (removed, then made again).
+		holderAcct, approverAcct, otherAcct = "1a", "2a", "3a"
+		laterHolder, laterApprover          = "1b", "2b"
 	)
-	g := api.Grant{ID: "1" + strings.Repeat("0", 31), Requester: holder, Approvals: []api.Approval{{By: approver}}}
-	x := api.AccessSession{ID: newSessionID(), Grant: g.ID, Admin: holder}
-	otherGrant := api.Grant{ID: "2" + strings.Repeat("0", 31), Requester: other, Approvals: []api.Approval{{By: approver}}}
+	g := api.Grant{ID: "1" + strings.Repeat("0", 31), Requester: holder, RequesterAccount: holderAcct,
+		Approvals: []api.Approval{{By: approver, Account: approverAcct}}}
+	x := api.AccessSession{ID: newSessionID(), Grant: g.ID, Admin: holder, AdminAccount: holderAcct}
+	otherGrant := api.Grant{ID: "2" + strings.Repeat("0", 31), Requester: other, RequesterAccount: otherAcct,
+		Approvals: []api.Approval{{By: approver, Account: approverAcct}}}
+	// Recorded before accounts carried an ID: no account's.
+	oldGrant := api.Grant{ID: g.ID, Requester: holder, Approvals: []api.Approval{{By: approver}}}
+	oldSession := api.AccessSession{ID: x.ID, Grant: g.ID, Admin: holder}
 	var byDefault, byOperator AccessConfig
 	byDefault.defaults()
 	byOperator.RecordingRole = api.RoleOperator
@@ -106,22 +115,29 @@ func TestRecordingReader(t *testing.T) {
 		name string
 		cfg  *AccessConfig
 		c    caller
+		x    api.AccessSession
 		g    api.Grant
 		want string
 	}{
-		{"the holder", &byDefault, caller{ID: holder, Role: api.RoleOperator}, g, readerHeld},
-		{"the holder, the grant no longer kept", &byDefault, caller{ID: holder, Role: api.RoleOperator}, api.Grant{}, readerHeld},
-		{"an approver", &byDefault, caller{ID: approver, Role: api.RoleOperator}, g, readerApproved},
-		{"an approver, the grant no longer kept", &byDefault, caller{ID: approver, Role: api.RoleOperator}, api.Grant{}, ""},
-		{"an approver of another grant", &byDefault, caller{ID: approver, Role: api.RoleOperator}, otherGrant, ""},
-		{"another operator", &byDefault, caller{ID: other, Role: api.RoleOperator}, g, ""},
-		{"an admin", &byDefault, caller{ID: other, Role: api.RoleAdmin}, g, readerRole},
-		{"no role", &byDefault, caller{ID: other}, g, ""},
-		{"no caller", &byDefault, caller{}, api.Grant{ID: g.ID, Approvals: []api.Approval{{By: ""}}}, ""},
-		{"another operator, recording_role operator", &byOperator, caller{ID: other, Role: api.RoleOperator}, g, readerRole},
-		{"a viewer, recording_role operator", &byOperator, caller{ID: other, Role: api.RoleViewer}, g, ""},
+		{"the holder", &byDefault, caller{ID: holder, Account: holderAcct, Role: api.RoleOperator}, x, g, readerHeld},
+		{"the holder, the grant no longer kept", &byDefault, caller{ID: holder, Account: holderAcct, Role: api.RoleOperator}, x, api.Grant{}, readerHeld},
+		{"an approver", &byDefault, caller{ID: approver, Account: approverAcct, Role: api.RoleOperator}, x, g, readerApproved},
+		{"an approver, the grant no longer kept", &byDefault, caller{ID: approver, Account: approverAcct, Role: api.RoleOperator}, x, api.Grant{}, ""},
+		{"an approver of another grant", &byDefault, caller{ID: approver, Account: approverAcct, Role: api.RoleOperator}, x, otherGrant, ""},
+		{"another operator", &byDefault, caller{ID: other, Account: otherAcct, Role: api.RoleOperator}, x, g, ""},
+		{"a later account of the holder's name", &byDefault, caller{ID: holder, Account: laterHolder, Role: api.RoleOperator}, x, g, ""},
+		{"a later account of an approver's name", &byDefault, caller{ID: approver, Account: laterApprover, Role: api.RoleOperator}, x, g, ""},
+		{"an account of the holder's name made before IDs", &byDefault, caller{ID: holder, Role: api.RoleOperator}, oldSession, oldGrant, ""},
+		{"the holder, the session recorded before IDs", &byDefault, caller{ID: holder, Account: holderAcct, Role: api.RoleOperator}, oldSession, g, ""},
+		{"an approver, the approval recorded before IDs", &byDefault, caller{ID: approver, Account: approverAcct, Role: api.RoleOperator}, x, oldGrant, ""},
+		{"an admin", &byDefault, caller{ID: other, Account: otherAcct, Role: api.RoleAdmin}, x, g, readerRole},
+		{"an admin, recorded before IDs", &byDefault, caller{ID: other, Role: api.RoleAdmin}, oldSession, oldGrant, readerRole},
+		{"no role", &byDefault, caller{ID: other, Account: otherAcct}, x, g, ""},
+		{"no caller", &byDefault, caller{}, x, api.Grant{ID: g.ID, Approvals: []api.Approval{{By: ""}}}, ""},
+		{"another operator, recording_role operator", &byOperator, caller{ID: other, Account: otherAcct, Role: api.RoleOperator}, x, g, readerRole},
+		{"a viewer, recording_role operator", &byOperator, caller{ID: other, Account: otherAcct, Role: api.RoleViewer}, x, g, ""},
 	} {
-		if got := recordingReader(tc.cfg, &tc.c, x, tc.g); got != tc.want {
+		if got := recordingReader(tc.cfg, &tc.c, tc.x, tc.g); got != tc.want {
 			t.Errorf("%s: %q, want %q", tc.name, got, tc.want)
 		}
 	}

@@ -206,9 +206,8 @@ func (s *Server) handleAccessConnect(ctx context.Context, c *caller, r *http.Req
 	want := api.ALPNOf(g.Mode)
 	now := s.now()
 	switch {
-	case g.Requester != c.ID:
-		c.note("outside_grant", "not the requester")
-		return nil, g.Node, errorf(http.StatusForbidden, "grant %s belongs to %s", g.ID, g.Requester)
+	case !holdsGrant(c, g):
+		return nil, g.Node, notRequester(c, g)
 	case alpn != want:
 		c.note("outside_grant", "mode")
 		return nil, g.Node, errorf(http.StatusForbidden, "grant %s is for %s, not %q", g.ID, g.Mode, trimForError(alpn))

@@ -18,12 +18,22 @@ import (
 
 // Offboarding. "moat admin list" shows every account; "moat admin remove"
 // ends one: in one transaction it deletes the account and its second
-// factors (ending its MFA sessions on every server) and adds every
-// certificate the server issued to it and that has not ended (the
-// current one, the ones a renewal or a --replace left behind, the MFA
-// session certificates) to the revocation list, so each is refused at the
-// handshake by every server and agent. Nobody removes their own account,
-// and the last account with role admin stays.
+// factors (ending its MFA sessions on every server), revokes the grants
+// of its name that are pending or active (ending their sessions), and
+// adds every certificate the server issued to it and that has not ended
+// (the current one, the ones a renewal or a --replace left behind, the
+// MFA session certificates) to the revocation list, so each is refused at
+// the handshake by every server and agent. Nobody removes their own
+// account, and the last account with role admin stays.
+//
+// A name removed may be made again ("admin create"): that makes a new
+// account, with a new ID (adminRecord.Account), which inherits nothing of
+// the earlier one. Every certificate carries its account's ID, and one of
+// an earlier account (one the revocation list does not hold: beyond
+// maxEarlierCerts, or an access-grant certificate) is refused; grants,
+// approvals, sessions and second factors are matched by account ID, so
+// the earlier account's recordings, grants and second factors are none of
+// the new one's.
 
 // handleAdminList lists the administrators' accounts.
 func (s *Server) handleAdminList(ctx context.Context, c *caller, r *http.Request) (any, string, error) {
@@ -50,6 +60,9 @@ func (s *Server) handleAdminList(ctx context.Context, c *caller, r *http.Request
 		var m mfaRecord
 		if err := getJSON(ctx, s.st, prefixMFA+name, &m); err != nil && !errors.Is(err, store.ErrNotFound) {
 			return nil, "", err
+		}
+		if !ownsMFA(m, rec.Account, rec.Adopted) {
+			m = mfaRecord{} // an earlier account's, none of this one's
 		}
 		a.MFA = m.TOTP != nil || len(m.Keys) > 0
 		a.AwaitingApproval = m.TOTP != nil && m.TOTP.Unapproved
@@ -137,10 +150,37 @@ func (s *Server) removeAdmin(ctx context.Context, c *caller, name, target string
 	if mergeRevocations(&rev, nil, serials) {
 		ops = append(ops, store.Put(keyRevocations, mustJSON(rev)))
 	}
+	// The grants of the name that are pending or active end with the
+	// account: its access-grant certificates are not on the revocation
+	// list, and agents refuse them once the grant is revoked.
+	grants, _, err := s.st.List(ctx, prefixGrant)
+	if err != nil {
+		return nil, err
+	}
+	var ended []string
+	for _, kv := range grants {
+		var g api.Grant
+		if err := json.Unmarshal(kv.Value, &g); err != nil {
+			return nil, fmt.Errorf("server: stored %q: %w", kv.Key, err)
+		}
+		if st := g.State(now); g.Requester != target || st != api.GrantPending && st != api.GrantActive {
+			continue
+		}
+		g.Revoked, g.RevokedBy = now.UTC(), c.ID
+		conds = append(conds, store.Cond{Key: kv.Key, ModRevision: kv.ModRevision})
+		ops = append(ops, store.Put(kv.Key, mustJSON(g)))
+		ended = append(ended, g.ID)
+	}
 	if _, err := s.st.Txn(ctx, conds, ops); err != nil {
 		return nil, err
 	}
 	s.trust.Update(nil, rev)
+	for _, id := range ended {
+		s.access.cut(id)
+	}
+	if len(ended) > 0 {
+		c.note("grants_revoked", strings.Join(ended, ","))
+	}
 	c.note("role", rec.Role)
 	c.note("serials", strings.Join(serials, ","))
 	c.note("sessions_ended", strconv.Itoa(sessions))

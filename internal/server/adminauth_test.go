@@ -44,6 +44,7 @@ type authFixture struct {
 // session certificate when it holds one, and its TOTP secret.
 type authAccount struct {
 	name, role, id string
+	account        string // adminRecord.Account
 	cert, session  *tls.Certificate
 	secret         string
 	last           int64 // the last 30s step whose code was used
@@ -131,7 +132,11 @@ func (f *authFixture) account(t *testing.T, name, role string, cert *tls.Certifi
 	if err != nil {
 		t.Fatal(err)
 	}
-	a := &authAccount{name: name, role: role, id: id.String(), cert: cert}
+	var rec adminRecord
+	if err := getJSON(f.ctx, f.st, prefixAdmin+name, &rec); err != nil {
+		t.Fatal(err)
+	}
+	a := &authAccount{name: name, role: role, id: id.String(), account: rec.Account, cert: cert}
 	f.accs[name] = a
 	return a
 }
@@ -416,7 +421,7 @@ func TestAccessRecordingNeedsMFA(t *testing.T) {
 	op, admin, viewer := f.accs["op"], f.accs["admin"], f.accs["viewer"]
 	secret := "root@web-1:~# echo hunter2-" + newSessionID()
 	body := []byte(`{"version": 2, "width": 80, "height": 24}` + "\n" + `[0.1, "o", "` + secret + `\r\n"]` + "\n")
-	g := api.Grant{ID: "1" + strings.Repeat("0", 31), Requester: op.id, Node: "web-1", Mode: api.ModeShell}
+	g := api.Grant{ID: "1" + strings.Repeat("0", 31), Requester: op.id, RequesterAccount: op.account, Node: "web-1", Mode: api.ModeShell}
 	x := f.plantRecording(t, g, body, true)
 	url := api.PathAccessRec + "?session=" + x.ID
 
@@ -453,7 +458,7 @@ func TestAccessRecordingNeedsMFA(t *testing.T) {
 	t.Log("the CLI's client (moat access replay, export) asks for a code once, then gets the recording")
 	op2 := f.newAdmin(t, "op2", api.RoleOperator)
 	f.confirmMFA(t, op2)
-	x2 := f.plantRecording(t, api.Grant{ID: "2" + strings.Repeat("0", 31), Requester: op2.id, Node: "web-1", Mode: api.ModeShell}, body, true)
+	x2 := f.plantRecording(t, api.Grant{ID: "2" + strings.Repeat("0", 31), Requester: op2.id, RequesterAccount: op2.account, Node: "web-1", Mode: api.ModeShell}, body, true)
 	url = api.PathAccessRec + "?session=" + x2.ID
 	dir := filepath.Join(t.TempDir(), "op2")
 	if err := api.WriteCredentials(dir, op2.cert, f.srv.CA().Bundle().X509Authorities()); err != nil {
@@ -488,7 +493,7 @@ func TestAccessRecordingNeedsMFA(t *testing.T) {
 func (f *authFixture) plantRecording(t *testing.T, g api.Grant, body []byte, stored bool) api.AccessSession {
 	t.Helper()
 	sum := sha256.Sum256(body)
-	x := api.AccessSession{ID: newSessionID(), Grant: g.ID, Admin: g.Requester, Node: g.Node, Mode: g.Mode, Recording: hex.EncodeToString(sum[:]),
+	x := api.AccessSession{ID: newSessionID(), Grant: g.ID, Admin: g.Requester, AdminAccount: g.RequesterAccount, Node: g.Node, Mode: g.Mode, Recording: hex.EncodeToString(sum[:]),
 		Started: time.Now().Add(-time.Minute).UTC(), Ended: time.Now().UTC(), Stored: stored}
 	if stored {
 		path, err := f.srv.recordingPath(x.ID)

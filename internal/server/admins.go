@@ -46,7 +46,7 @@ func (s *Server) handleAdminCreate(ctx context.Context, c *caller, r *http.Reque
 	case !errors.Is(err, store.ErrNotFound):
 		return nil, id.String(), err
 	}
-	resp, err := s.signAdmin(ctx, req.Name, req.Role, req.CSR, req.TTL, c.ID)
+	resp, err := s.signAdmin(ctx, req.Name, req.Role, req.CSR, req.TTL, c, nil)
 	if err != nil {
 		return nil, id.String(), err
 	}
@@ -67,7 +67,7 @@ func (s *Server) handleAdminRenew(ctx context.Context, c *caller, r *http.Reques
 	if m, err := identity.ReadAdminMarks(c.Leaf); err != nil || m.MFA != "" {
 		return nil, c.ID, errorf(http.StatusForbidden, "an MFA session certificate is not renewed: renew with the enrolment certificate")
 	}
-	resp, err := s.signAdmin(ctx, c.Name, c.Role, req.CSR, req.TTL, "")
+	resp, err := s.signAdmin(ctx, c.Name, c.Role, req.CSR, req.TTL, nil, c)
 	if err != nil {
 		return nil, c.ID, err
 	}
@@ -75,9 +75,16 @@ func (s *Server) handleAdminRenew(ctx context.Context, c *caller, r *http.Reques
 }
 
 // signAdmin signs csr for the admin name with role, and records both the
-// role and the certificate; createdBy is the creating administrator, ""
-// for a renewal, which keeps the account's creator.
-func (s *Server) signAdmin(ctx context.Context, name, role string, csr []byte, ttl time.Duration, createdBy string) (api.CertResponse, error) {
+// role and the certificate; creator is the creating administrator, nil
+// for a renewal, which keeps the account's creator. renewing is the
+// caller of a renewal, nil otherwise.
+//
+// A name without an account gets a new one (a new adminRecord.Account); a
+// --replace and a renewal keep the account's, and give one to an account
+// made before accounts carried an ID (adopting it). The record is written
+// only if it did not change since it was read: a renewal under way when
+// its account is removed, or removed and made again, makes no account.
+func (s *Server) signAdmin(ctx context.Context, name, role string, csr []byte, ttl time.Duration, creator, renewing *caller) (api.CertResponse, error) {
 	id, err := identity.AdminID(s.td, name)
 	if err != nil {
 		return api.CertResponse{}, errorf(http.StatusBadRequest, "name: %v", err)
@@ -85,21 +92,52 @@ func (s *Server) signAdmin(ctx context.Context, name, role string, csr []byte, t
 	if ttl == 0 {
 		ttl = defaultAdminTTL
 	}
+	req, err := parseSessionCSR(csr)
+	if err != nil {
+		return api.CertResponse{}, err
+	}
+	var cur adminRecord
+	rev, err := getJSONRev(ctx, s.st, prefixAdmin+name, &cur)
+	if err != nil && !errors.Is(err, store.ErrNotFound) {
+		return api.CertResponse{}, err
+	}
+	exists := err == nil
+	rec := adminRecord{Role: role, CreatedBy: cur.CreatedBy, MadeBy: cur.MadeBy}
+	if creator != nil {
+		if rec.CreatedBy, rec.MadeBy, err = s.lineage(ctx, creator); err != nil {
+			return api.CertResponse{}, err
+		}
+	}
+	switch {
+	case renewing != nil && (!exists || cur.Account != renewing.Account):
+		return api.CertResponse{}, errorf(http.StatusConflict, "admin %q's account was removed meanwhile: nothing was renewed", name)
+	case exists && cur.Account != "":
+		rec.Account, rec.Created, rec.Adopted = cur.Account, cur.Created, cur.Adopted
+	case exists:
+		rec.Adopted = true
+		rec.Account, err = newID()
+	default:
+		rec.Created = s.now().UTC()
+		rec.Account, err = newID()
+	}
+	if err != nil {
+		return api.CertResponse{}, err
+	}
+	pol, err := identity.AccountPolicy(rec.Account)
+	if err != nil {
+		return api.CertResponse{}, err
+	}
 	a := s.CA()
-	chain, err := a.SignCSR(csr, id, ttl)
+	chain, err := a.SignWithPolicies(req.PublicKey, id, ttl, []x509.OID{pol})
 	if err != nil {
 		return api.CertResponse{}, errorf(http.StatusBadRequest, "csr: %v", err)
 	}
-	rec := adminRecord{Role: role, Cert: issuedAdminCert(chain, a.Bundle().X509Authorities()), CreatedBy: createdBy}
-	var cur adminRecord
-	if err := getJSON(ctx, s.st, prefixAdmin+name, &cur); err != nil && !errors.Is(err, store.ErrNotFound) {
-		return api.CertResponse{}, err
-	}
-	if createdBy == "" {
-		rec.CreatedBy = cur.CreatedBy
-	}
+	rec.Cert = issuedAdminCert(chain, a.Bundle().X509Authorities())
 	rec.Earlier = earlierCerts(cur, s.now())
-	if err := putJSON(ctx, s.st, prefixAdmin+name, rec); err != nil {
+	if err := s.putRev(ctx, prefixAdmin+name, rev, rec); err != nil {
+		if errors.Is(err, store.ErrConflict) {
+			return api.CertResponse{}, errorf(http.StatusConflict, "admin %q's account changed meanwhile: nothing was issued; try again", name)
+		}
 		return api.CertResponse{}, err
 	}
 	s.m.issued.WithLabelValues("admin").Inc()
@@ -107,9 +145,30 @@ func (s *Server) signAdmin(ctx context.Context, name, role string, csr []byte, t
 	return api.CertResponse{Chain: api.DERs(chain), Bundle: api.DERs(roots), TrustDomain: s.td.Name(), Signing: rec.Cert.Root}, nil
 }
 
-// madeBy says whether the administrator name's account was made by
-// creator, directly or through accounts creator made.
-func (s *Server) madeBy(ctx context.Context, name, creator string) (bool, error) {
+// lineage is what an account creator makes records of its making: the
+// creator's SPIFFE ID (adminRecord.CreatedBy) and the accounts that made
+// it, the creator's own first (MadeBy).
+func (s *Server) lineage(ctx context.Context, creator *caller) (string, []string, error) {
+	var rec adminRecord
+	if err := getJSON(ctx, s.st, prefixAdmin+creator.Name, &rec); err != nil && !errors.Is(err, store.ErrNotFound) {
+		return "", nil, err
+	}
+	var made []string
+	if creator.Account != "" {
+		made = append(made, creator.Account)
+	}
+	made = append(made, rec.MadeBy...)
+	return creator.ID, made[:min(len(made), maxMadeBy)], nil
+}
+
+// madeBy says whether the administrator name's account was made by the
+// creator (SPIFFE ID creator, account ID account), directly or through
+// accounts creator made: by the accounts its record says made it, or,
+// for a chain recorded before accounts carried an ID, by the names of
+// the creators read now. It errs towards yes: it keeps approvers apart
+// from requesters, and a later account of a creator's name may be the
+// same person.
+func (s *Server) madeBy(ctx context.Context, name, creator, account string) (bool, error) {
 	seen := map[string]bool{}
 	for !seen[name] {
 		seen[name] = true
@@ -119,6 +178,9 @@ func (s *Server) madeBy(ctx context.Context, name, creator string) (bool, error)
 				return false, nil
 			}
 			return false, err
+		}
+		if account != "" && slices.Contains(rec.MadeBy, account) {
+			return true, nil
 		}
 		if rec.CreatedBy == "" {
 			return false, nil

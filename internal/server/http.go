@@ -23,11 +23,19 @@ type caller struct {
 	Kind string // identity.KindNode, KindAdmin, or ""
 	Name string
 	Role string // for admins
-	Leaf *x509.Certificate
+	// Account is an admin's account ID (adminRecord.Account), "" for an
+	// account made before accounts carried an ID; Adopted says the
+	// account was given one since.
+	Account string
+	Adopted bool
+	Leaf    *x509.Certificate
 	// MFA is the second factor behind an admin's MFA session certificate,
 	// "" for any other certificate; Grant is the access grant of an
 	// access-grant certificate.
 	MFA, Grant string
+	// account is the account mark of the certificate (see
+	// identity.AdminMarks), "" when it has none.
+	account string
 	// mfaChecked and mfaLive cache sessionLive's answer for the call.
 	mfaChecked, mfaLive bool
 	// detail is what an admin handler adds to its audit entry.
@@ -56,7 +64,9 @@ func errorf(code int, format string, args ...any) error {
 	return &httpError{code: code, msg: fmt.Sprintf(format, args...)}
 }
 
-// identify returns the verified caller of r. The TLS handshake already
+// identify returns the verified caller of r (and, when it refuses an
+// admin certificate of an earlier account of the name, the caller it
+// claims, with the error). The TLS handshake already
 // verified any presented chain; it is checked again here so that a
 // revocation cuts callers on connections opened before it.
 func (s *Server) identify(ctx context.Context, r *http.Request) (*caller, error) {
@@ -83,9 +93,28 @@ func (s *Server) identify(ctx context.Context, r *http.Request) (*caller, error)
 			}
 			return nil, err
 		}
-		c.Role = rec.Role
+		if err := sameAccount(c, rec); err != nil {
+			return c, err // named as the refusal's source
+		}
+		c.Role, c.Account, c.Adopted = rec.Role, rec.Account, rec.Adopted
 	}
 	return c, nil
+}
+
+// sameAccount refuses an admin certificate issued to another account of
+// the caller's name than rec, the current one: an account removed and
+// made again has the same name and a new ID. A certificate without an
+// account mark was issued before accounts carried one, and is taken only
+// for an account of that time (rec.Account "", or adopted since).
+func sameAccount(c *caller, rec adminRecord) error {
+	switch {
+	case c.account == rec.Account:
+		return nil
+	case c.account == "" && (rec.Account == "" || rec.Adopted):
+		return nil
+	}
+	return &httpError{code: http.StatusUnauthorized, reason: api.ReasonEarlierAccount,
+		msg: fmt.Sprintf("client certificate refused: it was issued to an earlier account named %q, removed since; the account of that name now is another", c.Name)}
 }
 
 // nodeAction names a node call for metrics and refusals.

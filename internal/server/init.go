@@ -2,6 +2,7 @@ package server
 
 import (
 	"context"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -82,7 +83,15 @@ func Init(ctx context.Context, st store.Store, c InitConfig) error {
 	if err != nil {
 		return fmt.Errorf("server: admin name: %w", err)
 	}
-	adminCert, err := authority.Issue(adminID, c.AdminTTL)
+	account, err := newID()
+	if err != nil {
+		return err
+	}
+	pol, err := identity.AccountPolicy(account)
+	if err != nil {
+		return err
+	}
+	adminCert, err := authority.IssueWithPolicies(adminID, c.AdminTTL, []x509.OID{pol})
 	if err != nil {
 		return err
 	}
@@ -98,7 +107,8 @@ func Init(ctx context.Context, st store.Store, c InitConfig) error {
 	ops := []store.Op{
 		store.Put(keyCA, caBytes),
 		store.Put(keyBundle, mustJSON(api.DERs(authority.Bundle().X509Authorities()))),
-		store.Put(prefixAdmin+c.AdminName, mustJSON(adminRecord{Role: api.RoleAdmin, Cert: issuedAdminCert(chain, authority.Bundle().X509Authorities())})),
+		store.Put(prefixAdmin+c.AdminName, mustJSON(adminRecord{Account: account, Created: c.Now().UTC(), Role: api.RoleAdmin,
+			Cert: issuedAdminCert(chain, authority.Bundle().X509Authorities())})),
 		store.Put(keyMeta, mustJSON(meta)),
 	}
 	if _, err := os.Stat(filepath.Join(c.AdminDir, api.CertFile)); err == nil {

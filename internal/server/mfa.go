@@ -48,6 +48,12 @@ const (
 
 // mfaRecord is an administrator's second factors, under prefixMFA+name.
 type mfaRecord struct {
+	// Account is the account (adminRecord.Account) the factors are of.
+	// Removing an account deletes its record, but a write under way then
+	// (an enrolment, a login) may land after: such a record, of an earlier
+	// account of the name, is none of the current account's (ownsMFA),
+	// which finds no second factor there and may enrol its own over it.
+	Account     string      `json:"account,omitempty"`
 	TOTP        *totpFactor `json:"totp,omitempty"`
 	Pending     *totpFactor `json:"pending,omitempty"`
 	Failures    int         `json:"failures,omitempty"`
@@ -61,6 +67,32 @@ type mfaRecord struct {
 	// session certificate counts as a second factor only while it is
 	// listed, so a logout or a reset ends it on every server at once.
 	Sessions []mfaSession `json:"sessions,omitempty"`
+}
+
+// ownsMFA says whether m, stored under an account's name, is the second
+// factors of that account (its ID account, adopted as adminRecord.Adopted
+// says). Factors stored before accounts carried an ID are the factors of
+// an account of that time only.
+func ownsMFA(m mfaRecord, account string, adopted bool) bool {
+	return m.Account == account || m.Account == "" && (account == "" || adopted)
+}
+
+// loadMFA reads the caller's second factors and their revision: none if
+// what is stored under the caller's name is an earlier account's. The
+// record answered is the caller account's, so that writing it back (at
+// the revision answered) replaces an earlier account's.
+func (s *Server) loadMFA(ctx context.Context, c *caller) (mfaRecord, int64, error) {
+	var rec mfaRecord
+	rev, err := getJSONRev(ctx, s.st, prefixMFA+c.Name, &rec)
+	if err != nil && !errors.Is(err, store.ErrNotFound) {
+		return mfaRecord{}, 0, err
+	}
+	if !ownsMFA(rec, c.Account, c.Adopted) {
+		c.note("mfa_of_earlier_account", "ignored")
+		rec = mfaRecord{}
+	}
+	rec.Account = c.Account
+	return rec, rev, nil
 }
 
 // mfaSession is a live MFA session certificate.
@@ -131,8 +163,8 @@ func (s *Server) checkFactor(ctx context.Context, c *caller, action string) erro
 	if live, err := s.sessionLive(ctx, c); err != nil || live {
 		return err
 	}
-	var rec mfaRecord
-	if err := getJSON(ctx, s.st, prefixMFA+c.Name, &rec); err != nil && !errors.Is(err, store.ErrNotFound) {
+	rec, _, err := s.loadMFA(ctx, c)
+	if err != nil {
 		return err
 	}
 	if rec.TOTP == nil {
@@ -155,7 +187,7 @@ func callerMarks(c *caller) error {
 	if err != nil {
 		return errorf(http.StatusUnauthorized, "client certificate refused: %v", err)
 	}
-	c.MFA, c.Grant = m.MFA, m.Grant
+	c.MFA, c.Grant, c.account = m.MFA, m.Grant, m.Account
 	return nil
 }
 
@@ -170,8 +202,8 @@ func (s *Server) sessionLive(ctx context.Context, c *caller) (bool, error) {
 	if c.mfaChecked {
 		return c.mfaLive, nil
 	}
-	var rec mfaRecord
-	if err := getJSON(ctx, s.st, prefixMFA+c.Name, &rec); err != nil && !errors.Is(err, store.ErrNotFound) {
+	rec, _, err := s.loadMFA(ctx, c)
+	if err != nil {
 		return false, err
 	}
 	c.mfaChecked, c.mfaLive = true, rec.live(identity.SerialHex(c.Leaf.SerialNumber), s.now())
@@ -186,7 +218,7 @@ func (s *Server) sessionLive(ctx context.Context, c *caller) (bool, error) {
 // as a second factor.
 func (s *Server) handleMFALogout(ctx context.Context, c *caller, r *http.Request) (any, string, error) {
 	ended := 0
-	_, err := s.updateMFA(ctx, c.Name, func(rec *mfaRecord) error {
+	_, err := s.updateMFA(ctx, c, func(rec *mfaRecord) error {
 		ended = len(rec.Sessions)
 		if ended == 0 {
 			return errNoChange
@@ -202,8 +234,8 @@ func (s *Server) handleMFALogout(ctx context.Context, c *caller, r *http.Request
 }
 
 func (s *Server) handleMFAStatus(ctx context.Context, c *caller, r *http.Request) (any, string, error) {
-	var rec mfaRecord
-	if err := getJSON(ctx, s.st, prefixMFA+c.Name, &rec); err != nil && !errors.Is(err, store.ErrNotFound) {
+	rec, _, err := s.loadMFA(ctx, c)
+	if err != nil {
 		return nil, c.ID, err
 	}
 	st := api.MFAStatus{Admin: c.ID}
@@ -231,9 +263,8 @@ func (s *Server) handleMFAStatus(ctx context.Context, c *caller, r *http.Request
 // otherwise a stolen enrolment certificate could enrol its thief's.
 func (s *Server) handleMFAEnroll(ctx context.Context, c *caller, r *http.Request) (any, string, error) {
 	key := prefixMFA + c.Name
-	var rec mfaRecord
-	rev, err := getJSONRev(ctx, s.st, key, &rec)
-	if err != nil && !errors.Is(err, store.ErrNotFound) {
+	rec, rev, err := s.loadMFA(ctx, c)
+	if err != nil {
 		return nil, c.ID, err
 	}
 	if rec.TOTP != nil && (c.MFA == "" || !rec.live(identity.SerialHex(c.Leaf.SerialNumber), s.now())) {
@@ -313,13 +344,21 @@ func (s *Server) issueMFASession(ctx context.Context, c *caller, csr *x509.Certi
 	if err != nil {
 		return api.CertResponse{}, err
 	}
+	pols := []x509.OID{pol}
+	if c.Account != "" {
+		acct, err := identity.AccountPolicy(c.Account)
+		if err != nil {
+			return api.CertResponse{}, err
+		}
+		pols = append(pols, acct)
+	}
 	a := s.CA()
-	chain, err := a.SignWithPolicies(csr.PublicKey, id, s.mfa.SessionTTL, []x509.OID{pol})
+	chain, err := a.SignWithPolicies(csr.PublicKey, id, s.mfa.SessionTTL, pols)
 	if err != nil {
 		return api.CertResponse{}, errorf(http.StatusBadRequest, "csr: %v", err)
 	}
 	now := s.now()
-	_, err = s.updateMFA(ctx, c.Name, func(rec *mfaRecord) error {
+	_, err = s.updateMFA(ctx, c, func(rec *mfaRecord) error {
 		if rec.TOTP == nil && len(rec.Keys) == 0 {
 			return errorf(http.StatusUnauthorized, "admin %q's second factors were reset meanwhile: enrol again", c.Name)
 		}
@@ -398,12 +437,21 @@ func (s *Server) handleMFAApprove(ctx context.Context, c *caller, r *http.Reques
 // approveFirstEnrolment marks name's unapproved TOTP factor approved by by.
 func approveFirstEnrolment(ctx context.Context, st store.Store, name, by string) error {
 	key := prefixMFA + name
+	var adm adminRecord
+	if err := getJSON(ctx, st, prefixAdmin+name, &adm); err != nil {
+		if errors.Is(err, store.ErrNotFound) {
+			return errorf(http.StatusNotFound, "admin %q does not exist", name)
+		}
+		return err
+	}
 	var rec mfaRecord
 	rev, err := getJSONRev(ctx, st, key, &rec)
 	if err != nil && !errors.Is(err, store.ErrNotFound) {
 		return err
 	}
-	if rec.TOTP == nil || !rec.TOTP.Unapproved {
+	// An enrolment of an earlier account of the name is not the
+	// current account's to have approved.
+	if rec.TOTP == nil || !rec.TOTP.Unapproved || !ownsMFA(rec, adm.Account, adm.Adopted) {
 		return errorf(http.StatusConflict, "admin %q has no enrolment awaiting approval", name)
 	}
 	rec.TOTP.Unapproved, rec.TOTP.ApprovedBy = false, by
@@ -431,7 +479,7 @@ func approveFirstEnrolment(ctx context.Context, st store.Store, name, by string)
 func (s *Server) verifyCode(ctx context.Context, c *caller, code string, pending bool) (int64, error) {
 	key := prefixMFA + c.Name
 	var judged *totpFactor
-	counted, err := s.updateMFA(ctx, c.Name, func(rec *mfaRecord) error {
+	counted, err := s.updateMFA(ctx, c, func(rec *mfaRecord) error {
 		if err := s.locked(c, *rec); err != nil {
 			return err
 		}
@@ -481,7 +529,7 @@ func (s *Server) verifyCode(ctx context.Context, c *caller, code string, pending
 	if step < 0 {
 		// The failure is counted already; the one that reaches the
 		// limit locks the factor.
-		_, err := s.updateMFA(ctx, c.Name, func(rec *mfaRecord) error {
+		_, err := s.updateMFA(ctx, c, func(rec *mfaRecord) error {
 			if !now.Before(rec.LockedUntil) && rec.Failures >= s.mfa.MaxFailures {
 				s.lock(c, rec)
 				return nil
@@ -493,7 +541,7 @@ func (s *Server) verifyCode(ctx context.Context, c *caller, code string, pending
 		}
 		return 0, errorf(http.StatusUnauthorized, "%s", why)
 	}
-	_, err = s.updateMFA(ctx, c.Name, func(rec *mfaRecord) error {
+	_, err = s.updateMFA(ctx, c, func(rec *mfaRecord) error {
 		// Failures counted meanwhile may have locked the factor, another
 		// use of this code may have landed, or the factor may have
 		// changed: judge again against what is stored now.
@@ -568,17 +616,16 @@ var (
 	errLockedNow = errors.New("locked now")
 )
 
-// updateMFA applies fn to name's second factors and writes the result
+// updateMFA applies fn to the caller's second factors (as loadMFA reads them) and writes the result
 // only if nobody wrote them meanwhile, reading again and reapplying fn
 // until a write lands: a change of one server is never lost to another's.
 // An error from fn is returned without writing, except errLockedNow, which
 // is returned after writing.
-func (s *Server) updateMFA(ctx context.Context, name string, fn func(*mfaRecord) error) (mfaRecord, error) {
-	key := prefixMFA + name
+func (s *Server) updateMFA(ctx context.Context, c *caller, fn func(*mfaRecord) error) (mfaRecord, error) {
+	key := prefixMFA + c.Name
 	for range 1000 {
-		var rec mfaRecord
-		rev, err := getJSONRev(ctx, s.st, key, &rec)
-		if err != nil && !errors.Is(err, store.ErrNotFound) {
+		rec, rev, err := s.loadMFA(ctx, c)
+		if err != nil {
 			return rec, err
 		}
 		ferr := fn(&rec)
@@ -594,7 +641,7 @@ func (s *Server) updateMFA(ctx context.Context, name string, fn func(*mfaRecord)
 		}
 		return rec, ferr
 	}
-	return mfaRecord{}, errorf(http.StatusServiceUnavailable, "admin %q's second factors keep changing: try again", name)
+	return mfaRecord{}, errorf(http.StatusServiceUnavailable, "admin %q's second factors keep changing: try again", c.Name)
 }
 
 func digits(s string) bool {

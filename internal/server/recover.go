@@ -92,7 +92,32 @@ func RecoverAdmin(ctx context.Context, st store.Store, c RecoverConfig) (*x509.C
 	if err != nil {
 		return nil, fmt.Errorf("server: recover: load CA: %w", err)
 	}
-	cert, err := authority.Issue(id, c.TTL)
+	prev, prevErr := st.Get(ctx, prefixAdmin+c.Name)
+	var cur adminRecord
+	if prevErr == nil {
+		if err := json.Unmarshal(prev.Value, &cur); err != nil {
+			return nil, fmt.Errorf("server: recover: stored %q: %w", prefixAdmin+c.Name, err)
+		}
+	}
+	// A recovered account is the account of that name, if there is one
+	// (as with "admin create --replace"), else a new one.
+	rec := adminRecord{Role: c.Role, Account: cur.Account, Created: cur.Created, Adopted: cur.Adopted}
+	switch {
+	case prevErr == nil && cur.Account == "":
+		rec.Adopted = true
+		rec.Account, err = newID()
+	case prevErr != nil:
+		rec.Created = c.Now().UTC()
+		rec.Account, err = newID()
+	}
+	if err != nil {
+		return nil, err
+	}
+	pol, err := identity.AccountPolicy(rec.Account)
+	if err != nil {
+		return nil, err
+	}
+	cert, err := authority.IssueWithPolicies(id, c.TTL, []x509.OID{pol})
 	if err != nil {
 		return nil, fmt.Errorf("server: recover: %w", err)
 	}
@@ -101,16 +126,10 @@ func RecoverAdmin(ctx context.Context, st store.Store, c RecoverConfig) (*x509.C
 		return nil, err
 	}
 	roots := authority.Bundle().X509Authorities()
-	prev, prevErr := st.Get(ctx, prefixAdmin+c.Name)
-	rec := adminRecord{Role: c.Role, Cert: issuedAdminCert(chain, roots)}
-	if prevErr == nil {
-		// The recovered account's earlier certificates stay known,
-		// for "moat admin remove".
-		var cur adminRecord
-		if json.Unmarshal(prev.Value, &cur) == nil {
-			rec.Earlier = earlierCerts(cur, c.Now())
-		}
-	}
+	rec.Cert = issuedAdminCert(chain, roots)
+	// The recovered account's earlier certificates stay known, for "moat
+	// admin remove".
+	rec.Earlier = earlierCerts(cur, c.Now())
 	if err := putJSON(ctx, st, prefixAdmin+c.Name, rec); err != nil {
 		return nil, fmt.Errorf("server: recover: %w", err)
 	}

@@ -12,6 +12,7 @@ import (
 	"sync"
 	"time"
 
+	"moat/internal/api"
 	"moat/internal/audit"
 )
 
@@ -36,6 +37,9 @@ const (
 	reasonBadRequest      = "bad_request"     // a body or value that does not validate
 	reasonBadToken        = "bad_token"       // a join token that is unknown, spent, expired or for another node
 	reasonRateLimited     = "rate_limited"    // a node over its rate
+	// An admin certificate of an earlier account of its name (removed
+	// since): someone who held that account, or holds its key.
+	reasonEarlierAccount = api.ReasonEarlierAccount
 )
 
 // Bounds of the summary entry and of what a window remembers.
@@ -89,6 +93,9 @@ func (s *Server) refuseReason(r *http.Request, c *caller, action, reason string,
 func reasonOf(err error) string {
 	var he *httpError
 	if errors.As(err, &he) {
+		if he.reason == api.ReasonEarlierAccount {
+			return reasonEarlierAccount
+		}
 		switch he.code {
 		case http.StatusUnauthorized:
 			return reasonUnauthenticated

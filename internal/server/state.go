@@ -61,18 +61,48 @@ type issuedRecord struct {
 // certificate issued to it, so that a root rotation knows whose credentials
 // still depend on the old root.
 type adminRecord struct {
-	Role string     `json:"role"`
-	Cert *adminCert `json:"cert,omitempty"`
+	// Account is the account's ID, 128 random bits (newID) drawn when the
+	// name's account is made: by "admin create", or by "admin create"
+	// again after "admin remove". A name comes back, its account never
+	// does: everything that later stands for "the same person" (a grant's
+	// requester, its approvers, a session's holder, second factors,
+	// certificates) records the Account and is matched by it, never by
+	// the name. A renewal, a --replace and a recovery keep it: they give
+	// the same account a new credential, and its grants, sessions and
+	// second factors stay its own; to hand a name to someone else, remove
+	// the account and make it again. "" for an account made before
+	// accounts carried an ID, which nothing is matched to a person by.
+	Account string `json:"account,omitempty"`
+	// Created is when the account was made (zero before accounts
+	// carried an ID, and for an adopted one).
+	Created time.Time `json:"created,omitzero"`
+	// Adopted marks an account made before accounts carried an ID that
+	// was given one at its first renewal or --replace since: the
+	// certificates issued to it before carry no account mark and are
+	// still taken as its own, as they were. For any other account a
+	// certificate without its mark is an earlier account's.
+	Adopted bool       `json:"adopted,omitempty"`
+	Role    string     `json:"role"`
+	Cert    *adminCert `json:"cert,omitempty"`
 	// CreatedBy is the administrator whose "admin create" made the
 	// account (or last made it again), "" for the first administrator:
 	// such an account is its creator's, and never the second person of
 	// its creator's grants.
 	CreatedBy string `json:"created_by,omitempty"`
+	// MadeBy are the accounts (IDs) that made this one, nearest first:
+	// its creator's, its creator's creator's, and so on, at most
+	// maxMadeBy, recorded when CreatedBy is. Unlike CreatedBy's chain of
+	// names, read at the time of asking, it does not break when one of
+	// them is removed nor follow a later account of the same name.
+	MadeBy []string `json:"made_by,omitempty"`
 	// Earlier are the account's earlier certificates (before a renewal
 	// or a --replace) that have not ended: what removing the account
 	// revokes along with Cert.
 	Earlier []adminCert `json:"earlier,omitempty"`
 }
+
+// maxMadeBy bounds adminRecord.MadeBy; the farthest go first.
+const maxMadeBy = 32
 
 // maxEarlierCerts bounds adminRecord.Earlier; the oldest go first.
 const maxEarlierCerts = 64

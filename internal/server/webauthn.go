@@ -171,18 +171,8 @@ func (s *Server) keysOf(ctx context.Context, c *caller) (*webauthn.WebAuthn, mfa
 	if err != nil {
 		return nil, mfaRecord{}, 0, err
 	}
-	rec, rev, err := s.loadMFA(ctx, c.Name)
+	rec, rev, err := s.loadMFA(ctx, c)
 	return rp, rec, rev, err
-}
-
-// loadMFA reads the caller's second factors and their revision.
-func (s *Server) loadMFA(ctx context.Context, name string) (mfaRecord, int64, error) {
-	var rec mfaRecord
-	rev, err := getJSONRev(ctx, s.st, prefixMFA+name, &rec)
-	if err != nil && !errors.Is(err, store.ErrNotFound) {
-		return rec, 0, err
-	}
-	return rec, rev, nil
 }
 
 func (s *Server) handleWebAuthnRegisterBegin(ctx context.Context, c *caller, r *http.Request) (any, string, error) {
@@ -440,7 +430,7 @@ func (s *Server) handleWebAuthnRemove(ctx context.Context, c *caller, r *http.Re
 		return nil, c.ID, &httpError{code: http.StatusUnauthorized, reason: api.ReasonMFARequired,
 			msg: "removing a security key needs a fresh MFA proof"}
 	}
-	rec, rev, err := s.loadMFA(ctx, c.Name)
+	rec, rev, err := s.loadMFA(ctx, c)
 	if err != nil {
 		return nil, c.ID, err
 	}
