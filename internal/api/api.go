@@ -527,6 +527,8 @@ type AdminRemoved struct {
 	ID            string   `json:"id"`
 	Revoked       []string `json:"revoked"`
 	SessionsEnded int      `json:"sessions_ended"`
+	// GrantsRevoked are the account's grants that were pending or active.
+	GrantsRevoked []string `json:"grants_revoked,omitempty"`
 }
 
 // Whoami describes the caller.

@@ -33,7 +33,10 @@ func accessCommand() *Command {
 			"approves it. Sessions go through the control plane to the node's agent: the node\n" +
 			"opens no port. Shells are recorded; \"moat access replay\" plays them back, for the\n" +
 			"administrator who held the session, the approvers of its grant, and the server's\n" +
-			"access.recording_role (admin by default) and above.",
+			"access.recording_role (admin by default) and above. Grants, approvals and sessions\n" +
+			"are an account's, not a name's: an account removed and made again with the same\n" +
+			"name is another, which reads none of the earlier one's recordings and uses none\n" +
+			"of its grants; a removed account's pending and active grants are revoked.",
 		Sub: []*Command{accessApproveCommand(), accessExportCommand(), accessForwardCommand(), accessListCommand(),
 			accessProxyCommand(), accessReplayCommand(), accessRequestCommand(), accessRevokeCommand(), accessSSHCertCommand()},
 	}

@@ -463,7 +463,7 @@ func adminsCommand() *Command {
 			role = fs.String("role", "", "viewer, operator or admin (required)")
 			out = fs.String("out", "", "directory to write the new credentials to (required; mode 0600 files)")
 			ttl = fs.Duration("ttl", 30*24*time.Hour, "certificate lifetime")
-			replace = fs.Bool("replace", false, "issue a new credential for an administrator that exists (audited; the old certificates stay valid until revoked)")
+			replace = fs.Bool("replace", false, "issue a new credential for an administrator that exists: the same account, which keeps its grants, sessions and second factors (audited; the old certificates stay valid until revoked); to give the name to someone else, \"moat admin remove\" it first")
 		},
 		func(ctx context.Context, e *Env, fs *flag.FlagSet, c *api.AdminClient, af *adminFlags) error {
 			if *name == "" || *role == "" || *out == "" {

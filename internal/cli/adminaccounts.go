@@ -64,12 +64,19 @@ func adminRemoveCommand() *Command {
 			}
 			fmt.Fprintf(e.Stdout, "removed %s; %d certificate(s) revoked (%s); %d MFA session(s) ended\n",
 				ans.ID, len(ans.Revoked), strings.Join(ans.Revoked, ", "), ans.SessionsEnded)
+			if len(ans.GrantsRevoked) > 0 {
+				fmt.Fprintf(e.Stdout, "%d grant(s) revoked: %s\n", len(ans.GrantsRevoked), strings.Join(ans.GrantsRevoked, ", "))
+			}
 			return nil
 		})
-	c.Help = "Removes the account and its second factors, and revokes every certificate the\n" +
-		"control plane issued to it that has not ended (the enrolment certificate, the\n" +
-		"ones a renewal or --replace left behind, the MFA session certificates): each is\n" +
-		"refused at its next handshake by every server. A sensitive call. Nobody removes\n" +
-		"their own account, and the last account with role admin cannot be removed."
+	c.Help = "Removes the account and its second factors, revokes its pending and active\n" +
+		"grants (ending their sessions), and revokes every certificate the control plane\n" +
+		"issued to it that has not ended (the enrolment certificate, the ones a renewal or\n" +
+		"--replace left behind, the MFA session certificates): each is refused at its next\n" +
+		"handshake by every server. A sensitive call. Nobody removes their own account, and\n" +
+		"the last account with role admin cannot be removed. The name may be made again\n" +
+		"(\"moat admin create\"): that makes a new account, with a new ID, which inherits\n" +
+		"nothing of this one (its recordings, grants, approvals or second factors), and\n" +
+		"certificates of this one are refused on it."
 	return c
 }

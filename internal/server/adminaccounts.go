@@ -184,7 +184,7 @@ func (s *Server) removeAdmin(ctx context.Context, c *caller, name, target string
 	c.note("role", rec.Role)
 	c.note("serials", strings.Join(serials, ","))
 	c.note("sessions_ended", strconv.Itoa(sessions))
-	return api.AdminRemoved{ID: target, Revoked: serials, SessionsEnded: sessions}, nil
+	return api.AdminRemoved{ID: target, Revoked: serials, SessionsEnded: sessions, GrantsRevoked: ended}, nil
 }
 
 // accountSerials lists the serials of the certificates issued to an
