@@ -504,6 +504,11 @@ type AdminAccount struct {
 	ID        string `json:"id"`
 	Role      string `json:"role"`
 	CreatedBy string `json:"created_by,omitempty"`
+	// Account is the account's ID, Created when it was made: a name
+	// removed and made again is another account, with another ID. ""
+	// (and zero) for an account made before accounts carried an ID.
+	Account string    `json:"account,omitempty"`
+	Created time.Time `json:"created,omitzero"`
 	// Expires is the end of the account's latest certificate, zero when
 	// the server did not record it.
 	Expires time.Time `json:"expires,omitzero"`

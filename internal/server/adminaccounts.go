@@ -53,7 +53,7 @@ func (s *Server) handleAdminList(ctx context.Context, c *caller, r *http.Request
 		if err != nil {
 			return nil, "", fmt.Errorf("server: stored %q: %w", kv.Key, err)
 		}
-		a := api.AdminAccount{Name: name, ID: id.String(), Role: rec.Role, CreatedBy: rec.CreatedBy}
+		a := api.AdminAccount{Name: name, ID: id.String(), Role: rec.Role, CreatedBy: rec.CreatedBy, Account: rec.Account, Created: rec.Created}
 		if rec.Cert != nil {
 			a.Expires = rec.Cert.NotAfter.UTC()
 		}

@@ -316,3 +316,113 @@ func TestApproverMadeByRemovedAccount(t *testing.T) {
 	}
 	_ = mid
 }
+
+// legacyAdmin stores name's account as a release before account IDs left
+// it (no ID), with a certificate the CA signed for it then (no account
+// mark).
+func (f *authFixture) legacyAdmin(t *testing.T, name, role string) *authAccount {
+	t.Helper()
+	key, csr, err := ca.NewKeyCSR()
+	if err != nil {
+		t.Fatal(err)
+	}
+	id, err := identity.AdminID(f.srv.td, name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	chain, err := f.srv.CA().SignCSR(csr, id, time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := putJSON(f.ctx, f.st, prefixAdmin+name, adminRecord{Role: role, Cert: issuedAdminCert(chain, f.srv.CA().Bundle().X509Authorities())}); err != nil {
+		t.Fatal(err)
+	}
+	return f.account(t, name, role, ca.TLSCertificate(chain, key))
+}
+
+// TestAccountsFromBeforeIDs: what was recorded before accounts carried an
+// ID matches no account, its own name's included: a grant of then is no
+// one's, a session of then is read by the role alone, and an account of
+// then asks for no grant until a renewal gives it an ID, which it is told.
+// The renewal adopts it: its certificates of then still count, its second
+// factor is still its own. A certificate without an account mark is
+// refused on an account made since.
+func TestAccountsFromBeforeIDs(t *testing.T) {
+	f := newAuthFixture(t)
+	f.accessNode(t)
+	admin := f.accs["admin"]
+	lena := f.legacyAdmin(t, "lena", api.RoleOperator)
+	if lena.account != "" {
+		t.Fatalf("a legacy account with ID %q", lena.account)
+	}
+	f.enrolMFA(t, lena)
+	now := time.Now().UTC()
+	g := api.Grant{ID: "1" + strings.Repeat("0", 31), Requester: lena.id, Node: "web-1", Mode: api.ModeShell, Reason: "then", For: time.Hour,
+		Requested: now, Needed: 1, Approvals: []api.Approval{{By: admin.id, At: now}}, Starts: now, Expires: now.Add(time.Hour)}
+	body := []byte(`{"version": 2, "width": 80, "height": 24}` + "\n" + `[0.1, "o", "then\r\n"]` + "\n")
+	x := f.plantRecording(t, g, body, true)
+
+	from := f.log.Size()
+	if code, e, _ := f.fetch(t, lena.session, api.PathAccessRec+"?session="+x.ID); code != http.StatusForbidden || !strings.Contains(e.Error, "none recorded before IDs") {
+		t.Errorf("lena reading the recording of her session of then: %d %q, want 403 saying why", code, e.Error)
+	}
+	if o := f.outcome(t, from, "access.recording", lena.id); o == nil || !strings.HasPrefix(o.Result, "denied") {
+		t.Errorf("the refused read is not audited as refused: %+v", o)
+	}
+	if code, e, got := f.fetch(t, admin.session, api.PathAccessRec+"?session="+x.ID); code != http.StatusOK || !bytes.Equal(got, body) {
+		t.Errorf("an admin reading a recording of then: %d %q", code, e.Error)
+	}
+	_, csr, err := ca.NewKeyCSR()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if code, e := f.call(t, lena.session, "POST", api.PathAccessCert, api.AccessCertRequest{Grant: g.ID, CSR: csr}, nil); code != http.StatusForbidden ||
+		!strings.Contains(e.Error, "was recorded before accounts carried an ID, so it is no account's") {
+		t.Errorf("lena taking the certificate of her grant of then: %d %q, want 403 saying why", code, e.Error)
+	}
+	req := api.AccessRequest{Node: "web-1", Mode: api.ModeShell, Reason: "incident 44", For: time.Hour}
+	if code, e := f.call(t, lena.session, "POST", api.PathAccess, req, nil); code != http.StatusForbidden ||
+		!strings.Contains(e.Error, `admin "lena"'s account was made before accounts carried an ID`) || !strings.Contains(e.Error, "moat admin renew") {
+		t.Errorf("lena asking for a grant before her account has an ID: %d %q, want 403 saying why and what to do", code, e.Error)
+	}
+
+	t.Log("a renewal gives lena's account an ID and keeps what was hers")
+	old := lena.cert
+	lena.cert = f.renew(t, lena)
+	var rec adminRecord
+	if err := getJSON(f.ctx, f.st, prefixAdmin+"lena", &rec); err != nil {
+		t.Fatal(err)
+	}
+	if rec.Account == "" || !rec.Adopted {
+		t.Fatalf("lena's account after a renewal: %+v, want an adopted ID", rec)
+	}
+	var st api.MFAStatus
+	if code, e := f.call(t, old, "GET", api.PathMFA, nil, &st); code != http.StatusOK || st.TOTP.IsZero() {
+		t.Errorf("lena's certificate of then, after the renewal: %d %q, authenticator %v", code, e.Error, st.TOTP)
+	}
+	var l api.GrantListing
+	if code, e := f.call(t, lena.session, "POST", api.PathAccess, req, &l); code != http.StatusOK || l.RequesterAccount != rec.Account {
+		t.Errorf("lena asking for a grant once adopted: %d %q, requester account %q", code, e.Error, l.RequesterAccount)
+	}
+
+	t.Log("an account made since takes no certificate without its mark")
+	nina := f.newAdmin(t, "nina", api.RoleOperator)
+	key, csr, err := ca.NewKeyCSR()
+	if err != nil {
+		t.Fatal(err)
+	}
+	ninaID, err := identity.AdminID(f.srv.td, "nina")
+	if err != nil {
+		t.Fatal(err)
+	}
+	chain, err := f.srv.CA().SignCSR(csr, ninaID, time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if code, e := f.call(t, ca.TLSCertificate(chain, key), "GET", api.PathMFA, nil, nil); code != http.StatusUnauthorized || e.Reason != api.ReasonEarlierAccount {
+		t.Errorf("an unmarked certificate of nina's name: %d %q (reason %q), want 401 %s", code, e.Error, e.Reason, api.ReasonEarlierAccount)
+	}
+	if code, e := f.call(t, nina.cert, "GET", api.PathMFA, nil, nil); code != http.StatusOK {
+		t.Errorf("nina's own certificate: %d %q", code, e.Error)
+	}
+}
