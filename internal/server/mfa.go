@@ -438,12 +438,11 @@ func (s *Server) handleMFAApprove(ctx context.Context, c *caller, r *http.Reques
 func approveFirstEnrolment(ctx context.Context, st store.Store, name, by string) error {
 	key := prefixMFA + name
 	var adm adminRecord
-	if err := getJSON(ctx, st, prefixAdmin+name, &adm); err != nil {
-		if errors.Is(err, store.ErrNotFound) {
-			return errorf(http.StatusNotFound, "admin %q does not exist", name)
-		}
+	admRev, err := getJSONRev(ctx, st, prefixAdmin+name, &adm)
+	if err != nil && !errors.Is(err, store.ErrNotFound) {
 		return err
 	}
+	exists := err == nil
 	var rec mfaRecord
 	rev, err := getJSONRev(ctx, st, key, &rec)
 	if err != nil && !errors.Is(err, store.ErrNotFound) {
@@ -451,7 +450,7 @@ func approveFirstEnrolment(ctx context.Context, st store.Store, name, by string)
 	}
 	// An enrolment of an earlier account of the name is not the
 	// current account's to have approved.
-	if rec.TOTP == nil || !rec.TOTP.Unapproved || !ownsMFA(rec, adm.Account, adm.Adopted) {
+	if !exists || rec.TOTP == nil || !rec.TOTP.Unapproved || !ownsMFA(rec, adm.Account, adm.Adopted) {
 		return errorf(http.StatusConflict, "admin %q has no enrolment awaiting approval", name)
 	}
 	rec.TOTP.Unapproved, rec.TOTP.ApprovedBy = false, by
@@ -459,7 +458,9 @@ func approveFirstEnrolment(ctx context.Context, st store.Store, name, by string)
 	if err != nil {
 		return err
 	}
-	if _, err := st.Txn(ctx, []store.Cond{{Key: key, ModRevision: rev}}, []store.Op{store.Put(key, b)}); err != nil {
+	// Neither the factors nor the account may change meanwhile.
+	conds := []store.Cond{{Key: key, ModRevision: rev}, {Key: prefixAdmin + name, ModRevision: admRev}}
+	if _, err := st.Txn(ctx, conds, []store.Op{store.Put(key, b)}); err != nil {
 		if errors.Is(err, store.ErrConflict) {
 			return errorf(http.StatusConflict, "admin %q's second factors changed meanwhile: try again", name)
 		}
