@@ -70,13 +70,14 @@ func adminRemoveCommand() *Command {
 			return nil
 		})
 	c.Help = "Removes the account and its second factors, revokes its pending and active\n" +
-		"grants (ending their sessions), and revokes every certificate the control plane\n" +
-		"issued to it that has not ended (the enrolment certificate, the ones a renewal or\n" +
-		"--replace left behind, the MFA session certificates): each is refused at its next\n" +
-		"handshake by every server. A sensitive call. Nobody removes their own account, and\n" +
-		"the last account with role admin cannot be removed. The name may be made again\n" +
-		"(\"moat admin create\"): that makes a new account, with a new ID, which inherits\n" +
-		"nothing of this one (its recordings, grants, approvals or second factors), and\n" +
-		"certificates of this one are refused on it."
+		"grants (ending their sessions), withdraws its approvals of grants still pending,\n" +
+		"and revokes every certificate the control plane issued to it that has not ended\n" +
+		"(the enrolment certificate, the ones a renewal or --replace left behind, the MFA\n" +
+		"session certificates): each is refused at its next handshake by every server. A\n" +
+		"sensitive call. Nobody removes their own account, and the last account with role\n" +
+		"admin cannot be removed. The name may be made again (\"moat admin create\"):\n" +
+		"that makes a new account, with a new ID, which inherits nothing of this one (its\n" +
+		"recordings, grants, approvals or second factors), and certificates of this one\n" +
+		"are refused on it."
 	return c
 }

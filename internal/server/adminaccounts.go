@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -19,7 +20,8 @@ import (
 // Offboarding. "moat admin list" shows every account; "moat admin remove"
 // ends one: in one transaction it deletes the account and its second
 // factors (ending its MFA sessions on every server), revokes the grants
-// of its name that are pending or active (ending their sessions), and
+// of its name that are pending or active (ending their sessions),
+// withdraws its approvals of grants still pending, and
 // adds every certificate the server issued to it and that has not ended
 // (the current one, the ones a renewal or a --replace left behind, the
 // MFA session certificates) to the revocation list, so each is refused at
@@ -157,19 +159,28 @@ func (s *Server) removeAdmin(ctx context.Context, c *caller, name, target string
 	if err != nil {
 		return nil, err
 	}
-	var ended []string
+	var ended, withdrawn []string
 	for _, kv := range grants {
 		var g api.Grant
 		if err := json.Unmarshal(kv.Value, &g); err != nil {
 			return nil, fmt.Errorf("server: stored %q: %w", kv.Key, err)
 		}
-		if st := g.State(now); g.Requester != target || st != api.GrantPending && st != api.GrantActive {
+		st := g.State(now)
+		switch {
+		case g.Requester == target && (st == api.GrantPending || st == api.GrantActive):
+			g.Revoked, g.RevokedBy = now.UTC(), c.ID
+			ended = append(ended, g.ID)
+		case st == api.GrantPending && slices.ContainsFunc(g.Approvals, func(a api.Approval) bool { return a.By == target }):
+			// The account's approvals of grants still pending are
+			// withdrawn with it: they no longer count towards the
+			// grant's activation.
+			g.Approvals = slices.DeleteFunc(g.Approvals, func(a api.Approval) bool { return a.By == target })
+			withdrawn = append(withdrawn, g.ID)
+		default:
 			continue
 		}
-		g.Revoked, g.RevokedBy = now.UTC(), c.ID
 		conds = append(conds, store.Cond{Key: kv.Key, ModRevision: kv.ModRevision})
 		ops = append(ops, store.Put(kv.Key, mustJSON(g)))
-		ended = append(ended, g.ID)
 	}
 	if _, err := s.st.Txn(ctx, conds, ops); err != nil {
 		return nil, err
@@ -180,6 +191,9 @@ func (s *Server) removeAdmin(ctx context.Context, c *caller, name, target string
 	}
 	if len(ended) > 0 {
 		c.note("grants_revoked", strings.Join(ended, ","))
+	}
+	if len(withdrawn) > 0 {
+		c.note("approvals_withdrawn", strings.Join(withdrawn, ","))
 	}
 	c.note("role", rec.Role)
 	c.note("serials", strings.Join(serials, ","))

@@ -155,7 +155,19 @@ func TestRecreatedAccountInheritsNothing(t *testing.T) {
 	oldMFA.TOTP.LastStep = 0
 	oldSecret := alice.secret
 
-	t.Log("alice is removed; her grant ends with her")
+	// A grant of dave's that needs two approvals, one of them alice's.
+	pendingID, err := newID()
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := time.Now().UTC()
+	pending := api.Grant{ID: pendingID, Requester: dave.id, RequesterAccount: dave.account, Node: "web-1", Mode: api.ModeShell, Reason: "two",
+		For: time.Hour, Requested: now, PendingUntil: now.Add(time.Hour), Needed: 2, Approvals: []api.Approval{{By: alice.id, Account: alice.account, At: now}}}
+	if err := putJSON(f.ctx, f.st, prefixGrant+pending.ID, pending); err != nil {
+		t.Fatal(err)
+	}
+
+	t.Log("alice is removed; her grant ends with her, her approval of dave's pending grant is withdrawn")
 	if code, e := f.call(t, f.accs["admin"].session, "DELETE", api.PathAdmins, api.AdminRemove{Name: "alice"}, nil); code != http.StatusOK {
 		t.Fatalf("admin remove: %d %s", code, e.Error)
 	}
@@ -165,6 +177,13 @@ func TestRecreatedAccountInheritsNothing(t *testing.T) {
 	}
 	if ls[0].State != api.GrantRevoked {
 		t.Errorf("alice's active grant after her removal: %s, want %s", ls[0].State, api.GrantRevoked)
+	}
+	var pl []api.GrantListing
+	if code, e := f.call(t, f.accs["admin"].session, "GET", api.PathAccess+"?id="+pending.ID, nil, &pl); code != http.StatusOK || len(pl) != 1 {
+		t.Fatalf("access list: %d %s", code, e.Error)
+	}
+	if pl[0].State != api.GrantPending || len(pl[0].Approvals) != 0 {
+		t.Errorf("dave's pending grant after alice's removal: %s, approvals %+v; want pending with none", pl[0].State, pl[0].Approvals)
 	}
 	if err := putJSON(f.ctx, f.st, prefixMFA+"alice", oldMFA); err != nil {
 		t.Fatal(err)
