@@ -26,6 +26,8 @@ func TestAdminMarks(t *testing.T) {
 	totp := mustOID(MFASessionPolicy(MFATOTP))
 	webauthn := mustOID(MFASessionPolicy(MFAWebAuthn))
 	grant := mustOID(GrantPolicy("1f2e3d"))
+	account := mustOID(AccountPolicy("a1b2c3"))
+	account2 := mustOID(AccountPolicy("d4e5f6"))
 	other := mustOID(x509.ParseOID("1.2.3.4"))
 	unknown := mustOID(x509.ParseOID(oidMoat + ".9.1"))
 	badMFA := mustOID(x509.ParseOID(oidMoat + ".1.7"))
@@ -40,6 +42,11 @@ func TestAdminMarks(t *testing.T) {
 		{"a TOTP session", []x509.OID{totp, other}, AdminMarks{MFA: MFATOTP}, nil},
 		{"a WebAuthn session", []x509.OID{webauthn}, AdminMarks{MFA: MFAWebAuthn}, nil},
 		{"a grant", []x509.OID{grant}, AdminMarks{Grant: "1f2e3d"}, nil},
+		{"an enrolment certificate's account", []x509.OID{account}, AdminMarks{Account: "a1b2c3"}, nil},
+		{"a session of an account", []x509.OID{totp, account}, AdminMarks{MFA: MFATOTP, Account: "a1b2c3"}, nil},
+		{"a grant of an account", []x509.OID{grant, account}, AdminMarks{Grant: "1f2e3d", Account: "a1b2c3"}, nil},
+		{"two accounts", []x509.OID{account, account2}, AdminMarks{}, ErrBadPolicy},
+		{"an account of ID zero", []x509.OID{mustOID(x509.ParseOID(oidMoat + ".3.0"))}, AdminMarks{}, ErrBadPolicy},
 		{"a session and a grant", []x509.OID{totp, grant}, AdminMarks{}, ErrBadPolicy},
 		{"two sessions", []x509.OID{totp, webauthn}, AdminMarks{}, ErrBadPolicy},
 		{"an unknown moat policy", []x509.OID{unknown}, AdminMarks{}, ErrBadPolicy},
@@ -62,6 +69,7 @@ func FuzzReadAdminMarks(f *testing.F) {
 		oidMoat + ".1.1", oidMoat + ".1.2", oidMoat + ".2.123456789", oidMoat + ".2.0",
 		oidMoat + ".1.1," + oidMoat + ".2.5", "1.2.3," + oidMoat + ".3", oidMoat + ".2.340282366920938463463374607431768211455",
 		oidMoat + ".2.340282366920938463463374607431768211456", oidMoat + ".2.1.1",
+		oidMoat + ".3.123456789", oidMoat + ".1.1," + oidMoat + ".3.5", oidMoat + ".3.1," + oidMoat + ".3.2",
 	} {
 		f.Add(s)
 	}
@@ -89,6 +97,9 @@ func FuzzReadAdminMarks(f *testing.F) {
 		}
 		if m.Grant != "" && !has(mustOID(GrantPolicy(m.Grant))) {
 			t.Fatalf("grant %q read from %q, which does not carry its policy", m.Grant, s)
+		}
+		if m.Account != "" && !has(mustOID(AccountPolicy(m.Account))) {
+			t.Fatalf("account %q read from %q, which does not carry its policy", m.Account, s)
 		}
 	})
 }

@@ -234,11 +234,10 @@ func TestRecreatedAccountInheritsNothing(t *testing.T) {
 	}
 
 	t.Log("nor takes the credentials of the old alice's grant")
-	key, csr, err = ca.NewKeyCSR()
+	_, csr, err = ca.NewKeyCSR()
 	if err != nil {
 		t.Fatal(err)
 	}
-	_ = key
 	from = f.log.Size()
 	var ac api.AccessCert
 	code, e = f.call(t, alice2.session, "POST", api.PathAccessCert, api.AccessCertRequest{Grant: g.ID, CSR: csr}, &ac)
@@ -316,6 +315,13 @@ func TestApproverMadeByRemovedAccount(t *testing.T) {
 	rita := f.createBy(t, f.accs["admin"], "rita", api.RoleAdmin)
 	mid := f.createBy(t, rita, "mid", api.RoleAdmin)
 	xena := f.createBy(t, mid, "xena", api.RoleAdmin)
+	var made adminRecord
+	if err := getJSON(f.ctx, f.st, prefixAdmin+"xena", &made); err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(made.MadeBy, []string{mid.account, rita.account, f.accs["admin"].account}) {
+		t.Errorf("xena's account was made by %v, want mid's, rita's and the first admin's accounts", made.MadeBy)
+	}
 	if code, e := f.call(t, f.accs["admin"].session, "DELETE", api.PathAdmins, api.AdminRemove{Name: "mid"}, nil); code != http.StatusOK {
 		t.Fatalf("admin remove: %d %s", code, e.Error)
 	}
@@ -333,7 +339,6 @@ func TestApproverMadeByRemovedAccount(t *testing.T) {
 	if o := f.outcome(t, from, "access.approve", xena.id); o == nil || o.Detail["approver_made_by_requester"] != "true" {
 		t.Errorf("xena, made by an account rita made, approving rita's grant: audited %+v, want approver_made_by_requester", o)
 	}
-	_ = mid
 }
 
 // legacyAdmin stores name's account as a release before account IDs left
