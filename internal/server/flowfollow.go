@@ -17,6 +17,7 @@ import (
 	"moat/internal/flow"
 	"moat/internal/flow/flowstore"
 	"moat/internal/identity"
+	"moat/internal/store"
 )
 
 // Following a cluster's flows. Records are stored by the server an agent
@@ -644,8 +645,9 @@ func (s *Server) streamFlows(ctx context.Context, c *caller, w http.ResponseWrit
 			// The caller was authorized when the stream began: it ends,
 			// as an agent's watch does, once the certificate it began
 			// with is revoked (an administrator removed, "moat revoke")
-			// or expires, within a heartbeat.
-			if s.credentialEnded(c) || !heartbeat() {
+			// or expires, or its account is removed (a certificate the
+			// revocation list does not hold), within a heartbeat.
+			if s.credentialEnded(c) || s.accountEnded(ctx, c) || !heartbeat() {
 				return
 			}
 		}
@@ -656,6 +658,21 @@ func (s *Server) streamFlows(ctx context.Context, c *caller, w http.ResponseWrit
 // began has since been revoked or expired: a stream it opened ends then.
 func (s *Server) credentialEnded(c *caller) bool {
 	return identity.CheckValidity(c.Leaf, s.now()) != nil || s.trust.Revoked(c.Leaf, mustParseID(c.ID))
+}
+
+// accountEnded says whether the account an administrator's call began
+// with is no longer: removed, or its name made again. A store that cannot
+// be read ends nothing (revocation and expiry still do).
+func (s *Server) accountEnded(ctx context.Context, c *caller) bool {
+	if c.Kind != identity.KindAdmin {
+		return false
+	}
+	var rec adminRecord
+	err := getJSON(ctx, s.st, prefixAdmin+c.Name, &rec)
+	if errors.Is(err, store.ErrNotFound) {
+		return true
+	}
+	return err == nil && sameAccount(c, rec) != nil
 }
 
 // limit is how many backlog records a relayed stream sends (0: all).

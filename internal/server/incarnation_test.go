@@ -450,3 +450,59 @@ func TestAccountsFromBeforeIDs(t *testing.T) {
 		t.Errorf("nina's own certificate: %d %q", code, e.Error)
 	}
 }
+
+// TestFlowFollowEndsWithTheAccount: a follow stream ends when its
+// caller's account is removed, even one opened with a certificate that no
+// removal revokes (the oldest of more renewals than an account
+// remembers).
+func TestFlowFollowEndsWithTheAccount(t *testing.T) {
+	f := newAuthFixture(t)
+	vera := f.newAdmin(t, "vera", api.RoleViewer)
+	first := vera.cert
+	for range maxEarlierCerts + 1 {
+		vera.cert = f.renew(t, vera)
+	}
+	tr := &http.Transport{TLSClientConfig: api.ClientTLS(func() (*tls.Certificate, error) { return first, nil }, f.srv.trust), ForceAttemptHTTP2: true}
+	defer tr.CloseIdleConnections()
+	ctx, cancel := context.WithTimeout(f.ctx, testkit.WaitLimit)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "https://"+f.srv.Addr()+api.PathFlowFollow, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp, err := (&http.Client{Transport: tr}).Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("follow: %d", resp.StatusCode)
+	}
+	frames := json.NewDecoder(resp.Body)
+	var fr api.FlowFrame
+	if err := frames.Decode(&fr); err != nil || !fr.Heartbeat {
+		t.Fatalf("the stream's first frame: %+v %v, want a heartbeat", fr, err)
+	}
+
+	if code, e := f.call(t, f.accs["admin"].session, "DELETE", api.PathAdmins, api.AdminRemove{Name: "vera"}, nil); code != http.StatusOK {
+		t.Fatalf("admin remove: %d %s", code, e.Error)
+	}
+	var rev identity.Revocations
+	if err := getJSON(f.ctx, f.st, keyRevocations, &rev); err != nil {
+		t.Fatal(err)
+	}
+	if slices.Contains(rev.Serials, identity.SerialHex(first.Leaf.SerialNumber)) {
+		t.Fatal("the oldest certificate was revoked: it is no survivor")
+	}
+	for {
+		var fr api.FlowFrame
+		err := frames.Decode(&fr)
+		if err == nil {
+			continue // a heartbeat sent before the removal was seen
+		}
+		if ctx.Err() != nil {
+			t.Fatalf("the stream of a removed administrator's surviving certificate was still open after %s", testkit.WaitLimit)
+		}
+		break // the server ended it
+	}
+}
