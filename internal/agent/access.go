@@ -29,8 +29,9 @@ import (
 // relays, headed by a line naming the session; the administrator's client
 // then runs mutual TLS with the agent over it, presenting an access-grant
 // certificate, which the agent checks against the grants the watch stream
-// gave it: the grant's requester, this node, the mode the client asks for
-// (by ALPN), active now. Anything else is refused and recorded as a security
+// gave it: the grant's requester (the account, by the ID the certificate
+// carries, not the name), this node, the mode the client asks for (by
+// ALPN), active now. Anything else is refused and recorded as a security
 // event (reason outside_grant). A shell grant's connection then carries SSH
 // to the agent's in-process server, whose sessions run as the configured
 // local user in a PTY and are recorded; a forward grant's carries one TCP
@@ -293,8 +294,8 @@ type verifiedPeer struct {
 }
 
 // verify admits an access-grant certificate for an active grant of this
-// node, held by its requester, in the mode the client asks for. Every
-// refusal is a security event.
+// node, issued to its requester's account, in the mode the client asks
+// for. Every refusal is a security event.
 func (x *access) verify(cs tls.ConnectionState, hello api.RelayHello) (verifiedPeer, error) {
 	refuse := func(code, why string, grant string) (verifiedPeer, error) {
 		x.securityEvent(hello, cs, code, why, grant)
@@ -323,10 +324,15 @@ func (x *access) verify(cs tls.ConnectionState, hello api.RelayHello) (verifiedP
 		return refuse(flow.ReasonOutsideGrant, fmt.Sprintf("grant %s is not a grant of node %q", marks.Grant, x.a.cfg.Node), marks.Grant)
 	case g.Requester != id.String():
 		return refuse(flow.ReasonOutsideGrant, fmt.Sprintf("grant %s is not %s's", g.ID, id), g.ID)
-	case g.RequesterAccount != "" && marks.Account != g.RequesterAccount:
+	case g.RequesterAccount == "":
+		// Recorded before accounts carried an ID: no account's, as the
+		// control plane holds (it issues no certificate for it).
+		return refuse(flow.ReasonOutsideGrant, fmt.Sprintf("grant %s was recorded before accounts carried an ID, so it is no account's, %s's included: ask for a new grant", g.ID, id), g.ID)
+	case marks.Account != g.RequesterAccount:
 		// The name's, but not the account's: a certificate of another
-		// account of the requester's name.
-		return refuse(flow.ReasonOutsideGrant, fmt.Sprintf("grant %s is not the account's of this certificate of %s", g.ID, id), g.ID)
+		// account of the requester's name (an earlier one, removed since,
+		// or one made after it).
+		return refuse(flow.ReasonOutsideGrant, fmt.Sprintf("grant %s belongs to another account named %s than this certificate's", g.ID, id), g.ID)
 	case marks.Grant != hello.Grant:
 		return refuse(flow.ReasonOutsideGrant, "the certificate's grant is not the one the relay named", g.ID)
 	case g.Mode != want:
