@@ -149,6 +149,12 @@ func (s *Server) handlePeerAccessDial(w http.ResponseWriter, r *http.Request, c 
 	case g.Requester != hello.Admin:
 		writeError(w, errorf(http.StatusForbidden, "grant %s belongs to %s", g.ID, g.Requester))
 		return
+	case g.RequesterAccount == "":
+		// The hello names no account (members of another version would
+		// not send one); the first server matched it, and a grant of no
+		// account matches none.
+		writeError(w, errorf(http.StatusForbidden, "grant %s was recorded before accounts carried an ID, so it is no account's", g.ID))
+		return
 	case hello.ALPN != want:
 		writeError(w, errorf(http.StatusForbidden, "grant %s is for %s", g.ID, g.Mode))
 		return
