@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto"
 	"crypto/ecdsa"
+	"crypto/ed25519"
 	"crypto/tls"
 	"crypto/x509"
 	"encoding/base64"
@@ -225,11 +226,18 @@ func TestNoPlaintextAtRest(t *testing.T) {
 	}
 	skey := strings.TrimSpace(string(akv.Value))
 	secrets["audit signer key"] = []byte(skey)
-	if i := strings.LastIndexByte(skey, '+'); i > 0 {
-		if raw, err := base64.StdEncoding.DecodeString(skey[i+1:]); err == nil && len(raw) > 1 {
-			secrets["audit signer key (raw)"] = raw[1:]
-		}
+	// "PRIVATE+KEY+name+hash+base64(alg||seed)": the base64 text may hold
+	// '+' itself, so the seed is the fifth field, not what follows the
+	// last '+'.
+	fields := strings.SplitN(skey, "+", 5)
+	if len(fields) != 5 {
+		t.Fatalf("the audit signer key has %d fields, want 5", len(fields))
 	}
+	raw, err := base64.StdEncoding.DecodeString(fields[4])
+	if err != nil || len(raw) != 1+ed25519.SeedSize {
+		t.Fatalf("the audit signer key's seed: %d bytes, %v; want %d", len(raw), err, 1+ed25519.SeedSize)
+	}
+	secrets["audit signer key (raw)"] = raw[1:]
 	td, err := identity.ParseTrustDomain("moat.dev")
 	if err != nil {
 		t.Fatal(err)
