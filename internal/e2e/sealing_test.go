@@ -9,7 +9,6 @@ import (
 	"crypto/x509"
 	"encoding/base64"
 	"encoding/pem"
-	"math/rand/v2"
 	"net"
 	"net/http"
 	"os"
@@ -57,28 +56,17 @@ func runMoat(t *testing.T, args ...string) (out *lockedBuffer, cancel func()) {
 	return out, cancel
 }
 
-// freeRun finds n consecutive free loopback ports below the ephemeral
-// range, where outgoing connections elsewhere on the machine do not take
-// them meanwhile.
+// freeRun returns the first of n consecutive ports from this package's
+// range (ports), which no other test package's ports overlap: go test runs
+// the packages' test binaries in parallel, and a port another package was
+// handed may be bound only later.
 func freeRun(t *testing.T, n int) int {
 	t.Helper()
-	for range 200 {
-		base := 20000 + rand.IntN(12000)
-		ok := true
-		for i := 0; i < n && ok; i++ {
-			l, err := net.Listen("tcp", "127.0.0.1:"+strconv.Itoa(base+i))
-			if err != nil {
-				ok = false
-				break
-			}
-			l.Close()
-		}
-		if ok {
-			return base
-		}
+	base, err := ports.Run(n)
+	if err != nil {
+		t.Fatal(err)
 	}
-	t.Fatal("no run of free ports")
-	return 0
+	return base
 }
 
 // waitLong polls cond for up to a minute: moat dev starts a whole system.
