@@ -108,9 +108,13 @@ func NewClient(servers string, conf *tls.Config) *Client {
 	return &Client{srv: newServers(servers), hc: newHTTPClient(conf), timeout: DefaultTimeout}
 }
 
+// newHTTPClient returns a client whose transport holds a copy of conf of
+// its own: a transport writes its TLS config's NextProtos on first use, so
+// two transports on one config (a client and the one Reconnect made of it)
+// would race, the first dialling while the second writes.
 func newHTTPClient(conf *tls.Config) *http.Client {
 	return &http.Client{Transport: &http.Transport{
-		TLSClientConfig:     conf,
+		TLSClientConfig:     conf.Clone(),
 		ForceAttemptHTTP2:   true,
 		DialContext:         (&net.Dialer{Timeout: 5 * time.Second, KeepAlive: 15 * time.Second}).DialContext,
 		TLSHandshakeTimeout: 10 * time.Second,
