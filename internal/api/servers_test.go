@@ -125,7 +125,7 @@ func TestReconnectedClientsShareNoTLSConfig(t *testing.T) {
 	defer first.Close()
 	second := first.Reconnect()
 	defer second.Close()
-	confOf := func(c *Client) *tls.Config { return c.hc.Transport.(*http.Transport).TLSClientConfig }
+	confOf := func(c *Client) *tls.Config { return c.tlsConfig() }
 	if confOf(first) == conf || confOf(second) == conf || confOf(first) == confOf(second) {
 		t.Fatal("the clients' transports share a TLS config")
 	}
