@@ -5,11 +5,13 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"net"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -38,7 +40,11 @@ func benchRSS(ctx context.Context, o options) error {
 	// The admin credentials live beside the data directory (DIR.admin), as
 	// moat server init writes them.
 	srvDir, agentDir, adminDir := filepath.Join(w, "server"), filepath.Join(w, "agent"), filepath.Join(w, "server.admin")
-	apiAddr, meshAddr, upPort := freeAddr(), freeAddr(), freePort()
+	ports, err := freePorts(3)
+	if err != nil {
+		return err
+	}
+	apiAddr, meshAddr, upPort := loopback(ports[0]), loopback(ports[1]), ports[2]
 
 	if out, err := exec.CommandContext(ctx, bin, "server", "init", "--data-dir", srvDir, "--trust-domain", "example.org").CombinedOutput(); err != nil {
 		return fmt.Errorf("server init: %w: %s", err, out)
@@ -205,13 +211,35 @@ func procMem(pid int) (rss, hwm float64, parts []string, err error) {
 	return rss, hwm, parts, nil
 }
 
-func freePort() int {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0
+// freePorts returns n distinct loopback ports that were free a moment ago,
+// from 10000-13999: below the kernel's ephemeral range, where the ports
+// other programs get from ":0" (their listeners and the source ports of
+// their connections) are never handed out. The server, the agent and its
+// outbound listener bind them only after "server init" and a start, and
+// the bench smoke run (bench/smoke_test.go) runs this harness while go
+// test runs other packages' tests; a port from 127.0.0.1:0, closed and
+// named later, could meanwhile be taken by any of their connections. The
+// range is bench/mesh's and bench/gateway's, which the smoke run starts
+// only after this harness has stopped its processes; no test package's
+// ports overlap it (internal/testkit's Ports lists theirs).
+func freePorts(n int) ([]int, error) {
+	var out []int
+	for attempt := 0; len(out) < n && attempt < 2000; attempt++ {
+		p := 10000 + rand.IntN(4000)
+		if slices.Contains(out, p) {
+			continue
+		}
+		l, err := net.Listen("tcp", loopback(p))
+		if err != nil {
+			continue
+		}
+		l.Close()
+		out = append(out, p)
 	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port
+	if len(out) < n {
+		return nil, fmt.Errorf("found only %d free ports in 10000-13999", len(out))
+	}
+	return out, nil
 }
 
-func freeAddr() string { return "127.0.0.1:" + strconv.Itoa(freePort()) }
+func loopback(port int) string { return "127.0.0.1:" + strconv.Itoa(port) }

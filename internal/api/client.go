@@ -14,6 +14,7 @@ import (
 	"net"
 	"net/http"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/spiffe/go-spiffe/v2/bundle/x509bundle"
@@ -76,7 +77,9 @@ func (e *StatusError) Is(target error) bool {
 // already done (a join token already used).
 type Client struct {
 	srv     *servers
-	hc      *http.Client
+	hcMu    sync.Mutex   // guards hc and retired
+	hc      *http.Client // what calls are sent with
+	retired *http.Client // the one before hc (see NewConnections)
 	timeout time.Duration
 	// OnStale, when set, is told when an answer was read from a store
 	// that could not confirm it is current (see HeaderStale).
@@ -108,9 +111,13 @@ func NewClient(servers string, conf *tls.Config) *Client {
 	return &Client{srv: newServers(servers), hc: newHTTPClient(conf), timeout: DefaultTimeout}
 }
 
+// newHTTPClient returns a client whose transport holds a copy of conf of
+// its own: a transport writes its TLS config's NextProtos on first use, so
+// two transports on one config (a client and the one Reconnect made of it)
+// would race, the first dialling while the second writes.
 func newHTTPClient(conf *tls.Config) *http.Client {
 	return &http.Client{Transport: &http.Transport{
-		TLSClientConfig:     conf,
+		TLSClientConfig:     conf.Clone(),
 		ForceAttemptHTTP2:   true,
 		DialContext:         (&net.Dialer{Timeout: 5 * time.Second, KeepAlive: 15 * time.Second}).DialContext,
 		TLSHandshakeTimeout: 10 * time.Second,
@@ -123,8 +130,35 @@ func newHTTPClient(conf *tls.Config) *http.Client {
 // renewed certificate is presented and a half-open connection dropped)
 // that keeps this one's servers and which of them to try first.
 func (c *Client) Reconnect() *Client {
-	conf := c.hc.Transport.(*http.Transport).TLSClientConfig
-	return &Client{srv: c.srv, hc: newHTTPClient(conf), timeout: c.timeout, OnStale: c.OnStale, mfa: c.mfa, sessionGen: c.sessionGen, before: c.before}
+	return &Client{srv: c.srv, hc: newHTTPClient(c.tlsConfig()), timeout: c.timeout, OnStale: c.OnStale, mfa: c.mfa, sessionGen: c.sessionGen, before: c.before}
+}
+
+// NewConnections sends every call from now on over new connections (new
+// handshakes, so the certificate to present now is presented), leaving
+// the calls under way to end on the connections they hold. Closing the
+// idle connections is not enough: a connection still carrying a call
+// would stay in the pool, and an HTTP/2 connection takes the next calls
+// beside it, presenting the certificate of its handshake.
+func (c *Client) NewConnections() {
+	c.hcMu.Lock()
+	old, older := c.hc, c.retired
+	c.hc, c.retired = newHTTPClient(old.Transport.(*http.Transport).TLSClientConfig), old
+	c.hcMu.Unlock()
+	old.CloseIdleConnections()
+	if older != nil {
+		older.CloseIdleConnections()
+	}
+}
+
+// httpClient is what a call is sent with.
+func (c *Client) httpClient() *http.Client {
+	c.hcMu.Lock()
+	defer c.hcMu.Unlock()
+	return c.hc
+}
+
+func (c *Client) tlsConfig() *tls.Config {
+	return c.httpClient().Transport.(*http.Transport).TLSClientConfig
 }
 
 // SetTimeout changes the deadline of calls without one of their own;
@@ -132,7 +166,15 @@ func (c *Client) Reconnect() *Client {
 func (c *Client) SetTimeout(d time.Duration) { c.timeout = d }
 
 // Close releases idle connections.
-func (c *Client) Close() { c.hc.CloseIdleConnections() }
+func (c *Client) Close() {
+	c.hcMu.Lock()
+	hc, retired := c.hc, c.retired
+	c.hcMu.Unlock()
+	hc.CloseIdleConnections()
+	if retired != nil {
+		retired.CloseIdleConnections()
+	}
+}
 
 // Call sends in as JSON (nil for none) and decodes the answer into out (nil
 // to discard it).

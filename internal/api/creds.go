@@ -289,7 +289,7 @@ func (a *AdminClient) Renew(ctx context.Context, ttl time.Duration) (*x509.Certi
 	a.mu.Lock()
 	a.cert = ca.TLSCertificate(chain, key)
 	a.mu.Unlock()
-	a.Client.Close() // new connections present the new certificate
+	a.Client.NewConnections() // which present the new certificate
 	return chain[0], nil
 }
 

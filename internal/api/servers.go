@@ -188,7 +188,7 @@ func (c *Client) do(ctx context.Context, mode failoverMode, mk func(base string)
 		req = req.WithContext(httptrace.WithClientTrace(req.Context(), &httptrace.ClientTrace{
 			WroteHeaders: func() { sent.Store(true) },
 		}))
-		resp, err := c.hc.Do(req)
+		resp, err := c.httpClient().Do(req)
 		if !failover(ctx, mode, sent.Load(), resp, err) {
 			if err == nil {
 				c.srv.good(addr)

@@ -109,3 +109,36 @@ func TestParseServers(t *testing.T) {
 		}
 	}
 }
+
+// TestReconnectedClientsShareNoTLSConfig: a client and the one Reconnect
+// made of it call at once. A transport writes its TLS config's NextProtos
+// on first use, so the two must not hold one config: the race detector
+// sees the first dialling while the second writes, and without it the
+// configs are compared.
+func TestReconnectedClientsShareNoTLSConfig(t *testing.T) {
+	authority := testCA(t)
+	trust := identity.NewTrust(identity.TrustConfig{TrustDomain: authority.TrustDomain()})
+	trust.Update(authority.Bundle(), identity.Revocations{})
+	good := testServer(t, authority, "good", false)
+	conf := ClientTLS(nil, trust)
+	first := NewClient(good, conf)
+	defer first.Close()
+	second := first.Reconnect()
+	defer second.Close()
+	confOf := func(c *Client) *tls.Config { return c.tlsConfig() }
+	if confOf(first) == conf || confOf(second) == conf || confOf(first) == confOf(second) {
+		t.Fatal("the clients' transports share a TLS config")
+	}
+	errs := make(chan error, 2)
+	for _, c := range []*Client{first, second} {
+		go func() {
+			var who Whoami
+			errs <- c.Call(context.Background(), http.MethodGet, PathWhoami, nil, &who)
+		}()
+	}
+	for range 2 {
+		if err := <-errs; err != nil {
+			t.Fatal(err)
+		}
+	}
+}

@@ -92,13 +92,15 @@ func (a *AdminClient) present() (*tls.Certificate, error) {
 func (a *AdminClient) recheck() {
 	want := a.Session()
 	a.mu.Lock()
+	defer a.mu.Unlock()
 	if want == nil {
 		want = a.cert
 	}
-	stale := a.presented != nil && a.presented != want
-	a.mu.Unlock()
-	if stale {
-		a.Client.Close()
+	if a.presented != nil && a.presented != want {
+		// Under a.mu, so that no call checks before the connections are
+		// new and is then sent over an old one.
+		a.presented = nil
+		a.Client.NewConnections()
 	}
 }
 
@@ -249,7 +251,7 @@ func (s *AdminClient) adoptSession(resp CertResponse, key *ecdsa.PrivateKey) (*x
 	s.session = sc
 	s.gen++
 	s.mu.Unlock()
-	s.Client.Close() // new connections present the session certificate
+	s.Client.NewConnections() // which present the session certificate
 	return chain[0], nil
 }
 
@@ -276,7 +278,7 @@ func (s *AdminClient) forgetSession() error {
 	s.session = nil
 	s.gen++
 	s.mu.Unlock()
-	s.Client.Close()
+	s.Client.NewConnections()
 	if err := os.Remove(filepath.Join(s.dir, SessionFile)); err != nil && !errors.Is(err, os.ErrNotExist) {
 		return fmt.Errorf("api: %w", err)
 	}

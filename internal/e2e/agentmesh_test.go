@@ -14,6 +14,7 @@ import (
 	"moat/internal/agent"
 	"moat/internal/api"
 	"moat/internal/flow"
+	"moat/internal/testkit"
 )
 
 func (c *cluster) listing(name string) api.ServiceListing {
@@ -262,8 +263,8 @@ func TestLongLivedConnectionVisible(t *testing.T) {
 	}
 	for i := 0; i < 2; i++ {
 		msg := strings.Repeat("x", 1000) + "\n"
-		if !echoesLine(conn, msg) {
-			t.Fatal("the connection stopped echoing")
+		if err := roundTrip(conn, msg, testkit.WaitLimit); err != nil {
+			t.Fatalf("the connection stopped echoing: %v", err)
 		}
 		sent += int64(len(msg))
 		eventually(t, "the interim records to carry the bytes sent so far", func() bool { return total() == sent })
@@ -278,16 +279,4 @@ func TestLongLivedConnectionVisible(t *testing.T) {
 	if len(top) != 1 || top[0].Flows != 1 || top[0].Bytes != 2*sent {
 		t.Fatalf("top talkers %+v; want one flow of %d bytes (%d each way)", top, 2*sent, sent)
 	}
-}
-
-// echoesLine sends msg on c and reads it back.
-func echoesLine(c net.Conn, msg string) bool {
-	c.SetDeadline(time.Now().Add(5 * time.Second))
-	defer c.SetDeadline(time.Time{})
-	if _, err := io.WriteString(c, msg); err != nil {
-		return false
-	}
-	buf := make([]byte, len(msg))
-	_, err := io.ReadFull(c, buf)
-	return err == nil && string(buf) == msg
 }

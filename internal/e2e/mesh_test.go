@@ -3,6 +3,8 @@ package e2e
 import (
 	"bufio"
 	"context"
+	"errors"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -252,7 +254,7 @@ func TestPolicyChangeCutsLiveConnections(t *testing.T) {
 	if err := c.call(http.MethodPost, api.PathPolicy, api.PolicyRequest{YAML: onlyAPI}, nil); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, "the db connection to be cut", func() bool { return !echoes(dbConn) })
+	eventually(t, "the db connection to be cut", func() bool { return cut(dbConn) })
 	if !echoes(apiConn) {
 		t.Fatal("the still-allowed api connection was cut")
 	}
@@ -282,28 +284,50 @@ func streamApp(t *testing.T) int {
 }
 
 // openEcho opens a connection and checks one round trip; nil on failure.
+// It is for a wait that tries again: a round trip slower than two seconds
+// counts as a failure here.
 func openEcho(addr string) net.Conn {
 	c, err := net.DialTimeout("tcp", addr, 5*time.Second)
 	if err != nil {
 		return nil
 	}
-	if !echoes(c) {
+	if roundTrip(c, "ping\n", 2*time.Second) != nil {
 		c.Close()
 		return nil
 	}
 	return c
 }
 
-// echoes sends a line on c and reports whether it came back.
-func echoes(c net.Conn) bool {
-	c.SetDeadline(time.Now().Add(2 * time.Second))
+// echoes sends a line on c and reports whether it came back, waiting as
+// long as testkit.WaitLimit: a connection slow to answer on a loaded host
+// is no connection cut.
+func echoes(c net.Conn) bool { return roundTrip(c, "ping\n", testkit.WaitLimit) == nil }
+
+// cut reports whether c was closed by its far end: a line sent on it finds
+// the connection ended or reset. Silence for a second (a loaded host, an
+// echo still on its way) is not taken for a cut; the echo a timed-out
+// round trip leaves behind is read by the next, as it holds the same line.
+func cut(c net.Conn) bool {
+	err := roundTrip(c, "ping\n", time.Second)
+	var ne net.Error
+	return err != nil && !(errors.As(err, &ne) && ne.Timeout())
+}
+
+// roundTrip sends msg on c and reads it back within d.
+func roundTrip(c net.Conn, msg string, d time.Duration) error {
+	c.SetDeadline(time.Now().Add(d))
 	defer c.SetDeadline(time.Time{})
-	if _, err := io.WriteString(c, "ping\n"); err != nil {
-		return false
+	if _, err := io.WriteString(c, msg); err != nil {
+		return err
 	}
-	buf := make([]byte, 5)
-	_, err := io.ReadFull(c, buf)
-	return err == nil && string(buf) == "ping\n"
+	buf := make([]byte, len(msg))
+	if _, err := io.ReadFull(c, buf); err != nil {
+		return err
+	}
+	if string(buf) != msg {
+		return fmt.Errorf("echoed %.40q, sent %.40q", buf, msg)
+	}
+	return nil
 }
 
 // TestAgentRestartWhileServerAway: an agent restarted while the control

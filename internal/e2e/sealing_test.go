@@ -4,11 +4,11 @@ import (
 	"context"
 	"crypto"
 	"crypto/ecdsa"
+	"crypto/ed25519"
 	"crypto/tls"
 	"crypto/x509"
 	"encoding/base64"
 	"encoding/pem"
-	"math/rand/v2"
 	"net"
 	"net/http"
 	"os"
@@ -56,28 +56,17 @@ func runMoat(t *testing.T, args ...string) (out *lockedBuffer, cancel func()) {
 	return out, cancel
 }
 
-// freeRun finds n consecutive free loopback ports below the ephemeral
-// range, where outgoing connections elsewhere on the machine do not take
-// them meanwhile.
+// freeRun returns the first of n consecutive ports from this package's
+// range (ports), which no other test package's ports overlap: go test runs
+// the packages' test binaries in parallel, and a port another package was
+// handed may be bound only later.
 func freeRun(t *testing.T, n int) int {
 	t.Helper()
-	for range 200 {
-		base := 20000 + rand.IntN(12000)
-		ok := true
-		for i := 0; i < n && ok; i++ {
-			l, err := net.Listen("tcp", "127.0.0.1:"+strconv.Itoa(base+i))
-			if err != nil {
-				ok = false
-				break
-			}
-			l.Close()
-		}
-		if ok {
-			return base
-		}
+	base, err := ports.Run(n)
+	if err != nil {
+		t.Fatal(err)
 	}
-	t.Fatal("no run of free ports")
-	return 0
+	return base
 }
 
 // waitLong polls cond for up to a minute: moat dev starts a whole system.
@@ -225,11 +214,18 @@ func TestNoPlaintextAtRest(t *testing.T) {
 	}
 	skey := strings.TrimSpace(string(akv.Value))
 	secrets["audit signer key"] = []byte(skey)
-	if i := strings.LastIndexByte(skey, '+'); i > 0 {
-		if raw, err := base64.StdEncoding.DecodeString(skey[i+1:]); err == nil && len(raw) > 1 {
-			secrets["audit signer key (raw)"] = raw[1:]
-		}
+	// "PRIVATE+KEY+name+hash+base64(alg||seed)": the base64 text may hold
+	// '+' itself, so the seed is the fifth field, not what follows the
+	// last '+'.
+	fields := strings.SplitN(skey, "+", 5)
+	if len(fields) != 5 {
+		t.Fatalf("the audit signer key has %d fields, want 5", len(fields))
 	}
+	raw, err := base64.StdEncoding.DecodeString(fields[4])
+	if err != nil || len(raw) != 1+ed25519.SeedSize {
+		t.Fatalf("the audit signer key's seed: %d bytes, %v; want %d", len(raw), err, 1+ed25519.SeedSize)
+	}
+	secrets["audit signer key (raw)"] = raw[1:]
 	td, err := identity.ParseTrustDomain("moat.dev")
 	if err != nil {
 		t.Fatal(err)

@@ -19,6 +19,7 @@ import (
 	"moat/internal/flow"
 	"moat/internal/flow/ocsfcheck"
 	"moat/internal/netlab"
+	"moat/internal/testkit"
 )
 
 // lab makes two hosts, "fw" (whose firewall is tested) and "peer", on a
@@ -69,7 +70,9 @@ func listen(t *testing.T, h *netlab.Host, addr string) net.Listener {
 
 // reach dials addr from h (marked with the egress mark when marked) and
 // reads the greeting; the dial is bounded by one second, so a dropped SYN
-// fails in bounded time.
+// fails in bounded time (the kernel answers a SYN it lets through at once).
+// The greeting is written by a goroutine of this process, which a loaded
+// host may schedule late: it is waited for up to testkit.WaitLimit.
 func reach(h *netlab.Host, addr string, marked bool) error {
 	return h.Do(func() error {
 		d := net.Dialer{Timeout: time.Second}
@@ -87,7 +90,7 @@ func reach(h *netlab.Host, addr string, marked bool) error {
 			return err
 		}
 		defer c.Close()
-		c.SetReadDeadline(time.Now().Add(time.Second))
+		c.SetReadDeadline(time.Now().Add(testkit.WaitLimit))
 		b := make([]byte, 2)
 		_, err = c.Read(b)
 		return err

@@ -75,9 +75,9 @@ func (s *Buffer) String() string {
 // up), where other tests' 127.0.0.1:0 listeners never land, and to differ
 // between packages whose test binaries go test runs in parallel. It is for
 // ports a configuration must name before the listener exists; everything
-// else listens on 127.0.0.1:0. The ranges taken: bench/mesh and
-// bench/gateway (run one after the other by the bench smoke test)
-// 10000-13999, internal/e2e 14000-17999,
+// else listens on 127.0.0.1:0. The ranges taken: bench/identity,
+// bench/gateway and bench/mesh (run one after the other by the bench
+// smoke test) 10000-13999, internal/e2e 14000-17999,
 // internal/mesh 18000-18999, this package's own test 19000-19039,
 // internal/flow/flowstore 19100-19199,
 // internal/faults 20000-25999, internal/cli 26000-31999.
