@@ -28,3 +28,40 @@ type RecorderFunc func(ctx context.Context, e Entry) error
 
 // Record calls f.
 func (f RecorderFunc) Record(ctx context.Context, e Entry) error { return f(ctx, e) }
+
+// Detail keys naming administrators' accounts. An administrator is named
+// by a SPIFFE ID (spiffe://<td>/admin/<name>), and a name removed may be
+// made again for someone else; the account ID (128 random bits drawn when
+// the account is made) is never given again. Entry has no field for it: a
+// detail key keeps the stored format as it was, so entries written before
+// still read and verify as they did, and a reader that knows nothing of
+// accounts (an older moat, which refuses unknown fields) still reads the
+// entries written since.
+const (
+	// DetailAccount is the account ID of the administrator who acted
+	// (Actor). Absent in an entry written before entries recorded it, in
+	// one by an account made before accounts carried an ID, and in one
+	// not by an administrator.
+	DetailAccount = "account"
+	// DetailTargetAccount is the account ID an entry about an account is
+	// about: the one "admin.create" made (or gave a new credential), the
+	// one "admin.remove" removed, the one "admin.recover" recovered.
+	DetailTargetAccount = "target_account"
+)
+
+// ActorAccount is the account ID of the administrator who acted, "" when
+// the entry does not record one (see DetailAccount).
+func (e *Entry) ActorAccount() string { return e.Detail[DetailAccount] }
+
+// Who names the actor as the one person it stands for: the Actor and,
+// when the entry records it, the account, as in
+// "spiffe://example.org/admin/alice (account 3f…)". Two accounts of one
+// name are two; an entry without an account is named by Actor alone, as
+// entries were before accounts were recorded. What counts or matches
+// actions by who took them keys by Who, not by Actor.
+func (e *Entry) Who() string {
+	if a := e.ActorAccount(); a != "" {
+		return e.Actor + " (account " + a + ")"
+	}
+	return e.Actor
+}

@@ -11,7 +11,12 @@ import (
 
 // Rules over break-glass access and second factors. Each reads audit
 // entries the control plane writes (and, for access outside a grant, the
-// agents' refusal records).
+// agents' refusal records). A rule whose subject is the administrator who
+// acted names them by audit.Entry.Who: the SPIFFE ID with the account when
+// the entry records it, so two accounts of one name (one removed, one
+// made again with the name) are two subjects, counted and silenced apart;
+// an entry that records no account, and an agent's record, by SPIFFE ID.
+// The alert's "account" detail is the account, when known.
 const (
 	// RuleMFAFailures: audit entries "mfa.session", "mfa.confirm" or
 	// "mfa.webauthn.login" refused (a wrong or replayed code, a refused
@@ -151,7 +156,7 @@ func (e *Engine) observeAccess(out []Alert, now time.Time, en *audit.Entry) []Al
 	refused := strings.HasPrefix(en.Result, "denied")
 	switch {
 	case mfaChanges[en.Action] != "" && en.Result == "ok":
-		facts := map[string]string{"by": en.Actor, "change": mfaChanges[en.Action]}
+		facts := withAccount(map[string]string{"by": en.Actor, "change": mfaChanges[en.Action]}, en)
 		for _, k := range []string{"factor", "key", "awaiting_approval"} {
 			if d[k] != "" {
 				facts[k] = d[k]
@@ -160,30 +165,39 @@ func (e *Engine) observeAccess(out []Alert, now time.Time, en *audit.Entry) []Al
 		out = e.fire(out, now, RuleMFAChange, orDash(en.Target)+" "+en.Action, "",
 			"second factors of "+orDash(en.Target)+" changed: "+mfaChanges[en.Action], facts)
 	case (en.Action == actionMFASession || en.Action == actionMFAConfirm || en.Action == actionWebAuthnIn) && refused:
-		facts := map[string]string{"last_result": en.Result}
+		facts := withAccount(map[string]string{"last_result": en.Result}, en)
 		if d["locked_until"] != "" {
 			facts["locked_until"] = d["locked_until"]
 		}
-		out = e.fire(out, now, RuleMFAFailures, orDash(en.Actor), "", "repeated MFA failures for {subject}", facts)
+		out = e.fire(out, now, RuleMFAFailures, orDash(en.Who()), "", "repeated MFA failures for {subject}", facts)
 	case en.Action == actionApprove && d["self_approval"] == "true":
 		out = e.fire(out, now, RuleSelfApproval, orDash(en.Target), "",
-			"grant {subject} approved by its own requester (refused)", map[string]string{"admin": en.Actor, "node": d["node"]})
+			"grant {subject} approved by its own requester (refused)", withAccount(map[string]string{"admin": en.Actor, "node": d["node"]}, en))
 	case en.Action == actionApprove && d["approver_made_by_requester"] == "true":
 		out = e.fire(out, now, RuleSelfApproval, orDash(en.Target), "",
 			"grant {subject} approved by an account its requester created ("+en.Result+")",
-			map[string]string{"admin": en.Actor, "requester": d["requester"], "node": d["node"]})
+			withAccount(map[string]string{"admin": en.Actor, "requester": d["requester"], "node": d["node"]}, en))
 	case (en.Action == actionConnect || en.Action == actionAccessCert) && d["outside_grant"] != "":
-		out = e.fire(out, now, RuleOutsideGrant, orDash(en.Actor), "",
-			"access outside a grant by {subject}", map[string]string{"grant": d["grant"], "node": d["node"], "why": d["outside_grant"]})
+		out = e.fire(out, now, RuleOutsideGrant, orDash(en.Who()), "",
+			"access outside a grant by {subject}", withAccount(map[string]string{"grant": d["grant"], "node": d["node"], "why": d["outside_grant"]}, en))
 	case en.Action == actionSessionStart && en.Result == "ok":
-		facts := map[string]string{"admin": en.Actor, "node": en.Target, "mode": d["mode"], "session": d["session"]}
-		out = e.fire(out, now, RuleBreakGlass, orDash(d["grant"]), "", "break-glass session on "+orDash(en.Target)+" by "+orDash(en.Actor), facts)
+		facts := withAccount(map[string]string{"admin": en.Actor, "node": en.Target, "mode": d["mode"], "session": d["session"]}, en)
+		out = e.fire(out, now, RuleBreakGlass, orDash(d["grant"]), "", "break-glass session on "+orDash(en.Target)+" by "+orDash(en.Who()), facts)
 		if !e.cfg.WorkHours.Within(en.Time) {
-			out = e.fire(out, now, RuleUnusualHours, orDash(en.Actor), "",
-				"break-glass session by {subject} outside working hours", map[string]string{"node": en.Target, "at": en.Time.UTC().Format(time.RFC3339)})
+			out = e.fire(out, now, RuleUnusualHours, orDash(en.Who()), "",
+				"break-glass session by {subject} outside working hours", withAccount(map[string]string{"node": en.Target, "at": en.Time.UTC().Format(time.RFC3339)}, en))
 		}
 	}
 	return out
+}
+
+// withAccount adds to an alert's facts the account of the administrator
+// who acted, when the entry records it.
+func withAccount(facts map[string]string, en *audit.Entry) map[string]string {
+	if a := en.ActorAccount(); a != "" {
+		facts["account"] = a
+	}
+	return facts
 }
 
 // observeAccessRecord feeds an agent's refusal record to the access rules.

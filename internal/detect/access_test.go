@@ -153,3 +153,74 @@ func TestAccessRulesConfig(t *testing.T) {
 		t.Fatalf("hours on scan: %v", err)
 	}
 }
+
+// A name removed and made again is another account, for another person
+// perhaps: the rules keyed by who acted count each account apart, so the
+// new account neither completes the old one's count nor is silenced by
+// the old one's alert. Entries written before accounts were recorded are
+// counted by name, as they were.
+func TestAccessRulesKeyByAccount(t *testing.T) {
+	const alice = "spiffe://moat.test/admin/alice"
+	const oldAcct, newAcct = "0123456789abcdef0123456789abcdef", "fedcba9876543210fedcba9876543210"
+	by := func(account, action, result string, detail map[string]string) *audit.Entry {
+		d := map[string]string{}
+		for k, v := range detail {
+			d[k] = v
+		}
+		if account != "" {
+			d[audit.DetailAccount] = account
+		}
+		return &audit.Entry{Actor: alice, Action: action, Target: "web-1", Result: result, Detail: d}
+	}
+	refused := "denied: MFA code refused"
+	outside := map[string]string{"grant": "1ab", "outside_grant": "not the requester"}
+
+	t.Run("MFA failures of two accounts of one name are not one count", func(t *testing.T) {
+		clk := newClock()
+		e, col := newTestEngine(t, clk, testRules())
+		feed(e, clk, []ev{
+			{at: 0, ent: by(oldAcct, "mfa.session", refused, nil)},
+			{at: time.Second, ent: by(oldAcct, "mfa.session", refused, nil)},
+			{at: 2 * time.Second, ent: by(newAcct, "mfa.session", refused, nil)},
+		})
+		if got := firing(col.all(), RuleMFAFailures); len(got) != 0 {
+			t.Fatalf("two failures of the removed account and one of the new joined into %+v", got)
+		}
+		feed(e, clk, []ev{
+			{at: 3 * time.Second, ent: by(newAcct, "mfa.session", refused, nil)},
+			{at: 4 * time.Second, ent: by(newAcct, "mfa.session", refused, nil)},
+		})
+		got := firing(col.all(), RuleMFAFailures)
+		if len(got) != 1 || got[0].Subject != alice+" (account "+newAcct+")" {
+			t.Fatalf("three failures of the new account: %+v, want one alert for it", got)
+		}
+	})
+	t.Run("an alert of the removed account does not silence the new one's", func(t *testing.T) {
+		clk := newClock()
+		e, col := newTestEngine(t, clk, testRules())
+		feed(e, clk, []ev{
+			{at: 0, ent: by(oldAcct, "access.connect", "denied: not the requester", outside)},
+			{at: time.Minute, ent: by(newAcct, "access.connect", "denied: not the requester", outside)},
+		})
+		got := firing(col.all(), RuleOutsideGrant)
+		if len(got) != 2 || got[0].Subject == got[1].Subject || got[0].Key == got[1].Key {
+			t.Fatalf("access outside a grant by two accounts of one name: %+v, want an alert each", got)
+		}
+		if got[1].Details["account"] != newAcct {
+			t.Errorf("the new account's alert names account %q, want %q", got[1].Details["account"], newAcct)
+		}
+	})
+	t.Run("entries without an account are counted by name", func(t *testing.T) {
+		clk := newClock()
+		e, col := newTestEngine(t, clk, testRules())
+		feed(e, clk, []ev{
+			{at: 0, ent: by("", "mfa.session", refused, nil)},
+			{at: time.Second, ent: by("", "mfa.session", refused, nil)},
+			{at: 2 * time.Second, ent: by("", "mfa.confirm", refused, nil)},
+		})
+		got := firing(col.all(), RuleMFAFailures)
+		if len(got) != 1 || got[0].Subject != alice {
+			t.Fatalf("three failures recorded without an account: %+v, want one alert for %s", got, alice)
+		}
+	})
+}

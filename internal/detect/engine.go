@@ -477,7 +477,7 @@ func (e *Engine) observePolicy(now time.Time, en *audit.Entry) []Alert {
 		return nil
 	}
 	s = &subject{name: tgt, active: true, firedAt: now, summary: fmt.Sprintf("policy %s widened by %s (%s)", tgt, orDash(en.Actor), strings.Join(marks, ", ")),
-		facts: map[string]string{"actor": en.Actor, "role": en.Role, "widened": strings.Join(marks, ",")}}
+		facts: withAccount(map[string]string{"actor": en.Actor, "role": en.Role, "widened": strings.Join(marks, ",")}, en)}
 	e.policies[tgt] = s
 	return []Alert{policyAlert(rc, s, StatusFiring)}
 }

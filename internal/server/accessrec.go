@@ -98,6 +98,9 @@ func (s *Server) handleAccessEvent(w http.ResponseWriter, r *http.Request, c *ca
 	if x.Remote != "" {
 		entry.Detail["remote"] = x.Remote
 	}
+	if x.AdminAccount != "" {
+		entry.Detail[audit.DetailAccount] = x.AdminAccount
+	}
 	switch ev.Kind {
 	case "start":
 		if rev != 0 {

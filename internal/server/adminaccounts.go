@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"moat/internal/api"
+	"moat/internal/audit"
 	"moat/internal/identity"
 	"moat/internal/store"
 )
@@ -196,6 +197,9 @@ func (s *Server) removeAdmin(ctx context.Context, c *caller, name, target string
 		c.note("approvals_withdrawn", strings.Join(withdrawn, ","))
 	}
 	c.note("role", rec.Role)
+	if rec.Account != "" {
+		c.note(audit.DetailTargetAccount, rec.Account)
+	}
 	c.note("serials", strings.Join(serials, ","))
 	c.note("sessions_ended", strconv.Itoa(sessions))
 	return api.AdminRemoved{ID: target, Revoked: serials, SessionsEnded: sessions, GrantsRevoked: ended}, nil

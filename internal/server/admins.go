@@ -15,6 +15,7 @@ import (
 	"github.com/spiffe/go-spiffe/v2/spiffeid"
 
 	"moat/internal/api"
+	"moat/internal/audit"
 	"moat/internal/identity"
 	"moat/internal/store"
 )
@@ -141,6 +142,9 @@ func (s *Server) signAdmin(ctx context.Context, name, role string, csr []byte, t
 		return api.CertResponse{}, err
 	}
 	s.m.issued.WithLabelValues("admin").Inc()
+	if creator != nil {
+		creator.note(audit.DetailTargetAccount, rec.Account)
+	}
 	roots := a.Bundle().X509Authorities()
 	return api.CertResponse{Chain: api.DERs(chain), Bundle: api.DERs(roots), TrustDomain: s.td.Name(), Signing: rec.Cert.Root}, nil
 }

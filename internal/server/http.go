@@ -50,6 +50,19 @@ func (c *caller) note(k, v string) {
 	c.detail[k] = v
 }
 
+// noteAccount records in e the account of the administrator who made the
+// call (audit.DetailAccount), which tells apart two accounts of one name;
+// an account made before accounts carried an ID has none to record.
+func (c *caller) noteAccount(e *audit.Entry) {
+	if c.Account == "" {
+		return
+	}
+	if e.Detail == nil {
+		e.Detail = map[string]string{}
+	}
+	e.Detail[audit.DetailAccount] = c.Account
+}
+
 // httpError is an error with the status it answers with. Its message is
 // shown to the caller, so it never carries internals.
 type httpError struct {
@@ -198,6 +211,7 @@ func (s *Server) admin(role, action string, h func(context.Context, *caller, *ht
 			req = requestID()
 			intent := audit.Entry{Time: s.now().UTC(), Actor: c.ID, Role: c.Role, Action: action, Result: resultPending,
 				Detail: map[string]string{"request": req, "request_sha256": digest}}
+			c.noteAccount(&intent)
 			if aerr := s.record(ctx, intent); aerr != nil {
 				s.log.Error("audit: intent not recorded; call refused", "action", action, "err", aerr)
 				s.m.calls.WithLabelValues(action, "unaudited").Inc()
@@ -216,6 +230,7 @@ func (s *Server) admin(role, action string, h func(context.Context, *caller, *ht
 			}
 			entry.Detail["request"] = req
 		}
+		c.noteAccount(&entry)
 		s.m.calls.WithLabelValues(action, resultClass(entry.Result)).Inc()
 		if aerr := s.record(ctx, entry); aerr != nil {
 			s.log.Error("audit: outcome not recorded", "action", action, "request", req, "err", aerr)

@@ -134,7 +134,7 @@ func RecoverAdmin(ctx context.Context, st store.Store, c RecoverConfig) (*x509.C
 		return nil, fmt.Errorf("server: recover: %w", err)
 	}
 	entry := audit.Entry{Time: c.Now().UTC(), Actor: c.Actor, Action: "admin.recover", Target: id.String(), Result: "ok",
-		Detail: map[string]string{"role": c.Role, "serial": rec.Cert.Serial}}
+		Detail: map[string]string{"role": c.Role, "serial": rec.Cert.Serial, audit.DetailTargetAccount: rec.Account}}
 	if err := c.Audit.Record(context.WithoutCancel(ctx), entry); err != nil {
 		// Unrecorded, so undone: the previous record (or none) stands.
 		if prevErr == nil {
