@@ -79,7 +79,11 @@ func auditLogCommand() *Command {
 		Help: "log asks the control plane (--server, with admin credentials of any role) for\n" +
 			"the entries from --from (inclusive) to --to (exclusive; default: the end).\n" +
 			"With --data-dir it reads a server's data directory instead, opening its\n" +
-			"keyring with the key-encryption key (--kek-*) to show sealed entries.",
+			"keyring with the key-encryption key (--kek-*) to show sealed entries.\n" +
+			"ACCOUNT is the account ID of the administrator who acted (\"moat admin list\n" +
+			"--output json\" shows each account's): a name removed and made again is\n" +
+			"another account. \"-\" for an entry by no administrator, or written before\n" +
+			"entries recorded the account.",
 		Flags: func(fs *flag.FlagSet) {
 			af.register(fs)
 			fs.StringVar(&dataDir, "data-dir", "", "read this server data directory instead of asking the server")
@@ -117,11 +121,11 @@ func auditLogCommand() *Command {
 				return nil
 			}
 			tw := tabwriter.NewWriter(e.Stdout, 0, 4, 2, ' ', 0)
-			fmt.Fprintln(tw, "INDEX\tTIME\tACTOR\tROLE\tACTION\tTARGET\tRESULT")
+			fmt.Fprintln(tw, "INDEX\tTIME\tACTOR\tROLE\tACTION\tTARGET\tRESULT\tACCOUNT")
 			for _, x := range es {
 				en := x.Entry
-				fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\t%s\t%s\n", x.Index, en.Time.UTC().Format(time.RFC3339),
-					dash(en.Actor), dash(en.Role), dash(en.Action), dash(en.Target), dash(en.Result))
+				fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", x.Index, en.Time.UTC().Format(time.RFC3339),
+					dash(en.Actor), dash(en.Role), dash(en.Action), dash(en.Target), dash(en.Result), dash(en.ActorAccount()))
 			}
 			return tw.Flush()
 		},

@@ -23,7 +23,9 @@ import (
 //
 //	moat ARGS...              run moat in-process (stdin: none)
 //	auditfixture DATADIR N    write an audit log of N entries under DATADIR/audit,
-//	                          sealed under a keyring in DATADIR and DATADIR.kek
+//	                          sealed under a keyring in DATADIR and DATADIR.kek;
+//	                          entries 0-2 as written before entries recorded
+//	                          the account, the later ones with fixtureAccount
 //	audittamper DATADIR OP I  change the log: OP is flip (a byte of entry I),
 //	                          drop (entry I), swap (entries I and I+1), dup
 //	                          (insert a copy of entry I before it) or cut
@@ -49,6 +51,9 @@ func scriptMoat(ts *testscript.TestScript, neg bool, args []string) {
 		ts.Fatalf("moat %s: exit 0, want failure", strings.Join(args, " "))
 	}
 }
+
+// fixtureAccount is the account ID auditfixture records on its later entries.
+const fixtureAccount = "0123456789abcdef0123456789abcdef"
 
 func scriptAuditFixture(ts *testscript.TestScript, neg bool, args []string) {
 	if len(args) != 2 {
@@ -76,10 +81,14 @@ func scriptAuditFixture(ts *testscript.TestScript, neg bool, args []string) {
 	defer l.Close()
 	actions := []string{"node.join", "token.create", "svc.register", "policy.apply", "revoke"}
 	for k := 0; k < n; k++ {
-		ts.Check(l.Record(context.Background(), audit.Entry{
+		en := audit.Entry{
 			Actor: "spiffe://example.org/admin", Role: "admin",
 			Action: actions[k%len(actions)], Target: fmt.Sprintf("target-%d", k), Result: "ok",
-		}))
+		}
+		if k >= 3 {
+			en.Detail = map[string]string{audit.DetailAccount: fixtureAccount}
+		}
+		ts.Check(l.Record(context.Background(), en))
 	}
 }
 
