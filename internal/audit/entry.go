@@ -9,7 +9,7 @@ import (
 // ended. Every control-plane change produces exactly one.
 type Entry struct {
 	Time   time.Time         `json:"time"`
-	Actor  string            `json:"actor"`  // SPIFFE ID of the caller, or "admin" for the admin credential
+	Actor  string            `json:"actor"`  // SPIFFE ID of the caller, or "admin" for the admin credential; an administrator's account is Detail[DetailAccount]
 	Role   string            `json:"role"`   // viewer, operator, admin, node, or "" for an unauthenticated call
 	Action string            `json:"action"` // e.g. "node.join", "token.create", "svc.register", "policy.apply", "revoke", "ca.rotate.prepare"
 	Target string            `json:"target"` // what was acted on: a node, a service, a serial
