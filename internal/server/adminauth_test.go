@@ -633,10 +633,36 @@ func TestIdentityTakeoverNeedsMFA(t *testing.T) {
 func TestFlowFollowEndsWithTheCaller(t *testing.T) {
 	f := newAuthFixture(t)
 	vera := f.newAdmin(t, "vera", api.RoleViewer)
-	tr := &http.Transport{TLSClientConfig: api.ClientTLS(func() (*tls.Certificate, error) { return vera.cert, nil }, f.srv.trust), ForceAttemptHTTP2: true}
-	defer tr.CloseIdleConnections()
+	st := f.follow(t, vera.cert)
+	var fr api.FlowFrame
+	if err := st.frames.Decode(&fr); err != nil || !fr.Heartbeat {
+		t.Fatalf("a live stream's next frame: %+v %v, want a heartbeat", fr, err)
+	}
+
+	t.Log("vera is removed: her certificates are revoked, and the stream ends")
+	if code, e := f.call(t, f.accs["admin"].session, "DELETE", api.PathAdmins, api.AdminRemove{Name: "vera"}, nil); code != http.StatusOK {
+		t.Fatalf("admin remove: %d %s", code, e.Error)
+	}
+	st.ends(t, "the stream of a removed administrator")
+	if code, _ := f.call(t, vera.cert, "GET", api.PathFlowFollow, nil, nil); code != http.StatusUnauthorized {
+		t.Errorf("a new follow by the removed administrator: %d, want 401", code)
+	}
+}
+
+// followStream is a flow follow stream a test opened.
+type followStream struct {
+	ctx    context.Context // ends testkit.WaitLimit after the stream opened
+	frames *json.Decoder
+}
+
+// follow opens a flow follow stream presenting cert and returns it past
+// its first frame, the heartbeat after the (empty) backlog.
+func (f *authFixture) follow(t *testing.T, cert *tls.Certificate) *followStream {
+	t.Helper()
+	tr := &http.Transport{TLSClientConfig: api.ClientTLS(func() (*tls.Certificate, error) { return cert, nil }, f.srv.trust), ForceAttemptHTTP2: true}
+	t.Cleanup(tr.CloseIdleConnections)
 	ctx, cancel := context.WithTimeout(f.ctx, testkit.WaitLimit)
-	defer cancel()
+	t.Cleanup(cancel)
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "https://"+f.srv.Addr()+api.PathFlowFollow, nil)
 	if err != nil {
 		t.Fatal(err)
@@ -645,7 +671,7 @@ func TestFlowFollowEndsWithTheCaller(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer resp.Body.Close()
+	t.Cleanup(func() { resp.Body.Close() })
 	if resp.StatusCode != http.StatusOK {
 		t.Fatalf("follow: %d", resp.StatusCode)
 	}
@@ -654,27 +680,23 @@ func TestFlowFollowEndsWithTheCaller(t *testing.T) {
 	if err := frames.Decode(&fr); err != nil || !fr.Heartbeat {
 		t.Fatalf("the stream's first frame: %+v %v, want the heartbeat after the (empty) backlog", fr, err)
 	}
-	if err := frames.Decode(&fr); err != nil || !fr.Heartbeat {
-		t.Fatalf("a live stream's next frame: %+v %v, want a heartbeat", fr, err)
-	}
+	return &followStream{ctx: ctx, frames: frames}
+}
 
-	t.Log("vera is removed: her certificates are revoked, and the stream ends")
-	if code, e := f.call(t, f.accs["admin"].session, "DELETE", api.PathAdmins, api.AdminRemove{Name: "vera"}, nil); code != http.StatusOK {
-		t.Fatalf("admin remove: %d %s", code, e.Error)
-	}
+// ends waits for the server to end the stream, failing when it is still
+// open at the stream's deadline.
+func (st *followStream) ends(t *testing.T, what string) {
+	t.Helper()
 	for {
 		var fr api.FlowFrame
-		err := frames.Decode(&fr)
+		err := st.frames.Decode(&fr)
 		if err == nil {
 			continue // a heartbeat sent before the removal was seen
 		}
-		if ctx.Err() != nil {
-			t.Fatalf("the stream of a removed administrator was still open after %s", testkit.WaitLimit)
+		if st.ctx.Err() != nil {
+			t.Fatalf("%s was still open after %s", what, testkit.WaitLimit)
 		}
-		break // the server ended it
-	}
-	if code, _ := f.call(t, vera.cert, "GET", api.PathFlowFollow, nil, nil); code != http.StatusUnauthorized {
-		t.Errorf("a new follow by the removed administrator: %d, want 401", code)
+		return // the server ended it
 	}
 }
 

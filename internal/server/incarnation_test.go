@@ -462,27 +462,7 @@ func TestFlowFollowEndsWithTheAccount(t *testing.T) {
 	for range maxEarlierCerts + 1 {
 		vera.cert = f.renew(t, vera)
 	}
-	tr := &http.Transport{TLSClientConfig: api.ClientTLS(func() (*tls.Certificate, error) { return first, nil }, f.srv.trust), ForceAttemptHTTP2: true}
-	defer tr.CloseIdleConnections()
-	ctx, cancel := context.WithTimeout(f.ctx, testkit.WaitLimit)
-	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "https://"+f.srv.Addr()+api.PathFlowFollow, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	resp, err := (&http.Client{Transport: tr}).Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		t.Fatalf("follow: %d", resp.StatusCode)
-	}
-	frames := json.NewDecoder(resp.Body)
-	var fr api.FlowFrame
-	if err := frames.Decode(&fr); err != nil || !fr.Heartbeat {
-		t.Fatalf("the stream's first frame: %+v %v, want a heartbeat", fr, err)
-	}
+	st := f.follow(t, first)
 
 	if code, e := f.call(t, f.accs["admin"].session, "DELETE", api.PathAdmins, api.AdminRemove{Name: "vera"}, nil); code != http.StatusOK {
 		t.Fatalf("admin remove: %d %s", code, e.Error)
@@ -494,15 +474,5 @@ func TestFlowFollowEndsWithTheAccount(t *testing.T) {
 	if slices.Contains(rev.Serials, identity.SerialHex(first.Leaf.SerialNumber)) {
 		t.Fatal("the oldest certificate was revoked: it is no survivor")
 	}
-	for {
-		var fr api.FlowFrame
-		err := frames.Decode(&fr)
-		if err == nil {
-			continue // a heartbeat sent before the removal was seen
-		}
-		if ctx.Err() != nil {
-			t.Fatalf("the stream of a removed administrator's surviving certificate was still open after %s", testkit.WaitLimit)
-		}
-		break // the server ended it
-	}
+	st.ends(t, "the stream of a removed administrator's surviving certificate")
 }
