@@ -102,7 +102,7 @@ func OpenEtcd(ctx context.Context, cfg EtcdConfig) (*Etcd, error) {
 		if errors.Is(err, ErrInvalid) || errors.Is(err, ErrCorrupt) {
 			return nil, fmt.Errorf("store: etcd: %v prefix %q: %w", cfg.Endpoints, cfg.Prefix, err)
 		}
-		return nil, fmt.Errorf("store: etcd: %v prefix %q: %w", cfg.Endpoints, cfg.Prefix, unavailable(ctx, cli, cfg.Endpoints, err))
+		return nil, fmt.Errorf("store: etcd: %v prefix %q: %w", cfg.Endpoints, cfg.Prefix, unavailable(ctx, cli, cfg.Endpoints, timeout, err))
 	}
 	return s, nil
 }
@@ -178,7 +178,7 @@ func (s *Etcd) fail(ctx, callCtx context.Context, err error) error {
 	case ctx.Err() != nil:
 		return ctx.Err()
 	case isUnavailable(callCtx, err):
-		return unavailable(context.WithoutCancel(ctx), s.cli, s.endpoints, err)
+		return unavailable(ctx, s.cli, s.endpoints, s.timeout, err)
 	}
 	return err
 }
