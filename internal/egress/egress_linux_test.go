@@ -420,10 +420,11 @@ func TestEgressIdentityAndGateway(t *testing.T) {
 	}
 }
 
-// wait returns the first record of recs that match accepts, within 10s.
+// wait returns the first record of recs that match accepts, within
+// testkit.WaitLimit.
 func wait(t *testing.T, recs *flow.Memory, what string, match func(flow.Record) bool) flow.Record {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), testkit.WaitLimit)
 	defer cancel()
 	r, err := recs.Wait(ctx, func(r flow.Record) bool { return r.Unmapped != nil && match(r) })
 	if err != nil {
