@@ -33,7 +33,9 @@ type EtcdConfig struct {
 	DialTimeout time.Duration
 	// RequestTimeout bounds every call that has no earlier deadline of its
 	// own (a cluster without quorum otherwise holds a call forever); 0
-	// means 5s. A call that runs out of it fails with ErrUnavailable.
+	// means 5s. A call that runs out of it fails with ErrUnavailable,
+	// naming the cause found by asking the members for at most one and a
+	// half times RequestTimeout more (see unavailable).
 	RequestTimeout time.Duration
 	// Sealer, if set, encrypts every stored value with its key (without the
 	// prefix) as associated data. A prefix first used with a Sealer refuses
