@@ -151,7 +151,7 @@ func TestDev(t *testing.T) {
 	conn, err := tls.Dial("tcp", loop(p.MeshA), &tls.Config{InsecureSkipVerify: true, NextProtos: []string{"h2"}})
 	if err == nil {
 		// TLS 1.3 reports a missing client certificate on the first read.
-		conn.SetDeadline(time.Now().Add(5 * time.Second))
+		conn.SetDeadline(time.Now().Add(testkit.WaitLimit))
 		_, err = conn.Read(make([]byte, 1))
 		conn.Close()
 	}

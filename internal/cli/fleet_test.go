@@ -19,6 +19,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"moat/internal/testkit"
 )
 
 // selfSigned writes a certificate and key for 127.0.0.1 and returns a pool
@@ -132,7 +134,7 @@ routes:
 	background("gateway", "gateway", "--config", gwFile, "--data-dir", filepath.Join(dir, "edge"), "--server", serverAddr,
 		"--node", "edge", "--join", tokEdge, "--mesh-listen", meshEdge)
 
-	client := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}}}
+	client := &http.Client{Timeout: testkit.WaitLimit, Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}}}
 	var body string
 	waitFor(t, "a page through gateway → mesh → web", func() bool {
 		resp, err := client.Get("https://" + https + "/")

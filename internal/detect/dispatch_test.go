@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"moat/internal/metrics"
+	"moat/internal/testkit"
 )
 
 // receiver is a loopback HTTP server answering with the scripted statuses in
@@ -85,7 +86,7 @@ func testDispatcher(t *testing.T, sc SinkConfig, attempts int, sl *sleeps, m *Me
 	}
 	d, err := NewDispatcher(DispatcherConfig{
 		Routes:   []Route{{Sink: sk, MinSeverity: sc.MinSeverity}},
-		Delivery: Delivery{Attempts: attempts, Backoff: time.Second, MaxBackoff: 4 * time.Second, Timeout: 5 * time.Second, Queue: 4},
+		Delivery: Delivery{Attempts: attempts, Backoff: time.Second, MaxBackoff: 4 * time.Second, Timeout: testkit.WaitLimit, Queue: 4},
 		Sleep:    sl.Sleep,
 		Jitter:   func(d time.Duration) time.Duration { return d }, // the ceiling, so tests see the schedule
 		Metrics:  m,

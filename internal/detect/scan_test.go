@@ -58,7 +58,7 @@ func scanPorts(t *testing.T, ports []int) {
 		if err != nil {
 			t.Fatalf("dial %d: %v", p, err)
 		}
-		_ = c.SetReadDeadline(time.Now().Add(5 * time.Second))
+		_ = c.SetReadDeadline(time.Now().Add(testkit.WaitLimit))
 		if _, err := io.Copy(io.Discard, c); err != nil {
 			t.Fatalf("port %d was not refused: %v", p, err)
 		}

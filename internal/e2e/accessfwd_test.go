@@ -116,7 +116,7 @@ func TestBreakGlassOpenSSH(t *testing.T) {
 // came back before the connection ended (or a few seconds passed).
 func echoOnce(t *testing.T, addr, line string) string {
 	t.Helper()
-	c, err := net.DialTimeout("tcp", addr, 5*time.Second)
+	c, err := net.DialTimeout("tcp", addr, testkit.WaitLimit)
 	if err != nil {
 		return ""
 	}

@@ -193,7 +193,7 @@ func TestWatchReconnectsFromHalfOpenConnection(t *testing.T) {
 		cfg.Server = proxy.ln.Addr().String()
 		cfg.WatchTimeout = time.Second // the cluster's heartbeat is 200ms
 	})
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), testkit.WaitLimit)
 	defer cancel()
 	if err := a.WaitSynced(ctx); err != nil {
 		t.Fatal(err)

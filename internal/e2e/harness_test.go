@@ -164,7 +164,7 @@ func (c *cluster) stopServer() {
 }
 
 func (c *cluster) call(method, path string, in, out any) error {
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), testkit.WaitLimit)
 	defer cancel()
 	return c.admin.Call(ctx, method, path, in, out)
 }

@@ -73,12 +73,12 @@ func freePort(t *testing.T) int {
 // ask sends one line to addr and returns the answer ("" when the
 // connection is refused or closed without one).
 func ask(addr, line string) string {
-	c, err := net.DialTimeout("tcp", addr, 5*time.Second)
+	c, err := net.DialTimeout("tcp", addr, testkit.WaitLimit)
 	if err != nil {
 		return ""
 	}
 	defer c.Close()
-	c.SetDeadline(time.Now().Add(5 * time.Second))
+	c.SetDeadline(time.Now().Add(testkit.WaitLimit))
 	io.WriteString(c, line+"\n")
 	got, _ := bufio.NewReader(c).ReadString('\n')
 	return strings.TrimSpace(got)
@@ -287,7 +287,7 @@ func streamApp(t *testing.T) int {
 // It is for a wait that tries again: a round trip slower than two seconds
 // counts as a failure here.
 func openEcho(addr string) net.Conn {
-	c, err := net.DialTimeout("tcp", addr, 5*time.Second)
+	c, err := net.DialTimeout("tcp", addr, testkit.WaitLimit)
 	if err != nil {
 		return nil
 	}

@@ -15,6 +15,7 @@ import (
 	"moat/internal/api"
 	"moat/internal/detect"
 	"moat/internal/server"
+	"moat/internal/testkit"
 )
 
 // mfaAdmin opens the admin credentials in dir as production's CLI does: a
@@ -42,7 +43,7 @@ func (c *cluster) mfaAdmin(dir string) *api.Client {
 	if secret != "" {
 		return s.Client
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), testkit.WaitLimit)
 	defer cancel()
 	var en api.MFAEnrollment
 	if err := s.Call(ctx, http.MethodPost, api.PathMFAEnroll, struct{}{}, &en); err != nil {

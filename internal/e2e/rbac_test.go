@@ -12,10 +12,10 @@ import (
 	"strconv"
 	"strings"
 	"testing"
-	"time"
 
 	"moat/internal/api"
 	"moat/internal/ca"
+	"moat/internal/testkit"
 )
 
 // newAdmin makes credentials for name with role and returns a client and
@@ -50,7 +50,7 @@ func TestRoles(t *testing.T) {
 	c := newCluster(t)
 	viewer, _ := c.newAdmin("vera", api.RoleViewer)
 	operator, ottoDir := c.newAdmin("otto", api.RoleOperator)
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), testkit.WaitLimit)
 	defer cancel()
 	reg := api.Registration{Name: "api", Node: "n1", Port: 8080}
 

@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"moat/internal/agent"
 	"moat/internal/api"
 	"moat/internal/audit"
 	"moat/internal/identity"
@@ -39,17 +40,19 @@ func TestFleetRecoversAfterOutageLongerThanNodeCertificate(t *testing.T) {
 
 	t.Log("control plane back: the fleet re-attests with its node keys")
 	c.startServer(addr)
-	eventually(t, "new node certificates and SVIDs", func() bool {
-		c.clk.Advance(2 * time.Second) // backoffs run on the fake clock
+	// The clock moves only to bring a retry due while something is still
+	// missing (settle), never on its own: a wait long in real time (a
+	// loaded machine) cannot carry the clock past the new certificates'
+	// renewal and expiry into a second re-attestation.
+	c.settle("new node certificates, counted, and SVIDs", func() bool {
 		now := c.clk.Now()
 		for _, s := range []struct {
-			a interface{ NodeExpiry() time.Time }
-			l func() bool
-		}{
-			{a1, func() bool { l := svidOf(a1, "api"); return l != nil && identity.CheckValidity(l, now) == nil }},
-			{a2, func() bool { l := svidOf(a2, "db"); return l != nil && identity.CheckValidity(l, now) == nil }},
-		} {
-			if !s.a.NodeExpiry().After(now) || !s.l() {
+			a   *agent.Agent
+			svc string
+		}{{a1, "api"}, {a2, "db"}} {
+			key, token := s.a.Reattestations()
+			l := svidOf(s.a, s.svc)
+			if !s.a.NodeExpiry().After(now) || key+token == 0 || l == nil || identity.CheckValidity(l, now) != nil {
 				return false
 			}
 		}
@@ -135,17 +138,17 @@ func TestReattestWithJoinTokenWhenNodeKeyIsLost(t *testing.T) {
 	cfg.Join = tok.Token
 	a, _ = c.runAgent(cfg)
 	// The agent adopts the new certificate, then counts how it got it:
-	// wait for both.
-	eventually(t, "a new node certificate through the join token", func() bool {
-		c.clk.Advance(2 * time.Second)
+	// wait for both. The clock moves only to bring a retry due (settle),
+	// so however long the wait, it never reaches the new certificate's
+	// end and a second re-attestation.
+	c.settle("a new node certificate through the join token", func() bool {
 		key, token := a.Reattestations()
 		return a.NodeExpiry().After(c.clk.Now()) && key+token > 0
 	})
 	if key, token := a.Reattestations(); key != 0 || token != 1 {
 		t.Fatalf("re-attested %d times with the node key and %d with the token, want 0 and 1", key, token)
 	}
-	eventually(t, "an SVID again", func() bool {
-		c.clk.Advance(2 * time.Second)
+	c.settle("an SVID again", func() bool {
 		l := svidOf(a, "api")
 		return l != nil && identity.CheckValidity(l, c.clk.Now()) == nil
 	})

@@ -10,13 +10,14 @@ import (
 
 	"moat/internal/api"
 	"moat/internal/identity"
+	"moat/internal/testkit"
 )
 
 // tunnelAccepts opens an mTLS tunnel to a mesh port presenting cert, as a
 // holder of a stolen SVID would, and reports the destination's answer: nil
 // when it accepted the tunnel, the refusal otherwise.
 func tunnelAccepts(addr, service string, cert *tls.Certificate, now func() time.Time) error {
-	d := &net.Dialer{Timeout: 5 * time.Second}
+	d := &net.Dialer{Timeout: testkit.WaitLimit}
 	conn, err := tls.DialWithDialer(d, "tcp", addr, &tls.Config{
 		Certificates: []tls.Certificate{*cert}, NextProtos: []string{"moat-tunnel/1"}, ServerName: service,
 		InsecureSkipVerify: true, // the attacker does not care who answers

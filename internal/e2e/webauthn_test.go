@@ -23,6 +23,7 @@ import (
 	"moat/internal/detect"
 	"moat/internal/identity"
 	"moat/internal/server"
+	"moat/internal/testkit"
 )
 
 // softKey is a software security key: a P-256 key that answers WebAuthn
@@ -152,7 +153,7 @@ func TestWebAuthnSecurityKey(t *testing.T) {
 		t.Fatal(err)
 	}
 	call := func(path string, in, out any) error {
-		cctx, ccancel := context.WithTimeout(ctx, 10*time.Second)
+		cctx, ccancel := context.WithTimeout(ctx, testkit.WaitLimit)
 		defer ccancel()
 		return s.Call(cctx, http.MethodPost, path, in, out)
 	}

@@ -35,6 +35,7 @@ import (
 	"moat/internal/mesh"
 	"moat/internal/netlab"
 	"moat/internal/policy"
+	"moat/internal/testkit"
 )
 
 const intentions = `egress:
@@ -175,7 +176,7 @@ func (w *world) point(t *testing.T, pol *policy.Table) *Point {
 		Pin:         w.fw.Pin,
 		Dial:        dial(w.node, firewall.Control),
 		Flows:       w.recs,
-		DialTimeout: 2 * time.Second,
+		DialTimeout: testkit.WaitLimit,
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -189,7 +190,7 @@ func (w *world) proxy(t *testing.T, pol *policy.Table, point *Point, gateway fun
 		Node: "node", TrustDomain: spiffeid.RequireTrustDomainFromString("example.org"),
 		ConnectAddr: "127.0.0.1:0", SNIAddr: "127.0.0.1:0",
 		Policy: func() *policy.Table { return pol }, PeerUID: mesh.PeerUID, Callers: callers,
-		Point: point, Gateway: gateway, Flows: w.recs, DialTimeout: 2 * time.Second,
+		Point: point, Gateway: gateway, Flows: w.recs, DialTimeout: testkit.WaitLimit,
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -204,7 +205,7 @@ func (w *world) proxy(t *testing.T, pol *policy.Table, point *Point, gateway fun
 // get fetches https://host/ through the CONNECT proxy.
 func (w *world) get(p *Proxy, host string) (string, error) {
 	proxyURL := &url.URL{Scheme: "http", Host: p.Addr("connect").String()}
-	c := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{
+	c := &http.Client{Timeout: testkit.WaitLimit, Transport: &http.Transport{
 		Proxy: http.ProxyURL(proxyURL), TLSClientConfig: &tls.Config{RootCAs: w.roots}, DisableKeepAlives: true}}
 	resp, err := c.Get("https://" + host + "/")
 	if err != nil {
@@ -281,7 +282,7 @@ func TestEgressDirect(t *testing.T) {
 		t.Fatalf("CONNECT: %v %v", resp, err)
 	}
 	tc := tls.Client(c, &tls.Config{ServerName: "evil.example.test", RootCAs: w.roots})
-	tc.SetDeadline(time.Now().Add(5 * time.Second))
+	tc.SetDeadline(time.Now().Add(testkit.WaitLimit))
 	if err := tc.Handshake(); err == nil {
 		t.Error("a handshake naming another server went through")
 	}
@@ -419,10 +420,11 @@ func TestEgressIdentityAndGateway(t *testing.T) {
 	}
 }
 
-// wait returns the first record of recs that match accepts, within 10s.
+// wait returns the first record of recs that match accepts, within
+// testkit.WaitLimit.
 func wait(t *testing.T, recs *flow.Memory, what string, match func(flow.Record) bool) flow.Record {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), testkit.WaitLimit)
 	defer cancel()
 	r, err := recs.Wait(ctx, func(r flow.Record) bool { return r.Unmapped != nil && match(r) })
 	if err != nil {

@@ -15,6 +15,8 @@ import (
 	"time"
 
 	"moat/internal/flow"
+
+	"moat/internal/testkit"
 )
 
 // lineApp is a line-echo app on loopback that counts the connections it
@@ -73,12 +75,12 @@ func (a *lineApp) port() int { return a.ln.Addr().(*net.TCPAddr).Port }
 
 // ask sends one line through addr and reads the answer.
 func ask(addr, line string) (string, error) {
-	c, err := net.DialTimeout("tcp", addr, 5*time.Second)
+	c, err := net.DialTimeout("tcp", addr, testkit.WaitLimit)
 	if err != nil {
 		return "", err
 	}
 	defer c.Close()
-	_ = c.SetDeadline(time.Now().Add(5 * time.Second))
+	_ = c.SetDeadline(time.Now().Add(testkit.WaitLimit))
 	if _, err := fmt.Fprintf(c, "%s\n", line); err != nil {
 		return "", err
 	}
@@ -207,7 +209,7 @@ func TestAgentStopsWhileAppsHoldConnections(t *testing.T) {
 	defer close(p.app.hold)
 	hold := func() net.Conn {
 		t.Helper()
-		c, err := net.DialTimeout("tcp", p.upstream, 5*time.Second)
+		c, err := net.DialTimeout("tcp", p.upstream, testkit.WaitLimit)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -63,7 +63,7 @@ func TestEtcdQuorumLoss(t *testing.T) {
 // majority is gone, not only once the survivor noticed: with a long
 // election timeout the last member still reports the old leader for
 // half a minute, and a write refused meanwhile says "no etcd quorum",
-// not that etcd was slow.
+// not that etcd was slow, naming the members that are gone.
 func TestEtcdQuorumLossNamedAtOnce(t *testing.T) {
 	etcd := startEtcdCluster(t, 3, "--heartbeat-interval", "500", "--election-timeout", "30000")
 	c := newMoatCluster(t, etcd, 1)
@@ -77,7 +77,12 @@ func TestEtcdQuorumLossNamedAtOnce(t *testing.T) {
 	if err == nil {
 		t.Fatal("a write succeeded without etcd quorum")
 	}
-	if !strings.Contains(errOut, "control-plane store unavailable: no etcd quorum (1 of 3 members answer)") {
+	if !strings.Contains(errOut, "control-plane store unavailable: no etcd quorum (1 of 3 members reachable; ") {
 		t.Fatalf("write without quorum: %v: %q, want the named cause", err, errOut)
+	}
+	for _, m := range etcd[1:] {
+		if !strings.Contains(errOut, m.url()+" (connection refused)") {
+			t.Fatalf("write without quorum: %q does not name %s as down", errOut, m.url())
+		}
 	}
 }

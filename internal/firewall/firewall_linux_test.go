@@ -107,10 +107,11 @@ func foreign(t *testing.T, ns string) string {
 	return out
 }
 
-// wait returns the first record of recs that match accepts, within 10s.
+// wait returns the first record of recs that match accepts, within
+// testkit.WaitLimit.
 func wait(t *testing.T, recs *flow.Memory, what string, match func(flow.Record) bool) flow.Record {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), testkit.WaitLimit)
 	defer cancel()
 	r, err := recs.Wait(ctx, match)
 	if err != nil {

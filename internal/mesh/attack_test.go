@@ -13,6 +13,7 @@ import (
 
 	"moat/internal/flow"
 	"moat/internal/identity"
+	"moat/internal/testkit"
 )
 
 // A compromised workload or node, holding certificates of the mesh's own
@@ -31,7 +32,7 @@ func rawTunnel(t *testing.T, p *pair, cert *tls.Certificate, sni string) (*yamux
 		return nil, err
 	}
 	t.Cleanup(func() { c.Close() })
-	_ = c.SetDeadline(time.Now().Add(5 * time.Second))
+	_ = c.SetDeadline(time.Now().Add(testkit.WaitLimit))
 	var b [1]byte
 	if _, err := io.ReadFull(c, b[:]); err != nil {
 		return nil, err
@@ -96,7 +97,7 @@ func TestTunnelHeaderCannotChooseTheDecision(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		_ = st.SetDeadline(time.Now().Add(5 * time.Second))
+		_ = st.SetDeadline(time.Now().Add(testkit.WaitLimit))
 		if _, err := st.Write(append(hdr, "secret?"...)); err != nil {
 			t.Fatal(err)
 		}

@@ -271,12 +271,12 @@ func echo(c net.Conn) {
 
 // call sends one line and reads one line back.
 func call(addr, msg string) (string, error) {
-	c, err := net.DialTimeout("tcp", addr, 5*time.Second)
+	c, err := net.DialTimeout("tcp", addr, testkit.WaitLimit)
 	if err != nil {
 		return "", err
 	}
 	defer c.Close()
-	_ = c.SetDeadline(time.Now().Add(5 * time.Second))
+	_ = c.SetDeadline(time.Now().Add(testkit.WaitLimit))
 	if _, err := fmt.Fprintf(c, "%s\n", msg); err != nil {
 		return "", err
 	}

@@ -128,7 +128,7 @@ func TestDeregistrationStopsTraffic(t *testing.T) {
 					t.Fatal(err)
 				}
 			}
-			_ = s.c.SetReadDeadline(time.Now().Add(5 * time.Second))
+			_ = s.c.SetReadDeadline(time.Now().Add(testkit.WaitLimit))
 			_, _ = io.WriteString(s.c, "still there?\n")
 			if line, err := s.br.ReadString('\n'); err == nil {
 				t.Fatalf("the live connection of a deregistered service still answers %q", line)
@@ -167,12 +167,12 @@ rules:
 
 // lineClient is an ordinary client: it connects and speaks its protocol.
 func lineClient(addr, msg string) (string, error) {
-	c, err := net.DialTimeout("tcp", addr, 5*time.Second)
+	c, err := net.DialTimeout("tcp", addr, testkit.WaitLimit)
 	if err != nil {
 		return "", err
 	}
 	defer c.Close()
-	_ = c.SetDeadline(time.Now().Add(5 * time.Second))
+	_ = c.SetDeadline(time.Now().Add(testkit.WaitLimit))
 	if _, err := fmt.Fprintf(c, "%s\n", msg); err != nil {
 		return "", err
 	}
@@ -210,9 +210,11 @@ func TestPermissivePlaintextListener(t *testing.T) {
 	t.Log("the policy stops admitting loopback: the live plaintext connection is cut, new ones refused")
 	s := openSession(t, plainAddr)
 	b.m.SetPolicy(mustPolicy(t, strings.Replace(permissivePolicy, "127.0.0.0/8", "10.0.0.0/8", 1)))
-	_ = s.c.SetReadDeadline(time.Now().Add(5 * time.Second))
+	_ = s.c.SetReadDeadline(time.Now().Add(testkit.WaitLimit))
 	if _, err := s.br.ReadString('\n'); err == nil {
 		t.Fatal("plaintext connection survived")
+	} else if ne, ok := err.(net.Error); ok && ne.Timeout() {
+		t.Fatal("the live plaintext connection was not cut")
 	}
 	if got, err := lineClient(plainAddr, "again"); err == nil {
 		t.Fatalf("a plaintext caller from outside from_plaintext got %q", got)
@@ -243,7 +245,7 @@ func TestPermissiveHonoursIntentions(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer c.Close()
-	_ = c.SetDeadline(time.Now().Add(5 * time.Second))
+	_ = c.SetDeadline(time.Now().Add(testkit.WaitLimit))
 	if _, err := c.Write(append(req, "sneaky\n"...)); err != nil {
 		t.Fatal(err)
 	}
@@ -275,8 +277,10 @@ func TestCloseEndsHeldAppConnections(t *testing.T) {
 	case <-time.After(testkit.WaitLimit):
 		t.Fatal("the mesh did not stop while an app held a connection")
 	}
-	_ = s.c.SetReadDeadline(time.Now().Add(5 * time.Second))
+	_ = s.c.SetReadDeadline(time.Now().Add(testkit.WaitLimit))
 	if _, err := s.br.ReadString('\n'); err == nil {
 		t.Fatal("the held connection is still open")
+	} else if ne, ok := err.(net.Error); ok && ne.Timeout() {
+		t.Fatal("the held connection was not closed")
 	}
 }

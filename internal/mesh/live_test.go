@@ -151,7 +151,7 @@ func openSession(t *testing.T, addr string) *session {
 }
 
 func (s *session) ping(msg string) error {
-	_ = s.c.SetDeadline(time.Now().Add(5 * time.Second))
+	_ = s.c.SetDeadline(time.Now().Add(testkit.WaitLimit))
 	if _, err := fmt.Fprintf(s.c, "%s\n", msg); err != nil {
 		return err
 	}
@@ -176,7 +176,7 @@ func TestPolicyChangeCutsOnlyTheDeniedPair(t *testing.T) {
 
 	// The cut is an event: the frontend's connection ends. Wait for it
 	// with a bounded deadline.
-	_ = front.c.SetReadDeadline(time.Now().Add(5 * time.Second))
+	_ = front.c.SetReadDeadline(time.Now().Add(testkit.WaitLimit))
 	_, err := front.br.ReadString('\n')
 	elapsed := time.Since(start)
 	if err == nil {
@@ -210,7 +210,7 @@ func TestRevocationClosesLiveTunnel(t *testing.T) {
 	s := openSession(t, p.a.local(t, "frontend", "api"))
 	cert, _ := p.a.ids.Certificate("frontend")
 	p.b.trust.Update(nil, revokeSerial(cert))
-	_ = s.c.SetReadDeadline(time.Now().Add(5 * time.Second))
+	_ = s.c.SetReadDeadline(time.Now().Add(testkit.WaitLimit))
 	if _, err := s.br.ReadString('\n'); err == nil {
 		t.Fatal("revoked peer's connection still open")
 	} else if ne, ok := err.(net.Error); ok && ne.Timeout() {

@@ -12,6 +12,7 @@ import (
 
 	"moat/internal/flow"
 	"moat/internal/policy"
+	"moat/internal/testkit"
 )
 
 // isFlow matches the final record (close, refuse, reset) of a connection.
@@ -115,7 +116,7 @@ func TestHalfClose(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer c.Close()
-	_ = c.SetDeadline(time.Now().Add(5 * time.Second))
+	_ = c.SetDeadline(time.Now().Add(testkit.WaitLimit))
 	if _, err := c.Write([]byte("half closed")); err != nil {
 		t.Fatal(err)
 	}
@@ -174,7 +175,7 @@ func TestRefusedCallers(t *testing.T) {
 		p := newPair(t)
 		c, err := tls.Dial("tcp", p.b.m.Addr().String(), &tls.Config{InsecureSkipVerify: true, ServerName: "api"})
 		if err == nil {
-			_ = c.SetDeadline(time.Now().Add(5 * time.Second))
+			_ = c.SetDeadline(time.Now().Add(testkit.WaitLimit))
 			_, err = c.Read(make([]byte, 1))
 			c.Close()
 		}
@@ -230,7 +231,7 @@ func TestDial(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	_ = c.SetDeadline(time.Now().Add(5 * time.Second))
+	_ = c.SetDeadline(time.Now().Add(testkit.WaitLimit))
 	if _, err := c.Write([]byte("via gateway")); err != nil {
 		t.Fatal(err)
 	}
@@ -281,7 +282,7 @@ func TestTunnelNeedsALPN(t *testing.T) {
 		InsecureSkipVerify: true, ServerName: "api", Certificates: []tls.Certificate{*cert}, MinVersion: tls.VersionTLS13,
 	})
 	if err == nil {
-		_ = c.SetDeadline(time.Now().Add(5 * time.Second))
+		_ = c.SetDeadline(time.Now().Add(testkit.WaitLimit))
 		_, err = c.Read(make([]byte, 1))
 		c.Close()
 	}

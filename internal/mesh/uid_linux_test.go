@@ -6,6 +6,7 @@ import (
 	"bufio"
 	"fmt"
 	"moat/internal/flow"
+	"moat/internal/testkit"
 	"net"
 	"os"
 	"runtime"
@@ -27,7 +28,7 @@ func dialAs(t *testing.T, uid int, addr string) net.Conn {
 	if err != nil {
 		t.Fatal(err)
 	}
-	c, err := net.DialTimeout("tcp", addr, 5*time.Second)
+	c, err := net.DialTimeout("tcp", addr, testkit.WaitLimit)
 	_, _ = unix.SetfsuidRetUid(prev)
 	if err != nil {
 		t.Fatal(err)
@@ -51,7 +52,7 @@ func TestUpstreamAdmitsOnlyItsUID(t *testing.T) {
 	addr := p.a.local(t, "frontend", "api")
 	talk := func(c net.Conn) (string, error) {
 		defer c.Close()
-		_ = c.SetDeadline(time.Now().Add(5 * time.Second))
+		_ = c.SetDeadline(time.Now().Add(testkit.WaitLimit))
 		fmt.Fprintf(c, "who am i\n")
 		line, err := bufio.NewReader(c).ReadString('\n')
 		return strings.TrimSuffix(line, "\n"), err

@@ -12,6 +12,7 @@ import (
 
 	"moat/internal/ca"
 	"moat/internal/identity"
+	"moat/internal/testkit"
 )
 
 type fixture struct {
@@ -79,7 +80,7 @@ func handshake(t *testing.T, server, client *tls.Config) (cerr, serr error) {
 	tc := tls.Client(c, client)
 	cerr = tc.Handshake()
 	if cerr == nil {
-		_ = tc.SetReadDeadline(time.Now().Add(5 * time.Second))
+		_ = tc.SetReadDeadline(time.Now().Add(testkit.WaitLimit))
 		_, cerr = tc.Read(make([]byte, 1))
 	}
 	return cerr, <-done

@@ -107,8 +107,9 @@ type StoreFile struct {
 	// Prefix is the etcd key prefix; empty means "/moat/".
 	Prefix string `yaml:"prefix"`
 	// Timeout bounds every etcd call; zero means 5s. A call past it fails
-	// with "control-plane store unavailable" and the cause (no quorum, out
-	// of reach).
+	// with "control-plane store unavailable" and the cause (no quorum,
+	// naming the members that are down; out of reach; slow), found by
+	// asking the members for at most one and a half times Timeout more.
 	Timeout config.Duration `yaml:"timeout"`
 }
 

@@ -33,7 +33,9 @@ type EtcdConfig struct {
 	DialTimeout time.Duration
 	// RequestTimeout bounds every call that has no earlier deadline of its
 	// own (a cluster without quorum otherwise holds a call forever); 0
-	// means 5s. A call that runs out of it fails with ErrUnavailable.
+	// means 5s. A call that runs out of it fails with ErrUnavailable,
+	// naming the cause found by asking the members for at most one and a
+	// half times RequestTimeout more (see unavailable).
 	RequestTimeout time.Duration
 	// Sealer, if set, encrypts every stored value with its key (without the
 	// prefix) as associated data. A prefix first used with a Sealer refuses
@@ -102,7 +104,7 @@ func OpenEtcd(ctx context.Context, cfg EtcdConfig) (*Etcd, error) {
 		if errors.Is(err, ErrInvalid) || errors.Is(err, ErrCorrupt) {
 			return nil, fmt.Errorf("store: etcd: %v prefix %q: %w", cfg.Endpoints, cfg.Prefix, err)
 		}
-		return nil, fmt.Errorf("store: etcd: %v prefix %q: %w", cfg.Endpoints, cfg.Prefix, unavailable(ctx, cli, cfg.Endpoints, err))
+		return nil, fmt.Errorf("store: etcd: %v prefix %q: %w", cfg.Endpoints, cfg.Prefix, unavailable(ctx, cli, cfg.Endpoints, timeout, err))
 	}
 	return s, nil
 }
@@ -178,7 +180,7 @@ func (s *Etcd) fail(ctx, callCtx context.Context, err error) error {
 	case ctx.Err() != nil:
 		return ctx.Err()
 	case isUnavailable(callCtx, err):
-		return unavailable(context.WithoutCancel(ctx), s.cli, s.endpoints, err)
+		return unavailable(ctx, s.cli, s.endpoints, s.timeout, err)
 	}
 	return err
 }

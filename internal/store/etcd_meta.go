@@ -116,7 +116,7 @@ func (m *EtcdMeta) fail(ctx, cctx context.Context, err error) error {
 	case ctx.Err() != nil:
 		return ctx.Err()
 	case isUnavailable(cctx, err):
-		return unavailable(context.WithoutCancel(ctx), m.cli, m.endpoints, err)
+		return unavailable(ctx, m.cli, m.endpoints, m.timeout, err)
 	}
 	return err
 }

@@ -5,11 +5,14 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
 	"testing"
 	"time"
 
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.uber.org/zap"
+
+	"moat/internal/testkit"
 )
 
 // TestEtcd covers what only the etcd store has: prefixes that keep moat
@@ -20,6 +23,76 @@ func TestEtcd(t *testing.T) {
 	t.Run("SealedValueMoved", func(t *testing.T) { testEtcdSealedValueMoved(t, url) })
 	t.Run("SealMismatch", func(t *testing.T) { testEtcdSealMismatch(t, url) })
 	t.Run("Config", func(t *testing.T) { testEtcdConfig(t, url) })
+	t.Run("ProbeMember", func(t *testing.T) { testEtcdProbeMember(t, url) })
+}
+
+// testEtcdProbeMember: the probe that names why etcd did not answer tells
+// a member that answers from one that is gone (the connection refused)
+// and from one that takes the connection but never answers: that one is
+// there, slow, and not counted as gone.
+func testEtcdProbeMember(t *testing.T, url string) {
+	cli := rawClient(t, url)
+	ctx := context.Background()
+	if got := probeMember(ctx, cli, url); got != (memberState{answered: true, leader: true}) {
+		t.Fatalf("probe of the running member = %+v, want answered with a leader", got)
+	}
+
+	gone, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	goneURL := "http://" + gone.Addr().String()
+	gone.Close()
+	if got, want := probeMember(ctx, cli, goneURL), goneURL+" (connection refused)"; got.down != want {
+		t.Fatalf("probe of a closed port = %+v, want down %q", got, want)
+	}
+
+	// A listener that takes connections and never speaks: its status
+	// cannot come, however long the probe waits. The probe is given up
+	// once the listener has taken both its connections (the plain dial and
+	// the status call's), so no bound of time decides the outcome.
+	silent, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer silent.Close()
+	sctx, cancel := context.WithTimeout(ctx, testkit.WaitLimit)
+	defer cancel()
+	go func() {
+		var conns []net.Conn
+		defer func() {
+			for _, c := range conns {
+				c.Close()
+			}
+		}()
+		for {
+			c, err := silent.Accept()
+			if err != nil {
+				return
+			}
+			if conns = append(conns, c); len(conns) == 2 {
+				cancel()
+			}
+		}
+	}()
+	if got := probeMember(sctx, cli, "http://"+silent.Addr().String()); got != (memberState{}) {
+		t.Fatalf("probe of a silent member = %+v, want reachable, no answer", got)
+	}
+}
+
+func TestEndpointAddr(t *testing.T) {
+	for ep, want := range map[string][2]string{
+		"127.0.0.1:2379":             {"tcp", "127.0.0.1:2379"},
+		"http://10.0.0.1:2379":       {"tcp", "10.0.0.1:2379"},
+		"https://etcd.example:2379/": {"tcp", "etcd.example:2379"},
+		"unix:///run/etcd.sock":      {"unix", "/run/etcd.sock"},
+		"unixs://run/etcd.sock":      {"unix", "run/etcd.sock"},
+		"unix:etcd.sock":             {"unix", "etcd.sock"},
+	} {
+		if n, a := endpointAddr(ep); [2]string{n, a} != want {
+			t.Errorf("endpointAddr(%q) = %s %s, want %s %s", ep, n, a, want[0], want[1])
+		}
+	}
 }
 
 func testEtcdPrefixIsolation(t *testing.T, url string) {
