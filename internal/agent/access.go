@@ -361,16 +361,22 @@ func identityCode(err error) string {
 func (x *access) securityEvent(hello api.RelayHello, cs tls.ConnectionState, code, why, grant string) {
 	x.a.log.Warn("access: refused", "admin", hello.Admin, "grant", grant, "code", code, "reason", why)
 	r := flow.Header(flow.ClassNetworkActivity, flow.ActivityRefuse, "moat-access", x.a.cfg.Now())
-	claimed := hello.Admin
+	claimed, account := hello.Admin, ""
 	if len(cs.PeerCertificates) > 0 {
 		if id, err := identity.LeafID(cs.PeerCertificates[0]); err == nil {
 			claimed = id.String()
+		}
+		// The account the certificate names, beside the name: detection
+		// counts the refusals of one account together with the control
+		// plane's, and apart from another account of the same name.
+		if marks, err := identity.ReadAdminMarks(cs.PeerCertificates[0]); err == nil {
+			account = marks.Account
 		}
 	}
 	r.SrcEndpoint = &flow.Endpoint{UID: claimed, Name: hello.Remote}
 	r.DstEndpoint = &flow.Endpoint{Name: x.a.cfg.Node}
 	r.ConnectionInfo = &flow.ConnectionInfo{UID: hello.Session, ProtocolName: "tcp", DirectionID: flow.DirectionInbound, Direction: "Inbound"}
-	r.Unmapped = &flow.Moat{Verdict: flow.VerdictDeny, Reason: why, ReasonCode: code, Kind: "access", Node: x.a.cfg.Node}
+	r.Unmapped = &flow.Moat{Verdict: flow.VerdictDeny, Reason: why, ReasonCode: code, Kind: "access", Node: x.a.cfg.Node, Account: account}
 	r.SeverityID, r.Severity = flow.SeverityHigh, "High"
 	if err := x.a.flows().Write(r); err != nil {
 		x.a.log.Warn("access: security event not written", "err", err)

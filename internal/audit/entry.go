@@ -59,9 +59,16 @@ func (e *Entry) ActorAccount() string { return e.Detail[DetailAccount] }
 // name are two; an entry without an account is named by Actor alone, as
 // entries were before accounts were recorded. What counts or matches
 // actions by who took them keys by Who, not by Actor.
-func (e *Entry) Who() string {
-	if a := e.ActorAccount(); a != "" {
-		return e.Actor + " (account " + a + ")"
+func (e *Entry) Who() string { return Who(e.Actor, e.ActorAccount()) }
+
+// Who names one person acting: the SPIFFE ID id with the account, as in
+// "spiffe://example.org/admin/alice (account 3f…)", or id alone when the
+// account is "" (not recorded, or not an administrator's). Entry.Who and
+// the agents' refusal records (flow.Moat.Account) name the acting
+// administrator this way, so both count toward one subject.
+func Who(id, account string) string {
+	if account != "" {
+		return id + " (account " + account + ")"
 	}
-	return e.Actor
+	return id
 }

@@ -15,7 +15,10 @@ import (
 // acted names them by audit.Entry.Who: the SPIFFE ID with the account when
 // the entry records it, so two accounts of one name (one removed, one
 // made again with the name) are two subjects, counted and silenced apart;
-// an entry that records no account, and an agent's record, by SPIFFE ID.
+// an agent's refusal record is named the same way from the SPIFFE ID and
+// the account it records (flow.Moat.Account), so the agents' refusals and
+// the control plane's of one account count together; an entry or record
+// that records no account, by SPIFFE ID.
 // The alert's "account" detail is the account, when known.
 const (
 	// RuleMFAFailures: audit entries "mfa.session", "mfa.confirm" or
@@ -205,7 +208,12 @@ func (e *Engine) observeAccessRecord(out []Alert, now time.Time, r *flow.Record)
 	if r.Unmapped == nil || r.Unmapped.ReasonCode != flow.ReasonOutsideGrant {
 		return out
 	}
-	who := endpointID(r.SrcEndpoint)
-	return e.fire(out, now, RuleOutsideGrant, orDash(who), "", "access outside a grant by {subject}",
-		map[string]string{"node": r.Unmapped.Node, "why": r.Unmapped.Reason})
+	// Named as an audit entry names who acted (audit.Who), so an agent's
+	// refusal and the control plane's of one account are one subject.
+	who := audit.Who(endpointID(r.SrcEndpoint), r.Unmapped.Account)
+	facts := map[string]string{"node": r.Unmapped.Node, "why": r.Unmapped.Reason}
+	if r.Unmapped.Account != "" {
+		facts["account"] = r.Unmapped.Account
+	}
+	return e.fire(out, now, RuleOutsideGrant, orDash(who), "", "access outside a grant by {subject}", facts)
 }

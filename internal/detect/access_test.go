@@ -210,6 +210,32 @@ func TestAccessRulesKeyByAccount(t *testing.T) {
 			t.Errorf("the new account's alert names account %q, want %q", got[1].Details["account"], newAcct)
 		}
 	})
+	t.Run("an agent's refusals count with the control plane's of the account", func(t *testing.T) {
+		const acct, other = "123456789abcdef0123456789abcdef0", "fedcba9876543210fedcba9876543210"
+		rules := testRules()
+		rc := rules[RuleOutsideGrant]
+		rc.Threshold = 2
+		rules[RuleOutsideGrant] = rc
+		agentRefusal := func(account string) *flow.Record {
+			r := rec(flow.ClassNetworkActivity, flow.VerdictDeny, "access", flow.ReasonOutsideGrant, &flow.Endpoint{UID: alice}, &flow.Endpoint{Name: "web-1"})
+			r.Unmapped.Account = account
+			return r
+		}
+		clk := newClock()
+		e, col := newTestEngine(t, clk, rules)
+		feed(e, clk, []ev{
+			{at: 0, rec: agentRefusal(other)},
+			{at: time.Second, ent: by(acct, "access.connect", "denied: not the requester", outside)},
+		})
+		if got := firing(col.all(), RuleOutsideGrant); len(got) != 0 {
+			t.Fatalf("an agent's refusal of one account and the control plane's of another joined into %+v", got)
+		}
+		feed(e, clk, []ev{{at: 2 * time.Second, rec: agentRefusal(acct)}})
+		got := firing(col.all(), RuleOutsideGrant)
+		if len(got) != 1 || got[0].Subject != alice+" (account "+acct+")" || got[0].Details["account"] != acct {
+			t.Fatalf("a refusal by the control plane and one by an agent of one account: %+v, want one alert for it", got)
+		}
+	})
 	t.Run("entries without an account are counted by name", func(t *testing.T) {
 		clk := newClock()
 		e, col := newTestEngine(t, clk, testRules())

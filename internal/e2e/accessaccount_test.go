@@ -197,7 +197,9 @@ func refusal(t *testing.T, c *cluster, recs *accessRefusals, id spiffeid.ID, why
 // admits a grant's certificate only if it carries the ID of the account
 // that asked: a certificate of the grant for the same name but the
 // earlier account is refused as outside the grant, and recorded as a
-// security event; the account's own is admitted. A grant recorded before
+// security event naming the certificate's account beside the name (so
+// detection counts it with the control plane's refusals of that account);
+// the account's own is admitted. A grant recorded before
 // accounts carried an ID is no account's, at the agent as on the control
 // plane.
 func TestAgentAdmitsTheGrantsAccount(t *testing.T) {
@@ -224,6 +226,9 @@ func TestAgentAdmitsTheGrantsAccount(t *testing.T) {
 	rec := refusal(t, c, recs, alice.id, "belongs to another account named "+alice.id.String())
 	if m := rec.Unmapped; m.ReasonCode != flow.ReasonOutsideGrant || m.Verdict != flow.VerdictDeny || rec.DstEndpoint == nil || rec.DstEndpoint.Name != "n1" {
 		t.Errorf("the refusal's record: %+v %+v, want %s on n1", m, rec.DstEndpoint, flow.ReasonOutsideGrant)
+	}
+	if rec.Unmapped.Account != earlier.account || rec.SrcEndpoint == nil || rec.SrcEndpoint.UID != alice.id.String() {
+		t.Errorf("the refusal's record names %+v account %q, want %s and the certificate's account %s", rec.SrcEndpoint, rec.Unmapped.Account, alice.id, earlier.account)
 	}
 
 	t.Log("alice's own certificate of the grant is admitted")
@@ -265,5 +270,8 @@ func TestAgentAdmitsTheGrantsAccount(t *testing.T) {
 	rec = refusal(t, c, recs, alice.id, "grant "+old.ID+" was recorded before accounts carried an ID, so it is no account's")
 	if m := rec.Unmapped; m.ReasonCode != flow.ReasonOutsideGrant || !strings.Contains(m.Reason, "ask for a new grant") {
 		t.Errorf("the refusal's record: %+v, want %s saying what to do", m, flow.ReasonOutsideGrant)
+	}
+	if rec.Unmapped.Account != alice.account {
+		t.Errorf("the refusal's record names account %q, want alice's %s", rec.Unmapped.Account, alice.account)
 	}
 }

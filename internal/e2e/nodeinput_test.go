@@ -41,7 +41,8 @@ func flowRecord(uid, src, dst string, bytes int64) flow.Record {
 }
 
 // TestNodeCannotForgeOrFloodFlows: a node stores only records about the
-// services it runs; batches and records over their bounds are refused
+// services it runs, with a well-formed account when it names one; batches
+// and records over their bounds are refused
 // before they are decoded deeply; a node over its rate is slowed alone.
 func TestNodeCannotForgeOrFloodFlows(t *testing.T) {
 	c := newCluster(t)
@@ -80,6 +81,14 @@ func TestNodeCannotForgeOrFloodFlows(t *testing.T) {
 	mixed.SrcEndpoint.SvcName = "db"
 	if err := n1.Call(ctx, http.MethodPost, api.PathFlows, []flow.Record{mixed}, &ack); err != nil || ack.Refused != 1 {
 		t.Fatalf("ack %+v, %v: want the record refused", ack, err)
+	}
+
+	t.Log("an account that is no account ID is refused: detection keys an administrator's refusals by it")
+	badAcct := flowRecord("bad-account-1", "api", "db", 1)
+	badAcct.Unmapped.Account = "alice (account 1)"
+	ack = api.FlowAck{}
+	if err := n1.Call(ctx, http.MethodPost, api.PathFlows, []flow.Record{badAcct}, &ack); err != nil || ack.Refused != 1 || stored("bad-account-1") {
+		t.Fatalf("ack %+v, %v: want the record with a malformed account refused", ack, err)
 	}
 
 	t.Log("n1's own record is stored, and an oversized one beside it is left out")

@@ -290,6 +290,14 @@ type Moat struct {
 	// counted rather than recorded one by one (a client refused faster
 	// than records are kept); the record describes the last of them.
 	Suppressed int `json:"suppressed,omitempty"`
+	// Account, on an agent's refusal of an administrator's access, is
+	// the account ID the presented certificate carries (its account
+	// policy mark), beside the SPIFFE ID in src_endpoint.uid: a name
+	// removed and made again is another account. Empty otherwise, and
+	// in records written before agents recorded it. Optional and
+	// omitted when empty, so the stored and shipped format stays as it
+	// was: older readers skip it, records without it read as before.
+	Account string `json:"account,omitempty"`
 }
 
 // Reason codes carried in Moat.ReasonCode. They are stable: rules, alerts

@@ -131,6 +131,9 @@ func (s *Server) handleFlows(w http.ResponseWriter, r *http.Request, c *caller) 
 			why = "malformed"
 		case flow.Validate(&rec) != nil:
 			why = "invalid"
+		case rec.Unmapped != nil && rec.Unmapped.Account != "" && identity.ValidAccountID(rec.Unmapped.Account) != nil:
+			// Detection keys an administrator's refusals by it.
+			why = "invalid"
 		case !s.aboutNode(&rec, local):
 			why = "not_this_node"
 		}
