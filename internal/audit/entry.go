@@ -45,7 +45,9 @@ const (
 	DetailAccount = "account"
 	// DetailTargetAccount is the account ID an entry about an account is
 	// about: the one "admin.create" made (or gave a new credential), the
-	// one "admin.remove" removed, the one "admin.recover" recovered.
+	// one "admin.remove" removed, the one "admin.recover" recovered, the
+	// one whose first authenticator "mfa.approve" approved (online or on
+	// the server's host).
 	DetailTargetAccount = "target_account"
 )
 

@@ -19,6 +19,7 @@ import (
 	"github.com/pquerna/otp/totp"
 
 	"moat/internal/api"
+	"moat/internal/audit"
 	"moat/internal/identity"
 	"moat/internal/store"
 )
@@ -427,46 +428,52 @@ func (s *Server) handleMFAApprove(ctx context.Context, c *caller, r *http.Reques
 		c.note("self_approval", "true")
 		return nil, id.String(), errorf(http.StatusForbidden, "an administrator cannot approve their own authenticator: another admin must")
 	}
-	if err := approveFirstEnrolment(ctx, s.st, req.Name, c.ID); err != nil {
+	account, err := approveFirstEnrolment(ctx, s.st, req.Name, c.ID)
+	if err != nil {
 		return nil, id.String(), err
 	}
 	c.note("factor", "totp")
+	if account != "" {
+		c.note(audit.DetailTargetAccount, account)
+	}
 	return struct{}{}, id.String(), nil
 }
 
 // approveFirstEnrolment marks name's unapproved TOTP factor approved by by.
-func approveFirstEnrolment(ctx context.Context, st store.Store, name, by string) error {
+// It returns the account approved ("" for an account made before accounts
+// carried an ID), for the audit entry (audit.DetailTargetAccount).
+func approveFirstEnrolment(ctx context.Context, st store.Store, name, by string) (string, error) {
 	key := prefixMFA + name
 	var adm adminRecord
 	admRev, err := getJSONRev(ctx, st, prefixAdmin+name, &adm)
 	if err != nil && !errors.Is(err, store.ErrNotFound) {
-		return err
+		return "", err
 	}
 	exists := err == nil
 	var rec mfaRecord
 	rev, err := getJSONRev(ctx, st, key, &rec)
 	if err != nil && !errors.Is(err, store.ErrNotFound) {
-		return err
+		return "", err
 	}
 	// An enrolment of an earlier account of the name is not the
 	// current account's to have approved.
 	if !exists || rec.TOTP == nil || !rec.TOTP.Unapproved || !ownsMFA(rec, adm.Account, adm.Adopted) {
-		return errorf(http.StatusConflict, "admin %q has no enrolment awaiting approval", name)
+		return "", errorf(http.StatusConflict, "admin %q has no enrolment awaiting approval", name)
 	}
 	rec.TOTP.Unapproved, rec.TOTP.ApprovedBy = false, by
 	b, err := json.Marshal(rec)
 	if err != nil {
-		return err
+		return "", err
 	}
 	// Neither the factors nor the account may change meanwhile.
 	conds := []store.Cond{{Key: key, ModRevision: rev}, {Key: prefixAdmin + name, ModRevision: admRev}}
 	if _, err := st.Txn(ctx, conds, []store.Op{store.Put(key, b)}); err != nil {
 		if errors.Is(err, store.ErrConflict) {
-			return errorf(http.StatusConflict, "admin %q's second factors changed meanwhile: try again", name)
+			return "", errorf(http.StatusConflict, "admin %q's second factors changed meanwhile: try again", name)
 		}
-		return err
+		return "", err
 	}
-	return nil
+	return adm.Account, nil
 }
 
 // verifyCode checks code against the caller's TOTP secret (the pending one

@@ -196,7 +196,8 @@ func ApproveEnrolment(ctx context.Context, st store.Store, c ApproveConfig) (str
 	if err != nil && !errors.Is(err, store.ErrNotFound) {
 		return "", fmt.Errorf("server: approve: %w", err)
 	}
-	if err := approveFirstEnrolment(ctx, st, c.Name, c.Actor); err != nil {
+	account, err := approveFirstEnrolment(ctx, st, c.Name, c.Actor)
+	if err != nil {
 		var he *httpError
 		if errors.As(err, &he) {
 			return "", fmt.Errorf("server: approve: %s", he.msg)
@@ -205,6 +206,9 @@ func ApproveEnrolment(ctx context.Context, st store.Store, c ApproveConfig) (str
 	}
 	entry := audit.Entry{Time: c.Now().UTC(), Actor: c.Actor, Action: "mfa.approve", Target: id.String(), Result: "ok",
 		Detail: map[string]string{"factor": "totp", "offline": "true"}}
+	if account != "" {
+		entry.Detail[audit.DetailTargetAccount] = account
+	}
 	if err := c.Audit.Record(context.WithoutCancel(ctx), entry); err != nil {
 		// Unrecorded, so undone.
 		_, _ = st.Put(context.WithoutCancel(ctx), prefixMFA+c.Name, prev.Value)
