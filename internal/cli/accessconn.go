@@ -31,14 +31,24 @@ import (
 )
 
 // findGrant finds the caller's active grant for node (a shell) or service
-// (a forward), the latest one if several.
+// (a forward), the latest one if several. The caller's is the grant of
+// their account, by the ID their certificate carries, not of their name:
+// a name removed and made again is another account, whose grants are
+// never this one's to pick (the server refuses their certificates too).
 func findGrant(ctx context.Context, s *api.AdminClient, mode, node, service string) (api.Grant, error) {
+	marks, err := identity.ReadAdminMarks(s.Leaf())
+	if err != nil {
+		return api.Grant{}, fmt.Errorf("your certificate: %w", err)
+	}
+	if marks.Account == "" {
+		return api.Grant{}, errors.New("your certificate carries no account ID (the account was made before accounts carried one), so no grant is yours: renew it (\"moat admin renew\"), which gives the account one, then ask for a grant")
+	}
 	var gs []api.GrantListing
 	if err := s.Call(ctx, http.MethodGet, api.PathAccess, nil, &gs); err != nil {
 		return api.Grant{}, err
 	}
 	for _, g := range gs { // newest first
-		if g.Requester != s.ID() || g.State != api.GrantActive || g.Mode != mode {
+		if g.Requester != s.ID() || g.RequesterAccount != marks.Account || g.State != api.GrantActive || g.Mode != mode {
 			continue
 		}
 		if (mode == api.ModeShell && g.Node == node) || (mode == api.ModeForward && g.Service == service) {

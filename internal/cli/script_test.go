@@ -103,6 +103,11 @@ import (
 //	               log's own key, unsealed from the store with the KEK
 //	               DIR.kek: what someone holding the data directory and the
 //	               KEK can do; with plain the new entry is unencrypted
+//	grantrevive DIR GRANT
+//	               clear the revocation of access grant GRANT in the
+//	               (stopped) server's store in DIR, opened with the KEK
+//	               DIR.kek: what someone holding the data directory and the
+//	               KEK can do
 //	gunzip GLOB    print the contents of the gzipped files GLOB matches, in
 //	               name order (fails when none match)
 //	ocsfcheck FILE [CLASS...]
@@ -242,6 +247,7 @@ func ScriptCmds() map[string]func(ts *testscript.TestScript, neg bool, args []st
 		"gunzip":       cmdGunzip,
 		"waitserver":   scriptWaitServer,
 		"auditforge":   scriptAuditForge,
+		"grantrevive":  scriptGrantRevive,
 		"netns":        cmdNetns,
 		"connect":      cmdConnect,
 		"uniq":         cmdUniq,
@@ -1039,12 +1045,7 @@ func scriptAuditForge(ts *testscript.TestScript, neg bool, args []string) {
 	dir := ts.MkAbs(args[0])
 	at, err := strconv.ParseInt(args[1], 10, 64)
 	ts.Check(err)
-	kek, err := seal.OpenKeyFile(dir + ".kek")
-	ts.Check(err)
-	kr, err := seal.Open(seal.Config{Dir: dir, KEK: kek, NoCreate: true})
-	ts.Check(err)
-	st, err := store.OpenBolt(store.BoltConfig{Dir: dir, Sealer: server.NewStoreSealer(kr.AEAD())})
-	ts.Check(err)
+	kr, st := openStoppedStore(ts, dir)
 	kv, err := st.Get(context.Background(), audit.DefaultStoreKey)
 	st.Close()
 	ts.Check(err)
@@ -1102,6 +1103,44 @@ func scriptAuditForge(ts *testscript.TestScript, neg bool, args []string) {
 	ts.Check(os.WriteFile(filepath.Join(logDir, "hashes"), hb, 0o600))
 	ts.Check(os.WriteFile(filepath.Join(logDir, "checkpoints"), joinFrames(cps), 0o600))
 	ts.Check(os.WriteFile(filepath.Join(logDir, "checkpoint"), cps[len(cps)-1], 0o644))
+}
+
+// openStoppedStore opens the store of the stopped server whose data
+// directory is dir, with its keyring unsealed by the KEK in dir.kek.
+func openStoppedStore(ts *testscript.TestScript, dir string) (*seal.Keyring, store.Store) {
+	kek, err := seal.OpenKeyFile(dir + ".kek")
+	ts.Check(err)
+	kr, err := seal.Open(seal.Config{Dir: dir, KEK: kek, NoCreate: true})
+	ts.Check(err)
+	st, err := store.OpenBolt(store.BoltConfig{Dir: dir, Sealer: server.NewStoreSealer(kr.AEAD())})
+	ts.Check(err)
+	return kr, st
+}
+
+// scriptGrantRevive clears the revocation of an access grant in a stopped
+// server's store: what someone holding the data directory and the KEK can
+// do, and what a client must not take at its word.
+func scriptGrantRevive(ts *testscript.TestScript, neg bool, args []string) {
+	if len(args) != 2 || neg {
+		ts.Fatalf("usage: grantrevive DIR GRANT")
+	}
+	_, st := openStoppedStore(ts, ts.MkAbs(args[0]))
+	defer st.Close()
+	ctx := context.Background()
+	key := "access/grant/" + args[1]
+	kv, err := st.Get(ctx, key)
+	ts.Check(err)
+	var rec map[string]any
+	ts.Check(json.Unmarshal(kv.Value, &rec))
+	if _, ok := rec["revoked"]; !ok {
+		ts.Fatalf("grant %s is not revoked", args[1])
+	}
+	delete(rec, "revoked")
+	delete(rec, "revoked_by")
+	b, err := json.Marshal(rec)
+	ts.Check(err)
+	_, err = st.Put(ctx, key, b)
+	ts.Check(err)
 }
 
 func readFramesFile(ts *testscript.TestScript, p string) [][]byte {
