@@ -208,6 +208,16 @@ func TestDashboardBrowser(t *testing.T) {
 	}
 	audit := text(`#audit-status`)
 	t.Logf("audit: %s", audit)
+	// The account of the administrator who acted, as "moat audit log"
+	// shows it: the dev admin's calls carry one, the server's own none.
+	accounts, err := chromedp.Run(ctx, chromedp.Evaluate[string](`(() => {
+		const i = [...document.querySelectorAll('#audit-table thead th')].findIndex((th) => th.textContent === 'Account');
+		if (i < 0) return 'no Account column';
+		return [...document.querySelectorAll('#audit-table tbody tr')].map((tr) => tr.children[i].textContent).join(' ');
+	})()`))
+	if err != nil || !regexp.MustCompile(`(^| )[0-9a-f]{32}( |$)`).MatchString(accounts) || !strings.Contains(accounts, "—") {
+		t.Errorf("the audit table's accounts read %q (%v), want an administrator's account ID and \"—\" for entries without one", accounts, err)
+	}
 	shot("audit")
 
 	t.Log("dark mode: the graph again, as a browser that prefers it draws it")

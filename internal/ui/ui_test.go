@@ -8,12 +8,14 @@ import (
 	"net/http"
 	"net/http/cookiejar"
 	"net/url"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"moat/internal/api"
+	"moat/internal/audit"
 	"moat/internal/flow"
 )
 
@@ -24,6 +26,7 @@ type fakeControl struct {
 	policy  api.Policy
 	applied []string
 	graph   map[int][]flow.Edge // by class
+	audit   []audit.Indexed
 }
 
 func (f *fakeControl) Call(ctx context.Context, method, path string, in, out any) error {
@@ -45,6 +48,11 @@ func (f *fakeControl) Call(ctx context.Context, method, path string, in, out any
 			return err
 		}
 		v = api.FlowGraph{Edges: f.graph[fl.Class], Until: time.Unix(1000, 0).UTC()}
+	case "GET " + api.PathAudit:
+		vals, _ := url.ParseQuery(q)
+		from, _ := strconv.Atoi(vals.Get("from"))
+		to, _ := strconv.Atoi(vals.Get("to"))
+		v = api.AuditEntries{Size: int64(len(f.audit)), Entries: f.audit[from:to]}
 	case "GET " + api.PathPolicy:
 		v = f.policy
 	case "POST " + api.PathPolicy:
@@ -236,6 +244,44 @@ func TestApply(t *testing.T) {
 	}
 	if len(fc.applied) != 1 {
 		t.Errorf("applied %d times, want once", len(fc.applied))
+	}
+}
+
+// TestAuditAccount: the audit table names the account of the
+// administrator who acted, as "moat audit log" does, and nothing for an
+// entry that records none; newest first.
+func TestAuditAccount(t *testing.T) {
+	const acct = "3f0123456789abcdef0123456789abcd"
+	fc := &fakeControl{audit: []audit.Indexed{
+		{Index: 0, Entry: audit.Entry{Actor: "local:root", Action: "server.init", Result: "ok"}},
+		{Index: 1, Entry: audit.Entry{Actor: "spiffe://example.org/admin/alice", Role: "admin", Action: "policy.apply", Result: "ok",
+			Detail: map[string]string{audit.DetailAccount: acct, audit.DetailTargetAccount: "fedcba9876543210fedcba9876543210"}}},
+	}}
+	s := start(t, fc)
+	c := login(t, s)
+	resp, err := c.Get("http://" + s.Addr() + "/api/audit")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var v struct {
+		Entries []struct {
+			Index   int64       `json:"index"`
+			Entry   audit.Entry `json:"entry"`
+			Account *string     `json:"account"`
+		} `json:"entries"`
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&v); err != nil || resp.StatusCode != http.StatusOK {
+		t.Fatalf("GET /api/audit: %s, %v", resp.Status, err)
+	}
+	if len(v.Entries) != 2 || v.Entries[0].Index != 1 || v.Entries[1].Index != 0 {
+		t.Fatalf("entries %+v, want 1 then 0", v.Entries)
+	}
+	if a := v.Entries[0].Account; a == nil || *a != acct || v.Entries[0].Entry.Action != "policy.apply" {
+		t.Errorf("alice's entry: %+v, want account %s", v.Entries[0], acct)
+	}
+	if a := v.Entries[1].Account; a != nil {
+		t.Errorf("an entry by no administrator shows account %q", *a)
 	}
 }
 

@@ -10,6 +10,7 @@ import (
 	"strings"
 
 	"moat/internal/api"
+	"moat/internal/audit"
 	"moat/internal/flow"
 	"moat/internal/policy"
 )
@@ -417,10 +418,18 @@ func (s *Server) handleSecurity(w http.ResponseWriter, r *http.Request) error {
 // the last verification.
 type auditView struct {
 	Size    int64        `json:"size"`
-	Entries []any        `json:"entries"`
+	Entries []auditRow   `json:"entries"`
 	Status  *AuditStatus `json:"status,omitempty"`
 	// Verifiable says whether this dashboard can verify the log.
 	Verifiable bool `json:"verifiable"`
+}
+
+// auditRow is one entry as the audit table shows it: the entry, and the
+// account of the administrator who acted (audit.Entry.ActorAccount, as
+// "moat audit log" shows it), "" when it records none.
+type auditRow struct {
+	audit.Indexed
+	Account string `json:"account,omitempty"`
 }
 
 // auditPage is how many entries one page shows.
@@ -450,9 +459,10 @@ func (s *Server) handleAudit(w http.ResponseWriter, r *http.Request) error {
 	if err := s.cfg.Control.Call(ctx, http.MethodGet, api.PathAudit+"?"+qs.Encode(), nil, &page); err != nil {
 		return err
 	}
-	v := auditView{Size: page.Size, Entries: []any{}, Verifiable: s.cfg.VerifyAudit != nil}
+	v := auditView{Size: page.Size, Entries: []auditRow{}, Verifiable: s.cfg.VerifyAudit != nil}
 	for i := len(page.Entries) - 1; i >= 0; i-- {
-		v.Entries = append(v.Entries, page.Entries[i])
+		x := page.Entries[i]
+		v.Entries = append(v.Entries, auditRow{Indexed: x, Account: x.Entry.ActorAccount()})
 	}
 	s.mu.Lock()
 	v.Status = s.audit

@@ -146,7 +146,7 @@ function renderAudit(v) {
     return el("tr", { "data-index": x.index },
       el("td", {}, String(x.index)), el("td", {}, dateTime(e.time)), el("td", {}, e.actor || "—"),
       el("td", {}, e.role || "—"), el("td", {}, e.action || "—"), el("td", {}, e.target || "—"),
-      el("td", {}, e.result || "—"),
+      el("td", {}, e.result || "—"), el("td", { class: "account" }, x.account || "—"),
       el("td", {}, covered < 0 ? "not verified" : inCp ? "✓ verified" : "after the checkpoint"));
   }));
   document.getElementById("audit-older").disabled = !v.entries.length || v.entries[v.entries.length - 1].index === 0;
