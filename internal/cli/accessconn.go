@@ -41,7 +41,7 @@ func findGrant(ctx context.Context, s *api.AdminClient, mode, node, service stri
 		return api.Grant{}, fmt.Errorf("your certificate: %w", err)
 	}
 	if marks.Account == "" {
-		return api.Grant{}, errors.New("your certificate carries no account ID (the account was made before accounts carried one), so no grant is yours: renew it (\"moat admin renew\"), which gives the account one, then ask for a grant")
+		return api.Grant{}, errors.New("your certificate carries no account ID (it was issued before certificates carried one), so no grant can be told to be yours: renew it (\"moat admin renew\"), which marks it with the account's ID (giving the account one if it has none), and try again")
 	}
 	var gs []api.GrantListing
 	if err := s.Call(ctx, http.MethodGet, api.PathAccess, nil, &gs); err != nil {
