@@ -219,11 +219,7 @@ func (s *Etcd) Rev(ctx context.Context) (int64, error) {
 	if err := s.begin(ctx); err != nil {
 		return 0, fmt.Errorf("store: rev: %w", err)
 	}
-	var resp *clientv3.GetResponse
-	_, err := s.run(ctx, nil, func(cctx context.Context) (err error) {
-		resp, err = s.cli.Get(cctx, s.prefix, clientv3.WithCountOnly())
-		return err
-	})
+	resp, err := s.read(ctx, s.prefix, clientv3.WithCountOnly())
 	if err != nil {
 		return 0, fmt.Errorf("store: rev: %w", err)
 	}

@@ -16,6 +16,7 @@ import (
 	pb "go.etcd.io/etcd/api/v3/etcdserverpb"
 	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
 	clientv3 "go.etcd.io/etcd/client/v3"
+	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 )
@@ -23,8 +24,11 @@ import (
 // Stale records that a read was answered from one etcd member's copy
 // because the cluster had no quorum. See AllowStale.
 type Stale struct {
-	mu     sync.Mutex // guards reason
+	mu     sync.Mutex // guards what follows
 	reason string
+	// member is the client URL of the member whose copy answered: later
+	// reads under the same context ask it first.
+	member string
 }
 
 // Reason says why the answer may be stale, or "" when every read under
@@ -35,22 +39,33 @@ func (s *Stale) Reason() string {
 	return s.reason
 }
 
-func (s *Stale) mark(reason string) {
+func (s *Stale) mark(reason, member string) {
 	s.mu.Lock()
-	s.reason = reason
+	s.reason, s.member = reason, member
 	s.mu.Unlock()
+}
+
+func (s *Stale) from() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.member
 }
 
 type staleKey struct{}
 
-// AllowStale returns a context under which Get and List, when the cluster
-// cannot answer with quorum, answer from one member's own copy instead of
-// failing, and note it in the returned Stale: the cause, and which member
-// answered at which revision. The copy is asked of every member that takes
-// a connection, within the read's own bound (its context's deadline, or
-// the store's timeout), and the freshest that comes is used; when none
-// comes, the error names every member and why it gave none. Writes never
-// fall back. The embedded store always answers with its one copy.
+// AllowStale returns a context under which Get, List and Rev, when the
+// cluster cannot answer with quorum, answer from one member's own copy
+// instead of failing, and note it in the returned Stale: the cause, and
+// which member answered at which revision. The copy is asked of every
+// member that takes a connection, within the read's own bound (its
+// context's deadline, or the store's timeout), and the freshest that comes
+// is used; when none comes, the error names every member and why it gave
+// none. Once one read under the context was answered so, the later ones
+// ask that member's copy straight away (given half of their bound, then
+// trying the cluster as the first did), so a reader making several reads
+// waits for the lost quorum once and reads one member's copy throughout.
+// Writes never fall back. The embedded store always answers with its one
+// copy.
 func AllowStale(ctx context.Context) (context.Context, *Stale) {
 	s := &Stale{}
 	return context.WithValue(ctx, staleKey{}, s), s
@@ -64,6 +79,14 @@ func (s *Etcd) read(ctx context.Context, key string, opts ...clientv3.OpOption) 
 	var copyOf *memberRead
 	if stale != nil {
 		copyOf = &memberRead{key: key, opts: opts}
+		if ep := stale.from(); ep != "" {
+			cctx, cancel := s.bound(ctx)
+			defer cancel()
+			if resp, err := s.readCopy(cctx, ep, copyOf); err == nil {
+				return resp, nil
+			}
+			ctx = cctx
+		}
 	}
 	var resp *clientv3.GetResponse
 	found, err := s.run(ctx, copyOf, func(cctx context.Context) (err error) {
@@ -84,8 +107,29 @@ func (s *Etcd) read(ctx context.Context, key string, opts ...clientv3.OpOption) 
 		return nil, fmt.Errorf("%w; no member's own copy came either: %s", err, found.copyFailures())
 	}
 	stale.mark(fmt.Sprintf("%v; answered from the copy of member %s at revision %d, which may be stale",
-		err, m.ep, m.copy.Header.GetRevision()))
+		err, m.ep, m.copy.Header.GetRevision()), m.ep)
 	return m.copy, nil
+}
+
+// readCopy asks the member at ep for its own copy of r, within half of
+// what is left of ctx's bound.
+func (s *Etcd) readCopy(ctx context.Context, ep string, r *memberRead) (*clientv3.GetResponse, error) {
+	deadline, _ := ctx.Deadline()
+	ctx, cancel := context.WithTimeout(ctx, time.Until(deadline)/2)
+	defer cancel()
+	conn, err := s.cli.Dial(ep)
+	if err != nil {
+		return nil, err
+	}
+	defer conn.Close()
+	return getCopy(ctx, s.cli, conn, r)
+}
+
+// getCopy is a serializable read of r on conn: what its member holds,
+// answered without its cluster.
+func getCopy(ctx context.Context, cli *clientv3.Client, conn *grpc.ClientConn, r *memberRead) (*clientv3.GetResponse, error) {
+	opts := append(slices.Clip(r.opts), clientv3.WithSerializable())
+	return clientv3.NewKVFromKVClient(pb.NewKVClient(conn), cli).Get(ctx, r.key, opts...)
 }
 
 // isUnavailable reports whether err means the cluster did not answer: the
@@ -364,8 +408,7 @@ func probeMember(ctx context.Context, cli *clientv3.Client, ep string, copyOf *m
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			opts := append(slices.Clip(copyOf.opts), clientv3.WithSerializable())
-			resp, err := clientv3.NewKVFromKVClient(pb.NewKVClient(conn), cli).Get(ctx, copyOf.key, opts...)
+			resp, err := getCopy(ctx, cli, conn, copyOf)
 			if err != nil {
 				m.copyErr = answerError(ctx, err)
 				return

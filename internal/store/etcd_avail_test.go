@@ -19,7 +19,9 @@ import (
 // while a quorum read and a write fail naming the members that are down;
 // a member that takes connections and never answers does not stop the
 // survivor's copy from answering, and a failed call names it, having asked
-// it within the call's own deadline. With every member down, see
+// it within the call's own deadline; later reads under a context whose
+// first read was answered from a copy ask that member straight away.
+// With every member down, see
 // TestEtcdAllMembersDown.
 func TestEtcdQuorumLost(t *testing.T) {
 	ms := storetest.StartEtcdCluster(t, 3)
@@ -56,6 +58,9 @@ func TestEtcdQuorumLost(t *testing.T) {
 			if !strings.Contains(why, want) {
 				t.Fatalf("stale reason %q does not say %q", why, want)
 			}
+		}
+		if r, err := s.Rev(ctx); err != nil || r < rev {
+			t.Fatalf("stale Rev = %d, %v; want at least %d from the survivor", r, err, rev)
 		}
 		ctx, stale = AllowStale(context.Background())
 		kvs, _, err := s.List(ctx, "svc/")
@@ -105,7 +110,42 @@ func TestEtcdQuorumLost(t *testing.T) {
 			t.Fatalf("the silent member took %d connections within the call's deadline and %d after it; want some within, none after", before, after)
 		}
 	})
-
+	t.Run("LaterReadsAskTheSameMember", func(t *testing.T) {
+		base, stale := AllowStale(context.Background())
+		within := func(f func(context.Context) error) error {
+			ctx, cancel := context.WithTimeout(base, 3*time.Second)
+			defer cancel()
+			return f(ctx)
+		}
+		silent.watch(base)
+		err := within(func(ctx context.Context) error {
+			_, err := only.Get(ctx, "svc/api")
+			return err
+		})
+		if err != nil || !strings.Contains(stale.Reason(), "answered from the copy of member "+m1.URL+" ") {
+			t.Fatalf("first stale Get = %v (reason %q); want an answer from %s", err, stale.Reason(), m1.URL)
+		}
+		// The survey dialled the silent member and opened a client
+		// connection to it: both are taken once they are counted.
+		testkit.WaitFor(t, "the survey's two connections to the silent member", func() bool {
+			before, _ := silent.counts()
+			return before >= 2
+		})
+		silent.watch(base)
+		err = within(func(ctx context.Context) error {
+			if _, _, err := only.List(ctx, "svc/"); err != nil {
+				return err
+			}
+			_, err := only.Rev(ctx)
+			return err
+		})
+		if err != nil {
+			t.Fatalf("later stale reads: %v", err)
+		}
+		if before, after := silent.counts(); before+after != 0 {
+			t.Fatalf("later reads under the same context surveyed the members again (%d connections to the silent one)", before+after)
+		}
+	})
 }
 
 // TestEtcdAllMembersDown: with every member of the cluster down, a read
