@@ -86,3 +86,50 @@ func TestEtcdQuorumLossNamedAtOnce(t *testing.T) {
 		}
 	}
 }
+
+// TestEtcdQuorumLossWatchSnapshot: an agent that (re)connects while the
+// store has no quorum still gets its snapshot, read from the surviving
+// member's copy, and the server logs that it was, naming the cause and
+// the member. The snapshot's reads wait for the lost quorum once: the
+// later ones ask the member that answered the first.
+func TestEtcdQuorumLossWatchSnapshot(t *testing.T) {
+	etcd := startEtcdCluster(t, 3)
+	c := newMoatCluster(t, etcd, 1)
+	s := c.servers[0]
+	mustMoat(t, append(c.via(s), "MOAT_SERVER="+s.listen), "svc", "register", "--node", "n1", "--name", "api", "--port", "8080")
+	a := c.startAgent("n1")
+	c.watchedServer(1)
+
+	etcd[1].p.kill()
+	etcd[2].p.kill()
+	a.p.kill()
+	var again []string
+	for args, i := a.p.cmd.Args[1:], 0; i < len(args); i++ {
+		if args[i] == "--join" {
+			i++
+			continue
+		}
+		again = append(again, args[i])
+	}
+	a.p = start(t, "agent n1 (again)", nil, moatBin, again...)
+	waitForDetail(t, "the watch snapshot served from the survivor's copy", func() (bool, string) {
+		out := s.p.out.String()
+		for _, line := range strings.Split(out, "\n") {
+			if strings.Contains(line, "watch snapshot served from one store member's copy") &&
+				strings.Contains(line, "no etcd quorum (1 of 3 members reachable") &&
+				strings.Contains(line, "answered from the copy of member "+etcd[0].url()) {
+				return true, line
+			}
+		}
+		return false, lastLine(out)
+	})
+	if s.p.exited() || a.p.exited() {
+		t.Fatalf("a process stopped while the store had no quorum (server exited: %v, agent exited: %v)", s.p.exited(), a.p.exited())
+	}
+}
+
+// lastLine is the last non-empty line of out.
+func lastLine(out string) string {
+	lines := strings.Split(strings.TrimSpace(out), "\n")
+	return lines[len(lines)-1]
+}

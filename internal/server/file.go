@@ -109,7 +109,8 @@ type StoreFile struct {
 	// Timeout bounds every etcd call; zero means 5s. A call past it fails
 	// with "control-plane store unavailable" and the cause (no quorum,
 	// naming the members that are down; out of reach; slow), found by
-	// asking the members for at most one and a half times Timeout more.
+	// asking the members alongside the call once half of Timeout has
+	// passed, so the failed call, cause included, ends at Timeout.
 	Timeout config.Duration `yaml:"timeout"`
 }
 

@@ -34,8 +34,10 @@ type EtcdConfig struct {
 	// RequestTimeout bounds every call that has no earlier deadline of its
 	// own (a cluster without quorum otherwise holds a call forever); 0
 	// means 5s. A call that runs out of it fails with ErrUnavailable,
-	// naming the cause found by asking the members for at most one and a
-	// half times RequestTimeout more (see unavailable).
+	// naming the cause (no quorum and the members that are down, out of
+	// reach, slow), found by asking the members alongside the call once
+	// half of its bound has passed: the failed call, cause included, ends
+	// at its bound (see etcdCall.run).
 	RequestTimeout time.Duration
 	// Sealer, if set, encrypts every stored value with its key (without the
 	// prefix) as associated data. A prefix first used with a Sealer refuses
@@ -52,12 +54,10 @@ type EtcdConfig struct {
 // watch's events in memory until they are read: both suit the control
 // plane's thousands of keys, not millions.
 type Etcd struct {
-	cli       *clientv3.Client
-	prefix    string // Prefix+"kv/": where keys live
-	sealer    Sealer
-	log       *slog.Logger
-	timeout   time.Duration // RequestTimeout
-	endpoints []string
+	etcdCall        // the client; timeout is RequestTimeout
+	prefix   string // Prefix+"kv/": where keys live
+	sealer   Sealer
+	log      *slog.Logger
 
 	closed    atomic.Bool
 	done      chan struct{} // closed by Close: watches stop
@@ -89,22 +89,31 @@ func OpenEtcd(ctx context.Context, cfg EtcdConfig) (*Etcd, error) {
 	if err != nil {
 		return nil, fmt.Errorf("store: etcd: %v: %w", cfg.Endpoints, err)
 	}
-	s := &Etcd{cli: cli, prefix: cfg.Prefix + "kv/", sealer: cfg.Sealer, log: cfg.Logger, done: make(chan struct{}),
-		timeout: cfg.RequestTimeout, endpoints: cfg.Endpoints}
+	s := &Etcd{etcdCall: etcdCall{cli: cli, endpoints: cfg.Endpoints, timeout: cfg.RequestTimeout},
+		prefix: cfg.Prefix + "kv/", sealer: cfg.Sealer, log: cfg.Logger, done: make(chan struct{})}
+	s.etcdCall.closed = &s.closed
 	if s.timeout == 0 {
 		s.timeout = 5 * time.Second
 	}
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
 	}
-	pctx, cancel := context.WithTimeout(ctx, timeout)
-	defer cancel()
-	if err := s.checkSealed(pctx, cfg.Prefix+"meta/sealed"); err != nil {
-		cli.Close()
-		if errors.Is(err, ErrInvalid) || errors.Is(err, ErrCorrupt) {
-			return nil, fmt.Errorf("store: etcd: %v prefix %q: %w", cfg.Endpoints, cfg.Prefix, err)
+	// The first call is bounded by DialTimeout instead.
+	open := etcdCall{cli: cli, endpoints: cfg.Endpoints, timeout: timeout}
+	var check error
+	_, err = open.run(ctx, nil, func(cctx context.Context) error {
+		check = s.checkSealed(cctx, cfg.Prefix+"meta/sealed")
+		if errors.Is(check, ErrInvalid) || errors.Is(check, ErrCorrupt) {
+			return nil
 		}
-		return nil, fmt.Errorf("store: etcd: %v prefix %q: %w", cfg.Endpoints, cfg.Prefix, unavailable(ctx, cli, cfg.Endpoints, timeout, err))
+		return check
+	})
+	if err == nil {
+		err = check
+	}
+	if err != nil {
+		cli.Close()
+		return nil, fmt.Errorf("store: etcd: %v prefix %q: %w", cfg.Endpoints, cfg.Prefix, err)
 	}
 	return s, nil
 }
@@ -160,31 +169,6 @@ func (s *Etcd) begin(ctx context.Context) error {
 	return ctx.Err()
 }
 
-// call returns the context a call runs under: the caller's, bounded by
-// the store's RequestTimeout when it has no earlier deadline.
-func (s *Etcd) call(ctx context.Context) (context.Context, context.CancelFunc) {
-	if d, ok := ctx.Deadline(); ok && time.Until(d) <= s.timeout {
-		return ctx, func() {}
-	}
-	return context.WithTimeout(ctx, s.timeout)
-}
-
-// fail turns a client error into one that wraps ErrClosed or the caller's
-// context error when either explains it, and ErrUnavailable (with the
-// cause found: no quorum, or out of reach) when the cluster did not answer
-// in time.
-func (s *Etcd) fail(ctx, callCtx context.Context, err error) error {
-	switch {
-	case s.closed.Load():
-		return ErrClosed
-	case ctx.Err() != nil:
-		return ctx.Err()
-	case isUnavailable(callCtx, err):
-		return unavailable(ctx, s.cli, s.endpoints, s.timeout, err)
-	}
-	return err
-}
-
 // Get implements Store.
 func (s *Etcd) Get(ctx context.Context, key string) (KV, error) {
 	if err := checkKey(key); err != nil {
@@ -235,11 +219,9 @@ func (s *Etcd) Rev(ctx context.Context) (int64, error) {
 	if err := s.begin(ctx); err != nil {
 		return 0, fmt.Errorf("store: rev: %w", err)
 	}
-	cctx, cancel := s.call(ctx)
-	defer cancel()
-	resp, err := s.cli.Get(cctx, s.prefix, clientv3.WithCountOnly())
+	resp, err := s.read(ctx, s.prefix, clientv3.WithCountOnly())
 	if err != nil {
-		return 0, fmt.Errorf("store: rev: %w", s.fail(ctx, cctx, err))
+		return 0, fmt.Errorf("store: rev: %w", err)
 	}
 	return resp.Header.Revision, nil
 }
@@ -298,11 +280,13 @@ func (s *Etcd) apply(ctx context.Context, conds []Cond, ops []Op) (int64, error)
 		}
 		writes[i] = clientv3.OpPut(s.prefix+op.Key, string(v))
 	}
-	cctx, cancel := s.call(ctx)
-	defer cancel()
-	resp, err := s.cli.Txn(cctx).If(cmps...).Then(writes...).Else(reads...).Commit()
+	var resp *clientv3.TxnResponse
+	_, err := s.run(ctx, nil, func(cctx context.Context) (err error) {
+		resp, err = s.cli.Txn(cctx).If(cmps...).Then(writes...).Else(reads...).Commit()
+		return err
+	})
 	if err != nil {
-		return 0, s.fail(ctx, cctx, err)
+		return 0, err
 	}
 	if !resp.Succeeded {
 		for i, c := range conds {
@@ -327,16 +311,21 @@ func (s *Etcd) Compact(ctx context.Context, rev int64) error {
 	if rev <= 0 {
 		return nil // below every compaction
 	}
-	cctx, cancel := s.call(ctx)
-	defer cancel()
-	_, err := s.cli.Compact(cctx, rev, clientv3.WithCompactPhysical())
+	var answer error
+	_, err := s.run(ctx, nil, func(cctx context.Context) error {
+		_, answer = s.cli.Compact(cctx, rev, clientv3.WithCompactPhysical())
+		if errors.Is(answer, rpctypes.ErrCompacted) || errors.Is(answer, rpctypes.ErrFutureRev) {
+			return nil
+		}
+		return answer
+	})
 	switch {
-	case err == nil, errors.Is(err, rpctypes.ErrCompacted):
-		return nil
-	case errors.Is(err, rpctypes.ErrFutureRev):
+	case err != nil:
+		return fmt.Errorf("store: compact %d: %w", rev, err)
+	case errors.Is(answer, rpctypes.ErrFutureRev):
 		return fmt.Errorf("store: compact %d: beyond the current revision: %w", rev, ErrInvalid)
 	}
-	return fmt.Errorf("store: compact %d: %w", rev, s.fail(ctx, cctx, err))
+	return nil
 }
 
 func (s *Etcd) kv(raw *mvccpb.KeyValue) (KV, error) {

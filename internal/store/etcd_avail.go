@@ -9,11 +9,14 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
+	pb "go.etcd.io/etcd/api/v3/etcdserverpb"
 	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
 	clientv3 "go.etcd.io/etcd/client/v3"
+	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 )
@@ -21,8 +24,11 @@ import (
 // Stale records that a read was answered from one etcd member's copy
 // because the cluster had no quorum. See AllowStale.
 type Stale struct {
-	mu     sync.Mutex // guards reason
+	mu     sync.Mutex // guards what follows
 	reason string
+	// member is the client URL of the member whose copy answered: later
+	// reads under the same context ask it first.
+	member string
 }
 
 // Reason says why the answer may be stale, or "" when every read under
@@ -33,49 +39,97 @@ func (s *Stale) Reason() string {
 	return s.reason
 }
 
-func (s *Stale) mark(reason string) {
+func (s *Stale) mark(reason, member string) {
 	s.mu.Lock()
-	s.reason = reason
+	s.reason, s.member = reason, member
 	s.mu.Unlock()
+}
+
+func (s *Stale) from() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.member
 }
 
 type staleKey struct{}
 
-// AllowStale returns a context under which Get and List, when the cluster
-// cannot answer with quorum, answer from the copy of whichever member is
-// reachable instead of failing, and note it in the returned Stale. Writes
-// never fall back. The embedded store always answers with its one copy.
+// AllowStale returns a context under which Get, List and Rev, when the
+// cluster cannot answer with quorum, answer from one member's own copy
+// instead of failing, and note it in the returned Stale: the cause, and
+// which member answered at which revision. The copy is asked of every
+// member that takes a connection, within the read's own bound (its
+// context's deadline, or the store's timeout), and the freshest that comes
+// is used; when none comes, the error names every member and why it gave
+// none. Once one read under the context was answered so, the later ones
+// ask that member's copy straight away (given half of their bound, then
+// trying the cluster as the first did), so a reader making several reads
+// waits for the lost quorum once and reads one member's copy throughout.
+// Writes never fall back. The embedded store always answers with its one
+// copy.
 func AllowStale(ctx context.Context) (context.Context, *Stale) {
 	s := &Stale{}
 	return context.WithValue(ctx, staleKey{}, s), s
 }
 
-// staleReadTimeout bounds the fallback read from one member.
-const staleReadTimeout = 2 * time.Second
-
-// read is a Get of key (with opts) bounded by the store's deadline; a
-// read that cannot reach quorum falls back to a serializable read when
-// ctx allows it (AllowStale).
+// read is a Get of key (with opts) within the call's bound; under
+// AllowStale, a read that cannot reach quorum is answered from a member's
+// own copy.
 func (s *Etcd) read(ctx context.Context, key string, opts ...clientv3.OpOption) (*clientv3.GetResponse, error) {
-	cctx, cancel := s.call(ctx)
-	defer cancel()
-	resp, err := s.cli.Get(cctx, key, opts...)
-	if err == nil {
-		return resp, nil
-	}
-	err = s.fail(ctx, cctx, err)
 	stale, _ := ctx.Value(staleKey{}).(*Stale)
-	if stale == nil || !errors.Is(err, ErrUnavailable) {
+	var copyOf *memberRead
+	if stale != nil {
+		copyOf = &memberRead{key: key, opts: opts}
+		if ep := stale.from(); ep != "" {
+			cctx, cancel := s.bound(ctx)
+			defer cancel()
+			if resp, err := s.readCopy(cctx, ep, copyOf); err == nil {
+				return resp, nil
+			}
+			ctx = cctx
+		}
+	}
+	var resp *clientv3.GetResponse
+	found, err := s.run(ctx, copyOf, func(cctx context.Context) (err error) {
+		resp, err = s.cli.Get(cctx, key, opts...)
+		return err
+	})
+	switch {
+	case err == nil:
+		return resp, nil
+	case copyOf == nil || found == nil:
 		return nil, err
 	}
-	sctx, scancel := context.WithTimeout(ctx, staleReadTimeout)
-	defer scancel()
-	resp, serr := s.cli.Get(sctx, key, append(opts, clientv3.WithSerializable())...)
-	if serr != nil {
+	m := found.freshest()
+	if m == nil {
+		if found.voters == 0 {
+			return nil, fmt.Errorf("%w; no time was left to ask a member for its copy", err)
+		}
+		return nil, fmt.Errorf("%w; no member's own copy came either: %s", err, found.copyFailures())
+	}
+	stale.mark(fmt.Sprintf("%v; answered from the copy of member %s at revision %d, which may be stale",
+		err, m.ep, m.copy.Header.GetRevision()), m.ep)
+	return m.copy, nil
+}
+
+// readCopy asks the member at ep for its own copy of r, within half of
+// what is left of ctx's bound.
+func (s *Etcd) readCopy(ctx context.Context, ep string, r *memberRead) (*clientv3.GetResponse, error) {
+	deadline, _ := ctx.Deadline()
+	ctx, cancel := context.WithTimeout(ctx, time.Until(deadline)/2)
+	defer cancel()
+	conn, err := s.cli.Dial(ep)
+	if err != nil {
 		return nil, err
 	}
-	stale.mark(err.Error() + "; answered from one member's copy, which may be stale")
-	return resp, nil
+	defer conn.Close()
+	return getCopy(ctx, s.cli, conn, r)
+}
+
+// getCopy is a serializable read of r on conn: what its member holds,
+// answered without its cluster.
+func getCopy(ctx context.Context, cli *clientv3.Client, conn *grpc.ClientConn, r *memberRead) (*clientv3.GetResponse, error) {
+	opts := append(slices.Clip(r.opts), clientv3.WithSerializable())
+	return clientv3.NewKVFromKVClient(pb.NewKVClient(conn), cli).Get(ctx, r.key, opts...)
 }
 
 // isUnavailable reports whether err means the cluster did not answer: the
@@ -101,34 +155,113 @@ func isUnavailable(callCtx context.Context, err error) bool {
 	return false
 }
 
-// unavailable names the cause of a failure and returns ErrUnavailable
-// with it. It asks every voting member, at once, first whether it takes a
-// connection at all and then for its status: no member can be reached
-// (out of reach); fewer than a majority of the voting members can be
-// reached (no quorum: said as soon as the majority is gone, not only once
-// a survivor's election timed out); a majority is there but does not all
-// answer, or none of those answering has a leader; or the cluster is
-// whole but slow. A member that refuses the connection is down, said at
-// once; one that takes it but answers late is slow, not down, so a loaded
-// survivor is never taken for a lost one. The members are those the
-// cluster lists (a serializable member list, which any one member
-// answers); when none answers that, the configured endpoints.
+// etcdCall is what the calls of a store on etcd share: the client, the
+// configured endpoints and the bound of one call.
+type etcdCall struct {
+	cli       *clientv3.Client
+	endpoints []string
+	// timeout bounds a call whose context has no earlier deadline.
+	timeout time.Duration
+	// closed, when set, says the store was closed; nil means never.
+	closed *atomic.Bool
+}
+
+// memberRead is a read that, when the cluster cannot answer it with
+// quorum, may be answered from one member's own copy (see AllowStale).
+type memberRead struct {
+	key  string
+	opts []clientv3.OpOption
+}
+
+// bound returns the context a call runs under: ctx, bounded by the
+// timeout when it has no earlier deadline.
+func (c *etcdCall) bound(ctx context.Context) (context.Context, context.CancelFunc) {
+	if d, ok := ctx.Deadline(); ok && time.Until(d) <= c.timeout {
+		return context.WithCancel(ctx)
+	}
+	return context.WithTimeout(ctx, c.timeout)
+}
+
+// run runs op under the call's context (see bound) and turns its failure
+// into one that wraps ErrClosed or the caller's cancellation when either
+// explains it, and ErrUnavailable naming the cause (see survey.cause) when
+// the cluster did not answer.
 //
-// budget is what the failed call was given (the store's timeout), cut to
-// what is left of ctx's deadline: the member list gets half of it, the
-// probes of the members all of it, so the cause is named within one and
-// a half times the call's own bound.
-func unavailable(ctx context.Context, cli *clientv3.Client, endpoints []string, budget time.Duration, cause error) error {
-	if d, ok := ctx.Deadline(); ok {
-		budget = min(budget, time.Until(d))
+// A failed call ends, cause included, at its own deadline: the members
+// are asked why alongside the call, from the moment half of its bound has
+// passed without an answer (or it failed, if sooner) until its deadline.
+// What they had not said by then is told as such ("no connection in
+// time", not answering), never waited for. A call answered in the first
+// half of its bound asks nobody. When copyOf is set, every member that
+// takes a connection is asked for its own copy of that read as well; the
+// survey returned with an ErrUnavailable holds the copies that came.
+func (c *etcdCall) run(ctx context.Context, copyOf *memberRead, op func(context.Context) error) (*survey, error) {
+	cctx, cancel := c.bound(ctx)
+	defer cancel()
+	d := &diagnosis{c: c, ctx: cctx, copyOf: copyOf, done: make(chan struct{})}
+	deadline, _ := cctx.Deadline()
+	t := time.AfterFunc(time.Until(deadline)/2, d.start)
+	err := op(cctx)
+	t.Stop()
+	switch {
+	case err == nil:
+		return nil, nil
+	case c.closed != nil && c.closed.Load():
+		return nil, ErrClosed
+	case errors.Is(ctx.Err(), context.Canceled):
+		return nil, ctx.Err()
+	case !isUnavailable(cctx, err):
+		return nil, err
 	}
-	if budget <= 0 {
-		return fmt.Errorf("%w: etcd did not answer in time: %v", ErrUnavailable, cause)
+	d.start()
+	<-d.done
+	return &d.found, d.found.cause(c.endpoints, err)
+}
+
+// diagnosis is the one survey of the members made alongside a call.
+type diagnosis struct {
+	c      *etcdCall
+	ctx    context.Context // the call's: it ends at the call's deadline
+	copyOf *memberRead
+	once   sync.Once
+	done   chan struct{} // closed once found is set
+	found  survey
+}
+
+func (d *diagnosis) start() {
+	d.once.Do(func() {
+		go func() {
+			defer close(d.done)
+			d.found = d.c.survey(d.ctx, d.copyOf)
+		}()
+	})
+}
+
+// survey is what asking the voting members found.
+type survey struct {
+	// voters is how many voting members were asked; 0 when there was no
+	// time left to ask any.
+	voters int
+	// members is what each one said, in the order of their endpoints.
+	members []memberState
+	// within is how long the members were given.
+	within time.Duration
+}
+
+// survey asks every voting member, at once, until ctx ends: first whether
+// it takes a connection at all, then for its status and, with copyOf, for
+// its own copy of that read. The members are those the cluster lists (a
+// serializable member list, which any one member answers, given half of
+// the time there is); when none answers that, the configured endpoints.
+func (c *etcdCall) survey(ctx context.Context, copyOf *memberRead) survey {
+	deadline, _ := ctx.Deadline()
+	within := time.Until(deadline)
+	if within <= 0 || ctx.Err() != nil {
+		return survey{}
 	}
-	ctx = context.WithoutCancel(ctx)
-	probe, voters := endpoints, len(endpoints)
-	mctx, cancel := context.WithTimeout(ctx, budget/2)
-	ml, err := cli.MemberList(mctx, clientv3.WithSerializable())
+	probe := c.endpoints
+	mctx, cancel := context.WithTimeout(ctx, within/2)
+	ml, err := c.cli.MemberList(mctx, clientv3.WithSerializable())
 	cancel()
 	if err == nil {
 		var urls []string
@@ -138,74 +271,168 @@ func unavailable(ctx context.Context, cli *clientv3.Client, endpoints []string, 
 			}
 		}
 		if len(urls) > 0 {
-			probe, voters = urls, len(urls)
+			probe = urls
 		}
 	}
 	answers := make(chan memberState, len(probe))
-	pctx, cancel := context.WithTimeout(ctx, budget)
-	defer cancel()
 	for _, ep := range probe {
-		go func() { answers <- probeMember(pctx, cli, ep) }()
+		go func() { answers <- probeMember(ctx, c.cli, ep, copyOf) }()
+	}
+	sv := survey{voters: len(probe), within: within}
+	for range probe {
+		sv.members = append(sv.members, <-answers)
+	}
+	slices.SortFunc(sv.members, func(a, b memberState) int { return strings.Compare(a.ep, b.ep) })
+	return sv
+}
+
+// cause names why the call failed with err, from what the members said:
+// no member can be reached (out of reach); fewer than a majority of the
+// voting members can be reached (no quorum: said as soon as the majority
+// is gone, not only once a survivor's election timed out); a majority is
+// there but does not all answer, or none of those answering has a
+// leader; or the cluster is whole but slow. A member that refuses the
+// connection is down; one that takes it but answers late is slow, not
+// down, so a loaded survivor is never taken for a lost one.
+func (sv *survey) cause(endpoints []string, err error) error {
+	if sv.voters == 0 {
+		return fmt.Errorf("%w: etcd did not answer in time: %v", ErrUnavailable, err)
 	}
 	up, answered, leader := 0, 0, 0
-	var down []string
-	for range probe {
-		a := <-answers
+	// notes names every member that is down and every one that took the
+	// connection but did not answer, each with why.
+	var notes []string
+	for _, m := range sv.members {
 		switch {
-		case a.down != "":
-			down = append(down, a.down)
+		case m.down != "":
+			notes = append(notes, m.ep+" ("+m.down+")")
 			continue
-		case a.answered && a.leader:
+		case m.answered && m.leader:
 			leader++
 			fallthrough
-		case a.answered:
+		case m.answered:
 			answered++
+		default:
+			notes = append(notes, m.ep+" (took the connection, no answer in time)")
 		}
 		up++
 	}
-	slices.Sort(down)
+	note := strings.Join(notes, ", ")
+	if note != "" {
+		note = "; " + note
+	}
+	voters := sv.voters
 	switch {
 	case up == 0:
-		return fmt.Errorf("%w: etcd out of reach (no member of %v answers: %s)", ErrUnavailable, endpoints, strings.Join(down, ", "))
+		return fmt.Errorf("%w: etcd out of reach (no member of %v answers%s)", ErrUnavailable, endpoints, note)
 	case up < voters/2+1:
-		return fmt.Errorf("%w: no etcd quorum (%d of %d members reachable; %s)", ErrUnavailable, up, voters, strings.Join(down, ", "))
+		return fmt.Errorf("%w: no etcd quorum (%d of %d members reachable%s)", ErrUnavailable, up, voters, note)
 	case answered < voters/2+1:
-		return fmt.Errorf("%w: etcd did not answer in time (%d of %d members reachable, %d of them answer within %s): %v",
-			ErrUnavailable, up, voters, answered, budget, cause)
+		return fmt.Errorf("%w: etcd did not answer in time (%d of %d members reachable, %d of them answer within %s%s): %v",
+			ErrUnavailable, up, voters, answered, sv.within.Round(time.Millisecond), note, err)
 	case leader == 0:
-		return fmt.Errorf("%w: no etcd quorum (%d of %d members answer, none has a leader)", ErrUnavailable, answered, voters)
+		return fmt.Errorf("%w: no etcd quorum (%d of %d members answer, none has a leader%s)", ErrUnavailable, answered, voters, note)
 	}
-	return fmt.Errorf("%w: etcd did not answer in time (%d of %d members up): %v", ErrUnavailable, up, voters, cause)
+	return fmt.Errorf("%w: etcd did not answer in time (%d of %d members up%s): %v", ErrUnavailable, up, voters, note, err)
+}
+
+// freshest is the member copy at the highest revision, or nil when no
+// member gave its copy.
+func (sv *survey) freshest() *memberState {
+	var best *memberState
+	for i := range sv.members {
+		m := &sv.members[i]
+		if m.copy != nil && (best == nil || m.copy.Header.GetRevision() > best.copy.Header.GetRevision()) {
+			best = m
+		}
+	}
+	return best
+}
+
+// copyFailures says, for every member asked for its copy, why none came.
+func (sv *survey) copyFailures() string {
+	var out []string
+	for _, m := range sv.members {
+		why := m.down
+		if why == "" {
+			why = m.copyErr
+		}
+		out = append(out, m.ep+" ("+why+")")
+	}
+	return strings.Join(out, ", ")
 }
 
 // memberState is what probeMember found of one member.
 type memberState struct {
-	// down, when set, says which member could not be reached and why.
+	// ep is the member's client URL.
+	ep string
+	// down, when set, says why the member could not be reached.
 	down string
 	// answered: it answered its status; leader: it knows a leader.
 	answered, leader bool
+	// copy is the member's own copy of the read asked for, or nil, and
+	// then copyErr says why.
+	copy    *clientv3.GetResponse
+	copyErr string
 }
 
 // probeMember dials ep once, plainly, to tell a member that is gone (the
 // connection refused, or not made before ctx ends) from one that is there,
-// then asks it for its status within ctx.
-func probeMember(ctx context.Context, cli *clientv3.Client, ep string) memberState {
+// then asks it for its status and, with copyOf, for its own copy of that
+// read (a serializable read, which the member answers without its
+// cluster), both within ctx.
+func probeMember(ctx context.Context, cli *clientv3.Client, ep string, copyOf *memberRead) memberState {
+	m := memberState{ep: ep}
 	network, addr := endpointAddr(ep)
 	c, err := (&net.Dialer{}).DialContext(ctx, network, addr)
 	if err != nil {
-		reason := "no connection in time"
+		m.down = "no connection in time"
 		var op *net.OpError
 		switch {
 		case errors.Is(err, syscall.ECONNREFUSED):
-			reason = "connection refused"
+			m.down = "connection refused"
 		case errors.As(err, &op) && !op.Timeout() && ctx.Err() == nil:
-			reason = op.Err.Error()
+			m.down = op.Err.Error()
 		}
-		return memberState{down: ep + " (" + reason + ")"}
+		return m
 	}
 	c.Close()
-	st, err := cli.Status(ctx, ep)
-	return memberState{answered: err == nil, leader: err == nil && st.Leader != 0}
+	conn, err := cli.Dial(ep)
+	if err != nil {
+		m.copyErr = err.Error()
+		return m
+	}
+	defer conn.Close()
+	var wg sync.WaitGroup
+	if copyOf != nil {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			resp, err := getCopy(ctx, cli, conn, copyOf)
+			if err != nil {
+				m.copyErr = answerError(ctx, err)
+				return
+			}
+			m.copy = resp
+		}()
+	} else {
+		m.copyErr = "not asked"
+	}
+	st, err := clientv3.NewMaintenanceFromMaintenanceClient(pb.NewMaintenanceClient(conn), cli).Status(ctx, ep)
+	m.answered, m.leader = err == nil, err == nil && st.Leader != 0
+	wg.Wait()
+	return m
+}
+
+// answerError says why a member that took the connection did not answer.
+func answerError(ctx context.Context, err error) string {
+	if ctx.Err() != nil {
+		return "no answer in time"
+	}
+	if st, ok := status.FromError(err); ok {
+		return st.Message()
+	}
+	return err.Error()
 }
 
 // endpointAddr is the network and address an etcd endpoint names: a URL

@@ -17,10 +17,8 @@ import (
 // here are stored as given; put nothing secret in them that is not already
 // sealed.
 type EtcdMeta struct {
-	cli       *clientv3.Client
-	prefix    string // Prefix+"meta/"
-	timeout   time.Duration
-	endpoints []string
+	etcdCall        // the client; timeout is RequestTimeout
+	prefix   string // Prefix+"meta/"
 }
 
 // OpenEtcdMeta connects to the cluster of cfg (Endpoints, Prefix, TLS,
@@ -40,7 +38,7 @@ func OpenEtcdMeta(ctx context.Context, cfg EtcdConfig) (*EtcdMeta, error) {
 	if err != nil {
 		return nil, fmt.Errorf("store: etcd: %v: %w", cfg.Endpoints, err)
 	}
-	m := &EtcdMeta{cli: cli, prefix: cfg.Prefix + "meta/", timeout: cfg.RequestTimeout, endpoints: cfg.Endpoints}
+	m := &EtcdMeta{etcdCall: etcdCall{cli: cli, endpoints: cfg.Endpoints, timeout: cfg.RequestTimeout}, prefix: cfg.Prefix + "meta/"}
 	if m.timeout == 0 {
 		m.timeout = 5 * time.Second
 	}
@@ -54,11 +52,13 @@ func (m *EtcdMeta) Name(name string) string {
 
 // Get returns the value of name, or ErrNotFound.
 func (m *EtcdMeta) Get(ctx context.Context, name string) ([]byte, error) {
-	cctx, cancel := context.WithTimeout(ctx, m.timeout)
-	defer cancel()
-	resp, err := m.cli.Get(cctx, m.prefix+name)
+	var resp *clientv3.GetResponse
+	_, err := m.run(ctx, nil, func(cctx context.Context) (err error) {
+		resp, err = m.cli.Get(cctx, m.prefix+name)
+		return err
+	})
 	if err != nil {
-		return nil, fmt.Errorf("store: %s: %w", m.Name(name), m.fail(ctx, cctx, err))
+		return nil, fmt.Errorf("store: %s: %w", m.Name(name), err)
 	}
 	if len(resp.Kvs) == 0 {
 		return nil, fmt.Errorf("store: %s: %w", m.Name(name), ErrNotFound)
@@ -69,16 +69,18 @@ func (m *EtcdMeta) Get(ctx context.Context, name string) ([]byte, error) {
 // Swap sets name to next if it still holds prev (nil: if it is absent),
 // atomically; otherwise it changes nothing and returns ErrConflict.
 func (m *EtcdMeta) Swap(ctx context.Context, name string, prev, next []byte) error {
-	cctx, cancel := context.WithTimeout(ctx, m.timeout)
-	defer cancel()
 	key := m.prefix + name
 	cmp := clientv3.Compare(clientv3.CreateRevision(key), "=", 0)
 	if prev != nil {
 		cmp = clientv3.Compare(clientv3.Value(key), "=", string(prev))
 	}
-	resp, err := m.cli.Txn(cctx).If(cmp).Then(clientv3.OpPut(key, string(next))).Commit()
+	var resp *clientv3.TxnResponse
+	_, err := m.run(ctx, nil, func(cctx context.Context) (err error) {
+		resp, err = m.cli.Txn(cctx).If(cmp).Then(clientv3.OpPut(key, string(next))).Commit()
+		return err
+	})
 	if err != nil {
-		return fmt.Errorf("store: %s: %w", m.Name(name), m.fail(ctx, cctx, err))
+		return fmt.Errorf("store: %s: %w", m.Name(name), err)
 	}
 	if !resp.Succeeded {
 		return fmt.Errorf("store: %s: %w", m.Name(name), ErrConflict)
@@ -109,16 +111,6 @@ func (m *EtcdMeta) Watch(ctx context.Context, name string, fn func()) {
 			}
 		}
 	}
-}
-
-func (m *EtcdMeta) fail(ctx, cctx context.Context, err error) error {
-	switch {
-	case ctx.Err() != nil:
-		return ctx.Err()
-	case isUnavailable(cctx, err):
-		return unavailable(ctx, m.cli, m.endpoints, m.timeout, err)
-	}
-	return err
 }
 
 // Close releases the connection.

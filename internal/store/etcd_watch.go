@@ -34,14 +34,19 @@ func (s *Etcd) Watch(ctx context.Context, prefix string, fromRev int64) (<-chan 
 		}
 		fromRev = rev
 	} else {
-		cctx, cancel := s.call(ctx)
-		_, err := s.cli.Get(cctx, s.prefix, clientv3.WithRev(fromRev), clientv3.WithCountOnly())
-		cancel()
+		var answer error
+		_, err := s.run(ctx, nil, func(cctx context.Context) error {
+			_, answer = s.cli.Get(cctx, s.prefix, clientv3.WithRev(fromRev), clientv3.WithCountOnly())
+			if errors.Is(answer, rpctypes.ErrCompacted) || errors.Is(answer, rpctypes.ErrFutureRev) {
+				return nil
+			}
+			return answer
+		})
 		switch {
-		case errors.Is(err, rpctypes.ErrCompacted):
+		case err != nil:
+			return nil, fmt.Errorf("store: watch %q: %w", prefix, err)
+		case errors.Is(answer, rpctypes.ErrCompacted):
 			return nil, fmt.Errorf("store: watch %q: changes after revision %d: %w", prefix, fromRev, ErrCompacted)
-		case err != nil && !errors.Is(err, rpctypes.ErrFutureRev):
-			return nil, fmt.Errorf("store: watch %q: %w", prefix, s.fail(ctx, cctx, err))
 		}
 	}
 	// Requiring a leader makes a member cut off from its cluster end the

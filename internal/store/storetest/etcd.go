@@ -54,6 +54,34 @@ func FreePort(tb testing.TB) int {
 // scripts/test installs; without it the test fails.
 func StartEtcd(tb testing.TB) string {
 	tb.Helper()
+	return StartEtcdCluster(tb, 1)[0].URL
+}
+
+// EtcdMember is one member of a cluster StartEtcdCluster started.
+type EtcdMember struct {
+	// Name is the member's name in the cluster, URL its client URL.
+	Name, URL string
+	cmd       *exec.Cmd
+	out       *lockedBuffer
+	exited    chan struct{} // closed once the process has exited
+	err       error         // how it exited, once exited is closed
+}
+
+// Stop kills the member, as a crash would, and returns once the process
+// is gone: from then on its client port refuses connections.
+func (m *EtcdMember) Stop() {
+	_ = m.cmd.Process.Kill()
+	<-m.exited
+}
+
+// Output is what the member has written so far.
+func (m *EtcdMember) Output() string { return m.out.String() }
+
+// StartEtcdCluster runs a real etcd cluster of n members for the test, as
+// StartEtcd runs one, and returns once every member reports healthy (a
+// leader elected). The members stop when the test ends.
+func StartEtcdCluster(tb testing.TB, n int) []*EtcdMember {
+	tb.Helper()
 	bin, err := exec.LookPath("etcd")
 	if err != nil {
 		tb.Fatalf("etcd binary not found: install the etcd-server package (scripts/test does): %v", err)
@@ -61,63 +89,92 @@ func StartEtcd(tb testing.TB) string {
 	var lastErr error
 	// A port picked free may be taken before etcd binds it; try again then.
 	for attempt := 1; attempt <= 3; attempt++ {
-		url, err := tryStartEtcd(tb, bin)
+		ms, err := tryStartEtcd(tb, bin, n, attempt)
 		if err == nil {
-			return url
+			return ms
 		}
 		lastErr = err
 		tb.Logf("etcd start attempt %d: %v", attempt, err)
 	}
 	tb.Fatalf("etcd did not start: %v", lastErr)
-	return ""
+	return nil
 }
 
-func tryStartEtcd(tb testing.TB, bin string) (string, error) {
-	clientURL := fmt.Sprintf("http://127.0.0.1:%d", FreePort(tb))
-	peerURL := fmt.Sprintf("http://127.0.0.1:%d", FreePort(tb))
-	cmd := exec.Command(bin,
-		"--name", "moat-test",
-		"--data-dir", tb.TempDir(),
-		"--listen-client-urls", clientURL,
-		"--advertise-client-urls", clientURL,
-		"--listen-peer-urls", peerURL,
-		"--initial-advertise-peer-urls", peerURL,
-		"--initial-cluster", "moat-test="+peerURL,
-		"--initial-cluster-state", "new",
-		"--logger", "zap",
-		"--log-level", "error",
-	)
-	out := &lockedBuffer{}
-	cmd.Stdout, cmd.Stderr = out, out
-	if err := cmd.Start(); err != nil {
-		return "", fmt.Errorf("start %s: %w", bin, err)
+func tryStartEtcd(tb testing.TB, bin string, n, attempt int) ([]*EtcdMember, error) {
+	ms := make([]*EtcdMember, n)
+	peers := make([]string, n)
+	var initial []string
+	for i := range ms {
+		ms[i] = &EtcdMember{Name: fmt.Sprintf("moat-test-%d", i+1), URL: fmt.Sprintf("http://127.0.0.1:%d", FreePort(tb)),
+			out: &lockedBuffer{}, exited: make(chan struct{})}
+		peers[i] = fmt.Sprintf("http://127.0.0.1:%d", FreePort(tb))
+		initial = append(initial, ms[i].Name+"="+peers[i])
 	}
-	exited := make(chan error, 1)
-	go func() { exited <- cmd.Wait() }()
-	stop := func() {
-		_ = cmd.Process.Kill()
-		<-exited
+	stopAll := func() {
+		for _, m := range ms {
+			if m.cmd != nil {
+				m.Stop()
+			}
+		}
+	}
+	for i, m := range ms {
+		m.cmd = exec.Command(bin,
+			"--name", m.Name,
+			"--data-dir", tb.TempDir(),
+			"--listen-client-urls", m.URL,
+			"--advertise-client-urls", m.URL,
+			"--listen-peer-urls", peers[i],
+			"--initial-advertise-peer-urls", peers[i],
+			"--initial-cluster", strings.Join(initial, ","),
+			"--initial-cluster-state", "new",
+			"--initial-cluster-token", fmt.Sprintf("moat-test-%p-%d", tb, attempt),
+			"--heartbeat-interval", "100",
+			"--election-timeout", "1000",
+			"--logger", "zap",
+			"--log-level", "error",
+		)
+		m.cmd.Stdout, m.cmd.Stderr = m.out, m.out
+		if err := m.cmd.Start(); err != nil {
+			m.cmd = nil
+			stopAll()
+			return nil, fmt.Errorf("start %s: %w", bin, err)
+		}
+		go func() {
+			m.err = m.cmd.Wait()
+			close(m.exited)
+		}()
 	}
 	client := &http.Client{Timeout: time.Second}
 	deadline := time.Now().Add(WaitLimit)
-	for time.Now().Before(deadline) {
-		select {
-		case err := <-exited:
-			return "", fmt.Errorf("etcd exited early (%v):\n%s", err, out.String())
-		case <-time.After(50 * time.Millisecond):
-		}
-		resp, err := client.Get(clientURL + "/health")
-		if err != nil {
-			continue
-		}
-		var body bytes.Buffer
-		_, _ = body.ReadFrom(resp.Body)
-		resp.Body.Close()
-		if resp.StatusCode == http.StatusOK && strings.Contains(body.String(), `"health":"true"`) {
-			tb.Cleanup(stop)
-			return clientURL, nil
+	for _, m := range ms {
+		for {
+			if time.Now().After(deadline) {
+				stopAll()
+				return nil, fmt.Errorf("etcd member %s at %s not healthy after %v:\n%s", m.Name, m.URL, WaitLimit, m.Output())
+			}
+			select {
+			case <-m.exited:
+				stopAll()
+				return nil, fmt.Errorf("etcd member %s exited early (%v):\n%s", m.Name, m.err, m.Output())
+			case <-time.After(50 * time.Millisecond):
+			}
+			if healthy(client, m.URL) {
+				break
+			}
 		}
 	}
-	stop()
-	return "", fmt.Errorf("etcd at %s not healthy after %v:\n%s", clientURL, WaitLimit, out.String())
+	tb.Cleanup(stopAll)
+	return ms, nil
+}
+
+// healthy reports whether the etcd member at url says it is healthy.
+func healthy(client *http.Client, url string) bool {
+	resp, err := client.Get(url + "/health")
+	if err != nil {
+		return false
+	}
+	var body bytes.Buffer
+	_, _ = body.ReadFrom(resp.Body)
+	resp.Body.Close()
+	return resp.StatusCode == http.StatusOK && strings.Contains(body.String(), `"health":"true"`)
 }
