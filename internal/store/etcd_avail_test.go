@@ -105,9 +105,12 @@ func TestEtcdQuorumLost(t *testing.T) {
 		case <-time.After(testkit.WaitLimit):
 			t.Fatalf("Put under a 3s deadline had not returned after %v", testkit.WaitLimit)
 		}
-		before, after := silent.counts()
-		if before == 0 || after != 0 {
-			t.Fatalf("the silent member took %d connections within the call's deadline and %d after it; want some within, none after", before, after)
+		// A survey begun only once the call had failed would dial the
+		// silent member after the deadline. (A connection counted
+		// after it is not an error: the accepting goroutine may run
+		// late on a loaded machine.)
+		if before, after := silent.counts(); before == 0 {
+			t.Fatalf("the silent member took no connection within the call's deadline (%d after it); want the survey to run within", after)
 		}
 	})
 	t.Run("LaterReadsAskTheSameMember", func(t *testing.T) {
