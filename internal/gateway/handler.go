@@ -186,6 +186,8 @@ type forward struct {
 	xff    string     // the X-Forwarded-For chain to send
 	reqID  string
 	check  *respCheck // nil when the response is not inspected
+	// hsts: the gateway sets Strict-Transport-Security on the answer.
+	hsts bool
 	// flagged is a request the WAF flagged in detection-only mode; it is
 	// recorded once the answer's status is known.
 	flagged *event
@@ -301,7 +303,7 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			flagged = &ev // recorded with the answer the service gives
 		}
 	}
-	fw := &forward{route: route, client: client, xff: xff, reqID: reqID, flagged: flagged}
+	fw := &forward{route: route, client: client, xff: xff, reqID: reqID, flagged: flagged, hsts: st.s.HSTS != ""}
 	if tx != nil && tx.ResponseInspected() {
 		fw.check = &respCheck{tx: tx, ev: ev}
 	}
@@ -505,12 +507,13 @@ func (g *Gateway) newProxy() *httputil.ReverseProxy {
 			pr.Out.Header.Set("X-Request-ID", fw.reqID)
 		},
 		ModifyResponse: func(resp *http.Response) error {
+			fw, _ := resp.Request.Context().Value(ctxKey{}).(*forward)
+			ownHeaders(resp.Header, fw)
 			if resp.StatusCode == http.StatusSwitchingProtocols {
 				if err := checkWebSocketAccept(resp); err != nil {
 					return err
 				}
 			}
-			fw, _ := resp.Request.Context().Value(ctxKey{}).(*forward)
 			if fw != nil && fw.flagged != nil {
 				fw.flagged.status = resp.StatusCode
 				g.emit(fw.flagged)
@@ -556,6 +559,21 @@ func (g *Gateway) newProxy() *httputil.ReverseProxy {
 			g.log.Warn("gateway: upstream failed", "request_id", id, "err", err)
 			http.Error(w, "bad gateway\nrequest id: "+id, http.StatusBadGateway)
 		},
+	}
+}
+
+// ownHeaders drops from a service's answer the headers the gateway sets
+// on every answer itself: the proxy adds the service's fields beside the
+// gateway's, so a second Strict-Transport-Security ("max-age=0") would
+// stand beside the gateway's policy, and a second X-Request-ID beside the
+// ID the gateway's records carry. A user agent takes the first
+// Strict-Transport-Security (RFC 6797 section 8.1), but a cache or CDN
+// that joins repeated fields into one makes the policy invalid, and so
+// ignored; a client that reads the last takes the service's.
+func ownHeaders(h http.Header, fw *forward) {
+	h.Del("X-Request-Id")
+	if fw == nil || fw.hsts {
+		h.Del("Strict-Transport-Security")
 	}
 }
 
