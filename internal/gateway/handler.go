@@ -499,6 +499,14 @@ func (g *Gateway) newProxy() *httputil.ReverseProxy {
 			// them into its headers would read "X-Forwarded-For" or
 			// "X-Original-URL" the gateway never saw. None is forwarded.
 			pr.Out.Trailer = nil
+			if fw.check != nil {
+				// The response rules read text: the service may answer
+				// in gzip alone, which the transport asks for and
+				// decodes itself when the request names no coding (a
+				// client's "br, zstd" would be answered in codings
+				// the WAF cannot read, and refused).
+				pr.Out.Header.Del("Accept-Encoding")
+			}
 			stripClientHeaders(pr.Out.Header)
 			pr.Out.Header.Set("X-Forwarded-For", fw.xff)
 			pr.Out.Header.Set("X-Forwarded-Proto", "https")

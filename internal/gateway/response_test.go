@@ -1,10 +1,14 @@
 package gateway
 
 import (
+	"bytes"
+	"compress/gzip"
 	"fmt"
 	"io"
 	"net/http"
 	"slices"
+	"strings"
+	"sync"
 	"testing"
 )
 
@@ -70,5 +74,96 @@ func TestServiceCannotOverrideGatewayHeaders(t *testing.T) {
 	r.Host = "shop.example.org"
 	if _, _, resp = f.do(r); !slices.Equal(resp.Header.Values("Strict-Transport-Security"), []string{"max-age=0"}) {
 		t.Errorf("HSTS off: Strict-Transport-Security %q, want the service's", resp.Header.Values("Strict-Transport-Security"))
+	}
+}
+
+// gzipped is s compressed with gzip.
+func gzipped(s string) []byte {
+	var b bytes.Buffer
+	w := gzip.NewWriter(&b)
+	io.WriteString(w, s)
+	w.Close()
+	return b.Bytes()
+}
+
+// TestCompressedResponsesInspected: with inspect_responses on, a client
+// that offers gzip (every browser does) had a service that compresses
+// answer a SQL error in gzip, which the response rules read as bytes and
+// passed. The gateway asks services for gzip alone and the WAF reads (and
+// sends) the body decoded; a body of an inspected type in a coding the
+// WAF cannot read is refused, never sent unread.
+func TestCompressedResponsesInspected(t *testing.T) {
+	const leak = "<html><body>You have an error in your SQL syntax; check the manual that corresponds to your MySQL server version for the right syntax to use near ''' at line 1</body></html>"
+	const page = "<html><body>Your order has shipped.</body></html>"
+	var mu sync.Mutex
+	offered := map[string]string{} // request ID: the Accept-Encoding the service got
+	sock := serveUnix(t, &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		offered[r.Header.Get("X-Request-Id")] = r.Header.Get("Accept-Encoding")
+		mu.Unlock()
+		body := page
+		if strings.HasSuffix(r.URL.Path, "/leak") {
+			body = leak
+		}
+		w.Header().Set("Content-Type", "text/html")
+		switch ae := r.Header.Get("Accept-Encoding"); {
+		case strings.HasPrefix(r.URL.Path, "/br/"):
+			// A service that answers in a coding of its choice,
+			// asked or not (the bytes are not what is tested).
+			w.Header().Set("Content-Encoding", "br")
+			io.WriteString(w, body)
+		case strings.HasPrefix(r.URL.Path, "/twice/"):
+			w.Header().Set("Content-Encoding", "gzip, gzip")
+			w.Write(gzipped(string(gzipped(body))))
+		case strings.Contains(ae, "br"):
+			w.Header().Set("Content-Encoding", "br")
+			io.WriteString(w, body)
+		case strings.Contains(ae, "gzip"):
+			w.Header().Set("Content-Encoding", "gzip")
+			w.Write(gzipped(body))
+		default:
+			io.WriteString(w, body)
+		}
+	})})
+	f := newFixtureWith(t, pathYAML+"waf:\n  inspect_responses: true\n", map[string]string{"static": sock, "shop": sock, "legacy": sock})
+	get := func(path, acceptEncoding string) (*http.Response, string) {
+		t.Helper()
+		c, br := f.rawConn()
+		fmt.Fprintf(c, "GET %s HTTP/1.1\r\nHost: shop.example.org\r\nAccept-Encoding: %s\r\n\r\n", path, acceptEncoding)
+		resp, err := http.ReadResponse(br, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		return resp, string(b)
+	}
+	for _, c := range []struct {
+		path, accept string
+		want         int
+	}{
+		{"/shop/leak", "gzip", http.StatusForbidden},
+		{"/shop/leak", "gzip, deflate, br, zstd", http.StatusForbidden},
+		{"/shop/leak", "identity", http.StatusForbidden},
+		{"/br/leak", "gzip", http.StatusBadGateway},
+		{"/twice/leak", "gzip", http.StatusBadGateway},
+		{"/br/page", "gzip", http.StatusBadGateway},
+	} {
+		resp, body := get(c.path, c.accept)
+		if resp.StatusCode != c.want || strings.Contains(body, "SQL") {
+			t.Errorf("GET %s, Accept-Encoding %q: %d %q, want %d", c.path, c.accept, resp.StatusCode, body, c.want)
+		}
+	}
+	t.Log("a page passes, decoded, whatever the client offers; the service is offered gzip alone")
+	for _, accept := range []string{"gzip", "gzip, deflate, br, zstd", "identity"} {
+		resp, body := get("/shop/page", accept)
+		if resp.StatusCode != 200 || body != page || resp.Header.Get("Content-Encoding") != "" {
+			t.Errorf("page, Accept-Encoding %q: %d %v %q", accept, resp.StatusCode, resp.Header, body)
+		}
+		mu.Lock()
+		got := offered[resp.Header.Get("X-Request-Id")]
+		mu.Unlock()
+		if got != "gzip" {
+			t.Errorf("page, Accept-Encoding %q: the service was offered %q, want gzip", accept, got)
+		}
 	}
 }
