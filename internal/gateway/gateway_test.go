@@ -342,7 +342,16 @@ func TestIPListsAndTrustedProxies(t *testing.T) {
 		{"198.51.100.7, 203.0.113.9", 403, ""},
 		{"2001:db8::1", 403, ""},
 		{"2001:db8::1%eth0", 403, ""}, // a zone does not take the address out of the list
-		{"not-an-ip", 200, "not-an-ip, 127.0.0.1"},
+		// Proxies that write the client's port (Azure Application
+		// Gateway, IIS ARR): the address is the client all the same.
+		{"203.0.113.9:51234", 403, ""},
+		{"[2001:db8::1]:443", 403, ""},
+		{"[2001:db8::1]", 403, ""},
+		{"198.51.100.7:51234", 200, "198.51.100.7:51234, 127.0.0.1"},
+		// A client the trusted proxy names unreadably is not the proxy:
+		// the lists cannot judge it, so it is refused.
+		{"not-an-ip", 403, ""},
+		{"203.0.113.9, unknown", 403, ""},
 	}
 	for _, c := range cases {
 		r := f.req("GET", "/", nil)
@@ -362,8 +371,20 @@ func TestIPListsAndTrustedProxies(t *testing.T) {
 		}
 	}
 	recs := f.events.all()
-	if len(recs) != 4 || recs[0].Unmapped.Kind != KindIPDeny || recs[0].SrcEndpoint.IP != "203.0.113.9" || recs[3].SrcEndpoint.IP != "2001:db8::1" {
+	if len(recs) != 9 || recs[0].Unmapped.Kind != KindIPDeny || recs[0].SrcEndpoint.IP != "203.0.113.9" || recs[3].SrcEndpoint.IP != "2001:db8::1" ||
+		recs[4].SrcEndpoint.IP != "203.0.113.9" || recs[5].SrcEndpoint.IP != "2001:db8::1" || !strings.Contains(recs[7].Message, "unreadable") {
 		t.Errorf("events %+v", recs)
+	}
+
+	t.Log("without IP lists, a client named unreadably is counted as its proxy")
+	f.write(baseYAML + noWAF + "trusted_proxies: [127.0.0.1]\n")
+	if err := f.gw.Reload(); err != nil {
+		t.Fatal(err)
+	}
+	r := f.req("GET", "/", nil)
+	r.Header.Set("X-Forwarded-For", "not-an-ip")
+	if code, _, _ := f.do(r); code != 200 {
+		t.Errorf("unreadable XFF without IP lists: %d, want 200", code)
 	}
 
 	t.Log("without trusted_proxies the header is ignored")
@@ -371,7 +392,7 @@ func TestIPListsAndTrustedProxies(t *testing.T) {
 	if err := f.gw.Reload(); err != nil {
 		t.Fatal(err)
 	}
-	r := f.req("GET", "/", nil)
+	r = f.req("GET", "/", nil)
 	r.Header.Set("X-Forwarded-For", "203.0.113.9")
 	if code, _, _ := f.do(r); code != 200 {
 		t.Errorf("untrusted peer's XFF was believed: %d", code)

@@ -206,7 +206,7 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if st.s.HSTS != "" {
 		h.Set("Strict-Transport-Security", st.s.HSTS)
 	}
-	client, xff := clientIP(r, st.s.Trusted)
+	client, xff, known := clientIP(r, st.s.Trusted)
 	ev := event{r: r, reqID: reqID, client: client}
 	var flagged *event // a request let through in detection-only mode
 	if la, ok := r.Context().Value(http.LocalAddrContextKey).(net.Addr); ok {
@@ -215,6 +215,14 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 
+	if !known && (!st.s.Deny.empty() || !st.s.Allow.empty()) {
+		// A trusted proxy named a client the gateway cannot read: the
+		// lists cannot be asked about it, and the proxy's own address
+		// stands for nobody.
+		ev.kind, ev.reason, ev.status, ev.blocked = KindIPDeny, "client IP unreadable in X-Forwarded-For from a trusted proxy; the IP lists cannot judge it", http.StatusForbidden, true
+		g.refuse(w, &ev)
+		return
+	}
 	if st.s.Deny.contains(client) || (!st.s.Allow.empty() && !st.s.Allow.contains(client)) {
 		ev.kind, ev.reason, ev.status, ev.blocked = KindIPDeny, "client IP refused by the IP lists", http.StatusForbidden, true
 		g.refuse(w, &ev)
