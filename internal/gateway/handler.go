@@ -128,7 +128,7 @@ func (st *state) route(host string, r *http.Request) (*Route, string, error) {
 // setTarget rewrites r to the normal forms of its host and path, which the
 // WAF then inspects and the proxy forwards.
 func setTarget(r *http.Request, host, path string) {
-	if _, port, err := net.SplitHostPort(r.Host); err == nil && host != "" {
+	if _, port, err := net.SplitHostPort(r.Host); err == nil && port != "" && host != "" {
 		host = net.JoinHostPort(host, port)
 	} else if strings.Contains(host, ":") {
 		host = "[" + host + "]"

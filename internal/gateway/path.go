@@ -4,6 +4,7 @@ import (
 	"errors"
 	"net"
 	"net/netip"
+	"strconv"
 	"strings"
 )
 
@@ -190,14 +191,28 @@ func pchar(c byte) bool {
 	return strings.IndexByte("!$&'()*+,;=:@", c) >= 0
 }
 
+// validPort reports whether p is a port as clients write one: a decimal
+// number from 1 to 65535 without sign or leading zeros. Anything else
+// ("abc", "+443", "99999") would reach the service in its Host and
+// X-Forwarded-Host, and the links and redirects it builds from them,
+// while the gateway, routing on the name alone, never looked at it.
+func validPort(p string) bool {
+	n, err := strconv.Atoi(p)
+	return err == nil && n >= 1 && n <= 65535 && strconv.Itoa(n) == p
+}
+
 // normalizeHost returns the host a request names, in the form routes are
 // matched against: lower case, without a port, brackets or the trailing
 // dot of a fully qualified name ("Shop.Example.org.:443" is
 // "shop.example.org"). ok is false for what is not a DNS name or an IP
-// literal. An empty host stays empty (HTTP/1.0 without Host).
+// literal, and for a port that is not a number (validPort). An empty
+// host stays empty (HTTP/1.0 without Host).
 func normalizeHost(hostport string) (host string, ok bool) {
 	h := hostport
-	if sh, _, err := net.SplitHostPort(hostport); err == nil {
+	if sh, port, err := net.SplitHostPort(hostport); err == nil {
+		if port != "" && !validPort(port) {
+			return "", false
+		}
 		h = sh
 	} else if strings.HasPrefix(h, "[") && strings.HasSuffix(h, "]") {
 		h = h[1 : len(h)-1]
