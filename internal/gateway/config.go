@@ -145,9 +145,10 @@ type RouteFile struct {
 	// against the request's path in normal form (escapes of unreserved
 	// characters decoded, "//" merged, "." and ".." resolved), which is
 	// also what the WAF inspects and the service receives. A request whose
-	// path as sent, without its segments' ";" parameters or with letter
-	// case ignored would pick another route than its normal form is
-	// refused (400).
+	// path as sent, without its segments' ";" parameters, without their
+	// trailing dots and surrounding whitespace (as IIS and older Spring
+	// read them) or with letter case ignored would pick another route than
+	// its normal form is refused (400).
 	Path    string `yaml:"path"`
 	Service string `yaml:"service"` // required
 	Port    int    `yaml:"port"`    // required

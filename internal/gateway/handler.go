@@ -107,6 +107,17 @@ func (st *state) route(host string, r *http.Request) (*Route, string, error) {
 		}
 		forms = append(forms, bare)
 	}
+	for _, p := range append([]string{norm}, forms[2:]...) {
+		if t := trimSegmentEnds(p); t != p {
+			// IIS and older Spring read "/admin./users" and
+			// "/admin%20/users" as /admin/users.
+			trimmed, err := normalizePath(t, slashDecode)
+			if err != nil {
+				return nil, "", err
+			}
+			forms = append(forms, trimmed)
+		}
+	}
 	for _, p := range append(forms, norm) {
 		if st.match(host, p) != route || st.foldRival(host, p, route) {
 			return nil, "", errPathAmbiguous

@@ -137,6 +137,48 @@ func normalizePath(escaped, slashes string) (string, error) {
 	return p, nil
 }
 
+// trimSegmentEnds returns path, in normal form, with each segment read as
+// Windows reads a file name and older Spring MVC a path token: IIS (and
+// any server mapping paths onto a Windows file system) drops a segment's
+// trailing dots and spaces ("/admin./users" and "/admin%20/users" are
+// /admin/users), and Spring's AntPathMatcher with trimTokens (the default
+// before 4.3.1) trims whitespace at both ends. A segment that is a dot
+// segment once its whitespace is gone ("..%20") stays one. The result may
+// hold empty or dot segments; it is normalised again before use.
+func trimSegmentEnds(path string) string {
+	segs := strings.Split(path, "/")
+	for i, s := range segs {
+		s = trimEscapedSpace(s)
+		if s != "." && s != ".." {
+			for strings.HasSuffix(s, ".") {
+				s = trimEscapedSpace(strings.TrimSuffix(s, "."))
+			}
+		}
+		segs[i] = s
+	}
+	return strings.Join(segs, "/")
+}
+
+// trimEscapedSpace drops the escaped whitespace (tab, line feed, vertical
+// tab, form feed, carriage return, space) at both ends of a segment in
+// normal form, where every such byte is escaped.
+func trimEscapedSpace(s string) string {
+	space := func(e string) bool {
+		switch e {
+		case "%09", "%0A", "%0B", "%0C", "%0D", "%20":
+			return true
+		}
+		return false
+	}
+	for len(s) >= 3 && space(s[:3]) {
+		s = s[3:]
+	}
+	for len(s) >= 3 && space(s[len(s)-3:]) {
+		s = s[:len(s)-3]
+	}
+	return s
+}
+
 // overlong reports whether p, in normal form (every byte above 0x7F
 // escaped, upper-case hex), holds a lead byte that only begins an overlong
 // UTF-8 sequence: C0 or C1, E0 followed by 80-9F, F0 followed by 80-8F.
