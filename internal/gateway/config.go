@@ -623,12 +623,14 @@ func normOrigin(o string) (string, error) {
 	if !ok {
 		return "", fmt.Errorf("want an origin such as \"https://shop.example\", got %q", o)
 	}
-	if p := u.Port(); p != "" {
+	scheme := strings.ToLower(u.Scheme)
+	if p := u.Port(); p != "" && !(scheme == "https" && p == "443") && !(scheme == "http" && p == "80") {
+		// A browser leaves the scheme's default port out of an origin.
 		host = net.JoinHostPort(host, p)
 	} else if strings.Contains(host, ":") {
 		host = "[" + host + "]"
 	}
-	return strings.ToLower(u.Scheme) + "://" + host, nil
+	return scheme + "://" + host, nil
 }
 
 // prefixSet is a list of IP prefixes. An empty set contains nothing.

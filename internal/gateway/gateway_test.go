@@ -244,6 +244,12 @@ func TestCSRF(t *testing.T) {
 		{"unknown method", "PROPPATCH", "https://evil.example", "", "s=1", 403},
 		{"method in lower case", "post", "https://evil.example", "", "s=1", 403},
 		{"method not in the list", "PURGE", "https://evil.example", "", "", 403},
+		{"another port", "POST", "https://app.example:8443", "", "s=1", 403},
+		{"the default port written out", "POST", "https://app.example:443", "", "s=1", 200},
+		{"referer on a look-alike host", "POST", "", "https://app.example.evil.example/x", "s=1", 403},
+		{"referer with the site as user info", "POST", "", "https://app.example@evil.example/x", "s=1", 403},
+		{"referer over http", "POST", "", "http://app.example/x", "s=1", 403},
+		{"null origin with a foreign referer", "POST", "null", "https://evil.example/x", "s=1", 403},
 	}
 	t.Log("a route may opt out (bearer-token APIs)")
 	defer func() {
@@ -279,8 +285,8 @@ func TestCSRF(t *testing.T) {
 			n++
 		}
 	}
-	if n != 9 {
-		t.Errorf("%d csrf events, want 9", n)
+	if n != 14 {
+		t.Errorf("%d csrf events, want 14", n)
 	}
 }
 
