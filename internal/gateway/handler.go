@@ -197,8 +197,6 @@ type forward struct {
 	xff    string     // the X-Forwarded-For chain to send
 	reqID  string
 	check  *respCheck // nil when the response is not inspected
-	// hsts: the gateway sets Strict-Transport-Security on the answer.
-	hsts bool
 	// flagged is a request the WAF flagged in detection-only mode; it is
 	// recorded once the answer's status is known.
 	flagged *event
@@ -322,11 +320,11 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			flagged = &ev // recorded with the answer the service gives
 		}
 	}
-	fw := &forward{route: route, client: client, xff: xff, reqID: reqID, flagged: flagged, hsts: st.s.HSTS != ""}
+	fw := &forward{route: route, client: client, xff: xff, reqID: reqID, flagged: flagged}
 	if tx != nil && tx.ResponseInspected() {
 		fw.check = &respCheck{tx: tx, ev: ev}
 	}
-	g.proxy.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), ctxKey{}, fw)))
+	g.proxy.ServeHTTP(&ownHeaders{ResponseWriter: w, reqID: reqID, hsts: st.s.HSTS}, r.WithContext(context.WithValue(r.Context(), ctxKey{}, fw)))
 }
 
 // inspect runs the WAF's request phases over r, the body's evaluation
@@ -534,13 +532,12 @@ func (g *Gateway) newProxy() *httputil.ReverseProxy {
 			pr.Out.Header.Set("X-Request-ID", fw.reqID)
 		},
 		ModifyResponse: func(resp *http.Response) error {
-			fw, _ := resp.Request.Context().Value(ctxKey{}).(*forward)
-			ownHeaders(resp.Header, fw)
 			if resp.StatusCode == http.StatusSwitchingProtocols {
 				if err := checkWebSocketAccept(resp); err != nil {
 					return err
 				}
 			}
+			fw, _ := resp.Request.Context().Value(ctxKey{}).(*forward)
 			if fw != nil && fw.flagged != nil {
 				fw.flagged.status = resp.StatusCode
 				g.emit(fw.flagged)
@@ -569,7 +566,11 @@ func (g *Gateway) newProxy() *httputil.ReverseProxy {
 		},
 		ErrorHandler: func(w http.ResponseWriter, r *http.Request, err error) {
 			id := w.Header().Get("X-Request-ID")
-			if fw, _ := r.Context().Value(ctxKey{}).(*forward); fw != nil && fw.flagged != nil {
+			fw, _ := r.Context().Value(ctxKey{}).(*forward)
+			if fw != nil {
+				id = fw.reqID // the header may have gone with a 1xx
+			}
+			if fw != nil && fw.flagged != nil {
 				fw.flagged.status = errorStatus(err)
 				g.emit(fw.flagged)
 				fw.flagged = nil
@@ -589,20 +590,43 @@ func (g *Gateway) newProxy() *httputil.ReverseProxy {
 	}
 }
 
-// ownHeaders drops from a service's answer the headers the gateway sets
-// on every answer itself: the proxy adds the service's fields beside the
-// gateway's, so a second Strict-Transport-Security ("max-age=0") would
-// stand beside the gateway's policy, and a second X-Request-ID beside the
-// ID the gateway's records carry. A user agent takes the first
-// Strict-Transport-Security (RFC 6797 section 8.1), but a cache or CDN
-// that joins repeated fields into one makes the policy invalid, and so
-// ignored; a client that reads the last takes the service's.
-func ownHeaders(h http.Header, fw *forward) {
-	h.Del("X-Request-Id")
-	if fw == nil || fw.hsts {
-		h.Del("Strict-Transport-Security")
-	}
+// ownHeaders writes the headers the gateway sets on every answer into
+// each header block the proxy writes, 1xx ones included. The proxy adds a
+// service's fields beside the gateway's, so a second
+// Strict-Transport-Security ("max-age=0") would stand beside the gateway's
+// policy (a user agent takes the first, RFC 6797 section 8.1, but a cache
+// or CDN that joins repeated fields makes the policy invalid, and a client
+// that reads the last takes the service's), and a second X-Request-ID
+// beside the ID the gateway's records carry; and the proxy clears the
+// answer's headers once it has forwarded a service's 1xx (103 Early
+// Hints), which took the gateway's own off the final answer. With the
+// gateway's HSTS off, the service's passes.
+type ownHeaders struct {
+	http.ResponseWriter
+	reqID, hsts string
+	final       bool // a final status was written
 }
+
+func (w *ownHeaders) WriteHeader(code int) {
+	h := w.ResponseWriter.Header()
+	h.Set("X-Request-Id", w.reqID)
+	if w.hsts != "" {
+		h.Set("Strict-Transport-Security", w.hsts)
+	}
+	w.final = w.final || code >= 200 || code == http.StatusSwitchingProtocols
+	w.ResponseWriter.WriteHeader(code)
+}
+
+func (w *ownHeaders) Write(b []byte) (int, error) {
+	if !w.final {
+		w.WriteHeader(http.StatusOK)
+	}
+	return w.ResponseWriter.Write(b)
+}
+
+// Unwrap lets http.ResponseController reach the connection (flushes,
+// WebSocket hijacks).
+func (w *ownHeaders) Unwrap() http.ResponseWriter { return w.ResponseWriter }
 
 // onlyWebSocketUpgrade drops an Upgrade other than a WebSocket handshake
 // (RFC 6455 section 4.1: GET, "Upgrade: websocket", a key, version 13), so

@@ -28,6 +28,12 @@ func TestServiceCannotOverrideGatewayHeaders(t *testing.T) {
 		log.add(r)
 		w.Header().Set("Strict-Transport-Security", "max-age=0")
 		w.Header().Set("X-Request-ID", "chosen-by-the-service")
+		if r.URL.Query().Get("hints") != "" {
+			// 103 Early Hints, after which the proxy clears the
+			// answer's headers.
+			w.Header().Set("Link", "</app.css>; rel=preload; as=style")
+			w.WriteHeader(http.StatusEarlyHints)
+		}
 		fmt.Fprint(w, "served")
 	})})
 	f := newFixtureWith(t, pathYAML, map[string]string{"static": sock, "shop": sock, "legacy": sock})
@@ -42,9 +48,10 @@ func TestServiceCannotOverrideGatewayHeaders(t *testing.T) {
 		ids := resp.Header.Values("X-Request-Id")
 		if len(ids) != 1 || len(ids[0]) != 32 {
 			t.Errorf("%s: X-Request-ID %q, want the gateway's alone", proto, ids)
+			return
 		}
 		lines := log.all()
-		if want := "GET /static/x " + ids[0]; len(lines) == 0 || lines[len(lines)-1] != want {
+		if want := " " + ids[0]; len(lines) == 0 || !strings.HasPrefix(lines[len(lines)-1], "GET /static/x") || !strings.HasSuffix(lines[len(lines)-1], want) {
 			t.Errorf("%s: the service served %q, want %q", proto, lines, want)
 		}
 	}
@@ -64,6 +71,25 @@ func TestServiceCannotOverrideGatewayHeaders(t *testing.T) {
 	}
 	io.Copy(io.Discard, resp.Body)
 	check("HTTP/1.1", resp)
+
+	t.Log("a 103 from the service takes nothing of the gateway's headers off the answers")
+	r = f.req("GET", "/static/x?hints=1", nil)
+	r.Host = "shop.example.org"
+	_, _, resp = f.do(r)
+	check("HTTP/2 after a 103", resp)
+	c, br = f.rawConn()
+	io.WriteString(c, "GET /static/x?hints=1 HTTP/1.1\r\nHost: shop.example.org\r\n\r\n")
+	if resp, err = http.ReadResponse(br, nil); err != nil || resp.StatusCode != http.StatusEarlyHints {
+		t.Fatalf("HTTP/1.1: %v %v, want the 103 first", resp, err)
+	}
+	if v := resp.Header.Values("Strict-Transport-Security"); !slices.Equal(v, []string{"max-age=31536000"}) || len(resp.Header.Values("X-Request-Id")) != 1 || resp.Header.Get("Link") == "" {
+		t.Errorf("HTTP/1.1 103: %v, want the hints with the gateway's headers alone", resp.Header)
+	}
+	if resp, err = http.ReadResponse(br, nil); err != nil {
+		t.Fatal(err)
+	}
+	io.Copy(io.Discard, resp.Body)
+	check("HTTP/1.1 after a 103", resp)
 
 	t.Log("with the gateway's HSTS off, the service's is the only one and passes")
 	f.write(pathYAML + "hsts:\n  disabled: true\n")
