@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/tls"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"os"
@@ -782,5 +783,66 @@ func TestHeaderSizeLimits(t *testing.T) {
 	}
 	if n := f.backends["frontend"].count.Load(); n != 0 {
 		t.Errorf("the backend served %d requests", n)
+	}
+}
+
+// TestCSRFWebSocketHandshake: a WebSocket handshake is a GET, but one that
+// opens a channel with the user's cookies: a page on another site that
+// opens a WebSocket to the site reads and writes as the user
+// (cross-site WebSocket hijacking). Browsers send Origin on every
+// handshake; the gateway judges it as it judges an unsafe method's.
+func TestCSRFWebSocketHandshake(t *testing.T) {
+	var log servedLog
+	sock := serveUnix(t, &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		log.add(r)
+		conn, brw, err := http.NewResponseController(w).Hijack()
+		if err != nil {
+			return
+		}
+		defer conn.Close()
+		fmt.Fprintf(brw, "HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Accept: %s\r\n\r\n", wsAccept(r.Header.Get("Sec-WebSocket-Key")))
+		brw.Flush()
+	})})
+	f := newFixtureWith(t, pathYAML, map[string]string{"static": sock, "shop": sock, "legacy": sock})
+	handshake := func(origin, cookie string) int {
+		t.Helper()
+		c, br := f.rawConn()
+		req := "GET /chat HTTP/1.1\r\nHost: shop.example.org\r\nConnection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+		if origin != "" {
+			req += "Origin: " + origin + "\r\n"
+		}
+		if cookie != "" {
+			req += "Cookie: " + cookie + "\r\n"
+		}
+		io.WriteString(c, req+"\r\n")
+		resp, err := http.ReadResponse(br, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return resp.StatusCode
+	}
+	for _, c := range []struct {
+		name, origin, cookie string
+		want                 int
+	}{
+		{"another site", "https://evil.example", "session=victim", http.StatusForbidden},
+		{"an opaque origin", "null", "session=victim", http.StatusForbidden},
+		{"no Origin, with cookies", "", "session=victim", http.StatusForbidden},
+		{"the site itself", "https://shop.example.org", "session=victim", http.StatusSwitchingProtocols},
+		{"no Origin, no cookies (not a browser)", "", "", http.StatusSwitchingProtocols},
+	} {
+		if got := handshake(c.origin, c.cookie); got != c.want {
+			t.Errorf("%s: %d, want %d", c.name, got, c.want)
+		}
+	}
+	if n := len(log.all()); n != 2 {
+		t.Errorf("the service took %d handshakes, want 2", n)
+	}
+	t.Log("a plain GET from another site passes, as ever")
+	r := f.req("GET", "/chat", nil)
+	r.Host = "shop.example.org"
+	r.Header.Set("Origin", "https://evil.example")
+	if code, _, _ := f.do(r); code == http.StatusForbidden {
+		t.Errorf("plain cross-site GET: %d", code)
 	}
 }

@@ -383,14 +383,20 @@ func (g *Gateway) flushEvents() {
 // csrfCheck returns why a request that may change state is refused, or "".
 // Only the methods RFC 9110 calls safe pass unchecked: any other, also one
 // the gateway does not know or spelt in lower case ("post", which some
-// frameworks take for POST), is checked.
+// frameworks take for POST), is checked, and so is a WebSocket handshake
+// (a GET that onlyWebSocketUpgrade left its Upgrade): it opens a channel
+// that reads and writes with the user's cookies, which a page on another
+// site would otherwise hold (cross-site WebSocket hijacking). Browsers
+// send Origin on every handshake.
 func csrfCheck(r *http.Request, route *Route) string {
 	if route.CSRFOff {
 		return ""
 	}
 	switch r.Method {
 	case http.MethodGet, http.MethodHead, http.MethodOptions, http.MethodTrace:
-		return ""
+		if r.Header.Get("Upgrade") == "" {
+			return ""
+		}
 	}
 	if len(r.Header.Values("Origin")) > 1 {
 		return "more than one Origin"
