@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/url"
 	"slices"
 	"strings"
 	"sync"
@@ -190,6 +191,41 @@ func TestCompressedResponsesInspected(t *testing.T) {
 		mu.Unlock()
 		if got != "gzip" {
 			t.Errorf("page, Accept-Encoding %q: the service was offered %q, want gzip", accept, got)
+		}
+	}
+}
+
+// TestRefusalsEchoNothing: the gateway's own answers (a refused path,
+// origin, host, method or body, a WAF block, a missing route, a failed
+// service) carry a status and the request ID, never a byte the client
+// chose, as plain text a browser does not sniff for markup.
+func TestRefusalsEchoNothing(t *testing.T) {
+	f := newFixture(t, strings.Replace(baseYAML, "services: [frontend, api]", "services: [frontend, api, gone]", 1)+
+		"  - service: gone\n    port: 1\n    path: /gone/\n    csrf_off: true\n    waf_off: true\n")
+	const mark = "<svg onload=alert(1)>"
+	esc := url.PathEscape(mark)
+	for _, c := range []struct {
+		name, raw string
+		want      int
+	}{
+		{"path above the root", "GET /" + esc + "/../../x HTTP/1.1\r\nHost: localhost\r\n\r\n", http.StatusBadRequest},
+		{"foreign origin", "POST /x HTTP/1.1\r\nHost: localhost\r\nOrigin: https://" + esc + ".example\r\nContent-Length: 0\r\n\r\n", http.StatusForbidden},
+		{"WAF block", "GET /?q=" + url.QueryEscape(mark) + " HTTP/1.1\r\nHost: localhost\r\n\r\n", http.StatusForbidden},
+		{"bad host", "GET / HTTP/1.1\r\nHost: " + esc + "\r\n\r\n", http.StatusBadRequest},
+		{"CONNECT", "CONNECT /" + esc + " HTTP/1.1\r\nHost: localhost\r\n\r\n", http.StatusNotImplemented},
+		{"service down", "GET /gone/x HTTP/1.1\r\nHost: localhost\r\nX-Note: " + mark + "\r\n\r\n", http.StatusBadGateway},
+	} {
+		c2, br := f.rawConn()
+		io.WriteString(c2, c.raw)
+		resp, err := http.ReadResponse(br, nil)
+		if err != nil {
+			t.Fatalf("%s: %v", c.name, err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		if resp.StatusCode != c.want || strings.Contains(string(body), "svg") || strings.Contains(string(body), "%3C") ||
+			!strings.HasPrefix(resp.Header.Get("Content-Type"), "text/plain") || resp.Header.Get("X-Content-Type-Options") != "nosniff" ||
+			!strings.Contains(string(body), resp.Header.Get("X-Request-Id")) {
+			t.Errorf("%s: %d %v %q", c.name, resp.StatusCode, resp.Header, body)
 		}
 	}
 }
