@@ -146,6 +146,9 @@ func normalizePath(escaped, slashes string) (string, error) {
 // segment once its whitespace is gone ("..%20") stays one. The result may
 // hold empty or dot segments; it is normalised again before use.
 func trimSegmentEnds(path string) string {
+	if !strings.Contains(path, "./") && !strings.HasSuffix(path, ".") && !strings.Contains(path, "%0") && !strings.Contains(path, "%20") {
+		return path // nothing to trim: most paths
+	}
 	segs := strings.Split(path, "/")
 	for i, s := range segs {
 		s = trimEscapedSpace(s)
