@@ -383,12 +383,19 @@ func TestIPListsAndTrustedProxies(t *testing.T) {
 		t.Errorf("events %+v", recs)
 	}
 
+	t.Log("a trusted proxy that names the client only in Forwarded, which the gateway does not read, is refused too")
+	r := f.req("GET", "/", nil)
+	r.Header.Set("Forwarded", "for=203.0.113.9")
+	if code, _, _ := f.do(r); code != http.StatusForbidden {
+		t.Errorf("Forwarded alone from a trusted proxy: %d, want 403", code)
+	}
+
 	t.Log("without IP lists, a client named unreadably is counted as its proxy")
 	f.write(baseYAML + noWAF + "trusted_proxies: [127.0.0.1]\n")
 	if err := f.gw.Reload(); err != nil {
 		t.Fatal(err)
 	}
-	r := f.req("GET", "/", nil)
+	r = f.req("GET", "/", nil)
 	r.Header.Set("X-Forwarded-For", "not-an-ip")
 	if code, _, _ := f.do(r); code != 200 {
 		t.Errorf("unreadable XFF without IP lists: %d, want 200", code)

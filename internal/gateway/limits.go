@@ -177,8 +177,14 @@ func clientIP(r *http.Request, trusted *prefixSet) (client netip.Addr, chain str
 		peer = plainIP(ap.Addr())
 	}
 	xff := r.Header.Values("X-Forwarded-For")
-	if !trusted.contains(peer) || len(xff) == 0 {
+	if !trusted.contains(peer) {
 		return peer, peer.String(), true
+	}
+	if len(xff) == 0 {
+		// A trusted proxy that names the client only in RFC 7239's
+		// Forwarded, which the gateway does not read, has not said
+		// who the client is; one that names nobody is the client.
+		return peer, peer.String(), len(r.Header.Values("Forwarded")) == 0
 	}
 	var hops []string
 	for _, v := range xff {
