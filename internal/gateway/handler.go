@@ -245,7 +245,10 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	host, ok := normalizeHost(r.Host)
-	if !ok {
+	if !ok || host == "" {
+		// No host (HTTP/1.0 allows it): the service would get its own
+		// mesh name and port ("frontend:8080") as Host, a name the
+		// gateway never routed, in the links and redirects it builds.
 		http.Error(w, "bad request\nrequest id: "+reqID, http.StatusBadRequest)
 		return
 	}

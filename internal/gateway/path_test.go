@@ -3,6 +3,7 @@ package gateway
 import (
 	"bufio"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"net/url"
@@ -279,7 +280,7 @@ func TestTrailingDotHost(t *testing.T) {
 // links, redirects and cache keys it builds from them carry it (web cache
 // poisoning by Host port). A port that is not a number from 1 to 65535 is
 // refused, over HTTP/1.1, HTTP/2 and on the redirect port; an empty one
-// is dropped.
+// is dropped. A request without a host is refused too.
 func TestHostPortIsANumber(t *testing.T) {
 	ngx := startNginx(t, nginxShop)
 	socks := map[string]string{"static": ngx.sock, "shop": ngx.sock, "legacy": ngx.sock}
@@ -308,6 +309,13 @@ func TestHostPortIsANumber(t *testing.T) {
 		}
 		rc.Close()
 	}
+	t.Log("HTTP/1.0 without a Host is refused: the service would get its mesh name as Host")
+	c, br := f.rawConn()
+	io.WriteString(c, "GET /static/x HTTP/1.0\r\n\r\n")
+	if resp, err := http.ReadResponse(br, nil); err != nil || resp.StatusCode != http.StatusBadRequest {
+		t.Errorf("HTTP/1.0 without Host: %v %v, want 400", resp, err)
+	}
+
 	t.Log("a number passes as sent; an empty port is dropped")
 	for _, c := range []struct{ host, want string }{
 		{"shop.example.org:8443", "GET /static/y shop.example.org:8443 -> /static/y"},
