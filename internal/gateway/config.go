@@ -145,9 +145,10 @@ type RouteFile struct {
 	// against the request's path in normal form (escapes of unreserved
 	// characters decoded, "//" merged, "." and ".." resolved), which is
 	// also what the WAF inspects and the service receives. A request whose
-	// path as sent, without its segments' ";" parameters or with letter
-	// case ignored would pick another route than its normal form is
-	// refused (400).
+	// path as sent, without its segments' ";" parameters, without their
+	// trailing dots and surrounding whitespace (as IIS and older Spring
+	// read them) or with letter case ignored would pick another route than
+	// its normal form is refused (400).
 	Path    string `yaml:"path"`
 	Service string `yaml:"service"` // required
 	Port    int    `yaml:"port"`    // required
@@ -622,12 +623,14 @@ func normOrigin(o string) (string, error) {
 	if !ok {
 		return "", fmt.Errorf("want an origin such as \"https://shop.example\", got %q", o)
 	}
-	if p := u.Port(); p != "" {
+	scheme := strings.ToLower(u.Scheme)
+	if p := u.Port(); p != "" && !(scheme == "https" && p == "443") && !(scheme == "http" && p == "80") {
+		// A browser leaves the scheme's default port out of an origin.
 		host = net.JoinHostPort(host, p)
 	} else if strings.Contains(host, ":") {
 		host = "[" + host + "]"
 	}
-	return strings.ToLower(u.Scheme) + "://" + host, nil
+	return scheme + "://" + host, nil
 }
 
 // prefixSet is a list of IP prefixes. An empty set contains nothing.

@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/tls"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"os"
@@ -244,6 +245,12 @@ func TestCSRF(t *testing.T) {
 		{"unknown method", "PROPPATCH", "https://evil.example", "", "s=1", 403},
 		{"method in lower case", "post", "https://evil.example", "", "s=1", 403},
 		{"method not in the list", "PURGE", "https://evil.example", "", "", 403},
+		{"another port", "POST", "https://app.example:8443", "", "s=1", 403},
+		{"the default port written out", "POST", "https://app.example:443", "", "s=1", 200},
+		{"referer on a look-alike host", "POST", "", "https://app.example.evil.example/x", "s=1", 403},
+		{"referer with the site as user info", "POST", "", "https://app.example@evil.example/x", "s=1", 403},
+		{"referer over http", "POST", "", "http://app.example/x", "s=1", 403},
+		{"null origin with a foreign referer", "POST", "null", "https://evil.example/x", "s=1", 403},
 	}
 	t.Log("a route may opt out (bearer-token APIs)")
 	defer func() {
@@ -279,8 +286,8 @@ func TestCSRF(t *testing.T) {
 			n++
 		}
 	}
-	if n != 9 {
-		t.Errorf("%d csrf events, want 9", n)
+	if n != 14 {
+		t.Errorf("%d csrf events, want 14", n)
 	}
 }
 
@@ -342,7 +349,16 @@ func TestIPListsAndTrustedProxies(t *testing.T) {
 		{"198.51.100.7, 203.0.113.9", 403, ""},
 		{"2001:db8::1", 403, ""},
 		{"2001:db8::1%eth0", 403, ""}, // a zone does not take the address out of the list
-		{"not-an-ip", 200, "not-an-ip, 127.0.0.1"},
+		// Proxies that write the client's port (Azure Application
+		// Gateway, IIS ARR): the address is the client all the same.
+		{"203.0.113.9:51234", 403, ""},
+		{"[2001:db8::1]:443", 403, ""},
+		{"[2001:db8::1]", 403, ""},
+		{"198.51.100.7:51234", 200, "198.51.100.7:51234, 127.0.0.1"},
+		// A client the trusted proxy names unreadably is not the proxy:
+		// the lists cannot judge it, so it is refused.
+		{"not-an-ip", 403, ""},
+		{"203.0.113.9, unknown", 403, ""},
 	}
 	for _, c := range cases {
 		r := f.req("GET", "/", nil)
@@ -362,8 +378,27 @@ func TestIPListsAndTrustedProxies(t *testing.T) {
 		}
 	}
 	recs := f.events.all()
-	if len(recs) != 4 || recs[0].Unmapped.Kind != KindIPDeny || recs[0].SrcEndpoint.IP != "203.0.113.9" || recs[3].SrcEndpoint.IP != "2001:db8::1" {
+	if len(recs) != 9 || recs[0].Unmapped.Kind != KindIPDeny || recs[0].SrcEndpoint.IP != "203.0.113.9" || recs[3].SrcEndpoint.IP != "2001:db8::1" ||
+		recs[4].SrcEndpoint.IP != "203.0.113.9" || recs[5].SrcEndpoint.IP != "2001:db8::1" || !strings.Contains(recs[7].Message, "unreadable") {
 		t.Errorf("events %+v", recs)
+	}
+
+	t.Log("a trusted proxy that names the client only in Forwarded, which the gateway does not read, is refused too")
+	r := f.req("GET", "/", nil)
+	r.Header.Set("Forwarded", "for=203.0.113.9")
+	if code, _, _ := f.do(r); code != http.StatusForbidden {
+		t.Errorf("Forwarded alone from a trusted proxy: %d, want 403", code)
+	}
+
+	t.Log("without IP lists, a client named unreadably is counted as its proxy")
+	f.write(baseYAML + noWAF + "trusted_proxies: [127.0.0.1]\n")
+	if err := f.gw.Reload(); err != nil {
+		t.Fatal(err)
+	}
+	r = f.req("GET", "/", nil)
+	r.Header.Set("X-Forwarded-For", "not-an-ip")
+	if code, _, _ := f.do(r); code != 200 {
+		t.Errorf("unreadable XFF without IP lists: %d, want 200", code)
 	}
 
 	t.Log("without trusted_proxies the header is ignored")
@@ -371,7 +406,7 @@ func TestIPListsAndTrustedProxies(t *testing.T) {
 	if err := f.gw.Reload(); err != nil {
 		t.Fatal(err)
 	}
-	r := f.req("GET", "/", nil)
+	r = f.req("GET", "/", nil)
 	r.Header.Set("X-Forwarded-For", "203.0.113.9")
 	if code, _, _ := f.do(r); code != 200 {
 		t.Errorf("untrusted peer's XFF was believed: %d", code)
@@ -755,5 +790,66 @@ func TestHeaderSizeLimits(t *testing.T) {
 	}
 	if n := f.backends["frontend"].count.Load(); n != 0 {
 		t.Errorf("the backend served %d requests", n)
+	}
+}
+
+// TestCSRFWebSocketHandshake: a WebSocket handshake is a GET, but one that
+// opens a channel with the user's cookies: a page on another site that
+// opens a WebSocket to the site reads and writes as the user
+// (cross-site WebSocket hijacking). Browsers send Origin on every
+// handshake; the gateway judges it as it judges an unsafe method's.
+func TestCSRFWebSocketHandshake(t *testing.T) {
+	var log servedLog
+	sock := serveUnix(t, &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		log.add(r)
+		conn, brw, err := http.NewResponseController(w).Hijack()
+		if err != nil {
+			return
+		}
+		defer conn.Close()
+		fmt.Fprintf(brw, "HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Accept: %s\r\n\r\n", wsAccept(r.Header.Get("Sec-WebSocket-Key")))
+		brw.Flush()
+	})})
+	f := newFixtureWith(t, pathYAML, map[string]string{"static": sock, "shop": sock, "legacy": sock})
+	handshake := func(origin, cookie string) int {
+		t.Helper()
+		c, br := f.rawConn()
+		req := "GET /chat HTTP/1.1\r\nHost: shop.example.org\r\nConnection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+		if origin != "" {
+			req += "Origin: " + origin + "\r\n"
+		}
+		if cookie != "" {
+			req += "Cookie: " + cookie + "\r\n"
+		}
+		io.WriteString(c, req+"\r\n")
+		resp, err := http.ReadResponse(br, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return resp.StatusCode
+	}
+	for _, c := range []struct {
+		name, origin, cookie string
+		want                 int
+	}{
+		{"another site", "https://evil.example", "session=victim", http.StatusForbidden},
+		{"an opaque origin", "null", "session=victim", http.StatusForbidden},
+		{"no Origin, with cookies", "", "session=victim", http.StatusForbidden},
+		{"the site itself", "https://shop.example.org", "session=victim", http.StatusSwitchingProtocols},
+		{"no Origin, no cookies (not a browser)", "", "", http.StatusSwitchingProtocols},
+	} {
+		if got := handshake(c.origin, c.cookie); got != c.want {
+			t.Errorf("%s: %d, want %d", c.name, got, c.want)
+		}
+	}
+	if n := len(log.all()); n != 2 {
+		t.Errorf("the service took %d handshakes, want 2", n)
+	}
+	t.Log("a plain GET from another site passes, as ever")
+	r := f.req("GET", "/chat", nil)
+	r.Host = "shop.example.org"
+	r.Header.Set("Origin", "https://evil.example")
+	if code, _, _ := f.do(r); code == http.StatusForbidden {
+		t.Errorf("plain cross-site GET: %d", code)
 	}
 }

@@ -107,6 +107,17 @@ func (st *state) route(host string, r *http.Request) (*Route, string, error) {
 		}
 		forms = append(forms, bare)
 	}
+	for _, p := range append([]string{norm}, forms[2:]...) {
+		if t := trimSegmentEnds(p); t != p {
+			// IIS and older Spring read "/admin./users" and
+			// "/admin%20/users" as /admin/users.
+			trimmed, err := normalizePath(t, slashDecode)
+			if err != nil {
+				return nil, "", err
+			}
+			forms = append(forms, trimmed)
+		}
+	}
 	for _, p := range append(forms, norm) {
 		if st.match(host, p) != route || st.foldRival(host, p, route) {
 			return nil, "", errPathAmbiguous
@@ -128,7 +139,7 @@ func (st *state) route(host string, r *http.Request) (*Route, string, error) {
 // setTarget rewrites r to the normal forms of its host and path, which the
 // WAF then inspects and the proxy forwards.
 func setTarget(r *http.Request, host, path string) {
-	if _, port, err := net.SplitHostPort(r.Host); err == nil && host != "" {
+	if _, port, err := net.SplitHostPort(r.Host); err == nil && port != "" && host != "" {
 		host = net.JoinHostPort(host, port)
 	} else if strings.Contains(host, ":") {
 		host = "[" + host + "]"
@@ -204,7 +215,7 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if st.s.HSTS != "" {
 		h.Set("Strict-Transport-Security", st.s.HSTS)
 	}
-	client, xff := clientIP(r, st.s.Trusted)
+	client, xff, known := clientIP(r, st.s.Trusted)
 	ev := event{r: r, reqID: reqID, client: client}
 	var flagged *event // a request let through in detection-only mode
 	if la, ok := r.Context().Value(http.LocalAddrContextKey).(net.Addr); ok {
@@ -213,6 +224,14 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 
+	if !known && (!st.s.Deny.empty() || !st.s.Allow.empty()) {
+		// A trusted proxy named a client the gateway cannot read: the
+		// lists cannot be asked about it, and the proxy's own address
+		// stands for nobody.
+		ev.kind, ev.reason, ev.status, ev.blocked = KindIPDeny, "client IP unreadable in X-Forwarded-For from a trusted proxy; the IP lists cannot judge it", http.StatusForbidden, true
+		g.refuse(w, &ev)
+		return
+	}
 	if st.s.Deny.contains(client) || (!st.s.Allow.empty() && !st.s.Allow.contains(client)) {
 		ev.kind, ev.reason, ev.status, ev.blocked = KindIPDeny, "client IP refused by the IP lists", http.StatusForbidden, true
 		g.refuse(w, &ev)
@@ -226,7 +245,10 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	host, ok := normalizeHost(r.Host)
-	if !ok {
+	if !ok || host == "" {
+		// No host (HTTP/1.0 allows it): the service would get its own
+		// mesh name and port ("frontend:8080") as Host, a name the
+		// gateway never routed, in the links and redirects it builds.
 		http.Error(w, "bad request\nrequest id: "+reqID, http.StatusBadRequest)
 		return
 	}
@@ -305,7 +327,7 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if tx != nil && tx.ResponseInspected() {
 		fw.check = &respCheck{tx: tx, ev: ev}
 	}
-	g.proxy.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), ctxKey{}, fw)))
+	g.proxy.ServeHTTP(&ownHeaders{ResponseWriter: w, reqID: reqID, hsts: st.s.HSTS}, r.WithContext(context.WithValue(r.Context(), ctxKey{}, fw)))
 }
 
 // inspect runs the WAF's request phases over r, the body's evaluation
@@ -364,14 +386,20 @@ func (g *Gateway) flushEvents() {
 // csrfCheck returns why a request that may change state is refused, or "".
 // Only the methods RFC 9110 calls safe pass unchecked: any other, also one
 // the gateway does not know or spelt in lower case ("post", which some
-// frameworks take for POST), is checked.
+// frameworks take for POST), is checked, and so is a WebSocket handshake
+// (a GET that onlyWebSocketUpgrade left its Upgrade): it opens a channel
+// that reads and writes with the user's cookies, which a page on another
+// site would otherwise hold (cross-site WebSocket hijacking). Browsers
+// send Origin on every handshake.
 func csrfCheck(r *http.Request, route *Route) string {
 	if route.CSRFOff {
 		return ""
 	}
 	switch r.Method {
 	case http.MethodGet, http.MethodHead, http.MethodOptions, http.MethodTrace:
-		return ""
+		if r.Header.Get("Upgrade") == "" {
+			return ""
+		}
 	}
 	if len(r.Header.Values("Origin")) > 1 {
 		return "more than one Origin"
@@ -497,6 +525,14 @@ func (g *Gateway) newProxy() *httputil.ReverseProxy {
 			// them into its headers would read "X-Forwarded-For" or
 			// "X-Original-URL" the gateway never saw. None is forwarded.
 			pr.Out.Trailer = nil
+			if fw.check != nil {
+				// The response rules read text: the service may answer
+				// in gzip alone, which the transport asks for and
+				// decodes itself when the request names no coding (a
+				// client's "br, zstd" would be answered in codings
+				// the WAF cannot read, and refused).
+				pr.Out.Header.Del("Accept-Encoding")
+			}
 			stripClientHeaders(pr.Out.Header)
 			pr.Out.Header.Set("X-Forwarded-For", fw.xff)
 			pr.Out.Header.Set("X-Forwarded-Proto", "https")
@@ -539,7 +575,11 @@ func (g *Gateway) newProxy() *httputil.ReverseProxy {
 		},
 		ErrorHandler: func(w http.ResponseWriter, r *http.Request, err error) {
 			id := w.Header().Get("X-Request-ID")
-			if fw, _ := r.Context().Value(ctxKey{}).(*forward); fw != nil && fw.flagged != nil {
+			fw, _ := r.Context().Value(ctxKey{}).(*forward)
+			if fw != nil {
+				id = fw.reqID // the header may have gone with a 1xx
+			}
+			if fw != nil && fw.flagged != nil {
 				fw.flagged.status = errorStatus(err)
 				g.emit(fw.flagged)
 				fw.flagged = nil
@@ -558,6 +598,44 @@ func (g *Gateway) newProxy() *httputil.ReverseProxy {
 		},
 	}
 }
+
+// ownHeaders writes the headers the gateway sets on every answer into
+// each header block the proxy writes, 1xx ones included. The proxy adds a
+// service's fields beside the gateway's, so a second
+// Strict-Transport-Security ("max-age=0") would stand beside the gateway's
+// policy (a user agent takes the first, RFC 6797 section 8.1, but a cache
+// or CDN that joins repeated fields makes the policy invalid, and a client
+// that reads the last takes the service's), and a second X-Request-ID
+// beside the ID the gateway's records carry; and the proxy clears the
+// answer's headers once it has forwarded a service's 1xx (103 Early
+// Hints), which took the gateway's own off the final answer. With the
+// gateway's HSTS off, the service's passes.
+type ownHeaders struct {
+	http.ResponseWriter
+	reqID, hsts string
+	final       bool // a final status was written
+}
+
+func (w *ownHeaders) WriteHeader(code int) {
+	h := w.ResponseWriter.Header()
+	h.Set("X-Request-Id", w.reqID)
+	if w.hsts != "" {
+		h.Set("Strict-Transport-Security", w.hsts)
+	}
+	w.final = w.final || code >= 200 || code == http.StatusSwitchingProtocols
+	w.ResponseWriter.WriteHeader(code)
+}
+
+func (w *ownHeaders) Write(b []byte) (int, error) {
+	if !w.final {
+		w.WriteHeader(http.StatusOK)
+	}
+	return w.ResponseWriter.Write(b)
+}
+
+// Unwrap lets http.ResponseController reach the connection (flushes,
+// WebSocket hijacks).
+func (w *ownHeaders) Unwrap() http.ResponseWriter { return w.ResponseWriter }
 
 // onlyWebSocketUpgrade drops an Upgrade other than a WebSocket handshake
 // (RFC 6455 section 4.1: GET, "Upgrade: websocket", a key, version 13), so

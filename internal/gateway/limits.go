@@ -165,15 +165,26 @@ func plainIP(a netip.Addr) netip.Addr {
 // clientIP returns the client's address and the X-Forwarded-For chain to
 // send on. The header is believed only when the direct peer is a trusted
 // proxy; then the chain is walked from the right past trusted proxies, and
-// the first untrusted hop is the client.
-func clientIP(r *http.Request, trusted *prefixSet) (netip.Addr, string) {
+// the first untrusted hop is the client. A hop is an address, with a port
+// or in brackets as some proxies write it ("203.0.113.9:51234",
+// "[2001:db8::1]:443"). known is false when the walk meets a hop it cannot
+// read before an untrusted one: the client is then not known, and the
+// address returned is the last trusted hop, which the IP lists must not
+// be asked about (see ServeHTTP).
+func clientIP(r *http.Request, trusted *prefixSet) (client netip.Addr, chain string, known bool) {
 	peer := netip.Addr{}
 	if ap, err := netip.ParseAddrPort(r.RemoteAddr); err == nil {
 		peer = plainIP(ap.Addr())
 	}
 	xff := r.Header.Values("X-Forwarded-For")
-	if !trusted.contains(peer) || len(xff) == 0 {
-		return peer, peer.String()
+	if !trusted.contains(peer) {
+		return peer, peer.String(), true
+	}
+	if len(xff) == 0 {
+		// A trusted proxy that names the client only in RFC 7239's
+		// Forwarded, which the gateway does not read, has not said
+		// who the client is; one that names nobody is the client.
+		return peer, peer.String(), len(r.Header.Values("Forwarded")) == 0
 	}
 	var hops []string
 	for _, v := range xff {
@@ -183,17 +194,34 @@ func clientIP(r *http.Request, trusted *prefixSet) (netip.Addr, string) {
 			}
 		}
 	}
-	client := peer
+	client, known = peer, true
 	for i := len(hops) - 1; i >= 0; i-- {
-		a, err := netip.ParseAddr(hops[i])
-		if err != nil {
-			// A hop we cannot read: stop at the last one we could.
+		a, ok := parseHop(hops[i])
+		if !ok {
+			known = false
 			break
 		}
-		client = plainIP(a)
+		client = a
 		if !trusted.contains(client) {
 			break
 		}
 	}
-	return client, strings.Join(append(hops, peer.String()), ", ")
+	return client, strings.Join(append(hops, peer.String()), ", "), known
+}
+
+// parseHop reads one X-Forwarded-For hop: an IP address, bare, with a
+// port, or in brackets, in the form the IP lists compare (plainIP).
+func parseHop(h string) (netip.Addr, bool) {
+	if a, err := netip.ParseAddr(h); err == nil {
+		return plainIP(a), true
+	}
+	if ap, err := netip.ParseAddrPort(h); err == nil {
+		return plainIP(ap.Addr()), true
+	}
+	if len(h) > 2 && h[0] == '[' && h[len(h)-1] == ']' {
+		if a, err := netip.ParseAddr(h[1 : len(h)-1]); err == nil {
+			return plainIP(a), true
+		}
+	}
+	return netip.Addr{}, false
 }

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"net"
 	"net/netip"
+	"strconv"
 	"strings"
 )
 
@@ -136,6 +137,51 @@ func normalizePath(escaped, slashes string) (string, error) {
 	return p, nil
 }
 
+// trimSegmentEnds returns path, in normal form, with each segment read as
+// Windows reads a file name and older Spring MVC a path token: IIS (and
+// any server mapping paths onto a Windows file system) drops a segment's
+// trailing dots and spaces ("/admin./users" and "/admin%20/users" are
+// /admin/users), and Spring's AntPathMatcher with trimTokens (the default
+// before 4.3.1) trims whitespace at both ends. A segment that is a dot
+// segment once its whitespace is gone ("..%20") stays one. The result may
+// hold empty or dot segments; it is normalised again before use.
+func trimSegmentEnds(path string) string {
+	if !strings.Contains(path, "./") && !strings.HasSuffix(path, ".") && !strings.Contains(path, "%0") && !strings.Contains(path, "%20") {
+		return path // nothing to trim: most paths
+	}
+	segs := strings.Split(path, "/")
+	for i, s := range segs {
+		s = trimEscapedSpace(s)
+		if s != "." && s != ".." {
+			for strings.HasSuffix(s, ".") {
+				s = trimEscapedSpace(strings.TrimSuffix(s, "."))
+			}
+		}
+		segs[i] = s
+	}
+	return strings.Join(segs, "/")
+}
+
+// trimEscapedSpace drops the escaped whitespace (tab, line feed, vertical
+// tab, form feed, carriage return, space) at both ends of a segment in
+// normal form, where every such byte is escaped.
+func trimEscapedSpace(s string) string {
+	space := func(e string) bool {
+		switch e {
+		case "%09", "%0A", "%0B", "%0C", "%0D", "%20":
+			return true
+		}
+		return false
+	}
+	for len(s) >= 3 && space(s[:3]) {
+		s = s[3:]
+	}
+	for len(s) >= 3 && space(s[len(s)-3:]) {
+		s = s[:len(s)-3]
+	}
+	return s
+}
+
 // overlong reports whether p, in normal form (every byte above 0x7F
 // escaped, upper-case hex), holds a lead byte that only begins an overlong
 // UTF-8 sequence: C0 or C1, E0 followed by 80-9F, F0 followed by 80-8F.
@@ -190,14 +236,28 @@ func pchar(c byte) bool {
 	return strings.IndexByte("!$&'()*+,;=:@", c) >= 0
 }
 
+// validPort reports whether p is a port as clients write one: a decimal
+// number from 1 to 65535 without sign or leading zeros. Anything else
+// ("abc", "+443", "99999") would reach the service in its Host and
+// X-Forwarded-Host, and the links and redirects it builds from them,
+// while the gateway, routing on the name alone, never looked at it.
+func validPort(p string) bool {
+	n, err := strconv.Atoi(p)
+	return err == nil && n >= 1 && n <= 65535 && strconv.Itoa(n) == p
+}
+
 // normalizeHost returns the host a request names, in the form routes are
 // matched against: lower case, without a port, brackets or the trailing
 // dot of a fully qualified name ("Shop.Example.org.:443" is
 // "shop.example.org"). ok is false for what is not a DNS name or an IP
-// literal. An empty host stays empty (HTTP/1.0 without Host).
+// literal, and for a port that is not a number (validPort). An empty
+// host stays empty (HTTP/1.0 without Host).
 func normalizeHost(hostport string) (host string, ok bool) {
 	h := hostport
-	if sh, _, err := net.SplitHostPort(hostport); err == nil {
+	if sh, port, err := net.SplitHostPort(hostport); err == nil {
+		if port != "" && !validPort(port) {
+			return "", false
+		}
 		h = sh
 	} else if strings.HasPrefix(h, "[") && strings.HasSuffix(h, "]") {
 		h = h[1 : len(h)-1]

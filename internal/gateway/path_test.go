@@ -1,12 +1,18 @@
 package gateway
 
 import (
+	"bufio"
+	"fmt"
+	"io"
+	"net"
 	"net/http"
 	"net/url"
 	"slices"
 	"strings"
 	"testing"
 	"time"
+
+	"golang.org/x/net/http2"
 
 	"moat/internal/testkit"
 )
@@ -265,6 +271,70 @@ func TestTrailingDotHost(t *testing.T) {
 	r.Host = "shop.example.org.."
 	if code, _, _ := f.do(r); code != http.StatusBadRequest {
 		t.Errorf("Host with two trailing dots: %d, want 400", code)
+	}
+}
+
+// TestHostPortIsANumber: the gateway routes on the host name alone, so a
+// port the client makes up ("shop.example.org:abc", ":+443", ":99999")
+// went unread to the service in Host and X-Forwarded-Host, where the
+// links, redirects and cache keys it builds from them carry it (web cache
+// poisoning by Host port). A port that is not a number from 1 to 65535 is
+// refused, over HTTP/1.1, HTTP/2 and on the redirect port; an empty one
+// is dropped. A request without a host is refused too.
+func TestHostPortIsANumber(t *testing.T) {
+	ngx := startNginx(t, nginxShop)
+	socks := map[string]string{"static": ngx.sock, "shop": ngx.sock, "legacy": ngx.sock}
+	f := newFixtureWith(t, strings.Replace(pathYAML, `redirect_listen: "off"`, "redirect_listen: 127.0.0.1:0", 1), socks)
+	bad := []string{"shop.example.org:abc", "shop.example.org:+443", "shop.example.org:99999", "shop.example.org:0",
+		"shop.example.org:0443", "shop.example.org:443x", "[::1]:8o", "shop.example.org:-1"}
+	for _, host := range bad {
+		c, br := f.rawConn()
+		fmt.Fprintf(c, "GET /static/x HTTP/1.1\r\nHost: %s\r\n\r\n", host)
+		if resp, err := http.ReadResponse(br, nil); err != nil || resp.StatusCode != http.StatusBadRequest {
+			t.Errorf("HTTP/1.1 Host %q: %v %v, want 400", host, resp, err)
+		}
+		_, fr := f.h2Conn()
+		fr.WriteHeaders(http2.HeadersFrameParam{StreamID: 1, EndStream: true, EndHeaders: true,
+			BlockFragment: headerBlock(":method", "GET", ":scheme", "https", ":authority", host, ":path", "/static/x")})
+		if status := h2Status(t, fr); status != "400" && status != "reset" {
+			t.Errorf("HTTP/2 :authority %q: %s, want 400", host, status)
+		}
+		rc, err := net.Dial("tcp", f.gw.RedirectAddr().String())
+		if err != nil {
+			t.Fatal(err)
+		}
+		fmt.Fprintf(rc, "GET /static/x HTTP/1.1\r\nHost: %s\r\n\r\n", host)
+		if resp, err := http.ReadResponse(bufio.NewReader(rc), nil); err != nil || resp.StatusCode != http.StatusBadRequest {
+			t.Errorf("redirect port, Host %q: %v %v, want 400", host, resp, err)
+		}
+		rc.Close()
+	}
+	t.Log("HTTP/1.0 without a Host is refused: the service would get its mesh name as Host")
+	c, br := f.rawConn()
+	io.WriteString(c, "GET /static/x HTTP/1.0\r\n\r\n")
+	if resp, err := http.ReadResponse(br, nil); err != nil || resp.StatusCode != http.StatusBadRequest {
+		t.Errorf("HTTP/1.0 without Host: %v %v, want 400", resp, err)
+	}
+
+	t.Log("a number passes as sent; an empty port is dropped")
+	for _, c := range []struct{ host, want string }{
+		{"shop.example.org:8443", "GET /static/y shop.example.org:8443 -> /static/y"},
+		{"shop.example.org:", "GET /static/y shop.example.org -> /static/y"},
+	} {
+		conn, br := f.rawConn()
+		fmt.Fprintf(conn, "GET /static/y HTTP/1.1\r\nHost: %s\r\n\r\n", c.host)
+		if resp, err := http.ReadResponse(br, nil); err != nil || resp.StatusCode != 200 {
+			t.Fatalf("Host %q: %v %v", c.host, resp, err)
+		}
+		lines := waitServed(t, f, ngx)
+		if got := lines[len(lines)-2]; got != c.want {
+			t.Errorf("Host %q: nginx logged %q, want %q", c.host, got, c.want)
+		}
+	}
+	for _, l := range ngx.served(t) {
+		if strings.Contains(l, "/static/x") {
+			t.Errorf("nginx served %q", l)
+		}
 	}
 }
 

@@ -358,6 +358,63 @@ routes:
 	}
 }
 
+// TestTrailingDotsAndSpacesCannotSwitchRoute: IIS (any server that maps
+// paths onto a Windows file system) drops a segment's trailing dots and
+// spaces, and Spring MVC's path matcher trimmed whitespace around each
+// segment before 4.3.1: "/admin./users", "/admin%20/users" and
+// "/static/..%20/search" are /admin/users and /search to them. The gateway,
+// reading the segments "admin." and ".. ", would send them by another
+// route, past /admin/'s CSRF check or the shop's WAF; it refuses them.
+func TestTrailingDotsAndSpacesCannotSwitchRoute(t *testing.T) {
+	f := newFixture(t, plainYAML+noWAF+`services: [api]
+routes:
+  - name: admin
+    path: /admin/
+    service: api
+    port: 9090
+  - name: site
+    service: api
+    port: 9090
+    csrf_off: true
+`)
+	be := f.backends["api"]
+	for _, path := range []string{"/admin./users", "/admin../users", "/admin%2E/users", "/admin%20/users", "/admin.%20./users",
+		"/admin%09/users", "/%20admin/users", "/x/..%20/admin/users", "/admin.;x/users"} {
+		r := f.req("POST", path, strings.NewReader("role=admin"))
+		r.Header.Set("Origin", "https://evil.example")
+		r.Header.Set("Cookie", "session=victim")
+		if code, body, _ := f.do(r); code != http.StatusBadRequest {
+			t.Errorf("POST %s: %d %q, want 400", path, code, body)
+		}
+	}
+	if n := be.count.Load(); n != 0 {
+		got, _ := be.lastRequest()
+		t.Errorf("the backend served %d requests, the last %s", n, got.URL.RequestURI())
+	}
+	t.Log("dots and spaces that leave the route alone pass")
+	for _, path := range []string{"/admin/users.", "/admin/users%20", "/about%20us", "/v1.2./x", "/administration."} {
+		if code, body, _ := f.do(f.req("GET", path, nil)); code != 200 {
+			t.Errorf("GET %s: %d %q", path, code, body)
+		}
+	}
+
+	t.Log("the shop's WAF is not walked past through the static route")
+	log, shop := newLoggedShop(t)
+	for _, path := range []string{"/static/..%20/search", "/static/.. /search", "/static/..%09/search"} {
+		c, br := shop.rawConn()
+		fmt.Fprintf(c, "GET %s?q=%s HTTP/1.1\r\nHost: shop.example.org\r\n\r\n", strings.ReplaceAll(path, " ", "%20"), url.QueryEscape("1' UNION SELECT password FROM users--"))
+		resp, err := http.ReadResponse(br, nil)
+		if err != nil || (resp.StatusCode != http.StatusBadRequest && resp.StatusCode != http.StatusForbidden) {
+			t.Errorf("GET %s: %v %v, want a refusal", path, resp, err)
+		}
+	}
+	for _, l := range log.all() {
+		if strings.Contains(l, "UNION") {
+			t.Errorf("the backend served %q", l)
+		}
+	}
+}
+
 // newLoggedShop is pathYAML's gateway in front of one backend for every
 // route that reads each body whole and logs each request it serves.
 func newLoggedShop(t *testing.T) (*servedLog, *fixture) {

@@ -277,3 +277,66 @@ func TestWAFArgumentLimitsAndBudget(t *testing.T) {
 		t.Errorf("a plain GET under the same budget: %d, want 200", code)
 	}
 }
+
+// TestWAFBodyReadingsAgree: the body the WAF reads is the body the service
+// gets, whatever the framing says about it. A gzip body is inspected and
+// forwarded decoded; codings the WAF does not decode, and a gzip body
+// behind a first "identity" field, are refused; a charset that would have
+// the service decode the form otherwise than the WAF (UTF-16, EBCDIC) is
+// refused; a JSON document with one key twice is judged by both values,
+// and one that only a lenient parser reads (a BOM, comments) is refused;
+// bodies are inspected on every method, GET included.
+func TestWAFBodyReadingsAgree(t *testing.T) {
+	f := newFixture(t, baseYAML+"rate_limit:\n  off: true\n")
+	be := f.backends["frontend"]
+	sqli := "q=" + url.QueryEscape(bodyAttacks["sqli"])
+	const form = "application/x-www-form-urlencoded"
+	send := func(method, ctype string, encodings []string, body []byte) (int, string) {
+		t.Helper()
+		r := f.req(method, "/orders", bytes.NewReader(body))
+		r.Header.Set("Origin", f.base)
+		r.Header.Set("Content-Type", ctype)
+		if encodings != nil {
+			r.Header["Content-Encoding"] = encodings
+		}
+		code, resp, _ := f.do(r)
+		return code, resp
+	}
+	for _, c := range []struct {
+		name, method, ctype string
+		encodings           []string
+		body                []byte
+	}{
+		{"gzip", "POST", form, []string{"gzip"}, gzipped(sqli)},
+		{"x-gzip", "POST", form, []string{"x-gzip"}, gzipped(sqli)},
+		{"identity, then gzip", "POST", form, []string{"identity", "gzip"}, gzipped(sqli)},
+		{"gzip, identity in one field", "POST", form, []string{"gzip, identity"}, gzipped(sqli)},
+		{"gzip twice", "POST", form, []string{"gzip, gzip"}, gzipped(string(gzipped(sqli)))},
+		{"br", "POST", form, []string{"br"}, []byte(sqli)},
+		{"UTF-16 form", "POST", form + "; charset=utf-16", nil, []byte("a=1")},
+		{"EBCDIC form", "POST", form + "; charset=ibm037", nil, []byte("a=1")},
+		{"two charsets", "POST", form + "; charset=utf-8; charset=ibm037", nil, []byte("a=1")},
+		{"JSON key twice", "POST", "application/json", nil, []byte(`{"q":"hello","q":"` + bodyAttacks["sqli"] + `"}`)},
+		{"JSON with a BOM", "POST", "application/json", nil, append([]byte("\xef\xbb\xbf"), `{"q":"hello"}`...)},
+		{"JSON with a comment", "POST", "application/json", nil, []byte(`{"q":/* x */"hello"}`)},
+		{"GET with a body", "GET", form, nil, []byte(sqli)},
+		{"OPTIONS with a body", "OPTIONS", form, nil, []byte(sqli)},
+		{"DELETE with a body", "DELETE", form, nil, []byte(sqli)},
+	} {
+		if code, body := send(c.method, c.ctype, c.encodings, c.body); code != http.StatusForbidden && code != http.StatusBadRequest {
+			t.Errorf("%s: %d %q, want a refusal", c.name, code, body)
+		}
+	}
+	if n := be.count.Load(); n != 0 {
+		got, body := be.lastRequest()
+		t.Errorf("the service got %d requests, the last %v %q", n, got.Header, body)
+	}
+	t.Log("a benign gzip form reaches the service decoded")
+	if code, body := send("POST", form, []string{"gzip"}, gzipped("a=1&b=2")); code != 200 {
+		t.Fatalf("benign gzip form: %d %q", code, body)
+	}
+	got, body := be.lastRequest()
+	if body != "a=1&b=2" || got.Header.Get("Content-Encoding") != "" {
+		t.Errorf("the service got %q with Content-Encoding %q", body, got.Header.Get("Content-Encoding"))
+	}
+}

@@ -3,6 +3,8 @@ package waf
 import (
 	"compress/flate"
 	"compress/gzip"
+	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"strings"
@@ -48,4 +50,35 @@ func (l *lazyGzip) Read(p []byte) (int, error) {
 		return 0, l.err
 	}
 	return l.zr.Read(p)
+}
+
+// errResponseCoding: a response body whose type the rules inspect came in
+// a content coding the WAF cannot read.
+var errResponseCoding = errors.New("waf: response body in a content coding the WAF does not decode")
+
+// decodeResponse replaces a gzip response body with its decoded form and
+// drops Content-Encoding and Content-Length, so that the response rules
+// read, and the client receives, the text itself: a client that offers
+// gzip would otherwise have a leak (a SQL error, a stack trace) pass
+// compressed past rules that read bytes. A body in any other coding (br,
+// zstd, deflate, gzip twice) is an error, answered as a failed upstream:
+// what cannot be inspected is not sent.
+func decodeResponse(resp *http.Response) error {
+	codings := resp.Header.Values("Content-Encoding")
+	enc := strings.ToLower(strings.TrimSpace(strings.Join(codings, ",")))
+	switch enc {
+	case "", "identity":
+		resp.Header.Del("Content-Encoding")
+		return nil
+	case "gzip", "x-gzip":
+	default:
+		return fmt.Errorf("%w: %q", errResponseCoding, enc)
+	}
+	orig := resp.Body
+	resp.Body = readCloser{&lazyGzip{src: orig}, orig}
+	resp.Header.Del("Content-Encoding")
+	resp.Header.Del("Content-Length")
+	resp.ContentLength = -1
+	resp.Uncompressed = true
+	return nil
 }

@@ -639,7 +639,9 @@ func (t *Tx) ResponseInspected() bool {
 }
 
 // Response runs phases 3 and 4 over resp, buffering up to the response body
-// limit and replacing resp.Body so it can still be sent.
+// limit and replacing resp.Body so it can still be sent. A gzip body of an
+// inspected type is inspected, and sent, decoded; one in any other content
+// coding is an error (see decodeResponse).
 func (t *Tx) Response(resp *http.Response) (Verdict, error) {
 	if t.err != nil {
 		return Verdict{}, t.err
@@ -654,6 +656,9 @@ func (t *Tx) Response(resp *http.Response) (Verdict, error) {
 		return t.verdict(), nil
 	}
 	if tx.IsResponseBodyAccessible() && tx.IsResponseBodyProcessable() && resp.Body != nil {
+		if err := decodeResponse(resp); err != nil {
+			return Verdict{}, err
+		}
 		it, _, err := tx.ReadResponseBodyFrom(resp.Body)
 		if err != nil {
 			return Verdict{}, fmt.Errorf("waf: read response body: %w", err)
