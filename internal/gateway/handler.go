@@ -264,6 +264,10 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	setTarget(r, host, path)
 	onlyWebSocketUpgrade(r)
+	if !answeredExpect(r) {
+		http.Error(w, "expectation not supported\nrequest id: "+reqID, http.StatusExpectationFailed)
+		return
+	}
 	ev.route = route.Name
 	if ok, wait := st.rates.allow(route.Name, client, route.RPS, route.Burst, g.now()); !ok {
 		h.Set("Retry-After", strconv.Itoa(retryAfter(wait)))
@@ -653,6 +657,25 @@ func onlyWebSocketUpgrade(r *http.Request) {
 	}
 	r.Header.Del("Upgrade")
 	r.Header.Del("HTTP2-Settings")
+}
+
+// answeredExpect takes the Expect field off a request whose expectation
+// the gateway meets itself: "100-continue" (RFC 9110 section 10.1.1),
+// answered by the server when the body is first read, that is when the
+// WAF or the service reads it. A service thus never sees an expectation
+// another hop has answered (CRS refuses the field, 920450, for what a
+// forwarded one can do to a backend that answers it differently). Any
+// other expectation is one the gateway cannot meet: false, for 417.
+func answeredExpect(r *http.Request) bool {
+	e := r.Header.Values("Expect")
+	if len(e) == 0 {
+		return true
+	}
+	if len(e) > 1 || !strings.EqualFold(strings.TrimSpace(e[0]), "100-continue") {
+		return false
+	}
+	r.Header.Del("Expect")
+	return true
 }
 
 // errUpgradeRefused: the backend switched protocols without completing
