@@ -207,6 +207,9 @@ type gateRule struct {
 	// a value must pass for the operator to answer true; nil when the
 	// operator has none or the rule is negated.
 	pick *pickTest
+	// class: the byte test of an @rx rule's pattern (necessity.class),
+	// asked of the value's bytes; nil when it has none or is negated.
+	class *byteSet
 	// links: the tests of links of the rule's chain that it cannot match
 	// without (gatechain.go); op is nil when the chain's first rule is
 	// not the gate's to ask.
@@ -601,7 +604,7 @@ func gateTest(r reflect.Value, id, phase int, p *gatePlan, nodeOf map[[2]uintptr
 		// sees.
 		switch o := op.(type) {
 		case *rxOp:
-			gr.pick = o.need.pick
+			gr.pick, gr.class = o.need.pick, o.need.class
 		case *pmOp:
 			gr.pick = o.pick
 		default:
@@ -1068,6 +1071,9 @@ func (s *gateState) opMayMatch(r *gateRule) bool {
 				continue
 			}
 			if r.pick != nil && !r.pick.passes(s.bytes(r.node, vi)) {
+				continue
+			}
+			if r.class != nil && !s.bytes(r.node, vi).meets(*r.class) {
 				continue
 			}
 			if r.bit >= 0 {

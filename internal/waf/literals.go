@@ -26,6 +26,9 @@ type necessity struct {
 	matcher *ahocorasick.AhoCorasick // for sets too large for dfa
 	// pick is the gate's quick test before this one (nil: none).
 	pick *pickTest
+	// class: bytes one of which every match holds, asked before the
+	// literals (reqbytes.go; nil: none).
+	class *byteSet
 }
 
 // maxLits bounds the literal set: past it the test costs more than it saves.
@@ -34,7 +37,9 @@ const maxLits = 256
 // newNecessity analyses re, parsed as the operator compiles it.
 func newNecessity(re *syntax.Regexp) *necessity {
 	set, _ := required(re)
-	return necessityOf(minBytes(re), set)
+	n := necessityOf(minBytes(re), set)
+	n.class = newClassTest(re)
+	return n
 }
 
 // newBinaryNecessity analyses a pattern Coraza runs on the binary engine,
@@ -129,6 +134,9 @@ func necessityOf(minLen int, set []lit) *necessity {
 // mayMatch reports whether the expression can match s.
 func (n *necessity) mayMatch(s string) bool {
 	if len(s) < n.minLen {
+		return false
+	}
+	if n.class != nil && !holdsByte(s, n.class) {
 		return false
 	}
 	if len(n.lits) == 0 {
