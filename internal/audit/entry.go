@@ -47,7 +47,7 @@ const (
 	// about: the one "admin.create" made (or gave a new credential), the
 	// one "admin.remove" removed, the one "admin.recover" recovered, the
 	// one whose first authenticator "mfa.approve" approved (online or on
-	// the server's host).
+	// the server's host), the one whose second factors "mfa.reset" reset.
 	DetailTargetAccount = "target_account"
 )
 
