@@ -89,7 +89,9 @@ func (s *Server) loadMFA(ctx context.Context, c *caller) (mfaRecord, int64, erro
 		return mfaRecord{}, 0, err
 	}
 	if !ownsMFA(rec, c.Account, c.Adopted) {
-		c.note("mfa_of_earlier_account", "ignored")
+		if err == nil {
+			c.note("mfa_of_earlier_account", "ignored")
+		}
 		rec = mfaRecord{}
 	}
 	rec.Account = c.Account

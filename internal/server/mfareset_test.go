@@ -96,3 +96,29 @@ func TestMFAResetActsOnTheAccount(t *testing.T) {
 		t.Errorf("mfa reset of a name with no account: %d %q, want 404", code, e.Error)
 	}
 }
+
+// TestEarlierFactorsNotedOnlyWhenStored: a call that reads the caller's
+// second factors notes that it ignored an earlier account's
+// (mfa_of_earlier_account) only when some are stored, not for an account
+// that never had any.
+func TestEarlierFactorsNotedOnlyWhenStored(t *testing.T) {
+	f := newAuthFixture(t)
+	carl := f.newAdmin(t, "carl", api.RoleViewer)
+	from := f.log.Size()
+	if code, e := f.call(t, carl.cert, "GET", api.PathMFA, nil, nil); code != http.StatusOK {
+		t.Fatalf("mfa status: %d %s", code, e.Error)
+	}
+	if o := f.outcome(t, from, "mfa.status", carl.id); o == nil || o.Detail["mfa_of_earlier_account"] != "" {
+		t.Errorf("the status of an account with no second factors stored: %+v, want no earlier account's noted", o)
+	}
+	if err := putJSON(f.ctx, f.st, prefixMFA+"carl", mfaRecord{Account: "0123456789abcdef0123456789abcdef"}); err != nil {
+		t.Fatal(err)
+	}
+	from = f.log.Size()
+	if code, e := f.call(t, carl.cert, "GET", api.PathMFA, nil, nil); code != http.StatusOK {
+		t.Fatalf("mfa status: %d %s", code, e.Error)
+	}
+	if o := f.outcome(t, from, "mfa.status", carl.id); o == nil || o.Detail["mfa_of_earlier_account"] != "ignored" {
+		t.Errorf("the status of an account with an earlier account's second factors stored: %+v, want them noted as ignored", o)
+	}
+}
