@@ -47,7 +47,7 @@ const (
 	// about: the one "admin.create" made (or gave a new credential), the
 	// one "admin.remove" removed, the one "admin.recover" recovered, the
 	// one whose first authenticator "mfa.approve" approved (online or on
-	// the server's host).
+	// the server's host), the one whose second factors "mfa.reset" reset.
 	DetailTargetAccount = "target_account"
 )
 
@@ -62,6 +62,26 @@ func (e *Entry) ActorAccount() string { return e.Detail[DetailAccount] }
 // entries were before accounts were recorded. What counts or matches
 // actions by who took them keys by Who, not by Actor.
 func (e *Entry) Who() string { return Who(e.Actor, e.ActorAccount()) }
+
+// TargetAccount is the account ID the entry is about, "" when the entry
+// does not record one (see DetailTargetAccount).
+func (e *Entry) TargetAccount() string { return e.Detail[DetailTargetAccount] }
+
+// TargetWho names the administrator the entry is about as Who names the
+// actor: Target with the account it records (DetailTargetAccount), or,
+// for an entry about its own actor (an enrolment, a security key
+// registered) that records none, the actor's account; Target alone
+// otherwise. What counts or matches entries by whom they are about keys
+// by TargetWho, so two accounts of one name are two.
+func (e *Entry) TargetWho() string {
+	if a := e.TargetAccount(); a != "" {
+		return Who(e.Target, a)
+	}
+	if e.Target != "" && e.Target == e.Actor {
+		return e.Who()
+	}
+	return e.Target
+}
 
 // Who names one person acting: the SPIFFE ID id with the account, as in
 // "spiffe://example.org/admin/alice (account 3f…)", or id alone when the

@@ -49,7 +49,10 @@ const (
 	// ("mfa.reset"), a security key registered or removed
 	// ("mfa.webauthn.register", "mfa.webauthn.remove"). Whoever steals an
 	// enrolment certificate enrols their own authenticator this way.
-	// Subject: the administrator and the change.
+	// Subject: the administrator whose factors changed, with their account
+	// (audit.Entry.TargetWho: the entry's target_account, the actor's
+	// account for a change of one's own; the SPIFFE ID alone for an entry
+	// that records none), and the change.
 	RuleMFAChange = "mfa_change"
 )
 
@@ -165,8 +168,14 @@ func (e *Engine) observeAccess(out []Alert, now time.Time, en *audit.Entry) []Al
 				facts[k] = d[k]
 			}
 		}
-		out = e.fire(out, now, RuleMFAChange, orDash(en.Target)+" "+en.Action, "",
-			"second factors of "+orDash(en.Target)+" changed: "+mfaChanges[en.Action], facts)
+		if a := en.TargetAccount(); a != "" {
+			facts["target_account"] = a
+		}
+		// Keyed by whom the change is about, with their account
+		// (audit.Entry.TargetWho): a name removed and made again is
+		// another subject.
+		who := orDash(en.TargetWho())
+		out = e.fire(out, now, RuleMFAChange, who+" "+en.Action, "", "second factors of "+who+" changed: "+mfaChanges[en.Action], facts)
 	case (en.Action == actionMFASession || en.Action == actionMFAConfirm || en.Action == actionWebAuthnIn) && refused:
 		facts := withAccount(map[string]string{"last_result": en.Result}, en)
 		if d["locked_until"] != "" {

@@ -22,6 +22,8 @@ func firing(as []Alert, rule string) []Alert {
 // factors and break-glass sessions, and the agents' refusals.
 func TestAccessRules(t *testing.T) {
 	const alice, bob = "spiffe://moat.test/admin/alice", "spiffe://moat.test/admin/bob"
+	// Two accounts of the name alice: one removed, one made again.
+	const acctA, acctB = "0123456789abcdef0123456789abcdef", "fedcba9876543210fedcba9876543210"
 	night := time.Date(2026, 11, 24, 2, 30, 0, 0, time.UTC) // a Tuesday, 02:30 UTC
 	cases := []struct {
 		name  string
@@ -71,8 +73,30 @@ func TestAccessRules(t *testing.T) {
 		{"a refused confirmation is no change", []ev{
 			{at: 0, ent: &audit.Entry{Actor: alice, Action: "mfa.confirm", Target: alice, Result: "denied: MFA code refused"}},
 		}, RuleMFAChange, alice + " mfa.confirm", 0},
-		{"a reset is reported, under the admin reset", []ev{
+		{"a reset that records no account is reported under the admin reset", []ev{
 			{at: 0, ent: &audit.Entry{Actor: bob, Action: "mfa.reset", Target: alice, Result: "ok"}},
+		}, RuleMFAChange, alice + " mfa.reset", 1},
+		{"a reset names the account reset", []ev{
+			{at: 0, ent: &audit.Entry{Actor: bob, Action: "mfa.reset", Target: alice, Result: "ok", Detail: map[string]string{audit.DetailTargetAccount: acctA}}},
+		}, RuleMFAChange, audit.Who(alice, acctA) + " mfa.reset", 1},
+		{"resets of two accounts of one name are two subjects", []ev{
+			{at: 0, ent: &audit.Entry{Actor: bob, Action: "mfa.reset", Target: alice, Result: "ok", Detail: map[string]string{audit.DetailTargetAccount: acctA}}},
+			{at: time.Second, ent: &audit.Entry{Actor: bob, Action: "mfa.reset", Target: alice, Result: "ok", Detail: map[string]string{audit.DetailTargetAccount: acctB}}},
+		}, RuleMFAChange, audit.Who(alice, acctA) + " mfa.reset", 2},
+		{"resets of one account are one subject", []ev{
+			{at: 0, ent: &audit.Entry{Actor: bob, Action: "mfa.reset", Target: alice, Result: "ok", Detail: map[string]string{audit.DetailTargetAccount: acctA}}},
+			{at: time.Second, ent: &audit.Entry{Actor: bob, Action: "mfa.reset", Target: alice, Result: "ok", Detail: map[string]string{audit.DetailTargetAccount: acctA}}},
+		}, RuleMFAChange, audit.Who(alice, acctA) + " mfa.reset", 1},
+		{"approvals of two accounts of one name are two subjects", []ev{
+			{at: 0, ent: &audit.Entry{Actor: bob, Action: "mfa.approve", Target: alice, Result: "ok", Detail: map[string]string{audit.DetailTargetAccount: acctA}}},
+			{at: time.Second, ent: &audit.Entry{Actor: bob, Action: "mfa.approve", Target: alice, Result: "ok", Detail: map[string]string{audit.DetailTargetAccount: acctB}}},
+		}, RuleMFAChange, audit.Who(alice, acctA) + " mfa.approve", 2},
+		{"an enrolment of one's own is the actor's account's", []ev{
+			{at: 0, ent: &audit.Entry{Actor: alice, Action: "mfa.confirm", Target: alice, Result: "ok", Detail: map[string]string{audit.DetailAccount: acctA}}},
+			{at: time.Second, ent: &audit.Entry{Actor: alice, Action: "mfa.confirm", Target: alice, Result: "ok", Detail: map[string]string{audit.DetailAccount: acctB}}},
+		}, RuleMFAChange, audit.Who(alice, acctA) + " mfa.confirm", 2},
+		{"another's account is not the target's", []ev{
+			{at: 0, ent: &audit.Entry{Actor: bob, Action: "mfa.reset", Target: alice, Result: "ok", Detail: map[string]string{audit.DetailAccount: acctB}}},
 		}, RuleMFAChange, alice + " mfa.reset", 1},
 		{"a security key registered is reported", []ev{
 			{at: 0, ent: &audit.Entry{Actor: alice, Action: "mfa.webauthn.register", Target: alice, Result: "ok", Detail: map[string]string{"key": "yubi"}}},

@@ -89,7 +89,9 @@ func (s *Server) loadMFA(ctx context.Context, c *caller) (mfaRecord, int64, erro
 		return mfaRecord{}, 0, err
 	}
 	if !ownsMFA(rec, c.Account, c.Adopted) {
-		c.note("mfa_of_earlier_account", "ignored")
+		if err == nil {
+			c.note("mfa_of_earlier_account", "ignored")
+		}
 		rec = mfaRecord{}
 	}
 	rec.Account = c.Account
@@ -381,8 +383,13 @@ func (s *Server) issueMFASession(ctx context.Context, c *caller, csr *x509.Certi
 }
 
 // handleMFAReset removes another administrator's second factors, for a
-// lost authenticator. The admin named must enrol again before any
-// sensitive call.
+// lost authenticator: those of the name's current account, its
+// authenticator, security keys, lockout and MFA sessions (which end on
+// every server). The admin named must enrol again before any sensitive
+// call. Second factors stored under the name for an earlier account (a
+// write that landed after its removal) are no account's: every reader
+// ignores them, and so does a reset, which leaves them as they are and
+// resets nothing. The entry records the account reset (target_account).
 func (s *Server) handleMFAReset(ctx context.Context, c *caller, r *http.Request) (any, string, error) {
 	var req api.MFAReset
 	if err := decode(r, &req); err != nil {
@@ -392,10 +399,49 @@ func (s *Server) handleMFAReset(ctx context.Context, c *caller, r *http.Request)
 	if err != nil {
 		return nil, "", errorf(http.StatusBadRequest, "name: %v", err)
 	}
-	if _, err := s.st.Delete(ctx, prefixMFA+req.Name); err != nil && !errors.Is(err, store.ErrNotFound) {
+	if err := s.resetMFA(ctx, c, req.Name); err != nil {
 		return nil, id.String(), err
 	}
 	return struct{}{}, id.String(), nil
+}
+
+// resetMFA deletes the second factors of name's current account, in a
+// transaction conditioned on both the account and its factors: an account
+// removed, or removed and made again, meanwhile loses nothing of its own.
+func (s *Server) resetMFA(ctx context.Context, c *caller, name string) error {
+	var adm adminRecord
+	admRev, err := getJSONRev(ctx, s.st, prefixAdmin+name, &adm)
+	if errors.Is(err, store.ErrNotFound) {
+		return errorf(http.StatusNotFound, "admin %q does not exist (\"moat admin list\" shows the accounts)", name)
+	}
+	if err != nil {
+		return err
+	}
+	if adm.Account != "" {
+		c.note(audit.DetailTargetAccount, adm.Account)
+	}
+	key := prefixMFA + name
+	var rec mfaRecord
+	rev, err := getJSONRev(ctx, s.st, key, &rec)
+	if err != nil && !errors.Is(err, store.ErrNotFound) {
+		return err
+	}
+	if err == nil && !ownsMFA(rec, adm.Account, adm.Adopted) {
+		c.note("mfa_of_earlier_account", "ignored")
+		err = store.ErrNotFound
+	}
+	if err != nil {
+		return errorf(http.StatusConflict, "admin %q has no second factor to reset", name)
+	}
+	conds := []store.Cond{{Key: key, ModRevision: rev}, {Key: prefixAdmin + name, ModRevision: admRev}}
+	if _, err := s.st.Txn(ctx, conds, []store.Op{store.Delete(key)}); err != nil {
+		if errors.Is(err, store.ErrConflict) {
+			return errorf(http.StatusConflict, "admin %q's second factors changed meanwhile: nothing was reset; try again", name)
+		}
+		return err
+	}
+	c.note("sessions_ended", strconv.Itoa(len(rec.liveSessions(s.now()))))
+	return nil
 }
 
 // awaitingApproval says how an unapproved first enrolment is approved.
