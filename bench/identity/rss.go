@@ -107,7 +107,32 @@ func benchRSS(ctx context.Context, o options) error {
 	}
 	procs = append(procs, agent)
 
-	fmt.Printf("\n== idle agent RSS: settle %s, then %d samples 1 s apart\n", o.rssSettle, o.rssSamples)
+	fmt.Printf("\n== idle agent RSS: working state, settle %s, then %d samples 1 s apart\n", o.rssSettle, o.rssSamples)
+	// The agent must have done its work before it is measured idle:
+	// joined, fetched both SVIDs and opened the outbound listener for
+	// web's upstream. A loaded machine takes longer to get there; the
+	// wait is bounded.
+	state := func() (joined bool, svids int, listening bool, log []byte) {
+		log, _ = os.ReadFile(filepath.Join(w, "agent.log"))
+		joined = bytes.Contains(log, []byte(`msg=joined`))
+		svids = bytes.Count(log, []byte(`msg="SVID renewed"`))
+		if c, err := net.DialTimeout("tcp", "127.0.0.1:"+strconv.Itoa(upPort), time.Second); err == nil {
+			c.Close()
+			listening = true
+		}
+		return
+	}
+	for start := time.Now(); ; {
+		joined, svids, listening, log := state()
+		if joined && svids >= 2 && listening {
+			break
+		}
+		if time.Since(start) > 2*time.Minute || ctx.Err() != nil {
+			fmt.Printf("agent state: joined %v, SVIDs issued %d, outbound listener up %v\nagent log:\n%s\n", joined, svids, listening, log)
+			return errors.New("the agent did not reach its working state")
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
 	select {
 	case <-ctx.Done():
 		return ctx.Err()
@@ -131,16 +156,8 @@ func benchRSS(ctx context.Context, o options) error {
 			time.Sleep(time.Second)
 		}
 	}
-	// The agent must have done its work: joined, fetched both SVIDs and
-	// opened the outbound listener for web's upstream.
-	log, _ := os.ReadFile(filepath.Join(w, "agent.log"))
-	joined := bytes.Contains(log, []byte(`msg=joined`))
-	svids := bytes.Count(log, []byte(`msg="SVID renewed"`))
-	listening := false
-	if c, err := net.DialTimeout("tcp", "127.0.0.1:"+strconv.Itoa(upPort), time.Second); err == nil {
-		c.Close()
-		listening = true
-	}
+	// It still works after the samples.
+	joined, svids, listening, log := state()
 	m := median(agentKB) / 1024
 	fmt.Printf("agent VmRSS median %.1f MB (peak VmHWM %.1f MB), server VmRSS median %.1f MB\n", m, hwm/1024, median(serverKB)/1024)
 	fmt.Printf("agent state: joined %v, SVIDs issued %d, outbound listener up %v\n", joined, svids, listening)
