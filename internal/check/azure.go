@@ -183,9 +183,12 @@ func (m *Model) buildAzure(byType map[string][]*tf.Resource) {
 	}
 	for _, r := range byType["azurerm_subnet"] {
 		s := &Subnet{Addr: r.Address, VPC: vnetOf(str(r.Values, "virtual_network_name")), Res: r}
-		for _, c := range strList(r.Values, "address_prefixes") {
-			if p, ok := m.prefix(r, "address_prefixes", c); ok && !s.CIDR.IsValid() {
-				s.CIDR = p
+		// address_prefix (one range) is the attribute of azurerm before 3.0.
+		for _, k := range []string{"address_prefixes", "address_prefix"} {
+			for _, c := range strList(r.Values, k) {
+				if p, ok := m.prefix(r, k, c); ok && !s.CIDR.IsValid() {
+					s.CIDR = p
+				}
 			}
 		}
 		m.Subnets = append(m.Subnets, s)
@@ -219,13 +222,38 @@ func (m *Model) buildAzure(byType map[string][]*tf.Resource) {
 			n.VPC = s.VPC
 		}
 	}
+	// azurerm before 2.0 associated an NSG in the subnet itself
+	// (network_security_group_id); a subnet whose NSG is not known
+	// statically is read as governed by an NSG that allows everything.
+	for _, r := range byType["azurerm_subnet"] {
+		s := m.subnets[r.Address]
+		if s == nil || s.NACL != nil {
+			continue
+		}
+		if n := nsgs[m.addr(str(r.Values, "network_security_group_id"))]; n != nil {
+			s.NACL = n
+			n.VPC = s.VPC
+		} else if unknown(r.Values, "network_security_group_id") {
+			n := &NACL{Addr: r.Address + ":nsg", Res: r, Stateful: true, VPC: s.VPC,
+				Assumed: "network security group not known statically: assumed to allow everything"}
+			m.note(r, "%s", n.Assumed)
+			s.NACL = n
+		}
+	}
+	// A Standard SKU public IP is closed to inbound traffic until an NSG
+	// allows it; a Basic one (azurerm's default before 4.0, and what an
+	// unset or unknown sku is read as) is open without an NSG.
 	pips := map[string]bool{}
+	standard := map[string]bool{}
 	for _, r := range byType["azurerm_public_ip"] {
 		pips[r.Address] = true
+		standard[r.Address] = strings.EqualFold(str(r.Values, "sku"), "Standard")
 	}
 	type nic struct {
 		subnets []*Subnet
 		public  string
+		// basic: some public IP of the interface is open without an NSG.
+		basic bool
 	}
 	nics := map[string]nic{}
 	for _, r := range byType["azurerm_network_interface"] {
@@ -234,11 +262,23 @@ func (m *Model) buildAzure(byType map[string][]*tf.Resource) {
 			n.subnets = append(n.subnets, m.subnetsOf(strList(ipc, "subnet_id"))...)
 			if p := m.addr(str(ipc, "public_ip_address_id")); pips[p] || unknown(ipc, "public_ip_address_id") {
 				n.public = "public IP " + p + " on " + r.Address
+				if !standard[p] {
+					n.basic = true
+				}
 			}
 		}
 		nics[r.Address] = n
 	}
 	nicNSG := map[string]*NACL{}
+	// azurerm before 2.0 associated an NSG in the interface itself.
+	for _, r := range byType["azurerm_network_interface"] {
+		if n := nsgs[m.addr(str(r.Values, "network_security_group_id"))]; n != nil {
+			nicNSG[r.Address] = n
+			if ss := nics[r.Address].subnets; n.VPC == nil && len(ss) > 0 {
+				n.VPC = ss[0].VPC
+			}
+		}
+	}
 	for _, r := range byType["azurerm_network_interface_security_group_association"] {
 		nic := m.addr(str(r.Values, "network_interface_id"))
 		if n := nsgs[m.addr(str(r.Values, "network_security_group_id"))]; n != nil {
@@ -256,21 +296,49 @@ func (m *Model) buildAzure(byType map[string][]*tf.Resource) {
 	for _, typ := range []string{"azurerm_linux_virtual_machine", "azurerm_windows_virtual_machine", "azurerm_virtual_machine"} {
 		for _, r := range byType[typ] {
 			e := &Endpoint{Addr: r.Address, Kind: "vm", Res: r, Azure: true}
+			// Each interface is filtered by its own NSG only. The
+			// endpoint is reached through its public interfaces (all of
+			// them when none is public), so an NSG counts when every one
+			// of those has it: one interface without keeps the machine
+			// open whatever the others' NSGs say.
+			var ids, public []string
 			for _, id := range strList(r.Values, "network_interface_ids") {
 				a := m.addr(id)
+				ids = append(ids, a)
 				n := nics[a]
 				e.Subnets = append(e.Subnets, n.subnets...)
 				if n.public != "" {
+					public = append(public, a)
 					e.Public, e.Why = true, n.public
 				}
-				if g := nicNSG[a]; g != nil {
-					e.NSGs = append(e.NSGs, g)
+			}
+			via := ids
+			if len(public) > 0 {
+				via = public
+			}
+			basic, guarded := false, false
+			for i, a := range via {
+				g := nicNSG[a]
+				if nics[a].basic {
+					basic = true
+				}
+				if g != nil {
+					guarded = true
+				}
+				if i == 0 && g != nil {
+					e.NSGs = []*NACL{g}
+				} else if len(e.NSGs) > 0 && e.NSGs[0] != g {
+					e.NSGs = nil
 				}
 			}
+			e.StandardIP = e.Public && !basic && !guarded
 			m.Endpoints = append(m.Endpoints, e)
 		}
 	}
 	for _, r := range byType["azurerm_network_watcher_flow_log"] {
+		if !boolean(r.Values, "enabled", true) {
+			continue // declared but switched off: records nothing
+		}
 		if n := nsgs[m.addr(str(r.Values, "network_security_group_id"))]; n != nil {
 			n.FlowLogs = append(n.FlowLogs, r.Address)
 		}
@@ -418,7 +486,7 @@ func (m *Model) azureNSGRules(fs *findings) {
 			continue
 		}
 		if len(n.FlowLogs) == 0 && (n.VPC == nil || len(n.VPC.FlowLogs) == 0) {
-			fs.add(RuleNSGNoFlowLogs, n.Res, nil, "no azurerm_network_watcher_flow_log names this network security group")
+			fs.add(RuleNSGNoFlowLogs, n.Res, nil, "no enabled azurerm_network_watcher_flow_log names this network security group or its virtual network")
 		}
 		open := nsgOpen(n, &inet)
 		if len(open) == 0 {

@@ -202,7 +202,10 @@ type Endpoint struct {
 	// NSGs, on its network interfaces) rather than security groups.
 	Azure bool
 	NSGs  []*NACL
-	Res   *tf.Resource
+	// StandardIP: every public IP of the machine is of the Standard SKU,
+	// which admits nothing from the internet unless an NSG allows it.
+	StandardIP bool
+	Res        *tf.Resource
 }
 
 func (e *Endpoint) listenText() string {

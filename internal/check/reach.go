@@ -466,6 +466,8 @@ func (m *Model) reachVia1(src Source, e *Endpoint, s *Subnet, t *RouteTable, pro
 	}
 	path = append(path, Hop{Kind: "subnet", Addr: s.Addr, Detail: subnet})
 	switch acl := s.ACL(); {
+	case acl == nil && e.Azure && src.Internet && e.StandardIP:
+		return block(Hop{Kind: "nsg", Addr: e.Addr, Detail: "no network security group on " + s.Addr + " or its network interface: a Standard SKU public IP admits nothing from the internet without one"})
 	case acl == nil && e.Azure:
 		path = append(path, Hop{Kind: "nsg", Detail: "no network security group on " + s.Addr})
 	case acl == nil:

@@ -1,0 +1,76 @@
+package check
+
+import (
+	"strings"
+	"testing"
+)
+
+// Shapes of Azure Terraform met in published projects, each under
+// testdata/azure.
+
+func sshFindings(rep *Report, addr string) []Finding {
+	var out []Finding
+	for _, f := range activeOn(rep, RuleAzExposedPort, addr) {
+		if strings.Contains(f.Message, "tcp 22 (SSH)") {
+			out = append(out, f)
+		}
+	}
+	return out
+}
+
+// TestAzureLegacyInlineAttributes checks azurerm 1.x's subnet
+// address_prefix and the NSGs named inside a subnet and a network
+// interface, and that a flow log switched off records nothing.
+func TestAzureLegacyInlineAttributes(t *testing.T) {
+	const dir = "testdata/azure/legacy-inline"
+	m := model(t, dir)
+	s := m.subnets["azurerm_subnet.front"]
+	if s == nil || s.CIDR.String() != "10.20.1.0/24" {
+		t.Fatalf("subnet front: %+v, want range 10.20.1.0/24", s)
+	}
+	if s.NACL == nil || s.NACL.Addr != "azurerm_network_security_group.edge" {
+		t.Fatalf("subnet front's NSG: %+v, want azurerm_network_security_group.edge", s.NACL)
+	}
+	e := endpoint(t, m, "azurerm_virtual_machine.host")
+	if len(e.NSGs) != 1 || e.NSGs[0].Addr != "azurerm_network_security_group.host" {
+		t.Fatalf("interface NSGs %+v, want azurerm_network_security_group.host", e.NSGs)
+	}
+	res := m.Reach(m.Internet(), e, "tcp", 3389)
+	if res.Reachable {
+		t.Fatalf("RDP reachable through the subnet's NSG: %s", pathLine(res.Path))
+	}
+	if last := res.Path[len(res.Path)-1]; last.Addr != "azurerm_network_security_group.edge" {
+		t.Errorf("RDP stopped at %+v, want the subnet's NSG", last)
+	}
+	rep := run(t, dir)
+	open := activeOn(rep, RuleNSGWorldOpen, "azurerm_network_security_group.host")
+	if len(open) != 1 || open[0].Severity != High {
+		t.Errorf("%s on the interface's NSG: %+v, want one high (associated, no path)", RuleNSGWorldOpen, open)
+	}
+	if got := activeOn(rep, RuleNSGNoFlowLogs, "azurerm_network_security_group.edge"); len(got) != 1 {
+		t.Errorf("%s on the NSG whose flow log is off: %+v, want one", RuleNSGNoFlowLogs, got)
+	}
+}
+
+// TestAzureInterfaceWithoutNSG checks that the NSG of one network
+// interface does not filter what reaches another of the same machine.
+func TestAzureInterfaceWithoutNSG(t *testing.T) {
+	rep := run(t, "testdata/azure/nic-without-nsg")
+	if got := sshFindings(rep, "azurerm_linux_virtual_machine.vm"); len(got) != 1 || got[0].Severity != Critical {
+		t.Fatalf("SSH through the public interface without an NSG: %+v, want one critical", got)
+	}
+}
+
+// TestAzureStandardPublicIP checks that a Standard SKU public IP without
+// an NSG admits nothing from the internet, and a Basic one everything.
+func TestAzureStandardPublicIP(t *testing.T) {
+	rep := run(t, "testdata/azure/standard-ip")
+	if got := sshFindings(rep, "azurerm_linux_virtual_machine.basic"); len(got) != 1 {
+		t.Errorf("Basic public IP without NSG: %+v, want SSH exposed", got)
+	}
+	for _, rule := range []string{RuleAzExposedPort, RuleAzInternetFacing} {
+		if got := activeOn(rep, rule, "azurerm_linux_virtual_machine.standard"); len(got) > 0 {
+			t.Errorf("Standard public IP without NSG: %s %+v, want none", rule, got)
+		}
+	}
+}
