@@ -152,7 +152,7 @@ func (m *Model) buildAzure(byType map[string][]*tf.Resource) {
 		m.vpcs[r.Address] = v
 		vnets[r.Address] = v
 	}
-	vnetOf := func(ref string) *VPC { return vnets[m.addr(ref)] }
+	vnetOf := func(ref string) *VPC { return vnets[m.addrOf("azurerm_virtual_network", ref)] }
 	for _, r := range byType["azurerm_virtual_network_peering"] {
 		a, b := vnetOf(str(r.Values, "virtual_network_name")), vnetOf(str(r.Values, "remote_virtual_network_id"))
 		p := &Peering{Addr: r.Address, A: a, B: b, Res: r}
@@ -209,7 +209,7 @@ func (m *Model) buildAzure(byType map[string][]*tf.Resource) {
 		m.nacls[r.Address] = n
 	}
 	for _, r := range byType["azurerm_network_security_rule"] {
-		n := nsgs[m.addr(str(r.Values, "network_security_group_name"))]
+		n := nsgs[m.addrOf("azurerm_network_security_group", str(r.Values, "network_security_group_name"))]
 		if n == nil {
 			m.note(r, "network security group %q is not in the project", str(r.Values, "network_security_group_name"))
 			continue

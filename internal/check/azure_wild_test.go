@@ -74,3 +74,18 @@ func TestAzureStandardPublicIP(t *testing.T) {
 		}
 	}
 }
+
+// TestAzureNamesSharedAcrossTypes checks that a reference by name finds
+// the resource of the type the attribute names, when resources of other
+// types share the name.
+func TestAzureNamesSharedAcrossTypes(t *testing.T) {
+	const dir = "testdata/azure/same-names"
+	m := model(t, dir)
+	if s := m.subnets["azurerm_subnet.shop"]; s == nil || s.VPC == nil || s.VPC.Addr != "azurerm_virtual_network.shop" {
+		t.Fatalf("subnet's network: %+v, want azurerm_virtual_network.shop", s)
+	}
+	rep := run(t, dir)
+	if got := sshFindings(rep, "azurerm_linux_virtual_machine.vm"); len(got) != 1 || got[0].Severity != Critical {
+		t.Fatalf("SSH allowed by the rule named by NSG name: %+v, want one critical", got)
+	}
+}
