@@ -290,6 +290,60 @@ func (m *Model) buildAzure(byType map[string][]*tf.Resource) {
 			}
 		}
 	}
+	// A scale set declares its interfaces inline (network_interface, or
+	// network_profile before azurerm 2.0), each with its own NSG; an
+	// ip_configuration with a public_ip_address block gives every
+	// instance a public IP (Basic unless a public IP prefix of the
+	// Standard SKU is named, which this reads as Basic: fail open).
+	for _, typ := range []string{"azurerm_linux_virtual_machine_scale_set", "azurerm_windows_virtual_machine_scale_set", "azurerm_orchestrated_virtual_machine_scale_set", "azurerm_virtual_machine_scale_set"} {
+		for _, r := range byType[typ] {
+			e := &Endpoint{Addr: r.Address, Kind: "scale set", Res: r, Azure: true}
+			var ifaces []map[string]any
+			for _, k := range []string{"network_interface", "network_profile"} {
+				ifaces = append(ifaces, blocks(r.Values, k)...)
+			}
+			type nicNSG struct {
+				nsg    *NACL
+				public bool
+			}
+			var all []nicNSG
+			for _, ni := range ifaces {
+				var n nicNSG
+				n.nsg = nsgs[m.addr(str(ni, "network_security_group_id"))]
+				for _, ipc := range blocks(ni, "ip_configuration") {
+					e.Subnets = append(e.Subnets, m.subnetsOf(strList(ipc, "subnet_id"))...)
+					if len(blocks(ipc, "public_ip_address")) > 0 || len(blocks(ipc, "public_ip_address_configuration")) > 0 || unknown(ipc, "public_ip_address") {
+						n.public = true
+						e.Public, e.Why = true, "public_ip_address of "+r.Address+" (one per instance)"
+					}
+				}
+				if unknown(ni, "network_security_group_id") {
+					m.note(r, "network security group of an interface not known statically: assumed to be none")
+				}
+				all = append(all, n)
+			}
+			if unknown(r.Values, "network_interface") || unknown(r.Values, "network_profile") {
+				m.note(r, "network interfaces not known statically: the scale set is not placed in the network model")
+			}
+			first := true
+			for _, n := range all {
+				if e.Public && !n.public {
+					continue
+				}
+				switch {
+				case first && n.nsg != nil:
+					e.NSGs = []*NACL{n.nsg}
+				case len(e.NSGs) > 0 && e.NSGs[0] != n.nsg:
+					e.NSGs = nil
+				}
+				if n.nsg != nil && n.nsg.VPC == nil && len(e.Subnets) > 0 {
+					n.nsg.VPC = e.Subnets[0].VPC
+				}
+				first = false
+			}
+			m.Endpoints = append(m.Endpoints, e)
+		}
+	}
 	for _, n := range nsgs {
 		n.finishNSG(m, raws[n])
 	}

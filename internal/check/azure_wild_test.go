@@ -89,3 +89,25 @@ func TestAzureNamesSharedAcrossTypes(t *testing.T) {
 		t.Fatalf("SSH allowed by the rule named by NSG name: %+v, want one critical", got)
 	}
 }
+
+// TestAzureScaleSets checks that scale sets are machines of the network
+// model: their inline interfaces' subnets, NSGs and public IPs.
+func TestAzureScaleSets(t *testing.T) {
+	rep := run(t, "testdata/azure/scale-set")
+	var rdp []Finding
+	for _, f := range activeOn(rep, RuleAzExposedPort, "azurerm_windows_virtual_machine_scale_set.public") {
+		if strings.Contains(f.Message, "tcp 3389 (RDP)") {
+			rdp = append(rdp, f)
+		}
+	}
+	if len(rdp) != 1 || rdp[0].Severity != Critical {
+		t.Errorf("RDP of the scale set with public IPs: %+v, want one critical", rdp)
+	}
+	if got := activeOn(rep, RuleAzExposedPort, "azurerm_linux_virtual_machine_scale_set.private"); len(got) > 0 {
+		t.Errorf("scale set without public IPs: %+v, want none", got)
+	}
+	open := activeOn(rep, RuleNSGWorldOpen, "azurerm_network_security_group.rdp")
+	if len(open) != 1 || open[0].Severity != Critical {
+		t.Errorf("%s: %+v, want one critical", RuleNSGWorldOpen, open)
+	}
+}
