@@ -111,3 +111,14 @@ func TestAzureScaleSets(t *testing.T) {
 		t.Errorf("%s: %+v, want one critical", RuleNSGWorldOpen, open)
 	}
 }
+
+// TestAzureFirewallUnknownFailsClosed checks that a firewall rule whose
+// addresses are not known statically is read as admitting everyone, and
+// said so.
+func TestAzureFirewallUnknownFailsClosed(t *testing.T) {
+	rep := run(t, "testdata/azure/firewall-unknown")
+	got := activeOn(rep, RuleAzFirewallOpen, "azurerm_mysql_flexible_server_firewall_rule.clients")
+	if len(got) != 1 || !strings.Contains(got[0].Message, "not known statically") {
+		t.Fatalf("%s: %+v, want one that says the range is assumed", RuleAzFirewallOpen, got)
+	}
+}
