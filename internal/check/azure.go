@@ -49,7 +49,7 @@ func (m *Model) azurePrefixes(r *tf.Resource, b map[string]any, one, many string
 	assumed := ""
 	for _, v := range vals {
 		switch strings.ToLower(v) {
-		case "*", "internet", "any", "0.0.0.0/0":
+		case "*", "internet", "any":
 			out = append(out, allInternet...)
 		case "virtualnetwork":
 			out = append(out, vnet...)

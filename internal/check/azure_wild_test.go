@@ -122,3 +122,17 @@ func TestAzureFirewallUnknownFailsClosed(t *testing.T) {
 		t.Fatalf("%s: %+v, want one that says the range is assumed", RuleAzFirewallOpen, got)
 	}
 }
+
+// TestAzureIPv4AnyIsIPv4Only checks that an NSG rule from 0.0.0.0/0
+// admits the IPv4 internet only, as Azure reads it.
+func TestAzureIPv4AnyIsIPv4Only(t *testing.T) {
+	src := azureBase + `
+resource "azurerm_network_security_group" "app" {
+  name = "nsg-app"
+}
+` + nsgRule("ssh", 100, "Allow", "22", `"0.0.0.0/0"`)
+	got := sshFindings(checkSource(t, src), "azurerm_linux_virtual_machine.vm")
+	if len(got) != 1 || !strings.Contains(got[0].Message, "every IPv4 internet address") || strings.Contains(got[0].Message, "IPv6") {
+		t.Fatalf("SSH from 0.0.0.0/0: %+v, want one finding naming the IPv4 internet only", got)
+	}
+}
