@@ -116,6 +116,18 @@ func (m *Model) nsgRules(r *tf.Resource, b map[string]any, where string, vnet []
 		proto = "all"
 	}
 	srcs, assumed := m.azurePrefixes(r, b, "source_address_prefix", "source_address_prefixes", vnet)
+	if unknown(b, "priority") {
+		// Fail closed: an allow is read as deciding before every deny,
+		// a deny after every allow (the highest priority number).
+		if allow {
+			prio = 0
+			if assumed == "" {
+				assumed = "priority not known statically: assumed to decide before every deny"
+			}
+		} else {
+			prio = 4096
+		}
+	}
 	ports, unkPorts := azurePorts(b)
 	if unkPorts && assumed == "" {
 		assumed = "destination ports not known statically: assumed to be every port"

@@ -136,3 +136,27 @@ resource "azurerm_network_security_group" "app" {
 		t.Fatalf("SSH from 0.0.0.0/0: %+v, want one finding naming the IPv4 internet only", got)
 	}
 }
+
+// TestAzureUnknownPriorityFailsClosed checks that an allow whose priority
+// is not known statically is read as deciding before a deny, and the
+// finding says so.
+func TestAzureUnknownPriorityFailsClosed(t *testing.T) {
+	src := azureBase + `
+variable "base" { type = number }
+resource "azurerm_network_security_group" "app" {
+  name = "nsg-app"
+}
+` + nsgRule("deny", 3000, "Deny", "*", `"Internet"`) + strings.Replace(nsgRule("ssh", 0, "Allow", "22", `"Internet"`), "priority                    = 0", "priority                    = var.base + 10", 1)
+	var got []Finding
+	for _, f := range activeOn(checkSource(t, src), RuleAzExposedPort, "azurerm_linux_virtual_machine.vm") {
+		if strings.Contains(f.Message, "22 (SSH)") {
+			got = append(got, f)
+		}
+	}
+	if len(got) != 1 {
+		t.Fatalf("SSH allowed at an unknown priority before a deny at 3000: %+v, want one finding", got)
+	}
+	if !strings.Contains(got[0].Message, "priority not known statically") {
+		t.Errorf("finding %+v does not say the priority was assumed", got[0])
+	}
+}
