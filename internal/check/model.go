@@ -662,6 +662,20 @@ func (m *Model) naclRule(r *tf.Resource, b map[string]any, where string) (NACLRu
 		rule.Allow, rule.Assumed = true, "action not known statically: assumed to allow"
 		m.note(r, "%s: %s", where, rule.Assumed)
 	}
+	if unknown(b, "rule_no") || unknown(b, "rule_number") {
+		// Fail closed: an allow is read as deciding before every deny, a
+		// deny after every allow.
+		rule.No = 32767
+		if !rule.Allow {
+			m.note(r, "%s: rule number not known statically: the deny is assumed to decide after every allow", where)
+		}
+		if rule.Allow {
+			rule.No = 0
+			const why = "rule number not known statically: assumed to decide before every deny"
+			rule.Assumed = strings.TrimPrefix(rule.Assumed+"; "+why, "; ")
+			m.note(r, "%s: %s", where, why)
+		}
+	}
 	c := str(b, "cidr_block")
 	if c == "" {
 		c = str(b, "ipv6_cidr_block")
