@@ -53,10 +53,13 @@ func (m *Model) azurePrefixes(r *tf.Resource, b map[string]any, one, many string
 			out = append(out, allInternet...)
 		case "virtualnetwork":
 			out = append(out, vnet...)
-		case "azureloadbalancer":
+		case "azureloadbalancer", "gatewaymanager", "azuretrafficmanager":
 			// The platform's health probes, from 168.63.129.16: a virtual
 			// address of the host that no packet from the internet or a
 			// peer carries, so the rule admits none of the sources modelled.
+			// GatewayManager (the control plane of application and VPN
+			// gateways and Bastion) and AzureTrafficManager (its probes)
+			// are addresses only Microsoft sends from.
 		default:
 			if p, err := netip.ParsePrefix(v); err == nil {
 				out = append(out, p.Masked())
@@ -494,8 +497,9 @@ func azureRules() []Rule {
 
 // nsgOpen returns the port ranges, other than 80 and 443, on which the NSG
 // lets every internet address of a family in, in priority order.
-func nsgOpen(n *NACL, inet *Source) []portRange {
+func nsgOpen(n *NACL, inet *Source) ([]portRange, []string) {
 	var out []portRange
+	var assumed []string
 	for _, proto := range []string{"tcp", "udp"} {
 		cuts := map[int]bool{0: true, 65536: true, 80: true, 81: true, 443: true, 444: true}
 		for _, r := range n.Ingress {
@@ -511,9 +515,14 @@ func nsgOpen(n *NACL, inet *Source) []portRange {
 			if lo == 80 && hi == 80 || lo == 443 && hi == 443 || lo > 65535 {
 				continue
 			}
-			got, _, _ := naclPass(n.Ingress, proto, lo, inet.Set)
+			got, hits, _ := naclPass(n.Ingress, proto, lo, inet.Set)
 			if empty(got) || !coversFamily(inet.Set, got) {
 				continue
+			}
+			for _, h := range hits {
+				if _, why, ok := strings.Cut(h, " ("); ok && strings.Contains(h, "assumed") {
+					assumed = append(assumed, strings.TrimSuffix(why, ")"))
+				}
 			}
 			if k := len(out); k > 0 && out[k-1].proto == proto && out[k-1].to+1 == lo {
 				out[k-1].to = hi
@@ -522,7 +531,7 @@ func nsgOpen(n *NACL, inet *Source) []portRange {
 			out = append(out, portRange{proto, lo, hi})
 		}
 	}
-	return out
+	return out, dedup(assumed)
 }
 
 func (m *Model) azureNSGRules(fs *findings) {
@@ -554,7 +563,7 @@ func (m *Model) azureNSGRules(fs *findings) {
 		if len(n.FlowLogs) == 0 && (n.VPC == nil || len(n.VPC.FlowLogs) == 0) {
 			fs.add(RuleNSGNoFlowLogs, n.Res, nil, "no enabled azurerm_network_watcher_flow_log names this network security group or its virtual network")
 		}
-		open := nsgOpen(n, &inet)
+		open, assumed := nsgOpen(n, &inet)
 		if len(open) == 0 {
 			continue
 		}
@@ -563,6 +572,9 @@ func (m *Model) azureNSGRules(fs *findings) {
 			texts = append(texts, portText(o.proto, o.from, o.to))
 		}
 		what := strings.Join(texts, ", ")
+		if len(assumed) > 0 {
+			what += " (read so where " + strings.Join(assumed, "; ") + ")"
+		}
 		done := false
 		var blocked *Result
 		for _, e := range users[n] {

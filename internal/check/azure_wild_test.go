@@ -160,3 +160,21 @@ resource "azurerm_network_security_group" "app" {
 		t.Errorf("finding %+v does not say the priority was assumed", got[0])
 	}
 }
+
+// TestAzurePlatformServiceTags checks that the tags only Microsoft sends
+// from (GatewayManager, AzureLoadBalancer) admit no internet address, and
+// that a finding resting on a tag read as every address says so.
+func TestAzurePlatformServiceTags(t *testing.T) {
+	rep := run(t, "testdata/azure/platform-tags")
+	got := activeOn(rep, RuleNSGWorldOpen, "azurerm_network_security_group.gateway")
+	if len(got) != 1 {
+		t.Fatalf("%s: %+v, want one", RuleNSGWorldOpen, got)
+	}
+	msg := got[0].Message
+	if strings.Contains(msg, "65200") {
+		t.Errorf("GatewayManager's ports read as open to the internet: %s", msg)
+	}
+	if !strings.Contains(msg, "tcp 8080") || !strings.Contains(msg, `"AzureFrontDoor.Backend" is not modelled`) {
+		t.Errorf("finding %q does not name 8080 and the tag it assumed", msg)
+	}
+}
