@@ -264,15 +264,19 @@ func (m *Model) buildAzure(byType map[string][]*tf.Resource) {
 		pips[r.Address] = true
 		standard[r.Address] = strings.EqualFold(str(r.Values, "sku"), "Standard")
 	}
+	lbs := m.azureLBs(byType, pips, standard)
 	type nic struct {
 		subnets []*Subnet
 		public  string
 		// basic: some public IP of the interface is open without an NSG.
 		basic bool
+		// lb: what public load balancers forward to the interface.
+		lb lbForward
 	}
 	nics := map[string]nic{}
 	for _, r := range byType["azurerm_network_interface"] {
 		var n nic
+		n.lb = lbs.of(m, r.Address, blocks(r.Values, "ip_configuration"))
 		for _, ipc := range blocks(r.Values, "ip_configuration") {
 			n.subnets = append(n.subnets, m.subnetsOf(strList(ipc, "subnet_id"))...)
 			if p := m.addr(str(ipc, "public_ip_address_id")); pips[p] || unknown(ipc, "public_ip_address_id") {
@@ -322,6 +326,7 @@ func (m *Model) buildAzure(byType map[string][]*tf.Resource) {
 				public bool
 			}
 			var all []nicNSG
+			var lb lbForward
 			for _, ni := range ifaces {
 				var n nicNSG
 				n.nsg = nsgs[m.addr(str(ni, "network_security_group_id"))]
@@ -332,6 +337,11 @@ func (m *Model) buildAzure(byType map[string][]*tf.Resource) {
 						e.Public, e.Why = true, "public_ip_address of "+r.Address+" (one per instance)"
 					}
 				}
+				f := lbs.of(m, "", blocks(ni, "ip_configuration"))
+				if len(f.ports) > 0 {
+					n.public = true
+				}
+				lb.add(f)
 				if unknown(ni, "network_security_group_id") {
 					m.note(r, "network security group of an interface not known statically: assumed to be none")
 				}
@@ -339,6 +349,9 @@ func (m *Model) buildAzure(byType map[string][]*tf.Resource) {
 			}
 			if unknown(r.Values, "network_interface") || unknown(r.Values, "network_profile") {
 				m.note(r, "network interfaces not known statically: the scale set is not placed in the network model")
+			}
+			if !e.Public && len(lb.ports) > 0 {
+				lb.apply(e)
 			}
 			first := true
 			for _, n := range all {
@@ -371,6 +384,7 @@ func (m *Model) buildAzure(byType map[string][]*tf.Resource) {
 			// of those has it: one interface without keeps the machine
 			// open whatever the others' NSGs say.
 			var ids, public []string
+			var lb lbForward
 			for _, id := range strList(r.Values, "network_interface_ids") {
 				a := m.addr(id)
 				ids = append(ids, a)
@@ -380,12 +394,23 @@ func (m *Model) buildAzure(byType map[string][]*tf.Resource) {
 					public = append(public, a)
 					e.Public, e.Why = true, n.public
 				}
+				lb.add(n.lb)
+			}
+			if !e.Public && len(lb.ports) > 0 {
+				// Reached from the internet only through the load
+				// balancers' rules: on their backend ports.
+				for _, a := range ids {
+					if len(nics[a].lb.ports) > 0 {
+						public = append(public, a)
+					}
+				}
+				lb.apply(e)
 			}
 			via := ids
 			if len(public) > 0 {
 				via = public
 			}
-			basic, guarded := false, false
+			basic, guarded := lb.basic, false
 			for i, a := range via {
 				g := nicNSG[a]
 				if nics[a].basic {

@@ -178,3 +178,34 @@ func TestAzurePlatformServiceTags(t *testing.T) {
 		t.Errorf("finding %q does not name 8080 and the tag it assumed", msg)
 	}
 }
+
+// TestAzureLoadBalancerForwards checks that machines without public IPs
+// are reached from the internet through a public load balancer, on the
+// backend ports of its rules and of the NAT rules that name them only.
+func TestAzureLoadBalancerForwards(t *testing.T) {
+	const dir = "testdata/azure/load-balancer"
+	m := model(t, dir)
+	inet := m.Internet()
+	for _, tc := range []struct {
+		vm   string
+		port int
+		want bool
+	}{
+		{"azurerm_linux_virtual_machine.vm[0]", 22, true},
+		{"azurerm_linux_virtual_machine.vm[0]", 80, true},
+		{"azurerm_linux_virtual_machine.vm[0]", 3389, false},
+		{"azurerm_linux_virtual_machine.vm[1]", 80, true},
+		{"azurerm_linux_virtual_machine.vm[1]", 22, false},
+	} {
+		if res := m.Reach(inet, endpoint(t, m, tc.vm), "tcp", tc.port); res.Reachable != tc.want {
+			t.Errorf("%s tcp %d: reachable %v, want %v (%s)", tc.vm, tc.port, res.Reachable, tc.want, pathLine(res.Path))
+		}
+	}
+	rep := run(t, dir)
+	if got := sshFindings(rep, "azurerm_linux_virtual_machine.vm[0]"); len(got) != 1 {
+		t.Errorf("SSH forwarded by the NAT rule: %+v, want one finding", got)
+	}
+	if got := activeOn(rep, RuleAzExposedPort, "azurerm_linux_virtual_machine.vm[1]"); len(got) > 0 {
+		t.Errorf("machine reached on 80 only: %+v, want no %s", got, RuleAzExposedPort)
+	}
+}

@@ -209,7 +209,10 @@ type Endpoint struct {
 	// StandardIP: every public IP of the machine is of the Standard SKU,
 	// which admits nothing from the internet unless an NSG allows it.
 	StandardIP bool
-	Res        *tf.Resource
+	// InternetPorts, when set, are the only ports the internet reaches
+	// (a machine reached through a load balancer's rules only).
+	InternetPorts func(proto string, port int) bool
+	Res           *tf.Resource
 }
 
 func (e *Endpoint) listenText() string {

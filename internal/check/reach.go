@@ -408,6 +408,9 @@ func (m *Model) reachVia1(src Source, e *Endpoint, s *Subnet, t *RouteTable, pro
 		if !e.Public {
 			return block(Hop{Kind: "endpoint", Addr: e.Addr, Detail: "has no public address"})
 		}
+		if e.InternetPorts != nil && !e.InternetPorts(proto, port) {
+			return block(Hop{Kind: "endpoint", Addr: e.Addr, Detail: fmt.Sprintf("no rule forwards %s to it (%s)", portText(proto, port, port), e.Why)})
+		}
 		got, used := m.internetRoutes(t, s.VPC)
 		if empty(got) {
 			return block(Hop{Kind: "route", Addr: tname, Detail: "no route to an internet gateway attached to " + vpcName(s.VPC)})
