@@ -429,6 +429,35 @@ func (m *Model) buildAzure(byType map[string][]*tf.Resource) {
 			m.Endpoints = append(m.Endpoints, e)
 		}
 	}
+	// An AKS cluster's API server is public unless the cluster is private;
+	// authorized ranges (api_server_access_profile, or the top-level
+	// attribute before azurerm 3.x) narrow it, none admits every address.
+	for _, r := range byType["azurerm_kubernetes_cluster"] {
+		if boolean(r.Values, "private_cluster_enabled", false) {
+			continue
+		}
+		e := &Endpoint{Addr: r.Address, Kind: "aks", Res: r, Azure: true, Ports: []int{443}, Managed: true, Public: true,
+			Why: "private_cluster_enabled is not true"}
+		ranges, unk := strs(r.Values, "api_server_authorized_ip_ranges")
+		if p := block(r.Values, "api_server_access_profile"); p != nil {
+			more, u := strs(p, "authorized_ip_ranges")
+			ranges, unk = append(ranges, more...), unk || u
+		}
+		if unk {
+			m.note(r, "authorized IP ranges not known statically: assumed to be every address")
+			ranges = append(ranges, "0.0.0.0/0", "::/0")
+		}
+		if len(ranges) == 0 {
+			e.Allowed = append(e.Allowed, allInternet...)
+			e.Why += " and no authorized IP ranges are set"
+		}
+		for _, c := range ranges {
+			if p, ok := m.prefix(r, "authorized_ip_ranges", c); ok {
+				e.Allowed = append(e.Allowed, p)
+			}
+		}
+		m.Endpoints = append(m.Endpoints, e)
+	}
 	for _, r := range byType["azurerm_network_watcher_flow_log"] {
 		if !boolean(r.Values, "enabled", true) {
 			continue // declared but switched off: records nothing
@@ -506,7 +535,7 @@ func azureRules() []Rule {
 			"An inbound NSG rule allows every internet address (source *, Internet, Any or ranges that cover the internet) on ports other than 80 and 443, before any deny of higher priority. The finding stands wherever the NSG is declared: critical when a path from the internet reaches a virtual machine behind it, high when it is attached but no path is proven, medium when nothing in the scanned code associates it.",
 			"Allow the port only from known ranges or application security groups, or reach machines through Azure Bastion or the moat gateway."},
 		{RuleAzExposedPort, Critical, "Admin or data-store port of a virtual machine reachable from the internet",
-			"SSH, RDP, a database or another admin or data-store port of a virtual machine can be opened from internet addresses: the VM has a public IP, its virtual network routes to the internet (Azure's system route) and the NSGs of its subnet and network interface allow the port.",
+			"SSH, RDP, a database or another admin or data-store port of a virtual machine can be opened from internet addresses: the VM (or scale set) has a public IP or sits behind a public load balancer that forwards the port, its virtual network routes to the internet (Azure's system route) and the NSGs of its subnet and network interface allow the port. An AKS cluster that is not private is reported when its API server admits internet addresses (no authorized IP ranges admits every one).",
 			"Remove the public IP and reach the machine through Azure Bastion, a VPN or the moat gateway; allow the port in the NSGs only from known ranges or application security groups."},
 		{RuleAzInternetFacing, Medium, "Virtual machine reachable from the internet",
 			"A virtual machine (not a load balancer or application gateway) has a public IP and its NSGs let internet traffic reach it on some port.",

@@ -209,3 +209,20 @@ func TestAzureLoadBalancerForwards(t *testing.T) {
 		t.Errorf("machine reached on 80 only: %+v, want no %s", got, RuleAzExposedPort)
 	}
 }
+
+// TestAzureAKSAPIServer checks that a public AKS API server without
+// authorized ranges is reported, and a private cluster is not.
+func TestAzureAKSAPIServer(t *testing.T) {
+	rep := run(t, "testdata/azure/aks")
+	open := activeOn(rep, RuleAzExposedPort, "azurerm_kubernetes_cluster.open")
+	if len(open) != 1 || !strings.Contains(open[0].Message, "every IPv4 internet address") {
+		t.Errorf("public API server without authorized ranges: %+v, want one finding naming every address", open)
+	}
+	if got := activeOn(rep, RuleAzExposedPort, "azurerm_kubernetes_cluster.private"); len(got) > 0 {
+		t.Errorf("private cluster: %+v, want none", got)
+	}
+	office := activeOn(rep, RuleAzExposedPort, "azurerm_kubernetes_cluster.office")
+	if len(office) != 1 || !strings.Contains(office[0].Message, "198.51.100.0/24") || strings.Contains(office[0].Message, "every") {
+		t.Errorf("API server with an authorized range: %+v, want the range alone", office)
+	}
+}

@@ -67,7 +67,7 @@ func (m *Model) awsRules(fs *findings) {
 			}
 			exposed = true
 			name := portName(p)
-			if e.Kind == "eks" {
+			if e.Kind == "eks" || e.Kind == "aks" {
 				name = "Kubernetes API"
 			} else if name == "" {
 				name = e.Kind + " service port"
@@ -97,7 +97,7 @@ func (m *Model) awsRules(fs *findings) {
 				fs.addSev(RuleDataTierPublic, Medium, e.Res, nil, "%s is configured public (%s); its subnets are not in the scanned code, so wherever they are routed to an internet gateway only its security groups stand in the way", e.Kind, e.Why)
 			}
 		}
-		if !e.Gateway && !e.DataTier && e.Kind != "eks" {
+		if !e.Gateway && !e.DataTier && e.Kind != "eks" && e.Kind != "aks" {
 			if res, ok := m.anyPort(e); ok {
 				fs.add(ruleFor(e, RuleInternetFacing), e.Res, res.Path, "%s is reachable from the internet but is not a load balancer or gateway", e.Kind)
 			} else if exposed {
