@@ -226,3 +226,18 @@ func TestAzureAKSAPIServer(t *testing.T) {
 		t.Errorf("API server with an authorized range: %+v, want the range alone", office)
 	}
 }
+
+// TestAzureSubnetElsewhereFailsClosed checks that a machine with a public
+// IP in a subnet outside the scanned code is read as routed to the
+// internet without a subnet NSG: the port its interface's NSG admits is
+// reported as possibly reachable, the ports it denies are not.
+func TestAzureSubnetElsewhereFailsClosed(t *testing.T) {
+	got := activeOn(run(t, "testdata/azure/subnet-elsewhere"), RuleAzExposedPort, "azurerm_linux_virtual_machine.jump")
+	if len(got) != 1 || got[0].Severity != High {
+		t.Fatalf("%s: %+v, want one high (not proven)", RuleAzExposedPort, got)
+	}
+	msg := got[0].Message
+	if !strings.Contains(msg, "tcp 22 (SSH) may be reachable") || !strings.Contains(msg, "subnet not in the scanned code") || strings.Contains(msg, "3389") {
+		t.Errorf("finding %q: want SSH alone, said to rest on the unknown subnet", msg)
+	}
+}
