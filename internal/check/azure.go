@@ -114,9 +114,11 @@ func (m *Model) nsgRules(r *tf.Resource, b map[string]any, where string, vnet []
 	}
 	prio := num(b, "priority", 4096)
 	allow := !strings.EqualFold(str(b, "access"), "Deny")
-	proto := protoName(str(b, "protocol"))
-	if proto == "*" {
-		proto = "all"
+	// Protocol * is TCP, UDP and ICMP on the rule's ports, not every
+	// port: "all" would match any port.
+	protos := []string{protoName(str(b, "protocol"))}
+	if protos[0] == "*" || protos[0] == "all" || unknown(b, "protocol") {
+		protos = []string{"tcp", "udp", "icmp"}
 	}
 	srcs, assumed := m.azurePrefixes(r, b, "source_address_prefix", "source_address_prefixes", vnet)
 	if unknown(b, "priority") {
@@ -139,9 +141,11 @@ func (m *Model) nsgRules(r *tf.Resource, b map[string]any, where string, vnet []
 		return nil // a deny that cannot be evaluated denies nothing
 	}
 	var out []NACLRule
-	for _, p := range ports {
-		for _, s := range srcs {
-			out = append(out, NACLRule{No: prio, Allow: allow, Proto: proto, From: p[0], To: p[1], CIDR: s, Where: fmt.Sprintf("%s (%s, priority %d)", where, str(b, "name"), prio), Assumed: assumed})
+	for _, proto := range protos {
+		for _, p := range ports {
+			for _, s := range srcs {
+				out = append(out, NACLRule{No: prio, Allow: allow, Proto: proto, From: p[0], To: p[1], CIDR: s, Where: fmt.Sprintf("%s (%s, priority %d)", where, str(b, "name"), prio), Assumed: assumed})
+			}
 		}
 	}
 	return out

@@ -241,3 +241,22 @@ func TestAzureSubnetElsewhereFailsClosed(t *testing.T) {
 		t.Errorf("finding %q: want SSH alone, said to rest on the unknown subnet", msg)
 	}
 }
+
+// TestAzureAnyProtocolKeepsPorts checks that an NSG rule for protocol *
+// admits its own ports only (TCP, UDP and ICMP), not every port.
+func TestAzureAnyProtocolKeepsPorts(t *testing.T) {
+	src := azureBase + `
+resource "azurerm_network_security_group" "app" {
+  name = "nsg-app"
+}
+` + strings.Replace(nsgRule("ssh", 100, "Allow", "22", `"*"`), `protocol                    = "Tcp"`, `protocol                    = "*"`, 1)
+	rep := checkSource(t, src)
+	if got := sshFindings(rep, "azurerm_linux_virtual_machine.vm"); len(got) != 1 {
+		t.Errorf("SSH admitted by a rule for protocol *: %+v, want one finding", got)
+	}
+	for _, f := range activeOn(rep, RuleAzExposedPort, "azurerm_linux_virtual_machine.vm") {
+		if strings.Contains(f.Message, "3389") {
+			t.Errorf("RDP reported through a rule for port 22: %s", f.Message)
+		}
+	}
+}
