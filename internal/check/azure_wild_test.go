@@ -260,3 +260,17 @@ resource "azurerm_network_security_group" "app" {
 		}
 	}
 }
+
+// TestWinRMIsAnAdminPort checks that WinRM (5985, 5986), Windows' remote
+// shell, is one of the admin ports whose exposure is reported.
+func TestWinRMIsAnAdminPort(t *testing.T) {
+	src := azureBase + `
+resource "azurerm_network_security_group" "app" {
+  name = "nsg-app"
+}
+` + nsgRule("winrm", 100, "Allow", "5986", `"Internet"`)
+	got := activeOn(checkSource(t, src), RuleAzExposedPort, "azurerm_linux_virtual_machine.vm")
+	if len(got) != 1 || !strings.Contains(got[0].Message, "tcp 5986 (WinRM)") {
+		t.Fatalf("WinRM open to the internet: %+v, want one finding", got)
+	}
+}

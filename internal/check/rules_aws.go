@@ -20,7 +20,7 @@ var sensitivePorts = []struct {
 	{22, "SSH"}, {23, "Telnet"}, {135, "MS RPC"}, {139, "NetBIOS"}, {445, "SMB"}, {1433, "SQL Server"},
 	{1521, "Oracle"}, {2375, "Docker API"}, {2376, "Docker API"}, {2379, "etcd"}, {2380, "etcd peer"},
 	{3306, "MySQL"}, {3389, "RDP"}, {5432, "PostgreSQL"}, {5439, "Redshift"}, {5601, "Kibana"},
-	{5900, "VNC"}, {5984, "CouchDB"}, {6379, "Redis"}, {6443, "Kubernetes API"}, {7000, "Cassandra"},
+	{5900, "VNC"}, {5984, "CouchDB"}, {5985, "WinRM"}, {5986, "WinRM"}, {6379, "Redis"}, {6443, "Kubernetes API"}, {7000, "Cassandra"},
 	{8086, "InfluxDB"}, {9042, "Cassandra"}, {9200, "Elasticsearch"}, {9300, "Elasticsearch"},
 	{10250, "kubelet"}, {11211, "Memcached"}, {27017, "MongoDB"},
 }
