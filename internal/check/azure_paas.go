@@ -24,7 +24,7 @@ const (
 func azurePaaSRules() []Rule {
 	return []Rule{
 		{RuleAzFirewallOpen, Critical, "Database or cache firewall admits the whole internet",
-			"A server-level firewall rule of an Azure SQL, PostgreSQL, MySQL, MariaDB, Redis or Synapse service admits every public IPv4 address (a server's rules are read together, ranges compared as address sets, so halves split over two rules count), and the server does not turn public network access off: its login or protocol port faces every address. The rule from 0.0.0.0 to 0.0.0.0 (\"allow Azure services\") admits every Azure tenant's services and is reported at medium.",
+			"A server-level firewall rule of an Azure SQL, PostgreSQL, MySQL, MariaDB, Redis or Synapse service admits every public IPv4 address (a server's rules are read together, ranges compared as address sets, so halves split over two rules count), and the server does not turn public network access off: its login or protocol port faces every address. The rule from 0.0.0.0 to 0.0.0.0 (\"allow Azure services\") admits every Azure tenant's services and is reported at medium; a rule whose addresses are not known statically is read as admitting everyone, at high.",
 			"Admit only the addresses that need the server, or set public_network_access_enabled = false and reach it through a private endpoint or virtual network rule."},
 		{RuleAzPublicContainer, Critical, "Storage container readable by anyone",
 			"A storage container's container_access_type is blob or container, so anonymous readers list or read its blobs, and its account does not forbid public access (allow_nested_items_to_be_public, allow_blob_public_access in azurerm 2.x, set to false). An account outside the scanned code, or one that leaves the flag unset, is read as allowing it.",
@@ -104,7 +104,9 @@ func (m *Model) azurePaaS(byType map[string][]*tf.Resource, fs *findings) {
 			lo, hi, unk, ok := firewallRange(r.Values)
 			switch {
 			case unk:
-				fs.add(RuleAzFirewallOpen, r, nil, "the rule's addresses are not known statically: read as admitting every internet address")
+				// Not proven: high, as other findings that rest on an
+				// assumption.
+				fs.addSev(RuleAzFirewallOpen, High, r, nil, "the rule's addresses are not known statically: read as admitting every internet address")
 				continue
 			case !ok:
 				continue

@@ -118,7 +118,7 @@ func TestAzureScaleSets(t *testing.T) {
 func TestAzureFirewallUnknownFailsClosed(t *testing.T) {
 	rep := run(t, "testdata/azure/firewall-unknown")
 	got := activeOn(rep, RuleAzFirewallOpen, "azurerm_mysql_flexible_server_firewall_rule.clients")
-	if len(got) != 1 || !strings.Contains(got[0].Message, "not known statically") {
+	if len(got) != 1 || got[0].Severity != High || !strings.Contains(got[0].Message, "not known statically") {
 		t.Fatalf("%s: %+v, want one that says the range is assumed", RuleAzFirewallOpen, got)
 	}
 }
