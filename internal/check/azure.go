@@ -538,7 +538,7 @@ func azureRules() []Rule {
 		{RuleNSGWorldOpen, High, "Network security group admits the whole internet beyond 80/443",
 			"An inbound NSG rule allows every internet address (source *, Internet, Any or ranges that cover the internet) on ports other than 80 and 443, before any deny of higher priority. The finding stands wherever the NSG is declared: critical when a path from the internet reaches a virtual machine behind it, high when it is attached but no path is proven, medium when nothing in the scanned code associates it.",
 			"Allow the port only from known ranges or application security groups, or reach machines through Azure Bastion or the moat gateway."},
-		{RuleAzExposedPort, Critical, "Admin or data-store port of a virtual machine reachable from the internet",
+		{RuleAzExposedPort, Critical, "Admin or data-store port of a machine or cluster reachable from the internet",
 			"SSH, RDP, a database or another admin or data-store port of a virtual machine can be opened from internet addresses: the VM (or scale set) has a public IP or sits behind a public load balancer that forwards the port, its virtual network routes to the internet (Azure's system route) and the NSGs of its subnet and network interface allow the port. An AKS cluster that is not private is reported when its API server admits internet addresses (no authorized IP ranges admits every one).",
 			"Remove the public IP and reach the machine through Azure Bastion, a VPN or the moat gateway; allow the port in the NSGs only from known ranges or application security groups."},
 		{RuleAzInternetFacing, Medium, "Virtual machine reachable from the internet",
