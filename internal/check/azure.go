@@ -49,14 +49,17 @@ func (m *Model) azurePrefixes(r *tf.Resource, b map[string]any, one, many string
 	assumed := ""
 	for _, v := range vals {
 		switch strings.ToLower(v) {
-		case "*", "internet", "any", "0.0.0.0/0":
+		case "*", "internet", "any":
 			out = append(out, allInternet...)
 		case "virtualnetwork":
 			out = append(out, vnet...)
-		case "azureloadbalancer":
+		case "azureloadbalancer", "gatewaymanager", "azuretrafficmanager":
 			// The platform's health probes, from 168.63.129.16: a virtual
 			// address of the host that no packet from the internet or a
 			// peer carries, so the rule admits none of the sources modelled.
+			// GatewayManager (the control plane of application and VPN
+			// gateways and Bastion) and AzureTrafficManager (its probes)
+			// are addresses only Microsoft sends from.
 		default:
 			if p, err := netip.ParsePrefix(v); err == nil {
 				out = append(out, p.Masked())
@@ -111,11 +114,25 @@ func (m *Model) nsgRules(r *tf.Resource, b map[string]any, where string, vnet []
 	}
 	prio := num(b, "priority", 4096)
 	allow := !strings.EqualFold(str(b, "access"), "Deny")
-	proto := protoName(str(b, "protocol"))
-	if proto == "*" {
-		proto = "all"
+	// Protocol * is TCP, UDP and ICMP on the rule's ports, not every
+	// port: "all" would match any port.
+	protos := []string{protoName(str(b, "protocol"))}
+	if protos[0] == "*" || protos[0] == "all" || unknown(b, "protocol") {
+		protos = []string{"tcp", "udp", "icmp"}
 	}
 	srcs, assumed := m.azurePrefixes(r, b, "source_address_prefix", "source_address_prefixes", vnet)
+	if unknown(b, "priority") {
+		// Fail closed: an allow is read as deciding before every deny,
+		// a deny after every allow (the highest priority number).
+		if allow {
+			prio = 0
+			if assumed == "" {
+				assumed = "priority not known statically: assumed to decide before every deny"
+			}
+		} else {
+			prio = 4096
+		}
+	}
 	ports, unkPorts := azurePorts(b)
 	if unkPorts && assumed == "" {
 		assumed = "destination ports not known statically: assumed to be every port"
@@ -124,9 +141,11 @@ func (m *Model) nsgRules(r *tf.Resource, b map[string]any, where string, vnet []
 		return nil // a deny that cannot be evaluated denies nothing
 	}
 	var out []NACLRule
-	for _, p := range ports {
-		for _, s := range srcs {
-			out = append(out, NACLRule{No: prio, Allow: allow, Proto: proto, From: p[0], To: p[1], CIDR: s, Where: fmt.Sprintf("%s (%s, priority %d)", where, str(b, "name"), prio), Assumed: assumed})
+	for _, proto := range protos {
+		for _, p := range ports {
+			for _, s := range srcs {
+				out = append(out, NACLRule{No: prio, Allow: allow, Proto: proto, From: p[0], To: p[1], CIDR: s, Where: fmt.Sprintf("%s (%s, priority %d)", where, str(b, "name"), prio), Assumed: assumed})
+			}
 		}
 	}
 	return out
@@ -152,7 +171,7 @@ func (m *Model) buildAzure(byType map[string][]*tf.Resource) {
 		m.vpcs[r.Address] = v
 		vnets[r.Address] = v
 	}
-	vnetOf := func(ref string) *VPC { return vnets[m.addr(ref)] }
+	vnetOf := func(ref string) *VPC { return vnets[m.addrOf("azurerm_virtual_network", ref)] }
 	for _, r := range byType["azurerm_virtual_network_peering"] {
 		a, b := vnetOf(str(r.Values, "virtual_network_name")), vnetOf(str(r.Values, "remote_virtual_network_id"))
 		p := &Peering{Addr: r.Address, A: a, B: b, Res: r}
@@ -183,9 +202,12 @@ func (m *Model) buildAzure(byType map[string][]*tf.Resource) {
 	}
 	for _, r := range byType["azurerm_subnet"] {
 		s := &Subnet{Addr: r.Address, VPC: vnetOf(str(r.Values, "virtual_network_name")), Res: r}
-		for _, c := range strList(r.Values, "address_prefixes") {
-			if p, ok := m.prefix(r, "address_prefixes", c); ok && !s.CIDR.IsValid() {
-				s.CIDR = p
+		// address_prefix (one range) is the attribute of azurerm before 3.0.
+		for _, k := range []string{"address_prefixes", "address_prefix"} {
+			for _, c := range strList(r.Values, k) {
+				if p, ok := m.prefix(r, k, c); ok && !s.CIDR.IsValid() {
+					s.CIDR = p
+				}
 			}
 		}
 		m.Subnets = append(m.Subnets, s)
@@ -206,7 +228,7 @@ func (m *Model) buildAzure(byType map[string][]*tf.Resource) {
 		m.nacls[r.Address] = n
 	}
 	for _, r := range byType["azurerm_network_security_rule"] {
-		n := nsgs[m.addr(str(r.Values, "network_security_group_name"))]
+		n := nsgs[m.addrOf("azurerm_network_security_group", str(r.Values, "network_security_group_name"))]
 		if n == nil {
 			m.note(r, "network security group %q is not in the project", str(r.Values, "network_security_group_name"))
 			continue
@@ -219,26 +241,67 @@ func (m *Model) buildAzure(byType map[string][]*tf.Resource) {
 			n.VPC = s.VPC
 		}
 	}
+	// azurerm before 2.0 associated an NSG in the subnet itself
+	// (network_security_group_id); a subnet whose NSG is not known
+	// statically is read as governed by an NSG that allows everything.
+	for _, r := range byType["azurerm_subnet"] {
+		s := m.subnets[r.Address]
+		if s == nil || s.NACL != nil {
+			continue
+		}
+		if n := nsgs[m.addr(str(r.Values, "network_security_group_id"))]; n != nil {
+			s.NACL = n
+			n.VPC = s.VPC
+		} else if unknown(r.Values, "network_security_group_id") {
+			n := &NACL{Addr: r.Address + ":nsg", Res: r, Stateful: true, VPC: s.VPC,
+				Assumed: "network security group not known statically: assumed to allow everything"}
+			m.note(r, "%s", n.Assumed)
+			s.NACL = n
+		}
+	}
+	// A Standard SKU public IP is closed to inbound traffic until an NSG
+	// allows it; a Basic one (azurerm's default before 4.0, and what an
+	// unset or unknown sku is read as) is open without an NSG.
 	pips := map[string]bool{}
+	standard := map[string]bool{}
 	for _, r := range byType["azurerm_public_ip"] {
 		pips[r.Address] = true
+		standard[r.Address] = strings.EqualFold(str(r.Values, "sku"), "Standard")
 	}
+	lbs := m.azureLBs(byType, pips, standard)
 	type nic struct {
 		subnets []*Subnet
 		public  string
+		// basic: some public IP of the interface is open without an NSG.
+		basic bool
+		// lb: what public load balancers forward to the interface.
+		lb lbForward
 	}
 	nics := map[string]nic{}
 	for _, r := range byType["azurerm_network_interface"] {
 		var n nic
+		n.lb = lbs.of(m, r.Address, blocks(r.Values, "ip_configuration"))
 		for _, ipc := range blocks(r.Values, "ip_configuration") {
 			n.subnets = append(n.subnets, m.subnetsOf(strList(ipc, "subnet_id"))...)
 			if p := m.addr(str(ipc, "public_ip_address_id")); pips[p] || unknown(ipc, "public_ip_address_id") {
 				n.public = "public IP " + p + " on " + r.Address
+				if !standard[p] {
+					n.basic = true
+				}
 			}
 		}
 		nics[r.Address] = n
 	}
 	nicNSG := map[string]*NACL{}
+	// azurerm before 2.0 associated an NSG in the interface itself.
+	for _, r := range byType["azurerm_network_interface"] {
+		if n := nsgs[m.addr(str(r.Values, "network_security_group_id"))]; n != nil {
+			nicNSG[r.Address] = n
+			if ss := nics[r.Address].subnets; n.VPC == nil && len(ss) > 0 {
+				n.VPC = ss[0].VPC
+			}
+		}
+	}
 	for _, r := range byType["azurerm_network_interface_security_group_association"] {
 		nic := m.addr(str(r.Values, "network_interface_id"))
 		if n := nsgs[m.addr(str(r.Values, "network_security_group_id"))]; n != nil {
@@ -250,27 +313,159 @@ func (m *Model) buildAzure(byType map[string][]*tf.Resource) {
 			}
 		}
 	}
+	// A scale set declares its interfaces inline (network_interface, or
+	// network_profile before azurerm 2.0), each with its own NSG; an
+	// ip_configuration with a public_ip_address block gives every
+	// instance a public IP (Basic unless a public IP prefix of the
+	// Standard SKU is named, which this reads as Basic: fail open).
+	for _, typ := range []string{"azurerm_linux_virtual_machine_scale_set", "azurerm_windows_virtual_machine_scale_set", "azurerm_orchestrated_virtual_machine_scale_set", "azurerm_virtual_machine_scale_set"} {
+		for _, r := range byType[typ] {
+			e := &Endpoint{Addr: r.Address, Kind: "scale set", Res: r, Azure: true}
+			var ifaces []map[string]any
+			for _, k := range []string{"network_interface", "network_profile"} {
+				ifaces = append(ifaces, blocks(r.Values, k)...)
+			}
+			type nicNSG struct {
+				nsg    *NACL
+				public bool
+			}
+			var all []nicNSG
+			var lb lbForward
+			for _, ni := range ifaces {
+				var n nicNSG
+				n.nsg = nsgs[m.addr(str(ni, "network_security_group_id"))]
+				for _, ipc := range blocks(ni, "ip_configuration") {
+					e.Subnets = append(e.Subnets, m.subnetsOf(strList(ipc, "subnet_id"))...)
+					if len(blocks(ipc, "public_ip_address")) > 0 || len(blocks(ipc, "public_ip_address_configuration")) > 0 || unknown(ipc, "public_ip_address") {
+						n.public = true
+						e.Public, e.Why = true, "public_ip_address of "+r.Address+" (one per instance)"
+					}
+				}
+				f := lbs.of(m, "", blocks(ni, "ip_configuration"))
+				if len(f.ports) > 0 {
+					n.public = true
+				}
+				lb.add(f)
+				if unknown(ni, "network_security_group_id") {
+					m.note(r, "network security group of an interface not known statically: assumed to be none")
+				}
+				all = append(all, n)
+			}
+			if unknown(r.Values, "network_interface") || unknown(r.Values, "network_profile") {
+				m.note(r, "network interfaces not known statically: the scale set is not placed in the network model")
+			}
+			if !e.Public && len(lb.ports) > 0 {
+				lb.apply(e)
+			}
+			first := true
+			for _, n := range all {
+				if e.Public && !n.public {
+					continue
+				}
+				switch {
+				case first && n.nsg != nil:
+					e.NSGs = []*NACL{n.nsg}
+				case len(e.NSGs) > 0 && e.NSGs[0] != n.nsg:
+					e.NSGs = nil
+				}
+				if n.nsg != nil && n.nsg.VPC == nil && len(e.Subnets) > 0 {
+					n.nsg.VPC = e.Subnets[0].VPC
+				}
+				first = false
+			}
+			m.Endpoints = append(m.Endpoints, e)
+		}
+	}
 	for _, n := range nsgs {
 		n.finishNSG(m, raws[n])
 	}
 	for _, typ := range []string{"azurerm_linux_virtual_machine", "azurerm_windows_virtual_machine", "azurerm_virtual_machine"} {
 		for _, r := range byType[typ] {
 			e := &Endpoint{Addr: r.Address, Kind: "vm", Res: r, Azure: true}
+			// Each interface is filtered by its own NSG only. The
+			// endpoint is reached through its public interfaces (all of
+			// them when none is public), so an NSG counts when every one
+			// of those has it: one interface without keeps the machine
+			// open whatever the others' NSGs say.
+			var ids, public []string
+			var lb lbForward
 			for _, id := range strList(r.Values, "network_interface_ids") {
 				a := m.addr(id)
+				ids = append(ids, a)
 				n := nics[a]
 				e.Subnets = append(e.Subnets, n.subnets...)
 				if n.public != "" {
+					public = append(public, a)
 					e.Public, e.Why = true, n.public
 				}
-				if g := nicNSG[a]; g != nil {
-					e.NSGs = append(e.NSGs, g)
+				lb.add(n.lb)
+			}
+			if !e.Public && len(lb.ports) > 0 {
+				// Reached from the internet only through the load
+				// balancers' rules: on their backend ports.
+				for _, a := range ids {
+					if len(nics[a].lb.ports) > 0 {
+						public = append(public, a)
+					}
+				}
+				lb.apply(e)
+			}
+			via := ids
+			if len(public) > 0 {
+				via = public
+			}
+			basic, guarded := lb.basic, false
+			for i, a := range via {
+				g := nicNSG[a]
+				if nics[a].basic {
+					basic = true
+				}
+				if g != nil {
+					guarded = true
+				}
+				if i == 0 && g != nil {
+					e.NSGs = []*NACL{g}
+				} else if len(e.NSGs) > 0 && e.NSGs[0] != g {
+					e.NSGs = nil
 				}
 			}
+			e.StandardIP = e.Public && !basic && !guarded
 			m.Endpoints = append(m.Endpoints, e)
 		}
 	}
+	// An AKS cluster's API server is public unless the cluster is private;
+	// authorized ranges (api_server_access_profile, or the top-level
+	// attribute before azurerm 3.x) narrow it, none admits every address.
+	for _, r := range byType["azurerm_kubernetes_cluster"] {
+		if boolean(r.Values, "private_cluster_enabled", false) {
+			continue
+		}
+		e := &Endpoint{Addr: r.Address, Kind: "aks", Res: r, Azure: true, Ports: []int{443}, Managed: true, Public: true,
+			Why: "private_cluster_enabled is not true"}
+		ranges, unk := strs(r.Values, "api_server_authorized_ip_ranges")
+		if p := block(r.Values, "api_server_access_profile"); p != nil {
+			more, u := strs(p, "authorized_ip_ranges")
+			ranges, unk = append(ranges, more...), unk || u
+		}
+		if unk {
+			m.note(r, "authorized IP ranges not known statically: assumed to be every address")
+			ranges = append(ranges, "0.0.0.0/0", "::/0")
+		}
+		if len(ranges) == 0 {
+			e.Allowed = append(e.Allowed, allInternet...)
+			e.Why += " and no authorized IP ranges are set"
+		}
+		for _, c := range ranges {
+			if p, ok := m.prefix(r, "authorized_ip_ranges", c); ok {
+				e.Allowed = append(e.Allowed, p)
+			}
+		}
+		m.Endpoints = append(m.Endpoints, e)
+	}
 	for _, r := range byType["azurerm_network_watcher_flow_log"] {
+		if !boolean(r.Values, "enabled", true) {
+			continue // declared but switched off: records nothing
+		}
 		if n := nsgs[m.addr(str(r.Values, "network_security_group_id"))]; n != nil {
 			n.FlowLogs = append(n.FlowLogs, r.Address)
 		}
@@ -343,8 +538,8 @@ func azureRules() []Rule {
 		{RuleNSGWorldOpen, High, "Network security group admits the whole internet beyond 80/443",
 			"An inbound NSG rule allows every internet address (source *, Internet, Any or ranges that cover the internet) on ports other than 80 and 443, before any deny of higher priority. The finding stands wherever the NSG is declared: critical when a path from the internet reaches a virtual machine behind it, high when it is attached but no path is proven, medium when nothing in the scanned code associates it.",
 			"Allow the port only from known ranges or application security groups, or reach machines through Azure Bastion or the moat gateway."},
-		{RuleAzExposedPort, Critical, "Admin or data-store port of a virtual machine reachable from the internet",
-			"SSH, RDP, a database or another admin or data-store port of a virtual machine can be opened from internet addresses: the VM has a public IP, its virtual network routes to the internet (Azure's system route) and the NSGs of its subnet and network interface allow the port.",
+		{RuleAzExposedPort, Critical, "Admin or data-store port of a machine or cluster reachable from the internet",
+			"SSH, RDP, a database or another admin or data-store port of a virtual machine can be opened from internet addresses: the VM (or scale set) has a public IP or sits behind a public load balancer that forwards the port, its virtual network routes to the internet (Azure's system route) and the NSGs of its subnet and network interface allow the port. An AKS cluster that is not private is reported when its API server admits internet addresses (no authorized IP ranges admits every one).",
 			"Remove the public IP and reach the machine through Azure Bastion, a VPN or the moat gateway; allow the port in the NSGs only from known ranges or application security groups."},
 		{RuleAzInternetFacing, Medium, "Virtual machine reachable from the internet",
 			"A virtual machine (not a load balancer or application gateway) has a public IP and its NSGs let internet traffic reach it on some port.",
@@ -360,8 +555,9 @@ func azureRules() []Rule {
 
 // nsgOpen returns the port ranges, other than 80 and 443, on which the NSG
 // lets every internet address of a family in, in priority order.
-func nsgOpen(n *NACL, inet *Source) []portRange {
+func nsgOpen(n *NACL, inet *Source) ([]portRange, []string) {
 	var out []portRange
+	var assumed []string
 	for _, proto := range []string{"tcp", "udp"} {
 		cuts := map[int]bool{0: true, 65536: true, 80: true, 81: true, 443: true, 444: true}
 		for _, r := range n.Ingress {
@@ -377,9 +573,14 @@ func nsgOpen(n *NACL, inet *Source) []portRange {
 			if lo == 80 && hi == 80 || lo == 443 && hi == 443 || lo > 65535 {
 				continue
 			}
-			got, _, _ := naclPass(n.Ingress, proto, lo, inet.Set)
+			got, hits, _ := naclPass(n.Ingress, proto, lo, inet.Set)
 			if empty(got) || !coversFamily(inet.Set, got) {
 				continue
+			}
+			for _, h := range hits {
+				if _, why, ok := strings.Cut(h, " ("); ok && strings.Contains(h, "assumed") {
+					assumed = append(assumed, strings.TrimSuffix(why, ")"))
+				}
 			}
 			if k := len(out); k > 0 && out[k-1].proto == proto && out[k-1].to+1 == lo {
 				out[k-1].to = hi
@@ -388,7 +589,7 @@ func nsgOpen(n *NACL, inet *Source) []portRange {
 			out = append(out, portRange{proto, lo, hi})
 		}
 	}
-	return out
+	return out, dedup(assumed)
 }
 
 func (m *Model) azureNSGRules(fs *findings) {
@@ -418,9 +619,9 @@ func (m *Model) azureNSGRules(fs *findings) {
 			continue
 		}
 		if len(n.FlowLogs) == 0 && (n.VPC == nil || len(n.VPC.FlowLogs) == 0) {
-			fs.add(RuleNSGNoFlowLogs, n.Res, nil, "no azurerm_network_watcher_flow_log names this network security group")
+			fs.add(RuleNSGNoFlowLogs, n.Res, nil, "no enabled azurerm_network_watcher_flow_log names this network security group or its virtual network")
 		}
-		open := nsgOpen(n, &inet)
+		open, assumed := nsgOpen(n, &inet)
 		if len(open) == 0 {
 			continue
 		}
@@ -429,6 +630,9 @@ func (m *Model) azureNSGRules(fs *findings) {
 			texts = append(texts, portText(o.proto, o.from, o.to))
 		}
 		what := strings.Join(texts, ", ")
+		if len(assumed) > 0 {
+			what += " (read so where " + strings.Join(assumed, "; ") + ")"
+		}
 		done := false
 		var blocked *Result
 		for _, e := range users[n] {

@@ -27,7 +27,11 @@ type Model struct {
 	// Rejected are values the provider rejects (CHECK-003).
 	Rejected []tf.Note
 
-	byRef   map[string]*tf.Resource // id, address and name → resource
+	byRef map[string]*tf.Resource // id, address and name → resource
+	// byName holds every resource by type and name: Azure names the
+	// resources it associates, and a name is unique only within its type
+	// (a resource group, a subnet and an NSG are often all called alike).
+	byName  map[[2]string]*tf.Resource
 	byType  map[string][]*tf.Resource
 	vpcs    map[string]*VPC
 	subnets map[string]*Subnet
@@ -202,7 +206,13 @@ type Endpoint struct {
 	// NSGs, on its network interfaces) rather than security groups.
 	Azure bool
 	NSGs  []*NACL
-	Res   *tf.Resource
+	// StandardIP: every public IP of the machine is of the Standard SKU,
+	// which admits nothing from the internet unless an NSG allows it.
+	StandardIP bool
+	// InternetPorts, when set, are the only ports the internet reaches
+	// (a machine reached through a load balancer's rules only).
+	InternetPorts func(proto string, port int) bool
+	Res           *tf.Resource
 }
 
 func (e *Endpoint) listenText() string {
@@ -227,6 +237,18 @@ func (m *Model) addr(ref string) string {
 	return ref
 }
 
+// addrOf is addr for a reference to a resource of type typ: a name is
+// looked up among that type's resources first.
+func (m *Model) addrOf(typ, ref string) string {
+	if r := m.byRef[ref]; r != nil && r.Type == typ {
+		return r.Address
+	}
+	if r := m.byName[[2]string{typ, ref}]; r != nil {
+		return r.Address
+	}
+	return m.addr(ref)
+}
+
 func (m *Model) note(r *tf.Resource, format string, args ...any) {
 	m.Notes = append(m.Notes, tf.Note{Pos: r.Pos, Address: r.Address, Msg: fmt.Sprintf(format, args...)})
 }
@@ -242,7 +264,7 @@ func (m *Model) prefix(r *tf.Resource, what, s string) (netip.Prefix, bool) {
 
 // Build makes the model of the resources.
 func Build(res []tf.Resource) *Model {
-	m := &Model{byRef: map[string]*tf.Resource{}, vpcs: map[string]*VPC{}, subnets: map[string]*Subnet{},
+	m := &Model{byRef: map[string]*tf.Resource{}, byName: map[[2]string]*tf.Resource{}, vpcs: map[string]*VPC{}, subnets: map[string]*Subnet{},
 		tables: map[string]*RouteTable{}, sgs: map[string]*SG{}, nacls: map[string]*NACL{},
 		igws: map[string]string{}, eips: map[string]bool{}, sgUsed: map[string]bool{},
 		tgws: map[string]map[string]bool{}}
@@ -262,6 +284,9 @@ func Build(res []tf.Resource) *Model {
 			if n := str(r.Values, k); n != "" {
 				if _, taken := m.byRef[n]; !taken {
 					m.byRef[n] = r
+				}
+				if k == "name" {
+					m.byName[[2]string{r.Type, n}] = r
 				}
 			}
 		}
@@ -639,6 +664,20 @@ func (m *Model) naclRule(r *tf.Resource, b map[string]any, where string) (NACLRu
 	if unknown(b, "action") || unknown(b, "rule_action") {
 		rule.Allow, rule.Assumed = true, "action not known statically: assumed to allow"
 		m.note(r, "%s: %s", where, rule.Assumed)
+	}
+	if unknown(b, "rule_no") || unknown(b, "rule_number") {
+		// Fail closed: an allow is read as deciding before every deny, a
+		// deny after every allow.
+		rule.No = 32767
+		if !rule.Allow {
+			m.note(r, "%s: rule number not known statically: the deny is assumed to decide after every allow", where)
+		}
+		if rule.Allow {
+			rule.No = 0
+			const why = "rule number not known statically: assumed to decide before every deny"
+			rule.Assumed = strings.TrimPrefix(rule.Assumed+"; "+why, "; ")
+			m.note(r, "%s: %s", where, why)
+		}
 	}
 	c := str(b, "cidr_block")
 	if c == "" {

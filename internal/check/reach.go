@@ -310,6 +310,9 @@ func (m *Model) Reach(src Source, e *Endpoint, proto string, port int) Result {
 		return Result{Reachable: true, From: got, Path: append(path,
 			Hop{Kind: "endpoint", Addr: e.Addr, Detail: fmt.Sprintf("public endpoint (%s) admits %s", e.Why, m.describe(got))})}
 	}
+	if len(e.Subnets) == 0 && e.Azure && src.Internet && e.Public {
+		return m.reachAzureUnplaced(src, e, proto, port)
+	}
 	if len(e.Subnets) == 0 {
 		return Result{Path: []Hop{first, {Kind: "endpoint", Addr: e.Addr, Detail: "its subnets are not known"}}}
 	}
@@ -408,6 +411,9 @@ func (m *Model) reachVia1(src Source, e *Endpoint, s *Subnet, t *RouteTable, pro
 		if !e.Public {
 			return block(Hop{Kind: "endpoint", Addr: e.Addr, Detail: "has no public address"})
 		}
+		if e.InternetPorts != nil && !e.InternetPorts(proto, port) {
+			return block(Hop{Kind: "endpoint", Addr: e.Addr, Detail: fmt.Sprintf("no rule forwards %s to it (%s)", portText(proto, port, port), e.Why)})
+		}
 		got, used := m.internetRoutes(t, s.VPC)
 		if empty(got) {
 			return block(Hop{Kind: "route", Addr: tname, Detail: "no route to an internet gateway attached to " + vpcName(s.VPC)})
@@ -466,6 +472,8 @@ func (m *Model) reachVia1(src Source, e *Endpoint, s *Subnet, t *RouteTable, pro
 	}
 	path = append(path, Hop{Kind: "subnet", Addr: s.Addr, Detail: subnet})
 	switch acl := s.ACL(); {
+	case acl == nil && e.Azure && src.Internet && e.StandardIP:
+		return block(Hop{Kind: "nsg", Addr: e.Addr, Detail: "no network security group on " + s.Addr + " or its network interface: a Standard SKU public IP admits nothing from the internet without one"})
 	case acl == nil && e.Azure:
 		path = append(path, Hop{Kind: "nsg", Detail: "no network security group on " + s.Addr})
 	case acl == nil:
@@ -588,4 +596,37 @@ func vpcName(v *VPC) string {
 		return "an unknown VPC"
 	}
 	return v.Addr
+}
+
+// reachAzureUnplaced answers for an Azure machine with a public address
+// whose subnet is not in the scanned code (a data source, a module not
+// read): every Azure network routes to the internet, and the subnet may
+// have no NSG, so only the interface's NSGs and the address's SKU are
+// known to stand in the way. A path found is not proven.
+func (m *Model) reachAzureUnplaced(src Source, e *Endpoint, proto string, port int) Result {
+	const why = "subnet not in the scanned code: assumed to route to the internet (Azure's system route) without an NSG"
+	path := []Hop{{Kind: "source", Detail: src.Name}, {Kind: "subnet", Addr: e.Addr, Detail: why}}
+	block := func(h Hop) Result { return Result{Path: append(path, h)} }
+	if e.InternetPorts != nil && !e.InternetPorts(proto, port) {
+		return block(Hop{Kind: "endpoint", Addr: e.Addr, Detail: fmt.Sprintf("no rule forwards %s to it (%s)", portText(proto, port, port), e.Why)})
+	}
+	set := src.Set
+	assumed := []string{e.Addr + ": " + why}
+	if e.StandardIP && len(e.NSGs) == 0 {
+		// A subnet NSG would be needed to admit anything; assumed there.
+		assumed = append(assumed, e.Addr+": Standard SKU public IP: assumed admitted by an NSG on the subnet")
+	}
+	for _, g := range e.NSGs {
+		got, hits, blocker := naclPass(g.Ingress, proto, port, set)
+		if empty(got) {
+			return block(Hop{Kind: "nsg", Addr: g.Addr, Detail: "inbound (network interface) " + blocker})
+		}
+		set = got
+		assumed = append(assumed, assumedHits(g.Addr, hits)...)
+		path = append(path, Hop{Kind: "nsg", Addr: g.Addr, Detail: "inbound (network interface) " + strings.Join(hits, "; ")})
+	}
+	if e.Listens != nil && !e.Listens(proto, port) {
+		return block(Hop{Kind: "endpoint", Addr: e.Addr, Detail: fmt.Sprintf("no listener on %s (%s)", portText(proto, port, port), e.listenText())})
+	}
+	return Result{Reachable: true, From: set, Assumed: assumed, Path: append(path, Hop{Kind: "endpoint", Addr: e.Addr, Detail: e.Why})}
 }

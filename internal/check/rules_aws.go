@@ -20,7 +20,7 @@ var sensitivePorts = []struct {
 	{22, "SSH"}, {23, "Telnet"}, {135, "MS RPC"}, {139, "NetBIOS"}, {445, "SMB"}, {1433, "SQL Server"},
 	{1521, "Oracle"}, {2375, "Docker API"}, {2376, "Docker API"}, {2379, "etcd"}, {2380, "etcd peer"},
 	{3306, "MySQL"}, {3389, "RDP"}, {5432, "PostgreSQL"}, {5439, "Redshift"}, {5601, "Kibana"},
-	{5900, "VNC"}, {5984, "CouchDB"}, {6379, "Redis"}, {6443, "Kubernetes API"}, {7000, "Cassandra"},
+	{5900, "VNC"}, {5984, "CouchDB"}, {5985, "WinRM"}, {5986, "WinRM"}, {6379, "Redis"}, {6443, "Kubernetes API"}, {7000, "Cassandra"},
 	{8086, "InfluxDB"}, {9042, "Cassandra"}, {9200, "Elasticsearch"}, {9300, "Elasticsearch"},
 	{10250, "kubelet"}, {11211, "Memcached"}, {27017, "MongoDB"},
 }
@@ -67,7 +67,7 @@ func (m *Model) awsRules(fs *findings) {
 			}
 			exposed = true
 			name := portName(p)
-			if e.Kind == "eks" {
+			if e.Kind == "eks" || e.Kind == "aks" {
 				name = "Kubernetes API"
 			} else if name == "" {
 				name = e.Kind + " service port"
@@ -97,7 +97,7 @@ func (m *Model) awsRules(fs *findings) {
 				fs.addSev(RuleDataTierPublic, Medium, e.Res, nil, "%s is configured public (%s); its subnets are not in the scanned code, so wherever they are routed to an internet gateway only its security groups stand in the way", e.Kind, e.Why)
 			}
 		}
-		if !e.Gateway && !e.DataTier && e.Kind != "eks" {
+		if !e.Gateway && !e.DataTier && e.Kind != "eks" && e.Kind != "aks" {
 			if res, ok := m.anyPort(e); ok {
 				fs.add(ruleFor(e, RuleInternetFacing), e.Res, res.Path, "%s is reachable from the internet but is not a load balancer or gateway", e.Kind)
 			} else if exposed {

@@ -1,0 +1,164 @@
+package check
+
+import (
+	"fmt"
+	"sort"
+	"strings"
+
+	"moat/internal/check/tf"
+)
+
+// Azure load balancers: a machine without a public IP of its own is
+// reached from the internet through a public load balancer's rules (its
+// interface in a backend pool) and inbound NAT rules, on their backend
+// ports. A Standard SKU balancer, like a Standard public IP, admits
+// nothing until an NSG allows it; a Basic one (the default before azurerm
+// 4.0, and what an unset sku is read as) admits what its rules forward.
+
+type lbPort struct {
+	proto string
+	port  int
+}
+
+// lbForward is what public load balancers forward to one interface.
+type lbForward struct {
+	ports []lbPort
+	via   []string // the balancers
+	basic bool     // some balancer is open without an NSG
+}
+
+func (f *lbForward) add(g lbForward) {
+	f.ports = append(f.ports, g.ports...)
+	f.via = append(f.via, g.via...)
+	f.basic = f.basic || g.basic
+}
+
+// apply makes e public through the balancers, on their backend ports.
+func (f *lbForward) apply(e *Endpoint) {
+	ports := map[lbPort]bool{}
+	var list []string
+	for _, p := range f.ports {
+		if !ports[p] {
+			list = append(list, fmt.Sprintf("%s %d", p.proto, p.port))
+		}
+		ports[p] = true
+	}
+	sort.Strings(list)
+	e.Public = true
+	e.Why = "forwarded " + strings.Join(list, ", ") + " by public load balancer " + strings.Join(dedup(f.via), ", ")
+	e.InternetPorts = func(proto string, port int) bool {
+		return ports[lbPort{proto, port}] || ports[lbPort{"all", port}]
+	}
+}
+
+type azureLBModel struct {
+	public   map[string]bool // balancer address → has a public frontend
+	basic    map[string]bool
+	pools    map[string]string   // backend pool → balancer
+	poolPort map[string][]lbPort // backend pool → its rules' backend ports
+	natPort  map[string]lbPort   // NAT rule → its backend port
+	natLB    map[string]string   // NAT rule → balancer
+	nicPools map[string][]string // interface → pools (association resources)
+	nicNATs  map[string][]string // interface → NAT rules
+}
+
+func lbProtos(p string) []string {
+	switch strings.ToLower(p) {
+	case "udp":
+		return []string{"udp"}
+	case "tcp":
+		return []string{"tcp"}
+	}
+	return []string{"tcp", "udp"}
+}
+
+func (m *Model) azureLBs(byType map[string][]*tf.Resource, pips, standard map[string]bool) *azureLBModel {
+	l := &azureLBModel{public: map[string]bool{}, basic: map[string]bool{}, pools: map[string]string{},
+		poolPort: map[string][]lbPort{}, natPort: map[string]lbPort{}, natLB: map[string]string{},
+		nicPools: map[string][]string{}, nicNATs: map[string][]string{}}
+	for _, r := range byType["azurerm_lb"] {
+		for _, fe := range blocks(r.Values, "frontend_ip_configuration") {
+			if p := m.addr(str(fe, "public_ip_address_id")); pips[p] || unknown(fe, "public_ip_address_id") {
+				l.public[r.Address] = true
+				if !standard[p] && !strings.EqualFold(str(r.Values, "sku"), "Standard") {
+					l.basic[r.Address] = true
+				}
+			}
+		}
+	}
+	for _, r := range byType["azurerm_lb_backend_address_pool"] {
+		l.pools[r.Address] = m.addr(str(r.Values, "loadbalancer_id"))
+	}
+	for _, r := range byType["azurerm_lb_rule"] {
+		port := num(r.Values, "backend_port", -1)
+		if unknown(r.Values, "backend_port") {
+			m.note(r, "backend port not known statically: the rule is read as forwarding no port")
+		}
+		pools := strList(r.Values, "backend_address_pool_ids")
+		pools = append(pools, strList(r.Values, "backend_address_pool_id")...)
+		for _, pool := range pools {
+			for _, proto := range lbProtos(str(r.Values, "protocol")) {
+				if port >= 0 {
+					a := m.addr(pool)
+					l.poolPort[a] = append(l.poolPort[a], lbPort{proto, port})
+				}
+			}
+		}
+	}
+	for _, r := range byType["azurerm_lb_nat_rule"] {
+		if port := num(r.Values, "backend_port", -1); port >= 0 {
+			protos := lbProtos(str(r.Values, "protocol"))
+			l.natPort[r.Address] = lbPort{protos[0], port}
+			l.natLB[r.Address] = m.addr(str(r.Values, "loadbalancer_id"))
+		}
+	}
+	for _, r := range byType["azurerm_network_interface_backend_address_pool_association"] {
+		nic := m.addr(str(r.Values, "network_interface_id"))
+		l.nicPools[nic] = append(l.nicPools[nic], m.addr(str(r.Values, "backend_address_pool_id")))
+	}
+	for _, r := range byType["azurerm_network_interface_nat_rule_association"] {
+		nic := m.addr(str(r.Values, "network_interface_id"))
+		l.nicNATs[nic] = append(l.nicNATs[nic], m.addr(str(r.Values, "nat_rule_id")))
+	}
+	return l
+}
+
+// of returns what public balancers forward to the interface at nic (by
+// association resources) or with these ip_configuration blocks (inline
+// pool and NAT rule IDs: azurerm 1.x interfaces, scale sets).
+func (l *azureLBModel) of(m *Model, nic string, ipcs []map[string]any) lbForward {
+	pools := append([]string(nil), l.nicPools[nic]...)
+	nats := append([]string(nil), l.nicNATs[nic]...)
+	for _, ipc := range ipcs {
+		for _, k := range []string{"load_balancer_backend_address_pool_ids", "load_balancer_backend_address_pools_ids"} {
+			for _, id := range strList(ipc, k) {
+				pools = append(pools, m.addr(id))
+			}
+		}
+		for _, k := range []string{"load_balancer_inbound_nat_rules_ids", "load_balancer_inbound_nat_rule_ids"} {
+			for _, id := range strList(ipc, k) {
+				nats = append(nats, m.addr(id))
+			}
+		}
+	}
+	var f lbForward
+	for _, p := range pools {
+		lb := l.pools[p]
+		if !l.public[lb] {
+			continue
+		}
+		f.ports = append(f.ports, l.poolPort[p]...)
+		f.via = append(f.via, lb)
+		f.basic = f.basic || l.basic[lb]
+	}
+	for _, n := range nats {
+		lb := l.natLB[n]
+		if !l.public[lb] {
+			continue
+		}
+		f.ports = append(f.ports, l.natPort[n])
+		f.via = append(f.via, lb)
+		f.basic = f.basic || l.basic[lb]
+	}
+	return f
+}

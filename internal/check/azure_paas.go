@@ -1,0 +1,186 @@
+package check
+
+import (
+	"net/netip"
+	"sort"
+	"strings"
+
+	"go4.org/netipx"
+
+	"moat/internal/check/tf"
+)
+
+// Azure's data services (SQL, PostgreSQL, MySQL, MariaDB, Redis, Synapse)
+// face the internet through their own firewalls rather than a virtual
+// network, and storage accounts serve containers to anonymous readers
+// when both say so.
+
+// Azure data-service rule IDs.
+const (
+	RuleAzFirewallOpen    = "AZ-NET-005"
+	RuleAzPublicContainer = "AZ-STO-001"
+)
+
+func azurePaaSRules() []Rule {
+	return []Rule{
+		{RuleAzFirewallOpen, Critical, "Database or cache firewall admits the whole internet",
+			"A server-level firewall rule of an Azure SQL, PostgreSQL, MySQL, MariaDB, Redis or Synapse service admits every public IPv4 address (a server's rules are read together, ranges compared as address sets, so halves split over two rules count), and the server does not turn public network access off: its login or protocol port faces every address. The rule from 0.0.0.0 to 0.0.0.0 (\"allow Azure services\") admits every Azure tenant's services and is reported at medium; a rule whose addresses are not known statically is read as admitting everyone, at high.",
+			"Admit only the addresses that need the server, or set public_network_access_enabled = false and reach it through a private endpoint or virtual network rule."},
+		{RuleAzPublicContainer, Critical, "Storage container readable by anyone",
+			"A storage container's container_access_type is blob or container, so anonymous readers list or read its blobs, and its account does not forbid public access (allow_nested_items_to_be_public, allow_blob_public_access in azurerm 2.x, set to false). An account outside the scanned code, or one that leaves the flag unset, is read as allowing it.",
+			"Set container_access_type = \"private\" and allow_nested_items_to_be_public = false on the account; hand out SAS tokens or use Entra ID for readers."},
+	}
+}
+
+// firewallTypes are the server-level firewall rules and the attributes
+// that name their server.
+var firewallTypes = map[string][]string{
+	"azurerm_sql_firewall_rule":                        {"server_name"},
+	"azurerm_mssql_firewall_rule":                      {"server_id"},
+	"azurerm_postgresql_firewall_rule":                 {"server_name"},
+	"azurerm_postgresql_flexible_server_firewall_rule": {"server_id"},
+	"azurerm_mysql_firewall_rule":                      {"server_name"},
+	"azurerm_mysql_flexible_server_firewall_rule":      {"server_id"},
+	"azurerm_mariadb_firewall_rule":                    {"server_name"},
+	"azurerm_redis_firewall_rule":                      {"redis_cache_name"},
+	"azurerm_synapse_firewall_rule":                    {"synapse_workspace_id"},
+	"azurerm_cosmosdb_postgresql_firewall_rule":        {"cluster_id"},
+}
+
+// firewallServerTypes are the types a firewall rule's server may be.
+var firewallServerTypes = map[string]string{
+	"azurerm_sql_firewall_rule":                        "azurerm_sql_server",
+	"azurerm_mssql_firewall_rule":                      "azurerm_mssql_server",
+	"azurerm_postgresql_firewall_rule":                 "azurerm_postgresql_server",
+	"azurerm_postgresql_flexible_server_firewall_rule": "azurerm_postgresql_flexible_server",
+	"azurerm_mysql_firewall_rule":                      "azurerm_mysql_server",
+	"azurerm_mysql_flexible_server_firewall_rule":      "azurerm_mysql_flexible_server",
+	"azurerm_mariadb_firewall_rule":                    "azurerm_mariadb_server",
+	"azurerm_redis_firewall_rule":                      "azurerm_redis_cache",
+	"azurerm_synapse_firewall_rule":                    "azurerm_synapse_workspace",
+	"azurerm_cosmosdb_postgresql_firewall_rule":        "azurerm_cosmosdb_postgresql_cluster",
+}
+
+// firewallRange reads a firewall rule's range; ok is false when either
+// end is not an IPv4 address known statically (reported as unknown).
+func firewallRange(b map[string]any) (lo, hi netip.Addr, unk, ok bool) {
+	ends := [2]string{"start_ip_address", "end_ip_address"}
+	if _, has := b["start_ip"]; has {
+		ends = [2]string{"start_ip", "end_ip"}
+	}
+	if unknown(b, ends[0]) || unknown(b, ends[1]) {
+		return lo, hi, true, false
+	}
+	lo, err1 := netip.ParseAddr(strings.TrimSpace(str(b, ends[0])))
+	hi, err2 := netip.ParseAddr(strings.TrimSpace(str(b, ends[1])))
+	if err1 != nil || err2 != nil || !lo.Is4() || !hi.Is4() || hi.Less(lo) {
+		return lo, hi, false, false
+	}
+	return lo, hi, false, true
+}
+
+func (m *Model) azurePaaS(byType map[string][]*tf.Resource, fs *findings) {
+	inet := m.Internet()
+	v4 := intersect(inet.Set, setOf(netip.MustParsePrefix("0.0.0.0/0")))
+	// A server's rules are read together: ranges split over several
+	// rules that span the internet between them admit it as one would.
+	type ranged struct {
+		r   *tf.Resource
+		set *netipx.IPSet
+	}
+	byServer := map[string][]ranged{}
+	var servers []string
+	for _, typ := range sortedKeys(firewallTypes) {
+		for _, r := range byType[typ] {
+			var server *tf.Resource
+			for _, a := range firewallTypes[typ] {
+				if s := m.lookup(m.addrOf(firewallServerTypes[typ], str(r.Values, a))); s != nil {
+					server = s
+				}
+			}
+			if server != nil && has(server.Values, "public_network_access_enabled") && !unknown(server.Values, "public_network_access_enabled") && !boolean(server.Values, "public_network_access_enabled", true) {
+				continue // the firewall applies to nothing
+			}
+			lo, hi, unk, ok := firewallRange(r.Values)
+			switch {
+			case unk:
+				// Not proven: high, as other findings that rest on an
+				// assumption.
+				fs.addSev(RuleAzFirewallOpen, High, r, nil, "the rule's addresses are not known statically: read as admitting every internet address")
+				continue
+			case !ok:
+				continue
+			case lo == netip.IPv4Unspecified() && hi == netip.IPv4Unspecified():
+				fs.addSev(RuleAzFirewallOpen, Medium, r, nil, "0.0.0.0 to 0.0.0.0 admits every Azure service, of every tenant")
+				continue
+			}
+			var b netipx.IPSetBuilder
+			b.AddRange(netipx.IPRangeFrom(lo, hi))
+			got, _ := b.IPSet()
+			what := "its server (not in the scanned code)"
+			key := r.Address
+			if server != nil {
+				what, key = server.Address, server.Address
+			}
+			if empty(minus(v4, got)) {
+				fs.add(RuleAzFirewallOpen, r, nil, "%s to %s admits every internet address to %s", lo, hi, what)
+				continue
+			}
+			if _, seen := byServer[key]; !seen {
+				servers = append(servers, key)
+			}
+			byServer[key] = append(byServer[key], ranged{r, got})
+		}
+	}
+	for _, key := range servers {
+		rs := byServer[key]
+		var b netipx.IPSetBuilder
+		var names []string
+		for _, x := range rs {
+			b.AddSet(x.set)
+			names = append(names, x.r.Address)
+		}
+		if all, _ := b.IPSet(); len(rs) > 1 && empty(minus(v4, all)) {
+			for _, x := range rs {
+				fs.add(RuleAzFirewallOpen, x.r, nil, "the rules %s admit every internet address to %s between them", strings.Join(names, ", "), key)
+			}
+		}
+	}
+	for _, r := range byType["azurerm_storage_container"] {
+		access := strings.ToLower(str(r.Values, "container_access_type"))
+		if unknown(r.Values, "container_access_type") {
+			access = "not known statically"
+		} else if access != "blob" && access != "container" {
+			continue
+		}
+		var acct *tf.Resource
+		for _, a := range []string{"storage_account_name", "storage_account_id"} {
+			if s := m.lookup(m.addrOf("azurerm_storage_account", str(r.Values, a))); s != nil && s.Type == "azurerm_storage_account" {
+				acct = s
+			}
+		}
+		why := "its storage account is not in the scanned code"
+		if acct != nil {
+			forbids := false
+			why = acct.Address + " does not set allow_nested_items_to_be_public = false"
+			for _, k := range []string{"allow_nested_items_to_be_public", "allow_blob_public_access"} {
+				if has(acct.Values, k) && !unknown(acct.Values, k) && !boolean(acct.Values, k, true) {
+					forbids = true
+				}
+			}
+			if forbids {
+				continue
+			}
+		}
+		fs.add(RuleAzPublicContainer, r, nil, "container_access_type is %s and %s: anonymous readers reach its blobs", access, why)
+	}
+}
+
+func sortedKeys[V any](m map[string]V) []string {
+	out := make([]string, 0, len(m))
+	for k := range m {
+		out = append(out, k)
+	}
+	sort.Strings(out)
+	return out
+}

@@ -1,0 +1,276 @@
+package check
+
+import (
+	"strings"
+	"testing"
+)
+
+// Shapes of Azure Terraform met in published projects, each under
+// testdata/azure.
+
+func sshFindings(rep *Report, addr string) []Finding {
+	var out []Finding
+	for _, f := range activeOn(rep, RuleAzExposedPort, addr) {
+		if strings.Contains(f.Message, "tcp 22 (SSH)") {
+			out = append(out, f)
+		}
+	}
+	return out
+}
+
+// TestAzureLegacyInlineAttributes checks azurerm 1.x's subnet
+// address_prefix and the NSGs named inside a subnet and a network
+// interface, and that a flow log switched off records nothing.
+func TestAzureLegacyInlineAttributes(t *testing.T) {
+	const dir = "testdata/azure/legacy-inline"
+	m := model(t, dir)
+	s := m.subnets["azurerm_subnet.front"]
+	if s == nil || s.CIDR.String() != "10.20.1.0/24" {
+		t.Fatalf("subnet front: %+v, want range 10.20.1.0/24", s)
+	}
+	if s.NACL == nil || s.NACL.Addr != "azurerm_network_security_group.edge" {
+		t.Fatalf("subnet front's NSG: %+v, want azurerm_network_security_group.edge", s.NACL)
+	}
+	e := endpoint(t, m, "azurerm_virtual_machine.host")
+	if len(e.NSGs) != 1 || e.NSGs[0].Addr != "azurerm_network_security_group.host" {
+		t.Fatalf("interface NSGs %+v, want azurerm_network_security_group.host", e.NSGs)
+	}
+	res := m.Reach(m.Internet(), e, "tcp", 3389)
+	if res.Reachable {
+		t.Fatalf("RDP reachable through the subnet's NSG: %s", pathLine(res.Path))
+	}
+	if last := res.Path[len(res.Path)-1]; last.Addr != "azurerm_network_security_group.edge" {
+		t.Errorf("RDP stopped at %+v, want the subnet's NSG", last)
+	}
+	rep := run(t, dir)
+	open := activeOn(rep, RuleNSGWorldOpen, "azurerm_network_security_group.host")
+	if len(open) != 1 || open[0].Severity != High {
+		t.Errorf("%s on the interface's NSG: %+v, want one high (associated, no path)", RuleNSGWorldOpen, open)
+	}
+	if got := activeOn(rep, RuleNSGNoFlowLogs, "azurerm_network_security_group.edge"); len(got) != 1 {
+		t.Errorf("%s on the NSG whose flow log is off: %+v, want one", RuleNSGNoFlowLogs, got)
+	}
+}
+
+// TestAzureInterfaceWithoutNSG checks that the NSG of one network
+// interface does not filter what reaches another of the same machine.
+func TestAzureInterfaceWithoutNSG(t *testing.T) {
+	rep := run(t, "testdata/azure/nic-without-nsg")
+	if got := sshFindings(rep, "azurerm_linux_virtual_machine.vm"); len(got) != 1 || got[0].Severity != Critical {
+		t.Fatalf("SSH through the public interface without an NSG: %+v, want one critical", got)
+	}
+}
+
+// TestAzureStandardPublicIP checks that a Standard SKU public IP without
+// an NSG admits nothing from the internet, and a Basic one everything.
+func TestAzureStandardPublicIP(t *testing.T) {
+	rep := run(t, "testdata/azure/standard-ip")
+	if got := sshFindings(rep, "azurerm_linux_virtual_machine.basic"); len(got) != 1 {
+		t.Errorf("Basic public IP without NSG: %+v, want SSH exposed", got)
+	}
+	for _, rule := range []string{RuleAzExposedPort, RuleAzInternetFacing} {
+		if got := activeOn(rep, rule, "azurerm_linux_virtual_machine.standard"); len(got) > 0 {
+			t.Errorf("Standard public IP without NSG: %s %+v, want none", rule, got)
+		}
+	}
+}
+
+// TestAzureNamesSharedAcrossTypes checks that a reference by name finds
+// the resource of the type the attribute names, when resources of other
+// types share the name.
+func TestAzureNamesSharedAcrossTypes(t *testing.T) {
+	const dir = "testdata/azure/same-names"
+	m := model(t, dir)
+	if s := m.subnets["azurerm_subnet.shop"]; s == nil || s.VPC == nil || s.VPC.Addr != "azurerm_virtual_network.shop" {
+		t.Fatalf("subnet's network: %+v, want azurerm_virtual_network.shop", s)
+	}
+	rep := run(t, dir)
+	if got := sshFindings(rep, "azurerm_linux_virtual_machine.vm"); len(got) != 1 || got[0].Severity != Critical {
+		t.Fatalf("SSH allowed by the rule named by NSG name: %+v, want one critical", got)
+	}
+}
+
+// TestAzureScaleSets checks that scale sets are machines of the network
+// model: their inline interfaces' subnets, NSGs and public IPs.
+func TestAzureScaleSets(t *testing.T) {
+	rep := run(t, "testdata/azure/scale-set")
+	var rdp []Finding
+	for _, f := range activeOn(rep, RuleAzExposedPort, "azurerm_windows_virtual_machine_scale_set.public") {
+		if strings.Contains(f.Message, "tcp 3389 (RDP)") {
+			rdp = append(rdp, f)
+		}
+	}
+	if len(rdp) != 1 || rdp[0].Severity != Critical {
+		t.Errorf("RDP of the scale set with public IPs: %+v, want one critical", rdp)
+	}
+	if got := activeOn(rep, RuleAzExposedPort, "azurerm_linux_virtual_machine_scale_set.private"); len(got) > 0 {
+		t.Errorf("scale set without public IPs: %+v, want none", got)
+	}
+	open := activeOn(rep, RuleNSGWorldOpen, "azurerm_network_security_group.rdp")
+	if len(open) != 1 || open[0].Severity != Critical {
+		t.Errorf("%s: %+v, want one critical", RuleNSGWorldOpen, open)
+	}
+}
+
+// TestAzureFirewallUnknownFailsClosed checks that a firewall rule whose
+// addresses are not known statically is read as admitting everyone, and
+// said so.
+func TestAzureFirewallUnknownFailsClosed(t *testing.T) {
+	rep := run(t, "testdata/azure/firewall-unknown")
+	got := activeOn(rep, RuleAzFirewallOpen, "azurerm_mysql_flexible_server_firewall_rule.clients")
+	if len(got) != 1 || got[0].Severity != High || !strings.Contains(got[0].Message, "not known statically") {
+		t.Fatalf("%s: %+v, want one that says the range is assumed", RuleAzFirewallOpen, got)
+	}
+}
+
+// TestAzureIPv4AnyIsIPv4Only checks that an NSG rule from 0.0.0.0/0
+// admits the IPv4 internet only, as Azure reads it.
+func TestAzureIPv4AnyIsIPv4Only(t *testing.T) {
+	src := azureBase + `
+resource "azurerm_network_security_group" "app" {
+  name = "nsg-app"
+}
+` + nsgRule("ssh", 100, "Allow", "22", `"0.0.0.0/0"`)
+	got := sshFindings(checkSource(t, src), "azurerm_linux_virtual_machine.vm")
+	if len(got) != 1 || !strings.Contains(got[0].Message, "every IPv4 internet address") || strings.Contains(got[0].Message, "IPv6") {
+		t.Fatalf("SSH from 0.0.0.0/0: %+v, want one finding naming the IPv4 internet only", got)
+	}
+}
+
+// TestAzureUnknownPriorityFailsClosed checks that an allow whose priority
+// is not known statically is read as deciding before a deny, and the
+// finding says so.
+func TestAzureUnknownPriorityFailsClosed(t *testing.T) {
+	src := azureBase + `
+variable "base" { type = number }
+resource "azurerm_network_security_group" "app" {
+  name = "nsg-app"
+}
+` + nsgRule("deny", 3000, "Deny", "*", `"Internet"`) + strings.Replace(nsgRule("ssh", 0, "Allow", "22", `"Internet"`), "priority                    = 0", "priority                    = var.base + 10", 1)
+	var got []Finding
+	for _, f := range activeOn(checkSource(t, src), RuleAzExposedPort, "azurerm_linux_virtual_machine.vm") {
+		if strings.Contains(f.Message, "22 (SSH)") {
+			got = append(got, f)
+		}
+	}
+	if len(got) != 1 {
+		t.Fatalf("SSH allowed at an unknown priority before a deny at 3000: %+v, want one finding", got)
+	}
+	if !strings.Contains(got[0].Message, "priority not known statically") {
+		t.Errorf("finding %+v does not say the priority was assumed", got[0])
+	}
+}
+
+// TestAzurePlatformServiceTags checks that the tags only Microsoft sends
+// from (GatewayManager, AzureLoadBalancer) admit no internet address, and
+// that a finding resting on a tag read as every address says so.
+func TestAzurePlatformServiceTags(t *testing.T) {
+	rep := run(t, "testdata/azure/platform-tags")
+	got := activeOn(rep, RuleNSGWorldOpen, "azurerm_network_security_group.gateway")
+	if len(got) != 1 {
+		t.Fatalf("%s: %+v, want one", RuleNSGWorldOpen, got)
+	}
+	msg := got[0].Message
+	if strings.Contains(msg, "65200") {
+		t.Errorf("GatewayManager's ports read as open to the internet: %s", msg)
+	}
+	if !strings.Contains(msg, "tcp 8080") || !strings.Contains(msg, `"AzureFrontDoor.Backend" is not modelled`) {
+		t.Errorf("finding %q does not name 8080 and the tag it assumed", msg)
+	}
+}
+
+// TestAzureLoadBalancerForwards checks that machines without public IPs
+// are reached from the internet through a public load balancer, on the
+// backend ports of its rules and of the NAT rules that name them only.
+func TestAzureLoadBalancerForwards(t *testing.T) {
+	const dir = "testdata/azure/load-balancer"
+	m := model(t, dir)
+	inet := m.Internet()
+	for _, tc := range []struct {
+		vm   string
+		port int
+		want bool
+	}{
+		{"azurerm_linux_virtual_machine.vm[0]", 22, true},
+		{"azurerm_linux_virtual_machine.vm[0]", 80, true},
+		{"azurerm_linux_virtual_machine.vm[0]", 3389, false},
+		{"azurerm_linux_virtual_machine.vm[1]", 80, true},
+		{"azurerm_linux_virtual_machine.vm[1]", 22, false},
+	} {
+		if res := m.Reach(inet, endpoint(t, m, tc.vm), "tcp", tc.port); res.Reachable != tc.want {
+			t.Errorf("%s tcp %d: reachable %v, want %v (%s)", tc.vm, tc.port, res.Reachable, tc.want, pathLine(res.Path))
+		}
+	}
+	rep := run(t, dir)
+	if got := sshFindings(rep, "azurerm_linux_virtual_machine.vm[0]"); len(got) != 1 {
+		t.Errorf("SSH forwarded by the NAT rule: %+v, want one finding", got)
+	}
+	if got := activeOn(rep, RuleAzExposedPort, "azurerm_linux_virtual_machine.vm[1]"); len(got) > 0 {
+		t.Errorf("machine reached on 80 only: %+v, want no %s", got, RuleAzExposedPort)
+	}
+}
+
+// TestAzureAKSAPIServer checks that a public AKS API server without
+// authorized ranges is reported, and a private cluster is not.
+func TestAzureAKSAPIServer(t *testing.T) {
+	rep := run(t, "testdata/azure/aks")
+	open := activeOn(rep, RuleAzExposedPort, "azurerm_kubernetes_cluster.open")
+	if len(open) != 1 || !strings.Contains(open[0].Message, "every IPv4 internet address") {
+		t.Errorf("public API server without authorized ranges: %+v, want one finding naming every address", open)
+	}
+	if got := activeOn(rep, RuleAzExposedPort, "azurerm_kubernetes_cluster.private"); len(got) > 0 {
+		t.Errorf("private cluster: %+v, want none", got)
+	}
+	office := activeOn(rep, RuleAzExposedPort, "azurerm_kubernetes_cluster.office")
+	if len(office) != 1 || !strings.Contains(office[0].Message, "198.51.100.0/24") || strings.Contains(office[0].Message, "every") {
+		t.Errorf("API server with an authorized range: %+v, want the range alone", office)
+	}
+}
+
+// TestAzureSubnetElsewhereFailsClosed checks that a machine with a public
+// IP in a subnet outside the scanned code is read as routed to the
+// internet without a subnet NSG: the port its interface's NSG admits is
+// reported as possibly reachable, the ports it denies are not.
+func TestAzureSubnetElsewhereFailsClosed(t *testing.T) {
+	got := activeOn(run(t, "testdata/azure/subnet-elsewhere"), RuleAzExposedPort, "azurerm_linux_virtual_machine.jump")
+	if len(got) != 1 || got[0].Severity != High {
+		t.Fatalf("%s: %+v, want one high (not proven)", RuleAzExposedPort, got)
+	}
+	msg := got[0].Message
+	if !strings.Contains(msg, "tcp 22 (SSH) may be reachable") || !strings.Contains(msg, "subnet not in the scanned code") || strings.Contains(msg, "3389") {
+		t.Errorf("finding %q: want SSH alone, said to rest on the unknown subnet", msg)
+	}
+}
+
+// TestAzureAnyProtocolKeepsPorts checks that an NSG rule for protocol *
+// admits its own ports only (TCP, UDP and ICMP), not every port.
+func TestAzureAnyProtocolKeepsPorts(t *testing.T) {
+	src := azureBase + `
+resource "azurerm_network_security_group" "app" {
+  name = "nsg-app"
+}
+` + strings.Replace(nsgRule("ssh", 100, "Allow", "22", `"*"`), `protocol                    = "Tcp"`, `protocol                    = "*"`, 1)
+	rep := checkSource(t, src)
+	if got := sshFindings(rep, "azurerm_linux_virtual_machine.vm"); len(got) != 1 {
+		t.Errorf("SSH admitted by a rule for protocol *: %+v, want one finding", got)
+	}
+	for _, f := range activeOn(rep, RuleAzExposedPort, "azurerm_linux_virtual_machine.vm") {
+		if strings.Contains(f.Message, "3389") {
+			t.Errorf("RDP reported through a rule for port 22: %s", f.Message)
+		}
+	}
+}
+
+// TestWinRMIsAnAdminPort checks that WinRM (5985, 5986), Windows' remote
+// shell, is one of the admin ports whose exposure is reported.
+func TestWinRMIsAnAdminPort(t *testing.T) {
+	src := azureBase + `
+resource "azurerm_network_security_group" "app" {
+  name = "nsg-app"
+}
+` + nsgRule("winrm", 100, "Allow", "5986", `"Internet"`)
+	got := activeOn(checkSource(t, src), RuleAzExposedPort, "azurerm_linux_virtual_machine.vm")
+	if len(got) != 1 || !strings.Contains(got[0].Message, "tcp 5986 (WinRM)") {
+		t.Fatalf("WinRM open to the internet: %+v, want one finding", got)
+	}
+}

@@ -1,0 +1,33 @@
+# Three clusters: one with a public API server open to every address, one
+# whose API server admits an office range only, and a private one.
+resource "azurerm_kubernetes_cluster" "open" {
+  name       = "open"
+  dns_prefix = "open"
+  default_node_pool {
+    name       = "system"
+    node_count = 1
+    vm_size    = "Standard_D2s_v3"
+  }
+}
+resource "azurerm_kubernetes_cluster" "office" {
+  name       = "office"
+  dns_prefix = "office"
+  api_server_access_profile {
+    authorized_ip_ranges = ["198.51.100.0/24"]
+  }
+  default_node_pool {
+    name       = "system"
+    node_count = 1
+    vm_size    = "Standard_D2s_v3"
+  }
+}
+resource "azurerm_kubernetes_cluster" "private" {
+  name                    = "private"
+  dns_prefix              = "private"
+  private_cluster_enabled = true
+  default_node_pool {
+    name       = "system"
+    node_count = 1
+    vm_size    = "Standard_D2s_v3"
+  }
+}

@@ -1,0 +1,33 @@
+resource "azurerm_mssql_server" "orders" {
+  name    = "orders-sql"
+  version = "12.0"
+}
+# Two halves that together span every IPv4 address.
+resource "azurerm_mssql_firewall_rule" "low" {
+  name             = "low"
+  server_id        = azurerm_mssql_server.orders.id
+  start_ip_address = "0.0.0.0"
+  end_ip_address   = "127.255.255.255"
+}
+resource "azurerm_mssql_firewall_rule" "high" {
+  name             = "high"
+  server_id        = azurerm_mssql_server.orders.id
+  start_ip_address = "128.0.0.0"
+  end_ip_address   = "255.255.255.255"
+}
+resource "azurerm_postgresql_flexible_server" "ledger" {
+  name = "ledger-pg"
+}
+resource "azurerm_postgresql_flexible_server_firewall_rule" "azure" {
+  name             = "azure-services"
+  server_id        = azurerm_postgresql_flexible_server.ledger.id
+  start_ip_address = "0.0.0.0"
+  end_ip_address   = "0.0.0.0"
+}
+resource "azurerm_redis_firewall_rule" "all" {
+  name                = "all"
+  redis_cache_name    = "sessions"
+  resource_group_name = "rg"
+  start_ip            = "0.0.0.0"
+  end_ip              = "255.255.255.255"
+}
