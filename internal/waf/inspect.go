@@ -60,9 +60,9 @@ func (inspectAction) Evaluate(_ plugintypes.RuleMetadata, tx plugintypes.Transac
 	d.headers(v.RequestHeaders())
 	d.uriPath(v.RequestURIRaw().Get())
 	for _, m := range []collection.Map{v.ArgsGet(), v.ArgsPost(), v.ArgsPath()} {
-		d.normalizeInto(m, d.path)
+		d.normalizeInto(m, d.path, false)
 	}
-	d.normalizeInto(v.RequestCookies(), v.RequestCookies())
+	d.normalizeInto(v.RequestCookies(), v.RequestCookies(), true)
 	if d.n > maxDerived {
 		v.TX().Set(txIncomplete, []string{"1"})
 	}
@@ -200,7 +200,7 @@ func (d *derived) url(name, val string) {
 		}
 	}
 	rest := val
-	if i := strings.Index(rest, "://"); i >= 0 && i < 16 {
+	if i := strings.Index(rest, "://"); i >= 0 && i < 16 && urlScheme(rest[:i]) {
 		rest = rest[i+3:]
 		hostEnd := strings.IndexAny(rest, "/?#")
 		if hostEnd < 0 {
@@ -236,6 +236,19 @@ func (d *derived) url(name, val string) {
 		k, v, _ := strings.Cut(pair, "=")
 		d.add(d.path, name+"."+formDecode(k), formDecode(v))
 	}
+}
+
+// urlScheme reports whether s is a URL scheme as RFC 3986 spells one: a
+// letter, then letters, digits, "+", "-" or ".". What stands before "://"
+// in "$(curl http://…)" is none, and the value is no URL.
+func urlScheme(s string) bool {
+	for i := 0; i < len(s); i++ {
+		c := s[i] | 0x20
+		if !(c >= 'a' && c <= 'z' || i > 0 && (s[i] >= '0' && s[i] <= '9' || s[i] == '+' || s[i] == '-' || s[i] == '.')) {
+			return false
+		}
+	}
+	return s != ""
 }
 
 // cutPartialEscape drops an escape cut off at the end of a URL ("…%3",
@@ -410,18 +423,29 @@ func hasSyntax(s string) bool {
 
 // normalizeInto adds to dst, under the same name, the normal form of each
 // value of src that has one, and the parts of a normal form that is a
-// JSON document or a query string.
-func (d *derived) normalizeInto(src, dst collection.Map) {
+// JSON document or a query string. With formEncoded (cookies, which
+// arrive as the client wrote them, undecoded), a value holding percent
+// escapes and "+" also has its form-decoded normal form, "+" read as a
+// space as PHP's $_COOKIE and most frameworks' cookie readers do
+// ("%3B+nc+-e+%2Fbin%2Fsh" is "; nc -e /bin/sh" to them), beside the
+// form that keeps "+" (Base64 in a cookie).
+func (d *derived) normalizeInto(src, dst collection.Map, formEncoded bool) {
 	var adds [][2]string
 	for _, md := range src.FindAll() {
-		n, ok := normalize(md.Value())
-		if !ok {
+		v := md.Value()
+		n, ok := normalize(v)
+		if ok {
+			n = dropControls(n)
+			adds = append(adds, [2]string{md.Key(), n})
+			if parts, ok := expandValue(md.Key(), n); ok {
+				adds = append(adds, parts...)
+			}
+		}
+		if !formEncoded || strings.IndexByte(v, '%') < 0 || strings.IndexByte(v, '+') < 0 {
 			continue
 		}
-		n = dropControls(n)
-		adds = append(adds, [2]string{md.Key(), n})
-		if parts, ok := expandValue(md.Key(), n); ok {
-			adds = append(adds, parts...)
+		if f, ok := normalize(strings.ReplaceAll(v, "+", " ")); ok && f != n {
+			adds = append(adds, [2]string{md.Key(), dropControls(f)})
 		}
 	}
 	for _, kv := range adds {

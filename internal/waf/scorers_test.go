@@ -178,6 +178,18 @@ func TestShellScore(t *testing.T) {
 		{";cat${IFS}/etc/passwd", scoreAttack},
 		{"a|${IFS}id", scoreAttack},
 		{"x;ping$IFS-c${IFS}3${IFS}127.0.0.1", scoreAttack},
+		// cmd.exe's caret escapes and %COMSPEC% for cmd.exe.
+		{"&c^m^d /c wh^oami", scoreAttack},
+		{"|wh^o^am^i", scoreAttack},
+		{"&%COMSPEC% /c whoami", scoreAttack},
+		{"x^2 + y^2; solve for x", scoreNone},
+		{"50%comspec%", scoreNone},
+		// Wildcards the shell expands to a command's path.
+		{";/bin/c*t /etc/pass*", scoreAttack},
+		{";/???/c?t /???/p??s??", scoreAttack},
+		{"|wh?ami", scoreAttack},
+		{"; ?? /tmp", scoreNone},
+		{"rated 4* ; c* grade", scoreNone},
 	}
 	for _, c := range cases {
 		if got := shellScore(c.in); got != c.want {
@@ -443,6 +455,15 @@ func TestSSTIScore(t *testing.T) {
 		{"${T(java.lang.Runtime).getRuntime().exec('id')}", scoreAttack},
 		{`<#assign ex="freemarker.template.utility.Execute"?new()>${ex("id")}`, scoreAttack},
 		{"#set($x=$class.inspect(\"java.lang.Runtime\"))", scoreAttack},
+		// Twig: its environment and filters that call a PHP function by
+		// name.
+		{"{{_self.env.registerUndefinedFilterCallback('exec')}}{{_self.env.getFilter('id')}}", scoreAttack},
+		{"{{['id']|filter('system')}}", scoreAttack},
+		{"{{['cat /etc/passwd']|map('passthru')|join}}", scoreAttack},
+		{"{{ items|sort('shell_exec') }}", scoreAttack},
+		{"{{ users|map(u => u.name)|join(', ') }}", scoreWeak},
+		{"{{ posts|filter(p => p.system) }}", scoreWeak},
+		{"{{ rows|sort('systematic') }}", scoreWeak},
 		{"Hello {{ user.name }}", scoreWeak},
 		{"price: ${price}", scoreWeak},
 		{"a {b} c", scoreNone},

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"io/fs"
+	"path"
 	"slices"
 	"strings"
 	"sync"
@@ -155,14 +156,16 @@ func shellScore(v string) int {
 	return best
 }
 
-// shellSpacing writes out the shell's spellings of a space ($IFS) and
-// drops its line continuations.
-var shellSpacing = strings.NewReplacer("${ifs}", " ", "$ifs", " ", "\\\n", "")
+// shellSpacing writes out the shell's spellings of a space ($IFS), drops
+// its line continuations, and writes cmd.exe's variable that names cmd.exe
+// itself (%COMSPEC%) as the command.
+var shellSpacing = strings.NewReplacer("${ifs}", " ", "$ifs", " ", "\\\n", "", "%comspec%", "cmd")
 
 func shellForm(s string) int {
 	// A Replacer copies what it is given even where nothing is replaced:
-	// without a dollar sign or a backslash there is nothing to replace.
-	if strings.ContainsAny(s, "$\\") {
+	// without a dollar sign, a backslash or a percent sign there is
+	// nothing to replace.
+	if strings.ContainsAny(s, "$\\%") {
 		s = shellSpacing.Replace(s)
 	}
 	if strings.Contains(s, "/dev/tcp/") || strings.Contains(s, "/dev/udp/") || strings.Contains(s, "$((") ||
@@ -279,7 +282,11 @@ func commandAt(s string, i int, afterSep bool) int {
 		}
 	}
 	if !shellCommands[w] {
-		return scoreNone
+		g, ok := globCommand(w)
+		if !ok {
+			return scoreNone
+		}
+		w = g
 	}
 	if binPath {
 		// "/usr/bin/id", "/bin/sh": a program named by where it lives.
@@ -346,8 +353,9 @@ func subcommandOf(w, args string) bool {
 	return len(f) > 0 && slices.Contains(subcommands[w], f[0])
 }
 
-// shellWord returns the word at the start of s with the quotes and
-// backslashes shells remove ("c”at", "c\at", `w"h"oami`) taken out, and
+// shellWord returns the word at the start of s with the quotes,
+// backslashes and carets shells remove ("c”at", "c\at", `w"h"oami`,
+// "who^ami") taken out, and
 // how many bytes it spans.
 func shellWord(s string) (string, int) {
 	var b strings.Builder
@@ -358,7 +366,8 @@ func shellWord(s string) (string, int) {
 			break
 		}
 		switch c {
-		case '\'', '"', '\\':
+		case '\'', '"', '\\', '^':
+			// "^" is cmd.exe's escape, which it removes: c^m^d.
 			i++
 			continue
 		case '$':
@@ -516,4 +525,31 @@ func redirectsToScript(s string) bool {
 		}
 	}
 	return false
+}
+
+// globCommand returns the command a word with shell wildcards names
+// ("c?t", "/???/n?", "wh*mi"), when the shell would expand it to the
+// path of one: the word must keep at least two literal characters, so
+// that "??" or "*" alone name nothing, and the match is taken over the
+// commands attacks run, never prose words. The first match in the
+// list's order is the one judged.
+func globCommand(w string) (string, bool) {
+	if !strings.ContainsAny(w, "?*[") || len(w) > 32 {
+		return "", false
+	}
+	literal := 0
+	for i := 0; i < len(w); i++ {
+		if c := w[i]; c >= 'a' && c <= 'z' || c >= '0' && c <= '9' {
+			literal++
+		}
+	}
+	if literal < 2 {
+		return "", false
+	}
+	for _, c := range attackCommands {
+		if ok, err := path.Match(w, c); err == nil && ok {
+			return c, true
+		}
+	}
+	return "", false
 }

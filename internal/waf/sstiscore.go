@@ -24,6 +24,28 @@ var sstiMarkers = []string{
 	"t(java.", "new java.", "getruntime()", "system(", "popen(", "subprocess", "os.system", "eval(",
 	"constructor.constructor", "process.mainmodule", "child_process", "require(", "global.process",
 	"$class.inspect", "classloader", "invoke(", "scriptengine", "getmethod(", "instantiate(",
+	"_self.env", "registerundefinedfiltercallback", "getfilter(",
+}
+
+// phpCallables are the PHP functions that run a command or code, which
+// Twig's filters that take a callable ("|map('system')", "|filter",
+// "|reduce", "|sort") call by name.
+var phpCallables = []string{"system", "exec", "passthru", "shell_exec", "popen", "proc_open", "pcntl_exec", "assert", "call_user_func"}
+
+// callableFilter reports whether b passes a PHP function that runs
+// commands to a filter that calls what it is given.
+func callableFilter(b string) bool {
+	for _, f := range []string{"|map(", "|filter(", "|reduce(", "|sort("} {
+		for i := range indexes(b, f) {
+			arg := strings.TrimLeft(b[i+len(f):], " \t'\"")
+			for _, c := range phpCallables {
+				if rest, ok := strings.CutPrefix(arg, c); ok && (rest == "" || strings.IndexByte("'\")", rest[0]) >= 0) {
+					return true
+				}
+			}
+		}
+	}
+	return false
 }
 
 // sstiScore judges v: scoreAttack when a template expression in it probes
@@ -79,7 +101,7 @@ func sstiExpr(body string) int {
 			return scoreAttack
 		}
 	}
-	if sstiArithmetic(b) {
+	if sstiArithmetic(b) || callableFilter(b) {
 		return scoreAttack
 	}
 	return scoreWeak
