@@ -354,3 +354,52 @@ resource "azurerm_network_security_rule" "deny" {
 		t.Errorf("path %q does not pass the interface's NSG", p)
 	}
 }
+
+// TestExposedPortsGrouped checks that the admin ports of one machine that
+// the same addresses reach make one finding listing them, with runs of one
+// service compacted, and that a finding is graded by whom it admits: the
+// whole internet is critical, one office range is medium and named.
+func TestExposedPortsGrouped(t *testing.T) {
+	const vm = "azurerm_linux_virtual_machine.vm"
+	for _, tc := range []struct {
+		name, rules string
+		sev         Severity
+		want        []string
+	}{
+		{"every port from the internet", nsgRule("all", 100, "Allow", "*", `"Internet"`), Critical,
+			[]string{"tcp 22 (SSH), 23 (Telnet), ", "2375-2376 (Docker API)", "5985-5986 (WinRM)", "27017 (MongoDB) are reachable from the internet (every IPv4 internet address"}},
+		{"two ports from an office /24", nsgRule("ssh", 100, "Allow", "22", `"203.0.113.0/24"`) + nsgRule("rdp", 110, "Allow", "3389", `"203.0.113.0/24"`), Medium,
+			[]string{"tcp 22 (SSH), 3389 (RDP) are reachable from the internet (203.0.113.0/24)"}},
+		{"half the IPv4 internet", nsgRule("ssh", 100, "Allow", "22", `"0.0.0.0/1"`), Critical,
+			[]string{"tcp 22 (SSH) is reachable from the internet ("}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			rep := checkSource(t, azureBase+`
+resource "azurerm_network_security_group" "app" {
+  name = "nsg-app"
+}
+`+tc.rules)
+			got := activeOn(rep, RuleAzExposedPort, vm)
+			if len(got) != 1 {
+				t.Fatalf("want one %s on %s, got %d: %+v", RuleAzExposedPort, vm, len(got), got)
+			}
+			if got[0].Severity != tc.sev {
+				t.Errorf("severity %v, want %v: %s", got[0].Severity, tc.sev, got[0].Message)
+			}
+			for _, w := range tc.want {
+				if !strings.Contains(got[0].Message, w) {
+					t.Errorf("message %q does not hold %q", got[0].Message, w)
+				}
+			}
+		})
+	}
+}
+
+func TestPortList(t *testing.T) {
+	got := portList([]int{22, 2375, 2376, 2379, 2380, 5985, 5986, 8080, 8081},
+		[]string{"SSH", "Docker API", "Docker API", "etcd", "etcd peer", "WinRM", "WinRM", "vm service port", "vm service port"})
+	const want = "22 (SSH), 2375-2376 (Docker API), 2379 (etcd), 2380 (etcd peer), 5985-5986 (WinRM), 8080-8081 (vm service port)"
+	if got != want {
+		t.Errorf("portList = %q, want %q", got, want)
+	}
+}
