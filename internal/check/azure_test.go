@@ -403,3 +403,34 @@ func TestPortList(t *testing.T) {
 		t.Errorf("portList = %q, want %q", got, want)
 	}
 }
+
+// TestAzurePublicIPVersion checks that a machine's public IP is reached from
+// its own address family only: IPv4 when ip_version is unset, IPv6 when it
+// says so, either (with a note) when it cannot be read.
+func TestAzurePublicIPVersion(t *testing.T) {
+	const vm = "azurerm_linux_virtual_machine.vm"
+	for _, tc := range []struct {
+		name, version, want, not string
+	}{
+		{"unset", "", "(every IPv4 internet address)", "IPv6"},
+		{"IPv4", `"IPv4"`, "(every IPv4 internet address)", "IPv6"},
+		{"IPv6", `"IPv6"`, "(every IPv6 internet address)", "IPv4"},
+		{"unknown", "var.ip_version", "(every IPv4 internet address, every IPv6 internet address)", "\x00"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			src := azureBase + `
+resource "azurerm_network_security_group" "app" {
+  name = "nsg-app"
+}
+` + nsgRule("ssh", 100, "Allow", "22", `"*"`)
+			if tc.version != "" {
+				src = strings.Replace(src, `allocation_method = "Static"`, `allocation_method = "Static"
+  ip_version        = `+tc.version, 1)
+			}
+			got := activeOn(checkSource(t, src), RuleAzExposedPort, vm)
+			if len(got) != 1 || !strings.Contains(got[0].Message, tc.want) || strings.Contains(got[0].Message, tc.not) {
+				t.Fatalf("want one %s reached from %s only, got %+v", RuleAzExposedPort, tc.want, got)
+			}
+		})
+	}
+}
