@@ -434,3 +434,31 @@ resource "azurerm_network_security_group" "app" {
 		})
 	}
 }
+
+// TestAzureServiceOpenUnknown checks that AZ-NET-006 reads what it cannot
+// evaluate as open and says so, and that public access turned off or a
+// default of Deny closes the service.
+func TestAzureServiceOpenUnknown(t *testing.T) {
+	for _, tc := range []struct {
+		name, body, want string
+	}{
+		{"default_action unknown", "network_rules {\n    default_action = var.action\n  }", "default_action of network_rules is not known statically: read as Allow"},
+		{"public access unknown", "public_network_access_enabled = var.public\n  network_rules {\n    default_action = \"Allow\"\n  }", "public_network_access_enabled is not known statically: read as true"},
+		{"default_action Allow", "network_rules {\n    default_action = \"Allow\"\n  }", "default_action of network_rules is Allow"},
+		{"public access off", "public_network_access_enabled = false", ""},
+		{"deny by default", "network_rules {\n    default_action = \"Deny\"\n  }", ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			got := activeOn(checkSource(t, "resource \"azurerm_storage_account\" \"s\" {\n  name = \"s\"\n  "+tc.body+"\n}\n"), RuleAzServiceOpen, "azurerm_storage_account.s")
+			if tc.want == "" {
+				if len(got) > 0 {
+					t.Fatalf("want no %s, got %+v", RuleAzServiceOpen, got)
+				}
+				return
+			}
+			if len(got) != 1 || got[0].Severity != Medium || !strings.Contains(got[0].Message, tc.want) {
+				t.Fatalf("want one medium %s saying %q, got %+v", RuleAzServiceOpen, tc.want, got)
+			}
+		})
+	}
+}
