@@ -264,9 +264,21 @@ func (m *Model) buildAzure(byType map[string][]*tf.Resource) {
 	// unset or unknown sku is read as) is open without an NSG.
 	pips := map[string]bool{}
 	standard := map[string]bool{}
+	// family: the address family of a public IP (ip_version, IPv4 unless
+	// set; either when it cannot be read).
+	family := map[string][]netip.Prefix{}
 	for _, r := range byType["azurerm_public_ip"] {
 		pips[r.Address] = true
 		standard[r.Address] = strings.EqualFold(str(r.Values, "sku"), "Standard")
+		switch v := str(r.Values, "ip_version"); {
+		case unknown(r.Values, "ip_version"):
+			family[r.Address] = allInternet
+			m.note(r, "ip_version not known statically: read as either address family")
+		case v == "" || strings.EqualFold(v, "IPv4"):
+			family[r.Address] = allInternet[:1]
+		default:
+			family[r.Address] = allInternet[1:]
+		}
 	}
 	lbs := m.azureLBs(byType, pips, standard)
 	type nic struct {
@@ -276,6 +288,8 @@ func (m *Model) buildAzure(byType map[string][]*tf.Resource) {
 		basic bool
 		// lb: what public load balancers forward to the interface.
 		lb lbForward
+		// families: of its public IPs; both when one is not known.
+		families []netip.Prefix
 	}
 	nics := map[string]nic{}
 	for _, r := range byType["azurerm_network_interface"] {
@@ -287,6 +301,11 @@ func (m *Model) buildAzure(byType map[string][]*tf.Resource) {
 				n.public = "public IP " + p + " on " + r.Address
 				if !standard[p] {
 					n.basic = true
+				}
+				if f, ok := family[p]; ok {
+					n.families = append(n.families, f...)
+				} else {
+					n.families = append(n.families, allInternet...)
 				}
 			}
 		}
@@ -389,6 +408,7 @@ func (m *Model) buildAzure(byType map[string][]*tf.Resource) {
 			// open whatever the others' NSGs say.
 			var ids, public []string
 			var lb lbForward
+			var families []netip.Prefix
 			for _, id := range strList(r.Values, "network_interface_ids") {
 				a := m.addr(id)
 				ids = append(ids, a)
@@ -397,8 +417,15 @@ func (m *Model) buildAzure(byType map[string][]*tf.Resource) {
 				if n.public != "" {
 					public = append(public, a)
 					e.Public, e.Why = true, n.public
+					families = append(families, n.families...)
 				}
 				lb.add(n.lb)
+			}
+			// Reached on its own public IPs' families only; through a
+			// load balancer (whose frontends are not read for it), on
+			// either.
+			if e.Public && len(lb.ports) == 0 {
+				e.Families = families
 			}
 			if !e.Public && len(lb.ports) > 0 {
 				// Reached from the internet only through the load
@@ -539,7 +566,7 @@ func azureRules() []Rule {
 			"An inbound NSG rule allows every internet address (source *, Internet, Any or ranges that cover the internet) on ports other than 80 and 443, before any deny of higher priority. The finding stands wherever the NSG is declared: critical when a path from the internet reaches a virtual machine behind it, high when it is attached but no path is proven, medium when nothing in the scanned code associates it.",
 			"Allow the port only from known ranges or application security groups, or reach machines through Azure Bastion or the moat gateway."},
 		{RuleAzExposedPort, Critical, "Admin or data-store port of a machine or cluster reachable from the internet",
-			"SSH, RDP, a database or another admin or data-store port of a virtual machine can be opened from internet addresses: the VM (or scale set) has a public IP or sits behind a public load balancer that forwards the port, its virtual network routes to the internet (Azure's system route) and the NSGs of its subnet and network interface allow the port. An AKS cluster that is not private is reported when its API server admits internet addresses (no authorized IP ranges admits every one).",
+			"SSH, RDP, a database or another admin or data-store port of a virtual machine can be opened from internet addresses: the VM (or scale set) has a public IP or sits behind a public load balancer that forwards the port, its virtual network routes to the internet (Azure's system route) and the NSGs of its subnet and network interface allow the port. An AKS cluster that is not private is reported when its API server admits internet addresses (no authorized IP ranges admits every one). The ports that the same addresses reach make one finding that lists them; it is critical when they are the internet at large (at least half of the IPv4 or IPv6 internet) and medium, naming the range, when they are a bounded one such as an office's /24.",
 			"Remove the public IP and reach the machine through Azure Bastion, a VPN or the moat gateway; allow the port in the NSGs only from known ranges or application security groups."},
 		{RuleAzInternetFacing, Medium, "Virtual machine reachable from the internet",
 			"A virtual machine (not a load balancer or application gateway) has a public IP and its NSGs let internet traffic reach it on some port.",

@@ -19,6 +19,7 @@ import (
 const (
 	RuleAzFirewallOpen    = "AZ-NET-005"
 	RuleAzPublicContainer = "AZ-STO-001"
+	RuleAzServiceOpen     = "AZ-NET-006"
 )
 
 func azurePaaSRules() []Rule {
@@ -29,6 +30,9 @@ func azurePaaSRules() []Rule {
 		{RuleAzPublicContainer, Critical, "Storage container readable by anyone",
 			"A storage container's container_access_type is blob or container, so anonymous readers list or read its blobs, and its account does not forbid public access (allow_nested_items_to_be_public, allow_blob_public_access in azurerm 2.x, set to false). An account outside the scanned code, or one that leaves the flag unset, is read as allowing it.",
 			"Set container_access_type = \"private\" and allow_nested_items_to_be_public = false on the account; hand out SAS tokens or use Entra ID for readers."},
+		{RuleAzServiceOpen, Medium, "Storage account or key vault accepts connections from every network",
+			"A storage account or key vault leaves public network access on (public_network_access_enabled, true unless set) and its network rules' default_action is Allow: with no network_rules (or azurerm_storage_account_network_rules) or network_acls block Azure admits every address, so only keys and Entra ID stand between the internet and its data or secrets. A default_action or access flag that is not known statically is read as open, and the finding says so.",
+			"Set default_action = \"Deny\" in network_rules or network_acls and admit only the ranges and subnets that need the service, or set public_network_access_enabled = false and reach it through a private endpoint."},
 	}
 }
 
@@ -146,6 +150,7 @@ func (m *Model) azurePaaS(byType map[string][]*tf.Resource, fs *findings) {
 			}
 		}
 	}
+	m.azureServiceOpen(byType, fs)
 	for _, r := range byType["azurerm_storage_container"] {
 		access := strings.ToLower(str(r.Values, "container_access_type"))
 		if unknown(r.Values, "container_access_type") {
@@ -173,6 +178,53 @@ func (m *Model) azurePaaS(byType map[string][]*tf.Resource, fs *findings) {
 			}
 		}
 		fs.add(RuleAzPublicContainer, r, nil, "container_access_type is %s and %s: anonymous readers reach its blobs", access, why)
+	}
+}
+
+// azureServiceOpen reports storage accounts and key vaults whose network
+// rules admit every network (AZ-NET-006).
+func (m *Model) azureServiceOpen(byType map[string][]*tf.Resource, fs *findings) {
+	// Network rules may be a resource of their own, naming the account.
+	separate := map[string]*tf.Resource{}
+	for _, r := range byType["azurerm_storage_account_network_rules"] {
+		for _, a := range []string{"storage_account_id", "storage_account_name"} {
+			if s := m.lookup(m.addrOf("azurerm_storage_account", str(r.Values, a))); s != nil {
+				separate[s.Address] = r
+			}
+		}
+	}
+	for _, c := range []struct{ typ, block string }{
+		{"azurerm_storage_account", "network_rules"},
+		{"azurerm_key_vault", "network_acls"},
+	} {
+		for _, r := range byType[c.typ] {
+			if has(r.Values, "public_network_access_enabled") && !unknown(r.Values, "public_network_access_enabled") && !boolean(r.Values, "public_network_access_enabled", true) {
+				continue
+			}
+			var why []string
+			if unknown(r.Values, "public_network_access_enabled") {
+				why = append(why, "public_network_access_enabled is not known statically: read as true")
+			}
+			rules, where := block(r.Values, c.block), c.block
+			if rules == nil {
+				if s := separate[r.Address]; s != nil {
+					rules, where = s.Values, s.Address
+				}
+			}
+			switch {
+			case rules == nil && unknown(r.Values, c.block):
+				why = append(why, c.block+" is not known statically: read as admitting every network")
+			case rules == nil:
+				why = append(why, "no "+c.block+" block: Azure admits every network")
+			case unknown(rules, "default_action"):
+				why = append(why, "default_action of "+where+" is not known statically: read as Allow")
+			case strings.EqualFold(str(rules, "default_action"), "Deny"):
+				continue
+			default:
+				why = append(why, "default_action of "+where+" is Allow")
+			}
+			fs.add(RuleAzServiceOpen, r, nil, "public network access is on and %s", strings.Join(why, "; "))
+		}
 	}
 }
 

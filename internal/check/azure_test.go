@@ -354,3 +354,111 @@ resource "azurerm_network_security_rule" "deny" {
 		t.Errorf("path %q does not pass the interface's NSG", p)
 	}
 }
+
+// TestExposedPortsGrouped checks that the admin ports of one machine that
+// the same addresses reach make one finding listing them, with runs of one
+// service compacted, and that a finding is graded by whom it admits: the
+// whole internet is critical, one office range is medium and named.
+func TestExposedPortsGrouped(t *testing.T) {
+	const vm = "azurerm_linux_virtual_machine.vm"
+	for _, tc := range []struct {
+		name, rules string
+		sev         Severity
+		want        []string
+	}{
+		{"every port from the internet", nsgRule("all", 100, "Allow", "*", `"Internet"`), Critical,
+			[]string{"tcp 22 (SSH), 23 (Telnet), ", "2375-2376 (Docker API)", "5985-5986 (WinRM)", "27017 (MongoDB) are reachable from the internet (every IPv4 internet address"}},
+		{"two ports from an office /24", nsgRule("ssh", 100, "Allow", "22", `"203.0.113.0/24"`) + nsgRule("rdp", 110, "Allow", "3389", `"203.0.113.0/24"`), Medium,
+			[]string{"tcp 22 (SSH), 3389 (RDP) are reachable from the internet (203.0.113.0/24)"}},
+		{"half the IPv4 internet", nsgRule("ssh", 100, "Allow", "22", `"0.0.0.0/1"`), Critical,
+			[]string{"tcp 22 (SSH) is reachable from the internet ("}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			rep := checkSource(t, azureBase+`
+resource "azurerm_network_security_group" "app" {
+  name = "nsg-app"
+}
+`+tc.rules)
+			got := activeOn(rep, RuleAzExposedPort, vm)
+			if len(got) != 1 {
+				t.Fatalf("want one %s on %s, got %d: %+v", RuleAzExposedPort, vm, len(got), got)
+			}
+			if got[0].Severity != tc.sev {
+				t.Errorf("severity %v, want %v: %s", got[0].Severity, tc.sev, got[0].Message)
+			}
+			for _, w := range tc.want {
+				if !strings.Contains(got[0].Message, w) {
+					t.Errorf("message %q does not hold %q", got[0].Message, w)
+				}
+			}
+		})
+	}
+}
+
+func TestPortList(t *testing.T) {
+	got := portList([]int{22, 2375, 2376, 2379, 2380, 5985, 5986, 8080, 8081},
+		[]string{"SSH", "Docker API", "Docker API", "etcd", "etcd peer", "WinRM", "WinRM", "vm service port", "vm service port"})
+	const want = "22 (SSH), 2375-2376 (Docker API), 2379 (etcd), 2380 (etcd peer), 5985-5986 (WinRM), 8080-8081 (vm service port)"
+	if got != want {
+		t.Errorf("portList = %q, want %q", got, want)
+	}
+}
+
+// TestAzurePublicIPVersion checks that a machine's public IP is reached from
+// its own address family only: IPv4 when ip_version is unset, IPv6 when it
+// says so, either (with a note) when it cannot be read.
+func TestAzurePublicIPVersion(t *testing.T) {
+	const vm = "azurerm_linux_virtual_machine.vm"
+	for _, tc := range []struct {
+		name, version, want, not string
+	}{
+		{"unset", "", "(every IPv4 internet address)", "IPv6"},
+		{"IPv4", `"IPv4"`, "(every IPv4 internet address)", "IPv6"},
+		{"IPv6", `"IPv6"`, "(every IPv6 internet address)", "IPv4"},
+		{"unknown", "var.ip_version", "(every IPv4 internet address, every IPv6 internet address)", "\x00"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			src := azureBase + `
+resource "azurerm_network_security_group" "app" {
+  name = "nsg-app"
+}
+` + nsgRule("ssh", 100, "Allow", "22", `"*"`)
+			if tc.version != "" {
+				src = strings.Replace(src, `allocation_method = "Static"`, `allocation_method = "Static"
+  ip_version        = `+tc.version, 1)
+			}
+			got := activeOn(checkSource(t, src), RuleAzExposedPort, vm)
+			if len(got) != 1 || !strings.Contains(got[0].Message, tc.want) || strings.Contains(got[0].Message, tc.not) {
+				t.Fatalf("want one %s reached from %s only, got %+v", RuleAzExposedPort, tc.want, got)
+			}
+		})
+	}
+}
+
+// TestAzureServiceOpenUnknown checks that AZ-NET-006 reads what it cannot
+// evaluate as open and says so, and that public access turned off or a
+// default of Deny closes the service.
+func TestAzureServiceOpenUnknown(t *testing.T) {
+	for _, tc := range []struct {
+		name, body, want string
+	}{
+		{"default_action unknown", "network_rules {\n    default_action = var.action\n  }", "default_action of network_rules is not known statically: read as Allow"},
+		{"public access unknown", "public_network_access_enabled = var.public\n  network_rules {\n    default_action = \"Allow\"\n  }", "public_network_access_enabled is not known statically: read as true"},
+		{"default_action Allow", "network_rules {\n    default_action = \"Allow\"\n  }", "default_action of network_rules is Allow"},
+		{"public access off", "public_network_access_enabled = false", ""},
+		{"deny by default", "network_rules {\n    default_action = \"Deny\"\n  }", ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			got := activeOn(checkSource(t, "resource \"azurerm_storage_account\" \"s\" {\n  name = \"s\"\n  "+tc.body+"\n}\n"), RuleAzServiceOpen, "azurerm_storage_account.s")
+			if tc.want == "" {
+				if len(got) > 0 {
+					t.Fatalf("want no %s, got %+v", RuleAzServiceOpen, got)
+				}
+				return
+			}
+			if len(got) != 1 || got[0].Severity != Medium || !strings.Contains(got[0].Message, tc.want) {
+				t.Fatalf("want one medium %s saying %q, got %+v", RuleAzServiceOpen, tc.want, got)
+			}
+		})
+	}
+}

@@ -209,6 +209,9 @@ type Endpoint struct {
 	// StandardIP: every public IP of the machine is of the Standard SKU,
 	// which admits nothing from the internet unless an NSG allows it.
 	StandardIP bool
+	// Families, when set, are the address families of an Azure machine's
+	// public IPs (ip_version): the internet reaches it from those only.
+	Families []netip.Prefix
 	// InternetPorts, when set, are the only ports the internet reaches
 	// (a machine reached through a load balancer's rules only).
 	InternetPorts func(proto string, port int) bool

@@ -298,6 +298,9 @@ func (m *Model) sgPass(sgs []*SG, proto string, port int, src Source, set *netip
 // Reach answers whether src can open proto/port on e, with the path.
 func (m *Model) Reach(src Source, e *Endpoint, proto string, port int) Result {
 	first := Hop{Kind: "source", Addr: "", Detail: src.Name}
+	if src.Internet && len(e.Families) > 0 {
+		src.Set = intersect(src.Set, setOf(e.Families...))
+	}
 	if e.Managed {
 		path := []Hop{first}
 		if !src.Internet || !e.Public {
@@ -417,6 +420,12 @@ func (m *Model) reachVia1(src Source, e *Endpoint, s *Subnet, t *RouteTable, pro
 		got, used := m.internetRoutes(t, s.VPC)
 		if empty(got) {
 			return block(Hop{Kind: "route", Addr: tname, Detail: "no route to an internet gateway attached to " + vpcName(s.VPC)})
+		}
+		if len(e.Families) > 0 {
+			// src.Set holds only its public IPs' address families.
+			if got = intersect(got, src.Set); empty(got) {
+				return block(Hop{Kind: "endpoint", Addr: e.Addr, Detail: "its public IPs are of another address family (ip_version)"})
+			}
 		}
 		gw := used[0].Target
 		if gw == "" {

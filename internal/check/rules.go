@@ -104,7 +104,7 @@ const (
 func Rules() []Rule {
 	rs := []Rule{
 		{RuleExposedPort, Critical, "Data-store or admin port reachable from the internet",
-			"A port used by a database, cache, search engine, cluster store or remote administration (SSH, RDP, Kubernetes API) can be opened from internet addresses: the path from an internet gateway through route table, network ACL and security group reaches the resource.",
+			"A port used by a database, cache, search engine, cluster store or remote administration (SSH, RDP, Kubernetes API) can be opened from internet addresses: the path from an internet gateway through route table, network ACL and security group reaches the resource. The ports that the same addresses reach make one finding that lists them; it is critical when they are the internet at large (at least half of the IPv4 or IPv6 internet) and medium, naming the range, when they are a bounded one such as an office's /24.",
 			"Remove the public address or the route to the internet gateway, and admit the port only from the security groups of the services that need it."},
 		{RuleDataTierPublic, High, "Data-tier resource with a public path",
 			"A database, cache, warehouse, search domain, Kafka cluster (MSK public access), DMS replication instance or Neptune instance has a public address in a subnet routed to an internet gateway (or a public managed endpoint): only its security groups stand between it and the internet. Configured public (publicly_accessible, public_access) in subnets the scanned code does not show, it is reported at medium. DocumentDB has no public-access setting; its instances are checked for paths from peered networks (AWS-NET-010).",

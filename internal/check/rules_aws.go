@@ -3,6 +3,7 @@ package check
 import (
 	"encoding/json"
 	"fmt"
+	"math"
 	"net/netip"
 	"sort"
 	"strings"
@@ -57,6 +58,9 @@ func (m *Model) awsRules(fs *findings) {
 		exposed := false
 		var assumedPorts []string
 		var assumedRes Result
+		// Proven ports are grouped by the addresses that reach them: one
+		// finding per endpoint and source, listing its ports.
+		var groups []*portGroup
 		for _, p := range keys {
 			if e.Gateway && portName(p) == "" {
 				continue
@@ -79,12 +83,32 @@ func (m *Model) awsRules(fs *findings) {
 				assumedPorts = append(assumedPorts, fmt.Sprintf("%d (%s)", p, name))
 				continue
 			}
-			fs.add(ruleFor(e, RuleExposedPort), e.Res, res.Path, "tcp %d (%s) is reachable from the internet (%s)", p, name, m.describe(res.From))
+			from := m.describe(res.From)
+			var g *portGroup
+			for _, h := range groups {
+				if h.from == from {
+					g = h
+				}
+			}
+			if g == nil {
+				g = &portGroup{from: from, set: res.From, path: res.Path}
+				groups = append(groups, g)
+			}
+			g.ports = append(g.ports, p)
+			g.names = append(g.names, name)
+		}
+		rule := ruleFor(e, RuleExposedPort)
+		for _, g := range groups {
+			verb := "is"
+			if len(g.ports) > 1 {
+				verb = "are"
+			}
+			fs.addSev(rule, m.exposureSeverity(g.set, fs.rules[rule].Severity), e.Res, g.path, "tcp %s %s reachable from the internet (%s)", portList(g.ports, g.names), verb, g.from)
 		}
 		if len(assumedPorts) > 0 {
 			// Not proven: what could not be evaluated was read at its most
 			// permissive. One finding for the endpoint, not one per port.
-			fs.addSev(ruleFor(e, RuleExposedPort), High, e.Res, assumedRes.Path, "tcp %s may be reachable from the internet: %s",
+			fs.addSev(rule, m.exposureSeverity(assumedRes.From, High), e.Res, assumedRes.Path, "tcp %s may be reachable from the internet: %s",
 				strings.Join(assumedPorts, ", "), strings.Join(dedup(assumedRes.Assumed), "; "))
 		}
 		if e.DataTier {
@@ -115,6 +139,66 @@ func (m *Model) awsRules(fs *findings) {
 		}
 	}
 	m.flowLogRules(fs)
+}
+
+// portGroup is the ports of one endpoint that the same addresses reach.
+type portGroup struct {
+	from  string
+	set   *netipx.IPSet
+	path  []Hop
+	ports []int // ascending
+	names []string
+}
+
+// portList writes ascending ports with their names, runs of consecutive
+// ports of one name compacted: "22 (SSH), 2375-2376 (Docker API)".
+func portList(ports []int, names []string) string {
+	var parts []string
+	for i := 0; i < len(ports); {
+		j := i
+		for j+1 < len(ports) && ports[j+1] == ports[j]+1 && names[j+1] == names[i] {
+			j++
+		}
+		r := fmt.Sprint(ports[i])
+		if j > i {
+			r += fmt.Sprintf("-%d", ports[j])
+		}
+		parts = append(parts, r+" ("+names[i]+")")
+		i = j + 1
+	}
+	return strings.Join(parts, ", ")
+}
+
+// broadShare is the share of an address family's internet addresses from
+// which a source counts as the internet at large rather than a bounded range.
+const broadShare = 0.5
+
+// exposureSeverity grades an exposure by who it reaches: sev when from
+// covers at least broadShare of the IPv4 or IPv6 internet, at most medium
+// when it is a bounded, specific range (an office's /24). A nil set is not
+// known and is read as the whole internet. The one home of this grading for
+// every internet-exposure rule.
+func (m *Model) exposureSeverity(from *netipx.IPSet, sev Severity) Severity {
+	if from == nil || sev <= Medium {
+		return sev
+	}
+	inet := m.Internet().Set
+	for _, fam := range []netip.Prefix{netip.MustParsePrefix("0.0.0.0/0"), netip.MustParsePrefix("::/0")} {
+		all := intersect(inet, setOf(fam))
+		if share(intersect(all, from)) >= broadShare*share(all) {
+			return sev
+		}
+	}
+	return Medium
+}
+
+// share is the fraction of its address family's space that s covers.
+func share(s *netipx.IPSet) float64 {
+	var f float64
+	for _, p := range s.Prefixes() {
+		f += math.Ldexp(1, -p.Bits())
+	}
+	return f
 }
 
 // exposure reports whether e has a public address in a subnet routed to an
