@@ -116,7 +116,12 @@ func (o budgetOp) Evaluate(tx plugintypes.TransactionState, value string) bool {
 // crsIncludes returns the SecLang that includes CRS's rule files one by
 // one, in CRS's order, with a budget checkpoint before each request-side
 // file and, before the blocking evaluation, what moat runs on the
-// complete set of matches (extra).
+// complete set of matches (extra). It leaves out CRS's common exceptions
+// (REQUEST-905): they turn every CRS rule off for Apache's own "internal
+// dummy connection", told by a loopback client address, "GET /" and a
+// User-Agent ending in "(internal dummy connection)". moat is not Apache;
+// a client chooses the last two and, behind a proxy on the gateway's
+// host, has the first, and would take CRS's verdict off its request.
 func crsIncludes(budget time.Duration, extra string) (string, error) {
 	files, err := fs.Glob(coreruleset.FS, "@owasp_crs/*.conf")
 	if err != nil || len(files) == 0 {
@@ -127,6 +132,9 @@ func crsIncludes(budget time.Duration, extra string) (string, error) {
 	id := 90100
 	for _, f := range files {
 		base := path.Base(f)
+		if strings.HasPrefix(base, "REQUEST-905") {
+			continue
+		}
 		if strings.HasPrefix(base, "REQUEST-949") {
 			b.WriteString(extra)
 		}
