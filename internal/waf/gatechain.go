@@ -12,7 +12,7 @@ import (
 // What the gate decides beyond a rule's own test (gate.go):
 //
 //   - Chains whose first rule matches most requests (CRS's 920170 "GET
-//     or HEAD with a body", 920180 "POST without a length", 905110,
+//     or HEAD with a body", 920180 "POST without a length",
 //     920360-920390's length checks): a chain matches only if every link
 //     does, so a link whose test the gate can ask and that answers false
 //     for each of its values decides the whole chain. The chain is
