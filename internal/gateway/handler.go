@@ -211,10 +211,7 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	st := g.state.Load()
 	reqID := newRequestID()
 	h := w.Header()
-	h.Set("X-Request-ID", reqID)
-	if st.s.HSTS != "" {
-		h.Set("Strict-Transport-Security", st.s.HSTS)
-	}
+	setOwnHeaders(h, reqID, st.s.HSTS)
 	client, xff, known := clientIP(r, st.s.Trusted)
 	ev := event{r: r, reqID: reqID, client: client}
 	var flagged *event // a request let through in detection-only mode
@@ -603,6 +600,15 @@ func (g *Gateway) newProxy() *httputil.ReverseProxy {
 	}
 }
 
+// setOwnHeaders sets the fields the gateway puts on every answer: the
+// request ID, and its HSTS policy when it has one.
+func setOwnHeaders(h http.Header, reqID, hsts string) {
+	h.Set("X-Request-ID", reqID)
+	if hsts != "" {
+		h.Set("Strict-Transport-Security", hsts)
+	}
+}
+
 // ownHeaders writes the headers the gateway sets on every answer into
 // each header block the proxy writes, 1xx ones included. The proxy adds a
 // service's fields beside the gateway's, so a second
@@ -621,11 +627,7 @@ type ownHeaders struct {
 }
 
 func (w *ownHeaders) WriteHeader(code int) {
-	h := w.ResponseWriter.Header()
-	h.Set("X-Request-Id", w.reqID)
-	if w.hsts != "" {
-		h.Set("Strict-Transport-Security", w.hsts)
-	}
+	setOwnHeaders(w.ResponseWriter.Header(), w.reqID, w.hsts)
 	w.final = w.final || code >= 200 || code == http.StatusSwitchingProtocols
 	w.ResponseWriter.WriteHeader(code)
 }
