@@ -15,6 +15,7 @@ import (
 
 	"moat/internal/api"
 	"moat/internal/audit"
+	"moat/internal/store/storetest"
 )
 
 // moatIn runs a moat command with stdin and returns its exit code, stdout
@@ -79,7 +80,7 @@ func sessionsOf(t *testing.T, env []string, id string) []api.AccessSession {
 // tunnel's server dies the agent opens one to another and
 // access goes on there.
 func TestAccessThroughAnyServer(t *testing.T) {
-	etcd := startEtcdCluster(t, 1)
+	etcd := storetest.StartEtcdCluster(t, 1)
 	c := newMoatCluster(t, etcd, 2)
 	user := "nobody"
 	if os.Getuid() != 0 {

@@ -6,6 +6,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"moat/internal/store/storetest"
 )
 
 // TestClusterBackupRestore backs a cluster up through one of its servers
@@ -14,7 +16,7 @@ import (
 // administrators. Restoring over a prefix that holds a control plane is
 // refused.
 func TestClusterBackupRestore(t *testing.T) {
-	etcd := startEtcdCluster(t, 1)
+	etcd := storetest.StartEtcdCluster(t, 1)
 	c := newMoatCluster(t, etcd, 2)
 	env := c.env()
 	for i := range 5 {
@@ -38,7 +40,7 @@ func TestClusterBackupRestore(t *testing.T) {
 	t.Log("restore into an empty prefix and start a server on it")
 	ports := freePorts(t, 1)
 	restored := &moatServer{name: "r1", listen: addr(ports[0]), data: filepath.Join(c.dir, "r1"), config: filepath.Join(c.dir, "r1.yaml")}
-	cfg := fmt.Sprintf("data_dir: %s\nlisten: %s\nname: r1\nstore:\n  backend: etcd\n  endpoints: [%q]\n  prefix: /moat/restored/\n", restored.data, restored.listen, etcd[0].url())
+	cfg := fmt.Sprintf("data_dir: %s\nlisten: %s\nname: r1\nstore:\n  backend: etcd\n  endpoints: [%q]\n  prefix: /moat/restored/\n", restored.data, restored.listen, etcd[0].URL)
 	if err := os.WriteFile(restored.config, []byte(cfg), 0o600); err != nil {
 		t.Fatal(err)
 	}

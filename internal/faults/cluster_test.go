@@ -8,6 +8,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"moat/internal/store/storetest"
 )
 
 // moatServer is one control-plane server of a test cluster.
@@ -22,7 +24,7 @@ type moatServer struct {
 type moatCluster struct {
 	t       *testing.T
 	dir     string
-	etcd    []*etcdMember
+	etcd    []*storetest.EtcdMember
 	servers []*moatServer
 	admin   string // the admin credentials directory
 	mfa     *totpAdmin
@@ -31,7 +33,7 @@ type moatCluster struct {
 // newMoatCluster writes each server's configuration (validated with the
 // server's own --validate), inits the control plane through the first
 // and starts every server. initArgs are added to server init.
-func newMoatCluster(t *testing.T, etcd []*etcdMember, n int, initArgs ...string) *moatCluster {
+func newMoatCluster(t *testing.T, etcd []*storetest.EtcdMember, n int, initArgs ...string) *moatCluster {
 	t.Helper()
 	c := &moatCluster{t: t, dir: t.TempDir(), etcd: etcd}
 	ports := freePorts(t, 2*n)

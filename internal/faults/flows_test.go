@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"moat/internal/flow"
+	"moat/internal/store/storetest"
 )
 
 // flowMesh registers frontend (node n1) → api (node n2), allows it, runs
@@ -86,7 +87,7 @@ func followed(t *testing.T, out string) (uids map[string]int, dups int) {
 // the server it follows through is killed it goes on through the next
 // one, each record shown once.
 func TestClusterFollow(t *testing.T) {
-	etcd := startEtcdCluster(t, 3)
+	etcd := storetest.StartEtcdCluster(t, 3)
 	c := newMoatCluster(t, etcd, 3)
 	ship, via, next := c.servers[0], c.servers[1], c.servers[2]
 	for _, s := range c.servers {
@@ -144,7 +145,7 @@ func storedUIDs(t *testing.T, dataDir string) map[string]int {
 // records, and restoring it puts each server's records back in the data
 // directory of the server of that name.
 func TestClusterBackupHoldsEveryServersFlows(t *testing.T) {
-	etcd := startEtcdCluster(t, 3)
+	etcd := storetest.StartEtcdCluster(t, 3)
 	c := newMoatCluster(t, etcd, 3)
 	s1, s2, s3 := c.servers[0], c.servers[1], c.servers[2]
 	for _, s := range c.servers {
@@ -175,7 +176,7 @@ func TestClusterBackupHoldsEveryServersFlows(t *testing.T) {
 		cfg := filepath.Join(c.dir, "restored-"+name+".yaml")
 		ports := freePorts(t, 1)
 		os.WriteFile(cfg, []byte(fmt.Sprintf("data_dir: %s\nlisten: %s\nname: %s\nstore:\n  backend: etcd\n  endpoints: [%q]\n  prefix: /moat/restored/\n",
-			data, addr(ports[0]), name, etcd[0].url())), 0o600)
+			data, addr(ports[0]), name, etcd[0].URL)), 0o600)
 		mustMoat(t, nil, "server", "run", "--config", cfg, "--validate")
 		os.WriteFile(data+".kek", kek, 0o600)
 		args := []string{"backup", "restore", "--config", cfg, backup}
@@ -238,7 +239,7 @@ func exportedIDs(t *testing.T, dir string) map[string]int {
 // traffic and started again: every record it stored since the export was
 // configured is exported, none twice, and none from before.
 func TestExportSurvivesSIGKILL(t *testing.T) {
-	etcd := startEtcdCluster(t, 1)
+	etcd := storetest.StartEtcdCluster(t, 1)
 	c := newMoatCluster(t, etcd, 1)
 	s := c.servers[0]
 	export := filepath.Join(c.dir, "export")

@@ -18,6 +18,7 @@ import (
 
 	"moat/internal/api"
 	"moat/internal/flow"
+	"moat/internal/store/storetest"
 )
 
 // traffic sends requests through the mesh without pause until stopped,
@@ -110,7 +111,7 @@ func firstLine(s string) string {
 // servers on a three-member etcd cluster, agents given every server,
 // steady traffic through the mesh, and the faults an operator meets.
 func TestHighAvailability(t *testing.T) {
-	etcd := startEtcdCluster(t, 3)
+	etcd := storetest.StartEtcdCluster(t, 3)
 	c := newMoatCluster(t, etcd, 3, "--svid-ttl", "30s")
 	t.Logf("servers %s on etcd %v", c.addrs(), endpoints(etcd))
 
@@ -248,8 +249,8 @@ func TestHighAvailability(t *testing.T) {
 
 	t.Log("kill the etcd leader: everything continues")
 	lead := leader(t, etcd)
-	lead.p.kill()
-	t.Logf("killed etcd %s, the leader", lead.name)
+	lead.Stop()
+	t.Logf("killed etcd %s, the leader", lead.Name)
 	for _, s := range c.servers {
 		if s == watched {
 			continue

@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"math/rand/v2"
 	"net/http"
 	"os"
 	"os/exec"
@@ -17,6 +16,7 @@ import (
 	"testing"
 	"time"
 
+	"moat/internal/store/storetest"
 	"moat/internal/testkit"
 )
 
@@ -175,73 +175,10 @@ func mustMoat(t *testing.T, env []string, args ...string) string {
 	return strings.TrimSpace(out)
 }
 
-// etcdMember is one member of a test etcd cluster.
-type etcdMember struct {
-	name, dir    string
-	client, peer int
-	args         []string
-	p            *proc
-}
-
-func (m *etcdMember) url() string { return "http://" + addr(m.client) }
-
-// startEtcdCluster starts n etcd members (Debian's etcd-server, which
-// scripts/test installs) on loopback ports, each with its own data
-// directory, and waits until every member reports healthy. extra flags
-// follow the harness's own (the last of a flag given twice wins).
-func startEtcdCluster(t *testing.T, n int, extra ...string) []*etcdMember {
-	t.Helper()
-	bin, err := exec.LookPath("etcd")
-	if err != nil {
-		t.Fatalf("etcd binary not found: install the etcd-server package (scripts/test does): %v", err)
-	}
-	ports := freePorts(t, 2*n)
-	ms := make([]*etcdMember, n)
-	var initial []string
-	for i := range ms {
-		ms[i] = &etcdMember{name: fmt.Sprintf("m%d", i+1), dir: filepath.Join(t.TempDir(), "etcd"), client: ports[2*i], peer: ports[2*i+1]}
-		initial = append(initial, fmt.Sprintf("%s=http://%s", ms[i].name, addr(ms[i].peer)))
-	}
-	token := fmt.Sprintf("moat-faults-%d", rand.Int64())
-	for _, m := range ms {
-		m.args = []string{"--name", m.name, "--data-dir", m.dir,
-			"--listen-client-urls", m.url(), "--advertise-client-urls", m.url(),
-			"--listen-peer-urls", "http://" + addr(m.peer), "--initial-advertise-peer-urls", "http://" + addr(m.peer),
-			"--initial-cluster", strings.Join(initial, ","), "--initial-cluster-state", "new", "--initial-cluster-token", token,
-			"--heartbeat-interval", "100", "--election-timeout", "1000", "--log-level", "warn"}
-		m.args = append(m.args, extra...)
-		m.p = start(t, "etcd "+m.name, nil, bin, m.args...)
-	}
-	for _, m := range ms {
-		m.waitHealthy(t)
-	}
-	return ms
-}
-
-// restart starts a stopped member again on its data directory.
-func (m *etcdMember) restart(t *testing.T) {
-	t.Helper()
-	bin, _ := exec.LookPath("etcd")
-	m.p = start(t, "etcd "+m.name+" (restarted)", nil, bin, m.args...)
-}
-
-func (m *etcdMember) waitHealthy(t *testing.T) {
-	t.Helper()
-	waitFor(t, "etcd "+m.name+" healthy", func() bool {
-		resp, err := http.Get(m.url() + "/health")
-		if err != nil {
-			return false
-		}
-		b, _ := io.ReadAll(resp.Body)
-		resp.Body.Close()
-		return resp.StatusCode == 200 && strings.Contains(string(b), `"true"`)
-	})
-}
-
-func endpoints(ms []*etcdMember) []string {
+func endpoints(ms []*storetest.EtcdMember) []string {
 	var out []string
 	for _, m := range ms {
-		out = append(out, m.url())
+		out = append(out, m.URL)
 	}
 	return out
 }
@@ -304,7 +241,7 @@ func metricSum(t *testing.T, metricsAddr, name string) float64 {
 
 // leader returns the member that leads the cluster now, asking each live
 // member's status through etcd's JSON gateway.
-func leader(t *testing.T, ms []*etcdMember) *etcdMember {
+func leader(t *testing.T, ms []*storetest.EtcdMember) *storetest.EtcdMember {
 	t.Helper()
 	type status struct {
 		Header struct {
@@ -312,15 +249,15 @@ func leader(t *testing.T, ms []*etcdMember) *etcdMember {
 		} `json:"header"`
 		Leader string `json:"leader"`
 	}
-	var found *etcdMember
+	var found *storetest.EtcdMember
 	waitFor(t, "an etcd leader", func() bool {
-		ids := map[string]*etcdMember{}
+		ids := map[string]*storetest.EtcdMember{}
 		lead := ""
 		for _, m := range ms {
-			if m.p.exited() {
+			if m.Exited() {
 				continue
 			}
-			resp, err := http.Post(m.url()+"/v3/maintenance/status", "application/json", strings.NewReader("{}"))
+			resp, err := http.Post(m.URL+"/v3/maintenance/status", "application/json", strings.NewReader("{}"))
 			if err != nil {
 				continue
 			}

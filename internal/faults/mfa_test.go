@@ -13,6 +13,7 @@ import (
 	"github.com/pquerna/otp/totp"
 
 	"moat/internal/api"
+	"moat/internal/store/storetest"
 )
 
 // totpAdmin is an administrator with a TOTP authenticator: the secret the
@@ -91,7 +92,7 @@ func copyCredentials(t *testing.T, from, to string, files ...string) {
 // both servers have no more of them judged than the lockout allows, and
 // the lockout holds on both.
 func TestMFAAcrossServers(t *testing.T) {
-	etcd := startEtcdCluster(t, 1)
+	etcd := storetest.StartEtcdCluster(t, 1)
 	c := newMoatCluster(t, etcd, 2)
 	s1, s2 := c.servers[0], c.servers[1]
 	pol := filepath.Join(c.dir, "deny.yaml")

@@ -4,6 +4,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"moat/internal/store/storetest"
 )
 
 // TestEtcdQuorumLoss takes two of three etcd members away from a running
@@ -11,15 +13,15 @@ import (
 // the cause (a read too, since its audit entry goes to the same etcd), the
 // server stays up, and everything works again once quorum returns.
 func TestEtcdQuorumLoss(t *testing.T) {
-	etcd := startEtcdCluster(t, 3)
+	etcd := storetest.StartEtcdCluster(t, 3)
 	c := newMoatCluster(t, etcd, 1)
 	s := c.servers[0]
 	env := append(c.via(s), "MOAT_SERVER="+s.listen)
 	mustMoat(t, env, "svc", "register", "--node", "n1", "--name", "api", "--port", "8080")
 
 	t.Log("two of three members gone: no quorum")
-	etcd[1].p.kill()
-	etcd[2].p.kill()
+	etcd[1].Stop()
+	etcd[2].Stop()
 
 	start := time.Now()
 	_, errOut, err := moat(t, env, "svc", "register", "--node", "n1", "--name", "db", "--port", "5432", "--timeout", "20s")
@@ -47,8 +49,7 @@ func TestEtcdQuorumLoss(t *testing.T) {
 	}
 
 	t.Log("quorum back: writes succeed again, reads are current")
-	etcd[1].restart(t)
-	etcd[1].waitHealthy(t)
+	etcd[1].Restart(t)
 	waitForDetail(t, "a write after quorum returned", func() (bool, string) {
 		_, errOut, err := moat(t, env, "svc", "register", "--node", "n1", "--name", "db", "--port", "5432")
 		return err == nil, errOut
@@ -65,14 +66,14 @@ func TestEtcdQuorumLoss(t *testing.T) {
 // half a minute, and a write refused meanwhile says "no etcd quorum",
 // not that etcd was slow, naming the members that are gone.
 func TestEtcdQuorumLossNamedAtOnce(t *testing.T) {
-	etcd := startEtcdCluster(t, 3, "--heartbeat-interval", "500", "--election-timeout", "30000")
+	etcd := storetest.StartEtcdCluster(t, 3, "--heartbeat-interval", "500", "--election-timeout", "30000")
 	c := newMoatCluster(t, etcd, 1)
 	s := c.servers[0]
 	env := append(c.via(s), "MOAT_SERVER="+s.listen)
 	mustMoat(t, env, "svc", "register", "--node", "n1", "--name", "api", "--port", "8080")
 
-	etcd[1].p.kill()
-	etcd[2].p.kill()
+	etcd[1].Stop()
+	etcd[2].Stop()
 	_, errOut, err := moat(t, env, "svc", "register", "--node", "n1", "--name", "db", "--port", "5432", "--timeout", "20s")
 	if err == nil {
 		t.Fatal("a write succeeded without etcd quorum")
@@ -81,8 +82,8 @@ func TestEtcdQuorumLossNamedAtOnce(t *testing.T) {
 		t.Fatalf("write without quorum: %v: %q, want the named cause", err, errOut)
 	}
 	for _, m := range etcd[1:] {
-		if !strings.Contains(errOut, m.url()+" (connection refused)") {
-			t.Fatalf("write without quorum: %q does not name %s as down", errOut, m.url())
+		if !strings.Contains(errOut, m.URL+" (connection refused)") {
+			t.Fatalf("write without quorum: %q does not name %s as down", errOut, m.URL)
 		}
 	}
 }
@@ -93,15 +94,15 @@ func TestEtcdQuorumLossNamedAtOnce(t *testing.T) {
 // the member. The snapshot's reads wait for the lost quorum once: the
 // later ones ask the member that answered the first.
 func TestEtcdQuorumLossWatchSnapshot(t *testing.T) {
-	etcd := startEtcdCluster(t, 3)
+	etcd := storetest.StartEtcdCluster(t, 3)
 	c := newMoatCluster(t, etcd, 1)
 	s := c.servers[0]
 	mustMoat(t, append(c.via(s), "MOAT_SERVER="+s.listen), "svc", "register", "--node", "n1", "--name", "api", "--port", "8080")
 	a := c.startAgent("n1")
 	c.watchedServer(1)
 
-	etcd[1].p.kill()
-	etcd[2].p.kill()
+	etcd[1].Stop()
+	etcd[2].Stop()
 	a.p.kill()
 	var again []string
 	for args, i := a.p.cmd.Args[1:], 0; i < len(args); i++ {
@@ -117,7 +118,7 @@ func TestEtcdQuorumLossWatchSnapshot(t *testing.T) {
 		for _, line := range strings.Split(out, "\n") {
 			if strings.Contains(line, "watch snapshot served from one store member's copy") &&
 				strings.Contains(line, "no etcd quorum (1 of 3 members reachable") &&
-				strings.Contains(line, "answered from the copy of member "+etcd[0].url()) {
+				strings.Contains(line, "answered from the copy of member "+etcd[0].URL) {
 				return true, line
 			}
 		}

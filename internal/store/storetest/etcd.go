@@ -8,33 +8,17 @@ import (
 	"net"
 	"net/http"
 	"os/exec"
+	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
+
+	"moat/internal/testkit"
 )
 
 // WaitLimit bounds every wait on a backend so that a broken one fails the
 // test instead of hanging it. It is a guard, not a speed requirement.
 const WaitLimit = 20 * time.Second
-
-// lockedBuffer collects a child process's output from two pipes at once.
-type lockedBuffer struct {
-	mu sync.Mutex // guards b
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
 
 // FreePort returns a loopback port that was free a moment ago.
 func FreePort(tb testing.TB) int {
@@ -61,17 +45,81 @@ func StartEtcd(tb testing.TB) string {
 type EtcdMember struct {
 	// Name is the member's name in the cluster, URL its client URL.
 	Name, URL string
+	bin       string
+	args      []string // the command line, kept for Restart
 	cmd       *exec.Cmd
-	out       *lockedBuffer
-	exited    chan struct{} // closed once the process has exited
-	err       error         // how it exited, once exited is closed
+	out       *testkit.Buffer // every run's output
+	exited    chan struct{}   // closed once the current run has exited
+	err       error           // how it exited, once exited is closed
+}
+
+// run starts the member's process; exited closes when it ends.
+func (m *EtcdMember) run() error {
+	m.exited = make(chan struct{})
+	m.cmd = exec.Command(m.bin, m.args...)
+	m.cmd.Stdout, m.cmd.Stderr = m.out, m.out
+	if err := m.cmd.Start(); err != nil {
+		m.cmd = nil
+		close(m.exited)
+		return fmt.Errorf("start %s: %w", m.bin, err)
+	}
+	cmd, exited := m.cmd, m.exited
+	go func() {
+		m.err = cmd.Wait()
+		close(exited)
+	}()
+	return nil
 }
 
 // Stop kills the member, as a crash would, and returns once the process
 // is gone: from then on its client port refuses connections.
 func (m *EtcdMember) Stop() {
-	_ = m.cmd.Process.Kill()
+	if m.cmd != nil {
+		_ = m.cmd.Process.Kill()
+	}
 	<-m.exited
+}
+
+// Exited reports whether the member's process has ended.
+func (m *EtcdMember) Exited() bool {
+	select {
+	case <-m.exited:
+		return true
+	default:
+		return false
+	}
+}
+
+// Restart starts a stopped member again on its data directory, with the
+// flags it was first started with, and returns once it reports healthy.
+func (m *EtcdMember) Restart(tb testing.TB) {
+	tb.Helper()
+	m.Stop()
+	if err := m.run(); err != nil {
+		tb.Fatalf("restart etcd member %s: %v", m.Name, err)
+	}
+	if err := m.waitHealthy(time.Now().Add(WaitLimit)); err != nil {
+		tb.Fatal(err)
+	}
+}
+
+// waitHealthy waits until the member reports healthy, it exits, or the
+// deadline passes.
+func (m *EtcdMember) waitHealthy(deadline time.Time) error {
+	client := &http.Client{Timeout: time.Second}
+	for {
+		if time.Now().After(deadline) {
+			return fmt.Errorf("etcd member %s at %s not healthy in time:\n%s", m.Name, m.URL, m.Output())
+		}
+		select {
+		case <-m.exited:
+			return fmt.Errorf("etcd member %s exited early (%v):\n%s", m.Name, m.err, m.Output())
+		case <-time.After(50 * time.Millisecond):
+		}
+		if healthy(client, m.URL) {
+			return nil
+		}
+	}
 }
 
 // Output is what the member has written so far.
@@ -79,8 +127,10 @@ func (m *EtcdMember) Output() string { return m.out.String() }
 
 // StartEtcdCluster runs a real etcd cluster of n members for the test, as
 // StartEtcd runs one, and returns once every member reports healthy (a
-// leader elected). The members stop when the test ends.
-func StartEtcdCluster(tb testing.TB, n int) []*EtcdMember {
+// leader elected). extra flags follow the defaults on every member's
+// command line (etcd takes the last of a flag given twice). The members
+// stop when the test ends, and their output is logged if it failed.
+func StartEtcdCluster(tb testing.TB, n int, extra ...string) []*EtcdMember {
 	tb.Helper()
 	bin, err := exec.LookPath("etcd")
 	if err != nil {
@@ -89,7 +139,7 @@ func StartEtcdCluster(tb testing.TB, n int) []*EtcdMember {
 	var lastErr error
 	// A port picked free may be taken before etcd binds it; try again then.
 	for attempt := 1; attempt <= 3; attempt++ {
-		ms, err := tryStartEtcd(tb, bin, n, attempt)
+		ms, err := tryStartEtcd(tb, bin, n, attempt, extra)
 		if err == nil {
 			return ms
 		}
@@ -100,25 +150,25 @@ func StartEtcdCluster(tb testing.TB, n int) []*EtcdMember {
 	return nil
 }
 
-func tryStartEtcd(tb testing.TB, bin string, n, attempt int) ([]*EtcdMember, error) {
+func tryStartEtcd(tb testing.TB, bin string, n, attempt int, extra []string) ([]*EtcdMember, error) {
 	ms := make([]*EtcdMember, n)
 	peers := make([]string, n)
 	var initial []string
 	for i := range ms {
 		ms[i] = &EtcdMember{Name: fmt.Sprintf("moat-test-%d", i+1), URL: fmt.Sprintf("http://127.0.0.1:%d", FreePort(tb)),
-			out: &lockedBuffer{}, exited: make(chan struct{})}
+			bin: bin, out: &testkit.Buffer{}}
 		peers[i] = fmt.Sprintf("http://127.0.0.1:%d", FreePort(tb))
 		initial = append(initial, ms[i].Name+"="+peers[i])
 	}
 	stopAll := func() {
 		for _, m := range ms {
-			if m.cmd != nil {
+			if m.exited != nil {
 				m.Stop()
 			}
 		}
 	}
 	for i, m := range ms {
-		m.cmd = exec.Command(bin,
+		m.args = append([]string{
 			"--name", m.Name,
 			"--data-dir", tb.TempDir(),
 			"--listen-client-urls", m.URL,
@@ -132,39 +182,47 @@ func tryStartEtcd(tb testing.TB, bin string, n, attempt int) ([]*EtcdMember, err
 			"--election-timeout", "1000",
 			"--logger", "zap",
 			"--log-level", "error",
-		)
-		m.cmd.Stdout, m.cmd.Stderr = m.out, m.out
-		if err := m.cmd.Start(); err != nil {
-			m.cmd = nil
+		}, extra...)
+		if err := m.run(); err != nil {
 			stopAll()
-			return nil, fmt.Errorf("start %s: %w", bin, err)
+			return nil, err
 		}
-		go func() {
-			m.err = m.cmd.Wait()
-			close(m.exited)
-		}()
 	}
-	client := &http.Client{Timeout: time.Second}
-	deadline := time.Now().Add(WaitLimit)
+	deadline := time.Now().Add(startLimit(extra))
 	for _, m := range ms {
-		for {
-			if time.Now().After(deadline) {
-				stopAll()
-				return nil, fmt.Errorf("etcd member %s at %s not healthy after %v:\n%s", m.Name, m.URL, WaitLimit, m.Output())
+		if err := m.waitHealthy(deadline); err != nil {
+			stopAll()
+			return nil, err
+		}
+	}
+	tb.Cleanup(func() {
+		stopAll()
+		if tb.Failed() {
+			for _, m := range ms {
+				out := m.Output()
+				if len(out) > 6000 {
+					out = "…" + out[len(out)-6000:]
+				}
+				tb.Logf("--- etcd member %s output:\n%s", m.Name, out)
 			}
-			select {
-			case <-m.exited:
-				stopAll()
-				return nil, fmt.Errorf("etcd member %s exited early (%v):\n%s", m.Name, m.err, m.Output())
-			case <-time.After(50 * time.Millisecond):
-			}
-			if healthy(client, m.URL) {
-				break
+		}
+	})
+	return ms, nil
+}
+
+// startLimit bounds the wait for a new cluster's first leader: WaitLimit,
+// plus two election timeouts when extra sets a long one (a member's first
+// campaign may wait for a whole randomised timeout).
+func startLimit(extra []string) time.Duration {
+	limit := WaitLimit
+	for i := 0; i+1 < len(extra); i++ {
+		if extra[i] == "--election-timeout" {
+			if ms, err := strconv.Atoi(extra[i+1]); err == nil && ms > 0 {
+				limit += 2 * time.Duration(ms) * time.Millisecond
 			}
 		}
 	}
-	tb.Cleanup(stopAll)
-	return ms, nil
+	return limit
 }
 
 // healthy reports whether the etcd member at url says it is healthy.
