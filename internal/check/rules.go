@@ -194,6 +194,7 @@ func Rules() []Rule {
 	rs = append(rs, storeRules()...)
 	rs = append(rs, azureRules()...)
 	rs = append(rs, azurePaaSRules()...)
+	rs = append(rs, azureAppRules()...)
 	rs = append(rs, egressRules()...)
 	sort.Slice(rs, func(i, j int) bool { return rs[i].ID < rs[j].ID })
 	return rs
