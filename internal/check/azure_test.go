@@ -2,6 +2,7 @@ package check
 
 import (
 	"context"
+	"os"
 	"strconv"
 	"strings"
 	"testing"
@@ -458,6 +459,46 @@ func TestAzureServiceOpenUnknown(t *testing.T) {
 			}
 			if len(got) != 1 || got[0].Severity != Medium || !strings.Contains(got[0].Message, tc.want) {
 				t.Fatalf("want one medium %s saying %q, got %+v", RuleAzServiceOpen, tc.want, got)
+			}
+		})
+	}
+}
+
+// TestAzureIPVersionScaleSetAndLB checks that ip_version is honoured beyond
+// network interfaces: a scale set's instances are reached on their
+// ip_configuration's version, and machines behind a public load balancer on
+// the family of its frontends' public IPs; what cannot be read is either.
+func TestAzureIPVersionScaleSetAndLB(t *testing.T) {
+	read := func(name string) string {
+		b, err := os.ReadFile(name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return string(b)
+	}
+	vmss, lb := read("testdata/azure/scale-set/main.tf"), read("testdata/azure/load-balancer/main.tf")
+	const v4, v6, both = "(every IPv4 internet address)", "(every IPv6 internet address)", "(every IPv4 internet address, every IPv6 internet address)"
+	for _, tc := range []struct {
+		name, src, old, new, addr, want string
+	}{
+		{"scale set unset", vmss, "", "", "azurerm_windows_virtual_machine_scale_set.public", v4},
+		{"scale set IPv6", vmss, "      public_ip_address {", "      version   = \"IPv6\"\n      public_ip_address {", "azurerm_windows_virtual_machine_scale_set.public", v6},
+		{"scale set unknown", vmss, "      public_ip_address {", "      version   = var.version\n      public_ip_address {", "azurerm_windows_virtual_machine_scale_set.public", both},
+		{"frontend unset", lb, "", "", "azurerm_linux_virtual_machine.vm[0]", v4},
+		{"frontend IPv6", lb, `allocation_method = "Static"`, "allocation_method = \"Static\"\n  ip_version        = \"IPv6\"", "azurerm_linux_virtual_machine.vm[0]", v6},
+		{"frontend unknown", lb, `allocation_method = "Static"`, "allocation_method = \"Static\"\n  ip_version        = var.version", "azurerm_linux_virtual_machine.vm[0]", both},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			src := tc.src
+			if tc.old != "" {
+				if !strings.Contains(src, tc.old) {
+					t.Fatalf("fixture lacks %q", tc.old)
+				}
+				src = strings.Replace(src, tc.old, tc.new, 1)
+			}
+			got := activeOn(checkSource(t, src), RuleAzExposedPort, tc.addr)
+			if len(got) != 1 || !strings.HasSuffix(got[0].Message, tc.want) {
+				t.Fatalf("want one %s reached from %s, got %+v", RuleAzExposedPort, tc.want, got)
 			}
 		})
 	}
