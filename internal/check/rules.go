@@ -57,11 +57,21 @@ type Finding struct {
 	Line     int      `json:"line,omitempty"`
 	Message  string   `json:"message"`
 	Path     []Hop    `json:"path,omitempty"`
+	// Paths holds, for a finding that groups several ports, each port's
+	// path (ports whose paths are the same hop for hop share one); Path is
+	// then the first of them.
+	Paths []PortPath `json:"paths,omitempty"`
 	// Suppressed holds the reason given in the source when the finding is
 	// suppressed; suppressed findings are reported but never fail a run.
 	Suppressed string `json:"suppressed,omitempty"`
 
 	end int // last line of the resource block, for suppressions
+}
+
+// PortPath is the path on which some of a finding's ports are reached.
+type PortPath struct {
+	Ports string `json:"ports"`
+	Path  []Hop  `json:"path"`
 }
 
 // ID names the finding for --explain: RULE@address.

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"math"
 	"net/netip"
+	"slices"
 	"sort"
 	"strings"
 
@@ -58,6 +59,7 @@ func (m *Model) awsRules(fs *findings) {
 		exposed := false
 		var assumedPorts []string
 		var assumedRes Result
+		var assumedG portGroup
 		// Proven ports are grouped by the addresses that reach them: one
 		// finding per endpoint and source, listing its ports.
 		var groups []*portGroup
@@ -81,6 +83,7 @@ func (m *Model) awsRules(fs *findings) {
 					assumedRes = res
 				}
 				assumedPorts = append(assumedPorts, fmt.Sprintf("%d (%s)", p, name))
+				assumedG.add(p, name, res.Path)
 				continue
 			}
 			from := m.describe(res.From)
@@ -94,8 +97,7 @@ func (m *Model) awsRules(fs *findings) {
 				g = &portGroup{from: from, set: res.From, path: res.Path}
 				groups = append(groups, g)
 			}
-			g.ports = append(g.ports, p)
-			g.names = append(g.names, name)
+			g.add(p, name, res.Path)
 		}
 		rule := ruleFor(e, RuleExposedPort)
 		for _, g := range groups {
@@ -104,12 +106,14 @@ func (m *Model) awsRules(fs *findings) {
 				verb = "are"
 			}
 			fs.addSev(rule, m.exposureSeverity(g.set, fs.rules[rule].Severity), e.Res, g.path, "tcp %s %s reachable from the internet (%s)", portList(g.ports, g.names), verb, g.from)
+			fs.list[len(fs.list)-1].Paths = g.portPaths()
 		}
 		if len(assumedPorts) > 0 {
 			// Not proven: what could not be evaluated was read at its most
 			// permissive. One finding for the endpoint, not one per port.
 			fs.addSev(rule, m.exposureSeverity(assumedRes.From, High), e.Res, assumedRes.Path, "tcp %s may be reachable from the internet: %s",
 				strings.Join(assumedPorts, ", "), strings.Join(dedup(assumedRes.Assumed), "; "))
+			fs.list[len(fs.list)-1].Paths = assumedG.portPaths()
 		}
 		if e.DataTier {
 			if path, ok := m.exposure(e); ok {
@@ -148,6 +152,47 @@ type portGroup struct {
 	path  []Hop
 	ports []int // ascending
 	names []string
+	paths [][]Hop // each port's
+}
+
+// add puts port p, named name, reached on path, in the group.
+func (g *portGroup) add(p int, name string, path []Hop) {
+	g.ports = append(g.ports, p)
+	g.names = append(g.names, name)
+	g.paths = append(g.paths, path)
+}
+
+// portPaths returns each port's path, ports whose paths are the same hop
+// for hop sharing one, in the order of their first port; nothing for a
+// group of one port, whose path is the finding's.
+func (g *portGroup) portPaths() []PortPath {
+	if len(g.ports) < 2 {
+		return nil
+	}
+	var out []PortPath
+	var members [][]int // indexes into g.ports, per entry of out
+	for i, path := range g.paths {
+		j := 0
+		for ; j < len(out); j++ {
+			if slices.Equal(out[j].Path, path) {
+				break
+			}
+		}
+		if j == len(out) {
+			out = append(out, PortPath{Path: path})
+			members = append(members, nil)
+		}
+		members[j] = append(members[j], i)
+	}
+	for j := range out {
+		var ps []int
+		var ns []string
+		for _, i := range members[j] {
+			ps, ns = append(ps, g.ports[i]), append(ns, g.names[i])
+		}
+		out[j].Ports = "tcp " + portList(ps, ns)
+	}
+	return out
 }
 
 // portList writes ascending ports with their names, runs of consecutive
