@@ -205,6 +205,7 @@ func Rules() []Rule {
 	rs = append(rs, azureRules()...)
 	rs = append(rs, azurePaaSRules()...)
 	rs = append(rs, azureAppRules()...)
+	rs = append(rs, publicServiceRules()...)
 	rs = append(rs, egressRules()...)
 	sort.Slice(rs, func(i, j int) bool { return rs[i].ID < rs[j].ID })
 	return rs
