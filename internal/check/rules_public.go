@@ -39,20 +39,18 @@ func (m *Model) publicServices(byType map[string][]*tf.Resource, fs *findings) {
 		}
 	}
 	for _, r := range byType["aws_lambda_permission"] {
-		if unknown(r.Values, "principal") {
-			fs.add(RuleLambdaURLOpen, r, nil, "principal is not known statically: read as \"*\", so every AWS account may invoke the function")
-			continue
-		}
-		if str(r.Values, "principal") != "*" {
-			continue
-		}
+		// A source bounds the grant to one caller, whoever the principal.
 		bounded := false
 		for _, k := range []string{"source_arn", "source_account", "principal_org_id"} {
 			if has(r.Values, k) {
 				bounded = true
 			}
 		}
-		if !bounded {
+		switch {
+		case bounded:
+		case unknown(r.Values, "principal"):
+			fs.add(RuleLambdaURLOpen, r, nil, "principal is not known statically and no source_arn, source_account or principal_org_id bounds the grant: read as \"*\", so every AWS account may invoke the function")
+		case str(r.Values, "principal") == "*":
 			fs.add(RuleLambdaURLOpen, r, nil, "grants %s to Principal \"*\" without source_arn, source_account or principal_org_id: every AWS account invokes the function", orDash(str(r.Values, "action")))
 		}
 	}
