@@ -26,7 +26,7 @@ func azureAppRules() []Rule {
 			"A web app, function app or one of their slots leaves public network access on and its access restrictions admit every address: no ip_restriction (or scm_ip_restriction) block, an allow of 0.0.0.0/0 or ::/0 without header filters, or a default action of Allow for addresses no rule matches. The azurerm provider defaults ip_restriction_default_action and scm_ip_restriction_default_action to Allow on azurerm_linux_web_app, azurerm_windows_web_app, the function apps and their slots, so restrictions there admit everyone unless the default action is Deny; on azurerm_app_service and azurerm_function_app (azurerm before 4.0) the rules end in an implicit deny. The deployment (SCM, Kudu) site open to the internet is medium; the main site alone, which many apps serve to everyone on purpose, is low. Restrictions that are not known statically (a dynamic block over a variable) are read as admitting everyone, and the finding says so.",
 			"Set public_network_access_enabled = false and reach the app through a private endpoint or Front Door, or list ip_restriction and scm_ip_restriction entries with ip_restriction_default_action = \"Deny\" and scm_ip_restriction_default_action = \"Deny\" (or scm_use_main_ip_restriction = true)."},
 		{RuleAzWeakTLS, Medium, "Azure service accepts plaintext or TLS below 1.2",
-			"A web app or function app does not set https_only = true (its default is false, so it answers plain HTTP), admits FTP beside FTPS (ftps_state = \"AllAllowed\", the platform's default for azurerm_app_service and azurerm_function_app when unset) or admits TLS 1.0 or 1.1 (minimum_tls_version, scm_minimum_tls_version, min_tls_version); a Redis cache opens its non-TLS port (enable_non_ssl_port, non_ssl_port_enabled) or admits TLS below 1.2; a storage account admits HTTP (enable_https_traffic_only, https_traffic_only_enabled = false) or TLS below 1.2; an Azure SQL server admits TLS below 1.2. Credentials and data then cross the network readable.",
+			"A web app or function app does not set https_only = true (its default is false, so it answers plain HTTP), admits FTP beside FTPS (ftps_state = \"AllAllowed\", the platform's default for azurerm_app_service and azurerm_function_app when unset) or admits TLS 1.0 or 1.1 (minimum_tls_version, scm_minimum_tls_version, min_tls_version); a Redis cache opens its non-TLS port (enable_non_ssl_port, non_ssl_port_enabled) or admits TLS below 1.2; a storage account admits HTTP (enable_https_traffic_only, https_traffic_only_enabled = false) or TLS below 1.2; an Azure SQL server admits TLS below 1.2; a PostgreSQL, MySQL or MariaDB single server turns SSL enforcement off (ssl_enforcement_enabled = false) or admits TLS below 1.2, or a flexible server's require_secure_transport parameter is OFF. Credentials and data then cross the network readable.",
 			"Set https_only = true, ftps_state = \"FtpsOnly\" or \"Disabled\", minimum_tls_version = \"1.2\" (and scm_minimum_tls_version), and on Redis, storage and SQL leave the non-TLS port off and the minimum TLS version at 1.2."},
 	}
 }
@@ -166,6 +166,29 @@ func (m *Model) azureApps(byType map[string][]*tf.Resource, fs *findings) {
 	for _, r := range byType["azurerm_mssql_server"] {
 		if v := str(r.Values, "minimum_tls_version"); weakTLS(v) {
 			fs.add(RuleAzWeakTLS, r, nil, "minimum_tls_version is %s", v)
+		}
+	}
+	// Single servers (azurerm before 4.0) enforce TLS in the resource;
+	// flexible servers through the require_secure_transport parameter.
+	for _, typ := range []string{"azurerm_postgresql_server", "azurerm_mysql_server", "azurerm_mariadb_server"} {
+		for _, r := range byType[typ] {
+			var weak []string
+			if has(r.Values, "ssl_enforcement_enabled") && !unknown(r.Values, "ssl_enforcement_enabled") && !boolean(r.Values, "ssl_enforcement_enabled", true) {
+				weak = append(weak, "ssl_enforcement_enabled = false: clients connect without TLS")
+			}
+			if v := str(r.Values, "ssl_minimal_tls_version_enforced"); weakTLS(v) || strings.EqualFold(v, "TLSEnforcementDisabled") {
+				weak = append(weak, "ssl_minimal_tls_version_enforced is "+v)
+			}
+			if len(weak) > 0 {
+				fs.add(RuleAzWeakTLS, r, nil, "%s", strings.Join(weak, "; "))
+			}
+		}
+	}
+	for _, typ := range []string{"azurerm_postgresql_flexible_server_configuration", "azurerm_mysql_flexible_server_configuration"} {
+		for _, r := range byType[typ] {
+			if strings.EqualFold(str(r.Values, "name"), "require_secure_transport") && strings.EqualFold(str(r.Values, "value"), "off") {
+				fs.add(RuleAzWeakTLS, r, nil, "require_secure_transport is OFF: clients of %s connect without TLS", orDash(m.addr(str(r.Values, "server_id"))))
+			}
 		}
 	}
 }

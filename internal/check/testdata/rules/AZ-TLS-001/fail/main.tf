@@ -51,3 +51,28 @@ resource "azurerm_storage_account" "exports" {
   min_tls_version               = "TLS1_1"
   public_network_access_enabled = false
 }
+
+# Databases that take connections without TLS: a single server with SSL
+# enforcement off, a flexible server whose parameter turns it off.
+resource "azurerm_postgresql_server" "legacy" {
+  name                          = "psql-legacy"
+  location                      = "westeurope"
+  resource_group_name           = "rg-data"
+  sku_name                      = "GP_Gen5_2"
+  version                       = "11"
+  ssl_enforcement_enabled       = false
+  public_network_access_enabled = false
+}
+
+resource "azurerm_mysql_flexible_server" "orders" {
+  name                = "mysql-orders"
+  resource_group_name = "rg-data"
+  location            = "westeurope"
+  sku_name            = "GP_Standard_D2ds_v4"
+}
+
+resource "azurerm_mysql_flexible_server_configuration" "plaintext" {
+  name      = "require_secure_transport"
+  server_id = azurerm_mysql_flexible_server.orders.id
+  value     = "OFF"
+}

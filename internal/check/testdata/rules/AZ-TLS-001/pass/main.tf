@@ -51,3 +51,20 @@ resource "azurerm_storage_account" "exports" {
   account_replication_type      = "LRS"
   public_network_access_enabled = false
 }
+
+resource "azurerm_postgresql_server" "legacy" {
+  name                             = "psql-legacy"
+  location                         = "westeurope"
+  resource_group_name              = "rg-data"
+  sku_name                         = "GP_Gen5_2"
+  version                          = "11"
+  ssl_enforcement_enabled          = true
+  ssl_minimal_tls_version_enforced = "TLS1_2"
+  public_network_access_enabled    = false
+}
+
+resource "azurerm_postgresql_flexible_server_configuration" "pgaudit" {
+  name      = "shared_preload_libraries"
+  server_id = "/subscriptions/0/resourceGroups/rg-data/providers/Microsoft.DBforPostgreSQL/flexibleServers/psql"
+  value     = "pgaudit"
+}
