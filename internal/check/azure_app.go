@@ -64,7 +64,10 @@ func restrictionsOpen(sc map[string]any, list, action string, legacy bool) (why 
 		if strings.EqualFold(str(e, "action"), "Deny") {
 			continue
 		}
-		if unknown(e, "action") || unknown(e, "ip_address") || unknown(e, "service_tag") || unknown(e, "virtual_network_subnet_id") {
+		// An entry names one of an address range, a service tag or a
+		// subnet: only a range may be every address. A range not known
+		// statically is read as one, unless a tag or subnet is known.
+		if unknown(e, "ip_address") && str(e, "service_tag") == "" && str(e, "virtual_network_subnet_id") == "" {
 			return "an " + list + " entry is not known statically: read as admitting every address", true
 		}
 		if len(blocks(e, "headers")) > 0 || unknown(e, "headers") {

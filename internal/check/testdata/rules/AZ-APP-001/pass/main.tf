@@ -73,3 +73,33 @@ resource "azurerm_app_service" "legacy" {
     }
   }
 }
+
+# Restrictions to a subnet whose ID the caller gives (not known here), as
+# modules write them: an entry names a range, a tag or a subnet, and this one
+# names a subnet.
+variable "apps_subnet_id" {
+  type = string
+}
+
+resource "azurerm_linux_function_app" "worker" {
+  name                       = "func-worker"
+  resource_group_name        = "rg-apps"
+  location                   = "westeurope"
+  service_plan_id            = "/subscriptions/0/resourceGroups/rg-apps/providers/Microsoft.Web/serverFarms/plan"
+  storage_account_name       = "stworker"
+  storage_account_access_key = "key"
+  https_only                 = true
+
+  site_config {
+    ip_restriction_default_action     = "Deny"
+    scm_ip_restriction_default_action = null
+    scm_use_main_ip_restriction       = true
+    ip_restriction {
+      name                      = "apps"
+      ip_address                = null
+      service_tag               = null
+      virtual_network_subnet_id = var.apps_subnet_id
+      priority                  = 100
+    }
+  }
+}
