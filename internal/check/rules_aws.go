@@ -490,10 +490,37 @@ func dataRules(res []*tf.Resource, fs *findings) {
 		byType[r.Type] = append(byType[r.Type], r)
 	}
 	s3Encryption(byType, fs)
-	blocked := map[string]bool{}
+	blocked, aclBlocked := map[string]bool{}, map[string]bool{}
 	for _, r := range byType["aws_s3_bucket_public_access_block"] {
 		if boolean(r.Values, "block_public_policy", false) || boolean(r.Values, "restrict_public_buckets", false) {
 			blocked[str(r.Values, "bucket")] = true
+		}
+		if boolean(r.Values, "block_public_acls", false) || boolean(r.Values, "ignore_public_acls", false) {
+			aclBlocked[str(r.Values, "bucket")] = true
+		}
+	}
+	// A canned ACL or grant for everyone (AllUsers) or every AWS account
+	// (AuthenticatedUsers), on the bucket (inline before the AWS provider 4.0)
+	// or in aws_s3_bucket_acl.
+	for _, typ := range []string{"aws_s3_bucket", "aws_s3_bucket_acl"} {
+		for _, r := range byType[typ] {
+			bucket := str(r.Values, "bucket")
+			if aclBlocked[bucket] || typ == "aws_s3_bucket" && (aclBlocked[r.Address] || aclBlocked[str(r.Values, "id")]) {
+				continue
+			}
+			if acl := str(r.Values, "acl"); acl == "public-read" || acl == "public-read-write" || acl == "authenticated-read" {
+				fs.add(RulePublicBucket, r, nil, "acl = %q lets %s read the bucket, and no public access block with block_public_acls or ignore_public_acls stands in the way", acl, aclWho(acl))
+				continue
+			}
+			for _, acp := range blocks(r.Values, "access_control_policy") {
+				for _, g := range blocks(acp, "grant") {
+					for _, gr := range blocks(g, "grantee") {
+						if uri := str(gr, "uri"); strings.HasSuffix(uri, "/global/AllUsers") || strings.HasSuffix(uri, "/global/AuthenticatedUsers") {
+							fs.add(RulePublicBucket, r, nil, "a grant gives %s to %s, and no public access block with block_public_acls or ignore_public_acls stands in the way", orDash(str(g, "permission")), uri)
+						}
+					}
+				}
+			}
 		}
 	}
 	for _, r := range byType["aws_s3_bucket_policy"] {
@@ -661,6 +688,14 @@ func coversFamily(inet, set *netipx.IPSet) bool {
 		}
 	}
 	return false
+}
+
+// aclWho names whom a public canned ACL admits.
+func aclWho(acl string) string {
+	if acl == "authenticated-read" {
+		return "every AWS account"
+	}
+	return "anyone"
 }
 
 // publicStatement finds an Allow statement for every principal without a
