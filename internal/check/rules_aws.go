@@ -1,7 +1,6 @@
 package check
 
 import (
-	"encoding/json"
 	"fmt"
 	"math"
 	"net/netip"
@@ -490,47 +489,7 @@ func dataRules(res []*tf.Resource, fs *findings) {
 		byType[r.Type] = append(byType[r.Type], r)
 	}
 	s3Encryption(byType, fs)
-	blocked, aclBlocked := map[string]bool{}, map[string]bool{}
-	for _, r := range byType["aws_s3_bucket_public_access_block"] {
-		if boolean(r.Values, "block_public_policy", false) || boolean(r.Values, "restrict_public_buckets", false) {
-			blocked[str(r.Values, "bucket")] = true
-		}
-		if boolean(r.Values, "block_public_acls", false) || boolean(r.Values, "ignore_public_acls", false) {
-			aclBlocked[str(r.Values, "bucket")] = true
-		}
-	}
-	// A canned ACL or grant for everyone (AllUsers) or every AWS account
-	// (AuthenticatedUsers), on the bucket (inline before the AWS provider 4.0)
-	// or in aws_s3_bucket_acl.
-	for _, typ := range []string{"aws_s3_bucket", "aws_s3_bucket_acl"} {
-		for _, r := range byType[typ] {
-			bucket := str(r.Values, "bucket")
-			if aclBlocked[bucket] || typ == "aws_s3_bucket" && (aclBlocked[r.Address] || aclBlocked[str(r.Values, "id")]) {
-				continue
-			}
-			if acl := str(r.Values, "acl"); acl == "public-read" || acl == "public-read-write" || acl == "authenticated-read" {
-				fs.add(RulePublicBucket, r, nil, "acl = %q lets %s read the bucket, and no public access block with block_public_acls or ignore_public_acls stands in the way", acl, aclWho(acl))
-				continue
-			}
-			for _, acp := range blocks(r.Values, "access_control_policy") {
-				for _, g := range blocks(acp, "grant") {
-					for _, gr := range blocks(g, "grantee") {
-						if uri := str(gr, "uri"); strings.HasSuffix(uri, "/global/AllUsers") || strings.HasSuffix(uri, "/global/AuthenticatedUsers") {
-							fs.add(RulePublicBucket, r, nil, "a grant gives %s to %s, and no public access block with block_public_acls or ignore_public_acls stands in the way", orDash(str(g, "permission")), uri)
-						}
-					}
-				}
-			}
-		}
-	}
-	for _, r := range byType["aws_s3_bucket_policy"] {
-		if blocked[str(r.Values, "bucket")] {
-			continue
-		}
-		if sid, ok := publicStatement(str(r.Values, "policy")); ok {
-			fs.add(RulePublicBucket, r, nil, "statement %s allows Principal \"*\" without a condition on %s", sid, str(r.Values, "bucket"))
-		}
-	}
+	s3Public(byType, fs)
 	encryptionRules(byType, fs)
 	instanceRules(byType, fs)
 	for _, r := range byType["aws_kms_key"] {
@@ -688,66 +647,4 @@ func coversFamily(inet, set *netipx.IPSet) bool {
 		}
 	}
 	return false
-}
-
-// aclWho names whom a public canned ACL admits.
-func aclWho(acl string) string {
-	if acl == "authenticated-read" {
-		return "every AWS account"
-	}
-	return "anyone"
-}
-
-// publicStatement finds an Allow statement for every principal without a
-// condition in an IAM policy document.
-func publicStatement(doc string) (string, bool) {
-	var p struct {
-		Statement json.RawMessage
-	}
-	if json.Unmarshal([]byte(doc), &p) != nil {
-		return "", false
-	}
-	type stmt struct {
-		Sid       string
-		Effect    string
-		Principal any
-		Condition map[string]any
-	}
-	var list []stmt
-	if json.Unmarshal(p.Statement, &list) != nil {
-		var one stmt
-		if json.Unmarshal(p.Statement, &one) != nil {
-			return "", false
-		}
-		list = []stmt{one}
-	}
-	everyone := func(v any) bool {
-		switch v := v.(type) {
-		case string:
-			return v == "*"
-		case []any:
-			for _, e := range v {
-				if e == "*" {
-					return true
-				}
-			}
-		}
-		return false
-	}
-	for i, s := range list {
-		if s.Effect != "Allow" || len(s.Condition) > 0 {
-			continue
-		}
-		pub := everyone(s.Principal)
-		if m, ok := s.Principal.(map[string]any); ok {
-			pub = everyone(m["AWS"])
-		}
-		if pub {
-			if s.Sid == "" {
-				return fmt.Sprintf("[%d]", i), true
-			}
-			return fmt.Sprintf("%q", s.Sid), true
-		}
-	}
-	return "", false
 }
