@@ -111,7 +111,12 @@ func (m *Model) azureApps(byType map[string][]*tf.Resource, fs *findings) {
 		legacy := appTypes[typ]
 		for _, r := range byType[typ] {
 			sc := block(r.Values, "site_config")
-			if sc == nil {
+			switch {
+			case sc == nil && unknown(r.Values, "site_config"):
+				// Every setting of the site may be anything.
+				u := tf.Unknown{Why: "site_config is not known statically"}
+				sc = map[string]any{"ip_restriction": u, "scm_ip_restriction": u, "ftps_state": u}
+			case sc == nil:
 				sc = map[string]any{}
 			}
 			m.appOpen(r, sc, legacy, fs)
@@ -123,9 +128,11 @@ func (m *Model) azureApps(byType map[string][]*tf.Resource, fs *findings) {
 				weak = append(weak, "https_only is not true: the app answers plain HTTP")
 			}
 			switch ftps := str(sc, "ftps_state"); {
+			case unknown(sc, "ftps_state"):
+				weak = append(weak, "ftps_state is not known statically: read as AllAllowed, FTP without TLS")
 			case strings.EqualFold(ftps, "AllAllowed"):
 				weak = append(weak, "ftps_state is AllAllowed: FTP without TLS is accepted")
-			case ftps == "" && legacy && !unknown(sc, "ftps_state"):
+			case ftps == "" && legacy:
 				weak = append(weak, "ftps_state is not set: the platform's default for this resource is AllAllowed, FTP without TLS")
 			}
 			for _, k := range []string{"minimum_tls_version", "scm_minimum_tls_version", "min_tls_version"} {

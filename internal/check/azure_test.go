@@ -563,3 +563,18 @@ func TestAzureAppOpenUnknown(t *testing.T) {
 		})
 	}
 }
+
+// TestAzureAppSiteConfigUnknown checks that a site_config not known
+// statically is read at its most permissive, and said so: restrictions that
+// may admit everyone, FTP that may be plain.
+func TestAzureAppSiteConfigUnknown(t *testing.T) {
+	rep := checkSource(t, "variable \"site\" {}\nresource \"azurerm_linux_web_app\" \"a\" {\n  name = \"a\"\n  https_only = true\n  site_config = var.site\n}\n")
+	open := activeOn(rep, RuleAzAppOpen, "azurerm_linux_web_app.a")
+	if len(open) != 1 || !strings.Contains(open[0].Message, "ip_restriction is not known statically") {
+		t.Errorf("want one %s saying the restrictions are not known, got %+v", RuleAzAppOpen, open)
+	}
+	weak := activeOn(rep, RuleAzWeakTLS, "azurerm_linux_web_app.a")
+	if len(weak) != 1 || !strings.Contains(weak[0].Message, "ftps_state is not known statically") {
+		t.Errorf("want one %s saying ftps_state is not known, got %+v", RuleAzWeakTLS, weak)
+	}
+}
