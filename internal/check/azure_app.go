@@ -107,6 +107,7 @@ func weakTLS(v string) bool {
 }
 
 func (m *Model) azureApps(byType map[string][]*tf.Resource, fs *findings) {
+	pes := m.privateEndpoints(byType)
 	for _, typ := range sortedKeys(appTypes) {
 		legacy := appTypes[typ]
 		for _, r := range byType[typ] {
@@ -119,7 +120,7 @@ func (m *Model) azureApps(byType map[string][]*tf.Resource, fs *findings) {
 			case sc == nil:
 				sc = map[string]any{}
 			}
-			m.appOpen(r, sc, legacy, fs)
+			m.appOpen(r, sc, legacy, pes[r.Address], fs)
 			var weak []string
 			switch {
 			case unknown(r.Values, "https_only"):
@@ -205,7 +206,7 @@ func (m *Model) azureApps(byType map[string][]*tf.Resource, fs *findings) {
 
 // appOpen reports a site whose main or deployment site admits every
 // internet address (AZ-APP-001).
-func (m *Model) appOpen(r *tf.Resource, sc map[string]any, legacy bool, fs *findings) {
+func (m *Model) appOpen(r *tf.Resource, sc map[string]any, legacy bool, pes []string, fs *findings) {
 	switch {
 	case unknown(r.Values, "public_network_access_enabled"):
 	case has(r.Values, "public_network_access_enabled") && !boolean(r.Values, "public_network_access_enabled", true):
@@ -231,6 +232,10 @@ func (m *Model) appOpen(r *tf.Resource, sc map[string]any, legacy bool, fs *find
 		}
 	default:
 		scm, scmAssumed = restrictionsOpen(sc, "scm_ip_restriction", "scm_ip_restriction_default_action", legacy)
+	}
+	if len(pes) > 0 {
+		// A private endpoint adds a way in; it closes none.
+		pna += strings.Join(pes, ", ") + " reaches it privately, but public access stays on until public_network_access_enabled = false; "
 	}
 	may := func(assumed bool) string {
 		if assumed {

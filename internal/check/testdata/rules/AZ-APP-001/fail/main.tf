@@ -89,3 +89,28 @@ resource "azurerm_linux_function_app" "events" {
     }
   }
 }
+
+# A private endpoint beside a public endpoint left open.
+resource "azurerm_windows_web_app" "intranet" {
+  name                = "app-intranet"
+  resource_group_name = "rg-apps"
+  location            = "westeurope"
+  service_plan_id     = azurerm_service_plan.main.id
+  https_only          = true
+
+  site_config {}
+}
+
+resource "azurerm_private_endpoint" "intranet" {
+  name                = "pe-app-intranet"
+  location            = "westeurope"
+  resource_group_name = "rg-apps"
+  subnet_id           = "/subscriptions/0/resourceGroups/rg-net/providers/Microsoft.Network/virtualNetworks/vnet/subnets/endpoints"
+
+  private_service_connection {
+    name                           = "app-intranet"
+    private_connection_resource_id = azurerm_windows_web_app.intranet.id
+    subresource_names              = ["sites"]
+    is_manual_connection           = false
+  }
+}
