@@ -2,6 +2,7 @@ package check
 
 import (
 	"bytes"
+	"os"
 	"strings"
 	"testing"
 )
@@ -161,5 +162,35 @@ func TestGroupedFindingPaths(t *testing.T) {
 	}
 	if strings.Contains(text.String(), "path for") || !strings.Contains(text.String(), "path: internet → aws_internet_gateway.main") {
 		t.Errorf("want one path line for both ports:\n%s", text.String())
+	}
+}
+
+// TestLateralFindingPaths checks that a lateral-movement finding grouping
+// several ports gives each port's path, through the group that admits it.
+func TestLateralFindingPaths(t *testing.T) {
+	b, err := os.ReadFile("testdata/projects/peered/main.tf")
+	if err != nil {
+		t.Fatal(err)
+	}
+	src := strings.Replace(string(b), "vpc_security_group_ids = [aws_security_group.ssh_from_dev.id]",
+		"vpc_security_group_ids = [aws_security_group.ssh_from_dev.id, aws_security_group.rdp_from_dev.id]", 1) + `
+resource "aws_security_group" "rdp_from_dev" {
+  vpc_id = aws_vpc.prod.id
+  ingress {
+    from_port   = 3389
+    to_port     = 3389
+    protocol    = "tcp"
+    cidr_blocks = ["10.1.0.0/16"]
+  }
+}
+`
+	got := activeOn(checkSource(t, src), RuleLateral, "aws_instance.prod_app")
+	if len(got) != 1 || len(got[0].Paths) != 2 {
+		t.Fatalf("want one %s with two port paths, got %+v", RuleLateral, got)
+	}
+	for i, want := range []struct{ ports, sg string }{{"tcp 22 (SSH)", "aws_security_group.ssh_from_dev"}, {"tcp 3389 (RDP)", "aws_security_group.rdp_from_dev"}} {
+		if pp := got[0].Paths[i]; pp.Ports != want.ports || !strings.Contains(pathLine(pp.Path), want.sg) || !strings.HasPrefix(pathLine(pp.Path), "aws_vpc.dev → aws_vpc_peering_connection.dev_prod") {
+			t.Errorf("path %d = %s: %s, want %s from aws_vpc.dev through %s", i, pp.Ports, pathLine(pp.Path), want.ports, want.sg)
+		}
 	}
 }
