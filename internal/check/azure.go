@@ -280,7 +280,7 @@ func (m *Model) buildAzure(byType map[string][]*tf.Resource) {
 			family[r.Address] = allInternet[1:]
 		}
 	}
-	lbs := m.azureLBs(byType, pips, standard)
+	lbs := m.azureLBs(byType, pips, standard, family)
 	type nic struct {
 		subnets []*Subnet
 		public  string
@@ -350,6 +350,7 @@ func (m *Model) buildAzure(byType map[string][]*tf.Resource) {
 			}
 			var all []nicNSG
 			var lb lbForward
+			var families []netip.Prefix
 			for _, ni := range ifaces {
 				var n nicNSG
 				n.nsg = nsgs[m.addr(str(ni, "network_security_group_id"))]
@@ -358,6 +359,17 @@ func (m *Model) buildAzure(byType map[string][]*tf.Resource) {
 					if len(blocks(ipc, "public_ip_address")) > 0 || len(blocks(ipc, "public_ip_address_configuration")) > 0 || unknown(ipc, "public_ip_address") {
 						n.public = true
 						e.Public, e.Why = true, "public_ip_address of "+r.Address+" (one per instance)"
+						// Each instance's public IP is of its
+						// ip_configuration's version (IPv4 unless set).
+						switch v := str(ipc, "version"); {
+						case unknown(ipc, "version"):
+							families = append(families, allInternet...)
+							m.note(r, "ip_configuration version not known statically: read as either address family")
+						case v == "" || strings.EqualFold(v, "IPv4"):
+							families = append(families, allInternet[:1]...)
+						default:
+							families = append(families, allInternet[1:]...)
+						}
 					}
 				}
 				f := lbs.of(m, "", blocks(ni, "ip_configuration"))
@@ -373,6 +385,7 @@ func (m *Model) buildAzure(byType map[string][]*tf.Resource) {
 			if unknown(r.Values, "network_interface") || unknown(r.Values, "network_profile") {
 				m.note(r, "network interfaces not known statically: the scale set is not placed in the network model")
 			}
+			e.Families = reachFamilies(e.Public, families, lb)
 			if !e.Public && len(lb.ports) > 0 {
 				lb.apply(e)
 			}
@@ -421,12 +434,7 @@ func (m *Model) buildAzure(byType map[string][]*tf.Resource) {
 				}
 				lb.add(n.lb)
 			}
-			// Reached on its own public IPs' families only; through a
-			// load balancer (whose frontends are not read for it), on
-			// either.
-			if e.Public && len(lb.ports) == 0 {
-				e.Families = families
-			}
+			e.Families = reachFamilies(e.Public, families, lb)
 			if !e.Public && len(lb.ports) > 0 {
 				// Reached from the internet only through the load
 				// balancers' rules: on their backend ports.
@@ -500,6 +508,20 @@ func (m *Model) buildAzure(byType map[string][]*tf.Resource) {
 			v.FlowLogs = append(v.FlowLogs, r.Address)
 		}
 	}
+}
+
+// reachFamilies returns the address families the internet reaches a
+// machine from: its own public IPs' (when it has one) and those of the
+// public load balancers' frontends that forward to it.
+func reachFamilies(public bool, own []netip.Prefix, lb lbForward) []netip.Prefix {
+	var out []netip.Prefix
+	if public {
+		out = append(out, own...)
+	}
+	if len(lb.ports) > 0 {
+		out = append(out, lb.families...)
+	}
+	return out
 }
 
 // finishNSG sets the VirtualNetwork tag's ranges, appends Azure's default

@@ -2,6 +2,7 @@ package check
 
 import (
 	"fmt"
+	"net/netip"
 	"sort"
 	"strings"
 
@@ -25,12 +26,16 @@ type lbForward struct {
 	ports []lbPort
 	via   []string // the balancers
 	basic bool     // some balancer is open without an NSG
+	// families: of the balancers' public frontends (ip_version of their
+	// public IPs; both when one is not known).
+	families []netip.Prefix
 }
 
 func (f *lbForward) add(g lbForward) {
 	f.ports = append(f.ports, g.ports...)
 	f.via = append(f.via, g.via...)
 	f.basic = f.basic || g.basic
+	f.families = append(f.families, g.families...)
 }
 
 // apply makes e public through the balancers, on their backend ports.
@@ -54,12 +59,13 @@ func (f *lbForward) apply(e *Endpoint) {
 type azureLBModel struct {
 	public   map[string]bool // balancer address → has a public frontend
 	basic    map[string]bool
-	pools    map[string]string   // backend pool → balancer
-	poolPort map[string][]lbPort // backend pool → its rules' backend ports
-	natPort  map[string]lbPort   // NAT rule → its backend port
-	natLB    map[string]string   // NAT rule → balancer
-	nicPools map[string][]string // interface → pools (association resources)
-	nicNATs  map[string][]string // interface → NAT rules
+	families map[string][]netip.Prefix // balancer → its public frontends' families
+	pools    map[string]string         // backend pool → balancer
+	poolPort map[string][]lbPort       // backend pool → its rules' backend ports
+	natPort  map[string]lbPort         // NAT rule → its backend port
+	natLB    map[string]string         // NAT rule → balancer
+	nicPools map[string][]string       // interface → pools (association resources)
+	nicNATs  map[string][]string       // interface → NAT rules
 }
 
 func lbProtos(p string) []string {
@@ -72,14 +78,19 @@ func lbProtos(p string) []string {
 	return []string{"tcp", "udp"}
 }
 
-func (m *Model) azureLBs(byType map[string][]*tf.Resource, pips, standard map[string]bool) *azureLBModel {
-	l := &azureLBModel{public: map[string]bool{}, basic: map[string]bool{}, pools: map[string]string{},
+func (m *Model) azureLBs(byType map[string][]*tf.Resource, pips, standard map[string]bool, family map[string][]netip.Prefix) *azureLBModel {
+	l := &azureLBModel{public: map[string]bool{}, basic: map[string]bool{}, families: map[string][]netip.Prefix{}, pools: map[string]string{},
 		poolPort: map[string][]lbPort{}, natPort: map[string]lbPort{}, natLB: map[string]string{},
 		nicPools: map[string][]string{}, nicNATs: map[string][]string{}}
 	for _, r := range byType["azurerm_lb"] {
 		for _, fe := range blocks(r.Values, "frontend_ip_configuration") {
 			if p := m.addr(str(fe, "public_ip_address_id")); pips[p] || unknown(fe, "public_ip_address_id") {
 				l.public[r.Address] = true
+				if f, ok := family[p]; ok {
+					l.families[r.Address] = append(l.families[r.Address], f...)
+				} else {
+					l.families[r.Address] = append(l.families[r.Address], allInternet...)
+				}
 				if !standard[p] && !strings.EqualFold(str(r.Values, "sku"), "Standard") {
 					l.basic[r.Address] = true
 				}
@@ -150,6 +161,7 @@ func (l *azureLBModel) of(m *Model, nic string, ipcs []map[string]any) lbForward
 		f.ports = append(f.ports, l.poolPort[p]...)
 		f.via = append(f.via, lb)
 		f.basic = f.basic || l.basic[lb]
+		f.families = append(f.families, l.families[lb]...)
 	}
 	for _, n := range nats {
 		lb := l.natLB[n]
@@ -159,6 +171,7 @@ func (l *azureLBModel) of(m *Model, nic string, ipcs []map[string]any) lbForward
 		f.ports = append(f.ports, l.natPort[n])
 		f.via = append(f.via, lb)
 		f.basic = f.basic || l.basic[lb]
+		f.families = append(f.families, l.families[lb]...)
 	}
 	return f
 }

@@ -28,11 +28,11 @@ func azurePaaSRules() []Rule {
 			"A server-level firewall rule of an Azure SQL, PostgreSQL, MySQL, MariaDB, Redis or Synapse service admits every public IPv4 address (a server's rules are read together, ranges compared as address sets, so halves split over two rules count), and the server does not turn public network access off: its login or protocol port faces every address. The rule from 0.0.0.0 to 0.0.0.0 (\"allow Azure services\") admits every Azure tenant's services and is reported at medium; a rule whose addresses are not known statically is read as admitting everyone, at high.",
 			"Admit only the addresses that need the server, or set public_network_access_enabled = false and reach it through a private endpoint or virtual network rule."},
 		{RuleAzPublicContainer, Critical, "Storage container readable by anyone",
-			"A storage container's container_access_type is blob or container, so anonymous readers list or read its blobs, and its account does not forbid public access (allow_nested_items_to_be_public, allow_blob_public_access in azurerm 2.x, set to false). An account outside the scanned code, or one that leaves the flag unset, is read as allowing it.",
+			"A storage container's container_access_type is blob or container, so anonymous readers list or read its blobs, and its account does not forbid public access (allow_nested_items_to_be_public, allow_blob_public_access in azurerm 2.x, set to false). An account outside the scanned code, or one that leaves the flag unset, is read as allowing it. An account that turns public network access off is reached through private endpoints only and is not reported; one whose network rules default to Deny is reported at medium: its anonymous readers are those of the ranges and subnets the rules admit.",
 			"Set container_access_type = \"private\" and allow_nested_items_to_be_public = false on the account; hand out SAS tokens or use Entra ID for readers."},
-		{RuleAzServiceOpen, Medium, "Storage account or key vault accepts connections from every network",
-			"A storage account or key vault leaves public network access on (public_network_access_enabled, true unless set) and its network rules' default_action is Allow: with no network_rules (or azurerm_storage_account_network_rules) or network_acls block Azure admits every address, so only keys and Entra ID stand between the internet and its data or secrets. A default_action or access flag that is not known statically is read as open, and the finding says so.",
-			"Set default_action = \"Deny\" in network_rules or network_acls and admit only the ranges and subnets that need the service, or set public_network_access_enabled = false and reach it through a private endpoint."},
+		{RuleAzServiceOpen, Medium, "Storage account, key vault, Cosmos DB account or Redis cache accepts connections from every network",
+			"The service leaves public network access on (public_network_access_enabled, true unless set) and admits every address: a storage account's or key vault's network rules default to Allow (with no network_rules, azurerm_storage_account_network_rules or network_acls block Azure admits every address); a Cosmos DB account has no ip_range_filter (a string in azurerm 3.x, a list in 4.x) and does not set is_virtual_network_filter_enabled, or its filter covers the internet; a Redis cache outside a subnet has no azurerm_redis_firewall_rule (a cache with rules is judged by them, AZ-NET-005). Only keys and Entra ID then stand between the internet and the data or secrets. A Cosmos DB filter of 0.0.0.0 admits every Azure service, of every tenant, and is low. A private endpoint alone does not close the public one: the finding names it. A value that is not known statically is read as open, and the finding says so.",
+			"Set default_action = \"Deny\" in network_rules or network_acls, an ip_range_filter or virtual network filter on Cosmos DB, firewall rules on Redis, and admit only the ranges and subnets that need the service; or set public_network_access_enabled = false and reach it through a private endpoint."},
 	}
 }
 
@@ -151,6 +151,8 @@ func (m *Model) azurePaaS(byType map[string][]*tf.Resource, fs *findings) {
 		}
 	}
 	m.azureServiceOpen(byType, fs)
+	m.azureApps(byType, fs)
+	separate := m.separateRules(byType)
 	for _, r := range byType["azurerm_storage_container"] {
 		access := strings.ToLower(str(r.Values, "container_access_type"))
 		if unknown(r.Values, "container_access_type") {
@@ -165,7 +167,16 @@ func (m *Model) azurePaaS(byType map[string][]*tf.Resource, fs *findings) {
 			}
 		}
 		why := "its storage account is not in the scanned code"
+		sev := fs.rules[RuleAzPublicContainer].Severity
 		if acct != nil {
+			if publicOff(acct) {
+				continue // reached through private endpoints only
+			}
+			if networkOpen(acct, "network_rules", separate) == nil {
+				// Anonymous readers, but only from the ranges and subnets
+				// the account's network rules admit.
+				sev = Medium
+			}
 			forbids := false
 			why = acct.Address + " does not set allow_nested_items_to_be_public = false"
 			for _, k := range []string{"allow_nested_items_to_be_public", "allow_blob_public_access"} {
@@ -177,14 +188,37 @@ func (m *Model) azurePaaS(byType map[string][]*tf.Resource, fs *findings) {
 				continue
 			}
 		}
+		if sev == Medium {
+			fs.addSev(RuleAzPublicContainer, sev, r, nil, "container_access_type is %s and %s: anonymous readers reach its blobs from the ranges and subnets its network rules admit (default_action Deny)", access, why)
+			continue
+		}
 		fs.add(RuleAzPublicContainer, r, nil, "container_access_type is %s and %s: anonymous readers reach its blobs", access, why)
 	}
 }
 
-// azureServiceOpen reports storage accounts and key vaults whose network
-// rules admit every network (AZ-NET-006).
-func (m *Model) azureServiceOpen(byType map[string][]*tf.Resource, fs *findings) {
-	// Network rules may be a resource of their own, naming the account.
+// privateEndpoints maps each resource an azurerm_private_endpoint connects
+// to the endpoints' addresses.
+func (m *Model) privateEndpoints(byType map[string][]*tf.Resource) map[string][]string {
+	out := map[string][]string{}
+	for _, r := range byType["azurerm_private_endpoint"] {
+		for _, c := range blocks(r.Values, "private_service_connection") {
+			if t := m.addr(str(c, "private_connection_resource_id")); t != "" {
+				out[t] = append(out[t], r.Address)
+			}
+		}
+	}
+	return out
+}
+
+// publicOff tells whether a resource turns public network access off
+// (public_network_access_enabled = false, known statically).
+func publicOff(r *tf.Resource) bool {
+	return has(r.Values, "public_network_access_enabled") && !unknown(r.Values, "public_network_access_enabled") && !boolean(r.Values, "public_network_access_enabled", true)
+}
+
+// separateRules maps storage accounts to their
+// azurerm_storage_account_network_rules resource.
+func (m *Model) separateRules(byType map[string][]*tf.Resource) map[string]*tf.Resource {
 	separate := map[string]*tf.Resource{}
 	for _, r := range byType["azurerm_storage_account_network_rules"] {
 		for _, a := range []string{"storage_account_id", "storage_account_name"} {
@@ -193,38 +227,138 @@ func (m *Model) azureServiceOpen(byType map[string][]*tf.Resource, fs *findings)
 			}
 		}
 	}
+	return separate
+}
+
+// networkOpen reads a storage account's or key vault's network rules:
+// why says how they admit every network, nothing when their default
+// action is Deny.
+func networkOpen(r *tf.Resource, blk string, separate map[string]*tf.Resource) []string {
+	var why []string
+	if unknown(r.Values, "public_network_access_enabled") {
+		why = append(why, "public_network_access_enabled is not known statically: read as true")
+	}
+	rules, where := block(r.Values, blk), blk
+	if rules == nil {
+		if s := separate[r.Address]; s != nil {
+			rules, where = s.Values, s.Address
+		}
+	}
+	switch {
+	case rules == nil && unknown(r.Values, blk):
+		why = append(why, blk+" is not known statically: read as admitting every network")
+	case rules == nil:
+		why = append(why, "no "+blk+" block: Azure admits every network")
+	case unknown(rules, "default_action"):
+		why = append(why, "default_action of "+where+" is not known statically: read as Allow")
+	case strings.EqualFold(str(rules, "default_action"), "Deny"):
+		return nil
+	default:
+		why = append(why, "default_action of "+where+" is Allow")
+	}
+	return why
+}
+
+// azureServiceOpen reports storage accounts, key vaults, Cosmos DB
+// accounts and Redis caches that admit every network (AZ-NET-006).
+func (m *Model) azureServiceOpen(byType map[string][]*tf.Resource, fs *findings) {
+	separate := m.separateRules(byType)
+	pes := m.privateEndpoints(byType)
+	report := func(r *tf.Resource, sev Severity, why []string) {
+		msg := "public network access is on and " + strings.Join(why, "; ")
+		if p := pes[r.Address]; len(p) > 0 {
+			msg += "; " + strings.Join(p, ", ") + " reaches it privately, but public access stays on until public_network_access_enabled = false"
+		}
+		fs.addSev(RuleAzServiceOpen, sev, r, nil, "%s", msg)
+	}
 	for _, c := range []struct{ typ, block string }{
 		{"azurerm_storage_account", "network_rules"},
 		{"azurerm_key_vault", "network_acls"},
 	} {
 		for _, r := range byType[c.typ] {
-			if has(r.Values, "public_network_access_enabled") && !unknown(r.Values, "public_network_access_enabled") && !boolean(r.Values, "public_network_access_enabled", true) {
+			if publicOff(r) {
 				continue
 			}
-			var why []string
-			if unknown(r.Values, "public_network_access_enabled") {
-				why = append(why, "public_network_access_enabled is not known statically: read as true")
+			if why := networkOpen(r, c.block, separate); len(why) > 0 {
+				report(r, Medium, why)
 			}
-			rules, where := block(r.Values, c.block), c.block
-			if rules == nil {
-				if s := separate[r.Address]; s != nil {
-					rules, where = s.Values, s.Address
+		}
+	}
+	inet := m.Internet().Set
+	for _, r := range byType["azurerm_cosmosdb_account"] {
+		if publicOff(r) {
+			continue
+		}
+		var why []string
+		if unknown(r.Values, "public_network_access_enabled") {
+			why = append(why, "public_network_access_enabled is not known statically: read as true")
+		}
+		// A comma-separated string in azurerm 3.x, a list in 4.x.
+		raw, unk := strs(r.Values, "ip_range_filter")
+		var ranges []string
+		for _, v := range raw {
+			for _, x := range strings.Split(v, ",") {
+				if x = strings.TrimSpace(x); x != "" {
+					ranges = append(ranges, x)
 				}
 			}
-			switch {
-			case rules == nil && unknown(r.Values, c.block):
-				why = append(why, c.block+" is not known statically: read as admitting every network")
-			case rules == nil:
-				why = append(why, "no "+c.block+" block: Azure admits every network")
-			case unknown(rules, "default_action"):
-				why = append(why, "default_action of "+where+" is not known statically: read as Allow")
-			case strings.EqualFold(str(rules, "default_action"), "Deny"):
-				continue
-			default:
-				why = append(why, "default_action of "+where+" is Allow")
-			}
-			fs.add(RuleAzServiceOpen, r, nil, "public network access is on and %s", strings.Join(why, "; "))
 		}
+		vnetOnly := boolean(r.Values, "is_virtual_network_filter_enabled", false) && !unknown(r.Values, "is_virtual_network_filter_enabled")
+		var b netipx.IPSetBuilder
+		azureServices := false
+		for _, x := range ranges {
+			if x == "0.0.0.0" {
+				azureServices = true
+				continue
+			}
+			if p, err := netip.ParsePrefix(x); err == nil {
+				b.AddPrefix(p.Masked())
+			} else if a, err := netip.ParseAddr(x); err == nil {
+				b.Add(a)
+			}
+		}
+		admitted, _ := b.IPSet()
+		sev := Medium
+		switch {
+		case unk:
+			why = append(why, "ip_range_filter is not known statically: read as admitting every address")
+		case len(ranges) == 0 && vnetOnly:
+			continue // only the virtual network rules' subnets
+		case len(ranges) == 0:
+			why = append(why, "no ip_range_filter and is_virtual_network_filter_enabled is not true: Cosmos DB admits every network")
+		case coversFamily(inet, admitted):
+			why = append(why, "ip_range_filter admits every internet address")
+		case azureServices:
+			// As a firewall rule from 0.0.0.0 to 0.0.0.0 (AZ-NET-005).
+			sev = Low
+			why = append(why, "ip_range_filter holds 0.0.0.0, which admits every Azure service, of every tenant")
+		default:
+			continue
+		}
+		report(r, sev, why)
+	}
+	// A Redis cache without firewall rules admits every address; one with
+	// rules is judged by them (AZ-NET-005). A cache injected into a
+	// subnet (subnet_id, Premium) has no public endpoint.
+	ruled := map[string]bool{}
+	unresolved := false
+	for _, r := range byType["azurerm_redis_firewall_rule"] {
+		if s := m.lookup(m.addrOf("azurerm_redis_cache", str(r.Values, "redis_cache_name"))); s != nil {
+			ruled[s.Address] = true
+		} else {
+			unresolved = true
+		}
+	}
+	for _, r := range byType["azurerm_redis_cache"] {
+		if publicOff(r) || has(r.Values, "subnet_id") || ruled[r.Address] || unresolved {
+			continue
+		}
+		var why []string
+		if unknown(r.Values, "public_network_access_enabled") {
+			why = append(why, "public_network_access_enabled is not known statically: read as true")
+		}
+		why = append(why, "no azurerm_redis_firewall_rule names it: Azure admits every address, and only the access keys stand in the way")
+		report(r, Medium, why)
 	}
 }
 

@@ -2,6 +2,7 @@ package check
 
 import (
 	"context"
+	"os"
 	"strconv"
 	"strings"
 	"testing"
@@ -460,5 +461,120 @@ func TestAzureServiceOpenUnknown(t *testing.T) {
 				t.Fatalf("want one medium %s saying %q, got %+v", RuleAzServiceOpen, tc.want, got)
 			}
 		})
+	}
+}
+
+// TestAzureIPVersionScaleSetAndLB checks that ip_version is honoured beyond
+// network interfaces: a scale set's instances are reached on their
+// ip_configuration's version, and machines behind a public load balancer on
+// the family of its frontends' public IPs; what cannot be read is either.
+func TestAzureIPVersionScaleSetAndLB(t *testing.T) {
+	read := func(name string) string {
+		b, err := os.ReadFile(name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return string(b)
+	}
+	vmss, lb := read("testdata/azure/scale-set/main.tf"), read("testdata/azure/load-balancer/main.tf")
+	const v4, v6, both = "(every IPv4 internet address)", "(every IPv6 internet address)", "(every IPv4 internet address, every IPv6 internet address)"
+	for _, tc := range []struct {
+		name, src, old, new, addr, want string
+	}{
+		{"scale set unset", vmss, "", "", "azurerm_windows_virtual_machine_scale_set.public", v4},
+		{"scale set IPv6", vmss, "      public_ip_address {", "      version   = \"IPv6\"\n      public_ip_address {", "azurerm_windows_virtual_machine_scale_set.public", v6},
+		{"scale set unknown", vmss, "      public_ip_address {", "      version   = var.version\n      public_ip_address {", "azurerm_windows_virtual_machine_scale_set.public", both},
+		{"frontend unset", lb, "", "", "azurerm_linux_virtual_machine.vm[0]", v4},
+		{"frontend IPv6", lb, `allocation_method = "Static"`, "allocation_method = \"Static\"\n  ip_version        = \"IPv6\"", "azurerm_linux_virtual_machine.vm[0]", v6},
+		{"frontend unknown", lb, `allocation_method = "Static"`, "allocation_method = \"Static\"\n  ip_version        = var.version", "azurerm_linux_virtual_machine.vm[0]", both},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			src := tc.src
+			if tc.old != "" {
+				if !strings.Contains(src, tc.old) {
+					t.Fatalf("fixture lacks %q", tc.old)
+				}
+				src = strings.Replace(src, tc.old, tc.new, 1)
+			}
+			got := activeOn(checkSource(t, src), RuleAzExposedPort, tc.addr)
+			if len(got) != 1 || !strings.HasSuffix(got[0].Message, tc.want) {
+				t.Fatalf("want one %s reached from %s, got %+v", RuleAzExposedPort, tc.want, got)
+			}
+		})
+	}
+}
+
+// TestAzureCosmosOpenUnknown checks that AZ-NET-006 reads a Cosmos DB
+// account's filter and access flag when they are not known statically as
+// open, and says so, and that ranges it can read are judged as written.
+func TestAzureCosmosOpenUnknown(t *testing.T) {
+	for _, tc := range []struct {
+		name, body string
+		sev        Severity
+		want       string
+	}{
+		{"filter unknown", "ip_range_filter = var.ranges", Medium, "ip_range_filter is not known statically: read as admitting every address"},
+		{"public access unknown", "public_network_access_enabled = var.public", Medium, "public_network_access_enabled is not known statically: read as true"},
+		{"filter of the internet", "ip_range_filter = [\"0.0.0.0/0\"]", Medium, "ip_range_filter admits every internet address"},
+		{"Azure services", "ip_range_filter = \"0.0.0.0,203.0.113.0/24\"", Low, "admits every Azure service, of every tenant"},
+		{"office only", "ip_range_filter = \"203.0.113.0/24\"", 0, ""},
+		{"virtual network filter unknown", "is_virtual_network_filter_enabled = var.vnet", Medium, "no ip_range_filter and is_virtual_network_filter_enabled is not true"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			got := activeOn(checkSource(t, "resource \"azurerm_cosmosdb_account\" \"c\" {\n  name = \"c\"\n  "+tc.body+"\n}\n"), RuleAzServiceOpen, "azurerm_cosmosdb_account.c")
+			if tc.want == "" {
+				if len(got) > 0 {
+					t.Fatalf("want no %s, got %+v", RuleAzServiceOpen, got)
+				}
+				return
+			}
+			if len(got) != 1 || got[0].Severity != tc.sev || !strings.Contains(got[0].Message, tc.want) {
+				t.Fatalf("want one %s %s saying %q, got %+v", tc.sev, RuleAzServiceOpen, tc.want, got)
+			}
+		})
+	}
+}
+
+// TestAzureAppOpenUnknown checks that AZ-APP-001 reads an access flag,
+// default action or restriction it cannot evaluate as open and says so.
+func TestAzureAppOpenUnknown(t *testing.T) {
+	restricted := "ip_restriction_default_action = \"Deny\"\n    scm_use_main_ip_restriction = true\n    ip_restriction {\n      ip_address = \"203.0.113.0/24\"\n    }"
+	for _, tc := range []struct {
+		name, attrs, site, want string
+	}{
+		{"public access unknown", "public_network_access_enabled = var.public", "", "public_network_access_enabled is not known statically (read as true)"},
+		{"default action unknown", "", "ip_restriction_default_action = var.action\n    scm_use_main_ip_restriction = true\n    ip_restriction {\n      ip_address = \"203.0.113.0/24\"\n    }", "ip_restriction_default_action is not known statically: read as Allow"},
+		{"restriction address unknown", "", "ip_restriction_default_action = \"Deny\"\n    scm_use_main_ip_restriction = true\n    ip_restriction {\n      ip_address = var.range\n    }", "an ip_restriction entry is not known statically"},
+		{"restricted", "", restricted, ""},
+		{"public access off", "public_network_access_enabled = false", "", ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			src := "resource \"azurerm_linux_web_app\" \"a\" {\n  name = \"a\"\n  https_only = true\n  " + tc.attrs + "\n  site_config {\n    " + tc.site + "\n  }\n}\n"
+			got := activeOn(checkSource(t, src), RuleAzAppOpen, "azurerm_linux_web_app.a")
+			if tc.want == "" {
+				if len(got) > 0 {
+					t.Fatalf("want no %s, got %+v", RuleAzAppOpen, got)
+				}
+				return
+			}
+			if len(got) != 1 || got[0].Severity != Medium || !strings.Contains(got[0].Message, tc.want) {
+				t.Fatalf("want one medium %s saying %q, got %+v", RuleAzAppOpen, tc.want, got)
+			}
+		})
+	}
+}
+
+// TestAzureAppSiteConfigUnknown checks that a site_config not known
+// statically is read at its most permissive, and said so: restrictions that
+// may admit everyone, FTP that may be plain.
+func TestAzureAppSiteConfigUnknown(t *testing.T) {
+	rep := checkSource(t, "variable \"site\" {}\nresource \"azurerm_linux_web_app\" \"a\" {\n  name = \"a\"\n  https_only = true\n  site_config = var.site\n}\n")
+	open := activeOn(rep, RuleAzAppOpen, "azurerm_linux_web_app.a")
+	if len(open) != 1 || !strings.Contains(open[0].Message, "ip_restriction is not known statically") {
+		t.Errorf("want one %s saying the restrictions are not known, got %+v", RuleAzAppOpen, open)
+	}
+	weak := activeOn(rep, RuleAzWeakTLS, "azurerm_linux_web_app.a")
+	if len(weak) != 1 || !strings.Contains(weak[0].Message, "ftps_state is not known statically") {
+		t.Errorf("want one %s saying ftps_state is not known, got %+v", RuleAzWeakTLS, weak)
 	}
 }

@@ -1,6 +1,8 @@
 package check
 
 import (
+	"bytes"
+	"os"
 	"strings"
 	"testing"
 )
@@ -100,5 +102,95 @@ resource "aws_eks_cluster" "main" {
 				}
 			}
 		})
+	}
+}
+
+// TestGroupedFindingPaths checks that a finding grouping several ports
+// shows each port's path: two groups that admit SSH and RDP make one
+// AWS-NET-001 finding whose text, explanation and JSON give the path of
+// each port through its own group; ports admitted by one group share a line.
+func TestGroupedFindingPaths(t *testing.T) {
+	rule := func(name, port string) string {
+		return "\nresource \"aws_security_group\" \"" + name + "\" {\n  vpc_id = aws_vpc.main.id\n  ingress {\n    from_port = " + port +
+			"\n    to_port = " + port + "\n    protocol = \"tcp\"\n    cidr_blocks = [\"0.0.0.0/0\"]\n  }\n}\n"
+	}
+	src := strings.Replace(awsPublicBase, "[aws_security_group.app.id]", "[aws_security_group.app.id, aws_security_group.rdp.id]", 1) +
+		rule("app", "22") + rule("rdp", "3389")
+	rep := checkSource(t, src)
+	got := activeOn(rep, RuleExposedPort, "aws_instance.app")
+	if len(got) != 1 || len(got[0].Paths) != 2 {
+		t.Fatalf("want one %s with two port paths, got %+v", RuleExposedPort, got)
+	}
+	f := got[0]
+	for i, want := range []struct{ ports, sg string }{{"tcp 22 (SSH)", "aws_security_group.app"}, {"tcp 3389 (RDP)", "aws_security_group.rdp"}} {
+		pp := f.Paths[i]
+		if pp.Ports != want.ports || !strings.Contains(pathLine(pp.Path), want.sg) {
+			t.Errorf("path %d = %s: %s, want %s through %s", i, pp.Ports, pathLine(pp.Path), want.ports, want.sg)
+		}
+	}
+	var text, explain, js bytes.Buffer
+	if err := Write(&text, rep, "text"); err != nil {
+		t.Fatal(err)
+	}
+	if err := Explain(&explain, rep, f.ID()); err != nil {
+		t.Fatal(err)
+	}
+	if err := Write(&js, rep, "json"); err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"path for tcp 22 (SSH): internet → aws_internet_gateway.main → aws_route_table.public → aws_subnet.public → default network ACL of aws_vpc.main allows all → aws_security_group.app → aws_instance.app",
+		"path for tcp 3389 (RDP): internet → aws_internet_gateway.main → aws_route_table.public → aws_subnet.public → default network ACL of aws_vpc.main allows all → aws_security_group.rdp → aws_instance.app"} {
+		if !strings.Contains(text.String(), want) {
+			t.Errorf("text lacks %q:\n%s", want, text.String())
+		}
+	}
+	if !strings.Contains(explain.String(), "path for tcp 3389 (RDP):") || !strings.Contains(explain.String(), "aws_security_group.rdp ingress[0] allows tcp 3389") {
+		t.Errorf("explanation lacks the RDP path:\n%s", explain.String())
+	}
+	if !strings.Contains(js.String(), `"ports": "tcp 3389 (RDP)"`) {
+		t.Errorf("JSON lacks the RDP path:\n%s", js.String())
+	}
+
+	// One group admitting both: the ports' paths cross the same resources
+	// and share one line.
+	text.Reset()
+	src = awsPublicBase + "\nresource \"aws_security_group\" \"app\" {\n  vpc_id = aws_vpc.main.id\n" +
+		"  ingress {\n    from_port = 22\n    to_port = 22\n    protocol = \"tcp\"\n    cidr_blocks = [\"0.0.0.0/0\"]\n  }\n" +
+		"  ingress {\n    from_port = 3389\n    to_port = 3389\n    protocol = \"tcp\"\n    cidr_blocks = [\"0.0.0.0/0\"]\n  }\n}\n"
+	if err := Write(&text, checkSource(t, src), "text"); err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(text.String(), "path for") || !strings.Contains(text.String(), "path: internet → aws_internet_gateway.main") {
+		t.Errorf("want one path line for both ports:\n%s", text.String())
+	}
+}
+
+// TestLateralFindingPaths checks that a lateral-movement finding grouping
+// several ports gives each port's path, through the group that admits it.
+func TestLateralFindingPaths(t *testing.T) {
+	b, err := os.ReadFile("testdata/projects/peered/main.tf")
+	if err != nil {
+		t.Fatal(err)
+	}
+	src := strings.Replace(string(b), "vpc_security_group_ids = [aws_security_group.ssh_from_dev.id]",
+		"vpc_security_group_ids = [aws_security_group.ssh_from_dev.id, aws_security_group.rdp_from_dev.id]", 1) + `
+resource "aws_security_group" "rdp_from_dev" {
+  vpc_id = aws_vpc.prod.id
+  ingress {
+    from_port   = 3389
+    to_port     = 3389
+    protocol    = "tcp"
+    cidr_blocks = ["10.1.0.0/16"]
+  }
+}
+`
+	got := activeOn(checkSource(t, src), RuleLateral, "aws_instance.prod_app")
+	if len(got) != 1 || len(got[0].Paths) != 2 {
+		t.Fatalf("want one %s with two port paths, got %+v", RuleLateral, got)
+	}
+	for i, want := range []struct{ ports, sg string }{{"tcp 22 (SSH)", "aws_security_group.ssh_from_dev"}, {"tcp 3389 (RDP)", "aws_security_group.rdp_from_dev"}} {
+		if pp := got[0].Paths[i]; pp.Ports != want.ports || !strings.Contains(pathLine(pp.Path), want.sg) || !strings.HasPrefix(pathLine(pp.Path), "aws_vpc.dev → aws_vpc_peering_connection.dev_prod") {
+			t.Errorf("path %d = %s: %s, want %s from aws_vpc.dev through %s", i, pp.Ports, pathLine(pp.Path), want.ports, want.sg)
+		}
 	}
 }

@@ -160,6 +160,7 @@ func (m *Model) lateral(fs *findings) {
 				}
 				var open []string
 				var path []Hop
+				var g portGroup
 				for _, p := range keys {
 					res := m.Reach(ps.Source, e, "tcp", p)
 					if !res.Reachable || len(res.Assumed) > 0 || !empty(minus(ps.Set, res.From)) {
@@ -170,9 +171,11 @@ func (m *Model) lateral(fs *findings) {
 						name = e.Kind + " service port"
 					}
 					open = append(open, fmt.Sprintf("tcp %d (%s)", p, name))
+					pp := append([]Hop{res.Path[0], ps.Hop}, res.Path[1:]...)
 					if path == nil {
-						path = append([]Hop{res.Path[0], ps.Hop}, res.Path[1:]...)
+						path = pp
 					}
+					g.add(p, name, pp)
 				}
 				if len(open) == 0 {
 					continue
@@ -183,6 +186,7 @@ func (m *Model) lateral(fs *findings) {
 					from = ps.Name // names the range routed to the gateway
 				}
 				fs.add(ruleFor(e, RuleLateral), e.Res, path, "%s is reachable from all of %s on %s", e.Addr, from, strings.Join(open, ", "))
+				fs.list[len(fs.list)-1].Paths = g.portPaths()
 			}
 		}
 	}

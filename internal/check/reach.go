@@ -250,9 +250,11 @@ const ephemeralPort = 49152
 
 // sgPass filters src through the union of the groups' ingress rules. Rules
 // are unordered: a self rule listed first does not hide an open one.
-func (m *Model) sgPass(sgs []*SG, proto string, port int, src Source, set *netipx.IPSet) (*netipx.IPSet, []string) {
+// sgPass returns the addresses of set that the groups admit on proto/port,
+// the rules that admit them and the groups those rules are of.
+func (m *Model) sgPass(sgs []*SG, proto string, port int, src Source, set *netipx.IPSet) (*netipx.IPSet, []string, []string) {
 	var allowed netipx.IPSetBuilder
-	var hits []string
+	var hits, admitting []string
 	for _, g := range sgs {
 		for _, r := range g.Ingress {
 			if !portMatch(r.Proto, r.From, r.To, proto, port) {
@@ -288,11 +290,14 @@ func (m *Model) sgPass(sgs []*SG, proto string, port int, src Source, set *netip
 			}
 			if len(why) > 0 {
 				hits = append(hits, fmt.Sprintf("%s allows %s %s", r.Where, portText(r.Proto, r.From, r.To), strings.Join(why, "; ")))
+				if len(admitting) == 0 || admitting[len(admitting)-1] != g.Addr {
+					admitting = append(admitting, g.Addr)
+				}
 			}
 		}
 	}
 	s, _ := allowed.IPSet()
-	return s, hits
+	return s, hits, admitting
 }
 
 // Reach answers whether src can open proto/port on e, with the path.
@@ -538,7 +543,7 @@ func (m *Model) reachVia1(src Source, e *Endpoint, s *Subnet, t *RouteTable, pro
 		}
 		path = append(path, Hop{Kind: "sg", Addr: e.Addr, Detail: "no security group (network load balancer)"})
 	default:
-		got, hits := m.sgPass(e.SGs, proto, port, src, set)
+		got, hits, admitting := m.sgPass(e.SGs, proto, port, src, set)
 		if empty(got) {
 			var names []string
 			for _, g := range e.SGs {
@@ -552,7 +557,9 @@ func (m *Model) reachVia1(src Source, e *Endpoint, s *Subnet, t *RouteTable, pro
 			}
 		}
 		set = got
-		path = append(path, Hop{Kind: "sg", Addr: e.SGs[0].Addr, Detail: strings.Join(hits, "; ")})
+		// Named by the groups whose rules admit the port, not the first
+		// group attached.
+		path = append(path, Hop{Kind: "sg", Addr: strings.Join(admitting, ", "), Detail: strings.Join(hits, "; ")})
 	}
 	detail := e.Kind
 	if e.Public && src.Internet {

@@ -5,6 +5,7 @@ import (
 	"encoding/xml"
 	"fmt"
 	"io"
+	"slices"
 	"strings"
 )
 
@@ -39,6 +40,35 @@ func pathLine(path []Hop) string {
 		}
 	}
 	return strings.Join(parts, " → ")
+}
+
+// pathLines writes a finding's paths by address, one line each: one for
+// the finding, or one per set of its ports whose paths cross different
+// resources, led by those ports.
+func pathLines(f Finding) []string {
+	if len(f.Paths) < 2 {
+		if len(f.Path) == 0 {
+			return nil
+		}
+		return []string{"path: " + pathLine(f.Path)}
+	}
+	var lines, ports []string
+	for _, pp := range f.Paths {
+		l := pathLine(pp.Path)
+		j := slices.Index(lines, l)
+		if j < 0 {
+			lines, ports = append(lines, l), append(ports, pp.Ports)
+			continue
+		}
+		ports[j] += "; " + pp.Ports
+	}
+	if len(lines) == 1 {
+		return []string{"path: " + lines[0]}
+	}
+	for i := range lines {
+		lines[i] = "path for " + ports[i] + ": " + lines[i]
+	}
+	return lines
 }
 
 func counts(rep *Report) (map[Severity]int, int) {
@@ -84,8 +114,8 @@ func writeText(w io.Writer, rep *Report) error {
 		}
 		fmt.Fprintf(&b, "  %s  %s  (%s)\n", f.RuleID, orDash(f.Address), where(f))
 		fmt.Fprintf(&b, "    %s: %s\n", rules[f.RuleID].Title, f.Message)
-		if len(f.Path) > 0 {
-			fmt.Fprintf(&b, "    path: %s\n", pathLine(f.Path))
+		for _, l := range pathLines(f) {
+			fmt.Fprintf(&b, "    %s\n", l)
 		}
 		if f.Severity > Info {
 			fmt.Fprintf(&b, "    fix: %s\n", rules[f.RuleID].Remediation)
@@ -137,8 +167,16 @@ func Explain(w io.Writer, rep *Report, id string) error {
 		if f.Suppressed != "" {
 			fmt.Fprintf(&b, "  suppressed: %s\n", f.Suppressed)
 		}
-		for i, h := range f.Path {
-			fmt.Fprintf(&b, "  %d. %-8s %s\n", i+1, h.Kind, h)
+		if len(f.Paths) < 2 {
+			for i, h := range f.Path {
+				fmt.Fprintf(&b, "  %d. %-8s %s\n", i+1, h.Kind, h)
+			}
+		}
+		for _, pp := range f.Paths {
+			fmt.Fprintf(&b, "  path for %s:\n", pp.Ports)
+			for i, h := range pp.Path {
+				fmt.Fprintf(&b, "    %d. %-8s %s\n", i+1, h.Kind, h)
+			}
 		}
 	}
 	if n == 0 {
@@ -231,8 +269,8 @@ func writeJUnit(w io.Writer, rep *Report) error {
 				s.Skipped++
 			} else {
 				text := f.Message
-				if len(f.Path) > 0 {
-					text += "\npath: " + pathLine(f.Path)
+				for _, l := range pathLines(f) {
+					text += "\n" + l
 				}
 				c.Failure = &junitFailure{Type: f.Severity.String(), Message: f.Message, Text: text}
 				s.Failures++

@@ -57,11 +57,21 @@ type Finding struct {
 	Line     int      `json:"line,omitempty"`
 	Message  string   `json:"message"`
 	Path     []Hop    `json:"path,omitempty"`
+	// Paths holds, for a finding that groups several ports, each port's
+	// path (ports whose paths are the same hop for hop share one); Path is
+	// then the first of them.
+	Paths []PortPath `json:"paths,omitempty"`
 	// Suppressed holds the reason given in the source when the finding is
 	// suppressed; suppressed findings are reported but never fail a run.
 	Suppressed string `json:"suppressed,omitempty"`
 
 	end int // last line of the resource block, for suppressions
+}
+
+// PortPath is the path on which some of a finding's ports are reached.
+type PortPath struct {
+	Ports string `json:"ports"`
+	Path  []Hop  `json:"path"`
 }
 
 // ID names the finding for --explain: RULE@address.
@@ -157,9 +167,9 @@ func Rules() []Rule {
 		{RuleWeakTLS, High, "TLS policy below 1.2 or with broken ciphers",
 			"A listener's TLS policy admits TLS 1.0 or 1.1 (the default policy ELBSecurityPolicy-2016-08 does), or a classic load balancer's SSL negotiation policy enables SSLv2, SSLv3, TLS 1.0 or 1.1 or a broken cipher (RC4, DES, 3DES, NULL, export-grade, MD5, anonymous key exchange), or references a predefined policy that admits TLS below 1.2.",
 			"Use ssl_policy = \"ELBSecurityPolicy-TLS13-1-2-2021-06\" or another TLS 1.2+ policy."},
-		{RulePublicBucket, Critical, "S3 bucket policy open to everyone",
-			"A bucket policy allows Principal \"*\" without a condition, and no public access block with block_public_policy stands in the way.",
-			"Name the principals that need access, add a condition (aws:SourceVpce, aws:PrincipalOrgID), or set block_public_policy and restrict_public_buckets."},
+		{RulePublicBucket, Critical, "S3 bucket open to everyone",
+			"A bucket policy allows Principal \"*\" without a condition, and no public access block with block_public_policy stands in the way; or the bucket's ACL (acl = public-read, public-read-write or authenticated-read, or a grant to the AllUsers or AuthenticatedUsers group) admits everyone or every AWS account, and no public access block with block_public_acls or ignore_public_acls stands in the way.",
+			"Name the principals that need access, add a condition (aws:SourceVpce, aws:PrincipalOrgID), use a private ACL, or set block_public_policy, restrict_public_buckets, block_public_acls and ignore_public_acls."},
 		{RuleDefaultAllow, Critical, "moat policy default other than deny",
 			"The intentions file allows what no rule names.",
 			"Set default: deny and list the connections that are allowed."},
@@ -194,6 +204,8 @@ func Rules() []Rule {
 	rs = append(rs, storeRules()...)
 	rs = append(rs, azureRules()...)
 	rs = append(rs, azurePaaSRules()...)
+	rs = append(rs, azureAppRules()...)
+	rs = append(rs, publicServiceRules()...)
 	rs = append(rs, egressRules()...)
 	sort.Slice(rs, func(i, j int) bool { return rs[i].ID < rs[j].ID })
 	return rs

@@ -1,10 +1,10 @@
 package check
 
 import (
-	"encoding/json"
 	"fmt"
 	"math"
 	"net/netip"
+	"slices"
 	"sort"
 	"strings"
 
@@ -58,6 +58,7 @@ func (m *Model) awsRules(fs *findings) {
 		exposed := false
 		var assumedPorts []string
 		var assumedRes Result
+		var assumedG portGroup
 		// Proven ports are grouped by the addresses that reach them: one
 		// finding per endpoint and source, listing its ports.
 		var groups []*portGroup
@@ -81,6 +82,7 @@ func (m *Model) awsRules(fs *findings) {
 					assumedRes = res
 				}
 				assumedPorts = append(assumedPorts, fmt.Sprintf("%d (%s)", p, name))
+				assumedG.add(p, name, res.Path)
 				continue
 			}
 			from := m.describe(res.From)
@@ -94,8 +96,7 @@ func (m *Model) awsRules(fs *findings) {
 				g = &portGroup{from: from, set: res.From, path: res.Path}
 				groups = append(groups, g)
 			}
-			g.ports = append(g.ports, p)
-			g.names = append(g.names, name)
+			g.add(p, name, res.Path)
 		}
 		rule := ruleFor(e, RuleExposedPort)
 		for _, g := range groups {
@@ -104,12 +105,14 @@ func (m *Model) awsRules(fs *findings) {
 				verb = "are"
 			}
 			fs.addSev(rule, m.exposureSeverity(g.set, fs.rules[rule].Severity), e.Res, g.path, "tcp %s %s reachable from the internet (%s)", portList(g.ports, g.names), verb, g.from)
+			fs.list[len(fs.list)-1].Paths = g.portPaths()
 		}
 		if len(assumedPorts) > 0 {
 			// Not proven: what could not be evaluated was read at its most
 			// permissive. One finding for the endpoint, not one per port.
 			fs.addSev(rule, m.exposureSeverity(assumedRes.From, High), e.Res, assumedRes.Path, "tcp %s may be reachable from the internet: %s",
 				strings.Join(assumedPorts, ", "), strings.Join(dedup(assumedRes.Assumed), "; "))
+			fs.list[len(fs.list)-1].Paths = assumedG.portPaths()
 		}
 		if e.DataTier {
 			if path, ok := m.exposure(e); ok {
@@ -148,6 +151,47 @@ type portGroup struct {
 	path  []Hop
 	ports []int // ascending
 	names []string
+	paths [][]Hop // each port's
+}
+
+// add puts port p, named name, reached on path, in the group.
+func (g *portGroup) add(p int, name string, path []Hop) {
+	g.ports = append(g.ports, p)
+	g.names = append(g.names, name)
+	g.paths = append(g.paths, path)
+}
+
+// portPaths returns each port's path, ports whose paths are the same hop
+// for hop sharing one, in the order of their first port; nothing for a
+// group of one port, whose path is the finding's.
+func (g *portGroup) portPaths() []PortPath {
+	if len(g.ports) < 2 {
+		return nil
+	}
+	var out []PortPath
+	var members [][]int // indexes into g.ports, per entry of out
+	for i, path := range g.paths {
+		j := 0
+		for ; j < len(out); j++ {
+			if slices.Equal(out[j].Path, path) {
+				break
+			}
+		}
+		if j == len(out) {
+			out = append(out, PortPath{Path: path})
+			members = append(members, nil)
+		}
+		members[j] = append(members[j], i)
+	}
+	for j := range out {
+		var ps []int
+		var ns []string
+		for _, i := range members[j] {
+			ps, ns = append(ps, g.ports[i]), append(ns, g.names[i])
+		}
+		out[j].Ports = "tcp " + portList(ps, ns)
+	}
+	return out
 }
 
 // portList writes ascending ports with their names, runs of consecutive
@@ -445,20 +489,7 @@ func dataRules(res []*tf.Resource, fs *findings) {
 		byType[r.Type] = append(byType[r.Type], r)
 	}
 	s3Encryption(byType, fs)
-	blocked := map[string]bool{}
-	for _, r := range byType["aws_s3_bucket_public_access_block"] {
-		if boolean(r.Values, "block_public_policy", false) || boolean(r.Values, "restrict_public_buckets", false) {
-			blocked[str(r.Values, "bucket")] = true
-		}
-	}
-	for _, r := range byType["aws_s3_bucket_policy"] {
-		if blocked[str(r.Values, "bucket")] {
-			continue
-		}
-		if sid, ok := publicStatement(str(r.Values, "policy")); ok {
-			fs.add(RulePublicBucket, r, nil, "statement %s allows Principal \"*\" without a condition on %s", sid, str(r.Values, "bucket"))
-		}
-	}
+	s3Public(byType, fs)
 	encryptionRules(byType, fs)
 	instanceRules(byType, fs)
 	for _, r := range byType["aws_kms_key"] {
@@ -616,58 +647,4 @@ func coversFamily(inet, set *netipx.IPSet) bool {
 		}
 	}
 	return false
-}
-
-// publicStatement finds an Allow statement for every principal without a
-// condition in an IAM policy document.
-func publicStatement(doc string) (string, bool) {
-	var p struct {
-		Statement json.RawMessage
-	}
-	if json.Unmarshal([]byte(doc), &p) != nil {
-		return "", false
-	}
-	type stmt struct {
-		Sid       string
-		Effect    string
-		Principal any
-		Condition map[string]any
-	}
-	var list []stmt
-	if json.Unmarshal(p.Statement, &list) != nil {
-		var one stmt
-		if json.Unmarshal(p.Statement, &one) != nil {
-			return "", false
-		}
-		list = []stmt{one}
-	}
-	everyone := func(v any) bool {
-		switch v := v.(type) {
-		case string:
-			return v == "*"
-		case []any:
-			for _, e := range v {
-				if e == "*" {
-					return true
-				}
-			}
-		}
-		return false
-	}
-	for i, s := range list {
-		if s.Effect != "Allow" || len(s.Condition) > 0 {
-			continue
-		}
-		pub := everyone(s.Principal)
-		if m, ok := s.Principal.(map[string]any); ok {
-			pub = everyone(m["AWS"])
-		}
-		if pub {
-			if s.Sid == "" {
-				return fmt.Sprintf("[%d]", i), true
-			}
-			return fmt.Sprintf("%q", s.Sid), true
-		}
-	}
-	return "", false
 }

@@ -88,6 +88,7 @@ type sarifLogical struct {
 }
 
 type sarifCodeFlow struct {
+	Message     *sarifText        `json:"message,omitempty"`
 	ThreadFlows []sarifThreadFlow `json:"threadFlows"`
 }
 
@@ -160,16 +161,25 @@ func WriteSARIF(w io.Writer, rep *Report) error {
 		res := sarifResult{RuleID: f.RuleID, RuleIndex: index[f.RuleID], Level: sarifLevel(f.Severity),
 			Message: sarifText{msg}, Locations: []sarifLocation{loc},
 			PartialFingerprints: map[string]string{"moatFinding/v1": fmt.Sprintf("%s@%s", f.RuleID, f.Address)}}
-		if len(f.Path) > 0 {
+		flow := func(path []Hop) sarifThreadFlow {
 			var tf sarifThreadFlow
-			for _, h := range f.Path {
+			for _, h := range path {
 				l := sarifLocation{Message: &sarifText{h.Kind + ": " + h.Detail}}
 				if h.Addr != "" {
 					l.LogicalLocations = []sarifLogical{{FullyQualifiedName: h.Addr}}
 				}
 				tf.Locations = append(tf.Locations, sarifFlowLocation{Location: l})
 			}
-			res.CodeFlows = []sarifCodeFlow{{ThreadFlows: []sarifThreadFlow{tf}}}
+			return tf
+		}
+		switch {
+		case len(f.Paths) > 1:
+			// One code flow per set of ports reached on the same path.
+			for _, pp := range f.Paths {
+				res.CodeFlows = append(res.CodeFlows, sarifCodeFlow{Message: &sarifText{pp.Ports}, ThreadFlows: []sarifThreadFlow{flow(pp.Path)}})
+			}
+		case len(f.Path) > 0:
+			res.CodeFlows = []sarifCodeFlow{{ThreadFlows: []sarifThreadFlow{flow(f.Path)}}}
 		}
 		if f.Suppressed != "" {
 			res.Suppressions = []sarifSuppression{{Kind: "inSource", Justification: f.Suppressed}}

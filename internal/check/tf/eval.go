@@ -180,7 +180,9 @@ func (ev *evaluator) note(r hcl.Range, addr, kind, format string, args ...any) {
 	ev.notes = append(ev.notes, Note{Pos: rangePos(r), Address: addr, Msg: fmt.Sprintf(format, args...), kind: kind})
 }
 
-// dedupe keeps the first note of each kind for each address and says how
+// dedupe keeps one note of each kind for each address, the first in the
+// source (file, line, then text: attributes are evaluated in no fixed
+// order, and the report must not change from run to run), and says how
 // many more there were.
 func dedupe(ns []Note) []Note {
 	type k struct{ addr, kind string }
@@ -193,8 +195,11 @@ func dedupe(ns []Note) []Note {
 			out = append(out, n)
 			continue
 		}
-		if _, ok := idx[key]; ok {
+		if i, ok := idx[key]; ok {
 			more[key]++
+			if o := out[i]; n.Pos.File < o.Pos.File || n.Pos.File == o.Pos.File && (n.Pos.Line < o.Pos.Line || n.Pos.Line == o.Pos.Line && n.Msg < o.Msg) {
+				out[i] = n
+			}
 			continue
 		}
 		idx[key] = len(out)

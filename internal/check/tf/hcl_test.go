@@ -208,3 +208,19 @@ func FuzzLoadDir(f *testing.F) {
 		}
 	})
 }
+
+// TestDedupeOrder checks that the note kept for a resource's unknown values
+// does not depend on the order its attributes were evaluated in (a map's):
+// the first in the source stands for the others, whatever the order.
+func TestDedupeOrder(t *testing.T) {
+	a := Note{Pos: Pos{File: "main.tf", Line: 4}, Address: "aws_subnet.a", Msg: "value is not known statically (depends on var.azs)", kind: kindComputed}
+	b := Note{Pos: Pos{File: "main.tf", Line: 7}, Address: "aws_subnet.a", Msg: "value is not known statically (depends on var.name)", kind: kindComputed}
+	c := Note{Pos: Pos{File: "main.tf", Line: 7}, Address: "aws_subnet.a", Msg: "value is not known statically (depends on var.tags)", kind: kindComputed}
+	want := "value is not known statically (depends on var.azs) (and 2 other expressions like it)"
+	for _, order := range [][]Note{{a, b, c}, {c, b, a}, {b, a, c}} {
+		got := dedupe(order)
+		if len(got) != 1 || got[0].Msg != want || got[0].Pos.Line != 4 {
+			t.Errorf("dedupe(%v) = %+v, want one note at line 4: %q", order, got, want)
+		}
+	}
+}

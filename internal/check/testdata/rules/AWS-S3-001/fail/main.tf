@@ -87,3 +87,40 @@ resource "aws_s3_bucket_policy" "data" {
     }]
   })
 }
+
+# ACLs that let anyone read: a canned ACL resource, and a grant to AllUsers.
+resource "aws_s3_bucket" "site" {
+  bucket = "example-site"
+}
+
+resource "aws_s3_bucket_ownership_controls" "site" {
+  bucket = aws_s3_bucket.site.id
+  rule {
+    object_ownership = "BucketOwnerPreferred"
+  }
+}
+
+resource "aws_s3_bucket_acl" "site" {
+  bucket = aws_s3_bucket.site.id
+  acl    = "public-read"
+}
+
+resource "aws_s3_bucket" "media" {
+  bucket = "example-media"
+}
+
+resource "aws_s3_bucket_acl" "media" {
+  bucket = aws_s3_bucket.media.id
+  access_control_policy {
+    grant {
+      grantee {
+        type = "Group"
+        uri  = "http://acs.amazonaws.com/groups/global/AllUsers"
+      }
+      permission = "READ"
+    }
+    owner {
+      id = "0123456789abcdef"
+    }
+  }
+}

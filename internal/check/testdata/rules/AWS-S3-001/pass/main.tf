@@ -88,3 +88,27 @@ resource "aws_s3_bucket_policy" "data" {
     }]
   })
 }
+
+# A public canned ACL that the bucket's public access block ignores, and a
+# private one.
+resource "aws_s3_bucket" "site" {
+  bucket = "example-site"
+}
+
+resource "aws_s3_bucket_public_access_block" "site" {
+  bucket                  = aws_s3_bucket.site.id
+  block_public_acls       = true
+  ignore_public_acls      = true
+  block_public_policy     = true
+  restrict_public_buckets = true
+}
+
+resource "aws_s3_bucket_acl" "site" {
+  bucket = aws_s3_bucket.site.id
+  acl    = "public-read"
+}
+
+resource "aws_s3_bucket_acl" "logs" {
+  bucket = "example-logs"
+  acl    = "log-delivery-write"
+}

@@ -1,0 +1,254 @@
+package check
+
+import (
+	"net/netip"
+	"strings"
+
+	"moat/internal/check/tf"
+)
+
+// Azure App Service and Function Apps face the internet on their own
+// addresses: a site admits every address unless public network access is
+// off or its access restrictions (site_config.ip_restriction, and
+// scm_ip_restriction for the deployment site, Kudu) end in a deny. Its
+// transport is its own too: plain HTTP unless https_only, FTP beside FTPS
+// unless ftps_state says otherwise, and a minimum TLS version.
+
+// App Service and transport rule IDs.
+const (
+	RuleAzAppOpen = "AZ-APP-001"
+	RuleAzWeakTLS = "AZ-TLS-001"
+)
+
+func azureAppRules() []Rule {
+	return []Rule{
+		{RuleAzAppOpen, Medium, "App Service or Function App admits every internet address",
+			"A web app, function app or one of their slots leaves public network access on and its access restrictions admit every address: no ip_restriction (or scm_ip_restriction) block, an allow of 0.0.0.0/0 or ::/0 without header filters, or a default action of Allow for addresses no rule matches. The azurerm provider defaults ip_restriction_default_action and scm_ip_restriction_default_action to Allow on azurerm_linux_web_app, azurerm_windows_web_app, the function apps and their slots, so restrictions there admit everyone unless the default action is Deny; on azurerm_app_service and azurerm_function_app (azurerm before 4.0) the rules end in an implicit deny. The deployment (SCM, Kudu) site open to the internet is medium; the main site alone, which many apps serve to everyone on purpose, is low. Restrictions that are not known statically (a dynamic block over a variable) are read as admitting everyone, and the finding says so.",
+			"Set public_network_access_enabled = false and reach the app through a private endpoint or Front Door, or list ip_restriction and scm_ip_restriction entries with ip_restriction_default_action = \"Deny\" and scm_ip_restriction_default_action = \"Deny\" (or scm_use_main_ip_restriction = true)."},
+		{RuleAzWeakTLS, Medium, "Azure service accepts plaintext or TLS below 1.2",
+			"A web app or function app does not set https_only = true (its default is false, so it answers plain HTTP), admits FTP beside FTPS (ftps_state = \"AllAllowed\", the platform's default for azurerm_app_service and azurerm_function_app when unset) or admits TLS 1.0 or 1.1 (minimum_tls_version, scm_minimum_tls_version, min_tls_version); a Redis cache opens its non-TLS port (enable_non_ssl_port, non_ssl_port_enabled) or admits TLS below 1.2; a storage account admits HTTP (enable_https_traffic_only, https_traffic_only_enabled = false) or TLS below 1.2; an Azure SQL server admits TLS below 1.2; a PostgreSQL, MySQL or MariaDB single server turns SSL enforcement off (ssl_enforcement_enabled = false) or admits TLS below 1.2, or a flexible server's require_secure_transport parameter is OFF. Credentials and data then cross the network readable.",
+			"Set https_only = true, ftps_state = \"FtpsOnly\" or \"Disabled\", minimum_tls_version = \"1.2\" (and scm_minimum_tls_version), and on Redis, storage and SQL leave the non-TLS port off and the minimum TLS version at 1.2."},
+	}
+}
+
+// appTypes are the App Service resources; legacy ones (azurerm before 4.0)
+// have no default action: their access restrictions end in an implicit deny.
+var appTypes = map[string]bool{
+	"azurerm_linux_web_app":                 false,
+	"azurerm_windows_web_app":               false,
+	"azurerm_linux_function_app":            false,
+	"azurerm_windows_function_app":          false,
+	"azurerm_linux_web_app_slot":            false,
+	"azurerm_windows_web_app_slot":          false,
+	"azurerm_linux_function_app_slot":       false,
+	"azurerm_windows_function_app_slot":     false,
+	"azurerm_function_app_flex_consumption": false,
+	"azurerm_app_service":                   true,
+	"azurerm_app_service_slot":              true,
+	"azurerm_function_app":                  true,
+	"azurerm_function_app_slot":             true,
+}
+
+// restrictionsOpen tells whether a site's access restrictions admit every
+// internet address: why says how, assumed whether that rests on a value
+// not known statically. Nothing returned: the restrictions hold.
+func restrictionsOpen(sc map[string]any, list, action string, legacy bool) (why string, assumed bool) {
+	if unknown(sc, list) {
+		return list + " is not known statically: read as admitting every address", true
+	}
+	entries := blocks(sc, list)
+	if len(entries) == 0 {
+		return "no " + list + ": App Service admits every address", false
+	}
+	for _, e := range entries {
+		if strings.EqualFold(str(e, "action"), "Deny") {
+			continue
+		}
+		// An entry names one of an address range, a service tag or a
+		// subnet: only a range may be every address. A range not known
+		// statically is read as one, unless a tag or subnet is known.
+		if unknown(e, "ip_address") && str(e, "service_tag") == "" && str(e, "virtual_network_subnet_id") == "" {
+			return "an " + list + " entry is not known statically: read as admitting every address", true
+		}
+		if len(blocks(e, "headers")) > 0 || unknown(e, "headers") {
+			continue // admits only requests that carry the named headers
+		}
+		ip := strings.TrimSpace(str(e, "ip_address"))
+		if mask := str(e, "subnet_mask"); mask != "" && !strings.Contains(ip, "/") {
+			// azurerm 1.x: an address and a mask; a mask of 0.0.0.0 is /0.
+			if mask == "0.0.0.0" {
+				return list + " allows " + ip + " with subnet mask 0.0.0.0, every address", false
+			}
+			continue
+		}
+		if p, err := netip.ParsePrefix(ip); err == nil && p.Bits() == 0 {
+			return list + " allows " + ip + ", every address of its family", false
+		}
+	}
+	if legacy {
+		return "", false // the rules end in an implicit deny
+	}
+	switch def := str(sc, action); {
+	case unknown(sc, action):
+		return action + " is not known statically: read as Allow, admitting what no rule matches", true
+	case def == "":
+		return action + " is not set: the azurerm provider defaults it to Allow, which admits every address no rule matches", false
+	case strings.EqualFold(def, "Allow"):
+		return action + " is Allow: every address no rule matches is admitted", false
+	}
+	return "", false
+}
+
+// weakTLS tells whether a minimum TLS version admits TLS 1.0 or 1.1.
+func weakTLS(v string) bool {
+	v = strings.ToUpper(strings.ReplaceAll(strings.TrimSpace(v), "_", "."))
+	v = strings.TrimPrefix(v, "TLS")
+	return v == "1.0" || v == "1.1" || v == "1" || strings.EqualFold(v, "Disabled")
+}
+
+func (m *Model) azureApps(byType map[string][]*tf.Resource, fs *findings) {
+	pes := m.privateEndpoints(byType)
+	for _, typ := range sortedKeys(appTypes) {
+		legacy := appTypes[typ]
+		for _, r := range byType[typ] {
+			sc := block(r.Values, "site_config")
+			switch {
+			case sc == nil && unknown(r.Values, "site_config"):
+				// Every setting of the site may be anything.
+				u := tf.Unknown{Why: "site_config is not known statically"}
+				sc = map[string]any{"ip_restriction": u, "scm_ip_restriction": u, "ftps_state": u}
+			case sc == nil:
+				sc = map[string]any{}
+			}
+			m.appOpen(r, sc, legacy, pes[r.Address], fs)
+			var weak []string
+			switch {
+			case unknown(r.Values, "https_only"):
+				weak = append(weak, "https_only is not known statically: read as false, plain HTTP answered")
+			case !boolean(r.Values, "https_only", false):
+				weak = append(weak, "https_only is not true: the app answers plain HTTP")
+			}
+			switch ftps := str(sc, "ftps_state"); {
+			case unknown(sc, "ftps_state"):
+				weak = append(weak, "ftps_state is not known statically: read as AllAllowed, FTP without TLS")
+			case strings.EqualFold(ftps, "AllAllowed"):
+				weak = append(weak, "ftps_state is AllAllowed: FTP without TLS is accepted")
+			case ftps == "" && legacy:
+				weak = append(weak, "ftps_state is not set: the platform's default for this resource is AllAllowed, FTP without TLS")
+			}
+			for _, k := range []string{"minimum_tls_version", "scm_minimum_tls_version", "min_tls_version"} {
+				if weakTLS(str(sc, k)) {
+					weak = append(weak, k+" is "+str(sc, k))
+				}
+			}
+			if len(weak) > 0 {
+				fs.add(RuleAzWeakTLS, r, nil, "%s", strings.Join(weak, "; "))
+			}
+		}
+	}
+	for _, r := range byType["azurerm_redis_cache"] {
+		var weak []string
+		for _, k := range []string{"enable_non_ssl_port", "non_ssl_port_enabled"} {
+			if boolean(r.Values, k, false) {
+				weak = append(weak, k+" = true: port 6379 accepts connections without TLS")
+			}
+		}
+		if weakTLS(str(r.Values, "minimum_tls_version")) {
+			weak = append(weak, "minimum_tls_version is "+str(r.Values, "minimum_tls_version"))
+		}
+		if len(weak) > 0 {
+			fs.add(RuleAzWeakTLS, r, nil, "%s", strings.Join(weak, "; "))
+		}
+	}
+	for _, r := range byType["azurerm_storage_account"] {
+		var weak []string
+		for _, k := range []string{"enable_https_traffic_only", "https_traffic_only_enabled"} {
+			if has(r.Values, k) && !unknown(r.Values, k) && !boolean(r.Values, k, true) {
+				weak = append(weak, k+" = false: the account accepts plain HTTP")
+			}
+		}
+		if weakTLS(str(r.Values, "min_tls_version")) {
+			weak = append(weak, "min_tls_version is "+str(r.Values, "min_tls_version"))
+		}
+		if len(weak) > 0 {
+			fs.add(RuleAzWeakTLS, r, nil, "%s", strings.Join(weak, "; "))
+		}
+	}
+	for _, r := range byType["azurerm_mssql_server"] {
+		if v := str(r.Values, "minimum_tls_version"); weakTLS(v) {
+			fs.add(RuleAzWeakTLS, r, nil, "minimum_tls_version is %s", v)
+		}
+	}
+	// Single servers (azurerm before 4.0) enforce TLS in the resource;
+	// flexible servers through the require_secure_transport parameter.
+	for _, typ := range []string{"azurerm_postgresql_server", "azurerm_mysql_server", "azurerm_mariadb_server"} {
+		for _, r := range byType[typ] {
+			var weak []string
+			if has(r.Values, "ssl_enforcement_enabled") && !unknown(r.Values, "ssl_enforcement_enabled") && !boolean(r.Values, "ssl_enforcement_enabled", true) {
+				weak = append(weak, "ssl_enforcement_enabled = false: clients connect without TLS")
+			}
+			if v := str(r.Values, "ssl_minimal_tls_version_enforced"); weakTLS(v) || strings.EqualFold(v, "TLSEnforcementDisabled") {
+				weak = append(weak, "ssl_minimal_tls_version_enforced is "+v)
+			}
+			if len(weak) > 0 {
+				fs.add(RuleAzWeakTLS, r, nil, "%s", strings.Join(weak, "; "))
+			}
+		}
+	}
+	for _, typ := range []string{"azurerm_postgresql_flexible_server_configuration", "azurerm_mysql_flexible_server_configuration"} {
+		for _, r := range byType[typ] {
+			if strings.EqualFold(str(r.Values, "name"), "require_secure_transport") && strings.EqualFold(str(r.Values, "value"), "off") {
+				fs.add(RuleAzWeakTLS, r, nil, "require_secure_transport is OFF: clients of %s connect without TLS", orDash(m.addr(str(r.Values, "server_id"))))
+			}
+		}
+	}
+}
+
+// appOpen reports a site whose main or deployment site admits every
+// internet address (AZ-APP-001).
+func (m *Model) appOpen(r *tf.Resource, sc map[string]any, legacy bool, pes []string, fs *findings) {
+	switch {
+	case unknown(r.Values, "public_network_access_enabled"):
+	case has(r.Values, "public_network_access_enabled") && !boolean(r.Values, "public_network_access_enabled", true):
+		return // reached through private endpoints only
+	}
+	pna := ""
+	if unknown(r.Values, "public_network_access_enabled") {
+		pna = "public_network_access_enabled is not known statically (read as true); "
+	}
+	main, mainAssumed := restrictionsOpen(sc, "ip_restriction", "ip_restriction_default_action", legacy)
+	var scm string
+	scmAssumed := false
+	switch {
+	case unknown(sc, "scm_use_main_ip_restriction"):
+		scm, scmAssumed = restrictionsOpen(sc, "scm_ip_restriction", "scm_ip_restriction_default_action", legacy)
+		if scm == "" {
+			scm, scmAssumed = main, mainAssumed
+		}
+	case boolean(sc, "scm_use_main_ip_restriction", false):
+		scm, scmAssumed = main, mainAssumed
+		if scm != "" {
+			scm = "scm_use_main_ip_restriction = true and " + scm
+		}
+	default:
+		scm, scmAssumed = restrictionsOpen(sc, "scm_ip_restriction", "scm_ip_restriction_default_action", legacy)
+	}
+	if len(pes) > 0 {
+		// A private endpoint adds a way in; it closes none.
+		pna += strings.Join(pes, ", ") + " reaches it privately, but public access stays on until public_network_access_enabled = false; "
+	}
+	may := func(assumed bool) string {
+		if assumed {
+			return "may admit"
+		}
+		return "admits"
+	}
+	switch {
+	case scm != "" && main != "":
+		fs.add(RuleAzAppOpen, r, nil, "%sthe main site %s every internet address (%s) and the deployment (SCM) site %s every internet address (%s)", pna, may(mainAssumed), main, may(scmAssumed), scm)
+	case scm != "":
+		fs.add(RuleAzAppOpen, r, nil, "%sthe deployment (SCM) site %s every internet address (%s)", pna, may(scmAssumed), scm)
+	case main != "":
+		fs.addSev(RuleAzAppOpen, Low, r, nil, "%sthe main site %s every internet address (%s); its deployment (SCM) site is restricted", pna, may(mainAssumed), main)
+	}
+}
