@@ -60,11 +60,9 @@ import (
 //     no action, set no variable and logged nothing; the rules that a
 //     skip:N action counts over are never removed (skip counts only rules
 //     the transaction has not removed);
-//   - a counted variable (&ARGS) is decided when the rule has no
-//     transformation and it holds no value (its count is then 0 whatever
-//     the exclusions), or when no exclusion can reach it, so that Coraza
-//     counts what the gate reads (gatecount.go); other counts above 0
-//     leave the rule to Coraza;
+//   - a counted variable (&ARGS) is decided only when it holds no value
+//     (its count is then 0 whatever the exclusions) and the rule has no
+//     transformation; a count above 0 leaves the rule to Coraza;
 //   - a multiMatch rule is asked about the values Coraza's multiMatch
 //     evaluation hands its operator: the value, then the value after each
 //     step of the chain that reports a change (a step that reports none
@@ -169,9 +167,6 @@ type gatePlan struct {
 	rank map[int]int
 	// twins[node]: the nodes whose value node may take (gateshare.go).
 	twins [][]int
-	// targeted: the rules a ctl may remove a target of, while planning
-	// (gatecount.go).
-	targeted map[int]bool
 }
 
 // nodeMulti is the necessity tests of the @rx rules that read values
@@ -225,10 +220,6 @@ type gateRule struct {
 	// captured: a chain decided with what its first link would write
 	// (gatecapture.go).
 	captured *capturedChain
-	// exactCount: the rule's counted variables (&VARIABLE) have no
-	// exception, and no ctl may remove a target of its rule, so Coraza
-	// counts what the gate reads (gatecount.go).
-	exactCount bool
 }
 
 // gateSelector is one VARIABLE[:key] a rule reads.
@@ -407,7 +398,7 @@ func planGate(w coraza.WAF, ids []int, paranoia int, budget time.Duration, const
 	}
 	p.planRanks(ruleIDs)
 	p.placeCaptured()
-	p.all, p.constKeys, p.targeted = nil, nil, nil
+	p.all, p.constKeys = nil, nil
 	p.planMulti()
 	p.planTwins()
 	p.keyNeed = make([]*necessity, len(p.selectors))
@@ -607,7 +598,7 @@ func gateTest(r reflect.Value, id, phase int, p *gatePlan, nodeOf map[[2]uintptr
 	if _, ok := op.(budgetOp); ok {
 		return budgetGate(r, id, neg)
 	}
-	gr := &gateRule{id: id, op: op, neg: neg, multiMatch: r.FieldByName("MultiMatch").Bool(), exactCount: !p.targeted[id]}
+	gr := &gateRule{id: id, op: op, neg: neg, multiMatch: r.FieldByName("MultiMatch").Bool()}
 	if !gr.neg {
 		// A multiMatch rule's test is asked of each value its operator
 		// sees.
@@ -629,15 +620,6 @@ func gateTest(r reflect.Value, id, phase int, p *gatePlan, nodeOf map[[2]uintptr
 		cnt, vr, ks, krx := v.FieldByName("Count"), v.FieldByName("Variable"), v.FieldByName("KeyStr"), v.FieldByName("KeyRx")
 		if cnt.Kind() != reflect.Bool || vr.Kind() != reflect.Uint8 || ks.Kind() != reflect.String || krx.Kind() != reflect.Pointer {
 			return nil, errors.New("waf: gate: Coraza variable fields not found")
-		}
-		if cnt.Bool() {
-			ex := v.FieldByName("Exceptions")
-			if ex.Kind() != reflect.Slice {
-				return nil, errors.New("waf: gate: Coraza variable exceptions not found")
-			}
-			if ex.Len() > 0 {
-				gr.exactCount = false
-			}
 		}
 		rvar := variables.RuleVariable(vr.Uint())
 		if !gateVariables[rvar] || rvar == variables.ReqbodyProcessor && phase != 2 {
@@ -1074,11 +1056,9 @@ func (s *gateState) opMayMatch(r *gateRule) bool {
 	for _, k := range r.sels {
 		if s.p.selectors[k].count {
 			// Coraza counts the values left after the rule's
-			// exclusions, which the gate does not apply: a count of
-			// none is the count Coraza sees, and so is any count of a
-			// rule no exclusion reaches (gatecount.go).
-			n := len(s.values(k))
-			if n > 0 && !r.exactCount || r.op.Evaluate(s.tx, strconv.Itoa(n)) != r.neg {
+			// exclusions, which the gate does not apply: only a count
+			// of none is the count Coraza sees.
+			if len(s.values(k)) > 0 || r.op.Evaluate(s.tx, "0") != r.neg {
 				return true
 			}
 			continue

@@ -165,11 +165,6 @@ func (p *gatePlan) planChains(rules reflect.Value, consts []txConst) error {
 		all[i] = r
 	}
 	p.chains = chainSafe(all)
-	targeted, err := targetedRules(all)
-	if err != nil {
-		return err
-	}
-	p.targeted = targeted
 	p.consts = constTX(all, consts)
 	p.all = all
 	for _, c := range consts {
