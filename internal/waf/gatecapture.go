@@ -47,14 +47,34 @@ import (
 //
 // Where a key would be read or the second link answers true, the chain
 // is left to Coraza for that request.
+//
+// The same goes for a chain whose first link captures into one constant
+// key, and whose second link reads that key, transformed (CRS's 920420,
+// the allowed content types):
+//
+//	SecRule REQUEST_HEADERS:Content-Type "@rx ^[^;\s]+" "capture,
+//	    setvar:'tx.content_type=|%{tx.0}|',chain"
+//	    SecRule TX:content_type "!@within %{tx.allowed_request_content_type}" "t:lowercase"
+//
+// No other rule may write, read (by key, macro or key regex) that key;
+// the gate asks the second link about each value the setvar would write
+// (Coraza's link sees the last one only), and leaves TX:0 as the head
+// would. It lets the gate decide the chains after it that need the rules
+// between the gate and them removed (920450 on a request with a
+// Content-Type).
 
 // capturedChain is the gate's view of such a chain.
 type capturedChain struct {
 	re        *rxOp
 	keyPrefix string   // the setvar's key before %{tx.0}, lower case
 	val       []string // the setvar's value: literal text, TX:0 between each two
-	op        plugintypes.Operator
-	neg       bool
+	// constKey: the setvar's key is keyPrefix alone, which the second
+	// link reads by name.
+	constKey bool
+	op       plugintypes.Operator
+	neg      bool
+	// ts: the second link's transformations.
+	ts []plugintypes.Transformation
 	// readers: the key regexes of the other rules that read TX.
 	readers []*regexp.Regexp
 	// before: the rules between the gate and the chain that may write
@@ -106,31 +126,54 @@ func (p *gatePlan) capturedChain(r reflect.Value, gr *gateRule) (*gateRule, erro
 			return gr, nil
 		}
 		setvars++
-		prefix, val, ok := tx0Setvar(fn)
+		prefix, named, val, ok := tx0Setvar(fn)
 		if !ok {
 			return gr, nil
 		}
-		c.keyPrefix, c.val = prefix, val
+		c.keyPrefix, c.constKey, c.val = prefix, !named, val
 	}
 	if setvars == 0 {
 		return gr, nil
 	}
 	// The second link: TX by a regex that is a literal prefix of every
-	// key the head writes, no transformation, an operator the gate may
-	// ask.
+	// key the head writes (by the key itself when it is constant), an
+	// operator the gate may ask.
 	vars, ts := link.FieldByName("variables"), link.FieldByName("transformations")
-	if vars.Kind() != reflect.Slice || vars.Len() != 1 || ts.Kind() != reflect.Slice || ts.Len() != 0 {
+	if vars.Kind() != reflect.Slice || vars.Len() != 1 || ts.Kind() != reflect.Slice {
 		return gr, nil
+	}
+	for i := range ts.Len() {
+		f := ts.Index(i).FieldByName("Function")
+		if !f.IsValid() || f.Kind() != reflect.Func {
+			return nil, errors.New("waf: gate: Coraza transformation fields not found")
+		}
+		t, ok := exported(f).Interface().(plugintypes.Transformation)
+		if !ok || t == nil {
+			return gr, nil
+		}
+		c.ts = append(c.ts, t)
 	}
 	v := vars.Index(0)
 	krx := v.FieldByName("KeyRx")
-	if v.FieldByName("Count").Bool() || variables.RuleVariable(v.FieldByName("Variable").Uint()) != variables.TX || krx.IsNil() {
+	if v.FieldByName("Count").Bool() || variables.RuleVariable(v.FieldByName("Variable").Uint()) != variables.TX {
 		return gr, nil
 	}
-	own := exported(krx).Interface().(*regexp.Regexp)
-	lit, ok := anchoredLiteral(own.String())
-	if !ok || lit == "" || !strings.HasPrefix(c.keyPrefix, lit) || captureKey(lit[:1]) {
-		return gr, nil
+	var lit string
+	if c.constKey {
+		lit = c.keyPrefix
+		if !krx.IsNil() || !strings.EqualFold(v.FieldByName("KeyStr").String(), lit) || lit == "" || captureKey(lit) {
+			return gr, nil
+		}
+	} else {
+		if krx.IsNil() {
+			return gr, nil
+		}
+		own := exported(krx).Interface().(*regexp.Regexp)
+		l, ok := anchoredLiteral(own.String())
+		if !ok || l == "" || !strings.HasPrefix(c.keyPrefix, l) || captureKey(l[:1]) {
+			return gr, nil
+		}
+		lit = l
 	}
 	op, neg, err := p.askableOp(link)
 	if op == nil || err != nil {
@@ -168,18 +211,27 @@ func (p *gatePlan) capturedChain(r reflect.Value, gr *gateRule) (*gateRule, erro
 		}
 	}
 	for _, k := range p.constKeys {
-		if strings.HasPrefix(k, lit) {
+		if strings.HasPrefix(k, lit) && (!c.constKey || k == lit) {
 			return gr, nil
 		}
+	}
+	if c.constKey {
+		// The one key is known: the key regexes are asked here.
+		for _, rx := range c.readers {
+			if rx.MatchString(lit) {
+				return gr, nil
+			}
+		}
+		c.readers = nil
 	}
 	gr.captured = c
 	return gr, nil
 }
 
-// tx0Setvar reads a setvar of TX whose key is literal text then %{tx.0}
-// and whose value is literal text (not empty, and not starting as an
-// arithmetic one) and TX:0.
-func tx0Setvar(fn plugintypes.Action) (prefix string, val []string, ok bool) {
+// tx0Setvar reads a setvar of TX whose key is literal text, then
+// %{tx.0} when named, and whose value is literal text (not empty, and not
+// starting as an arithmetic one) and TX:0.
+func tx0Setvar(fn plugintypes.Action) (prefix string, named bool, val []string, ok bool) {
 	f := reflect.ValueOf(fn)
 	if f.Kind() == reflect.Pointer {
 		f = f.Elem()
@@ -187,28 +239,34 @@ func tx0Setvar(fn plugintypes.Action) (prefix string, val []string, ok bool) {
 	k, vv, col := f.FieldByName("key"), f.FieldByName("value"), f.FieldByName("collection")
 	if k.Kind() != reflect.Interface || vv.Kind() != reflect.Interface || col.Kind() != reflect.Uint8 ||
 		variables.RuleVariable(col.Uint()) != variables.TX {
-		return "", nil, false
+		return "", false, nil, false
 	}
 	km, _ := exported(k).Interface().(macro.Macro)
 	vm, _ := exported(vv).Interface().(macro.Macro)
 	if km == nil || vm == nil {
-		return "", nil, false
+		return "", false, nil, false
 	}
 	key := km.String()
-	loc := tx0Macro.FindStringIndex(key)
-	if loc == nil || loc[1] != len(key) || strings.Contains(key[:loc[0]], "%{") {
-		return "", nil, false
+	end := len(key)
+	if loc := tx0Macro.FindStringIndex(key); loc != nil {
+		if loc[1] != len(key) {
+			return "", false, nil, false
+		}
+		end, named = loc[0], true
+	}
+	if strings.Contains(key[:end], "%{") {
+		return "", false, nil, false
 	}
 	val = tx0Macro.Split(vm.String(), -1)
 	for _, part := range val {
 		if strings.Contains(part, "%{") {
-			return "", nil, false
+			return "", false, nil, false
 		}
 	}
 	if len(val[0]) == 0 || val[0][0] == '+' || val[0][0] == '-' {
-		return "", nil, false
+		return "", false, nil, false
 	}
-	return strings.ToLower(key[:loc[0]]), val, true
+	return strings.ToLower(key[:end]), named, val, true
 }
 
 // anchoredLiteral returns lit when re is "^" and the literal text lit.
@@ -235,20 +293,27 @@ func anchoredLiteral(re string) (string, bool) {
 
 // othersSpare reports whether rule rr (not the chain's) neither writes a
 // TX key beginning with lit nor reads one beginning with c.keyPrefix but
-// by a key regex, which it adds to c.readers.
+// by a key regex, which it adds to c.readers. For a constant key, lit
+// and c.keyPrefix are that key, and only it counts.
 func (p *gatePlan) othersSpare(rr *rrule, lit string, c *capturedChain) bool {
+	hits := func(key, prefix string) bool {
+		if c.constKey {
+			return key == prefix
+		}
+		return strings.HasPrefix(key, prefix)
+	}
 	for _, sv := range rr.setvars {
-		if strings.HasPrefix(sv.key, lit) {
+		if hits(sv.key, lit) {
 			return false
 		}
 	}
 	for _, q := range rr.dynKeys {
-		if strings.HasPrefix(q, lit) || strings.HasPrefix(lit, q) {
+		if !c.constKey && strings.HasPrefix(q, lit) || strings.HasPrefix(lit, q) {
 			return false
 		}
 	}
 	for _, m := range macroRx.FindAllStringSubmatch(rr.raw, -1) {
-		if col, key, ok := strings.Cut(m[1], "."); ok && col == "tx" && strings.HasPrefix(key, c.keyPrefix) {
+		if col, key, ok := strings.Cut(m[1], "."); ok && col == "tx" && hits(key, c.keyPrefix) {
 			return false
 		}
 	}
@@ -264,7 +329,7 @@ func (p *gatePlan) othersSpare(rr *rrule, lit string, c *capturedChain) bool {
 				c.readers = append(c.readers, exported(krx).Interface().(*regexp.Regexp))
 			case v.FieldByName("KeyStr").String() == "":
 				return false
-			case strings.HasPrefix(strings.ToLower(v.FieldByName("KeyStr").String()), c.keyPrefix):
+			case hits(strings.ToLower(v.FieldByName("KeyStr").String()), c.keyPrefix):
 				return false
 			}
 		}
@@ -310,7 +375,8 @@ func (o *rxOp) capture0(value string) (string, bool) {
 func (s *gateState) capturedMayMatch(r *gateRule) bool {
 	c := r.captured
 	for _, b := range c.before {
-		if s.mayMatch(b) {
+		// Each was decided earlier in this pass.
+		if !s.removedHere(b.id) {
 			return true
 		}
 	}
@@ -338,7 +404,7 @@ func (s *gateState) capturedMayMatch(r *gateRule) bool {
 				}
 				b.WriteString(part)
 			}
-			if c.op.Evaluate(s.tx, b.String()) != c.neg {
+			if c.op.Evaluate(s.tx, c.transform(b.String())) != c.neg {
 				return true
 			}
 		}
@@ -347,6 +413,18 @@ func (s *gateState) capturedMayMatch(r *gateRule) bool {
 		s.tx.Variables().TX().SetIndex("0", 0, last)
 	}
 	return false
+}
+
+// transform is v after the second link's transformations, as Coraza's
+// executeTransformations makes it (an erroring step leaves the value as
+// it was).
+func (c *capturedChain) transform(v string) string {
+	for _, t := range c.ts {
+		if out, _, err := t(v); err == nil {
+			v = out
+		}
+	}
+	return v
 }
 
 // placeCaptured finds, for each chain decided with what its first link

@@ -135,3 +135,107 @@ SecRule TX:0 "@rx ^(?:host|user-agent|accept|x-[a-z-]+)$" "id:1704,phase:1,deny,
 		t.Error("chain 1702 is decided at the gate though an exception leaves out some of its values")
 	}
 }
+
+// TestGateCapturedConstKey checks the chains whose first link captures
+// into one constant TX key that the second link reads transformed
+// (gatecapture.go), modelled on CRS's 920420, against Coraza alone. Rule
+// 1714 reads TX:0 after the chain (the type, as the chain's capture
+// leaves it); the second link lowercases what it reads, so "APP/X" is
+// refused though the list holds it as written; the rule sets after read
+// or write the key, which leaves the chain to Coraza. In the default
+// rule set CRS's 920420 is decided so, and with it 920450, which
+// follows it.
+func TestGateCapturedConstKey(t *testing.T) {
+	dir := t.TempDir()
+	write := func(name, text string) string {
+		p := filepath.Join(dir, name)
+		if err := os.WriteFile(p, []byte(text), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	const chain = `
+SecAction "id:1711,phase:1,pass,nolog,setvar:'tx.test_types=|text/plain| |APP/X|'"
+SecRule REQUEST_HEADERS:Content-Type "@rx ^[^;\s]+" "id:1712,phase:1,deny,status:403,capture,t:none,\
+  msg:'type not allowed',logdata:'%{MATCHED_VAR}',setvar:'tx.ct_1712=|%{tx.0}|',chain"
+  SecRule TX:ct_1712 "!@within %{tx.test_types}" "t:lowercase"
+`
+	const reader = `SecRule TX:0 "@rx (?i)^(?:text/plain|app/x)$" "id:1714,phase:1,deny,status:403,msg:'capture read'"
+`
+	req := func(ctype string) []byte {
+		return []byte("GET / HTTP/1.1\r\nHost: localhost\r\nContent-Type: " + ctype + "\r\n\r\n")
+	}
+	cases := []struct {
+		raw  []byte
+		rule int // the rule that must refuse it
+	}{
+		{req("text/plain"), 1714},
+		{req("text/plain; charset=utf-8"), 1714},
+		{req("APP/X"), 1712},
+		{req("application/xml"), 1712},
+	}
+	var inputs [][]byte
+	for _, c := range cases {
+		inputs = append(inputs, c.raw)
+	}
+	decided := func(w *WAF, id int) *capturedChain {
+		p, err := planGate(w.waf, []int{gate1ID, gate2ID}, 1, time.Hour, w.res.consts)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, r := range p.after[gate1ID] {
+			if r.id == id {
+				return r.captured
+			}
+		}
+		return nil
+	}
+	cfg := Config{Budget: time.Hour, RuleFilesBefore: []string{write("chain.conf", chain+reader)}}
+	differential(t, cfg, nil, inputs)
+	w, err := New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Close()
+	for _, c := range cases {
+		v, err, _ := verdictOf(w, nil, c.raw)
+		if len(v.RuleIDs) == 0 || v.RuleIDs[0] != c.rule || err != nil {
+			t.Errorf("%q: rules %v, want %d first (%v)", c.raw, v.RuleIDs, c.rule, err)
+		}
+	}
+	if decided(w, 1712) == nil {
+		t.Error("chain 1712 is not decided at the gate")
+	}
+
+	// Rule sets where the key is read (before 1714 refuses) or written
+	// by another rule: the chain is Coraza's.
+	for _, other := range []string{
+		`SecRule TX:ct_1712 "@rx ^\|text/plain\|$" "id:1715,phase:1,deny,status:403,msg:'key read'"`,
+		`SecRule TX:/^ct_17/ "@rx ^\|text/plain\|$" "id:1715,phase:1,deny,status:403,msg:'key read'"`,
+		`SecRule REQUEST_METHOD "@rx ^GET$" "id:1715,phase:1,deny,status:403,msg:'%{tx.ct_1712}'"`,
+		`SecAction "id:1715,phase:1,pass,nolog,setvar:'tx.ct_1712=|APP/X|'"`,
+	} {
+		cfg := Config{Budget: time.Hour, RuleFilesBefore: []string{write("other.conf", chain+other+"\n"+reader)}}
+		differential(t, cfg, nil, inputs)
+		w, err := New(cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer w.Close()
+		if decided(w, 1712) != nil {
+			t.Errorf("chain 1712 is decided at the gate beside %s", other)
+		}
+	}
+
+	crs, err := New(Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer crs.Close()
+	if decided(crs, 920420) == nil {
+		t.Error("CRS 920420 is not decided at the gate")
+	}
+	if c := decided(crs, 920450); c == nil || !slices.ContainsFunc(c.before, func(r *gateRule) bool { return r.id == 920420 }) {
+		t.Errorf("CRS 920450 is not decided at the gate after 920420: %+v", c)
+	}
+}

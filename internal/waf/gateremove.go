@@ -35,6 +35,11 @@ func (s *gateState) remove(id int) {
 	s.any = true
 }
 
+// removedHere reports whether this pass has removed rule id.
+func (s *gateState) removedHere(id int) bool {
+	return s.any && s.removed[s.p.rank[id]]
+}
+
 // flush removes from the transaction the rules recorded, as ranges.
 func (s *gateState) flush(rr ruleRemover) {
 	if !s.any {
