@@ -3,7 +3,9 @@ package gateway
 import (
 	"fmt"
 	"net/http"
+	"net/netip"
 	"testing"
+	"time"
 )
 
 // TestRateLimitTableBounded: a client spraying source addresses (IPv6
@@ -64,4 +66,28 @@ func TestRateLimitTableBounded(t *testing.T) {
 			t.Errorf("silent abuser's request %d: %d, want %d", i, code, want)
 		}
 	}
+}
+
+// BenchmarkRateLimitSpray is the rate limiter's cost per request while
+// a spray of new IPv6 /64s churns a full table, beside a client that
+// keeps sending: "spray" (each request a new key) and "steady".
+func BenchmarkRateLimitSpray(b *testing.B) {
+	s := newRateStore(defaultRateClients)
+	now := time.Unix(0, 0)
+	key := func(i int) netip.Addr {
+		return netip.AddrFrom16([16]byte{0x20, 0x01, 0x0d, 0xb8, byte(i >> 24), byte(i >> 16), byte(i >> 8), byte(i)})
+	}
+	for i := range defaultRateClients {
+		s.allow("frontend", key(i), 1, 2, now)
+	}
+	b.Run("spray", func(b *testing.B) {
+		for i := 0; b.Loop(); i++ {
+			s.allow("frontend", key(defaultRateClients+i), 1, 2, now)
+		}
+	})
+	b.Run("steady", func(b *testing.B) {
+		for b.Loop() {
+			s.allow("frontend", key(7), 1, 2, now)
+		}
+	})
 }
