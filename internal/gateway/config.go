@@ -73,6 +73,12 @@ type LimitsFile struct {
 	// for forms and API calls. Routes that take uploads raise their own.
 	MaxBodyBytes  int64 `yaml:"max_body_bytes"`
 	MaxConnsPerIP int   `yaml:"max_conns_per_ip"` // 0: 256; an IPv6 /64 counts as one IP; the HTTPS and redirect ports count apart
+	// MaxRateClients is how many (route, client) rate-limit buckets are
+	// kept; 0 means 131072 (about 27 MiB). Past it the least recently
+	// seen client is forgotten, so a spray of source addresses bounds
+	// memory without refusing newcomers; raise it when more clients than
+	// that are active within a refill of the burst.
+	MaxRateClients int `yaml:"max_rate_clients"`
 }
 
 // WAFFile configures the WAF (see waf.Config for each setting's meaning).
@@ -203,6 +209,7 @@ type Settings struct {
 	MaxHeaderBytes int
 	MaxBodyBytes   int64 // routes' default
 	MaxConnsPerIP  int
+	MaxRateClients int
 	WAFOn          bool
 	WAF            waf.Config
 	InspectBytes   int64 // waf.body_inspection, defaults applied
@@ -276,6 +283,7 @@ func (f *File) Settings(services []string) (*Settings, error) {
 		MaxHeaderBytes: orInt(f.Limits.MaxHeaderBytes, 32<<10),
 		MaxBodyBytes:   f.Limits.MaxBodyBytes,
 		MaxConnsPerIP:  orInt(f.Limits.MaxConnsPerIP, 256),
+		MaxRateClients: orInt(f.Limits.MaxRateClients, defaultRateClients),
 		Events:         f.Events,
 		WAFOn:          !f.WAF.Disabled,
 	}
@@ -320,7 +328,7 @@ func (f *File) Settings(services []string) (*Settings, error) {
 	for _, l := range []struct {
 		key string
 		v   int64
-	}{{"limits.max_header_bytes", int64(f.Limits.MaxHeaderBytes)}, {"limits.max_body_bytes", f.Limits.MaxBodyBytes}, {"limits.max_conns_per_ip", int64(f.Limits.MaxConnsPerIP)}} {
+	}{{"limits.max_header_bytes", int64(f.Limits.MaxHeaderBytes)}, {"limits.max_body_bytes", f.Limits.MaxBodyBytes}, {"limits.max_conns_per_ip", int64(f.Limits.MaxConnsPerIP)}, {"limits.max_rate_clients", int64(f.Limits.MaxRateClients)}} {
 		if l.v < 0 {
 			return nil, config.Errorf(l.key, "must not be negative, got %d", l.v)
 		}

@@ -65,6 +65,7 @@ func TestSettingsErrors(t *testing.T) {
 		{"no routes", func(f *File, _ string) { f.Routes = nil }, `routes: no routes`},
 		{"host with port", func(f *File, _ string) { f.Routes[0].Host = "a.example:443" }, `routes[0].host: want a host name without port`},
 		{"negative limit", func(f *File, _ string) { f.Limits.MaxConnsPerIP = -1 }, `limits.max_conns_per_ip: must not be negative`},
+		{"negative rate table", func(f *File, _ string) { f.Limits.MaxRateClients = -1 }, `limits.max_rate_clients: must not be negative`},
 		{"host not a name", func(f *File, _ string) { f.Routes[0].Host = "a..example" }, `routes[0].host: want a host name`},
 		{"path not normal", func(f *File, _ string) { f.Routes[1].Path = "/api//v1/" }, `routes[1].path: want a path prefix in normal form (requests are matched in it), got "/api//v1/": its normal form is "/api/v1/"`},
 		{"path escapes", func(f *File, _ string) { f.Routes[1].Path = "/%61pi/" }, `routes[1].path: want a path prefix in normal form`},

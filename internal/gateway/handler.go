@@ -241,6 +241,19 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "CONNECT is not supported\nrequest id: "+reqID, http.StatusNotImplemented)
 		return
 	}
+	if strings.EqualFold(r.Method, http.MethodTrace) {
+		// TRACE has the service echo the request as it arrived: the
+		// client's cookies and credentials, and what the gateway adds
+		// (cross-site tracing). Frameworks that upper-case methods take
+		// "trace" for it.
+		http.Error(w, "TRACE is not supported\nrequest id: "+reqID, http.StatusNotImplemented)
+		return
+	}
+	if err := checkH2Target(r); err != nil {
+		ev.kind, ev.reason, ev.status, ev.blocked = KindPath, "target refused: "+err.Error(), http.StatusBadRequest, true
+		g.refuse(w, &ev)
+		return
+	}
 	host, ok := normalizeHost(r.Host)
 	if !ok || host == "" {
 		// No host (HTTP/1.0 allows it): the service would get its own

@@ -1,6 +1,7 @@
 package gateway
 
 import (
+	"hash/maphash"
 	"math"
 	"net"
 	"net/http"
@@ -8,18 +9,38 @@ import (
 	"strings"
 	"sync"
 	"time"
-
-	"golang.org/x/time/rate"
 )
 
 // rateStore holds one token bucket per (route, client) (clientKey: an IPv4
-// address or IPv6 /64). Buckets idle for
-// longer than it takes them to refill are dropped, so memory follows the
-// number of recently active clients.
+// address or IPv6 /64), at most limits.max_rate_clients of them, in shards
+// with a lock each so that requests of different clients seldom wait on
+// each other. Every request does a fixed amount of work: there is no sweep.
+//
+// A full shard forgets its least recently seen bucket, as nginx's
+// limit_req zone does: newcomers are always served, whatever a spray of
+// source addresses did to the table, and a client that keeps sending
+// keeps its bucket. A client forgotten after falling silent for the
+// whole of its shard's churn (max_rate_clients other clients seen since, in
+// expectation; the shard a key lands in is keyed by a random seed) comes
+// back with at most a fresh burst, which it may have earned by then
+// anyway.
 type rateStore struct {
-	mu      sync.Mutex // guards buckets and swept
+	seed   maphash.Seed
+	shards [rateShards]rateShard
+}
+
+const (
+	rateShards = 16
+	// defaultRateClients is limits.max_rate_clients' default: about 27
+	// MiB of buckets at most.
+	defaultRateClients = 1 << 17
+)
+
+type rateShard struct {
+	mu      sync.Mutex // guards buckets, head and the list through it
 	buckets map[rateKey]*bucket
-	swept   time.Time
+	head    bucket // sentinel of the list, most recently seen first
+	max     int    // buckets this shard holds at most
 }
 
 type rateKey struct {
@@ -27,59 +48,86 @@ type rateKey struct {
 	client netip.Prefix
 }
 
+// bucket is a token bucket: tokens as of at, at most the route's burst.
 type bucket struct {
-	lim  *rate.Limiter
-	last time.Time
+	key        rateKey
+	tokens     float64
+	at         time.Time
+	prev, next *bucket
 }
 
-const maxBuckets = 1 << 20
+// newRateStore holds at most size buckets (rounded up to a multiple of
+// rateShards).
+func newRateStore(size int) *rateStore {
+	s := &rateStore{seed: maphash.MakeSeed()}
+	for i := range s.shards {
+		sh := &s.shards[i]
+		sh.max = max(1, (size+rateShards-1)/rateShards)
+		sh.buckets = map[rateKey]*bucket{}
+		sh.head.prev, sh.head.next = &sh.head, &sh.head
+	}
+	return s
+}
 
-// allow takes a token for key. When none is left it returns false and how
-// long until one is.
+// allow takes a token for (route, ip). When none is left it returns false
+// and how long until one is.
 func (s *rateStore) allow(route string, ip netip.Addr, rps float64, burst int, now time.Time) (bool, time.Duration) {
 	if rps == 0 && burst == 0 {
 		return true, 0
 	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.buckets == nil {
-		s.buckets = map[rateKey]*bucket{}
-	}
 	k := rateKey{route, clientKey(ip)}
-	b := s.buckets[k]
+	sh := &s.shards[maphash.Comparable(s.seed, k)%rateShards]
+	sh.mu.Lock()
+	defer sh.mu.Unlock()
+	b := sh.buckets[k]
 	if b == nil {
-		if len(s.buckets) >= maxBuckets {
-			s.sweep(now, 0)
+		if len(sh.buckets) >= sh.max {
+			old := sh.head.prev
+			old.unlink()
+			delete(sh.buckets, old.key)
+			b = old // reused: no allocation for a churning table
+		} else {
+			b = &bucket{}
 		}
-		if len(s.buckets) >= maxBuckets {
-			// Fail closed rather than grow without bound.
-			return false, time.Second
-		}
-		b = &bucket{lim: rate.NewLimiter(rate.Limit(rps), burst)}
-		s.buckets[k] = b
+		*b = bucket{key: k, tokens: float64(burst), at: now}
+		sh.buckets[k] = b
+	} else {
+		b.unlink()
 	}
-	b.last = now
-	if now.Sub(s.swept) > time.Minute {
-		s.sweep(now, 10*time.Minute)
-	}
-	r := b.lim.ReserveN(now, 1)
-	if !r.OK() {
-		return false, time.Second
-	}
-	if d := r.DelayFrom(now); d > 0 {
-		r.CancelAt(now)
-		return false, d
-	}
-	return true, 0
+	b.prev, b.next = &sh.head, sh.head.next
+	b.prev.next, b.next.prev = b, b
+	return b.take(now, rps, burst)
 }
 
-func (s *rateStore) sweep(now time.Time, idle time.Duration) {
-	s.swept = now
-	for k, b := range s.buckets {
-		if now.Sub(b.last) >= idle && b.lim.TokensAt(now) >= float64(b.lim.Burst()) {
-			delete(s.buckets, k)
-		}
+func (b *bucket) unlink() {
+	b.prev.next, b.next.prev = b.next, b.prev
+}
+
+func (b *bucket) take(now time.Time, rps float64, burst int) (bool, time.Duration) {
+	if d := now.Sub(b.at); d > 0 {
+		b.tokens = min(float64(burst), b.tokens+d.Seconds()*rps)
+		b.at = now
 	}
+	if b.tokens >= 1 {
+		b.tokens--
+		return true, 0
+	}
+	if rps <= 0 {
+		return false, time.Second
+	}
+	return false, time.Duration((1 - b.tokens) / rps * float64(time.Second))
+}
+
+// len is the number of buckets held.
+func (s *rateStore) len() int {
+	n := 0
+	for i := range s.shards {
+		sh := &s.shards[i]
+		sh.mu.Lock()
+		n += len(sh.buckets)
+		sh.mu.Unlock()
+	}
+	return n
 }
 
 // retryAfter is d in whole seconds, at least 1, for Retry-After.

@@ -3,6 +3,7 @@ package gateway
 import (
 	"errors"
 	"net"
+	"net/http"
 	"net/netip"
 	"strconv"
 	"strings"
@@ -30,7 +31,33 @@ var (
 	errPathNUL        = errors.New("path holds a NUL byte")
 	errPathEncodedSep = errors.New("path holds an encoded separator")
 	errPathOverlong   = errors.New("path holds an overlong UTF-8 sequence")
+	errTargetForm     = errors.New("HTTP/2 :path is not origin-form")
+	errTargetHost     = errors.New("HTTP/2 host header disagrees with :authority")
 )
+
+// checkH2Target refuses an HTTP/2 request whose target two readers would
+// take to different places (RFC 9113 section 8.3.1): a :path that is not
+// origin-form (an absolute URI names a scheme and host beside
+// :authority's; "*" is for OPTIONS alone), or a host header other than
+// :authority. The gateway routes on :authority; the service, a log or
+// an intermediary reading the other would take the request to another
+// host. A host header that agrees is dropped, so that the WAF sees the
+// host once.
+func checkH2Target(r *http.Request) error {
+	if r.ProtoMajor != 2 || r.Method == http.MethodConnect {
+		return nil
+	}
+	if !strings.HasPrefix(r.RequestURI, "/") && (r.RequestURI != "*" || r.Method != http.MethodOptions) {
+		return errTargetForm
+	}
+	if hs, ok := r.Header["Host"]; ok {
+		if len(hs) != 1 || !strings.EqualFold(hs[0], r.Host) {
+			return errTargetHost
+		}
+		delete(r.Header, "Host")
+	}
+	return nil
+}
 
 // normalizePath returns the normal form of an escaped request path, the one
 // form the gateway routes on, shows the WAF and forwards:

@@ -602,3 +602,43 @@ func TestConnectNotForwarded(t *testing.T) {
 		}
 	}
 }
+
+// TestTraceNotForwarded: TRACE asks the service to echo the request as it
+// arrived, the gateway's forwarding headers and the client's cookies and
+// credentials with it (cross-site tracing), and servers such as Apache
+// answer it by default. The gateway answers it itself, in any letter
+// case (frameworks that upper-case methods take "trace" for TRACE), on
+// routes with the WAF off too, where CRS's method list does not apply.
+func TestTraceNotForwarded(t *testing.T) {
+	log, f := newLoggedShop(t)
+	for _, raw := range []string{
+		"TRACE /static/a HTTP/1.1\r\nHost: shop.example.org\r\nCookie: s=victim\r\n\r\n",
+		"trace /static/a HTTP/1.1\r\nHost: shop.example.org\r\n\r\n",
+		"TRACE /a HTTP/1.1\r\nHost: other.example\r\n\r\n",
+	} {
+		c, br := f.rawConn()
+		c.Write([]byte(raw))
+		resp, err := http.ReadResponse(br, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		if resp.StatusCode != http.StatusNotImplemented || strings.Contains(string(body), "victim") {
+			t.Errorf("%q: %d %q, want 501", strings.SplitN(raw, "\r\n", 2)[0], resp.StatusCode, body)
+		}
+	}
+	_, fr := f.h2Conn()
+	fr.WriteHeaders(http2.HeadersFrameParam{StreamID: 1, EndStream: true, EndHeaders: true,
+		BlockFragment: headerBlock(":method", "TRACE", ":scheme", "https", ":authority", "shop.example.org", ":path", "/static/a")})
+	if status := h2Status(t, fr); status != "501" {
+		t.Errorf("HTTP/2 TRACE: %s, want 501", status)
+	}
+	if code, _, _ := f.do(func() *http.Request { r := f.req("GET", "/static/marker", nil); r.Host = "shop.example.org"; return r }()); code != 200 {
+		t.Fatalf("marker: %d", code)
+	}
+	for _, l := range log.all() {
+		if !strings.HasPrefix(l, "GET /static/marker") {
+			t.Errorf("the backend served %q", l)
+		}
+	}
+}

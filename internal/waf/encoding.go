@@ -1,6 +1,7 @@
 package waf
 
 import (
+	"bufio"
 	"compress/flate"
 	"compress/gzip"
 	"errors"
@@ -80,5 +81,63 @@ func decodeResponse(resp *http.Response) error {
 	resp.Header.Del("Content-Length")
 	resp.ContentLength = -1
 	resp.Uncompressed = true
+	return nil
+}
+
+// errResponseUnreadable: a response body of a type the rules inspect that
+// they cannot read in full (past the response body limit, in a charset
+// that does not spell ASCII as ASCII, or of more than one type).
+var errResponseUnreadable = errors.New("waf: response body the rules cannot read")
+
+// responseType returns resp's Content-Type as the rules judge it: its
+// media type in lower case without surrounding space, as browsers read
+// it ("Text/HTML ; charset=utf-8" is text/html), parameters kept.
+// Coraza compares the type as written, so such a page would pass
+// unread. More than one Content-Type is an error: readers differ on
+// which one counts.
+func responseType(resp *http.Response) (string, error) {
+	cts := resp.Header.Values("Content-Type")
+	switch len(cts) {
+	case 0:
+		return "", nil
+	case 1:
+	default:
+		return "", fmt.Errorf("%w: %d Content-Type fields", errResponseUnreadable, len(cts))
+	}
+	media, params, _ := strings.Cut(cts[0], ";")
+	media = strings.ToLower(strings.TrimSpace(media))
+	if params != "" {
+		return media + ";" + params, nil
+	}
+	return media, nil
+}
+
+// readableCharsets spell ASCII text as ASCII bytes, which is what the
+// response rules match: the charsets CRS takes on request bodies (920480)
+// and ASCII.
+var readableCharsets = map[string]bool{
+	"": true, "utf-8": true, "utf8": true, "us-ascii": true, "ascii": true,
+	"iso-8859-1": true, "latin1": true, "iso-8859-15": true, "windows-1252": true,
+}
+
+// checkResponseText refuses an inspected response body the rules would
+// read as noise: a charset parameter not in readableCharsets (UTF-16,
+// UTF-7, EBCDIC), or a UTF-16 byte order mark, which browsers obey over
+// the header. body must have been peeked from the body's start.
+func checkResponseText(ctype string, body *bufio.Reader) error {
+	_, params, _ := strings.Cut(ctype, ";")
+	for _, p := range strings.Split(params, ";") {
+		k, v, _ := strings.Cut(p, "=")
+		if !strings.EqualFold(strings.TrimSpace(k), "charset") {
+			continue
+		}
+		cs := strings.ToLower(strings.Trim(strings.TrimSpace(v), `"'`))
+		if !readableCharsets[cs] {
+			return fmt.Errorf("%w: charset %q", errResponseUnreadable, cs)
+		}
+	}
+	if bom, _ := body.Peek(2); string(bom) == "\xff\xfe" || string(bom) == "\xfe\xff" {
+		return fmt.Errorf("%w: UTF-16 byte order mark", errResponseUnreadable)
+	}
 	return nil
 }

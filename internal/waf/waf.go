@@ -7,6 +7,7 @@
 package waf
 
 import (
+	"bufio"
 	_ "embed"
 	"errors"
 	"fmt"
@@ -62,12 +63,17 @@ type Config struct {
 	// RequestBodyLimit is the largest request body accepted, in bytes; a
 	// larger body is refused (fail closed). 0 means 13 MiB.
 	RequestBodyLimit int64
-	// ResponseBodyLimit is how much of a response body is inspected, in
-	// bytes, when InspectResponses is set; the rest passes uninspected.
-	// 0 means 512 KiB.
+	// ResponseBodyLimit is the largest response body of an inspected type
+	// sent, in bytes, when InspectResponses is set; a larger one is
+	// refused once the rules have read that much of it (fail closed, as
+	// RequestBodyLimit). 0 means 512 KiB.
 	ResponseBodyLimit int64
 	// InspectResponses turns on the RESPONSE-95x rules over response
-	// headers and text bodies.
+	// headers and text bodies. A body of an inspected type the rules
+	// cannot read in full (past ResponseBodyLimit, in another content
+	// coding than gzip, in a charset that does not spell ASCII as ASCII
+	// such as UTF-16, or under more than one Content-Type) is an error
+	// from Tx.Response, not sent unread.
 	InspectResponses bool
 	// RuleFilesBefore are SecLang files loaded after the CRS setup and
 	// before the CRS rules: the place for runtime exclusions (ctl:...).
@@ -647,7 +653,14 @@ func (t *Tx) Response(resp *http.Response) (Verdict, error) {
 		return Verdict{}, t.err
 	}
 	tx := t.tx
+	ctype, err := responseType(resp)
+	if err != nil {
+		return Verdict{}, err
+	}
 	for k, vs := range resp.Header {
+		if http.CanonicalHeaderKey(k) == "Content-Type" {
+			vs = []string{ctype}
+		}
 		for _, v := range vs {
 			tx.AddResponseHeader(k, v)
 		}
@@ -659,18 +672,31 @@ func (t *Tx) Response(resp *http.Response) (Verdict, error) {
 		if err := decodeResponse(resp); err != nil {
 			return Verdict{}, err
 		}
-		it, _, err := tx.ReadResponseBodyFrom(resp.Body)
+		body := bufio.NewReaderSize(resp.Body, 16)
+		if err := checkResponseText(ctype, body); err != nil {
+			return Verdict{}, err
+		}
+		it, _, err := tx.ReadResponseBodyFrom(body)
 		if err != nil {
 			return Verdict{}, fmt.Errorf("waf: read response body: %w", err)
 		}
 		if it != nil {
 			return t.verdict(), nil
 		}
+		more, err := body.Peek(1)
+		if len(more) > 0 {
+			// The rules read the limit's worth and found nothing; the
+			// rest would go out unread.
+			return Verdict{}, fmt.Errorf("%w: past the response body limit", errResponseUnreadable)
+		}
+		if err != nil && err != io.EOF {
+			return Verdict{}, fmt.Errorf("waf: read response body: %w", err)
+		}
 		rbr, err := tx.ResponseBodyReader()
 		if err != nil {
 			return Verdict{}, fmt.Errorf("waf: response body: %w", err)
 		}
-		resp.Body = readCloser{io.MultiReader(rbr, resp.Body), resp.Body}
+		resp.Body = readCloser{rbr, resp.Body}
 	}
 	if _, err := tx.ProcessResponseBody(); err != nil {
 		return Verdict{}, fmt.Errorf("waf: response body: %w", err)
