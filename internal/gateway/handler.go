@@ -264,7 +264,14 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	route, path, err := st.route(host, r)
 	if err != nil {
-		ev.kind, ev.reason, ev.status, ev.blocked = KindPath, "path refused: "+err.Error(), http.StatusBadRequest, true
+		// A path that is not one (no leading "/", a broken escape) is a
+		// bad request; every other refusal is of what a backend would
+		// read as another path, which only an attack sends: forbidden.
+		status := http.StatusForbidden
+		if errors.Is(err, errPathForm) {
+			status = http.StatusBadRequest
+		}
+		ev.kind, ev.reason, ev.status, ev.blocked = KindPath, "path refused: "+err.Error(), status, true
 		g.refuse(w, &ev)
 		return
 	}

@@ -208,7 +208,7 @@ func TestRefusalsEchoNothing(t *testing.T) {
 		name, raw string
 		want      int
 	}{
-		{"path above the root", "GET /" + esc + "/../../x HTTP/1.1\r\nHost: localhost\r\n\r\n", http.StatusBadRequest},
+		{"path above the root", "GET /" + esc + "/../../x HTTP/1.1\r\nHost: localhost\r\n\r\n", http.StatusForbidden},
 		{"foreign origin", "POST /x HTTP/1.1\r\nHost: localhost\r\nOrigin: https://" + esc + ".example\r\nContent-Length: 0\r\n\r\n", http.StatusForbidden},
 		{"WAF block", "GET /?q=" + url.QueryEscape(mark) + " HTTP/1.1\r\nHost: localhost\r\n\r\n", http.StatusForbidden},
 		{"bad host", "GET / HTTP/1.1\r\nHost: " + esc + "\r\n\r\n", http.StatusBadRequest},

@@ -342,8 +342,8 @@ routes:
 		r.Header.Set("Origin", "https://evil.example")
 		r.Header.Set("Cookie", "session=victim")
 		code, body, _ := f.do(r)
-		if code != http.StatusBadRequest {
-			t.Errorf("POST %s: %d %q, want 400", path, code, body)
+		if code != http.StatusForbidden {
+			t.Errorf("POST %s: %d %q, want 403", path, code, body)
 		}
 	}
 	if n := be.count.Load(); n != 0 {
@@ -383,8 +383,8 @@ routes:
 		r := f.req("POST", path, strings.NewReader("role=admin"))
 		r.Header.Set("Origin", "https://evil.example")
 		r.Header.Set("Cookie", "session=victim")
-		if code, body, _ := f.do(r); code != http.StatusBadRequest {
-			t.Errorf("POST %s: %d %q, want 400", path, code, body)
+		if code, body, _ := f.do(r); code != http.StatusForbidden {
+			t.Errorf("POST %s: %d %q, want 403", path, code, body)
 		}
 	}
 	if n := be.count.Load(); n != 0 {
