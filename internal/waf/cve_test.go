@@ -73,6 +73,9 @@ func TestSerializedKind(t *testing.T) {
 		{"O:8 ratio on the gauge", ""},
 		{"server:\n  port: 8080\nlist: !!set {a, b}\n", ""},
 		{b64("\x04\b{\x06I\"\x0fsession_id\x06:\x06ETI\"\x06x\x06;\x00T"), ""},
+		{"HexAsciiSerializedMap:ACED00057372001173", "Java serialization"},
+		{`{"blob":"x rO0ABXNyABFqYXZh"}`, "Java serialization"},
+		{"rO0ABX is what the docs show", ""},
 		{java, ""}, // rule 90018's
 		{"", ""},
 		{"deadbeefdeadbeef", ""},
@@ -224,6 +227,25 @@ func TestPHPInText(t *testing.T) {
 	for _, c := range cases {
 		if got := phpInText([]byte(c.in)); got != c.want {
 			t.Errorf("phpInText(%q) = %v, want %v", c.in, got, c.want)
+		}
+	}
+}
+
+func TestServerPageCode(t *testing.T) {
+	for _, c := range []struct {
+		in   string
+		want bool
+	}{
+		{`<%runtime.getruntime().exec(request.getparameter("c"));%>`, true},
+		{`<%!string c;%>`, true},
+		{`<%execute request("x")%>`, true},
+		{`<%response.write(1)%>`, true},
+		{"growth of 5<% over the year", false},
+		{"<%-- a comment --%>", false},
+		{"50% <% 60%", false},
+	} {
+		if got := serverPageCodeRx.MatchString(c.in); got != c.want {
+			t.Errorf("serverPageCodeRx on %q = %v, want %v", c.in, got, c.want)
 		}
 	}
 }

@@ -43,6 +43,9 @@ func serializedKind(v string) string {
 	if k := serializedRaw([]byte(v)); k != "" {
 		return k
 	}
+	if javaStreamInside(v) {
+		return "Java serialization"
+	}
 	t := strings.TrimSpace(v)
 	if len(t) < 8 {
 		return ""
@@ -141,4 +144,22 @@ func attackIf(b bool) int {
 		return scoreAttack
 	}
 	return scoreNone
+}
+
+// javaStreamInside reports whether v carries a serialized Java object
+// after a prefix of its own ("HexAsciiSerializedMap:ACED0005737200…",
+// a Base64 field inside a document): the stream's magic and an object
+// (TC_OBJECT, TC_CLASSDESC) in hex, or their Base64 ("rO0ABXNy",
+// "rO0ABXQ" for a string). Rule 90018 reads a stream at the start.
+func javaStreamInside(v string) bool {
+	return strings.Contains(v, "rO0ABXNy") || strings.Contains(v, "rO0ABXN9") || containsFold(v, "aced00057372") || containsFold(v, "aced00057e72")
+}
+
+func containsFold(s, sub string) bool {
+	for i := 0; i+len(sub) <= len(s); i++ {
+		if strings.EqualFold(s[i:i+len(sub)], sub) {
+			return true
+		}
+	}
+	return false
 }

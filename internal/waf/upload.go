@@ -57,7 +57,7 @@ func classifyUpload(head []byte) uploadKind {
 	if printableText(bytes.ToValidUTF8(head, nil)) {
 		// JSP and ASP only in text: "<%" is two bytes a binary file holds
 		// by chance.
-		if bytes.Contains(lower, []byte("<%@")) || bytes.Contains(lower, []byte("<%=")) || bytes.Contains(lower, []byte("<% ")) ||
+		if bytes.Contains(lower, []byte("<%@")) || bytes.Contains(lower, []byte("<%=")) || bytes.Contains(lower, []byte("<% ")) || serverPageCodeRx.Match(lower) ||
 			bytes.Contains(lower, []byte("<jsp:")) || bytes.HasPrefix(bytes.TrimSpace(lower), []byte("<?")) && bytes.Contains(lower, []byte("system(")) {
 			return uploadScript
 		}

@@ -35,6 +35,12 @@ var (
 	phpShortTagRx = regexp.MustCompile(`<\?[\s]+(?:@?[a-z_]\w*\s*\(|\$\w+\s*[=(\[])[^\x00]{0,256}?(?:;|\?>)`)
 )
 
+// serverPageCodeRx is a JSP or ASP code block whose code follows "<%"
+// with no space ("<%Runtime.getRuntime().exec(…)%>", "<%!String x;%>",
+// "<%execute request(\"x\")%>"): a name, and a call, member, index,
+// assignment or a statement's end after it or after a second word.
+var serverPageCodeRx = regexp.MustCompile(`<%!?\s*[a-z_][\w.]*(?:\s+[a-z_][\w.]*)?\s*[.(=\[;]`)
+
 // phpInText reports whether lower (a file's head, lower-cased) holds PHP
 // that runs, opened otherwise than by "<?php" and "<?=".
 func phpInText(lower []byte) bool {
