@@ -58,7 +58,7 @@ var (
 	}}
 	familyXSS    = family{"xss", xssScore, anyKind}
 	familyShell  = family{"shell", shellScore, anyKind}
-	familyPHP    = family{"php", phpScore, knownKind}
+	familyPHP    = family{"php", phpScore, func(v string, sc int) bool { return knownKind(v, sc) || placeholderText(v) }}
 	familyNode   = family{"node", nodeScore, knownKind}
 	familyMongo  = family{"mongo", mongoScore, anyKind}
 	familySSRF   = family{"ssrf", ssrfScore, knownKind}
@@ -90,6 +90,10 @@ func familyOf(id int) *family {
 		return &familyNode
 	case id == 934110:
 		return &familySSRF
+	case id == 934170:
+		return &familyDataURI
+	case id >= 944100 && id <= 944130:
+		return &familyJava
 	}
 	return nil
 }
@@ -427,7 +431,7 @@ func nodeScore(v string) int {
 // ("user[$ne]"), a JSON object's ("{\"$gt\": \"\"}") or a flattened
 // JSON key's ("json.password.$ne"). "$type" inside a flat value is text.
 func mongoScore(v string) int {
-	if strings.Contains(v, "[$") || strings.Contains(v, "{$") || strings.Contains(v, "{\"$") || strings.Contains(v, ",\"$") || strings.Contains(v, "$where") {
+	if strings.Contains(v, "[$") || strings.Contains(v, "{$") || strings.Contains(v, "{\"$") || strings.Contains(v, ",\"$") || whereOperator(v) {
 		return scoreAttack
 	}
 	// A JSON body's keys, flattened ("json.password.$ne"): an operator

@@ -207,6 +207,9 @@ func (o *fileNameOp) Evaluate(tx plugintypes.TransactionState, value string) boo
 				continue
 			}
 		}
+		if o.arg && osFileInProse(value, name) {
+			continue
+		}
 		if tx != nil && tx.Capturing() {
 			tx.CaptureField(0, value[m.Start():m.End()])
 		}

@@ -139,6 +139,11 @@ func shellScore(v string) int {
 		v = text
 	}
 	forms := []string{v}
+	if rest, ok := strings.CutPrefix(strings.TrimLeft(v, " \t"), "-c "); ok {
+		// The arguments of "sh -c" (an appliance's utility that hands
+		// them to bash): the command string runs as a command line.
+		forms = append(forms, ";"+rest)
+	}
 	if n, ok := normalize(v); ok {
 		forms = append(forms, n)
 	}
@@ -168,6 +173,7 @@ func shellForm(s string) int {
 	if strings.ContainsAny(s, "$\\%") {
 		s = shellSpacing.Replace(s)
 	}
+	s = expandBraceCommands(s)
 	if strings.Contains(s, "/dev/tcp/") || strings.Contains(s, "/dev/udp/") || strings.Contains(s, "$((") ||
 		strings.HasPrefix(strings.TrimSpace(s), "() {") {
 		// Reverse shells, arithmetic expansion and Shellshock's function

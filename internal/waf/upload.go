@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"io"
 	"os"
-	"path"
 	"strings"
 
 	"github.com/corazawaf/coraza/v3/experimental/plugins/plugintypes"
@@ -52,13 +51,13 @@ func classifyUpload(head []byte) uploadKind {
 	// PHP runs from "<?php" or "<?=" anywhere in the file: polyglots put it
 	// after an image header ("GIF89a<?php").
 	if bytes.Contains(lower, []byte("<?php")) || bytes.Contains(lower, []byte("<?=")) ||
-		bytes.Contains(lower, []byte("<!--#exec")) || bytes.Contains(lower, []byte("<script runat=")) {
+		bytes.Contains(lower, []byte("<!--#exec")) || bytes.Contains(lower, []byte("<script runat=")) || phpInText(lower) {
 		return uploadScript
 	}
 	if printableText(bytes.ToValidUTF8(head, nil)) {
 		// JSP and ASP only in text: "<%" is two bytes a binary file holds
 		// by chance.
-		if bytes.Contains(lower, []byte("<%@")) || bytes.Contains(lower, []byte("<%=")) || bytes.Contains(lower, []byte("<% ")) ||
+		if bytes.Contains(lower, []byte("<%@")) || bytes.Contains(lower, []byte("<%=")) || bytes.Contains(lower, []byte("<% ")) || serverPageCodeRx.Match(lower) ||
 			bytes.Contains(lower, []byte("<jsp:")) || bytes.HasPrefix(bytes.TrimSpace(lower), []byte("<?")) && bytes.Contains(lower, []byte("system(")) {
 			return uploadScript
 		}
@@ -87,7 +86,7 @@ var activeDocExt = map[string]bool{".html": true, ".htm": true, ".svg": true, ".
 // page a browser renders (HTML, XHTML, SVG), whatever its bytes start
 // with.
 func declaredPage(name, ctype string) bool {
-	ext := strings.ToLower(path.Ext(strings.TrimRight(name, ". ")))
+	ext := uploadExt(name)
 	ct := strings.ToLower(strings.TrimSpace(ctype))
 	return ext == ".html" || ext == ".htm" || ext == ".xhtml" || ext == ".svg" ||
 		strings.HasPrefix(ct, "text/html") || strings.HasPrefix(ct, "application/xhtml+xml") || strings.HasPrefix(ct, "image/svg+xml")
@@ -104,7 +103,7 @@ func activeFragment(head []byte) bool {
 // data (an image, a document, an archive, text) rather than a program or
 // a page.
 func claimsInert(name, ctype string) bool {
-	ext := strings.ToLower(path.Ext(strings.TrimRight(name, ". ")))
+	ext := uploadExt(name)
 	ct := strings.ToLower(ctype)
 	if serverScriptExt[ext] || activeDocExt[ext] {
 		return false
@@ -173,7 +172,7 @@ func (uploadOp) Evaluate(tx plugintypes.TransactionState, _ string) bool {
 	// Names alone: a server script's extension on a route that takes none.
 	if !allowed {
 		for _, n := range names {
-			if serverScriptExt[strings.ToLower(path.Ext(strings.TrimRight(n, ". ")))] {
+			if serverScriptExt[uploadExt(n)] {
 				capture(tx, "an upload named "+Mask("FILES", n)+" to a route that takes no executable files")
 				return true
 			}

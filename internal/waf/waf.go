@@ -141,6 +141,12 @@ var DefaultContentTypes = []string{
 //go:embed rules/moat.conf
 var moatRules string
 
+// moatCVERules are moat's rules for the shapes of known exploits
+// (rules/moat-cve.conf), loaded after moatRules.
+//
+//go:embed rules/moat-cve.conf
+var moatCVERules string
+
 // moatBeforeBlocking runs after every attack rule and before CRS's
 // blocking evaluation (rules/moat-before-blocking.conf).
 //
@@ -167,6 +173,8 @@ func register() {
 		plugins.RegisterOperator("moatShell", newScoreOp(shellScore))
 		plugins.RegisterOperator("moatUpload", newUploadOp)
 		plugins.RegisterOperator("moatSSTI", newScoreOp(sstiScore))
+		plugins.RegisterOperator("moatSerialized", newScoreOp(func(v string) int { return attackIf(serializedKind(v) != "") }))
+		plugins.RegisterOperator("moatMetadataURL", newScoreOp(func(v string) int { return attackIf(metadataURL(v) != "") }))
 		plugins.RegisterOperator("moatFileNameFromFile", newFileNameOp)
 		plugins.RegisterOperator("moatOSFileFromFile", newOSFileOp)
 		plugins.RegisterOperator("moatArgFileNameFromFile", newArgFileNameOp)
@@ -262,6 +270,7 @@ func New(cfg Config) (*WAF, error) {
 		// Before CRS, so that its phase-2 rules score before CRS's
 		// blocking evaluation (949110) runs.
 		b.WriteString(moatRules)
+		b.WriteString(moatCVERules)
 	}
 	if cfg.StockCRS {
 		b.WriteString("Include @owasp_crs/*.conf\n")

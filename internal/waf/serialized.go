@@ -1,0 +1,165 @@
+package waf
+
+import (
+	"bytes"
+	"encoding/base64"
+	"encoding/hex"
+	"regexp"
+	"strings"
+)
+
+// Serialized objects. A value that is an object graph in a language's
+// native serialization, handed to a deserializer, builds whatever classes
+// it names and runs their code (gadget chains: Java's, .NET's
+// BinaryFormatter, Python's pickle, PHP's unserialize, YAML loaders that
+// build objects from tags, Ruby's Marshal). Rule 90018 reads Java's
+// stream magic at the start of a value; serializedKind reads the others,
+// raw, in Base64 (standard or URL alphabet, as cookies and view states
+// carry them) or in hex. What marks an object rather than data is each
+// format's own: BinaryFormatter's header record, a pickle's opcode that
+// looks a class up by name, PHP's "O:<n>:" object, a YAML tag naming a
+// language class, a Marshal stream naming a RubyGems class. A pickle or
+// a PHP array of plain values builds nothing and is not one.
+
+// maxSerializedRead bounds what is decoded of a value.
+const maxSerializedRead = 16 << 10
+
+var (
+	// PHP's serialized object or custom-serialized class: O:8:"stdClass":1:{.
+	phpObjectRx = regexp.MustCompile(`(?:^|[;{:])[OC]:\+?\d{1,4}:"[A-Za-z_\\][\w\\]*":\d{1,6}:\{`)
+	// YAML tags that make a loader build a language object.
+	yamlTagRx = regexp.MustCompile(`(?i)!!(?:python/(?:object|name|module)\b|ruby/(?:object|hash|struct|class|module)\b|(?:java|javax|jdk|sun|com\.sun)\.[\w$]+)|!ruby/(?:object|hash|struct):`)
+	// A pickle's GLOBAL opcode, c<module>\n<name>\n, and protocol 0's
+	// INST, i<module>\n<name>\n, at the end of a pickle.
+	pickleGlobalRx = regexp.MustCompile(`c[A-Za-z_][\w.]*\n[A-Za-z_][\w.]*\n`)
+	pickleInstRx   = regexp.MustCompile(`\ni[A-Za-z_][\w.]*\n[A-Za-z_][\w.]*\n\.$`)
+)
+
+// serializedKind names the serialization whose object v is, or "".
+func serializedKind(v string) string {
+	if len(v) > maxSerializedRead {
+		v = v[:maxSerializedRead]
+	}
+	if k := serializedRaw([]byte(v)); k != "" {
+		return k
+	}
+	if javaStreamInside(v) {
+		return "Java serialization"
+	}
+	t := strings.TrimSpace(v)
+	if len(t) < 8 {
+		return ""
+	}
+	if b, ok := decodeBase64Value(t); ok {
+		if k := serializedRaw(b); k != "" {
+			return k
+		}
+	}
+	if len(t)%2 == 0 && isHexText(t) {
+		if b, err := hex.DecodeString(t); err == nil {
+			return serializedRaw(b)
+		}
+	}
+	return ""
+}
+
+// serializedRaw names the serialization whose object b is, or "".
+func serializedRaw(b []byte) string {
+	switch {
+	case bytes.HasPrefix(b, []byte("\x00\x01\x00\x00\x00\xff\xff\xff\xff")):
+		return ".NET BinaryFormatter"
+	case picklesObject(b):
+		return "Python pickle"
+	case len(b) > 2 && b[0] == 4 && b[1] == 8 && bytes.Contains(b, []byte("Gem::")):
+		return "Ruby Marshal"
+	}
+	if !bytes.ContainsAny(b, ":!") {
+		return ""
+	}
+	switch {
+	case phpObjectRx.Match(b):
+		return "PHP object"
+	case yamlTagRx.Match(b):
+		return "YAML object tag"
+	}
+	return ""
+}
+
+// picklesObject reports whether b is a pickle that looks a callable up by
+// name and calls it, ending in STOP: protocol 2 or more (\x80 and the
+// protocol) with STACK_GLOBAL (\x93) or GLOBAL and a call (REDUCE,
+// INST, OBJ, NEWOBJ, NEWOBJ_EX); protocol 0 that opens with a GLOBAL and
+// ends in REDUCE ("cos\nsystem\n(S'id'\ntR."), or opens a mark and ends
+// in an INST.
+func picklesObject(b []byte) bool {
+	b = bytes.TrimRight(b, "\r\n ")
+	if len(b) < 8 || b[len(b)-1] != '.' {
+		return false
+	}
+	switch {
+	case b[0] == 0x80 && b[1] >= 2 && b[1] <= 5:
+		return (bytes.IndexByte(b, 0x93) >= 0 || pickleGlobalRx.Match(b)) && bytes.ContainsAny(b, "Rio\x81\x92")
+	case b[0] == 'c':
+		return bytes.HasSuffix(b, []byte("R.")) && pickleGlobalRx.FindIndex(b) != nil && pickleGlobalRx.FindIndex(b)[0] == 0
+	case b[0] == '(':
+		return pickleInstRx.Match(b)
+	}
+	return false
+}
+
+// decodeBase64Value decodes v when the whole of it is Base64, in the
+// standard or the URL alphabet, padded or not.
+func decodeBase64Value(v string) ([]byte, bool) {
+	for i := 0; i < len(v); i++ {
+		c := v[i]
+		if !(isAlnum(c) || c == '+' || c == '/' || c == '-' || c == '_' || c == '=') {
+			return nil, false
+		}
+	}
+	s := strings.TrimRight(v, "=")
+	enc := base64.RawStdEncoding
+	if strings.ContainsAny(s, "-_") {
+		enc = base64.RawURLEncoding
+	}
+	b, err := enc.DecodeString(s)
+	if err != nil {
+		return nil, false
+	}
+	return b, true
+}
+
+func isHexText(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if _, ok := unhex(s[i]); !ok {
+			return false
+		}
+	}
+	return true
+}
+
+// attackIf is scoreAttack when b holds, scoreNone otherwise: a test as a
+// scorer, for newScoreOp.
+func attackIf(b bool) int {
+	if b {
+		return scoreAttack
+	}
+	return scoreNone
+}
+
+// javaStreamInside reports whether v carries a serialized Java object
+// after a prefix of its own ("HexAsciiSerializedMap:ACED0005737200…",
+// a Base64 field inside a document): the stream's magic and an object
+// (TC_OBJECT, TC_CLASSDESC) in hex, or their Base64 ("rO0ABXNy",
+// "rO0ABXQ" for a string). Rule 90018 reads a stream at the start.
+func javaStreamInside(v string) bool {
+	return strings.Contains(v, "rO0ABXNy") || strings.Contains(v, "rO0ABXN9") || containsFold(v, "aced00057372") || containsFold(v, "aced00057e72")
+}
+
+func containsFold(s, sub string) bool {
+	for i := 0; i+len(sub) <= len(s); i++ {
+		if strings.EqualFold(s[i:i+len(sub)], sub) {
+			return true
+		}
+	}
+	return false
+}
