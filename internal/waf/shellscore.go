@@ -50,6 +50,15 @@ var attackCommands = []string{
 	"sleep", "ping", "nslookup", "dig", "host", "awk", "sed", "grep", "xterm", "base64", "xxd", "tftp",
 }
 
+// needsOperand are commands that do nothing without an operand: they
+// print their usage and exit.
+var needsOperand = map[string]bool{
+	"sleep": true, "ping": true, "nslookup": true, "dig": true, "host": true, "wget": true, "curl": true,
+	"nc": true, "ncat": true, "netcat": true, "telnet": true, "ssh": true, "socat": true, "chmod": true,
+	"chown": true, "rm": true, "cp": true, "mv": true, "touch": true, "mkdir": true, "grep": true,
+	"sed": true, "awk": true, "tftp": true, "kill": true, "timeout": true,
+}
+
 // proseCommands are command names that are also everyday words: after a
 // separator they count only with arguments that read as a command's.
 var proseCommands = map[string]bool{
@@ -316,6 +325,10 @@ func commandAt(s string, i int, afterSep bool) int {
 	case argsShell && afterSep:
 		return scoreAttack
 	case argsProse:
+		return scoreWeak
+	case strings.TrimSpace(args) == "" && needsOperand[w]:
+		// "eat | sleep": a command that does nothing without what
+		// it works on (a time, a host, a file) is a word.
 		return scoreWeak
 	case afterSep && !proseCommands[w]:
 		// "; id", "| whoami", "`uname`".
