@@ -512,6 +512,15 @@ var falsePositiveShapes = []string{
 	"and =XY=Z9QF_=",
 	"sleep well, see you tomorrow",
 	"The system() call in C starts a shell",
+	// Prose with quotes, dashes, lists and searches beside SQL and shell
+	// words.
+	"O'Reilly's 'best of' list -- 2nd ed.",
+	"\"O'Neil\" OR \"ONeil\"",
+	"Where's the 'or' in 'for'?",
+	"1 or 2 or 3 items per order",
+	"shop & go, then eat | sleep (see attached)",
+	"id;name;note\n1;O'Brien;cat & dog\n2;Smith;a | b",
+	"title:\"select\" author:\"o'neil\"",
 	// Documents showing code: a shell script in a fenced block, commands
 	// in code spans of a sentence, a saved query.
 	"```bash\nset -euo pipefail\nfor d in */; do du -sh \"$d\"; done\n```\n\nDoes this look right?",

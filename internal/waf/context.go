@@ -157,6 +157,9 @@ func (contextAction) Evaluate(_ plugintypes.RuleMetadata, tx plugintypes.Transac
 					}
 					cache[key] = b
 				}
+				if !b && normalOfBenign(fam, val, vals, cache) {
+					b = true
+				}
 				if !b {
 					benign = false
 					break
@@ -194,6 +197,39 @@ func (contextAction) Evaluate(_ plugintypes.RuleMetadata, tx plugintypes.Transac
 	if len(discounted) > 0 {
 		txv.Set(txDiscounted, []string{strings.Join(discounted, " ")})
 	}
+}
+
+// normalOfBenign reports whether val, which the family does not read as
+// understood text, is the normal form (see normalize) of another value
+// of the same name that is prose the family reads as harmless, and acts
+// no more than it: the prose "He said 'and' -- twice" has the normal
+// form "He said 'and' --", its dash read as a comment, which is text of
+// no known kind. A value of another kind keeps its normal form's verdict:
+// what normalizing reveals (comments for spaces, escapes) is what the
+// normal form is for.
+func normalOfBenign(fam *family, val string, vals []string, cache map[string]bool) bool {
+	if fam.score(val) == scoreAttack {
+		return false
+	}
+	for _, u := range vals {
+		u = percentDecodeAll(u)
+		if u == val {
+			continue
+		}
+		if n, ok := normalize(u); !ok || dropControls(n) != val || textKindOf(u) != kindProse {
+			continue
+		}
+		key := fam.name + "\x00" + u
+		b, seen := cache[key]
+		if !seen {
+			b = fam.benign(u)
+			cache[key] = b
+		}
+		if b {
+			return true
+		}
+	}
+	return false
 }
 
 // plusSpaced reports whether v writes spaces as "+", as a query value

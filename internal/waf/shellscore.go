@@ -333,15 +333,36 @@ func commandAt(s string, i int, afterSep bool) int {
 	case afterSep && !proseCommands[w]:
 		// "; id", "| whoami", "`uname`".
 		return scoreAttack
-	case afterSep && strings.TrimSpace(args) == "" && len(s) <= 256:
+	case afterSep && strings.TrimSpace(args) == "" && len(s) <= 256 && endsOrCommands(s[i+n:]):
 		// "; cat" at the very end, "|ls|"; not a word between the
-		// bars of a table in a page of text.
+		// bars of a table in a page of text, nor a word of a list
+		// ("1;O'Brien;cat & dog").
 		return scoreAttack
 	case !afterSep && !proseCommands[w] && strings.TrimSpace(args) == "" && len(strings.TrimSpace(s)) == len(w):
 		// The whole value is one command name that is no word.
 		return scoreWeak
 	}
 	return scoreWeak
+}
+
+// endsOrCommands reports whether rest, what follows a command, is
+// separators and white space to the end of its line, a separator
+// against the command ("script&gt;"), or a separator and another command
+// ("; cat | nc …"). A separator set apart by spaces before a word that
+// is no command separates words of a list ("cat & dog").
+func endsOrCommands(rest string) bool {
+	t := strings.TrimLeft(rest, " \t;|&")
+	if t == "" || strings.IndexByte(";|&", rest[0]) >= 0 || t[0] == '\n' || t[0] == '\r' || t[0] == '#' || t[0] == '`' || t[0] == ')' {
+		return true
+	}
+	if len(t) == len(rest) {
+		return false
+	}
+	w, _ := shellWord(t)
+	if j := strings.LastIndexAny(w, "/\\"); j >= 0 && j < len(w)-1 {
+		w = w[j+1:]
+	}
+	return shellCommands[w]
 }
 
 // leadingSeparator reports whether the separator that ends at s[p] is

@@ -399,6 +399,37 @@ func sqlOperandEnd(toks []sqlTok, i int) int {
 
 // sqlParenEnd returns the index after the parenthesis that closes the one
 // at i, or len(toks) when it stays open.
+// sqlCallArgs reports whether the parenthesis at toks[i] opens a call's
+// arguments: expressions, compared or joined by boolean operators,
+// separated by commas, up to the closing parenthesis or the end of the
+// value (a payload cut off). "sleep (see attached)" holds two words in a
+// row, which no argument is.
+func sqlCallArgs(toks []sqlTok, i int) bool {
+	i++
+	for n := 0; i < len(toks) && n < 64; n++ {
+		for i < len(toks) && (toks[i].text == "not" || toks[i].text == "!") {
+			i++
+		}
+		end, ok := sqlExpr(toks, i)
+		if !ok {
+			return false
+		}
+		i = end
+		if i >= len(toks) {
+			return true
+		}
+		switch t := toks[i]; {
+		case t.text == ")", t.kind == sqlComment:
+			return true
+		case t.text == ",", sqlCompare[t.text], sqlBool[t.text]:
+			i++
+		default:
+			return false
+		}
+	}
+	return true
+}
+
 func sqlParenEnd(toks []sqlTok, i int) int {
 	depth := 0
 	for ; i < len(toks); i++ {
@@ -894,7 +925,7 @@ func sqlHasTechnique(toks []sqlTok) bool {
 		}
 		switch t.kind {
 		case sqlWord:
-			if next == "(" && (sqlDistinctive[t.text] || i >= 2 && toks[i-1].text == "." && toks[i-2].kind == sqlWord && sqlDistinctive[toks[i-2].text+"."+t.text]) {
+			if next == "(" && (sqlDistinctive[t.text] || i >= 2 && toks[i-1].text == "." && toks[i-2].kind == sqlWord && sqlDistinctive[toks[i-2].text+"."+t.text]) && sqlCallArgs(toks, i+1) {
 				// "sleep(", and a package's function, "utl_http.request(",
 				// which the lexer gives as three tokens.
 				return true

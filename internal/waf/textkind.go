@@ -100,6 +100,10 @@ func isProse(v string) bool {
 	words, tokens := 0, 0
 	for _, f := range fields {
 		f = strings.Trim(f, "\"'()[],.;:!?-+*&#|/%“”‘’«»（）：，。！？、")
+		if k := strings.IndexByte(f, ':'); k > 0 && k+1 < len(f) && isQuote(f[k+1]) && isWord(f[:k]) {
+			// A search field and its phrase ("title:\"select\"").
+			f = strings.Trim(f[k+1:], "\"'")
+		}
 		if f == "" {
 			continue
 		}
