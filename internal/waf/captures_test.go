@@ -515,6 +515,7 @@ var falsePositiveShapes = []string{
 	// Prose with quotes, dashes, lists and searches beside SQL and shell
 	// words.
 	"O'Reilly's 'best of' list -- 2nd ed.",
+	"He said 'and' -- twice",
 	"\"O'Neil\" OR \"ONeil\"",
 	"Where's the 'or' in 'for'?",
 	"1 or 2 or 3 items per order",
