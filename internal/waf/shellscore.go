@@ -50,6 +50,15 @@ var attackCommands = []string{
 	"sleep", "ping", "nslookup", "dig", "host", "awk", "sed", "grep", "xterm", "base64", "xxd", "tftp",
 }
 
+// needsOperand are commands that do nothing without an operand: they
+// print their usage and exit.
+var needsOperand = map[string]bool{
+	"sleep": true, "ping": true, "nslookup": true, "dig": true, "host": true, "wget": true, "curl": true,
+	"nc": true, "ncat": true, "netcat": true, "telnet": true, "ssh": true, "socat": true, "chmod": true,
+	"chown": true, "rm": true, "cp": true, "mv": true, "touch": true, "mkdir": true, "grep": true,
+	"sed": true, "awk": true, "tftp": true, "kill": true, "timeout": true,
+}
+
 // proseCommands are command names that are also everyday words: after a
 // separator they count only with arguments that read as a command's.
 var proseCommands = map[string]bool{
@@ -323,18 +332,43 @@ func commandAt(s string, i int, afterSep bool) int {
 		return scoreAttack
 	case argsProse:
 		return scoreWeak
+	case strings.TrimSpace(args) == "" && needsOperand[w]:
+		// "eat | sleep": a command that does nothing without what
+		// it works on (a time, a host, a file) is a word.
+		return scoreWeak
 	case afterSep && !proseCommands[w]:
 		// "; id", "| whoami", "`uname`".
 		return scoreAttack
-	case afterSep && strings.TrimSpace(args) == "" && len(s) <= 256:
+	case afterSep && strings.TrimSpace(args) == "" && len(s) <= 256 && endsOrCommands(s[i+n:]):
 		// "; cat" at the very end, "|ls|"; not a word between the
-		// bars of a table in a page of text.
+		// bars of a table in a page of text, nor a word of a list
+		// ("1;O'Brien;cat & dog").
 		return scoreAttack
 	case !afterSep && !proseCommands[w] && strings.TrimSpace(args) == "" && len(strings.TrimSpace(s)) == len(w):
 		// The whole value is one command name that is no word.
 		return scoreWeak
 	}
 	return scoreWeak
+}
+
+// endsOrCommands reports whether rest, what follows a command, is
+// separators and white space to the end of its line, a separator
+// against the command ("script&gt;"), or a separator and another command
+// ("; cat | nc …"). A separator set apart by spaces before a word that
+// is no command separates words of a list ("cat & dog").
+func endsOrCommands(rest string) bool {
+	t := strings.TrimLeft(rest, " \t;|&")
+	if t == "" || strings.IndexByte(";|&", rest[0]) >= 0 || t[0] == '\n' || t[0] == '\r' || t[0] == '#' || t[0] == '`' || t[0] == ')' {
+		return true
+	}
+	if len(t) == len(rest) {
+		return false
+	}
+	w, _ := shellWord(t)
+	if j := strings.LastIndexAny(w, "/\\"); j >= 0 && j < len(w)-1 {
+		w = w[j+1:]
+	}
+	return shellCommands[w]
 }
 
 // leadingSeparator reports whether the separator that ends at s[p] is

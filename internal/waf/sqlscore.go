@@ -399,6 +399,37 @@ func sqlOperandEnd(toks []sqlTok, i int) int {
 
 // sqlParenEnd returns the index after the parenthesis that closes the one
 // at i, or len(toks) when it stays open.
+// sqlCallArgs reports whether the parenthesis at toks[i] opens a call's
+// arguments: expressions, compared or joined by boolean operators,
+// separated by commas, up to the closing parenthesis or the end of the
+// value (a payload cut off). "sleep (see attached)" holds two words in a
+// row, which no argument is.
+func sqlCallArgs(toks []sqlTok, i int) bool {
+	i++
+	for n := 0; i < len(toks) && n < 64; n++ {
+		for i < len(toks) && (toks[i].text == "not" || toks[i].text == "!") {
+			i++
+		}
+		end, ok := sqlExpr(toks, i)
+		if !ok {
+			return false
+		}
+		i = end
+		if i >= len(toks) {
+			return true
+		}
+		switch t := toks[i]; {
+		case t.text == ")", t.kind == sqlComment:
+			return true
+		case t.text == ",", sqlCompare[t.text], sqlBool[t.text]:
+			i++
+		default:
+			return false
+		}
+	}
+	return true
+}
+
 func sqlParenEnd(toks []sqlTok, i int) int {
 	depth := 0
 	for ; i < len(toks); i++ {
@@ -733,6 +764,12 @@ func sqlCondition(toks []sqlTok, i int, quoted bool) bool {
 		}
 		return (left || sqlLiteralish(toks[j:rend])) && sqlCleanEnd(toks, rend, quoted)
 	}
+	if !negated && end == i+1 && toks[i].kind == sqlString && !sqlTruthy(toks[i].text) {
+		// A string of words alone as the condition ("1 or 'abc'",
+		// "\"O'Neil\" OR \"ONeil\""): false, as a string the
+		// application's quote closes is above, and changes nothing.
+		return false
+	}
 	return left && sqlCleanEnd(toks, end, quoted)
 }
 
@@ -793,9 +830,55 @@ func sqlCleanEnd(toks []sqlTok, i int, quoted bool) bool {
 	case t.kind == sqlWord && sqlClause[t.text]:
 		return true
 	case sqlBool[t.text]:
-		return i+1 < len(toks) && sqlOperandEnd(toks, i+1) > i+1
+		return i+1 < len(toks) && sqlOperandEnd(toks, i+1) > i+1 && sqlChainEnds(toks, i+1, quoted, 64)
 	case t.kind == sqlString && t.open && quoted:
 		return true
+	}
+	return false
+}
+
+// sqlChainEnds reports whether the condition that starts at i, after a
+// boolean operator, parses: a [NOT] operand, optionally compared with
+// another, then what sqlCleanEnd accepts. "1 or 2 or 3 items" ends in a
+// second operand in a row, which no query parses; "1 or 2 or 3" does
+// not. depth bounds the chain's length; past it the chain is taken as
+// parsing.
+func sqlChainEnds(toks []sqlTok, i int, quoted bool, depth int) bool {
+	if depth == 0 {
+		return true
+	}
+	for i < len(toks) && (toks[i].text == "not" || toks[i].text == "!" || toks[i].text == "(") {
+		i++
+	}
+	end := sqlExprEnd(toks, i)
+	if end == i {
+		return true
+	}
+	if end < len(toks) && sqlCompare[toks[end].text] {
+		j := end + 1
+		for j < len(toks) && (toks[j].text == "not" || toks[j].text == "like") {
+			j++
+		}
+		e := sqlExprEnd(toks, j)
+		if e == j {
+			return true
+		}
+		end = e
+	}
+	for end < len(toks) && toks[end].text == ")" {
+		end++
+	}
+	if end >= len(toks) {
+		return true
+	}
+	t := toks[end]
+	switch {
+	case t.kind == sqlComment, t.text == ";", t.kind == sqlWord && sqlClause[t.text]:
+		return true
+	case t.kind == sqlString && t.open && quoted:
+		return true
+	case sqlBool[t.text]:
+		return sqlChainEnds(toks, end+1, quoted, depth-1)
 	}
 	return false
 }
@@ -842,7 +925,7 @@ func sqlHasTechnique(toks []sqlTok) bool {
 		}
 		switch t.kind {
 		case sqlWord:
-			if next == "(" && (sqlDistinctive[t.text] || i >= 2 && toks[i-1].text == "." && toks[i-2].kind == sqlWord && sqlDistinctive[toks[i-2].text+"."+t.text]) {
+			if next == "(" && (sqlDistinctive[t.text] || i >= 2 && toks[i-1].text == "." && toks[i-2].kind == sqlWord && sqlDistinctive[toks[i-2].text+"."+t.text]) && sqlCallArgs(toks, i+1) {
 				// "sleep(", and a package's function, "utl_http.request(",
 				// which the lexer gives as three tokens.
 				return true

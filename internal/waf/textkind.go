@@ -55,8 +55,20 @@ func isProse(v string) bool {
 	if !utf8.ValidString(v) {
 		return false
 	}
-	for _, bad := range []string{"=", "<", ">", "/*", "*/", "`", "$(", "${", "||", "&&", "{", "}", "\\", "@@", "0x", "-- ", "--\r", "--\n", "#\n", "#\r", "# ", "\x00"} {
+	for _, bad := range []string{"=", "<", ">", "/*", "*/", "`", "$(", "${", "||", "&&", "{", "}", "\\", "@@", "0x", "--\r", "--\n", "#\n", "#\r", "# ", "\x00"} {
 		if strings.Contains(v, bad) {
+			return false
+		}
+	}
+	for i := range indexes(v, "-- ") {
+		// A dash written as two hyphens between words ("list -- 2nd
+		// ed.") is punctuation; after a number, a parenthesis or a
+		// lone quote, or at the start, it is SQL's comment.
+		j := i - 2
+		if j >= 1 && isQuote(v[j]) {
+			j-- // a quoted word's closing quote ("'and' -- twice")
+		}
+		if j < 0 || v[i-1] != ' ' || !unicode.IsLetter(rune(v[j])) && v[j] < 0x80 {
 			return false
 		}
 	}
@@ -88,6 +100,10 @@ func isProse(v string) bool {
 	words, tokens := 0, 0
 	for _, f := range fields {
 		f = strings.Trim(f, "\"'()[],.;:!?-+*&#|/%“”‘’«»（）：，。！？、")
+		if k := strings.IndexByte(f, ':'); k > 0 && k+1 < len(f) && isQuote(f[k+1]) && isWord(f[:k]) {
+			// A search field and its phrase ("title:\"select\"").
+			f = strings.Trim(f[k+1:], "\"'")
+		}
 		if f == "" {
 			continue
 		}

@@ -21,6 +21,10 @@ func TestDecodeEvasions(t *testing.T) {
 		"plain text, nothing to do":                 "plain text, nothing to do",
 		"caf%C3%A9 %E6%9D%B1%E4%BA%AC":              "café 東京",
 		"%f8%80%80%80%ae%f8%80%80%80%ae%c0%afhosts": "../hosts",
+		"％２ｅ％２ｅ％２ｆetc％２ｆpasswd":                     "../etc/passwd",
+		"%EF%BC%85%EF%BC%92%EF%BD%85%EF%BC%85%EF%BC%92%EF%BD%85%EF%BC%85%EF%BC%92%EF%BD%86win.ini": "../win.ini",
+		"%u002e%c0%ae/etc": "../etc",
+		"５０％ off":          "50% off",
 	}
 	for in, want := range cases {
 		got, _, err := decodeEvasions(in)
