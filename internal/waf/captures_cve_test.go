@@ -97,10 +97,8 @@ func pathEscape(s string) string {
 	return b.String()
 }
 
-// cveProbes returns the probes, and apart the attacks moat lets
-// through, each with the reason (TestCapturesCVE reports them and
-// fails on none; -cve-out writes them with the others).
-func cveProbes() (cs, leftOpen []toolCapture) {
+// cveProbes returns the probes (-cve-out writes them as a corpus).
+func cveProbes() (cs []toolCapture) {
 	fam := func(name string) (probes, probes) {
 		return probes{name, true, &cs}, probes{name, false, &cs}
 	}
@@ -547,11 +545,9 @@ func cveProbes() (cs, leftOpen []toolCapture) {
 	} {
 		a.get("/download", "file", v)
 	}
-	// Left open: the same share with forward slashes
-	// ("//attacker.example.net/share/x.php") is also a scheme-relative
-	// link to a page, as redirect and link parameters carry them.
-	open := probes{"lfi", true, &leftOpen}
-	open.get("/download", "file", "//attacker.example.net/share/x.php")
+	// The same share with forward slashes: in a parameter named as a
+	// file (elsewhere it is a scheme-relative link).
+	a.get("/download", "file", "//attacker.example.net/share/x.php")
 	a.json("/api/export", `{"path":"../../../../etc/passwd"}`)
 	a.xml("/api/export", `<export><file>..\..\..\windows\win.ini</file></export>`)
 	a.add("GET", "/", "", [2]string{"Cookie", "lang=../../../../etc/passwd"})
@@ -672,7 +668,7 @@ func cveProbes() (cs, leftOpen []toolCapture) {
 	ok.raw("/api/console/api_server?sense_version=7.10.0&apis=es_6_0")
 	ok.get("/search", "q", "node child_process execSync vs spawnSync")
 
-	return cs, leftOpen
+	return cs
 }
 
 // utf16LE is s in UTF-16LE with a byte-order mark (s is ASCII).
@@ -687,9 +683,7 @@ func utf16LE(s string) string {
 // TestCapturesCVE holds moat to blocking every CVE probe and passing
 // every benign twin.
 func TestCapturesCVE(t *testing.T) {
-	cs, open := cveProbes()
-	nOpen := len(open)
-	cs = append(cs, open...)
+	cs := cveProbes()
 	reqs := make([]corpusReq, len(cs))
 	for i, c := range cs {
 		reqs[i] = c.corpusReq(i)
@@ -723,10 +717,6 @@ func TestCapturesCVE(t *testing.T) {
 	refused := 0
 	for i, c := range cs {
 		res := results[i]
-		if i >= len(cs)-nOpen {
-			t.Logf("left open, %d: %s %s", res.status, c.method, c.target)
-			continue
-		}
 		switch {
 		case c.attack && res.status == http.StatusBadRequest:
 			// Refused before any attack rule: a body or a request line

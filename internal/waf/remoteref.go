@@ -171,6 +171,11 @@ func fileURLToHost(v string) bool {
 		end = len(rest)
 	}
 	host := strings.ToLower(rest[:end])
+	for i := 0; i < len(host); i++ {
+		if !isAlnum(host[i]) && strings.IndexByte(".-_@:[]%", host[i]) < 0 {
+			return false // "file:// URLs are…": words, no host
+		}
+	}
 	return host != "" && host != "localhost" && host != "127.0.0.1" && host != "[::1]"
 }
 

@@ -43,6 +43,8 @@ func TestRefScore(t *testing.T) {
 		{"data:image/svg+xml,%3Csvg%3E%3C/svg%3E", scoreNone, scoreNone},
 		{"file:///home/ana/x.html", scoreNone, scoreNone},
 		{"file://localhost/etc/hosts", scoreNone, scoreNone},
+		{"file:// URLs are not supported by the importer", scoreNone, scoreNone},
+		{"file://  ", scoreNone, scoreNone},
 		{"https://example.com/a.php", scoreNone, scoreNone},
 		{"how does php://input work?", scoreNone, scoreNone},
 		{"the share \\\\fileserver\\reports is read-only", scoreNone, scoreNone},
