@@ -177,6 +177,17 @@ func (g *inspectGate) held(client netip.Prefix) int64 {
 	return 0
 }
 
+// waiters reports how many bodies are queued, for tests.
+func (g *inspectGate) waiters() int {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	k := 0
+	for _, c := range g.clients {
+		k += len(c.waiters)
+	}
+	return k
+}
+
 // gatedBody wraps a request body the WAF is about to read. The WAF reads
 // the whole body before it evaluates it, so the gate is taken at the end
 // of the body, for the bytes actually read: a slow upload holds nothing

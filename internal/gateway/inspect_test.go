@@ -3,6 +3,7 @@ package gateway
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"net/netip"
@@ -275,4 +276,62 @@ func TestInspectGate(t *testing.T) {
 	}
 	g.mu.Unlock()
 	relA()
+}
+
+// BenchmarkInspectGateQueued measures what a release and a waiter's
+// timeout cost while many clients (one IPv6 /64 each) have a body queued
+// that does not fit: the gate is held by small bodies, so that every
+// release looks at the queue. It should not grow with the queue.
+func BenchmarkInspectGateQueued(b *testing.B) {
+	const capacity = 8 << 20
+	ctx := context.Background()
+	for _, clients := range []int{10, 100, 1000, 10000} {
+		g := newInspectGate(capacity, capacity, time.Hour)
+		holder := netip.MustParsePrefix("192.0.2.1/32")
+		held := make([]func(), 0, capacity/minInspectWeight)
+		for range capacity / minInspectWeight {
+			rel, err := g.acquire(ctx, holder, minInspectWeight)
+			if err != nil {
+				b.Fatal(err)
+			}
+			held = append(held, rel)
+		}
+		stop, cancel := context.WithCancel(ctx)
+		var wg sync.WaitGroup
+		for i := range clients {
+			key := netip.PrefixFrom(netip.AddrFrom16([16]byte{0x20, 0x01, 0x0d, 0xb8, 0, 0, byte(i >> 8), byte(i)}), 64)
+			wg.Go(func() {
+				if _, err := g.acquire(stop, key, 1<<20); !errors.Is(err, errInspectBusy) {
+					b.Errorf("waiter: %v", err)
+				}
+			})
+		}
+		waitFor(b, "waiters queued", func() bool { return g.waiters() == clients })
+		b.Run(fmt.Sprintf("release/clients=%d", clients), func(b *testing.B) {
+			for i := range b.N {
+				k := i % len(held)
+				held[k]()
+				rel, err := g.acquire(ctx, holder, minInspectWeight)
+				if err != nil {
+					b.Fatal(err)
+				}
+				held[k] = rel
+			}
+		})
+		b.Run(fmt.Sprintf("timeout/clients=%d", clients), func(b *testing.B) {
+			gone, cancel := context.WithCancel(ctx)
+			cancel()
+			late := netip.MustParsePrefix("192.0.2.2/32")
+			for range b.N {
+				if _, err := g.acquire(gone, late, 1<<20); !errors.Is(err, errInspectBusy) {
+					b.Fatal(err)
+				}
+			}
+		})
+		cancel()
+		wg.Wait()
+		for _, rel := range held {
+			rel()
+		}
+	}
 }
