@@ -125,6 +125,14 @@ type BodyInspectionFile struct {
 	MaxBytesPerClient int64 `yaml:"max_bytes_per_client"`
 	// QueueTimeout is how long a body waits for room; 0 means 5s.
 	QueueTimeout config.Duration `yaml:"queue_timeout"`
+	// MaxQueued is how many bodies may wait for room at once, all clients
+	// together; 0 means max_bytes / 4 KiB (2048 for 8 MiB). Past it a body
+	// that finds no room is answered 503 at once; a client with a body
+	// already waiting finds the queue full at half of it, so that a few
+	// clients cannot fill it. A waiting body is held in memory: the bound
+	// keeps many clients (a botnet, an IPv6 prefix's /64s) from queueing
+	// without end.
+	MaxQueued int `yaml:"max_queued"`
 }
 
 // CSRFFile sets what happens to an unsafe request with neither Origin nor
@@ -215,6 +223,7 @@ type Settings struct {
 	InspectBytes   int64 // waf.body_inspection, defaults applied
 	InspectClient  int64
 	InspectTimeout time.Duration
+	InspectQueued  int
 	Events         string
 	Allow, Deny    *prefixSet
 	Trusted        *prefixSet
@@ -346,6 +355,10 @@ func (f *File) Settings(services []string) (*Settings, error) {
 		s.InspectClient = max(1, s.InspectBytes/4)
 	}
 	s.InspectTimeout = orDur(bi.QueueTimeout, defaultInspectTimeout)
+	s.InspectQueued = bi.MaxQueued
+	if s.InspectQueued == 0 {
+		s.InspectQueued = defaultMaxQueued(s.InspectBytes)
+	}
 	switch {
 	case bi.MaxBytes < 0:
 		return nil, config.Errorf("waf.body_inspection.max_bytes", "must not be negative, got %d", bi.MaxBytes)
@@ -353,6 +366,8 @@ func (f *File) Settings(services []string) (*Settings, error) {
 		return nil, config.Errorf("waf.body_inspection.max_bytes_per_client", "want 0 to max_bytes (%d), got %d", s.InspectBytes, bi.MaxBytesPerClient)
 	case bi.QueueTimeout < 0:
 		return nil, config.Errorf("waf.body_inspection.queue_timeout", "must not be negative, got %s", time.Duration(bi.QueueTimeout))
+	case bi.MaxQueued < 0:
+		return nil, config.Errorf("waf.body_inspection.max_queued", "must not be negative, got %d", bi.MaxQueued)
 	}
 	if s.Allow, err = parsePrefixes("ip_allow", f.IPAllow); err != nil {
 		return nil, err

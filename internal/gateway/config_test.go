@@ -77,6 +77,7 @@ func TestSettingsErrors(t *testing.T) {
 		{"inspection", func(f *File, _ string) { f.WAF.BodyInspection.MaxBytes = -1 }, `waf.body_inspection.max_bytes: must not be negative`},
 		{"inspection share", func(f *File, _ string) { f.WAF.BodyInspection.MaxBytesPerClient = 9 << 20 }, `waf.body_inspection.max_bytes_per_client: want 0 to max_bytes (8388608), got 9437184`},
 		{"inspection timeout", func(f *File, _ string) { f.WAF.BodyInspection.QueueTimeout = -1 }, `waf.body_inspection.queue_timeout: must not be negative`},
+		{"inspection queue", func(f *File, _ string) { f.WAF.BodyInspection.MaxQueued = -1 }, `waf.body_inspection.max_queued: must not be negative`},
 		{"mapped prefix", func(f *File, _ string) { f.Trusted = []string{"::ffff:10.0.0.0/8"} }, `trusted_proxies[0]: "::ffff:10.0.0.0/8": an IPv4-mapped prefix needs a length of at least 96`},
 	}
 	f, _ := goodFile(t)
@@ -119,8 +120,8 @@ func TestSettingsNormalForms(t *testing.T) {
 	if got := fmt.Sprint(s.Deny.prefixes); got != "[192.0.2.1/32 198.51.100.0/24 2001:db8::/32]" {
 		t.Errorf("deny %s", got)
 	}
-	if s.InspectBytes != 8<<20 || s.InspectClient != 2<<20 || s.InspectTimeout != 5*time.Second {
-		t.Errorf("inspection defaults %d %d %s", s.InspectBytes, s.InspectClient, s.InspectTimeout)
+	if s.InspectBytes != 8<<20 || s.InspectClient != 2<<20 || s.InspectTimeout != 5*time.Second || s.InspectQueued != 2048 {
+		t.Errorf("inspection defaults %d %d %s %d", s.InspectBytes, s.InspectClient, s.InspectTimeout, s.InspectQueued)
 	}
 }
 

@@ -322,7 +322,7 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 				// The client went away while its body waited or was read.
 			case errors.Is(err, errInspectBusy):
 				h.Set("Retry-After", "1")
-				ev.kind, ev.reason, ev.status, ev.blocked = KindOverload, "no room for WAF body inspection within the queue timeout; refused uninspected", http.StatusServiceUnavailable, true
+				ev.kind, ev.reason, ev.status, ev.blocked = KindOverload, "no room for WAF body inspection within the queue timeout, or the queue full; refused uninspected", http.StatusServiceUnavailable, true
 				g.refuse(w, &ev)
 			default:
 				g.log.Warn("gateway: WAF could not inspect a request; refusing it", "request_id", reqID, "err", err)

@@ -4,8 +4,8 @@ import (
 	"context"
 	"errors"
 	"io"
+	"math"
 	"net/netip"
-	"slices"
 	"sync"
 	"time"
 )
@@ -15,7 +15,8 @@ var (
 	// inspection in use or waiting. Answered 429.
 	errClientShare = errors.New("gateway: the client's share of WAF body inspection is in use")
 	// errInspectBusy: no room for the body's inspection within the queue
-	// timeout. Answered 503: what cannot be inspected is not forwarded.
+	// timeout, or no room in the queue. Answered 503: what cannot be
+	// inspected is not forwarded.
 	errInspectBusy = errors.New("gateway: WAF body inspection is saturated")
 )
 
@@ -28,16 +29,20 @@ const minInspectWeight = 4 << 10
 // 2 MiB form value takes seconds of CPU), so a client sending large bodies
 // gets at most its share, waits its turn in a queue served round-robin
 // across clients, and is refused when the turn does not come within the
-// timeout. Requests without a body do not pass through it.
+// timeout or the queue is full. Requests without a body do not pass
+// through it. Admitting, releasing and giving up a wait cost O(log n) in
+// the clients queued, under the gate's lock.
 type inspectGate struct {
 	capacity  int64 // bytes under evaluation at once, all clients
 	perClient int64 // bytes one client may hold or wait for
+	maxQueued int   // bodies waiting at once, all clients
 	timeout   time.Duration
 
-	mu      sync.Mutex // guards used, clients, turn, onAdmit
+	mu      sync.Mutex // guards used, waiting, clients, turn, onAdmit
 	used    int64
+	waiting int // bodies queued
 	clients map[netip.Prefix]*gateClient
-	turn    []netip.Prefix // clients with waiters, next to be served first
+	turn    turnQueue // clients with waiters, next to be served first
 	// onAdmit, when set, runs for each body admitted, after its bytes are
 	// taken and before acquire returns: tests hold an admitted body there,
 	// under evaluation for as long as they need. Nil in service.
@@ -46,23 +51,33 @@ type inspectGate struct {
 
 type gateClient struct {
 	held, queued int64
-	waiters      []*gateWaiter
+	first, last  *gateWaiter // the client's waiters, oldest first
+	slot         int         // place in the gate's turn while it has waiters
 }
 
 type gateWaiter struct {
-	n     int64
-	ready chan struct{} // closed when granted
+	n          int64
+	ready      chan struct{} // closed when granted
+	prev, next *gateWaiter
 }
 
-func newInspectGate(capacity, perClient int64, timeout time.Duration) *inspectGate {
-	return &inspectGate{capacity: capacity, perClient: perClient, timeout: timeout, clients: map[netip.Prefix]*gateClient{}}
+// defaultMaxQueued is the queue's bound when the file sets none: as many
+// bodies as the gate holds at once at the least weight.
+func defaultMaxQueued(capacity int64) int {
+	return int(max(1, capacity/minInspectWeight))
+}
+
+func newInspectGate(capacity, perClient int64, maxQueued int, timeout time.Duration) *inspectGate {
+	return &inspectGate{capacity: capacity, perClient: perClient, maxQueued: maxQueued, timeout: timeout, clients: map[netip.Prefix]*gateClient{}}
 }
 
 // acquire takes n bytes of the gate for client, waiting at most the gate's
 // timeout (or until ctx ends). It returns errClientShare at once when the
-// client's share is taken, errInspectBusy when the wait ran out. A body
-// larger than the whole gate takes the whole gate; a client with nothing
-// held or queued is always admitted to the queue, so every size can pass.
+// client's share is taken, errInspectBusy when the wait ran out or the
+// queue is full. A body larger than the whole gate takes the whole gate; a
+// client with nothing held or queued is always admitted to a queue with
+// room, so every size can pass. A client's further bodies queue only while
+// the queue is less than half full, so that a few clients cannot fill it.
 func (g *inspectGate) acquire(ctx context.Context, client netip.Prefix, n int64) (release func(), err error) {
 	n = min(max(n, minInspectWeight), g.capacity)
 	g.mu.Lock()
@@ -76,17 +91,22 @@ func (g *inspectGate) acquire(ctx context.Context, client netip.Prefix, n int64)
 		return nil, errClientShare
 	}
 	release = func() { g.release(client, n) }
-	if len(c.waiters) == 0 && g.used+n <= g.capacity {
+	if c.first == nil && g.used+n <= g.capacity {
 		g.used += n
 		c.held += n
 		g.mu.Unlock()
 		return g.admitted(client, release), nil
 	}
+	if g.waiting >= g.maxQueued || (c.first != nil && g.waiting >= (g.maxQueued+1)/2) {
+		g.forget(client, c)
+		g.mu.Unlock()
+		return nil, errInspectBusy
+	}
 	w := &gateWaiter{n: n, ready: make(chan struct{})}
-	c.waiters = append(c.waiters, w)
-	c.queued += n
-	if len(c.waiters) == 1 {
-		g.turn = append(g.turn, client)
+	c.push(w)
+	g.waiting++
+	if c.first == w {
+		g.turn.push(c)
 	}
 	g.mu.Unlock()
 
@@ -105,10 +125,14 @@ func (g *inspectGate) acquire(ctx context.Context, client netip.Prefix, n int64)
 	default:
 	}
 	defer g.mu.Unlock()
-	c.waiters = slices.DeleteFunc(c.waiters, func(x *gateWaiter) bool { return x == w })
-	c.queued -= n
-	if len(c.waiters) == 0 {
-		g.turn = slices.DeleteFunc(g.turn, func(k netip.Prefix) bool { return k == client })
+	head := c.first == w
+	c.remove(w)
+	g.waiting--
+	switch {
+	case c.first == nil:
+		g.turn.remove(c)
+	case head:
+		g.turn.set(c) // its next body keeps the client's place
 	}
 	g.forget(client, c)
 	g.dispatch()
@@ -138,7 +162,7 @@ func (g *inspectGate) release(client netip.Prefix, n int64) {
 }
 
 func (g *inspectGate) forget(client netip.Prefix, c *gateClient) {
-	if c.held == 0 && len(c.waiters) == 0 {
+	if c.held == 0 && c.first == nil {
 		delete(g.clients, client)
 	}
 }
@@ -147,24 +171,142 @@ func (g *inspectGate) forget(client netip.Prefix, c *gateClient) {
 // moving a served client with more waiters to the back. A large body does
 // not hold up smaller ones that fit; its wait is bounded by the timeout.
 func (g *inspectGate) dispatch() {
-	for i := 0; i < len(g.turn); {
-		client := g.turn[i]
-		c := g.clients[client]
-		w := c.waiters[0]
-		if g.used+w.n > g.capacity {
-			i++
-			continue
+	for {
+		c := g.turn.first(g.capacity - g.used)
+		if c == nil {
+			return
 		}
+		w := c.first
 		g.used += w.n
 		c.held += w.n
-		c.queued -= w.n
-		c.waiters = c.waiters[1:]
+		c.remove(w)
+		g.waiting--
 		close(w.ready)
-		g.turn = slices.Delete(g.turn, i, i+1)
-		if len(c.waiters) > 0 {
-			g.turn = append(g.turn, client)
+		g.turn.remove(c)
+		if c.first != nil {
+			g.turn.push(c)
 		}
 	}
+}
+
+// push queues w last among the client's waiters.
+func (c *gateClient) push(w *gateWaiter) {
+	w.prev = c.last
+	if c.last != nil {
+		c.last.next = w
+	} else {
+		c.first = w
+	}
+	c.last = w
+	c.queued += w.n
+}
+
+// remove takes w from the client's waiters.
+func (c *gateClient) remove(w *gateWaiter) {
+	if w.prev != nil {
+		w.prev.next = w.next
+	} else {
+		c.first = w.next
+	}
+	if w.next != nil {
+		w.next.prev = w.prev
+	} else {
+		c.last = w.prev
+	}
+	w.prev, w.next = nil, nil
+	c.queued -= w.n
+}
+
+// turnQueue orders the clients with waiters, each in the slot it took
+// when it joined the back, and finds the first whose next body fits in
+// O(log n): a segment tree over the slots holds the least first body of
+// each range. Slots of clients gone stay empty until the slots run out;
+// then the clients left are packed to the front, which costs O(slots)
+// after at least slots/2 pushes.
+type turnQueue struct {
+	slots []*gateClient // nil: empty; len a power of two
+	least []int64       // the tree: least[1] the root, least[len(slots)+i] slot i
+	end   int           // slots in use, live or empty
+	live  int
+}
+
+const noBody = math.MaxInt64
+
+// push puts c at the back.
+func (q *turnQueue) push(c *gateClient) {
+	if q.end == len(q.slots) {
+		q.repack()
+	}
+	c.slot = q.end
+	q.slots[q.end] = c
+	q.end++
+	q.live++
+	q.set(c)
+}
+
+// remove takes c from the queue.
+func (q *turnQueue) remove(c *gateClient) {
+	q.slots[c.slot] = nil
+	q.update(c.slot, noBody)
+	q.live--
+	if q.live == 0 {
+		q.end = 0 // every slot is empty, its leaf noBody
+	}
+}
+
+// set records that c's first body changed.
+func (q *turnQueue) set(c *gateClient) { q.update(c.slot, c.first.n) }
+
+func (q *turnQueue) update(slot int, n int64) {
+	i := len(q.slots) + slot
+	q.least[i] = n
+	for i > 1 {
+		i /= 2
+		q.least[i] = min(q.least[2*i], q.least[2*i+1])
+	}
+}
+
+// first returns the client nearest the front whose first body is at most
+// room, or nil.
+func (q *turnQueue) first(room int64) *gateClient {
+	if len(q.slots) == 0 || q.least[1] > room {
+		return nil
+	}
+	i := 1
+	for i < len(q.slots) {
+		i *= 2
+		if q.least[i] > room {
+			i++
+		}
+	}
+	return q.slots[i-len(q.slots)]
+}
+
+// repack moves the clients to the front of slots twice their number (at
+// least 16), keeping their order, and rebuilds the tree.
+func (q *turnQueue) repack() {
+	size := 16
+	for size < 2*q.live+2 {
+		size *= 2
+	}
+	slots := make([]*gateClient, size)
+	least := make([]int64, 2*size)
+	for i := range least {
+		least[i] = noBody
+	}
+	k := 0
+	for _, c := range q.slots[:q.end] {
+		if c != nil {
+			c.slot = k
+			slots[k] = c
+			least[size+k] = c.first.n
+			k++
+		}
+	}
+	for i := size - 1; i >= 1; i-- {
+		least[i] = min(least[2*i], least[2*i+1])
+	}
+	q.slots, q.least, q.end = slots, least, k
 }
 
 // held reports the bytes client holds, for tests.
@@ -181,11 +323,7 @@ func (g *inspectGate) held(client netip.Prefix) int64 {
 func (g *inspectGate) waiters() int {
 	g.mu.Lock()
 	defer g.mu.Unlock()
-	k := 0
-	for _, c := range g.clients {
-		k += len(c.waiters)
-	}
-	return k
+	return g.waiting
 }
 
 // gatedBody wraps a request body the WAF is about to read. The WAF reads

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math/rand/v2"
 	"net/http"
 	"net/netip"
 	"slices"
@@ -197,9 +198,75 @@ func TestWAFBodyInspectionBounded(t *testing.T) {
 	}
 }
 
+// TestWAFBodyInspectionQueueBounded: while an admitted body holds the
+// gate, the queue takes max_queued bodies and refuses the next at once,
+// 503, rather than letting clients from ever more addresses wait; the
+// queued body is served once the gate frees.
+func TestWAFBodyInspectionQueueBounded(t *testing.T) {
+	yaml := strings.Replace(bodyInspectionYAML, `    max_bytes: 3145728
+    max_bytes_per_client: 2097152
+    queue_timeout: 100ms
+`, `    max_bytes: 65536
+    max_bytes_per_client: 65536
+    queue_timeout: 10m
+    max_queued: 1
+`, 1)
+	f := newFixture(t, yaml)
+	gate := f.gw.state.Load().gate
+	holderKey := clientKey(netip.MustParseAddr("127.0.0.2"))
+	evaluate := make(chan struct{})
+	letEvaluate := sync.OnceFunc(func() { close(evaluate) })
+	defer letEvaluate()
+	gate.mu.Lock()
+	gate.onAdmit = func(client netip.Prefix) {
+		if client == holderKey {
+			<-evaluate
+		}
+	}
+	gate.mu.Unlock()
+	post := func(source string, size int) <-chan int {
+		out := make(chan int, 1)
+		go func() {
+			r := f.req("POST", "/upload/", strings.NewReader("a="+strings.Repeat("x", size)))
+			r.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+			resp, err := f.clientFrom(source).Do(r)
+			if err != nil {
+				t.Errorf("post from %s: %v", source, err)
+				out <- 0
+				return
+			}
+			io.Copy(io.Discard, resp.Body)
+			resp.Body.Close()
+			out <- resp.StatusCode
+		}()
+		return out
+	}
+	held := post("127.0.0.2", 60<<10)
+	waitFor(t, "the first body admitted", func() bool { return gate.held(holderKey) > 0 })
+	queued := post("127.0.0.3", 30<<10)
+	waitFor(t, "the second body queued", func() bool { return gate.waiters() == 1 })
+	refused := post("127.0.0.4", 30<<10)
+	waitFor(t, "the third body answered while the queue is full", func() bool { return len(refused) == 1 })
+	if code := <-refused; code != http.StatusServiceUnavailable {
+		t.Errorf("the body past max_queued: %d, want 503", code)
+	}
+	if gate.waiters() != 1 || len(queued) != 0 {
+		t.Error("the queued body left the queue before the gate freed")
+	}
+	letEvaluate()
+	for name, out := range map[string]<-chan int{"admitted": held, "queued": queued} {
+		if code := <-out; code != 200 {
+			t.Errorf("the %s body: %d, want 200", name, code)
+		}
+	}
+	if kinds := f.kinds(); !slices.Equal(kinds, []string{KindOverload}) {
+		t.Errorf("events %v, want one %s", kinds, KindOverload)
+	}
+}
+
 func TestInspectGate(t *testing.T) {
 	a, b, c := netip.MustParsePrefix("192.0.2.1/32"), netip.MustParsePrefix("192.0.2.2/32"), netip.MustParsePrefix("2001:db8::/64")
-	g := newInspectGate(100<<10, 50<<10, time.Hour)
+	g := newInspectGate(100<<10, 50<<10, 100, time.Hour)
 	ctx := context.Background()
 
 	relA, err := g.acquire(ctx, a, 40<<10)
@@ -218,7 +285,7 @@ func TestInspectGate(t *testing.T) {
 	}
 
 	t.Log("waiters are served round-robin across clients, each as soon as it fits")
-	g = newInspectGate(100<<10, 100<<10, time.Hour)
+	g = newInspectGate(100<<10, 100<<10, 100, time.Hour)
 	hold, _ := g.acquire(ctx, a, 100<<10)
 	granted := make(chan string, 4)
 	done := map[string]chan struct{}{"b1": make(chan struct{}), "b2": make(chan struct{}), "c1": make(chan struct{})}
@@ -234,15 +301,7 @@ func TestInspectGate(t *testing.T) {
 		}
 	}
 	queued := func(n int) {
-		waitFor(t, "waiters queued", func() bool {
-			g.mu.Lock()
-			defer g.mu.Unlock()
-			k := 0
-			for _, cl := range g.clients {
-				k += len(cl.waiters)
-			}
-			return k == n
-		})
+		waitFor(t, "waiters queued", func() bool { return g.waiters() == n })
 	}
 	go wait("b1", b, 60<<10)
 	queued(1)
@@ -264,18 +323,63 @@ func TestInspectGate(t *testing.T) {
 	close(done["b2"])
 
 	t.Log("a waiter whose turn does not come within the timeout is refused, and its place freed")
-	g = newInspectGate(100<<10, 100<<10, time.Millisecond)
+	g = newInspectGate(100<<10, 100<<10, 100, time.Millisecond)
 	hold, _ = g.acquire(ctx, a, 100<<10)
 	if _, err := g.acquire(ctx, b, 10<<10); !errors.Is(err, errInspectBusy) {
 		t.Errorf("timed out: %v", err)
 	}
 	hold()
 	g.mu.Lock()
-	if g.used != 0 || len(g.clients) != 0 || len(g.turn) != 0 {
-		t.Errorf("gate not empty after all left: used %d clients %d turn %v", g.used, len(g.clients), g.turn)
+	if g.used != 0 || g.waiting != 0 || len(g.clients) != 0 || g.turn.live != 0 {
+		t.Errorf("gate not empty after all left: used %d waiting %d clients %d turn %d", g.used, g.waiting, len(g.clients), g.turn.live)
 	}
 	g.mu.Unlock()
 	relA()
+
+	t.Log("a full queue refuses at once, and a client's further bodies find it full at half")
+	g = newInspectGate(100<<10, 100<<10, 4, time.Hour)
+	hold, _ = g.acquire(ctx, a, 100<<10)
+	stop, cancel := context.WithCancel(ctx)
+	defer cancel()
+	try := func(client netip.Prefix) <-chan error {
+		out := make(chan error, 1)
+		go func() {
+			rel, err := g.acquire(stop, client, 10<<10)
+			if rel != nil {
+				rel()
+			}
+			out <- err
+		}()
+		return out
+	}
+	refused := func(what string, out <-chan error) {
+		waitFor(t, what+" answered without waiting", func() bool { return len(out) == 1 })
+		if err := <-out; !errors.Is(err, errInspectBusy) {
+			t.Errorf("%s: %v, want errInspectBusy", what, err)
+		}
+	}
+	d, e := netip.MustParsePrefix("192.0.2.4/32"), netip.MustParsePrefix("192.0.2.5/32")
+	waiting := []<-chan error{try(b)}
+	queued(1)
+	waiting = append(waiting, try(b))
+	queued(2)
+	refused("b's third body, the queue half full", try(b))
+	waiting = append(waiting, try(c))
+	queued(3)
+	waiting = append(waiting, try(d))
+	queued(4)
+	refused("e's body, the queue full", try(e))
+	hold()
+	for _, out := range waiting {
+		if err := <-out; err != nil {
+			t.Errorf("a queued body once the gate was free: %v", err)
+		}
+	}
+	g.mu.Lock()
+	if g.used != 0 || g.waiting != 0 || len(g.clients) != 0 || g.turn.live != 0 {
+		t.Errorf("gate not empty after all left: used %d waiting %d clients %d turn %d", g.used, g.waiting, len(g.clients), g.turn.live)
+	}
+	g.mu.Unlock()
 }
 
 // BenchmarkInspectGateQueued measures what a release and a waiter's
@@ -286,7 +390,7 @@ func BenchmarkInspectGateQueued(b *testing.B) {
 	const capacity = 8 << 20
 	ctx := context.Background()
 	for _, clients := range []int{10, 100, 1000, 10000} {
-		g := newInspectGate(capacity, capacity, time.Hour)
+		g := newInspectGate(capacity, capacity, clients+1, time.Hour)
 		holder := netip.MustParsePrefix("192.0.2.1/32")
 		held := make([]func(), 0, capacity/minInspectWeight)
 		for range capacity / minInspectWeight {
@@ -332,6 +436,43 @@ func BenchmarkInspectGateQueued(b *testing.B) {
 		wg.Wait()
 		for _, rel := range held {
 			rel()
+		}
+	}
+}
+
+// TestTurnQueue: the turn finds the client nearest the front whose first
+// body fits, as a walk down the line would, through pushes, removals from
+// anywhere, first bodies changing and the slots being packed.
+func TestTurnQueue(t *testing.T) {
+	rng := rand.New(rand.NewPCG(1, 2))
+	var q turnQueue
+	var line []*gateClient // the reference: front first
+	for step := range 20000 {
+		switch op := rng.IntN(10); {
+		case op < 4 || len(line) == 0:
+			c := &gateClient{}
+			c.push(&gateWaiter{n: 1 + rng.Int64N(100)})
+			q.push(c)
+			line = append(line, c)
+		case op < 7:
+			i := rng.IntN(len(line))
+			q.remove(line[i])
+			line = slices.Delete(line, i, i+1)
+		default:
+			c := line[rng.IntN(len(line))]
+			c.first.n = 1 + rng.Int64N(100)
+			q.set(c)
+		}
+		room := rng.Int64N(110)
+		var want *gateClient
+		for _, c := range line {
+			if c.first.n <= room {
+				want = c
+				break
+			}
+		}
+		if got := q.first(room); got != want || q.live != len(line) {
+			t.Fatalf("step %d: first(%d) = %p, want %p; live %d, line %d", step, room, got, want, q.live, len(line))
 		}
 	}
 }
