@@ -167,12 +167,20 @@ func (d *derived) headers(h collection.Map) {
 				// unescapes it reads it, for the rules to decode
 				// further as they decode arguments, and in its normal
 				// form (which folds JavaScript, and may read a path's
-				// "//" as a comment).
+				// "//" as a comment) and in each decoded layer, which
+				// keeps what the normal form reads as comments.
 				if n, ok := normalize(val); ok {
-					if u := dropControls(percentDecodeAll(val)); u != val && (hasSyntax(u) || hasDotSegment(u)) {
+					u := dropControls(percentDecodeAll(val))
+					if u != val && (hasSyntax(u) || hasDotSegment(u)) {
 						d.add(d.path, name, u)
 					}
-					d.add(d.path, name, dropControls(n))
+					n = dropControls(n)
+					d.add(d.path, name, n)
+					for _, l := range decodedLayers(val) {
+						if l != n && l != u {
+							d.add(d.path, name, l)
+						}
+					}
 				}
 			}
 		}
@@ -433,8 +441,9 @@ func hasSyntax(s string) bool {
 }
 
 // normalizeInto adds to dst, under the same name, the normal form of each
-// value of src that has one, and the parts of a normal form that is a
-// JSON document or a query string. With formEncoded (cookies, which
+// value of src that has one and each layer of encoding under it (see
+// decodedLayers) that differs from it, and the parts of a normal form or
+// a layer that is a JSON document or a query string. With formEncoded (cookies, which
 // arrive as the client wrote them, undecoded), a value holding percent
 // escapes and "+" also has its form-decoded normal form, "+" read as a
 // space as PHP's $_COOKIE and most frameworks' cookie readers do
@@ -449,6 +458,15 @@ func (d *derived) normalizeInto(src, dst collection.Map, formEncoded bool) {
 			n = dropControls(n)
 			adds = append(adds, [2]string{md.Key(), n})
 			if parts, ok := expandValue(md.Key(), n); ok {
+				adds = append(adds, parts...)
+			}
+		}
+		for _, l := range decodedLayers(v) {
+			if ok && l == n {
+				continue
+			}
+			adds = append(adds, [2]string{md.Key(), l})
+			if parts, ok := expandValue(md.Key(), l); ok {
 				adds = append(adds, parts...)
 			}
 		}
