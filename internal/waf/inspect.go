@@ -305,15 +305,25 @@ func (d *derived) uriPath(uri string) {
 		// path is read whole, as a catch-all parameter hands it over.
 		d.add(d.path, "path", p)
 	}
-	for seg := range strings.SplitSeq(path, "/") {
+	for rest := path; rest != ""; {
+		seg, after, _ := strings.Cut(rest, "/")
+		rest = after
 		if seg == "" {
 			continue
 		}
 		base, params, hasParams := strings.Cut(seg, ";")
 		if hasParams {
+			var k, v string
 			for p := range strings.SplitSeq(params, ";") {
-				k, v, _ := strings.Cut(p, "=")
+				k, v, _ = strings.Cut(p, "=")
 				d.add(d.path, "path."+percentDecodeOnce(k), percentDecodeOnce(v))
+			}
+			if v := percentDecodeOnce(v); rest != "" && hasSyntax(v) {
+				// A segment's last parameter holds syntax and the path
+				// goes on ("/files/x;p=;/usr/bin/id/view"): read up to
+				// the end, as a handler that takes the parameter from
+				// the raw path, or a catch-all route, hands it over.
+				d.add(d.path, "path."+percentDecodeOnce(k), v+"/"+percentDecodeOnce(rest))
 			}
 		}
 		// Judged by what the segment says under every layer of
