@@ -169,14 +169,14 @@ func (d *derived) headers(h collection.Map) {
 				// form (which folds JavaScript, and may read a path's
 				// "//" as a comment) and in each decoded layer, which
 				// keeps what the normal form reads as comments.
-				if n, ok := normalize(val); ok {
+				if n, ok, layers := normalForms(val); ok {
 					u := dropControls(percentDecodeAll(val))
 					if u != val && (hasSyntax(u) || hasDotSegment(u)) {
 						d.add(d.path, name, u)
 					}
 					n = dropControls(n)
 					d.add(d.path, name, n)
-					for _, l := range decodedLayers(val) {
+					for _, l := range layers {
 						if l != n && l != u {
 							d.add(d.path, name, l)
 						}
@@ -463,7 +463,7 @@ func (d *derived) normalizeInto(src, dst collection.Map, formEncoded bool) {
 	var adds [][2]string
 	for _, md := range src.FindAll() {
 		v := md.Value()
-		n, ok := normalize(v)
+		n, ok, layers := normalForms(v)
 		if ok {
 			n = dropControls(n)
 			adds = append(adds, [2]string{md.Key(), n})
@@ -471,7 +471,7 @@ func (d *derived) normalizeInto(src, dst collection.Map, formEncoded bool) {
 				adds = append(adds, parts...)
 			}
 		}
-		for _, l := range decodedLayers(v) {
+		for _, l := range layers {
 			if ok && l == n {
 				continue
 			}

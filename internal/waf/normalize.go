@@ -33,9 +33,28 @@ func normalize(v string) (string, bool) {
 	if len(v) > maxNormalizeLen || !needsNormalizing(v) {
 		return v, false
 	}
+	return normalizeDecoded(v, decodeStep(v))
+}
+
+// normalForms returns normalize(v) and decodedLayers(v), undoing v's
+// outermost layer once for both.
+func normalForms(v string) (string, bool, []string) {
+	if len(v) > maxNormalizeLen || !needsNormalizing(v) {
+		return v, false, nil
+	}
+	first := decodeStep(v)
+	n, ok := normalizeDecoded(v, first)
+	return n, ok, layersFrom(v, first)
+}
+
+// normalizeDecoded is normalize given first, decodeStep(v).
+func normalizeDecoded(v, first string) (string, bool) {
 	s := v
-	for range maxNormalizeRounds {
-		next := decodeStep(s)
+	for round := range maxNormalizeRounds {
+		next := first
+		if round > 0 {
+			next = decodeStep(s)
+		}
 		if strings.ContainsAny(next, "\\'\"`[/?") || strings.Contains(next, "fromCharCode") {
 			next = jsFold(next)
 		}
@@ -91,10 +110,18 @@ func decodedLayers(v string) []string {
 	if len(v) > maxNormalizeLen || !needsNormalizing(v) {
 		return nil
 	}
+	return layersFrom(v, decodeStep(v))
+}
+
+// layersFrom is decodedLayers given first, decodeStep(v).
+func layersFrom(v, first string) []string {
 	var out []string
 	s := v
-	for range maxNormalizeRounds {
-		next := decodeStep(s)
+	for round := range maxNormalizeRounds {
+		next := first
+		if round > 0 {
+			next = decodeStep(s)
+		}
 		if next == s {
 			break
 		}
