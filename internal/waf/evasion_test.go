@@ -85,13 +85,18 @@ func getPath(target string) toolCapture { return toolCapture{"path", false, "GET
 
 // TestDecodedMatrixSpans: a matrix parameter whose value holds syntax is
 // also read to the end of the path, since the value's own "/" does not
-// end it for a handler that takes it from the raw path.
+// end it for a handler that takes it from the raw path, and so is the
+// path from a bare ";" that ends a segment.
 func TestDecodedMatrixSpans(t *testing.T) {
 	wantVerdicts(t, []evasionCase{
 		{true, getPath("/files/a;x=%3B/usr/bin/id%5Cn")},
 		{true, getPath("/files/a;x=a%29%3B/usr/bin/id%7C")},
 		{true, getPath("/files/x;p=%3B/usr/bin/id")},
 		{true, getPath("/files/x;p=%60/usr/bin/whoami%60/view")},
+		{true, getPath("/files/x;p=;/usr/bin/id")},
+		{true, getPath("/files/x;/usr/bin/id")},
+		{false, getPath("/files/x;/images/2026/cat.png")},
+		{false, getPath("/app;jsessionid=0A1B2C;/account/settings")},
 		{false, getPath("/files/a;jsessionid=0A1B2C3D4E/view")},
 		{false, getPath("/cars;color=red;year=2012/models/list")},
 		{false, getPath("/search;q=red%20shoes/results/2")},

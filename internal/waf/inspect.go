@@ -318,11 +318,19 @@ func (d *derived) uriPath(uri string) {
 				k, v, _ = strings.Cut(p, "=")
 				d.add(d.path, "path."+percentDecodeOnce(k), percentDecodeOnce(v))
 			}
-			if v := percentDecodeOnce(v); rest != "" && hasSyntax(v) {
+			switch v := percentDecodeOnce(v); {
+			case rest == "":
+			case k == "" && v == "":
+				// The segment ends in a bare ";" and the path goes on
+				// ("/files/x;/usr/bin/id"): no parameter, a separator,
+				// read from it to the end as a catch-all route hands it
+				// over.
+				d.add(d.path, "path", percentDecodeOnce(";"+params+"/"+rest))
+			case hasSyntax(v):
 				// A segment's last parameter holds syntax and the path
-				// goes on ("/files/x;p=;/usr/bin/id/view"): read up to
-				// the end, as a handler that takes the parameter from
-				// the raw path, or a catch-all route, hands it over.
+				// goes on ("/files/x;p=%3B/usr/bin/id"): read up to the
+				// end, as a handler that takes the parameter from the
+				// raw path, or a catch-all route, hands it over.
 				d.add(d.path, "path."+percentDecodeOnce(k), v+"/"+percentDecodeOnce(rest))
 			}
 		}
