@@ -461,12 +461,12 @@ func hasSyntax(s string) bool {
 // normalizeInto adds to dst, under the same name, the normal form of each
 // value of src that has one and each layer of encoding under it (see
 // decodedLayers) that differs from it, and the parts of a normal form or
-// a layer that is a JSON document or a query string. With formEncoded (cookies, which
-// arrive as the client wrote them, undecoded), a value holding percent
-// escapes and "+" also has its form-decoded normal form, "+" read as a
-// space as PHP's $_COOKIE and most frameworks' cookie readers do
-// ("%3B+nc+-e+%2Fbin%2Fsh" is "; nc -e /bin/sh" to them), beside the
-// form that keeps "+" (Base64 in a cookie).
+// a layer that is a JSON document or a query string. With formEncoded
+// (cookies, which arrive as the client wrote them, undecoded), a value
+// holding percent escapes and "+" also has its form-decoded normal form,
+// "+" read as a space as PHP's $_COOKIE and most frameworks' cookie
+// readers do ("%3B+nc+-e+%2Fbin%2Fsh" is "; nc -e /bin/sh" to them),
+// beside the form that keeps "+" (Base64 in a cookie).
 func (d *derived) normalizeInto(src, dst collection.Map, formEncoded bool) {
 	var adds [][2]string
 	for _, md := range src.FindAll() {
