@@ -167,12 +167,20 @@ func (d *derived) headers(h collection.Map) {
 				// unescapes it reads it, for the rules to decode
 				// further as they decode arguments, and in its normal
 				// form (which folds JavaScript, and may read a path's
-				// "//" as a comment).
-				if n, ok := normalize(val); ok {
-					if u := dropControls(percentDecodeAll(val)); u != val && (hasSyntax(u) || hasDotSegment(u)) {
+				// "//" as a comment) and in each decoded layer, which
+				// keeps what the normal form reads as comments.
+				if n, ok, layers := normalForms(val); ok {
+					u := dropControls(percentDecodeAll(val))
+					if u != val && (hasSyntax(u) || hasDotSegment(u)) {
 						d.add(d.path, name, u)
 					}
-					d.add(d.path, name, dropControls(n))
+					n = dropControls(n)
+					d.add(d.path, name, n)
+					for _, l := range layers {
+						if l != n && l != u {
+							d.add(d.path, name, l)
+						}
+					}
 				}
 			}
 		}
@@ -297,15 +305,33 @@ func (d *derived) uriPath(uri string) {
 		// path is read whole, as a catch-all parameter hands it over.
 		d.add(d.path, "path", p)
 	}
-	for seg := range strings.SplitSeq(path, "/") {
+	for rest := path; rest != ""; {
+		seg, after, _ := strings.Cut(rest, "/")
+		rest = after
 		if seg == "" {
 			continue
 		}
 		base, params, hasParams := strings.Cut(seg, ";")
 		if hasParams {
+			var k, v string
 			for p := range strings.SplitSeq(params, ";") {
-				k, v, _ := strings.Cut(p, "=")
+				k, v, _ = strings.Cut(p, "=")
 				d.add(d.path, "path."+percentDecodeOnce(k), percentDecodeOnce(v))
+			}
+			switch v := percentDecodeOnce(v); {
+			case rest == "":
+			case k == "" && v == "":
+				// The segment ends in a bare ";" and the path goes on
+				// ("/files/x;/usr/bin/id"): no parameter, a separator,
+				// read from it to the end as a catch-all route hands it
+				// over.
+				d.add(d.path, "path", percentDecodeOnce(";"+params+"/"+rest))
+			case hasSyntax(v):
+				// A segment's last parameter holds syntax and the path
+				// goes on ("/files/x;p=%3B/usr/bin/id"): read up to the
+				// end, as a handler that takes the parameter from the
+				// raw path, or a catch-all route, hands it over.
+				d.add(d.path, "path."+percentDecodeOnce(k), v+"/"+percentDecodeOnce(rest))
 			}
 		}
 		// Judged by what the segment says under every layer of
@@ -433,22 +459,32 @@ func hasSyntax(s string) bool {
 }
 
 // normalizeInto adds to dst, under the same name, the normal form of each
-// value of src that has one, and the parts of a normal form that is a
-// JSON document or a query string. With formEncoded (cookies, which
-// arrive as the client wrote them, undecoded), a value holding percent
-// escapes and "+" also has its form-decoded normal form, "+" read as a
-// space as PHP's $_COOKIE and most frameworks' cookie readers do
-// ("%3B+nc+-e+%2Fbin%2Fsh" is "; nc -e /bin/sh" to them), beside the
-// form that keeps "+" (Base64 in a cookie).
+// value of src that has one and each layer of encoding under it (see
+// decodedLayers) that differs from it, and the parts of a normal form or
+// a layer that is a JSON document or a query string. With formEncoded
+// (cookies, which arrive as the client wrote them, undecoded), a value
+// holding percent escapes and "+" also has its form-decoded normal form,
+// "+" read as a space as PHP's $_COOKIE and most frameworks' cookie
+// readers do ("%3B+nc+-e+%2Fbin%2Fsh" is "; nc -e /bin/sh" to them),
+// beside the form that keeps "+" (Base64 in a cookie).
 func (d *derived) normalizeInto(src, dst collection.Map, formEncoded bool) {
 	var adds [][2]string
 	for _, md := range src.FindAll() {
 		v := md.Value()
-		n, ok := normalize(v)
+		n, ok, layers := normalForms(v)
 		if ok {
 			n = dropControls(n)
 			adds = append(adds, [2]string{md.Key(), n})
 			if parts, ok := expandValue(md.Key(), n); ok {
+				adds = append(adds, parts...)
+			}
+		}
+		for _, l := range layers {
+			if ok && l == n {
+				continue
+			}
+			adds = append(adds, [2]string{md.Key(), l})
+			if parts, ok := expandValue(md.Key(), l); ok {
 				adds = append(adds, parts...)
 			}
 		}

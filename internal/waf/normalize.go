@@ -2,6 +2,7 @@ package waf
 
 import (
 	"encoding/base64"
+	"slices"
 	"strings"
 	"unicode/utf8"
 )
@@ -14,6 +15,7 @@ const (
 	maxNormalizeLen    = 64 << 10
 	maxNormalizeRounds = 4
 	minBase64Len       = 12
+	minPaddedBase64Len = 8
 )
 
 // normalize returns the form of v that a browser, an interpreter or a
@@ -31,24 +33,27 @@ func normalize(v string) (string, bool) {
 	if len(v) > maxNormalizeLen || !needsNormalizing(v) {
 		return v, false
 	}
+	return normalizeDecoded(v, decodeStep(v))
+}
+
+// normalForms returns normalize(v) and decodedLayers(v), undoing v's
+// outermost layer once for both.
+func normalForms(v string) (string, bool, []string) {
+	if len(v) > maxNormalizeLen || !needsNormalizing(v) {
+		return v, false, nil
+	}
+	first := decodeStep(v)
+	n, ok := normalizeDecoded(v, first)
+	return n, ok, layersFrom(v, first)
+}
+
+// normalizeDecoded is normalize given first, decodeStep(v).
+func normalizeDecoded(v, first string) (string, bool) {
 	s := v
-	for range maxNormalizeRounds {
-		next := s
-		if strings.IndexByte(next, '%') >= 0 {
-			next = percentDecodeOnce(next)
-		}
-		if jwt, ok := jwtClaims(next); ok {
-			next = jwt
-		} else {
-			next = decodeBase64Runs(next)
-		}
-		if strings.IndexByte(next, '&') >= 0 && hasTag(next) {
-			// Character references mean something to the SQL, shell and
-			// PHP families only where a parser decodes them: in markup
-			// (an XML document's text, "<id>&#49;&#32;UNION…</id>").
-			// CRS's XSS rules decode them themselves. "&lt;" in text
-			// stays text (see unescapeMarkup).
-			next = unescapeMarkup(next)
+	for round := range maxNormalizeRounds {
+		next := first
+		if round > 0 {
+			next = decodeStep(s)
 		}
 		if strings.ContainsAny(next, "\\'\"`[/?") || strings.Contains(next, "fromCharCode") {
 			next = jsFold(next)
@@ -65,6 +70,67 @@ func normalize(v string) (string, bool) {
 		return v, false
 	}
 	return s, true
+}
+
+// decodeStep undoes one layer of the encodings whose syntax appears in s:
+// percent escapes, a JSON Web Token's parts or Base64 runs that decode to
+// text, and character references inside markup. It never folds or strips
+// anything, and never makes s longer.
+func decodeStep(s string) string {
+	if strings.IndexByte(s, '%') >= 0 {
+		s = percentDecodeOnce(s)
+	}
+	if jwt, ok := jwtClaims(s); ok {
+		s = jwt
+	} else {
+		s = decodeBase64Runs(s)
+	}
+	if strings.IndexByte(s, '&') >= 0 && hasTag(s) {
+		// Character references mean something to the SQL, shell and
+		// PHP families only where a parser decodes them: in markup
+		// (an XML document's text, "<id>&#49;&#32;UNION…</id>").
+		// CRS's XSS rules decode them themselves. "&lt;" in text
+		// stays text (see unescapeMarkup).
+		s = unescapeMarkup(s)
+	}
+	return s
+}
+
+// decodedLayers returns the layers of encoding under v as each decoder
+// hands them over (see decodeStep), the outermost first, at most
+// maxNormalizeRounds of them, with control characters dropped: what an
+// application that decodes the value reads before any interpreter folds
+// or comments anything away. The normal form goes further and strips what
+// SQL and JavaScript read as comments, which is right for those families
+// and wrong for markup: "#" is a comment to MySQL and a URL to a browser
+// ("<img src=# onmouseover=…>" in Base64), and "//" is a comment to
+// JavaScript and a path to CSS. Each layer is no longer than v; none
+// equals v or another layer.
+func decodedLayers(v string) []string {
+	if len(v) > maxNormalizeLen || !needsNormalizing(v) {
+		return nil
+	}
+	return layersFrom(v, decodeStep(v))
+}
+
+// layersFrom is decodedLayers given first, decodeStep(v).
+func layersFrom(v, first string) []string {
+	var out []string
+	s := v
+	for round := range maxNormalizeRounds {
+		next := first
+		if round > 0 {
+			next = decodeStep(s)
+		}
+		if next == s {
+			break
+		}
+		s = next
+		if l := dropControls(s); l != v && !slices.Contains(out, l) {
+			out = append(out, l)
+		}
+	}
+	return out
 }
 
 // hasTag reports whether s holds something like a tag: "<" followed by a
@@ -126,6 +192,9 @@ func isBase64Byte(c byte) bool {
 }
 
 func hasBase64Run(s string) bool {
+	if paddedBase64(s) {
+		return true
+	}
 	n := 0
 	for i := 0; i < len(s); i++ {
 		if isBase64Byte(s[i]) {
@@ -140,11 +209,36 @@ func hasBase64Run(s string) bool {
 	return false
 }
 
+// paddedBase64 reports whether the whole of s is one padded Base64 run
+// of at least minPaddedBase64Len characters: a length that is a multiple
+// of four, ending in "=" or "==". A word, a number or a name=value pair
+// has no such shape, so a shorter run than minBase64Len is taken as
+// Base64 when it is the whole value ("IE9SIDE9MA==" is " OR 1=0").
+func paddedBase64(s string) bool {
+	if len(s) < minPaddedBase64Len || len(s)%4 != 0 || s[len(s)-1] != '=' {
+		return false
+	}
+	t := strings.TrimSuffix(strings.TrimSuffix(s, "="), "=")
+	for i := 0; i < len(t); i++ {
+		if !isBase64Byte(t[i]) {
+			return false
+		}
+	}
+	return true
+}
+
 // decodeBase64Runs replaces each run of at least minBase64Len Base64
-// characters (either alphabet, padded or not) that decodes to text by that
-// text. Identifiers, hashes and random tokens decode to binary and stay as
+// characters (either alphabet, padded or not), or a whole value that is
+// padded Base64 (see paddedBase64), that decodes to text by that text.
+// Identifiers, hashes and random tokens decode to binary and stay as
 // they are, and so do runs that are plain words, paths or numbers.
 func decodeBase64Runs(s string) string {
+	if paddedBase64(s) {
+		if text, ok := base64Text(s, 4); ok {
+			return text
+		}
+		return s
+	}
 	if !hasBase64Run(s) {
 		return s
 	}
@@ -164,7 +258,7 @@ func decodeBase64Runs(s string) string {
 			end++
 		}
 		if j-i >= minBase64Len {
-			if text, ok := base64Text(s[i:end]); ok {
+			if text, ok := base64Text(s[i:end], 6); ok {
 				b.WriteString(s[last:i])
 				b.WriteString(text)
 				last = end
@@ -179,10 +273,12 @@ func decodeBase64Runs(s string) string {
 	return b.String()
 }
 
-// base64Text decodes run when it is Base64 of printable UTF-8 text that
-// holds something other than letters and digits (so that a decoded word
-// does not replace a word).
-func base64Text(run string) (string, bool) {
+// base64Text decodes run when it is Base64 of at least minLen bytes of
+// UTF-8 text that holds something other than letters and digits (so that
+// a decoded word does not replace a word). The text may hold a few control
+// characters, one in sixteen bytes, as payloads do to split a keyword for
+// a filter ("java\x05script:", "onerror\x00="); binary holds many more.
+func base64Text(run string, minLen int) (string, bool) {
 	// A run of letters alone, or of a path, is far more often itself.
 	letters, digits, other := 0, 0, 0
 	for i := 0; i < len(run); i++ {
@@ -206,20 +302,23 @@ func base64Text(run string) (string, bool) {
 	} else {
 		d, err = base64.RawStdEncoding.DecodeString(trimmed)
 	}
-	if err != nil || len(d) < 6 || !utf8.Valid(d) {
+	if err != nil || len(d) < minLen || !utf8.Valid(d) {
 		return "", false
 	}
 	special := false
+	controls := 0
 	for _, r := range string(d) {
 		switch {
 		case r == '\t' || r == '\n' || r == '\r':
-		case r < 0x20 || r == 0x7f || r == utf8.RuneError:
+		case r == utf8.RuneError:
 			return "", false
+		case r < 0x20 || r == 0x7f:
+			controls++
 		case r < 0x80 && !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9'):
 			special = true
 		}
 	}
-	if !special {
+	if !special || controls > len(d)/16 {
 		return "", false
 	}
 	return string(d), true

@@ -1,6 +1,7 @@
 package waf
 
 import (
+	"slices"
 	"strings"
 	"testing"
 	"unicode/utf8"
@@ -107,6 +108,42 @@ func TestNormalizeBounds(t *testing.T) {
 	}
 }
 
+// TestDecodedLayers: every layer of encoding under a value, as the
+// decoder hands it over, before the normal form strips what SQL and
+// JavaScript read as comments ("#" is a URL to markup).
+func TestDecodedLayers(t *testing.T) {
+	cases := []struct {
+		in   string
+		want []string
+	}{
+		// Base64 of markup whose "#" the normal form cuts as a comment.
+		{"PElNRyBTUkM9IyBvbm1vdXNlb3Zlcj0iYWxlcnQoJ2tjZicpIj4=", []string{`<IMG SRC=# onmouseover="alert('kcf')">`}},
+		// Base64 under percent escapes: one step undoes both, a second
+		// escape layer is a second step.
+		{"PHNjcmlwdD4vLyB4PC9zY3JpcHQ%2B", []string{"<script>// x</script>"}},
+		{"%253Cb%253E", []string{"%3Cb%3E", "<b>"}},
+		// Controls dropped.
+		{"PGltZyAAc3JjPXggb25lcnJvcj0iamF2YXNjcmlwdDphbGVydCgxKSI+", []string{`<img src=x onerror="javascript:alert(1)">`}},
+		// Nothing encoded: no layer, whatever the normal form does.
+		{"1 union#x\nselect 2", nil},
+		{`this['ale'+'rt'](1)`, nil},
+		{"plain words", nil},
+	}
+	for _, c := range cases {
+		if got := decodedLayers(c.in); !slices.Equal(got, c.want) {
+			t.Errorf("decodedLayers(%q) = %q, want %q", c.in, got, c.want)
+		}
+	}
+	// Bounded: a value over maxNormalizeLen has no layers, and at most
+	// maxNormalizeRounds are undone.
+	if got := decodedLayers(strings.Repeat("%25", maxNormalizeLen)); got != nil {
+		t.Errorf("a value over maxNormalizeLen has %d layers", len(got))
+	}
+	if got := decodedLayers("%2525252527"); len(got) != maxNormalizeRounds || slices.Contains(got, "'") {
+		t.Errorf("decodedLayers undid more than %d layers: %q", maxNormalizeRounds, got)
+	}
+}
+
 func TestStripSQLLineComments(t *testing.T) {
 	cases := []struct{ in, want string }{
 		{"admin'--", "admin' --"},
@@ -131,6 +168,15 @@ func TestDecodeBase64Runs(t *testing.T) {
 		{"token 0123456789abcdef0123", "token 0123456789abcdef0123"},
 		{"aGVsbG8gd29ybGQ", "hello world"},
 		{"aGVsbG93b3JsZGFnYWlu", "aGVsbG93b3JsZGFnYWlu"}, // letters only: a word is no payload
+		// A whole value that is padded Base64 is Base64 however short.
+		{"IE9SIDE9MA==", " OR 1=0"},
+		{"Jzw9Jw==", "'<='"},
+		{"dGVzdA==", "dGVzdA=="},             // "test": a word
+		{"x IE9SIDE9MA==", "x IE9SIDE9MA=="}, // a short run inside text stays
+		{"abcdefg=", "abcdefg="},             // binary
+		// A control character or two, as payloads split a keyword.
+		{"PGltZyAAc3JjPXggb25lcnJvcj0iamF2YXNjcmlwdDphbGVydCgxKSI+", "<img \x00src=x onerror=\"javascript:alert(1)\">"},
+		{"AAECAwQFBgcICQoLDA0ODxAREhM=", "AAECAwQFBgcICQoLDA0ODxAREhM="}, // bytes 0 to 19: binary
 	}
 	for _, c := range cases {
 		if got := decodeBase64Runs(c.in); got != c.want {
@@ -190,6 +236,23 @@ func FuzzNormalize(f *testing.F) {
 		}
 		if utf8.ValidString(s) && ok && !utf8.ValidString(out) && !strings.Contains(s, "%") && !strings.Contains(s, "\\") {
 			t.Fatalf("normalize(%q) made invalid UTF-8 out of valid text without escapes: %q", s, out)
+		}
+	})
+}
+
+func FuzzDecodedLayers(f *testing.F) {
+	for _, s := range []string{"%2527", "PHNjcmlwdD4=", "IE9SIDE9MA==", "<a>&#49;</a>", "eyJ.eyJ.x", "%25%32%35"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		layers := decodedLayers(s)
+		if len(layers) > maxNormalizeRounds {
+			t.Fatalf("decodedLayers(%q) gave %d layers", s, len(layers))
+		}
+		for _, l := range layers {
+			if len(l) > len(s) || l == s {
+				t.Fatalf("decodedLayers(%q) gave %q", s, l)
+			}
 		}
 	})
 }
