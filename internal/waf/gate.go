@@ -47,8 +47,9 @@ import (
 //   - operators are the rule's own instances, asked while the transaction
 //     is not capturing, so they change nothing. Only operators whose answer
 //     depends on the value alone are used: moat's @rx and scorers, and
-//     Coraza's built-ins that read no macro; a rule with any other
-//     operator is always evaluated;
+//     Coraza's built-ins that read no macro (and @moatProxyHeader, whose
+//     answer depends on the request's headers and target alone); a rule
+//     with any other operator is always evaluated;
 //   - only variables no rule of the phase writes are read (the request's
 //     arguments, headers, cookies, URI, body and files; never TX, MATCHED_*
 //     or what a ctl changes), and the phase-2 gate runs after moat's
@@ -607,6 +608,8 @@ func gateTest(r reflect.Value, id, phase int, p *gatePlan, nodeOf map[[2]uintptr
 			gr.pick, gr.class = o.need.pick, o.need.class
 		case *pmOp:
 			gr.pick = o.pick
+		case scoreOp:
+			gr.class = o.need
 		default:
 			gr.pick = builtinPick(op)
 		}
@@ -698,6 +701,9 @@ func (p *gatePlan) askableOp(r reflect.Value) (plugintypes.Operator, bool, error
 	}
 	switch op.(type) {
 	case *rxOp, *pmOp, scoreOp, *fileNameOp, budgetOp:
+	case proxyHeaderOp:
+		// Its answer depends on the request's headers and target alone
+		// (REQUEST_HEADERS, REQUEST_URI_RAW), which no rule writes.
 	default:
 		// Function is the operator as written: "@pm", "!@rx".
 		name := strings.TrimPrefix(strings.TrimPrefix(fn.String(), "!"), "@")
