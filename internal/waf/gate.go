@@ -133,7 +133,7 @@ func (g gateAction) Evaluate(r plugintypes.RuleMetadata, tx plugintypes.Transact
 			s.remove(rules[i].id)
 		}
 	}
-	s.flush(rr)
+	s.flush(rr, p.gatePhase[r.ID()])
 	s.tx = nil
 	gateScratch.Put(s)
 }
@@ -142,6 +142,7 @@ func (g gateAction) Evaluate(r plugintypes.RuleMetadata, tx plugintypes.Transact
 // loaded rules.
 type gatePlan struct {
 	after     map[int][]gateRule // gate rule ID → the rules it decides
+	gatePhase map[int]int        // gate rule ID → its phase
 	selectors []gateSelector
 	nodes     []gateNode // transformation prefixes; 0 is "none"
 	rules     int        // rules gated, for the load log and tests
@@ -162,10 +163,11 @@ type gatePlan struct {
 	// planning (capturedChain).
 	all       []*rrule
 	constKeys []string
-	// ids: every rule ID of the set, in order; rank: an ID's place there
-	// (gateremove.go).
-	ids  []int
-	rank map[int]int
+	// ids: every rule ID of the set, in order; rank: an ID's place there;
+	// phase[rank]: that rule's phase (gateremove.go).
+	ids   []int
+	rank  map[int]int
+	phase []int
 	// twins[node]: the nodes whose value node may take (gateshare.go).
 	twins [][]int
 }
@@ -292,7 +294,7 @@ func planGate(w coraza.WAF, ids []int, paranoia int, budget time.Duration, const
 	if err != nil {
 		return nil, fmt.Errorf("waf: gate: %w", err)
 	}
-	p := &gatePlan{after: map[int][]gateRule{}, nodes: []gateNode{{}}, budget: budgetOp{budget}}
+	p := &gatePlan{after: map[int][]gateRule{}, gatePhase: map[int]int{}, nodes: []gateNode{{}}, budget: budgetOp{budget}}
 	if err := p.planChains(rules, consts); err != nil {
 		return nil, err
 	}
@@ -390,14 +392,17 @@ func planGate(w coraza.WAF, ids []int, paranoia int, budget time.Duration, const
 		}
 		p.after[info.id] = list
 		p.rules += len(list)
+		p.gatePhase[info.id] = info.phase
 	}
 	ruleIDs := make([]int, 0, len(all))
+	phases := map[int]int{}
 	for _, info := range all {
 		if info.id != 0 {
 			ruleIDs = append(ruleIDs, info.id)
+			phases[info.id] = info.phase
 		}
 	}
-	p.planRanks(ruleIDs)
+	p.planRanks(ruleIDs, phases)
 	p.placeCaptured()
 	p.all, p.constKeys = nil, nil
 	p.planMulti()
