@@ -170,6 +170,9 @@ type gatePlan struct {
 	phase []int
 	// twins[node]: the nodes whose value node may take (gateshare.go).
 	twins [][]int
+	// unions: how many (selector, chain) pairs rules read with a byte
+	// test (gateRule.unions).
+	unions int
 }
 
 // nodeMulti is the necessity tests of the @rx rules that read values
@@ -223,6 +226,12 @@ type gateRule struct {
 	// captured: a chain decided with what its first link would write
 	// (gatecapture.go).
 	captured *capturedChain
+	// unions[i]: the slot of the bytes of all of sels[i]'s values after
+	// node (gateState.uni), or -1; nil when the rule has no byte test
+	// (pick, class). A rule whose test refuses the bytes of all the
+	// values together refuses each value: its values are not read one
+	// by one.
+	unions []int32
 }
 
 // gateSelector is one VARIABLE[:key] a rule reads.
@@ -407,6 +416,7 @@ func planGate(w coraza.WAF, ids []int, paranoia int, budget time.Duration, const
 	p.all, p.constKeys = nil, nil
 	p.planMulti()
 	p.planTwins()
+	p.planUnions()
 	p.keyNeed = make([]*necessity, len(p.selectors))
 	for k, sel := range p.selectors {
 		if sel.keyRx != nil {
@@ -742,6 +752,9 @@ type gateState struct {
 	// value vi after node, once computed.
 	bset []int32
 	bval []byteSet
+	// uni[slot] is 1 + the offset in bval of the bytes of all the values
+	// of a selector after a chain (gateRule.unions), once computed.
+	uni []int32
 	// all: each collection's every value, as FindAll returns it, once
 	// asked for.
 	all []collectionValues
@@ -790,6 +803,11 @@ func (s *gateState) reset(p *gatePlan, tx plugintypes.TransactionState) {
 	s.mval = s.mval[:0]
 	s.bset = s.bset[:0]
 	s.bval = s.bval[:0]
+	if cap(s.uni) < p.unions {
+		s.uni = make([]int32, p.unions)
+	}
+	s.uni = s.uni[:p.unions]
+	clear(s.uni)
 	clear(s.all)
 	s.all = s.all[:0]
 }
@@ -1064,7 +1082,10 @@ func (s *gateState) opMayMatch(r *gateRule) bool {
 	if r.unclocked {
 		return len(s.tx.Variables().TX().Get(txStart)) > 0
 	}
-	for _, k := range r.sels {
+	for i, k := range r.sels {
+		if r.unions != nil && !s.unionMay(r, r.unions[i], k) {
+			continue
+		}
 		if s.p.selectors[k].count {
 			// Coraza counts the values left after the rule's
 			// exclusions, which the gate does not apply: only a count
@@ -1102,4 +1123,59 @@ func (s *gateState) opMayMatch(r *gateRule) bool {
 		}
 	}
 	return false
+}
+
+// planUnions gives each (selector, chain) pair that a rule with a byte
+// test reads through its slot in gateState.uni.
+func (p *gatePlan) planUnions() {
+	slot := map[[2]int]int32{}
+	var visit func(r *gateRule)
+	visit = func(r *gateRule) {
+		if r.op != nil && !r.multiMatch && (r.pick != nil || r.class != nil) {
+			r.unions = make([]int32, len(r.sels))
+			for i, k := range r.sels {
+				if p.selectors[k].count {
+					r.unions[i] = -1
+					continue
+				}
+				key := [2]int{k, r.node}
+				n, ok := slot[key]
+				if !ok {
+					n = int32(len(slot))
+					slot[key] = n
+				}
+				r.unions[i] = n
+			}
+		}
+		for i := range r.links {
+			visit(&r.links[i])
+		}
+	}
+	for _, list := range p.after {
+		for i := range list {
+			visit(&list[i])
+		}
+	}
+	p.unions = len(slot)
+}
+
+// unionMay reports whether r's byte tests (pick, class) pass the bytes
+// of all of selector k's values after r's chain (slot: their place in
+// s.uni; -1: not kept). Both tests pass a set whenever they pass a part
+// of it, so a refusal here is a refusal of every value.
+func (s *gateState) unionMay(r *gateRule, slot int32, k int) bool {
+	if slot < 0 {
+		return true
+	}
+	if s.uni[slot] == 0 {
+		var u byteSet
+		for _, vi := range s.values(k) {
+			b := s.bytes(r.node, vi)
+			u[0], u[1], u[2], u[3] = u[0]|b[0], u[1]|b[1], u[2]|b[2], u[3]|b[3]
+		}
+		s.bval = append(s.bval, u)
+		s.uni[slot] = int32(len(s.bval))
+	}
+	u := s.bval[s.uni[slot]-1]
+	return (r.pick == nil || r.pick.passes(u)) && (r.class == nil || u.meets(*r.class))
 }
