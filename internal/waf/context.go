@@ -527,10 +527,23 @@ func phpScore(v string) int {
 // whatever CRS's rules found, and captures the value.
 type scoreOp struct {
 	score func(string) int
+	// need: bytes of which a value the scorer finds an attack holds one
+	// (nil: not known); the gate decides a value holding none without
+	// the scorer.
+	need *byteSet
 }
 
 func newScoreOp(score func(string) int) func(plugintypes.OperatorOptions) (plugintypes.Operator, error) {
-	return func(plugintypes.OperatorOptions) (plugintypes.Operator, error) { return scoreOp{score}, nil }
+	return func(plugintypes.OperatorOptions) (plugintypes.Operator, error) { return scoreOp{score: score}, nil }
+}
+
+// newNeedScoreOp is newScoreOp for a scorer that finds no attack in a
+// value holding none of the bytes of need.
+func newNeedScoreOp(score func(string) int, need string) func(plugintypes.OperatorOptions) (plugintypes.Operator, error) {
+	set := bytesOf(need)
+	return func(plugintypes.OperatorOptions) (plugintypes.Operator, error) {
+		return scoreOp{score: score, need: &set}, nil
+	}
 }
 
 func (o scoreOp) Evaluate(tx plugintypes.TransactionState, value string) bool {

@@ -47,8 +47,9 @@ import (
 //   - operators are the rule's own instances, asked while the transaction
 //     is not capturing, so they change nothing. Only operators whose answer
 //     depends on the value alone are used: moat's @rx and scorers, and
-//     Coraza's built-ins that read no macro; a rule with any other
-//     operator is always evaluated;
+//     Coraza's built-ins that read no macro (and @moatProxyHeader, whose
+//     answer depends on the request's headers and target alone); a rule
+//     with any other operator is always evaluated;
 //   - only variables no rule of the phase writes are read (the request's
 //     arguments, headers, cookies, URI, body and files; never TX, MATCHED_*
 //     or what a ctl changes), and the phase-2 gate runs after moat's
@@ -132,7 +133,7 @@ func (g gateAction) Evaluate(r plugintypes.RuleMetadata, tx plugintypes.Transact
 			s.remove(rules[i].id)
 		}
 	}
-	s.flush(rr)
+	s.flush(rr, p.gatePhase[r.ID()])
 	s.tx = nil
 	gateScratch.Put(s)
 }
@@ -141,6 +142,7 @@ func (g gateAction) Evaluate(r plugintypes.RuleMetadata, tx plugintypes.Transact
 // loaded rules.
 type gatePlan struct {
 	after     map[int][]gateRule // gate rule ID → the rules it decides
+	gatePhase map[int]int        // gate rule ID → its phase
 	selectors []gateSelector
 	nodes     []gateNode // transformation prefixes; 0 is "none"
 	rules     int        // rules gated, for the load log and tests
@@ -161,12 +163,16 @@ type gatePlan struct {
 	// planning (capturedChain).
 	all       []*rrule
 	constKeys []string
-	// ids: every rule ID of the set, in order; rank: an ID's place there
-	// (gateremove.go).
-	ids  []int
-	rank map[int]int
+	// ids: every rule ID of the set, in order; rank: an ID's place there;
+	// phase[rank]: that rule's phase (gateremove.go).
+	ids   []int
+	rank  map[int]int
+	phase []int
 	// twins[node]: the nodes whose value node may take (gateshare.go).
 	twins [][]int
+	// unions: how many (selector, chain) pairs rules read with a byte
+	// test (gateRule.unions).
+	unions int
 }
 
 // nodeMulti is the necessity tests of the @rx rules that read values
@@ -220,6 +226,12 @@ type gateRule struct {
 	// captured: a chain decided with what its first link would write
 	// (gatecapture.go).
 	captured *capturedChain
+	// unions[i]: the slot of the bytes of all of sels[i]'s values after
+	// node (gateState.uni), or -1; nil when the rule has no byte test
+	// (pick, class). A rule whose test refuses the bytes of all the
+	// values together refuses each value: its values are not read one
+	// by one.
+	unions []int32
 }
 
 // gateSelector is one VARIABLE[:key] a rule reads.
@@ -291,7 +303,7 @@ func planGate(w coraza.WAF, ids []int, paranoia int, budget time.Duration, const
 	if err != nil {
 		return nil, fmt.Errorf("waf: gate: %w", err)
 	}
-	p := &gatePlan{after: map[int][]gateRule{}, nodes: []gateNode{{}}, budget: budgetOp{budget}}
+	p := &gatePlan{after: map[int][]gateRule{}, gatePhase: map[int]int{}, nodes: []gateNode{{}}, budget: budgetOp{budget}}
 	if err := p.planChains(rules, consts); err != nil {
 		return nil, err
 	}
@@ -389,18 +401,22 @@ func planGate(w coraza.WAF, ids []int, paranoia int, budget time.Duration, const
 		}
 		p.after[info.id] = list
 		p.rules += len(list)
+		p.gatePhase[info.id] = info.phase
 	}
 	ruleIDs := make([]int, 0, len(all))
+	phases := map[int]int{}
 	for _, info := range all {
 		if info.id != 0 {
 			ruleIDs = append(ruleIDs, info.id)
+			phases[info.id] = info.phase
 		}
 	}
-	p.planRanks(ruleIDs)
+	p.planRanks(ruleIDs, phases)
 	p.placeCaptured()
 	p.all, p.constKeys = nil, nil
 	p.planMulti()
 	p.planTwins()
+	p.planUnions()
 	p.keyNeed = make([]*necessity, len(p.selectors))
 	for k, sel := range p.selectors {
 		if sel.keyRx != nil {
@@ -607,6 +623,8 @@ func gateTest(r reflect.Value, id, phase int, p *gatePlan, nodeOf map[[2]uintptr
 			gr.pick, gr.class = o.need.pick, o.need.class
 		case *pmOp:
 			gr.pick = o.pick
+		case scoreOp:
+			gr.class = o.need
 		default:
 			gr.pick = builtinPick(op)
 		}
@@ -698,6 +716,9 @@ func (p *gatePlan) askableOp(r reflect.Value) (plugintypes.Operator, bool, error
 	}
 	switch op.(type) {
 	case *rxOp, *pmOp, scoreOp, *fileNameOp, budgetOp:
+	case proxyHeaderOp:
+		// Its answer depends on the request's headers and target alone
+		// (REQUEST_HEADERS, REQUEST_URI_RAW), which no rule writes.
 	default:
 		// Function is the operator as written: "@pm", "!@rx".
 		name := strings.TrimPrefix(strings.TrimPrefix(fn.String(), "!"), "@")
@@ -731,6 +752,9 @@ type gateState struct {
 	// value vi after node, once computed.
 	bset []int32
 	bval []byteSet
+	// uni[slot] is 1 + the offset in bval of the bytes of all the values
+	// of a selector after a chain (gateRule.unions), once computed.
+	uni []int32
 	// all: each collection's every value, as FindAll returns it, once
 	// asked for.
 	all []collectionValues
@@ -779,6 +803,11 @@ func (s *gateState) reset(p *gatePlan, tx plugintypes.TransactionState) {
 	s.mval = s.mval[:0]
 	s.bset = s.bset[:0]
 	s.bval = s.bval[:0]
+	if cap(s.uni) < p.unions {
+		s.uni = make([]int32, p.unions)
+	}
+	s.uni = s.uni[:p.unions]
+	clear(s.uni)
 	clear(s.all)
 	s.all = s.all[:0]
 }
@@ -1053,7 +1082,10 @@ func (s *gateState) opMayMatch(r *gateRule) bool {
 	if r.unclocked {
 		return len(s.tx.Variables().TX().Get(txStart)) > 0
 	}
-	for _, k := range r.sels {
+	for i, k := range r.sels {
+		if r.unions != nil && !s.unionMay(r, r.unions[i], k) {
+			continue
+		}
 		if s.p.selectors[k].count {
 			// Coraza counts the values left after the rule's
 			// exclusions, which the gate does not apply: only a count
@@ -1091,4 +1123,59 @@ func (s *gateState) opMayMatch(r *gateRule) bool {
 		}
 	}
 	return false
+}
+
+// planUnions gives each (selector, chain) pair that a rule with a byte
+// test reads through its slot in gateState.uni.
+func (p *gatePlan) planUnions() {
+	slot := map[[2]int]int32{}
+	var visit func(r *gateRule)
+	visit = func(r *gateRule) {
+		if r.op != nil && !r.multiMatch && (r.pick != nil || r.class != nil) {
+			r.unions = make([]int32, len(r.sels))
+			for i, k := range r.sels {
+				if p.selectors[k].count {
+					r.unions[i] = -1
+					continue
+				}
+				key := [2]int{k, r.node}
+				n, ok := slot[key]
+				if !ok {
+					n = int32(len(slot))
+					slot[key] = n
+				}
+				r.unions[i] = n
+			}
+		}
+		for i := range r.links {
+			visit(&r.links[i])
+		}
+	}
+	for _, list := range p.after {
+		for i := range list {
+			visit(&list[i])
+		}
+	}
+	p.unions = len(slot)
+}
+
+// unionMay reports whether r's byte tests (pick, class) pass the bytes
+// of all of selector k's values after r's chain (slot: their place in
+// s.uni; -1: not kept). Both tests pass a set whenever they pass a part
+// of it, so a refusal here is a refusal of every value.
+func (s *gateState) unionMay(r *gateRule, slot int32, k int) bool {
+	if slot < 0 {
+		return true
+	}
+	if s.uni[slot] == 0 {
+		var u byteSet
+		for _, vi := range s.values(k) {
+			b := s.bytes(r.node, vi)
+			u[0], u[1], u[2], u[3] = u[0]|b[0], u[1]|b[1], u[2]|b[2], u[3]|b[3]
+		}
+		s.bval = append(s.bval, u)
+		s.uni[slot] = int32(len(s.bval))
+	}
+	u := s.bval[s.uni[slot]-1]
+	return (r.pick == nil || r.pick.passes(u)) && (r.class == nil || u.meets(*r.class))
 }

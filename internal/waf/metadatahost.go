@@ -30,6 +30,9 @@ var metadataNames = map[string]bool{
 	"instance-data.ec2.internal": true, "metadata.tencentyun.com": true, "metadata.platformequinix.com": true,
 }
 
+// metadataURLNeed: a value metadataURL finds a host in holds its "//".
+const metadataURLNeed = "/"
+
 // metadataURL returns the host of the first fetchable URL in v that is a
 // metadata service, or "".
 func metadataURL(v string) string {

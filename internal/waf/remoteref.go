@@ -36,6 +36,11 @@ import (
 // maxRefLen bounds what refScore reads of a value.
 const maxRefLen = 4096
 
+// refNeed: a value refScore or fileRefScore finds a reference holds one
+// of these bytes (a path's separator, a scheme's ':'), which lets the
+// gate decide most values without them.
+const refNeed = `\/:`
+
 // phpWrappers are the stream wrappers PHP's file functions open (with
 // the extensions that add them), written as they precede "://".
 var phpWrappers = []string{

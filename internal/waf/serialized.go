@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"regexp"
 	"strings"
+	"unsafe"
 )
 
 // Serialized objects. A value that is an object graph in a language's
@@ -40,7 +41,8 @@ func serializedKind(v string) string {
 	if len(v) > maxSerializedRead {
 		v = v[:maxSerializedRead]
 	}
-	if k := serializedRaw([]byte(v)); k != "" {
+	// serializedRaw only reads its bytes: v's own, not a copy of them.
+	if k := serializedRaw(unsafe.Slice(unsafe.StringData(v), len(v))); k != "" {
 		return k
 	}
 	if javaStreamInside(v) {
@@ -157,7 +159,10 @@ func javaStreamInside(v string) bool {
 
 func containsFold(s, sub string) bool {
 	for i := 0; i+len(sub) <= len(s); i++ {
-		if strings.EqualFold(s[i:i+len(sub)], sub) {
+		// sub opens with an ASCII letter other than k and s (which
+		// Unicode's Kelvin and long s fold into): only that letter, in
+		// either case, opens a match.
+		if s[i]|0x20 == sub[0]|0x20 && strings.EqualFold(s[i:i+len(sub)], sub) {
 			return true
 		}
 	}
