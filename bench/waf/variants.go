@@ -308,32 +308,27 @@ var evasions = map[string][]string{
 	"cmdexe":    {"json-unicode-escape", "json-base64", "matrix"},
 }
 
+// spellings are the evasions that respell a payload's separators and
+// dots, carried as the payload would be.
+var spellings = map[string]*strings.Replacer{
+	"fullwidth":              strings.NewReplacer(".", "\uff0e", "/", "\uff0f", "\\", "\uff3c"),
+	"fullwidth-percent":      strings.NewReplacer("..", "\uff05\uff12\uff45\uff05\uff12\uff45", "/", "\uff05\uff12\uff46"),
+	"unicode-overlong-mixed": strings.NewReplacer("../", "%u002e%c0%ae/", "..\\", "%c0%ae%u002e\\"),
+}
+
 // evade applies evasion mut to p and carries it: in car, or in the
 // carrier the evasion needs (JSON, a path's matrix parameter), which it
 // returns.
 func evade(c request, mut, p, car string) (request, string, bool) {
+	if rep, ok := spellings[mut]; ok {
+		q, ok := changed(p, rep.Replace(p))
+		if !ok {
+			return request{}, car, false
+		}
+		r, ok := carry(c, q, car)
+		return r, car, ok
+	}
 	switch mut {
-	case "fullwidth":
-		q, ok := changed(p, strings.NewReplacer(".", "\uff0e", "/", "\uff0f", "\\", "\uff3c").Replace(p))
-		if !ok {
-			return request{}, car, false
-		}
-		r, ok := carry(c, q, car)
-		return r, car, ok
-	case "fullwidth-percent":
-		q, ok := changed(p, strings.NewReplacer("..", "\uff05\uff12\uff45\uff05\uff12\uff45", "/", "\uff05\uff12\uff46").Replace(p))
-		if !ok {
-			return request{}, car, false
-		}
-		r, ok := carry(c, q, car)
-		return r, car, ok
-	case "unicode-overlong-mixed":
-		q, ok := changed(p, strings.NewReplacer("../", "%u002e%c0%ae/", "..\\", "%c0%ae%u002e\\").Replace(p))
-		if !ok {
-			return request{}, car, false
-		}
-		r, ok := carry(c, q, car)
-		return r, car, ok
 	case "matrix":
 		r := request{Method: "GET", Headers: withoutBodyHeaders(c.Headers), Target: "/files/a;x=" + formEscape(p)}
 		return r, "path-matrix", true
