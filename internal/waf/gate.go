@@ -662,13 +662,9 @@ func gateTest(r reflect.Value, id, phase int, p *gatePlan, nodeOf map[[2]uintptr
 	}
 	node := 0
 	for i := range ts.Len() {
-		f := ts.Index(i).FieldByName("Function")
-		if !f.IsValid() || f.Kind() != reflect.Func {
-			return nil, errors.New("waf: gate: Coraza transformation fields not found")
-		}
-		t, ok := exported(f).Interface().(plugintypes.Transformation)
-		if !ok || t == nil {
-			return nil, nil
+		t, f, err := transformationAt(ts, i)
+		if err != nil || t == nil {
+			return nil, err
 		}
 		key := [2]uintptr{uintptr(node), f.Pointer()}
 		n, ok := nodeOf[key]
@@ -691,6 +687,18 @@ func gateTest(r reflect.Value, id, phase int, p *gatePlan, nodeOf map[[2]uintptr
 		}
 	}
 	return gr, nil
+}
+
+// transformationAt reads the i-th of a Coraza rule's transformations
+// (ts, its "transformations" field) and the function value it holds; t
+// is nil when that is no Transformation the gate can call.
+func transformationAt(ts reflect.Value, i int) (t plugintypes.Transformation, f reflect.Value, err error) {
+	f = ts.Index(i).FieldByName("Function")
+	if !f.IsValid() || f.Kind() != reflect.Func {
+		return nil, f, errors.New("waf: gate: Coraza transformation fields not found")
+	}
+	t, _ = exported(f).Interface().(plugintypes.Transformation)
+	return t, f, nil
 }
 
 // askableOp returns r's operator when the gate may ask it (its answer

@@ -143,12 +143,11 @@ func (p *gatePlan) capturedChain(r reflect.Value, gr *gateRule) (*gateRule, erro
 		return gr, nil
 	}
 	for i := range ts.Len() {
-		f := ts.Index(i).FieldByName("Function")
-		if !f.IsValid() || f.Kind() != reflect.Func {
-			return nil, errors.New("waf: gate: Coraza transformation fields not found")
+		t, _, err := transformationAt(ts, i)
+		if err != nil {
+			return nil, err
 		}
-		t, ok := exported(f).Interface().(plugintypes.Transformation)
-		if !ok || t == nil {
+		if t == nil {
 			return gr, nil
 		}
 		c.ts = append(c.ts, t)
