@@ -719,9 +719,9 @@ func TestCapturesCVE(t *testing.T) {
 		res := results[i]
 		switch {
 		case c.attack && res.status == http.StatusBadRequest:
-			// Refused before any attack rule: a body or a request line
-			// that does not parse (a NUL or a line break in a file
-			// name, a repeated parameter, UTF-16 XML, "%%32%65").
+			// Refused before any rule: a request line that does not
+			// parse ("%%32%65"). A body that does not parse is refused
+			// as an attack (rules 200002 and 200003).
 			refused++
 		case c.attack && res.status != http.StatusForbidden:
 			t.Errorf("%s: attack passed (%d): %s %s %q %q", c.category, res.status, c.method, c.target, c.body, c.headers)

@@ -16,6 +16,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"regexp"
 	"runtime"
 	"slices"
 	"strconv"
@@ -240,6 +241,7 @@ func New(cfg Config) (*WAF, error) {
 	fmt.Fprintf(&b, baseDirectives, engine,
 		orDefault64(cfg.RequestBodyLimit, DefaultRequestBodyLimit),
 		min(requestBodyInMemory, orDefault64(cfg.RequestBodyLimit, DefaultRequestBodyLimit)),
+		bodyBoundPattern(),
 		orDefault(cfg.MaxArgs, DefaultMaxArgs),
 		respAccess, orDefault64(cfg.ResponseBodyLimit, DefaultResponseBodyLimit))
 	b.WriteString("Include @crs-setup.conf.example\n")
@@ -449,8 +451,9 @@ SecRequestBodyJsonDepthLimit 1024
 SecRequestBodyLimit %d
 SecRequestBodyInMemoryLimit %d
 SecRequestBodyLimitAction Reject
-SecRule REQBODY_ERROR "!@eq 0" "id:200002,phase:2,t:none,log,deny,status:400,msg:'Failed to parse request body.',logdata:'%%{reqbody_error_msg}',severity:2"
-SecRule MULTIPART_STRICT_ERROR "!@eq 0" "id:200003,phase:2,t:none,log,deny,status:400,msg:'Multipart request body failed strict validation.'"
+SecRule REQBODY_ERROR_MSG "@rx %s" "id:200007,phase:2,t:none,log,deny,status:400,msg:'Request body past the bounds of what the WAF takes apart.',logdata:'%%{reqbody_error_msg}'"
+SecRule REQBODY_ERROR "!@eq 0" "id:200002,phase:2,t:none,log,deny,status:403,msg:'Failed to parse request body.',logdata:'%%{reqbody_error_msg}',severity:2"
+SecRule MULTIPART_STRICT_ERROR "!@eq 0" "id:200003,phase:2,t:none,log,deny,status:403,msg:'Multipart request body failed strict validation.',logdata:'%%{reqbody_error_msg}%%{tx.moat_multipart_error}'"
 SecArgumentsLimit %d
 SecRule ARGUMENTS_LIMIT_REACHED "@eq 1" "id:200004,phase:1,t:none,log,deny,status:400,msg:'Argument limit reached (query or path arguments)'"
 SecRule ARGUMENTS_LIMIT_REACHED "@eq 1" "id:200005,phase:2,t:none,log,deny,status:400,msg:'Argument limit reached (body arguments)'"
@@ -461,6 +464,25 @@ SecResponseBodyLimitAction ProcessPartial
 SecAuditEngine Off
 SecRxPreFilter On
 `
+
+// bodyBoundErrors are the body processors' refusals of a body past the
+// bounds on what they take apart, as opposed to one that does not parse:
+// moat's (too many parts or tokens, too deep) and Coraza's JSON
+// processor's (nesting past SecRequestBodyJsonDepthLimit, a flattened
+// form past its byte budget). Rule 200007 answers them 400, as the other
+// bounds on arguments are answered; every other body that fails to parse
+// is an evasion, refused 403 by rule 200002 (see docs/WAF.md).
+var bodyBoundErrors = []string{errBodyTooComplex.Error(), "max recursion reached while reading json object", "flattened form exceeds the"}
+
+// bodyBoundPattern matches REQBODY_ERROR_MSG ("PROCESSOR: message") for
+// the bodyBoundErrors.
+func bodyBoundPattern() string {
+	quoted := make([]string, len(bodyBoundErrors))
+	for i, m := range bodyBoundErrors {
+		quoted[i] = regexp.QuoteMeta(m)
+	}
+	return ": (?:" + strings.Join(quoted, "|") + ")"
+}
 
 const setupAction = `SecAction "id:900000,phase:1,pass,t:none,nolog,setvar:tx.blocking_paranoia_level=%d,setvar:tx.detection_paranoia_level=%d,setvar:tx.inbound_anomaly_score_threshold=%d,setvar:tx.outbound_anomaly_score_threshold=%d"
 `
@@ -620,6 +642,15 @@ func (t *Tx) Request(r *http.Request, client string) (Verdict, error) {
 		if it != nil {
 			return t.verdict(), nil
 		}
+		if tv, ok := tx.(interface {
+			Variables() plugintypes.TransactionVariables
+		}); ok && formDataBody(r.Header["Content-Type"]) {
+			body, err := tx.RequestBodyReader()
+			if err != nil {
+				return Verdict{}, fmt.Errorf("waf: request body: %w", err)
+			}
+			checkMultipart(tv.Variables(), trimEmptyParams(r.Header["Content-Type"][0]), body)
+		}
 		rbr, err := tx.RequestBodyReader()
 		if err != nil {
 			return Verdict{}, fmt.Errorf("waf: request body: %w", err)
@@ -740,6 +771,7 @@ func (t *Tx) verdict() Verdict {
 			}
 		}
 	}
+	refused := false // a bodyRefusal rule's match is reported
 	for _, mr := range t.tx.MatchedRules() {
 		if l, ok := mr.(interface{ Log() bool }); ok && !l.Log() {
 			continue
@@ -755,7 +787,10 @@ func (t *Tx) verdict() Verdict {
 		if id == 949110 || id == 959100 {
 			v.Detected = true
 		}
-		if v.Variable == "" && !isEvaluation(id) {
+		// The first attack rule's match is reported, but that a body
+		// could not be taken apart comes before it: that rule alone
+		// decides the answer, whatever scored before.
+		if refusal := bodyRefusal(id); (v.Variable == "" || refusal && !refused) && !isEvaluation(id) {
 			for _, md := range mr.MatchedDatas() {
 				v.Variable = md.Variable().Name()
 				if md.Key() != "" {
@@ -763,11 +798,39 @@ func (t *Tx) verdict() Verdict {
 				}
 				v.Matched = Mask(v.Variable, md.Value())
 				v.Message = mr.Message()
+				if refusal {
+					refused = true
+					if why := bodyRefusalReason(mr.Data()); why != "" {
+						v.Message += " " + why
+					}
+				}
 				break
 			}
 		}
 	}
 	return v
+}
+
+// bodyRefusal reports whether rule id refuses a body the WAF could not
+// take apart (rules 200002, 200003, 200007).
+func bodyRefusal(id int) bool {
+	return id == 200002 || id == 200003 || id == 200007
+}
+
+// bodyRefusalReason is why a bodyRefusal rule refused, from its logged
+// data (the processor's error, or what multipartStrict found), bounded: a
+// parser's error may quote the body. (Other rules' logged data quotes
+// what matched unmasked; Verdict.Matched holds that, masked.)
+func bodyRefusalReason(data string) string {
+	const most = 160
+	if data == "" {
+		return ""
+	}
+	data = strings.ToValidUTF8(data, "?")
+	if len(data) > most {
+		data = strings.ToValidUTF8(data[:most], "") + "…"
+	}
+	return "(" + data + ")"
 }
 
 type readCloser struct {
