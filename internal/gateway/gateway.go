@@ -184,7 +184,11 @@ func (g *Gateway) build(old *state) (*state, string, error) {
 	if g.cfg.GetCertificate == nil && s.CertFile == "" {
 		return nil, "", fmt.Errorf("gateway: %s: tls.cert_file: required (no certificate source was given)", g.cfg.File)
 	}
-	st := &state{s: s, rates: newRateStore(s.MaxRateClients), gate: newInspectGate(s.InspectBytes, s.InspectClient, s.InspectQueued, s.InspectTimeout)}
+	rates := newRateStore
+	if old != nil {
+		rates = old.rates.carry
+	}
+	st := &state{s: s, rates: rates(s.MaxRateClients), gate: newInspectGate(s.InspectBytes, s.InspectClient, s.InspectQueued, s.InspectTimeout)}
 	if s.WAFOn {
 		if st.waf, err = waf.New(s.WAF); err != nil {
 			return nil, "", fmt.Errorf("gateway: %s: waf: %w", g.cfg.File, err)

@@ -62,11 +62,45 @@ func newRateStore(size int) *rateStore {
 	s := &rateStore{seed: maphash.MakeSeed()}
 	for i := range s.shards {
 		sh := &s.shards[i]
-		sh.max = max(1, (size+rateShards-1)/rateShards)
+		sh.max = shardMax(size)
 		sh.buckets = map[rateKey]*bucket{}
 		sh.head.prev, sh.head.next = &sh.head, &sh.head
 	}
 	return s
+}
+
+// carry is the rate store of a reloaded configuration holding at most size
+// buckets: s itself when its size is unchanged, or a new store with s's
+// buckets, each shard's most recently seen first, as many as it has room
+// for. Either way every client keeps its bucket across a reload (a reload
+// must not hand an abuser a fresh burst), and a bucket is refilled and
+// clamped by the limits of its route as they are now: a raised burst is
+// earned at the route's rate, a lowered one caps what a client holds.
+// Requests still running under the old configuration may take a token
+// from the old store while the new one is built.
+func (s *rateStore) carry(size int) *rateStore {
+	if shardMax(size) == s.shards[0].max {
+		return s
+	}
+	n := newRateStore(size)
+	n.seed = s.seed // each key stays in its shard
+	for i := range s.shards {
+		from, to := &s.shards[i], &n.shards[i]
+		from.mu.Lock()
+		for b := from.head.next; b != &from.head && len(to.buckets) < to.max; b = b.next {
+			c := &bucket{key: b.key, tokens: b.tokens, at: b.at}
+			c.prev, c.next = to.head.prev, &to.head // at the tail: the order kept
+			c.prev.next, c.next.prev = c, c
+			to.buckets[c.key] = c
+		}
+		from.mu.Unlock()
+	}
+	return n
+}
+
+// shardMax is how many buckets each shard of a store of size holds.
+func shardMax(size int) int {
+	return max(1, (size+rateShards-1)/rateShards)
 }
 
 // allow takes a token for (route, ip). When none is left it returns false
@@ -105,9 +139,10 @@ func (b *bucket) unlink() {
 
 func (b *bucket) take(now time.Time, rps float64, burst int) (bool, time.Duration) {
 	if d := now.Sub(b.at); d > 0 {
-		b.tokens = min(float64(burst), b.tokens+d.Seconds()*rps)
+		b.tokens += d.Seconds() * rps
 		b.at = now
 	}
+	b.tokens = min(float64(burst), b.tokens) // also when a reload lowered the burst
 	if b.tokens >= 1 {
 		b.tokens--
 		return true, 0

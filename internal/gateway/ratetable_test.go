@@ -91,3 +91,72 @@ func BenchmarkRateLimitSpray(b *testing.B) {
 		}
 	})
 }
+
+// TestRateLimitSurvivesReload: a reload keeps every client's bucket. An
+// abuser past its burst is still refused after the operator reloads an
+// unchanged limit (before, each reload handed every client a fresh
+// burst); a raised burst refills at the route's rate rather than at once;
+// a lowered one clamps what a client holds; a resized table keeps the
+// clients it has room for.
+func TestRateLimitSurvivesReload(t *testing.T) {
+	conf := func(burst, clients int) string {
+		return baseYAML + noWAF + fmt.Sprintf("rate_limit: {rps: 1, burst: %d}\nlimits: {max_rate_clients: %d}\n", burst, clients)
+	}
+	f := newFixture(t, conf(2, 1024))
+	get := func() int {
+		t.Helper()
+		code, _, _ := f.do(f.req("GET", "/", nil))
+		return code
+	}
+	reload := func(yaml string) {
+		t.Helper()
+		f.write(yaml)
+		if err := f.gw.Reload(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for i := range 2 {
+		if code := get(); code != 200 {
+			t.Fatalf("request %d: %d", i, code)
+		}
+	}
+	if code := get(); code != http.StatusTooManyRequests {
+		t.Fatalf("past the burst: %d", code)
+	}
+	t.Log("a reload with the limits unchanged: the clock stands still, so still refused")
+	reload(conf(2, 1024) + "# touched\n")
+	if code := get(); code != http.StatusTooManyRequests {
+		t.Errorf("after a reload of the same limits: %d, want 429 (the bucket was reset)", code)
+	}
+	t.Log("a raised burst is earned at the route's rate, not handed out")
+	reload(conf(10, 1024))
+	if code := get(); code != http.StatusTooManyRequests {
+		t.Errorf("after the burst was raised: %d, want 429", code)
+	}
+	f.advance(time.Second)
+	if code := get(); code != 200 {
+		t.Errorf("a second later: %d, want 200", code)
+	}
+	if code := get(); code != http.StatusTooManyRequests {
+		t.Errorf("a second later, again: %d, want 429", code)
+	}
+	t.Log("a lowered burst clamps a full bucket")
+	f.advance(time.Minute) // the bucket fills to 10
+	reload(conf(3, 1024))
+	for i := range 3 {
+		if code := get(); code != 200 {
+			t.Fatalf("under the lowered burst, request %d: %d", i, code)
+		}
+	}
+	if code := get(); code != http.StatusTooManyRequests {
+		t.Errorf("past the lowered burst of 3: %d, want 429", code)
+	}
+	t.Log("a resized table keeps the client")
+	reload(conf(3, 64))
+	if code := get(); code != http.StatusTooManyRequests {
+		t.Errorf("after max_rate_clients changed: %d, want 429", code)
+	}
+	if n := f.gw.state.Load().rates.len(); n != 1 {
+		t.Errorf("the resized table holds %d buckets, want 1", n)
+	}
+}
