@@ -77,7 +77,9 @@ type LimitsFile struct {
 	// kept; 0 means 131072 (about 27 MiB). Past it the least recently
 	// seen client is forgotten, so a spray of source addresses bounds
 	// memory without refusing newcomers; raise it when more clients than
-	// that are active within a refill of the burst.
+	// that are active within a refill of the burst. A reload keeps the
+	// buckets (the most recently seen, when this shrinks), refilled and
+	// capped by each route's limits as the new file sets them.
 	MaxRateClients int `yaml:"max_rate_clients"`
 }
 
