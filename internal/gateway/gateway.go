@@ -256,6 +256,9 @@ func (g *Gateway) Run(ctx context.Context) error {
 		IdleTimeout:       st.s.Idle,
 		MaxHeaderBytes:    st.s.MaxHeaderBytes,
 		ErrorLog:          slog.NewLogLogger(g.log.Handler(), slog.LevelDebug),
+		// "OPTIONS *" is the gateway's to answer (as a target that
+		// names no path), with its headers and a record, not net/http's.
+		DisableGeneralOptionsHandler: true,
 	}
 	errc := make(chan error, 2)
 	go func() { errc <- srv.ServeTLS(g.ln, "", "") }()
@@ -272,6 +275,9 @@ func (g *Gateway) Run(ctx context.Context) error {
 			IdleTimeout:       st.s.Idle,
 			MaxHeaderBytes:    st.s.MaxHeaderBytes,
 			ErrorLog:          srv.ErrorLog,
+			// A target that is no path, "*" too, gets the redirect
+			// handler's 400.
+			DisableGeneralOptionsHandler: true,
 		}
 		go func() { errc <- rsrv.Serve(g.redirectLn) }()
 	}
