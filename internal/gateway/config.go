@@ -135,6 +135,16 @@ type BodyInspectionFile struct {
 	// keeps many clients (a botnet, an IPv6 prefix's /64s) from queueing
 	// without end.
 	MaxQueued int `yaml:"max_queued"`
+	// MaxBodies is how many request bodies the gateway holds for the WAF
+	// at once, all clients together, from a body's first byte until its
+	// request ends; 0 means 2048. The WAF keeps each in a buffer, up to
+	// 128 KiB of it in memory and the rest in a temporary file, and
+	// forwards it from there, so this bounds that memory (2048 × 160 KiB,
+	// the buffer and a read's copy buffer: 320 MiB; see docs/WAF.md).
+	// Past it a body is answered 503 at once; a client that holds a body
+	// is answered 429 for another once half of it is taken. Bodies waiting
+	// in the queue are among those held.
+	MaxBodies int `yaml:"max_bodies"`
 }
 
 // CSRFFile sets what happens to an unsafe request with neither Origin nor
@@ -226,6 +236,7 @@ type Settings struct {
 	InspectClient  int64
 	InspectTimeout time.Duration
 	InspectQueued  int
+	InspectBodies  int
 	Events         string
 	Allow, Deny    *prefixSet
 	Trusted        *prefixSet
@@ -258,6 +269,7 @@ const (
 	defaultMaxBody        = 1 << 20
 	defaultInspectBytes   = 8 << 20
 	defaultInspectTimeout = 5 * time.Second
+	defaultInspectBodies  = 2048
 )
 
 // LoadFile reads, decodes and validates gateway.yaml. services lists the
@@ -361,7 +373,10 @@ func (f *File) Settings(services []string) (*Settings, error) {
 	if s.InspectQueued == 0 {
 		s.InspectQueued = defaultMaxQueued(s.InspectBytes)
 	}
+	s.InspectBodies = orInt(bi.MaxBodies, defaultInspectBodies)
 	switch {
+	case bi.MaxBodies < 0:
+		return nil, config.Errorf("waf.body_inspection.max_bodies", "must not be negative, got %d", bi.MaxBodies)
 	case bi.MaxBytes < 0:
 		return nil, config.Errorf("waf.body_inspection.max_bytes", "must not be negative, got %d", bi.MaxBytes)
 	case bi.MaxBytesPerClient < 0 || s.InspectClient > s.InspectBytes:

@@ -78,6 +78,7 @@ type Gateway struct {
 	eventGate eventGate
 
 	state     atomic.Pointer[state]
+	bodies    bodyHolds // request bodies held for the WAF, across reloads
 	proxy     http.Handler
 	upstreams *upstreams
 

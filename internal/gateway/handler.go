@@ -306,6 +306,21 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	var tx *waf.Tx
 	if st.waf != nil && !route.WAFOff {
+		if r.Body != nil && r.Body != http.NoBody {
+			// Held until the request ends: the WAF forwards the body
+			// from its buffer.
+			done, err := g.bodies.hold(clientKey(client), st.s.InspectBodies)
+			if err != nil {
+				h.Set("Retry-After", "1")
+				ev.kind, ev.reason, ev.status, ev.blocked = KindOverload, "as many request bodies held for WAF inspection as waf.body_inspection.max_bodies allows; refused uninspected", http.StatusServiceUnavailable, true
+				if errors.Is(err, errClientShare) {
+					ev.kind, ev.reason, ev.status = KindRateLimit, "the client's share of the request bodies held for WAF inspection is in use", http.StatusTooManyRequests
+				}
+				g.refuse(w, &ev)
+				return
+			}
+			defer done()
+		}
 		tx = st.waf.Begin(route.Exclusions)
 		defer tx.Close()
 		v, err := g.inspect(st, tx, r, route, client)

@@ -326,6 +326,65 @@ func (g *inspectGate) waiters() int {
 	return g.waiting
 }
 
+// errBodiesHeld: the gateway holds as many request bodies for the WAF as
+// waf.body_inspection.max_bodies allows. Answered 503.
+var errBodiesHeld = errors.New("gateway: as many request bodies held for the WAF as max_bodies allows")
+
+// bodyHolds bounds the request bodies the gateway holds for the WAF at
+// once, all clients together. The WAF buffers a body from its first byte
+// until the request ends (up to 128 KiB of it in memory, the rest in a
+// temporary file), and forwards it from that buffer; the inspection gate
+// is taken only once the body has arrived, so without this bound bodies
+// trickled in over many connections, from many addresses, each within its
+// own limits, were held without end. A client's further bodies are
+// refused once half the bound is taken, so that a few clients cannot
+// take it all (as the gate's queue). One bodyHolds serves every
+// configuration: a reload changes the bound, not what is held.
+type bodyHolds struct {
+	mu      sync.Mutex // guards n and clients
+	n       int
+	clients map[netip.Prefix]int
+}
+
+// hold takes one of at most limit bodies for client, or returns
+// errBodiesHeld (the bound reached) or errClientShare (the client holds a
+// body and half the bound is taken). done releases it; it may be called
+// more than once.
+func (h *bodyHolds) hold(client netip.Prefix, limit int) (done func(), err error) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	c := h.clients[client]
+	switch {
+	case h.n >= limit:
+		return nil, errBodiesHeld
+	case c > 0 && h.n >= (limit+1)/2:
+		return nil, errClientShare
+	}
+	if h.clients == nil {
+		h.clients = map[netip.Prefix]int{}
+	}
+	h.n++
+	h.clients[client]++
+	var once sync.Once
+	return func() {
+		once.Do(func() {
+			h.mu.Lock()
+			defer h.mu.Unlock()
+			h.n--
+			if h.clients[client]--; h.clients[client] <= 0 {
+				delete(h.clients, client)
+			}
+		})
+	}, nil
+}
+
+// len is the number of bodies held.
+func (h *bodyHolds) len() int {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.n
+}
+
 // gatedBody wraps a request body the WAF is about to read. The WAF reads
 // the whole body before it evaluates it, so the gate is taken at the end
 // of the body, for the bytes actually read: a slow upload holds nothing
