@@ -116,7 +116,10 @@ type WAFFile struct {
 // waits for room in a queue served round-robin across clients (an IPv4
 // address or IPv6 /64 each); a client over its share is answered 429 at
 // once, a body that finds no room within queue_timeout 503. Requests
-// without a body are not queued.
+// without a body are not queued. A reload that leaves max_bytes,
+// max_bytes_per_client, queue_timeout and max_queued as they were keeps
+// the gate and what it holds; one that changes them starts a new gate
+// (the bodies in the old one finish there).
 type BodyInspectionFile struct {
 	// MaxBytes is the request-body bytes under evaluation at once; 0 means
 	// 8 MiB. A larger body takes the whole of it.

@@ -189,7 +189,15 @@ func (g *Gateway) build(old *state) (*state, string, error) {
 	if old != nil {
 		rates = old.rates.carry
 	}
-	st := &state{s: s, rates: rates(s.MaxRateClients), gate: newInspectGate(s.InspectBytes, s.InspectClient, s.InspectQueued, s.InspectTimeout)}
+	st := &state{s: s, rates: rates(s.MaxRateClients)}
+	if old != nil && old.s.InspectBytes == s.InspectBytes && old.s.InspectClient == s.InspectClient &&
+		old.s.InspectQueued == s.InspectQueued && old.s.InspectTimeout == s.InspectTimeout {
+		// The bodies under evaluation and in the queue still count: a
+		// fresh gate would admit another max_bytes beside them.
+		st.gate = old.gate
+	} else {
+		st.gate = newInspectGate(s.InspectBytes, s.InspectClient, s.InspectQueued, s.InspectTimeout)
+	}
 	if s.WAFOn {
 		if st.waf, err = waf.New(s.WAF); err != nil {
 			return nil, "", fmt.Errorf("gateway: %s: waf: %w", g.cfg.File, err)

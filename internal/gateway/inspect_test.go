@@ -476,3 +476,55 @@ func TestTurnQueue(t *testing.T) {
 		}
 	}
 }
+
+// TestInspectGateSurvivesReload: a reload that leaves waf.body_inspection
+// as it was keeps the gate, with the bodies under evaluation in it. Before,
+// each reload built an empty gate, which admitted another max_bytes beside
+// the bodies the old one still held.
+func TestInspectGateSurvivesReload(t *testing.T) {
+	conf := baseYAML + "rate_limit:\n  off: true\nwaf:\n  body_inspection: {max_bytes: 65536, max_bytes_per_client: 65536, queue_timeout: 100ms}\n"
+	f := newFixture(t, conf)
+	gate := f.gw.state.Load().gate
+	holder := clientKey(netip.MustParseAddr("127.0.0.2"))
+	evaluate := make(chan struct{})
+	letEvaluate := sync.OnceFunc(func() { close(evaluate) })
+	defer letEvaluate() // a failed test must not leave the post held
+	gate.mu.Lock()
+	gate.onAdmit = func(client netip.Prefix) {
+		if client == holder {
+			<-evaluate
+		}
+	}
+	gate.mu.Unlock()
+	body := "a=" + strings.Repeat("x", 60000)
+	post := func(source string) int {
+		r := f.req("POST", "/api/items", strings.NewReader(body))
+		r.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+		r.Header.Set("Origin", f.base)
+		resp, err := f.clientFrom(source).Do(r)
+		if err != nil {
+			t.Errorf("post: %v", err)
+			return 0
+		}
+		io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	held := make(chan int, 1)
+	go func() { held <- post("127.0.0.2") }()
+	waitFor(t, "the first body admitted", func() bool { return gate.held(holder) > 0 })
+	f.write(conf + "# touched\n")
+	if err := f.gw.Reload(); err != nil {
+		t.Fatal(err)
+	}
+	if code := post("127.0.0.3"); code != http.StatusServiceUnavailable {
+		t.Errorf("a body while the gate is full, after a reload: %d, want 503", code)
+	}
+	letEvaluate()
+	if code := <-held; code != 200 {
+		t.Errorf("the held body: %d, want 200", code)
+	}
+	if code := post("127.0.0.3"); code != 200 {
+		t.Errorf("a body once the gate is free: %d, want 200", code)
+	}
+}
