@@ -41,6 +41,7 @@ func TestWAFMalformedBodiesRefused(t *testing.T) {
 		{"two file names in one part", form, "--" + b + "\r\nContent-Disposition: form-data; name=\"file\"; filename=\"a.txt\"; filename=\"b.txt\"\r\nContent-Type: text/plain\r\n\r\nhello\r\n" + end, ""},
 		{"JSON that does not parse", "application/json", `{"title": "my holiday", "note": }`, "invalid JSON"},
 		{"XML that does not parse", "application/xml", `<order><item id="1">book</item></order2>`, ""},
+		{"multipart/related cut short", "multipart/related; boundary=" + b, formPart(b, "meta", `{"title": "my holiday"}`), ""},
 	} {
 		before := len(f.events.all())
 		r := f.req("POST", "/api/items", strings.NewReader(c.body))
@@ -83,6 +84,7 @@ func TestWAFMalformedBodiesRefused(t *testing.T) {
 		{"Go's multipart writer", mw.FormDataContentType(), buf.String()},
 		{"a browser's form", form, fields + end},
 		{"a form with no fields", form, end},
+		{"a line break before the first boundary", form, "\r\n" + fields + end},
 		{"a quoted boundary", `multipart/form-data; boundary="` + b + `"`, fields + end},
 		{"no line break after the final boundary", form, fields + strings.TrimSuffix(end, "\r\n")},
 		{"blank lines after the final boundary", form, fields + end + "\r\n\r\n"},

@@ -60,8 +60,9 @@ func checkMultipart(v plugintypes.TransactionVariables, ctype string, body io.Re
 //     that does not stop at the final boundary reads more parts);
 //   - no final boundary.
 //
-// Padding (spaces and tabs) after a boundary and blank lines after the
-// final one are allowed: clients send them and every parser skips them.
+// Padding (spaces and tabs) after a boundary, and blank lines before the
+// first boundary and after the final one, are allowed: clients send them
+// and every parser skips them.
 // The body is read as it streams, one line (or bufio's buffer of one) at
 // a time.
 func multipartStrict(body io.Reader, boundary string) string {
@@ -94,6 +95,11 @@ func multipartStrict(body io.Reader, boundary string) string {
 				case bytes.HasPrefix(line, delim) && bytes.HasPrefix(line[len(delim):], []byte("--")) && padding(line[len(delim)+2:]):
 					// A form with no fields, as browsers send it.
 					state = epilogue
+				case blankLine(line) && whole:
+					// A line break before the first boundary (RFC 2046
+					// puts one before every delimiter): no parser reads
+					// a part in it.
+					continue
 				default:
 					return "data before the first boundary"
 				}

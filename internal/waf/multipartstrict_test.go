@@ -19,6 +19,7 @@ func TestMultipartStrictLines(t *testing.T) {
 		{"lines in LF", part("\n", "1") + "--" + b + "--\n", ""},
 		{"a value longer than the buffer", part("\r\n", long) + "--" + b + "--\r\n", ""},
 		{"a header longer than the buffer", "--" + b + "\r\nX-Long: " + long + "\r\n\r\n1\r\n--" + b + "--\r\n", ""},
+		{"a line break before the first boundary", "\r\n" + part("\r\n", "1") + "--" + b + "--\r\n", ""},
 		{"blank lines after the end", part("\r\n", "1") + "--" + b + "--\r\n\r\n \r\n", ""},
 		{"content that mentions the boundary", part("\r\n", "see --"+b+" here\r\n-- "+b) + "--" + b + "--\r\n", ""},
 		{"a preamble", "hello\r\n" + part("\r\n", "1") + "--" + b + "--\r\n", "data before the first boundary"},
