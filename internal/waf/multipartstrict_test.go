@@ -38,3 +38,16 @@ func TestMultipartStrictLines(t *testing.T) {
 		}
 	}
 }
+
+// TestBodyRefusalReasonBounded: a parser's error quotes the body; what of
+// it reaches an event's message is bounded and holds no line break or
+// control character.
+func TestBodyRefusalReasonBounded(t *testing.T) {
+	got := bodyRefusalReason("MULTIPART: malformed MIME header line: a\r\nfake: line\x00" + strings.Repeat("é", 200))
+	if strings.ContainsAny(got, "\r\n\x00") || len(got) > 180 || !strings.HasPrefix(got, "(MULTIPART: malformed MIME header line: a??fake: line?") {
+		t.Errorf("%q", got)
+	}
+	if got := bodyRefusalReason(""); got != "" {
+		t.Errorf("no data: %q", got)
+	}
+}

@@ -23,6 +23,7 @@ import (
 	"strings"
 	"sync"
 	"time"
+	"unicode/utf8"
 
 	coreruleset "github.com/corazawaf/coraza-coreruleset/v4"
 	"github.com/corazawaf/coraza/v3"
@@ -518,8 +519,10 @@ type Verdict struct {
 	// Block is true when the request must not go on: the rules interrupted
 	// it (never in detection-only mode).
 	Block bool
-	// Status is the status the rules asked for when Block is set (403,
-	// or 400/413 for bodies that cannot be parsed or are too large).
+	// Status is the status the rules asked for when Block is set: 403,
+	// a body that does not parse as its type too; 400 for one past the
+	// bounds on what the WAF takes apart or on arguments; 413 for one
+	// too large; 503 past the CPU budget.
 	Status int
 	// Detected is true when the anomaly score reached the threshold or a
 	// rule interrupted, whether or not the WAF blocks.
@@ -826,10 +829,15 @@ func bodyRefusalReason(data string) string {
 	if data == "" {
 		return ""
 	}
-	data = strings.ToValidUTF8(data, "?")
 	if len(data) > most {
-		data = strings.ToValidUTF8(data[:most], "") + "…"
+		data = data[:most] + "…"
 	}
+	data = strings.Map(func(r rune) rune {
+		if r < 0x20 || r == 0x7f || r == utf8.RuneError {
+			return '?' // no line breaks or controls into a log line
+		}
+		return r
+	}, strings.ToValidUTF8(data, "?"))
 	return "(" + data + ")"
 }
 
