@@ -139,8 +139,8 @@ type BodyInspectionFile struct {
 	// without end.
 	MaxQueued int `yaml:"max_queued"`
 	// MaxBodies is how many request bodies the gateway holds for the WAF
-	// at once, all clients together, from a body's first byte until its
-	// request ends; 0 means 2048. The WAF keeps each in a buffer, up to
+	// at once, all clients together, each from its request's headers to
+	// the request's end; 0 means 2048. The WAF keeps each in a buffer, up to
 	// 128 KiB of it in memory and the rest in a temporary file, and
 	// forwards it from there, so this bounds that memory (2048 × 160 KiB,
 	// the buffer and a read's copy buffer: 320 MiB; see docs/WAF.md).

@@ -331,8 +331,9 @@ func (g *inspectGate) waiters() int {
 var errBodiesHeld = errors.New("gateway: as many request bodies held for the WAF as max_bodies allows")
 
 // bodyHolds bounds the request bodies the gateway holds for the WAF at
-// once, all clients together. The WAF buffers a body from its first byte
-// until the request ends (up to 128 KiB of it in memory, the rest in a
+// once, all clients together, each from its request's headers to the
+// request's end. The WAF buffers a body from its first byte until the
+// request ends (up to 128 KiB of it in memory, the rest in a
 // temporary file), and forwards it from that buffer; the inspection gate
 // is taken only once the body has arrived, so without this bound bodies
 // trickled in over many connections, from many addresses, each within its
