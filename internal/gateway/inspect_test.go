@@ -95,16 +95,7 @@ func TestWAFBodyInspectionBounded(t *testing.T) {
 	f := newFixture(t, bodyInspectionYAML)
 	gate := f.gw.state.Load().gate
 	attackerKey := clientKey(netip.MustParseAddr("127.0.0.2"))
-	evaluate := make(chan struct{})
-	letEvaluate := sync.OnceFunc(func() { close(evaluate) })
-	defer letEvaluate() // a failed test must not leave the post held
-	gate.mu.Lock()
-	gate.onAdmit = func(client netip.Prefix) {
-		if client == attackerKey {
-			<-evaluate
-		}
-	}
-	gate.mu.Unlock()
+	letEvaluate := holdAdmitted(t, gate, attackerKey)
 	attacker, other, normal := f.clientFrom("127.0.0.2"), f.clientFrom("127.0.0.4"), f.clientFrom("127.0.0.3")
 	big := "a=" + strings.Repeat("x", 2<<20)
 	post := func(c *http.Client, body string, out chan<- int) {
@@ -214,16 +205,7 @@ func TestWAFBodyInspectionQueueBounded(t *testing.T) {
 	f := newFixture(t, yaml)
 	gate := f.gw.state.Load().gate
 	holderKey := clientKey(netip.MustParseAddr("127.0.0.2"))
-	evaluate := make(chan struct{})
-	letEvaluate := sync.OnceFunc(func() { close(evaluate) })
-	defer letEvaluate()
-	gate.mu.Lock()
-	gate.onAdmit = func(client netip.Prefix) {
-		if client == holderKey {
-			<-evaluate
-		}
-	}
-	gate.mu.Unlock()
+	letEvaluate := holdAdmitted(t, gate, holderKey)
 	post := func(source string, size int) <-chan int {
 		out := make(chan int, 1)
 		go func() {
@@ -486,16 +468,7 @@ func TestInspectGateSurvivesReload(t *testing.T) {
 	f := newFixture(t, conf)
 	gate := f.gw.state.Load().gate
 	holder := clientKey(netip.MustParseAddr("127.0.0.2"))
-	evaluate := make(chan struct{})
-	letEvaluate := sync.OnceFunc(func() { close(evaluate) })
-	defer letEvaluate() // a failed test must not leave the post held
-	gate.mu.Lock()
-	gate.onAdmit = func(client netip.Prefix) {
-		if client == holder {
-			<-evaluate
-		}
-	}
-	gate.mu.Unlock()
+	letEvaluate := holdAdmitted(t, gate, holder)
 	body := "a=" + strings.Repeat("x", 60000)
 	post := func(source string) int {
 		r := f.req("POST", "/api/items", strings.NewReader(body))
@@ -527,4 +500,21 @@ func TestInspectGateSurvivesReload(t *testing.T) {
 	if code := post("127.0.0.3"); code != 200 {
 		t.Errorf("a body once the gate is free: %d, want 200", code)
 	}
+}
+
+// holdAdmitted holds every body the gate admits from client under
+// evaluation, its bytes taken, until the returned func is called (at the
+// latest when the test ends, so that a failed test leaves nothing held).
+func holdAdmitted(t *testing.T, gate *inspectGate, client netip.Prefix) (letEvaluate func()) {
+	evaluate := make(chan struct{})
+	letEvaluate = sync.OnceFunc(func() { close(evaluate) })
+	t.Cleanup(letEvaluate)
+	gate.mu.Lock()
+	gate.onAdmit = func(c netip.Prefix) {
+		if c == client {
+			<-evaluate
+		}
+	}
+	gate.mu.Unlock()
+	return letEvaluate
 }
