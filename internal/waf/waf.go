@@ -664,6 +664,12 @@ func (t *Tx) Response(resp *http.Response) (Verdict, error) {
 	if t.err != nil {
 		return Verdict{}, t.err
 	}
+	if !t.ResponseInspected() {
+		// The resolver leaves out the markers only the response phases'
+		// rules name when no transaction's response may be inspected
+		// (idleMarkers): those phases run for inspected responses only.
+		return Verdict{}, errors.New("waf: response phases run only for an inspected response (ResponseInspected)")
+	}
 	tx := t.tx
 	ctype, err := responseType(resp)
 	if err != nil {
