@@ -36,6 +36,44 @@ var replaceCommentsActs = byteSetOf("*", 0, -1)
 // a '*', a '-' or a '#'.
 var removeCommentsCharActs = byteSetOf("*-#", 0, -1)
 
+// The bytes Coraza's decoding and normalising transformations act on;
+// on a value holding none of them each returns the value itself,
+// reporting no change, so these are also the bytes they need to report
+// one:
+//
+//   - urlDecodeUni: an escape's "%" or a "+";
+//   - jsDecode and cssDecode: a "\\";
+//   - htmlEntityDecode: html.UnescapeString, a "&";
+//   - removeNulls: a NUL;
+//   - utf8toUnicode: a rune past ASCII, or an invalid byte (read as
+//     U+FFFD): any byte past ASCII;
+//   - lowercase: strings.ToLower, an upper-case ASCII letter or a byte
+//     past ASCII;
+//   - compressWhitespace: the six ASCII spaces, U+0085 and U+00A0 (C2
+//     and a byte past ASCII) or a raw A0: any byte past ASCII;
+//   - cmdLine: what needsTransform names: an upper-case ASCII letter or
+//     one of the punctuation and spaces it deletes, replaces or moves;
+//   - normalizePath: filepath.Clean changes a name only at a "/" or a
+//     "."; it keeps the empty value as it is, and a trailing "/" needs one;
+//   - normalizePathWin: normalizePath after "\\" is "/", and then the
+//     Windows cuts: a ":" (a drive or a data stream) and a trailing "." or
+//     " " of a segment;
+//   - moatDecodeEvasions: what its own first test looks for ("%", ".",
+//     "\\", "/", a byte past ASCII, "0x").
+var (
+	urlDecodeUniActs       = byteSetOf("%+", 0, -1)
+	backslashActs          = byteSetOf("\\", 0, -1)
+	ampersandActs          = byteSetOf("&", 0, -1)
+	nulActs                = byteSetOf("\x00", 0, -1)
+	pastASCIIActs          = byteSetOf("", 0x80, 0xff)
+	lowercaseActs          = byteSetOf("ABCDEFGHIJKLMNOPQRSTUVWXYZ", 0x80, 0xff)
+	compressWhitespaceActs = byteSetOf("\t\n\v\f\r ", 0x80, 0xff)
+	cmdLineActs            = byteSetOf("ABCDEFGHIJKLMNOPQRSTUVWXYZ\"'\\^ ,;\t\r\n/(", 0, -1)
+	normalisePathActs      = byteSetOf("/.", 0, -1)
+	normalisePathWinActs   = byteSetOf("\\/.: ", 0, -1)
+	decodeEvasionsActs     = byteSetOf("%.\\/0", 0x80, 0xff)
+)
+
 // byteSetOf is the bytes of s and those from lo to hi.
 func byteSetOf(s string, lo, hi int) *byteSet {
 	var b byteSet
@@ -55,6 +93,18 @@ var transformationActs = map[string]struct{ acts, changes *byteSet }{
 	corazaTransformations + "removeWhitespace":   {removeWhitespaceActs, removeWhitespaceChanges},
 	corazaTransformations + "replaceComments":    {replaceCommentsActs, replaceCommentsActs},
 	corazaTransformations + "removeCommentsChar": {removeCommentsCharActs, removeCommentsCharActs},
+	corazaTransformations + "urlDecodeUni":       {urlDecodeUniActs, urlDecodeUniActs},
+	corazaTransformations + "jsDecode":           {backslashActs, backslashActs},
+	corazaTransformations + "cssDecode":          {backslashActs, backslashActs},
+	corazaTransformations + "htmlEntityDecode":   {ampersandActs, ampersandActs},
+	corazaTransformations + "removeNulls":        {nulActs, nulActs},
+	corazaTransformations + "utf8ToUnicode":      {pastASCIIActs, pastASCIIActs},
+	corazaTransformations + "lowerCase":          {lowercaseActs, lowercaseActs},
+	corazaTransformations + "compressWhitespace": {compressWhitespaceActs, compressWhitespaceActs},
+	corazaTransformations + "cmdLine":            {cmdLineActs, cmdLineActs},
+	corazaTransformations + "normalisePath":      {normalisePathActs, normalisePathActs},
+	corazaTransformations + "normalisePathWin":   {normalisePathWinActs, normalisePathWinActs},
+	"moat/internal/waf.decodeEvasions":           {decodeEvasionsActs, decodeEvasionsActs},
 }
 
 func transformationName(t plugintypes.Transformation) string {

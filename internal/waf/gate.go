@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"reflect"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -216,6 +217,10 @@ type gateRule struct {
 	// class: the byte test of an @rx rule's pattern (necessity.class),
 	// asked of the value's bytes; nil when it has none or is negated.
 	class *byteSet
+	// rxOwn: the rule's operator when it is an @rx the gate asks without
+	// its class test, having asked class of the value's bytes (nil:
+	// negated, or not @rx).
+	rxOwn *rxOp
 	// links: the tests of links of the rule's chain that it cannot match
 	// without (gatechain.go); op is nil when the chain's first rule is
 	// not the gate's to ask.
@@ -620,7 +625,7 @@ func gateTest(r reflect.Value, id, phase int, p *gatePlan, nodeOf map[[2]uintptr
 		// sees.
 		switch o := op.(type) {
 		case *rxOp:
-			gr.pick, gr.class = o.need.pick, o.need.class
+			gr.pick, gr.class, gr.rxOwn = o.need.pick, o.need.class, o
 		case *pmOp:
 			gr.pick = o.pick
 		case scoreOp:
@@ -867,17 +872,26 @@ func (s *gateState) values(k int) []int {
 			i = len(s.vals)
 			s.vals = append(s.vals, v)
 			s.valIdx[id] = i
-			for range s.p.nodes {
-				s.tval = append(s.tval, "")
-				s.tstep = append(s.tstep, 0)
-				s.mat = append(s.mat, 0)
-				s.bset = append(s.bset, 0)
-			}
+			// A slot per node, empty (reset leaves the capacity as
+			// it was).
+			n := len(s.p.nodes)
+			s.tval = grown(s.tval, n)
+			s.tstep = grown(s.tstep, n)
+			s.mat = grown(s.mat, n)
+			s.bset = grown(s.bset, n)
 		}
 		out = append(out, i)
 	}
 	s.sel[k] = out
 	return out
+}
+
+// grown is l with n zero elements after its own.
+func grown[T any](l []T, n int) []T {
+	k := len(l)
+	l = slices.Grow(l, n)[:k+n]
+	clear(l[k:])
+	return l
 }
 
 // What a chain's last step did to a value (gateState.tstep).
@@ -906,8 +920,10 @@ func (s *gateState) transformed(node, vi int) string {
 	out := in
 	st := uint8(stepDone)
 	// Where the value holds none of the bytes fn acts on, fn would
-	// return it unchanged: it is not run.
-	if n.acts == nil || s.holdsAny(n.parent, vi, *n.acts) {
+	// return it unchanged: it is not run. The value's byte set is read
+	// once and serves every step after it that leaves it as it is (and
+	// the rules' byte tests), where each function would scan it again.
+	if n.acts == nil || s.bytes(n.parent, vi).meets(*n.acts) {
 		if tw, ok := s.twin(node, vi, in); ok {
 			out, st = s.tval[tw], s.tstep[tw]
 		} else if v, changed, err := n.fn(in); err == nil {
@@ -1044,10 +1060,24 @@ func (s *gateState) quietLast(node, vi int) bool {
 // for the pick test alone costs about what the operator's own literal
 // test does).
 func (s *gateState) multiAsks(r *gateRule, node, vi int) bool {
-	if at := vi*len(s.p.nodes) + node; r.pick != nil && s.bset[at] != 0 && !r.pick.passes(s.bval[s.bset[at]-1]) {
-		return false
+	if at := vi*len(s.p.nodes) + node; s.bset[at] != 0 {
+		b := s.bval[s.bset[at]-1]
+		if r.pick != nil && !r.pick.passes(b) || r.class != nil && !b.meets(*r.class) {
+			return false
+		}
+		if r.rxOwn != nil {
+			return s.rxAsks(r.rxOwn, s.transformed(node, vi))
+		}
 	}
 	return r.op.Evaluate(s.tx, s.transformed(node, vi)) != r.neg
+}
+
+// rxAsks is o.Evaluate on a value t whose bytes the gate has found to
+// meet o's class test (rxOwn): the rest of the necessity test and the
+// pattern, without reading t again for a byte of the class. The gate
+// asks only while the transaction is not capturing.
+func (s *gateState) rxAsks(o *rxOp, t string) bool {
+	return len(t) >= o.need.minLen && o.need.litsMayMatch(t) && o.match(t)
 }
 
 // multiRest is multiMayMatch's evaluation, uncached, of steps on v, the
@@ -1121,6 +1151,13 @@ func (s *gateState) opMayMatch(r *gateRule) bool {
 				// one of its literals.
 				t := s.transformed(r.node, vi)
 				if len(t) >= r.rx.need.minLen && s.owns(r.node, vi, r.bit) && r.rx.match(t) {
+					return true
+				}
+				continue
+			}
+			if r.rxOwn != nil {
+				// The class test passed above, on the value's bytes.
+				if s.rxAsks(r.rxOwn, s.transformed(r.node, vi)) {
 					return true
 				}
 				continue

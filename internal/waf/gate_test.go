@@ -302,7 +302,8 @@ func queryMatches(t *testing.T, rules string, ids []int, cases []queryMatch) {
 // one and two bytes, every rune alone and between two others, and longer
 // strings.
 func TestGateTransformationActs(t *testing.T) {
-	w, err := coraza.NewWAF(coraza.NewWAFConfig().WithDirectives(`SecRule ARGS "@rx x" "id:1,phase:1,pass,t:none,t:removeWhitespace,t:replaceComments,t:removeCommentsChar"`))
+	register() // moatDecodeEvasions
+	w, err := coraza.NewWAF(coraza.NewWAFConfig().WithDirectives(`SecRule ARGS "@rx x" "id:1,phase:1,pass,t:none,t:removeWhitespace,t:replaceComments,t:removeCommentsChar,t:urlDecodeUni,t:jsDecode,t:cssDecode,t:htmlEntityDecode,t:removeNulls,t:utf8toUnicode,t:lowercase,t:compressWhitespace,t:cmdLine,t:normalizePath,t:normalizePathWin,t:moatDecodeEvasions"`))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -321,7 +322,9 @@ func TestGateTransformationActs(t *testing.T) {
 		inputs = append(inputs, string(r), "a"+string(r)+"\xff")
 	}
 	inputs = append(inputs, "Mozilla/5.0 (X11; Linux x86_64)", "text/html,application/json", strings.Repeat("a", 700),
-		"caf\u00e9", "a\u0085b", "a\u00a0b", "\u2003", "\xff%41", "tab\there", "v\vf\fr\r", "a<!--b-->c", "a/*b*/c", "a/*b", "x--y", "#z")
+		"caf\u00e9", "a\u0085b", "a\u00a0b", "\u2003", "\xff%41", "tab\there", "v\vf\fr\r", "a<!--b-->c", "a/*b*/c", "a/*b", "x--y", "#z",
+		"", "C:x", "a:b", "a.b", "a. ", "a .", "x/../y", "x//y", "x/", "a\\b", "%2e%2e", "a+b", "&lt;", "&#46;", "A\x00B", "0x2f", "ab0x2fcd",
+		"\\u0041", "\\41 ", "Ana Maria", "leave at the door, please", "ana@example.com", "A-100", "a^b", "a;b", "a,b", "a (b", "\"x'")
 	names := map[string]bool{}
 	for i := range p.nodes {
 		n := &p.nodes[i]
@@ -350,9 +353,13 @@ func TestGateTransformationActs(t *testing.T) {
 			t.Errorf("%s: only %d inputs kept, %d quiet: a byte set is too wide", name, kept, quiet)
 		}
 	}
-	for _, f := range []string{"removeWhitespace", "replaceComments", "removeCommentsChar"} {
+	for _, f := range []string{"removeWhitespace", "replaceComments", "removeCommentsChar", "urlDecodeUni", "jsDecode", "cssDecode",
+		"htmlEntityDecode", "removeNulls", "utf8ToUnicode", "lowerCase", "compressWhitespace", "cmdLine", "normalisePath", "normalisePathWin"} {
 		if !names[corazaTransformations+f] {
 			t.Errorf("%s's bytes not known: the gate runs it on every value", f)
 		}
+	}
+	if !names["moat/internal/waf.decodeEvasions"] {
+		t.Error("moatDecodeEvasions's bytes not known: the gate runs it on every value")
 	}
 }

@@ -103,8 +103,12 @@ func compileAC(lits []string, fold bool, maxCells int) (*acTable, *acStates) {
 // on every value the rule reads, so it must cost no more than the scan
 // itself.
 type litDFA struct {
-	acTable
-	final []bool // a literal ends at this state (or at one of its suffixes)
+	class [256]uint8
+	// step[at+class] is where the automaton goes from the state at
+	// offset at (its number times the number of classes) on a byte of
+	// that class: the next state's offset, or -1 where a literal ends
+	// (at that state or at one of its suffixes), for contains stops there.
+	step []int32
 }
 
 // Bounds on the table (states × classes, four bytes a cell): past them a
@@ -130,16 +134,23 @@ func newLitDFA(lits []string, fold bool, maxCells int) *litDFA {
 	for _, s := range st.order {
 		final[s] = final[s] || final[st.fail[s]]
 	}
-	return &litDFA{acTable: *t, final: final}
+	nc := int32(t.nclass)
+	step := t.next // rewritten in place: the table is this automaton's alone
+	for i, to := range step {
+		if final[to] {
+			step[i] = -1
+		} else {
+			step[i] = to * nc
+		}
+	}
+	return &litDFA{class: t.class, step: step}
 }
 
 // contains reports whether s holds one of the literals.
 func (d *litDFA) contains(s string) bool {
-	nc := int32(d.nclass)
-	var st int32
+	var at int32
 	for i := 0; i < len(s); i++ {
-		st = d.next[st*nc+int32(d.class[s[i]])]
-		if d.final[st] {
+		if at = d.step[at+int32(d.class[s[i]])]; at < 0 {
 			return true
 		}
 	}

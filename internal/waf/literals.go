@@ -139,6 +139,12 @@ func (n *necessity) mayMatch(s string) bool {
 	if n.class != nil && !holdsByte(s, n.class) {
 		return false
 	}
+	return n.litsMayMatch(s)
+}
+
+// litsMayMatch is mayMatch for an s of at least minLen bytes known to
+// hold a byte of class (the gate knows it from the value's byte set).
+func (n *necessity) litsMayMatch(s string) bool {
 	if len(n.lits) == 0 {
 		return true
 	}

@@ -29,7 +29,7 @@ func TestPMEngines(t *testing.T) {
 		o := v.(*pmOp)
 		lists++
 		if o.dfa != nil {
-			cells += len(o.dfa.next)
+			cells += len(o.dfa.step)
 		}
 		if o.dfa == nil && !o.always {
 			general++ // too large for a table: the library answers

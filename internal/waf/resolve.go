@@ -50,6 +50,9 @@ import (
 //     phase (allow, skip, a skipAfter that is not decided, ctl that removes
 //     rules) until the marker it skips to or the end of the phase, and no
 //     rule that a skip:N may count is removed;
+//   - the SecMarkers that no rule left names (no skipAfter can end
+//     there) leave the rule set too (idleMarkers): Coraza evaluates each
+//     in every phase;
 //   - a folded variable is given its final value at the start of the
 //     transaction only if no rule left before its last folded writer
 //     mentions it (in its text, or reads TX whole or by a key regex);
@@ -69,6 +72,7 @@ import (
 type resolution struct {
 	consts  []txConst // set by the phase-1 gate before any other rule
 	removed int       // rules removed from the rule set
+	markers int       // SecMarkers removed: no skipAfter left names them (idleMarkers)
 	folded  int       // of them, always-matching rules whose setvars were folded
 	merged  int       // of them, always-matching rules whose setvars were merged into the rule before
 	// anchors are the rules whose exclusion would change what was
@@ -203,8 +207,19 @@ func resolve(w coraza.WAF) (*resolution, error) {
 			res.consts = append(res.consts, txConst{k, *v})
 		}
 	}
+	// The response phases run only for a transaction whose response
+	// body is accessible (Tx.Response): by default, or by a rule's ctl.
+	responses := tx.IsResponseBodyAccessible()
+	for _, r := range all {
+		responses = responses || strings.Contains(r.raw, "responsebodyaccess")
+	}
+	idle := idleMarkers(all, protected, responses)
 	kept := reflect.MakeSlice(rules.Type(), 0, rules.Len())
 	for i, r := range all {
+		if idle[i] {
+			res.markers++
+			continue
+		}
 		switch {
 		case r.folded:
 			res.anchors[r.id] = nil
@@ -780,6 +795,42 @@ func readCtl(fn plugintypes.Action) (kind int, value string, rules bool, err err
 
 // skipReach returns the rules a skip:N may count over (see planGate):
 // from the skip to its phase's N-th next marker.
+// idleMarkers returns the SecMarkers (by index in all) that the resolved
+// rule set can do without. Coraza evaluates a marker in every phase, as
+// a rule that always matches (it writes RULE and MATCHED_VAR*), some 60
+// evaluations a request for CRS's markers, and it is needed only as the
+// end of a skipAfter. A marker goes when no rule left (not removed by the
+// resolver) that may run names it, in any case and anywhere in its text
+// or its chain's (so no skipAfter can end there; the rules of the
+// response phases run only when responses do), no skip:N may count it
+// (protected, skipReach), and no rule could tell that it ran: chainSafe,
+// for its match is what a chain's removal takes away too (what it writes
+// to MATCHED_VAR* is read by no rule before its own match, RULE by no
+// macro; every rule writes RULE's id, rev and severity anew).
+func idleMarkers(all []*rrule, protected map[int]bool, responses bool) map[int]bool {
+	if !chainSafe(all) {
+		return nil
+	}
+	idle := map[int]bool{}
+	for i, m := range all {
+		if m.marker == "" || protected[i] {
+			continue
+		}
+		name := strings.ToLower(m.marker)
+		named := false
+		for _, r := range all {
+			if r.marker == "" && !r.removed && (responses || r.phase < 3) && strings.Contains(r.raw, name) {
+				named = true
+				break
+			}
+		}
+		if !named {
+			idle[i] = true
+		}
+	}
+	return idle
+}
+
 func skipReach(all []*rrule) map[int]bool {
 	out := map[int]bool{}
 	for i, r := range all {

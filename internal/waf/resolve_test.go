@@ -1,6 +1,8 @@
 package waf
 
 import (
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"testing"
@@ -164,5 +166,125 @@ func TestResolveExclusions(t *testing.T) {
 	tx.Close()
 	if w.full == nil || w.full.res != nil {
 		t.Errorf("a route excluding 920013 was not given the unresolved rule set")
+	}
+}
+
+// The resolver leaves out the SecMarkers no rule left names (a skipAfter
+// can end nowhere else) when no rule could tell a marker ran: a marker
+// named by a rule that stays, and every marker of a rule set where a rule
+// reads MATCHED_VAR before its own match (a marker's match empties it),
+// stay, with Coraza's verdicts; the default rule set loses the rest, the
+// response files' markers only while no response is inspected.
+func TestResolveIdleMarkers(t *testing.T) {
+	dir := t.TempDir()
+	write := func(name, text string) string {
+		p := filepath.Join(dir, name)
+		if err := os.WriteFile(p, []byte(text), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	skip := write("skip.conf", `SecRule ARGS:a "@streq x" "id:1101,phase:1,pass,nolog,skipAfter:END-MOAT-TEST"
+SecRule ARGS:b "@streq y" "id:1102,phase:1,deny,status:403"
+SecMarker END-MOAT-TEST
+SecRule ARGS:c "@streq z" "id:1103,phase:1,deny,status:403"
+`)
+	matched := write("matched.conf", `SecRule ARGS:a "@streq x" "id:1201,phase:1,pass,nolog"
+SecMarker MOAT-TEST-IDLE
+SecRule MATCHED_VAR "@streq x" "id:1202,phase:1,deny,status:403"
+`)
+	load := func(cfg Config) *WAF {
+		t.Helper()
+		w, err := New(cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { w.Close() })
+		return w
+	}
+	status := func(w *WAF, target string) int {
+		t.Helper()
+		tx := w.Begin(nil)
+		defer tx.Close()
+		v, err := tx.Request(httptest.NewRequest("GET", target, http.NoBody), "127.0.0.1:4000")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if v.Block {
+			return v.Status
+		}
+		return http.StatusOK
+	}
+	for _, c := range []struct {
+		file, target string
+		want         int
+	}{
+		{skip, "/?a=x&b=y&c=z", http.StatusForbidden}, // 1102 skipped, 1103 past the marker
+		{skip, "/?a=x&b=y", http.StatusOK},
+		{matched, "/?a=x", http.StatusOK}, // the marker emptied MATCHED_VAR
+	} {
+		cfg := Config{RuleFilesBefore: []string{c.file}, Budget: time.Hour}
+		ref := cfg
+		ref.noGate, ref.noResolve = true, true
+		w := load(cfg)
+		if st := w.GateStats(); st.ResolveErr != nil || st.Resolved == 0 {
+			t.Fatalf("resolver off: %+v", st)
+		}
+		got, want := status(w, c.target), status(load(ref), c.target)
+		if want != c.want || got != want {
+			t.Errorf("%s %s: resolved %d, Coraza %d, want %d", filepath.Base(c.file), c.target, got, want, c.want)
+		}
+	}
+
+	markers := func(w *WAF) map[string]bool {
+		t.Helper()
+		rules, err := corazaRules(w.waf)
+		if err != nil {
+			t.Fatal(err)
+		}
+		out := map[string]bool{}
+		for i := range rules.Len() {
+			if m := rules.Index(i).FieldByName("SecMark_").String(); m != "" {
+				out[m] = true
+			}
+		}
+		return out
+	}
+	all := markers(load(Config{noResolve: true}))
+	def := markers(load(Config{}))
+	resp := markers(load(Config{InspectResponses: true}))
+	if len(def) >= len(all)/4 {
+		t.Errorf("default rule set keeps %d of %d markers: %v", len(def), len(all), def)
+	}
+	for _, m := range []string{"END-RESPONSE-950-DATA-LEAKAGES", "END-RESPONSE-954-DATA-LEAKAGES-IIS"} {
+		if !all[m] || def[m] || !resp[m] {
+			t.Errorf("marker %s: loaded %v, kept without response inspection %v (want false), with it %v (want true)", m, all[m], def[m], resp[m])
+		}
+	}
+	if m := markers(load(Config{RuleFilesBefore: []string{matched}})); len(m) != len(all)+1 {
+		t.Errorf("a rule reads MATCHED_VAR before its own match: %d markers kept, want all %d", len(m), len(all)+1)
+	}
+}
+
+// The response phases run only for an inspected response: without
+// response inspection the resolver has left out the markers only their
+// rules name (TestResolveIdleMarkers).
+func TestResponseOnlyInspected(t *testing.T) {
+	w, err := New(Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Close()
+	tx := w.Begin(nil)
+	defer tx.Close()
+	if _, err := tx.Request(httptest.NewRequest("GET", "/", http.NoBody), "127.0.0.1:4000"); err != nil {
+		t.Fatal(err)
+	}
+	resp := &http.Response{StatusCode: 200, Proto: "HTTP/1.1", Header: http.Header{"Content-Type": {"text/html"}}, Body: http.NoBody}
+	if tx.ResponseInspected() {
+		t.Fatal("response inspected without InspectResponses")
+	}
+	if _, err := tx.Response(resp); err == nil {
+		t.Error("Response ran the response phases of a response not inspected")
 	}
 }

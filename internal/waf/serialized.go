@@ -161,8 +161,11 @@ func containsFold(s, sub string) bool {
 	for i := 0; i+len(sub) <= len(s); i++ {
 		// sub opens with an ASCII letter other than k and s (which
 		// Unicode's Kelvin and long s fold into): only that letter, in
-		// either case, opens a match.
-		if s[i]|0x20 == sub[0]|0x20 && strings.EqualFold(s[i:i+len(sub)], sub) {
+		// either case, opens a match. sub is ASCII, so a window of its
+		// length holding a rune past ASCII holds fewer runes and
+		// matches nothing: a match's second byte is sub's, or sub's in
+		// the other case, and has the same bits but 0x20.
+		if s[i]|0x20 == sub[0]|0x20 && s[i+1]|0x20 == sub[1]|0x20 && strings.EqualFold(s[i:i+len(sub)], sub) {
 			return true
 		}
 	}

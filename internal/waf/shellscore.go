@@ -128,8 +128,12 @@ func loadShellCommands() {
 // arguments that read as a command's, or right after a separator or
 // inside a substitution; scoreWeak when a command name stands where a
 // command could start but reads as a word in text; scoreNone otherwise.
+// shellNeed: a value shellScore finds more than one word in holds one of
+// these bytes (the gate decides the rest by the value's bytes).
+const shellNeed = " \t;|&\n\r`$<>(){}/\\%"
+
 func shellScore(v string) int {
-	if !strings.ContainsAny(v, " \t;|&\n\r`$<>(){}/\\%") {
+	if !strings.ContainsAny(v, shellNeed) {
 		// One word: a command name alone is no injection.
 		return scoreNone
 	}

@@ -51,8 +51,12 @@ func callableFilter(b string) bool {
 // sstiScore judges v: scoreAttack when a template expression in it probes
 // the engine with arithmetic or reaches for the runtime, scoreWeak for a
 // template expression that only names variables, scoreNone otherwise.
+// sstiNeed: a template's opening holds one of these bytes (the gate
+// decides a value without them by its bytes).
+const sstiNeed = "{<#[%"
+
 func sstiScore(v string) int {
-	if !strings.ContainsAny(v, "{<#[%") {
+	if !strings.ContainsAny(v, sstiNeed) {
 		return scoreNone
 	}
 	if len(v) > maxNormalizeLen {

@@ -170,11 +170,11 @@ func register() {
 		plugins.RegisterAction("moatInspect", newInspectAction)
 		plugins.RegisterAction("moatContext", newContextAction)
 		plugins.RegisterAction("moatGate", newGateAction)
-		plugins.RegisterOperator("moatSQLi", newScoreOp(sqlScore))
-		plugins.RegisterOperator("moatXSS", newScoreOp(xssScore))
-		plugins.RegisterOperator("moatShell", newScoreOp(shellScore))
+		plugins.RegisterOperator("moatSQLi", newNeedScoreOp(sqlScore, sqlNeed))
+		plugins.RegisterOperator("moatXSS", newNeedScoreOp(xssScore, xssNeed))
+		plugins.RegisterOperator("moatShell", newNeedScoreOp(shellScore, shellNeed))
 		plugins.RegisterOperator("moatUpload", newUploadOp)
-		plugins.RegisterOperator("moatSSTI", newScoreOp(sstiScore))
+		plugins.RegisterOperator("moatSSTI", newNeedScoreOp(sstiScore, sstiNeed))
 		plugins.RegisterOperator("moatSerialized", newScoreOp(func(v string) int { return attackIf(serializedKind(v) != "") }))
 		plugins.RegisterOperator("moatMetadataURL", newNeedScoreOp(func(v string) int { return attackIf(metadataURL(v) != "") }, metadataURLNeed))
 		plugins.RegisterOperator("moatRemoteRef", newNeedScoreOp(refScore, refNeed))
@@ -697,6 +697,12 @@ func (t *Tx) ResponseInspected() bool {
 func (t *Tx) Response(resp *http.Response) (Verdict, error) {
 	if t.err != nil {
 		return Verdict{}, t.err
+	}
+	if !t.ResponseInspected() {
+		// The resolver leaves out the markers only the response phases'
+		// rules name when no transaction's response may be inspected
+		// (idleMarkers): those phases run for inspected responses only.
+		return Verdict{}, errors.New("waf: response phases run only for an inspected response (ResponseInspected)")
 	}
 	tx := t.tx
 	ctype, err := responseType(resp)

@@ -24,8 +24,17 @@ const maxXSSTags = 1024
 // scoreWeak when it holds markup or script that executes nothing,
 // scoreNone otherwise. It looks at v and at its normal form (entities,
 // escapes, concatenations undone; see normalize).
+// xssMarks are the bytes of markup, a scheme, a call, a template, an
+// escape or a computed member; xssNeed adds the "." of ".constructor": a
+// value xssScore scores holds one of them (the gate decides the rest by
+// the value's bytes).
+const (
+	xssMarks = "<>:(`{}=&%\\["
+	xssNeed  = xssMarks + "."
+)
+
 func xssScore(v string) int {
-	if !strings.ContainsAny(v, "<>:(`{}=&%\\[") && !strings.Contains(v, ".constructor") {
+	if !strings.ContainsAny(v, xssMarks) && !strings.Contains(v, ".constructor") {
 		// No markup, no URL scheme, no call, no template, nothing
 		// escaped, no computed member, no constructor: nothing a
 		// browser runs.
