@@ -112,21 +112,40 @@ func (m *Model) forwardRoute(v *VPC, s *Subnet) (Hop, bool) {
 			if !r.Dest.Overlaps(s.CIDR) || r.Dest.Bits() > s.CIDR.Bits() {
 				continue
 			}
-			switch r.Kind {
-			case "pcx":
-				for _, p := range m.Peerings {
-					if p.Addr == r.Target && ((p.A == v && p.B == s.VPC) || (p.B == v && p.A == s.VPC)) {
-						return Hop{Kind: "peering", Addr: p.Addr, Detail: fmt.Sprintf("%s routes %s → %s (%s)", t.Addr, r.Dest, p.Addr, r.Where)}, true
-					}
-				}
-			case "tgw":
-				if att := m.tgws[r.Target]; att[v.Addr] && att[s.VPC.Addr] {
-					return Hop{Kind: "tgw", Addr: r.Target, Detail: fmt.Sprintf("%s routes %s → %s (%s); both VPCs attached", t.Addr, r.Dest, r.Target, r.Where)}, true
-				}
+			if !m.joins(r, v, s.VPC) {
+				continue
 			}
+			if r.Kind == "pcx" {
+				return Hop{Kind: "peering", Addr: r.Target, Detail: fmt.Sprintf("%s routes %s → %s (%s)", t.Addr, r.Dest, orUnknown(r.Target), r.Where)}, true
+			}
+			return Hop{Kind: "tgw", Addr: r.Target, Detail: fmt.Sprintf("%s routes %s → %s (%s); both VPCs attached", t.Addr, r.Dest, orUnknown(r.Target), r.Where)}, true
 		}
 	}
 	return Hop{}, false
+}
+
+// joins reports whether route r sends traffic from VPC a to VPC b: through
+// a peering of the two, or a transit gateway both are attached to. A
+// target not known statically is any peering or transit gateway.
+func (m *Model) joins(r Route, a, b *VPC) bool {
+	if a == nil || b == nil {
+		return false
+	}
+	switch r.Kind {
+	case "pcx":
+		for _, p := range m.Peerings {
+			if (p.Addr == r.Target || r.Target == "") && ((p.A == a && p.B == b) || (p.B == a && p.A == b)) {
+				return true
+			}
+		}
+	case "tgw":
+		for tgw, att := range m.tgws {
+			if (tgw == r.Target || r.Target == "") && att[a.Addr] && att[b.Addr] {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 // lateral flags admin and data-store ports of e reachable from the whole

@@ -3,6 +3,7 @@ package check
 import (
 	"fmt"
 	"net/netip"
+	"slices"
 	"sort"
 	"strings"
 
@@ -87,6 +88,10 @@ type Subnet struct {
 	// AnyTable: an association names the subnet with a table that is not
 	// known statically, so any table of the VPC may govern it.
 	AnyTable bool
+	// Maybe holds the tables that may govern the subnet through an
+	// association whose table or subnet is one of several (an ID taken
+	// from a list of aws_route_table instances whose length is not known).
+	Maybe    []*RouteTable
 	NACL     *NACL    // explicit association; nil: the VPC's default ACL
 	FlowLogs []string // addresses of flow logs naming this subnet
 	Res      *tf.Resource
@@ -399,20 +404,40 @@ func (m *Model) route(r *tf.Resource, t *RouteTable, b map[string]any, where str
 	}
 }
 
+// routeTargets are the attributes of a route that name its target, with
+// the kind of target each names and, for a value not known statically,
+// what the target is assumed to be: the worst case of its kind. Only
+// gateway_id may name an internet gateway; an unknown one is read as the
+// VPC's (kind "unknown", no target). Every other kind keeps its kind with
+// no target: a NAT or egress-only gateway admits nothing from outside
+// whichever it is, a peering or transit gateway is any that joins the VPCs
+// concerned.
+var routeTargets = []struct{ attr, kind, assumed string }{
+	{"gateway_id", "igw", "the VPC's internet gateway"},
+	{"egress_only_gateway_id", "eigw", "any egress-only internet gateway"},
+	{"nat_gateway_id", "nat", "any NAT gateway"},
+	{"vpc_peering_connection_id", "pcx", "any peering connection of the VPC"},
+	{"transit_gateway_id", "tgw", "any transit gateway the VPC is attached to"},
+	{"vpc_endpoint_id", "vpce", "any VPC endpoint"},
+	{"network_interface_id", "eni", "any network interface"},
+	{"instance_id", "instance", "any instance"},
+	{"local_gateway_id", "lgw", "any local gateway"},
+}
+
 func (m *Model) addRoute(r *tf.Resource, t *RouteTable, b map[string]any, rt Route) {
-	for _, k := range []struct{ attr, kind string }{
-		{"gateway_id", "igw"}, {"egress_only_gateway_id", "eigw"}, {"nat_gateway_id", "nat"},
-		{"vpc_peering_connection_id", "pcx"}, {"transit_gateway_id", "tgw"}, {"vpc_endpoint_id", "vpce"},
-		{"network_interface_id", "eni"}, {"instance_id", "instance"}, {"local_gateway_id", "lgw"},
-	} {
+	for _, k := range routeTargets {
 		if v := str(b, k.attr); v != "" {
 			rt.Kind, rt.Target = k.kind, m.addr(v)
 			break
 		}
 		if unknown(b, k.attr) {
-			rt.Kind, rt.Target = "unknown", ""
-			rt.Assumed = strings.TrimPrefix(rt.Assumed+"; target not known statically: assumed to be the VPC's internet gateway", "; ")
-			m.note(r, "%s: route target not known statically: assumed to be the VPC's internet gateway", rt.Where)
+			rt.Kind, rt.Target = k.kind, ""
+			if k.kind == "igw" {
+				rt.Kind = "unknown"
+			}
+			why := fmt.Sprintf("target not known statically (%s): assumed to be %s", k.attr, k.assumed)
+			rt.Assumed = strings.TrimPrefix(rt.Assumed+"; "+why, "; ")
+			m.note(r, "%s: route %s", rt.Where, why)
 			break
 		}
 	}
@@ -455,12 +480,7 @@ func (m *Model) buildRoutes(byType map[string][]*tf.Resource) {
 		if tr == nil {
 			if v := m.vpcs[strings.TrimSuffix(ref, ":main-route-table")]; v != nil && strings.HasSuffix(ref, ":main-route-table") {
 				// A route added to the VPC's implicit main table.
-				if v.Main == nil {
-					v.Main = &RouteTable{Addr: ref, VPC: v}
-					m.tables[ref] = v.Main
-					m.Tables = append(m.Tables, v.Main)
-				}
-				m.route(r, v.Main, r.Values, r.Address)
+				m.route(r, m.mainTable(v), r.Values, r.Address)
 				continue
 			}
 			if unknown(r.Values, "route_table_id") {
@@ -473,33 +493,182 @@ func (m *Model) buildRoutes(byType map[string][]*tf.Resource) {
 		m.route(r, m.table(tr), r.Values, r.Address)
 	}
 	for _, r := range unknownTable {
-		// The most permissive reading: the route is in every table.
-		m.note(r, "route table not known statically: the route is assumed to be in every route table")
-		for _, t := range m.Tables {
-			before := len(t.Routes)
+		// The most permissive reading: the route is in every table its
+		// expression can name (every instance of the route tables it
+		// references), or in every table when it names none.
+		ts, from := m.allTables(), "every route table"
+		if named := m.tablesFrom(unknownFrom(r.Values, "route_table_id")); named != nil {
+			ts, from = named, "every table of "+strings.Join(unknownFrom(r.Values, "route_table_id"), ", ")
+		}
+		m.note(r, "route table not known statically: the route is assumed to be in %s", from)
+		for i, t := range ts {
+			before, notes := len(t.Routes), len(m.Notes)
 			m.route(r, t, r.Values, r.Address)
+			if i > 0 {
+				m.Notes = m.Notes[:notes] // noted for the first table
+			}
 			for i := before; i < len(t.Routes); i++ {
-				t.Routes[i].Assumed = strings.TrimPrefix(t.Routes[i].Assumed+"; route table not known statically: assumed to be in every table", "; ")
+				t.Routes[i].Assumed = strings.TrimPrefix(t.Routes[i].Assumed+"; route table not known statically: assumed to be in "+from, "; ")
 			}
 		}
 	}
 	for _, r := range byType["aws_route_table_association"] {
-		s := m.subnets[m.addr(str(r.Values, "subnet_id"))]
-		t := m.tables[m.addr(str(r.Values, "route_table_id"))]
-		switch {
-		case s != nil && t != nil:
-			s.Table = t
-		case s != nil && unknown(r.Values, "route_table_id"):
-			s.AnyTable = true
-		case t != nil && unknown(r.Values, "subnet_id"):
-			t.AnySubnet = true
-		}
+		m.associate(r)
 	}
 	for _, r := range byType["aws_main_route_table_association"] {
 		v := m.vpcs[m.addr(str(r.Values, "vpc_id"))]
 		t := m.tables[m.addr(str(r.Values, "route_table_id"))]
 		if v != nil && t != nil {
 			v.Main = t
+		}
+	}
+}
+
+// mainTable returns v's main table, made when it is the implicit one.
+func (m *Model) mainTable(v *VPC) *RouteTable {
+	if v.Main == nil {
+		addr := tf.VPCDefaults(v.Addr)["main_route_table_id"]
+		v.Main = &RouteTable{Addr: addr, VPC: v}
+		m.tables[addr] = v.Main
+		m.Tables = append(m.Tables, v.Main)
+	}
+	return v.Main
+}
+
+// allTables returns every route table, the VPCs' implicit main tables
+// included (made here): what a route whose table is not known statically
+// may be added to.
+func (m *Model) allTables() []*RouteTable {
+	for _, v := range m.VPCs {
+		m.mainTable(v)
+	}
+	return m.Tables
+}
+
+// tablesFrom returns every route table that an instance of one of the
+// resources from declares (see tf.Unknown.From): the tables an unknown
+// route_table_id can name. Nil when from is empty or names a resource
+// other than a route table, whose attributes may name any table.
+func (m *Model) tablesFrom(from []string) []*RouteTable {
+	if len(from) == 0 {
+		return nil
+	}
+	named := map[string]bool{}
+	for _, a := range from {
+		named[a] = true
+	}
+	found := map[string]bool{}
+	ts := []*RouteTable{}
+	for _, t := range m.Tables {
+		if t.Res != nil && named[resourceOf(t.Res)] {
+			ts = append(ts, t)
+			found[resourceOf(t.Res)] = true
+		}
+	}
+	for a := range named {
+		if !found[a] && m.firstOf(a) != nil {
+			return nil // a resource, not a route table
+		}
+	}
+	if len(ts) == 0 {
+		return nil
+	}
+	return ts
+}
+
+// subnetsFrom is tablesFrom for subnets.
+func (m *Model) subnetsFrom(from []string) []*Subnet {
+	if len(from) == 0 {
+		return nil
+	}
+	named := map[string]bool{}
+	for _, a := range from {
+		named[a] = true
+	}
+	found := map[string]bool{}
+	ss := []*Subnet{}
+	for _, s := range m.Subnets {
+		if s.Res != nil && named[resourceOf(s.Res)] {
+			ss = append(ss, s)
+			found[resourceOf(s.Res)] = true
+		}
+	}
+	for a := range named {
+		if !found[a] && m.firstOf(a) != nil {
+			return nil
+		}
+	}
+	if len(ss) == 0 {
+		return nil
+	}
+	return ss
+}
+
+// resourceOf returns the address of r without its instance key.
+func resourceOf(r *tf.Resource) string {
+	if r.Module != "" {
+		return r.Module + "." + r.Type + "." + r.Name
+	}
+	return r.Type + "." + r.Name
+}
+
+// firstOf returns an instance of the resource at address a (without an
+// instance key), nil when the project declares none.
+func (m *Model) firstOf(a string) *tf.Resource {
+	for _, r := range m.Resources {
+		if resourceOf(r) == a {
+			return r
+		}
+	}
+	return nil
+}
+
+// associate reads an aws_route_table_association. A subnet or table that
+// is not known statically is any of those its expression references, or
+// any at all when it references none: such a subnet may be governed by
+// the table, such a table may govern the subnet.
+func (m *Model) associate(r *tf.Resource) {
+	s := m.subnets[m.addr(str(r.Values, "subnet_id"))]
+	t := m.tables[m.addr(str(r.Values, "route_table_id"))]
+	var ss []*Subnet
+	var ts []*RouteTable
+	anySubnet, anyTable := false, false
+	switch {
+	case s != nil:
+		ss = []*Subnet{s}
+	case unknown(r.Values, "subnet_id"):
+		ss = m.subnetsFrom(unknownFrom(r.Values, "subnet_id"))
+		anySubnet = ss == nil
+	default:
+		return
+	}
+	switch {
+	case t != nil:
+		ts = []*RouteTable{t}
+	case unknown(r.Values, "route_table_id"):
+		ts = m.tablesFrom(unknownFrom(r.Values, "route_table_id"))
+		anyTable = ts == nil
+	default:
+		return
+	}
+	switch {
+	case s != nil && t != nil:
+		s.Table = t
+	case anySubnet && anyTable:
+		for _, t := range m.Tables {
+			t.AnySubnet = true
+		}
+	case anySubnet:
+		for _, t := range ts {
+			t.AnySubnet = true
+		}
+	case anyTable:
+		for _, s := range ss {
+			s.AnyTable = true
+		}
+	default:
+		for _, s := range ss {
+			s.Maybe = append(s.Maybe, ts...)
 		}
 	}
 }
@@ -771,7 +940,8 @@ func (m *Model) buildNACLs(byType map[string][]*tf.Resource) {
 
 // tablesOf returns the route tables that may govern s: the one TableOf
 // names and, where an association could not be evaluated, every table of
-// its VPC that such an association may put it under.
+// its VPC that such an association may put it under (those it references,
+// Maybe, or any: AnyTable, AnySubnet).
 func (m *Model) tablesOf(s *Subnet) []*RouteTable {
 	ts := []*RouteTable{s.TableOf()}
 	if m.anySubnet == nil {
@@ -784,11 +954,16 @@ func (m *Model) tablesOf(s *Subnet) []*RouteTable {
 			}
 		}
 	}
+	for _, t := range s.Maybe {
+		if !slices.Contains(ts, t) && (t.VPC == s.VPC || t.VPC == nil) {
+			ts = append(ts, t)
+		}
+	}
 	if !s.AnyTable && len(m.anySubnet[s.VPC]) == 0 && len(m.anySubnet[nil]) == 0 {
 		return ts
 	}
 	for _, t := range m.Tables {
-		if t != ts[0] && (t.VPC == s.VPC || t.VPC == nil) && (s.AnyTable || t.AnySubnet) {
+		if !slices.Contains(ts, t) && (t.VPC == s.VPC || t.VPC == nil) && (s.AnyTable || t.AnySubnet) {
 			ts = append(ts, t)
 		}
 	}

@@ -68,8 +68,11 @@ type expansion struct {
 
 type resState struct {
 	expansion
-	rb    *resBlock
-	vals  []cty.Value // evaluated bodies, aligned with keys; unknown until evaluated
+	rb   *resBlock
+	vals []cty.Value // evaluated bodies, aligned with keys; unknown until evaluated
+	// from holds, aligned with keys, the resources that each unknown
+	// attribute can only have come from (see origins).
+	from  []map[string][]string
 	known bool
 }
 
@@ -257,9 +260,12 @@ func (ev *evaluator) instance(in *instance) int {
 		// Under an unknown count or for_each, what fails to evaluate
 		// follows from the unknown key, already noted.
 		ev.quiet = rs.unknownKey
+		rs.from = make([]map[string][]string, len(rs.keys))
 		for i := range rs.keys {
-			v := ev.body(rs.rb.body, rs.child(ctx, i), rs.addr(i), true)
+			c := rs.child(ctx, i)
+			v := ev.body(rs.rb.body, c, rs.addr(i), true)
 			rs.vals[i] = v
+			rs.from[i] = origins(rs.rb.body, v, c, in.addr)
 			if !v.IsWhollyKnown() {
 				rs.known = false
 			}
@@ -829,6 +835,14 @@ func (ev *evaluator) emit(in *instance) {
 			vals, _ := toGo(rs.vals[i]).(map[string]any)
 			if vals == nil {
 				vals = map[string]any{}
+			}
+			if i < len(rs.from) {
+				for k, from := range rs.from[i] {
+					if u, ok := vals[k].(Unknown); ok {
+						u.From = from
+						vals[k] = u
+					}
+				}
 			}
 			ev.p.Resources = append(ev.p.Resources, Resource{Address: rs.addr(i), Module: in.addr, Type: rs.rb.typ,
 				Name: rs.rb.name, Values: vals, Pos: rs.rb.pos, End: rs.rb.end})
