@@ -30,9 +30,10 @@ func origins(b *body, v cty.Value, ctx *hcl.EvalContext, module string) map[stri
 }
 
 // sources returns the managed resources (addresses without instance keys,
-// qualified by module, as Resource.Address is) that the value of e can
-// only be taken from: every reference in e is to a resource of module, or
-// is count.index or a value that holds no string (a condition or an index
+// qualified by module, as Resource.Address is) whose IDs the value of e can
+// only be: every reference in e is to the ID of a resource of module (or
+// to the resource as a whole, as a splat or a function argument), or is
+// count.index or a value that holds no string (a condition or an index
 // that picks among them). It returns nil when some reference may bring a
 // value of its own (a variable, a local, a module output, a data source,
 // each.value), so that a caller reads the value as anything at all.
@@ -58,7 +59,7 @@ func sources(e hcl.Expression, ctx *hcl.EvalContext, module string) []string {
 			return nil
 		}
 		name, ok := t[1].(hcl.TraverseAttr)
-		if !ok {
+		if !ok || !idOnly(t[2:]) {
 			return nil
 		}
 		if !inScope(ctx, root) {
@@ -72,6 +73,26 @@ func sources(e hcl.Expression, ctx *hcl.EvalContext, module string) []string {
 	}
 	sort.Strings(out)
 	return out
+}
+
+// idOnly reports whether what follows a resource's name in a reference
+// reads its ID: nothing (the resource as a whole, as in a splat
+// aws_route_table.private[*].id, whose .id is not part of the reference),
+// an instance key, then at most .id. Another attribute may hold any value.
+func idOnly(rest hcl.Traversal) bool {
+	if len(rest) > 0 {
+		if _, ok := rest[0].(hcl.TraverseIndex); ok {
+			rest = rest[1:]
+		}
+	}
+	switch len(rest) {
+	case 0:
+		return true
+	case 1:
+		a, ok := rest[0].(hcl.TraverseAttr)
+		return ok && a.Name == "id"
+	}
+	return false
 }
 
 func inScope(ctx *hcl.EvalContext, name string) bool {
