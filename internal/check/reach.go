@@ -451,7 +451,8 @@ func (m *Model) reachVia1(src Source, e *Endpoint, s *Subnet, t *RouteTable, pro
 			if src.Gateway != "" {
 				return r.Target == src.Gateway
 			}
-			return m.joins(r, src.VPC, s.VPC)
+			_, ok := m.joins(r, src.VPC, s.VPC)
+			return ok
 		})
 		if empty(got) {
 			how := "through a peering or a transit gateway both VPCs are attached to"

@@ -1,7 +1,9 @@
 package check
 
 import (
+	"context"
 	"net/netip"
+	"os"
 	"sort"
 	"strings"
 	"testing"
@@ -218,6 +220,62 @@ func TestUnknownRoutes(t *testing.T) {
 				if !strings.Contains(strings.Join(notes, "\n"), want) {
 					t.Errorf("no note saying %q in %q", want, notes)
 				}
+			}
+		})
+	}
+}
+
+// TestUnknownPeeringRoute checks that a route whose
+// vpc_peering_connection_id is not known statically is read as through
+// any peering that joins the two networks, in either direction: the
+// auditor's --reach lists the peer network as a source and says what was
+// assumed, while AWS-NET-010, which reports only proven paths, stays
+// silent.
+func TestUnknownPeeringRoute(t *testing.T) {
+	src, err := os.ReadFile("testdata/rules/AWS-NET-010/fail/main.tf")
+	if err != nil {
+		t.Fatal(err)
+	}
+	const pcx = "vpc_peering_connection_id = aws_vpc_peering_connection.dev_prod.id"
+	for _, tc := range []struct {
+		name    string
+		table   string // the table whose peering route is not known
+		lateral bool
+	}{
+		{"known", "", true},
+		{"forward route", `resource "aws_route_table" "dev"`, false},
+		{"return route", `resource "aws_route_table" "prod"`, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			s := "variable \"unknown\" {}\n" + string(src)
+			if tc.table != "" {
+				i := strings.Index(s, tc.table)
+				j := i + strings.Index(s[i:], pcx)
+				s = s[:j] + "vpc_peering_connection_id = var.unknown" + s[j+len(pcx):]
+			}
+			dir := writeProject(t, s)
+			if got := activeOn(run(t, dir), RuleLateral, "aws_db_instance.orders"); len(got) != map[bool]int{true: 1}[tc.lateral] {
+				t.Errorf("%s: %+v, lateral %v", RuleLateral, got, tc.lateral)
+			}
+			acc, err := Reachability(context.Background(), Config{Paths: []string{dir}}, "aws_db_instance.orders")
+			if err != nil {
+				t.Fatal(err)
+			}
+			var from *Access
+			for i, a := range acc {
+				if strings.HasPrefix(a.Source, "aws_vpc.dev") && a.Port == 3306 {
+					from = &acc[i]
+				}
+			}
+			if from == nil {
+				t.Fatalf("aws_vpc.dev does not reach tcp 3306: %+v", acc)
+			}
+			if p := pathLine(from.Path); !strings.Contains(p, "aws_vpc_peering_connection.dev_prod") {
+				t.Errorf("path %q does not name the peering", p)
+			}
+			said := strings.Contains(strings.Join(from.Assumed, "\n"), "target not known statically (vpc_peering_connection_id): assumed to be any peering connection of the VPC")
+			if said != (tc.table != "") {
+				t.Errorf("assumed %q", from.Assumed)
 			}
 		})
 	}
