@@ -129,3 +129,37 @@ func stringless(t cty.Type) bool {
 	}
 	return false
 }
+
+// planSources is sources for a plan's configuration expression, which
+// lists only its references: every one must be to the ID of a resource of
+// the module (or the resource as a whole) or be count.index; the types of
+// other values are not in the plan, so any other reference may bring a
+// value of its own.
+func planSources(e any, sc *scope) []string {
+	em, _ := e.(map[string]any)
+	refs, _ := em["references"].([]any)
+	seen := map[string]bool{}
+	for _, x := range refs {
+		n, _ := x.(string)
+		m := refRe.FindStringSubmatch(n)
+		if m == nil || len(m[0]) != len(n) {
+			return nil
+		}
+		switch head, attr := m[1], m[4]; {
+		case head == "count":
+		case head == "var" || head == "local" || head == "module" || head == "data" || head == "each" ||
+			head == "path" || head == "terraform" || head == "self":
+			return nil
+		case attr != "" && attr != "id":
+			return nil
+		default:
+			seen[sc.prefix+head+"."+m[2]] = true
+		}
+	}
+	out := make([]string, 0, len(seen))
+	for a := range seen {
+		out = append(out, a)
+	}
+	sort.Strings(out)
+	return out
+}

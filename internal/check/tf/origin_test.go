@@ -77,3 +77,46 @@ resource "aws_route_table" "private" {
 		}
 	}
 }
+
+// TestPlanUnknownFrom checks the same for a plan: a route table ID that
+// the plan leaves unknown and whose configuration expression selects among
+// a counted resource's instances (element(…[*].id, count.index)) comes
+// from that resource; one that also references a variable may be anything.
+func TestPlanUnknownFrom(t *testing.T) {
+	p, err := ReadPlan("plan.json", []byte(`{
+  "format_version": "1.2",
+  "planned_values": {"root_module": {"child_modules": [{"address": "module.net", "resources": [
+    {"address": "module.net.aws_route_table.private[0]", "mode": "managed", "type": "aws_route_table", "name": "private", "index": 0, "values": {}},
+    {"address": "module.net.aws_route_table.private[1]", "mode": "managed", "type": "aws_route_table", "name": "private", "index": 1, "values": {}},
+    {"address": "module.net.aws_route.nat[0]", "mode": "managed", "type": "aws_route", "name": "nat", "index": 0, "values": {"destination_cidr_block": "0.0.0.0/0"}},
+    {"address": "module.net.aws_route.other", "mode": "managed", "type": "aws_route", "name": "other", "values": {"destination_cidr_block": "0.0.0.0/0"}}
+  ]}]}},
+  "resource_changes": [
+    {"address": "module.net.aws_route.nat[0]", "change": {"after_unknown": {"route_table_id": true}}},
+    {"address": "module.net.aws_route.other", "change": {"after_unknown": {"route_table_id": true}}}
+  ],
+  "configuration": {"root_module": {"module_calls": {"net": {"source": "./net", "module": {"resources": [
+    {"address": "aws_route.nat", "mode": "managed", "expressions": {
+      "route_table_id": {"references": ["aws_route_table.private", "count.index"]}}},
+    {"address": "aws_route.other", "mode": "managed", "expressions": {
+      "route_table_id": {"references": ["var.table", "aws_route_table.private[0].id", "aws_route_table.private[0]"]}}}
+  ]}}}}}
+}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := byAddr(p)
+	for addr, want := range map[string]string{
+		"module.net.aws_route.nat[0]": "module.net.aws_route_table.private",
+		"module.net.aws_route.other":  "",
+	} {
+		u, ok := r[addr].Values["route_table_id"].(Unknown)
+		if !ok {
+			t.Errorf("%s: route_table_id %#v is not unknown", addr, r[addr].Values["route_table_id"])
+			continue
+		}
+		if got := strings.Join(u.From, " "); got != want {
+			t.Errorf("%s: from %q, want %q", addr, got, want)
+		}
+	}
+}
