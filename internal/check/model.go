@@ -550,58 +550,40 @@ func (m *Model) allTables() []*RouteTable {
 // route_table_id can name. Nil when from is empty or names a resource
 // other than a route table, whose attributes may name any table.
 func (m *Model) tablesFrom(from []string) []*RouteTable {
-	if len(from) == 0 {
-		return nil
-	}
-	named := map[string]bool{}
-	for _, a := range from {
-		named[a] = true
-	}
-	found := map[string]bool{}
-	ts := []*RouteTable{}
-	for _, t := range m.Tables {
-		if t.Res != nil && named[resourceOf(t.Res)] {
-			ts = append(ts, t)
-			found[resourceOf(t.Res)] = true
-		}
-	}
-	for a := range named {
-		if !found[a] && m.firstOf(a) != nil {
-			return nil // a resource, not a route table
-		}
-	}
-	if len(ts) == 0 {
-		return nil
-	}
-	return ts
+	return instancesOf(m, from, m.Tables, func(t *RouteTable) *tf.Resource { return t.Res })
 }
 
 // subnetsFrom is tablesFrom for subnets.
 func (m *Model) subnetsFrom(from []string) []*Subnet {
+	return instancesOf(m, from, m.Subnets, func(s *Subnet) *tf.Resource { return s.Res })
+}
+
+// instancesOf returns the objects of all that instances of the resources
+// from declare; nil when there are none or from also names a resource
+// that declares none of them.
+func instancesOf[T any](m *Model, from []string, all []T, res func(T) *tf.Resource) []T {
 	if len(from) == 0 {
 		return nil
 	}
 	named := map[string]bool{}
 	for _, a := range from {
-		named[a] = true
+		named[a] = false
 	}
-	found := map[string]bool{}
-	ss := []*Subnet{}
-	for _, s := range m.Subnets {
-		if s.Res != nil && named[resourceOf(s.Res)] {
-			ss = append(ss, s)
-			found[resourceOf(s.Res)] = true
+	var out []T
+	for _, x := range all {
+		if r := res(x); r != nil {
+			if _, ok := named[resourceOf(r)]; ok {
+				out = append(out, x)
+				named[resourceOf(r)] = true
+			}
 		}
 	}
-	for a := range named {
-		if !found[a] && m.firstOf(a) != nil {
+	for a, found := range named {
+		if !found && m.firstOf(a) != nil {
 			return nil
 		}
 	}
-	if len(ss) == 0 {
-		return nil
-	}
-	return ss
+	return out
 }
 
 // resourceOf returns the address of r without its instance key.

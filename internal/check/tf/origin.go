@@ -10,7 +10,7 @@ import (
 // origins returns, for each top-level attribute of b whose value in v is
 // not known, the resources that the value can only have come from (see
 // sources); attributes whose value may come from elsewhere are left out.
-func origins(b *body, v cty.Value, ctx *hcl.EvalContext, module string) map[string][]string {
+func origins(b *body, v cty.Value, ctx *hcl.EvalContext, in *instance) map[string][]string {
 	if !v.IsKnown() || v.IsNull() || !v.Type().IsObjectType() {
 		return nil
 	}
@@ -19,7 +19,7 @@ func origins(b *body, v cty.Value, ctx *hcl.EvalContext, module string) map[stri
 		if metaArgs[name] || !v.Type().HasAttribute(name) || v.GetAttr(name).IsKnown() {
 			continue
 		}
-		if from := sources(e, ctx, module); len(from) > 0 {
+		if from := sources(e, ctx, in); len(from) > 0 {
 			if out == nil {
 				out = map[string][]string{}
 			}
@@ -30,17 +30,22 @@ func origins(b *body, v cty.Value, ctx *hcl.EvalContext, module string) map[stri
 }
 
 // sources returns the managed resources (addresses without instance keys,
-// qualified by module, as Resource.Address is) whose IDs the value of e can
-// only be: every reference in e is to the ID of a resource of module (or
-// to the resource as a whole, as a splat or a function argument), or is
-// count.index or a value that holds no string (a condition or an index
-// that picks among them). It returns nil when some reference may bring a
-// value of its own (a variable, a local, a module output, a data source,
-// each.value), so that a caller reads the value as anything at all.
-func sources(e hcl.Expression, ctx *hcl.EvalContext, module string) []string {
+// qualified by module, as Resource.Address is) whose IDs the unknown
+// strings of e's value can only be. Every reference in e must be one of:
+// the ID of a resource of module instance in (or the resource as a whole,
+// as a splat or a function argument); count.index or another value that
+// holds no string (a condition or an index that picks among them); a
+// variable, local or module output whose known part holds no string and
+// whose unknown strings have such sources themselves. It returns nil when
+// some reference may bring a value of its own (a data source, each.value,
+// a value given as a string, which may be a resource's address standing
+// for its ID), so that a caller reads the value as anything at all. A
+// string written in e itself is no resource of the project (their IDs are
+// not known until apply): it names something outside what is scanned.
+func sources(e hcl.Expression, ctx *hcl.EvalContext, in *instance) []string {
 	prefix := ""
-	if module != "" {
-		prefix = module + "."
+	if in.addr != "" {
+		prefix = in.addr + "."
 	}
 	seen := map[string]bool{}
 	for _, t := range e.Variables() {
@@ -50,8 +55,19 @@ func sources(e hcl.Expression, ctx *hcl.EvalContext, module string) []string {
 			continue
 		case "var", "local", "module", "data", "path", "terraform", "each", "self":
 			v, diags := t.TraverseAbs(ctx)
-			if diags.HasErrors() || !stringless(v.Type()) {
+			if diags.HasErrors() {
 				return nil
+			}
+			v, _ = v.UnmarkDeep()
+			if stringless(v.Type()) {
+				continue
+			}
+			from := in.refFrom(t)
+			if len(from) == 0 || knownStrings(v) {
+				return nil
+			}
+			for _, a := range from {
+				seen[a] = true
 			}
 			continue
 		}
@@ -73,6 +89,38 @@ func sources(e hcl.Expression, ctx *hcl.EvalContext, module string) []string {
 	}
 	sort.Strings(out)
 	return out
+}
+
+// refFrom returns the sources recorded for the variable, local or output
+// of a single module call that t reads; nil for anything else.
+func (in *instance) refFrom(t hcl.Traversal) []string {
+	if len(t) < 2 {
+		return nil
+	}
+	name, ok := t[1].(hcl.TraverseAttr)
+	if !ok {
+		return nil
+	}
+	switch t.RootName() {
+	case "var":
+		return in.varFrom[name.Name]
+	case "local":
+		return in.localFrom[name.Name]
+	case "module":
+		if len(t) < 3 {
+			return nil
+		}
+		out, ok := t[2].(hcl.TraverseAttr)
+		if !ok {
+			return nil // module.x[0].out: an instance of a repeated call
+		}
+		for _, cs := range in.calls {
+			if cs.cb.name == name.Name && cs.mode == modeSingle && len(cs.insts) == 1 {
+				return cs.insts[0].outFrom[out.Name]
+			}
+		}
+	}
+	return nil
 }
 
 // idOnly reports whether what follows a resource's name in a reference
@@ -126,6 +174,23 @@ func stringless(t cty.Type) bool {
 			}
 		}
 		return true
+	}
+	return false
+}
+
+// knownStrings reports whether v holds a known string anywhere.
+func knownStrings(v cty.Value) bool {
+	switch {
+	case !v.IsKnown() || v.IsNull():
+		return false
+	case v.Type() == cty.String:
+		return true
+	case v.CanIterateElements():
+		for it := v.ElementIterator(); it.Next(); {
+			if _, e := it.Element(); knownStrings(e) {
+				return true
+			}
+		}
 	}
 	return false
 }

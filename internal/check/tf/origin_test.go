@@ -22,6 +22,8 @@ func TestUnknownFrom(t *testing.T) {
 		{"aws_route_table.db[0].tags.peer", ""},
 		{"data.aws_route_table.x.id", ""},
 		{`"rtb-${var.n}"`, ""},
+		{"local.db_ids[0]", "module.net.aws_route_table.db"},
+		{"local.mixed_ids[1]", ""},
 	}
 	var routes strings.Builder
 	for i, e := range exprs {
@@ -42,11 +44,25 @@ module "net" {
   n      = var.n
   table  = var.t
 }
+resource "aws_route" "root" {
+  route_table_id         = one(module.net.private_ids)
+  destination_cidr_block = "0.0.0.0/0"
+}
+`)},
+		"net/inner/main.tf": {Data: []byte(`
+variable "tables" {}
+resource "aws_route" "inner" {
+  route_table_id         = var.tables[0]
+  destination_cidr_block = "0.0.0.0/0"
+}
 `)},
 		"net/main.tf": {Data: []byte(`
 variable "n" {}
 variable "table" {
   type = string
+}
+variable "known_ids" {
+  default = ["rtb-0123"]
 }
 variable "single" {
   default = false
@@ -55,6 +71,17 @@ resource "aws_route_table" "db" {
   count  = var.n
   vpc_id = "vpc-1"
 }
+locals {
+  db_ids    = aws_route_table.db[*].id
+  mixed_ids = concat(var.known_ids, aws_route_table.db[*].id)
+}
+output "private_ids" {
+  value = aws_route_table.private[*].id
+}
+module "inner" {
+  source = "./inner"
+  tables = aws_route_table.db[*].id
+}
 resource "aws_route_table" "private" {
   count  = var.n
   vpc_id = "vpc-1"
@@ -62,6 +89,11 @@ resource "aws_route_table" "private" {
 ` + routes.String())},
 	}, Options{})
 	res := byAddr(p)
+	// Through a module's output, and a variable given to a module.
+	exprs = append(exprs, struct{ expr, from string }{"module.net.private_ids", "module.net.aws_route_table.private"},
+		struct{ expr, from string }{"var.tables", "module.net.aws_route_table.db"})
+	res["module.net.aws_route.r"+fmt.Sprint(len(exprs)-2)] = res["aws_route.root"]
+	res["module.net.aws_route.r"+fmt.Sprint(len(exprs)-1)] = res["module.net.module.inner.aws_route.inner"]
 	for i, e := range exprs {
 		r, ok := res[fmt.Sprintf("module.net.aws_route.r%d", i)]
 		if !ok {
