@@ -62,9 +62,9 @@ module "` + name + `" {
   source             = "` + filepath.ToSlash(mod) + `"
   name               = "` + name + `"
   cidr               = "` + cidr + `"
-  azs                = slice(data.aws_availability_zones.available.names, 0, 3)
-  private_subnets    = [for k in range(3) : cidrsubnet("` + cidr + `", 8, k)]
-  public_subnets     = [for k in range(3) : cidrsubnet("` + cidr + `", 8, k + 4)]
+  azs                = local.azs
+  private_subnets    = [for k, v in local.azs : cidrsubnet("` + cidr + `", 8, k)]
+  public_subnets     = [for k, v in local.azs : cidrsubnet("` + cidr + `", 8, k + 4)]
   enable_nat_gateway = true
   single_nat_gateway = true
 }
@@ -72,6 +72,9 @@ module "` + name + `" {
 	}
 	src := `
 data "aws_availability_zones" "available" {}
+locals {
+  azs = slice(data.aws_availability_zones.available.names, 0, 3)
+}
 ` + vpc("vpc", "10.0.0.0/16") + vpc("remote", "172.16.0.0/16") + `
 resource "aws_vpc_peering_connection" "remote" {
   vpc_id      = module.vpc.vpc_id
