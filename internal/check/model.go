@@ -112,8 +112,11 @@ type RouteTable struct {
 // Route is one route; Kind is what its target is.
 type Route struct {
 	Dest   netip.Prefix
-	Kind   string // igw, eigw, nat, pcx, tgw, vpce, eni, instance, blackhole, unknown
-	Target string // address of the target resource
+	Kind   string // igw, eigw, nat, pcx, tgw, vpce, eni, instance, lgw, local, blackhole, unknown
+	// Target is the address of the target resource; "" when it is not
+	// known statically: any of its kind (routeTargets), and for kind
+	// unknown (a gateway_id) the VPC's internet gateway.
+	Target string
 	Where  string // the resource (and block) that declared the route
 	// Assumed says why the route is read more permissively than written
 	// (its destination or target could not be evaluated).
