@@ -111,8 +111,8 @@ type RouteTable struct {
 
 // Route is one route; Kind is what its target is.
 type Route struct {
-	Dest   netip.Prefix
-	Kind   string // igw, eigw, nat, pcx, tgw, vpce, eni, instance, lgw, local, blackhole, unknown
+	Dest netip.Prefix
+	Kind string // igw, eigw, nat, pcx, tgw, vpce, eni, instance, lgw, local, blackhole, unknown
 	// Target is the address of the target resource; "" when it is not
 	// known statically: any of its kind (routeTargets), and for kind
 	// unknown (a gateway_id) the VPC's internet gateway.
