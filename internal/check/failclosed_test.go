@@ -21,7 +21,7 @@ resource "aws_subnet" "public" {
   cidr_block = "10.0.1.0/24"
 }
 resource "aws_route" "default" {
-  route_table_id         = aws_vpc.main.main_route_table_id
+  route_table_id         = ROUTE_TABLE
   destination_cidr_block = "0.0.0.0/0"
   gateway_id             = ROUTE_TARGET
 }
@@ -76,6 +76,7 @@ resource "aws_db_instance" "pg" {
 func TestFailClosed(t *testing.T) {
 	const db = "aws_db_instance.pg"
 	known := map[string]string{
+		"ROUTE_TABLE":  "aws_vpc.main.main_route_table_id",
 		"ROUTE_TARGET": "aws_internet_gateway.main.id",
 		"ACL_ACTION":   `"allow"`,
 		"ACL_RANGE":    `"0.0.0.0/0"`,
@@ -88,9 +89,18 @@ func TestFailClosed(t *testing.T) {
 		notes   []string // CHECK-001 notes
 	}{
 		{"everything known", nil, nil, nil},
+		// Only gateway_id can name an internet gateway, so only an
+		// unknown gateway_id is read as one (an unknown nat_gateway_id is
+		// some NAT gateway: TestUnknownRoutes); the reading says which
+		// attribute it rests on.
 		{"route target", []string{"ROUTE_TARGET"},
-			[]string{"aws_route.default: target not known statically: assumed to be the VPC's internet gateway"},
-			[]string{"route target not known statically: assumed to be the VPC's internet gateway"}},
+			[]string{"aws_route.default: target not known statically (gateway_id): assumed to be the VPC's internet gateway"},
+			[]string{"route target not known statically (gateway_id): assumed to be the VPC's internet gateway"}},
+		// A table from an expression that references no route table may
+		// be any, the VPC's implicit main table included.
+		{"route table", []string{"ROUTE_TABLE"},
+			[]string{"aws_route.default: route table not known statically: assumed to be in every route table"},
+			[]string{"route table not known statically: the route is assumed to be in every route table"}},
 		{"ACL action", []string{"ACL_ACTION"},
 			[]string{"(action not known statically: assumed to allow)"},
 			[]string{"ingress[0]: action not known statically: assumed to allow"}},

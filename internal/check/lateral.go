@@ -26,8 +26,8 @@ func (m *Model) peerSources(s *Subnet) []peerSource {
 		if len(v.CIDRs) == 0 {
 			continue
 		}
-		if hop, ok := m.forwardRoute(v, s); ok {
-			out = append(out, peerSource{Source: m.VPCSource(v), Hop: hop})
+		if hop, assumed, ok := m.forwardRoute(v, s); ok {
+			out = append(out, peerSource{Source: m.VPCSource(v), Hop: hop, Assumed: assumed})
 		}
 	}
 	defer func() { m.peerCache[s] = out }()
@@ -102,31 +102,66 @@ func (m *Model) linkedVPCs(v *VPC) []*VPC {
 type peerSource struct {
 	Source
 	Hop Hop
+	// Assumed says what the route into the subnet's VPC was assumed to be
+	// (its target could not be evaluated).
+	Assumed []string
 }
 
 // forwardRoute finds a route in one of v's tables that sends traffic for
-// s's range through a peering or transit gateway joining v and s's VPC.
-func (m *Model) forwardRoute(v *VPC, s *Subnet) (Hop, bool) {
+// s's range through a peering or transit gateway joining v and s's VPC,
+// and what it rests on: a route whose target is not known statically is
+// read as through such a peering or transit gateway.
+func (m *Model) forwardRoute(v *VPC, s *Subnet) (Hop, []string, bool) {
 	for _, t := range m.vpcTables[v] {
 		for _, r := range t.Routes {
 			if !r.Dest.Overlaps(s.CIDR) || r.Dest.Bits() > s.CIDR.Bits() {
 				continue
 			}
-			switch r.Kind {
-			case "pcx":
-				for _, p := range m.Peerings {
-					if p.Addr == r.Target && ((p.A == v && p.B == s.VPC) || (p.B == v && p.A == s.VPC)) {
-						return Hop{Kind: "peering", Addr: p.Addr, Detail: fmt.Sprintf("%s routes %s → %s (%s)", t.Addr, r.Dest, p.Addr, r.Where)}, true
-					}
-				}
-			case "tgw":
-				if att := m.tgws[r.Target]; att[v.Addr] && att[s.VPC.Addr] {
-					return Hop{Kind: "tgw", Addr: r.Target, Detail: fmt.Sprintf("%s routes %s → %s (%s); both VPCs attached", t.Addr, r.Dest, r.Target, r.Where)}, true
-				}
+			via, ok := m.joins(r, v, s.VPC)
+			if !ok {
+				continue
+			}
+			if r.Kind == "pcx" {
+				return Hop{Kind: "peering", Addr: via, Detail: fmt.Sprintf("%s routes %s → %s (%s)", t.Addr, r.Dest, orUnknown(r.Target), r.Where)}, assumptions([]Route{r}), true
+			}
+			return Hop{Kind: "tgw", Addr: via, Detail: fmt.Sprintf("%s routes %s → %s (%s); both VPCs attached", t.Addr, r.Dest, orUnknown(r.Target), r.Where)}, assumptions([]Route{r}), true
+		}
+	}
+	return Hop{}, nil, false
+}
+
+// joins reports whether route r sends traffic from VPC a to VPC b, and
+// through what: a peering of the two, or a transit gateway both are
+// attached to. A target not known statically is any of them (the first
+// in the model's order).
+func (m *Model) joins(r Route, a, b *VPC) (string, bool) {
+	if a == nil || b == nil {
+		return "", false
+	}
+	switch r.Kind {
+	case "pcx":
+		for _, p := range m.Peerings {
+			if (p.Addr == r.Target || r.Target == "") && ((p.A == a && p.B == b) || (p.B == a && p.A == b)) {
+				return p.Addr, true
+			}
+		}
+	case "tgw":
+		if r.Target != "" {
+			att := m.tgws[r.Target]
+			return r.Target, att[a.Addr] && att[b.Addr]
+		}
+		tgws := make([]string, 0, len(m.tgws))
+		for tgw := range m.tgws {
+			tgws = append(tgws, tgw)
+		}
+		sort.Strings(tgws)
+		for _, tgw := range tgws {
+			if att := m.tgws[tgw]; att[a.Addr] && att[b.Addr] {
+				return tgw, true
 			}
 		}
 	}
-	return Hop{}, false
+	return "", false
 }
 
 // lateral flags admin and data-store ports of e reachable from the whole
@@ -163,7 +198,7 @@ func (m *Model) lateral(fs *findings) {
 				var g portGroup
 				for _, p := range keys {
 					res := m.Reach(ps.Source, e, "tcp", p)
-					if !res.Reachable || len(res.Assumed) > 0 || !empty(minus(ps.Set, res.From)) {
+					if !res.Reachable || len(res.Assumed) > 0 || len(ps.Assumed) > 0 || !empty(minus(ps.Set, res.From)) {
 						continue
 					}
 					name := portName(p)

@@ -87,6 +87,10 @@ type Subnet struct {
 	// AnyTable: an association names the subnet with a table that is not
 	// known statically, so any table of the VPC may govern it.
 	AnyTable bool
+	// Maybe holds the tables that may govern the subnet through an
+	// association whose table or subnet is one of several (an ID taken
+	// from a list of aws_route_table instances whose length is not known).
+	Maybe    []*RouteTable
 	NACL     *NACL    // explicit association; nil: the VPC's default ACL
 	FlowLogs []string // addresses of flow logs naming this subnet
 	Res      *tf.Resource
@@ -106,9 +110,12 @@ type RouteTable struct {
 
 // Route is one route; Kind is what its target is.
 type Route struct {
-	Dest   netip.Prefix
-	Kind   string // igw, eigw, nat, pcx, tgw, vpce, eni, instance, blackhole, unknown
-	Target string // address of the target resource
+	Dest netip.Prefix
+	Kind string // igw, eigw, nat, pcx, tgw, vpce, eni, instance, lgw, local, blackhole, unknown
+	// Target is the address of the target resource; "" when it is not
+	// known statically: any of its kind (routeTargets), and for kind
+	// unknown (a gateway_id) the VPC's internet gateway.
+	Target string
 	Where  string // the resource (and block) that declared the route
 	// Assumed says why the route is read more permissively than written
 	// (its destination or target could not be evaluated).
@@ -356,153 +363,6 @@ func Build(res []tf.Resource) *Model {
 }
 
 func vpcDefault(vpcAddr, what string) string { return vpcAddr + ":" + what }
-
-func (m *Model) table(r *tf.Resource) *RouteTable {
-	if t := m.tables[r.Address]; t != nil {
-		return t
-	}
-	t := &RouteTable{Addr: r.Address, Res: r}
-	m.tables[r.Address] = t
-	m.Tables = append(m.Tables, t)
-	return t
-}
-
-func (m *Model) route(r *tf.Resource, t *RouteTable, b map[string]any, where string) {
-	dest := str(b, "cidr_block")
-	if dest == "" {
-		dest = str(b, "destination_cidr_block")
-	}
-	if dest == "" {
-		dest = str(b, "ipv6_cidr_block")
-	}
-	if dest == "" {
-		dest = str(b, "destination_ipv6_cidr_block")
-	}
-	var dests []netip.Prefix
-	assumed := ""
-	switch {
-	case dest != "":
-		p, ok := m.prefix(r, "route destination", dest)
-		if !ok {
-			return
-		}
-		dests = []netip.Prefix{p}
-	case unknown(b, "cidr_block") || unknown(b, "destination_cidr_block") || unknown(b, "ipv6_cidr_block") || unknown(b, "destination_ipv6_cidr_block"):
-		dests = allInternet
-		assumed = "destination not known statically: assumed to be every address"
-		m.note(r, "%s: route %s", where, assumed)
-	default:
-		return
-	}
-	for _, p := range dests {
-		m.addRoute(r, t, b, Route{Dest: p, Where: where, Kind: "unknown", Assumed: assumed})
-	}
-}
-
-func (m *Model) addRoute(r *tf.Resource, t *RouteTable, b map[string]any, rt Route) {
-	for _, k := range []struct{ attr, kind string }{
-		{"gateway_id", "igw"}, {"egress_only_gateway_id", "eigw"}, {"nat_gateway_id", "nat"},
-		{"vpc_peering_connection_id", "pcx"}, {"transit_gateway_id", "tgw"}, {"vpc_endpoint_id", "vpce"},
-		{"network_interface_id", "eni"}, {"instance_id", "instance"}, {"local_gateway_id", "lgw"},
-	} {
-		if v := str(b, k.attr); v != "" {
-			rt.Kind, rt.Target = k.kind, m.addr(v)
-			break
-		}
-		if unknown(b, k.attr) {
-			rt.Kind, rt.Target = "unknown", ""
-			rt.Assumed = strings.TrimPrefix(rt.Assumed+"; target not known statically: assumed to be the VPC's internet gateway", "; ")
-			m.note(r, "%s: route target not known statically: assumed to be the VPC's internet gateway", rt.Where)
-			break
-		}
-	}
-	if rt.Kind == "igw" {
-		if t := m.lookup(rt.Target); t != nil && t.Type == "aws_vpc_endpoint" {
-			rt.Kind = "vpce"
-		} else if rt.Target == "local" {
-			rt.Kind = "local"
-		}
-	}
-	if boolean(b, "blackhole", false) {
-		rt.Kind = "blackhole"
-	}
-	t.Routes = append(t.Routes, rt)
-}
-
-func (m *Model) buildRoutes(byType map[string][]*tf.Resource) {
-	var unknownTable []*tf.Resource
-	for _, typ := range []string{"aws_route_table", "aws_default_route_table"} {
-		for _, r := range byType[typ] {
-			t := m.table(r)
-			vpc := str(r.Values, "vpc_id")
-			if typ == "aws_default_route_table" {
-				id := str(r.Values, "default_route_table_id")
-				vpc, _, _ = strings.Cut(id, ":")
-				m.byRef[id] = r
-			}
-			t.VPC = m.vpcs[m.addr(vpc)]
-			if typ == "aws_default_route_table" && t.VPC != nil {
-				t.VPC.Main = t
-			}
-			for i, b := range blocks(r.Values, "route") {
-				m.route(r, t, b, fmt.Sprintf("%s route[%d]", r.Address, i))
-			}
-		}
-	}
-	for _, r := range byType["aws_route"] {
-		ref := str(r.Values, "route_table_id")
-		tr := m.lookup(ref)
-		if tr == nil {
-			if v := m.vpcs[strings.TrimSuffix(ref, ":main-route-table")]; v != nil && strings.HasSuffix(ref, ":main-route-table") {
-				// A route added to the VPC's implicit main table.
-				if v.Main == nil {
-					v.Main = &RouteTable{Addr: ref, VPC: v}
-					m.tables[ref] = v.Main
-					m.Tables = append(m.Tables, v.Main)
-				}
-				m.route(r, v.Main, r.Values, r.Address)
-				continue
-			}
-			if unknown(r.Values, "route_table_id") {
-				unknownTable = append(unknownTable, r)
-				continue
-			}
-			m.note(r, "route table %q is not in the project", ref)
-			continue
-		}
-		m.route(r, m.table(tr), r.Values, r.Address)
-	}
-	for _, r := range unknownTable {
-		// The most permissive reading: the route is in every table.
-		m.note(r, "route table not known statically: the route is assumed to be in every route table")
-		for _, t := range m.Tables {
-			before := len(t.Routes)
-			m.route(r, t, r.Values, r.Address)
-			for i := before; i < len(t.Routes); i++ {
-				t.Routes[i].Assumed = strings.TrimPrefix(t.Routes[i].Assumed+"; route table not known statically: assumed to be in every table", "; ")
-			}
-		}
-	}
-	for _, r := range byType["aws_route_table_association"] {
-		s := m.subnets[m.addr(str(r.Values, "subnet_id"))]
-		t := m.tables[m.addr(str(r.Values, "route_table_id"))]
-		switch {
-		case s != nil && t != nil:
-			s.Table = t
-		case s != nil && unknown(r.Values, "route_table_id"):
-			s.AnyTable = true
-		case t != nil && unknown(r.Values, "subnet_id"):
-			t.AnySubnet = true
-		}
-	}
-	for _, r := range byType["aws_main_route_table_association"] {
-		v := m.vpcs[m.addr(str(r.Values, "vpc_id"))]
-		t := m.tables[m.addr(str(r.Values, "route_table_id"))]
-		if v != nil && t != nil {
-			v.Main = t
-		}
-	}
-}
 
 func (m *Model) buildPeerings(byType map[string][]*tf.Resource) {
 	for _, r := range byType["aws_vpc_peering_connection"] {
@@ -767,44 +627,6 @@ func (m *Model) buildNACLs(byType map[string][]*tf.Resource) {
 		sort.SliceStable(n.Ingress, func(i, j int) bool { return n.Ingress[i].No < n.Ingress[j].No })
 		sort.SliceStable(n.Egress, func(i, j int) bool { return n.Egress[i].No < n.Egress[j].No })
 	}
-}
-
-// tablesOf returns the route tables that may govern s: the one TableOf
-// names and, where an association could not be evaluated, every table of
-// its VPC that such an association may put it under.
-func (m *Model) tablesOf(s *Subnet) []*RouteTable {
-	ts := []*RouteTable{s.TableOf()}
-	if m.anySubnet == nil {
-		// Built once: most tables have known associations, and scanning
-		// every table for every subnet is quadratic.
-		m.anySubnet = map[*VPC][]*RouteTable{}
-		for _, t := range m.Tables {
-			if t.AnySubnet {
-				m.anySubnet[t.VPC] = append(m.anySubnet[t.VPC], t)
-			}
-		}
-	}
-	if !s.AnyTable && len(m.anySubnet[s.VPC]) == 0 && len(m.anySubnet[nil]) == 0 {
-		return ts
-	}
-	for _, t := range m.Tables {
-		if t != ts[0] && (t.VPC == s.VPC || t.VPC == nil) && (s.AnyTable || t.AnySubnet) {
-			ts = append(ts, t)
-		}
-	}
-	return ts
-}
-
-// TableOf returns the route table that governs s: its explicit association,
-// else its VPC's main table (nil: the implicit main table, local route only).
-func (s *Subnet) TableOf() *RouteTable {
-	if s.Table != nil {
-		return s.Table
-	}
-	if s.VPC != nil {
-		return s.VPC.Main
-	}
-	return nil
 }
 
 // ACL returns the network ACL of s (nil: a default ACL that allows all).

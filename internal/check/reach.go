@@ -451,19 +451,8 @@ func (m *Model) reachVia1(src Source, e *Endpoint, s *Subnet, t *RouteTable, pro
 			if src.Gateway != "" {
 				return r.Target == src.Gateway
 			}
-			if r.Kind == "tgw" {
-				att := m.tgws[r.Target]
-				return src.VPC != nil && s.VPC != nil && att[src.VPC.Addr] && att[s.VPC.Addr]
-			}
-			if r.Kind != "pcx" {
-				return false
-			}
-			for _, p := range m.Peerings {
-				if p.Addr == r.Target && ((p.A == src.VPC && p.B == s.VPC) || (p.B == src.VPC && p.A == s.VPC)) {
-					return true
-				}
-			}
-			return false
+			_, ok := m.joins(r, src.VPC, s.VPC)
+			return ok
 		})
 		if empty(got) {
 			how := "through a peering or a transit gateway both VPCs are attached to"
@@ -474,7 +463,7 @@ func (m *Model) reachVia1(src Source, e *Endpoint, s *Subnet, t *RouteTable, pro
 		}
 		var rs []string
 		for _, r := range used {
-			rs = append(rs, fmt.Sprintf("%s → %s", r.Dest, r.Target))
+			rs = append(rs, fmt.Sprintf("%s → %s", r.Dest, orUnknown(r.Target)))
 		}
 		assumed = append(assumed, assumptions(used)...)
 		path = append(path, Hop{Kind: "route", Addr: tname, Detail: strings.Join(rs, "; ") + " (" + routeWhere(used) + ")"})

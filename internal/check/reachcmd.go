@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 
@@ -109,7 +110,8 @@ func (m *Model) accessTo(e *Endpoint) []Access {
 	})
 	type src struct {
 		Source
-		hop *Hop
+		hop     *Hop
+		assumed []string
 	}
 	srcs := []src{{Source: m.Internet()}}
 	seen := map[string]bool{}
@@ -118,7 +120,7 @@ func (m *Model) accessTo(e *Endpoint) []Access {
 			if !seen[ps.Name] {
 				seen[ps.Name] = true
 				h := ps.Hop
-				srcs = append(srcs, src{Source: ps.Source, hop: &h})
+				srcs = append(srcs, src{Source: ps.Source, hop: &h, assumed: ps.Assumed})
 			}
 		}
 		if s.VPC == nil {
@@ -156,7 +158,7 @@ func (m *Model) accessTo(e *Endpoint) []Access {
 			if s.hop != nil {
 				path = append([]Hop{path[0], *s.hop}, path[1:]...)
 			}
-			out = append(out, Access{Source: s.Name, Range: m.describe(res.From), Proto: proto, Port: port, Path: path, Assumed: dedup(res.Assumed)})
+			out = append(out, Access{Source: s.Name, Range: m.describe(res.From), Proto: proto, Port: port, Path: path, Assumed: dedup(slices.Concat(s.assumed, res.Assumed))})
 		}
 	}
 	return out

@@ -449,7 +449,7 @@ func (m *Model) peeringRules(fs *findings) {
 				res = src
 			}
 			if r.Dest.Bits() == 0 {
-				fs.add(RulePeeringDefault, res, nil, "%s sends %s through peering %s", t.Addr, r.Dest, r.Target)
+				fs.add(RulePeeringDefault, res, nil, "%s sends %s through peering %s", t.Addr, r.Dest, orUnknown(r.Target))
 				continue
 			}
 			p := byAddr[r.Target]

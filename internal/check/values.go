@@ -52,6 +52,13 @@ func unknown(m map[string]any, k string) bool {
 	return ok
 }
 
+// unknownFrom returns the resources that the unknown value m[k] can only
+// have come from (tf.Unknown.From); nil when it may be anything.
+func unknownFrom(m map[string]any, k string) []string {
+	u, _ := m[k].(tf.Unknown)
+	return u.From
+}
+
 // strs reads a list of strings; a single string reads as a list of one.
 // Unknown elements are dropped and reported through the second result.
 func strs(m map[string]any, k string) ([]string, bool) {

@@ -45,7 +45,11 @@ type instance struct {
 	res      []*resState
 	calls    []*callState
 	outputs  map[string]cty.Value
-	scope    map[string]cty.Value // the evaluation context's variables
+	// varFrom, localFrom and outFrom hold, for a variable, local or output
+	// whose value is not known, the resources whose IDs its unknown strings
+	// can only be (see sources).
+	varFrom, localFrom, outFrom map[string][]string
+	scope                       map[string]cty.Value // the evaluation context's variables
 }
 
 const (
@@ -68,8 +72,11 @@ type expansion struct {
 
 type resState struct {
 	expansion
-	rb    *resBlock
-	vals  []cty.Value // evaluated bodies, aligned with keys; unknown until evaluated
+	rb   *resBlock
+	vals []cty.Value // evaluated bodies, aligned with keys; unknown until evaluated
+	// from holds, aligned with keys, the resources that each unknown
+	// attribute can only have come from (see origins).
+	from  []map[string][]string
 	known bool
 }
 
@@ -257,9 +264,12 @@ func (ev *evaluator) instance(in *instance) int {
 		// Under an unknown count or for_each, what fails to evaluate
 		// follows from the unknown key, already noted.
 		ev.quiet = rs.unknownKey
+		rs.from = make([]map[string][]string, len(rs.keys))
 		for i := range rs.keys {
-			v := ev.body(rs.rb.body, rs.child(ctx, i), rs.addr(i), true)
+			c := rs.child(ctx, i)
+			v := ev.body(rs.rb.body, c, rs.addr(i), true)
 			rs.vals[i] = v
+			rs.from[i] = origins(rs.rb.body, v, c, in)
 			if !v.IsWhollyKnown() {
 				rs.known = false
 			}
@@ -293,9 +303,13 @@ func (ev *evaluator) instance(in *instance) int {
 	in.scope["module"] = ev.moduleOutputs(in)
 	ctx = ev.ctx(in)
 	in.outputs = map[string]cty.Value{}
+	in.outFrom = map[string][]string{}
 	for _, o := range in.mod.outputs {
 		v := ev.expr(o.expr, ctx, in.addr)
 		in.outputs[o.name] = v
+		if !v.IsWhollyKnown() {
+			in.outFrom[o.name] = sources(o.expr, ctx, in)
+		}
 		if !v.IsWhollyKnown() {
 			unknown++
 		}
@@ -406,6 +420,7 @@ func tupleOf(vs []cty.Value) cty.Value {
 func (ev *evaluator) variables(in *instance) int {
 	unknown := 0
 	in.vars = map[string]cty.Value{}
+	in.varFrom = map[string][]string{}
 	var args map[string]hcl.Expression
 	var pctx *hcl.EvalContext
 	if in.call != nil {
@@ -425,6 +440,9 @@ func (ev *evaluator) variables(in *instance) int {
 			val = in.rootVars[n]
 		case in.call != nil && args[n] != nil:
 			val = ev.expr(args[n], pctx, in.call.base)
+			if !val.IsWhollyKnown() {
+				in.varFrom[n] = sources(args[n], pctx, in.parent)
+			}
 			if v.notNull && val.IsKnown() && val.IsNull() && v.def != nil {
 				val = ev.expr(v.def, nil, in.addr)
 			}
@@ -473,6 +491,7 @@ func (ev *evaluator) variables(in *instance) int {
 // depends on another becomes known.
 func (ev *evaluator) locals(in *instance) int {
 	in.locals = map[string]cty.Value{}
+	in.localFrom = map[string][]string{}
 	pending := in.mod.locals
 	for round := 0; round <= len(in.mod.locals) && len(pending) > 0; round++ {
 		in.scope["local"] = objectOf(in.locals)
@@ -507,6 +526,7 @@ func (ev *evaluator) locals(in *instance) int {
 				addr = "local." + a.name
 			}
 			in.locals[a.name] = ev.expr(a.expr, ctx, addr)
+			in.localFrom[a.name] = sources(a.expr, ctx, in)
 			unknown++
 		}
 	}
@@ -829,6 +849,14 @@ func (ev *evaluator) emit(in *instance) {
 			vals, _ := toGo(rs.vals[i]).(map[string]any)
 			if vals == nil {
 				vals = map[string]any{}
+			}
+			if i < len(rs.from) {
+				for k, from := range rs.from[i] {
+					if u, ok := vals[k].(Unknown); ok {
+						u.From = from
+						vals[k] = u
+					}
+				}
 			}
 			ev.p.Resources = append(ev.p.Resources, Resource{Address: rs.addr(i), Module: in.addr, Type: rs.rb.typ,
 				Name: rs.rb.name, Values: vals, Pos: rs.rb.pos, End: rs.rb.end})

@@ -224,7 +224,7 @@ func (r *planReader) fill(vals map[string]any, unk any, exprs map[string]any, sc
 			if v, ok := r.expr(e, sc, addr); ok {
 				vals[k] = v
 			} else if u == true {
-				vals[k] = Unknown{Why: "not known until apply"}
+				vals[k] = Unknown{Why: "not known until apply", From: planSources(e, sc)}
 			}
 		case u != nil:
 			// Partly unknown nested blocks: fill element by element.

@@ -48,6 +48,12 @@ func (p Pos) String() string {
 // Unknown stands for a value that cannot be known from the files alone.
 type Unknown struct {
 	Why string // e.g. `aws_instance.web.private_ip is only known after apply`
+	// From names the resources (addresses without instance keys, as
+	// module.net.aws_route_table.private) that the value can only be taken
+	// from, when its expression says so: element(aws_route_table.private[*].id,
+	// count.index) is an ID of one of those tables. Empty: it may be
+	// anything.
+	From []string
 }
 
 // Note reports a construct that could not be evaluated.

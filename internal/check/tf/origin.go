@@ -1,0 +1,230 @@
+package tf
+
+import (
+	"sort"
+
+	"github.com/hashicorp/hcl/v2"
+	"github.com/zclconf/go-cty/cty"
+)
+
+// origins returns, for each top-level attribute of b whose value in v is
+// not known, the resources that the value can only have come from (see
+// sources); attributes whose value may come from elsewhere are left out.
+func origins(b *body, v cty.Value, ctx *hcl.EvalContext, in *instance) map[string][]string {
+	if !v.IsKnown() || v.IsNull() || !v.Type().IsObjectType() {
+		return nil
+	}
+	var out map[string][]string
+	for name, e := range b.attrs {
+		if metaArgs[name] || !v.Type().HasAttribute(name) || v.GetAttr(name).IsKnown() {
+			continue
+		}
+		if from := sources(e, ctx, in); len(from) > 0 {
+			if out == nil {
+				out = map[string][]string{}
+			}
+			out[name] = from
+		}
+	}
+	return out
+}
+
+// sources returns the managed resources (addresses without instance keys,
+// qualified by module, as Resource.Address is) whose IDs the unknown
+// strings of e's value can only be. Every reference in e must be one of:
+// the ID of a resource of module instance in (or the resource as a whole,
+// as a splat or a function argument); count.index or another value that
+// holds no string (a condition or an index that picks among them); a
+// variable, local or module output whose known part holds no string and
+// whose unknown strings have such sources themselves. It returns nil when
+// some reference may bring a value of its own (a data source, each.value,
+// a value given as a string, which may be a resource's address standing
+// for its ID), so that a caller reads the value as anything at all. A
+// string written in e itself is no resource of the project (their IDs are
+// not known until apply): it names something outside what is scanned.
+func sources(e hcl.Expression, ctx *hcl.EvalContext, in *instance) []string {
+	prefix := ""
+	if in.addr != "" {
+		prefix = in.addr + "."
+	}
+	seen := map[string]bool{}
+	for _, t := range e.Variables() {
+		root := t.RootName()
+		switch root {
+		case "count":
+			continue
+		case "var", "local", "module", "data", "path", "terraform", "each", "self":
+			v, diags := t.TraverseAbs(ctx)
+			if diags.HasErrors() {
+				return nil
+			}
+			v, _ = v.UnmarkDeep()
+			if stringless(v.Type()) {
+				continue
+			}
+			from := in.refFrom(t)
+			if len(from) == 0 || knownStrings(v) {
+				return nil
+			}
+			for _, a := range from {
+				seen[a] = true
+			}
+			continue
+		}
+		if len(t) < 2 {
+			return nil
+		}
+		name, ok := t[1].(hcl.TraverseAttr)
+		if !ok || !idOnly(t[2:]) {
+			return nil
+		}
+		if !inScope(ctx, root) {
+			return nil // not a resource: an iterator of a for expression
+		}
+		seen[prefix+root+"."+name.Name] = true
+	}
+	out := make([]string, 0, len(seen))
+	for a := range seen {
+		out = append(out, a)
+	}
+	sort.Strings(out)
+	return out
+}
+
+// refFrom returns the sources recorded for the variable, local or output
+// of a single module call that t reads; nil for anything else.
+func (in *instance) refFrom(t hcl.Traversal) []string {
+	if len(t) < 2 {
+		return nil
+	}
+	name, ok := t[1].(hcl.TraverseAttr)
+	if !ok {
+		return nil
+	}
+	switch t.RootName() {
+	case "var":
+		return in.varFrom[name.Name]
+	case "local":
+		return in.localFrom[name.Name]
+	case "module":
+		if len(t) < 3 {
+			return nil
+		}
+		out, ok := t[2].(hcl.TraverseAttr)
+		if !ok {
+			return nil // module.x[0].out: an instance of a repeated call
+		}
+		for _, cs := range in.calls {
+			if cs.cb.name == name.Name && cs.mode == modeSingle && len(cs.insts) == 1 {
+				return cs.insts[0].outFrom[out.Name]
+			}
+		}
+	}
+	return nil
+}
+
+// idOnly reports whether what follows a resource's name in a reference
+// reads its ID: nothing (the resource as a whole, as in a splat
+// aws_route_table.private[*].id, whose .id is not part of the reference),
+// an instance key, then at most .id. Another attribute may hold any value.
+func idOnly(rest hcl.Traversal) bool {
+	if len(rest) > 0 {
+		if _, ok := rest[0].(hcl.TraverseIndex); ok {
+			rest = rest[1:]
+		}
+	}
+	switch len(rest) {
+	case 0:
+		return true
+	case 1:
+		a, ok := rest[0].(hcl.TraverseAttr)
+		return ok && a.Name == "id"
+	}
+	return false
+}
+
+func inScope(ctx *hcl.EvalContext, name string) bool {
+	for c := ctx; c != nil; c = c.Parent() {
+		if _, ok := c.Variables[name]; ok {
+			return true
+		}
+	}
+	return false
+}
+
+// stringless reports whether no value of type t holds a string: numbers,
+// bools and collections of them. The dynamic type may hold anything.
+func stringless(t cty.Type) bool {
+	switch {
+	case t == cty.Number || t == cty.Bool:
+		return true
+	case t.IsListType() || t.IsSetType() || t.IsMapType():
+		return stringless(t.ElementType())
+	case t.IsTupleType():
+		for _, e := range t.TupleElementTypes() {
+			if !stringless(e) {
+				return false
+			}
+		}
+		return true
+	case t.IsObjectType():
+		for _, e := range t.AttributeTypes() {
+			if !stringless(e) {
+				return false
+			}
+		}
+		return true
+	}
+	return false
+}
+
+// knownStrings reports whether v holds a known string anywhere.
+func knownStrings(v cty.Value) bool {
+	switch {
+	case !v.IsKnown() || v.IsNull():
+		return false
+	case v.Type() == cty.String:
+		return true
+	case v.CanIterateElements():
+		for it := v.ElementIterator(); it.Next(); {
+			if _, e := it.Element(); knownStrings(e) {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// planSources is sources for a plan's configuration expression, which
+// lists only its references: every one must be to the ID of a resource of
+// the module (or the resource as a whole) or be count.index; the types of
+// other values are not in the plan, so any other reference may bring a
+// value of its own.
+func planSources(e any, sc *scope) []string {
+	em, _ := e.(map[string]any)
+	refs, _ := em["references"].([]any)
+	seen := map[string]bool{}
+	for _, x := range refs {
+		n, _ := x.(string)
+		m := refRe.FindStringSubmatch(n)
+		if m == nil || len(m[0]) != len(n) {
+			return nil
+		}
+		switch head, attr := m[1], m[4]; {
+		case head == "count":
+		case head == "var" || head == "local" || head == "module" || head == "data" || head == "each" ||
+			head == "path" || head == "terraform" || head == "self":
+			return nil
+		case attr != "" && attr != "id":
+			return nil
+		default:
+			seen[sc.prefix+head+"."+m[2]] = true
+		}
+	}
+	out := make([]string, 0, len(seen))
+	for a := range seen {
+		out = append(out, a)
+	}
+	sort.Strings(out)
+	return out
+}
