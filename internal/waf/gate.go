@@ -1066,18 +1066,19 @@ func (s *gateState) multiAsks(r *gateRule, node, vi int) bool {
 			return false
 		}
 		if r.rxOwn != nil {
-			return s.rxAsks(r.rxOwn, s.transformed(node, vi))
+			return s.rxAsks(r.rxOwn, s.transformed(node, vi), b)
 		}
 	}
 	return r.op.Evaluate(s.tx, s.transformed(node, vi)) != r.neg
 }
 
-// rxAsks is o.Evaluate on a value t whose bytes the gate has found to
-// meet o's class test (rxOwn): the rest of the necessity test and the
-// pattern, without reading t again for a byte of the class. The gate
-// asks only while the transaction is not capturing.
-func (s *gateState) rxAsks(o *rxOp, t string) bool {
-	return len(t) >= o.need.minLen && o.need.litsMayMatch(t) && o.match(t)
+// rxAsks is o.Evaluate on a value t whose bytes b the gate has found to
+// meet o's class test (rxOwn): the rest of the necessity test (and the
+// bare one, bare.go) and the pattern, without reading t again for a byte
+// of the class. The gate asks only while the transaction is not
+// capturing.
+func (s *gateState) rxAsks(o *rxOp, t string, b byteSet) bool {
+	return len(t) >= o.need.minLen && o.need.litsMayMatch(t) && !o.need.bareRefuses(t, b) && o.match(t)
 }
 
 // multiRest is multiMayMatch's evaluation, uncached, of steps on v, the
@@ -1150,14 +1151,15 @@ func (s *gateState) opMayMatch(r *gateRule) bool {
 				// r.rx's own test, shared: long enough, and holding
 				// one of its literals.
 				t := s.transformed(r.node, vi)
-				if len(t) >= r.rx.need.minLen && s.owns(r.node, vi, r.bit) && r.rx.match(t) {
+				if len(t) >= r.rx.need.minLen && s.owns(r.node, vi, r.bit) &&
+					!r.rx.need.bareRefuses(t, s.bytes(r.node, vi)) && r.rx.match(t) {
 					return true
 				}
 				continue
 			}
 			if r.rxOwn != nil {
 				// The class test passed above, on the value's bytes.
-				if s.rxAsks(r.rxOwn, s.transformed(r.node, vi)) {
+				if s.rxAsks(r.rxOwn, s.transformed(r.node, vi), s.bytes(r.node, vi)) {
 					return true
 				}
 				continue

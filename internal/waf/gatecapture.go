@@ -343,6 +343,9 @@ func (p *gatePlan) othersSpare(rr *rrule, lit string, c *capturedChain) bool {
 // capture0 is TX:0 as re's Evaluate sets it on a capturing match of
 // value, with the engine it would use.
 func (o *rxOp) capture0(value string) (string, bool) {
+	if o.whole {
+		return value, true
+	}
 	if !o.need.mayMatch(value) {
 		return "", false
 	}

@@ -29,6 +29,9 @@ type necessity struct {
 	// class: bytes one of which every match holds, asked before the
 	// literals (reqbytes.go; nil: none).
 	class *byteSet
+	// bare: the test for a value that holds none of bareBytes, stronger
+	// than this one (bare.go; nil: none is).
+	bare *necessity
 }
 
 // maxLits bounds the literal set: past it the test costs more than it saves.
@@ -39,6 +42,7 @@ func newNecessity(re *syntax.Regexp) *necessity {
 	set, _ := required(re)
 	n := necessityOf(minBytes(re), set)
 	n.class = newClassTest(re)
+	n.bare = bareNecessity(re, n)
 	return n
 }
 
@@ -51,17 +55,17 @@ func newNecessity(re *syntax.Regexp) *necessity {
 // are ASCII (literalOf), and the binary engine folds an ASCII letter only
 // onto its other case (the two runes that Go's folding adds, U+212A and
 // U+017F, are no byte), so an ASCII-case test is exact; a set that mixes
-// them with literals past ASCII gives no test. The shortest match is not
-// worked out.
+// them with literals past ASCII gives the shortest match's length alone
+// (minRunes: a rune a byte), which "\xac\xed\x00\x05|rO0AB" still has.
 func newBinaryNecessity(pattern string) *necessity {
-	none := &necessity{}
 	if hasNonASCII(pattern) {
-		return none
+		return &necessity{}
 	}
 	re, err := syntax.Parse(pattern, syntax.Perl)
 	if err != nil {
-		return none
+		return &necessity{}
 	}
+	none := &necessity{minLen: minRunes(re)}
 	set, ok := required(re)
 	if !ok {
 		return none
@@ -84,7 +88,7 @@ func newBinaryNecessity(pattern string) *necessity {
 		}
 		set[i].s = string(b)
 	}
-	return necessityOf(0, set)
+	return necessityOf(none.minLen, set)
 }
 
 func lowerASCII(s string) string {
@@ -377,35 +381,49 @@ func literalOf(re *syntax.Regexp) (lit, bool) {
 
 // minBytes is a lower bound on the length in bytes of any input re matches.
 func minBytes(re *syntax.Regexp) int {
-	switch re.Op {
-	case syntax.OpLiteral:
+	return minLength(re, func(lit *syntax.Regexp) int {
 		n := 0
-		for _, r := range re.Rune {
+		for _, r := range lit.Rune {
 			// A folded rune may match a shorter one (U+212A matches "k");
 			// U+FFFD matches a single invalid byte.
-			if re.Flags&syntax.FoldCase != 0 || r == utf8.RuneError {
+			if lit.Flags&syntax.FoldCase != 0 || r == utf8.RuneError {
 				n++
 			} else {
 				n += utf8.RuneLen(r)
 			}
 		}
 		return n
+	})
+}
+
+// minRunes is the length of the shortest match of re counted in runes:
+// in bytes, for the binary engine, which reads each byte as one rune.
+func minRunes(re *syntax.Regexp) int {
+	return minLength(re, func(lit *syntax.Regexp) int { return len(lit.Rune) })
+}
+
+// minLength is the length of the shortest match of re, a literal's being
+// literal's.
+func minLength(re *syntax.Regexp, literal func(*syntax.Regexp) int) int {
+	switch re.Op {
+	case syntax.OpLiteral:
+		return literal(re)
 	case syntax.OpCharClass, syntax.OpAnyChar, syntax.OpAnyCharNotNL:
 		return 1
 	case syntax.OpCapture, syntax.OpPlus:
-		return minBytes(re.Sub[0])
+		return minLength(re.Sub[0], literal)
 	case syntax.OpRepeat:
-		return re.Min * minBytes(re.Sub[0])
+		return re.Min * minLength(re.Sub[0], literal)
 	case syntax.OpConcat:
 		n := 0
 		for _, sub := range re.Sub {
-			n += minBytes(sub)
+			n += minLength(sub, literal)
 		}
 		return n
 	case syntax.OpAlternate:
 		n := -1
 		for _, sub := range re.Sub {
-			if m := minBytes(sub); n < 0 || m < n {
+			if m := minLength(sub, literal); n < 0 || m < n {
 				n = m
 			}
 		}

@@ -331,6 +331,9 @@ func base64Text(run string, minLen int) (string, bool) {
 // value becomes " --", so that rules which look for a comment cutting off
 // the rest of a query still see one.
 func stripSQLLineComments(s string) string {
+	if !strings.ContainsAny(s, "-#") {
+		return s // no comment: every byte is kept
+	}
 	var b strings.Builder
 	b.Grow(len(s))
 	for i := 0; i < len(s); i++ {

@@ -40,6 +40,9 @@ type rxOp struct {
 	bin  *binaryregexp.Regexp // instead of std for patterns over bytes
 	re2  *re2.Regexp          // nil: Go's engine only
 	need *necessity
+	// whole: the pattern's leftmost match is every value whole (^.*$
+	// with (?s)), so no engine is run to find it.
+	whole bool
 }
 
 // re2MinLen is the input length from which RE2 beats Go's engine on CRS's
@@ -135,7 +138,7 @@ func compileRx(pattern string) (*rxCompiled, error) {
 		if err != nil {
 			return nil, err
 		}
-		op := &rxOp{std: std, need: newNecessity(tree)}
+		op := &rxOp{std: std, need: newNecessity(tree), whole: matchesWhole(tree)}
 		c = &rxCompiled{op: op, kind: "refused"}
 		if r, err := re2.Compile(expr); err == nil {
 			c.kind = "disagreed"
@@ -184,12 +187,29 @@ func (o *rxOp) Evaluate(tx plugintypes.TransactionState, value string) bool {
 // capturing.
 func (o *rxOp) match(value string) bool {
 	switch {
+	case o.whole:
+		return true
 	case o.bin != nil:
 		return o.bin.MatchString(value)
 	case o.re2 != nil && len(value) >= re2MinLen && utf8.ValidString(value):
 		return o.re2.MatchString(value)
 	}
 	return o.std.MatchString(value)
+}
+
+// matchesWhole reports whether re's leftmost-first match is every input
+// whole: a start of line or text, any run of any character (dot
+// matching newlines), greedy, and an end of line or text. The match
+// starts at 0, where both starts hold; the greedy run takes the input to
+// its end, where both ends hold, and is the first choice tried.
+func matchesWhole(re *syntax.Regexp) bool {
+	if re.Op != syntax.OpConcat || len(re.Sub) != 3 {
+		return false
+	}
+	start, run, end := re.Sub[0], re.Sub[1], re.Sub[2]
+	return (start.Op == syntax.OpBeginLine || start.Op == syntax.OpBeginText) &&
+		run.Op == syntax.OpStar && run.Flags&syntax.NonGreedy == 0 && run.Sub[0].Op == syntax.OpAnyChar &&
+		(end.Op == syntax.OpEndLine || end.Op == syntax.OpEndText)
 }
 
 // agree reports whether both engines give the same match and submatches

@@ -17,6 +17,7 @@ import (
 
 	crstests "github.com/corazawaf/coraza-coreruleset/v4/tests"
 	"gopkg.in/yaml.v3"
+	"rsc.io/binaryregexp"
 )
 
 func TestNamesInvalidUTF8(t *testing.T) {
@@ -75,21 +76,37 @@ func TestNecessity(t *testing.T) {
 			t.Errorf("%q: minLen %d lits %q fold %v, want %d %q %v", tc.expr, n.minLen, n.lits, n.fold, tc.minLen, tc.lits, tc.fold)
 		}
 	}
-	// The binary engine's patterns: literals as bytes.
+	// The binary engine's patterns: literals as bytes, the shortest
+	// match's length in bytes (a rune a byte) even without literals.
 	for _, tc := range []struct {
-		expr string
-		lits []string
+		expr   string
+		lits   []string
+		minLen int
+		short  string // a value the length test refuses, or ""
 	}{
-		{`\xac\xed|abc`, []string{"abc", "\xac\xed"}},
-		{`(?i)abc|\$x`, []string{"$x", "abc"}},
-		{`(?i:abc)|\xac`, nil}, // folded and past ASCII
-		{`\x{100}`, nil},
-		{`[\x80-\xff]`, nil},
+		{`\xac\xed|abc`, []string{"abc", "\xac\xed"}, 2, "\xac"},
+		{`(?i)abc|\$x`, []string{"$x", "abc"}, 2, ""},
+		{`(?i:abc)|\xac`, nil, 1, ""}, // folded and past ASCII
+		{`\x{100}`, nil, 1, ""},
+		{`[\x80-\xff]`, nil, 1, ""},
+		// Rule 90018's: folded and past ASCII, no literals, 4 bytes at least.
+		{`^(?:\xac\xed\x00\x05|rO0AB|(?i:aced0005))`, nil, 4, "841"},
+		{`\xff{2,}z?`, []string{"\xff\xff"}, 2, "\xff"},
 	} {
 		n := newBinaryNecessity(tc.expr)
 		slices.Sort(n.lits)
-		if !slices.Equal(n.lits, tc.lits) || n.minLen != 0 {
-			t.Errorf("binary %q: lits %q minLen %d, want %q 0", tc.expr, n.lits, n.minLen, tc.lits)
+		if !slices.Equal(n.lits, tc.lits) || n.minLen != tc.minLen {
+			t.Errorf("binary %q: lits %q minLen %d, want %q %d", tc.expr, n.lits, n.minLen, tc.lits, tc.minLen)
+		}
+		if tc.short != "" && n.mayMatch(tc.short) {
+			t.Errorf("binary %q: %q passes", tc.expr, tc.short)
+		}
+		// The binary engine's shortest match is as long.
+		re := binaryregexp.MustCompile(tc.expr)
+		for _, in := range []string{"\xac\xed\x00\x05", "rO0AB", "ACED0005", "abc", "$x", "\xac", "\xac\xed", "\xff\xff", "\xc4\x80", "\x80"} {
+			if loc := re.FindStringIndex(in); loc != nil && (loc[1]-loc[0] < n.minLen || !n.mayMatch(in)) {
+				t.Errorf("binary %q matches %q (%d bytes): minLen %d", tc.expr, in, loc[1]-loc[0], n.minLen)
+			}
 		}
 	}
 	// Go's case folding maps "k" to the Kelvin sign: a folded test must
@@ -134,7 +151,7 @@ func TestRxEngines(t *testing.T) {
 		inputs = inputs[:len(inputs)/8]
 	}
 	t.Logf("%d inputs", len(inputs))
-	var checked, skipped, re2Runs int
+	var checked, skipped, bareRefused, re2Runs int
 	rxCache.Range(func(k, v any) bool {
 		c := v.(*rxCompiled)
 		o := c.op
@@ -145,6 +162,12 @@ func TestRxEngines(t *testing.T) {
 				match = o.bin.FindStringSubmatchIndex(in)
 			} else {
 				match = o.std.FindStringSubmatchIndex(in)
+			}
+			if o.need.bareRefuses(in, bytesOf(in)) {
+				bareRefused++
+				if match != nil {
+					t.Errorf("pattern %q: the bare test refuses %q, which matches", k, in)
+				}
 			}
 			if !o.need.mayMatch(in) {
 				skipped++
@@ -162,7 +185,7 @@ func TestRxEngines(t *testing.T) {
 		}
 		return !t.Failed()
 	})
-	t.Logf("%d pattern-input pairs, %d (%.1f%%) refused by the necessity test, %d compared with RE2", checked, skipped, 100*float64(skipped)/float64(max(checked, 1)), re2Runs)
+	t.Logf("%d pattern-input pairs, %d (%.1f%%) refused by the necessity test, %d by the bare test, %d compared with RE2", checked, skipped, 100*float64(skipped)/float64(max(checked, 1)), bareRefused, re2Runs)
 }
 
 // rxInputs gathers distinct values from CRS's regression tests and the
@@ -250,4 +273,75 @@ func unescape(s string) string {
 		return u
 	}
 	return s
+}
+
+// TestRxWhole: a pattern whose leftmost match is the whole value (CRS
+// 920450's ^.*$, whose TX:0 the gate works out for every header name)
+// is answered without an engine, and the answer is the engine's on
+// inputs with newlines, invalid UTF-8 and nothing at all; patterns that
+// stop short of the end (lazy, a newline the dot does not match, one
+// character or more) are not taken for one.
+func TestRxWhole(t *testing.T) {
+	for pattern, want := range map[string]bool{
+		"^.*$": true, "(?s)^.*$": true, `\A.*\z`: true,
+		"^.*?$": false, "(?-s)^.*$": false, "^.+$": false, "^.*": false, "^a.*$": false,
+	} {
+		c, err := compileRx(pattern)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if c.op.whole != want {
+			t.Errorf("%q: whole %v, want %v", pattern, c.op.whole, want)
+		}
+		if !c.op.whole {
+			continue
+		}
+		std := regexp.MustCompile("(?sm)" + pattern)
+		for _, in := range []string{"", "a", "Content-Type", "a\nb", "\n", "x\r\n", "\xff\xfe", "é\x00ü"} {
+			loc := std.FindStringIndex(in)
+			c0, ok := c.op.capture0(in)
+			if loc == nil || !ok || c0 != in[loc[0]:loc[1]] || !c.op.match(in) {
+				t.Errorf("%q on %q: capture0 %q %v, match %v; Go's engine %v", pattern, in, c0, ok, c.op.match(in), loc)
+			}
+		}
+	}
+}
+
+// TestBareNecessity: a pattern that lets quotes, backslashes and "$x"
+// sit between the letters of a command (as CRS 932235 does) requires no
+// literal of a plain word; on a value without those bytes its bare test
+// requires the commands themselves, and refuses a word that holds none
+// (bare.go). Where the pattern matches, the bare test never refuses: on
+// the commands, evaded or not, and on words around them.
+func TestBareNecessity(t *testing.T) {
+	const ev = `["'\\]*(?:\$[a-z]*)?`
+	pattern := `(?i)(?:^|[;|&\s])c` + ev + `a` + ev + `t|w` + ev + `g` + ev + `e` + ev + `t|(?:` + "`" + `|\$\()[a-z]+`
+	c, err := compileRx(pattern)
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := c.op.need
+	if n.bare == nil {
+		t.Fatalf("%s: no bare test", pattern)
+	}
+	for _, v := range []string{"cow and gate", "clockwork", "Mac, Windows"} {
+		if !n.mayMatch(v) || !n.bareRefuses(v, bytesOf(v)) {
+			t.Errorf("%q: necessity %v, bare refuses %v; want the bare test alone to refuse it", v, n.mayMatch(v), n.bareRefuses(v, bytesOf(v)))
+		}
+	}
+	std := regexp.MustCompile("(?sm)" + pattern)
+	for _, v := range []string{"cat /etc/passwd", "x;wget http://e", "c'a't x", "c\\at", "w$u\"get", "a $(id)", "`id`",
+		"Ana Maria", "leave at the door", "concat", "to wget", "scat", "CAT", "c\"at", "x|cat"} {
+		if std.MatchString(v) && (!n.mayMatch(v) || n.bareRefuses(v, bytesOf(v))) {
+			t.Errorf("%q matches, yet a test refuses it", v)
+		}
+	}
+	// A pattern with nothing but bare bytes to match refuses every value
+	// without them; one whose bare tree is no stronger has no bare test.
+	if c, _ := compileRx(`[<>]\(`); c.op.need.bare == nil || !c.op.need.bareRefuses("script", bytesOf("script")) {
+		t.Error(`[<>]\(: want every value without bare bytes refused`)
+	}
+	if c, _ := compileRx(`(?i)union\s+select`); c.op.need.bare != nil {
+		t.Error(`union\s+select: a bare test that is no stronger`)
+	}
 }

@@ -5,7 +5,9 @@ import (
 	"encoding/base64"
 	"encoding/hex"
 	"regexp"
+	"slices"
 	"strings"
+	"sync"
 	"unsafe"
 )
 
@@ -52,18 +54,28 @@ func serializedKind(v string) string {
 	if len(t) < 8 {
 		return ""
 	}
-	if b, ok := decodeBase64Value(t); ok {
+	// The decodings are read here and not kept: one buffer serves them
+	// (t is at most maxSerializedRead long, its decodings shorter).
+	bp := serializedBuf.Get().(*[]byte)
+	defer serializedBuf.Put(bp)
+	if b, ok := decodeBase64Value((*bp)[:0], t); ok {
+		*bp = b[:0] // grown, kept for the next
 		if k := serializedRaw(b); k != "" {
 			return k
 		}
 	}
 	if len(t)%2 == 0 && isHexText(t) {
-		if b, err := hex.DecodeString(t); err == nil {
-			return serializedRaw(b)
+		tb := unsafe.Slice(unsafe.StringData(t), len(t))
+		b := slices.Grow((*bp)[:0], len(t)/2)[:len(t)/2]
+		*bp = b
+		if n, err := hex.Decode(b, tb); err == nil {
+			return serializedRaw(b[:n])
 		}
 	}
 	return ""
 }
+
+var serializedBuf = sync.Pool{New: func() any { return new([]byte) }}
 
 // serializedRaw names the serialization whose object b is, or "".
 func serializedRaw(b []byte) string {
@@ -109,9 +121,9 @@ func picklesObject(b []byte) bool {
 	return false
 }
 
-// decodeBase64Value decodes v when the whole of it is Base64, in the
-// standard or the URL alphabet, padded or not.
-func decodeBase64Value(v string) ([]byte, bool) {
+// decodeBase64Value decodes v into buf (grown as needed) when the whole
+// of it is Base64, in the standard or the URL alphabet, padded or not.
+func decodeBase64Value(buf []byte, v string) ([]byte, bool) {
 	for i := 0; i < len(v); i++ {
 		c := v[i]
 		if !(isAlnum(c) || c == '+' || c == '/' || c == '-' || c == '_' || c == '=') {
@@ -123,11 +135,12 @@ func decodeBase64Value(v string) ([]byte, bool) {
 	if strings.ContainsAny(s, "-_") {
 		enc = base64.RawURLEncoding
 	}
-	b, err := enc.DecodeString(s)
+	b := slices.Grow(buf[:0], enc.DecodedLen(len(s)))[:enc.DecodedLen(len(s))]
+	n, err := enc.Decode(b, unsafe.Slice(unsafe.StringData(s), len(s)))
 	if err != nil {
 		return nil, false
 	}
-	return b, true
+	return b[:n], true
 }
 
 func isHexText(s string) bool {

@@ -292,7 +292,12 @@ func sqlScore(v string) int {
 		return scoreNone
 	}
 	best := scoreNone
-	forms := []string{v, strings.TrimSpace(stripSQLLineComments(v))}
+	forms := []string{v}
+	// The value without its line comments and outer space, when that is
+	// another string (the lexer's answer on an equal one is the same).
+	if u := strings.TrimSpace(stripSQLLineComments(v)); u != v {
+		forms = append(forms, u)
+	}
 	if strings.IndexByte(v, '<') >= 0 && strings.IndexByte(v, '>') >= 0 {
 		forms = append(forms, markupText(v)...)
 	}
