@@ -49,6 +49,21 @@ func active(rep *Report, rule string) []Finding {
 	return out
 }
 
+// wantNotes fails t unless, for each of want, some unsuppressed
+// CHECK-001 note of rep contains it.
+func wantNotes(t *testing.T, rep *Report, want ...string) {
+	t.Helper()
+	var notes []string
+	for _, n := range active(rep, RuleNotEvaluated) {
+		notes = append(notes, n.Message)
+	}
+	for _, w := range want {
+		if !strings.Contains(strings.Join(notes, "\n"), w) {
+			t.Errorf("no note saying %q in %q", w, notes)
+		}
+	}
+}
+
 // TestRules runs every rule's failing and passing project under
 // testdata/rules/RULE-ID/{fail,pass}: the failing one must raise the rule,
 // the passing one must not, and the text output must match want.txt.

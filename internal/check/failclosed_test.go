@@ -144,15 +144,7 @@ func TestFailClosed(t *testing.T) {
 					t.Errorf("finding %q does not say %q", f.Message, a)
 				}
 			}
-			var notes []string
-			for _, n := range active(rep, RuleNotEvaluated) {
-				notes = append(notes, n.Message)
-			}
-			for _, want := range tc.notes {
-				if !strings.Contains(strings.Join(notes, "\n"), want) {
-					t.Errorf("no note saying %q in %q", want, notes)
-				}
-			}
+			wantNotes(t, rep, tc.notes...)
 		})
 	}
 }

@@ -212,15 +212,7 @@ func TestUnknownRoutes(t *testing.T) {
 			if strings.Join(reached, " ") != strings.Join(tc.reachable, " ") {
 				t.Errorf("%s on %v, want %v", RuleExposedPort, reached, tc.reachable)
 			}
-			var notes []string
-			for _, n := range active(rep, RuleNotEvaluated) {
-				notes = append(notes, n.Message)
-			}
-			for _, want := range tc.notes {
-				if !strings.Contains(strings.Join(notes, "\n"), want) {
-					t.Errorf("no note saying %q in %q", want, notes)
-				}
-			}
+			wantNotes(t, rep, tc.notes...)
 		})
 	}
 }

@@ -125,13 +125,7 @@ resource "aws_route_table" "db" {
 			rep := run(t, dir)
 			got := activeOn(rep, RuleLateral, db)
 			if tc.note != "" {
-				var notes []string
-				for _, n := range active(rep, RuleNotEvaluated) {
-					notes = append(notes, n.Message)
-				}
-				if !strings.Contains(strings.Join(notes, "\n"), tc.note) {
-					t.Errorf("no note saying %q in %q", tc.note, notes)
-				}
+				wantNotes(t, rep, tc.note)
 			}
 			if !tc.reach {
 				if len(got) > 0 {
