@@ -135,7 +135,13 @@ func newLitDFA(lits []string, fold bool, maxCells int) *litDFA {
 		final[s] = final[s] || final[st.fail[s]]
 	}
 	nc := int32(t.nclass)
-	step := t.next // rewritten in place: the table is this automaton's alone
+	// Rewritten in place: the table is this automaton's alone. The trie
+	// was given room for every literal's bytes apart; what shared
+	// prefixes left unused is let go.
+	step := t.next
+	if cap(step) > len(step)+len(step)/8 {
+		step = append([]int32(nil), step...)
+	}
 	for i, to := range step {
 		if final[to] {
 			step[i] = -1

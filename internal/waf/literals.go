@@ -102,6 +102,12 @@ func lowerASCII(s string) string {
 }
 
 func necessityOf(minLen int, set []lit) *necessity {
+	return necessityCells(minLen, set, maxNeedCells)
+}
+
+// necessityCells is necessityOf with a literal automaton of up to
+// maxCells cells.
+func necessityCells(minLen int, set []lit, maxCells int) *necessity {
 	n := &necessity{minLen: minLen}
 	if len(set) > 0 {
 		for _, l := range set {
@@ -124,7 +130,7 @@ func necessityOf(minLen int, set []lit) *necessity {
 		}
 		n.pick = newPickTest(n.lits, n.fold, n.fold)
 		if len(n.lits) > 4 {
-			n.dfa = newLitDFA(n.lits, n.fold, maxNeedCells)
+			n.dfa = newLitDFA(n.lits, n.fold, maxCells)
 		}
 		if len(n.lits) > 4 && n.dfa == nil {
 			b := ahocorasick.NewAhoCorasickBuilder(ahocorasick.Opts{AsciiCaseInsensitive: n.fold, MatchKind: ahocorasick.StandardMatch, DFA: true})

