@@ -2,11 +2,9 @@ package waf
 
 import (
 	"encoding/base64"
-	"encoding/json"
 	"flag"
 	"net/http"
 	"net/url"
-	"os"
 	"strings"
 	"testing"
 	"unicode/utf8"
@@ -691,21 +689,7 @@ func TestCapturesCVE(t *testing.T) {
 			reqs[i].BodyB64 = base64.StdEncoding.EncodeToString([]byte(c.body))
 		}
 	}
-	if *cveOut != "" {
-		f, err := os.Create(*cveOut)
-		if err != nil {
-			t.Fatal(err)
-		}
-		enc := json.NewEncoder(f)
-		for _, r := range reqs {
-			if err := enc.Encode(r); err != nil {
-				t.Fatal(err)
-			}
-		}
-		if err := f.Close(); err != nil {
-			t.Fatal(err)
-		}
-	}
+	writeCorpus(t, *cveOut, reqs)
 	w, err := New(Config{})
 	if err != nil {
 		t.Fatal(err)

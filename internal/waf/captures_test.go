@@ -440,21 +440,7 @@ func TestCaptures(t *testing.T) {
 	for i, c := range cs {
 		reqs[i] = c.corpusReq(i)
 	}
-	if *capturesOut != "" {
-		f, err := os.Create(*capturesOut)
-		if err != nil {
-			t.Fatal(err)
-		}
-		enc := json.NewEncoder(f)
-		for _, r := range reqs {
-			if err := enc.Encode(r); err != nil {
-				t.Fatal(err)
-			}
-		}
-		if err := f.Close(); err != nil {
-			t.Fatal(err)
-		}
-	}
+	writeCorpus(t, *capturesOut, reqs)
 	w, err := New(Config{})
 	if err != nil {
 		t.Fatal(err)
@@ -558,5 +544,27 @@ func TestFalsePositiveShapes(t *testing.T) {
 	}
 	if s.refused > 0 {
 		t.Errorf("%d requests refused by the HTTP server", s.refused)
+	}
+}
+
+// writeCorpus writes reqs to path as a JSON-lines corpus (the format
+// bench/waf replays), or nothing when path is "".
+func writeCorpus(t *testing.T, path string, reqs []corpusReq) {
+	t.Helper()
+	if path == "" {
+		return
+	}
+	f, err := os.Create(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	enc := json.NewEncoder(f)
+	for _, r := range reqs {
+		if err := enc.Encode(r); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := f.Close(); err != nil {
+		t.Fatal(err)
 	}
 }
