@@ -269,6 +269,7 @@ func (g *Gateway) Run(ctx context.Context) error {
 		// names no path), with its headers and a record, not net/http's.
 		DisableGeneralOptionsHandler: true,
 	}
+	g.unservedHooks(srv)
 	errc := make(chan error, 2)
 	go func() { errc <- srv.ServeTLS(g.ln, "", "") }()
 	if g.cfg.CredentialsChanged != nil {
@@ -288,6 +289,7 @@ func (g *Gateway) Run(ctx context.Context) error {
 			// handler's 400.
 			DisableGeneralOptionsHandler: true,
 		}
+		g.unservedHooks(rsrv)
 		go func() { errc <- rsrv.Serve(g.redirectLn) }()
 	}
 	interval := g.cfg.WatchInterval
@@ -395,6 +397,7 @@ func (g *Gateway) connRefused(ip netip.Addr, local net.Addr) {
 // host: https://shop.example.org.evil.example/x). A host no route serves
 // gets 404: the gateway sends nobody to a name it does not answer for.
 func (g *Gateway) redirect(w http.ResponseWriter, r *http.Request) {
+	served(r)
 	host, ok := normalizeHost(r.Host)
 	path := r.URL.EscapedPath()
 	if !ok || host == "" || r.URL.Opaque != "" || !strings.HasPrefix(path, "/") {

@@ -208,6 +208,7 @@ var errBlocked = errors.New("gateway: response blocked by the WAF")
 // ServeHTTP runs one request through the gateway: request ID, client IP,
 // IP lists, route, rate limit, CSRF, WAF, then the service.
 func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	served(r)
 	st := g.state.Load()
 	reqID := newRequestID()
 	h := w.Header()

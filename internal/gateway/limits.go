@@ -8,6 +8,7 @@ import (
 	"net/netip"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -212,6 +213,9 @@ type limitedConn struct {
 	l    *connLimiter
 	key  netip.Prefix
 	once sync.Once
+	// unserved: bytes of a request were read that the handler has not
+	// been given (unserved.go).
+	unserved atomic.Bool
 }
 
 func (c *limitedConn) Close() error {

@@ -1,0 +1,81 @@
+package gateway
+
+import (
+	"context"
+	"crypto/tls"
+	"net"
+	"net/http"
+	"net/netip"
+)
+
+// KindUnserved is a request that Go's HTTP server refused, or that ended
+// unread, before the gateway's handler saw it: a request line or header it
+// cannot parse (400), headers past max_header_bytes (431), an Expect it
+// does not know (417), or bytes of a request the client stopped sending.
+// Its status is not known here; the record says which of these it can
+// have been.
+const KindUnserved = "unserved"
+
+const unservedReason = "request refused by the HTTP server before routing: malformed, headers too large, unknown Expect, or incomplete when the connection ended"
+
+// connCtxKey is the context key under which a connection's *limitedConn
+// reaches the handler.
+type connCtxKey struct{}
+
+// unservedHooks wires srv so that an HTTP/1 request read off a
+// connection that never reached the handler becomes a KindUnserved event.
+//
+// net/http calls ConnState with StateActive when it has read bytes of a
+// request, before parsing them, and the handler clears the mark; a
+// connection closing while marked ended in a request the server answered
+// itself, or in an incomplete one. HTTP/2 connections are not marked:
+// their streams are refused by stream, not by closing the connection.
+func (g *Gateway) unservedHooks(srv *http.Server) {
+	srv.ConnContext = func(ctx context.Context, c net.Conn) context.Context {
+		if lc := limitedOf(c); lc != nil {
+			return context.WithValue(ctx, connCtxKey{}, lc)
+		}
+		return ctx
+	}
+	srv.ConnState = func(c net.Conn, s http.ConnState) {
+		lc := limitedOf(c)
+		if lc == nil {
+			return
+		}
+		switch s {
+		case http.StateActive:
+			if tc, ok := c.(*tls.Conn); ok && tc.ConnectionState().NegotiatedProtocol == "h2" {
+				return
+			}
+			lc.unserved.Store(true)
+		case http.StateClosed:
+			if lc.unserved.Swap(false) {
+				g.unservedRequest(c)
+			}
+		}
+	}
+}
+
+// served clears r's connection's mark: the handler has its request.
+func served(r *http.Request) {
+	if lc, ok := r.Context().Value(connCtxKey{}).(*limitedConn); ok {
+		lc.unserved.Store(false)
+	}
+}
+
+// limitedOf is the gateway's own connection under c, or nil.
+func limitedOf(c net.Conn) *limitedConn {
+	if tc, ok := c.(*tls.Conn); ok {
+		c = tc.NetConn()
+	}
+	lc, _ := c.(*limitedConn)
+	return lc
+}
+
+func (g *Gateway) unservedRequest(c net.Conn) {
+	ev := event{kind: KindUnserved, reason: unservedReason, client: addrIP(c.RemoteAddr()), blocked: true}
+	if ap, err := netip.ParseAddrPort(c.LocalAddr().String()); err == nil {
+		ev.local = netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port())
+	}
+	g.emit(&ev)
+}
