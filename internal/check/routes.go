@@ -58,7 +58,7 @@ func (m *Model) route(r *tf.Resource, t *RouteTable, b map[string]any, where str
 // the kind of target each names and, for a value not known statically,
 // what the target is assumed to be: the worst case of its kind. Only
 // gateway_id may name an internet gateway; an unknown one is read as the
-// VPC's (kind "unknown", no target). Every other kind keeps its kind with
+// VPC's (kind "unknown", no target), unless it can only be a VPN gateway. Every other kind keeps its kind with
 // no target: a NAT or egress-only gateway admits nothing from outside
 // whichever it is, a peering or transit gateway is any that joins the VPCs
 // concerned.
@@ -83,6 +83,17 @@ func (m *Model) addRoute(r *tf.Resource, t *RouteTable, b map[string]any, rt Rou
 		if unknown(b, k.attr) {
 			rt.Kind, rt.Target = k.kind, ""
 			if k.kind == "igw" {
+				if gws, only := m.vpnGateways(unknownFrom(b, k.attr)); only {
+					// Only VPN gateways: a route to each, as to one named.
+					why := fmt.Sprintf("target not known statically (%s): assumed to be any of %s", k.attr, strings.Join(gws, ", "))
+					rt.Assumed = strings.TrimPrefix(rt.Assumed+"; "+why, "; ")
+					m.note(r, "%s: route %s", rt.Where, why)
+					for _, gw := range gws {
+						rt.Target = gw
+						t.Routes = append(t.Routes, rt)
+					}
+					return
+				}
 				rt.Kind = "unknown"
 			}
 			why := fmt.Sprintf("target not known statically (%s): assumed to be %s", k.attr, k.assumed)

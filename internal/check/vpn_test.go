@@ -153,3 +153,84 @@ resource "aws_route_table" "db" {
 		})
 	}
 }
+
+// TestVPNNotKnownStatically: a VPN gateway whose count is known only
+// after apply makes every reference to it unknown: the connection's
+// gateway, a route's gateway_id, a propagation's gateway; a route table
+// with such a count makes a propagation's table unknown. Each was
+// dropped (the VPN's network was then no source at all, a path missed)
+// or, for a route's gateway_id, read as the VPC's internet gateway. Each
+// is now read as every gateway or table its expression can name, and
+// --reach lists the VPN as a source with what was assumed.
+func TestVPNNotKnownStatically(t *testing.T) {
+	const db = "aws_db_instance.orders"
+	counted := strings.Replace(vpnNetwork, "resource \"aws_vpn_gateway\" \"office\" {\n",
+		"variable \"gateways\" {\n  type = number\n}\nvariable \"tables\" {\n  type = number\n}\nresource \"aws_vpn_gateway\" \"office\" {\n  count = var.gateways\n", 1)
+	connection := `
+resource "aws_vpn_connection" "office" {
+  vpn_gateway_id      = aws_vpn_gateway.office[0].id
+  customer_gateway_id = aws_customer_gateway.office.id
+  type                = "ipsec.1"
+  static_routes_only  = true
+}
+resource "aws_vpn_connection_route" "office" {
+  vpn_connection_id      = aws_vpn_connection.office.id
+  destination_cidr_block = "192.168.0.0/16"
+}
+`
+	for _, tc := range []struct {
+		name, src string
+		assumed   []string
+	}{
+		{"a route to the gateway", `
+resource "aws_route_table" "db" {
+  vpc_id = aws_vpc.prod.id
+}
+resource "aws_route" "office" {
+  route_table_id         = aws_route_table.db.id
+  destination_cidr_block = "192.168.0.0/16"
+  gateway_id             = element(aws_vpn_gateway.office[*].id, 0)
+}
+`, []string{"target not known statically (gateway_id): assumed to be any of aws_vpn_gateway.office"}},
+		{"a propagation into a table of a counted resource", `
+resource "aws_route_table" "db" {
+  count  = var.tables
+  vpc_id = aws_vpc.prod.id
+}
+resource "aws_vpn_gateway_route_propagation" "db" {
+  vpn_gateway_id = aws_vpn_gateway.office[0].id
+  route_table_id = aws_route_table.db[0].id
+}
+`, []string{"route table not known statically: the propagation is assumed to reach every table of aws_route_table.db",
+			"the propagating VPN gateway not known statically (vpn_gateway_id): assumed to be any of aws_vpn_gateway.office"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			src := counted + connection + tc.src
+			if strings.Contains(tc.src, "count  = var.tables") {
+				// The subnet's association names the counted table too.
+				src = strings.Replace(src, "route_table_id = aws_route_table.db.id", "route_table_id = aws_route_table.db[0].id", 1)
+			}
+			dir := writeProject(t, src)
+			rep := run(t, dir)
+			wantNotes(t, rep, "the connection's VPN gateway not known statically (vpn_gateway_id): assumed to be any of aws_vpn_gateway.office")
+			acc, err := Reachability(context.Background(), Config{Paths: []string{dir}}, db)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var vpn []Access
+			for _, a := range acc {
+				if strings.HasPrefix(a.Source, "VPN ") {
+					vpn = append(vpn, a)
+				}
+			}
+			if len(vpn) != 1 || vpn[0].Source != "VPN aws_vpn_gateway.office (192.168.0.0/16)" || vpn[0].Port != 3306 {
+				t.Fatalf("--reach: VPN sources %+v, want the VPN on 3306", vpn)
+			}
+			for _, want := range tc.assumed {
+				if !strings.Contains(strings.Join(vpn[0].Assumed, "\n"), want) {
+					t.Errorf("--reach: assumed %q, want it to say %q", vpn[0].Assumed, want)
+				}
+			}
+		})
+	}
+}
