@@ -69,12 +69,17 @@ type Model struct {
 
 // VPC is an aws_vpc.
 type VPC struct {
-	Addr     string
-	CIDRs    []netip.Prefix
-	Main     *RouteTable // nil: the implicit main table (local route only)
-	NACL     *NACL       // default network ACL; nil: allows everything
-	FlowLogs []string    // addresses of flow logs naming this VPC
-	Res      *tf.Resource
+	Addr  string
+	CIDRs []netip.Prefix
+	Main  *RouteTable // nil: the implicit main table (local route only)
+	// MaybeMain holds the tables a main route table association not
+	// known statically may make the main table; AnyMain: any table of
+	// the VPC may be (see Model.tablesOf).
+	MaybeMain []*RouteTable
+	AnyMain   bool
+	NACL      *NACL    // default network ACL; nil: allows everything
+	FlowLogs  []string // addresses of flow logs naming this VPC
+	Res       *tf.Resource
 }
 
 // Subnet is an aws_subnet.

@@ -177,11 +177,49 @@ func (m *Model) buildRoutes(byType map[string][]*tf.Resource) {
 		m.associate(r)
 	}
 	for _, r := range byType["aws_main_route_table_association"] {
-		v := m.vpcs[m.addr(str(r.Values, "vpc_id"))]
-		t := m.tables[m.addr(str(r.Values, "route_table_id"))]
-		if v != nil && t != nil {
+		m.associateMain(r)
+	}
+}
+
+// associateMain reads an aws_main_route_table_association. A VPC not known
+// statically is any of the project's; a table not known statically is any
+// of those its expression references, or any of the VPC's when it
+// references none: the main table of such a VPC may be such a table.
+func (m *Model) associateMain(r *tf.Resource) {
+	v := m.vpcs[m.addr(str(r.Values, "vpc_id"))]
+	t := m.tables[m.addr(str(r.Values, "route_table_id"))]
+	vs := []*VPC{v}
+	switch {
+	case v != nil:
+	case unknown(r.Values, "vpc_id"):
+		vs = m.VPCs
+		m.note(r, "VPC not known statically: the association is assumed to name any VPC of the project")
+	default:
+		return
+	}
+	var ts []*RouteTable
+	anyTable := false
+	switch {
+	case t != nil:
+		if v != nil {
 			v.Main = t
+			return
 		}
+		ts = []*RouteTable{t}
+	case unknown(r.Values, "route_table_id"):
+		from := unknownFrom(r.Values, "route_table_id")
+		if ts = m.tablesFrom(from); ts == nil {
+			anyTable = true
+			m.note(r, "main route table not known statically: assumed to be any route table of the VPC")
+		} else {
+			m.note(r, "main route table not known statically: assumed to be any of %s", strings.Join(from, ", "))
+		}
+	default:
+		return
+	}
+	for _, v := range vs {
+		v.AnyMain = v.AnyMain || anyTable
+		v.MaybeMain = append(v.MaybeMain, ts...)
 	}
 }
 
@@ -319,7 +357,9 @@ func (m *Model) associate(r *tf.Resource) {
 // tablesOf returns the route tables that may govern s: the one TableOf
 // names and, where an association could not be evaluated, every table of
 // its VPC that such an association may put it under (those it references,
-// Maybe, or any: AnyTable, AnySubnet).
+// Maybe, or any: AnyTable, AnySubnet), and for a subnet under the main
+// table, the tables a main table association may name (MaybeMain,
+// AnyMain).
 func (m *Model) tablesOf(s *Subnet) []*RouteTable {
 	ts := []*RouteTable{s.TableOf()}
 	if m.anySubnet == nil {
@@ -332,16 +372,23 @@ func (m *Model) tablesOf(s *Subnet) []*RouteTable {
 			}
 		}
 	}
-	for _, t := range s.Maybe {
+	maybe := s.Maybe
+	anyMain := false
+	if s.Table == nil && s.VPC != nil {
+		// Governed by the main table, which may be another.
+		maybe = slices.Concat(maybe, s.VPC.MaybeMain)
+		anyMain = s.VPC.AnyMain
+	}
+	for _, t := range maybe {
 		if !slices.Contains(ts, t) && (t.VPC == s.VPC || t.VPC == nil) {
 			ts = append(ts, t)
 		}
 	}
-	if !s.AnyTable && len(m.anySubnet[s.VPC]) == 0 && len(m.anySubnet[nil]) == 0 {
+	if !s.AnyTable && !anyMain && len(m.anySubnet[s.VPC]) == 0 && len(m.anySubnet[nil]) == 0 {
 		return ts
 	}
 	for _, t := range m.Tables {
-		if !slices.Contains(ts, t) && (t.VPC == s.VPC || t.VPC == nil) && (s.AnyTable || t.AnySubnet) {
+		if !slices.Contains(ts, t) && (t.VPC == s.VPC || t.VPC == nil) && (s.AnyTable || anyMain || t.AnySubnet) {
 			ts = append(ts, t)
 		}
 	}

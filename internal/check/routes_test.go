@@ -272,3 +272,66 @@ func TestUnknownPeeringRoute(t *testing.T) {
 		})
 	}
 }
+
+// TestMainTableNotKnownStatically: an aws_main_route_table_association
+// whose table (or VPC) is known only after apply was dropped, so the
+// subnets without an association of their own kept the implicit main
+// table, local routes only, even when every table it could name routes
+// to the internet gateway. The VPC's main table is now any table the
+// expression can name, or any of the VPC's when it names none.
+func TestMainTableNotKnownStatically(t *testing.T) {
+	const base = `
+variable "tables" {
+  type = number
+}
+variable "unknown" {}
+resource "aws_vpc" "main" {
+  cidr_block = "10.0.0.0/16"
+}
+resource "aws_internet_gateway" "main" {
+  vpc_id = aws_vpc.main.id
+}
+resource "aws_subnet" "app" {
+  vpc_id     = aws_vpc.main.id
+  cidr_block = "10.0.1.0/24"
+}
+resource "aws_route_table" "edge" {
+  count  = var.tables
+  vpc_id = aws_vpc.main.id
+  route {
+    cidr_block = "0.0.0.0/0"
+    gateway_id = aws_internet_gateway.main.id
+  }
+}
+resource "aws_route_table" "quiet" {
+  vpc_id = aws_vpc.main.id
+}
+`
+	for _, tc := range []struct {
+		name, table string
+		public      []string
+		note        string
+	}{
+		{"known", "aws_route_table.quiet.id", nil, ""},
+		{"a counted table", "element(aws_route_table.edge[*].id, 0)", []string{"aws_subnet.app"},
+			"main route table not known statically: assumed to be any of aws_route_table.edge"},
+		{"a variable", "var.unknown", []string{"aws_subnet.app"},
+			"main route table not known statically: assumed to be any route table of the VPC"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			src := base + `
+resource "aws_main_route_table_association" "main" {
+  vpc_id         = aws_vpc.main.id
+  route_table_id = ` + tc.table + `
+}
+`
+			m := buildHCL(t, src)
+			if got := publicSubnets(m); strings.Join(got, " ") != strings.Join(tc.public, " ") {
+				t.Errorf("public subnets %v, want %v", got, tc.public)
+			}
+			if tc.note != "" {
+				wantNotes(t, checkSource(t, src), tc.note)
+			}
+		})
+	}
+}
