@@ -29,3 +29,125 @@ func TestNACLUnknownRuleNumberFailsClosed(t *testing.T) {
 		t.Error("no note that the deny's rule number was assumed")
 	}
 }
+
+// TestNACLRuleOfAnACLNotKnownStatically: terraform-aws-vpc writes its
+// dedicated network ACLs' entries as aws_network_acl_rule resources whose
+// network_acl_id is aws_network_acl.public[0].id, the ACL having a count
+// known only after apply. Such a rule was dropped ("network ACL \"\" is
+// not in the project"), so the ACL read as denying what its rules allow:
+// an exposure through it was missed. A rule whose ACL can only be one
+// ACL is now that ACL's; an allow whose ACL may be several is each one's,
+// a deny none's, both noted.
+func TestNACLRuleOfAnACLNotKnownStatically(t *testing.T) {
+	src := func(rules string) string {
+		s, _ := strings.CutPrefix(naclUnknownNetwork, "\n")
+		return s + rules
+	}
+	allow := `
+resource "aws_network_acl_rule" "in" {
+  network_acl_id = aws_network_acl.public[0].id
+  rule_number    = 100
+  egress         = false
+  protocol       = "tcp"
+  rule_action    = "allow"
+  from_port      = 22
+  to_port        = 22
+  cidr_block     = "0.0.0.0/0"
+}
+resource "aws_network_acl_rule" "out" {
+  network_acl_id = aws_network_acl.public[0].id
+  rule_number    = 100
+  egress         = true
+  protocol       = "-1"
+  rule_action    = "allow"
+  cidr_block     = "0.0.0.0/0"
+}
+`
+	deny := `
+resource "aws_network_acl_rule" "deny" {
+  network_acl_id = ACL
+  rule_number    = 50
+  egress         = false
+  protocol       = "tcp"
+  rule_action    = "deny"
+  from_port      = 22
+  to_port        = 22
+  cidr_block     = "0.0.0.0/0"
+}
+`
+	for _, tc := range []struct {
+		name, rules string
+		exposed     bool
+		note        string
+	}{
+		{"allows of the one ACL", allow, true, "network ACL not known statically: assumed to be aws_network_acl.public"},
+		{"a deny of the one ACL", allow + strings.Replace(deny, "ACL", "aws_network_acl.public[0].id", 1), false, ""},
+		{"a deny of any ACL", allow + strings.Replace(deny, "ACL", "var.acl", 1), true,
+			"network ACL not known statically: the deny is assumed to be in none"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			rep := checkSource(t, src(tc.rules))
+			var ssh []Finding
+			for _, f := range active(rep, RuleExposedPort) {
+				if f.Address == "aws_instance.bastion" && strings.Contains(f.Message, "tcp 22 (SSH)") {
+					ssh = append(ssh, f)
+				}
+			}
+			if tc.exposed != (len(ssh) == 1) {
+				t.Errorf("SSH exposures %+v, want exposed %v", ssh, tc.exposed)
+			}
+			if tc.note != "" {
+				wantNotes(t, rep, tc.note)
+			}
+		})
+	}
+}
+
+// naclUnknownNetwork is a public subnet whose dedicated network ACL, with
+// no entries of its own, has a count known only after apply.
+const naclUnknownNetwork = `
+variable "dedicated" { type = bool }
+variable "acl" {}
+resource "aws_vpc" "main" {
+  cidr_block = "10.71.0.0/16"
+}
+resource "aws_internet_gateway" "main" {
+  vpc_id = aws_vpc.main.id
+}
+resource "aws_route_table" "public" {
+  vpc_id = aws_vpc.main.id
+  route {
+    cidr_block = "0.0.0.0/0"
+    gateway_id = aws_internet_gateway.main.id
+  }
+}
+resource "aws_subnet" "public" {
+  vpc_id     = aws_vpc.main.id
+  cidr_block = "10.71.1.0/24"
+}
+resource "aws_route_table_association" "public" {
+  subnet_id      = aws_subnet.public.id
+  route_table_id = aws_route_table.public.id
+}
+resource "aws_network_acl" "public" {
+  count      = var.dedicated ? 1 : 0
+  vpc_id     = aws_vpc.main.id
+  subnet_ids = [aws_subnet.public.id]
+}
+resource "aws_security_group" "ssh" {
+  vpc_id = aws_vpc.main.id
+  ingress {
+    from_port   = 22
+    to_port     = 22
+    protocol    = "tcp"
+    cidr_blocks = ["0.0.0.0/0"]
+  }
+}
+resource "aws_instance" "bastion" {
+  ami                         = "ami-12345678"
+  instance_type               = "t3.micro"
+  subnet_id                   = aws_subnet.public.id
+  associate_public_ip_address = true
+  vpc_security_group_ids      = [aws_security_group.ssh.id]
+}
+`

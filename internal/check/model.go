@@ -607,19 +607,31 @@ func (m *Model) buildNACLs(byType map[string][]*tf.Resource) {
 		}
 	}
 	for _, r := range byType["aws_network_acl_rule"] {
-		n := m.nacls[m.addr(str(r.Values, "network_acl_id"))]
-		if n == nil {
-			m.note(r, "network ACL %q is not in the project", str(r.Values, "network_acl_id"))
+		ns, one := m.naclsOf(r)
+		if len(ns) == 0 {
 			continue
 		}
 		rule, ok := m.naclRule(r, r.Values, r.Address)
 		if !ok {
 			continue
 		}
-		if boolean(r.Values, "egress", false) {
-			n.Egress = append(n.Egress, rule)
-		} else {
-			n.Ingress = append(n.Ingress, rule)
+		if !one {
+			// Not proven to be one ACL: an allow is read as each one's
+			// (it may admit through any), a deny as none's (it may deny
+			// in none of them).
+			if !rule.Allow {
+				m.note(r, "network ACL not known statically: the deny is assumed to be in none")
+				continue
+			}
+			const why = "network ACL not known statically: the allow is assumed to be in each it may be"
+			rule.Assumed = strings.TrimPrefix(rule.Assumed+"; "+why, "; ")
+		}
+		for _, n := range ns {
+			if boolean(r.Values, "egress", false) {
+				n.Egress = append(n.Egress, rule)
+			} else {
+				n.Ingress = append(n.Ingress, rule)
+			}
 		}
 	}
 	for _, r := range byType["aws_network_acl_association"] {
@@ -632,6 +644,30 @@ func (m *Model) buildNACLs(byType map[string][]*tf.Resource) {
 		sort.SliceStable(n.Ingress, func(i, j int) bool { return n.Ingress[i].No < n.Ingress[j].No })
 		sort.SliceStable(n.Egress, func(i, j int) bool { return n.Egress[i].No < n.Egress[j].No })
 	}
+}
+
+// naclsOf returns the network ACLs an aws_network_acl_rule may be an entry
+// of: the one it names; when its network_acl_id is not known statically,
+// the instances of the ACLs its expression references (tf.Unknown.From),
+// or every ACL of the project when it references none (it may then name
+// one outside the project), noted. one reports that the rule is proven to
+// be the entry of the one ACL returned.
+func (m *Model) naclsOf(r *tf.Resource) (ns []*NACL, one bool) {
+	if n := m.nacls[m.addr(str(r.Values, "network_acl_id"))]; n != nil {
+		return []*NACL{n}, true
+	}
+	if !unknown(r.Values, "network_acl_id") {
+		m.note(r, "network ACL %q is not in the project", str(r.Values, "network_acl_id"))
+		return nil, false
+	}
+	from := unknownFrom(r.Values, "network_acl_id")
+	ns = instancesOf(m, from, m.NACLs, func(n *NACL) *tf.Resource { return n.Res })
+	if ns == nil {
+		m.note(r, "network ACL not known statically: assumed to be any network ACL of the project")
+		return m.NACLs, false
+	}
+	m.note(r, "network ACL not known statically: assumed to be %s", strings.Join(from, ", "))
+	return ns, len(ns) == 1
 }
 
 // ACL returns the network ACL of s (nil: a default ACL that allows all).
