@@ -215,6 +215,10 @@ type Mesh struct {
 	// does not know its services yet, and says so (errNotReady).
 	servicesSet atomic.Bool
 
+	// keepAliveEvery is how long a tunnel stays silent before it is
+	// pinged: keepAliveEvery, unless a test sets it before Run.
+	keepAliveEvery time.Duration
+
 	ctx    context.Context
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
@@ -251,6 +255,9 @@ func muxConfig() *yamux.Config {
 	// tunnel: the destination takes as many as the source opens (the
 	// library's default would reset the 1,001st).
 	c.MaxIncomingStreams = math.MaxUint32
+	// A tunnel's liveness is keepAlive's, which costs a busy tunnel no
+	// timer per frame received.
+	c.EnableKeepAlive = false
 	return c
 }
 
@@ -306,6 +313,7 @@ func New(c Config) (*Mesh, error) {
 	empty := map[string]Service{}
 	m.services.Store(&empty)
 	m.mux = muxConfig()
+	m.keepAliveEvery = keepAliveEvery
 	var err error
 	m.srvTLS, err = m.serverTLS()
 	if err != nil {
