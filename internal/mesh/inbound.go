@@ -185,7 +185,7 @@ func (m *Mesh) serveConn(c net.Conn) {
 	m.mu.Unlock()
 	go func() {
 		defer m.wg.Done()
-		keepAlive(sess, &bc.reads, m.keepAliveEvery)
+		keepAlive(sess, &bc.reads, keepAliveEvery)
 	}()
 	// A tunnel takes streams no longer than the SVID that opened it lives
 	// (serveStream refuses them after); the streams it carries then finish,

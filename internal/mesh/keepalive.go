@@ -20,8 +20,9 @@ const keepAliveEvery = 30 * time.Second
 // go-yamux's own keep-alive, which this replaces (muxConfig turns it off),
 // asks the same, but re-arms its timer, under a lock, for every frame
 // received: on a tunnel carrying requests and responses, a timer reset per
-// message in each agent (2–3% of an agent's CPU under wrk). Here a busy
-// tunnel costs an atomic add per read of its socket.
+// message in each agent (1.8% and 2.8% of the two agents' CPU profiles
+// under wrk, bench/mesh/README.md). Here a busy tunnel costs an atomic add
+// per read of its socket.
 func keepAlive(sess *yamux.Session, reads *atomic.Int64, every time.Duration) {
 	tick := time.NewTicker(every)
 	defer tick.Stop()

@@ -215,10 +215,6 @@ type Mesh struct {
 	// does not know its services yet, and says so (errNotReady).
 	servicesSet atomic.Bool
 
-	// keepAliveEvery is how long a tunnel stays silent before it is
-	// pinged: keepAliveEvery, unless a test sets it before Run.
-	keepAliveEvery time.Duration
-
 	ctx    context.Context
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
@@ -313,7 +309,6 @@ func New(c Config) (*Mesh, error) {
 	empty := map[string]Service{}
 	m.services.Store(&empty)
 	m.mux = muxConfig()
-	m.keepAliveEvery = keepAliveEvery
 	var err error
 	m.srvTLS, err = m.serverTLS()
 	if err != nil {
