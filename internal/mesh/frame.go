@@ -4,6 +4,7 @@ import (
 	"net"
 	"runtime"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -246,6 +247,10 @@ type batchConn struct {
 	keep    []byte  // buf's own buffer, while buf is big's
 	big     *[]byte // from bigBatches, between hold and flush
 
+	// reads counts Read's calls, for keepAlive: whether anything
+	// arrived in a while.
+	reads atomic.Int64
+
 	// Read's alone (TLS serializes its reads):
 	ahead              *[]byte // from bigReads, while bulk arrives
 	aheadPos, aheadEnd int     // what of ahead is still to be read
@@ -270,6 +275,7 @@ var bigReads = sync.Pool{New: func() any { b := make([]byte, bigRead); return &b
 // ends it and lets the buffer go, so a tunnel carrying requests and
 // responses, or none, holds no buffer.
 func (c *batchConn) Read(p []byte) (int, error) {
+	c.reads.Add(1)
 	if c.ahead == nil {
 		n, err := c.Conn.Read(p)
 		if n == len(p) && n >= minReadAhead && err == nil {

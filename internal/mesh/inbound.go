@@ -181,7 +181,12 @@ func (m *Mesh) serveConn(c net.Conn) {
 		return
 	}
 	m.inbound[t] = struct{}{}
+	m.wg.Add(1)
 	m.mu.Unlock()
+	go func() {
+		defer m.wg.Done()
+		keepAlive(sess, &bc.reads, keepAliveEvery)
+	}()
 	// A tunnel takes streams no longer than the SVID that opened it lives
 	// (serveStream refuses them after); the streams it carries then finish,
 	// and it closes after the last.

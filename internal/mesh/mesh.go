@@ -251,6 +251,9 @@ func muxConfig() *yamux.Config {
 	// tunnel: the destination takes as many as the source opens (the
 	// library's default would reset the 1,001st).
 	c.MaxIncomingStreams = math.MaxUint32
+	// A tunnel's liveness is keepAlive's, which costs a busy tunnel no
+	// timer per frame received.
+	c.EnableKeepAlive = false
 	return c
 }
 

@@ -238,7 +238,7 @@ func (m *Mesh) dialTunnel(ctx context.Context, src, dst, addr string, cert *tls.
 	m.wg.Add(1)
 	go func() {
 		defer m.wg.Done()
-		<-sess.CloseChan()
+		keepAlive(sess, &bc.reads, keepAliveEvery)
 		m.stats.tunnels.Add(-1)
 	}()
 	return t, nil
