@@ -5,6 +5,11 @@ type byteSet [4]uint64
 
 func (b *byteSet) add(c byte) { b[c/64] |= 1 << (c % 64) }
 
+// addAll adds the bytes of o to b.
+func (b *byteSet) addAll(o byteSet) {
+	b[0], b[1], b[2], b[3] = b[0]|o[0], b[1]|o[1], b[2]|o[2], b[3]|o[3]
+}
+
 func (b byteSet) has(c byte) bool { return b[c/64]&(1<<(c%64)) != 0 }
 
 // meets reports whether b and o share a byte.

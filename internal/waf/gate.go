@@ -172,8 +172,12 @@ type gatePlan struct {
 	// twins[node]: the nodes whose value node may take (gateshare.go).
 	twins [][]int
 	// unions: how many (selector, chain) pairs rules read with a byte
-	// test (gateRule.unions).
-	unions int
+	// test (gateRule.unions), unionSel[slot] each one's selector;
+	// wholes[w]: the unions slots whose bytes make up whole slot w
+	// (gateRule.whole).
+	unions   int
+	unionSel []int
+	wholes   [][]int32
 }
 
 // nodeMulti is the necessity tests of the @rx rules that read values
@@ -237,6 +241,13 @@ type gateRule struct {
 	// values together refuses each value: its values are not read one
 	// by one.
 	unions []int32
+	// whole: 1 + the slot of the bytes of all the values of all of sels
+	// that are not counts, after node (gateState.whole); 0 when fewer
+	// than two slots of unions make them up. CRS's rules mostly read one
+	// list of variables through one chain: a test that refuses those
+	// bytes refuses every such selector at once, with one test where
+	// unions takes one per selector.
+	whole int32
 }
 
 // gateSelector is one VARIABLE[:key] a rule reads.
@@ -766,8 +777,10 @@ type gateState struct {
 	bset []int32
 	bval []byteSet
 	// uni[slot] is 1 + the offset in bval of the bytes of all the values
-	// of a selector after a chain (gateRule.unions), once computed.
-	uni []int32
+	// of a selector after a chain (gateRule.unions), once computed; whole
+	// the same for a list of selectors (gateRule.whole).
+	uni   []int32
+	whole []int32
 	// all: each collection's every value, as FindAll returns it, once
 	// asked for.
 	all []collectionValues
@@ -821,6 +834,11 @@ func (s *gateState) reset(p *gatePlan, tx plugintypes.TransactionState) {
 	}
 	s.uni = s.uni[:p.unions]
 	clear(s.uni)
+	if cap(s.whole) < len(p.wholes) {
+		s.whole = make([]int32, len(p.wholes))
+	}
+	s.whole = s.whole[:len(p.wholes)]
+	clear(s.whole)
 	clear(s.all)
 	s.all = s.all[:0]
 }
@@ -1121,8 +1139,11 @@ func (s *gateState) opMayMatch(r *gateRule) bool {
 	if r.unclocked {
 		return len(s.tx.Variables().TX().Get(txStart)) > 0
 	}
+	// When the bytes of all the values refuse r's byte tests, only its
+	// counts are left to ask.
+	counts := r.whole > 0 && !s.wholeMay(r)
 	for i, k := range r.sels {
-		if r.unions != nil && !s.unionMay(r, r.unions[i], k) {
+		if counts && !s.p.selectors[k].count || r.unions != nil && !s.unionMay(r, r.unions[i], k) {
 			continue
 		}
 		if s.p.selectors[k].count {
@@ -1173,13 +1194,17 @@ func (s *gateState) opMayMatch(r *gateRule) bool {
 }
 
 // planUnions gives each (selector, chain) pair that a rule with a byte
-// test reads through its slot in gateState.uni.
+// test reads through its slot in gateState.uni, and each (selectors,
+// chain) its slot in gateState.whole: the rules reading the same
+// variables through the same chain, in whatever order, share it.
 func (p *gatePlan) planUnions() {
 	slot := map[[2]int]int32{}
+	whole := map[string]int32{}
 	var visit func(r *gateRule)
 	visit = func(r *gateRule) {
 		if r.op != nil && !r.multiMatch && (r.pick != nil || r.class != nil) {
 			r.unions = make([]int32, len(r.sels))
+			var parts []int32
 			for i, k := range r.sels {
 				if p.selectors[k].count {
 					r.unions[i] = -1
@@ -1190,8 +1215,22 @@ func (p *gatePlan) planUnions() {
 				if !ok {
 					n = int32(len(slot))
 					slot[key] = n
+					p.unionSel = append(p.unionSel, k)
 				}
 				r.unions[i] = n
+				parts = append(parts, n)
+			}
+			slices.Sort(parts)
+			parts = slices.Compact(parts)
+			if len(parts) > 1 {
+				key := fmt.Sprint(parts)
+				w, ok := whole[key]
+				if !ok {
+					p.wholes = append(p.wholes, parts)
+					w = int32(len(p.wholes))
+					whole[key] = w
+				}
+				r.whole = w
 			}
 		}
 		for i := range r.links {
@@ -1211,18 +1250,41 @@ func (p *gatePlan) planUnions() {
 // s.uni; -1: not kept). Both tests pass a set whenever they pass a part
 // of it, so a refusal here is a refusal of every value.
 func (s *gateState) unionMay(r *gateRule, slot int32, k int) bool {
-	if slot < 0 {
-		return true
-	}
+	return slot < 0 || r.bytesMay(s.union(slot, k, r.node))
+}
+
+// union is the set of the bytes of all of selector k's values after
+// node (slot: their place in s.uni).
+func (s *gateState) union(slot int32, k, node int) byteSet {
 	if s.uni[slot] == 0 {
 		var u byteSet
 		for _, vi := range s.values(k) {
-			b := s.bytes(r.node, vi)
-			u[0], u[1], u[2], u[3] = u[0]|b[0], u[1]|b[1], u[2]|b[2], u[3]|b[3]
+			u.addAll(s.bytes(node, vi))
 		}
 		s.bval = append(s.bval, u)
 		s.uni[slot] = int32(len(s.bval))
 	}
-	u := s.bval[s.uni[slot]-1]
+	return s.bval[s.uni[slot]-1]
+}
+
+// wholeMay reports whether r's byte tests pass the bytes of all the
+// values of all of r's selectors that are not counts, after r's chain:
+// the union of their unionMay sets.
+func (s *gateState) wholeMay(r *gateRule) bool {
+	w := r.whole - 1
+	if s.whole[w] == 0 {
+		var u byteSet
+		for _, slot := range s.p.wholes[w] {
+			u.addAll(s.union(slot, s.p.unionSel[slot], r.node))
+		}
+		s.bval = append(s.bval, u)
+		s.whole[w] = int32(len(s.bval))
+	}
+	return r.bytesMay(s.bval[s.whole[w]-1])
+}
+
+// bytesMay reports whether r's byte tests (pick, class) pass a value
+// whose bytes are u.
+func (r *gateRule) bytesMay(u byteSet) bool {
 	return (r.pick == nil || r.pick.passes(u)) && (r.class == nil || u.meets(*r.class))
 }

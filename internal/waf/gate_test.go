@@ -363,3 +363,69 @@ func TestGateTransformationActs(t *testing.T) {
 		t.Error("moatDecodeEvasions's bytes not known: the gate runs it on every value")
 	}
 }
+
+// TestGateWholeUnion: rules that read the same variables through the
+// same chain, in whatever order, share the bytes of all their values
+// (gateRule.whole), which decide each of them once; a count among the
+// variables stays apart, and a rule whose other variables' bytes refuse
+// it still matches on the count.
+func TestGateWholeUnion(t *testing.T) {
+	const rules = `SecRule ARGS_GET|ARGS_GET_NAMES|REQUEST_HEADERS:X-A "@pm zq" "id:1520,phase:1,pass,log,t:none,t:lowercase,msg:'whole pm'"` + "\n" +
+		`SecRule REQUEST_HEADERS:X-A|ARGS_GET_NAMES|ARGS_GET "@rx jx" "id:1521,phase:1,pass,log,t:none,t:lowercase,msg:'whole rx'"` + "\n" +
+		`SecRule &REQUEST_HEADERS:X-B|ARGS_GET|ARGS_GET_NAMES "@pm 0" "id:1522,phase:1,pass,log,t:none,msg:'whole and a count'"` + "\n"
+	file := filepath.Join(t.TempDir(), "rules.conf")
+	if err := os.WriteFile(file, []byte(rules), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cfg := Config{Budget: time.Hour, RuleFilesBefore: []string{file}}
+	req := func(q, hdr string) []byte {
+		return []byte("GET /?" + q + " HTTP/1.1\r\nHost: localhost\r\nUser-Agent: test\r\nAccept: */*\r\nX-B: 1\r\n" + hdr + "\r\n")
+	}
+	cases := []struct {
+		raw  []byte
+		want []int
+	}{
+		{req("a=ZQ", ""), []int{1520}},
+		{req("JX=b", ""), []int{1521}},
+		{req("a=b", "X-A: zq jx\r\n"), []int{1520, 1521}},
+		{req("a=b", ""), nil},
+		{req("a=0", ""), []int{1522}},
+		{[]byte("GET /?a=b HTTP/1.1\r\nHost: localhost\r\nUser-Agent: test\r\nAccept: */*\r\n\r\n"), []int{1522}},
+	}
+	var raws [][]byte
+	for _, c := range cases {
+		raws = append(raws, c.raw)
+	}
+	differential(t, cfg, nil, raws)
+	w, err := New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Close()
+	for _, c := range cases {
+		v, err, _ := verdictOf(w, nil, c.raw)
+		for _, id := range []int{1520, 1521, 1522} {
+			if got, want := slices.Contains(v.RuleIDs, id), slices.Contains(c.want, id); got != want || err != nil {
+				t.Errorf("%q: rule %d matched %v, want %v (%+v, %v)", c.raw, id, got, want, v, err)
+			}
+		}
+	}
+	p, err := planGate(w.waf, []int{gate1ID}, 1, time.Hour, w.res.consts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	decided := map[int]*gateRule{}
+	for i, r := range p.after[gate1ID] {
+		decided[r.id] = &p.after[gate1ID][i]
+	}
+	a, b, c := decided[1520], decided[1521], decided[1522]
+	if a == nil || b == nil || c == nil {
+		t.Fatalf("rules left to Coraza: 1520 %v, 1521 %v, 1522 %v", a != nil, b != nil, c != nil)
+	}
+	if a.whole == 0 || a.whole != b.whole || len(p.wholes[a.whole-1]) != 3 {
+		t.Errorf("rules 1520 and 1521 do not share the bytes of their three variables: slots %d and %d", a.whole, b.whole)
+	}
+	if c.whole == 0 || c.whole == a.whole || len(p.wholes[c.whole-1]) != 2 {
+		t.Errorf("rule 1522's two variables that are not counts have no slot of their own: %d", c.whole)
+	}
+}
