@@ -17,9 +17,10 @@
 // with an address of its choosing, since its own resolution is never used.
 // A name never reaches an internal address (loopback, link-local, private
 // networks); only a network rule reaches those. When the client speaks
-// TLS, its server name must be the host it asked for, so an allowed name
-// cannot front for another one on the same servers (HTTP Host headers
-// inside TLS are not visible and not checked).
+// TLS, its first record must be its ClientHello and its server name the
+// host it asked for, so an allowed name cannot front for another one on
+// the same servers (HTTP Host headers inside TLS are not visible and not
+// checked).
 //
 // Every egress connection is recorded at the point (OCSF Network Activity
 // with the host name, the source identity and the rule), and every refusal
@@ -279,7 +280,7 @@ func (p *Point) Relay(client net.Conn, first []byte, up *Upstream) {
 	case err != nil && len(hello) == 0:
 		// The client sent nothing (or left): nothing to check or relay.
 	case err != nil:
-		code, reason = flow.ReasonSNIMismatch, fmt.Sprintf("unreadable TLS ClientHello to %s: %v", up.tgt, err)
+		code, reason = flow.ReasonSNIMismatch, fmt.Sprintf("TLS ClientHello to %s refused: %v", up.tgt, err)
 	case isTLS && !sniMatches(up.tgt.Host, sni):
 		code, reason = flow.ReasonSNIMismatch, fmt.Sprintf("TLS server name %q is not the host asked for, %s", sni, up.tgt.Host)
 	}

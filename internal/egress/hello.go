@@ -3,6 +3,7 @@ package egress
 import (
 	"crypto/tls"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"time"
@@ -16,11 +17,23 @@ const maxHello = 64 << 10
 // its first byte came.
 const helloTimeout = 10 * time.Second
 
+// TLS record types (RFC 8446, RFC 6520): a client's first record must be a
+// handshake one.
+const (
+	recordChangeCipherSpec = 20
+	recordAlert            = 21
+	recordHandshake        = 22
+	recordApplicationData  = 23
+	recordHeartbeat        = 24
+)
+
 var errGotHello = errors.New("egress: client hello read")
 
 // readHello reads the client's first bytes (first, then from c). When they
 // open a TLS handshake it reads the whole ClientHello and returns its
-// server name. It returns every byte read, to be replayed upstream.
+// server name. It returns every byte read, to be replayed upstream. A
+// first byte of another TLS record type is an error (isTLS): no record
+// may come before the ClientHello.
 func readHello(c net.Conn, first []byte) (read []byte, sni string, isTLS bool, err error) {
 	rc := &recordingConn{Conn: c, pending: append([]byte(nil), first...)}
 	if len(rc.pending) == 0 {
@@ -31,7 +44,14 @@ func readHello(c net.Conn, first []byte) (read []byte, sni string, isTLS bool, e
 		}
 		rc.pending = append(rc.pending, b[0])
 	}
-	if rc.pending[0] != 0x16 { // not a TLS handshake record: another protocol
+	switch rc.pending[0] {
+	case recordHandshake:
+	case recordChangeCipherSpec, recordAlert, recordApplicationData, recordHeartbeat:
+		// A TLS record before the ClientHello: servers drop some (TLS 1.2
+		// warning alerts) and read the hello after it, which would then
+		// go unchecked.
+		return rc.pending, "", true, fmt.Errorf("egress: a TLS record of type %d before the ClientHello", rc.pending[0])
+	default: // another protocol
 		return rc.pending, "", false, nil
 	}
 	_ = c.SetReadDeadline(time.Now().Add(helloTimeout))
