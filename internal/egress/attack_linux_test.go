@@ -5,8 +5,12 @@ package egress
 import (
 	"bufio"
 	"context"
+	"crypto/ecdh"
+	"crypto/rand"
 	"crypto/tls"
+	"encoding/binary"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"testing"
@@ -108,4 +112,120 @@ func TestEgressRecordBeforeHello(t *testing.T) {
 		w.refusedHandshake(t, &prefixConn{Conn: c, prefix: rec}, "evil.example.test", "api.example.test")
 		c.Close()
 	}
+}
+
+// rawHello is a TLS 1.2 ClientHello record naming names in one
+// server_name extension, with empty extensions of the types extra.
+func rawHello(names []string, extra ...uint16) []byte {
+	u16 := binary.BigEndian.AppendUint16
+	var exts []byte
+	if names != nil {
+		var list []byte
+		for _, n := range names {
+			list = append(u16(append(list, 0), uint16(len(n))), n...)
+		}
+		exts = append(u16(u16(u16(exts, 0), uint16(len(list)+2)), uint16(len(list))), list...)
+	}
+	for _, e := range extra {
+		exts = u16(u16(exts, e), 0)
+	}
+	body := []byte{3, 3}
+	body = append(body, make([]byte, 32)...)                              // random
+	body = append(body, 0)                                                // session id
+	body = u16(u16(body, 2), tls.TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256) // cipher suites
+	body = append(body, 1, 0)                                             // compression: null
+	body = append(u16(body, uint16(len(exts))), exts...)
+	hs := append([]byte{1, 0, byte(len(body) >> 8), byte(len(body))}, body...)
+	return append(u16([]byte{0x16, 3, 1}, uint16(len(hs))), hs...)
+}
+
+// refusedRaw writes hello through a tunnel to host and asserts the point
+// relays nothing back and records an SNI refusal.
+func (w *world) refusedRaw(t *testing.T, p *Proxy, host string, hello []byte) {
+	t.Helper()
+	mark := len(w.recs.Records())
+	c := tunnel(t, p, net.JoinHostPort(host, "443"))
+	defer c.Close()
+	if _, err := c.Write(hello); err != nil {
+		t.Fatal(err)
+	}
+	if b, _ := io.ReadAll(c); len(b) != 0 {
+		t.Errorf("the server answered the ClientHello: % x", b)
+	}
+	w.waitAfter(t, mark, "the refused ClientHello", func(r flow.Record) bool {
+		return r.Unmapped.ReasonCode == flow.ReasonSNIMismatch && r.DstEndpoint.Hostname == host
+	})
+}
+
+// echConfigList is an ECHConfigList (draft-ietf-tls-esni) of one X25519,
+// HKDF-SHA256, AES-128-GCM config whose outer server name is publicName,
+// and that config alone.
+func echConfigList(pub []byte, publicName string) (list, config []byte) {
+	u16 := binary.BigEndian.AppendUint16
+	c := []byte{1}                               // config_id
+	c = u16(c, 0x0020)                           // DHKEM(X25519, HKDF-SHA256)
+	c = append(u16(c, uint16(len(pub))), pub...) // public_key
+	c = u16(u16(u16(c, 4), 0x0001), 0x0001)      // HKDF-SHA256, AES-128-GCM
+	c = append(c, 0)                             // maximum_name_length
+	c = append(append(c, byte(len(publicName))), publicName...)
+	c = u16(c, 0) // extensions
+	config = append(u16(u16(nil, 0xfe0d), uint16(len(c))), c...)
+	return append(u16(nil, uint16(len(config))), config...), config
+}
+
+// TestEgressHiddenServerName: a ClientHello whose outer server name is
+// the allowed host can carry the real one encrypted (ECH, and the ESNI
+// drafts before it), which a server holding the keys for both serves;
+// the egress point checked only the outer name.
+func TestEgressHiddenServerName(t *testing.T) {
+	w := newWorld(t)
+	pol, err := policy.Parse([]byte(`egress:
+  - name: payments
+    from: [api]
+    to: api.example.test
+    ports: [443, 8443]
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := w.proxy(t, pol, w.point(t, pol), nil, apiCaller)
+
+	t.Log("ECH: the outer hello names api.example.test, the inner one evil.example.test")
+	key, err := ecdh.X25519().GenerateKey(rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	list, config := echConfigList(key.PublicKey().Bytes(), "api.example.test")
+	cert, roots := serverCert(t, "api.example.test", "evil.example.test")
+	var ln net.Listener
+	if err := w.internet.Do(func() (err error) {
+		ln, err = tls.Listen("tcp", ":8443", &tls.Config{Certificates: []tls.Certificate{cert},
+			EncryptedClientHelloKeys: []tls.EncryptedClientHelloKey{{Config: config, PrivateKey: key.Bytes(), SendAsRetry: true}}})
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			c.(*tls.Conn).Handshake()
+			c.Close()
+		}
+	}()
+	mark := len(w.recs.Records())
+	c := tunnel(t, p, "api.example.test:8443")
+	tc := tls.Client(c, &tls.Config{ServerName: "evil.example.test", RootCAs: roots, MinVersion: tls.VersionTLS13, EncryptedClientHelloConfigList: list})
+	if err := tc.Handshake(); err == nil {
+		t.Errorf("an encrypted ClientHello reached %s through a tunnel to api.example.test (ECH accepted: %v)", tc.ConnectionState().ServerName, tc.ConnectionState().ECHAccepted)
+	}
+	w.waitAfter(t, mark, "the refused ECH hello", func(r flow.Record) bool {
+		return r.Unmapped.ReasonCode == flow.ReasonSNIMismatch && r.DstEndpoint.Hostname == "api.example.test"
+	})
+
+	t.Log("ESNI (draft extension 0xffce) next to an allowed server name")
+	w.refusedRaw(t, p, "api.example.test", rawHello([]string{"api.example.test"}, 0xffce))
 }

@@ -27,13 +27,22 @@ const (
 	recordHeartbeat        = 24
 )
 
+// Extensions that carry the real server name encrypted, the clear one
+// naming only a front: Encrypted Client Hello (draft-ietf-tls-esni-18)
+// and the earlier drafts' encrypted_server_name.
+const (
+	extensionECH  = 0xfe0d
+	extensionESNI = 0xffce
+)
+
 var errGotHello = errors.New("egress: client hello read")
 
 // readHello reads the client's first bytes (first, then from c). When they
 // open a TLS handshake it reads the whole ClientHello and returns its
 // server name. It returns every byte read, to be replayed upstream. A
 // first byte of another TLS record type is an error (isTLS): no record
-// may come before the ClientHello.
+// may come before the ClientHello. So is a ClientHello with an encrypted
+// server name (ECH, ESNI), whose clear one need not be where it goes.
 func readHello(c net.Conn, first []byte) (read []byte, sni string, isTLS bool, err error) {
 	rc := &recordingConn{Conn: c, pending: append([]byte(nil), first...)}
 	if len(rc.pending) == 0 {
@@ -56,8 +65,14 @@ func readHello(c net.Conn, first []byte) (read []byte, sni string, isTLS bool, e
 	}
 	_ = c.SetReadDeadline(time.Now().Add(helloTimeout))
 	defer c.SetReadDeadline(time.Time{})
+	var hidden error
 	srv := tls.Server(rc, &tls.Config{GetConfigForClient: func(h *tls.ClientHelloInfo) (*tls.Config, error) {
 		sni = h.ServerName
+		for _, e := range h.Extensions {
+			if e == extensionECH || e == extensionESNI {
+				hidden = fmt.Errorf("egress: the ClientHello carries an encrypted server name (extension %#04x) behind %q", e, sni)
+			}
+		}
 		return nil, errGotHello
 	}})
 	herr := srv.Handshake()
@@ -67,7 +82,7 @@ func readHello(c net.Conn, first []byte) (read []byte, sni string, isTLS bool, e
 		}
 		return rc.all(), "", true, herr
 	}
-	return rc.all(), sni, true, nil
+	return rc.all(), sni, true, hidden
 }
 
 // recordingConn replays pending bytes, then reads from Conn, keeping
