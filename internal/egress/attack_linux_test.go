@@ -229,3 +229,40 @@ func TestEgressHiddenServerName(t *testing.T) {
 	t.Log("ESNI (draft extension 0xffce) next to an allowed server name")
 	w.refusedRaw(t, p, "api.example.test", rawHello([]string{"api.example.test"}, 0xffce))
 }
+
+// TestEgressServerNameCaseFolding: a server name with a non-ASCII letter
+// that Unicode lower-cases to an ASCII one (U+0130 to "i", the Kelvin sign
+// to "k") passed for the allowed name, while the server saw another name.
+func TestEgressServerNameCaseFolding(t *testing.T) {
+	w, p := attackWorld(t)
+	const folded = "ap\u0130.example.test"
+	c := tunnel(t, p, "api.example.test:443")
+	w.refusedHandshake(t, c, folded, "api.example.test")
+
+	t.Log("on the SNI listener too")
+	mark := len(w.recs.Records())
+	c, err := net.Dial("tcp", p.Addr("sni").String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(testkit.WaitLimit))
+	if err := tls.Client(c, &tls.Config{ServerName: folded, RootCAs: w.roots}).Handshake(); err == nil {
+		t.Errorf("the SNI listener let %q through", folded)
+	}
+	w.waitAfter(t, mark, "the SNI listener's refusal", func(r flow.Record) bool {
+		return r.Unmapped.ReasonCode == flow.ReasonSNIMismatch && r.DstEndpoint.Hostname != "api.example.test"
+	})
+
+	t.Log("and a CONNECT to such a name is a bad request")
+	c, err = net.Dial("tcp", p.Addr("connect").String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(testkit.WaitLimit))
+	fmt.Fprintf(c, "CONNECT %s:443 HTTP/1.1\r\nHost: %[1]s:443\r\n\r\n", folded)
+	if resp, err := http.ReadResponse(bufio.NewReader(c), nil); err != nil || resp.StatusCode != http.StatusBadRequest {
+		t.Errorf("CONNECT %s: %v %v", folded, resp.Status, err)
+	}
+}

@@ -92,7 +92,7 @@ func TestEgressNormalForms(t *testing.T) {
 	if h, err := NormalizeHost("[::ffff:203.0.113.9]"); err != nil || h != "203.0.113.9" {
 		t.Errorf("NormalizeHost mapped: %q %v", h, err)
 	}
-	for _, bad := range []string{"", "a b.com", "exa_mple.com", "-x.com", "x..com", "ünï.com", "fe80::1%eth0"} {
+	for _, bad := range []string{"", "a b.com", "exa_mple.com", "-x.com", "x..com", "ünï.com", "fe80::1%eth0", "ap\u0130.stripe.com", "\u212aey.stripe.com", "api.stripe.com\xff"} {
 		if _, err := NormalizeHost(bad); err == nil {
 			t.Errorf("NormalizeHost(%q) accepted", bad)
 		}
