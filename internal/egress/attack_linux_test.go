@@ -266,3 +266,34 @@ func TestEgressServerNameCaseFolding(t *testing.T) {
 		t.Errorf("CONNECT %s: %v %v", folded, resp.Status, err)
 	}
 }
+
+// TestEgressNumericHost: IPv4 addresses written other than in dotted
+// decimal (one number, octal, hexadecimal, fewer parts) are not addresses
+// to netip, so they were taken for names, matched by name rules ("*")
+// and handed to the resolver, which (getaddrinfo's inet_aton) reads them
+// as addresses: an address reached without a network rule.
+func TestEgressNumericHost(t *testing.T) {
+	w := newWorld(t)
+	pol, err := policy.Parse([]byte(`egress:
+  - name: any-name
+    from: [api]
+    to: "*"
+    ports: [443]
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := w.proxy(t, pol, w.point(t, pol), nil, apiCaller)
+	for _, host := range []string{"3405803786", "0xcb00710a", "0313.0.0161.012", "203.0.29194", "127.1", "0x7f.1", "198.18.9.3."} {
+		c, err := net.Dial("tcp", p.Addr("connect").String())
+		if err != nil {
+			t.Fatal(err)
+		}
+		c.SetDeadline(time.Now().Add(testkit.WaitLimit))
+		fmt.Fprintf(c, "CONNECT %s:443 HTTP/1.1\r\nHost: %[1]s:443\r\n\r\n", host)
+		if resp, err := http.ReadResponse(bufio.NewReader(c), nil); err != nil || resp.StatusCode != http.StatusBadRequest {
+			t.Errorf("CONNECT %s: %v %v, want 400 (not a host name)", host, resp.Status, err)
+		}
+		c.Close()
+	}
+}

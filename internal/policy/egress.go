@@ -225,7 +225,8 @@ func lowerName(s string) (string, error) {
 
 var errIDN = errors.New("write internationalized names in their ASCII (xn--) form")
 
-// checkHostName accepts a DNS host name in ASCII (RFC 1123 labels).
+// checkHostName accepts a DNS host name in ASCII (RFC 1123 labels), not
+// ending in a number.
 func checkHostName(n string) error {
 	if n == "" || len(n) > 253 {
 		return fmt.Errorf("a host name has 1 to 253 characters")
@@ -249,7 +250,22 @@ func checkHostName(n string) error {
 			}
 		}
 	}
+	if endsInNumber(n) {
+		return fmt.Errorf("a name ending in a number is an IPv4 address in another form than a.b.c.d (decimal, octal, hexadecimal or fewer parts)")
+	}
 	return nil
+}
+
+// endsInNumber reports a name whose last label is a number, decimal or
+// 0x hexadecimal (octal is decimal's digits): no top-level domain is one,
+// and resolvers (inet_aton) and URL parsers read such a name as an IPv4
+// address, so a name rule would admit an address.
+func endsInNumber(n string) bool {
+	l := n[strings.LastIndexByte(n, '.')+1:]
+	if h, ok := strings.CutPrefix(l, "0x"); ok {
+		return strings.Trim(h, "0123456789abcdef") == ""
+	}
+	return strings.Trim(l, "0123456789") == ""
 }
 
 // NormalizeHost puts a requested host in the form egress rules match: a
