@@ -13,6 +13,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"strings"
 	"testing"
 	"time"
 
@@ -295,5 +296,127 @@ func TestEgressNumericHost(t *testing.T) {
 			t.Errorf("CONNECT %s: %v %v, want 400 (not a host name)", host, resp.Status, err)
 		}
 		c.Close()
+	}
+}
+
+// fragmentConn sends the first record written to it (a ClientHello) as
+// records of at most n bytes of it, each in its own write.
+type fragmentConn struct {
+	net.Conn
+	n    int
+	done bool
+}
+
+func (c *fragmentConn) Write(b []byte) (int, error) {
+	if c.done || len(b) < 5 || b[0] != 0x16 {
+		return c.Conn.Write(b)
+	}
+	c.done = true
+	body := b[5:]
+	for len(body) > 0 {
+		k := min(c.n, len(body))
+		rec := append([]byte{b[0], b[1], b[2], byte(k >> 8), byte(k)}, body[:k]...)
+		if _, err := c.Conn.Write(rec); err != nil {
+			return 0, err
+		}
+		body = body[k:]
+	}
+	return len(b), nil
+}
+
+// TestEgressHelloForms: ClientHellos an attacker shapes to slip another
+// server name past the check, refused, and a fragmented one naming the
+// allowed host, which passes (the check reads the whole hello).
+func TestEgressHelloForms(t *testing.T) {
+	w, p := attackWorld(t)
+
+	t.Log("a ClientHello split across records, each in its own TCP segment")
+	c := tunnel(t, p, "api.example.test:443")
+	w.refusedHandshake(t, &fragmentConn{Conn: c, n: 7}, "evil.example.test", "api.example.test")
+	c = tunnel(t, p, "api.example.test:443")
+	tc := tls.Client(&fragmentConn{Conn: c, n: 7}, &tls.Config{ServerName: "api.example.test", RootCAs: w.roots})
+	if err := tc.Handshake(); err != nil {
+		t.Errorf("a fragmented ClientHello naming the allowed host: %v", err)
+	}
+
+	t.Log("no server name to an allowed name")
+	c = tunnel(t, p, "api.example.test:443")
+	mark := len(w.recs.Records())
+	if err := tls.Client(c, &tls.Config{InsecureSkipVerify: true}).Handshake(); err == nil {
+		t.Error("a ClientHello without a server name went through")
+	}
+	w.waitAfter(t, mark, "the hello without a name", func(r flow.Record) bool { return r.Unmapped.ReasonCode == flow.ReasonSNIMismatch })
+
+	t.Log("two server names, the allowed one first or last")
+	w.refusedRaw(t, p, "api.example.test", rawHello([]string{"api.example.test", "evil.example.test"}))
+	w.refusedRaw(t, p, "api.example.test", rawHello([]string{"evil.example.test", "api.example.test"}))
+
+	t.Log("the ClientHello sent with the CONNECT request, before the proxy's answer")
+	mark = len(w.recs.Records())
+	c, err := net.Dial("tcp", p.Addr("connect").String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(testkit.WaitLimit))
+	req := []byte("CONNECT api.example.test:443 HTTP/1.1\r\nHost: api.example.test:443\r\n\r\n")
+	if _, err := c.Write(append(req, rawHello([]string{"evil.example.test"})...)); err != nil {
+		t.Fatal(err)
+	}
+	br := bufio.NewReader(c)
+	if resp, err := http.ReadResponse(br, nil); err != nil || resp.StatusCode != http.StatusOK {
+		t.Fatalf("CONNECT: %v %v", resp, err)
+	}
+	if b, _ := io.ReadAll(br); len(b) != 0 {
+		t.Errorf("the server answered the early ClientHello: % x", b)
+	}
+	w.waitAfter(t, mark, "the early hello", func(r flow.Record) bool {
+		return r.Unmapped.ReasonCode == flow.ReasonSNIMismatch && r.TLS != nil && r.TLS.SNI == "evil.example.test"
+	})
+}
+
+// TestEgressConnectForms: CONNECT requests written to reach something
+// other than what a rule allows, or to wear the proxy down, refused.
+func TestEgressConnectForms(t *testing.T) {
+	w, p := attackWorld(t)
+	for _, c := range []struct {
+		what, req string
+		status    int
+	}{
+		{"userinfo naming the allowed host", "CONNECT api.example.test:443@evil.example.test:443 HTTP/1.1\r\n\r\n", http.StatusForbidden},
+		{"Host header naming the allowed host", "CONNECT evil.example.test:443 HTTP/1.1\r\nHost: api.example.test:443\r\n\r\n", http.StatusForbidden},
+		{"an allowed name on a port no rule names", "CONNECT api.example.test:8443 HTTP/1.1\r\n\r\n", http.StatusForbidden},
+		{"the allowed name's address", "CONNECT " + w.internet.Addr.String() + ":443 HTTP/1.1\r\n\r\n", http.StatusForbidden},
+		{"the address as mapped IPv6", "CONNECT [::ffff:" + w.internet.Addr.String() + "]:443 HTTP/1.1\r\n\r\n", http.StatusForbidden},
+		{"the metadata address", "CONNECT 169.254.169.254:80 HTTP/1.1\r\n\r\n", http.StatusForbidden},
+		{"an address with a zone", "CONNECT [fe80::1%25lo]:443 HTTP/1.1\r\n\r\n", http.StatusBadRequest},
+		{"a percent-encoded name", "CONNECT api%2eexample.test:443 HTTP/1.1\r\n\r\n", http.StatusBadRequest},
+		{"port 0", "CONNECT api.example.test:0 HTTP/1.1\r\n\r\n", http.StatusBadRequest},
+		{"port 65536+443", "CONNECT api.example.test:65979 HTTP/1.1\r\n\r\n", http.StatusBadRequest},
+		{"a negative port", "CONNECT api.example.test:-443 HTTP/1.1\r\n\r\n", http.StatusBadRequest},
+		{"no port", "CONNECT api.example.test HTTP/1.1\r\n\r\n", http.StatusBadRequest},
+		{"a URL", "CONNECT https://api.example.test:443/ HTTP/1.1\r\n\r\n", http.StatusBadRequest},
+		{"a plain proxy request", "GET http://evil.example.test/ HTTP/1.1\r\nHost: evil.example.test\r\n\r\n", http.StatusMethodNotAllowed},
+		{"an oversized head", "CONNECT api.example.test:443 HTTP/1.1\r\nX: " + strings.Repeat("a", maxRequest) + "\r\n\r\n", http.StatusBadRequest},
+	} {
+		conn, err := net.Dial("tcp", p.Addr("connect").String())
+		if err != nil {
+			t.Fatal(err)
+		}
+		conn.SetDeadline(time.Now().Add(testkit.WaitLimit))
+		io.WriteString(conn, c.req)
+		resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
+		if err != nil || resp.StatusCode != c.status {
+			t.Errorf("%s: %v %v, want %d", c.what, resp, err, c.status)
+		}
+		conn.Close()
+	}
+	if rec := w.recs.Records(); len(rec) == 0 {
+		t.Error("no refusal recorded")
+	}
+	for _, r := range w.recs.Records() {
+		if r.ActivityID != flow.ActivityRefuse && r.Unmapped != nil && r.Unmapped.Kind == "egress" {
+			t.Errorf("an egress connection was made: %s", r.Message)
+		}
 	}
 }
