@@ -13,7 +13,11 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -418,5 +422,48 @@ func TestEgressConnectForms(t *testing.T) {
 		if r.ActivityID != flow.ActivityRefuse && r.Unmapped != nil && r.Unmapped.Kind == "egress" {
 			t.Errorf("an egress connection was made: %s", r.Message)
 		}
+	}
+}
+
+const searchChildEnv = "MOAT_EGRESS_SEARCH_RESOLV_CONF"
+
+// TestEgressSearchDomain: a name under an allowed wildcard that does not
+// resolve was tried again with the node's search domains appended
+// (resolv.conf's search), so the point reached a host of another domain
+// than the rule's. The node's resolv.conf is replaced for a child process
+// in a mount namespace of its own.
+func TestEgressSearchDomain(t *testing.T) {
+	if path := os.Getenv(searchChildEnv); path != "" {
+		if err := syscall.Mount(path, "/etc/resolv.conf", "", syscall.MS_BIND, ""); err != nil {
+			t.Fatal(err)
+		}
+		w, p := attackWorld(t)
+		if body, err := w.get(p, "nothere.v6.example.test"); err == nil {
+			t.Errorf("an unresolved allowed name reached another domain's host: %q", body)
+		}
+		wait(t, w.recs, "the unresolved name", func(r flow.Record) bool {
+			return r.Unmapped.ReasonCode == flow.ReasonEgressResolve && r.DstEndpoint.Hostname == "nothere.v6.example.test"
+		})
+		for _, r := range w.recs.Records() {
+			if r.ActivityID == flow.ActivityOpen {
+				t.Errorf("a connection was made: %s to %s", r.Message, r.DstEndpoint.IP)
+			}
+		}
+		return
+	}
+	if os.Geteuid() != 0 {
+		t.Skip("mount and network namespaces need root (CI runs as root)")
+	}
+	conf := filepath.Join(t.TempDir(), "resolv.conf")
+	if err := os.WriteFile(conf, []byte("nameserver 192.0.2.53\nsearch corp.test\noptions ndots:1\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*testkit.WaitLimit)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, os.Args[0], "-test.run=^TestEgressSearchDomain$", "-test.count=1", "-test.v")
+	cmd.Env = append(os.Environ(), searchChildEnv+"="+conf)
+	cmd.SysProcAttr = &syscall.SysProcAttr{Unshareflags: syscall.CLONE_NEWNS}
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Errorf("%v\n%s", err, out)
 	}
 }

@@ -186,14 +186,17 @@ func (p *Point) Open(ctx context.Context, t Target) (*Upstream, error) {
 }
 
 // resolve returns the addresses to dial: the address itself, or what this
-// point's resolver says for the name, without internal addresses.
+// point's resolver says for the name (fully qualified), without internal
+// addresses.
 func (p *Point) resolve(ctx context.Context, t Target) ([]netip.Addr, *Refusal) {
 	if a, err := netip.ParseAddr(t.Host); err == nil {
 		return []netip.Addr{a}, nil
 	}
 	ctx, cancel := context.WithTimeout(ctx, p.cfg.DialTimeout)
 	defer cancel()
-	got, err := p.cfg.Resolver.LookupNetIP(ctx, "ip", t.Host)
+	// The name as a fully qualified one: never another name the
+	// resolver's search domains make of it.
+	got, err := p.cfg.Resolver.LookupNetIP(ctx, "ip", t.Host+".")
 	if err != nil || len(got) == 0 {
 		return nil, &Refusal{Code: flow.ReasonEgressResolve, Reason: fmt.Sprintf("%s does not resolve: %v", t.Host, err)}
 	}

@@ -130,6 +130,8 @@ func newWorld(t *testing.T) *world {
 		"loopback6.v6.example.test.":   netip.MustParseAddr("::1"),
 		"linklocal6.v6.example.test.":  netip.MustParseAddr("fe80::1"),
 		"mapped.v6.example.test.":      netip.MustParseAddr("::ffff:169.254.169.254"),
+		// A name of the node's search domain (TestEgressSearchDomain).
+		"nothere.v6.example.test.corp.test.": w.evil.Addr,
 	}
 	var pc net.PacketConn
 	if err := w.internet.Do(func() (err error) { pc, err = net.ListenPacket("udp", ":53"); return err }); err != nil {
