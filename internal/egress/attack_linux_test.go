@@ -4,6 +4,7 @@ package egress
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"crypto/ecdh"
 	"crypto/rand"
@@ -355,6 +356,11 @@ func TestEgressHelloForms(t *testing.T) {
 	w.refusedRaw(t, p, "api.example.test", rawHello([]string{"api.example.test", "evil.example.test"}))
 	w.refusedRaw(t, p, "api.example.test", rawHello([]string{"evil.example.test", "api.example.test"}))
 
+	t.Log("a second ClientHello, naming another host, in the first one's record")
+	first, second := rawHello([]string{"api.example.test"}), rawHello([]string{"evil.example.test"})
+	both := append(append([]byte(nil), first[5:]...), second[5:]...)
+	w.refusedRaw(t, p, "api.example.test", append([]byte{0x16, 3, 1, byte(len(both) >> 8), byte(len(both))}, both...))
+
 	t.Log("the ClientHello sent with the CONNECT request, before the proxy's answer")
 	mark = len(w.recs.Records())
 	c, err := net.Dial("tcp", p.Addr("connect").String())
@@ -466,4 +472,70 @@ func TestEgressSearchDomain(t *testing.T) {
 	if out, err := cmd.CombinedOutput(); err != nil {
 		t.Errorf("%v\n%s", err, out)
 	}
+}
+
+// renameConn rewrites the server name from into to in every write after
+// the first (the second ClientHello after a HelloRetryRequest).
+type renameConn struct {
+	net.Conn
+	from, to string
+	writes   int
+}
+
+func (c *renameConn) Write(b []byte) (int, error) {
+	if c.writes++; c.writes > 1 {
+		b = bytes.ReplaceAll(b, []byte(c.from), []byte(c.to))
+	}
+	return c.Conn.Write(b)
+}
+
+// TestEgressRetriedHello: a server that answers the ClientHello with a
+// HelloRetryRequest gets a second ClientHello, which the egress point
+// relayed unchecked: it could name another server than the first.
+func TestEgressRetriedHello(t *testing.T) {
+	w := newWorld(t)
+	pol, err := policy.Parse([]byte(`egress:
+  - name: payments
+    from: [api]
+    to: api.example.test
+    ports: [8443]
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := w.proxy(t, pol, w.point(t, pol), nil, apiCaller)
+	cert, roots := serverCert(t, "api.example.test", "evi.example.test")
+	var ln net.Listener
+	if err := w.internet.Do(func() (err error) {
+		// P-256 only: clients offering X25519 key shares are asked again.
+		ln, err = tls.Listen("tcp", ":8443", &tls.Config{Certificates: []tls.Certificate{cert}, CurvePreferences: []tls.CurveID{tls.CurveP256}})
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			c.(*tls.Conn).Handshake()
+			c.Close()
+		}
+	}()
+	t.Log("a retried hello naming the allowed host passes")
+	c := tunnel(t, p, "api.example.test:8443")
+	if err := tls.Client(c, &tls.Config{ServerName: "api.example.test", RootCAs: roots}).Handshake(); err != nil {
+		t.Errorf("a handshake with a HelloRetryRequest: %v", err)
+	}
+	t.Log("a retried hello naming another host is refused")
+	mark := len(w.recs.Records())
+	c = tunnel(t, p, "api.example.test:8443")
+	if err := tls.Client(&renameConn{Conn: c, from: "api.example.test", to: "evi.example.test"}, &tls.Config{ServerName: "api.example.test", RootCAs: roots}).Handshake(); err == nil {
+		t.Error("a second ClientHello naming another host went through")
+	}
+	w.waitAfter(t, mark, "the refused second hello", func(r flow.Record) bool {
+		return r.Unmapped.ReasonCode == flow.ReasonSNIMismatch && r.TLS != nil && r.TLS.SNI == "evi.example.test"
+	})
 }

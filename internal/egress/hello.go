@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"sync"
 	"time"
 )
 
@@ -115,3 +116,81 @@ func (r *recordingConn) Read(b []byte) (int, error) {
 func (r *recordingConn) Write(b []byte) (int, error) { return len(b), nil }
 
 func (r *recordingConn) all() []byte { return append(append([]byte(nil), r.pending...), r.rec...) }
+
+// helloEnd returns where the ClientHello at the start of b ends: past the
+// handshake records that carry it, which must carry nothing else (a
+// record that went on past it could hide another hello).
+func helloEnd(b []byte) (int, error) {
+	need, off := -1, 0 // handshake bytes the hello still needs, once known
+	var head []byte    // its handshake header, while incomplete
+	for need != 0 {
+		if len(b)-off < 5 || b[off] != recordHandshake {
+			return 0, errors.New("egress: the ClientHello's records end short")
+		}
+		n := int(b[off+3])<<8 | int(b[off+4])
+		if len(b)-off-5 < n {
+			return 0, errors.New("egress: the ClientHello's records end short")
+		}
+		body := b[off+5 : off+5+n]
+		off += 5 + n
+		if need < 0 {
+			k := min(4-len(head), len(body))
+			head, body = append(head, body[:k]...), body[k:]
+			if len(head) < 4 {
+				continue
+			}
+			need = int(head[1])<<16 | int(head[2])<<8 | int(head[3])
+		}
+		if len(body) > need {
+			return 0, errors.New("egress: a record carries more than the ClientHello")
+		}
+		need -= len(body)
+	}
+	return off, nil
+}
+
+// helloRetryRandom is the random of a ServerHello that is a
+// HelloRetryRequest (RFC 8446, 4.1.3).
+var helloRetryRandom = [32]byte{
+	0xcf, 0x21, 0xad, 0x74, 0xe5, 0x9a, 0x61, 0x11, 0xbe, 0x1d, 0x8c, 0x02, 0x1e, 0x65, 0xb8, 0x91,
+	0xc2, 0xa2, 0x11, 0x16, 0x7a, 0xbb, 0x8c, 0x5e, 0x07, 0x9e, 0x09, 0xe2, 0xc8, 0xa8, 0x33, 0x9c,
+}
+
+// serverHello watches the first bytes a server sends (it is written to)
+// and tells, once they are in or the server stopped, whether they open a
+// HelloRetryRequest, after which the client sends a second ClientHello.
+// A ServerHello too short in its first record to tell counts as one.
+type serverHello struct {
+	buf   []byte
+	once  sync.Once
+	done  chan struct{}
+	retry bool
+}
+
+// serverHelloHead is a record header, a handshake header, the version and
+// the random.
+const serverHelloHead = 5 + 4 + 2 + 32
+
+func newServerHello() *serverHello { return &serverHello{done: make(chan struct{})} }
+
+func (s *serverHello) Write(b []byte) (int, error) {
+	if len(s.buf) < serverHelloHead {
+		s.buf = append(s.buf, b[:min(len(b), serverHelloHead-len(s.buf))]...)
+		if len(s.buf) == serverHelloHead {
+			s.end()
+		}
+	}
+	return len(b), nil
+}
+
+// end decides on what came; the server sent all it will send first.
+func (s *serverHello) end() {
+	s.once.Do(func() {
+		b := s.buf
+		if len(b) >= 6 && b[0] == recordHandshake && b[5] == 2 { // a ServerHello
+			short := int(b[3])<<8|int(b[4]) < serverHelloHead-5
+			s.retry = short || len(b) == serverHelloHead && [32]byte(b[11:]) == helloRetryRandom
+		}
+		close(s.done)
+	})
+}
