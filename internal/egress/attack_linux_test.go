@@ -120,16 +120,29 @@ func TestEgressRecordBeforeHello(t *testing.T) {
 	}
 }
 
-// rawHello is a TLS 1.2 ClientHello record naming names in one
-// server_name extension, with empty extensions of the types extra.
+// rawHello is a TLS 1.2 ClientHello record naming names (host_name) in
+// one server_name extension, with empty extensions of the types extra.
 func rawHello(names []string, extra ...uint16) []byte {
+	var list []byte
+	for _, n := range names {
+		list = serverNameEntry(list, 0, n)
+	}
+	if names == nil {
+		list = nil
+	}
+	return rawHelloList(list, extra...)
+}
+
+// serverNameEntry appends an entry of a server_name list to b.
+func serverNameEntry(b []byte, typ byte, name string) []byte {
+	return append(binary.BigEndian.AppendUint16(append(b, typ), uint16(len(name))), name...)
+}
+
+// rawHelloList is rawHello with the server_name list given.
+func rawHelloList(list []byte, extra ...uint16) []byte {
 	u16 := binary.BigEndian.AppendUint16
 	var exts []byte
-	if names != nil {
-		var list []byte
-		for _, n := range names {
-			list = append(u16(append(list, 0), uint16(len(n))), n...)
-		}
+	if list != nil {
 		exts = append(u16(u16(u16(exts, 0), uint16(len(list)+2)), uint16(len(list))), list...)
 	}
 	for _, e := range extra {
@@ -355,6 +368,15 @@ func TestEgressHelloForms(t *testing.T) {
 	t.Log("two server names, the allowed one first or last")
 	w.refusedRaw(t, p, "api.example.test", rawHello([]string{"api.example.test", "evil.example.test"}))
 	w.refusedRaw(t, p, "api.example.test", rawHello([]string{"evil.example.test", "api.example.test"}))
+
+	t.Log("a name of another type next to the allowed host name, which some servers may read")
+	for _, list := range [][]byte{
+		serverNameEntry(serverNameEntry(nil, 1, "evil.example.test"), 0, "api.example.test"),
+		serverNameEntry(serverNameEntry(nil, 0, "api.example.test"), 1, "evil.example.test"),
+		serverNameEntry(nil, 1, "evil.example.test"),
+	} {
+		w.refusedRaw(t, p, "api.example.test", rawHelloList(list))
+	}
 
 	t.Log("a second ClientHello, naming another host, in the first one's record")
 	first, second := rawHello([]string{"api.example.test"}), rawHello([]string{"evil.example.test"})

@@ -285,7 +285,7 @@ func (p *Point) Relay(client net.Conn, first []byte, up *Upstream) {
 	code, reason := checkHello(up.tgt, sni, isTLS, err, len(hello))
 	var rest []byte // read past the ClientHello
 	if code == "" && isTLS {
-		end, err := helloEnd(hello)
+		end, _, err := helloEnd(hello)
 		if err != nil {
 			code, reason = checkHello(up.tgt, sni, isTLS, err, len(hello))
 		} else {

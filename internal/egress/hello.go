@@ -8,6 +8,8 @@ import (
 	"net"
 	"sync"
 	"time"
+
+	"golang.org/x/crypto/cryptobyte"
 )
 
 // maxHello bounds what is read of a client's first flight while looking
@@ -35,6 +37,8 @@ const (
 	extensionECH  = 0xfe0d
 	extensionESNI = 0xffce
 )
+
+const extensionServerName = 0
 
 var errGotHello = errors.New("egress: client hello read")
 
@@ -83,7 +87,14 @@ func readHello(c net.Conn, first []byte) (read []byte, sni string, isTLS bool, e
 		}
 		return rc.all(), "", true, herr
 	}
-	return rc.all(), sni, true, hidden
+	if hidden != nil {
+		return rc.all(), sni, true, hidden
+	}
+	_, msg, err := helloEnd(rc.all())
+	if err == nil {
+		err = oneServerName(msg)
+	}
+	return rc.all(), sni, true, err
 }
 
 // recordingConn replays pending bytes, then reads from Conn, keeping
@@ -117,36 +128,71 @@ func (r *recordingConn) Write(b []byte) (int, error) { return len(b), nil }
 
 func (r *recordingConn) all() []byte { return append(append([]byte(nil), r.pending...), r.rec...) }
 
-// helloEnd returns where the ClientHello at the start of b ends: past the
-// handshake records that carry it, which must carry nothing else (a
-// record that went on past it could hide another hello).
-func helloEnd(b []byte) (int, error) {
-	need, off := -1, 0 // handshake bytes the hello still needs, once known
-	var head []byte    // its handshake header, while incomplete
+// helloEnd returns where the ClientHello at the start of b ends, past
+// the handshake records that carry it, which must carry nothing else (a
+// record that went on past it could hide another hello), and the
+// handshake message itself.
+func helloEnd(b []byte) (end int, msg []byte, err error) {
+	need := -1 // handshake bytes the hello still needs, once known
 	for need != 0 {
-		if len(b)-off < 5 || b[off] != recordHandshake {
-			return 0, errors.New("egress: the ClientHello's records end short")
+		if len(b)-end < 5 || b[end] != recordHandshake {
+			return 0, nil, errors.New("egress: the ClientHello's records end short")
 		}
-		n := int(b[off+3])<<8 | int(b[off+4])
-		if len(b)-off-5 < n {
-			return 0, errors.New("egress: the ClientHello's records end short")
+		n := int(b[end+3])<<8 | int(b[end+4])
+		if len(b)-end-5 < n {
+			return 0, nil, errors.New("egress: the ClientHello's records end short")
 		}
-		body := b[off+5 : off+5+n]
-		off += 5 + n
-		if need < 0 {
-			k := min(4-len(head), len(body))
-			head, body = append(head, body[:k]...), body[k:]
-			if len(head) < 4 {
-				continue
+		msg = append(msg, b[end+5:end+5+n]...)
+		end += 5 + n
+		if need < 0 && len(msg) >= 4 {
+			need = 4 + (int(msg[1])<<16 | int(msg[2])<<8 | int(msg[3]))
+		}
+		if need >= 0 {
+			if len(msg) > need {
+				return 0, nil, errors.New("egress: a record carries more than the ClientHello")
 			}
-			need = int(head[1])<<16 | int(head[2])<<8 | int(head[3])
+			if len(msg) == need {
+				need = 0
+			}
 		}
-		if len(body) > need {
-			return 0, errors.New("egress: a record carries more than the ClientHello")
-		}
-		need -= len(body)
 	}
-	return off, nil
+	return end, msg, nil
+}
+
+// oneServerName checks the server_name extension of a ClientHello message
+// holds one name, of type host_name: servers differ on which of several
+// names, or of a name of another type, they read (RFC 6066 leaves it to
+// them), so the name checked might not be the one served.
+func oneServerName(msg []byte) error {
+	s := cryptobyte.String(msg[4:])
+	var sessionID, suites, compression, exts cryptobyte.String
+	if !s.Skip(2+32) || !s.ReadUint8LengthPrefixed(&sessionID) || !s.ReadUint16LengthPrefixed(&suites) ||
+		!s.ReadUint8LengthPrefixed(&compression) {
+		return errors.New("egress: malformed ClientHello")
+	}
+	if s.Empty() {
+		return nil // no extensions
+	}
+	if !s.ReadUint16LengthPrefixed(&exts) {
+		return errors.New("egress: malformed ClientHello extensions")
+	}
+	for !exts.Empty() {
+		var typ uint16
+		var body, list cryptobyte.String
+		if !exts.ReadUint16(&typ) || !exts.ReadUint16LengthPrefixed(&body) {
+			return errors.New("egress: malformed ClientHello extensions")
+		}
+		if typ != extensionServerName {
+			continue
+		}
+		var name cryptobyte.String
+		var nameType uint8
+		if !body.ReadUint16LengthPrefixed(&list) || !body.Empty() || !list.ReadUint8(&nameType) ||
+			!list.ReadUint16LengthPrefixed(&name) || nameType != 0 || !list.Empty() {
+			return errors.New("egress: the server_name extension holds other than one host name")
+		}
+	}
+	return nil
 }
 
 // helloRetryRandom is the random of a ServerHello that is a
