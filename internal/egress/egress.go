@@ -276,8 +276,11 @@ func (p *Point) Relay(client net.Conn, first []byte, up *Upstream) {
 	sh := newServerHello()
 	go func() {
 		defer close(down)
-		n, _ := io.Copy(client, io.TeeReader(up.conn, sh))
-		sh.end()
+		n, err := sh.copyHead(client, up.conn)
+		if err == nil {
+			m, _ := io.Copy(client, up.conn)
+			n += m
+		}
 		in.Add(n)
 		closeWrite(client)
 	}()

@@ -229,6 +229,30 @@ func (s *serverHello) Write(b []byte) (int, error) {
 	return len(b), nil
 }
 
+// copyHead copies src to dst until the first serverHelloHead bytes went
+// through (or src ended) and decides on them, so that the rest can be
+// copied without watching.
+func (s *serverHello) copyHead(dst io.Writer, src io.Reader) (int64, error) {
+	defer s.end()
+	var n int64
+	buf := make([]byte, serverHelloHead)
+	for len(s.buf) < serverHelloHead {
+		k, err := src.Read(buf[:serverHelloHead-len(s.buf)])
+		s.Write(buf[:k])
+		if k > 0 {
+			w, werr := dst.Write(buf[:k])
+			n += int64(w)
+			if werr != nil {
+				return n, werr
+			}
+		}
+		if err != nil {
+			return n, err
+		}
+	}
+	return n, nil
+}
+
 // end decides on what came; the server sent all it will send first.
 func (s *serverHello) end() {
 	s.once.Do(func() {
