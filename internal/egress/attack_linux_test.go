@@ -245,6 +245,21 @@ func TestEgressHiddenServerName(t *testing.T) {
 		return r.Unmapped.ReasonCode == flow.ReasonSNIMismatch && r.DstEndpoint.Hostname == "api.example.test"
 	})
 
+	t.Log("the SNI listener refuses it too, and says why")
+	mark = len(w.recs.Records())
+	c, err = net.Dial("tcp", p.Addr("sni").String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(testkit.WaitLimit))
+	if err := tls.Client(c, &tls.Config{ServerName: "evil.example.test", RootCAs: roots, MinVersion: tls.VersionTLS13, EncryptedClientHelloConfigList: list}).Handshake(); err == nil {
+		t.Error("the SNI listener let an encrypted ClientHello through")
+	}
+	w.waitAfter(t, mark, "the SNI listener's refusal", func(r flow.Record) bool {
+		return r.Unmapped.ReasonCode == flow.ReasonSNIMismatch && strings.Contains(r.Unmapped.Reason, "encrypted server name")
+	})
+
 	t.Log("ESNI (draft extension 0xffce) next to an allowed server name")
 	w.refusedRaw(t, p, "api.example.test", rawHello([]string{"api.example.test"}, 0xffce))
 }
