@@ -17,9 +17,11 @@
 // with an address of its choosing, since its own resolution is never used.
 // A name never reaches an internal address (loopback, link-local, private
 // networks); only a network rule reaches those. When the client speaks
-// TLS, its server name must be the host it asked for, so an allowed name
-// cannot front for another one on the same servers (HTTP Host headers
-// inside TLS are not visible and not checked).
+// TLS, its first record must be its ClientHello and the server name of
+// that hello, and of the second one after a HelloRetryRequest, the host
+// it asked for, so an allowed name cannot front for another one on the
+// same servers (HTTP Host headers inside TLS are not visible and not
+// checked).
 //
 // Every egress connection is recorded at the point (OCSF Network Activity
 // with the host name, the source identity and the rule), and every refusal
@@ -28,6 +30,7 @@
 package egress
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -185,14 +188,17 @@ func (p *Point) Open(ctx context.Context, t Target) (*Upstream, error) {
 }
 
 // resolve returns the addresses to dial: the address itself, or what this
-// point's resolver says for the name, without internal addresses.
+// point's resolver says for the name (fully qualified), without internal
+// addresses.
 func (p *Point) resolve(ctx context.Context, t Target) ([]netip.Addr, *Refusal) {
 	if a, err := netip.ParseAddr(t.Host); err == nil {
 		return []netip.Addr{a}, nil
 	}
 	ctx, cancel := context.WithTimeout(ctx, p.cfg.DialTimeout)
 	defer cancel()
-	got, err := p.cfg.Resolver.LookupNetIP(ctx, "ip", t.Host)
+	// The name as a fully qualified one: never another name the
+	// resolver's search domains make of it.
+	got, err := p.cfg.Resolver.LookupNetIP(ctx, "ip", t.Host+".")
 	if err != nil || len(got) == 0 {
 		return nil, &Refusal{Code: flow.ReasonEgressResolve, Reason: fmt.Sprintf("%s does not resolve: %v", t.Host, err)}
 	}
@@ -267,21 +273,43 @@ func (p *Point) Relay(client net.Conn, first []byte, up *Upstream) {
 
 	var in, out atomic.Int64 // bytes from the upstream, to the upstream
 	down := make(chan struct{})
+	sh := newServerHello()
 	go func() {
 		defer close(down)
-		n, _ := io.Copy(client, up.conn)
+		n, err := sh.copyHead(client, up.conn)
+		if err == nil {
+			m, _ := io.Copy(client, up.conn)
+			n += m
+		}
 		in.Add(n)
 		closeWrite(client)
 	}()
 	hello, sni, isTLS, err := readHello(client, first)
-	code, reason := "", ""
-	switch {
-	case err != nil && len(hello) == 0:
-		// The client sent nothing (or left): nothing to check or relay.
-	case err != nil:
-		code, reason = flow.ReasonSNIMismatch, fmt.Sprintf("unreadable TLS ClientHello to %s: %v", up.tgt, err)
-	case isTLS && !sniMatches(up.tgt.Host, sni):
-		code, reason = flow.ReasonSNIMismatch, fmt.Sprintf("TLS server name %q is not the host asked for, %s", sni, up.tgt.Host)
+	code, reason := checkHello(up.tgt, sni, isTLS, err, len(hello))
+	var rest []byte // read past the ClientHello
+	if code == "" && isTLS {
+		end, _, err := helloEnd(hello)
+		if err != nil {
+			code, reason = checkHello(up.tgt, sni, isTLS, err, len(hello))
+		} else {
+			hello, rest = hello[:end], hello[end:]
+		}
+	}
+	if code == "" && len(hello) > 0 {
+		if _, err := up.conn.Write(hello); err == nil {
+			out.Add(int64(len(hello)))
+			var n int64
+			if isTLS {
+				var retried string
+				n, retried, code, reason = relayRetried(&readerConn{Conn: client, r: io.MultiReader(bytes.NewReader(rest), client)}, up.conn, up.tgt, sh)
+				if code != "" {
+					sni = retried
+				}
+			} else {
+				n, _ = io.Copy(up.conn, client)
+			}
+			out.Add(n)
+		}
 	}
 	if code != "" {
 		client.Close()
@@ -295,13 +323,6 @@ func (p *Point) Relay(client net.Conn, first []byte, up *Upstream) {
 		p.log.Warn("egress: refused", "src", up.tgt.Src, "host", up.tgt.Host, "code", code, "reason", reason)
 		p.write(r)
 		return
-	}
-	if len(hello) > 0 {
-		if _, err := up.conn.Write(hello); err == nil {
-			out.Add(int64(len(hello)))
-			n, _ := io.Copy(up.conn, client)
-			out.Add(n)
-		}
 	}
 	closeWrite(up.conn)
 	<-down
@@ -317,6 +338,82 @@ func (p *Point) Relay(client net.Conn, first []byte, up *Upstream) {
 	end.Duration = end.EndTime - end.StartTime
 	p.write(end)
 }
+
+// checkHello says why the client's first bytes (n of them, a ClientHello
+// when isTLS) may not go to t: a reason code and its text, or "".
+func checkHello(t Target, sni string, isTLS bool, err error, n int) (code, reason string) {
+	switch {
+	case err != nil && n == 0:
+		// The client sent nothing (or left): nothing to check or relay.
+	case err != nil:
+		return flow.ReasonSNIMismatch, fmt.Sprintf("TLS ClientHello to %s refused: %v", t, err)
+	case isTLS && !sniMatches(t.Host, sni):
+		return flow.ReasonSNIMismatch, fmt.Sprintf("TLS server name %q is not the host asked for, %s", sni, t.Host)
+	}
+	return "", ""
+}
+
+// relayRetried relays the client's TLS records after its ClientHello
+// until the server's first message is in (sh). When that asked for
+// another ClientHello (a HelloRetryRequest), the next one is checked as
+// the first was. Then it copies the rest. It returns the bytes relayed,
+// and a refused second hello's server name, reason code and text.
+func relayRetried(client net.Conn, up net.Conn, t Target, sh *serverHello) (n int64, sni, code, reason string) {
+	write := func(b []byte) bool {
+		k, err := up.Write(b)
+		n += int64(k)
+		return err == nil
+	}
+	for {
+		var hdr [5]byte
+		k, err := io.ReadFull(client, hdr[:])
+		if err != nil {
+			write(hdr[:k])
+			return n, "", "", ""
+		}
+		if hdr[0] == recordHandshake { // the client's next flight: the server has answered
+			<-sh.done
+		}
+		select {
+		case <-sh.done:
+			if !sh.retry {
+				if write(hdr[:]) {
+					m, _ := io.Copy(up, client)
+					n += m
+				}
+				return n, "", "", ""
+			}
+			if hdr[0] == recordHandshake {
+				hello, sni, isTLS, err := readHello(client, hdr[:])
+				if code, reason := checkHello(t, sni, isTLS, err, len(hello)); code != "" {
+					return n, sni, code, reason
+				}
+				if write(hello) {
+					m, _ := io.Copy(up, client)
+					n += m
+				}
+				return n, "", "", ""
+			}
+		default:
+		}
+		// A record ahead of the server's answer (change_cipher_spec,
+		// early data), or between a HelloRetryRequest and the second
+		// ClientHello: relayed whole.
+		body := make([]byte, int(hdr[3])<<8|int(hdr[4]))
+		k, err = io.ReadFull(client, body)
+		if !write(append(hdr[:], body[:k]...)) || err != nil {
+			return n, "", "", ""
+		}
+	}
+}
+
+// readerConn is a Conn that reads from r.
+type readerConn struct {
+	net.Conn
+	r io.Reader
+}
+
+func (c *readerConn) Read(b []byte) (int, error) { return c.r.Read(b) }
 
 func sniMatches(host, sni string) bool {
 	if _, err := netip.ParseAddr(host); err == nil {

@@ -122,6 +122,16 @@ func newWorld(t *testing.T) *world {
 		"local64.v6.example.test.":   netip.MustParseAddr("64:ff9b:1::a01:203"),
 		"sixtofour.v6.example.test.": netip.MustParseAddr("2002:a01:203::1"),
 		"compat.v6.example.test.":    netip.MustParseAddr("::a01:203"),
+		// Loopback, the cloud metadata address, link-local and the
+		// unspecified address, plain and IPv4-mapped.
+		"loopback.v6.example.test.":    netip.MustParseAddr("127.0.0.1"),
+		"metadata4.v6.example.test.":   netip.MustParseAddr("169.254.169.254"),
+		"unspecified.v6.example.test.": netip.MustParseAddr("0.0.0.0"),
+		"loopback6.v6.example.test.":   netip.MustParseAddr("::1"),
+		"linklocal6.v6.example.test.":  netip.MustParseAddr("fe80::1"),
+		"mapped.v6.example.test.":      netip.MustParseAddr("::ffff:169.254.169.254"),
+		// A name of the node's search domain (TestEgressSearchDomain).
+		"nothere.v6.example.test.corp.test.": w.evil.Addr,
 	}
 	var pc net.PacketConn
 	if err := w.internet.Do(func() (err error) { pc, err = net.ListenPacket("udp", ":53"); return err }); err != nil {
@@ -297,8 +307,9 @@ func TestEgressDirect(t *testing.T) {
 	}
 	wait(t, w.recs, "the internal address", func(r flow.Record) bool { return r.Unmapped.ReasonCode == flow.ReasonEgressInternal })
 
-	t.Log("so is one resolving to an internal IPv4 address inside an IPv6 one (NAT64, 6to4)")
-	for _, host := range []string{"nat64.v6.example.test", "metadata.v6.example.test", "local64.v6.example.test", "sixtofour.v6.example.test", "compat.v6.example.test"} {
+	t.Log("so is one resolving to an internal IPv4 address inside an IPv6 one (NAT64, 6to4), to loopback, metadata or link-local")
+	for _, host := range []string{"nat64.v6.example.test", "metadata.v6.example.test", "local64.v6.example.test", "sixtofour.v6.example.test", "compat.v6.example.test",
+		"loopback.v6.example.test", "metadata4.v6.example.test", "unspecified.v6.example.test", "loopback6.v6.example.test", "linklocal6.v6.example.test", "mapped.v6.example.test"} {
 		if _, err := w.get(p, host); err == nil {
 			t.Errorf("%s was reached", host)
 		}

@@ -297,7 +297,11 @@ func (p *Proxy) handleSNI(ctx context.Context, c net.Conn) {
 			p.refuse(start, t, r)
 			return
 		}
-		p.refuse(start, t, &Refusal{Code: flow.ReasonSNIMismatch, Reason: "the TLS listener needs a ClientHello naming the server"})
+		why := "the TLS listener needs a ClientHello naming the server"
+		if err != nil {
+			why += ": " + err.Error()
+		}
+		p.refuse(start, t, &Refusal{Code: flow.ReasonSNIMismatch, Reason: why})
 		return
 	}
 	host, err := policy.NormalizeHost(sni)

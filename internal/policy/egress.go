@@ -1,6 +1,7 @@
 package policy
 
 import (
+	"errors"
 	"fmt"
 	"net/netip"
 	"strings"
@@ -186,7 +187,10 @@ func normalizeEgressTo(s string) (string, error) {
 		}
 		return pfx.String(), nil
 	}
-	name := strings.TrimSuffix(strings.ToLower(s), ".")
+	name, err := lowerName(s)
+	if err != nil {
+		return "", fmt.Errorf("%q: %v", s, err)
+	}
 	rest, wild := strings.CutPrefix(name, "*.")
 	if err := checkHostName(rest); err != nil {
 		return "", fmt.Errorf("%q: %v", s, err)
@@ -206,7 +210,23 @@ func isDigitsAndDots(s string) bool {
 	return true
 }
 
-// checkHostName accepts a DNS host name in ASCII (RFC 1123 labels).
+// lowerName lower-cases an ASCII name and drops its trailing dot. Other
+// characters are refused before lower-casing, which would turn some into
+// ASCII letters (U+0130 into "i", the Kelvin sign into "k"): a name a
+// server reads as another would pass for an allowed one.
+func lowerName(s string) (string, error) {
+	for i := 0; i < len(s); i++ {
+		if s[i] > 0x7f {
+			return "", errIDN
+		}
+	}
+	return strings.TrimSuffix(strings.ToLower(s), "."), nil
+}
+
+var errIDN = errors.New("write internationalized names in their ASCII (xn--) form")
+
+// checkHostName accepts a DNS host name in ASCII (RFC 1123 labels), not
+// ending in a number.
 func checkHostName(n string) error {
 	if n == "" || len(n) > 253 {
 		return fmt.Errorf("a host name has 1 to 253 characters")
@@ -224,13 +244,28 @@ func checkHostName(n string) error {
 			case c == '*':
 				return fmt.Errorf("a wildcard is allowed only as the whole first label (\"*.example.com\")")
 			case c > 0x7f:
-				return fmt.Errorf("write internationalized names in their ASCII (xn--) form")
+				return errIDN
 			default:
 				return fmt.Errorf("character %q is not allowed in a host name", c)
 			}
 		}
 	}
+	if endsInNumber(n) {
+		return fmt.Errorf("a name ending in a number is an IPv4 address in another form than a.b.c.d (decimal, octal, hexadecimal or fewer parts)")
+	}
 	return nil
+}
+
+// endsInNumber reports a name whose last label is a number, decimal or
+// 0x hexadecimal (octal is decimal's digits): no top-level domain is one,
+// and resolvers (inet_aton) and URL parsers read such a name as an IPv4
+// address, so a name rule would admit an address.
+func endsInNumber(n string) bool {
+	l := n[strings.LastIndexByte(n, '.')+1:]
+	if h, ok := strings.CutPrefix(l, "0x"); ok {
+		return strings.Trim(h, "0123456789abcdef") == ""
+	}
+	return strings.Trim(l, "0123456789") == ""
 }
 
 // NormalizeHost puts a requested host in the form egress rules match: a
@@ -243,8 +278,11 @@ func NormalizeHost(h string) (string, error) {
 		}
 		return a.Unmap().String(), nil
 	}
-	n := strings.TrimSuffix(strings.ToLower(h), ".")
-	if err := checkHostName(n); err != nil {
+	n, err := lowerName(h)
+	if err == nil {
+		err = checkHostName(n)
+	}
+	if err != nil {
 		return "", fmt.Errorf("policy: host %q: %v", h, err)
 	}
 	return n, nil

@@ -92,7 +92,8 @@ func TestEgressNormalForms(t *testing.T) {
 	if h, err := NormalizeHost("[::ffff:203.0.113.9]"); err != nil || h != "203.0.113.9" {
 		t.Errorf("NormalizeHost mapped: %q %v", h, err)
 	}
-	for _, bad := range []string{"", "a b.com", "exa_mple.com", "-x.com", "x..com", "ünï.com", "fe80::1%eth0"} {
+	for _, bad := range []string{"", "a b.com", "exa_mple.com", "-x.com", "x..com", "ünï.com", "fe80::1%eth0", "ap\u0130.stripe.com", "\u212aey.stripe.com", "api.stripe.com\xff",
+		"3405803786", "0xcb00710a", "0313.0.0161.012", "203.0.29194", "127.1", "0x7f.1", "0x", "203.0.113.9."} {
 		if _, err := NormalizeHost(bad); err == nil {
 			t.Errorf("NormalizeHost(%q) accepted", bad)
 		}
