@@ -301,7 +301,7 @@ func (p *Point) Relay(client net.Conn, first []byte, up *Upstream) {
 			var n int64
 			if isTLS {
 				var retried string
-				n, retried, code, reason = relayRetried(&readerConn{Conn: client, r: io.MultiReader(bytes.NewReader(rest), client)}, up.conn, up.tgt, sh)
+				n, retried, code, reason = relayRetried(&readerConn{Conn: client, ahead: bytes.NewReader(rest)}, up.conn, up.tgt, sh)
 				if code != "" {
 					sni = retried
 				}
@@ -378,7 +378,7 @@ func relayRetried(client net.Conn, up net.Conn, t Target, sh *serverHello) (n in
 		case <-sh.done:
 			if !sh.retry {
 				if write(hdr[:]) {
-					m, _ := io.Copy(up, client)
+					m, _ := copyUp(up, client)
 					n += m
 				}
 				return n, "", "", ""
@@ -389,7 +389,7 @@ func relayRetried(client net.Conn, up net.Conn, t Target, sh *serverHello) (n in
 					return n, sni, code, reason
 				}
 				if write(hello) {
-					m, _ := io.Copy(up, client)
+					m, _ := copyUp(up, client)
 					n += m
 				}
 				return n, "", "", ""
@@ -407,13 +407,34 @@ func relayRetried(client net.Conn, up net.Conn, t Target, sh *serverHello) (n in
 	}
 }
 
-// readerConn is a Conn that reads from r.
+// readerConn is a Conn that reads what ahead holds, then from Conn.
 type readerConn struct {
 	net.Conn
-	r io.Reader
+	ahead *bytes.Reader
 }
 
-func (c *readerConn) Read(b []byte) (int, error) { return c.r.Read(b) }
+func (c *readerConn) Read(b []byte) (int, error) {
+	if c.ahead.Len() > 0 {
+		return c.ahead.Read(b)
+	}
+	return c.Conn.Read(b)
+}
+
+// copyUp copies the rest of what the client sends to up: what c holds
+// read ahead, then straight from the client's connection, so that a
+// copy between two TCP connections is the kernel's (splice).
+func copyUp(up net.Conn, c net.Conn) (int64, error) {
+	rc, ok := c.(*readerConn)
+	if !ok {
+		return io.Copy(up, c)
+	}
+	n, err := io.Copy(up, rc.ahead)
+	if err != nil {
+		return n, err
+	}
+	m, err := io.Copy(up, rc.Conn)
+	return n + m, err
+}
 
 func sniMatches(host, sni string) bool {
 	if _, err := netip.ParseAddr(host); err == nil {
