@@ -37,7 +37,8 @@ import (
 // local user in a PTY and are recorded; a forward grant's carries one TCP
 // connection to the granted service, decided by the intentions for the
 // source admin/<name> like any mesh stream. Revoking or expiring the grant
-// ends its sessions at once.
+// ends its sessions at once, and with a session end the processes it
+// started, wherever they went (see accesssup_linux.go).
 
 // AccessConfig configures break-glass access on a node.
 type AccessConfig struct {
