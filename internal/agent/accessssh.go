@@ -473,9 +473,18 @@ func (s *sshSession) start(ctx context.Context, ch ssh.Channel, req *ssh.Request
 			}
 		}
 	}
+	// A shell without a terminal reads its commands from the input:
+	// they are recorded, as an exec's command is, or commands whose
+	// output is thrown away would leave nothing in the recording.
+	script := req.Type == "shell" && pr == nil
 	in := func(b []byte) {
 		s.in.Add(int64(len(b)))
-		if record {
+		switch {
+		case script:
+			if err := rec.Script(b); errors.Is(err, errRecordingFull) {
+				s.ls.cancel(errRecordingFull)
+			}
+		case record:
 			_ = rec.Input(b)
 		}
 	}

@@ -141,3 +141,38 @@ func TestBreakGlassRecordingKeepsWhatWasShown(t *testing.T) {
 		t.Fatalf("the recording of the cut session lacks what was shown: %q", got)
 	}
 }
+
+// TestBreakGlassShellScriptRecorded: a shell without a terminal reads its
+// commands from the administrator's input, and its recording shows only
+// output: commands whose output is thrown away would leave nothing in it.
+// The commands such a shell reads are recorded, as an exec's command is,
+// whether or not the agent records what is typed on a terminal.
+func TestBreakGlassShellScriptRecorded(t *testing.T) {
+	b := startBreakGlass(t)
+	env := b.alice.env
+	id := b.request(t, "--node", "web-1", "--shell", "--reason", "INC-58", "--for", "1h")
+	script := "echo unseen-$((40+2)) >/dev/null 2>&1\nexit 0\n"
+	if r := moatRun(t, env, script, "ssh", "web-1"); r.code != 0 || r.out != "" {
+		t.Fatalf("ssh: exit %d: %q %q", r.code, r.out, r.errOut)
+	}
+	x := storedSessions(t, env, id, 1)[0]
+	cast := filepath.Join(b.dir, "script.cast")
+	must(t, env, "access", "export", "-o", cast, x.ID)
+	raw, err := os.ReadFile(cast)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var typed strings.Builder
+	for _, line := range strings.Split(strings.TrimSpace(string(raw)), "\n")[1:] {
+		var ev []any
+		if err := json.Unmarshal([]byte(line), &ev); err != nil || len(ev) != 3 {
+			t.Fatalf("recording line %q: %v", line, err)
+		}
+		if ev[1] == "i" {
+			typed.WriteString(ev[2].(string))
+		}
+	}
+	if typed.String() != script {
+		t.Fatalf("the recording of a shell fed its commands holds %q of them, want %q:\n%s", typed.String(), script, raw)
+	}
+}
