@@ -12,9 +12,11 @@ import (
 
 	"github.com/pquerna/otp/totp"
 
+	"moat/internal/agent"
 	"moat/internal/api"
 	"moat/internal/audit"
 	"moat/internal/ca"
+	"moat/internal/flow"
 )
 
 // callErr is the refusal of a call: its status and message.
@@ -291,5 +293,49 @@ func TestMFACodeWindow(t *testing.T) {
 	}
 	if refused < 1 {
 		t.Fatalf("the refused codes are not in the audit log")
+	}
+}
+
+// TestBreakGlassGrantIsOneNodes: a grant reaches its node only. The relay
+// goes where the grant it names points; an administrator who holds grants
+// on two nodes and presents one node's grant certificate inside the relay
+// to the other is refused there, by the agent, as outside the grant, and
+// the refusal is a security event naming them.
+func TestBreakGlassGrantIsOneNodes(t *testing.T) {
+	c := newCluster(t)
+	recs := &accessRefusals{got: map[string]flow.Record{}}
+	n1 := c.startAgent("n1")
+	n2 := c.startAgent("n2", func(cfg *agent.Config) { cfg.Flows = recs })
+	alice := c.newGrantAccount("alice")
+	g1 := c.shellGrant(alice, n1)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	var l api.GrantListing
+	if err := alice.session.Call(ctx, http.MethodPost, api.PathAccess, api.AccessRequest{Node: "n2", Mode: api.ModeShell, Reason: "INC-73", For: time.Hour}, &l); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.call(http.MethodPost, api.PathAccessApprov, api.GrantRef{ID: l.ID}, &l); err != nil || l.State != api.GrantActive {
+		t.Fatalf("approve: %v, %s", err, l.State)
+	}
+	g2 := l.Grant
+	c.settle("n2's agent to hold its grant", func() bool {
+		g, ok := n2.Grant(g2.ID)
+		return ok && g.Active(c.clk.Now())
+	})
+	if _, ok := n2.Grant(g1.ID); ok {
+		t.Fatalf("n2's agent holds n1's grant %s", g1.ID)
+	}
+
+	t.Log("n1's grant certificate, inside the relay to n2, is refused")
+	if said, err := relayedShell(t, alice, g2, grantCert(t, alice, g1), nil); err == nil {
+		t.Fatalf("n2's agent admitted n1's grant certificate: it said %q", said)
+	}
+	rec := refusal(t, c, recs, alice.id, "grant "+g1.ID+" is not a grant of node \"n2\"")
+	if rec.Unmapped.ReasonCode != flow.ReasonOutsideGrant || rec.Unmapped.Account != alice.account {
+		t.Fatalf("the refusal's record: %+v", rec.Unmapped)
+	}
+	t.Log("n2's own grant certificate is admitted")
+	if said, err := relayedShell(t, alice, g2, grantCert(t, alice, g2), nil); err != nil || !strings.HasPrefix(said, "SSH-2.0-moat") {
+		t.Fatalf("n2's grant: %q, %v", said, err)
 	}
 }
