@@ -234,14 +234,16 @@ func TestBreakGlassGrantTimeBox(t *testing.T) {
 	if code, msg := callErr(t, err); code != http.StatusForbidden || msg != "grant "+g.ID+" is expired" {
 		t.Fatalf("a relay under an expired grant: %d %q", code, msg)
 	}
-	var outside []string
-	for _, e := range auditEntries(t, c, "access.connect") {
-		if e.Detail["grant"] == g.ID && strings.HasPrefix(e.Result, "denied: ") {
-			outside = append(outside, e.Detail["outside_grant"])
+	for _, action := range []string{"access.cert", "access.connect"} {
+		var outside []string
+		for _, e := range auditEntries(t, c, action) {
+			if (e.Target == g.ID || e.Detail["grant"] == g.ID) && strings.HasPrefix(e.Result, "denied: ") {
+				outside = append(outside, e.Detail["outside_grant"])
+			}
 		}
-	}
-	if len(outside) != 1 || outside[0] != api.GrantExpired {
-		t.Fatalf("the refused relay's audit entries: outside_grant %q, want one %q", outside, api.GrantExpired)
+		if len(outside) != 1 || outside[0] != api.GrantExpired {
+			t.Errorf("the refused %s's audit entries: outside_grant %q, want one %q", action, outside, api.GrantExpired)
+		}
 	}
 }
 
