@@ -26,7 +26,8 @@ import (
 // the agent ends the session (or dies: the control pipe closes), the
 // supervisor kills whatever the session left, until no descendant is
 // left, then exits with the program's status. The session's account
-// cannot signal it (it runs as the agent's account).
+// cannot signal it, as it runs as the agent's account (unless the two
+// are one: an agent whose shells run as itself holds them by nothing).
 const sessionSuperviseArg0 = "moat-session-supervise"
 
 // The supervisor's inherited descriptors: the control pipe it reads (a
