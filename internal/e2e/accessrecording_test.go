@@ -6,6 +6,8 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"io"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
@@ -174,5 +176,48 @@ func TestBreakGlassShellScriptRecorded(t *testing.T) {
 	}
 	if typed.String() != script {
 		t.Fatalf("the recording of a shell fed its commands holds %q of them, want %q:\n%s", typed.String(), script, raw)
+	}
+}
+
+// TestSessionReportFieldsPrintable: what a node reports of a session goes
+// into the session's audit entries as it is: a report (here from a node
+// whose root forges one with the node's own credentials) whose detail,
+// remote address or end reason holds a line break or an escape sequence
+// is refused, and no session entry holds one.
+func TestSessionReportFieldsPrintable(t *testing.T) {
+	b := startBreakGlass(t)
+	id := b.request(t, "--node", "web-1", "--shell", "--reason", "INC-59", "--for", "1h")
+	must(t, b.alice.env, "ssh", "web-1", "true")
+	x := storedSessions(t, b.alice.env, id, 1)[0]
+	hc := b.nodeTLS(t)
+	url := "https://" + b.serverAddr + api.PathNodeAccessEvent
+	forged := "\n2026-01-01T00:00:00Z spiffe://example.org/admin/bob access.revoke ok\x1b[2K"
+	for i, mut := range []func(*api.AccessSession){
+		func(s *api.AccessSession) { s.Detail = "shell" + forged },
+		func(s *api.AccessSession) { s.Remote = "127.0.0.1:1" + forged },
+		func(s *api.AccessSession) { s.EndReason = "exit" + forged },
+	} {
+		for _, kind := range []string{"start", "end"} {
+			s := x
+			s.ID = fmt.Sprintf("00000000000000000000000%d", i)
+			s.Ended, s.Recording, s.Stored, s.StoredOn = time.Time{}, "", false, ""
+			mut(&s)
+			body, _ := json.Marshal(api.AccessEvent{Kind: kind, Session: s})
+			resp, err := hc.Post(url, "application/json", strings.NewReader(string(body)))
+			if err != nil {
+				t.Fatal(err)
+			}
+			msg, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if resp.StatusCode != http.StatusBadRequest || !strings.Contains(string(msg), "printable characters only") {
+				t.Errorf("a %s report with field %d forged: %d %s", kind, i, resp.StatusCode, msg)
+			}
+		}
+	}
+	b.server.stop()
+	for _, e := range verifiedAuditLog(t, b.data) {
+		if strings.HasPrefix(e.Entry.Action, "access.session.") && !printableEntry(e.Entry) {
+			t.Errorf("a session's audit entry holds a control character: %+q", e.Entry)
+		}
 	}
 }

@@ -10,7 +10,6 @@ import (
 	"net/http"
 	"sort"
 	"strconv"
-	"unicode"
 	"unicode/utf8"
 
 	"moat/internal/audit"
@@ -79,13 +78,11 @@ func boundEntry(e audit.Entry) audit.Entry {
 // quotes a string, so that no caller writes a line, or a terminal's
 // state, into whatever shows the log.
 func printableTarget(s string) string {
-	for _, r := range s {
-		if !unicode.IsPrint(r) {
-			q := strconv.Quote(s)
-			return q[1 : len(q)-1]
-		}
+	if printable(s) {
+		return s
 	}
-	return s
+	q := strconv.Quote(s)
+	return q[1 : len(q)-1]
 }
 
 // cut shortens s to at most n bytes on a rune boundary, marking the cut.
