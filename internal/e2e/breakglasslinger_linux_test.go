@@ -100,3 +100,34 @@ func TestBreakGlassSessionLeavesNothingRunning(t *testing.T) {
 		t.Errorf("the grant was revoked, and a process its session started (setsid -f) still runs: %v", pids)
 	}
 }
+
+// TestBreakGlassSessionEndsWithTheAgent: an agent killed while a session
+// runs (crashed, or killed on purpose to stop it enforcing the grant's end)
+// leaves none of the session's processes running: the session's
+// supervisor sees the agent go and ends them.
+func TestBreakGlassSessionEndsWithTheAgent(t *testing.T) {
+	b := startBreakGlass(t)
+	b.request(t, "--node", "web-1", "--shell", "--reason", "INC-60", "--for", "1h")
+	arg := strconv.FormatInt(300+time.Now().UnixNano()%1000*1000+7, 10)
+	t.Cleanup(func() {
+		for _, pid := range sessionLeftovers(t, arg) {
+			syscall.Kill(pid, syscall.SIGKILL)
+		}
+	})
+	stdin, feed, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer feed.Close()
+	live := moatStart(t, b.alice.env, stdin, "ssh", "-t", "web-1")
+	stdin.Close()
+	fmt.Fprintf(feed, "setsid -f sleep %s </dev/null >/dev/null 2>&1; echo forked-$((40+3))\n", arg)
+	waitUntil(t, time.Minute, "the live session's output", func() bool { return strings.Contains(live.out.String(), "forked-43") })
+	if pids := sessionLeftovers(t, arg); len(pids) != 1 {
+		t.Fatalf("the session's own process: %v", pids)
+	}
+	if err := b.agent.cmd.Process.Kill(); err != nil {
+		t.Fatal(err)
+	}
+	waitUntil(t, time.Minute, "the session's processes to end with the agent", func() bool { return len(sessionLeftovers(t, arg)) == 0 })
+}
