@@ -341,3 +341,75 @@ func TestBreakGlassGrantIsOneNodes(t *testing.T) {
 		t.Fatalf("n2's grant: %q, %v", said, err)
 	}
 }
+
+// TestBreakGlassStolenEnrolment: a thief holding an administrator's
+// enrolment certificate and key, but not their authenticator, gets no
+// break-glass access: asking for a grant, approving one (as another
+// administrator whose certificate was stolen too) and taking a grant's
+// credentials all need a fresh second factor; and a relay opened under
+// the victim's active grant admits no one without the grant's
+// certificate: the agent refuses the enrolment certificate and records
+// the refusal.
+func TestBreakGlassStolenEnrolment(t *testing.T) {
+	c := newCluster(t)
+	recs := &accessRefusals{got: map[string]flow.Record{}}
+	n1 := c.startAgent("n1", func(cfg *agent.Config) { cfg.Flows = recs })
+	alice := c.newGrantAccount("alice")
+	thief, err := api.NewClientFromDir(c.addr, alice.dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer thief.Close()
+	bobThief, _ := c.newAdmin("bob", api.RoleAdmin)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+
+	req := api.AccessRequest{Node: "n1", Mode: api.ModeShell, Reason: "INC-74", For: time.Hour}
+	if err := thief.Call(ctx, http.MethodPost, api.PathAccess, req, nil); !errors.Is(err, api.ErrMFARequired) {
+		t.Fatalf("a request with alice's stolen enrolment certificate: %v", err)
+	}
+	pending := requestShell(t, alice, "INC-75")
+	if err := bobThief.Call(ctx, http.MethodPost, api.PathAccessApprov, api.GrantRef{ID: pending.ID}, nil); !errors.Is(err, api.ErrMFARequired) {
+		t.Fatalf("an approval with bob's stolen enrolment certificate: %v", err)
+	}
+	var ls []api.GrantListing
+	if err := c.call(http.MethodGet, api.PathAccess+"?id="+pending.ID, nil, &ls); err != nil || ls[0].State != api.GrantPending {
+		t.Fatalf("the grant after the refused approval: %+v, %v", ls, err)
+	}
+
+	g := c.shellGrant(alice, n1)
+	_, csr, err := ca.NewKeyCSR()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := thief.Call(ctx, http.MethodPost, api.PathAccessCert, api.AccessCertRequest{Grant: g.ID, CSR: csr}, nil); !errors.Is(err, api.ErrMFARequired) {
+		t.Fatalf("the grant's credentials with the stolen enrolment certificate: %v", err)
+	}
+	// Refused before their handler, they are counted in the summary of
+	// refused calls, by who made them.
+	for _, want := range []string{alice.id.String() + " access.request unauthenticated ×",
+		"spiffe://example.org/admin/bob access.approve unauthenticated ×", alice.id.String() + " access.cert unauthenticated ×"} {
+		c.settle("the refusal "+want+" in the audit log", func() bool {
+			for _, e := range auditEntries(t, c, "security.refused") {
+				if strings.Contains(e.Detail["top"], want) {
+					return true
+				}
+			}
+			return false
+		})
+	}
+
+	t.Log("a relay under alice's grant, with her enrolment certificate inside: the agent refuses it")
+	enrolment, _, err := api.LoadCredentials(alice.dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	stolen := &grantAccount{name: alice.name, id: alice.id, account: alice.account, session: thief, dir: alice.dir}
+	if said, err := relayedShell(t, stolen, g, enrolment, nil); err == nil {
+		t.Fatalf("the agent admitted an enrolment certificate under grant %s: it said %q", g.ID, said)
+	}
+	rec := refusal(t, c, recs, alice.id, "an administrator must present the certificate of an access grant")
+	if rec.Unmapped.ReasonCode != flow.ReasonOutsideGrant {
+		t.Fatalf("the refusal's record: %+v", rec.Unmapped)
+	}
+}
