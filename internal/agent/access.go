@@ -37,7 +37,8 @@ import (
 // local user in a PTY and are recorded; a forward grant's carries one TCP
 // connection to the granted service, decided by the intentions for the
 // source admin/<name> like any mesh stream. Revoking or expiring the grant
-// ends its sessions at once.
+// ends its sessions at once, and with a session end the processes it
+// started, wherever they went (see accesssup_linux.go).
 
 // AccessConfig configures break-glass access on a node.
 type AccessConfig struct {
@@ -51,8 +52,9 @@ type AccessConfig struct {
 	// Shell runs interactive sessions and commands; empty means the user's
 	// login shell from the passwd database, or /bin/sh.
 	Shell string
-	// RecordInput also records what the administrator types; off, since
-	// typed secrets would be kept.
+	// RecordInput also records what the administrator types on a
+	// terminal; off, since typed secrets would be kept. The commands a
+	// shell without a terminal reads are recorded either way.
 	RecordInput bool
 	// SFTPServer is the program of the sftp subsystem (sftp, and scp since
 	// OpenSSH 9); empty looks for OpenSSH's in the usual places.

@@ -210,11 +210,15 @@ func shellCheck(mode string) {
 	cmd := exec.Command(lu.shell, "-c", script)
 	cmd.Dir = lu.home
 	cmd.Env = []string{"PATH=/usr/local/bin:/usr/bin:/bin", "HOME=" + lu.home}
-	if err := asUser(cmd, lu); err != nil {
+	sup, err := asUser(cmd, lu)
+	if err != nil {
 		fail("start", err)
 	}
 	ptmx, err := startPTY(cmd, lu, 80, 24)
 	if err != nil {
+		fail("start", err)
+	}
+	if err := sup.started(); err != nil {
 		fail("start", err)
 	}
 	out, rerr := io.ReadAll(ptmx) // EIO once the shell and its children are gone

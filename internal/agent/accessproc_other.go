@@ -12,7 +12,16 @@ import (
 // process groups); forwards work everywhere.
 var errNoShells = errors.New("break-glass shells are offered on Unix nodes only")
 
-func asUser(*exec.Cmd, *localUser) error { return errNoShells }
+func asUser(*exec.Cmd, *localUser) (*supervision, error) { return nil, errNoShells }
+
+// supervision is a session's supervisor: none here.
+type supervision struct{}
+
+func (*supervision) started() error { return errNoShells }
+
+func (*supervision) abandon() {}
+
+func (*supervision) release() {}
 
 func canSwitchUser() error { return errNoShells }
 

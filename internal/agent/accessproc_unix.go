@@ -7,21 +7,9 @@ import (
 	"os"
 	"os/exec"
 	"syscall"
-	"time"
 
 	"github.com/creack/pty"
 )
-
-// asUser runs cmd in a new session as the session's user.
-func asUser(cmd *exec.Cmd, lu *localUser) error {
-	attr := &syscall.SysProcAttr{Setsid: true}
-	if uint32(os.Getuid()) != lu.uid || uint32(os.Getgid()) != lu.gid {
-		attr.Credential = &syscall.Credential{Uid: lu.uid, Gid: lu.gid, Groups: lu.groups}
-	}
-	cmd.SysProcAttr = attr
-	wrapSession(cmd)
-	return nil
-}
 
 // canOpenPTY opens a terminal and closes it.
 func canOpenPTY() error {
@@ -80,14 +68,15 @@ var signals = map[string]syscall.Signal{
 	"USR2": syscall.SIGUSR2,
 }
 
-// signal delivers an SSH signal to the process's group.
+// signal delivers an SSH signal to the session's program.
 func (p *process) signal(name string) {
 	if sig, ok := signals[name]; ok && p.cmd.Process != nil {
-		_ = syscall.Kill(-p.cmd.Process.Pid, sig)
+		p.sup.signal(p.cmd.Process.Pid, sig)
 	}
 }
 
-// kill ends the process group: a hangup, then a kill for what ignores it.
+// kill ends the session's processes: a hangup, then a kill for what
+// ignores it.
 func (p *process) kill() {
 	if p.cmd.Process == nil {
 		return
@@ -97,10 +86,5 @@ func (p *process) kill() {
 		return
 	default:
 	}
-	_ = syscall.Kill(-p.cmd.Process.Pid, syscall.SIGHUP)
-	select {
-	case <-p.done:
-	case <-time.After(500 * time.Millisecond):
-		_ = syscall.Kill(-p.cmd.Process.Pid, syscall.SIGKILL)
-	}
+	p.sup.end(p.cmd.Process.Pid, p.done)
 }

@@ -28,7 +28,8 @@ import (
 //
 // A shell session is recorded as an asciicast v2 file (a JSON header line,
 // then one [seconds, "o"|"i"|"r"|"m", data] line per event): what the
-// terminal showed, resizes, and optionally what was typed. It is written to
+// terminal showed, resizes, the commands a shell without a terminal read,
+// and optionally what was typed. It is written to
 // DATA_DIR/access/rec/<session>.cast as it happens, in chunks sealed under
 // the agent's keyring (each bound to the session and its place), so a
 // crash loses at most the last second and the disk holds no clear text.
@@ -117,6 +118,10 @@ func (r *recorder) Input(p []byte) error {
 	}
 	return r.event("i", p)
 }
+
+// Script records the commands a shell without a terminal reads, whether
+// or not inputs are recorded: they are what the session did.
+func (r *recorder) Script(p []byte) error { return r.event("i", p) }
 
 // Resize records a window change.
 func (r *recorder) Resize(cols, rows int) error {

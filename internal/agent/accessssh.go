@@ -398,6 +398,7 @@ type notOffered struct{ error }
 // process is one running shell, command or subsystem.
 type process struct {
 	cmd  *exec.Cmd
+	sup  *supervision
 	ptmx *os.File
 	rec  *recorder
 	done chan struct{}
@@ -444,7 +445,8 @@ func (s *sshSession) start(ctx context.Context, ch ssh.Channel, req *ssh.Request
 	cmd.Env = []string{"HOME=" + lu.home, "USER=" + lu.name, "LOGNAME=" + lu.name, "SHELL=" + lu.shell,
 		"PATH=/usr/local/bin:/usr/bin:/bin", "TERM=" + term,
 		"MOAT_GRANT=" + s.ls.grant, "MOAT_ADMIN=" + s.info.Admin, "MOAT_SESSION=" + s.info.ID}
-	if err := asUser(cmd, lu); err != nil {
+	sup, err := asUser(cmd, lu)
+	if err != nil {
 		return nil, err
 	}
 	cols, rows := 80, 24
@@ -453,9 +455,10 @@ func (s *sshSession) start(ctx context.Context, ch ssh.Channel, req *ssh.Request
 	}
 	rec, err := s.recorder(cols, rows, term, title)
 	if err != nil {
+		sup.abandon()
 		return nil, err
 	}
-	p := &process{cmd: cmd, rec: rec, done: make(chan struct{})}
+	p := &process{cmd: cmd, sup: sup, rec: rec, done: make(chan struct{})}
 	if kind == "sftp" {
 		_ = rec.Marker("sftp subsystem started: file transfers are counted, not recorded")
 	} else if req.Type == "exec" {
@@ -470,15 +473,31 @@ func (s *sshSession) start(ctx context.Context, ch ssh.Channel, req *ssh.Request
 			}
 		}
 	}
+	// A shell without a terminal reads its commands from the input:
+	// they are recorded, as an exec's command is, or commands whose
+	// output is thrown away would leave nothing in the recording.
+	script := req.Type == "shell" && pr == nil
 	in := func(b []byte) {
 		s.in.Add(int64(len(b)))
-		if record {
+		switch {
+		case script:
+			if err := rec.Script(b); errors.Is(err, errRecordingFull) {
+				s.ls.cancel(errRecordingFull)
+			}
+		case record:
 			_ = rec.Input(b)
 		}
 	}
 	if pr != nil {
 		ptmx, err := startPTY(cmd, lu, cols, rows)
 		if err != nil {
+			sup.abandon()
+			return nil, fmt.Errorf("start %s: %v", argv[0], err)
+		}
+		if err := sup.started(); err != nil {
+			ptmx.Close()
+			_ = cmd.Wait()
+			sup.release()
 			return nil, fmt.Errorf("start %s: %v", argv[0], err)
 		}
 		p.ptmx = ptmx
@@ -488,17 +507,26 @@ func (s *sshSession) start(ctx context.Context, ch ssh.Channel, req *ssh.Request
 	} else {
 		stdin, err := cmd.StdinPipe()
 		if err != nil {
+			sup.abandon()
 			return nil, err
 		}
 		stdout, err := cmd.StdoutPipe()
 		if err != nil {
+			sup.abandon()
 			return nil, err
 		}
 		stderr, err := cmd.StderrPipe()
 		if err != nil {
+			sup.abandon()
 			return nil, err
 		}
 		if err := cmd.Start(); err != nil {
+			sup.abandon()
+			return nil, fmt.Errorf("start %s: %v", argv[0], err)
+		}
+		if err := sup.started(); err != nil {
+			_ = cmd.Wait()
+			sup.release()
 			return nil, fmt.Errorf("start %s: %v", argv[0], err)
 		}
 		p.io.Add(2)
@@ -530,6 +558,7 @@ func (s *sshSession) start(ctx context.Context, ch ssh.Channel, req *ssh.Request
 			p.io.Wait()
 			_ = p.ptmx.Close()
 		}
+		p.sup.release()
 		close(p.done)
 	}()
 	return p, nil

@@ -44,6 +44,7 @@ type grantAccount struct {
 	id      spiffeid.ID
 	account string // the ID the account's certificates carry
 	session *api.Client
+	dir     string // its credentials: the enrolment certificate and key
 }
 
 // newGrantAccount creates the administrator name through the API, with an
@@ -67,7 +68,7 @@ func (c *cluster) newGrantAccount(name string) *grantAccount {
 	if err != nil {
 		c.t.Fatal(err)
 	}
-	return &grantAccount{name: name, id: id, account: marks.Account, session: c.mfaAdmin(dir)}
+	return &grantAccount{name: name, id: id, account: marks.Account, session: c.mfaAdmin(dir), dir: dir}
 }
 
 // shellGrant has a ask for a shell grant on n1 and the cluster's admin

@@ -113,12 +113,22 @@ func validReason(r string) error {
 	if len(r) > api.MaxReason {
 		return errorf(http.StatusBadRequest, "reason: at most %d bytes", api.MaxReason)
 	}
-	for _, c := range r {
-		if !unicode.IsPrint(c) {
-			return errorf(http.StatusBadRequest, "reason: printable characters only")
-		}
+	if !printable(r) {
+		return errorf(http.StatusBadRequest, "reason: printable characters only")
 	}
 	return nil
+}
+
+// printable says whether s holds printable characters only: no line
+// break, escape sequence or direction override, which would forge what a
+// reader of the audit log or a terminal sees.
+func printable(s string) bool {
+	for _, c := range s {
+		if !unicode.IsPrint(c) {
+			return false
+		}
+	}
+	return true
 }
 
 func (s *Server) handleAccessRequest(ctx context.Context, c *caller, r *http.Request) (any, string, error) {

@@ -109,6 +109,9 @@ func (s *Server) handleAccessCert(ctx context.Context, c *caller, r *http.Reques
 	case !holdsGrant(c, g):
 		return nil, g.ID, notRequester(c, g)
 	case !g.Active(now):
+		// Credentials asked for outside the grant's time, as a relay
+		// would be: detection counts both.
+		c.note("outside_grant", g.State(now))
 		return nil, g.ID, errorf(http.StatusForbidden, "grant %s is %s", g.ID, g.State(now))
 	}
 	csr, err := x509.ParseCertificateRequest(req.CSR)

@@ -56,6 +56,9 @@ func (s *Server) checkReport(ctx context.Context, node string, x api.AccessSessi
 		return api.Grant{}, errorf(http.StatusBadRequest, "session %s: mode %q is not the grant's", x.ID, trimForError(x.Mode))
 	case len(x.Detail) > 128 || len(x.Remote) > 128 || len(x.EndReason) > 128:
 		return api.Grant{}, errorf(http.StatusBadRequest, "session %s: oversized field", x.ID)
+	case !printable(x.Detail) || !printable(x.Remote) || !printable(x.EndReason):
+		// They go into the audit entries of the session as they are.
+		return api.Grant{}, errorf(http.StatusBadRequest, "session %s: detail, remote and end_reason: printable characters only", x.ID)
 	case x.Recording != "" && !sha256RE.MatchString(x.Recording):
 		return api.Grant{}, errorf(http.StatusBadRequest, "session %s: recording: want a hex SHA-256", x.ID)
 	}

@@ -9,6 +9,7 @@ import (
 	"io"
 	"net/http"
 	"sort"
+	"strconv"
 	"unicode/utf8"
 
 	"moat/internal/audit"
@@ -48,7 +49,7 @@ func boundEntry(e audit.Entry) audit.Entry {
 	e.Actor = cut(e.Actor, maxEntryField)
 	e.Role = cut(e.Role, maxEntryField)
 	e.Action = cut(e.Action, maxEntryField)
-	e.Target = cut(e.Target, maxEntryField)
+	e.Target = cut(printableTarget(e.Target), maxEntryField)
 	e.Result = cut(e.Result, maxEntryField)
 	if len(e.Detail) == 0 {
 		return e
@@ -68,6 +69,20 @@ func boundEntry(e audit.Entry) audit.Entry {
 	}
 	e.Detail = d
 	return e
+}
+
+// printableTarget is an entry's target as kept. A target is what a call
+// names, often as the caller sent it, and a refused call's target is what
+// was refused: one holding a character that is not printable (a line
+// break, an escape sequence, a direction override) is kept escaped, as Go
+// quotes a string, so that no caller writes a line, or a terminal's
+// state, into whatever shows the log.
+func printableTarget(s string) string {
+	if printable(s) {
+		return s
+	}
+	q := strconv.Quote(s)
+	return q[1 : len(q)-1]
 }
 
 // cut shortens s to at most n bytes on a rune boundary, marking the cut.
