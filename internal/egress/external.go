@@ -97,7 +97,7 @@ func (p *Proxy) handleExternal(ctx context.Context, c net.Conn, up External) {
 	start := p.cfg.Now()
 	t := Target{Src: up.Service, SrcIP: addrOnly(c.RemoteAddr()), Host: up.Host, Port: up.Port, ConnID: flow.NewID()}
 	if up.UID != nil {
-		uid, err := p.cfg.PeerUID(c)
+		uid, err := p.peerUID(c)
 		if err != nil || uid != *up.UID {
 			why := fmt.Sprintf("%s's upstream to %s admits only uid %d", up.Service, t, *up.UID)
 			if err != nil {

@@ -50,10 +50,13 @@ type ProxyConfig struct {
 	// Flows receives the records of refusals made here; nil discards.
 	Flows flow.Writer
 	// MaxConns bounds concurrent connections; zero means 1024.
-	MaxConns    int
-	DialTimeout time.Duration
-	Now         func() time.Time
-	Logger      *slog.Logger
+	MaxConns int
+	// MaxConnsPerUID bounds those of one local uid, so that one service
+	// cannot hold every one; zero means a quarter of MaxConns.
+	MaxConnsPerUID int
+	DialTimeout    time.Duration
+	Now            func() time.Time
+	Logger         *slog.Logger
 }
 
 // Proxy is a node's way out for its services.
@@ -61,11 +64,12 @@ type Proxy struct {
 	cfg    ProxyConfig
 	log    *slog.Logger
 	sem    chan struct{}
-	mu     sync.Mutex // guards lns, ext, conns and runCtx
+	mu     sync.Mutex // guards lns, ext, conns, perUID and runCtx
 	lns    map[string]net.Listener
 	ext    map[string]*extListener // external upstreams, by External.key
-	conns  map[net.Conn]struct{}
-	runCtx context.Context // set while Run serves
+	conns  map[net.Conn]int        // each connection's caller's uid, -1 when not told
+	perUID map[int]int             // connections held, by uid
+	runCtx context.Context         // set while Run serves
 	wg     sync.WaitGroup
 	errc   chan error
 }
@@ -81,6 +85,9 @@ func NewProxy(cfg ProxyConfig) (*Proxy, error) {
 	if cfg.MaxConns == 0 {
 		cfg.MaxConns = 1024
 	}
+	if cfg.MaxConnsPerUID == 0 {
+		cfg.MaxConnsPerUID = max(1, cfg.MaxConns/4)
+	}
 	if cfg.DialTimeout == 0 {
 		cfg.DialTimeout = 5 * time.Second
 	}
@@ -93,7 +100,7 @@ func NewProxy(cfg ProxyConfig) (*Proxy, error) {
 	if cfg.Flows == nil {
 		cfg.Flows = flow.Discard
 	}
-	p := &Proxy{cfg: cfg, log: cfg.Logger, sem: make(chan struct{}, cfg.MaxConns), lns: map[string]net.Listener{}, ext: map[string]*extListener{}, conns: map[net.Conn]struct{}{}}
+	p := &Proxy{cfg: cfg, log: cfg.Logger, sem: make(chan struct{}, cfg.MaxConns), lns: map[string]net.Listener{}, ext: map[string]*extListener{}, conns: map[net.Conn]int{}, perUID: map[int]int{}}
 	for kind, addr := range map[string]string{"connect": cfg.ConnectAddr, "sni": cfg.SNIAddr} {
 		if addr == "" {
 			continue
@@ -181,8 +188,21 @@ func (p *Proxy) accept(ln net.Listener, handle func(net.Conn)) {
 			_ = c.Close()
 			continue
 		}
+		uid, err := p.cfg.PeerUID(c)
+		if err != nil {
+			uid = -1 // the handler refuses it, saying why
+		}
 		p.mu.Lock()
-		p.conns[c] = struct{}{}
+		if uid >= 0 && p.perUID[uid] >= p.cfg.MaxConnsPerUID {
+			p.mu.Unlock()
+			<-p.sem
+			p.busy(c, uid)
+			continue
+		}
+		p.conns[c] = uid
+		if uid >= 0 {
+			p.perUID[uid]++
+		}
 		p.mu.Unlock()
 		p.wg.Add(1)
 		go func() {
@@ -190,6 +210,11 @@ func (p *Proxy) accept(ln net.Listener, handle func(net.Conn)) {
 			defer func() {
 				p.mu.Lock()
 				delete(p.conns, c)
+				if uid >= 0 {
+					if p.perUID[uid]--; p.perUID[uid] == 0 {
+						delete(p.perUID, uid)
+					}
+				}
 				p.mu.Unlock()
 				<-p.sem
 			}()
@@ -198,11 +223,35 @@ func (p *Proxy) accept(ln net.Listener, handle func(net.Conn)) {
 	}
 }
 
+// busy closes c, whose caller (uid) holds as many connections as it may,
+// and records the refusal.
+func (p *Proxy) busy(c net.Conn, uid int) {
+	start := p.cfg.Now()
+	_ = c.Close()
+	t := Target{Host: "unknown", SrcIP: addrOnly(c.RemoteAddr()), ConnID: flow.NewID()}
+	if srcs := p.cfg.Callers(uid); len(srcs) > 0 {
+		t.Src = srcs[0]
+	}
+	p.refuse(start, t, &Refusal{Code: flow.ReasonEgressBusy,
+		Reason: fmt.Sprintf("uid %d holds %d egress connections, as many as one uid may at once", uid, p.cfg.MaxConnsPerUID)})
+}
+
+// peerUID is the uid of c's caller, as accept told it.
+func (p *Proxy) peerUID(c net.Conn) (int, error) {
+	p.mu.Lock()
+	uid, ok := p.conns[c]
+	p.mu.Unlock()
+	if ok && uid >= 0 {
+		return uid, nil
+	}
+	return p.cfg.PeerUID(c)
+}
+
 // caller decides which local service is calling and whether a rule lets
 // it reach host:port: the first of the uid's services that one does.
 func (p *Proxy) caller(c net.Conn, t *Target) *Refusal {
 	t.SrcIP = addrOnly(c.RemoteAddr())
-	uid, err := p.cfg.PeerUID(c)
+	uid, err := p.peerUID(c)
 	if err != nil {
 		return &Refusal{Code: flow.ReasonNoIdentity, Reason: fmt.Sprintf("the caller's uid cannot be told: %v", err)}
 	}

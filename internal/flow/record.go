@@ -336,6 +336,7 @@ const (
 	ReasonEgressResolve  = "egress_unresolved" // the egress point could not resolve the allowed name
 	ReasonEgressInternal = "egress_internal"   // an allowed name resolved to an internal address (loopback, link-local, private)
 	ReasonNoIdentity     = "no_identity"       // the local caller maps to no service registered on the node
+	ReasonEgressBusy     = "egress_busy"       // the caller's uid holds as many egress connections as it may at once
 )
 
 // NewID returns a fresh random record ID (128 bits, hex).
