@@ -187,7 +187,6 @@ func (m *Model) buildRoutes(byType map[string][]*tf.Resource) {
 // references none: the main table of such a VPC may be such a table.
 func (m *Model) associateMain(r *tf.Resource) {
 	v := m.vpcs[m.addr(str(r.Values, "vpc_id"))]
-	t := m.tables[m.addr(str(r.Values, "route_table_id"))]
 	vs := []*VPC{v}
 	switch {
 	case v != nil:
@@ -197,24 +196,16 @@ func (m *Model) associateMain(r *tf.Resource) {
 	default:
 		return
 	}
-	var ts []*RouteTable
-	anyTable := false
+	ts, anyTable, ok := m.tablesNamed(r, "route_table_id")
 	switch {
-	case t != nil:
-		if v != nil {
-			v.Main = t
-			return
-		}
-		ts = []*RouteTable{t}
+	case !ok:
+		return
+	case unknown(r.Values, "route_table_id") && anyTable:
+		m.note(r, "main route table not known statically: assumed to be any route table of the VPC")
 	case unknown(r.Values, "route_table_id"):
-		from := unknownFrom(r.Values, "route_table_id")
-		if ts = m.tablesFrom(from); ts == nil {
-			anyTable = true
-			m.note(r, "main route table not known statically: assumed to be any route table of the VPC")
-		} else {
-			m.note(r, "main route table not known statically: assumed to be any of %s", strings.Join(from, ", "))
-		}
-	default:
+		m.note(r, "main route table not known statically: assumed to be any of %s", strings.Join(unknownFrom(r.Values, "route_table_id"), ", "))
+	case v != nil:
+		v.Main = ts[0]
 		return
 	}
 	for _, v := range vs {
@@ -250,6 +241,22 @@ func (m *Model) allTables() []*RouteTable {
 // other than a route table, whose attributes may name any table.
 func (m *Model) tablesFrom(from []string) []*RouteTable {
 	return instancesOf(m, from, m.Tables, func(t *RouteTable) *tf.Resource { return t.Res })
+}
+
+// tablesNamed returns the route tables attribute k of r names: the one it
+// names, or, when it is not known statically, those its expression
+// references (tablesFrom), or none with anyTable set when it references
+// none (it may then be any table). ok is false when it names a table
+// outside the project, or none.
+func (m *Model) tablesNamed(r *tf.Resource, k string) (ts []*RouteTable, anyTable, ok bool) {
+	if t := m.tables[m.addr(str(r.Values, k))]; t != nil {
+		return []*RouteTable{t}, false, true
+	}
+	if !unknown(r.Values, k) {
+		return nil, false, false
+	}
+	ts = m.tablesFrom(unknownFrom(r.Values, k))
+	return ts, ts == nil, true
 }
 
 // subnetsFrom is tablesFrom for subnets.
@@ -310,10 +317,8 @@ func (m *Model) firstOf(a string) *tf.Resource {
 // the table, such a table may govern the subnet.
 func (m *Model) associate(r *tf.Resource) {
 	s := m.subnets[m.addr(str(r.Values, "subnet_id"))]
-	t := m.tables[m.addr(str(r.Values, "route_table_id"))]
 	var ss []*Subnet
-	var ts []*RouteTable
-	anySubnet, anyTable := false, false
+	anySubnet := false
 	switch {
 	case s != nil:
 		ss = []*Subnet{s}
@@ -323,18 +328,13 @@ func (m *Model) associate(r *tf.Resource) {
 	default:
 		return
 	}
-	switch {
-	case t != nil:
-		ts = []*RouteTable{t}
-	case unknown(r.Values, "route_table_id"):
-		ts = m.tablesFrom(unknownFrom(r.Values, "route_table_id"))
-		anyTable = ts == nil
-	default:
+	ts, anyTable, ok := m.tablesNamed(r, "route_table_id")
+	if !ok {
 		return
 	}
 	switch {
-	case s != nil && t != nil:
-		s.Table = t
+	case s != nil && !unknown(r.Values, "route_table_id"):
+		s.Table = ts[0]
 	case anySubnet && anyTable:
 		for _, t := range m.Tables {
 			t.AnySubnet = true

@@ -50,16 +50,12 @@ func (m *Model) buildVPNRoutes(byType map[string][]*tf.Resource) {
 		}
 	}
 	for _, r := range byType["aws_vpn_gateway_route_propagation"] {
-		var ts []*RouteTable
 		var assumed []string
-		switch t := m.tables[m.addr(str(r.Values, "route_table_id"))]; {
-		case t != nil:
-			ts = []*RouteTable{t}
-		case unknown(r.Values, "route_table_id"):
+		ts, anyTable, _ := m.tablesNamed(r, "route_table_id")
+		if unknown(r.Values, "route_table_id") {
 			// As an unknown route's table: any its expression can name.
-			from := unknownFrom(r.Values, "route_table_id")
-			what := "every table of " + strings.Join(from, ", ")
-			if ts = m.tablesFrom(from); ts == nil {
+			what := "every table of " + strings.Join(unknownFrom(r.Values, "route_table_id"), ", ")
+			if anyTable {
 				ts, what = m.allTables(), "every route table"
 			}
 			why := "route table not known statically: the propagation is assumed to reach " + what

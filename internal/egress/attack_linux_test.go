@@ -216,25 +216,8 @@ func TestEgressHiddenServerName(t *testing.T) {
 	}
 	list, config := echConfigList(key.PublicKey().Bytes(), "api.example.test")
 	cert, roots := serverCert(t, "api.example.test", "evil.example.test")
-	var ln net.Listener
-	if err := w.internet.Do(func() (err error) {
-		ln, err = tls.Listen("tcp", ":8443", &tls.Config{Certificates: []tls.Certificate{cert},
-			EncryptedClientHelloKeys: []tls.EncryptedClientHelloKey{{Config: config, PrivateKey: key.Bytes(), SendAsRetry: true}}})
-		return err
-	}); err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			c.(*tls.Conn).Handshake()
-			c.Close()
-		}
-	}()
+	w.handshakes(t, &tls.Config{Certificates: []tls.Certificate{cert},
+		EncryptedClientHelloKeys: []tls.EncryptedClientHelloKey{{Config: config, PrivateKey: key.Bytes(), SendAsRetry: true}}})
 	mark := len(w.recs.Records())
 	c := tunnel(t, p, "api.example.test:8443")
 	tc := tls.Client(c, &tls.Config{ServerName: "evil.example.test", RootCAs: roots, MinVersion: tls.VersionTLS13, EncryptedClientHelloConfigList: list})
@@ -542,25 +525,8 @@ func TestEgressRetriedHello(t *testing.T) {
 	}
 	p := w.proxy(t, pol, w.point(t, pol), nil, apiCaller)
 	cert, roots := serverCert(t, "api.example.test", "evi.example.test")
-	var ln net.Listener
-	if err := w.internet.Do(func() (err error) {
-		// P-256 only: clients offering X25519 key shares are asked again.
-		ln, err = tls.Listen("tcp", ":8443", &tls.Config{Certificates: []tls.Certificate{cert}, CurvePreferences: []tls.CurveID{tls.CurveP256}})
-		return err
-	}); err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			c.(*tls.Conn).Handshake()
-			c.Close()
-		}
-	}()
+	// P-256 only: clients offering X25519 key shares are asked again.
+	w.handshakes(t, &tls.Config{Certificates: []tls.Certificate{cert}, CurvePreferences: []tls.CurveID{tls.CurveP256}})
 	t.Log("a retried hello naming the allowed host passes")
 	c := tunnel(t, p, "api.example.test:8443")
 	if err := tls.Client(c, &tls.Config{ServerName: "api.example.test", RootCAs: roots}).Handshake(); err != nil {
@@ -575,4 +541,28 @@ func TestEgressRetriedHello(t *testing.T) {
 	w.waitAfter(t, mark, "the refused second hello", func(r flow.Record) bool {
 		return r.Unmapped.ReasonCode == flow.ReasonSNIMismatch && r.TLS != nil && r.TLS.SNI == "evi.example.test"
 	})
+}
+
+// handshakes serves TLS with cfg on the internet host's port 8443 until
+// the test ends: each connection's handshake, then its close.
+func (w *world) handshakes(t *testing.T, cfg *tls.Config) {
+	t.Helper()
+	var ln net.Listener
+	if err := w.internet.Do(func() (err error) {
+		ln, err = tls.Listen("tcp", ":8443", cfg)
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			c.(*tls.Conn).Handshake()
+			c.Close()
+		}
+	}()
 }
