@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net"
 	"strconv"
+	"time"
 
 	"moat/internal/api"
 	"moat/internal/egress"
@@ -35,6 +36,9 @@ type EgressConfig struct {
 	// Resolver, when set, is the DNS server (host:port) the egress point
 	// asks; "" means the system's resolver.
 	Resolver string
+	// IdleTimeout closes a connection the egress point relays once no
+	// byte moved either way for that long; zero means an hour.
+	IdleTimeout time.Duration
 }
 
 // newEgress builds the egress point (when this node connects out) and the
@@ -44,7 +48,7 @@ func (a *Agent) newEgress() error {
 	if ec.Direct || ec.ServeGateway != "" {
 		pc := egress.PointConfig{
 			Node: a.cfg.Node, TrustDomain: a.td, Policy: a.policyTable, Flows: a.flows(),
-			Now: a.cfg.Now, Logger: a.log.With("part", "egress"),
+			IdleTimeout: ec.IdleTimeout, Now: a.cfg.Now, Logger: a.log.With("part", "egress"),
 		}
 		if a.fw != nil {
 			pc.Pin, pc.Control = a.fw.Pin, firewall.Control

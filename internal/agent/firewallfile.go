@@ -3,6 +3,7 @@ package agent
 import (
 	"net"
 	"net/netip"
+	"time"
 
 	"moat/internal/config"
 	"moat/internal/firewall"
@@ -89,6 +90,7 @@ func (f *FirewallFile) Config(path string) (FirewallConfig, error) {
 //	  gateway: egress               # the egress gateway's service
 //	  serve_gateway: ""             # this node is the egress gateway, as this service
 //	  resolver: ""                  # DNS server of the egress point (host:port)
+//	  idle_timeout: 1h              # the egress point closes a connection idle for that long
 type EgressFile struct {
 	Proxy        string `yaml:"proxy"`
 	SNI          string `yaml:"sni"`
@@ -97,6 +99,10 @@ type EgressFile struct {
 	Gateway      string `yaml:"gateway"`
 	ServeGateway string `yaml:"serve_gateway"`
 	Resolver     string `yaml:"resolver"`
+	// IdleTimeout closes a connection the egress point relays once no
+	// byte moved either way for that long; zero means an hour
+	// (egress.DefaultIdleTimeout).
+	IdleTimeout config.Duration `yaml:"idle_timeout"`
 }
 
 // Config validates e, naming path (e.g. "egress") in its errors, and
@@ -104,7 +110,8 @@ type EgressFile struct {
 // loopback: the caller is told by its local socket's uid, which a remote
 // caller does not have.
 func (e *EgressFile) Config(path string) (EgressConfig, error) {
-	out := EgressConfig{Proxy: e.Proxy, SNI: e.SNI, SNIPort: e.SNIPort, Direct: e.Direct, Gateway: e.Gateway, ServeGateway: e.ServeGateway, Resolver: e.Resolver}
+	out := EgressConfig{Proxy: e.Proxy, SNI: e.SNI, SNIPort: e.SNIPort, Direct: e.Direct, Gateway: e.Gateway, ServeGateway: e.ServeGateway, Resolver: e.Resolver,
+		IdleTimeout: time.Duration(e.IdleTimeout)}
 	for _, l := range []struct{ key, v string }{{"proxy", e.Proxy}, {"sni", e.SNI}} {
 		if l.v == "" {
 			continue
@@ -128,6 +135,9 @@ func (e *EgressFile) Config(path string) (EgressConfig, error) {
 		if _, _, err := net.SplitHostPort(e.Resolver); err != nil {
 			return out, config.Errorf(config.Join(path, "resolver"), "%q: want host:port", e.Resolver)
 		}
+	}
+	if d := time.Duration(e.IdleTimeout); d < 0 || d > 0 && d < time.Second {
+		return out, config.Errorf(config.Join(path, "idle_timeout"), "%v: want a second or more (or leave it out for an hour)", d)
 	}
 	return out, nil
 }

@@ -108,7 +108,7 @@ const (
 	RuleAuditWouldDeny = "audit_would_deny"
 	// RuleEgressDenied: a service's attempt to leave the mesh that was
 	// refused: records with Unmapped.ReasonCode flow.ReasonEgressDenied,
-	// flow.ReasonSNIMismatch, flow.ReasonEgressInternal or
+	// flow.ReasonSNIMismatch, flow.ReasonHTTPRefused, flow.ReasonEgressInternal or
 	// flow.ReasonNoIdentity (a local process that runs no service), and outbound
 	// connections the host firewall dropped (flow.ReasonFirewall, verdict
 	// deny). Subject: the source (its service, else its IP).

@@ -348,7 +348,7 @@ func (e *Engine) observeRecord(now time.Time, r *flow.Record) []Alert {
 			"failed mTLS handshakes from {subject}",
 			map[string]string{"last_reason": reason, "last_code": code, "dst": target(r.DstEndpoint)})
 	}
-	if code == flow.ReasonEgressDenied || code == flow.ReasonSNIMismatch || code == flow.ReasonEgressInternal || code == flow.ReasonNoIdentity ||
+	if code == flow.ReasonEgressDenied || code == flow.ReasonSNIMismatch || code == flow.ReasonHTTPRefused || code == flow.ReasonEgressInternal || code == flow.ReasonNoIdentity ||
 		code == flow.ReasonFirewall && r.Verdict() == flow.VerdictDeny && r.ConnectionInfo != nil && r.ConnectionInfo.DirectionID == flow.DirectionOutbound {
 		dst := target(r.DstEndpoint)
 		if ep := r.DstEndpoint; ep != nil && ep.Hostname != "" {

@@ -115,6 +115,12 @@ func TestRules(t *testing.T) {
 			},
 		},
 		{
+			name: "egress plain HTTP to another host", rule: RuleEgressDenied, key: "moat/egress_denied/spiffe://moat.test/svc/api",
+			attack: []ev{r2ev(egressFlow("api", "api.example", flow.VerdictDeny, flow.ReasonHTTPRefused))},
+			// A tunnel closed for being idle is no attempt to leave.
+			benign: []ev{r2ev(egressFlow("api", "api.example", flow.VerdictAllow, flow.ReasonIdleTimeout))},
+		},
+		{
 			name: "egress dropped by the host firewall", rule: RuleEgressDenied, key: "moat/egress_denied/10.0.0.5",
 			attack: []ev{r2ev(firewallDrop(flow.DirectionOutbound))},
 			benign: []ev{r2ev(egressFlow("api", "api.stripe.com", flow.VerdictAllow, ""))},

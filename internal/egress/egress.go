@@ -21,12 +21,23 @@
 // that hello, and of the second one after a HelloRetryRequest, the host
 // it asked for, so an allowed name cannot front for another one on the
 // same servers (HTTP Host headers inside TLS are not visible and not
-// checked).
+// checked); an SSLv2-style hello, which names no server, is refused.
+// When it speaks plain HTTP to a name, every request of the connection
+// must name that host (Host, and an absolute target), and the point
+// frames each body itself to find the next request; a request servers
+// could read two ways is answered 403 and refused (http.go). A websocket
+// upgrade opening its connection is let through, and after the server's
+// 101 the connection is relayed as it comes, as other protocols are.
+//
+// A relayed connection on which no byte moved either way for the idle
+// timeout (an hour unless configured) is closed (idle.go).
 //
 // Every egress connection is recorded at the point (OCSF Network Activity
 // with the host name, the source identity and the rule), and every refusal
-// where it is decided, with a reason code (flow.ReasonEgressDenied, …) that
-// detection raises alerts on.
+// where it is decided, with a reason code (flow.ReasonEgressDenied,
+// flow.ReasonSNIMismatch, flow.ReasonHTTPRefused, …) that detection raises
+// alerts on; a connection closed for being idle ends with
+// flow.ReasonIdleTimeout.
 package egress
 
 import (
@@ -37,6 +48,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"net/http"
 	"net/netip"
 	"strconv"
 	"sync/atomic"
@@ -80,6 +92,9 @@ type PointConfig struct {
 	Flows flow.Writer
 	// DialTimeout bounds one resolution and each dial; zero means 5s.
 	DialTimeout time.Duration
+	// IdleTimeout closes a relayed connection on which no byte moved
+	// either way for that long; zero means DefaultIdleTimeout.
+	IdleTimeout time.Duration
 	Now         func() time.Time
 	Logger      *slog.Logger
 }
@@ -102,6 +117,12 @@ func NewPoint(cfg PointConfig) (*Point, error) {
 	}
 	if cfg.DialTimeout == 0 {
 		cfg.DialTimeout = 5 * time.Second
+	}
+	if cfg.IdleTimeout == 0 {
+		cfg.IdleTimeout = DefaultIdleTimeout
+	}
+	if cfg.IdleTimeout < 0 {
+		return nil, errors.New("egress: a negative IdleTimeout")
 	}
 	if cfg.Now == nil {
 		cfg.Now = time.Now
@@ -258,8 +279,10 @@ func embeddedIPv4(a netip.Addr) (netip.Addr, bool) {
 }
 
 // Relay joins client and the upstream until both are done, after checking
-// the client's TLS server name against the host; it records the
-// connection and closes both. first holds bytes already read from client.
+// the client's TLS server name against the host, or each of its plain
+// HTTP requests' Host; it records the connection and closes both. first
+// holds bytes already read from client. A connection on which no byte
+// moved either way for the idle timeout is closed.
 func (p *Point) Relay(client net.Conn, first []byte, up *Upstream) {
 	p.open.Add(1)
 	p.total.Add(1)
@@ -270,8 +293,11 @@ func (p *Point) Relay(client net.Conn, first []byte, up *Upstream) {
 	rec.FirewallRule = &flow.Rule{Name: up.rule}
 	rec.DstEndpoint.IP = addrOnly(up.conn.RemoteAddr())
 	p.write(rec)
+	idle := p.watchIdle(client, up)
+	defer idle.stop()
 
-	var in, out atomic.Int64 // bytes from the upstream, to the upstream
+	var in, out atomic.Int64  // bytes from the upstream, to the upstream
+	var answering atomic.Bool // the point answers the client itself
 	down := make(chan struct{})
 	sh := newServerHello()
 	go func() {
@@ -282,10 +308,19 @@ func (p *Point) Relay(client net.Conn, first []byte, up *Upstream) {
 			n += m
 		}
 		in.Add(n)
-		closeWrite(client)
+		if !answering.Load() {
+			closeWrite(client)
+		}
 	}()
 	hello, sni, isTLS, err := readHello(client, first)
 	code, reason := checkHello(up.tgt, sni, isTLS, err, len(hello))
+	_, addrErr := netip.ParseAddr(up.tgt.Host)
+	toName := addrErr != nil // a name rule's; an address is a network rule's
+	if code == "" && !isTLS && len(hello) > 0 && hello[0] >= 0x80 && toName {
+		// An SSLv2-compatible ClientHello (a two-byte record header with
+		// the high bit set) carries no extensions, so no server name.
+		code, reason = flow.ReasonSNIMismatch, fmt.Sprintf("an SSLv2-style ClientHello to %s, which names no server", up.tgt)
+	}
 	var rest []byte // read past the ClientHello
 	if code == "" && isTLS {
 		end, _, err := helloEnd(hello)
@@ -295,7 +330,15 @@ func (p *Point) Relay(client net.Conn, first []byte, up *Upstream) {
 			hello, rest = hello[:end], hello[end:]
 		}
 	}
-	if code == "" && len(hello) > 0 {
+	switch {
+	case code != "" || len(hello) == 0:
+	case !isTLS && toName: // HTTP to a name is read request by request
+		n, refused := relayPlain(client, hello, up.conn, up.tgt, sh)
+		out.Add(n)
+		if refused != nil {
+			code, reason = flow.ReasonHTTPRefused, fmt.Sprintf("HTTP request to %s refused: %v", up.tgt, refused)
+		}
+	default:
 		if _, err := up.conn.Write(hello); err == nil {
 			out.Add(int64(len(hello)))
 			var n int64
@@ -312,6 +355,26 @@ func (p *Point) Relay(client net.Conn, first []byte, up *Upstream) {
 		}
 	}
 	if code != "" {
+		if code == flow.ReasonHTTPRefused {
+			// The server answers the requests that went up before this
+			// one; then the client gets the refusal.
+			answering.Store(true)
+			closeWrite(up.conn)
+			t := time.NewTimer(httpHeadTimeout)
+			select {
+			case <-down:
+			case <-t.C:
+			}
+			t.Stop()
+			up.conn.Close()
+			<-down
+			answer(client, http.StatusForbidden, "egress refused: "+code)
+			// What the client sent past the refused request is read
+			// (bounded) so that closing does not reset the answer away.
+			closeWrite(client)
+			_ = client.SetReadDeadline(time.Now().Add(time.Second))
+			_, _ = io.CopyN(io.Discard, client, maxHTTPHead)
+		}
 		client.Close()
 		up.conn.Close()
 		<-down
@@ -319,6 +382,9 @@ func (p *Point) Relay(client net.Conn, first []byte, up *Upstream) {
 		r.FirewallRule = &flow.Rule{Name: up.rule}
 		r.DstEndpoint.IP = addrOnly(up.conn.RemoteAddr())
 		r.TLS = &flow.TLS{Version: "tls", SNI: bounded(sni)}
+		if code == flow.ReasonHTTPRefused {
+			r.TLS = &flow.TLS{Version: "none"}
+		}
 		r.Unmapped.ReasonCode, r.Unmapped.Reason = code, reason
 		p.log.Warn("egress: refused", "src", up.tgt.Src, "host", up.tgt.Host, "code", code, "reason", reason)
 		p.write(r)
@@ -332,6 +398,10 @@ func (p *Point) Relay(client net.Conn, first []byte, up *Upstream) {
 	end.TLS = &flow.TLS{Version: "none"}
 	if isTLS {
 		end.TLS = &flow.TLS{Version: "tls", SNI: bounded(sni)}
+	}
+	if idle.fired() {
+		end.Unmapped.ReasonCode = flow.ReasonIdleTimeout
+		end.Unmapped.Reason = fmt.Sprintf("no byte moved either way for %v", p.cfg.IdleTimeout)
 	}
 	end.Traffic = &flow.Traffic{BytesIn: in.Load(), BytesOut: out.Load(), Bytes: in.Load() + out.Load()}
 	end.EndTime = flow.Millis(p.cfg.Now())

@@ -206,27 +206,58 @@ var helloRetryRandom = [32]byte{
 // and tells, once they are in or the server stopped, whether they open a
 // HelloRetryRequest, after which the client sends a second ClientHello.
 // A ServerHello too short in its first record to tell counts as one.
+//
+// On a plain HTTP connection it also tells, from the same bytes, whether
+// the server's first answer is a 101 (Switching Protocols).
 type serverHello struct {
 	buf   []byte
 	once  sync.Once
 	done  chan struct{}
 	retry bool
+
+	statusOnce sync.Once
+	status     chan struct{} // closed once statusLine holds what came of the first 13 bytes
+	statusLine []byte
 }
+
+// statusHead is the length of "HTTP/1.1 101 ".
+const statusHead = 13
 
 // serverHelloHead is a record header, a handshake header, the version and
 // the random.
 const serverHelloHead = 5 + 4 + 2 + 32
 
-func newServerHello() *serverHello { return &serverHello{done: make(chan struct{})} }
+func newServerHello() *serverHello {
+	return &serverHello{done: make(chan struct{}), status: make(chan struct{})}
+}
 
 func (s *serverHello) Write(b []byte) (int, error) {
 	if len(s.buf) < serverHelloHead {
 		s.buf = append(s.buf, b[:min(len(b), serverHelloHead-len(s.buf))]...)
+		if len(s.buf) >= statusHead {
+			s.endStatus()
+		}
 		if len(s.buf) == serverHelloHead {
 			s.end()
 		}
 	}
 	return len(b), nil
+}
+
+// endStatus keeps what came of the first answer's status line.
+func (s *serverHello) endStatus() {
+	s.statusOnce.Do(func() {
+		s.statusLine = append([]byte(nil), s.buf[:min(len(s.buf), statusHead)]...)
+		close(s.status)
+	})
+}
+
+// switched reports whether the server's first answer is a 101; it is
+// called once status is closed.
+func (s *serverHello) switched() bool {
+	b := s.statusLine
+	return len(b) == statusHead && (string(b[:9]) == "HTTP/1.1 " || string(b[:9]) == "HTTP/1.0 ") &&
+		string(b[9:12]) == "101" && (b[12] == ' ' || b[12] == '\r')
 }
 
 // copyHead copies src to dst until the first serverHelloHead bytes went
@@ -255,6 +286,7 @@ func (s *serverHello) copyHead(dst io.Writer, src io.Reader) (int64, error) {
 
 // end decides on what came; the server sent all it will send first.
 func (s *serverHello) end() {
+	s.endStatus()
 	s.once.Do(func() {
 		b := s.buf
 		if len(b) >= 6 && b[0] == recordHandshake && b[5] == 2 { // a ServerHello

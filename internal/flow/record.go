@@ -326,6 +326,7 @@ const (
 	ReasonPeerRevoked    = "peer_revoked"    // the peer's identity was revoked while connected
 	ReasonServiceRemoved = "service_removed" // an end was deregistered or moved off its node
 	ReasonShutdown       = "shutdown"        // the agent stopped
+	ReasonIdleTimeout    = "idle_timeout"    // no byte moved either way for as long as the idle timeout allows
 	// Break-glass access, on a node's agent.
 	ReasonOutsideGrant = "outside_grant" // an administrator's access not covered by an active grant of theirs for this node and mode
 	ReasonGrantEnded   = "grant_ended"   // a session cut because its grant was revoked or expired
@@ -333,6 +334,7 @@ const (
 	ReasonFirewall       = "firewall_blocked"  // the node's host firewall dropped the connection (or would have, in audit mode)
 	ReasonEgressDenied   = "egress_denied"     // no egress rule lets the source reach that host and port
 	ReasonSNIMismatch    = "sni_mismatch"      // the TLS server name differs from the host the egress path was asked for
+	ReasonHTTPRefused    = "http_refused"      // a plain HTTP request through the egress path named another host than asked for, or was framed ambiguously
 	ReasonEgressResolve  = "egress_unresolved" // the egress point could not resolve the allowed name
 	ReasonEgressInternal = "egress_internal"   // an allowed name resolved to an internal address (loopback, link-local, private)
 	ReasonNoIdentity     = "no_identity"       // the local caller maps to no service registered on the node

@@ -1,0 +1,12 @@
+//go:build !linux
+
+package egress
+
+import (
+	"net"
+	"time"
+)
+
+// idleSince is nil where the kernel is not asked: the upstream is then
+// watched through an activityConn.
+func idleSince(net.Conn) func() (time.Duration, bool) { return nil }
