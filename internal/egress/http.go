@@ -462,6 +462,11 @@ func (h *requestHead) check(t Target, first bool) error {
 		}
 		h.length, _ = strconv.ParseInt(v, 10, 64)
 	}
+	if (h.method == "GET" || h.method == "HEAD") && (h.chunked || h.length != 0) {
+		// Servers differ on whether a GET or HEAD has a body: one that
+		// reads none takes it for the next request.
+		return refuseHTTP("a %s with a body", h.method)
+	}
 	if len(upgrades) > 0 {
 		// A websocket connection is the host's own; another protocol
 		// (h2c, whose requests name their authority apart, TLS) is not

@@ -17,6 +17,7 @@ import (
 
 	"moat/internal/flow"
 	"moat/internal/policy"
+	"moat/internal/testkit"
 )
 
 // Plain HTTP through a name rule: the servers behind an allowed name serve
@@ -137,8 +138,10 @@ func TestEgressPlainHTTPHost(t *testing.T) {
 		{"a Transfer-Encoding other than chunked", "POST / HTTP/1.1\r\nHost: api.example.test\r\nTransfer-Encoding: xchunked\r\n\r\n0\r\n\r\n" + smuggled},
 		{"two Transfer-Encodings", "POST / HTTP/1.1\r\nHost: api.example.test\r\nTransfer-Encoding: gzip, chunked\r\n\r\n0\r\n\r\n" + smuggled},
 		{"chunked in HTTP/1.0", "POST / HTTP/1.0\r\nHost: api.example.test\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n" + smuggled},
-		{"two Content-Lengths", "POST / HTTP/1.1\r\nHost: api.example.test\r\nContent-Length: 0\r\nContent-Length: 47\r\n\r\n" + smuggled},
-		{"a signed Content-Length", "POST / HTTP/1.1\r\nHost: api.example.test\r\nContent-Length: +47\r\n\r\n" + smuggled},
+		{"two Content-Lengths", "POST / HTTP/1.1\r\nHost: api.example.test\r\nContent-Length: 0\r\nContent-Length: 50\r\n\r\n" + smuggled},
+		{"a signed Content-Length", "POST / HTTP/1.1\r\nHost: api.example.test\r\nContent-Length: +50\r\n\r\n" + smuggled},
+		{"a GET whose body is a request", "GET / HTTP/1.1\r\nHost: api.example.test\r\nContent-Length: 50\r\n\r\n" + smuggled},
+		{"a HEAD whose chunked body is a request", "HEAD / HTTP/1.1\r\nHost: api.example.test\r\nTransfer-Encoding: chunked\r\n\r\n32\r\n" + smuggled + "\r\n0\r\n\r\n"},
 		{"a bad chunk size", "POST / HTTP/1.1\r\nHost: api.example.test\r\nTransfer-Encoding: chunked\r\n\r\n3x\r\nabc\r\n0\r\n\r\n" + smuggled},
 		{"a chunk longer than its size", "POST / HTTP/1.1\r\nHost: api.example.test\r\nTransfer-Encoding: chunked\r\n\r\n1\r\nabc\r\n0\r\n\r\n" + smuggled},
 		{"a chunk extension with a quote", "POST / HTTP/1.1\r\nHost: api.example.test\r\nTransfer-Encoding: chunked\r\n\r\n3;a=\"x\r\nabc\r\n0\r\n\r\n" + smuggled},
@@ -351,5 +354,80 @@ func TestEgressIdleTimeout(t *testing.T) {
 			t.Errorf("%s: the client's end: %v", c.what, err)
 		}
 		conn.Close()
+	}
+}
+
+// TestEgressIdleOneWay: a tunnel on which bytes move one way only (a
+// download while the client sends nothing, then an upload the server
+// does not answer) is busy, not idle, for the whole of several idle
+// timeouts. Each step is driven by the test, with no pause between.
+func TestEgressIdleOneWay(t *testing.T) {
+	w := newWorld(t)
+	pol, err := policy.Parse([]byte(httpIntentions))
+	if err != nil {
+		t.Fatal(err)
+	}
+	pt := w.point(t, pol)
+	const idle = 1500 * time.Millisecond
+	pt.cfg.IdleTimeout = idle
+	p := w.proxy(t, pol, pt, nil, apiCaller)
+	var ln net.Listener
+	if err := w.internet.Do(func() (err error) { ln, err = net.Listen("tcp", ":2222"); return err }); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	// The server writes a chunk for each tick, then reads chunks, telling
+	// of each.
+	tick, got, gone := make(chan bool), make(chan struct{}), make(chan struct{})
+	go func() {
+		defer close(gone)
+		c, err := ln.Accept()
+		if err != nil {
+			return
+		}
+		defer c.Close()
+		chunk := make([]byte, 1024)
+		for <-tick {
+			if _, err := c.Write(chunk); err != nil {
+				return
+			}
+		}
+		for {
+			if _, err := io.ReadFull(c, chunk); err != nil {
+				return
+			}
+			got <- struct{}{}
+		}
+	}()
+	conn := tunnel(t, p, "api.example.test:2222")
+	chunk := make([]byte, 1024)
+	start := time.Now()
+	for time.Since(start) < 2*idle+idle/2 {
+		tick <- true
+		if _, err := io.ReadFull(conn, chunk); err != nil {
+			t.Fatalf("a download running %v (idle timeout %v) was cut: %v", time.Since(start), idle, err)
+		}
+	}
+	tick <- false
+	t.Log("downloaded for more than two idle timeouts; now an upload")
+	start = time.Now()
+	for time.Since(start) < 2*idle+idle/2 {
+		if _, err := conn.Write(chunk); err != nil {
+			t.Fatalf("an upload running %v (idle timeout %v) was cut: %v", time.Since(start), idle, err)
+		}
+		select {
+		case <-got:
+		case <-gone:
+			t.Fatalf("an upload running %v (idle timeout %v) was cut", time.Since(start), idle)
+		case <-time.After(testkit.WaitLimit):
+			t.Fatalf("an upload running %v (idle timeout %v) was cut: the server stopped getting it", time.Since(start), idle)
+		}
+	}
+	conn.Close()
+	rec := wait(t, w.recs, "the tunnel's end", func(r flow.Record) bool {
+		return r.ActivityID == flow.ActivityClose && r.DstEndpoint.Port == 2222
+	})
+	if rec.Unmapped.ReasonCode == flow.ReasonIdleTimeout {
+		t.Errorf("a busy tunnel was closed as idle: %s", rec.Unmapped.Reason)
 	}
 }
