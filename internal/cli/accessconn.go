@@ -435,7 +435,7 @@ func splice(ctx context.Context, c net.Conn, in io.Reader, out io.Writer) error 
 
 func accessForwardCommand() *Command {
 	var service, local *string
-	return adminCommand("forward", "forward a local port to a service under your grant", "--service SVC --local 127.0.0.1:PORT",
+	cmd := adminCommand("forward", "forward a local port to a service under your grant", "--service SVC --local 127.0.0.1:PORT",
 		func(fs *flag.FlagSet) {
 			service = fs.String("service", "", "the service of your forward grant (required)")
 			local = fs.String("local", "127.0.0.1:0", "local address to listen on")
@@ -451,7 +451,7 @@ func accessForwardCommand() *Command {
 			if err != nil {
 				return err
 			}
-			certs := &sessionCerts{s: s, g: g, stderr: e.Stderr}
+			certs := &sessionCerts{s: s, g: g}
 			// The first connection's certificate, taken now: a missing
 			// MFA session is asked for, or refused, before the port opens.
 			if err := certs.prefetch(ctx); err != nil {
@@ -490,6 +490,13 @@ func accessForwardCommand() *Command {
 				}()
 			}
 		})
+	cmd.Help = "Listens on a loopback port until your forward grant ends, and carries each\n" +
+		"connection to the service through the control plane and the node's agent. Each\n" +
+		"new connection takes a new, short-lived grant certificate, kept in memory, which\n" +
+		"needs a live MFA session: once yours has ended, the next connection asks for a\n" +
+		"code on standard input (or takes the session of a \"moat admin mfa login\" run\n" +
+		"beside it). Connections already open last until the grant ends or is revoked."
+	return cmd
 }
 
 // sessionCerts hands a forward's connections their grant certificates:
@@ -498,12 +505,12 @@ func accessForwardCommand() *Command {
 // the MFA session has ended the administrator is asked for one code, not
 // one per connection waiting.
 type sessionCerts struct {
-	s      *api.AdminClient
-	g      api.Grant
-	stderr io.Writer
+	s *api.AdminClient
+	g api.Grant
 
-	mu   sync.Mutex // guards next, and serializes fetches
-	next *tls.Certificate
+	mu      sync.Mutex // guards next and fetched, and serializes fetches
+	next    *tls.Certificate
+	fetched time.Time
 }
 
 // prefetch takes the next connection's certificate ahead.
@@ -511,19 +518,18 @@ func (sc *sessionCerts) prefetch(ctx context.Context) error {
 	sc.mu.Lock()
 	defer sc.mu.Unlock()
 	cert, err := sc.fetch(ctx)
-	sc.next = cert
+	sc.next, sc.fetched = cert, time.Now()
 	return err
 }
 
-// take returns a certificate for one new session: the prefetched one if
-// it has most of its life ahead, else a new one.
+// take returns a certificate for one new session: the prefetched one
+// while most of the life it had when it came is ahead, else a new one.
 func (sc *sessionCerts) take(ctx context.Context) (*tls.Certificate, error) {
 	sc.mu.Lock()
 	defer sc.mu.Unlock()
 	if c := sc.next; c != nil {
 		sc.next = nil
-		life := c.Leaf.NotAfter.Sub(c.Leaf.NotBefore)
-		if time.Until(c.Leaf.NotAfter) > life/2 {
+		if time.Since(sc.fetched) < c.Leaf.NotAfter.Sub(sc.fetched)/2 {
 			return c, nil
 		}
 	}
@@ -531,9 +537,8 @@ func (sc *sessionCerts) take(ctx context.Context) (*tls.Certificate, error) {
 }
 
 func (sc *sessionCerts) fetch(ctx context.Context) (*tls.Certificate, error) {
-	if sc.s.Session() == nil {
-		fmt.Fprintf(sc.stderr, "moat: a new connection under grant %s needs a new grant certificate, which needs a live MFA session, and yours has ended\n", sc.g.ID)
-	}
+	ctx = context.WithValue(ctx, promptWhyKey{}, fmt.Sprintf("each new connection to %s:%d takes a new grant certificate, "+
+		"which needs a live MFA session, and you have none (it ended, or was ended by a logout)", sc.g.Service, sc.g.Port))
 	cr, err := fetchGrantCreds(ctx, sc.s, sc.g, false)
 	if errors.Is(err, api.ErrMFARequired) || errors.Is(err, api.ErrNoCode) {
 		return nil, fmt.Errorf("connection refused: no live MFA session to take a grant certificate with (run \"moat admin mfa login\"; the forward goes on listening): %w", err)
