@@ -286,10 +286,13 @@ type AccessCertRequest struct {
 
 // AccessCert answers an AccessCertRequest.
 type AccessCert struct {
-	Chain   [][]byte  `json:"chain"`
-	Bundle  [][]byte  `json:"bundle"`
-	SSHCert string    `json:"ssh_cert,omitempty"` // authorized_keys form
-	HostCA  string    `json:"host_ca,omitempty"`  // SSH host CA key, authorized_keys form
+	Chain   [][]byte `json:"chain"`
+	Bundle  [][]byte `json:"bundle"`
+	SSHCert string   `json:"ssh_cert,omitempty"` // authorized_keys form
+	HostCA  string   `json:"host_ca,omitempty"`  // SSH host CA key, authorized_keys form
+	// Expires is when both certificates end: the server's
+	// access.session_cert_ttl after issuance, or the grant's end if
+	// sooner. They open sessions until then; the sessions last longer.
 	Expires time.Time `json:"expires"`
 	Grant   Grant     `json:"grant"`
 }

@@ -153,6 +153,9 @@ func (s *AdminClient) prompt(ctx context.Context, seen uint64) error {
 	if s.generation() != seen {
 		return nil
 	}
+	if s.adoptStored() {
+		return nil
+	}
 	if s.cfg.Code == nil {
 		return fmt.Errorf("%w: no way to ask for a code here; run \"moat admin mfa login\" first", ErrMFARequired)
 	}
@@ -162,6 +165,28 @@ func (s *AdminClient) prompt(ctx context.Context, seen uint64) error {
 	}
 	_, err = s.Login(ctx, code)
 	return err
+}
+
+// adoptStored replaces the client's MFA session, which the server no
+// longer takes, with the one stored in the directory if that is valid and
+// another: a command logged in since (the administrator ran "moat admin
+// mfa login" beside a long-running command such as "moat access
+// forward"), and the call is sent again with it rather than asking for a
+// code. A client that held no session asks for a code as before.
+func (s *AdminClient) adoptStored() bool {
+	sc, err := s.loadSession()
+	if err != nil || identity.CheckValidity(sc.Leaf, s.cfg.Now().Add(5*time.Second)) != nil {
+		return false
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.session == nil || s.session.Leaf.SerialNumber.Cmp(sc.Leaf.SerialNumber) == 0 {
+		return false
+	}
+	s.session = sc
+	s.gen++
+	s.Client.NewConnections()
+	return true
 }
 
 // Login trades code for an MFA session certificate, stores it in the

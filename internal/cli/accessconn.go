@@ -70,16 +70,20 @@ type grantCreds struct {
 	hostCA  ssh.PublicKey
 }
 
-// fetchGrantCreds asks for the grant's certificates over fresh keys (the
-// call needs an MFA session: the prompt asks for a code if none is valid).
-func fetchGrantCreds(ctx context.Context, s *api.AdminClient, g api.Grant) (*grantCreds, error) {
+// fetchGrantCreds asks for the certificates of one session under the
+// grant, over fresh keys held in memory: the X.509 one, and with withSSH
+// (a shell grant) an SSH one. They live minutes (the server's
+// access.session_cert_ttl), so every session asks anew; the call needs a
+// live MFA session, and the client's prompt asks for a code if there is
+// none and it may ask.
+func fetchGrantCreds(ctx context.Context, s *api.AdminClient, g api.Grant, withSSH bool) (*grantCreds, error) {
 	key, csr, err := ca.NewKeyCSR()
 	if err != nil {
 		return nil, err
 	}
 	req := api.AccessCertRequest{Grant: g.ID, CSR: csr}
 	out := &grantCreds{}
-	if g.Mode == api.ModeShell {
+	if withSSH {
 		_, sk, err := ed25519.GenerateKey(rand.Reader)
 		if err != nil {
 			return nil, err
@@ -103,7 +107,7 @@ func fetchGrantCreds(ctx context.Context, s *api.AdminClient, g api.Grant) (*gra
 		return nil, fmt.Errorf("the grant certificate does not verify as %s: %v", s.ID(), err)
 	}
 	out.tls = ca.TLSCertificate(chain, key)
-	if g.Mode == api.ModeShell {
+	if withSSH {
 		k, _, _, _, err := ssh.ParseAuthorizedKey([]byte(resp.SSHCert))
 		if err != nil {
 			return nil, fmt.Errorf("SSH certificate: %w", err)
@@ -127,7 +131,7 @@ func shellGrant(ctx context.Context, s *api.AdminClient, node string) (api.Grant
 	if err != nil {
 		return api.Grant{}, nil, err
 	}
-	cr, err := fetchGrantCreds(ctx, s, g)
+	cr, err := fetchGrantCreds(ctx, s, g, true)
 	return g, cr, err
 }
 
@@ -298,12 +302,14 @@ const (
 	grantKeyFile   = "id_ed25519"
 	grantCertFile  = "id_ed25519-cert.pub"
 	grantHostsFile = "known_hosts"
-	grantTLSFile   = "grant.pem"
+	// grantTLSFile held the grant's X.509 certificate and key, which
+	// earlier versions wrote for "moat access proxy"; ssh-cert removes it.
+	grantTLSFile = "grant.pem"
 )
 
 func accessSSHCertCommand() *Command {
 	var dir *string
-	return adminCommand("ssh-cert", "write your grant's SSH key and certificate for ssh(1), scp and sftp", "NODE [--dir DIR]",
+	cmd := adminCommand("ssh-cert", "write a short-lived SSH key and certificate of your grant for ssh(1), scp and sftp", "NODE [--dir DIR]",
 		func(fs *flag.FlagSet) {
 			dir = fs.String("dir", "", "where to write them (default ADMIN_DIR/access/NODE)")
 		},
@@ -325,9 +331,18 @@ func accessSSHCertCommand() *Command {
 			}
 			fmt.Fprintf(e.Stdout, "Host %s\n  ProxyCommand moat access proxy %%h\n  IdentityFile %s\n  CertificateFile %s\n  UserKnownHostsFile %s\n  IdentitiesOnly yes\n",
 				node, filepath.Join(d, grantKeyFile), filepath.Join(d, grantCertFile), filepath.Join(d, grantHostsFile))
-			fmt.Fprintf(e.Stderr, "valid until %s (the grant's end)\n", cr.tls.Leaf.NotAfter.Local().Format(time.RFC3339))
+			until := time.Unix(int64(cr.sshCert.ValidBefore), 0)
+			fmt.Fprintf(e.Stderr, "the SSH certificate is valid until %s (%s from now), for connections opened before then; "+
+				"run \"moat access ssh-cert %s\" again for later ones\n", until.Local().Format(time.RFC3339), time.Until(until).Round(time.Second), node)
 			return nil
 		})
+	cmd.Help = "Writes an SSH key and certificate of your shell grant on NODE, and the node CA's\n" +
+		"known_hosts line, for ssh(1), scp and sftp through \"moat access proxy\". The\n" +
+		"certificate lives minutes (the server's access.session_cert_ttl), not the grant's\n" +
+		"time: a connection opened while it is valid lasts until the grant ends, and a\n" +
+		"later one needs this command again (which, like every session's certificates,\n" +
+		"needs a live MFA session). A copy of the files opens nothing once it expires."
+	return cmd
 }
 
 func writeGrantCreds(dir, node string, cr *grantCreds) error {
@@ -338,31 +353,20 @@ func writeGrantCreds(dir, node string, cr *grantCreds) error {
 	if err != nil {
 		return err
 	}
-	tlsPEM, err := api.EncodeCertKey(cr.tls)
-	if err != nil {
-		return err
-	}
 	files := map[string][]byte{
 		grantKeyFile:   pem.EncodeToMemory(blk),
 		grantCertFile:  ssh.MarshalAuthorizedKey(cr.sshCert),
 		grantHostsFile: []byte("@cert-authority " + node + " " + string(ssh.MarshalAuthorizedKey(cr.hostCA))),
-		grantTLSFile:   tlsPEM,
 	}
 	for name, b := range files {
 		if err := os.WriteFile(filepath.Join(dir, name), b, 0o600); err != nil {
 			return err
 		}
 	}
-	return nil
-}
-
-// loadGrantTLS reads the grant certificate ssh-cert wrote for node.
-func loadGrantTLS(dir string) (*tls.Certificate, error) {
-	b, err := os.ReadFile(filepath.Join(dir, grantTLSFile))
-	if err != nil {
-		return nil, err
+	if err := os.Remove(filepath.Join(dir, grantTLSFile)); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return err
 	}
-	return api.ParseCertKey(b)
+	return nil
 }
 
 func accessProxyCommand() *Command {
@@ -370,8 +374,11 @@ func accessProxyCommand() *Command {
 	return &Command{
 		Name: "proxy", Summary: "ssh ProxyCommand: carry ssh(1) to a node under your grant", Usage: "NODE",
 		Help: "For ssh -o ProxyCommand='moat access proxy %h': joins standard input and output to\n" +
-			"the node's in-process SSH server through the control plane. It uses the grant\n" +
-			"credentials \"moat access ssh-cert NODE\" wrote, so it never asks for a code.",
+			"the node's in-process SSH server through the control plane, under your shell grant\n" +
+			"on NODE. Each run takes a new, short-lived grant certificate, kept in memory, for\n" +
+			"its one connection; that needs a live MFA session, and since standard input is\n" +
+			"ssh's it never asks for a code: log in first (\"moat admin mfa login\", or any\n" +
+			"command that asks, such as \"moat access ssh-cert NODE\").",
 		Flags: af.register,
 		Run: func(ctx context.Context, e *Env, fs *flag.FlagSet) error {
 			if fs.NArg() != 1 {
@@ -383,19 +390,19 @@ func accessProxyCommand() *Command {
 				return err
 			}
 			defer s.Close()
-			cert, err := loadGrantTLS(grantDir(e, af, node))
+			g, err := findGrant(ctx, s, api.ModeShell, node, "")
 			if err != nil {
-				return fmt.Errorf("no grant credentials for node %q: run \"moat access ssh-cert %s\" first (%v)", node, node, err)
+				return err
 			}
-			marks, err := identity.ReadAdminMarks(cert.Leaf)
-			if err != nil || marks.Grant == "" {
-				return fmt.Errorf("%s holds no grant certificate", grantDir(e, af, node))
+			cr, err := fetchGrantCreds(ctx, s, g, false)
+			if errors.Is(err, api.ErrMFARequired) {
+				return fmt.Errorf("a session on node %q needs a grant certificate, which needs a live MFA session, and yours has ended: "+
+					"run \"moat admin mfa login\" (or \"moat access ssh-cert %s\", which asks for a code) and connect again", node, node)
 			}
-			if time.Now().After(cert.Leaf.NotAfter) {
-				return fmt.Errorf("the grant credentials for node %q expired at %s", node, cert.Leaf.NotAfter.Local().Format(time.RFC3339))
+			if err != nil {
+				return err
 			}
-			g := api.Grant{ID: marks.Grant, Node: node, Mode: api.ModeShell}
-			tc, err := dialGrant(ctx, s, g, cert, api.ALPNAccessSSH)
+			tc, err := dialGrant(ctx, s, g, cr.tls, api.ALPNAccessSSH)
 			if err != nil {
 				return err
 			}
@@ -428,7 +435,7 @@ func splice(ctx context.Context, c net.Conn, in io.Reader, out io.Writer) error 
 
 func accessForwardCommand() *Command {
 	var service, local *string
-	return adminCommand("forward", "forward a local port to a service under your grant", "--service SVC --local 127.0.0.1:PORT",
+	cmd := adminCommand("forward", "forward a local port to a service under your grant", "--service SVC --local 127.0.0.1:PORT",
 		func(fs *flag.FlagSet) {
 			service = fs.String("service", "", "the service of your forward grant (required)")
 			local = fs.String("local", "127.0.0.1:0", "local address to listen on")
@@ -444,8 +451,10 @@ func accessForwardCommand() *Command {
 			if err != nil {
 				return err
 			}
-			cr, err := fetchGrantCreds(ctx, s, g)
-			if err != nil {
+			certs := &sessionCerts{s: s, g: g}
+			// The first connection's certificate, taken now: a missing
+			// MFA session is asked for, or refused, before the port opens.
+			if err := certs.prefetch(ctx); err != nil {
 				return err
 			}
 			ln, err := net.Listen("tcp", *local)
@@ -453,9 +462,9 @@ func accessForwardCommand() *Command {
 				return err
 			}
 			defer ln.Close()
-			ctx, cancel := context.WithDeadline(ctx, cr.tls.Leaf.NotAfter)
+			ctx, cancel := context.WithDeadline(ctx, g.Expires)
 			defer cancel()
-			fmt.Fprintf(e.Stdout, "forwarding %s to %s:%d on node %s until %s\n", ln.Addr(), g.Service, g.Port, g.Node, cr.tls.Leaf.NotAfter.Local().Format(time.RFC3339))
+			fmt.Fprintf(e.Stdout, "forwarding %s to %s:%d on node %s until %s\n", ln.Addr(), g.Service, g.Port, g.Node, g.Expires.Local().Format(time.RFC3339))
 			go func() {
 				<-ctx.Done()
 				ln.Close()
@@ -466,7 +475,7 @@ func accessForwardCommand() *Command {
 				c, err := ln.Accept()
 				if err != nil {
 					if ctx.Err() != nil {
-						fmt.Fprintf(e.Stderr, "the grant ended at %s; forwarding stopped\n", cr.tls.Leaf.NotAfter.Local().Format(time.RFC3339))
+						fmt.Fprintf(e.Stderr, "the grant ended at %s; forwarding stopped\n", g.Expires.Local().Format(time.RFC3339))
 						return nil
 					}
 					return err
@@ -475,16 +484,78 @@ func accessForwardCommand() *Command {
 				go func() {
 					defer wg.Done()
 					defer c.Close()
-					if err := forwardOne(ctx, s, g, cr.tls, c); err != nil {
+					if err := forwardOne(ctx, s, g, certs, c); err != nil {
 						fmt.Fprintf(e.Stderr, "moat: %v\n", err)
 					}
 				}()
 			}
 		})
+	cmd.Help = "Listens on a loopback port until your forward grant ends, and carries each\n" +
+		"connection to the service through the control plane and the node's agent. Each\n" +
+		"new connection takes a new, short-lived grant certificate, kept in memory, which\n" +
+		"needs a live MFA session: once yours has ended, the next connection asks for a\n" +
+		"code on standard input (or takes the session of a \"moat admin mfa login\" run\n" +
+		"beside it). Connections already open last until the grant ends or is revoked."
+	return cmd
 }
 
-// forwardOne carries one local connection to the grant's service.
-func forwardOne(ctx context.Context, s *api.AdminClient, g api.Grant, cert *tls.Certificate, c net.Conn) error {
+// sessionCerts hands a forward's connections their grant certificates:
+// a new one each, kept in memory, since one lives only minutes and a copy
+// of it must open nothing later. Fetches are one at a time, so that when
+// the MFA session has ended the administrator is asked for one code, not
+// one per connection waiting.
+type sessionCerts struct {
+	s *api.AdminClient
+	g api.Grant
+
+	mu      sync.Mutex // guards next and fetched, and serializes fetches
+	next    *tls.Certificate
+	fetched time.Time
+}
+
+// prefetch takes the next connection's certificate ahead.
+func (sc *sessionCerts) prefetch(ctx context.Context) error {
+	sc.mu.Lock()
+	defer sc.mu.Unlock()
+	cert, err := sc.fetch(ctx)
+	sc.next, sc.fetched = cert, time.Now()
+	return err
+}
+
+// take returns a certificate for one new session: the prefetched one
+// while most of the life it had when it came is ahead, else a new one.
+func (sc *sessionCerts) take(ctx context.Context) (*tls.Certificate, error) {
+	sc.mu.Lock()
+	defer sc.mu.Unlock()
+	if c := sc.next; c != nil {
+		sc.next = nil
+		if time.Since(sc.fetched) < c.Leaf.NotAfter.Sub(sc.fetched)/2 {
+			return c, nil
+		}
+	}
+	return sc.fetch(ctx)
+}
+
+func (sc *sessionCerts) fetch(ctx context.Context) (*tls.Certificate, error) {
+	ctx = context.WithValue(ctx, promptWhyKey{}, fmt.Sprintf("each new connection to %s:%d takes a new grant certificate, "+
+		"which needs a live MFA session, and you have none (it ended, or was ended by a logout)", sc.g.Service, sc.g.Port))
+	cr, err := fetchGrantCreds(ctx, sc.s, sc.g, false)
+	if errors.Is(err, api.ErrMFARequired) || errors.Is(err, api.ErrNoCode) {
+		return nil, fmt.Errorf("connection refused: no live MFA session to take a grant certificate with (run \"moat admin mfa login\"; the forward goes on listening): %w", err)
+	}
+	if err != nil {
+		return nil, err
+	}
+	return cr.tls, nil
+}
+
+// forwardOne carries one local connection to the grant's service, under a
+// certificate of its own.
+func forwardOne(ctx context.Context, s *api.AdminClient, g api.Grant, certs *sessionCerts, c net.Conn) error {
+	cert, err := certs.take(ctx)
+	if err != nil {
+		return err
+	}
 	tc, err := dialGrant(ctx, s, g, cert, api.ALPNAccessForward)
 	if err != nil {
 		return err

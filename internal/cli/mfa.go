@@ -47,7 +47,10 @@ func (a *adminFlags) session(e *Env, ask bool) (*api.AdminClient, error) {
 	}
 	var code func(context.Context) (string, error)
 	if ask {
-		code = func(context.Context) (string, error) {
+		code = func(ctx context.Context) (string, error) {
+			if why, ok := ctx.Value(promptWhyKey{}).(string); ok {
+				fmt.Fprintf(e.Stderr, "moat: %s\n", why)
+			}
 			fmt.Fprint(e.Stderr, "This call needs a fresh MFA proof. Code from your authenticator: ")
 			code, err := readCode(e.Stdin)
 			fmt.Fprintln(e.Stderr)
@@ -64,6 +67,11 @@ func (a *adminFlags) session(e *Env, ask bool) (*api.AdminClient, error) {
 	}
 	return c, nil
 }
+
+// promptWhyKey is the context key of what a long-running command tells
+// the administrator before asking for a code, when the call alone would
+// not say why (a forward's new connection, long after it started).
+type promptWhyKey struct{}
 
 // readCode reads one line holding a one-time code.
 func readCode(r io.Reader) (string, error) {

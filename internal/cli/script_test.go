@@ -128,6 +128,9 @@ import (
 //	netns VAR      a network namespace of the script's own (loopback up),
 //	               named in VAR: every moat the script runs from then on
 //	               runs inside it (Linux, root; deleted at the end)
+//	grantcert, grantdial, certexpired, hold, heldget
+//	    break-glass session certificates and held connections: see
+//	    script_access_test.go
 //	eventually [-timeout D] PATTERN PROG ARGS...
 //	    rerun PROG (a program, or httpget) (backing off from 100ms to 2s)
 //	    until it exits 0 with
@@ -217,6 +220,7 @@ func scriptSetup(env *testscript.Env, bin string) error {
 	names = append(names, "SERVER", "UID", "ACCESS_USER")
 	env.Values[envNamesKey{}] = names
 	env.Values[procsKey{}] = &procs{m: map[string]*proc{}}
+	env.Values[heldKey{}] = &heldConns{m: map[string]*heldConn{}}
 	return nil
 }
 
@@ -252,6 +256,11 @@ func ScriptCmds() map[string]func(ts *testscript.TestScript, neg bool, args []st
 		"connect":      cmdConnect,
 		"uniq":         cmdUniq,
 		"capture":      cmdCapture,
+		"grantcert":    cmdGrantCert,
+		"grantdial":    cmdGrantDial,
+		"certexpired":  cmdCertExpired,
+		"hold":         cmdHold,
+		"heldget":      cmdHeldGet,
 	}
 }
 

@@ -64,6 +64,16 @@ func enrol(t *testing.T, env cmdEnv) *admin {
 // returns the code.
 func (a *admin) login(t *testing.T) string {
 	t.Helper()
+	code := a.nextCode(t)
+	out := must(t, a.env, "admin", "mfa", "login", code)
+	a.id = strings.Fields(out)[3]
+	return code
+}
+
+// nextCode is the code of the next TOTP step, once that step is later than
+// the last one used, which it becomes.
+func (a *admin) nextCode(t *testing.T) string {
+	t.Helper()
 	for {
 		at := time.Now().Add(30 * time.Second)
 		if step := at.Unix() / 30; step > a.lastStep {
@@ -71,8 +81,7 @@ func (a *admin) login(t *testing.T) string {
 			if err != nil {
 				t.Fatal(err)
 			}
-			out := must(t, a.env, "admin", "mfa", "login", code)
-			a.id, a.lastStep = strings.Fields(out)[3], step
+			a.lastStep = step
 			return code
 		}
 		// Wait for the clock to reach the next step (at most one).

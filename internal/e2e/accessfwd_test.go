@@ -99,10 +99,10 @@ func TestBreakGlassOpenSSH(t *testing.T) {
 		t.Fatalf("scp copied %d bytes, want /etc/passwd's %d", len(got), len(want))
 	}
 
-	t.Log("once the grant has expired, ssh is refused")
+	t.Log("once the grant has expired, ssh is refused: the ProxyCommand finds no grant to take a certificate under")
 	waitUntil(t, 2*time.Minute, "the grant to expire", func() bool { return grantState(t, alice.env, id) == api.GrantExpired })
 	r = openSSH(t, alice.env, dir, "web-1", "echo should-not-run")
-	if r.code == 0 || strings.Contains(r.out, "should-not-run") || !strings.Contains(r.errOut, "expired") {
+	if r.code == 0 || strings.Contains(r.out, "should-not-run") || !strings.Contains(r.errOut, "you hold no active grant for a shell on node web-1") {
 		t.Fatalf("ssh after expiry: exit %d: %q %q", r.code, r.out, r.errOut)
 	}
 
@@ -144,16 +144,7 @@ func TestBreakGlassForward(t *testing.T) {
 	}
 	id := b.request(t, "--service", "db", "--reason", "INC-45", "--for", "1h")
 	fwd := moatStart(t, alice.env, nil, "access", "forward", "--service", "db", "--local", "127.0.0.1:0")
-	var local string
-	waitUntil(t, time.Minute, "the forward to listen", func() bool {
-		line, _, ok := strings.Cut(fwd.out.String(), "\n")
-		if !ok {
-			return false
-		}
-		f := strings.Fields(line)
-		local = f[1]
-		return true
-	})
+	local := forwardAddr(t, fwd)
 
 	t.Log("the intentions decide for admin/admin: denied until a rule names it")
 	if got := echoOnce(t, local, "ping-1"); got != "" {
@@ -203,5 +194,82 @@ func TestBreakGlassForward(t *testing.T) {
 	}
 	if forwarded < 2 {
 		t.Fatalf("%d forwarded sessions with bytes on record, want at least 2 (ping-2, ping-3)", forwarded)
+	}
+}
+
+// forwardAddr waits for a forward to say where it listens.
+func forwardAddr(t *testing.T, fwd *proc) string {
+	t.Helper()
+	var local string
+	waitUntil(t, time.Minute, "the forward to listen", func() bool {
+		line, _, ok := strings.Cut(fwd.out.String(), "\n")
+		if !ok {
+			return false
+		}
+		local = strings.Fields(line)[1]
+		return true
+	})
+	return local
+}
+
+// TestBreakGlassForwardAsksAgain: a running forward takes a new grant
+// certificate for each new connection. Once the administrator's MFA
+// session has ended, the next connection makes it ask for a code, saying
+// why; the connection already open runs on meanwhile; given a code, the
+// waiting connection goes through.
+func TestBreakGlassForwardAsksAgain(t *testing.T) {
+	b := startBreakGlass(t)
+	alice := b.alice
+	must(t, alice.env, "svc", "register", "--node", "web-1", "--name", "db", "--port", strconv.Itoa(b.echoPort))
+	allow := filepath.Join(b.dir, "allow.yaml")
+	os.WriteFile(allow, []byte(fmt.Sprintf("default: deny\nrules:\n  - name: break-glass-db\n    from: [admin/admin]\n    to: db\n    ports: [%d]\n", b.echoPort)), 0o600)
+	must(t, alice.env, "policy", "apply", "-f", allow)
+	b.request(t, "--service", "db", "--reason", "INC-46", "--for", "1h")
+	codes, answer := io.Pipe()
+	defer answer.Close()
+	fwd := moatStart(t, alice.env, codes, "access", "forward", "--service", "db", "--local", "127.0.0.1:0")
+	local := forwardAddr(t, fwd)
+	waitUntil(t, time.Minute, "the forward to reach db", func() bool { return echoOnce(t, local, "ping-1") == "ping-1" })
+	held, err := net.Dial("tcp", local)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer held.Close()
+	heldRd := bufio.NewReader(held)
+	echo := func(c net.Conn, rd *bufio.Reader, line string) {
+		t.Helper()
+		c.SetDeadline(time.Now().Add(time.Minute))
+		fmt.Fprintln(c, line)
+		if got, err := rd.ReadString('\n'); got != line+"\n" {
+			t.Fatalf("%s: got %q, %v", line, got, err)
+		}
+	}
+	echo(held, heldRd, "held-1")
+
+	t.Log("alice logs out: her MFA session ends, the forward's copy of it included")
+	must(t, alice.env, "admin", "mfa", "logout")
+	next, err := net.Dial("tcp", local)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer next.Close()
+	nextRd := bufio.NewReader(next)
+	fmt.Fprintln(next, "ping-2")
+	why := fmt.Sprintf("moat: each new connection to db:%d takes a new grant certificate, which needs a live MFA session, and you have none", b.echoPort)
+	waitUntil(t, time.Minute, "the forward to ask for a code", func() bool {
+		e := fwd.errb.String()
+		return strings.Contains(e, why) && strings.Contains(e, "Code from your authenticator: ")
+	})
+	t.Log("while it asks, the connection already open runs on")
+	echo(held, heldRd, "held-2")
+
+	t.Log("given a code, the waiting connection goes through")
+	fmt.Fprintln(answer, alice.nextCode(t))
+	next.SetDeadline(time.Now().Add(time.Minute))
+	if got, err := nextRd.ReadString('\n'); got != "ping-2\n" {
+		t.Fatalf("the connection that waited for the code: got %q, %v (forward said %q)", got, err, fwd.errb.String())
+	}
+	if got := echoOnce(t, local, "ping-3"); got != "ping-3" {
+		t.Fatalf("a connection after the login: %q", got)
 	}
 }

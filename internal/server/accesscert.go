@@ -91,10 +91,14 @@ func authorizedKey(k ssh.PublicKey) string {
 	return string(b[:len(b)-1])
 }
 
-// handleAccessCert issues the credentials of an active grant to its
-// requester: an X.509 certificate marked with the grant (for the agent's
-// mutual TLS), ending with the grant; and for a shell grant an SSH user
-// certificate whose only principal is the grant.
+// handleAccessCert issues the credentials of one session under an active
+// grant to its requester: an X.509 certificate marked with the grant (for
+// the agent's mutual TLS), and for a shell grant an SSH user certificate
+// whose only principal is the grant. Both live access.session_cert_ttl,
+// never past the grant's end: the agent admits a session only while they
+// are valid, so a copy taken from the administrator's machine opens
+// nothing after that, and every new session comes back here, where the
+// call needs a live MFA session (access.cert is in DefaultMFAActions).
 func (s *Server) handleAccessCert(ctx context.Context, c *caller, r *http.Request) (any, string, error) {
 	var req api.AccessCertRequest
 	if err := decode(r, &req); err != nil {
@@ -133,7 +137,7 @@ func (s *Server) handleAccessCert(ctx context.Context, c *caller, r *http.Reques
 	if err != nil {
 		return nil, g.ID, err
 	}
-	ttl := g.Expires.Sub(now)
+	ttl := min(s.cfg.Access.SessionCertTTL, g.Expires.Sub(now))
 	a := s.CA()
 	chain, err := a.SignWithPolicies(csr.PublicKey, id, ttl, []x509.OID{pol, acct})
 	if err != nil {
@@ -141,6 +145,7 @@ func (s *Server) handleAccessCert(ctx context.Context, c *caller, r *http.Reques
 	}
 	out := api.AccessCert{Chain: api.DERs(chain), Bundle: api.DERs(a.Bundle().X509Authorities()), Expires: chain[0].NotAfter, Grant: g}
 	c.note("serial", identity.SerialHex(chain[0].SerialNumber))
+	c.note("not_after", chain[0].NotAfter.UTC().Format(time.RFC3339))
 	if req.SSHKey != "" {
 		if g.Mode != api.ModeShell {
 			return nil, g.ID, errorf(http.StatusBadRequest, "an SSH certificate is for a shell grant; grant %s forwards %s:%d", g.ID, g.Service, g.Port)

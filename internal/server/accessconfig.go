@@ -21,9 +21,10 @@ const (
 // DefaultMFAActions are the calls that need a fresh MFA proof when the
 // configuration names none: what changes who may reach what, who may
 // administer, and the keys; and what hands out a break-glass session's
-// contents: its credentials (access.cert) and its recording
-// (access.recording), which holds whatever was typed and shown in a root
-// shell.
+// contents: its credentials (access.cert, which every session takes anew,
+// so that each needs a live MFA session: see AccessConfig.SessionCertTTL)
+// and its recording (access.recording), which holds whatever was typed and
+// shown in a root shell.
 //
 // Who may reach what is the policy and also who holds each identity the
 // policy names: a join token makes whoever spends it the node it names (an
@@ -152,6 +153,16 @@ type AccessConfig struct {
 	Retention time.Duration
 	// MaxRecording bounds one recording; zero means 64 MiB.
 	MaxRecording int64
+	// SessionCertTTL is the life of the certificates access.cert issues
+	// (the X.509 one the agent's mutual TLS admits, and a shell's SSH
+	// one), capped by the grant's end; zero means
+	// DefaultSessionCertTTL. The agent admits a new session only while
+	// they are valid, and a session it admitted lasts until the grant
+	// ends: so they are needed for seconds, from issuance to the
+	// handshake, and a copy of them taken from the administrator's
+	// machine opens nothing once they expire. Each new session takes new
+	// ones, which access.cert issues only under a live MFA session.
+	SessionCertTTL time.Duration
 }
 
 // Access defaults.
@@ -160,6 +171,16 @@ const (
 	DefaultGrantPending = time.Hour
 	DefaultRetention    = 90 * 24 * time.Hour
 	DefaultMaxRecording = 64 << 20
+	// DefaultSessionCertTTL: a client asks for a session's certificates
+	// right before its handshake, so a minute covers a slow relay and a
+	// modest clock difference between the control plane and the node
+	// (the certificates' validity starts a minute early), and leaves
+	// "moat access ssh-cert" time to hand them to ssh(1); it is the
+	// per-session certificate life of Teleport's per-session MFA.
+	DefaultSessionCertTTL = time.Minute
+	// MaxSessionCertTTL bounds access.session_cert_ttl: longer, a copy of
+	// the certificates would again outlive the moment they are for.
+	MaxSessionCertTTL = 10 * time.Minute
 )
 
 func (c *AccessConfig) defaults() {
@@ -183,6 +204,9 @@ func (c *AccessConfig) defaults() {
 	}
 	if c.MaxRecording == 0 {
 		c.MaxRecording = DefaultMaxRecording
+	}
+	if c.SessionCertTTL == 0 {
+		c.SessionCertTTL = DefaultSessionCertTTL
 	}
 }
 
@@ -289,13 +313,15 @@ type AccessFile struct {
 	Independent   bool            `yaml:"independent_approvers"`
 	Retention     config.Duration `yaml:"recording_retention"`
 	MaxRecording  int64           `yaml:"max_recording_bytes"`
+	// SessionCertTTL is the life of a session's grant certificates.
+	SessionCertTTL config.Duration `yaml:"session_cert_ttl"`
 }
 
 // Config validates f; errors name keys under path.
 func (f AccessFile) Config(path string) (AccessConfig, error) {
 	c := AccessConfig{Approvals: map[string]int{}, MaxFor: time.Duration(f.MaxFor), PendingFor: time.Duration(f.PendingFor),
 		RequestRole: f.RequestRole, ApproveRole: f.ApproveRole, RecordingRole: f.RecordingRole, IndependentApprovers: f.Independent,
-		Retention: time.Duration(f.Retention), MaxRecording: f.MaxRecording}
+		Retention: time.Duration(f.Retention), MaxRecording: f.MaxRecording, SessionCertTTL: time.Duration(f.SessionCertTTL)}
 	for k, n := range f.Approvals {
 		p := config.Join(config.Join(path, "approvals"), k)
 		kind, name, _ := strings.Cut(k, ":")
@@ -322,6 +348,9 @@ func (f AccessFile) Config(path string) (AccessConfig, error) {
 		if r.v != "" && api.RoleRank(r.v) < api.RoleRank(api.RoleOperator) {
 			return c, config.Errorf(config.Join(path, r.key), "%q: want operator or admin", r.v)
 		}
+	}
+	if c.SessionCertTTL != 0 && (c.SessionCertTTL < time.Second || c.SessionCertTTL > MaxSessionCertTTL) {
+		return c, config.Errorf(config.Join(path, "session_cert_ttl"), "%s: want 1s to %s (default %s): a session's certificates are needed only until its handshake", c.SessionCertTTL, MaxSessionCertTTL, DefaultSessionCertTTL)
 	}
 	if c.MaxRecording < 0 || c.MaxRecording > 1<<30 {
 		return c, config.Errorf(config.Join(path, "max_recording_bytes"), "%d: want at most 1 GiB", c.MaxRecording)

@@ -3,8 +3,10 @@ package server
 import (
 	"strings"
 	"testing"
+	"time"
 
 	"moat/internal/api"
+	"moat/internal/config"
 )
 
 // TestMFAFile: the mfa section's first enrolment and security keys are
@@ -84,6 +86,32 @@ func TestAccessFileRoles(t *testing.T) {
 	} {
 		if _, err := tc.f.Config("access"); err == nil || err.Error() != tc.want {
 			t.Errorf("%+v: %v, want %q", tc.f, err, tc.want)
+		}
+	}
+}
+
+// TestAccessFileSessionCertTTL: access.session_cert_ttl, the life of a
+// session's grant certificates, defaults to a minute and takes 1s to 10m;
+// anything else is refused with the key named.
+func TestAccessFileSessionCertTTL(t *testing.T) {
+	c, err := AccessFile{}.Config("access")
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.defaults()
+	if c.SessionCertTTL != time.Minute {
+		t.Fatalf("default: %s", c.SessionCertTTL)
+	}
+	for _, ok := range []time.Duration{time.Second, 90 * time.Second, 10 * time.Minute} {
+		c, err := AccessFile{SessionCertTTL: config.Duration(ok)}.Config("access")
+		if err != nil || c.SessionCertTTL != ok {
+			t.Errorf("%s: %s, %v", ok, c.SessionCertTTL, err)
+		}
+	}
+	for _, bad := range []time.Duration{-time.Second, 500 * time.Millisecond, 10*time.Minute + time.Second, 8 * time.Hour} {
+		want := "access.session_cert_ttl: " + bad.String() + ": want 1s to 10m0s (default 1m0s): a session's certificates are needed only until its handshake"
+		if _, err := (AccessFile{SessionCertTTL: config.Duration(bad)}).Config("access"); err == nil || err.Error() != want {
+			t.Errorf("%s: %v, want %q", bad, err, want)
 		}
 	}
 }
