@@ -151,3 +151,23 @@ resource "aws_instance" "bastion" {
   vpc_security_group_ids      = [aws_security_group.ssh.id]
 }
 `
+
+// TestNamesNotKnownStatically: a resource named from a value known only at
+// apply time still is the resource that another names by reference. Such a
+// reference was read as naming nothing: the subnet of an Azure network
+// named "${var.prefix}-vnet" had no network, and a database's subnet group
+// named from the account's ID no subnets, so the SSH and MySQL exposures
+// through them were missed.
+func TestNamesNotKnownStatically(t *testing.T) {
+	az := run(t, "testdata/azure/names-unknown")
+	if got := sshFindings(az, "azurerm_linux_virtual_machine.vm"); len(got) != 1 || got[0].Severity != Critical {
+		t.Errorf("SSH through the NSG named by reference: %+v, want one critical", got)
+	}
+	db := activeOn(run(t, "testdata/aws/names-unknown"), RuleExposedPort, "aws_db_instance.app")
+	if len(db) != 1 || db[0].Severity != Critical || !strings.Contains(db[0].Message, "tcp 3306 (MySQL)") {
+		t.Fatalf("MySQL in the subnet group named by reference: %+v, want one critical", db)
+	}
+	if p := pathLine(db[0].Path); !strings.Contains(p, "aws_subnet.a") {
+		t.Errorf("path %q does not cross the subnet group's subnet", p)
+	}
+}

@@ -173,7 +173,7 @@ func (m *Model) buildAzure(byType map[string][]*tf.Resource) {
 	}
 	vnetOf := func(ref string) *VPC { return vnets[m.addrOf("azurerm_virtual_network", ref)] }
 	for _, r := range byType["azurerm_virtual_network_peering"] {
-		a, b := vnetOf(str(r.Values, "virtual_network_name")), vnetOf(str(r.Values, "remote_virtual_network_id"))
+		a, b := vnetOf(m.ref(r.Values, "virtual_network_name")), vnetOf(m.ref(r.Values, "remote_virtual_network_id"))
 		p := &Peering{Addr: r.Address, A: a, B: b, Res: r}
 		switch ov := overlapOf(a, b); {
 		case a == nil || b == nil:
@@ -201,7 +201,7 @@ func (m *Model) buildAzure(byType map[string][]*tf.Resource) {
 		}
 	}
 	for _, r := range byType["azurerm_subnet"] {
-		s := &Subnet{Addr: r.Address, VPC: vnetOf(str(r.Values, "virtual_network_name")), Res: r}
+		s := &Subnet{Addr: r.Address, VPC: vnetOf(m.ref(r.Values, "virtual_network_name")), Res: r}
 		// address_prefix (one range) is the attribute of azurerm before 3.0.
 		for _, k := range []string{"address_prefixes", "address_prefix"} {
 			for _, c := range strList(r.Values, k) {
@@ -228,7 +228,7 @@ func (m *Model) buildAzure(byType map[string][]*tf.Resource) {
 		m.nacls[r.Address] = n
 	}
 	for _, r := range byType["azurerm_network_security_rule"] {
-		n := nsgs[m.addrOf("azurerm_network_security_group", str(r.Values, "network_security_group_name"))]
+		n := nsgs[m.addrOf("azurerm_network_security_group", m.ref(r.Values, "network_security_group_name"))]
 		if n == nil {
 			m.note(r, "network security group %q is not in the project", str(r.Values, "network_security_group_name"))
 			continue

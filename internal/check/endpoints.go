@@ -60,7 +60,7 @@ func (m *Model) sgsOf(refs []string) []*SG {
 
 // groupSubnets resolves a subnet group named by attr to its subnets.
 func (m *Model) groupSubnets(r *tf.Resource, attr string) []*Subnet {
-	g := m.lookup(str(r.Values, attr))
+	g := m.lookup(m.ref(r.Values, attr))
 	if g == nil {
 		return nil
 	}
@@ -248,7 +248,7 @@ func (m *Model) buildEndpoints(byType map[string][]*tf.Resource) {
 	// only through their VPC, so they matter for paths from peers.
 	for _, r := range byType["aws_docdb_cluster_instance"] {
 		e := &Endpoint{Addr: r.Address, Kind: "docdb", DataTier: true, Res: r, Ports: []int{27017}}
-		if c := m.lookup(str(r.Values, "cluster_identifier")); c != nil {
+		if c := m.lookup(m.ref(r.Values, "cluster_identifier")); c != nil {
 			e.SGs = m.sgsOf(strList(c.Values, "vpc_security_group_ids"))
 			e.Subnets = m.groupSubnets(c, "db_subnet_group_name")
 			e.Ports = []int{num(c.Values, "port", 27017)}
@@ -258,7 +258,7 @@ func (m *Model) buildEndpoints(byType map[string][]*tf.Resource) {
 	for _, r := range byType["aws_neptune_cluster_instance"] {
 		e := &Endpoint{Addr: r.Address, Kind: "neptune", DataTier: true, Res: r, Ports: []int{num(r.Values, "port", 8182)},
 			Subnets: m.groupSubnets(r, "neptune_subnet_group_name")}
-		if c := m.lookup(str(r.Values, "cluster_identifier")); c != nil {
+		if c := m.lookup(m.ref(r.Values, "cluster_identifier")); c != nil {
 			e.SGs = m.sgsOf(strList(c.Values, "vpc_security_group_ids"))
 			if len(e.Subnets) == 0 {
 				e.Subnets = m.groupSubnets(c, "neptune_subnet_group_name")

@@ -252,6 +252,34 @@ func (m *Model) addr(ref string) string {
 	return ref
 }
 
+// ref returns what attribute k of vals refers to: its value, or, when that
+// is not known statically but its expression can only name one resource
+// instance of the project (virtual_network_name =
+// azurerm_virtual_network.main.name, whose name is made from a variable
+// without a value), that instance's address. "" when it may be anything.
+func (m *Model) ref(vals map[string]any, k string) string {
+	if !unknown(vals, k) {
+		return str(vals, k)
+	}
+	from := unknownFrom(vals, k)
+	if len(from) != 1 {
+		return ""
+	}
+	var only *tf.Resource
+	for _, r := range m.Resources {
+		if resourceOf(r) == from[0] {
+			if only != nil {
+				return "" // one of several instances
+			}
+			only = r
+		}
+	}
+	if only == nil {
+		return ""
+	}
+	return only.Address
+}
+
 // addrOf is addr for a reference to a resource of type typ: a name is
 // looked up among that type's resources first.
 func (m *Model) addrOf(typ, ref string) string {
