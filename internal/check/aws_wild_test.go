@@ -171,3 +171,30 @@ func TestNamesNotKnownStatically(t *testing.T) {
 		t.Errorf("path %q does not cross the subnet group's subnet", p)
 	}
 }
+
+// TestAWSSubnetElsewhereFailsClosed: an instance with a public address in
+// a subnet the scanned code does not show (a module input) was read as
+// reached by nothing. It is now read as routed to an internet gateway
+// behind an ACL that allows all, so what its security groups admit from
+// the internet may be reachable, and said so; what they do not admit is
+// not reported. An Elastic IP of an instance is its first interface's.
+func TestAWSSubnetElsewhereFailsClosed(t *testing.T) {
+	rep := run(t, "testdata/aws/subnet-elsewhere")
+	for _, tc := range []struct{ addr, port string }{
+		{"aws_instance.bastion", "tcp 22 (SSH)"},
+		{"aws_network_interface.nat", "tcp 22 (SSH), 23 (Telnet)"},
+	} {
+		got := activeOn(rep, RuleExposedPort, tc.addr)
+		if len(got) != 1 || got[0].Severity != High {
+			t.Errorf("%s: %+v, want one high (not proven)", tc.addr, got)
+			continue
+		}
+		msg := got[0].Message
+		if !strings.Contains(msg, tc.port) || !strings.Contains(msg, "may be reachable") || !strings.Contains(msg, "subnet not in the scanned code") {
+			t.Errorf("%s: %q, want %s said to rest on the unknown subnet", tc.addr, msg, tc.port)
+		}
+		if tc.addr == "aws_instance.bastion" && strings.Contains(msg, "3389") {
+			t.Errorf("RDP admitted from 10.0.0.0/8 only, reported from the internet: %q", msg)
+		}
+	}
+}

@@ -90,6 +90,15 @@ func (m *Model) buildEndpoints(byType map[string][]*tf.Resource) {
 		}
 	}
 	add := func(e *Endpoint) { m.Endpoints = append(m.Endpoints, e) }
+	// An Elastic IP of an instance is its primary interface's: an
+	// interface the instance attaches at device index 0.
+	for _, r := range byType["aws_instance"] {
+		for _, ni := range blocks(r.Values, "network_interface") {
+			if num(ni, "device_index", -1) == 0 && m.eips[r.Address] {
+				m.eips[m.addr(str(ni, "network_interface_id"))] = true
+			}
+		}
+	}
 	for _, r := range byType["aws_instance"] {
 		e := &Endpoint{Addr: r.Address, Kind: "instance", Res: r,
 			Subnets: m.subnetsOf(strList(r.Values, "subnet_id"))}
@@ -109,7 +118,7 @@ func (m *Model) buildEndpoints(byType map[string][]*tf.Resource) {
 	}
 	for _, r := range byType["aws_network_interface"] {
 		e := &Endpoint{Addr: r.Address, Kind: "eni", Res: r, Subnets: m.subnetsOf(strList(r.Values, "subnet_id")),
-			SGs: m.sgsOf(append(strList(r.Values, "security_groups"), eniSGs[r.Address]...))}
+			SGs: m.sgsOf(append(strList(r.Values, "security_groups"), eniSGs[r.Address]...)), SGsUnknown: sgsUnknown(r.Values, "security_groups")}
 		if m.eips[r.Address] {
 			e.Public, e.Why = true, "an Elastic IP is associated"
 		}

@@ -321,6 +321,9 @@ func (m *Model) Reach(src Source, e *Endpoint, proto string, port int) Result {
 	if len(e.Subnets) == 0 && e.Azure && src.Internet && e.Public {
 		return m.reachAzureUnplaced(src, e, proto, port)
 	}
+	if len(e.Subnets) == 0 && src.Internet && e.Public {
+		return m.reachAWSUnplaced(src, e, proto, port)
+	}
 	if len(e.Subnets) == 0 {
 		return Result{Path: []Hop{first, {Kind: "endpoint", Addr: e.Addr, Detail: "its subnets are not known"}}}
 	}
@@ -521,34 +524,12 @@ func (m *Model) reachVia1(src Source, e *Endpoint, s *Subnet, t *RouteTable, pro
 		assumed = append(assumed, assumedHits(g.Addr, hits)...)
 		path = append(path, Hop{Kind: "nsg", Addr: g.Addr, Detail: "inbound (network interface) " + strings.Join(hits, "; ")})
 	}
-	switch {
-	case e.Azure:
-	case e.SGsUnknown != "":
-		assumed = append(assumed, e.Addr+": "+e.SGsUnknown)
-		path = append(path, Hop{Kind: "sg", Addr: e.Addr, Detail: e.SGsUnknown})
-	case len(e.SGs) == 0:
-		if e.Kind != "lb" {
-			return block(Hop{Kind: "sg", Addr: e.Addr, Detail: "no security group is known: the VPC's default group admits only its own members"})
+	if !e.Azure {
+		got, hop, as, ok := m.sgHop(e, src, proto, port, set)
+		if !ok {
+			return block(hop)
 		}
-		path = append(path, Hop{Kind: "sg", Addr: e.Addr, Detail: "no security group (network load balancer)"})
-	default:
-		got, hits, admitting := m.sgPass(e.SGs, proto, port, src, set)
-		if empty(got) {
-			var names []string
-			for _, g := range e.SGs {
-				names = append(names, g.Addr)
-			}
-			return block(Hop{Kind: "sg", Addr: strings.Join(names, ", "), Detail: fmt.Sprintf("no ingress rule admits %s from %s", portText(proto, port, port), m.describe(set))})
-		}
-		for _, h := range hits {
-			if strings.Contains(h, "assumed") {
-				assumed = append(assumed, h)
-			}
-		}
-		set = got
-		// Named by the groups whose rules admit the port, not the first
-		// group attached.
-		path = append(path, Hop{Kind: "sg", Addr: strings.Join(admitting, ", "), Detail: strings.Join(hits, "; ")})
+		set, assumed, path = got, append(assumed, as...), append(path, hop)
 	}
 	detail := e.Kind
 	if e.Public && src.Internet {
@@ -556,6 +537,37 @@ func (m *Model) reachVia1(src Source, e *Endpoint, s *Subnet, t *RouteTable, pro
 	}
 	path = append(path, Hop{Kind: "endpoint", Addr: e.Addr, Detail: fmt.Sprintf("%s, %s reached from %s", detail, portText(proto, port, port), m.describe(set))})
 	return Result{Reachable: true, Path: path, From: set, Assumed: assumed}
+}
+
+// sgHop filters set through e's security groups on proto/port: what they
+// admit, the hop that says so (or that blocks, ok false) and what was
+// assumed of groups not known statically.
+func (m *Model) sgHop(e *Endpoint, src Source, proto string, port int, set *netipx.IPSet) (got *netipx.IPSet, hop Hop, assumed []string, ok bool) {
+	switch {
+	case e.SGsUnknown != "":
+		return set, Hop{Kind: "sg", Addr: e.Addr, Detail: e.SGsUnknown}, []string{e.Addr + ": " + e.SGsUnknown}, true
+	case len(e.SGs) == 0:
+		if e.Kind != "lb" {
+			return nil, Hop{Kind: "sg", Addr: e.Addr, Detail: "no security group is known: the VPC's default group admits only its own members"}, nil, false
+		}
+		return set, Hop{Kind: "sg", Addr: e.Addr, Detail: "no security group (network load balancer)"}, nil, true
+	}
+	got, hits, admitting := m.sgPass(e.SGs, proto, port, src, set)
+	if empty(got) {
+		var names []string
+		for _, g := range e.SGs {
+			names = append(names, g.Addr)
+		}
+		return nil, Hop{Kind: "sg", Addr: strings.Join(names, ", "), Detail: fmt.Sprintf("no ingress rule admits %s from %s", portText(proto, port, port), m.describe(set))}, nil, false
+	}
+	for _, h := range hits {
+		if strings.Contains(h, "assumed") {
+			assumed = append(assumed, h)
+		}
+	}
+	// Named by the groups whose rules admit the port, not the first
+	// group attached.
+	return got, Hop{Kind: "sg", Addr: strings.Join(admitting, ", "), Detail: strings.Join(hits, "; ")}, assumed, true
 }
 
 func assumedHits(addr string, hits []string) []string {
@@ -601,6 +613,27 @@ func vpcName(v *VPC) string {
 		return "an unknown VPC"
 	}
 	return v.Addr
+}
+
+// reachAWSUnplaced answers for an AWS endpoint with a public address whose
+// subnets are not in the scanned code (a variable without a value, a data
+// source, a module not read, a default VPC's subnet): such a subnet may be
+// routed to an internet gateway, as a public address is meant to be, with
+// a network ACL that allows all, the default; only the endpoint's security
+// groups are known to stand in the way. A path found is not proven.
+func (m *Model) reachAWSUnplaced(src Source, e *Endpoint, proto string, port int) Result {
+	const why = "subnet not in the scanned code: assumed routed to an internet gateway, with a network ACL that allows all"
+	path := []Hop{{Kind: "source", Detail: src.Name}, {Kind: "subnet", Addr: e.Addr, Detail: why}}
+	block := func(h Hop) Result { return Result{Path: append(path, h)} }
+	if e.Listens != nil && !e.Listens(proto, port) {
+		return block(Hop{Kind: "endpoint", Addr: e.Addr, Detail: fmt.Sprintf("no listener on %s (%s)", portText(proto, port, port), e.listenText())})
+	}
+	got, hop, assumed, ok := m.sgHop(e, src, proto, port, src.Set)
+	if !ok {
+		return block(hop)
+	}
+	return Result{Reachable: true, From: got, Assumed: append([]string{e.Addr + ": " + why}, assumed...), Path: append(path, hop,
+		Hop{Kind: "endpoint", Addr: e.Addr, Detail: fmt.Sprintf("%s with a public address (%s), %s reached from %s", e.Kind, e.Why, portText(proto, port, port), m.describe(got))})}
 }
 
 // reachAzureUnplaced answers for an Azure machine with a public address
