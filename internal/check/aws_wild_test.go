@@ -198,3 +198,21 @@ func TestAWSSubnetElsewhereFailsClosed(t *testing.T) {
 		}
 	}
 }
+
+// TestPolicyDocumentDataSource: a bucket or domain policy written with
+// data.aws_iam_policy_document was not known statically, so no policy
+// admitting everyone through one was reported. The document is rendered
+// from its arguments, as the provider does, and judged as any policy.
+func TestPolicyDocumentDataSource(t *testing.T) {
+	rep := run(t, "testdata/aws/policy-document")
+	site := activeOn(rep, RulePublicBucket, "aws_s3_bucket_policy.site")
+	if len(site) != 1 || !strings.Contains(site[0].Message, `"PublicRead"`) {
+		t.Errorf("%s on the bucket read by everyone: %+v, want one naming the statement", RulePublicBucket, site)
+	}
+	if got := activeOn(rep, RulePublicBucket, "aws_s3_bucket_policy.media"); len(got) > 0 {
+		t.Errorf("%s on the bucket read through one distribution: %+v, want none", RulePublicBucket, got)
+	}
+	if got := activeOn(rep, RuleSearchOpenPols, "aws_opensearch_domain.logs"); len(got) != 1 {
+		t.Errorf("%s on the domain open to every principal: %+v, want one", RuleSearchOpenPols, got)
+	}
+}
