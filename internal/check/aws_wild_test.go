@@ -216,3 +216,13 @@ func TestPolicyDocumentDataSource(t *testing.T) {
 		t.Errorf("%s on the domain open to every principal: %+v, want one", RuleSearchOpenPols, got)
 	}
 }
+
+// TestSearchDomainPorts: a search domain's endpoint answers on 443, and on
+// 80 unless it enforces HTTPS; it was said to be reached on 9200, a port
+// only self-managed Elasticsearch listens on.
+func TestSearchDomainPorts(t *testing.T) {
+	got := activeOn(run(t, "testdata/aws/policy-document"), RuleExposedPort, "aws_opensearch_domain.logs")
+	if len(got) != 1 || !strings.Contains(got[0].Message, "tcp 443 (search service port) is reachable") {
+		t.Fatalf("%s: %+v, want tcp 443 alone", RuleExposedPort, got)
+	}
+}

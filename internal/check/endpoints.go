@@ -280,7 +280,13 @@ func (m *Model) buildEndpoints(byType map[string][]*tf.Resource) {
 	}
 	for _, typ := range []string{"aws_opensearch_domain", "aws_elasticsearch_domain"} {
 		for _, r := range byType[typ] {
-			e := &Endpoint{Addr: r.Address, Kind: "search", DataTier: true, Res: r, Ports: []int{443, 9200}}
+			// A domain's endpoint answers HTTPS on 443, and HTTP on 80
+			// unless it enforces HTTPS; never Elasticsearch's own 9200.
+			ports := []int{443}
+			if !boolean(block(r.Values, "domain_endpoint_options"), "enforce_https", false) {
+				ports = []int{80, 443}
+			}
+			e := &Endpoint{Addr: r.Address, Kind: "search", DataTier: true, Res: r, Ports: ports}
 			if vo := block(r.Values, "vpc_options"); vo != nil {
 				e.Subnets = m.subnetsOf(strList(vo, "subnet_ids"))
 				e.SGs = m.sgsOf(strList(vo, "security_group_ids"))

@@ -50,6 +50,9 @@ resource "aws_opensearch_domain" "logs" {
   encrypt_at_rest {
     enabled = true
   }
+  domain_endpoint_options {
+    enforce_https = true
+  }
 }
 data "aws_iam_policy_document" "logs" {
   statement {
