@@ -196,6 +196,10 @@ func TestAWSSubnetElsewhereFailsClosed(t *testing.T) {
 		if tc.addr == "aws_instance.bastion" && strings.Contains(msg, "3389") {
 			t.Errorf("RDP admitted from 10.0.0.0/8 only, reported from the internet: %q", msg)
 		}
+		facing := activeOn(rep, RuleInternetFacing, tc.addr)
+		if len(facing) != 1 || !strings.Contains(facing[0].Message, "may be reachable") || len(facing[0].Path) == 0 {
+			t.Errorf("%s on %s: %+v, want one that says the path is assumed and shows it", RuleInternetFacing, tc.addr, facing)
+		}
 	}
 }
 

@@ -623,7 +623,7 @@ func vpcName(v *VPC) string {
 // groups are known to stand in the way. A path found is not proven.
 func (m *Model) reachAWSUnplaced(src Source, e *Endpoint, proto string, port int) Result {
 	const why = "subnet not in the scanned code: assumed routed to an internet gateway, with a network ACL that allows all"
-	path := []Hop{{Kind: "source", Detail: src.Name}, {Kind: "subnet", Addr: e.Addr, Detail: why}}
+	path := []Hop{{Kind: "source", Detail: src.Name}, {Kind: "subnet", Detail: why}}
 	block := func(h Hop) Result { return Result{Path: append(path, h)} }
 	if e.Listens != nil && !e.Listens(proto, port) {
 		return block(Hop{Kind: "endpoint", Addr: e.Addr, Detail: fmt.Sprintf("no listener on %s (%s)", portText(proto, port, port), e.listenText())})
