@@ -230,3 +230,28 @@ func TestSearchDomainPorts(t *testing.T) {
 		t.Fatalf("%s: %+v, want tcp 443 alone", RuleExposedPort, got)
 	}
 }
+
+// TestSGPortsNotKnownStatically: a security group rule whose ports are
+// not known statically (a dynamic block over a variable without a value)
+// was read as open on every port and reported as proven, critical, without
+// a word of it. It is still read so, but the path rests on that reading:
+// the findings are high and say what was assumed.
+func TestSGPortsNotKnownStatically(t *testing.T) {
+	rep := run(t, "testdata/aws/ports-unknown")
+	const why = "ports not known statically: assumed to be every port"
+	ssh := activeOn(rep, RuleExposedPort, "aws_instance.web")
+	if len(ssh) != 1 || ssh[0].Severity != High || !strings.Contains(ssh[0].Message, "tcp 22 (SSH)") || !strings.Contains(ssh[0].Message, why) {
+		t.Errorf("%s: %+v, want one high that says the ports were assumed", RuleExposedPort, ssh)
+	}
+	open := activeOn(rep, RuleWorldOpen, "aws_security_group.web")
+	if len(open) != 1 || open[0].Severity != High || !strings.Contains(open[0].Message, why) {
+		t.Errorf("%s: %+v, want one high that says the ports were assumed", RuleWorldOpen, open)
+	}
+	noted := false
+	for _, f := range active(rep, RuleNotEvaluated) {
+		noted = noted || f.Address == "aws_security_group.web" && strings.Contains(f.Message, why)
+	}
+	if !noted {
+		t.Error("no note that the rule's ports were assumed")
+	}
+}

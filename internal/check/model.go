@@ -160,8 +160,11 @@ type SGRule struct {
 	// source could not be evaluated, and what cannot be evaluated is read
 	// at its most permissive.
 	Assumed string
-	Where   string
-	Res     *tf.Resource // the resource that declares the rule
+	// PortsAssumed says why the rule is read as covering every port (of
+	// every protocol, when the protocol is not known either).
+	PortsAssumed string
+	Where        string
+	Res          *tf.Resource // the resource that declares the rule
 }
 
 // NACL is a network ACL.
@@ -429,6 +432,24 @@ func (m *Model) sgRule(r *tf.Resource, b map[string]any, where string, selfAddr 
 	}
 	if rule.Proto == "all" {
 		rule.From, rule.To = 0, 65535
+	}
+	// A protocol or port not known statically (a dynamic block over a
+	// variable without a value) is read as every one, and said so.
+	switch {
+	case unknown(b, "protocol") || unknown(b, "ip_protocol"):
+		rule.Proto, rule.From, rule.To = "all", 0, 65535
+		rule.PortsAssumed = "protocol not known statically: assumed to be every protocol and port"
+	case rule.Proto != "all" && (unknown(b, "from_port") || unknown(b, "to_port")):
+		if unknown(b, "from_port") {
+			rule.From = 0
+		}
+		if unknown(b, "to_port") {
+			rule.To = 65535
+		}
+		rule.PortsAssumed = "ports not known statically: assumed to be every port"
+	}
+	if rule.PortsAssumed != "" {
+		m.note(r, "%s: %s", where, rule.PortsAssumed)
 	}
 	unk := false
 	for _, k := range []string{"cidr_blocks", "ipv6_cidr_blocks", "cidr_ipv4", "cidr_ipv6", "prefix_list_ids", "prefix_list_id"} {

@@ -289,6 +289,9 @@ func (m *Model) sgPass(sgs []*SG, proto string, port int, src Source, set *netip
 				allowed.AddSet(set)
 			}
 			if len(why) > 0 {
+				if r.PortsAssumed != "" {
+					why[len(why)-1] += " (" + r.PortsAssumed + ")"
+				}
 				hits = append(hits, fmt.Sprintf("%s allows %s %s", r.Where, portText(r.Proto, r.From, r.To), strings.Join(why, "; ")))
 				if len(admitting) == 0 || admitting[len(admitting)-1] != g.Addr {
 					admitting = append(admitting, g.Addr)
