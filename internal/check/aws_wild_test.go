@@ -255,3 +255,61 @@ func TestSGPortsNotKnownStatically(t *testing.T) {
 		t.Error("no note that the rule's ports were assumed")
 	}
 }
+
+// TestDatabaseListensOnItsPort: a database answers on its engine's port
+// alone. A group shared with the application, admitting SSH from a
+// bastion, made the database "reachable on tcp 22" in --reach; with its
+// engine or port known, only that port is reached.
+func TestDatabaseListensOnItsPort(t *testing.T) {
+	m := buildHCL(t, `
+resource "aws_vpc" "main" {
+  cidr_block = "10.70.0.0/16"
+}
+resource "aws_subnet" "a" {
+  vpc_id     = aws_vpc.main.id
+  cidr_block = "10.70.1.0/24"
+}
+resource "aws_subnet" "b" {
+  vpc_id     = aws_vpc.main.id
+  cidr_block = "10.70.2.0/24"
+}
+resource "aws_db_subnet_group" "db" {
+  subnet_ids = [aws_subnet.a.id, aws_subnet.b.id]
+}
+resource "aws_security_group" "app" {
+  vpc_id = aws_vpc.main.id
+  ingress {
+    from_port   = 0
+    to_port     = 65535
+    protocol    = "tcp"
+    cidr_blocks = ["10.70.0.0/16"]
+  }
+}
+resource "aws_db_instance" "known" {
+  engine                 = "mysql"
+  db_subnet_group_name   = aws_db_subnet_group.db.name
+  vpc_security_group_ids = [aws_security_group.app.id]
+}
+resource "aws_db_instance" "unknown" {
+  engine                 = var.engine
+  db_subnet_group_name   = aws_db_subnet_group.db.name
+  vpc_security_group_ids = [aws_security_group.app.id]
+}
+variable "engine" {}
+`)
+	src := m.SubnetSource(m.subnets["aws_subnet.b"])
+	for _, tc := range []struct {
+		db   string
+		port int
+		want bool
+	}{
+		{"aws_db_instance.known", 3306, true},
+		{"aws_db_instance.known", 22, false},
+		// An engine not known statically may listen anywhere.
+		{"aws_db_instance.unknown", 22, true},
+	} {
+		if res := m.Reach(src, endpoint(t, m, tc.db), "tcp", tc.port); res.Reachable != tc.want {
+			t.Errorf("%s tcp %d: reachable %v, want %v (%s)", tc.db, tc.port, res.Reachable, tc.want, pathLine(res.Path))
+		}
+	}
+}

@@ -2,6 +2,7 @@ package check
 
 import (
 	"net/netip"
+	"slices"
 	"sort"
 	"strings"
 
@@ -13,6 +14,17 @@ var enginePorts = map[string]int{
 	"postgres": 5432, "aurora-postgresql": 5432, "mysql": 3306, "mariadb": 3306, "aurora-mysql": 3306,
 	"aurora": 3306, "sqlserver-ex": 1433, "sqlserver-se": 1433, "sqlserver-ee": 1433, "sqlserver-web": 1433,
 	"oracle-se2": 1521, "oracle-ee": 1521, "redis": 6379, "valkey": 6379, "memcached": 11211,
+}
+
+// listensOn is Endpoint.Listens for a service that answers on ports alone.
+func listensOn(ports []int) func(string, int) bool {
+	return func(_ string, port int) bool { return slices.Contains(ports, port) }
+}
+
+// portKnown reports whether r's port is known: set, or its engine's.
+func portKnown(r *tf.Resource) bool {
+	_, engine := enginePorts[strings.ToLower(str(r.Values, "engine"))]
+	return num(r.Values, "port", 0) > 0 || engine
 }
 
 func enginePort(r *tf.Resource, def int) int {
@@ -166,14 +178,7 @@ func (m *Model) buildEndpoints(byType map[string][]*tf.Resource) {
 			if ports := listeners[r.Address]; len(ports) > 0 || !anyListener {
 				sort.Ints(ports)
 				e.Ports = ports
-				e.Listens = func(_ string, port int) bool {
-					for _, p := range ports {
-						if p == port {
-							return true
-						}
-					}
-					return false
-				}
+				e.Listens = listensOn(ports)
 			}
 			for _, sm := range blocks(r.Values, "subnet_mapping") {
 				e.Subnets = append(e.Subnets, m.subnetsOf(strList(sm, "subnet_id"))...)
@@ -187,6 +192,9 @@ func (m *Model) buildEndpoints(byType map[string][]*tf.Resource) {
 	for _, r := range byType["aws_db_instance"] {
 		e := &Endpoint{Addr: r.Address, Kind: "db", DataTier: true, Res: r, Subnets: m.groupSubnets(r, "db_subnet_group_name"),
 			SGs: m.sgsOf(strList(r.Values, "vpc_security_group_ids")), Ports: []int{enginePort(r, 5432)}}
+		if portKnown(r) {
+			e.Listens = listensOn(e.Ports)
+		}
 		if boolean(r.Values, "publicly_accessible", false) {
 			e.Public, e.Why = true, "publicly_accessible = true"
 		}
@@ -202,6 +210,9 @@ func (m *Model) buildEndpoints(byType map[string][]*tf.Resource) {
 		if c := clusters[m.addr(str(r.Values, "cluster_identifier"))]; c != nil {
 			e.SGs = m.sgsOf(strList(c.Values, "vpc_security_group_ids"))
 			e.Ports = []int{enginePort(c, 3306)}
+			if portKnown(c) {
+				e.Listens = listensOn(e.Ports)
+			}
 			if len(e.Subnets) == 0 {
 				e.Subnets = m.groupSubnets(c, "db_subnet_group_name")
 			}
@@ -215,9 +226,13 @@ func (m *Model) buildEndpoints(byType map[string][]*tf.Resource) {
 	}
 	for _, typ := range []string{"aws_elasticache_cluster", "aws_elasticache_replication_group"} {
 		for _, r := range byType[typ] {
-			add(&Endpoint{Addr: r.Address, Kind: "cache", DataTier: true, Res: r,
+			e := &Endpoint{Addr: r.Address, Kind: "cache", DataTier: true, Res: r,
 				Subnets: m.groupSubnets(r, "subnet_group_name"), SGs: m.sgsOf(strList(r.Values, "security_group_ids")),
-				Ports: []int{enginePort(r, 6379)}})
+				Ports: []int{enginePort(r, 6379)}}
+			if portKnown(r) {
+				e.Listens = listensOn(e.Ports)
+			}
+			add(e)
 		}
 	}
 	for _, r := range byType["aws_redshift_cluster"] {
