@@ -313,3 +313,23 @@ variable "engine" {}
 		}
 	}
 }
+
+// TestECSServiceTasks: an ECS service on awsvpc networking runs tasks in
+// its subnets with its groups, public with assign_public_ip. It was not
+// in the model: its open group read as attached to nothing (medium) and
+// unused, as did the group of a function in the VPC.
+func TestECSServiceTasks(t *testing.T) {
+	rep := run(t, "testdata/aws/ecs-service")
+	open := activeOn(rep, RuleWorldOpenOther, "aws_security_group.api")
+	if len(open) != 1 || open[0].Severity != Critical || !strings.Contains(open[0].Message, "aws_ecs_service.api is reached from the internet on tcp 8080") {
+		t.Errorf("%s: %+v, want one critical through the service's tasks", RuleWorldOpenOther, open)
+	}
+	if got := activeOn(rep, RuleInternetFacing, "aws_ecs_service.api"); len(got) != 1 {
+		t.Errorf("%s on the service: %+v, want one", RuleInternetFacing, got)
+	}
+	for _, g := range []string{"aws_security_group.api", "aws_security_group.worker"} {
+		if got := activeOn(rep, RuleUnusedSG, g); len(got) > 0 {
+			t.Errorf("%s reported unused: %+v", g, got)
+		}
+	}
+}

@@ -102,6 +102,7 @@ func (m *Model) buildEndpoints(byType map[string][]*tf.Resource) {
 		}
 	}
 	add := func(e *Endpoint) { m.Endpoints = append(m.Endpoints, e) }
+	m.markSGRefs(byType)
 	// An Elastic IP of an instance is its primary interface's: an
 	// interface the instance attaches at device index 0.
 	for _, r := range byType["aws_instance"] {
@@ -311,6 +312,23 @@ func (m *Model) buildEndpoints(byType map[string][]*tf.Resource) {
 			add(e)
 		}
 	}
+	// An ECS service's tasks on awsvpc networking are interfaces of their
+	// own in its subnets, public when it assigns them public IPs.
+	for _, r := range byType["aws_ecs_service"] {
+		nc := block(r.Values, "network_configuration")
+		if nc == nil {
+			continue // bridge or host networking: the container instances' groups
+		}
+		e := &Endpoint{Addr: r.Address, Kind: "ecs-tasks", Res: r, Subnets: m.subnetsOf(strList(nc, "subnets")),
+			SGs: m.sgsOf(strList(nc, "security_groups")), SGsUnknown: sgsUnknown(nc, "security_groups")}
+		switch {
+		case unknown(nc, "assign_public_ip"):
+			e.Public, e.Why = true, "assign_public_ip not known statically: assumed true"
+		case boolean(nc, "assign_public_ip", false):
+			e.Public, e.Why = true, "assign_public_ip = true"
+		}
+		add(e)
+	}
 	m.nodeGroups(byType, templates)
 	for _, r := range byType["aws_eks_cluster"] {
 		vc := block(r.Values, "vpc_config")
@@ -332,6 +350,43 @@ func (m *Model) buildEndpoints(byType map[string][]*tf.Resource) {
 			}
 		}
 		add(e)
+	}
+}
+
+// sgRefKeys are the attributes, at any depth of any resource, that attach
+// security groups: a Lambda function's or CodeBuild project's vpc_config,
+// an EFS mount target, an MQ broker, a Batch compute environment …
+var sgRefKeys = map[string]bool{"security_groups": true, "security_group_ids": true, "vpc_security_group_ids": true}
+
+// markSGRefs records every security group that a resource attaches, so that
+// one attached by a kind of resource the model has no endpoint for is not
+// reported as unused, nor its open rules as attached to nothing.
+func (m *Model) markSGRefs(byType map[string][]*tf.Resource) {
+	var walk func(v any)
+	walk = func(v any) {
+		switch v := v.(type) {
+		case map[string]any:
+			for k, x := range v {
+				if sgRefKeys[k] {
+					for _, s := range strList(v, k) {
+						m.sgUsed[m.addr(s)] = true
+					}
+				}
+				walk(x)
+			}
+		case []any:
+			for _, x := range v {
+				walk(x)
+			}
+		}
+	}
+	for typ, rs := range byType {
+		if typ == "aws_security_group" {
+			continue // its own rules reference groups; they attach none
+		}
+		for _, r := range rs {
+			walk(r.Values)
+		}
 	}
 }
 
