@@ -333,3 +333,25 @@ func TestECSServiceTasks(t *testing.T) {
 		}
 	}
 }
+
+// TestSGPrefixLists: a rule whose source is a managed prefix list admitted
+// nothing. A list defined in the project admits its entries; one whose
+// ranges are not in the scanned code (AWS's, or looked up) is read as every
+// address, and said so.
+func TestSGPrefixLists(t *testing.T) {
+	var ssh, rdp []Finding
+	for _, f := range activeOn(run(t, "testdata/aws/prefix-lists"), RuleExposedPort, "aws_instance.bastion") {
+		if strings.Contains(f.Message, "tcp 22 (SSH)") {
+			ssh = append(ssh, f)
+		}
+		if strings.Contains(f.Message, "3389 (RDP)") {
+			rdp = append(rdp, f)
+		}
+	}
+	if len(ssh) != 1 || ssh[0].Severity != Medium || !strings.Contains(ssh[0].Message, "198.51.100.0/24") {
+		t.Errorf("SSH from the office's list: %+v, want one medium naming its range", ssh)
+	}
+	if len(rdp) != 1 || rdp[0].Severity != High || !strings.Contains(rdp[0].Message, "prefix list") {
+		t.Errorf("RDP from a list outside the code: %+v, want one high that says the list was assumed", rdp)
+	}
+}

@@ -45,6 +45,9 @@ type Model struct {
 	sgUsed map[string]bool
 	// detached holds rules whose group is not known statically.
 	detached []*SG
+	// prefixLists holds the ranges of the project's managed prefix lists,
+	// nil for one with an entry not known statically.
+	prefixLists map[string][]netip.Prefix
 	// idleFlowLogs name no VPC, subnet, interface or transit gateway.
 	idleFlowLogs []*tf.Resource
 
@@ -456,6 +459,17 @@ func (m *Model) sgRule(r *tf.Resource, b map[string]any, where string, selfAddr 
 		vals, u := strs(b, k)
 		unk = unk || u
 		if strings.HasPrefix(k, "prefix_list") {
+			for _, id := range vals {
+				if ps, ok := m.prefixLists[m.addr(id)]; ok && ps != nil {
+					rule.CIDRs = append(rule.CIDRs, ps...)
+					continue
+				}
+				// An AWS-managed list, or one defined elsewhere: its
+				// ranges are not in the scanned code.
+				why := fmt.Sprintf("prefix list %q is not in the scanned code or its entries are not known statically: assumed to admit every address", id)
+				rule.Assumed = strings.TrimPrefix(rule.Assumed+"; "+why, "; ")
+				m.note(r, "%s: %s", where, why)
+			}
 			continue
 		}
 		for _, s := range vals {
@@ -508,7 +522,42 @@ func (m *Model) reject(r *tf.Resource, format string, args ...any) {
 
 func (m *Model) sg(ref string) *SG { return m.sgs[m.addr(ref)] }
 
+// buildPrefixLists reads the project's managed prefix lists: their entry
+// blocks and the aws_ec2_managed_prefix_list_entry resources that name them.
+func (m *Model) buildPrefixLists(byType map[string][]*tf.Resource) {
+	m.prefixLists = map[string][]netip.Prefix{}
+	known := map[string]bool{}
+	add := func(list string, vals map[string]any) {
+		c := str(vals, "cidr")
+		p, err := netip.ParsePrefix(strings.TrimSpace(c))
+		if unknown(vals, "cidr") || err != nil {
+			known[list] = false
+			return
+		}
+		m.prefixLists[list] = append(m.prefixLists[list], p.Masked())
+	}
+	for _, r := range byType["aws_ec2_managed_prefix_list"] {
+		known[r.Address] = !unknown(r.Values, "entry")
+		m.prefixLists[r.Address] = []netip.Prefix{}
+		for _, e := range blocks(r.Values, "entry") {
+			add(r.Address, e)
+		}
+	}
+	for _, r := range byType["aws_ec2_managed_prefix_list_entry"] {
+		list := m.addr(str(r.Values, "prefix_list_id"))
+		if _, ok := m.prefixLists[list]; ok {
+			add(list, r.Values)
+		}
+	}
+	for list, ok := range known {
+		if !ok {
+			m.prefixLists[list] = nil
+		}
+	}
+}
+
 func (m *Model) buildSGs(byType map[string][]*tf.Resource) {
+	m.buildPrefixLists(byType)
 	for _, typ := range []string{"aws_security_group", "aws_default_security_group"} {
 		for _, r := range byType[typ] {
 			g := &SG{Addr: r.Address, VPC: m.vpcs[m.addr(str(r.Values, "vpc_id"))], Res: r}
