@@ -355,3 +355,21 @@ func TestSGPrefixLists(t *testing.T) {
 		t.Errorf("RDP from a list outside the code: %+v, want one high that says the list was assumed", rdp)
 	}
 }
+
+// TestPublicAddressNotKnownStatically: an instance whose
+// associate_public_ip_address, or a database whose publicly_accessible, is
+// not known statically was read as private, so the world-open SSH and
+// PostgreSQL behind them were reached by nothing. They are now read as
+// public, the findings high and saying so.
+func TestPublicAddressNotKnownStatically(t *testing.T) {
+	rep := run(t, "testdata/aws/public-unknown")
+	for _, tc := range []struct{ addr, port, why string }{
+		{"aws_instance.bastion", "tcp 22 (SSH)", "associate_public_ip_address not known statically: assumed true"},
+		{"aws_db_instance.pg", "tcp 5432 (PostgreSQL)", "publicly_accessible not known statically: assumed true"},
+	} {
+		got := activeOn(rep, RuleExposedPort, tc.addr)
+		if len(got) != 1 || got[0].Severity != High || !strings.Contains(got[0].Message, tc.port) || !strings.Contains(got[0].Message, tc.why) {
+			t.Errorf("%s: %+v, want one high on %s saying %q", tc.addr, got, tc.port, tc.why)
+		}
+	}
+}

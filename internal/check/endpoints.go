@@ -121,6 +121,8 @@ func (m *Model) buildEndpoints(byType map[string][]*tf.Resource) {
 		// own groups and address.
 		if why, _ := m.instancePublicIP(r); why != "" && !has(r.Values, "network_interface") {
 			e.Public, e.Why = true, why
+		} else if why == "" && unknown(r.Values, "associate_public_ip_address") {
+			e.Public, e.PublicAssumed, e.Why = true, true, "associate_public_ip_address not known statically: assumed true"
 		}
 		add(e)
 	}
@@ -196,9 +198,7 @@ func (m *Model) buildEndpoints(byType map[string][]*tf.Resource) {
 		if portKnown(r) {
 			e.Listens = listensOn(e.Ports)
 		}
-		if boolean(r.Values, "publicly_accessible", false) {
-			e.Public, e.Why = true, "publicly_accessible = true"
-		}
+		publicFlag(e, r.Values, "publicly_accessible")
 		add(e)
 	}
 	clusters := map[string]*tf.Resource{}
@@ -220,9 +220,7 @@ func (m *Model) buildEndpoints(byType map[string][]*tf.Resource) {
 		} else {
 			e.Ports = []int{enginePort(r, 3306)}
 		}
-		if boolean(r.Values, "publicly_accessible", false) {
-			e.Public, e.Why = true, "publicly_accessible = true"
-		}
+		publicFlag(e, r.Values, "publicly_accessible")
 		add(e)
 	}
 	for _, typ := range []string{"aws_elasticache_cluster", "aws_elasticache_replication_group"} {
@@ -240,11 +238,10 @@ func (m *Model) buildEndpoints(byType map[string][]*tf.Resource) {
 		e := &Endpoint{Addr: r.Address, Kind: "redshift", DataTier: true, Res: r,
 			Subnets: m.groupSubnets(r, "cluster_subnet_group_name"), SGs: m.sgsOf(strList(r.Values, "vpc_security_group_ids")),
 			Ports: []int{num(r.Values, "port", 5439)}}
-		switch {
-		case boolean(r.Values, "publicly_accessible", false):
-			e.Public, e.Why = true, "publicly_accessible = true"
-		case !has(r.Values, "publicly_accessible"):
+		if !has(r.Values, "publicly_accessible") {
 			e.Public, e.Why = true, "publicly_accessible is not set (the AWS provider before 5.0 and the Redshift API default it to true)"
+		} else {
+			publicFlag(e, r.Values, "publicly_accessible")
 		}
 		add(e)
 	}
@@ -264,9 +261,7 @@ func (m *Model) buildEndpoints(byType map[string][]*tf.Resource) {
 			Subnets: m.groupSubnets(r, "replication_subnet_group_id"), SGs: m.sgsOf(strList(r.Values, "vpc_security_group_ids"))}
 		// The DMS API makes an instance public unless told otherwise, but
 		// the AWS provider always sends the attribute, false when unset.
-		if boolean(r.Values, "publicly_accessible", false) {
-			e.Public, e.Why = true, "publicly_accessible = true"
-		}
+		publicFlag(e, r.Values, "publicly_accessible")
 		add(e)
 	}
 	// DocumentDB has no public-access setting: its instances are reached
@@ -289,9 +284,7 @@ func (m *Model) buildEndpoints(byType map[string][]*tf.Resource) {
 				e.Subnets = m.groupSubnets(c, "neptune_subnet_group_name")
 			}
 		}
-		if boolean(r.Values, "publicly_accessible", false) {
-			e.Public, e.Why = true, "publicly_accessible = true"
-		}
+		publicFlag(e, r.Values, "publicly_accessible")
 		add(e)
 	}
 	for _, typ := range []string{"aws_opensearch_domain", "aws_elasticsearch_domain"} {
@@ -321,12 +314,7 @@ func (m *Model) buildEndpoints(byType map[string][]*tf.Resource) {
 		}
 		e := &Endpoint{Addr: r.Address, Kind: "ecs-tasks", Res: r, Subnets: m.subnetsOf(strList(nc, "subnets")),
 			SGs: m.sgsOf(strList(nc, "security_groups")), SGsUnknown: sgsUnknown(nc, "security_groups")}
-		switch {
-		case unknown(nc, "assign_public_ip"):
-			e.Public, e.Why = true, "assign_public_ip not known statically: assumed true"
-		case boolean(nc, "assign_public_ip", false):
-			e.Public, e.Why = true, "assign_public_ip = true"
-		}
+		publicFlag(e, nc, "assign_public_ip")
 		add(e)
 	}
 	m.nodeGroups(byType, templates)
@@ -387,6 +375,17 @@ func (m *Model) markSGRefs(byType map[string][]*tf.Resource) {
 		for _, r := range rs {
 			walk(r.Values)
 		}
+	}
+}
+
+// publicFlag makes e public when attribute k of vals is true, and when it
+// is not known statically, saying it was assumed.
+func publicFlag(e *Endpoint, vals map[string]any, k string) {
+	switch {
+	case unknown(vals, k):
+		e.Public, e.PublicAssumed, e.Why = true, true, k+" not known statically: assumed true"
+	case boolean(vals, k, false):
+		e.Public, e.Why = true, k+" = true"
 	}
 }
 

@@ -200,15 +200,18 @@ type NACLRule struct {
 // Endpoint is anything with an address in a VPC (or a managed public
 // endpoint) that traffic can be sent to.
 type Endpoint struct {
-	Addr     string
-	Kind     string // instance, eni, asg, lb, db, cache, redshift, search, eks
-	Subnets  []*Subnet
-	SGs      []*SG
-	Public   bool   // has a public address
-	Why      string // where the public address comes from
-	DataTier bool
-	Gateway  bool  // a load balancer: meant to face the internet
-	Ports    []int // the service's own ports, when known
+	Addr    string
+	Kind    string // instance, eni, asg, lb, db, cache, redshift, search, eks
+	Subnets []*Subnet
+	SGs     []*SG
+	Public  bool   // has a public address
+	Why     string // where the public address comes from
+	// PublicAssumed: whether it has a public address is not known
+	// statically, and it is read as having one; Why says so.
+	PublicAssumed bool
+	DataTier      bool
+	Gateway       bool  // a load balancer: meant to face the internet
+	Ports         []int // the service's own ports, when known
 	// Managed is set for endpoints outside any VPC (an OpenSearch domain
 	// without vpc_options, an EKS public API endpoint); Allowed then holds
 	// the address ranges admitted.

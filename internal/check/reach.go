@@ -425,6 +425,9 @@ func (m *Model) reachVia1(src Source, e *Endpoint, s *Subnet, t *RouteTable, pro
 		if !e.Public {
 			return block(Hop{Kind: "endpoint", Addr: e.Addr, Detail: "has no public address"})
 		}
+		if e.PublicAssumed {
+			assumed = append(assumed, e.Addr+": "+e.Why)
+		}
 		if e.InternetPorts != nil && !e.InternetPorts(proto, port) {
 			return block(Hop{Kind: "endpoint", Addr: e.Addr, Detail: fmt.Sprintf("no rule forwards %s to it (%s)", portText(proto, port, port), e.Why)})
 		}
@@ -634,6 +637,9 @@ func (m *Model) reachAWSUnplaced(src Source, e *Endpoint, proto string, port int
 	got, hop, assumed, ok := m.sgHop(e, src, proto, port, src.Set)
 	if !ok {
 		return block(hop)
+	}
+	if e.PublicAssumed {
+		assumed = append([]string{e.Addr + ": " + e.Why}, assumed...)
 	}
 	return Result{Reachable: true, From: got, Assumed: append([]string{e.Addr + ": " + why}, assumed...), Path: append(path, hop,
 		Hop{Kind: "endpoint", Addr: e.Addr, Detail: fmt.Sprintf("%s with a public address (%s), %s reached from %s", e.Kind, e.Why, portText(proto, port, port), m.describe(got))})}
