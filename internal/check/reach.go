@@ -652,7 +652,7 @@ func (m *Model) reachAWSUnplaced(src Source, e *Endpoint, proto string, port int
 // known to stand in the way. A path found is not proven.
 func (m *Model) reachAzureUnplaced(src Source, e *Endpoint, proto string, port int) Result {
 	const why = "subnet not in the scanned code: assumed to route to the internet (Azure's system route) without an NSG"
-	path := []Hop{{Kind: "source", Detail: src.Name}, {Kind: "subnet", Addr: e.Addr, Detail: why}}
+	path := []Hop{{Kind: "source", Detail: src.Name}, {Kind: "subnet", Detail: why}}
 	block := func(h Hop) Result { return Result{Path: append(path, h)} }
 	if e.InternetPorts != nil && !e.InternetPorts(proto, port) {
 		return block(Hop{Kind: "endpoint", Addr: e.Addr, Detail: fmt.Sprintf("no rule forwards %s to it (%s)", portText(proto, port, port), e.Why)})

@@ -668,6 +668,11 @@ func (rs *resState) value() cty.Value {
 				m[k] = cty.StringVal(v)
 			}
 		}
+		if rs.rb.typ == "azurerm_virtual_network" {
+			if sn, ok := m["subnet"]; ok {
+				m["subnet"] = inlineSubnetIDs(rs.addr(i), sn)
+			}
+		}
 		objs[i] = cty.ObjectVal(m)
 	}
 	switch rs.mode {
@@ -907,6 +912,33 @@ func toGo(v cty.Value) any {
 func hasKey(m map[string]cty.Value, k string) bool {
 	_, ok := m[k]
 	return ok
+}
+
+// InlineSubnetID stands for the ID Azure gives a subnet written inside an
+// azurerm_virtual_network (a subnet block), named name: a NIC's subnet_id =
+// tolist(azurerm_virtual_network.main.subnet)[0].id reads as it, and the
+// model knows the subnet by it.
+func InlineSubnetID(vnetAddr, name string) string {
+	return vnetAddr + "/subnets/" + name
+}
+
+// inlineSubnetIDs gives each subnet block of a virtual network whose name
+// is known its ID (InlineSubnetID).
+func inlineSubnetIDs(vnetAddr string, subnets cty.Value) cty.Value {
+	if !subnets.IsWhollyKnown() || subnets.IsNull() || !subnets.CanIterateElements() {
+		return subnets
+	}
+	var out []cty.Value
+	for it := subnets.ElementIterator(); it.Next(); {
+		_, sn := it.Element()
+		if !sn.Type().IsObjectType() || !sn.Type().HasAttribute("name") || sn.GetAttr("name").Type() != cty.String {
+			return subnets
+		}
+		attrs := sn.AsValueMap()
+		attrs["id"] = cty.StringVal(InlineSubnetID(vnetAddr, sn.GetAttr("name").AsString()))
+		out = append(out, cty.ObjectVal(attrs))
+	}
+	return tupleOf(out)
 }
 
 // VPCDefaults returns the IDs, stood in by strings derived from the VPC's
