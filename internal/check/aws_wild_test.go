@@ -373,3 +373,20 @@ func TestPublicAddressNotKnownStatically(t *testing.T) {
 		}
 	}
 }
+
+// TestDefaultSecurityGroupOfTheVPC: an instance that names no security
+// group has its VPC's default group. Where the project manages that group
+// (aws_default_security_group) and opens SSH in it, the instance was read
+// as behind AWS's untouched default, which admits only its own members, so
+// the exposure was missed and the open rule read as reaching nothing.
+func TestDefaultSecurityGroupOfTheVPC(t *testing.T) {
+	rep := run(t, "testdata/aws/default-sg")
+	ssh := activeOn(rep, RuleExposedPort, "aws_instance.web")
+	if len(ssh) != 1 || ssh[0].Severity != Critical || !strings.Contains(ssh[0].Message, "tcp 22 (SSH)") {
+		t.Errorf("%s: %+v, want SSH critical through the default group", RuleExposedPort, ssh)
+	}
+	open := activeOn(rep, RuleWorldOpen, "aws_default_security_group.default")
+	if len(open) != 1 || open[0].Severity != Critical {
+		t.Errorf("%s: %+v, want one critical (the instance is reached)", RuleWorldOpen, open)
+	}
+}

@@ -531,7 +531,7 @@ func (m *Model) reachVia1(src Source, e *Endpoint, s *Subnet, t *RouteTable, pro
 		path = append(path, Hop{Kind: "nsg", Addr: g.Addr, Detail: "inbound (network interface) " + strings.Join(hits, "; ")})
 	}
 	if !e.Azure {
-		got, hop, as, ok := m.sgHop(e, src, proto, port, set)
+		got, hop, as, ok := m.sgHop(e, s.VPC, src, proto, port, set)
 		if !ok {
 			return block(hop)
 		}
@@ -547,21 +547,29 @@ func (m *Model) reachVia1(src Source, e *Endpoint, s *Subnet, t *RouteTable, pro
 
 // sgHop filters set through e's security groups on proto/port: what they
 // admit, the hop that says so (or that blocks, ok false) and what was
-// assumed of groups not known statically.
-func (m *Model) sgHop(e *Endpoint, src Source, proto string, port int, set *netipx.IPSet) (got *netipx.IPSet, hop Hop, assumed []string, ok bool) {
+// assumed of groups not known statically. Where e names none, AWS gives it
+// the default group of vpc (its subnet's VPC, nil when not known): the
+// project's aws_default_security_group for it, or else AWS's, which admits
+// only its own members.
+func (m *Model) sgHop(e *Endpoint, vpc *VPC, src Source, proto string, port int, set *netipx.IPSet) (got *netipx.IPSet, hop Hop, assumed []string, ok bool) {
+	sgs := e.SGs
 	switch {
 	case e.SGsUnknown != "":
 		return set, Hop{Kind: "sg", Addr: e.Addr, Detail: e.SGsUnknown}, []string{e.Addr + ": " + e.SGsUnknown}, true
-	case len(e.SGs) == 0:
-		if e.Kind != "lb" {
+	case len(sgs) == 0 && e.Kind == "lb":
+		return set, Hop{Kind: "sg", Addr: e.Addr, Detail: "no security group (network load balancer)"}, nil, true
+	case len(sgs) == 0:
+		if g := m.defaultSG(vpc); g != nil && takesDefaultSG(e) {
+			sgs = []*SG{g}
+		}
+		if len(sgs) == 0 {
 			return nil, Hop{Kind: "sg", Addr: e.Addr, Detail: "no security group is known: the VPC's default group admits only its own members"}, nil, false
 		}
-		return set, Hop{Kind: "sg", Addr: e.Addr, Detail: "no security group (network load balancer)"}, nil, true
 	}
-	got, hits, admitting := m.sgPass(e.SGs, proto, port, src, set)
+	got, hits, admitting := m.sgPass(sgs, proto, port, src, set)
 	if empty(got) {
 		var names []string
-		for _, g := range e.SGs {
+		for _, g := range sgs {
 			names = append(names, g.Addr)
 		}
 		return nil, Hop{Kind: "sg", Addr: strings.Join(names, ", "), Detail: fmt.Sprintf("no ingress rule admits %s from %s", portText(proto, port, port), m.describe(set))}, nil, false
@@ -574,6 +582,24 @@ func (m *Model) sgHop(e *Endpoint, src Source, proto string, port int, set *neti
 	// Named by the groups whose rules admit the port, not the first
 	// group attached.
 	return got, Hop{Kind: "sg", Addr: strings.Join(admitting, ", "), Detail: strings.Join(hits, "; ")}, assumed, true
+}
+
+// takesDefaultSG reports whether AWS gives e its VPC's default security
+// group when it names none: everything but load balancers (a network load
+// balancer has none) and EKS node groups (EKS gives them the cluster's).
+func takesDefaultSG(e *Endpoint) bool {
+	return e.Kind != "lb" && e.Kind != "eks-nodes" && !e.Azure && !e.Managed
+}
+
+// defaultSG returns the project's aws_default_security_group of vpc, nil
+// when it has none (or vpc is nil).
+func (m *Model) defaultSG(vpc *VPC) *SG {
+	for _, g := range m.SGs {
+		if vpc != nil && g.VPC == vpc && g.Res != nil && g.Res.Type == "aws_default_security_group" {
+			return g
+		}
+	}
+	return nil
 }
 
 func assumedHits(addr string, hits []string) []string {
@@ -634,7 +660,7 @@ func (m *Model) reachAWSUnplaced(src Source, e *Endpoint, proto string, port int
 	if e.Listens != nil && !e.Listens(proto, port) {
 		return block(Hop{Kind: "endpoint", Addr: e.Addr, Detail: fmt.Sprintf("no listener on %s (%s)", portText(proto, port, port), e.listenText())})
 	}
-	got, hop, assumed, ok := m.sgHop(e, src, proto, port, src.Set)
+	got, hop, assumed, ok := m.sgHop(e, nil, src, proto, port, src.Set)
 	if !ok {
 		return block(hop)
 	}
