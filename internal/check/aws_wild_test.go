@@ -390,3 +390,18 @@ func TestDefaultSecurityGroupOfTheVPC(t *testing.T) {
 		t.Errorf("%s: %+v, want one critical (the instance is reached)", RuleWorldOpen, open)
 	}
 }
+
+// TestIPv6Addresses: an instance with a global IPv6 address and no public
+// IPv4 one was read as having no public address, so SSH open to ::/0 in a
+// subnet routed to the internet gateway was reached by nothing. It is now
+// reached from the IPv6 internet; behind an egress-only gateway it is not.
+func TestIPv6Addresses(t *testing.T) {
+	rep := run(t, "testdata/aws/ipv6")
+	got := activeOn(rep, RuleExposedPort, "aws_instance.public")
+	if len(got) != 1 || got[0].Severity != Critical || !strings.Contains(got[0].Message, "every IPv6 internet address") {
+		t.Errorf("%s on the server routed to the internet gateway: %+v, want one critical from the IPv6 internet", RuleExposedPort, got)
+	}
+	if got := activeOn(rep, RuleExposedPort, "aws_instance.private"); len(got) > 0 {
+		t.Errorf("%s behind the egress-only gateway: %+v, want none", RuleExposedPort, got)
+	}
+}

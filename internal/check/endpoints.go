@@ -124,6 +124,9 @@ func (m *Model) buildEndpoints(byType map[string][]*tf.Resource) {
 		} else if why == "" && unknown(r.Values, "associate_public_ip_address") {
 			e.Public, e.PublicAssumed, e.Why = true, true, "associate_public_ip_address not known statically: assumed true"
 		}
+		if !has(r.Values, "network_interface") {
+			ipv6Address(e, r.Values)
+		}
 		add(e)
 	}
 	eniSGs := map[string][]string{}
@@ -137,6 +140,7 @@ func (m *Model) buildEndpoints(byType map[string][]*tf.Resource) {
 		if m.eips[r.Address] {
 			e.Public, e.Why = true, "an Elastic IP is associated"
 		}
+		ipv6Address(e, r.Values)
 		add(e)
 	}
 	templates := map[string]*tf.Resource{}
@@ -376,6 +380,37 @@ func (m *Model) markSGRefs(byType map[string][]*tf.Resource) {
 			walk(r.Values)
 		}
 	}
+}
+
+// ipv6Address makes an instance or interface public over IPv6 when it gets
+// an IPv6 address, which is global: ipv6_address_count or ipv6_addresses,
+// or its subnet's assign_ipv6_address_on_creation when it says neither.
+// Without a public IPv4 address it is reached from the IPv6 internet only.
+func ipv6Address(e *Endpoint, vals map[string]any) {
+	why := ""
+	switch ips, _ := strs(vals, "ipv6_addresses"); {
+	case num(vals, "ipv6_address_count", 0) > 0:
+		why = "ipv6_address_count > 0"
+	case len(ips) > 0:
+		why = "ipv6_addresses"
+	case has(vals, "ipv6_address_count") || has(vals, "ipv6_addresses"):
+	default:
+		for _, s := range e.Subnets {
+			if s.AssignIPv6 {
+				why = s.Addr + " has assign_ipv6_address_on_creation = true"
+				break
+			}
+		}
+	}
+	if why == "" {
+		return
+	}
+	why = "a global IPv6 address (" + why + ")"
+	if e.Public {
+		e.Why += "; " + why
+		return
+	}
+	e.Public, e.Why, e.Families = true, why, []netip.Prefix{netip.MustParsePrefix("::/0")}
 }
 
 // publicFlag makes e public when attribute k of vals is true, and when it

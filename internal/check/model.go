@@ -91,7 +91,10 @@ type Subnet struct {
 	VPC         *VPC
 	CIDR        netip.Prefix
 	MapPublicIP bool
-	Table       *RouteTable // explicit association; nil: the VPC's main table
+	// AssignIPv6: instances launched in it get a (global) IPv6 address
+	// unless they say otherwise (assign_ipv6_address_on_creation).
+	AssignIPv6 bool
+	Table      *RouteTable // explicit association; nil: the VPC's main table
 	// AnyTable: an association names the subnet with a table that is not
 	// known statically, so any table of the VPC may govern it.
 	AnyTable bool
@@ -369,7 +372,8 @@ func Build(res []tf.Resource) *Model {
 	}
 	for _, r := range byType["aws_subnet"] {
 		s := &Subnet{Addr: r.Address, VPC: m.vpcs[m.addr(str(r.Values, "vpc_id"))],
-			MapPublicIP: boolean(r.Values, "map_public_ip_on_launch", false), Res: r}
+			MapPublicIP: boolean(r.Values, "map_public_ip_on_launch", false),
+			AssignIPv6:  boolean(r.Values, "assign_ipv6_address_on_creation", false), Res: r}
 		// IPv6-only subnets have no cidr_block; an unknown one is noted by
 		// the reader.
 		for _, k := range []string{"cidr_block", "ipv6_cidr_block"} {
