@@ -782,7 +782,7 @@ func (ev *evaluator) expr(e hcl.Expression, ctx *hcl.EvalContext, addr string) c
 			}
 		}
 		if computed {
-			ev.note(e.Range(), addr, kindComputed, "value is computed by the provider (%s), known only after apply", refs(e))
+			ev.note(e.Range(), addr, kindComputed, "value is computed by the provider (%s), known only after apply", resourceRefs(e, ctx))
 		} else {
 			ev.note(e.Range(), addr, kindError, "cannot evaluate: %s", strings.Join(msgs, "; "))
 		}
@@ -809,6 +809,27 @@ func refersToResource(e hcl.Expression, ctx *hcl.EvalContext) bool {
 		}
 	}
 	return false
+}
+
+// resourceRefs names the references of e to resources' attributes, the
+// ones a provider computes; refs when there are none.
+func resourceRefs(e hcl.Expression, ctx *hcl.EvalContext) string {
+	var rs []string
+	seen := map[string]bool{}
+	for _, t := range e.Variables() {
+		root := t.RootName()
+		if !strings.Contains(root, "_") || !inScope(ctx, root) {
+			continue
+		}
+		if s := traversalString(t); !seen[s] {
+			seen[s] = true
+			rs = append(rs, s)
+		}
+	}
+	if len(rs) == 0 {
+		return refs(e)
+	}
+	return strings.Join(rs, ", ")
 }
 
 func refs(e hcl.Expression) string {
