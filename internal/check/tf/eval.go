@@ -789,7 +789,13 @@ func (ev *evaluator) expr(e hcl.Expression, ctx *hcl.EvalContext, addr string) c
 		return cty.DynamicVal
 	}
 	v, _ = v.UnmarkDeep()
-	if !v.IsWhollyKnown() {
+	switch {
+	case v.IsWhollyKnown():
+	case v.IsKnown() && (v.Type().IsObjectType() || v.Type().IsMapType()):
+		// A resource or a map of them passed whole: their IDs are
+		// known, what the provider computes is not.
+		ev.note(e.Range(), addr, kindUnknown, "value is partly known: some of its attributes are not known statically (depends on %s)", refs(e))
+	default:
 		ev.note(e.Range(), addr, kindUnknown, "value is not known statically (depends on %s)", refs(e))
 	}
 	return v
