@@ -404,4 +404,9 @@ func TestIPv6Addresses(t *testing.T) {
 	if got := activeOn(rep, RuleExposedPort, "aws_instance.private"); len(got) > 0 {
 		t.Errorf("%s behind the egress-only gateway: %+v, want none", RuleExposedPort, got)
 	}
+	// A public IPv4 address alone is reached from the IPv4 internet alone.
+	v4 := activeOn(rep, RuleExposedPort, "aws_instance.v4")
+	if len(v4) != 1 || !strings.Contains(v4[0].Message, "(every IPv4 internet address)") {
+		t.Errorf("%s on the IPv4-only server: %+v, want one from the IPv4 internet alone", RuleExposedPort, v4)
+	}
 }

@@ -403,6 +403,11 @@ func ipv6Address(e *Endpoint, vals map[string]any) {
 		}
 	}
 	if why == "" {
+		if e.Public {
+			// A public IPv4 address alone: the IPv6 internet has
+			// nothing to reach.
+			e.Families = []netip.Prefix{netip.MustParsePrefix("0.0.0.0/0")}
+		}
 		return
 	}
 	why = "a global IPv6 address (" + why + ")"

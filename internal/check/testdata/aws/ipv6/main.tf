@@ -1,6 +1,7 @@
 # Two IPv6 servers without public IPv4 addresses: one in a subnet whose
 # IPv6 default route goes to the internet gateway, one behind an
-# egress-only gateway, which lets nothing in.
+# egress-only gateway, which lets nothing in; and a server with a public
+# IPv4 address and no IPv6 one in the dual-stack subnet.
 resource "aws_vpc" "main" {
   cidr_block                       = "10.130.0.0/16"
   assign_generated_ipv6_cidr_block = true
@@ -28,6 +29,10 @@ resource "aws_route_table" "public" {
     ipv6_cidr_block = "::/0"
     gateway_id      = aws_internet_gateway.main.id
   }
+  route {
+    cidr_block = "0.0.0.0/0"
+    gateway_id = aws_internet_gateway.main.id
+  }
 }
 resource "aws_route_table" "private" {
   vpc_id = aws_vpc.main.id
@@ -50,6 +55,7 @@ resource "aws_security_group" "ssh" {
     from_port        = 22
     to_port          = 22
     protocol         = "tcp"
+    cidr_blocks      = ["0.0.0.0/0"]
     ipv6_cidr_blocks = ["::/0"]
   }
 }
@@ -68,6 +74,17 @@ resource "aws_instance" "private" {
   subnet_id              = aws_subnet.private.id
   ipv6_address_count     = 1
   vpc_security_group_ids = [aws_security_group.ssh.id]
+  metadata_options {
+    http_tokens = "required"
+  }
+}
+resource "aws_instance" "v4" {
+  ami                         = "ami-0abcdef1234567890"
+  instance_type               = "t3.micro"
+  subnet_id                   = aws_subnet.public.id
+  associate_public_ip_address = true
+  ipv6_address_count          = 0
+  vpc_security_group_ids      = [aws_security_group.ssh.id]
   metadata_options {
     http_tokens = "required"
   }
