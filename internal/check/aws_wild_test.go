@@ -410,3 +410,14 @@ func TestIPv6Addresses(t *testing.T) {
 		t.Errorf("%s on the IPv4-only server: %+v, want one from the IPv4 internet alone", RuleExposedPort, v4)
 	}
 }
+
+// TestVPCElsewhereFailsClosed: a subnet of a VPC the scanned code does not
+// hold is governed by that VPC's main route table, which was read as
+// routing nowhere: the public bastion in it was reached by nothing. That
+// table is now assumed to route to an internet gateway, and said so.
+func TestVPCElsewhereFailsClosed(t *testing.T) {
+	got := activeOn(run(t, "testdata/aws/vpc-elsewhere"), RuleExposedPort, "aws_instance.bastion")
+	if len(got) != 1 || got[0].Severity != High || !strings.Contains(got[0].Message, "its VPC is not in the scanned code") {
+		t.Errorf("%s: %+v, want one high that says the VPC's main table was assumed", RuleExposedPort, got)
+	}
+}

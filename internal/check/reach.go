@@ -400,7 +400,9 @@ func (m *Model) internetRoutes(t *RouteTable, vpc *VPC) (*netipx.IPSet, []Route)
 	}
 	got, used := routed(t, vpc, m.Internet().Set, func(r Route) bool {
 		if vpc == nil {
-			return false
+			// A table of a VPC outside the scanned code: any internet
+			// gateway may be that VPC's.
+			return r.Kind == "igw" || r.Kind == "unknown" && r.Target == ""
 		}
 		if r.Kind == "unknown" && r.Target == "" {
 			return m.hasIGW(vpc)
@@ -432,8 +434,26 @@ func (m *Model) reachVia1(src Source, e *Endpoint, s *Subnet, t *RouteTable, pro
 			return block(Hop{Kind: "endpoint", Addr: e.Addr, Detail: fmt.Sprintf("no rule forwards %s to it (%s)", portText(proto, port, port), e.Why)})
 		}
 		got, used := m.internetRoutes(t, s.VPC)
-		if empty(got) {
-			return block(Hop{Kind: "route", Addr: tname, Detail: "no route to an internet gateway attached to " + vpcName(s.VPC)})
+		if empty(got) && s.VPC == nil && t == nil {
+			// The main table of a VPC outside the scanned code.
+			why := s.Addr + ": its VPC is not in the scanned code: its main route table is assumed to route to an internet gateway"
+			got, assumed = src.Set, append(assumed, why)
+			path = append(path, Hop{Kind: "route", Addr: s.Addr, Detail: why})
+		} else {
+			if empty(got) {
+				return block(Hop{Kind: "route", Addr: tname, Detail: "no route to an internet gateway attached to " + vpcName(s.VPC)})
+			}
+			gw := used[0].Target
+			if gw == "" && s.VPC != nil {
+				gw = m.igwOf(s.VPC)
+			}
+			path = append(path, Hop{Kind: "igw", Addr: gw, Detail: "internet gateway attached to " + vpcName(s.VPC)})
+			var rs []string
+			for _, r := range used {
+				rs = append(rs, fmt.Sprintf("%s → %s", r.Dest, orUnknown(r.Target)))
+			}
+			assumed = append(assumed, assumptions(used)...)
+			path = append(path, Hop{Kind: "route", Addr: tname, Detail: strings.Join(rs, "; ") + " (" + routeWhere(used) + ")"})
 		}
 		if len(e.Families) > 0 {
 			// src.Set holds only its public IPs' address families.
@@ -441,17 +461,6 @@ func (m *Model) reachVia1(src Source, e *Endpoint, s *Subnet, t *RouteTable, pro
 				return block(Hop{Kind: "endpoint", Addr: e.Addr, Detail: "its public IPs are of another address family (ip_version)"})
 			}
 		}
-		gw := used[0].Target
-		if gw == "" {
-			gw = m.igwOf(s.VPC)
-		}
-		path = append(path, Hop{Kind: "igw", Addr: gw, Detail: "internet gateway attached to " + s.VPC.Addr})
-		var rs []string
-		for _, r := range used {
-			rs = append(rs, fmt.Sprintf("%s → %s", r.Dest, orUnknown(r.Target)))
-		}
-		assumed = append(assumed, assumptions(used)...)
-		path = append(path, Hop{Kind: "route", Addr: tname, Detail: strings.Join(rs, "; ") + " (" + routeWhere(used) + ")"})
 		set = got
 	case src.VPC != nil && s.VPC != nil && src.VPC == s.VPC:
 		path = append(path, Hop{Kind: "route", Addr: tname, Detail: "local route within " + s.VPC.Addr})
