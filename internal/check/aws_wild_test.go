@@ -411,6 +411,22 @@ func TestIPv6Addresses(t *testing.T) {
 	}
 }
 
+// TestDefaultVPCAdopted: the default VPC and its subnets, adopted with
+// aws_default_vpc and aws_default_subnet, were not in the model, so an
+// instance in a default subnet had no public address and no path. They
+// are now what AWS makes them: routed to an internet gateway, mapping
+// public addresses unless the project says otherwise.
+func TestDefaultVPCAdopted(t *testing.T) {
+	rep := run(t, "testdata/aws/default-vpc")
+	a := activeOn(rep, RuleExposedPort, "aws_instance.a")
+	if len(a) != 1 || a[0].Severity != Critical || !strings.Contains(a[0].Message, "tcp 22 (SSH)") {
+		t.Errorf("%s on the instance in a default subnet: %+v, want SSH critical", RuleExposedPort, a)
+	}
+	if got := activeOn(rep, RuleExposedPort, "aws_instance.b"); len(got) > 0 {
+		t.Errorf("%s on the instance in the default subnet that maps no public address: %+v, want none", RuleExposedPort, got)
+	}
+}
+
 // TestVPCElsewhereFailsClosed: a subnet of a VPC the scanned code does not
 // hold is governed by that VPC's main route table, which was read as
 // routing nowhere: the public bastion in it was reached by nothing. That

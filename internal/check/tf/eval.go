@@ -663,7 +663,7 @@ func (rs *resState) value() cty.Value {
 				m[k] = addr
 			}
 		}
-		if rs.rb.typ == "aws_vpc" {
+		if rs.rb.typ == "aws_vpc" || rs.rb.typ == "aws_default_vpc" {
 			for k, v := range VPCDefaults(rs.addr(i)) {
 				m[k] = cty.StringVal(v)
 			}
