@@ -781,7 +781,12 @@ func (ev *evaluator) expr(e hcl.Expression, ctx *hcl.EvalContext, addr string) c
 				computed = computed && d.Summary == "Unsupported attribute" && refersToResource(e, ctx)
 			}
 		}
-		if computed {
+		if missing := undeclared(e, ctx); computed && missing != "" {
+			if !ev.quiet {
+				ev.notes = append(ev.notes, Note{Pos: rangePos(e.Range()), Address: addr, kind: kindError, Rejected: true,
+					Msg: fmt.Sprintf("reference to undeclared resource %s: Terraform rejects the configuration, so the plan fails", missing)})
+			}
+		} else if computed {
 			ev.note(e.Range(), addr, kindComputed, "value is computed by the provider (%s), known only after apply", resourceRefs(e, ctx))
 		} else {
 			ev.note(e.Range(), addr, kindError, "cannot evaluate: %s", strings.Join(msgs, "; "))
@@ -815,6 +820,33 @@ func refersToResource(e hcl.Expression, ctx *hcl.EvalContext) bool {
 		}
 	}
 	return false
+}
+
+// undeclared names the first reference of e to a resource of a type the
+// module declares under a name it does not declare ("" when none): a
+// misspelt name Terraform refuses, not a value the provider computes.
+func undeclared(e hcl.Expression, ctx *hcl.EvalContext) string {
+	for _, t := range e.Variables() {
+		root := t.RootName()
+		if !strings.Contains(root, "_") || len(t) < 2 {
+			continue
+		}
+		name, ok := t[1].(hcl.TraverseAttr)
+		if !ok {
+			continue
+		}
+		for c := ctx; c != nil; c = c.Parent() {
+			v, ok := c.Variables[root]
+			if !ok {
+				continue
+			}
+			if v.IsKnown() && !v.IsNull() && v.Type().IsObjectType() && !v.Type().HasAttribute(name.Name) {
+				return root + "." + name.Name
+			}
+			break
+		}
+	}
+	return ""
 }
 
 // resourceRefs names the references of e to resources' attributes, the

@@ -142,6 +142,9 @@ resource "aws_s3_bucket" "d" {
 output "whole" {
   value = aws_s3_bucket.d
 }
+resource "aws_s3_bucket" "f" {
+  bucket = aws_s3_bucket.misspelt.bucket
+}
 module "remote" {
   source = "terraform-aws-modules/vpc/aws"
 }
@@ -159,6 +162,9 @@ module "remote" {
 		`module.remote: module source "terraform-aws-modules/vpc/aws" is not local and terraform init has not run here`,
 		// Only what the provider computes is named as such.
 		"aws_s3_bucket.d: value is computed by the provider (random_id.r.hex), known only after apply",
+		// A name the module does not declare is an error, not a value
+		// to compute.
+		"aws_s3_bucket.f: reference to undeclared resource aws_s3_bucket.misspelt: Terraform rejects the configuration",
 		// A resource passed whole has its ID known.
 		"value is partly known: some of its attributes are not known statically (depends on aws_s3_bucket.d)",
 	} {
