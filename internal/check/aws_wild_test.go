@@ -296,6 +296,15 @@ resource "aws_db_instance" "unknown" {
   vpc_security_group_ids = [aws_security_group.app.id]
 }
 variable "engine" {}
+resource "aws_redshift_subnet_group" "dw" {
+  subnet_ids = [aws_subnet.a.id]
+}
+resource "aws_redshift_cluster" "dw" {
+  cluster_identifier        = "dw"
+  publicly_accessible       = false
+  cluster_subnet_group_name = aws_redshift_subnet_group.dw.name
+  vpc_security_group_ids    = [aws_security_group.app.id]
+}
 `)
 	src := m.SubnetSource(m.subnets["aws_subnet.b"])
 	for _, tc := range []struct {
@@ -307,6 +316,9 @@ variable "engine" {}
 		{"aws_db_instance.known", 22, false},
 		// An engine not known statically may listen anywhere.
 		{"aws_db_instance.unknown", 22, true},
+		// A warehouse answers on its port alone.
+		{"aws_redshift_cluster.dw", 5439, true},
+		{"aws_redshift_cluster.dw", 22, false},
 	} {
 		if res := m.Reach(src, endpoint(t, m, tc.db), "tcp", tc.port); res.Reachable != tc.want {
 			t.Errorf("%s tcp %d: reachable %v, want %v (%s)", tc.db, tc.port, res.Reachable, tc.want, pathLine(res.Path))

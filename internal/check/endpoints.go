@@ -321,6 +321,15 @@ func (m *Model) buildEndpoints(byType map[string][]*tf.Resource) {
 		publicFlag(e, nc, "assign_public_ip")
 		add(e)
 	}
+	// Managed data services answer on their own ports alone.
+	for _, e := range m.Endpoints {
+		switch e.Kind {
+		case "redshift", "neptune", "kafka", "search":
+			if e.Listens == nil && len(e.Ports) > 0 && !unknown(e.Res.Values, "port") {
+				e.Listens = listensOn(e.Ports)
+			}
+		}
+	}
 	m.nodeGroups(byType, templates)
 	for _, r := range byType["aws_eks_cluster"] {
 		vc := block(r.Values, "vpc_config")
