@@ -437,6 +437,11 @@ func TestDefaultVPCAdopted(t *testing.T) {
 	if got := activeOn(rep, RuleExposedPort, "aws_instance.b"); len(got) > 0 {
 		t.Errorf("%s on the instance in the default subnet that maps no public address: %+v, want none", RuleExposedPort, got)
 	}
+	// aws_default_security_group without vpc_id is the default VPC's.
+	rdp := activeOn(rep, RuleExposedPort, "aws_instance.windows")
+	if len(rdp) != 1 || !strings.Contains(rdp[0].Message, "tcp 3389 (RDP)") {
+		t.Errorf("%s on the instance behind the default group: %+v, want RDP", RuleExposedPort, rdp)
+	}
 }
 
 // TestVPCElsewhereFailsClosed: a subnet of a VPC the scanned code does not

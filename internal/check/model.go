@@ -411,6 +411,16 @@ func Build(res []tf.Resource) *Model {
 
 func vpcDefault(vpcAddr, what string) string { return vpcAddr + ":" + what }
 
+// defaultVPC returns the default VPC the project adopts, nil when none.
+func (m *Model) defaultVPC() *VPC {
+	for _, v := range m.VPCs {
+		if v.Res != nil && v.Res.Type == "aws_default_vpc" {
+			return v
+		}
+	}
+	return nil
+}
+
 // defaultVPCRange is the range of every region's default VPC.
 var defaultVPCRange = netip.MustParsePrefix("172.31.0.0/16")
 
@@ -602,6 +612,9 @@ func (m *Model) buildSGs(byType map[string][]*tf.Resource) {
 	for _, typ := range []string{"aws_security_group", "aws_default_security_group"} {
 		for _, r := range byType[typ] {
 			g := &SG{Addr: r.Address, VPC: m.vpcs[m.addr(str(r.Values, "vpc_id"))], Res: r}
+			if typ == "aws_default_security_group" && !has(r.Values, "vpc_id") {
+				g.VPC = m.defaultVPC() // without vpc_id, the default VPC's
+			}
 			for i, b := range blocks(r.Values, "ingress") {
 				g.Ingress = append(g.Ingress, m.sgRule(r, b, fmt.Sprintf("%s ingress[%d]", r.Address, i), r.Address))
 			}

@@ -36,3 +36,22 @@ resource "aws_instance" "b" {
     http_tokens = "required"
   }
 }
+
+# Its default security group, adopted without naming the VPC, opens RDP;
+# the Windows server names no group.
+resource "aws_default_security_group" "default" {
+  ingress {
+    from_port   = 3389
+    to_port     = 3389
+    protocol    = "tcp"
+    cidr_blocks = ["0.0.0.0/0"]
+  }
+}
+resource "aws_instance" "windows" {
+  ami           = "ami-0abcdef1234567890"
+  instance_type = "t3.micro"
+  subnet_id     = aws_default_subnet.a.id
+  metadata_options {
+    http_tokens = "required"
+  }
+}
