@@ -593,24 +593,6 @@ func (m *Model) sgHop(e *Endpoint, vpc *VPC, src Source, proto string, port int,
 	return got, Hop{Kind: "sg", Addr: strings.Join(admitting, ", "), Detail: strings.Join(hits, "; ")}, assumed, true
 }
 
-// takesDefaultSG reports whether AWS gives e its VPC's default security
-// group when it names none: everything but load balancers (a network load
-// balancer has none) and EKS node groups (EKS gives them the cluster's).
-func takesDefaultSG(e *Endpoint) bool {
-	return e.Kind != "lb" && e.Kind != "eks-nodes" && !e.Azure && !e.Managed
-}
-
-// defaultSG returns the project's aws_default_security_group of vpc, nil
-// when it has none (or vpc is nil).
-func (m *Model) defaultSG(vpc *VPC) *SG {
-	for _, g := range m.SGs {
-		if vpc != nil && g.VPC == vpc && g.Res != nil && g.Res.Type == "aws_default_security_group" {
-			return g
-		}
-	}
-	return nil
-}
-
 func assumedHits(addr string, hits []string) []string {
 	var out []string
 	for _, h := range hits {
