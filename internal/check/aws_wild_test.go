@@ -151,3 +151,306 @@ resource "aws_instance" "bastion" {
   vpc_security_group_ids      = [aws_security_group.ssh.id]
 }
 `
+
+// TestNamesNotKnownStatically: a resource named from a value known only at
+// apply time still is the resource that another names by reference. Such a
+// reference was read as naming nothing: the subnet of an Azure network
+// named "${var.prefix}-vnet" had no network, and a database's subnet group
+// named from the account's ID no subnets, so the SSH and MySQL exposures
+// through them were missed.
+func TestNamesNotKnownStatically(t *testing.T) {
+	az := run(t, "testdata/azure/names-unknown")
+	if got := sshFindings(az, "azurerm_linux_virtual_machine.vm"); len(got) != 1 || got[0].Severity != Critical {
+		t.Errorf("SSH through the NSG named by reference: %+v, want one critical", got)
+	}
+	db := activeOn(run(t, "testdata/aws/names-unknown"), RuleExposedPort, "aws_db_instance.app")
+	if len(db) != 1 || db[0].Severity != Critical || !strings.Contains(db[0].Message, "tcp 3306 (MySQL)") {
+		t.Fatalf("MySQL in the subnet group named by reference: %+v, want one critical", db)
+	}
+	if p := pathLine(db[0].Path); !strings.Contains(p, "aws_subnet.a") {
+		t.Errorf("path %q does not cross the subnet group's subnet", p)
+	}
+}
+
+// TestAWSSubnetElsewhereFailsClosed: an instance with a public address in
+// a subnet the scanned code does not show (a module input) was read as
+// reached by nothing. It is now read as routed to an internet gateway
+// behind an ACL that allows all, so what its security groups admit from
+// the internet may be reachable, and said so; what they do not admit is
+// not reported. An Elastic IP of an instance is its first interface's.
+func TestAWSSubnetElsewhereFailsClosed(t *testing.T) {
+	rep := run(t, "testdata/aws/subnet-elsewhere")
+	for _, tc := range []struct{ addr, port string }{
+		{"aws_instance.bastion", "tcp 22 (SSH)"},
+		{"aws_network_interface.nat", "tcp 22 (SSH), 23 (Telnet)"},
+	} {
+		got := activeOn(rep, RuleExposedPort, tc.addr)
+		if len(got) != 1 || got[0].Severity != High {
+			t.Errorf("%s: %+v, want one high (not proven)", tc.addr, got)
+			continue
+		}
+		msg := got[0].Message
+		if !strings.Contains(msg, tc.port) || !strings.Contains(msg, "may be reachable") || !strings.Contains(msg, "subnet not in the scanned code") {
+			t.Errorf("%s: %q, want %s said to rest on the unknown subnet", tc.addr, msg, tc.port)
+		}
+		if tc.addr == "aws_instance.bastion" && strings.Contains(msg, "3389") {
+			t.Errorf("RDP admitted from 10.0.0.0/8 only, reported from the internet: %q", msg)
+		}
+		facing := activeOn(rep, RuleInternetFacing, tc.addr)
+		if len(facing) != 1 || !strings.Contains(facing[0].Message, "may be reachable") || len(facing[0].Path) == 0 {
+			t.Errorf("%s on %s: %+v, want one that says the path is assumed and shows it", RuleInternetFacing, tc.addr, facing)
+		}
+	}
+}
+
+// TestPolicyDocumentDataSource: a bucket or domain policy written with
+// data.aws_iam_policy_document was not known statically, so no policy
+// admitting everyone through one was reported. The document is rendered
+// from its arguments, as the provider does, and judged as any policy.
+func TestPolicyDocumentDataSource(t *testing.T) {
+	rep := run(t, "testdata/aws/policy-document")
+	site := activeOn(rep, RulePublicBucket, "aws_s3_bucket_policy.site")
+	if len(site) != 1 || !strings.Contains(site[0].Message, `"PublicRead"`) {
+		t.Errorf("%s on the bucket read by everyone: %+v, want one naming the statement", RulePublicBucket, site)
+	}
+	if got := activeOn(rep, RulePublicBucket, "aws_s3_bucket_policy.media"); len(got) > 0 {
+		t.Errorf("%s on the bucket read through one distribution: %+v, want none", RulePublicBucket, got)
+	}
+	if got := activeOn(rep, RuleSearchOpenPols, "aws_opensearch_domain.logs"); len(got) != 1 {
+		t.Errorf("%s on the domain open to every principal: %+v, want one", RuleSearchOpenPols, got)
+	}
+}
+
+// TestSearchDomainPorts: a search domain's endpoint answers on 443, and on
+// 80 unless it enforces HTTPS; it was said to be reached on 9200, a port
+// only self-managed Elasticsearch listens on.
+func TestSearchDomainPorts(t *testing.T) {
+	got := activeOn(run(t, "testdata/aws/policy-document"), RuleExposedPort, "aws_opensearch_domain.logs")
+	if len(got) != 1 || !strings.Contains(got[0].Message, "tcp 443 (search service port) is reachable") {
+		t.Fatalf("%s: %+v, want tcp 443 alone", RuleExposedPort, got)
+	}
+}
+
+// TestSGPortsNotKnownStatically: a security group rule whose ports are
+// not known statically (a dynamic block over a variable without a value)
+// was read as open on every port and reported as proven, critical, without
+// a word of it. It is still read so, but the path rests on that reading:
+// the findings are high and say what was assumed.
+func TestSGPortsNotKnownStatically(t *testing.T) {
+	rep := run(t, "testdata/aws/ports-unknown")
+	const why = "ports not known statically: assumed to be every port"
+	ssh := activeOn(rep, RuleExposedPort, "aws_instance.web")
+	if len(ssh) != 1 || ssh[0].Severity != High || !strings.Contains(ssh[0].Message, "tcp 22 (SSH)") || !strings.Contains(ssh[0].Message, why) {
+		t.Errorf("%s: %+v, want one high that says the ports were assumed", RuleExposedPort, ssh)
+	}
+	open := activeOn(rep, RuleWorldOpen, "aws_security_group.web")
+	if len(open) != 1 || open[0].Severity != High || !strings.Contains(open[0].Message, why) {
+		t.Errorf("%s: %+v, want one high that says the ports were assumed", RuleWorldOpen, open)
+	}
+	noted := false
+	for _, f := range active(rep, RuleNotEvaluated) {
+		noted = noted || f.Address == "aws_security_group.web" && strings.Contains(f.Message, why)
+	}
+	if !noted {
+		t.Error("no note that the rule's ports were assumed")
+	}
+}
+
+// TestDatabaseListensOnItsPort: a database answers on its engine's port
+// alone. A group shared with the application, admitting SSH from a
+// bastion, made the database "reachable on tcp 22" in --reach; with its
+// engine or port known, only that port is reached.
+func TestDatabaseListensOnItsPort(t *testing.T) {
+	m := buildHCL(t, `
+resource "aws_vpc" "main" {
+  cidr_block = "10.70.0.0/16"
+}
+resource "aws_subnet" "a" {
+  vpc_id     = aws_vpc.main.id
+  cidr_block = "10.70.1.0/24"
+}
+resource "aws_subnet" "b" {
+  vpc_id     = aws_vpc.main.id
+  cidr_block = "10.70.2.0/24"
+}
+resource "aws_db_subnet_group" "db" {
+  subnet_ids = [aws_subnet.a.id, aws_subnet.b.id]
+}
+resource "aws_security_group" "app" {
+  vpc_id = aws_vpc.main.id
+  ingress {
+    from_port   = 0
+    to_port     = 65535
+    protocol    = "tcp"
+    cidr_blocks = ["10.70.0.0/16"]
+  }
+}
+resource "aws_db_instance" "known" {
+  engine                 = "mysql"
+  db_subnet_group_name   = aws_db_subnet_group.db.name
+  vpc_security_group_ids = [aws_security_group.app.id]
+}
+resource "aws_db_instance" "unknown" {
+  engine                 = var.engine
+  db_subnet_group_name   = aws_db_subnet_group.db.name
+  vpc_security_group_ids = [aws_security_group.app.id]
+}
+variable "engine" {}
+resource "aws_redshift_subnet_group" "dw" {
+  subnet_ids = [aws_subnet.a.id]
+}
+resource "aws_redshift_cluster" "dw" {
+  cluster_identifier        = "dw"
+  publicly_accessible       = false
+  cluster_subnet_group_name = aws_redshift_subnet_group.dw.name
+  vpc_security_group_ids    = [aws_security_group.app.id]
+}
+`)
+	src := m.SubnetSource(m.subnets["aws_subnet.b"])
+	for _, tc := range []struct {
+		db   string
+		port int
+		want bool
+	}{
+		{"aws_db_instance.known", 3306, true},
+		{"aws_db_instance.known", 22, false},
+		// An engine not known statically may listen anywhere.
+		{"aws_db_instance.unknown", 22, true},
+		// A warehouse answers on its port alone.
+		{"aws_redshift_cluster.dw", 5439, true},
+		{"aws_redshift_cluster.dw", 22, false},
+	} {
+		if res := m.Reach(src, endpoint(t, m, tc.db), "tcp", tc.port); res.Reachable != tc.want {
+			t.Errorf("%s tcp %d: reachable %v, want %v (%s)", tc.db, tc.port, res.Reachable, tc.want, pathLine(res.Path))
+		}
+	}
+}
+
+// TestECSServiceTasks: an ECS service on awsvpc networking runs tasks in
+// its subnets with its groups, public with assign_public_ip. It was not
+// in the model: its open group read as attached to nothing (medium) and
+// unused, as did the group of a function in the VPC.
+func TestECSServiceTasks(t *testing.T) {
+	rep := run(t, "testdata/aws/ecs-service")
+	open := activeOn(rep, RuleWorldOpenOther, "aws_security_group.api")
+	if len(open) != 1 || open[0].Severity != Critical || !strings.Contains(open[0].Message, "aws_ecs_service.api is reached from the internet on tcp 8080") {
+		t.Errorf("%s: %+v, want one critical through the service's tasks", RuleWorldOpenOther, open)
+	}
+	if got := activeOn(rep, RuleInternetFacing, "aws_ecs_service.api"); len(got) != 1 {
+		t.Errorf("%s on the service: %+v, want one", RuleInternetFacing, got)
+	}
+	for _, g := range []string{"aws_security_group.api", "aws_security_group.worker"} {
+		if got := activeOn(rep, RuleUnusedSG, g); len(got) > 0 {
+			t.Errorf("%s reported unused: %+v", g, got)
+		}
+	}
+}
+
+// TestSGPrefixLists: a rule whose source is a managed prefix list admitted
+// nothing. A list defined in the project admits its entries; one whose
+// ranges are not in the scanned code (AWS's, or looked up) is read as every
+// address, and said so.
+func TestSGPrefixLists(t *testing.T) {
+	var ssh, rdp []Finding
+	for _, f := range activeOn(run(t, "testdata/aws/prefix-lists"), RuleExposedPort, "aws_instance.bastion") {
+		if strings.Contains(f.Message, "tcp 22 (SSH)") {
+			ssh = append(ssh, f)
+		}
+		if strings.Contains(f.Message, "3389 (RDP)") {
+			rdp = append(rdp, f)
+		}
+	}
+	if len(ssh) != 1 || ssh[0].Severity != Medium || !strings.Contains(ssh[0].Message, "198.51.100.0/24") {
+		t.Errorf("SSH from the office's list: %+v, want one medium naming its range", ssh)
+	}
+	if len(rdp) != 1 || rdp[0].Severity != High || !strings.Contains(rdp[0].Message, "prefix list") {
+		t.Errorf("RDP from a list outside the code: %+v, want one high that says the list was assumed", rdp)
+	}
+}
+
+// TestPublicAddressNotKnownStatically: an instance whose
+// associate_public_ip_address, or a database whose publicly_accessible, is
+// not known statically was read as private, so the world-open SSH and
+// PostgreSQL behind them were reached by nothing. They are now read as
+// public, the findings high and saying so.
+func TestPublicAddressNotKnownStatically(t *testing.T) {
+	rep := run(t, "testdata/aws/public-unknown")
+	for _, tc := range []struct{ addr, port, why string }{
+		{"aws_instance.bastion", "tcp 22 (SSH)", "associate_public_ip_address not known statically: assumed true"},
+		{"aws_db_instance.pg", "tcp 5432 (PostgreSQL)", "publicly_accessible not known statically: assumed true"},
+	} {
+		got := activeOn(rep, RuleExposedPort, tc.addr)
+		if len(got) != 1 || got[0].Severity != High || !strings.Contains(got[0].Message, tc.port) || !strings.Contains(got[0].Message, tc.why) {
+			t.Errorf("%s: %+v, want one high on %s saying %q", tc.addr, got, tc.port, tc.why)
+		}
+	}
+}
+
+// TestDefaultSecurityGroupOfTheVPC: an instance that names no security
+// group has its VPC's default group. Where the project manages that group
+// (aws_default_security_group) and opens SSH in it, the instance was read
+// as behind AWS's untouched default, which admits only its own members, so
+// the exposure was missed and the open rule read as reaching nothing.
+func TestDefaultSecurityGroupOfTheVPC(t *testing.T) {
+	rep := run(t, "testdata/aws/default-sg")
+	ssh := activeOn(rep, RuleExposedPort, "aws_instance.web")
+	if len(ssh) != 1 || ssh[0].Severity != Critical || !strings.Contains(ssh[0].Message, "tcp 22 (SSH)") {
+		t.Errorf("%s: %+v, want SSH critical through the default group", RuleExposedPort, ssh)
+	}
+	open := activeOn(rep, RuleWorldOpen, "aws_default_security_group.default")
+	if len(open) != 1 || open[0].Severity != Critical {
+		t.Errorf("%s: %+v, want one critical (the instance is reached)", RuleWorldOpen, open)
+	}
+}
+
+// TestIPv6Addresses: an instance with a global IPv6 address and no public
+// IPv4 one was read as having no public address, so SSH open to ::/0 in a
+// subnet routed to the internet gateway was reached by nothing. It is now
+// reached from the IPv6 internet; behind an egress-only gateway it is not.
+func TestIPv6Addresses(t *testing.T) {
+	rep := run(t, "testdata/aws/ipv6")
+	got := activeOn(rep, RuleExposedPort, "aws_instance.public")
+	if len(got) != 1 || got[0].Severity != Critical || !strings.Contains(got[0].Message, "every IPv6 internet address") {
+		t.Errorf("%s on the server routed to the internet gateway: %+v, want one critical from the IPv6 internet", RuleExposedPort, got)
+	}
+	if got := activeOn(rep, RuleExposedPort, "aws_instance.private"); len(got) > 0 {
+		t.Errorf("%s behind the egress-only gateway: %+v, want none", RuleExposedPort, got)
+	}
+	// A public IPv4 address alone is reached from the IPv4 internet alone.
+	v4 := activeOn(rep, RuleExposedPort, "aws_instance.v4")
+	if len(v4) != 1 || !strings.Contains(v4[0].Message, "(every IPv4 internet address)") {
+		t.Errorf("%s on the IPv4-only server: %+v, want one from the IPv4 internet alone", RuleExposedPort, v4)
+	}
+}
+
+// TestDefaultVPCAdopted: the default VPC and its subnets, adopted with
+// aws_default_vpc and aws_default_subnet, were not in the model, so an
+// instance in a default subnet had no public address and no path. They
+// are now what AWS makes them: routed to an internet gateway, mapping
+// public addresses unless the project says otherwise.
+func TestDefaultVPCAdopted(t *testing.T) {
+	rep := run(t, "testdata/aws/default-vpc")
+	a := activeOn(rep, RuleExposedPort, "aws_instance.a")
+	if len(a) != 1 || a[0].Severity != Critical || !strings.Contains(a[0].Message, "tcp 22 (SSH)") {
+		t.Errorf("%s on the instance in a default subnet: %+v, want SSH critical", RuleExposedPort, a)
+	}
+	if got := activeOn(rep, RuleExposedPort, "aws_instance.b"); len(got) > 0 {
+		t.Errorf("%s on the instance in the default subnet that maps no public address: %+v, want none", RuleExposedPort, got)
+	}
+	// aws_default_security_group without vpc_id is the default VPC's.
+	rdp := activeOn(rep, RuleExposedPort, "aws_instance.windows")
+	if len(rdp) != 1 || !strings.Contains(rdp[0].Message, "tcp 3389 (RDP)") {
+		t.Errorf("%s on the instance behind the default group: %+v, want RDP", RuleExposedPort, rdp)
+	}
+}
+
+// TestVPCElsewhereFailsClosed: a subnet of a VPC the scanned code does not
+// hold is governed by that VPC's main route table, which was read as
+// routing nowhere: the public bastion in it was reached by nothing. That
+// table is now assumed to route to an internet gateway, and said so.
+func TestVPCElsewhereFailsClosed(t *testing.T) {
+	got := activeOn(run(t, "testdata/aws/vpc-elsewhere"), RuleExposedPort, "aws_instance.bastion")
+	if len(got) != 1 || got[0].Severity != High || !strings.Contains(got[0].Message, "its VPC is not in the scanned code") {
+		t.Errorf("%s: %+v, want one high that says the VPC's main table was assumed", RuleExposedPort, got)
+	}
+}

@@ -172,8 +172,13 @@ func (m *Model) buildAzure(byType map[string][]*tf.Resource) {
 		vnets[r.Address] = v
 	}
 	vnetOf := func(ref string) *VPC { return vnets[m.addrOf("azurerm_virtual_network", ref)] }
+	type inlineNSG struct {
+		s *Subnet
+		g string // "" when not known statically
+	}
+	var inline []inlineNSG
 	for _, r := range byType["azurerm_virtual_network_peering"] {
-		a, b := vnetOf(str(r.Values, "virtual_network_name")), vnetOf(str(r.Values, "remote_virtual_network_id"))
+		a, b := vnetOf(m.ref(r.Values, "virtual_network_name")), vnetOf(m.ref(r.Values, "remote_virtual_network_id"))
 		p := &Peering{Addr: r.Address, A: a, B: b, Res: r}
 		switch ov := overlapOf(a, b); {
 		case a == nil || b == nil:
@@ -200,8 +205,32 @@ func (m *Model) buildAzure(byType map[string][]*tf.Resource) {
 			}
 		}
 	}
+	// Subnets written inside a virtual network, known by the ID the
+	// reader gives them.
+	for _, r := range byType["azurerm_virtual_network"] {
+		for _, b := range blocks(r.Values, "subnet") {
+			name := str(b, "name")
+			if name == "" {
+				continue
+			}
+			id := tf.InlineSubnetID(r.Address, name)
+			s := &Subnet{Addr: id, VPC: vnets[r.Address], Res: r}
+			for _, k := range []string{"address_prefixes", "address_prefix"} {
+				for _, c := range strList(b, k) {
+					if p, ok := m.prefix(r, k, c); ok && !s.CIDR.IsValid() {
+						s.CIDR = p
+					}
+				}
+			}
+			if g := str(b, "security_group"); g != "" || unknown(b, "security_group") {
+				inline = append(inline, inlineNSG{s, g})
+			}
+			m.Subnets = append(m.Subnets, s)
+			m.subnets[id] = s
+		}
+	}
 	for _, r := range byType["azurerm_subnet"] {
-		s := &Subnet{Addr: r.Address, VPC: vnetOf(str(r.Values, "virtual_network_name")), Res: r}
+		s := &Subnet{Addr: r.Address, VPC: vnetOf(m.ref(r.Values, "virtual_network_name")), Res: r}
 		// address_prefix (one range) is the attribute of azurerm before 3.0.
 		for _, k := range []string{"address_prefixes", "address_prefix"} {
 			for _, c := range strList(r.Values, k) {
@@ -228,7 +257,7 @@ func (m *Model) buildAzure(byType map[string][]*tf.Resource) {
 		m.nacls[r.Address] = n
 	}
 	for _, r := range byType["azurerm_network_security_rule"] {
-		n := nsgs[m.addrOf("azurerm_network_security_group", str(r.Values, "network_security_group_name"))]
+		n := nsgs[m.addrOf("azurerm_network_security_group", m.ref(r.Values, "network_security_group_name"))]
 		if n == nil {
 			m.note(r, "network security group %q is not in the project", str(r.Values, "network_security_group_name"))
 			continue
@@ -256,6 +285,22 @@ func (m *Model) buildAzure(byType map[string][]*tf.Resource) {
 			n := &NACL{Addr: r.Address + ":nsg", Res: r, Stateful: true, VPC: s.VPC,
 				Assumed: "network security group not known statically: assumed to allow everything"}
 			m.note(r, "%s", n.Assumed)
+			s.NACL = n
+		}
+	}
+	// An inline subnet names its NSG in security_group.
+	for _, in := range inline {
+		s, g := in.s, in.g
+		if s.NACL != nil {
+			continue // an association resource decides too
+		}
+		if n := nsgs[m.addr(g)]; n != nil {
+			s.NACL = n
+			n.VPC = s.VPC
+		} else if g == "" {
+			n := &NACL{Addr: s.Addr + ":nsg", Res: s.Res, Stateful: true, VPC: s.VPC,
+				Assumed: "network security group not known statically: assumed to allow everything"}
+			m.note(s.Res, "subnet %s: %s", s.Addr, n.Assumed)
 			s.NACL = n
 		}
 	}

@@ -98,7 +98,7 @@ func (m *Model) azurePaaS(byType map[string][]*tf.Resource, fs *findings) {
 		for _, r := range byType[typ] {
 			var server *tf.Resource
 			for _, a := range firewallTypes[typ] {
-				if s := m.lookup(m.addrOf(firewallServerTypes[typ], str(r.Values, a))); s != nil {
+				if s := m.lookup(m.addrOf(firewallServerTypes[typ], m.ref(r.Values, a))); s != nil {
 					server = s
 				}
 			}
@@ -162,7 +162,7 @@ func (m *Model) azurePaaS(byType map[string][]*tf.Resource, fs *findings) {
 		}
 		var acct *tf.Resource
 		for _, a := range []string{"storage_account_name", "storage_account_id"} {
-			if s := m.lookup(m.addrOf("azurerm_storage_account", str(r.Values, a))); s != nil && s.Type == "azurerm_storage_account" {
+			if s := m.lookup(m.addrOf("azurerm_storage_account", m.ref(r.Values, a))); s != nil && s.Type == "azurerm_storage_account" {
 				acct = s
 			}
 		}
@@ -222,7 +222,7 @@ func (m *Model) separateRules(byType map[string][]*tf.Resource) map[string]*tf.R
 	separate := map[string]*tf.Resource{}
 	for _, r := range byType["azurerm_storage_account_network_rules"] {
 		for _, a := range []string{"storage_account_id", "storage_account_name"} {
-			if s := m.lookup(m.addrOf("azurerm_storage_account", str(r.Values, a))); s != nil {
+			if s := m.lookup(m.addrOf("azurerm_storage_account", m.ref(r.Values, a))); s != nil {
 				separate[s.Address] = r
 			}
 		}
@@ -343,7 +343,7 @@ func (m *Model) azureServiceOpen(byType map[string][]*tf.Resource, fs *findings)
 	ruled := map[string]bool{}
 	unresolved := false
 	for _, r := range byType["azurerm_redis_firewall_rule"] {
-		if s := m.lookup(m.addrOf("azurerm_redis_cache", str(r.Values, "redis_cache_name"))); s != nil {
+		if s := m.lookup(m.addrOf("azurerm_redis_cache", m.ref(r.Values, "redis_cache_name"))); s != nil {
 			ruled[s.Address] = true
 		} else {
 			unresolved = true

@@ -274,3 +274,21 @@ resource "azurerm_network_security_group" "app" {
 		t.Fatalf("WinRM open to the internet: %+v, want one finding", got)
 	}
 }
+
+// TestAzureInlineSubnets checks that subnets written inside a virtual
+// network are the model's, with the NSGs they name: an interface in one
+// was read as in a subnet outside the scanned code, with no NSG, so every
+// admin port of its machine was reported as possibly reachable.
+func TestAzureInlineSubnets(t *testing.T) {
+	rep := run(t, "testdata/azure/inline-subnets")
+	if got := activeOn(rep, RuleAzExposedPort, "azurerm_linux_virtual_machine.web"); len(got) > 0 {
+		t.Errorf("machine whose subnet NSG admits 443 alone: %+v, want no %s", got, RuleAzExposedPort)
+	}
+	jump := sshFindings(rep, "azurerm_linux_virtual_machine.jump")
+	if len(jump) != 1 || jump[0].Severity != Critical || strings.Contains(jump[0].Message, "3389") {
+		t.Fatalf("SSH through the admin subnet's NSG: %+v, want one critical, SSH alone", jump)
+	}
+	if p := pathLine(jump[0].Path); !strings.Contains(p, "azurerm_network_security_group.admin") {
+		t.Errorf("path %q does not cross the admin subnet's NSG", p)
+	}
+}

@@ -2,6 +2,7 @@ package check
 
 import (
 	"net/netip"
+	"slices"
 	"sort"
 	"strings"
 
@@ -13,6 +14,17 @@ var enginePorts = map[string]int{
 	"postgres": 5432, "aurora-postgresql": 5432, "mysql": 3306, "mariadb": 3306, "aurora-mysql": 3306,
 	"aurora": 3306, "sqlserver-ex": 1433, "sqlserver-se": 1433, "sqlserver-ee": 1433, "sqlserver-web": 1433,
 	"oracle-se2": 1521, "oracle-ee": 1521, "redis": 6379, "valkey": 6379, "memcached": 11211,
+}
+
+// listensOn is Endpoint.Listens for a service that answers on ports alone.
+func listensOn(ports []int) func(string, int) bool {
+	return func(_ string, port int) bool { return slices.Contains(ports, port) }
+}
+
+// portKnown reports whether r's port is known: set, or its engine's.
+func portKnown(r *tf.Resource) bool {
+	_, engine := enginePorts[strings.ToLower(str(r.Values, "engine"))]
+	return num(r.Values, "port", 0) > 0 || engine
 }
 
 func enginePort(r *tf.Resource, def int) int {
@@ -60,7 +72,7 @@ func (m *Model) sgsOf(refs []string) []*SG {
 
 // groupSubnets resolves a subnet group named by attr to its subnets.
 func (m *Model) groupSubnets(r *tf.Resource, attr string) []*Subnet {
-	g := m.lookup(str(r.Values, attr))
+	g := m.lookup(m.ref(r.Values, attr))
 	if g == nil {
 		return nil
 	}
@@ -90,6 +102,16 @@ func (m *Model) buildEndpoints(byType map[string][]*tf.Resource) {
 		}
 	}
 	add := func(e *Endpoint) { m.Endpoints = append(m.Endpoints, e) }
+	m.markSGRefs(byType)
+	// An Elastic IP of an instance is its primary interface's: an
+	// interface the instance attaches at device index 0.
+	for _, r := range byType["aws_instance"] {
+		for _, ni := range blocks(r.Values, "network_interface") {
+			if num(ni, "device_index", -1) == 0 && m.eips[r.Address] {
+				m.eips[m.addr(str(ni, "network_interface_id"))] = true
+			}
+		}
+	}
 	for _, r := range byType["aws_instance"] {
 		e := &Endpoint{Addr: r.Address, Kind: "instance", Res: r,
 			Subnets: m.subnetsOf(strList(r.Values, "subnet_id"))}
@@ -99,6 +121,11 @@ func (m *Model) buildEndpoints(byType map[string][]*tf.Resource) {
 		// own groups and address.
 		if why, _ := m.instancePublicIP(r); why != "" && !has(r.Values, "network_interface") {
 			e.Public, e.Why = true, why
+		} else if why == "" && unknown(r.Values, "associate_public_ip_address") {
+			e.Public, e.PublicAssumed, e.Why = true, true, "associate_public_ip_address not known statically: assumed true"
+		}
+		if !has(r.Values, "network_interface") {
+			ipv6Address(e, r.Values)
 		}
 		add(e)
 	}
@@ -109,10 +136,11 @@ func (m *Model) buildEndpoints(byType map[string][]*tf.Resource) {
 	}
 	for _, r := range byType["aws_network_interface"] {
 		e := &Endpoint{Addr: r.Address, Kind: "eni", Res: r, Subnets: m.subnetsOf(strList(r.Values, "subnet_id")),
-			SGs: m.sgsOf(append(strList(r.Values, "security_groups"), eniSGs[r.Address]...))}
+			SGs: m.sgsOf(append(strList(r.Values, "security_groups"), eniSGs[r.Address]...)), SGsUnknown: sgsUnknown(r.Values, "security_groups")}
 		if m.eips[r.Address] {
 			e.Public, e.Why = true, "an Elastic IP is associated"
 		}
+		ipv6Address(e, r.Values)
 		add(e)
 	}
 	templates := map[string]*tf.Resource{}
@@ -157,14 +185,7 @@ func (m *Model) buildEndpoints(byType map[string][]*tf.Resource) {
 			if ports := listeners[r.Address]; len(ports) > 0 || !anyListener {
 				sort.Ints(ports)
 				e.Ports = ports
-				e.Listens = func(_ string, port int) bool {
-					for _, p := range ports {
-						if p == port {
-							return true
-						}
-					}
-					return false
-				}
+				e.Listens = listensOn(ports)
 			}
 			for _, sm := range blocks(r.Values, "subnet_mapping") {
 				e.Subnets = append(e.Subnets, m.subnetsOf(strList(sm, "subnet_id"))...)
@@ -178,9 +199,10 @@ func (m *Model) buildEndpoints(byType map[string][]*tf.Resource) {
 	for _, r := range byType["aws_db_instance"] {
 		e := &Endpoint{Addr: r.Address, Kind: "db", DataTier: true, Res: r, Subnets: m.groupSubnets(r, "db_subnet_group_name"),
 			SGs: m.sgsOf(strList(r.Values, "vpc_security_group_ids")), Ports: []int{enginePort(r, 5432)}}
-		if boolean(r.Values, "publicly_accessible", false) {
-			e.Public, e.Why = true, "publicly_accessible = true"
+		if portKnown(r) {
+			e.Listens = listensOn(e.Ports)
 		}
+		publicFlag(e, r.Values, "publicly_accessible")
 		add(e)
 	}
 	clusters := map[string]*tf.Resource{}
@@ -193,33 +215,37 @@ func (m *Model) buildEndpoints(byType map[string][]*tf.Resource) {
 		if c := clusters[m.addr(str(r.Values, "cluster_identifier"))]; c != nil {
 			e.SGs = m.sgsOf(strList(c.Values, "vpc_security_group_ids"))
 			e.Ports = []int{enginePort(c, 3306)}
+			if portKnown(c) {
+				e.Listens = listensOn(e.Ports)
+			}
 			if len(e.Subnets) == 0 {
 				e.Subnets = m.groupSubnets(c, "db_subnet_group_name")
 			}
 		} else {
 			e.Ports = []int{enginePort(r, 3306)}
 		}
-		if boolean(r.Values, "publicly_accessible", false) {
-			e.Public, e.Why = true, "publicly_accessible = true"
-		}
+		publicFlag(e, r.Values, "publicly_accessible")
 		add(e)
 	}
 	for _, typ := range []string{"aws_elasticache_cluster", "aws_elasticache_replication_group"} {
 		for _, r := range byType[typ] {
-			add(&Endpoint{Addr: r.Address, Kind: "cache", DataTier: true, Res: r,
+			e := &Endpoint{Addr: r.Address, Kind: "cache", DataTier: true, Res: r,
 				Subnets: m.groupSubnets(r, "subnet_group_name"), SGs: m.sgsOf(strList(r.Values, "security_group_ids")),
-				Ports: []int{enginePort(r, 6379)}})
+				Ports: []int{enginePort(r, 6379)}}
+			if portKnown(r) {
+				e.Listens = listensOn(e.Ports)
+			}
+			add(e)
 		}
 	}
 	for _, r := range byType["aws_redshift_cluster"] {
 		e := &Endpoint{Addr: r.Address, Kind: "redshift", DataTier: true, Res: r,
 			Subnets: m.groupSubnets(r, "cluster_subnet_group_name"), SGs: m.sgsOf(strList(r.Values, "vpc_security_group_ids")),
 			Ports: []int{num(r.Values, "port", 5439)}}
-		switch {
-		case boolean(r.Values, "publicly_accessible", false):
-			e.Public, e.Why = true, "publicly_accessible = true"
-		case !has(r.Values, "publicly_accessible"):
+		if !has(r.Values, "publicly_accessible") {
 			e.Public, e.Why = true, "publicly_accessible is not set (the AWS provider before 5.0 and the Redshift API default it to true)"
+		} else {
+			publicFlag(e, r.Values, "publicly_accessible")
 		}
 		add(e)
 	}
@@ -239,16 +265,14 @@ func (m *Model) buildEndpoints(byType map[string][]*tf.Resource) {
 			Subnets: m.groupSubnets(r, "replication_subnet_group_id"), SGs: m.sgsOf(strList(r.Values, "vpc_security_group_ids"))}
 		// The DMS API makes an instance public unless told otherwise, but
 		// the AWS provider always sends the attribute, false when unset.
-		if boolean(r.Values, "publicly_accessible", false) {
-			e.Public, e.Why = true, "publicly_accessible = true"
-		}
+		publicFlag(e, r.Values, "publicly_accessible")
 		add(e)
 	}
 	// DocumentDB has no public-access setting: its instances are reached
 	// only through their VPC, so they matter for paths from peers.
 	for _, r := range byType["aws_docdb_cluster_instance"] {
 		e := &Endpoint{Addr: r.Address, Kind: "docdb", DataTier: true, Res: r, Ports: []int{27017}}
-		if c := m.lookup(str(r.Values, "cluster_identifier")); c != nil {
+		if c := m.lookup(m.ref(r.Values, "cluster_identifier")); c != nil {
 			e.SGs = m.sgsOf(strList(c.Values, "vpc_security_group_ids"))
 			e.Subnets = m.groupSubnets(c, "db_subnet_group_name")
 			e.Ports = []int{num(c.Values, "port", 27017)}
@@ -258,20 +282,24 @@ func (m *Model) buildEndpoints(byType map[string][]*tf.Resource) {
 	for _, r := range byType["aws_neptune_cluster_instance"] {
 		e := &Endpoint{Addr: r.Address, Kind: "neptune", DataTier: true, Res: r, Ports: []int{num(r.Values, "port", 8182)},
 			Subnets: m.groupSubnets(r, "neptune_subnet_group_name")}
-		if c := m.lookup(str(r.Values, "cluster_identifier")); c != nil {
+		if c := m.lookup(m.ref(r.Values, "cluster_identifier")); c != nil {
 			e.SGs = m.sgsOf(strList(c.Values, "vpc_security_group_ids"))
 			if len(e.Subnets) == 0 {
 				e.Subnets = m.groupSubnets(c, "neptune_subnet_group_name")
 			}
 		}
-		if boolean(r.Values, "publicly_accessible", false) {
-			e.Public, e.Why = true, "publicly_accessible = true"
-		}
+		publicFlag(e, r.Values, "publicly_accessible")
 		add(e)
 	}
 	for _, typ := range []string{"aws_opensearch_domain", "aws_elasticsearch_domain"} {
 		for _, r := range byType[typ] {
-			e := &Endpoint{Addr: r.Address, Kind: "search", DataTier: true, Res: r, Ports: []int{443, 9200}}
+			// A domain's endpoint answers HTTPS on 443, and HTTP on 80
+			// unless it enforces HTTPS; never Elasticsearch's own 9200.
+			ports := []int{443}
+			if !boolean(block(r.Values, "domain_endpoint_options"), "enforce_https", false) {
+				ports = []int{80, 443}
+			}
+			e := &Endpoint{Addr: r.Address, Kind: "search", DataTier: true, Res: r, Ports: ports}
 			if vo := block(r.Values, "vpc_options"); vo != nil {
 				e.Subnets = m.subnetsOf(strList(vo, "subnet_ids"))
 				e.SGs = m.sgsOf(strList(vo, "security_group_ids"))
@@ -279,6 +307,27 @@ func (m *Model) buildEndpoints(byType map[string][]*tf.Resource) {
 				e.Managed, e.Public, e.Why, e.Allowed = true, true, "domain has no vpc_options: its endpoint is public", allInternet
 			}
 			add(e)
+		}
+	}
+	// An ECS service's tasks on awsvpc networking are interfaces of their
+	// own in its subnets, public when it assigns them public IPs.
+	for _, r := range byType["aws_ecs_service"] {
+		nc := block(r.Values, "network_configuration")
+		if nc == nil {
+			continue // bridge or host networking: the container instances' groups
+		}
+		e := &Endpoint{Addr: r.Address, Kind: "ecs-tasks", Res: r, Subnets: m.subnetsOf(strList(nc, "subnets")),
+			SGs: m.sgsOf(strList(nc, "security_groups")), SGsUnknown: sgsUnknown(nc, "security_groups")}
+		publicFlag(e, nc, "assign_public_ip")
+		add(e)
+	}
+	// Managed data services answer on their own ports alone.
+	for _, e := range m.Endpoints {
+		switch e.Kind {
+		case "redshift", "neptune", "kafka", "search":
+			if e.Listens == nil && len(e.Ports) > 0 && !unknown(e.Res.Values, "port") {
+				e.Listens = listensOn(e.Ports)
+			}
 		}
 	}
 	m.nodeGroups(byType, templates)
@@ -302,6 +351,90 @@ func (m *Model) buildEndpoints(byType map[string][]*tf.Resource) {
 			}
 		}
 		add(e)
+	}
+}
+
+// sgRefKeys are the attributes, at any depth of any resource, that attach
+// security groups: a Lambda function's or CodeBuild project's vpc_config,
+// an EFS mount target, an MQ broker, a Batch compute environment …
+var sgRefKeys = map[string]bool{"security_groups": true, "security_group_ids": true, "vpc_security_group_ids": true}
+
+// markSGRefs records every security group that a resource attaches, so that
+// one attached by a kind of resource the model has no endpoint for is not
+// reported as unused, nor its open rules as attached to nothing.
+func (m *Model) markSGRefs(byType map[string][]*tf.Resource) {
+	var walk func(v any)
+	walk = func(v any) {
+		switch v := v.(type) {
+		case map[string]any:
+			for k, x := range v {
+				if sgRefKeys[k] {
+					for _, s := range strList(v, k) {
+						m.sgUsed[m.addr(s)] = true
+					}
+				}
+				walk(x)
+			}
+		case []any:
+			for _, x := range v {
+				walk(x)
+			}
+		}
+	}
+	for typ, rs := range byType {
+		if typ == "aws_security_group" {
+			continue // its own rules reference groups; they attach none
+		}
+		for _, r := range rs {
+			walk(r.Values)
+		}
+	}
+}
+
+// ipv6Address makes an instance or interface public over IPv6 when it gets
+// an IPv6 address, which is global: ipv6_address_count or ipv6_addresses,
+// or its subnet's assign_ipv6_address_on_creation when it says neither.
+// Without a public IPv4 address it is reached from the IPv6 internet only.
+func ipv6Address(e *Endpoint, vals map[string]any) {
+	why := ""
+	switch ips, _ := strs(vals, "ipv6_addresses"); {
+	case num(vals, "ipv6_address_count", 0) > 0:
+		why = "ipv6_address_count > 0"
+	case len(ips) > 0:
+		why = "ipv6_addresses"
+	case has(vals, "ipv6_address_count") || has(vals, "ipv6_addresses"):
+	default:
+		for _, s := range e.Subnets {
+			if s.AssignIPv6 {
+				why = s.Addr + " has assign_ipv6_address_on_creation = true"
+				break
+			}
+		}
+	}
+	if why == "" {
+		if e.Public {
+			// A public IPv4 address alone: the IPv6 internet has
+			// nothing to reach.
+			e.Families = []netip.Prefix{netip.MustParsePrefix("0.0.0.0/0")}
+		}
+		return
+	}
+	why = "a global IPv6 address (" + why + ")"
+	if e.Public {
+		e.Why += "; " + why
+		return
+	}
+	e.Public, e.Why, e.Families = true, why, []netip.Prefix{netip.MustParsePrefix("::/0")}
+}
+
+// publicFlag makes e public when attribute k of vals is true, and when it
+// is not known statically, saying it was assumed.
+func publicFlag(e *Endpoint, vals map[string]any, k string) {
+	switch {
+	case unknown(vals, k):
+		e.Public, e.PublicAssumed, e.Why = true, true, k+" not known statically: assumed true"
+	case boolean(vals, k, false):
+		e.Public, e.Why = true, k+" = true"
 	}
 }
 

@@ -45,6 +45,9 @@ type Model struct {
 	sgUsed map[string]bool
 	// detached holds rules whose group is not known statically.
 	detached []*SG
+	// prefixLists holds the ranges of the project's managed prefix lists,
+	// nil for one with an entry not known statically.
+	prefixLists map[string][]netip.Prefix
 	// idleFlowLogs name no VPC, subnet, interface or transit gateway.
 	idleFlowLogs []*tf.Resource
 
@@ -88,7 +91,10 @@ type Subnet struct {
 	VPC         *VPC
 	CIDR        netip.Prefix
 	MapPublicIP bool
-	Table       *RouteTable // explicit association; nil: the VPC's main table
+	// AssignIPv6: instances launched in it get a (global) IPv6 address
+	// unless they say otherwise (assign_ipv6_address_on_creation).
+	AssignIPv6 bool
+	Table      *RouteTable // explicit association; nil: the VPC's main table
 	// AnyTable: an association names the subnet with a table that is not
 	// known statically, so any table of the VPC may govern it.
 	AnyTable bool
@@ -160,8 +166,11 @@ type SGRule struct {
 	// source could not be evaluated, and what cannot be evaluated is read
 	// at its most permissive.
 	Assumed string
-	Where   string
-	Res     *tf.Resource // the resource that declares the rule
+	// PortsAssumed says why the rule is read as covering every port (of
+	// every protocol, when the protocol is not known either).
+	PortsAssumed string
+	Where        string
+	Res          *tf.Resource // the resource that declares the rule
 }
 
 // NACL is a network ACL.
@@ -194,15 +203,18 @@ type NACLRule struct {
 // Endpoint is anything with an address in a VPC (or a managed public
 // endpoint) that traffic can be sent to.
 type Endpoint struct {
-	Addr     string
-	Kind     string // instance, eni, asg, lb, db, cache, redshift, search, eks
-	Subnets  []*Subnet
-	SGs      []*SG
-	Public   bool   // has a public address
-	Why      string // where the public address comes from
-	DataTier bool
-	Gateway  bool  // a load balancer: meant to face the internet
-	Ports    []int // the service's own ports, when known
+	Addr    string
+	Kind    string // instance, eni, asg, lb, db, cache, redshift, search, eks
+	Subnets []*Subnet
+	SGs     []*SG
+	Public  bool   // has a public address
+	Why     string // where the public address comes from
+	// PublicAssumed: whether it has a public address is not known
+	// statically, and it is read as having one; Why says so.
+	PublicAssumed bool
+	DataTier      bool
+	Gateway       bool  // a load balancer: meant to face the internet
+	Ports         []int // the service's own ports, when known
 	// Managed is set for endpoints outside any VPC (an OpenSearch domain
 	// without vpc_options, an EKS public API endpoint); Allowed then holds
 	// the address ranges admitted.
@@ -250,6 +262,34 @@ func (m *Model) addr(ref string) string {
 		return r.Address
 	}
 	return ref
+}
+
+// ref returns what attribute k of vals refers to: its value, or, when that
+// is not known statically but its expression can only name one resource
+// instance of the project (virtual_network_name =
+// azurerm_virtual_network.main.name, whose name is made from a variable
+// without a value), that instance's address. "" when it may be anything.
+func (m *Model) ref(vals map[string]any, k string) string {
+	if !unknown(vals, k) {
+		return str(vals, k)
+	}
+	from := unknownFrom(vals, k)
+	if len(from) != 1 {
+		return ""
+	}
+	var only *tf.Resource
+	for _, r := range m.Resources {
+		if resourceOf(r) == from[0] {
+			if only != nil {
+				return "" // one of several instances
+			}
+			only = r
+		}
+	}
+	if only == nil {
+		return ""
+	}
+	return only.Address
 }
 
 // addrOf is addr for a reference to a resource of type typ: a name is
@@ -317,6 +357,7 @@ func Build(res []tf.Resource) *Model {
 		m.VPCs = append(m.VPCs, v)
 		m.vpcs[r.Address] = v
 	}
+	m.buildDefaultVPC(byType)
 	for _, r := range byType["aws_vpc_ipv4_cidr_block_association"] {
 		if v := m.vpcs[m.addr(str(r.Values, "vpc_id"))]; v != nil {
 			if p, ok := m.prefix(r, "cidr_block", str(r.Values, "cidr_block")); ok {
@@ -332,7 +373,8 @@ func Build(res []tf.Resource) *Model {
 	}
 	for _, r := range byType["aws_subnet"] {
 		s := &Subnet{Addr: r.Address, VPC: m.vpcs[m.addr(str(r.Values, "vpc_id"))],
-			MapPublicIP: boolean(r.Values, "map_public_ip_on_launch", false), Res: r}
+			MapPublicIP: boolean(r.Values, "map_public_ip_on_launch", false),
+			AssignIPv6:  boolean(r.Values, "assign_ipv6_address_on_creation", false), Res: r}
 		// IPv6-only subnets have no cidr_block; an unknown one is noted by
 		// the reader.
 		for _, k := range []string{"cidr_block", "ipv6_cidr_block"} {
@@ -402,11 +444,40 @@ func (m *Model) sgRule(r *tf.Resource, b map[string]any, where string, selfAddr 
 	if rule.Proto == "all" {
 		rule.From, rule.To = 0, 65535
 	}
+	// A protocol or port not known statically (a dynamic block over a
+	// variable without a value) is read as every one, and said so.
+	switch {
+	case unknown(b, "protocol") || unknown(b, "ip_protocol"):
+		rule.Proto, rule.From, rule.To = "all", 0, 65535
+		rule.PortsAssumed = "protocol not known statically: assumed to be every protocol and port"
+	case rule.Proto != "all" && (unknown(b, "from_port") || unknown(b, "to_port")):
+		if unknown(b, "from_port") {
+			rule.From = 0
+		}
+		if unknown(b, "to_port") {
+			rule.To = 65535
+		}
+		rule.PortsAssumed = "ports not known statically: assumed to be every port"
+	}
+	if rule.PortsAssumed != "" {
+		m.note(r, "%s: %s", where, rule.PortsAssumed)
+	}
 	unk := false
 	for _, k := range []string{"cidr_blocks", "ipv6_cidr_blocks", "cidr_ipv4", "cidr_ipv6", "prefix_list_ids", "prefix_list_id"} {
 		vals, u := strs(b, k)
 		unk = unk || u
 		if strings.HasPrefix(k, "prefix_list") {
+			for _, id := range vals {
+				if ps, ok := m.prefixLists[m.addr(id)]; ok && ps != nil {
+					rule.CIDRs = append(rule.CIDRs, ps...)
+					continue
+				}
+				// An AWS-managed list, or one defined elsewhere: its
+				// ranges are not in the scanned code.
+				why := fmt.Sprintf("prefix list %q is not in the scanned code or its entries are not known statically: assumed to admit every address", id)
+				rule.Assumed = strings.TrimPrefix(rule.Assumed+"; "+why, "; ")
+				m.note(r, "%s: %s", where, why)
+			}
 			continue
 		}
 		for _, s := range vals {
@@ -459,10 +530,48 @@ func (m *Model) reject(r *tf.Resource, format string, args ...any) {
 
 func (m *Model) sg(ref string) *SG { return m.sgs[m.addr(ref)] }
 
+// buildPrefixLists reads the project's managed prefix lists: their entry
+// blocks and the aws_ec2_managed_prefix_list_entry resources that name them.
+func (m *Model) buildPrefixLists(byType map[string][]*tf.Resource) {
+	m.prefixLists = map[string][]netip.Prefix{}
+	known := map[string]bool{}
+	add := func(list string, vals map[string]any) {
+		c := str(vals, "cidr")
+		p, err := netip.ParsePrefix(strings.TrimSpace(c))
+		if unknown(vals, "cidr") || err != nil {
+			known[list] = false
+			return
+		}
+		m.prefixLists[list] = append(m.prefixLists[list], p.Masked())
+	}
+	for _, r := range byType["aws_ec2_managed_prefix_list"] {
+		known[r.Address] = !unknown(r.Values, "entry")
+		m.prefixLists[r.Address] = []netip.Prefix{}
+		for _, e := range blocks(r.Values, "entry") {
+			add(r.Address, e)
+		}
+	}
+	for _, r := range byType["aws_ec2_managed_prefix_list_entry"] {
+		list := m.addr(str(r.Values, "prefix_list_id"))
+		if _, ok := m.prefixLists[list]; ok {
+			add(list, r.Values)
+		}
+	}
+	for list, ok := range known {
+		if !ok {
+			m.prefixLists[list] = nil
+		}
+	}
+}
+
 func (m *Model) buildSGs(byType map[string][]*tf.Resource) {
+	m.buildPrefixLists(byType)
 	for _, typ := range []string{"aws_security_group", "aws_default_security_group"} {
 		for _, r := range byType[typ] {
 			g := &SG{Addr: r.Address, VPC: m.vpcs[m.addr(str(r.Values, "vpc_id"))], Res: r}
+			if typ == "aws_default_security_group" && !has(r.Values, "vpc_id") {
+				g.VPC = m.defaultVPC() // without vpc_id, the default VPC's
+			}
 			for i, b := range blocks(r.Values, "ingress") {
 				g.Ingress = append(g.Ingress, m.sgRule(r, b, fmt.Sprintf("%s ingress[%d]", r.Address, i), r.Address))
 			}

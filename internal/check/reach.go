@@ -289,6 +289,9 @@ func (m *Model) sgPass(sgs []*SG, proto string, port int, src Source, set *netip
 				allowed.AddSet(set)
 			}
 			if len(why) > 0 {
+				if r.PortsAssumed != "" {
+					why[len(why)-1] += " (" + r.PortsAssumed + ")"
+				}
 				hits = append(hits, fmt.Sprintf("%s allows %s %s", r.Where, portText(r.Proto, r.From, r.To), strings.Join(why, "; ")))
 				if len(admitting) == 0 || admitting[len(admitting)-1] != g.Addr {
 					admitting = append(admitting, g.Addr)
@@ -320,6 +323,9 @@ func (m *Model) Reach(src Source, e *Endpoint, proto string, port int) Result {
 	}
 	if len(e.Subnets) == 0 && e.Azure && src.Internet && e.Public {
 		return m.reachAzureUnplaced(src, e, proto, port)
+	}
+	if len(e.Subnets) == 0 && src.Internet && e.Public {
+		return m.reachAWSUnplaced(src, e, proto, port)
 	}
 	if len(e.Subnets) == 0 {
 		return Result{Path: []Hop{first, {Kind: "endpoint", Addr: e.Addr, Detail: "its subnets are not known"}}}
@@ -394,7 +400,9 @@ func (m *Model) internetRoutes(t *RouteTable, vpc *VPC) (*netipx.IPSet, []Route)
 	}
 	got, used := routed(t, vpc, m.Internet().Set, func(r Route) bool {
 		if vpc == nil {
-			return false
+			// A table of a VPC outside the scanned code: any internet
+			// gateway may be that VPC's.
+			return r.Kind == "igw" || r.Kind == "unknown" && r.Target == ""
 		}
 		if r.Kind == "unknown" && r.Target == "" {
 			return m.hasIGW(vpc)
@@ -419,12 +427,33 @@ func (m *Model) reachVia1(src Source, e *Endpoint, s *Subnet, t *RouteTable, pro
 		if !e.Public {
 			return block(Hop{Kind: "endpoint", Addr: e.Addr, Detail: "has no public address"})
 		}
+		if e.PublicAssumed {
+			assumed = append(assumed, e.Addr+": "+e.Why)
+		}
 		if e.InternetPorts != nil && !e.InternetPorts(proto, port) {
 			return block(Hop{Kind: "endpoint", Addr: e.Addr, Detail: fmt.Sprintf("no rule forwards %s to it (%s)", portText(proto, port, port), e.Why)})
 		}
 		got, used := m.internetRoutes(t, s.VPC)
-		if empty(got) {
-			return block(Hop{Kind: "route", Addr: tname, Detail: "no route to an internet gateway attached to " + vpcName(s.VPC)})
+		if empty(got) && s.VPC == nil && t == nil {
+			// The main table of a VPC outside the scanned code.
+			why := s.Addr + ": its VPC is not in the scanned code: its main route table is assumed to route to an internet gateway"
+			got, assumed = src.Set, append(assumed, why)
+			path = append(path, Hop{Kind: "route", Addr: s.Addr, Detail: why})
+		} else {
+			if empty(got) {
+				return block(Hop{Kind: "route", Addr: tname, Detail: "no route to an internet gateway attached to " + vpcName(s.VPC)})
+			}
+			gw := used[0].Target
+			if gw == "" && s.VPC != nil {
+				gw = m.igwOf(s.VPC)
+			}
+			path = append(path, Hop{Kind: "igw", Addr: gw, Detail: "internet gateway attached to " + vpcName(s.VPC)})
+			var rs []string
+			for _, r := range used {
+				rs = append(rs, fmt.Sprintf("%s → %s", r.Dest, orUnknown(r.Target)))
+			}
+			assumed = append(assumed, assumptions(used)...)
+			path = append(path, Hop{Kind: "route", Addr: tname, Detail: strings.Join(rs, "; ") + " (" + routeWhere(used) + ")"})
 		}
 		if len(e.Families) > 0 {
 			// src.Set holds only its public IPs' address families.
@@ -432,17 +461,6 @@ func (m *Model) reachVia1(src Source, e *Endpoint, s *Subnet, t *RouteTable, pro
 				return block(Hop{Kind: "endpoint", Addr: e.Addr, Detail: "its public IPs are of another address family (ip_version)"})
 			}
 		}
-		gw := used[0].Target
-		if gw == "" {
-			gw = m.igwOf(s.VPC)
-		}
-		path = append(path, Hop{Kind: "igw", Addr: gw, Detail: "internet gateway attached to " + s.VPC.Addr})
-		var rs []string
-		for _, r := range used {
-			rs = append(rs, fmt.Sprintf("%s → %s", r.Dest, orUnknown(r.Target)))
-		}
-		assumed = append(assumed, assumptions(used)...)
-		path = append(path, Hop{Kind: "route", Addr: tname, Detail: strings.Join(rs, "; ") + " (" + routeWhere(used) + ")"})
 		set = got
 	case src.VPC != nil && s.VPC != nil && src.VPC == s.VPC:
 		path = append(path, Hop{Kind: "route", Addr: tname, Detail: "local route within " + s.VPC.Addr})
@@ -521,34 +539,12 @@ func (m *Model) reachVia1(src Source, e *Endpoint, s *Subnet, t *RouteTable, pro
 		assumed = append(assumed, assumedHits(g.Addr, hits)...)
 		path = append(path, Hop{Kind: "nsg", Addr: g.Addr, Detail: "inbound (network interface) " + strings.Join(hits, "; ")})
 	}
-	switch {
-	case e.Azure:
-	case e.SGsUnknown != "":
-		assumed = append(assumed, e.Addr+": "+e.SGsUnknown)
-		path = append(path, Hop{Kind: "sg", Addr: e.Addr, Detail: e.SGsUnknown})
-	case len(e.SGs) == 0:
-		if e.Kind != "lb" {
-			return block(Hop{Kind: "sg", Addr: e.Addr, Detail: "no security group is known: the VPC's default group admits only its own members"})
+	if !e.Azure {
+		got, hop, as, ok := m.sgHop(e, s.VPC, src, proto, port, set)
+		if !ok {
+			return block(hop)
 		}
-		path = append(path, Hop{Kind: "sg", Addr: e.Addr, Detail: "no security group (network load balancer)"})
-	default:
-		got, hits, admitting := m.sgPass(e.SGs, proto, port, src, set)
-		if empty(got) {
-			var names []string
-			for _, g := range e.SGs {
-				names = append(names, g.Addr)
-			}
-			return block(Hop{Kind: "sg", Addr: strings.Join(names, ", "), Detail: fmt.Sprintf("no ingress rule admits %s from %s", portText(proto, port, port), m.describe(set))})
-		}
-		for _, h := range hits {
-			if strings.Contains(h, "assumed") {
-				assumed = append(assumed, h)
-			}
-		}
-		set = got
-		// Named by the groups whose rules admit the port, not the first
-		// group attached.
-		path = append(path, Hop{Kind: "sg", Addr: strings.Join(admitting, ", "), Detail: strings.Join(hits, "; ")})
+		set, assumed, path = got, append(assumed, as...), append(path, hop)
 	}
 	detail := e.Kind
 	if e.Public && src.Internet {
@@ -556,6 +552,45 @@ func (m *Model) reachVia1(src Source, e *Endpoint, s *Subnet, t *RouteTable, pro
 	}
 	path = append(path, Hop{Kind: "endpoint", Addr: e.Addr, Detail: fmt.Sprintf("%s, %s reached from %s", detail, portText(proto, port, port), m.describe(set))})
 	return Result{Reachable: true, Path: path, From: set, Assumed: assumed}
+}
+
+// sgHop filters set through e's security groups on proto/port: what they
+// admit, the hop that says so (or that blocks, ok false) and what was
+// assumed of groups not known statically. Where e names none, AWS gives it
+// the default group of vpc (its subnet's VPC, nil when not known): the
+// project's aws_default_security_group for it, or else AWS's, which admits
+// only its own members.
+func (m *Model) sgHop(e *Endpoint, vpc *VPC, src Source, proto string, port int, set *netipx.IPSet) (got *netipx.IPSet, hop Hop, assumed []string, ok bool) {
+	sgs := e.SGs
+	switch {
+	case e.SGsUnknown != "":
+		return set, Hop{Kind: "sg", Addr: e.Addr, Detail: e.SGsUnknown}, []string{e.Addr + ": " + e.SGsUnknown}, true
+	case len(sgs) == 0 && e.Kind == "lb":
+		return set, Hop{Kind: "sg", Addr: e.Addr, Detail: "no security group (network load balancer)"}, nil, true
+	case len(sgs) == 0:
+		if g := m.defaultSG(vpc); g != nil && takesDefaultSG(e) {
+			sgs = []*SG{g}
+		}
+		if len(sgs) == 0 {
+			return nil, Hop{Kind: "sg", Addr: e.Addr, Detail: "no security group is known: the VPC's default group admits only its own members"}, nil, false
+		}
+	}
+	got, hits, admitting := m.sgPass(sgs, proto, port, src, set)
+	if empty(got) {
+		var names []string
+		for _, g := range sgs {
+			names = append(names, g.Addr)
+		}
+		return nil, Hop{Kind: "sg", Addr: strings.Join(names, ", "), Detail: fmt.Sprintf("no ingress rule admits %s from %s", portText(proto, port, port), m.describe(set))}, nil, false
+	}
+	for _, h := range hits {
+		if strings.Contains(h, "assumed") {
+			assumed = append(assumed, h)
+		}
+	}
+	// Named by the groups whose rules admit the port, not the first
+	// group attached.
+	return got, Hop{Kind: "sg", Addr: strings.Join(admitting, ", "), Detail: strings.Join(hits, "; ")}, assumed, true
 }
 
 func assumedHits(addr string, hits []string) []string {
@@ -603,6 +638,30 @@ func vpcName(v *VPC) string {
 	return v.Addr
 }
 
+// reachAWSUnplaced answers for an AWS endpoint with a public address whose
+// subnets are not in the scanned code (a variable without a value, a data
+// source, a module not read, a default VPC's subnet): such a subnet may be
+// routed to an internet gateway, as a public address is meant to be, with
+// a network ACL that allows all, the default; only the endpoint's security
+// groups are known to stand in the way. A path found is not proven.
+func (m *Model) reachAWSUnplaced(src Source, e *Endpoint, proto string, port int) Result {
+	const why = "subnet not in the scanned code: assumed routed to an internet gateway, with a network ACL that allows all"
+	path := []Hop{{Kind: "source", Detail: src.Name}, {Kind: "subnet", Detail: why}}
+	block := func(h Hop) Result { return Result{Path: append(path, h)} }
+	if e.Listens != nil && !e.Listens(proto, port) {
+		return block(Hop{Kind: "endpoint", Addr: e.Addr, Detail: fmt.Sprintf("no listener on %s (%s)", portText(proto, port, port), e.listenText())})
+	}
+	got, hop, assumed, ok := m.sgHop(e, nil, src, proto, port, src.Set)
+	if !ok {
+		return block(hop)
+	}
+	if e.PublicAssumed {
+		assumed = append([]string{e.Addr + ": " + e.Why}, assumed...)
+	}
+	return Result{Reachable: true, From: got, Assumed: append([]string{e.Addr + ": " + why}, assumed...), Path: append(path, hop,
+		Hop{Kind: "endpoint", Addr: e.Addr, Detail: fmt.Sprintf("%s with a public address (%s), %s reached from %s", e.Kind, e.Why, portText(proto, port, port), m.describe(got))})}
+}
+
 // reachAzureUnplaced answers for an Azure machine with a public address
 // whose subnet is not in the scanned code (a data source, a module not
 // read): every Azure network routes to the internet, and the subnet may
@@ -610,7 +669,7 @@ func vpcName(v *VPC) string {
 // known to stand in the way. A path found is not proven.
 func (m *Model) reachAzureUnplaced(src Source, e *Endpoint, proto string, port int) Result {
 	const why = "subnet not in the scanned code: assumed to route to the internet (Azure's system route) without an NSG"
-	path := []Hop{{Kind: "source", Detail: src.Name}, {Kind: "subnet", Addr: e.Addr, Detail: why}}
+	path := []Hop{{Kind: "source", Detail: src.Name}, {Kind: "subnet", Detail: why}}
 	block := func(h Hop) Result { return Result{Path: append(path, h)} }
 	if e.InternetPorts != nil && !e.InternetPorts(proto, port) {
 		return block(Hop{Kind: "endpoint", Addr: e.Addr, Detail: fmt.Sprintf("no rule forwards %s to it (%s)", portText(proto, port, port), e.Why)})

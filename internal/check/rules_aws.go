@@ -125,7 +125,9 @@ func (m *Model) awsRules(fs *findings) {
 			}
 		}
 		if !e.Gateway && !e.DataTier && e.Kind != "eks" && e.Kind != "aks" {
-			if res, ok := m.anyPort(e); ok {
+			if res, ok := m.anyPort(e); ok && len(res.Assumed) > 0 {
+				fs.add(ruleFor(e, RuleInternetFacing), e.Res, res.Path, "%s may be reachable from the internet but is not a load balancer or gateway: %s", e.Kind, strings.Join(dedup(res.Assumed), "; "))
+			} else if ok {
 				fs.add(ruleFor(e, RuleInternetFacing), e.Res, res.Path, "%s is reachable from the internet but is not a load balancer or gateway", e.Kind)
 			} else if exposed {
 				fs.add(ruleFor(e, RuleInternetFacing), e.Res, nil, "%s is reachable from the internet but is not a load balancer or gateway", e.Kind)
@@ -278,7 +280,7 @@ func (m *Model) anyPort(e *Endpoint) (Result, bool) {
 		r := m.Reach(m.Internet(), e, "tcp", 443)
 		return r, r.Reachable
 	}
-	if _, ok := m.exposure(e); !ok && !e.Azure {
+	if _, ok := m.exposure(e); !ok && !e.Azure && len(e.Subnets) > 0 {
 		return Result{}, false
 	}
 	inet := m.Internet()

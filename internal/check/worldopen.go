@@ -168,6 +168,12 @@ func (m *Model) worldOpen(fs *findings) {
 		for _, g := range e.SGs {
 			users[g] = append(users[g], e)
 		}
+		// One that names no group has its VPC's default group.
+		if len(e.SGs) == 0 && e.SGsUnknown == "" && takesDefaultSG(e) && len(e.Subnets) > 0 {
+			if g := m.defaultSG(e.Subnets[0].VPC); g != nil {
+				users[g] = append(users[g], e)
+			}
+		}
 	}
 	for _, g := range append(append([]*SG(nil), m.SGs...), m.detached...) {
 		open := openRanges(g, inet.Set)

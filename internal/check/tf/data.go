@@ -140,8 +140,11 @@ func al2023Lookup(d *resBlock, ctx *hcl.EvalContext) bool {
 }
 
 // dataValue is one data block's value: unknown, or a KMS key's identity,
-// or an Amazon Linux 2023 AMI lookup's ID.
+// an Amazon Linux 2023 AMI lookup's ID, or an IAM policy document.
 func (ev *evaluator) dataValue(d *resBlock, ctx *hcl.EvalContext) cty.Value {
+	if d.typ == "aws_iam_policy_document" {
+		return ev.policyDocument(d, ctx)
+	}
 	if attrs, ok := amiDataAttrs[d.typ]; ok && d.body.attrs["count"] == nil && d.body.attrs["for_each"] == nil && al2023Lookup(d, ctx) {
 		obj := map[string]cty.Value{}
 		for _, a := range attrs {

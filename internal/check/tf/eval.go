@@ -663,9 +663,14 @@ func (rs *resState) value() cty.Value {
 				m[k] = addr
 			}
 		}
-		if rs.rb.typ == "aws_vpc" {
+		if rs.rb.typ == "aws_vpc" || rs.rb.typ == "aws_default_vpc" {
 			for k, v := range VPCDefaults(rs.addr(i)) {
 				m[k] = cty.StringVal(v)
+			}
+		}
+		if rs.rb.typ == "azurerm_virtual_network" {
+			if sn, ok := m["subnet"]; ok {
+				m["subnet"] = inlineSubnetIDs(rs.addr(i), sn)
 			}
 		}
 		objs[i] = cty.ObjectVal(m)
@@ -776,65 +781,29 @@ func (ev *evaluator) expr(e hcl.Expression, ctx *hcl.EvalContext, addr string) c
 				computed = computed && d.Summary == "Unsupported attribute" && refersToResource(e, ctx)
 			}
 		}
-		if computed {
-			ev.note(e.Range(), addr, kindComputed, "value is computed by the provider (%s), known only after apply", refs(e))
+		if missing := undeclared(e, ctx); computed && missing != "" {
+			if !ev.quiet {
+				ev.notes = append(ev.notes, Note{Pos: rangePos(e.Range()), Address: addr, kind: kindError, Rejected: true,
+					Msg: fmt.Sprintf("reference to undeclared resource %s: Terraform rejects the configuration, so the plan fails", missing)})
+			}
+		} else if computed {
+			ev.note(e.Range(), addr, kindComputed, "value is computed by the provider (%s), known only after apply", resourceRefs(e, ctx))
 		} else {
 			ev.note(e.Range(), addr, kindError, "cannot evaluate: %s", strings.Join(msgs, "; "))
 		}
 		return cty.DynamicVal
 	}
 	v, _ = v.UnmarkDeep()
-	if !v.IsWhollyKnown() {
+	switch {
+	case v.IsWhollyKnown():
+	case v.IsKnown() && (v.Type().IsObjectType() || v.Type().IsMapType()):
+		// A resource or a map of them passed whole: their IDs are
+		// known, what the provider computes is not.
+		ev.note(e.Range(), addr, kindUnknown, "value is partly known: some of its attributes are not known statically (depends on %s)", refs(e))
+	default:
 		ev.note(e.Range(), addr, kindUnknown, "value is not known statically (depends on %s)", refs(e))
 	}
 	return v
-}
-
-// refersToResource reports whether e reads an attribute of a resource (an
-// attribute this reader cannot know: the provider computes it).
-func refersToResource(e hcl.Expression, ctx *hcl.EvalContext) bool {
-	for _, t := range e.Variables() {
-		root := t.RootName()
-		if strings.Contains(root, "_") && ctx != nil {
-			for c := ctx; c != nil; c = c.Parent() {
-				if _, ok := c.Variables[root]; ok {
-					return true
-				}
-			}
-		}
-	}
-	return false
-}
-
-func refs(e hcl.Expression) string {
-	var rs []string
-	seen := map[string]bool{}
-	for _, t := range e.Variables() {
-		s := traversalString(t)
-		if !seen[s] {
-			seen[s] = true
-			rs = append(rs, s)
-		}
-	}
-	if len(rs) == 0 {
-		return "a function result"
-	}
-	return strings.Join(rs, ", ")
-}
-
-func traversalString(t hcl.Traversal) string {
-	var b strings.Builder
-	for _, s := range t {
-		switch s := s.(type) {
-		case hcl.TraverseRoot:
-			b.WriteString(s.Name)
-		case hcl.TraverseAttr:
-			b.WriteString("." + s.Name)
-		case hcl.TraverseIndex:
-			b.WriteString("[…]")
-		}
-	}
-	return b.String()
 }
 
 // emit appends the resources of in and its children to the project.
@@ -907,16 +876,4 @@ func toGo(v cty.Value) any {
 func hasKey(m map[string]cty.Value, k string) bool {
 	_, ok := m[k]
 	return ok
-}
-
-// VPCDefaults returns the IDs, stood in by strings derived from the VPC's
-// address, of what AWS creates with every VPC: the main route table, the
-// default network ACL and the default security group. Both readers use them.
-func VPCDefaults(vpcAddr string) map[string]string {
-	return map[string]string{
-		"main_route_table_id":       vpcAddr + ":main-route-table",
-		"default_route_table_id":    vpcAddr + ":main-route-table",
-		"default_network_acl_id":    vpcAddr + ":default-network-acl",
-		"default_security_group_id": vpcAddr + ":default-security-group",
-	}
 }

@@ -130,6 +130,21 @@ resource "aws_instance" "b" {
 resource "aws_instance" "c" {
   subnet_id = data.aws_subnet.x.id
 }
+variable "env" {
+  default = "dev"
+}
+resource "random_id" "r" {
+  byte_length = 4
+}
+resource "aws_s3_bucket" "d" {
+  bucket = "logs-${var.env}-${random_id.r.hex}"
+}
+output "whole" {
+  value = aws_s3_bucket.d
+}
+resource "aws_s3_bucket" "f" {
+  bucket = aws_s3_bucket.misspelt.bucket
+}
 module "remote" {
   source = "terraform-aws-modules/vpc/aws"
 }
@@ -144,7 +159,14 @@ module "remote" {
 		"main.tf:4: aws_instance.a: count is not known statically",
 		"main.tf:7: aws_instance.b: cannot evaluate: Call to unknown function",
 		"main.tf:10: aws_instance.c: value is not known statically (depends on data.aws_subnet.x.id)",
-		`main.tf:12: module.remote: module source "terraform-aws-modules/vpc/aws" is not local and terraform init has not run here`,
+		`module.remote: module source "terraform-aws-modules/vpc/aws" is not local and terraform init has not run here`,
+		// Only what the provider computes is named as such.
+		"aws_s3_bucket.d: value is computed by the provider (random_id.r.hex), known only after apply",
+		// A name the module does not declare is an error, not a value
+		// to compute.
+		"aws_s3_bucket.f: reference to undeclared resource aws_s3_bucket.misspelt: Terraform rejects the configuration",
+		// A resource passed whole has its ID known.
+		"value is partly known: some of its attributes are not known statically (depends on aws_s3_bucket.d)",
 	} {
 		if !strings.Contains(all, want) {
 			t.Errorf("notes lack %q:\n%s", want, all)

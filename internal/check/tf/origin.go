@@ -4,6 +4,7 @@ import (
 	"sort"
 
 	"github.com/hashicorp/hcl/v2"
+	"github.com/hashicorp/hcl/v2/hclsyntax"
 	"github.com/zclconf/go-cty/cty"
 )
 
@@ -43,6 +44,15 @@ func origins(b *body, v cty.Value, ctx *hcl.EvalContext, in *instance) map[strin
 // string written in e itself is no resource of the project (their IDs are
 // not known until apply): it names something outside what is scanned.
 func sources(e hcl.Expression, ctx *hcl.EvalContext, in *instance) []string {
+	if t, ok := e.(*hclsyntax.TemplateExpr); ok && !t.IsStringLiteral() {
+		// "${aws_vpc.main.name}-peer" is a string of its own, not the
+		// name it is made from.
+		for _, p := range t.Parts {
+			if l, ok := p.(*hclsyntax.LiteralValueExpr); ok && l.Val.Type() == cty.String && l.Val.AsString() != "" {
+				return nil
+			}
+		}
+	}
 	prefix := ""
 	if in.addr != "" {
 		prefix = in.addr + "."
@@ -124,9 +134,12 @@ func (in *instance) refFrom(t hcl.Traversal) []string {
 }
 
 // idOnly reports whether what follows a resource's name in a reference
-// reads its ID: nothing (the resource as a whole, as in a splat
+// reads what identifies it: nothing (the resource as a whole, as in a splat
 // aws_route_table.private[*].id, whose .id is not part of the reference),
-// an instance key, then at most .id. Another attribute may hold any value.
+// an instance key, then at most .id, .arn or .name. A name not known
+// statically (name = "${var.prefix}-vnet") still names that resource where
+// another refers to it by name, as Azure's virtual_network_name and
+// network_security_group_name do. Another attribute may hold any value.
 func idOnly(rest hcl.Traversal) bool {
 	if len(rest) > 0 {
 		if _, ok := rest[0].(hcl.TraverseIndex); ok {
@@ -138,7 +151,7 @@ func idOnly(rest hcl.Traversal) bool {
 		return true
 	case 1:
 		a, ok := rest[0].(hcl.TraverseAttr)
-		return ok && a.Name == "id"
+		return ok && (a.Name == "id" || a.Name == "arn" || a.Name == "name")
 	}
 	return false
 }
@@ -215,7 +228,7 @@ func planSources(e any, sc *scope) []string {
 		case head == "var" || head == "local" || head == "module" || head == "data" || head == "each" ||
 			head == "path" || head == "terraform" || head == "self":
 			return nil
-		case attr != "" && attr != "id":
+		case attr != "" && attr != "id" && attr != "arn" && attr != "name":
 			return nil
 		default:
 			seen[sc.prefix+head+"."+m[2]] = true

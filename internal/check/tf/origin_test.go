@@ -22,6 +22,7 @@ func TestUnknownFrom(t *testing.T) {
 		{"aws_route_table.db[0].tags.peer", ""},
 		{"data.aws_route_table.x.id", ""},
 		{`"rtb-${var.n}"`, ""},
+		{`"${aws_route_table.db[0].id}-peer"`, ""},
 		{"local.db_ids[0]", "module.net.aws_route_table.db"},
 		{"local.mixed_ids[1]", ""},
 	}

@@ -400,7 +400,7 @@ func attrOf(t *Resource, attr string) (any, bool) {
 		}
 		return t.Address, true
 	}
-	if t.Type == "aws_vpc" {
+	if t.Type == "aws_vpc" || t.Type == "aws_default_vpc" {
 		if v, ok := VPCDefaults(t.Address)[attr]; ok {
 			return v, true
 		}
