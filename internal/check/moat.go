@@ -117,9 +117,12 @@ func moatFile(name string, src []byte, fs *findings) (bool, error) {
 		return false, fmt.Errorf("check: %s: %s", name, strings.TrimPrefix(err.Error(), "yaml: "))
 	}
 	kind := moatKind(&doc)
-	add := func(rule string, line int, addr, format string, args ...any) {
-		fs.list = append(fs.list, Finding{RuleID: rule, Severity: fs.rules[rule].Severity, Address: addr,
+	addSev := func(sev Severity, rule string, line int, addr, format string, args ...any) {
+		fs.list = append(fs.list, Finding{RuleID: rule, Severity: sev, Address: addr,
 			File: name, Line: line, end: line, Message: fmt.Sprintf(format, args...)})
+	}
+	add := func(rule string, line int, addr, format string, args ...any) {
+		addSev(fs.rules[rule].Severity, rule, line, addr, format, args...)
 	}
 	decode := func(v any) error {
 		if err := doc.Decode(v); err != nil {
@@ -194,6 +197,7 @@ func moatFile(name string, src []byte, fs *findings) (bool, error) {
 		if f.Metrics != "" && !loopback(f.Metrics) {
 			add(RuleMetricsExposed, lineOf(&doc, "metrics"), "server.metrics", "metrics listen on %q, beyond loopback, without authentication", f.Metrics)
 		}
+		checkAdminAuth(&doc, f, add, addSev)
 	case "agent":
 		f, err := agent.ParseFile(src)
 		if err != nil {

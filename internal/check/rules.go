@@ -207,6 +207,7 @@ func Rules() []Rule {
 	rs = append(rs, azureAppRules()...)
 	rs = append(rs, publicServiceRules()...)
 	rs = append(rs, egressRules()...)
+	rs = append(rs, adminAuthRules()...)
 	sort.Slice(rs, func(i, j int) bool { return rs[i].ID < rs[j].ID })
 	return rs
 }

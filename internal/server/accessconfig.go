@@ -100,8 +100,9 @@ func (c *MFAConfig) defaults() {
 	}
 }
 
-// requires reports whether role must prove MFA for action.
-func (c *MFAConfig) requires(role, action string) bool {
+// Requires reports whether role must prove MFA for action, once defaults
+// are applied (a zero Actions requires nothing).
+func (c *MFAConfig) Requires(role, action string) bool {
 	if c.Off {
 		return false
 	}

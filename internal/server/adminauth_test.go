@@ -363,7 +363,7 @@ func TestAdminRouteAuthorization(t *testing.T) {
 			continue // reported above
 		}
 		cert, how := a.cert, ""
-		if f.srv.mfa.requires(r.Role, r.Action) {
+		if f.srv.mfa.Requires(r.Role, r.Action) {
 			// The enrolment certificate alone is refused for want of
 			// the second factor, before the call runs.
 			if code, e := f.call(t, a.cert, r.Method, r.Path, nil, nil); code != http.StatusUnauthorized || e.Reason != api.ReasonMFARequired {
@@ -402,7 +402,7 @@ func TestAccessRecordingNeedsMFA(t *testing.T) {
 	f := newAuthFixture(t)
 	for _, action := range []string{"access.cert", "access.recording"} {
 		for _, role := range []string{api.RoleOperator, api.RoleAdmin} {
-			if !f.srv.mfa.requires(role, action) {
+			if !f.srv.mfa.Requires(role, action) {
 				t.Errorf("the default MFA configuration lets role %s make %s without a second factor", role, action)
 			}
 		}

@@ -160,7 +160,7 @@ func (s *Server) checkFactor(ctx context.Context, c *caller, action string) erro
 	if c.Grant != "" {
 		return errorf(http.StatusUnauthorized, "an access-grant certificate is for the node's agent, not the control plane's API")
 	}
-	if !s.mfa.requires(c.Role, action) {
+	if !s.mfa.Requires(c.Role, action) {
 		return nil
 	}
 	if live, err := s.sessionLive(ctx, c); err != nil || live {
