@@ -147,6 +147,26 @@ func (w *execWatch) begin(rec *recorder) *execSession {
 	return s
 }
 
+// check subscribes and lets go at once, to log at the agent's start
+// (once, as a session would) that the programs sessions run will not be
+// recorded, and why.
+func (w *execWatch) check() {
+	src, err := w.open()
+	if err != nil {
+		w.mu.Lock()
+		first := !w.logged[err.Error()]
+		w.logged[err.Error()] = true
+		w.mu.Unlock()
+		if first {
+			w.log.Warn("access: the programs sessions run are not recorded", "reason", err.Error())
+		}
+		return
+	}
+	// A source is closed by its reader: read once after Close.
+	_ = src.Close()
+	_, _ = src.next()
+}
+
 // notRecorded marks s off, says so in its recording, and logs the reason
 // once.
 func (w *execWatch) notRecorded(s *execSession, reason string) {

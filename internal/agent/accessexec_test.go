@@ -141,6 +141,7 @@ func isClosed(c chan struct{}) bool {
 // recording says so from there on.
 func TestExecWatchFailsClosed(t *testing.T) {
 	w, logs := testWatch(nil, errors.New("the kernel's process events take CAP_NET_ADMIN, which the agent lacks"))
+	w.check() // at the agent's start
 	for range 2 {
 		rec, read := testRecorder(t)
 		s := w.begin(rec)
