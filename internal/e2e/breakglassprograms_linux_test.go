@@ -4,13 +4,17 @@ import (
 	"bufio"
 	"encoding/json"
 	"fmt"
+	"io"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/creack/pty"
 )
 
 // TestBreakGlassRecordsProgramsRun: what a session did is in its
@@ -113,5 +117,20 @@ func TestBreakGlassRecordsProgramsRun(t *testing.T) {
 	}
 	if !found {
 		t.Error("the exported asciicast holds no marker of the detached program")
+	}
+	path, err := exec.LookPath("asciinema")
+	if err != nil {
+		t.Fatal("asciinema is not installed (scripts/test installs it)")
+	}
+	// asciinema reads its controls from a terminal: give it one.
+	cmd := exec.Command(path, "cat", cast)
+	tty, err := pty.Start(cmd)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, _ := io.ReadAll(tty) // EIO once it exits
+	tty.Close()
+	if err := cmd.Wait(); err != nil || !strings.Contains(string(out), "echo-2-off") {
+		t.Fatalf("asciinema cat of the export: %v: %s", err, out)
 	}
 }
