@@ -42,7 +42,7 @@ import (
 // Limits, documented in SECURITY.md: the arguments are read after the
 // exec, so a program that executes another at once, or exits at once, may
 // be recorded with its successor's arguments or with none (the marker then
-// says it ended before it was read); the executable's path is read from
+// says it ended before its arguments were read); the executable's path is read from
 // /proc/PID/exe, which takes the right to trace the process (root, or the
 // session's account being the agent's), else the kernel's name for it.
 
@@ -361,7 +361,7 @@ func (p progInfo) String() string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "pid %d ppid %d", p.pid, p.ppid)
 	if p.gone {
-		b.WriteString(": ended before it was read")
+		b.WriteString(": " + api.ProgramEndedFirst)
 		return b.String()
 	}
 	if p.uid >= 0 {
@@ -377,7 +377,7 @@ func (p progInfo) String() string {
 	}
 	b.WriteString(" argv")
 	if len(p.argv) == 0 {
-		b.WriteString(" ? (it ended before its arguments were read)")
+		b.WriteString(" ? (" + api.ProgramEndedFirst + ")")
 	}
 	for _, a := range p.argv {
 		b.WriteString(" " + api.QuoteArg(a))

@@ -23,6 +23,9 @@ const (
 	// uid U [euid E] exe PATH argv ARG...", or what is known of one that
 	// ended before it could be read.
 	MarkProgram = "program: "
+	// ProgramEndedFirst is in the label of a program that ended before
+	// its arguments could be read.
+	ProgramEndedFirst = "ended before its arguments were read"
 )
 
 // QuoteArg writes s so that it prints as itself and nothing else: a word

@@ -16,6 +16,7 @@ import (
 type castMarks struct {
 	w        io.Writer // where each marker is shown as it comes
 	programs int
+	unread   int      // programs that ended before their arguments were read
 	on       bool     // a MarkProgramsRecorded was seen
 	off      []string // the reasons of every MarkProgramsNotRecorded
 }
@@ -25,6 +26,9 @@ func (m *castMarks) mark(t float64, label string) error {
 	switch {
 	case strings.HasPrefix(label, api.MarkProgram):
 		m.programs++
+		if strings.Contains(label, api.ProgramEndedFirst) {
+			m.unread++
+		}
 	case strings.HasPrefix(label, api.MarkProgramsRecorded):
 		m.on = true
 	case strings.HasPrefix(label, api.MarkProgramsNotRecorded):
@@ -44,6 +48,8 @@ func (m *castMarks) summary(session string) string {
 		return fmt.Sprintf("session %s: the programs it ran are NOT all recorded (%s); %d recorded", session, strings.Join(m.off, "; "), m.programs)
 	case !m.on:
 		return fmt.Sprintf("session %s: the programs it ran are NOT recorded (the recording does not say they are)", session)
+	case m.unread > 0:
+		return fmt.Sprintf("session %s: every program it ran is recorded: %d (%d without their arguments: they ended before the agent read them)", session, m.programs, m.unread)
 	default:
 		return fmt.Sprintf("session %s: every program it ran is recorded: %d", session, m.programs)
 	}

@@ -19,6 +19,7 @@ func TestReplayProgramMarks(t *testing.T) {
 		name, rec, summary string
 	}{
 		{"recorded", head + on + prog + "[0.3,\"o\",\"x\"]\n", "every program it ran is recorded: 1"},
+		{"one without its arguments", head + on + prog + "[0.3,\"m\",\"program: pid 8 ppid 6: ended before its arguments were read\"]\n", "every program it ran is recorded: 2 (1 without their arguments: they ended before the agent read them)"},
 		{"no word of programs", head + "[0.3,\"o\",\"x\"]\n", "the programs it ran are NOT recorded (the recording does not say they are)"},
 		{"a program without the word", head + prog, "the programs it ran are NOT recorded (the recording does not say they are)"},
 		{"events lost", head + on + prog + "[0.4,\"m\",\"programs NOT recorded: process events were lost\"]\n", "the programs it ran are NOT all recorded (process events were lost); 1 recorded"},

@@ -78,7 +78,6 @@ func TestBreakGlassRecordsProgramsRun(t *testing.T) {
 		" argv cat " + fifo + " hidden-" + mark + "\n",
 		" argv cat " + fifo + " detached-" + mark + "\n",
 		" argv cat " + fifo + ` "esc-\x1b]52;c;eA==\a-nl\nend-` + mark + "\"\n",
-		" exe /usr/bin/setsid argv setsid sh -c ",
 	} {
 		if !strings.Contains(r.out, want) {
 			t.Errorf("replay --programs lacks %q:\n%s", want, r.out)
