@@ -110,8 +110,20 @@ func TestBreakGlassRecordsProgramsRun(t *testing.T) {
 		if err := json.Unmarshal(sc.Bytes(), &ev); err != nil || len(ev) != 3 {
 			t.Fatalf("export event %q: %v", sc.Text(), err)
 		}
-		if label, _ := ev[2].(string); ev[1] == "m" && strings.HasPrefix(label, "program: ") && strings.Contains(label, "detached-"+mark) {
+		label, _ := ev[2].(string)
+		if ev[1] != "m" {
+			continue
+		}
+		if strings.HasPrefix(label, "program: ") && strings.Contains(label, "detached-"+mark) {
 			found = true
+		}
+		// Stored escaped, not only shown so: the label itself holds no
+		// control character.
+		if strings.ContainsFunc(label, func(r rune) bool { return r < 0x20 || r == 0x7f }) {
+			t.Errorf("a marker holds a control character: %q", label)
+		}
+		if strings.Contains(label, "esc-") && !strings.HasSuffix(label, ` "esc-\x1b]52;c;eA==\a-nl\nend-`+mark+`"`) {
+			t.Errorf("the hostile arguments are stored as %q", label)
 		}
 	}
 	if !found {
