@@ -76,6 +76,7 @@ type access struct {
 	live map[*liveSession]struct{}
 
 	shipWake chan struct{}
+	execs    *execWatch
 }
 
 // liveSession is one administrator connection being served.
@@ -92,7 +93,7 @@ func newAccess(a *Agent, cfg AccessConfig) *access {
 	if cfg.MaxRecording == 0 {
 		cfg.MaxRecording = 64 << 20
 	}
-	return &access{a: a, cfg: cfg, live: map[*liveSession]struct{}{}, shipWake: make(chan struct{}, 1)}
+	return &access{a: a, cfg: cfg, live: map[*liveSession]struct{}{}, shipWake: make(chan struct{}, 1), execs: newExecWatch(a.log)}
 }
 
 // Grant returns the grant id of this node, as the watch stream last said.

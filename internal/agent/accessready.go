@@ -53,6 +53,7 @@ func (x *access) checkShells() {
 		return
 	}
 	x.a.log.Info("access: shell sessions run as", "user", lu.name, "uid", lu.uid, "shell", lu.shell)
+	x.execs.check()
 	for _, note := range sessionLimits() {
 		x.a.log.Warn("access: sessions are limited", "limit", note)
 	}

@@ -458,7 +458,11 @@ func (s *sshSession) start(ctx context.Context, ch ssh.Channel, req *ssh.Request
 		sup.abandon()
 		return nil, err
 	}
+	// The programs the session runs are followed from before its
+	// supervisor starts (es.track) to the end of its program (p.done).
+	es := s.x.execs.begin(rec)
 	p := &process{cmd: cmd, sup: sup, rec: rec, done: make(chan struct{})}
+	fail := func() { es.end() }
 	if kind == "sftp" {
 		_ = rec.Marker("sftp subsystem started: file transfers are counted, not recorded")
 	} else if req.Type == "exec" {
@@ -491,10 +495,13 @@ func (s *sshSession) start(ctx context.Context, ch ssh.Channel, req *ssh.Request
 	if pr != nil {
 		ptmx, err := startPTY(cmd, lu, cols, rows)
 		if err != nil {
+			fail()
 			sup.abandon()
 			return nil, fmt.Errorf("start %s: %v", argv[0], err)
 		}
+		es.track(cmd.Process.Pid)
 		if err := sup.started(); err != nil {
+			fail()
 			ptmx.Close()
 			_ = cmd.Wait()
 			sup.release()
@@ -507,24 +514,30 @@ func (s *sshSession) start(ctx context.Context, ch ssh.Channel, req *ssh.Request
 	} else {
 		stdin, err := cmd.StdinPipe()
 		if err != nil {
+			fail()
 			sup.abandon()
 			return nil, err
 		}
 		stdout, err := cmd.StdoutPipe()
 		if err != nil {
+			fail()
 			sup.abandon()
 			return nil, err
 		}
 		stderr, err := cmd.StderrPipe()
 		if err != nil {
+			fail()
 			sup.abandon()
 			return nil, err
 		}
 		if err := cmd.Start(); err != nil {
+			fail()
 			sup.abandon()
 			return nil, fmt.Errorf("start %s: %v", argv[0], err)
 		}
+		es.track(cmd.Process.Pid)
 		if err := sup.started(); err != nil {
+			fail()
 			_ = cmd.Wait()
 			sup.release()
 			return nil, fmt.Errorf("start %s: %v", argv[0], err)
@@ -559,6 +572,7 @@ func (s *sshSession) start(ctx context.Context, ch ssh.Channel, req *ssh.Request
 			_ = p.ptmx.Close()
 		}
 		p.sup.release()
+		es.end()
 		close(p.done)
 	}()
 	return p, nil

@@ -33,10 +33,13 @@ const sessionSuperviseArg0 = "moat-session-supervise"
 // The supervisor's inherited descriptors: the control pipe it reads (a
 // signal number to deliver to the program, 0 or the pipe's end to end the
 // session) and the start report it writes ("ok", or why the program did
-// not start) before closing it.
+// not start) before closing it. The supervisor starts the program only
+// when the control pipe says supGo: the agent first makes sure it follows
+// the supervisor's descendants (accessexec.go).
 const (
 	supControlFD = 3
 	supReportFD  = 4
+	supGo        = 0xff
 )
 
 // supHangupGrace is how long the program has to end on a hangup before
@@ -90,14 +93,15 @@ func asUser(cmd *exec.Cmd, lu *localUser) (*supervision, error) {
 	return &supervision{control: cw, report: rr, child: []*os.File{cr, rw}}, nil
 }
 
-// started closes the supervisor's ends and reads its start report: an
-// error if the session's program did not start (the supervisor then
-// exits; the caller waits for it).
+// started closes the supervisor's ends, tells it to start the session's
+// program and reads its start report: an error if the program did not
+// start (the supervisor then exits; the caller waits for it).
 func (s *supervision) started() error {
 	for _, f := range s.child {
 		f.Close()
 	}
 	s.child = nil
+	_, _ = s.control.Write([]byte{supGo})
 	b, err := io.ReadAll(io.LimitReader(s.report, 4096))
 	s.report.Close()
 	if err != nil {
@@ -170,6 +174,14 @@ func supervise(args []string) int {
 			return fail(err)
 		}
 		attr.Credential = cred
+	}
+	for b := make([]byte, 1); ; {
+		if n, err := control.Read(b); err != nil || n == 0 || b[0] == 0 {
+			return fail(errors.New("the session ended before its program started"))
+		}
+		if b[0] == supGo {
+			break
+		}
 	}
 	cmd := &exec.Cmd{Dir: args[1], Path: args[2], Args: args[3:], Env: os.Environ(), Stdin: os.Stdin, Stdout: os.Stdout, Stderr: os.Stderr, SysProcAttr: attr}
 	wrapSession(cmd)

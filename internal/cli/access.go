@@ -251,11 +251,13 @@ func accessReplayCommand() *Command {
 	var speed *float64
 	var instant *bool
 	var idle *time.Duration
-	return adminCommand("replay", "play a session's recording (checked against the audit log)", "ID [--instant] [--speed 2]",
+	var programs *bool
+	return adminCommand("replay", "play a session's recording (checked against the audit log)", "ID [--instant] [--speed 2] [--programs]",
 		func(fs *flag.FlagSet) {
 			speed = fs.Float64("speed", 1, "playback speed")
 			instant = fs.Bool("instant", false, "print the output without its timing")
 			idle = fs.Duration("idle", 2*time.Second, "longest pause played")
+			programs = fs.Bool("programs", false, "list the programs the session ran and the agent's notes, without its output")
 		},
 		func(ctx context.Context, e *Env, fs *flag.FlagSet, s *api.AdminClient, af *adminFlags) error {
 			if fs.NArg() != 1 {
@@ -273,7 +275,17 @@ func accessReplayCommand() *Command {
 				if err != nil {
 					return err
 				}
-				dropped, err := playCast(ctx, e.Stdout, rec, *speed, *idle, *instant)
+				// The agent's notes and the programs run go to stderr as
+				// they come, or alone to stdout.
+				marks := &castMarks{w: e.Stderr}
+				out := e.Stdout
+				if *programs {
+					marks.w, out = e.Stdout, io.Discard
+				}
+				dropped, err := playCastMarks(ctx, out, rec, *speed, *idle, *instant || *programs, marks)
+				if err == nil {
+					fmt.Fprintf(e.Stderr, "moat: %s\n", marks.summary(id))
+				}
 				if dropped > 0 {
 					fmt.Fprintf(e.Stderr, "moat: session %s: %d terminal control sequence(s) that act on a terminal (clipboard, reports, titles) were not played; \"moat access export\" writes the recording as it is\n", id, dropped)
 				}
@@ -288,12 +300,17 @@ func accessReplayCommand() *Command {
 // playCast writes an asciicast v2 recording's output with its timing,
 // through termSafe: it returns how many control sequences it did not play.
 func playCast(ctx context.Context, out io.Writer, rec []byte, speed float64, idle time.Duration, instant bool) (int, error) {
+	return playCastMarks(ctx, out, rec, speed, idle, instant, nil)
+}
+
+// playCastMarks is playCast that also hands every marker to marks.
+func playCastMarks(ctx context.Context, out io.Writer, rec []byte, speed float64, idle time.Duration, instant bool, marks *castMarks) (int, error) {
 	w := &termSafe{w: out}
-	err := playEvents(ctx, w, rec, speed, idle, instant)
+	err := playEvents(ctx, w, rec, speed, idle, instant, marks)
 	return w.dropped, err
 }
 
-func playEvents(ctx context.Context, w io.Writer, rec []byte, speed float64, idle time.Duration, instant bool) error {
+func playEvents(ctx context.Context, w io.Writer, rec []byte, speed float64, idle time.Duration, instant bool, marks *castMarks) error {
 	sc := bufio.NewScanner(bytes.NewReader(rec))
 	sc.Buffer(make([]byte, 64<<10), 16<<20)
 	if !sc.Scan() {
@@ -324,7 +341,7 @@ func playEvents(ctx context.Context, w io.Writer, rec []byte, speed float64, idl
 		if json.Unmarshal(ev[0], &t) != nil || json.Unmarshal(ev[1], &kind) != nil || json.Unmarshal(ev[2], &data) != nil {
 			return malformed()
 		}
-		if kind != "o" {
+		if kind != "o" && (kind != "m" || marks == nil) {
 			continue
 		}
 		if !instant {
@@ -336,6 +353,12 @@ func playEvents(ctx context.Context, w io.Writer, rec []byte, speed float64, idl
 			}
 		}
 		prev = t
+		if kind == "m" {
+			if err := marks.mark(t, data); err != nil {
+				return err
+			}
+			continue
+		}
 		if _, err := io.WriteString(w, data); err != nil {
 			return err
 		}

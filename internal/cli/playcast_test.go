@@ -3,6 +3,8 @@ package cli
 import (
 	"bytes"
 	"context"
+	"io"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -34,6 +36,7 @@ func FuzzPlayCast(f *testing.F) {
 	f.Add([]byte("{\"version\":2}\n[0.5,\"o\",\"x\"]\n"))
 	f.Add([]byte("{\"version\":2}\n[1e308,\"o\",\"\\u001b[2J\"]\n[-1,\"o\",\"y\"]\n"))
 	f.Add([]byte("{\"version\":2}\n[\"a\",\"o\",1]\n"))
+	f.Add([]byte("{\"version\":2}\n[0.1,\"m\",\"program: \\u001b]52;\\u202e\\n\\ud800\"]\n"))
 	f.Fuzz(func(t *testing.T, rec []byte) {
 		var out bytes.Buffer
 		_, _ = playCast(context.Background(), &out, rec, 1, time.Millisecond, true)
@@ -43,6 +46,14 @@ func FuzzPlayCast(f *testing.F) {
 		for _, bad := range []string{"\x1b]", "\x1bP", "\x1b_", "\x1b^", "\x1bX", "\x1b[6n", "\x1b[21t", "\u009b", "\u009d", "\x07"} {
 			if strings.Contains(out.String(), bad) {
 				t.Fatalf("%q played from %q", bad, rec)
+			}
+		}
+		// The markers shown beside it hold printable text and newlines only.
+		var marks bytes.Buffer
+		_, _ = playCastMarks(context.Background(), io.Discard, rec, 1, time.Millisecond, true, &castMarks{w: &marks})
+		for _, r := range marks.String() {
+			if r != '\n' && (r < 0x20 || r == 0x7f || r >= 0x80 && r <= 0x9f || !strconv.IsPrint(r) && r != ' ') {
+				t.Fatalf("marker shown with %U from %q", r, rec)
 			}
 		}
 	})
