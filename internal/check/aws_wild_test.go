@@ -368,6 +368,24 @@ func TestSGPrefixLists(t *testing.T) {
 	}
 }
 
+// TestPrefixListEntryUnknownList: an aws_ec2_managed_prefix_list_entry
+// whose list is not known statically was dropped, so a list it may add the
+// whole internet to read as holding its own entries only. It now counts
+// for every list of the project it may belong to, and says so.
+func TestPrefixListEntryUnknownList(t *testing.T) {
+	rep := run(t, "testdata/aws/prefix-list-entry-unknown")
+	var ssh []Finding
+	for _, f := range activeOn(rep, RuleExposedPort, "aws_instance.bastion") {
+		if strings.Contains(f.Message, "tcp 22 (SSH)") {
+			ssh = append(ssh, f)
+		}
+	}
+	if len(ssh) != 1 || ssh[0].Severity != High || !strings.Contains(ssh[0].Message, "assumed to hold aws_ec2_managed_prefix_list_entry.anywhere") {
+		t.Errorf("SSH from the office's list: %+v, want one high that says the entry was assumed in the list", ssh)
+	}
+	wantNotes(t, rep, "prefix list not known statically (prefix_list_id): the entry is assumed to be in any of aws_ec2_managed_prefix_list.office, aws_ec2_managed_prefix_list.vendors")
+}
+
 // TestPublicAddressNotKnownStatically: an instance whose
 // associate_public_ip_address, or a database whose publicly_accessible, is
 // not known statically was read as private, so the world-open SSH and
