@@ -386,6 +386,21 @@ func TestPrefixListEntryUnknownList(t *testing.T) {
 	wantNotes(t, rep, "prefix list not known statically (prefix_list_id): the entry is assumed to be in any of aws_ec2_managed_prefix_list.office, aws_ec2_managed_prefix_list.vendors")
 }
 
+// TestSourceNotKnownStatically: a security group rule whose source is not
+// known statically is read as admitting every address. An instance in a
+// public subnet behind such a rule on a port not held sensitive got no
+// AWS-NET-004, and one behind such a rule on SSH got one saying it is
+// reachable, as if proven.
+func TestSourceNotKnownStatically(t *testing.T) {
+	rep := run(t, "testdata/aws/source-unknown")
+	for _, a := range []string{"aws_instance.bastion", "aws_instance.app"} {
+		got := activeOn(rep, RuleInternetFacing, a)
+		if len(got) != 1 || !strings.Contains(got[0].Message, "may be reachable") || !strings.Contains(got[0].Message, "a source is not known statically") {
+			t.Errorf("%s on %s: %+v, want one that says it may be reachable and why", RuleInternetFacing, a, got)
+		}
+	}
+}
+
 // TestPublicAddressNotKnownStatically: an instance whose
 // associate_public_ip_address, or a database whose publicly_accessible, is
 // not known statically was read as private, so the world-open SSH and

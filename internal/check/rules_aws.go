@@ -306,7 +306,9 @@ func (m *Model) anyPort(e *Endpoint) (Result, bool) {
 	}
 	for _, g := range e.SGs {
 		for _, r := range g.Ingress {
-			if len(r.CIDRs) == 0 || empty(intersect(setOf(r.CIDRs...), inet.Set)) {
+			// A rule whose source is not known statically admits every
+			// address (Assumed); Reach says so.
+			if r.Assumed == "" && (len(r.CIDRs) == 0 || empty(intersect(setOf(r.CIDRs...), inet.Set))) {
 				continue
 			}
 			proto := r.Proto
