@@ -399,6 +399,17 @@ func TestSourceNotKnownStatically(t *testing.T) {
 			t.Errorf("%s on %s: %+v, want one that says it may be reachable and why", RuleInternetFacing, a, got)
 		}
 	}
+	// The groups themselves: each may admit the whole internet.
+	for _, tc := range []struct{ rule, addr, ports string }{
+		{RuleWorldOpen, "aws_security_group.ssh", "tcp 22 (SSH)"},
+		{RuleWorldOpenOther, "aws_security_group.app", "tcp 8080"},
+	} {
+		got := activeOn(rep, tc.rule, tc.addr)
+		if len(got) != 1 || got[0].Severity != High || !strings.Contains(got[0].Message, "may admit every internet address on "+tc.ports) ||
+			!strings.Contains(got[0].Message, "a source is not known statically") {
+			t.Errorf("%s on %s: %+v, want one high that says it may admit the internet on %s and why", tc.rule, tc.addr, got, tc.ports)
+		}
+	}
 }
 
 // TestPublicAddressNotKnownStatically: an instance whose

@@ -365,9 +365,20 @@ func (r portRange) probe(e *Endpoint) []int {
 	return out
 }
 
+// ruleSources returns the addresses r admits: its CIDR blocks, or, with
+// assumed, every address when its source is not known statically.
+func ruleSources(r SGRule, assumed bool) []netip.Prefix {
+	if assumed && r.Assumed != "" {
+		return allInternet
+	}
+	return r.CIDRs
+}
+
 // openRanges returns the port ranges, other than 80 and 443, on which the
-// union of g's ingress CIDRs covers all of an internet family.
-func openRanges(g *SG, inet *netipx.IPSet) []portRange {
+// union of g's ingress CIDRs covers all of an internet family; with
+// assumed, a rule whose source is not known statically counts as every
+// address.
+func openRanges(g *SG, inet *netipx.IPSet, assumed bool) []portRange {
 	var out []portRange
 	for _, proto := range []string{"tcp", "udp"} {
 		cuts := map[int]bool{0: true, 65536: true, 80: true, 81: true, 443: true, 444: true}
@@ -389,7 +400,7 @@ func openRanges(g *SG, inet *netipx.IPSet) []portRange {
 			var cidrs []netip.Prefix
 			for _, r := range g.Ingress {
 				if (r.Proto == proto || r.Proto == "all") && r.From <= lo && hi <= r.To {
-					cidrs = append(cidrs, r.CIDRs...)
+					cidrs = append(cidrs, ruleSources(r, assumed)...)
 				}
 			}
 			if len(cidrs) == 0 || !coversFamily(inet, setOf(cidrs...)) {
