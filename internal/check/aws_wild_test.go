@@ -412,6 +412,29 @@ func TestSourceNotKnownStatically(t *testing.T) {
 	}
 }
 
+// TestAllTrafficPortList: an endpoint behind a rule admitting all traffic
+// got a finding listing some thirty ports. The message names the first few
+// and how many more, saying when every port checked is open; the JSON
+// output's paths still list each port.
+func TestAllTrafficPortList(t *testing.T) {
+	got := activeOn(run(t, "testdata/aws/all-traffic"), RuleExposedPort, "aws_instance.web")
+	if len(got) != 1 {
+		t.Fatalf("%s: %+v, want one", RuleExposedPort, got)
+	}
+	msg := got[0].Message
+	if !strings.Contains(msg, "tcp 22 (SSH), 23 (Telnet)") || !strings.Contains(msg, "other ports (every admin and data-store port checked)") ||
+		strings.Contains(msg, "MongoDB") {
+		t.Errorf("message %q: want the first ports, then how many more and that every port checked is open", msg)
+	}
+	listed := false
+	for _, p := range got[0].Paths {
+		listed = listed || strings.Contains(p.Ports, "27017 (MongoDB)")
+	}
+	if !listed {
+		t.Errorf("paths %+v: want one for MongoDB's port", got[0].Paths)
+	}
+}
+
 // TestPublicAddressNotKnownStatically: an instance whose
 // associate_public_ip_address, or a database whose publicly_accessible, is
 // not known statically was read as private, so the world-open SSH and
