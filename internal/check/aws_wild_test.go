@@ -509,6 +509,19 @@ func TestDefaultVPCAdopted(t *testing.T) {
 	if len(rdp) != 1 || !strings.Contains(rdp[0].Message, "tcp 3389 (RDP)") {
 		t.Errorf("%s on the instance behind the default group: %+v, want RDP", RuleExposedPort, rdp)
 	}
+	// aws_default_subnet.a does not set map_public_ip_on_launch: it maps
+	// public addresses as AWS made it, which the findings say rather than
+	// quote a setting the code does not hold.
+	const why = "launched in aws_default_subnet.a, a default subnet, which maps a public address to every instance unless map_public_ip_on_launch = false"
+	if got := activeOn(rep, RulePublicIP, "aws_instance.a"); len(got) != 1 || !strings.Contains(got[0].Message, why) {
+		t.Errorf("%s on the instance in a default subnet: %+v, want one saying %q", RulePublicIP, got, why)
+	}
+	if got := activeOn(rep, RulePublicIP, "aws_default_subnet.a"); len(got) != 1 || !strings.Contains(got[0].Message, "a default subnet, which maps a public address to every instance unless map_public_ip_on_launch = false") {
+		t.Errorf("%s on the default subnet: %+v, want one saying it maps public addresses as AWS made it", RulePublicIP, got)
+	}
+	if got := activeOn(rep, RulePublicIP, "aws_default_subnet.b"); len(got) > 0 {
+		t.Errorf("%s on the default subnet that maps none: %+v, want none", RulePublicIP, got)
+	}
 }
 
 // TestVPCElsewhereFailsClosed: a subnet of a VPC the scanned code does not

@@ -451,8 +451,8 @@ func (m *Model) publicIP(e *Endpoint, vals map[string]any) {
 		return
 	}
 	for _, s := range e.Subnets {
-		if s.MapPublicIP {
-			e.Public, e.Why = true, s.Addr+" has map_public_ip_on_launch = true"
+		if why := s.mapsPublicIP(); why != "" {
+			e.Public, e.Why = true, "launched in "+s.Addr+", "+why
 			return
 		}
 	}
