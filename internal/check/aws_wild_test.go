@@ -435,6 +435,25 @@ func TestAllTrafficPortList(t *testing.T) {
 	}
 }
 
+// TestSGElsewhere: a security group named by an ID that no group of the
+// scanned code has was dropped, so the public Redshift cluster behind it
+// read as having no group but the VPC's default, and was reached by
+// nothing. Such a group is now assumed to admit every address, and said so.
+// The instance behind a group looked up by a data source was read so
+// already, but AWS-NET-004 called it reachable, as if proven.
+func TestSGElsewhere(t *testing.T) {
+	rep := run(t, "testdata/aws/sg-elsewhere")
+	got := activeOn(rep, RuleExposedPort, "aws_redshift_cluster.warehouse")
+	if len(got) != 1 || got[0].Severity != High || !strings.Contains(got[0].Message, "5439 (Redshift) may be reachable") ||
+		!strings.Contains(got[0].Message, `security group "sg-0a1b2c3d4e5f67890" is not in the scanned code: assumed to admit every address`) {
+		t.Errorf("%s on the cluster: %+v, want one high that says the group was assumed", RuleExposedPort, got)
+	}
+	jump := activeOn(rep, RuleInternetFacing, "aws_instance.jump")
+	if len(jump) != 1 || !strings.Contains(jump[0].Message, "may be reachable") || !strings.Contains(jump[0].Message, "vpc_security_group_ids not known statically") {
+		t.Errorf("%s on the instance: %+v, want one that says it may be reachable and why", RuleInternetFacing, jump)
+	}
+}
+
 // TestPublicAddressNotKnownStatically: an instance whose
 // associate_public_ip_address, or a database whose publicly_accessible, is
 // not known statically was read as private, so the world-open SSH and

@@ -1,6 +1,7 @@
 package check
 
 import (
+	"fmt"
 	"net/netip"
 	"slices"
 	"sort"
@@ -58,6 +59,9 @@ func sgsUnknown(vals map[string]any, attrs ...string) string {
 	return ""
 }
 
+// sgsOf returns the security groups refs name. A group no group of the
+// scanned code is (an ID of one made elsewhere) may admit anything: it is
+// read as admitting every address on every port, and said so.
 func (m *Model) sgsOf(refs []string) []*SG {
 	var out []*SG
 	for _, s := range refs {
@@ -65,9 +69,27 @@ func (m *Model) sgsOf(refs []string) []*SG {
 		m.sgUsed[a] = true
 		if g := m.sgs[a]; g != nil {
 			out = append(out, g)
+		} else if a != "" {
+			out = append(out, m.sgElsewhere(a))
 		}
 	}
 	return out
+}
+
+// sgElsewhere is the stand-in for a security group that is not in the
+// scanned code, one for each ID.
+func (m *Model) sgElsewhere(id string) *SG {
+	if g := m.elsewhere[id]; g != nil {
+		return g
+	}
+	why := fmt.Sprintf("security group %q is not in the scanned code: assumed to admit every address", id)
+	open := SGRule{Proto: "all", From: 0, To: 65535, Assumed: why, Where: id}
+	g := &SG{Addr: id, Ingress: []SGRule{open}, Egress: []SGRule{open}}
+	if m.elsewhere == nil {
+		m.elsewhere = map[string]*SG{}
+	}
+	m.elsewhere[id] = g
+	return g
 }
 
 // groupSubnets resolves a subnet group named by attr to its subnets.

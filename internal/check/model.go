@@ -45,6 +45,9 @@ type Model struct {
 	sgUsed map[string]bool
 	// detached holds rules whose group is not known statically.
 	detached []*SG
+	// elsewhere holds the stand-ins of security groups named by an ID
+	// that no group of the scanned code has (sgElsewhere).
+	elsewhere map[string]*SG
 	// prefixLists holds the ranges of the project's managed prefix lists,
 	// nil for one with an entry not known statically.
 	prefixLists map[string][]netip.Prefix

@@ -127,6 +127,9 @@ func (m *Model) awsRules(fs *findings) {
 				fs.add(ruleFor(e, RuleInternetFacing), e.Res, res.Path, "%s may be reachable from the internet but is not a load balancer or gateway: %s", e.Kind, strings.Join(dedup(res.Assumed), "; "))
 			} else if ok {
 				fs.add(ruleFor(e, RuleInternetFacing), e.Res, res.Path, "%s is reachable from the internet but is not a load balancer or gateway", e.Kind)
+			} else if exposed && len(groups) == 0 {
+				// Exposed only through what was assumed: not proven.
+				fs.add(ruleFor(e, RuleInternetFacing), e.Res, assumedRes.Path, "%s may be reachable from the internet but is not a load balancer or gateway: %s", e.Kind, strings.Join(dedup(assumedRes.Assumed), "; "))
 			} else if exposed {
 				fs.add(ruleFor(e, RuleInternetFacing), e.Res, nil, "%s is reachable from the internet but is not a load balancer or gateway", e.Kind)
 			}
