@@ -410,6 +410,12 @@ func TestSourceNotKnownStatically(t *testing.T) {
 			t.Errorf("%s on %s: %+v, want one high that says it may admit the internet on %s and why", tc.rule, tc.addr, got, tc.ports)
 		}
 	}
+	// Behind such a group, but with no path from the internet: medium.
+	got := activeOn(rep, RuleWorldOpenOther, "aws_security_group.worker")
+	if len(got) != 1 || got[0].Severity != Medium || !strings.Contains(got[0].Message, "may admit every internet address on tcp 9000") ||
+		!strings.Contains(got[0].Message, "no path from the internet to it is proven") {
+		t.Errorf("%s on the worker's group: %+v, want one medium that says no path is proven", RuleWorldOpenOther, got)
+	}
 }
 
 // TestAllTrafficPortList: an endpoint behind a rule admitting all traffic

@@ -243,7 +243,7 @@ func (m *Model) worldOpen(fs *findings) {
 //
 // With assumed, the ranges are open only through rules whose source is not
 // known statically: the finding says the group may admit the world, and
-// why.
+// why, and is medium when no path to what it guards is found either.
 func (m *Model) openGroup(fs *findings, rule string, g *SG, ranges []portRange, what string, users []*Endpoint, inet *netipx.IPSet, assumed bool) {
 	sev, path, why := Medium, []Hop(nil), ""
 	inetRes := m.Internet()
@@ -274,6 +274,9 @@ probe:
 			path = blocked.Path
 			if h := blocked.Path[len(blocked.Path)-1]; !blocked.Reachable {
 				why = fmt.Sprintf("it is attached (%s), but no path from the internet to it is proven: %s", blockedAt, h)
+				if assumed {
+					sev = Medium // neither the source nor a path is known
+				}
 			} else if rest := otherAssumptions(g, blocked.Assumed, assumed); len(rest) > 0 {
 				why = fmt.Sprintf("it is attached (%s); a path exists only if %s", blockedAt, strings.Join(rest, "; "))
 			} else {

@@ -61,3 +61,27 @@ resource "aws_instance" "app" {
     http_tokens = "required"
   }
 }
+# A worker in a subnet with no route to the internet, behind a group of
+# the same kind: no path from the internet to it.
+resource "aws_subnet" "private" {
+  vpc_id     = aws_vpc.main.id
+  cidr_block = "10.92.2.0/24"
+}
+resource "aws_security_group" "worker" {
+  vpc_id = aws_vpc.main.id
+  ingress {
+    protocol    = "tcp"
+    from_port   = 9000
+    to_port     = 9000
+    cidr_blocks = [var.admin_cidr]
+  }
+}
+resource "aws_instance" "worker" {
+  ami                    = "ami-0abcdef1234567890"
+  instance_type          = "t3.micro"
+  subnet_id              = aws_subnet.private.id
+  vpc_security_group_ids = [aws_security_group.worker.id]
+  metadata_options {
+    http_tokens = "required"
+  }
+}
