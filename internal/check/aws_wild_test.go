@@ -410,11 +410,17 @@ func TestSourceNotKnownStatically(t *testing.T) {
 			t.Errorf("%s on %s: %+v, want one high that says it may admit the internet on %s and why", tc.rule, tc.addr, got, tc.ports)
 		}
 	}
-	// Behind such a group, but with no path from the internet: medium.
-	got := activeOn(rep, RuleWorldOpenOther, "aws_security_group.worker")
-	if len(got) != 1 || got[0].Severity != Medium || !strings.Contains(got[0].Message, "may admit every internet address on tcp 9000") ||
-		!strings.Contains(got[0].Message, "no path from the internet to it is proven") {
-		t.Errorf("%s on the worker's group: %+v, want one medium that says no path is proven", RuleWorldOpenOther, got)
+	// Behind such a group, but with no path from the internet, or only
+	// referenced: medium.
+	for _, tc := range []struct{ rule, addr, ports string }{
+		{RuleWorldOpenOther, "aws_security_group.worker", "tcp 9000"},
+		{RuleWorldOpen, "aws_security_group.monitor", "tcp 9200 (Elasticsearch)"},
+	} {
+		got := activeOn(rep, tc.rule, tc.addr)
+		if len(got) != 1 || got[0].Severity != Medium || !strings.Contains(got[0].Message, "may admit every internet address on "+tc.ports) ||
+			!strings.Contains(got[0].Message, "no path from the internet to ") {
+			t.Errorf("%s on %s: %+v, want one medium that says no path is proven", tc.rule, tc.addr, got)
+		}
 	}
 }
 

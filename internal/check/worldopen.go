@@ -274,14 +274,14 @@ probe:
 			path = blocked.Path
 			if h := blocked.Path[len(blocked.Path)-1]; !blocked.Reachable {
 				why = fmt.Sprintf("it is attached (%s), but no path from the internet to it is proven: %s", blockedAt, h)
-				if assumed {
-					sev = Medium // neither the source nor a path is known
-				}
 			} else if rest := otherAssumptions(g, blocked.Assumed, assumed); len(rest) > 0 {
 				why = fmt.Sprintf("it is attached (%s); a path exists only if %s", blockedAt, strings.Join(rest, "; "))
 			} else {
 				why = fmt.Sprintf("it is attached (%s), and a path from the internet to it exists", blockedAt)
 			}
+		}
+		if assumed && (blocked == nil || !blocked.Reachable) {
+			sev = Medium // neither the source nor a path is known
 		}
 	default:
 		where := "nothing in the scanned code attaches it"

@@ -75,6 +75,22 @@ resource "aws_security_group" "worker" {
     to_port     = 9000
     cidr_blocks = [var.admin_cidr]
   }
+  ingress {
+    protocol        = "tcp"
+    from_port       = 9100
+    to_port         = 9100
+    security_groups = [aws_security_group.monitor.id]
+  }
+}
+# A group only referenced, attached to nothing here.
+resource "aws_security_group" "monitor" {
+  vpc_id = aws_vpc.main.id
+  ingress {
+    protocol    = "tcp"
+    from_port   = 9200
+    to_port     = 9200
+    cidr_blocks = [var.admin_cidr]
+  }
 }
 resource "aws_instance" "worker" {
   ami                    = "ami-0abcdef1234567890"
