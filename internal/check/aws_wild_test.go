@@ -466,6 +466,34 @@ func TestSGElsewhere(t *testing.T) {
 	}
 }
 
+// TestMQBrokers: Amazon MQ brokers were not in the model, so a broker with
+// publicly_accessible = true was reached by nothing. A public RabbitMQ
+// broker is reached from the internet on its ports whatever its groups; a
+// public ActiveMQ broker through its subnet and groups; a private one not
+// from the internet.
+func TestMQBrokers(t *testing.T) {
+	rep := run(t, "testdata/aws/mq-broker")
+	for _, tc := range []struct{ addr, port string }{
+		{"aws_mq_broker.rabbit", "5671"},
+		{"aws_mq_broker.active", "61617"},
+	} {
+		got := activeOn(rep, RuleExposedPort, tc.addr)
+		if len(got) != 1 || got[0].Severity != Critical || !strings.Contains(got[0].Message, tc.port) {
+			t.Errorf("%s on %s: %+v, want one critical naming %s", RuleExposedPort, tc.addr, got, tc.port)
+		}
+	}
+	if got := activeOn(rep, RuleExposedPort, "aws_mq_broker.maybe"); len(got) != 1 || got[0].Severity != High ||
+		!strings.Contains(got[0].Message, "may be reachable") || !strings.Contains(got[0].Message, "publicly_accessible not known statically") {
+		t.Errorf("%s on the broker that may be public: %+v, want one high that says why", RuleExposedPort, got)
+	}
+	if got := activeOn(rep, RuleExposedPort, "aws_mq_broker.internal"); len(got) > 0 {
+		t.Errorf("%s on the private broker: %+v, want none", RuleExposedPort, got)
+	}
+	if got := activeOn(rep, RuleUnusedSG, "aws_security_group.broker"); len(got) > 0 {
+		t.Errorf("the brokers' group reported unused: %+v", got)
+	}
+}
+
 // TestPublicAddressNotKnownStatically: an instance whose
 // associate_public_ip_address, or a database whose publicly_accessible, is
 // not known statically was read as private, so the world-open SSH and

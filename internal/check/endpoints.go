@@ -290,6 +290,26 @@ func (m *Model) buildEndpoints(byType map[string][]*tf.Resource) {
 		publicFlag(e, r.Values, "publicly_accessible")
 		add(e)
 	}
+	// An Amazon MQ broker. A public RabbitMQ broker is reached through an
+	// endpoint AWS runs outside the VPC, which takes no security group; a
+	// public ActiveMQ broker has a public address in its subnet, behind its
+	// groups. Either answers on its engine's ports alone.
+	for _, r := range byType["aws_mq_broker"] {
+		e := &Endpoint{Addr: r.Address, Kind: "mq", DataTier: true, Res: r,
+			Subnets: m.subnetsOf(strList(r.Values, "subnet_ids")), SGs: m.sgsOf(strList(r.Values, "security_groups")),
+			SGsUnknown: sgsUnknown(r.Values, "security_groups"), Ports: []int{5671, 8162, 8883, 61614, 61617, 61619}}
+		rabbit := strings.EqualFold(str(r.Values, "engine_type"), "RabbitMQ")
+		if rabbit {
+			e.Ports = []int{443, 5671}
+		}
+		e.Listens = listensOn(e.Ports)
+		publicFlag(e, r.Values, "publicly_accessible")
+		if e.Public && rabbit {
+			e.Managed, e.Why = true, e.Why+" (a public RabbitMQ broker takes no security group)"
+			e.Allowed = []netip.Prefix{netip.MustParsePrefix("0.0.0.0/0")}
+		}
+		add(e)
+	}
 	// DocumentDB has no public-access setting: its instances are reached
 	// only through their VPC, so they matter for paths from peers.
 	for _, r := range byType["aws_docdb_cluster_instance"] {

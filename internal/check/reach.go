@@ -318,7 +318,11 @@ func (m *Model) Reach(src Source, e *Endpoint, proto string, port int) Result {
 		if empty(got) {
 			return Result{Path: append(path, Hop{Kind: "endpoint", Addr: e.Addr, Detail: "public endpoint admits no internet address"})}
 		}
-		return Result{Reachable: true, From: got, Path: append(path,
+		var assumed []string
+		if e.PublicAssumed {
+			assumed = []string{e.Addr + ": " + e.Why}
+		}
+		return Result{Reachable: true, From: got, Assumed: assumed, Path: append(path,
 			Hop{Kind: "endpoint", Addr: e.Addr, Detail: fmt.Sprintf("public endpoint (%s) admits %s", e.Why, m.describe(got))})}
 	}
 	if len(e.Subnets) == 0 && e.Azure && src.Internet && e.Public {
