@@ -494,6 +494,23 @@ func TestMQBrokers(t *testing.T) {
 	}
 }
 
+// TestBeanstalkEnvironments: Elastic Beanstalk environments were not in the
+// model, so public instances behind the group Beanstalk makes, which admits
+// SSH from every address when a key pair is set, were reached by nothing.
+// Their instances are now an endpoint behind that group, read from the
+// environment's settings.
+func TestBeanstalkEnvironments(t *testing.T) {
+	rep := run(t, "testdata/aws/beanstalk")
+	web := activeOn(rep, RuleExposedPort, "aws_elastic_beanstalk_environment.web")
+	if len(web) != 1 || web[0].Severity != Critical || !strings.Contains(web[0].Message, "tcp 22 (SSH) is reachable from the internet (every IPv4 internet address)") {
+		t.Errorf("%s on the environment with a key pair: %+v, want SSH critical", RuleExposedPort, web)
+	}
+	office := activeOn(rep, RuleExposedPort, "aws_elastic_beanstalk_environment.office")
+	if len(office) != 1 || office[0].Severity != Medium || !strings.Contains(office[0].Message, "198.51.100.0/24") {
+		t.Errorf("%s on the environment with SSHSourceRestriction: %+v, want one medium naming the range", RuleExposedPort, office)
+	}
+}
+
 // TestPublicAddressNotKnownStatically: an instance whose
 // associate_public_ip_address, or a database whose publicly_accessible, is
 // not known statically was read as private, so the world-open SSH and
