@@ -511,6 +511,19 @@ func TestBeanstalkEnvironments(t *testing.T) {
 	}
 }
 
+// TestNLBTargets: a network load balancer without security groups was
+// read as reached on every listener port, though it keeps the client's
+// address and its targets' groups decide. A listener whose targets all
+// admit no internet address on their port is no longer an exposure, and
+// the path says why; one whose target admits the world still is.
+func TestNLBTargets(t *testing.T) {
+	rep := run(t, "testdata/aws/nlb-targets")
+	got := activeOn(rep, RuleExposedPort, "aws_lb.nlb")
+	if len(got) != 1 || !strings.Contains(got[0].Message, "tcp 3389 (RDP) is reachable") || strings.Contains(got[0].Message, "SSH") {
+		t.Errorf("%s on the load balancer: %+v, want RDP alone", RuleExposedPort, got)
+	}
+}
+
 // TestPublicAddressNotKnownStatically: an instance whose
 // associate_public_ip_address, or a database whose publicly_accessible, is
 // not known statically was read as private, so the world-open SSH and

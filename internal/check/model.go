@@ -245,7 +245,10 @@ type Endpoint struct {
 	// InternetPorts, when set, are the only ports the internet reaches
 	// (a machine reached through a load balancer's rules only).
 	InternetPorts func(proto string, port int) bool
-	Res           *tf.Resource
+	// ForwardBlocked holds the listener ports of a network load balancer
+	// whose targets all turn the internet away, with why (nlbForwarding).
+	ForwardBlocked map[int]string
+	Res            *tf.Resource
 }
 
 func (e *Endpoint) listenText() string {

@@ -437,6 +437,9 @@ func (m *Model) reachVia1(src Source, e *Endpoint, s *Subnet, t *RouteTable, pro
 		if e.InternetPorts != nil && !e.InternetPorts(proto, port) {
 			return block(Hop{Kind: "endpoint", Addr: e.Addr, Detail: fmt.Sprintf("no rule forwards %s to it (%s)", portText(proto, port, port), e.Why)})
 		}
+		if why, ok := e.ForwardBlocked[port]; ok && proto == "tcp" {
+			return block(Hop{Kind: "endpoint", Addr: e.Addr, Detail: why})
+		}
 		got, used := m.internetRoutes(t, s.VPC)
 		if empty(got) && s.VPC == nil && t == nil {
 			// The main table of a VPC outside the scanned code.
