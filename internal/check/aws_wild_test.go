@@ -524,6 +524,17 @@ func TestNLBTargets(t *testing.T) {
 	}
 }
 
+// TestNoSubnetNamed: an instance that names no subnet is launched in a
+// default subnet of the default VPC; the finding said its subnet was "not
+// in the scanned code", as for one given by a variable. It now says which
+// subnet AWS picks and what that subnet is assumed to be.
+func TestNoSubnetNamed(t *testing.T) {
+	got := activeOn(run(t, "testdata/aws/no-subnet"), RuleExposedPort, "aws_instance.box")
+	if len(got) != 1 || got[0].Severity != High || !strings.Contains(got[0].Message, "no subnet is named: a default subnet of the default VPC") {
+		t.Errorf("%s: %+v, want one high that says the instance is in a default subnet", RuleExposedPort, got)
+	}
+}
+
 // TestPublicAddressNotKnownStatically: an instance whose
 // associate_public_ip_address, or a database whose publicly_accessible, is
 // not known statically was read as private, so the world-open SSH and

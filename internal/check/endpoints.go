@@ -148,6 +148,9 @@ func (m *Model) buildEndpoints(byType map[string][]*tf.Resource) {
 		}
 		if !has(r.Values, "network_interface") {
 			ipv6Address(e, r.Values)
+			if !has(r.Values, "subnet_id") {
+				e.Unplaced = "no subnet is named: a default subnet of the default VPC, which AWS makes routed to an internet gateway, with a network ACL that allows all; the default VPC is not in the scanned code, so that is assumed"
+			}
 		}
 		add(e)
 	}

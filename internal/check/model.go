@@ -245,6 +245,10 @@ type Endpoint struct {
 	// InternetPorts, when set, are the only ports the internet reaches
 	// (a machine reached through a load balancer's rules only).
 	InternetPorts func(proto string, port int) bool
+	// Unplaced says why an endpoint whose subnets are not in the scanned
+	// code is where it is, when more is known than that (an instance that
+	// names no subnet is in a default subnet); "" for the general reading.
+	Unplaced string
 	// ForwardBlocked holds the listener ports of a network load balancer
 	// whose targets all turn the internet away, with why (nlbForwarding).
 	ForwardBlocked map[int]string

@@ -652,7 +652,10 @@ func vpcName(v *VPC) string {
 // a network ACL that allows all, the default; only the endpoint's security
 // groups are known to stand in the way. A path found is not proven.
 func (m *Model) reachAWSUnplaced(src Source, e *Endpoint, proto string, port int) Result {
-	const why = "subnet not in the scanned code: assumed routed to an internet gateway, with a network ACL that allows all"
+	why := "subnet not in the scanned code: assumed routed to an internet gateway, with a network ACL that allows all"
+	if e.Unplaced != "" {
+		why = e.Unplaced
+	}
 	path := []Hop{{Kind: "source", Detail: src.Name}, {Kind: "subnet", Detail: why}}
 	block := func(h Hop) Result { return Result{Path: append(path, h)} }
 	if e.Listens != nil && !e.Listens(proto, port) {
