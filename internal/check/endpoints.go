@@ -298,7 +298,7 @@ func (m *Model) buildEndpoints(byType map[string][]*tf.Resource) {
 	// public ActiveMQ broker has a public address in its subnet, behind its
 	// groups. Either answers on its engine's ports alone.
 	for _, r := range byType["aws_mq_broker"] {
-		e := &Endpoint{Addr: r.Address, Kind: "mq", DataTier: true, Res: r,
+		e := &Endpoint{Addr: r.Address, Kind: "message broker", DataTier: true, Res: r,
 			Subnets: m.subnetsOf(strList(r.Values, "subnet_ids")), SGs: m.sgsOf(strList(r.Values, "security_groups")),
 			SGsUnknown: sgsUnknown(r.Values, "security_groups"), Ports: []int{5671, 8162, 8883, 61614, 61617, 61619}}
 		rabbit := strings.EqualFold(str(r.Values, "engine_type"), "RabbitMQ")
