@@ -535,6 +535,21 @@ func TestNoSubnetNamed(t *testing.T) {
 	}
 }
 
+// TestLightsail: Lightsail instances were not in the model. One without
+// aws_lightsail_instance_public_ports has Lightsail's default firewall, SSH
+// and HTTP from everyone; one with it admits what it lists.
+func TestLightsail(t *testing.T) {
+	rep := run(t, "testdata/aws/lightsail")
+	blog := activeOn(rep, RuleExposedPort, "aws_lightsail_instance.blog")
+	if len(blog) != 1 || blog[0].Severity != Critical || !strings.Contains(blog[0].Message, "tcp 22 (SSH) is reachable from the internet (every IPv4 internet address)") {
+		t.Errorf("%s on the instance with the default firewall: %+v, want SSH critical", RuleExposedPort, blog)
+	}
+	shop := activeOn(rep, RuleExposedPort, "aws_lightsail_instance.shop")
+	if len(shop) != 1 || shop[0].Severity != Medium || !strings.Contains(shop[0].Message, "tcp 22 (SSH) is reachable from the internet (198.51.100.0/24)") {
+		t.Errorf("%s on the instance with its own ports: %+v, want SSH from the office range alone", RuleExposedPort, shop)
+	}
+}
+
 // TestPublicAddressNotKnownStatically: an instance whose
 // associate_public_ip_address, or a database whose publicly_accessible, is
 // not known statically was read as private, so the world-open SSH and

@@ -249,6 +249,9 @@ type Endpoint struct {
 	// code is where it is, when more is known than that (an instance that
 	// names no subnet is in a default subnet); "" for the general reading.
 	Unplaced string
+	// OutsideVPC: the endpoint is in no VPC by design (a Lightsail
+	// instance), where Unplaced says; that is not an assumption.
+	OutsideVPC bool
 	// ForwardBlocked holds the listener ports of a network load balancer
 	// whose targets all turn the internet away, with why (nlbForwarding).
 	ForwardBlocked map[int]string

@@ -668,7 +668,10 @@ func (m *Model) reachAWSUnplaced(src Source, e *Endpoint, proto string, port int
 	if e.PublicAssumed {
 		assumed = append([]string{e.Addr + ": " + e.Why}, assumed...)
 	}
-	return Result{Reachable: true, From: got, Assumed: append([]string{e.Addr + ": " + why}, assumed...), Path: append(path, hop,
+	if !e.OutsideVPC {
+		assumed = append([]string{e.Addr + ": " + why}, assumed...)
+	}
+	return Result{Reachable: true, From: got, Assumed: assumed, Path: append(path, hop,
 		Hop{Kind: "endpoint", Addr: e.Addr, Detail: fmt.Sprintf("%s with a public address (%s), %s reached from %s", e.Kind, e.Why, portText(proto, port, port), m.describe(got))})}
 }
 
