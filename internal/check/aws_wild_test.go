@@ -464,6 +464,9 @@ func TestSGElsewhere(t *testing.T) {
 	if len(jump) != 1 || !strings.Contains(jump[0].Message, "may be reachable") || !strings.Contains(jump[0].Message, "vpc_security_group_ids not known statically") {
 		t.Errorf("%s on the instance: %+v, want one that says it may be reachable and why", RuleInternetFacing, jump)
 	}
+	if got := activeOn(rep, RuleExposedPort, "aws_instance.plain"); len(got) > 0 {
+		t.Errorf("%s on the instance in the default group by name: %+v, want none", RuleExposedPort, got)
+	}
 }
 
 // TestMQBrokers: Amazon MQ brokers were not in the model, so a broker with

@@ -67,9 +67,13 @@ func (m *Model) sgsOf(refs []string) []*SG {
 	for _, s := range refs {
 		a := m.addr(s)
 		m.sgUsed[a] = true
-		if g := m.sgs[a]; g != nil {
+		switch g := m.sgs[a]; {
+		case g != nil:
 			out = append(out, g)
-		} else if a != "" {
+		case a == "default":
+			// The name of every VPC's default group, which an endpoint
+			// naming no group has too (sgHop).
+		case a != "":
 			out = append(out, m.sgElsewhere(a))
 		}
 	}

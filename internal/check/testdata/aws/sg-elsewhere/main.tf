@@ -49,3 +49,14 @@ resource "aws_instance" "jump" {
     http_tokens = "required"
   }
 }
+# Named by the name every VPC's default group has: that group, which
+# admits only its own members, not one outside the code.
+resource "aws_instance" "plain" {
+  ami             = "ami-0abcdef1234567890"
+  instance_type   = "t3.micro"
+  subnet_id       = aws_subnet.public.id
+  security_groups = ["default"]
+  metadata_options {
+    http_tokens = "required"
+  }
+}
