@@ -368,6 +368,191 @@ func TestSGPrefixLists(t *testing.T) {
 	}
 }
 
+// TestPrefixListEntryUnknownList: an aws_ec2_managed_prefix_list_entry
+// whose list is not known statically was dropped, so a list it may add the
+// whole internet to read as holding its own entries only. It now counts
+// for every list of the project it may belong to, and says so.
+func TestPrefixListEntryUnknownList(t *testing.T) {
+	rep := run(t, "testdata/aws/prefix-list-entry-unknown")
+	var ssh []Finding
+	for _, f := range activeOn(rep, RuleExposedPort, "aws_instance.bastion") {
+		if strings.Contains(f.Message, "tcp 22 (SSH)") {
+			ssh = append(ssh, f)
+		}
+	}
+	if len(ssh) != 1 || ssh[0].Severity != High || !strings.Contains(ssh[0].Message, "assumed to hold aws_ec2_managed_prefix_list_entry.anywhere") {
+		t.Errorf("SSH from the office's list: %+v, want one high that says the entry was assumed in the list", ssh)
+	}
+	wantNotes(t, rep, "prefix list not known statically (prefix_list_id): the entry is assumed to be in any of aws_ec2_managed_prefix_list.office, aws_ec2_managed_prefix_list.vendors")
+}
+
+// TestSourceNotKnownStatically: a security group rule whose source is not
+// known statically is read as admitting every address. An instance in a
+// public subnet behind such a rule on a port not held sensitive got no
+// AWS-NET-004, and one behind such a rule on SSH got one saying it is
+// reachable, as if proven.
+func TestSourceNotKnownStatically(t *testing.T) {
+	rep := run(t, "testdata/aws/source-unknown")
+	for _, a := range []string{"aws_instance.bastion", "aws_instance.app"} {
+		got := activeOn(rep, RuleInternetFacing, a)
+		if len(got) != 1 || !strings.Contains(got[0].Message, "may be reachable") || !strings.Contains(got[0].Message, "a source is not known statically") {
+			t.Errorf("%s on %s: %+v, want one that says it may be reachable and why", RuleInternetFacing, a, got)
+		}
+	}
+	// The groups themselves: each may admit the whole internet.
+	for _, tc := range []struct{ rule, addr, ports string }{
+		{RuleWorldOpen, "aws_security_group.ssh", "tcp 22 (SSH)"},
+		{RuleWorldOpenOther, "aws_security_group.app", "tcp 8080"},
+	} {
+		got := activeOn(rep, tc.rule, tc.addr)
+		if len(got) != 1 || got[0].Severity != High || !strings.Contains(got[0].Message, "may admit every internet address on "+tc.ports) ||
+			!strings.Contains(got[0].Message, "a source is not known statically") {
+			t.Errorf("%s on %s: %+v, want one high that says it may admit the internet on %s and why", tc.rule, tc.addr, got, tc.ports)
+		}
+	}
+	// Behind such a group, but with no path from the internet, or only
+	// referenced: medium.
+	for _, tc := range []struct{ rule, addr, ports string }{
+		{RuleWorldOpenOther, "aws_security_group.worker", "tcp 9000"},
+		{RuleWorldOpen, "aws_security_group.monitor", "tcp 9200 (Elasticsearch)"},
+	} {
+		got := activeOn(rep, tc.rule, tc.addr)
+		if len(got) != 1 || got[0].Severity != Medium || !strings.Contains(got[0].Message, "may admit every internet address on "+tc.ports) ||
+			!strings.Contains(got[0].Message, "no path from the internet to ") {
+			t.Errorf("%s on %s: %+v, want one medium that says no path is proven", tc.rule, tc.addr, got)
+		}
+	}
+}
+
+// TestAllTrafficPortList: an endpoint behind a rule admitting all traffic
+// got a finding listing some thirty ports. The message names the first few
+// and how many more, saying when every port checked is open; the JSON
+// output's paths still list each port.
+func TestAllTrafficPortList(t *testing.T) {
+	got := activeOn(run(t, "testdata/aws/all-traffic"), RuleExposedPort, "aws_instance.web")
+	if len(got) != 1 {
+		t.Fatalf("%s: %+v, want one", RuleExposedPort, got)
+	}
+	msg := got[0].Message
+	if !strings.Contains(msg, "tcp 22 (SSH), 23 (Telnet)") || !strings.Contains(msg, "other ports (every admin and data-store port checked)") ||
+		strings.Contains(msg, "MongoDB") {
+		t.Errorf("message %q: want the first ports, then how many more and that every port checked is open", msg)
+	}
+	listed := false
+	for _, p := range got[0].Paths {
+		listed = listed || strings.Contains(p.Ports, "27017 (MongoDB)")
+	}
+	if !listed {
+		t.Errorf("paths %+v: want one for MongoDB's port", got[0].Paths)
+	}
+}
+
+// TestSGElsewhere: a security group named by an ID that no group of the
+// scanned code has was dropped, so the public Redshift cluster behind it
+// read as having no group but the VPC's default, and was reached by
+// nothing. Such a group is now assumed to admit every address, and said so.
+// The instance behind a group looked up by a data source was read so
+// already, but AWS-NET-004 called it reachable, as if proven.
+func TestSGElsewhere(t *testing.T) {
+	rep := run(t, "testdata/aws/sg-elsewhere")
+	got := activeOn(rep, RuleExposedPort, "aws_redshift_cluster.warehouse")
+	if len(got) != 1 || got[0].Severity != High || !strings.Contains(got[0].Message, "5439 (Redshift) may be reachable") ||
+		!strings.Contains(got[0].Message, `security group "sg-0a1b2c3d4e5f67890" is not in the scanned code: assumed to admit every address`) {
+		t.Errorf("%s on the cluster: %+v, want one high that says the group was assumed", RuleExposedPort, got)
+	}
+	jump := activeOn(rep, RuleInternetFacing, "aws_instance.jump")
+	if len(jump) != 1 || !strings.Contains(jump[0].Message, "may be reachable") || !strings.Contains(jump[0].Message, "vpc_security_group_ids not known statically") {
+		t.Errorf("%s on the instance: %+v, want one that says it may be reachable and why", RuleInternetFacing, jump)
+	}
+	if got := activeOn(rep, RuleExposedPort, "aws_instance.plain"); len(got) > 0 {
+		t.Errorf("%s on the instance in the default group by name: %+v, want none", RuleExposedPort, got)
+	}
+}
+
+// TestMQBrokers: Amazon MQ brokers were not in the model, so a broker with
+// publicly_accessible = true was reached by nothing. A public RabbitMQ
+// broker is reached from the internet on its ports whatever its groups; a
+// public ActiveMQ broker through its subnet and groups; a private one not
+// from the internet.
+func TestMQBrokers(t *testing.T) {
+	rep := run(t, "testdata/aws/mq-broker")
+	for _, tc := range []struct{ addr, port string }{
+		{"aws_mq_broker.rabbit", "5671"},
+		{"aws_mq_broker.active", "61617"},
+	} {
+		got := activeOn(rep, RuleExposedPort, tc.addr)
+		if len(got) != 1 || got[0].Severity != Critical || !strings.Contains(got[0].Message, tc.port) {
+			t.Errorf("%s on %s: %+v, want one critical naming %s", RuleExposedPort, tc.addr, got, tc.port)
+		}
+	}
+	if got := activeOn(rep, RuleExposedPort, "aws_mq_broker.maybe"); len(got) != 1 || got[0].Severity != High ||
+		!strings.Contains(got[0].Message, "may be reachable") || !strings.Contains(got[0].Message, "publicly_accessible not known statically") {
+		t.Errorf("%s on the broker that may be public: %+v, want one high that says why", RuleExposedPort, got)
+	}
+	if got := activeOn(rep, RuleExposedPort, "aws_mq_broker.internal"); len(got) > 0 {
+		t.Errorf("%s on the private broker: %+v, want none", RuleExposedPort, got)
+	}
+	if got := activeOn(rep, RuleUnusedSG, "aws_security_group.broker"); len(got) > 0 {
+		t.Errorf("the brokers' group reported unused: %+v", got)
+	}
+}
+
+// TestBeanstalkEnvironments: Elastic Beanstalk environments were not in the
+// model, so public instances behind the group Beanstalk makes, which admits
+// SSH from every address when a key pair is set, were reached by nothing.
+// Their instances are now an endpoint behind that group, read from the
+// environment's settings.
+func TestBeanstalkEnvironments(t *testing.T) {
+	rep := run(t, "testdata/aws/beanstalk")
+	web := activeOn(rep, RuleExposedPort, "aws_elastic_beanstalk_environment.web")
+	if len(web) != 1 || web[0].Severity != Critical || !strings.Contains(web[0].Message, "tcp 22 (SSH) is reachable from the internet (every IPv4 internet address)") {
+		t.Errorf("%s on the environment with a key pair: %+v, want SSH critical", RuleExposedPort, web)
+	}
+	office := activeOn(rep, RuleExposedPort, "aws_elastic_beanstalk_environment.office")
+	if len(office) != 1 || office[0].Severity != Medium || !strings.Contains(office[0].Message, "198.51.100.0/24") {
+		t.Errorf("%s on the environment with SSHSourceRestriction: %+v, want one medium naming the range", RuleExposedPort, office)
+	}
+}
+
+// TestNLBTargets: a network load balancer without security groups was
+// read as reached on every listener port, though it keeps the client's
+// address and its targets' groups decide. A listener whose targets all
+// admit no internet address on their port is no longer an exposure, and
+// the path says why; one whose target admits the world still is.
+func TestNLBTargets(t *testing.T) {
+	rep := run(t, "testdata/aws/nlb-targets")
+	got := activeOn(rep, RuleExposedPort, "aws_lb.nlb")
+	if len(got) != 1 || !strings.Contains(got[0].Message, "tcp 3389 (RDP) is reachable") || strings.Contains(got[0].Message, "SSH") {
+		t.Errorf("%s on the load balancer: %+v, want RDP alone", RuleExposedPort, got)
+	}
+}
+
+// TestNoSubnetNamed: an instance that names no subnet is launched in a
+// default subnet of the default VPC; the finding said its subnet was "not
+// in the scanned code", as for one given by a variable. It now says which
+// subnet AWS picks and what that subnet is assumed to be.
+func TestNoSubnetNamed(t *testing.T) {
+	got := activeOn(run(t, "testdata/aws/no-subnet"), RuleExposedPort, "aws_instance.box")
+	if len(got) != 1 || got[0].Severity != High || !strings.Contains(got[0].Message, "no subnet is named: a default subnet of the default VPC") {
+		t.Errorf("%s: %+v, want one high that says the instance is in a default subnet", RuleExposedPort, got)
+	}
+}
+
+// TestLightsail: Lightsail instances were not in the model. One without
+// aws_lightsail_instance_public_ports has Lightsail's default firewall, SSH
+// and HTTP from everyone; one with it admits what it lists.
+func TestLightsail(t *testing.T) {
+	rep := run(t, "testdata/aws/lightsail")
+	blog := activeOn(rep, RuleExposedPort, "aws_lightsail_instance.blog")
+	if len(blog) != 1 || blog[0].Severity != Critical || !strings.Contains(blog[0].Message, "tcp 22 (SSH) is reachable from the internet (every IPv4 internet address)") {
+		t.Errorf("%s on the instance with the default firewall: %+v, want SSH critical", RuleExposedPort, blog)
+	}
+	shop := activeOn(rep, RuleExposedPort, "aws_lightsail_instance.shop")
+	if len(shop) != 1 || shop[0].Severity != Medium || !strings.Contains(shop[0].Message, "tcp 22 (SSH) is reachable from the internet (198.51.100.0/24)") {
+		t.Errorf("%s on the instance with its own ports: %+v, want SSH from the office range alone", RuleExposedPort, shop)
+	}
+}
+
 // TestPublicAddressNotKnownStatically: an instance whose
 // associate_public_ip_address, or a database whose publicly_accessible, is
 // not known statically was read as private, so the world-open SSH and
@@ -441,6 +626,19 @@ func TestDefaultVPCAdopted(t *testing.T) {
 	rdp := activeOn(rep, RuleExposedPort, "aws_instance.windows")
 	if len(rdp) != 1 || !strings.Contains(rdp[0].Message, "tcp 3389 (RDP)") {
 		t.Errorf("%s on the instance behind the default group: %+v, want RDP", RuleExposedPort, rdp)
+	}
+	// aws_default_subnet.a does not set map_public_ip_on_launch: it maps
+	// public addresses as AWS made it, which the findings say rather than
+	// quote a setting the code does not hold.
+	const why = "launched in aws_default_subnet.a, a default subnet, which maps a public address to every instance unless map_public_ip_on_launch = false"
+	if got := activeOn(rep, RulePublicIP, "aws_instance.a"); len(got) != 1 || !strings.Contains(got[0].Message, why) {
+		t.Errorf("%s on the instance in a default subnet: %+v, want one saying %q", RulePublicIP, got, why)
+	}
+	if got := activeOn(rep, RulePublicIP, "aws_default_subnet.a"); len(got) != 1 || !strings.Contains(got[0].Message, "a default subnet, which maps a public address to every instance unless map_public_ip_on_launch = false") {
+		t.Errorf("%s on the default subnet: %+v, want one saying it maps public addresses as AWS made it", RulePublicIP, got)
+	}
+	if got := activeOn(rep, RulePublicIP, "aws_default_subnet.b"); len(got) > 0 {
+		t.Errorf("%s on the default subnet that maps none: %+v, want none", RulePublicIP, got)
 	}
 }
 

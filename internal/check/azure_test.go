@@ -368,7 +368,7 @@ func TestExposedPortsGrouped(t *testing.T) {
 		want        []string
 	}{
 		{"every port from the internet", nsgRule("all", 100, "Allow", "*", `"Internet"`), Critical,
-			[]string{"tcp 22 (SSH), 23 (Telnet), ", "2375-2376 (Docker API)", "5985-5986 (WinRM)", "27017 (MongoDB) are reachable from the internet (every IPv4 internet address"}},
+			[]string{"tcp 22 (SSH), 23 (Telnet), ", "and 24 other ports (every admin and data-store port checked) are reachable from the internet (every IPv4 internet address"}},
 		{"two ports from an office /24", nsgRule("ssh", 100, "Allow", "22", `"203.0.113.0/24"`) + nsgRule("rdp", 110, "Allow", "3389", `"203.0.113.0/24"`), Medium,
 			[]string{"tcp 22 (SSH), 3389 (RDP) are reachable from the internet (203.0.113.0/24)"}},
 		{"half the IPv4 internet", nsgRule("ssh", 100, "Allow", "22", `"0.0.0.0/1"`), Critical,

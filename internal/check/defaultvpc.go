@@ -19,6 +19,19 @@ func (m *Model) defaultVPC() *VPC {
 	return nil
 }
 
+// mapsPublicIP says why instances launched in s get a public address
+// (map_public_ip_on_launch), or "" when they do not. A default subnet that
+// does not set it maps them as AWS made it.
+func (s *Subnet) mapsPublicIP() string {
+	switch {
+	case !s.MapPublicIP:
+		return ""
+	case s.Res != nil && s.Res.Type == "aws_default_subnet" && !has(s.Res.Values, "map_public_ip_on_launch"):
+		return "a default subnet, which maps a public address to every instance unless map_public_ip_on_launch = false"
+	}
+	return "which has map_public_ip_on_launch = true"
+}
+
 // defaultVPCRange is the range of every region's default VPC.
 var defaultVPCRange = netip.MustParsePrefix("172.31.0.0/16")
 

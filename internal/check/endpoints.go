@@ -1,6 +1,7 @@
 package check
 
 import (
+	"fmt"
 	"net/netip"
 	"slices"
 	"sort"
@@ -58,16 +59,41 @@ func sgsUnknown(vals map[string]any, attrs ...string) string {
 	return ""
 }
 
+// sgsOf returns the security groups refs name. A group no group of the
+// scanned code is (an ID of one made elsewhere) may admit anything: it is
+// read as admitting every address on every port, and said so.
 func (m *Model) sgsOf(refs []string) []*SG {
 	var out []*SG
 	for _, s := range refs {
 		a := m.addr(s)
 		m.sgUsed[a] = true
-		if g := m.sgs[a]; g != nil {
+		switch g := m.sgs[a]; {
+		case g != nil:
 			out = append(out, g)
+		case a == "default":
+			// The name of every VPC's default group, which an endpoint
+			// naming no group has too (sgHop).
+		case a != "":
+			out = append(out, m.sgElsewhere(a))
 		}
 	}
 	return out
+}
+
+// sgElsewhere is the stand-in for a security group that is not in the
+// scanned code, one for each ID.
+func (m *Model) sgElsewhere(id string) *SG {
+	if g := m.elsewhere[id]; g != nil {
+		return g
+	}
+	why := fmt.Sprintf("security group %q is not in the scanned code: assumed to admit every address", id)
+	open := SGRule{Proto: "all", From: 0, To: 65535, Assumed: why, Where: id}
+	g := &SG{Addr: id, Ingress: []SGRule{open}, Egress: []SGRule{open}}
+	if m.elsewhere == nil {
+		m.elsewhere = map[string]*SG{}
+	}
+	m.elsewhere[id] = g
+	return g
 }
 
 // groupSubnets resolves a subnet group named by attr to its subnets.
@@ -126,6 +152,9 @@ func (m *Model) buildEndpoints(byType map[string][]*tf.Resource) {
 		}
 		if !has(r.Values, "network_interface") {
 			ipv6Address(e, r.Values)
+			if !has(r.Values, "subnet_id") {
+				e.Unplaced = "no subnet is named: a default subnet of the default VPC, which AWS makes routed to an internet gateway, with a network ACL that allows all; the default VPC is not in the scanned code, so that is assumed"
+			}
 		}
 		add(e)
 	}
@@ -268,6 +297,26 @@ func (m *Model) buildEndpoints(byType map[string][]*tf.Resource) {
 		publicFlag(e, r.Values, "publicly_accessible")
 		add(e)
 	}
+	// An Amazon MQ broker. A public RabbitMQ broker is reached through an
+	// endpoint AWS runs outside the VPC, which takes no security group; a
+	// public ActiveMQ broker has a public address in its subnet, behind its
+	// groups. Either answers on its engine's ports alone.
+	for _, r := range byType["aws_mq_broker"] {
+		e := &Endpoint{Addr: r.Address, Kind: "message broker", DataTier: true, Res: r,
+			Subnets: m.subnetsOf(strList(r.Values, "subnet_ids")), SGs: m.sgsOf(strList(r.Values, "security_groups")),
+			SGsUnknown: sgsUnknown(r.Values, "security_groups"), Ports: []int{5671, 8162, 8883, 61614, 61617, 61619}}
+		rabbit := strings.EqualFold(str(r.Values, "engine_type"), "RabbitMQ")
+		if rabbit {
+			e.Ports = []int{443, 5671}
+		}
+		e.Listens = listensOn(e.Ports)
+		publicFlag(e, r.Values, "publicly_accessible")
+		if e.Public && rabbit {
+			e.Managed, e.Why = true, e.Why+" (a public RabbitMQ broker takes no security group)"
+			e.Allowed = []netip.Prefix{netip.MustParsePrefix("0.0.0.0/0")}
+		}
+		add(e)
+	}
 	// DocumentDB has no public-access setting: its instances are reached
 	// only through their VPC, so they matter for paths from peers.
 	for _, r := range byType["aws_docdb_cluster_instance"] {
@@ -331,6 +380,9 @@ func (m *Model) buildEndpoints(byType map[string][]*tf.Resource) {
 		}
 	}
 	m.nodeGroups(byType, templates)
+	m.beanstalkEnvironments(byType, add)
+	m.lightsailInstances(byType, add)
+	m.nlbForwarding(byType)
 	for _, r := range byType["aws_eks_cluster"] {
 		vc := block(r.Values, "vpc_config")
 		if vc == nil {
@@ -451,8 +503,8 @@ func (m *Model) publicIP(e *Endpoint, vals map[string]any) {
 		return
 	}
 	for _, s := range e.Subnets {
-		if s.MapPublicIP {
-			e.Public, e.Why = true, s.Addr+" has map_public_ip_on_launch = true"
+		if why := s.mapsPublicIP(); why != "" {
+			e.Public, e.Why = true, "launched in "+s.Addr+", "+why
 			return
 		}
 	}

@@ -45,9 +45,15 @@ type Model struct {
 	sgUsed map[string]bool
 	// detached holds rules whose group is not known statically.
 	detached []*SG
+	// elsewhere holds the stand-ins of security groups named by an ID
+	// that no group of the scanned code has (sgElsewhere).
+	elsewhere map[string]*SG
 	// prefixLists holds the ranges of the project's managed prefix lists,
 	// nil for one with an entry not known statically.
 	prefixLists map[string][]netip.Prefix
+	// prefixListsAssumed says, for a list an entry may be in (its list not
+	// known statically), that its ranges are assumed.
+	prefixListsAssumed map[string]string
 	// idleFlowLogs name no VPC, subnet, interface or transit gateway.
 	idleFlowLogs []*tf.Resource
 
@@ -239,7 +245,17 @@ type Endpoint struct {
 	// InternetPorts, when set, are the only ports the internet reaches
 	// (a machine reached through a load balancer's rules only).
 	InternetPorts func(proto string, port int) bool
-	Res           *tf.Resource
+	// Unplaced says why an endpoint whose subnets are not in the scanned
+	// code is where it is, when more is known than that (an instance that
+	// names no subnet is in a default subnet); "" for the general reading.
+	Unplaced string
+	// OutsideVPC: the endpoint is in no VPC by design (a Lightsail
+	// instance), where Unplaced says; that is not an assumption.
+	OutsideVPC bool
+	// ForwardBlocked holds the listener ports of a network load balancer
+	// whose targets all turn the internet away, with why (nlbForwarding).
+	ForwardBlocked map[int]string
+	Res            *tf.Resource
 }
 
 func (e *Endpoint) listenText() string {
@@ -470,6 +486,9 @@ func (m *Model) sgRule(r *tf.Resource, b map[string]any, where string, selfAddr 
 			for _, id := range vals {
 				if ps, ok := m.prefixLists[m.addr(id)]; ok && ps != nil {
 					rule.CIDRs = append(rule.CIDRs, ps...)
+					if why := m.prefixListsAssumed[m.addr(id)]; why != "" {
+						rule.Assumed = strings.TrimPrefix(rule.Assumed+"; "+why, "; ")
+					}
 					continue
 				}
 				// An AWS-managed list, or one defined elsewhere: its
@@ -534,6 +553,7 @@ func (m *Model) sg(ref string) *SG { return m.sgs[m.addr(ref)] }
 // blocks and the aws_ec2_managed_prefix_list_entry resources that name them.
 func (m *Model) buildPrefixLists(byType map[string][]*tf.Resource) {
 	m.prefixLists = map[string][]netip.Prefix{}
+	m.prefixListsAssumed = map[string]string{}
 	known := map[string]bool{}
 	add := func(list string, vals map[string]any) {
 		c := str(vals, "cidr")
@@ -555,6 +575,29 @@ func (m *Model) buildPrefixLists(byType map[string][]*tf.Resource) {
 		list := m.addr(str(r.Values, "prefix_list_id"))
 		if _, ok := m.prefixLists[list]; ok {
 			add(list, r.Values)
+			continue
+		}
+		if !unknown(r.Values, "prefix_list_id") {
+			continue // a list outside the code: read as every address
+		}
+		// The list is not known statically: the entry counts for every
+		// list it may be, those its expression names, else any.
+		lists := instancesOf(m, unknownFrom(r.Values, "prefix_list_id"), byType["aws_ec2_managed_prefix_list"], func(r *tf.Resource) *tf.Resource { return r })
+		if lists == nil {
+			lists = byType["aws_ec2_managed_prefix_list"]
+		}
+		if len(lists) == 0 {
+			continue
+		}
+		names := make([]string, len(lists))
+		for i, l := range lists {
+			names[i] = l.Address
+			add(l.Address, r.Values)
+		}
+		m.note(r, "prefix list not known statically (prefix_list_id): the entry is assumed to be in any of %s", strings.Join(names, ", "))
+		for _, l := range names {
+			why := fmt.Sprintf("%s assumed to hold %s, whose prefix list is not known statically", l, r.Address)
+			m.prefixListsAssumed[l] = strings.TrimPrefix(m.prefixListsAssumed[l]+"; "+why, "; ")
 		}
 	}
 	for list, ok := range known {

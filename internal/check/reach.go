@@ -318,7 +318,11 @@ func (m *Model) Reach(src Source, e *Endpoint, proto string, port int) Result {
 		if empty(got) {
 			return Result{Path: append(path, Hop{Kind: "endpoint", Addr: e.Addr, Detail: "public endpoint admits no internet address"})}
 		}
-		return Result{Reachable: true, From: got, Path: append(path,
+		var assumed []string
+		if e.PublicAssumed {
+			assumed = []string{e.Addr + ": " + e.Why}
+		}
+		return Result{Reachable: true, From: got, Assumed: assumed, Path: append(path,
 			Hop{Kind: "endpoint", Addr: e.Addr, Detail: fmt.Sprintf("public endpoint (%s) admits %s", e.Why, m.describe(got))})}
 	}
 	if len(e.Subnets) == 0 && e.Azure && src.Internet && e.Public {
@@ -432,6 +436,9 @@ func (m *Model) reachVia1(src Source, e *Endpoint, s *Subnet, t *RouteTable, pro
 		}
 		if e.InternetPorts != nil && !e.InternetPorts(proto, port) {
 			return block(Hop{Kind: "endpoint", Addr: e.Addr, Detail: fmt.Sprintf("no rule forwards %s to it (%s)", portText(proto, port, port), e.Why)})
+		}
+		if why, ok := e.ForwardBlocked[port]; ok && proto == "tcp" {
+			return block(Hop{Kind: "endpoint", Addr: e.Addr, Detail: why})
 		}
 		got, used := m.internetRoutes(t, s.VPC)
 		if empty(got) && s.VPC == nil && t == nil {
@@ -645,7 +652,10 @@ func vpcName(v *VPC) string {
 // a network ACL that allows all, the default; only the endpoint's security
 // groups are known to stand in the way. A path found is not proven.
 func (m *Model) reachAWSUnplaced(src Source, e *Endpoint, proto string, port int) Result {
-	const why = "subnet not in the scanned code: assumed routed to an internet gateway, with a network ACL that allows all"
+	why := "subnet not in the scanned code: assumed routed to an internet gateway, with a network ACL that allows all"
+	if e.Unplaced != "" {
+		why = e.Unplaced
+	}
 	path := []Hop{{Kind: "source", Detail: src.Name}, {Kind: "subnet", Detail: why}}
 	block := func(h Hop) Result { return Result{Path: append(path, h)} }
 	if e.Listens != nil && !e.Listens(proto, port) {
@@ -658,7 +668,10 @@ func (m *Model) reachAWSUnplaced(src Source, e *Endpoint, proto string, port int
 	if e.PublicAssumed {
 		assumed = append([]string{e.Addr + ": " + e.Why}, assumed...)
 	}
-	return Result{Reachable: true, From: got, Assumed: append([]string{e.Addr + ": " + why}, assumed...), Path: append(path, hop,
+	if !e.OutsideVPC {
+		assumed = append([]string{e.Addr + ": " + why}, assumed...)
+	}
+	return Result{Reachable: true, From: got, Assumed: assumed, Path: append(path, hop,
 		Hop{Kind: "endpoint", Addr: e.Addr, Detail: fmt.Sprintf("%s with a public address (%s), %s reached from %s", e.Kind, e.Why, portText(proto, port, port), m.describe(got))})}
 }
 

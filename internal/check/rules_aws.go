@@ -56,7 +56,6 @@ func (m *Model) awsRules(fs *findings) {
 		}
 		sort.Ints(keys)
 		exposed := false
-		var assumedPorts []string
 		var assumedRes Result
 		var assumedG portGroup
 		// Proven ports are grouped by the addresses that reach them: one
@@ -78,10 +77,9 @@ func (m *Model) awsRules(fs *findings) {
 				name = e.Kind + " service port"
 			}
 			if len(res.Assumed) > 0 {
-				if assumedPorts == nil {
+				if len(assumedG.ports) == 0 {
 					assumedRes = res
 				}
-				assumedPorts = append(assumedPorts, fmt.Sprintf("%d (%s)", p, name))
 				assumedG.add(p, name, res.Path)
 				continue
 			}
@@ -104,14 +102,14 @@ func (m *Model) awsRules(fs *findings) {
 			if len(g.ports) > 1 {
 				verb = "are"
 			}
-			fs.addSev(rule, m.exposureSeverity(g.set, fs.rules[rule].Severity), e.Res, g.path, "tcp %s %s reachable from the internet (%s)", portList(g.ports, g.names), verb, g.from)
+			fs.addSev(rule, m.exposureSeverity(g.set, fs.rules[rule].Severity), e.Res, g.path, "tcp %s %s reachable from the internet (%s)", portSummary(g.ports, g.names), verb, g.from)
 			fs.list[len(fs.list)-1].Paths = g.portPaths()
 		}
-		if len(assumedPorts) > 0 {
+		if len(assumedG.ports) > 0 {
 			// Not proven: what could not be evaluated was read at its most
 			// permissive. One finding for the endpoint, not one per port.
 			fs.addSev(rule, m.exposureSeverity(assumedRes.From, High), e.Res, assumedRes.Path, "tcp %s may be reachable from the internet: %s",
-				strings.Join(assumedPorts, ", "), strings.Join(dedup(assumedRes.Assumed), "; "))
+				portSummary(assumedG.ports, assumedG.names), strings.Join(dedup(assumedRes.Assumed), "; "))
 			fs.list[len(fs.list)-1].Paths = assumedG.portPaths()
 		}
 		if e.DataTier {
@@ -129,6 +127,9 @@ func (m *Model) awsRules(fs *findings) {
 				fs.add(ruleFor(e, RuleInternetFacing), e.Res, res.Path, "%s may be reachable from the internet but is not a load balancer or gateway: %s", e.Kind, strings.Join(dedup(res.Assumed), "; "))
 			} else if ok {
 				fs.add(ruleFor(e, RuleInternetFacing), e.Res, res.Path, "%s is reachable from the internet but is not a load balancer or gateway", e.Kind)
+			} else if exposed && len(groups) == 0 {
+				// Exposed only through what was assumed: not proven.
+				fs.add(ruleFor(e, RuleInternetFacing), e.Res, assumedRes.Path, "%s may be reachable from the internet but is not a load balancer or gateway: %s", e.Kind, strings.Join(dedup(assumedRes.Assumed), "; "))
 			} else if exposed {
 				fs.add(ruleFor(e, RuleInternetFacing), e.Res, nil, "%s is reachable from the internet but is not a load balancer or gateway", e.Kind)
 			}
@@ -199,7 +200,36 @@ func (g *portGroup) portPaths() []PortPath {
 // portList writes ascending ports with their names, runs of consecutive
 // ports of one name compacted: "22 (SSH), 2375-2376 (Docker API)".
 func portList(ports []int, names []string) string {
-	var parts []string
+	parts, _ := portParts(ports, names)
+	return strings.Join(parts, ", ")
+}
+
+// maxPortsNamed is how many entries of a port list a message names before
+// saying how many more there are.
+const maxPortsNamed = 6
+
+// portSummary is portList for a message: past maxPortsNamed entries, the
+// first and how many more, and whether they are every sensitive port
+// checked (a rule admitting all traffic).
+func portSummary(ports []int, names []string) string {
+	parts, ends := portParts(ports, names)
+	if len(parts) <= maxPortsNamed {
+		return strings.Join(parts, ", ")
+	}
+	text := fmt.Sprintf("%s and %d other ports", strings.Join(parts[:maxPortsNamed], ", "), len(ports)-ends[maxPortsNamed-1])
+	all := true
+	for _, s := range sensitivePorts {
+		all = all && slices.Contains(ports, s.Port)
+	}
+	if all {
+		text += " (every admin and data-store port checked)"
+	}
+	return text
+}
+
+// portParts writes portList's entries, and after each how many ports the
+// entries so far hold.
+func portParts(ports []int, names []string) (parts []string, ends []int) {
 	for i := 0; i < len(ports); {
 		j := i
 		for j+1 < len(ports) && ports[j+1] == ports[j]+1 && names[j+1] == names[i] {
@@ -209,10 +239,10 @@ func portList(ports []int, names []string) string {
 		if j > i {
 			r += fmt.Sprintf("-%d", ports[j])
 		}
-		parts = append(parts, r+" ("+names[i]+")")
+		parts, ends = append(parts, r+" ("+names[i]+")"), append(ends, j+1)
 		i = j + 1
 	}
-	return strings.Join(parts, ", ")
+	return parts, ends
 }
 
 // broadShare is the share of an address family's internet addresses from
@@ -306,7 +336,9 @@ func (m *Model) anyPort(e *Endpoint) (Result, bool) {
 	}
 	for _, g := range e.SGs {
 		for _, r := range g.Ingress {
-			if len(r.CIDRs) == 0 || empty(intersect(setOf(r.CIDRs...), inet.Set)) {
+			// A rule whose source is not known statically admits every
+			// address (Assumed); Reach says so.
+			if r.Assumed == "" && (len(r.CIDRs) == 0 || empty(intersect(setOf(r.CIDRs...), inet.Set))) {
 				continue
 			}
 			proto := r.Proto
@@ -363,9 +395,20 @@ func (r portRange) probe(e *Endpoint) []int {
 	return out
 }
 
+// ruleSources returns the addresses r admits: its CIDR blocks, or, with
+// assumed, every address when its source is not known statically.
+func ruleSources(r SGRule, assumed bool) []netip.Prefix {
+	if assumed && r.Assumed != "" {
+		return allInternet
+	}
+	return r.CIDRs
+}
+
 // openRanges returns the port ranges, other than 80 and 443, on which the
-// union of g's ingress CIDRs covers all of an internet family.
-func openRanges(g *SG, inet *netipx.IPSet) []portRange {
+// union of g's ingress CIDRs covers all of an internet family; with
+// assumed, a rule whose source is not known statically counts as every
+// address.
+func openRanges(g *SG, inet *netipx.IPSet, assumed bool) []portRange {
 	var out []portRange
 	for _, proto := range []string{"tcp", "udp"} {
 		cuts := map[int]bool{0: true, 65536: true, 80: true, 81: true, 443: true, 444: true}
@@ -387,7 +430,7 @@ func openRanges(g *SG, inet *netipx.IPSet) []portRange {
 			var cidrs []netip.Prefix
 			for _, r := range g.Ingress {
 				if (r.Proto == proto || r.Proto == "all") && r.From <= lo && hi <= r.To {
-					cidrs = append(cidrs, r.CIDRs...)
+					cidrs = append(cidrs, ruleSources(r, assumed)...)
 				}
 			}
 			if len(cidrs) == 0 || !coversFamily(inet, setOf(cidrs...)) {

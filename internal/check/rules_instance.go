@@ -108,8 +108,8 @@ func (m *Model) subnetsPublicIP(vals map[string]any, attr string) string {
 		return "no subnet is named: it is launched in a default subnet of the default VPC, and default subnets give every instance a public address"
 	}
 	for _, s := range m.subnetsOf(refs) {
-		if s.MapPublicIP {
-			return "launched in " + s.Addr + ", which has map_public_ip_on_launch = true"
+		if why := s.mapsPublicIP(); why != "" {
+			return "launched in " + s.Addr + ", " + why
 		}
 	}
 	return ""
@@ -232,8 +232,11 @@ func (m *Model) publicIPRules(byType map[string][]*tf.Resource, fs *findings) {
 		}
 	}
 	for _, r := range append(byType["aws_subnet"], byType["aws_default_subnet"]...) {
-		if boolean(r.Values, "map_public_ip_on_launch", false) {
+		switch {
+		case boolean(r.Values, "map_public_ip_on_launch", false):
 			fs.add(RulePublicIP, r, nil, "map_public_ip_on_launch = true: every instance launched in the subnet gets a public address unless it says otherwise")
+		case r.Type == "aws_default_subnet" && !has(r.Values, "map_public_ip_on_launch"):
+			fs.add(RulePublicIP, r, nil, "a default subnet, which maps a public address to every instance unless map_public_ip_on_launch = false, as AWS made it")
 		}
 	}
 }

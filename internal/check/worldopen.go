@@ -156,6 +156,32 @@ func covered(w portRange, rs []portRange) bool {
 	return true
 }
 
+// minusRanges returns the parts of rs outside every range of cut.
+func minusRanges(rs, cut []portRange) []portRange {
+	var out []portRange
+	for _, r := range rs {
+		parts := []portRange{r}
+		for _, c := range cut {
+			var next []portRange
+			for _, p := range parts {
+				if c.proto != p.proto || c.to < p.from || p.to < c.from {
+					next = append(next, p)
+					continue
+				}
+				if p.from < c.from {
+					next = append(next, portRange{p.proto, p.from, c.from - 1})
+				}
+				if c.to < p.to {
+					next = append(next, portRange{p.proto, c.to + 1, p.to})
+				}
+			}
+			parts = next
+		}
+		out = append(out, parts...)
+	}
+	return out
+}
+
 // worldOpen flags every security group that admits the whole internet on
 // ports other than 80 and 443, wherever it is declared, at the severity
 // what is proven allows: AWS-NET-003 for service ports, AWS-NET-011 for the
@@ -176,16 +202,21 @@ func (m *Model) worldOpen(fs *findings) {
 		}
 	}
 	for _, g := range append(append([]*SG(nil), m.SGs...), m.detached...) {
-		open := openRanges(g, inet.Set)
-		if len(open) == 0 {
-			continue
-		}
-		svc, other := splitServices(open)
-		if len(svc) > 0 {
-			m.openGroup(fs, RuleWorldOpen, g, svc, rangesText(svc, true), users[g], inet.Set)
-		}
-		if len(other) > 0 {
-			m.openGroup(fs, RuleWorldOpenOther, g, other, rangesText(other, false), users[g], inet.Set)
+		open := openRanges(g, inet.Set, false)
+		// Where only rules whose source is not known statically open it,
+		// the group may admit the world: said so, never critical.
+		maybe := minusRanges(openRanges(g, inet.Set, true), open)
+		for _, o := range []struct {
+			ranges  []portRange
+			assumed bool
+		}{{open, false}, {maybe, true}} {
+			svc, other := splitServices(o.ranges)
+			if len(svc) > 0 {
+				m.openGroup(fs, RuleWorldOpen, g, svc, rangesText(svc, true), users[g], inet.Set, o.assumed)
+			}
+			if len(other) > 0 {
+				m.openGroup(fs, RuleWorldOpenOther, g, other, rangesText(other, false), users[g], inet.Set, o.assumed)
+			}
 		}
 	}
 	seen := map[string]bool{}
@@ -209,7 +240,11 @@ func (m *Model) worldOpen(fs *findings) {
 // openGroup reports that g admits the world on ranges (named by what), at
 // the severity what is proven allows, once for each resource that declares
 // a rule opening part of them.
-func (m *Model) openGroup(fs *findings, rule string, g *SG, ranges []portRange, what string, users []*Endpoint, inet *netipx.IPSet) {
+//
+// With assumed, the ranges are open only through rules whose source is not
+// known statically: the finding says the group may admit the world, and
+// why, and is medium when no path to what it guards is found either.
+func (m *Model) openGroup(fs *findings, rule string, g *SG, ranges []portRange, what string, users []*Endpoint, inet *netipx.IPSet, assumed bool) {
 	sev, path, why := Medium, []Hop(nil), ""
 	inetRes := m.Internet()
 	var blocked *Result
@@ -239,9 +274,14 @@ probe:
 			path = blocked.Path
 			if h := blocked.Path[len(blocked.Path)-1]; !blocked.Reachable {
 				why = fmt.Sprintf("it is attached (%s), but no path from the internet to it is proven: %s", blockedAt, h)
+			} else if rest := otherAssumptions(g, blocked.Assumed, assumed); len(rest) > 0 {
+				why = fmt.Sprintf("it is attached (%s); a path exists only if %s", blockedAt, strings.Join(rest, "; "))
 			} else {
-				why = fmt.Sprintf("it is attached (%s); a path exists only if %s", blockedAt, strings.Join(dedup(blocked.Assumed), "; "))
+				why = fmt.Sprintf("it is attached (%s), and a path from the internet to it exists", blockedAt)
 			}
+		}
+		if assumed && (blocked == nil || !blocked.Reachable) {
+			sev = Medium // neither the source nor a path is known
 		}
 	default:
 		where := "nothing in the scanned code attaches it"
@@ -251,7 +291,7 @@ probe:
 		why = where + ", so wherever it is attached the internet reaches those ports"
 	}
 	svc := rule == RuleWorldOpen
-	for _, d := range declaring(g, ranges, inet) {
+	for _, d := range declaring(g, ranges, inet, assumed) {
 		who, own := "", what
 		if d.res != g.Res && !g.detached {
 			who = "rule of " + g.Addr + ": "
@@ -259,8 +299,29 @@ probe:
 		if d.res != g.Res && len(d.ranges) > 0 {
 			own = rangesText(d.ranges, svc)
 		}
+		if assumed {
+			fs.addSev(rule, sev, d.res, path, "%smay admit every internet address on %s (%s); %s", who, own, strings.Join(dedup(d.assumed), "; "), why)
+			continue
+		}
 		fs.addSev(rule, sev, d.res, path, "%sadmits every internet address on %s; %s", who, own, why)
 	}
+}
+
+// otherAssumptions returns what a path assumed; with sources, less the
+// sources of g's rules that are not known statically, which the finding
+// names already.
+func otherAssumptions(g *SG, assumed []string, sources bool) []string {
+	var out []string
+next:
+	for _, a := range dedup(assumed) {
+		for _, r := range g.Ingress {
+			if sources && r.Assumed != "" && strings.Contains(a, r.Assumed) {
+				continue next
+			}
+		}
+		out = append(out, a)
+	}
+	return out
 }
 
 // declared is a resource that declares open rules, with the part of the
@@ -268,6 +329,8 @@ probe:
 type declared struct {
 	res    *tf.Resource
 	ranges []portRange
+	// assumed says why its rules were read as admitting every address.
+	assumed []string
 }
 
 // declaring returns the resources that declare g's ingress rules admitting
@@ -277,15 +340,19 @@ type declared struct {
 // A rule whose sources cover a whole internet family declares it alone;
 // when the world is open only through several rules together (split
 // ranges), every rule that admits internet addresses on those ports does.
-func declaring(g *SG, ranges []portRange, inet *netipx.IPSet) []declared {
+//
+// With assumed, a rule whose source is not known statically admits every
+// address, and what was assumed goes with the resource.
+func declaring(g *SG, ranges []portRange, inet *netipx.IPSet, assumed bool) []declared {
 	collect := func(whole bool) []declared {
 		var out []declared
 		at := map[*tf.Resource]int{}
 		for _, r := range g.Ingress {
-			if r.Res == nil || len(r.CIDRs) == 0 {
+			srcs := ruleSources(r, assumed)
+			if r.Res == nil || len(srcs) == 0 {
 				continue
 			}
-			src := setOf(r.CIDRs...)
+			src := setOf(srcs...)
 			if whole && !coversFamily(inet, src) || !whole && empty(intersect(src, inet)) {
 				continue
 			}
@@ -298,6 +365,9 @@ func declaring(g *SG, ranges []portRange, inet *netipx.IPSet) []declared {
 						out = append(out, declared{res: r.Res})
 					}
 					out[i].ranges = append(out[i].ranges, portRange{o.proto, max(o.from, r.From), min(o.to, r.To)})
+					if assumed && r.Assumed != "" {
+						out[i].assumed = append(out[i].assumed, r.Assumed)
+					}
 				}
 			}
 		}
