@@ -239,7 +239,10 @@ type Endpoint struct {
 	// InternetPorts, when set, are the only ports the internet reaches
 	// (a machine reached through a load balancer's rules only).
 	InternetPorts func(proto string, port int) bool
-	Res           *tf.Resource
+	// Published: the gateways that publish the endpoint to the internet
+	// (Azure Firewall DNAT rules, Application Gateways); see Publish.
+	Published []Publish
+	Res       *tf.Resource
 }
 
 func (e *Endpoint) listenText() string {

@@ -303,8 +303,21 @@ func (m *Model) sgPass(sgs []*SG, proto string, port int, src Source, set *netip
 	return s, hits, admitting
 }
 
-// Reach answers whether src can open proto/port on e, with the path.
+// Reach answers whether src can open proto/port on e, with the path: its
+// own, or one through a gateway that publishes it to the internet, the
+// proven one first.
 func (m *Model) Reach(src Source, e *Endpoint, proto string, port int) Result {
+	r := m.reach(src, e, proto, port)
+	if !src.Internet || len(e.Published) == 0 || r.Reachable && len(r.Assumed) == 0 {
+		return r
+	}
+	if p, ok := m.reachPublished(src, e, proto, port); ok && (!r.Reachable || len(p.Assumed) == 0) {
+		return p
+	}
+	return r
+}
+
+func (m *Model) reach(src Source, e *Endpoint, proto string, port int) Result {
 	first := Hop{Kind: "source", Addr: "", Detail: src.Name}
 	if src.Internet && len(e.Families) > 0 {
 		src.Set = intersect(src.Set, setOf(e.Families...))
