@@ -443,17 +443,17 @@ func (m *Model) azureAppGateways(byType map[string][]*tf.Resource, ms []*azMachi
 			}
 		}
 		var ports []int
-		anyPort := false
+		unset := false
 		for _, p := range listeners {
 			if p < 0 {
-				anyPort = true
+				unset = true
 			} else {
 				ports = append(ports, p)
 			}
 		}
 		sort.Ints(ports)
 		e.Ports = ports
-		if !anyPort {
+		if !unset {
 			e.Listens = listensOn(ports)
 		}
 		m.Endpoints = append(m.Endpoints, e)
