@@ -61,7 +61,12 @@ func (m *Model) reachPublished(inet Source, e *Endpoint, proto string, port int)
 			}
 			assumed = append(assumed, p.Gateway+": its subnet is not in the scanned code: assumed to be in the network of "+e.Addr+" and admitted by its NSGs")
 		}
-		back := m.reach(src, e, proto, port)
+		var back Result
+		if len(e.Subnets) == 0 {
+			back = m.reachUnplacedFrom(src, e, proto, port)
+		} else {
+			back = m.reach(src, e, proto, port)
+		}
 		if !back.Reachable {
 			continue
 		}
@@ -76,6 +81,29 @@ func (m *Model) reachPublished(inet Source, e *Endpoint, proto string, port int)
 		}
 	}
 	return best, found
+}
+
+// reachUnplacedFrom answers for a gateway's connection to a machine whose
+// subnet is not in the scanned code (a module input, a data source): any
+// network may route the gateway to it and its subnet may have no NSG, so
+// only its interfaces' NSGs are known to stand in the way. A path found is
+// not proven.
+func (m *Model) reachUnplacedFrom(src Source, e *Endpoint, proto string, port int) Result {
+	const why = "subnet not in the scanned code: assumed routed from the gateway, without an NSG"
+	path := []Hop{{Kind: "source", Detail: src.Name}, {Kind: "subnet", Detail: why}}
+	set := src.Set
+	assumed := []string{e.Addr + ": " + why}
+	for _, g := range e.NSGs {
+		got, hits, blocker := naclPass(g.Ingress, proto, port, set)
+		if empty(got) {
+			return Result{Path: append(path, Hop{Kind: "nsg", Addr: g.Addr, Detail: "inbound (network interface) " + blocker})}
+		}
+		set = got
+		assumed = append(assumed, assumedHits(g.Addr, hits)...)
+		path = append(path, Hop{Kind: "nsg", Addr: g.Addr, Detail: "inbound (network interface) " + strings.Join(hits, "; ")})
+	}
+	return Result{Reachable: true, From: set, Assumed: assumed, Path: append(path,
+		Hop{Kind: "endpoint", Addr: e.Addr, Detail: fmt.Sprintf("%s, %s reached from %s", e.Kind, portText(proto, port, port), m.describe(set))})}
 }
 
 // allAddresses is every IPv4 and IPv6 address.

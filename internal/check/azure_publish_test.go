@@ -88,6 +88,14 @@ func TestAzureFirewallDNAT(t *testing.T) {
 			}
 		}
 	})
+	t.Run("backend subnet elsewhere", func(t *testing.T) {
+		s := edit(t, src, "    subnet_id                     = azurerm_subnet.workload.id\n    private_ip_address_allocation = \"Static\"\n    private_ip_address            = \"10.1.1.4\"",
+			"    subnet_id                     = var.subnet\n    private_ip_address_allocation = \"Static\"\n    private_ip_address            = \"10.1.1.4\"")
+		got := activeOn(checkSource(t, "variable \"subnet\" { type = string }\n"+s), RuleAzExposedPort, "azurerm_windows_virtual_machine.jump")
+		if len(got) != 1 || got[0].Severity != High || !strings.Contains(got[0].Message, "3389 (RDP) may be reachable") || !strings.Contains(got[0].Message, "subnet not in the scanned code") {
+			t.Fatalf("a machine in a subnet the code does not show is read as reached through the rule, unproven: %+v", got)
+		}
+	})
 	t.Run("dynamic address in the subnet", func(t *testing.T) {
 		s := edit(t, src, `translated_address  = "10.1.1.5"`, `translated_address  = "10.1.1.9"`)
 		got := activeOn(checkSource(t, s), RuleAzExposedPort, "azurerm_linux_virtual_machine.app")
