@@ -341,11 +341,12 @@ func (m *Model) azureFirewalls(byType map[string][]*tf.Resource, ms []*azMachine
 		}
 		var targets []*azMachine
 		var why string
-		if has(ru.b, "translated_address") {
+		switch {
+		case has(ru.b, "translated_address"):
 			targets, why = byAddress(ms, ru.b["translated_address"])
-		} else if has(ru.b, "translated_fqdn") {
-			m.note(ru.res, "DNAT rule %s translates to an FQDN: the machine it names is not followed", ru.name)
-			continue
+		case has(ru.b, "translated_fqdn"):
+			// A name resolved when the firewall runs: any machine.
+			targets, why = ms, fmt.Sprintf("FQDN %s is not resolved statically: assumed to be any machine of the project", orUnknown(str(ru.b, "translated_fqdn")))
 		}
 		port := portOf(ru.b, "translated_port")
 		var assumed []string
@@ -409,6 +410,9 @@ func (m *Model) azureFirewalls(byType map[string][]*tf.Resource, ms []*azMachine
 
 func translated(b map[string]any, port int) string {
 	addr := str(b, "translated_address")
+	if addr == "" {
+		addr = str(b, "translated_fqdn")
+	}
 	if addr == "" {
 		addr = "(address not known statically)"
 	}

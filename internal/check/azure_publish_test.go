@@ -88,6 +88,13 @@ func TestAzureFirewallDNAT(t *testing.T) {
 			}
 		}
 	})
+	t.Run("translated FQDN", func(t *testing.T) {
+		s := edit(t, src, `translated_address  = "10.1.1.5"`, `translated_fqdn     = "app.internal.example"`)
+		got := activeOn(checkSource(t, s), RuleAzExposedPort, "azurerm_linux_virtual_machine.app")
+		if len(got) != 1 || !strings.Contains(got[0].Message, "FQDN app.internal.example is not resolved statically") {
+			t.Fatalf("a translated FQDN may name any machine: %+v", got)
+		}
+	})
 	t.Run("backend subnet elsewhere", func(t *testing.T) {
 		s := edit(t, src, "    subnet_id                     = azurerm_subnet.workload.id\n    private_ip_address_allocation = \"Static\"\n    private_ip_address            = \"10.1.1.4\"",
 			"    subnet_id                     = var.subnet\n    private_ip_address_allocation = \"Static\"\n    private_ip_address            = \"10.1.1.4\"")
