@@ -48,3 +48,16 @@ resource "azurerm_lb_nat_pool" "rdp" {
 	}
 	wantNotes(t, rep, "backend port not known statically: read as forwarding every port")
 }
+
+// TestDescribeInternetBut checks that the internet less a few ranges (a
+// network numbered from public addresses keeps them to its local route)
+// is named as such, not as dozens of ranges.
+func TestDescribeInternetBut(t *testing.T) {
+	src := readFixture(t, "testdata/azure/load-balancer/main.tf")
+	s := edit(t, src, `address_space = ["10.90.0.0/16"]`, `address_space = ["26.0.0.0/16"]`)
+	s = edit(t, s, `address_prefixes     = ["10.90.1.0/24"]`, `address_prefixes     = ["26.0.1.0/24"]`)
+	got := activeOn(checkSource(t, s), RuleAzExposedPort, "azurerm_linux_virtual_machine.vm[0]")
+	if len(got) != 1 || !strings.HasSuffix(got[0].Message, "(every IPv4 internet address but 26.0.0.0/16)") {
+		t.Fatalf("want SSH from every IPv4 internet address but the network's own, got %+v", got)
+	}
+}

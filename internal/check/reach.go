@@ -129,7 +129,9 @@ func (m *Model) VPCSource(v *VPC) Source {
 }
 
 // describe renders a set compactly; the whole IPv4 or IPv6 internet is
-// named as such.
+// named as such, and so is the internet less a few ranges (a network that
+// numbers itself from public addresses keeps them to its local route):
+// "every IPv4 internet address but 26.0.0.0/16".
 func (m *Model) describe(s *netipx.IPSet) string {
 	if m.families == nil {
 		inet := m.Internet().Set
@@ -139,8 +141,17 @@ func (m *Model) describe(s *netipx.IPSet) string {
 	var parts []string
 	rest := s
 	for i, name := range []string{"every IPv4 internet address", "every IPv6 internet address"} {
-		if empty(minus(m.families[i], s)) {
+		missing := minus(m.families[i], s)
+		switch ps := missing.Prefixes(); {
+		case empty(missing):
 			parts = append(parts, name)
+			rest = minus(rest, m.families[i])
+		case len(ps) <= 4 && share(intersect(s, m.families[i])) >= share(m.families[i])/2:
+			but := make([]string, len(ps))
+			for j, p := range ps {
+				but[j] = p.String()
+			}
+			parts = append(parts, name+" but "+strings.Join(but, ", "))
 			rest = minus(rest, m.families[i])
 		}
 	}
