@@ -198,11 +198,22 @@ func withoutStatic(b map[string]any) map[string]any {
 }
 
 // byAddress returns the machines a translated or backend address v names:
-// the one whose interface holds it statically, or else any that takes an
+// the one whose interface it is assigned to (tf.PrivateIPOf), the one
+// whose interface holds it statically, or else any that takes an
 // address Azure assigns in a subnet holding it; every machine when v is
 // not known statically. why says what was assumed ("" when proven).
 func byAddress(ms []*azMachine, v any) (out []*azMachine, why string) {
 	s, ok := v.(string)
+	for _, mc := range ms {
+		for nic := range mc.nics {
+			if ok && s == tf.PrivateIPOf(nic) {
+				out = append(out, mc)
+			}
+		}
+	}
+	if len(out) > 0 {
+		return out, "" // the address Azure assigns the machine's interface
+	}
 	a, err := netip.ParseAddr(strings.TrimSpace(s))
 	if !ok || err != nil {
 		if _, unk := v.(tf.Unknown); unk || !ok {

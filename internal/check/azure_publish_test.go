@@ -88,6 +88,42 @@ func TestAzureFirewallDNAT(t *testing.T) {
 			}
 		}
 	})
+	dynamicApp := func(t *testing.T, s string) string {
+		t.Helper()
+		return edit(t, s, "private_ip_address_allocation = \"Static\"\n    private_ip_address            = \"10.1.1.5\"", `private_ip_address_allocation = "Dynamic"`)
+	}
+	t.Run("translated address of an interface", func(t *testing.T) {
+		s := edit(t, dynamicApp(t, src), `translated_address  = "10.1.1.5"`, `translated_address  = azurerm_network_interface.app.private_ip_address`)
+		rep := checkSource(t, s)
+		app := activeOn(rep, RuleAzExposedPort, "azurerm_linux_virtual_machine.app")
+		if len(app) != 1 || app[0].Severity != Medium || !strings.Contains(app[0].Message, "tcp 22 (SSH) is reachable from the internet (203.0.113.0/24)") {
+			t.Fatalf("app: want SSH through the rule, proven, got %+v", app)
+		}
+		for _, f := range activeOn(rep, RuleAzExposedPort, "azurerm_windows_virtual_machine.jump") {
+			if strings.Contains(f.Message, "22 (SSH)") {
+				t.Errorf("the rule translates to the app machine's interface only: %+v", f)
+			}
+		}
+	})
+	t.Run("NSG source an interface's address", func(t *testing.T) {
+		s := edit(t, dynamicApp(t, src), `source_address_prefix      = "10.0.1.0/26"`, `source_address_prefix      = azurerm_network_interface.app.private_ip_address`)
+		rep := checkSource(t, s)
+		for _, n := range active(rep, RuleNotEvaluated) {
+			if strings.Contains(n.Message, "service tag") {
+				t.Errorf("an interface's address is no service tag: %s", n.Message)
+			}
+		}
+		m := model(t, writeProject(t, s))
+		var rules []NACLRule
+		for _, n := range m.NACLs {
+			if n.Addr == "azurerm_network_security_group.workload" {
+				rules = n.Ingress
+			}
+		}
+		if len(rules) == 0 || rules[0].CIDR.String() != "10.1.1.0/24" || !strings.Contains(rules[0].Assumed, "any address of its interface's subnets") {
+			t.Fatalf("want the rule read as the interface's subnet, assumed, got %+v", rules)
+		}
+	})
 	t.Run("translated FQDN", func(t *testing.T) {
 		s := edit(t, src, `translated_address  = "10.1.1.5"`, `translated_fqdn     = "app.internal.example"`)
 		got := activeOn(checkSource(t, s), RuleAzExposedPort, "azurerm_linux_virtual_machine.app")

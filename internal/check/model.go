@@ -26,6 +26,9 @@ type Model struct {
 	Notes     []tf.Note
 	// Rejected are values the provider rejects (CHECK-003).
 	Rejected []tf.Note
+	// nicRanges: for the stand-in of an Azure interface's assigned private
+	// address (tf.PrivateIPOf), the ranges of its subnets.
+	nicRanges map[string][]netip.Prefix
 
 	byRef map[string]*tf.Resource // id, address and name → resource
 	// byName holds every resource by type and name: Azure names the

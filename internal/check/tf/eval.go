@@ -673,6 +673,9 @@ func (rs *resState) value() cty.Value {
 				m["subnet"] = inlineSubnetIDs(rs.addr(i), sn)
 			}
 		}
+		if _, ok := m["private_ip_address"]; !ok && rs.rb.typ == "azurerm_network_interface" {
+			m["private_ip_address"] = nicPrivateIP(rs.addr(i), m["ip_configuration"])
+		}
 		objs[i] = cty.ObjectVal(m)
 	}
 	switch rs.mode {
