@@ -561,9 +561,9 @@ func (m *Model) buildAzure(byType map[string][]*tf.Resource) {
 		}
 		m.Endpoints = append(m.Endpoints, e)
 	}
-	ms := m.azureMachines(byType)
-	m.azureFirewalls(byType, ms, pips, family)
-	m.azureAppGateways(byType, ms, pips, family)
+	ms, ilbs := m.azureMachines(byType, lbs), m.internalLBs(byType)
+	m.azureFirewalls(byType, ms, ilbs, pips, family)
+	m.azureAppGateways(byType, ms, ilbs, pips, family)
 	for _, r := range byType["azurerm_network_watcher_flow_log"] {
 		if !boolean(r.Values, "enabled", true) {
 			continue // declared but switched off: records nothing

@@ -29,7 +29,7 @@ type Publish struct {
 	Port  int // the endpoint's port; -1: every port (not known statically)
 	// front answers the first leg, from the internet to the gateway.
 	front func(inet Source) Result
-	Hop   Hop // the gateway's translation
+	Hops  []Hop // the gateway's translation (and an internal balancer's)
 	// From is where the gateway's own connection comes from: its subnet.
 	// Zero Name: the gateway's subnet is not in the scanned code.
 	From    Source
@@ -70,10 +70,10 @@ func (m *Model) reachPublished(inet Source, e *Endpoint, proto string, port int)
 		if !back.Reachable {
 			continue
 		}
-		path := append(append(append([]Hop(nil), front.Path...), p.Hop), back.Path[1:]...)
+		path := append(append(append([]Hop(nil), front.Path...), p.Hops...), back.Path[1:]...)
 		assumed = append(append(append(assumed, front.Assumed...), p.Assumed...), back.Assumed...)
 		if p.Port < 0 {
-			assumed = append(assumed, p.Hop.Addr+": translated port not known statically: assumed to be every port")
+			assumed = append(assumed, p.Hops[0].Addr+": translated port not known statically: assumed to be every port")
 		}
 		r := Result{Reachable: true, Path: path, From: front.From, Assumed: assumed}
 		if !found || len(best.Assumed) > 0 && len(assumed) == 0 {
@@ -114,14 +114,15 @@ type azMachine struct {
 	e       *Endpoint
 	nics    map[string]bool
 	static  map[netip.Addr]bool
-	dynamic []*Subnet // subnets where it takes an address Azure assigns
-	pools   []string  // application gateway backend pools named inline
-	poolUnk bool      // some pool ID named inline is not known statically
+	dynamic []*Subnet       // subnets where it takes an address Azure assigns
+	pools   []string        // application gateway backend pools named inline
+	poolUnk bool            // some pool ID named inline is not known statically
+	lbPools map[string]bool // load balancer backend pools
 }
 
 // azureMachines reads the project's machines with their interfaces and
 // private addresses.
-func (m *Model) azureMachines(byType map[string][]*tf.Resource) []*azMachine {
+func (m *Model) azureMachines(byType map[string][]*tf.Resource, lbs *azureLBModel) []*azMachine {
 	ends := map[string]*Endpoint{}
 	for _, e := range m.Endpoints {
 		if e.Azure && (e.Kind == "vm" || e.Kind == "scale set") {
@@ -140,6 +141,11 @@ func (m *Model) azureMachines(byType map[string][]*tf.Resource) []*azMachine {
 		} else {
 			mc.dynamic = append(mc.dynamic, subs...)
 		}
+		for _, k := range []string{"load_balancer_backend_address_pool_ids", "load_balancer_backend_address_pools_ids"} {
+			for _, id := range strList(b, k) {
+				mc.lbPools[m.addr(id)] = true
+			}
+		}
 		for _, k := range []string{"application_gateway_backend_address_pool_ids", "application_gateway_backend_address_pools_ids"} {
 			ids, unk := strs(b, k)
 			for _, id := range ids {
@@ -151,13 +157,16 @@ func (m *Model) azureMachines(byType map[string][]*tf.Resource) []*azMachine {
 	var out []*azMachine
 	for _, typ := range []string{"azurerm_linux_virtual_machine", "azurerm_windows_virtual_machine", "azurerm_virtual_machine"} {
 		for _, r := range byType[typ] {
-			mc := &azMachine{e: ends[r.Address], nics: map[string]bool{}, static: map[netip.Addr]bool{}}
+			mc := &azMachine{e: ends[r.Address], nics: map[string]bool{}, static: map[netip.Addr]bool{}, lbPools: map[string]bool{}}
 			if mc.e == nil {
 				continue
 			}
 			for _, id := range strList(r.Values, "network_interface_ids") {
 				a := m.addr(id)
 				mc.nics[a] = true
+				for _, p := range lbs.nicPools[a] {
+					mc.lbPools[p] = true
+				}
 				if n := nics[a]; n != nil {
 					for _, b := range blocks(n.Values, "ip_configuration") {
 						ipc(mc, b)
@@ -169,7 +178,7 @@ func (m *Model) azureMachines(byType map[string][]*tf.Resource) []*azMachine {
 	}
 	for _, typ := range []string{"azurerm_linux_virtual_machine_scale_set", "azurerm_windows_virtual_machine_scale_set", "azurerm_orchestrated_virtual_machine_scale_set", "azurerm_virtual_machine_scale_set"} {
 		for _, r := range byType[typ] {
-			mc := &azMachine{e: ends[r.Address], nics: map[string]bool{}, static: map[netip.Addr]bool{}}
+			mc := &azMachine{e: ends[r.Address], nics: map[string]bool{}, static: map[netip.Addr]bool{}, lbPools: map[string]bool{}}
 			if mc.e == nil {
 				continue
 			}
@@ -240,6 +249,99 @@ func byAddress(ms []*azMachine, v any) (out []*azMachine, why string) {
 	return out, fmt.Sprintf("no interface in the project holds %s statically: assumed to be any machine with an address Azure assigns in a subnet that holds it", a)
 }
 
+// azTarget is a machine that a translated or backend address reaches, on
+// port, through hops (an internal load balancer's rule).
+type azTarget struct {
+	mc   *azMachine
+	port int
+	hops []Hop
+}
+
+// ilbRule is a rule of an internal load balancer: what its frontend
+// forwards on front to its pools on back (anyPort: not known statically;
+// 0 on both: HA ports, every port as it came).
+type ilbRule struct {
+	lb, name, proto string
+	front, back     int
+	pools           map[string]bool
+}
+
+// internalLBs returns the rules of the project's load balancers by the
+// private addresses of their frontends: a static private_ip_address, and
+// the stand-in of what the balancer exports (tf.PrivateIPOf).
+func (m *Model) internalLBs(byType map[string][]*tf.Resource) map[string][]ilbRule {
+	keys := map[[2]string][]string{} // balancer, frontend name → addresses
+	for _, r := range byType["azurerm_lb"] {
+		for i, fe := range blocks(r.Values, "frontend_ip_configuration") {
+			if has(fe, "public_ip_address_id") || has(fe, "public_ip_prefix_id") {
+				continue
+			}
+			k := [2]string{r.Address, str(fe, "name")}
+			if a := str(fe, "private_ip_address"); a != "" {
+				keys[k] = append(keys[k], a)
+			}
+			if i == 0 {
+				keys[k] = append(keys[k], tf.PrivateIPOf(r.Address))
+			}
+		}
+	}
+	out := map[string][]ilbRule{}
+	for _, r := range byType["azurerm_lb_rule"] {
+		lb := m.addr(str(r.Values, "loadbalancer_id"))
+		addrs := keys[[2]string{lb, str(r.Values, "frontend_ip_configuration_name")}]
+		pools := map[string]bool{}
+		for _, k := range []string{"backend_address_pool_ids", "backend_address_pool_id"} {
+			for _, id := range strList(r.Values, k) {
+				pools[m.addr(id)] = true
+			}
+		}
+		front, back := portOf(r.Values, "frontend_port"), portOf(r.Values, "backend_port")
+		for _, proto := range lbProtos(str(r.Values, "protocol")) {
+			for _, a := range addrs {
+				out[a] = append(out[a], ilbRule{lb, str(r.Values, "name"), proto, front, back, pools})
+			}
+		}
+	}
+	return out
+}
+
+// resolve returns the machines that address v, on proto/port, reaches:
+// through an internal load balancer whose frontend it is, or directly
+// (byAddress). why says what was assumed.
+func resolve(ms []*azMachine, ilbs map[string][]ilbRule, v any, proto string, port int) ([]azTarget, string) {
+	var out []azTarget
+	if s, ok := v.(string); ok && len(ilbs[s]) > 0 {
+		why := ""
+		for _, ru := range ilbs[s] {
+			if ru.proto != proto || ru.front >= 0 && port >= 0 && ru.front != 0 && ru.front != port {
+				continue
+			}
+			back := ru.back
+			if ru.front == 0 && ru.back == 0 {
+				back = port // HA ports: as it came
+			}
+			if ru.front < 0 || port < 0 {
+				why = "the balancer's frontend or the translated port is not known statically: assumed to match"
+			}
+			hop := Hop{Kind: "lb", Addr: ru.lb, Detail: fmt.Sprintf("internal load balancer rule %s forwards %s to its backend pool on %s", ru.name, protoPort(proto, port), protoPort(proto, back))}
+			for _, mc := range ms {
+				for p := range ru.pools {
+					if mc.lbPools[p] {
+						out = append(out, azTarget{mc, back, []Hop{hop}})
+						break
+					}
+				}
+			}
+		}
+		return out, why
+	}
+	mcs, why := byAddress(ms, v)
+	for _, mc := range mcs {
+		out = append(out, azTarget{mc: mc, port: port})
+	}
+	return out, why
+}
+
 func fwProtos(b map[string]any) []string {
 	ps, unk := strs(b, "protocols")
 	if unk || len(ps) == 0 {
@@ -264,7 +366,7 @@ func portOf(b map[string]any, k string) int {
 // azureFirewalls publishes the machines that Azure Firewall DNAT rules
 // translate to: classic NAT rule collections and the NAT rule collections
 // of a firewall policy (inherited by child policies).
-func (m *Model) azureFirewalls(byType map[string][]*tf.Resource, ms []*azMachine, pips map[string]bool, family map[string][]netip.Prefix) {
+func (m *Model) azureFirewalls(byType map[string][]*tf.Resource, ms []*azMachine, ilbs map[string][]ilbRule, pips map[string]bool, family map[string][]netip.Prefix) {
 	type fw struct {
 		r      *tf.Resource
 		subnet *Subnet
@@ -350,22 +452,29 @@ func (m *Model) azureFirewalls(byType map[string][]*tf.Resource, ms []*azMachine
 		if len(src) == 0 {
 			continue
 		}
-		var targets []*azMachine
-		var why string
-		switch {
-		case has(ru.b, "translated_address"):
-			targets, why = byAddress(ms, ru.b["translated_address"])
-		case has(ru.b, "translated_fqdn"):
-			// A name resolved when the firewall runs: any machine.
-			targets, why = ms, fmt.Sprintf("FQDN %s is not resolved statically: assumed to be any machine of the project", orUnknown(str(ru.b, "translated_fqdn")))
-		}
 		port := portOf(ru.b, "translated_port")
-		var assumed []string
-		if why != "" {
-			assumed = append(assumed, ru.res.Address+" ("+ru.name+"): translated "+why)
-		}
-		if srcAssumed != "" {
-			assumed = append(assumed, ru.res.Address+" ("+ru.name+"): "+srcAssumed)
+		targetsOf := func(proto string) ([]azTarget, []string) {
+			var ts []azTarget
+			var why string
+			switch {
+			case has(ru.b, "translated_address"):
+				ts, why = resolve(ms, ilbs, ru.b["translated_address"], proto, port)
+			case has(ru.b, "translated_fqdn"):
+				// A name resolved when the firewall runs: any machine.
+				ts, why = resolve(ms, nil, tf.Unknown{}, proto, port)
+				why = fmt.Sprintf("FQDN %s is not resolved statically: assumed to be any machine of the project", orUnknown(str(ru.b, "translated_fqdn")))
+			}
+			var assumed []string
+			if why != "" {
+				assumed = append(assumed, ru.res.Address+" ("+ru.name+"): translated "+why)
+			}
+			if srcAssumed != "" {
+				assumed = append(assumed, ru.res.Address+" ("+ru.name+"): "+srcAssumed)
+			}
+			if len(ts) == 0 {
+				m.note(ru.res, "DNAT rule %s: %s reaches no machine of the project (by an interface's address or an internal load balancer's rule)", ru.name, translated(ru.b, port))
+			}
+			return ts, assumed
 		}
 		on := ru.fws
 		if len(on) == 0 {
@@ -408,13 +517,11 @@ func (m *Model) azureFirewalls(byType map[string][]*tf.Resource, ms []*azMachine
 					return Result{Reachable: true, From: got, Path: []Hop{start,
 						{Kind: "igw", Addr: gw, Detail: fmt.Sprintf("Azure Firewall, %s, admits %s (rule %s)", at, m.describe(got), ru.name)}}}
 				}
-				for _, mc := range targets {
-					mc.e.Published = append(mc.e.Published, Publish{Proto: proto, Port: port, front: frontFn, Hop: hop, From: from, Gateway: gw, Assumed: assumed})
+				targets, assumed := targetsOf(proto)
+				for _, t := range targets {
+					t.mc.e.Published = append(t.mc.e.Published, Publish{Proto: proto, Port: t.port, front: frontFn, Hops: append([]Hop{hop}, t.hops...), From: from, Gateway: gw, Assumed: assumed})
 				}
 			}
-		}
-		if len(targets) == 0 && why != "" {
-			m.note(ru.res, "DNAT rule %s: %s, and no machine of the project can hold it", ru.name, strings.TrimSuffix(why, ": assumed to be any machine with an address Azure assigns in a subnet that holds it"))
 		}
 	}
 }
@@ -437,7 +544,7 @@ func translated(b map[string]any, port int) string {
 // public when a frontend has a public IP, listening on its listeners'
 // ports) and publishes the machines of its backend pools on the ports of
 // the backend settings that its routing rules pair with public listeners.
-func (m *Model) azureAppGateways(byType map[string][]*tf.Resource, ms []*azMachine, pips map[string]bool, family map[string][]netip.Prefix) {
+func (m *Model) azureAppGateways(byType map[string][]*tf.Resource, ms []*azMachine, ilbs map[string][]ilbRule, pips map[string]bool, family map[string][]netip.Prefix) {
 	// Pools named by association resources: the interface's machine.
 	nicPools := map[string][]string{} // interface → pool IDs ("" when not known)
 	for _, r := range byType["azurerm_network_interface_application_gateway_backend_address_pool_association"] {
@@ -515,19 +622,14 @@ func (m *Model) azureAppGateways(byType map[string][]*tf.Resource, ms []*azMachi
 			}
 			paths[str(b, "name")] = pairs
 		}
-		poolTargets := map[string][]*azMachine{}
+		poolTargets := map[string][]*azMachine{} // by membership
+		poolAddrs := map[string][]any{}          // by address, resolved with the settings' port
 		poolWhy := map[string]string{}
 		for _, b := range blocks(r.Values, "backend_address_pool") {
 			name := str(b, "name")
 			addrs := b["ip_addresses"]
 			if list, ok := addrs.([]any); ok {
-				for _, a := range list {
-					t, why := byAddress(ms, a)
-					poolTargets[name] = append(poolTargets[name], t...)
-					if why != "" {
-						poolWhy[name] = "backend " + why
-					}
-				}
+				poolAddrs[name] = list
 			} else if _, unk := addrs.(tf.Unknown); unk {
 				poolTargets[name], poolWhy[name] = ms, "backend addresses not known statically: assumed to be any machine of the project"
 			}
@@ -579,9 +681,23 @@ func (m *Model) azureAppGateways(byType map[string][]*tf.Resource, ms []*azMachi
 				if !ok {
 					continue // a redirect
 				}
+				var targets []azTarget
+				for _, mc := range poolTargets[pr[0]] {
+					targets = append(targets, azTarget{mc: mc, port: bport})
+				}
+				whys := []string{poolWhy[pr[0]]}
+				for _, a := range poolAddrs[pr[0]] {
+					t, why := resolve(ms, ilbs, a, "tcp", bport)
+					targets = append(targets, t...)
+					if why != "" {
+						whys = append(whys, "backend "+why)
+					}
+				}
 				var assumed []string
-				if w := poolWhy[pr[0]]; w != "" {
-					assumed = append(assumed, r.Address+" (pool "+pr[0]+"): "+w)
+				for _, w := range dedup(whys) {
+					if w != "" {
+						assumed = append(assumed, r.Address+" (pool "+pr[0]+"): "+w)
+					}
 				}
 				hop := Hop{Kind: "gateway", Addr: r.Address, Detail: fmt.Sprintf("listener %s (%s) routes to backend pool %s on %s (request_routing_rule %s)",
 					str(rr, "http_listener_name"), portLabel(lport), pr[0], portLabel(bport), str(rr, "name"))}
@@ -593,29 +709,23 @@ func (m *Model) azureAppGateways(byType map[string][]*tf.Resource, ms []*azMachi
 					}
 					return m.reach(inet, gw, "tcp", p)
 				}
-				for _, mc := range dedupMachines(poolTargets[pr[0]]) {
-					mc.e.Published = append(mc.e.Published, Publish{Proto: "tcp", Port: bport, front: front, Hop: hop, From: from, Gateway: r.Address, Assumed: assumed})
+				seen := map[*azMachine]bool{}
+				for _, t := range targets {
+					if !seen[t.mc] {
+						seen[t.mc] = true
+						t.mc.e.Published = append(t.mc.e.Published, Publish{Proto: "tcp", Port: t.port, front: front, Hops: append([]Hop{hop}, t.hops...), From: from, Gateway: r.Address, Assumed: assumed})
+					}
 				}
 			}
 		}
 	}
 }
 
-func portLabel(p int) string {
-	if p < 0 {
-		return "a port not known statically"
-	}
-	return fmt.Sprintf("tcp %d", p)
-}
+func portLabel(p int) string { return protoPort("tcp", p) }
 
-func dedupMachines(ms []*azMachine) []*azMachine {
-	seen := map[*azMachine]bool{}
-	var out []*azMachine
-	for _, mc := range ms {
-		if !seen[mc] {
-			seen[mc] = true
-			out = append(out, mc)
-		}
+func protoPort(proto string, p int) string {
+	if p < 0 {
+		return proto + " (a port not known statically)"
 	}
-	return out
+	return fmt.Sprintf("%s %d", proto, p)
 }

@@ -105,6 +105,48 @@ func TestAzureFirewallDNAT(t *testing.T) {
 			}
 		}
 	})
+	t.Run("internal load balancer", func(t *testing.T) {
+		s := edit(t, src, `translated_address  = "10.1.1.5"`, `translated_address  = azurerm_lb.internal.private_ip_address`)
+		s = edit(t, s, `translated_port     = "22"`, `translated_port     = "2200"`) + `
+resource "azurerm_lb" "internal" {
+  name = "internal"
+  sku  = "Standard"
+  frontend_ip_configuration {
+    name      = "private"
+    subnet_id = azurerm_subnet.workload.id
+  }
+}
+resource "azurerm_lb_backend_address_pool" "app" {
+  name            = "app"
+  loadbalancer_id = azurerm_lb.internal.id
+}
+resource "azurerm_lb_rule" "ssh" {
+  name                           = "ssh"
+  loadbalancer_id                = azurerm_lb.internal.id
+  protocol                       = "Tcp"
+  frontend_port                  = 2200
+  backend_port                   = 22
+  frontend_ip_configuration_name = "private"
+  backend_address_pool_ids       = [azurerm_lb_backend_address_pool.app.id]
+}
+resource "azurerm_network_interface_backend_address_pool_association" "app" {
+  network_interface_id    = azurerm_network_interface.app.id
+  ip_configuration_name   = "ip"
+  backend_address_pool_id = azurerm_lb_backend_address_pool.app.id
+}
+`
+		rep := checkSource(t, s)
+		app := activeOn(rep, RuleAzExposedPort, "azurerm_linux_virtual_machine.app")
+		if len(app) != 1 || app[0].Severity != Medium || !strings.Contains(app[0].Message, "tcp 22 (SSH) is reachable from the internet (203.0.113.0/24)") ||
+			!strings.Contains(pathText(app[0].Path), "internal load balancer rule ssh forwards tcp 2200 to its backend pool on tcp 22") {
+			t.Fatalf("app: want SSH through the firewall and the internal balancer, proven, got %+v", app)
+		}
+		for _, f := range activeOn(rep, RuleAzExposedPort, "azurerm_windows_virtual_machine.jump") {
+			if strings.Contains(f.Message, "22 (SSH)") {
+				t.Errorf("the jump host is in no pool of the balancer: %+v", f)
+			}
+		}
+	})
 	t.Run("NSG source an interface's address", func(t *testing.T) {
 		s := edit(t, dynamicApp(t, src), `source_address_prefix      = "10.0.1.0/26"`, `source_address_prefix      = azurerm_network_interface.app.private_ip_address`)
 		rep := checkSource(t, s)

@@ -674,7 +674,10 @@ func (rs *resState) value() cty.Value {
 			}
 		}
 		if _, ok := m["private_ip_address"]; !ok && rs.rb.typ == "azurerm_network_interface" {
-			m["private_ip_address"] = nicPrivateIP(rs.addr(i), m["ip_configuration"])
+			m["private_ip_address"] = primaryPrivateIP(rs.addr(i), m["ip_configuration"])
+		}
+		if _, ok := m["private_ip_address"]; !ok && rs.rb.typ == "azurerm_lb" {
+			m["private_ip_address"] = primaryPrivateIP(rs.addr(i), m["frontend_ip_configuration"])
 		}
 		objs[i] = cty.ObjectVal(m)
 	}

@@ -38,19 +38,21 @@ func inlineSubnetIDs(vnetAddr string, subnets cty.Value) cty.Value {
 }
 
 // PrivateIPOf stands for the private address Azure assigns the network
-// interface at nicAddr (its primary ip_configuration's, when that is not
+// interface or load balancer at addr (an interface's primary
+// ip_configuration's, a balancer's first frontend's, when that is not
 // written statically): a DNAT rule's translated_address =
 // azurerm_network_interface.app.private_ip_address reads as it, and the
 // model knows the interface by it.
-func PrivateIPOf(nicAddr string) string {
-	return nicAddr + ":private-ip"
+func PrivateIPOf(addr string) string {
+	return addr + ":private-ip"
 }
 
-// nicPrivateIP is the private_ip_address an azurerm_network_interface
-// exports: its primary ip_configuration's static address when written,
-// else its stand-in (PrivateIPOf).
-func nicPrivateIP(nicAddr string, ipcs cty.Value) cty.Value {
-	standIn := cty.StringVal(PrivateIPOf(nicAddr))
+// primaryPrivateIP is the private_ip_address an azurerm_network_interface
+// or azurerm_lb exports: the static address of its primary
+// ip_configuration (or first frontend_ip_configuration) when written, else
+// its stand-in (PrivateIPOf).
+func primaryPrivateIP(addr string, ipcs cty.Value) cty.Value {
+	standIn := cty.StringVal(PrivateIPOf(addr))
 	if ipcs == cty.NilVal || !ipcs.IsWhollyKnown() || ipcs.IsNull() || !ipcs.CanIterateElements() {
 		return standIn
 	}
@@ -60,7 +62,7 @@ func nicPrivateIP(nicAddr string, ipcs cty.Value) cty.Value {
 		if !c.Type().IsObjectType() {
 			return standIn
 		}
-		if primary == cty.NilVal || c.Type().HasAttribute("primary") && c.GetAttr("primary").Type() == cty.Bool && c.GetAttr("primary").True() {
+		if primary == cty.NilVal || c.Type().HasAttribute("primary") && !c.GetAttr("primary").IsNull() && c.GetAttr("primary").Type() == cty.Bool && c.GetAttr("primary").True() {
 			primary = c
 		}
 	}
