@@ -249,6 +249,23 @@ func byAddress(ms []*azMachine, v any) (out []*azMachine, why string) {
 	return out, fmt.Sprintf("no interface in the project holds %s statically: assumed to be any machine with an address Azure assigns in a subnet that holds it", a)
 }
 
+// notKnown names a block whose list is not known statically.
+const notKnown = "(not known statically)"
+
+// unknownRule stands for DNAT rules not known statically (a dynamic block
+// over a variable): from any address, to any machine, on any port.
+var unknownRule = map[string]any{"name": notKnown, "source_addresses": tf.Unknown{}, "translated_address": tf.Unknown{},
+	"translated_port": tf.Unknown{}, "protocols": tf.Unknown{}}
+
+// blocksOr reads the nested blocks k of vals, or stand when their list is
+// not known statically.
+func blocksOr(vals map[string]any, k string, stand map[string]any) []map[string]any {
+	if unknown(vals, k) {
+		return []map[string]any{stand}
+	}
+	return blocks(vals, k)
+}
+
 // azTarget is a machine that a translated or backend address reaches, on
 // port, through hops (an internal load balancer's rule).
 type azTarget struct {
@@ -432,14 +449,14 @@ func (m *Model) azureFirewalls(byType map[string][]*tf.Resource, ms []*azMachine
 		if !strings.EqualFold(str(r.Values, "action"), "Dnat") && !unknown(r.Values, "action") {
 			continue
 		}
-		for _, b := range blocks(r.Values, "rule") {
+		for _, b := range blocksOr(r.Values, "rule", unknownRule) {
 			rules = append(rules, rule{r, str(r.Values, "name") + "/" + str(b, "name"), b, on})
 		}
 	}
 	for _, r := range byType["azurerm_firewall_policy_rule_collection_group"] {
 		on := firewallsOf(m.addr(str(r.Values, "firewall_policy_id")))
-		for _, c := range blocks(r.Values, "nat_rule_collection") {
-			for _, b := range blocks(c, "rule") {
+		for _, c := range blocksOr(r.Values, "nat_rule_collection", map[string]any{"name": notKnown, "rule": tf.Unknown{}}) {
+			for _, b := range blocksOr(c, "rule", unknownRule) {
 				rules = append(rules, rule{r, str(c, "name") + "/" + str(b, "name"), b, on})
 			}
 		}
@@ -582,7 +599,7 @@ func (m *Model) azureAppGateways(byType map[string][]*tf.Resource, ms []*azMachi
 			fports[str(b, "name")] = portOf(b, "port")
 		}
 		listeners := map[string]int{} // public listener → its port
-		for _, b := range blocks(r.Values, "http_listener") {
+		for _, b := range blocksOr(r.Values, "http_listener", map[string]any{"name": notKnown, "frontend_ip_configuration_name": tf.Unknown{}}) {
 			fe := str(b, "frontend_ip_configuration_name")
 			if publicFE[fe] || fe == "" && len(publicFE) > 0 || unknown(b, "frontend_ip_configuration_name") && len(publicFE) > 0 {
 				p, ok := fports[str(b, "frontend_port_name")]
@@ -614,6 +631,40 @@ func (m *Model) azureAppGateways(byType map[string][]*tf.Resource, ms []*azMachi
 		for _, b := range blocks(r.Values, "backend_http_settings") {
 			settings[str(b, "name")] = portOf(b, "port")
 		}
+		// What is not known statically routes every public listener to
+		// every pool, on every port, said on the path.
+		var unk []string
+		for _, k := range []string{"backend_http_settings", "backend_address_pool", "request_routing_rule", "url_path_map"} {
+			if unknown(r.Values, k) {
+				unk = append(unk, k)
+			}
+		}
+		if unknown(r.Values, "backend_http_settings") {
+			settings = map[string]int{notKnown: -1}
+		}
+		var poolNames, setNames []string
+		for _, b := range blocksOr(r.Values, "backend_address_pool", map[string]any{"name": notKnown}) {
+			poolNames = append(poolNames, str(b, "name"))
+		}
+		for n := range settings {
+			setNames = append(setNames, n)
+		}
+		sort.Strings(setNames)
+		every := func() [][2]string {
+			var out [][2]string
+			for _, p := range poolNames {
+				for _, st := range setNames {
+					out = append(out, [2]string{p, st})
+				}
+			}
+			return out
+		}
+		named := func(name string, known map[string]int) string {
+			if _, ok := known[name]; !ok && unknown(r.Values, "backend_http_settings") {
+				return notKnown
+			}
+			return name
+		}
 		paths := map[string][][2]string{} // url path map → (pool, settings) pairs
 		for _, b := range blocks(r.Values, "url_path_map") {
 			pairs := [][2]string{{str(b, "default_backend_address_pool_name"), str(b, "default_backend_http_settings_name")}}
@@ -625,7 +676,7 @@ func (m *Model) azureAppGateways(byType map[string][]*tf.Resource, ms []*azMachi
 		poolTargets := map[string][]*azMachine{} // by membership
 		poolAddrs := map[string][]any{}          // by address, resolved with the settings' port
 		poolWhy := map[string]string{}
-		for _, b := range blocks(r.Values, "backend_address_pool") {
+		for _, b := range blocksOr(r.Values, "backend_address_pool", map[string]any{"name": notKnown, "ip_addresses": tf.Unknown{}}) {
 			name := str(b, "name")
 			addrs := b["ip_addresses"]
 			if list, ok := addrs.([]any); ok {
@@ -667,53 +718,103 @@ func (m *Model) azureAppGateways(byType map[string][]*tf.Resource, ms []*azMachi
 			from.Name = r.Address + " (in " + e.Subnets[0].Addr + ")"
 		}
 		gw := e
-		for _, rr := range blocks(r.Values, "request_routing_rule") {
-			lport, ok := listeners[str(rr, "http_listener_name")]
-			if !ok {
-				continue // a private listener's
+		routing := blocks(r.Values, "request_routing_rule")
+		if unknown(r.Values, "request_routing_rule") {
+			for l := range listeners {
+				routing = append(routing, map[string]any{"name": notKnown, "http_listener_name": l})
 			}
-			pairs := [][2]string{{str(rr, "backend_address_pool_name"), str(rr, "backend_http_settings_name")}}
-			if pm := str(rr, "url_path_map_name"); pm != "" {
+		}
+		for _, rr := range routing {
+			var ls []string
+			switch l := str(rr, "http_listener_name"); {
+			case unknown(rr, "http_listener_name"):
+				for l := range listeners {
+					ls = append(ls, l)
+				}
+				sort.Strings(ls)
+			case len(listeners) == 1 && listeners[notKnown] != 0:
+				ls = []string{notKnown} // listeners not known statically
+			default:
+				ls = []string{l}
+			}
+			pools, sets := []string{str(rr, "backend_address_pool_name")}, []string{named(str(rr, "backend_http_settings_name"), settings)}
+			var unkRule []string
+			if unknown(rr, "http_listener_name") {
+				unkRule = append(unkRule, "http_listener_name")
+			}
+			if unknown(rr, "backend_address_pool_name") {
+				pools, unkRule = poolNames, append(unkRule, "backend_address_pool_name")
+			}
+			if unknown(rr, "backend_http_settings_name") {
+				sets, unkRule = setNames, append(unkRule, "backend_http_settings_name")
+			}
+			var pairs [][2]string
+			for _, p := range pools {
+				for _, st := range sets {
+					pairs = append(pairs, [2]string{p, st})
+				}
+			}
+			switch pm := str(rr, "url_path_map_name"); {
+			case str(rr, "name") == notKnown, unknown(rr, "url_path_map_name"):
+				pairs = every()
+			case pm != "" && unknown(r.Values, "url_path_map"):
+				pairs = every()
+			case pm != "":
 				pairs = paths[pm]
 			}
-			for _, pr := range pairs {
-				bport, ok := settings[pr[1]]
+			for _, l := range ls {
+				lport, ok := listeners[l]
 				if !ok {
-					continue // a redirect
+					continue // a private listener's
 				}
-				var targets []azTarget
-				for _, mc := range poolTargets[pr[0]] {
-					targets = append(targets, azTarget{mc: mc, port: bport})
-				}
-				whys := []string{poolWhy[pr[0]]}
-				for _, a := range poolAddrs[pr[0]] {
-					t, why := resolve(ms, ilbs, a, "tcp", bport)
-					targets = append(targets, t...)
-					if why != "" {
-						whys = append(whys, "backend "+why)
+				for _, pr := range pairs {
+					if unknown(r.Values, "backend_address_pool") {
+						pr[0] = notKnown
 					}
-				}
-				var assumed []string
-				for _, w := range dedup(whys) {
-					if w != "" {
-						assumed = append(assumed, r.Address+" (pool "+pr[0]+"): "+w)
+					bport, ok := settings[named(pr[1], settings)]
+					if !ok {
+						continue // a redirect
 					}
-				}
-				hop := Hop{Kind: "gateway", Addr: r.Address, Detail: fmt.Sprintf("listener %s (%s) routes to backend pool %s on %s (request_routing_rule %s)",
-					str(rr, "http_listener_name"), portLabel(lport), pr[0], portLabel(bport), str(rr, "name"))}
-				lp := lport
-				front := func(inet Source) Result {
-					p := lp
-					if p < 0 {
-						p = 443
+					var targets []azTarget
+					for _, mc := range poolTargets[pr[0]] {
+						targets = append(targets, azTarget{mc: mc, port: bport})
 					}
-					return m.reach(inet, gw, "tcp", p)
-				}
-				seen := map[*azMachine]bool{}
-				for _, t := range targets {
-					if !seen[t.mc] {
-						seen[t.mc] = true
-						t.mc.e.Published = append(t.mc.e.Published, Publish{Proto: "tcp", Port: t.port, front: front, Hops: append([]Hop{hop}, t.hops...), From: from, Gateway: r.Address, Assumed: assumed})
+					whys := []string{poolWhy[pr[0]]}
+					if len(unk) > 0 {
+						whys = append(whys, strings.Join(unk, ", ")+" not known statically: read as routing every public listener to every pool on every port")
+					}
+					if len(unkRule) > 0 {
+						whys = append(whys, "request_routing_rule "+strings.Join(unkRule, ", ")+" not known statically: read as every listener, pool or settings")
+					}
+					for _, a := range poolAddrs[pr[0]] {
+						t, why := resolve(ms, ilbs, a, "tcp", bport)
+						targets = append(targets, t...)
+						if why != "" {
+							whys = append(whys, "backend "+why)
+						}
+					}
+					var assumed []string
+					for _, w := range dedup(whys) {
+						if w != "" {
+							assumed = append(assumed, r.Address+" (pool "+pr[0]+"): "+w)
+						}
+					}
+					hop := Hop{Kind: "gateway", Addr: r.Address, Detail: fmt.Sprintf("listener %s (%s) routes to backend pool %s on %s (request_routing_rule %s)",
+						l, portLabel(lport), pr[0], portLabel(bport), str(rr, "name"))}
+					lp := lport
+					front := func(inet Source) Result {
+						p := lp
+						if p < 0 {
+							p = 443
+						}
+						return m.reach(inet, gw, "tcp", p)
+					}
+					seen := map[*azMachine]bool{}
+					for _, t := range targets {
+						if !seen[t.mc] {
+							seen[t.mc] = true
+							t.mc.e.Published = append(t.mc.e.Published, Publish{Proto: "tcp", Port: t.port, front: front, Hops: append([]Hop{hop}, t.hops...), From: from, Gateway: r.Address, Assumed: assumed})
+						}
 					}
 				}
 			}

@@ -92,6 +92,39 @@ func TestAzureFirewallDNAT(t *testing.T) {
 		t.Helper()
 		return edit(t, s, "private_ip_address_allocation = \"Static\"\n    private_ip_address            = \"10.1.1.5\"", `private_ip_address_allocation = "Dynamic"`)
 	}
+	t.Run("rules not known statically", func(t *testing.T) {
+		s := edit(t, src, `  nat_rule_collection {
+    name     = "office"`, `  dynamic "nat_rule_collection" {
+    for_each = var.collections
+    content {
+      name     = nat_rule_collection.value.name
+      priority = 100
+      action   = "Dnat"
+      dynamic "rule" {
+        for_each = nat_rule_collection.value.rules
+        content {
+          name                = rule.value.name
+          protocols           = ["TCP"]
+          source_addresses    = rule.value.sources
+          destination_address = azurerm_public_ip.firewall.ip_address
+          destination_ports   = rule.value.ports
+          translated_address  = rule.value.to
+          translated_port     = rule.value.port
+        }
+      }
+    }
+  }
+  nat_rule_collection {
+    name     = "office"`)
+		rep := checkSource(t, "variable \"collections\" { type = any }\n"+s)
+		var found bool
+		for _, f := range activeOn(rep, RuleAzExposedPort, "azurerm_windows_virtual_machine.jump") {
+			found = found || strings.Contains(f.Message, "may be reachable") && strings.Contains(f.Message, "22 (SSH)") && strings.Contains(f.Message, "not known statically")
+		}
+		if !found {
+			t.Fatalf("rules not known statically may publish any machine on any port: %+v", activeOn(rep, RuleAzExposedPort, "azurerm_windows_virtual_machine.jump"))
+		}
+	})
 	t.Run("translated address of an interface", func(t *testing.T) {
 		s := edit(t, dynamicApp(t, src), `translated_address  = "10.1.1.5"`, `translated_address  = azurerm_network_interface.app.private_ip_address`)
 		rep := checkSource(t, s)
@@ -222,6 +255,31 @@ func TestAzureApplicationGateway(t *testing.T) {
 		got := activeOn(rep, RuleAzExposedPort, "azurerm_linux_virtual_machine.web")
 		if len(got) != 1 || got[0].Severity != Critical || !strings.Contains(pathText(got[0].Path), "azurerm_application_gateway.web") {
 			t.Fatalf("want SSH published by the gateway, got %+v", got)
+		}
+	})
+	t.Run("routing rules not known statically", func(t *testing.T) {
+		s := edit(t, src, `  request_routing_rule {
+    name                       = "web"
+    rule_type                  = "Basic"
+    priority                   = 100
+    http_listener_name         = "web"
+    backend_address_pool_name  = "web"
+    backend_http_settings_name = "web"
+  }`, `  dynamic "request_routing_rule" {
+    for_each = var.rules
+    content {
+      name                       = request_routing_rule.value.name
+      rule_type                  = "Basic"
+      priority                   = request_routing_rule.value.priority
+      http_listener_name         = request_routing_rule.value.listener
+      backend_address_pool_name  = request_routing_rule.value.pool
+      backend_http_settings_name = request_routing_rule.value.settings
+    }
+  }`)
+		m := model(t, writeProject(t, "variable \"rules\" { type = any }\n"+s))
+		r := m.Reach(m.Internet(), endpoint(t, m, "azurerm_linux_virtual_machine.web"), "tcp", 8080)
+		if !r.Reachable || len(r.Assumed) == 0 || !strings.Contains(strings.Join(r.Assumed, "; "), "request_routing_rule http_listener_name, backend_address_pool_name, backend_http_settings_name not known statically") {
+			t.Fatalf("routing rules not known statically route the listener to every pool, unproven: %v %s %v", r.Reachable, pathText(r.Path), r.Assumed)
 		}
 	})
 	t.Run("gateway subnet NSG", func(t *testing.T) {
