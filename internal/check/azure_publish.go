@@ -532,7 +532,7 @@ func (m *Model) azureFirewalls(byType map[string][]*tf.Resource, ms []*azMachine
 						at = "public IP " + front
 					}
 					return Result{Reachable: true, From: got, Path: []Hop{start,
-						{Kind: "igw", Addr: gw, Detail: fmt.Sprintf("Azure Firewall, %s, admits %s (rule %s)", at, m.describe(got), ru.name)}}}
+						{Kind: "firewall", Addr: gw, Detail: fmt.Sprintf("Azure Firewall, %s, admits %s (rule %s)", at, m.describe(got), ru.name)}}}
 				}
 				targets, assumed := targetsOf(proto)
 				for _, t := range targets {

@@ -12,7 +12,7 @@ import (
 // Hop is one step of a path: what was crossed and which rule let it through
 // (or, for the last hop of a blocked path, what stopped it).
 type Hop struct {
-	Kind   string `json:"kind"` // source, igw, route, subnet, nacl, sg, endpoint
+	Kind   string `json:"kind"` // source, igw, route, subnet, nacl, nsg, sg, firewall, gateway, lb, endpoint
 	Addr   string `json:"address,omitempty"`
 	Detail string `json:"detail"`
 }
