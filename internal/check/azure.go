@@ -562,6 +562,7 @@ func (m *Model) buildAzure(byType map[string][]*tf.Resource) {
 		m.Endpoints = append(m.Endpoints, e)
 	}
 	ms, ilbs := m.azureMachines(byType, lbs), m.internalLBs(byType)
+	m.azureLBAddresses(byType, ms, lbs)
 	m.azureFirewalls(byType, ms, ilbs, pips, family)
 	m.azureAppGateways(byType, ms, ilbs, pips, family)
 	for _, r := range byType["azurerm_network_watcher_flow_log"] {

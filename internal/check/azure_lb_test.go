@@ -61,3 +61,29 @@ func TestDescribeInternetBut(t *testing.T) {
 		t.Fatalf("want SSH from every IPv4 internet address but the network's own, got %+v", got)
 	}
 }
+
+// TestAzureLBPoolAddress checks that a machine a public load balancer's
+// pool names by address (azurerm_lb_backend_address_pool_address) is
+// reached on the pool's rules' ports, as one named by its interface is.
+func TestAzureLBPoolAddress(t *testing.T) {
+	src := readFixture(t, "testdata/azure/load-balancer/main.tf")
+	s := edit(t, src, `resource "azurerm_network_interface_backend_address_pool_association" "vm" {
+  count                   = 2
+  network_interface_id    = azurerm_network_interface.vm[count.index].id
+  ip_configuration_name   = "ip"
+  backend_address_pool_id = azurerm_lb_backend_address_pool.web.id
+}`, `resource "azurerm_lb_backend_address_pool_address" "vm" {
+  count                   = 2
+  name                    = "vm-${count.index}"
+  backend_address_pool_id = azurerm_lb_backend_address_pool.web.id
+  virtual_network_id      = azurerm_virtual_network.net.id
+  ip_address              = azurerm_network_interface.vm[count.index].private_ip_address
+}`)
+	s = edit(t, s, `  frontend_port                  = 80
+  backend_port                   = 80`, `  frontend_port                  = 2222
+  backend_port                   = 22`)
+	got := activeOn(checkSource(t, s), RuleAzExposedPort, "azurerm_linux_virtual_machine.vm[1]")
+	if len(got) != 1 || got[0].Severity != Critical || !strings.Contains(got[0].Message, "tcp 22 (SSH) is reachable") {
+		t.Fatalf("want SSH forwarded to the machine the pool names by address, got %+v", got)
+	}
+}

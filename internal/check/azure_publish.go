@@ -249,6 +249,37 @@ func byAddress(ms []*azMachine, v any) (out []*azMachine, why string) {
 	return out, fmt.Sprintf("no interface in the project holds %s statically: assumed to be any machine with an address Azure assigns in a subnet that holds it", a)
 }
 
+// azureLBAddresses places the machines that a load balancer's pool names by
+// address (azurerm_lb_backend_address_pool_address) in that pool: an
+// internal balancer's rules then reach them, and a public one forwards its
+// rules' ports to them, as it does to interfaces it names.
+func (m *Model) azureLBAddresses(byType map[string][]*tf.Resource, ms []*azMachine, lbs *azureLBModel) {
+	for _, r := range byType["azurerm_lb_backend_address_pool_address"] {
+		pool := m.addr(str(r.Values, "backend_address_pool_id"))
+		targets, why := byAddress(ms, r.Values["ip_address"])
+		if why != "" {
+			m.note(r, "ip_address %s", why)
+		}
+		for _, mc := range targets {
+			mc.lbPools[pool] = true
+			lb := lbs.pools[pool]
+			if !lbs.public[lb] || mc.e.Public {
+				continue
+			}
+			f := lbForward{ports: lbs.poolPort[pool], via: []string{lb}, basic: lbs.basic[lb], families: lbs.families[lb]}
+			if len(f.ports) == 0 {
+				continue
+			}
+			f.apply(mc.e)
+			mc.e.Families = reachFamilies(false, nil, f)
+			if why != "" {
+				mc.e.PublicAssumed = true
+				mc.e.Why += " (" + r.Address + ": ip_address " + why + ")"
+			}
+		}
+	}
+}
+
 // notKnown names a block whose list is not known statically.
 const notKnown = "(not known statically)"
 
