@@ -60,3 +60,47 @@ output "ip" {
 		}
 	}
 }
+
+// TestDynamicPartlyKnown checks that a dynamic block repeats over a known
+// list whose elements hold values not known statically, keeping what each
+// element fixes.
+func TestDynamicPartlyKnown(t *testing.T) {
+	files := fstest.MapFS{
+		"main.tf": {Data: []byte(`
+resource "azurerm_public_ip" "fw" {}
+locals {
+  rules = [
+    { name = "rdp", to = "10.51.4.4", at = azurerm_public_ip.fw.ip_address },
+    { name = "ssh", to = "10.51.4.5", at = azurerm_public_ip.fw.ip_address },
+  ]
+}
+resource "azurerm_firewall_policy_rule_collection_group" "g" {
+  nat_rule_collection {
+    dynamic "rule" {
+      for_each = local.rules
+      content {
+        name                = rule.value.name
+        destination_address = rule.value.at
+        translated_address  = rule.value.to
+      }
+    }
+  }
+}
+`)},
+	}
+	g := byAddr(load(t, files, Options{}))["azurerm_firewall_policy_rule_collection_group.g"]
+	c := g.Values["nat_rule_collection"].([]any)[0].(map[string]any)
+	rules, _ := c["rule"].([]any)
+	if len(rules) != 2 {
+		t.Fatalf("want two rules, got %#v", c["rule"])
+	}
+	for i, want := range []string{"10.51.4.4", "10.51.4.5"} {
+		r := rules[i].(map[string]any)
+		if r["translated_address"] != want {
+			t.Errorf("rule %d: translated_address = %#v, want %q", i, r["translated_address"], want)
+		}
+		if _, ok := r["destination_address"].(Unknown); !ok {
+			t.Errorf("rule %d: destination_address = %#v, want unknown", i, r["destination_address"])
+		}
+	}
+}
