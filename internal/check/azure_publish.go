@@ -226,7 +226,7 @@ func byAddress(ms []*azMachine, v any) (out []*azMachine, why string) {
 	a, err := netip.ParseAddr(strings.TrimSpace(s))
 	if !ok || err != nil {
 		if _, unk := v.(tf.Unknown); unk || !ok {
-			return ms, "address not known statically: assumed to be any machine of the project"
+			return ms, "not known statically: assumed to be any machine of the project"
 		}
 		return nil, "" // a name: not a machine's address
 	}
@@ -246,7 +246,7 @@ func byAddress(ms []*azMachine, v any) (out []*azMachine, why string) {
 			}
 		}
 	}
-	return out, fmt.Sprintf("no interface in the project holds %s statically: assumed to be any machine with an address Azure assigns in a subnet that holds it", a)
+	return out, fmt.Sprintf("%s is held statically by no interface in the project: assumed to be any machine with an address Azure assigns in a subnet that holds it", a)
 }
 
 // azureLBAddresses places the machines that a load balancer's pool names by
@@ -369,7 +369,7 @@ func resolve(ms []*azMachine, ilbs map[string][]ilbRule, v any, proto string, po
 				back = port // HA ports: as it came
 			}
 			if ru.front < 0 || port < 0 {
-				why = "the balancer's frontend or the translated port is not known statically: assumed to match"
+				why = "(an internal load balancer's frontend): its rule's port or the translated port is not known statically: assumed to match"
 			}
 			hop := Hop{Kind: "lb", Addr: ru.lb, Detail: fmt.Sprintf("internal load balancer rule %s forwards %s to its backend pool on %s", ru.name, protoPort(proto, port), protoPort(proto, back))}
 			for _, mc := range ms {
@@ -506,10 +506,12 @@ func (m *Model) azureFirewalls(byType map[string][]*tf.Resource, ms []*azMachine
 			var why string
 			switch {
 			case has(ru.b, "translated_address"):
-				ts, why = resolve(ms, ilbs, ru.b["translated_address"], proto, port)
+				if ts, why = resolve(ms, ilbs, ru.b["translated_address"], proto, port); why != "" {
+					why = "address " + why
+				}
 			case has(ru.b, "translated_fqdn"):
 				// A name resolved when the firewall runs: any machine.
-				ts, why = resolve(ms, nil, tf.Unknown{}, proto, port)
+				ts, _ = resolve(ms, nil, tf.Unknown{}, proto, port)
 				why = fmt.Sprintf("FQDN %s is not resolved statically: assumed to be any machine of the project", orUnknown(str(ru.b, "translated_fqdn")))
 			}
 			var assumed []string
@@ -821,7 +823,7 @@ func (m *Model) azureAppGateways(byType map[string][]*tf.Resource, ms []*azMachi
 						t, why := resolve(ms, ilbs, a, "tcp", bport)
 						targets = append(targets, t...)
 						if why != "" {
-							whys = append(whys, "backend "+why)
+							whys = append(whys, "backend address "+why)
 						}
 					}
 					var assumed []string

@@ -222,7 +222,7 @@ resource "azurerm_network_interface_backend_address_pool_association" "app" {
 		}
 		s = edit(t, s, "private_ip_address_allocation = \"Static\"\n    private_ip_address            = \"10.1.1.5\"", `private_ip_address_allocation = "Dynamic"`)
 		got = activeOn(checkSource(t, s), RuleAzExposedPort, "azurerm_linux_virtual_machine.app")
-		if len(got) != 1 || !strings.Contains(got[0].Message, "no interface in the project holds 10.1.1.9 statically") {
+		if len(got) != 1 || !strings.Contains(got[0].Message, "translated address 10.1.1.9 is held statically by no interface in the project") {
 			t.Fatalf("a machine with an address Azure assigns in 10.1.1.0/24 may hold 10.1.1.9: %+v", got)
 		}
 	})
