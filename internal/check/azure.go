@@ -65,6 +65,14 @@ func (m *Model) azurePrefixes(r *tf.Resource, b map[string]any, one, many string
 				out = append(out, p.Masked())
 			} else if a, err := netip.ParseAddr(v); err == nil {
 				out = append(out, netip.PrefixFrom(a, a.BitLen()))
+			} else if ranges, ok := m.nicRanges[v]; ok {
+				// An interface's assigned address: some address of its
+				// subnets (any, when they are not known).
+				assumed = fmt.Sprintf("%s (an address Azure assigns) is assumed to be any address of its interface's subnets", v)
+				if len(ranges) == 0 {
+					ranges = allInternet
+				}
+				out = append(out, ranges...)
 			} else {
 				// Fail closed: an allow may admit anyone (AzureCloud is
 				// every tenant's machines), a deny may stop no one.
@@ -337,10 +345,20 @@ func (m *Model) buildAzure(byType map[string][]*tf.Resource) {
 		families []netip.Prefix
 	}
 	nics := map[string]nic{}
+	m.nicRanges = map[string][]netip.Prefix{}
 	for _, r := range byType["azurerm_network_interface"] {
 		var n nic
 		n.lb = lbs.of(m, r.Address, blocks(r.Values, "ip_configuration"))
+		var ranges []netip.Prefix
 		for _, ipc := range blocks(r.Values, "ip_configuration") {
+			for _, sub := range m.subnetsOf(strList(ipc, "subnet_id")) {
+				switch {
+				case sub.CIDR.IsValid():
+					ranges = append(ranges, sub.CIDR)
+				case sub.VPC != nil:
+					ranges = append(ranges, sub.VPC.CIDRs...)
+				}
+			}
 			n.subnets = append(n.subnets, m.subnetsOf(strList(ipc, "subnet_id"))...)
 			if p := m.addr(str(ipc, "public_ip_address_id")); pips[p] || unknown(ipc, "public_ip_address_id") {
 				n.public = "public IP " + p + " on " + r.Address
@@ -355,6 +373,7 @@ func (m *Model) buildAzure(byType map[string][]*tf.Resource) {
 			}
 		}
 		nics[r.Address] = n
+		m.nicRanges[tf.PrivateIPOf(r.Address)] = ranges
 	}
 	nicNSG := map[string]*NACL{}
 	// azurerm before 2.0 associated an NSG in the interface itself.
@@ -542,6 +561,10 @@ func (m *Model) buildAzure(byType map[string][]*tf.Resource) {
 		}
 		m.Endpoints = append(m.Endpoints, e)
 	}
+	ms, ilbs := m.azureMachines(byType, lbs), m.internalLBs(byType)
+	m.azureLBAddresses(byType, ms, lbs)
+	m.azureFirewalls(byType, ms, ilbs, pips, family)
+	m.azureAppGateways(byType, ms, ilbs, pips, family)
 	for _, r := range byType["azurerm_network_watcher_flow_log"] {
 		if !boolean(r.Values, "enabled", true) {
 			continue // declared but switched off: records nothing

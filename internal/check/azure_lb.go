@@ -18,8 +18,10 @@ import (
 
 type lbPort struct {
 	proto string
-	port  int
+	port  int // anyPort: not known statically
 }
+
+const anyPort = -1
 
 // lbForward is what public load balancers forward to one interface.
 type lbForward struct {
@@ -43,16 +45,22 @@ func (f *lbForward) apply(e *Endpoint) {
 	ports := map[lbPort]bool{}
 	var list []string
 	for _, p := range f.ports {
-		if !ports[p] {
+		if !ports[p] && p.port == anyPort {
+			list = append(list, p.proto+" (a port not known statically)")
+		} else if !ports[p] {
 			list = append(list, fmt.Sprintf("%s %d", p.proto, p.port))
 		}
 		ports[p] = true
 	}
 	sort.Strings(list)
 	e.Public = true
+	// A port not known statically makes every port forwarded, unproven.
+	for p := range ports {
+		e.PublicAssumed = e.PublicAssumed || p.port == anyPort
+	}
 	e.Why = "forwarded " + strings.Join(list, ", ") + " by public load balancer " + strings.Join(dedup(f.via), ", ")
 	e.InternetPorts = func(proto string, port int) bool {
-		return ports[lbPort{proto, port}] || ports[lbPort{"all", port}]
+		return ports[lbPort{proto, port}] || ports[lbPort{"all", port}] || ports[lbPort{proto, anyPort}]
 	}
 }
 
@@ -100,26 +108,33 @@ func (m *Model) azureLBs(byType map[string][]*tf.Resource, pips, standard map[st
 	for _, r := range byType["azurerm_lb_backend_address_pool"] {
 		l.pools[r.Address] = m.addr(str(r.Values, "loadbalancer_id"))
 	}
-	for _, r := range byType["azurerm_lb_rule"] {
+	// A backend port not known statically is read as every port
+	// (anyPort), and said so.
+	backendPort := func(r *tf.Resource) int {
 		port := num(r.Values, "backend_port", -1)
-		if unknown(r.Values, "backend_port") {
-			m.note(r, "backend port not known statically: the rule is read as forwarding no port")
+		if port < 0 || unknown(r.Values, "backend_port") {
+			m.note(r, "backend port not known statically: read as forwarding every port")
+			return anyPort
 		}
+		return port
+	}
+	for _, r := range byType["azurerm_lb_rule"] {
+		port := backendPort(r)
 		pools := strList(r.Values, "backend_address_pool_ids")
 		pools = append(pools, strList(r.Values, "backend_address_pool_id")...)
 		for _, pool := range pools {
 			for _, proto := range lbProtos(str(r.Values, "protocol")) {
-				if port >= 0 {
-					a := m.addr(pool)
-					l.poolPort[a] = append(l.poolPort[a], lbPort{proto, port})
-				}
+				a := m.addr(pool)
+				l.poolPort[a] = append(l.poolPort[a], lbPort{proto, port})
 			}
 		}
 	}
-	for _, r := range byType["azurerm_lb_nat_rule"] {
-		if port := num(r.Values, "backend_port", -1); port >= 0 {
+	// A NAT pool (a scale set's inbound NAT rules, one per instance) is
+	// named where NAT rules are.
+	for _, typ := range []string{"azurerm_lb_nat_rule", "azurerm_lb_nat_pool"} {
+		for _, r := range byType[typ] {
 			protos := lbProtos(str(r.Values, "protocol"))
-			l.natPort[r.Address] = lbPort{protos[0], port}
+			l.natPort[r.Address] = lbPort{protos[0], backendPort(r)}
 			l.natLB[r.Address] = m.addr(str(r.Values, "loadbalancer_id"))
 		}
 	}

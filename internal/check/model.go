@@ -26,6 +26,9 @@ type Model struct {
 	Notes     []tf.Note
 	// Rejected are values the provider rejects (CHECK-003).
 	Rejected []tf.Note
+	// nicRanges: for the stand-in of an Azure interface's assigned private
+	// address (tf.PrivateIPOf), the ranges of its subnets.
+	nicRanges map[string][]netip.Prefix
 
 	byRef map[string]*tf.Resource // id, address and name → resource
 	// byName holds every resource by type and name: Azure names the
@@ -255,7 +258,10 @@ type Endpoint struct {
 	// ForwardBlocked holds the listener ports of a network load balancer
 	// whose targets all turn the internet away, with why (nlbForwarding).
 	ForwardBlocked map[int]string
-	Res            *tf.Resource
+	// Published: the gateways that publish the endpoint to the internet
+	// (Azure Firewall DNAT rules, Application Gateways); see Publish.
+	Published []Publish
+	Res       *tf.Resource
 }
 
 func (e *Endpoint) listenText() string {

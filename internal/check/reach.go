@@ -12,7 +12,7 @@ import (
 // Hop is one step of a path: what was crossed and which rule let it through
 // (or, for the last hop of a blocked path, what stopped it).
 type Hop struct {
-	Kind   string `json:"kind"` // source, igw, route, subnet, nacl, sg, endpoint
+	Kind   string `json:"kind"` // source, igw, route, subnet, nacl, nsg, sg, firewall, gateway, lb, endpoint
 	Addr   string `json:"address,omitempty"`
 	Detail string `json:"detail"`
 }
@@ -129,7 +129,9 @@ func (m *Model) VPCSource(v *VPC) Source {
 }
 
 // describe renders a set compactly; the whole IPv4 or IPv6 internet is
-// named as such.
+// named as such, and so is the internet less a few ranges (a network that
+// numbers itself from public addresses keeps them to its local route):
+// "every IPv4 internet address but 26.0.0.0/16".
 func (m *Model) describe(s *netipx.IPSet) string {
 	if m.families == nil {
 		inet := m.Internet().Set
@@ -139,8 +141,17 @@ func (m *Model) describe(s *netipx.IPSet) string {
 	var parts []string
 	rest := s
 	for i, name := range []string{"every IPv4 internet address", "every IPv6 internet address"} {
-		if empty(minus(m.families[i], s)) {
+		missing := minus(m.families[i], s)
+		switch ps := missing.Prefixes(); {
+		case empty(missing):
 			parts = append(parts, name)
+			rest = minus(rest, m.families[i])
+		case len(ps) <= 4 && share(intersect(s, m.families[i])) >= share(m.families[i])/2:
+			but := make([]string, len(ps))
+			for j, p := range ps {
+				but[j] = p.String()
+			}
+			parts = append(parts, name+" but "+strings.Join(but, ", "))
 			rest = minus(rest, m.families[i])
 		}
 	}
@@ -303,8 +314,21 @@ func (m *Model) sgPass(sgs []*SG, proto string, port int, src Source, set *netip
 	return s, hits, admitting
 }
 
-// Reach answers whether src can open proto/port on e, with the path.
+// Reach answers whether src can open proto/port on e, with the path: its
+// own, or one through a gateway that publishes it to the internet, the
+// proven one first.
 func (m *Model) Reach(src Source, e *Endpoint, proto string, port int) Result {
+	r := m.reach(src, e, proto, port)
+	if !src.Internet || len(e.Published) == 0 || r.Reachable && len(r.Assumed) == 0 {
+		return r
+	}
+	if p, ok := m.reachPublished(src, e, proto, port); ok && (!r.Reachable || len(p.Assumed) == 0) {
+		return p
+	}
+	return r
+}
+
+func (m *Model) reach(src Source, e *Endpoint, proto string, port int) Result {
 	first := Hop{Kind: "source", Addr: "", Detail: src.Name}
 	if src.Internet && len(e.Families) > 0 {
 		src.Set = intersect(src.Set, setOf(e.Families...))

@@ -83,6 +83,11 @@ func (m *Model) accessTo(e *Endpoint) []Access {
 	for _, p := range e.Ports {
 		add("tcp", p)
 	}
+	for _, p := range e.Published {
+		if p.Port >= 0 {
+			add(p.Proto, p.Port)
+		}
+	}
 	if e.Listens == nil {
 		for _, s := range sensitivePorts {
 			add("tcp", s.Port)

@@ -38,7 +38,7 @@ func portName(p int) string {
 func (m *Model) awsRules(fs *findings) {
 	inet := m.Internet()
 	for _, e := range m.Endpoints {
-		if !e.Public {
+		if !e.Public && len(e.Published) == 0 {
 			continue
 		}
 		ports := map[int]bool{}
@@ -122,7 +122,8 @@ func (m *Model) awsRules(fs *findings) {
 				fs.addSev(RuleDataTierPublic, Medium, e.Res, nil, "%s is configured public (%s); its subnets are not in the scanned code, so wherever they are routed to an internet gateway only its security groups stand in the way", e.Kind, e.Why)
 			}
 		}
-		if !e.Gateway && !e.DataTier && e.Kind != "eks" && e.Kind != "aks" {
+		// A machine published by a gateway only sits behind one.
+		if e.Public && !e.Gateway && !e.DataTier && e.Kind != "eks" && e.Kind != "aks" {
 			if res, ok := m.anyPort(e); ok && len(res.Assumed) > 0 {
 				fs.add(ruleFor(e, RuleInternetFacing), e.Res, res.Path, "%s may be reachable from the internet but is not a load balancer or gateway: %s", e.Kind, strings.Join(dedup(res.Assumed), "; "))
 			} else if ok {

@@ -673,6 +673,12 @@ func (rs *resState) value() cty.Value {
 				m["subnet"] = inlineSubnetIDs(rs.addr(i), sn)
 			}
 		}
+		if _, ok := m["private_ip_address"]; !ok && rs.rb.typ == "azurerm_network_interface" {
+			m["private_ip_address"] = primaryPrivateIP(rs.addr(i), m["ip_configuration"])
+		}
+		if _, ok := m["private_ip_address"]; !ok && rs.rb.typ == "azurerm_lb" {
+			m["private_ip_address"] = primaryPrivateIP(rs.addr(i), m["frontend_ip_configuration"])
+		}
 		objs[i] = cty.ObjectVal(m)
 	}
 	switch rs.mode {
@@ -749,7 +755,10 @@ func (ev *evaluator) dynamic(b *block, ctx *hcl.EvalContext, addr string, blocks
 		return
 	}
 	v := ev.expr(fe, ctx, addr)
-	if !v.IsWhollyKnown() || v.IsNull() || !v.CanIterateElements() {
+	// A known list or map repeats once an element, whatever its elements
+	// hold (a rule whose address is a resource's attribute); a set with
+	// unknown elements may hold fewer.
+	if !v.IsKnown() || v.IsNull() || !v.CanIterateElements() || v.Type().IsSetType() && !v.IsWhollyKnown() {
 		// Unknown repetition: one block whose iterator is unknown, so that
 		// what the content fixes (ports, protocols) is still read and what
 		// depends on the iterator reads as unknown.
@@ -788,6 +797,14 @@ func (ev *evaluator) expr(e hcl.Expression, ctx *hcl.EvalContext, addr string) c
 			}
 		} else if computed {
 			ev.note(e.Range(), addr, kindComputed, "value is computed by the provider (%s), known only after apply", resourceRefs(e, ctx))
+			// Only the attributes the provider computes are unknown: a
+			// list or object holding them keeps what else it holds.
+			if c := withComputed(e, ctx); c != nil {
+				if v, diags := e.Value(c); !diags.HasErrors() {
+					v, _ = v.UnmarkDeep()
+					return v
+				}
+			}
 		} else {
 			ev.note(e.Range(), addr, kindError, "cannot evaluate: %s", strings.Join(msgs, "; "))
 		}
@@ -802,6 +819,83 @@ func (ev *evaluator) expr(e hcl.Expression, ctx *hcl.EvalContext, addr string) c
 		ev.note(e.Range(), addr, kindUnknown, "value is partly known: some of its attributes are not known statically (depends on %s)", refs(e))
 	default:
 		ev.note(e.Range(), addr, kindUnknown, "value is not known statically (depends on %s)", refs(e))
+	}
+	return v
+}
+
+// withComputed returns a child of ctx in which the attributes that e reads
+// of resources and that their values lack (what the provider computes)
+// are unknown; nil when there is none to add.
+func withComputed(e hcl.Expression, ctx *hcl.EvalContext) *hcl.EvalContext {
+	vars := map[string]cty.Value{}
+	for _, t := range e.Variables() {
+		root := t.RootName()
+		if !strings.Contains(root, "_") || len(t) < 2 {
+			continue
+		}
+		if _, diags := t.TraverseAbs(ctx); !diags.HasErrors() {
+			continue
+		}
+		v, ok := vars[root]
+		if !ok {
+			for c := ctx; c != nil && !ok; c = c.Parent() {
+				v, ok = c.Variables[root]
+			}
+		}
+		if ok {
+			vars[root] = addMissing(v, t[1:], 0)
+		}
+	}
+	if len(vars) == 0 {
+		return nil
+	}
+	c := ctx.NewChild()
+	c.Variables = vars
+	return c
+}
+
+// addMissing gives v, along the path rel, the attribute it lacks as an
+// unknown value.
+func addMissing(v cty.Value, rel hcl.Traversal, depth int) cty.Value {
+	if len(rel) == 0 || depth > 16 || !v.IsKnown() || v.IsNull() {
+		return v
+	}
+	switch step := rel[0].(type) {
+	case hcl.TraverseAttr:
+		if !v.Type().IsObjectType() {
+			return v
+		}
+		m := map[string]cty.Value{}
+		for k, x := range v.AsValueMap() {
+			m[k] = x
+		}
+		if x, ok := m[step.Name]; ok {
+			m[step.Name] = addMissing(x, rel[1:], depth+1)
+		} else {
+			m[step.Name] = cty.DynamicVal
+		}
+		return cty.ObjectVal(m)
+	case hcl.TraverseIndex:
+		k := step.Key
+		switch {
+		case (v.Type().IsTupleType() || v.Type().IsListType()) && k.Type() == cty.Number && k.IsKnown():
+			i, acc := k.AsBigFloat().Int64()
+			elems := v.AsValueSlice()
+			if acc != 0 || i < 0 || int(i) >= len(elems) {
+				return v
+			}
+			elems[i] = addMissing(elems[i], rel[1:], depth+1)
+			return cty.TupleVal(elems)
+		case v.Type().IsObjectType() && k.Type() == cty.String && k.IsKnown():
+			m := map[string]cty.Value{}
+			for name, x := range v.AsValueMap() {
+				m[name] = x
+			}
+			if x, ok := m[k.AsString()]; ok {
+				m[k.AsString()] = addMissing(x, rel[1:], depth+1)
+				return cty.ObjectVal(m)
+			}
+		}
 	}
 	return v
 }

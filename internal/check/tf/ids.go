@@ -1,6 +1,10 @@
 package tf
 
-import "github.com/zclconf/go-cty/cty"
+import (
+	"strings"
+
+	"github.com/zclconf/go-cty/cty"
+)
 
 // IDs that only a cloud provider could assign, stood in by strings derived
 // from the resource's address, for the objects a resource makes beside
@@ -31,6 +35,45 @@ func inlineSubnetIDs(vnetAddr string, subnets cty.Value) cty.Value {
 		out = append(out, cty.ObjectVal(attrs))
 	}
 	return tupleOf(out)
+}
+
+// PrivateIPOf stands for the private address Azure assigns the network
+// interface or load balancer at addr (an interface's primary
+// ip_configuration's, a balancer's first frontend's, when that is not
+// written statically): a DNAT rule's translated_address =
+// azurerm_network_interface.app.private_ip_address reads as it, and the
+// model knows the interface by it.
+func PrivateIPOf(addr string) string {
+	return addr + ":private-ip"
+}
+
+// primaryPrivateIP is the private_ip_address an azurerm_network_interface
+// or azurerm_lb exports: the static address of its primary
+// ip_configuration (or first frontend_ip_configuration) when written, else
+// its stand-in (PrivateIPOf).
+func primaryPrivateIP(addr string, ipcs cty.Value) cty.Value {
+	standIn := cty.StringVal(PrivateIPOf(addr))
+	if ipcs == cty.NilVal || !ipcs.IsWhollyKnown() || ipcs.IsNull() || !ipcs.CanIterateElements() {
+		return standIn
+	}
+	var primary cty.Value
+	for it := ipcs.ElementIterator(); it.Next(); {
+		_, c := it.Element()
+		if !c.Type().IsObjectType() {
+			return standIn
+		}
+		if primary == cty.NilVal || c.Type().HasAttribute("primary") && !c.GetAttr("primary").IsNull() && c.GetAttr("primary").Type() == cty.Bool && c.GetAttr("primary").True() {
+			primary = c
+		}
+	}
+	if primary == cty.NilVal || !primary.Type().HasAttribute("private_ip_address") || !primary.Type().HasAttribute("private_ip_address_allocation") {
+		return standIn
+	}
+	ip, alloc := primary.GetAttr("private_ip_address"), primary.GetAttr("private_ip_address_allocation")
+	if ip.Type() != cty.String || ip.IsNull() || alloc.Type() != cty.String || alloc.IsNull() || !strings.EqualFold(alloc.AsString(), "Static") {
+		return standIn
+	}
+	return ip
 }
 
 // VPCDefaults returns the IDs, stood in by strings derived from the VPC's

@@ -1,0 +1,89 @@
+package check
+
+import (
+	"strings"
+	"testing"
+)
+
+// TestAzureLBNATPoolAndUnknownPort checks that a scale set reached through
+// a public load balancer's NAT pool is reached on the pool's backend port,
+// and that a rule whose backend port is not known statically forwards
+// every port, unproven, rather than none.
+func TestAzureLBNATPoolAndUnknownPort(t *testing.T) {
+	src := readFixture(t, "testdata/azure/scale-set/main.tf")
+	const lb = `
+resource "azurerm_public_ip" "lb" {
+  name              = "lb"
+  allocation_method = "Static"
+}
+resource "azurerm_lb" "lb" {
+  name = "lb"
+  frontend_ip_configuration {
+    name                 = "public"
+    public_ip_address_id = azurerm_public_ip.lb.id
+  }
+}
+resource "azurerm_lb_nat_pool" "rdp" {
+  name                           = "rdp"
+  loadbalancer_id                = azurerm_lb.lb.id
+  protocol                       = "Tcp"
+  frontend_port_start            = 50000
+  frontend_port_end              = 50099
+  backend_port                   = 3389
+  frontend_ip_configuration_name = "public"
+}
+`
+	const private = "      subnet_id = azurerm_subnet.a.id\n    }\n  }\n}"
+	s := edit(t, src, private, "      subnet_id = azurerm_subnet.a.id\n      load_balancer_inbound_nat_rules_ids = [azurerm_lb_nat_pool.rdp.id]\n    }\n  }\n}") + lb
+	got := activeOn(checkSource(t, s), RuleAzExposedPort, "azurerm_linux_virtual_machine_scale_set.private")
+	if len(got) != 1 || got[0].Severity != Critical || !strings.Contains(got[0].Message, "3389 (RDP) is reachable") {
+		t.Fatalf("want RDP through the NAT pool, got %+v", got)
+	}
+
+	s = edit(t, s, "  backend_port                   = 3389", "  backend_port                   = var.port")
+	rep := checkSource(t, "variable \"port\" { type = number }\n"+s)
+	got = activeOn(rep, RuleAzExposedPort, "azurerm_linux_virtual_machine_scale_set.private")
+	if len(got) != 1 || got[0].Severity != High || !strings.Contains(got[0].Message, "3389 (RDP) may be reachable") || !strings.Contains(got[0].Message, "a port not known statically") {
+		t.Fatalf("want RDP read as forwarded, not proven, got %+v", got)
+	}
+	wantNotes(t, rep, "backend port not known statically: read as forwarding every port")
+}
+
+// TestDescribeInternetBut checks that the internet less a few ranges (a
+// network numbered from public addresses keeps them to its local route)
+// is named as such, not as dozens of ranges.
+func TestDescribeInternetBut(t *testing.T) {
+	src := readFixture(t, "testdata/azure/load-balancer/main.tf")
+	s := edit(t, src, `address_space = ["10.90.0.0/16"]`, `address_space = ["26.0.0.0/16"]`)
+	s = edit(t, s, `address_prefixes     = ["10.90.1.0/24"]`, `address_prefixes     = ["26.0.1.0/24"]`)
+	got := activeOn(checkSource(t, s), RuleAzExposedPort, "azurerm_linux_virtual_machine.vm[0]")
+	if len(got) != 1 || !strings.HasSuffix(got[0].Message, "(every IPv4 internet address but 26.0.0.0/16)") {
+		t.Fatalf("want SSH from every IPv4 internet address but the network's own, got %+v", got)
+	}
+}
+
+// TestAzureLBPoolAddress checks that a machine a public load balancer's
+// pool names by address (azurerm_lb_backend_address_pool_address) is
+// reached on the pool's rules' ports, as one named by its interface is.
+func TestAzureLBPoolAddress(t *testing.T) {
+	src := readFixture(t, "testdata/azure/load-balancer/main.tf")
+	s := edit(t, src, `resource "azurerm_network_interface_backend_address_pool_association" "vm" {
+  count                   = 2
+  network_interface_id    = azurerm_network_interface.vm[count.index].id
+  ip_configuration_name   = "ip"
+  backend_address_pool_id = azurerm_lb_backend_address_pool.web.id
+}`, `resource "azurerm_lb_backend_address_pool_address" "vm" {
+  count                   = 2
+  name                    = "vm-${count.index}"
+  backend_address_pool_id = azurerm_lb_backend_address_pool.web.id
+  virtual_network_id      = azurerm_virtual_network.net.id
+  ip_address              = azurerm_network_interface.vm[count.index].private_ip_address
+}`)
+	s = edit(t, s, `  frontend_port                  = 80
+  backend_port                   = 80`, `  frontend_port                  = 2222
+  backend_port                   = 22`)
+	got := activeOn(checkSource(t, s), RuleAzExposedPort, "azurerm_linux_virtual_machine.vm[1]")
+	if len(got) != 1 || got[0].Severity != Critical || !strings.Contains(got[0].Message, "tcp 22 (SSH) is reachable") {
+		t.Fatalf("want SSH forwarded to the machine the pool names by address, got %+v", got)
+	}
+}
