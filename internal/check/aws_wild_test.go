@@ -652,3 +652,31 @@ func TestVPCElsewhereFailsClosed(t *testing.T) {
 		t.Errorf("%s: %+v, want one high that says the VPC's main table was assumed", RuleExposedPort, got)
 	}
 }
+
+// TestListElementUnknown: a list with an element not known statically was
+// read as its known elements alone. An EKS endpoint admitting an office's
+// range and one from a variable without a value read as admitting the
+// office alone; a public database behind a group admitting only its VPC
+// and one from such a variable, and an interface to which such a group is
+// attached, read as reached from nowhere. Each element may be anything:
+// the endpoint may be reachable from every address, and says so.
+func TestListElementUnknown(t *testing.T) {
+	rep := run(t, "testdata/aws/list-element-unknown")
+	for _, tc := range []struct{ addr, why string }{
+		{"aws_eks_cluster.api", "public_access_cidrs has an element not known statically"},
+		{"aws_db_instance.orders", "vpc_security_group_ids not known statically"},
+		{"aws_network_interface.app", "aws_network_interface_sg_attachment.extra: security_group_id not known statically"},
+	} {
+		got := activeOn(rep, RuleExposedPort, tc.addr)
+		if len(got) != 1 || got[0].Severity != High || !strings.Contains(got[0].Message, "may be reachable from the internet") ||
+			!strings.Contains(got[0].Message, tc.why) {
+			t.Errorf("%s on %s: %+v, want one high that says it may be reachable because %s", RuleExposedPort, tc.addr, got, tc.why)
+		}
+	}
+	// The known ranges already admit every IPv4 address: that is proven.
+	got := activeOn(rep, RuleExposedPort, "aws_eks_cluster.open")
+	if len(got) != 1 || got[0].Severity != Critical || !strings.Contains(got[0].Message, "is reachable from the internet (every IPv4 internet address)") {
+		t.Errorf("%s on aws_eks_cluster.open: %+v, want one critical, proven from every IPv4 address", RuleExposedPort, got)
+	}
+	wantNotes(t, rep, "public_access_cidrs has an element not known statically: assumed to admit every address")
+}

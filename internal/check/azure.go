@@ -546,19 +546,11 @@ func (m *Model) buildAzure(byType map[string][]*tf.Resource) {
 			more, u := strs(p, "authorized_ip_ranges")
 			ranges, unk = append(ranges, more...), unk || u
 		}
-		if unk {
-			m.note(r, "authorized IP ranges not known statically: assumed to be every address")
-			ranges = append(ranges, "0.0.0.0/0", "::/0")
-		}
-		if len(ranges) == 0 {
+		if len(ranges) == 0 && !unk {
 			e.Allowed = append(e.Allowed, allInternet...)
 			e.Why += " and no authorized IP ranges are set"
 		}
-		for _, c := range ranges {
-			if p, ok := m.prefix(r, "authorized_ip_ranges", c); ok {
-				e.Allowed = append(e.Allowed, p)
-			}
-		}
+		m.allowFrom(e, "authorized_ip_ranges", ranges, unk)
 		m.Endpoints = append(m.Endpoints, e)
 	}
 	ms, ilbs := m.azureMachines(byType, lbs), m.internalLBs(byType)

@@ -211,7 +211,9 @@ func TestAzureLoadBalancerForwards(t *testing.T) {
 }
 
 // TestAzureAKSAPIServer checks that a public AKS API server without
-// authorized ranges is reported, and a private cluster is not.
+// authorized ranges is reported, and a private cluster is not. One whose
+// authorized ranges hold one not known statically was reported reachable
+// from every address as if proven: it may be.
 func TestAzureAKSAPIServer(t *testing.T) {
 	rep := run(t, "testdata/azure/aks")
 	open := activeOn(rep, RuleAzExposedPort, "azurerm_kubernetes_cluster.open")
@@ -224,6 +226,13 @@ func TestAzureAKSAPIServer(t *testing.T) {
 	office := activeOn(rep, RuleAzExposedPort, "azurerm_kubernetes_cluster.office")
 	if len(office) != 1 || !strings.Contains(office[0].Message, "198.51.100.0/24") || strings.Contains(office[0].Message, "every") {
 		t.Errorf("API server with an authorized range: %+v, want the range alone", office)
+	}
+	// A range not known statically may be any: every address may reach
+	// the API server, which is not proven.
+	vendor := activeOn(rep, RuleAzExposedPort, "azurerm_kubernetes_cluster.vendor")
+	if len(vendor) != 1 || vendor[0].Severity != High || !strings.Contains(vendor[0].Message, "may be reachable from the internet") ||
+		!strings.Contains(vendor[0].Message, "authorized_ip_ranges has an element not known statically") {
+		t.Errorf("API server with a range not known statically: %+v, want one high that says it may be reachable and why", vendor)
 	}
 }
 

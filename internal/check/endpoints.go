@@ -59,6 +59,19 @@ func sgsUnknown(vals map[string]any, attrs ...string) string {
 	return ""
 }
 
+// attachSGs adds to e the security groups that attrs of vals name. One not
+// known statically (a variable without a value, an ID computed elsewhere)
+// may be any group: e's groups are then read as admitting everything
+// (SGsUnknown).
+func (m *Model) attachSGs(e *Endpoint, vals map[string]any, attrs ...string) {
+	for _, a := range attrs {
+		e.SGs = append(e.SGs, m.sgsOf(strList(vals, a))...)
+	}
+	if why := sgsUnknown(vals, attrs...); why != "" && e.SGsUnknown == "" {
+		e.SGsUnknown = why
+	}
+}
+
 // sgsOf returns the security groups refs name. A group no group of the
 // scanned code is (an ID of one made elsewhere) may admit anything: it is
 // read as admitting every address on every port, and said so.
@@ -158,14 +171,33 @@ func (m *Model) buildEndpoints(byType map[string][]*tf.Resource) {
 		}
 		add(e)
 	}
-	eniSGs := map[string][]string{}
+	// A group attached to an interface by a resource of its own. A group
+	// not known statically may be any; an interface not known statically
+	// may be any of those its expression names (else any): each such
+	// interface's groups are read as admitting everything.
+	eniSGs, eniSGsUnknown := map[string][]string{}, map[string]string{}
 	for _, r := range byType["aws_network_interface_sg_attachment"] {
-		eni := m.addr(str(r.Values, "network_interface_id"))
+		eni := m.addr(m.ref(r.Values, "network_interface_id"))
+		if eni == "" {
+			enis := instancesOf(m, unknownFrom(r.Values, "network_interface_id"), byType["aws_network_interface"], func(r *tf.Resource) *tf.Resource { return r })
+			if enis == nil {
+				enis = byType["aws_network_interface"]
+			}
+			for _, n := range enis {
+				eniSGsUnknown[n.Address] = r.Address + " attaches a security group to a network interface not known statically: assumed to attach it here, admitting every address"
+			}
+			continue
+		}
+		if unknown(r.Values, "security_group_id") {
+			eniSGsUnknown[eni] = r.Address + ": security_group_id not known statically: assumed to admit every address"
+			continue
+		}
 		eniSGs[eni] = append(eniSGs[eni], str(r.Values, "security_group_id"))
 	}
 	for _, r := range byType["aws_network_interface"] {
 		e := &Endpoint{Addr: r.Address, Kind: "eni", Res: r, Subnets: m.subnetsOf(strList(r.Values, "subnet_id")),
-			SGs: m.sgsOf(append(strList(r.Values, "security_groups"), eniSGs[r.Address]...)), SGsUnknown: sgsUnknown(r.Values, "security_groups")}
+			SGs: m.sgsOf(eniSGs[r.Address]), SGsUnknown: eniSGsUnknown[r.Address]}
+		m.attachSGs(e, r.Values, "security_groups")
 		if m.eips[r.Address] {
 			e.Public, e.Why = true, "an Elastic IP is associated"
 		}
@@ -189,13 +221,12 @@ func (m *Model) buildEndpoints(byType map[string][]*tf.Resource) {
 		// Its instances' groups are those of its launch template (its
 		// network interfaces' too) or launch configuration.
 		if t, _ := m.asgTemplate(r); t != nil && t.Type == "aws_launch_configuration" {
-			e.SGs = m.sgsOf(strList(t.Values, "security_groups"))
+			m.attachSGs(e, t.Values, "security_groups")
 		} else if t != nil {
-			sgs := strList(t.Values, "vpc_security_group_ids")
+			m.attachSGs(e, t.Values, "vpc_security_group_ids")
 			for _, ni := range blocks(t.Values, "network_interfaces") {
-				sgs = append(sgs, strList(ni, "security_groups")...)
+				m.attachSGs(e, ni, "security_groups")
 			}
-			e.SGs = m.sgsOf(sgs)
 		}
 		if why, _ := m.asgPublicIP(r); why != "" {
 			e.Public, e.Why = true, why
@@ -227,7 +258,8 @@ func (m *Model) buildEndpoints(byType map[string][]*tf.Resource) {
 	}
 	for _, r := range byType["aws_db_instance"] {
 		e := &Endpoint{Addr: r.Address, Kind: "db", DataTier: true, Res: r, Subnets: m.groupSubnets(r, "db_subnet_group_name"),
-			SGs: m.sgsOf(strList(r.Values, "vpc_security_group_ids")), Ports: []int{enginePort(r, 5432)}}
+			Ports: []int{enginePort(r, 5432)}}
+		m.attachSGs(e, r.Values, "vpc_security_group_ids")
 		if portKnown(r) {
 			e.Listens = listensOn(e.Ports)
 		}
@@ -242,7 +274,7 @@ func (m *Model) buildEndpoints(byType map[string][]*tf.Resource) {
 	for _, r := range byType["aws_rds_cluster_instance"] {
 		e := &Endpoint{Addr: r.Address, Kind: "db", DataTier: true, Res: r, Subnets: m.groupSubnets(r, "db_subnet_group_name")}
 		if c := clusters[m.addr(str(r.Values, "cluster_identifier"))]; c != nil {
-			e.SGs = m.sgsOf(strList(c.Values, "vpc_security_group_ids"))
+			m.attachSGs(e, c.Values, "vpc_security_group_ids")
 			e.Ports = []int{enginePort(c, 3306)}
 			if portKnown(c) {
 				e.Listens = listensOn(e.Ports)
@@ -259,8 +291,8 @@ func (m *Model) buildEndpoints(byType map[string][]*tf.Resource) {
 	for _, typ := range []string{"aws_elasticache_cluster", "aws_elasticache_replication_group"} {
 		for _, r := range byType[typ] {
 			e := &Endpoint{Addr: r.Address, Kind: "cache", DataTier: true, Res: r,
-				Subnets: m.groupSubnets(r, "subnet_group_name"), SGs: m.sgsOf(strList(r.Values, "security_group_ids")),
-				Ports: []int{enginePort(r, 6379)}}
+				Subnets: m.groupSubnets(r, "subnet_group_name"), Ports: []int{enginePort(r, 6379)}}
+			m.attachSGs(e, r.Values, "security_group_ids")
 			if portKnown(r) {
 				e.Listens = listensOn(e.Ports)
 			}
@@ -269,8 +301,8 @@ func (m *Model) buildEndpoints(byType map[string][]*tf.Resource) {
 	}
 	for _, r := range byType["aws_redshift_cluster"] {
 		e := &Endpoint{Addr: r.Address, Kind: "redshift", DataTier: true, Res: r,
-			Subnets: m.groupSubnets(r, "cluster_subnet_group_name"), SGs: m.sgsOf(strList(r.Values, "vpc_security_group_ids")),
-			Ports: []int{num(r.Values, "port", 5439)}}
+			Subnets: m.groupSubnets(r, "cluster_subnet_group_name"), Ports: []int{num(r.Values, "port", 5439)}}
+		m.attachSGs(e, r.Values, "vpc_security_group_ids")
 		if !has(r.Values, "publicly_accessible") {
 			e.Public, e.Why = true, "publicly_accessible is not set (the AWS provider before 5.0 and the Redshift API default it to true)"
 		} else {
@@ -281,8 +313,8 @@ func (m *Model) buildEndpoints(byType map[string][]*tf.Resource) {
 	for _, r := range byType["aws_msk_cluster"] {
 		bg := block(r.Values, "broker_node_group_info")
 		e := &Endpoint{Addr: r.Address, Kind: "kafka", DataTier: true, Res: r,
-			Subnets: m.subnetsOf(strList(bg, "client_subnets")), SGs: m.sgsOf(strList(bg, "security_groups")),
-			Ports: []int{9092, 9094, 9096, 9098}}
+			Subnets: m.subnetsOf(strList(bg, "client_subnets")), Ports: []int{9092, 9094, 9096, 9098}}
+		m.attachSGs(e, bg, "security_groups")
 		if t := str(block(block(bg, "connectivity_info"), "public_access"), "type"); t != "" && !strings.EqualFold(t, "DISABLED") {
 			e.Public, e.Why = true, "connectivity_info.public_access.type = "+t
 			e.Ports = []int{9194, 9196, 9198}
@@ -291,7 +323,8 @@ func (m *Model) buildEndpoints(byType map[string][]*tf.Resource) {
 	}
 	for _, r := range byType["aws_dms_replication_instance"] {
 		e := &Endpoint{Addr: r.Address, Kind: "dms", DataTier: true, Res: r,
-			Subnets: m.groupSubnets(r, "replication_subnet_group_id"), SGs: m.sgsOf(strList(r.Values, "vpc_security_group_ids"))}
+			Subnets: m.groupSubnets(r, "replication_subnet_group_id")}
+		m.attachSGs(e, r.Values, "vpc_security_group_ids")
 		// The DMS API makes an instance public unless told otherwise, but
 		// the AWS provider always sends the attribute, false when unset.
 		publicFlag(e, r.Values, "publicly_accessible")
@@ -322,7 +355,7 @@ func (m *Model) buildEndpoints(byType map[string][]*tf.Resource) {
 	for _, r := range byType["aws_docdb_cluster_instance"] {
 		e := &Endpoint{Addr: r.Address, Kind: "docdb", DataTier: true, Res: r, Ports: []int{27017}}
 		if c := m.lookup(m.ref(r.Values, "cluster_identifier")); c != nil {
-			e.SGs = m.sgsOf(strList(c.Values, "vpc_security_group_ids"))
+			m.attachSGs(e, c.Values, "vpc_security_group_ids")
 			e.Subnets = m.groupSubnets(c, "db_subnet_group_name")
 			e.Ports = []int{num(c.Values, "port", 27017)}
 		}
@@ -332,7 +365,7 @@ func (m *Model) buildEndpoints(byType map[string][]*tf.Resource) {
 		e := &Endpoint{Addr: r.Address, Kind: "neptune", DataTier: true, Res: r, Ports: []int{num(r.Values, "port", 8182)},
 			Subnets: m.groupSubnets(r, "neptune_subnet_group_name")}
 		if c := m.lookup(m.ref(r.Values, "cluster_identifier")); c != nil {
-			e.SGs = m.sgsOf(strList(c.Values, "vpc_security_group_ids"))
+			m.attachSGs(e, c.Values, "vpc_security_group_ids")
 			if len(e.Subnets) == 0 {
 				e.Subnets = m.groupSubnets(c, "neptune_subnet_group_name")
 			}
@@ -351,7 +384,7 @@ func (m *Model) buildEndpoints(byType map[string][]*tf.Resource) {
 			e := &Endpoint{Addr: r.Address, Kind: "search", DataTier: true, Res: r, Ports: ports}
 			if vo := block(r.Values, "vpc_options"); vo != nil {
 				e.Subnets = m.subnetsOf(strList(vo, "subnet_ids"))
-				e.SGs = m.sgsOf(strList(vo, "security_group_ids"))
+				m.attachSGs(e, vo, "security_group_ids")
 			} else {
 				e.Managed, e.Public, e.Why, e.Allowed = true, true, "domain has no vpc_options: its endpoint is public", allInternet
 			}
@@ -392,15 +425,11 @@ func (m *Model) buildEndpoints(byType map[string][]*tf.Resource) {
 		e := &Endpoint{Addr: r.Address, Kind: "eks", Res: r, Ports: []int{443}}
 		if boolean(vc, "endpoint_public_access", true) {
 			e.Managed, e.Public, e.Why = true, true, "endpoint_public_access = true"
-			cidrs := strList(vc, "public_access_cidrs")
+			cidrs, unk := strs(vc, "public_access_cidrs")
 			if !has(vc, "public_access_cidrs") {
 				cidrs = []string{"0.0.0.0/0"}
 			}
-			for _, c := range cidrs {
-				if p, ok := m.prefix(r, "public_access_cidrs", c); ok {
-					e.Allowed = append(e.Allowed, p)
-				}
-			}
+			m.allowFrom(e, "public_access_cidrs", cidrs, unk)
 		}
 		add(e)
 	}
@@ -546,9 +575,9 @@ func (m *Model) nodeGroups(byType map[string][]*tf.Resource, templates map[strin
 		vals := map[string]any{}
 		if lt := block(r.Values, "launch_template"); lt != nil {
 			if t := templates[m.addr(str(lt, "id"))]; t != nil {
-				e.SGs = m.sgsOf(strList(t.Values, "vpc_security_group_ids"))
+				m.attachSGs(e, t.Values, "vpc_security_group_ids")
 				if ni := block(t.Values, "network_interfaces"); ni != nil {
-					e.SGs = append(e.SGs, m.sgsOf(strList(ni, "security_groups"))...)
+					m.attachSGs(e, ni, "security_groups")
 					vals = ni
 				}
 			} else if unknown(lt, "id") || unknown(lt, "name") {

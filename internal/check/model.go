@@ -229,6 +229,10 @@ type Endpoint struct {
 	// the address ranges admitted.
 	Managed bool
 	Allowed []netip.Prefix
+	// AllowedAssumed, when set, says why the endpoint is read as admitting
+	// every address besides Allowed: an element of the list Allowed was
+	// read from is not known statically.
+	AllowedAssumed string
 	// Listens, when set, tells the ports the endpoint really listens on (a
 	// load balancer's listeners); nil: any port may have a listener.
 	Listens func(proto string, port int) bool
@@ -328,6 +332,22 @@ func (m *Model) addrOf(typ, ref string) string {
 
 func (m *Model) note(r *tf.Resource, format string, args ...any) {
 	m.Notes = append(m.Notes, tf.Note{Pos: r.Pos, Address: r.Address, Msg: fmt.Sprintf(format, args...)})
+}
+
+// allowFrom adds to a managed endpoint's Allowed the ranges of an
+// allow-list read from attr (strs). An element not known statically may be
+// any range: the endpoint is then read as admitting every address too
+// (AllowedAssumed), and said so.
+func (m *Model) allowFrom(e *Endpoint, attr string, ranges []string, unk bool) {
+	for _, c := range ranges {
+		if p, ok := m.prefix(e.Res, attr, c); ok {
+			e.Allowed = append(e.Allowed, p)
+		}
+	}
+	if unk {
+		e.AllowedAssumed = attr + " has an element not known statically: assumed to admit every address"
+		m.note(e.Res, "%s", e.AllowedAssumed)
+	}
 }
 
 func (m *Model) prefix(r *tf.Resource, what, s string) (netip.Prefix, bool) {

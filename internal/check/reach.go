@@ -339,12 +339,19 @@ func (m *Model) reach(src Source, e *Endpoint, proto string, port int) Result {
 			return Result{Path: append(path, Hop{Kind: "endpoint", Addr: e.Addr, Detail: "managed endpoint outside the VPC; no path modelled"})}
 		}
 		got := intersect(setOf(e.Allowed...), src.Set)
+		var assumed []string
+		// What the unknown element adds is said only when the known
+		// ranges do not already admit a whole address family, the worst
+		// a finding can say.
+		if e.AllowedAssumed != "" && !coversFamily(src.Set, got) {
+			got = src.Set
+			assumed = append(assumed, e.Addr+": "+e.AllowedAssumed)
+		}
 		if empty(got) {
 			return Result{Path: append(path, Hop{Kind: "endpoint", Addr: e.Addr, Detail: "public endpoint admits no internet address"})}
 		}
-		var assumed []string
 		if e.PublicAssumed {
-			assumed = []string{e.Addr + ": " + e.Why}
+			assumed = append(assumed, e.Addr+": "+e.Why)
 		}
 		return Result{Reachable: true, From: got, Assumed: assumed, Path: append(path,
 			Hop{Kind: "endpoint", Addr: e.Addr, Detail: fmt.Sprintf("public endpoint (%s) admits %s", e.Why, m.describe(got))})}

@@ -31,3 +31,20 @@ resource "azurerm_kubernetes_cluster" "private" {
     vm_size    = "Standard_D2s_v3"
   }
 }
+# An office range and a vendor's, given by a variable without a value: the
+# vendor's may be any range.
+variable "vendor_cidr" {
+  type = string
+}
+resource "azurerm_kubernetes_cluster" "vendor" {
+  name       = "vendor"
+  dns_prefix = "vendor"
+  api_server_access_profile {
+    authorized_ip_ranges = ["198.51.100.0/24", var.vendor_cidr]
+  }
+  default_node_pool {
+    name       = "system"
+    node_count = 1
+    vm_size    = "Standard_D2s_v3"
+  }
+}

@@ -1,0 +1,97 @@
+# Lists with an element not known statically: a variable without a value
+# among known values. Each element may be anything, so each list is read
+# at its most permissive.
+variable "extra_cidr" {
+  type = string
+}
+variable "extra_sg" {
+  type = string
+}
+
+# The API endpoint admits an office's range and one given by a variable:
+# that one may be any range.
+resource "aws_eks_cluster" "api" {
+  name     = "api"
+  role_arn = "arn:aws:iam::123456789012:role/eks"
+  vpc_config {
+    subnet_ids          = ["subnet-1"]
+    public_access_cidrs = ["198.51.100.0/24", var.extra_cidr]
+  }
+}
+
+# Every range is already admitted: the unknown one widens nothing.
+resource "aws_eks_cluster" "open" {
+  name     = "open"
+  role_arn = "arn:aws:iam::123456789012:role/eks"
+  vpc_config {
+    subnet_ids          = ["subnet-1"]
+    public_access_cidrs = ["0.0.0.0/0", var.extra_cidr]
+  }
+}
+
+# A public database in a public subnet behind a group that admits only the
+# VPC, and one more group given by a variable: that one may admit anyone.
+resource "aws_vpc" "main" {
+  cidr_block = "10.93.0.0/16"
+}
+resource "aws_internet_gateway" "main" {
+  vpc_id = aws_vpc.main.id
+}
+resource "aws_subnet" "public" {
+  vpc_id                  = aws_vpc.main.id
+  cidr_block              = "10.93.1.0/24"
+  map_public_ip_on_launch = true
+}
+resource "aws_subnet" "public_b" {
+  vpc_id                  = aws_vpc.main.id
+  cidr_block              = "10.93.2.0/24"
+  map_public_ip_on_launch = true
+}
+resource "aws_route_table" "public" {
+  vpc_id = aws_vpc.main.id
+  route {
+    cidr_block = "0.0.0.0/0"
+    gateway_id = aws_internet_gateway.main.id
+  }
+}
+resource "aws_route_table_association" "public" {
+  subnet_id      = aws_subnet.public.id
+  route_table_id = aws_route_table.public.id
+}
+resource "aws_route_table_association" "public_b" {
+  subnet_id      = aws_subnet.public_b.id
+  route_table_id = aws_route_table.public.id
+}
+resource "aws_security_group" "internal" {
+  vpc_id = aws_vpc.main.id
+  ingress {
+    protocol    = "tcp"
+    from_port   = 0
+    to_port     = 65535
+    cidr_blocks = ["10.93.0.0/16"]
+  }
+}
+resource "aws_db_subnet_group" "public" {
+  subnet_ids = [aws_subnet.public.id, aws_subnet.public_b.id]
+}
+resource "aws_db_instance" "orders" {
+  engine                 = "postgres"
+  instance_class         = "db.t3.micro"
+  db_subnet_group_name   = aws_db_subnet_group.public.name
+  publicly_accessible    = true
+  vpc_security_group_ids = [aws_security_group.internal.id, var.extra_sg]
+}
+
+# An interface behind the internal group, to which another group, given by
+# a variable, is attached.
+resource "aws_network_interface" "app" {
+  subnet_id       = aws_subnet.public.id
+  security_groups = [aws_security_group.internal.id]
+}
+resource "aws_eip" "app" {
+  network_interface = aws_network_interface.app.id
+}
+resource "aws_network_interface_sg_attachment" "extra" {
+  network_interface_id = aws_network_interface.app.id
+  security_group_id    = var.extra_sg
+}
