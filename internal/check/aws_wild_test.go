@@ -680,3 +680,23 @@ func TestListElementUnknown(t *testing.T) {
 	}
 	wantNotes(t, rep, "public_access_cidrs has an element not known statically: assumed to admit every address")
 }
+
+// TestPortUnknown: a database whose port is not known statically read as
+// listening on its engine's port alone, and a classic load balancer with a
+// listener on such a port as listening on port 0: a group admitting other
+// ports from everywhere read as reaching nothing. Either may listen on
+// any port.
+func TestPortUnknown(t *testing.T) {
+	rep := run(t, "testdata/aws/list-element-unknown")
+	for _, a := range []string{"aws_db_instance.reports", "aws_elb.web"} {
+		got := activeOn(rep, RuleExposedPort, a)
+		if len(got) != 1 || !strings.Contains(got[0].Message, "tcp 22 (SSH), 3306 (MySQL) are reachable") {
+			t.Errorf("%s on %s: %+v, want SSH and MySQL reachable", RuleExposedPort, a, got)
+		}
+	}
+	for _, f := range activeOn(rep, RulePlainListener, "aws_elb.web") {
+		if strings.Contains(f.Message, "port 0") {
+			t.Errorf("%s: %q names port 0 for a port not known statically", RulePlainListener, f.Message)
+		}
+	}
+}

@@ -22,8 +22,12 @@ func listensOn(ports []int) func(string, int) bool {
 	return func(_ string, port int) bool { return slices.Contains(ports, port) }
 }
 
-// portKnown reports whether r's port is known: set, or its engine's.
+// portKnown reports whether r's port is known: set, or its engine's. A
+// port not known statically may be any, whatever the engine.
 func portKnown(r *tf.Resource) bool {
+	if unknown(r.Values, "port") {
+		return false
+	}
 	_, engine := enginePorts[strings.ToLower(str(r.Values, "engine"))]
 	return num(r.Values, "port", 0) > 0 || engine
 }
@@ -239,10 +243,14 @@ func (m *Model) buildEndpoints(byType map[string][]*tf.Resource) {
 			e := &Endpoint{Addr: r.Address, Kind: "lb", Gateway: true, Res: r,
 				Subnets: m.subnetsOf(strList(r.Values, "subnets")), SGs: m.sgsOf(strList(r.Values, "security_groups")),
 				SGsUnknown: sgsUnknown(r.Values, "security_groups")}
+			// A classic load balancer's listener on a port not known
+			// statically may be on any port.
+			lbPortUnknown := unknown(r.Values, "listener")
 			for _, l := range blocks(r.Values, "listener") { // aws_elb
+				lbPortUnknown = lbPortUnknown || unknown(l, "lb_port")
 				listeners[r.Address] = append(listeners[r.Address], num(l, "lb_port", 0))
 			}
-			if ports := listeners[r.Address]; len(ports) > 0 || !anyListener {
+			if ports := listeners[r.Address]; !lbPortUnknown && (len(ports) > 0 || !anyListener) {
 				sort.Ints(ports)
 				e.Ports = ports
 				e.Listens = listensOn(ports)

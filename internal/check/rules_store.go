@@ -1,6 +1,7 @@
 package check
 
 import (
+	"fmt"
 	"strings"
 
 	"moat/internal/check/tf"
@@ -58,7 +59,11 @@ func instanceRules(byType map[string][]*tf.Resource, fs *findings) {
 	for _, r := range byType["aws_elb"] {
 		for _, l := range blocks(r.Values, "listener") {
 			if p := strings.ToUpper(str(l, "lb_protocol")); p == "HTTP" || p == "TCP" {
-				fs.add(RulePlainListener, r, nil, "listener on port %d takes %s in the clear", num(l, "lb_port", 0), p)
+				port := fmt.Sprint(num(l, "lb_port", 0))
+				if unknown(l, "lb_port") {
+					port = "(not known statically)"
+				}
+				fs.add(RulePlainListener, r, nil, "listener on port %s takes %s in the clear", port, p)
 			}
 		}
 	}

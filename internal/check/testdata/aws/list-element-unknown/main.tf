@@ -95,3 +95,54 @@ resource "aws_network_interface_sg_attachment" "extra" {
   network_interface_id = aws_network_interface.app.id
   security_group_id    = var.extra_sg
 }
+
+# Ports not known statically: a database's port and a classic load
+# balancer's listener port, each from a variable without a value, behind
+# a group that admits MySQL's port and SSH from everywhere. Either may
+# listen there.
+variable "db_port" {
+  type = number
+}
+variable "lb_port" {
+  type = number
+}
+resource "aws_security_group" "world" {
+  vpc_id = aws_vpc.main.id
+  ingress {
+    protocol    = "tcp"
+    from_port   = 3306
+    to_port     = 3306
+    cidr_blocks = ["0.0.0.0/0"]
+  }
+  ingress {
+    protocol    = "tcp"
+    from_port   = 22
+    to_port     = 22
+    cidr_blocks = ["0.0.0.0/0"]
+  }
+}
+resource "aws_db_instance" "reports" {
+  engine                 = "postgres"
+  instance_class         = "db.t3.micro"
+  port                   = var.db_port
+  db_subnet_group_name   = aws_db_subnet_group.public.name
+  publicly_accessible    = true
+  storage_encrypted      = true
+  vpc_security_group_ids = [aws_security_group.world.id]
+}
+resource "aws_elb" "web" {
+  subnets         = [aws_subnet.public.id]
+  security_groups = [aws_security_group.world.id]
+  listener {
+    lb_port           = 443
+    lb_protocol       = "tcp"
+    instance_port     = 8443
+    instance_protocol = "tcp"
+  }
+  listener {
+    lb_port           = var.lb_port
+    lb_protocol       = "tcp"
+    instance_port     = 8080
+    instance_protocol = "tcp"
+  }
+}
