@@ -700,3 +700,32 @@ func TestPortUnknown(t *testing.T) {
 		}
 	}
 }
+
+// TestSubnetListUnknown: a subnet list with an element not known
+// statically was read as its known subnets alone: a public database in a
+// subnet group of a private subnet and one from a variable without a value
+// read as reached from nowhere. That one may be any subnet, routed to the
+// internet too. A list wholly unknown whose expression names the subnets
+// it is taken from is any of those: reachable through a public one, not
+// through private ones alone.
+func TestSubnetListUnknown(t *testing.T) {
+	rep := run(t, "testdata/aws/list-element-unknown")
+	for _, tc := range []struct{ addr, why string }{
+		{"aws_db_instance.ledger", "subnet_ids has a subnet not known statically: assumed to be any subnet"},
+		{"aws_db_instance.archive", "subnet_ids has a subnet not known statically: assumed to be any of aws_subnet.private, aws_subnet.public"},
+	} {
+		got := activeOn(rep, RuleExposedPort, tc.addr)
+		if len(got) != 1 || !strings.Contains(got[0].Message, "tcp 3306 (MySQL) may be reachable") || !strings.Contains(got[0].Message, tc.why) {
+			t.Errorf("%s on %s: %+v, want MySQL that may be reachable because %s", RuleExposedPort, tc.addr, got, tc.why)
+		}
+		if got := activeOn(rep, RuleDataTierPublic, tc.addr); len(got) != 1 || !strings.Contains(got[0].Message, tc.why) {
+			t.Errorf("%s on %s: %+v, want one that says %s", RuleDataTierPublic, tc.addr, got, tc.why)
+		}
+	}
+	if got := activeOn(rep, RuleExposedPort, "aws_db_instance.audit"); len(got) > 0 {
+		t.Errorf("%s on aws_db_instance.audit, in private subnets alone: %+v, want none", RuleExposedPort, got)
+	}
+	if got := activeOn(rep, RuleDataTierPublic, "aws_db_instance.audit"); len(got) > 0 {
+		t.Errorf("%s on aws_db_instance.audit, in private subnets alone: %+v, want none", RuleDataTierPublic, got)
+	}
+}

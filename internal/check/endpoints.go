@@ -113,13 +113,64 @@ func (m *Model) sgElsewhere(id string) *SG {
 	return g
 }
 
-// groupSubnets resolves a subnet group named by attr to its subnets.
-func (m *Model) groupSubnets(r *tf.Resource, attr string) []*Subnet {
+// unknownRefs tells whether attr k of vals, a reference or a list of
+// them, holds one not known statically, and the resources such a one can
+// only come from (tf.Unknown.From); from is nil when it may be anything.
+func unknownRefs(vals map[string]any, k string) (unk bool, from []string) {
+	var us []tf.Unknown
+	switch v := vals[k].(type) {
+	case tf.Unknown:
+		us = append(us, v)
+	case []any:
+		for _, x := range v {
+			if u, ok := x.(tf.Unknown); ok {
+				us = append(us, u)
+			}
+		}
+	}
+	for _, u := range us {
+		if len(u.From) == 0 {
+			return true, nil
+		}
+		from = append(from, u.From...)
+	}
+	return len(us) > 0, from
+}
+
+// subnetsIn returns the subnets that attr of vals names. One not known
+// statically may be any of those its expression names, else any subnet:
+// recorded on e (SubnetsUnknown) for reach to try, and said so.
+func (m *Model) subnetsIn(e *Endpoint, vals map[string]any, attr string) []*Subnet {
+	subs := m.subnetsOf(strList(vals, attr))
+	unk, from := unknownRefs(vals, attr)
+	if !unk {
+		return subs
+	}
+	maybe := m.subnetsFrom(from)
+	if maybe == nil {
+		e.SubnetsAny = true
+		e.SubnetsUnknown = attr + " has a subnet not known statically: assumed to be any subnet"
+		return subs
+	}
+	names := make([]string, len(maybe))
+	for i, s := range maybe {
+		names[i] = s.Addr
+	}
+	e.SubnetsMaybe = append(e.SubnetsMaybe, maybe...)
+	if !e.SubnetsAny {
+		e.SubnetsUnknown = attr + " has a subnet not known statically: assumed to be any of " + strings.Join(names, ", ")
+	}
+	return subs
+}
+
+// groupSubnets resolves a subnet group named by attr to its subnets; one
+// of its subnets not known statically is recorded on e (subnetsIn).
+func (m *Model) groupSubnets(e *Endpoint, r *tf.Resource, attr string) []*Subnet {
 	g := m.lookup(m.ref(r.Values, attr))
 	if g == nil {
 		return nil
 	}
-	return m.subnetsOf(strList(g.Values, "subnet_ids"))
+	return m.subnetsIn(e, g.Values, "subnet_ids")
 }
 
 var allInternet = []netip.Prefix{netip.MustParsePrefix("0.0.0.0/0"), netip.MustParsePrefix("::/0")}
@@ -156,8 +207,8 @@ func (m *Model) buildEndpoints(byType map[string][]*tf.Resource) {
 		}
 	}
 	for _, r := range byType["aws_instance"] {
-		e := &Endpoint{Addr: r.Address, Kind: "instance", Res: r,
-			Subnets: m.subnetsOf(strList(r.Values, "subnet_id"))}
+		e := &Endpoint{Addr: r.Address, Kind: "instance", Res: r}
+		e.Subnets = m.subnetsIn(e, r.Values, "subnet_id")
 		e.SGs = m.sgsOf(append(strList(r.Values, "vpc_security_group_ids"), strList(r.Values, "security_groups")...))
 		e.SGsUnknown = sgsUnknown(r.Values, "vpc_security_group_ids", "security_groups")
 		// An interface it attaches is an endpoint of its own, with its
@@ -199,8 +250,8 @@ func (m *Model) buildEndpoints(byType map[string][]*tf.Resource) {
 		eniSGs[eni] = append(eniSGs[eni], str(r.Values, "security_group_id"))
 	}
 	for _, r := range byType["aws_network_interface"] {
-		e := &Endpoint{Addr: r.Address, Kind: "eni", Res: r, Subnets: m.subnetsOf(strList(r.Values, "subnet_id")),
-			SGs: m.sgsOf(eniSGs[r.Address]), SGsUnknown: eniSGsUnknown[r.Address]}
+		e := &Endpoint{Addr: r.Address, Kind: "eni", Res: r, SGs: m.sgsOf(eniSGs[r.Address]), SGsUnknown: eniSGsUnknown[r.Address]}
+		e.Subnets = m.subnetsIn(e, r.Values, "subnet_id")
 		m.attachSGs(e, r.Values, "security_groups")
 		if m.eips[r.Address] {
 			e.Public, e.Why = true, "an Elastic IP is associated"
@@ -221,7 +272,8 @@ func (m *Model) buildEndpoints(byType map[string][]*tf.Resource) {
 		}
 	}
 	for _, r := range byType["aws_autoscaling_group"] {
-		e := &Endpoint{Addr: r.Address, Kind: "asg", Res: r, Subnets: m.subnetsOf(strList(r.Values, "vpc_zone_identifier"))}
+		e := &Endpoint{Addr: r.Address, Kind: "asg", Res: r}
+		e.Subnets = m.subnetsIn(e, r.Values, "vpc_zone_identifier")
 		// Its instances' groups are those of its launch template (its
 		// network interfaces' too) or launch configuration.
 		if t, _ := m.asgTemplate(r); t != nil && t.Type == "aws_launch_configuration" {
@@ -240,9 +292,9 @@ func (m *Model) buildEndpoints(byType map[string][]*tf.Resource) {
 	listeners, anyListener := m.listeners(byType)
 	for _, typ := range []string{"aws_lb", "aws_alb", "aws_elb"} {
 		for _, r := range byType[typ] {
-			e := &Endpoint{Addr: r.Address, Kind: "lb", Gateway: true, Res: r,
-				Subnets: m.subnetsOf(strList(r.Values, "subnets")), SGs: m.sgsOf(strList(r.Values, "security_groups")),
-				SGsUnknown: sgsUnknown(r.Values, "security_groups")}
+			e := &Endpoint{Addr: r.Address, Kind: "lb", Gateway: true, Res: r}
+			e.Subnets = m.subnetsIn(e, r.Values, "subnets")
+			m.attachSGs(e, r.Values, "security_groups")
 			// A classic load balancer's listener on a port not known
 			// statically may be on any port.
 			lbPortUnknown := unknown(r.Values, "listener")
@@ -256,7 +308,7 @@ func (m *Model) buildEndpoints(byType map[string][]*tf.Resource) {
 				e.Listens = listensOn(ports)
 			}
 			for _, sm := range blocks(r.Values, "subnet_mapping") {
-				e.Subnets = append(e.Subnets, m.subnetsOf(strList(sm, "subnet_id"))...)
+				e.Subnets = append(e.Subnets, m.subnetsIn(e, sm, "subnet_id")...)
 			}
 			if !boolean(r.Values, "internal", false) {
 				e.Public, e.Why = true, "internet-facing load balancer"
@@ -265,8 +317,8 @@ func (m *Model) buildEndpoints(byType map[string][]*tf.Resource) {
 		}
 	}
 	for _, r := range byType["aws_db_instance"] {
-		e := &Endpoint{Addr: r.Address, Kind: "db", DataTier: true, Res: r, Subnets: m.groupSubnets(r, "db_subnet_group_name"),
-			Ports: []int{enginePort(r, 5432)}}
+		e := &Endpoint{Addr: r.Address, Kind: "db", DataTier: true, Res: r, Ports: []int{enginePort(r, 5432)}}
+		e.Subnets = m.groupSubnets(e, r, "db_subnet_group_name")
 		m.attachSGs(e, r.Values, "vpc_security_group_ids")
 		if portKnown(r) {
 			e.Listens = listensOn(e.Ports)
@@ -280,7 +332,8 @@ func (m *Model) buildEndpoints(byType map[string][]*tf.Resource) {
 		m.sgsOf(strList(r.Values, "vpc_security_group_ids"))
 	}
 	for _, r := range byType["aws_rds_cluster_instance"] {
-		e := &Endpoint{Addr: r.Address, Kind: "db", DataTier: true, Res: r, Subnets: m.groupSubnets(r, "db_subnet_group_name")}
+		e := &Endpoint{Addr: r.Address, Kind: "db", DataTier: true, Res: r}
+		e.Subnets = m.groupSubnets(e, r, "db_subnet_group_name")
 		if c := clusters[m.addr(str(r.Values, "cluster_identifier"))]; c != nil {
 			m.attachSGs(e, c.Values, "vpc_security_group_ids")
 			e.Ports = []int{enginePort(c, 3306)}
@@ -288,7 +341,7 @@ func (m *Model) buildEndpoints(byType map[string][]*tf.Resource) {
 				e.Listens = listensOn(e.Ports)
 			}
 			if len(e.Subnets) == 0 {
-				e.Subnets = m.groupSubnets(c, "db_subnet_group_name")
+				e.Subnets = m.groupSubnets(e, c, "db_subnet_group_name")
 			}
 		} else {
 			e.Ports = []int{enginePort(r, 3306)}
@@ -298,8 +351,8 @@ func (m *Model) buildEndpoints(byType map[string][]*tf.Resource) {
 	}
 	for _, typ := range []string{"aws_elasticache_cluster", "aws_elasticache_replication_group"} {
 		for _, r := range byType[typ] {
-			e := &Endpoint{Addr: r.Address, Kind: "cache", DataTier: true, Res: r,
-				Subnets: m.groupSubnets(r, "subnet_group_name"), Ports: []int{enginePort(r, 6379)}}
+			e := &Endpoint{Addr: r.Address, Kind: "cache", DataTier: true, Res: r, Ports: []int{enginePort(r, 6379)}}
+			e.Subnets = m.groupSubnets(e, r, "subnet_group_name")
 			m.attachSGs(e, r.Values, "security_group_ids")
 			if portKnown(r) {
 				e.Listens = listensOn(e.Ports)
@@ -308,8 +361,8 @@ func (m *Model) buildEndpoints(byType map[string][]*tf.Resource) {
 		}
 	}
 	for _, r := range byType["aws_redshift_cluster"] {
-		e := &Endpoint{Addr: r.Address, Kind: "redshift", DataTier: true, Res: r,
-			Subnets: m.groupSubnets(r, "cluster_subnet_group_name"), Ports: []int{num(r.Values, "port", 5439)}}
+		e := &Endpoint{Addr: r.Address, Kind: "redshift", DataTier: true, Res: r, Ports: []int{num(r.Values, "port", 5439)}}
+		e.Subnets = m.groupSubnets(e, r, "cluster_subnet_group_name")
 		m.attachSGs(e, r.Values, "vpc_security_group_ids")
 		if !has(r.Values, "publicly_accessible") {
 			e.Public, e.Why = true, "publicly_accessible is not set (the AWS provider before 5.0 and the Redshift API default it to true)"
@@ -320,8 +373,8 @@ func (m *Model) buildEndpoints(byType map[string][]*tf.Resource) {
 	}
 	for _, r := range byType["aws_msk_cluster"] {
 		bg := block(r.Values, "broker_node_group_info")
-		e := &Endpoint{Addr: r.Address, Kind: "kafka", DataTier: true, Res: r,
-			Subnets: m.subnetsOf(strList(bg, "client_subnets")), Ports: []int{9092, 9094, 9096, 9098}}
+		e := &Endpoint{Addr: r.Address, Kind: "kafka", DataTier: true, Res: r, Ports: []int{9092, 9094, 9096, 9098}}
+		e.Subnets = m.subnetsIn(e, bg, "client_subnets")
 		m.attachSGs(e, bg, "security_groups")
 		if t := str(block(block(bg, "connectivity_info"), "public_access"), "type"); t != "" && !strings.EqualFold(t, "DISABLED") {
 			e.Public, e.Why = true, "connectivity_info.public_access.type = "+t
@@ -330,8 +383,8 @@ func (m *Model) buildEndpoints(byType map[string][]*tf.Resource) {
 		add(e)
 	}
 	for _, r := range byType["aws_dms_replication_instance"] {
-		e := &Endpoint{Addr: r.Address, Kind: "dms", DataTier: true, Res: r,
-			Subnets: m.groupSubnets(r, "replication_subnet_group_id")}
+		e := &Endpoint{Addr: r.Address, Kind: "dms", DataTier: true, Res: r}
+		e.Subnets = m.groupSubnets(e, r, "replication_subnet_group_id")
 		m.attachSGs(e, r.Values, "vpc_security_group_ids")
 		// The DMS API makes an instance public unless told otherwise, but
 		// the AWS provider always sends the attribute, false when unset.
@@ -343,9 +396,9 @@ func (m *Model) buildEndpoints(byType map[string][]*tf.Resource) {
 	// public ActiveMQ broker has a public address in its subnet, behind its
 	// groups. Either answers on its engine's ports alone.
 	for _, r := range byType["aws_mq_broker"] {
-		e := &Endpoint{Addr: r.Address, Kind: "message broker", DataTier: true, Res: r,
-			Subnets: m.subnetsOf(strList(r.Values, "subnet_ids")), SGs: m.sgsOf(strList(r.Values, "security_groups")),
-			SGsUnknown: sgsUnknown(r.Values, "security_groups"), Ports: []int{5671, 8162, 8883, 61614, 61617, 61619}}
+		e := &Endpoint{Addr: r.Address, Kind: "message broker", DataTier: true, Res: r, Ports: []int{5671, 8162, 8883, 61614, 61617, 61619}}
+		e.Subnets = m.subnetsIn(e, r.Values, "subnet_ids")
+		m.attachSGs(e, r.Values, "security_groups")
 		rabbit := strings.EqualFold(str(r.Values, "engine_type"), "RabbitMQ")
 		if rabbit {
 			e.Ports = []int{443, 5671}
@@ -364,18 +417,18 @@ func (m *Model) buildEndpoints(byType map[string][]*tf.Resource) {
 		e := &Endpoint{Addr: r.Address, Kind: "docdb", DataTier: true, Res: r, Ports: []int{27017}}
 		if c := m.lookup(m.ref(r.Values, "cluster_identifier")); c != nil {
 			m.attachSGs(e, c.Values, "vpc_security_group_ids")
-			e.Subnets = m.groupSubnets(c, "db_subnet_group_name")
+			e.Subnets = m.groupSubnets(e, c, "db_subnet_group_name")
 			e.Ports = []int{num(c.Values, "port", 27017)}
 		}
 		add(e)
 	}
 	for _, r := range byType["aws_neptune_cluster_instance"] {
-		e := &Endpoint{Addr: r.Address, Kind: "neptune", DataTier: true, Res: r, Ports: []int{num(r.Values, "port", 8182)},
-			Subnets: m.groupSubnets(r, "neptune_subnet_group_name")}
+		e := &Endpoint{Addr: r.Address, Kind: "neptune", DataTier: true, Res: r, Ports: []int{num(r.Values, "port", 8182)}}
+		e.Subnets = m.groupSubnets(e, r, "neptune_subnet_group_name")
 		if c := m.lookup(m.ref(r.Values, "cluster_identifier")); c != nil {
 			m.attachSGs(e, c.Values, "vpc_security_group_ids")
 			if len(e.Subnets) == 0 {
-				e.Subnets = m.groupSubnets(c, "neptune_subnet_group_name")
+				e.Subnets = m.groupSubnets(e, c, "neptune_subnet_group_name")
 			}
 		}
 		publicFlag(e, r.Values, "publicly_accessible")
@@ -391,7 +444,7 @@ func (m *Model) buildEndpoints(byType map[string][]*tf.Resource) {
 			}
 			e := &Endpoint{Addr: r.Address, Kind: "search", DataTier: true, Res: r, Ports: ports}
 			if vo := block(r.Values, "vpc_options"); vo != nil {
-				e.Subnets = m.subnetsOf(strList(vo, "subnet_ids"))
+				e.Subnets = m.subnetsIn(e, vo, "subnet_ids")
 				m.attachSGs(e, vo, "security_group_ids")
 			} else {
 				e.Managed, e.Public, e.Why, e.Allowed = true, true, "domain has no vpc_options: its endpoint is public", allInternet
@@ -406,8 +459,9 @@ func (m *Model) buildEndpoints(byType map[string][]*tf.Resource) {
 		if nc == nil {
 			continue // bridge or host networking: the container instances' groups
 		}
-		e := &Endpoint{Addr: r.Address, Kind: "ecs-tasks", Res: r, Subnets: m.subnetsOf(strList(nc, "subnets")),
-			SGs: m.sgsOf(strList(nc, "security_groups")), SGsUnknown: sgsUnknown(nc, "security_groups")}
+		e := &Endpoint{Addr: r.Address, Kind: "ecs-tasks", Res: r}
+		e.Subnets = m.subnetsIn(e, nc, "subnets")
+		m.attachSGs(e, nc, "security_groups")
 		publicFlag(e, nc, "assign_public_ip")
 		add(e)
 	}
@@ -578,8 +632,8 @@ func eksRemoteAccessSG(r *tf.Resource) *SG {
 // listen on SSH (with remote_access), the kubelet and the NodePort range.
 func (m *Model) nodeGroups(byType map[string][]*tf.Resource, templates map[string]*tf.Resource) {
 	for _, r := range byType["aws_eks_node_group"] {
-		e := &Endpoint{Addr: r.Address, Kind: "eks-nodes", Res: r, Subnets: m.subnetsOf(strList(r.Values, "subnet_ids")),
-			Ports: []int{10250}}
+		e := &Endpoint{Addr: r.Address, Kind: "eks-nodes", Res: r, Ports: []int{10250}}
+		e.Subnets = m.subnetsIn(e, r.Values, "subnet_ids")
 		vals := map[string]any{}
 		if lt := block(r.Values, "launch_template"); lt != nil {
 			if t := templates[m.addr(str(lt, "id"))]; t != nil {

@@ -256,6 +256,13 @@ type Endpoint struct {
 	// code is where it is, when more is known than that (an instance that
 	// names no subnet is in a default subnet); "" for the general reading.
 	Unplaced string
+	// SubnetsUnknown, when set, says why the endpoint may be in a subnet
+	// besides Subnets: a subnet list holds an element not known
+	// statically. It may be any of SubnetsMaybe, or, when SubnetsAny,
+	// any subnet at all, read as one outside the scanned code.
+	SubnetsUnknown string
+	SubnetsMaybe   []*Subnet
+	SubnetsAny     bool
 	// OutsideVPC: the endpoint is in no VPC by design (a Lightsail
 	// instance), where Unplaced says; that is not an assumption.
 	OutsideVPC bool

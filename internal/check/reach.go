@@ -356,13 +356,14 @@ func (m *Model) reach(src Source, e *Endpoint, proto string, port int) Result {
 		return Result{Reachable: true, From: got, Assumed: assumed, Path: append(path,
 			Hop{Kind: "endpoint", Addr: e.Addr, Detail: fmt.Sprintf("public endpoint (%s) admits %s", e.Why, m.describe(got))})}
 	}
-	if len(e.Subnets) == 0 && e.Azure && src.Internet && e.Public {
+	placed := len(e.Subnets) > 0 || len(e.SubnetsMaybe) > 0 && !e.SubnetsAny
+	if !placed && e.Azure && src.Internet && e.Public {
 		return m.reachAzureUnplaced(src, e, proto, port)
 	}
-	if len(e.Subnets) == 0 && src.Internet && e.Public {
+	if !placed && src.Internet && e.Public {
 		return m.reachAWSUnplaced(src, e, proto, port)
 	}
-	if len(e.Subnets) == 0 {
+	if !placed {
 		return Result{Path: []Hop{first, {Kind: "endpoint", Addr: e.Addr, Detail: "its subnets are not known"}}}
 	}
 	var res Result
@@ -372,6 +373,29 @@ func (m *Model) reach(src Source, e *Endpoint, proto string, port int) Result {
 			return r
 		}
 		if i == 0 || len(r.Path) > len(res.Path) {
+			res = r
+		}
+	}
+	// A subnet not known statically: any it may be, else one outside
+	// the scanned code. A path through one is not proven.
+	if e.SubnetsUnknown == "" || e.Azure {
+		return res
+	}
+	if e.SubnetsAny {
+		if !src.Internet || !e.Public {
+			return res
+		}
+		u := *e
+		u.Unplaced = e.SubnetsUnknown + ", read as one outside the scanned code, routed to an internet gateway, with a network ACL that allows all"
+		return m.reachAWSUnplaced(src, &u, proto, port)
+	}
+	for _, s := range e.SubnetsMaybe {
+		r := m.reachVia(src, e, s, proto, port)
+		if r.Reachable {
+			r.Assumed = append([]string{e.Addr + ": " + e.SubnetsUnknown}, r.Assumed...)
+			return r
+		}
+		if len(res.Path) == 0 || len(r.Path) > len(res.Path) {
 			res = r
 		}
 	}

@@ -113,9 +113,14 @@ func (m *Model) awsRules(fs *findings) {
 			fs.list[len(fs.list)-1].Paths = assumedG.portPaths()
 		}
 		if e.DataTier {
-			if path, ok := m.exposure(e); ok {
+			if path, ok := m.exposure(e); ok && !e.inSubnet(path) {
+				// Through a subnet it may be in (SubnetsMaybe): not proven.
+				fs.add(RuleDataTierPublic, e.Res, path, "%s may have a public path: %s; %s", e.Kind, e.Why, e.SubnetsUnknown)
+			} else if ok {
 				fs.add(RuleDataTierPublic, e.Res, path, "%s has a public path: %s", e.Kind, e.Why)
-			} else if len(e.Subnets) == 0 && !e.Azure {
+			} else if e.SubnetsAny && !e.Azure {
+				fs.addSev(RuleDataTierPublic, Medium, e.Res, nil, "%s is configured public (%s); %s, so wherever it is routed to an internet gateway only its security groups stand in the way", e.Kind, e.Why, e.SubnetsUnknown)
+			} else if len(e.Subnets) == 0 && len(e.SubnetsMaybe) == 0 && !e.Azure {
 				// Configured public, in subnets the scanned code does not
 				// show (a default VPC's subnets are all public): only its
 				// security groups would stand between it and the internet.
@@ -288,7 +293,7 @@ func (m *Model) exposure(e *Endpoint) ([]Hop, bool) {
 		return []Hop{{Kind: "source", Detail: "internet"}, {Kind: "endpoint", Addr: e.Addr, Detail: e.Why}}, true
 	}
 	inet := m.Internet()
-	for _, s := range e.Subnets {
+	for _, s := range append(append([]*Subnet(nil), e.Subnets...), e.SubnetsMaybe...) {
 		got, used := routed(s.TableOf(), s.VPC, inet.Set, func(r Route) bool {
 			return r.Kind == "igw" && s.VPC != nil && m.igws[r.Target] == s.VPC.Addr
 		})
@@ -304,6 +309,23 @@ func (m *Model) exposure(e *Endpoint) ([]Hop, bool) {
 	return nil, false
 }
 
+// inSubnet reports whether the path from exposure goes through one of e's
+// known subnets, not only one it may be in.
+func (e *Endpoint) inSubnet(path []Hop) bool {
+	for _, h := range path {
+		if h.Kind != "subnet" {
+			continue
+		}
+		for _, s := range e.Subnets {
+			if s.Addr == h.Addr {
+				return true
+			}
+		}
+		return false
+	}
+	return true
+}
+
 // anyPort finds one port on which e is reachable from the internet, trying
 // the lowest port of every ingress rule that admits internet addresses.
 func (m *Model) anyPort(e *Endpoint) (Result, bool) {
@@ -311,7 +333,7 @@ func (m *Model) anyPort(e *Endpoint) (Result, bool) {
 		r := m.Reach(m.Internet(), e, "tcp", 443)
 		return r, r.Reachable
 	}
-	if _, ok := m.exposure(e); !ok && !e.Azure && len(e.Subnets) > 0 {
+	if _, ok := m.exposure(e); !ok && !e.Azure && (len(e.Subnets) > 0 || len(e.SubnetsMaybe) > 0) && !e.SubnetsAny {
 		return Result{}, false
 	}
 	inet := m.Internet()

@@ -72,6 +72,7 @@ resource "aws_security_group" "internal" {
   }
 }
 resource "aws_db_subnet_group" "public" {
+  name       = "public"
   subnet_ids = [aws_subnet.public.id, aws_subnet.public_b.id]
 }
 resource "aws_db_instance" "orders" {
@@ -145,4 +146,62 @@ resource "aws_elb" "web" {
     instance_port     = 8080
     instance_protocol = "tcp"
   }
+}
+
+# Subnets not known statically. A database's subnet group holds a private
+# subnet and one from a variable: that one may be any subnet, one routed
+# to the internet too. Another's holds some of the inner subnets, how many
+# not known statically: only those, none routed to the internet.
+variable "extra_subnet" {
+  type = string
+}
+variable "inner_count" {
+  type = number
+}
+resource "aws_subnet" "private" {
+  vpc_id     = aws_vpc.main.id
+  cidr_block = "10.93.10.0/24"
+}
+resource "aws_subnet" "inner" {
+  count      = 2
+  vpc_id     = aws_vpc.main.id
+  cidr_block = "10.93.2${count.index}.0/24"
+}
+resource "aws_db_subnet_group" "mixed" {
+  name       = "mixed"
+  subnet_ids = [aws_subnet.private.id, var.extra_subnet]
+}
+resource "aws_db_subnet_group" "inner" {
+  name       = "inner"
+  subnet_ids = slice(aws_subnet.inner[*].id, 0, var.inner_count)
+}
+resource "aws_db_instance" "ledger" {
+  engine                 = "mysql"
+  instance_class         = "db.t3.micro"
+  db_subnet_group_name   = aws_db_subnet_group.mixed.name
+  publicly_accessible    = true
+  storage_encrypted      = true
+  vpc_security_group_ids = [aws_security_group.world.id]
+}
+resource "aws_db_instance" "audit" {
+  engine                 = "mysql"
+  instance_class         = "db.t3.micro"
+  db_subnet_group_name   = aws_db_subnet_group.inner.name
+  publicly_accessible    = true
+  storage_encrypted      = true
+  vpc_security_group_ids = [aws_security_group.world.id]
+}
+# The first subnets of a list of a public and a private one, how many not
+# known statically: the public one may be among them.
+resource "aws_db_subnet_group" "either" {
+  name       = "either"
+  subnet_ids = slice([aws_subnet.public.id, aws_subnet.private.id], 0, var.inner_count)
+}
+resource "aws_db_instance" "archive" {
+  engine                 = "mysql"
+  instance_class         = "db.t3.micro"
+  db_subnet_group_name   = aws_db_subnet_group.either.name
+  publicly_accessible    = true
+  storage_encrypted      = true
+  vpc_security_group_ids = [aws_security_group.world.id]
 }
