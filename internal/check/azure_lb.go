@@ -31,6 +31,9 @@ type lbForward struct {
 	// families: of the balancers' public frontends (ip_version of their
 	// public IPs; both when one is not known).
 	families []netip.Prefix
+	// assumed says why the interface is read as in a pool it may not be
+	// in: a backend pool not known statically.
+	assumed string
 }
 
 func (f *lbForward) add(g lbForward) {
@@ -38,6 +41,9 @@ func (f *lbForward) add(g lbForward) {
 	f.via = append(f.via, g.via...)
 	f.basic = f.basic || g.basic
 	f.families = append(f.families, g.families...)
+	if f.assumed == "" {
+		f.assumed = g.assumed
+	}
 }
 
 // apply makes e public through the balancers, on their backend ports.
@@ -59,6 +65,10 @@ func (f *lbForward) apply(e *Endpoint) {
 		e.PublicAssumed = e.PublicAssumed || p.port == anyPort
 	}
 	e.Why = "forwarded " + strings.Join(list, ", ") + " by public load balancer " + strings.Join(dedup(f.via), ", ")
+	if f.assumed != "" {
+		e.PublicAssumed = true
+		e.Why += " (" + f.assumed + ")"
+	}
 	e.InternetPorts = func(proto string, port int) bool {
 		return ports[lbPort{proto, port}] || ports[lbPort{"all", port}] || ports[lbPort{proto, anyPort}]
 	}
@@ -74,6 +84,10 @@ type azureLBModel struct {
 	natLB    map[string]string         // NAT rule → balancer
 	nicPools map[string][]string       // interface → pools (association resources)
 	nicNATs  map[string][]string       // interface → NAT rules
+	// nicPoolsFrom: interface → for each association whose pool is not
+	// known statically, the pools its expression names (nil: any).
+	nicPoolsFrom map[string][][]string
+	poolRes      []*tf.Resource
 }
 
 func lbProtos(p string) []string {
@@ -89,7 +103,7 @@ func lbProtos(p string) []string {
 func (m *Model) azureLBs(byType map[string][]*tf.Resource, pips, standard map[string]bool, family map[string][]netip.Prefix) *azureLBModel {
 	l := &azureLBModel{public: map[string]bool{}, basic: map[string]bool{}, families: map[string][]netip.Prefix{}, pools: map[string]string{},
 		poolPort: map[string][]lbPort{}, natPort: map[string]lbPort{}, natLB: map[string]string{},
-		nicPools: map[string][]string{}, nicNATs: map[string][]string{}}
+		nicPools: map[string][]string{}, nicNATs: map[string][]string{}, nicPoolsFrom: map[string][][]string{}}
 	for _, r := range byType["azurerm_lb"] {
 		for _, fe := range blocks(r.Values, "frontend_ip_configuration") {
 			if p := m.addr(str(fe, "public_ip_address_id")); pips[p] || unknown(fe, "public_ip_address_id") {
@@ -107,6 +121,7 @@ func (m *Model) azureLBs(byType map[string][]*tf.Resource, pips, standard map[st
 	}
 	for _, r := range byType["azurerm_lb_backend_address_pool"] {
 		l.pools[r.Address] = m.addr(str(r.Values, "loadbalancer_id"))
+		l.poolRes = append(l.poolRes, r)
 	}
 	// A backend port not known statically is read as every port
 	// (anyPort), and said so.
@@ -140,6 +155,10 @@ func (m *Model) azureLBs(byType map[string][]*tf.Resource, pips, standard map[st
 	}
 	for _, r := range byType["azurerm_network_interface_backend_address_pool_association"] {
 		nic := m.addr(str(r.Values, "network_interface_id"))
+		if pool := m.addr(m.ref(r.Values, "backend_address_pool_id")); pool == "" && unknown(r.Values, "backend_address_pool_id") {
+			l.nicPoolsFrom[nic] = append(l.nicPoolsFrom[nic], unknownFrom(r.Values, "backend_address_pool_id"))
+			continue
+		}
 		l.nicPools[nic] = append(l.nicPools[nic], m.addr(str(r.Values, "backend_address_pool_id")))
 	}
 	for _, r := range byType["azurerm_network_interface_nat_rule_association"] {
@@ -155,10 +174,14 @@ func (m *Model) azureLBs(byType map[string][]*tf.Resource, pips, standard map[st
 func (l *azureLBModel) of(m *Model, nic string, ipcs []map[string]any) lbForward {
 	pools := append([]string(nil), l.nicPools[nic]...)
 	nats := append([]string(nil), l.nicNATs[nic]...)
+	maybe := append([][]string(nil), l.nicPoolsFrom[nic]...)
 	for _, ipc := range ipcs {
 		for _, k := range []string{"load_balancer_backend_address_pool_ids", "load_balancer_backend_address_pools_ids"} {
 			for _, id := range strList(ipc, k) {
 				pools = append(pools, m.addr(id))
+			}
+			if unk, from := unknownRefs(ipc, k); unk {
+				maybe = append(maybe, from)
 			}
 		}
 		for _, k := range []string{"load_balancer_inbound_nat_rules_ids", "load_balancer_inbound_nat_rule_ids"} {
@@ -168,6 +191,24 @@ func (l *azureLBModel) of(m *Model, nic string, ipcs []map[string]any) lbForward
 		}
 	}
 	var f lbForward
+	// A pool not known statically may be any its expression names, else
+	// any of the project's: the interface is read as in each, unproven.
+	for _, from := range maybe {
+		ps := instancesOf(m, from, l.poolRes, func(r *tf.Resource) *tf.Resource { return r })
+		if ps == nil {
+			ps = l.poolRes
+		}
+		var names []string
+		for _, p := range ps {
+			if l.public[l.pools[p.Address]] {
+				names = append(names, p.Address)
+			}
+		}
+		if len(names) > 0 {
+			f.assumed = "a backend pool not known statically is assumed to be any of " + strings.Join(names, ", ")
+			pools = append(pools, names...)
+		}
+	}
 	for _, p := range pools {
 		lb := l.pools[p]
 		if !l.public[lb] {

@@ -87,3 +87,24 @@ func TestAzureLBPoolAddress(t *testing.T) {
 		t.Fatalf("want SSH forwarded to the machine the pool names by address, got %+v", got)
 	}
 }
+
+// TestAzureLBPoolUnknown: an interface put in a backend pool not known
+// statically read as in no pool, so a machine a public balancer may
+// forward SSH to read as reached from nowhere. The pool may be any of the
+// project's public balancers': the machine may be reachable, and says so.
+func TestAzureLBPoolUnknown(t *testing.T) {
+	src := readFixture(t, "testdata/azure/load-balancer/main.tf")
+	s := edit(t, src, `  backend_address_pool_id = azurerm_lb_backend_address_pool.web.id
+}
+resource "azurerm_network_interface_nat_rule_association"`, `  backend_address_pool_id = var.pool_id
+}
+resource "azurerm_network_interface_nat_rule_association"`)
+	s = edit(t, s, `  frontend_port                  = 80
+  backend_port                   = 80`, `  frontend_port                  = 2222
+  backend_port                   = 22`)
+	got := activeOn(checkSource(t, "variable \"pool_id\" { type = string }\n"+s), RuleAzExposedPort, "azurerm_linux_virtual_machine.vm[1]")
+	if len(got) != 1 || got[0].Severity != High || !strings.Contains(got[0].Message, "tcp 22 (SSH) may be reachable") ||
+		!strings.Contains(got[0].Message, "a backend pool not known statically is assumed to be any of azurerm_lb_backend_address_pool.web") {
+		t.Fatalf("want SSH read as forwarded through the pool, not proven, got %+v", got)
+	}
+}
