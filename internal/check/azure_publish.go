@@ -118,6 +118,9 @@ type azMachine struct {
 	pools   []string        // application gateway backend pools named inline
 	poolUnk bool            // some pool ID named inline is not known statically
 	lbPools map[string]bool // load balancer backend pools
+	// lbPoolUnk: some load balancer backend pool it is put in is not
+	// known statically.
+	lbPoolUnk bool
 }
 
 // azureMachines reads the project's machines with their interfaces and
@@ -145,6 +148,9 @@ func (m *Model) azureMachines(byType map[string][]*tf.Resource, lbs *azureLBMode
 			for _, id := range strList(b, k) {
 				mc.lbPools[m.addr(id)] = true
 			}
+			if unk, _ := unknownRefs(b, k); unk {
+				mc.lbPoolUnk = true
+			}
 		}
 		for _, k := range []string{"application_gateway_backend_address_pool_ids", "application_gateway_backend_address_pools_ids"} {
 			ids, unk := strs(b, k)
@@ -167,6 +173,7 @@ func (m *Model) azureMachines(byType map[string][]*tf.Resource, lbs *azureLBMode
 				for _, p := range lbs.nicPools[a] {
 					mc.lbPools[p] = true
 				}
+				mc.lbPoolUnk = mc.lbPoolUnk || len(lbs.nicPoolsFrom[a]) > 0
 				if n := nics[a]; n != nil {
 					for _, b := range blocks(n.Values, "ip_configuration") {
 						ipc(mc, b)
@@ -303,6 +310,8 @@ type azTarget struct {
 	mc   *azMachine
 	port int
 	hops []Hop
+	// assumed says why the machine is read as a target it may not be.
+	assumed string
 }
 
 // ilbRule is a rule of an internal load balancer: what its frontend
@@ -312,6 +321,7 @@ type ilbRule struct {
 	lb, name, proto string
 	front, back     int
 	pools           map[string]bool
+	poolsUnk        bool // some pool it forwards to is not known statically
 }
 
 // internalLBs returns the rules of the project's load balancers by the
@@ -337,16 +347,19 @@ func (m *Model) internalLBs(byType map[string][]*tf.Resource) map[string][]ilbRu
 	for _, r := range byType["azurerm_lb_rule"] {
 		lb := m.addr(str(r.Values, "loadbalancer_id"))
 		addrs := keys[[2]string{lb, str(r.Values, "frontend_ip_configuration_name")}]
-		pools := map[string]bool{}
+		pools, poolsUnk := map[string]bool{}, false
 		for _, k := range []string{"backend_address_pool_ids", "backend_address_pool_id"} {
 			for _, id := range strList(r.Values, k) {
 				pools[m.addr(id)] = true
+			}
+			if unk, _ := unknownRefs(r.Values, k); unk {
+				poolsUnk = true
 			}
 		}
 		front, back := portOf(r.Values, "frontend_port"), portOf(r.Values, "backend_port")
 		for _, proto := range lbProtos(str(r.Values, "protocol")) {
 			for _, a := range addrs {
-				out[a] = append(out[a], ilbRule{lb, str(r.Values, "name"), proto, front, back, pools})
+				out[a] = append(out[a], ilbRule{lb, str(r.Values, "name"), proto, front, back, pools, poolsUnk})
 			}
 		}
 	}
@@ -373,11 +386,19 @@ func resolve(ms []*azMachine, ilbs map[string][]ilbRule, v any, proto string, po
 			}
 			hop := Hop{Kind: "lb", Addr: ru.lb, Detail: fmt.Sprintf("internal load balancer rule %s forwards %s to its backend pool on %s", ru.name, protoPort(proto, port), protoPort(proto, back))}
 			for _, mc := range ms {
+				in := false
 				for p := range ru.pools {
-					if mc.lbPools[p] {
-						out = append(out, azTarget{mc, back, []Hop{hop}})
-						break
-					}
+					in = in || mc.lbPools[p]
+				}
+				// A pool not known statically, the rule's or the
+				// machine's, may be the one: assumed.
+				t := azTarget{mc: mc, port: back, hops: []Hop{hop}}
+				if !in && (mc.lbPoolUnk || ru.poolsUnk && len(mc.lbPools) > 0) {
+					in = true
+					t.assumed = fmt.Sprintf("%s rule %s: a backend pool not known statically is assumed to hold %s", ru.lb, ru.name, mc.e.Addr)
+				}
+				if in {
+					out = append(out, t)
 				}
 			}
 		}
@@ -569,7 +590,11 @@ func (m *Model) azureFirewalls(byType map[string][]*tf.Resource, ms []*azMachine
 				}
 				targets, assumed := targetsOf(proto)
 				for _, t := range targets {
-					t.mc.e.Published = append(t.mc.e.Published, Publish{Proto: proto, Port: t.port, front: frontFn, Hops: append([]Hop{hop}, t.hops...), From: from, Gateway: gw, Assumed: assumed})
+					as := assumed
+					if t.assumed != "" {
+						as = append(append([]string(nil), assumed...), t.assumed)
+					}
+					t.mc.e.Published = append(t.mc.e.Published, Publish{Proto: proto, Port: t.port, front: frontFn, Hops: append([]Hop{hop}, t.hops...), From: from, Gateway: gw, Assumed: as})
 				}
 			}
 		}
@@ -846,7 +871,11 @@ func (m *Model) azureAppGateways(byType map[string][]*tf.Resource, ms []*azMachi
 					for _, t := range targets {
 						if !seen[t.mc] {
 							seen[t.mc] = true
-							t.mc.e.Published = append(t.mc.e.Published, Publish{Proto: "tcp", Port: t.port, front: front, Hops: append([]Hop{hop}, t.hops...), From: from, Gateway: r.Address, Assumed: assumed})
+							as := assumed
+							if t.assumed != "" {
+								as = append(append([]string(nil), assumed...), t.assumed)
+							}
+							t.mc.e.Published = append(t.mc.e.Published, Publish{Proto: "tcp", Port: t.port, front: front, Hops: append([]Hop{hop}, t.hops...), From: from, Gateway: r.Address, Assumed: as})
 						}
 					}
 				}

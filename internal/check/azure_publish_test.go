@@ -180,6 +180,47 @@ resource "azurerm_network_interface_backend_address_pool_association" "app" {
 			}
 		}
 	})
+	// The interface's pool, or the rule's, not known statically: the
+	// machine may be behind the balancer, which is not proven.
+	t.Run("internal load balancer, pool not known statically", func(t *testing.T) {
+		s := edit(t, src, `translated_address  = "10.1.1.5"`, `translated_address  = azurerm_lb.internal.private_ip_address`)
+		s = edit(t, s, `translated_port     = "22"`, `translated_port     = "2200"`) + `
+variable "pool_id" {
+  type = string
+}
+resource "azurerm_lb" "internal" {
+  name = "internal"
+  sku  = "Standard"
+  frontend_ip_configuration {
+    name      = "private"
+    subnet_id = azurerm_subnet.workload.id
+  }
+}
+resource "azurerm_lb_backend_address_pool" "app" {
+  name            = "app"
+  loadbalancer_id = azurerm_lb.internal.id
+}
+resource "azurerm_lb_rule" "ssh" {
+  name                           = "ssh"
+  loadbalancer_id                = azurerm_lb.internal.id
+  protocol                       = "Tcp"
+  frontend_port                  = 2200
+  backend_port                   = 22
+  frontend_ip_configuration_name = "private"
+  backend_address_pool_ids       = [azurerm_lb_backend_address_pool.app.id]
+}
+resource "azurerm_network_interface_backend_address_pool_association" "app" {
+  network_interface_id    = azurerm_network_interface.app.id
+  ip_configuration_name   = "ip"
+  backend_address_pool_id = var.pool_id
+}
+`
+		app := activeOn(checkSource(t, s), RuleAzExposedPort, "azurerm_linux_virtual_machine.app")
+		if len(app) != 1 || !strings.Contains(app[0].Message, "tcp 22 (SSH) may be reachable") ||
+			!strings.Contains(app[0].Message, "a backend pool not known statically is assumed to hold azurerm_linux_virtual_machine.app") {
+			t.Fatalf("app: want SSH through the firewall and the internal balancer, not proven, got %+v", app)
+		}
+	})
 	t.Run("NSG source an interface's address", func(t *testing.T) {
 		s := edit(t, dynamicApp(t, src), `source_address_prefix      = "10.0.1.0/26"`, `source_address_prefix      = azurerm_network_interface.app.private_ip_address`)
 		rep := checkSource(t, s)
