@@ -88,6 +88,10 @@ type azureLBModel struct {
 	// known statically, the pools its expression names (nil: any).
 	nicPoolsFrom map[string][][]string
 	poolRes      []*tf.Resource
+	// poolPortMaybe: backend pool → the backend ports of rules whose pool
+	// is not known statically and may be it, with why.
+	poolPortMaybe map[string][]lbPort
+	poolMaybeWhy  map[string]string
 }
 
 func lbProtos(p string) []string {
@@ -103,7 +107,8 @@ func lbProtos(p string) []string {
 func (m *Model) azureLBs(byType map[string][]*tf.Resource, pips, standard map[string]bool, family map[string][]netip.Prefix) *azureLBModel {
 	l := &azureLBModel{public: map[string]bool{}, basic: map[string]bool{}, families: map[string][]netip.Prefix{}, pools: map[string]string{},
 		poolPort: map[string][]lbPort{}, natPort: map[string]lbPort{}, natLB: map[string]string{},
-		nicPools: map[string][]string{}, nicNATs: map[string][]string{}, nicPoolsFrom: map[string][][]string{}}
+		nicPools: map[string][]string{}, nicNATs: map[string][]string{}, nicPoolsFrom: map[string][][]string{},
+		poolPortMaybe: map[string][]lbPort{}, poolMaybeWhy: map[string]string{}}
 	for _, r := range byType["azurerm_lb"] {
 		for _, fe := range blocks(r.Values, "frontend_ip_configuration") {
 			if p := m.addr(str(fe, "public_ip_address_id")); pips[p] || unknown(fe, "public_ip_address_id") {
@@ -137,6 +142,29 @@ func (m *Model) azureLBs(byType map[string][]*tf.Resource, pips, standard map[st
 		port := backendPort(r)
 		pools := strList(r.Values, "backend_address_pool_ids")
 		pools = append(pools, strList(r.Values, "backend_address_pool_id")...)
+		// A pool not known statically may be any its expression names,
+		// else any of the rule's balancer (any, when that is not known).
+		for _, k := range []string{"backend_address_pool_ids", "backend_address_pool_id"} {
+			unk, from := unknownRefs(r.Values, k)
+			if !unk {
+				continue
+			}
+			ps := instancesOf(m, from, l.poolRes, func(r *tf.Resource) *tf.Resource { return r })
+			if ps == nil {
+				lb := m.addr(str(r.Values, "loadbalancer_id"))
+				for _, p := range l.poolRes {
+					if lb == "" || l.pools[p.Address] == lb {
+						ps = append(ps, p)
+					}
+				}
+			}
+			for _, p := range ps {
+				for _, proto := range lbProtos(str(r.Values, "protocol")) {
+					l.poolPortMaybe[p.Address] = append(l.poolPortMaybe[p.Address], lbPort{proto, port})
+				}
+				l.poolMaybeWhy[p.Address] = r.Address + "'s backend pool is not known statically: assumed to be " + p.Address
+			}
+		}
 		for _, pool := range pools {
 			for _, proto := range lbProtos(str(r.Values, "protocol")) {
 				a := m.addr(pool)
@@ -215,6 +243,12 @@ func (l *azureLBModel) of(m *Model, nic string, ipcs []map[string]any) lbForward
 			continue
 		}
 		f.ports = append(f.ports, l.poolPort[p]...)
+		if more := l.poolPortMaybe[p]; len(more) > 0 {
+			f.ports = append(f.ports, more...)
+			if f.assumed == "" {
+				f.assumed = l.poolMaybeWhy[p]
+			}
+		}
 		f.via = append(f.via, lb)
 		f.basic = f.basic || l.basic[lb]
 		f.families = append(f.families, l.families[lb]...)

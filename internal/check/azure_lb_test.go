@@ -108,3 +108,20 @@ resource "azurerm_network_interface_nat_rule_association"`)
 		t.Fatalf("want SSH read as forwarded through the pool, not proven, got %+v", got)
 	}
 }
+
+// TestAzureLBRulePoolUnknown: a public balancer's rule whose backend pool
+// is not known statically forwarded to no pool, so the machines in the
+// balancer's pools read as not reached on its port. The pool may be any
+// of the balancer's: they may be reachable on it, and say so.
+func TestAzureLBRulePoolUnknown(t *testing.T) {
+	src := readFixture(t, "testdata/azure/load-balancer/main.tf")
+	s := edit(t, src, `  backend_address_pool_ids       = [azurerm_lb_backend_address_pool.web.id]`, `  backend_address_pool_ids       = [var.pool_id]`)
+	s = edit(t, s, `  frontend_port                  = 80
+  backend_port                   = 80`, `  frontend_port                  = 2222
+  backend_port                   = 22`)
+	got := activeOn(checkSource(t, "variable \"pool_id\" { type = string }\n"+s), RuleAzExposedPort, "azurerm_linux_virtual_machine.vm[1]")
+	if len(got) != 1 || got[0].Severity != High || !strings.Contains(got[0].Message, "tcp 22 (SSH) may be reachable") ||
+		!strings.Contains(got[0].Message, "azurerm_lb_rule.http's backend pool is not known statically: assumed to be azurerm_lb_backend_address_pool.web") {
+		t.Fatalf("want SSH read as forwarded by the rule, not proven, got %+v", got)
+	}
+}
