@@ -92,6 +92,10 @@ type azureLBModel struct {
 	// is not known statically and may be it, with why.
 	poolPortMaybe map[string][]lbPort
 	poolMaybeWhy  map[string]string
+	// nicNATsFrom: interface → for each NAT rule association whose rule is
+	// not known statically, the rules its expression names (nil: any).
+	nicNATsFrom map[string][][]string
+	natRes      []*tf.Resource
 }
 
 func lbProtos(p string) []string {
@@ -108,7 +112,7 @@ func (m *Model) azureLBs(byType map[string][]*tf.Resource, pips, standard map[st
 	l := &azureLBModel{public: map[string]bool{}, basic: map[string]bool{}, families: map[string][]netip.Prefix{}, pools: map[string]string{},
 		poolPort: map[string][]lbPort{}, natPort: map[string]lbPort{}, natLB: map[string]string{},
 		nicPools: map[string][]string{}, nicNATs: map[string][]string{}, nicPoolsFrom: map[string][][]string{},
-		poolPortMaybe: map[string][]lbPort{}, poolMaybeWhy: map[string]string{}}
+		poolPortMaybe: map[string][]lbPort{}, poolMaybeWhy: map[string]string{}, nicNATsFrom: map[string][][]string{}}
 	for _, r := range byType["azurerm_lb"] {
 		for _, fe := range blocks(r.Values, "frontend_ip_configuration") {
 			if p := m.addr(str(fe, "public_ip_address_id")); pips[p] || unknown(fe, "public_ip_address_id") {
@@ -178,6 +182,7 @@ func (m *Model) azureLBs(byType map[string][]*tf.Resource, pips, standard map[st
 		for _, r := range byType[typ] {
 			protos := lbProtos(str(r.Values, "protocol"))
 			l.natPort[r.Address] = lbPort{protos[0], backendPort(r)}
+			l.natRes = append(l.natRes, r)
 			l.natLB[r.Address] = m.addr(str(r.Values, "loadbalancer_id"))
 		}
 	}
@@ -191,6 +196,10 @@ func (m *Model) azureLBs(byType map[string][]*tf.Resource, pips, standard map[st
 	}
 	for _, r := range byType["azurerm_network_interface_nat_rule_association"] {
 		nic := m.addr(str(r.Values, "network_interface_id"))
+		if nat := m.addr(m.ref(r.Values, "nat_rule_id")); nat == "" && unknown(r.Values, "nat_rule_id") {
+			l.nicNATsFrom[nic] = append(l.nicNATsFrom[nic], unknownFrom(r.Values, "nat_rule_id"))
+			continue
+		}
 		l.nicNATs[nic] = append(l.nicNATs[nic], m.addr(str(r.Values, "nat_rule_id")))
 	}
 	return l
@@ -252,6 +261,26 @@ func (l *azureLBModel) of(m *Model, nic string, ipcs []map[string]any) lbForward
 		f.via = append(f.via, lb)
 		f.basic = f.basic || l.basic[lb]
 		f.families = append(f.families, l.families[lb]...)
+	}
+	// Likewise a NAT rule not known statically: any its expression names,
+	// else any of the project's.
+	for _, from := range l.nicNATsFrom[nic] {
+		ns := instancesOf(m, from, l.natRes, func(r *tf.Resource) *tf.Resource { return r })
+		if ns == nil {
+			ns = l.natRes
+		}
+		var names []string
+		for _, n := range ns {
+			if l.public[l.natLB[n.Address]] {
+				names = append(names, n.Address)
+			}
+		}
+		if len(names) > 0 {
+			if f.assumed == "" {
+				f.assumed = "an inbound NAT rule not known statically is assumed to be any of " + strings.Join(names, ", ")
+			}
+			nats = append(nats, names...)
+		}
 	}
 	for _, n := range nats {
 		lb := l.natLB[n]

@@ -125,3 +125,17 @@ func TestAzureLBRulePoolUnknown(t *testing.T) {
 		t.Fatalf("want SSH read as forwarded by the rule, not proven, got %+v", got)
 	}
 }
+
+// TestAzureLBNATRuleUnknown: an interface associated with an inbound NAT
+// rule not known statically read as the target of none, so a machine a
+// public balancer may forward SSH to read as reached from nowhere. The
+// rule may be any of the project's: the machine may be reachable.
+func TestAzureLBNATRuleUnknown(t *testing.T) {
+	src := readFixture(t, "testdata/azure/load-balancer/main.tf")
+	s := edit(t, src, `  nat_rule_id           = azurerm_lb_nat_rule.ssh.id`, `  nat_rule_id           = var.nat_rule_id`)
+	got := activeOn(checkSource(t, "variable \"nat_rule_id\" { type = string }\n"+s), RuleAzExposedPort, "azurerm_linux_virtual_machine.vm[0]")
+	if len(got) != 1 || got[0].Severity != High || !strings.Contains(got[0].Message, "tcp 22 (SSH) may be reachable") ||
+		!strings.Contains(got[0].Message, "an inbound NAT rule not known statically is assumed to be any of azurerm_lb_nat_rule.ssh") {
+		t.Fatalf("want SSH read as forwarded by the NAT rule, not proven, got %+v", got)
+	}
+}
