@@ -729,3 +729,24 @@ func TestSubnetListUnknown(t *testing.T) {
 		t.Errorf("%s on aws_db_instance.audit, in private subnets alone: %+v, want none", RuleDataTierPublic, got)
 	}
 }
+
+// TestRulesUnknown: a security group whose ingress rules are set as an
+// attribute from a variable without a value, or a list holding such an
+// element, read as admitting nothing. Those rules may admit anything: the
+// groups may admit the world, and instances behind them may be reachable.
+func TestRulesUnknown(t *testing.T) {
+	rep := run(t, "testdata/aws/list-element-unknown")
+	const why = "ingress rules not known statically: assumed to admit every address on every port"
+	for _, a := range []string{"aws_instance.rules", "aws_instance.mixed"} {
+		got := activeOn(rep, RuleExposedPort, a)
+		if len(got) != 1 || !strings.Contains(got[0].Message, "may be reachable from the internet") || !strings.Contains(got[0].Message, why) {
+			t.Errorf("%s on %s: %+v, want one that says it may be reachable and why", RuleExposedPort, a, got)
+		}
+	}
+	for _, g := range []string{"aws_security_group.rules", "aws_security_group.mixed"} {
+		if got := activeOn(rep, RuleWorldOpen, g); len(got) != 1 || !strings.Contains(got[0].Message, "may admit every internet address") {
+			t.Errorf("%s on %s: %+v, want one that says it may admit the internet", RuleWorldOpen, g, got)
+		}
+	}
+	wantNotes(t, rep, why)
+}

@@ -257,7 +257,7 @@ func (m *Model) buildAzure(byType map[string][]*tf.Resource) {
 		for i, b := range blocks(r.Values, "security_rule") {
 			raws[n] = append(raws[n], rawRule{r, b, fmt.Sprintf("%s security_rule[%d]", r.Address, i)})
 		}
-		if unknown(r.Values, "security_rule") {
+		if blocksUnknown(r.Values, "security_rule") {
 			n.Assumed = "security rules not known statically: assumed to allow everything"
 		}
 		nsgs[r.Address] = n

@@ -598,7 +598,7 @@ func (m *Model) buildPrefixLists(byType map[string][]*tf.Resource) {
 		m.prefixLists[list] = append(m.prefixLists[list], p.Masked())
 	}
 	for _, r := range byType["aws_ec2_managed_prefix_list"] {
-		known[r.Address] = !unknown(r.Values, "entry")
+		known[r.Address] = !blocksUnknown(r.Values, "entry")
 		m.prefixLists[r.Address] = []netip.Prefix{}
 		for _, e := range blocks(r.Values, "entry") {
 			add(r.Address, e)
@@ -653,6 +653,21 @@ func (m *Model) buildSGs(byType map[string][]*tf.Resource) {
 			}
 			for i, b := range blocks(r.Values, "egress") {
 				g.Egress = append(g.Egress, m.sgRule(r, b, fmt.Sprintf("%s egress[%d]", r.Address, i), r.Address))
+			}
+			// Rules not known statically (ingress = var.rules without a
+			// value, or such an element) may admit anything.
+			for _, dir := range []string{"ingress", "egress"} {
+				if !blocksUnknown(r.Values, dir) {
+					continue
+				}
+				why := dir + " rules not known statically: assumed to admit every address on every port"
+				m.note(r, "%s", why)
+				rule := SGRule{Proto: "all", From: 0, To: 65535, Assumed: why, Where: r.Address + " " + dir, Res: r}
+				if dir == "ingress" {
+					g.Ingress = append(g.Ingress, rule)
+				} else {
+					g.Egress = append(g.Egress, rule)
+				}
 			}
 			if typ == "aws_default_security_group" {
 				m.sgUsed[r.Address] = true
@@ -768,7 +783,7 @@ func (m *Model) buildNACLs(byType map[string][]*tf.Resource) {
 			if typ == "aws_default_network_acl" && n.VPC != nil {
 				n.VPC.NACL = n
 			}
-			if unknown(r.Values, "ingress") || unknown(r.Values, "egress") {
+			if blocksUnknown(r.Values, "ingress") || blocksUnknown(r.Values, "egress") {
 				n.Assumed = "entries not known statically: assumed to allow everything"
 				m.note(r, "network ACL %s", n.Assumed)
 			}

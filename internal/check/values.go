@@ -105,6 +105,24 @@ func blocks(m map[string]any, k string) []map[string]any {
 	return nil
 }
 
+// blocksUnknown tells whether the block list k of m, or one of its
+// elements, is not known statically (an attribute set from a variable
+// without a value, or a list with such an element): blocks reads only the
+// known ones.
+func blocksUnknown(m map[string]any, k string) bool {
+	switch v := m[k].(type) {
+	case tf.Unknown:
+		return true
+	case []any:
+		for _, e := range v {
+			if _, ok := e.(tf.Unknown); ok {
+				return true
+			}
+		}
+	}
+	return false
+}
+
 func block(m map[string]any, k string) map[string]any {
 	if b := blocks(m, k); len(b) > 0 {
 		return b[0]

@@ -205,3 +205,49 @@ resource "aws_db_instance" "archive" {
   storage_encrypted      = true
   vpc_security_group_ids = [aws_security_group.world.id]
 }
+
+# Security group rules set as an attribute: from a variable without a
+# value, or a list of a known rule and one from such a variable. Either
+# may admit anything.
+variable "rules" {
+  type = any
+}
+variable "rule" {
+  type = any
+}
+resource "aws_security_group" "rules" {
+  vpc_id  = aws_vpc.main.id
+  ingress = var.rules
+}
+resource "aws_security_group" "mixed" {
+  vpc_id = aws_vpc.main.id
+  ingress = [{
+    protocol         = "tcp"
+    from_port        = 443
+    to_port          = 443
+    cidr_blocks      = ["10.93.0.0/16"]
+    ipv6_cidr_blocks = []
+    prefix_list_ids  = []
+    security_groups  = []
+    self             = false
+    description      = "https from the VPC"
+  }, var.rule]
+}
+resource "aws_instance" "rules" {
+  ami                    = "ami-0abcdef1234567890"
+  instance_type          = "t3.micro"
+  subnet_id              = aws_subnet.public.id
+  vpc_security_group_ids = [aws_security_group.rules.id]
+  metadata_options {
+    http_tokens = "required"
+  }
+}
+resource "aws_instance" "mixed" {
+  ami                    = "ami-0abcdef1234567890"
+  instance_type          = "t3.micro"
+  subnet_id              = aws_subnet.public.id
+  vpc_security_group_ids = [aws_security_group.mixed.id]
+  metadata_options {
+    http_tokens = "required"
+  }
+}
