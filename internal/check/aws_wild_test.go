@@ -750,3 +750,16 @@ func TestRulesUnknown(t *testing.T) {
 	}
 	wantNotes(t, rep, why)
 }
+
+// TestRoutesUnknown: a route table whose routes are an attribute set from
+// a variable without a value read as having none, so an instance with a
+// public address in its subnet read as unreachable. One of them may be a
+// default route to the internet gateway.
+func TestRoutesUnknown(t *testing.T) {
+	rep := run(t, "testdata/aws/list-element-unknown")
+	got := activeOn(rep, RuleExposedPort, "aws_instance.routed")
+	if len(got) != 1 || !strings.Contains(got[0].Message, "may be reachable from the internet") ||
+		!strings.Contains(got[0].Message, "aws_route_table.routed route (not known statically)") {
+		t.Errorf("%s on aws_instance.routed: %+v, want one that says it may be reachable through the routes not known statically", RuleExposedPort, got)
+	}
+}

@@ -133,6 +133,12 @@ func (m *Model) buildRoutes(byType map[string][]*tf.Resource) {
 			for i, b := range blocks(r.Values, "route") {
 				m.route(r, t, b, fmt.Sprintf("%s route[%d]", r.Address, i))
 			}
+			// Routes not known statically (route = var.routes without a
+			// value, or such an element): one may be a default route to
+			// the VPC's internet gateway, read as one.
+			if blocksUnknown(r.Values, "route") {
+				m.route(r, t, map[string]any{"cidr_block": tf.Unknown{}, "gateway_id": tf.Unknown{}}, r.Address+" route (not known statically)")
+			}
 		}
 	}
 	for _, r := range byType["aws_route"] {

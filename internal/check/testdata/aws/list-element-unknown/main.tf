@@ -251,3 +251,31 @@ resource "aws_instance" "mixed" {
     http_tokens = "required"
   }
 }
+
+# A route table whose routes come from a variable without a value: one may
+# be a default route to the internet gateway.
+variable "routes" {
+  type = any
+}
+resource "aws_subnet" "routed" {
+  vpc_id                  = aws_vpc.main.id
+  cidr_block              = "10.93.30.0/24"
+  map_public_ip_on_launch = true
+}
+resource "aws_route_table" "routed" {
+  vpc_id = aws_vpc.main.id
+  route  = var.routes
+}
+resource "aws_route_table_association" "routed" {
+  subnet_id      = aws_subnet.routed.id
+  route_table_id = aws_route_table.routed.id
+}
+resource "aws_instance" "routed" {
+  ami                    = "ami-0abcdef1234567890"
+  instance_type          = "t3.micro"
+  subnet_id              = aws_subnet.routed.id
+  vpc_security_group_ids = [aws_security_group.world.id]
+  metadata_options {
+    http_tokens = "required"
+  }
+}
