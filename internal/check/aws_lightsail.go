@@ -51,6 +51,11 @@ func (m *Model) lightsailInstances(byType map[string][]*tf.Resource, add func(*E
 				}
 				g.Ingress = append(g.Ingress, rule)
 			}
+			if blocksUnknown(p.Values, "port_info") {
+				why := "port_info not known statically: assumed to admit every address on every port"
+				m.note(p, "%s", why)
+				g.Ingress = append(g.Ingress, SGRule{Proto: "all", From: 0, To: 65535, Assumed: why, Where: p.Address + " port_info", Res: p})
+			}
 		case anyPorts:
 			e.SGsUnknown = "aws_lightsail_instance_public_ports whose instance is not known statically: assumed to admit every address"
 		default:

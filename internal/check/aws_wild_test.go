@@ -763,3 +763,37 @@ func TestRoutesUnknown(t *testing.T) {
 		t.Errorf("%s on aws_instance.routed: %+v, want one that says it may be reachable through the routes not known statically", RuleExposedPort, got)
 	}
 }
+
+// TestBlockListsUnknown: block lists set as an attribute from a variable
+// without a value read as empty. A Lightsail instance's public ports so
+// read as a firewall admitting nothing, a classic load balancer's
+// listeners as none, a default security group's rules as none. Each may
+// hold anything: the instance may be reachable on any port, the balancer
+// may listen on any, the default group may have rules.
+func TestBlockListsUnknown(t *testing.T) {
+	rep := checkSource(t, `variable "ports" {}
+variable "listeners" {}
+variable "rules" {}
+resource "aws_lightsail_instance" "shop" {
+  name              = "shop"
+  availability_zone = "eu-west-1a"
+  blueprint_id      = "ubuntu_22_04"
+  bundle_id         = "nano_3_0"
+}
+resource "aws_lightsail_instance_public_ports" "shop" {
+  instance_name = aws_lightsail_instance.shop.name
+  port_info     = var.ports
+}
+resource "aws_default_security_group" "default" {
+  vpc_id  = "vpc-1"
+  ingress = var.rules
+}
+`)
+	got := activeOn(rep, RuleExposedPort, "aws_lightsail_instance.shop")
+	if len(got) != 1 || !strings.Contains(got[0].Message, "may be reachable") || !strings.Contains(got[0].Message, "port_info not known statically") {
+		t.Errorf("%s on the Lightsail instance: %+v, want one that says it may be reachable because port_info is not known", RuleExposedPort, got)
+	}
+	if got := activeOn(rep, RuleDefaultSGOpen, "aws_default_security_group.default"); len(got) != 1 || !strings.Contains(got[0].Message, "not known statically") {
+		t.Errorf("%s: %+v, want one saying its rules are not known statically", RuleDefaultSGOpen, got)
+	}
+}

@@ -297,7 +297,7 @@ func (m *Model) buildEndpoints(byType map[string][]*tf.Resource) {
 			m.attachSGs(e, r.Values, "security_groups")
 			// A classic load balancer's listener on a port not known
 			// statically may be on any port.
-			lbPortUnknown := unknown(r.Values, "listener")
+			lbPortUnknown := blocksUnknown(r.Values, "listener")
 			for _, l := range blocks(r.Values, "listener") { // aws_elb
 				lbPortUnknown = lbPortUnknown || unknown(l, "lb_port")
 				listeners[r.Address] = append(listeners[r.Address], num(l, "lb_port", 0))

@@ -54,6 +54,8 @@ func instanceRules(byType map[string][]*tf.Resource, fs *findings) {
 	for _, r := range byType["aws_default_security_group"] {
 		if n := len(blocks(r.Values, "ingress")) + len(blocks(r.Values, "egress")); n > 0 {
 			fs.add(RuleDefaultSGOpen, r, nil, "the default security group has %s", plural(n, "rule", "rules"))
+		} else if blocksUnknown(r.Values, "ingress") || blocksUnknown(r.Values, "egress") {
+			fs.add(RuleDefaultSGOpen, r, nil, "the default security group may have rules: they are not known statically")
 		}
 	}
 	for _, r := range byType["aws_elb"] {
