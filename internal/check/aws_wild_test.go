@@ -797,3 +797,13 @@ resource "aws_default_security_group" "default" {
 		t.Errorf("%s: %+v, want one saying its rules are not known statically", RuleDefaultSGOpen, got)
 	}
 }
+
+// TestEKSPublicAccessUnknown: an EKS endpoint whose endpoint_public_access
+// is not known statically read as public as if proven ("is reachable"). It
+// may be public: the finding says "may" and why.
+func TestEKSPublicAccessUnknown(t *testing.T) {
+	got := activeOn(run(t, "testdata/aws/list-element-unknown"), RuleExposedPort, "aws_eks_cluster.flag")
+	if len(got) != 1 || !strings.Contains(got[0].Message, "may be reachable") || !strings.Contains(got[0].Message, "endpoint_public_access not known statically: assumed true") {
+		t.Errorf("%s on aws_eks_cluster.flag: %+v, want one that says it may be reachable and why", RuleExposedPort, got)
+	}
+}

@@ -487,6 +487,9 @@ func (m *Model) buildEndpoints(byType map[string][]*tf.Resource) {
 		e := &Endpoint{Addr: r.Address, Kind: "eks", Res: r, Ports: []int{443}}
 		if boolean(vc, "endpoint_public_access", true) {
 			e.Managed, e.Public, e.Why = true, true, "endpoint_public_access = true"
+			if unknown(vc, "endpoint_public_access") {
+				e.PublicAssumed, e.Why = true, "endpoint_public_access not known statically: assumed true"
+			}
 			cidrs, unk := strs(vc, "public_access_cidrs")
 			if !has(vc, "public_access_cidrs") {
 				cidrs = []string{"0.0.0.0/0"}

@@ -279,3 +279,16 @@ resource "aws_instance" "routed" {
     http_tokens = "required"
   }
 }
+
+# Whether the API endpoint is public is not known statically: it may be.
+variable "public_api" {
+  type = bool
+}
+resource "aws_eks_cluster" "flag" {
+  name     = "flag"
+  role_arn = "arn:aws:iam::123456789012:role/eks"
+  vpc_config {
+    subnet_ids             = ["subnet-1"]
+    endpoint_public_access = var.public_api
+  }
+}
