@@ -159,6 +159,16 @@ func (m *Model) nsgRules(r *tf.Resource, b map[string]any, where string, vnet []
 	return out
 }
 
+// unknownNSG stands for the NSG an association names when it is not known
+// statically: it may be any, and is read as allowing everything (a
+// Standard SKU public IP then admits what it allows), and said so.
+func unknownNSG(m *Model, r *tf.Resource) *NACL {
+	n := &NACL{Addr: r.Address + ":nsg", Res: r, Stateful: true,
+		Assumed: "network security group not known statically: assumed to allow everything"}
+	m.note(r, "%s", n.Assumed)
+	return n
+}
+
 func (m *Model) buildAzure(byType map[string][]*tf.Resource) {
 	vnets := map[string]*VPC{}
 	for _, r := range byType["azurerm_virtual_network"] {
@@ -273,7 +283,11 @@ func (m *Model) buildAzure(byType map[string][]*tf.Resource) {
 		raws[n] = append(raws[n], rawRule{r, r.Values, r.Address})
 	}
 	for _, r := range byType["azurerm_subnet_network_security_group_association"] {
-		if s, n := m.subnets[m.addr(str(r.Values, "subnet_id"))], nsgs[m.addr(str(r.Values, "network_security_group_id"))]; s != nil && n != nil {
+		s, n := m.subnets[m.addr(m.ref(r.Values, "subnet_id"))], nsgs[m.addr(m.ref(r.Values, "network_security_group_id"))]
+		if s != nil && n == nil && unknown(r.Values, "network_security_group_id") {
+			n = unknownNSG(m, r)
+		}
+		if s != nil && n != nil {
 			s.NACL = n
 			n.VPC = s.VPC
 		}
@@ -386,8 +400,12 @@ func (m *Model) buildAzure(byType map[string][]*tf.Resource) {
 		}
 	}
 	for _, r := range byType["azurerm_network_interface_security_group_association"] {
-		nic := m.addr(str(r.Values, "network_interface_id"))
-		if n := nsgs[m.addr(str(r.Values, "network_security_group_id"))]; n != nil {
+		nic := m.addr(m.ref(r.Values, "network_interface_id"))
+		n := nsgs[m.addr(m.ref(r.Values, "network_security_group_id"))]
+		if _, ok := nics[nic]; n == nil && ok && unknown(r.Values, "network_security_group_id") {
+			n = unknownNSG(m, r)
+		}
+		if n != nil {
 			nicNSG[nic] = n
 			// An NSG on an interface only: its VirtualNetwork is the
 			// interface's network's.

@@ -301,3 +301,30 @@ func TestAzureInlineSubnets(t *testing.T) {
 		t.Errorf("path %q does not cross the admin subnet's NSG", p)
 	}
 }
+
+// TestAzureNSGAssociationUnknown: an association whose NSG is not known
+// statically was dropped, so a machine with a Standard SKU public IP read
+// as behind no NSG, admitting nothing. The NSG may allow anything: the
+// machine may be reachable, and says so; so may one in a subnet
+// associated the same way.
+func TestAzureNSGAssociationUnknown(t *testing.T) {
+	src := readFixture(t, "testdata/azure/standard-ip/main.tf")
+	for _, tc := range []struct{ name, assoc string }{
+		{"interface", `resource "azurerm_network_interface_security_group_association" "standard" {
+  network_interface_id      = azurerm_network_interface.standard.id
+  network_security_group_id = var.nsg_id
+}`},
+		{"subnet", `resource "azurerm_subnet_network_security_group_association" "a" {
+  subnet_id                 = azurerm_subnet.a.id
+  network_security_group_id = var.nsg_id
+}`},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			rep := checkSource(t, "variable \"nsg_id\" { type = string }\n"+src+"\n"+tc.assoc+"\n")
+			got := sshFindings(rep, "azurerm_linux_virtual_machine.standard")
+			if len(got) != 1 || !strings.Contains(got[0].Message, "may be reachable") || !strings.Contains(got[0].Message, "network security group not known statically") {
+				t.Fatalf("Standard public IP behind an NSG not known statically: %+v, want SSH that may be reachable and why", got)
+			}
+		})
+	}
+}

@@ -593,6 +593,11 @@ func (m *Model) reachVia1(src Source, e *Endpoint, s *Subnet, t *RouteTable, pro
 		return block(Hop{Kind: "endpoint", Addr: e.Addr, Detail: fmt.Sprintf("no listener on %s (%s)", portText(proto, port, port), e.listenText())})
 	}
 	for _, g := range e.NSGs {
+		if g.Assumed != "" {
+			assumed = append(assumed, g.Addr+": "+g.Assumed)
+			path = append(path, Hop{Kind: "nsg", Addr: g.Addr, Detail: "inbound (network interface) " + g.Assumed})
+			continue
+		}
 		got, hits, blocker := naclPass(g.Ingress, proto, port, set)
 		if empty(got) {
 			return block(Hop{Kind: "nsg", Addr: g.Addr, Detail: "inbound (network interface) " + blocker})
@@ -749,6 +754,11 @@ func (m *Model) reachAzureUnplaced(src Source, e *Endpoint, proto string, port i
 		assumed = append(assumed, e.Addr+": Standard SKU public IP: assumed admitted by an NSG on the subnet")
 	}
 	for _, g := range e.NSGs {
+		if g.Assumed != "" {
+			assumed = append(assumed, g.Addr+": "+g.Assumed)
+			path = append(path, Hop{Kind: "nsg", Addr: g.Addr, Detail: "inbound (network interface) " + g.Assumed})
+			continue
+		}
 		got, hits, blocker := naclPass(g.Ingress, proto, port, set)
 		if empty(got) {
 			return block(Hop{Kind: "nsg", Addr: g.Addr, Detail: "inbound (network interface) " + blocker})
