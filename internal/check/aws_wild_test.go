@@ -807,3 +807,67 @@ func TestEKSPublicAccessUnknown(t *testing.T) {
 		t.Errorf("%s on aws_eks_cluster.flag: %+v, want one that says it may be reachable and why", RuleExposedPort, got)
 	}
 }
+
+// TestENIAttachmentUnknown: an aws_network_interface_sg_attachment whose
+// interface is not known statically was dropped, so the interface it may
+// attach a group to read as behind its own group alone. It may attach to
+// any interface of the project: each is read as admitting everything.
+func TestENIAttachmentUnknown(t *testing.T) {
+	rep := checkSource(t, `variable "eni_id" {}
+resource "aws_vpc" "main" {
+  cidr_block = "10.94.0.0/16"
+}
+resource "aws_internet_gateway" "main" {
+  vpc_id = aws_vpc.main.id
+}
+resource "aws_subnet" "public" {
+  vpc_id     = aws_vpc.main.id
+  cidr_block = "10.94.1.0/24"
+}
+resource "aws_route_table" "public" {
+  vpc_id = aws_vpc.main.id
+  route {
+    cidr_block = "0.0.0.0/0"
+    gateway_id = aws_internet_gateway.main.id
+  }
+}
+resource "aws_route_table_association" "public" {
+  subnet_id      = aws_subnet.public.id
+  route_table_id = aws_route_table.public.id
+}
+resource "aws_security_group" "internal" {
+  vpc_id = aws_vpc.main.id
+  ingress {
+    protocol    = "tcp"
+    from_port   = 0
+    to_port     = 65535
+    cidr_blocks = ["10.94.0.0/16"]
+  }
+}
+resource "aws_security_group" "ssh" {
+  vpc_id = aws_vpc.main.id
+  ingress {
+    protocol    = "tcp"
+    from_port   = 22
+    to_port     = 22
+    cidr_blocks = ["0.0.0.0/0"]
+  }
+}
+resource "aws_network_interface" "app" {
+  subnet_id       = aws_subnet.public.id
+  security_groups = [aws_security_group.internal.id]
+}
+resource "aws_eip" "app" {
+  network_interface = aws_network_interface.app.id
+}
+resource "aws_network_interface_sg_attachment" "ssh" {
+  network_interface_id = var.eni_id
+  security_group_id    = aws_security_group.ssh.id
+}
+`)
+	got := activeOn(rep, RuleExposedPort, "aws_network_interface.app")
+	if len(got) != 1 || !strings.Contains(got[0].Message, "may be reachable") ||
+		!strings.Contains(got[0].Message, "aws_network_interface_sg_attachment.ssh attaches a security group to a network interface not known statically") {
+		t.Errorf("%s on aws_network_interface.app: %+v, want one that says it may be reachable and why", RuleExposedPort, got)
+	}
+}
