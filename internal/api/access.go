@@ -62,6 +62,12 @@ const ReasonMFARequired = "mfa_required"
 // administrator who has no second factor yet: no code can help.
 const ReasonMFAEnrol = "mfa_enrol"
 
+// ReasonMFAStale refuses a grant certificate (access.cert) under a live
+// MFA session that began longer ago than the server takes for one
+// (access.session_mfa): the client asks for a code, as for
+// ReasonMFARequired, and retries with the new session.
+const ReasonMFAStale = "mfa_stale"
+
 // ReasonEarlierAccount refuses a certificate issued to an earlier account
 // of the caller's name: one removed since, whose name was given to a new
 // account that inherits nothing of it.

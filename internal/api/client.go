@@ -33,6 +33,10 @@ var (
 	// ErrMFARequired is a call refused until the caller proves a second
 	// factor afresh (an MFA session certificate).
 	ErrMFARequired = errors.New("fresh MFA proof required")
+	// ErrMFAStale is a grant certificate refused because the MFA session
+	// presented began too long ago (ReasonMFAStale); it is also an
+	// ErrMFARequired.
+	ErrMFAStale = errors.New("MFA session too old for this call")
 	// ErrNoCode is what a code source returns when the administrator gave
 	// none: the call then fails with the server's refusal.
 	ErrNoCode = errors.New("no code given")
@@ -63,7 +67,9 @@ func (e *StatusError) Is(target error) bool {
 	case ErrUnavailable:
 		return e.Code == http.StatusServiceUnavailable
 	case ErrMFARequired:
-		return e.Reason == ReasonMFARequired || e.Reason == ReasonMFAEnrol
+		return e.Reason == ReasonMFARequired || e.Reason == ReasonMFAEnrol || e.Reason == ReasonMFAStale
+	case ErrMFAStale:
+		return e.Reason == ReasonMFAStale
 	}
 	return false
 }
@@ -203,8 +209,8 @@ func (c *Client) withMFA(ctx context.Context, send func() error) error {
 	}
 	err := send()
 	var se *StatusError
-	if c.mfa != nil && errors.As(err, &se) && se.Reason == ReasonMFARequired {
-		if merr := c.mfa(ctx, seen); merr != nil {
+	if c.mfa != nil && errors.As(err, &se) && (se.Reason == ReasonMFARequired || se.Reason == ReasonMFAStale) {
+		if merr := c.mfa(context.WithValue(ctx, refusalKey{}, se), seen); merr != nil {
 			if errors.Is(merr, ErrNoCode) {
 				return err // the server's refusal says what to do
 			}
@@ -213,6 +219,16 @@ func (c *Client) withMFA(ctx context.Context, send func() error) error {
 		err = send()
 	}
 	return err
+}
+
+// refusalKey is the context key of the refusal a prompt answers.
+type refusalKey struct{}
+
+// Refusal is the server's answer that made the client ask for a second
+// factor, for a prompt that says why (nil outside one).
+func Refusal(ctx context.Context) *StatusError {
+	se, _ := ctx.Value(refusalKey{}).(*StatusError)
+	return se
 }
 
 // deadline gives ctx the client's timeout when it has no deadline.

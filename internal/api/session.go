@@ -157,6 +157,9 @@ func (s *AdminClient) prompt(ctx context.Context, seen uint64) error {
 		return nil
 	}
 	if s.cfg.Code == nil {
+		if se := Refusal(ctx); se != nil && se.Reason == ReasonMFAStale {
+			return fmt.Errorf("%w; no way to ask for a code here: run \"moat admin mfa login\" right before", se)
+		}
 		return fmt.Errorf("%w: no way to ask for a code here; run \"moat admin mfa login\" first", ErrMFARequired)
 	}
 	code, err := s.cfg.Code(ctx)

@@ -378,7 +378,9 @@ func accessProxyCommand() *Command {
 			"on NODE. Each run takes a new, short-lived grant certificate, kept in memory, for\n" +
 			"its one connection; that needs a live MFA session, and since standard input is\n" +
 			"ssh's it never asks for a code: log in first (\"moat admin mfa login\", or any\n" +
-			"command that asks, such as \"moat access ssh-cert NODE\").",
+			"command that asks, such as \"moat access ssh-cert NODE\"). A server with\n" +
+			"access.session_mfa takes only an MFA session begun within access.session_cert_ttl:\n" +
+			"log in right before connecting.",
 		Flags: af.register,
 		Run: func(ctx context.Context, e *Env, fs *flag.FlagSet) error {
 			if fs.NArg() != 1 {
@@ -395,6 +397,11 @@ func accessProxyCommand() *Command {
 				return err
 			}
 			cr, err := fetchGrantCreds(ctx, s, g, false)
+			if errors.Is(err, api.ErrMFAStale) {
+				return fmt.Errorf("a session on node %q needs a grant certificate, which this server issues only under an MFA session begun "+
+					"for that session (access.session_mfa), and yours began too long ago: run \"moat admin mfa login\" right before "+
+					"connecting (or use \"moat ssh %s\", which asks for a code): %w", node, node, err)
+			}
 			if errors.Is(err, api.ErrMFARequired) {
 				return fmt.Errorf("a session on node %q needs a grant certificate, which needs a live MFA session, and yours has ended: "+
 					"run \"moat admin mfa login\" (or \"moat access ssh-cert %s\", which asks for a code) and connect again", node, node)
@@ -495,7 +502,9 @@ func accessForwardCommand() *Command {
 		"new connection takes a new, short-lived grant certificate, kept in memory, which\n" +
 		"needs a live MFA session: once yours has ended, the next connection asks for a\n" +
 		"code on standard input (or takes the session of a \"moat admin mfa login\" run\n" +
-		"beside it). Connections already open last until the grant ends or is revoked."
+		"beside it). A server with access.session_mfa asks likewise once your MFA session\n" +
+		"is older than access.session_cert_ttl. Connections already open last until the\n" +
+		"grant ends or is revoked."
 	return cmd
 }
 
@@ -540,6 +549,10 @@ func (sc *sessionCerts) fetch(ctx context.Context) (*tls.Certificate, error) {
 	ctx = context.WithValue(ctx, promptWhyKey{}, fmt.Sprintf("each new connection to %s:%d takes a new grant certificate, "+
 		"which needs a live MFA session, and you have none (it ended, or was ended by a logout)", sc.g.Service, sc.g.Port))
 	cr, err := fetchGrantCreds(ctx, sc.s, sc.g, false)
+	if errors.Is(err, api.ErrMFAStale) {
+		return nil, fmt.Errorf("connection refused: no code given for it, and this server issues a grant certificate only under an MFA session begun for it "+
+			"(run \"moat admin mfa login\" right before connecting; the forward goes on listening): %w", err)
+	}
 	if errors.Is(err, api.ErrMFARequired) || errors.Is(err, api.ErrNoCode) {
 		return nil, fmt.Errorf("connection refused: no live MFA session to take a grant certificate with (run \"moat admin mfa login\"; the forward goes on listening): %w", err)
 	}

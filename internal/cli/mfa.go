@@ -48,7 +48,10 @@ func (a *adminFlags) session(e *Env, ask bool) (*api.AdminClient, error) {
 	var code func(context.Context) (string, error)
 	if ask {
 		code = func(ctx context.Context) (string, error) {
-			if why, ok := ctx.Value(promptWhyKey{}).(string); ok {
+			if se := api.Refusal(ctx); se != nil && se.Reason == api.ReasonMFAStale {
+				// The server says why: its window for a session's proof.
+				fmt.Fprintf(e.Stderr, "moat: %s\n", se.Msg)
+			} else if why, ok := ctx.Value(promptWhyKey{}).(string); ok {
 				fmt.Fprintf(e.Stderr, "moat: %s\n", why)
 			}
 			fmt.Fprint(e.Stderr, "This call needs a fresh MFA proof. Code from your authenticator: ")

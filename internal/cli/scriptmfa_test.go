@@ -29,6 +29,8 @@ import (
 //	                 steps of 30s away (default 0)
 //	mfa login        log in again with a code not used before (after
 //	                 "moat admin mfa logout", or in a copied directory)
+//	mfa code FILE    write a code not used before to FILE, a line for a
+//	                 command's prompt (stdin FILE)
 
 // mfaEnrol enrols the admin of $MOAT_ADMIN_DIR and logs in.
 func mfaEnrol(ts *testscript.TestScript) {
@@ -65,6 +67,14 @@ func totpCode(ts *testscript.TestScript, now time.Time, skew int) string {
 
 // mfaLoginScript logs in with the code of a step after the last one used.
 func mfaLoginScript(ts *testscript.TestScript) {
+	if _, err := execMoat(ts, "admin", "mfa", "login", nextCode(ts)); err != nil {
+		ts.Fatalf("%v", err)
+	}
+}
+
+// nextCode is the code of a step after the last one used, which it
+// becomes.
+func nextCode(ts *testscript.TestScript) string {
 	last, _ := strconv.ParseInt(ts.Getenv("TOTP_LAST"), 10, 64)
 	now := time.Now()
 	step := max(now.Unix()/30, last+1)
@@ -73,10 +83,8 @@ func mfaLoginScript(ts *testscript.TestScript) {
 		// next step, as an administrator waits for the next code.
 		time.Sleep(time.Until(time.Unix((step-1)*30, 0)))
 	}
-	if _, err := execMoat(ts, "admin", "mfa", "login", totpCode(ts, time.Unix(step*30, 0), 0)); err != nil {
-		ts.Fatalf("%v", err)
-	}
 	ts.Setenv("TOTP_LAST", strconv.FormatInt(step, 10))
+	return totpCode(ts, time.Unix(step*30, 0), 0)
 }
 
 func cmdTOTP(ts *testscript.TestScript, neg bool, args []string) {
@@ -94,8 +102,12 @@ func cmdTOTP(ts *testscript.TestScript, neg bool, args []string) {
 }
 
 func cmdMFA(ts *testscript.TestScript, neg bool, args []string) {
+	if len(args) == 2 && args[0] == "code" && !neg {
+		ts.Check(os.WriteFile(ts.MkAbs(args[1]), []byte(nextCode(ts)+"\n"), 0o600))
+		return
+	}
 	if neg || len(args) != 1 || (args[0] != "login" && args[0] != "enrol" && args[0] != "confirm") {
-		ts.Fatalf("usage: mfa enrol|confirm|login")
+		ts.Fatalf("usage: mfa enrol|confirm|login|code FILE")
 	}
 	switch args[0] {
 	case "enrol":

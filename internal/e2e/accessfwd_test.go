@@ -273,3 +273,70 @@ func TestBreakGlassForwardAsksAgain(t *testing.T) {
 		t.Fatalf("a connection after the login: %q", got)
 	}
 }
+
+// TestBreakGlassForwardSessionMFA: under access.session_mfa a grant
+// certificate needs an MFA session begun within access.session_cert_ttl
+// (5s here), so a forward asks for a code, saying why, though alice's MFA
+// session lives on (15m): for a new connection, or for the first
+// certificate if her session was already that old when it started. Given
+// the code, the connection goes through.
+func TestBreakGlassForwardSessionMFA(t *testing.T) {
+	b := startBreakGlassWith(t, "  session_cert_ttl: 5s\n  session_mfa: true\n")
+	alice := b.alice
+	must(t, alice.env, "svc", "register", "--node", "web-1", "--name", "db", "--port", strconv.Itoa(b.echoPort))
+	allow := filepath.Join(b.dir, "allow.yaml")
+	os.WriteFile(allow, []byte(fmt.Sprintf("default: deny\nrules:\n  - name: break-glass-db\n    from: [admin/admin]\n    to: db\n    ports: [%d]\n", b.echoPort)), 0o600)
+	must(t, alice.env, "policy", "apply", "-f", allow)
+	b.request(t, "--service", "db", "--reason", "INC-47", "--for", "1h")
+	alice.login(t)
+	codes, answer := io.Pipe()
+	defer answer.Close()
+	fwd := moatStart(t, alice.env, codes, "access", "forward", "--service", "db", "--local", "127.0.0.1:0")
+
+	const why = "moat: each session's grant certificate needs an MFA session begun for it, at most 5s before (access.session_mfa): yours began "
+	var next net.Conn
+	var nextRd *bufio.Reader
+	defer func() {
+		if next != nil {
+			next.Close()
+		}
+	}()
+	waitUntil(t, time.Minute, "the forward to ask for a code for its MFA session's age", func() bool {
+		if strings.Contains(fwd.errb.String(), why) {
+			return true
+		}
+		line, _, ok := strings.Cut(fwd.out.String(), "\n")
+		if !ok {
+			return false // not listening yet
+		}
+		if next == nil {
+			c, err := net.Dial("tcp", strings.Fields(line)[1])
+			if err != nil {
+				t.Fatal(err)
+			}
+			next, nextRd = c, bufio.NewReader(c)
+			fmt.Fprintln(next, "ping")
+		}
+		// An echo: the MFA session was young enough; try a new connection.
+		next.SetReadDeadline(time.Now().Add(200 * time.Millisecond))
+		if got, _ := nextRd.ReadString('\n'); got == "ping\n" {
+			next.Close()
+			next = nil
+		}
+		return false
+	})
+	waitUntil(t, time.Minute, "the prompt", func() bool { return strings.Contains(fwd.errb.String(), "Code from your authenticator: ") })
+	fmt.Fprintln(answer, alice.nextCode(t))
+	if next == nil {
+		t.Log("it asked for the certificate it takes before it listens")
+		if got := echoOnce(t, forwardAddr(t, fwd), "ping"); got != "ping" {
+			t.Fatalf("the first connection after the code: %q (forward said %q)", got, fwd.errb.String())
+		}
+		return
+	}
+	t.Log("a new connection asked, and waited for the code")
+	next.SetReadDeadline(time.Now().Add(time.Minute))
+	if got, err := nextRd.ReadString('\n'); got != "ping\n" {
+		t.Fatalf("the connection that waited for the code: got %q, %v (forward said %q)", got, err, fwd.errb.String())
+	}
+}

@@ -98,7 +98,8 @@ func authorizedKey(k ssh.PublicKey) string {
 // never past the grant's end: the agent admits a session only while they
 // are valid, so a copy taken from the administrator's machine opens
 // nothing after that, and every new session comes back here, where the
-// call needs a live MFA session (access.cert is in DefaultMFAActions).
+// call needs a live MFA session (access.cert is in DefaultMFAActions),
+// and with access.session_mfa one begun for it (sessionFresh).
 func (s *Server) handleAccessCert(ctx context.Context, c *caller, r *http.Request) (any, string, error) {
 	var req api.AccessCertRequest
 	if err := decode(r, &req); err != nil {
@@ -117,6 +118,9 @@ func (s *Server) handleAccessCert(ctx context.Context, c *caller, r *http.Reques
 		// would be: detection counts both.
 		c.note("outside_grant", g.State(now))
 		return nil, g.ID, errorf(http.StatusForbidden, "grant %s is %s", g.ID, g.State(now))
+	}
+	if err := s.sessionFresh(ctx, c); err != nil {
+		return nil, g.ID, err
 	}
 	csr, err := x509.ParseCertificateRequest(req.CSR)
 	if err != nil || csr.CheckSignature() != nil {
@@ -183,6 +187,42 @@ func (s *Server) handleAccessCert(ctx context.Context, c *caller, r *http.Reques
 		c.note("ssh_serial", fmt.Sprint(cert.Serial))
 	}
 	return out, g.ID, nil
+}
+
+// sessionFresh notes the caller's MFA session (serial and age) on the
+// issuance's audit entry and, under access.session_mfa, refuses one issued
+// more than access.session_cert_ttl ago, or none: each session then needs
+// a second factor proven for it, which the client asks for on
+// api.ReasonMFAStale as on api.ReasonMFARequired.
+func (s *Server) sessionFresh(ctx context.Context, c *caller) error {
+	live, err := s.sessionLive(ctx, c)
+	if err != nil {
+		return err
+	}
+	if !live {
+		if !s.cfg.Access.SessionMFA {
+			return nil // checkFactor decided that none is needed
+		}
+		return s.factorRefusal(ctx, c, "access.cert")
+	}
+	age := max(s.now().Sub(c.mfaIssued), 0)
+	c.note("mfa_serial", identity.SerialHex(c.Leaf.SerialNumber))
+	if c.mfaIssued.IsZero() {
+		c.note("mfa_age", "unknown")
+	} else {
+		c.note("mfa_age", age.Round(time.Second).String())
+	}
+	window := s.cfg.Access.SessionCertTTL
+	if !s.cfg.Access.SessionMFA || !c.mfaIssued.IsZero() && age <= window {
+		return nil
+	}
+	began := "at a time not recorded"
+	if !c.mfaIssued.IsZero() {
+		began = age.Round(time.Second).String() + " ago"
+	}
+	return &httpError{code: http.StatusUnauthorized, reason: api.ReasonMFAStale,
+		msg: fmt.Sprintf("each session's grant certificate needs an MFA session begun for it, at most %s before (access.session_mfa): "+
+			"yours began %s; give a new code (\"moat admin mfa login\")", window, began)}
 }
 
 // handleSSHHostCert signs the calling agent's SSH host key for its node

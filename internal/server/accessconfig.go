@@ -164,6 +164,13 @@ type AccessConfig struct {
 	// machine opens nothing once they expire. Each new session takes new
 	// ones, which access.cert issues only under a live MFA session.
 	SessionCertTTL time.Duration
+	// SessionMFA asks a proof of the second factor for every session:
+	// access.cert issues only under an MFA session issued at most
+	// SessionCertTTL before (whatever MFAConfig exempts), so that a copy
+	// of the administrator's enrolment certificate and MFA session
+	// certificate takes no grant certificate once that short window has
+	// passed. Off, any live MFA session will do.
+	SessionMFA bool
 }
 
 // Access defaults.
@@ -316,13 +323,16 @@ type AccessFile struct {
 	MaxRecording  int64           `yaml:"max_recording_bytes"`
 	// SessionCertTTL is the life of a session's grant certificates.
 	SessionCertTTL config.Duration `yaml:"session_cert_ttl"`
+	// SessionMFA asks a code (or a security key) for every session.
+	SessionMFA bool `yaml:"session_mfa"`
 }
 
 // Config validates f; errors name keys under path.
 func (f AccessFile) Config(path string) (AccessConfig, error) {
 	c := AccessConfig{Approvals: map[string]int{}, MaxFor: time.Duration(f.MaxFor), PendingFor: time.Duration(f.PendingFor),
 		RequestRole: f.RequestRole, ApproveRole: f.ApproveRole, RecordingRole: f.RecordingRole, IndependentApprovers: f.Independent,
-		Retention: time.Duration(f.Retention), MaxRecording: f.MaxRecording, SessionCertTTL: time.Duration(f.SessionCertTTL)}
+		Retention: time.Duration(f.Retention), MaxRecording: f.MaxRecording, SessionCertTTL: time.Duration(f.SessionCertTTL),
+		SessionMFA: f.SessionMFA}
 	for k, n := range f.Approvals {
 		p := config.Join(config.Join(path, "approvals"), k)
 		kind, name, _ := strings.Cut(k, ":")

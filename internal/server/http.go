@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"net/http"
 	"strings"
+	"time"
 
 	"github.com/spiffe/go-spiffe/v2/spiffeid"
 
@@ -36,8 +37,10 @@ type caller struct {
 	// account is the account mark of the certificate (see
 	// identity.AdminMarks), "" when it has none.
 	account string
-	// mfaChecked and mfaLive cache sessionLive's answer for the call.
+	// mfaChecked and mfaLive cache sessionLive's answer for the call, and
+	// mfaIssued when the live session was issued (zero if not recorded).
 	mfaChecked, mfaLive bool
+	mfaIssued           time.Time
 	// detail is what an admin handler adds to its audit entry.
 	detail map[string]string
 }

@@ -102,20 +102,25 @@ func (s *Server) loadMFA(ctx context.Context, c *caller) (mfaRecord, int64, erro
 type mfaSession struct {
 	Serial  string    `json:"serial"`
 	Expires time.Time `json:"expires"`
+	// Issued is when the session was issued, to the second (as a
+	// certificate keeps time, so that a session counts as begun no later
+	// than the certificates issued under it); sessions recorded before
+	// it was have none, and count as begun long ago (access.session_mfa).
+	Issued time.Time `json:"issued,omitzero"`
 }
 
 // maxMFASessions bounds the live sessions of one administrator: a new
 // one beyond it ends the oldest.
 const maxMFASessions = 16
 
-// live says whether serial is a live session of rec at now.
-func (rec *mfaRecord) live(serial string, now time.Time) bool {
+// live finds serial among the live sessions of rec at now.
+func (rec *mfaRecord) live(serial string, now time.Time) (mfaSession, bool) {
 	for _, x := range rec.Sessions {
 		if x.Serial == serial && now.Before(x.Expires) {
-			return true
+			return x, true
 		}
 	}
-	return false
+	return mfaSession{}, false
 }
 
 // liveSessions lists rec's sessions that have not ended at now.
@@ -166,6 +171,12 @@ func (s *Server) checkFactor(ctx context.Context, c *caller, action string) erro
 	if live, err := s.sessionLive(ctx, c); err != nil || live {
 		return err
 	}
+	return s.factorRefusal(ctx, c, action)
+}
+
+// factorRefusal is the refusal of action to a caller without a live MFA
+// session: saying whether a code can help.
+func (s *Server) factorRefusal(ctx context.Context, c *caller, action string) error {
 	rec, _, err := s.loadMFA(ctx, c)
 	if err != nil {
 		return err
@@ -209,7 +220,8 @@ func (s *Server) sessionLive(ctx context.Context, c *caller) (bool, error) {
 	if err != nil {
 		return false, err
 	}
-	c.mfaChecked, c.mfaLive = true, rec.live(identity.SerialHex(c.Leaf.SerialNumber), s.now())
+	sess, live := rec.live(identity.SerialHex(c.Leaf.SerialNumber), s.now())
+	c.mfaChecked, c.mfaLive, c.mfaIssued = true, live, sess.Issued
 	if !c.mfaLive {
 		c.note("mfa_session", "ended")
 	}
@@ -252,7 +264,7 @@ func (s *Server) handleMFAStatus(ctx context.Context, c *caller, r *http.Request
 	if s.now().Before(rec.LockedUntil) {
 		st.LockedUntil = rec.LockedUntil
 	}
-	if c.MFA != "" && rec.live(identity.SerialHex(c.Leaf.SerialNumber), s.now()) {
+	if _, live := rec.live(identity.SerialHex(c.Leaf.SerialNumber), s.now()); c.MFA != "" && live {
 		st.Session = c.Leaf.NotAfter
 	}
 	if !s.mfa.Off && (s.mfa.Roles == nil || contains(s.mfa.Roles, c.Role)) {
@@ -270,7 +282,7 @@ func (s *Server) handleMFAEnroll(ctx context.Context, c *caller, r *http.Request
 	if err != nil {
 		return nil, c.ID, err
 	}
-	if rec.TOTP != nil && (c.MFA == "" || !rec.live(identity.SerialHex(c.Leaf.SerialNumber), s.now())) {
+	if _, live := rec.live(identity.SerialHex(c.Leaf.SerialNumber), s.now()); rec.TOTP != nil && (c.MFA == "" || !live) {
 		return nil, c.ID, &httpError{code: http.StatusUnauthorized, reason: api.ReasonMFARequired,
 			msg: "replacing an enrolled authenticator needs a fresh MFA proof with it (\"moat admin mfa login\"); if it is lost, another admin runs \"moat admin mfa reset\""}
 	}
@@ -369,7 +381,8 @@ func (s *Server) issueMFASession(ctx context.Context, c *caller, csr *x509.Certi
 		if len(live) >= maxMFASessions {
 			live = live[len(live)-maxMFASessions+1:]
 		}
-		rec.Sessions = append(live, mfaSession{Serial: identity.SerialHex(chain[0].SerialNumber), Expires: chain[0].NotAfter.UTC()})
+		rec.Sessions = append(live, mfaSession{Serial: identity.SerialHex(chain[0].SerialNumber), Expires: chain[0].NotAfter.UTC(),
+			Issued: now.UTC().Truncate(time.Second)})
 		return nil
 	})
 	if err != nil {
