@@ -213,8 +213,8 @@ func (m *Model) buildEndpoints(byType map[string][]*tf.Resource) {
 		e.SGsUnknown = sgsUnknown(r.Values, "vpc_security_group_ids", "security_groups")
 		// An interface it attaches is an endpoint of its own, with its
 		// own groups and address.
-		if why, _ := m.instancePublicIP(r); why != "" && !has(r.Values, "network_interface") {
-			e.Public, e.Why = true, why
+		if why, _, assumed := m.instancePublicIP(r); why != "" && !has(r.Values, "network_interface") {
+			e.Public, e.PublicAssumed, e.Why = true, assumed, why
 		} else if why == "" && unknown(r.Values, "associate_public_ip_address") {
 			e.Public, e.PublicAssumed, e.Why = true, true, "associate_public_ip_address not known statically: assumed true"
 		}
@@ -284,8 +284,8 @@ func (m *Model) buildEndpoints(byType map[string][]*tf.Resource) {
 				m.attachSGs(e, ni, "security_groups")
 			}
 		}
-		if why, _ := m.asgPublicIP(r); why != "" {
-			e.Public, e.Why = true, why
+		if why, _, assumed := m.asgPublicIP(r); why != "" {
+			e.Public, e.PublicAssumed, e.Why = true, assumed, why
 		}
 		add(e)
 	}
