@@ -872,17 +872,17 @@ resource "aws_network_interface_sg_attachment" "ssh" {
 	}
 }
 
-// TestPublicAddressFromSubnetNotKnown: an instance or auto scaling group
-// whose subnet is not known statically (a variable without a value, a
-// subnet made elsewhere) and that says nothing of public addresses was
-// read as taking none, so SSH open to the world on it was reached by
+// TestPublicAddressFromSubnetNotKnown: an instance, auto scaling group or
+// EKS node group whose subnet is not known statically (a variable without
+// a value, a subnet made elsewhere) and that says nothing of public
+// addresses was read as taking none, so SSH open to the world on it was reached by
 // nothing. The subnet may be a default one or map public addresses: the
 // findings are high and say so; one that says
 // associate_public_ip_address = false stays private, and AWS-EC2-001,
 // which reports what is written, does not fire on the assumption.
 func TestPublicAddressFromSubnetNotKnown(t *testing.T) {
 	rep := run(t, "testdata/aws/public-subnet-unknown")
-	for _, addr := range []string{"aws_instance.bastion", "aws_instance.elsewhere", "aws_autoscaling_group.web"} {
+	for _, addr := range []string{"aws_instance.bastion", "aws_instance.elsewhere", "aws_autoscaling_group.web", "aws_eks_node_group.nodes"} {
 		got := activeOn(rep, RuleExposedPort, addr)
 		if len(got) != 1 || got[0].Severity != High || !strings.Contains(got[0].Message, "tcp 22 (SSH)") || !strings.Contains(got[0].Message, "map_public_ip_on_launch") {
 			t.Errorf("%s: %+v, want one high on SSH saying the subnet may map public addresses", addr, got)

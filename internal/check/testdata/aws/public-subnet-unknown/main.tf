@@ -68,3 +68,19 @@ resource "aws_autoscaling_group" "web" {
     version = "$Latest"
   }
 }
+
+# EKS opens SSH to the world for remote_access without source groups.
+resource "aws_eks_node_group" "nodes" {
+  cluster_name    = "main"
+  node_group_name = "nodes"
+  node_role_arn   = "arn:aws:iam::123456789012:role/nodes"
+  subnet_ids      = var.subnet_ids
+  scaling_config {
+    desired_size = 1
+    min_size     = 1
+    max_size     = 2
+  }
+  remote_access {
+    ec2_ssh_key = "ops"
+  }
+}
