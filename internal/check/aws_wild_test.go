@@ -871,3 +871,27 @@ resource "aws_network_interface_sg_attachment" "ssh" {
 		t.Errorf("%s on aws_network_interface.app: %+v, want one that says it may be reachable and why", RuleExposedPort, got)
 	}
 }
+
+// TestPublicAddressFromSubnetNotKnown: an instance, auto scaling group or
+// EKS node group whose subnet is not known statically (a variable without
+// a value, a subnet made elsewhere) and that says nothing of public
+// addresses was read as taking none, so SSH open to the world on it was reached by
+// nothing. The subnet may be a default one or map public addresses: the
+// findings are high and say so; one that says
+// associate_public_ip_address = false stays private, and AWS-EC2-001,
+// which reports what is written, does not fire on the assumption.
+func TestPublicAddressFromSubnetNotKnown(t *testing.T) {
+	rep := run(t, "testdata/aws/public-subnet-unknown")
+	for _, addr := range []string{"aws_instance.bastion", "aws_instance.elsewhere", "aws_autoscaling_group.web", "aws_eks_node_group.nodes"} {
+		got := activeOn(rep, RuleExposedPort, addr)
+		if len(got) != 1 || got[0].Severity != High || !strings.Contains(got[0].Message, "tcp 22 (SSH)") || !strings.Contains(got[0].Message, "map_public_ip_on_launch") {
+			t.Errorf("%s: %+v, want one high on SSH saying the subnet may map public addresses", addr, got)
+		}
+		if got := activeOn(rep, RulePublicIP, addr); len(got) != 0 {
+			t.Errorf("%s: %s %+v, want none (the public address is assumed, not written)", addr, RulePublicIP, got)
+		}
+	}
+	if got := activeOn(rep, RuleExposedPort, "aws_instance.quiet"); len(got) != 0 {
+		t.Errorf("aws_instance.quiet: %+v, want none (associate_public_ip_address = false)", got)
+	}
+}

@@ -213,8 +213,8 @@ func (m *Model) buildEndpoints(byType map[string][]*tf.Resource) {
 		e.SGsUnknown = sgsUnknown(r.Values, "vpc_security_group_ids", "security_groups")
 		// An interface it attaches is an endpoint of its own, with its
 		// own groups and address.
-		if why, _ := m.instancePublicIP(r); why != "" && !has(r.Values, "network_interface") {
-			e.Public, e.Why = true, why
+		if why, _, assumed := m.instancePublicIP(r); why != "" && !has(r.Values, "network_interface") {
+			e.Public, e.PublicAssumed, e.Why = true, assumed, why
 		} else if why == "" && unknown(r.Values, "associate_public_ip_address") {
 			e.Public, e.PublicAssumed, e.Why = true, true, "associate_public_ip_address not known statically: assumed true"
 		}
@@ -284,8 +284,8 @@ func (m *Model) buildEndpoints(byType map[string][]*tf.Resource) {
 				m.attachSGs(e, ni, "security_groups")
 			}
 		}
-		if why, _ := m.asgPublicIP(r); why != "" {
-			e.Public, e.Why = true, why
+		if why, _, assumed := m.asgPublicIP(r); why != "" {
+			e.Public, e.PublicAssumed, e.Why = true, assumed, why
 		}
 		add(e)
 	}
@@ -584,23 +584,25 @@ func publicFlag(e *Endpoint, vals map[string]any, k string) {
 	}
 }
 
-// publicIP decides whether an instance-like endpoint gets a public address.
-func (m *Model) publicIP(e *Endpoint, vals map[string]any) {
+// publicIP decides whether the instances of an EKS node group get a public
+// address: its launch template's interface says so (ni), else its subnets
+// (subnetsPublicIP on the group's subnet_ids), one not known statically
+// assumed to.
+func (m *Model) publicIP(e *Endpoint, ni, group map[string]any) {
 	if m.eips[e.Addr] {
 		e.Public, e.Why = true, "an Elastic IP is associated"
 		return
 	}
-	if has(vals, "associate_public_ip_address") {
-		if boolean(vals, "associate_public_ip_address", false) {
-			e.Public, e.Why = true, "associate_public_ip_address = true"
-		}
+	// The provider takes "true", "false" or "" (the subnet decides).
+	if unknown(ni, "associate_public_ip_address") || str(ni, "associate_public_ip_address") != "" {
+		publicFlag(e, ni, "associate_public_ip_address")
 		return
 	}
-	for _, s := range e.Subnets {
-		if why := s.mapsPublicIP(); why != "" {
-			e.Public, e.Why = true, "launched in "+s.Addr+", "+why
-			return
-		}
+	if !has(group, "subnet_ids") {
+		return
+	}
+	if why, assumed := m.subnetsPublicIP(group, "subnet_ids"); why != "" {
+		e.Public, e.PublicAssumed, e.Why = true, assumed, why
 	}
 }
 
@@ -655,7 +657,7 @@ func (m *Model) nodeGroups(byType map[string][]*tf.Resource, templates map[strin
 				e.SGs = append(e.SGs, eksRemoteAccessSG(r))
 			}
 		}
-		m.publicIP(e, vals)
+		m.publicIP(e, vals, r.Values)
 		m.Endpoints = append(m.Endpoints, e)
 	}
 }

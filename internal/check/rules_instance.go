@@ -1,6 +1,7 @@
 package check
 
 import (
+	"fmt"
 	"strings"
 
 	"moat/internal/check/tf"
@@ -92,27 +93,41 @@ func templatePublicIP(t *tf.Resource) (public, said, placed bool) {
 // subnet of the project with map_public_ip_on_launch = true gives one.
 // With no subnet at all (absent, not unknown), EC2 launches into a default
 // subnet of the default VPC, and every default subnet maps public
-// addresses.
-func (m *Model) subnetsPublicIP(vals map[string]any, attr string) string {
-	if unknown(vals, attr) {
-		return ""
-	}
-	refs, unk := strs(vals, attr)
-	if unk {
-		return ""
-	}
-	if len(refs) == 0 {
-		if m.defaultSubnetsPrivate {
-			return "" // the project turned some default subnet's mapping off
-		}
-		return "no subnet is named: it is launched in a default subnet of the default VPC, and default subnets give every instance a public address"
-	}
+// addresses. A subnet not known statically (a variable without a value, a
+// subnet outside the scanned code) may be a default subnet or one that
+// maps public addresses: the address is then assumed, and said so.
+func (m *Model) subnetsPublicIP(vals map[string]any, attr string) (why string, assumed bool) {
+	refs, _ := strs(vals, attr)
 	for _, s := range m.subnetsOf(refs) {
 		if why := s.mapsPublicIP(); why != "" {
-			return "launched in " + s.Addr + ", " + why
+			return "launched in " + s.Addr + ", " + why, false
 		}
 	}
-	return ""
+	const maps = "it may be a default subnet or one with map_public_ip_on_launch = true: assumed to give a public address"
+	unk, from := unknownRefs(vals, attr)
+	if unk {
+		maybe := m.subnetsFrom(from)
+		if maybe == nil {
+			return attr + " has a subnet not known statically: " + maps, true
+		}
+		for _, s := range maybe {
+			if why := s.mapsPublicIP(); why != "" {
+				return attr + " has a subnet not known statically: it may be " + s.Addr + ", " + why + ": assumed to give a public address", true
+			}
+		}
+	}
+	for _, ref := range refs {
+		if ref != "" && m.subnets[m.addr(ref)] == nil {
+			return fmt.Sprintf("subnet %q is not in the scanned code: %s", ref, maps), true
+		}
+	}
+	if len(refs) == 0 && !unk {
+		if m.defaultSubnetsPrivate {
+			return "", false // the project turned some default subnet's mapping off
+		}
+		return "no subnet is named: it is launched in a default subnet of the default VPC, and default subnets give every instance a public address", false
+	}
+	return "", false
 }
 
 // eipOn says an Elastic IP is associated with the instance or interface
@@ -130,35 +145,38 @@ func (m *Model) eipOn(ref string) string {
 // associate_public_ip_address; an existing interface attached at launch
 // (which gets none); its launch template's network interfaces; the subnet's
 // map_public_ip_on_launch; the default VPC when no subnet is named. byTemplate
-// is set when the launch template decides (it is reported itself).
-func (m *Model) instancePublicIP(r *tf.Resource) (why string, byTemplate bool) {
+// is set when the launch template decides (it is reported itself); assumed
+// when the subnet is not known statically and may give the address
+// (subnetsPublicIP).
+func (m *Model) instancePublicIP(r *tf.Resource) (why string, byTemplate, assumed bool) {
 	if why := m.eipOn(r.Address); why != "" {
-		return why, false
+		return why, false, false
 	}
 	for _, ni := range blocks(r.Values, "network_interface") {
 		if why := m.eipOn(str(ni, "network_interface_id")); why != "" {
-			return why, false
+			return why, false, false
 		}
 	}
 	switch {
 	case unknown(r.Values, "associate_public_ip_address"):
-		return "", false
+		return "", false, false
 	case has(r.Values, "associate_public_ip_address"):
 		if boolean(r.Values, "associate_public_ip_address", false) {
-			return "associate_public_ip_address = true", false
+			return "associate_public_ip_address = true", false, false
 		}
-		return "", false
+		return "", false, false
 	case has(r.Values, "network_interface"):
-		return "", false // attached interfaces get no address at launch
+		return "", false, false // attached interfaces get no address at launch
 	}
 	t, known := m.launchTemplate(block(r.Values, "launch_template"))
 	if !known {
-		return "", false
+		return "", false, false
 	}
 	if why, decided := templateDecides(t, has(r.Values, "subnet_id")); decided {
-		return why, why != ""
+		return why, why != "", false
 	}
-	return m.subnetsPublicIP(r.Values, "subnet_id"), false
+	why, assumed = m.subnetsPublicIP(r.Values, "subnet_id")
+	return why, false, assumed
 }
 
 // templateDecides says whether a launch template or configuration (nil:
@@ -180,31 +198,33 @@ func templateDecides(t *tf.Resource, subnetNamed bool) (why string, decided bool
 
 // asgPublicIP is instancePublicIP for the instances of an auto scaling
 // group: its launch template or configuration, then its subnets.
-func (m *Model) asgPublicIP(r *tf.Resource) (why string, byTemplate bool) {
+func (m *Model) asgPublicIP(r *tf.Resource) (why string, byTemplate, assumed bool) {
 	t, known := m.asgTemplate(r)
 	if !known || t == nil {
-		return "", false
+		return "", false, false
 	}
 	if why, decided := templateDecides(t, has(r.Values, "vpc_zone_identifier")); decided {
-		return why, why != ""
+		return why, why != "", false
 	}
-	return m.subnetsPublicIP(r.Values, "vpc_zone_identifier"), false
+	why, assumed = m.subnetsPublicIP(r.Values, "vpc_zone_identifier")
+	return why, false, assumed
 }
 
 // publicIPRules reports instances, launch templates, launch configurations,
 // auto scaling groups and subnets that give instances public addresses
 // (AWS-EC2-001). An instance or group whose template decides is not
-// reported beside the template.
+// reported beside the template, nor one whose subnet is not known
+// statically: that it gets a public address is assumed, not written.
 func (m *Model) publicIPRules(byType map[string][]*tf.Resource, fs *findings) {
 	for _, typ := range instanceTypes {
 		for _, r := range byType[typ] {
-			if why, byTemplate := m.instancePublicIP(r); why != "" && !byTemplate {
+			if why, byTemplate, assumed := m.instancePublicIP(r); why != "" && !byTemplate && !assumed {
 				fs.add(RulePublicIP, r, nil, "%s", why)
 			}
 		}
 	}
 	for _, r := range byType["aws_autoscaling_group"] {
-		if why, byTemplate := m.asgPublicIP(r); why != "" && !byTemplate {
+		if why, byTemplate, assumed := m.asgPublicIP(r); why != "" && !byTemplate && !assumed {
 			fs.add(RulePublicIP, r, nil, "its instances get public addresses: %s", why)
 		}
 	}
