@@ -895,3 +895,29 @@ func TestPublicAddressFromSubnetNotKnown(t *testing.T) {
 		t.Errorf("aws_instance.quiet: %+v, want none (associate_public_ip_address = false)", got)
 	}
 }
+
+// TestNACLSubnetUnknown: a network ACL whose subnet_ids holds an element
+// not known statically left every subnet under its own ACL. That element
+// may be any subnet of the ACL's VPC: a public subnet whose own ACL admits
+// HTTPS alone read as unreached on SSH, though an ACL admitting everything
+// may be its. It is now filtered by whichever admits more, and says so.
+// An element whose expression names the subnets it is taken from is one
+// of those alone: a public subnet it does not name keeps its own ACL.
+func TestNACLSubnetUnknown(t *testing.T) {
+	rep := run(t, "testdata/aws/nacl-subnet-unknown")
+	const why = "aws_network_acl.open: subnet_ids has a subnet not known statically"
+	var ssh []Finding
+	for _, f := range activeOn(rep, RuleExposedPort, "aws_instance.bastion") {
+		if strings.Contains(f.Message, "tcp 22 (SSH)") {
+			ssh = append(ssh, f)
+		}
+	}
+	if len(ssh) != 1 || !strings.Contains(ssh[0].Message, "may be reachable from the internet") || !strings.Contains(ssh[0].Message, why) {
+		t.Errorf("%s on aws_instance.bastion: %+v, want SSH that may be reachable because %s", RuleExposedPort, ssh, why)
+	}
+	wantNotes(t, rep, "subnet_ids has a subnet not known statically: assumed to be any subnet of aws_vpc.main",
+		"subnet_ids has a subnet not known statically: assumed to be any of aws_subnet.inner_a, aws_subnet.inner_b")
+	if got := activeOn(rep, RuleExposedPort, "aws_instance.edge"); len(got) > 0 {
+		t.Errorf("%s on aws_instance.edge, whose subnet no unknown element may name: %+v, want none", RuleExposedPort, got)
+	}
+}

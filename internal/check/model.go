@@ -3,6 +3,7 @@ package check
 import (
 	"fmt"
 	"net/netip"
+	"slices"
 	"sort"
 	"strings"
 
@@ -110,10 +111,14 @@ type Subnet struct {
 	// Maybe holds the tables that may govern the subnet through an
 	// association whose table or subnet is one of several (an ID taken
 	// from a list of aws_route_table instances whose length is not known).
-	Maybe    []*RouteTable
-	NACL     *NACL    // explicit association; nil: the VPC's default ACL
-	FlowLogs []string // addresses of flow logs naming this subnet
-	Res      *tf.Resource
+	Maybe []*RouteTable
+	NACL  *NACL // explicit association; nil: the VPC's default ACL
+	// MaybeACLs holds the network ACLs that may govern the subnet instead:
+	// each has a subnet not known statically that may name it (see
+	// NACL.SubnetsUnknown).
+	MaybeACLs []*NACL
+	FlowLogs  []string // addresses of flow logs naming this subnet
+	Res       *tf.Resource
 }
 
 // RouteTable is an aws_route_table or aws_default_route_table with its
@@ -195,7 +200,10 @@ type NACL struct {
 	// allowed and whose entries are ordered by priority.
 	Stateful bool
 	FlowLogs []string // flow logs naming it (Azure)
-	Res      *tf.Resource
+	// SubnetsUnknown says why the ACL may govern subnets besides those it
+	// names: one in subnet_ids is not known statically.
+	SubnetsUnknown string
+	Res            *tf.Resource
 }
 
 // NACLRule is one numbered network ACL entry.
@@ -802,6 +810,7 @@ func (m *Model) buildNACLs(byType map[string][]*tf.Resource) {
 					sub.NACL = n
 				}
 			}
+			m.naclMaySubnets(r, n)
 			m.NACLs = append(m.NACLs, n)
 			m.nacls[r.Address] = n
 		}
@@ -868,6 +877,44 @@ func (m *Model) naclsOf(r *tf.Resource) (ns []*NACL, one bool) {
 	}
 	m.note(r, "network ACL not known statically: assumed to be %s", strings.Join(from, ", "))
 	return ns, len(ns) == 1
+}
+
+// naclMaySubnets reads a subnet of n's subnet_ids that is not known
+// statically: any of those its expression references, or any subnet of
+// n's VPC when it references none. Each may be under n rather than its
+// own ACL, and is given n as one it may be under; noted.
+func (m *Model) naclMaySubnets(r *tf.Resource, n *NACL) {
+	unk, from := unknownRefs(r.Values, "subnet_ids")
+	if !unk {
+		return
+	}
+	ss, what := m.subnetsFrom(from), "any of "+strings.Join(from, ", ")
+	if ss == nil {
+		what = "any subnet of " + vpcName(n.VPC)
+		for _, s := range m.Subnets {
+			if n.VPC == nil || s.VPC == n.VPC {
+				ss = append(ss, s)
+			}
+		}
+	}
+	n.SubnetsUnknown = "subnet_ids has a subnet not known statically: assumed to be " + what
+	m.note(r, "%s", n.SubnetsUnknown)
+	for _, s := range ss {
+		s.MaybeACLs = append(s.MaybeACLs, n)
+	}
+}
+
+// ACLs returns the network ACLs that may govern s: ACL() first, then those
+// of MaybeACLs that differ from it.
+func (s *Subnet) ACLs() []*NACL {
+	own := s.ACL()
+	out := []*NACL{own}
+	for _, n := range s.MaybeACLs {
+		if n != own && !slices.Contains(out, n) {
+			out = append(out, n)
+		}
+	}
+	return out
 }
 
 // ACL returns the network ACL of s (nil: a default ACL that allows all).

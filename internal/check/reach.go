@@ -554,41 +554,27 @@ func (m *Model) reachVia1(src Source, e *Endpoint, s *Subnet, t *RouteTable, pro
 		subnet = "subnet (range not known statically)"
 	}
 	path = append(path, Hop{Kind: "subnet", Addr: s.Addr, Detail: subnet})
-	switch acl := s.ACL(); {
-	case acl == nil && e.Azure && src.Internet && e.StandardIP:
-		return block(Hop{Kind: "nsg", Addr: e.Addr, Detail: "no network security group on " + s.Addr + " or its network interface: a Standard SKU public IP admits nothing from the internet without one"})
-	case acl == nil && e.Azure:
-		path = append(path, Hop{Kind: "nsg", Detail: "no network security group on " + s.Addr})
-	case acl == nil:
-		path = append(path, Hop{Kind: "nacl", Detail: "default network ACL of " + vpcName(s.VPC) + " allows all"})
-	case acl.Assumed != "":
-		assumed = append(assumed, acl.Addr+": "+acl.Assumed)
-		path = append(path, Hop{Kind: "nacl", Addr: acl.Addr, Detail: acl.Assumed})
-	case acl.Stateful:
-		got, hits, blocker := naclPass(acl.Ingress, proto, port, set)
-		if empty(got) {
-			return block(Hop{Kind: "nsg", Addr: acl.Addr, Detail: "inbound " + blocker})
+	got, hop, as, ok := m.naclHop(e, s, s.ACL(), src, proto, port, set)
+	for _, acl := range s.ACLs()[1:] {
+		// An ACL that may govern s instead: s is filtered by whichever
+		// admits more.
+		g, h, a, pass := m.naclHop(e, s, acl, src, proto, port, set)
+		if !pass || ok && union(got, g).Equal(got) {
+			continue
 		}
-		set = got
-		assumed = append(assumed, assumedHits(acl.Addr, hits)...)
-		path = append(path, Hop{Kind: "nsg", Addr: acl.Addr, Detail: "inbound " + strings.Join(hits, "; ")})
-	default:
-		got, hits, blocker := naclPass(acl.Ingress, proto, port, set)
-		if empty(got) {
-			return block(Hop{Kind: "nacl", Addr: acl.Addr, Detail: "inbound " + blocker})
+		a = append(a, s.Addr+": "+acl.Addr+": "+acl.SubnetsUnknown)
+		if !ok {
+			got, hop, as, ok = g, h, a, true
+			continue
 		}
-		back, bhits, bblocker := naclPass(acl.Egress, proto, ephemeralPort, got)
-		if empty(back) {
-			return block(Hop{Kind: "nacl", Addr: acl.Addr, Detail: fmt.Sprintf("outbound (return traffic, port %d) %s", ephemeralPort, bblocker)})
-		}
-		for _, h := range append(hits, bhits...) {
-			if strings.Contains(h, "assumed") {
-				assumed = append(assumed, acl.Addr+": "+h)
-			}
-		}
-		set = back
-		path = append(path, Hop{Kind: "nacl", Addr: acl.Addr, Detail: "inbound " + strings.Join(hits, "; ") + "; outbound " + strings.Join(bhits, "; ")})
+		got, as = union(got, g), append(as, a...)
+		path = append(path, hop)
+		hop = h
 	}
+	if !ok {
+		return block(hop)
+	}
+	set, assumed, path = got, append(assumed, as...), append(path, hop)
 	if e.Listens != nil && !e.Listens(proto, port) {
 		return block(Hop{Kind: "endpoint", Addr: e.Addr, Detail: fmt.Sprintf("no listener on %s (%s)", portText(proto, port, port), e.listenText())})
 	}
@@ -771,4 +757,41 @@ func (m *Model) reachAzureUnplaced(src Source, e *Endpoint, proto string, port i
 		return block(Hop{Kind: "endpoint", Addr: e.Addr, Detail: fmt.Sprintf("no listener on %s (%s)", portText(proto, port, port), e.listenText())})
 	}
 	return Result{Reachable: true, From: set, Assumed: assumed, Path: append(path, Hop{Kind: "endpoint", Addr: e.Addr, Detail: e.Why})}
+}
+
+// naclHop filters set through acl, the network ACL (Azure: network
+// security group) of s, nil for a default one, inbound on proto/port and,
+// for a stateless ACL, outbound for the return traffic: what it admits,
+// the hop that says so (or that blocks, ok false) and what was assumed.
+func (m *Model) naclHop(e *Endpoint, s *Subnet, acl *NACL, src Source, proto string, port int, set *netipx.IPSet) (got *netipx.IPSet, hop Hop, assumed []string, ok bool) {
+	switch {
+	case acl == nil && e.Azure && src.Internet && e.StandardIP:
+		return nil, Hop{Kind: "nsg", Addr: e.Addr, Detail: "no network security group on " + s.Addr + " or its network interface: a Standard SKU public IP admits nothing from the internet without one"}, nil, false
+	case acl == nil && e.Azure:
+		return set, Hop{Kind: "nsg", Detail: "no network security group on " + s.Addr}, nil, true
+	case acl == nil:
+		return set, Hop{Kind: "nacl", Detail: "default network ACL of " + vpcName(s.VPC) + " allows all"}, nil, true
+	case acl.Assumed != "":
+		return set, Hop{Kind: "nacl", Addr: acl.Addr, Detail: acl.Assumed}, []string{acl.Addr + ": " + acl.Assumed}, true
+	case acl.Stateful:
+		got, hits, blocker := naclPass(acl.Ingress, proto, port, set)
+		if empty(got) {
+			return nil, Hop{Kind: "nsg", Addr: acl.Addr, Detail: "inbound " + blocker}, nil, false
+		}
+		return got, Hop{Kind: "nsg", Addr: acl.Addr, Detail: "inbound " + strings.Join(hits, "; ")}, assumedHits(acl.Addr, hits), true
+	}
+	got, hits, blocker := naclPass(acl.Ingress, proto, port, set)
+	if empty(got) {
+		return nil, Hop{Kind: "nacl", Addr: acl.Addr, Detail: "inbound " + blocker}, nil, false
+	}
+	back, bhits, bblocker := naclPass(acl.Egress, proto, ephemeralPort, got)
+	if empty(back) {
+		return nil, Hop{Kind: "nacl", Addr: acl.Addr, Detail: fmt.Sprintf("outbound (return traffic, port %d) %s", ephemeralPort, bblocker)}, nil, false
+	}
+	for _, h := range append(hits, bhits...) {
+		if strings.Contains(h, "assumed") {
+			assumed = append(assumed, acl.Addr+": "+h)
+		}
+	}
+	return back, Hop{Kind: "nacl", Addr: acl.Addr, Detail: "inbound " + strings.Join(hits, "; ") + "; outbound " + strings.Join(bhits, "; ")}, assumed, true
 }
