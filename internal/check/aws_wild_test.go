@@ -925,3 +925,27 @@ func TestTemplateInterfaceSubnet(t *testing.T) {
 		t.Errorf("aws_autoscaling_group.quiet: %+v, want none (associate_public_ip_address = \"false\")", got)
 	}
 }
+
+// TestTemplateNotKnown: an instance or auto scaling group launched from a
+// template not known statically (a variable without a value, a template
+// made elsewhere) was read as taking no public address, and a group as
+// having no security group but the default: SSH open to the world reached
+// nothing. The template may say anything: the address follows the subnet,
+// assumed and said so, and a group's instances' security groups are read
+// as admitting everything. A subnet routed nowhere stays unreached.
+func TestTemplateNotKnown(t *testing.T) {
+	rep := run(t, "testdata/aws/template-unknown")
+	for _, addr := range []string{"aws_instance.web", "aws_autoscaling_group.web", "aws_autoscaling_group.elsewhere"} {
+		got := activeOn(rep, RuleExposedPort, addr)
+		if len(got) != 1 || got[0].Severity != High || !strings.Contains(got[0].Message, "tcp 22 (SSH)") ||
+			!strings.Contains(got[0].Message, "launch template not known statically") {
+			t.Errorf("%s: %+v, want one high on SSH saying the launch template is not known statically", addr, got)
+		}
+		if got := activeOn(rep, RulePublicIP, addr); len(got) != 0 {
+			t.Errorf("%s: %s %+v, want none (the public address is assumed, not written)", addr, RulePublicIP, got)
+		}
+	}
+	if got := activeOn(rep, RuleExposedPort, "aws_autoscaling_group.private"); len(got) != 0 {
+		t.Errorf("aws_autoscaling_group.private: %+v, want none (its subnet maps no public address and has no route out)", got)
+	}
+}

@@ -184,9 +184,15 @@ func (m *Model) launchedSubnets(e *Endpoint, t *tf.Resource, vals map[string]any
 }
 
 // templateSGs adds to e the security groups of launch template or
-// configuration t (nil: none): a template's network interfaces' too.
-func (m *Model) templateSGs(e *Endpoint, t *tf.Resource) {
+// configuration t (nil: none): a template's network interfaces' too. One
+// not known statically may name any group: e's are then read as admitting
+// everything.
+func (m *Model) templateSGs(e *Endpoint, t *tf.Resource, known bool) {
 	switch {
+	case !known:
+		if e.SGsUnknown == "" {
+			e.SGsUnknown = templateNotKnown + ": its security groups are assumed to admit every address"
+		}
 	case t == nil:
 	case t.Type == "aws_launch_configuration":
 		m.attachSGs(e, t.Values, "security_groups")
@@ -233,12 +239,12 @@ func (m *Model) buildEndpoints(byType map[string][]*tf.Resource) {
 	}
 	for _, r := range byType["aws_instance"] {
 		e := &Endpoint{Addr: r.Address, Kind: "instance", Res: r}
-		t, _ := m.launchTemplate(block(r.Values, "launch_template"))
+		t, known := m.launchTemplate(block(r.Values, "launch_template"))
 		e.Subnets = m.launchedSubnets(e, t, r.Values, "subnet_id")
 		e.SGs = m.sgsOf(append(strList(r.Values, "vpc_security_group_ids"), strList(r.Values, "security_groups")...))
 		e.SGsUnknown = sgsUnknown(r.Values, "vpc_security_group_ids", "security_groups")
 		if !has(r.Values, "vpc_security_group_ids") && !has(r.Values, "security_groups") {
-			m.templateSGs(e, t) // its own groups replace the template's
+			m.templateSGs(e, t, known) // its own groups replace the template's
 		}
 		// An interface it attaches is an endpoint of its own, with its
 		// own groups and address.
@@ -302,9 +308,9 @@ func (m *Model) buildEndpoints(byType map[string][]*tf.Resource) {
 	}
 	for _, r := range byType["aws_autoscaling_group"] {
 		e := &Endpoint{Addr: r.Address, Kind: "asg", Res: r}
-		t, _ := m.asgTemplate(r)
+		t, known := m.asgTemplate(r)
 		e.Subnets = m.launchedSubnets(e, t, r.Values, "vpc_zone_identifier")
-		m.templateSGs(e, t)
+		m.templateSGs(e, t, known)
 		if why, _, assumed := m.asgPublicIP(r); why != "" {
 			e.Public, e.PublicAssumed, e.Why = true, assumed, why
 		}

@@ -170,7 +170,8 @@ func (m *Model) eipOn(ref string) string {
 // associate_public_ip_address; an existing interface attached at launch
 // (which gets none); its launch template's network interfaces; the subnet's
 // map_public_ip_on_launch (its own, else its template's interface's); the
-// default VPC when no subnet is named. byTemplate
+// default VPC when no subnet is named. A template not known statically may
+// say anything: the subnet's address is then assumed. byTemplate
 // is set when the launch template decides (it is reported itself); assumed
 // when the subnet is not known statically and may give the address
 // (subnetsPublicIP).
@@ -196,13 +197,29 @@ func (m *Model) instancePublicIP(r *tf.Resource) (why string, byTemplate, assume
 	}
 	t, known := m.launchTemplate(block(r.Values, "launch_template"))
 	if !known {
-		return "", false, false
+		return m.templateNotKnownPublicIP(r.Values, "subnet_id")
 	}
 	if why, decided := templateDecides(t); decided {
 		return why, why != "", false
 	}
 	why, assumed = m.launchedPublicIP(t, r.Values, "subnet_id")
 	return why, false, assumed
+}
+
+// templateNotKnown is said of what launches from a launch template or
+// configuration not known statically (a variable without a value, one
+// made elsewhere).
+const templateNotKnown = "launch template not known statically"
+
+// templateNotKnownPublicIP is instancePublicIP for what launches from a
+// launch template not known statically, which may say anything of public
+// addresses: it may leave the choice to the subnet, whose public address
+// (subnetsPublicIP) is then assumed.
+func (m *Model) templateNotKnownPublicIP(vals map[string]any, attr string) (why string, byTemplate, assumed bool) {
+	if why, _ := m.subnetsPublicIP(vals, attr); why != "" {
+		return templateNotKnown + ", which may leave the public address to the subnet: " + why, false, true
+	}
+	return "", false, false
 }
 
 // templateDecides says whether a launch template or configuration (nil:
@@ -227,7 +244,10 @@ func templateDecides(t *tf.Resource) (why string, decided bool) {
 // group: its launch template or configuration, then its subnets.
 func (m *Model) asgPublicIP(r *tf.Resource) (why string, byTemplate, assumed bool) {
 	t, known := m.asgTemplate(r)
-	if !known || t == nil {
+	if !known {
+		return m.templateNotKnownPublicIP(r.Values, "vpc_zone_identifier")
+	}
+	if t == nil {
 		return "", false, false
 	}
 	if why, decided := templateDecides(t); decided {
