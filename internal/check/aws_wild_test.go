@@ -921,3 +921,57 @@ func TestNACLSubnetUnknown(t *testing.T) {
 		t.Errorf("%s on aws_instance.edge, whose subnet no unknown element may name: %+v, want none", RuleExposedPort, got)
 	}
 }
+
+// TestTemplateInterfaceSubnet: an auto scaling group or instance that names
+// no subnet, launched from a template whose network interface names one,
+// was read as launched in a default subnet and, the template placing it,
+// as taking no public address: SSH open to the world in the interface's
+// group was reached by nothing. The interface's subnet places it, and its
+// map_public_ip_on_launch gives the address.
+func TestTemplateInterfaceSubnet(t *testing.T) {
+	rep := run(t, "testdata/aws/template-subnet")
+	for _, addr := range []string{"aws_autoscaling_group.web", "aws_instance.web"} {
+		got := activeOn(rep, RuleExposedPort, addr)
+		if len(got) != 1 || got[0].Severity != Critical || !strings.Contains(got[0].Message, "tcp 22 (SSH)") ||
+			!strings.Contains(pathText(got[0].Path), "aws_subnet.public: subnet 10.0.1.0/24") {
+			t.Errorf("%s: %+v, want one critical on SSH through aws_subnet.public", addr, got)
+		}
+		if got := activeOn(rep, RulePublicIP, addr); len(got) != 1 || !strings.Contains(got[0].Message, "aws_subnet.public") {
+			t.Errorf("%s: %s %+v, want one saying aws_subnet.public maps public addresses", addr, RulePublicIP, got)
+		}
+	}
+	got := activeOn(rep, RuleExposedPort, "aws_autoscaling_group.input")
+	if len(got) != 1 || got[0].Severity != High || !strings.Contains(got[0].Message, "tcp 22 (SSH)") || !strings.Contains(got[0].Message, "map_public_ip_on_launch") {
+		t.Errorf("aws_autoscaling_group.input: %+v, want one high on SSH saying the template's subnet may map public addresses", got)
+	}
+	if got := activeOn(rep, RulePublicIP, "aws_autoscaling_group.input"); len(got) != 0 {
+		t.Errorf("aws_autoscaling_group.input: %s %+v, want none (the public address is assumed, not written)", RulePublicIP, got)
+	}
+	if got := activeOn(rep, RuleExposedPort, "aws_autoscaling_group.quiet"); len(got) != 0 {
+		t.Errorf("aws_autoscaling_group.quiet: %+v, want none (associate_public_ip_address = \"false\")", got)
+	}
+}
+
+// TestTemplateNotKnown: an instance or auto scaling group launched from a
+// template not known statically (a variable without a value, a template
+// made elsewhere) was read as taking no public address, and a group as
+// having no security group but the default: SSH open to the world reached
+// nothing. The template may say anything: the address follows the subnet,
+// assumed and said so, and a group's instances' security groups are read
+// as admitting everything. A subnet routed nowhere stays unreached.
+func TestTemplateNotKnown(t *testing.T) {
+	rep := run(t, "testdata/aws/template-unknown")
+	for _, addr := range []string{"aws_instance.web", "aws_autoscaling_group.web", "aws_autoscaling_group.elsewhere"} {
+		got := activeOn(rep, RuleExposedPort, addr)
+		if len(got) != 1 || got[0].Severity != High || !strings.Contains(got[0].Message, "tcp 22 (SSH)") ||
+			!strings.Contains(got[0].Message, "launch template not known statically") {
+			t.Errorf("%s: %+v, want one high on SSH saying the launch template is not known statically", addr, got)
+		}
+		if got := activeOn(rep, RulePublicIP, addr); len(got) != 0 {
+			t.Errorf("%s: %s %+v, want none (the public address is assumed, not written)", addr, RulePublicIP, got)
+		}
+	}
+	if got := activeOn(rep, RuleExposedPort, "aws_autoscaling_group.private"); len(got) != 0 {
+		t.Errorf("aws_autoscaling_group.private: %+v, want none (its subnet maps no public address and has no route out)", got)
+	}
+}

@@ -173,6 +173,37 @@ func (m *Model) groupSubnets(e *Endpoint, r *tf.Resource, attr string) []*Subnet
 	return m.subnetsIn(e, g.Values, "subnet_ids")
 }
 
+// launchedSubnets is subnetsIn for the subnets attr of vals names, or,
+// when it names none, the subnet the network interface of launch template
+// t names (templateInterface).
+func (m *Model) launchedSubnets(e *Endpoint, t *tf.Resource, vals map[string]any, attr string) []*Subnet {
+	if ni := templateInterface(t); ni != nil && !has(vals, attr) {
+		return m.subnetsIn(e, ni, "subnet_id")
+	}
+	return m.subnetsIn(e, vals, attr)
+}
+
+// templateSGs adds to e the security groups of launch template or
+// configuration t (nil: none): a template's network interfaces' too. One
+// not known statically may name any group: e's are then read as admitting
+// everything.
+func (m *Model) templateSGs(e *Endpoint, t *tf.Resource, known bool) {
+	switch {
+	case !known:
+		if e.SGsUnknown == "" {
+			e.SGsUnknown = templateNotKnown + ": its security groups are assumed to admit every address"
+		}
+	case t == nil:
+	case t.Type == "aws_launch_configuration":
+		m.attachSGs(e, t.Values, "security_groups")
+	default:
+		m.attachSGs(e, t.Values, "vpc_security_group_ids")
+		for _, ni := range blocks(t.Values, "network_interfaces") {
+			m.attachSGs(e, ni, "security_groups")
+		}
+	}
+}
+
 var allInternet = []netip.Prefix{netip.MustParsePrefix("0.0.0.0/0"), netip.MustParsePrefix("::/0")}
 
 func (m *Model) buildEndpoints(byType map[string][]*tf.Resource) {
@@ -208,9 +239,13 @@ func (m *Model) buildEndpoints(byType map[string][]*tf.Resource) {
 	}
 	for _, r := range byType["aws_instance"] {
 		e := &Endpoint{Addr: r.Address, Kind: "instance", Res: r}
-		e.Subnets = m.subnetsIn(e, r.Values, "subnet_id")
+		t, known := m.launchTemplate(block(r.Values, "launch_template"))
+		e.Subnets = m.launchedSubnets(e, t, r.Values, "subnet_id")
 		e.SGs = m.sgsOf(append(strList(r.Values, "vpc_security_group_ids"), strList(r.Values, "security_groups")...))
 		e.SGsUnknown = sgsUnknown(r.Values, "vpc_security_group_ids", "security_groups")
+		if !has(r.Values, "vpc_security_group_ids") && !has(r.Values, "security_groups") {
+			m.templateSGs(e, t, known) // its own groups replace the template's
+		}
 		// An interface it attaches is an endpoint of its own, with its
 		// own groups and address.
 		if why, _, assumed := m.instancePublicIP(r); why != "" && !has(r.Values, "network_interface") {
@@ -220,7 +255,7 @@ func (m *Model) buildEndpoints(byType map[string][]*tf.Resource) {
 		}
 		if !has(r.Values, "network_interface") {
 			ipv6Address(e, r.Values)
-			if !has(r.Values, "subnet_id") {
+			if !has(r.Values, "subnet_id") && templateInterface(t) == nil {
 				e.Unplaced = "no subnet is named: a default subnet of the default VPC, which AWS makes routed to an internet gateway, with a network ACL that allows all; the default VPC is not in the scanned code, so that is assumed"
 			}
 		}
@@ -273,17 +308,9 @@ func (m *Model) buildEndpoints(byType map[string][]*tf.Resource) {
 	}
 	for _, r := range byType["aws_autoscaling_group"] {
 		e := &Endpoint{Addr: r.Address, Kind: "asg", Res: r}
-		e.Subnets = m.subnetsIn(e, r.Values, "vpc_zone_identifier")
-		// Its instances' groups are those of its launch template (its
-		// network interfaces' too) or launch configuration.
-		if t, _ := m.asgTemplate(r); t != nil && t.Type == "aws_launch_configuration" {
-			m.attachSGs(e, t.Values, "security_groups")
-		} else if t != nil {
-			m.attachSGs(e, t.Values, "vpc_security_group_ids")
-			for _, ni := range blocks(t.Values, "network_interfaces") {
-				m.attachSGs(e, ni, "security_groups")
-			}
-		}
+		t, known := m.asgTemplate(r)
+		e.Subnets = m.launchedSubnets(e, t, r.Values, "vpc_zone_identifier")
+		m.templateSGs(e, t, known)
 		if why, _, assumed := m.asgPublicIP(r); why != "" {
 			e.Public, e.PublicAssumed, e.Why = true, assumed, why
 		}

@@ -56,22 +56,18 @@ func (m *Model) asgTemplate(r *tf.Resource) (t *tf.Resource, known bool) {
 
 // templatePublicIP reads what a launch template or launch configuration
 // says of public addresses: said is false when it leaves the choice to the
-// subnet; a template that names a subnet in a network interface is placed
-// (the instance does not land in the default VPC).
-func templatePublicIP(t *tf.Resource) (public, said, placed bool) {
+// subnet.
+func templatePublicIP(t *tf.Resource) (public, said bool) {
 	if t.Type == "aws_launch_configuration" {
 		if unknown(t.Values, "associate_public_ip_address") {
-			return false, true, false
+			return false, true
 		}
 		if has(t.Values, "associate_public_ip_address") {
-			return boolean(t.Values, "associate_public_ip_address", false), true, false
+			return boolean(t.Values, "associate_public_ip_address", false), true
 		}
-		return false, false, false
+		return false, false
 	}
 	for _, ni := range blocks(t.Values, "network_interfaces") {
-		if has(ni, "subnet_id") {
-			placed = true
-		}
 		if unknown(ni, "associate_public_ip_address") {
 			said = true
 			continue
@@ -85,7 +81,36 @@ func templatePublicIP(t *tf.Resource) (public, said, placed bool) {
 	if has(t.Values, "network_interfaces") && str(block(t.Values, "network_interfaces"), "network_interface_id") != "" {
 		said = true // an existing interface: no address is assigned at launch
 	}
-	return public, said, placed
+	return public, said
+}
+
+// templateInterface returns the network interface of launch template t
+// (nil: none) that names a subnet, or nil: where what launches from it
+// lands when it names no subnet itself.
+func templateInterface(t *tf.Resource) map[string]any {
+	if t == nil || t.Type != "aws_launch_template" {
+		return nil
+	}
+	for _, ni := range blocks(t.Values, "network_interfaces") {
+		if has(ni, "subnet_id") {
+			return ni
+		}
+	}
+	return nil
+}
+
+// launchedPublicIP is subnetsPublicIP for the subnets attr of vals names,
+// or, when it names none, the subnet the network interface of launch
+// template t names.
+func (m *Model) launchedPublicIP(t *tf.Resource, vals map[string]any, attr string) (why string, assumed bool) {
+	ni := templateInterface(t)
+	if ni == nil || has(vals, attr) {
+		return m.subnetsPublicIP(vals, attr)
+	}
+	if why, assumed = m.subnetsPublicIP(ni, "subnet_id"); why != "" {
+		why = "the network interface of " + t.Address + " names the subnet: " + why
+	}
+	return why, assumed
 }
 
 // subnetsPublicIP says whether instances launched in the subnets refs
@@ -144,7 +169,9 @@ func (m *Model) eipOn(ref string) string {
 // an Elastic IP on it or on an interface it attaches; its own
 // associate_public_ip_address; an existing interface attached at launch
 // (which gets none); its launch template's network interfaces; the subnet's
-// map_public_ip_on_launch; the default VPC when no subnet is named. byTemplate
+// map_public_ip_on_launch (its own, else its template's interface's); the
+// default VPC when no subnet is named. A template not known statically may
+// say anything: the subnet's address is then assumed. byTemplate
 // is set when the launch template decides (it is reported itself); assumed
 // when the subnet is not known statically and may give the address
 // (subnetsPublicIP).
@@ -170,27 +197,44 @@ func (m *Model) instancePublicIP(r *tf.Resource) (why string, byTemplate, assume
 	}
 	t, known := m.launchTemplate(block(r.Values, "launch_template"))
 	if !known {
-		return "", false, false
+		return m.templateNotKnownPublicIP(r.Values, "subnet_id")
 	}
-	if why, decided := templateDecides(t, has(r.Values, "subnet_id")); decided {
+	if why, decided := templateDecides(t); decided {
 		return why, why != "", false
 	}
-	why, assumed = m.subnetsPublicIP(r.Values, "subnet_id")
+	why, assumed = m.launchedPublicIP(t, r.Values, "subnet_id")
 	return why, false, assumed
+}
+
+// templateNotKnown is said of what launches from a launch template or
+// configuration not known statically (a variable without a value, one
+// made elsewhere).
+const templateNotKnown = "launch template not known statically"
+
+// templateNotKnownPublicIP is instancePublicIP for what launches from a
+// launch template not known statically, which may say anything of public
+// addresses: it may leave the choice to the subnet, whose public address
+// (subnetsPublicIP) is then assumed.
+func (m *Model) templateNotKnownPublicIP(vals map[string]any, attr string) (why string, byTemplate, assumed bool) {
+	if why, _ := m.subnetsPublicIP(vals, attr); why != "" {
+		return templateNotKnown + ", which may leave the public address to the subnet: " + why, false, true
+	}
+	return "", false, false
 }
 
 // templateDecides says whether a launch template or configuration (nil:
 // none) decides the public address of what it launches: it says so in its
-// network interfaces, or names the subnet where the launcher names none.
-func templateDecides(t *tf.Resource, subnetNamed bool) (why string, decided bool) {
+// network interfaces. A subnet it names leaves the choice to that subnet
+// (launchedPublicIP).
+func templateDecides(t *tf.Resource) (why string, decided bool) {
 	if t == nil {
 		return "", false
 	}
-	public, said, placed := templatePublicIP(t)
+	public, said := templatePublicIP(t)
 	switch {
 	case said && public:
 		return "associate_public_ip_address = true (launch template " + t.Address + ")", true
-	case said, placed && !subnetNamed:
+	case said:
 		return "", true
 	}
 	return "", false
@@ -200,13 +244,16 @@ func templateDecides(t *tf.Resource, subnetNamed bool) (why string, decided bool
 // group: its launch template or configuration, then its subnets.
 func (m *Model) asgPublicIP(r *tf.Resource) (why string, byTemplate, assumed bool) {
 	t, known := m.asgTemplate(r)
-	if !known || t == nil {
+	if !known {
+		return m.templateNotKnownPublicIP(r.Values, "vpc_zone_identifier")
+	}
+	if t == nil {
 		return "", false, false
 	}
-	if why, decided := templateDecides(t, has(r.Values, "vpc_zone_identifier")); decided {
+	if why, decided := templateDecides(t); decided {
 		return why, why != "", false
 	}
-	why, assumed = m.subnetsPublicIP(r.Values, "vpc_zone_identifier")
+	why, assumed = m.launchedPublicIP(t, r.Values, "vpc_zone_identifier")
 	return why, false, assumed
 }
 
@@ -230,7 +277,7 @@ func (m *Model) publicIPRules(byType map[string][]*tf.Resource, fs *findings) {
 	}
 	for _, typ := range []string{"aws_launch_template", "aws_launch_configuration"} {
 		for _, r := range byType[typ] {
-			if public, _, _ := templatePublicIP(r); public {
+			if public, _ := templatePublicIP(r); public {
 				fs.add(RulePublicIP, r, nil, "associate_public_ip_address = true: every instance launched from it gets a public address")
 			}
 		}
