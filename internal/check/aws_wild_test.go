@@ -922,6 +922,29 @@ func TestNACLSubnetUnknown(t *testing.T) {
 	}
 }
 
+// TestNACLAssociationUnknown: an aws_network_acl_association whose subnet
+// is not known statically was dropped, so a subnet it may give an ACL that
+// admits more than the subnet's own kept only its own: SSH to the bastion
+// was read as turned away. A subnet it may name is filtered by whichever
+// ACL admits more; a stricter ACL it may give narrows nothing.
+func TestNACLAssociationUnknown(t *testing.T) {
+	rep := run(t, "testdata/aws/nacl-association-unknown")
+	const why = "aws_network_acl_association.open associates any subnet of the project with aws_network_acl.open, not known statically"
+	var ssh []Finding
+	for _, f := range activeOn(rep, RuleExposedPort, "aws_instance.bastion") {
+		if strings.Contains(f.Message, "tcp 22 (SSH)") {
+			ssh = append(ssh, f)
+		}
+	}
+	if len(ssh) != 1 || !strings.Contains(ssh[0].Message, "may be reachable from the internet") || !strings.Contains(ssh[0].Message, why) {
+		t.Errorf("%s on aws_instance.bastion: %+v, want SSH that may be reachable because %s", RuleExposedPort, ssh, why)
+	}
+	wantNotes(t, rep, why)
+	if got := activeOn(rep, RuleExposedPort, "aws_instance.edge"); len(got) > 0 {
+		t.Errorf("%s on aws_instance.edge, whose possible other ACL admits less: %+v, want none", RuleExposedPort, got)
+	}
+}
+
 // TestTemplateInterfaceSubnet: an auto scaling group or instance that names
 // no subnet, launched from a template whose network interface names one,
 // was read as launched in a default subnet and, the template placing it,

@@ -847,7 +847,9 @@ func (m *Model) buildNACLs(byType map[string][]*tf.Resource) {
 		n := m.nacls[m.addr(str(r.Values, "network_acl_id"))]
 		if s := m.subnets[m.addr(str(r.Values, "subnet_id"))]; s != nil && n != nil {
 			s.NACL = n
+			continue
 		}
+		m.naclAssociationUnknown(r, n)
 	}
 	for _, n := range m.NACLs {
 		sort.SliceStable(n.Ingress, func(i, j int) bool { return n.Ingress[i].No < n.Ingress[j].No })
@@ -901,6 +903,49 @@ func (m *Model) naclMaySubnets(r *tf.Resource, n *NACL) {
 	m.note(r, "%s", n.SubnetsUnknown)
 	for _, s := range ss {
 		s.MaybeACLs = append(s.MaybeACLs, n)
+	}
+}
+
+// naclAssociationUnknown reads an aws_network_acl_association whose
+// subnet or ACL (n, nil when not in the project) is not known statically:
+// each subnet it may name may be under each ACL it may name (those the
+// expressions reference, or else any of the project), rather than its own
+// ACL; noted. Reach filters such a subnet by whichever admits more, so
+// the association can widen what is reached, never narrow it. A subnet
+// or ACL named statically but outside the project leaves things as they
+// are, as before.
+func (m *Model) naclAssociationUnknown(r *tf.Resource, n *NACL) {
+	s := m.subnets[m.addr(str(r.Values, "subnet_id"))]
+	if s == nil && !unknown(r.Values, "subnet_id") || n == nil && !unknown(r.Values, "network_acl_id") {
+		return
+	}
+	ns, aclWhat := []*NACL{n}, n.Addr
+	if n == nil {
+		from := unknownFrom(r.Values, "network_acl_id")
+		if ns, aclWhat = instancesOf(m, from, m.NACLs, func(n *NACL) *tf.Resource { return n.Res }), "any of "+strings.Join(from, ", "); ns == nil {
+			ns, aclWhat = m.NACLs, "any network ACL of the project"
+		}
+	}
+	ss, subnetWhat := []*Subnet{s}, ""
+	if s == nil {
+		from := unknownFrom(r.Values, "subnet_id")
+		if ss, subnetWhat = m.subnetsFrom(from), "any of "+strings.Join(from, ", "); ss == nil {
+			ss, subnetWhat = m.Subnets, "any subnet of the project"
+		}
+	} else {
+		subnetWhat = s.Addr
+	}
+	why := fmt.Sprintf("%s associates %s with %s, not known statically", r.Address, subnetWhat, aclWhat)
+	m.note(r, "%s", why)
+	for _, n := range ns {
+		if !strings.Contains(n.SubnetsUnknown, why) {
+			n.SubnetsUnknown = strings.TrimPrefix(n.SubnetsUnknown+"; "+why, "; ")
+		}
+		for _, s := range ss {
+			if n.VPC == nil || s.VPC == nil || n.VPC == s.VPC {
+				s.MaybeACLs = append(s.MaybeACLs, n)
+			}
+		}
 	}
 }
 
