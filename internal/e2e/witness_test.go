@@ -48,12 +48,16 @@ func TestAgentWitnessRefusesCutBackLog(t *testing.T) {
 	for _, name := range []string{"db", "cache", "queue"} {
 		c.register(api.Registration{Name: name, Node: "n1", Port: 9000})
 	}
-	want := c.alog.Size()
-	c.rounds("the agent to witness the log", time.Minute, func() bool { s, _ := a.AuditWitnessed(); return s == want })
+	// The log may grow past this while the rounds run (the fake clock
+	// moves on by minutes): what counts is that the agent witnessed at
+	// least these entries, and then what it holds when the server stops.
+	least := c.alog.Size()
+	c.rounds("the agent to witness the log", time.Minute, func() bool { s, _ := a.AuditWitnessed(); return s >= least })
 
 	t.Log("the server's log is cut back to the earlier copy")
 	addr := c.addr
 	c.stopServer()
+	want, _ := a.AuditWitnessed()
 	dir := filepath.Join(c.dir, "audit")
 	c.alog.Close()
 	for _, f := range []string{"entries", "hashes", "checkpoints", "checkpoint"} {
@@ -72,7 +76,7 @@ func TestAgentWitnessRefusesCutBackLog(t *testing.T) {
 	c.startServer(addr)
 
 	c.rounds("the agent to refuse the cut-back log", time.Minute, func() bool { _, bad := a.AuditWitnessed(); return bad > 0 })
-	if s, _ := a.AuditWitnessed(); s != want {
+	if s, _ := a.AuditWitnessed(); s < want {
 		t.Fatalf("the agent now holds a checkpoint of %d entries, want the %d it witnessed", s, want)
 	}
 }
