@@ -408,9 +408,21 @@ func parseField(line []byte) (name, value string, err error) {
 func (h *requestHead) check(t Target, first bool) error {
 	var lengths, encodings, upgrades, expects []string
 	for _, f := range h.fields {
-		switch strings.ToLower(f.name) {
+		switch name := strings.ToLower(f.name); name {
 		case "host":
 			h.host = append(h.host, f.value)
+		case "x-forwarded-host", "x-host", "x-original-host", "x-forwarded-server":
+			// Servers behind a proxy that trust these pick the site
+			// from them, as they would from Host.
+			for _, a := range strings.Split(f.value, ",") {
+				if err := checkAuthority(strings.Trim(a, " \t"), t, f.name); err != nil {
+					return err
+				}
+			}
+		case "forwarded":
+			if err := checkForwarded(f.value, t); err != nil {
+				return err
+			}
 		case "content-length":
 			lengths = append(lengths, f.value)
 		case "transfer-encoding":
@@ -431,6 +443,10 @@ func (h *requestHead) check(t Target, first bool) error {
 		return err
 	}
 	switch {
+	case strings.HasPrefix(h.target, "//"):
+		// Read by some servers and frameworks as a scheme-relative URL
+		// naming its host.
+		return refuseHTTP("a request target %q opening with //, which some servers read as naming a host", bounded(h.target))
 	case strings.HasPrefix(h.target, "/"):
 	case h.target == "*" && h.method == "OPTIONS":
 	default:
@@ -505,6 +521,61 @@ func checkAuthority(a string, t Target, what string) error {
 	}
 	if !strings.EqualFold(host, t.Host) {
 		return refuseHTTP("%s %q is not the host asked for, %s", what, bounded(a), t.Host)
+	}
+	return nil
+}
+
+// checkForwarded checks the host= parameters of a Forwarded field (RFC
+// 7239): each must name the target. The field is read as a list of
+// elements of ';'-separated pairs whose values are tokens or quoted
+// strings; one that is not is refused, as it may hide a host= from this
+// reading and not from a server's.
+func checkForwarded(v string, t Target) error {
+	for len(v) > 0 {
+		// One pair: a name, '=', a token or a quoted string.
+		v = strings.TrimLeft(v, " \t")
+		eq := strings.IndexByte(v, '=')
+		if eq <= 0 || !isToken(v[:eq]) {
+			return refuseHTTP("a Forwarded field %q that is not a list of name=value pairs", bounded(v))
+		}
+		name := v[:eq]
+		v = v[eq+1:]
+		var value string
+		if strings.HasPrefix(v, `"`) {
+			var b strings.Builder
+			i := 1
+			for ; i < len(v) && v[i] != '"'; i++ {
+				if v[i] == '\\' && i+1 < len(v) {
+					i++
+				}
+				b.WriteByte(v[i])
+			}
+			if i == len(v) {
+				return refuseHTTP("a Forwarded field with an unclosed quoted string")
+			}
+			value, v = b.String(), v[i+1:]
+		} else {
+			end := strings.IndexAny(v, ";, \t")
+			if end < 0 {
+				end = len(v)
+			}
+			value, v = v[:end], v[end:]
+			if !isToken(value) && !strings.EqualFold(name, "host") {
+				return refuseHTTP("a Forwarded field %q that is not a list of name=value pairs", bounded(value))
+			}
+		}
+		if strings.EqualFold(name, "host") {
+			if err := checkAuthority(value, t, "Forwarded host"); err != nil {
+				return err
+			}
+		}
+		v = strings.TrimLeft(v, " \t")
+		if v != "" {
+			if v[0] != ';' && v[0] != ',' {
+				return refuseHTTP("a Forwarded field with %q between its pairs", bounded(v))
+			}
+			v = v[1:]
+		}
 	}
 	return nil
 }

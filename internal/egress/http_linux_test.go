@@ -48,6 +48,31 @@ func (v *vhosts) evilServed() []string {
 	return out
 }
 
+// siteOf is the site a shared server picks for r when it trusts the
+// fields proxies write, as frameworks behind a load balancer are set to
+// (Express's "trust proxy", Django's USE_X_FORWARDED_HOST, Rails): the
+// first X-Forwarded-Host (or X-Host, X-Original-Host), else a Forwarded
+// host=, else a target of the form //host/path read as naming its host,
+// else Host.
+func siteOf(r *http.Request) string {
+	for _, name := range []string{"X-Forwarded-Host", "X-Host", "X-Original-Host", "X-Forwarded-Server"} {
+		if v := r.Header.Get(name); v != "" {
+			first, _, _ := strings.Cut(v, ",")
+			return strings.TrimSpace(first)
+		}
+	}
+	for _, part := range strings.FieldsFunc(r.Header.Get("Forwarded"), func(c rune) bool { return c == ';' || c == ',' }) {
+		if k, v, ok := strings.Cut(strings.TrimSpace(part), "="); ok && strings.EqualFold(k, "host") {
+			return strings.Trim(v, `"`)
+		}
+	}
+	if rest, ok := strings.CutPrefix(r.RequestURI, "//"); ok {
+		h, _, _ := strings.Cut(rest, "/")
+		return h
+	}
+	return r.Host
+}
+
 func (w *world) vhosts(t *testing.T) *vhosts {
 	t.Helper()
 	v := &vhosts{}
@@ -56,8 +81,9 @@ func (w *world) vhosts(t *testing.T) *vhosts {
 		t.Fatal(err)
 	}
 	srv := &http.Server{Handler: http.HandlerFunc(func(rw http.ResponseWriter, r *http.Request) {
+		site := siteOf(r)
 		v.mu.Lock()
-		v.seen = append(v.seen, r.Host)
+		v.seen = append(v.seen, site)
 		v.mu.Unlock()
 		if r.Header.Get("Upgrade") == "websocket" && r.URL.Path == "/ws" {
 			// Switch, then echo whatever comes.
@@ -75,7 +101,7 @@ func (w *world) vhosts(t *testing.T) *vhosts {
 			return
 		}
 		n, _ := io.Copy(io.Discard, r.Body)
-		fmt.Fprintf(rw, "site %s read %d bytes", r.Host, n)
+		fmt.Fprintf(rw, "site %s read %d bytes", site, n)
 	})}
 	go srv.Serve(ln)
 	t.Cleanup(func() { srv.Close() })
@@ -151,6 +177,16 @@ func TestEgressPlainHTTPHost(t *testing.T) {
 		{"an upgrade to h2c", "GET / HTTP/1.1\r\nHost: api.example.test\r\nConnection: Upgrade, HTTP2-Settings\r\nUpgrade: h2c\r\nHTTP2-Settings: AAMAAABkAAQCAAAAAAIAAAAA\r\n\r\n"},
 		{"HTTP/2 with prior knowledge", "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"},
 		{"a websocket upgrade after another request", ok + "GET /ws HTTP/1.1\r\nHost: api.example.test\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n"},
+		{"X-Forwarded-Host naming another site", "GET / HTTP/1.1\r\nHost: api.example.test\r\nX-Forwarded-Host: evil.example.test\r\n\r\n"},
+		{"X-Forwarded-Host listing another site after the allowed one", "GET / HTTP/1.1\r\nHost: api.example.test\r\nX-Forwarded-Host: api.example.test, evil.example.test\r\n\r\n"},
+		{"x-forwarded-host in lower case in a later request", ok + "GET / HTTP/1.1\r\nHost: api.example.test\r\nx-forwarded-host: evil.example.test\r\n\r\n"},
+		{"X-Host naming another site", "GET / HTTP/1.1\r\nHost: api.example.test\r\nX-Host: evil.example.test\r\n\r\n"},
+		{"X-Original-Host naming another site", "GET / HTTP/1.1\r\nHost: api.example.test\r\nX-Original-Host: evil.example.test\r\n\r\n"},
+		{"X-Forwarded-Server naming another site", "GET / HTTP/1.1\r\nHost: api.example.test\r\nX-Forwarded-Server: evil.example.test\r\n\r\n"},
+		{"Forwarded host= naming another site", "GET / HTTP/1.1\r\nHost: api.example.test\r\nForwarded: for=192.0.2.1;host=evil.example.test;proto=http\r\n\r\n"},
+		{"Forwarded host= quoted, in a second element", "GET / HTTP/1.1\r\nHost: api.example.test\r\nForwarded: for=192.0.2.1, HOST=\"evil.example.test\"\r\n\r\n"},
+		{"Forwarded with an unclosed quote", "GET / HTTP/1.1\r\nHost: api.example.test\r\nForwarded: for=\"x;host=evil.example.test\r\n\r\n"},
+		{"a target of the form //host/path", "GET //evil.example.test/ HTTP/1.1\r\nHost: api.example.test\r\n\r\n"},
 		{"another site after an upgrade the server declined", "GET /no HTTP/1.1\r\nHost: api.example.test\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n" + evil},
 	} {
 		mark := len(w.recs.Records())
