@@ -76,6 +76,8 @@ type Gateway struct {
 	certs  certStore
 	// eventGate bounds the security events written (see eventgate.go).
 	eventGate eventGate
+	// h2Errors counts the HTTP/2 refusals of Go's server (unserved.go).
+	h2Errors h2Errors
 
 	state     atomic.Pointer[state]
 	bodies    bodyHolds // request bodies held for the WAF, across reloads

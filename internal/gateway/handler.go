@@ -418,6 +418,9 @@ func (g *Gateway) flushEvents() {
 	for _, ev := range g.eventGate.flush() {
 		g.write(&ev, now)
 	}
+	if ev := g.h2Errors.flush(); ev != nil {
+		g.write(ev, now)
+	}
 }
 
 // csrfCheck returns why a request that may change state is refused, or "".

@@ -3,9 +3,13 @@ package gateway
 import (
 	"context"
 	"crypto/tls"
+	"fmt"
 	"net"
 	"net/http"
 	"net/netip"
+	"sort"
+	"strings"
+	"sync"
 )
 
 // KindUnserved is a request that Go's HTTP server refused, or that ended
@@ -31,6 +35,9 @@ type connCtxKey struct{}
 // itself, or in an incomplete one. HTTP/2 connections are not marked:
 // their streams are refused by stream, not by closing the connection.
 func (g *Gateway) unservedHooks(srv *http.Server) {
+	if srv.TLSConfig != nil {
+		srv.HTTP2 = &http.HTTP2Config{CountError: g.h2Errors.count}
+	}
 	srv.ConnContext = func(ctx context.Context, c net.Conn) context.Context {
 		if lc := limitedOf(c); lc != nil {
 			return context.WithValue(ctx, connCtxKey{}, lc)
@@ -78,4 +85,60 @@ func (g *Gateway) unservedRequest(c net.Conn) {
 		ev.local = netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port())
 	}
 	g.emit(&ev)
+}
+
+// h2Errors counts what Go's HTTP/2 server refuses before the handler: a
+// stream reset for a malformed request (a pseudo-header missing or out of
+// place, a :path that is no path for its method, a field HTTP/2 forbids,
+// trailers that break the rules) or a connection ended for a protocol
+// error. The server reports these by kind only, not by connection
+// (http.HTTP2Config.CountError), so they are recorded as one KindUnserved
+// summary per flush with the count of each kind, naming no client.
+type h2Errors struct {
+	mu     sync.Mutex
+	counts map[string]int
+}
+
+// maxH2ErrorKinds bounds the kinds kept between flushes; Go's server has
+// about sixty, and any past the bound count as "other".
+const maxH2ErrorKinds = 64
+
+func (h *h2Errors) count(kind string) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.counts == nil {
+		h.counts = map[string]int{}
+	}
+	if _, ok := h.counts[kind]; !ok && len(h.counts) >= maxH2ErrorKinds || len(kind) > 64 {
+		kind = "other"
+	}
+	h.counts[kind]++
+}
+
+// flush returns the summary of the errors counted since the last flush,
+// or nil.
+func (h *h2Errors) flush() *event {
+	h.mu.Lock()
+	counts := h.counts
+	h.counts = nil
+	h.mu.Unlock()
+	if len(counts) == 0 {
+		return nil
+	}
+	kinds := make([]string, 0, len(counts))
+	total := 0
+	for k, n := range counts {
+		kinds = append(kinds, k)
+		total += n
+	}
+	sort.Strings(kinds)
+	var b strings.Builder
+	for i, k := range kinds {
+		if i > 0 {
+			b.WriteString(", ")
+		}
+		fmt.Fprintf(&b, "%s ×%d", k, counts[k])
+	}
+	return &event{kind: KindUnserved, blocked: true, suppressed: total,
+		reason: fmt.Sprintf("%d HTTP/2 streams or connections refused by the HTTP server before routing (clients not known to it): %s", total, b.String())}
 }

@@ -2,6 +2,7 @@ package gateway
 
 import (
 	"bufio"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -10,6 +11,9 @@ import (
 	"time"
 
 	"moat/internal/flow"
+	"moat/internal/testkit"
+
+	"golang.org/x/net/http2"
 )
 
 // TestRequestsTheServerRefusesAreRecorded: Go's HTTP server answers some
@@ -108,5 +112,90 @@ func TestRequestsTheServerRefusesAreRecorded(t *testing.T) {
 
 	if n := f.backends["frontend"].count.Load(); n != 2 {
 		t.Errorf("frontend was asked %d times, want the 2 served requests", n)
+	}
+}
+
+// TestHTTP2RefusalsAreRecorded: Go's HTTP/2 server resets a stream whose
+// request is malformed (no :method, an empty :path, a CONNECT with a
+// path) before the gateway's handler sees it, and ends a
+// connection that breaks the protocol. None of these
+// left a record, so a client probing the HTTP/2 parser went unseen. The
+// server reports them by kind only; each flush now writes one unserved
+// summary counting them by kind.
+func TestHTTP2RefusalsAreRecorded(t *testing.T) {
+	f := newFixture(t, baseYAML+"rate_limit:\n  off: true\n")
+	streams := [][]string{
+		{":scheme", "https", ":authority", "localhost", ":path", "/"},
+		{":method", "GET", ":scheme", "https", ":authority", "localhost", ":path", ""},
+		{":method", "CONNECT", ":scheme", "https", ":authority", "localhost:443", ":path", "/"},
+	}
+	for i, fields := range streams {
+		tc, fr := f.h2Conn()
+		fr.WriteHeaders(http2.HeadersFrameParam{StreamID: 1, EndStream: true, EndHeaders: true, BlockFragment: headerBlock(fields...)})
+		if got := h2Status(t, fr); got == "200" {
+			t.Fatalf("stream %d (%v) was served", i, fields)
+		}
+		tc.Close()
+	}
+	t.Log("connections that break the protocol: a DATA frame on stream 0, a client's stream with an even number")
+	for _, send := range []func(fr *http2.Framer) error{
+		func(fr *http2.Framer) error { return fr.WriteData(0, true, []byte("x")) },
+		func(fr *http2.Framer) error {
+			return fr.WriteHeaders(http2.HeadersFrameParam{StreamID: 2, EndStream: true, EndHeaders: true,
+				BlockFragment: headerBlock(":method", "GET", ":scheme", "https", ":authority", "localhost", ":path", "/")})
+		},
+	} {
+		tc, fr := f.h2Conn()
+		fr.AllowIllegalWrites = true
+		if err := send(fr); err != nil {
+			t.Fatal(err)
+		}
+		io.Copy(io.Discard, tc)
+	}
+
+	summaries := func() (out []flow.Record, total int) {
+		for _, r := range f.events.all() {
+			if r.Unmapped != nil && r.Unmapped.Kind == KindUnserved && strings.Contains(r.Unmapped.Reason, "HTTP/2") {
+				out = append(out, r)
+				total += r.Unmapped.Suppressed
+			}
+		}
+		return out, total
+	}
+	testkit.WaitForDetail(t, "every refusal counted in an HTTP/2 summary", func() (bool, string) {
+		recs, total := summaries()
+		var why []string
+		for _, r := range recs {
+			why = append(why, r.Unmapped.Reason)
+		}
+		return total >= len(streams)+2, fmt.Sprintf("%d counted in %d summaries: %q", total, len(recs), why)
+	})
+	recs, _ := summaries()
+	for _, rec := range recs {
+		t.Log(rec.Unmapped.Reason)
+		if rec.Unmapped.Verdict != flow.VerdictDeny || rec.SrcEndpoint == nil || rec.SrcEndpoint.IP != "" {
+			t.Errorf("summary: verdict %q, source %+v", rec.Unmapped.Verdict, rec.SrcEndpoint)
+		}
+	}
+}
+
+// TestH2ErrorsBounded: the kinds kept between flushes are bounded, as is a
+// kind's length; past either, errors count as "other". A flush empties
+// the counts.
+func TestH2ErrorsBounded(t *testing.T) {
+	var h h2Errors
+	for i := 0; i < 3*maxH2ErrorKinds; i++ {
+		h.count(fmt.Sprintf("kind_%d", i))
+	}
+	h.count(strings.Repeat("x", 65))
+	if len(h.counts) > maxH2ErrorKinds+1 {
+		t.Fatalf("%d kinds kept", len(h.counts))
+	}
+	ev := h.flush()
+	if ev == nil || ev.suppressed != 3*maxH2ErrorKinds+1 || !strings.Contains(ev.reason, "other ×") {
+		t.Fatalf("summary %+v", ev)
+	}
+	if ev := h.flush(); ev != nil {
+		t.Fatalf("a second flush: %+v", ev)
 	}
 }
