@@ -132,9 +132,8 @@ func backupRestoreCommand() *Command {
 				if err := restoreToEtcd(ctx, &b.c, kr); err != nil {
 					return fmt.Errorf("backup restore: restored %q, but loading it into etcd failed: %w", b.c.DataDir, err)
 				}
-				ec := etcdConfig(b.c.Store, nil)
 				fmt.Fprintf(e.Stdout, "restored %d entries of the backup made %s into %s and the state into etcd %v prefix %q\nnext: moat server run --config %s\n",
-					len(m.Files), m.Created.Format("2006-01-02T15:04:05Z"), b.c.DataDir, ec.Endpoints, ec.Prefix, *b.file)
+					len(m.Files), m.Created.Format("2006-01-02T15:04:05Z"), b.c.DataDir, b.c.Store.Endpoints, etcdPrefix(b.c.Store), *b.file)
 				return nil
 			}
 			fmt.Fprintf(e.Stdout, "restored %d entries of the backup made %s into %s\nnext: moat server run --data-dir %s\n",

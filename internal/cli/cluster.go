@@ -20,12 +20,20 @@ import (
 const clusterKeyring = "keyring"
 
 // etcdConfig is the etcd store configuration sc names.
-func etcdConfig(sc server.StoreFile, sealer store.Sealer) store.EtcdConfig {
-	prefix := sc.Prefix
-	if prefix == "" {
-		prefix = "/moat/"
+func etcdConfig(sc server.StoreFile, sealer store.Sealer) (store.EtcdConfig, error) {
+	tc, err := sc.TLSConfig()
+	if err != nil {
+		return store.EtcdConfig{}, err
 	}
-	return store.EtcdConfig{Endpoints: sc.Endpoints, Prefix: prefix, Sealer: sealer, RequestTimeout: time.Duration(sc.Timeout)}
+	return store.EtcdConfig{Endpoints: sc.Endpoints, Prefix: etcdPrefix(sc), TLS: tc, Sealer: sealer, RequestTimeout: time.Duration(sc.Timeout)}, nil
+}
+
+// etcdPrefix is the etcd key prefix sc names.
+func etcdPrefix(sc server.StoreFile) string {
+	if sc.Prefix == "" {
+		return "/moat/"
+	}
+	return sc.Prefix
 }
 
 // etcdKeyring keeps a cluster's keyring in etcd, so that every server of
@@ -100,7 +108,10 @@ func openServerKeyring(ctx context.Context, e *Env, c *server.File, create bool)
 		}
 		return &serverKeyring{kr: kr, kek: kek}, nil
 	}
-	ec := etcdConfig(c.Store, nil)
+	ec, err := etcdConfig(c.Store, nil)
+	if err != nil {
+		return nil, err
+	}
 	meta, err := store.OpenEtcdMeta(ctx, ec)
 	if err != nil {
 		return nil, err
@@ -207,7 +218,10 @@ func adoptLocalKeyring(local string, backend etcdKeyring, kek seal.KEK, existing
 // meta record last so no server takes a half-loaded prefix for a whole
 // one.
 func restoreToEtcd(ctx context.Context, c *server.File, kr *seal.Keyring) error {
-	ec := etcdConfig(c.Store, nil)
+	ec, err := etcdConfig(c.Store, nil)
+	if err != nil {
+		return err
+	}
 	meta, err := store.OpenEtcdMeta(ctx, ec)
 	if err != nil {
 		return err
@@ -225,7 +239,11 @@ func restoreToEtcd(ctx context.Context, c *server.File, kr *seal.Keyring) error 
 	if err := backend.Replace(nil, kr.Wrapped()); err != nil {
 		return fmt.Errorf("publishing the keyring to %s: %w", backend.Name(), err)
 	}
-	dst, err := store.OpenEtcd(ctx, etcdConfig(c.Store, kr.AEAD()))
+	ec, err = etcdConfig(c.Store, kr.AEAD())
+	if err != nil {
+		return err
+	}
+	dst, err := store.OpenEtcd(ctx, ec)
 	if err != nil {
 		return err
 	}
@@ -236,7 +254,10 @@ func restoreToEtcd(ctx context.Context, c *server.File, kr *seal.Keyring) error 
 // etcdPrefixFree checks, before anything is restored, that the etcd
 // prefix of c holds no control plane.
 func etcdPrefixFree(ctx context.Context, c *server.File) error {
-	ec := etcdConfig(c.Store, nil)
+	ec, err := etcdConfig(c.Store, nil)
+	if err != nil {
+		return err
+	}
 	meta, err := store.OpenEtcdMeta(ctx, ec)
 	if err != nil {
 		return err

@@ -98,8 +98,7 @@ func serverInitCommand() *Command {
 			})
 			if errors.Is(err, server.ErrInitialized) {
 				if c.Store.Backend == "etcd" {
-					ec := etcdConfig(c.Store, nil)
-					return fmt.Errorf("etcd %v prefix %q already holds a moat control plane: %w", ec.Endpoints, ec.Prefix, errClusterExists)
+					return fmt.Errorf("etcd %v prefix %q already holds a moat control plane: %w", c.Store.Endpoints, etcdPrefix(c.Store), errClusterExists)
 				}
 				return fmt.Errorf("%s already holds a control plane", c.DataDir)
 			}

@@ -23,7 +23,11 @@ import (
 // openStore opens the control-plane store that sc names.
 func openStore(ctx context.Context, dataDir string, sc server.StoreFile, sealer store.Sealer) (store.Store, error) {
 	if sc.Backend == "etcd" {
-		return store.OpenEtcd(ctx, etcdConfig(sc, sealer))
+		ec, err := etcdConfig(sc, sealer)
+		if err != nil {
+			return nil, err
+		}
+		return store.OpenEtcd(ctx, ec)
 	}
 	return store.OpenBolt(store.BoltConfig{Dir: dataDir, Sealer: sealer})
 }

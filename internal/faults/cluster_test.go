@@ -35,6 +35,13 @@ type moatCluster struct {
 // and starts every server. initArgs are added to server init.
 func newMoatCluster(t *testing.T, etcd []*storetest.EtcdMember, n int, initArgs ...string) *moatCluster {
 	t.Helper()
+	return newMoatClusterStore(t, etcd, n, "", initArgs...)
+}
+
+// newMoatClusterStore is newMoatCluster with storeExtra (YAML lines at the
+// store section's indent) added to each server's store section.
+func newMoatClusterStore(t *testing.T, etcd []*storetest.EtcdMember, n int, storeExtra string, initArgs ...string) *moatCluster {
+	t.Helper()
 	c := &moatCluster{t: t, dir: t.TempDir(), etcd: etcd}
 	ports := freePorts(t, 2*n)
 	var eps []string
@@ -45,8 +52,8 @@ func newMoatCluster(t *testing.T, etcd []*storetest.EtcdMember, n int, initArgs 
 		s := &moatServer{name: fmt.Sprintf("s%d", i+1), listen: addr(ports[2*i]), metrics: addr(ports[2*i+1])}
 		s.data = filepath.Join(c.dir, s.name)
 		s.config = filepath.Join(c.dir, s.name+".yaml")
-		cfg := fmt.Sprintf("data_dir: %s\nlisten: %s\nname: %s\nmetrics: %s\nstore:\n  backend: etcd\n  endpoints: [%s]\n  prefix: /moat/faults/\n  timeout: 3s\n",
-			s.data, s.listen, s.name, s.metrics, strings.Join(eps, ", "))
+		cfg := fmt.Sprintf("data_dir: %s\nlisten: %s\nname: %s\nmetrics: %s\nstore:\n  backend: etcd\n  endpoints: [%s]\n  prefix: /moat/faults/\n  timeout: 3s\n%s",
+			s.data, s.listen, s.name, s.metrics, strings.Join(eps, ", "), storeExtra)
 		if err := os.WriteFile(s.config, []byte(cfg), 0o600); err != nil {
 			t.Fatal(err)
 		}

@@ -1,8 +1,12 @@
 package server
 
 import (
+	"crypto/tls"
+	"crypto/x509"
 	"net"
+	"net/netip"
 	"net/url"
+	"os"
 	"strings"
 	"time"
 
@@ -112,6 +116,64 @@ type StoreFile struct {
 	// asking the members alongside the call once half of Timeout has
 	// passed, so the failed call, cause included, ends at Timeout.
 	Timeout config.Duration `yaml:"timeout"`
+	// TLS secures the connections to the etcd members. With it every
+	// endpoint is reached over TLS (a bare host:port, or https://); without
+	// it an endpoint must be https:// (checked against the system's roots,
+	// no client certificate) or plaintext on a loopback address.
+	TLS *EtcdTLS `yaml:"tls"`
+}
+
+// EtcdTLS is how the control plane authenticates the etcd members and
+// itself to them, as etcd's own --trusted-ca-file and --client-cert-auth
+// expect.
+type EtcdTLS struct {
+	// CAFile holds the PEM certificates the members' certificates must
+	// chain to; empty means the system's roots.
+	CAFile string `yaml:"ca_file"`
+	// CertFile and KeyFile are the client certificate and key presented
+	// to the members (both or neither).
+	CertFile string `yaml:"cert_file"`
+	KeyFile  string `yaml:"key_file"`
+	// ServerName, when set, is the name the members' certificates must
+	// carry, instead of each endpoint's host.
+	ServerName string `yaml:"server_name"`
+}
+
+// TLSConfig is the TLS configuration for the etcd members: nil when s
+// has no tls section (plaintext, or https:// against the system's
+// roots). Errors name the key at fault.
+func (s *StoreFile) TLSConfig() (*tls.Config, error) {
+	return s.tlsConfig("store")
+}
+
+func (s *StoreFile) tlsConfig(path string) (*tls.Config, error) {
+	t := s.TLS
+	if t == nil {
+		return nil, nil
+	}
+	path = config.Join(path, "tls")
+	c := &tls.Config{MinVersion: tls.VersionTLS12, ServerName: t.ServerName}
+	if t.CAFile != "" {
+		pem, err := os.ReadFile(t.CAFile)
+		if err != nil {
+			return nil, config.Errorf(config.Join(path, "ca_file"), "%v", err)
+		}
+		c.RootCAs = x509.NewCertPool()
+		if !c.RootCAs.AppendCertsFromPEM(pem) {
+			return nil, config.Errorf(config.Join(path, "ca_file"), "%q holds no PEM certificate", t.CAFile)
+		}
+	}
+	switch {
+	case (t.CertFile == "") != (t.KeyFile == ""):
+		return nil, config.Errorf(path, "give both cert_file and key_file, or neither")
+	case t.CertFile != "":
+		cert, err := tls.LoadX509KeyPair(t.CertFile, t.KeyFile)
+		if err != nil {
+			return nil, config.Errorf(config.Join(path, "cert_file"), "%v", err)
+		}
+		c.Certificates = []tls.Certificate{cert}
+	}
+	return c, nil
 }
 
 // DefaultListen is the API address when none is given.
@@ -234,13 +296,24 @@ func (s *StoreFile) validate(path string) error {
 			return config.Errorf(config.Join(path, "endpoints"), "the etcd backend needs at least one endpoint")
 		}
 		for i, e := range s.Endpoints {
-			hostport := e
+			hostport, scheme := e, ""
 			if u, err := url.Parse(e); err == nil && u.Host != "" {
-				hostport = u.Host
+				hostport, scheme = u.Host, u.Scheme
 			}
-			if _, _, err := net.SplitHostPort(hostport); err != nil {
-				return config.Errorf(config.Index(config.Join(path, "endpoints"), i), "%q: want host:port or a URL such as http://10.0.0.1:2379", e)
+			host, _, err := net.SplitHostPort(hostport)
+			if err != nil || scheme != "" && scheme != "http" && scheme != "https" {
+				return config.Errorf(config.Index(config.Join(path, "endpoints"), i), "%q: want host:port or a URL such as https://10.0.0.1:2379", e)
 			}
+			switch {
+			case s.TLS != nil && scheme == "http":
+				return config.Errorf(config.Index(config.Join(path, "endpoints"), i), "%q is plaintext, but tls is set: write https:// or host:port", e)
+			case s.TLS == nil && scheme != "https" && !loopbackHost(host):
+				return config.Errorf(config.Index(config.Join(path, "endpoints"), i),
+					"%q is plaintext to a host that is not loopback: the store's key names would cross the network in the clear, and anyone on the path could delete or roll back values; use https:// and store.tls (ca_file, cert_file, key_file)", e)
+			}
+		}
+		if _, err := s.tlsConfig(path); err != nil {
+			return err
 		}
 		if s.Prefix != "" && !strings.HasSuffix(s.Prefix, "/") {
 			return config.Errorf(config.Join(path, "prefix"), "%q must end in \"/\"", s.Prefix)
@@ -251,5 +324,18 @@ func (s *StoreFile) validate(path string) error {
 	default:
 		return config.Errorf(config.Join(path, "backend"), "%q: want bolt or etcd", s.Backend)
 	}
+	if s.Backend != "etcd" && s.TLS != nil {
+		return config.Errorf(config.Join(path, "tls"), "only the etcd backend takes tls")
+	}
 	return nil
+}
+
+// loopbackHost reports whether host (a name or an address) is this
+// machine's: "localhost" or a loopback address.
+func loopbackHost(host string) bool {
+	if strings.EqualFold(host, "localhost") {
+		return true
+	}
+	a, err := netip.ParseAddr(host)
+	return err == nil && a.IsLoopback()
 }

@@ -89,7 +89,7 @@ func OpenEtcd(ctx context.Context, cfg EtcdConfig) (*Etcd, error) {
 	if err != nil {
 		return nil, fmt.Errorf("store: etcd: %v: %w", cfg.Endpoints, err)
 	}
-	s := &Etcd{etcdCall: etcdCall{cli: cli, endpoints: cfg.Endpoints, timeout: cfg.RequestTimeout},
+	s := &Etcd{etcdCall: etcdCall{cli: cli, endpoints: cfg.Endpoints, timeout: cfg.RequestTimeout, tls: cfg.TLS},
 		prefix: cfg.Prefix + "kv/", sealer: cfg.Sealer, log: cfg.Logger, done: make(chan struct{})}
 	s.etcdCall.closed = &s.closed
 	if s.timeout == 0 {
@@ -99,7 +99,7 @@ func OpenEtcd(ctx context.Context, cfg EtcdConfig) (*Etcd, error) {
 		s.log = slog.New(slog.DiscardHandler)
 	}
 	// The first call is bounded by DialTimeout instead.
-	open := etcdCall{cli: cli, endpoints: cfg.Endpoints, timeout: timeout}
+	open := etcdCall{cli: cli, endpoints: cfg.Endpoints, timeout: timeout, tls: cfg.TLS}
 	var check error
 	_, err = open.run(ctx, nil, func(cctx context.Context) error {
 		check = s.checkSealed(cctx, cfg.Prefix+"meta/sealed")

@@ -2,6 +2,7 @@ package store
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"net"
@@ -162,6 +163,8 @@ type etcdCall struct {
 	endpoints []string
 	// timeout bounds a call whose context has no earlier deadline.
 	timeout time.Duration
+	// tls is the client's TLS configuration (nil: none given).
+	tls *tls.Config
 	// closed, when set, says the store was closed; nil means never.
 	closed *atomic.Bool
 }
@@ -276,7 +279,7 @@ func (c *etcdCall) survey(ctx context.Context, copyOf *memberRead) survey {
 	}
 	answers := make(chan memberState, len(probe))
 	for _, ep := range probe {
-		go func() { answers <- probeMember(ctx, c.cli, ep, copyOf) }()
+		go func() { answers <- probeMember(ctx, c.cli, c.tls, ep, copyOf) }()
 	}
 	sv := survey{voters: len(probe), within: within}
 	for range probe {
@@ -381,7 +384,7 @@ type memberState struct {
 // then asks it for its status and, with copyOf, for its own copy of that
 // read (a serializable read, which the member answers without its
 // cluster), both within ctx.
-func probeMember(ctx context.Context, cli *clientv3.Client, ep string, copyOf *memberRead) memberState {
+func probeMember(ctx context.Context, cli *clientv3.Client, tc *tls.Config, ep string, copyOf *memberRead) memberState {
 	m := memberState{ep: ep}
 	network, addr := endpointAddr(ep)
 	c, err := (&net.Dialer{}).DialContext(ctx, network, addr)
@@ -394,6 +397,10 @@ func probeMember(ctx context.Context, cli *clientv3.Client, ep string, copyOf *m
 		case errors.As(err, &op) && !op.Timeout() && ctx.Err() == nil:
 			m.down = op.Err.Error()
 		}
+		return m
+	}
+	if why := tlsRefused(ctx, c, endpointTLS(ep, tc), addr); why != "" {
+		m.down = "TLS handshake failed: " + why
 		return m
 	}
 	c.Close()
@@ -422,6 +429,72 @@ func probeMember(ctx context.Context, cli *clientv3.Client, ep string, copyOf *m
 	m.answered, m.leader = err == nil, err == nil && st.Leader != 0
 	wg.Wait()
 	return m
+}
+
+// endpointTLS is the TLS configuration the client uses for ep, or nil for
+// plaintext: an https or unixs URL is TLS (with the system's roots when
+// none was given), a bare host:port is TLS when a configuration was given.
+func endpointTLS(ep string, tc *tls.Config) *tls.Config {
+	scheme, _, hasScheme := strings.Cut(ep, "://")
+	switch {
+	case hasScheme && (scheme == "https" || scheme == "unixs"), strings.HasPrefix(ep, "unixs:"):
+		if tc == nil {
+			return &tls.Config{}
+		}
+		return tc
+	case !hasScheme && !strings.HasPrefix(ep, "unix:"):
+		return tc
+	}
+	return nil
+}
+
+// tlsRefused takes c through a TLS handshake with tc (nothing when tc is
+// nil) and the opening of HTTP/2, as the client would, and says why the
+// member refused it: a certificate the client cannot verify, or the
+// member's alert about the client's (with TLS 1.3 that comes after the
+// client's side of the handshake ended, so it is read). It closes c.
+// "" means no refusal was seen before ctx ended.
+func tlsRefused(ctx context.Context, c net.Conn, tc *tls.Config, addr string) string {
+	defer c.Close()
+	if tc == nil {
+		return ""
+	}
+	cfg := tc.Clone()
+	if cfg.ServerName == "" {
+		if host, _, err := net.SplitHostPort(addr); err == nil {
+			cfg.ServerName = host
+		}
+	}
+	cfg.NextProtos = []string{"h2"}
+	t := tls.Client(c, cfg)
+	if err := t.HandshakeContext(ctx); err != nil {
+		if ctx.Err() != nil {
+			return ""
+		}
+		return err.Error()
+	}
+	if d, ok := ctx.Deadline(); ok {
+		t.SetDeadline(d)
+	}
+	// The client preface and an empty SETTINGS frame: a member that took
+	// the client answers with its own SETTINGS.
+	if _, err := t.Write([]byte("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n\x00\x00\x00\x04\x00\x00\x00\x00\x00")); err != nil {
+		return tlsAlert(err)
+	}
+	var b [1]byte
+	if _, err := t.Read(b[:]); err != nil {
+		return tlsAlert(err)
+	}
+	return ""
+}
+
+// tlsAlert is err's text when it is the peer's TLS alert, else "".
+func tlsAlert(err error) string {
+	var alert tls.AlertError
+	if errors.As(err, &alert) || strings.Contains(err.Error(), "remote error: tls:") {
+		return err.Error()
+	}
+	return ""
 }
 
 // answerError says why a member that took the connection did not answer.

@@ -38,7 +38,7 @@ func OpenEtcdMeta(ctx context.Context, cfg EtcdConfig) (*EtcdMeta, error) {
 	if err != nil {
 		return nil, fmt.Errorf("store: etcd: %v: %w", cfg.Endpoints, err)
 	}
-	m := &EtcdMeta{etcdCall: etcdCall{cli: cli, endpoints: cfg.Endpoints, timeout: cfg.RequestTimeout}, prefix: cfg.Prefix + "meta/"}
+	m := &EtcdMeta{etcdCall: etcdCall{cli: cli, endpoints: cfg.Endpoints, timeout: cfg.RequestTimeout, tls: cfg.TLS}, prefix: cfg.Prefix + "meta/"}
 	if m.timeout == 0 {
 		m.timeout = 5 * time.Second
 	}

@@ -3,6 +3,7 @@ package store
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"net"
@@ -33,7 +34,7 @@ func TestEtcd(t *testing.T) {
 func testEtcdProbeMember(t *testing.T, url string) {
 	cli := rawClient(t, url)
 	ctx := context.Background()
-	if got := probeMember(ctx, cli, url, nil); !got.answered || !got.leader || got.down != "" {
+	if got := probeMember(ctx, cli, nil, url, nil); !got.answered || !got.leader || got.down != "" {
 		t.Fatalf("probe of the running member = %+v, want answered with a leader", got)
 	}
 
@@ -43,7 +44,7 @@ func testEtcdProbeMember(t *testing.T, url string) {
 	}
 	goneURL := "http://" + gone.Addr().String()
 	gone.Close()
-	if got, want := probeMember(ctx, cli, goneURL, nil), "connection refused"; got.down != want {
+	if got, want := probeMember(ctx, cli, nil, goneURL, nil), "connection refused"; got.down != want {
 		t.Fatalf("probe of a closed port = %+v, want down %q", got, want)
 	}
 
@@ -75,7 +76,7 @@ func testEtcdProbeMember(t *testing.T, url string) {
 			}
 		}
 	}()
-	if got := probeMember(sctx, cli, "http://"+silent.Addr().String(), nil); got.down != "" || got.answered {
+	if got := probeMember(sctx, cli, nil, "http://"+silent.Addr().String(), nil); got.down != "" || got.answered {
 		t.Fatalf("probe of a silent member = %+v, want reachable, no answer", got)
 	}
 }
@@ -217,6 +218,33 @@ func testEtcdSealMismatch(t *testing.T, url string) {
 		}
 		if !errors.Is(err, ErrInvalid) {
 			t.Errorf("%s: OpenEtcd = %v, want ErrInvalid", tt.name, err)
+		}
+	}
+}
+
+// TestEndpointTLS: which endpoints the client reaches over TLS, as
+// clientv3 does: https and unixs always (the system's roots when no
+// configuration was given), a bare host:port when one was given, http and
+// unix never.
+func TestEndpointTLS(t *testing.T) {
+	given := &tls.Config{ServerName: "etcd.example"}
+	for _, c := range []struct {
+		ep       string
+		tc       *tls.Config
+		want     bool
+		wantGive bool
+	}{
+		{"https://10.0.0.1:2379", nil, true, false},
+		{"https://10.0.0.1:2379", given, true, true},
+		{"unixs://etcd.sock", nil, true, false},
+		{"10.0.0.1:2379", given, true, true},
+		{"10.0.0.1:2379", nil, false, false},
+		{"http://127.0.0.1:2379", given, false, false},
+		{"unix:etcd.sock", given, false, false},
+	} {
+		got := endpointTLS(c.ep, c.tc)
+		if (got != nil) != c.want || c.wantGive && got != given {
+			t.Errorf("endpointTLS(%q, %v) = %v", c.ep, c.tc != nil, got)
 		}
 	}
 }

@@ -46,7 +46,8 @@ type EtcdMember struct {
 	// Name is the member's name in the cluster, URL its client URL.
 	Name, URL string
 	bin       string
-	args      []string // the command line, kept for Restart
+	args      []string     // the command line, kept for Restart
+	client    *http.Client // for the health check
 	cmd       *exec.Cmd
 	out       *testkit.Buffer // every run's output
 	exited    chan struct{}   // closed once the current run has exited
@@ -106,7 +107,7 @@ func (m *EtcdMember) Restart(tb testing.TB) {
 // waitHealthy waits until the member reports healthy, it exits, or the
 // deadline passes.
 func (m *EtcdMember) waitHealthy(deadline time.Time) error {
-	client := &http.Client{Timeout: time.Second}
+	client := m.client
 	for {
 		if time.Now().After(deadline) {
 			return fmt.Errorf("etcd member %s at %s not healthy in time:\n%s", m.Name, m.URL, m.Output())
@@ -136,10 +137,50 @@ func StartEtcdCluster(tb testing.TB, n int, extra ...string) []*EtcdMember {
 	if err != nil {
 		tb.Fatalf("etcd binary not found: install the etcd-server package (scripts/test does): %v", err)
 	}
+	return startEtcdCluster(tb, bin, n, nil, extra)
+}
+
+// EtcdTLSFiles are the PEM files of an etcd cluster that takes clients
+// over TLS only, and only with a certificate its CA signed.
+type EtcdTLSFiles struct {
+	// CA signed the members' and the client's certificates.
+	CA string
+	// Cert and Key are a client certificate and key the members accept.
+	Cert, Key string
+	// OtherCert and OtherKey are a client certificate and key of another
+	// CA, which the members refuse.
+	OtherCert, OtherKey string
+}
+
+// StartEtcdClusterTLS runs a real etcd cluster of n members as
+// StartEtcdCluster does, whose client URLs are https:// on 127.0.0.1 and
+// which require a client certificate of its own CA (--client-cert-auth),
+// as a production cluster does. The certificates are made here, in a
+// temporary directory.
+func StartEtcdClusterTLS(tb testing.TB, n int, extra ...string) ([]*EtcdMember, EtcdTLSFiles) {
+	tb.Helper()
+	bin, err := exec.LookPath("etcd")
+	if err != nil {
+		tb.Fatalf("etcd binary not found: install the etcd-server package (scripts/test does): %v", err)
+	}
+	files, server, err := makeEtcdCerts(tb.TempDir())
+	if err != nil {
+		tb.Fatalf("etcd certificates: %v", err)
+	}
+	return startEtcdCluster(tb, bin, n, &etcdTLS{files: files, serverCert: server[0], serverKey: server[1]}, extra), files
+}
+
+type etcdTLS struct {
+	files                 EtcdTLSFiles
+	serverCert, serverKey string
+}
+
+func startEtcdCluster(tb testing.TB, bin string, n int, tlsOn *etcdTLS, extra []string) []*EtcdMember {
+	tb.Helper()
 	var lastErr error
 	// A port picked free may be taken before etcd binds it; try again then.
 	for attempt := 1; attempt <= 3; attempt++ {
-		ms, err := tryStartEtcd(tb, bin, n, attempt, extra)
+		ms, err := tryStartEtcd(tb, bin, n, attempt, tlsOn, extra)
 		if err == nil {
 			return ms
 		}
@@ -150,13 +191,24 @@ func StartEtcdCluster(tb testing.TB, n int, extra ...string) []*EtcdMember {
 	return nil
 }
 
-func tryStartEtcd(tb testing.TB, bin string, n, attempt int, extra []string) ([]*EtcdMember, error) {
+func tryStartEtcd(tb testing.TB, bin string, n, attempt int, tlsOn *etcdTLS, extra []string) ([]*EtcdMember, error) {
 	ms := make([]*EtcdMember, n)
 	peers := make([]string, n)
 	var initial []string
+	scheme, client := "http", &http.Client{Timeout: time.Second}
+	if tlsOn != nil {
+		scheme = "https"
+		tc, err := tlsOn.files.clientConfig()
+		if err != nil {
+			return nil, err
+		}
+		client.Transport = &http.Transport{TLSClientConfig: tc}
+		extra = append([]string{"--cert-file", tlsOn.serverCert, "--key-file", tlsOn.serverKey,
+			"--trusted-ca-file", tlsOn.files.CA, "--client-cert-auth"}, extra...)
+	}
 	for i := range ms {
-		ms[i] = &EtcdMember{Name: fmt.Sprintf("moat-test-%d", i+1), URL: fmt.Sprintf("http://127.0.0.1:%d", FreePort(tb)),
-			bin: bin, out: &testkit.Buffer{}}
+		ms[i] = &EtcdMember{Name: fmt.Sprintf("moat-test-%d", i+1), URL: fmt.Sprintf("%s://127.0.0.1:%d", scheme, FreePort(tb)),
+			bin: bin, out: &testkit.Buffer{}, client: client}
 		peers[i] = fmt.Sprintf("http://127.0.0.1:%d", FreePort(tb))
 		initial = append(initial, ms[i].Name+"="+peers[i])
 	}
