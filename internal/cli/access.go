@@ -252,7 +252,7 @@ func accessReplayCommand() *Command {
 	var instant *bool
 	var idle *time.Duration
 	var programs *bool
-	return adminCommand("replay", "play a session's recording (checked against the audit log)", "ID [--instant] [--speed 2] [--programs]",
+	return adminCommand("replay", "play a session's recording (checked against the audit log)", "[--instant] [--speed 2] [--programs] ID",
 		func(fs *flag.FlagSet) {
 			speed = fs.Float64("speed", 1, "playback speed")
 			instant = fs.Bool("instant", false, "print the output without its timing")
@@ -368,7 +368,7 @@ func playEvents(ctx context.Context, w io.Writer, rec []byte, speed float64, idl
 
 func accessExportCommand() *Command {
 	var out *string
-	return adminCommand("export", "write a session's recording as an asciicast file (asciinema play FILE)", "SESSION -o FILE",
+	return adminCommand("export", "write a session's recording as an asciicast file (asciinema play FILE)", "-o FILE SESSION",
 		func(fs *flag.FlagSet) { out = fs.String("o", "", "output file (required)") },
 		func(ctx context.Context, e *Env, fs *flag.FlagSet, s *api.AdminClient, af *adminFlags) error {
 			if fs.NArg() != 1 || *out == "" {

@@ -197,7 +197,7 @@ func sshClient(tc net.Conn, g api.Grant, cr *grantCreds) (*ssh.Client, error) {
 
 func sshCommand() *Command {
 	var tty *bool
-	return adminCommand("ssh", "a shell on a node under your active grant (recorded)", "NODE [-t] [COMMAND...]",
+	return adminCommand("ssh", "a shell on a node under your active grant (recorded)", "[-t] NODE [COMMAND...]",
 		func(fs *flag.FlagSet) {
 			tty = fs.Bool("t", false, "ask for a terminal even when standard input is not one")
 		},
@@ -309,7 +309,7 @@ const (
 
 func accessSSHCertCommand() *Command {
 	var dir *string
-	cmd := adminCommand("ssh-cert", "write a short-lived SSH key and certificate of your grant for ssh(1), scp and sftp", "NODE [--dir DIR]",
+	cmd := adminCommand("ssh-cert", "write a short-lived SSH key and certificate of your grant for ssh(1), scp and sftp", "[--dir DIR] NODE",
 		func(fs *flag.FlagSet) {
 			dir = fs.String("dir", "", "where to write them (default ADMIN_DIR/access/NODE)")
 		},

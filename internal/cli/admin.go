@@ -393,6 +393,9 @@ func policyCommand() *Command {
 		if err != nil {
 			return fmt.Errorf("%s: %w", *file, err)
 		}
+		for _, w := range t.Warnings() { // as applying it would print them
+			fmt.Fprintf(e.Stderr, "warning: %s\n", w)
+		}
 		fmt.Fprintf(e.Stdout, "%s: ok (policy digest %s)\n", *file, t.Version())
 		return nil
 	}

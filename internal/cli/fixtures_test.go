@@ -67,3 +67,20 @@ func TestCheckFixturesValidate(t *testing.T) {
 		t.Fatalf("found %d moat files under %s; the walk is broken", n, root)
 	}
 }
+
+// TestPolicyValidateWarns: --validate says what applying the file would
+// warn about (a wildcard source here), not only whether it parses.
+func TestPolicyValidateWarns(t *testing.T) {
+	file := filepath.Join(t.TempDir(), "intentions.yaml")
+	doc := "default: deny\nrules:\n  - name: anyone\n    from: [\"*\"]\n    to: api\n    ports: [9080]\n"
+	if err := os.WriteFile(file, []byte(doc), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	code, stdout, stderr := runCLI(t, nil, "policy", "apply", "-f", file, "--validate")
+	if code != 0 || !strings.Contains(stdout, ": ok (policy digest ") {
+		t.Fatalf("exit %d: %s%s", code, stdout, stderr)
+	}
+	if want := `warning: rules[0] (anyone): from "*" lets every service reach api`; !strings.Contains(stderr, want) {
+		t.Fatalf("stderr %q; want %q", stderr, want)
+	}
+}

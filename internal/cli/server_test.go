@@ -104,11 +104,35 @@ func TestHelpOnEveryCommand(t *testing.T) {
 				t.Errorf("%s -h: two defaults in %q", strings.Join(path, " "), strings.TrimSpace(line))
 			}
 		}
+		if bad := flagAfterArgument(c.Usage); bad != "" {
+			t.Errorf("%s -h: usage %q puts %s after an argument, where the flag package reads it as one", strings.Join(path, " "), c.Usage, bad)
+		}
 		for _, s := range c.Sub {
 			walk(s, append(append([]string{}, path...), s.Name))
 		}
 	}
 	walk(root(), []string{"moat"})
+}
+
+// flagAfterArgument returns the first flag a usage line shows after a
+// positional argument ("NODE [-t]"), or "". Parsing stops at the first
+// argument, so such a flag would be taken as another argument.
+func flagAfterArgument(usage string) string {
+	for _, alt := range strings.Split(usage, " | ") {
+		prevFlag, seenArg := false, false
+		for _, tok := range strings.Fields(alt) {
+			bare := strings.TrimLeft(tok, "[(")
+			isFlag := strings.HasPrefix(bare, "-")
+			if isFlag && seenArg {
+				return tok
+			}
+			if !isFlag && !prevFlag && bare != "" && bare[0] >= 'A' && bare[0] <= 'Z' {
+				seenArg = true
+			}
+			prevFlag = isFlag && !strings.Contains(bare, "=") && !strings.HasSuffix(tok, "]")
+		}
+	}
+	return ""
 }
 
 // TestErrorsNameTheCommandOnce: errors read "moat: flows: …", never
