@@ -20,15 +20,15 @@ var fragmentKinds = map[string]string{"egress": "policy", "mfa": "server", "acce
 
 var (
 	yamlBlock    = regexp.MustCompile("(?ms)^```yaml\n(.*?)^```")
-	tlsFile      = regexp.MustCompile(`(cert_file|key_file): ([^,}\s]+)`)
+	tlsFile      = regexp.MustCompile(`(ca_file|cert_file|key_file): ([^,}\s]+)`)
 	firstKey     = regexp.MustCompile(`(?m)^([a-z_]+):`)
 	routeService = regexp.MustCompile(`(?m)^\s+service: (\S+)`)
 )
 
 // TestDocExamples runs every YAML example of the documents through its
 // owner's --validate, as an operator who copies it would: an example the
-// code refuses is a claim the code does not hold. A gateway example's
-// certificate is made where it points, and the services its routes name
+// code refuses is a claim the code does not hold. An example's
+// certificates and keys are made where it points, and the services its routes name
 // are taken as registered; a server section shown alone gets a data
 // directory.
 func TestDocExamples(t *testing.T) {
@@ -55,6 +55,15 @@ func TestDocExamples(t *testing.T) {
 			n++
 			t.Run(name, func(t *testing.T) {
 				dir := t.TempDir()
+				// A certificate and key are made where an example points;
+				// the self-signed certificate is its own CA.
+				cert, key, _ := selfSigned(t, dir)
+				example = tlsFile.ReplaceAllStringFunc(example, func(s string) string {
+					if strings.HasPrefix(s, "key_file") {
+						return "key_file: " + key
+					}
+					return s[:strings.IndexByte(s, ':')] + ": " + cert
+				})
 				switch {
 				case kind == "server" && !strings.Contains(example, "data_dir:"):
 					example = "data_dir: " + filepath.Join(dir, "data") + "\n" + example
@@ -68,13 +77,6 @@ func TestDocExamples(t *testing.T) {
 						}
 						example += "services: [" + strings.Join(svcs, ", ") + "]\n"
 					}
-					cert, key, _ := selfSigned(t, dir)
-					example = tlsFile.ReplaceAllStringFunc(example, func(s string) string {
-						if strings.HasPrefix(s, "cert_file") {
-							return "cert_file: " + cert
-						}
-						return "key_file: " + key
-					})
 				}
 				file := filepath.Join(dir, kind+".yaml")
 				if err := os.WriteFile(file, []byte(example), 0o600); err != nil {
