@@ -60,7 +60,7 @@ func moatKind(doc *yaml.Node) string {
 		keys[doc.Content[0].Content[i].Value] = true
 	}
 	switch {
-	case keys["rules"] && (keys["default"] || keys["services"]) || keys["default"] && len(keys) <= 3:
+	case keys["rules"] && (keys["default"] || keys["services"]) || keys["default"] && len(keys) <= 3 || intentionsAlone(doc.Content[0]):
 		return "policy"
 	case keys["node"] && (keys["server"] || keys["join"]):
 		return "agent"
@@ -70,6 +70,43 @@ func moatKind(doc *yaml.Node) string {
 		return "gateway"
 	}
 	return ""
+}
+
+// intentionsAlone reports whether m is an intentions file of rules or
+// egress rules alone, as "moat policy apply" takes it: every top-level key
+// is one of the policy file's, and every entry of its rules and egress
+// lists is a mapping that names a destination ("to"), as no other tool's
+// rules list does.
+func intentionsAlone(m *yaml.Node) bool {
+	lists := 0
+	for i := 0; i+1 < len(m.Content); i += 2 {
+		k, v := m.Content[i].Value, m.Content[i+1]
+		switch k {
+		case "default", "mode", "services":
+		case "rules", "egress":
+			if v.Kind != yaml.SequenceNode || len(v.Content) == 0 {
+				return false
+			}
+			for _, e := range v.Content {
+				if e.Kind != yaml.MappingNode || !hasKey(e, "to") {
+					return false
+				}
+			}
+			lists++
+		default:
+			return false
+		}
+	}
+	return lists > 0
+}
+
+func hasKey(m *yaml.Node, key string) bool {
+	for i := 0; i+1 < len(m.Content); i += 2 {
+		if m.Content[i].Value == key {
+			return true
+		}
+	}
+	return false
 }
 
 // lineOf returns the line of the value at a top-level key path (or 1).
