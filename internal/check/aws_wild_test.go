@@ -998,3 +998,32 @@ func TestTemplateNotKnown(t *testing.T) {
 		t.Errorf("aws_autoscaling_group.private: %+v, want none (its subnet maps no public address and has no route out)", got)
 	}
 }
+
+// TestSourceOfKnownLength: a rule admitting "my IP",
+// "${chomp(data.http.myip.response_body)}/32", was read as admitting every
+// address: its group was flagged open to the whole internet (AWS-NET-003
+// and 011, high) and the instance behind it exposed at high. The range is
+// one /32 somewhere: a path may still come through it, but from one
+// address, so the exposure is medium and the group is not world-open. One
+// whose range may be anything still is, and an ACL admitting only ranges
+// of known size bounds what reaches the instance behind it.
+func TestSourceOfKnownLength(t *testing.T) {
+	rep := run(t, "testdata/aws/source-sized")
+	for _, rule := range []string{RuleWorldOpen, RuleWorldOpenOther} {
+		if got := activeOn(rep, rule, "aws_security_group.mine"); len(got) != 0 {
+			t.Errorf("%s on the group admitting one /32: %+v, want none", rule, got)
+		}
+	}
+	if got := activeOn(rep, RuleWorldOpen, "aws_security_group.any"); len(got) != 1 || got[0].Severity != High {
+		t.Errorf("%s on the group admitting any range: %+v, want one high", RuleWorldOpen, got)
+	}
+	for _, a := range []string{"aws_instance.mine", "aws_instance.any"} {
+		got := activeOn(rep, RuleExposedPort, a)
+		if len(got) != 1 || got[0].Severity != Medium || !strings.Contains(got[0].Message, "tcp 22 (SSH)") || !strings.Contains(got[0].Message, "may be reachable") ||
+			!strings.Contains(got[0].Message, "not known statically but for its length (a /") {
+			t.Errorf("%s on %s: %+v, want one medium that says SSH may be reachable from a range of known length", RuleExposedPort, a, got)
+		}
+	}
+	wantNotes(t, rep, "ingress[0]: a source is not known statically but for its length (a /32 range): assumed to be anywhere",
+		"ingress[0]: range not known statically but for its length (a /24 range): assumed to be anywhere")
+}

@@ -328,3 +328,26 @@ func TestAzureNSGAssociationUnknown(t *testing.T) {
 		})
 	}
 }
+
+// TestAzureSourceOfKnownLength: an NSG rule whose source is
+// "${security_rule.value}/32" over a list without a value was read as
+// admitting every address (AZ-NET-001, high, and SSH exposed at high). Each
+// is one address somewhere: the machine may be reached, from one address.
+// A prefix given whole by a variable may still be every address.
+func TestAzureSourceOfKnownLength(t *testing.T) {
+	rep := run(t, "testdata/azure/source-sized")
+	if got := activeOn(rep, RuleNSGWorldOpen, "azurerm_network_security_group.jump"); len(got) != 0 {
+		t.Errorf("%s on the NSG admitting /32s: %+v, want none", RuleNSGWorldOpen, got)
+	}
+	if got := activeOn(rep, RuleNSGWorldOpen, "azurerm_network_security_group.win"); len(got) != 1 || got[0].Severity != High {
+		t.Errorf("%s on the NSG admitting any prefix: %+v, want one high", RuleNSGWorldOpen, got)
+	}
+	got := sshFindings(rep, "azurerm_linux_virtual_machine.jump")
+	if len(got) != 1 || got[0].Severity != Medium || !strings.Contains(got[0].Message, "may be reachable") ||
+		!strings.Contains(got[0].Message, "address prefix not known statically but for its length (a /32 range)") {
+		t.Errorf("SSH to the machine: %+v, want one medium that says it may be reachable from a /32", got)
+	}
+	if got := activeOn(rep, RuleAzExposedPort, "azurerm_windows_virtual_machine.win"); len(got) != 1 || got[0].Severity != High {
+		t.Errorf("RDP to the machine behind any prefix: %+v, want one high", got)
+	}
+}

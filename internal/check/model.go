@@ -180,6 +180,11 @@ type SGRule struct {
 	// source could not be evaluated, and what cannot be evaluated is read
 	// at its most permissive.
 	Assumed string
+	// Bounded holds, when every source read under Assumed is an address
+	// range of a known prefix length somewhere (tf.Unknown.Bits), those
+	// lengths: a path may still come from anywhere through them, but
+	// together they are no wider than that. nil: they may be every address.
+	Bounded []int
 	// PortsAssumed says why the rule is read as covering every port (of
 	// every protocol, when the protocol is not known either).
 	PortsAssumed string
@@ -214,7 +219,10 @@ type NACLRule struct {
 	From, To int
 	CIDR     netip.Prefix
 	Assumed  string // why the entry is read more permissively than written
-	Where    string
+	// Bounded, as SGRule.Bounded: the prefix lengths of the sources
+	// Assumed reads as every address, when each is a range of known size.
+	Bounded []int
+	Where   string
 }
 
 // Endpoint is anything with an address in a VPC (or a managed public
@@ -519,10 +527,16 @@ func (m *Model) sgRule(r *tf.Resource, b map[string]any, where string, selfAddr 
 	if rule.PortsAssumed != "" {
 		m.note(r, "%s: %s", where, rule.PortsAssumed)
 	}
-	unk := false
+	unk, sized := false, rule.Assumed == ""
+	var bounded []int
 	for _, k := range []string{"cidr_blocks", "ipv6_cidr_blocks", "cidr_ipv4", "cidr_ipv6", "prefix_list_ids", "prefix_list_id"} {
 		vals, u := strs(b, k)
 		unk = unk || u
+		if u {
+			bits, ok := unknownBits(b, k)
+			sized = sized && ok && !strings.HasPrefix(k, "prefix_list")
+			bounded = append(bounded, bits...)
+		}
 		if strings.HasPrefix(k, "prefix_list") {
 			for _, id := range vals {
 				if ps, ok := m.prefixLists[m.addr(id)]; ok && ps != nil {
@@ -548,7 +562,7 @@ func (m *Model) sgRule(r *tf.Resource, b map[string]any, where string, selfAddr 
 	}
 	for _, k := range []string{"security_groups", "source_security_group_id", "referenced_security_group_id"} {
 		vals, u := strs(b, k)
-		unk = unk || u
+		unk, sized = unk || u, sized && !u
 		for _, s := range vals {
 			a := m.addr(s)
 			rule.SGs = append(rule.SGs, a)
@@ -558,6 +572,10 @@ func (m *Model) sgRule(r *tf.Resource, b map[string]any, where string, selfAddr 
 	rule.Self = boolean(b, "self", false)
 	if unk {
 		why := "a source is not known statically: assumed to admit every address"
+		if sized && rule.Assumed == "" {
+			rule.Bounded = bounded
+			why = fmt.Sprintf("a source is not known statically but for its length (%s): assumed to be anywhere", boundedText(bounded))
+		}
 		rule.Assumed = strings.TrimPrefix(rule.Assumed+"; "+why, "; ")
 		m.note(r, "%s: %s", where, why)
 	}
@@ -765,7 +783,14 @@ func (m *Model) naclRule(r *tf.Resource, b map[string]any, where string) (NACLRu
 			return rule, false
 		}
 		rule.CIDR = netip.MustParsePrefix("0.0.0.0/0")
-		const why = "range not known statically: assumed to be every address"
+		why := "range not known statically: assumed to be every address"
+		if bits, ok := unknownBits(b, "cidr_block"); ok && len(bits) > 0 {
+			rule.Bounded = bits
+			why = fmt.Sprintf("range not known statically but for its length (%s): assumed to be anywhere", boundedText(bits))
+		} else if bits, ok := unknownBits(b, "ipv6_cidr_block"); ok && len(bits) > 0 {
+			rule.Bounded = bits
+			why = fmt.Sprintf("range not known statically but for its length (%s): assumed to be anywhere", boundedText(bits))
+		}
 		rule.Assumed = strings.TrimPrefix(rule.Assumed+"; "+why, "; ")
 		m.note(r, "%s: %s", where, why)
 		return rule, true

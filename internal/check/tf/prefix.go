@@ -1,0 +1,148 @@
+package tf
+
+import (
+	"regexp"
+	"strconv"
+
+	"github.com/hashicorp/hcl/v2"
+	"github.com/hashicorp/hcl/v2/hclsyntax"
+	"github.com/zclconf/go-cty/cty"
+)
+
+// prefixMark marks an unknown string whose prefix length its expression
+// fixes (Unknown.Bits). It sits only on the values of resource attributes,
+// never on values that other expressions read (resState.value unmarks
+// them), so no operation can carry it to a value it does not describe.
+type prefixMark struct{ bits int }
+
+// prefixTail matches the end of a template that writes a prefix length:
+// "${chomp(data.http.myip.response_body)}/32".
+var prefixTail = regexp.MustCompile(`/([0-9]{1,3})$`)
+
+// prefixLen returns the prefix length that every string of e's value that is
+// not known statically has, if it is an address range at all: a template
+// whose text ends in "/N" after what it interpolates is a range of N bits
+// or no range (the provider rejects "0.0.0.0/0/32"), wherever its address
+// is. -1 when e's value holds no unknown string. ok is false when some
+// unknown string of it may be anything: e is read so through lists, sets,
+// conditionals, the list functions that only gather their arguments'
+// elements, and the locals and module variables read whole, and nothing
+// else (a function that rewrites a string may change its length).
+func prefixLen(e hcl.Expression, ctx *hcl.EvalContext, in *instance) (bits int, ok bool) {
+	if v, diags := e.Value(ctx); !diags.HasErrors() && v.IsWhollyKnown() {
+		return -1, true
+	}
+	merge := func(es ...hclsyntax.Expression) (int, bool) {
+		bits := -1
+		for _, x := range es {
+			b, ok := prefixLen(x, ctx, in)
+			if !ok || b >= 0 && bits >= 0 && b != bits {
+				return 0, false
+			}
+			if b >= 0 {
+				bits = b
+			}
+		}
+		return bits, true
+	}
+	switch x := e.(type) {
+	case *hclsyntax.TemplateExpr:
+		if len(x.Parts) < 2 {
+			return 0, false
+		}
+		lit, ok := x.Parts[len(x.Parts)-1].(*hclsyntax.LiteralValueExpr)
+		if !ok || lit.Val.Type() != cty.String || lit.Val.IsNull() {
+			return 0, false
+		}
+		m := prefixTail.FindStringSubmatch(lit.Val.AsString())
+		if m == nil {
+			return 0, false
+		}
+		n, err := strconv.Atoi(m[1])
+		if err != nil || n > 128 {
+			return 0, false
+		}
+		return n, true
+	case *hclsyntax.TemplateWrapExpr:
+		return prefixLen(x.Wrapped, ctx, in)
+	case *hclsyntax.ParenthesesExpr:
+		return prefixLen(x.Expression, ctx, in)
+	case *hclsyntax.TupleConsExpr:
+		return merge(x.Exprs...)
+	case *hclsyntax.ConditionalExpr:
+		return merge(x.TrueResult, x.FalseResult)
+	case *hclsyntax.FunctionCallExpr:
+		switch x.Name {
+		case "tolist", "toset", "concat", "compact", "distinct", "flatten", "coalesce", "sort":
+			if x.ExpandFinal {
+				return 0, false
+			}
+			return merge(x.Args...)
+		}
+	case *hclsyntax.ScopeTraversalExpr:
+		if len(x.Traversal) != 2 {
+			return 0, false
+		}
+		name, ok := x.Traversal[1].(hcl.TraverseAttr)
+		if !ok {
+			return 0, false
+		}
+		var bits map[string]int
+		switch x.Traversal.RootName() {
+		case "local":
+			bits = in.localBits
+		case "var":
+			bits = in.varBits
+		}
+		if b, ok := bits[name.Name]; ok {
+			return b, true
+		}
+	}
+	return 0, false
+}
+
+// withPrefixLen marks each unknown string of v, an attribute's value, with
+// the prefix length its expression fixes; v unchanged when it fixes none.
+func withPrefixLen(v cty.Value, e hcl.Expression, ctx *hcl.EvalContext, in *instance) cty.Value {
+	if in == nil || v.IsWhollyKnown() {
+		return v
+	}
+	bits, ok := prefixLen(e, ctx, in)
+	if !ok || bits <= 0 {
+		return v
+	}
+	return markUnknown(v, prefixMark{bits})
+}
+
+func markUnknown(v cty.Value, mark prefixMark) cty.Value {
+	switch {
+	case !v.IsKnown():
+		return v.Mark(mark)
+	case v.IsNull() || v.IsMarked():
+		return v
+	case v.Type().IsListType() || v.Type().IsTupleType() || v.Type().IsSetType():
+		if v.Type().IsSetType() {
+			// A set's elements cannot be told apart once marked.
+			return v
+		}
+		elems := v.AsValueSlice()
+		for i, x := range elems {
+			elems[i] = markUnknown(x, mark)
+		}
+		if v.Type().IsListType() {
+			return cty.ListVal(elems)
+		}
+		return cty.TupleVal(elems)
+	}
+	return v
+}
+
+// bitsOf returns the prefix length a value's marks fix; 0 when none.
+func bitsOf(marks cty.ValueMarks) int {
+	for m := range marks {
+		if p, ok := m.(prefixMark); ok {
+			return p.bits
+		}
+	}
+	return 0
+}
