@@ -21,9 +21,9 @@ var prefixTail = regexp.MustCompile(`/([0-9]{1,3})$`)
 
 // prefixLen returns the prefix length that every string of e's value that is
 // not known statically has, if it is an address range at all: a template
-// whose text ends in "/N" after what it interpolates is a range of N bits
-// or no range (the provider rejects "0.0.0.0/0/32"), wherever its address
-// is. -1 when e's value holds no unknown string. ok is false when some
+// (or a format) whose text ends in "/N" after what it interpolates is a
+// range of N bits or no range (the provider rejects "0.0.0.0/0/32"),
+// wherever its address is. -1 when e's value holds no unknown string. ok is false when some
 // unknown string of it may be anything: e is read so through lists, sets,
 // conditionals, the list functions that only gather their arguments'
 // elements, and the locals and module variables read whole, and nothing
@@ -54,15 +54,7 @@ func prefixLen(e hcl.Expression, ctx *hcl.EvalContext, in *instance) (bits int, 
 		if !ok || lit.Val.Type() != cty.String || lit.Val.IsNull() {
 			return 0, false
 		}
-		m := prefixTail.FindStringSubmatch(lit.Val.AsString())
-		if m == nil {
-			return 0, false
-		}
-		n, err := strconv.Atoi(m[1])
-		if err != nil || n > 128 {
-			return 0, false
-		}
-		return n, true
+		return tailBits(lit.Val.AsString())
 	case *hclsyntax.TemplateWrapExpr:
 		return prefixLen(x.Wrapped, ctx, in)
 	case *hclsyntax.ParenthesesExpr:
@@ -72,6 +64,14 @@ func prefixLen(e hcl.Expression, ctx *hcl.EvalContext, in *instance) (bits int, 
 	case *hclsyntax.ConditionalExpr:
 		return merge(x.TrueResult, x.FalseResult)
 	case *hclsyntax.FunctionCallExpr:
+		if x.Name == "format" && len(x.Args) > 0 && !x.ExpandFinal {
+			// format("%s/32", var.ip): the format's text ends the result.
+			f, diags := x.Args[0].Value(nil)
+			if diags.HasErrors() || f.Type() != cty.String || !f.IsKnown() || f.IsNull() {
+				return 0, false
+			}
+			return tailBits(f.AsString())
+		}
 		switch x.Name {
 		case "tolist", "toset", "concat", "compact", "distinct", "flatten", "coalesce", "sort":
 			if x.ExpandFinal {
@@ -99,6 +99,19 @@ func prefixLen(e hcl.Expression, ctx *hcl.EvalContext, in *instance) (bits int, 
 		}
 	}
 	return 0, false
+}
+
+// tailBits reads the prefix length the text s ends with.
+func tailBits(s string) (int, bool) {
+	m := prefixTail.FindStringSubmatch(s)
+	if m == nil {
+		return 0, false
+	}
+	n, err := strconv.Atoi(m[1])
+	if err != nil || n > 128 {
+		return 0, false
+	}
+	return n, true
 }
 
 // withPrefixLen marks each unknown string of v, an attribute's value, with

@@ -33,6 +33,9 @@ func TestUnknownPrefixLen(t *testing.T) {
 		{`[replace(local.my_cidr, "/32", "/0")]`, []int{0}},
 		{`["${var.ip}/32-x"]`, []int{0}},
 		{`[cidrsubnet("${var.ip}/16", 8, 1)]`, []int{0}},
+		{`"${format("%s/32", var.ip)}"`, []int{32}},
+		{`format("%s/%s", var.ip, var.len)`, []int{0}},
+		{`format(var.f, var.ip)`, []int{0}},
 	}
 	var rules strings.Builder
 	for i, c := range cases {
@@ -44,6 +47,7 @@ variable "ip" {}
 variable "n" {}
 variable "len" {}
 variable "office" {}
+variable "f" {}
 data "http" "myip" {
   url = "https://checkip.amazonaws.com"
 }
