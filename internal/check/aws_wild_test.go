@@ -902,7 +902,8 @@ func TestPublicAddressFromSubnetNotKnown(t *testing.T) {
 // HTTPS alone read as unreached on SSH, though an ACL admitting everything
 // may be its. It is now filtered by whichever admits more, and says so.
 // An element whose expression names the subnets it is taken from is one
-// of those alone: a public subnet it does not name keeps its own ACL.
+// of those alone: a public subnet it does not name keeps its own ACL. An
+// ACL that may govern a public subnet is held to AWS-NET-003 as its own is.
 func TestNACLSubnetUnknown(t *testing.T) {
 	rep := run(t, "testdata/aws/nacl-subnet-unknown")
 	const why = "aws_network_acl.open: subnet_ids has a subnet not known statically"
@@ -919,6 +920,15 @@ func TestNACLSubnetUnknown(t *testing.T) {
 		"subnet_ids has a subnet not known statically: assumed to be any of aws_subnet.inner_a, aws_subnet.inner_b")
 	if got := activeOn(rep, RuleExposedPort, "aws_instance.edge"); len(got) > 0 {
 		t.Errorf("%s on aws_instance.edge, whose subnet no unknown element may name: %+v, want none", RuleExposedPort, got)
+	}
+	// The ACL admitting everything was not flagged open to the world: only
+	// a public subnet's own ACL was looked at. It may be the public subnet's.
+	got := activeOn(rep, RuleWorldOpen, "aws_network_acl.open")
+	if len(got) != 1 || !strings.Contains(got[0].Message, "may govern subnet aws_subnet.public of public instance aws_instance.bastion") {
+		t.Errorf("%s on aws_network_acl.open: %+v, want one that says it may govern the bastion's subnet", RuleWorldOpen, got)
+	}
+	if got := activeOn(rep, RuleWorldOpen, "aws_network_acl.strict"); len(got) != 0 {
+		t.Errorf("%s on aws_network_acl.strict, which admits HTTPS alone: %+v, want none", RuleWorldOpen, got)
 	}
 }
 
