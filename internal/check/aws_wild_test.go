@@ -1016,7 +1016,8 @@ func TestTemplateNotKnown(t *testing.T) {
 // one /32 somewhere: a path may still come through it, but from one
 // address, so the exposure is medium and the group is not world-open. One
 // whose range may be anything still is, and an ACL admitting only ranges
-// of known size bounds what reaches the instance behind it.
+// of known size bounds what reaches the instance behind it. So does an EKS
+// endpoint's allow-list.
 func TestSourceOfKnownLength(t *testing.T) {
 	rep := run(t, "testdata/aws/source-sized")
 	for _, rule := range []string{RuleWorldOpen, RuleWorldOpenOther} {
@@ -1033,6 +1034,10 @@ func TestSourceOfKnownLength(t *testing.T) {
 			!strings.Contains(got[0].Message, "not known statically but for its length (a /") {
 			t.Errorf("%s on %s: %+v, want one medium that says SSH may be reachable from a range of known length", RuleExposedPort, a, got)
 		}
+	}
+	got := activeOn(rep, RuleExposedPort, "aws_eks_cluster.mine")
+	if len(got) != 1 || got[0].Severity != Medium || !strings.Contains(got[0].Message, "public_access_cidrs has an element not known statically but for its length (a /32 range)") {
+		t.Errorf("%s on the cluster admitting one /32: %+v, want one medium that says why", RuleExposedPort, got)
 	}
 	wantNotes(t, rep, "ingress[0]: a source is not known statically but for its length (a /32 range): assumed to be anywhere",
 		"ingress[0]: range not known statically but for its length (a /24 range): assumed to be anywhere")

@@ -571,15 +571,20 @@ func (m *Model) buildAzure(byType map[string][]*tf.Resource) {
 		e := &Endpoint{Addr: r.Address, Kind: "aks", Res: r, Azure: true, Ports: []int{443}, Managed: true, Public: true,
 			Why: "private_cluster_enabled is not true"}
 		ranges, unk := strs(r.Values, "api_server_authorized_ip_ranges")
+		bits, sized := unknownBits(r.Values, "api_server_authorized_ip_ranges")
 		if p := block(r.Values, "api_server_access_profile"); p != nil {
 			more, u := strs(p, "authorized_ip_ranges")
-			ranges, unk = append(ranges, more...), unk || u
+			b, ok := unknownBits(p, "authorized_ip_ranges")
+			ranges, unk, bits, sized = append(ranges, more...), unk || u, append(bits, b...), sized && ok
+		}
+		if !sized {
+			bits = nil
 		}
 		if len(ranges) == 0 && !unk {
 			e.Allowed = append(e.Allowed, allInternet...)
 			e.Why += " and no authorized IP ranges are set"
 		}
-		m.allowFrom(e, "authorized_ip_ranges", ranges, unk)
+		m.allowFrom(e, "authorized_ip_ranges", ranges, unk, bits)
 		m.Endpoints = append(m.Endpoints, e)
 	}
 	ms, ilbs := m.azureMachines(byType, lbs), m.internalLBs(byType)

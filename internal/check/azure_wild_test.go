@@ -213,7 +213,8 @@ func TestAzureLoadBalancerForwards(t *testing.T) {
 // TestAzureAKSAPIServer checks that a public AKS API server without
 // authorized ranges is reported, and a private cluster is not. One whose
 // authorized ranges hold one not known statically was reported reachable
-// from every address as if proven: it may be.
+// from every address as if proven: it may be. An address alone is a range
+// of one, and a /32 not known statically one address somewhere.
 func TestAzureAKSAPIServer(t *testing.T) {
 	rep := run(t, "testdata/azure/aks")
 	open := activeOn(rep, RuleAzExposedPort, "azurerm_kubernetes_cluster.open")
@@ -233,6 +234,18 @@ func TestAzureAKSAPIServer(t *testing.T) {
 	if len(vendor) != 1 || vendor[0].Severity != High || !strings.Contains(vendor[0].Message, "may be reachable from the internet") ||
 		!strings.Contains(vendor[0].Message, "authorized_ip_ranges has an element not known statically") {
 		t.Errorf("API server with a range not known statically: %+v, want one high that says it may be reachable and why", vendor)
+	}
+	// An address written without a prefix length was dropped ("is not a
+	// CIDR block"), so the server read as unreached: it is that address.
+	admin := activeOn(rep, RuleAzExposedPort, "azurerm_kubernetes_cluster.admin")
+	if len(admin) != 1 || admin[0].Severity != Medium || !strings.Contains(admin[0].Message, "203.0.113.7/32") {
+		t.Errorf("API server authorized for one address: %+v, want one medium naming it", admin)
+	}
+	// One /32 not known statically: it may be reached, from one address.
+	mine := activeOn(rep, RuleAzExposedPort, "azurerm_kubernetes_cluster.mine")
+	if len(mine) != 1 || mine[0].Severity != Medium || !strings.Contains(mine[0].Message, "may be reachable from the internet") ||
+		!strings.Contains(mine[0].Message, "authorized_ip_ranges has an element not known statically but for its length (a /32 range)") {
+		t.Errorf("API server authorized for a /32 not known statically: %+v, want one medium that says it may be reachable and why", mine)
 	}
 }
 

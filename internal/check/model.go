@@ -249,6 +249,10 @@ type Endpoint struct {
 	// every address besides Allowed: an element of the list Allowed was
 	// read from is not known statically.
 	AllowedAssumed string
+	// AllowedBounded holds, when every such element is a range of a known
+	// prefix length somewhere (tf.Unknown.Bits), those lengths: the path
+	// found through them is bounded (Result.Bound).
+	AllowedBounded []int
 	// Listens, when set, tells the ports the endpoint really listens on (a
 	// load balancer's listeners); nil: any port may have a listener.
 	Listens func(proto string, port int) bool
@@ -358,16 +362,27 @@ func (m *Model) note(r *tf.Resource, format string, args ...any) {
 }
 
 // allowFrom adds to a managed endpoint's Allowed the ranges of an
-// allow-list read from attr (strs). An element not known statically may be
+// allow-list read from attr (strs); an address written without a prefix
+// length is that address alone. An element not known statically may be
 // any range: the endpoint is then read as admitting every address too
-// (AllowedAssumed), and said so.
-func (m *Model) allowFrom(e *Endpoint, attr string, ranges []string, unk bool) {
+// (AllowedAssumed), and said so; bits, when not nil, are the prefix lengths
+// of such elements that are ranges of known size (unknownBits).
+func (m *Model) allowFrom(e *Endpoint, attr string, ranges []string, unk bool, bits []int) {
 	for _, c := range ranges {
+		if a, err := netip.ParseAddr(strings.TrimSpace(c)); err == nil {
+			e.Allowed = append(e.Allowed, netip.PrefixFrom(a, a.BitLen()))
+			continue
+		}
 		if p, ok := m.prefix(e.Res, attr, c); ok {
 			e.Allowed = append(e.Allowed, p)
 		}
 	}
-	if unk {
+	switch {
+	case unk && bits != nil:
+		e.AllowedAssumed = fmt.Sprintf("%s has an element not known statically but for its length (%s): assumed to be anywhere", attr, boundedText(bits))
+		e.AllowedBounded = bits
+		m.note(e.Res, "%s", e.AllowedAssumed)
+	case unk:
 		e.AllowedAssumed = attr + " has an element not known statically: assumed to admit every address"
 		m.note(e.Res, "%s", e.AllowedAssumed)
 	}

@@ -355,8 +355,12 @@ func (m *Model) reach(src Source, e *Endpoint, proto string, port int) Result {
 		if e.PublicAssumed {
 			assumed = append(assumed, e.Addr+": "+e.Why)
 		}
+		var bound *Bound
+		if e.AllowedBounded != nil {
+			bound = &Bound{Known: intersect(setOf(e.Allowed...), src.Set), Bits: e.AllowedBounded}
+		}
 		return Result{Reachable: true, From: got, Assumed: assumed, Path: append(path,
-			Hop{Kind: "endpoint", Addr: e.Addr, Detail: fmt.Sprintf("public endpoint (%s) admits %s", e.Why, m.describe(got))})}
+			Hop{Kind: "endpoint", Addr: e.Addr, Detail: fmt.Sprintf("public endpoint (%s) admits %s", e.Why, m.describe(got))})}.within(bound)
 	}
 	placed := len(e.Subnets) > 0 || len(e.SubnetsMaybe) > 0 && !e.SubnetsAny
 	if !placed && e.Azure && src.Internet && e.Public {

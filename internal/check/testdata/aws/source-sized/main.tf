@@ -101,3 +101,12 @@ resource "aws_instance" "any" {
     http_tokens = "required"
   }
 }
+# A cluster whose public API endpoint admits "my IP" alone.
+resource "aws_eks_cluster" "mine" {
+  name     = "mine"
+  role_arn = "arn:aws:iam::123456789012:role/eks"
+  vpc_config {
+    subnet_ids          = [aws_subnet.public.id]
+    public_access_cidrs = [local.my_ip]
+  }
+}
