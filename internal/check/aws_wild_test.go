@@ -512,6 +512,13 @@ func TestBeanstalkEnvironments(t *testing.T) {
 	if len(office) != 1 || office[0].Severity != Medium || !strings.Contains(office[0].Message, "198.51.100.0/24") {
 		t.Errorf("%s on the environment with SSHSourceRestriction: %+v, want one medium naming the range", RuleExposedPort, office)
 	}
+	// Their settings give every instance a public address, as a launch
+	// template's associate_public_ip_address does: that went unreported.
+	for _, a := range []string{"aws_elastic_beanstalk_environment.web", "aws_elastic_beanstalk_environment.office"} {
+		if got := activeOn(rep, RulePublicIP, a); len(got) != 1 || !strings.Contains(got[0].Message, "AssociatePublicIpAddress = true") {
+			t.Errorf("%s on %s: %+v, want one naming the setting", RulePublicIP, a, got)
+		}
+	}
 }
 
 // TestNLBTargets: a network load balancer without security groups was
