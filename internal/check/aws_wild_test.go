@@ -348,8 +348,9 @@ func TestECSServiceTasks(t *testing.T) {
 
 // TestSGPrefixLists: a rule whose source is a managed prefix list admitted
 // nothing. A list defined in the project admits its entries; one whose
-// ranges are not in the scanned code (AWS's, or looked up) is read as every
-// address, and said so.
+// ranges are not in the scanned code (looked up, or named by an ID) is read
+// as every address, and said so; one looked up by an AWS-managed name is
+// that service's ranges.
 func TestSGPrefixLists(t *testing.T) {
 	var ssh, rdp []Finding
 	for _, f := range activeOn(run(t, "testdata/aws/prefix-lists"), RuleExposedPort, "aws_instance.bastion") {
@@ -365,6 +366,21 @@ func TestSGPrefixLists(t *testing.T) {
 	}
 	if len(rdp) != 1 || rdp[0].Severity != High || !strings.Contains(rdp[0].Message, "prefix list") {
 		t.Errorf("RDP from a list outside the code: %+v, want one high that says the list was assumed", rdp)
+	}
+	// CloudFront's origin-facing list, looked up by name, was read as every
+	// address: the origin's group open to the whole internet on 8080. It is
+	// AWS's list of one service's servers: the origin may be reached
+	// through it, the group is not world-open. A list found by a tag may
+	// be any list, and still may be.
+	rep := run(t, "testdata/aws/prefix-lists")
+	got := activeOn(rep, RuleWorldOpenOther, "aws_security_group.origin")
+	if len(got) != 1 || !strings.Contains(got[0].Message, "tcp 9000") || strings.Contains(got[0].Message, "8080") || strings.Contains(got[0].Message, "8081") {
+		t.Errorf("%s on the origin's group: %+v, want one for 9000 alone", RuleWorldOpenOther, got)
+	}
+	wantNotes(t, rep, "ingress[0]: AWS-managed prefix list com.amazonaws.global.cloudfront.origin-facing: one AWS service's addresses, no wider than a /8: assumed to be anywhere",
+		"ingress[1]: AWS-managed prefix list com.amazonaws.global.cloudfront.origin-facing: one AWS service's addresses, no wider than a /8: assumed to be anywhere")
+	if got := activeOn(rep, RuleInternetFacing, "aws_instance.origin"); len(got) != 1 || !strings.Contains(got[0].Message, "may be reachable") {
+		t.Errorf("%s on the origin: %+v, want one that says it may be reachable", RuleInternetFacing, got)
 	}
 }
 

@@ -542,8 +542,12 @@ func (m *Model) sgRule(r *tf.Resource, b map[string]any, where string, selfAddr 
 	if rule.PortsAssumed != "" {
 		m.note(r, "%s: %s", where, rule.PortsAssumed)
 	}
-	unk, sized := false, rule.Assumed == ""
+	// unk: a source not known statically; sized: every source read so,
+	// and every AWS-managed list named, is a range of known size somewhere
+	// (bounded holds the unknown ones' prefix lengths).
+	unk, sized := false, true
 	var bounded []int
+	var managed []string
 	for _, k := range []string{"cidr_blocks", "ipv6_cidr_blocks", "cidr_ipv4", "cidr_ipv6", "prefix_list_ids", "prefix_list_id"} {
 		vals, u := strs(b, k)
 		unk = unk || u
@@ -557,14 +561,21 @@ func (m *Model) sgRule(r *tf.Resource, b map[string]any, where string, selfAddr 
 				if ps, ok := m.prefixLists[m.addr(id)]; ok && ps != nil {
 					rule.CIDRs = append(rule.CIDRs, ps...)
 					if why := m.prefixListsAssumed[m.addr(id)]; why != "" {
-						rule.Assumed = strings.TrimPrefix(rule.Assumed+"; "+why, "; ")
+						rule.Assumed, sized = strings.TrimPrefix(rule.Assumed+"; "+why, "; "), false
 					}
 					continue
 				}
-				// An AWS-managed list, or one defined elsewhere: its
-				// ranges are not in the scanned code.
+				if strings.HasPrefix(id, tf.AWSManagedPrefixList) {
+					// One AWS service's ranges (CloudFront's origin-facing
+					// servers, a region's S3): a few dozen entries, far
+					// fewer addresses than a /8, never the internet.
+					managed = append(managed, id)
+					continue
+				}
+				// One defined elsewhere: its ranges are not in the
+				// scanned code.
 				why := fmt.Sprintf("prefix list %q is not in the scanned code or its entries are not known statically: assumed to admit every address", id)
-				rule.Assumed = strings.TrimPrefix(rule.Assumed+"; "+why, "; ")
+				rule.Assumed, sized = strings.TrimPrefix(rule.Assumed+"; "+why, "; "), false
 				m.note(r, "%s: %s", where, why)
 			}
 			continue
@@ -585,14 +596,28 @@ func (m *Model) sgRule(r *tf.Resource, b map[string]any, where string, selfAddr 
 		}
 	}
 	rule.Self = boolean(b, "self", false)
+	var whys []string
+	if len(managed) > 0 {
+		whys = append(whys, fmt.Sprintf("AWS-managed prefix list %s: one AWS service's addresses, no wider than a /8: assumed to be anywhere", strings.Join(managed, ", ")))
+	}
 	if unk {
 		why := "a source is not known statically: assumed to admit every address"
-		if sized && rule.Assumed == "" {
-			rule.Bounded = bounded
+		if sized {
 			why = fmt.Sprintf("a source is not known statically but for its length (%s): assumed to be anywhere", boundedText(bounded))
 		}
-		rule.Assumed = strings.TrimPrefix(rule.Assumed+"; "+why, "; ")
-		m.note(r, "%s: %s", where, why)
+		whys = append(whys, why)
+	}
+	if len(whys) > 0 {
+		if sized && rule.Assumed == "" {
+			rule.Bounded = bounded
+			for range managed {
+				rule.Bounded = append(rule.Bounded, 8)
+			}
+		}
+		for _, why := range whys {
+			rule.Assumed = strings.TrimPrefix(rule.Assumed+"; "+why, "; ")
+			m.note(r, "%s: %s", where, why)
+		}
 	}
 	return rule
 }
