@@ -741,6 +741,7 @@ func nsgOpen(n *NACL, inet *Source) ([]portRange, []string) {
 func (m *Model) azureNSGRules(fs *findings) {
 	inet := m.Internet()
 	users := map[*NACL][]*Endpoint{}
+	nicUsers := map[*NACL]bool{}
 	for _, e := range m.Endpoints {
 		if !e.Azure {
 			continue
@@ -752,6 +753,7 @@ func (m *Model) azureNSGRules(fs *findings) {
 		}
 		for _, g := range e.NSGs {
 			users[g] = append(users[g], e)
+			nicUsers[g] = true
 		}
 	}
 	attached := map[*NACL]bool{}
@@ -768,6 +770,7 @@ func (m *Model) azureNSGRules(fs *findings) {
 			fs.add(RuleNSGNoFlowLogs, n.Res, nil, "no enabled azurerm_network_watcher_flow_log names this network security group or its virtual network")
 		}
 		open, assumed := nsgOpen(n, &inet)
+		open = minusRanges(open, m.gatewayInfraPorts(n, nicUsers[n]))
 		if len(open) == 0 {
 			continue
 		}

@@ -364,3 +364,52 @@ func TestAzureSourceOfKnownLength(t *testing.T) {
 		t.Errorf("RDP to the machine behind any prefix: %+v, want one high", got)
 	}
 }
+
+// TestAzureGatewayInfraPorts: an NSG on an application gateway's subnet
+// admitting 65200-65535 from any address, as Azure requires of its
+// GatewayManager for v2 gateways, was flagged open to the whole internet
+// (AZ-NET-001, high). Azure locks those ports with its certificates and the
+// subnet holds gateways alone: that range is not read as open; another
+// port is, and a v1 gateway keeps only 65503-65534.
+func TestAzureGatewayInfraPorts(t *testing.T) {
+	src := readFixture(t, "testdata/azure/application-gateway/main.tf") + `
+resource "azurerm_network_security_group" "gateway" {
+  name = "gateway"
+  security_rule {
+    name                       = "infra"
+    priority                   = 100
+    direction                  = "Inbound"
+    access                     = "Allow"
+    protocol                   = "*"
+    source_port_range          = "*"
+    destination_port_range     = "65200-65535"
+    source_address_prefix      = "*"
+    destination_address_prefix = "*"
+  }
+  security_rule {
+    name                       = "ssh"
+    priority                   = 110
+    direction                  = "Inbound"
+    access                     = "Allow"
+    protocol                   = "Tcp"
+    source_port_range          = "*"
+    destination_port_range     = "22"
+    source_address_prefix      = "*"
+    destination_address_prefix = "*"
+  }
+}
+resource "azurerm_subnet_network_security_group_association" "gateway" {
+  subnet_id                 = azurerm_subnet.gateway.id
+  network_security_group_id = azurerm_network_security_group.gateway.id
+}
+`
+	got := activeOn(checkSource(t, src), RuleNSGWorldOpen, "azurerm_network_security_group.gateway")
+	if len(got) != 1 || !strings.Contains(got[0].Message, "every internet address on tcp 22;") {
+		t.Errorf("%s on the gateway's NSG: %+v, want one for tcp 22 alone", RuleNSGWorldOpen, got)
+	}
+	v1 := edit(t, edit(t, src, `name     = "Standard_v2"`, `name     = "Standard_Medium"`), `tier     = "Standard_v2"`, `tier     = "Standard"`)
+	got = activeOn(checkSource(t, v1), RuleNSGWorldOpen, "azurerm_network_security_group.gateway")
+	if len(got) != 1 || !strings.Contains(got[0].Message, "tcp 65200-65502, tcp 65535,") || strings.Contains(got[0].Message, "65534") {
+		t.Errorf("%s on a v1 gateway's NSG: %+v, want all but 65503-65534 still open", RuleNSGWorldOpen, got)
+	}
+}
