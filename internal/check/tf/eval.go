@@ -452,7 +452,7 @@ func (ev *evaluator) variables(in *instance) int {
 			val = ev.expr(args[n], pctx, in.call.base)
 			if !val.IsWhollyKnown() {
 				in.varFrom[n] = sources(args[n], pctx, in.parent)
-				if bits, ok := prefixLen(args[n], pctx, in.parent); ok && bits > 0 {
+				if bits, ok := prefixLen(args[n], pctx, in.parent, true); ok && bits > 0 {
 					in.varBits[n] = bits
 				}
 			}
@@ -541,7 +541,7 @@ func (ev *evaluator) locals(in *instance) int {
 			}
 			in.locals[a.name] = ev.expr(a.expr, ctx, addr)
 			in.localFrom[a.name] = sources(a.expr, ctx, in)
-			if bits, ok := prefixLen(a.expr, ctx, in); ok && bits > 0 {
+			if bits, ok := prefixLen(a.expr, ctx, in, true); ok && bits > 0 {
 				in.localBits[a.name] = bits
 			}
 			unknown++

@@ -1,6 +1,7 @@
 package tf
 
 import (
+	"net/netip"
 	"regexp"
 	"strconv"
 
@@ -23,19 +24,28 @@ var prefixTail = regexp.MustCompile(`/([0-9]{1,3})$`)
 // not known statically has, if it is an address range at all: a template
 // (or a format) whose text ends in "/N" after what it interpolates is a
 // range of N bits or no range (the provider rejects "0.0.0.0/0/32"),
-// wherever its address is. -1 when e's value holds no unknown string. ok is false when some
-// unknown string of it may be anything: e is read so through lists, sets,
-// conditionals, the list functions that only gather their arguments'
-// elements, and the locals and module variables read whole, and nothing
-// else (a function that rewrites a string may change its length).
-func prefixLen(e hcl.Expression, ctx *hcl.EvalContext, in *instance) (bits int, ok bool) {
+// wherever its address is. -1 when e's value holds no unknown string. ok is
+// false when some unknown string of it may be anything: e is read so
+// through lists, conditionals, the list functions that only gather their
+// arguments' elements, and the locals and module variables read whole, and
+// nothing else (a function that rewrites a string may change its length).
+// With strict, e's known strings count too: an unknown value may be theirs.
+func prefixLen(e hcl.Expression, ctx *hcl.EvalContext, in *instance, strict bool) (bits int, ok bool) {
 	if v, diags := e.Value(ctx); !diags.HasErrors() && v.IsWhollyKnown() {
+		if strict {
+			return knownBits(v)
+		}
 		return -1, true
 	}
-	merge := func(es ...hclsyntax.Expression) (int, bool) {
+	// merge combines what es fix. Where an unknown result may be the
+	// value of a known one (a conditional whose condition is not known, a
+	// function that may drop or reorder elements), every known string below
+	// must be a range of the same length itself (strict); otherwise a
+	// list's known elements stay elements of their own.
+	merge := func(strict bool, es ...hclsyntax.Expression) (int, bool) {
 		bits := -1
 		for _, x := range es {
-			b, ok := prefixLen(x, ctx, in)
+			b, ok := prefixLen(x, ctx, in, strict)
 			if !ok || b >= 0 && bits >= 0 && b != bits {
 				return 0, false
 			}
@@ -56,13 +66,13 @@ func prefixLen(e hcl.Expression, ctx *hcl.EvalContext, in *instance) (bits int, 
 		}
 		return tailBits(lit.Val.AsString())
 	case *hclsyntax.TemplateWrapExpr:
-		return prefixLen(x.Wrapped, ctx, in)
+		return prefixLen(x.Wrapped, ctx, in, strict)
 	case *hclsyntax.ParenthesesExpr:
-		return prefixLen(x.Expression, ctx, in)
+		return prefixLen(x.Expression, ctx, in, strict)
 	case *hclsyntax.TupleConsExpr:
-		return merge(x.Exprs...)
+		return merge(strict, x.Exprs...)
 	case *hclsyntax.ConditionalExpr:
-		return merge(x.TrueResult, x.FalseResult)
+		return merge(true, x.TrueResult, x.FalseResult)
 	case *hclsyntax.FunctionCallExpr:
 		if x.Name == "format" && len(x.Args) > 0 && !x.ExpandFinal {
 			// format("%s/32", var.ip): the format's text ends the result.
@@ -77,7 +87,7 @@ func prefixLen(e hcl.Expression, ctx *hcl.EvalContext, in *instance) (bits int, 
 			if x.ExpandFinal {
 				return 0, false
 			}
-			return merge(x.Args...)
+			return merge(true, x.Args...)
 		}
 	case *hclsyntax.ScopeTraversalExpr:
 		if len(x.Traversal) != 2 {
@@ -101,6 +111,37 @@ func prefixLen(e hcl.Expression, ctx *hcl.EvalContext, in *instance) (bits int, 
 	return 0, false
 }
 
+// knownBits returns the prefix length every string of the known value v
+// has: -1 when it holds none, ok false when one is not a range or two
+// differ.
+func knownBits(v cty.Value) (int, bool) {
+	v, _ = v.UnmarkDeep()
+	switch {
+	case v.IsNull():
+		return -1, true
+	case v.Type() == cty.String:
+		p, err := netip.ParsePrefix(v.AsString())
+		if err != nil {
+			return 0, false
+		}
+		return p.Bits(), true
+	case v.CanIterateElements():
+		bits := -1
+		for it := v.ElementIterator(); it.Next(); {
+			_, x := it.Element()
+			b, ok := knownBits(x)
+			if !ok || b >= 0 && bits >= 0 && b != bits {
+				return 0, false
+			}
+			if b >= 0 {
+				bits = b
+			}
+		}
+		return bits, true
+	}
+	return -1, true // a number or a bool: no range
+}
+
 // tailBits reads the prefix length the text s ends with.
 func tailBits(s string) (int, bool) {
 	m := prefixTail.FindStringSubmatch(s)
@@ -120,7 +161,7 @@ func withPrefixLen(v cty.Value, e hcl.Expression, ctx *hcl.EvalContext, in *inst
 	if in == nil || v.IsWhollyKnown() {
 		return v
 	}
-	bits, ok := prefixLen(e, ctx, in)
+	bits, ok := prefixLen(e, ctx, in, false)
 	if !ok || bits <= 0 {
 		return v
 	}
