@@ -84,7 +84,9 @@ func prefixLen(e hcl.Expression, ctx *hcl.EvalContext, in *instance, strict bool
 		}
 		switch x.Name {
 		case "tolist", "toset", "concat", "compact", "distinct", "flatten", "coalesce", "sort":
-			if x.ExpandFinal {
+			if v, diags := x.Value(ctx); x.ExpandFinal || diags.HasErrors() || !v.IsKnown() && !v.Type().Equals(cty.String) {
+				// A list not known statically may hold any number of
+				// ranges.
 				return 0, false
 			}
 			return merge(true, x.Args...)
@@ -170,8 +172,11 @@ func withPrefixLen(v cty.Value, e hcl.Expression, ctx *hcl.EvalContext, in *inst
 
 func markUnknown(v cty.Value, mark prefixMark) cty.Value {
 	switch {
-	case !v.IsKnown():
+	case !v.IsKnown() && (v.Type() == cty.String || v.Type() == cty.DynamicPseudoType):
 		return v.Mark(mark)
+	case !v.IsKnown():
+		// A list not known statically may hold any number of ranges.
+		return v
 	case v.IsNull() || v.IsMarked():
 		return v
 	case v.Type().IsListType() || v.Type().IsTupleType() || v.Type().IsSetType():

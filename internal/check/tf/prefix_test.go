@@ -38,6 +38,7 @@ func TestUnknownPrefixLen(t *testing.T) {
 		{`[var.ip == "" ? "0.0.0.0/0" : "${var.ip}/32"]`, []int{0}},
 		{`[var.ip == "" ? "198.51.100.7/32" : "${var.ip}/32"]`, []int{32}},
 		{`compact(["0.0.0.0/0", "${var.ip}/32"])`, []int{0}},
+		{`compact(["198.51.100.0/32", "${var.ip}/32"])`, []int{0}},
 		{`coalesce("${var.ip}/32", "0.0.0.0/0")`, []int{0}},
 		{`format("%s/%s", var.ip, var.len)`, []int{0}},
 		{`format(var.f, var.ip)`, []int{0}},
