@@ -1058,6 +1058,10 @@ func TestSourceOfKnownLength(t *testing.T) {
 			t.Errorf("%s on %s: %+v, want one medium that says SSH may be reachable from a range of known length", RuleExposedPort, a, got)
 		}
 	}
+	// A group not known statically beside it may admit anything: no bound.
+	if got := activeOn(rep, RuleExposedPort, "aws_instance.mixed"); len(got) != 1 || got[0].Severity != High {
+		t.Errorf("%s on the instance also behind a group not known statically: %+v, want one high", RuleExposedPort, got)
+	}
 	got := activeOn(rep, RuleExposedPort, "aws_eks_cluster.mine")
 	if len(got) != 1 || got[0].Severity != Medium || !strings.Contains(got[0].Message, "public_access_cidrs has an element not known statically but for its length (a /32 range)") {
 		t.Errorf("%s on the cluster admitting one /32: %+v, want one medium that says why", RuleExposedPort, got)

@@ -38,11 +38,15 @@ func naclBound(rules []NACLRule, proto string, port int, set *netipx.IPSet) *Bou
 	return &Bound{Known: known, Bits: bits}
 }
 
-// sgBound is, as naclBound, the bound of what security groups admit.
-func (m *Model) sgBound(sgs []*SG, proto string, port int, src Source, set *netipx.IPSet) *Bound {
+// sgBound is, as naclBound, the bound of what e's security groups admit;
+// nil when a group of e is not known statically (it may admit anything).
+func (m *Model) sgBound(e *Endpoint, proto string, port int, src Source, set *netipx.IPSet) *Bound {
+	if e.SGsUnknown != "" {
+		return nil
+	}
 	var bits []int
-	rest := make([]*SG, 0, len(sgs))
-	for _, g := range sgs {
+	rest := make([]*SG, 0, len(e.SGs))
+	for _, g := range e.SGs {
 		c := *g
 		c.Ingress = nil
 		for _, r := range g.Ingress {

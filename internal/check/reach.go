@@ -610,7 +610,7 @@ func (m *Model) reachVia1(src Source, e *Endpoint, s *Subnet, t *RouteTable, pro
 		if !ok {
 			return block(hop)
 		}
-		if b := m.sgBound(e.SGs, proto, port, src, set); b != nil {
+		if b := m.sgBound(e, proto, port, src, set); b != nil {
 			bound = b
 		}
 		set, assumed, path = got, append(assumed, as...), append(path, hop)
@@ -727,7 +727,7 @@ func (m *Model) reachAWSUnplaced(src Source, e *Endpoint, proto string, port int
 	if !ok {
 		return block(hop)
 	}
-	bound := m.sgBound(e.SGs, proto, port, src, src.Set)
+	bound := m.sgBound(e, proto, port, src, src.Set)
 	if e.PublicAssumed {
 		assumed = append([]string{e.Addr + ": " + e.Why}, assumed...)
 	}

@@ -110,3 +110,27 @@ resource "aws_eks_cluster" "mine" {
     public_access_cidrs = [local.my_ip]
   }
 }
+# In a public subnet under the VPC's default ACL, an instance behind the
+# group admitting "my IP" and a group given by a variable, which may admit
+# anything.
+variable "extra_sg" {
+  type = string
+}
+resource "aws_subnet" "open" {
+  vpc_id                  = aws_vpc.main.id
+  cidr_block              = "10.93.2.0/24"
+  map_public_ip_on_launch = true
+}
+resource "aws_route_table_association" "open" {
+  subnet_id      = aws_subnet.open.id
+  route_table_id = aws_route_table.public.id
+}
+resource "aws_instance" "mixed" {
+  ami                    = "ami-0abcdef1234567890"
+  instance_type          = "t3.micro"
+  subnet_id              = aws_subnet.open.id
+  vpc_security_group_ids = [aws_security_group.mine.id, var.extra_sg]
+  metadata_options {
+    http_tokens = "required"
+  }
+}
