@@ -1058,6 +1058,11 @@ func TestSourceOfKnownLength(t *testing.T) {
 			t.Errorf("%s on %s: %+v, want one medium that says SSH may be reachable from a range of known length", RuleExposedPort, a, got)
 		}
 	}
+	// --reach names whom it admits so.
+	m := model(t, "testdata/aws/source-sized")
+	if r := m.Reach(m.Internet(), endpoint(t, m, "aws_instance.mine"), "tcp", 22); !r.Reachable || m.describeFrom(r) != "a /32 range whose address is not known statically" {
+		t.Errorf("SSH to the instance: reachable %v from %q, want from a /32 range", r.Reachable, m.describeFrom(r))
+	}
 	// A group not known statically beside it may admit anything: no bound.
 	if got := activeOn(rep, RuleExposedPort, "aws_instance.mixed"); len(got) != 1 || got[0].Severity != High {
 		t.Errorf("%s on the instance also behind a group not known statically: %+v, want one high", RuleExposedPort, got)

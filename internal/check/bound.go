@@ -76,3 +76,16 @@ func (r Result) within(b *Bound) Result {
 	}
 	return r
 }
+
+// describeFrom names the addresses a result admits: with a bound, the
+// known ones and the ranges of known size, wherever they are.
+func (m *Model) describeFrom(r Result) string {
+	if r.Bound == nil {
+		return m.describe(r.From)
+	}
+	some := boundedText(r.Bound.Bits) + " whose address is not known statically"
+	if empty(r.Bound.Known) {
+		return some
+	}
+	return m.describe(r.Bound.Known) + " and " + some
+}
