@@ -580,6 +580,12 @@ func (m *Model) buildAzure(byType map[string][]*tf.Resource) {
 		if !sized {
 			bits = nil
 		}
+		for i, c := range ranges {
+			// Azure takes an address alone for a range of one.
+			if a, err := netip.ParseAddr(strings.TrimSpace(c)); err == nil {
+				ranges[i] = netip.PrefixFrom(a, a.BitLen()).String()
+			}
+		}
 		if len(ranges) == 0 && !unk {
 			e.Allowed = append(e.Allowed, allInternet...)
 			e.Why += " and no authorized IP ranges are set"

@@ -360,17 +360,12 @@ func (m *Model) note(r *tf.Resource, format string, args ...any) {
 }
 
 // allowFrom adds to a managed endpoint's Allowed the ranges of an
-// allow-list read from attr (strs); an address written without a prefix
-// length is that address alone. An element not known statically may be
+// allow-list read from attr (strs). An element not known statically may be
 // any range: the endpoint is then read as admitting every address too
 // (AllowedAssumed), and said so; bits, when not nil, are the prefix lengths
 // of such elements that are ranges of known size (unknownBits).
 func (m *Model) allowFrom(e *Endpoint, attr string, ranges []string, unk bool, bits []int) {
 	for _, c := range ranges {
-		if a, err := netip.ParseAddr(strings.TrimSpace(c)); err == nil {
-			e.Allowed = append(e.Allowed, netip.PrefixFrom(a, a.BitLen()))
-			continue
-		}
 		if p, ok := m.prefix(e.Res, attr, c); ok {
 			e.Allowed = append(e.Allowed, p)
 		}
