@@ -348,8 +348,9 @@ func TestECSServiceTasks(t *testing.T) {
 
 // TestSGPrefixLists: a rule whose source is a managed prefix list admitted
 // nothing. A list defined in the project admits its entries; one whose
-// ranges are not in the scanned code (AWS's, or looked up) is read as every
-// address, and said so.
+// ranges are not in the scanned code (looked up, or named by an ID) is read
+// as every address, and said so; one looked up by an AWS-managed name is
+// that service's ranges.
 func TestSGPrefixLists(t *testing.T) {
 	var ssh, rdp []Finding
 	for _, f := range activeOn(run(t, "testdata/aws/prefix-lists"), RuleExposedPort, "aws_instance.bastion") {
@@ -365,6 +366,21 @@ func TestSGPrefixLists(t *testing.T) {
 	}
 	if len(rdp) != 1 || rdp[0].Severity != High || !strings.Contains(rdp[0].Message, "prefix list") {
 		t.Errorf("RDP from a list outside the code: %+v, want one high that says the list was assumed", rdp)
+	}
+	// CloudFront's origin-facing list, looked up by name, was read as every
+	// address: the origin's group open to the whole internet on 8080. It is
+	// AWS's list of one service's servers: the origin may be reached
+	// through it, the group is not world-open. A list found by a tag may
+	// be any list, and still may be.
+	rep := run(t, "testdata/aws/prefix-lists")
+	got := activeOn(rep, RuleWorldOpenOther, "aws_security_group.origin")
+	if len(got) != 1 || !strings.Contains(got[0].Message, "tcp 9000") || strings.Contains(got[0].Message, "8080") || strings.Contains(got[0].Message, "8081") {
+		t.Errorf("%s on the origin's group: %+v, want one for 9000 alone", RuleWorldOpenOther, got)
+	}
+	wantNotes(t, rep, "ingress[0]: AWS-managed prefix list com.amazonaws.global.cloudfront.origin-facing: one AWS service's addresses, no wider than a /8: assumed to be anywhere",
+		"ingress[1]: AWS-managed prefix list com.amazonaws.global.cloudfront.origin-facing: one AWS service's addresses, no wider than a /8: assumed to be anywhere")
+	if got := activeOn(rep, RuleInternetFacing, "aws_instance.origin"); len(got) != 1 || !strings.Contains(got[0].Message, "may be reachable") {
+		t.Errorf("%s on the origin: %+v, want one that says it may be reachable", RuleInternetFacing, got)
 	}
 }
 
@@ -511,6 +527,13 @@ func TestBeanstalkEnvironments(t *testing.T) {
 	office := activeOn(rep, RuleExposedPort, "aws_elastic_beanstalk_environment.office")
 	if len(office) != 1 || office[0].Severity != Medium || !strings.Contains(office[0].Message, "198.51.100.0/24") {
 		t.Errorf("%s on the environment with SSHSourceRestriction: %+v, want one medium naming the range", RuleExposedPort, office)
+	}
+	// Their settings give every instance a public address, as a launch
+	// template's associate_public_ip_address does: that went unreported.
+	for _, a := range []string{"aws_elastic_beanstalk_environment.web", "aws_elastic_beanstalk_environment.office"} {
+		if got := activeOn(rep, RulePublicIP, a); len(got) != 1 || !strings.Contains(got[0].Message, "AssociatePublicIpAddress = true") {
+			t.Errorf("%s on %s: %+v, want one naming the setting", RulePublicIP, a, got)
+		}
 	}
 }
 
@@ -902,7 +925,8 @@ func TestPublicAddressFromSubnetNotKnown(t *testing.T) {
 // HTTPS alone read as unreached on SSH, though an ACL admitting everything
 // may be its. It is now filtered by whichever admits more, and says so.
 // An element whose expression names the subnets it is taken from is one
-// of those alone: a public subnet it does not name keeps its own ACL.
+// of those alone: a public subnet it does not name keeps its own ACL. An
+// ACL that may govern a public subnet is held to AWS-NET-003 as its own is.
 func TestNACLSubnetUnknown(t *testing.T) {
 	rep := run(t, "testdata/aws/nacl-subnet-unknown")
 	const why = "aws_network_acl.open: subnet_ids has a subnet not known statically"
@@ -919,6 +943,15 @@ func TestNACLSubnetUnknown(t *testing.T) {
 		"subnet_ids has a subnet not known statically: assumed to be any of aws_subnet.inner_a, aws_subnet.inner_b")
 	if got := activeOn(rep, RuleExposedPort, "aws_instance.edge"); len(got) > 0 {
 		t.Errorf("%s on aws_instance.edge, whose subnet no unknown element may name: %+v, want none", RuleExposedPort, got)
+	}
+	// The ACL admitting everything was not flagged open to the world: only
+	// a public subnet's own ACL was looked at. It may be the public subnet's.
+	got := activeOn(rep, RuleWorldOpen, "aws_network_acl.open")
+	if len(got) != 1 || !strings.Contains(got[0].Message, "may govern subnet aws_subnet.public of public instance aws_instance.bastion") {
+		t.Errorf("%s on aws_network_acl.open: %+v, want one that says it may govern the bastion's subnet", RuleWorldOpen, got)
+	}
+	if got := activeOn(rep, RuleWorldOpen, "aws_network_acl.strict"); len(got) != 0 {
+		t.Errorf("%s on aws_network_acl.strict, which admits HTTPS alone: %+v, want none", RuleWorldOpen, got)
 	}
 }
 
@@ -997,4 +1030,47 @@ func TestTemplateNotKnown(t *testing.T) {
 	if got := activeOn(rep, RuleExposedPort, "aws_autoscaling_group.private"); len(got) != 0 {
 		t.Errorf("aws_autoscaling_group.private: %+v, want none (its subnet maps no public address and has no route out)", got)
 	}
+}
+
+// TestSourceOfKnownLength: a rule admitting "my IP",
+// "${chomp(data.http.myip.response_body)}/32", was read as admitting every
+// address: its group was flagged open to the whole internet (AWS-NET-003
+// and 011, high) and the instance behind it exposed at high. The range is
+// one /32 somewhere: a path may still come through it, but from one
+// address, so the exposure is medium and the group is not world-open. One
+// whose range may be anything still is, and an ACL admitting only ranges
+// of known size bounds what reaches the instance behind it. So does an EKS
+// endpoint's allow-list.
+func TestSourceOfKnownLength(t *testing.T) {
+	rep := run(t, "testdata/aws/source-sized")
+	for _, rule := range []string{RuleWorldOpen, RuleWorldOpenOther} {
+		if got := activeOn(rep, rule, "aws_security_group.mine"); len(got) != 0 {
+			t.Errorf("%s on the group admitting one /32: %+v, want none", rule, got)
+		}
+	}
+	if got := activeOn(rep, RuleWorldOpen, "aws_security_group.any"); len(got) != 1 || got[0].Severity != High {
+		t.Errorf("%s on the group admitting any range: %+v, want one high", RuleWorldOpen, got)
+	}
+	for _, a := range []string{"aws_instance.mine", "aws_instance.any"} {
+		got := activeOn(rep, RuleExposedPort, a)
+		if len(got) != 1 || got[0].Severity != Medium || !strings.Contains(got[0].Message, "tcp 22 (SSH)") || !strings.Contains(got[0].Message, "may be reachable") ||
+			!strings.Contains(got[0].Message, "not known statically but for its length (a /") {
+			t.Errorf("%s on %s: %+v, want one medium that says SSH may be reachable from a range of known length", RuleExposedPort, a, got)
+		}
+	}
+	// --reach names whom it admits so.
+	m := model(t, "testdata/aws/source-sized")
+	if r := m.Reach(m.Internet(), endpoint(t, m, "aws_instance.mine"), "tcp", 22); !r.Reachable || m.describeFrom(r) != "a /32 range whose address is not known statically" {
+		t.Errorf("SSH to the instance: reachable %v from %q, want from a /32 range", r.Reachable, m.describeFrom(r))
+	}
+	// A group not known statically beside it may admit anything: no bound.
+	if got := activeOn(rep, RuleExposedPort, "aws_instance.mixed"); len(got) != 1 || got[0].Severity != High {
+		t.Errorf("%s on the instance also behind a group not known statically: %+v, want one high", RuleExposedPort, got)
+	}
+	got := activeOn(rep, RuleExposedPort, "aws_eks_cluster.mine")
+	if len(got) != 1 || got[0].Severity != Medium || !strings.Contains(got[0].Message, "public_access_cidrs has an element not known statically but for its length (a /32 range)") {
+		t.Errorf("%s on the cluster admitting one /32: %+v, want one medium that says why", RuleExposedPort, got)
+	}
+	wantNotes(t, rep, "ingress[0]: a source is not known statically but for its length (a /32 range): assumed to be anywhere",
+		"ingress[0]: range not known statically but for its length (a /24 range): assumed to be anywhere")
 }

@@ -35,7 +35,12 @@ const azureInternet = "Internet (Azure system route)"
 // ranges: Internet and * (any) are every address, VirtualNetwork is the
 // network's own space and its peers', AzureLoadBalancer none of them; any
 // other tag is assumed to be every address (and said so).
-func (m *Model) azurePrefixes(r *tf.Resource, b map[string]any, one, many string, vnet []netip.Prefix) ([]netip.Prefix, string) {
+//
+// A prefix not known statically is every address, and said so; when each
+// such prefix is a range of known length somewhere (tf.Unknown.Bits) and
+// the list holds nothing else, the third result holds those lengths
+// (NACLRule.Bounded).
+func (m *Model) azurePrefixes(r *tf.Resource, b map[string]any, one, many string, vnet []netip.Prefix) ([]netip.Prefix, string, []int) {
 	vals := strList(b, many)
 	if v := str(b, one); v != "" {
 		vals = append(vals, v)
@@ -43,7 +48,13 @@ func (m *Model) azurePrefixes(r *tf.Resource, b map[string]any, one, many string
 	_, u1 := strs(b, one)
 	_, u2 := strs(b, many)
 	if u1 || u2 {
-		return allInternet, "address prefix not known statically: assumed to be every address"
+		b1, ok1 := unknownBits(b, one)
+		b2, ok2 := unknownBits(b, many)
+		if ok1 && ok2 && len(vals) == 0 {
+			bits := append(b1, b2...)
+			return allInternet, fmt.Sprintf("address prefix not known statically but for its length (%s): assumed to be anywhere", boundedText(bits)), bits
+		}
+		return allInternet, "address prefix not known statically: assumed to be every address", nil
 	}
 	var out []netip.Prefix
 	assumed := ""
@@ -82,7 +93,7 @@ func (m *Model) azurePrefixes(r *tf.Resource, b map[string]any, one, many string
 			}
 		}
 	}
-	return out, assumed
+	return out, assumed, nil
 }
 
 func azurePorts(b map[string]any) ([][2]int, bool) {
@@ -128,7 +139,7 @@ func (m *Model) nsgRules(r *tf.Resource, b map[string]any, where string, vnet []
 	if protos[0] == "*" || protos[0] == "all" || unknown(b, "protocol") {
 		protos = []string{"tcp", "udp", "icmp"}
 	}
-	srcs, assumed := m.azurePrefixes(r, b, "source_address_prefix", "source_address_prefixes", vnet)
+	srcs, assumed, bounded := m.azurePrefixes(r, b, "source_address_prefix", "source_address_prefixes", vnet)
 	if unknown(b, "priority") {
 		// Fail closed: an allow is read as deciding before every deny,
 		// a deny after every allow (the highest priority number).
@@ -152,7 +163,7 @@ func (m *Model) nsgRules(r *tf.Resource, b map[string]any, where string, vnet []
 	for _, proto := range protos {
 		for _, p := range ports {
 			for _, s := range srcs {
-				out = append(out, NACLRule{No: prio, Allow: allow, Proto: proto, From: p[0], To: p[1], CIDR: s, Where: fmt.Sprintf("%s (%s, priority %d)", where, str(b, "name"), prio), Assumed: assumed})
+				out = append(out, NACLRule{No: prio, Allow: allow, Proto: proto, From: p[0], To: p[1], CIDR: s, Where: fmt.Sprintf("%s (%s, priority %d)", where, str(b, "name"), prio), Assumed: assumed, Bounded: bounded})
 			}
 		}
 	}
@@ -560,15 +571,26 @@ func (m *Model) buildAzure(byType map[string][]*tf.Resource) {
 		e := &Endpoint{Addr: r.Address, Kind: "aks", Res: r, Azure: true, Ports: []int{443}, Managed: true, Public: true,
 			Why: "private_cluster_enabled is not true"}
 		ranges, unk := strs(r.Values, "api_server_authorized_ip_ranges")
+		bits, sized := unknownBits(r.Values, "api_server_authorized_ip_ranges")
 		if p := block(r.Values, "api_server_access_profile"); p != nil {
 			more, u := strs(p, "authorized_ip_ranges")
-			ranges, unk = append(ranges, more...), unk || u
+			b, ok := unknownBits(p, "authorized_ip_ranges")
+			ranges, unk, bits, sized = append(ranges, more...), unk || u, append(bits, b...), sized && ok
+		}
+		if !sized {
+			bits = nil
+		}
+		for i, c := range ranges {
+			// Azure takes an address alone for a range of one.
+			if a, err := netip.ParseAddr(strings.TrimSpace(c)); err == nil {
+				ranges[i] = netip.PrefixFrom(a, a.BitLen()).String()
+			}
 		}
 		if len(ranges) == 0 && !unk {
 			e.Allowed = append(e.Allowed, allInternet...)
 			e.Why += " and no authorized IP ranges are set"
 		}
-		m.allowFrom(e, "authorized_ip_ranges", ranges, unk)
+		m.allowFrom(e, "authorized_ip_ranges", ranges, unk, bits)
 		m.Endpoints = append(m.Endpoints, e)
 	}
 	ms, ilbs := m.azureMachines(byType, lbs), m.internalLBs(byType)
@@ -704,6 +726,9 @@ func nsgOpen(n *NACL, inet *Source) ([]portRange, []string) {
 			if empty(got) || !coversFamily(inet.Set, got) {
 				continue
 			}
+			if b := naclBound(n.Ingress, proto, lo, inet.Set); b != nil && !mayCoverFamily(inet.Set, b.Known, boundedShare(b.Bits)) {
+				continue // only ranges of known size somewhere: not the world
+			}
 			for _, h := range hits {
 				if _, why, ok := strings.Cut(h, " ("); ok && strings.Contains(h, "assumed") {
 					assumed = append(assumed, strings.TrimSuffix(why, ")"))
@@ -722,6 +747,7 @@ func nsgOpen(n *NACL, inet *Source) ([]portRange, []string) {
 func (m *Model) azureNSGRules(fs *findings) {
 	inet := m.Internet()
 	users := map[*NACL][]*Endpoint{}
+	nicUsers := map[*NACL]bool{}
 	for _, e := range m.Endpoints {
 		if !e.Azure {
 			continue
@@ -733,6 +759,7 @@ func (m *Model) azureNSGRules(fs *findings) {
 		}
 		for _, g := range e.NSGs {
 			users[g] = append(users[g], e)
+			nicUsers[g] = true
 		}
 	}
 	attached := map[*NACL]bool{}
@@ -749,6 +776,7 @@ func (m *Model) azureNSGRules(fs *findings) {
 			fs.add(RuleNSGNoFlowLogs, n.Res, nil, "no enabled azurerm_network_watcher_flow_log names this network security group or its virtual network")
 		}
 		open, assumed := nsgOpen(n, &inet)
+		open = minusRanges(open, m.gatewayInfraPorts(n, nicUsers[n]))
 		if len(open) == 0 {
 			continue
 		}

@@ -294,3 +294,49 @@ func (l *azureLBModel) of(m *Model, nic string, ipcs []map[string]any) lbForward
 	}
 	return f
 }
+
+// gatewayInfraPorts returns the ports Azure keeps for the infrastructure of
+// the application gateways behind n: when n is associated with subnets alone
+// and each holds an application gateway (Azure gives gateways subnets of
+// their own), 65200-65535 for v2 gateways and 65503-65534 for v1 (the
+// narrower when the SKU is not known statically). Azure requires them open
+// to its GatewayManager and locks them with its own certificates, so
+// admitting the internet there, as many write it, reaches nothing.
+func (m *Model) gatewayInfraPorts(n *NACL, nicUsers bool) []portRange {
+	if nicUsers {
+		return nil
+	}
+	gws := map[*Subnet][]*tf.Resource{}
+	for _, e := range m.Endpoints {
+		if e.Kind != "application gateway" {
+			continue
+		}
+		for _, s := range e.Subnets {
+			gws[s] = append(gws[s], e.Res)
+		}
+	}
+	lo, found := 65200, false
+	for _, s := range m.Subnets {
+		if s.NACL != n {
+			continue
+		}
+		if len(gws[s]) == 0 {
+			return nil
+		}
+		found = true
+		for _, r := range gws[s] {
+			sku := block(r.Values, "sku")
+			if tier := str(sku, "tier") + str(sku, "name"); !strings.Contains(strings.ToLower(tier), "_v2") {
+				lo = 65503 // v1, or not known statically
+			}
+		}
+	}
+	if !found {
+		return nil
+	}
+	hi := 65535
+	if lo == 65503 {
+		hi = 65534
+	}
+	return []portRange{{"tcp", lo, hi}, {"udp", lo, hi}}
+}

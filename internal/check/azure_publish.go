@@ -514,7 +514,7 @@ func (m *Model) azureFirewalls(byType map[string][]*tf.Resource, ms []*azMachine
 		}
 	}
 	for _, ru := range rules {
-		src, srcAssumed := m.azurePrefixes(ru.res, ru.b, "", "source_addresses", nil)
+		src, srcAssumed, _ := m.azurePrefixes(ru.res, ru.b, "", "source_addresses", nil)
 		if _, unk := strs(ru.b, "source_ip_groups"); unk || len(strList(ru.b, "source_ip_groups")) > 0 {
 			src, srcAssumed = allAddresses, "source IP groups are not read: assumed to be every address"
 		}

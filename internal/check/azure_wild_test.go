@@ -213,7 +213,8 @@ func TestAzureLoadBalancerForwards(t *testing.T) {
 // TestAzureAKSAPIServer checks that a public AKS API server without
 // authorized ranges is reported, and a private cluster is not. One whose
 // authorized ranges hold one not known statically was reported reachable
-// from every address as if proven: it may be.
+// from every address as if proven: it may be. An address alone is a range
+// of one, and a /32 not known statically one address somewhere.
 func TestAzureAKSAPIServer(t *testing.T) {
 	rep := run(t, "testdata/azure/aks")
 	open := activeOn(rep, RuleAzExposedPort, "azurerm_kubernetes_cluster.open")
@@ -233,6 +234,18 @@ func TestAzureAKSAPIServer(t *testing.T) {
 	if len(vendor) != 1 || vendor[0].Severity != High || !strings.Contains(vendor[0].Message, "may be reachable from the internet") ||
 		!strings.Contains(vendor[0].Message, "authorized_ip_ranges has an element not known statically") {
 		t.Errorf("API server with a range not known statically: %+v, want one high that says it may be reachable and why", vendor)
+	}
+	// An address written without a prefix length was dropped ("is not a
+	// CIDR block"), so the server read as unreached: it is that address.
+	admin := activeOn(rep, RuleAzExposedPort, "azurerm_kubernetes_cluster.admin")
+	if len(admin) != 1 || admin[0].Severity != Medium || !strings.Contains(admin[0].Message, "203.0.113.7/32") {
+		t.Errorf("API server authorized for one address: %+v, want one medium naming it", admin)
+	}
+	// One /32 not known statically: it may be reached, from one address.
+	mine := activeOn(rep, RuleAzExposedPort, "azurerm_kubernetes_cluster.mine")
+	if len(mine) != 1 || mine[0].Severity != Medium || !strings.Contains(mine[0].Message, "may be reachable from the internet") ||
+		!strings.Contains(mine[0].Message, "authorized_ip_ranges has an element not known statically but for its length (a /32 range)") {
+		t.Errorf("API server authorized for a /32 not known statically: %+v, want one medium that says it may be reachable and why", mine)
 	}
 }
 
@@ -326,5 +339,77 @@ func TestAzureNSGAssociationUnknown(t *testing.T) {
 				t.Fatalf("Standard public IP behind an NSG not known statically: %+v, want SSH that may be reachable and why", got)
 			}
 		})
+	}
+}
+
+// TestAzureSourceOfKnownLength: an NSG rule whose source is
+// "${security_rule.value}/32" over a list without a value was read as
+// admitting every address (AZ-NET-001, high, and SSH exposed at high). Each
+// is one address somewhere: the machine may be reached, from one address.
+// A prefix given whole by a variable may still be every address.
+func TestAzureSourceOfKnownLength(t *testing.T) {
+	rep := run(t, "testdata/azure/source-sized")
+	if got := activeOn(rep, RuleNSGWorldOpen, "azurerm_network_security_group.jump"); len(got) != 0 {
+		t.Errorf("%s on the NSG admitting /32s: %+v, want none", RuleNSGWorldOpen, got)
+	}
+	if got := activeOn(rep, RuleNSGWorldOpen, "azurerm_network_security_group.win"); len(got) != 1 || got[0].Severity != High {
+		t.Errorf("%s on the NSG admitting any prefix: %+v, want one high", RuleNSGWorldOpen, got)
+	}
+	got := sshFindings(rep, "azurerm_linux_virtual_machine.jump")
+	if len(got) != 1 || got[0].Severity != Medium || !strings.Contains(got[0].Message, "may be reachable") ||
+		!strings.Contains(got[0].Message, "address prefix not known statically but for its length (a /32 range)") {
+		t.Errorf("SSH to the machine: %+v, want one medium that says it may be reachable from a /32", got)
+	}
+	if got := activeOn(rep, RuleAzExposedPort, "azurerm_windows_virtual_machine.win"); len(got) != 1 || got[0].Severity != High {
+		t.Errorf("RDP to the machine behind any prefix: %+v, want one high", got)
+	}
+}
+
+// TestAzureGatewayInfraPorts: an NSG on an application gateway's subnet
+// admitting 65200-65535 from any address, as Azure requires of its
+// GatewayManager for v2 gateways, was flagged open to the whole internet
+// (AZ-NET-001, high). Azure locks those ports with its certificates and the
+// subnet holds gateways alone: that range is not read as open; another
+// port is, and a v1 gateway keeps only 65503-65534.
+func TestAzureGatewayInfraPorts(t *testing.T) {
+	src := readFixture(t, "testdata/azure/application-gateway/main.tf") + `
+resource "azurerm_network_security_group" "gateway" {
+  name = "gateway"
+  security_rule {
+    name                       = "infra"
+    priority                   = 100
+    direction                  = "Inbound"
+    access                     = "Allow"
+    protocol                   = "*"
+    source_port_range          = "*"
+    destination_port_range     = "65200-65535"
+    source_address_prefix      = "*"
+    destination_address_prefix = "*"
+  }
+  security_rule {
+    name                       = "ssh"
+    priority                   = 110
+    direction                  = "Inbound"
+    access                     = "Allow"
+    protocol                   = "Tcp"
+    source_port_range          = "*"
+    destination_port_range     = "22"
+    source_address_prefix      = "*"
+    destination_address_prefix = "*"
+  }
+}
+resource "azurerm_subnet_network_security_group_association" "gateway" {
+  subnet_id                 = azurerm_subnet.gateway.id
+  network_security_group_id = azurerm_network_security_group.gateway.id
+}
+`
+	got := activeOn(checkSource(t, src), RuleNSGWorldOpen, "azurerm_network_security_group.gateway")
+	if len(got) != 1 || !strings.Contains(got[0].Message, "every internet address on tcp 22;") {
+		t.Errorf("%s on the gateway's NSG: %+v, want one for tcp 22 alone", RuleNSGWorldOpen, got)
+	}
+	v1 := edit(t, edit(t, src, `name     = "Standard_v2"`, `name     = "Standard_Medium"`), `tier     = "Standard_v2"`, `tier     = "Standard"`)
+	got = activeOn(checkSource(t, v1), RuleNSGWorldOpen, "azurerm_network_security_group.gateway")
+	if len(got) != 1 || !strings.Contains(got[0].Message, "tcp 65200-65502, tcp 65535,") || strings.Contains(got[0].Message, "65534") {
+		t.Errorf("%s on a v1 gateway's NSG: %+v, want all but 65503-65534 still open", RuleNSGWorldOpen, got)
 	}
 }

@@ -521,7 +521,11 @@ func (m *Model) buildEndpoints(byType map[string][]*tf.Resource) {
 			if !has(vc, "public_access_cidrs") {
 				cidrs = []string{"0.0.0.0/0"}
 			}
-			m.allowFrom(e, "public_access_cidrs", cidrs, unk)
+			bits, sized := unknownBits(vc, "public_access_cidrs")
+			if !sized {
+				bits = nil
+			}
+			m.allowFrom(e, "public_access_cidrs", cidrs, unk, bits)
 		}
 		add(e)
 	}

@@ -3,8 +3,6 @@ package check
 import (
 	"fmt"
 	"net/netip"
-	"slices"
-	"sort"
 	"strings"
 
 	"go4.org/netipx"
@@ -180,6 +178,11 @@ type SGRule struct {
 	// source could not be evaluated, and what cannot be evaluated is read
 	// at its most permissive.
 	Assumed string
+	// Bounded holds, when every source read under Assumed is an address
+	// range of a known prefix length somewhere (tf.Unknown.Bits), those
+	// lengths: a path may still come from anywhere through them, but
+	// together they are no wider than that. nil: they may be every address.
+	Bounded []int
 	// PortsAssumed says why the rule is read as covering every port (of
 	// every protocol, when the protocol is not known either).
 	PortsAssumed string
@@ -214,7 +217,10 @@ type NACLRule struct {
 	From, To int
 	CIDR     netip.Prefix
 	Assumed  string // why the entry is read more permissively than written
-	Where    string
+	// Bounded, as SGRule.Bounded: the prefix lengths of the sources
+	// Assumed reads as every address, when each is a range of known size.
+	Bounded []int
+	Where   string
 }
 
 // Endpoint is anything with an address in a VPC (or a managed public
@@ -241,6 +247,10 @@ type Endpoint struct {
 	// every address besides Allowed: an element of the list Allowed was
 	// read from is not known statically.
 	AllowedAssumed string
+	// AllowedBounded holds, when every such element is a range of a known
+	// prefix length somewhere (tf.Unknown.Bits), those lengths: the path
+	// found through them is bounded (Result.Bound).
+	AllowedBounded []int
 	// Listens, when set, tells the ports the endpoint really listens on (a
 	// load balancer's listeners); nil: any port may have a listener.
 	Listens func(proto string, port int) bool
@@ -352,14 +362,20 @@ func (m *Model) note(r *tf.Resource, format string, args ...any) {
 // allowFrom adds to a managed endpoint's Allowed the ranges of an
 // allow-list read from attr (strs). An element not known statically may be
 // any range: the endpoint is then read as admitting every address too
-// (AllowedAssumed), and said so.
-func (m *Model) allowFrom(e *Endpoint, attr string, ranges []string, unk bool) {
+// (AllowedAssumed), and said so; bits, when not nil, are the prefix lengths
+// of such elements that are ranges of known size (unknownBits).
+func (m *Model) allowFrom(e *Endpoint, attr string, ranges []string, unk bool, bits []int) {
 	for _, c := range ranges {
 		if p, ok := m.prefix(e.Res, attr, c); ok {
 			e.Allowed = append(e.Allowed, p)
 		}
 	}
-	if unk {
+	switch {
+	case unk && bits != nil:
+		e.AllowedAssumed = fmt.Sprintf("%s has an element not known statically but for its length (%s): assumed to be anywhere", attr, boundedText(bits))
+		e.AllowedBounded = bits
+		m.note(e.Res, "%s", e.AllowedAssumed)
+	case unk:
 		e.AllowedAssumed = attr + " has an element not known statically: assumed to admit every address"
 		m.note(e.Res, "%s", e.AllowedAssumed)
 	}
@@ -477,498 +493,4 @@ func (m *Model) buildPeerings(byType map[string][]*tf.Resource) {
 		}
 		m.Peerings = append(m.Peerings, p)
 	}
-}
-
-func protoName(p string) string {
-	switch strings.ToLower(p) {
-	case "-1", "all", "":
-		return "all"
-	case "6", "tcp":
-		return "tcp"
-	case "17", "udp":
-		return "udp"
-	case "1", "icmp":
-		return "icmp"
-	}
-	return strings.ToLower(p)
-}
-
-func (m *Model) sgRule(r *tf.Resource, b map[string]any, where string, selfAddr string) SGRule {
-	rule := SGRule{Proto: protoName(str(b, "protocol")), From: num(b, "from_port", 0), To: num(b, "to_port", 65535), Where: where, Res: r}
-	if has(b, "ip_protocol") {
-		rule.Proto = protoName(str(b, "ip_protocol"))
-	}
-	if rule.Proto == "all" {
-		rule.From, rule.To = 0, 65535
-	}
-	// A protocol or port not known statically (a dynamic block over a
-	// variable without a value) is read as every one, and said so.
-	switch {
-	case unknown(b, "protocol") || unknown(b, "ip_protocol"):
-		rule.Proto, rule.From, rule.To = "all", 0, 65535
-		rule.PortsAssumed = "protocol not known statically: assumed to be every protocol and port"
-	case rule.Proto != "all" && (unknown(b, "from_port") || unknown(b, "to_port")):
-		if unknown(b, "from_port") {
-			rule.From = 0
-		}
-		if unknown(b, "to_port") {
-			rule.To = 65535
-		}
-		rule.PortsAssumed = "ports not known statically: assumed to be every port"
-	}
-	if rule.PortsAssumed != "" {
-		m.note(r, "%s: %s", where, rule.PortsAssumed)
-	}
-	unk := false
-	for _, k := range []string{"cidr_blocks", "ipv6_cidr_blocks", "cidr_ipv4", "cidr_ipv6", "prefix_list_ids", "prefix_list_id"} {
-		vals, u := strs(b, k)
-		unk = unk || u
-		if strings.HasPrefix(k, "prefix_list") {
-			for _, id := range vals {
-				if ps, ok := m.prefixLists[m.addr(id)]; ok && ps != nil {
-					rule.CIDRs = append(rule.CIDRs, ps...)
-					if why := m.prefixListsAssumed[m.addr(id)]; why != "" {
-						rule.Assumed = strings.TrimPrefix(rule.Assumed+"; "+why, "; ")
-					}
-					continue
-				}
-				// An AWS-managed list, or one defined elsewhere: its
-				// ranges are not in the scanned code.
-				why := fmt.Sprintf("prefix list %q is not in the scanned code or its entries are not known statically: assumed to admit every address", id)
-				rule.Assumed = strings.TrimPrefix(rule.Assumed+"; "+why, "; ")
-				m.note(r, "%s: %s", where, why)
-			}
-			continue
-		}
-		for _, s := range vals {
-			if p, ok := m.cidr(r, where, k, s); ok {
-				rule.CIDRs = append(rule.CIDRs, p)
-			}
-		}
-	}
-	for _, k := range []string{"security_groups", "source_security_group_id", "referenced_security_group_id"} {
-		vals, u := strs(b, k)
-		unk = unk || u
-		for _, s := range vals {
-			a := m.addr(s)
-			rule.SGs = append(rule.SGs, a)
-			m.sgUsed[a] = true
-		}
-	}
-	rule.Self = boolean(b, "self", false)
-	if unk {
-		why := "a source is not known statically: assumed to admit every address"
-		rule.Assumed = strings.TrimPrefix(rule.Assumed+"; "+why, "; ")
-		m.note(r, "%s: %s", where, why)
-	}
-	return rule
-}
-
-// cidr reads a security group rule's address range. A value the AWS
-// provider rejects (not a CIDR block, or host bits set: "0.0.1.0/0") fails
-// terraform validate, so no rule is created from it: it admits nothing, and
-// the rejected value is reported (CHECK-003).
-func (m *Model) cidr(r *tf.Resource, where, attr, s string) (netip.Prefix, bool) {
-	p, err := netip.ParsePrefix(strings.TrimSpace(s))
-	v6 := strings.Contains(attr, "ipv6")
-	switch {
-	case err != nil:
-		m.reject(r, "%s: %s %q is not a CIDR block: the AWS provider rejects it, so the plan fails and no rule is created from it", where, attr, s)
-	case p.Masked() != p:
-		m.reject(r, "%s: %s %q is not a network address (host bits set; %s is): the AWS provider rejects it, so the plan fails and no rule is created from it", where, attr, s, p.Masked())
-	case p.Addr().Is6() != v6:
-		m.reject(r, "%s: %s %q is not an IPv%s range: the AWS provider rejects it, so the plan fails and no rule is created from it", where, attr, s, map[bool]string{true: "6", false: "4"}[v6])
-	default:
-		return p, true
-	}
-	return netip.Prefix{}, false
-}
-
-func (m *Model) reject(r *tf.Resource, format string, args ...any) {
-	m.Rejected = append(m.Rejected, tf.Note{Pos: r.Pos, Address: r.Address, Msg: fmt.Sprintf(format, args...)})
-}
-
-func (m *Model) sg(ref string) *SG { return m.sgs[m.addr(ref)] }
-
-// buildPrefixLists reads the project's managed prefix lists: their entry
-// blocks and the aws_ec2_managed_prefix_list_entry resources that name them.
-func (m *Model) buildPrefixLists(byType map[string][]*tf.Resource) {
-	m.prefixLists = map[string][]netip.Prefix{}
-	m.prefixListsAssumed = map[string]string{}
-	known := map[string]bool{}
-	add := func(list string, vals map[string]any) {
-		c := str(vals, "cidr")
-		p, err := netip.ParsePrefix(strings.TrimSpace(c))
-		if unknown(vals, "cidr") || err != nil {
-			known[list] = false
-			return
-		}
-		m.prefixLists[list] = append(m.prefixLists[list], p.Masked())
-	}
-	for _, r := range byType["aws_ec2_managed_prefix_list"] {
-		known[r.Address] = !blocksUnknown(r.Values, "entry")
-		m.prefixLists[r.Address] = []netip.Prefix{}
-		for _, e := range blocks(r.Values, "entry") {
-			add(r.Address, e)
-		}
-	}
-	for _, r := range byType["aws_ec2_managed_prefix_list_entry"] {
-		list := m.addr(str(r.Values, "prefix_list_id"))
-		if _, ok := m.prefixLists[list]; ok {
-			add(list, r.Values)
-			continue
-		}
-		if !unknown(r.Values, "prefix_list_id") {
-			continue // a list outside the code: read as every address
-		}
-		// The list is not known statically: the entry counts for every
-		// list it may be, those its expression names, else any.
-		lists := instancesOf(m, unknownFrom(r.Values, "prefix_list_id"), byType["aws_ec2_managed_prefix_list"], func(r *tf.Resource) *tf.Resource { return r })
-		if lists == nil {
-			lists = byType["aws_ec2_managed_prefix_list"]
-		}
-		if len(lists) == 0 {
-			continue
-		}
-		names := make([]string, len(lists))
-		for i, l := range lists {
-			names[i] = l.Address
-			add(l.Address, r.Values)
-		}
-		m.note(r, "prefix list not known statically (prefix_list_id): the entry is assumed to be in any of %s", strings.Join(names, ", "))
-		for _, l := range names {
-			why := fmt.Sprintf("%s assumed to hold %s, whose prefix list is not known statically", l, r.Address)
-			m.prefixListsAssumed[l] = strings.TrimPrefix(m.prefixListsAssumed[l]+"; "+why, "; ")
-		}
-	}
-	for list, ok := range known {
-		if !ok {
-			m.prefixLists[list] = nil
-		}
-	}
-}
-
-func (m *Model) buildSGs(byType map[string][]*tf.Resource) {
-	m.buildPrefixLists(byType)
-	for _, typ := range []string{"aws_security_group", "aws_default_security_group"} {
-		for _, r := range byType[typ] {
-			g := &SG{Addr: r.Address, VPC: m.vpcs[m.addr(str(r.Values, "vpc_id"))], Res: r}
-			if typ == "aws_default_security_group" && !has(r.Values, "vpc_id") {
-				g.VPC = m.defaultVPC() // without vpc_id, the default VPC's
-			}
-			for i, b := range blocks(r.Values, "ingress") {
-				g.Ingress = append(g.Ingress, m.sgRule(r, b, fmt.Sprintf("%s ingress[%d]", r.Address, i), r.Address))
-			}
-			for i, b := range blocks(r.Values, "egress") {
-				g.Egress = append(g.Egress, m.sgRule(r, b, fmt.Sprintf("%s egress[%d]", r.Address, i), r.Address))
-			}
-			// Rules not known statically (ingress = var.rules without a
-			// value, or such an element) may admit anything.
-			for _, dir := range []string{"ingress", "egress"} {
-				if !blocksUnknown(r.Values, dir) {
-					continue
-				}
-				why := dir + " rules not known statically: assumed to admit every address on every port"
-				m.note(r, "%s", why)
-				rule := SGRule{Proto: "all", From: 0, To: 65535, Assumed: why, Where: r.Address + " " + dir, Res: r}
-				if dir == "ingress" {
-					g.Ingress = append(g.Ingress, rule)
-				} else {
-					g.Egress = append(g.Egress, rule)
-				}
-			}
-			if typ == "aws_default_security_group" {
-				m.sgUsed[r.Address] = true
-			}
-			m.SGs = append(m.SGs, g)
-			m.sgs[r.Address] = g
-		}
-	}
-	for _, r := range byType["aws_security_group_rule"] {
-		g := m.sg(str(r.Values, "security_group_id"))
-		if g == nil {
-			m.detach(r, str(r.Values, "type") != "egress")
-			continue
-		}
-		rule := m.sgRule(r, r.Values, r.Address, g.Addr)
-		if str(r.Values, "type") == "egress" {
-			g.Egress = append(g.Egress, rule)
-		} else {
-			g.Ingress = append(g.Ingress, rule)
-		}
-	}
-	for _, typ := range []string{"aws_vpc_security_group_ingress_rule", "aws_vpc_security_group_egress_rule"} {
-		for _, r := range byType[typ] {
-			g := m.sg(str(r.Values, "security_group_id"))
-			if g == nil {
-				m.detach(r, strings.HasSuffix(typ, "ingress_rule"))
-				continue
-			}
-			rule := m.sgRule(r, r.Values, r.Address, g.Addr)
-			if strings.HasSuffix(typ, "egress_rule") {
-				g.Egress = append(g.Egress, rule)
-			} else {
-				g.Ingress = append(g.Ingress, rule)
-			}
-		}
-	}
-}
-
-// detach keeps a rule resource whose security group is not in the project
-// (or not known statically) as a group of its own, so that an ingress rule
-// is still checked for what it admits.
-func (m *Model) detach(r *tf.Resource, ingress bool) {
-	if !unknown(r.Values, "security_group_id") {
-		m.note(r, "security group %q is not in the project", str(r.Values, "security_group_id"))
-	}
-	if ingress {
-		m.detached = append(m.detached, &SG{Addr: r.Address, Res: r, detached: true, Ingress: []SGRule{m.sgRule(r, r.Values, r.Address, r.Address)}})
-	}
-}
-
-func (m *Model) naclRule(r *tf.Resource, b map[string]any, where string) (NACLRule, bool) {
-	no := num(b, "rule_no", num(b, "rule_number", 0))
-	action := str(b, "action")
-	if action == "" {
-		action = str(b, "rule_action")
-	}
-	rule := NACLRule{No: no, Allow: strings.EqualFold(action, "allow"), Proto: protoName(str(b, "protocol")),
-		From: num(b, "from_port", 0), To: num(b, "to_port", 65535), Where: where}
-	if rule.Proto == "all" {
-		rule.From, rule.To = 0, 65535
-	}
-	if unknown(b, "action") || unknown(b, "rule_action") {
-		rule.Allow, rule.Assumed = true, "action not known statically: assumed to allow"
-		m.note(r, "%s: %s", where, rule.Assumed)
-	}
-	if unknown(b, "rule_no") || unknown(b, "rule_number") {
-		// Fail closed: an allow is read as deciding before every deny, a
-		// deny after every allow.
-		rule.No = 32767
-		if !rule.Allow {
-			m.note(r, "%s: rule number not known statically: the deny is assumed to decide after every allow", where)
-		}
-		if rule.Allow {
-			rule.No = 0
-			const why = "rule number not known statically: assumed to decide before every deny"
-			rule.Assumed = strings.TrimPrefix(rule.Assumed+"; "+why, "; ")
-			m.note(r, "%s: %s", where, why)
-		}
-	}
-	c := str(b, "cidr_block")
-	if c == "" {
-		c = str(b, "ipv6_cidr_block")
-	}
-	if c == "" && (unknown(b, "cidr_block") || unknown(b, "ipv6_cidr_block")) {
-		if !rule.Allow {
-			// A deny whose range is unknown is read as denying nothing.
-			return rule, false
-		}
-		rule.CIDR = netip.MustParsePrefix("0.0.0.0/0")
-		const why = "range not known statically: assumed to be every address"
-		rule.Assumed = strings.TrimPrefix(rule.Assumed+"; "+why, "; ")
-		m.note(r, "%s: %s", where, why)
-		return rule, true
-	}
-	p, ok := m.prefix(r, "cidr_block", c)
-	if !ok {
-		return rule, false
-	}
-	rule.CIDR = p
-	return rule, true
-}
-
-func (m *Model) buildNACLs(byType map[string][]*tf.Resource) {
-	for _, typ := range []string{"aws_network_acl", "aws_default_network_acl"} {
-		for _, r := range byType[typ] {
-			n := &NACL{Addr: r.Address, Res: r}
-			vpc := str(r.Values, "vpc_id")
-			if typ == "aws_default_network_acl" {
-				id := str(r.Values, "default_network_acl_id")
-				vpc, _, _ = strings.Cut(id, ":")
-			}
-			n.VPC = m.vpcs[m.addr(vpc)]
-			if typ == "aws_default_network_acl" && n.VPC != nil {
-				n.VPC.NACL = n
-			}
-			if blocksUnknown(r.Values, "ingress") || blocksUnknown(r.Values, "egress") {
-				n.Assumed = "entries not known statically: assumed to allow everything"
-				m.note(r, "network ACL %s", n.Assumed)
-			}
-			for i, b := range blocks(r.Values, "ingress") {
-				if rule, ok := m.naclRule(r, b, fmt.Sprintf("%s ingress[%d]", r.Address, i)); ok {
-					n.Ingress = append(n.Ingress, rule)
-				}
-			}
-			for i, b := range blocks(r.Values, "egress") {
-				if rule, ok := m.naclRule(r, b, fmt.Sprintf("%s egress[%d]", r.Address, i)); ok {
-					n.Egress = append(n.Egress, rule)
-				}
-			}
-			for _, s := range strList(r.Values, "subnet_ids") {
-				if sub := m.subnets[m.addr(s)]; sub != nil {
-					sub.NACL = n
-				}
-			}
-			m.naclMaySubnets(r, n)
-			m.NACLs = append(m.NACLs, n)
-			m.nacls[r.Address] = n
-		}
-	}
-	for _, r := range byType["aws_network_acl_rule"] {
-		ns, one := m.naclsOf(r)
-		if len(ns) == 0 {
-			continue
-		}
-		rule, ok := m.naclRule(r, r.Values, r.Address)
-		if !ok {
-			continue
-		}
-		if !one {
-			// Not proven to be one ACL: an allow is read as each one's
-			// (it may admit through any), a deny as none's (it may deny
-			// in none of them).
-			if !rule.Allow {
-				m.note(r, "network ACL not known statically: the deny is assumed to be in none")
-				continue
-			}
-			const why = "network ACL not known statically: the allow is assumed to be in each it may be"
-			rule.Assumed = strings.TrimPrefix(rule.Assumed+"; "+why, "; ")
-		}
-		for _, n := range ns {
-			if boolean(r.Values, "egress", false) {
-				n.Egress = append(n.Egress, rule)
-			} else {
-				n.Ingress = append(n.Ingress, rule)
-			}
-		}
-	}
-	for _, r := range byType["aws_network_acl_association"] {
-		n := m.nacls[m.addr(str(r.Values, "network_acl_id"))]
-		if s := m.subnets[m.addr(str(r.Values, "subnet_id"))]; s != nil && n != nil {
-			s.NACL = n
-			continue
-		}
-		m.naclAssociationUnknown(r, n)
-	}
-	for _, n := range m.NACLs {
-		sort.SliceStable(n.Ingress, func(i, j int) bool { return n.Ingress[i].No < n.Ingress[j].No })
-		sort.SliceStable(n.Egress, func(i, j int) bool { return n.Egress[i].No < n.Egress[j].No })
-	}
-}
-
-// naclsOf returns the network ACLs an aws_network_acl_rule may be an entry
-// of: the one it names; when its network_acl_id is not known statically,
-// the instances of the ACLs its expression references (tf.Unknown.From),
-// or every ACL of the project when it references none (it may then name
-// one outside the project), noted. one reports that the rule is proven to
-// be the entry of the one ACL returned.
-func (m *Model) naclsOf(r *tf.Resource) (ns []*NACL, one bool) {
-	if n := m.nacls[m.addr(str(r.Values, "network_acl_id"))]; n != nil {
-		return []*NACL{n}, true
-	}
-	if !unknown(r.Values, "network_acl_id") {
-		m.note(r, "network ACL %q is not in the project", str(r.Values, "network_acl_id"))
-		return nil, false
-	}
-	from := unknownFrom(r.Values, "network_acl_id")
-	ns = instancesOf(m, from, m.NACLs, func(n *NACL) *tf.Resource { return n.Res })
-	if ns == nil {
-		m.note(r, "network ACL not known statically: assumed to be any network ACL of the project")
-		return m.NACLs, false
-	}
-	m.note(r, "network ACL not known statically: assumed to be %s", strings.Join(from, ", "))
-	return ns, len(ns) == 1
-}
-
-// naclMaySubnets reads a subnet of n's subnet_ids that is not known
-// statically: any of those its expression references, or any subnet of
-// n's VPC when it references none. Each may be under n rather than its
-// own ACL, and is given n as one it may be under; noted.
-func (m *Model) naclMaySubnets(r *tf.Resource, n *NACL) {
-	unk, from := unknownRefs(r.Values, "subnet_ids")
-	if !unk {
-		return
-	}
-	ss, what := m.subnetsFrom(from), "any of "+strings.Join(from, ", ")
-	if ss == nil {
-		what = "any subnet of " + vpcName(n.VPC)
-		for _, s := range m.Subnets {
-			if n.VPC == nil || s.VPC == n.VPC {
-				ss = append(ss, s)
-			}
-		}
-	}
-	n.SubnetsUnknown = "subnet_ids has a subnet not known statically: assumed to be " + what
-	m.note(r, "%s", n.SubnetsUnknown)
-	for _, s := range ss {
-		s.MaybeACLs = append(s.MaybeACLs, n)
-	}
-}
-
-// naclAssociationUnknown reads an aws_network_acl_association whose
-// subnet or ACL (n, nil when not in the project) is not known statically:
-// each subnet it may name may be under each ACL it may name (those the
-// expressions reference, or else any of the project), rather than its own
-// ACL; noted. Reach filters such a subnet by whichever admits more, so
-// the association can widen what is reached, never narrow it. A subnet
-// or ACL named statically but outside the project leaves things as they
-// are, as before.
-func (m *Model) naclAssociationUnknown(r *tf.Resource, n *NACL) {
-	s := m.subnets[m.addr(str(r.Values, "subnet_id"))]
-	if s == nil && !unknown(r.Values, "subnet_id") || n == nil && !unknown(r.Values, "network_acl_id") {
-		return
-	}
-	ns, aclWhat := []*NACL{n}, n.Addr
-	if n == nil {
-		from := unknownFrom(r.Values, "network_acl_id")
-		if ns, aclWhat = instancesOf(m, from, m.NACLs, func(n *NACL) *tf.Resource { return n.Res }), "any of "+strings.Join(from, ", "); ns == nil {
-			ns, aclWhat = m.NACLs, "any network ACL of the project"
-		}
-	}
-	ss, subnetWhat := []*Subnet{s}, ""
-	if s == nil {
-		from := unknownFrom(r.Values, "subnet_id")
-		if ss, subnetWhat = m.subnetsFrom(from), "any of "+strings.Join(from, ", "); ss == nil {
-			ss, subnetWhat = m.Subnets, "any subnet of the project"
-		}
-	} else {
-		subnetWhat = s.Addr
-	}
-	why := fmt.Sprintf("%s associates %s with %s, not known statically", r.Address, subnetWhat, aclWhat)
-	m.note(r, "%s", why)
-	for _, n := range ns {
-		if !strings.Contains(n.SubnetsUnknown, why) {
-			n.SubnetsUnknown = strings.TrimPrefix(n.SubnetsUnknown+"; "+why, "; ")
-		}
-		for _, s := range ss {
-			if n.VPC == nil || s.VPC == nil || n.VPC == s.VPC {
-				s.MaybeACLs = append(s.MaybeACLs, n)
-			}
-		}
-	}
-}
-
-// ACLs returns the network ACLs that may govern s: ACL() first, then those
-// of MaybeACLs that differ from it.
-func (s *Subnet) ACLs() []*NACL {
-	own := s.ACL()
-	out := []*NACL{own}
-	for _, n := range s.MaybeACLs {
-		if n != own && !slices.Contains(out, n) {
-			out = append(out, n)
-		}
-	}
-	return out
-}
-
-// ACL returns the network ACL of s (nil: a default ACL that allows all).
-func (s *Subnet) ACL() *NACL {
-	if s.NACL != nil {
-		return s.NACL
-	}
-	if s.VPC != nil {
-		return s.VPC.NACL
-	}
-	return nil
 }

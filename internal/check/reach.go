@@ -35,6 +35,8 @@ type Result struct {
 	// Assumed lists what the path takes at its most permissive because it
 	// could not be evaluated; a path with assumptions is not proven.
 	Assumed []string
+	// Bound, when set, bounds From (see Bound).
+	Bound *Bound
 }
 
 // Source is where traffic starts: the internet, or addresses inside a VPC
@@ -353,8 +355,12 @@ func (m *Model) reach(src Source, e *Endpoint, proto string, port int) Result {
 		if e.PublicAssumed {
 			assumed = append(assumed, e.Addr+": "+e.Why)
 		}
+		var bound *Bound
+		if e.AllowedBounded != nil {
+			bound = &Bound{Known: intersect(setOf(e.Allowed...), src.Set), Bits: e.AllowedBounded}
+		}
 		return Result{Reachable: true, From: got, Assumed: assumed, Path: append(path,
-			Hop{Kind: "endpoint", Addr: e.Addr, Detail: fmt.Sprintf("public endpoint (%s) admits %s", e.Why, m.describe(got))})}
+			Hop{Kind: "endpoint", Addr: e.Addr, Detail: fmt.Sprintf("public endpoint (%s) admits %s", e.Why, m.describe(got))})}.within(bound)
 	}
 	placed := len(e.Subnets) > 0 || len(e.SubnetsMaybe) > 0 && !e.SubnetsAny
 	if !placed && e.Azure && src.Internet && e.Public {
@@ -554,6 +560,10 @@ func (m *Model) reachVia1(src Source, e *Endpoint, s *Subnet, t *RouteTable, pro
 		subnet = "subnet (range not known statically)"
 	}
 	path = append(path, Hop{Kind: "subnet", Addr: s.Addr, Detail: subnet})
+	var bound *Bound
+	if acl := s.ACL(); acl != nil && acl.Assumed == "" && len(s.ACLs()) == 1 {
+		bound = naclBound(acl.Ingress, proto, port, set)
+	}
 	got, hop, as, ok := m.naclHop(e, s, s.ACL(), src, proto, port, set)
 	for _, acl := range s.ACLs()[1:] {
 		// An ACL that may govern s instead: s is filtered by whichever
@@ -588,6 +598,9 @@ func (m *Model) reachVia1(src Source, e *Endpoint, s *Subnet, t *RouteTable, pro
 		if empty(got) {
 			return block(Hop{Kind: "nsg", Addr: g.Addr, Detail: "inbound (network interface) " + blocker})
 		}
+		if b := naclBound(g.Ingress, proto, port, set); b != nil {
+			bound = b
+		}
 		set = got
 		assumed = append(assumed, assumedHits(g.Addr, hits)...)
 		path = append(path, Hop{Kind: "nsg", Addr: g.Addr, Detail: "inbound (network interface) " + strings.Join(hits, "; ")})
@@ -597,6 +610,9 @@ func (m *Model) reachVia1(src Source, e *Endpoint, s *Subnet, t *RouteTable, pro
 		if !ok {
 			return block(hop)
 		}
+		if b := m.sgBound(e, proto, port, src, set); b != nil {
+			bound = b
+		}
 		set, assumed, path = got, append(assumed, as...), append(path, hop)
 	}
 	detail := e.Kind
@@ -604,7 +620,7 @@ func (m *Model) reachVia1(src Source, e *Endpoint, s *Subnet, t *RouteTable, pro
 		detail += " with a public address (" + e.Why + ")"
 	}
 	path = append(path, Hop{Kind: "endpoint", Addr: e.Addr, Detail: fmt.Sprintf("%s, %s reached from %s", detail, portText(proto, port, port), m.describe(set))})
-	return Result{Reachable: true, Path: path, From: set, Assumed: assumed}
+	return Result{Reachable: true, Path: path, From: set, Assumed: assumed}.within(bound)
 }
 
 // sgHop filters set through e's security groups on proto/port: what they
@@ -711,6 +727,7 @@ func (m *Model) reachAWSUnplaced(src Source, e *Endpoint, proto string, port int
 	if !ok {
 		return block(hop)
 	}
+	bound := m.sgBound(e, proto, port, src, src.Set)
 	if e.PublicAssumed {
 		assumed = append([]string{e.Addr + ": " + e.Why}, assumed...)
 	}
@@ -718,7 +735,7 @@ func (m *Model) reachAWSUnplaced(src Source, e *Endpoint, proto string, port int
 		assumed = append([]string{e.Addr + ": " + why}, assumed...)
 	}
 	return Result{Reachable: true, From: got, Assumed: assumed, Path: append(path, hop,
-		Hop{Kind: "endpoint", Addr: e.Addr, Detail: fmt.Sprintf("%s with a public address (%s), %s reached from %s", e.Kind, e.Why, portText(proto, port, port), m.describe(got))})}
+		Hop{Kind: "endpoint", Addr: e.Addr, Detail: fmt.Sprintf("%s with a public address (%s), %s reached from %s", e.Kind, e.Why, portText(proto, port, port), m.describe(got))})}.within(bound)
 }
 
 // reachAzureUnplaced answers for an Azure machine with a public address
@@ -739,6 +756,7 @@ func (m *Model) reachAzureUnplaced(src Source, e *Endpoint, proto string, port i
 		// A subnet NSG would be needed to admit anything; assumed there.
 		assumed = append(assumed, e.Addr+": Standard SKU public IP: assumed admitted by an NSG on the subnet")
 	}
+	var bound *Bound
 	for _, g := range e.NSGs {
 		if g.Assumed != "" {
 			assumed = append(assumed, g.Addr+": "+g.Assumed)
@@ -749,6 +767,9 @@ func (m *Model) reachAzureUnplaced(src Source, e *Endpoint, proto string, port i
 		if empty(got) {
 			return block(Hop{Kind: "nsg", Addr: g.Addr, Detail: "inbound (network interface) " + blocker})
 		}
+		if b := naclBound(g.Ingress, proto, port, set); b != nil {
+			bound = b
+		}
 		set = got
 		assumed = append(assumed, assumedHits(g.Addr, hits)...)
 		path = append(path, Hop{Kind: "nsg", Addr: g.Addr, Detail: "inbound (network interface) " + strings.Join(hits, "; ")})
@@ -756,7 +777,7 @@ func (m *Model) reachAzureUnplaced(src Source, e *Endpoint, proto string, port i
 	if e.Listens != nil && !e.Listens(proto, port) {
 		return block(Hop{Kind: "endpoint", Addr: e.Addr, Detail: fmt.Sprintf("no listener on %s (%s)", portText(proto, port, port), e.listenText())})
 	}
-	return Result{Reachable: true, From: set, Assumed: assumed, Path: append(path, Hop{Kind: "endpoint", Addr: e.Addr, Detail: e.Why})}
+	return Result{Reachable: true, From: set, Assumed: assumed, Path: append(path, Hop{Kind: "endpoint", Addr: e.Addr, Detail: e.Why})}.within(bound)
 }
 
 // naclHop filters set through acl, the network ACL (Azure: network

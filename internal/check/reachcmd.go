@@ -163,7 +163,7 @@ func (m *Model) accessTo(e *Endpoint) []Access {
 			if s.hop != nil {
 				path = append([]Hop{path[0], *s.hop}, path[1:]...)
 			}
-			out = append(out, Access{Source: s.Name, Range: m.describe(res.From), Proto: proto, Port: port, Path: path, Assumed: dedup(slices.Concat(s.assumed, res.Assumed))})
+			out = append(out, Access{Source: s.Name, Range: m.describeFrom(res), Proto: proto, Port: port, Path: path, Assumed: dedup(slices.Concat(s.assumed, res.Assumed))})
 		}
 	}
 	return out

@@ -102,13 +102,13 @@ func (m *Model) awsRules(fs *findings) {
 			if len(g.ports) > 1 {
 				verb = "are"
 			}
-			fs.addSev(rule, m.exposureSeverity(g.set, fs.rules[rule].Severity), e.Res, g.path, "tcp %s %s reachable from the internet (%s)", portSummary(g.ports, g.names), verb, g.from)
+			fs.addSev(rule, m.exposureSeverity(g.set, nil, fs.rules[rule].Severity), e.Res, g.path, "tcp %s %s reachable from the internet (%s)", portSummary(g.ports, g.names), verb, g.from)
 			fs.list[len(fs.list)-1].Paths = g.portPaths()
 		}
 		if len(assumedG.ports) > 0 {
 			// Not proven: what could not be evaluated was read at its most
 			// permissive. One finding for the endpoint, not one per port.
-			fs.addSev(rule, m.exposureSeverity(assumedRes.From, High), e.Res, assumedRes.Path, "tcp %s may be reachable from the internet: %s",
+			fs.addSev(rule, m.exposureSeverity(assumedRes.From, assumedRes.Bound, High), e.Res, assumedRes.Path, "tcp %s may be reachable from the internet: %s",
 				portSummary(assumedG.ports, assumedG.names), strings.Join(dedup(assumedRes.Assumed), "; "))
 			fs.list[len(fs.list)-1].Paths = assumedG.portPaths()
 		}
@@ -258,16 +258,22 @@ const broadShare = 0.5
 // exposureSeverity grades an exposure by who it reaches: sev when from
 // covers at least broadShare of the IPv4 or IPv6 internet, at most medium
 // when it is a bounded, specific range (an office's /24). A nil set is not
-// known and is read as the whole internet. The one home of this grading for
-// every internet-exposure rule.
-func (m *Model) exposureSeverity(from *netipx.IPSet, sev Severity) Severity {
+// known and is read as the whole internet. With a bound (Result.Bound),
+// from is graded as the bound's known addresses and its ranges wherever
+// they are: one /32 not known statically is one address, not the world.
+// The one home of this grading for every internet-exposure rule.
+func (m *Model) exposureSeverity(from *netipx.IPSet, b *Bound, sev Severity) Severity {
 	if from == nil || sev <= Medium {
 		return sev
+	}
+	var extra float64
+	if b != nil {
+		from, extra = b.Known, boundedShare(b.Bits)
 	}
 	inet := m.Internet().Set
 	for _, fam := range []netip.Prefix{netip.MustParsePrefix("0.0.0.0/0"), netip.MustParsePrefix("::/0")} {
 		all := intersect(inet, setOf(fam))
-		if share(intersect(all, from)) >= broadShare*share(all) {
+		if share(intersect(all, from))+extra >= broadShare*share(all) {
 			return sev
 		}
 	}
@@ -419,9 +425,10 @@ func (r portRange) probe(e *Endpoint) []int {
 }
 
 // ruleSources returns the addresses r admits: its CIDR blocks, or, with
-// assumed, every address when its source is not known statically.
+// assumed, every address when its source is not known statically and may
+// be any range (one of a known size somewhere is counted by openRanges).
 func ruleSources(r SGRule, assumed bool) []netip.Prefix {
-	if assumed && r.Assumed != "" {
+	if assumed && r.Assumed != "" && r.Bounded == nil {
 		return allInternet
 	}
 	return r.CIDRs
@@ -451,12 +458,16 @@ func openRanges(g *SG, inet *netipx.IPSet, assumed bool) []portRange {
 				continue
 			}
 			var cidrs []netip.Prefix
+			var bounded float64
 			for _, r := range g.Ingress {
 				if (r.Proto == proto || r.Proto == "all") && r.From <= lo && hi <= r.To {
 					cidrs = append(cidrs, ruleSources(r, assumed)...)
+					if assumed && r.Assumed != "" && r.Bounded != nil {
+						bounded += boundedShare(r.Bounded)
+					}
 				}
 			}
-			if len(cidrs) == 0 || !coversFamily(inet, setOf(cidrs...)) {
+			if len(cidrs) == 0 && bounded == 0 || !mayCoverFamily(inet, setOf(cidrs...), bounded) {
 				continue
 			}
 			if n := len(out); n > 0 && out[n-1].proto == proto && out[n-1].to+1 == lo {
@@ -489,6 +500,9 @@ func naclOpenPorts(acl *NACL, inet *netipx.IPSet) []string {
 			continue
 		}
 		got, _, _ := naclPass(acl.Ingress, "tcp", lo, inet)
+		if b := naclBound(acl.Ingress, "tcp", lo, inet); b != nil && !mayCoverFamily(inet, b.Known, boundedShare(b.Bits)) {
+			continue // only ranges of known size somewhere: not the world
+		}
 		if !empty(got) && coversFamily(inet, got) {
 			out = append(out, portText("tcp", lo, hi))
 		}
@@ -708,6 +722,21 @@ func tls12(policy string) bool {
 
 // coversFamily reports whether set holds every internet address of IPv4 or
 // of IPv6.
+// mayCoverFamily reports whether set, with ranges making up at most the
+// share bounded of an address family wherever they are, may hold all of an
+// internet family.
+func mayCoverFamily(inet, set *netipx.IPSet, bounded float64) bool {
+	if coversFamily(inet, set) {
+		return true
+	}
+	for _, fam := range []string{"0.0.0.0/0", "::/0"} {
+		if missing := minus(intersect(inet, setOf(netip.MustParsePrefix(fam))), set); bounded > 0 && share(missing) <= bounded {
+			return true
+		}
+	}
+	return false
+}
+
 func coversFamily(inet, set *netipx.IPSet) bool {
 	for _, fam := range []string{"0.0.0.0/0", "::/0"} {
 		if empty(minus(intersect(inet, setOf(netip.MustParsePrefix(fam))), set)) {

@@ -258,7 +258,8 @@ func (m *Model) asgPublicIP(r *tf.Resource) (why string, byTemplate, assumed boo
 }
 
 // publicIPRules reports instances, launch templates, launch configurations,
-// auto scaling groups and subnets that give instances public addresses
+// auto scaling groups, Elastic Beanstalk environments and subnets that give
+// instances public addresses
 // (AWS-EC2-001). An instance or group whose template decides is not
 // reported beside the template, nor one whose subnet is not known
 // statically: that it gets a public address is assumed, not written.
@@ -280,6 +281,12 @@ func (m *Model) publicIPRules(byType map[string][]*tf.Resource, fs *findings) {
 			if public, _ := templatePublicIP(r); public {
 				fs.add(RulePublicIP, r, nil, "associate_public_ip_address = true: every instance launched from it gets a public address")
 			}
+		}
+	}
+	for _, r := range byType["aws_elastic_beanstalk_environment"] {
+		// Its launch configuration is the setting, written here.
+		if pub := readEBSettings(r).list("aws:ec2:vpc", "AssociatePublicIpAddress"); len(pub) > 0 && strings.EqualFold(pub[0], "true") {
+			fs.add(RulePublicIP, r, nil, "setting AssociatePublicIpAddress = true: every instance of the environment gets a public address")
 		}
 	}
 	attached := map[string]bool{}

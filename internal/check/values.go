@@ -2,6 +2,7 @@ package check
 
 import (
 	"fmt"
+	"math"
 	"strconv"
 	"strings"
 
@@ -81,6 +82,52 @@ func strs(m map[string]any, k string) ([]string, bool) {
 		return out, unk
 	}
 	return nil, false
+}
+
+// unknownBits returns the prefix lengths of the elements of m[k] that are
+// not known statically, when each is an address range of a known length
+// (tf.Unknown.Bits: "${chomp(data.http.myip.response_body)}/32"); ok is
+// false when one may be any range.
+func unknownBits(m map[string]any, k string) (bits []int, ok bool) {
+	var vs []any
+	switch v := m[k].(type) {
+	case tf.Unknown:
+		vs = []any{v}
+	case []any:
+		vs = v
+	}
+	for _, e := range vs {
+		if u, isU := e.(tf.Unknown); isU {
+			if u.Bits <= 0 {
+				return nil, false
+			}
+			bits = append(bits, u.Bits)
+		}
+	}
+	return bits, true
+}
+
+// boundedText names ranges of known prefix lengths whose addresses are not
+// known statically: "a /32 range", "2 ranges (/32, /24)".
+func boundedText(bits []int) string {
+	if len(bits) == 1 {
+		return fmt.Sprintf("a /%d range", bits[0])
+	}
+	ls := make([]string, len(bits))
+	for i, b := range bits {
+		ls[i] = fmt.Sprintf("/%d", b)
+	}
+	return fmt.Sprintf("%d ranges (%s)", len(bits), strings.Join(ls, ", "))
+}
+
+// boundedShare is the share of an address family that ranges of these
+// prefix lengths make up at most, wherever they are.
+func boundedShare(bits []int) float64 {
+	var f float64
+	for _, b := range bits {
+		f += math.Ldexp(1, -b)
+	}
+	return f
 }
 
 func strList(m map[string]any, k string) []string {

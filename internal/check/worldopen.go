@@ -225,12 +225,20 @@ func (m *Model) worldOpen(fs *findings) {
 			continue
 		}
 		for _, s := range e.Subnets {
-			acl := s.ACL()
-			if acl == nil || acl.Stateful || seen[acl.Addr] {
-				continue
-			}
-			seen[acl.Addr] = true
-			if open := naclOpenPorts(acl, inet.Set); len(open) > 0 {
+			// Each ACL that may govern the subnet, not only its own.
+			for _, acl := range s.ACLs() {
+				if acl == nil || acl.Stateful || seen[acl.Addr] {
+					continue
+				}
+				seen[acl.Addr] = true
+				open := naclOpenPorts(acl, inet.Set)
+				if len(open) == 0 {
+					continue
+				}
+				if acl != s.ACL() {
+					fs.add(RuleWorldOpen, acl.Res, nil, "admits every internet address inbound on %s, and may govern subnet %s of public %s %s (%s)", strings.Join(open, ", "), s.Addr, e.Kind, e.Addr, acl.SubnetsUnknown)
+					continue
+				}
 				fs.add(RuleWorldOpen, acl.Res, nil, "admits every internet address inbound on %s (subnet %s of public %s %s)", strings.Join(open, ", "), s.Addr, e.Kind, e.Addr)
 			}
 		}

@@ -139,11 +139,80 @@ func al2023Lookup(d *resBlock, ctx *hcl.EvalContext) bool {
 	return named
 }
 
+// AWSManagedPrefixList begins the names of the prefix lists AWS manages,
+// each one service's ranges (com.amazonaws.global.cloudfront.origin-facing,
+// com.amazonaws.us-east-1.s3). An aws_ec2_managed_prefix_list lookup by such
+// a name has that name as its id and name: the list's entries are AWS's,
+// not the configuration's, but it is that list and no other.
+const AWSManagedPrefixList = "com.amazonaws."
+
+// managedPrefixListName returns the AWS-managed list a lookup names: by
+// name, or by one prefix-list-name filter with one value.
+func managedPrefixListName(d *resBlock, ctx *hcl.EvalContext) (string, bool) {
+	known := func(e hcl.Expression) (cty.Value, bool) {
+		if e == nil {
+			return cty.NilVal, false
+		}
+		v, diags := e.Value(ctx)
+		if diags.HasErrors() || !v.IsWhollyKnown() || v.IsNull() {
+			return cty.NilVal, false
+		}
+		v, _ = v.UnmarkDeep()
+		return v, true
+	}
+	var names []string
+	if v, ok := known(d.body.attrs["name"]); ok && v.Type().Equals(cty.String) {
+		names = append(names, v.AsString())
+	}
+	for _, b := range d.body.blocks {
+		if b.typ != "filter" {
+			continue
+		}
+		n, ok := known(b.body.attrs["name"])
+		if !ok || !n.Type().Equals(cty.String) || n.AsString() != "prefix-list-name" {
+			return "", false // another filter: which list is found is AWS's answer
+		}
+		v, ok := known(b.body.attrs["values"])
+		if !ok || !v.CanIterateElements() || v.LengthInt() != 1 {
+			return "", false
+		}
+		for it := v.ElementIterator(); it.Next(); {
+			if _, x := it.Element(); x.Type().Equals(cty.String) {
+				names = append(names, x.AsString())
+			}
+		}
+	}
+	if len(names) == 0 {
+		return "", false
+	}
+	for _, n := range names {
+		if n != names[0] || !strings.HasPrefix(n, AWSManagedPrefixList) {
+			return "", false
+		}
+	}
+	return names[0], true
+}
+
+// managedPrefixListAttrs are the attributes of the aws_ec2_managed_prefix_list
+// data source.
+var managedPrefixListAttrs = []string{"address_family", "arn", "entries", "filter", "id", "max_entries", "name", "owner_id", "region", "tags", "version"}
+
 // dataValue is one data block's value: unknown, or a KMS key's identity,
-// an Amazon Linux 2023 AMI lookup's ID, or an IAM policy document.
+// an Amazon Linux 2023 AMI lookup's ID, an AWS-managed prefix list's name,
+// or an IAM policy document.
 func (ev *evaluator) dataValue(d *resBlock, ctx *hcl.EvalContext) cty.Value {
 	if d.typ == "aws_iam_policy_document" {
 		return ev.policyDocument(d, ctx)
+	}
+	if d.typ == "aws_ec2_managed_prefix_list" && d.body.attrs["count"] == nil && d.body.attrs["for_each"] == nil {
+		if name, ok := managedPrefixListName(d, ctx); ok {
+			obj := map[string]cty.Value{}
+			for _, a := range managedPrefixListAttrs {
+				obj[a] = cty.DynamicVal
+			}
+			obj["id"], obj["name"] = cty.StringVal(name), cty.StringVal(name)
+			return cty.ObjectVal(obj)
+		}
 	}
 	if attrs, ok := amiDataAttrs[d.typ]; ok && d.body.attrs["count"] == nil && d.body.attrs["for_each"] == nil && al2023Lookup(d, ctx) {
 		obj := map[string]cty.Value{}

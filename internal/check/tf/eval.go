@@ -30,6 +30,10 @@ type evaluator struct {
 	final bool
 	// quiet drops notes while a body whose instance key is unknown is read.
 	quiet bool
+	// in is the module instance whose resources are being read: their
+	// attributes' unknown address ranges get the prefix length their
+	// expressions fix (withPrefixLen). nil elsewhere.
+	in *instance
 }
 
 type instance struct {
@@ -49,7 +53,11 @@ type instance struct {
 	// whose value is not known, the resources whose IDs its unknown strings
 	// can only be (see sources).
 	varFrom, localFrom, outFrom map[string][]string
-	scope                       map[string]cty.Value // the evaluation context's variables
+	// varBits and localBits hold, for a variable or local whose unknown
+	// strings are address ranges of a known prefix length, that length
+	// (see prefixLen).
+	varBits, localBits map[string]int
+	scope              map[string]cty.Value // the evaluation context's variables
 }
 
 const (
@@ -264,6 +272,7 @@ func (ev *evaluator) instance(in *instance) int {
 		// Under an unknown count or for_each, what fails to evaluate
 		// follows from the unknown key, already noted.
 		ev.quiet = rs.unknownKey
+		ev.in = in
 		rs.from = make([]map[string][]string, len(rs.keys))
 		for i := range rs.keys {
 			c := rs.child(ctx, i)
@@ -274,7 +283,7 @@ func (ev *evaluator) instance(in *instance) int {
 				rs.known = false
 			}
 		}
-		ev.quiet = false
+		ev.quiet, ev.in = false, nil
 		if !rs.known {
 			unknown++
 		}
@@ -421,6 +430,7 @@ func (ev *evaluator) variables(in *instance) int {
 	unknown := 0
 	in.vars = map[string]cty.Value{}
 	in.varFrom = map[string][]string{}
+	in.varBits = map[string]int{}
 	var args map[string]hcl.Expression
 	var pctx *hcl.EvalContext
 	if in.call != nil {
@@ -442,6 +452,9 @@ func (ev *evaluator) variables(in *instance) int {
 			val = ev.expr(args[n], pctx, in.call.base)
 			if !val.IsWhollyKnown() {
 				in.varFrom[n] = sources(args[n], pctx, in.parent)
+				if bits, ok := prefixLen(args[n], pctx, in.parent, true); ok && bits > 0 {
+					in.varBits[n] = bits
+				}
 			}
 			if v.notNull && val.IsKnown() && val.IsNull() && v.def != nil {
 				val = ev.expr(v.def, nil, in.addr)
@@ -492,6 +505,7 @@ func (ev *evaluator) variables(in *instance) int {
 func (ev *evaluator) locals(in *instance) int {
 	in.locals = map[string]cty.Value{}
 	in.localFrom = map[string][]string{}
+	in.localBits = map[string]int{}
 	pending := in.mod.locals
 	for round := 0; round <= len(in.mod.locals) && len(pending) > 0; round++ {
 		in.scope["local"] = objectOf(in.locals)
@@ -527,6 +541,9 @@ func (ev *evaluator) locals(in *instance) int {
 			}
 			in.locals[a.name] = ev.expr(a.expr, ctx, addr)
 			in.localFrom[a.name] = sources(a.expr, ctx, in)
+			if bits, ok := prefixLen(a.expr, ctx, in, true); ok && bits > 0 {
+				in.localBits[a.name] = bits
+			}
 			unknown++
 		}
 	}
@@ -648,7 +665,8 @@ func (rs *resState) value() cty.Value {
 	for i := range rs.keys {
 		addr := cty.StringVal(rs.addr(i))
 		m := map[string]cty.Value{}
-		if v := rs.vals[i]; v.IsKnown() && v.Type().IsObjectType() && !v.IsNull() {
+		// What other expressions read carries no mark (prefixMark).
+		if v, _ := rs.vals[i].UnmarkDeep(); v.IsKnown() && v.Type().IsObjectType() && !v.IsNull() {
 			for k, x := range v.AsValueMap() {
 				if x.IsNull() {
 					// Unset in the configuration: the provider may compute
@@ -704,7 +722,7 @@ func (ev *evaluator) body(b *body, ctx *hcl.EvalContext, addr string, top bool) 
 		if top && metaArgs[name] {
 			continue
 		}
-		m[name] = ev.expr(e, ctx, addr)
+		m[name] = withPrefixLen(ev.expr(e, ctx, addr), e, ctx, ev.in)
 	}
 	blocks := map[string][]cty.Value{}
 	for _, nb := range b.blocks {
@@ -934,8 +952,9 @@ func (ev *evaluator) emit(in *instance) {
 
 // toGo converts a cty value to plain Go values; unknowns become Unknown.
 func toGo(v cty.Value) any {
+	v, marks := v.Unmark()
 	if !v.IsKnown() {
-		return Unknown{}
+		return Unknown{Bits: bitsOf(marks)}
 	}
 	if v.IsNull() {
 		return nil

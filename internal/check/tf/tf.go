@@ -54,6 +54,11 @@ type Unknown struct {
 	// count.index) is an ID of one of those tables. Empty: it may be
 	// anything.
 	From []string
+	// Bits, when not 0, is the prefix length of the address range the value
+	// is, if it is one at all: "${chomp(data.http.myip.response_body)}/32"
+	// is one /32 whose address is not known. 0: any range, every address
+	// included.
+	Bits int
 }
 
 // Note reports a construct that could not be evaluated.

@@ -57,3 +57,52 @@ resource "aws_instance" "bastion" {
     http_tokens = "required"
   }
 }
+# An origin behind CloudFront: its group admits 8080 from the list of
+# CloudFront's origin-facing servers, which AWS manages, looked up by name
+# and by a filter; and 9000 from a list found by another filter, which may
+# be any list.
+data "aws_ec2_managed_prefix_list" "cloudfront" {
+  name = "com.amazonaws.global.cloudfront.origin-facing"
+}
+data "aws_ec2_managed_prefix_list" "cloudfront_filtered" {
+  filter {
+    name   = "prefix-list-name"
+    values = ["com.amazonaws.global.cloudfront.origin-facing"]
+  }
+}
+data "aws_ec2_managed_prefix_list" "tagged" {
+  filter {
+    name   = "tag:team"
+    values = ["edge"]
+  }
+}
+resource "aws_security_group" "origin" {
+  vpc_id = aws_vpc.main.id
+  ingress {
+    from_port       = 8080
+    to_port         = 8080
+    protocol        = "tcp"
+    prefix_list_ids = [data.aws_ec2_managed_prefix_list.cloudfront.id]
+  }
+  ingress {
+    from_port       = 8081
+    to_port         = 8081
+    protocol        = "tcp"
+    prefix_list_ids = [data.aws_ec2_managed_prefix_list.cloudfront_filtered.id]
+  }
+  ingress {
+    from_port       = 9000
+    to_port         = 9000
+    protocol        = "tcp"
+    prefix_list_ids = [data.aws_ec2_managed_prefix_list.tagged.id]
+  }
+}
+resource "aws_instance" "origin" {
+  ami                    = "ami-0abcdef1234567890"
+  instance_type          = "t3.micro"
+  subnet_id              = aws_subnet.public.id
+  vpc_security_group_ids = [aws_security_group.origin.id]
+  metadata_options {
+    http_tokens = "required"
+  }
+}

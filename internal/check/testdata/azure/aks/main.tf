@@ -48,3 +48,32 @@ resource "azurerm_kubernetes_cluster" "vendor" {
     vm_size    = "Standard_D2s_v3"
   }
 }
+# An admin's address written without a prefix length, and one the http data
+# source finds at plan time, written "<address>/32".
+resource "azurerm_kubernetes_cluster" "admin" {
+  name       = "admin"
+  dns_prefix = "admin"
+  api_server_access_profile {
+    authorized_ip_ranges = ["10.0.0.0/24", "203.0.113.7"]
+  }
+  default_node_pool {
+    name       = "system"
+    node_count = 1
+    vm_size    = "Standard_D2s_v3"
+  }
+}
+data "http" "myip" {
+  url = "https://ifconfig.me/ip"
+}
+resource "azurerm_kubernetes_cluster" "mine" {
+  name       = "mine"
+  dns_prefix = "mine"
+  api_server_access_profile {
+    authorized_ip_ranges = ["${chomp(data.http.myip.response_body)}/32"]
+  }
+  default_node_pool {
+    name       = "system"
+    node_count = 1
+    vm_size    = "Standard_D2s_v3"
+  }
+}

@@ -1,0 +1,291 @@
+package check
+
+import (
+	"fmt"
+	"net/netip"
+	"strings"
+
+	"moat/internal/check/tf"
+)
+
+func protoName(p string) string {
+	switch strings.ToLower(p) {
+	case "-1", "all", "":
+		return "all"
+	case "6", "tcp":
+		return "tcp"
+	case "17", "udp":
+		return "udp"
+	case "1", "icmp":
+		return "icmp"
+	}
+	return strings.ToLower(p)
+}
+
+func (m *Model) sgRule(r *tf.Resource, b map[string]any, where string, selfAddr string) SGRule {
+	rule := SGRule{Proto: protoName(str(b, "protocol")), From: num(b, "from_port", 0), To: num(b, "to_port", 65535), Where: where, Res: r}
+	if has(b, "ip_protocol") {
+		rule.Proto = protoName(str(b, "ip_protocol"))
+	}
+	if rule.Proto == "all" {
+		rule.From, rule.To = 0, 65535
+	}
+	// A protocol or port not known statically (a dynamic block over a
+	// variable without a value) is read as every one, and said so.
+	switch {
+	case unknown(b, "protocol") || unknown(b, "ip_protocol"):
+		rule.Proto, rule.From, rule.To = "all", 0, 65535
+		rule.PortsAssumed = "protocol not known statically: assumed to be every protocol and port"
+	case rule.Proto != "all" && (unknown(b, "from_port") || unknown(b, "to_port")):
+		if unknown(b, "from_port") {
+			rule.From = 0
+		}
+		if unknown(b, "to_port") {
+			rule.To = 65535
+		}
+		rule.PortsAssumed = "ports not known statically: assumed to be every port"
+	}
+	if rule.PortsAssumed != "" {
+		m.note(r, "%s: %s", where, rule.PortsAssumed)
+	}
+	// unk: a source not known statically; sized: every source read so,
+	// and every AWS-managed list named, is a range of known size somewhere
+	// (bounded holds the unknown ones' prefix lengths).
+	unk, sized := false, true
+	var bounded []int
+	var managed []string
+	for _, k := range []string{"cidr_blocks", "ipv6_cidr_blocks", "cidr_ipv4", "cidr_ipv6", "prefix_list_ids", "prefix_list_id"} {
+		vals, u := strs(b, k)
+		unk = unk || u
+		if u {
+			bits, ok := unknownBits(b, k)
+			sized = sized && ok && !strings.HasPrefix(k, "prefix_list")
+			bounded = append(bounded, bits...)
+		}
+		if strings.HasPrefix(k, "prefix_list") {
+			for _, id := range vals {
+				if ps, ok := m.prefixLists[m.addr(id)]; ok && ps != nil {
+					rule.CIDRs = append(rule.CIDRs, ps...)
+					if why := m.prefixListsAssumed[m.addr(id)]; why != "" {
+						rule.Assumed, sized = strings.TrimPrefix(rule.Assumed+"; "+why, "; "), false
+					}
+					continue
+				}
+				if strings.HasPrefix(id, tf.AWSManagedPrefixList) {
+					// One AWS service's ranges (CloudFront's origin-facing
+					// servers, a region's S3): a few dozen entries, far
+					// fewer addresses than a /8, never the internet.
+					managed = append(managed, id)
+					continue
+				}
+				// One defined elsewhere: its ranges are not in the
+				// scanned code.
+				why := fmt.Sprintf("prefix list %q is not in the scanned code or its entries are not known statically: assumed to admit every address", id)
+				rule.Assumed, sized = strings.TrimPrefix(rule.Assumed+"; "+why, "; "), false
+				m.note(r, "%s: %s", where, why)
+			}
+			continue
+		}
+		for _, s := range vals {
+			if p, ok := m.cidr(r, where, k, s); ok {
+				rule.CIDRs = append(rule.CIDRs, p)
+			}
+		}
+	}
+	for _, k := range []string{"security_groups", "source_security_group_id", "referenced_security_group_id"} {
+		vals, u := strs(b, k)
+		unk, sized = unk || u, sized && !u
+		for _, s := range vals {
+			a := m.addr(s)
+			rule.SGs = append(rule.SGs, a)
+			m.sgUsed[a] = true
+		}
+	}
+	rule.Self = boolean(b, "self", false)
+	var whys []string
+	if len(managed) > 0 {
+		whys = append(whys, fmt.Sprintf("AWS-managed prefix list %s: one AWS service's addresses, no wider than a /8: assumed to be anywhere", strings.Join(managed, ", ")))
+	}
+	if unk {
+		why := "a source is not known statically: assumed to admit every address"
+		if sized {
+			why = fmt.Sprintf("a source is not known statically but for its length (%s): assumed to be anywhere", boundedText(bounded))
+		}
+		whys = append(whys, why)
+	}
+	if len(whys) > 0 {
+		if sized && rule.Assumed == "" {
+			rule.Bounded = bounded
+			for range managed {
+				rule.Bounded = append(rule.Bounded, 8)
+			}
+		}
+		for _, why := range whys {
+			rule.Assumed = strings.TrimPrefix(rule.Assumed+"; "+why, "; ")
+			m.note(r, "%s: %s", where, why)
+		}
+	}
+	return rule
+}
+
+// cidr reads a security group rule's address range. A value the AWS
+// provider rejects (not a CIDR block, or host bits set: "0.0.1.0/0") fails
+// terraform validate, so no rule is created from it: it admits nothing, and
+// the rejected value is reported (CHECK-003).
+func (m *Model) cidr(r *tf.Resource, where, attr, s string) (netip.Prefix, bool) {
+	p, err := netip.ParsePrefix(strings.TrimSpace(s))
+	v6 := strings.Contains(attr, "ipv6")
+	switch {
+	case err != nil:
+		m.reject(r, "%s: %s %q is not a CIDR block: the AWS provider rejects it, so the plan fails and no rule is created from it", where, attr, s)
+	case p.Masked() != p:
+		m.reject(r, "%s: %s %q is not a network address (host bits set; %s is): the AWS provider rejects it, so the plan fails and no rule is created from it", where, attr, s, p.Masked())
+	case p.Addr().Is6() != v6:
+		m.reject(r, "%s: %s %q is not an IPv%s range: the AWS provider rejects it, so the plan fails and no rule is created from it", where, attr, s, map[bool]string{true: "6", false: "4"}[v6])
+	default:
+		return p, true
+	}
+	return netip.Prefix{}, false
+}
+
+func (m *Model) reject(r *tf.Resource, format string, args ...any) {
+	m.Rejected = append(m.Rejected, tf.Note{Pos: r.Pos, Address: r.Address, Msg: fmt.Sprintf(format, args...)})
+}
+
+func (m *Model) sg(ref string) *SG { return m.sgs[m.addr(ref)] }
+
+// buildPrefixLists reads the project's managed prefix lists: their entry
+// blocks and the aws_ec2_managed_prefix_list_entry resources that name them.
+func (m *Model) buildPrefixLists(byType map[string][]*tf.Resource) {
+	m.prefixLists = map[string][]netip.Prefix{}
+	m.prefixListsAssumed = map[string]string{}
+	known := map[string]bool{}
+	add := func(list string, vals map[string]any) {
+		c := str(vals, "cidr")
+		p, err := netip.ParsePrefix(strings.TrimSpace(c))
+		if unknown(vals, "cidr") || err != nil {
+			known[list] = false
+			return
+		}
+		m.prefixLists[list] = append(m.prefixLists[list], p.Masked())
+	}
+	for _, r := range byType["aws_ec2_managed_prefix_list"] {
+		known[r.Address] = !blocksUnknown(r.Values, "entry")
+		m.prefixLists[r.Address] = []netip.Prefix{}
+		for _, e := range blocks(r.Values, "entry") {
+			add(r.Address, e)
+		}
+	}
+	for _, r := range byType["aws_ec2_managed_prefix_list_entry"] {
+		list := m.addr(str(r.Values, "prefix_list_id"))
+		if _, ok := m.prefixLists[list]; ok {
+			add(list, r.Values)
+			continue
+		}
+		if !unknown(r.Values, "prefix_list_id") {
+			continue // a list outside the code: read as every address
+		}
+		// The list is not known statically: the entry counts for every
+		// list it may be, those its expression names, else any.
+		lists := instancesOf(m, unknownFrom(r.Values, "prefix_list_id"), byType["aws_ec2_managed_prefix_list"], func(r *tf.Resource) *tf.Resource { return r })
+		if lists == nil {
+			lists = byType["aws_ec2_managed_prefix_list"]
+		}
+		if len(lists) == 0 {
+			continue
+		}
+		names := make([]string, len(lists))
+		for i, l := range lists {
+			names[i] = l.Address
+			add(l.Address, r.Values)
+		}
+		m.note(r, "prefix list not known statically (prefix_list_id): the entry is assumed to be in any of %s", strings.Join(names, ", "))
+		for _, l := range names {
+			why := fmt.Sprintf("%s assumed to hold %s, whose prefix list is not known statically", l, r.Address)
+			m.prefixListsAssumed[l] = strings.TrimPrefix(m.prefixListsAssumed[l]+"; "+why, "; ")
+		}
+	}
+	for list, ok := range known {
+		if !ok {
+			m.prefixLists[list] = nil
+		}
+	}
+}
+
+func (m *Model) buildSGs(byType map[string][]*tf.Resource) {
+	m.buildPrefixLists(byType)
+	for _, typ := range []string{"aws_security_group", "aws_default_security_group"} {
+		for _, r := range byType[typ] {
+			g := &SG{Addr: r.Address, VPC: m.vpcs[m.addr(str(r.Values, "vpc_id"))], Res: r}
+			if typ == "aws_default_security_group" && !has(r.Values, "vpc_id") {
+				g.VPC = m.defaultVPC() // without vpc_id, the default VPC's
+			}
+			for i, b := range blocks(r.Values, "ingress") {
+				g.Ingress = append(g.Ingress, m.sgRule(r, b, fmt.Sprintf("%s ingress[%d]", r.Address, i), r.Address))
+			}
+			for i, b := range blocks(r.Values, "egress") {
+				g.Egress = append(g.Egress, m.sgRule(r, b, fmt.Sprintf("%s egress[%d]", r.Address, i), r.Address))
+			}
+			// Rules not known statically (ingress = var.rules without a
+			// value, or such an element) may admit anything.
+			for _, dir := range []string{"ingress", "egress"} {
+				if !blocksUnknown(r.Values, dir) {
+					continue
+				}
+				why := dir + " rules not known statically: assumed to admit every address on every port"
+				m.note(r, "%s", why)
+				rule := SGRule{Proto: "all", From: 0, To: 65535, Assumed: why, Where: r.Address + " " + dir, Res: r}
+				if dir == "ingress" {
+					g.Ingress = append(g.Ingress, rule)
+				} else {
+					g.Egress = append(g.Egress, rule)
+				}
+			}
+			if typ == "aws_default_security_group" {
+				m.sgUsed[r.Address] = true
+			}
+			m.SGs = append(m.SGs, g)
+			m.sgs[r.Address] = g
+		}
+	}
+	for _, r := range byType["aws_security_group_rule"] {
+		g := m.sg(str(r.Values, "security_group_id"))
+		if g == nil {
+			m.detach(r, str(r.Values, "type") != "egress")
+			continue
+		}
+		rule := m.sgRule(r, r.Values, r.Address, g.Addr)
+		if str(r.Values, "type") == "egress" {
+			g.Egress = append(g.Egress, rule)
+		} else {
+			g.Ingress = append(g.Ingress, rule)
+		}
+	}
+	for _, typ := range []string{"aws_vpc_security_group_ingress_rule", "aws_vpc_security_group_egress_rule"} {
+		for _, r := range byType[typ] {
+			g := m.sg(str(r.Values, "security_group_id"))
+			if g == nil {
+				m.detach(r, strings.HasSuffix(typ, "ingress_rule"))
+				continue
+			}
+			rule := m.sgRule(r, r.Values, r.Address, g.Addr)
+			if strings.HasSuffix(typ, "egress_rule") {
+				g.Egress = append(g.Egress, rule)
+			} else {
+				g.Ingress = append(g.Ingress, rule)
+			}
+		}
+	}
+}
+
+// detach keeps a rule resource whose security group is not in the project
+// (or not known statically) as a group of its own, so that an ingress rule
+// is still checked for what it admits.
+func (m *Model) detach(r *tf.Resource, ingress bool) {
+	if !unknown(r.Values, "security_group_id") {
+		m.note(r, "security group %q is not in the project", str(r.Values, "security_group_id"))
+	}
+	if ingress {
+		m.detached = append(m.detached, &SG{Addr: r.Address, Res: r, detached: true, Ingress: []SGRule{m.sgRule(r, r.Values, r.Address, r.Address)}})
+	}
+}
