@@ -228,7 +228,9 @@ func moatFile(name string, src []byte, fs *findings) (bool, error) {
 		if err := f.ValidateFile(); err != nil {
 			return true, fmt.Errorf("check: %s: server config: %w", name, err)
 		}
-		// The API is always mutual TLS with role checks, wherever it
+		checkStoreAuth(&doc, f, addSev)
+		// The API takes a client certificate and checks its role on every
+		// call but the bundle, a join and a re-attestation, wherever it
 		// listens; what a server exposes without authentication is its
 		// metrics.
 		if f.Metrics != "" && !loopback(f.Metrics) {

@@ -189,7 +189,7 @@ func Rules() []Rule {
 			"The gateway's WAF logs attacks but does not block them.",
 			"Remove waf.detection_only, after tuning exclusions on the traffic it logged."},
 		{RuleMetricsExposed, Medium, "Metrics beyond loopback without authentication",
-			"A server's or agent's Prometheus metrics listen beyond loopback; they are plain HTTP without authentication and name services, nodes, rules and rates. (The control-plane API is always mutual TLS with role checks, wherever it listens.)",
+			"A server's or agent's Prometheus metrics listen beyond loopback; they are plain HTTP without authentication and name services, nodes, rules and rates. (The control-plane API takes a client certificate and checks its role on every call but the trust bundle, a join and a re-attestation, wherever it listens.)",
 			"Set metrics to a loopback address (127.0.0.1:9100) and scrape through a local collector, or keep the port behind a firewall."},
 		{RuleNotEvaluated, Info, "Construct not evaluated",
 			"Part of the configuration could not be evaluated statically; findings that depend on it may be missing.",
@@ -208,6 +208,7 @@ func Rules() []Rule {
 	rs = append(rs, publicServiceRules()...)
 	rs = append(rs, egressRules()...)
 	rs = append(rs, adminAuthRules()...)
+	rs = append(rs, storeAuthRules()...)
 	sort.Slice(rs, func(i, j int) bool { return rs[i].ID < rs[j].ID })
 	return rs
 }

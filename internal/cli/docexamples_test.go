@@ -55,15 +55,7 @@ func TestDocExamples(t *testing.T) {
 			n++
 			t.Run(name, func(t *testing.T) {
 				dir := t.TempDir()
-				// A certificate and key are made where an example points;
-				// the self-signed certificate is its own CA.
-				cert, key, _ := selfSigned(t, dir)
-				example = tlsFile.ReplaceAllStringFunc(example, func(s string) string {
-					if strings.HasPrefix(s, "key_file") {
-						return "key_file: " + key
-					}
-					return s[:strings.IndexByte(s, ':')] + ": " + cert
-				})
+				example = withCertificates(t, dir, example)
 				switch {
 				case kind == "server" && !strings.Contains(example, "data_dir:"):
 					example = "data_dir: " + filepath.Join(dir, "data") + "\n" + example
@@ -91,4 +83,18 @@ func TestDocExamples(t *testing.T) {
 	if n < 8 {
 		t.Fatalf("found %d YAML examples; the extraction is broken", n)
 	}
+}
+
+// withCertificates makes a certificate and key in dir and points every
+// ca_file, cert_file and key_file of the YAML src at them (the
+// self-signed certificate is its own CA).
+func withCertificates(t *testing.T, dir, src string) string {
+	t.Helper()
+	cert, key, _ := selfSigned(t, dir)
+	return tlsFile.ReplaceAllStringFunc(src, func(s string) string {
+		if strings.HasPrefix(s, "key_file") {
+			return "key_file: " + key
+		}
+		return s[:strings.IndexByte(s, ':')] + ": " + cert
+	})
 }

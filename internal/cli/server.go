@@ -26,7 +26,7 @@ import (
 func serverFlags(fs *flag.FlagSet, f *server.File) *string {
 	file := fs.String("config", "", "YAML configuration file (keys as the flags, with _ for -)")
 	fs.StringVar(&f.DataDir, "data-dir", "", "directory of the control plane's state (required)")
-	fs.StringVar(&f.Listen, "listen", server.DefaultListen, "API address (always mutual TLS)")
+	fs.StringVar(&f.Listen, "listen", server.DefaultListen, "API address (TLS; every call but the bundle, join and re-attestation needs a client certificate)")
 	fs.StringVar(&f.Name, "name", "control", "this server's name in its SVID (distinct within a cluster)")
 	fs.StringVar(&f.Advertise, "advertise", "", "address other servers and clients reach this one at (default: --listen, unless a wildcard)")
 	fs.StringVar(&f.Alerts, "alerts", "", "detection and alert sinks file (YAML)")

@@ -22,9 +22,9 @@ import (
 type File struct {
 	// DataDir holds the control plane's state; required.
 	DataDir string `yaml:"data_dir"`
-	// Listen is the API address (always mutual TLS: admin calls need an
-	// admin certificate, node calls a node certificate); empty means
-	// 127.0.0.1:7400.
+	// Listen is the API address (TLS; admin calls need an admin
+	// certificate, node calls a node certificate; only the trust bundle,
+	// join and node re-attestation take none); empty means 127.0.0.1:7400.
 	Listen string `yaml:"listen"`
 	// TrustDomain names the CA's trust domain; init requires it.
 	TrustDomain string `yaml:"trust_domain"`
@@ -207,7 +207,20 @@ func (f *File) Validate(forInit bool) error {
 	if forInit && f.TrustDomain == "" {
 		return config.Errorf("trust_domain", "required")
 	}
-	return f.ValidateFile()
+	if err := f.ValidateFile(); err != nil {
+		return err
+	}
+	// What moat check reports as a finding (MOAT-010) rather than an
+	// error, and the files the store's TLS names, which are read where
+	// the server runs, not where moat check reads the configuration.
+	for i, e := range f.Store.Endpoints {
+		if f.Store.Backend == "etcd" && f.Store.plaintextAcross(e) {
+			return config.Errorf(config.Index("store.endpoints", i),
+				"%q is plaintext to a host that is not loopback: the store's key names would cross the network in the clear, and anyone on the path could delete or roll back values; use https:// and store.tls (ca_file, cert_file, key_file)", e)
+		}
+	}
+	_, err := f.Store.TLSConfig()
+	return err
 }
 
 // ValidateFile checks the values a file gives, without requiring what the
@@ -296,24 +309,17 @@ func (s *StoreFile) validate(path string) error {
 			return config.Errorf(config.Join(path, "endpoints"), "the etcd backend needs at least one endpoint")
 		}
 		for i, e := range s.Endpoints {
-			hostport, scheme := e, ""
-			if u, err := url.Parse(e); err == nil && u.Host != "" {
-				hostport, scheme = u.Host, u.Scheme
-			}
-			host, _, err := net.SplitHostPort(hostport)
+			_, scheme, err := endpointHost(e)
 			if err != nil || scheme != "" && scheme != "http" && scheme != "https" {
 				return config.Errorf(config.Index(config.Join(path, "endpoints"), i), "%q: want host:port or a URL such as https://10.0.0.1:2379", e)
 			}
 			switch {
 			case s.TLS != nil && scheme == "http":
 				return config.Errorf(config.Index(config.Join(path, "endpoints"), i), "%q is plaintext, but tls is set: write https:// or host:port", e)
-			case s.TLS == nil && scheme != "https" && !loopbackHost(host):
-				return config.Errorf(config.Index(config.Join(path, "endpoints"), i),
-					"%q is plaintext to a host that is not loopback: the store's key names would cross the network in the clear, and anyone on the path could delete or roll back values; use https:// and store.tls (ca_file, cert_file, key_file)", e)
 			}
 		}
-		if _, err := s.tlsConfig(path); err != nil {
-			return err
+		if t := s.TLS; t != nil && (t.CertFile == "") != (t.KeyFile == "") {
+			return config.Errorf(config.Join(path, "tls"), "give both cert_file and key_file, or neither")
 		}
 		if s.Prefix != "" && !strings.HasSuffix(s.Prefix, "/") {
 			return config.Errorf(config.Join(path, "prefix"), "%q must end in \"/\"", s.Prefix)
@@ -328,6 +334,46 @@ func (s *StoreFile) validate(path string) error {
 		return config.Errorf(config.Join(path, "tls"), "only the etcd backend takes tls")
 	}
 	return nil
+}
+
+// PlaintextEndpoints lists the endpoints reached in plaintext at an
+// address that is not loopback, which validation refuses.
+func (s *StoreFile) PlaintextEndpoints() []string {
+	if s.Backend != "etcd" {
+		return nil
+	}
+	var out []string
+	for _, e := range s.Endpoints {
+		if s.plaintextAcross(e) {
+			out = append(out, e)
+		}
+	}
+	return out
+}
+
+// plaintextAcross reports whether endpoint e is reached in plaintext at an
+// address that is not loopback.
+func (s *StoreFile) plaintextAcross(e string) bool {
+	host, scheme, err := endpointHost(e)
+	return err == nil && s.TLS == nil && scheme != "https" && !loopbackHost(host)
+}
+
+// LoopbackEndpoint reports whether the etcd endpoint e is on a loopback
+// address.
+func LoopbackEndpoint(e string) bool {
+	host, _, err := endpointHost(e)
+	return err == nil && loopbackHost(host)
+}
+
+// endpointHost splits an etcd endpoint (a URL or host:port) into its
+// host and scheme ("" for host:port).
+func endpointHost(e string) (host, scheme string, err error) {
+	hostport := e
+	if u, err := url.Parse(e); err == nil && u.Host != "" {
+		hostport, scheme = u.Host, u.Scheme
+	}
+	host, _, err = net.SplitHostPort(hostport)
+	return host, scheme, err
 }
 
 // loopbackHost reports whether host (a name or an address) is this
