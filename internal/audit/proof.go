@@ -7,6 +7,7 @@ import (
 	"strconv"
 	"strings"
 
+	"golang.org/x/mod/sumdb/note"
 	"golang.org/x/mod/sumdb/tlog"
 )
 
@@ -190,22 +191,29 @@ func CheckProof(checkpointText []byte, verifierKey string, proofText []byte) (*P
 	if err != nil {
 		return nil, err
 	}
+	p, _, err := CheckProofWith(checkpointText, v, proofText)
+	return p, err
+}
+
+// CheckProofWith is CheckProof with the verifier parsed; it also returns
+// the checkpoint the proof holds against.
+func CheckProofWith(checkpointText []byte, v note.Verifier, proofText []byte) (*Proof, Checkpoint, error) {
 	c, err := OpenCheckpoint(checkpointText, v)
 	if err != nil {
-		return nil, err
+		return nil, c, err
 	}
 	p, err := ParseProof(proofText)
 	if err != nil {
-		return nil, err
+		return nil, c, err
 	}
 	if p.Size != c.Size {
-		return nil, fmt.Errorf("audit: proof is for a tree of %d entries, the checkpoint signs %d", p.Size, c.Size)
+		return nil, c, fmt.Errorf("audit: proof is for a tree of %d entries, the checkpoint signs %d", p.Size, c.Size)
 	}
 	if p.Root != c.Root {
-		return nil, fmt.Errorf("audit: proof root differs from the checkpoint's root")
+		return nil, c, fmt.Errorf("audit: proof root differs from the checkpoint's root")
 	}
 	if err := tlog.CheckRecord(p.Hashes, p.Size, p.Root, p.Index, tlog.RecordHash(p.Entry)); err != nil {
-		return nil, fmt.Errorf("audit: entry %d is not proved in the checkpointed tree: %w", p.Index, err)
+		return nil, c, fmt.Errorf("audit: entry %d is not proved in the checkpointed tree: %w", p.Index, err)
 	}
-	return p, nil
+	return p, c, nil
 }

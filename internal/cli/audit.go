@@ -412,14 +412,26 @@ func printVerified(e *Env, c audit.Checkpoint, trusted int) {
 }
 
 func auditProveCommand() *Command {
-	var dataDir string
+	var (
+		dataDir, cpOut string
+		af             adminFlags
+	)
 	return &Command{
 		Name:    "prove",
 		Summary: "print an inclusion proof of entry N",
-		Usage:   "N",
+		Usage:   "[--data-dir DIR | --server ADDR] [--checkpoint FILE] N",
 		Help: "prove prints a proof that entry N is in the tree of the latest signed\n" +
-			"checkpoint. Give it, with that checkpoint, to \"moat audit check-proof\".",
-		Flags: func(fs *flag.FlagSet) { auditDirFlag(fs, &dataDir) },
+			"checkpoint. Give it, with that checkpoint, to \"moat audit check-proof\".\n" +
+			"With --server (a cluster's log lives in etcd) the server's proof is checked\n" +
+			"here before it is printed: signed by the pinned verifier key, the entry in\n" +
+			"that tree, and the tree no smaller than the newest this CLI witnessed.\n" +
+			"--checkpoint writes the signed checkpoint the proof holds against.",
+		Flags: func(fs *flag.FlagSet) {
+			auditDirFlag(fs, &dataDir)
+			fs.StringVar(&cpOut, "checkpoint", "", "write the signed checkpoint the proof holds against to this file")
+			fs.StringVar(&af.server, "server", "", "ask this control plane over its API (env MOAT_SERVER)")
+			fs.StringVar(&af.adminDir, "admin-dir", "", "admin credentials directory, with --server (env MOAT_ADMIN_DIR)")
+		},
 		Run: func(ctx context.Context, e *Env, fs *flag.FlagSet) error {
 			if fs.NArg() != 1 {
 				return usagef("audit prove: want one entry index")
@@ -428,23 +440,69 @@ func auditProveCommand() *Command {
 			if err != nil || n < 0 {
 				return usagef("audit prove: bad entry index %q", fs.Arg(0))
 			}
-			l, err := openAuditReadOnly(e, dataDir, "")
-			if err != nil {
-				return err
+			var proof, cp []byte
+			if remoteMode(e, &af, dataDir) {
+				if proof, cp, err = proveRemote(ctx, e, &af, n); err != nil {
+					return err
+				}
+			} else {
+				l, err := openAuditReadOnly(e, dataDir, "")
+				if err != nil {
+					return err
+				}
+				defer l.Close()
+				p, err := l.Prove(n)
+				if err != nil {
+					return err
+				}
+				if proof, err = p.MarshalText(); err != nil {
+					return err
+				}
+				if cp, err = l.Checkpoint(); err != nil {
+					return err
+				}
 			}
-			defer l.Close()
-			p, err := l.Prove(n)
-			if err != nil {
-				return err
+			if cpOut != "" {
+				if err := os.WriteFile(cpOut, cp, 0o644); err != nil {
+					return fmt.Errorf("audit prove: %w", err)
+				}
 			}
-			text, err := p.MarshalText()
-			if err != nil {
-				return err
-			}
-			_, err = e.Stdout.Write(text)
+			_, err = e.Stdout.Write(proof)
 			return err
 		},
 	}
+}
+
+// proveRemote prints the server's proof of entry n once it holds: signed
+// by the pinned key, the entry in that tree, and the tree at least the
+// newest this CLI witnessed (a server cannot answer from a log it cut
+// back).
+func proveRemote(ctx context.Context, e *Env, af *adminFlags, n int64) (proof, checkpoint []byte, err error) {
+	r, err := openRemoteAudit(e, af, "")
+	if err != nil {
+		return nil, nil, err
+	}
+	defer r.c.Close()
+	signed, err := r.witnessed(ctx, "audit prove")
+	if err != nil {
+		return nil, nil, err
+	}
+	seen, err := audit.OpenCheckpoint(signed, r.v)
+	if err != nil {
+		return nil, nil, err
+	}
+	var resp api.AuditProof
+	if err := r.c.Call(ctx, http.MethodGet, fmt.Sprintf("%s?n=%d", api.PathAuditProof, n), nil, &resp); err != nil {
+		return nil, nil, err
+	}
+	_, cp, err := audit.CheckProofWith([]byte(resp.Checkpoint), r.v, []byte(resp.Proof))
+	if err == nil && cp.Size < seen.Size {
+		err = fmt.Errorf("the proof is against a tree of %d entries, smaller than the %d this CLI witnessed", cp.Size, seen.Size)
+	}
+	if err != nil {
+		return nil, nil, &ExitError{Code: 1, Msg: fmt.Sprintf("audit prove: FAILED: the server's proof of entry %d: %v", n, err)}
+	}
+	return []byte(resp.Proof), []byte(resp.Checkpoint), nil
 }
 
 func auditCheckpointCommand() *Command {
