@@ -182,7 +182,11 @@ func mfaCommand() *Command {
 			if !st.LockedUntil.IsZero() {
 				fmt.Fprintf(e.Stdout, "locked:   until %s\n", st.LockedUntil.Format(time.RFC3339))
 			}
-			fmt.Fprintf(e.Stdout, "required: %s\n", strings.Join(st.Required, " "))
+			if len(st.Required) == 0 {
+				fmt.Fprintln(e.Stdout, "required: none (MFA is off for this account's role)")
+			} else {
+				fmt.Fprintf(e.Stdout, "required: %s\n", strings.Join(st.Required, " "))
+			}
 			return nil
 		})
 	var name *string
