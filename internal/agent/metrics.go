@@ -12,7 +12,7 @@ type collector struct {
 
 	handshakes, hsFailures, tunnels, conns, refused, cut, plaintext *metrics.Desc
 	svidExpiry, renewals, reattests                                 *metrics.Desc
-	listenFail, listenersFailing, uidRefused, acceptFail            *metrics.Desc
+	listenFail, listenersFailing, uidRefused, acceptFail, shed      *metrics.Desc
 	auditSize, auditInconsistent                                    *metrics.Desc
 }
 
@@ -40,6 +40,7 @@ func newCollector(a *Agent) *collector {
 		reattests:         c("moat_agent_reattestations_total", "New node certificates obtained without the old one (expired or refused), by method: node-key or join-token.", "method"),
 		uidRefused:        c("moat_mesh_uid_refused_total", "Local connections to an upstream port refused because the caller's uid is not the service's."),
 		acceptFail:        c("moat_mesh_accept_failures_total", "Failed accepts on the mesh port and local listeners (out of file descriptors, say); each is retried with backoff."),
+		shed:              c("moat_mesh_handshakes_shed_total", "Connections to the mesh port closed at once because too many were in their handshake (64 from one address or IPv6 /64, 4096 in all)."),
 		auditSize:         g("moat_agent_audit_witnessed_entries", "Entries of the control plane's audit log covered by the newest checkpoint this agent checked."),
 		auditInconsistent: c("moat_agent_audit_inconsistent_total", "Audit checkpoints refused because the log no longer extends the one witnessed (cut back or rewritten)."),
 	}
@@ -47,7 +48,7 @@ func newCollector(a *Agent) *collector {
 
 func (c *collector) Describe() []*metrics.Desc {
 	return []*metrics.Desc{c.handshakes, c.hsFailures, c.tunnels, c.conns, c.refused, c.cut, c.plaintext,
-		c.svidExpiry, c.renewals, c.reattests, c.listenFail, c.listenersFailing, c.uidRefused, c.acceptFail, c.auditSize, c.auditInconsistent}
+		c.svidExpiry, c.renewals, c.reattests, c.listenFail, c.listenersFailing, c.uidRefused, c.acceptFail, c.shed, c.auditSize, c.auditInconsistent}
 }
 
 func (c *collector) Collect(emit metrics.Emit) {
@@ -65,6 +66,7 @@ func (c *collector) Collect(emit metrics.Emit) {
 	emit(c.listenersFailing, float64(st.ListenersFailing))
 	emit(c.uidRefused, float64(st.UIDRefused))
 	emit(c.acceptFail, float64(st.AcceptFailures))
+	emit(c.shed, float64(st.HandshakesShed))
 	c.a.mu.RLock()
 	for name, s := range c.a.svids {
 		if s.cert != nil {

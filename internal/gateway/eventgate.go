@@ -8,6 +8,8 @@ import (
 	"time"
 
 	"golang.org/x/time/rate"
+
+	"moat/internal/flow"
 )
 
 // eventGate bounds the security events the gateway writes. A client
@@ -64,7 +66,7 @@ func (g *eventGate) allow(ev *event, now time.Time) bool {
 	if now.Sub(g.swept) > time.Minute {
 		g.sweep(now)
 	}
-	k := gateKey{clientKey(ev.client), ev.kind}
+	k := gateKey{flow.SourceKey(ev.client), ev.kind}
 	cl := g.clients[k]
 	if cl == nil && len(g.clients) < maxEventClients {
 		cl = rate.NewLimiter(eventClientRate, eventClientBurst)

@@ -18,6 +18,7 @@ import (
 	"sync"
 	"time"
 
+	"moat/internal/flow"
 	"moat/internal/waf"
 )
 
@@ -310,7 +311,7 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		if r.Body != nil && r.Body != http.NoBody {
 			// Held until the request ends: the WAF forwards the body
 			// from its buffer.
-			done, err := g.bodies.hold(clientKey(client), st.s.InspectBodies)
+			done, err := g.bodies.hold(flow.SourceKey(client), st.s.InspectBodies)
 			if err != nil {
 				h.Set("Retry-After", "1")
 				ev.kind, ev.reason, ev.status, ev.blocked = KindOverload, "as many request bodies held for WAF inspection as waf.body_inspection.max_bodies allows; refused uninspected", http.StatusServiceUnavailable, true
@@ -376,14 +377,14 @@ func (g *Gateway) inspect(st *state, tx *waf.Tx, r *http.Request, route *Route, 
 		return tx.Request(r, client.String())
 	}
 	if enc := r.Header.Get("Content-Encoding"); enc != "" && !strings.EqualFold(enc, "identity") {
-		release, err := st.gate.acquire(r.Context(), clientKey(client), route.MaxBodyBytes)
+		release, err := st.gate.acquire(r.Context(), flow.SourceKey(client), route.MaxBodyBytes)
 		if err != nil {
 			return waf.Verdict{}, err
 		}
 		defer release()
 		return tx.Request(r, client.String())
 	}
-	body := &gatedBody{ReadCloser: r.Body, ctx: r.Context(), gate: st.gate, client: clientKey(client)}
+	body := &gatedBody{ReadCloser: r.Body, ctx: r.Context(), gate: st.gate, client: flow.SourceKey(client)}
 	r.Body = body
 	defer body.done()
 	return tx.Request(r, client.String())

@@ -421,16 +421,3 @@ func (b *gatedBody) done() {
 		b.release()
 	}
 }
-
-// clientKey is the unit limits and shares are counted in: an IPv4 address,
-// or an IPv6 /64, the least a single site is given (RFC 6177), so that one
-// client cannot multiply its share by walking its own prefix.
-func clientKey(a netip.Addr) netip.Prefix {
-	a = a.Unmap()
-	bits := 32
-	if a.Is6() {
-		bits = 64
-	}
-	p, _ := a.Prefix(bits)
-	return p
-}

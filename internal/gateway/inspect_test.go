@@ -13,6 +13,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"moat/internal/flow"
 )
 
 // TestDefaultBodyLimit: a route that does not say it takes uploads takes
@@ -94,7 +96,7 @@ routes:
 func TestWAFBodyInspectionBounded(t *testing.T) {
 	f := newFixture(t, bodyInspectionYAML)
 	gate := f.gw.state.Load().gate
-	attackerKey := clientKey(netip.MustParseAddr("127.0.0.2"))
+	attackerKey := flow.SourceKey(netip.MustParseAddr("127.0.0.2"))
 	letEvaluate := holdAdmitted(t, gate, attackerKey)
 	attacker, other, normal := f.clientFrom("127.0.0.2"), f.clientFrom("127.0.0.4"), f.clientFrom("127.0.0.3")
 	big := "a=" + strings.Repeat("x", 2<<20)
@@ -204,7 +206,7 @@ func TestWAFBodyInspectionQueueBounded(t *testing.T) {
 `, 1)
 	f := newFixture(t, yaml)
 	gate := f.gw.state.Load().gate
-	holderKey := clientKey(netip.MustParseAddr("127.0.0.2"))
+	holderKey := flow.SourceKey(netip.MustParseAddr("127.0.0.2"))
 	letEvaluate := holdAdmitted(t, gate, holderKey)
 	post := func(source string, size int) <-chan int {
 		out := make(chan int, 1)
@@ -467,7 +469,7 @@ func TestInspectGateSurvivesReload(t *testing.T) {
 	conf := baseYAML + "rate_limit:\n  off: true\nwaf:\n  body_inspection: {max_bytes: 65536, max_bytes_per_client: 65536, queue_timeout: 100ms}\n"
 	f := newFixture(t, conf)
 	gate := f.gw.state.Load().gate
-	holder := clientKey(netip.MustParseAddr("127.0.0.2"))
+	holder := flow.SourceKey(netip.MustParseAddr("127.0.0.2"))
 	letEvaluate := holdAdmitted(t, gate, holder)
 	body := "a=" + strings.Repeat("x", 60000)
 	post := func(source string) int {

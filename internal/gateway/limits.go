@@ -10,6 +10,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"moat/internal/flow"
 )
 
 // rateStore holds one token bucket per (route, client) (clientKey: an IPv4
@@ -110,7 +112,7 @@ func (s *rateStore) allow(route string, ip netip.Addr, rps float64, burst int, n
 	if rps == 0 && burst == 0 {
 		return true, 0
 	}
-	k := rateKey{route, clientKey(ip)}
+	k := rateKey{route, flow.SourceKey(ip)}
 	sh := &s.shards[maphash.Comparable(s.seed, k)%rateShards]
 	sh.mu.Lock()
 	defer sh.mu.Unlock()
@@ -189,7 +191,7 @@ func (l *connLimiter) Accept() (net.Conn, error) {
 			return nil, err
 		}
 		ip := addrIP(c.RemoteAddr())
-		key := clientKey(ip)
+		key := flow.SourceKey(ip)
 		l.mu.Lock()
 		if l.count == nil {
 			l.count = map[netip.Prefix]int{}

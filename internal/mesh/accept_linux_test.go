@@ -1,7 +1,9 @@
 package mesh
 
 import (
+	"fmt"
 	"net"
+	"net/netip"
 	"os"
 	"syscall"
 	"testing"
@@ -93,5 +95,107 @@ func TestMeshPortSurvivesDescriptorExhaustion(t *testing.T) {
 	t.Log("the flood is over: a new tunnel is accepted")
 	if got, err := call(p.a.local(t, "frontend", "api"), "after the flood"); err != nil || got != "after the flood" {
 		t.Fatalf("call after the flood: %q, %v", got, err)
+	}
+}
+
+// TestMeshPortBoundsPendingHandshakes: one address opening more
+// connections to the mesh port than a peer ever needs, each sending the
+// first byte of a TLS record and nothing more, held a descriptor per
+// connection for the handshake deadline, until the agent had none left
+// and its accepts failed: for the flood's length no tunnel could be
+// opened to the node. The agent now holds at most 64 pending handshakes
+// per source and closes the rest at once, so under the same descriptor
+// limit it never runs out, and a tunnel from another address is opened
+// during the flood.
+func TestMeshPortBoundsPendingHandshakes(t *testing.T) {
+	p := newPair(t)
+	const flood = maxPendingPerSource + 64
+	fds, err := os.ReadDir("/proc/self/fd")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var old syscall.Rlimit
+	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &old); err != nil {
+		t.Fatal(err)
+	}
+	// Room for the flood's own ends, the pending handshakes one source may
+	// hold, and a tunnel and a call; not for the whole flood at the agent.
+	low := old
+	low.Cur = uint64(len(fds) + flood + maxPendingPerSource + 32)
+	if err := syscall.Setrlimit(syscall.RLIMIT_NOFILE, &low); err != nil {
+		t.Fatal(err)
+	}
+	defer func() {
+		if err := syscall.Setrlimit(syscall.RLIMIT_NOFILE, &old); err != nil {
+			t.Fatal(err)
+		}
+	}()
+	d := net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP("127.0.0.2")}, Timeout: testkit.WaitLimit}
+	var conns []net.Conn
+	defer func() {
+		for _, c := range conns {
+			c.Close()
+		}
+	}()
+	for range flood {
+		c, err := d.Dial("tcp", p.b.m.Addr().String())
+		if err != nil {
+			t.Fatalf("flood connection %d: %v", len(conns), err)
+		}
+		c.Write([]byte{0x16})
+		conns = append(conns, c)
+	}
+	testkit.WaitFor(t, "the flood met at the mesh port", func() bool {
+		st := p.b.m.Stats()
+		return st.HandshakesShed > 0 || st.AcceptFailures > 0
+	})
+	t.Log("during the flood, a tunnel from another address")
+	if got, err := call(p.a.local(t, "frontend", "api"), "during the flood"); err != nil || got != "during the flood" {
+		t.Fatalf("call during the flood: %q, %v", got, err)
+	}
+	st := p.b.m.Stats()
+	t.Logf("closed at once: %d; failed accepts: %d", st.HandshakesShed, st.AcceptFailures)
+	if st.AcceptFailures != 0 {
+		t.Fatalf("the agent ran out of descriptors: %d failed accepts", st.AcceptFailures)
+	}
+}
+
+// TestPendingHandshakesBounds: the bounds per source (an IPv6 /64 is one
+// source) and in all, and a place given back once.
+func TestPendingHandshakesBounds(t *testing.T) {
+	var p pendingHandshakes
+	addr := func(s string) net.Addr { return net.TCPAddrFromAddrPort(netip.MustParseAddrPort(s)) }
+	var releases []func()
+	for i := range maxPendingPerSource {
+		r, ok := p.take(addr(fmt.Sprintf("[2001:db8::%x]:1000", i+1)))
+		if !ok {
+			t.Fatalf("connection %d of one /64 refused", i)
+		}
+		releases = append(releases, r)
+	}
+	if _, ok := p.take(addr("[2001:db8::ffff]:1000")); ok {
+		t.Fatal("a connection past the bound of one /64 was admitted")
+	}
+	if r, ok := p.take(addr("[2001:db8:0:1::1]:1000")); !ok {
+		t.Fatal("another /64 was refused")
+	} else {
+		r()
+	}
+	releases[0]()
+	releases[0]()
+	if _, ok := p.take(addr("[2001:db8::ffff]:1000")); !ok {
+		t.Fatal("a released place was not given back")
+	}
+	if _, ok := p.take(addr("[2001:db8::fffe]:1000")); ok {
+		t.Fatal("a place released twice was given back twice")
+	}
+	var q pendingHandshakes
+	for i := range maxPendingHandshakes {
+		if _, ok := q.take(addr(fmt.Sprintf("10.%d.%d.%d:1", i>>16&255, i>>8&255, i&255))); !ok {
+			t.Fatalf("connection %d refused below the bound in all", i)
+		}
+	}
+	if _, ok := q.take(addr("192.0.2.1:1")); ok {
+		t.Fatal("a connection past the bound in all was admitted")
 	}
 }

@@ -128,7 +128,10 @@ type peekConn struct {
 
 func (p *peekConn) Read(b []byte) (int, error) { return p.r.Read(b) }
 
-func (m *Mesh) serveConn(c net.Conn) {
+// serveConn serves one connection to the mesh port; release gives back
+// its place among the pending handshakes once its handshake has ended.
+func (m *Mesh) serveConn(c net.Conn, release func()) {
+	defer release()
 	_ = c.SetDeadline(time.Now().Add(m.cfg.DialTimeout))
 	pc := &peekConn{Conn: c, r: bufio.NewReaderSize(c, 512)}
 	first, err := pc.r.Peek(1)
@@ -162,6 +165,7 @@ func (m *Mesh) serveConn(c net.Conn) {
 		return
 	}
 	m.stats.serverHS.Add(1)
+	release()
 	_ = c.SetDeadline(time.Time{})
 	cs := tc.ConnectionState()
 	peer, _ := identity.LeafID(cs.PeerCertificates[0]) // verified in VerifyConnection

@@ -183,10 +183,11 @@ type Stats struct {
 	ListenersFailing  int64 // gauge: local listeners not bound now
 	UIDRefused        int64 // local connections refused for their uid
 	AcceptFailures    int64 // failed accepts on the mesh port and local listeners, each retried
+	HandshakesShed    int64 // mesh port connections closed at once: too many in their handshake (pending.go)
 }
 
 type counters struct {
-	clientHS, serverHS, hsFail, tunnels, out, in, refused, cut, plain, listenFail, uidRefused, acceptFail atomic.Int64
+	clientHS, serverHS, hsFail, tunnels, out, in, refused, cut, plain, listenFail, uidRefused, acceptFail, shed atomic.Int64
 }
 
 // acceptFailed counts a failed accept, and logs the first of a run of them
@@ -208,6 +209,7 @@ type Mesh struct {
 	mux       *yamux.Config
 	protocols []string // tunnel ALPN names, newest first
 	stats     counters
+	pending   pendingHandshakes // connections to the mesh port in their handshake
 
 	policy   atomic.Pointer[policy.Table]
 	services atomic.Pointer[map[string]Service]
@@ -349,11 +351,27 @@ func (m *Mesh) Run(ctx context.Context) error {
 			m.wg.Wait()
 			return fmt.Errorf("mesh: accept: %w", err)
 		}
+		release, ok := m.pending.take(c.RemoteAddr())
+		if !ok {
+			m.handshakesShed(c.RemoteAddr())
+			_ = c.Close()
+			continue
+		}
 		m.wg.Add(1)
 		go func() {
 			defer m.wg.Done()
-			m.serveConn(c)
+			m.serveConn(c, release)
 		}()
+	}
+}
+
+// handshakesShed counts a connection closed for a bound on pending
+// handshakes, and logs the first of a run of them and then one in a
+// thousand.
+func (m *Mesh) handshakesShed(remote net.Addr) {
+	if n := m.stats.shed.Add(1); n%1000 == 1 {
+		m.log.Warn("mesh: too many connections in their handshake; closing new ones", logRemote, remote.String(),
+			"per_source", maxPendingPerSource, "in_all", maxPendingHandshakes, "closed", n)
 	}
 }
 
@@ -400,7 +418,7 @@ func (m *Mesh) Stats() Stats {
 		TunnelsOpen: s.tunnels.Load(), StreamsOut: s.out.Load(), StreamsIn: s.in.Load(),
 		Refused: s.refused.Load(), Cut: s.cut.Load(), Plaintext: s.plain.Load(),
 		ListenFailures: s.listenFail.Load(), ListenersFailing: m.failingListeners(), UIDRefused: s.uidRefused.Load(),
-		AcceptFailures: s.acceptFail.Load(),
+		AcceptFailures: s.acceptFail.Load(), HandshakesShed: s.shed.Load(),
 	}
 }
 
