@@ -68,6 +68,7 @@ import (
 
 	"moat/internal/flow"
 	"moat/internal/identity"
+	"moat/internal/mtls"
 	"moat/internal/policy"
 )
 
@@ -183,7 +184,7 @@ type Stats struct {
 	ListenersFailing  int64 // gauge: local listeners not bound now
 	UIDRefused        int64 // local connections refused for their uid
 	AcceptFailures    int64 // failed accepts on the mesh port and local listeners, each retried
-	HandshakesShed    int64 // mesh port connections closed at once: too many in their handshake (pending.go)
+	HandshakesShed    int64 // mesh port connections closed at once: too many in their handshake (mtls.Pending)
 }
 
 type counters struct {
@@ -209,7 +210,7 @@ type Mesh struct {
 	mux       *yamux.Config
 	protocols []string // tunnel ALPN names, newest first
 	stats     counters
-	pending   pendingHandshakes // connections to the mesh port in their handshake
+	pending   mtls.Pending // connections to the mesh port in their handshake
 
 	policy   atomic.Pointer[policy.Table]
 	services atomic.Pointer[map[string]Service]
@@ -297,6 +298,7 @@ func New(c Config) (*Mesh, error) {
 		pool:      map[poolKey]*poolEntry{},
 		inbound:   map[*inTunnel]struct{}{},
 		inStreams: map[*inStream]struct{}{},
+		pending:   mtls.Pending{PerSource: maxPendingPerSource, Total: maxPendingHandshakes},
 	}
 	if m.log == nil {
 		m.log = slog.New(slog.DiscardHandler)
@@ -351,7 +353,7 @@ func (m *Mesh) Run(ctx context.Context) error {
 			m.wg.Wait()
 			return fmt.Errorf("mesh: accept: %w", err)
 		}
-		release, ok := m.pending.take(c.RemoteAddr())
+		release, ok := m.pending.Take(c.RemoteAddr())
 		if !ok {
 			m.handshakesShed(c.RemoteAddr())
 			_ = c.Close()
@@ -364,6 +366,14 @@ func (m *Mesh) Run(ctx context.Context) error {
 		}()
 	}
 }
+
+// Connections to the mesh port in their handshake are bounded
+// (mtls.Pending): a peer agent opens one tunnel per service pair it
+// calls, a handful at once, and the agent unit has 65536 descriptors.
+const (
+	maxPendingPerSource  = 64
+	maxPendingHandshakes = 4096
+)
 
 // handshakesShed counts a connection closed for a bound on pending
 // handshakes, and logs the first of a run of them and then one in a

@@ -14,6 +14,7 @@ type serverMetrics struct {
 	flowRefused *metrics.CounterVec
 	issued      *metrics.CounterVec
 	watches     *metrics.Gauge
+	shed        *metrics.Counter
 }
 
 func newMetrics(reg *metrics.Registry) (*serverMetrics, error) {
@@ -33,11 +34,14 @@ func newMetrics(reg *metrics.Registry) (*serverMetrics, error) {
 		watches: metrics.NewGauge(metrics.Opts{
 			Name: "moat_server_watch_streams", Help: "Agents following the watch stream now.",
 		}),
+		shed: metrics.NewCounter(metrics.Opts{
+			Name: "moat_server_connections_shed_total", Help: "API connections closed at once because too many were in their handshake or before their first request (256 from one address or IPv6 /64, 8192 in all).",
+		}),
 	}
 	if reg == nil {
 		return m, nil
 	}
-	for _, c := range []metrics.Collector{m.calls, m.refused, m.flowRefused, m.issued, m.watches} {
+	for _, c := range []metrics.Collector{m.calls, m.refused, m.flowRefused, m.issued, m.watches, m.shed} {
 		if err := reg.Register(c); err != nil {
 			return nil, err
 		}

@@ -85,21 +85,24 @@ type Config struct {
 
 // Server is a running control plane.
 type Server struct {
-	cfg    Config
-	st     store.Store
-	log    *slog.Logger
-	now    func() time.Time
-	td     spiffeid.TrustDomain
-	meta   Meta
-	trust  *identity.Trust
-	caMu   sync.Mutex // serializes CA changes (rotation, load)
-	ca     *ca.CA
-	hub    *hub
-	m      *serverMetrics
-	ln     net.Listener
-	ready  chan struct{}
-	certMu sync.RWMutex // guards cert
-	cert   *tls.Certificate
+	cfg Config
+	// shedCount counts API connections closed for the bound on pending
+	// ones (pending.go).
+	shedCount atomic.Int64
+	st        store.Store
+	log       *slog.Logger
+	now       func() time.Time
+	td        spiffeid.TrustDomain
+	meta      Meta
+	trust     *identity.Trust
+	caMu      sync.Mutex // serializes CA changes (rotation, load)
+	ca        *ca.CA
+	hub       *hub
+	m         *serverMetrics
+	ln        net.Listener
+	ready     chan struct{}
+	certMu    sync.RWMutex // guards cert
+	cert      *tls.Certificate
 	// refused counts refused calls until the next summary entry.
 	refused refusals
 	// limits holds the per-node rate limiters.
@@ -319,7 +322,9 @@ func (s *Server) Run(ctx context.Context) error {
 	s.ln = ln
 	close(s.ready)
 	var active activeRequests
+	pl := newPendingListener(ln, s.connectionShed)
 	hs := &http.Server{
+		ConnState:         pl.connState,
 		Handler:           active.wrap(s.routes()),
 		TLSConfig:         s.tlsConfig(),
 		ReadHeaderTimeout: 10 * time.Second,
@@ -334,7 +339,7 @@ func (s *Server) Run(ctx context.Context) error {
 	}
 	errc := make(chan error, 2)
 	go func() {
-		err := hs.ServeTLS(ln, "", "")
+		err := hs.ServeTLS(pl, "", "")
 		if errors.Is(err, http.ErrServerClosed) {
 			err = nil
 		}

@@ -1,0 +1,56 @@
+package mtls
+
+import (
+	"net"
+	"net/netip"
+	"sync"
+
+	"moat/internal/flow"
+)
+
+// Pending bounds the connections of a TLS listener that are in their
+// handshake, per source (flow.SourceKey: an IPv4 address, an IPv6 /64)
+// and in all. Anyone who reaches such a port may open connections and
+// send nothing, each held until the handshake deadline: without a bound,
+// a flood from one address holds a descriptor per connection until the
+// process has none left, and then it can open nothing at all. A
+// connection past a bound is to be closed at once. The zero value admits
+// nothing; set both bounds.
+type Pending struct {
+	PerSource, Total int
+
+	mu       sync.Mutex
+	total    int
+	bySource map[netip.Prefix]int
+}
+
+// Take admits a connection from addr to its handshake, or reports false
+// when a bound is reached. release, called when the handshake has ended
+// (any number of times), gives its place back.
+func (p *Pending) Take(addr net.Addr) (release func(), ok bool) {
+	var key netip.Prefix
+	if ap, err := netip.ParseAddrPort(addr.String()); err == nil {
+		key = flow.SourceKey(ap.Addr())
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.total >= p.Total || p.bySource[key] >= p.PerSource {
+		return nil, false
+	}
+	if p.bySource == nil {
+		p.bySource = map[netip.Prefix]int{}
+	}
+	p.total++
+	p.bySource[key]++
+	var once sync.Once
+	return func() {
+		once.Do(func() {
+			p.mu.Lock()
+			defer p.mu.Unlock()
+			p.total--
+			if p.bySource[key]--; p.bySource[key] == 0 {
+				delete(p.bySource, key)
+			}
+		})
+	}, true
+}

@@ -1,0 +1,48 @@
+package mtls
+
+import (
+	"fmt"
+	"net"
+	"net/netip"
+	"testing"
+)
+
+// TestPendingBounds: the bounds per source (an IPv6 /64 is one
+// source) and in all, and a place given back once.
+func TestPendingBounds(t *testing.T) {
+	p := Pending{PerSource: 64, Total: 4096}
+	addr := func(s string) net.Addr { return net.TCPAddrFromAddrPort(netip.MustParseAddrPort(s)) }
+	var releases []func()
+	for i := range p.PerSource {
+		r, ok := p.Take(addr(fmt.Sprintf("[2001:db8::%x]:1000", i+1)))
+		if !ok {
+			t.Fatalf("connection %d of one /64 refused", i)
+		}
+		releases = append(releases, r)
+	}
+	if _, ok := p.Take(addr("[2001:db8::ffff]:1000")); ok {
+		t.Fatal("a connection past the bound of one /64 was admitted")
+	}
+	if r, ok := p.Take(addr("[2001:db8:0:1::1]:1000")); !ok {
+		t.Fatal("another /64 was refused")
+	} else {
+		r()
+	}
+	releases[0]()
+	releases[0]()
+	if _, ok := p.Take(addr("[2001:db8::ffff]:1000")); !ok {
+		t.Fatal("a released place was not given back")
+	}
+	if _, ok := p.Take(addr("[2001:db8::fffe]:1000")); ok {
+		t.Fatal("a place released twice was given back twice")
+	}
+	q := Pending{PerSource: 64, Total: 4096}
+	for i := range q.Total {
+		if _, ok := q.Take(addr(fmt.Sprintf("10.%d.%d.%d:1", i>>16&255, i>>8&255, i&255))); !ok {
+			t.Fatalf("connection %d refused below the bound in all", i)
+		}
+	}
+	if _, ok := q.Take(addr("192.0.2.1:1")); ok {
+		t.Fatal("a connection past the bound in all was admitted")
+	}
+}
