@@ -46,53 +46,81 @@ func (m *Model) reachPublished(inet Source, e *Endpoint, proto string, port int)
 		if p.Proto != proto || p.Port >= 0 && p.Port != port {
 			continue
 		}
-		front := p.front(inet)
-		if !front.Reachable {
+		r, ok := m.reachPublishedOne(inet, e, p, port)
+		if !ok {
 			continue
 		}
-		src := p.From
-		var assumed []string
-		if src.Name == "" {
-			// Read as a source inside the machine's own network that any
-			// NSG rule admitting some address lets in.
-			src = Source{Name: p.Gateway + " (its subnet is not in the scanned code)", Set: setOf(allAddresses...), SGs: map[string]bool{}}
-			if len(e.Subnets) > 0 {
-				src.VPC = e.Subnets[0].VPC
-			}
-			assumed = append(assumed, p.Gateway+": its subnet is not in the scanned code: assumed to be in the network of "+e.Addr+" and admitted by its NSGs")
-		}
-		var back Result
-		if len(e.Subnets) == 0 {
-			back = m.reachUnplacedFrom(src, e, proto, port)
-		} else {
-			back = m.reach(src, e, proto, port)
-		}
-		if !back.Reachable {
-			continue
-		}
-		path := append(append(append([]Hop(nil), front.Path...), p.Hops...), back.Path[1:]...)
-		assumed = append(append(append(assumed, front.Assumed...), p.Assumed...), back.Assumed...)
-		if p.Port < 0 {
-			assumed = append(assumed, p.Hops[0].Addr+": translated port not known statically: assumed to be every port")
-		}
-		r := Result{Reachable: true, Path: path, From: front.From, Assumed: assumed}
-		if !found || len(best.Assumed) > 0 && len(assumed) == 0 {
+		if !found || len(best.Assumed) > 0 && len(r.Assumed) == 0 {
 			best, found = r, true
 		}
 	}
 	return best, found
 }
 
+// reachPublishedOne answers whether the internet reaches port of e
+// through p.
+func (m *Model) reachPublishedOne(inet Source, e *Endpoint, p Publish, port int) (Result, bool) {
+	front := p.front(inet)
+	if !front.Reachable {
+		return Result{}, false
+	}
+	src := p.From
+	var assumed []string
+	if src.Name == "" {
+		// Read as a source inside the endpoint's own network that any
+		// rule admitting some address lets in.
+		sgs := src.SGs
+		if sgs == nil {
+			sgs = map[string]bool{}
+		}
+		src = Source{Name: p.Gateway + " (its subnet is not in the scanned code)", Set: setOf(allAddresses...), SGs: sgs}
+		if len(e.Subnets) > 0 {
+			src.VPC = e.Subnets[0].VPC
+		}
+		what := "security groups"
+		if e.Azure {
+			what = "NSGs"
+		}
+		assumed = append(assumed, fmt.Sprintf("%s: its subnet is not in the scanned code: assumed to be in the network of %s and admitted by its %s", p.Gateway, e.Addr, what))
+	}
+	var back Result
+	if len(e.Subnets) == 0 {
+		back = m.reachUnplacedFrom(src, e, p.Proto, port)
+	} else {
+		back = m.reach(src, e, p.Proto, port)
+	}
+	if !back.Reachable {
+		return Result{}, false
+	}
+	path := append(append(append([]Hop(nil), front.Path...), p.Hops...), back.Path[1:]...)
+	assumed = append(append(append(assumed, front.Assumed...), p.Assumed...), back.Assumed...)
+	if p.Port < 0 {
+		assumed = append(assumed, p.Hops[0].Addr+": translated port not known statically: assumed to be every port")
+	}
+	return Result{Reachable: true, Path: path, From: front.From, Assumed: assumed}, true
+}
+
 // reachUnplacedFrom answers for a gateway's connection to a machine whose
 // subnet is not in the scanned code (a module input, a data source): any
-// network may route the gateway to it and its subnet may have no NSG, so
-// only its interfaces' NSGs are known to stand in the way. A path found is
-// not proven.
+// network may route the gateway to it and its subnet may have no NSG (on
+// AWS, a network ACL that allows all), so only its interfaces' NSGs (its
+// security groups) are known to stand in the way. A path found is not
+// proven.
 func (m *Model) reachUnplacedFrom(src Source, e *Endpoint, proto string, port int) Result {
-	const why = "subnet not in the scanned code: assumed routed from the gateway, without an NSG"
+	why := "subnet not in the scanned code: assumed routed from the gateway, without an NSG"
+	if !e.Azure {
+		why = "subnet not in the scanned code: assumed routed from the gateway, with a network ACL that allows all"
+	}
 	path := []Hop{{Kind: "source", Detail: src.Name}, {Kind: "subnet", Detail: why}}
 	set := src.Set
 	assumed := []string{e.Addr + ": " + why}
+	if !e.Azure {
+		got, hop, as, ok := m.sgHop(e, nil, src, proto, port, set)
+		if !ok {
+			return Result{Path: append(path, hop)}
+		}
+		set, path, assumed = got, append(path, hop), append(assumed, as...)
+	}
 	for _, g := range e.NSGs {
 		got, hits, blocker := naclPass(g.Ingress, proto, port, set)
 		if empty(got) {

@@ -476,6 +476,7 @@ func Build(res []tf.Resource) *Model {
 	m.buildSGs(byType)
 	m.buildNACLs(byType)
 	m.buildEndpoints(byType)
+	m.frontDoors(byType)
 	m.buildAzure(byType)
 	m.buildFlowLogs(byType["aws_flow_log"])
 	m.byType = byType

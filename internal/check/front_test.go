@@ -1,0 +1,79 @@
+package check
+
+import (
+	"strings"
+	"testing"
+)
+
+// Private services reached only through API Gateway VPC links and a
+// CloudFront VPC origin: each is reached from the internet through its
+// front door and the balancer in between, on the port the balancer
+// forwards to; a PRIVATE REST API publishes nothing.
+func TestFrontDoorsPublishPrivateBackends(t *testing.T) {
+	m := model(t, "testdata/paths/front-doors")
+	inet := m.Internet()
+	for _, c := range []struct {
+		addr  string
+		port  int
+		reach bool
+		via   []string
+	}{
+		{"aws_instance.app", 8080, true, []string{"aws_api_gateway_rest_api.api", "aws_api_gateway_integration.app", "aws_lb.nlb", "aws_lb_listener.nlb"}},
+		{"aws_lb.nlb", 80, true, []string{"aws_api_gateway_rest_api.api", "aws_api_gateway_integration.app"}},
+		{"aws_instance.hidden", 8080, false, nil},
+		{"aws_lb.nlb_private", 80, false, nil},
+		{"aws_autoscaling_group.web", 8000, true, []string{"aws_apigatewayv2_api.http", "aws_apigatewayv2_integration.web", "aws_security_group.alb", "aws_lb_listener.alb", "aws_security_group.web"}},
+		{"aws_autoscaling_group.web", 80, false, nil},
+		{"aws_instance.origin", 443, true, []string{"aws_cloudfront_distribution.cdn", "aws_cloudfront_vpc_origin.origin", "aws_security_group.origin"}},
+		{"aws_instance.origin", 80, false, nil},
+	} {
+		r := m.Reach(inet, endpoint(t, m, c.addr), "tcp", c.port)
+		if r.Reachable != c.reach {
+			t.Errorf("%s tcp %d: reachable %v, want %v: %v", c.addr, c.port, r.Reachable, c.reach, r.Path)
+			continue
+		}
+		if !c.reach {
+			continue
+		}
+		if len(r.Assumed) > 0 {
+			t.Errorf("%s tcp %d: assumed %v, want a proven path", c.addr, c.port, r.Assumed)
+		}
+		var addrs []string
+		for _, h := range r.Path {
+			addrs = append(addrs, h.Addr)
+		}
+		at := 0
+		for _, want := range c.via {
+			i := indexFrom(addrs, at, want)
+			if i < 0 {
+				t.Errorf("%s tcp %d: path %v does not cross %s after hop %d", c.addr, c.port, addrs, want, at)
+				break
+			}
+			at = i
+		}
+	}
+	if r := m.Reach(inet, endpoint(t, m, "aws_lb.nlb"), "tcp", 80); len(r.Path) > 1 && !strings.Contains(r.Path[1].Detail, `authorization = "NONE"`) {
+		t.Errorf("front hop %q does not say the method takes no authorization", r.Path[1].Detail)
+	}
+
+	t.Log("the world-open group of a target the API publishes is critical, with the API on its path")
+	rep := run(t, "testdata/paths/front-doors")
+	var got []Finding
+	for _, f := range active(rep, RuleWorldOpenOther) {
+		if f.Address == "aws_security_group.app" {
+			got = append(got, f)
+		}
+	}
+	if len(got) != 1 || got[0].Severity != Critical || len(got[0].Path) < 2 || got[0].Path[1].Addr != "aws_api_gateway_rest_api.api" {
+		t.Errorf("want AWS-NET-011 critical on aws_security_group.app through the API, got %+v", got)
+	}
+}
+
+func indexFrom(s []string, from int, want string) int {
+	for i := from; i < len(s); i++ {
+		if s[i] == want {
+			return i
+		}
+	}
+	return -1
+}
