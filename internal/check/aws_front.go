@@ -387,6 +387,9 @@ func (m *Model) distributions(byType map[string][]*tf.Resource, f *frontModel) {
 	for _, d := range byType["aws_cloudfront_distribution"] {
 		front := m.internetTo(d.Address, "CloudFront distribution", nil)
 		for _, o := range blocks(d.Values, "origin") {
+			if co := block(o, "custom_origin_config"); co != nil {
+				m.customOrigin(f, d, o, co, front)
+			}
 			for _, vc := range blocks(o, "vpc_origin_config") {
 				vo := m.lookup(m.addr(str(vc, "vpc_origin_id")))
 				if vo == nil {
@@ -421,6 +424,36 @@ func (m *Model) distributions(byType map[string][]*tf.Resource, f *frontModel) {
 					m.publishLB(f, e, only, front, hop, via, vo.Address, nil)
 				}
 			}
+		}
+	}
+}
+
+// CloudFrontOrigins is the AWS-managed prefix list of the addresses
+// CloudFront connects to public origins from.
+const CloudFrontOrigins = "com.amazonaws.global.cloudfront.origin-facing"
+
+// customOrigin publishes the balancer or instance a distribution's custom
+// origin names by its address (domain_name = aws_lb.web.dns_name), reached
+// over the internet from CloudFront's origin-facing servers: a group that
+// admits their managed prefix list admits them. A name outside the project
+// (a literal host name) publishes nothing here.
+func (m *Model) customOrigin(f *frontModel, d *tf.Resource, o, co map[string]any, front func(Source) Result) {
+	refs := []string{m.addr(str(o, "domain_name"))}
+	if _, from := unknownRefs(o, "domain_name"); from != nil {
+		refs = nil
+		for _, r := range from {
+			refs = append(refs, m.addr(r))
+		}
+	}
+	via := Source{Name: "CloudFront's origin-facing servers (" + CloudFrontOrigins + ")", Internet: true, Set: m.Internet().Set, Service: CloudFrontOrigins}
+	for _, ref := range refs {
+		e := f.byAddr[ref]
+		if e == nil || e.Managed {
+			continue
+		}
+		hop := Hop{Kind: "gateway", Addr: d.Address, Detail: fmt.Sprintf("custom origin %q to %s over the internet (%s)", str(o, "origin_id"), e.Addr, originPolicy(co))}
+		for _, p := range originPorts(co) {
+			e.Published = append(e.Published, Publish{Proto: "tcp", Port: p, front: front, Hops: []Hop{hop}, From: via, Gateway: d.Address})
 		}
 	}
 }

@@ -77,3 +77,32 @@ func indexFrom(s []string, from int, want string) int {
 	}
 	return -1
 }
+
+// A public instance whose group admits CloudFront's origin-facing servers
+// alone is reached from the internet through the distribution whose custom
+// origin it is, on the port its protocol policy uses; the group is not
+// world-open, and the bucket CloudFront reads through an origin access
+// control is not public.
+func TestCloudFrontCustomOrigin(t *testing.T) {
+	m := model(t, "testdata/paths/cloudfront-origin")
+	origin := endpoint(t, m, "aws_instance.origin")
+	r := m.Reach(m.Internet(), origin, "tcp", 80)
+	if !r.Reachable || len(r.Assumed) > 0 || len(r.Path) < 3 || r.Path[1].Addr != "aws_cloudfront_distribution.cdn" {
+		t.Fatalf("tcp 80: want a proven path through the distribution, got reachable %v, assumed %v, path %v", r.Reachable, r.Assumed, r.Path)
+	}
+	if !coversFamily(m.Internet().Set, r.From) {
+		t.Errorf("tcp 80 through CloudFront from %s, want every internet address", m.describe(r.From))
+	}
+	if r := m.Reach(m.Internet(), origin, "tcp", 443); r.Reachable {
+		t.Errorf("tcp 443 (an http-only origin, a group admitting 80): reachable through %v", r.Path)
+	}
+	rep := run(t, "testdata/paths/cloudfront-origin")
+	if f := active(rep, RuleInternetFacing); len(f) != 1 || !strings.Contains(f[0].Message, "(through aws_cloudfront_distribution.cdn)") {
+		t.Errorf("want AWS-NET-004 naming the distribution, got %+v", f)
+	}
+	for _, rule := range []string{RuleWorldOpen, RuleWorldOpenOther, RulePublicBucket} {
+		if f := active(rep, rule); len(f) > 0 {
+			t.Errorf("want no %s, got %+v", rule, f)
+		}
+	}
+}
