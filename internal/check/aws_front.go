@@ -268,39 +268,76 @@ func (m *Model) restAPIs(byType map[string][]*tf.Resource, f *frontModel) {
 		if unknown(in.Values, "connection_type") {
 			assumed = append(assumed, in.Address+": connection_type not known statically: assumed VPC_LINK")
 		}
-		link := m.lookup(m.addr(str(in.Values, "connection_id")))
-		var lbs []string
-		if link != nil {
-			for _, t := range strList(link.Values, "target_arns") {
-				lbs = append(lbs, m.addr(t))
-			}
-		}
-		if _, from := unknownRefs(in.Values, "connection_id"); from != nil || link == nil {
-			// A link not known statically: any REST VPC link it may be.
-			for _, ref := range from {
-				if l := m.lookup(m.addr(ref)); l != nil {
-					for _, t := range strList(l.Values, "target_arns") {
-						lbs = append(lbs, m.addr(t))
-					}
-				}
-			}
-		}
 		front := m.internetTo(door, detail, assumed)
-		for _, a := range lbs {
-			lb := f.byAddr[a]
+		for _, lt := range m.linkTargets(byType, in) {
+			lb := f.byAddr[lt.lb]
 			if lb == nil || lb.Kind != "lb" {
 				continue
 			}
-			hop := Hop{Kind: "gateway", Addr: in.Address, Detail: fmt.Sprintf("VPC link %s to %s (PrivateLink)", orUnknown(linkAddr(link)), lb.Addr)}
+			hop := Hop{Kind: "gateway", Addr: in.Address, Detail: fmt.Sprintf("VPC link %s to %s (PrivateLink)", lt.link, lb.Addr)}
 			// PrivateLink delivers to the balancer's own interfaces.
-			name := "VPC link " + orUnknown(linkAddr(link)) + " (PrivateLink into " + lb.Addr + ")"
+			name := "VPC link " + lt.link + " (PrivateLink into " + lb.Addr + ")"
 			via := m.frontSource(name, lb.Subnets, nil)
 			if via.Name == "" {
 				via = Source{Name: name, Set: setOf(allAddresses...), SGs: map[string]bool{}}
 			}
-			m.publishLB(f, lb, nil, front, hop, via, in.Address, nil)
+			m.publishLB(f, lb, nil, front, hop, via, in.Address, lt.assumed)
 		}
 	}
+}
+
+// linkTarget is a balancer a REST integration's VPC link may lead to.
+type linkTarget struct {
+	link, lb string
+	assumed  []string
+}
+
+// linkTargets reads the balancers integration in reaches through its VPC
+// link: the link's target_arns. A link not known statically is any its
+// expression names, else any REST VPC link of the project; a target not
+// known statically any its expression names, else any network load
+// balancer of the project.
+func (m *Model) linkTargets(byType map[string][]*tf.Resource, in *tf.Resource) []linkTarget {
+	var links []*tf.Resource
+	var assumed []string
+	if l := m.lookup(m.addr(str(in.Values, "connection_id"))); l != nil {
+		links = append(links, l)
+	} else if unk, from := unknownRefs(in.Values, "connection_id"); unk {
+		for _, ref := range from {
+			if l := m.lookup(m.addr(ref)); l != nil {
+				links = append(links, l)
+			}
+		}
+		if from == nil {
+			links = byType["aws_api_gateway_vpc_link"]
+			assumed = append(assumed, in.Address+": connection_id not known statically: assumed to be any REST VPC link of the project")
+		}
+	}
+	var out []linkTarget
+	for _, l := range links {
+		for _, t := range strList(l.Values, "target_arns") {
+			out = append(out, linkTarget{l.Address, m.addr(t), assumed})
+		}
+		unk, from := unknownRefs(l.Values, "target_arns")
+		if !unk {
+			continue
+		}
+		for _, ref := range from {
+			out = append(out, linkTarget{l.Address, m.addr(ref), assumed})
+		}
+		if from != nil {
+			continue
+		}
+		why := append(append([]string(nil), assumed...), l.Address+": target_arns not known statically: assumed to be any network load balancer of the project")
+		for _, typ := range []string{"aws_lb", "aws_alb"} {
+			for _, r := range byType[typ] {
+				if strings.EqualFold(str(r.Values, "load_balancer_type"), "network") || unknown(r.Values, "load_balancer_type") {
+					out = append(out, linkTarget{l.Address, r.Address, why})
+				}
+			}
+		}
+	}
+	return out
 }
 
 func linkAddr(r *tf.Resource) string {

@@ -106,3 +106,16 @@ func TestCloudFrontCustomOrigin(t *testing.T) {
 		}
 	}
 }
+
+// A VPC link whose target is not known statically may lead to any network
+// load balancer of the project: the path is found, and says so.
+func TestFrontDoorUnknownLinkTarget(t *testing.T) {
+	m := model(t, "testdata/paths/front-doors-unknown")
+	r := m.Reach(m.Internet(), endpoint(t, m, "aws_instance.app"), "tcp", 8080)
+	if !r.Reachable || !strings.Contains(strings.Join(r.Assumed, "; "), "target_arns not known statically: assumed to be any network load balancer of the project") {
+		t.Errorf("want a path through the link that names its assumption, got reachable %v, assumed %v, path %v", r.Reachable, r.Assumed, r.Path)
+	}
+	if h := r.Path[1]; h.Addr != "aws_api_gateway_rest_api.api" || !strings.Contains(h.Detail, "EDGE endpoint, the default") {
+		t.Errorf("front hop %v, want the API as an edge endpoint", h)
+	}
+}
