@@ -43,6 +43,18 @@ func (s ebSettings) list(ns, name string) []string {
 	return out
 }
 
+// namespaces returns the namespaces the settings name.
+func (s ebSettings) namespaces() map[string]bool {
+	out := map[string]bool{}
+	for k := range s.vals {
+		out[k[0]] = true
+	}
+	for k := range s.unknown {
+		out[k[0]] = true
+	}
+	return out
+}
+
 func (s ebSettings) has(ns, name string) bool {
 	k := [2]string{ns, name}
 	return len(s.vals[k]) > 0 || s.unknown[k]
@@ -259,21 +271,24 @@ func beanstalkListeners(s ebSettings, kind string) []ebListener {
 	if kind != "classic" {
 		def = ns + ":default"
 	}
+	// Port 80 is the default listener's, which its own namespace may
+	// also configure.
+	if _, ok := s.namespaces()[ns+":80"]; ok {
+		def = ns + ":80"
+	}
 	if enabled(def) {
 		out = append(out, ebListener{80, instance(def)})
 	}
-	seen := map[string]bool{}
-	for k := range s.vals {
-		port, ok := strings.CutPrefix(k[0], ns+":")
-		if !ok || port == "default" || seen[k[0]] {
+	for n := range s.namespaces() {
+		port, ok := strings.CutPrefix(n, ns+":")
+		if !ok || port == "default" {
 			continue
 		}
-		seen[k[0]] = true
 		var p int
-		if _, err := fmt.Sscan(port, &p); err != nil || p == 80 || !enabled(k[0]) {
+		if _, err := fmt.Sscan(port, &p); err != nil || p == 80 || !enabled(n) {
 			continue
 		}
-		out = append(out, ebListener{p, instance(k[0])})
+		out = append(out, ebListener{p, instance(n)})
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].port < out[j].port })
 	return out

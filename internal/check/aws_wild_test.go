@@ -1090,6 +1090,9 @@ func TestBeanstalkBalancer(t *testing.T) {
 	}{
 		{"aws_elastic_beanstalk_environment.web", 8080, true},
 		{"aws_elastic_beanstalk_environment.web", 80, false},
+		{"aws_elastic_beanstalk_environment.web", 9000, true},
+		{"aws_elastic_beanstalk_environment.api", 5000, true},
+		{"aws_elastic_beanstalk_environment.api", 80, false},
 		{"aws_elastic_beanstalk_environment.ssh", 22, true},
 		{"aws_elastic_beanstalk_environment.ssh", 80, true},
 		{"aws_elastic_beanstalk_environment.internal", 22, false},

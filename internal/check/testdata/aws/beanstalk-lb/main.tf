@@ -61,6 +61,49 @@ resource "aws_elastic_beanstalk_environment" "web" {
     name      = "Port"
     value     = "8080"
   }
+  # 443 to the api process on 9000.
+  setting {
+    namespace = "aws:elbv2:listener:443"
+    name      = "DefaultProcess"
+    value     = "api"
+  }
+  setting {
+    namespace = "aws:elasticbeanstalk:environment:process:api"
+    name      = "Port"
+    value     = "9000"
+  }
+}
+
+# Port 80 configured by its own namespace, to the api process on 5000.
+resource "aws_elastic_beanstalk_environment" "api" {
+  name                = "shop-api"
+  application         = aws_elastic_beanstalk_application.app.name
+  solution_stack_name = "64bit Amazon Linux 2023 v4.0.0 running Python 3.11"
+  setting {
+    namespace = "aws:ec2:vpc"
+    name      = "Subnets"
+    value     = aws_subnet.private.id
+  }
+  setting {
+    namespace = "aws:ec2:vpc"
+    name      = "ELBSubnets"
+    value     = aws_subnet.public.id
+  }
+  setting {
+    namespace = "aws:elasticbeanstalk:environment"
+    name      = "LoadBalancerType"
+    value     = "application"
+  }
+  setting {
+    namespace = "aws:elbv2:listener:80"
+    name      = "DefaultProcess"
+    value     = "api"
+  }
+  setting {
+    namespace = "aws:elasticbeanstalk:environment:process:api"
+    name      = "Port"
+    value     = "5000"
+  }
 }
 
 # A classic load balancer that also forwards 22 to the instances' SSH.
