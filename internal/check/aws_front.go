@@ -403,6 +403,10 @@ func (m *Model) httpAPIs(byType map[string][]*tf.Resource, f *frontModel) {
 		}
 		for _, ref := range refs {
 			l := m.lookup(ref)
+			if l != nil && l.Type == "aws_service_discovery_service" {
+				m.publishRegistered(byType, f, l, front, in.Address, name, via)
+				continue
+			}
 			if l == nil || l.Type != "aws_lb_listener" && l.Type != "aws_alb_listener" {
 				continue
 			}
@@ -412,6 +416,36 @@ func (m *Model) httpAPIs(byType map[string][]*tf.Resource, f *frontModel) {
 			}
 			hop := Hop{Kind: "gateway", Addr: in.Address, Detail: fmt.Sprintf("%s to listener %s of %s", name, l.Address, lb.Addr)}
 			m.publishLB(f, lb, []string{l.Address}, front, hop, via, in.Address, nil)
+		}
+	}
+}
+
+// publishRegistered publishes the ECS services that register their tasks
+// in Cloud Map service sd (service_registries), which an HTTP API's VPC
+// link integration reaches from the link's interfaces, on the registered
+// port (service_registries' port, else its container_port; one not known
+// statically is every port).
+func (m *Model) publishRegistered(byType map[string][]*tf.Resource, f *frontModel, sd *tf.Resource, front func(Source) Result, gateway, link string, via Source) {
+	for _, r := range byType["aws_ecs_service"] {
+		e := f.byAddr[r.Address]
+		if e == nil {
+			continue
+		}
+		for _, b := range blocks(r.Values, "service_registries") {
+			if m.addr(str(b, "registry_arn")) != sd.Address {
+				continue
+			}
+			port := -1
+			for _, k := range []string{"port", "container_port"} {
+				if has(b, k) {
+					if !unknown(b, k) {
+						port = num(b, k, -1)
+					}
+					break
+				}
+			}
+			hop := Hop{Kind: "gateway", Addr: gateway, Detail: fmt.Sprintf("%s to Cloud Map service %s, where %s registers its tasks", link, sd.Address, e.Addr)}
+			e.Published = append(e.Published, Publish{Proto: "tcp", Port: port, front: front, Hops: []Hop{hop}, From: via, Gateway: gateway})
 		}
 	}
 }

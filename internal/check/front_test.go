@@ -26,6 +26,8 @@ func TestFrontDoorsPublishPrivateBackends(t *testing.T) {
 		{"aws_autoscaling_group.web", 80, false, nil},
 		{"aws_instance.origin", 443, true, []string{"aws_cloudfront_distribution.cdn", "aws_cloudfront_vpc_origin.origin", "aws_security_group.origin"}},
 		{"aws_instance.origin", 80, false, nil},
+		{"aws_ecs_service.tasks", 9000, true, []string{"aws_apigatewayv2_api.http", "aws_apigatewayv2_integration.tasks", "aws_security_group.tasks"}},
+		{"aws_ecs_service.tasks", 22, false, nil},
 	} {
 		r := m.Reach(inet, endpoint(t, m, c.addr), "tcp", c.port)
 		if r.Reachable != c.reach {

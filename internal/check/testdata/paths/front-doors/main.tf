@@ -295,3 +295,53 @@ resource "aws_cloudfront_distribution" "cdn" {
     cloudfront_default_certificate = true
   }
 }
+
+# An HTTP API's VPC link to the tasks an ECS service registers in Cloud
+# Map, on the registered port; their group admits the link's group.
+resource "aws_security_group" "tasks" {
+  vpc_id = aws_vpc.main.id
+  ingress {
+    from_port       = 9000
+    to_port         = 9000
+    protocol        = "tcp"
+    security_groups = [aws_security_group.link.id]
+  }
+}
+
+resource "aws_service_discovery_private_dns_namespace" "internal" {
+  name = "internal.example"
+  vpc  = aws_vpc.main.id
+}
+
+resource "aws_service_discovery_service" "tasks" {
+  name = "tasks"
+  dns_config {
+    namespace_id = aws_service_discovery_private_dns_namespace.internal.id
+    dns_records {
+      ttl  = 10
+      type = "SRV"
+    }
+  }
+}
+
+resource "aws_ecs_service" "tasks" {
+  name            = "tasks"
+  task_definition = "tasks"
+  network_configuration {
+    subnets         = [aws_subnet.private.id]
+    security_groups = [aws_security_group.tasks.id]
+  }
+  service_registries {
+    registry_arn = aws_service_discovery_service.tasks.arn
+    port         = 9000
+  }
+}
+
+resource "aws_apigatewayv2_integration" "tasks" {
+  api_id             = aws_apigatewayv2_api.http.id
+  integration_type   = "HTTP_PROXY"
+  integration_method = "ANY"
+  connection_type    = "VPC_LINK"
+  connection_id      = aws_apigatewayv2_vpc_link.link.id
+  integration_uri    = aws_service_discovery_service.tasks.arn
+}
