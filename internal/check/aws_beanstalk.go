@@ -30,12 +30,13 @@ func readEBSettings(r *tf.Resource) ebSettings {
 	return s
 }
 
-// list returns a setting's values, each a comma-separated list, as one.
+// list returns a setting's values, each a comma-separated list, as one;
+// an element written in quotes ('subnet-1','subnet-2') is read without.
 func (s ebSettings) list(ns, name string) []string {
 	var out []string
 	for _, v := range s.vals[[2]string{ns, name}] {
 		for _, p := range strings.Split(v, ",") {
-			if p = strings.TrimSpace(p); p != "" {
+			if p = strings.Trim(strings.TrimSpace(p), `'"`); p != "" {
 				out = append(out, p)
 			}
 		}

@@ -106,7 +106,8 @@ resource "aws_elastic_beanstalk_environment" "api" {
   }
 }
 
-# A classic load balancer that also forwards 22 to the instances' SSH.
+# A classic load balancer that also forwards 22 to the instances' SSH;
+# its subnets written in quotes.
 resource "aws_elastic_beanstalk_environment" "ssh" {
   name                = "shop-ssh"
   application         = aws_elastic_beanstalk_application.app.name
@@ -119,12 +120,12 @@ resource "aws_elastic_beanstalk_environment" "ssh" {
   setting {
     namespace = "aws:ec2:vpc"
     name      = "Subnets"
-    value     = aws_subnet.private.id
+    value     = "'${aws_subnet.private.id}'"
   }
   setting {
     namespace = "aws:ec2:vpc"
     name      = "ELBSubnets"
-    value     = aws_subnet.public.id
+    value     = "'${aws_subnet.public.id}'"
   }
   setting {
     namespace = "aws:elb:listener:22"
