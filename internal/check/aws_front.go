@@ -395,16 +395,27 @@ func (m *Model) httpAPIs(byType map[string][]*tf.Resource, f *frontModel) {
 		// The integration names a listener (an ALB's or NLB's).
 		uri := m.addr(str(in.Values, "integration_uri"))
 		refs := []string{uri}
-		if _, from := unknownRefs(in.Values, "integration_uri"); from != nil {
+		var uriAssumed []string
+		switch unk, from := unknownRefs(in.Values, "integration_uri"); {
+		case from != nil:
 			refs = nil
 			for _, r := range from {
 				refs = append(refs, m.addr(r))
 			}
+		case unk:
+			// Any listener or Cloud Map service of the project.
+			refs = nil
+			for _, typ := range []string{"aws_lb_listener", "aws_alb_listener", "aws_service_discovery_service"} {
+				for _, r := range byType[typ] {
+					refs = append(refs, r.Address)
+				}
+			}
+			uriAssumed = []string{in.Address + ": integration_uri not known statically: assumed to be any listener or Cloud Map service of the project"}
 		}
 		for _, ref := range refs {
 			l := m.lookup(ref)
 			if l != nil && l.Type == "aws_service_discovery_service" {
-				m.publishRegistered(byType, f, l, front, in.Address, name, via)
+				m.publishRegistered(byType, f, l, front, in.Address, name, via, uriAssumed)
 				continue
 			}
 			if l == nil || l.Type != "aws_lb_listener" && l.Type != "aws_alb_listener" {
@@ -415,7 +426,7 @@ func (m *Model) httpAPIs(byType map[string][]*tf.Resource, f *frontModel) {
 				continue
 			}
 			hop := Hop{Kind: "gateway", Addr: in.Address, Detail: fmt.Sprintf("%s to listener %s of %s", name, l.Address, lb.Addr)}
-			m.publishLB(f, lb, []string{l.Address}, front, hop, via, in.Address, nil)
+			m.publishLB(f, lb, []string{l.Address}, front, hop, via, in.Address, uriAssumed)
 		}
 	}
 }
@@ -425,7 +436,7 @@ func (m *Model) httpAPIs(byType map[string][]*tf.Resource, f *frontModel) {
 // link integration reaches from the link's interfaces, on the registered
 // port (service_registries' port, else its container_port; one not known
 // statically is every port).
-func (m *Model) publishRegistered(byType map[string][]*tf.Resource, f *frontModel, sd *tf.Resource, front func(Source) Result, gateway, link string, via Source) {
+func (m *Model) publishRegistered(byType map[string][]*tf.Resource, f *frontModel, sd *tf.Resource, front func(Source) Result, gateway, link string, via Source, assumed []string) {
 	for _, r := range byType["aws_ecs_service"] {
 		e := f.byAddr[r.Address]
 		if e == nil {
@@ -445,7 +456,7 @@ func (m *Model) publishRegistered(byType map[string][]*tf.Resource, f *frontMode
 				}
 			}
 			hop := Hop{Kind: "gateway", Addr: gateway, Detail: fmt.Sprintf("%s to Cloud Map service %s, where %s registers its tasks", link, sd.Address, e.Addr)}
-			e.Published = append(e.Published, Publish{Proto: "tcp", Port: port, front: front, Hops: []Hop{hop}, From: via, Gateway: gateway})
+			e.Published = append(e.Published, Publish{Proto: "tcp", Port: port, front: front, Hops: []Hop{hop}, From: via, Gateway: gateway, Assumed: assumed})
 		}
 	}
 }

@@ -121,3 +121,25 @@ func TestFrontDoorUnknownLinkTarget(t *testing.T) {
 		t.Errorf("front hop %v, want the API as an edge endpoint", h)
 	}
 }
+
+// An HTTP API integration whose listener is not known statically may be
+// any listener of the project: the balancer is published through it, and
+// the path says so.
+func TestFrontDoorUnknownIntegrationURI(t *testing.T) {
+	m := model(t, "testdata/paths/front-doors-unknown")
+	nlb := endpoint(t, m, "aws_lb.nlb")
+	found := false
+	for _, p := range nlb.Published {
+		if p.Gateway != "aws_apigatewayv2_integration.app" {
+			continue
+		}
+		found = true
+		r, ok := m.reachPublishedOne(m.Internet(), nlb, p, 8080)
+		if !ok || !strings.Contains(strings.Join(r.Assumed, "; "), "integration_uri not known statically: assumed to be any listener or Cloud Map service of the project") {
+			t.Errorf("through the HTTP API: reached %v, assumed %v", ok, r.Assumed)
+		}
+	}
+	if !found {
+		t.Errorf("the HTTP API's integration publishes nothing on %s: %+v", nlb.Addr, nlb.Published)
+	}
+}

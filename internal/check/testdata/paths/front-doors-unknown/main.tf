@@ -75,3 +75,27 @@ resource "aws_api_gateway_integration" "app" {
   connection_id   = aws_api_gateway_vpc_link.link.id
   uri             = "http://internal.example/"
 }
+
+# An HTTP API's VPC link integration whose listener is a module input: it
+# may be any listener of the project.
+variable "listener_arn" {}
+
+resource "aws_apigatewayv2_api" "http" {
+  name          = "http"
+  protocol_type = "HTTP"
+}
+
+resource "aws_apigatewayv2_vpc_link" "link" {
+  name               = "link"
+  subnet_ids         = [aws_subnet.private.id]
+  security_group_ids = []
+}
+
+resource "aws_apigatewayv2_integration" "app" {
+  api_id             = aws_apigatewayv2_api.http.id
+  integration_type   = "HTTP_PROXY"
+  integration_method = "ANY"
+  connection_type    = "VPC_LINK"
+  connection_id      = aws_apigatewayv2_vpc_link.link.id
+  integration_uri    = var.listener_arn
+}
