@@ -3,6 +3,7 @@ package check
 import (
 	"fmt"
 	"net/netip"
+	"sort"
 	"strings"
 
 	"moat/internal/check/tf"
@@ -29,15 +30,28 @@ func readEBSettings(r *tf.Resource) ebSettings {
 	return s
 }
 
-// list returns a setting's values, each a comma-separated list, as one.
+// list returns a setting's values, each a comma-separated list, as one;
+// an element written in quotes ('subnet-1','subnet-2') is read without.
 func (s ebSettings) list(ns, name string) []string {
 	var out []string
 	for _, v := range s.vals[[2]string{ns, name}] {
 		for _, p := range strings.Split(v, ",") {
-			if p = strings.TrimSpace(p); p != "" {
+			if p = strings.Trim(strings.TrimSpace(p), `'"`); p != "" {
 				out = append(out, p)
 			}
 		}
+	}
+	return out
+}
+
+// namespaces returns the namespaces the settings name.
+func (s ebSettings) namespaces() map[string]bool {
+	out := map[string]bool{}
+	for k := range s.vals {
+		out[k[0]] = true
+	}
+	for k := range s.unknown {
+		out[k[0]] = true
 	}
 	return out
 }
@@ -83,6 +97,7 @@ func (m *Model) beanstalkEnvironments(byType map[string][]*tf.Resource, add func
 			e.SGs = append(e.SGs, m.beanstalkGroup(r, s))
 		}
 		add(e)
+		m.beanstalkBalancer(r, s, e)
 	}
 }
 
@@ -118,4 +133,164 @@ func (m *Model) beanstalkGroup(r *tf.Resource, s ebSettings) *SG {
 	}
 	g.Ingress = []SGRule{rule}
 	return g
+}
+
+// ebListener is one listener of the load balancer Beanstalk makes, and the
+// instance port it forwards to.
+type ebListener struct{ port, instance int }
+
+// beanstalkBalancer reads the load balancer Beanstalk makes for a
+// load-balanced web environment (EnvironmentType LoadBalanced, the
+// default; tier WebServer) as the gateway that publishes its instances,
+// not an endpoint of its own (what it exposes, its instances' findings
+// say): in ELBSubnets (else the
+// instances' subnets), internet-facing unless ELBScheme is internal, behind
+// the group Beanstalk makes for it, which admits its listener ports from
+// every address (none for a network load balancer), and SecurityGroups.
+// Its listeners (aws:elb:listener for a classic balancer, the default
+// LoadBalancerType; aws:elbv2:listener for an application or network one)
+// forward to the instances, which the group Beanstalk makes for them
+// admits on the instance port from the balancer's groups: the instances
+// are published through it. A setting not known statically is read at its
+// worst and said so.
+func (m *Model) beanstalkBalancer(r *tf.Resource, s ebSettings, inst *Endpoint) {
+	var assumed []string
+	env := "aws:elasticbeanstalk:environment"
+	switch t := strings.ToLower(str(r.Values, "tier")); {
+	case unknown(r.Values, "tier"):
+		assumed = append(assumed, r.Address+": tier not known statically: assumed WebServer")
+	case t == "worker":
+		return
+	}
+	switch t := strings.ToLower(strings.Join(s.list(env, "EnvironmentType"), "")); {
+	case s.unknown[[2]string{env, "EnvironmentType"}]:
+		assumed = append(assumed, r.Address+": EnvironmentType not known statically: assumed LoadBalanced")
+	case t == "singleinstance":
+		return
+	}
+	kind := strings.ToLower(strings.Join(s.list(env, "LoadBalancerType"), ""))
+	if s.unknown[[2]string{env, "LoadBalancerType"}] {
+		kind = "application"
+		assumed = append(assumed, r.Address+": LoadBalancerType not known statically: assumed application")
+	}
+	if kind == "" {
+		kind = "classic"
+	}
+	lb := &Endpoint{Addr: r.Address + " (the load balancer Beanstalk makes)", Kind: "lb", Gateway: true, Res: r}
+	lb.Subnets = m.subnetsOf(s.list("aws:ec2:vpc", "ELBSubnets"))
+	if !s.has("aws:ec2:vpc", "ELBSubnets") {
+		lb.Subnets, lb.SubnetsMaybe, lb.SubnetsAny, lb.SubnetsUnknown = inst.Subnets, inst.SubnetsMaybe, inst.SubnetsAny, inst.SubnetsUnknown
+	} else if s.unknown[[2]string{"aws:ec2:vpc", "ELBSubnets"}] {
+		lb.SubnetsAny, lb.SubnetsUnknown = true, "setting ELBSubnets not known statically"
+	}
+	switch scheme := strings.ToLower(strings.Join(s.list("aws:ec2:vpc", "ELBScheme"), "")); {
+	case s.unknown[[2]string{"aws:ec2:vpc", "ELBScheme"}]:
+		lb.Public, lb.PublicAssumed, lb.Why = true, true, "setting ELBScheme not known statically: assumed public"
+	case scheme != "internal":
+		lb.Public, lb.Why = true, "internet-facing load balancer (ELBScheme "+orDefault(scheme, "public, the default")+")"
+	}
+	ns := "aws:elbv2:loadbalancer"
+	if kind == "classic" {
+		ns = "aws:elb:loadbalancer"
+	}
+	ls := beanstalkListeners(s, kind)
+	made := &SG{Addr: r.Address + " (the security group Beanstalk makes for its load balancer)", Res: r}
+	if kind != "network" {
+		for _, l := range ls {
+			made.Ingress = append(made.Ingress, SGRule{Proto: "tcp", From: l.port, To: l.port, Res: r, Where: made.Addr,
+				CIDRs: allAddresses[:1]})
+		}
+		lb.SGs = append(lb.SGs, made)
+	}
+	lb.SGs = append(lb.SGs, m.sgsOf(s.list(ns, "SecurityGroups"))...)
+	if s.unknown[[2]string{ns, "SecurityGroups"}] {
+		lb.SGsUnknown = "setting SecurityGroups not known statically: assumed to admit every address"
+	}
+	for _, l := range ls {
+		lb.Ports = append(lb.Ports, l.port)
+	}
+	lb.Listens = listensOn(lb.Ports)
+	// The instances' group admits the instance ports from the balancer.
+	if g := inst.beanstalkMadeGroup(); g != nil {
+		for _, l := range ls {
+			g.Ingress = append(g.Ingress, SGRule{Proto: "tcp", From: l.instance, To: l.instance, Res: r, Where: g.Addr + " (from the load balancer)",
+				SGs: sgAddrs(lb.SGs)})
+		}
+	}
+	from := m.frontSource(lb.Addr, lb.Subnets, sgAddrs(lb.SGs))
+	for _, l := range ls {
+		port := l.port
+		front := func(inet Source) Result { return m.Reach(inet, lb, "tcp", port) }
+		h := Hop{Kind: "lb", Addr: lb.Addr, Detail: fmt.Sprintf("%s listener on tcp %d forwards to the instances on %d", kind, l.port, l.instance)}
+		inst.Published = append(inst.Published, Publish{Proto: "tcp", Port: l.instance, front: front, Hops: []Hop{h}, From: from, Gateway: lb.Addr, Assumed: assumed})
+	}
+}
+
+// beanstalkMadeGroup is the group Beanstalk makes for an environment's
+// instances, when they have it.
+func (e *Endpoint) beanstalkMadeGroup() *SG {
+	for _, g := range e.SGs {
+		if strings.HasSuffix(g.Addr, "(the security group Beanstalk makes)") {
+			return g
+		}
+	}
+	return nil
+}
+
+func orDefault(s, def string) string {
+	if s == "" {
+		return def
+	}
+	return s
+}
+
+// beanstalkListeners reads the listeners of an environment's balancer:
+// port 80 to instance port 80 unless disabled, and each listener
+// namespace's port (aws:elb:listener:443, aws:elbv2:listener:443), to its
+// InstancePort (classic) or its process's Port (default process: 80). A
+// port not known statically is not read.
+func beanstalkListeners(s ebSettings, kind string) []ebListener {
+	ns := "aws:elbv2:listener"
+	if kind == "classic" {
+		ns = "aws:elb:listener"
+	}
+	enabled := func(n string) bool {
+		return !strings.EqualFold(strings.Join(s.list(n, "ListenerEnabled"), ""), "false")
+	}
+	instance := func(n string) int {
+		p := 80
+		if kind == "classic" {
+			fmt.Sscan(strings.Join(s.list(n, "InstancePort"), ""), &p)
+			return p
+		}
+		proc := orDefault(strings.Join(s.list(n, "DefaultProcess"), ""), "default")
+		fmt.Sscan(strings.Join(s.list("aws:elasticbeanstalk:environment:process:"+proc, "Port"), ""), &p)
+		return p
+	}
+	var out []ebListener
+	def := ns
+	if kind != "classic" {
+		def = ns + ":default"
+	}
+	// Port 80 is the default listener's, which its own namespace may
+	// also configure.
+	if _, ok := s.namespaces()[ns+":80"]; ok {
+		def = ns + ":80"
+	}
+	if enabled(def) {
+		out = append(out, ebListener{80, instance(def)})
+	}
+	for n := range s.namespaces() {
+		port, ok := strings.CutPrefix(n, ns+":")
+		if !ok || port == "default" {
+			continue
+		}
+		var p int
+		if _, err := fmt.Sscan(port, &p); err != nil || p == 80 || !enabled(n) {
+			continue
+		}
+		out = append(out, ebListener{p, instance(n)})
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].port < out[j].port })
+	return out
 }

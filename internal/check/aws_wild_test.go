@@ -1074,3 +1074,46 @@ func TestSourceOfKnownLength(t *testing.T) {
 	wantNotes(t, rep, "ingress[0]: a source is not known statically but for its length (a /32 range): assumed to be anywhere",
 		"ingress[0]: range not known statically but for its length (a /24 range): assumed to be anywhere")
 }
+
+// TestBeanstalkBalancer: the load balancer Beanstalk makes for an
+// environment was not read, so instances without a public address were
+// reached by nothing, though its listeners forward the internet to them.
+// They are now published through it, on the instance port of each
+// listener; an internal balancer publishes nothing to the internet.
+func TestBeanstalkBalancer(t *testing.T) {
+	m := model(t, "testdata/aws/beanstalk-lb")
+	inet := m.Internet()
+	for _, c := range []struct {
+		addr  string
+		port  int
+		reach bool
+	}{
+		{"aws_elastic_beanstalk_environment.web", 8080, true},
+		{"aws_elastic_beanstalk_environment.web", 80, false},
+		{"aws_elastic_beanstalk_environment.web", 9000, true},
+		{"aws_elastic_beanstalk_environment.api", 5000, true},
+		{"aws_elastic_beanstalk_environment.api", 80, false},
+		{"aws_elastic_beanstalk_environment.ssh", 22, true},
+		{"aws_elastic_beanstalk_environment.ssh", 80, true},
+		{"aws_elastic_beanstalk_environment.internal", 22, false},
+	} {
+		r := m.Reach(inet, endpoint(t, m, c.addr), "tcp", c.port)
+		if r.Reachable != c.reach || c.reach && len(r.Assumed) > 0 {
+			t.Errorf("%s tcp %d: reachable %v (assumed %v), want %v: %v", c.addr, c.port, r.Reachable, r.Assumed, c.reach, r.Path)
+			continue
+		}
+		if c.reach && !strings.Contains(kinds(r.Path), "lb") {
+			t.Errorf("%s tcp %d: path %v does not cross the balancer", c.addr, c.port, r.Path)
+		}
+	}
+	rep := run(t, "testdata/aws/beanstalk-lb")
+	ssh := activeOn(rep, RuleExposedPort, "aws_elastic_beanstalk_environment.ssh")
+	if len(ssh) != 1 || ssh[0].Severity != Critical || !strings.Contains(ssh[0].Message, "tcp 22 (SSH)") {
+		t.Errorf("%s on the environment whose balancer forwards SSH: %+v, want one critical", RuleExposedPort, ssh)
+	}
+	for _, a := range []string{"aws_elastic_beanstalk_environment.web", "aws_elastic_beanstalk_environment.internal"} {
+		if got := activeOn(rep, RuleExposedPort, a); len(got) > 0 {
+			t.Errorf("%s on %s: %+v, want none", RuleExposedPort, a, got)
+		}
+	}
+}

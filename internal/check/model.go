@@ -183,6 +183,10 @@ type SGRule struct {
 	// lengths: a path may still come from anywhere through them, but
 	// together they are no wider than that. nil: they may be every address.
 	Bounded []int
+	// Managed names the AWS-managed prefix lists the rule admits (read
+	// under Assumed as anywhere): a source from that service's addresses
+	// (Source.Service) is admitted by name.
+	Managed []string
 	// PortsAssumed says why the rule is read as covering every port (of
 	// every protocol, when the protocol is not known either).
 	PortsAssumed string
@@ -476,6 +480,7 @@ func Build(res []tf.Resource) *Model {
 	m.buildSGs(byType)
 	m.buildNACLs(byType)
 	m.buildEndpoints(byType)
+	m.frontDoors(byType)
 	m.buildAzure(byType)
 	m.buildFlowLogs(byType["aws_flow_log"])
 	m.byType = byType

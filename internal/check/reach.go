@@ -3,6 +3,7 @@ package check
 import (
 	"fmt"
 	"net/netip"
+	"slices"
 	"sort"
 	"strings"
 
@@ -51,6 +52,10 @@ type Source struct {
 	// Gateway is the VPN gateway a network behind a site-to-site VPN
 	// sends from; its return traffic leaves by the routes to it.
 	Gateway string
+	// Service, when set, is the AWS-managed prefix list whose ranges the
+	// source sends from (CloudFront's origin-facing servers): a rule
+	// naming it admits the source.
+	Service string
 }
 
 func setOf(ps ...netip.Prefix) *netipx.IPSet {
@@ -274,7 +279,10 @@ func (m *Model) sgPass(sgs []*SG, proto string, port int, src Source, set *netip
 				continue
 			}
 			var why []string
-			if r.Assumed != "" {
+			if src.Service != "" && slices.Contains(r.Managed, src.Service) {
+				allowed.AddSet(set)
+				why = append(why, "from "+src.Service)
+			} else if r.Assumed != "" {
 				allowed.AddSet(set)
 				why = append(why, "("+r.Assumed+")")
 			}

@@ -132,7 +132,7 @@ func (m *Model) awsRules(fs *findings) {
 			if res, ok := m.anyPort(e); ok && len(res.Assumed) > 0 {
 				fs.add(ruleFor(e, RuleInternetFacing), e.Res, res.Path, "%s may be reachable from the internet but is not a load balancer or gateway: %s", e.Kind, strings.Join(dedup(res.Assumed), "; "))
 			} else if ok {
-				fs.add(ruleFor(e, RuleInternetFacing), e.Res, res.Path, "%s is reachable from the internet but is not a load balancer or gateway", e.Kind)
+				fs.add(ruleFor(e, RuleInternetFacing), e.Res, res.Path, "%s is reachable from the internet%s but is not a load balancer or gateway", e.Kind, through(res.Path))
 			} else if exposed && len(groups) == 0 {
 				// Exposed only through what was assumed: not proven.
 				fs.add(ruleFor(e, RuleInternetFacing), e.Res, assumedRes.Path, "%s may be reachable from the internet but is not a load balancer or gateway: %s", e.Kind, strings.Join(dedup(assumedRes.Assumed), "; "))
@@ -381,6 +381,15 @@ func (m *Model) anyPort(e *Endpoint) (Result, bool) {
 		}
 	}
 	return Result{}, false
+}
+
+// through names the front door a path crosses first, as " (through
+// aws_cloudfront_distribution.cdn)"; "" for a path of the endpoint's own.
+func through(path []Hop) string {
+	if len(path) > 1 && path[1].Kind == "gateway" && path[1].Addr != "" {
+		return " (through " + path[1].Addr + ")"
+	}
+	return ""
 }
 
 func dedup(ss []string) []string {

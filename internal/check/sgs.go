@@ -102,6 +102,7 @@ func (m *Model) sgRule(r *tf.Resource, b map[string]any, where string, selfAddr 
 		}
 	}
 	rule.Self = boolean(b, "self", false)
+	rule.Managed = managed
 	var whys []string
 	if len(managed) > 0 {
 		whys = append(whys, fmt.Sprintf("AWS-managed prefix list %s: one AWS service's addresses, no wider than a /8: assumed to be anywhere", strings.Join(managed, ", ")))

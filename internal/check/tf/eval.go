@@ -933,10 +933,7 @@ func (ev *evaluator) emit(in *instance) {
 			}
 			if i < len(rs.from) {
 				for k, from := range rs.from[i] {
-					if u, ok := vals[k].(Unknown); ok {
-						u.From = from
-						vals[k] = u
-					}
+					setFrom(vals, k, from)
 				}
 			}
 			ev.p.Resources = append(ev.p.Resources, Resource{Address: rs.addr(i), Module: in.addr, Type: rs.rb.typ,

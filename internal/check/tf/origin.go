@@ -2,32 +2,83 @@ package tf
 
 import (
 	"sort"
+	"strconv"
+	"strings"
 
 	"github.com/hashicorp/hcl/v2"
 	"github.com/hashicorp/hcl/v2/hclsyntax"
 	"github.com/zclconf/go-cty/cty"
 )
 
-// origins returns, for each top-level attribute of b whose value in v is
-// not known, the resources that the value can only have come from (see
-// sources); attributes whose value may come from elsewhere are left out.
+// origins returns, for each attribute of b whose value in v is not known,
+// the resources that the value can only have come from (see sources);
+// attributes whose value may come from elsewhere are left out. An
+// attribute of a nested block is keyed by its path, "origin/0/domain_name"
+// (the block's index among those of its type), for the blocks written
+// before any dynamic block of their type, whose index is then known.
 func origins(b *body, v cty.Value, ctx *hcl.EvalContext, in *instance) map[string][]string {
 	if !v.IsKnown() || v.IsNull() || !v.Type().IsObjectType() {
 		return nil
 	}
 	var out map[string][]string
+	put := func(k string, from []string) {
+		if out == nil {
+			out = map[string][]string{}
+		}
+		out[k] = from
+	}
 	for name, e := range b.attrs {
 		if metaArgs[name] || !v.Type().HasAttribute(name) || v.GetAttr(name).IsKnown() {
 			continue
 		}
 		if from := sources(e, ctx, in); len(from) > 0 {
-			if out == nil {
-				out = map[string][]string{}
+			put(name, from)
+		}
+	}
+	index, dynamic := map[string]int{}, map[string]bool{}
+	for _, nb := range b.blocks {
+		if nb.typ == "dynamic" {
+			if len(nb.labels) == 1 {
+				dynamic[nb.labels[0]] = true
 			}
-			out[name] = from
+			continue
+		}
+		i := index[nb.typ]
+		index[nb.typ]++
+		if dynamic[nb.typ] || !v.Type().HasAttribute(nb.typ) {
+			continue
+		}
+		list := v.GetAttr(nb.typ)
+		if !list.IsKnown() || list.IsNull() || !list.Type().IsTupleType() || list.LengthInt() <= i {
+			continue
+		}
+		for k, from := range origins(nb.body, list.Index(cty.NumberIntVal(int64(i))), ctx, in) {
+			put(nb.typ+"/"+strconv.Itoa(i)+"/"+k, from)
 		}
 	}
 	return out
+}
+
+// setFrom records from on the unknown value at path (origins' keys) of
+// vals.
+func setFrom(vals map[string]any, path string, from []string) {
+	k, rest, nested := strings.Cut(path, "/")
+	if !nested {
+		if u, ok := vals[k].(Unknown); ok {
+			u.From = from
+			vals[k] = u
+		}
+		return
+	}
+	is, rest, _ := strings.Cut(rest, "/")
+	i, err := strconv.Atoi(is)
+	list, _ := vals[k].([]any)
+	if err != nil || i >= len(list) {
+		return
+	}
+	if m, ok := list[i].(map[string]any); ok {
+		setFrom(m, rest, from)
+	}
 }
 
 // sources returns the managed resources (addresses without instance keys,
@@ -136,9 +187,11 @@ func (in *instance) refFrom(t hcl.Traversal) []string {
 // idOnly reports whether what follows a resource's name in a reference
 // reads what identifies it: nothing (the resource as a whole, as in a splat
 // aws_route_table.private[*].id, whose .id is not part of the reference),
-// an instance key, then at most .id, .arn or .name. A name not known
-// statically (name = "${var.prefix}-vnet") still names that resource where
-// another refers to it by name, as Azure's virtual_network_name and
+// an instance key, then at most .id, .arn or .name, or an address or host
+// name it answers on (addressAttrs: a CloudFront origin's domain_name =
+// aws_lb.web.dns_name names that balancer). A name not known statically
+// (name = "${var.prefix}-vnet") still names that resource where another
+// refers to it by name, as Azure's virtual_network_name and
 // network_security_group_name do. Another attribute may hold any value.
 func idOnly(rest hcl.Traversal) bool {
 	if len(rest) > 0 {
@@ -151,9 +204,16 @@ func idOnly(rest hcl.Traversal) bool {
 		return true
 	case 1:
 		a, ok := rest[0].(hcl.TraverseAttr)
-		return ok && (a.Name == "id" || a.Name == "arn" || a.Name == "name")
+		return ok && (a.Name == "id" || a.Name == "arn" || a.Name == "name" || addressAttrs[a.Name])
 	}
 	return false
+}
+
+// addressAttrs are the attributes that hold an address or host name of the
+// resource itself, which the provider computes.
+var addressAttrs = map[string]bool{
+	"dns_name": true, "public_dns": true, "private_dns": true, "public_ip": true, "private_ip": true,
+	"bucket_regional_domain_name": true, "bucket_domain_name": true, "website_endpoint": true,
 }
 
 func inScope(ctx *hcl.EvalContext, name string) bool {

@@ -111,6 +111,69 @@ resource "aws_route_table" "private" {
 	}
 }
 
+// TestUnknownFromNested checks the same for an attribute of a nested block
+// (CloudFront's origin { domain_name = aws_lb.web.dns_name }), and that an
+// address or host name the provider computes names its resource; a block
+// after a dynamic block of its type has no known index and keeps none.
+func TestUnknownFromNested(t *testing.T) {
+	p := load(t, fstest.MapFS{"main.tf": {Data: []byte(`
+variable "origins" {}
+resource "aws_lb" "web" {}
+resource "aws_instance" "app" {}
+resource "aws_cloudfront_distribution" "cdn" {
+  origin {
+    domain_name = aws_lb.web.dns_name
+    origin_id   = "web"
+  }
+  origin {
+    domain_name = aws_instance.app.public_dns
+    origin_id   = "app"
+  }
+  origin {
+    domain_name = "${aws_lb.web.dns_name}.example"
+    origin_id   = "templated"
+  }
+}
+resource "aws_cloudfront_distribution" "dyn" {
+  dynamic "origin" {
+    for_each = var.origins
+    content {
+      domain_name = origin.value
+      origin_id   = origin.key
+    }
+  }
+  origin {
+    domain_name = aws_lb.web.dns_name
+    origin_id   = "web"
+  }
+}
+`)}}, Options{})
+	res := byAddr(p)
+	for _, c := range []struct {
+		addr string
+		i    int
+		from string
+	}{
+		{"aws_cloudfront_distribution.cdn", 0, "aws_lb.web"},
+		{"aws_cloudfront_distribution.cdn", 1, "aws_instance.app"},
+		{"aws_cloudfront_distribution.cdn", 2, ""},
+		{"aws_cloudfront_distribution.dyn", 1, ""},
+	} {
+		os, _ := res[c.addr].Values["origin"].([]any)
+		if len(os) <= c.i {
+			t.Fatalf("%s: origins %#v", c.addr, res[c.addr].Values["origin"])
+		}
+		u, ok := os[c.i].(map[string]any)["domain_name"].(Unknown)
+		if !ok {
+			t.Errorf("%s origin %d: domain_name is not unknown", c.addr, c.i)
+			continue
+		}
+		if got := strings.Join(u.From, " "); got != c.from {
+			t.Errorf("%s origin %d: from %q, want %q", c.addr, c.i, got, c.from)
+		}
+	}
+}
+
 // TestPlanUnknownFrom checks the same for a plan: a route table ID that
 // the plan leaves unknown and whose configuration expression selects among
 // a counted resource's instances (element(…[*].id, count.index)) comes

@@ -51,8 +51,8 @@ type Unknown struct {
 	// From names the resources (addresses without instance keys, as
 	// module.net.aws_route_table.private) that the value can only be taken
 	// from, when its expression says so: element(aws_route_table.private[*].id,
-	// count.index) is an ID of one of those tables. Empty: it may be
-	// anything.
+	// count.index) is an ID of one of those tables, aws_lb.web.dns_name
+	// that balancer's host name. Empty: it may be anything.
 	From []string
 	// Bits, when not 0, is the prefix length of the address range the value
 	// is, if it is one at all: "${chomp(data.http.myip.response_body)}/32"

@@ -1,0 +1,568 @@
+package check
+
+import (
+	"fmt"
+	"slices"
+	"strings"
+
+	"moat/internal/check/tf"
+)
+
+// API Gateway and CloudFront face the internet without being load
+// balancers of the VPC: an API's VPC link and a distribution's VPC origin
+// reach a private load balancer or instance from inside the VPC, and what
+// that balancer forwards to is reached in turn. Each becomes a gateway that
+// publishes what it fronts (Publish): the internet to the front door, the
+// front door's connection into the VPC (the link's interfaces, filtered by
+// the balancer's groups), then the balancer's own connection to each
+// target it forwards a listener to, filtered by the target's groups. A
+// PRIVATE REST API publishes nothing; an endpoint type, integration,
+// listener or target group not known statically is read at its worst and
+// said so. Public origins and integrations (an internet-facing balancer or
+// instance) are reached from the internet on their own and need no second
+// path.
+
+// tgTarget is one target a target group sends to, on port (-1: not
+// known statically).
+type tgTarget struct {
+	e    *Endpoint
+	port int
+}
+
+// frontModel holds what the front doors are read against.
+type frontModel struct {
+	byAddr    map[string]*Endpoint
+	targets   map[string][]tgTarget // by target group address
+	listeners map[string][]*tf.Resource
+	rules     map[string][]*tf.Resource // listener rules by listener
+}
+
+func (m *Model) newFrontModel(byType map[string][]*tf.Resource) *frontModel {
+	f := &frontModel{byAddr: map[string]*Endpoint{}, targets: map[string][]tgTarget{},
+		listeners: map[string][]*tf.Resource{}, rules: map[string][]*tf.Resource{}}
+	for _, e := range m.Endpoints {
+		f.byAddr[e.Addr] = e
+	}
+	tgPort := func(tg string) int {
+		g := m.lookup(tg)
+		if g == nil || unknown(g.Values, "port") {
+			return -1
+		}
+		return num(g.Values, "port", -1)
+	}
+	put := func(tgs []string, e *Endpoint, port int) {
+		if e == nil {
+			return
+		}
+		for _, tg := range tgs {
+			p := port
+			if p == 0 {
+				p = tgPort(tg)
+			}
+			f.targets[tg] = append(f.targets[tg], tgTarget{e, p})
+		}
+	}
+	// refsOf reads a target group reference: one not known statically is
+	// each target group its expression may name.
+	refsOf := func(vals map[string]any, k string) []string {
+		var out []string
+		for _, ref := range strList(vals, k) {
+			out = append(out, m.addr(ref))
+		}
+		if _, from := unknownRefs(vals, k); from != nil {
+			for _, ref := range from {
+				out = append(out, m.addr(ref))
+			}
+		}
+		return out
+	}
+	for _, r := range byType["aws_lb_target_group_attachment"] {
+		port := num(r.Values, "port", 0)
+		if unknown(r.Values, "port") {
+			port = -1
+		}
+		put(refsOf(r.Values, "target_group_arn"), f.byAddr[m.addr(str(r.Values, "target_id"))], port)
+	}
+	for _, r := range byType["aws_autoscaling_group"] {
+		put(refsOf(r.Values, "target_group_arns"), f.byAddr[r.Address], 0)
+	}
+	for _, r := range byType["aws_autoscaling_attachment"] {
+		e := f.byAddr[m.addr(str(r.Values, "autoscaling_group_name"))]
+		put(append(refsOf(r.Values, "lb_target_group_arn"), refsOf(r.Values, "alb_target_group_arn")...), e, 0)
+	}
+	for _, r := range byType["aws_ecs_service"] {
+		for _, b := range blocks(r.Values, "load_balancer") {
+			port := num(b, "container_port", 0)
+			if unknown(b, "container_port") {
+				port = -1
+			}
+			put(refsOf(b, "target_group_arn"), f.byAddr[r.Address], port)
+		}
+	}
+	for _, typ := range []string{"aws_lb_listener", "aws_alb_listener"} {
+		for _, l := range byType[typ] {
+			lb := m.addr(str(l.Values, "load_balancer_arn"))
+			f.listeners[lb] = append(f.listeners[lb], l)
+		}
+	}
+	for _, typ := range []string{"aws_lb_listener_rule", "aws_alb_listener_rule"} {
+		for _, r := range byType[typ] {
+			l := m.addr(str(r.Values, "listener_arn"))
+			f.rules[l] = append(f.rules[l], r)
+		}
+	}
+	return f
+}
+
+// forwardsOf returns the target groups listener l forwards to, by its
+// default action and its rules' actions.
+func (m *Model) forwardsOf(f *frontModel, l *tf.Resource) []string {
+	var tgs []string
+	read := func(actions []map[string]any) {
+		for _, a := range actions {
+			if t := str(a, "type"); t != "" && !strings.EqualFold(t, "forward") {
+				continue
+			}
+			if tg := str(a, "target_group_arn"); tg != "" {
+				tgs = append(tgs, m.addr(tg))
+			}
+			if _, from := unknownRefs(a, "target_group_arn"); from != nil {
+				for _, ref := range from {
+					tgs = append(tgs, m.addr(ref))
+				}
+			}
+			for _, fw := range blocks(a, "forward") {
+				for _, t := range blocks(fw, "target_group") {
+					tgs = append(tgs, m.addr(str(t, "arn")))
+				}
+			}
+		}
+	}
+	read(blocks(l.Values, "default_action"))
+	for _, r := range f.rules[l.Address] {
+		read(blocks(r.Values, "action"))
+	}
+	slices.Sort(tgs)
+	return slices.Compact(tgs)
+}
+
+// frontSource is where a front door's or a balancer's own connection into
+// the VPC comes from: its subnets, as a member of its groups. Zero Name:
+// its subnets are not in the scanned code (reachPublished then reads it as
+// inside the network of what it reaches).
+func (m *Model) frontSource(name string, subnets []*Subnet, sgs []string) Source {
+	src := Source{Name: name, SGs: map[string]bool{}}
+	for _, g := range sgs {
+		src.SGs[g] = true
+	}
+	var known []*Subnet
+	for _, s := range subnets {
+		if s.CIDR.IsValid() || s.VPC != nil {
+			known = append(known, s)
+		}
+	}
+	if len(known) == 0 {
+		src.Name = ""
+		return src
+	}
+	src.Subnet, src.VPC = known[0], known[0].VPC
+	for _, s := range known {
+		src.Set = union(src.Set, m.SubnetSource(s).Set)
+	}
+	return src
+}
+
+func sgAddrs(sgs []*SG) []string {
+	out := make([]string, len(sgs))
+	for i, g := range sgs {
+		out[i] = g.Addr
+	}
+	return out
+}
+
+// publishLB publishes load balancer lb, reached by a front door from via
+// (front answering the leg from the internet to the front door, hop naming
+// how it leads to lb), on the ports of its listeners (only, when set), and
+// each target those listeners forward to on the target's port.
+func (m *Model) publishLB(f *frontModel, lb *Endpoint, only []string, front func(Source) Result, hop Hop, via Source, gateway string, assumed []string) {
+	for _, l := range f.listeners[lb.Addr] {
+		if only != nil && !slices.Contains(only, l.Address) {
+			continue
+		}
+		lport := num(l.Values, "port", -1)
+		if unknown(l.Values, "port") {
+			lport = -1
+		}
+		lb.Published = append(lb.Published, Publish{Proto: "tcp", Port: lport, front: front, Hops: []Hop{hop}, From: via, Gateway: gateway, Assumed: assumed})
+		if lport < 0 {
+			continue // the leg to the balancer needs its port
+		}
+		// The balancer's leg: the front door reaching its listener.
+		toLB := func(inet Source) Result {
+			r, ok := m.reachPublishedOne(inet, lb, Publish{Proto: "tcp", Port: lport, front: front, Hops: []Hop{hop}, From: via, Gateway: gateway, Assumed: assumed}, lport)
+			if !ok {
+				return Result{Path: []Hop{{Kind: "source", Detail: inet.Name}, {Kind: "lb", Addr: lb.Addr, Detail: "not reached from " + gateway}}}
+			}
+			return r
+		}
+		from := m.frontSource(lb.Addr, lb.Subnets, sgAddrs(lb.SGs))
+		for _, tg := range m.forwardsOf(f, l) {
+			for _, t := range f.targets[tg] {
+				h := Hop{Kind: "lb", Addr: l.Address, Detail: fmt.Sprintf("%s listener on tcp %d forwards to %s, %s", lb.Addr, lport, tg, t.e.Addr)}
+				t.e.Published = append(t.e.Published, Publish{Proto: "tcp", Port: t.port, front: toLB, Hops: []Hop{h}, From: from, Gateway: lb.Addr})
+			}
+		}
+	}
+}
+
+// frontDoors publishes what API Gateway VPC links and CloudFront VPC
+// origins lead to.
+func (m *Model) frontDoors(byType map[string][]*tf.Resource) {
+	if len(byType["aws_api_gateway_integration"])+len(byType["aws_apigatewayv2_integration"])+len(byType["aws_cloudfront_distribution"]) == 0 {
+		return
+	}
+	f := m.newFrontModel(byType)
+	m.restAPIs(byType, f)
+	m.httpAPIs(byType, f)
+	m.distributions(byType, f)
+}
+
+// internetTo is the leg from the internet to a front door: every internet
+// address reaches it.
+func (m *Model) internetTo(addr, detail string, assumed []string) func(Source) Result {
+	return func(inet Source) Result {
+		return Result{Reachable: true, From: inet.Set, Assumed: assumed, Path: []Hop{{Kind: "source", Detail: inet.Name},
+			{Kind: "gateway", Addr: addr, Detail: detail + ", admits " + m.describe(inet.Set)}}}
+	}
+}
+
+// restAPIs publishes the network load balancers a REST API's VPC link
+// integrations reach. The link enters the balancer through PrivateLink,
+// from inside its VPC.
+func (m *Model) restAPIs(byType map[string][]*tf.Resource, f *frontModel) {
+	for _, in := range byType["aws_api_gateway_integration"] {
+		if !strings.EqualFold(str(in.Values, "connection_type"), "VPC_LINK") && !unknown(in.Values, "connection_type") {
+			continue
+		}
+		api := m.lookup(m.addr(str(in.Values, "rest_api_id")))
+		var assumed []string
+		detail, door := "REST API", in.Address
+		if api == nil {
+			assumed = append(assumed, in.Address+": its REST API is not in the scanned code: assumed not PRIVATE")
+		} else {
+			ec := block(api.Values, "endpoint_configuration")
+			types, unk := strs(ec, "types")
+			if slices.ContainsFunc(types, func(t string) bool { return strings.EqualFold(t, "PRIVATE") }) {
+				continue
+			}
+			switch {
+			case unk:
+				assumed = append(assumed, api.Address+": endpoint type not known statically: assumed not PRIVATE")
+			case len(types) == 0:
+				detail = "REST API " + api.Address + " (EDGE endpoint, the default)"
+			default:
+				detail = fmt.Sprintf("REST API %s (%s endpoint)", api.Address, strings.Join(types, ", "))
+			}
+			detail, door = detail+m.openMethods(byType, in), api.Address
+		}
+		if unknown(in.Values, "connection_type") {
+			assumed = append(assumed, in.Address+": connection_type not known statically: assumed VPC_LINK")
+		}
+		front := m.internetTo(door, detail, assumed)
+		for _, lt := range m.linkTargets(byType, in) {
+			lb := f.byAddr[lt.lb]
+			if lb == nil || lb.Kind != "lb" {
+				continue
+			}
+			hop := Hop{Kind: "gateway", Addr: in.Address, Detail: fmt.Sprintf("VPC link %s to %s (PrivateLink)", lt.link, lb.Addr)}
+			// PrivateLink delivers to the balancer's own interfaces.
+			name := "VPC link " + lt.link + " (PrivateLink into " + lb.Addr + ")"
+			via := m.frontSource(name, lb.Subnets, nil)
+			if via.Name == "" {
+				via = Source{Name: name, Set: setOf(allAddresses...), SGs: map[string]bool{}}
+			}
+			m.publishLB(f, lb, nil, front, hop, via, in.Address, lt.assumed)
+		}
+	}
+}
+
+// linkTarget is a balancer a REST integration's VPC link may lead to.
+type linkTarget struct {
+	link, lb string
+	assumed  []string
+}
+
+// linkTargets reads the balancers integration in reaches through its VPC
+// link: the link's target_arns. A link not known statically is any its
+// expression names, else any REST VPC link of the project; a target not
+// known statically any its expression names, else any network load
+// balancer of the project.
+func (m *Model) linkTargets(byType map[string][]*tf.Resource, in *tf.Resource) []linkTarget {
+	var links []*tf.Resource
+	var assumed []string
+	if l := m.lookup(m.addr(str(in.Values, "connection_id"))); l != nil {
+		links = append(links, l)
+	} else if unk, from := unknownRefs(in.Values, "connection_id"); unk {
+		for _, ref := range from {
+			if l := m.lookup(m.addr(ref)); l != nil {
+				links = append(links, l)
+			}
+		}
+		if from == nil {
+			links = byType["aws_api_gateway_vpc_link"]
+			assumed = append(assumed, in.Address+": connection_id not known statically: assumed to be any REST VPC link of the project")
+		}
+	}
+	var out []linkTarget
+	for _, l := range links {
+		for _, t := range strList(l.Values, "target_arns") {
+			out = append(out, linkTarget{l.Address, m.addr(t), assumed})
+		}
+		unk, from := unknownRefs(l.Values, "target_arns")
+		if !unk {
+			continue
+		}
+		for _, ref := range from {
+			out = append(out, linkTarget{l.Address, m.addr(ref), assumed})
+		}
+		if from != nil {
+			continue
+		}
+		why := append(append([]string(nil), assumed...), l.Address+": target_arns not known statically: assumed to be any network load balancer of the project")
+		for _, typ := range []string{"aws_lb", "aws_alb"} {
+			for _, r := range byType[typ] {
+				if strings.EqualFold(str(r.Values, "load_balancer_type"), "network") || unknown(r.Values, "load_balancer_type") {
+					out = append(out, linkTarget{l.Address, r.Address, why})
+				}
+			}
+		}
+	}
+	return out
+}
+
+func linkAddr(r *tf.Resource) string {
+	if r == nil {
+		return ""
+	}
+	return r.Address
+}
+
+// openMethods says when the integration's method takes no authorization.
+func (m *Model) openMethods(byType map[string][]*tf.Resource, in *tf.Resource) string {
+	for _, me := range byType["aws_api_gateway_method"] {
+		if m.addr(str(me.Values, "rest_api_id")) != m.addr(str(in.Values, "rest_api_id")) ||
+			m.addr(str(me.Values, "resource_id")) != m.addr(str(in.Values, "resource_id")) ||
+			str(me.Values, "http_method") != str(in.Values, "http_method") {
+			continue
+		}
+		if strings.EqualFold(str(me.Values, "authorization"), "NONE") && !boolean(me.Values, "api_key_required", false) {
+			return fmt.Sprintf("; method %s %s takes no authorization (authorization = \"NONE\")", me.Address, str(me.Values, "http_method"))
+		}
+	}
+	return ""
+}
+
+// httpAPIs publishes what an HTTP API's VPC link integrations reach: a
+// load balancer listener, from the link's interfaces in its subnets,
+// members of its security groups.
+func (m *Model) httpAPIs(byType map[string][]*tf.Resource, f *frontModel) {
+	for _, in := range byType["aws_apigatewayv2_integration"] {
+		if !strings.EqualFold(str(in.Values, "connection_type"), "VPC_LINK") && !unknown(in.Values, "connection_type") {
+			continue
+		}
+		var assumed []string
+		if unknown(in.Values, "connection_type") {
+			assumed = append(assumed, in.Address+": connection_type not known statically: assumed VPC_LINK")
+		}
+		api := m.lookup(m.addr(str(in.Values, "api_id")))
+		detail, door := "HTTP API", in.Address
+		if api != nil {
+			detail, door = "HTTP API "+api.Address, api.Address
+		}
+		front := m.internetTo(door, detail, assumed)
+		link := m.lookup(m.addr(str(in.Values, "connection_id")))
+		var via Source
+		name := "VPC link " + orUnknown(linkAddr(link))
+		if link != nil {
+			sgs := strList(link.Values, "security_group_ids")
+			for i := range sgs {
+				sgs[i] = m.addr(sgs[i])
+			}
+			via = m.frontSource(name+" (its interfaces)", m.subnetsOf(strList(link.Values, "subnet_ids")), sgs)
+		} else {
+			via = Source{SGs: map[string]bool{}}
+		}
+		// The integration names a listener (an ALB's or NLB's).
+		uri := m.addr(str(in.Values, "integration_uri"))
+		refs := []string{uri}
+		var uriAssumed []string
+		switch unk, from := unknownRefs(in.Values, "integration_uri"); {
+		case from != nil:
+			refs = nil
+			for _, r := range from {
+				refs = append(refs, m.addr(r))
+			}
+		case unk:
+			// Any listener or Cloud Map service of the project.
+			refs = nil
+			for _, typ := range []string{"aws_lb_listener", "aws_alb_listener", "aws_service_discovery_service"} {
+				for _, r := range byType[typ] {
+					refs = append(refs, r.Address)
+				}
+			}
+			uriAssumed = []string{in.Address + ": integration_uri not known statically: assumed to be any listener or Cloud Map service of the project"}
+		}
+		for _, ref := range refs {
+			l := m.lookup(ref)
+			if l != nil && l.Type == "aws_service_discovery_service" {
+				m.publishRegistered(byType, f, l, front, in.Address, name, via, uriAssumed)
+				continue
+			}
+			if l == nil || l.Type != "aws_lb_listener" && l.Type != "aws_alb_listener" {
+				continue
+			}
+			lb := f.byAddr[m.addr(str(l.Values, "load_balancer_arn"))]
+			if lb == nil {
+				continue
+			}
+			hop := Hop{Kind: "gateway", Addr: in.Address, Detail: fmt.Sprintf("%s to listener %s of %s", name, l.Address, lb.Addr)}
+			m.publishLB(f, lb, []string{l.Address}, front, hop, via, in.Address, uriAssumed)
+		}
+	}
+}
+
+// publishRegistered publishes the ECS services that register their tasks
+// in Cloud Map service sd (service_registries), which an HTTP API's VPC
+// link integration reaches from the link's interfaces, on the registered
+// port (service_registries' port, else its container_port; one not known
+// statically is every port).
+func (m *Model) publishRegistered(byType map[string][]*tf.Resource, f *frontModel, sd *tf.Resource, front func(Source) Result, gateway, link string, via Source, assumed []string) {
+	for _, r := range byType["aws_ecs_service"] {
+		e := f.byAddr[r.Address]
+		if e == nil {
+			continue
+		}
+		for _, b := range blocks(r.Values, "service_registries") {
+			if m.addr(str(b, "registry_arn")) != sd.Address {
+				continue
+			}
+			port := -1
+			for _, k := range []string{"port", "container_port"} {
+				if has(b, k) {
+					if !unknown(b, k) {
+						port = num(b, k, -1)
+					}
+					break
+				}
+			}
+			hop := Hop{Kind: "gateway", Addr: gateway, Detail: fmt.Sprintf("%s to Cloud Map service %s, where %s registers its tasks", link, sd.Address, e.Addr)}
+			e.Published = append(e.Published, Publish{Proto: "tcp", Port: port, front: front, Hops: []Hop{hop}, From: via, Gateway: gateway, Assumed: assumed})
+		}
+	}
+}
+
+// distributions publishes the load balancers and instances CloudFront
+// reaches through a VPC origin (aws_cloudfront_vpc_origin), on the port
+// its protocol policy uses, from CloudFront's interfaces in the origin's
+// VPC.
+func (m *Model) distributions(byType map[string][]*tf.Resource, f *frontModel) {
+	for _, d := range byType["aws_cloudfront_distribution"] {
+		front := m.internetTo(d.Address, "CloudFront distribution", nil)
+		for _, o := range blocks(d.Values, "origin") {
+			if co := block(o, "custom_origin_config"); co != nil {
+				m.customOrigin(f, d, o, co, front)
+			}
+			for _, vc := range blocks(o, "vpc_origin_config") {
+				vo := m.lookup(m.addr(str(vc, "vpc_origin_id")))
+				if vo == nil {
+					continue
+				}
+				ec := block(vo.Values, "vpc_origin_endpoint_config")
+				e := f.byAddr[m.addr(str(ec, "arn"))]
+				if e == nil {
+					continue
+				}
+				ports := originPorts(ec)
+				hop := Hop{Kind: "gateway", Addr: vo.Address, Detail: fmt.Sprintf("VPC origin of %s to %s (%s)", d.Address, e.Addr, originPolicy(ec))}
+				via := Source{Name: "CloudFront's interfaces for " + vo.Address, SGs: map[string]bool{}}
+				if len(e.Subnets) > 0 && e.Subnets[0].VPC != nil {
+					via.VPC, via.Set = e.Subnets[0].VPC, setOf(e.Subnets[0].VPC.CIDRs...)
+				} else {
+					via.Name = ""
+				}
+				if e.Kind != "lb" {
+					for _, p := range ports {
+						e.Published = append(e.Published, Publish{Proto: "tcp", Port: p, front: front, Hops: []Hop{hop}, From: via, Gateway: vo.Address})
+					}
+					continue
+				}
+				var only []string
+				for _, l := range f.listeners[e.Addr] {
+					if p := num(l.Values, "port", -1); unknown(l.Values, "port") || slices.Contains(ports, p) || slices.Contains(ports, -1) {
+						only = append(only, l.Address)
+					}
+				}
+				if only != nil {
+					m.publishLB(f, e, only, front, hop, via, vo.Address, nil)
+				}
+			}
+		}
+	}
+}
+
+// CloudFrontOrigins is the AWS-managed prefix list of the addresses
+// CloudFront connects to public origins from.
+const CloudFrontOrigins = "com.amazonaws.global.cloudfront.origin-facing"
+
+// customOrigin publishes the balancer or instance a distribution's custom
+// origin names by its address (domain_name = aws_lb.web.dns_name), reached
+// over the internet from CloudFront's origin-facing servers: a group that
+// admits their managed prefix list admits them. A name outside the project
+// (a literal host name) publishes nothing here.
+func (m *Model) customOrigin(f *frontModel, d *tf.Resource, o, co map[string]any, front func(Source) Result) {
+	refs := []string{m.addr(str(o, "domain_name"))}
+	if _, from := unknownRefs(o, "domain_name"); from != nil {
+		refs = nil
+		for _, r := range from {
+			refs = append(refs, m.addr(r))
+		}
+	}
+	via := Source{Name: "CloudFront's origin-facing servers (" + CloudFrontOrigins + ")", Internet: true, Set: m.Internet().Set, Service: CloudFrontOrigins}
+	for _, ref := range refs {
+		e := f.byAddr[ref]
+		if e == nil || e.Managed {
+			continue
+		}
+		hop := Hop{Kind: "gateway", Addr: d.Address, Detail: fmt.Sprintf("custom origin %q to %s over the internet (%s)", str(o, "origin_id"), e.Addr, originPolicy(co))}
+		for _, p := range originPorts(co) {
+			e.Published = append(e.Published, Publish{Proto: "tcp", Port: p, front: front, Hops: []Hop{hop}, From: via, Gateway: d.Address})
+		}
+	}
+}
+
+// originPolicy names a CloudFront origin's protocol policy.
+func originPolicy(ec map[string]any) string {
+	if unknown(ec, "origin_protocol_policy") {
+		return "origin_protocol_policy not known statically"
+	}
+	return "origin_protocol_policy = " + str(ec, "origin_protocol_policy")
+}
+
+// originPorts are the ports CloudFront opens to an origin: http_port
+// (80), https_port (443) or both (match-viewer, or a policy not known
+// statically); -1 for a port not known statically.
+func originPorts(ec map[string]any) []int {
+	port := func(k string, def int) int {
+		if unknown(ec, k) {
+			return -1
+		}
+		return num(ec, k, def)
+	}
+	switch str(ec, "origin_protocol_policy") {
+	case "http-only":
+		return []int{port("http_port", 80)}
+	case "https-only":
+		return []int{port("https_port", 443)}
+	}
+	return []int{port("http_port", 80), port("https_port", 443)}
+}

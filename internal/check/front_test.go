@@ -1,0 +1,145 @@
+package check
+
+import (
+	"strings"
+	"testing"
+)
+
+// Private services reached only through API Gateway VPC links and a
+// CloudFront VPC origin: each is reached from the internet through its
+// front door and the balancer in between, on the port the balancer
+// forwards to; a PRIVATE REST API publishes nothing.
+func TestFrontDoorsPublishPrivateBackends(t *testing.T) {
+	m := model(t, "testdata/paths/front-doors")
+	inet := m.Internet()
+	for _, c := range []struct {
+		addr  string
+		port  int
+		reach bool
+		via   []string
+	}{
+		{"aws_instance.app", 8080, true, []string{"aws_api_gateway_rest_api.api", "aws_api_gateway_integration.app", "aws_lb.nlb", "aws_lb_listener.nlb"}},
+		{"aws_lb.nlb", 80, true, []string{"aws_api_gateway_rest_api.api", "aws_api_gateway_integration.app"}},
+		{"aws_instance.hidden", 8080, false, nil},
+		{"aws_lb.nlb_private", 80, false, nil},
+		{"aws_autoscaling_group.web", 8000, true, []string{"aws_apigatewayv2_api.http", "aws_apigatewayv2_integration.web", "aws_security_group.alb", "aws_lb_listener.alb", "aws_security_group.web"}},
+		{"aws_autoscaling_group.web", 80, false, nil},
+		{"aws_instance.origin", 443, true, []string{"aws_cloudfront_distribution.cdn", "aws_cloudfront_vpc_origin.origin", "aws_security_group.origin"}},
+		{"aws_instance.origin", 80, false, nil},
+		{"aws_ecs_service.tasks", 9000, true, []string{"aws_apigatewayv2_api.http", "aws_apigatewayv2_integration.tasks", "aws_security_group.tasks"}},
+		{"aws_ecs_service.tasks", 22, false, nil},
+	} {
+		r := m.Reach(inet, endpoint(t, m, c.addr), "tcp", c.port)
+		if r.Reachable != c.reach {
+			t.Errorf("%s tcp %d: reachable %v, want %v: %v", c.addr, c.port, r.Reachable, c.reach, r.Path)
+			continue
+		}
+		if !c.reach {
+			continue
+		}
+		if len(r.Assumed) > 0 {
+			t.Errorf("%s tcp %d: assumed %v, want a proven path", c.addr, c.port, r.Assumed)
+		}
+		var addrs []string
+		for _, h := range r.Path {
+			addrs = append(addrs, h.Addr)
+		}
+		at := 0
+		for _, want := range c.via {
+			i := indexFrom(addrs, at, want)
+			if i < 0 {
+				t.Errorf("%s tcp %d: path %v does not cross %s after hop %d", c.addr, c.port, addrs, want, at)
+				break
+			}
+			at = i
+		}
+	}
+	if r := m.Reach(inet, endpoint(t, m, "aws_lb.nlb"), "tcp", 80); len(r.Path) > 1 && !strings.Contains(r.Path[1].Detail, `authorization = "NONE"`) {
+		t.Errorf("front hop %q does not say the method takes no authorization", r.Path[1].Detail)
+	}
+
+	t.Log("the world-open group of a target the API publishes is critical, with the API on its path")
+	rep := run(t, "testdata/paths/front-doors")
+	var got []Finding
+	for _, f := range active(rep, RuleWorldOpenOther) {
+		if f.Address == "aws_security_group.app" {
+			got = append(got, f)
+		}
+	}
+	if len(got) != 1 || got[0].Severity != Critical || len(got[0].Path) < 2 || got[0].Path[1].Addr != "aws_api_gateway_rest_api.api" {
+		t.Errorf("want AWS-NET-011 critical on aws_security_group.app through the API, got %+v", got)
+	}
+}
+
+func indexFrom(s []string, from int, want string) int {
+	for i := from; i < len(s); i++ {
+		if s[i] == want {
+			return i
+		}
+	}
+	return -1
+}
+
+// A public instance whose group admits CloudFront's origin-facing servers
+// alone is reached from the internet through the distribution whose custom
+// origin it is, on the port its protocol policy uses; the group is not
+// world-open, and the bucket CloudFront reads through an origin access
+// control is not public.
+func TestCloudFrontCustomOrigin(t *testing.T) {
+	m := model(t, "testdata/paths/cloudfront-origin")
+	origin := endpoint(t, m, "aws_instance.origin")
+	r := m.Reach(m.Internet(), origin, "tcp", 80)
+	if !r.Reachable || len(r.Assumed) > 0 || len(r.Path) < 3 || r.Path[1].Addr != "aws_cloudfront_distribution.cdn" {
+		t.Fatalf("tcp 80: want a proven path through the distribution, got reachable %v, assumed %v, path %v", r.Reachable, r.Assumed, r.Path)
+	}
+	if !coversFamily(m.Internet().Set, r.From) {
+		t.Errorf("tcp 80 through CloudFront from %s, want every internet address", m.describe(r.From))
+	}
+	if r := m.Reach(m.Internet(), origin, "tcp", 443); r.Reachable {
+		t.Errorf("tcp 443 (an http-only origin, a group admitting 80): reachable through %v", r.Path)
+	}
+	rep := run(t, "testdata/paths/cloudfront-origin")
+	if f := active(rep, RuleInternetFacing); len(f) != 1 || !strings.Contains(f[0].Message, "(through aws_cloudfront_distribution.cdn)") {
+		t.Errorf("want AWS-NET-004 naming the distribution, got %+v", f)
+	}
+	for _, rule := range []string{RuleWorldOpen, RuleWorldOpenOther, RulePublicBucket} {
+		if f := active(rep, rule); len(f) > 0 {
+			t.Errorf("want no %s, got %+v", rule, f)
+		}
+	}
+}
+
+// A VPC link whose target is not known statically may lead to any network
+// load balancer of the project: the path is found, and says so.
+func TestFrontDoorUnknownLinkTarget(t *testing.T) {
+	m := model(t, "testdata/paths/front-doors-unknown")
+	r := m.Reach(m.Internet(), endpoint(t, m, "aws_instance.app"), "tcp", 8080)
+	if !r.Reachable || !strings.Contains(strings.Join(r.Assumed, "; "), "target_arns not known statically: assumed to be any network load balancer of the project") {
+		t.Errorf("want a path through the link that names its assumption, got reachable %v, assumed %v, path %v", r.Reachable, r.Assumed, r.Path)
+	}
+	if h := r.Path[1]; h.Addr != "aws_api_gateway_rest_api.api" || !strings.Contains(h.Detail, "EDGE endpoint, the default") {
+		t.Errorf("front hop %v, want the API as an edge endpoint", h)
+	}
+}
+
+// An HTTP API integration whose listener is not known statically may be
+// any listener of the project: the balancer is published through it, and
+// the path says so.
+func TestFrontDoorUnknownIntegrationURI(t *testing.T) {
+	m := model(t, "testdata/paths/front-doors-unknown")
+	nlb := endpoint(t, m, "aws_lb.nlb")
+	found := false
+	for _, p := range nlb.Published {
+		if p.Gateway != "aws_apigatewayv2_integration.app" {
+			continue
+		}
+		found = true
+		r, ok := m.reachPublishedOne(m.Internet(), nlb, p, 8080)
+		if !ok || !strings.Contains(strings.Join(r.Assumed, "; "), "integration_uri not known statically: assumed to be any listener or Cloud Map service of the project") {
+			t.Errorf("through the HTTP API: reached %v, assumed %v", ok, r.Assumed)
+		}
+	}
+	if !found {
+		t.Errorf("the HTTP API's integration publishes nothing on %s: %+v", nlb.Addr, nlb.Published)
+	}
+}
