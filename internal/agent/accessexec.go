@@ -367,9 +367,6 @@ func (w *execWatch) handle(ev procEvent) {
 				t.s.closeGoneLocked()
 			} else if t != nil && t.s.prog == ev.Tgid {
 				t.s.closeReadLocked()
-			} else if t != nil && t.ppid == t.s.root {
-				// The supervisor forks only the session's program.
-				t.s.closeReadLocked()
 			}
 			delete(w.procs, ev.Tgid)
 			delete(w.kids, ev.Tgid)
