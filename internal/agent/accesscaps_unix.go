@@ -31,6 +31,8 @@ func (*supervision) abandon() {}
 
 func (*supervision) release() {}
 
+func (*supervision) caughtUp() {}
+
 // signal delivers sig to the program's process group (pid).
 func (*supervision) signal(pid int, sig syscall.Signal) { _ = syscall.Kill(-pid, sig) }
 

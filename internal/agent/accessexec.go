@@ -106,9 +106,16 @@ type execSession struct {
 	rec  *recorder
 	root uint32
 	gone chan struct{} // closed once the loop has seen the root's exit
+	// read is closed once the loop has read the events up to the exit of
+	// the session's program, or the session's programs are not recorded:
+	// there is nothing more to wait for before the supervisor kills what
+	// the program left.
+	read chan struct{}
 	// guarded by w.mu:
-	off    bool // its programs are not (all) recorded
-	closed bool // gone is closed
+	off        bool   // its programs are not (all) recorded
+	closed     bool   // gone is closed
+	readClosed bool   // read is closed
+	prog       uint32 // the session's program: the root's child that executed one
 }
 
 // closeGoneLocked closes s.gone once; w.mu is held.
@@ -117,13 +124,29 @@ func (s *execSession) closeGoneLocked() {
 		s.closed = true
 		close(s.gone)
 	}
+	s.closeReadLocked()
 }
+
+// closeReadLocked closes s.read once; w.mu is held.
+func (s *execSession) closeReadLocked() {
+	if !s.readClosed {
+		s.readClosed = true
+		close(s.read)
+	}
+}
+
+// caughtUp is closed once the programs the session's processes executed
+// before its program exited are recorded (or its programs are not
+// recorded). A process the session leaves behind is killed at the
+// program's exit: killed before the agent read its arguments, a program
+// that ran for long would be recorded without them.
+func (s *execSession) caughtUp() <-chan struct{} { return s.read }
 
 // begin subscribes (or joins the subscription) before a session's
 // supervisor starts. Where that fails, the recording says the session's
 // programs are not recorded.
 func (w *execWatch) begin(rec *recorder) *execSession {
-	s := &execSession{w: w, rec: rec, gone: make(chan struct{})}
+	s := &execSession{w: w, rec: rec, gone: make(chan struct{}), read: make(chan struct{})}
 	w.mu.Lock()
 	if w.src == nil {
 		src, err := w.open()
@@ -172,6 +195,7 @@ func (w *execWatch) check() {
 func (w *execWatch) notRecorded(s *execSession, reason string) {
 	w.mu.Lock()
 	s.off = true
+	s.closeReadLocked()
 	first := !w.logged[reason]
 	w.logged[reason] = true
 	w.mu.Unlock()
@@ -240,6 +264,7 @@ func (s *execSession) end() {
 	}
 	w.mu.Lock()
 	defer w.mu.Unlock()
+	s.closeReadLocked()
 	if !w.active[s] {
 		return
 	}
@@ -325,6 +350,12 @@ func (w *execWatch) handle(ev procEvent) {
 		if t == nil || t.s.off || ev.Tgid == t.s.root {
 			break
 		}
+		if t.ppid == t.s.root {
+			// The supervisor's runtime may fork a child that executes
+			// nothing (a probe of the kernel); the one that executes a
+			// program is the session's.
+			t.s.prog = ev.Tgid
+		}
 		w.mu.Unlock()
 		info := w.read(ev.Tgid)
 		info.pid, info.ppid = ev.Tgid, t.ppid
@@ -334,6 +365,8 @@ func (w *execWatch) handle(ev procEvent) {
 		if ev.Pid == ev.Tgid {
 			if t := w.procs[ev.Tgid]; t != nil && t.s.root == ev.Tgid {
 				t.s.closeGoneLocked()
+			} else if t != nil && t.s.prog == ev.Tgid {
+				t.s.closeReadLocked()
 			}
 			delete(w.procs, ev.Tgid)
 			delete(w.kids, ev.Tgid)

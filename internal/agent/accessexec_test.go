@@ -126,7 +126,48 @@ func TestExecWatchFollowsTheSessionTree(t *testing.T) {
 	}
 }
 
-func isClosed(c chan struct{}) bool {
+// TestExecWatchCaughtUpAtTheProgramsExit: the supervisor kills what a
+// session's program left once the agent has read the events up to the
+// program's exit, so that a program still running then is recorded with
+// its arguments; the agent says so only then (neither a descendant's exit
+// nor that of a child of the supervisor that executed nothing is the
+// program's), and at once for a session whose programs are not recorded.
+func TestExecWatchCaughtUpAtTheProgramsExit(t *testing.T) {
+	src := &fakeProcs{ch: make(chan fakeRead), closed: make(chan struct{})}
+	w, _ := testWatch(src, nil)
+	rec, read := testRecorder(t)
+	s := w.begin(rec)
+	src.send(fork(100, 200))
+	s.track(200)
+	src.send(execEv(200), fork(200, 199), exitEv(199), // a child of the supervisor's runtime that executes nothing
+		fork(200, 201), execEv(201), fork(201, 210), execEv(210), fork(201, 211), execEv(211), exitEv(211))
+	src.send() // the loop has handled those once it takes the next read
+	if isClosed(s.caughtUp()) {
+		t.Fatal("caught up before the session's program exited")
+	}
+	src.send(exitEv(201))
+	src.send() // the loop has handled the program's exit once it takes the next read
+	if !isClosed(s.caughtUp()) {
+		t.Fatal("not caught up once the program's exit was read")
+	}
+	done := make(chan struct{})
+	go func() { s.end(); close(done) }()
+	src.send(exitEv(210), exitEv(200))
+	<-done
+	if got := read(); !strings.Contains(got, `"m","program: pid 210 ppid 201 `) {
+		t.Errorf("the program left running is not recorded:\n%s", got)
+	}
+
+	off, _ := testWatch(nil, errors.New("the kernel's process events take CAP_NET_ADMIN, which the agent lacks"))
+	rec, _ = testRecorder(t)
+	s = off.begin(rec)
+	if !isClosed(s.caughtUp()) {
+		t.Error("a session whose programs are not recorded waits for the agent to catch up")
+	}
+	s.end()
+}
+
+func isClosed(c <-chan struct{}) bool {
 	select {
 	case <-c:
 		return true

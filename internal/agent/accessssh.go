@@ -548,6 +548,13 @@ func (s *sshSession) start(ctx context.Context, ch ssh.Channel, req *ssh.Request
 		go func() { copyTap(stdin, ch, in); _ = stdin.Close() }()
 	}
 	go func() {
+		select {
+		case <-es.caughtUp():
+			p.sup.caughtUp()
+		case <-p.done:
+		}
+	}()
+	go func() {
 		if p.ptmx == nil {
 			// Wait closes the pipes: read them to their end first (the
 			// child and whatever inherited them closed them), or a

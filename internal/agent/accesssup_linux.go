@@ -35,16 +35,25 @@ const sessionSuperviseArg0 = "moat-session-supervise"
 // session) and the start report it writes ("ok", or why the program did
 // not start) before closing it. The supervisor starts the program only
 // when the control pipe says supGo: the agent first makes sure it follows
-// the supervisor's descendants (accessexec.go).
+// the supervisor's descendants (accessexec.go). Once the program has
+// exited, the supervisor kills what it left only when the control pipe
+// says supCaughtUp: the agent has recorded the programs executed until
+// then, which it reads from /proc and could not once they are killed.
 const (
 	supControlFD = 3
 	supReportFD  = 4
 	supGo        = 0xff
+	supCaughtUp  = 0xfe
 )
 
 // supHangupGrace is how long the program has to end on a hangup before
 // the supervisor kills everything the session holds.
 const supHangupGrace = 500 * time.Millisecond
+
+// supCaughtUpWait bounds the wait for supCaughtUp after the program
+// exited: an agent that does not say so in that time does not keep the
+// session's processes alive longer.
+const supCaughtUpWait = trackTimeout
 
 func init() {
 	if len(os.Args) < 5 || os.Args[0] != sessionSuperviseArg0 {
@@ -127,6 +136,10 @@ func (s *supervision) abandon() {
 func (s *supervision) signal(_ int, sig syscall.Signal) {
 	_, _ = s.control.Write([]byte{byte(sig)})
 }
+
+// caughtUp tells the supervisor that the agent has recorded the programs
+// the session executed until its program's exit.
+func (s *supervision) caughtUp() { _, _ = s.control.Write([]byte{supCaughtUp}) }
 
 // end asks the supervisor (pid) to end the session's processes and waits
 // until it has (done closes); one that does not, in a while, is killed.
@@ -231,18 +244,36 @@ func supervise(args []string) int {
 		}
 	}
 	ended := make(chan struct{})
+	caughtUp := make(chan struct{})
 	go func() {
 		defer close(ended)
+		said := false
 		b := make([]byte, 1)
 		for {
 			if n, err := control.Read(b); err != nil || n == 0 || b[0] == 0 {
 				return
+			}
+			if b[0] == supCaughtUp {
+				if !said {
+					said = true
+					close(caughtUp)
+				}
+				continue
 			}
 			toMain(syscall.Signal(b[0]))
 		}
 	}()
 	select {
 	case <-exited:
+		// What the program left runs on until the agent has read the
+		// programs executed so far (or ends the session, or is gone).
+		t := time.NewTimer(supCaughtUpWait)
+		select {
+		case <-caughtUp:
+		case <-ended:
+		case <-t.C:
+		}
+		t.Stop()
 	case <-ended:
 		toMain(syscall.SIGHUP)
 		select {

@@ -16,11 +16,18 @@ import (
 // line is sleep with the argument arg: what a session left behind.
 func sessionLeftovers(t *testing.T, arg string) []int {
 	t.Helper()
+	want := []byte("sleep\x00" + arg + "\x00")
+	return liveProcs(t, func(cmdline []byte) bool { return bytes.HasSuffix(cmdline, want) })
+}
+
+// liveProcs lists the live processes (zombies aside) whose command line
+// (/proc/PID/cmdline, its arguments each ended by a NUL) match accepts.
+func liveProcs(t *testing.T, match func(cmdline []byte) bool) []int {
+	t.Helper()
 	ents, err := os.ReadDir("/proc")
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := []byte("sleep\x00" + arg + "\x00")
 	var out []int
 	for _, e := range ents {
 		pid, err := strconv.Atoi(e.Name())
@@ -28,7 +35,7 @@ func sessionLeftovers(t *testing.T, arg string) []int {
 			continue
 		}
 		cmdline, err := os.ReadFile(filepath.Join("/proc", e.Name(), "cmdline"))
-		if err != nil || !bytes.HasSuffix(cmdline, want) {
+		if err != nil || !match(cmdline) {
 			continue
 		}
 		stat, err := os.ReadFile(filepath.Join("/proc", e.Name(), "stat"))

@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"bufio"
+	"bytes"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -32,7 +33,10 @@ func TestBreakGlassRecordsProgramsRun(t *testing.T) {
 
 	// The programs wait on a FIFO no one writes, until the session's end
 	// kills them: their arguments are there to read whenever the agent
-	// gets to them.
+	// gets to them. The test holds it open, so that each program opens it
+	// at once and waits in a read: a program holding it has executed,
+	// which its command line does not prove (it changes before the
+	// exec is done and reported).
 	fifoDir, err := os.MkdirTemp("", "moat-programs-")
 	if err != nil {
 		t.Fatal(err)
@@ -44,6 +48,11 @@ func TestBreakGlassRecordsProgramsRun(t *testing.T) {
 	}
 	os.Chmod(fifoDir, 0o755)
 	os.Chmod(fifo, 0o666)
+	hold, err := os.OpenFile(fifo, os.O_RDWR, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer hold.Close()
 
 	stdin, feed, err := os.Pipe()
 	if err != nil {
@@ -62,6 +71,21 @@ func TestBreakGlassRecordsProgramsRun(t *testing.T) {
 	waitUntil(t, time.Minute, "the commands to run", func() bool { return strings.Contains(live.out.String(), "done-44") })
 	if strings.Contains(live.out.String(), "hidden-"+mark) {
 		t.Fatalf("echo was not off: %q", live.out.String())
+	}
+	// The shell prints done-44 without waiting for its background jobs:
+	// on a loaded host one may not have executed its program yet, and an
+	// exit now would have the session's end kill it unrun. Each is waited
+	// for: a process with its command line holding the FIFO.
+	for _, arg := range []string{"hidden-" + mark, "detached-" + mark, "esc-\x1b]52;c;eA==\a-nl\nend-" + mark} {
+		want := []byte("cat\x00" + fifo + "\x00" + arg + "\x00")
+		waitUntil(t, time.Minute, fmt.Sprintf("cat %s %q to run", fifo, arg), func() bool {
+			for _, pid := range liveProcs(t, func(cmdline []byte) bool { return bytes.Equal(cmdline, want) }) {
+				if holds(pid, fifo) {
+					return true
+				}
+			}
+			return false
+		})
 	}
 	fmt.Fprintf(feed, "exit\n")
 	waitUntil(t, time.Minute, "the session to end", live.exited)
@@ -144,4 +168,19 @@ func TestBreakGlassRecordsProgramsRun(t *testing.T) {
 	if err := cmd.Wait(); err != nil || !strings.Contains(string(out), "echo-2-off") {
 		t.Fatalf("asciinema cat of the export: %v: %s", err, out)
 	}
+}
+
+// holds reports whether process pid has path open.
+func holds(pid int, path string) bool {
+	dir := filepath.Join("/proc", strconv.Itoa(pid), "fd")
+	ents, err := os.ReadDir(dir)
+	if err != nil {
+		return false
+	}
+	for _, e := range ents {
+		if target, err := os.Readlink(filepath.Join(dir, e.Name())); err == nil && target == path {
+			return true
+		}
+	}
+	return false
 }
