@@ -44,6 +44,29 @@ func (f *family) benign(v string) bool {
 	return sc != scoreAttack && f.understood(v, sc)
 }
 
+// scores remembers, for one transaction, what the families' scorers said
+// of each value (family name, NUL, value): a value that several rules of
+// a family matched is scored once, not once per match and again for each
+// question asked of it (plusSpaced, normalOfBenign).
+type scores map[string]int
+
+// score is f.score(v), remembered.
+func (m scores) score(f *family, v string) int {
+	key := f.name + "\x00" + v
+	sc, ok := m[key]
+	if !ok {
+		sc = f.score(v)
+		m[key] = sc
+	}
+	return sc
+}
+
+// benign is f.benign(v), its score remembered.
+func (m scores) benign(f *family, v string) bool {
+	sc := m.score(f, v)
+	return sc != scoreAttack && f.understood(v, sc)
+}
+
 // anyKind: the scorer's verdict holds for any text.
 func anyKind(string, int) bool { return true }
 
@@ -121,6 +144,7 @@ func (contextAction) Evaluate(_ plugintypes.RuleMetadata, tx plugintypes.Transac
 	txv := v.TX()
 	var discounted []string
 	cache := map[string]bool{}
+	sc := scores{}
 	for _, m := range mr.MatchedRules() {
 		r := m.Rule()
 		fam := familyOf(r.ID())
@@ -153,15 +177,15 @@ func (contextAction) Evaluate(_ plugintypes.RuleMetadata, tx plugintypes.Transac
 				key := fam.name + "\x00" + val
 				b, seen := cache[key]
 				if !seen {
-					b = fam.benign(val)
-					if !b && plusSpaced(val) && fam.score(val) != scoreAttack {
+					b = sc.benign(fam, val)
+					if !b && plusSpaced(val) && sc.score(fam, val) != scoreAttack {
 						// A query value whose spaces are still "+": judged
 						// as the words it stands for.
-						b = fam.benign(strings.ReplaceAll(val, "+", " "))
+						b = sc.benign(fam, strings.ReplaceAll(val, "+", " "))
 					}
 					cache[key] = b
 				}
-				if !b && normalOfBenign(fam, val, vals, cache, 3) {
+				if !b && normalOfBenign(fam, val, vals, cache, sc, 3) {
 					b = true
 				}
 				if !b {
@@ -215,8 +239,8 @@ const maxNormalLinks = 8
 // what normalizing reveals (comments for spaces, escapes) is what the
 // normal form is for. The inspection pass also normalizes normal forms;
 // up to depth of them are followed back to the prose.
-func normalOfBenign(fam *family, val string, vals []string, cache map[string]bool, depth int) bool {
-	if depth == 0 || len(vals) > maxNormalLinks || fam.score(val) == scoreAttack {
+func normalOfBenign(fam *family, val string, vals []string, cache map[string]bool, sc scores, depth int) bool {
+	if depth == 0 || len(vals) > maxNormalLinks || sc.score(fam, val) == scoreAttack {
 		// Many values of one name are no value and its normal forms.
 		return false
 	}
@@ -230,7 +254,7 @@ func normalOfBenign(fam *family, val string, vals []string, cache map[string]boo
 		}
 		if textKindOf(u) != kindProse {
 			// Itself the normal form of prose?
-			if normalOfBenign(fam, u, vals, cache, depth-1) {
+			if normalOfBenign(fam, u, vals, cache, sc, depth-1) {
 				return true
 			}
 			continue
@@ -238,7 +262,7 @@ func normalOfBenign(fam *family, val string, vals []string, cache map[string]boo
 		key := fam.name + "\x00" + u
 		b, seen := cache[key]
 		if !seen {
-			b = fam.benign(u)
+			b = sc.benign(fam, u)
 			cache[key] = b
 		}
 		if b {

@@ -108,7 +108,7 @@ func (g gateAction) Evaluate(r plugintypes.RuleMetadata, tx plugintypes.Transact
 	if c := g.plan.consts.Load(); c != nil && r.ID() == gate1ID {
 		col := tx.Variables().TX()
 		for _, kv := range *c {
-			col.Set(kv.key, []string{kv.value})
+			col.Set(kv.key, kv.values)
 		}
 	}
 	p := g.plan.p.Load()
@@ -125,7 +125,9 @@ func (g gateAction) Evaluate(r plugintypes.RuleMetadata, tx plugintypes.Transact
 	// A request big enough to be timed (see budget.go) stops being gated
 	// once its CPU budget is spent: the rules left are Coraza's, and the
 	// next budget rule refuses it, as without the gate.
-	start := first(tx.Variables().TX().Get(txStart))
+	clock := tx.Variables().TX().Get(txStart)
+	start := first(clock)
+	s.clocked = len(clock) > 0
 	for i := range rules {
 		if start != "" && i%gateBudgetEvery == gateBudgetEvery-1 && p.budget.Evaluate(tx, start) {
 			break
@@ -788,6 +790,9 @@ type gateState struct {
 	// one is.
 	removed []bool
 	any     bool
+	// clocked: the inspection pass has started the request's CPU clock
+	// (TX:moat_start), which no rule the pass decides writes.
+	clocked bool
 }
 
 type collectionValues struct {
@@ -1137,7 +1142,7 @@ func (s *gateState) mayMatch(r *gateRule) bool {
 // its values.
 func (s *gateState) opMayMatch(r *gateRule) bool {
 	if r.unclocked {
-		return len(s.tx.Variables().TX().Get(txStart)) > 0
+		return s.clocked
 	}
 	// When the bytes of all the values refuse r's byte tests, only its
 	// counts are left to ask.

@@ -26,7 +26,9 @@ func Mask(variable, value string) string {
 	if secretName.MatchString(variable) {
 		return "[masked " + strconv.Itoa(len(value)) + " bytes]"
 	}
-	value = secretValue.ReplaceAllString(value, "[masked]")
+	if mayHoldSecret(value) {
+		value = secretValue.ReplaceAllString(value, "[masked]")
+	}
 	if !utf8.ValidString(value) {
 		value = strings.ToValidUTF8(value, "\uFFFD")
 	}
@@ -35,4 +37,51 @@ func Mask(variable, value string) string {
 		value = string(r[:MaxMatched]) + "…"
 	}
 	return value
+}
+
+// mayHoldSecret reports whether secretValue may match v, from what each of
+// its alternatives needs: "eyJ", "bearer" or "basic" in any case, a run of
+// 32 or more of [a-z0-9+/_-] (hex and base64 runs), or 13 digits. It says
+// yes to any non-ASCII value, where case folding reaches letters outside
+// ASCII (U+212A folds to "k", U+017F to "s"). A blocked request's value is
+// masked on every verdict and event; most hold no secret, and running the
+// pattern on them cost more than the rest of the verdict.
+func mayHoldSecret(v string) bool {
+	run, digits := 0, 0
+	for i := 0; i < len(v); i++ {
+		c := v[i]
+		switch {
+		case c >= 0x80:
+			return true
+		case c >= '0' && c <= '9':
+			digits++
+			run++
+		case c|0x20 >= 'a' && c|0x20 <= 'z', c == '+', c == '/', c == '_', c == '-':
+			run++
+		default:
+			run = 0
+		}
+		if run >= 32 || digits >= 13 {
+			return true
+		}
+		if c|0x20 == 'e' && i+2 < len(v) && v[i+1]|0x20 == 'y' && v[i+2]|0x20 == 'j' ||
+			c|0x20 == 'b' && (hasFoldPrefix(v[i:], "bearer") || hasFoldPrefix(v[i:], "basic")) {
+			return true
+		}
+	}
+	return false
+}
+
+// hasFoldPrefix reports whether v begins with the ASCII lowercase word w,
+// in any case.
+func hasFoldPrefix(v, w string) bool {
+	if len(v) < len(w) {
+		return false
+	}
+	for i := 0; i < len(w); i++ {
+		if v[i]|0x20 != w[i] {
+			return false
+		}
+	}
+	return true
 }

@@ -81,7 +81,12 @@ type resolution struct {
 	anchors map[int][]int
 }
 
-type txConst struct{ key, value string }
+// txConst is a TX variable the resolver folded; values is {value}, made
+// once for the phase-1 gate to set it with (Coraza's Map.Set copies it).
+type txConst struct {
+	key, value string
+	values     []string
+}
 
 // corazaRules returns the slice of w's loaded rules (Coraza keeps it
 // unexported), settable.
@@ -204,7 +209,7 @@ func resolve(w coraza.WAF) (*resolution, error) {
 	// last folded writer.
 	for k, v := range s.lastVal {
 		if v != nil {
-			res.consts = append(res.consts, txConst{k, *v})
+			res.consts = append(res.consts, txConst{k, *v, []string{*v}})
 		}
 	}
 	// The response phases run only for a transaction whose response

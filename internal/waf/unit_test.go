@@ -72,6 +72,25 @@ func TestMask(t *testing.T) {
 	}
 }
 
+// FuzzMayHoldSecret: the quick test before the secret pattern never
+// refuses a value the pattern matches.
+func FuzzMayHoldSecret(f *testing.F) {
+	for _, s := range []string{
+		"x Bearer abcdefghijklmnop y", "BASIC\tQWxhZGRpbjpvcGVuIHNlc2FtZQ==", "bAsIc abcdefgh",
+		"card 4111-1111-1111-1111", "4111111111111", "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxMjM0NSJ9.sig",
+		"EYJ12345678.12345678.", strings.Repeat("a1", 16), strings.Repeat("Zz/+_-", 7),
+		"ba\u017fic abcdefgh", "bearer \u212aabcdefg", strings.Repeat("9f", 15) + "\u212a",
+		"1' UNION SELECT password FROM users--", "<script>alert(1)</script>",
+	} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		if !mayHoldSecret(s) && secretValue.MatchString(s) {
+			t.Fatalf("mayHoldSecret(%q) refused a value the pattern matches", s)
+		}
+	})
+}
+
 func TestParseExclusion(t *testing.T) {
 	for in, want := range map[string]string{
 		"942100":        "",
