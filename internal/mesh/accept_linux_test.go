@@ -3,7 +3,6 @@ package mesh
 import (
 	"net"
 	"os"
-	"syscall"
 	"testing"
 	"time"
 
@@ -18,29 +17,7 @@ import (
 // every tunnel and stop serving for good.
 func TestMeshPortSurvivesDescriptorExhaustion(t *testing.T) {
 	p := newPair(t)
-	fds, err := os.ReadDir("/proc/self/fd")
-	if err != nil {
-		t.Fatal(err)
-	}
-	var old syscall.Rlimit
-	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &old); err != nil {
-		t.Fatal(err)
-	}
-	low := old
-	low.Cur = uint64(len(fds) + 16)
-	if err := syscall.Setrlimit(syscall.RLIMIT_NOFILE, &low); err != nil {
-		t.Fatal(err)
-	}
-	restored := false
-	restore := func() {
-		if !restored {
-			restored = true
-			if err := syscall.Setrlimit(syscall.RLIMIT_NOFILE, &old); err != nil {
-				t.Fatal(err)
-			}
-		}
-	}
-	defer restore()
+	restore := testkit.LimitOpenFiles(t, 16)
 
 	// Fill every free descriptor, then free them one at a time and dial the
 	// mesh port through each: the kernel completes the handshake into the
@@ -108,26 +85,9 @@ func TestMeshPortSurvivesDescriptorExhaustion(t *testing.T) {
 func TestMeshPortBoundsPendingHandshakes(t *testing.T) {
 	p := newPair(t)
 	const flood = maxPendingPerSource + 64
-	fds, err := os.ReadDir("/proc/self/fd")
-	if err != nil {
-		t.Fatal(err)
-	}
-	var old syscall.Rlimit
-	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &old); err != nil {
-		t.Fatal(err)
-	}
 	// Room for the flood's own ends, the pending handshakes one source may
 	// hold, and a tunnel and a call; not for the whole flood at the agent.
-	low := old
-	low.Cur = uint64(len(fds) + flood + maxPendingPerSource + 32)
-	if err := syscall.Setrlimit(syscall.RLIMIT_NOFILE, &low); err != nil {
-		t.Fatal(err)
-	}
-	defer func() {
-		if err := syscall.Setrlimit(syscall.RLIMIT_NOFILE, &old); err != nil {
-			t.Fatal(err)
-		}
-	}()
+	testkit.LimitOpenFiles(t, flood+maxPendingPerSource+32)
 	d := net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP("127.0.0.2")}, Timeout: testkit.WaitLimit}
 	var conns []net.Conn
 	defer func() {

@@ -4,8 +4,6 @@ import (
 	"fmt"
 	"net"
 	"net/http"
-	"os"
-	"syscall"
 	"testing"
 
 	"moat/internal/api"
@@ -23,26 +21,9 @@ import (
 func TestAPIBoundsPendingConnections(t *testing.T) {
 	f := newAuthFixture(t)
 	const flood = maxAPIPendingPerSource + 64
-	fds, err := os.ReadDir("/proc/self/fd")
-	if err != nil {
-		t.Fatal(err)
-	}
-	var old syscall.Rlimit
-	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &old); err != nil {
-		t.Fatal(err)
-	}
 	// Room for the flood's own ends, the pending connections one source
 	// may hold, and a call; not for the whole flood at the server.
-	low := old
-	low.Cur = uint64(len(fds) + flood + maxAPIPendingPerSource + 32)
-	if err := syscall.Setrlimit(syscall.RLIMIT_NOFILE, &low); err != nil {
-		t.Fatal(err)
-	}
-	defer func() {
-		if err := syscall.Setrlimit(syscall.RLIMIT_NOFILE, &old); err != nil {
-			t.Fatal(err)
-		}
-	}()
+	testkit.LimitOpenFiles(t, flood+maxAPIPendingPerSource+32)
 	d := net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP("127.0.0.2")}, Timeout: testkit.WaitLimit}
 	var conns []net.Conn
 	defer func() {
