@@ -1117,3 +1117,73 @@ func TestBeanstalkBalancer(t *testing.T) {
 		}
 	}
 }
+
+// TestDataStoreInDefaultSubnetGroup: a database or warehouse that names
+// no subnet group is in AWS's default group, the default VPC's default
+// subnets. The finding said only that its subnets were not in the
+// scanned code; it says where AWS puts it. A cluster's instance that
+// names none takes its cluster's group. A data store with no public
+// address was said to have no path because its subnets were not known;
+// it has none because it has no public address.
+func TestDataStoreInDefaultSubnetGroup(t *testing.T) {
+	src := `
+resource "aws_security_group" "db" {
+  ingress {
+    from_port   = 5432
+    to_port     = 5432
+    protocol    = "tcp"
+    cidr_blocks = ["0.0.0.0/0"]
+  }
+}
+resource "aws_db_instance" "open" {
+  engine                 = "postgres"
+  publicly_accessible    = true
+  vpc_security_group_ids = [aws_security_group.db.id]
+}
+resource "aws_redshift_cluster" "dw" {
+  cluster_identifier  = "dw"
+  publicly_accessible = true
+}
+resource "aws_db_subnet_group" "named" {
+  subnet_ids = var.subnets
+}
+variable "subnets" {}
+resource "aws_rds_cluster" "grouped" {
+  engine                 = "aurora-postgresql"
+  db_subnet_group_name   = aws_db_subnet_group.named.name
+  vpc_security_group_ids = [aws_security_group.db.id]
+}
+resource "aws_rds_cluster_instance" "grouped" {
+  cluster_identifier  = aws_rds_cluster.grouped.id
+  publicly_accessible = true
+}
+resource "aws_rds_cluster" "private" {
+  engine                 = "aurora-postgresql"
+  vpc_security_group_ids = [aws_security_group.db.id]
+}
+resource "aws_rds_cluster_instance" "private" {
+  cluster_identifier = aws_rds_cluster.private.id
+}
+`
+	rep := checkSource(t, src)
+	const where = "no subnet group is named: AWS places it in default subnets of the default VPC"
+	for _, a := range []string{"aws_db_instance.open", "aws_redshift_cluster.dw"} {
+		got := activeOn(rep, RuleDataTierPublic, a)
+		if len(got) != 1 || !strings.Contains(got[0].Message, where) {
+			t.Errorf("%s on %s: %+v, want one that says it is in the default VPC's default subnets", RuleDataTierPublic, a, got)
+		}
+	}
+	open := activeOn(rep, RuleExposedPort, "aws_db_instance.open")
+	if len(open) != 1 || !strings.Contains(open[0].Message, "may be reachable") || !strings.Contains(open[0].Message, where) {
+		t.Errorf("%s on aws_db_instance.open: %+v, want one not proven, through the default subnets", RuleExposedPort, open)
+	}
+	grouped := activeOn(rep, RuleDataTierPublic, "aws_rds_cluster_instance.grouped")
+	if len(grouped) != 1 || strings.Contains(grouped[0].Message, where) {
+		t.Errorf("%s on the instance of a cluster that names its group: %+v, want one that does not say it names none", RuleDataTierPublic, grouped)
+	}
+	m := buildHCL(t, src)
+	r := m.Reach(m.Internet(), endpoint(t, m, "aws_rds_cluster_instance.private"), "tcp", 3306)
+	if r.Reachable || len(r.Path) == 0 || r.Path[len(r.Path)-1].Detail != "has no public address" {
+		t.Errorf("private cluster instance from the internet: reachable %v, path %s; want blocked, as it has no public address", r.Reachable, pathLine(r.Path))
+	}
+}
