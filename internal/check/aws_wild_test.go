@@ -1187,3 +1187,84 @@ resource "aws_rds_cluster_instance" "private" {
 		t.Errorf("private cluster instance from the internet: reachable %v, path %s; want blocked, as it has no public address", r.Reachable, pathLine(r.Path))
 	}
 }
+
+// TestEKSPrivateEndpoint: a cluster whose API is private answers on
+// interfaces EKS puts in its subnets, behind the groups vpc_config names.
+// It was no endpoint in the VPC, so --reach said nothing could reach it,
+// not even the bastion its group admits.
+func TestEKSPrivateEndpoint(t *testing.T) {
+	m := buildHCL(t, `
+resource "aws_vpc" "main" {
+  cidr_block = "10.0.0.0/16"
+}
+resource "aws_subnet" "public" {
+  vpc_id     = aws_vpc.main.id
+  cidr_block = "10.0.1.0/24"
+}
+resource "aws_subnet" "private" {
+  vpc_id     = aws_vpc.main.id
+  cidr_block = "10.0.11.0/24"
+}
+resource "aws_security_group" "bastion" {
+  vpc_id = aws_vpc.main.id
+}
+resource "aws_security_group" "api" {
+  vpc_id = aws_vpc.main.id
+}
+resource "aws_security_group_rule" "bastion_to_api" {
+  type                     = "ingress"
+  from_port                = 443
+  to_port                  = 443
+  protocol                 = "tcp"
+  security_group_id        = aws_security_group.api.id
+  source_security_group_id = aws_security_group.bastion.id
+}
+resource "aws_eks_cluster" "private" {
+  name     = "private"
+  role_arn = "arn:aws:iam::123456789012:role/eks"
+  vpc_config {
+    subnet_ids              = [aws_subnet.private.id]
+    endpoint_private_access = true
+    endpoint_public_access  = false
+    security_group_ids      = [aws_security_group.api.id]
+  }
+}
+resource "aws_default_security_group" "default" {
+  vpc_id = aws_vpc.main.id
+  ingress {
+    from_port   = 0
+    to_port     = 0
+    protocol    = "-1"
+    cidr_blocks = ["10.0.0.0/16"]
+  }
+}
+resource "aws_eks_cluster" "unnamed" {
+  name     = "unnamed"
+  role_arn = "arn:aws:iam::123456789012:role/eks"
+  vpc_config {
+    subnet_ids             = [aws_subnet.private.id]
+    endpoint_public_access = false
+  }
+}
+`)
+	pub := m.subnets["aws_subnet.public"]
+	for _, tc := range []struct {
+		cluster string
+		sgs     []string
+		want    bool
+	}{
+		{"aws_eks_cluster.private", []string{"aws_security_group.bastion"}, true},
+		{"aws_eks_cluster.private", nil, false},
+		// No group named: EKS's own admits its members alone, not the
+		// VPC's default group's.
+		{"aws_eks_cluster.unnamed", []string{"aws_security_group.bastion"}, false},
+	} {
+		r := m.Reach(m.SubnetSource(pub, tc.sgs...), endpoint(t, m, tc.cluster), "tcp", 443)
+		if r.Reachable != tc.want || tc.want && len(r.Assumed) > 0 {
+			t.Errorf("%s from %v: reachable %v (assumed %v), want %v: %s", tc.cluster, tc.sgs, r.Reachable, r.Assumed, tc.want, pathLine(r.Path))
+		}
+	}
+	if r := m.Reach(m.Internet(), endpoint(t, m, "aws_eks_cluster.private"), "tcp", 443); r.Reachable {
+		t.Errorf("private cluster reached from the internet: %s", pathLine(r.Path))
+	}
+}
