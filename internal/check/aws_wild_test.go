@@ -1219,6 +1219,14 @@ resource "aws_security_group_rule" "bastion_to_api" {
   security_group_id        = aws_security_group.api.id
   source_security_group_id = aws_security_group.bastion.id
 }
+resource "aws_security_group_rule" "bastion_all" {
+  type                     = "ingress"
+  from_port                = 0
+  to_port                  = 0
+  protocol                 = "-1"
+  security_group_id        = aws_security_group.api.id
+  source_security_group_id = aws_security_group.bastion.id
+}
 resource "aws_eks_cluster" "private" {
   name     = "private"
   role_arn = "arn:aws:iam::123456789012:role/eks"
@@ -1263,6 +1271,10 @@ resource "aws_eks_cluster" "unnamed" {
 		if r.Reachable != tc.want || tc.want && len(r.Assumed) > 0 {
 			t.Errorf("%s from %v: reachable %v (assumed %v), want %v: %s", tc.cluster, tc.sgs, r.Reachable, r.Assumed, tc.want, pathLine(r.Path))
 		}
+	}
+	// The API's interfaces answer on 443 alone, whatever the groups admit.
+	if r := m.Reach(m.SubnetSource(pub, "aws_security_group.bastion"), endpoint(t, m, "aws_eks_cluster.private"), "tcp", 22); r.Reachable {
+		t.Errorf("private cluster reached on SSH: %s", pathLine(r.Path))
 	}
 	if r := m.Reach(m.Internet(), endpoint(t, m, "aws_eks_cluster.private"), "tcp", 443); r.Reachable {
 		t.Errorf("private cluster reached from the internet: %s", pathLine(r.Path))

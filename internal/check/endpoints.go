@@ -542,11 +542,12 @@ func (m *Model) buildEndpoints(byType map[string][]*tf.Resource) {
 			m.allowFrom(e, "public_access_cidrs", cidrs, unk, bits)
 		} else {
 			// Private access alone (EKS takes no cluster without one of
-			// them): the API answers on interfaces EKS puts in the
+			// them): the API answers on 443 on interfaces EKS puts in the
 			// cluster's subnets, behind the groups it names and the
 			// cluster group EKS makes, which admits its own members.
 			e.Subnets = m.subnetsIn(e, vc, "subnet_ids")
 			m.attachSGs(e, vc, "security_group_ids")
+			e.Listens = listensOn(e.Ports)
 		}
 		add(e)
 	}
