@@ -1117,3 +1117,166 @@ func TestBeanstalkBalancer(t *testing.T) {
 		}
 	}
 }
+
+// TestDataStoreInDefaultSubnetGroup: a database or warehouse that names
+// no subnet group is in AWS's default group, the default VPC's default
+// subnets. The finding said only that its subnets were not in the
+// scanned code; it says where AWS puts it. A cluster's instance that
+// names none takes its cluster's group. A data store with no public
+// address was said to have no path because its subnets were not known;
+// it has none because it has no public address.
+func TestDataStoreInDefaultSubnetGroup(t *testing.T) {
+	src := `
+resource "aws_security_group" "db" {
+  ingress {
+    from_port   = 5432
+    to_port     = 5432
+    protocol    = "tcp"
+    cidr_blocks = ["0.0.0.0/0"]
+  }
+}
+resource "aws_db_instance" "open" {
+  engine                 = "postgres"
+  publicly_accessible    = true
+  vpc_security_group_ids = [aws_security_group.db.id]
+}
+resource "aws_redshift_cluster" "dw" {
+  cluster_identifier  = "dw"
+  publicly_accessible = true
+}
+resource "aws_db_subnet_group" "named" {
+  subnet_ids = var.subnets
+}
+variable "subnets" {}
+resource "aws_rds_cluster" "grouped" {
+  engine                 = "aurora-postgresql"
+  db_subnet_group_name   = aws_db_subnet_group.named.name
+  vpc_security_group_ids = [aws_security_group.db.id]
+}
+resource "aws_rds_cluster_instance" "grouped" {
+  cluster_identifier  = aws_rds_cluster.grouped.id
+  publicly_accessible = true
+}
+resource "aws_rds_cluster" "private" {
+  engine                 = "aurora-postgresql"
+  vpc_security_group_ids = [aws_security_group.db.id]
+}
+resource "aws_rds_cluster_instance" "private" {
+  cluster_identifier = aws_rds_cluster.private.id
+}
+`
+	rep := checkSource(t, src)
+	const where = "no subnet group is named: AWS places it in default subnets of the default VPC"
+	for _, a := range []string{"aws_db_instance.open", "aws_redshift_cluster.dw"} {
+		got := activeOn(rep, RuleDataTierPublic, a)
+		if len(got) != 1 || !strings.Contains(got[0].Message, where) {
+			t.Errorf("%s on %s: %+v, want one that says it is in the default VPC's default subnets", RuleDataTierPublic, a, got)
+		}
+	}
+	open := activeOn(rep, RuleExposedPort, "aws_db_instance.open")
+	if len(open) != 1 || !strings.Contains(open[0].Message, "may be reachable") || !strings.Contains(open[0].Message, where) {
+		t.Errorf("%s on aws_db_instance.open: %+v, want one not proven, through the default subnets", RuleExposedPort, open)
+	}
+	grouped := activeOn(rep, RuleDataTierPublic, "aws_rds_cluster_instance.grouped")
+	if len(grouped) != 1 || strings.Contains(grouped[0].Message, where) {
+		t.Errorf("%s on the instance of a cluster that names its group: %+v, want one that does not say it names none", RuleDataTierPublic, grouped)
+	}
+	m := buildHCL(t, src)
+	r := m.Reach(m.Internet(), endpoint(t, m, "aws_rds_cluster_instance.private"), "tcp", 3306)
+	if r.Reachable || len(r.Path) == 0 || r.Path[len(r.Path)-1].Detail != "has no public address" {
+		t.Errorf("private cluster instance from the internet: reachable %v, path %s; want blocked, as it has no public address", r.Reachable, pathLine(r.Path))
+	}
+}
+
+// TestEKSPrivateEndpoint: a cluster whose API is private answers on
+// interfaces EKS puts in its subnets, behind the groups vpc_config names.
+// It was no endpoint in the VPC, so --reach said nothing could reach it,
+// not even the bastion its group admits.
+func TestEKSPrivateEndpoint(t *testing.T) {
+	m := buildHCL(t, `
+resource "aws_vpc" "main" {
+  cidr_block = "10.0.0.0/16"
+}
+resource "aws_subnet" "public" {
+  vpc_id     = aws_vpc.main.id
+  cidr_block = "10.0.1.0/24"
+}
+resource "aws_subnet" "private" {
+  vpc_id     = aws_vpc.main.id
+  cidr_block = "10.0.11.0/24"
+}
+resource "aws_security_group" "bastion" {
+  vpc_id = aws_vpc.main.id
+}
+resource "aws_security_group" "api" {
+  vpc_id = aws_vpc.main.id
+}
+resource "aws_security_group_rule" "bastion_to_api" {
+  type                     = "ingress"
+  from_port                = 443
+  to_port                  = 443
+  protocol                 = "tcp"
+  security_group_id        = aws_security_group.api.id
+  source_security_group_id = aws_security_group.bastion.id
+}
+resource "aws_security_group_rule" "bastion_all" {
+  type                     = "ingress"
+  from_port                = 0
+  to_port                  = 0
+  protocol                 = "-1"
+  security_group_id        = aws_security_group.api.id
+  source_security_group_id = aws_security_group.bastion.id
+}
+resource "aws_eks_cluster" "private" {
+  name     = "private"
+  role_arn = "arn:aws:iam::123456789012:role/eks"
+  vpc_config {
+    subnet_ids              = [aws_subnet.private.id]
+    endpoint_private_access = true
+    endpoint_public_access  = false
+    security_group_ids      = [aws_security_group.api.id]
+  }
+}
+resource "aws_default_security_group" "default" {
+  vpc_id = aws_vpc.main.id
+  ingress {
+    from_port   = 0
+    to_port     = 0
+    protocol    = "-1"
+    cidr_blocks = ["10.0.0.0/16"]
+  }
+}
+resource "aws_eks_cluster" "unnamed" {
+  name     = "unnamed"
+  role_arn = "arn:aws:iam::123456789012:role/eks"
+  vpc_config {
+    subnet_ids             = [aws_subnet.private.id]
+    endpoint_public_access = false
+  }
+}
+`)
+	pub := m.subnets["aws_subnet.public"]
+	for _, tc := range []struct {
+		cluster string
+		sgs     []string
+		want    bool
+	}{
+		{"aws_eks_cluster.private", []string{"aws_security_group.bastion"}, true},
+		{"aws_eks_cluster.private", nil, false},
+		// No group named: EKS's own admits its members alone, not the
+		// VPC's default group's.
+		{"aws_eks_cluster.unnamed", []string{"aws_security_group.bastion"}, false},
+	} {
+		r := m.Reach(m.SubnetSource(pub, tc.sgs...), endpoint(t, m, tc.cluster), "tcp", 443)
+		if r.Reachable != tc.want || tc.want && len(r.Assumed) > 0 {
+			t.Errorf("%s from %v: reachable %v (assumed %v), want %v: %s", tc.cluster, tc.sgs, r.Reachable, r.Assumed, tc.want, pathLine(r.Path))
+		}
+	}
+	// The API's interfaces answer on 443 alone, whatever the groups admit.
+	if r := m.Reach(m.SubnetSource(pub, "aws_security_group.bastion"), endpoint(t, m, "aws_eks_cluster.private"), "tcp", 22); r.Reachable {
+		t.Errorf("private cluster reached on SSH: %s", pathLine(r.Path))
+	}
+	if r := m.Reach(m.Internet(), endpoint(t, m, "aws_eks_cluster.private"), "tcp", 443); r.Reachable {
+		t.Errorf("private cluster reached from the internet: %s", pathLine(r.Path))
+	}
+}

@@ -67,9 +67,10 @@ func (m *Model) buildDefaultVPC(byType map[string][]*tf.Resource) {
 
 // takesDefaultSG reports whether AWS gives e its VPC's default security
 // group when it names none: everything but load balancers (a network load
-// balancer has none) and EKS node groups (EKS gives them the cluster's).
+// balancer has none) and EKS clusters and node groups (EKS gives them the
+// cluster group it makes).
 func takesDefaultSG(e *Endpoint) bool {
-	return e.Kind != "lb" && e.Kind != "eks-nodes" && !e.Azure && !e.Managed
+	return e.Kind != "lb" && e.Kind != "eks-nodes" && e.Kind != "eks" && !e.Azure && !e.Managed
 }
 
 // defaultSG returns the project's aws_default_security_group of vpc, nil

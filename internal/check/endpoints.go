@@ -164,8 +164,19 @@ func (m *Model) subnetsIn(e *Endpoint, vals map[string]any, attr string) []*Subn
 }
 
 // groupSubnets resolves a subnet group named by attr to its subnets; one
-// of its subnets not known statically is recorded on e (subnetsIn).
+// of its subnets not known statically is recorded on e (subnetsIn). A
+// resource that names no group is in AWS's default group, the default
+// VPC's default subnets, which Unplaced says. A cluster's instance reads
+// its cluster's group after its own: one that names a group clears what
+// its instance said.
 func (m *Model) groupSubnets(e *Endpoint, r *tf.Resource, attr string) []*Subnet {
+	if !has(r.Values, attr) {
+		if len(e.Subnets) == 0 {
+			e.Unplaced = inDefaultSubnets
+		}
+		return nil
+	}
+	e.Unplaced = ""
 	g := m.lookup(m.ref(r.Values, attr))
 	if g == nil {
 		return nil
@@ -203,6 +214,9 @@ func (m *Model) templateSGs(e *Endpoint, t *tf.Resource, known bool) {
 		}
 	}
 }
+
+// inDefaultSubnets says where a data store that names no subnet group is.
+const inDefaultSubnets = "no subnet group is named: AWS places it in default subnets of the default VPC, which AWS makes routed to an internet gateway, with a network ACL that allows all; the default VPC is not in the scanned code, so that is assumed"
 
 var allInternet = []netip.Prefix{netip.MustParsePrefix("0.0.0.0/0"), netip.MustParsePrefix("::/0")}
 
@@ -526,6 +540,14 @@ func (m *Model) buildEndpoints(byType map[string][]*tf.Resource) {
 				bits = nil
 			}
 			m.allowFrom(e, "public_access_cidrs", cidrs, unk, bits)
+		} else {
+			// Private access alone (EKS takes no cluster without one of
+			// them): the API answers on 443 on interfaces EKS puts in the
+			// cluster's subnets, behind the groups it names and the
+			// cluster group EKS makes, which admits its own members.
+			e.Subnets = m.subnetsIn(e, vc, "subnet_ids")
+			m.attachSGs(e, vc, "security_group_ids")
+			e.Listens = listensOn(e.Ports)
 		}
 		add(e)
 	}

@@ -377,6 +377,9 @@ func (m *Model) reach(src Source, e *Endpoint, proto string, port int) Result {
 	if !placed && src.Internet && e.Public {
 		return m.reachAWSUnplaced(src, e, proto, port)
 	}
+	if !placed && src.Internet && !e.Public {
+		return Result{Path: []Hop{first, {Kind: "endpoint", Addr: e.Addr, Detail: "has no public address"}}}
+	}
 	if !placed {
 		return Result{Path: []Hop{first, {Kind: "endpoint", Addr: e.Addr, Detail: "its subnets are not known"}}}
 	}

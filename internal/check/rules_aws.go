@@ -120,6 +120,8 @@ func (m *Model) awsRules(fs *findings) {
 				fs.add(RuleDataTierPublic, e.Res, path, "%s has a public path: %s", e.Kind, e.Why)
 			} else if e.SubnetsAny && !e.Azure {
 				fs.addSev(RuleDataTierPublic, Medium, e.Res, nil, "%s is configured public (%s); %s, so wherever it is routed to an internet gateway only its security groups stand in the way", e.Kind, e.Why, e.SubnetsUnknown)
+			} else if len(e.Subnets) == 0 && len(e.SubnetsMaybe) == 0 && !e.Azure && e.Unplaced != "" {
+				fs.addSev(RuleDataTierPublic, Medium, e.Res, nil, "%s is configured public (%s); %s: only its security groups stand in the way", e.Kind, e.Why, e.Unplaced)
 			} else if len(e.Subnets) == 0 && len(e.SubnetsMaybe) == 0 && !e.Azure {
 				// Configured public, in subnets the scanned code does not
 				// show (a default VPC's subnets are all public): only its
