@@ -10,7 +10,7 @@ import (
 	"testing"
 	"time"
 
-	"moat/internal/api"
+	"moat/internal/flow"
 )
 
 // fakeProcs is a procSource fed by the test.
@@ -237,7 +237,7 @@ func TestProgInfoBounds(t *testing.T) {
 	if want := `pid 5 ppid 4 uid 0 exe "/tmp/\u202eevil\n" argv x "\u009b6n" "a b" "\xff" … (2 more arguments not recorded)`; s != want {
 		t.Errorf("got  %s\nwant %s", s, want)
 	}
-	if api.PrintableText(s) != s {
+	if flow.PrintableText(s) != s {
 		t.Errorf("not printable: %q", s)
 	}
 }

@@ -44,26 +44,3 @@ func QuoteArg(s string) string {
 func plainRune(r rune) bool {
 	return r < utf8.RuneSelf && (r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || strings.ContainsRune("/._-+=:,@%", r))
 }
-
-// PrintableText escapes what in s would act on a terminal (control
-// characters, invalid UTF-8, characters that do not print) and keeps the
-// rest, spaces included: for showing a label that should hold printable
-// text only but was read from a file.
-func PrintableText(s string) string {
-	var b strings.Builder
-	for i, r := range s {
-		if r == utf8.RuneError {
-			if _, n := utf8.DecodeRuneInString(s[i:]); n == 1 {
-				b.WriteString(`\x` + strconv.FormatUint(uint64(s[i]), 16))
-				continue
-			}
-		}
-		if r == ' ' || strconv.IsPrint(r) {
-			b.WriteRune(r)
-			continue
-		}
-		q := strconv.QuoteRune(r)
-		b.WriteString(q[1 : len(q)-1])
-	}
-	return b.String()
-}

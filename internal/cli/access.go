@@ -172,7 +172,7 @@ func accessListCommand() *Command {
 				if !g.Expires.IsZero() {
 					until = g.Expires.Local().Format(time.RFC3339)
 				}
-				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%d\t%s\n", g.ID, g.State, g.Requester, g.Node, target, until, len(g.Sessions), g.Reason)
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%d\t%s\n", cell(g.ID), cell(g.State), cell(g.Requester), cell(g.Node), cell(target), until, len(g.Sessions), cell(g.Reason))
 			}
 			return tw.Flush()
 		})

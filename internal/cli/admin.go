@@ -242,7 +242,7 @@ func svcCommand() *Command {
 				if r.UID != nil {
 					uid = fmt.Sprint(*r.UID)
 				}
-				fmt.Fprintf(tw, "%s\t%s\t%d\t%s\t%s\t%s\n", r.Name, r.Node, r.Port, uid, strings.Join(ups, ","), listingHealth(r))
+				fmt.Fprintf(tw, "%s\t%s\t%d\t%s\t%s\t%s\n", cell(r.Name), cell(r.Node), r.Port, uid, cell(strings.Join(ups, ",")), cell(listingHealth(r)))
 			}
 			return tw.Flush()
 		})

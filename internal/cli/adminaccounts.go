@@ -41,7 +41,7 @@ func adminListCommand() *Command {
 				case a.MFA:
 					mfa = "yes"
 				}
-				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%d\n", a.Name, a.Role, by, until, mfa, a.Sessions)
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%d\n", cell(a.Name), cell(a.Role), cell(by), until, mfa, a.Sessions)
 			}
 			return tw.Flush()
 		})

@@ -58,9 +58,9 @@ func alertsTestCommand() *Command {
 				if r.Err != nil {
 					res, failed[r.Sink] = "FAIL", true
 				}
-				fmt.Fprintf(tw, "%s\t%s\t%s\t%s", res, r.Sink, types[r.Sink], r.Step)
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%s", res, cell(r.Sink), cell(types[r.Sink]), cell(string(r.Step)))
 				if r.Err != nil {
-					fmt.Fprintf(tw, "\t%v", r.Err)
+					fmt.Fprintf(tw, "\t%s", cell(r.Err.Error()))
 				}
 				fmt.Fprintln(tw)
 			}

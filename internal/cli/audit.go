@@ -186,11 +186,12 @@ func remoteAuditEntries(ctx context.Context, e *Env, af *adminFlags, from, to in
 	}
 }
 
+// dash is s as a table cell, "-" when empty.
 func dash(s string) string {
 	if s == "" {
 		return "-"
 	}
-	return strconv.Quote(s)[1 : len(strconv.Quote(s))-1]
+	return cell(s)
 }
 
 // trustedFlag collects --trusted checkpoint files.

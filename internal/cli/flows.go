@@ -380,7 +380,7 @@ func (p *recordPrinter) print(r flow.Record) error {
 		v = "-"
 	}
 	_, err := fmt.Fprintf(p.tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%d\n",
-		time.UnixMilli(r.Time).UTC().Format("2006-01-02T15:04:05.000Z"), className(r.ClassUID), activityName(r), src, dst, port, v, rule, bytes)
+		time.UnixMilli(r.Time).UTC().Format("2006-01-02T15:04:05.000Z"), className(r.ClassUID), cell(activityName(r)), cell(src), cell(dst), port, cell(v), cell(rule), bytes)
 	return err
 }
 
@@ -451,7 +451,7 @@ func printTalkers(w io.Writer, output string, ts []flow.Talker) error {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(tw, "SRC\tDST\tFLOWS\tBYTES\tDENIED")
 	for _, t := range ts {
-		fmt.Fprintf(tw, "%s\t%s\t%d\t%d\t%d\n", t.Src, t.Dst, t.Flows, t.Bytes, t.Denied)
+		fmt.Fprintf(tw, "%s\t%s\t%d\t%d\t%d\n", cell(t.Src), cell(t.Dst), t.Flows, t.Bytes, t.Denied)
 	}
 	return tw.Flush()
 }

@@ -7,11 +7,12 @@ import (
 	"strings"
 
 	"moat/internal/api"
+	"moat/internal/flow"
 )
 
 // castMarks reads the markers of a recording as it is played: the agent's
 // notes, and the programs the session ran with whether they are recorded
-// at all. Labels are shown through api.PrintableText: the agent wrote them
+// at all. Labels are shown through flow.PrintableText: the agent wrote them
 // printable, and a replay does not take a file's word for it.
 type castMarks struct {
 	w        io.Writer // where each marker is shown as it comes
@@ -33,10 +34,10 @@ func (m *castMarks) mark(t float64, label string) error {
 		m.on = true
 	case strings.HasPrefix(label, api.MarkProgramsNotRecorded):
 		if len(m.off) < 8 {
-			m.off = append(m.off, api.PrintableText(strings.TrimPrefix(label, api.MarkProgramsNotRecorded)))
+			m.off = append(m.off, flow.PrintableText(strings.TrimPrefix(label, api.MarkProgramsNotRecorded)))
 		}
 	}
-	_, err := fmt.Fprintf(m.w, "[%ss] %s\n", strconv.FormatFloat(t, 'f', 3, 64), api.PrintableText(label))
+	_, err := fmt.Fprintf(m.w, "[%ss] %s\n", strconv.FormatFloat(t, 'f', 3, 64), flow.PrintableText(label))
 	return err
 }
 

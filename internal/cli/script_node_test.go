@@ -5,6 +5,8 @@ package cli
 import (
 	"bufio"
 	"context"
+	"encoding/json"
+	"encoding/pem"
 	"fmt"
 	"io"
 	"net/http"
@@ -17,6 +19,10 @@ import (
 	"time"
 
 	"github.com/rogpeppe/go-internal/testscript"
+
+	"moat/internal/agent"
+	"moat/internal/api"
+	"moat/internal/seal"
 )
 
 // scriptCondition answers the harness's own conditions: [root] holds when
@@ -119,4 +125,46 @@ func cmdConnect(ts *testscript.TestScript, neg bool, args []string) {
 	body, err := io.ReadAll(io.LimitReader(got.Body, 1<<20))
 	ts.Check(err)
 	fmt.Fprintf(ts.Stdout(), "%s\n", body)
+}
+
+// cmdNodePost posts the JSON of FILE to the control plane's PATH with
+// the credentials of NODE's agent (unsealed as root on the node can), as
+// a compromised agent would, and prints the answer. In a JSON array, an
+// element's "time" of 0 is replaced by the present, so that flow records
+// are recent.
+func cmdNodePost(ts *testscript.TestScript, neg bool, args []string) {
+	if len(args) != 3 || neg {
+		ts.Fatalf("usage: nodepost NODE PATH FILE")
+	}
+	node, path, data := args[0], args[1], filepath.Join(ts.Getenv("WORK"), args[0])
+	var body any
+	ts.Check(json.Unmarshal([]byte(ts.ReadFile(args[2])), &body))
+	if elems, ok := body.([]any); ok {
+		now := time.Now().UnixMilli()
+		for i, e := range elems {
+			if m, ok := e.(map[string]any); ok && m["time"] == float64(0) {
+				m["time"] = now + int64(i)
+			}
+		}
+	}
+	kr, _, err := (&seal.KEKConfig{}).OpenKeyring(data, ts.Getenv, false)
+	ts.Check(err)
+	keyDER, err := seal.ReadSealedFile(filepath.Join(data, "node", agent.SealedKeyFile), kr.AEAD(), "agent/"+node+"/node/key")
+	ts.Check(err)
+	stolen := filepath.Join(ts.Getenv("WORK"), node+".stolen")
+	ts.Check(os.MkdirAll(stolen, 0o700))
+	for _, f := range []string{api.CertFile, api.BundleFile} {
+		b, err := os.ReadFile(filepath.Join(data, "node", f))
+		ts.Check(err)
+		ts.Check(os.WriteFile(filepath.Join(stolen, f), b, 0o600))
+	}
+	ts.Check(os.WriteFile(filepath.Join(stolen, api.KeyFile), pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: keyDER}), 0o600))
+	cl, err := api.NewClientFromDir(ts.Getenv("MOAT_SERVER"), stolen)
+	ts.Check(err)
+	defer cl.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	var out json.RawMessage
+	ts.Check(cl.Call(ctx, http.MethodPost, path, body, &out))
+	fmt.Fprintf(ts.Stdout(), "%s\n", out)
 }

@@ -261,6 +261,7 @@ func ScriptCmds() map[string]func(ts *testscript.TestScript, neg bool, args []st
 		"certexpired":  cmdCertExpired,
 		"hold":         cmdHold,
 		"heldget":      cmdHeldGet,
+		"nodepost":     cmdNodePost,
 	}
 }
 

@@ -5,6 +5,8 @@ import (
 	"strconv"
 	"strings"
 	"unicode/utf8"
+
+	"moat/internal/flow"
 )
 
 // termSafe writes a recorded terminal's output to the replaying
@@ -177,4 +179,26 @@ func (t *termSafe) allowedCSI(final byte) bool {
 func digitsOnly(s string) bool {
 	_, err := strconv.Atoi(s)
 	return s == "" || err == nil
+}
+
+// maxCell bounds a table cell, in bytes of its escaped form.
+const maxCell = 512
+
+// cell is s as a table cell on the administrator's terminal. Cells hold
+// what others wrote (flow records and listener reports a node sends, text
+// a client gave the gateway), so what would act on the terminal or
+// reshape the table is escaped as flow.PrintableText escapes it: control
+// characters (escape sequences, tabs, line breaks), direction overrides,
+// invalid UTF-8. A cell longer than maxCell is cut, marked with "…";
+// --output json has the whole value.
+func cell(s string) string {
+	s = flow.PrintableText(s)
+	if len(s) <= maxCell {
+		return s
+	}
+	n := maxCell
+	for n > 0 && !utf8.RuneStart(s[n]) {
+		n--
+	}
+	return s[:n] + "…"
 }
