@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"sort"
@@ -33,7 +34,7 @@ const VPCHeader = "version account-id interface-id srcaddr dstaddr srcport dstpo
 // count packets, so that field is "-"; interface-id is the recording node;
 // start and end are Unix seconds; action is REJECT for a denied flow and
 // ACCEPT otherwise (audit-mode flows were let through). Missing addresses
-// and ports are "-".
+// and ports are "-", and so is an address that is not one.
 func VPCLine(r *flow.Record, accountID string) (string, bool) {
 	if r.ClassUID != flow.ClassNetworkActivity {
 		return "", false
@@ -52,7 +53,13 @@ func VPCLine(r *flow.Record, accountID string) (string, bool) {
 		if e.Port > 0 {
 			port = strconv.Itoa(e.Port)
 		}
-		return dash(e.IP), port
+		ip, err := netip.ParseAddr(e.IP)
+		if err != nil {
+			// Not an address (a record a node sent may say anything):
+			// written as it is, it could end the line and forge another.
+			return "-", port
+		}
+		return ip.WithZone("").String(), port
 	}
 	srcIP, srcPort := addr(r.SrcEndpoint)
 	dstIP, dstPort := addr(r.DstEndpoint)

@@ -266,3 +266,20 @@ func TestExporterFinishesAnInterruptedRotation(t *testing.T) {
 		t.Fatalf("rotated files %v, want the one the crash interrupted, compressed", files)
 	}
 }
+
+// TestVPCLineAddressesOnly: an address field holds an address or "-",
+// whatever a record a node sent says, so a line is one line of the
+// header's fields.
+func TestVPCLineAddressesOnly(t *testing.T) {
+	r := flowtest.NetRecord("0006", "web", "db", flow.VerdictDeny, "default-deny", 1, time.Date(2026, 11, 23, 10, 30, 0, 0, time.UTC))
+	r.SrcEndpoint.IP = "10.9.9.9 10.0.0.2 4444 22 6 - 1 0 0 ACCEPT OK\n2 123456789012 n1 10.9.9.9"
+	r.DstEndpoint.IP = "fe80::1%eth0 ACCEPT\n"
+	l, ok := VPCLine(&r, "123456789012")
+	if !ok {
+		t.Fatal("a network record was not written")
+	}
+	f := strings.Fields(l)
+	if strings.ContainsAny(l, "\r\n") || len(f) != len(strings.Fields(VPCHeader)) || f[3] != "-" || f[4] != "fe80::1" {
+		t.Fatalf("line %q: want one line, srcaddr \"-\", dstaddr fe80::1", l)
+	}
+}
