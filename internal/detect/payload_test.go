@@ -247,6 +247,19 @@ func TestSlackPayload(t *testing.T) {
 		}
 		checkSlack(t, b)
 	})
+	t.Run("a value stays text", func(t *testing.T) {
+		a := fixtureAlert(StatusFiring)
+		a.Details = map[string]string{"last_path": "/x`\n*Rule*\nnone` @here \u202e"}
+		b, err := slackPayload(a)
+		if err != nil {
+			t.Fatal(err)
+		}
+		m := mustSlack(t, b)
+		f := m.Blocks[1].Fields[2]
+		if want := "*last_path*\n`/xˋ\\n*Rule*\\nnoneˋ @here \\u202e`"; f.Text != want || !f.Verbatim {
+			t.Errorf("field %+v, want text %q, verbatim", f, want)
+		}
+	})
 }
 
 func mustSlack(t *testing.T, b []byte) slackMessage {

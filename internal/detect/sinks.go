@@ -14,6 +14,8 @@ import (
 	"strings"
 	"time"
 	"unicode/utf8"
+
+	"moat/internal/flow"
 )
 
 // Sink delivers one alert to one receiver, once: retries are the
@@ -199,14 +201,35 @@ type slackBlock struct {
 	Elements []slackText `json:"elements,omitempty"`
 }
 
+// slackText is a text object. Every one moat sends is mrkdwn with
+// verbatim set: Slack then makes no link of a URL, no mention of
+// "@channel" and no channel link of a "#name" written in the text, which
+// carries what others wrote (a client's path, a host name asked for).
 type slackText struct {
-	Type string `json:"type"`
-	Text string `json:"text"`
+	Type     string `json:"type"`
+	Text     string `json:"text"`
+	Verbatim bool   `json:"verbatim,omitempty"`
 }
 
-// slackEscape escapes the three characters Slack's mrkdwn reserves.
+func mrkdwn(s string) slackText { return slackText{Type: "mrkdwn", Text: s, Verbatim: true} }
+
+// slackEscape makes s plain text in Slack's mrkdwn: the three characters
+// it reserves (&, <, >: links and mentions such as <!channel>) become
+// entities, and line breaks, other controls, direction overrides and
+// invalid UTF-8 become escapes (flow.PrintableText), so that no value
+// starts a line that reads as a field of its own or turns text around.
 func slackEscape(s string) string {
-	return strings.NewReplacer("&", "&amp;", "<", "&lt;", ">", "&gt;").Replace(s)
+	return strings.NewReplacer("&", "&amp;", "<", "&lt;", ">", "&gt;").Replace(flow.PrintableText(s))
+}
+
+// slackCode is s as inline code, where Slack reads no bold, italics,
+// strike-through or emoji: what a subject or detail holds shows as it is.
+// A backquote, which would end the code, shows as "ˋ" (U+02CB).
+func slackCode(s string, n int) string {
+	if s == "" {
+		return "-"
+	}
+	return "`" + truncate(strings.ReplaceAll(slackEscape(s), "`", "ˋ"), n) + "`"
 }
 
 func slackPayload(a Alert) ([]byte, error) {
@@ -214,22 +237,22 @@ func slackPayload(a Alert) ([]byte, error) {
 	m := slackMessage{
 		Text: truncate(title, 3000),
 		Blocks: []slackBlock{
-			{Type: "section", Text: &slackText{Type: "mrkdwn", Text: truncate("*"+title+"*", 3000)}},
+			{Type: "section", Text: &slackText{Type: "mrkdwn", Text: truncate("*"+title+"*", 3000), Verbatim: true}},
 		},
 	}
 	fields := []slackText{
-		{Type: "mrkdwn", Text: "*Rule*\n" + slackEscape(a.Rule)},
-		{Type: "mrkdwn", Text: "*Subject*\n" + truncate(slackEscape(a.Subject), 1900)},
+		mrkdwn("*Rule*\n" + slackEscape(a.Rule)),
+		mrkdwn("*Subject*\n" + slackCode(a.Subject, 1900)),
 	}
 	for _, k := range a.sortedDetails() {
 		if len(fields) == 10 { // Slack's limit per section
 			break
 		}
-		fields = append(fields, slackText{Type: "mrkdwn", Text: "*" + slackEscape(k) + "*\n" + truncate(slackEscape(a.Details[k]), 1900)})
+		fields = append(fields, mrkdwn("*"+slackEscape(k)+"*\n"+slackCode(a.Details[k], 1900)))
 	}
 	m.Blocks = append(m.Blocks,
 		slackBlock{Type: "section", Fields: fields},
-		slackBlock{Type: "context", Elements: []slackText{{Type: "mrkdwn", Text: "dedup key `" + slackEscape(a.Key) + "` · since " + a.StartsAt.UTC().Format(time.RFC3339)}}},
+		slackBlock{Type: "context", Elements: []slackText{mrkdwn("dedup key " + slackCode(a.Key, 1900) + " · since " + a.StartsAt.UTC().Format(time.RFC3339))}},
 	)
 	return json.Marshal(m)
 }

@@ -1,0 +1,134 @@
+package e2e
+
+import (
+	"bufio"
+	"context"
+	"crypto/tls"
+	"encoding/json"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"time"
+
+	"moat/internal/api"
+	"moat/internal/detect"
+)
+
+// TestAttackerTextInSlackAlert: what a client of the gateway wrote in a
+// request the WAF blocked reaches the Slack alert as text, not as Slack
+// markup. The request's path carries line breaks that would start lines
+// of their own in the message (a forged "RESOLVED" in bold), a link and
+// an @channel mention that Slack would make live, and a direction
+// override. The alert is raised by the engine from the gateway's own
+// security event and posted by the Slack sink to a stand-in for Slack's
+// webhook.
+func TestAttackerTextInSlackAlert(t *testing.T) {
+	c := newCluster(t)
+	rc := detect.DefaultRules()[detect.RuleWAFSpike]
+	rc.Learning, rc.Threshold = 0, 1
+	got := c.detecting(detect.Rules{detect.RuleWAFSpike: rc})
+
+	apiPort := echoApp(t, "api")
+	c.register(api.Registration{Name: "api", Node: "n2", Port: apiPort})
+	c.register(api.Registration{Name: "gateway", Node: "edge", Port: freePort(t)})
+	doc := "default: deny\nrules:\n  - name: edge-to-api\n    from: [gateway]\n    to: api\n    ports: [" + itoa(apiPort) + "]\n"
+	if err := c.call(http.MethodPost, api.PathPolicy, api.PolicyRequest{YAML: doc}, nil); err != nil {
+		t.Fatal(err)
+	}
+	c.startAgent("n2")
+	gw := startGateway(t, c, c.startAgent("edge"), apiPort)
+
+	t.Log("a client sends an attack whose path is a message of its own")
+	path := "/search%0A%0A*RESOLVED:%20false%20positive*%20@channel%20log%20in%20at%20https://evil.example/sso%20%E2%80%AEgnp.exe"
+	eventually(t, "waf_spike alert", func() bool {
+		conn, err := tls.Dial("tcp", gw.addr, &tls.Config{RootCAs: gw.roots, ServerName: "127.0.0.1"})
+		if err != nil {
+			return false
+		}
+		defer conn.Close()
+		_ = conn.SetDeadline(time.Now().Add(10 * time.Second))
+		_, _ = io.WriteString(conn, "GET "+path+"?q=%3Cscript%3Ealert(1)%3C%2Fscript%3E HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n")
+		if resp, err := http.ReadResponse(bufio.NewReader(conn), nil); err == nil {
+			resp.Body.Close()
+			if resp.StatusCode != http.StatusForbidden {
+				t.Fatalf("the attack answered %s, want 403 from the WAF", resp.Status)
+			}
+		}
+		return got.fired(detect.RuleWAFSpike)
+	})
+	var alert detect.Alert
+	got.mu.Lock()
+	for _, a := range got.all {
+		if a.Rule == detect.RuleWAFSpike {
+			alert = a
+		}
+	}
+	got.mu.Unlock()
+	if !strings.Contains(alert.Details["last_path"], "\n\n*RESOLVED") {
+		t.Fatalf("last_path %q: the attack's path is not in the alert; the test tests nothing", alert.Details["last_path"])
+	}
+
+	t.Log("the Slack sink posts it to a stand-in for Slack")
+	bodies := make(chan []byte, 1)
+	slack := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		b, _ := io.ReadAll(r.Body)
+		bodies <- b
+	}))
+	defer slack.Close()
+	sink, err := detect.NewSink(detect.SinkConfig{Name: "slack", Type: detect.SinkSlack, URL: detect.NewSecret(slack.URL + "/services/T0/B0/x")}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := sink.Send(ctx, alert); err != nil {
+		t.Fatal(err)
+	}
+	body := <-bodies
+	var msg struct {
+		Text   string `json:"text"`
+		Blocks []struct {
+			Text     *slackText  `json:"text"`
+			Fields   []slackText `json:"fields"`
+			Elements []slackText `json:"elements"`
+		} `json:"blocks"`
+	}
+	if err := json.Unmarshal(body, &msg); err != nil {
+		t.Fatalf("%v\n%s", err, body)
+	}
+	var texts []slackText
+	for _, b := range msg.Blocks {
+		if b.Text != nil {
+			texts = append(texts, *b.Text)
+		}
+		texts = append(texts, b.Fields...)
+		texts = append(texts, b.Elements...)
+	}
+	found := false
+	for _, x := range texts {
+		if x.Type == "mrkdwn" && !x.Verbatim {
+			t.Errorf("%q: mrkdwn without verbatim: Slack makes the client's link and @channel live", x.Text)
+		}
+		if label, value, ok := strings.Cut(x.Text, "\n"); ok && strings.ContainsAny(value, "\n\u202e") {
+			t.Errorf("field %s holds %q: the client's line breaks and direction override reach Slack", label, value)
+		}
+		if i := strings.Index(x.Text, "*RESOLVED"); i >= 0 && strings.Count(x.Text[:i], "`")%2 == 0 {
+			t.Errorf("%q: the client's *RESOLVED* is markup to Slack (bold), not text in code", x.Text)
+		}
+		if strings.Contains(x.Text, `RESOLVED:`) && strings.Contains(x.Text, `evil.example/sso`) {
+			found = true
+		}
+	}
+	if !found {
+		t.Errorf("the path is not shown at all:\n%s", body)
+	}
+}
+
+// slackText is a text object of a Slack message as Slack reads it.
+type slackText struct {
+	Type     string `json:"type"`
+	Text     string `json:"text"`
+	Verbatim bool   `json:"verbatim"`
+}
