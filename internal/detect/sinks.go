@@ -355,7 +355,9 @@ func AlertName(rule string) string {
 
 // alertmanagerPayload renders a as PostableAlerts. Label names are fixed
 // and valid Prometheus names; labels with empty values are left out, as
-// Alertmanager treats them as absent.
+// Alertmanager treats them as absent. The description is the details on
+// one line, their line breaks and controls escaped (flow.PrintableText):
+// receivers' templates put it in chat messages and mails as it is.
 func alertmanagerPayload(a Alert, now time.Time) ([]byte, error) {
 	labels := map[string]string{
 		"alertname": AlertName(a.Rule),
@@ -373,7 +375,7 @@ func alertmanagerPayload(a Alert, now time.Time) ([]byte, error) {
 	ann := map[string]string{"summary": a.Summary}
 	var desc []string
 	for _, k := range a.sortedDetails() {
-		desc = append(desc, k+"="+a.Details[k])
+		desc = append(desc, k+"="+flow.PrintableText(a.Details[k]))
 	}
 	if len(desc) > 0 {
 		ann["description"] = strings.Join(desc, "; ")

@@ -124,6 +124,25 @@ func TestAttackerTextInSlackAlert(t *testing.T) {
 	if !found {
 		t.Errorf("the path is not shown at all:\n%s", body)
 	}
+
+	t.Log("the Alertmanager sink posts it too: its description is one line")
+	am, err := detect.NewSink(detect.SinkConfig{Name: "am", Type: detect.SinkAlertmanager, URL: detect.NewSecret(slack.URL)}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := am.Send(ctx, alert); err != nil {
+		t.Fatal(err)
+	}
+	body = <-bodies
+	var alerts []struct {
+		Annotations map[string]string `json:"annotations"`
+	}
+	if err := json.Unmarshal(body, &alerts); err != nil || len(alerts) != 1 {
+		t.Fatalf("%v\n%s", err, body)
+	}
+	if d := alerts[0].Annotations["description"]; strings.ContainsAny(d, "\n\u202e") || !strings.Contains(d, `last_path=/search\n\n*RESOLVED`) {
+		t.Errorf("description %q: want the client's line breaks and direction override as escapes, on one line", d)
+	}
 }
 
 // slackText is a text object of a Slack message as Slack reads it.
