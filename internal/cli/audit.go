@@ -3,7 +3,6 @@ package cli
 import (
 	"context"
 	"encoding/base64"
-	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
@@ -112,9 +111,8 @@ func auditLogCommand() *Command {
 				return err
 			}
 			if af.output == "json" {
-				enc := json.NewEncoder(e.Stdout)
 				for _, x := range es {
-					if err := enc.Encode(x); err != nil {
+					if err := writeJSONLine(e.Stdout, x); err != nil {
 						return err
 					}
 				}
@@ -605,7 +603,7 @@ func auditCheckProofCommand() *Command {
 			if err != nil {
 				return &ExitError{Code: 1, Msg: fmt.Sprintf("audit check-proof: the proved entry does not decode: %v", err)}
 			}
-			return json.NewEncoder(e.Stdout).Encode(en)
+			return writeJSONLine(e.Stdout, en)
 		},
 	}
 }

@@ -27,6 +27,7 @@ type (
 var (
 	usagef         = cmdline.Usagef
 	printJSON      = cmdline.PrintJSON
+	writeJSONLine  = cmdline.WriteJSONLine
 	withConfigFile = cmdline.WithConfigFile
 	kekFlags       = cmdline.KEKFlags
 	logFlags       = cmdline.LogFlags

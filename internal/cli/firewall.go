@@ -2,7 +2,6 @@ package cli
 
 import (
 	"context"
-	"encoding/json"
 	"flag"
 	"path/filepath"
 
@@ -44,9 +43,7 @@ func nodeCommand() *Command {
 						return err
 					}
 					if asJSON {
-						enc := json.NewEncoder(e.Stdout)
-						enc.SetIndent("", "  ")
-						return enc.Encode(st)
+						return printJSON(e.Stdout, st)
 					}
 					st.Format(e.Stdout)
 					return nil

@@ -2,7 +2,6 @@ package cli
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
@@ -343,12 +342,7 @@ func newRecordPrinter(w io.Writer, output string) *recordPrinter {
 
 func (p *recordPrinter) print(r flow.Record) error {
 	if p.json {
-		b, err := json.Marshal(r)
-		if err != nil {
-			return err
-		}
-		_, err = fmt.Fprintf(p.out, "%s\n", b)
-		return err
+		return writeJSONLine(p.out, r)
 	}
 	if !p.header {
 		p.header = true
@@ -438,11 +432,7 @@ func className(c int) string {
 func printTalkers(w io.Writer, output string, ts []flow.Talker) error {
 	if output == "json" {
 		for _, t := range ts {
-			b, err := json.Marshal(t)
-			if err != nil {
-				return err
-			}
-			if _, err := fmt.Fprintf(w, "%s\n", b); err != nil {
+			if err := writeJSONLine(w, t); err != nil {
 				return err
 			}
 		}

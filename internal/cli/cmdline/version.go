@@ -2,10 +2,8 @@ package cmdline
 
 import (
 	"context"
-	"encoding/json"
 	"flag"
 	"fmt"
-	"io"
 	"runtime"
 	"runtime/debug"
 )
@@ -83,11 +81,4 @@ func VersionCommand(prog string) *Command {
 			return nil
 		},
 	}
-}
-
-// PrintJSON writes v to w as indented JSON.
-func PrintJSON(w io.Writer, v any) error {
-	enc := json.NewEncoder(w)
-	enc.SetIndent("", "  ")
-	return enc.Encode(v)
 }
