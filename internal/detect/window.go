@@ -6,6 +6,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"moat/internal/flow"
 )
 
 // window tracks one rule's subjects. Its memory is bounded: a subject keeps
@@ -148,25 +150,31 @@ func (w *window) sweep(now time.Time) []Alert {
 	return out
 }
 
+// alert is the alert of s. Its subject, summary and details come from
+// records and entries others wrote (a node's records, a client's path),
+// so they are made printable (flow.PrintableText): no alert, in any sink,
+// carries a line break, a control or a direction override of theirs. The
+// dedup key is built from the printable subject, within its bound.
 func (w *window) alert(s *subject, st Status, now time.Time) Alert {
+	name := flow.PrintableText(s.name)
 	a := Alert{
-		Key:      DedupKey(w.rule, s.name),
+		Key:      DedupKey(w.rule, name),
 		Rule:     w.rule,
 		Severity: w.cfg.Severity,
 		Status:   st,
-		Subject:  s.name,
-		Summary:  s.summary,
+		Subject:  name,
+		Summary:  flow.PrintableText(s.summary),
 		StartsAt: s.firedAt,
 		Details:  map[string]string{},
 	}
 	for k, v := range s.facts {
-		a.Details[k] = v
+		a.Details[k] = flow.PrintableText(v)
 	}
 	a.Details["window"] = w.cfg.Window.String()
 	a.Details["threshold"] = strconv.Itoa(w.cfg.Threshold)
 	a.Details["count"] = strconv.Itoa(w.count(s, now))
 	if w.distinct {
-		a.Details["targets"] = sample(s.items, now, w.cfg.Window, 10)
+		a.Details["targets"] = flow.PrintableText(sample(s.items, now, w.cfg.Window, 10))
 	}
 	if st == StatusResolved {
 		a.EndsAt = now

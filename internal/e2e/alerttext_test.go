@@ -14,6 +14,7 @@ import (
 
 	"moat/internal/api"
 	"moat/internal/detect"
+	"moat/internal/flow"
 )
 
 // TestAttackerTextInSlackAlert: what a client of the gateway wrote in a
@@ -58,15 +59,8 @@ func TestAttackerTextInSlackAlert(t *testing.T) {
 		}
 		return got.fired(detect.RuleWAFSpike)
 	})
-	var alert detect.Alert
-	got.mu.Lock()
-	for _, a := range got.all {
-		if a.Rule == detect.RuleWAFSpike {
-			alert = a
-		}
-	}
-	got.mu.Unlock()
-	if !strings.Contains(alert.Details["last_path"], "\n\n*RESOLVED") {
+	alert := got.last(detect.RuleWAFSpike)
+	if !strings.Contains(alert.Details["last_path"], "*RESOLVED: false positive*") {
 		t.Fatalf("last_path %q: the attack's path is not in the alert; the test tests nothing", alert.Details["last_path"])
 	}
 
@@ -145,9 +139,104 @@ func TestAttackerTextInSlackAlert(t *testing.T) {
 	}
 }
 
+// last is the last alert of rule raised.
+func (a *alerts) last(rule string) detect.Alert {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	var out detect.Alert
+	for _, al := range a.all {
+		if al.Rule == rule {
+			out = al
+		}
+	}
+	return out
+}
+
 // slackText is a text object of a Slack message as Slack reads it.
 type slackText struct {
 	Type     string `json:"type"`
 	Text     string `json:"text"`
 	Verbatim bool   `json:"verbatim"`
+}
+
+// TestNodeTextInAlerts: a compromised node's record names its source with
+// any text it likes (a record about no service is its to send). The
+// alert that text raises holds it printable, in every sink: Alertmanager
+// labels and summary, PagerDuty's summary and source.
+func TestNodeTextInAlerts(t *testing.T) {
+	c := newCluster(t)
+	rc := detect.DefaultRules()[detect.RuleScan]
+	rc.Learning, rc.Threshold = 0, 1
+	got := c.detecting(detect.Rules{detect.RuleScan: rc})
+	c.register(api.Registration{Name: "web", Node: "n1", Port: freePort(t)})
+	c.startAgent("n1")
+	n1 := c.nodeClient("n1")
+
+	t.Log("n1 sends a denied flow whose source address is a message")
+	forged := flow.Header(flow.ClassNetworkActivity, flow.ActivityRefuse, "moat-mesh", time.Now())
+	forged.Metadata.UID = "forged-scan-1"
+	forged.SrcEndpoint = &flow.Endpoint{IP: "10.0.0.1\n\nRESOLVED: false positive\u202e"}
+	forged.DstEndpoint = &flow.Endpoint{IP: "10.0.0.2", Port: 22}
+	forged.Unmapped = &flow.Moat{Verdict: flow.VerdictDeny}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	var ack api.FlowAck
+	if err := n1.Call(ctx, http.MethodPost, api.PathFlows, []flow.Record{forged}, &ack); err != nil || ack.Stored != 1 {
+		t.Fatalf("ack %+v, %v: the record was not stored; the test tests nothing", ack, err)
+	}
+	eventually(t, "scan alert", func() bool { return got.fired(detect.RuleScan) })
+	alert := got.last(detect.RuleScan)
+	if want := `10.0.0.1\n\nRESOLVED: false positive\u202e`; alert.Subject != want {
+		t.Errorf("subject %q, want %q", alert.Subject, want)
+	}
+
+	t.Log("Alertmanager and PagerDuty get it as one line")
+	bodies := make(chan []byte, 1)
+	stub := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		b, _ := io.ReadAll(r.Body)
+		bodies <- b
+		w.WriteHeader(http.StatusAccepted)
+	}))
+	defer stub.Close()
+	for _, sc := range []detect.SinkConfig{
+		{Name: "am", Type: detect.SinkAlertmanager, URL: detect.NewSecret(stub.URL)},
+		{Name: "pd", Type: detect.SinkPagerDuty, URL: detect.NewSecret(stub.URL), RoutingKey: detect.NewSecret("R0UT1NGKEY0123456789abcdefABCDEF")},
+	} {
+		sink, err := detect.NewSink(sc, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := sink.Send(ctx, alert); err != nil {
+			t.Fatal(err)
+		}
+		body := <-bodies
+		var v any
+		if err := json.Unmarshal(body, &v); err != nil {
+			t.Fatalf("%s: %v\n%s", sc.Name, err, body)
+		}
+		if s := strings.Join(stringsOf(v), " | "); strings.ContainsAny(s, "\n\u202e") {
+			t.Errorf("%s: the node's line breaks and direction override reach the sink: %q", sc.Name, s)
+		}
+	}
+}
+
+// stringsOf lists the strings in a decoded JSON value.
+func stringsOf(v any) []string {
+	switch x := v.(type) {
+	case string:
+		return []string{x}
+	case []any:
+		var out []string
+		for _, e := range x {
+			out = append(out, stringsOf(e)...)
+		}
+		return out
+	case map[string]any:
+		var out []string
+		for k, e := range x {
+			out = append(append(out, k), stringsOf(e)...)
+		}
+		return out
+	}
+	return nil
 }

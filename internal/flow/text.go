@@ -14,6 +14,9 @@ import (
 // fields, a node's report, a recording's labels) where a reader takes it
 // for moat's own: a terminal, an alert.
 func PrintableText(s string) string {
+	if printableASCII(s) || utf8.ValidString(s) && strings.IndexFunc(s, func(r rune) bool { return r != ' ' && !strconv.IsPrint(r) }) < 0 {
+		return s
+	}
 	var b strings.Builder
 	for i, r := range s {
 		if r == utf8.RuneError {
@@ -30,4 +33,15 @@ func PrintableText(s string) string {
 		b.WriteString(q[1 : len(q)-1])
 	}
 	return b.String()
+}
+
+// printableASCII says whether s is printable ASCII alone, as nearly every
+// name and address a record holds is.
+func printableASCII(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c < ' ' || c > '~' {
+			return false
+		}
+	}
+	return true
 }
