@@ -135,7 +135,7 @@ type devFlows struct {
 	live bool       // print to out; before the demo is up, records go to the file only
 	out  io.Writer
 	file *flow.JSONLines
-	json *flow.JSONLines
+	json bool // print JSON lines, not readable ones
 }
 
 func (d *devFlows) Write(r flow.Record) error {
@@ -150,10 +150,12 @@ func (d *devFlows) Write(r flow.Record) error {
 	if r.ConnectionInfo != nil && r.ConnectionInfo.DirectionID == flow.DirectionOutbound && r.Verdict() != flow.VerdictDeny {
 		return nil // the inbound record of the same connection says it all
 	}
-	if d.json != nil {
-		return d.json.Write(r)
+	// What clients and peers wrote in a record (a path, a User-Agent) goes
+	// to a terminal: as text, what does not print escaped.
+	if d.json {
+		return writeJSONLine(d.out, r)
 	}
-	_, err := fmt.Fprintln(d.out, flowLine(r))
+	_, err := fmt.Fprintln(d.out, flow.PrintableText(flowLine(r)))
 	return err
 }
 
@@ -267,10 +269,7 @@ func runDev(ctx context.Context, e *Env, dir string, p devPorts, jsonFlows bool,
 		return err
 	}
 	defer flowFile.Close()
-	flows := &devFlows{out: e.Stdout, file: flow.NewJSONLines(flowFile)}
-	if jsonFlows {
-		flows.json = flow.NewJSONLines(e.Stdout)
-	}
+	flows := &devFlows{out: e.Stdout, file: flow.NewJSONLines(flowFile), json: jsonFlows}
 
 	// Control plane.
 	// A laptop demo: its one admin makes every call without a second

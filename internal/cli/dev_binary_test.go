@@ -171,3 +171,44 @@ func readFlowLines(t *testing.T, path string) []flow.Record {
 	}
 	return out
 }
+
+// TestDevJSONFlowsShowClientTextAsText: what a client of moat dev's
+// gateway writes reaches the terminal moat dev --json streams to as text.
+// A User-Agent may hold C1 controls and direction overrides (HTTP admits
+// those bytes); the line shows them as \u escapes.
+func TestDevJSONFlowsShowClientTextAsText(t *testing.T) {
+	bin := moatBinary(t)
+	base := freePortRun(t.Fatalf, devPortCount)
+	p := defaultDevPorts(base)
+	cmd := exec.Command(bin, "dev", "--port-base", strconv.Itoa(base), "--json")
+	cmd.Env = append(os.Environ(), "TMPDIR="+t.TempDir())
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	out := &syncBuffer{}
+	var stderr syncBuffer
+	cmd.Stdout, cmd.Stderr = out, &stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	t.Cleanup(func() {
+		_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGINT)
+		select {
+		case <-done:
+		case <-time.After(60 * time.Second):
+			_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
+			<-done
+		}
+	})
+	waitFor(t, "moat dev running", func() bool { return strings.Contains(out.String(), "moat dev is running") })
+
+	t.Log("a client sends an attack with a User-Agent that would act on a terminal")
+	err := httpGet([]string{"-k", "-A", `"\u009b31m\u202eevil"`, "https://" + loop(p.HTTPS) + "/?q=%3Cscript%3Ealert(1)%3C/script%3E"}, io.Discard)
+	if err == nil || !strings.Contains(err.Error(), "403") {
+		t.Fatalf("the attack: %v, want 403 from the WAF", err)
+	}
+	waitFor(t, "the WAF's event on the terminal", func() bool { return strings.Contains(out.String(), "evil") })
+	if o := out.String(); strings.ContainsAny(o, "\u009b\u202e") || !strings.Contains(o, `"user_agent":"\u009b31m\u202eevil"`) {
+		t.Fatalf("the User-Agent reached the terminal as it was sent, not as escapes:\n%q", o[strings.Index(o, "Flows"):])
+	}
+}

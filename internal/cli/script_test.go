@@ -894,17 +894,32 @@ func cmdHTTPGet(ts *testscript.TestScript, neg bool, args []string) {
 }
 
 // httpGet writes the body of GET to w; an answer other than 200 is an
-// error. args are [-k] URL.
+// error. args are [-k] [-A USER_AGENT] URL, USER_AGENT a Go string
+// literal ("\u202e…").
 func httpGet(args []string, w io.Writer) error {
-	insecure := false
-	if len(args) == 2 && args[0] == "-k" {
+	insecure, ua := false, ""
+	if len(args) >= 2 && args[0] == "-k" {
 		insecure, args = true, args[1:]
 	}
+	if len(args) >= 3 && args[0] == "-A" {
+		var err error
+		if ua, err = strconv.Unquote(args[1]); err != nil {
+			return fmt.Errorf("httpget -A %s: %v", args[1], err)
+		}
+		args = args[2:]
+	}
 	if len(args) != 1 {
-		return errors.New("usage: httpget [-k] URL")
+		return errors.New("usage: httpget [-k] [-A USER_AGENT] URL")
 	}
 	c := &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{InsecureSkipVerify: insecure}}}
-	resp, err := c.Get(args[0])
+	req, err := http.NewRequest(http.MethodGet, args[0], nil)
+	if err != nil {
+		return err
+	}
+	if ua != "" {
+		req.Header.Set("User-Agent", ua)
+	}
+	resp, err := c.Do(req)
 	if err != nil {
 		return err
 	}
