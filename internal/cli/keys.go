@@ -72,7 +72,7 @@ func keysCommand() *Command {
 				if !k.Created.IsZero() {
 					created = k.Created.Format(time.RFC3339)
 				}
-				fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%d\t%d\t%d\t%d\n", k.ID, k.State, created, fmtAge(k.Age), k.Records, k.Bytes,
+				fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%d\t%d\t%d\t%d\n", k.ID, cell(k.State), created, fmtAge(k.Age), k.Records, k.Bytes,
 					k.ByPart["store"], k.ByPart["audit"])
 			}
 			if err := tw.Flush(); err != nil {

@@ -336,7 +336,7 @@ func serverMembersCommand() *Command {
 				if m.Self {
 					state += " (answered)"
 				}
-				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", m.Name, m.Addr, state, m.Started.Format(time.RFC3339), m.Seen.Format(time.RFC3339))
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", cell(m.Name), cell(m.Addr), state, m.Started.Format(time.RFC3339), m.Seen.Format(time.RFC3339))
 			}
 			return tw.Flush()
 		})
