@@ -123,6 +123,34 @@ func BenchmarkRxEngines(b *testing.B) {
 	}
 }
 
+// BenchmarkGETUniqueHeaders is BenchmarkGET with a User-Agent and an
+// X-Request-Id never sent before on every request: the header cache's
+// worst case (gatecache.go), every lookup a miss.
+func BenchmarkGETUniqueHeaders(b *testing.B) {
+	w, err := New(Config{StockCRS: *benchStock})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer w.Close()
+	b.ReportAllocs()
+	runtime.GC()
+	b.ResetTimer()
+	cpu0 := cpuTime()
+	defer func() { b.ReportMetric(float64(cpuTime()-cpu0)/float64(b.N), "cpu-ns/op") }()
+	for i := range b.N {
+		r := httptest.NewRequest("GET", "/products?id=42&sort=price", http.NoBody)
+		r.Header.Set("Host", "localhost")
+		r.Header.Set("User-Agent", fmt.Sprintf("Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 Chrome/120.0.%d Safari/537.36", i))
+		r.Header.Set("Accept", "text/html,application/json")
+		r.Header.Set("X-Request-Id", fmt.Sprintf("%08x-%04x", i*2654435761, i))
+		tx := w.Begin(nil)
+		if _, err := tx.Request(r, "127.0.0.1:4000"); err != nil {
+			b.Fatal(err)
+		}
+		tx.Close()
+	}
+}
+
 // BenchmarkAttack is the gateway benchmark's blocked attack.
 func BenchmarkAttack(b *testing.B) {
 	benchRequest(b, "GET", "/search?q=1%27%20UNION%20SELECT%20password%20FROM%20users--", "", "")

@@ -122,6 +122,9 @@ func (g gateAction) Evaluate(r plugintypes.RuleMetadata, tx plugintypes.Transact
 	}
 	s := gateScratch.Get().(*gateState)
 	s.reset(p, tx)
+	if p.hdr != nil {
+		s.lookHeaders()
+	}
 	// A request big enough to be timed (see budget.go) stops being gated
 	// once its CPU budget is spent: the rules left are Coraza's, and the
 	// next budget rule refuses it, as without the gate.
@@ -137,6 +140,12 @@ func (g gateAction) Evaluate(r plugintypes.RuleMetadata, tx plugintypes.Transact
 		}
 	}
 	s.flush(rr, p.gatePhase[r.ID()])
+	if p.hdr != nil {
+		s.keepHeaders()
+	}
+	if p.counting {
+		p.work.Add(int64(s.work))
+	}
 	s.tx = nil
 	gateScratch.Put(s)
 }
@@ -180,6 +189,14 @@ type gatePlan struct {
 	unions   int
 	unionSel []int
 	wholes   [][]int32
+	// hdr keeps the answers of tests on header values across requests
+	// (gatecache.go); nil: none. hdrTests is the number of such tests.
+	hdr      *headerCache
+	hdrTests int
+	// counting: the passes add up their work (gateState.work) in work;
+	// set by tests only.
+	counting bool
+	work     atomic.Int64
 }
 
 // nodeMulti is the necessity tests of the @rx rules that read values
@@ -250,6 +267,9 @@ type gateRule struct {
 	// bytes refuses every such selector at once, with one test where
 	// unions takes one per selector.
 	whole int32
+	// test: the rule's number among the tests whose answers on header
+	// values the cache keeps (gatecache.go), or -1.
+	test int
 }
 
 // gateSelector is one VARIABLE[:key] a rule reads.
@@ -435,6 +455,10 @@ func planGate(w coraza.WAF, ids []int, paranoia int, budget time.Duration, const
 	p.planMulti()
 	p.planTwins()
 	p.planUnions()
+	p.hdrTests = p.planHeaderTests()
+	if p.hdr, err = newHeaderCache(p.hdrTests, headerCacheEntries); err != nil {
+		return nil, fmt.Errorf("waf: gate: %w", err)
+	}
 	p.keyNeed = make([]*necessity, len(p.selectors))
 	for k, sel := range p.selectors {
 		if sel.keyRx != nil {
@@ -793,6 +817,21 @@ type gateState struct {
 	// clocked: the inspection pass has started the request's CPU clock
 	// (TX:moat_start), which no rule the pass decides writes.
 	clocked bool
+	// work counts the transformation steps the pass ran and the values
+	// it asked an engine about (past the byte tests), for the tests
+	// (gatePlan.counting).
+	work int
+	// hc[vi]: 1 + value vi's slot in the header cache's answers
+	// (gatecache.go), 0 when the cache does not answer for it; selHC[k]:
+	// selector k has such a value. hbits holds each slot's bits as the
+	// cache kept them (asked, then answered true), hkeys its key, hdirty
+	// whether this pass asked something new.
+	hc     []int32
+	selHC  []bool
+	hbits  []uint64
+	hkeys  []headerKey
+	hdirty []bool
+	hbuf   []byte // sum's blocks
 }
 
 type collectionValues struct {
@@ -818,13 +857,21 @@ func (s *gateState) reset(p *gatePlan, tx plugintypes.TransactionState) {
 	if cap(s.sel) < len(p.selectors) {
 		s.sel = make([][]int, len(p.selectors))
 		s.selOK = make([]bool, len(p.selectors))
+		s.selHC = make([]bool, len(p.selectors))
 	}
 	s.sel = s.sel[:len(p.selectors)]
 	s.selOK = s.selOK[:len(p.selectors)]
+	s.selHC = s.selHC[:len(p.selectors)]
 	for i := range s.sel {
 		s.sel[i] = s.sel[i][:0]
 		s.selOK[i] = false
+		s.selHC[i] = false
 	}
+	s.hc = s.hc[:0]
+	s.hbits = s.hbits[:0]
+	s.hkeys = s.hkeys[:0]
+	s.hdirty = s.hdirty[:0]
+	s.work = 0
 	s.vals = s.vals[:0]
 	clear(s.valIdx)
 	clear(s.tval) // no request's text outlives it in the pool
@@ -888,25 +935,34 @@ func (s *gateState) values(k int) []int {
 	}
 	out := s.sel[k]
 	for _, md := range mds {
-		v := md.Value()
-		id := strID{unsafe.Pointer(unsafe.StringData(v)), len(v)}
-		i, ok := s.valIdx[id]
-		if !ok {
-			i = len(s.vals)
-			s.vals = append(s.vals, v)
-			s.valIdx[id] = i
-			// A slot per node, empty (reset leaves the capacity as
-			// it was).
-			n := len(s.p.nodes)
-			s.tval = grown(s.tval, n)
-			s.tstep = grown(s.tstep, n)
-			s.mat = grown(s.mat, n)
-			s.bset = grown(s.bset, n)
+		i := s.valueIndex(md.Value())
+		if s.hc[i] != 0 {
+			s.selHC[k] = true
 		}
 		out = append(out, i)
 	}
 	s.sel[k] = out
 	return out
+}
+
+// valueIndex is v's index in s.vals, v being added if it is not there.
+func (s *gateState) valueIndex(v string) int {
+	id := strID{unsafe.Pointer(unsafe.StringData(v)), len(v)}
+	i, ok := s.valIdx[id]
+	if !ok {
+		i = len(s.vals)
+		s.vals = append(s.vals, v)
+		s.valIdx[id] = i
+		// A slot per node, empty (reset leaves the capacity as it
+		// was).
+		n := len(s.p.nodes)
+		s.tval = grown(s.tval, n)
+		s.tstep = grown(s.tstep, n)
+		s.mat = grown(s.mat, n)
+		s.bset = grown(s.bset, n)
+		s.hc = append(s.hc, 0)
+	}
+	return i
 }
 
 // grown is l with n zero elements after its own.
@@ -927,6 +983,12 @@ const (
 	// transformArg takes the string returned.
 	stepSilent
 )
+
+// step runs transformation fn on in.
+func (s *gateState) step(fn plugintypes.Transformation, in string) (string, bool, error) {
+	s.work++
+	return fn(in)
+}
 
 // transformed is value vi after node's transformations, as Coraza's
 // transformArg computes it.
@@ -949,7 +1011,7 @@ func (s *gateState) transformed(node, vi int) string {
 	if n.acts == nil || s.bytes(n.parent, vi).meets(*n.acts) {
 		if tw, ok := s.twin(node, vi, in); ok {
 			out, st = s.tval[tw], s.tstep[tw]
-		} else if v, changed, err := n.fn(in); err == nil {
+		} else if v, changed, err := s.step(n.fn, in); err == nil {
 			out = v
 			switch {
 			case changed:
@@ -1089,9 +1151,11 @@ func (s *gateState) multiAsks(r *gateRule, node, vi int) bool {
 			return false
 		}
 		if r.rxOwn != nil {
+			s.work++
 			return s.rxAsks(r.rxOwn, s.transformed(node, vi), b)
 		}
 	}
+	s.work++
 	return r.op.Evaluate(s.tx, s.transformed(node, vi)) != r.neg
 }
 
@@ -1113,6 +1177,7 @@ func (s *gateState) multiRest(r *gateRule, steps []plugintypes.Transformation, v
 			continue
 		}
 		v = t
+		s.work++
 		if r.op.Evaluate(s.tx, v) != r.neg {
 			return true
 		}
@@ -1145,12 +1210,10 @@ func (s *gateState) opMayMatch(r *gateRule) bool {
 		return s.clocked
 	}
 	// When the bytes of all the values refuse r's byte tests, only its
-	// counts are left to ask.
+	// counts (and the values the header cache answers for, which those
+	// bytes leave out) are left to ask.
 	counts := r.whole > 0 && !s.wholeMay(r)
 	for i, k := range r.sels {
-		if counts && !s.p.selectors[k].count || r.unions != nil && !s.unionMay(r, r.unions[i], k) {
-			continue
-		}
 		if s.p.selectors[k].count {
 			// Coraza counts the values left after the rule's
 			// exclusions, which the gate does not apply: only a count
@@ -1160,42 +1223,50 @@ func (s *gateState) opMayMatch(r *gateRule) bool {
 			}
 			continue
 		}
+		live := !counts && (r.unions == nil || s.unionMay(r, r.unions[i], k))
+		if !live && !s.selHC[k] {
+			continue
+		}
 		for _, vi := range s.values(k) {
-			if r.multiMatch {
-				if s.multiMayMatch(r, vi) {
+			switch {
+			case s.hc[vi] != 0 && r.test >= 0:
+				if s.cachedMay(r, vi) {
 					return true
 				}
-				continue
-			}
-			if r.pick != nil && !r.pick.passes(s.bytes(r.node, vi)) {
-				continue
-			}
-			if r.class != nil && !s.bytes(r.node, vi).meets(*r.class) {
-				continue
-			}
-			if r.bit >= 0 {
-				// r.rx's own test, shared: long enough, and holding
-				// one of its literals.
-				t := s.transformed(r.node, vi)
-				if len(t) >= r.rx.need.minLen && s.owns(r.node, vi, r.bit) &&
-					!r.rx.need.bareRefuses(t, s.bytes(r.node, vi)) && r.rx.match(t) {
+			case s.hc[vi] != 0 || live:
+				if s.valueMay(r, vi) {
 					return true
 				}
-				continue
-			}
-			if r.rxOwn != nil {
-				// The class test passed above, on the value's bytes.
-				if s.rxAsks(r.rxOwn, s.transformed(r.node, vi), s.bytes(r.node, vi)) {
-					return true
-				}
-				continue
-			}
-			if r.op.Evaluate(s.tx, s.transformed(r.node, vi)) != r.neg {
-				return true
 			}
 		}
 	}
 	return false
+}
+
+// valueMay reports whether r's operator answers true for value vi.
+func (s *gateState) valueMay(r *gateRule, vi int) bool {
+	if r.multiMatch {
+		return s.multiMayMatch(r, vi)
+	}
+	if r.pick != nil && !r.pick.passes(s.bytes(r.node, vi)) {
+		return false
+	}
+	if r.class != nil && !s.bytes(r.node, vi).meets(*r.class) {
+		return false
+	}
+	s.work++
+	if r.bit >= 0 {
+		// r.rx's own test, shared: long enough, and holding one of
+		// its literals.
+		t := s.transformed(r.node, vi)
+		return len(t) >= r.rx.need.minLen && s.owns(r.node, vi, r.bit) &&
+			!r.rx.need.bareRefuses(t, s.bytes(r.node, vi)) && r.rx.match(t)
+	}
+	if r.rxOwn != nil {
+		// The class test passed above, on the value's bytes.
+		return s.rxAsks(r.rxOwn, s.transformed(r.node, vi), s.bytes(r.node, vi))
+	}
+	return r.op.Evaluate(s.tx, s.transformed(r.node, vi)) != r.neg
 }
 
 // planUnions gives each (selector, chain) pair that a rule with a byte
@@ -1264,7 +1335,9 @@ func (s *gateState) union(slot int32, k, node int) byteSet {
 	if s.uni[slot] == 0 {
 		var u byteSet
 		for _, vi := range s.values(k) {
-			u.addAll(s.bytes(node, vi))
+			if s.hc[vi] == 0 {
+				u.addAll(s.bytes(node, vi))
+			}
 		}
 		s.bval = append(s.bval, u)
 		s.uni[slot] = int32(len(s.bval))

@@ -101,6 +101,9 @@ type Config struct {
 	// resolver are tested against.
 	noGate    bool
 	noResolve bool
+	// noHeaderCache: the gate asks every header value on every request
+	// (see gatecache.go), the reference the cache is tested against.
+	noHeaderCache bool
 
 	// MaxArgLength is the longest argument value accepted, in bytes
 	// (CRS's tx.arg_length); 0 means 256 KiB. MaxArgNameLength is the
@@ -204,6 +207,7 @@ type WAF struct {
 	bodyLimit int64
 	rx        RegexStats
 	gate      GateStats
+	plan      *gatePlan // the gate's; nil when it is off
 
 	// res is what the resolver decided (nil when it is off); a request
 	// whose route excludes one of its anchors is inspected by the
@@ -326,6 +330,10 @@ func New(cfg Config) (*WAF, error) {
 			out.gate.Err = err
 		} else {
 			out.gate.Rules = p.rules
+			if cfg.noHeaderCache {
+				p.hdr = nil
+			}
+			out.plan = p
 			// A route that excludes a chain the gate decides with what
 			// its first link would write takes the unresolved rule set
 			// (Begin), whose gate leaves the chain to Coraza.
