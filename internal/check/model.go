@@ -247,6 +247,13 @@ type Endpoint struct {
 	// the address ranges admitted.
 	Managed bool
 	Allowed []netip.Prefix
+	// InVPC: a managed endpoint that also answers on interfaces in
+	// Subnets, behind SGs (an EKS API with public and private access):
+	// the internet reaches it by Allowed, its networks by those
+	// interfaces. InVPCAssumed says why it is read so when that is not
+	// known statically.
+	InVPC        bool
+	InVPCAssumed string
 	// AllowedAssumed, when set, says why the endpoint is read as admitting
 	// every address besides Allowed: an element of the list Allowed was
 	// read from is not known statically.

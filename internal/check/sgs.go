@@ -249,6 +249,7 @@ func (m *Model) buildSGs(byType map[string][]*tf.Resource) {
 			m.sgs[r.Address] = g
 		}
 	}
+	m.eksClusterSGs(byType["aws_eks_cluster"])
 	for _, r := range byType["aws_security_group_rule"] {
 		g := m.sg(str(r.Values, "security_group_id"))
 		if g == nil {
@@ -276,6 +277,34 @@ func (m *Model) buildSGs(byType map[string][]*tf.Resource) {
 				g.Ingress = append(g.Ingress, rule)
 			}
 		}
+	}
+}
+
+// eksClusterSGs adds the security group EKS creates for each cluster
+// (tf.EKSClusterSG): it admits all traffic from its own members, the
+// cluster's interfaces and the nodes of its managed node groups, and lets
+// everything out. EKS puts the rule back if it is removed; rules the
+// project adds to the group (security_group_id = its
+// cluster_security_group_id) count too.
+func (m *Model) eksClusterSGs(clusters []*tf.Resource) {
+	for _, r := range clusters {
+		vc := block(r.Values, "vpc_config")
+		if vc == nil {
+			continue
+		}
+		g := &SG{Addr: tf.EKSClusterSG(r.Address), Res: r}
+		for _, s := range strList(vc, "subnet_ids") {
+			if sn := m.subnets[m.addr(s)]; sn != nil && sn.VPC != nil {
+				g.VPC = sn.VPC
+				break
+			}
+		}
+		where := r.Address + " cluster security group (made by EKS)"
+		g.Ingress = []SGRule{{Proto: "all", From: 0, To: 65535, Self: true, Where: where, Res: r}}
+		g.Egress = []SGRule{{Proto: "all", From: 0, To: 65535, CIDRs: allInternet, Where: where, Res: r}}
+		m.sgUsed[g.Addr] = true
+		m.SGs = append(m.SGs, g)
+		m.sgs[g.Addr] = g
 	}
 }
 

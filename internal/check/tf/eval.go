@@ -686,6 +686,9 @@ func (rs *resState) value() cty.Value {
 				m[k] = cty.StringVal(v)
 			}
 		}
+		if vc, ok := m["vpc_config"]; ok && rs.rb.typ == "aws_eks_cluster" {
+			m["vpc_config"] = eksClusterSGIDs(rs.addr(i), vc)
+		}
 		if rs.rb.typ == "azurerm_virtual_network" {
 			if sn, ok := m["subnet"]; ok {
 				m["subnet"] = inlineSubnetIDs(rs.addr(i), sn)
