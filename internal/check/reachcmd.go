@@ -17,9 +17,9 @@ import (
 // Access is one source that can open one port of a resource.
 type Access struct {
 	Source  string   `json:"source"`
-	Range   string   `json:"range"` // the source addresses that arrive
-	Proto   string   `json:"protocol"`
-	Port    int      `json:"port"`
+	Range   string   `json:"range"`    // the source addresses that arrive
+	Proto   string   `json:"protocol"` // tcp, udp, or all (every protocol and port; no port)
+	Port    int      `json:"port,omitempty"`
 	Path    []Hop    `json:"path"`
 	Assumed []string `json:"assumed,omitempty"` // what was read at its most permissive
 }
@@ -98,7 +98,9 @@ func (m *Model) accessTo(e *Endpoint) []Access {
 				case "tcp", "udp":
 					add(r.Proto, r.From)
 				case "all":
-					add("tcp", 0)
+					// Every protocol and port at once: a path
+					// whose every hop admits all traffic.
+					add("all", 0)
 				}
 			}
 		}
@@ -194,7 +196,10 @@ func WriteAccess(w io.Writer, address string, acc []Access, format string) error
 			last = a.Source
 		}
 		name := portName(a.Port)
-		if name != "" {
+		switch {
+		case a.Proto == "all":
+			name = " (every protocol and port)"
+		case name != "":
 			name = " (" + name + ")"
 		}
 		fmt.Fprintf(w, "    %s%s from %s\n      path: %s\n", portText(a.Proto, a.Port, a.Port), name, a.Range, pathLine(a.Path))
