@@ -493,19 +493,7 @@ func (m *Model) buildEndpoints(byType map[string][]*tf.Resource) {
 			add(e)
 		}
 	}
-	// An ECS service's tasks on awsvpc networking are interfaces of their
-	// own in its subnets, public when it assigns them public IPs.
-	for _, r := range byType["aws_ecs_service"] {
-		nc := block(r.Values, "network_configuration")
-		if nc == nil {
-			continue // bridge or host networking: the container instances' groups
-		}
-		e := &Endpoint{Addr: r.Address, Kind: "ecs-tasks", Res: r}
-		e.Subnets = m.subnetsIn(e, nc, "subnets")
-		m.attachSGs(e, nc, "security_groups")
-		publicFlag(e, nc, "assign_public_ip")
-		add(e)
-	}
+	m.ecsServices(byType, add)
 	// Managed data services answer on their own ports alone.
 	for _, e := range m.Endpoints {
 		switch e.Kind {

@@ -92,16 +92,18 @@ func (m *Model) accessTo(e *Endpoint) []Access {
 		for _, s := range sensitivePorts {
 			add("tcp", s.Port)
 		}
-		for _, g := range e.SGs {
-			for _, r := range g.Ingress {
-				switch r.Proto {
-				case "tcp", "udp":
-					add(r.Proto, r.From)
-				case "all":
-					// Every protocol and port at once: a path
-					// whose every hop admits all traffic.
-					add("all", 0)
-				}
+	}
+	// The first port of each rule; where the endpoint says what it
+	// listens on, Reach refuses the others.
+	for _, g := range e.SGs {
+		for _, r := range g.Ingress {
+			switch {
+			case r.Proto == "tcp" || r.Proto == "udp":
+				add(r.Proto, r.From)
+			case r.Proto == "all" && e.Listens == nil:
+				// Every protocol and port at once: a path whose
+				// every hop admits all traffic.
+				add("all", 0)
 			}
 		}
 	}
