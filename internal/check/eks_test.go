@@ -4,6 +4,8 @@ import (
 	"context"
 	"strings"
 	"testing"
+
+	"moat/internal/check/tf"
 )
 
 // TestEKSPublicAndPrivateEndpoint: a cluster whose API has public and
@@ -99,6 +101,48 @@ func TestEKSClusterSecurityGroup(t *testing.T) {
 	for _, f := range rep.Findings {
 		if f.RuleID == RuleNotEvaluated && strings.Contains(f.Message, "cluster_security_group_id") {
 			t.Errorf("%s", f.Message)
+		}
+	}
+}
+
+// TestEKSClusterSecurityGroupByID: a plan of a cluster that exists gives
+// its cluster group's own ID, which rules and templates name it by: that
+// is the group EKS made, not one outside the scanned code, which would be
+// read as admitting everything.
+func TestEKSClusterSecurityGroupByID(t *testing.T) {
+	const id = "sg-0123456789abcdef0"
+	m := Build([]tf.Resource{
+		{Address: "aws_vpc.main", Type: "aws_vpc", Values: map[string]any{"id": "vpc-1", "cidr_block": "10.40.0.0/16"}},
+		{Address: "aws_subnet.private", Type: "aws_subnet", Values: map[string]any{"id": "subnet-1", "vpc_id": "vpc-1", "cidr_block": "10.40.11.0/24"}},
+		{Address: "aws_security_group.bastion", Type: "aws_security_group", Values: map[string]any{"id": "sg-b", "vpc_id": "vpc-1"}},
+		{Address: "aws_security_group.db", Type: "aws_security_group", Values: map[string]any{"id": "sg-d", "vpc_id": "vpc-1",
+			"ingress": []any{map[string]any{"protocol": "tcp", "from_port": 5432.0, "to_port": 5432.0, "security_groups": []any{id}}}}},
+		{Address: "aws_security_group_rule.bastion_kubelet", Type: "aws_security_group_rule", Values: map[string]any{"type": "ingress",
+			"protocol": "tcp", "from_port": 10250.0, "to_port": 10250.0, "security_group_id": id, "source_security_group_id": "sg-b"}},
+		{Address: "aws_eks_cluster.main", Type: "aws_eks_cluster", Values: map[string]any{"name": "main",
+			"vpc_config": []any{map[string]any{"subnet_ids": []any{"subnet-1"}, "cluster_security_group_id": id,
+				"endpoint_public_access": false, "endpoint_private_access": true}}}},
+		{Address: "aws_eks_node_group.default", Type: "aws_eks_node_group", Values: map[string]any{"cluster_name": "main", "subnet_ids": []any{"subnet-1"}}},
+		{Address: "aws_instance.db", Type: "aws_instance", Values: map[string]any{"subnet_id": "subnet-1", "vpc_security_group_ids": []any{"sg-d"}}},
+	})
+	priv := m.subnets["aws_subnet.private"]
+	nodes := endpoint(t, m, "aws_eks_node_group.default")
+	for _, tc := range []struct {
+		to   *Endpoint
+		src  Source
+		port int
+		want bool
+	}{
+		{nodes, m.SubnetSource(priv, "aws_security_group.bastion"), 10250, true},
+		{nodes, m.SubnetSource(priv, "aws_security_group.bastion"), 22, false},
+		{nodes, m.SubnetSource(priv), 10250, false},
+		// The database's group admits the cluster group's members.
+		{endpoint(t, m, "aws_instance.db"), m.SubnetSource(priv, "aws_eks_cluster.main:cluster-security-group"), 5432, true},
+		{endpoint(t, m, "aws_instance.db"), m.SubnetSource(priv, "aws_security_group.bastion"), 5432, false},
+	} {
+		r := m.Reach(tc.src, tc.to, "tcp", tc.port)
+		if r.Reachable != tc.want || len(r.Assumed) > 0 {
+			t.Errorf("%s from %v on %d: reachable %v (assumed %v), want %v: %s", tc.to.Addr, tc.src.SGs, tc.port, r.Reachable, r.Assumed, tc.want, pathLine(r.Path))
 		}
 	}
 }

@@ -97,6 +97,9 @@ func (m *Model) sgRule(r *tf.Resource, b map[string]any, where string, selfAddr 
 		unk, sized = unk || u, sized && !u
 		for _, s := range vals {
 			a := m.addr(s)
+			if g := m.sgs[a]; g != nil {
+				a = g.Addr // a group named by an ID of its own
+			}
 			rule.SGs = append(rule.SGs, a)
 			m.sgUsed[a] = true
 		}
@@ -215,6 +218,7 @@ func (m *Model) buildPrefixLists(byType map[string][]*tf.Resource) {
 
 func (m *Model) buildSGs(byType map[string][]*tf.Resource) {
 	m.buildPrefixLists(byType)
+	m.eksClusterSGs(byType["aws_eks_cluster"]) // first: other groups' rules name it
 	for _, typ := range []string{"aws_security_group", "aws_default_security_group"} {
 		for _, r := range byType[typ] {
 			g := &SG{Addr: r.Address, VPC: m.vpcs[m.addr(str(r.Values, "vpc_id"))], Res: r}
@@ -249,7 +253,6 @@ func (m *Model) buildSGs(byType map[string][]*tf.Resource) {
 			m.sgs[r.Address] = g
 		}
 	}
-	m.eksClusterSGs(byType["aws_eks_cluster"])
 	for _, r := range byType["aws_security_group_rule"] {
 		g := m.sg(str(r.Values, "security_group_id"))
 		if g == nil {
@@ -305,6 +308,11 @@ func (m *Model) eksClusterSGs(clusters []*tf.Resource) {
 		m.sgUsed[g.Addr] = true
 		m.SGs = append(m.SGs, g)
 		m.sgs[g.Addr] = g
+		// A plan of a cluster that exists gives the group's own ID,
+		// which the code around it names the group by.
+		if id := str(vc, "cluster_security_group_id"); id != "" && m.byRef[id] == nil {
+			m.sgs[id] = g
+		}
 	}
 }
 
