@@ -146,3 +146,45 @@ func TestEKSClusterSecurityGroupByID(t *testing.T) {
 		}
 	}
 }
+
+// TestEKSPrivateAccessUnknown: private access not known statically beside
+// public access is read as on, and a path through the interfaces says so.
+func TestEKSPrivateAccessUnknown(t *testing.T) {
+	m := buildHCL(t, `
+variable "private" {
+  type = bool
+}
+resource "aws_vpc" "main" {
+  cidr_block = "10.0.0.0/16"
+}
+resource "aws_subnet" "private" {
+  vpc_id     = aws_vpc.main.id
+  cidr_block = "10.0.11.0/24"
+}
+resource "aws_security_group" "bastion" {
+  vpc_id = aws_vpc.main.id
+}
+resource "aws_security_group" "api" {
+  vpc_id = aws_vpc.main.id
+  ingress {
+    protocol        = "tcp"
+    from_port       = 443
+    to_port         = 443
+    security_groups = [aws_security_group.bastion.id]
+  }
+}
+resource "aws_eks_cluster" "main" {
+  name     = "main"
+  role_arn = "arn:aws:iam::123456789012:role/eks"
+  vpc_config {
+    subnet_ids              = [aws_subnet.private.id]
+    endpoint_private_access = var.private
+    security_group_ids      = [aws_security_group.api.id]
+  }
+}
+`)
+	r := m.Reach(m.SubnetSource(m.subnets["aws_subnet.private"], "aws_security_group.bastion"), endpoint(t, m, "aws_eks_cluster.main"), "tcp", 443)
+	if !r.Reachable || len(r.Assumed) == 0 || !strings.Contains(r.Assumed[0], "endpoint_private_access not known statically: assumed true") {
+		t.Errorf("reachable %v, assumed %q; want reachable, assuming private access", r.Reachable, r.Assumed)
+	}
+}
