@@ -493,19 +493,7 @@ func (m *Model) buildEndpoints(byType map[string][]*tf.Resource) {
 			add(e)
 		}
 	}
-	// An ECS service's tasks on awsvpc networking are interfaces of their
-	// own in its subnets, public when it assigns them public IPs.
-	for _, r := range byType["aws_ecs_service"] {
-		nc := block(r.Values, "network_configuration")
-		if nc == nil {
-			continue // bridge or host networking: the container instances' groups
-		}
-		e := &Endpoint{Addr: r.Address, Kind: "ecs-tasks", Res: r}
-		e.Subnets = m.subnetsIn(e, nc, "subnets")
-		m.attachSGs(e, nc, "security_groups")
-		publicFlag(e, nc, "assign_public_ip")
-		add(e)
-	}
+	m.ecsServices(byType, add)
 	// Managed data services answer on their own ports alone.
 	for _, e := range m.Endpoints {
 		switch e.Kind {
@@ -525,8 +513,29 @@ func (m *Model) buildEndpoints(byType map[string][]*tf.Resource) {
 			continue
 		}
 		m.sgsOf(strList(vc, "security_group_ids"))
-		e := &Endpoint{Addr: r.Address, Kind: "eks", Res: r, Ports: []int{443}}
-		if boolean(vc, "endpoint_public_access", true) {
+		// The API answers on 443 alone, publicly and privately.
+		e := &Endpoint{Addr: r.Address, Kind: "eks", Res: r, Ports: []int{443}, Listens: listensOn([]int{443})}
+		public := boolean(vc, "endpoint_public_access", true)
+		if !public || boolean(vc, "endpoint_private_access", false) || unknown(vc, "endpoint_private_access") {
+			// Private access (alone, as EKS takes no cluster without one
+			// of them, or beside public access): the API answers on 443
+			// on interfaces EKS puts in the cluster's subnets, behind
+			// the groups it names and the cluster group EKS makes, which
+			// admits its own members. With public access too, the VPC's
+			// own addresses reach these, not the public allow-list.
+			e.Subnets = m.subnetsIn(e, vc, "subnet_ids")
+			m.attachSGs(e, vc, "security_group_ids")
+			if g := m.sgs[tf.EKSClusterSG(r.Address)]; g != nil {
+				e.SGs = append(e.SGs, g)
+			}
+			if public {
+				e.InVPC = true
+				if unknown(vc, "endpoint_private_access") {
+					e.InVPCAssumed = "endpoint_private_access not known statically: assumed true"
+				}
+			}
+		}
+		if public {
 			e.Managed, e.Public, e.Why = true, true, "endpoint_public_access = true"
 			if unknown(vc, "endpoint_public_access") {
 				e.PublicAssumed, e.Why = true, "endpoint_public_access not known statically: assumed true"
@@ -540,14 +549,6 @@ func (m *Model) buildEndpoints(byType map[string][]*tf.Resource) {
 				bits = nil
 			}
 			m.allowFrom(e, "public_access_cidrs", cidrs, unk, bits)
-		} else {
-			// Private access alone (EKS takes no cluster without one of
-			// them): the API answers on 443 on interfaces EKS puts in the
-			// cluster's subnets, behind the groups it names and the
-			// cluster group EKS makes, which admits its own members.
-			e.Subnets = m.subnetsIn(e, vc, "subnet_ids")
-			m.attachSGs(e, vc, "security_group_ids")
-			e.Listens = listensOn(e.Ports)
 		}
 		add(e)
 	}
@@ -686,6 +687,12 @@ func eksRemoteAccessSG(r *tf.Resource) *SG {
 		CIDRs: allInternet, Where: r.Address + " remote_access (EKS opens SSH to 0.0.0.0/0 without source_security_group_ids)"}}}
 }
 
+// names reports whether list attribute k of vals names anything, or may.
+func names(vals map[string]any, k string) bool {
+	s, unk := strs(vals, k)
+	return len(s) > 0 || unk
+}
+
 // nodeGroups adds EKS managed node groups: instances in their subnets that
 // listen on SSH (with remote_access), the kubelet and the NodePort range.
 func (m *Model) nodeGroups(byType map[string][]*tf.Resource, templates map[string]*tf.Resource) {
@@ -693,16 +700,24 @@ func (m *Model) nodeGroups(byType map[string][]*tf.Resource, templates map[strin
 		e := &Endpoint{Addr: r.Address, Kind: "eks-nodes", Res: r, Ports: []int{10250}}
 		e.Subnets = m.subnetsIn(e, r.Values, "subnet_ids")
 		vals := map[string]any{}
+		own := false // the launch template names groups
 		if lt := block(r.Values, "launch_template"); lt != nil {
 			if t := templates[m.addr(str(lt, "id"))]; t != nil {
 				m.attachSGs(e, t.Values, "vpc_security_group_ids")
+				own = names(t.Values, "vpc_security_group_ids")
 				if ni := block(t.Values, "network_interfaces"); ni != nil {
 					m.attachSGs(e, ni, "security_groups")
+					own = own || names(ni, "security_groups")
 					vals = ni
 				}
 			} else if unknown(lt, "id") || unknown(lt, "name") {
 				e.SGsUnknown = "launch template not known statically: its security groups are assumed to admit every address"
 			}
+		}
+		// Without groups of its launch template's, EKS puts the nodes in
+		// its cluster's group.
+		if g := m.sgs[tf.EKSClusterSG(m.addrOf("aws_eks_cluster", m.ref(r.Values, "cluster_name")))]; g != nil && !own {
+			e.SGs = append(e.SGs, g)
 		}
 		if ra := block(r.Values, "remote_access"); ra != nil {
 			e.Ports = append(e.Ports, 22)

@@ -168,7 +168,7 @@ func (m *Model) joins(r Route, a, b *VPC) (string, bool) {
 // range of another network.
 func (m *Model) lateral(fs *findings) {
 	for _, e := range m.Endpoints {
-		if e.Managed {
+		if e.Managed && !e.InVPC {
 			continue
 		}
 		ports := map[int]bool{}

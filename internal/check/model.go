@@ -247,6 +247,13 @@ type Endpoint struct {
 	// the address ranges admitted.
 	Managed bool
 	Allowed []netip.Prefix
+	// InVPC: a managed endpoint that also answers on interfaces in
+	// Subnets, behind SGs (an EKS API with public and private access):
+	// the internet reaches it by Allowed, its networks by those
+	// interfaces. InVPCAssumed says why it is read so when that is not
+	// known statically.
+	InVPC        bool
+	InVPCAssumed string
 	// AllowedAssumed, when set, says why the endpoint is read as admitting
 	// every address besides Allowed: an element of the list Allowed was
 	// read from is not known statically.
@@ -258,6 +265,14 @@ type Endpoint struct {
 	// Listens, when set, tells the ports the endpoint really listens on (a
 	// load balancer's listeners); nil: any port may have a listener.
 	Listens func(proto string, port int) bool
+	// ListensOn says what Listens admits where Ports does not (a range
+	// among a task's host ports), for the hop that refuses a port.
+	ListensOn string
+	// AppPorts: Ports are an application's own (an ECS task's host
+	// ports), not an admin or data-store service's: reached from the
+	// internet, one makes the endpoint internet-facing, and is an
+	// exposed port only when it is a known service's (portName).
+	AppPorts bool
 	// SGsUnknown says why the endpoint's security groups could not be
 	// evaluated; it is then read as admitting everything.
 	SGsUnknown string
@@ -298,6 +313,9 @@ type Endpoint struct {
 }
 
 func (e *Endpoint) listenText() string {
+	if e.ListensOn != "" {
+		return "it listens on " + e.ListensOn
+	}
 	if len(e.Ports) == 0 {
 		return "it has no listener in the project"
 	}

@@ -343,10 +343,23 @@ func (m *Model) reach(src Source, e *Endpoint, proto string, port int) Result {
 	if src.Internet && len(e.Families) > 0 {
 		src.Set = intersect(src.Set, setOf(e.Families...))
 	}
+	if e.Managed && e.InVPC && !src.Internet {
+		// Its interfaces in its subnets, as a private endpoint's.
+		u := *e
+		u.Managed, u.Public, u.InVPC = false, false, false
+		r := m.reach(src, &u, proto, port)
+		if r.Reachable && e.InVPCAssumed != "" {
+			r.Assumed = append([]string{e.Addr + ": " + e.InVPCAssumed}, r.Assumed...)
+		}
+		return r
+	}
 	if e.Managed {
 		path := []Hop{first}
 		if !src.Internet || !e.Public {
 			return Result{Path: append(path, Hop{Kind: "endpoint", Addr: e.Addr, Detail: "managed endpoint outside the VPC; no path modelled"})}
+		}
+		if e.Listens != nil && !e.Listens(proto, port) {
+			return Result{Path: append(path, Hop{Kind: "endpoint", Addr: e.Addr, Detail: fmt.Sprintf("no listener on %s (%s)", portText(proto, port, port), e.listenText())})}
 		}
 		got := intersect(setOf(e.Allowed...), src.Set)
 		var assumed []string

@@ -17,9 +17,9 @@ import (
 // Access is one source that can open one port of a resource.
 type Access struct {
 	Source  string   `json:"source"`
-	Range   string   `json:"range"` // the source addresses that arrive
-	Proto   string   `json:"protocol"`
-	Port    int      `json:"port"`
+	Range   string   `json:"range"`    // the source addresses that arrive
+	Proto   string   `json:"protocol"` // tcp, udp, or all (every protocol and port; no port)
+	Port    int      `json:"port,omitempty"`
 	Path    []Hop    `json:"path"`
 	Assumed []string `json:"assumed,omitempty"` // what was read at its most permissive
 }
@@ -92,14 +92,18 @@ func (m *Model) accessTo(e *Endpoint) []Access {
 		for _, s := range sensitivePorts {
 			add("tcp", s.Port)
 		}
-		for _, g := range e.SGs {
-			for _, r := range g.Ingress {
-				switch r.Proto {
-				case "tcp", "udp":
-					add(r.Proto, r.From)
-				case "all":
-					add("tcp", 0)
-				}
+	}
+	// The first port of each rule; where the endpoint says what it
+	// listens on, Reach refuses the others.
+	for _, g := range e.SGs {
+		for _, r := range g.Ingress {
+			switch {
+			case r.Proto == "tcp" || r.Proto == "udp":
+				add(r.Proto, r.From)
+			case r.Proto == "all" && e.Listens == nil:
+				// Every protocol and port at once: a path whose
+				// every hop admits all traffic.
+				add("all", 0)
 			}
 		}
 	}
@@ -194,7 +198,10 @@ func WriteAccess(w io.Writer, address string, acc []Access, format string) error
 			last = a.Source
 		}
 		name := portName(a.Port)
-		if name != "" {
+		switch {
+		case a.Proto == "all":
+			name = " (every protocol and port)"
+		case name != "":
 			name = " (" + name + ")"
 		}
 		fmt.Fprintf(w, "    %s%s from %s\n      path: %s\n", portText(a.Proto, a.Port, a.Port), name, a.Range, pathLine(a.Path))

@@ -62,7 +62,7 @@ func (m *Model) awsRules(fs *findings) {
 		// finding per endpoint and source, listing its ports.
 		var groups []*portGroup
 		for _, p := range keys {
-			if e.Gateway && portName(p) == "" {
+			if (e.Gateway || e.AppPorts) && portName(p) == "" {
 				continue
 			}
 			res := m.Reach(inet, e, "tcp", p)

@@ -97,6 +97,9 @@ func (m *Model) sgRule(r *tf.Resource, b map[string]any, where string, selfAddr 
 		unk, sized = unk || u, sized && !u
 		for _, s := range vals {
 			a := m.addr(s)
+			if g := m.sgs[a]; g != nil {
+				a = g.Addr // a group named by an ID of its own
+			}
 			rule.SGs = append(rule.SGs, a)
 			m.sgUsed[a] = true
 		}
@@ -215,6 +218,7 @@ func (m *Model) buildPrefixLists(byType map[string][]*tf.Resource) {
 
 func (m *Model) buildSGs(byType map[string][]*tf.Resource) {
 	m.buildPrefixLists(byType)
+	m.eksClusterSGs(byType["aws_eks_cluster"]) // first: other groups' rules name it
 	for _, typ := range []string{"aws_security_group", "aws_default_security_group"} {
 		for _, r := range byType[typ] {
 			g := &SG{Addr: r.Address, VPC: m.vpcs[m.addr(str(r.Values, "vpc_id"))], Res: r}
@@ -275,6 +279,39 @@ func (m *Model) buildSGs(byType map[string][]*tf.Resource) {
 			} else {
 				g.Ingress = append(g.Ingress, rule)
 			}
+		}
+	}
+}
+
+// eksClusterSGs adds the security group EKS creates for each cluster
+// (tf.EKSClusterSG): it admits all traffic from its own members, the
+// cluster's interfaces and the nodes of its managed node groups, and lets
+// everything out. EKS puts the rule back if it is removed; rules the
+// project adds to the group (security_group_id = its
+// cluster_security_group_id) count too.
+func (m *Model) eksClusterSGs(clusters []*tf.Resource) {
+	for _, r := range clusters {
+		vc := block(r.Values, "vpc_config")
+		if vc == nil {
+			continue
+		}
+		g := &SG{Addr: tf.EKSClusterSG(r.Address), Res: r}
+		for _, s := range strList(vc, "subnet_ids") {
+			if sn := m.subnets[m.addr(s)]; sn != nil && sn.VPC != nil {
+				g.VPC = sn.VPC
+				break
+			}
+		}
+		where := r.Address + " cluster security group (made by EKS)"
+		g.Ingress = []SGRule{{Proto: "all", From: 0, To: 65535, Self: true, Where: where, Res: r}}
+		g.Egress = []SGRule{{Proto: "all", From: 0, To: 65535, CIDRs: allInternet, Where: where, Res: r}}
+		m.sgUsed[g.Addr] = true
+		m.SGs = append(m.SGs, g)
+		m.sgs[g.Addr] = g
+		// A plan of a cluster that exists gives the group's own ID,
+		// which the code around it names the group by.
+		if id := str(vc, "cluster_security_group_id"); id != "" && m.byRef[id] == nil {
+			m.sgs[id] = g
 		}
 	}
 }

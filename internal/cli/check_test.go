@@ -3,6 +3,7 @@ package cli
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"strings"
 	"testing"
 )
@@ -51,5 +52,40 @@ func TestCheckCommand(t *testing.T) {
 				t.Errorf("stderr lacks %q:\n%s", tc.err, errs)
 			}
 		})
+	}
+}
+
+// TestCheckReachAllTraffic: a group admitting all traffic is reachable on
+// every protocol and port at once, which --reach says in words, and its
+// JSON as protocol "all" with no port; both said "tcp 0".
+func TestCheckReachAllTraffic(t *testing.T) {
+	const dir = "../check/testdata/aws/all-traffic"
+	code, out, errs := runCheck(t, "--reach", "aws_instance.web", dir)
+	if code != 0 || !strings.Contains(out, "\n    all traffic (every protocol and port) from every IPv4 internet address\n") || strings.Contains(out, "tcp 0") {
+		t.Errorf("exit %d, want 0 and all traffic from the internet:\n%s%s", code, out, errs)
+	}
+	code, out, errs = runCheck(t, "--reach", "aws_instance.web", "--format", "json", dir)
+	var got struct {
+		Access []map[string]any `json:"access"`
+	}
+	if err := json.Unmarshal([]byte(out), &got); code != 0 || err != nil {
+		t.Fatalf("exit %d, %v:\n%s%s", code, err, out, errs)
+	}
+	all := 0 // from the internet
+	for _, a := range got.Access {
+		switch {
+		case a["protocol"] == "all":
+			if a["source"] == "internet" {
+				all++
+			}
+			if _, ok := a["port"]; ok {
+				t.Errorf("all traffic from %v with a port: %v", a["source"], a["port"])
+			}
+		case a["port"] == nil || a["port"] == 0.0:
+			t.Errorf("%v: a port-wise entry without a port", a)
+		}
+	}
+	if all != 1 {
+		t.Errorf("%d entries for all traffic from the internet, want 1: %s", all, out)
 	}
 }

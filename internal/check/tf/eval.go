@@ -686,6 +686,9 @@ func (rs *resState) value() cty.Value {
 				m[k] = cty.StringVal(v)
 			}
 		}
+		if vc, ok := m["vpc_config"]; ok && rs.rb.typ == "aws_eks_cluster" {
+			m["vpc_config"] = eksClusterSGIDs(rs.addr(i), vc)
+		}
 		if rs.rb.typ == "azurerm_virtual_network" {
 			if sn, ok := m["subnet"]; ok {
 				m["subnet"] = inlineSubnetIDs(rs.addr(i), sn)
@@ -814,15 +817,22 @@ func (ev *evaluator) expr(e hcl.Expression, ctx *hcl.EvalContext, addr string) c
 					Msg: fmt.Sprintf("reference to undeclared resource %s: Terraform rejects the configuration, so the plan fails", missing)})
 			}
 		} else if computed {
-			ev.note(e.Range(), addr, kindComputed, "value is computed by the provider (%s), known only after apply", resourceRefs(e, ctx))
 			// Only the attributes the provider computes are unknown: a
-			// list or object holding them keeps what else it holds.
+			// list or object holding them keeps what else it holds. No
+			// note when the value does not depend on them (the length of
+			// a list of them) or when it can only be the address of the
+			// resources it names (aws_lb.web.dns_name: tf.Unknown.From
+			// names them, and the model follows that).
 			if c := withComputed(e, ctx); c != nil {
 				if v, diags := e.Value(c); !diags.HasErrors() {
 					v, _ = v.UnmarkDeep()
+					if !v.IsWhollyKnown() && len(sources(e, ctx, &instance{})) == 0 {
+						ev.note(e.Range(), addr, kindComputed, "value is computed by the provider (%s), known only after apply", resourceRefs(e, ctx))
+					}
 					return v
 				}
 			}
+			ev.note(e.Range(), addr, kindComputed, "value is computed by the provider (%s), known only after apply", resourceRefs(e, ctx))
 		} else {
 			ev.note(e.Range(), addr, kindError, "cannot evaluate: %s", strings.Join(msgs, "; "))
 		}

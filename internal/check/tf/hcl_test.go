@@ -1,6 +1,7 @@
 package tf
 
 import (
+	"fmt"
 	"strings"
 	"testing"
 	"testing/fstest"
@@ -177,6 +178,70 @@ module "remote" {
 	}
 	if _, ok := byAddr(p)["aws_instance.c"].Values["subnet_id"].(Unknown); !ok {
 		t.Error("an unknown value must read as Unknown")
+	}
+}
+
+// TestComputedNotedOnlyWhenUnresolved: a value that reads what the
+// provider computes is noted as not evaluated only when it is not known
+// after all: not the length of a list of such attributes, nor an address
+// that can only be the resource's own (which Unknown.From names), nor
+// the stand-in ID of the cluster group EKS makes. Each was noted.
+func TestComputedNotedOnlyWhenUnresolved(t *testing.T) {
+	p := load(t, fstest.MapFS{"main.tf": {Data: []byte(`
+resource "aws_instance" "web" {
+  count = 2
+}
+resource "aws_lb" "web" {
+  name = "web"
+}
+resource "aws_eks_cluster" "main" {
+  name = "main"
+  vpc_config {
+    subnet_ids = ["subnet-1"]
+  }
+}
+resource "aws_cloudfront_distribution" "cdn" {
+  origin {
+    domain_name = aws_lb.web.dns_name
+  }
+}
+resource "aws_security_group_rule" "nodes" {
+  security_group_id = aws_eks_cluster.main.vpc_config[0].cluster_security_group_id
+}
+resource "aws_ssm_parameter" "ip" {
+  value = "${aws_instance.web[0].private_ip}/32"
+}
+`)}}, Options{})
+	var msgs []string
+	for _, n := range p.Notes {
+		msgs = append(msgs, n.String())
+	}
+	all := strings.Join(msgs, "\n")
+	for _, addr := range []string{"aws_cloudfront_distribution.cdn", "aws_security_group_rule.nodes"} {
+		if strings.Contains(all, addr+":") {
+			t.Errorf("a note on %s, whose value is resolved:\n%s", addr, all)
+		}
+	}
+	if want := "aws_ssm_parameter.ip: value is computed by the provider (aws_instance.web[…].private_ip)"; !strings.Contains(all, want) {
+		t.Errorf("notes lack %q:\n%s", want, all)
+	}
+	r := byAddr(p)
+	if got := r["aws_security_group_rule.nodes"].Values["security_group_id"]; got != EKSClusterSG("aws_eks_cluster.main") {
+		t.Errorf("security_group_id = %#v, want %q", got, EKSClusterSG("aws_eks_cluster.main"))
+	}
+	if u, ok := r["aws_cloudfront_distribution.cdn"].Values["origin"].([]any)[0].(map[string]any)["domain_name"].(Unknown); !ok || len(u.From) != 1 || u.From[0] != "aws_lb.web" {
+		t.Errorf("domain_name = %#v, want unknown from aws_lb.web", u)
+	}
+	p = load(t, fstest.MapFS{"main.tf": {Data: []byte(`
+resource "aws_lb" "web" {
+  name = "web"
+}
+resource "aws_lb_target_group" "web" {
+  port = length([aws_lb.web.zone_id, aws_lb.web.arn_suffix])
+}
+`)}}, Options{})
+	if len(p.Notes) > 0 || fmt.Sprint(byAddr(p)["aws_lb_target_group.web"].Values["port"]) != "2" {
+		t.Errorf("port = %#v with notes %v, want 2 and none", byAddr(p)["aws_lb_target_group.web"].Values["port"], p.Notes)
 	}
 }
 

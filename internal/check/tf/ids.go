@@ -37,6 +37,37 @@ func inlineSubnetIDs(vnetAddr string, subnets cty.Value) cty.Value {
 	return tupleOf(out)
 }
 
+// EKSClusterSG stands for the ID of the security group EKS creates for the
+// cluster at addr (its vpc_config's cluster_security_group_id): a rule's
+// security_group_id = aws_eks_cluster.main.vpc_config[0].cluster_security_group_id
+// reads as it, and the model knows the group by it.
+func EKSClusterSG(addr string) string {
+	return addr + ":cluster-security-group"
+}
+
+// eksClusterSGIDs gives each vpc_config block of an EKS cluster the ID of
+// the cluster group (EKSClusterSG), which the provider computes.
+func eksClusterSGIDs(addr string, vcs cty.Value) cty.Value {
+	// What else the blocks hold may be unknown; the group's ID is not.
+	if !vcs.IsKnown() || vcs.IsNull() || !vcs.CanIterateElements() {
+		return vcs
+	}
+	var out []cty.Value
+	for it := vcs.ElementIterator(); it.Next(); {
+		_, vc := it.Element()
+		if !vc.IsKnown() || vc.IsNull() || !vc.Type().IsObjectType() {
+			return vcs
+		}
+		attrs := vc.AsValueMap()
+		if attrs == nil {
+			attrs = map[string]cty.Value{}
+		}
+		attrs["cluster_security_group_id"] = cty.StringVal(EKSClusterSG(addr))
+		out = append(out, cty.ObjectVal(attrs))
+	}
+	return tupleOf(out)
+}
+
 // PrivateIPOf stands for the private address Azure assigns the network
 // interface or load balancer at addr (an interface's primary
 // ip_configuration's, a balancer's first frontend's, when that is not

@@ -1,6 +1,7 @@
 # Plaintext and TLS below 1.2: a web app without https_only, with FTP and
 # TLS 1.0; a legacy app that leaves FTP to the platform's default; a Redis
-# cache with its non-TLS port open; a storage account that admits HTTP.
+# cache with its non-TLS port open; a storage account that admits HTTP; an
+# Application Gateway that serves HTTP on its public frontend.
 resource "azurerm_linux_web_app" "api" {
   name                          = "app-api"
   resource_group_name           = "rg-apps"
@@ -75,4 +76,85 @@ resource "azurerm_mysql_flexible_server_configuration" "plaintext" {
   name      = "require_secure_transport"
   server_id = azurerm_mysql_flexible_server.orders.id
   value     = "OFF"
+}
+
+# An Application Gateway with an HTTPS listener whose HTTP listener, on the
+# same public frontend, still routes to the backend instead of redirecting.
+resource "azurerm_public_ip" "gw" {
+  name                = "pip-gw"
+  resource_group_name = "rg-apps"
+  location            = "westeurope"
+  allocation_method   = "Static"
+  sku                 = "Standard"
+}
+
+resource "azurerm_application_gateway" "web" {
+  name                = "agw-web"
+  resource_group_name = "rg-apps"
+  location            = "westeurope"
+
+  sku {
+    name     = "Standard_v2"
+    tier     = "Standard_v2"
+    capacity = 1
+  }
+  gateway_ip_configuration {
+    name      = "gw"
+    subnet_id = "/subscriptions/0/resourceGroups/rg-net/providers/Microsoft.Network/virtualNetworks/vnet/subnets/agw"
+  }
+  frontend_ip_configuration {
+    name                 = "public"
+    public_ip_address_id = azurerm_public_ip.gw.id
+  }
+  frontend_port {
+    name = "http"
+    port = 80
+  }
+  frontend_port {
+    name = "https"
+    port = 443
+  }
+  ssl_certificate {
+    name                = "web"
+    key_vault_secret_id = "https://kv-web.vault.azure.net/secrets/web"
+  }
+  http_listener {
+    name                           = "http"
+    frontend_ip_configuration_name = "public"
+    frontend_port_name             = "http"
+    protocol                       = "Http"
+  }
+  http_listener {
+    name                           = "https"
+    frontend_ip_configuration_name = "public"
+    frontend_port_name             = "https"
+    protocol                       = "Https"
+    ssl_certificate_name           = "web"
+  }
+  backend_address_pool {
+    name  = "web"
+    fqdns = ["web.internal.example"]
+  }
+  backend_http_settings {
+    name                  = "web"
+    cookie_based_affinity = "Disabled"
+    port                  = 8080
+    protocol              = "Http"
+  }
+  request_routing_rule {
+    name                       = "http"
+    priority                   = 10
+    rule_type                  = "Basic"
+    http_listener_name         = "http"
+    backend_address_pool_name  = "web"
+    backend_http_settings_name = "web"
+  }
+  request_routing_rule {
+    name                       = "https"
+    priority                   = 20
+    rule_type                  = "Basic"
+    http_listener_name         = "https"
+    backend_address_pool_name  = "web"
+    backend_http_settings_name = "web"
+  }
 }

@@ -68,3 +68,110 @@ resource "azurerm_postgresql_flexible_server_configuration" "pgaudit" {
   server_id = "/subscriptions/0/resourceGroups/rg-data/providers/Microsoft.DBforPostgreSQL/flexibleServers/psql"
   value     = "pgaudit"
 }
+
+# An Application Gateway whose public HTTP listener redirects to its HTTPS
+# listener; the HTTP listener of its private frontend serves the VNet.
+resource "azurerm_public_ip" "gw" {
+  name                = "pip-gw"
+  resource_group_name = "rg-apps"
+  location            = "westeurope"
+  allocation_method   = "Static"
+  sku                 = "Standard"
+}
+
+resource "azurerm_application_gateway" "web" {
+  name                = "agw-web"
+  resource_group_name = "rg-apps"
+  location            = "westeurope"
+
+  sku {
+    name     = "Standard_v2"
+    tier     = "Standard_v2"
+    capacity = 1
+  }
+  gateway_ip_configuration {
+    name      = "gw"
+    subnet_id = "/subscriptions/0/resourceGroups/rg-net/providers/Microsoft.Network/virtualNetworks/vnet/subnets/agw"
+  }
+  frontend_ip_configuration {
+    name                 = "public"
+    public_ip_address_id = azurerm_public_ip.gw.id
+  }
+  frontend_ip_configuration {
+    name                          = "private"
+    subnet_id                     = "/subscriptions/0/resourceGroups/rg-net/providers/Microsoft.Network/virtualNetworks/vnet/subnets/agw"
+    private_ip_address            = "10.20.0.10"
+    private_ip_address_allocation = "Static"
+  }
+  frontend_port {
+    name = "http"
+    port = 80
+  }
+  frontend_port {
+    name = "https"
+    port = 443
+  }
+  ssl_certificate {
+    name                = "web"
+    key_vault_secret_id = "https://kv-web.vault.azure.net/secrets/web"
+  }
+  http_listener {
+    name                           = "http"
+    frontend_ip_configuration_name = "public"
+    frontend_port_name             = "http"
+    protocol                       = "Http"
+  }
+  http_listener {
+    name                           = "https"
+    frontend_ip_configuration_name = "public"
+    frontend_port_name             = "https"
+    protocol                       = "Https"
+    ssl_certificate_name           = "web"
+  }
+  http_listener {
+    name                           = "internal"
+    frontend_ip_configuration_name = "private"
+    frontend_port_name             = "http"
+    protocol                       = "Http"
+  }
+  backend_address_pool {
+    name  = "web"
+    fqdns = ["web.internal.example"]
+  }
+  backend_http_settings {
+    name                  = "web"
+    cookie_based_affinity = "Disabled"
+    port                  = 8080
+    protocol              = "Http"
+  }
+  redirect_configuration {
+    name                 = "to-https"
+    redirect_type        = "Permanent"
+    target_listener_name = "https"
+    include_path         = true
+    include_query_string = true
+  }
+  request_routing_rule {
+    name                        = "http"
+    priority                    = 10
+    rule_type                   = "Basic"
+    http_listener_name          = "http"
+    redirect_configuration_name = "to-https"
+  }
+  request_routing_rule {
+    name                       = "https"
+    priority                   = 20
+    rule_type                  = "Basic"
+    http_listener_name         = "https"
+    backend_address_pool_name  = "web"
+    backend_http_settings_name = "web"
+  }
+  request_routing_rule {
+    name                       = "internal"
+    priority                   = 30
+    rule_type                  = "Basic"
+    http_listener_name         = "internal"
+    backend_address_pool_name  = "web"
+    backend_http_settings_name = "web"
+  }
+}
