@@ -42,6 +42,13 @@ func TestEtcdQuorumLost(t *testing.T) {
 	}
 	defer only.Close()
 	rev := mustPut(t, s, "svc/api", "before")
+	// The write is committed once two members hold it; m1 may not have
+	// applied it yet, and its copy is what the stale reads below answer
+	// from. A quorum read served by m1 returns only once m1 has applied
+	// everything committed before it.
+	if kv, err := only.Get(context.Background(), "svc/api"); err != nil || kv.ModRevision != rev {
+		t.Fatalf("quorum Get from m1 = @%d, %v; want @%d", kv.ModRevision, err, rev)
+	}
 
 	m2.Stop()
 	m3.Stop()
