@@ -96,6 +96,7 @@ type limitKind int
 
 const (
 	limitMeshAddr    limitKind = iota // mesh address changes
+	limitReattest                     // re-attestations by the node key
 	limitFlowBatches                  // flow batches
 	limitFlowRecords                  // flow records
 )
@@ -125,7 +126,7 @@ func (s *Server) nodeLimit(node string, kind limitKind) *rate.Limiter {
 	lim := l.m[k]
 	if lim == nil {
 		switch kind {
-		case limitMeshAddr:
+		case limitMeshAddr, limitReattest:
 			lim = rate.NewLimiter(rate.Every(time.Minute), 2)
 		case limitFlowBatches:
 			lim = rate.NewLimiter(rate.Limit(s.cfg.FlowLimits.BatchesPerSecond), s.cfg.FlowLimits.BatchBurst)

@@ -147,6 +147,14 @@ func (s *Server) checkReattest(ctx context.Context, req api.ReattestRequest) (ap
 	if contains(s.trust.Revocations().IDs, id.String()) {
 		return api.Node{}, errorf(http.StatusForbidden, "node %q is revoked", req.Node)
 	}
+	// Whoever holds the node key (root on the node) signs as many as it
+	// likes, and a signed request holds for MaxReattestSkew: each that
+	// holds is two audit entries and may move the mesh address, so they
+	// are held to the rate of a renewal's address changes. Only a proof
+	// that holds spends the node's budget, so strangers cannot spend it.
+	if !s.nodeLimit(req.Node, limitReattest).AllowN(s.now(), 1) {
+		return api.Node{}, errorf(http.StatusTooManyRequests, "node %q re-attested too often; try again later", req.Node)
+	}
 	var node api.Node
 	if err := getJSON(ctx, s.st, prefixNode+req.Node, &node); err != nil {
 		if errors.Is(err, store.ErrNotFound) {
