@@ -93,6 +93,21 @@ func (s *Server) handleAccessEvent(w http.ResponseWriter, r *http.Request, c *ca
 		writeError(w, err)
 		return
 	}
+	// A session not yet on record must be one the control plane relayed
+	// to this node; its mark is spent with the session's first record.
+	var relayedRev int64
+	if rev == 0 {
+		var m relayedSession
+		relayedRev, err = getJSONRev(ctx, s.st, relayedKey(g.ID, x.ID), &m)
+		if errors.Is(err, store.ErrNotFound) || err == nil && m.Node != c.Name {
+			writeError(w, errorf(http.StatusForbidden, "session %s of grant %s was not relayed to node %q", x.ID, g.ID, c.Name))
+			return
+		}
+		if err != nil {
+			writeError(w, err)
+			return
+		}
+	}
 	entry := audit.Entry{Time: s.now().UTC(), Actor: x.Admin, Target: c.Name, Result: "ok",
 		Detail: map[string]string{"grant": g.ID, "session": x.ID, "mode": x.Mode, "node": c.Name}}
 	if x.Detail != "" {
@@ -142,7 +157,12 @@ func (s *Server) handleAccessEvent(w http.ResponseWriter, r *http.Request, c *ca
 		writeError(w, errorf(http.StatusServiceUnavailable, "the audit log is unavailable"))
 		return
 	}
-	if err := s.putRev(ctx, key, rev, x); err != nil {
+	conds, ops := []store.Cond{{Key: key, ModRevision: rev}}, []store.Op{store.Put(key, mustJSON(x))}
+	if rev == 0 {
+		conds = append(conds, store.Cond{Key: relayedKey(g.ID, x.ID), ModRevision: relayedRev})
+		ops = append(ops, store.Delete(relayedKey(g.ID, x.ID)))
+	}
+	if _, err := s.st.Txn(ctx, conds, ops); err != nil {
 		writeError(w, err)
 		return
 	}
