@@ -10,10 +10,13 @@ import (
 	"net/http"
 	"path/filepath"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"moat/internal/api"
+	"moat/internal/ca"
 	"moat/internal/flow"
 )
 
@@ -171,4 +174,54 @@ func TestRenewValidatesAndAuditsMeshAddr(t *testing.T) {
 	if strings.Join(got, ",") != "pending "+moved+",ok "+moved {
 		t.Fatalf("node.update entries %q, want the intent and outcome of the move to %s", got, moved)
 	}
+}
+
+// TestNodeHoldsAtMostEightSVIDsPerService: root on a node asks for SVIDs
+// of a service of its own, many at once, to stockpile identities: it gets
+// no more than eight live ones in all (its agent's included), however the
+// requests interleave, and the rest are refused as too many.
+func TestNodeHoldsAtMostEightSVIDsPerService(t *testing.T) {
+	c := newCluster(t)
+	c.register(api.Registration{Name: "api", Node: "n1", Port: 8080})
+	cfg := c.agentConfig("n1")
+	a, stop := c.runAgent(cfg)
+	eventually(t, "first SVID", func() bool { return svidOf(a, "api") != nil })
+	stop()
+	n1 := c.nodeClient("n1")
+	const tries = 48
+	var wg sync.WaitGroup
+	var got, limited atomic.Int64
+	errs := make(chan error, tries)
+	for range tries {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			_, csr, err := ca.NewKeyCSR()
+			if err != nil {
+				errs <- err
+				return
+			}
+			var resp api.CertResponse
+			err = n1.Call(t.Context(), http.MethodPost, api.PathSVID, api.SVIDRequest{Service: "api", CSR: csr}, &resp)
+			var se *api.StatusError
+			switch {
+			case err == nil:
+				got.Add(1)
+			case errors.As(err, &se) && se.Code == http.StatusTooManyRequests:
+				limited.Add(1)
+			default:
+				errs <- err
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Fatal(err)
+	}
+	// The agent holds one live SVID already.
+	if got.Load()+1 > 8 || got.Load()+limited.Load() != tries {
+		t.Fatalf("of %d SVID requests sent at once, %d were answered and %d refused as too many: the node holds %d live SVIDs of api, want at most 8", tries, got.Load(), limited.Load(), got.Load()+1)
+	}
+	t.Logf("%d answered, %d refused", got.Load(), limited.Load())
 }

@@ -365,6 +365,22 @@ func (s *Server) handleSVID(w http.ResponseWriter, r *http.Request, c *caller) {
 		writeError(w, err)
 		return
 	}
+	// Requests sent at once all pass the count above before any is on
+	// record: count again with this one on record, and give it up if it
+	// is one too many. Of requests that interleave, each one answered saw
+	// every other one answered before it on record, so no more than
+	// maxLiveSVIDs are answered.
+	if live, err := s.issuedTo(ctx, c.Name, req.Service); err != nil || live > maxLiveSVIDs {
+		if _, derr := s.st.Delete(ctx, issuedKey(c.Name, rec.Serial)); derr != nil && err == nil {
+			err = derr
+		}
+		if err == nil {
+			err = errorf(http.StatusTooManyRequests, "node %q holds %d live SVIDs for %q already; renew at half life", c.Name, maxLiveSVIDs, req.Service)
+			s.refuse(r, c, "svid.sign", err)
+		}
+		writeError(w, err)
+		return
+	}
 	var rev identity.Revocations
 	if err := getJSON(ctx, s.st, keyRevocations, &rev); err != nil && !errors.Is(err, store.ErrNotFound) {
 		writeError(w, err)
