@@ -9,6 +9,7 @@ import (
 	"errors"
 	"net/http"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -18,6 +19,7 @@ import (
 	"moat/internal/api"
 	"moat/internal/ca"
 	"moat/internal/flow"
+	"moat/internal/testkit"
 )
 
 // nodeClient calls the control plane with an agent's node credentials, as
@@ -224,4 +226,66 @@ func TestNodeHoldsAtMostEightSVIDsPerService(t *testing.T) {
 		t.Fatalf("of %d SVID requests sent at once, %d were answered and %d refused as too many: the node holds %d live SVIDs of api, want at most 8", tries, got.Load(), limited.Load(), got.Load()+1)
 	}
 	t.Logf("%d answered, %d refused", got.Load(), limited.Load())
+}
+
+// watchStreams is the server's moat_server_watch_streams.
+func (c *cluster) watchStreams() int {
+	c.t.Helper()
+	var b strings.Builder
+	if err := c.reg.WriteText(&b); err != nil {
+		c.t.Fatal(err)
+	}
+	for _, line := range strings.Split(b.String(), "\n") {
+		if v, ok := strings.CutPrefix(line, "moat_server_watch_streams "); ok {
+			n, err := strconv.Atoi(v)
+			if err != nil {
+				c.t.Fatalf("%q: %v", line, err)
+			}
+			return n
+		}
+	}
+	c.t.Fatal("no moat_server_watch_streams")
+	return 0
+}
+
+// TestNodeWatchStreamsBounded: root on a node opens watch streams with
+// its node certificate, one after another, each a subscription the
+// server feeds on every change: the server keeps no more than four of
+// one node's at once, ending the oldest for a new one, so the node
+// cannot make the control plane carry thousands; and its own agent,
+// whose stream was one of those ended, follows again.
+func TestNodeWatchStreamsBounded(t *testing.T) {
+	c := newCluster(t)
+	c.register(api.Registration{Name: "api", Node: "n1", Port: 8080})
+	a := c.startAgent("n1")
+	eventually(t, "first SVID", func() bool { return svidOf(a, "api") != nil })
+	n1 := c.nodeClient("n1")
+	ctx, cancel := context.WithCancel(t.Context())
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	defer cancel()
+	const opened = 24
+	for range opened {
+		first := make(chan struct{})
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			var once sync.Once
+			_ = n1.Watch(ctx, time.Minute, func(api.Update) error {
+				once.Do(func() { close(first) })
+				return nil
+			})
+		}()
+		select {
+		case <-first:
+		case <-time.After(testkit.WaitLimit):
+			t.Fatal("a watch stream's first update did not come")
+		}
+	}
+	eventually(t, "the server to hold at most four of n1's watch streams", func() bool { return c.watchStreams() <= 4 })
+	cancel()
+	wg.Wait()
+	t.Log("the agent follows again: a service registered on n1 now gets its SVID")
+	c.register(api.Registration{Name: "late", Node: "n1", Port: 8081})
+	c.settle("the late service's SVID", func() bool { return svidOf(a, "late") != nil })
 }
