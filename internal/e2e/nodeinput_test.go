@@ -289,3 +289,44 @@ func TestNodeWatchStreamsBounded(t *testing.T) {
 	c.register(api.Registration{Name: "late", Node: "n1", Port: 8081})
 	c.settle("the late service's SVID", func() bool { return svidOf(a, "late") != nil })
 }
+
+// TestNodeHealthReportsRateLimited: an agent reports its listeners when
+// they change and every five minutes, each report a store write of up to
+// a megabyte. Root on a node sending them in a loop is held to a rate, as
+// its flow records are: past ten at once they are refused (429), one more
+// every ten seconds, and the node is slowed alone.
+func TestNodeHealthReportsRateLimited(t *testing.T) {
+	c := newCluster(t)
+	c.register(api.Registration{Name: "api", Node: "n1", Port: 8080})
+	c.register(api.Registration{Name: "db", Node: "n2", Port: 5432})
+	a1, a2 := c.startAgent("n1"), c.startAgent("n2")
+	eventually(t, "first SVIDs", func() bool { return svidOf(a1, "api") != nil && svidOf(a2, "db") != nil })
+	n1, n2 := c.nodeClient("n1"), c.nodeClient("n2")
+	report := api.NodeHealth{Services: map[string][]api.ListenerHealth{"api": {{Kind: "upstream", Addr: "127.0.0.1:1", OK: true}}}}
+	ok, limited := 0, 0
+	for i := range 40 {
+		err := n1.Call(t.Context(), http.MethodPost, api.PathNodeHealth, report, nil)
+		var se *api.StatusError
+		switch {
+		case err == nil:
+			ok++
+		case errors.As(err, &se) && se.Code == http.StatusTooManyRequests:
+			limited++
+		default:
+			t.Fatalf("report %d: %v", i, err)
+		}
+	}
+	if ok > 10 || ok+limited != 40 {
+		t.Fatalf("of 40 health reports in a row, %d were taken and %d refused as too many: want at most 10 taken", ok, limited)
+	}
+	t.Log("another node is not slowed")
+	other := api.NodeHealth{Services: map[string][]api.ListenerHealth{"db": {{Kind: "upstream", Addr: "127.0.0.1:2", OK: true}}}}
+	if err := n2.Call(t.Context(), http.MethodPost, api.PathNodeHealth, other, nil); err != nil {
+		t.Fatalf("n2's report: %v", err)
+	}
+	t.Log("ten seconds on, n1 reports again")
+	c.clk.Advance(10 * time.Second)
+	if err := n1.Call(t.Context(), http.MethodPost, api.PathNodeHealth, report, nil); err != nil {
+		t.Fatalf("n1's report ten seconds later: %v", err)
+	}
+}

@@ -97,6 +97,7 @@ type limitKind int
 const (
 	limitMeshAddr    limitKind = iota // mesh address changes
 	limitReattest                     // re-attestations by the node key
+	limitHealth                       // listener health reports
 	limitFlowBatches                  // flow batches
 	limitFlowRecords                  // flow records
 )
@@ -128,6 +129,10 @@ func (s *Server) nodeLimit(node string, kind limitKind) *rate.Limiter {
 		switch kind {
 		case limitMeshAddr, limitReattest:
 			lim = rate.NewLimiter(rate.Every(time.Minute), 2)
+		case limitHealth:
+			// An agent reports when its listeners change, and every
+			// five minutes.
+			lim = rate.NewLimiter(rate.Every(10*time.Second), 10)
 		case limitFlowBatches:
 			lim = rate.NewLimiter(rate.Limit(s.cfg.FlowLimits.BatchesPerSecond), s.cfg.FlowLimits.BatchBurst)
 		case limitFlowRecords:
