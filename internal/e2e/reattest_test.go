@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -175,18 +176,7 @@ func TestReattestByNodeKeyIsRateLimited(t *testing.T) {
 	a, stop := c.runAgent(cfg)
 	eventually(t, "first SVID", func() bool { return svidOf(a, "api") != nil })
 	stop()
-	b, err := os.ReadFile(filepath.Join(cfg.DataDir, "node", "attest.pem"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	blk, _ := pem.Decode(b)
-	if blk == nil {
-		t.Fatal("attest.pem: no PEM block")
-	}
-	key, err := x509.ParseECPrivateKey(blk.Bytes)
-	if err != nil {
-		t.Fatal(err)
-	}
+	key := attestKey(t, cfg.DataDir)
 	anon := api.NewClient(c.addr, api.ClientTLS(nil, a.Trust()))
 	defer anon.Close()
 	before := len(auditEntries(t, c, "node.reattest"))
@@ -197,13 +187,8 @@ func TestReattestByNodeKeyIsRateLimited(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		now := c.clk.Now().UTC()
-		sum := sha256.Sum256(api.ReattestPayload("example.org", "n1", now, csr))
-		sig, err := ecdsa.SignASN1(rand.Reader, key, sum[:])
-		if err != nil {
-			t.Fatal(err)
-		}
-		req := api.ReattestRequest{Node: "n1", MeshAddr: "127.0.0.1:" + itoa(20000+i), CSR: csr, Time: now, Signature: sig}
+		req := signedReattest(t, key, "n1", c.clk.Now(), csr)
+		req.MeshAddr = "127.0.0.1:" + itoa(20000+i)
 		var resp api.CertResponse
 		err = anon.Call(t.Context(), http.MethodPost, api.PathReattest, req, &resp)
 		var se *api.StatusError
@@ -228,14 +213,72 @@ func TestReattestByNodeKeyIsRateLimited(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	now := c.clk.Now().UTC()
-	sum := sha256.Sum256(api.ReattestPayload("example.org", "n1", now, csr))
-	sig, err := ecdsa.SignASN1(rand.Reader, key, sum[:])
+	var resp api.CertResponse
+	if err := anon.Call(t.Context(), http.MethodPost, api.PathReattest, signedReattest(t, key, "n1", c.clk.Now(), csr), &resp); err != nil {
+		t.Fatalf("a re-attestation a minute later: %v", err)
+	}
+}
+
+// TestRevokedNodeCannotReattest: root on a revoked node still holds its
+// node key; a re-attestation signed with it is refused, as is a join with
+// a fresh token for the name: a revoked node's name takes no certificate
+// again.
+func TestRevokedNodeCannotReattest(t *testing.T) {
+	c := newCluster(t)
+	c.register(api.Registration{Name: "api", Node: "n1", Port: 8080})
+	cfg := c.agentConfig("n1")
+	a, stop := c.runAgent(cfg)
+	eventually(t, "first SVID", func() bool { return svidOf(a, "api") != nil })
+	stop()
+	key := attestKey(t, cfg.DataDir)
+	if err := c.call(http.MethodPost, api.PathRevoke, api.RevokeRequest{Node: "n1"}, nil); err != nil {
+		t.Fatal(err)
+	}
+	tok := c.token("n1")
+	anon := api.NewClient(c.addr, api.ClientTLS(nil, a.Trust()))
+	defer anon.Close()
+	_, csr, err := ca.NewKeyCSR()
 	if err != nil {
 		t.Fatal(err)
 	}
 	var resp api.CertResponse
-	if err := anon.Call(t.Context(), http.MethodPost, api.PathReattest, api.ReattestRequest{Node: "n1", CSR: csr, Time: now, Signature: sig}, &resp); err != nil {
-		t.Fatalf("a re-attestation a minute later: %v", err)
+	err = anon.Call(t.Context(), http.MethodPost, api.PathReattest, signedReattest(t, key, "n1", c.clk.Now(), csr), &resp)
+	if !errors.Is(err, api.ErrPermissionDenied) || !strings.Contains(err.Error(), "revoked") {
+		t.Fatalf("a revoked node's re-attestation: %v", err)
 	}
+	err = anon.Call(t.Context(), http.MethodPost, api.PathJoin, api.JoinRequest{Token: tok, Node: "n1", MeshAddr: "127.0.0.1:1", CSR: csr}, &resp)
+	if !errors.Is(err, api.ErrPermissionDenied) || !strings.Contains(err.Error(), "revoked") {
+		t.Fatalf("a revoked node's join with a fresh token: %v", err)
+	}
+}
+
+// attestKey reads the node key an agent without a keyring keeps in
+// dataDir: what root on the node holds.
+func attestKey(t *testing.T, dataDir string) *ecdsa.PrivateKey {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join(dataDir, "node", "attest.pem"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	blk, _ := pem.Decode(b)
+	if blk == nil {
+		t.Fatal("attest.pem: no PEM block")
+	}
+	key, err := x509.ParseECPrivateKey(blk.Bytes)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return key
+}
+
+// signedReattest is node's re-attestation for csr at now, signed by key.
+func signedReattest(t *testing.T, key *ecdsa.PrivateKey, node string, now time.Time, csr []byte) api.ReattestRequest {
+	t.Helper()
+	now = now.UTC()
+	sum := sha256.Sum256(api.ReattestPayload("example.org", node, now, csr))
+	sig, err := ecdsa.SignASN1(rand.Reader, key, sum[:])
+	if err != nil {
+		t.Fatal(err)
+	}
+	return api.ReattestRequest{Node: node, CSR: csr, Time: now, Signature: sig}
 }
