@@ -317,3 +317,40 @@ func TestJoinRaceSpendsTokenOnce(t *testing.T) {
 		t.Fatalf("%d joins with one token at once: %d answered, %d refused as used; want 1 and %d", racers, won.Load(), used.Load(), racers-1)
 	}
 }
+
+// TestJoinWithBadCSRRecordsNothing: whoever holds an unspent join token
+// (stolen, say) sends joins whose CSR is no certificate request. Each is
+// refused before anything is recorded, and counted among the refusals:
+// the log does not grow by two entries a try for as long as the token
+// lives. The token is not spent by them; its join then succeeds, on
+// record as intent and outcome.
+func TestJoinWithBadCSRRecordsNothing(t *testing.T) {
+	c := newCluster(t)
+	tok := c.token("n1")
+	trust := identity.NewTrust(identity.TrustConfig{TrustDomain: c.srv.CA().TrustDomain()})
+	trust.Update(c.srv.CA().Bundle(), identity.Revocations{})
+	anon := api.NewClient(c.addr, api.ClientTLS(nil, trust))
+	defer anon.Close()
+	for i, csr := range [][]byte{[]byte("x"), nil, make([]byte, 4096)} {
+		var resp api.CertResponse
+		err := anon.Call(t.Context(), http.MethodPost, api.PathJoin, api.JoinRequest{Token: tok, Node: "n1", MeshAddr: "127.0.0.1:1", CSR: csr}, &resp)
+		var se *api.StatusError
+		if !errors.As(err, &se) || se.Code != http.StatusBadRequest || !strings.Contains(se.Msg, "csr") {
+			t.Fatalf("join %d with a bad CSR: %v", i, err)
+		}
+	}
+	if got := auditEntries(t, c, "node.join"); len(got) != 0 {
+		t.Fatalf("joins refused for their CSR are in the audit log: %+v", got)
+	}
+	_, csr, err := ca.NewKeyCSR()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var resp api.CertResponse
+	if err := anon.Call(t.Context(), http.MethodPost, api.PathJoin, api.JoinRequest{Token: tok, Node: "n1", MeshAddr: "127.0.0.1:1", CSR: csr}, &resp); err != nil {
+		t.Fatalf("the join with a CSR: %v", err)
+	}
+	if got := auditEntries(t, c, "node.join"); len(got) != 2 {
+		t.Fatalf("%d node.join entries, want the intent and the outcome of the one join", len(got))
+	}
+}

@@ -16,6 +16,7 @@ import (
 
 	"moat/internal/api"
 	"moat/internal/audit"
+	"moat/internal/ca"
 	"moat/internal/identity"
 	"moat/internal/store"
 )
@@ -136,6 +137,12 @@ func (s *Server) validateJoin(req api.JoinRequest) error {
 	}
 	if err := validateMeshAddr(req.MeshAddr); err != nil {
 		return err
+	}
+	// A CSR that cannot be signed would fail the join after its intent is
+	// on record, leaving the token unspent for another try: each try two
+	// audit entries, for as long as the token lives.
+	if _, err := ca.ParseCSR(req.CSR); err != nil {
+		return errorf(http.StatusBadRequest, "csr: %v", err)
 	}
 	if req.NodeKey != nil {
 		if _, err := parseNodeKey(req.NodeKey); err != nil {

@@ -14,6 +14,7 @@ import (
 
 	"moat/internal/api"
 	"moat/internal/audit"
+	"moat/internal/ca"
 	"moat/internal/identity"
 	"moat/internal/store"
 )
@@ -124,6 +125,9 @@ func (s *Server) checkReattest(ctx context.Context, req api.ReattestRequest) (ap
 		if err := validateMeshAddr(req.MeshAddr); err != nil {
 			return api.Node{}, err
 		}
+	}
+	if _, err := ca.ParseCSR(req.CSR); err != nil {
+		return api.Node{}, errorf(http.StatusBadRequest, "csr: %v", err)
 	}
 	var rec nodeKeyRecord
 	err = getJSON(ctx, s.st, prefixNodeKey+req.Node, &rec)
