@@ -401,15 +401,9 @@ func validate(leaf, inter *x509.Certificate, id spiffeid.ID, now time.Time) erro
 // SignCSR issues an SVID for id over the public key of a PKCS#10 request.
 // The request's own names are ignored: the CA decides the identity.
 func (ca *CA) SignCSR(csrDER []byte, id spiffeid.ID, ttl time.Duration) ([]*x509.Certificate, error) {
-	csr, err := x509.ParseCertificateRequest(csrDER)
+	csr, err := ParseCSR(csrDER)
 	if err != nil {
-		return nil, fmt.Errorf("ca: parse CSR: %w", err)
-	}
-	if err := csr.CheckSignature(); err != nil {
-		return nil, fmt.Errorf("ca: CSR signature: %w", err)
-	}
-	if _, ok := csr.PublicKey.(*ecdsa.PublicKey); !ok {
-		return nil, fmt.Errorf("ca: CSR key must be ECDSA, got %T", csr.PublicKey)
+		return nil, err
 	}
 	return ca.SignPublicKey(csr.PublicKey, id, ttl)
 }

@@ -12,7 +12,9 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math/big"
 	"net"
+	"net/url"
 	"sync"
 	"testing"
 	"time"
@@ -327,5 +329,52 @@ func TestIssueTLS(t *testing.T) {
 	}
 	if _, err := c.IssueTLS(nil, nil, time.Hour); err == nil {
 		t.Fatal("a certificate without names was issued")
+	}
+}
+
+// TestIssuedCertificateSignsNothing: root on a node holds its node
+// certificate's key and its services' SVID keys. A certificate it signs
+// with one of them, for another node or service, claiming to be a CA or
+// not, with the issued certificate and the intermediate as its chain, is
+// refused by the verifier every agent and server uses.
+func TestIssuedCertificateSignsNothing(t *testing.T) {
+	clk := &clock{t: time.Now().Truncate(time.Second)}
+	c := testCA(t, clk)
+	trust := identity.NewTrust(identity.TrustConfig{TrustDomain: td, Now: clk.Now})
+	trust.Update(c.Bundle(), identity.Revocations{})
+	for _, issued := range []spiffeid.ID{spiffeid.RequireFromSegments(td, "node", "n1"), svc("api")} {
+		held, err := c.Issue(issued, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		inter, err := x509.ParseCertificate(held.Certificate[1])
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, forged := range []spiffeid.ID{spiffeid.RequireFromSegments(td, "node", "n2"), svc("db"), spiffeid.RequireFromSegments(td, "admin", "admin")} {
+			for _, isCA := range []bool{false, true} {
+				key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+				if err != nil {
+					t.Fatal(err)
+				}
+				tmpl := &x509.Certificate{
+					SerialNumber: big.NewInt(7), NotBefore: clk.Now().Add(-time.Minute), NotAfter: clk.Now().Add(time.Hour),
+					BasicConstraintsValid: true, IsCA: isCA, KeyUsage: x509.KeyUsageDigitalSignature,
+					ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth, x509.ExtKeyUsageClientAuth},
+					URIs:        []*url.URL{forged.URL()},
+				}
+				der, err := x509.CreateCertificate(rand.Reader, tmpl, held.Leaf, key.Public(), held.PrivateKey)
+				if err != nil {
+					t.Fatal(err)
+				}
+				leaf, err := x509.ParseCertificate(der)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if id, err := trust.Verify([]*x509.Certificate{leaf, held.Leaf, inter}); err == nil {
+					t.Errorf("a certificate for %s signed by %s's key (CA %v) verified as %s", forged, issued, isCA, id)
+				}
+			}
+		}
 	}
 }

@@ -23,3 +23,20 @@ func NewKeyCSR() (*ecdsa.PrivateKey, []byte, error) {
 	}
 	return key, csr, nil
 }
+
+// ParseCSR parses a PKCS#10 request as SignCSR takes it: signed by its
+// own key, an ECDSA one. A caller checks a request with it before
+// anything is recorded for it.
+func ParseCSR(der []byte) (*x509.CertificateRequest, error) {
+	csr, err := x509.ParseCertificateRequest(der)
+	if err != nil {
+		return nil, fmt.Errorf("ca: parse CSR: %w", err)
+	}
+	if err := csr.CheckSignature(); err != nil {
+		return nil, fmt.Errorf("ca: CSR signature: %w", err)
+	}
+	if _, ok := csr.PublicKey.(*ecdsa.PublicKey); !ok {
+		return nil, fmt.Errorf("ca: CSR key must be ECDSA, got %T", csr.PublicKey)
+	}
+	return csr, nil
+}

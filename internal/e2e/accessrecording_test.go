@@ -221,3 +221,61 @@ func TestSessionReportFieldsPrintable(t *testing.T) {
 		}
 	}
 }
+
+// TestNodeCannotInventSessions: root on a node holds the node's
+// credentials and may report sessions of its grants, truthfully or not,
+// but only sessions the control plane relayed to it: one it never relayed
+// (here twenty, each with a fresh ID, under a grant that is active) is
+// refused, start or end, and nothing of it reaches the audit log or the
+// grant's sessions. Each was an audit entry and a stored session before,
+// as many as the node cared to send.
+func TestNodeCannotInventSessions(t *testing.T) {
+	b := startBreakGlass(t)
+	id := b.request(t, "--node", "web-1", "--shell", "--reason", "INC-60", "--for", "1h")
+	must(t, b.alice.env, "ssh", "web-1", "true")
+	x := storedSessions(t, b.alice.env, id, 1)[0]
+	hc := b.nodeTLS(t)
+	url := "https://" + b.serverAddr + api.PathNodeAccessEvent
+	for i := range 20 {
+		kind := []string{"start", "end"}[i%2]
+		s := x
+		s.ID = fmt.Sprintf("%024x", i+1)
+		s.Ended, s.Recording, s.Stored, s.StoredOn = time.Time{}, "", false, ""
+		body, _ := json.Marshal(api.AccessEvent{Kind: kind, Session: s})
+		resp, err := hc.Post(url, "application/json", strings.NewReader(string(body)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		msg, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusForbidden || !strings.Contains(string(msg), "not relayed") {
+			t.Fatalf("a %s report of session %s, which was never relayed: %d %s", kind, s.ID, resp.StatusCode, msg)
+		}
+	}
+	t.Log("the session relayed is reported again, as a retrying agent does: answered, once on record")
+	body, _ := json.Marshal(api.AccessEvent{Kind: "start", Session: x})
+	resp, err := hc.Post(url, "application/json", strings.NewReader(string(body)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("the relayed session's start again: %d", resp.StatusCode)
+	}
+	if got := storedSessions(t, b.alice.env, id, 1); got[0].ID != x.ID {
+		t.Fatalf("the grant's session is %s, want %s", got[0].ID, x.ID)
+	}
+	b.server.stop()
+	starts := 0
+	for _, e := range verifiedAuditLog(t, b.data) {
+		if e.Entry.Action == "access.session.start" || e.Entry.Action == "access.session.end" {
+			if e.Entry.Detail["session"] != x.ID {
+				t.Errorf("an entry of a session never relayed: %+v", e.Entry)
+			}
+			starts++
+		}
+	}
+	if starts != 2 {
+		t.Errorf("%d session entries, want the relayed session's start and end", starts)
+	}
+}

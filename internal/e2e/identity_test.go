@@ -12,6 +12,8 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -21,6 +23,7 @@ import (
 
 	"moat/internal/agent"
 	"moat/internal/api"
+	"moat/internal/ca"
 	"moat/internal/identity"
 	"moat/internal/testkit"
 )
@@ -267,4 +270,87 @@ func TestWorkloadAPI(t *testing.T) {
 		s, err := src.GetX509SVID()
 		return err == nil && s.Certificates[0].SerialNumber.Cmp(first) != 0
 	})
+}
+
+// TestJoinRaceSpendsTokenOnce: a stolen join token sent by many joiners at
+// once (the thief racing the node, or itself) makes one node certificate:
+// one join is answered, and every other is refused as a used token.
+func TestJoinRaceSpendsTokenOnce(t *testing.T) {
+	c := newCluster(t)
+	tok := c.token("n1")
+	trust := identity.NewTrust(identity.TrustConfig{TrustDomain: c.srv.CA().TrustDomain()})
+	trust.Update(c.srv.CA().Bundle(), identity.Revocations{})
+	anon := api.NewClient(c.addr, api.ClientTLS(nil, trust))
+	defer anon.Close()
+	const racers = 16
+	var wg sync.WaitGroup
+	var won, used atomic.Int64
+	errs := make(chan error, racers)
+	for i := range racers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			_, csr, err := ca.NewKeyCSR()
+			if err != nil {
+				errs <- err
+				return
+			}
+			req := api.JoinRequest{Token: tok, Node: "n1", MeshAddr: "127.0.0.1:" + itoa(30000+i), CSR: csr}
+			var resp api.CertResponse
+			err = anon.Call(t.Context(), http.MethodPost, api.PathJoin, req, &resp)
+			switch {
+			case err == nil:
+				won.Add(1)
+			case errors.Is(err, api.ErrUnauthenticated) && strings.Contains(err.Error(), "already used"):
+				used.Add(1)
+			default:
+				errs <- err
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Fatal(err)
+	}
+	if won.Load() != 1 || used.Load() != racers-1 {
+		t.Fatalf("%d joins with one token at once: %d answered, %d refused as used; want 1 and %d", racers, won.Load(), used.Load(), racers-1)
+	}
+}
+
+// TestJoinWithBadCSRRecordsNothing: whoever holds an unspent join token
+// (stolen, say) sends joins whose CSR is no certificate request. Each is
+// refused before anything is recorded, and counted among the refusals:
+// the log does not grow by two entries a try for as long as the token
+// lives. The token is not spent by them; its join then succeeds, on
+// record as intent and outcome.
+func TestJoinWithBadCSRRecordsNothing(t *testing.T) {
+	c := newCluster(t)
+	tok := c.token("n1")
+	trust := identity.NewTrust(identity.TrustConfig{TrustDomain: c.srv.CA().TrustDomain()})
+	trust.Update(c.srv.CA().Bundle(), identity.Revocations{})
+	anon := api.NewClient(c.addr, api.ClientTLS(nil, trust))
+	defer anon.Close()
+	for i, csr := range [][]byte{[]byte("x"), nil, make([]byte, 4096)} {
+		var resp api.CertResponse
+		err := anon.Call(t.Context(), http.MethodPost, api.PathJoin, api.JoinRequest{Token: tok, Node: "n1", MeshAddr: "127.0.0.1:1", CSR: csr}, &resp)
+		var se *api.StatusError
+		if !errors.As(err, &se) || se.Code != http.StatusBadRequest || !strings.Contains(se.Msg, "csr") {
+			t.Fatalf("join %d with a bad CSR: %v", i, err)
+		}
+	}
+	if got := auditEntries(t, c, "node.join"); len(got) != 0 {
+		t.Fatalf("joins refused for their CSR are in the audit log: %+v", got)
+	}
+	_, csr, err := ca.NewKeyCSR()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var resp api.CertResponse
+	if err := anon.Call(t.Context(), http.MethodPost, api.PathJoin, api.JoinRequest{Token: tok, Node: "n1", MeshAddr: "127.0.0.1:1", CSR: csr}, &resp); err != nil {
+		t.Fatalf("the join with a CSR: %v", err)
+	}
+	if got := auditEntries(t, c, "node.join"); len(got) != 2 {
+		t.Fatalf("%d node.join entries, want the intent and the outcome of the one join", len(got))
+	}
 }

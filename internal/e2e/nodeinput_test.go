@@ -9,12 +9,17 @@ import (
 	"errors"
 	"net/http"
 	"path/filepath"
+	"strconv"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"moat/internal/api"
+	"moat/internal/ca"
 	"moat/internal/flow"
+	"moat/internal/testkit"
 )
 
 // nodeClient calls the control plane with an agent's node credentials, as
@@ -170,5 +175,158 @@ func TestRenewValidatesAndAuditsMeshAddr(t *testing.T) {
 	}
 	if strings.Join(got, ",") != "pending "+moved+",ok "+moved {
 		t.Fatalf("node.update entries %q, want the intent and outcome of the move to %s", got, moved)
+	}
+}
+
+// TestNodeHoldsAtMostEightSVIDsPerService: root on a node asks for SVIDs
+// of a service of its own, many at once, to stockpile identities: it gets
+// no more than eight live ones in all (its agent's included), however the
+// requests interleave, and the rest are refused as too many.
+func TestNodeHoldsAtMostEightSVIDsPerService(t *testing.T) {
+	c := newCluster(t)
+	c.register(api.Registration{Name: "api", Node: "n1", Port: 8080})
+	cfg := c.agentConfig("n1")
+	a, stop := c.runAgent(cfg)
+	eventually(t, "first SVID", func() bool { return svidOf(a, "api") != nil })
+	stop()
+	n1 := c.nodeClient("n1")
+	const tries = 48
+	var wg sync.WaitGroup
+	var got, limited atomic.Int64
+	errs := make(chan error, tries)
+	for range tries {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			_, csr, err := ca.NewKeyCSR()
+			if err != nil {
+				errs <- err
+				return
+			}
+			var resp api.CertResponse
+			err = n1.Call(t.Context(), http.MethodPost, api.PathSVID, api.SVIDRequest{Service: "api", CSR: csr}, &resp)
+			var se *api.StatusError
+			switch {
+			case err == nil:
+				got.Add(1)
+			case errors.As(err, &se) && se.Code == http.StatusTooManyRequests:
+				limited.Add(1)
+			default:
+				errs <- err
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Fatal(err)
+	}
+	// The agent holds one live SVID already.
+	if got.Load()+1 > 8 || got.Load()+limited.Load() != tries {
+		t.Fatalf("of %d SVID requests sent at once, %d were answered and %d refused as too many: the node holds %d live SVIDs of api, want at most 8", tries, got.Load(), limited.Load(), got.Load()+1)
+	}
+	t.Logf("%d answered, %d refused", got.Load(), limited.Load())
+}
+
+// watchStreams is the server's moat_server_watch_streams.
+func (c *cluster) watchStreams() int {
+	c.t.Helper()
+	var b strings.Builder
+	if err := c.reg.WriteText(&b); err != nil {
+		c.t.Fatal(err)
+	}
+	for _, line := range strings.Split(b.String(), "\n") {
+		if v, ok := strings.CutPrefix(line, "moat_server_watch_streams "); ok {
+			n, err := strconv.Atoi(v)
+			if err != nil {
+				c.t.Fatalf("%q: %v", line, err)
+			}
+			return n
+		}
+	}
+	c.t.Fatal("no moat_server_watch_streams")
+	return 0
+}
+
+// TestNodeWatchStreamsBounded: root on a node opens watch streams with
+// its node certificate, one after another, each a subscription the
+// server feeds on every change: the server keeps no more than four of
+// one node's at once, ending the oldest for a new one, so the node
+// cannot make the control plane carry thousands; and its own agent,
+// whose stream was one of those ended, follows again.
+func TestNodeWatchStreamsBounded(t *testing.T) {
+	c := newCluster(t)
+	c.register(api.Registration{Name: "api", Node: "n1", Port: 8080})
+	a := c.startAgent("n1")
+	eventually(t, "first SVID", func() bool { return svidOf(a, "api") != nil })
+	n1 := c.nodeClient("n1")
+	ctx, cancel := context.WithCancel(t.Context())
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	defer cancel()
+	const opened = 24
+	for range opened {
+		first := make(chan struct{})
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			var once sync.Once
+			_ = n1.Watch(ctx, time.Minute, func(api.Update) error {
+				once.Do(func() { close(first) })
+				return nil
+			})
+		}()
+		select {
+		case <-first:
+		case <-time.After(testkit.WaitLimit):
+			t.Fatal("a watch stream's first update did not come")
+		}
+	}
+	eventually(t, "the server to hold at most four of n1's watch streams", func() bool { return c.watchStreams() <= 4 })
+	cancel()
+	wg.Wait()
+	t.Log("the agent follows again: a service registered on n1 now gets its SVID")
+	c.register(api.Registration{Name: "late", Node: "n1", Port: 8081})
+	c.settle("the late service's SVID", func() bool { return svidOf(a, "late") != nil })
+}
+
+// TestNodeHealthReportsRateLimited: an agent reports its listeners when
+// they change and every five minutes, each report a store write of up to
+// a megabyte. Root on a node sending them in a loop is held to a rate, as
+// its flow records are: past ten at once they are refused (429), one more
+// every ten seconds, and the node is slowed alone.
+func TestNodeHealthReportsRateLimited(t *testing.T) {
+	c := newCluster(t)
+	c.register(api.Registration{Name: "api", Node: "n1", Port: 8080})
+	c.register(api.Registration{Name: "db", Node: "n2", Port: 5432})
+	a1, a2 := c.startAgent("n1"), c.startAgent("n2")
+	eventually(t, "first SVIDs", func() bool { return svidOf(a1, "api") != nil && svidOf(a2, "db") != nil })
+	n1, n2 := c.nodeClient("n1"), c.nodeClient("n2")
+	report := api.NodeHealth{Services: map[string][]api.ListenerHealth{"api": {{Kind: "upstream", Addr: "127.0.0.1:1", OK: true}}}}
+	ok, limited := 0, 0
+	for i := range 40 {
+		err := n1.Call(t.Context(), http.MethodPost, api.PathNodeHealth, report, nil)
+		var se *api.StatusError
+		switch {
+		case err == nil:
+			ok++
+		case errors.As(err, &se) && se.Code == http.StatusTooManyRequests:
+			limited++
+		default:
+			t.Fatalf("report %d: %v", i, err)
+		}
+	}
+	if ok > 10 || ok+limited != 40 {
+		t.Fatalf("of 40 health reports in a row, %d were taken and %d refused as too many: want at most 10 taken", ok, limited)
+	}
+	t.Log("another node is not slowed")
+	other := api.NodeHealth{Services: map[string][]api.ListenerHealth{"db": {{Kind: "upstream", Addr: "127.0.0.1:2", OK: true}}}}
+	if err := n2.Call(t.Context(), http.MethodPost, api.PathNodeHealth, other, nil); err != nil {
+		t.Fatalf("n2's report: %v", err)
+	}
+	t.Log("ten seconds on, n1 reports again")
+	c.clk.Advance(10 * time.Second)
+	if err := n1.Call(t.Context(), http.MethodPost, api.PathNodeHealth, report, nil); err != nil {
+		t.Fatalf("n1's report ten seconds later: %v", err)
 	}
 }

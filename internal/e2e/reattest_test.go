@@ -1,15 +1,23 @@
 package e2e
 
 import (
+	"crypto/ecdsa"
+	"crypto/rand"
+	"crypto/sha256"
+	"crypto/x509"
+	"encoding/pem"
+	"errors"
 	"net/http"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
 	"moat/internal/agent"
 	"moat/internal/api"
 	"moat/internal/audit"
+	"moat/internal/ca"
 	"moat/internal/identity"
 	"moat/internal/server"
 )
@@ -152,4 +160,125 @@ func TestReattestWithJoinTokenWhenNodeKeyIsLost(t *testing.T) {
 		l := svidOf(a, "api")
 		return l != nil && identity.CheckValidity(l, c.clk.Now()) == nil
 	})
+}
+
+// TestReattestByNodeKeyIsRateLimited: root on a node holds its node key,
+// and with it may sign re-attestations at will (and replay one for five
+// minutes). Each one that holds is two audit entries and may change the
+// node's mesh address, which a renewal changes only at a bounded rate: so
+// re-attestations are held to a rate per node too. Past it they are
+// refused (429) and counted, never recorded one by one, and the log grows
+// by a bounded number of entries however many are sent.
+func TestReattestByNodeKeyIsRateLimited(t *testing.T) {
+	c := newCluster(t)
+	c.register(api.Registration{Name: "api", Node: "n1", Port: 8080})
+	cfg := c.agentConfig("n1")
+	a, stop := c.runAgent(cfg)
+	eventually(t, "first SVID", func() bool { return svidOf(a, "api") != nil })
+	stop()
+	key := attestKey(t, cfg.DataDir)
+	anon := api.NewClient(c.addr, api.ClientTLS(nil, a.Trust()))
+	defer anon.Close()
+	before := len(auditEntries(t, c, "node.reattest"))
+	const tries = 20
+	ok, limited := 0, 0
+	for i := range tries {
+		_, csr, err := ca.NewKeyCSR()
+		if err != nil {
+			t.Fatal(err)
+		}
+		req := signedReattest(t, key, "n1", c.clk.Now(), csr)
+		req.MeshAddr = "127.0.0.1:" + itoa(20000+i)
+		var resp api.CertResponse
+		err = anon.Call(t.Context(), http.MethodPost, api.PathReattest, req, &resp)
+		var se *api.StatusError
+		switch {
+		case err == nil:
+			ok++
+		case errors.As(err, &se) && se.Code == http.StatusTooManyRequests:
+			limited++
+		default:
+			t.Fatalf("re-attestation %d: %v", i, err)
+		}
+	}
+	if ok == 0 || ok > 2 || ok+limited != tries {
+		t.Fatalf("of %d re-attestations signed by the node key, %d were answered and %d refused as too many: want at most 2 answered, the rest refused", tries, ok, limited)
+	}
+	if got := len(auditEntries(t, c, "node.reattest")) - before; got != 2*ok {
+		t.Fatalf("%d node.reattest entries for %d re-attestations that held, want %d", got, ok, 2*ok)
+	}
+	t.Log("a minute on, the node may re-attest again")
+	c.clk.Advance(time.Minute)
+	_, csr, err := ca.NewKeyCSR()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var resp api.CertResponse
+	if err := anon.Call(t.Context(), http.MethodPost, api.PathReattest, signedReattest(t, key, "n1", c.clk.Now(), csr), &resp); err != nil {
+		t.Fatalf("a re-attestation a minute later: %v", err)
+	}
+}
+
+// TestRevokedNodeCannotReattest: root on a revoked node still holds its
+// node key; a re-attestation signed with it is refused, as is a join with
+// a fresh token for the name: a revoked node's name takes no certificate
+// again.
+func TestRevokedNodeCannotReattest(t *testing.T) {
+	c := newCluster(t)
+	c.register(api.Registration{Name: "api", Node: "n1", Port: 8080})
+	cfg := c.agentConfig("n1")
+	a, stop := c.runAgent(cfg)
+	eventually(t, "first SVID", func() bool { return svidOf(a, "api") != nil })
+	stop()
+	key := attestKey(t, cfg.DataDir)
+	if err := c.call(http.MethodPost, api.PathRevoke, api.RevokeRequest{Node: "n1"}, nil); err != nil {
+		t.Fatal(err)
+	}
+	tok := c.token("n1")
+	anon := api.NewClient(c.addr, api.ClientTLS(nil, a.Trust()))
+	defer anon.Close()
+	_, csr, err := ca.NewKeyCSR()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var resp api.CertResponse
+	err = anon.Call(t.Context(), http.MethodPost, api.PathReattest, signedReattest(t, key, "n1", c.clk.Now(), csr), &resp)
+	if !errors.Is(err, api.ErrPermissionDenied) || !strings.Contains(err.Error(), "revoked") {
+		t.Fatalf("a revoked node's re-attestation: %v", err)
+	}
+	err = anon.Call(t.Context(), http.MethodPost, api.PathJoin, api.JoinRequest{Token: tok, Node: "n1", MeshAddr: "127.0.0.1:1", CSR: csr}, &resp)
+	if !errors.Is(err, api.ErrPermissionDenied) || !strings.Contains(err.Error(), "revoked") {
+		t.Fatalf("a revoked node's join with a fresh token: %v", err)
+	}
+}
+
+// attestKey reads the node key an agent without a keyring keeps in
+// dataDir: what root on the node holds.
+func attestKey(t *testing.T, dataDir string) *ecdsa.PrivateKey {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join(dataDir, "node", "attest.pem"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	blk, _ := pem.Decode(b)
+	if blk == nil {
+		t.Fatal("attest.pem: no PEM block")
+	}
+	key, err := x509.ParseECPrivateKey(blk.Bytes)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return key
+}
+
+// signedReattest is node's re-attestation for csr at now, signed by key.
+func signedReattest(t *testing.T, key *ecdsa.PrivateKey, node string, now time.Time, csr []byte) api.ReattestRequest {
+	t.Helper()
+	now = now.UTC()
+	sum := sha256.Sum256(api.ReattestPayload("example.org", node, now, csr))
+	sig, err := ecdsa.SignASN1(rand.Reader, key, sum[:])
+	if err != nil {
+		t.Fatal(err)
+	}
+	return api.ReattestRequest{Node: node, CSR: csr, Time: now, Signature: sig}
 }

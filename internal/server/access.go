@@ -40,6 +40,10 @@ import (
 const (
 	prefixGrant   = "access/grant/"
 	prefixSession = "access/session/"
+	// prefixRelayed holds the sessions relayed to a node and not yet
+	// reported by it, access/relayed/<grant>/<session>: a node reports
+	// only those (see relayedKey).
+	prefixRelayed = "access/relayed/"
 	keySSHCA      = "access/sshca"
 )
 

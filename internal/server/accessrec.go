@@ -93,6 +93,21 @@ func (s *Server) handleAccessEvent(w http.ResponseWriter, r *http.Request, c *ca
 		writeError(w, err)
 		return
 	}
+	// A session not yet on record must be one the control plane relayed
+	// to this node; its mark is spent with the session's first record.
+	var relayedRev int64
+	if rev == 0 {
+		var m relayedSession
+		relayedRev, err = getJSONRev(ctx, s.st, relayedKey(g.ID, x.ID), &m)
+		if errors.Is(err, store.ErrNotFound) || err == nil && m.Node != c.Name {
+			writeError(w, errorf(http.StatusForbidden, "session %s of grant %s was not relayed to node %q", x.ID, g.ID, c.Name))
+			return
+		}
+		if err != nil {
+			writeError(w, err)
+			return
+		}
+	}
 	entry := audit.Entry{Time: s.now().UTC(), Actor: x.Admin, Target: c.Name, Result: "ok",
 		Detail: map[string]string{"grant": g.ID, "session": x.ID, "mode": x.Mode, "node": c.Name}}
 	if x.Detail != "" {
@@ -142,7 +157,12 @@ func (s *Server) handleAccessEvent(w http.ResponseWriter, r *http.Request, c *ca
 		writeError(w, errorf(http.StatusServiceUnavailable, "the audit log is unavailable"))
 		return
 	}
-	if err := s.putRev(ctx, key, rev, x); err != nil {
+	conds, ops := []store.Cond{{Key: key, ModRevision: rev}}, []store.Op{store.Put(key, mustJSON(x))}
+	if rev == 0 {
+		conds = append(conds, store.Cond{Key: relayedKey(g.ID, x.ID), ModRevision: relayedRev})
+		ops = append(ops, store.Delete(relayedKey(g.ID, x.ID)))
+	}
+	if _, err := s.st.Txn(ctx, conds, ops); err != nil {
 		writeError(w, err)
 		return
 	}
@@ -431,13 +451,50 @@ func (s *Server) expireRecordings(ctx context.Context) error {
 	return nil
 }
 
-// runAccess applies the recordings' retention every hour until ctx ends.
+// relayedSlack is how long after its grant's end a relayed session's
+// mark is kept: its start is reported as it begins, while the grant is
+// active, so a mark still there an hour after is of a connection that
+// never became a session.
+const relayedSlack = time.Hour
+
+// dropRelayed deletes the marks of relayed sessions whose grant ended
+// over relayedSlack ago.
+func (s *Server) dropRelayed(ctx context.Context) error {
+	kvs, _, err := s.st.List(ctx, prefixRelayed)
+	if err != nil {
+		return err
+	}
+	cutoff := s.now().Add(-relayedSlack)
+	var ops []store.Op
+	for _, kv := range kvs {
+		var m relayedSession
+		if json.Unmarshal(kv.Value, &m) == nil && m.Expires.After(cutoff) {
+			continue
+		}
+		if ops = append(ops, store.Delete(kv.Key)); len(ops) == store.MaxTxnOps {
+			if _, err := s.st.Txn(ctx, nil, ops); err != nil {
+				return err
+			}
+			ops = nil
+		}
+	}
+	if len(ops) > 0 {
+		_, err = s.st.Txn(ctx, nil, ops)
+	}
+	return err
+}
+
+// runAccess applies the recordings' retention, and drops the marks of
+// relayed sessions never reported, every hour until ctx ends.
 func (s *Server) runAccess(ctx context.Context) {
 	t := time.NewTicker(time.Hour)
 	defer t.Stop()
 	for {
 		if err := s.expireRecordings(ctx); err != nil && ctx.Err() == nil {
 			s.log.Error("access: recording retention", "err", err)
+		}
+		if err := s.dropRelayed(ctx); err != nil && ctx.Err() == nil {
+			s.log.Error("access: relayed sessions never reported", "err", err)
 		}
 		select {
 		case <-ctx.Done():

@@ -1,6 +1,7 @@
 package server
 
 import (
+	"errors"
 	"fmt"
 	"net/http"
 	"strings"
@@ -9,6 +10,7 @@ import (
 
 	"moat/internal/api"
 	"moat/internal/audit"
+	"moat/internal/store"
 )
 
 // TestAccessRecordingReaders: a session's recording is read by the
@@ -139,6 +141,36 @@ func TestRecordingReader(t *testing.T) {
 	} {
 		if got := recordingReader(tc.cfg, &tc.c, tc.x, tc.g); got != tc.want {
 			t.Errorf("%s: %q, want %q", tc.name, got, tc.want)
+		}
+	}
+}
+
+// TestRelayedMarksDropped: a connection access.connect relayed leaves a
+// mark until its node reports the session; one that never became a
+// session is dropped an hour after its grant ended, not kept for ever,
+// and the marks of grants active or just ended are kept.
+func TestRelayedMarksDropped(t *testing.T) {
+	f := newAuthFixture(t)
+	now := f.srv.now()
+	marks := map[string]time.Time{
+		"old":  now.Add(-relayedSlack - time.Minute),
+		"live": now.Add(time.Hour),
+		"just": now.Add(-relayedSlack + time.Minute),
+	}
+	keys := map[string]string{}
+	for what, end := range marks {
+		keys[what] = relayedKey("1"+strings.Repeat("0", 31), newSessionID())
+		if err := putJSON(f.ctx, f.st, keys[what], relayedSession{Node: "web-1", Expires: end}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := f.srv.dropRelayed(f.ctx); err != nil {
+		t.Fatal(err)
+	}
+	for what, key := range keys {
+		_, err := f.st.Get(f.ctx, key)
+		if gone := errors.Is(err, store.ErrNotFound); gone != (what == "old") {
+			t.Errorf("the mark of a grant ending at %s (%s): dropped %v, err %v", marks[what], what, gone, err)
 		}
 	}
 }

@@ -191,6 +191,17 @@ func newSessionID() string {
 	return hex.EncodeToString(b[:])
 }
 
+// relayedSession marks a session relayed to a node and not yet reported
+// by it: a node's report makes a session only of one so marked, so that a
+// compromised node cannot invent sessions (each an audit entry and a
+// stored record) beyond the connections administrators made.
+type relayedSession struct {
+	Node    string    `json:"node"`
+	Expires time.Time `json:"expires,omitzero"` // the grant's end
+}
+
+func relayedKey(grant, session string) string { return prefixRelayed + grant + "/" + session }
+
 // handleAccessConnect relays the caller to the node of an active grant of
 // theirs. Only the grant's requester may use it, in the grant's mode; the
 // refusals are audited (detection watches for access outside a grant).
@@ -217,7 +228,15 @@ func (s *Server) handleAccessConnect(ctx context.Context, c *caller, r *http.Req
 	}
 	session := newSessionID()
 	hello := api.RelayHello{Session: session, Grant: g.ID, Admin: c.ID, Remote: r.RemoteAddr, ALPN: alpn}
+	// The session is on record as relayed before the node hears of it:
+	// the node's report of its start is taken for it alone.
+	relayed := func() error {
+		return putJSON(ctx, s.st, relayedKey(g.ID, session), relayedSession{Node: g.Node, Expires: g.Expires})
+	}
 	if t := s.openTunnel(g.Node); t != nil {
+		if err := relayed(); err != nil {
+			return nil, g.Node, err
+		}
 		c.note("session", session)
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			s.relay(w, r, t, g, hello)
@@ -227,6 +246,9 @@ func (s *Server) handleAccessConnect(ctx context.Context, c *caller, r *http.Req
 	// connection there.
 	holder, err := s.tunnelHolder(ctx, g.Node)
 	if err != nil {
+		return nil, g.Node, err
+	}
+	if err := relayed(); err != nil {
 		return nil, g.Node, err
 	}
 	c.note("session", session)

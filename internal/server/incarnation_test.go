@@ -48,11 +48,15 @@ func (f *authFixture) activeGrant(t *testing.T, a *authAccount) api.Grant {
 
 // reportSession reports a shell session of g held by its requester, as
 // web-1's agent does: its start, its end with the recording's digest, and
-// the recording.
+// the recording. The session is marked relayed in the store first, as
+// access.connect marks the connections it relays.
 func (f *authFixture) reportSession(t *testing.T, node *tls.Certificate, g api.Grant, body []byte) api.AccessSession {
 	t.Helper()
 	sum := sha256.Sum256(body)
 	x := api.AccessSession{ID: newSessionID(), Grant: g.ID, Admin: g.Requester, Mode: g.Mode, Detail: "shell"}
+	if err := putJSON(f.ctx, f.st, relayedKey(g.ID, x.ID), relayedSession{Node: g.Node, Expires: g.Expires}); err != nil {
+		t.Fatal(err)
+	}
 	if code, e := f.call(t, node, "POST", api.PathNodeAccessEvent, api.AccessEvent{Kind: "start", Session: x}, nil); code != http.StatusOK {
 		t.Fatalf("session start: %d %s", code, e.Error)
 	}

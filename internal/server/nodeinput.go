@@ -96,6 +96,8 @@ type limitKind int
 
 const (
 	limitMeshAddr    limitKind = iota // mesh address changes
+	limitReattest                     // re-attestations by the node key
+	limitHealth                       // listener health reports
 	limitFlowBatches                  // flow batches
 	limitFlowRecords                  // flow records
 )
@@ -125,8 +127,12 @@ func (s *Server) nodeLimit(node string, kind limitKind) *rate.Limiter {
 	lim := l.m[k]
 	if lim == nil {
 		switch kind {
-		case limitMeshAddr:
+		case limitMeshAddr, limitReattest:
 			lim = rate.NewLimiter(rate.Every(time.Minute), 2)
+		case limitHealth:
+			// An agent reports when its listeners change, and every
+			// five minutes.
+			lim = rate.NewLimiter(rate.Every(10*time.Second), 10)
 		case limitFlowBatches:
 			lim = rate.NewLimiter(rate.Limit(s.cfg.FlowLimits.BatchesPerSecond), s.cfg.FlowLimits.BatchBurst)
 		case limitFlowRecords:

@@ -16,6 +16,7 @@ import (
 
 	"moat/internal/api"
 	"moat/internal/audit"
+	"moat/internal/ca"
 	"moat/internal/identity"
 	"moat/internal/store"
 )
@@ -136,6 +137,12 @@ func (s *Server) validateJoin(req api.JoinRequest) error {
 	}
 	if err := validateMeshAddr(req.MeshAddr); err != nil {
 		return err
+	}
+	// A CSR that cannot be signed would fail the join after its intent is
+	// on record, leaving the token unspent for another try: each try two
+	// audit entries, for as long as the token lives.
+	if _, err := ca.ParseCSR(req.CSR); err != nil {
+		return errorf(http.StatusBadRequest, "csr: %v", err)
 	}
 	if req.NodeKey != nil {
 		if _, err := parseNodeKey(req.NodeKey); err != nil {
@@ -362,6 +369,22 @@ func (s *Server) handleSVID(w http.ResponseWriter, r *http.Request, c *caller) {
 	leaf := chain[0]
 	rec := issuedRecord{Node: c.Name, Service: req.Service, Serial: identity.SerialHex(leaf.SerialNumber), Expires: leaf.NotAfter}
 	if err := putJSON(ctx, s.st, issuedKey(c.Name, rec.Serial), rec); err != nil {
+		writeError(w, err)
+		return
+	}
+	// Requests sent at once all pass the count above before any is on
+	// record: count again with this one on record, and give it up if it
+	// is one too many. Of requests that interleave, each one answered saw
+	// every other one answered before it on record, so no more than
+	// maxLiveSVIDs are answered.
+	if live, err := s.issuedTo(ctx, c.Name, req.Service); err != nil || live > maxLiveSVIDs {
+		if _, derr := s.st.Delete(ctx, issuedKey(c.Name, rec.Serial)); derr != nil && err == nil {
+			err = derr
+		}
+		if err == nil {
+			err = errorf(http.StatusTooManyRequests, "node %q holds %d live SVIDs for %q already; renew at half life", c.Name, maxLiveSVIDs, req.Service)
+			s.refuse(r, c, "svid.sign", err)
+		}
 		writeError(w, err)
 		return
 	}

@@ -14,6 +14,7 @@ import (
 
 	"moat/internal/api"
 	"moat/internal/audit"
+	"moat/internal/ca"
 	"moat/internal/identity"
 	"moat/internal/store"
 )
@@ -125,6 +126,9 @@ func (s *Server) checkReattest(ctx context.Context, req api.ReattestRequest) (ap
 			return api.Node{}, err
 		}
 	}
+	if _, err := ca.ParseCSR(req.CSR); err != nil {
+		return api.Node{}, errorf(http.StatusBadRequest, "csr: %v", err)
+	}
 	var rec nodeKeyRecord
 	err = getJSON(ctx, s.st, prefixNodeKey+req.Node, &rec)
 	if errors.Is(err, store.ErrNotFound) {
@@ -146,6 +150,14 @@ func (s *Server) checkReattest(ctx context.Context, req api.ReattestRequest) (ap
 	}
 	if contains(s.trust.Revocations().IDs, id.String()) {
 		return api.Node{}, errorf(http.StatusForbidden, "node %q is revoked", req.Node)
+	}
+	// Whoever holds the node key (root on the node) signs as many as it
+	// likes, and a signed request holds for MaxReattestSkew: each that
+	// holds is two audit entries and may move the mesh address, so they
+	// are held to the rate of a renewal's address changes. Only a proof
+	// that holds spends the node's budget, so strangers cannot spend it.
+	if !s.nodeLimit(req.Node, limitReattest).AllowN(s.now(), 1) {
+		return api.Node{}, errorf(http.StatusTooManyRequests, "node %q re-attested too often; try again later", req.Node)
 	}
 	var node api.Node
 	if err := getJSON(ctx, s.st, prefixNode+req.Node, &node); err != nil {

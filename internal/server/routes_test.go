@@ -16,6 +16,7 @@ import (
 	"testing"
 
 	"moat/internal/api"
+	"moat/internal/ca"
 	"moat/internal/testkit"
 )
 
@@ -240,11 +241,32 @@ func TestEveryAPIPathAnswersAsRegistered(t *testing.T) {
 	if code, e := f.call(t, f.accs["op"].session, "POST", api.PathTokens, api.TokenRequest{Node: "web-1"}, &tok); code != http.StatusOK {
 		t.Fatalf("token create: %d %s", code, e.Error)
 	}
-	node := noRedirect(f.join(t, tok.Token, "web-1"))
+	nodeCert := f.join(t, tok.Token, "web-1")
+	node := noRedirect(nodeCert)
 	admin := noRedirect(f.accs["admin"].session)
 	peer := noRedirect(f.srv.ownCert())
+	t.Log("a service on web-1 gets its SVID, as its workload would hold it")
+	if code, e := f.call(t, f.accs["op"].session, "POST", api.PathServices, api.Registration{Name: "api", Node: "web-1", Port: 8080}, nil); code != http.StatusOK {
+		t.Fatalf("svc register: %d %s", code, e.Error)
+	}
+	svcKey, csr, err := ca.NewKeyCSR()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var svid api.CertResponse
+	if code, e := f.call(t, nodeCert, "POST", api.PathSVID, api.SVIDRequest{Service: "api", CSR: csr}, &svid); code != http.StatusOK {
+		t.Fatalf("svid: %d %s", code, e.Error)
+	}
+	chain, err := api.ParseChain(svid.Chain)
+	if err != nil {
+		t.Fatal(err)
+	}
+	workload := noRedirect(ca.TLSCertificate(chain, svcKey))
 	for _, e := range entries {
 		refused := map[string]*http.Client{}
+		if e.Kind != routePublic {
+			refused["a workload's SVID"] = workload
+		}
 		switch e.Kind {
 		case routeAdmin:
 			refused["a node certificate"] = node

@@ -100,10 +100,17 @@ type nodeHealth struct {
 }
 
 // handleNodeHealth keeps a node's report on its services' listeners, for
-// svc list. A node reports only on services registered on it; the report
-// is bounded and its text cut.
+// svc list. A node reports only on services registered on it, at a
+// bounded rate (each report is a store write); the report is bounded and
+// its text cut.
 func (s *Server) handleNodeHealth(w http.ResponseWriter, r *http.Request, c *caller) {
 	ctx := r.Context()
+	if !s.nodeLimit(c.Name, limitHealth).AllowN(s.now(), 1) {
+		err := errorf(http.StatusTooManyRequests, "listener health reported too often; try again later")
+		s.refuse(r, c, "node.health", err)
+		writeError(w, err)
+		return
+	}
 	var h api.NodeHealth
 	if err := decode(r, &h); err != nil {
 		writeError(w, err)

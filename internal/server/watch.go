@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"net/http"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -304,10 +305,60 @@ func (s *Server) snapshot(ctx context.Context) (api.Update, map[string]int64, er
 	return u, revs, nil
 }
 
+// maxNodeWatches bounds the watch streams a server keeps for one node. An
+// agent follows one, two while it reconnects over a stream not yet seen
+// dead; whoever holds the node's certificate could open thousands, each a
+// subscription fed every change. A stream past the bound ends the node's
+// oldest, so the newest, the agent's own after a reconnect, is kept.
+const maxNodeWatches = 4
+
+// nodeWatches are the watch streams each node holds on this server, oldest
+// first, by the function that ends each.
+type nodeWatches struct {
+	mu sync.Mutex // guards m
+	m  map[string][]*context.CancelFunc
+}
+
+// add registers a watch stream of node that end ends, ends the node's
+// oldest one past maxNodeWatches, and returns the stream's removal.
+func (nw *nodeWatches) add(node string, end context.CancelFunc) (remove func()) {
+	me := &end
+	nw.mu.Lock()
+	if nw.m == nil {
+		nw.m = map[string][]*context.CancelFunc{}
+	}
+	l := append(nw.m[node], me)
+	var oldest *context.CancelFunc
+	if len(l) > maxNodeWatches {
+		oldest, l = l[0], l[1:]
+	}
+	nw.m[node] = l
+	nw.mu.Unlock()
+	if oldest != nil {
+		(*oldest)()
+	}
+	return func() {
+		nw.mu.Lock()
+		defer nw.mu.Unlock()
+		l := nw.m[node]
+		if i := slices.Index(l, me); i >= 0 {
+			l = slices.Delete(l, i, i+1)
+		}
+		if len(l) == 0 {
+			delete(nw.m, node)
+		} else {
+			nw.m[node] = l
+		}
+	}
+}
+
 // handleWatch streams a full snapshot, then every change, as JSON lines.
-// The stream ends when the node's certificate is revoked or expires.
+// The stream ends when the node's certificate is revoked or expires, or
+// when the node opens more than maxNodeWatches.
 func (s *Server) handleWatch(w http.ResponseWriter, r *http.Request, c *caller) {
-	ctx := r.Context()
+	ctx, end := context.WithCancel(r.Context())
+	defer end()
+	defer s.watches.add(c.Name, end)()
 	sb := s.hub.subscribe()
 	defer s.hub.unsubscribe(sb)
 	s.m.watches.Inc()
