@@ -36,34 +36,14 @@ type family struct {
 	// is discounted.
 	score      func(v string) int
 	understood func(v string, score int) bool
+	// scoreNorm, when not nil, is score with the normalize to use (a
+	// transaction's remembered one, txmemo.go).
+	scoreNorm func(v string, norm func(string) (string, bool)) int
 }
 
 // benign reports whether v would do nothing in the family's context.
 func (f *family) benign(v string) bool {
 	sc := f.score(v)
-	return sc != scoreAttack && f.understood(v, sc)
-}
-
-// scores remembers, for one transaction, what the families' scorers said
-// of each value (family name, NUL, value): a value that several rules of
-// a family matched is scored once, not once per match and again for each
-// question asked of it (plusSpaced, normalOfBenign).
-type scores map[string]int
-
-// score is f.score(v), remembered.
-func (m scores) score(f *family, v string) int {
-	key := f.name + "\x00" + v
-	sc, ok := m[key]
-	if !ok {
-		sc = f.score(v)
-		m[key] = sc
-	}
-	return sc
-}
-
-// benign is f.benign(v), its score remembered.
-func (m scores) benign(f *family, v string) bool {
-	sc := m.score(f, v)
 	return sc != scoreAttack && f.understood(v, sc)
 }
 
@@ -78,19 +58,19 @@ var (
 		// No SQL at all, whatever the text; SQL that does nothing, in
 		// text of a known kind or an e-mail address.
 		return sc == scoreNone || textKindOf(v) != kindOther || looksEmail(v)
-	}}
-	familyXSS    = family{"xss", xssScore, anyKind}
-	familyShell  = family{"shell", shellScore, anyKind}
-	familyPHP    = family{"php", phpScore, func(v string, sc int) bool { return knownKind(v, sc) || placeholderText(v) }}
-	familyNode   = family{"node", nodeScore, knownKind}
-	familyMongo  = family{"mongo", mongoScore, anyKind}
-	familySSRF   = family{"ssrf", ssrfScore, knownKind}
+	}, nil}
+	familyXSS    = family{"xss", xssScore, anyKind, xssScoreNorm}
+	familyShell  = family{"shell", shellScore, anyKind, shellScoreNorm}
+	familyPHP    = family{"php", phpScore, func(v string, sc int) bool { return knownKind(v, sc) || placeholderText(v) }, nil}
+	familyNode   = family{"node", nodeScore, knownKind, nil}
+	familyMongo  = family{"mongo", mongoScore, anyKind, nil}
+	familySSRF   = family{"ssrf", ssrfScore, knownKind, nil}
 	familyHeader = family{"header", func(v string) int {
 		if isHeaderBlock(v) || !injectsHeader(v) {
 			return scoreNone
 		}
 		return scoreWeak
-	}, func(v string, sc int) bool { return sc == scoreNone || textKindOf(v) != kindOther }}
+	}, func(v string, sc int) bool { return sc == scoreNone || textKindOf(v) != kindOther }, nil}
 )
 
 // familyOf returns the family whose scorer judges rule id's matches, or
@@ -144,7 +124,10 @@ func (contextAction) Evaluate(_ plugintypes.RuleMetadata, tx plugintypes.Transac
 	txv := v.TX()
 	var discounted []string
 	cache := map[string]bool{}
-	sc := scores{}
+	sc := memoOf(tx)
+	if sc == nil {
+		sc = newTxMemo()
+	}
 	for _, m := range mr.MatchedRules() {
 		r := m.Rule()
 		fam := familyOf(r.ID())
@@ -239,7 +222,7 @@ const maxNormalLinks = 8
 // what normalizing reveals (comments for spaces, escapes) is what the
 // normal form is for. The inspection pass also normalizes normal forms;
 // up to depth of them are followed back to the prose.
-func normalOfBenign(fam *family, val string, vals []string, cache map[string]bool, sc scores, depth int) bool {
+func normalOfBenign(fam *family, val string, vals []string, cache map[string]bool, sc *txMemo, depth int) bool {
 	if depth == 0 || len(vals) > maxNormalLinks || sc.score(fam, val) == scoreAttack {
 		// Many values of one name are no value and its normal forms.
 		return false
@@ -249,7 +232,7 @@ func normalOfBenign(fam *family, val string, vals []string, cache map[string]boo
 		if u == val {
 			continue
 		}
-		if n, ok := normalize(u); !ok || dropControls(n) != val {
+		if n, ok := sc.normalize(u); !ok || dropControls(n) != val {
 			continue
 		}
 		if textKindOf(u) != kindProse {
@@ -548,30 +531,38 @@ func phpScore(v string) int {
 
 // scoreOp is the moatSQLi, moatXSS and moatShell operator: it matches
 // when the family's scorer finds that the value would act (scoreAttack),
-// whatever CRS's rules found, and captures the value.
+// whatever CRS's rules found, and captures the value. The transaction
+// remembers the scorer's answer (txmemo.go): the gate, Coraza on a kept
+// rule and the context pass ask it once.
 type scoreOp struct {
-	score func(string) int
+	fam *family
 	// need: bytes of which a value the scorer finds an attack holds one
 	// (nil: not known); the gate decides a value holding none without
 	// the scorer.
 	need *byteSet
 }
 
-func newScoreOp(score func(string) int) func(plugintypes.OperatorOptions) (plugintypes.Operator, error) {
-	return func(plugintypes.OperatorOptions) (plugintypes.Operator, error) { return scoreOp{score: score}, nil }
+// scorerOnly is a family for an operator's scorer alone, which the
+// context pass does not judge by.
+func scorerOnly(name string, score func(string) int) *family {
+	return &family{name: name, score: score}
+}
+
+func newScoreOp(f *family) func(plugintypes.OperatorOptions) (plugintypes.Operator, error) {
+	return func(plugintypes.OperatorOptions) (plugintypes.Operator, error) { return scoreOp{fam: f}, nil }
 }
 
 // newNeedScoreOp is newScoreOp for a scorer that finds no attack in a
 // value holding none of the bytes of need.
-func newNeedScoreOp(score func(string) int, need string) func(plugintypes.OperatorOptions) (plugintypes.Operator, error) {
+func newNeedScoreOp(f *family, need string) func(plugintypes.OperatorOptions) (plugintypes.Operator, error) {
 	set := bytesOf(need)
 	return func(plugintypes.OperatorOptions) (plugintypes.Operator, error) {
-		return scoreOp{score: score, need: &set}, nil
+		return scoreOp{fam: f, need: &set}, nil
 	}
 }
 
 func (o scoreOp) Evaluate(tx plugintypes.TransactionState, value string) bool {
-	if len(value) > maxNormalizeLen || o.score(value) != scoreAttack {
+	if len(value) > maxNormalizeLen || memoOf(tx).score(o.fam, value) != scoreAttack {
 		return false
 	}
 	if tx != nil && tx.Capturing() {

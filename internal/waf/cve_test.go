@@ -1,6 +1,7 @@
 package waf
 
 import (
+	"bytes"
 	"encoding/base64"
 	"net/http"
 	"strconv"
@@ -95,6 +96,43 @@ func FuzzSerializedKind(f *testing.F) {
 		_ = serializedKind(s)
 		_ = serializedKind(b64(s))
 	})
+}
+
+// FuzzSerializedPrefilter: the literal tests before the PHP object and
+// YAML tag patterns refuse no value either pattern matches.
+func FuzzSerializedPrefilter(f *testing.F) {
+	for _, s := range []string{`O:8:"stdClass":1:{s:4:"role";}`, `x;C:+12:"A\\B":3:{`, "!!python/object/apply:os.system", "--- !RUBY/Object:Gem", "a!!b", "!r", "x!", "thanks!", "!ruby/hash:", "!Ruby/struct:"} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, b []byte) {
+		if phpObjectRx.Match(b) && !bytes.Contains(b, []byte(`:"`)) {
+			t.Errorf("PHP object pattern matches %q, which holds no `:\"`", b)
+		}
+		if yamlTagRx.Match(b) && !mayHoldYAMLTag(b) {
+			t.Errorf("YAML tag pattern matches %q, which mayHoldYAMLTag refuses", b)
+		}
+	})
+}
+
+func TestMayHoldYAMLTag(t *testing.T) {
+	for _, c := range []struct {
+		in   string
+		want bool
+	}{
+		{"", false},
+		{"!", false},
+		{"thanks!", false},
+		{"hi! there!", false},
+		{"!!set", true},
+		{"x !ruby/object:", true},
+		{"x! !Ruby/hash:", true},
+		{"a! b! c!R", true},
+		{"!x!r", true},
+	} {
+		if got := mayHoldYAMLTag([]byte(c.in)); got != c.want {
+			t.Errorf("mayHoldYAMLTag(%q) = %v, want %v", c.in, got, c.want)
+		}
+	}
 }
 
 func TestMetadataURL(t *testing.T) {

@@ -75,8 +75,8 @@ func dataURIScore(v string) int {
 }
 
 var (
-	familyJava    = family{"java", javaScore, knownKind}
-	familyDataURI = family{"data-uri", dataURIScore, anyKind}
+	familyJava    = family{"java", javaScore, knownKind, nil}
+	familyDataURI = family{"data-uri", dataURIScore, anyKind, nil}
 )
 
 // whereOperator reports whether v uses MongoDB's $where as an operator:

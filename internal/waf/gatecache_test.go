@@ -80,6 +80,11 @@ var cacheWAFs = sync.OnceValues(func() ([2]*WAF, error) {
 func outcomeOf(w *WAF, r *http.Request) (Verdict, []string, error) {
 	tx := w.Begin(nil)
 	defer tx.Close()
+	return outcomeIn(tx, r)
+}
+
+// outcomeIn is outcomeOf in the transaction tx.
+func outcomeIn(tx *Tx, r *http.Request) (Verdict, []string, error) {
 	v, err := tx.Request(r, "127.0.0.1:4000")
 	var out []string
 	for _, mr := range tx.tx.MatchedRules() {

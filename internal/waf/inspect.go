@@ -56,7 +56,7 @@ func (inspectAction) Evaluate(_ plugintypes.RuleMetadata, tx plugintypes.Transac
 	}
 	expandMap(v.ArgsGet())
 	expandMap(v.ArgsPost())
-	d := &derived{path: v.ArgsPath()}
+	d := &derived{path: v.ArgsPath(), memo: memoOf(tx)}
 	d.headers(v.RequestHeaders())
 	d.uriPath(v.RequestURIRaw().Get())
 	for _, m := range []collection.Map{v.ArgsGet(), v.ArgsPost(), v.ArgsPath()} {
@@ -72,6 +72,7 @@ func (inspectAction) Evaluate(_ plugintypes.RuleMetadata, tx plugintypes.Transac
 type derived struct {
 	path collection.Map
 	n    int
+	memo *txMemo // the transaction's, may be nil
 }
 
 // add adds value to m under a copy of key.
@@ -169,7 +170,7 @@ func (d *derived) headers(h collection.Map) {
 				// form (which folds JavaScript, and may read a path's
 				// "//" as a comment) and in each decoded layer, which
 				// keeps what the normal form reads as comments.
-				if n, ok, layers := normalForms(val); ok {
+				if n, ok, layers := d.memo.normalForms(val); ok {
 					u := dropControls(percentDecodeAll(val))
 					if u != val && (hasSyntax(u) || hasDotSegment(u)) {
 						d.add(d.path, name, u)
@@ -471,7 +472,7 @@ func (d *derived) normalizeInto(src, dst collection.Map, formEncoded bool) {
 	var adds [][2]string
 	for _, md := range src.FindAll() {
 		v := md.Value()
-		n, ok, layers := normalForms(v)
+		n, ok, layers := d.memo.normalForms(v)
 		if ok {
 			n = dropControls(n)
 			adds = append(adds, [2]string{md.Key(), n})
@@ -491,7 +492,7 @@ func (d *derived) normalizeInto(src, dst collection.Map, formEncoded bool) {
 		if !formEncoded || strings.IndexByte(v, '%') < 0 || strings.IndexByte(v, '+') < 0 {
 			continue
 		}
-		if f, ok := normalize(strings.ReplaceAll(v, "+", " ")); ok && f != n {
+		if f, ok := d.memo.normalize(strings.ReplaceAll(v, "+", " ")); ok && f != n {
 			adds = append(adds, [2]string{md.Key(), dropControls(f)})
 		}
 	}

@@ -87,16 +87,33 @@ func serializedRaw(b []byte) string {
 	case len(b) > 2 && b[0] == 4 && b[1] == 8 && bytes.Contains(b, []byte("Gem::")):
 		return "Ruby Marshal"
 	}
-	if !bytes.ContainsAny(b, ":!") {
-		return ""
-	}
+	// Each pattern runs only on a value holding a literal every match
+	// of it holds: a PHP object's `:"` (before its class name), a YAML
+	// tag's "!" followed by "!" or the "r" of "ruby" (either case: no
+	// other character folds to r).
 	switch {
-	case phpObjectRx.Match(b):
+	case bytes.Contains(b, []byte(`:"`)) && phpObjectRx.Match(b):
 		return "PHP object"
-	case yamlTagRx.Match(b):
+	case mayHoldYAMLTag(b) && yamlTagRx.Match(b):
 		return "YAML object tag"
 	}
 	return ""
+}
+
+// mayHoldYAMLTag reports whether b holds "!!", "!r" or "!R", which every
+// match of yamlTagRx does.
+func mayHoldYAMLTag(b []byte) bool {
+	for i := bytes.IndexByte(b, '!'); i >= 0 && i+1 < len(b); {
+		if c := b[i+1]; c == '!' || c == 'r' || c == 'R' {
+			return true
+		}
+		j := bytes.IndexByte(b[i+1:], '!')
+		if j < 0 {
+			return false
+		}
+		i += 1 + j
+	}
+	return false
 }
 
 // picklesObject reports whether b is a pickle that looks a callable up by

@@ -132,7 +132,10 @@ func loadShellCommands() {
 // these bytes (the gate decides the rest by the value's bytes).
 const shellNeed = " \t;|&\n\r`$<>(){}/\\%"
 
-func shellScore(v string) int {
+func shellScore(v string) int { return shellScoreNorm(v, normalize) }
+
+// shellScoreNorm is shellScore with norm for normalize.
+func shellScoreNorm(v string, norm func(string) (string, bool)) int {
 	if !strings.ContainsAny(v, shellNeed) {
 		// One word: a command name alone is no injection.
 		return scoreNone
@@ -157,7 +160,7 @@ func shellScore(v string) int {
 		// them to bash): the command string runs as a command line.
 		forms = append(forms, ";"+rest)
 	}
-	if n, ok := normalize(v); ok {
+	if n, ok := norm(v); ok {
 		forms = append(forms, n)
 	}
 	for _, s := range forms {

@@ -173,15 +173,15 @@ func register() {
 		plugins.RegisterAction("moatInspect", newInspectAction)
 		plugins.RegisterAction("moatContext", newContextAction)
 		plugins.RegisterAction("moatGate", newGateAction)
-		plugins.RegisterOperator("moatSQLi", newNeedScoreOp(sqlScore, sqlNeed))
-		plugins.RegisterOperator("moatXSS", newNeedScoreOp(xssScore, xssNeed))
-		plugins.RegisterOperator("moatShell", newNeedScoreOp(shellScore, shellNeed))
+		plugins.RegisterOperator("moatSQLi", newNeedScoreOp(&familySQL, sqlNeed))
+		plugins.RegisterOperator("moatXSS", newNeedScoreOp(&familyXSS, xssNeed))
+		plugins.RegisterOperator("moatShell", newNeedScoreOp(&familyShell, shellNeed))
 		plugins.RegisterOperator("moatUpload", newUploadOp)
-		plugins.RegisterOperator("moatSSTI", newNeedScoreOp(sstiScore, sstiNeed))
-		plugins.RegisterOperator("moatSerialized", newScoreOp(func(v string) int { return attackIf(serializedKind(v) != "") }))
-		plugins.RegisterOperator("moatMetadataURL", newNeedScoreOp(func(v string) int { return attackIf(metadataURL(v) != "") }, metadataURLNeed))
-		plugins.RegisterOperator("moatRemoteRef", newNeedScoreOp(refScore, refNeed))
-		plugins.RegisterOperator("moatFileRef", newNeedScoreOp(fileRefScore, refNeed))
+		plugins.RegisterOperator("moatSSTI", newNeedScoreOp(scorerOnly("ssti", sstiScore), sstiNeed))
+		plugins.RegisterOperator("moatSerialized", newScoreOp(scorerOnly("serialized", func(v string) int { return attackIf(serializedKind(v) != "") })))
+		plugins.RegisterOperator("moatMetadataURL", newNeedScoreOp(scorerOnly("metadata-url", func(v string) int { return attackIf(metadataURL(v) != "") }), metadataURLNeed))
+		plugins.RegisterOperator("moatRemoteRef", newNeedScoreOp(scorerOnly("remote-ref", refScore), refNeed))
+		plugins.RegisterOperator("moatFileRef", newNeedScoreOp(scorerOnly("file-ref", fileRefScore), refNeed))
 		plugins.RegisterOperator("moatProxyHeader", newProxyHeaderOp)
 		plugins.RegisterOperator("moatFileNameFromFile", newFileNameOp)
 		plugins.RegisterOperator("moatOSFileFromFile", newOSFileOp)
@@ -573,6 +573,7 @@ func (w *WAF) Begin(ex *Exclusions) *Tx {
 	if ex != nil {
 		ex.apply(tx)
 	}
+	beginMemo(tx)
 	return &Tx{w: w, tx: tx, ex: ex}
 }
 
@@ -586,6 +587,7 @@ func (t *Tx) Close() error {
 	if t.tx == nil {
 		return nil
 	}
+	endMemo(t.tx)
 	err := t.tx.Close()
 	t.tx = nil
 	return err

@@ -33,7 +33,10 @@ const (
 	xssNeed  = xssMarks + "."
 )
 
-func xssScore(v string) int {
+func xssScore(v string) int { return xssScoreNorm(v, normalize) }
+
+// xssScoreNorm is xssScore with norm for normalize.
+func xssScoreNorm(v string, norm func(string) (string, bool)) int {
 	if !strings.ContainsAny(v, xssMarks) && !strings.Contains(v, ".constructor") {
 		// No markup, no URL scheme, no call, no template, nothing
 		// escaped, no computed member, no constructor: nothing a
@@ -43,7 +46,7 @@ func xssScore(v string) int {
 	best := scoreNone
 	v = stripStackFrames(v)
 	forms := []string{v}
-	if n, ok := normalize(v); ok {
+	if n, ok := norm(v); ok {
 		forms = append(forms, n)
 	}
 	if d := unescapeMarkup(v); d != v {
