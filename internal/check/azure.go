@@ -127,7 +127,7 @@ func azurePorts(b map[string]any) ([][2]int, bool) {
 }
 
 // nsgRules turns one security_rule into ordered entries (inbound only).
-func (m *Model) nsgRules(r *tf.Resource, b map[string]any, where string, vnet []netip.Prefix) []NACLRule {
+func (m *Model) nsgRules(r *tf.Resource, b map[string]any, where string, vnet, own []netip.Prefix) []NACLRule {
 	if !strings.EqualFold(str(b, "direction"), "Inbound") && !unknown(b, "direction") {
 		return nil
 	}
@@ -140,6 +140,16 @@ func (m *Model) nsgRules(r *tf.Resource, b map[string]any, where string, vnet []
 		protos = []string{"tcp", "udp", "icmp"}
 	}
 	srcs, assumed, bounded := m.azurePrefixes(r, b, "source_address_prefix", "source_address_prefixes", vnet)
+	if asgs, unk := strs(b, "source_application_security_group_ids"); len(asgs) > 0 || unk {
+		// The members of an application security group are interfaces
+		// of one virtual network, the NSG's: which ones is not modelled,
+		// so the rule admits any address of that network, and says so
+		// (a deny then denies nothing). It never admits the internet.
+		srcs = append(srcs, own...)
+		if assumed == "" {
+			assumed = "source application security group: its members are assumed to be any address of the network security group's virtual network"
+		}
+	}
 	if unknown(b, "priority") {
 		// Fail closed: an allow is read as deciding before every deny,
 		// a deny after every allow (the highest priority number).
@@ -633,8 +643,9 @@ type rawRule struct {
 }
 
 func (n *NACL) finishNSG(m *Model, raws []rawRule) {
-	var vnet []netip.Prefix
+	var vnet, own []netip.Prefix
 	if n.VPC != nil {
+		own = n.VPC.CIDRs
 		vnet = append(vnet, n.VPC.CIDRs...)
 		for _, p := range m.Peerings {
 			if p.A == n.VPC && p.B != nil && !p.Refused {
@@ -644,7 +655,7 @@ func (n *NACL) finishNSG(m *Model, raws []rawRule) {
 	}
 	var out []NACLRule
 	for _, rr := range raws {
-		out = append(out, m.nsgRules(rr.r, rr.b, rr.where, vnet)...)
+		out = append(out, m.nsgRules(rr.r, rr.b, rr.where, vnet, own)...)
 	}
 	for _, c := range vnet {
 		out = append(out, NACLRule{No: 65000, Allow: true, Proto: "all", From: 0, To: 65535, CIDR: c, Where: n.Addr + " default rule AllowVnetInBound"})

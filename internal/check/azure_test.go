@@ -578,3 +578,31 @@ func TestAzureAppSiteConfigUnknown(t *testing.T) {
 		t.Errorf("want one %s saying ftps_state is not known, got %+v", RuleAzWeakTLS, weak)
 	}
 }
+
+// TestAzureSourceASG checks that an NSG rule admitting an application
+// security group admits machines of its virtual network, said to be
+// assumed (which interfaces are members is not modelled), and nothing
+// beyond the rule's ports: a rule naming no address prefix admitted no one.
+func TestAzureSourceASG(t *testing.T) {
+	const db = "azurerm_linux_virtual_machine.db"
+	acc, err := Reachability(context.Background(), Config{Paths: []string{"testdata/azure/asg-source"}}, db)
+	if err != nil {
+		t.Fatal(err)
+	}
+	web := false
+	for _, a := range acc {
+		if a.Port != 5432 || a.Proto != "tcp" || a.Source == "internet" {
+			t.Errorf("%s reached from %s on %s %d: %s", db, a.Source, a.Proto, a.Port, pathLine(a.Path))
+			continue
+		}
+		if a.Source == "azurerm_subnet.web" {
+			web = true
+			if len(a.Assumed) == 0 || !strings.Contains(a.Assumed[0], "source application security group") {
+				t.Errorf("web tier's path not said to be assumed: %+v", a.Assumed)
+			}
+		}
+	}
+	if !web {
+		t.Errorf("the web tier does not reach PostgreSQL: %+v", acc)
+	}
+}
