@@ -28,6 +28,17 @@ func overlapOf(a, b *VPC) *netipx.IPSet {
 	return intersect(setOf(a.CIDRs...), setOf(b.CIDRs...))
 }
 
+// platformTags are the service tags whose addresses only Microsoft's own
+// platform sends from (azurePrefixes), so a rule admitting one admits none
+// of the sources modelled: AzureLoadBalancer is the host's health probes,
+// from 168.63.129.16, a virtual address no packet from the internet or a
+// peer carries; GatewayManager the control plane of application and VPN
+// gateways and Bastion; AzureTrafficManager its probes; ApiManagement API
+// Management's control plane, which Azure requires on 3443 of an instance
+// in a virtual network. A tag scoped to a region (ApiManagement.WestEurope)
+// is the same.
+var platformTags = map[string]bool{"azureloadbalancer": true, "gatewaymanager": true, "azuretrafficmanager": true, "apimanagement": true}
+
 // azureInternet names Azure's system route to the internet.
 const azureInternet = "Internet (Azure system route)"
 
@@ -59,18 +70,18 @@ func (m *Model) azurePrefixes(r *tf.Resource, b map[string]any, one, many string
 	var out []netip.Prefix
 	assumed := ""
 	for _, v := range vals {
-		switch strings.ToLower(v) {
+		tag := strings.ToLower(v)
+		if base, region, ok := strings.Cut(tag, "."); ok && region != "" && platformTags[base] {
+			tag = base // a platform's tag scoped to a region: its addresses there
+		}
+		if platformTags[tag] {
+			continue
+		}
+		switch tag {
 		case "*", "internet", "any":
 			out = append(out, allInternet...)
 		case "virtualnetwork":
 			out = append(out, vnet...)
-		case "azureloadbalancer", "gatewaymanager", "azuretrafficmanager":
-			// The platform's health probes, from 168.63.129.16: a virtual
-			// address of the host that no packet from the internet or a
-			// peer carries, so the rule admits none of the sources modelled.
-			// GatewayManager (the control plane of application and VPN
-			// gateways and Bastion) and AzureTrafficManager (its probes)
-			// are addresses only Microsoft sends from.
 		default:
 			if p, err := netip.ParsePrefix(v); err == nil {
 				out = append(out, p.Masked())
