@@ -606,3 +606,33 @@ func TestAzureSourceASG(t *testing.T) {
 		t.Errorf("the web tier does not reach PostgreSQL: %+v", acc)
 	}
 }
+
+// TestAzureSubnetLookup checks that an azurerm_subnet lookup of a subnet
+// written inside a virtual network of the project, one with an NSG the
+// provider gives an ID, is that subnet: the machine on it is reached from
+// the peered hub by SSH through the spoke's NSG, and on nothing else.
+func TestAzureSubnetLookup(t *testing.T) {
+	const vm = "azurerm_linux_virtual_machine.vm"
+	acc, err := Reachability(context.Background(), Config{Paths: []string{"testdata/azure/subnet-lookup"}}, vm)
+	if err != nil {
+		t.Fatal(err)
+	}
+	hub := false
+	for _, a := range acc {
+		switch {
+		case a.Proto != "tcp" || a.Port != 22:
+			t.Errorf("%s reached from %s on %s %d", vm, a.Source, a.Proto, a.Port)
+		case a.Source == "azurerm_virtual_network.hub":
+			hub = true
+			if p := pathLine(a.Path); !strings.Contains(p, "azurerm_virtual_network.spoke/subnets/snet-vm → azurerm_network_security_group.spoke → "+vm) {
+				t.Errorf("path %q does not cross the looked-up subnet and its NSG", p)
+			}
+		}
+	}
+	if !hub {
+		t.Errorf("the hub does not reach SSH on the machine: %+v", acc)
+	}
+	if got := activeOn(run(t, "testdata/azure/subnet-lookup"), RuleAzLateral, vm); len(got) != 1 {
+		t.Errorf("%s: %+v, want one", RuleAzLateral, got)
+	}
+}
