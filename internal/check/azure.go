@@ -707,7 +707,7 @@ func ruleFor(e *Endpoint, rule string) string {
 func azureRules() []Rule {
 	return []Rule{
 		{RuleNSGWorldOpen, High, "Network security group admits the whole internet beyond 80/443",
-			"An inbound NSG rule allows every internet address (source *, Internet, Any or ranges that cover the internet) on ports other than 80 and 443, before any deny of higher priority. The finding stands wherever the NSG is declared: critical when a path from the internet reaches a virtual machine behind it, high when it is attached but no path is proven, medium when nothing in the scanned code associates it.",
+			"An inbound NSG rule allows every internet address (source *, Internet, Any or ranges that cover the internet) on ports other than 80 and 443, before any deny of higher priority. The finding stands wherever the NSG is declared: critical when a path from the internet reaches a virtual machine behind it, high when it is attached but no path is proven, medium when nothing in the scanned code associates it, or when the ports are open only through a source read at its most permissive (a service tag not modelled, a prefix not known statically) and no path is found either: the NSG then may admit the internet, and the finding says why.",
 			"Allow the port only from known ranges or application security groups, or reach machines through Azure Bastion or the moat gateway."},
 		{RuleAzExposedPort, Critical, "Admin or data-store port of a machine or cluster reachable from the internet",
 			"SSH, RDP, a database or another admin or data-store port of a virtual machine can be opened from internet addresses: the VM (or scale set) has a public IP or sits behind a public load balancer that forwards the port, its virtual network routes to the internet (Azure's system route) and the NSGs of its subnet and network interface allow the port. An AKS cluster that is not private is reported when its API server admits internet addresses (no authorized IP ranges admits every one). The ports that the same addresses reach make one finding that lists them; it is critical when they are the internet at large (at least half of the IPv4 or IPv6 internet) and medium, naming the range, when they are a bounded one such as an office's /24.",
@@ -726,9 +726,10 @@ func azureRules() []Rule {
 
 // nsgOpen returns the port ranges, other than 80 and 443, on which the NSG
 // lets every internet address of a family in, in priority order.
-func nsgOpen(n *NACL, inet *Source) ([]portRange, []string) {
+func nsgOpen(n *NACL, inet *Source) ([]portRange, []string, bool) {
 	var out []portRange
 	var assumed []string
+	onlyAssumed := true
 	for _, proto := range []string{"tcp", "udp"} {
 		cuts := map[int]bool{0: true, 65536: true, 80: true, 81: true, 443: true, 444: true}
 		for _, r := range n.Ingress {
@@ -754,6 +755,8 @@ func nsgOpen(n *NACL, inet *Source) ([]portRange, []string) {
 			for _, h := range hits {
 				if _, why, ok := strings.Cut(h, " ("); ok && strings.Contains(h, "assumed") {
 					assumed = append(assumed, strings.TrimSuffix(why, ")"))
+				} else {
+					onlyAssumed = false
 				}
 			}
 			if k := len(out); k > 0 && out[k-1].proto == proto && out[k-1].to+1 == lo {
@@ -763,7 +766,7 @@ func nsgOpen(n *NACL, inet *Source) ([]portRange, []string) {
 			out = append(out, portRange{proto, lo, hi})
 		}
 	}
-	return out, dedup(assumed)
+	return out, dedup(assumed), onlyAssumed
 }
 
 func (m *Model) azureNSGRules(fs *findings) {
@@ -797,7 +800,7 @@ func (m *Model) azureNSGRules(fs *findings) {
 		if len(n.FlowLogs) == 0 && (n.VPC == nil || len(n.VPC.FlowLogs) == 0) {
 			fs.add(RuleNSGNoFlowLogs, n.Res, nil, "no enabled azurerm_network_watcher_flow_log names this network security group or its virtual network")
 		}
-		open, assumed := nsgOpen(n, &inet)
+		open, assumed, onlyAssumed := nsgOpen(n, &inet)
 		open = minusRanges(open, m.gatewayInfraPorts(n, nicUsers[n]))
 		if len(open) == 0 {
 			continue
@@ -810,12 +813,17 @@ func (m *Model) azureNSGRules(fs *findings) {
 		if len(assumed) > 0 {
 			what += " (read so where " + strings.Join(assumed, "; ") + ")"
 		}
-		done := false
+		admits := "admits"
+		if onlyAssumed {
+			admits = "may admit" // every port open only through what was assumed
+		}
+		done, reached := false, false
 		var blocked *Result
 		for _, e := range users[n] {
 			for _, o := range open {
 				for _, p := range o.probe(e) {
 					res := m.Reach(inet, e, o.proto, p)
+					reached = reached || res.Reachable
 					if res.Reachable && len(res.Assumed) == 0 {
 						fs.addSev(RuleNSGWorldOpen, Critical, n.Res, res.Path, "admits every internet address on %s; %s %s is reached from the internet on %s", what, e.Kind, e.Addr, portText(o.proto, p, p))
 						done = true
@@ -843,9 +851,13 @@ func (m *Model) azureNSGRules(fs *findings) {
 				path = blocked.Path
 				why += ": " + blocked.Path[len(blocked.Path)-1].String()
 			}
-			fs.addSev(RuleNSGWorldOpen, High, n.Res, path, "admits every internet address on %s; %s", what, why)
+			sev := High
+			if onlyAssumed && !reached {
+				sev = Medium // neither the source nor a path is known, as for a security group (openGroup)
+			}
+			fs.addSev(RuleNSGWorldOpen, sev, n.Res, path, "%s every internet address on %s; %s", admits, what, why)
 		default:
-			fs.addSev(RuleNSGWorldOpen, Medium, n.Res, nil, "admits every internet address on %s; nothing in the scanned code associates it, so wherever it is associated the internet reaches those ports", what)
+			fs.addSev(RuleNSGWorldOpen, Medium, n.Res, nil, "%s every internet address on %s; nothing in the scanned code associates it, so wherever it is associated the internet reaches those ports", admits, what)
 		}
 	}
 }
