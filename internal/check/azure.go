@@ -28,6 +28,17 @@ func overlapOf(a, b *VPC) *netipx.IPSet {
 	return intersect(setOf(a.CIDRs...), setOf(b.CIDRs...))
 }
 
+// platformTags are the service tags whose addresses only Microsoft's own
+// platform sends from (azurePrefixes), so a rule admitting one admits none
+// of the sources modelled: AzureLoadBalancer is the host's health probes,
+// from 168.63.129.16, a virtual address no packet from the internet or a
+// peer carries; GatewayManager the control plane of application and VPN
+// gateways and Bastion; AzureTrafficManager its probes; ApiManagement API
+// Management's control plane, which Azure requires on 3443 of an instance
+// in a virtual network. A tag scoped to a region (ApiManagement.WestEurope)
+// is the same.
+var platformTags = map[string]bool{"azureloadbalancer": true, "gatewaymanager": true, "azuretrafficmanager": true, "apimanagement": true}
+
 // azureInternet names Azure's system route to the internet.
 const azureInternet = "Internet (Azure system route)"
 
@@ -59,18 +70,18 @@ func (m *Model) azurePrefixes(r *tf.Resource, b map[string]any, one, many string
 	var out []netip.Prefix
 	assumed := ""
 	for _, v := range vals {
-		switch strings.ToLower(v) {
+		tag := strings.ToLower(v)
+		if base, region, ok := strings.Cut(tag, "."); ok && region != "" && platformTags[base] {
+			tag = base // a platform's tag scoped to a region: its addresses there
+		}
+		if platformTags[tag] {
+			continue
+		}
+		switch tag {
 		case "*", "internet", "any":
 			out = append(out, allInternet...)
 		case "virtualnetwork":
 			out = append(out, vnet...)
-		case "azureloadbalancer", "gatewaymanager", "azuretrafficmanager":
-			// The platform's health probes, from 168.63.129.16: a virtual
-			// address of the host that no packet from the internet or a
-			// peer carries, so the rule admits none of the sources modelled.
-			// GatewayManager (the control plane of application and VPN
-			// gateways and Bastion) and AzureTrafficManager (its probes)
-			// are addresses only Microsoft sends from.
 		default:
 			if p, err := netip.ParsePrefix(v); err == nil {
 				out = append(out, p.Masked())
@@ -127,7 +138,7 @@ func azurePorts(b map[string]any) ([][2]int, bool) {
 }
 
 // nsgRules turns one security_rule into ordered entries (inbound only).
-func (m *Model) nsgRules(r *tf.Resource, b map[string]any, where string, vnet []netip.Prefix) []NACLRule {
+func (m *Model) nsgRules(r *tf.Resource, b map[string]any, where string, vnet, own []netip.Prefix) []NACLRule {
 	if !strings.EqualFold(str(b, "direction"), "Inbound") && !unknown(b, "direction") {
 		return nil
 	}
@@ -140,6 +151,16 @@ func (m *Model) nsgRules(r *tf.Resource, b map[string]any, where string, vnet []
 		protos = []string{"tcp", "udp", "icmp"}
 	}
 	srcs, assumed, bounded := m.azurePrefixes(r, b, "source_address_prefix", "source_address_prefixes", vnet)
+	if asgs, unk := strs(b, "source_application_security_group_ids"); len(asgs) > 0 || unk {
+		// The members of an application security group are interfaces
+		// of one virtual network, the NSG's: which ones is not modelled,
+		// so the rule admits any address of that network, and says so
+		// (a deny then denies nothing). It never admits the internet.
+		srcs = append(srcs, own...)
+		if assumed == "" {
+			assumed = "source application security group: its members are assumed to be any address of the network security group's virtual network"
+		}
+	}
 	if unknown(b, "priority") {
 		// Fail closed: an allow is read as deciding before every deny,
 		// a deny after every allow (the highest priority number).
@@ -633,8 +654,9 @@ type rawRule struct {
 }
 
 func (n *NACL) finishNSG(m *Model, raws []rawRule) {
-	var vnet []netip.Prefix
+	var vnet, own []netip.Prefix
 	if n.VPC != nil {
+		own = n.VPC.CIDRs
 		vnet = append(vnet, n.VPC.CIDRs...)
 		for _, p := range m.Peerings {
 			if p.A == n.VPC && p.B != nil && !p.Refused {
@@ -644,7 +666,7 @@ func (n *NACL) finishNSG(m *Model, raws []rawRule) {
 	}
 	var out []NACLRule
 	for _, rr := range raws {
-		out = append(out, m.nsgRules(rr.r, rr.b, rr.where, vnet)...)
+		out = append(out, m.nsgRules(rr.r, rr.b, rr.where, vnet, own)...)
 	}
 	for _, c := range vnet {
 		out = append(out, NACLRule{No: 65000, Allow: true, Proto: "all", From: 0, To: 65535, CIDR: c, Where: n.Addr + " default rule AllowVnetInBound"})
@@ -685,7 +707,7 @@ func ruleFor(e *Endpoint, rule string) string {
 func azureRules() []Rule {
 	return []Rule{
 		{RuleNSGWorldOpen, High, "Network security group admits the whole internet beyond 80/443",
-			"An inbound NSG rule allows every internet address (source *, Internet, Any or ranges that cover the internet) on ports other than 80 and 443, before any deny of higher priority. The finding stands wherever the NSG is declared: critical when a path from the internet reaches a virtual machine behind it, high when it is attached but no path is proven, medium when nothing in the scanned code associates it.",
+			"An inbound NSG rule allows every internet address (source *, Internet, Any or ranges that cover the internet) on ports other than 80 and 443, before any deny of higher priority. The finding stands wherever the NSG is declared: critical when a path from the internet reaches a virtual machine behind it, high when it is attached but no path is proven, medium when nothing in the scanned code associates it, or when the ports are open only through a source read at its most permissive (a service tag not modelled, a prefix not known statically) and no path is found either: the NSG then may admit the internet, and the finding says why.",
 			"Allow the port only from known ranges or application security groups, or reach machines through Azure Bastion or the moat gateway."},
 		{RuleAzExposedPort, Critical, "Admin or data-store port of a machine or cluster reachable from the internet",
 			"SSH, RDP, a database or another admin or data-store port of a virtual machine can be opened from internet addresses: the VM (or scale set) has a public IP or sits behind a public load balancer that forwards the port, its virtual network routes to the internet (Azure's system route) and the NSGs of its subnet and network interface allow the port. An AKS cluster that is not private is reported when its API server admits internet addresses (no authorized IP ranges admits every one). The ports that the same addresses reach make one finding that lists them; it is critical when they are the internet at large (at least half of the IPv4 or IPv6 internet) and medium, naming the range, when they are a bounded one such as an office's /24.",
@@ -704,9 +726,10 @@ func azureRules() []Rule {
 
 // nsgOpen returns the port ranges, other than 80 and 443, on which the NSG
 // lets every internet address of a family in, in priority order.
-func nsgOpen(n *NACL, inet *Source) ([]portRange, []string) {
+func nsgOpen(n *NACL, inet *Source) ([]portRange, []string, bool) {
 	var out []portRange
 	var assumed []string
+	onlyAssumed := true
 	for _, proto := range []string{"tcp", "udp"} {
 		cuts := map[int]bool{0: true, 65536: true, 80: true, 81: true, 443: true, 444: true}
 		for _, r := range n.Ingress {
@@ -732,6 +755,8 @@ func nsgOpen(n *NACL, inet *Source) ([]portRange, []string) {
 			for _, h := range hits {
 				if _, why, ok := strings.Cut(h, " ("); ok && strings.Contains(h, "assumed") {
 					assumed = append(assumed, strings.TrimSuffix(why, ")"))
+				} else {
+					onlyAssumed = false
 				}
 			}
 			if k := len(out); k > 0 && out[k-1].proto == proto && out[k-1].to+1 == lo {
@@ -741,7 +766,7 @@ func nsgOpen(n *NACL, inet *Source) ([]portRange, []string) {
 			out = append(out, portRange{proto, lo, hi})
 		}
 	}
-	return out, dedup(assumed)
+	return out, dedup(assumed), onlyAssumed
 }
 
 func (m *Model) azureNSGRules(fs *findings) {
@@ -775,7 +800,7 @@ func (m *Model) azureNSGRules(fs *findings) {
 		if len(n.FlowLogs) == 0 && (n.VPC == nil || len(n.VPC.FlowLogs) == 0) {
 			fs.add(RuleNSGNoFlowLogs, n.Res, nil, "no enabled azurerm_network_watcher_flow_log names this network security group or its virtual network")
 		}
-		open, assumed := nsgOpen(n, &inet)
+		open, assumed, onlyAssumed := nsgOpen(n, &inet)
 		open = minusRanges(open, m.gatewayInfraPorts(n, nicUsers[n]))
 		if len(open) == 0 {
 			continue
@@ -788,12 +813,17 @@ func (m *Model) azureNSGRules(fs *findings) {
 		if len(assumed) > 0 {
 			what += " (read so where " + strings.Join(assumed, "; ") + ")"
 		}
-		done := false
+		admits := "admits"
+		if onlyAssumed {
+			admits = "may admit" // every port open only through what was assumed
+		}
+		done, reached := false, false
 		var blocked *Result
 		for _, e := range users[n] {
 			for _, o := range open {
 				for _, p := range o.probe(e) {
 					res := m.Reach(inet, e, o.proto, p)
+					reached = reached || res.Reachable
 					if res.Reachable && len(res.Assumed) == 0 {
 						fs.addSev(RuleNSGWorldOpen, Critical, n.Res, res.Path, "admits every internet address on %s; %s %s is reached from the internet on %s", what, e.Kind, e.Addr, portText(o.proto, p, p))
 						done = true
@@ -821,9 +851,13 @@ func (m *Model) azureNSGRules(fs *findings) {
 				path = blocked.Path
 				why += ": " + blocked.Path[len(blocked.Path)-1].String()
 			}
-			fs.addSev(RuleNSGWorldOpen, High, n.Res, path, "admits every internet address on %s; %s", what, why)
+			sev := High
+			if onlyAssumed && !reached {
+				sev = Medium // neither the source nor a path is known, as for a security group (openGroup)
+			}
+			fs.addSev(RuleNSGWorldOpen, sev, n.Res, path, "%s every internet address on %s; %s", admits, what, why)
 		default:
-			fs.addSev(RuleNSGWorldOpen, Medium, n.Res, nil, "admits every internet address on %s; nothing in the scanned code associates it, so wherever it is associated the internet reaches those ports", what)
+			fs.addSev(RuleNSGWorldOpen, Medium, n.Res, nil, "%s every internet address on %s; nothing in the scanned code associates it, so wherever it is associated the internet reaches those ports", admits, what)
 		}
 	}
 }

@@ -26,8 +26,8 @@ func azureAppRules() []Rule {
 			"A web app, function app or one of their slots leaves public network access on and its access restrictions admit every address: no ip_restriction (or scm_ip_restriction) block, an allow of 0.0.0.0/0 or ::/0 without header filters, or a default action of Allow for addresses no rule matches. The azurerm provider defaults ip_restriction_default_action and scm_ip_restriction_default_action to Allow on azurerm_linux_web_app, azurerm_windows_web_app, the function apps and their slots, so restrictions there admit everyone unless the default action is Deny; on azurerm_app_service and azurerm_function_app (azurerm before 4.0) the rules end in an implicit deny. The deployment (SCM, Kudu) site open to the internet is medium; the main site alone, which many apps serve to everyone on purpose, is low. Restrictions that are not known statically (a dynamic block over a variable) are read as admitting everyone, and the finding says so.",
 			"Set public_network_access_enabled = false and reach the app through a private endpoint or Front Door, or list ip_restriction and scm_ip_restriction entries with ip_restriction_default_action = \"Deny\" and scm_ip_restriction_default_action = \"Deny\" (or scm_use_main_ip_restriction = true)."},
 		{RuleAzWeakTLS, Medium, "Azure service accepts plaintext or TLS below 1.2",
-			"A web app or function app does not set https_only = true (its default is false, so it answers plain HTTP), admits FTP beside FTPS (ftps_state = \"AllAllowed\", the platform's default for azurerm_app_service and azurerm_function_app when unset) or admits TLS 1.0 or 1.1 (minimum_tls_version, scm_minimum_tls_version, min_tls_version); a Redis cache opens its non-TLS port (enable_non_ssl_port, non_ssl_port_enabled) or admits TLS below 1.2; a storage account admits HTTP (enable_https_traffic_only, https_traffic_only_enabled = false) or TLS below 1.2; an Azure SQL server admits TLS below 1.2; a PostgreSQL, MySQL or MariaDB single server turns SSL enforcement off (ssl_enforcement_enabled = false) or admits TLS below 1.2, or a flexible server's require_secure_transport parameter is OFF; an Application Gateway serves plain HTTP on a listener of a public frontend that its routing rules do not redirect to HTTPS (AWS-LB-001 is the AWS counterpart). Credentials and data then cross the network readable.",
-			"Set https_only = true, ftps_state = \"FtpsOnly\" or \"Disabled\", minimum_tls_version = \"1.2\" (and scm_minimum_tls_version), and on Redis, storage and SQL leave the non-TLS port off and the minimum TLS version at 1.2; give an Application Gateway an HTTPS listener and route its HTTP listener to a redirect_configuration whose target is that listener."},
+			"A web app or function app does not set https_only = true (its default is false, so it answers plain HTTP), admits FTP beside FTPS (ftps_state = \"AllAllowed\", the platform's default for azurerm_app_service and azurerm_function_app when unset) or admits TLS 1.0 or 1.1 (minimum_tls_version, scm_minimum_tls_version, min_tls_version); a Redis cache opens its non-TLS port (enable_non_ssl_port, non_ssl_port_enabled) or admits TLS below 1.2; a storage account admits HTTP (enable_https_traffic_only, https_traffic_only_enabled = false) or TLS below 1.2; a container app's external ingress allows insecure connections (allow_insecure_connections = true), answering HTTP rather than redirecting it; an Azure SQL server admits TLS below 1.2; a PostgreSQL, MySQL or MariaDB single server turns SSL enforcement off (ssl_enforcement_enabled = false) or admits TLS below 1.2, or a flexible server's require_secure_transport parameter is OFF; an Application Gateway serves plain HTTP on a listener of a public frontend that its routing rules do not redirect to HTTPS (AWS-LB-001 is the AWS counterpart). Credentials and data then cross the network readable.",
+			"Set https_only = true, ftps_state = \"FtpsOnly\" or \"Disabled\", minimum_tls_version = \"1.2\" (and scm_minimum_tls_version), and on Redis, storage and SQL leave the non-TLS port off and the minimum TLS version at 1.2; leave a container app's allow_insecure_connections false; give an Application Gateway an HTTPS listener and route its HTTP listener to a redirect_configuration whose target is that listener."},
 	}
 }
 
@@ -159,6 +159,16 @@ func (m *Model) azureApps(byType map[string][]*tf.Resource, fs *findings) {
 		}
 		if len(weak) > 0 {
 			fs.add(RuleAzWeakTLS, r, nil, "%s", strings.Join(weak, "; "))
+		}
+	}
+	// A container app's ingress redirects HTTP to HTTPS unless it allows
+	// insecure connections; an ingress of TCP transport carries no HTTP,
+	// and one that is not external answers its environment alone.
+	for _, r := range byType["azurerm_container_app"] {
+		for _, in := range blocks(r.Values, "ingress") {
+			if boolean(in, "allow_insecure_connections", false) && boolean(in, "external_enabled", true) && !strings.EqualFold(str(in, "transport"), "tcp") {
+				fs.add(RuleAzWeakTLS, r, nil, "ingress.allow_insecure_connections = true on an external ingress: the app answers plain HTTP rather than redirecting it to HTTPS")
+			}
 		}
 	}
 	for _, r := range byType["azurerm_storage_account"] {

@@ -578,3 +578,61 @@ func TestAzureAppSiteConfigUnknown(t *testing.T) {
 		t.Errorf("want one %s saying ftps_state is not known, got %+v", RuleAzWeakTLS, weak)
 	}
 }
+
+// TestAzureSourceASG checks that an NSG rule admitting an application
+// security group admits machines of its virtual network, said to be
+// assumed (which interfaces are members is not modelled), and nothing
+// beyond the rule's ports: a rule naming no address prefix admitted no one.
+func TestAzureSourceASG(t *testing.T) {
+	const db = "azurerm_linux_virtual_machine.db"
+	acc, err := Reachability(context.Background(), Config{Paths: []string{"testdata/azure/asg-source"}}, db)
+	if err != nil {
+		t.Fatal(err)
+	}
+	web := false
+	for _, a := range acc {
+		if a.Port != 5432 || a.Proto != "tcp" || a.Source == "internet" {
+			t.Errorf("%s reached from %s on %s %d: %s", db, a.Source, a.Proto, a.Port, pathLine(a.Path))
+			continue
+		}
+		if a.Source == "azurerm_subnet.web" {
+			web = true
+			if len(a.Assumed) == 0 || !strings.Contains(a.Assumed[0], "source application security group") {
+				t.Errorf("web tier's path not said to be assumed: %+v", a.Assumed)
+			}
+		}
+	}
+	if !web {
+		t.Errorf("the web tier does not reach PostgreSQL: %+v", acc)
+	}
+}
+
+// TestAzureSubnetLookup checks that an azurerm_subnet lookup of a subnet
+// written inside a virtual network of the project, one with an NSG the
+// provider gives an ID, is that subnet: the machine on it is reached from
+// the peered hub by SSH through the spoke's NSG, and on nothing else.
+func TestAzureSubnetLookup(t *testing.T) {
+	const vm = "azurerm_linux_virtual_machine.vm"
+	acc, err := Reachability(context.Background(), Config{Paths: []string{"testdata/azure/subnet-lookup"}}, vm)
+	if err != nil {
+		t.Fatal(err)
+	}
+	hub := false
+	for _, a := range acc {
+		switch {
+		case a.Proto != "tcp" || a.Port != 22:
+			t.Errorf("%s reached from %s on %s %d", vm, a.Source, a.Proto, a.Port)
+		case a.Source == "azurerm_virtual_network.hub":
+			hub = true
+			if p := pathLine(a.Path); !strings.Contains(p, "azurerm_virtual_network.spoke/subnets/snet-vm → azurerm_network_security_group.spoke → "+vm) {
+				t.Errorf("path %q does not cross the looked-up subnet and its NSG", p)
+			}
+		}
+	}
+	if !hub {
+		t.Errorf("the hub does not reach SSH on the machine: %+v", acc)
+	}
+	if got := activeOn(run(t, "testdata/azure/subnet-lookup"), RuleAzLateral, vm); len(got) != 1 {
+		t.Errorf("%s: %+v, want one", RuleAzLateral, got)
+	}
+}

@@ -162,7 +162,8 @@ resource "azurerm_network_security_group" "app" {
 }
 
 // TestAzurePlatformServiceTags checks that the tags only Microsoft sends
-// from (GatewayManager, AzureLoadBalancer) admit no internet address, and
+// from (GatewayManager, AzureLoadBalancer, ApiManagement, regional or not)
+// admit no internet address, and
 // that a finding resting on a tag read as every address says so.
 func TestAzurePlatformServiceTags(t *testing.T) {
 	rep := run(t, "testdata/azure/platform-tags")
@@ -171,8 +172,10 @@ func TestAzurePlatformServiceTags(t *testing.T) {
 		t.Fatalf("%s: %+v, want one", RuleNSGWorldOpen, got)
 	}
 	msg := got[0].Message
-	if strings.Contains(msg, "65200") {
-		t.Errorf("GatewayManager's ports read as open to the internet: %s", msg)
+	for _, p := range []string{"65200", "3443", "3444"} {
+		if strings.Contains(msg, p) {
+			t.Errorf("a platform tag's port %s read as open to the internet: %s", p, msg)
+		}
 	}
 	if !strings.Contains(msg, "tcp 8080") || !strings.Contains(msg, `"AzureFrontDoor.Backend" is not modelled`) {
 		t.Errorf("finding %q does not name 8080 and the tag it assumed", msg)

@@ -475,6 +475,17 @@ func (m *Model) buildEndpoints(byType map[string][]*tf.Resource) {
 		publicFlag(e, r.Values, "publicly_accessible")
 		add(e)
 	}
+	// An EFS mount target is an interface in its subnet, behind its groups
+	// (its VPC's default group when it names none), answering NFS on 2049
+	// alone; it never has a public address, so it matters for paths from
+	// peers and for --reach.
+	for _, r := range byType["aws_efs_mount_target"] {
+		e := &Endpoint{Addr: r.Address, Kind: "efs", DataTier: true, Res: r, Ports: []int{2049}}
+		e.Subnets = m.subnetsIn(e, r.Values, "subnet_id")
+		m.attachSGs(e, r.Values, "security_groups")
+		e.Listens = listensOn(e.Ports)
+		add(e)
+	}
 	for _, typ := range []string{"aws_opensearch_domain", "aws_elasticsearch_domain"} {
 		for _, r := range byType[typ] {
 			// A domain's endpoint answers HTTPS on 443, and HTTP on 80

@@ -267,12 +267,21 @@ resource "azurerm_network_security_group" "app" {
 			{"reached", azureBase + nsg + open, Critical},
 			{"associated, no public IP", private + nsg + open, High},
 			{"not associated", unassociated + nsg + open, Medium},
+			// A tag not modelled is read as every address: the NSG may
+			// admit the internet, medium without a path, as a security
+			// group whose source is not known statically is.
+			{"tag not modelled, no path", private + nsg + nsgRule("corp", 100, "Allow", "22", `"CorpNetPublic"`), Medium},
+			{"tag not modelled, a path", azureBase + nsg + nsgRule("corp", 100, "Allow", "22", `"CorpNetPublic"`), High},
+			{"tag not modelled beside the internet", private + nsg + open + nsgRule("corp", 110, "Allow", "3389", `"CorpNetPublic"`), High},
 		} {
 			t.Run(tc.name, func(t *testing.T) {
 				rep := checkSource(t, tc.src)
 				got := activeOn(rep, RuleNSGWorldOpen, "azurerm_network_security_group.app")
 				if len(got) != 1 || got[0].Severity != tc.want {
 					t.Fatalf("want one %s %s, got %+v", tc.want, RuleNSGWorldOpen, got)
+				}
+				if assumedOnly := !strings.Contains(tc.src, `"Internet"`); assumedOnly != strings.HasPrefix(got[0].Message, "may admit every internet address") {
+					t.Errorf("message %q: want \"may admit\" exactly when only an assumed source opens the ports", got[0].Message)
 				}
 			})
 		}

@@ -231,7 +231,7 @@ type NACLRule struct {
 // endpoint) that traffic can be sent to.
 type Endpoint struct {
 	Addr    string
-	Kind    string // instance, eni, asg, lb, db, cache, redshift, search, eks
+	Kind    string // instance, eni, asg, lb, db, cache, redshift, search, eks, efs, …
 	Subnets []*Subnet
 	SGs     []*SG
 	Public  bool   // has a public address

@@ -277,3 +277,47 @@ func TestWorldOpenNACL(t *testing.T) {
 		})
 	}
 }
+
+// TestWriteAccessGroupsPorts checks that --reach prints on one line the
+// ports of one protocol that a source reaches from the same addresses by
+// the same path under the same assumptions, and keeps apart a port reached
+// by another path, another protocol, or under an assumption.
+func TestWriteAccessGroupsPorts(t *testing.T) {
+	direct := []Hop{{Kind: "source", Detail: "subnet a"}, {Addr: "vm"}}
+	other := []Hop{{Kind: "source", Detail: "subnet a"}, {Addr: "lb"}, {Addr: "vm"}}
+	acc := []Access{
+		{Source: "internet", Range: "every IPv4 internet address", Proto: "tcp", Port: 22, Path: direct},
+		{Source: "subnet a", Range: "10.0.1.0/24", Proto: "all", Path: direct},
+		{Source: "subnet a", Range: "10.0.1.0/24", Proto: "tcp", Port: 22, Path: direct},
+		{Source: "subnet a", Range: "10.0.1.0/24", Proto: "tcp", Port: 80, Path: other},
+		{Source: "subnet a", Range: "10.0.1.0/24", Proto: "tcp", Port: 3389, Path: direct},
+		{Source: "subnet a", Range: "10.0.1.0/24", Proto: "tcp", Port: 5432, Path: direct, Assumed: []string{"x not known statically"}},
+		{Source: "subnet a", Range: "10.0.1.0/24", Proto: "udp", Port: 53, Path: direct},
+	}
+	var b strings.Builder
+	if err := WriteAccess(&b, "vm", acc, "text"); err != nil {
+		t.Fatal(err)
+	}
+	want := `vm is reachable from:
+
+  internet
+    tcp 22 (SSH) from every IPv4 internet address
+      path: subnet a → vm
+
+  subnet a
+    all traffic (every protocol and port) from 10.0.1.0/24
+      path: subnet a → vm
+    tcp 22 (SSH), 3389 (RDP) from 10.0.1.0/24
+      path: subnet a → vm
+    tcp 80 from 10.0.1.0/24
+      path: subnet a → lb → vm
+    tcp 5432 (PostgreSQL) from 10.0.1.0/24
+      path: subnet a → vm
+      assumed: x not known statically
+    udp 53 from 10.0.1.0/24
+      path: subnet a → vm
+`
+	if got := b.String(); got != want {
+		t.Errorf("got:\n%s\nwant:\n%s", got, want)
+	}
+}

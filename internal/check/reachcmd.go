@@ -191,23 +191,66 @@ func WriteAccess(w io.Writer, address string, acc []Access, format string) error
 		return err
 	}
 	fmt.Fprintf(w, "%s is reachable from:\n", address)
-	var last string
-	for _, a := range acc {
-		if a.Source != last {
-			fmt.Fprintf(w, "\n  %s\n", a.Source)
-			last = a.Source
-		}
-		name := portName(a.Port)
-		switch {
-		case a.Proto == "all":
-			name = " (every protocol and port)"
-		case name != "":
-			name = " (" + name + ")"
-		}
-		fmt.Fprintf(w, "    %s%s from %s\n      path: %s\n", portText(a.Proto, a.Port, a.Port), name, a.Range, pathLine(a.Path))
-		for _, s := range a.Assumed {
-			fmt.Fprintf(w, "      assumed: %s\n", s)
+	for _, src := range accessBySource(acc) {
+		fmt.Fprintf(w, "\n  %s\n", src[0].Source)
+		for _, g := range accessLines(src) {
+			a := g[0]
+			text := portText(a.Proto, a.Port, a.Port)
+			switch {
+			case a.Proto == "all":
+				text += " (every protocol and port)"
+			case a.Proto == "tcp" || a.Proto == "udp":
+				ports := make([]string, len(g))
+				for i, b := range g {
+					ports[i] = fmt.Sprint(b.Port)
+					if name := portName(b.Port); name != "" {
+						ports[i] += " (" + name + ")"
+					}
+				}
+				text = a.Proto + " " + strings.Join(ports, ", ")
+			}
+			fmt.Fprintf(w, "    %s from %s\n      path: %s\n", text, a.Range, pathLine(a.Path))
+			for _, s := range a.Assumed {
+				fmt.Fprintf(w, "      assumed: %s\n", s)
+			}
 		}
 	}
 	return nil
+}
+
+// accessBySource splits acc, which Reachability orders by source, into
+// each source's entries.
+func accessBySource(acc []Access) [][]Access {
+	var out [][]Access
+	for i, a := range acc {
+		if i == 0 || a.Source != acc[i-1].Source {
+			out = append(out, nil)
+		}
+		out[len(out)-1] = append(out[len(out)-1], a)
+	}
+	return out
+}
+
+// accessLines groups one source's entries into the lines --reach prints:
+// the ports of one protocol that the same addresses reach by the same path,
+// read under the same assumptions, share a line, in the order first seen.
+// A resource that admits a whole network lists thirty ports on one line,
+// not thirty lines with one path repeated.
+func accessLines(acc []Access) [][]Access {
+	var out [][]Access
+	keys := map[string]int{}
+	for _, a := range acc {
+		k := strings.Join(append([]string{a.Proto, a.Range, pathLine(a.Path)}, a.Assumed...), "\x00")
+		if a.Proto != "tcp" && a.Proto != "udp" {
+			k = fmt.Sprint(len(out), "\x00", k) // one line each
+		}
+		i, ok := keys[k]
+		if !ok {
+			i = len(out)
+			keys[k] = i
+			out = append(out, nil)
+		}
+		out[i] = append(out[i], a)
+	}
+	return out
 }

@@ -1,6 +1,8 @@
 package check
 
 import (
+	"context"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -188,5 +190,40 @@ resource "aws_neptune_cluster_instance" "s" {
 				t.Errorf("path %q", p)
 			}
 		})
+	}
+}
+
+// TestEFSMountTarget checks that an EFS mount target is a place traffic
+// reaches: --reach lists who opens NFS on it, by its group or its VPC's
+// default group when it names none, and nothing else; the internet reaches
+// neither, which have no public address, and the world-open group's finding
+// names the mount target behind it.
+func TestEFSMountTarget(t *testing.T) {
+	const dir = "testdata/aws/efs-mount"
+	for _, tc := range []struct {
+		addr    string
+		sources []string
+	}{
+		{"aws_efs_mount_target.a", []string{"aws_subnet.a", "aws_subnet.b"}},
+		{"aws_efs_mount_target.b", nil}, // the default group admits its members alone
+	} {
+		acc, err := Reachability(context.Background(), Config{Paths: []string{dir}}, tc.addr)
+		if err != nil {
+			t.Fatalf("%s: %v", tc.addr, err)
+		}
+		var got []string
+		for _, a := range acc {
+			if a.Proto != "tcp" || a.Port != 2049 {
+				t.Errorf("%s reached from %s on %s %d", tc.addr, a.Source, a.Proto, a.Port)
+			}
+			got = append(got, a.Source)
+		}
+		if !slices.Equal(got, tc.sources) {
+			t.Errorf("%s reached from %v, want %v", tc.addr, got, tc.sources)
+		}
+	}
+	got := activeOn(run(t, dir), RuleWorldOpen, "aws_security_group.efs")
+	if len(got) != 1 || got[0].Severity != High || !strings.Contains(got[0].Message, "attached (aws_efs_mount_target.a)") {
+		t.Errorf("%s: %+v, want one high naming the mount target", RuleWorldOpen, got)
 	}
 }

@@ -8,7 +8,7 @@ import (
 )
 
 // Data sources are read by the provider at plan time, so their attributes
-// are unknown here, with one exception that rules need: a KMS key looked up
+// are unknown here, with exceptions that rules need (dataValue), among them: a KMS key looked up
 // by an alias or an ARN the configuration gives names that key, and every
 // attribute that identifies it (arn, id, key_id, target_key_arn, …) reads as
 // the alias or ARN given. KMS takes an alias wherever it takes a key, so a
@@ -197,12 +197,108 @@ func managedPrefixListName(d *resBlock, ctx *hcl.EvalContext) (string, bool) {
 // data source.
 var managedPrefixListAttrs = []string{"address_family", "arn", "entries", "filter", "id", "max_entries", "name", "owner_id", "region", "tags", "version"}
 
+// azureSubnetAttrs are the attributes of the azurerm_subnet data source.
+var azureSubnetAttrs = []string{"address_prefix", "address_prefixes", "default_outbound_access_enabled",
+	"enforce_private_link_endpoint_network_policies", "enforce_private_link_service_network_policies", "id", "name",
+	"network_security_group_id", "private_endpoint_network_policies", "private_endpoint_network_policies_enabled",
+	"private_link_service_network_policies_enabled", "resource_group_name", "route_table_id", "service_endpoints",
+	"timeouts", "virtual_network_name"}
+
+// inlineSubnetLookup returns the ID of the subnet an azurerm_subnet lookup
+// finds when it names, by name and virtual_network_name, a subnet written
+// inside a virtual network of this module (InlineSubnetID): exactly one
+// such subnet, in a network of that name whose resource group, when both
+// are known, is the lookup's. Azure knows a subnet by those names, so the
+// lookup is that subnet; a lookup of a subnet made elsewhere stays unknown.
+func inlineSubnetLookup(d *resBlock, ctx *hcl.EvalContext) (string, bool) {
+	str := func(e hcl.Expression) (string, bool) {
+		if e == nil {
+			return "", false
+		}
+		v, diags := e.Value(ctx)
+		if diags.HasErrors() || !v.IsWhollyKnown() || v.IsNull() || !v.Type().Equals(cty.String) {
+			return "", false
+		}
+		v, _ = v.Unmark()
+		return v.AsString(), true
+	}
+	name, ok1 := str(d.body.attrs["name"])
+	vnet, ok2 := str(d.body.attrs["virtual_network_name"])
+	rg, rgKnown := str(d.body.attrs["resource_group_name"])
+	if !ok1 || !ok2 {
+		return "", false
+	}
+	attr := func(o cty.Value, k string) (string, bool) {
+		if !o.Type().IsObjectType() || !o.Type().HasAttribute(k) {
+			return "", false
+		}
+		v, _ := o.GetAttr(k).Unmark()
+		if !v.IsKnown() || v.IsNull() || !v.Type().Equals(cty.String) {
+			return "", false
+		}
+		return v.AsString(), true
+	}
+	var found []string
+	var visit func(v cty.Value)
+	visit = func(v cty.Value) {
+		v, _ = v.Unmark()
+		if !v.IsKnown() || v.IsNull() {
+			return
+		}
+		if _, ok := attr(v, "id"); ok && v.Type().HasAttribute("subnet") {
+			if n, ok := attr(v, "name"); !ok || n != vnet {
+				return
+			}
+			if g, ok := attr(v, "resource_group_name"); ok && rgKnown && !strings.EqualFold(g, rg) {
+				return
+			}
+			sn, _ := v.GetAttr("subnet").Unmark()
+			if !sn.IsKnown() || sn.IsNull() || !sn.CanIterateElements() {
+				return
+			}
+			for it := sn.ElementIterator(); it.Next(); {
+				_, s := it.Element()
+				if n, ok := attr(s, "name"); ok && n == name {
+					if id, ok := attr(s, "id"); ok {
+						found = append(found, id)
+					}
+				}
+			}
+			return
+		}
+		if v.Type().IsObjectType() || v.Type().IsMapType() || v.Type().IsTupleType() || v.Type().IsListType() {
+			for it := v.ElementIterator(); it.Next(); {
+				_, x := it.Element()
+				visit(x)
+			}
+		}
+	}
+	if vnets, ok := ctx.Variables["azurerm_virtual_network"]; ok {
+		visit(vnets)
+	}
+	if len(found) != 1 {
+		return "", false
+	}
+	return found[0], true
+}
+
 // dataValue is one data block's value: unknown, or a KMS key's identity,
 // an Amazon Linux 2023 AMI lookup's ID, an AWS-managed prefix list's name,
-// or an IAM policy document.
+// an Azure subnet written inside a virtual network of the module, or an
+// IAM policy document.
 func (ev *evaluator) dataValue(d *resBlock, ctx *hcl.EvalContext) cty.Value {
 	if d.typ == "aws_iam_policy_document" {
 		return ev.policyDocument(d, ctx)
+	}
+	if d.typ == "azurerm_subnet" && d.body.attrs["count"] == nil && d.body.attrs["for_each"] == nil {
+		if id, ok := inlineSubnetLookup(d, ctx); ok {
+			obj := map[string]cty.Value{}
+			for _, a := range azureSubnetAttrs {
+				obj[a] = cty.DynamicVal
+			}
+			obj["id"] = cty.StringVal(id)
+			return cty.ObjectVal(obj)
+		}
 	}
 	if d.typ == "aws_ec2_managed_prefix_list" && d.body.attrs["count"] == nil && d.body.attrs["for_each"] == nil {
 		if name, ok := managedPrefixListName(d, ctx); ok {

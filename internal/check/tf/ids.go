@@ -19,15 +19,16 @@ func InlineSubnetID(vnetAddr, name string) string {
 }
 
 // inlineSubnetIDs gives each subnet block of a virtual network whose name
-// is known its ID (InlineSubnetID).
+// is known its ID (InlineSubnetID), whatever else the block holds (a
+// security_group the provider computes).
 func inlineSubnetIDs(vnetAddr string, subnets cty.Value) cty.Value {
-	if !subnets.IsWhollyKnown() || subnets.IsNull() || !subnets.CanIterateElements() {
+	if !subnets.IsKnown() || subnets.IsNull() || !subnets.CanIterateElements() {
 		return subnets
 	}
 	var out []cty.Value
 	for it := subnets.ElementIterator(); it.Next(); {
 		_, sn := it.Element()
-		if !sn.Type().IsObjectType() || !sn.Type().HasAttribute("name") || sn.GetAttr("name").Type() != cty.String {
+		if !sn.IsKnown() || sn.IsNull() || !sn.Type().IsObjectType() || !sn.Type().HasAttribute("name") || !sn.GetAttr("name").IsKnown() || sn.GetAttr("name").IsNull() || sn.GetAttr("name").Type() != cty.String {
 			return subnets
 		}
 		attrs := sn.AsValueMap()

@@ -1,11 +1,14 @@
 # An application gateway subnet's NSG, its rules made by a dynamic block:
 # the gateway's control plane (GatewayManager) on 65200-65535, the load
-# balancer's probes, the web from the internet, and a port for a tag that
+# balancer's probes, API Management's control plane (on 3443, and on 3444
+# by a regional tag), the web from the internet, and a port for a tag that
 # is not modelled.
 variable "rules" {
   default = {
     control = { priority = 100, source = "GatewayManager", ports = ["65200-65535"] }
     probes  = { priority = 110, source = "AzureLoadBalancer", ports = ["*"] }
+    apim    = { priority = 112, source = "ApiManagement", ports = ["3443"] }
+    apimeu  = { priority = 114, source = "ApiManagement.WestEurope", ports = ["3444"] }
     web     = { priority = 120, source = "Internet", ports = ["80", "443"] }
     edge    = { priority = 130, source = "AzureFrontDoor.Backend", ports = ["8080"] }
   }

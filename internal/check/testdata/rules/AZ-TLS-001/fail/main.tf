@@ -158,3 +158,24 @@ resource "azurerm_application_gateway" "web" {
     backend_http_settings_name = "web"
   }
 }
+resource "azurerm_container_app" "shop" {
+  name          = "shop"
+  revision_mode = "Single"
+  template {
+    container {
+      name   = "shop"
+      image  = "example/shop:1"
+      cpu    = 0.25
+      memory = "0.5Gi"
+    }
+  }
+  ingress {
+    external_enabled           = true
+    target_port                = 3000
+    allow_insecure_connections = true
+    traffic_weight {
+      latest_revision = true
+      percentage      = 100
+    }
+  }
+}

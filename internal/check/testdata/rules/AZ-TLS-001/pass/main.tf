@@ -175,3 +175,45 @@ resource "azurerm_application_gateway" "web" {
     backend_http_settings_name = "web"
   }
 }
+# External ingress redirects HTTP to HTTPS; plaintext is allowed only on an
+# ingress that answers the environment alone, or carries TCP.
+resource "azurerm_container_app" "shop" {
+  name          = "shop"
+  revision_mode = "Single"
+  ingress {
+    external_enabled = true
+    target_port      = 3000
+    traffic_weight {
+      latest_revision = true
+      percentage      = 100
+    }
+  }
+}
+resource "azurerm_container_app" "backend" {
+  name          = "backend"
+  revision_mode = "Single"
+  ingress {
+    external_enabled           = false
+    target_port                = 8080
+    allow_insecure_connections = true
+    traffic_weight {
+      latest_revision = true
+      percentage      = 100
+    }
+  }
+}
+resource "azurerm_container_app" "broker" {
+  name          = "broker"
+  revision_mode = "Single"
+  ingress {
+    external_enabled           = true
+    transport                  = "tcp"
+    target_port                = 5672
+    exposed_port               = 5672
+    allow_insecure_connections = true
+    traffic_weight {
+      latest_revision = true
+      percentage      = 100
+    }
+  }
+}
