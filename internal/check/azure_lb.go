@@ -34,12 +34,16 @@ type lbForward struct {
 	// assumed says why the interface is read as in a pool it may not be
 	// in: a backend pool not known statically.
 	assumed string
+	// nat: some port is an inbound NAT rule's, which forwards a frontend
+	// port to one machine as a public address of its own would.
+	nat bool
 }
 
 func (f *lbForward) add(g lbForward) {
 	f.ports = append(f.ports, g.ports...)
 	f.via = append(f.via, g.via...)
 	f.basic = f.basic || g.basic
+	f.nat = f.nat || g.nat
 	f.families = append(f.families, g.families...)
 	if f.assumed == "" {
 		f.assumed = g.assumed
@@ -60,6 +64,7 @@ func (f *lbForward) apply(e *Endpoint) {
 	}
 	sort.Strings(list)
 	e.Public = true
+	e.Balanced = !f.nat
 	// A port not known statically makes every port forwarded, unproven.
 	for p := range ports {
 		e.PublicAssumed = e.PublicAssumed || p.port == anyPort
@@ -288,6 +293,7 @@ func (l *azureLBModel) of(m *Model, nic string, ipcs []map[string]any) lbForward
 			continue
 		}
 		f.ports = append(f.ports, l.natPort[n])
+		f.nat = true
 		f.via = append(f.via, lb)
 		f.basic = f.basic || l.basic[lb]
 		f.families = append(f.families, l.families[lb]...)

@@ -213,6 +213,30 @@ func TestAzureLoadBalancerForwards(t *testing.T) {
 	}
 }
 
+// TestAzureBehindBalancerRules checks that a machine the internet reaches
+// only through a public balancer's load-balancing rules is behind a load
+// balancer, where AZ-NET-003's remedy puts it, and is not reported as
+// internet-facing; one a NAT rule forwards a port to alone is, as with a
+// public address of its own.
+func TestAzureBehindBalancerRules(t *testing.T) {
+	const dir = "testdata/azure/lb-rules-only"
+	m := model(t, dir)
+	inet := m.Internet()
+	if res := m.Reach(inet, endpoint(t, m, "azurerm_linux_virtual_machine.web"), "tcp", 80); !res.Reachable {
+		t.Errorf("web tcp 80 not reachable through the balancer's rule")
+	}
+	if res := m.Reach(inet, endpoint(t, m, "azurerm_linux_virtual_machine.ops"), "tcp", 443); !res.Reachable {
+		t.Errorf("ops tcp 443 not reachable through the NAT rule")
+	}
+	rep := run(t, dir)
+	if got := activeOn(rep, RuleAzInternetFacing, "azurerm_linux_virtual_machine.web"); len(got) > 0 {
+		t.Errorf("machine reached through load-balancing rules only: %+v, want no %s", got, RuleAzInternetFacing)
+	}
+	if got := activeOn(rep, RuleAzInternetFacing, "azurerm_linux_virtual_machine.ops"); len(got) != 1 {
+		t.Errorf("machine a NAT rule forwards a port to: %+v, want one %s", got, RuleAzInternetFacing)
+	}
+}
+
 // TestAzureAKSAPIServer checks that a public AKS API server without
 // authorized ranges is reported, and a private cluster is not. One whose
 // authorized ranges hold one not known statically was reported reachable

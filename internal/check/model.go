@@ -289,6 +289,10 @@ type Endpoint struct {
 	// InternetPorts, when set, are the only ports the internet reaches
 	// (a machine reached through a load balancer's rules only).
 	InternetPorts func(proto string, port int) bool
+	// Balanced: the internet reaches it only through load-balancing
+	// rules of a balancer (no public address, no NAT rule of its own):
+	// it sits behind a load balancer, which internet-facing rules ask for.
+	Balanced bool
 	// Unplaced says why an endpoint whose subnets are not in the scanned
 	// code is where it is, when more is known than that (an instance that
 	// names no subnet is in a default subnet); "" for the general reading.

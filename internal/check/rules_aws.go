@@ -130,7 +130,7 @@ func (m *Model) awsRules(fs *findings) {
 			}
 		}
 		// A machine published by a gateway only sits behind one.
-		if e.Public && !e.Gateway && !e.DataTier && e.Kind != "eks" && e.Kind != "aks" {
+		if e.Public && !e.Gateway && !e.Balanced && !e.DataTier && e.Kind != "eks" && e.Kind != "aks" {
 			if res, ok := m.anyPort(e); ok && len(res.Assumed) > 0 {
 				fs.add(ruleFor(e, RuleInternetFacing), e.Res, res.Path, "%s may be reachable from the internet but is not a load balancer or gateway: %s", e.Kind, strings.Join(dedup(res.Assumed), "; "))
 			} else if ok {
