@@ -92,6 +92,10 @@ func (a *Agent) runFirewall(ctx context.Context) error {
 	}
 	logDone := make(chan error, 1)
 	go func() { logDone <- lg.Run(ctx) }()
+	// Another program that removes or changes the table (a flushed
+	// ruleset) finds it put back at once, not at the next change.
+	guardDone := make(chan error, 1)
+	go func() { guardDone <- a.fw.Guard(ctx) }()
 	cps := a.controlPlane(ctx)
 	if ok, err := a.fw.Installed(); err == nil && !ok && !a.Synced() {
 		if err := a.fw.Apply(firewall.Build(a.firewallInputs(cps))); err != nil {
@@ -127,6 +131,11 @@ func (a *Agent) runFirewall(ctx context.Context) error {
 		case <-ctx.Done():
 			return <-logDone
 		case err := <-logDone:
+			if err != nil && ctx.Err() == nil {
+				return err
+			}
+			return nil
+		case err := <-guardDone:
 			if err != nil && ctx.Err() == nil {
 				return err
 			}

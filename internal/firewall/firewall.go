@@ -9,7 +9,8 @@
 // (the kernel applies all of it or none of it), so there is never a moment
 // with half a ruleset. The table lives in the kernel, not in the process:
 // when the agent crashes or restarts, the last good rules stay in force
-// until it applies new ones.
+// until it applies new ones. When another program removes or changes the
+// table (nft flush ruleset), Guard applies it again at once.
 //
 // What is admitted (Build):
 //

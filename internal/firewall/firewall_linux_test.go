@@ -297,3 +297,82 @@ func TestRestartKeepsRules(t *testing.T) {
 		t.Error("backend reachable after re-apply")
 	}
 }
+
+// Another program that flushes the ruleset (nft flush ruleset, a firewall
+// service's reload) or deletes moat's table or rules must not leave the
+// node open: the guard applies the last Spec again.
+func TestGuardRestoresTable(t *testing.T) {
+	fw, peer := lab(t)
+	listen(t, fw, "0.0.0.0:8080")
+	backend := netip.AddrPortFrom(fw.Addr, 8080).String()
+	m, err := New(Config{NetNS: fw.Path()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := m.Apply(Build(Inputs{Mode: ModeEnforce, MeshPort: 9443})); err != nil {
+		t.Fatal(err)
+	}
+	whole := rules(t, fw)
+	ctx, cancel := context.WithCancel(context.Background())
+	guardErr := make(chan error, 1)
+	go func() { guardErr <- m.Guard(ctx) }()
+	for _, tamper := range [][]string{
+		{"flush", "ruleset"},
+		{"delete", "table", "inet", Table},
+		{"flush", "chain", "inet", Table, chainInput},
+		{"delete", "rule", "inet", Table, chainInput, "handle", "last"},
+	} {
+		args := tamper
+		if args[1] == "rule" {
+			// The final drop's handle, read from the kernel.
+			out, err := fw.Command(context.Background(), "nft", "-a", "list", "chain", "inet", Table, chainInput).CombinedOutput()
+			if err != nil {
+				t.Fatalf("nft list: %v: %s", err, out)
+			}
+			lines := strings.Split(strings.TrimSpace(string(out)), "\n")
+			var handle string
+			for _, l := range lines {
+				if strings.Contains(l, "everything else: drop") {
+					f := strings.Fields(l)
+					handle = f[len(f)-1]
+				}
+			}
+			if handle == "" {
+				t.Fatalf("no final rule in\n%s", out)
+			}
+			args = append(args[:len(args)-1:len(args)-1], handle)
+		}
+		if out, err := fw.Command(context.Background(), "nft", args...).CombinedOutput(); err != nil {
+			t.Fatalf("nft %v: %v: %s", args, err, out)
+		}
+		// The guard answers the kernel's own notice of the change; the
+		// test waits for the table to be whole again, then attacks.
+		testkit.WaitFor(t, fmt.Sprintf("the table restored after nft %v", args), func() bool {
+			return rules(t, fw) == whole
+		})
+		if err := reach(peer, backend, false); err == nil {
+			t.Errorf("after nft %v the backend is reachable from the network", args)
+		}
+	}
+	cancel()
+	if err := <-guardErr; err != nil {
+		t.Errorf("Guard: %v", err)
+	}
+}
+
+// rules lists the comments of the moat table's rules in h, chain by chain.
+func rules(t *testing.T, h *netlab.Host) string {
+	t.Helper()
+	st, err := Show(h.Path())
+	if err != nil {
+		t.Fatal(err)
+	}
+	var b strings.Builder
+	for _, ch := range st.Chains {
+		fmt.Fprintf(&b, "%s:\n", ch.Name)
+		for _, r := range ch.Rules {
+			fmt.Fprintf(&b, "  %s\n", r.Comment)
+		}
+	}
+	return b.String()
+}

@@ -253,8 +253,13 @@ func chainRules(s Spec, in bool, s4, s6 *nftables.Set) []rule {
 }
 
 func comment(c string) []byte {
+	return userdata.AppendString(nil, userdata.TypeComment, truncated(c))
+}
+
+// truncated is a comment as the kernel keeps it.
+func truncated(c string) string {
 	if len(c) > 250 {
 		c = c[:250]
 	}
-	return userdata.AppendString(nil, userdata.TypeComment, c)
+	return c
 }
