@@ -4,6 +4,7 @@ import (
 	"context"
 	"net"
 	"net/netip"
+	"os"
 	"strconv"
 	"strings"
 	"time"
@@ -227,6 +228,13 @@ func (a *Agent) firewallInputs(cps []netip.AddrPort) firewall.Inputs {
 		}
 	}
 	a.mu.RUnlock()
+	// The app port of a service registered with a uid: its uid and the
+	// agent's (which delivers its mesh callers) alone may connect to it.
+	for _, r := range a.LocalServices() {
+		if r.UID != nil && r.Port > 0 && r.Port < 65536 {
+			in.Backends = append(in.Backends, firewall.Backend{Service: r.Name, Port: uint16(r.Port), UIDs: []int{*r.UID, os.Getuid()}})
+		}
+	}
 	pol := a.policyTable()
 	for _, r := range a.LocalServices() {
 		if r.PlaintextPort == 0 || pol.PeerMode(r.Name) != policy.Permissive {

@@ -376,3 +376,58 @@ func rules(t *testing.T, h *netlab.Host) string {
 	}
 	return b.String()
 }
+
+// reachAs is reach from a socket that uid owns (its file system uid when
+// the socket is made, on a thread of its own).
+func reachAs(h *netlab.Host, addr string, uid int) error {
+	return h.Do(func() error {
+		unix.Setfsuid(uid)
+		d := net.Dialer{Timeout: time.Second}
+		c, err := d.Dial("tcp", addr)
+		if err != nil {
+			return err
+		}
+		defer c.Close()
+		c.SetReadDeadline(time.Now().Add(testkit.WaitLimit))
+		b := make([]byte, 2)
+		_, err = c.Read(b)
+		return err
+	})
+}
+
+// A local user of the node connecting to the app port of a service
+// registered with a uid, over loopback or the node's own address, went
+// round the mesh (and its intentions) straight to the service; only the
+// service's uid, the agent's and root may.
+func TestBackendOfAUIDService(t *testing.T) {
+	fw, _ := lab(t)
+	listen(t, fw, "0.0.0.0:8080")
+	listen(t, fw, "[::]:8081")
+	m, err := New(Config{NetNS: fw.Path()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := m.Apply(Build(Inputs{Mode: ModeEnforce, MeshPort: 9443, Backends: []Backend{
+		{Service: "payments", Port: 8080, UIDs: []int{1234, 999}},
+		{Service: "ledger", Port: 8081, UIDs: []int{1234}},
+	}})); err != nil {
+		t.Fatal(err)
+	}
+	own := netip.AddrPortFrom(fw.Addr, 8080).String()
+	for _, addr := range []string{"127.0.0.1:8080", "127.0.0.2:8080", own, "[::1]:8081", "[::ffff:127.0.0.1]:8081"} {
+		if err := reachAs(fw, addr, 4321); err == nil {
+			t.Errorf("uid 4321 reached %s, the app port of a service of uid 1234", addr)
+		}
+		for _, uid := range []int{1234, 0} {
+			if err := reachAs(fw, addr, uid); err != nil {
+				t.Errorf("uid %d could not reach %s: %v", uid, addr, err)
+			}
+		}
+	}
+	if err := reachAs(fw, "127.0.0.1:8080", 999); err != nil {
+		t.Errorf("the agent's uid could not reach the app port: %v", err)
+	}
+	if err := reachAs(fw, "[::1]:8081", 999); err == nil {
+		t.Error("uid 999 reached the app port of a service of uid 1234")
+	}
+}
