@@ -431,3 +431,70 @@ func TestBackendOfAUIDService(t *testing.T) {
 		t.Error("uid 999 reached the app port of a service of uid 1234")
 	}
 }
+
+// An attacker on the node's network tries its backends over IPv6 (a
+// unique local and a link-local address; a backend bound to :: while the
+// operator thinks in IPv4), an IPv4-mapped address and UDP: the table is
+// of family inet, so every one is dropped, while the mesh port answers on
+// both families.
+func TestNetworkAttackerFamilies(t *testing.T) {
+	fw, peer := lab(t)
+	for _, h := range []struct {
+		h    *netlab.Host
+		addr []string
+	}{{fw, []string{"fd00:7::1/64", "fe80::7:1/64"}}, {peer, []string{"fd00:7::2/64", "fe80::7:2/64"}}} {
+		for _, a := range h.addr {
+			if out, err := h.h.Command(context.Background(), "ip", "-6", "addr", "add", a, "dev", "eth0", "nodad").CombinedOutput(); err != nil {
+				t.Fatalf("ip addr add %s: %v: %s", a, err, out)
+			}
+		}
+	}
+	listen(t, fw, "[::]:8080")
+	listen(t, fw, "[::]:9443")
+	var pc net.PacketConn
+	if err := fw.Do(func() (err error) { pc, err = net.ListenPacket("udp", "[::]:5353"); return err }); err != nil {
+		t.Fatal(err)
+	}
+	defer pc.Close()
+	go func() {
+		b := make([]byte, 64)
+		for {
+			n, from, err := pc.ReadFrom(b)
+			if err != nil {
+				return
+			}
+			pc.WriteTo(b[:n], from)
+		}
+	}()
+	m, err := New(Config{NetNS: fw.Path()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := m.Apply(Build(Inputs{Mode: ModeEnforce, MeshPort: 9443})); err != nil {
+		t.Fatal(err)
+	}
+	for _, a := range []string{"[fd00:7::1]", "[fe80::7:1%eth0]", "[::ffff:" + fw.Addr.String() + "]", fw.Addr.String()} {
+		if err := reach(peer, a+":9443", false); err != nil {
+			t.Errorf("the mesh port at %s: %v", a, err)
+		}
+		if err := reach(peer, a+":8080", false); err == nil {
+			t.Errorf("the backend at %s was reached from the network", a)
+		}
+		err := peer.Do(func() error {
+			c, err := net.Dial("udp", a+":5353")
+			if err != nil {
+				return err
+			}
+			defer c.Close()
+			c.SetDeadline(time.Now().Add(time.Second))
+			if _, err := c.Write([]byte("x")); err != nil {
+				return err
+			}
+			_, err = c.Read(make([]byte, 8))
+			return err
+		})
+		if err == nil {
+			t.Errorf("a UDP service at %s answered the network", a)
+		}
+	}
+}
