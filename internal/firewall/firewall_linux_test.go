@@ -498,3 +498,66 @@ func TestNetworkAttackerFamilies(t *testing.T) {
 		}
 	}
 }
+
+// A local user of the node tries to leave it by UDP (QUIC on 443, DNS to
+// a server of its choosing): dropped. DNS to the configured
+// resolvers is let through, for any uid: a resolver that recurses carries
+// names (and what is written in them) to any domain's servers.
+func TestWorkloadUDPExfiltration(t *testing.T) {
+	fw, peer := lab(t)
+	for _, p := range []string{":443", ":53"} {
+		var pc net.PacketConn
+		if err := peer.Do(func() (err error) { pc, err = net.ListenPacket("udp", p); return err }); err != nil {
+			t.Fatal(err)
+		}
+		defer pc.Close()
+		go func() {
+			b := make([]byte, 64)
+			for {
+				n, from, err := pc.ReadFrom(b)
+				if err != nil {
+					return
+				}
+				pc.WriteTo(b[:n], from)
+			}
+		}()
+	}
+	m, err := New(Config{NetNS: fw.Path()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	send := func(addr string) error {
+		return fw.Do(func() error {
+			unix.Setfsuid(4321)
+			c, err := net.Dial("udp", addr)
+			if err != nil {
+				return err
+			}
+			defer c.Close()
+			c.SetDeadline(time.Now().Add(time.Second))
+			if _, err := c.Write([]byte("secret")); err != nil {
+				return err
+			}
+			_, err = c.Read(make([]byte, 8))
+			return err
+		})
+	}
+	quic, dns := netip.AddrPortFrom(peer.Addr, 443).String(), netip.AddrPortFrom(peer.Addr, 53).String()
+	if err := m.Apply(Build(Inputs{Mode: ModeEnforce, Resolvers: []netip.Addr{netip.MustParseAddr("198.18.7.250")}})); err != nil {
+		t.Fatal(err)
+	}
+	for _, a := range []string{quic, dns} {
+		if err := send(a); err == nil {
+			t.Errorf("a local user's UDP reached %s", a)
+		}
+	}
+	if err := m.Apply(Build(Inputs{Mode: ModeEnforce, Resolvers: []netip.Addr{peer.Addr}})); err != nil {
+		t.Fatal(err)
+	}
+	if err := send(dns); err != nil {
+		t.Errorf("DNS to the configured resolver: %v", err)
+	}
+	if err := send(quic); err == nil {
+		t.Error("a local user's UDP reached the resolver's port 443")
+	}
+}
