@@ -4,6 +4,7 @@ import (
 	"context"
 	"net"
 	"net/netip"
+	"os"
 	"strconv"
 	"strings"
 	"time"
@@ -92,6 +93,10 @@ func (a *Agent) runFirewall(ctx context.Context) error {
 	}
 	logDone := make(chan error, 1)
 	go func() { logDone <- lg.Run(ctx) }()
+	// Another program that removes or changes the table (a flushed
+	// ruleset) finds it put back at once, not at the next change.
+	guardDone := make(chan error, 1)
+	go func() { guardDone <- a.fw.Guard(ctx) }()
 	cps := a.controlPlane(ctx)
 	if ok, err := a.fw.Installed(); err == nil && !ok && !a.Synced() {
 		if err := a.fw.Apply(firewall.Build(a.firewallInputs(cps))); err != nil {
@@ -127,6 +132,11 @@ func (a *Agent) runFirewall(ctx context.Context) error {
 		case <-ctx.Done():
 			return <-logDone
 		case err := <-logDone:
+			if err != nil && ctx.Err() == nil {
+				return err
+			}
+			return nil
+		case err := <-guardDone:
 			if err != nil && ctx.Err() == nil {
 				return err
 			}
@@ -218,6 +228,13 @@ func (a *Agent) firewallInputs(cps []netip.AddrPort) firewall.Inputs {
 		}
 	}
 	a.mu.RUnlock()
+	// The app port of a service registered with a uid: its uid and the
+	// agent's (which delivers its mesh callers) alone may connect to it.
+	for _, r := range a.LocalServices() {
+		if r.UID != nil && r.Port > 0 && r.Port < 65536 {
+			in.Backends = append(in.Backends, firewall.Backend{Service: r.Name, Port: uint16(r.Port), UIDs: []int{*r.UID, os.Getuid()}})
+		}
+	}
 	pol := a.policyTable()
 	for _, r := range a.LocalServices() {
 		if r.PlaintextPort == 0 || pol.PeerMode(r.Name) != policy.Permissive {

@@ -566,3 +566,56 @@ func (w *world) handshakes(t *testing.T, cfg *tls.Config) {
 		}
 	}()
 }
+
+// TestEgressOwnAddress: an allowed name that resolves to the egress
+// node's own address (an outside address, of no internal range) led the
+// point to connect to the node itself, over loopback, which the firewall
+// admits: a listener of that node (a backend bound to 0.0.0.0, another
+// service's port) that the network cannot reach was reached through the
+// egress path, from any node whose traffic leaves through it.
+func TestEgressOwnAddress(t *testing.T) {
+	w, p := attackWorld(t)
+	var ln net.Listener
+	if err := w.node.Do(func() (err error) { ln, err = net.Listen("tcp", "0.0.0.0:443"); return err }); err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	accepted := make(chan struct{}, 1)
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			accepted <- struct{}{}
+			c.Write([]byte("backend"))
+			c.Close()
+		}
+	}()
+	mark := len(w.recs.Records())
+	c, err := net.Dial("tcp", p.Addr("connect").String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(testkit.WaitLimit))
+	fmt.Fprintf(c, "CONNECT self.v6.example.test:443 HTTP/1.1\r\nHost: self.v6.example.test:443\r\n\r\n")
+	resp, err := http.ReadResponse(bufio.NewReader(c), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if resp.StatusCode == http.StatusOK {
+		t.Errorf("CONNECT to a name of the node's own address: %s, want a refusal", resp.Status)
+	}
+	rec := w.waitAfter(t, mark, "the refusal", func(r flow.Record) bool {
+		return r.ActivityID == flow.ActivityRefuse && r.DstEndpoint.Hostname == "self.v6.example.test"
+	})
+	if rec.Unmapped.ReasonCode != flow.ReasonEgressInternal {
+		t.Errorf("refused with %q (%s), want %q", rec.Unmapped.ReasonCode, rec.Unmapped.Reason, flow.ReasonEgressInternal)
+	}
+	select {
+	case <-accepted:
+		t.Error("the node's own listener took a connection from the egress point")
+	default:
+	}
+}

@@ -16,7 +16,8 @@
 // for the agent's marked sockets: a service cannot pair an allowed name
 // with an address of its choosing, since its own resolution is never used.
 // A name never reaches an internal address (loopback, link-local, private
-// networks); only a network rule reaches those. When the client speaks
+// networks) nor one of the egress node's own (its public address); only a
+// network rule reaches those. When the client speaks
 // TLS, its first record must be its ClientHello and the server name of
 // that hello, and of the second one after a HelloRetryRequest, the host
 // it asked for, so an allowed name cannot front for another one on the
@@ -180,7 +181,16 @@ func (p *Point) Open(ctx context.Context, t Target) (*Upstream, error) {
 		return nil, p.refuse(start, t, &Refusal{Code: flow.ReasonEgressDenied, Rule: d.Rule,
 			Reason: fmt.Sprintf("no egress rule lets %s reach %s", orNone(t.Src), t)})
 	}
+	dial := p.cfg.Dial
+	if dial == nil {
+		dial = (&net.Dialer{Control: p.cfg.Control}).DialContext
+	}
 	addrs, ref := p.resolve(ctx, t)
+	if ref == nil {
+		if _, err := netip.ParseAddr(t.Host); err != nil {
+			addrs, ref = p.notOwn(ctx, dial, t, addrs)
+		}
+	}
 	if ref != nil {
 		ref.Rule = d.Rule
 		return nil, p.refuse(start, t, ref)
@@ -189,10 +199,6 @@ func (p *Point) Open(ctx context.Context, t Target) (*Upstream, error) {
 		if err := p.cfg.Pin(addrs, uint16(t.Port), PinTTL); err != nil {
 			return nil, p.refuse(start, t, &Refusal{Code: flow.ReasonUnavailable, Rule: d.Rule, Reason: fmt.Sprintf("cannot pin %s in the host firewall: %v", t, err)})
 		}
-	}
-	dial := p.cfg.Dial
-	if dial == nil {
-		dial = (&net.Dialer{Control: p.cfg.Control}).DialContext
 	}
 	var errs []error
 	for _, a := range addrs {
@@ -237,6 +243,42 @@ func (p *Point) resolve(ctx context.Context, t Target) ([]netip.Addr, *Refusal) 
 		return nil, &Refusal{Code: flow.ReasonEgressInternal, Reason: fmt.Sprintf("%s resolves only to internal addresses %v: a name rule never reaches inside (use a network rule)", t.Host, internal)}
 	}
 	return out, nil
+}
+
+// notOwn drops the addresses a name resolved to that are the egress
+// node's own (its public address, say): a connection to one stays on the
+// node, over loopback, which the host firewall admits, and would reach
+// listeners the network cannot. The kernel tells them: a UDP socket
+// connected to one of them (which sends nothing) takes it as its own
+// source. The sockets are the point's dial's, so in its network namespace.
+// An address the kernel has no route to is dropped too.
+func (p *Point) notOwn(ctx context.Context, dial func(context.Context, string, string) (net.Conn, error), t Target, addrs []netip.Addr) ([]netip.Addr, *Refusal) {
+	var out []netip.Addr
+	var own []string
+	var errs []error
+	for _, a := range addrs {
+		dctx, cancel := context.WithTimeout(ctx, p.cfg.DialTimeout)
+		c, err := dial(dctx, "udp", netip.AddrPortFrom(a, uint16(t.Port)).String())
+		cancel()
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		src, _ := netip.ParseAddrPort(c.LocalAddr().String())
+		c.Close()
+		if src.Addr().Unmap() == a {
+			own = append(own, a.String())
+			continue
+		}
+		out = append(out, a)
+	}
+	switch {
+	case len(out) > 0:
+		return out, nil
+	case len(own) > 0:
+		return nil, &Refusal{Code: flow.ReasonEgressInternal, Reason: fmt.Sprintf("%s resolves to this node's own addresses %v: a name rule never reaches inside (use a network rule)", t.Host, own)}
+	}
+	return nil, &Refusal{Code: flow.ReasonUnavailable, Reason: fmt.Sprintf("%s unreachable: %v", t, errors.Join(errs...))}
 }
 
 // isInternal reports addresses a name must not lead to, among them IPv6

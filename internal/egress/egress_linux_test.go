@@ -130,6 +130,8 @@ func newWorld(t *testing.T) *world {
 		"loopback6.v6.example.test.":   netip.MustParseAddr("::1"),
 		"linklocal6.v6.example.test.":  netip.MustParseAddr("fe80::1"),
 		"mapped.v6.example.test.":      netip.MustParseAddr("::ffff:169.254.169.254"),
+		// The egress node's own address (TestEgressOwnAddress).
+		"self.v6.example.test.": w.node.Addr,
 		// A name of the node's search domain (TestEgressSearchDomain).
 		"nothere.v6.example.test.corp.test.": w.evil.Addr,
 	}

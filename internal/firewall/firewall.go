@@ -9,7 +9,8 @@
 // (the kernel applies all of it or none of it), so there is never a moment
 // with half a ruleset. The table lives in the kernel, not in the process:
 // when the agent crashes or restarts, the last good rules stay in force
-// until it applies new ones.
+// until it applies new ones. When another program removes or changes the
+// table (nft flush ruleset), Guard applies it again at once.
 //
 // What is admitted (Build):
 //
@@ -18,7 +19,9 @@
 //	          ports of permissive services, from the networks their rules
 //	          name; the control-plane port on servers; the gateway's public
 //	          ports on edge nodes; ports the operator lists
-//	outbound: loopback; established and related; the host essentials; the
+//	outbound: loopback, but for the app ports of services registered with
+//	          a uid, which other local uids than theirs, the agent's and
+//	          root's may not open; established and related; the host essentials; the
 //	          control plane (every address, always); peers' mesh ports; DNS
 //	          to the configured resolvers; addresses the egress path has
 //	          just resolved for an allowed name (a set of pins with a
@@ -114,6 +117,9 @@ type Spec struct {
 	Mode     Mode
 	Inbound  []Allow
 	Outbound []Allow
+	// Backends are app ports that only some local uids may connect to,
+	// over loopback or the node's own addresses.
+	Backends []Backend
 	// Egress admits the pins (marked sockets to just-resolved addresses):
 	// true on a node that connects out for the egress path itself.
 	Egress bool
@@ -133,7 +139,29 @@ func (s Spec) Key() string {
 	for _, a := range s.Outbound {
 		fmt.Fprintf(&b, "out %s\n", a)
 	}
+	for _, be := range s.Backends {
+		fmt.Fprintf(&b, "backend %s\n", be)
+	}
 	return b.String()
+}
+
+// Backend is the app port of a local service registered with a uid: the
+// mesh delivers its callers there, over loopback, from the agent. Other
+// local users connecting to it, over loopback or to one of the node's own
+// addresses (which the kernel carries over loopback too), would go round
+// the mesh and its intentions; only UIDs and root may.
+type Backend struct {
+	Service string
+	Port    uint16
+	UIDs    []int // the service's uid, the agent's; root is always admitted
+}
+
+func (b Backend) String() string {
+	u := make([]string, len(b.UIDs))
+	for i, x := range b.UIDs {
+		u[i] = strconv.Itoa(x)
+	}
+	return fmt.Sprintf("app port tcp/%d of %s: uids %s only", b.Port, b.Service, strings.Join(u, ","))
 }
 
 func (s Spec) logGroup() uint16 {
@@ -147,6 +175,19 @@ func (s Spec) logGroup() uint16 {
 func (s Spec) Validate() error {
 	if _, err := ParseMode(string(s.Mode)); err != nil {
 		return fmt.Errorf("firewall: mode: %w", err)
+	}
+	for _, be := range s.Backends {
+		if be.Port == 0 || len(be.UIDs) == 0 || len(be.UIDs) > 8 {
+			return fmt.Errorf("firewall: app port of %s: port %d, %d uids", be.Service, be.Port, len(be.UIDs))
+		}
+		if len(be.Service) > 120 {
+			return fmt.Errorf("firewall: service name too long (%d bytes)", len(be.Service))
+		}
+		for _, u := range be.UIDs {
+			if u < 0 || u > 0xfffffffe {
+				return fmt.Errorf("firewall: app port of %s: uid %d", be.Service, u)
+			}
+		}
 	}
 	for _, list := range [][]Allow{s.Inbound, s.Outbound} {
 		for _, a := range list {
@@ -187,6 +228,9 @@ type Inputs struct {
 	PublicPorts []uint16
 	// Plaintext lists permissive services' plaintext ports on this node.
 	Plaintext []PlaintextPort
+	// Backends are the app ports of this node's services registered with
+	// a uid.
+	Backends []Backend
 	// Peers are the other nodes' mesh addresses.
 	Peers []Peer
 	// Resolvers are the DNS servers the node may ask (UDP and TCP 53).
@@ -284,6 +328,17 @@ func Build(in Inputs) Spec {
 			Allow{Why: "DNS resolvers", Proto: TCP, Port: 53, Nets: dns})
 	}
 	s.Outbound = append(s.Outbound, in.Outbound...)
+	for _, be := range in.Backends {
+		uids := append([]int{0}, be.UIDs...)
+		slices.Sort(uids)
+		s.Backends = append(s.Backends, Backend{Service: be.Service, Port: be.Port, UIDs: slices.Compact(uids)})
+	}
+	sort.SliceStable(s.Backends, func(i, j int) bool {
+		if s.Backends[i].Port != s.Backends[j].Port {
+			return s.Backends[i].Port < s.Backends[j].Port
+		}
+		return s.Backends[i].Service < s.Backends[j].Service
+	})
 	return s
 }
 

@@ -297,3 +297,267 @@ func TestRestartKeepsRules(t *testing.T) {
 		t.Error("backend reachable after re-apply")
 	}
 }
+
+// Another program that flushes the ruleset (nft flush ruleset, a firewall
+// service's reload) or deletes moat's table or rules must not leave the
+// node open: the guard applies the last Spec again.
+func TestGuardRestoresTable(t *testing.T) {
+	fw, peer := lab(t)
+	listen(t, fw, "0.0.0.0:8080")
+	backend := netip.AddrPortFrom(fw.Addr, 8080).String()
+	m, err := New(Config{NetNS: fw.Path()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := m.Apply(Build(Inputs{Mode: ModeEnforce, MeshPort: 9443})); err != nil {
+		t.Fatal(err)
+	}
+	whole := rules(t, fw)
+	ctx, cancel := context.WithCancel(context.Background())
+	guardErr := make(chan error, 1)
+	go func() { guardErr <- m.Guard(ctx) }()
+	for _, tamper := range [][]string{
+		{"flush", "ruleset"},
+		{"delete", "table", "inet", Table},
+		{"flush", "chain", "inet", Table, chainInput},
+		{"delete", "rule", "inet", Table, chainInput, "handle", "last"},
+	} {
+		args := tamper
+		if args[1] == "rule" {
+			// The final drop's handle, read from the kernel.
+			out, err := fw.Command(context.Background(), "nft", "-a", "list", "chain", "inet", Table, chainInput).CombinedOutput()
+			if err != nil {
+				t.Fatalf("nft list: %v: %s", err, out)
+			}
+			lines := strings.Split(strings.TrimSpace(string(out)), "\n")
+			var handle string
+			for _, l := range lines {
+				if strings.Contains(l, "everything else: drop") {
+					f := strings.Fields(l)
+					handle = f[len(f)-1]
+				}
+			}
+			if handle == "" {
+				t.Fatalf("no final rule in\n%s", out)
+			}
+			args = append(args[:len(args)-1:len(args)-1], handle)
+		}
+		if out, err := fw.Command(context.Background(), "nft", args...).CombinedOutput(); err != nil {
+			t.Fatalf("nft %v: %v: %s", args, err, out)
+		}
+		// The guard answers the kernel's own notice of the change; the
+		// test waits for the table to be whole again, then attacks.
+		testkit.WaitFor(t, fmt.Sprintf("the table restored after nft %v", args), func() bool {
+			return rules(t, fw) == whole
+		})
+		if err := reach(peer, backend, false); err == nil {
+			t.Errorf("after nft %v the backend is reachable from the network", args)
+		}
+	}
+	cancel()
+	if err := <-guardErr; err != nil {
+		t.Errorf("Guard: %v", err)
+	}
+}
+
+// rules lists the comments of the moat table's rules in h, chain by chain.
+func rules(t *testing.T, h *netlab.Host) string {
+	t.Helper()
+	st, err := Show(h.Path())
+	if err != nil {
+		t.Fatal(err)
+	}
+	var b strings.Builder
+	for _, ch := range st.Chains {
+		fmt.Fprintf(&b, "%s:\n", ch.Name)
+		for _, r := range ch.Rules {
+			fmt.Fprintf(&b, "  %s\n", r.Comment)
+		}
+	}
+	return b.String()
+}
+
+// reachAs is reach from a socket that uid owns (its file system uid when
+// the socket is made, on a thread of its own).
+func reachAs(h *netlab.Host, addr string, uid int) error {
+	return h.Do(func() error {
+		unix.Setfsuid(uid)
+		d := net.Dialer{Timeout: time.Second}
+		c, err := d.Dial("tcp", addr)
+		if err != nil {
+			return err
+		}
+		defer c.Close()
+		c.SetReadDeadline(time.Now().Add(testkit.WaitLimit))
+		b := make([]byte, 2)
+		_, err = c.Read(b)
+		return err
+	})
+}
+
+// A local user of the node connecting to the app port of a service
+// registered with a uid, over loopback or the node's own address, went
+// round the mesh (and its intentions) straight to the service; only the
+// service's uid, the agent's and root may.
+func TestBackendOfAUIDService(t *testing.T) {
+	fw, _ := lab(t)
+	listen(t, fw, "0.0.0.0:8080")
+	listen(t, fw, "[::]:8081")
+	m, err := New(Config{NetNS: fw.Path()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := m.Apply(Build(Inputs{Mode: ModeEnforce, MeshPort: 9443, Backends: []Backend{
+		{Service: "payments", Port: 8080, UIDs: []int{1234, 999}},
+		{Service: "ledger", Port: 8081, UIDs: []int{1234}},
+	}})); err != nil {
+		t.Fatal(err)
+	}
+	own := netip.AddrPortFrom(fw.Addr, 8080).String()
+	for _, addr := range []string{"127.0.0.1:8080", "127.0.0.2:8080", own, "[::1]:8081", "[::ffff:127.0.0.1]:8081"} {
+		if err := reachAs(fw, addr, 4321); err == nil {
+			t.Errorf("uid 4321 reached %s, the app port of a service of uid 1234", addr)
+		}
+		for _, uid := range []int{1234, 0} {
+			if err := reachAs(fw, addr, uid); err != nil {
+				t.Errorf("uid %d could not reach %s: %v", uid, addr, err)
+			}
+		}
+	}
+	if err := reachAs(fw, "127.0.0.1:8080", 999); err != nil {
+		t.Errorf("the agent's uid could not reach the app port: %v", err)
+	}
+	if err := reachAs(fw, "[::1]:8081", 999); err == nil {
+		t.Error("uid 999 reached the app port of a service of uid 1234")
+	}
+}
+
+// An attacker on the node's network tries its backends over IPv6 (a
+// unique local and a link-local address; a backend bound to :: while the
+// operator thinks in IPv4), an IPv4-mapped address and UDP: the table is
+// of family inet, so every one is dropped, while the mesh port answers on
+// both families.
+func TestNetworkAttackerFamilies(t *testing.T) {
+	fw, peer := lab(t)
+	for _, h := range []struct {
+		h    *netlab.Host
+		addr []string
+	}{{fw, []string{"fd00:7::1/64", "fe80::7:1/64"}}, {peer, []string{"fd00:7::2/64", "fe80::7:2/64"}}} {
+		for _, a := range h.addr {
+			if out, err := h.h.Command(context.Background(), "ip", "-6", "addr", "add", a, "dev", "eth0", "nodad").CombinedOutput(); err != nil {
+				t.Fatalf("ip addr add %s: %v: %s", a, err, out)
+			}
+		}
+	}
+	listen(t, fw, "[::]:8080")
+	listen(t, fw, "[::]:9443")
+	var pc net.PacketConn
+	if err := fw.Do(func() (err error) { pc, err = net.ListenPacket("udp", "[::]:5353"); return err }); err != nil {
+		t.Fatal(err)
+	}
+	defer pc.Close()
+	go func() {
+		b := make([]byte, 64)
+		for {
+			n, from, err := pc.ReadFrom(b)
+			if err != nil {
+				return
+			}
+			pc.WriteTo(b[:n], from)
+		}
+	}()
+	m, err := New(Config{NetNS: fw.Path()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := m.Apply(Build(Inputs{Mode: ModeEnforce, MeshPort: 9443})); err != nil {
+		t.Fatal(err)
+	}
+	for _, a := range []string{"[fd00:7::1]", "[fe80::7:1%eth0]", "[::ffff:" + fw.Addr.String() + "]", fw.Addr.String()} {
+		if err := reach(peer, a+":9443", false); err != nil {
+			t.Errorf("the mesh port at %s: %v", a, err)
+		}
+		if err := reach(peer, a+":8080", false); err == nil {
+			t.Errorf("the backend at %s was reached from the network", a)
+		}
+		err := peer.Do(func() error {
+			c, err := net.Dial("udp", a+":5353")
+			if err != nil {
+				return err
+			}
+			defer c.Close()
+			c.SetDeadline(time.Now().Add(time.Second))
+			if _, err := c.Write([]byte("x")); err != nil {
+				return err
+			}
+			_, err = c.Read(make([]byte, 8))
+			return err
+		})
+		if err == nil {
+			t.Errorf("a UDP service at %s answered the network", a)
+		}
+	}
+}
+
+// A local user of the node tries to leave it by UDP (QUIC on 443, DNS to
+// a server of its choosing): dropped. DNS to the configured
+// resolvers is let through, for any uid: a resolver that recurses carries
+// names (and what is written in them) to any domain's servers.
+func TestWorkloadUDPExfiltration(t *testing.T) {
+	fw, peer := lab(t)
+	for _, p := range []string{":443", ":53"} {
+		var pc net.PacketConn
+		if err := peer.Do(func() (err error) { pc, err = net.ListenPacket("udp", p); return err }); err != nil {
+			t.Fatal(err)
+		}
+		defer pc.Close()
+		go func() {
+			b := make([]byte, 64)
+			for {
+				n, from, err := pc.ReadFrom(b)
+				if err != nil {
+					return
+				}
+				pc.WriteTo(b[:n], from)
+			}
+		}()
+	}
+	m, err := New(Config{NetNS: fw.Path()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	send := func(addr string) error {
+		return fw.Do(func() error {
+			unix.Setfsuid(4321)
+			c, err := net.Dial("udp", addr)
+			if err != nil {
+				return err
+			}
+			defer c.Close()
+			c.SetDeadline(time.Now().Add(time.Second))
+			if _, err := c.Write([]byte("secret")); err != nil {
+				return err
+			}
+			_, err = c.Read(make([]byte, 8))
+			return err
+		})
+	}
+	quic, dns := netip.AddrPortFrom(peer.Addr, 443).String(), netip.AddrPortFrom(peer.Addr, 53).String()
+	if err := m.Apply(Build(Inputs{Mode: ModeEnforce, Resolvers: []netip.Addr{netip.MustParseAddr("198.18.7.250")}})); err != nil {
+		t.Fatal(err)
+	}
+	for _, a := range []string{quic, dns} {
+		if err := send(a); err == nil {
+			t.Errorf("a local user's UDP reached %s", a)
+		}
+	}
+	if err := m.Apply(Build(Inputs{Mode: ModeEnforce, Resolvers: []netip.Addr{peer.Addr}})); err != nil {
+		t.Fatal(err)
+	}
+	if err := send(dns); err != nil {
+		t.Errorf("DNS to the configured resolver: %v", err)
+	}
+	if err := send(quic); err == nil {
+		t.Error("a local user's UDP reached the resolver's port 443")
+	}
+}

@@ -39,6 +39,9 @@ func (m *Manager) Applied() (Spec, bool) { return Spec{}, false }
 // Installed fails: there is no nftables here.
 func (m *Manager) Installed() (bool, error) { return false, ErrUnsupported }
 
+// Guard is not supported.
+func (m *Manager) Guard(context.Context) error { return ErrUnsupported }
+
 // Pin fails: there is no nftables here.
 func (m *Manager) Pin([]netip.Addr, uint16, time.Duration) error { return ErrUnsupported }
 

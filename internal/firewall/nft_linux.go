@@ -3,6 +3,7 @@
 package firewall
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -138,6 +139,11 @@ func (m *Manager) Apply(s Spec) error {
 	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
+	return m.apply(s)
+}
+
+// apply is Apply with m.mu held.
+func (m *Manager) apply(s Spec) error {
 	c, done, err := m.conn()
 	if err != nil {
 		return err
@@ -200,6 +206,165 @@ func (m *Manager) Apply(s Spec) error {
 	}
 	m.applied = &s
 	return nil
+}
+
+// Guard keeps the last applied table in the kernel until ctx ends: when
+// another program removes or changes the moat table, its chains or its
+// rules (nft flush ruleset, a firewall service's reload), Guard applies
+// the Spec again at once, so that the node is not left open. It watches
+// the kernel's notices of ruleset changes; if the watch cannot be opened
+// it returns the error.
+func (m *Manager) Guard(ctx context.Context) error {
+	retry := time.Duration(0)
+	for {
+		events, stop, err := m.watch()
+		if err != nil {
+			return err
+		}
+		// A change before the watch began is looked for once now.
+		check := true
+		for ended := false; !ended; {
+			var after <-chan time.Time
+			if check {
+				if err := m.reassert(); err != nil {
+					retry = min(max(2*retry, 100*time.Millisecond), 5*time.Second)
+					m.log.Error("host firewall changed by another program and not restored; retrying", "err", err, "in", retry)
+					after = time.After(retry)
+				} else {
+					retry = 0
+				}
+				check = false
+			}
+			select {
+			case <-ctx.Done():
+				stop()
+				return nil
+			case <-after:
+				check = true
+			case evs, ok := <-events:
+				// A closed watch (the kernel's notices overflowed) is
+				// opened again, and the table checked.
+				ended = !ok
+				check = !ok || concernsTable(evs)
+			}
+		}
+		stop()
+	}
+}
+
+// watch subscribes to the kernel's notices of ruleset changes in the
+// managed namespace; stop ends the subscription and drains it.
+func (m *Manager) watch() (<-chan *nftables.MonitorEvents, func(), error) {
+	c, done, err := m.conn()
+	if err != nil {
+		return nil, nil, err
+	}
+	mon := nftables.NewMonitor(nftables.WithMonitorAction(nftables.MonitorActionAny), nftables.WithMonitorObject(nftables.MonitorObjectAny))
+	events, err := c.AddGenerationalMonitor(mon)
+	done()
+	if err != nil {
+		return nil, nil, fmt.Errorf("firewall: watch the ruleset: %w", err)
+	}
+	return events, func() {
+		mon.Close()
+		for range events {
+		}
+	}, nil
+}
+
+// concernsTable reports whether a transaction's changes may touch the moat
+// table's tables, chains or rules (or could not be read). Pins, which
+// change set elements only, do not.
+func concernsTable(evs *nftables.MonitorEvents) bool {
+	if evs == nil {
+		return true
+	}
+	for _, ev := range append(evs.Changes, evs.GeneratedBy) {
+		if ev == nil {
+			continue
+		}
+		if ev.Error != nil || ev.Type == nftables.MonitorEventTypeOOB {
+			return true
+		}
+		var t *nftables.Table
+		switch d := ev.Data.(type) {
+		case *nftables.Table:
+			t = d
+		case *nftables.Chain:
+			t = d.Table
+		case *nftables.Rule:
+			t = d.Table
+		default:
+			continue
+		}
+		if t == nil || t.Name == Table {
+			return true
+		}
+	}
+	return false
+}
+
+// reassert applies the last Spec again when the kernel's table is not the
+// one it makes.
+func (m *Manager) reassert() error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.applied == nil || m.applied.Mode == ModeOff {
+		return nil
+	}
+	c, done, err := m.conn()
+	if err != nil {
+		return err
+	}
+	ok, err := intact(c, *m.applied)
+	done()
+	if err != nil || ok {
+		return err
+	}
+	m.log.Warn("host firewall table removed or changed by another program; applying it again")
+	return m.apply(*m.applied)
+}
+
+// intact reports whether the kernel holds s's table: both chains, hooked,
+// with s's rules in order.
+func intact(c *nftables.Conn, s Spec) (bool, error) {
+	if ok, err := tableExists(c); err != nil || !ok {
+		return false, err
+	}
+	chains, err := c.ListChainsOfTableFamily(nftables.TableFamilyINet)
+	if err != nil {
+		return false, fmt.Errorf("firewall: list chains: %w", err)
+	}
+	s4, s6 := &nftables.Set{Name: setPins4}, &nftables.Set{Name: setPins6}
+	for _, want := range []struct {
+		name string
+		in   bool
+	}{{chainInput, true}, {chainOutput, false}} {
+		var ch *nftables.Chain
+		for _, x := range chains {
+			if x.Table.Name == Table && x.Name == want.name && x.Hooknum != nil {
+				ch = x
+			}
+		}
+		if ch == nil {
+			return false, nil
+		}
+		rules, err := c.GetRules(table(), ch)
+		if err != nil {
+			return false, fmt.Errorf("firewall: list rules: %w", err)
+		}
+		exp := chainRules(s, want.in, s4, s6)
+		if len(rules) != len(exp) {
+			return false, nil
+		}
+		for i, r := range rules {
+			got, _ := userdata.GetString(r.UserData, userdata.TypeComment)
+			if got != truncated(exp[i].comment) {
+				return false, nil
+			}
+		}
+	}
+	return true, nil
 }
 
 // Applied returns the Spec last applied by this Manager, if any.

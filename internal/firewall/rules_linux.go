@@ -5,6 +5,7 @@ package firewall
 import (
 	"fmt"
 	"net/netip"
+	"slices"
 
 	"github.com/google/nftables"
 	"github.com/google/nftables/binaryutil"
@@ -231,13 +232,48 @@ func finalRules(s Spec, in bool) []rule {
 	}
 }
 
+// backendRules keep local users other than a Backend's uids off its app
+// port: a new connection to it over loopback (to 127.0.0.1, or to one of
+// the node's own addresses) from another uid's socket is logged and
+// dropped (enforce) or let through to the loopback rule (audit). A packet
+// with no socket (the kernel's own) has no uid and is not matched.
+func backendRules(s Spec) []rule {
+	var out []rule
+	for _, be := range s.Backends {
+		m := append(loopback(false), l4proto(unix.IPPROTO_TCP)...)
+		m = append(m, port(be.Port, true)...)
+		m = append(m, ctState(expr.CtStateBitNEW)...)
+		m = append(m, &expr.Meta{Key: expr.MetaKeySKUID, Register: 1})
+		for _, u := range be.UIDs {
+			m = append(m, &expr.Cmp{Op: expr.CmpOpNeq, Register: 1, Data: binaryutil.NativeEndian.PutUint32(uint32(u))})
+		}
+		what := "drop"
+		if s.Mode == ModeAudit {
+			what = "audit"
+		}
+		log := append(slices.Clone(m),
+			&expr.Limit{Type: expr.LimitTypePkts, Rate: 50, Unit: expr.LimitTimeSecond, Burst: 100},
+			&expr.Log{Key: 1<<unix.NFTA_LOG_GROUP | 1<<unix.NFTA_LOG_PREFIX | 1<<unix.NFTA_LOG_SNAPLEN,
+				Group: s.logGroup(), Snaplen: 128, Data: []byte(prefixOut + what)})
+		out = append(out, rule{comment: "log: " + be.String(), exprs: log})
+		if s.Mode != ModeAudit {
+			out = append(out, rule{comment: be.String(), exprs: append(m, &expr.Counter{}, &expr.Verdict{Kind: expr.VerdictDrop})})
+		}
+	}
+	return out
+}
+
 // chainRules is the whole of one chain.
 func chainRules(s Spec, in bool, s4, s6 *nftables.Set) []rule {
 	lo := "loopback"
-	out := []rule{
+	var out []rule
+	if !in {
+		out = backendRules(s)
+	}
+	out = append(out, []rule{
 		{comment: lo, exprs: append(loopback(in), &expr.Counter{}, accept())},
 		{comment: "established and related", exprs: append(ctState(expr.CtStateBitESTABLISHED|expr.CtStateBitRELATED), &expr.Counter{}, accept())},
-	}
+	}...)
 	out = append(out, essentials(in)...)
 	list, dir := s.Outbound, "out"
 	if in {
@@ -253,8 +289,13 @@ func chainRules(s Spec, in bool, s4, s6 *nftables.Set) []rule {
 }
 
 func comment(c string) []byte {
+	return userdata.AppendString(nil, userdata.TypeComment, truncated(c))
+}
+
+// truncated is a comment as the kernel keeps it.
+func truncated(c string) string {
 	if len(c) > 250 {
 		c = c[:250]
 	}
-	return userdata.AppendString(nil, userdata.TypeComment, c)
+	return c
 }
