@@ -100,3 +100,46 @@ func TestCopiedSessionBindsNoFactor(t *testing.T) {
 		t.Fatalf("the owner replacing the authenticator: %+v, %v", en, err)
 	}
 }
+
+// TestCopiedSessionResetsNotItsOwn: a reset of second factors is for
+// another administrator's lost authenticator. Were an administrator's own
+// allowed, a copy of their files taken while the MFA session lasts would
+// reset the owner's factors and enrol its thief's as a first enrolment.
+func TestCopiedSessionResetsNotItsOwn(t *testing.T) {
+	c := newCluster(t)
+	ctx := context.Background()
+	c.clk.Advance(time.Minute) // past every code the harness used
+	secret := c.secrets[c.adminDir]
+	owner, err := api.NewAdminSession(c.addr, c.adminDir, api.SessionConfig{Now: c.clk.Now})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer owner.Close()
+	first, _ := totp.GenerateCode(secret, c.clk.Now())
+	if _, err := owner.Login(ctx, first); err != nil {
+		t.Fatal(err)
+	}
+	t.Log("a thief copies the admin directory while the session lasts")
+	stolen := filepath.Join(c.dir, "stolen")
+	copyAdminDir(t, c.adminDir, stolen)
+	thief, err := api.NewAdminSession(c.addr, stolen, api.SessionConfig{Now: c.clk.Now})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer thief.Close()
+	c.clk.Advance(2 * time.Minute)
+	err = thief.Call(ctx, http.MethodPost, api.PathMFAReset, api.MFAReset{Name: "admin"}, nil)
+	var se *api.StatusError
+	if !errors.As(err, &se) || se.Code != http.StatusForbidden {
+		t.Fatalf("resetting its own factors with the copied session: %v", err)
+	}
+	t.Logf("resetting its own factors: %v", err)
+	var en api.MFAEnrollment
+	if err := thief.Call(ctx, http.MethodPost, api.PathMFAEnroll, struct{}{}, &en); err == nil || en.Secret != "" {
+		t.Fatalf("the thief enrolled an authenticator: %+v, %v", en, err)
+	}
+	var st api.MFAStatus
+	if err := owner.Call(ctx, http.MethodGet, api.PathMFA, nil, &st); err != nil || st.TOTP.IsZero() || st.Session.IsZero() {
+		t.Fatalf("the owner's factors and session after the thief's tries: %+v, %v", st, err)
+	}
+}

@@ -443,8 +443,8 @@ func (s *Server) issueMFASession(ctx context.Context, c *caller, csr *x509.Certi
 	return api.CertResponse{Chain: api.DERs(chain), Bundle: api.DERs(a.Bundle().X509Authorities()), TrustDomain: s.td.Name()}, nil
 }
 
-// handleMFAReset removes another administrator's second factors, for a
-// lost authenticator: those of the name's current account, its
+// handleMFAReset removes another administrator's second factors (never
+// the caller's own), for a lost authenticator: those of the name's current account, its
 // authenticator, security keys, lockout and MFA sessions (which end on
 // every server). The admin named must enrol again before any sensitive
 // call. Second factors stored under the name for an earlier account (a
@@ -459,6 +459,13 @@ func (s *Server) handleMFAReset(ctx context.Context, c *caller, r *http.Request)
 	id, err := identity.AdminID(s.td, req.Name)
 	if err != nil {
 		return nil, "", errorf(http.StatusBadRequest, "name: %v", err)
+	}
+	if req.Name == c.Name {
+		// An own reset needs no factor of the authenticator it removes:
+		// with a copied MFA session it would clear the way for a first
+		// enrolment of the copy's thief.
+		c.note("self_reset", "true")
+		return nil, id.String(), errorf(http.StatusForbidden, "an administrator cannot reset their own second factors: another admin must (to replace your authenticator, \"moat admin mfa enroll\")")
 	}
 	if err := s.resetMFA(ctx, c, req.Name); err != nil {
 		return nil, id.String(), err
