@@ -213,16 +213,12 @@ func (s *Server) sessionFresh(ctx context.Context, c *caller) error {
 		c.note("mfa_age", age.Round(time.Second).String())
 	}
 	window := s.cfg.Access.SessionCertTTL
-	if !s.cfg.Access.SessionMFA || !c.mfaIssued.IsZero() && age <= window {
+	if !s.cfg.Access.SessionMFA || s.sessionBegunWithin(c, window) {
 		return nil
-	}
-	began := "at a time not recorded"
-	if !c.mfaIssued.IsZero() {
-		began = age.Round(time.Second).String() + " ago"
 	}
 	return &httpError{code: http.StatusUnauthorized, reason: api.ReasonMFAStale,
 		msg: fmt.Sprintf("each session's grant certificate needs an MFA session begun for it, at most %s before (access.session_mfa): "+
-			"yours began %s; give a new code (\"moat admin mfa login\")", window, began)}
+			"yours began %s; give a new code (\"moat admin mfa login\")", window, s.sessionBegan(c))}
 }
 
 // handleSSHHostCert signs the calling agent's SSH host key for its node

@@ -13,6 +13,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -38,6 +39,9 @@ type authFixture struct {
 	log  *audit.Log
 	kr   *seal.Keyring
 	accs map[string]*authAccount
+	// auditDown makes every audit entry fail to be written, as a full
+	// disk under the audit log does.
+	auditDown *atomic.Bool
 }
 
 // authAccount is an administrator: its enrolment certificate, its MFA
@@ -89,7 +93,14 @@ func newAuthFixture(t *testing.T) *authFixture {
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv, err := New(ctx, Config{Listen: "127.0.0.1:0", Store: st, Sealer: kr.AEAD(), Audit: alog, AuditLog: alog, Flows: fs, Keys: keys,
+	down := new(atomic.Bool)
+	gate := audit.RecorderFunc(func(ctx context.Context, e audit.Entry) error {
+		if down.Load() {
+			return errors.New("audit: no space left on device")
+		}
+		return alog.Record(ctx, e)
+	})
+	srv, err := New(ctx, Config{Listen: "127.0.0.1:0", Store: st, Sealer: kr.AEAD(), Audit: gate, AuditLog: alog, Flows: fs, Keys: keys,
 		Access: AccessConfig{RecordingsDir: filepath.Join(dir, "recordings")}, Heartbeat: 100 * time.Millisecond, Logger: discard})
 	if err != nil {
 		t.Fatal(err)
@@ -105,7 +116,7 @@ func newAuthFixture(t *testing.T) *authFixture {
 			return false
 		}
 	})
-	f := &authFixture{ctx: ctx, srv: srv, st: st, log: alog, kr: kr, accs: map[string]*authAccount{}}
+	f := &authFixture{ctx: ctx, srv: srv, st: st, log: alog, kr: kr, accs: map[string]*authAccount{}, auditDown: down}
 
 	cert, _, err := api.LoadCredentials(adminDir)
 	if err != nil {

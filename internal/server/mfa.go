@@ -146,6 +146,17 @@ type totpFactor struct {
 	ApprovedBy string `json:"approved_by,omitempty"`
 }
 
+// ownFactorActions are the calls an administrator of any role makes on
+// their own second factors and MFA sessions. They change state, so each is
+// on record (Server.admin) before it takes effect, as the calls of
+// operators and above are: while the audit log cannot be written, no
+// authenticator, security key, session or logout happens unseen by it.
+var ownFactorActions = map[string]bool{
+	"mfa.enroll": true, "mfa.confirm": true, "mfa.session": true, "mfa.logout": true,
+	"mfa.webauthn.register.begin": true, "mfa.webauthn.register": true,
+	"mfa.webauthn.login.begin": true, "mfa.webauthn.login": true, "mfa.webauthn.remove": true,
+}
+
 func (s *Server) mfaRoutes(t *routeTable) {
 	admin := t.admin
 	admin("GET", api.PathMFA, api.RoleViewer, "mfa.status", s.handleMFAStatus)
@@ -228,6 +239,51 @@ func (s *Server) sessionLive(ctx context.Context, c *caller) (bool, error) {
 	return c.mfaLive, nil
 }
 
+// factorChangeWindow is how recently the MFA session that changes a
+// second factor (replaces the authenticator, registers or removes a
+// security key) must have begun. A session certificate copied with an
+// administrator's files lives for mfa.session_ttl; were any live one
+// enough, its thief would bind an authenticator or key of their own and
+// buy sessions with it long after the copy ended.
+const factorChangeWindow = time.Minute
+
+// factorChangeProof admits a change to the caller's second factors only
+// under a live MFA session begun at most factorChangeWindow ago: without
+// one it refuses with refusal (api.ReasonMFARequired), with an older one
+// (or one whose beginning was not recorded) with api.ReasonMFAStale, on
+// which the client asks for a code and retries.
+func (s *Server) factorChangeProof(ctx context.Context, c *caller, what, refusal string) error {
+	live, err := s.sessionLive(ctx, c)
+	if err != nil {
+		return err
+	}
+	if !live {
+		return &httpError{code: http.StatusUnauthorized, reason: api.ReasonMFARequired, msg: refusal}
+	}
+	if s.sessionBegunWithin(c, factorChangeWindow) {
+		return nil
+	}
+	return &httpError{code: http.StatusUnauthorized, reason: api.ReasonMFAStale,
+		msg: fmt.Sprintf("%s needs an MFA session begun for it, at most %s before: yours began %s; give a new code (\"moat admin mfa login\")",
+			what, factorChangeWindow, s.sessionBegan(c))}
+}
+
+// sessionBegunWithin says whether the caller's live MFA session (as
+// sessionLive found it) began at most window ago; one whose beginning
+// was not recorded did not.
+func (s *Server) sessionBegunWithin(c *caller, window time.Duration) bool {
+	return !c.mfaIssued.IsZero() && max(s.now().Sub(c.mfaIssued), 0) <= window
+}
+
+// sessionBegan says when the caller's live MFA session began, for a
+// refusal.
+func (s *Server) sessionBegan(c *caller) string {
+	if c.mfaIssued.IsZero() {
+		return "at a time not recorded"
+	}
+	return max(s.now().Sub(c.mfaIssued), 0).Round(time.Second).String() + " ago"
+}
+
 // handleMFALogout ends every MFA session of the caller, on every server:
 // the session certificates, wherever copies of them are, no longer count
 // as a second factor.
@@ -274,17 +330,20 @@ func (s *Server) handleMFAStatus(ctx context.Context, c *caller, r *http.Request
 }
 
 // handleMFAEnroll makes a new TOTP secret for the caller and answers it,
-// once. Replacing an enrolled authenticator needs a fresh proof with it:
-// otherwise a stolen enrolment certificate could enrol its thief's.
+// once. Replacing an enrolled authenticator needs a fresh proof with it
+// (factorChangeProof): otherwise a stolen enrolment certificate, or an MFA
+// session certificate copied with it, could enrol its thief's.
 func (s *Server) handleMFAEnroll(ctx context.Context, c *caller, r *http.Request) (any, string, error) {
 	key := prefixMFA + c.Name
 	rec, rev, err := s.loadMFA(ctx, c)
 	if err != nil {
 		return nil, c.ID, err
 	}
-	if _, live := rec.live(identity.SerialHex(c.Leaf.SerialNumber), s.now()); rec.TOTP != nil && (c.MFA == "" || !live) {
-		return nil, c.ID, &httpError{code: http.StatusUnauthorized, reason: api.ReasonMFARequired,
-			msg: "replacing an enrolled authenticator needs a fresh MFA proof with it (\"moat admin mfa login\"); if it is lost, another admin runs \"moat admin mfa reset\""}
+	if rec.TOTP != nil {
+		if err := s.factorChangeProof(ctx, c, "replacing an enrolled authenticator",
+			"replacing an enrolled authenticator needs a fresh MFA proof with it (\"moat admin mfa login\"); if it is lost, another admin runs \"moat admin mfa reset\""); err != nil {
+			return nil, c.ID, err
+		}
 	}
 	k, err := totp.Generate(totp.GenerateOpts{Issuer: "moat " + s.td.Name(), AccountName: c.Name, Period: totpPeriod,
 		Digits: totpDigits, Algorithm: otp.AlgorithmSHA1, Rand: rand.Reader})
@@ -395,8 +454,8 @@ func (s *Server) issueMFASession(ctx context.Context, c *caller, csr *x509.Certi
 	return api.CertResponse{Chain: api.DERs(chain), Bundle: api.DERs(a.Bundle().X509Authorities()), TrustDomain: s.td.Name()}, nil
 }
 
-// handleMFAReset removes another administrator's second factors, for a
-// lost authenticator: those of the name's current account, its
+// handleMFAReset removes another administrator's second factors (never
+// the caller's own), for a lost authenticator: those of the name's current account, its
 // authenticator, security keys, lockout and MFA sessions (which end on
 // every server). The admin named must enrol again before any sensitive
 // call. Second factors stored under the name for an earlier account (a
@@ -411,6 +470,13 @@ func (s *Server) handleMFAReset(ctx context.Context, c *caller, r *http.Request)
 	id, err := identity.AdminID(s.td, req.Name)
 	if err != nil {
 		return nil, "", errorf(http.StatusBadRequest, "name: %v", err)
+	}
+	if req.Name == c.Name {
+		// An own reset needs no factor of the authenticator it removes:
+		// with a copied MFA session it would clear the way for a first
+		// enrolment of the copy's thief.
+		c.note("self_reset", "true")
+		return nil, id.String(), errorf(http.StatusForbidden, "an administrator cannot reset their own second factors: another admin must (to replace your authenticator, \"moat admin mfa enroll\")")
 	}
 	if err := s.resetMFA(ctx, c, req.Name); err != nil {
 		return nil, id.String(), err

@@ -25,8 +25,8 @@ import (
 // Security keys (WebAuthn, with github.com/go-webauthn/webauthn), for the
 // dashboard.
 //
-// An administrator with an MFA session (a TOTP code proven minutes ago)
-// registers a key: register/begin answers the options for the browser's
+// An administrator with an MFA session begun within factorChangeWindow
+// (a TOTP code proven a minute ago at most) registers a key: register/begin answers the options for the browser's
 // navigator.credentials.create(), register/finish takes its answer. Later
 // login/begin answers the options for navigator.credentials.get(), and
 // login/finish trades the assertion, with a CSR, for the same short-lived
@@ -180,11 +180,9 @@ func (s *Server) handleWebAuthnRegisterBegin(ctx context.Context, c *caller, r *
 	if err := decode(r, &req); err != nil {
 		return nil, c.ID, err
 	}
-	if live, err := s.sessionLive(ctx, c); err != nil {
+	if err := s.factorChangeProof(ctx, c, "registering a security key",
+		"registering a security key needs a fresh MFA proof: log in with your authenticator's code first"); err != nil {
 		return nil, c.ID, err
-	} else if !live {
-		return nil, c.ID, &httpError{code: http.StatusUnauthorized, reason: api.ReasonMFARequired,
-			msg: "registering a security key needs a fresh MFA proof: log in with your authenticator's code first"}
 	}
 	if req.Name == "" || len(req.Name) > 64 || strings.IndexFunc(req.Name, func(r rune) bool { return !unicode.IsPrint(r) }) >= 0 {
 		return nil, c.ID, errorf(http.StatusBadRequest, "name: 1 to 64 printable characters, to tell your keys apart")
@@ -424,11 +422,8 @@ func (s *Server) handleWebAuthnRemove(ctx context.Context, c *caller, r *http.Re
 	if err := decode(r, &req); err != nil {
 		return nil, c.ID, err
 	}
-	if live, err := s.sessionLive(ctx, c); err != nil {
+	if err := s.factorChangeProof(ctx, c, "removing a security key", "removing a security key needs a fresh MFA proof"); err != nil {
 		return nil, c.ID, err
-	} else if !live {
-		return nil, c.ID, &httpError{code: http.StatusUnauthorized, reason: api.ReasonMFARequired,
-			msg: "removing a security key needs a fresh MFA proof"}
 	}
 	rec, rev, err := s.loadMFA(ctx, c)
 	if err != nil {
