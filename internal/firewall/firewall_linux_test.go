@@ -379,6 +379,48 @@ func rules(t *testing.T, h *netlab.Host) string {
 
 // reachAs is reach from a socket that uid owns (its file system uid when
 // the socket is made, on a thread of its own).
+// udpEcho answers every datagram sent to addr in h with its bytes, until
+// the test ends.
+func udpEcho(t *testing.T, h *netlab.Host, addr string) {
+	t.Helper()
+	var pc net.PacketConn
+	if err := h.Do(func() (err error) { pc, err = net.ListenPacket("udp", addr); return err }); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { pc.Close() })
+	go func() {
+		b := make([]byte, 64)
+		for {
+			n, from, err := pc.ReadFrom(b)
+			if err != nil {
+				return
+			}
+			pc.WriteTo(b[:n], from)
+		}
+	}()
+}
+
+// askUDP sends a datagram from h to addr (as uid, unless it is -1) and
+// waits a second for an answer: nil if one came.
+func askUDP(h *netlab.Host, addr string, uid int) error {
+	return h.Do(func() error {
+		if uid >= 0 {
+			unix.Setfsuid(uid)
+		}
+		c, err := net.Dial("udp", addr)
+		if err != nil {
+			return err
+		}
+		defer c.Close()
+		c.SetDeadline(time.Now().Add(time.Second))
+		if _, err := c.Write([]byte("x")); err != nil {
+			return err
+		}
+		_, err = c.Read(make([]byte, 8))
+		return err
+	})
+}
+
 func reachAs(h *netlab.Host, addr string, uid int) error {
 	return h.Do(func() error {
 		unix.Setfsuid(uid)
@@ -451,21 +493,7 @@ func TestNetworkAttackerFamilies(t *testing.T) {
 	}
 	listen(t, fw, "[::]:8080")
 	listen(t, fw, "[::]:9443")
-	var pc net.PacketConn
-	if err := fw.Do(func() (err error) { pc, err = net.ListenPacket("udp", "[::]:5353"); return err }); err != nil {
-		t.Fatal(err)
-	}
-	defer pc.Close()
-	go func() {
-		b := make([]byte, 64)
-		for {
-			n, from, err := pc.ReadFrom(b)
-			if err != nil {
-				return
-			}
-			pc.WriteTo(b[:n], from)
-		}
-	}()
+	udpEcho(t, fw, "[::]:5353")
 	m, err := New(Config{NetNS: fw.Path()})
 	if err != nil {
 		t.Fatal(err)
@@ -480,20 +508,7 @@ func TestNetworkAttackerFamilies(t *testing.T) {
 		if err := reach(peer, a+":8080", false); err == nil {
 			t.Errorf("the backend at %s was reached from the network", a)
 		}
-		err := peer.Do(func() error {
-			c, err := net.Dial("udp", a+":5353")
-			if err != nil {
-				return err
-			}
-			defer c.Close()
-			c.SetDeadline(time.Now().Add(time.Second))
-			if _, err := c.Write([]byte("x")); err != nil {
-				return err
-			}
-			_, err = c.Read(make([]byte, 8))
-			return err
-		})
-		if err == nil {
+		if err := askUDP(peer, a+":5353", -1); err == nil {
 			t.Errorf("a UDP service at %s answered the network", a)
 		}
 	}
@@ -505,43 +520,13 @@ func TestNetworkAttackerFamilies(t *testing.T) {
 // names (and what is written in them) to any domain's servers.
 func TestWorkloadUDPExfiltration(t *testing.T) {
 	fw, peer := lab(t)
-	for _, p := range []string{":443", ":53"} {
-		var pc net.PacketConn
-		if err := peer.Do(func() (err error) { pc, err = net.ListenPacket("udp", p); return err }); err != nil {
-			t.Fatal(err)
-		}
-		defer pc.Close()
-		go func() {
-			b := make([]byte, 64)
-			for {
-				n, from, err := pc.ReadFrom(b)
-				if err != nil {
-					return
-				}
-				pc.WriteTo(b[:n], from)
-			}
-		}()
-	}
+	udpEcho(t, peer, ":443")
+	udpEcho(t, peer, ":53")
 	m, err := New(Config{NetNS: fw.Path()})
 	if err != nil {
 		t.Fatal(err)
 	}
-	send := func(addr string) error {
-		return fw.Do(func() error {
-			unix.Setfsuid(4321)
-			c, err := net.Dial("udp", addr)
-			if err != nil {
-				return err
-			}
-			defer c.Close()
-			c.SetDeadline(time.Now().Add(time.Second))
-			if _, err := c.Write([]byte("secret")); err != nil {
-				return err
-			}
-			_, err = c.Read(make([]byte, 8))
-			return err
-		})
-	}
+	send := func(addr string) error { return askUDP(fw, addr, 4321) }
 	quic, dns := netip.AddrPortFrom(peer.Addr, 443).String(), netip.AddrPortFrom(peer.Addr, 53).String()
 	if err := m.Apply(Build(Inputs{Mode: ModeEnforce, Resolvers: []netip.Addr{netip.MustParseAddr("198.18.7.250")}})); err != nil {
 		t.Fatal(err)
