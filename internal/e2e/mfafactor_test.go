@@ -2,6 +2,10 @@ package e2e
 
 import (
 	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/x509"
 	"encoding/json"
 	"errors"
 	"net/http"
@@ -141,5 +145,75 @@ func TestCopiedSessionResetsNotItsOwn(t *testing.T) {
 	var st api.MFAStatus
 	if err := owner.Call(ctx, http.MethodGet, api.PathMFA, nil, &st); err != nil || st.TOTP.IsZero() || st.Session.IsZero() {
 		t.Fatalf("the owner's factors and session after the thief's tries: %+v, %v", st, err)
+	}
+}
+
+// TestCopiedSessionCreatesNoAdmin: a copy of an administrator's files
+// taken while their MFA session lasts makes no administrator's credential
+// (a new account's, or a new one for an account that exists), which would
+// keep its thief's access after the session ends: that needs an MFA
+// session begun within the last minute. The owner, giving a code when
+// asked, still makes one.
+func TestCopiedSessionCreatesNoAdmin(t *testing.T) {
+	c := newCluster(t)
+	ctx := context.Background()
+	c.clk.Advance(time.Minute) // past every code the harness used
+	secret := c.secrets[c.adminDir]
+	code := func(context.Context) (string, error) { return totp.GenerateCode(secret, c.clk.Now()) }
+	owner, err := api.NewAdminSession(c.addr, c.adminDir, api.SessionConfig{Code: code, Now: c.clk.Now})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer owner.Close()
+	first, _ := code(ctx)
+	if _, err := owner.Login(ctx, first); err != nil {
+		t.Fatal(err)
+	}
+	t.Log("a thief copies the admin directory; two minutes later the session still lasts")
+	stolen := filepath.Join(c.dir, "stolen")
+	copyAdminDir(t, c.adminDir, stolen)
+	thief, err := api.NewAdminSession(c.addr, stolen, api.SessionConfig{Now: c.clk.Now})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer thief.Close()
+	c.clk.Advance(2 * time.Minute)
+	var st api.MFAStatus
+	if err := thief.Call(ctx, http.MethodGet, api.PathMFA, nil, &st); err != nil || st.Session.IsZero() {
+		t.Fatalf("the copied session is not live: %+v, %v", st, err)
+	}
+	csr := func() []byte {
+		key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+		b, err := x509.CreateCertificateRequest(rand.Reader, &x509.CertificateRequest{}, key)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return b
+	}
+	for _, req := range []api.AdminRequest{
+		{Name: "mallory", Role: api.RoleAdmin, CSR: csr()},
+		{Name: "admin", Role: api.RoleAdmin, CSR: csr(), Replace: true},
+	} {
+		var resp api.CertResponse
+		err := thief.Call(ctx, http.MethodPost, api.PathAdmins, req, &resp)
+		var se *api.StatusError
+		if !errors.As(err, &se) || se.Code != http.StatusUnauthorized || se.Reason != api.ReasonMFAStale || len(resp.Chain) > 0 {
+			t.Fatalf("admin create %q (replace %v) with a copied session begun minutes ago: %v", req.Name, req.Replace, err)
+		}
+		t.Logf("admin create %q (replace %v): %v", req.Name, req.Replace, err)
+	}
+	var names []api.AdminAccount
+	if err := owner.Call(ctx, http.MethodGet, api.PathAdmins, nil, &names); err != nil {
+		t.Fatal(err)
+	}
+	for _, a := range names {
+		if a.Name == "mallory" {
+			t.Fatalf("the thief's account was made: %+v", names)
+		}
+	}
+	t.Log("the owner, asked for a code, makes an account")
+	var resp api.CertResponse
+	if err := owner.Call(ctx, http.MethodPost, api.PathAdmins, api.AdminRequest{Name: "olive", Role: api.RoleViewer, CSR: csr()}, &resp); err != nil || len(resp.Chain) == 0 {
+		t.Fatalf("the owner making an account: %v", err)
 	}
 }

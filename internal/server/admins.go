@@ -38,6 +38,15 @@ func (s *Server) handleAdminCreate(ctx context.Context, c *caller, r *http.Reque
 	if api.RoleRank(req.Role) == 0 {
 		return nil, id.String(), errorf(http.StatusBadRequest, "role %q: want viewer, operator or admin", req.Role)
 	}
+	// A credential made here outlives the caller's MFA session: were any
+	// live session enough, a copy of an administrator's files taken while
+	// it lasts would make an account of its own and keep the access.
+	if s.mfa.Requires(c.Role, "admin.create") {
+		if err := s.factorChangeProof(ctx, c, "making an administrator's credential",
+			"making an administrator's credential needs a fresh MFA proof"); err != nil {
+			return nil, id.String(), err
+		}
+	}
 	var cur adminRecord
 	switch err := getJSON(ctx, s.st, prefixAdmin+req.Name, &cur); {
 	case err == nil && !req.Replace:

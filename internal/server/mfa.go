@@ -241,7 +241,7 @@ func (s *Server) sessionLive(ctx context.Context, c *caller) (bool, error) {
 
 // factorChangeWindow is how recently the MFA session that changes a
 // second factor (replaces the authenticator, registers or removes a
-// security key) must have begun. A session certificate copied with an
+// security key), or makes an administrator's credential, must have begun. A session certificate copied with an
 // administrator's files lives for mfa.session_ttl; were any live one
 // enough, its thief would bind an authenticator or key of their own and
 // buy sessions with it long after the copy ended.
