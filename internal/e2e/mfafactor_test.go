@@ -37,17 +37,7 @@ func TestCopiedSessionBindsNoFactor(t *testing.T) {
 	ctx := context.Background()
 	c.clk.Advance(time.Minute) // past every code the harness used
 
-	secret := c.secrets[c.adminDir]
-	code := func(context.Context) (string, error) { return totp.GenerateCode(secret, c.clk.Now()) }
-	owner, err := api.NewAdminSession(c.addr, c.adminDir, api.SessionConfig{Code: code, Now: c.clk.Now})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer owner.Close()
-	first, _ := code(ctx)
-	if _, err := owner.Login(ctx, first); err != nil {
-		t.Fatal(err)
-	}
+	owner := ownerSession(t, c)
 	call := func(cl *api.AdminClient, path string, in, out any) error {
 		cctx, cancel := context.WithTimeout(ctx, testkit.WaitLimit)
 		defer cancel()
@@ -63,19 +53,8 @@ func TestCopiedSessionBindsNoFactor(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	t.Log("a thief copies the admin directory; two minutes later the session still lasts")
-	stolen := filepath.Join(c.dir, "stolen")
-	copyAdminDir(t, c.adminDir, stolen)
-	thief, err := api.NewAdminSession(c.addr, stolen, api.SessionConfig{Now: c.clk.Now})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer thief.Close()
-	c.clk.Advance(2 * time.Minute)
+	thief := stealSession(t, c)
 	var st api.MFAStatus
-	if err := thief.Call(ctx, http.MethodGet, api.PathMFA, nil, &st); err != nil || st.Session.IsZero() {
-		t.Fatalf("the copied session is not live: %+v, %v", st, err)
-	}
 	stale := func(what string, err error) {
 		t.Helper()
 		var se *api.StatusError
@@ -113,26 +92,9 @@ func TestCopiedSessionResetsNotItsOwn(t *testing.T) {
 	c := newCluster(t)
 	ctx := context.Background()
 	c.clk.Advance(time.Minute) // past every code the harness used
-	secret := c.secrets[c.adminDir]
-	owner, err := api.NewAdminSession(c.addr, c.adminDir, api.SessionConfig{Now: c.clk.Now})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer owner.Close()
-	first, _ := totp.GenerateCode(secret, c.clk.Now())
-	if _, err := owner.Login(ctx, first); err != nil {
-		t.Fatal(err)
-	}
-	t.Log("a thief copies the admin directory while the session lasts")
-	stolen := filepath.Join(c.dir, "stolen")
-	copyAdminDir(t, c.adminDir, stolen)
-	thief, err := api.NewAdminSession(c.addr, stolen, api.SessionConfig{Now: c.clk.Now})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer thief.Close()
-	c.clk.Advance(2 * time.Minute)
-	err = thief.Call(ctx, http.MethodPost, api.PathMFAReset, api.MFAReset{Name: "admin"}, nil)
+	owner := ownerSession(t, c)
+	thief := stealSession(t, c)
+	err := thief.Call(ctx, http.MethodPost, api.PathMFAReset, api.MFAReset{Name: "admin"}, nil)
 	var se *api.StatusError
 	if !errors.As(err, &se) || se.Code != http.StatusForbidden {
 		t.Fatalf("resetting its own factors with the copied session: %v", err)
@@ -158,30 +120,8 @@ func TestCopiedSessionCreatesNoAdmin(t *testing.T) {
 	c := newCluster(t)
 	ctx := context.Background()
 	c.clk.Advance(time.Minute) // past every code the harness used
-	secret := c.secrets[c.adminDir]
-	code := func(context.Context) (string, error) { return totp.GenerateCode(secret, c.clk.Now()) }
-	owner, err := api.NewAdminSession(c.addr, c.adminDir, api.SessionConfig{Code: code, Now: c.clk.Now})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer owner.Close()
-	first, _ := code(ctx)
-	if _, err := owner.Login(ctx, first); err != nil {
-		t.Fatal(err)
-	}
-	t.Log("a thief copies the admin directory; two minutes later the session still lasts")
-	stolen := filepath.Join(c.dir, "stolen")
-	copyAdminDir(t, c.adminDir, stolen)
-	thief, err := api.NewAdminSession(c.addr, stolen, api.SessionConfig{Now: c.clk.Now})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer thief.Close()
-	c.clk.Advance(2 * time.Minute)
-	var st api.MFAStatus
-	if err := thief.Call(ctx, http.MethodGet, api.PathMFA, nil, &st); err != nil || st.Session.IsZero() {
-		t.Fatalf("the copied session is not live: %+v, %v", st, err)
-	}
+	owner := ownerSession(t, c)
+	thief := stealSession(t, c)
 	csr := func() []byte {
 		key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 		b, err := x509.CreateCertificateRequest(rand.Reader, &x509.CertificateRequest{}, key)
@@ -216,4 +156,44 @@ func TestCopiedSessionCreatesNoAdmin(t *testing.T) {
 	if err := owner.Call(ctx, http.MethodPost, api.PathAdmins, api.AdminRequest{Name: "olive", Role: api.RoleViewer, CSR: csr()}, &resp); err != nil || len(resp.Chain) == 0 {
 		t.Fatalf("the owner making an account: %v", err)
 	}
+}
+
+// ownerSession logs the harness's administrator in with a code and
+// returns their client, which asks for a code again whenever the server
+// wants a fresher session.
+func ownerSession(t *testing.T, c *cluster) *api.AdminClient {
+	t.Helper()
+	secret := c.secrets[c.adminDir]
+	code := func(context.Context) (string, error) { return totp.GenerateCode(secret, c.clk.Now()) }
+	owner, err := api.NewAdminSession(c.addr, c.adminDir, api.SessionConfig{Code: code, Now: c.clk.Now})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(owner.Close)
+	first, _ := code(context.Background())
+	if _, err := owner.Login(context.Background(), first); err != nil {
+		t.Fatal(err)
+	}
+	return owner
+}
+
+// stealSession copies the administrator's directory, session certificate
+// included, and returns a client of the copy (which has no code to give)
+// two minutes later, the session still live.
+func stealSession(t *testing.T, c *cluster) *api.AdminClient {
+	t.Helper()
+	t.Log("a thief copies the admin directory; two minutes later the session still lasts")
+	stolen := filepath.Join(c.dir, "stolen")
+	copyAdminDir(t, c.adminDir, stolen)
+	thief, err := api.NewAdminSession(c.addr, stolen, api.SessionConfig{Now: c.clk.Now})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(thief.Close)
+	c.clk.Advance(2 * time.Minute)
+	var st api.MFAStatus
+	if err := thief.Call(context.Background(), http.MethodGet, api.PathMFA, nil, &st); err != nil || st.Session.IsZero() {
+		t.Fatalf("the copied session is not live: %+v, %v", st, err)
+	}
+	return thief
 }
