@@ -184,7 +184,7 @@ func (s Spec) Validate() error {
 			return fmt.Errorf("firewall: service name too long (%d bytes)", len(be.Service))
 		}
 		for _, u := range be.UIDs {
-			if u < 0 || u > 0xfffffffe {
+			if u < 0 || int64(u) > 0xfffffffe {
 				return fmt.Errorf("firewall: app port of %s: uid %d", be.Service, u)
 			}
 		}
