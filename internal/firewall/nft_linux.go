@@ -223,15 +223,17 @@ func (m *Manager) Guard(ctx context.Context) error {
 		}
 		// A change before the watch began is looked for once now.
 		check := true
+		// after fires a retry of a failed restore; it stays armed across
+		// notices that do not concern the table.
+		var after <-chan time.Time
 		for ended := false; !ended; {
-			var after <-chan time.Time
 			if check {
 				if err := m.reassert(); err != nil {
 					retry = min(max(2*retry, 100*time.Millisecond), 5*time.Second)
 					m.log.Error("host firewall changed by another program and not restored; retrying", "err", err, "in", retry)
 					after = time.After(retry)
 				} else {
-					retry = 0
+					retry, after = 0, nil
 				}
 				check = false
 			}
@@ -240,6 +242,7 @@ func (m *Manager) Guard(ctx context.Context) error {
 				stop()
 				return nil
 			case <-after:
+				after = nil
 				check = true
 			case evs, ok := <-events:
 				// A closed watch (the kernel's notices overflowed) is
