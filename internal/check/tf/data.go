@@ -70,23 +70,26 @@ var amiDataAttrs = map[string][]string{
 	"aws_ssm_parameter": {"arn", "id", "insecure_value", "name", "region", "type", "value", "version", "with_decryption"},
 }
 
+// knownString is e's value in ctx when it is a string known statically.
+func knownString(e hcl.Expression, ctx *hcl.EvalContext) (string, bool) {
+	if e == nil {
+		return "", false
+	}
+	v, diags := e.Value(ctx)
+	if diags.HasErrors() || !v.IsWhollyKnown() || v.IsNull() || !v.Type().Equals(cty.String) {
+		return "", false
+	}
+	v, _ = v.Unmark()
+	return v.AsString(), true
+}
+
 // al2023Lookup reports whether a data block can only find Amazon Linux 2023
 // AMIs published by Amazon: an aws_ami lookup owned by Amazon whose name
 // filters (or name_regex) all start with al2023-ami- (the ECS-optimized
 // al2023-ami-ecs- images excepted), or an aws_ssm_parameter that reads
 // Amazon's public AL2023 parameter.
 func al2023Lookup(d *resBlock, ctx *hcl.EvalContext) bool {
-	str := func(e hcl.Expression) (string, bool) {
-		if e == nil {
-			return "", false
-		}
-		v, diags := e.Value(ctx)
-		if diags.HasErrors() || !v.IsWhollyKnown() || v.IsNull() || !v.Type().Equals(cty.String) {
-			return "", false
-		}
-		v, _ = v.Unmark()
-		return v.AsString(), true
-	}
+	str := func(e hcl.Expression) (string, bool) { return knownString(e, ctx) }
 	al2023 := func(name string) bool {
 		name = strings.TrimPrefix(name, "^")
 		return strings.HasPrefix(name, "al2023-ami-") && !strings.HasPrefix(name, "al2023-ami-ecs")
@@ -211,17 +214,7 @@ var azureSubnetAttrs = []string{"address_prefix", "address_prefixes", "default_o
 // are known, is the lookup's. Azure knows a subnet by those names, so the
 // lookup is that subnet; a lookup of a subnet made elsewhere stays unknown.
 func inlineSubnetLookup(d *resBlock, ctx *hcl.EvalContext) (string, bool) {
-	str := func(e hcl.Expression) (string, bool) {
-		if e == nil {
-			return "", false
-		}
-		v, diags := e.Value(ctx)
-		if diags.HasErrors() || !v.IsWhollyKnown() || v.IsNull() || !v.Type().Equals(cty.String) {
-			return "", false
-		}
-		v, _ = v.Unmark()
-		return v.AsString(), true
-	}
+	str := func(e hcl.Expression) (string, bool) { return knownString(e, ctx) }
 	name, ok1 := str(d.body.attrs["name"])
 	vnet, ok2 := str(d.body.attrs["virtual_network_name"])
 	rg, rgKnown := str(d.body.attrs["resource_group_name"])
