@@ -323,16 +323,10 @@ func (ev *evaluator) dataValue(d *resBlock, ctx *hcl.EvalContext) cty.Value {
 	if d.typ == "aws_kms_alias" {
 		arg = "name"
 	}
-	e := d.body.attrs[arg]
-	if e == nil {
+	key, ok := knownString(d.body.attrs[arg], ctx)
+	if !ok {
 		return cty.DynamicVal
 	}
-	v, diags := e.Value(ctx)
-	if diags.HasErrors() || !v.IsWhollyKnown() || v.IsNull() || !v.Type().Equals(cty.String) {
-		return cty.DynamicVal
-	}
-	v, _ = v.Unmark()
-	key := v.AsString()
 	obj := map[string]cty.Value{}
 	for _, a := range attrs {
 		obj[a] = cty.DynamicVal
