@@ -88,3 +88,34 @@ func TestParseAllow(t *testing.T) {
 		t.Error("ParseMode accepted block")
 	}
 }
+
+// The app ports the forward chain keeps off the network are every local
+// service's, a uid's or not, once each; forwarding defaults to egress.
+func TestBuildAppPortsAndForwarding(t *testing.T) {
+	s := Build(Inputs{Mode: ModeEnforce,
+		AppPorts: []AppPort{{Service: "web", Port: 8080}, {Service: "api", Port: 80}, {Service: "web", Port: 8080}},
+		Backends: []Backend{{Service: "ledger", Port: 8081, UIDs: []int{1234}}}})
+	var got []string
+	for _, p := range s.AppPorts {
+		got = append(got, p.String())
+	}
+	want := "app port tcp/80 of api|app port tcp/8080 of web|app port tcp/8081 of ledger"
+	if strings.Join(got, "|") != want {
+		t.Errorf("app ports %q, want %q", strings.Join(got, "|"), want)
+	}
+	if s.Forward != ForwardEgress || s.Validate() != nil {
+		t.Errorf("forward %q, validate %v", s.Forward, s.Validate())
+	}
+	open := s
+	open.Forward = ForwardOpen
+	if open.Key() == s.Key() {
+		t.Error("the key does not tell forwarding open from egress")
+	}
+	s.Forward = "route"
+	if err := s.Validate(); err == nil || !strings.Contains(err.Error(), "forwarding") {
+		t.Errorf("validate a bad forwarding: %v", err)
+	}
+	if _, err := ParseForwarding("route"); err == nil {
+		t.Error("ParseForwarding accepted route")
+	}
+}

@@ -27,6 +27,16 @@
 //	          just resolved for an allowed name (a set of pins with a
 //	          timeout, for the agent's own marked sockets only); what the
 //	          operator lists
+//	forward:  (connections the node routes: containers behind a bridge,
+//	          a pod network) established and related; a new connection
+//	          that destination NAT takes from one of the node's own
+//	          addresses at an app port to somewhere else (a port
+//	          published to a container, "docker run -p") is not, for it
+//	          would reach the service round the mesh; other published
+//	          ports; with ForwardEgress (the default), what the node
+//	          routes out of its containers is held to the outbound list
+//	          above (not the pins, which are the agent's own sockets'),
+//	          with ForwardOpen it is not filtered
 //
 // Everything else is counted and, rate-limited, logged to an NFLOG group
 // that Run reads and turns into flow records; in ModeEnforce it is dropped,
@@ -78,6 +88,35 @@ func ParseMode(s string) (Mode, error) {
 	return "", fmt.Errorf("want off, audit or enforce, got %q", s)
 }
 
+// Forwarding is how the firewall treats new connections the node routes
+// that were not published by destination NAT: a container's, a pod's, a
+// routed network's.
+type Forwarding string
+
+// Forwardings.
+const (
+	// ForwardEgress holds them to the node's own outbound rules: a
+	// container reaches what the node may reach, nothing more. The zero
+	// value means ForwardEgress.
+	ForwardEgress Forwarding = "egress"
+	// ForwardOpen lets them through, for a node that routes a pod network
+	// or a LAN on purpose. Published app ports stay closed to the
+	// network either way.
+	ForwardOpen Forwarding = "open"
+)
+
+// ParseForwarding reads a Forwarding as configurations spell it; "" is
+// ForwardEgress.
+func ParseForwarding(s string) (Forwarding, error) {
+	switch Forwarding(s) {
+	case "", ForwardEgress:
+		return ForwardEgress, nil
+	case ForwardOpen:
+		return ForwardOpen, nil
+	}
+	return "", fmt.Errorf("want egress or open, got %q", s)
+}
+
 // Proto is a transport protocol.
 type Proto string
 
@@ -120,6 +159,15 @@ type Spec struct {
 	// Backends are app ports that only some local uids may connect to,
 	// over loopback or the node's own addresses.
 	Backends []Backend
+	// AppPorts are the app ports of this node's services (registered
+	// with a uid or not): a routed connection that destination NAT takes
+	// from one of the node's own addresses at one of them elsewhere (to a
+	// container) is refused, as the input chain refuses one to the port
+	// itself.
+	AppPorts []AppPort
+	// Forward is how routed connections that were not published are
+	// treated; "" means ForwardEgress.
+	Forward Forwarding
 	// Egress admits the pins (marked sockets to just-resolved addresses):
 	// true on a node that connects out for the egress path itself.
 	Egress bool
@@ -128,11 +176,29 @@ type Spec struct {
 	LogGroup uint16
 }
 
+// AppPort is the TCP port a local service listens on, where the mesh
+// delivers its callers.
+type AppPort struct {
+	Service string
+	Port    uint16
+}
+
+func (a AppPort) String() string {
+	return fmt.Sprintf("app port tcp/%d of %s", a.Port, a.Service)
+}
+
+func (s Spec) forward() Forwarding {
+	if s.Forward == "" {
+		return ForwardEgress
+	}
+	return s.Forward
+}
+
 // Key is a canonical digest of s: equal specs have equal keys, so a caller
 // applies only what changed.
 func (s Spec) Key() string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "%s|%v|%d\n", s.Mode, s.Egress, s.logGroup())
+	fmt.Fprintf(&b, "%s|%v|%d|%s\n", s.Mode, s.Egress, s.logGroup(), s.forward())
 	for _, a := range s.Inbound {
 		fmt.Fprintf(&b, "in %s\n", a)
 	}
@@ -141,6 +207,9 @@ func (s Spec) Key() string {
 	}
 	for _, be := range s.Backends {
 		fmt.Fprintf(&b, "backend %s\n", be)
+	}
+	for _, p := range s.AppPorts {
+		fmt.Fprintf(&b, "app %s\n", p)
 	}
 	return b.String()
 }
@@ -175,6 +244,14 @@ func (s Spec) logGroup() uint16 {
 func (s Spec) Validate() error {
 	if _, err := ParseMode(string(s.Mode)); err != nil {
 		return fmt.Errorf("firewall: mode: %w", err)
+	}
+	if _, err := ParseForwarding(string(s.Forward)); err != nil {
+		return fmt.Errorf("firewall: forwarding: %w", err)
+	}
+	for _, p := range s.AppPorts {
+		if p.Port == 0 || len(p.Service) > 120 {
+			return fmt.Errorf("firewall: app port %d of a service named in %d bytes", p.Port, len(p.Service))
+		}
 	}
 	for _, be := range s.Backends {
 		if be.Port == 0 || len(be.UIDs) == 0 || len(be.UIDs) > 8 {
@@ -231,6 +308,12 @@ type Inputs struct {
 	// Backends are the app ports of this node's services registered with
 	// a uid.
 	Backends []Backend
+	// AppPorts are the app ports of this node's other services (those
+	// registered without a uid); Build adds the Backends' own.
+	AppPorts []AppPort
+	// Forward is how routed connections that were not published are
+	// treated; "" means ForwardEgress.
+	Forward Forwarding
 	// Peers are the other nodes' mesh addresses.
 	Peers []Peer
 	// Resolvers are the DNS servers the node may ask (UDP and TCP 53).
@@ -260,9 +343,12 @@ type Peer struct {
 // Build derives a node's ruleset. The order is stable (sorted), so that
 // an unchanged registry gives an unchanged Spec.Key.
 func Build(in Inputs) Spec {
-	s := Spec{Mode: in.Mode, Egress: in.Egress, LogGroup: in.LogGroup}
+	s := Spec{Mode: in.Mode, Egress: in.Egress, LogGroup: in.LogGroup, Forward: in.Forward}
 	if s.Mode == "" {
 		s.Mode = ModeOff
+	}
+	if s.Forward == "" {
+		s.Forward = ForwardEgress
 	}
 	if in.MeshPort != 0 {
 		s.Inbound = append(s.Inbound, Allow{Why: "mesh port", Proto: TCP, Port: in.MeshPort})
@@ -339,6 +425,17 @@ func Build(in Inputs) Spec {
 		}
 		return s.Backends[i].Service < s.Backends[j].Service
 	})
+	s.AppPorts = slices.Clone(in.AppPorts)
+	for _, be := range s.Backends {
+		s.AppPorts = append(s.AppPorts, AppPort{Service: be.Service, Port: be.Port})
+	}
+	slices.SortFunc(s.AppPorts, func(a, b AppPort) int {
+		if a.Port != b.Port {
+			return int(a.Port) - int(b.Port)
+		}
+		return strings.Compare(a.Service, b.Service)
+	})
+	s.AppPorts = slices.Compact(s.AppPorts)
 	return s
 }
 

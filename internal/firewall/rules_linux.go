@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/netip"
 	"slices"
+	"time"
 
 	"github.com/google/nftables"
 	"github.com/google/nftables/binaryutil"
@@ -16,11 +17,19 @@ import (
 
 // Chain and set names inside the table.
 const (
-	chainInput  = "input"
-	chainOutput = "output"
-	setPins4    = "egress_pins4"
-	setPins6    = "egress_pins6"
+	chainInput   = "input"
+	chainOutput  = "output"
+	chainForward = "forward"
+	setPins4     = "egress_pins4"
+	setPins6     = "egress_pins6"
+	chainPre     = "prerouting"
+	setNotes4    = "published_notes4"
+	setNotes6    = "published_notes6"
 )
+
+// ipsDstNAT is conntrack's status bit of a connection whose destination
+// NAT rewrote (IPS_DST_NAT).
+const ipsDstNAT = 1 << 5
 
 // Log prefixes: "moat:DIRECTION:ACTION", read back by the NFLOG reader.
 const (
@@ -56,9 +65,12 @@ func loopback(in bool) []expr.Any {
 }
 
 // ctState matches any of the conntrack state bits.
-func ctState(bits uint32) []expr.Any {
+func ctState(bits uint32) []expr.Any { return ctBits(expr.CtKeySTATE, bits) }
+
+// ctBits matches any of bits in a conntrack bit field (state, status).
+func ctBits(key expr.CtKey, bits uint32) []expr.Any {
 	return []expr.Any{
-		&expr.Ct{Register: 1, Key: expr.CtKeySTATE},
+		&expr.Ct{Register: 1, Key: key},
 		&expr.Bitwise{SourceRegister: 1, DestRegister: 1, Len: 4, Mask: binaryutil.NativeEndian.PutUint32(bits), Xor: binaryutil.NativeEndian.PutUint32(0)},
 		&expr.Cmp{Op: expr.CmpOpNeq, Register: 1, Data: []byte{0, 0, 0, 0}},
 	}
@@ -261,6 +273,127 @@ func backendRules(s Spec) []rule {
 		}
 	}
 	return out
+}
+
+// A port published by destination NAT ("docker run -p 8080:80") takes a
+// connection from the network to one of the node's own addresses down the
+// forward path to a container, round the input chain. What the forward
+// chain sees of such a connection is its rewritten destination; its
+// original one is told where it is still written, before the NAT: the
+// prerouting chain (priority mangle, before the NAT's dstnat) notes the
+// source address and port of each new connection from the network to
+// one of the node's own addresses at an app port, for a second; the
+// forward chain refuses a new, destination-NATed connection from a noted
+// source. (Conntrack's original tuple says the same, but the netlink
+// library cannot read such a rule back, and Guard must.) A source port
+// is one connection's for that second, so another connection is not
+// taken for it but by a client that reuses its port at once for another
+// published port, which is then refused: closed, not open.
+const noteTimeout = time.Second
+
+// noteSize bounds the notes; a connection that cannot be noted (a flood
+// fills the set) is dropped in enforce mode rather than let through
+// unnoted.
+const noteSize = 65536
+
+// noteRules are the prerouting chain: the notes of new connections to the
+// node's app ports.
+func noteRules(s Spec, n4, n6 *nftables.Set) []rule {
+	var out []rule
+	for _, p := range s.AppPorts {
+		for _, fam := range []struct {
+			proto   byte
+			off, l  uint32
+			portReg uint32
+			set     *nftables.Set
+		}{{unix.NFPROTO_IPV4, 12, 4, 9, n4}, {unix.NFPROTO_IPV6, 8, 16, 12, n6}} {
+			m := append(nfproto(fam.proto), l4proto(unix.IPPROTO_TCP)...)
+			m = append(m, port(p.Port, true)...)
+			m = append(m, ctState(expr.CtStateBitNEW)...)
+			m = append(m,
+				&expr.Meta{Key: expr.MetaKeyIIFNAME, Register: 1},
+				&expr.Cmp{Op: expr.CmpOpNeq, Register: 1, Data: ifname("lo")},
+				&expr.Fib{Register: 1, ResultADDRTYPE: true, FlagDADDR: true},
+				&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: binaryutil.NativeEndian.PutUint32(unix.RTN_LOCAL)},
+				&expr.Payload{DestRegister: 1, Base: expr.PayloadBaseNetworkHeader, Offset: fam.off, Len: fam.l},
+				&expr.Payload{DestRegister: fam.portReg, Base: expr.PayloadBaseTransportHeader, Offset: 0, Len: 2})
+			note := append(slices.Clone(m), &expr.Dynset{SrcRegKey: 1, SetName: fam.set.Name, SetID: fam.set.ID,
+				Operation: unix.NFT_DYNSET_OP_UPDATE, Timeout: noteTimeout})
+			out = append(out, rule{comment: "note a new connection from the network to " + p.String(), exprs: note})
+			if s.Mode != ModeAudit {
+				unnoted := append(m, &expr.Lookup{SourceRegister: 1, SetName: fam.set.Name, SetID: fam.set.ID, Invert: true},
+					&expr.Counter{}, &expr.Verdict{Kind: expr.VerdictDrop})
+				out = append(out, rule{comment: "not noted (the notes are full): drop", exprs: unnoted})
+			}
+		}
+	}
+	return out
+}
+
+// publishedRules refuse a new connection that destination NAT took from
+// one of the node's own addresses at an app port elsewhere (a noted one,
+// see noteRules): it is logged as the input chain logs a direct try at the
+// port, and dropped (enforce) or let through (audit). The node's own
+// connections do not pass the forward hook: the mesh delivering to the
+// port locally is not matched.
+func publishedRules(s Spec, n4, n6 *nftables.Set) []rule {
+	if len(s.AppPorts) == 0 {
+		return nil
+	}
+	what := "drop"
+	if s.Mode == ModeAudit {
+		what = "audit"
+	}
+	var out []rule
+	for _, fam := range []struct {
+		proto   byte
+		off, l  uint32
+		portReg uint32
+		set     *nftables.Set
+	}{{unix.NFPROTO_IPV4, 12, 4, 9, n4}, {unix.NFPROTO_IPV6, 8, 16, 12, n6}} {
+		m := append(nfproto(fam.proto), l4proto(unix.IPPROTO_TCP)...)
+		m = append(m, ctState(expr.CtStateBitNEW)...)
+		m = append(m, ctBits(expr.CtKeySTATUS, ipsDstNAT)...)
+		m = append(m,
+			&expr.Payload{DestRegister: 1, Base: expr.PayloadBaseNetworkHeader, Offset: fam.off, Len: fam.l},
+			&expr.Payload{DestRegister: fam.portReg, Base: expr.PayloadBaseTransportHeader, Offset: 0, Len: 2},
+			&expr.Lookup{SourceRegister: 1, SetName: fam.set.Name, SetID: fam.set.ID})
+		c := "an app port published to the network by destination NAT"
+		log := append(slices.Clone(m),
+			&expr.Limit{Type: expr.LimitTypePkts, Rate: 50, Unit: expr.LimitTimeSecond, Burst: 100},
+			&expr.Log{Key: 1<<unix.NFTA_LOG_GROUP | 1<<unix.NFTA_LOG_PREFIX | 1<<unix.NFTA_LOG_SNAPLEN,
+				Group: s.logGroup(), Snaplen: 128, Data: []byte(prefixIn + what)})
+		out = append(out, rule{comment: "log: " + c, exprs: log})
+		if s.Mode != ModeAudit {
+			out = append(out, rule{comment: c, exprs: append(m, &expr.Counter{}, &expr.Verdict{Kind: expr.VerdictDrop})})
+		}
+	}
+	return out
+}
+
+// forwardRules is the whole of the forward chain: what the node routes.
+// Published app ports are refused (publishedRules); other published
+// ports and what stays on the interface it came in by (containers on one
+// bridge) pass; the rest, with ForwardEgress, is held to the output
+// chain's list of destinations (the pins excepted: they are the agent's
+// marked sockets', and a routed packet has no socket of the node's).
+func forwardRules(s Spec, n4, n6 *nftables.Set) []rule {
+	out := []rule{{comment: "established and related", exprs: append(ctState(expr.CtStateBitESTABLISHED|expr.CtStateBitRELATED), &expr.Counter{}, accept())}}
+	out = append(out, publishedRules(s, n4, n6)...)
+	if s.forward() == ForwardOpen {
+		return out
+	}
+	sameIf := []expr.Any{
+		&expr.Fib{Register: 1, ResultOIF: true, FlagDADDR: true, FlagIIF: true},
+		&expr.Cmp{Op: expr.CmpOpNeq, Register: 1, Data: []byte{0, 0, 0, 0}},
+	}
+	out = append(out,
+		rule{comment: "published by destination NAT (not an app port)", exprs: append(ctBits(expr.CtKeySTATUS, ipsDstNAT), &expr.Counter{}, accept())},
+		rule{comment: "back out of the interface it came in by (containers on one bridge)", exprs: append(sameIf, &expr.Counter{}, accept())})
+	for _, a := range s.Outbound {
+		out = append(out, allowRules(a, false, "routed out: "+a.String())...)
+	}
+	return append(out, finalRules(s, false)...)
 }
 
 // chainRules is the whole of one chain.
