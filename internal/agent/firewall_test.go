@@ -4,7 +4,10 @@ import (
 	"context"
 	"net/netip"
 	"slices"
+	"strings"
 	"testing"
+
+	"moat/internal/firewall"
 )
 
 // TestControlPlaneEveryServer: the host firewall admits every server the
@@ -20,5 +23,22 @@ func TestControlPlaneEveryServer(t *testing.T) {
 		if !slices.Contains(got, netip.MustParseAddrPort(want)) {
 			t.Errorf("control plane %v lacks %s", got, want)
 		}
+	}
+}
+
+// TestFirewallFileForwarding: firewall.forwarding is read into the
+// agent's config, "" meaning egress, anything but egress or open refused
+// with the key named.
+func TestFirewallFileForwarding(t *testing.T) {
+	for in, want := range map[string]firewall.Forwarding{"": firewall.ForwardEgress, "egress": firewall.ForwardEgress, "open": firewall.ForwardOpen} {
+		f := FirewallFile{Mode: "enforce", Forwarding: in}
+		c, err := f.Config("firewall")
+		if err != nil || c.Forwarding != want {
+			t.Errorf("forwarding %q: %q, %v; want %q", in, c.Forwarding, err, want)
+		}
+	}
+	f := FirewallFile{Mode: "enforce", Forwarding: "router"}
+	if _, err := f.Config("firewall"); err == nil || !strings.Contains(err.Error(), "firewall.forwarding") {
+		t.Errorf("forwarding router: %v", err)
 	}
 }
