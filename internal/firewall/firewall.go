@@ -33,10 +33,12 @@
 //	          addresses at an app port to somewhere else (a port
 //	          published to a container, "docker run -p") is not, for it
 //	          would reach the service round the mesh; other published
-//	          ports; with ForwardEgress (the default), what the node
-//	          routes out of its containers is held to the outbound list
-//	          above (not the pins, which are the agent's own sockets'),
-//	          with ForwardOpen it is not filtered
+//	          ports; what leaves by the interface it came in by
+//	          (containers on one bridge); with ForwardEgress (the
+//	          default), the rest of what the node routes out of its
+//	          containers is held to the outbound list above (not the
+//	          pins, which are the agent's own sockets'), with
+//	          ForwardOpen it is not filtered
 //
 // Everything else is counted and, rate-limited, logged to an NFLOG group
 // that Run reads and turns into flow records; in ModeEnforce it is dropped,
