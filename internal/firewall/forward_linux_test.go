@@ -290,3 +290,51 @@ func TestGuardRestoresForward(t *testing.T) {
 		t.Errorf("Guard: %v", err)
 	}
 }
+
+// The same attack over IPv6: the table is of family inet, and a port
+// published by ip6 destination NAT is refused as an IPv4 one is.
+func TestPublishedAppPortIPv6(t *testing.T) {
+	d := newDockerHost(t)
+	for _, step := range []struct {
+		h    *netlab.Host
+		args []string
+	}{
+		{d.fw, []string{"ip", "-6", "addr", "add", "fd00:7::1/64", "dev", "eth0", "nodad"}},
+		{d.peer, []string{"ip", "-6", "addr", "add", "fd00:7::2/64", "dev", "eth0", "nodad"}},
+		{d.fw, []string{"ip", "-6", "addr", "add", "fd00:9::1/64", "dev", "cbr0", "nodad"}},
+		{d.ctr, []string{"ip", "-6", "addr", "add", "fd00:9::2/64", "dev", "eth0", "nodad"}},
+		{d.ctr, []string{"ip", "-6", "route", "add", "default", "via", "fd00:9::1"}},
+		{d.fw, []string{"sysctl", "-qw", "net.ipv6.conf.all.forwarding=1"}},
+		{d.fw, []string{"nft", "add table ip6 published6; add chain ip6 published6 pre { type nat hook prerouting priority dstnat; policy accept; }; add rule ip6 published6 pre ip6 daddr fd00:7::1 tcp dport 8080 dnat to [fd00:9::2]:81"}},
+	} {
+		if out, err := step.h.Command(context.Background(), step.args[0], step.args[1:]...).CombinedOutput(); err != nil {
+			t.Fatalf("%v: %v: %s", step.args, err, out)
+		}
+	}
+	listen(t, d.ctr, "[::]:81") // the container's app over IPv6
+	published := "[fd00:7::1]:8080"
+	// Neighbour discovery speaks from link-local addresses, which are
+	// tentative until duplicate address detection is done.
+	testkit.WaitFor(t, "the link-local addresses usable", func() bool {
+		for _, h := range []*netlab.Host{d.fw, d.peer, d.ctr} {
+			out, err := h.Command(context.Background(), "ip", "-6", "addr", "show", "tentative").CombinedOutput()
+			if err != nil || len(strings.TrimSpace(string(out))) > 0 {
+				return false
+			}
+		}
+		return true
+	})
+	if err := reach(d.peer, published, false); err != nil {
+		t.Fatalf("published port over IPv6 before the firewall: %v", err)
+	}
+	m, err := New(Config{NetNS: d.fw.Path()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := m.Apply(Build(d.inputs(ModeEnforce))); err != nil {
+		t.Fatal(err)
+	}
+	if err := reach(d.peer, published, false); err == nil {
+		t.Error("the network reached a registered backend's container through its port published over IPv6")
+	}
+}
