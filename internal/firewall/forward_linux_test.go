@@ -285,6 +285,27 @@ func TestGuardRestoresForward(t *testing.T) {
 			t.Errorf("after nft %s the published app port is reachable from the network", script)
 		}
 	}
+	t.Log("the prerouting chain made again after the NAT, its rules the same: the notes would see translated addresses")
+	listing, err := d.fw.Command(context.Background(), "nft", "list", "chain", "inet", Table, chainPre).CombinedOutput()
+	if err != nil {
+		t.Fatalf("nft list: %v: %s", err, listing)
+	}
+	late := strings.Replace(string(listing), "priority mangle", "priority filter", 1)
+	if late == string(listing) {
+		t.Fatalf("no mangle priority in\n%s", listing)
+	}
+	cmd := d.fw.Command(context.Background(), "nft", "-f", "-")
+	cmd.Stdin = strings.NewReader("flush chain inet moat prerouting\ndelete chain inet moat prerouting\n" + late)
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("nft -f: %v: %s", err, out)
+	}
+	testkit.WaitFor(t, "the prerouting chain back before the NAT", func() bool {
+		out, err := d.fw.Command(context.Background(), "nft", "list", "chain", "inet", Table, chainPre).CombinedOutput()
+		return err == nil && strings.Contains(string(out), "priority mangle")
+	})
+	if err := reach(d.peer, d.published, false); err == nil {
+		t.Error("after the prerouting chain was moved the published app port is reachable from the network")
+	}
 	cancel()
 	if err := <-guardErr; err != nil {
 		t.Errorf("Guard: %v", err)

@@ -377,7 +377,8 @@ func intact(c *nftables.Conn, s Spec) (bool, error) {
 	for _, want := range chains(s, named) {
 		var ch *nftables.Chain
 		for _, x := range have {
-			if x.Table.Name == Table && x.Name == want.name && x.Hooknum != nil && *x.Hooknum == *want.hook {
+			if x.Table.Name == Table && x.Name == want.name && x.Hooknum != nil && *x.Hooknum == *want.hook &&
+				x.Priority != nil && *x.Priority == *want.priority {
 				ch = x
 			}
 		}
