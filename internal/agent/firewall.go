@@ -35,9 +35,9 @@ type FirewallConfig struct {
 	// a pod network's) are treated when they were not published by
 	// destination NAT: firewall.ForwardEgress (the zero value) holds them
 	// to the node's outbound rules, firewall.ForwardOpen lets them
-	// through, for a node that routes a pod network on purpose. The app
-	// ports of local services stay closed to the network through
-	// destination NAT either way.
+	// through, for a node that routes a pod network on purpose. Ports
+	// published by destination NAT are held to the inbound rules either
+	// way.
 	Forwarding firewall.Forwarding
 	// LogGroup is the NFLOG group of the would-drop log; zero means
 	// firewall.DefaultLogGroup.
@@ -239,16 +239,9 @@ func (a *Agent) firewallInputs(cps []netip.AddrPort) firewall.Inputs {
 	a.mu.RUnlock()
 	// The app port of a service registered with a uid: its uid and the
 	// agent's (which delivers its mesh callers) alone may connect to it.
-	// Every local service's app port, a uid's or not, is kept off the
-	// network when destination NAT publishes it (a container's port).
 	for _, r := range a.LocalServices() {
-		if r.Port <= 0 || r.Port >= 65536 {
-			continue
-		}
-		if r.UID != nil {
+		if r.UID != nil && r.Port > 0 && r.Port < 65536 {
 			in.Backends = append(in.Backends, firewall.Backend{Service: r.Name, Port: uint16(r.Port), UIDs: []int{*r.UID, os.Getuid()}})
-		} else {
-			in.AppPorts = append(in.AppPorts, firewall.AppPort{Service: r.Name, Port: uint16(r.Port)})
 		}
 	}
 	pol := a.policyTable()

@@ -2,6 +2,7 @@ package agent
 
 import (
 	"context"
+	"fmt"
 	"net/netip"
 	"slices"
 	"strings"
@@ -44,26 +45,24 @@ func TestFirewallFileForwarding(t *testing.T) {
 	}
 }
 
-// TestFirewallInputsAppPorts: every local service's app port reaches the
-// firewall, a uid's as a Backend (and so an app port), one without a uid
-// as an app port, which the forward chain keeps off ports published by
-// destination NAT; another node's services do not; the forwarding
-// configured is passed on.
-func TestFirewallInputsAppPorts(t *testing.T) {
+// TestFirewallInputsForwarding: the forwarding configured reaches the
+// firewall; a local service's app port is a Backend when the service is
+// registered with a uid, another node's services are not.
+func TestFirewallInputsForwarding(t *testing.T) {
 	uid := 1234
 	a := &Agent{cfg: Config{Node: "n1", Firewall: FirewallConfig{Mode: firewall.ModeEnforce, Forwarding: firewall.ForwardOpen}},
 		state: state{services: map[string]api.Registration{
 			"web":    {Name: "web", Node: "n1", Port: 8080},
 			"ledger": {Name: "ledger", Node: "n1", Port: 8081, UID: &uid},
-			"other":  {Name: "other", Node: "n2", Port: 9000},
+			"other":  {Name: "other", Node: "n2", Port: 9000, UID: &uid},
 		}}}
 	s := firewall.Build(a.firewallInputs(nil))
 	var got []string
-	for _, p := range s.AppPorts {
-		got = append(got, p.String())
+	for _, be := range s.Backends {
+		got = append(got, fmt.Sprintf("%s/%d", be.Service, be.Port))
 	}
-	if want := "app port tcp/8080 of web|app port tcp/8081 of ledger"; strings.Join(got, "|") != want {
-		t.Errorf("app ports %q, want %q", strings.Join(got, "|"), want)
+	if want := "ledger/8081"; strings.Join(got, "|") != want {
+		t.Errorf("backends %q, want %q", strings.Join(got, "|"), want)
 	}
 	if s.Forward != firewall.ForwardOpen {
 		t.Errorf("forwarding %q, want open", s.Forward)

@@ -37,9 +37,9 @@ type FirewallFile struct {
 	// containers (or a pod network) are treated: "egress" (the default)
 	// holds them to the node's own outbound rules, as the node's own
 	// connections are; "open" lets them through, for a node that routes
-	// a pod network or a LAN on purpose. Either way a local service's app
-	// port published by destination NAT (docker run -p) stays closed to
-	// the network.
+	// a pod network or a LAN on purpose. Either way a port published by
+	// destination NAT (docker run -p) is open to the network only where
+	// the inbound rules would admit a connection to the node's own port.
 	Forwarding string `yaml:"forwarding"`
 	// LogGroup is the NFLOG group of the would-drop log; zero means
 	// firewall.DefaultLogGroup.

@@ -89,20 +89,9 @@ func TestParseAllow(t *testing.T) {
 	}
 }
 
-// The app ports the forward chain keeps off the network are every local
-// service's, a uid's or not, once each; forwarding defaults to egress.
-func TestBuildAppPortsAndForwarding(t *testing.T) {
-	s := Build(Inputs{Mode: ModeEnforce,
-		AppPorts: []AppPort{{Service: "web", Port: 8080}, {Service: "api", Port: 80}, {Service: "web", Port: 8080}},
-		Backends: []Backend{{Service: "ledger", Port: 8081, UIDs: []int{1234}}}})
-	var got []string
-	for _, p := range s.AppPorts {
-		got = append(got, p.String())
-	}
-	want := "app port tcp/80 of api|app port tcp/8080 of web|app port tcp/8081 of ledger"
-	if strings.Join(got, "|") != want {
-		t.Errorf("app ports %q, want %q", strings.Join(got, "|"), want)
-	}
+// Forwarding defaults to egress, is part of the key and is validated.
+func TestBuildForwarding(t *testing.T) {
+	s := Build(Inputs{Mode: ModeEnforce})
 	if s.Forward != ForwardEgress || s.Validate() != nil {
 		t.Errorf("forward %q, validate %v", s.Forward, s.Validate())
 	}

@@ -30,15 +30,15 @@
 //	forward:  (connections the node routes: containers behind a bridge,
 //	          a pod network) established and related; a new connection
 //	          that destination NAT takes from one of the node's own
-//	          addresses at an app port to somewhere else (a port
-//	          published to a container, "docker run -p") is not, for it
-//	          would reach the service round the mesh; other published
-//	          ports; what leaves by the interface it came in by
-//	          (containers on one bridge); with ForwardEgress (the
-//	          default), the rest of what the node routes out of its
-//	          containers is held to the outbound list above (not the
-//	          pins, which are the agent's own sockets'), with
-//	          ForwardOpen it is not filtered
+//	          addresses elsewhere (a port published to a container,
+//	          "docker run -p") only if the inbound list above admits its
+//	          original destination (the prerouting chain, before the NAT,
+//	          notes the source of one it does not), whatever the
+//	          forwarding; with ForwardEgress (the default), what leaves
+//	          by the interface it came in by (containers on one bridge),
+//	          and the rest of what the node routes out of its containers
+//	          held to the outbound list above (not the pins, which are the
+//	          agent's own sockets'); with ForwardOpen, the rest
 //
 // Everything else is counted and, rate-limited, logged to an NFLOG group
 // that Run reads and turns into flow records; in ModeEnforce it is dropped,
@@ -91,8 +91,10 @@ func ParseMode(s string) (Mode, error) {
 }
 
 // Forwarding is how the firewall treats new connections the node routes
-// that were not published by destination NAT: a container's, a pod's, a
-// routed network's.
+// that were not published by destination NAT to one of its own addresses:
+// a container's, a pod's, a routed network's. Published ports are held to
+// the inbound rules either way: inbound through the node's own addresses
+// is the node's inbound policy.
 type Forwarding string
 
 // Forwardings.
@@ -102,8 +104,7 @@ const (
 	// value means ForwardEgress.
 	ForwardEgress Forwarding = "egress"
 	// ForwardOpen lets them through, for a node that routes a pod network
-	// or a LAN on purpose. Published app ports stay closed to the
-	// network either way.
+	// or a LAN on purpose.
 	ForwardOpen Forwarding = "open"
 )
 
@@ -161,12 +162,6 @@ type Spec struct {
 	// Backends are app ports that only some local uids may connect to,
 	// over loopback or the node's own addresses.
 	Backends []Backend
-	// AppPorts are the app ports of this node's services (registered
-	// with a uid or not): a routed connection that destination NAT takes
-	// from one of the node's own addresses at one of them elsewhere (to a
-	// container) is refused, as the input chain refuses one to the port
-	// itself.
-	AppPorts []AppPort
 	// Forward is how routed connections that were not published are
 	// treated; "" means ForwardEgress.
 	Forward Forwarding
@@ -176,17 +171,6 @@ type Spec struct {
 	// LogGroup is the NFLOG group of the would-drop log; zero means
 	// DefaultLogGroup.
 	LogGroup uint16
-}
-
-// AppPort is the TCP port a local service listens on, where the mesh
-// delivers its callers.
-type AppPort struct {
-	Service string
-	Port    uint16
-}
-
-func (a AppPort) String() string {
-	return fmt.Sprintf("app port tcp/%d of %s", a.Port, a.Service)
 }
 
 func (s Spec) forward() Forwarding {
@@ -209,9 +193,6 @@ func (s Spec) Key() string {
 	}
 	for _, be := range s.Backends {
 		fmt.Fprintf(&b, "backend %s\n", be)
-	}
-	for _, p := range s.AppPorts {
-		fmt.Fprintf(&b, "app %s\n", p)
 	}
 	return b.String()
 }
@@ -249,11 +230,6 @@ func (s Spec) Validate() error {
 	}
 	if _, err := ParseForwarding(string(s.Forward)); err != nil {
 		return fmt.Errorf("firewall: forwarding: %w", err)
-	}
-	for _, p := range s.AppPorts {
-		if p.Port == 0 || len(p.Service) > 120 {
-			return fmt.Errorf("firewall: app port %d of a service named in %d bytes", p.Port, len(p.Service))
-		}
 	}
 	for _, be := range s.Backends {
 		if be.Port == 0 || len(be.UIDs) == 0 || len(be.UIDs) > 8 {
@@ -310,9 +286,6 @@ type Inputs struct {
 	// Backends are the app ports of this node's services registered with
 	// a uid.
 	Backends []Backend
-	// AppPorts are the app ports of this node's other services (those
-	// registered without a uid); Build adds the Backends' own.
-	AppPorts []AppPort
 	// Forward is how routed connections that were not published are
 	// treated; "" means ForwardEgress.
 	Forward Forwarding
@@ -427,17 +400,6 @@ func Build(in Inputs) Spec {
 		}
 		return s.Backends[i].Service < s.Backends[j].Service
 	})
-	s.AppPorts = slices.Clone(in.AppPorts)
-	for _, be := range s.Backends {
-		s.AppPorts = append(s.AppPorts, AppPort{Service: be.Service, Port: be.Port})
-	}
-	slices.SortFunc(s.AppPorts, func(a, b AppPort) int {
-		if a.Port != b.Port {
-			return int(a.Port) - int(b.Port)
-		}
-		return strings.Compare(a.Service, b.Service)
-	})
-	s.AppPorts = slices.Compact(s.AppPorts)
 	return s
 }
 

@@ -19,12 +19,15 @@ import (
 // or an outside service there), and behind fw's bridge "ctr" (a
 // registered backend's container, listening on 80, and an unrelated
 // service on 90) and "ctr2" (another container). fw's own nat table, of
-// the test's, publishes fw:8080 → ctr:80 and fw:9090 → ctr:90
-// (prerouting; the node's own connections to its address in output) and
-// masquerades what leaves the bridge.
+// the test's, publishes fw:8080 → ctr:80, fw:9090 → ctr:90 (TCP and UDP)
+// and fw:8443 (the gateway's public port) → ctr:90 (prerouting; the node's own
+// connections to its address at 8080 in output) and masquerades what
+// leaves the bridge.
 type dockerHost struct {
 	fw, peer, ctr, ctr2 *netlab.Host
-	published, other    string // fw:8080, the app port; fw:9090, not one
+	// fw:8080, the app port; fw:9090, no port of the node's; fw:8443,
+	// a public port.
+	published, other, public string
 }
 
 var containerNet = netip.MustParsePrefix("198.18.9.0/24")
@@ -48,6 +51,8 @@ func newDockerHost(t *testing.T) *dockerHost {
 	chain pre { type nat hook prerouting priority dstnat; policy accept;
 		ip daddr %[1]s tcp dport 8080 dnat to %[2]s:80
 		ip daddr %[1]s tcp dport 9090 dnat to %[2]s:90
+		ip daddr %[1]s tcp dport 8443 dnat to %[2]s:90
+		ip daddr %[1]s udp dport 9090 dnat to %[2]s:90
 	}
 	chain out { type nat hook output priority -100; policy accept;
 		ip daddr %[1]s tcp dport 8080 dnat to %[2]s:80
@@ -62,15 +67,16 @@ func newDockerHost(t *testing.T) *dockerHost {
 		t.Fatalf("nft: %v: %s", err, out)
 	}
 	return &dockerHost{fw: fw, peer: peer, ctr: ctr, ctr2: ctr2,
-		published: netip.AddrPortFrom(fw.Addr, 8080).String(), other: netip.AddrPortFrom(fw.Addr, 9090).String()}
+		published: netip.AddrPortFrom(fw.Addr, 8080).String(), other: netip.AddrPortFrom(fw.Addr, 9090).String(),
+		public: netip.AddrPortFrom(fw.Addr, 8443).String()}
 }
 
-// inputs is what the agent of d.fw knows: the registered backend "web"
-// on app port 8080 (the published one), and the
-// operator's rule that lets the node reach its containers' app.
+// inputs is what the agent of d.fw knows: its mesh port, the gateway's
+// public port 8443, and the operator's rule that lets the node reach its
+// containers' app. The app port 8080 is in no inbound rule, as an app
+// port never is unless the operator lists it.
 func (d *dockerHost) inputs(mode Mode) Inputs {
-	return Inputs{Mode: mode, MeshPort: 9443,
-		AppPorts: []AppPort{{Service: "web", Port: 8080}},
+	return Inputs{Mode: mode, MeshPort: 9443, PublicPorts: []uint16{8443},
 		Outbound: []Allow{{Why: "operator: the containers' app", Proto: TCP, Port: 80, Nets: []netip.Prefix{containerNet}}}}
 }
 
@@ -79,8 +85,8 @@ func (d *dockerHost) inputs(mode Mode) Inputs {
 // destination NAT, which takes the connection down the forward path,
 // round the input chain. Now it is refused and recorded as the input
 // chain records a direct try at the port; the node's own connection to the
-// port (the mesh delivering), other published ports and containers on one
-// bridge keep working.
+// port (the mesh delivering), a published port the inbound rules admit and
+// containers on one bridge keep working.
 func TestPublishedAppPort(t *testing.T) {
 	d := newDockerHost(t)
 	recs := &flow.Memory{}
@@ -121,8 +127,8 @@ func TestPublishedAppPort(t *testing.T) {
 	if err := reach(d.fw, d.published, false); err != nil {
 		t.Errorf("the node's own connection to the published app port (the mesh's path): %v", err)
 	}
-	if err := reach(d.peer, d.other, false); err != nil {
-		t.Errorf("a published port that is no app port: %v", err)
+	if err := reach(d.peer, d.public, false); err != nil {
+		t.Errorf("a published public port: %v", err)
 	}
 	if err := reach(d.ctr2, netip.AddrPortFrom(d.ctr.Addr, 90).String(), false); err != nil {
 		t.Errorf("a container to another on its bridge: %v", err)
@@ -152,9 +158,123 @@ func TestPublishedAppPort(t *testing.T) {
 	if err := reach(d.peer, d.published, false); err == nil {
 		t.Error("forwarding open: the published app port was reached from the network")
 	}
-	if err := reach(d.peer, d.other, false); err != nil {
-		t.Errorf("forwarding open: a published port that is no app port: %v", err)
+	if err := reach(d.peer, d.public, false); err != nil {
+		t.Errorf("forwarding open: a published public port: %v", err)
 	}
+}
+
+// A container's port that is no port of the node's is published (docker
+// run -p 9090:90, the classic hole in a host firewall): the network
+// reaches it only where the inbound rules would admit a connection to the
+// node's own port 9090, as the input chain does. Not listed, it is
+// refused and recorded as an inbound denial, with either forwarding;
+// listed (for any source, or for the peer's network only), it is
+// reachable from there; an app port listed by the operator is too.
+func TestPublishedPortInboundRules(t *testing.T) {
+	d := newDockerHost(t)
+	recs := &flow.Memory{}
+	m, err := New(Config{NetNS: d.fw.Path(), Node: "fw", Flows: recs})
+	if err != nil {
+		t.Fatal(err)
+	}
+	udpEcho(t, d.ctr, ":90")
+	if err := reach(d.peer, d.other, false); err != nil {
+		t.Fatalf("published port before the firewall: %v", err)
+	}
+	if err := askUDP(d.peer, d.other, -1); err != nil {
+		t.Fatalf("published UDP port before the firewall: %v", err)
+	}
+	lg, err := m.OpenLog()
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	runErr := make(chan error, 1)
+	go func() { runErr <- lg.Run(ctx) }()
+	defer func() {
+		cancel()
+		if err := <-runErr; err != nil {
+			t.Errorf("Run: %v", err)
+		}
+	}()
+
+	t.Log("enforce: a published port no inbound rule admits is refused to the network and to containers")
+	in := d.inputs(ModeEnforce)
+	if err := m.Apply(Build(in)); err != nil {
+		t.Fatal(err)
+	}
+	if err := reach(d.peer, d.other, false); err == nil {
+		t.Error("the network reached a published port no inbound rule admits")
+	}
+	wait(t, recs, "the refused published connection", func(r flow.Record) bool {
+		return r.Verdict() == flow.VerdictDeny && r.ConnectionInfo.DirectionID == flow.DirectionInbound &&
+			r.SrcEndpoint.IP == d.peer.Addr.String() && r.DstEndpoint.IP == d.ctr.Addr.String() && r.DstEndpoint.Port == 90 &&
+			r.Unmapped.ReasonCode == flow.ReasonFirewall
+	})
+	if err := askUDP(d.peer, d.other, -1); err == nil {
+		t.Error("the network reached a published UDP port no inbound rule admits")
+	}
+	if err := reach(d.ctr2, d.other, false); err == nil {
+		t.Error("a container reached a published port no inbound rule admits through the node's address")
+	}
+	if err := reach(d.peer, d.public, false); err != nil {
+		t.Errorf("a public port published to a container: %v", err)
+	}
+
+	t.Log("the port in the inbound rules: reachable, from the networks they name only")
+	in.Inbound = []Allow{{Why: "operator: 9090", Proto: TCP, Port: 9090}, {Why: "operator: 9090/udp", Proto: UDP, Port: 9090}}
+	if err := m.Apply(Build(in)); err != nil {
+		t.Fatal(err)
+	}
+	if err := reach(d.peer, d.other, false); err != nil {
+		t.Errorf("a published port the inbound rules admit: %v", err)
+	}
+	if err := askUDP(d.peer, d.other, -1); err != nil {
+		t.Errorf("a published UDP port the inbound rules admit: %v", err)
+	}
+	in.Inbound = []Allow{{Why: "operator: 9090 from elsewhere", Proto: TCP, Port: 9090, Nets: []netip.Prefix{netip.MustParsePrefix("192.0.2.0/24")}}}
+	if err := m.Apply(Build(in)); err != nil {
+		t.Fatal(err)
+	}
+	if err := reach(d.peer, d.other, false); err == nil {
+		t.Error("the network reached a published port the inbound rules admit from another network only")
+	}
+	in.Inbound = []Allow{{Why: "operator: the app port", Proto: TCP, Port: 8080, Nets: []netip.Prefix{netip.PrefixFrom(d.peer.Addr, 32)}}}
+	if err := m.Apply(Build(in)); err != nil {
+		t.Fatal(err)
+	}
+	if err := reach(d.peer, d.published, false); err != nil {
+		t.Errorf("a published app port the operator lists inbound: %v", err)
+	}
+	if err := reach(d.peer, d.other, false); err == nil {
+		t.Error("the network reached a published port no inbound rule admits")
+	}
+	in.Inbound = nil
+
+	t.Log("forwarding open: published ports are still held to the inbound rules")
+	in.Forward = ForwardOpen
+	if err := m.Apply(Build(in)); err != nil {
+		t.Fatal(err)
+	}
+	if err := reach(d.peer, d.other, false); err == nil {
+		t.Error("forwarding open: the network reached a published port no inbound rule admits")
+	}
+	if err := reach(d.peer, d.public, false); err != nil {
+		t.Errorf("forwarding open: a published public port: %v", err)
+	}
+
+	t.Log("audit: let through, recorded as would-drop")
+	in.Mode, in.Forward = ModeAudit, ForwardEgress
+	if err := m.Apply(Build(in)); err != nil {
+		t.Fatal(err)
+	}
+	if err := reach(d.peer, d.other, false); err != nil {
+		t.Errorf("audit mode refused a published port: %v", err)
+	}
+	wait(t, recs, "the would-drop published connection", func(r flow.Record) bool {
+		return r.Verdict() == flow.VerdictAudit && r.ConnectionInfo.DirectionID == flow.DirectionInbound &&
+			r.SrcEndpoint.IP == d.peer.Addr.String() && r.DstEndpoint.IP == d.ctr.Addr.String() && r.DstEndpoint.Port == 90
+	})
 }
 
 // A process in a container leaves the node by the node's routing (and its
@@ -249,7 +369,7 @@ func TestForwardedEgress(t *testing.T) {
 
 // Another program that flushes or edits the forward chain (or the
 // prerouting chain that notes what it refuses) must not leave
-// the published port open: Guard applies the table again.
+// published ports open: Guard applies the table again.
 func TestGuardRestoresForward(t *testing.T) {
 	d := newDockerHost(t)
 	m, err := New(Config{NetNS: d.fw.Path()})
@@ -284,6 +404,9 @@ func TestGuardRestoresForward(t *testing.T) {
 		if err := reach(d.peer, d.published, false); err == nil {
 			t.Errorf("after nft %s the published app port is reachable from the network", script)
 		}
+		if err := reach(d.peer, d.other, false); err == nil {
+			t.Errorf("after nft %s a published port no inbound rule admits is reachable from the network", script)
+		}
 	}
 	t.Log("the prerouting chain made again after the NAT, its rules the same: the notes would see translated addresses")
 	listing, err := d.fw.Command(context.Background(), "nft", "list", "chain", "inet", Table, chainPre).CombinedOutput()
@@ -312,8 +435,8 @@ func TestGuardRestoresForward(t *testing.T) {
 	}
 }
 
-// The same attack over IPv6: the table is of family inet, and a port
-// published by ip6 destination NAT is refused as an IPv4 one is.
+// The same over IPv6: the table is of family inet, and a port published
+// by ip6 destination NAT is held to the inbound rules as an IPv4 one is.
 func TestPublishedAppPortIPv6(t *testing.T) {
 	d := newDockerHost(t)
 	for _, step := range []struct {
@@ -326,7 +449,7 @@ func TestPublishedAppPortIPv6(t *testing.T) {
 		{d.ctr, []string{"ip", "-6", "addr", "add", "fd00:9::2/64", "dev", "eth0", "nodad"}},
 		{d.ctr, []string{"ip", "-6", "route", "add", "default", "via", "fd00:9::1"}},
 		{d.fw, []string{"sysctl", "-qw", "net.ipv6.conf.all.forwarding=1"}},
-		{d.fw, []string{"nft", "add table ip6 published6; add chain ip6 published6 pre { type nat hook prerouting priority dstnat; policy accept; }; add rule ip6 published6 pre ip6 daddr fd00:7::1 tcp dport 8080 dnat to [fd00:9::2]:81"}},
+		{d.fw, []string{"nft", "add table ip6 published6; add chain ip6 published6 pre { type nat hook prerouting priority dstnat; policy accept; }; add rule ip6 published6 pre ip6 daddr fd00:7::1 tcp dport { 8080, 9090 } dnat to [fd00:9::2]:81"}},
 	} {
 		if out, err := step.h.Command(context.Background(), step.args[0], step.args[1:]...).CombinedOutput(); err != nil {
 			t.Fatalf("%v: %v: %s", step.args, err, out)
@@ -352,10 +475,24 @@ func TestPublishedAppPortIPv6(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := m.Apply(Build(d.inputs(ModeEnforce))); err != nil {
+	in := d.inputs(ModeEnforce)
+	if err := m.Apply(Build(in)); err != nil {
 		t.Fatal(err)
 	}
 	if err := reach(d.peer, published, false); err == nil {
 		t.Error("the network reached a registered backend's container through its port published over IPv6")
+	}
+	if err := reach(d.peer, "[fd00:7::1]:9090", false); err == nil {
+		t.Error("the network reached a port published over IPv6 that no inbound rule admits")
+	}
+	in.Inbound = []Allow{{Why: "operator: 9090 from the peer", Proto: TCP, Port: 9090, Nets: []netip.Prefix{netip.MustParsePrefix("fd00:7::2/128")}}}
+	if err := m.Apply(Build(in)); err != nil {
+		t.Fatal(err)
+	}
+	if err := reach(d.peer, "[fd00:7::1]:9090", false); err != nil {
+		t.Errorf("a port published over IPv6 that an inbound rule admits: %v", err)
+	}
+	if err := reach(d.peer, published, false); err == nil {
+		t.Error("the network reached a port published over IPv6 that no inbound rule admits")
 	}
 }

@@ -333,8 +333,9 @@ func (m *Manager) reassert() error {
 // sets are the table's sets that rules look up.
 type sets struct{ pins4, pins6, notes4, notes6 *nftables.Set }
 
-// noteSets are the prerouting chain's notes of connections to app ports
-// (noteRules): filled by the rules themselves, each note for a second.
+// noteSets are the prerouting chain's notes of connections to the node
+// that the inbound rules do not admit (preRules): filled by the rules
+// themselves, each note for a second.
 func noteSets(t *nftables.Table) (n4, n6 *nftables.Set) {
 	n4 = &nftables.Set{Table: t, Name: setNotes4, KeyType: nftables.MustConcatSetType(nftables.TypeIPAddr, nftables.TypeInetService),
 		Concatenation: true, HasTimeout: true, Dynamic: true, Size: noteSize}
@@ -359,7 +360,7 @@ func chains(s Spec, st sets) []hooked {
 		{chainInput, nftables.ChainHookInput, nftables.ChainPriorityFilter, chainRules(s, true, st.pins4, st.pins6)},
 		{chainOutput, nftables.ChainHookOutput, nftables.ChainPriorityFilter, chainRules(s, false, st.pins4, st.pins6)},
 		{chainForward, nftables.ChainHookForward, nftables.ChainPriorityFilter, forwardRules(s, st.notes4, st.notes6)},
-		{chainPre, nftables.ChainHookPrerouting, nftables.ChainPriorityMangle, noteRules(s, st.notes4, st.notes6)},
+		{chainPre, nftables.ChainHookPrerouting, nftables.ChainPriorityMangle, preRules(s, st.notes4, st.notes6)},
 	}
 }
 

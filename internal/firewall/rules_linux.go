@@ -275,71 +275,66 @@ func backendRules(s Spec) []rule {
 	return out
 }
 
-// A port published by destination NAT ("docker run -p 8080:80") takes a
+// A port published by destination NAT ("docker run -p 6379:6379") takes a
 // connection from the network to one of the node's own addresses down the
-// forward path to a container, round the input chain. What the forward
-// chain sees of such a connection is its rewritten destination; its
-// original one is told where it is still written, before the NAT: the
-// prerouting chain (priority mangle, before the NAT's dstnat) notes the
-// source address and port of each new connection from the network to
-// one of the node's own addresses at an app port, for a second; the
+// forward path to a container, round the input chain. It is judged by the
+// input chain's list all the same, on its original destination, which is
+// written only before the NAT: the prerouting chain (priority mangle,
+// before the NAT's dstnat) admits what the input chain would admit, and
+// notes, for a second, the source address and port of any other new
+// connection from the network to one of the node's own addresses; the
 // forward chain refuses a new, destination-NATed connection from a noted
 // source. (Conntrack's original tuple says the same, but the netlink
-// library cannot read such a rule back, and Guard must.) A source port
-// is one connection's for that second, so another connection is not
-// taken for it but by a client that reuses its port at once for another
-// published port, which is then refused: closed, not open.
+// library cannot read such a rule back, and Guard must.) The port noted
+// is the first two bytes of the transport header, which destination NAT
+// leaves alone: the source port of TCP, UDP and SCTP, ICMP's type and
+// code. A source port is one connection's for that second, so another
+// connection is not taken for it but by a client that reuses its port at
+// once for a port the inbound rules admit, which is then refused: closed,
+// not open.
 const noteTimeout = time.Second
 
 // noteSize bounds the notes; a connection that cannot be noted (a flood
 // fills the set) is dropped in enforce mode rather than let through
-// unnoted.
+// unnoted: one the input chain's list refuses anyway.
 const noteSize = 65536
 
-// noteRules are the prerouting chain: the notes of new connections to the
-// node's app ports.
-func noteRules(s Spec, n4, n6 *nftables.Set) []rule {
-	var out []rule
-	for _, p := range s.AppPorts {
-		for _, fam := range []struct {
-			proto   byte
-			off, l  uint32
-			portReg uint32
-			set     *nftables.Set
-		}{{unix.NFPROTO_IPV4, 12, 4, 9, n4}, {unix.NFPROTO_IPV6, 8, 16, 12, n6}} {
-			m := append(nfproto(fam.proto), l4proto(unix.IPPROTO_TCP)...)
-			m = append(m, port(p.Port, true)...)
-			m = append(m, ctState(expr.CtStateBitNEW)...)
-			m = append(m,
-				&expr.Meta{Key: expr.MetaKeyIIFNAME, Register: 1},
-				&expr.Cmp{Op: expr.CmpOpNeq, Register: 1, Data: ifname("lo")},
-				&expr.Fib{Register: 1, ResultADDRTYPE: true, FlagDADDR: true},
-				&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: binaryutil.NativeEndian.PutUint32(unix.RTN_LOCAL)},
-				&expr.Payload{DestRegister: 1, Base: expr.PayloadBaseNetworkHeader, Offset: fam.off, Len: fam.l},
-				&expr.Payload{DestRegister: fam.portReg, Base: expr.PayloadBaseTransportHeader, Offset: 0, Len: 2})
-			note := append(slices.Clone(m), &expr.Dynset{SrcRegKey: 1, SetName: fam.set.Name, SetID: fam.set.ID,
-				Operation: unix.NFT_DYNSET_OP_UPDATE, Timeout: noteTimeout})
-			out = append(out, rule{comment: "note a new connection from the network to " + p.String(), exprs: note})
-			if s.Mode != ModeAudit {
-				unnoted := append(m, &expr.Lookup{SourceRegister: 1, SetName: fam.set.Name, SetID: fam.set.ID, Invert: true},
-					&expr.Counter{}, &expr.Verdict{Kind: expr.VerdictDrop})
-				out = append(out, rule{comment: "not noted (the notes are full): drop", exprs: unnoted})
-			}
+// preRules are the prerouting chain: what the input chain admits (its
+// list, evaluated before the NAT) is left alone; any other new connection
+// from the network to one of the node's own addresses is noted.
+func preRules(s Spec, n4, n6 *nftables.Set) []rule {
+	out := admitted(s, true)
+	for _, fam := range []struct {
+		proto   byte
+		off, l  uint32
+		portReg uint32
+		set     *nftables.Set
+	}{{unix.NFPROTO_IPV4, 12, 4, 9, n4}, {unix.NFPROTO_IPV6, 8, 16, 12, n6}} {
+		m := append(nfproto(fam.proto), ctState(expr.CtStateBitNEW)...)
+		m = append(m,
+			&expr.Fib{Register: 1, ResultADDRTYPE: true, FlagDADDR: true},
+			&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: binaryutil.NativeEndian.PutUint32(unix.RTN_LOCAL)},
+			&expr.Payload{DestRegister: 1, Base: expr.PayloadBaseNetworkHeader, Offset: fam.off, Len: fam.l},
+			&expr.Payload{DestRegister: fam.portReg, Base: expr.PayloadBaseTransportHeader, Offset: 0, Len: 2})
+		note := append(slices.Clone(m), &expr.Dynset{SrcRegKey: 1, SetName: fam.set.Name, SetID: fam.set.ID,
+			Operation: unix.NFT_DYNSET_OP_UPDATE, Timeout: noteTimeout})
+		out = append(out, rule{comment: "note a new connection to this node the inbound rules do not admit", exprs: note})
+		if s.Mode != ModeAudit {
+			unnoted := append(m, &expr.Lookup{SourceRegister: 1, SetName: fam.set.Name, SetID: fam.set.ID, Invert: true},
+				&expr.Counter{}, &expr.Verdict{Kind: expr.VerdictDrop})
+			out = append(out, rule{comment: "not noted (the notes are full): drop", exprs: unnoted})
 		}
 	}
 	return out
 }
 
 // publishedRules refuse a new connection that destination NAT took from
-// one of the node's own addresses at an app port elsewhere (a noted one,
-// see noteRules): it is logged as the input chain logs a direct try at the
-// port, and dropped (enforce) or let through (audit). The node's own
-// connections do not pass the forward hook: the mesh delivering to the
-// port locally is not matched.
+// one of the node's own addresses elsewhere when the inbound rules do not
+// admit it there (a noted one, see preRules): it is logged as the input
+// chain logs a refusal, and dropped (enforce) or let through (audit). The
+// node's own connections do not pass the forward hook: the mesh
+// delivering to an app port published to a container is not matched.
 func publishedRules(s Spec, n4, n6 *nftables.Set) []rule {
-	if len(s.AppPorts) == 0 {
-		return nil
-	}
 	what := "drop"
 	if s.Mode == ModeAudit {
 		what = "audit"
@@ -351,14 +346,13 @@ func publishedRules(s Spec, n4, n6 *nftables.Set) []rule {
 		portReg uint32
 		set     *nftables.Set
 	}{{unix.NFPROTO_IPV4, 12, 4, 9, n4}, {unix.NFPROTO_IPV6, 8, 16, 12, n6}} {
-		m := append(nfproto(fam.proto), l4proto(unix.IPPROTO_TCP)...)
-		m = append(m, ctState(expr.CtStateBitNEW)...)
+		m := append(nfproto(fam.proto), ctState(expr.CtStateBitNEW)...)
 		m = append(m, ctBits(expr.CtKeySTATUS, ipsDstNAT)...)
 		m = append(m,
 			&expr.Payload{DestRegister: 1, Base: expr.PayloadBaseNetworkHeader, Offset: fam.off, Len: fam.l},
 			&expr.Payload{DestRegister: fam.portReg, Base: expr.PayloadBaseTransportHeader, Offset: 0, Len: 2},
 			&expr.Lookup{SourceRegister: 1, SetName: fam.set.Name, SetID: fam.set.ID})
-		c := "an app port published to the network by destination NAT"
+		c := "published by destination NAT, not admitted by the inbound rules"
 		log := append(slices.Clone(m),
 			&expr.Limit{Type: expr.LimitTypePkts, Rate: 50, Unit: expr.LimitTimeSecond, Burst: 100},
 			&expr.Log{Key: 1<<unix.NFTA_LOG_GROUP | 1<<unix.NFTA_LOG_PREFIX | 1<<unix.NFTA_LOG_SNAPLEN,
@@ -372,11 +366,14 @@ func publishedRules(s Spec, n4, n6 *nftables.Set) []rule {
 }
 
 // forwardRules is the whole of the forward chain: what the node routes.
-// Published app ports are refused (publishedRules); other published
-// ports and what stays on the interface it came in by (containers on one
-// bridge) pass; the rest, with ForwardEgress, is held to the output
+// Published ports the inbound rules do not admit are refused
+// (publishedRules), whatever the forwarding: inbound through the node's
+// own addresses is the node's inbound policy. With ForwardEgress, the
+// published ports they admit and what stays on the interface it came in
+// by (containers on one bridge) pass; the rest is held to the output
 // chain's list of destinations (the pins excepted: they are the agent's
 // marked sockets', and a routed packet has no socket of the node's).
+// ForwardOpen lets the rest through.
 func forwardRules(s Spec, n4, n6 *nftables.Set) []rule {
 	out := []rule{{comment: "established and related", exprs: append(ctState(expr.CtStateBitESTABLISHED|expr.CtStateBitRELATED), &expr.Counter{}, accept())}}
 	out = append(out, publishedRules(s, n4, n6)...)
@@ -388,7 +385,7 @@ func forwardRules(s Spec, n4, n6 *nftables.Set) []rule {
 		&expr.Cmp{Op: expr.CmpOpNeq, Register: 1, Data: []byte{0, 0, 0, 0}},
 	}
 	out = append(out,
-		rule{comment: "published by destination NAT (not an app port)", exprs: append(ctBits(expr.CtKeySTATUS, ipsDstNAT), &expr.Counter{}, accept())},
+		rule{comment: "published by destination NAT, admitted by the inbound rules", exprs: append(ctBits(expr.CtKeySTATUS, ipsDstNAT), &expr.Counter{}, accept())},
 		rule{comment: "back out of the interface it came in by (containers on one bridge)", exprs: append(sameIf, &expr.Counter{}, accept())})
 	for _, a := range s.Outbound {
 		out = append(out, allowRules(a, false, "routed out: "+a.String())...)
@@ -396,17 +393,15 @@ func forwardRules(s Spec, n4, n6 *nftables.Set) []rule {
 	return append(out, finalRules(s, false)...)
 }
 
-// chainRules is the whole of one chain.
-func chainRules(s Spec, in bool, s4, s6 *nftables.Set) []rule {
-	lo := "loopback"
-	var out []rule
-	if !in {
-		out = backendRules(s)
-	}
-	out = append(out, []rule{
-		{comment: lo, exprs: append(loopback(in), &expr.Counter{}, accept())},
+// admitted is what a chain of the node's own traffic lets through before
+// its final rules: loopback, established and related, the host
+// essentials and the Spec's list of its direction. The input chain's is
+// also the prerouting chain's, which holds published ports to it.
+func admitted(s Spec, in bool) []rule {
+	out := []rule{
+		{comment: "loopback", exprs: append(loopback(in), &expr.Counter{}, accept())},
 		{comment: "established and related", exprs: append(ctState(expr.CtStateBitESTABLISHED|expr.CtStateBitRELATED), &expr.Counter{}, accept())},
-	}...)
+	}
 	out = append(out, essentials(in)...)
 	list, dir := s.Outbound, "out"
 	if in {
@@ -415,6 +410,16 @@ func chainRules(s Spec, in bool, s4, s6 *nftables.Set) []rule {
 	for _, a := range list {
 		out = append(out, allowRules(a, in, dir+": "+a.String())...)
 	}
+	return out
+}
+
+// chainRules is the whole of one chain of the node's own traffic.
+func chainRules(s Spec, in bool, s4, s6 *nftables.Set) []rule {
+	var out []rule
+	if !in {
+		out = backendRules(s)
+	}
+	out = append(out, admitted(s, in)...)
 	if !in && s.Egress {
 		out = append(out, pinRules(s4, s6)...)
 	}
