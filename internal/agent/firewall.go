@@ -31,6 +31,14 @@ type FirewallConfig struct {
 	// Resolvers are the DNS servers the node may ask; nil means those of
 	// the system's resolver configuration.
 	Resolvers []netip.Addr
+	// Forwarding is how connections the node routes (its containers',
+	// a pod network's) are treated when they were not published by
+	// destination NAT: firewall.ForwardEgress (the zero value) holds them
+	// to the node's outbound rules, firewall.ForwardOpen lets them
+	// through, for a node that routes a pod network on purpose. Ports
+	// published by destination NAT are held to the inbound rules either
+	// way.
+	Forwarding firewall.Forwarding
 	// LogGroup is the NFLOG group of the would-drop log; zero means
 	// firewall.DefaultLogGroup.
 	LogGroup uint16
@@ -192,7 +200,8 @@ func (a *Agent) firewallInputs(cps []netip.AddrPort) firewall.Inputs {
 	in := firewall.Inputs{
 		Mode: fc.Mode, ControlPlane: cps, ServerPorts: fc.ServerPorts, PublicPorts: append([]uint16(nil), fc.PublicPorts...),
 		Inbound: fc.Inbound, Outbound: fc.Outbound, Resolvers: fc.Resolvers, LogGroup: fc.LogGroup,
-		Egress: a.cfg.Egress.Direct || a.cfg.Egress.ServeGateway != "",
+		Egress:  a.cfg.Egress.Direct || a.cfg.Egress.ServeGateway != "",
+		Forward: fc.Forwarding,
 	}
 	if in.Resolvers == nil {
 		in.Resolvers = firewall.SystemResolvers()

@@ -18,6 +18,7 @@ import (
 //	  outbound: ["10.0.0.9:123/udp"]
 //	  control_plane: ["10.0.0.2:7400", "10.0.0.3:7400"]   # the other servers
 //	  resolvers: ["10.0.0.2"]       # default: the system's name servers
+//	  forwarding: egress            # egress (default) or open: see Forwarding
 //	  log_group: 3740
 type FirewallFile struct {
 	// Mode is off (the default), audit or enforce.
@@ -32,6 +33,14 @@ type FirewallFile struct {
 	// Resolvers are the DNS servers the node may ask; empty means those of
 	// the system's resolver configuration.
 	Resolvers []string `yaml:"resolvers"`
+	// Forwarding is how the connections the node routes for its
+	// containers (or a pod network) are treated: "egress" (the default)
+	// holds them to the node's own outbound rules, as the node's own
+	// connections are; "open" lets them through, for a node that routes
+	// a pod network or a LAN on purpose. Either way a port published by
+	// destination NAT (docker run -p) is open to the network only where
+	// the inbound rules would admit a connection to the node's own port.
+	Forwarding string `yaml:"forwarding"`
 	// LogGroup is the NFLOG group of the would-drop log; zero means
 	// firewall.DefaultLogGroup.
 	LogGroup int `yaml:"log_group"`
@@ -46,6 +55,9 @@ func (f *FirewallFile) Config(path string) (FirewallConfig, error) {
 		return out, config.Errorf(config.Join(path, "mode"), "%v", err)
 	}
 	out.Mode = mode
+	if out.Forwarding, err = firewall.ParseForwarding(f.Forwarding); err != nil {
+		return out, config.Errorf(config.Join(path, "forwarding"), "%v", err)
+	}
 	for _, l := range []struct {
 		key  string
 		src  []string

@@ -212,6 +212,8 @@ func TestAgentFileSchema(t *testing.T) {
 	}{
 		{"good", "firewall:\n  mode: enforce\n  inbound: [\"10.0.0.0/8:22\"]\n  control_plane: [\"10.0.0.3:7400\"]\negress:\n  proxy: 127.0.0.1:3128\n  gateway: egress\n", ""},
 		{"mode", "firewall:\n  mode: block\n", "firewall.mode"},
+		{"forwarding open", "firewall:\n  mode: enforce\n  forwarding: open\n", ""},
+		{"forwarding", "firewall:\n  mode: enforce\n  forwarding: route\n", "firewall.forwarding"},
 		{"inbound", "firewall:\n  inbound: [\"22/sctp\"]\n", "firewall.inbound[0]"},
 		{"unknown", "firewall:\n  mode: audit\n  outbund: [\"53/udp\"]\n", "outbund"},
 		{"proxy beyond loopback", "egress:\n  proxy: 0.0.0.0:3128\n", "egress.proxy"},

@@ -88,3 +88,23 @@ func TestParseAllow(t *testing.T) {
 		t.Error("ParseMode accepted block")
 	}
 }
+
+// Forwarding defaults to egress, is part of the key and is validated.
+func TestBuildForwarding(t *testing.T) {
+	s := Build(Inputs{Mode: ModeEnforce})
+	if s.Forward != ForwardEgress || s.Validate() != nil {
+		t.Errorf("forward %q, validate %v", s.Forward, s.Validate())
+	}
+	open := s
+	open.Forward = ForwardOpen
+	if open.Key() == s.Key() {
+		t.Error("the key does not tell forwarding open from egress")
+	}
+	s.Forward = "route"
+	if err := s.Validate(); err == nil || !strings.Contains(err.Error(), "forwarding") {
+		t.Errorf("validate a bad forwarding: %v", err)
+	}
+	if _, err := ParseForwarding("route"); err == nil {
+		t.Error("ParseForwarding accepted route")
+	}
+}

@@ -27,6 +27,18 @@
 //	          just resolved for an allowed name (a set of pins with a
 //	          timeout, for the agent's own marked sockets only); what the
 //	          operator lists
+//	forward:  (connections the node routes: containers behind a bridge,
+//	          a pod network) established and related; a new connection
+//	          that destination NAT takes from one of the node's own
+//	          addresses elsewhere (a port published to a container,
+//	          "docker run -p") only if the inbound list above admits its
+//	          original destination (the prerouting chain, before the NAT,
+//	          notes the source of one it does not), whatever the
+//	          forwarding; with ForwardEgress (the default), what leaves
+//	          by the interface it came in by (containers on one bridge),
+//	          and the rest of what the node routes out of its containers
+//	          held to the outbound list above (not the pins, which are the
+//	          agent's own sockets'); with ForwardOpen, the rest
 //
 // Everything else is counted and, rate-limited, logged to an NFLOG group
 // that Run reads and turns into flow records; in ModeEnforce it is dropped,
@@ -78,6 +90,36 @@ func ParseMode(s string) (Mode, error) {
 	return "", fmt.Errorf("want off, audit or enforce, got %q", s)
 }
 
+// Forwarding is how the firewall treats new connections the node routes
+// that were not published by destination NAT to one of its own addresses:
+// a container's, a pod's, a routed network's. Published ports are held to
+// the inbound rules either way: inbound through the node's own addresses
+// is the node's inbound policy.
+type Forwarding string
+
+// Forwardings.
+const (
+	// ForwardEgress holds them to the node's own outbound rules: a
+	// container reaches what the node may reach, nothing more. The zero
+	// value means ForwardEgress.
+	ForwardEgress Forwarding = "egress"
+	// ForwardOpen lets them through, for a node that routes a pod network
+	// or a LAN on purpose.
+	ForwardOpen Forwarding = "open"
+)
+
+// ParseForwarding reads a Forwarding as configurations spell it; "" is
+// ForwardEgress.
+func ParseForwarding(s string) (Forwarding, error) {
+	switch Forwarding(s) {
+	case "", ForwardEgress:
+		return ForwardEgress, nil
+	case ForwardOpen:
+		return ForwardOpen, nil
+	}
+	return "", fmt.Errorf("want egress or open, got %q", s)
+}
+
 // Proto is a transport protocol.
 type Proto string
 
@@ -120,6 +162,9 @@ type Spec struct {
 	// Backends are app ports that only some local uids may connect to,
 	// over loopback or the node's own addresses.
 	Backends []Backend
+	// Forward is how routed connections that were not published are
+	// treated; "" means ForwardEgress.
+	Forward Forwarding
 	// Egress admits the pins (marked sockets to just-resolved addresses):
 	// true on a node that connects out for the egress path itself.
 	Egress bool
@@ -128,11 +173,18 @@ type Spec struct {
 	LogGroup uint16
 }
 
+func (s Spec) forward() Forwarding {
+	if s.Forward == "" {
+		return ForwardEgress
+	}
+	return s.Forward
+}
+
 // Key is a canonical digest of s: equal specs have equal keys, so a caller
 // applies only what changed.
 func (s Spec) Key() string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "%s|%v|%d\n", s.Mode, s.Egress, s.logGroup())
+	fmt.Fprintf(&b, "%s|%v|%d|%s\n", s.Mode, s.Egress, s.logGroup(), s.forward())
 	for _, a := range s.Inbound {
 		fmt.Fprintf(&b, "in %s\n", a)
 	}
@@ -175,6 +227,9 @@ func (s Spec) logGroup() uint16 {
 func (s Spec) Validate() error {
 	if _, err := ParseMode(string(s.Mode)); err != nil {
 		return fmt.Errorf("firewall: mode: %w", err)
+	}
+	if _, err := ParseForwarding(string(s.Forward)); err != nil {
+		return fmt.Errorf("firewall: forwarding: %w", err)
 	}
 	for _, be := range s.Backends {
 		if be.Port == 0 || len(be.UIDs) == 0 || len(be.UIDs) > 8 {
@@ -231,6 +286,9 @@ type Inputs struct {
 	// Backends are the app ports of this node's services registered with
 	// a uid.
 	Backends []Backend
+	// Forward is how routed connections that were not published are
+	// treated; "" means ForwardEgress.
+	Forward Forwarding
 	// Peers are the other nodes' mesh addresses.
 	Peers []Peer
 	// Resolvers are the DNS servers the node may ask (UDP and TCP 53).
@@ -260,9 +318,12 @@ type Peer struct {
 // Build derives a node's ruleset. The order is stable (sorted), so that
 // an unchanged registry gives an unchanged Spec.Key.
 func Build(in Inputs) Spec {
-	s := Spec{Mode: in.Mode, Egress: in.Egress, LogGroup: in.LogGroup}
+	s := Spec{Mode: in.Mode, Egress: in.Egress, LogGroup: in.LogGroup, Forward: in.Forward}
 	if s.Mode == "" {
 		s.Mode = ModeOff
+	}
+	if s.Forward == "" {
+		s.Forward = ForwardEgress
 	}
 	if in.MeshPort != 0 {
 		s.Inbound = append(s.Inbound, Allow{Why: "mesh port", Proto: TCP, Port: in.MeshPort})

@@ -189,15 +189,17 @@ func (m *Manager) apply(s Spec) error {
 	if err := c.AddSet(s6, e6); err != nil {
 		return fmt.Errorf("firewall: %w", err)
 	}
+	n4, n6 := noteSets(t)
+	for _, set := range []*nftables.Set{n4, n6} {
+		if err := c.AddSet(set, nil); err != nil {
+			return fmt.Errorf("firewall: %w", err)
+		}
+	}
 	policy := nftables.ChainPolicyAccept
-	for _, ch := range []struct {
-		name string
-		hook *nftables.ChainHook
-		in   bool
-	}{{chainInput, nftables.ChainHookInput, true}, {chainOutput, nftables.ChainHookOutput, false}} {
+	for _, ch := range chains(s, sets{s4, s6, n4, n6}) {
 		chain := c.AddChain(&nftables.Chain{Name: ch.name, Table: t, Type: nftables.ChainTypeFilter,
-			Hooknum: ch.hook, Priority: nftables.ChainPriorityFilter, Policy: &policy})
-		for _, r := range chainRules(s, ch.in, s4, s6) {
+			Hooknum: ch.hook, Priority: ch.priority, Policy: &policy})
+		for _, r := range ch.rules {
 			c.AddRule(&nftables.Rule{Table: t, Chain: chain, Exprs: r.exprs, UserData: comment(r.comment)})
 		}
 	}
@@ -328,24 +330,56 @@ func (m *Manager) reassert() error {
 	return m.apply(*m.applied)
 }
 
-// intact reports whether the kernel holds s's table: both chains, hooked,
+// sets are the table's sets that rules look up.
+type sets struct{ pins4, pins6, notes4, notes6 *nftables.Set }
+
+// noteSets are the prerouting chain's notes of connections to the node
+// that the inbound rules do not admit (preRules): filled by the rules
+// themselves, each note for a second.
+func noteSets(t *nftables.Table) (n4, n6 *nftables.Set) {
+	n4 = &nftables.Set{Table: t, Name: setNotes4, KeyType: nftables.MustConcatSetType(nftables.TypeIPAddr, nftables.TypeInetService),
+		Concatenation: true, HasTimeout: true, Dynamic: true, Size: noteSize}
+	n6 = &nftables.Set{Table: t, Name: setNotes6, KeyType: nftables.MustConcatSetType(nftables.TypeIP6Addr, nftables.TypeInetService),
+		Concatenation: true, HasTimeout: true, Dynamic: true, Size: noteSize}
+	return n4, n6
+}
+
+// hooked is one base chain of the table and its rules.
+type hooked struct {
+	name     string
+	hook     *nftables.ChainHook
+	priority *nftables.ChainPriority
+	rules    []rule
+}
+
+// chains is the table's base chains for s, each with an accepting policy
+// (the final rules decide): input, output and forward at the filter
+// priority, and prerouting before destination NAT.
+func chains(s Spec, st sets) []hooked {
+	return []hooked{
+		{chainInput, nftables.ChainHookInput, nftables.ChainPriorityFilter, chainRules(s, true, st.pins4, st.pins6)},
+		{chainOutput, nftables.ChainHookOutput, nftables.ChainPriorityFilter, chainRules(s, false, st.pins4, st.pins6)},
+		{chainForward, nftables.ChainHookForward, nftables.ChainPriorityFilter, forwardRules(s, st.notes4, st.notes6)},
+		{chainPre, nftables.ChainHookPrerouting, nftables.ChainPriorityMangle, preRules(s, st.notes4, st.notes6)},
+	}
+}
+
+// intact reports whether the kernel holds s's table: every chain, hooked,
 // with s's rules in order.
 func intact(c *nftables.Conn, s Spec) (bool, error) {
 	if ok, err := tableExists(c); err != nil || !ok {
 		return false, err
 	}
-	chains, err := c.ListChainsOfTableFamily(nftables.TableFamilyINet)
+	have, err := c.ListChainsOfTableFamily(nftables.TableFamilyINet)
 	if err != nil {
 		return false, fmt.Errorf("firewall: list chains: %w", err)
 	}
-	s4, s6 := &nftables.Set{Name: setPins4}, &nftables.Set{Name: setPins6}
-	for _, want := range []struct {
-		name string
-		in   bool
-	}{{chainInput, true}, {chainOutput, false}} {
+	named := sets{&nftables.Set{Name: setPins4}, &nftables.Set{Name: setPins6}, &nftables.Set{Name: setNotes4}, &nftables.Set{Name: setNotes6}}
+	for _, want := range chains(s, named) {
 		var ch *nftables.Chain
-		for _, x := range chains {
-			if x.Table.Name == Table && x.Name == want.name && x.Hooknum != nil {
+		for _, x := range have {
+			if x.Table.Name == Table && x.Name == want.name && x.Hooknum != nil && *x.Hooknum == *want.hook &&
+				x.Priority != nil && *x.Priority == *want.priority {
 				ch = x
 			}
 		}
@@ -356,7 +390,7 @@ func intact(c *nftables.Conn, s Spec) (bool, error) {
 		if err != nil {
 			return false, fmt.Errorf("firewall: list rules: %w", err)
 		}
-		exp := chainRules(s, want.in, s4, s6)
+		exp := want.rules
 		if len(rules) != len(exp) {
 			return false, nil
 		}

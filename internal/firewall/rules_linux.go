@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/netip"
 	"slices"
+	"time"
 
 	"github.com/google/nftables"
 	"github.com/google/nftables/binaryutil"
@@ -16,11 +17,19 @@ import (
 
 // Chain and set names inside the table.
 const (
-	chainInput  = "input"
-	chainOutput = "output"
-	setPins4    = "egress_pins4"
-	setPins6    = "egress_pins6"
+	chainInput   = "input"
+	chainOutput  = "output"
+	chainForward = "forward"
+	setPins4     = "egress_pins4"
+	setPins6     = "egress_pins6"
+	chainPre     = "prerouting"
+	setNotes4    = "published_notes4"
+	setNotes6    = "published_notes6"
 )
+
+// ipsDstNAT is conntrack's status bit of a connection whose destination
+// NAT rewrote (IPS_DST_NAT).
+const ipsDstNAT = 1 << 5
 
 // Log prefixes: "moat:DIRECTION:ACTION", read back by the NFLOG reader.
 const (
@@ -56,9 +65,12 @@ func loopback(in bool) []expr.Any {
 }
 
 // ctState matches any of the conntrack state bits.
-func ctState(bits uint32) []expr.Any {
+func ctState(bits uint32) []expr.Any { return ctBits(expr.CtKeySTATE, bits) }
+
+// ctBits matches any of bits in a conntrack bit field (state, status).
+func ctBits(key expr.CtKey, bits uint32) []expr.Any {
 	return []expr.Any{
-		&expr.Ct{Register: 1, Key: expr.CtKeySTATE},
+		&expr.Ct{Register: 1, Key: key},
 		&expr.Bitwise{SourceRegister: 1, DestRegister: 1, Len: 4, Mask: binaryutil.NativeEndian.PutUint32(bits), Xor: binaryutil.NativeEndian.PutUint32(0)},
 		&expr.Cmp{Op: expr.CmpOpNeq, Register: 1, Data: []byte{0, 0, 0, 0}},
 	}
@@ -263,17 +275,133 @@ func backendRules(s Spec) []rule {
 	return out
 }
 
-// chainRules is the whole of one chain.
-func chainRules(s Spec, in bool, s4, s6 *nftables.Set) []rule {
-	lo := "loopback"
-	var out []rule
-	if !in {
-		out = backendRules(s)
+// A port published by destination NAT ("docker run -p 6379:6379") takes a
+// connection from the network to one of the node's own addresses down the
+// forward path to a container, round the input chain. It is judged by the
+// input chain's list all the same, on its original destination, which is
+// written only before the NAT: the prerouting chain (priority mangle,
+// before the NAT's dstnat) admits what the input chain would admit, and
+// notes, for a second, the source address and port of any other new
+// connection from the network to one of the node's own addresses; the
+// forward chain refuses a new, destination-NATed connection from a noted
+// source. (Conntrack's original tuple says the same, but the netlink
+// library cannot read such a rule back, and Guard must.) The port noted
+// is the first two bytes of the transport header, which destination NAT
+// leaves alone: the source port of TCP, UDP and SCTP, ICMP's type and
+// code. A source port is one connection's for that second, so another
+// connection is not taken for it but by a client that reuses its port at
+// once for a port the inbound rules admit, which is then refused: closed,
+// not open.
+const noteTimeout = time.Second
+
+// noteSize bounds the notes; a connection that cannot be noted (a flood
+// fills the set) is dropped in enforce mode rather than let through
+// unnoted: one the input chain's list refuses anyway.
+const noteSize = 65536
+
+// preRules are the prerouting chain: what the input chain admits (its
+// list, evaluated before the NAT) is left alone; any other new connection
+// from the network to one of the node's own addresses is noted.
+func preRules(s Spec, n4, n6 *nftables.Set) []rule {
+	out := admitted(s, true)
+	for _, fam := range []struct {
+		proto   byte
+		off, l  uint32
+		portReg uint32
+		set     *nftables.Set
+	}{{unix.NFPROTO_IPV4, 12, 4, 9, n4}, {unix.NFPROTO_IPV6, 8, 16, 12, n6}} {
+		m := append(nfproto(fam.proto), ctState(expr.CtStateBitNEW)...)
+		m = append(m,
+			&expr.Fib{Register: 1, ResultADDRTYPE: true, FlagDADDR: true},
+			&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: binaryutil.NativeEndian.PutUint32(unix.RTN_LOCAL)},
+			&expr.Payload{DestRegister: 1, Base: expr.PayloadBaseNetworkHeader, Offset: fam.off, Len: fam.l},
+			&expr.Payload{DestRegister: fam.portReg, Base: expr.PayloadBaseTransportHeader, Offset: 0, Len: 2})
+		note := append(slices.Clone(m), &expr.Dynset{SrcRegKey: 1, SetName: fam.set.Name, SetID: fam.set.ID,
+			Operation: unix.NFT_DYNSET_OP_UPDATE, Timeout: noteTimeout})
+		out = append(out, rule{comment: "note a new connection to this node the inbound rules do not admit", exprs: note})
+		if s.Mode != ModeAudit {
+			unnoted := append(m, &expr.Lookup{SourceRegister: 1, SetName: fam.set.Name, SetID: fam.set.ID, Invert: true},
+				&expr.Counter{}, &expr.Verdict{Kind: expr.VerdictDrop})
+			out = append(out, rule{comment: "not noted (the notes are full): drop", exprs: unnoted})
+		}
 	}
-	out = append(out, []rule{
-		{comment: lo, exprs: append(loopback(in), &expr.Counter{}, accept())},
+	return out
+}
+
+// publishedRules refuse a new connection that destination NAT took from
+// one of the node's own addresses elsewhere when the inbound rules do not
+// admit it there (a noted one, see preRules): it is logged as the input
+// chain logs a refusal, and dropped (enforce) or let through (audit). The
+// node's own connections do not pass the forward hook: the mesh
+// delivering to an app port published to a container is not matched.
+func publishedRules(s Spec, n4, n6 *nftables.Set) []rule {
+	what := "drop"
+	if s.Mode == ModeAudit {
+		what = "audit"
+	}
+	var out []rule
+	for _, fam := range []struct {
+		proto   byte
+		off, l  uint32
+		portReg uint32
+		set     *nftables.Set
+	}{{unix.NFPROTO_IPV4, 12, 4, 9, n4}, {unix.NFPROTO_IPV6, 8, 16, 12, n6}} {
+		m := append(nfproto(fam.proto), ctState(expr.CtStateBitNEW)...)
+		m = append(m, ctBits(expr.CtKeySTATUS, ipsDstNAT)...)
+		m = append(m,
+			&expr.Payload{DestRegister: 1, Base: expr.PayloadBaseNetworkHeader, Offset: fam.off, Len: fam.l},
+			&expr.Payload{DestRegister: fam.portReg, Base: expr.PayloadBaseTransportHeader, Offset: 0, Len: 2},
+			&expr.Lookup{SourceRegister: 1, SetName: fam.set.Name, SetID: fam.set.ID})
+		c := "published by destination NAT, not admitted by the inbound rules"
+		log := append(slices.Clone(m),
+			&expr.Limit{Type: expr.LimitTypePkts, Rate: 50, Unit: expr.LimitTimeSecond, Burst: 100},
+			&expr.Log{Key: 1<<unix.NFTA_LOG_GROUP | 1<<unix.NFTA_LOG_PREFIX | 1<<unix.NFTA_LOG_SNAPLEN,
+				Group: s.logGroup(), Snaplen: 128, Data: []byte(prefixIn + what)})
+		out = append(out, rule{comment: "log: " + c, exprs: log})
+		if s.Mode != ModeAudit {
+			out = append(out, rule{comment: c, exprs: append(m, &expr.Counter{}, &expr.Verdict{Kind: expr.VerdictDrop})})
+		}
+	}
+	return out
+}
+
+// forwardRules is the whole of the forward chain: what the node routes.
+// Published ports the inbound rules do not admit are refused
+// (publishedRules), whatever the forwarding: inbound through the node's
+// own addresses is the node's inbound policy. With ForwardEgress, the
+// published ports they admit and what stays on the interface it came in
+// by (containers on one bridge) pass; the rest is held to the output
+// chain's list of destinations (the pins excepted: they are the agent's
+// marked sockets', and a routed packet has no socket of the node's).
+// ForwardOpen lets the rest through.
+func forwardRules(s Spec, n4, n6 *nftables.Set) []rule {
+	out := []rule{{comment: "established and related", exprs: append(ctState(expr.CtStateBitESTABLISHED|expr.CtStateBitRELATED), &expr.Counter{}, accept())}}
+	out = append(out, publishedRules(s, n4, n6)...)
+	if s.forward() == ForwardOpen {
+		return out
+	}
+	sameIf := []expr.Any{
+		&expr.Fib{Register: 1, ResultOIF: true, FlagDADDR: true, FlagIIF: true},
+		&expr.Cmp{Op: expr.CmpOpNeq, Register: 1, Data: []byte{0, 0, 0, 0}},
+	}
+	out = append(out,
+		rule{comment: "published by destination NAT, admitted by the inbound rules", exprs: append(ctBits(expr.CtKeySTATUS, ipsDstNAT), &expr.Counter{}, accept())},
+		rule{comment: "back out of the interface it came in by (containers on one bridge)", exprs: append(sameIf, &expr.Counter{}, accept())})
+	for _, a := range s.Outbound {
+		out = append(out, allowRules(a, false, "routed out: "+a.String())...)
+	}
+	return append(out, finalRules(s, false)...)
+}
+
+// admitted is what a chain of the node's own traffic lets through before
+// its final rules: loopback, established and related, the host
+// essentials and the Spec's list of its direction. The input chain's is
+// also the prerouting chain's, which holds published ports to it.
+func admitted(s Spec, in bool) []rule {
+	out := []rule{
+		{comment: "loopback", exprs: append(loopback(in), &expr.Counter{}, accept())},
 		{comment: "established and related", exprs: append(ctState(expr.CtStateBitESTABLISHED|expr.CtStateBitRELATED), &expr.Counter{}, accept())},
-	}...)
+	}
 	out = append(out, essentials(in)...)
 	list, dir := s.Outbound, "out"
 	if in {
@@ -282,6 +410,16 @@ func chainRules(s Spec, in bool, s4, s6 *nftables.Set) []rule {
 	for _, a := range list {
 		out = append(out, allowRules(a, in, dir+": "+a.String())...)
 	}
+	return out
+}
+
+// chainRules is the whole of one chain of the node's own traffic.
+func chainRules(s Spec, in bool, s4, s6 *nftables.Set) []rule {
+	var out []rule
+	if !in {
+		out = backendRules(s)
+	}
+	out = append(out, admitted(s, in)...)
 	if !in && s.Egress {
 		out = append(out, pinRules(s4, s6)...)
 	}

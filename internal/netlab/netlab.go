@@ -27,9 +27,10 @@ type Lab struct {
 	subnet netip.Prefix
 	hub    string
 
-	mu    sync.Mutex // guards hosts and made
-	hosts []*Host
-	made  []string // namespaces created, in order
+	mu     sync.Mutex // guards hosts, made and behind
+	hosts  []*Host
+	made   []string            // namespaces created, in order
+	behind map[string]*bridged // by the namespace of the host they are behind
 }
 
 // Host is one namespace on the lab's network.
@@ -130,6 +131,82 @@ func (l *Lab) AddHost(name string) (*Host, error) {
 	return h, nil
 }
 
+// AddBehind creates a host namespace behind gw, as a container sits
+// behind a node's bridge: gw gets a bridge ("cbr0", holding the first
+// address of subnet) the first time, and the host a veth pair into it,
+// its eth0 holding the next free address of subnet and its default route
+// through gw; gw forwards IPv4. The host is not on the lab network: others
+// reach it only as gw routes or translates for it. Every host behind one
+// gw shares its bridge and subnet.
+func (l *Lab) AddBehind(gw *Host, name string, subnet netip.Prefix) (*Host, error) {
+	if !nameRE.MatchString(name) {
+		return nil, fmt.Errorf("netlab: host name %q", name)
+	}
+	subnet = subnet.Masked()
+	gwAddr := subnet.Addr().Next()
+	l.mu.Lock()
+	if l.behind == nil {
+		l.behind = map[string]*bridged{}
+	}
+	b, first := l.behind[gw.NS], false
+	if b == nil {
+		b, first = &bridged{subnet: subnet}, true
+		l.behind[gw.NS] = b
+	}
+	b.n++
+	n := b.n
+	l.mu.Unlock()
+	if b.subnet != subnet {
+		return nil, fmt.Errorf("netlab: the hosts behind %s are on %s, not %s", gw.Name, b.subnet, subnet)
+	}
+	addr := gwAddr
+	for range n {
+		addr = addr.Next()
+	}
+	if !subnet.Contains(addr) {
+		return nil, fmt.Errorf("netlab: subnet %s is full", subnet)
+	}
+	h := &Host{Name: name, NS: l.prefix + name, Addr: addr, lab: l}
+	if err := l.addNS(h.NS); err != nil {
+		return nil, err
+	}
+	type step struct {
+		ns   string
+		args []string
+	}
+	var steps []step
+	if first {
+		steps = append(steps,
+			step{gw.NS, []string{"link", "add", "cbr0", "type", "bridge"}},
+			step{gw.NS, []string{"addr", "add", netip.PrefixFrom(gwAddr, subnet.Bits()).String(), "dev", "cbr0"}},
+			step{gw.NS, []string{"link", "set", "cbr0", "up"}})
+	}
+	gwEnd := fmt.Sprintf("c%d", n)
+	steps = append(steps,
+		step{h.NS, []string{"link", "add", "eth0", "type", "veth", "peer", "name", gwEnd, "netns", gw.NS}},
+		step{h.NS, []string{"addr", "add", netip.PrefixFrom(addr, subnet.Bits()).String(), "dev", "eth0"}},
+		step{h.NS, []string{"link", "set", "eth0", "up"}},
+		step{h.NS, []string{"link", "set", "lo", "up"}},
+		step{gw.NS, []string{"link", "set", gwEnd, "master", "cbr0", "up"}},
+		step{h.NS, []string{"route", "add", "default", "via", gwAddr.String()}})
+	for _, s := range steps {
+		if err := l.ip(s.ns, s.args...); err != nil {
+			return nil, err
+		}
+	}
+	if out, err := gw.Command(context.Background(), "sysctl", "-qw", "net.ipv4.ip_forward=1").CombinedOutput(); err != nil {
+		return nil, fmt.Errorf("netlab: forwarding in %s: %v: %s", gw.NS, err, strings.TrimSpace(string(out)))
+	}
+	return h, nil
+}
+
+// bridged is the bridge behind one host: its subnet and how many hosts
+// sit on it.
+type bridged struct {
+	subnet netip.Prefix
+	n      int
+}
+
 // Close deletes every namespace the lab created (and so their interfaces
 // and whatever firewall tables they held). It is safe to call twice.
 func (l *Lab) Close() error {
@@ -152,6 +229,9 @@ func (l *Lab) Namespaces() []string {
 	defer l.mu.Unlock()
 	return append([]string(nil), l.made...)
 }
+
+// Lab is the lab h belongs to.
+func (h *Host) Lab() *Lab { return h.lab }
 
 // Path is the namespace's file, for setns and nftables.
 func (h *Host) Path() string { return "/run/netns/" + h.NS }
