@@ -186,16 +186,14 @@ func (a *Agent) reattestWithKey(ctx context.Context, key *ecdsa.PrivateKey) erro
 	if err != nil {
 		return err
 	}
-	now := a.cfg.Now().UTC()
-	sum := sha256.Sum256(api.ReattestPayload(a.td.Name(), a.cfg.Node, now, csr))
-	sig, err := ecdsa.SignASN1(rand.Reader, key, sum[:])
-	if err != nil {
+	req := api.ReattestRequest{Node: a.cfg.Node, MeshAddr: a.cfg.MeshAddr, CSR: csr, Time: a.cfg.Now().UTC()}
+	sum := sha256.Sum256(api.ReattestPayload(a.td.Name(), req))
+	if req.Signature, err = ecdsa.SignASN1(rand.Reader, key, sum[:]); err != nil {
 		return fmt.Errorf("agent: sign re-attestation: %w", err)
 	}
 	anon := api.NewClient(a.cfg.Server, api.ClientTLS(nil, a.trust))
 	defer anon.Close()
 	var resp api.CertResponse
-	req := api.ReattestRequest{Node: a.cfg.Node, MeshAddr: a.cfg.MeshAddr, CSR: csr, Time: now, Signature: sig}
 	if err := anon.Call(ctx, http.MethodPost, api.PathReattest, req, &resp); err != nil {
 		return err
 	}

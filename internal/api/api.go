@@ -157,9 +157,11 @@ type Member struct {
 // ReattestRequest asks for a new node certificate by proof of the node
 // key pinned at join, for a node whose certificate expired or is no
 // longer trusted. Signature is the node key's ECDSA (ASN.1) signature over
-// ReattestPayload; the server accepts Time within MaxReattestSkew of its
-// clock. A replayed request is worthless: the certificate is for CSR's
-// key, which only the node holds.
+// ReattestPayload, which covers every other field: what the request asks
+// for (the certificate's key, a new mesh address) is what the node
+// signed. The server accepts Time within MaxReattestSkew of its clock. A
+// replayed request is worthless: the certificate is for CSR's key, which
+// only the node holds, and the mesh address is the one the node gave.
 type ReattestRequest struct {
 	Node      string    `json:"node"`
 	MeshAddr  string    `json:"mesh_addr"`
@@ -172,11 +174,12 @@ type ReattestRequest struct {
 // and the server's clock.
 const MaxReattestSkew = 5 * time.Minute
 
-// ReattestPayload is what a re-attestation signs: the trust domain, the
-// node, the time and the CSR, each length-prefixed.
-func ReattestPayload(trustDomain, node string, t time.Time, csr []byte) []byte {
+// ReattestPayload is what a re-attestation signs, on the node and as the
+// server checks it: the trust domain and every field of r but the
+// signature (node, mesh address, time, CSR), each length-prefixed.
+func ReattestPayload(trustDomain string, r ReattestRequest) []byte {
 	var out []byte
-	for _, part := range [][]byte{[]byte("moat-reattest-v1"), []byte(trustDomain), []byte(node), []byte(t.UTC().Format(time.RFC3339Nano)), csr} {
+	for _, part := range [][]byte{[]byte("moat-reattest-v2"), []byte(trustDomain), []byte(r.Node), []byte(r.MeshAddr), []byte(r.Time.UTC().Format(time.RFC3339Nano)), r.CSR} {
 		out = binary.BigEndian.AppendUint32(out, uint32(len(part)))
 		out = append(out, part...)
 	}

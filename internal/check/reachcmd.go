@@ -2,7 +2,6 @@ package check
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"io"
 	"os"
@@ -12,6 +11,7 @@ import (
 	"strings"
 
 	"moat/internal/check/tf"
+	"moat/internal/flow"
 )
 
 // Access is one source that can open one port of a resource.
@@ -176,23 +176,23 @@ func (m *Model) accessTo(e *Endpoint) []Access {
 // WriteAccess prints what Reachability found, as text or JSON.
 func WriteAccess(w io.Writer, address string, acc []Access, format string) error {
 	if format == "json" {
-		enc := json.NewEncoder(w)
-		enc.SetIndent("", "  ")
 		if acc == nil {
 			acc = []Access{}
 		}
-		return enc.Encode(struct {
+		return encodeJSON(w, struct {
 			Address string   `json:"address"`
 			Access  []Access `json:"access"`
 		}{address, acc})
 	}
+	// Names, ranges and assumptions are the repository's text, shown
+	// as report.go shows it.
 	if len(acc) == 0 {
-		_, err := fmt.Fprintf(w, "%s: no source in the project can reach it\n", address)
+		_, err := fmt.Fprintf(w, "%s: no source in the project can reach it\n", flow.PrintableText(address))
 		return err
 	}
-	fmt.Fprintf(w, "%s is reachable from:\n", address)
+	fmt.Fprintf(w, "%s is reachable from:\n", flow.PrintableText(address))
 	for _, src := range accessBySource(acc) {
-		fmt.Fprintf(w, "\n  %s\n", src[0].Source)
+		fmt.Fprintf(w, "\n  %s\n", flow.PrintableText(src[0].Source))
 		for _, g := range accessLines(src) {
 			a := g[0]
 			text := portText(a.Proto, a.Port, a.Port)
@@ -209,9 +209,9 @@ func WriteAccess(w io.Writer, address string, acc []Access, format string) error
 				}
 				text = a.Proto + " " + strings.Join(ports, ", ")
 			}
-			fmt.Fprintf(w, "    %s from %s\n      path: %s\n", text, a.Range, pathLine(a.Path))
+			fmt.Fprintf(w, "    %s from %s\n      path: %s\n", text, flow.PrintableText(a.Range), pathLine(a.Path))
 			for _, s := range a.Assumed {
-				fmt.Fprintf(w, "      assumed: %s\n", s)
+				fmt.Fprintf(w, "      assumed: %s\n", flow.PrintableText(s))
 			}
 		}
 	}

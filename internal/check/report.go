@@ -1,13 +1,24 @@
 package check
 
 import (
+	"bytes"
 	"encoding/json"
 	"encoding/xml"
 	"fmt"
 	"io"
 	"slices"
 	"strings"
+
+	"moat/internal/flow"
 )
+
+// The text of a report is the checked repository's as much as moat's:
+// addresses, file names, messages naming values, suppression reasons.
+// A repository is untrusted input, and its text reaches a terminal or a
+// CI log, so every piece of it is shown through flow.PrintableText (the
+// JSON formats through flow.PrintableJSON): a control character or a
+// direction override in a resource's name cannot rewrite or reorder what
+// the reader sees.
 
 // Formats names the output formats Write accepts.
 var Formats = []string{"text", "json", "sarif", "junit"}
@@ -32,11 +43,11 @@ func pathLine(path []Hop) string {
 	for _, h := range path {
 		switch {
 		case h.Kind == "source":
-			parts = append(parts, h.Detail)
+			parts = append(parts, flow.PrintableText(h.Detail))
 		case h.Addr != "":
-			parts = append(parts, h.Addr)
+			parts = append(parts, flow.PrintableText(h.Addr))
 		default:
-			parts = append(parts, h.Detail)
+			parts = append(parts, flow.PrintableText(h.Detail))
 		}
 	}
 	return strings.Join(parts, " → ")
@@ -66,7 +77,7 @@ func pathLines(f Finding) []string {
 		return []string{"path: " + lines[0]}
 	}
 	for i := range lines {
-		lines[i] = "path for " + ports[i] + ": " + lines[i]
+		lines[i] = "path for " + flow.PrintableText(ports[i]) + ": " + lines[i]
 	}
 	return lines
 }
@@ -113,7 +124,7 @@ func writeText(w io.Writer, rep *Report) error {
 			fmt.Fprintf(&b, "\n%s\n", strings.ToUpper(cur.String()))
 		}
 		fmt.Fprintf(&b, "  %s  %s  (%s)\n", f.RuleID, orDash(f.Address), where(f))
-		fmt.Fprintf(&b, "    %s: %s\n", rules[f.RuleID].Title, f.Message)
+		fmt.Fprintf(&b, "    %s: %s\n", rules[f.RuleID].Title, flow.PrintableText(f.Message))
 		for _, l := range pathLines(f) {
 			fmt.Fprintf(&b, "    %s\n", l)
 		}
@@ -125,7 +136,7 @@ func writeText(w io.Writer, rep *Report) error {
 		b.WriteString("\nSUPPRESSED\n")
 		for _, f := range rep.Findings {
 			if f.Suppressed != "" {
-				fmt.Fprintf(&b, "  %s  %s  (%s): %s\n", f.RuleID, orDash(f.Address), where(f), f.Suppressed)
+				fmt.Fprintf(&b, "  %s  %s  (%s): %s\n", f.RuleID, orDash(f.Address), where(f), flow.PrintableText(f.Suppressed))
 			}
 		}
 	}
@@ -133,18 +144,20 @@ func writeText(w io.Writer, rep *Report) error {
 	return err
 }
 
+// orDash shows an address, "-" for none.
 func orDash(s string) string {
 	if s == "" {
 		return "-"
 	}
-	return s
+	return flow.PrintableText(s)
 }
 
+// where shows a finding's file and line.
 func where(f Finding) string {
 	if f.Line > 0 {
-		return fmt.Sprintf("%s:%d", f.File, f.Line)
+		return fmt.Sprintf("%s:%d", flow.PrintableText(f.File), f.Line)
 	}
-	return f.File
+	return flow.PrintableText(f.File)
 }
 
 // Explain writes everything known about id: a rule ID (the rule and every
@@ -163,19 +176,19 @@ func Explain(w io.Writer, rep *Report, id string) error {
 			continue
 		}
 		n++
-		fmt.Fprintf(&b, "\n%s  (%s)\n  %s\n", f.ID(), where(f), f.Message)
+		fmt.Fprintf(&b, "\n%s  (%s)\n  %s\n", flow.PrintableText(f.ID()), where(f), flow.PrintableText(f.Message))
 		if f.Suppressed != "" {
-			fmt.Fprintf(&b, "  suppressed: %s\n", f.Suppressed)
+			fmt.Fprintf(&b, "  suppressed: %s\n", flow.PrintableText(f.Suppressed))
 		}
 		if len(f.Paths) < 2 {
 			for i, h := range f.Path {
-				fmt.Fprintf(&b, "  %d. %-8s %s\n", i+1, h.Kind, h)
+				fmt.Fprintf(&b, "  %d. %-8s %s\n", i+1, h.Kind, flow.PrintableText(h.String()))
 			}
 		}
 		for _, pp := range f.Paths {
-			fmt.Fprintf(&b, "  path for %s:\n", pp.Ports)
+			fmt.Fprintf(&b, "  path for %s:\n", flow.PrintableText(pp.Ports))
 			for i, h := range pp.Path {
-				fmt.Fprintf(&b, "    %d. %-8s %s\n", i+1, h.Kind, h)
+				fmt.Fprintf(&b, "    %d. %-8s %s\n", i+1, h.Kind, flow.PrintableText(h.String()))
 			}
 		}
 	}
@@ -213,10 +226,21 @@ func writeJSON(w io.Writer, rep *Report) error {
 	for s := Info; s <= Critical; s++ {
 		out.Summary[s.String()] = c[s]
 	}
-	enc := json.NewEncoder(w)
+	return encodeJSON(w, out)
+}
+
+// encodeJSON writes v as indented JSON, what does not print in its text
+// escaped (flow.PrintableJSON): the same value.
+func encodeJSON(w io.Writer, v any) error {
+	var b bytes.Buffer
+	enc := json.NewEncoder(&b)
 	enc.SetIndent("", "  ")
 	enc.SetEscapeHTML(false)
-	return enc.Encode(out)
+	if err := enc.Encode(v); err != nil {
+		return err
+	}
+	_, err := w.Write(flow.PrintableJSON(b.Bytes()))
+	return err
 }
 
 type junitSuites struct {
@@ -265,14 +289,15 @@ func writeJUnit(w io.Writer, rep *Report) error {
 			}
 			c := junitCase{Class: r.ID, Name: orDash(f.Address) + " (" + where(f) + ")"}
 			if f.Suppressed != "" {
-				c.Skipped = &junitSkipped{Message: "suppressed: " + f.Suppressed}
+				c.Skipped = &junitSkipped{Message: "suppressed: " + flow.PrintableText(f.Suppressed)}
 				s.Skipped++
 			} else {
-				text := f.Message
+				msg := flow.PrintableText(f.Message)
+				text := msg
 				for _, l := range pathLines(f) {
 					text += "\n" + l
 				}
-				c.Failure = &junitFailure{Type: f.Severity.String(), Message: f.Message, Text: text}
+				c.Failure = &junitFailure{Type: f.Severity.String(), Message: msg, Text: text}
 				s.Failures++
 			}
 			s.Cases = append(s.Cases, c)

@@ -4,6 +4,9 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"os"
+	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 )
@@ -88,4 +91,39 @@ func TestCheckReachAllTraffic(t *testing.T) {
 	if all != 1 {
 		t.Errorf("%d entries for all traffic from the internet, want 1: %s", all, out)
 	}
+}
+
+// TestCheckErrorsShowRepositoryTextAsEscapes: a checked repository names
+// its own directories, and an error quotes them: a module directory whose
+// name holds a direction override, a C1 CSI and ESC, with a file that
+// does not parse, reaches stderr with those as escapes.
+func TestCheckErrorsShowRepositoryTextAsEscapes(t *testing.T) {
+	root := t.TempDir()
+	const hostile = "mod\u202e\u009b2J\x1b[31m"
+	if err := os.Mkdir(filepath.Join(root, hostile), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	files := map[string]string{
+		"main.tf":                 "module \"m\" {\n  source = \"./" + hostile + "\"\n}\n",
+		hostile + "/broken.tf":    "resource \"aws_vpc\" \"a\" {\n  cidr_block =\n}\n",
+		hostile + "/variables.tf": "",
+	}
+	for name, body := range files {
+		if err := os.WriteFile(filepath.Join(root, name), []byte(body), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	code, _, stderr := runCheck(t, root)
+	if code == 0 {
+		t.Fatalf("a module that does not parse was checked: %s", stderr)
+	}
+	for i, r := range stderr {
+		if r < ' ' && r != '\n' || r >= 0x80 && !strconv.IsPrint(r) {
+			t.Fatalf("%U raw at byte %d of stderr: %q", r, i, stderr)
+		}
+	}
+	if !strings.Contains(stderr, `mod\u202e\u009b2J\x1b[31m`) {
+		t.Fatalf("stderr does not name the module directory with escapes: %q", stderr)
+	}
+	t.Logf("stderr: %s", stderr)
 }

@@ -6,15 +6,20 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"html"
 	"log/slog"
 	"net/http"
+	"os"
 	"os/exec"
+	"path/filepath"
 	"runtime"
+	"sync"
 	"time"
 
 	"moat/internal/api"
 	"moat/internal/audit"
 	"moat/internal/config"
+	"moat/internal/seal"
 	"moat/internal/ui"
 )
 
@@ -34,7 +39,9 @@ func uiCommand() *Command {
 			"credentials (--admin-dir), as every admin command does: the server gets no new\n" +
 			"listener, and the dashboard can do what the credentials' role can, each call\n" +
 			"audited. It prints an address to open, which works once: the first visit trades\n" +
-			"its token for a session cookie. --open opens it in the default browser.",
+			"its token for a session cookie. --open opens it in the default browser, through\n" +
+			"a page only you can read (the address on the opener's command line would be\n" +
+			"anyone's to read), removed once it is used.",
 		Flags: func(fs *flag.FlagSet) {
 			af.register(fs)
 			fs.StringVar(&listen, "listen", "127.0.0.1:0", "loopback address to serve on (port 0: one the kernel picks)")
@@ -60,9 +67,11 @@ func uiCommand() *Command {
 			}
 			fmt.Fprintf(e.Stdout, "moat ui: the dashboard of %s is at\n  %s\n(the address works once; Ctrl-C stops the dashboard)\n", serverAddr(e, &af), srv.URL())
 			if open {
-				if err := openBrowser(srv.URL()); err != nil {
+				remove, err := openLogin(ctx, srv, openBrowser)
+				if err != nil {
 					fmt.Fprintf(e.Stderr, "moat ui: could not open a browser (%v): open the address above\n", err)
 				}
+				defer remove()
 			}
 			go renewLoop(ctx, e, c, logger)
 			return srv.Run(ctx)
@@ -138,16 +147,69 @@ func renewLoop(ctx context.Context, e *Env, c *api.AdminClient, logger *slog.Log
 	}
 }
 
-// openBrowser opens url in the desktop's browser.
-func openBrowser(url string) error {
+// loginPageLife is how long the page "ui --open" writes is kept when the
+// browser does not use it.
+const loginPageLife = 2 * time.Minute
+
+// openLogin opens the dashboard's login address in the browser without
+// putting it on a command line, where every local user reads it
+// (/proc/PID/cmdline, the opener's and the browser's it starts) before the
+// browser spends it: the address goes into a page that leads the browser
+// on to it, mode 0600 in a directory of mode 0700, and open is given the
+// page's path. The page is removed once the login is used, after
+// loginPageLife, or by the returned remove (which the caller defers).
+func openLogin(ctx context.Context, srv *ui.Server, open func(path string) error) (remove func(), err error) {
+	dir, err := os.MkdirTemp("", "moat-ui-")
+	if err != nil {
+		return func() {}, err
+	}
+	var once sync.Once
+	remove = func() { once.Do(func() { _ = os.RemoveAll(dir) }) }
+	page := filepath.Join(dir, "login.html")
+	if err := seal.WriteFileAtomic(page, loginPage(srv.URL()), 0o600); err != nil {
+		remove()
+		return remove, err
+	}
+	if err := open(page); err != nil {
+		remove()
+		return remove, err
+	}
+	go func() {
+		t := time.NewTimer(loginPageLife)
+		defer t.Stop()
+		select {
+		case <-srv.LoggedIn():
+		case <-t.C:
+		case <-ctx.Done():
+		}
+		remove()
+	}()
+	return remove, nil
+}
+
+// loginPage is a page that takes the browser to the login address u by
+// itself (no script needed), with a link should it not.
+func loginPage(u string) []byte {
+	a := html.EscapeString(u)
+	return []byte(`<!doctype html>
+<meta charset="utf-8">
+<meta name="referrer" content="no-referrer">
+<meta http-equiv="refresh" content="0;url=` + a + `">
+<title>moat dashboard</title>
+<p><a href="` + a + `">Open the moat dashboard</a></p>
+`)
+}
+
+// openBrowser opens a file or address in the desktop's browser.
+func openBrowser(target string) error {
 	var cmd *exec.Cmd
 	switch runtime.GOOS {
 	case "darwin":
-		cmd = exec.Command("open", url)
+		cmd = exec.Command("open", target)
 	case "windows":
-		cmd = exec.Command("rundll32", "url.dll,FileProtocolHandler", url)
+		cmd = exec.Command("rundll32", "url.dll,FileProtocolHandler", target)
 	default:
-		cmd = exec.Command("xdg-open", url)
+		cmd = exec.Command("xdg-open", target)
 	}
 	if err := cmd.Start(); err != nil {
 		return err

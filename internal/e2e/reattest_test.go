@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"crypto/sha256"
 	"crypto/x509"
+	"encoding/json"
 	"encoding/pem"
 	"errors"
 	"net/http"
@@ -187,8 +188,7 @@ func TestReattestByNodeKeyIsRateLimited(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		req := signedReattest(t, key, "n1", c.clk.Now(), csr)
-		req.MeshAddr = "127.0.0.1:" + itoa(20000+i)
+		req := signedReattest(t, key, api.ReattestRequest{Node: "n1", MeshAddr: "127.0.0.1:" + itoa(20000+i), CSR: csr, Time: c.clk.Now()})
 		var resp api.CertResponse
 		err = anon.Call(t.Context(), http.MethodPost, api.PathReattest, req, &resp)
 		var se *api.StatusError
@@ -214,7 +214,7 @@ func TestReattestByNodeKeyIsRateLimited(t *testing.T) {
 		t.Fatal(err)
 	}
 	var resp api.CertResponse
-	if err := anon.Call(t.Context(), http.MethodPost, api.PathReattest, signedReattest(t, key, "n1", c.clk.Now(), csr), &resp); err != nil {
+	if err := anon.Call(t.Context(), http.MethodPost, api.PathReattest, signedReattest(t, key, api.ReattestRequest{Node: "n1", CSR: csr, Time: c.clk.Now()}), &resp); err != nil {
 		t.Fatalf("a re-attestation a minute later: %v", err)
 	}
 }
@@ -242,7 +242,7 @@ func TestRevokedNodeCannotReattest(t *testing.T) {
 		t.Fatal(err)
 	}
 	var resp api.CertResponse
-	err = anon.Call(t.Context(), http.MethodPost, api.PathReattest, signedReattest(t, key, "n1", c.clk.Now(), csr), &resp)
+	err = anon.Call(t.Context(), http.MethodPost, api.PathReattest, signedReattest(t, key, api.ReattestRequest{Node: "n1", CSR: csr, Time: c.clk.Now()}), &resp)
 	if !errors.Is(err, api.ErrPermissionDenied) || !strings.Contains(err.Error(), "revoked") {
 		t.Fatalf("a revoked node's re-attestation: %v", err)
 	}
@@ -271,14 +271,88 @@ func attestKey(t *testing.T, dataDir string) *ecdsa.PrivateKey {
 	return key
 }
 
-// signedReattest is node's re-attestation for csr at now, signed by key.
-func signedReattest(t *testing.T, key *ecdsa.PrivateKey, node string, now time.Time, csr []byte) api.ReattestRequest {
+// signedReattest is req signed by key, as the node signs it.
+func signedReattest(t *testing.T, key *ecdsa.PrivateKey, req api.ReattestRequest) api.ReattestRequest {
 	t.Helper()
-	now = now.UTC()
-	sum := sha256.Sum256(api.ReattestPayload("example.org", node, now, csr))
+	req.Time = req.Time.UTC()
+	sum := sha256.Sum256(api.ReattestPayload("example.org", req))
 	sig, err := ecdsa.SignASN1(rand.Reader, key, sum[:])
 	if err != nil {
 		t.Fatal(err)
 	}
-	return api.ReattestRequest{Node: node, CSR: csr, Time: now, Signature: sig}
+	req.Signature = sig
+	return req
+}
+
+// TestReattestMeshAddrIsSigned: the mesh address a re-attestation moves
+// the node to (where its peers dial it) is part of what the node key
+// signs. Whoever captured a genuine request (a proxy, a copy of its body)
+// and changes its address gets a refusal: the node's address stays, the
+// audit log has nothing of it but the refusal's summary, and the very
+// request unaltered still holds.
+func TestReattestMeshAddrIsSigned(t *testing.T) {
+	c := newCluster(t)
+	c.register(api.Registration{Name: "api", Node: "n1", Port: 8080})
+	cfg := c.agentConfig("n1")
+	a, stop := c.runAgent(cfg)
+	eventually(t, "first SVID", func() bool { return svidOf(a, "api") != nil })
+	stop()
+	key := attestKey(t, cfg.DataDir)
+	// n1's mesh address as the control plane records it, read from its
+	// store (an admin's listing would be audited itself).
+	meshAddr := func() string {
+		t.Helper()
+		kv, err := c.st.Get(t.Context(), "node/n1")
+		if err != nil {
+			t.Fatal(err)
+		}
+		var n api.Node
+		if err := json.Unmarshal(kv.Value, &n); err != nil {
+			t.Fatal(err)
+		}
+		return n.MeshAddr
+	}
+	if got := meshAddr(); got != cfg.MeshAddr {
+		t.Fatalf("n1's mesh address is %q, want %q", got, cfg.MeshAddr)
+	}
+	_, csr, err := ca.NewKeyCSR()
+	if err != nil {
+		t.Fatal(err)
+	}
+	moved := "127.0.0.1:" + itoa(freePort(t))
+	genuine := signedReattest(t, key, api.ReattestRequest{Node: "n1", MeshAddr: moved, CSR: csr, Time: c.clk.Now()})
+	before := c.alog.Size()
+
+	t.Log("the node's signed request, its mesh address changed on the way")
+	altered := genuine
+	altered.MeshAddr = "127.0.0.1:1"
+	anon := api.NewClient(c.addr, api.ClientTLS(nil, a.Trust()))
+	defer anon.Close()
+	var resp api.CertResponse
+	err = anon.Call(t.Context(), http.MethodPost, api.PathReattest, altered, &resp)
+	if !errors.Is(err, api.ErrUnauthenticated) {
+		t.Fatalf("a re-attestation whose mesh address was altered after signing: %v, want refused as unauthenticated", err)
+	}
+	t.Logf("refused: %v", err)
+	if got := meshAddr(); got != cfg.MeshAddr {
+		t.Fatalf("after the refusal n1's mesh address is %q, want %q unchanged", got, cfg.MeshAddr)
+	}
+	eventually(t, "the refusal's summary", func() bool { n, _ := c.refusedSummaries(); return n >= 1 })
+	entries, err := c.alog.Entries(before, c.alog.Size())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range entries {
+		if e.Entry.Action != server.ActionRefused {
+			t.Errorf("audit entry %+v after the refused re-attestation: want only the refusals' summary", e.Entry)
+		}
+	}
+
+	t.Log("the same request unaltered holds and moves the address the node signed")
+	if err := anon.Call(t.Context(), http.MethodPost, api.PathReattest, genuine, &resp); err != nil {
+		t.Fatalf("the genuine re-attestation: %v", err)
+	}
+	if got := meshAddr(); got != moved {
+		t.Fatalf("after the genuine re-attestation n1's mesh address is %q, want %q", got, moved)
+	}
 }

@@ -1,6 +1,8 @@
 package flow
 
 import (
+	"bytes"
+	"fmt"
 	"strconv"
 	"strings"
 	"unicode/utf8"
@@ -45,3 +47,35 @@ func printableASCII(s string) bool {
 	}
 	return true
 }
+
+// PrintableJSON returns the JSON text b with every character that does
+// not print written as a \u escape: C1 controls (which some terminals obey
+// as the escape sequences they stand for), direction overrides, line and
+// paragraph separators and the other format characters. encoding/json
+// escapes the C0 controls, not these. The value is the same; it is how
+// moat writes JSON holding text that others wrote (a client's User-Agent,
+// a record a node sent) for a reader who sees it as text: the CLI's
+// output, export files read in a terminal or a SIEM's console.
+func PrintableJSON(b []byte) []byte {
+	i := bytes.IndexFunc(b, hidden)
+	if i < 0 {
+		return b
+	}
+	out := append(make([]byte, 0, len(b)+16), b[:i]...)
+	for _, r := range string(b[i:]) {
+		if !hidden(r) {
+			out = utf8.AppendRune(out, r)
+			continue
+		}
+		if r > 0xffff { // a surrogate pair, as JSON spells it
+			r -= 0x10000
+			out = fmt.Appendf(out, `\u%04x\u%04x`, 0xd800+(r>>10), 0xdc00+(r&0x3ff))
+			continue
+		}
+		out = fmt.Appendf(out, `\u%04x`, r)
+	}
+	return out
+}
+
+// hidden says whether r, outside ASCII, does not print.
+func hidden(r rune) bool { return r >= utf8.RuneSelf && !strconv.IsPrint(r) }

@@ -24,7 +24,9 @@ func (f WriterFunc) Write(r Record) error { return f(r) }
 // Discard drops every record.
 var Discard Writer = WriterFunc(func(Record) error { return nil })
 
-// JSONLines writes each record as one line of JSON to an io.Writer.
+// JSONLines writes each record as one line of JSON to an io.Writer, what
+// does not print in its text escaped (PrintableJSON): a record's text is
+// what others sent, and the lines are read as text.
 type JSONLines struct {
 	mu sync.Mutex // guards w
 	w  io.Writer
@@ -39,7 +41,7 @@ func (j *JSONLines) Write(r Record) error {
 	if err != nil {
 		return fmt.Errorf("flow: encode record: %w", err)
 	}
-	b = append(b, '\n')
+	b = append(PrintableJSON(b), '\n')
 	j.mu.Lock()
 	defer j.mu.Unlock()
 	if _, err := j.w.Write(b); err != nil {

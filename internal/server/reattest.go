@@ -144,9 +144,11 @@ func (s *Server) checkReattest(ctx context.Context, req api.ReattestRequest) (ap
 	if skew := s.now().Sub(req.Time); skew > api.MaxReattestSkew || skew < -api.MaxReattestSkew {
 		return api.Node{}, errorf(http.StatusUnauthorized, "re-attestation refused: its time is %s from the server's clock", skew.Round(time.Second))
 	}
-	sum := sha256.Sum256(api.ReattestPayload(s.td.Name(), req.Node, req.Time, req.CSR))
+	// The signature covers every field the request acts on (the CSR, the
+	// mesh address): one altered on the way, or in a replay, fails it.
+	sum := sha256.Sum256(api.ReattestPayload(s.td.Name(), req))
 	if !ecdsa.VerifyASN1(pub, sum[:], req.Signature) {
-		return api.Node{}, errorf(http.StatusUnauthorized, "re-attestation refused: the signature is not by the node key pinned at join")
+		return api.Node{}, errorf(http.StatusUnauthorized, "re-attestation refused: the signature is not by the node key pinned at join over this request")
 	}
 	if contains(s.trust.Revocations().IDs, id.String()) {
 		return api.Node{}, errorf(http.StatusForbidden, "node %q is revoked", req.Node)

@@ -3,6 +3,7 @@ package ui
 import (
 	"crypto/subtle"
 	"encoding/json"
+	"io"
 	"io/fs"
 	"net"
 	"net/http"
@@ -56,11 +57,25 @@ func (s *Server) guard(next http.Handler) http.Handler {
 		switch r.Header.Get("Sec-Fetch-Site") {
 		case "", "same-origin", "none":
 		default: // cross-site, or same-site: another port of this machine
-			http.Error(w, "moat ui: request made by another site's page", http.StatusForbidden)
-			return
+			if !loginNavigation(r) {
+				http.Error(w, "moat ui: request made by another site's page", http.StatusForbidden)
+				return
+			}
 		}
 		next.ServeHTTP(w, r)
 	})
+}
+
+// loginNavigation reports whether r is the browser's top-level
+// navigation to the login address. The dashboard takes it from any page,
+// where it takes nothing else but from its own: the page "moat ui --open"
+// writes (a file, so another site to the browser) leads there, and the
+// one-time token in the address is all the login needs and all it gives;
+// the navigation carries no session, and a page that does not know the
+// token gets a refusal. Framed, fetched or posted, it is still refused.
+func loginNavigation(r *http.Request) bool {
+	return r.Method == http.MethodGet && r.URL.Path == "/login" &&
+		r.Header.Get("Sec-Fetch-Mode") == "navigate" && r.Header.Get("Sec-Fetch-Dest") == "document"
 }
 
 // ownHost reports whether host names the listener: its loopback address
@@ -86,13 +101,19 @@ func (s *Server) ownOrigin(o string) bool {
 	return ok && s.ownHost(rest)
 }
 
-// handleLogin trades the one-time token for the session cookie, once.
+// handleLogin trades the one-time token for the session cookie, once. It
+// answers with a page that moves on to the dashboard rather than a
+// redirect: a redirect continues the navigation, and one that came from
+// another page (loginNavigation) would reach the dashboard as that page's
+// request, which the guard refuses and which carries no SameSite=Strict
+// cookie. The page's move is the dashboard's own.
 func (s *Server) handleLogin(w http.ResponseWriter, r *http.Request) {
 	tok := r.URL.Query().Get("token")
 	s.mu.Lock()
 	ok := !s.loginUsed && equal(tok, s.login)
 	if ok {
 		s.loginUsed = true
+		close(s.loggedIn)
 	}
 	s.mu.Unlock()
 	if !ok {
@@ -103,8 +124,19 @@ func (s *Server) handleLogin(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	http.SetCookie(w, &http.Cookie{Name: cookieName, Value: s.session.text(), Path: "/", HttpOnly: true, SameSite: http.SameSiteStrictMode})
-	http.Redirect(w, r, "/", http.StatusSeeOther)
+	w.Header().Set("Content-Type", "text/html; charset=utf-8")
+	_, _ = io.WriteString(w, loggedInPage)
 }
+
+// loggedInPage moves on to the dashboard, without a script (the CSP
+// admits none inline).
+const loggedInPage = `<!doctype html>
+<meta charset="utf-8">
+<meta http-equiv="refresh" content="0;url=/">
+<title>moat dashboard</title>
+<link rel="icon" href="/favicon.svg" type="image/svg+xml">
+<p>Signed in. <a href="/">Open the dashboard</a>.</p>
+`
 
 func equal(got string, want secret) bool {
 	return subtle.ConstantTimeCompare([]byte(got), []byte(want.text())) == 1

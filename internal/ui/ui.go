@@ -102,6 +102,7 @@ type Server struct {
 
 	mu        sync.Mutex // guards loginUsed and audit
 	loginUsed bool
+	loggedIn  chan struct{} // closed when the login token is spent
 	audit     *AuditStatus
 }
 
@@ -148,7 +149,7 @@ func New(cfg Config) (*Server, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
-	s := &Server{cfg: cfg, log: cfg.Logger, td: id.TrustDomain(), ready: make(chan struct{})}
+	s := &Server{cfg: cfg, log: cfg.Logger, td: id.TrustDomain(), ready: make(chan struct{}), loggedIn: make(chan struct{})}
 	for _, p := range []*secret{&s.login, &s.session, &s.csrf} {
 		if *p, err = newSecret(cfg.Rand); err != nil {
 			return nil, err
@@ -168,6 +169,10 @@ func (s *Server) Addr() string { return s.ln.Addr().String() }
 func (s *Server) URL() string {
 	return "http://" + s.Addr() + "/login?token=" + s.login.text()
 }
+
+// LoggedIn is closed once the login address has been used: whatever
+// carried it to the browser is no longer needed.
+func (s *Server) LoggedIn() <-chan struct{} { return s.loggedIn }
 
 // Run serves until ctx ends.
 func (s *Server) Run(ctx context.Context) error {

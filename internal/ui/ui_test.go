@@ -113,9 +113,15 @@ func TestLoginOnce(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	page, _ := io.ReadAll(resp.Body)
 	resp.Body.Close()
-	if resp.StatusCode != http.StatusSeeOther {
-		t.Fatalf("first login: %s", resp.Status)
+	if resp.StatusCode != http.StatusOK || !strings.Contains(string(page), `http-equiv="refresh" content="0;url=/"`) {
+		t.Fatalf("first login: %s, a page that does not move on to the dashboard:\n%s", resp.Status, page)
+	}
+	select {
+	case <-s.LoggedIn():
+	default:
+		t.Error("LoggedIn is not closed after the login")
 	}
 	cs := resp.Cookies()
 	if len(cs) != 1 || cs[0].Name != cookieName || !cs[0].HttpOnly || cs[0].SameSite != http.SameSiteStrictMode || cs[0].Value == "" {
@@ -167,6 +173,12 @@ func TestRefusals(t *testing.T) {
 		{"cross origin event stream", "GET", "/api/flows/follow", map[string]string{"Origin": "http://evil.example", "Accept": "text/event-stream"}, true, 403},
 		{"rebound event stream", "GET", "/api/graph/live", map[string]string{"Host": "evil.example:" + u.Port()}, true, 421},
 		{"login from another site", "GET", "/login?token=x", map[string]string{"Sec-Fetch-Site": "cross-site"}, false, 403},
+		// Another page's navigation to the login address passes the
+		// guard ("moat ui --open" opens one); without the token it fails.
+		{"another page's login navigation, wrong token", "GET", "/login?token=x", navigation("cross-site", "document"), false, 403},
+		{"login framed by another site", "GET", "/login?token=x", navigation("cross-site", "iframe"), false, 403},
+		{"another site's navigation elsewhere", "GET", "/api/session", navigation("cross-site", "document"), true, 403},
+		{"another port's navigation elsewhere", "GET", "/", navigation("same-site", "document"), false, 403},
 		{"change without CSRF", "POST", "/api/policy/apply", map[string]string{"Content-Type": "application/json"}, true, 403},
 		{"change with a wrong CSRF", "POST", "/api/policy/apply", map[string]string{"Content-Type": "application/json", csrfHeader: "x"}, true, 403},
 		{"change as a form", "POST", "/api/policy/apply", map[string]string{"Content-Type": "text/plain", csrfHeader: csrf}, true, 415},
@@ -203,6 +215,12 @@ func TestRefusals(t *testing.T) {
 			}
 		})
 	}
+}
+
+// navigation is the headers of a navigation made by a page of site (as
+// Sec-Fetch-Site says) loading a dest.
+func navigation(site, dest string) map[string]string {
+	return map[string]string{"Sec-Fetch-Site": site, "Sec-Fetch-Mode": "navigate", "Sec-Fetch-Dest": dest}
 }
 
 func TestListenLoopbackOnly(t *testing.T) {

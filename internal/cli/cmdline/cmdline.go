@@ -17,6 +17,8 @@ import (
 	"runtime/debug"
 	"strings"
 	"syscall"
+
+	"moat/internal/flow"
 )
 
 // Env is what a command may touch of the outside world. Tests fill it with
@@ -113,17 +115,28 @@ func Run(ctx context.Context, e *Env, root *Command, args []string) int {
 	case errors.Is(err, flag.ErrHelp):
 		return 0
 	case errors.As(err, &ue):
-		fmt.Fprintf(e.Stderr, "%s: %s\n", root.Name, ue.Msg)
+		fmt.Fprintf(e.Stderr, "%s: %s\n", root.Name, printableLines(ue.Msg))
 		return 2
 	case errors.As(err, &xe):
 		if xe.Msg != "" {
-			fmt.Fprintf(e.Stderr, "%s: %s\n", root.Name, xe.Msg)
+			fmt.Fprintf(e.Stderr, "%s: %s\n", root.Name, printableLines(xe.Msg))
 		}
 		return xe.Code
 	default:
-		fmt.Fprintf(e.Stderr, "%s: %v\n", root.Name, err)
+		fmt.Fprintf(e.Stderr, "%s: %s\n", root.Name, printableLines(err.Error()))
 		return 1
 	}
+}
+
+// printableLines shows a message line by line through flow.PrintableText:
+// an error quotes what others wrote (the paths of a checked repository, a
+// server's answer), which must not act on the terminal it is shown on.
+func printableLines(msg string) string {
+	lines := strings.Split(msg, "\n")
+	for i, l := range lines {
+		lines[i] = flow.PrintableText(l)
+	}
+	return strings.Join(lines, "\n")
 }
 
 func dispatch(ctx context.Context, e *Env, c *Command, path, args []string) error {

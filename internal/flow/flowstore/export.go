@@ -209,7 +209,10 @@ func (f *FileWriter) line(r *flow.Record) ([]byte, bool, error) {
 	if err != nil {
 		return nil, false, fmt.Errorf("flow: encode record: %w", err)
 	}
-	return append(b, '\n'), true, nil
+	// A record's text is what a node sent (paths, names); the file is read
+	// as text (a SIEM's console, a terminal): what would not print is
+	// escaped, the value unchanged.
+	return append(flow.PrintableJSON(b), '\n'), true, nil
 }
 
 // Write appends r.

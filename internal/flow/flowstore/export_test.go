@@ -11,6 +11,7 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -281,5 +282,63 @@ func TestVPCLineAddressesOnly(t *testing.T) {
 	f := strings.Fields(l)
 	if strings.ContainsAny(l, "\r\n") || len(f) != len(strings.Fields(VPCHeader)) || f[3] != "-" || f[4] != "fe80::1" {
 		t.Fatalf("line %q: want one line, srcaddr \"-\", dstaddr fe80::1", l)
+	}
+}
+
+// TestOCSFExportEscapesWhatDoesNotPrint: a record's text is what a node
+// sent, and an export file is read as text (a SIEM's console, less, jq in
+// a terminal). A forged path and host name holding a CSI (U+009B), a
+// right-to-left override, ESC and a line break reach the file, and the
+// gateway's event file, as one line of JSON with those as escapes and
+// the same value read back.
+func TestOCSFExportEscapesWhatDoesNotPrint(t *testing.T) {
+	const forged = "/srv/\u009b2J\u202egnp.exe\x1b]0;owned\x07\nforged line"
+	r := flowtest.NetRecord("0007", "web", "db", flow.VerdictAllow, "web-to-db", 1, time.Date(2026, 11, 23, 10, 30, 0, 0, time.UTC))
+	r.DstEndpoint.Hostname = forged
+	r.HTTPRequest = &flow.HTTPRequest{Method: "GET", URL: &flow.URL{Path: forged}, UserAgent: forged}
+
+	path := filepath.Join(t.TempDir(), "flows.jsonl")
+	fw, err := NewFileWriter(FileConfig{Path: path})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := fw.Write(r); err != nil {
+		t.Fatal(err)
+	}
+	if err := fw.Close(); err != nil {
+		t.Fatal(err)
+	}
+	file, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var jl bytes.Buffer
+	if err := flow.NewJSONLines(&jl).Write(r); err != nil {
+		t.Fatal(err)
+	}
+	for name, out := range map[string][]byte{"export file": file, "JSON lines": jl.Bytes()} {
+		line, ok := bytes.CutSuffix(out, []byte("\n"))
+		if !ok || bytes.ContainsAny(line, "\r\n") {
+			t.Errorf("%s: %q is not one line", name, out)
+			continue
+		}
+		for _, c := range string(line) {
+			if c < ' ' || c == 0x7f || c >= 0x80 && !strconv.IsPrint(c) {
+				t.Errorf("%s: %U raw in %s", name, c, line)
+				break
+			}
+		}
+		for _, esc := range []string{`\u009b`, `\u202e`, `\u001b`, `\n`} {
+			if !bytes.Contains(line, []byte(esc)) {
+				t.Errorf("%s: no %s escape in %s", name, esc, line)
+			}
+		}
+		var back flow.Record
+		if err := json.Unmarshal(line, &back); err != nil {
+			t.Fatalf("%s: %v in %s", name, err, line)
+		}
+		if back.DstEndpoint.Hostname != forged || back.HTTPRequest.URL.Path != forged || back.HTTPRequest.UserAgent != forged {
+			t.Errorf("%s reads back as %q, %q, %q, want %q", name, back.DstEndpoint.Hostname, back.HTTPRequest.URL.Path, back.HTTPRequest.UserAgent, forged)
+		}
 	}
 }
