@@ -329,6 +329,9 @@ func (m *Model) sgPass(sgs []*SG, proto string, port int, src Source, set *netip
 // proven one first.
 func (m *Model) Reach(src Source, e *Endpoint, proto string, port int) Result {
 	r := m.reach(src, e, proto, port)
+	if r.Reachable && e.PortsAssumed != "" {
+		r.Assumed = append([]string{e.Addr + ": " + e.PortsAssumed}, r.Assumed...)
+	}
 	if !src.Internet || len(e.Published) == 0 || r.Reachable && len(r.Assumed) == 0 {
 		return r
 	}
