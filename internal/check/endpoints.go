@@ -330,6 +330,7 @@ func (m *Model) buildEndpoints(byType map[string][]*tf.Resource) {
 		}
 		add(e)
 	}
+	m.fleets(byType, add)
 	listeners, anyListener := m.listeners(byType)
 	for _, typ := range []string{"aws_lb", "aws_alb", "aws_elb"} {
 		for _, r := range byType[typ] {
