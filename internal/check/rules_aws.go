@@ -303,7 +303,7 @@ func (m *Model) exposure(e *Endpoint) ([]Hop, bool) {
 	inet := m.Internet()
 	for _, s := range append(append([]*Subnet(nil), e.Subnets...), e.SubnetsMaybe...) {
 		got, used := routed(s.TableOf(), s.VPC, inet.Set, func(r Route) bool {
-			return r.Kind == "igw" && s.VPC != nil && m.igws[r.Target] == s.VPC.Addr
+			return s.VPC != nil && m.toIGW(r, s.VPC)
 		})
 		if empty(got) {
 			continue
