@@ -636,3 +636,24 @@ func TestAzureSubnetLookup(t *testing.T) {
 		t.Errorf("%s: %+v, want one", RuleAzLateral, got)
 	}
 }
+
+// TestAzureAppFrontDoorTag checks that an access restriction allowing the
+// AzureFrontDoor.Backend tag admits every tenant's Front Door, and so the
+// whole internet, unless a header names the site's own profile: the tag
+// alone, or a headers block of empty lists, was read as restricting the
+// site. A profile ID known only after apply is a filter; another service's
+// tag is its own addresses.
+func TestAzureAppFrontDoorTag(t *testing.T) {
+	rep := run(t, "testdata/azure/front-door-tag")
+	for _, addr := range []string{"azurerm_linux_web_app.tag_only", "azurerm_linux_web_app.empty_headers"} {
+		got := activeOn(rep, RuleAzAppOpen, addr)
+		if len(got) != 1 || !strings.Contains(got[0].Message, "service tag AzureFrontDoor.Backend with no header filter") {
+			t.Errorf("%s: %+v, want one %s naming the tag without a header filter", addr, got, RuleAzAppOpen)
+		}
+	}
+	for _, addr := range []string{"azurerm_linux_web_app.own_profile", "azurerm_linux_web_app.monitor"} {
+		if got := activeOn(rep, RuleAzAppOpen, addr); len(got) > 0 {
+			t.Errorf("%s: %+v, want no %s", addr, got, RuleAzAppOpen)
+		}
+	}
+}
