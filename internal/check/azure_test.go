@@ -657,3 +657,25 @@ func TestAzureAppFrontDoorTag(t *testing.T) {
 		}
 	}
 }
+
+// TestAzureRegistryOpen checks that a container registry without network
+// rules is reported as taking connections from every network, and at high
+// when it serves its images to anonymous readers; one whose rules deny by
+// default, or whose public access is off, is not. Registries were not read
+// at all.
+func TestAzureRegistryOpen(t *testing.T) {
+	rep := run(t, "testdata/azure/registry")
+	builds := activeOn(rep, RuleAzServiceOpen, "azurerm_container_registry.builds")
+	if len(builds) != 1 || builds[0].Severity != Medium || !strings.Contains(builds[0].Message, "no network_rule_set block") {
+		t.Errorf("registry without network rules: %+v, want one medium", builds)
+	}
+	anon := activeOn(rep, RuleAzServiceOpen, "azurerm_container_registry.public_images")
+	if len(anon) != 1 || anon[0].Severity != High || !strings.Contains(anon[0].Message, "anonymous_pull_enabled = true") {
+		t.Errorf("registry with anonymous pull: %+v, want one high naming it", anon)
+	}
+	for _, addr := range []string{"azurerm_container_registry.office", "azurerm_container_registry.private"} {
+		if got := activeOn(rep, RuleAzServiceOpen, addr); len(got) > 0 {
+			t.Errorf("%s: %+v, want none", addr, got)
+		}
+	}
+}
