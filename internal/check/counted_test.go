@@ -1,6 +1,9 @@
 package check
 
-import "testing"
+import (
+	"strings"
+	"testing"
+)
 
 // TestCountedGroupsAttached checks that a security group picked from
 // counted groups by an index not known statically
@@ -27,5 +30,18 @@ func TestCountedGroupsAttached(t *testing.T) {
 	}
 	if got := activeOn(rep, RuleUnusedSG, "aws_security_group.web"); len(got) > 0 {
 		t.Errorf("the servers' group: %+v, want it attached", got)
+	}
+}
+
+// TestTryOverUnknownLocal checks that try() over a local not known
+// statically is not known either: the local was missing, not unknown,
+// while the locals were settled, so try() took the error for a failure and
+// answered with its fallback (HTTPS alone), and the ports the settings may
+// open (SSH among them) went unreported.
+func TestTryOverUnknownLocal(t *testing.T) {
+	rep := run(t, "testdata/aws/try-fallback")
+	got := activeOn(rep, RuleExposedPort, "aws_instance.web")
+	if len(got) != 1 || got[0].Severity != High || !strings.Contains(got[0].Message, "may be reachable") || !strings.Contains(got[0].Message, "tcp 22 (SSH)") {
+		t.Errorf("server whose ports come from unknown settings: %+v, want one high saying SSH may be reachable", got)
 	}
 }
