@@ -614,6 +614,7 @@ func (m *Model) buildAzure(byType map[string][]*tf.Resource) {
 		m.allowFrom(e, "authorized_ip_ranges", ranges, unk, bits)
 		m.Endpoints = append(m.Endpoints, e)
 	}
+	m.azureContainerGroups(byType)
 	ms, ilbs := m.azureMachines(byType, lbs), m.internalLBs(byType)
 	m.azureLBAddresses(byType, ms, lbs)
 	m.azureFirewalls(byType, ms, ilbs, pips, family)
@@ -713,7 +714,7 @@ func azureRules() []Rule {
 			"SSH, RDP, a database or another admin or data-store port of a virtual machine can be opened from internet addresses: the VM (or scale set) has a public IP or sits behind a public load balancer that forwards the port, its virtual network routes to the internet (Azure's system route) and the NSGs of its subnet and network interface allow the port. An AKS cluster that is not private is reported when its API server admits internet addresses (no authorized IP ranges admits every one). The ports that the same addresses reach make one finding that lists them; it is critical when they are the internet at large (at least half of the IPv4 or IPv6 internet) and medium, naming the range, when they are a bounded one such as an office's /24.",
 			"Remove the public IP and reach the machine through Azure Bastion, a VPN or the moat gateway; allow the port in the NSGs only from known ranges or application security groups."},
 		{RuleAzInternetFacing, Medium, "Virtual machine reachable from the internet",
-			"A virtual machine (not a load balancer or application gateway) has a public IP, or a public load balancer's inbound NAT rule forwarding a port to it alone, and its NSGs let internet traffic reach it on some port. A machine reached only through a balancer's load-balancing rules is behind the balancer, and is not reported here (an admin or data-store port those rules forward is AZ-NET-002).",
+			"A virtual machine (not a load balancer or application gateway) has a public IP, or a public load balancer's inbound NAT rule forwarding a port to it alone, and its NSGs let internet traffic reach it on some port. A machine reached only through a balancer's load-balancing rules is behind the balancer, and is not reported here (an admin or data-store port those rules forward is AZ-NET-002). A container group (Azure Container Instances) of ip_address_type Public, the provider's default, is reported too: its public address forwards its exposed ports (exposed_port, else every port of its containers) with no NSG in the way; an admin or data-store port among them is AZ-NET-002.",
 			"Put the machine behind an Azure Load Balancer, Application Gateway or the moat gateway, without a public IP of its own."},
 		{RuleAzLateral, High, "Admin or data-store port reachable from a whole peered network",
 			"An SSH, RDP, database or cluster-store port of a virtual machine is reachable from the entire address space of a peered virtual network (NSG rules that allow VirtualNetwork or the peer's whole range): one compromised host there can pivot into this network.",

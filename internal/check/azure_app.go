@@ -23,7 +23,7 @@ const (
 func azureAppRules() []Rule {
 	return []Rule{
 		{RuleAzAppOpen, Medium, "App Service or Function App admits every internet address",
-			"A web app, function app or one of their slots leaves public network access on and its access restrictions admit every address: no ip_restriction (or scm_ip_restriction) block, an allow of 0.0.0.0/0 or ::/0 without header filters, or a default action of Allow for addresses no rule matches. The azurerm provider defaults ip_restriction_default_action and scm_ip_restriction_default_action to Allow on azurerm_linux_web_app, azurerm_windows_web_app, the function apps and their slots, so restrictions there admit everyone unless the default action is Deny; on azurerm_app_service and azurerm_function_app (azurerm before 4.0) the rules end in an implicit deny. The deployment (SCM, Kudu) site open to the internet is medium; the main site alone, which many apps serve to everyone on purpose, is low. Restrictions that are not known statically (a dynamic block over a variable) are read as admitting everyone, and the finding says so.",
+			"A web app, function app or one of their slots leaves public network access on and its access restrictions admit every address: no ip_restriction (or scm_ip_restriction) block, an allow of 0.0.0.0/0 or ::/0 without header filters, an allow of the service tag AzureFrontDoor.Backend or AzureCloud without header filters (every tenant's Front Door profiles and machines send from those addresses: a profile anyone makes forwards the whole internet unless x_azure_fdid names the site's own; a headers block of empty lists filters nothing), or a default action of Allow for addresses no rule matches. The azurerm provider defaults ip_restriction_default_action and scm_ip_restriction_default_action to Allow on azurerm_linux_web_app, azurerm_windows_web_app, the function apps and their slots, so restrictions there admit everyone unless the default action is Deny; on azurerm_app_service and azurerm_function_app (azurerm before 4.0) the rules end in an implicit deny. The deployment (SCM, Kudu) site open to the internet is medium; the main site alone, which many apps serve to everyone on purpose, is low. Restrictions that are not known statically (a dynamic block over a variable) are read as admitting everyone, and the finding says so.",
 			"Set public_network_access_enabled = false and reach the app through a private endpoint or Front Door, or list ip_restriction and scm_ip_restriction entries with ip_restriction_default_action = \"Deny\" and scm_ip_restriction_default_action = \"Deny\" (or scm_use_main_ip_restriction = true)."},
 		{RuleAzWeakTLS, Medium, "Azure service accepts plaintext or TLS below 1.2",
 			"A web app or function app does not set https_only = true (its default is false, so it answers plain HTTP), admits FTP beside FTPS (ftps_state = \"AllAllowed\", the platform's default for azurerm_app_service and azurerm_function_app when unset) or admits TLS 1.0 or 1.1 (minimum_tls_version, scm_minimum_tls_version, min_tls_version); a Redis cache opens its non-TLS port (enable_non_ssl_port, non_ssl_port_enabled) or admits TLS below 1.2; a storage account admits HTTP (enable_https_traffic_only, https_traffic_only_enabled = false) or TLS below 1.2; a container app's external ingress allows insecure connections (allow_insecure_connections = true), answering HTTP rather than redirecting it; an Azure SQL server admits TLS below 1.2; a PostgreSQL, MySQL or MariaDB single server turns SSL enforcement off (ssl_enforcement_enabled = false) or admits TLS below 1.2, or a flexible server's require_secure_transport parameter is OFF; an Application Gateway serves plain HTTP on a listener of a public frontend that its routing rules do not redirect to HTTPS (AWS-LB-001 is the AWS counterpart). Credentials and data then cross the network readable.",
@@ -70,8 +70,11 @@ func restrictionsOpen(sc map[string]any, list, action string, legacy bool) (why 
 		if unknown(e, "ip_address") && str(e, "service_tag") == "" && str(e, "virtual_network_subnet_id") == "" {
 			return "an " + list + " entry is not known statically: read as admitting every address", true
 		}
-		if len(blocks(e, "headers")) > 0 || unknown(e, "headers") {
+		if headerFiltered(e) {
 			continue // admits only requests that carry the named headers
+		}
+		if tag := str(e, "service_tag"); sharedTag(tag) {
+			return list + " allows service tag " + tag + " with no header filter (x_azure_fdid): every tenant's services under that tag reach the site, a Front Door profile anyone makes forwarding any internet address", false
 		}
 		ip := strings.TrimSpace(str(e, "ip_address"))
 		if mask := str(e, "subnet_mask"); mask != "" && !strings.Contains(ip, "/") {
@@ -97,6 +100,35 @@ func restrictionsOpen(sc map[string]any, list, action string, legacy bool) (why 
 		return action + " is Allow: every address no rule matches is admitted", false
 	}
 	return "", false
+}
+
+// headerFiltered tells whether an access restriction entry admits only
+// requests that carry named header values: a headers block listing some
+// value, or one not known statically (x_azure_fdid = [a profile's
+// resource_guid] is known only after apply). A block of empty lists
+// filters nothing.
+func headerFiltered(e map[string]any) bool {
+	if unknown(e, "headers") {
+		return true
+	}
+	for _, h := range blocks(e, "headers") {
+		for k := range h {
+			if vals, unk := strs(h, k); unk || len(vals) > 0 {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// sharedTag tells whether an App Service access restriction's service tag
+// names addresses that every tenant's services send from: AzureCloud (any
+// tenant's machines, in a region when scoped) and AzureFrontDoor.Backend
+// (any tenant's Front Door profile, which forwards whatever the internet
+// sends it unless the site checks the X-Azure-FDID header of its own).
+func sharedTag(tag string) bool {
+	t := strings.ToLower(strings.TrimSpace(tag))
+	return t == "azurefrontdoor.backend" || t == "azurecloud" || strings.HasPrefix(t, "azurecloud.")
 }
 
 // weakTLS tells whether a minimum TLS version admits TLS 1.0 or 1.1.

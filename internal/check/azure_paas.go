@@ -30,9 +30,9 @@ func azurePaaSRules() []Rule {
 		{RuleAzPublicContainer, Critical, "Storage container readable by anyone",
 			"A storage container's container_access_type is blob or container, so anonymous readers list or read its blobs, and its account does not forbid public access (allow_nested_items_to_be_public, allow_blob_public_access in azurerm 2.x, set to false). An account outside the scanned code, or one that leaves the flag unset, is read as allowing it. An account that turns public network access off is reached through private endpoints only and is not reported; one whose network rules default to Deny is reported at medium: its anonymous readers are those of the ranges and subnets the rules admit.",
 			"Set container_access_type = \"private\" and allow_nested_items_to_be_public = false on the account; hand out SAS tokens or use Entra ID for readers."},
-		{RuleAzServiceOpen, Medium, "Storage account, key vault, Cosmos DB account or Redis cache accepts connections from every network",
-			"The service leaves public network access on (public_network_access_enabled, true unless set) and admits every address: a storage account's or key vault's network rules default to Allow (with no network_rules, azurerm_storage_account_network_rules or network_acls block Azure admits every address); a Cosmos DB account has no ip_range_filter (a string in azurerm 3.x, a list in 4.x) and does not set is_virtual_network_filter_enabled, or its filter covers the internet; a Redis cache outside a subnet has no azurerm_redis_firewall_rule (a cache with rules is judged by them, AZ-NET-005). Only keys and Entra ID then stand between the internet and the data or secrets. A Cosmos DB filter of 0.0.0.0 admits every Azure service, of every tenant, and is low. A private endpoint alone does not close the public one: the finding names it. A value that is not known statically is read as open, and the finding says so.",
-			"Set default_action = \"Deny\" in network_rules or network_acls, an ip_range_filter or virtual network filter on Cosmos DB, firewall rules on Redis, and admit only the ranges and subnets that need the service; or set public_network_access_enabled = false and reach it through a private endpoint."},
+		{RuleAzServiceOpen, Medium, "Storage account, key vault, container registry, Cosmos DB account or Redis cache accepts connections from every network",
+			"The service leaves public network access on (public_network_access_enabled, true unless set) and admits every address: a storage account's, key vault's or container registry's network rules default to Allow (with no network_rules, azurerm_storage_account_network_rules, network_acls or network_rule_set block Azure admits every address; a registry below the Premium SKU takes no network rules at all); a registry that also turns anonymous_pull_enabled on serves its images to anyone, and is high; a Cosmos DB account has no ip_range_filter (a string in azurerm 3.x, a list in 4.x) and does not set is_virtual_network_filter_enabled, or its filter covers the internet; a Redis cache outside a subnet has no azurerm_redis_firewall_rule (a cache with rules is judged by them, AZ-NET-005). Only keys and Entra ID then stand between the internet and the data or secrets. A Cosmos DB filter of 0.0.0.0 admits every Azure service, of every tenant, and is low. A private endpoint alone does not close the public one: the finding names it. A value that is not known statically is read as open, and the finding says so.",
+			"Set default_action = \"Deny\" in network_rules, network_acls or network_rule_set (and leave a registry's anonymous_pull_enabled false), an ip_range_filter or virtual network filter on Cosmos DB, firewall rules on Redis, and admit only the ranges and subnets that need the service; or set public_network_access_enabled = false and reach it through a private endpoint."},
 	}
 }
 
@@ -230,7 +230,8 @@ func (m *Model) separateRules(byType map[string][]*tf.Resource) map[string]*tf.R
 	return separate
 }
 
-// networkOpen reads a storage account's or key vault's network rules:
+// networkOpen reads a storage account's, key vault's or container
+// registry's network rules:
 // why says how they admit every network, nothing when their default
 // action is Deny.
 func networkOpen(r *tf.Resource, blk string, separate map[string]*tf.Resource) []string {
@@ -259,8 +260,9 @@ func networkOpen(r *tf.Resource, blk string, separate map[string]*tf.Resource) [
 	return why
 }
 
-// azureServiceOpen reports storage accounts, key vaults, Cosmos DB
-// accounts and Redis caches that admit every network (AZ-NET-006).
+// azureServiceOpen reports storage accounts, key vaults, container
+// registries, Cosmos DB accounts and Redis caches that admit every network
+// (AZ-NET-006).
 func (m *Model) azureServiceOpen(byType map[string][]*tf.Resource, fs *findings) {
 	separate := m.separateRules(byType)
 	pes := m.privateEndpoints(byType)
@@ -274,14 +276,26 @@ func (m *Model) azureServiceOpen(byType map[string][]*tf.Resource, fs *findings)
 	for _, c := range []struct{ typ, block string }{
 		{"azurerm_storage_account", "network_rules"},
 		{"azurerm_key_vault", "network_acls"},
+		{"azurerm_container_registry", "network_rule_set"},
 	} {
 		for _, r := range byType[c.typ] {
 			if publicOff(r) {
 				continue
 			}
-			if why := networkOpen(r, c.block, separate); len(why) > 0 {
-				report(r, Medium, why)
+			why := networkOpen(r, c.block, separate)
+			if len(why) == 0 {
+				continue
 			}
+			sev := Medium
+			switch {
+			case boolean(r.Values, "anonymous_pull_enabled", false):
+				sev = High
+				why = append(why, "anonymous_pull_enabled = true: anyone pulls its images without credentials")
+			case unknown(r.Values, "anonymous_pull_enabled"):
+				sev = High
+				why = append(why, "anonymous_pull_enabled is not known statically: read as true, anyone pulling its images without credentials")
+			}
+			report(r, sev, why)
 		}
 	}
 	inet := m.Internet().Set

@@ -636,3 +636,46 @@ func TestAzureSubnetLookup(t *testing.T) {
 		t.Errorf("%s: %+v, want one", RuleAzLateral, got)
 	}
 }
+
+// TestAzureAppFrontDoorTag checks that an access restriction allowing the
+// AzureFrontDoor.Backend tag admits every tenant's Front Door, and so the
+// whole internet, unless a header names the site's own profile: the tag
+// alone, or a headers block of empty lists, was read as restricting the
+// site. A profile ID known only after apply is a filter; another service's
+// tag is its own addresses.
+func TestAzureAppFrontDoorTag(t *testing.T) {
+	rep := run(t, "testdata/azure/front-door-tag")
+	for _, addr := range []string{"azurerm_linux_web_app.tag_only", "azurerm_linux_web_app.empty_headers"} {
+		got := activeOn(rep, RuleAzAppOpen, addr)
+		if len(got) != 1 || !strings.Contains(got[0].Message, "service tag AzureFrontDoor.Backend with no header filter") {
+			t.Errorf("%s: %+v, want one %s naming the tag without a header filter", addr, got, RuleAzAppOpen)
+		}
+	}
+	for _, addr := range []string{"azurerm_linux_web_app.own_profile", "azurerm_linux_web_app.monitor"} {
+		if got := activeOn(rep, RuleAzAppOpen, addr); len(got) > 0 {
+			t.Errorf("%s: %+v, want no %s", addr, got, RuleAzAppOpen)
+		}
+	}
+}
+
+// TestAzureRegistryOpen checks that a container registry without network
+// rules is reported as taking connections from every network, and at high
+// when it serves its images to anonymous readers; one whose rules deny by
+// default, or whose public access is off, is not. Registries were not read
+// at all.
+func TestAzureRegistryOpen(t *testing.T) {
+	rep := run(t, "testdata/azure/registry")
+	builds := activeOn(rep, RuleAzServiceOpen, "azurerm_container_registry.builds")
+	if len(builds) != 1 || builds[0].Severity != Medium || !strings.Contains(builds[0].Message, "no network_rule_set block") {
+		t.Errorf("registry without network rules: %+v, want one medium", builds)
+	}
+	anon := activeOn(rep, RuleAzServiceOpen, "azurerm_container_registry.public_images")
+	if len(anon) != 1 || anon[0].Severity != High || !strings.Contains(anon[0].Message, "anonymous_pull_enabled = true") {
+		t.Errorf("registry with anonymous pull: %+v, want one high naming it", anon)
+	}
+	for _, addr := range []string{"azurerm_container_registry.office", "azurerm_container_registry.private"} {
+		if got := activeOn(rep, RuleAzServiceOpen, addr); len(got) > 0 {
+			t.Errorf("%s: %+v, want none", addr, got)
+		}
+	}
+}

@@ -52,26 +52,40 @@ func (m *Model) subnetsOf(refs []string) []*Subnet {
 	return out
 }
 
-// sgsUnknown says, when some of the security groups named by attrs of vals
-// cannot be evaluated, that they are assumed to admit everything.
-func sgsUnknown(vals map[string]any, attrs ...string) string {
+// sgsIn returns the security groups that attrs of vals name, and why they
+// may be any group. An element not known statically that can only be a
+// group of the project (an index not known statically into counted
+// groups) is each group it may be, all read as attached: together they
+// admit the most any of them does. One that may be any group (a variable
+// without a value, an ID computed elsewhere) makes why say so: the
+// endpoint's groups are then read as admitting everything (SGsUnknown).
+func (m *Model) sgsIn(vals map[string]any, attrs ...string) (out []*SG, why string) {
 	for _, a := range attrs {
-		if _, unk := strs(vals, a); unk {
-			return a + " not known statically: assumed to admit every address"
+		out = append(out, m.sgsOf(strList(vals, a))...)
+		unk, from := unknownRefs(vals, a)
+		if !unk {
+			continue
+		}
+		if gs := instancesOf(m, from, m.SGs, func(g *SG) *tf.Resource { return g.Res }); gs != nil {
+			for _, g := range gs {
+				m.sgUsed[g.Addr] = true
+			}
+			out = append(out, gs...)
+			continue
+		}
+		if why == "" {
+			why = a + " not known statically: assumed to admit every address"
 		}
 	}
-	return ""
+	return out, why
 }
 
-// attachSGs adds to e the security groups that attrs of vals name. One not
-// known statically (a variable without a value, an ID computed elsewhere)
-// may be any group: e's groups are then read as admitting everything
-// (SGsUnknown).
+// attachSGs adds to e the security groups that attrs of vals name
+// (sgsIn).
 func (m *Model) attachSGs(e *Endpoint, vals map[string]any, attrs ...string) {
-	for _, a := range attrs {
-		e.SGs = append(e.SGs, m.sgsOf(strList(vals, a))...)
-	}
-	if why := sgsUnknown(vals, attrs...); why != "" && e.SGsUnknown == "" {
+	gs, why := m.sgsIn(vals, attrs...)
+	e.SGs = append(e.SGs, gs...)
+	if why != "" && e.SGsUnknown == "" {
 		e.SGsUnknown = why
 	}
 }
@@ -255,8 +269,7 @@ func (m *Model) buildEndpoints(byType map[string][]*tf.Resource) {
 		e := &Endpoint{Addr: r.Address, Kind: "instance", Res: r}
 		t, known := m.launchTemplate(block(r.Values, "launch_template"))
 		e.Subnets = m.launchedSubnets(e, t, r.Values, "subnet_id")
-		e.SGs = m.sgsOf(append(strList(r.Values, "vpc_security_group_ids"), strList(r.Values, "security_groups")...))
-		e.SGsUnknown = sgsUnknown(r.Values, "vpc_security_group_ids", "security_groups")
+		e.SGs, e.SGsUnknown = m.sgsIn(r.Values, "vpc_security_group_ids", "security_groups")
 		if !has(r.Values, "vpc_security_group_ids") && !has(r.Values, "security_groups") {
 			m.templateSGs(e, t, known) // its own groups replace the template's
 		}
@@ -330,6 +343,7 @@ func (m *Model) buildEndpoints(byType map[string][]*tf.Resource) {
 		}
 		add(e)
 	}
+	m.fleets(byType, add)
 	listeners, anyListener := m.listeners(byType)
 	for _, typ := range []string{"aws_lb", "aws_alb", "aws_elb"} {
 		for _, r := range byType[typ] {

@@ -268,6 +268,10 @@ type Endpoint struct {
 	// ListensOn says what Listens admits where Ports does not (a range
 	// among a task's host ports), for the hop that refuses a port.
 	ListensOn string
+	// PortsAssumed says why the ports the endpoint answers on are not
+	// known statically: it is read as answering on every port, and a path
+	// found to it is not proven.
+	PortsAssumed string
 	// AppPorts: Ports are an application's own (an ECS task's host
 	// ports), not an admin or data-store service's: reached from the
 	// internet, one makes the endpoint internet-facing, and is an

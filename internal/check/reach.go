@@ -329,6 +329,9 @@ func (m *Model) sgPass(sgs []*SG, proto string, port int, src Source, set *netip
 // proven one first.
 func (m *Model) Reach(src Source, e *Endpoint, proto string, port int) Result {
 	r := m.reach(src, e, proto, port)
+	if r.Reachable && e.PortsAssumed != "" {
+		r.Assumed = append([]string{e.Addr + ": " + e.PortsAssumed}, r.Assumed...)
+	}
 	if !src.Internet || len(e.Published) == 0 || r.Reachable && len(r.Assumed) == 0 {
 		return r
 	}
@@ -487,17 +490,7 @@ func (m *Model) internetRoutes(t *RouteTable, vpc *VPC) (*netipx.IPSet, []Route)
 	if r, ok := m.inetRouted[k]; ok {
 		return r.got, r.used
 	}
-	got, used := routed(t, vpc, m.Internet().Set, func(r Route) bool {
-		if vpc == nil {
-			// A table of a VPC outside the scanned code: any internet
-			// gateway may be that VPC's.
-			return r.Kind == "igw" || r.Kind == "unknown" && r.Target == ""
-		}
-		if r.Kind == "unknown" && r.Target == "" {
-			return m.hasIGW(vpc)
-		}
-		return r.Kind == "igw" && m.igws[r.Target] == vpc.Addr
-	})
+	got, used := routed(t, vpc, m.Internet().Set, func(r Route) bool { return m.toIGW(r, vpc) })
 	if m.inetRouted == nil {
 		m.inetRouted = map[tableKey]routedSet{}
 	}
@@ -539,7 +532,11 @@ func (m *Model) reachVia1(src Source, e *Endpoint, s *Subnet, t *RouteTable, pro
 			if gw == "" && s.VPC != nil {
 				gw = m.igwOf(s.VPC)
 			}
-			path = append(path, Hop{Kind: "igw", Addr: gw, Detail: "internet gateway attached to " + vpcName(s.VPC)})
+			igw := Hop{Kind: "igw", Addr: gw, Detail: "internet gateway attached to " + vpcName(s.VPC)}
+			if gw == "" {
+				igw.Detail = "an internet gateway not in the scanned code, attached to " + vpcName(s.VPC)
+			}
+			path = append(path, igw)
 			var rs []string
 			for _, r := range used {
 				rs = append(rs, fmt.Sprintf("%s → %s", r.Dest, orUnknown(r.Target)))
@@ -701,6 +698,30 @@ func orUnknown(s string) string {
 		return "(target not known statically)"
 	}
 	return s
+}
+
+// toIGW reports whether route r, of a table of vpc (nil: a VPC outside
+// the scanned code), sends to an internet gateway attached to vpc. AWS
+// takes a route to an internet gateway only when the gateway is attached
+// to the table's VPC, so a gateway the scanned code does not hold (an ID
+// written out, one made elsewhere) is that VPC's; so is a target not known
+// statically (kind unknown), as the route says it assumes, whether or not
+// the scanned code attaches a gateway of its own.
+func (m *Model) toIGW(r Route, vpc *VPC) bool {
+	switch {
+	case r.Kind == "unknown" && r.Target == "":
+		return true
+	case r.Kind != "igw":
+		return false
+	case vpc == nil:
+		return true // any internet gateway may be that VPC's
+	}
+	if at, held := m.igws[r.Target]; held {
+		return at == vpc.Addr
+	}
+	// An ID of a virtual private gateway is no internet gateway; any other
+	// target the scanned code does not hold is one made elsewhere.
+	return m.lookup(r.Target) == nil && !strings.HasPrefix(r.Target, "vgw-")
 }
 
 // hasIGW reports whether an internet gateway is attached to v.

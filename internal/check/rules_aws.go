@@ -303,7 +303,7 @@ func (m *Model) exposure(e *Endpoint) ([]Hop, bool) {
 	inet := m.Internet()
 	for _, s := range append(append([]*Subnet(nil), e.Subnets...), e.SubnetsMaybe...) {
 		got, used := routed(s.TableOf(), s.VPC, inet.Set, func(r Route) bool {
-			return r.Kind == "igw" && s.VPC != nil && m.igws[r.Target] == s.VPC.Addr
+			return s.VPC != nil && m.toIGW(r, s.VPC)
 		})
 		if empty(got) {
 			continue
@@ -338,8 +338,18 @@ func (e *Endpoint) inSubnet(path []Hop) bool {
 // the lowest port of every ingress rule that admits internet addresses.
 func (m *Model) anyPort(e *Endpoint) (Result, bool) {
 	if e.Managed {
-		r := m.Reach(m.Internet(), e, "tcp", 443)
-		return r, r.Reachable
+		// Its own ports, else the HTTPS of a managed service's API.
+		ports := e.Ports
+		if len(ports) == 0 {
+			ports = []int{443}
+		}
+		var r Result
+		for _, p := range ports {
+			if r = m.Reach(m.Internet(), e, "tcp", p); r.Reachable {
+				return r, true
+			}
+		}
+		return r, false
 	}
 	if _, ok := m.exposure(e); !ok && !e.Azure && (len(e.Subnets) > 0 || len(e.SubnetsMaybe) > 0) && !e.SubnetsAny {
 		return Result{}, false

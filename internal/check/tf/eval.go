@@ -508,7 +508,18 @@ func (ev *evaluator) locals(in *instance) int {
 	in.localBits = map[string]int{}
 	pending := in.mod.locals
 	for round := 0; round <= len(in.mod.locals) && len(pending) > 0; round++ {
-		in.scope["local"] = objectOf(in.locals)
+		// A local not settled yet reads as unknown, not as missing: a
+		// missing one is an error that try() and can() would take for a
+		// failure and answer with their fallback, a known value that is
+		// not the local's.
+		scope := map[string]cty.Value{}
+		for _, a := range pending {
+			scope[a.name] = cty.DynamicVal
+		}
+		for k, v := range in.locals {
+			scope[k] = v
+		}
+		in.scope["local"] = objectOf(scope)
 		ctx := ev.ctx(in)
 		var rest []local
 		for _, a := range pending {

@@ -28,7 +28,7 @@ func origins(b *body, v cty.Value, ctx *hcl.EvalContext, in *instance) map[strin
 		out[k] = from
 	}
 	for name, e := range b.attrs {
-		if metaArgs[name] || !v.Type().HasAttribute(name) || v.GetAttr(name).IsKnown() {
+		if metaArgs[name] || !v.Type().HasAttribute(name) || v.GetAttr(name).IsWhollyKnown() {
 			continue
 		}
 		if from := sources(e, ctx, in); len(from) > 0 {
@@ -60,13 +60,22 @@ func origins(b *body, v cty.Value, ctx *hcl.EvalContext, in *instance) map[strin
 }
 
 // setFrom records from on the unknown value at path (origins' keys) of
-// vals.
+// vals, or on each unknown element of the list there ([aws_subnet.a[
+// count.index].id] when count.index is not known).
 func setFrom(vals map[string]any, path string, from []string) {
 	k, rest, nested := strings.Cut(path, "/")
 	if !nested {
-		if u, ok := vals[k].(Unknown); ok {
-			u.From = from
-			vals[k] = u
+		switch v := vals[k].(type) {
+		case Unknown:
+			v.From = from
+			vals[k] = v
+		case []any:
+			for i, x := range v {
+				if u, ok := x.(Unknown); ok && len(u.From) == 0 {
+					u.From = from
+					v[i] = u
+				}
+			}
 		}
 		return
 	}
