@@ -107,6 +107,9 @@ type Config struct {
 	// keepLogData: every rule keeps its logdata (see logdata.go), the
 	// reference dropping it is tested against.
 	keepLogData bool
+	// noSetvarFold: setvars expand their TX macros on every match (see
+	// setvarfold.go), the reference folding them is tested against.
+	noSetvarFold bool
 
 	// MaxArgLength is the longest argument value accepted, in bytes
 	// (CRS's tx.arg_length); 0 means 256 KiB. MaxArgNameLength is the
@@ -355,6 +358,17 @@ func New(cfg Config) (*WAF, error) {
 			for _, g := range gates {
 				g.p.Store(p)
 			}
+			if out.res != nil && !cfg.noSetvarFold {
+				values := make(map[string]string, len(out.res.consts))
+				for _, c := range out.res.consts {
+					values[c.key] = c.value
+				}
+				if rules, err := corazaRules(w); err == nil {
+					// An error leaves the rest as loaded: only the
+					// expansions' cost stays.
+					out.gate.Setvars, _ = foldSetvars(rules, p.consts, values)
+				}
+			}
 		}
 	}
 	return out, nil
@@ -379,6 +393,9 @@ type GateStats struct {
 	// why none was, if Coraza's rules are not laid out as expected.
 	LogData    int
 	LogDataErr error
+	// Setvars is the number of setvar values whose macros read only TX
+	// constants, written in at load (setvarfold.go).
+	Setvars int
 }
 
 // GateStats reports on the gate.
