@@ -135,7 +135,7 @@ func (g gateAction) Evaluate(r plugintypes.RuleMetadata, tx plugintypes.Transact
 		if start != "" && i%gateBudgetEvery == gateBudgetEvery-1 && p.budget.Evaluate(tx, start) {
 			break
 		}
-		if !s.mayMatch(&rules[i]) {
+		if !s.guarded(&rules[i]) && !s.mayMatch(&rules[i]) {
 			s.remove(rules[i].id)
 		}
 	}
@@ -270,6 +270,10 @@ type gateRule struct {
 	// test: the rule's number among the tests whose answers on header
 	// values the cache keeps (gatecache.go), or -1.
 	test int
+	// guards: the rules with a skip:N action that may count over this
+	// one; it is decided only on a request where the gate removed each
+	// of them, and is left to Coraza otherwise.
+	guards []int
 }
 
 // gateSelector is one VARIABLE[:key] a rule reads.
@@ -414,14 +418,20 @@ func planGate(w coraza.WAF, ids []int, paranoia int, budget time.Duration, const
 	// skip:N skips the next N rules of its phase that the transaction has
 	// not removed, so removing one would move what it skips. Every rule
 	// from a skip to its phase's N-th next SecMarker (which no exclusion
-	// removes, so the skip cannot reach past it) is left to Coraza.
+	// removes, so the skip cannot reach past it) is left to Coraza, but
+	// on a request where the gate removes the skipping rule itself: it
+	// does not match, so nothing is skipped (gateRule.guards).
 	for i, info := range all {
 		markers := 0
 		for j := i + 1; info.skip > 0 && j < len(all) && markers < info.skip; j++ {
 			if all[j].phase != info.phase && all[j].phase != 0 {
 				continue // phase 0 (markers) is every phase
 			}
-			all[j].gr = nil
+			if info.gr != nil && all[j].gr != nil {
+				all[j].gr.guards = append(all[j].gr.guards, info.id)
+			} else {
+				all[j].gr = nil
+			}
 			if all[j].marker {
 				markers++
 			}
@@ -1179,6 +1189,18 @@ func (s *gateState) multiRest(r *gateRule, steps []plugintypes.Transformation, v
 		v = t
 		s.work++
 		if r.op.Evaluate(s.tx, v) != r.neg {
+			return true
+		}
+	}
+	return false
+}
+
+// guarded reports whether a rule with a skip:N action that may count
+// over r was left in the transaction by this pass: r is then not
+// decided, as removing it would move what the skip skips.
+func (s *gateState) guarded(r *gateRule) bool {
+	for _, id := range r.guards {
+		if !s.removedHere(id) {
 			return true
 		}
 	}

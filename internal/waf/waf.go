@@ -104,6 +104,12 @@ type Config struct {
 	// noHeaderCache: the gate asks every header value on every request
 	// (see gatecache.go), the reference the cache is tested against.
 	noHeaderCache bool
+	// keepLogData: every rule keeps its logdata (see logdata.go), the
+	// reference dropping it is tested against.
+	keepLogData bool
+	// noSetvarFold: setvars expand their TX macros on every match (see
+	// setvarfold.go), the reference folding them is tested against.
+	noSetvarFold bool
 
 	// MaxArgLength is the longest argument value accepted, in bytes
 	// (CRS's tx.arg_length); 0 means 256 KiB. MaxArgNameLength is the
@@ -305,6 +311,11 @@ func New(cfg Config) (*WAF, error) {
 		return nil, fmt.Errorf("waf: load rules: %w", err)
 	}
 	out := &WAF{waf: w, detect: cfg.DetectionOnly, bodyLimit: orDefault64(cfg.RequestBodyLimit, DefaultRequestBodyLimit), rx: statsOf(patterns), cfg: cfg}
+	if !cfg.keepLogData {
+		// Only the cost of building it goes: an error leaves the rules'
+		// logdata as loaded.
+		out.gate.LogData, out.gate.LogDataErr = dropLogData(w)
+	}
 	if !cfg.noResolve {
 		// Before the gate is planned: it plans over the rules left.
 		if res, err := resolve(w); err != nil {
@@ -347,6 +358,17 @@ func New(cfg Config) (*WAF, error) {
 			for _, g := range gates {
 				g.p.Store(p)
 			}
+			if out.res != nil && !cfg.noSetvarFold {
+				values := make(map[string]string, len(out.res.consts))
+				for _, c := range out.res.consts {
+					values[c.key] = c.value
+				}
+				if rules, err := corazaRules(w); err == nil {
+					// An error leaves the rest as loaded: only the
+					// expansions' cost stays.
+					out.gate.Setvars, _ = foldSetvars(rules, p.consts, values)
+				}
+			}
 		}
 	}
 	return out, nil
@@ -366,6 +388,14 @@ type GateStats struct {
 	Resolved, Folded, Consts int
 	// ResolveErr is why the resolver is off, if it is.
 	ResolveErr error
+	// LogData is the number of rules and chain links whose logdata,
+	// which nothing reads, was dropped at load (logdata.go); LogDataErr
+	// why none was, if Coraza's rules are not laid out as expected.
+	LogData    int
+	LogDataErr error
+	// Setvars is the number of setvar values whose macros read only TX
+	// constants, written in at load (setvarfold.go).
+	Setvars int
 }
 
 // GateStats reports on the gate.
