@@ -20,6 +20,7 @@ import (
 	"github.com/libp2p/go-yamux/v5"
 	"github.com/pquerna/otp/totp"
 
+	"moat/internal/agent"
 	"moat/internal/api"
 	"moat/internal/audit"
 	"moat/internal/identity"
@@ -66,6 +67,8 @@ type moveFixture struct {
 	n2Mesh string
 	tunnel *yamux.Session
 	webReg api.Registration
+	a1     *agent.Agent
+	dbPort int
 }
 
 func newMoveFixture(t *testing.T) *moveFixture {
@@ -80,7 +83,7 @@ func newMoveFixture(t *testing.T) *moveFixture {
 	}
 	a1 := c.startAgent("n1")
 	a2 := c.startAgent("n2")
-	f := &moveFixture{c: c, n2Mesh: c.agentCfg["n2"].MeshAddr, webReg: web}
+	f := &moveFixture{c: c, n2Mesh: c.agentCfg["n2"].MeshAddr, webReg: web, a1: a1, dbPort: dbPort}
 	eventually(t, "web's and db's SVIDs", func() bool { return svidOf(a1, "web") != nil && svidOf(a2, "db") != nil })
 	svid, err := a1.Certificate("web")
 	if err != nil {
@@ -168,10 +171,30 @@ func TestMoveRevokesSVIDsLeftBehind(t *testing.T) {
 }
 
 // TestReregisterInPlaceRevokesNothing: registering web again on the node
-// it runs on (a new port) leaves its SVIDs and tunnels alone.
+// it runs on (a new port) leaves its SVIDs and tunnels alone; removing it
+// then revokes them.
 func TestReregisterInPlaceRevokesNothing(t *testing.T) {
 	f := newMoveFixture(t)
 	c := f.c
+	t.Log("a canary: n1's tunnel to n2 as api, whose revocation shows n2 has the list")
+	c.register(api.Registration{Name: "api", Node: "n1", Port: freePort(t)})
+	doc := "default: deny\nrules:\n  - name: to-db\n    from: [web, api]\n    to: db\n    ports: [" + itoa(f.dbPort) + "]\n"
+	if err := c.call(http.MethodPost, api.PathPolicy, api.PolicyRequest{YAML: doc}, nil); err != nil {
+		t.Fatal(err)
+	}
+	var canary *yamux.Session
+	eventually(t, "a tunnel from n1 as api to n2", func() bool {
+		cert, err := f.a1.Certificate("api")
+		if err != nil {
+			return false
+		}
+		canary, err = openTunnel(f.n2Mesh, "db", cert, c.clk.Now)
+		return err == nil
+	})
+	defer canary.Close()
+	canarySVID, _ := f.a1.Certificate("api")
+
+	t.Log("register web again on n1")
 	again := f.webReg
 	again.Port = freePort(t)
 	c.register(again)
@@ -182,11 +205,35 @@ func TestReregisterInPlaceRevokesNothing(t *testing.T) {
 	if _, ok := e.Detail["svids_revoked"]; ok {
 		t.Fatalf("svc.register entry %v: want nothing revoked", e.Detail)
 	}
+	if err := c.call(http.MethodPost, api.PathRevoke, api.RevokeRequest{Serial: identity.SerialHex(canarySVID.Leaf.SerialNumber)}, nil); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-canary.CloseChan():
+	case <-time.After(testkit.WaitLimit):
+		t.Fatal("the canary's tunnel was not cut")
+	}
+	if f.tunnel.IsClosed() {
+		t.Fatal("web's tunnel was cut by a registration in place")
+	}
 	if err := tunnelAccepts(f.n2Mesh, "db", f.svid, c.clk.Now); err != nil {
 		t.Fatalf("n2 refused web's SVID after a registration in place: %v", err)
 	}
-	if f.tunnel.IsClosed() {
-		t.Fatal("the tunnel was cut by a registration in place")
+
+	t.Log("deregister web")
+	if err := c.call(http.MethodDelete, api.PathServices+"?name=web", nil, nil); err != nil {
+		t.Fatal(err)
+	}
+	if rev := revocations(t, c, c.admin); !slices.Contains(rev.Serials, f.serial) {
+		t.Fatalf("revocation list %v after deregistering web: want %s on it", rev.Serials, f.serial)
+	}
+	if e := lastEntry(t, c, "svc.deregister"); e.Detail["left_node"] != "n1" || e.Detail["svids_revoked"] == "" || e.Detail["svids_revoked"] == "0" {
+		t.Fatalf("svc.deregister entry %v: want left_node n1 and the SVIDs revoked", e.Detail)
+	}
+	select {
+	case <-f.tunnel.CloseChan():
+	case <-time.After(testkit.WaitLimit):
+		t.Fatal("web's tunnel outlived its deregistration")
 	}
 }
 
