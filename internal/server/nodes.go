@@ -388,6 +388,20 @@ func (s *Server) handleSVID(w http.ResponseWriter, r *http.Request, c *caller) {
 		writeError(w, err)
 		return
 	}
+	// Likewise a service moved off the node meanwhile: either this read
+	// sees the move, or the move's second look sees the record
+	// (placeService).
+	reg = api.Registration{}
+	if err := getJSON(ctx, s.st, prefixService+req.Service, &reg); (err != nil && !errors.Is(err, store.ErrNotFound)) || reg.Node != c.Name {
+		if _, derr := s.st.Delete(ctx, issuedKey(c.Name, rec.Serial)); derr != nil && err == nil {
+			err = derr
+		}
+		if err == nil {
+			err = errorf(http.StatusForbidden, "service %q is not registered on node %q", req.Service, c.Name)
+		}
+		writeError(w, err)
+		return
+	}
 	var rev identity.Revocations
 	if err := getJSON(ctx, s.st, keyRevocations, &rev); err != nil && !errors.Is(err, store.ErrNotFound) {
 		writeError(w, err)

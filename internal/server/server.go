@@ -351,6 +351,7 @@ func (s *Server) Run(ctx context.Context) error {
 	defer cancelHub()
 	go func() { errc <- s.hub.run(hubCtx) }()
 	go s.runAccess(hubCtx)
+	go s.runLeftSweep(hubCtx)
 	memberDone := make(chan struct{})
 	go func() {
 		defer close(memberDone)

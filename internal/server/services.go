@@ -28,7 +28,7 @@ func (s *Server) handleServiceRegister(ctx context.Context, c *caller, r *http.R
 		// service up when it joins.
 		s.log.Info("service registered on a node that has not joined yet", "service", reg.Name, "node", reg.Node)
 	}
-	if err := putJSON(ctx, s.st, prefixService+reg.Name, reg); err != nil {
+	if err := s.placeService(ctx, c, reg.Name, &reg); err != nil {
 		return nil, reg.Name, err
 	}
 	return reg, reg.Name, nil
@@ -169,10 +169,7 @@ func (s *Server) services(ctx context.Context) ([]api.Registration, error) {
 
 func (s *Server) handleServiceDeregister(ctx context.Context, c *caller, r *http.Request) (any, string, error) {
 	name := r.URL.Query().Get("name")
-	if _, err := s.st.Get(ctx, prefixService+name); errors.Is(err, store.ErrNotFound) {
-		return nil, name, errorf(http.StatusNotFound, "service %q is not registered", name)
-	}
-	if _, err := s.st.Delete(ctx, prefixService+name); err != nil {
+	if err := s.placeService(ctx, c, name, nil); err != nil {
 		return nil, name, err
 	}
 	return nil, name, nil
