@@ -299,23 +299,39 @@ const noteTimeout = time.Second
 // unnoted: one the input chain's list refuses anyway.
 const noteSize = 65536
 
+// noteFamily is one address family's notes: its set and where a
+// packet's source address and port (the notes' key) are read.
+type noteFamily struct {
+	proto   byte
+	off, l  uint32 // the source address in the network header
+	portReg uint32 // the register after the address's, for the port
+	set     *nftables.Set
+}
+
+func noteFamilies(n4, n6 *nftables.Set) []noteFamily {
+	return []noteFamily{{unix.NFPROTO_IPV4, 12, 4, 9, n4}, {unix.NFPROTO_IPV6, 8, 16, 12, n6}}
+}
+
+// source loads a packet's note key: its source address, then the first
+// two bytes of its transport header (the source port of TCP, UDP, SCTP).
+func (f noteFamily) source() []expr.Any {
+	return []expr.Any{
+		&expr.Payload{DestRegister: 1, Base: expr.PayloadBaseNetworkHeader, Offset: f.off, Len: f.l},
+		&expr.Payload{DestRegister: f.portReg, Base: expr.PayloadBaseTransportHeader, Offset: 0, Len: 2},
+	}
+}
+
 // preRules are the prerouting chain: what the input chain admits (its
 // list, evaluated before the NAT) is left alone; any other new connection
 // from the network to one of the node's own addresses is noted.
 func preRules(s Spec, n4, n6 *nftables.Set) []rule {
 	out := admitted(s, true)
-	for _, fam := range []struct {
-		proto   byte
-		off, l  uint32
-		portReg uint32
-		set     *nftables.Set
-	}{{unix.NFPROTO_IPV4, 12, 4, 9, n4}, {unix.NFPROTO_IPV6, 8, 16, 12, n6}} {
+	for _, fam := range noteFamilies(n4, n6) {
 		m := append(nfproto(fam.proto), ctState(expr.CtStateBitNEW)...)
 		m = append(m,
 			&expr.Fib{Register: 1, ResultADDRTYPE: true, FlagDADDR: true},
-			&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: binaryutil.NativeEndian.PutUint32(unix.RTN_LOCAL)},
-			&expr.Payload{DestRegister: 1, Base: expr.PayloadBaseNetworkHeader, Offset: fam.off, Len: fam.l},
-			&expr.Payload{DestRegister: fam.portReg, Base: expr.PayloadBaseTransportHeader, Offset: 0, Len: 2})
+			&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: binaryutil.NativeEndian.PutUint32(unix.RTN_LOCAL)})
+		m = append(m, fam.source()...)
 		note := append(slices.Clone(m), &expr.Dynset{SrcRegKey: 1, SetName: fam.set.Name, SetID: fam.set.ID,
 			Operation: unix.NFT_DYNSET_OP_UPDATE, Timeout: noteTimeout})
 		out = append(out, rule{comment: "note a new connection to this node the inbound rules do not admit", exprs: note})
@@ -340,18 +356,11 @@ func publishedRules(s Spec, n4, n6 *nftables.Set) []rule {
 		what = "audit"
 	}
 	var out []rule
-	for _, fam := range []struct {
-		proto   byte
-		off, l  uint32
-		portReg uint32
-		set     *nftables.Set
-	}{{unix.NFPROTO_IPV4, 12, 4, 9, n4}, {unix.NFPROTO_IPV6, 8, 16, 12, n6}} {
+	for _, fam := range noteFamilies(n4, n6) {
 		m := append(nfproto(fam.proto), ctState(expr.CtStateBitNEW)...)
 		m = append(m, ctBits(expr.CtKeySTATUS, ipsDstNAT)...)
-		m = append(m,
-			&expr.Payload{DestRegister: 1, Base: expr.PayloadBaseNetworkHeader, Offset: fam.off, Len: fam.l},
-			&expr.Payload{DestRegister: fam.portReg, Base: expr.PayloadBaseTransportHeader, Offset: 0, Len: 2},
-			&expr.Lookup{SourceRegister: 1, SetName: fam.set.Name, SetID: fam.set.ID})
+		m = append(m, fam.source()...)
+		m = append(m, &expr.Lookup{SourceRegister: 1, SetName: fam.set.Name, SetID: fam.set.ID})
 		c := "published by destination NAT, not admitted by the inbound rules"
 		log := append(slices.Clone(m),
 			&expr.Limit{Type: expr.LimitTypePkts, Rate: 50, Unit: expr.LimitTimeSecond, Burst: 100},
