@@ -110,6 +110,9 @@ type Config struct {
 	// noSetvarFold: setvars expand their TX macros on every match (see
 	// setvarfold.go), the reference folding them is tested against.
 	noSetvarFold bool
+	// noEvalSkip: CRS's blocking evaluation is always left to Coraza
+	// (see evalskip.go), the reference skipping it is tested against.
+	noEvalSkip bool
 
 	// MaxArgLength is the longest argument value accepted, in bytes
 	// (CRS's tx.arg_length); 0 means 256 KiB. MaxArgNameLength is the
@@ -179,6 +182,8 @@ func register() {
 		plugins.RegisterAction("moatInspect", newInspectAction)
 		plugins.RegisterAction("moatContext", newContextAction)
 		plugins.RegisterAction("moatGate", newGateAction)
+		plugins.RegisterAction("moatEval", newEvalAction)
+		plugins.RegisterOperator("moatEval", newEvalOp)
 		plugins.RegisterOperator("moatSQLi", newNeedScoreOp(&familySQL, sqlNeed))
 		plugins.RegisterOperator("moatXSS", newNeedScoreOp(&familyXSS, xssNeed))
 		plugins.RegisterOperator("moatShell", newNeedScoreOp(&familyShell, shellNeed))
@@ -371,6 +376,14 @@ func New(cfg Config) (*WAF, error) {
 			}
 		}
 	}
+	if !cfg.noEvalSkip {
+		// After the folding: the plan keeps the setvars' macros. An
+		// error, or a rule set laid out otherwise, leaves the evaluation
+		// to Coraza.
+		if rules, err := corazaRules(w); err == nil {
+			out.gate.Evals, _ = planEvals(rules)
+		}
+	}
 	return out, nil
 }
 
@@ -396,6 +409,9 @@ type GateStats struct {
 	// Setvars is the number of setvar values whose macros read only TX
 	// constants, written in at load (setvarfold.go).
 	Setvars int
+	// Evals is the number of rules whose moatEval action decides CRS's
+	// blocking evaluation after it (evalskip.go).
+	Evals int
 }
 
 // GateStats reports on the gate.
