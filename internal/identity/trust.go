@@ -17,10 +17,26 @@ import (
 // Revocations is the control plane's deny-list. Serials are lowercase hex
 // without leading zeros (as SerialHex writes them); IDs are SPIFFE IDs. A
 // revoked node ID also revokes every SVID whose URI is that node's.
+//
+// A serial leaves the list a while after its certificate expired (the
+// control plane prunes it), so that the list does not grow for ever. What
+// the list no longer says, Pruned does: every serial dropped belonged to a
+// certificate that expired no later than Pruned, and a certificate that
+// expired by then is refused as revoked, since the list can no longer tell
+// whether it was. A live tunnel kept on an SVID that merely expired
+// (checked at its NotAfter) is thus cut at the latest when the list drops
+// serials that expired after it; a revoked one is never taken for merely
+// expired, whatever the clocks and however late the list arrives.
 type Revocations struct {
 	Version int64    `json:"version"`
 	Serials []string `json:"serials,omitempty"`
 	IDs     []string `json:"ids,omitempty"`
+	// Expires is the NotAfter of the listed serials whose certificate the
+	// control plane knew; a serial without one (revoked by number alone,
+	// or listed before expiries were kept) is never dropped.
+	Expires map[string]time.Time `json:"expires,omitempty"`
+	// Pruned is the latest NotAfter of a serial dropped from the list.
+	Pruned time.Time `json:"pruned,omitzero"`
 }
 
 // SerialHex formats a certificate serial number as Revocations keeps it.
@@ -44,6 +60,7 @@ type Trust struct {
 	serials map[string]bool
 	ids     map[string]bool
 	rev     Revocations
+	pruned  time.Time
 	changed chan struct{}
 }
 
@@ -78,6 +95,7 @@ func (t *Trust) Update(b *x509bundle.Bundle, r Revocations) {
 		t.bundle = b.Clone()
 	}
 	t.serials, t.ids, t.rev = serials, ids, r
+	t.pruned = r.Pruned
 	close(t.changed)
 	t.changed = make(chan struct{})
 	t.mu.Unlock()
@@ -122,11 +140,13 @@ func (t *Trust) Revocations() Revocations {
 }
 
 // Revoked reports whether the SVID leaf is revoked, by serial, by its own
-// SPIFFE ID, or (for a service SVID) because its ID is revoked.
+// SPIFFE ID, or (for a service SVID) because its ID is revoked; or whether
+// it expired no later than the list's Pruned, when its serial may have
+// been dropped from the list.
 func (t *Trust) Revoked(leaf *x509.Certificate, id spiffeid.ID) bool {
 	t.mu.RLock()
 	defer t.mu.RUnlock()
-	return t.serials[SerialHex(leaf.SerialNumber)] || t.ids[id.String()]
+	return t.serials[SerialHex(leaf.SerialNumber)] || t.ids[id.String()] || (!t.pruned.IsZero() && !leaf.NotAfter.After(t.pruned))
 }
 
 // Verify checks chain (leaf first, then intermediates) as an X.509-SVID of

@@ -172,3 +172,47 @@ func TestNames(t *testing.T) {
 		}
 	}
 }
+
+// TestRevokedSerialRefusedUntilAndAfterPrune: a revoked SVID is refused
+// while valid, and checked at its NotAfter (as a live tunnel on an expired
+// SVID is) once expired; after the control plane dropped its serial, the
+// list's Pruned refuses it as well, even to a clock that runs behind and
+// takes it for valid. An SVID that expired after Pruned is unaffected.
+func TestRevokedSerialRefusedUntilAndAfterPrune(t *testing.T) {
+	td := spiffeid.RequireTrustDomainFromString("example.org")
+	ca := newTestCA(t, "example.org")
+	bundle := x509bundle.FromX509Authorities(td, []*x509.Certificate{ca.root})
+	chain := ca.sign(t, goodLeaf())
+	leaf := chain[0]
+	later := goodLeaf()
+	later.SerialNumber, later.NotAfter = big.NewInt(0xdef), leaf.NotAfter.Add(time.Second)
+	laterChain := ca.sign(t, later)
+	sn := SerialHex(leaf.SerialNumber)
+
+	now := t0
+	trust := NewTrust(TrustConfig{TrustDomain: td, Now: func() time.Time { return now }})
+	trust.Update(bundle, Revocations{Version: 1, Serials: []string{sn}, Expires: map[string]time.Time{sn: leaf.NotAfter}})
+	if _, err := trust.Verify(chain); !errors.Is(err, ErrRevoked) {
+		t.Fatalf("listed, valid: %v, want revoked", err)
+	}
+	now = leaf.NotAfter.Add(time.Hour)
+	if _, err := trust.VerifyAt(chain, leaf.NotAfter); !errors.Is(err, ErrRevoked) {
+		t.Fatalf("listed, expired, checked at its NotAfter: %v, want revoked", err)
+	}
+
+	pruned := Revocations{Version: 2, Pruned: leaf.NotAfter}
+	trust.Update(bundle, pruned)
+	if _, err := trust.VerifyAt(chain, leaf.NotAfter); !errors.Is(err, ErrRevoked) {
+		t.Fatalf("pruned, checked at its NotAfter: %v, want revoked", err)
+	}
+	if _, err := trust.VerifyAt(laterChain, later.NotAfter); err != nil {
+		t.Fatalf("an SVID that expired after Pruned, checked at its NotAfter: %v", err)
+	}
+	now = t0 // a clock that runs far behind the control plane's
+	if _, err := trust.Verify(chain); !errors.Is(err, ErrRevoked) {
+		t.Fatalf("pruned, to a clock behind: %v, want revoked", err)
+	}
+	if _, err := trust.Verify(laterChain); err != nil {
+		t.Fatalf("an SVID that expires after Pruned, valid: %v", err)
+	}
+}

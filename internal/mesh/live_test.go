@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"crypto/rand"
 	"crypto/sha256"
+	"crypto/tls"
 	"fmt"
 	"io"
 	"net"
@@ -336,5 +337,54 @@ func TestStreamOnExpiredTunnelRefused(t *testing.T) {
 	})
 	if r.Unmapped.ReasonCode != flow.ReasonExpired {
 		t.Fatalf("code %q reason %q", r.Unmapped.ReasonCode, r.Unmapped.Reason)
+	}
+}
+
+// TestRevokedSVIDCutAfterExpiryAndPrune: a stream on an SVID that merely
+// expired lives on, but is cut once its serial is listed, even after the
+// expiry; and once the control plane drops the serial of an SVID that
+// expired (the list's Pruned covers it), a stream on it is cut though this
+// node never saw it listed, while one on an SVID that expired later stays.
+func TestRevokedSVIDCutAfterExpiryAndPrune(t *testing.T) {
+	p := newPair(t)
+	var certs []*tls.Certificate
+	var sessions []*session
+	for i := 1; i <= 3; i++ {
+		c := p.f.issue(t, "frontend", time.Duration(i)*10*time.Minute)
+		p.a.ids.set("frontend", c)
+		certs = append(certs, c)
+		sessions = append(sessions, openSession(t, p.a.local(t, "frontend", "api")))
+	}
+	p.b.clock.Advance(30*time.Minute + time.Second)
+	p.b.trust.Update(nil, identity.Revocations{})
+	for i, s := range sessions {
+		if err := s.ping("expired"); err != nil {
+			t.Fatalf("session %d was cut by its SVID's expiry: %v", i, err)
+		}
+	}
+	closed := func(name string, s *session) {
+		t.Helper()
+		_ = s.c.SetReadDeadline(time.Now().Add(testkit.WaitLimit))
+		if _, err := s.br.ReadString('\n'); err == nil {
+			t.Fatalf("%s: still open", name)
+		} else if ne, ok := err.(net.Error); ok && ne.Timeout() {
+			t.Fatalf("%s: not closed", name)
+		}
+	}
+	t.Log("the first SVID, expired, is revoked: its stream is cut")
+	first := identity.SerialHex(certs[0].Leaf.SerialNumber)
+	p.b.trust.Update(nil, identity.Revocations{Version: 1, Serials: []string{first},
+		Expires: map[string]time.Time{first: certs[0].Leaf.NotAfter}})
+	closed("the revoked, expired SVID's stream", sessions[0])
+
+	t.Log("the second SVID was revoked and pruned from the list before it reached node-b")
+	p.b.clock.Advance(48 * time.Hour)
+	p.b.trust.Update(nil, identity.Revocations{Version: 3, Pruned: certs[1].Leaf.NotAfter})
+	closed("the pruned SVID's stream", sessions[1])
+	if err := sessions[2].ping("expired later"); err != nil {
+		t.Fatalf("the stream on the SVID that expired after the pruned one was cut: %v", err)
+	}
+	if s := p.b.m.Stats(); s.Cut != 2 {
+		t.Fatalf("cut count %d, want 2", s.Cut)
 	}
 }

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"net/http"
 	"slices"
 	"sort"
@@ -200,21 +201,22 @@ func (s *Server) removeAdmin(ctx context.Context, c *caller, name, target string
 	if rec.Account != "" {
 		c.note(audit.DetailTargetAccount, rec.Account)
 	}
-	c.note("serials", strings.Join(serials, ","))
+	revoked := slices.Sorted(maps.Keys(serials))
+	c.note("serials", strings.Join(revoked, ","))
 	c.note("sessions_ended", strconv.Itoa(sessions))
-	return api.AdminRemoved{ID: target, Revoked: serials, SessionsEnded: sessions, GrantsRevoked: ended}, nil
+	return api.AdminRemoved{ID: target, Revoked: revoked, SessionsEnded: sessions, GrantsRevoked: ended}, nil
 }
 
 // accountSerials lists the serials of the certificates issued to an
 // account that have not ended at now: its current and earlier enrolment
 // certificates and its MFA session certificates.
-func accountSerials(rec adminRecord, m mfaRecord, now time.Time) []string {
-	var out []string
+func accountSerials(rec adminRecord, m mfaRecord, now time.Time) map[string]time.Time {
+	out := map[string]time.Time{}
 	for _, x := range earlierCerts(rec, now) {
-		out = append(out, x.Serial)
+		out[x.Serial] = x.NotAfter
 	}
 	for _, x := range m.liveSessions(now) {
-		out = append(out, x.Serial)
+		out[x.Serial] = x.Expires
 	}
 	return out
 }

@@ -77,7 +77,8 @@ func (s *Server) placeOnce(ctx context.Context, name string, reg *api.Registrati
 		from = old.Node
 	}
 	var rev identity.Revocations
-	var serials []string
+	var serials map[string]time.Time
+	added := 0
 	if from != "" {
 		kvs, _, err := s.st.List(ctx, prefixIssued+from+"/")
 		if err != nil {
@@ -93,25 +94,25 @@ func (s *Server) placeOnce(ctx context.Context, name string, reg *api.Registrati
 			conds = append(conds, store.Cond{Key: keyRevocations, ModRevision: revRev})
 			ops = append(ops, store.Put(keyRevocations, mustJSON(rev)))
 		}
-		serials = rev.Serials[before:]
+		added = len(rev.Serials) - before
 	}
 	if _, err := s.st.Txn(ctx, conds, ops); err != nil {
 		return "", 0, err
 	}
-	if len(serials) > 0 {
+	if added > 0 {
 		s.trust.Update(nil, rev)
 	}
-	return from, len(serials), nil
+	return from, added, nil
 }
 
-// liveSerials returns the serials of the unexpired records among kvs
-// (issuedRecords) that keep says to.
-func liveSerials(kvs []store.KV, now time.Time, keep func(issuedRecord) bool) []string {
-	var out []string
+// liveSerials returns the serials, with their NotAfter, of the unexpired
+// records among kvs (issuedRecords) that keep says to.
+func liveSerials(kvs []store.KV, now time.Time, keep func(issuedRecord) bool) map[string]time.Time {
+	out := map[string]time.Time{}
 	for _, kv := range kvs {
 		var rec issuedRecord
 		if json.Unmarshal(kv.Value, &rec) == nil && rec.Service != "" && now.Before(rec.Expires) && keep(rec) {
-			out = append(out, rec.Serial)
+			out[rec.Serial] = rec.Expires
 		}
 	}
 	return out
@@ -175,13 +176,17 @@ func (s *Server) sweepLeft(ctx context.Context) error {
 		Detail: map[string]string{"svids_revoked": fmt.Sprint(n)}})
 }
 
-// runLeftSweep runs sweepLeft now and every leftSweepEvery until ctx ends.
+// runLeftSweep runs sweepLeft, and the revocation list's pruning
+// (sweepRevocations), now and every leftSweepEvery until ctx ends.
 func (s *Server) runLeftSweep(ctx context.Context) {
 	t := time.NewTicker(leftSweepEvery)
 	defer t.Stop()
 	for {
 		if err := s.sweepLeft(ctx); err != nil && ctx.Err() == nil {
 			s.log.Error("revoke SVIDs left on nodes their service left", "err", err)
+		}
+		if err := s.sweepRevocations(ctx); err != nil && ctx.Err() == nil {
+			s.log.Error("prune the revocation list", "err", err)
 		}
 		select {
 		case <-ctx.Done():

@@ -5,12 +5,15 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"net/http"
 	"regexp"
 	"slices"
 	"strings"
+	"time"
 
 	"moat/internal/api"
+	"moat/internal/audit"
 	"moat/internal/identity"
 	"moat/internal/store"
 )
@@ -36,7 +39,8 @@ func (s *Server) handleRevoke(ctx context.Context, c *caller, r *http.Request) (
 	if n != 1 {
 		return nil, "", errorf(http.StatusBadRequest, "name exactly one of service, node or serial")
 	}
-	var addIDs, addSerials []string
+	var addIDs []string
+	var addSerials map[string]time.Time
 	var target string
 	switch {
 	case req.Service != "":
@@ -58,8 +62,12 @@ func (s *Server) handleRevoke(ctx context.Context, c *caller, r *http.Request) (
 		if !serialRE.MatchString(req.Serial) {
 			return nil, trimForError(req.Serial), errorf(http.StatusBadRequest, "serial %q: want hexadecimal", trimForError(req.Serial))
 		}
-		s := strings.ToLower(strings.TrimLeft(req.Serial, "0"))
-		target, addSerials = "serial:"+s, []string{s}
+		sn := strings.ToLower(strings.TrimLeft(req.Serial, "0"))
+		end, err := s.issuedEnd(ctx, sn)
+		if err != nil {
+			return nil, "serial:" + sn, err
+		}
+		target, addSerials = "serial:"+sn, map[string]time.Time{sn: end}
 	}
 	rev, err := s.addRevocations(ctx, addIDs, addSerials)
 	if err != nil {
@@ -81,27 +89,44 @@ func (s *Server) handleRevoke(ctx context.Context, c *caller, r *http.Request) (
 	return rev, target, nil
 }
 
-// nodeSerials lists the unexpired SVIDs issued to node.
-func (s *Server) nodeSerials(ctx context.Context, node string) ([]string, error) {
+// nodeSerials lists the unexpired SVIDs issued to node, with their NotAfter.
+func (s *Server) nodeSerials(ctx context.Context, node string) (map[string]time.Time, error) {
 	kvs, _, err := s.st.List(ctx, prefixIssued)
 	if err != nil {
 		return nil, err
 	}
 	now := s.now()
-	var out []string
+	out := map[string]time.Time{}
 	for _, kv := range kvs {
 		var rec issuedRecord
 		if json.Unmarshal(kv.Value, &rec) == nil && rec.Node == node && now.Before(rec.Expires) {
-			out = append(out, rec.Serial)
+			out[rec.Serial] = rec.Expires
 		}
 	}
 	return out, nil
 }
 
+// issuedEnd returns the NotAfter of the SVID or admin certificate with
+// serial sn on record, or zero when none is: the serial is then listed
+// for good.
+func (s *Server) issuedEnd(ctx context.Context, sn string) (time.Time, error) {
+	kvs, _, err := s.st.List(ctx, prefixIssued)
+	if err != nil {
+		return time.Time{}, err
+	}
+	for _, kv := range kvs {
+		var rec issuedRecord
+		if json.Unmarshal(kv.Value, &rec) == nil && rec.Serial == sn {
+			return rec.Expires, nil
+		}
+	}
+	return time.Time{}, nil
+}
+
 // addRevocations adds ids and serials to the stored list and to this
 // server's trust: a read-modify-write under a revision check, retried on
 // conflict, so two concurrent revocations both land.
-func (s *Server) addRevocations(ctx context.Context, addIDs, addSerials []string) (identity.Revocations, error) {
+func (s *Server) addRevocations(ctx context.Context, addIDs []string, addSerials map[string]time.Time) (identity.Revocations, error) {
 	for attempt := 0; attempt < 10; attempt++ {
 		var rev identity.Revocations
 		modRev, err := getJSONRev(ctx, s.st, keyRevocations, &rev)
@@ -125,9 +150,10 @@ func (s *Server) addRevocations(ctx context.Context, addIDs, addSerials []string
 	return identity.Revocations{}, store.ErrConflict
 }
 
-// mergeRevocations adds ids and serials to rev, and says whether it changed
-// (its Version is then one more).
-func mergeRevocations(rev *identity.Revocations, ids, serials []string) bool {
+// mergeRevocations adds ids and serials to rev, the serials (in order) with
+// the NotAfter of their certificate when it is known (not zero), and says
+// whether it changed (its Version is then one more).
+func mergeRevocations(rev *identity.Revocations, ids []string, serials map[string]time.Time) bool {
 	changed := false
 	for _, id := range ids {
 		if !slices.Contains(rev.IDs, id) {
@@ -135,9 +161,15 @@ func mergeRevocations(rev *identity.Revocations, ids, serials []string) bool {
 			changed = true
 		}
 	}
-	for _, sn := range serials {
+	for _, sn := range slices.Sorted(maps.Keys(serials)) {
 		if !slices.Contains(rev.Serials, sn) {
 			rev.Serials = append(rev.Serials, sn)
+			if end := serials[sn]; !end.IsZero() {
+				if rev.Expires == nil {
+					rev.Expires = map[string]time.Time{}
+				}
+				rev.Expires[sn] = end.UTC()
+			}
 			changed = true
 		}
 	}
@@ -145,4 +177,81 @@ func mergeRevocations(rev *identity.Revocations, ids, serials []string) bool {
 		rev.Version++
 	}
 	return changed
+}
+
+// ActionRevocationsPruned names the audit entries of serials dropped from
+// the revocation list once their certificates had long expired.
+const ActionRevocationsPruned = "revocations.prune"
+
+// revokedKeep is how long a revoked serial stays listed after its
+// certificate expired. Refusal does not depend on it: a serial dropped
+// moves the list's Pruned to its NotAfter, and every agent then refuses
+// any certificate that expired by then, revoked or not, whenever the list
+// reaches it and whatever its clock says. What it bounds is the drain of
+// a tunnel on an SVID that merely expired, which keeps its streams
+// (mesh.peerDistrusted) until a list drops a serial that expired after
+// it: a day, a node certificate's default life, lets such a stream run a
+// day past its SVID, far beyond the list's propagation (seconds) and any
+// skew between clocks, while the list holds at most the serials revoked
+// in a day and an SVID's life.
+const revokedKeep = 24 * time.Hour
+
+// pruneRevocations drops from the stored list the serials whose
+// certificate expired more than revokedKeep ago, moving Pruned forward,
+// under a check of the list's revision: of servers pruning at once, one
+// writes and the others find nothing left to drop. Serials without a
+// NotAfter (revoked by number alone, or listed before NotAfters were
+// kept) and revoked IDs stay: a node or service ID names no certificate
+// that ends. It returns how many serials it dropped and the list's Pruned.
+func (s *Server) pruneRevocations(ctx context.Context) (int, time.Time, error) {
+	for attempt := 0; attempt < 10; attempt++ {
+		var rev identity.Revocations
+		modRev, err := getJSONRev(ctx, s.st, keyRevocations, &rev)
+		if errors.Is(err, store.ErrNotFound) {
+			return 0, time.Time{}, nil
+		}
+		if err != nil {
+			return 0, time.Time{}, err
+		}
+		cutoff := s.now().Add(-revokedKeep)
+		kept := make([]string, 0, len(rev.Serials))
+		for _, sn := range rev.Serials {
+			end, ok := rev.Expires[sn]
+			if !ok || !end.Before(cutoff) {
+				kept = append(kept, sn)
+				continue
+			}
+			if end.After(rev.Pruned) {
+				rev.Pruned = end
+			}
+			delete(rev.Expires, sn)
+		}
+		n := len(rev.Serials) - len(kept)
+		if n == 0 {
+			return 0, rev.Pruned, nil
+		}
+		rev.Serials = kept
+		rev.Version++
+		_, err = s.st.Txn(ctx, []store.Cond{{Key: keyRevocations, ModRevision: modRev}}, []store.Op{store.Put(keyRevocations, mustJSON(rev))})
+		if errors.Is(err, store.ErrConflict) {
+			continue
+		}
+		if err != nil {
+			return 0, time.Time{}, err
+		}
+		s.trust.Update(nil, rev)
+		return n, rev.Pruned, nil
+	}
+	return 0, time.Time{}, store.ErrConflict
+}
+
+// sweepRevocations prunes the revocation list (pruneRevocations) and
+// records what it dropped.
+func (s *Server) sweepRevocations(ctx context.Context) error {
+	n, pruned, err := s.pruneRevocations(ctx)
+	if err != nil || n == 0 {
+		return err
+	}
+	return s.record(ctx, audit.Entry{Time: s.now().UTC(), Actor: "control-plane", Action: ActionRevocationsPruned, Target: "revocations", Result: "ok",
+		Detail: map[string]string{"serials_pruned": fmt.Sprint(n), "pruned": pruned.UTC().Format(time.RFC3339)}})
 }

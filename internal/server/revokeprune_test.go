@@ -1,0 +1,134 @@
+package server
+
+import (
+	"context"
+	"log/slog"
+	"path/filepath"
+	"slices"
+	"sync"
+	"testing"
+	"time"
+
+	"moat/internal/api"
+	"moat/internal/audit"
+	"moat/internal/flow/flowstore"
+	"moat/internal/identity"
+	"moat/internal/store"
+)
+
+// TestPruneDropsLongExpiredSerials: a serial revoked by a move leaves the
+// list once its SVID expired more than revokedKeep ago, by the server's
+// clock, and not a second before; the list's Pruned then covers it. A
+// serial still valid, one listed without a NotAfter (as before NotAfters
+// were kept) and a revoked node ID stay. Pruning twice drops nothing more
+// and is audited once.
+func TestPruneDropsLongExpiredSerials(t *testing.T) {
+	ctx := t.Context()
+	dir := t.TempDir()
+	st, err := store.OpenBolt(store.BoltConfig{Dir: dir})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	if err := Init(ctx, st, InitConfig{TrustDomain: "example.org", AdminDir: filepath.Join(dir, "admin")}); err != nil {
+		t.Fatal(err)
+	}
+	fs, err := flowstore.OpenStore(flowstore.StoreConfig{Dir: filepath.Join(dir, "flows")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer fs.Close()
+	var mu sync.Mutex
+	now := time.Now().UTC().Truncate(time.Second)
+	clock := func() time.Time {
+		mu.Lock()
+		defer mu.Unlock()
+		return now
+	}
+	set := func(t time.Time) {
+		mu.Lock()
+		defer mu.Unlock()
+		now = t
+	}
+	var entries []audit.Entry
+	srv, err := New(ctx, Config{Listen: "127.0.0.1:0", Store: st, Flows: fs, Logger: slog.New(slog.DiscardHandler), Now: clock,
+		Audit: audit.RecorderFunc(func(_ context.Context, e audit.Entry) error {
+			mu.Lock()
+			defer mu.Unlock()
+			entries = append(entries, e)
+			return nil
+		})})
+	if err != nil {
+		t.Fatal(err)
+	}
+	start := clock()
+	short, long := start.Add(10*time.Minute), start.Add(3*revokedKeep)
+	if err := putJSON(ctx, st, prefixService+"web", api.Registration{Name: "web", Node: "n1", Port: 80}); err != nil {
+		t.Fatal(err)
+	}
+	for _, rec := range []issuedRecord{
+		{Node: "n1", Service: "web", Serial: "a1", Expires: short},
+		{Node: "n1", Service: "web", Serial: "b1", Expires: long},
+	} {
+		if err := putJSON(ctx, st, issuedKey(rec.Node, rec.Serial), rec); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := srv.placeService(ctx, &caller{}, "web", &api.Registration{Name: "web", Node: "n2", Port: 80}); err != nil {
+		t.Fatal(err)
+	}
+	node, err := identity.NodeID(srv.td, "n9")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := srv.addRevocations(ctx, []string{node.String()}, map[string]time.Time{"c1": {}}); err != nil {
+		t.Fatal(err)
+	}
+	before, err := srv.currentRevocations(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !before.Expires["a1"].Equal(short) || !before.Expires["b1"].Equal(long) {
+		t.Fatalf("revocations %+v: want the NotAfter of a1 and b1 kept", before)
+	}
+
+	set(short.Add(revokedKeep)) // not yet more than revokedKeep past a1's end
+	if err := srv.sweepRevocations(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if rev, err := srv.currentRevocations(ctx); err != nil || rev.Version != before.Version || len(rev.Serials) != 3 {
+		t.Fatalf("revocations %+v (%v) at a1's end plus revokedKeep, want them untouched", rev, err)
+	}
+
+	set(short.Add(revokedKeep + time.Second))
+	for round := range 2 {
+		if err := srv.sweepRevocations(ctx); err != nil {
+			t.Fatal(err)
+		}
+		rev, err := srv.currentRevocations(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got := slices.Sorted(slices.Values(rev.Serials))
+		if !slices.Equal(got, []string{"b1", "c1"}) || !slices.Equal(rev.IDs, []string{node.String()}) {
+			t.Fatalf("round %d: revocations %+v, want serials b1 and c1 and node n9", round, rev)
+		}
+		if rev.Version != before.Version+1 || !rev.Pruned.Equal(short) || len(rev.Expires) != 1 {
+			t.Fatalf("round %d: revocations %+v, want version %d, pruned at %s, one NotAfter", round, rev, before.Version+1, short)
+		}
+		if got := srv.trust.Revocations(); got.Version != rev.Version {
+			t.Fatalf("round %d: the server trusts revocations of version %d, want %d", round, got.Version, rev.Version)
+		}
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	var pruned []audit.Entry
+	for _, e := range entries {
+		if e.Action == ActionRevocationsPruned {
+			pruned = append(pruned, e)
+		}
+	}
+	if len(pruned) != 1 || pruned[0].Detail["serials_pruned"] != "1" || pruned[0].Detail["pruned"] != short.Format(time.RFC3339) {
+		t.Fatalf("audit entries %+v, want one %s with serials_pruned 1", pruned, ActionRevocationsPruned)
+	}
+}
