@@ -106,9 +106,9 @@ func (s *Server) nodeSerials(ctx context.Context, node string) (map[string]time.
 	return out, nil
 }
 
-// issuedEnd returns the NotAfter of the SVID or admin certificate with
-// serial sn on record, or zero when none is: the serial is then listed
-// for good.
+// issuedEnd returns the NotAfter of the service SVID with serial sn on
+// record, or zero when none is (another certificate, or one whose record
+// went with its expiry): the serial is then listed for good.
 func (s *Server) issuedEnd(ctx context.Context, sn string) (time.Time, error) {
 	kvs, _, err := s.st.List(ctx, prefixIssued)
 	if err != nil {
