@@ -200,9 +200,10 @@ const revokedKeep = 24 * time.Hour
 // certificate expired more than revokedKeep ago, moving Pruned forward,
 // under a check of the list's revision: of servers pruning at once, one
 // writes and the others find nothing left to drop. Serials without a
-// NotAfter (revoked by number alone, or listed before NotAfters were
-// kept) and revoked IDs stay: a node or service ID names no certificate
-// that ends. It returns how many serials it dropped and the list's Pruned.
+// NotAfter stay, unless an issued-SVID record gives it (a serial listed
+// before NotAfters were kept, whose SVID has not expired yet), and so do
+// revoked IDs: a node or service ID names no certificate that ends. It
+// returns how many serials it dropped and the list's Pruned.
 func (s *Server) pruneRevocations(ctx context.Context) (int, time.Time, error) {
 	for attempt := 0; attempt < 10; attempt++ {
 		var rev identity.Revocations
@@ -210,6 +211,10 @@ func (s *Server) pruneRevocations(ctx context.Context) (int, time.Time, error) {
 		if errors.Is(err, store.ErrNotFound) {
 			return 0, time.Time{}, nil
 		}
+		if err != nil {
+			return 0, time.Time{}, err
+		}
+		learnt, err := s.learnExpiries(ctx, &rev)
 		if err != nil {
 			return 0, time.Time{}, err
 		}
@@ -227,7 +232,7 @@ func (s *Server) pruneRevocations(ctx context.Context) (int, time.Time, error) {
 			delete(rev.Expires, sn)
 		}
 		n := len(rev.Serials) - len(kept)
-		if n == 0 {
+		if n == 0 && !learnt {
 			return 0, rev.Pruned, nil
 		}
 		rev.Serials = kept
@@ -243,6 +248,38 @@ func (s *Server) pruneRevocations(ctx context.Context) (int, time.Time, error) {
 		return n, rev.Pruned, nil
 	}
 	return 0, time.Time{}, store.ErrConflict
+}
+
+// learnExpiries gives the listed serials without a NotAfter the one their
+// issued-SVID record holds, if any, and says whether it gave any.
+func (s *Server) learnExpiries(ctx context.Context, rev *identity.Revocations) (bool, error) {
+	if len(rev.Expires) == len(rev.Serials) {
+		return false, nil
+	}
+	kvs, _, err := s.st.List(ctx, prefixIssued)
+	if err != nil {
+		return false, err
+	}
+	ends := map[string]time.Time{}
+	for _, kv := range kvs {
+		var rec issuedRecord
+		if json.Unmarshal(kv.Value, &rec) == nil && !rec.Expires.IsZero() {
+			ends[rec.Serial] = rec.Expires
+		}
+	}
+	learnt := false
+	for _, sn := range rev.Serials {
+		if _, ok := rev.Expires[sn]; ok {
+			continue
+		}
+		if end, ok := ends[sn]; ok {
+			if rev.Expires == nil {
+				rev.Expires = map[string]time.Time{}
+			}
+			rev.Expires[sn], learnt = end.UTC(), true
+		}
+	}
+	return learnt, nil
 }
 
 // sweepRevocations prunes the revocation list (pruneRevocations) and

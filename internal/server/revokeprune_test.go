@@ -18,10 +18,11 @@ import (
 
 // TestPruneDropsLongExpiredSerials: a serial revoked by a move leaves the
 // list once its SVID expired more than revokedKeep ago, by the server's
-// clock, and not a second before; the list's Pruned then covers it. A
-// serial still valid, one listed without a NotAfter (as before NotAfters
-// were kept) and a revoked node ID stay. Pruning twice drops nothing more
-// and is audited once.
+// clock, and not a second before; the list's Pruned then covers it. So
+// does one listed without a NotAfter (as before NotAfters were kept) whose
+// issued record gives it. A serial still valid, one listed without a
+// NotAfter nothing gives, and a revoked node ID stay. Pruning twice drops
+// nothing more and is audited once.
 func TestPruneDropsLongExpiredSerials(t *testing.T) {
 	ctx := t.Context()
 	dir := t.TempDir()
@@ -69,6 +70,7 @@ func TestPruneDropsLongExpiredSerials(t *testing.T) {
 	for _, rec := range []issuedRecord{
 		{Node: "n1", Service: "web", Serial: "a1", Expires: short},
 		{Node: "n1", Service: "web", Serial: "b1", Expires: long},
+		{Node: "n5", Service: "db", Serial: "d1", Expires: short},
 	} {
 		if err := putJSON(ctx, st, issuedKey(rec.Node, rec.Serial), rec); err != nil {
 			t.Fatal(err)
@@ -81,23 +83,24 @@ func TestPruneDropsLongExpiredSerials(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := srv.addRevocations(ctx, []string{node.String()}, map[string]time.Time{"c1": {}}); err != nil {
+	if _, err := srv.addRevocations(ctx, []string{node.String()}, map[string]time.Time{"c1": {}, "d1": {}}); err != nil {
 		t.Fatal(err)
 	}
 	before, err := srv.currentRevocations(ctx)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !before.Expires["a1"].Equal(short) || !before.Expires["b1"].Equal(long) {
-		t.Fatalf("revocations %+v: want the NotAfter of a1 and b1 kept", before)
+	if !before.Expires["a1"].Equal(short) || !before.Expires["b1"].Equal(long) || len(before.Expires) != 2 {
+		t.Fatalf("revocations %+v: want the NotAfter of a1 and b1 kept, and no other", before)
 	}
 
 	set(short.Add(revokedKeep)) // not yet more than revokedKeep past a1's end
 	if err := srv.sweepRevocations(ctx); err != nil {
 		t.Fatal(err)
 	}
-	if rev, err := srv.currentRevocations(ctx); err != nil || rev.Version != before.Version || len(rev.Serials) != 3 {
-		t.Fatalf("revocations %+v (%v) at a1's end plus revokedKeep, want them untouched", rev, err)
+	learnt, err := srv.currentRevocations(ctx)
+	if err != nil || learnt.Version != before.Version+1 || len(learnt.Serials) != 4 || !learnt.Expires["d1"].Equal(short) || len(learnt.Expires) != 3 {
+		t.Fatalf("revocations %+v (%v) at a1's end plus revokedKeep, want every serial, d1's NotAfter learnt", learnt, err)
 	}
 
 	set(short.Add(revokedKeep + time.Second))
@@ -113,8 +116,8 @@ func TestPruneDropsLongExpiredSerials(t *testing.T) {
 		if !slices.Equal(got, []string{"b1", "c1"}) || !slices.Equal(rev.IDs, []string{node.String()}) {
 			t.Fatalf("round %d: revocations %+v, want serials b1 and c1 and node n9", round, rev)
 		}
-		if rev.Version != before.Version+1 || !rev.Pruned.Equal(short) || len(rev.Expires) != 1 {
-			t.Fatalf("round %d: revocations %+v, want version %d, pruned at %s, one NotAfter", round, rev, before.Version+1, short)
+		if rev.Version != learnt.Version+1 || !rev.Pruned.Equal(short) || len(rev.Expires) != 1 {
+			t.Fatalf("round %d: revocations %+v, want version %d, pruned at %s, one NotAfter", round, rev, learnt.Version+1, short)
 		}
 		if got := srv.trust.Revocations(); got.Version != rev.Version {
 			t.Fatalf("round %d: the server trusts revocations of version %d, want %d", round, got.Version, rev.Version)
@@ -128,7 +131,7 @@ func TestPruneDropsLongExpiredSerials(t *testing.T) {
 			pruned = append(pruned, e)
 		}
 	}
-	if len(pruned) != 1 || pruned[0].Detail["serials_pruned"] != "1" || pruned[0].Detail["pruned"] != short.Format(time.RFC3339) {
-		t.Fatalf("audit entries %+v, want one %s with serials_pruned 1", pruned, ActionRevocationsPruned)
+	if len(pruned) != 1 || pruned[0].Detail["serials_pruned"] != "2" || pruned[0].Detail["pruned"] != short.Format(time.RFC3339) {
+		t.Fatalf("audit entries %+v, want one %s with serials_pruned 2", pruned, ActionRevocationsPruned)
 	}
 }
