@@ -22,32 +22,7 @@ import (
 // versions are left alone.
 func TestSweepRevokesSVIDsLeftBehind(t *testing.T) {
 	ctx := t.Context()
-	dir := t.TempDir()
-	st, err := store.OpenBolt(store.BoltConfig{Dir: dir})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer st.Close()
-	if err := Init(ctx, st, InitConfig{TrustDomain: "example.org", AdminDir: filepath.Join(dir, "admin")}); err != nil {
-		t.Fatal(err)
-	}
-	fs, err := flowstore.OpenStore(flowstore.StoreConfig{Dir: filepath.Join(dir, "flows")})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer fs.Close()
-	var mu sync.Mutex
-	var entries []audit.Entry
-	srv, err := New(ctx, Config{Listen: "127.0.0.1:0", Store: st, Flows: fs, Logger: slog.New(slog.DiscardHandler),
-		Audit: audit.RecorderFunc(func(_ context.Context, e audit.Entry) error {
-			mu.Lock()
-			defer mu.Unlock()
-			entries = append(entries, e)
-			return nil
-		})})
-	if err != nil {
-		t.Fatal(err)
-	}
+	srv, st, audited := unstartedServer(t, nil)
 	now := time.Now()
 	for _, r := range []api.Registration{{Name: "web", Node: "n3", Port: 80}, {Name: "db", Node: "n2", Port: 5432}} {
 		if err := putJSON(ctx, st, prefixService+r.Name, r); err != nil {
@@ -82,9 +57,45 @@ func TestSweepRevokesSVIDsLeftBehind(t *testing.T) {
 			t.Fatalf("round %d: the server trusts revocations of version %d, want 1", round, got.Version)
 		}
 	}
-	mu.Lock()
-	defer mu.Unlock()
-	if len(entries) != 1 || entries[0].Action != ActionSVIDLeft || entries[0].Detail["svids_revoked"] != "2" {
+	if entries := audited(); len(entries) != 1 || entries[0].Action != ActionSVIDLeft || entries[0].Detail["svids_revoked"] != "2" {
 		t.Fatalf("audit entries %+v, want one %s with svids_revoked 2", entries, ActionSVIDLeft)
+	}
+}
+
+// unstartedServer is a server over a store made by Init, not serving:
+// for tests that call its periodic work themselves. now is its clock
+// (nil: the system's); audited returns the entries it recorded so far.
+func unstartedServer(t *testing.T, now func() time.Time) (srv *Server, st store.Store, audited func() []audit.Entry) {
+	t.Helper()
+	dir := t.TempDir()
+	st, err := store.OpenBolt(store.BoltConfig{Dir: dir})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	if err := Init(t.Context(), st, InitConfig{TrustDomain: "example.org", AdminDir: filepath.Join(dir, "admin")}); err != nil {
+		t.Fatal(err)
+	}
+	fs, err := flowstore.OpenStore(flowstore.StoreConfig{Dir: filepath.Join(dir, "flows")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { fs.Close() })
+	var mu sync.Mutex
+	var entries []audit.Entry
+	srv, err = New(t.Context(), Config{Listen: "127.0.0.1:0", Store: st, Flows: fs, Logger: slog.New(slog.DiscardHandler), Now: now,
+		Audit: audit.RecorderFunc(func(_ context.Context, e audit.Entry) error {
+			mu.Lock()
+			defer mu.Unlock()
+			entries = append(entries, e)
+			return nil
+		})})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return srv, st, func() []audit.Entry {
+		mu.Lock()
+		defer mu.Unlock()
+		return slices.Clone(entries)
 	}
 }

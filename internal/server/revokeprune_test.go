@@ -1,9 +1,6 @@
 package server
 
 import (
-	"context"
-	"log/slog"
-	"path/filepath"
 	"slices"
 	"sync"
 	"testing"
@@ -11,9 +8,7 @@ import (
 
 	"moat/internal/api"
 	"moat/internal/audit"
-	"moat/internal/flow/flowstore"
 	"moat/internal/identity"
-	"moat/internal/store"
 )
 
 // TestPruneDropsLongExpiredSerials: a serial revoked by a move leaves the
@@ -25,20 +20,6 @@ import (
 // nothing more and is audited once.
 func TestPruneDropsLongExpiredSerials(t *testing.T) {
 	ctx := t.Context()
-	dir := t.TempDir()
-	st, err := store.OpenBolt(store.BoltConfig{Dir: dir})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer st.Close()
-	if err := Init(ctx, st, InitConfig{TrustDomain: "example.org", AdminDir: filepath.Join(dir, "admin")}); err != nil {
-		t.Fatal(err)
-	}
-	fs, err := flowstore.OpenStore(flowstore.StoreConfig{Dir: filepath.Join(dir, "flows")})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer fs.Close()
 	var mu sync.Mutex
 	now := time.Now().UTC().Truncate(time.Second)
 	clock := func() time.Time {
@@ -51,17 +32,7 @@ func TestPruneDropsLongExpiredSerials(t *testing.T) {
 		defer mu.Unlock()
 		now = t
 	}
-	var entries []audit.Entry
-	srv, err := New(ctx, Config{Listen: "127.0.0.1:0", Store: st, Flows: fs, Logger: slog.New(slog.DiscardHandler), Now: clock,
-		Audit: audit.RecorderFunc(func(_ context.Context, e audit.Entry) error {
-			mu.Lock()
-			defer mu.Unlock()
-			entries = append(entries, e)
-			return nil
-		})})
-	if err != nil {
-		t.Fatal(err)
-	}
+	srv, st, audited := unstartedServer(t, clock)
 	start := clock()
 	short, long := start.Add(10*time.Minute), start.Add(3*revokedKeep)
 	if err := putJSON(ctx, st, prefixService+"web", api.Registration{Name: "web", Node: "n1", Port: 80}); err != nil {
@@ -123,10 +94,8 @@ func TestPruneDropsLongExpiredSerials(t *testing.T) {
 			t.Fatalf("round %d: the server trusts revocations of version %d, want %d", round, got.Version, rev.Version)
 		}
 	}
-	mu.Lock()
-	defer mu.Unlock()
 	var pruned []audit.Entry
-	for _, e := range entries {
+	for _, e := range audited() {
 		if e.Action == ActionRevocationsPruned {
 			pruned = append(pruned, e)
 		}
