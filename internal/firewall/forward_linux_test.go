@@ -98,19 +98,7 @@ func TestPublishedAppPort(t *testing.T) {
 	if err := reach(d.peer, d.published, false); err != nil {
 		t.Fatalf("published port before the firewall: %v", err)
 	}
-	lg, err := m.OpenLog()
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	runErr := make(chan error, 1)
-	go func() { runErr <- lg.Run(ctx) }()
-	defer func() {
-		cancel()
-		if err := <-runErr; err != nil {
-			t.Errorf("Run: %v", err)
-		}
-	}()
+	readLog(t, m)
 
 	t.Log("enforce: the published app port is refused to the network")
 	if err := m.Apply(Build(d.inputs(ModeEnforce))); err != nil {
@@ -184,19 +172,7 @@ func TestPublishedPortInboundRules(t *testing.T) {
 	if err := askUDP(d.peer, d.other, -1); err != nil {
 		t.Fatalf("published UDP port before the firewall: %v", err)
 	}
-	lg, err := m.OpenLog()
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	runErr := make(chan error, 1)
-	go func() { runErr <- lg.Run(ctx) }()
-	defer func() {
-		cancel()
-		if err := <-runErr; err != nil {
-			t.Errorf("Run: %v", err)
-		}
-	}()
+	readLog(t, m)
 
 	t.Log("enforce: a published port no inbound rule admits is refused to the network and to containers")
 	in := d.inputs(ModeEnforce)
@@ -292,19 +268,7 @@ func TestForwardedEgress(t *testing.T) {
 	if err := reach(d.ctr, out, false); err != nil {
 		t.Fatalf("before the firewall the container must reach the outside: %v", err)
 	}
-	lg, err := m.OpenLog()
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	runErr := make(chan error, 1)
-	go func() { runErr <- lg.Run(ctx) }()
-	defer func() {
-		cancel()
-		if err := <-runErr; err != nil {
-			t.Errorf("Run: %v", err)
-		}
-	}()
+	readLog(t, m)
 
 	t.Log("enforce: the container reaches nothing outside that the node may not")
 	in := d.inputs(ModeEnforce)
@@ -495,4 +459,23 @@ func TestPublishedAppPortIPv6(t *testing.T) {
 	if err := reach(d.peer, published, false); err == nil {
 		t.Error("the network reached a port published over IPv6 that no inbound rule admits")
 	}
+}
+
+// readLog reads m's would-drop log into its flow records until the test
+// ends.
+func readLog(t *testing.T, m *Manager) {
+	t.Helper()
+	lg, err := m.OpenLog()
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	runErr := make(chan error, 1)
+	go func() { runErr <- lg.Run(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-runErr; err != nil {
+			t.Errorf("Run: %v", err)
+		}
+	})
 }
