@@ -151,6 +151,28 @@ func unknownRefs(vals map[string]any, k string) (unk bool, from []string) {
 	return len(us) > 0, from
 }
 
+// refAddrs returns the addresses of the resources that attr of vals names:
+// each one known, and for one not known statically every instance of the
+// resources its expression can only name (element(x[*].id, count.index)
+// under a count not known statically: any of x's), taken from all. anyRef
+// reports one that may name anything.
+func (m *Model) refAddrs(vals map[string]any, attr string, all []*tf.Resource) (out []string, anyRef bool) {
+	for _, s := range strList(vals, attr) {
+		if a := m.addr(s); a != "" {
+			out = append(out, a)
+		}
+	}
+	unk, from := unknownRefs(vals, attr)
+	if !unk {
+		return out, false
+	}
+	rs := instancesOf(m, from, all, func(r *tf.Resource) *tf.Resource { return r })
+	for _, r := range rs {
+		out = append(out, r.Address)
+	}
+	return out, rs == nil
+}
+
 // subnetsIn returns the subnets that attr of vals names. One not known
 // statically may be any of those its expression names, else any subnet:
 // recorded on e (SubnetsUnknown) for reach to try, and said so.
