@@ -1280,3 +1280,19 @@ resource "aws_eks_cluster" "unnamed" {
 		t.Errorf("private cluster reached from the internet: %s", pathLine(r.Path))
 	}
 }
+
+// TestGroupsAttachedByQualifiedAttributes: groups an EMR studio or cluster
+// attaches (engine_security_group_id, emr_managed_master_security_group …)
+// were reported as not used (AWS-NET-008); an attribute whose name ends in
+// one that names groups, after a qualifier, attaches them too.
+func TestGroupsAttachedByQualifiedAttributes(t *testing.T) {
+	rep := run(t, "testdata/aws/group-attributes")
+	for _, g := range []string{"engine", "workspace", "master", "core", "service"} {
+		if got := findingOn(rep, RuleUnusedSG, "aws_security_group."+g); got != nil {
+			t.Errorf("%s on aws_security_group.%s, which an EMR resource attaches: %s", RuleUnusedSG, g, got.Message)
+		}
+	}
+	if findingOn(rep, RuleUnusedSG, "aws_security_group.spare") == nil {
+		t.Errorf("no %s on aws_security_group.spare, which nothing attaches", RuleUnusedSG)
+	}
+}

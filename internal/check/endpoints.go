@@ -603,8 +603,26 @@ func (m *Model) buildEndpoints(byType map[string][]*tf.Resource) {
 
 // sgRefKeys are the attributes, at any depth of any resource, that attach
 // security groups: a Lambda function's or CodeBuild project's vpc_config,
-// an EFS mount target, an MQ broker, a Batch compute environment …
+// an EFS mount target, an MQ broker, a Batch compute environment … So does
+// one whose name ends in one of them after a qualifier (sgRefKey): an EMR
+// studio's engine_security_group_id, an EMR cluster's
+// emr_managed_master_security_group.
 var sgRefKeys = map[string]bool{"security_groups": true, "security_group_ids": true, "vpc_security_group_ids": true}
+
+// sgRefKey tells whether attribute k names security groups a resource
+// attaches (or, in a group's rule, refers to). A bare security_group_id is
+// the group a rule or attachment resource is of, read where those are.
+func sgRefKey(k string) bool {
+	if sgRefKeys[k] {
+		return true
+	}
+	for _, s := range []string{"_security_group", "_security_groups", "_security_group_id", "_security_group_ids"} {
+		if strings.HasSuffix(k, s) {
+			return true
+		}
+	}
+	return false
+}
 
 // markSGRefs records every security group that a resource attaches, so that
 // one attached by a kind of resource the model has no endpoint for is not
@@ -615,7 +633,7 @@ func (m *Model) markSGRefs(byType map[string][]*tf.Resource) {
 		switch v := v.(type) {
 		case map[string]any:
 			for k, x := range v {
-				if sgRefKeys[k] {
+				if sgRefKey(k) {
 					for _, s := range strList(v, k) {
 						m.sgUsed[m.addr(s)] = true
 					}
