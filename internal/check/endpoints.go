@@ -17,6 +17,9 @@ var enginePorts = map[string]int{
 	"oracle-se2": 1521, "oracle-ee": 1521, "redis": 6379, "valkey": 6379, "memcached": 11211,
 }
 
+// proxyPorts are the ports an RDS proxy answers on, by engine family.
+var proxyPorts = map[string]int{"MYSQL": 3306, "POSTGRESQL": 5432, "SQLSERVER": 1433}
+
 // listensOn is Endpoint.Listens for a service that answers on ports alone.
 func listensOn(ports []int) func(string, int) bool {
 	return func(_ string, port int) bool { return slices.Contains(ports, port) }
@@ -466,6 +469,33 @@ func (m *Model) buildEndpoints(byType map[string][]*tf.Resource) {
 		// The DMS API makes an instance public unless told otherwise, but
 		// the AWS provider always sends the attribute, false when unset.
 		publicFlag(e, r.Values, "publicly_accessible")
+		add(e)
+	}
+	// An RDS proxy is interfaces in its subnets, behind its groups,
+	// answering its engine family's port alone; it takes no public
+	// address, so it matters for paths from peers and for --reach.
+	for _, r := range byType["aws_db_proxy"] {
+		port, ok := proxyPorts[strings.ToUpper(str(r.Values, "engine_family"))]
+		e := &Endpoint{Addr: r.Address, Kind: "db proxy", DataTier: true, Res: r, Ports: []int{port}}
+		e.Subnets = m.subnetsIn(e, r.Values, "vpc_subnet_ids")
+		m.attachSGs(e, r.Values, "vpc_security_group_ids")
+		if ok {
+			e.Listens = listensOn(e.Ports)
+		}
+		add(e)
+	}
+	// A Lambda function in a VPC has interfaces in its subnets behind its
+	// groups. They take no inbound connection: the function reaches
+	// others (a source for --reach and for the groups that name its own),
+	// never the reverse.
+	for _, r := range byType["aws_lambda_function"] {
+		vc := block(r.Values, "vpc_config")
+		if vc == nil {
+			continue
+		}
+		e := &Endpoint{Addr: r.Address, Kind: "lambda", Res: r, Listens: func(string, int) bool { return false }}
+		e.Subnets = m.subnetsIn(e, vc, "subnet_ids")
+		m.attachSGs(e, vc, "security_group_ids")
 		add(e)
 	}
 	// An Amazon MQ broker. A public RabbitMQ broker is reached through an

@@ -1,6 +1,8 @@
 package check
 
 import (
+	"context"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -22,8 +24,8 @@ func notModelled(rep *Report) map[string]string {
 // on) but whose type the model does not read was passed over in silence: a
 // public SFTP endpoint, an Airflow web server on the internet, a SQL
 // managed instance's public data endpoint. Each is now a note saying what
-// is not evaluated; what the model reads, or what takes no connection (a
-// Lambda function's interfaces, a NAT gateway), is not.
+// is not evaluated; what the model reads (an RDS proxy, a Lambda function
+// in a VPC, a NAT gateway) is not.
 func TestUnmodelledResourcesNoted(t *testing.T) {
 	for _, tc := range []struct {
 		dir  string
@@ -32,9 +34,8 @@ func TestUnmodelledResourcesNoted(t *testing.T) {
 	}{
 		{"testdata/aws/not-modelled", map[string]string{
 			"aws_transfer_server.drop":       "endpoint_type = PUBLIC",
-			"aws_db_proxy.orders":            "vpc_security_group_ids",
 			"aws_mwaa_environment.pipelines": "security_group_ids, webserver_access_mode = PUBLIC_ONLY",
-		}, []string{"aws_lambda_function.loader", "aws_nat_gateway.out", "aws_security_group.proxy"}},
+		}, []string{"aws_db_proxy.orders", "aws_lambda_function.loader", "aws_nat_gateway.out", "aws_security_group.proxy"}},
 		{"testdata/azure/not-modelled", map[string]string{
 			"azurerm_bastion_host.ops":                  "ip_configuration.subnet_id, public_ip_address_id",
 			"azurerm_mssql_managed_instance.ledger":     "public_data_endpoint_enabled = true",
@@ -52,5 +53,40 @@ func TestUnmodelledResourcesNoted(t *testing.T) {
 				t.Errorf("%s: %s, which the model accounts for, noted: %s", tc.dir, addr, msg)
 			}
 		}
+	}
+}
+
+// TestDBProxyAndFunctionInVPC: a database that an RDS proxy alone may open,
+// and the proxy that a Lambda function in the VPC alone may open, were
+// reached by no source of the project (--reach): neither the proxy nor
+// the function was in the model. The proxy answers its engine family's
+// port behind its groups; the function is a source that answers nothing.
+func TestDBProxyAndFunctionInVPC(t *testing.T) {
+	const dir = "testdata/aws/db-proxy"
+	for _, tc := range []struct{ to, from string }{
+		{"aws_db_instance.orders", "aws_db_proxy.orders"},
+		{"aws_db_proxy.orders", "aws_lambda_function.api"},
+	} {
+		acc, err := Reachability(context.Background(), Config{Paths: []string{dir}}, tc.to)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var from []string
+		for _, a := range acc {
+			from = append(from, a.Source)
+			if a.Port != 5432 {
+				t.Errorf("%s reaches %s on %s %d, want tcp 5432 alone", a.Source, tc.to, a.Proto, a.Port)
+			}
+		}
+		if !slices.ContainsFunc(from, func(s string) bool { return strings.HasPrefix(s, tc.from) }) {
+			t.Errorf("sources of %s: %v, want %s", tc.to, from, tc.from)
+		}
+	}
+	acc, err := Reachability(context.Background(), Config{Paths: []string{dir}}, "aws_lambda_function.api")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(acc) != 0 {
+		t.Errorf("the function, which takes no connection, reached: %+v", acc)
 	}
 }
