@@ -1296,3 +1296,23 @@ func TestGroupsAttachedByQualifiedAttributes(t *testing.T) {
 		t.Errorf("no %s on aws_security_group.spare, which nothing attaches", RuleUnusedSG)
 	}
 }
+
+// TestRulesOfACountedGroup: rule resources naming a group made under a
+// count not known statically (aws_security_group.admin[0].id) were kept
+// apart from it, as of a group outside the code, so the instance that
+// attaches the group read as closed: its SSH open to the internet went
+// unreported. Such a rule is of each group its expression can only name,
+// and a resource attaching such a group by an expression not known
+// statically uses it.
+func TestRulesOfACountedGroup(t *testing.T) {
+	rep := run(t, "testdata/aws/counted-group-rules")
+	got := activeOn(rep, RuleExposedPort, "aws_instance.jump")
+	if len(got) != 1 || got[0].Severity != Critical || !strings.Contains(got[0].Message, "tcp 22 (SSH)") {
+		t.Fatalf("%s on the instance: %+v, want one critical for tcp 22", RuleExposedPort, got)
+	}
+	for _, g := range []string{"aws_security_group.admin", "aws_security_group.batch"} {
+		if f := findingOn(rep, RuleUnusedSG, g); f != nil {
+			t.Errorf("%s on %s, which is attached: %s", RuleUnusedSG, g, f.Message)
+		}
+	}
+}

@@ -667,6 +667,13 @@ func (m *Model) markSGRefs(byType map[string][]*tf.Resource) {
 					for _, s := range strList(v, k) {
 						m.sgUsed[m.addr(s)] = true
 					}
+					// One not known statically attaches any group its
+					// expression can only name.
+					if unk, from := unknownRefs(v, k); unk {
+						for _, g := range instancesOf(m, from, m.SGs, func(g *SG) *tf.Resource { return g.Res }) {
+							m.sgUsed[g.Addr] = true
+						}
+					}
 				}
 				walk(x)
 			}

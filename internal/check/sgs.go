@@ -253,34 +253,40 @@ func (m *Model) buildSGs(byType map[string][]*tf.Resource) {
 			m.sgs[r.Address] = g
 		}
 	}
-	for _, r := range byType["aws_security_group_rule"] {
-		g := m.sg(str(r.Values, "security_group_id"))
-		if g == nil {
-			m.detach(r, str(r.Values, "type") != "egress")
-			continue
-		}
-		rule := m.sgRule(r, r.Values, r.Address, g.Addr)
-		if str(r.Values, "type") == "egress" {
-			g.Egress = append(g.Egress, rule)
-		} else {
-			g.Ingress = append(g.Ingress, rule)
-		}
-	}
-	for _, typ := range []string{"aws_vpc_security_group_ingress_rule", "aws_vpc_security_group_egress_rule"} {
+	for _, typ := range []string{"aws_security_group_rule", "aws_vpc_security_group_ingress_rule", "aws_vpc_security_group_egress_rule"} {
 		for _, r := range byType[typ] {
-			g := m.sg(str(r.Values, "security_group_id"))
-			if g == nil {
-				m.detach(r, strings.HasSuffix(typ, "ingress_rule"))
+			egress := strings.HasSuffix(typ, "egress_rule") || typ == "aws_security_group_rule" && str(r.Values, "type") == "egress"
+			gs := m.ruleGroups(r)
+			if gs == nil {
+				m.detach(r, !egress)
 				continue
 			}
-			rule := m.sgRule(r, r.Values, r.Address, g.Addr)
-			if strings.HasSuffix(typ, "egress_rule") {
-				g.Egress = append(g.Egress, rule)
-			} else {
-				g.Ingress = append(g.Ingress, rule)
+			for _, g := range gs {
+				rule := m.sgRule(r, r.Values, r.Address, g.Addr)
+				if egress {
+					g.Egress = append(g.Egress, rule)
+				} else {
+					g.Ingress = append(g.Ingress, rule)
+				}
 			}
 		}
 	}
+}
+
+// ruleGroups returns the groups a rule resource is of: the one its
+// security_group_id names or, when that is not known statically, each
+// group of the project its expression can only name (aws_security_group.
+// this[0].id of a count not known statically, a cluster's
+// cluster_security_group_id), as if the rule were in each; nil when it may
+// be a group outside the code.
+func (m *Model) ruleGroups(r *tf.Resource) []*SG {
+	if g := m.sg(str(r.Values, "security_group_id")); g != nil {
+		return []*SG{g}
+	}
+	if !unknown(r.Values, "security_group_id") {
+		return nil
+	}
+	return instancesOf(m, unknownFrom(r.Values, "security_group_id"), m.SGs, func(g *SG) *tf.Resource { return g.Res })
 }
 
 // eksClusterSGs adds the security group EKS creates for each cluster
