@@ -314,7 +314,12 @@ func (ev *evaluator) instance(in *instance) int {
 	in.outputs = map[string]cty.Value{}
 	in.outFrom = map[string][]string{}
 	for _, o := range in.mod.outputs {
-		v := ev.expr(o.expr, ctx, in.addr)
+		// What an output leaves unknown is said of it by name.
+		addr := "output." + o.name
+		if in.addr != "" {
+			addr = in.addr + "." + addr
+		}
+		v := ev.expr(o.expr, ctx, addr)
 		in.outputs[o.name] = v
 		if !v.IsWhollyKnown() {
 			in.outFrom[o.name] = sources(o.expr, ctx, in)
