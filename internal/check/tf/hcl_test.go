@@ -312,3 +312,32 @@ func TestDedupeOrder(t *testing.T) {
 		}
 	}
 }
+
+// TestResourcePrefixedReference: resource.TYPE.NAME is Terraform's explicit
+// form of a reference to a managed resource; it read as a variable named
+// "resource" that does not exist, so the value was lost.
+func TestResourcePrefixedReference(t *testing.T) {
+	p := load(t, fstest.MapFS{"main.tf": {Data: []byte(`
+resource "aws_subnet" "a" {
+  cidr_block = "10.0.1.0/24"
+}
+resource "aws_instance" "x" {
+  subnet_id = resource.aws_subnet.a.id
+  tags = {
+    net  = "${resource.aws_subnet.a.cidr_block}"
+    nets = join(",", resource.aws_subnet.a[*].cidr_block)
+  }
+}
+`)}}, Options{})
+	x := byAddr(p)["aws_instance.x"]
+	if got := x.Values["subnet_id"]; got != "aws_subnet.a" {
+		t.Errorf("subnet_id = %#v, want the subnet's ID, aws_subnet.a", got)
+	}
+	tags, _ := x.Values["tags"].(map[string]any)
+	if tags["net"] != "10.0.1.0/24" || tags["nets"] != "10.0.1.0/24" {
+		t.Errorf("tags = %#v, want the subnet's range read through the prefix", tags)
+	}
+	for _, n := range p.Notes {
+		t.Errorf("note on a valid reference: %s", n)
+	}
+}
