@@ -314,10 +314,11 @@ func (ev *evaluator) instance(in *instance) int {
 	in.outputs = map[string]cty.Value{}
 	in.outFrom = map[string][]string{}
 	for _, o := range in.mod.outputs {
-		// What an output leaves unknown is said of it by name.
-		addr := "output." + o.name
-		if in.addr != "" {
-			addr = in.addr + "." + addr
+		// What an output leaves unknown is said of the module call (one
+		// note of each kind for them all), or of a root output by name.
+		addr := in.addr
+		if addr == "" {
+			addr = "output." + o.name
 		}
 		v := ev.expr(o.expr, ctx, addr)
 		in.outputs[o.name] = v
