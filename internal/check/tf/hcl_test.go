@@ -341,3 +341,39 @@ resource "aws_instance" "x" {
 		t.Errorf("note on a valid reference: %s", n)
 	}
 }
+
+// TestUndeclaredVariableRejected: a reference to an input variable the
+// module does not declare is an error Terraform stops at, as a reference
+// to an undeclared resource is; it read as a value merely not evaluated,
+// or, beside a value the provider computes, as that value alone.
+func TestUndeclaredVariableRejected(t *testing.T) {
+	p := load(t, fstest.MapFS{"main.tf": {Data: []byte(`
+variable "env" {}
+resource "random_id" "r" {
+  byte_length = 4
+}
+resource "aws_s3_bucket" "a" {
+  bucket = var.enviroment
+}
+resource "aws_s3_bucket" "b" {
+  bucket = "${var.registry}${random_id.r.hex}"
+}
+resource "aws_s3_bucket" "c" {
+  bucket = "${var.env}${random_id.r.hex}"
+}
+`)}}, Options{})
+	rejected := map[string]string{}
+	for _, n := range p.Notes {
+		if n.Rejected {
+			rejected[n.Address] = n.Msg
+		}
+	}
+	for addr, name := range map[string]string{"aws_s3_bucket.a": "var.enviroment", "aws_s3_bucket.b": "var.registry"} {
+		if msg := rejected[addr]; !strings.Contains(msg, "reference to undeclared input variable "+name) {
+			t.Errorf("%s: rejected note %q, want one naming %s", addr, msg, name)
+		}
+	}
+	if msg, ok := rejected["aws_s3_bucket.c"]; ok {
+		t.Errorf("aws_s3_bucket.c, whose variable is declared, rejected: %s", msg)
+	}
+}
