@@ -49,8 +49,8 @@ var modelledTypes = map[string]bool{
 	"azurerm_windows_function_app": true, "azurerm_windows_function_app_slot": true,
 	// Reached by no one: interfaces that take no inbound connection.
 	"aws_lambda_function": true, "aws_codebuild_project": true,
-	// Routes' targets, reached by no one from outside.
-	"aws_nat_gateway": true,
+	// NAT gateways, for the way out alone: reached by no one from outside.
+	"aws_nat_gateway": true, "azurerm_nat_gateway_public_ip_association": true,
 }
 
 // networkSignal tells why the values of a resource put something in a

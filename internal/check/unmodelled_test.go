@@ -40,7 +40,7 @@ func TestUnmodelledResourcesNoted(t *testing.T) {
 			"azurerm_bastion_host.ops":                  "ip_configuration.subnet_id, public_ip_address_id",
 			"azurerm_mssql_managed_instance.ledger":     "public_data_endpoint_enabled = true",
 			"azurerm_kubernetes_cluster_node_pool.edge": "node_public_ip_enabled = true",
-		}, []string{"azurerm_subnet_network_security_group_association.data", "azurerm_public_ip.bastion"}},
+		}, []string{"azurerm_subnet_network_security_group_association.data", "azurerm_public_ip.bastion", "azurerm_nat_gateway_public_ip_association.egress"}},
 	} {
 		got := notModelled(run(t, tc.dir))
 		for addr, attrs := range tc.want {

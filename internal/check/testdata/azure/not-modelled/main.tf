@@ -1,7 +1,8 @@
 # Azure resources the model does not read that put something in reach: a
 # Bastion host on a public IP, a SQL managed instance with its public
 # data endpoint on, and a node pool whose nodes take public IPs. An NSG
-# association beside them names no endpoint of its own.
+# association and a NAT gateway's public IP beside them name no endpoint
+# of their own.
 resource "azurerm_virtual_network" "ops" {
   name          = "ops"
   address_space = ["10.60.0.0/16"]
@@ -59,4 +60,19 @@ resource "azurerm_kubernetes_cluster_node_pool" "edge" {
   vm_size                = "Standard_D2s_v5"
   vnet_subnet_id         = azurerm_subnet.data.id
   node_public_ip_enabled = true
+}
+
+resource "azurerm_public_ip" "egress" {
+  name              = "egress"
+  allocation_method = "Static"
+  sku               = "Standard"
+}
+
+resource "azurerm_nat_gateway" "egress" {
+  name = "egress"
+}
+
+resource "azurerm_nat_gateway_public_ip_association" "egress" {
+  nat_gateway_id       = azurerm_nat_gateway.egress.id
+  public_ip_address_id = azurerm_public_ip.egress.id
 }
