@@ -1316,3 +1316,20 @@ func TestRulesOfACountedGroup(t *testing.T) {
 		}
 	}
 }
+
+// TestDefaultGroupByVPCAttribute: an instance attaching its VPC's default
+// group by aws_vpc.x.default_security_group_id was read as behind a group
+// outside the code, admitting every address (its SSH and the rest "may be
+// reachable"), though the project adopts that group with
+// aws_default_security_group. The attribute names the adopted group.
+func TestDefaultGroupByVPCAttribute(t *testing.T) {
+	const dir = "testdata/aws/default-sg-by-id"
+	if got := activeOn(run(t, dir), RuleExposedPort, "aws_instance.web"); len(got) != 0 {
+		t.Errorf("%s on the instance: %+v, want none (its group admits 443 alone from the internet)", RuleExposedPort, got)
+	}
+	m := model(t, dir)
+	e := endpoint(t, m, "aws_instance.web")
+	if res := m.Reach(m.Internet(), e, "tcp", 443); !res.Reachable || len(res.Assumed) > 0 {
+		t.Errorf("tcp 443 through the adopted default group: reachable %v, assumed %v, want proven", res.Reachable, res.Assumed)
+	}
+}

@@ -253,6 +253,13 @@ func (m *Model) buildSGs(byType map[string][]*tf.Resource) {
 			m.sgs[r.Address] = g
 		}
 	}
+	// A VPC's default_security_group_id (a stand-in, tf.VPCDefaults) is
+	// the group the project adopts as that VPC's default, where it does.
+	for _, v := range m.VPCs {
+		if g := m.defaultSG(v); g != nil {
+			m.sgs[tf.VPCDefaults(v.Addr)["default_security_group_id"]] = g
+		}
+	}
 	for _, typ := range []string{"aws_security_group_rule", "aws_vpc_security_group_ingress_rule", "aws_vpc_security_group_egress_rule"} {
 		for _, r := range byType[typ] {
 			egress := strings.HasSuffix(typ, "egress_rule") || typ == "aws_security_group_rule" && str(r.Values, "type") == "egress"
