@@ -1321,7 +1321,8 @@ func TestRulesOfACountedGroup(t *testing.T) {
 // group by aws_vpc.x.default_security_group_id was read as behind a group
 // outside the code, admitting every address (its SSH and the rest "may be
 // reachable"), though the project adopts that group with
-// aws_default_security_group. The attribute names the adopted group.
+// aws_default_security_group. The attribute names the adopted group, else
+// the one AWS makes, which admits its own members alone.
 func TestDefaultGroupByVPCAttribute(t *testing.T) {
 	const dir = "testdata/aws/default-sg-by-id"
 	if got := activeOn(run(t, dir), RuleExposedPort, "aws_instance.web"); len(got) != 0 {
@@ -1331,5 +1332,13 @@ func TestDefaultGroupByVPCAttribute(t *testing.T) {
 	e := endpoint(t, m, "aws_instance.web")
 	if res := m.Reach(m.Internet(), e, "tcp", 443); !res.Reachable || len(res.Assumed) > 0 {
 		t.Errorf("tcp 443 through the adopted default group: reachable %v, assumed %v, want proven", res.Reachable, res.Assumed)
+	}
+	// Not adopted, it is the group AWS makes: its own members alone.
+	src := edit(t, readFixture(t, dir+"/main.tf"), `resource "aws_default_security_group" "web"`, `resource "aws_security_group" "spare"`)
+	rep := checkSource(t, src)
+	for _, rule := range []string{RuleExposedPort, RuleInternetFacing} {
+		if got := activeOn(rep, rule, "aws_instance.web"); len(got) != 0 {
+			t.Errorf("%s behind the default group AWS makes: %+v, want none", rule, got)
+		}
 	}
 }

@@ -254,11 +254,25 @@ func (m *Model) buildSGs(byType map[string][]*tf.Resource) {
 		}
 	}
 	// A VPC's default_security_group_id (a stand-in, tf.VPCDefaults) is
-	// the group the project adopts as that VPC's default, where it does.
+	// the group the project adopts as that VPC's default, else the one AWS
+	// makes: it admits all traffic from its own members and lets
+	// everything out (rules the code adds to it by that ID count too).
 	for _, v := range m.VPCs {
+		id := tf.VPCDefaults(v.Addr)["default_security_group_id"]
 		if g := m.defaultSG(v); g != nil {
-			m.sgs[tf.VPCDefaults(v.Addr)["default_security_group_id"]] = g
+			m.sgs[id] = g
+			continue
 		}
+		if v.Res == nil || m.sgs[id] != nil {
+			continue
+		}
+		where := v.Addr + " default security group (made by AWS)"
+		g := &SG{Addr: id, VPC: v, Res: v.Res,
+			Ingress: []SGRule{{Proto: "all", From: 0, To: 65535, Self: true, Where: where, Res: v.Res}},
+			Egress:  []SGRule{{Proto: "all", From: 0, To: 65535, CIDRs: allInternet, Where: where, Res: v.Res}}}
+		m.sgUsed[id] = true
+		m.SGs = append(m.SGs, g)
+		m.sgs[id] = g
 	}
 	for _, typ := range []string{"aws_security_group_rule", "aws_vpc_security_group_ingress_rule", "aws_vpc_security_group_egress_rule"} {
 		for _, r := range byType[typ] {
