@@ -631,68 +631,6 @@ func (m *Model) buildEndpoints(byType map[string][]*tf.Resource) {
 	}
 }
 
-// sgRefKeys are the attributes, at any depth of any resource, that attach
-// security groups: a Lambda function's or CodeBuild project's vpc_config,
-// an EFS mount target, an MQ broker, a Batch compute environment … So does
-// one whose name ends in one of them after a qualifier (sgRefKey): an EMR
-// studio's engine_security_group_id, an EMR cluster's
-// emr_managed_master_security_group.
-var sgRefKeys = map[string]bool{"security_groups": true, "security_group_ids": true, "vpc_security_group_ids": true}
-
-// sgRefKey tells whether attribute k names security groups a resource
-// attaches (or, in a group's rule, refers to). A bare security_group_id is
-// the group a rule or attachment resource is of, read where those are.
-func sgRefKey(k string) bool {
-	if sgRefKeys[k] {
-		return true
-	}
-	for _, s := range []string{"_security_group", "_security_groups", "_security_group_id", "_security_group_ids"} {
-		if strings.HasSuffix(k, s) {
-			return true
-		}
-	}
-	return false
-}
-
-// markSGRefs records every security group that a resource attaches, so that
-// one attached by a kind of resource the model has no endpoint for is not
-// reported as unused, nor its open rules as attached to nothing.
-func (m *Model) markSGRefs(byType map[string][]*tf.Resource) {
-	var walk func(v any)
-	walk = func(v any) {
-		switch v := v.(type) {
-		case map[string]any:
-			for k, x := range v {
-				if sgRefKey(k) {
-					for _, s := range strList(v, k) {
-						m.sgUsed[m.addr(s)] = true
-					}
-					// One not known statically attaches any group its
-					// expression can only name.
-					if unk, from := unknownRefs(v, k); unk {
-						for _, g := range instancesOf(m, from, m.SGs, func(g *SG) *tf.Resource { return g.Res }) {
-							m.sgUsed[g.Addr] = true
-						}
-					}
-				}
-				walk(x)
-			}
-		case []any:
-			for _, x := range v {
-				walk(x)
-			}
-		}
-	}
-	for typ, rs := range byType {
-		if typ == "aws_security_group" {
-			continue // its own rules reference groups; they attach none
-		}
-		for _, r := range rs {
-			walk(r.Values)
-		}
-	}
-}
-
 // ipv6Address makes an instance or interface public over IPv6 when it gets
 // an IPv6 address, which is global: ipv6_address_count or ipv6_addresses,
 // or its subnet's assign_ipv6_address_on_creation when it says neither.
