@@ -28,7 +28,9 @@ const ecsDynamicFrom, ecsDynamicTo = 32768, 65535
 func (m *Model) ecsServices(byType map[string][]*tf.Resource, add func(*Endpoint)) {
 	for _, r := range byType["aws_ecs_service"] {
 		if nc := block(r.Values, "network_configuration"); nc != nil {
-			e := &Endpoint{Addr: r.Address, Kind: "ecs-tasks", Res: r}
+			// Each task answers on its containers' ports alone.
+			ports, listens, text := m.ecsHostPorts(r, true)
+			e := &Endpoint{Addr: r.Address, Kind: "ecs-tasks", Res: r, Ports: ports, Listens: listens, ListensOn: text, AppPorts: listens != nil}
 			e.Subnets = m.subnetsIn(e, nc, "subnets")
 			m.attachSGs(e, nc, "security_groups")
 			publicFlag(e, nc, "assign_public_ip")
@@ -38,7 +40,7 @@ func (m *Model) ecsServices(byType map[string][]*tf.Resource, add func(*Endpoint
 		if lt := strings.ToUpper(str(r.Values, "launch_type")); lt == "FARGATE" || lt == "EXTERNAL" {
 			continue // Fargate takes awsvpc alone; EXTERNAL runs outside AWS
 		}
-		ports, listens, text := m.ecsHostPorts(r)
+		ports, listens, text := m.ecsHostPorts(r, false)
 		hosts, why := m.ecsHosts(byType, r)
 		if len(hosts) == 0 {
 			add(&Endpoint{Addr: r.Address, Kind: "ecs-tasks", Res: r, Ports: ports, Listens: listens, ListensOn: text, AppPorts: true, SubnetsAny: true, SubnetsUnknown: why})
@@ -89,12 +91,13 @@ func (m *Model) ecsHosts(byType map[string][]*tf.Resource, r *tf.Resource) ([]*E
 }
 
 // ecsHostPorts returns the ports r's tasks answer on at their container
-// instances' addresses: in host mode each container port, in bridge mode
-// each fixed host port, and the dynamic range for a container port mapped
-// to none (its lowest port stands for it in Ports), and text saying so.
-// nil listens: the task definition is not known statically, so any port
-// may be one.
-func (m *Model) ecsHostPorts(r *tf.Resource) (ports []int, listens func(string, int) bool, text string) {
+// instances' addresses, or at their own interfaces' (awsvpc: each
+// container port, as in host mode): in host mode each container port, in
+// bridge mode each fixed host port, and the dynamic range for a container
+// port mapped to none (its lowest port stands for it in Ports), and text
+// saying so. nil listens: the task definition is not known statically, so
+// any port may be one.
+func (m *Model) ecsHostPorts(r *tf.Resource, awsvpc bool) (ports []int, listens func(string, int) bool, text string) {
 	td := m.lookup(m.addrOf("aws_ecs_task_definition", str(r.Values, "task_definition")))
 	if td == nil || td.Type != "aws_ecs_task_definition" || unknown(td.Values, "network_mode") || unknown(td.Values, "container_definitions") {
 		return nil, nil, ""
@@ -109,7 +112,7 @@ func (m *Model) ecsHostPorts(r *tf.Resource) (ports []int, listens func(string, 
 	if err := json.Unmarshal([]byte(str(td.Values, "container_definitions")), &defs); err != nil {
 		return nil, nil, ""
 	}
-	host := strings.EqualFold(str(td.Values, "network_mode"), "host")
+	host := awsvpc || strings.EqualFold(str(td.Values, "network_mode"), "host")
 	type pp struct {
 		proto string
 		port  int

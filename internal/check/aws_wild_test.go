@@ -1280,3 +1280,65 @@ resource "aws_eks_cluster" "unnamed" {
 		t.Errorf("private cluster reached from the internet: %s", pathLine(r.Path))
 	}
 }
+
+// TestGroupsAttachedByQualifiedAttributes: groups an EMR studio or cluster
+// attaches (engine_security_group_id, emr_managed_master_security_group …)
+// were reported as not used (AWS-NET-008); an attribute whose name ends in
+// one that names groups, after a qualifier, attaches them too.
+func TestGroupsAttachedByQualifiedAttributes(t *testing.T) {
+	rep := run(t, "testdata/aws/group-attributes")
+	for _, g := range []string{"engine", "workspace", "master", "core", "service"} {
+		if got := findingOn(rep, RuleUnusedSG, "aws_security_group."+g); got != nil {
+			t.Errorf("%s on aws_security_group.%s, which an EMR resource attaches: %s", RuleUnusedSG, g, got.Message)
+		}
+	}
+	if findingOn(rep, RuleUnusedSG, "aws_security_group.spare") == nil {
+		t.Errorf("no %s on aws_security_group.spare, which nothing attaches", RuleUnusedSG)
+	}
+}
+
+// TestRulesOfACountedGroup: rule resources naming a group made under a
+// count not known statically (aws_security_group.admin[0].id) were kept
+// apart from it, as of a group outside the code, so the instance that
+// attaches the group read as closed: its SSH open to the internet went
+// unreported. Such a rule is of each group its expression can only name,
+// and a resource attaching such a group by an expression not known
+// statically uses it.
+func TestRulesOfACountedGroup(t *testing.T) {
+	rep := run(t, "testdata/aws/counted-group-rules")
+	got := activeOn(rep, RuleExposedPort, "aws_instance.jump")
+	if len(got) != 1 || got[0].Severity != Critical || !strings.Contains(got[0].Message, "tcp 22 (SSH)") {
+		t.Fatalf("%s on the instance: %+v, want one critical for tcp 22", RuleExposedPort, got)
+	}
+	for _, g := range []string{"aws_security_group.admin", "aws_security_group.batch"} {
+		if f := findingOn(rep, RuleUnusedSG, g); f != nil {
+			t.Errorf("%s on %s, which is attached: %s", RuleUnusedSG, g, f.Message)
+		}
+	}
+}
+
+// TestDefaultGroupByVPCAttribute: an instance attaching its VPC's default
+// group by aws_vpc.x.default_security_group_id was read as behind a group
+// outside the code, admitting every address (its SSH and the rest "may be
+// reachable"), though the project adopts that group with
+// aws_default_security_group. The attribute names the adopted group, else
+// the one AWS makes, which admits its own members alone.
+func TestDefaultGroupByVPCAttribute(t *testing.T) {
+	const dir = "testdata/aws/default-sg-by-id"
+	if got := activeOn(run(t, dir), RuleExposedPort, "aws_instance.web"); len(got) != 0 {
+		t.Errorf("%s on the instance: %+v, want none (its group admits 443 alone from the internet)", RuleExposedPort, got)
+	}
+	m := model(t, dir)
+	e := endpoint(t, m, "aws_instance.web")
+	if res := m.Reach(m.Internet(), e, "tcp", 443); !res.Reachable || len(res.Assumed) > 0 {
+		t.Errorf("tcp 443 through the adopted default group: reachable %v, assumed %v, want proven", res.Reachable, res.Assumed)
+	}
+	// Not adopted, it is the group AWS makes: its own members alone.
+	src := edit(t, readFixture(t, dir+"/main.tf"), `resource "aws_default_security_group" "web"`, `resource "aws_security_group" "spare"`)
+	rep := checkSource(t, src)
+	for _, rule := range []string{RuleExposedPort, RuleInternetFacing} {
+		if got := activeOn(rep, rule, "aws_instance.web"); len(got) != 0 {
+			t.Errorf("%s behind the default group AWS makes: %+v, want none", rule, got)
+		}
+	}
+}

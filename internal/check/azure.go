@@ -406,16 +406,21 @@ func (m *Model) buildAzure(byType map[string][]*tf.Resource) {
 				}
 			}
 			n.subnets = append(n.subnets, m.subnetsOf(strList(ipc, "subnet_id"))...)
-			if p := m.addr(str(ipc, "public_ip_address_id")); pips[p] || unknown(ipc, "public_ip_address_id") {
+			// One not known statically is any public IP its expression
+			// names, else one of the Basic SKU of either family.
+			ps, anyPIP := m.refAddrs(ipc, "public_ip_address_id", byType["azurerm_public_ip"])
+			for _, p := range ps {
+				if !pips[p] {
+					continue
+				}
 				n.public = "public IP " + p + " on " + r.Address
-				if !standard[p] {
-					n.basic = true
-				}
-				if f, ok := family[p]; ok {
-					n.families = append(n.families, f...)
-				} else {
-					n.families = append(n.families, allInternet...)
-				}
+				n.basic = n.basic || !standard[p]
+				n.families = append(n.families, family[p]...)
+			}
+			if anyPIP {
+				n.public = "a public IP not known statically on " + r.Address
+				n.basic = true
+				n.families = append(n.families, allInternet...)
 			}
 		}
 		nics[r.Address] = n
@@ -431,18 +436,24 @@ func (m *Model) buildAzure(byType map[string][]*tf.Resource) {
 			}
 		}
 	}
+	// An association of an interface not known statically, the
+	// element(…, count.index) of a count not known statically, which
+	// stands for every instance, associates each interface its
+	// expression can only name, as a count known statically would.
 	for _, r := range byType["azurerm_network_interface_security_group_association"] {
-		nic := m.addr(m.ref(r.Values, "network_interface_id"))
+		ifaces, _ := m.refAddrs(r.Values, "network_interface_id", byType["azurerm_network_interface"])
 		n := nsgs[m.addr(m.ref(r.Values, "network_security_group_id"))]
-		if _, ok := nics[nic]; n == nil && ok && unknown(r.Values, "network_security_group_id") {
-			n = unknownNSG(m, r)
-		}
-		if n != nil {
-			nicNSG[nic] = n
-			// An NSG on an interface only: its VirtualNetwork is the
-			// interface's network's.
-			if ss := nics[nic].subnets; n.VPC == nil && len(ss) > 0 {
-				n.VPC = ss[0].VPC
+		for _, nic := range ifaces {
+			if _, ok := nics[nic]; n == nil && ok && unknown(r.Values, "network_security_group_id") {
+				n = unknownNSG(m, r)
+			}
+			if n != nil {
+				nicNSG[nic] = n
+				// An NSG on an interface only: its VirtualNetwork is
+				// the interface's network's.
+				if ss := nics[nic].subnets; n.VPC == nil && len(ss) > 0 {
+					n.VPC = ss[0].VPC
+				}
 			}
 		}
 	}
@@ -536,8 +547,11 @@ func (m *Model) buildAzure(byType map[string][]*tf.Resource) {
 			var ids, public []string
 			var lb lbForward
 			var families []netip.Prefix
-			for _, id := range strList(r.Values, "network_interface_ids") {
-				a := m.addr(id)
+			addrs, anyNIC := m.refAddrs(r.Values, "network_interface_ids", byType["azurerm_network_interface"])
+			if anyNIC {
+				m.note(r, "network interfaces not known statically: the machine is placed by those the code names only")
+			}
+			for _, a := range addrs {
 				ids = append(ids, a)
 				n := nics[a]
 				e.Subnets = append(e.Subnets, n.subnets...)

@@ -191,21 +191,29 @@ func (m *Model) azureLBs(byType map[string][]*tf.Resource, pips, standard map[st
 			l.natLB[r.Address] = m.addr(str(r.Values, "loadbalancer_id"))
 		}
 	}
+	// An association whose interface is not known statically joins each
+	// interface its expression can only name (refAddrs) to the pool or
+	// rule: forwarded to, as the most any of them may be.
+	nics := byType["azurerm_network_interface"]
 	for _, r := range byType["azurerm_network_interface_backend_address_pool_association"] {
-		nic := m.addr(str(r.Values, "network_interface_id"))
-		if pool := m.addr(m.ref(r.Values, "backend_address_pool_id")); pool == "" && unknown(r.Values, "backend_address_pool_id") {
-			l.nicPoolsFrom[nic] = append(l.nicPoolsFrom[nic], unknownFrom(r.Values, "backend_address_pool_id"))
-			continue
+		ifaces, _ := m.refAddrs(r.Values, "network_interface_id", nics)
+		for _, nic := range ifaces {
+			if pool := m.addr(m.ref(r.Values, "backend_address_pool_id")); pool == "" && unknown(r.Values, "backend_address_pool_id") {
+				l.nicPoolsFrom[nic] = append(l.nicPoolsFrom[nic], unknownFrom(r.Values, "backend_address_pool_id"))
+				continue
+			}
+			l.nicPools[nic] = append(l.nicPools[nic], m.addr(str(r.Values, "backend_address_pool_id")))
 		}
-		l.nicPools[nic] = append(l.nicPools[nic], m.addr(str(r.Values, "backend_address_pool_id")))
 	}
 	for _, r := range byType["azurerm_network_interface_nat_rule_association"] {
-		nic := m.addr(str(r.Values, "network_interface_id"))
-		if nat := m.addr(m.ref(r.Values, "nat_rule_id")); nat == "" && unknown(r.Values, "nat_rule_id") {
-			l.nicNATsFrom[nic] = append(l.nicNATsFrom[nic], unknownFrom(r.Values, "nat_rule_id"))
-			continue
+		ifaces, _ := m.refAddrs(r.Values, "network_interface_id", nics)
+		for _, nic := range ifaces {
+			if nat := m.addr(m.ref(r.Values, "nat_rule_id")); nat == "" && unknown(r.Values, "nat_rule_id") {
+				l.nicNATsFrom[nic] = append(l.nicNATsFrom[nic], unknownFrom(r.Values, "nat_rule_id"))
+				continue
+			}
+			l.nicNATs[nic] = append(l.nicNATs[nic], m.addr(str(r.Values, "nat_rule_id")))
 		}
-		l.nicNATs[nic] = append(l.nicNATs[nic], m.addr(str(r.Values, "nat_rule_id")))
 	}
 	return l
 }

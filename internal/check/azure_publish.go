@@ -524,12 +524,14 @@ func (m *Model) azureAppGateways(byType map[string][]*tf.Resource, ms []*azMachi
 	// Pools named by association resources: the interface's machine.
 	nicPools := map[string][]string{} // interface → pool IDs ("" when not known)
 	for _, r := range byType["azurerm_network_interface_application_gateway_backend_address_pool_association"] {
-		nic := m.addr(str(r.Values, "network_interface_id"))
 		id := m.addr(str(r.Values, "backend_address_pool_id"))
 		if unknown(r.Values, "backend_address_pool_id") {
 			id = ""
 		}
-		nicPools[nic] = append(nicPools[nic], id)
+		ifaces, _ := m.refAddrs(r.Values, "network_interface_id", byType["azurerm_network_interface"])
+		for _, nic := range ifaces {
+			nicPools[nic] = append(nicPools[nic], id)
+		}
 	}
 	gws := byType["azurerm_application_gateway"]
 	pools := 0

@@ -440,3 +440,31 @@ resource "azurerm_subnet_network_security_group_association" "gateway" {
 		t.Errorf("%s on a v1 gateway's NSG: %+v, want all but 65503-65534 still open", RuleNSGWorldOpen, got)
 	}
 }
+
+// TestAzureCountedMachines: machines, interfaces, public IPs and their
+// associations counted by a variable without a value name each other by
+// element(…, count.index), not known statically. The machines were left
+// out of the network model (no interface, so no path: the SSH of the jump
+// hosts and the workers behind the balancer went unreported, their NSGs
+// read as associated with nothing). Each such reference is every instance
+// of what its expression names, as a count known statically reads.
+func TestAzureCountedMachines(t *testing.T) {
+	const dir = "testdata/azure/counted-machines"
+	rep := run(t, dir)
+	if got := sshFindings(rep, "azurerm_linux_virtual_machine.jump"); len(got) != 1 || got[0].Severity != Critical {
+		t.Errorf("SSH to the jump hosts through their Standard public IPs and NSG: %+v, want one critical", got)
+	}
+	m := model(t, dir)
+	w := endpoint(t, m, "azurerm_linux_virtual_machine.worker")
+	if res := m.Reach(m.Internet(), w, "tcp", 8443); !res.Reachable {
+		t.Errorf("worker not reached on tcp 8443 through the balancer's pool: %s", pathLine(res.Path))
+	}
+	if res := m.Reach(m.Internet(), w, "tcp", 22); res.Reachable {
+		t.Errorf("worker reached on tcp 22, which no balancer rule forwards: %s", pathLine(res.Path))
+	}
+	for _, nsg := range []string{"azurerm_network_security_group.jump", "azurerm_network_security_group.workers"} {
+		if got := activeOn(rep, RuleNSGWorldOpen, nsg); len(got) != 1 || got[0].Severity != Critical {
+			t.Errorf("%s on %s: %+v, want one critical (a machine behind it is reached)", RuleNSGWorldOpen, nsg, got)
+		}
+	}
+}

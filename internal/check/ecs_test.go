@@ -71,3 +71,37 @@ func TestECSBridgeAndHostServices(t *testing.T) {
 		t.Errorf("--reach: %q, want %q and no SSH", got, want)
 	}
 }
+
+// TestFargateTasksAnswerOnTheirPorts: a task on awsvpc networking was read
+// as answering on every port, so a group opening 8000-8100 to the internet
+// was said to reach it on 8000, which nothing serves. It answers on its
+// containers' ports alone, and is internet-facing through one of them
+// (AWS-NET-004) even when no rule's range begins there.
+func TestFargateTasksAnswerOnTheirPorts(t *testing.T) {
+	const dir = "testdata/aws/fargate-ports"
+	m := model(t, dir)
+	e := endpoint(t, m, "aws_ecs_service.web")
+	if res := m.Reach(m.Internet(), e, "tcp", 8000); res.Reachable {
+		t.Errorf("tasks reached on tcp 8000, which no container maps: %s", pathLine(res.Path))
+	}
+	if res := m.Reach(m.Internet(), e, "tcp", 8080); !res.Reachable {
+		t.Errorf("tasks not reached on tcp 8080, their web container's port: %s", pathLine(res.Path))
+	}
+	rep := run(t, dir)
+	open := activeOn(rep, RuleWorldOpenOther, "aws_security_group.tasks")
+	if len(open) != 1 || !strings.Contains(open[0].Message, "reached from the internet on tcp 8080") {
+		t.Errorf("%s on the group: %+v, want one saying the tasks are reached on tcp 8080", RuleWorldOpenOther, open)
+	}
+	if got := activeOn(rep, RuleInternetFacing, "aws_ecs_service.web"); len(got) != 1 {
+		t.Errorf("%s on the service: %+v, want one", RuleInternetFacing, got)
+	}
+	if got := activeOn(rep, RuleExposedPort, "aws_ecs_service.web"); len(got) != 1 || !strings.Contains(got[0].Message, "tcp 5432 (PostgreSQL) is reachable") {
+		t.Errorf("%s on the service: %+v, want one for tcp 5432 alone", RuleExposedPort, got)
+	}
+	// Without PostgreSQL open, the web port alone makes it internet-facing.
+	src := edit(t, readFixture(t, dir+"/main.tf"), "from_port   = 5430", "from_port   = 5433")
+	got := activeOn(checkSource(t, src), RuleInternetFacing, "aws_ecs_service.web")
+	if len(got) != 1 || len(got[0].Path) == 0 {
+		t.Errorf("%s on the service reached on tcp 8080 alone: %+v, want one with its path", RuleInternetFacing, got)
+	}
+}

@@ -17,6 +17,9 @@ var enginePorts = map[string]int{
 	"oracle-se2": 1521, "oracle-ee": 1521, "redis": 6379, "valkey": 6379, "memcached": 11211,
 }
 
+// proxyPorts are the ports an RDS proxy answers on, by engine family.
+var proxyPorts = map[string]int{"MYSQL": 3306, "POSTGRESQL": 5432, "SQLSERVER": 1433}
+
 // listensOn is Endpoint.Listens for a service that answers on ports alone.
 func listensOn(ports []int) func(string, int) bool {
 	return func(_ string, port int) bool { return slices.Contains(ports, port) }
@@ -149,6 +152,28 @@ func unknownRefs(vals map[string]any, k string) (unk bool, from []string) {
 		from = append(from, u.From...)
 	}
 	return len(us) > 0, from
+}
+
+// refAddrs returns the addresses of the resources that attr of vals names:
+// each one known, and for one not known statically every instance of the
+// resources its expression can only name (element(x[*].id, count.index)
+// under a count not known statically: any of x's), taken from all. anyRef
+// reports one that may name anything.
+func (m *Model) refAddrs(vals map[string]any, attr string, all []*tf.Resource) (out []string, anyRef bool) {
+	for _, s := range strList(vals, attr) {
+		if a := m.addr(s); a != "" {
+			out = append(out, a)
+		}
+	}
+	unk, from := unknownRefs(vals, attr)
+	if !unk {
+		return out, false
+	}
+	rs := instancesOf(m, from, all, func(r *tf.Resource) *tf.Resource { return r })
+	for _, r := range rs {
+		out = append(out, r.Address)
+	}
+	return out, rs == nil
 }
 
 // subnetsIn returns the subnets that attr of vals names. One not known
@@ -446,6 +471,33 @@ func (m *Model) buildEndpoints(byType map[string][]*tf.Resource) {
 		publicFlag(e, r.Values, "publicly_accessible")
 		add(e)
 	}
+	// An RDS proxy is interfaces in its subnets, behind its groups,
+	// answering its engine family's port alone; it takes no public
+	// address, so it matters for paths from peers and for --reach.
+	for _, r := range byType["aws_db_proxy"] {
+		port, ok := proxyPorts[strings.ToUpper(str(r.Values, "engine_family"))]
+		e := &Endpoint{Addr: r.Address, Kind: "db proxy", DataTier: true, Res: r, Ports: []int{port}}
+		e.Subnets = m.subnetsIn(e, r.Values, "vpc_subnet_ids")
+		m.attachSGs(e, r.Values, "vpc_security_group_ids")
+		if ok {
+			e.Listens = listensOn(e.Ports)
+		}
+		add(e)
+	}
+	// A Lambda function in a VPC has interfaces in its subnets behind its
+	// groups. They take no inbound connection: the function reaches
+	// others (a source for --reach and for the groups that name its own),
+	// never the reverse.
+	for _, r := range byType["aws_lambda_function"] {
+		vc := block(r.Values, "vpc_config")
+		if vc == nil {
+			continue
+		}
+		e := &Endpoint{Addr: r.Address, Kind: "lambda", Res: r, Listens: func(string, int) bool { return false }}
+		e.Subnets = m.subnetsIn(e, vc, "subnet_ids")
+		m.attachSGs(e, vc, "security_group_ids")
+		add(e)
+	}
 	// An Amazon MQ broker. A public RabbitMQ broker is reached through an
 	// endpoint AWS runs outside the VPC, which takes no security group; a
 	// public ActiveMQ broker has a public address in its subnet, behind its
@@ -576,43 +628,6 @@ func (m *Model) buildEndpoints(byType map[string][]*tf.Resource) {
 			m.allowFrom(e, "public_access_cidrs", cidrs, unk, bits)
 		}
 		add(e)
-	}
-}
-
-// sgRefKeys are the attributes, at any depth of any resource, that attach
-// security groups: a Lambda function's or CodeBuild project's vpc_config,
-// an EFS mount target, an MQ broker, a Batch compute environment …
-var sgRefKeys = map[string]bool{"security_groups": true, "security_group_ids": true, "vpc_security_group_ids": true}
-
-// markSGRefs records every security group that a resource attaches, so that
-// one attached by a kind of resource the model has no endpoint for is not
-// reported as unused, nor its open rules as attached to nothing.
-func (m *Model) markSGRefs(byType map[string][]*tf.Resource) {
-	var walk func(v any)
-	walk = func(v any) {
-		switch v := v.(type) {
-		case map[string]any:
-			for k, x := range v {
-				if sgRefKeys[k] {
-					for _, s := range strList(v, k) {
-						m.sgUsed[m.addr(s)] = true
-					}
-				}
-				walk(x)
-			}
-		case []any:
-			for _, x := range v {
-				walk(x)
-			}
-		}
-	}
-	for typ, rs := range byType {
-		if typ == "aws_security_group" {
-			continue // its own rules reference groups; they attach none
-		}
-		for _, r := range rs {
-			walk(r.Values)
-		}
 	}
 }
 

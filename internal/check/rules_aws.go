@@ -392,6 +392,15 @@ func (m *Model) anyPort(e *Endpoint) (Result, bool) {
 			}
 		}
 	}
+	// One that says what it listens on may answer past the first port of
+	// a rule's range: on its own ports.
+	if e.Listens != nil {
+		for _, p := range e.Ports {
+			if res := m.Reach(inet, e, "tcp", p); res.Reachable {
+				return res, true
+			}
+		}
+	}
 	return Result{}, false
 }
 

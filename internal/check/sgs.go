@@ -253,34 +253,61 @@ func (m *Model) buildSGs(byType map[string][]*tf.Resource) {
 			m.sgs[r.Address] = g
 		}
 	}
-	for _, r := range byType["aws_security_group_rule"] {
-		g := m.sg(str(r.Values, "security_group_id"))
-		if g == nil {
-			m.detach(r, str(r.Values, "type") != "egress")
+	// A VPC's default_security_group_id (a stand-in, tf.VPCDefaults) is
+	// the group the project adopts as that VPC's default, else the one AWS
+	// makes: it admits all traffic from its own members and lets
+	// everything out (rules the code adds to it by that ID count too).
+	for _, v := range m.VPCs {
+		id := tf.VPCDefaults(v.Addr)["default_security_group_id"]
+		if g := m.defaultSG(v); g != nil {
+			m.sgs[id] = g
 			continue
 		}
-		rule := m.sgRule(r, r.Values, r.Address, g.Addr)
-		if str(r.Values, "type") == "egress" {
-			g.Egress = append(g.Egress, rule)
-		} else {
-			g.Ingress = append(g.Ingress, rule)
+		if v.Res == nil || m.sgs[id] != nil {
+			continue
 		}
+		where := v.Addr + " default security group (made by AWS)"
+		g := &SG{Addr: id, VPC: v, Res: v.Res,
+			Ingress: []SGRule{{Proto: "all", From: 0, To: 65535, Self: true, Where: where, Res: v.Res}},
+			Egress:  []SGRule{{Proto: "all", From: 0, To: 65535, CIDRs: allInternet, Where: where, Res: v.Res}}}
+		m.sgUsed[id] = true
+		m.SGs = append(m.SGs, g)
+		m.sgs[id] = g
 	}
-	for _, typ := range []string{"aws_vpc_security_group_ingress_rule", "aws_vpc_security_group_egress_rule"} {
+	for _, typ := range []string{"aws_security_group_rule", "aws_vpc_security_group_ingress_rule", "aws_vpc_security_group_egress_rule"} {
 		for _, r := range byType[typ] {
-			g := m.sg(str(r.Values, "security_group_id"))
-			if g == nil {
-				m.detach(r, strings.HasSuffix(typ, "ingress_rule"))
+			egress := strings.HasSuffix(typ, "egress_rule") || typ == "aws_security_group_rule" && str(r.Values, "type") == "egress"
+			gs := m.ruleGroups(r)
+			if gs == nil {
+				m.detach(r, !egress)
 				continue
 			}
-			rule := m.sgRule(r, r.Values, r.Address, g.Addr)
-			if strings.HasSuffix(typ, "egress_rule") {
-				g.Egress = append(g.Egress, rule)
-			} else {
-				g.Ingress = append(g.Ingress, rule)
+			for _, g := range gs {
+				rule := m.sgRule(r, r.Values, r.Address, g.Addr)
+				if egress {
+					g.Egress = append(g.Egress, rule)
+				} else {
+					g.Ingress = append(g.Ingress, rule)
+				}
 			}
 		}
 	}
+}
+
+// ruleGroups returns the groups a rule resource is of: the one its
+// security_group_id names or, when that is not known statically, each
+// group of the project its expression can only name (aws_security_group.
+// this[0].id of a count not known statically, a cluster's
+// cluster_security_group_id), as if the rule were in each; nil when it may
+// be a group outside the code.
+func (m *Model) ruleGroups(r *tf.Resource) []*SG {
+	if g := m.sg(str(r.Values, "security_group_id")); g != nil {
+		return []*SG{g}
+	}
+	if !unknown(r.Values, "security_group_id") {
+		return nil
+	}
+	return instancesOf(m, unknownFrom(r.Values, "security_group_id"), m.SGs, func(g *SG) *tf.Resource { return g.Res })
 }
 
 // eksClusterSGs adds the security group EKS creates for each cluster
@@ -325,5 +352,67 @@ func (m *Model) detach(r *tf.Resource, ingress bool) {
 	}
 	if ingress {
 		m.detached = append(m.detached, &SG{Addr: r.Address, Res: r, detached: true, Ingress: []SGRule{m.sgRule(r, r.Values, r.Address, r.Address)}})
+	}
+}
+
+// sgRefKeys are the attributes, at any depth of any resource, that attach
+// security groups: a Lambda function's or CodeBuild project's vpc_config,
+// an EFS mount target, an MQ broker, a Batch compute environment … So does
+// one whose name ends in one of them after a qualifier (sgRefKey): an EMR
+// studio's engine_security_group_id, an EMR cluster's
+// emr_managed_master_security_group.
+var sgRefKeys = map[string]bool{"security_groups": true, "security_group_ids": true, "vpc_security_group_ids": true}
+
+// sgRefKey tells whether attribute k names security groups a resource
+// attaches (or, in a group's rule, refers to). A bare security_group_id is
+// the group a rule or attachment resource is of, read where those are.
+func sgRefKey(k string) bool {
+	if sgRefKeys[k] {
+		return true
+	}
+	for _, s := range []string{"_security_group", "_security_groups", "_security_group_id", "_security_group_ids"} {
+		if strings.HasSuffix(k, s) {
+			return true
+		}
+	}
+	return false
+}
+
+// markSGRefs records every security group that a resource attaches, so that
+// one attached by a kind of resource the model has no endpoint for is not
+// reported as unused, nor its open rules as attached to nothing.
+func (m *Model) markSGRefs(byType map[string][]*tf.Resource) {
+	var walk func(v any)
+	walk = func(v any) {
+		switch v := v.(type) {
+		case map[string]any:
+			for k, x := range v {
+				if sgRefKey(k) {
+					for _, s := range strList(v, k) {
+						m.sgUsed[m.addr(s)] = true
+					}
+					// One not known statically attaches any group its
+					// expression can only name.
+					if unk, from := unknownRefs(v, k); unk {
+						for _, g := range instancesOf(m, from, m.SGs, func(g *SG) *tf.Resource { return g.Res }) {
+							m.sgUsed[g.Addr] = true
+						}
+					}
+				}
+				walk(x)
+			}
+		case []any:
+			for _, x := range v {
+				walk(x)
+			}
+		}
+	}
+	for typ, rs := range byType {
+		if typ == "aws_security_group" {
+			continue // its own rules reference groups; they attach none
+		}
+		for _, r := range rs {
+			walk(r.Values)
+		}
 	}
 }

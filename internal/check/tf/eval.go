@@ -314,7 +314,13 @@ func (ev *evaluator) instance(in *instance) int {
 	in.outputs = map[string]cty.Value{}
 	in.outFrom = map[string][]string{}
 	for _, o := range in.mod.outputs {
-		v := ev.expr(o.expr, ctx, in.addr)
+		// What an output leaves unknown is said of the module call (one
+		// note of each kind for them all), or of a root output by name.
+		addr := in.addr
+		if addr == "" {
+			addr = "output." + o.name
+		}
+		v := ev.expr(o.expr, ctx, addr)
 		in.outputs[o.name] = v
 		if !v.IsWhollyKnown() {
 			in.outFrom[o.name] = sources(o.expr, ctx, in)
@@ -826,6 +832,11 @@ func (ev *evaluator) expr(e hcl.Expression, ctx *hcl.EvalContext, addr string) c
 			if !ev.quiet {
 				ev.notes = append(ev.notes, Note{Pos: rangePos(e.Range()), Address: addr, kind: kindError, Rejected: true,
 					Msg: fmt.Sprintf("reference to undeclared resource %s: Terraform rejects the configuration, so the plan fails", missing)})
+			}
+		} else if missing := undeclaredVar(e, ctx); missing != "" {
+			if !ev.quiet {
+				ev.notes = append(ev.notes, Note{Pos: rangePos(e.Range()), Address: addr, kind: kindError, Rejected: true,
+					Msg: fmt.Sprintf("reference to undeclared input variable %s: Terraform rejects the configuration, so the plan fails", missing)})
 			}
 		} else if computed {
 			// Only the attributes the provider computes are unknown: a

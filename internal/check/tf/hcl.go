@@ -169,11 +169,30 @@ func (l *loader) parse(name string) (hcl.Body, error) {
 	if diags.HasErrors() {
 		return nil, fmt.Errorf("tf: %w", diagErr(diags))
 	}
+	if b, ok := f.Body.(*hclsyntax.Body); ok {
+		hclsyntax.VisitAll(b, resourceAlias)
+	}
 	if l.parsed == nil {
 		l.parsed = map[string]hcl.Body{}
 	}
 	l.parsed[name] = f.Body
 	return f.Body, nil
+}
+
+// resourceAlias rewrites resource.TYPE.NAME…, Terraform's explicit form
+// of a reference to a managed resource, into TYPE.NAME…, the form the
+// rest of the package reads.
+func resourceAlias(n hclsyntax.Node) hcl.Diagnostics {
+	e, ok := n.(*hclsyntax.ScopeTraversalExpr)
+	if !ok || len(e.Traversal) < 3 || e.Traversal.RootName() != "resource" {
+		return nil
+	}
+	typ, ok := e.Traversal[1].(hcl.TraverseAttr)
+	if !ok {
+		return nil
+	}
+	e.Traversal = append(hcl.Traversal{hcl.TraverseRoot{Name: typ.Name, SrcRange: typ.SrcRange}}, e.Traversal[2:]...)
+	return nil
 }
 
 // diagErr turns diagnostics into one error whose text starts with the

@@ -166,8 +166,9 @@ module "remote" {
 		// A name the module does not declare is an error, not a value
 		// to compute.
 		"aws_s3_bucket.f: reference to undeclared resource aws_s3_bucket.misspelt: Terraform rejects the configuration",
-		// A resource passed whole has its ID known.
-		"value is partly known: some of its attributes are not known statically (depends on aws_s3_bucket.d)",
+		// A resource passed whole has its ID known; an output is named
+		// by its address.
+		"output.whole: value is partly known: some of its attributes are not known statically (depends on aws_s3_bucket.d)",
 	} {
 		if !strings.Contains(all, want) {
 			t.Errorf("notes lack %q:\n%s", want, all)
@@ -309,5 +310,70 @@ func TestDedupeOrder(t *testing.T) {
 		if len(got) != 1 || got[0].Msg != want || got[0].Pos.Line != 4 {
 			t.Errorf("dedupe(%v) = %+v, want one note at line 4: %q", order, got, want)
 		}
+	}
+}
+
+// TestResourcePrefixedReference: resource.TYPE.NAME is Terraform's explicit
+// form of a reference to a managed resource; it read as a variable named
+// "resource" that does not exist, so the value was lost.
+func TestResourcePrefixedReference(t *testing.T) {
+	p := load(t, fstest.MapFS{"main.tf": {Data: []byte(`
+resource "aws_subnet" "a" {
+  cidr_block = "10.0.1.0/24"
+}
+resource "aws_instance" "x" {
+  subnet_id = resource.aws_subnet.a.id
+  tags = {
+    net  = "${resource.aws_subnet.a.cidr_block}"
+    nets = join(",", resource.aws_subnet.a[*].cidr_block)
+  }
+}
+`)}}, Options{})
+	x := byAddr(p)["aws_instance.x"]
+	if got := x.Values["subnet_id"]; got != "aws_subnet.a" {
+		t.Errorf("subnet_id = %#v, want the subnet's ID, aws_subnet.a", got)
+	}
+	tags, _ := x.Values["tags"].(map[string]any)
+	if tags["net"] != "10.0.1.0/24" || tags["nets"] != "10.0.1.0/24" {
+		t.Errorf("tags = %#v, want the subnet's range read through the prefix", tags)
+	}
+	for _, n := range p.Notes {
+		t.Errorf("note on a valid reference: %s", n)
+	}
+}
+
+// TestUndeclaredVariableRejected: a reference to an input variable the
+// module does not declare is an error Terraform stops at, as a reference
+// to an undeclared resource is; it read as a value merely not evaluated,
+// or, beside a value the provider computes, as that value alone.
+func TestUndeclaredVariableRejected(t *testing.T) {
+	p := load(t, fstest.MapFS{"main.tf": {Data: []byte(`
+variable "env" {}
+resource "random_id" "r" {
+  byte_length = 4
+}
+resource "aws_s3_bucket" "a" {
+  bucket = var.enviroment
+}
+resource "aws_s3_bucket" "b" {
+  bucket = "${var.registry}${random_id.r.hex}"
+}
+resource "aws_s3_bucket" "c" {
+  bucket = "${var.env}${random_id.r.hex}"
+}
+`)}}, Options{})
+	rejected := map[string]string{}
+	for _, n := range p.Notes {
+		if n.Rejected {
+			rejected[n.Address] = n.Msg
+		}
+	}
+	for addr, name := range map[string]string{"aws_s3_bucket.a": "var.enviroment", "aws_s3_bucket.b": "var.registry"} {
+		if msg := rejected[addr]; !strings.Contains(msg, "reference to undeclared input variable "+name) {
+			t.Errorf("%s: rejected note %q, want one naming %s", addr, msg, name)
+		}
+	}
+	if msg, ok := rejected["aws_s3_bucket.c"]; ok {
+		t.Errorf("aws_s3_bucket.c, whose variable is declared, rejected: %s", msg)
 	}
 }

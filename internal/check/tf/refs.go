@@ -51,6 +51,31 @@ func undeclared(e hcl.Expression, ctx *hcl.EvalContext) string {
 	return ""
 }
 
+// undeclaredVar names the first reference of e to an input variable the
+// module does not declare ("" when none): Terraform refuses it.
+func undeclaredVar(e hcl.Expression, ctx *hcl.EvalContext) string {
+	for _, t := range e.Variables() {
+		if t.RootName() != "var" || len(t) < 2 {
+			continue
+		}
+		name, ok := t[1].(hcl.TraverseAttr)
+		if !ok {
+			continue
+		}
+		for c := ctx; c != nil; c = c.Parent() {
+			v, ok := c.Variables["var"]
+			if !ok {
+				continue
+			}
+			if v.IsKnown() && !v.IsNull() && v.Type().IsObjectType() && !v.Type().HasAttribute(name.Name) {
+				return "var." + name.Name
+			}
+			break
+		}
+	}
+	return ""
+}
+
 // resourceRefs names the references of e to resources' attributes, the
 // ones a provider computes; refs when there are none.
 func resourceRefs(e hcl.Expression, ctx *hcl.EvalContext) string {

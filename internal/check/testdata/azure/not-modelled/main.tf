@@ -1,0 +1,78 @@
+# Azure resources the model does not read that put something in reach: a
+# Bastion host on a public IP, a SQL managed instance with its public
+# data endpoint on, and a node pool whose nodes take public IPs. An NSG
+# association and a NAT gateway's public IP beside them name no endpoint
+# of their own.
+resource "azurerm_virtual_network" "ops" {
+  name          = "ops"
+  address_space = ["10.60.0.0/16"]
+}
+
+resource "azurerm_subnet" "bastion" {
+  name                 = "AzureBastionSubnet"
+  virtual_network_name = azurerm_virtual_network.ops.name
+  address_prefixes     = ["10.60.1.0/26"]
+}
+
+resource "azurerm_subnet" "data" {
+  name                 = "data"
+  virtual_network_name = azurerm_virtual_network.ops.name
+  address_prefixes     = ["10.60.2.0/24"]
+}
+
+resource "azurerm_network_security_group" "data" {
+  name = "data"
+}
+
+resource "azurerm_subnet_network_security_group_association" "data" {
+  subnet_id                 = azurerm_subnet.data.id
+  network_security_group_id = azurerm_network_security_group.data.id
+}
+
+resource "azurerm_public_ip" "bastion" {
+  name              = "bastion"
+  allocation_method = "Static"
+  sku               = "Standard"
+}
+
+resource "azurerm_bastion_host" "ops" {
+  name = "ops"
+  ip_configuration {
+    name                 = "ip"
+    subnet_id            = azurerm_subnet.bastion.id
+    public_ip_address_id = azurerm_public_ip.bastion.id
+  }
+}
+
+resource "azurerm_mssql_managed_instance" "ledger" {
+  name                         = "ledger"
+  subnet_id                    = azurerm_subnet.data.id
+  public_data_endpoint_enabled = true
+  license_type                 = "BasePrice"
+  sku_name                     = "GP_Gen5"
+  storage_size_in_gb           = 32
+  vcores                       = 4
+}
+
+resource "azurerm_kubernetes_cluster_node_pool" "edge" {
+  name                   = "edge"
+  kubernetes_cluster_id  = "/subscriptions/0/resourceGroups/ops/providers/Microsoft.ContainerService/managedClusters/ops"
+  vm_size                = "Standard_D2s_v5"
+  vnet_subnet_id         = azurerm_subnet.data.id
+  node_public_ip_enabled = true
+}
+
+resource "azurerm_public_ip" "egress" {
+  name              = "egress"
+  allocation_method = "Static"
+  sku               = "Standard"
+}
+
+resource "azurerm_nat_gateway" "egress" {
+  name = "egress"
+}
+
+resource "azurerm_nat_gateway_public_ip_association" "egress" {
+  nat_gateway_id       = azurerm_nat_gateway.egress.id
+  public_ip_address_id = azurerm_public_ip.egress.id
+}

@@ -1,0 +1,131 @@
+package check
+
+import (
+	"sort"
+	"strings"
+
+	"moat/internal/check/tf"
+)
+
+// modelledTypes are the resource types, among those that put something
+// in a network (networkSignal), whose part in it the model accounts for:
+// read into endpoints, security groups, ACLs, routes, front doors or
+// firewall rules, or read for the addresses they admit.
+var modelledTypes = map[string]bool{
+	// AWS: compute, interfaces and what launches them.
+	"aws_instance": true, "aws_network_interface": true, "aws_launch_template": true,
+	"aws_launch_configuration": true, "aws_autoscaling_group": true, "aws_ec2_fleet": true,
+	"aws_spot_fleet_request": true, "aws_ecs_service": true, "aws_eks_cluster": true,
+	"aws_eks_node_group": true, "aws_elastic_beanstalk_environment": true, "aws_lightsail_instance": true,
+	// AWS: load balancers and the front doors before them.
+	"aws_lb": true, "aws_alb": true, "aws_elb": true, "aws_apigatewayv2_vpc_link": true, "aws_vpc_endpoint": true,
+	// AWS: data stores.
+	"aws_db_instance": true, "aws_rds_cluster": true, "aws_rds_cluster_instance": true,
+	"aws_elasticache_cluster": true, "aws_elasticache_replication_group": true, "aws_redshift_cluster": true,
+	"aws_msk_cluster": true, "aws_dms_replication_instance": true, "aws_mq_broker": true,
+	"aws_docdb_cluster": true, "aws_docdb_cluster_instance": true, "aws_neptune_cluster": true,
+	"aws_neptune_cluster_instance": true, "aws_efs_mount_target": true, "aws_opensearch_domain": true,
+	"aws_elasticsearch_domain": true, "aws_db_proxy": true,
+	// AWS: security groups and their rules (which name other groups).
+	"aws_security_group": true, "aws_default_security_group": true, "aws_security_group_rule": true,
+	"aws_vpc_security_group_ingress_rule": true, "aws_vpc_security_group_egress_rule": true,
+	"aws_network_interface_sg_attachment": true,
+	// Azure: machines, interfaces, balancers, gateways and firewalls.
+	"azurerm_network_interface": true, "azurerm_linux_virtual_machine": true, "azurerm_windows_virtual_machine": true,
+	"azurerm_virtual_machine": true, "azurerm_linux_virtual_machine_scale_set": true,
+	"azurerm_windows_virtual_machine_scale_set": true, "azurerm_orchestrated_virtual_machine_scale_set": true,
+	"azurerm_virtual_machine_scale_set": true, "azurerm_lb": true, "azurerm_application_gateway": true,
+	"azurerm_firewall": true, "azurerm_kubernetes_cluster": true, "azurerm_container_group": true,
+	// Azure: services read for the networks their firewalls admit.
+	"azurerm_storage_account": true, "azurerm_key_vault": true, "azurerm_container_registry": true,
+	"azurerm_cosmosdb_account": true, "azurerm_cosmosdb_postgresql_cluster": true, "azurerm_redis_cache": true,
+	"azurerm_mssql_server": true, "azurerm_sql_server": true, "azurerm_postgresql_server": true,
+	"azurerm_postgresql_flexible_server": true, "azurerm_mysql_server": true, "azurerm_mysql_flexible_server": true,
+	"azurerm_mariadb_server": true, "azurerm_synapse_workspace": true, "azurerm_container_app": true,
+	"azurerm_app_service": true, "azurerm_app_service_slot": true, "azurerm_function_app": true,
+	"azurerm_function_app_slot": true, "azurerm_function_app_flex_consumption": true,
+	"azurerm_linux_web_app": true, "azurerm_linux_web_app_slot": true, "azurerm_windows_web_app": true,
+	"azurerm_windows_web_app_slot": true, "azurerm_linux_function_app": true, "azurerm_linux_function_app_slot": true,
+	"azurerm_windows_function_app": true, "azurerm_windows_function_app_slot": true,
+	// Reached by no one: interfaces that take no inbound connection.
+	"aws_lambda_function": true, "aws_codebuild_project": true,
+	// NAT gateways, for the way out alone: reached by no one from outside.
+	"aws_nat_gateway": true, "azurerm_nat_gateway_public_ip_association": true,
+}
+
+// networkSignal tells why the values of a resource put something in a
+// network that may be reached ("" when nothing does): security groups it
+// attaches (sgRefKey), a public address it takes or turns on, public
+// network access it turns on (or leaves not known statically), an
+// ip_configuration in a subnet. Each is named by its attribute, at any
+// depth.
+func networkSignal(vals map[string]any) string {
+	found := map[string]bool{}
+	var walk func(v any)
+	walk = func(v any) {
+		switch v := v.(type) {
+		case map[string]any:
+			for k, x := range v {
+				switch {
+				case strings.HasPrefix(k, "network_security_group") || strings.Contains(k, "application_security_group"):
+					// An Azure NSG or application security group it
+					// names filters or groups; it is no endpoint.
+				case sgRefKey(k) && (len(strList(v, k)) > 0 || unknown(v, k)):
+					found[k] = true
+				case k == "public_ip_address_id" && (str(v, k) != "" || unknown(v, k)):
+					found[k] = true
+				case publicSwitch(k) && (unknown(v, k) || boolean(v, k, false)):
+					found[k+" = true"] = true
+				case (strings.HasSuffix(k, "_type") || strings.HasSuffix(k, "_mode")) && strings.HasPrefix(strings.ToUpper(str(v, k)), "PUBLIC"):
+					found[k+" = "+str(v, k)] = true
+				case k == "ip_configuration":
+					for _, ipc := range blocks(v, k) {
+						if str(ipc, "subnet_id") != "" || unknown(ipc, "subnet_id") {
+							found["ip_configuration.subnet_id"] = true
+						}
+					}
+				}
+				walk(x)
+			}
+		case []any:
+			for _, x := range v {
+				walk(x)
+			}
+		}
+	}
+	walk(vals)
+	out := make([]string, 0, len(found))
+	for k := range found {
+		out = append(out, k)
+	}
+	sort.Strings(out)
+	return strings.Join(out, ", ")
+}
+
+// publicSwitch tells whether attribute k turns a public address or public
+// access on: associate_public_ip_address, assign_public_ip,
+// publicly_accessible, and those named public… enabled
+// (public_network_access_enabled, node_public_ip_enabled,
+// public_data_endpoint_enabled …).
+func publicSwitch(k string) bool {
+	switch k {
+	case "associate_public_ip_address", "assign_public_ip", "publicly_accessible":
+		return true
+	}
+	return strings.Contains(k, "public") && strings.HasSuffix(k, "_enabled")
+}
+
+// noteUnmodelled notes each AWS or Azure resource that puts something in
+// a network (networkSignal) but whose type the model does not read: what
+// it exposes, and to whom, is not evaluated, and the finding says so
+// rather than pass over it.
+func (m *Model) noteUnmodelled(rs []*tf.Resource) {
+	for _, r := range rs {
+		if modelledTypes[r.Type] || !strings.HasPrefix(r.Type, "aws_") && !strings.HasPrefix(r.Type, "azurerm_") {
+			continue
+		}
+		if why := networkSignal(r.Values); why != "" {
+			m.note(r, "%s is not in the network model (it sets %s): what it exposes to the internet or to other networks is not evaluated", r.Type, why)
+		}
+	}
+}

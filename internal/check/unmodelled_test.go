@@ -1,0 +1,92 @@
+package check
+
+import (
+	"context"
+	"slices"
+	"strings"
+	"testing"
+)
+
+// notModelled returns the notes a report gives on resources the network
+// model does not read, by address.
+func notModelled(rep *Report) map[string]string {
+	out := map[string]string{}
+	for _, f := range rep.Findings {
+		if f.RuleID == RuleNotEvaluated && strings.Contains(f.Message, "is not in the network model") {
+			out[f.Address] = f.Message
+		}
+	}
+	return out
+}
+
+// TestUnmodelledResourcesNoted: a resource that puts something in the
+// network (groups it attaches, a public address or public access it turns
+// on) but whose type the model does not read was passed over in silence: a
+// public SFTP endpoint, an Airflow web server on the internet, a SQL
+// managed instance's public data endpoint. Each is now a note saying what
+// is not evaluated; what the model reads (an RDS proxy, a Lambda function
+// in a VPC, a NAT gateway) is not.
+func TestUnmodelledResourcesNoted(t *testing.T) {
+	for _, tc := range []struct {
+		dir  string
+		want map[string]string // address → the attribute the note names
+		none []string
+	}{
+		{"testdata/aws/not-modelled", map[string]string{
+			"aws_transfer_server.drop":       "endpoint_type = PUBLIC",
+			"aws_mwaa_environment.pipelines": "security_group_ids, webserver_access_mode = PUBLIC_ONLY",
+		}, []string{"aws_db_proxy.orders", "aws_lambda_function.loader", "aws_nat_gateway.out", "aws_security_group.proxy"}},
+		{"testdata/azure/not-modelled", map[string]string{
+			"azurerm_bastion_host.ops":                  "ip_configuration.subnet_id, public_ip_address_id",
+			"azurerm_mssql_managed_instance.ledger":     "public_data_endpoint_enabled = true",
+			"azurerm_kubernetes_cluster_node_pool.edge": "node_public_ip_enabled = true",
+		}, []string{"azurerm_subnet_network_security_group_association.data", "azurerm_public_ip.bastion", "azurerm_nat_gateway_public_ip_association.egress"}},
+	} {
+		got := notModelled(run(t, tc.dir))
+		for addr, attrs := range tc.want {
+			if msg, ok := got[addr]; !ok || !strings.Contains(msg, "(it sets "+attrs+")") {
+				t.Errorf("%s: note on %s: %q, want one naming %s", tc.dir, addr, msg, attrs)
+			}
+		}
+		for _, addr := range tc.none {
+			if msg, ok := got[addr]; ok {
+				t.Errorf("%s: %s, which the model accounts for, noted: %s", tc.dir, addr, msg)
+			}
+		}
+	}
+}
+
+// TestDBProxyAndFunctionInVPC: a database that an RDS proxy alone may open,
+// and the proxy that a Lambda function in the VPC alone may open, were
+// reached by no source of the project (--reach): neither the proxy nor
+// the function was in the model. The proxy answers its engine family's
+// port behind its groups; the function is a source that answers nothing.
+func TestDBProxyAndFunctionInVPC(t *testing.T) {
+	const dir = "testdata/aws/db-proxy"
+	for _, tc := range []struct{ to, from string }{
+		{"aws_db_instance.orders", "aws_db_proxy.orders"},
+		{"aws_db_proxy.orders", "aws_lambda_function.api"},
+	} {
+		acc, err := Reachability(context.Background(), Config{Paths: []string{dir}}, tc.to)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var from []string
+		for _, a := range acc {
+			from = append(from, a.Source)
+			if a.Port != 5432 {
+				t.Errorf("%s reaches %s on %s %d, want tcp 5432 alone", a.Source, tc.to, a.Proto, a.Port)
+			}
+		}
+		if !slices.ContainsFunc(from, func(s string) bool { return strings.HasPrefix(s, tc.from) }) {
+			t.Errorf("sources of %s: %v, want %s", tc.to, from, tc.from)
+		}
+	}
+	acc, err := Reachability(context.Background(), Config{Paths: []string{dir}}, "aws_lambda_function.api")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(acc) != 0 {
+		t.Errorf("the function, which takes no connection, reached: %+v", acc)
+	}
+}
