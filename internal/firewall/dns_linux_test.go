@@ -1,0 +1,116 @@
+//go:build linux
+
+package firewall
+
+import (
+	"context"
+	"net"
+	"net/netip"
+	"strings"
+	"testing"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"moat/internal/netlab"
+	"moat/internal/testkit"
+)
+
+// answering serves UDP on addr in h, answering every datagram with word.
+func answering(t *testing.T, h *netlab.Host, addr, word string) {
+	t.Helper()
+	var pc net.PacketConn
+	if err := h.Do(func() (err error) { pc, err = net.ListenPacket("udp", addr); return err }); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { pc.Close() })
+	go func() {
+		b := make([]byte, 512)
+		for {
+			_, from, err := pc.ReadFrom(b)
+			if err != nil {
+				return
+			}
+			pc.WriteTo([]byte(word), from)
+		}
+	}()
+}
+
+// whoAnswers sends a datagram from a socket of uid in h to addr and
+// returns the answer ("" when none came within a second).
+func whoAnswers(h *netlab.Host, addr string, uid int) string {
+	var got string
+	h.Do(func() error {
+		unix.Setfsuid(uid)
+		defer unix.Setfsuid(0)
+		c, err := net.Dial("udp", addr)
+		if err != nil {
+			return err
+		}
+		defer c.Close()
+		c.SetDeadline(time.Now().Add(time.Second))
+		if _, err := c.Write([]byte("q")); err != nil {
+			return err
+		}
+		b := make([]byte, 16)
+		n, err := c.Read(b)
+		got = string(b[:n])
+		return err
+	})
+	return got
+}
+
+// With a DNS filter, a local user's DNS to the resolver (or any address)
+// goes to the filter's loopback port, and the agent's uid reaches the
+// resolver itself. Another program that flushes, deletes or edits the nat
+// chain that redirects it must not give local users the resolver back:
+// Guard applies the table again.
+func TestGuardRestoresDNS(t *testing.T) {
+	fw, peer := lab(t)
+	answering(t, peer, ":53", "resolver")
+	answering(t, fw, "127.0.0.1:15353", "filter")
+	m, err := New(Config{NetNS: fw.Path()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	resolver := netip.AddrPortFrom(peer.Addr, 53).String()
+	if err := m.Apply(Build(Inputs{Mode: ModeEnforce, Resolvers: []netip.Addr{peer.Addr}, DNSPort: 15353, AgentUID: 0})); err != nil {
+		t.Fatal(err)
+	}
+	check := func(when string) {
+		t.Helper()
+		if got := whoAnswers(fw, resolver, 4321); got != "filter" {
+			t.Errorf("%s: a local user's DNS to the resolver was answered by %q, want the filter", when, got)
+		}
+		if got := whoAnswers(fw, "198.18.7.250:53", 4321); got != "filter" {
+			t.Errorf("%s: a local user's DNS to another address was answered by %q, want the filter", when, got)
+		}
+		if got := whoAnswers(fw, resolver, 0); got != "resolver" {
+			t.Errorf("%s: the agent's DNS was answered by %q, want the resolver", when, got)
+		}
+	}
+	check("applied")
+	whole := rules(t, fw)
+	if !strings.Contains(whole, "dns:\n") {
+		t.Fatalf("no dns chain in\n%s", whole)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	guardErr := make(chan error, 1)
+	go func() { guardErr <- m.Guard(ctx) }()
+	for _, tamper := range []string{
+		"flush chain inet moat dns",
+		"flush chain inet moat dns; delete chain inet moat dns",
+		"insert rule inet moat dns accept",
+		"flush ruleset",
+	} {
+		if out, err := fw.Command(context.Background(), "nft", tamper).CombinedOutput(); err != nil {
+			t.Fatalf("nft %s: %v: %s", tamper, err, out)
+		}
+		testkit.WaitFor(t, "the table restored after nft "+tamper, func() bool { return rules(t, fw) == whole })
+		check("after nft " + tamper)
+	}
+	cancel()
+	if err := <-guardErr; err != nil {
+		t.Errorf("Guard: %v", err)
+	}
+}
