@@ -12,6 +12,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"moat/internal/flow"
 	"moat/internal/netlab"
 	"moat/internal/testkit"
 )
@@ -36,13 +37,15 @@ func answering(t *testing.T, h *netlab.Host, addr, word string) {
 	}()
 }
 
-// whoAnswers sends a datagram from a socket of uid in h to addr and
-// returns the answer ("" when none came within a second).
+// whoAnswers sends a datagram from a socket of uid (-1: the test's) in h
+// to addr and returns the answer ("" when none came within a second).
 func whoAnswers(h *netlab.Host, addr string, uid int) string {
 	var got string
 	h.Do(func() error {
-		unix.Setfsuid(uid)
-		defer unix.Setfsuid(0)
+		if uid >= 0 {
+			unix.Setfsuid(uid)
+			defer unix.Setfsuid(0)
+		}
 		c, err := net.Dial("udp", addr)
 		if err != nil {
 			return err
@@ -112,5 +115,46 @@ func TestGuardRestoresDNS(t *testing.T) {
 	cancel()
 	if err := <-guardErr; err != nil {
 		t.Errorf("Guard: %v", err)
+	}
+}
+
+// What the node routes for its containers has no local uid: with a DNS
+// filter, a container's DNS to the resolvers (admitted to the agent's uid
+// alone) is refused and recorded with forwarding egress. An operator's
+// outbound rule for the resolvers lets it through, unfiltered, while a
+// local user's DNS still goes to the filter: the nat chain runs before
+// the output chain's list.
+func TestForwardedDNSWithFilter(t *testing.T) {
+	d := newDockerHost(t)
+	recs := &flow.Memory{}
+	m, err := New(Config{NetNS: d.fw.Path(), Node: "fw", Flows: recs})
+	if err != nil {
+		t.Fatal(err)
+	}
+	readLog(t, m)
+	answering(t, d.peer, ":53", "resolver")
+	answering(t, d.fw, "127.0.0.1:15353", "filter")
+	resolver := netip.AddrPortFrom(d.peer.Addr, 53).String()
+	in := d.inputs(ModeEnforce)
+	in.Resolvers, in.DNSPort = []netip.Addr{d.peer.Addr}, 15353
+	if err := m.Apply(Build(in)); err != nil {
+		t.Fatal(err)
+	}
+	if got := whoAnswers(d.ctr, resolver, -1); got != "" {
+		t.Errorf("a container's DNS to the resolver was answered by %q under the filter", got)
+	}
+	wait(t, recs, "the refused routed DNS", func(r flow.Record) bool {
+		return r.Verdict() == flow.VerdictDeny && r.SrcEndpoint.IP == d.ctr.Addr.String() && r.DstEndpoint.Port == 53
+	})
+	t.Log("the operator lets the containers' DNS out")
+	in.Outbound = append(in.Outbound, Allow{Why: "operator: resolver", Proto: UDP, Port: 53, Nets: []netip.Prefix{netip.PrefixFrom(d.peer.Addr, 32)}})
+	if err := m.Apply(Build(in)); err != nil {
+		t.Fatal(err)
+	}
+	if got := whoAnswers(d.ctr, resolver, -1); got != "resolver" {
+		t.Errorf("with an outbound rule, a container's DNS was answered by %q", got)
+	}
+	if got := whoAnswers(d.fw, resolver, 4321); got != "filter" {
+		t.Errorf("with an outbound rule, a local user's DNS was answered by %q, want the filter", got)
 	}
 }
