@@ -64,7 +64,8 @@ type Config struct {
 	// which rule or list; nil allows nothing.
 	Allowed func(name string) (rule string, ok bool)
 	// Audit forwards names that are not allowed too, and records them as
-	// what enforce mode would refuse.
+	// what enforce mode would refuse. Queries past the bounds are refused
+	// in either mode.
 	Audit bool
 	// Flows receives a record of each refused query; nil discards them.
 	Flows flow.Writer
@@ -381,7 +382,7 @@ func (f *Filter) exchangeOne(ctx context.Context, r netip.AddrPort, raw []byte, 
 	if _, err := c.Write(raw); err != nil {
 		return nil, err
 	}
-	buf := make([]byte, MaxResponse)
+	buf := make([]byte, MaxUDPResponse)
 	for {
 		// A connected UDP socket takes datagrams from the resolver
 		// alone; one that answers another question (a late answer, a

@@ -15,10 +15,14 @@ const (
 	// MaxQuery is the largest query read, over UDP or TCP; a larger one
 	// is not parsed (UDP: dropped; TCP: the connection is closed).
 	MaxQuery = 512
-	// MaxResponse is the largest answer taken from a resolver, the most a
-	// DNS message can be over TCP; a UDP answer is at most what fits in
-	// the client's advertised size, which the resolver was given.
+	// MaxResponse is the largest answer taken from a resolver over TCP,
+	// the most a DNS message can be there.
 	MaxResponse = 65535
+	// MaxUDPResponse is the largest answer taken from a resolver over
+	// UDP. Resolvers answer within what the client advertised, 1232
+	// bytes by the 2020 DNS flag day's advice; one past this bound does
+	// not parse and is not passed on (SERVFAIL).
+	MaxUDPResponse = 4096
 	// MaxName is the longest name in presentation form, without its
 	// trailing dot (RFC 1035: 255 bytes on the wire).
 	MaxName = 253
