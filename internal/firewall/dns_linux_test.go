@@ -158,3 +158,45 @@ func TestForwardedDNSWithFilter(t *testing.T) {
 		t.Errorf("with an outbound rule, a local user's DNS was answered by %q, want the filter", got)
 	}
 }
+
+// Over IPv6 the nat chain takes a local user's DNS to the filter on ::1,
+// and the output chain admits it there; the agent's uid reaches the
+// resolver.
+func TestDNSRedirectIPv6(t *testing.T) {
+	fw, peer := lab(t)
+	for _, step := range []struct {
+		h    *netlab.Host
+		args []string
+	}{
+		{fw, []string{"ip", "-6", "addr", "add", "fd00:7::1/64", "dev", "eth0", "nodad"}},
+		{peer, []string{"ip", "-6", "addr", "add", "fd00:7::2/64", "dev", "eth0", "nodad"}},
+	} {
+		if out, err := step.h.Command(context.Background(), step.args[0], step.args[1:]...).CombinedOutput(); err != nil {
+			t.Fatalf("%v: %v: %s", step.args, err, out)
+		}
+	}
+	testkit.WaitFor(t, "the link-local addresses usable", func() bool {
+		for _, h := range []*netlab.Host{fw, peer} {
+			out, err := h.Command(context.Background(), "ip", "-6", "addr", "show", "tentative").CombinedOutput()
+			if err != nil || len(strings.TrimSpace(string(out))) > 0 {
+				return false
+			}
+		}
+		return true
+	})
+	answering(t, peer, "[fd00:7::2]:53", "resolver")
+	answering(t, fw, "[::1]:15353", "filter")
+	m, err := New(Config{NetNS: fw.Path()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := m.Apply(Build(Inputs{Mode: ModeEnforce, Resolvers: []netip.Addr{netip.MustParseAddr("fd00:7::2")}, DNSPort: 15353, AgentUID: 0})); err != nil {
+		t.Fatal(err)
+	}
+	if got := whoAnswers(fw, "[fd00:7::2]:53", 4321); got != "filter" {
+		t.Errorf("a local user's IPv6 DNS was answered by %q, want the filter", got)
+	}
+	if got := whoAnswers(fw, "[fd00:7::2]:53", 0); got != "resolver" {
+		t.Errorf("the agent's IPv6 DNS was answered by %q, want the resolver", got)
+	}
+}
