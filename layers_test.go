@@ -23,6 +23,7 @@ var layers = [][]string{
 	{"mtls"},
 	{"mesh"},
 	{"firewall"},
+	{"dnsfilter"},
 	{"egress"},
 	{"waf"},
 	{"detect"},

@@ -142,6 +142,7 @@ type Agent struct {
 	pol        atomic.Pointer[policy.Table] // the intentions the mesh applies
 	polChanged *broadcast                   // pol or the public ports were replaced
 	fw         *firewall.Manager            // nil when the firewall is off
+	dns        *dnsListeners                // the DNS filter; nil when the firewall is off or DNS open
 	point      *egress.Point                // nil unless this node connects out
 	proxy      *egress.Proxy                // the egress proxy
 	attestMu   sync.Mutex                   // guards attestKey
@@ -249,12 +250,18 @@ func New(ctx context.Context, cfg Config) (*Agent, error) {
 		a.spool.Close()
 		return nil, err
 	}
+	if err := a.newDNSFilter(); err != nil {
+		a.spool.Close()
+		return nil, err
+	}
 	if err := a.newEgress(); err != nil {
 		a.spool.Close()
+		a.closeDNS()
 		return nil, err
 	}
 	if a.mesh, err = a.newMesh(); err != nil {
 		a.spool.Close()
+		a.closeDNS()
 		if a.proxy != nil {
 			a.proxy.Close()
 		}
@@ -419,7 +426,7 @@ func (a *Agent) Run(ctx context.Context) error {
 	defer cancel()
 	defer func() { a.api().Close() }()
 	var wg sync.WaitGroup
-	errc := make(chan error, 9)
+	errc := make(chan error, 10)
 	run := func(f func(context.Context) error) {
 		wg.Add(1)
 		go func() {
@@ -437,6 +444,7 @@ func (a *Agent) Run(ctx context.Context) error {
 	run(a.witnessLoop)
 	run(a.shipper.Run)
 	run(a.runFirewall)
+	run(a.runDNSFilter)
 	run(a.runEgress)
 	run(a.access.run)
 	if a.cfg.Socket != "" {

@@ -42,8 +42,20 @@ type FirewallConfig struct {
 	// LogGroup is the NFLOG group of the would-drop log; zero means
 	// firewall.DefaultLogGroup.
 	LogGroup uint16
+	// DNS is how local users' DNS is treated: firewall.DNSFilter (the
+	// zero value) sends every uid's but the agent's to the agent's DNS
+	// filter, which forwards only allowed names; firewall.DNSOpen admits
+	// it to the resolvers for every uid.
+	DNS firewall.DNS
+	// DNSAllow lists names (or "*." and a domain) the filter forwards
+	// beside those the agent derives, in policy.NormalizeHostPattern's
+	// form.
+	DNSAllow []string
+	// DNSPort is the filter's loopback port; zero means DefaultDNSPort.
+	DNSPort uint16
 	// NetNS, when set, manages that network namespace's firewall rather
-	// than the process's own (tests).
+	// than the process's own (tests). The DNS filter still listens in the
+	// process's own: set DNS to firewall.DNSOpen with it.
 	NetNS string
 }
 
@@ -194,23 +206,31 @@ func resolveAddrPort(ctx context.Context, hostport string) []netip.AddrPort {
 	return out
 }
 
+// resolvers are the DNS servers the node may ask: those configured, or
+// else the system's, and the egress point's own.
+func (a *Agent) resolvers() []netip.Addr {
+	out := append([]netip.Addr(nil), a.cfg.Firewall.Resolvers...)
+	if a.cfg.Firewall.Resolvers == nil {
+		out = firewall.SystemResolvers()
+	}
+	for _, r := range resolveAddrPort(context.Background(), a.cfg.Egress.Resolver) {
+		out = append(out, r.Addr())
+	}
+	return out
+}
+
 // firewallInputs gathers what decides this node's rules now.
 func (a *Agent) firewallInputs(cps []netip.AddrPort) firewall.Inputs {
 	fc := a.cfg.Firewall
 	in := firewall.Inputs{
 		Mode: fc.Mode, ControlPlane: cps, ServerPorts: fc.ServerPorts, PublicPorts: append([]uint16(nil), fc.PublicPorts...),
-		Inbound: fc.Inbound, Outbound: fc.Outbound, Resolvers: fc.Resolvers, LogGroup: fc.LogGroup,
+		Inbound: fc.Inbound, Outbound: fc.Outbound, LogGroup: fc.LogGroup,
 		Egress:  a.cfg.Egress.Direct || a.cfg.Egress.ServeGateway != "",
 		Forward: fc.Forwarding,
 	}
-	if in.Resolvers == nil {
-		in.Resolvers = firewall.SystemResolvers()
-	}
-	// The egress point's own resolver is asked too.
-	if ap := resolveAddrPort(context.Background(), a.cfg.Egress.Resolver); len(ap) > 0 {
-		for _, r := range ap {
-			in.Resolvers = append(in.Resolvers, r.Addr())
-		}
+	in.Resolvers = a.resolvers()
+	if a.dns != nil {
+		in.DNSPort, in.AgentUID = a.dnsPort(), os.Getuid()
 	}
 	if _, p, err := net.SplitHostPort(a.cfg.MeshAddr); err == nil {
 		if n, err := strconv.Atoi(p); err == nil {

@@ -8,6 +8,7 @@ import (
 	"moat/internal/config"
 	"moat/internal/firewall"
 	"moat/internal/identity"
+	"moat/internal/policy"
 )
 
 // FirewallFile is the "firewall" key of an agent's configuration file:
@@ -20,6 +21,10 @@ import (
 //	  resolvers: ["10.0.0.2"]       # default: the system's name servers
 //	  forwarding: egress            # egress (default) or open: see Forwarding
 //	  log_group: 3740
+//	  dns:
+//	    mode: filter                # filter (default) or open: see DNSFile
+//	    allow: ["*.debian.org", "ntp.ubuntu.com"]
+//	    port: 15353                 # the filter's loopback port
 type FirewallFile struct {
 	// Mode is off (the default), audit or enforce.
 	Mode string `yaml:"mode"`
@@ -44,6 +49,28 @@ type FirewallFile struct {
 	// LogGroup is the NFLOG group of the would-drop log; zero means
 	// firewall.DefaultLogGroup.
 	LogGroup int `yaml:"log_group"`
+	// DNS is how local users' DNS is treated in audit and enforce mode.
+	DNS DNSFile `yaml:"dns"`
+}
+
+// DNSFile is the "firewall.dns" key: the node's DNS filter (package
+// dnsfilter), in force whenever the firewall is (audit or enforce).
+type DNSFile struct {
+	// Mode is "filter" (the default): the resolvers are admitted to the
+	// agent's uid alone, and every other uid's DNS (UDP and TCP 53, to
+	// any address off the node) goes to the agent's filter, which
+	// forwards only allowed names (the egress rules' names for the
+	// node's services, the control plane's and peers' names, Allow) and
+	// answers REFUSED to the rest (in audit mode: forwards and records
+	// them). "open" admits DNS to the resolvers for every uid, as moat
+	// did before the filter.
+	Mode string `yaml:"mode"`
+	// Allow lists names local users may resolve beside those moat
+	// derives: a name, or "*." and a domain for every name below it.
+	Allow []string `yaml:"allow"`
+	// Port is the filter's port on 127.0.0.1 and ::1; zero means
+	// DefaultDNSPort.
+	Port int `yaml:"port"`
 }
 
 // Config validates f, naming path (e.g. "firewall") in its errors, and
@@ -89,8 +116,33 @@ func (f *FirewallFile) Config(path string) (FirewallConfig, error) {
 		return out, config.Errorf(config.Join(path, "log_group"), "%d is out of range 0-65535", f.LogGroup)
 	}
 	out.LogGroup = uint16(f.LogGroup)
+	dp := config.Join(path, "dns")
+	if out.DNS, err = firewall.ParseDNS(f.DNS.Mode); err != nil {
+		return out, config.Errorf(config.Join(dp, "mode"), "%v", err)
+	}
+	if len(f.DNS.Allow) > maxDNSAllow {
+		return out, config.Errorf(config.Join(dp, "allow"), "%d names; at most %d", len(f.DNS.Allow), maxDNSAllow)
+	}
+	for i, s := range f.DNS.Allow {
+		n, err := policy.NormalizeHostPattern(s)
+		if err != nil {
+			return out, config.Errorf(config.Index(config.Join(dp, "allow"), i), "%v (want a name, or \"*.\" and a domain)", err)
+		}
+		out.DNSAllow = append(out.DNSAllow, n)
+	}
+	if f.DNS.Port < 0 || f.DNS.Port > 65535 {
+		return out, config.Errorf(config.Join(dp, "port"), "%d is out of range 1-65535", f.DNS.Port)
+	}
+	if f.DNS.Port == 53 {
+		return out, config.Errorf(config.Join(dp, "port"), "53 is the port the filter redirects; choose another")
+	}
+	out.DNSPort = uint16(f.DNS.Port)
 	return out, nil
 }
+
+// maxDNSAllow bounds firewall.dns.allow: every query is matched against
+// the whole list.
+const maxDNSAllow = 1024
 
 // EgressFile is the "egress" key of an agent's configuration file:
 //

@@ -111,7 +111,8 @@ const (
 	// flow.ReasonSNIMismatch, flow.ReasonHTTPRefused, flow.ReasonEgressInternal or
 	// flow.ReasonNoIdentity (a local process that runs no service), and outbound
 	// connections the host firewall dropped (flow.ReasonFirewall, verdict
-	// deny). Subject: the source (its service, else its IP).
+	// deny), and queries the node's DNS filter refused (flow.ReasonDNSRefused,
+	// verdict deny). Subject: the source (its service, else its IP).
 	RuleEgressDenied = "egress_denied"
 	// RuleTest marks the alert `moat alerts test` sends.
 	RuleTest = "test"

@@ -349,7 +349,8 @@ func (e *Engine) observeRecord(now time.Time, r *flow.Record) []Alert {
 			map[string]string{"last_reason": reason, "last_code": code, "dst": target(r.DstEndpoint)})
 	}
 	if code == flow.ReasonEgressDenied || code == flow.ReasonSNIMismatch || code == flow.ReasonHTTPRefused || code == flow.ReasonEgressInternal || code == flow.ReasonNoIdentity ||
-		code == flow.ReasonFirewall && r.Verdict() == flow.VerdictDeny && r.ConnectionInfo != nil && r.ConnectionInfo.DirectionID == flow.DirectionOutbound {
+		code == flow.ReasonFirewall && r.Verdict() == flow.VerdictDeny && r.ConnectionInfo != nil && r.ConnectionInfo.DirectionID == flow.DirectionOutbound ||
+		code == flow.ReasonDNSRefused && r.Verdict() == flow.VerdictDeny {
 		dst := target(r.DstEndpoint)
 		if ep := r.DstEndpoint; ep != nil && ep.Hostname != "" {
 			dst = ep.Hostname + ":" + strconv.Itoa(ep.Port)

@@ -125,6 +125,13 @@ func TestRules(t *testing.T) {
 			attack: []ev{r2ev(firewallDrop(flow.DirectionOutbound))},
 			benign: []ev{r2ev(egressFlow("api", "api.stripe.com", flow.VerdictAllow, ""))},
 		},
+		{
+			// A name carrying data out through DNS, refused by the node's
+			// DNS filter; in audit mode it is the audit rule's business.
+			name: "DNS refused by the filter", rule: RuleEgressDenied, key: "moat/egress_denied/10.0.0.5",
+			attack: []ev{r2ev(dnsRefused(flow.VerdictDeny))},
+			benign: []ev{r2ev(egressFlow("api", "api.stripe.com", flow.VerdictAllow, ""))},
+		},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name+"/attack", func(t *testing.T) {
@@ -352,6 +359,14 @@ func TestRunSweepsOnItsOwn(t *testing.T) {
 func egressFlow(src, host, verdict, code string) *flow.Record {
 	r := rec(flow.ClassNetworkActivity, verdict, "egress", code, svcEP(src, 0), &flow.Endpoint{Hostname: host, Port: 443})
 	r.FirewallRule = &flow.Rule{Name: "payments"}
+	return r
+}
+
+func dnsRefused(verdict string) *flow.Record {
+	dst := ipEP("", 53)
+	dst.Hostname = "aGVsbG8.evil.example."
+	r := rec(flow.ClassNetworkActivity, verdict, "dns", flow.ReasonDNSRefused, ipEP("10.0.0.5", 40000), dst)
+	r.ConnectionInfo = &flow.ConnectionInfo{DirectionID: flow.DirectionOutbound}
 	return r
 }
 

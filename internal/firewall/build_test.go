@@ -108,3 +108,48 @@ func TestBuildForwarding(t *testing.T) {
 		t.Error("ParseForwarding accepted route")
 	}
 }
+
+// With a DNS filter the resolvers are the agent's uid's alone, and the
+// spec carries the filter's port; off (or DNSOpen, port zero) it is as
+// before: every uid's.
+func TestBuildDNS(t *testing.T) {
+	in := Inputs{Mode: ModeEnforce, Resolvers: []netip.Addr{netip.MustParseAddr("10.0.0.53")}, DNSPort: 15353, AgentUID: 998}
+	s := Build(in)
+	var got []string
+	for _, a := range s.Outbound {
+		got = append(got, a.String())
+	}
+	want := []string{
+		"udp/53 10.0.0.53/32 uid 998 (DNS resolvers (the agent's, for its DNS filter))",
+		"tcp/53 10.0.0.53/32 uid 998 (DNS resolvers (the agent's, for its DNS filter))",
+	}
+	if strings.Join(got, "\n") != strings.Join(want, "\n") || s.DNSPort != 15353 || s.AgentUID != 998 || s.Validate() != nil {
+		t.Errorf("filter: %q, port %d uid %d, validate %v", got, s.DNSPort, s.AgentUID, s.Validate())
+	}
+	open := in
+	open.DNSPort = 0
+	o := Build(open)
+	if o.DNSPort != 0 || len(o.Outbound[0].UIDs) != 0 || o.Key() == s.Key() {
+		t.Errorf("open: %+v", o)
+	}
+	off := in
+	off.Mode = ModeOff
+	if Build(off).DNSPort != 0 {
+		t.Error("a DNS filter port in mode off")
+	}
+	bad := s
+	bad.AgentUID = -1
+	if err := bad.Validate(); err == nil || !strings.Contains(err.Error(), "agent uid") {
+		t.Errorf("validate a bad agent uid: %v", err)
+	}
+	for _, c := range []struct {
+		in   string
+		want DNS
+		err  bool
+	}{{"", DNSFilter, false}, {"filter", DNSFilter, false}, {"open", DNSOpen, false}, {"off", "", true}, {"Filter", "", true}} {
+		got, err := ParseDNS(c.in)
+		if got != c.want || (err != nil) != c.err {
+			t.Errorf("ParseDNS(%q) = %q, %v", c.in, got, err)
+		}
+	}
+}

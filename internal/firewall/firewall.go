@@ -23,7 +23,10 @@
 //	          a uid, which other local uids than theirs, the agent's and
 //	          root's may not open; established and related; the host essentials; the
 //	          control plane (every address, always); peers' mesh ports; DNS
-//	          to the configured resolvers; addresses the egress path has
+//	          to the configured resolvers (with a DNS filter, the agent's
+//	          own uid's alone: the nat chain "dns" takes every other uid's
+//	          DNS, to any address, to the filter on loopback, which
+//	          forwards only allowed names); addresses the egress path has
 //	          just resolved for an allowed name (a set of pins with a
 //	          timeout, for the agent's own marked sockets only); what the
 //	          operator lists
@@ -38,7 +41,9 @@
 //	          by the interface it came in by (containers on one bridge),
 //	          and the rest of what the node routes out of its containers
 //	          held to the outbound list above (not the pins, which are the
-//	          agent's own sockets'); with ForwardOpen, the rest
+//	          agent's own sockets', and DNS admitted to the agent's uid
+//	          alone, which a routed packet has not); with ForwardOpen,
+//	          the rest
 //
 // Everything else is counted and, rate-limited, logged to an NFLOG group
 // that Run reads and turns into flow records; in ModeEnforce it is dropped,
@@ -120,6 +125,35 @@ func ParseForwarding(s string) (Forwarding, error) {
 	return "", fmt.Errorf("want egress or open, got %q", s)
 }
 
+// DNS is how the firewall treats DNS from the node's local users.
+type DNS string
+
+// DNS treatments.
+const (
+	// DNSFilter admits DNS to the resolvers for the agent's uid alone and
+	// takes every other uid's DNS (UDP and TCP 53, to any address off the
+	// node) to the agent's DNS filter, which forwards only the names it
+	// allows: names no longer carry data to any domain's servers. The
+	// zero value means DNSFilter.
+	DNSFilter DNS = "filter"
+	// DNSOpen admits DNS to the resolvers for every uid, as before the
+	// filter: a resolver that recurses then carries whatever fits in a
+	// name to any domain's servers.
+	DNSOpen DNS = "open"
+)
+
+// ParseDNS reads a DNS treatment as configurations spell it; "" is
+// DNSFilter.
+func ParseDNS(s string) (DNS, error) {
+	switch DNS(s) {
+	case "", DNSFilter:
+		return DNSFilter, nil
+	case DNSOpen:
+		return DNSOpen, nil
+	}
+	return "", fmt.Errorf("want filter or open, got %q", s)
+}
+
 // Proto is a transport protocol.
 type Proto string
 
@@ -139,6 +173,10 @@ type Allow struct {
 	// Nets are the peers: sources inbound, destinations outbound. Empty
 	// means any address.
 	Nets []netip.Prefix
+	// UIDs, outbound, admits only sockets these local uids own; empty
+	// means any. What the node routes has no socket and no uid: such an
+	// Allow admits none of it.
+	UIDs []int
 }
 
 func (a Allow) String() string {
@@ -150,7 +188,15 @@ func (a Allow) String() string {
 		}
 		nets = strings.Join(s, ",")
 	}
-	return fmt.Sprintf("%s/%d %s (%s)", a.Proto, a.Port, nets, a.Why)
+	uids := ""
+	if len(a.UIDs) > 0 {
+		u := make([]string, len(a.UIDs))
+		for i, x := range a.UIDs {
+			u[i] = strconv.Itoa(x)
+		}
+		uids = " uid " + strings.Join(u, ",")
+	}
+	return fmt.Sprintf("%s/%d %s%s (%s)", a.Proto, a.Port, nets, uids, a.Why)
 }
 
 // Spec is a complete ruleset for one node. Build makes one from what the
@@ -171,6 +217,12 @@ type Spec struct {
 	// LogGroup is the NFLOG group of the would-drop log; zero means
 	// DefaultLogGroup.
 	LogGroup uint16
+	// DNSPort, when not zero, is the loopback port of the agent's DNS
+	// filter: the nat chain "dns" redirects there the DNS (UDP and TCP 53)
+	// that sockets of other uids than AgentUID send off the node. Zero
+	// redirects nothing.
+	DNSPort  uint16
+	AgentUID int
 }
 
 func (s Spec) forward() Forwarding {
@@ -184,7 +236,7 @@ func (s Spec) forward() Forwarding {
 // applies only what changed.
 func (s Spec) Key() string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "%s|%v|%d|%s\n", s.Mode, s.Egress, s.logGroup(), s.forward())
+	fmt.Fprintf(&b, "%s|%v|%d|%s|dns %d uid %d\n", s.Mode, s.Egress, s.logGroup(), s.forward(), s.DNSPort, s.AgentUID)
 	for _, a := range s.Inbound {
 		fmt.Fprintf(&b, "in %s\n", a)
 	}
@@ -260,7 +312,18 @@ func (s Spec) Validate() error {
 					return fmt.Errorf("firewall: %s: bad network %v", a.Why, n)
 				}
 			}
+			if len(a.UIDs) > 8 {
+				return fmt.Errorf("firewall: %s: %d uids", a.Why, len(a.UIDs))
+			}
+			for _, u := range a.UIDs {
+				if u < 0 || int64(u) > 0xfffffffe {
+					return fmt.Errorf("firewall: %s: uid %d", a.Why, u)
+				}
+			}
 		}
+	}
+	if s.DNSPort != 0 && (s.AgentUID < 0 || int64(s.AgentUID) > 0xfffffffe) {
+		return fmt.Errorf("firewall: DNS filter: agent uid %d", s.AgentUID)
 	}
 	return nil
 }
@@ -293,6 +356,11 @@ type Inputs struct {
 	Peers []Peer
 	// Resolvers are the DNS servers the node may ask (UDP and TCP 53).
 	Resolvers []netip.Addr
+	// DNSPort, when not zero, is the loopback port of the agent's DNS
+	// filter (DNSFilter): the resolvers are admitted to AgentUID alone,
+	// and other uids' DNS is taken to the filter. Zero is DNSOpen.
+	DNSPort  uint16
+	AgentUID int
 	// Inbound and Outbound are what the operator lists.
 	Inbound, Outbound []Allow
 	// Egress says this node connects out itself for the egress path (it
@@ -321,6 +389,9 @@ func Build(in Inputs) Spec {
 	s := Spec{Mode: in.Mode, Egress: in.Egress, LogGroup: in.LogGroup, Forward: in.Forward}
 	if s.Mode == "" {
 		s.Mode = ModeOff
+	}
+	if in.DNSPort != 0 && s.Mode != ModeOff {
+		s.DNSPort, s.AgentUID = in.DNSPort, in.AgentUID
 	}
 	if s.Forward == "" {
 		s.Forward = ForwardEgress
@@ -384,9 +455,13 @@ func Build(in Inputs) Spec {
 		}
 	}
 	if dns = sortedNets(dns); len(dns) > 0 {
+		why, uids := "DNS resolvers", []int(nil)
+		if s.DNSPort != 0 {
+			why, uids = "DNS resolvers (the agent's, for its DNS filter)", []int{s.AgentUID}
+		}
 		s.Outbound = append(s.Outbound,
-			Allow{Why: "DNS resolvers", Proto: UDP, Port: 53, Nets: dns},
-			Allow{Why: "DNS resolvers", Proto: TCP, Port: 53, Nets: dns})
+			Allow{Why: why, Proto: UDP, Port: 53, Nets: dns, UIDs: uids},
+			Allow{Why: why, Proto: TCP, Port: 53, Nets: dns, UIDs: uids})
 	}
 	s.Outbound = append(s.Outbound, in.Outbound...)
 	for _, be := range in.Backends {

@@ -515,9 +515,10 @@ func TestNetworkAttackerFamilies(t *testing.T) {
 }
 
 // A local user of the node tries to leave it by UDP (QUIC on 443, DNS to
-// a server of its choosing): dropped. DNS to the configured
-// resolvers is let through, for any uid: a resolver that recurses carries
-// names (and what is written in them) to any domain's servers.
+// a server of its choosing): dropped. Without a DNS filter (firewall.dns:
+// open) DNS to the configured resolvers is let through, for any uid: a
+// resolver that recurses carries names (and what is written in them) to
+// any domain's servers. The filter is tested in internal/dnsfilter.
 func TestWorkloadUDPExfiltration(t *testing.T) {
 	fw, peer := lab(t)
 	udpEcho(t, peer, ":443")

@@ -197,7 +197,7 @@ func (m *Manager) apply(s Spec) error {
 	}
 	policy := nftables.ChainPolicyAccept
 	for _, ch := range chains(s, sets{s4, s6, n4, n6}) {
-		chain := c.AddChain(&nftables.Chain{Name: ch.name, Table: t, Type: nftables.ChainTypeFilter,
+		chain := c.AddChain(&nftables.Chain{Name: ch.name, Table: t, Type: ch.chainType(),
 			Hooknum: ch.hook, Priority: ch.priority, Policy: &policy})
 		for _, r := range ch.rules {
 			c.AddRule(&nftables.Rule{Table: t, Chain: chain, Exprs: r.exprs, UserData: comment(r.comment)})
@@ -350,18 +350,31 @@ type hooked struct {
 	hook     *nftables.ChainHook
 	priority *nftables.ChainPriority
 	rules    []rule
+	nat      bool // a nat chain; a filter chain otherwise
+}
+
+func (h hooked) chainType() nftables.ChainType {
+	if h.nat {
+		return nftables.ChainTypeNAT
+	}
+	return nftables.ChainTypeFilter
 }
 
 // chains is the table's base chains for s, each with an accepting policy
 // (the final rules decide): input, output and forward at the filter
-// priority, and prerouting before destination NAT.
+// priority, prerouting before destination NAT, and with a DNS filter the
+// nat chain at output that takes other uids' DNS to it (dnsRules).
 func chains(s Spec, st sets) []hooked {
-	return []hooked{
-		{chainInput, nftables.ChainHookInput, nftables.ChainPriorityFilter, chainRules(s, true, st.pins4, st.pins6)},
-		{chainOutput, nftables.ChainHookOutput, nftables.ChainPriorityFilter, chainRules(s, false, st.pins4, st.pins6)},
-		{chainForward, nftables.ChainHookForward, nftables.ChainPriorityFilter, forwardRules(s, st.notes4, st.notes6)},
-		{chainPre, nftables.ChainHookPrerouting, nftables.ChainPriorityMangle, preRules(s, st.notes4, st.notes6)},
+	out := []hooked{
+		{name: chainInput, hook: nftables.ChainHookInput, priority: nftables.ChainPriorityFilter, rules: chainRules(s, true, st.pins4, st.pins6)},
+		{name: chainOutput, hook: nftables.ChainHookOutput, priority: nftables.ChainPriorityFilter, rules: chainRules(s, false, st.pins4, st.pins6)},
+		{name: chainForward, hook: nftables.ChainHookForward, priority: nftables.ChainPriorityFilter, rules: forwardRules(s, st.notes4, st.notes6)},
+		{name: chainPre, hook: nftables.ChainHookPrerouting, priority: nftables.ChainPriorityMangle, rules: preRules(s, st.notes4, st.notes6)},
 	}
+	if s.DNSPort != 0 {
+		out = append(out, hooked{name: chainDNS, hook: nftables.ChainHookOutput, priority: nftables.ChainPriorityNATDest, rules: dnsRules(s), nat: true})
+	}
+	return out
 }
 
 // intact reports whether the kernel holds s's table: every chain, hooked,
@@ -379,7 +392,7 @@ func intact(c *nftables.Conn, s Spec) (bool, error) {
 		var ch *nftables.Chain
 		for _, x := range have {
 			if x.Table.Name == Table && x.Name == want.name && x.Hooknum != nil && *x.Hooknum == *want.hook &&
-				x.Priority != nil && *x.Priority == *want.priority {
+				x.Priority != nil && *x.Priority == *want.priority && x.Type == want.chainType() {
 				ch = x
 			}
 		}

@@ -23,6 +23,7 @@ const (
 	setPins4     = "egress_pins4"
 	setPins6     = "egress_pins6"
 	chainPre     = "prerouting"
+	chainDNS     = "dns"
 	setNotes4    = "published_notes4"
 	setNotes6    = "published_notes6"
 )
@@ -134,22 +135,64 @@ func protoNum(p Proto) byte {
 	return unix.IPPROTO_TCP
 }
 
-// allowRules turns one Allow into rules: one per network (per family), or
-// one for any address.
+// allowRules turns one Allow into rules: one per network (per family) and
+// uid, or one for any address.
 func allowRules(a Allow, in bool, comment string) []rule {
 	base := append(l4proto(protoNum(a.Proto)), port(a.Port, true)...)
-	if len(a.Nets) == 0 {
-		return []rule{{comment: comment, exprs: append(base, &expr.Counter{}, accept())}}
+	owners := [][]expr.Any{nil}
+	if len(a.UIDs) > 0 {
+		owners = nil
+		for _, u := range a.UIDs {
+			owners = append(owners, []expr.Any{
+				&expr.Meta{Key: expr.MetaKeySKUID, Register: 1},
+				&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: binaryutil.NativeEndian.PutUint32(uint32(u))},
+			})
+		}
 	}
 	var out []rule
-	for _, n := range a.Nets {
-		fam := byte(unix.NFPROTO_IPV4)
-		if n.Addr().Is6() {
-			fam = unix.NFPROTO_IPV6
+	for _, owner := range owners {
+		if len(a.Nets) == 0 {
+			e := append(slices.Clone(base), owner...)
+			out = append(out, rule{comment: comment, exprs: append(e, &expr.Counter{}, accept())})
+			continue
 		}
-		e := append(nfproto(fam), addrIn(n, in)...)
-		e = append(e, base...)
-		out = append(out, rule{comment: comment, exprs: append(e, &expr.Counter{}, accept())})
+		for _, n := range a.Nets {
+			fam := byte(unix.NFPROTO_IPV4)
+			if n.Addr().Is6() {
+				fam = unix.NFPROTO_IPV6
+			}
+			e := append(nfproto(fam), addrIn(n, in)...)
+			e = append(e, base...)
+			e = append(e, owner...)
+			out = append(out, rule{comment: comment, exprs: append(e, &expr.Counter{}, accept())})
+		}
+	}
+	return out
+}
+
+// dnsRules are the nat chain of the DNS filter: DNS (UDP and TCP 53) that
+// a socket of another uid than the agent's sends off the node, to any
+// address, is redirected to the filter's loopback port, where only
+// allowed names are forwarded to the resolvers. What goes over loopback
+// (a local stub resolver, systemd-resolved's 127.0.0.53) is left alone:
+// the stub's own queries off the node are redirected in their turn. A
+// packet with no socket (the kernel's own) has no uid and is not matched.
+func dnsRules(s Spec) []rule {
+	var out []rule
+	for _, p := range []Proto{UDP, TCP} {
+		e := []expr.Any{
+			&expr.Meta{Key: expr.MetaKeyOIFNAME, Register: 1},
+			&expr.Cmp{Op: expr.CmpOpNeq, Register: 1, Data: ifname("lo")},
+		}
+		e = append(e, l4proto(protoNum(p))...)
+		e = append(e, port(53, true)...)
+		e = append(e,
+			&expr.Meta{Key: expr.MetaKeySKUID, Register: 1},
+			&expr.Cmp{Op: expr.CmpOpNeq, Register: 1, Data: binaryutil.NativeEndian.PutUint32(uint32(s.AgentUID))},
+			&expr.Counter{},
+			&expr.Immediate{Register: 1, Data: binaryutil.BigEndian.PutUint16(s.DNSPort)},
+			&expr.Redir{RegisterProtoMin: 1})
+		out = append(out, rule{comment: fmt.Sprintf("DNS (%s/53) of uids other than the agent's (%d): to its DNS filter on loopback port %d", p, s.AgentUID, s.DNSPort), exprs: e})
 	}
 	return out
 }
@@ -397,6 +440,9 @@ func forwardRules(s Spec, n4, n6 *nftables.Set) []rule {
 		rule{comment: "published by destination NAT, admitted by the inbound rules", exprs: append(ctBits(expr.CtKeySTATUS, ipsDstNAT), &expr.Counter{}, accept())},
 		rule{comment: "back out of the interface it came in by (containers on one bridge)", exprs: append(sameIf, &expr.Counter{}, accept())})
 	for _, a := range s.Outbound {
+		if len(a.UIDs) > 0 {
+			continue // a local uid's alone: nothing routed is
+		}
 		out = append(out, allowRules(a, false, "routed out: "+a.String())...)
 	}
 	return append(out, finalRules(s, false)...)
@@ -422,6 +468,29 @@ func admitted(s Spec, in bool) []rule {
 	return out
 }
 
+// redirectedRules admit, in the output chain, what the nat chain "dns"
+// took to the DNS filter: its packets reach the filter chain with their
+// new destination (the filter's loopback address and port) but the
+// interface they were first routed to, which the loopback rule does not
+// match.
+func redirectedRules(s Spec) []rule {
+	var out []rule
+	for _, fam := range []struct {
+		proto byte
+		lo    netip.Addr
+	}{{unix.NFPROTO_IPV4, netip.MustParseAddr("127.0.0.1")}, {unix.NFPROTO_IPV6, netip.IPv6Loopback()}} {
+		for _, p := range []Proto{UDP, TCP} {
+			e := append(nfproto(fam.proto), ctBits(expr.CtKeySTATUS, ipsDstNAT)...)
+			e = append(e, addrIn(host(fam.lo), false)...)
+			e = append(e, l4proto(protoNum(p))...)
+			e = append(e, port(s.DNSPort, true)...)
+			out = append(out, rule{comment: fmt.Sprintf("DNS redirected to the DNS filter (%s %s:%d)", p, fam.lo, s.DNSPort),
+				exprs: append(e, &expr.Counter{}, accept())})
+		}
+	}
+	return out
+}
+
 // chainRules is the whole of one chain of the node's own traffic.
 func chainRules(s Spec, in bool, s4, s6 *nftables.Set) []rule {
 	var out []rule
@@ -429,6 +498,9 @@ func chainRules(s Spec, in bool, s4, s6 *nftables.Set) []rule {
 		out = backendRules(s)
 	}
 	out = append(out, admitted(s, in)...)
+	if !in && s.DNSPort != 0 {
+		out = append(out, redirectedRules(s)...)
+	}
 	if !in && s.Egress {
 		out = append(out, pinRules(s4, s6)...)
 	}

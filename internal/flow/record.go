@@ -339,6 +339,7 @@ const (
 	ReasonEgressInternal = "egress_internal"   // an allowed name resolved to an internal address (loopback, link-local, private)
 	ReasonNoIdentity     = "no_identity"       // the local caller maps to no service registered on the node
 	ReasonEgressBusy     = "egress_busy"       // the caller's uid holds as many egress connections as it may at once
+	ReasonDNSRefused     = "dns_refused"       // the node's DNS filter refused a local user's query: a name not allowed, or past its bounds (or would have, in audit mode)
 )
 
 // NewID returns a fresh random record ID (128 bits, hex).

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
+	"slices"
 	"strings"
 
 	"moat/internal/config"
@@ -187,18 +188,7 @@ func normalizeEgressTo(s string) (string, error) {
 		}
 		return pfx.String(), nil
 	}
-	name, err := lowerName(s)
-	if err != nil {
-		return "", fmt.Errorf("%q: %v", s, err)
-	}
-	rest, wild := strings.CutPrefix(name, "*.")
-	if err := checkHostName(rest); err != nil {
-		return "", fmt.Errorf("%q: %v", s, err)
-	}
-	if !wild && !strings.Contains(rest, ".") {
-		return "", fmt.Errorf("%q: write the fully qualified name (a single label is resolved through search domains)", s)
-	}
-	return name, nil
+	return NormalizeHostPattern(s)
 }
 
 func isDigitsAndDots(s string) bool {
@@ -307,16 +297,54 @@ func (t *Table) DecideEgress(src, host string, port int) EgressDecision {
 			}
 			continue
 		}
-		if hostMatches(r.To, host) {
+		if HostMatches(r.To, host) {
 			return EgressDecision{Allow: true, Rule: r.Name}
 		}
 	}
 	return EgressDecision{Rule: DefaultDeny}
 }
 
-// hostMatches matches a name against a rule's name, "*.domain" (any name
+// EgressNamed returns the first name rule (any port) whose destination
+// matches host, a name in NormalizeHost's form, and that names a source
+// from accepts (or "*"): the names a node's DNS filter lets its local
+// users resolve. A nil from accepts every source.
+func (t *Table) EgressNamed(host string, from func(src string) bool) (string, bool) {
+	if t == nil {
+		return "", false
+	}
+	for _, r := range t.egress {
+		if _, ok := r.Network(); ok || !HostMatches(r.To, host) {
+			continue
+		}
+		if from == nil || contains(r.From, Wildcard) || slices.ContainsFunc(r.From, from) {
+			return r.Name, true
+		}
+	}
+	return "", false
+}
+
+// NormalizeHostPattern checks a name pattern as an egress rule's name
+// destination is written, a DNS name or "*." and a name, and returns it
+// lower-cased without a trailing dot. "*" alone (every name) and
+// addresses are refused.
+func NormalizeHostPattern(s string) (string, error) {
+	name, err := lowerName(s)
+	if err != nil {
+		return "", fmt.Errorf("%q: %v", s, err)
+	}
+	rest, wild := strings.CutPrefix(name, "*.")
+	if err := checkHostName(rest); err != nil {
+		return "", fmt.Errorf("%q: %v", s, err)
+	}
+	if !wild && !strings.Contains(rest, ".") {
+		return "", fmt.Errorf("%q: write the fully qualified name (a single label is resolved through search domains)", s)
+	}
+	return name, nil
+}
+
+// HostMatches matches a name against a rule's name, "*.domain" (any name
 // below domain, at any depth) or "*".
-func hostMatches(pattern, host string) bool {
+func HostMatches(pattern, host string) bool {
 	switch {
 	case pattern == AnyHost:
 		_, err := netip.ParsePrefix(host)

@@ -61,8 +61,10 @@ func AgentCommand() *cmdline.Command {
 			"\"inet moat\") in step with the registry and intentions: inbound only the mesh\n" +
 			"port, permissive services' plaintext ports, the control plane on servers and\n" +
 			"what the config's firewall.inbound lists; outbound only the control plane,\n" +
-			"peers' mesh ports, DNS and the egress path. --egress-proxy runs an HTTP CONNECT\n" +
-			"proxy that takes services out where the intentions' egress rules allow.",
+			"peers' mesh ports, DNS and the egress path. Other local users' DNS goes to the\n" +
+			"agent's DNS filter, which resolves only allowed names (firewall.dns).\n" +
+			"--egress-proxy runs an HTTP CONNECT proxy that takes services out where the\n" +
+			"intentions' egress rules allow.",
 		Flags: func(fs *flag.FlagSet) {
 			file = fs.String("config", "", "YAML configuration file (keys as the flags, with _ for -)")
 			NodeFlags(fs, &c)

@@ -1,0 +1,108 @@
+package agent
+
+import (
+	"strings"
+	"testing"
+
+	"moat/internal/api"
+	"moat/internal/firewall"
+	"moat/internal/policy"
+)
+
+const dnsIntentions = `
+default: deny
+egress:
+  - name: payments
+    from: [api]
+    to: api.stripe.com
+    ports: [443]
+  - name: uploads
+    from: ["*"]
+    to: "*.s3.amazonaws.com"
+    ports: [443]
+  - name: elsewhere
+    from: [batch]
+    to: batch.example.net
+    ports: [443]
+  - name: partner
+    from: [api]
+    to: 203.0.113.0/24
+    ports: [8443]
+`
+
+// TestDNSAllowed: the filter lets local users resolve the names of the
+// egress rules of this node's services (exactly, or below a "*." domain,
+// as the egress path matches them), the names the agent itself asks for
+// (control plane, peers' mesh addresses, the egress resolver) and
+// firewall.dns.allow; not another node's services' rules' names, nor the
+// domain of a wildcard itself. The egress gateway's point resolves for
+// every service: there, every rule's names.
+func TestDNSAllowed(t *testing.T) {
+	pol, err := policy.Parse([]byte(dnsIntentions))
+	if err != nil {
+		t.Fatal(err)
+	}
+	a := &Agent{cfg: Config{Node: "n1", Server: "cp.example.org:7400,10.0.0.1:7400",
+		Firewall: FirewallConfig{Mode: firewall.ModeEnforce, DNSAllow: []string{"*.debian.org", "ntp.ubuntu.com"}},
+		Egress:   EgressConfig{Resolver: "dns.internal.example:53"}},
+		state: state{
+			services: map[string]api.Registration{"api": {Name: "api", Node: "n1"}, "batch": {Name: "batch", Node: "n2"}},
+			nodes:    map[string]api.Node{"n2": {Name: "n2", MeshAddr: "n2.mesh.example:15443"}, "n3": {Name: "n3", MeshAddr: "10.0.0.3:15443"}},
+		}}
+	a.pol.Store(pol)
+	for _, c := range []struct {
+		name string
+		want string // "" for refused
+	}{
+		{"api.stripe.com", "egress rule payments"},
+		{"bucket.s3.amazonaws.com", "egress rule uploads"},
+		{"a.b.s3.amazonaws.com", "egress rule uploads"},
+		{"s3.amazonaws.com", ""},
+		{"deb.debian.org", "firewall.dns.allow *.debian.org"},
+		{"ntp.ubuntu.com", "firewall.dns.allow ntp.ubuntu.com"},
+		{"x.ntp.ubuntu.com", ""},
+		{"cp.example.org", "moat's own name"},
+		{"n2.mesh.example", "moat's own name"},
+		{"dns.internal.example", "moat's own name"},
+		{"batch.example.net", ""},
+		{"agvsbg8.evil.example", ""},
+		{"stripe.com", ""},
+	} {
+		got, ok := a.dnsAllowed(c.name)
+		if got != c.want || ok != (c.want != "") {
+			t.Errorf("%s: %q, %v; want %q", c.name, got, ok, c.want)
+		}
+	}
+	a.cfg.Egress.ServeGateway = "egress"
+	if got, ok := a.dnsAllowed("batch.example.net"); !ok || got != "egress rule elsewhere" {
+		t.Errorf("on the egress gateway, another node's rule's name: %q, %v", got, ok)
+	}
+}
+
+// TestFirewallFileDNS: firewall.dns is read into the agent's config, mode
+// "" meaning filter; bad modes, names and ports are refused with the key
+// path named.
+func TestFirewallFileDNS(t *testing.T) {
+	f := FirewallFile{Mode: "enforce", DNS: DNSFile{Allow: []string{"*.Debian.org.", "ntp.ubuntu.com"}, Port: 5300}}
+	c, err := f.Config("firewall")
+	if err != nil || c.DNS != firewall.DNSFilter || strings.Join(c.DNSAllow, ",") != "*.debian.org,ntp.ubuntu.com" || c.DNSPort != 5300 {
+		t.Errorf("%+v, %v", c, err)
+	}
+	for _, tc := range []struct {
+		dns  DNSFile
+		want string
+	}{
+		{DNSFile{Mode: "closed"}, `firewall.dns.mode: want filter or open, got "closed"`},
+		{DNSFile{Allow: []string{"*"}}, `firewall.dns.allow[0]: "*": a wildcard is allowed only as the whole first label`},
+		{DNSFile{Allow: []string{"ok.example", "intranet"}}, `firewall.dns.allow[1]: "intranet": write the fully qualified name`},
+		{DNSFile{Allow: []string{"10.0.0.1"}}, `firewall.dns.allow[0]: "10.0.0.1": a name ending in a number`},
+		{DNSFile{Allow: []string{"a..example"}}, `firewall.dns.allow[0]: "a..example": empty or over-long label`},
+		{DNSFile{Port: 70000}, `firewall.dns.port: 70000 is out of range 1-65535`},
+		{DNSFile{Port: 53}, `firewall.dns.port: 53 is the port the filter redirects`},
+	} {
+		f := FirewallFile{Mode: "enforce", DNS: tc.dns}
+		if _, err := f.Config("firewall"); err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%+v: %v, want %q", tc.dns, err, tc.want)
+		}
+	}
+}

