@@ -178,7 +178,7 @@ func startProc(ctx context.Context, bin, logPath string, args ...string) (*exec.
 	cmd.Stdout, cmd.Stderr = f, f
 	// Its own process group, so an interrupt of the harness does not reach
 	// it before stopProc does.
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
+	cmd.SysProcAttr = childAttr()
 	if err := cmd.Start(); err != nil {
 		f.Close()
 		return nil, err
