@@ -136,7 +136,7 @@ func (g gateAction) Evaluate(r plugintypes.RuleMetadata, tx plugintypes.Transact
 			break
 		}
 		if !s.guarded(&rules[i]) && !s.mayMatch(&rules[i]) {
-			s.remove(rules[i].id)
+			s.removeRank(rules[i].rank)
 		}
 	}
 	s.flush(rr, p.gatePhase[r.ID()])
@@ -180,6 +180,12 @@ type gatePlan struct {
 	ids   []int
 	rank  map[int]int
 	phase []int
+	// ranges: where a transaction keeps its removed ranges, for the
+	// phase-2 gate to drop those only phase 1 reads (nil: not found);
+	// notPhase1[i]: how many of the first i ranks are not of phase 1
+	// (gateremove.go).
+	ranges    *rangesAt
+	notPhase1 []int32
 	// twins[node]: the nodes whose value node may take (gateshare.go).
 	twins [][]int
 	// unions: how many (selector, chain) pairs rules read with a byte
@@ -217,6 +223,7 @@ const gateBudgetEvery = 16
 
 type gateRule struct {
 	id   int
+	rank int   // id's place among the rule set's IDs (gateremove.go)
 	sels []int // into gatePlan.selectors
 	node int   // the rule's whole transformation chain
 	op   plugintypes.Operator
@@ -460,6 +467,12 @@ func planGate(w coraza.WAF, ids []int, paranoia int, budget time.Duration, const
 		}
 	}
 	p.planRanks(ruleIDs, phases)
+	p.ranges = rangesField(w)
+	for _, list := range p.after {
+		for i := range list {
+			list[i].rank = p.rank[list[i].id]
+		}
+	}
 	p.placeCaptured()
 	p.all, p.constKeys = nil, nil
 	p.planMulti()
