@@ -118,6 +118,7 @@ func (g gateAction) Evaluate(r plugintypes.RuleMetadata, tx plugintypes.Transact
 	rules := p.after[r.ID()]
 	rr, ok := tx.(ruleRemover)
 	if len(rules) == 0 || !ok || tx.Capturing() {
+		applyTargets(tx, nil)
 		return
 	}
 	s := gateScratch.Get().(*gateState)
@@ -138,6 +139,9 @@ func (g gateAction) Evaluate(r plugintypes.RuleMetadata, tx plugintypes.Transact
 		if !s.guarded(&rules[i]) && !s.mayMatch(&rules[i]) {
 			s.removeRank(rules[i].rank)
 		}
+	}
+	if p.gatePhase[r.ID()] == 2 {
+		applyTargets(tx, s)
 	}
 	s.flush(rr, p.gatePhase[r.ID()])
 	if p.hdr != nil {
@@ -186,6 +190,10 @@ type gatePlan struct {
 	// (gateremove.go).
 	ranges    *rangesAt
 	notPhase1 []int32
+	// deferredTargets: the phase-2 gate files target removals of phase
+	// 1 (gatetargets.go), so a route that excludes it takes the
+	// unresolved rule set.
+	deferredTargets bool
 	// twins[node]: the nodes whose value node may take (gateshare.go).
 	twins [][]int
 	// unions: how many (selector, chain) pairs rules read with a byte
@@ -474,6 +482,7 @@ func planGate(w coraza.WAF, ids []int, paranoia int, budget time.Duration, const
 		}
 	}
 	p.placeCaptured()
+	targets := planTargets(p.all, isGate)
 	p.all, p.constKeys = nil, nil
 	p.planMulti()
 	p.planTwins()
@@ -488,6 +497,10 @@ func planGate(w coraza.WAF, ids []int, paranoia int, budget time.Duration, const
 			p.keyNeed[k] = newKeyNecessity(sel.keyRx)
 		}
 	}
+	for _, t := range targets {
+		t.tr.now, t.tr.later = t.now, t.later
+	}
+	p.deferredTargets = len(targets) > 0
 	return p, nil
 }
 

@@ -959,6 +959,10 @@ type targetRemoval struct {
 	col   variables.RuleVariable
 	key   string
 	keyRx *regexp.Regexp
+	// now and later: ids split by the gate's plan (gatetargets.go),
+	// later filed by the phase-2 gate; later is nil when ids are all
+	// filed at once.
+	now, later []int
 }
 
 type targetRemover interface {
@@ -974,7 +978,14 @@ func (a *targetRemoval) Evaluate(_ plugintypes.RuleMetadata, tx plugintypes.Tran
 	if !ok {
 		return // Coraza's own would not run either; the rules keep every target
 	}
-	for _, id := range a.ids {
+	ids := a.ids
+	if a.later != nil {
+		if m := memoOf(tx); m != nil {
+			m.targets = append(m.targets, a)
+			ids = a.now
+		}
+	}
+	for _, id := range ids {
 		rt.RemoveRuleTargetByID(id, a.col, a.key, a.keyRx)
 	}
 }
