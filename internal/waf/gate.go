@@ -118,6 +118,7 @@ func (g gateAction) Evaluate(r plugintypes.RuleMetadata, tx plugintypes.Transact
 	rules := p.after[r.ID()]
 	rr, ok := tx.(ruleRemover)
 	if len(rules) == 0 || !ok || tx.Capturing() {
+		applyTargets(tx, nil)
 		return
 	}
 	s := gateScratch.Get().(*gateState)
@@ -136,8 +137,11 @@ func (g gateAction) Evaluate(r plugintypes.RuleMetadata, tx plugintypes.Transact
 			break
 		}
 		if !s.guarded(&rules[i]) && !s.mayMatch(&rules[i]) {
-			s.remove(rules[i].id)
+			s.removeRank(rules[i].rank)
 		}
+	}
+	if p.gatePhase[r.ID()] == 2 {
+		applyTargets(tx, s)
 	}
 	s.flush(rr, p.gatePhase[r.ID()])
 	if p.hdr != nil {
@@ -180,6 +184,16 @@ type gatePlan struct {
 	ids   []int
 	rank  map[int]int
 	phase []int
+	// ranges: where a transaction keeps its removed ranges, for the
+	// phase-2 gate to drop those only phase 1 reads (nil: not found);
+	// notPhase1[i]: how many of the first i ranks are not of phase 1
+	// (gateremove.go).
+	ranges    *rangesAt
+	notPhase1 []int32
+	// deferredTargets: the phase-2 gate files target removals of phase
+	// 1 (gatetargets.go), so a route that excludes it takes the
+	// unresolved rule set.
+	deferredTargets bool
 	// twins[node]: the nodes whose value node may take (gateshare.go).
 	twins [][]int
 	// unions: how many (selector, chain) pairs rules read with a byte
@@ -217,6 +231,7 @@ const gateBudgetEvery = 16
 
 type gateRule struct {
 	id   int
+	rank int   // id's place among the rule set's IDs (gateremove.go)
 	sels []int // into gatePlan.selectors
 	node int   // the rule's whole transformation chain
 	op   plugintypes.Operator
@@ -460,7 +475,14 @@ func planGate(w coraza.WAF, ids []int, paranoia int, budget time.Duration, const
 		}
 	}
 	p.planRanks(ruleIDs, phases)
+	p.ranges = rangesField(w)
+	for _, list := range p.after {
+		for i := range list {
+			list[i].rank = p.rank[list[i].id]
+		}
+	}
 	p.placeCaptured()
+	targets := planTargets(p.all, isGate)
 	p.all, p.constKeys = nil, nil
 	p.planMulti()
 	p.planTwins()
@@ -475,6 +497,10 @@ func planGate(w coraza.WAF, ids []int, paranoia int, budget time.Duration, const
 			p.keyNeed[k] = newKeyNecessity(sel.keyRx)
 		}
 	}
+	for _, t := range targets {
+		t.tr.now, t.tr.later = t.now, t.later
+	}
+	p.deferredTargets = len(targets) > 0
 	return p, nil
 }
 

@@ -1,6 +1,13 @@
 package waf
 
-import "slices"
+import (
+	"reflect"
+	"slices"
+	"unsafe"
+
+	"github.com/corazawaf/coraza/v3"
+	"github.com/corazawaf/coraza/v3/experimental/plugins/plugintypes"
+)
 
 // How the gate takes rules out of a transaction. Coraza's RemoveRuleByID
 // fills a map that each transaction starts anew, so the gate's hundred
@@ -18,6 +25,16 @@ import "slices"
 // a rule in its own phase only, so removing them changes nothing; the
 // runs then reach over the rules of phase 1 that CRS and moat
 // interleave with those of phase 2.
+//
+// The ranges a transaction holds are read for every rule of every phase
+// after they were added, the phase-1 gate's (some twenty) for each of
+// phase 2's 190 rules too, though they name rules of phase 1 only: most
+// of Coraza's reading of ranges in phase 2 was theirs. Coraza evaluates
+// a rule in its own phase only (and SecMarkers, phase 0, in every
+// phase), so once phase 2 has begun a range that names rules of phase
+// 1 alone removes nothing more; the phase-2 gate drops such ranges,
+// whoever added them, before it adds its own. A range that names any
+// rule of another phase, or a marker, stays.
 
 // planRanks numbers the rule set's IDs (ids, every rule's of every
 // phase; phases, each one's phase) in order, for flush.
@@ -28,19 +45,89 @@ func (p *gatePlan) planRanks(ids []int, phases map[int]int) {
 	p.ids = sorted
 	p.rank = make(map[int]int, len(sorted))
 	p.phase = make([]int, len(sorted))
+	p.notPhase1 = make([]int32, len(sorted)+1)
 	for i, id := range sorted {
 		p.rank[id] = i
 		p.phase[i] = phases[id]
+		p.notPhase1[i+1] = p.notPhase1[i]
+		if phases[id] != 1 {
+			p.notPhase1[i+1]++
+		}
 	}
 }
 
-// remove records rule id as removed by this pass.
-func (s *gateState) remove(id int) {
+// rangesAt is where Coraza's transaction type keeps the ranges of rules
+// removed from it (an unexported field, found by name and type at load).
+type rangesAt struct {
+	typ reflect.Type
+	off uintptr
+}
+
+// rangesField finds the ranges field of w's transactions; nil if they
+// are not laid out as expected, and then no range is dropped.
+func rangesField(w coraza.WAF) *rangesAt {
+	tx := w.NewTransaction()
+	defer tx.Close()
+	t := reflect.TypeOf(tx)
+	if t.Kind() != reflect.Pointer || t.Elem().Kind() != reflect.Struct {
+		return nil
+	}
+	f, ok := t.Elem().FieldByName("ruleRemoveByIDRanges")
+	if !ok || f.Type != reflect.TypeFor[[][2]int]() {
+		return nil
+	}
+	return &rangesAt{typ: t, off: f.Offset}
+}
+
+// of returns tx's ranges, or nil when tx is not of the type found.
+func (a *rangesAt) of(tx plugintypes.TransactionState) *[][2]int {
+	if a == nil || reflect.TypeOf(tx) != a.typ {
+		return nil
+	}
+	v := any(tx)
+	data := (*[2]unsafe.Pointer)(unsafe.Pointer(&v))[1]
+	return (*[][2]int)(unsafe.Add(data, a.off))
+}
+
+// dropPhase1 removes from tx the ranges that name rules of phase 1
+// alone (see above): called in phase 2.
+func (s *gateState) dropPhase1() {
+	rs := s.p.ranges.of(s.tx)
+	if rs == nil {
+		return
+	}
+	kept := (*rs)[:0]
+	for _, rng := range *rs {
+		if !s.p.phase1Only(rng) {
+			kept = append(kept, rng)
+		}
+	}
+	clear((*rs)[len(kept):])
+	*rs = kept
+}
+
+// phase1Only reports whether every rule whose ID is in rng is of phase
+// 1 (a range that names no rule, too). A range from 0 names the
+// SecMarkers (ID 0, every phase), which ids leaves out.
+func (p *gatePlan) phase1Only(rng [2]int) bool {
+	if rng[0] <= 0 {
+		return false
+	}
+	lo, _ := slices.BinarySearch(p.ids, rng[0])
+	hi, found := slices.BinarySearch(p.ids, rng[1])
+	if found {
+		hi++
+	}
+	return lo >= hi || p.notPhase1[hi] == p.notPhase1[lo]
+}
+
+// removeRank records the rule of rank i as removed by this pass.
+func (s *gateState) removeRank(i int) {
 	if cap(s.removed) < len(s.p.ids) {
 		s.removed = make([]bool, len(s.p.ids))
 	}
 	s.removed = s.removed[:len(s.p.ids)]
-	s.removed[s.p.rank[id]] = true
+	s.removed[i] = true
 	s.any = true
 }
 
@@ -53,6 +140,9 @@ func (s *gateState) removedHere(id int) bool {
 // the gate of phase: a range runs on over the rules of earlier phases
 // and ends at a rule removed.
 func (s *gateState) flush(rr ruleRemover, phase int) {
+	if phase == 2 {
+		s.dropPhase1()
+	}
 	if !s.any {
 		return
 	}

@@ -268,6 +268,11 @@ func overrideOK(v, target string) bool {
 // proxyHeaderWhy returns why a host or URL-override header of a request
 // with the given target is an injection, or "" when none is.
 func proxyHeaderWhy(name, v, target string) string {
+	// Every header read below is named X-… or Forwarded: any other
+	// name is not lower-cased (an allocation per header and request).
+	if !(len(name) > 2 && name[0]|0x20 == 'x' && name[1] == '-') && !strings.EqualFold(name, "forwarded") {
+		return ""
+	}
 	name = strings.ToLower(name)
 	switch {
 	case hostHeaders[name]:

@@ -133,6 +133,34 @@ func TestProxyHeaderWhy(t *testing.T) {
 	}
 }
 
+// TestProxyHeaderNames: every header proxyHeaderWhy reads is judged
+// whatever the case of its name, so its quick test of the name (X-… or
+// Forwarded) passes them all; fails when that test refuses a name the
+// checks read.
+func TestProxyHeaderNames(t *testing.T) {
+	names := []string{"forwarded", "x-forwarded-proto", "x-forwarded-scheme", "x-forwarded-port", "x-forwarded-for", "x-forwarded-anything"}
+	for _, m := range []map[string]bool{hostHeaders, overrideHeaders, prefixHeaders} {
+		for n := range m {
+			names = append(names, n)
+		}
+	}
+	for _, n := range names {
+		v := "http://attacker.example/a"
+		if n == "forwarded" {
+			v = "for=203.0.113.7;host=attacker.example/a"
+		}
+		want := proxyHeaderWhy(n, v, "/")
+		if want == "" {
+			t.Errorf("%s: %q is no attack", n, v)
+		}
+		for _, cased := range []string{strings.ToUpper(n), strings.ToUpper(n[:1]) + n[1:]} {
+			if got := proxyHeaderWhy(cased, v, "/"); got != want {
+				t.Errorf("proxyHeaderWhy(%q) = %q, want %q", cased, got, want)
+			}
+		}
+	}
+}
+
 func FuzzRefScore(f *testing.F) {
 	for _, s := range []string{`\\a\b`, "//a/b", "php://", "data:,", "data:x;base64,", "file://", `\\?\`, "/a/php://x"} {
 		f.Add(s)

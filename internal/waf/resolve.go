@@ -33,8 +33,9 @@ import (
 //     or a name built from a macro, makes it (or everything) unknown;
 //     variables moat's own code writes (moat_*) are never known;
 //   - a rule whose only input is one known TX variable (or its count),
-//     with no transformation and a value-only operator, is decided by
-//     running its own operator on the value, on a scratch transaction;
+//     with a value-only operator, is decided by running its own
+//     transformations and operator on the value, on a scratch
+//     transaction (no multiMatch);
 //   - a rule decided never to match is removed from the rule set (it
 //     would run no action); one decided always to match, whose actions are
 //     only setvar with known values and skipAfter (nolog, no ctl, no skip,
@@ -354,8 +355,20 @@ func (s *resolver) decide(r *rrule) int {
 		return dynamic
 	}
 	v := r.v
-	if v.FieldByName("MultiMatch").Bool() || v.FieldByName("transformations").Len() > 0 {
+	if v.FieldByName("MultiMatch").Bool() {
 		return dynamic
+	}
+	// The rule's transformations, run on the value as Coraza runs them
+	// (a step that errs leaves the value as it was): functions of the
+	// value alone.
+	ts := v.FieldByName("transformations")
+	steps := make([]plugintypes.Transformation, ts.Len())
+	for i := range steps {
+		t, _, err := transformationAt(ts, i)
+		if err != nil || t == nil {
+			return dynamic
+		}
+		steps[i] = t
 	}
 	opp := v.FieldByName("operator")
 	if opp.IsNil() {
@@ -393,6 +406,11 @@ func (s *resolver) decide(r *rrule) int {
 	matched := false
 	r.matches = 0
 	for _, val := range values {
+		for _, t := range steps {
+			if out, _, err := t(val); err == nil {
+				val = out
+			}
+		}
 		if op.Evaluate(s.st, val) != neg {
 			matched = true
 			r.matches++
@@ -959,6 +977,10 @@ type targetRemoval struct {
 	col   variables.RuleVariable
 	key   string
 	keyRx *regexp.Regexp
+	// now and later: ids split by the gate's plan (gatetargets.go),
+	// later filed by the phase-2 gate; later is nil when ids are all
+	// filed at once.
+	now, later []int
 }
 
 type targetRemover interface {
@@ -974,7 +996,14 @@ func (a *targetRemoval) Evaluate(_ plugintypes.RuleMetadata, tx plugintypes.Tran
 	if !ok {
 		return // Coraza's own would not run either; the rules keep every target
 	}
-	for _, id := range a.ids {
+	ids := a.ids
+	if a.later != nil {
+		if m := memoOf(tx); m != nil {
+			m.targets = append(m.targets, a)
+			ids = a.now
+		}
+	}
+	for _, id := range ids {
 		rt.RemoveRuleTargetByID(id, a.col, a.key, a.keyRx)
 	}
 }

@@ -5,6 +5,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"slices"
 	"testing"
 	"time"
 )
@@ -92,7 +93,8 @@ func TestResolveLeavesWhatRulesChange(t *testing.T) {
 	w := load(Config{})
 	// 949152 runs its sum from 949052, 949159, 949060 and 949160 from
 	// 949059 (merge).
-	for _, id := range []int{942011, 942013, 920013, 901125, 900000, 949061, 949152, 949159, 949060, 949160} {
+	// 901350 reads a constant through t:urlDecodeUni.
+	for _, id := range []int{942011, 942013, 920013, 901125, 900000, 949061, 949152, 949159, 949060, 949160, 901350} {
 		if has(w, id) {
 			t.Errorf("default rule set: rule %d was not resolved", id)
 		}
@@ -286,5 +288,43 @@ func TestResponseOnlyInspected(t *testing.T) {
 	}
 	if _, err := tx.Response(resp); err == nil {
 		t.Error("Response ran the response phases of a response not inspected")
+	}
+}
+
+// TestResolveTransformations: a rule on a constant is decided on the
+// value its transformations make of it. t:lowercase makes "AB" equal
+// to "ab", so 1000041 refuses every request and stays; 1000042 never
+// matches and goes. Fails when the transformations are not run (1000041
+// is then removed as never matching, and the request passes).
+func TestResolveTransformations(t *testing.T) {
+	w, err := New(Config{Directives: `
+SecAction "id:1000040,phase:1,pass,nolog,setvar:tx.t_word=AB"
+SecRule TX:t_word "@streq ab" "id:1000041,phase:1,deny,status:403,log,t:none,t:lowercase"
+SecRule TX:t_word "@streq AB" "id:1000042,phase:1,deny,status:403,log,t:none,t:lowercase"
+`})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Close()
+	rules, err := corazaRules(w.waf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	kept := map[int]bool{}
+	for i := range rules.Len() {
+		id, _ := intField(rules.Index(i), "ID_")
+		kept[id] = true
+	}
+	if !kept[1000041] || kept[1000042] {
+		t.Errorf("1000041 kept %v (want true), 1000042 kept %v (want false)", kept[1000041], kept[1000042])
+	}
+	tx := w.Begin(nil)
+	defer tx.Close()
+	v, err := tx.Request(httptest.NewRequest("GET", "/", http.NoBody), "127.0.0.1:4000")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !v.Block || !slices.Contains(v.RuleIDs, 1000041) {
+		t.Errorf("%+v, want refused by 1000041", v)
 	}
 }

@@ -32,6 +32,9 @@ type txMemo struct {
 	// norm is normalize, remembered: made once, as a method value
 	// allocates.
 	norm func(string) (string, bool)
+	// targets: the target removals waiting for the phase-2 gate
+	// (gatetargets.go).
+	targets []*targetRemoval
 }
 
 type memoKey struct {
@@ -69,6 +72,8 @@ func endMemo(tx types.Transaction) {
 		m := m.(*txMemo)
 		clear(m.scores)
 		clear(m.norms)
+		clear(m.targets)
+		m.targets = m.targets[:0]
 		memoPool.Put(m)
 	}
 }

@@ -357,6 +357,10 @@ func New(cfg Config) (*WAF, error) {
 				for _, id := range p.capturedHeads() {
 					out.res.anchors[id] = nil
 				}
+				if p.deferredTargets {
+					out.res.anchors[gate2ID] = nil
+					out.res.anchors[stockGate2ID] = nil
+				}
 			} else {
 				p.dropCaptured()
 			}
