@@ -377,3 +377,64 @@ resource "aws_s3_bucket" "c" {
 		t.Errorf("aws_s3_bucket.c, whose variable is declared, rejected: %s", msg)
 	}
 }
+
+// TestUndeclaredNamesRejected: a local value, a data source or a resource of
+// a type the module declares nothing of, referred to but not declared, is an
+// error Terraform stops at, as an undeclared input variable is; each read as
+// a value merely not evaluated. Names a for expression or a dynamic block
+// binds are declared.
+func TestUndeclaredNamesRejected(t *testing.T) {
+	p := load(t, fstest.MapFS{"main.tf": {Data: []byte(`
+locals {
+  ports = [22, 80]
+}
+data "aws_vpc" "main" {
+  default = true
+}
+resource "aws_s3_bucket" "a" {
+  bucket = "${random_string.prefix.result}-logs"
+}
+resource "aws_s3_bucket" "b" {
+  bucket = local.bucket_name
+}
+resource "aws_s3_bucket" "c" {
+  bucket = data.aws_vpc.other.id
+}
+resource "aws_s3_bucket" "d" {
+  bucket = data.aws_caller_identity.me.account_id
+}
+resource "aws_security_group" "ok" {
+  name   = join("-", [for a_port in local.ports : tostring(a_port)])
+  vpc_id = data.aws_vpc.main.id
+  dynamic "ingress" {
+    for_each = local.ports
+    iterator = the_port
+    content {
+      from_port   = the_port.value
+      to_port     = the_port.value
+      protocol    = "tcp"
+      cidr_blocks = ["10.0.0.0/8"]
+    }
+  }
+}
+`)}}, Options{})
+	rejected := map[string]string{}
+	for _, n := range p.Notes {
+		if n.Rejected {
+			rejected[n.Address] = n.Msg
+		}
+	}
+	for addr, name := range map[string]string{
+		"aws_s3_bucket.a": "resource random_string.prefix",
+		"aws_s3_bucket.b": "local value local.bucket_name",
+		"aws_s3_bucket.c": "data source data.aws_vpc.other",
+		"aws_s3_bucket.d": "data source data.aws_caller_identity.me",
+	} {
+		if msg := rejected[addr]; !strings.Contains(msg, "reference to undeclared "+name) {
+			t.Errorf("%s: rejected note %q, want one naming %s", addr, msg, name)
+		}
+	}
+	if msg, ok := rejected["aws_security_group.ok"]; ok {
+		t.Errorf("aws_security_group.ok, whose names are all declared, rejected: %s", msg)
+	}
+}
