@@ -94,6 +94,53 @@ func networkSignal(vals map[string]any) string {
 		}
 	}
 	walk(vals)
+	return joinKeys(found)
+}
+
+// clusterSignal tells why a workload a Kubernetes cluster runs may be
+// reached from outside it ("" when nothing does): a service (or a raw
+// manifest of one) of type LoadBalancer or NodePort, or of a type not
+// known statically; an ingress, which an ingress controller serves; a Helm
+// chart, whose services this reader does not see.
+func clusterSignal(typ string, vals map[string]any) string {
+	switch {
+	case typ == "helm_release":
+		chart := str(vals, "chart")
+		if chart == "" {
+			chart = "a chart not known statically"
+		}
+		return "chart = " + chart
+	case typ == "kubernetes_ingress" || typ == "kubernetes_ingress_v1":
+		return "spec.rule"
+	}
+	found := map[string]bool{}
+	var walk func(v any)
+	walk = func(v any) {
+		switch v := v.(type) {
+		case map[string]any:
+			for k, x := range v {
+				switch t := str(v, k); {
+				case k == "type" && (strings.EqualFold(t, "LoadBalancer") || strings.EqualFold(t, "NodePort")):
+					found["type = "+t] = true
+				case k == "type" && unknown(v, k) && strings.HasPrefix(typ, "kubernetes_service"):
+					found["type (not known statically)"] = true
+				case k == "kind" && strings.EqualFold(t, "Ingress"):
+					found["kind = "+t] = true
+				}
+				walk(x)
+			}
+		case []any:
+			for _, x := range v {
+				walk(x)
+			}
+		}
+	}
+	walk(vals)
+	return joinKeys(found)
+}
+
+// joinKeys lists the keys of found, sorted, comma-separated.
+func joinKeys(found map[string]bool) string {
 	out := make([]string, 0, len(found))
 	for k := range found {
 		out = append(out, k)
@@ -116,15 +163,22 @@ func publicSwitch(k string) bool {
 }
 
 // noteUnmodelled notes each AWS or Azure resource that puts something in
-// a network (networkSignal) but whose type the model does not read: what
+// a network (networkSignal), and each workload of a Kubernetes cluster that
+// may be reached from outside it (clusterSignal), whose type the model does
+// not read: what
 // it exposes, and to whom, is not evaluated, and the finding says so
 // rather than pass over it.
 func (m *Model) noteUnmodelled(rs []*tf.Resource) {
 	for _, r := range rs {
-		if modelledTypes[r.Type] || !strings.HasPrefix(r.Type, "aws_") && !strings.HasPrefix(r.Type, "azurerm_") {
-			continue
+		var why string
+		switch {
+		case modelledTypes[r.Type]:
+		case strings.HasPrefix(r.Type, "aws_") || strings.HasPrefix(r.Type, "azurerm_"):
+			why = networkSignal(r.Values)
+		case strings.HasPrefix(r.Type, "kubernetes_") || r.Type == "helm_release":
+			why = clusterSignal(r.Type, r.Values)
 		}
-		if why := networkSignal(r.Values); why != "" {
+		if why != "" {
 			m.note(r, "%s is not in the network model (it sets %s): what it exposes to the internet or to other networks is not evaluated", r.Type, why)
 		}
 	}

@@ -23,8 +23,9 @@ func notModelled(rep *Report) map[string]string {
 // network (groups it attaches, a public address or public access it turns
 // on) but whose type the model does not read was passed over in silence: a
 // public SFTP endpoint, an Airflow web server on the internet, a SQL
-// managed instance's public data endpoint. Each is now a note saying what
-// is not evaluated; what the model reads (an RDS proxy, a Lambda function
+// managed instance's public data endpoint, a cluster's service of type
+// LoadBalancer, its ingress, a Helm chart it runs. Each is now a note saying
+// what is not evaluated; what the model reads (an RDS proxy, a Lambda function
 // in a VPC, a NAT gateway) is not.
 func TestUnmodelledResourcesNoted(t *testing.T) {
 	for _, tc := range []struct {
@@ -35,7 +36,12 @@ func TestUnmodelledResourcesNoted(t *testing.T) {
 		{"testdata/aws/not-modelled", map[string]string{
 			"aws_transfer_server.drop":       "endpoint_type = PUBLIC",
 			"aws_mwaa_environment.pipelines": "security_group_ids, webserver_access_mode = PUBLIC_ONLY",
-		}, []string{"aws_db_proxy.orders", "aws_lambda_function.loader", "aws_nat_gateway.out", "aws_security_group.proxy"}},
+			"kubernetes_service_v1.shop":     "type = LoadBalancer",
+			"kubernetes_ingress_v1.web":      "spec.rule",
+			"kubernetes_manifest.admin":      "type = NodePort",
+			"helm_release.ingress":           "chart = ingress-nginx",
+		}, []string{"aws_db_proxy.orders", "aws_lambda_function.loader", "aws_nat_gateway.out", "aws_security_group.proxy",
+			"kubernetes_service.metrics"}},
 		{"testdata/azure/not-modelled", map[string]string{
 			"azurerm_bastion_host.ops":                  "ip_configuration.subnet_id, public_ip_address_id",
 			"azurerm_mssql_managed_instance.ledger":     "public_data_endpoint_enabled = true",
