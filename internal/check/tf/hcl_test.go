@@ -438,3 +438,63 @@ resource "aws_security_group" "ok" {
 		t.Errorf("aws_security_group.ok, whose names are all declared, rejected: %s", msg)
 	}
 }
+
+// TestDuplicatesAndUndeclaredOutputsRejected: a module that defines an
+// output (or any block) twice, a reference to an output the called module
+// does not declare, and a bare name in a template that is no reference
+// Terraform knows are each an error Terraform stops at; the first two were
+// read without a word, the third as a value merely not evaluated.
+func TestDuplicatesAndUndeclaredOutputsRejected(t *testing.T) {
+	p := load(t, fstest.MapFS{
+		"main.tf": {Data: []byte(`
+module "net" {
+  source = "./net"
+}
+resource "aws_instance" "a" {
+  ami       = "ami-1"
+  subnet_id = module.net.public_subnet_id
+}
+resource "aws_instance" "c" {
+  ami       = "ami-1"
+  user_data = "hostname ${hostname}"
+}
+resource "aws_instance" "b" {
+  ami       = "ami-1"
+  subnet_id = module.net.subnet_id
+}
+`)},
+		"net/main.tf": {Data: []byte(`
+resource "aws_subnet" "s" {
+  vpc_id     = "vpc-1"
+  cidr_block = "10.0.1.0/24"
+}
+output "subnet_id" {
+  value = aws_subnet.s.id
+}
+`)},
+		"net/outputs.tf": {Data: []byte(`
+output "subnet_id" {
+  value = aws_subnet.s.id
+}
+`)},
+	}, Options{})
+	var rejected []string
+	for _, n := range p.Notes {
+		if n.Rejected {
+			rejected = append(rejected, n.Address+": "+n.Msg)
+		}
+	}
+	all := strings.Join(rejected, "\n")
+	for _, want := range []string{
+		"module.net.output.subnet_id: duplicate output definition (first at main.tf:6)",
+		"aws_instance.a: reference to undeclared output module.net.public_subnet_id",
+		"aws_instance.c: reference to undeclared name hostname",
+	} {
+		if !strings.Contains(all, want) {
+			t.Errorf("no rejected note %q; rejected:\n%s", want, all)
+		}
+	}
+	if strings.Contains(all, "aws_instance.b") {
+		t.Errorf("aws_instance.b, whose output is declared, rejected:\n%s", all)
+	}
+}

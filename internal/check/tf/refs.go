@@ -55,8 +55,10 @@ func undeclared(e hcl.Expression, ctx *hcl.EvalContext) string {
 // undeclaredName names the first reference of e to something the module
 // does not declare, as Terraform's own words have it ("" when none): an
 // input variable (var.x), a local value (local.x), a data source of a
-// module that declares data sources (data.T.N), or a resource of a type
-// the module declares nothing of (random_string.x). Terraform refuses each.
+// module that declares data sources (data.T.N), a module call or an output
+// of the module it calls (module.M.O), a resource of a type the module
+// declares nothing of (random_string.x), or a name that is none of these.
+// Terraform refuses each.
 // A resource of a declared type under an undeclared name is undeclared's.
 func undeclaredName(e hcl.Expression, ctx *hcl.EvalContext) string {
 	for _, t := range e.Variables() {
@@ -84,14 +86,33 @@ func undeclaredName(e hcl.Expression, ctx *hcl.EvalContext) string {
 			if lacks(v, typ) || lacks(v.GetAttr(typ), name) {
 				return "data source data." + typ + "." + name
 			}
-		case strings.Contains(root, "_") && !bound:
-			if name := attr(1); name != "" {
-				return "resource " + root + "." + name
+		case root == "module":
+			call, out := attr(1), attr(2)
+			if call == "" || !bound {
+				continue
 			}
+			if lacks(v, call) {
+				return "module call module." + call
+			}
+			if out != "" && lacks(v.GetAttr(call), out) {
+				return "output module." + call + "." + out
+			}
+		case bound || boundElsewhere[root]:
+		case strings.Contains(root, "_") && attr(1) != "":
+			return "resource " + root + "." + attr(1)
+		default:
+			// Terraform knows no such root: its Invalid reference.
+			return "name " + root
 		}
 	}
 	return ""
 }
+
+// boundElsewhere are the roots Terraform binds where this reader may not
+// (self in a provisioner, count and each in a block that repeats): a
+// reference to one is no undeclared name.
+var boundElsewhere = map[string]bool{"var": true, "local": true, "module": true, "data": true, "path": true,
+	"terraform": true, "count": true, "each": true, "self": true}
 
 // lookup finds name in ctx or the contexts it is a child of.
 func lookup(ctx *hcl.EvalContext, name string) (cty.Value, bool) {
