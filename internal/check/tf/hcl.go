@@ -403,6 +403,9 @@ func (l *loader) collect(m *module, file hcl.Body, depth int) error {
 			m.locals = append(m.locals, ls...)
 		case "resource":
 			l.define(m, b.Labels[0]+"."+b.Labels[1], "resource", pos)
+			if _, native := b.Body.(*hclsyntax.Body); native {
+				l.blockOnly(m, b.Labels[0], b.Labels[1], bd)
+			}
 			m.resources = append(m.resources, &resBlock{typ: b.Labels[0], name: b.Labels[1], body: bd, pos: pos, end: blockEnd(b)})
 		case "data":
 			l.define(m, "data."+b.Labels[0]+"."+b.Labels[1], "data source", pos)
@@ -429,14 +432,47 @@ func (l *loader) collect(m *module, file hcl.Body, depth int) error {
 	return nil
 }
 
+// nestedBlocks are, by resource type, nested blocks the provider takes as
+// blocks alone, whose content says who may reach the resource: written
+// as an argument (network_acls = {…}), Terraform rejects them (Unsupported
+// argument). Only those a provider marks as attributes-as-blocks (an AWS
+// security group's ingress, an NSG's security_rule) may be written either
+// way, and are not listed.
+var nestedBlocks = map[string][]string{
+	"azurerm_key_vault":          {"network_acls"},
+	"azurerm_storage_account":    {"network_rules"},
+	"azurerm_kubernetes_cluster": {"api_server_access_profile", "network_profile"},
+}
+
+// blockOnly rejects each nested block of a resource of type typ that its
+// native syntax writes as an argument, and drops it: read as not set, what
+// it would have closed is open, as Terraform never applies it.
+func (l *loader) blockOnly(m *module, typ, name string, bd *body) {
+	for _, n := range nestedBlocks[typ] {
+		e, ok := bd.attrs[n]
+		if !ok {
+			continue
+		}
+		l.notes = append(l.notes, Note{Pos: rangePos(e.Range()), Address: m.qualify(typ + "." + name), Rejected: true, kind: kindError,
+			Msg: fmt.Sprintf("%s is a nested block of %s, written here as an argument (%s = …): Terraform rejects it (Unsupported argument), so the plan fails; it is read as not set", n, typ, n)})
+		delete(bd.attrs, n)
+	}
+}
+
+// qualify prefixes addr, an address within m, with the module path that
+// reads m ("module.vpc.module.flow_log."); the root's addresses are as is.
+func (m *module) qualify(addr string) string {
+	if m.key == "" {
+		return addr
+	}
+	return "module." + strings.ReplaceAll(m.key, ".", ".module.") + "." + addr
+}
+
 // define records where the module defines addr (what names its kind); a
 // second definition is one Terraform refuses (Duplicate ... definition).
 func (l *loader) define(m *module, addr, what string, pos Pos) {
 	if first, dup := m.defined[addr]; dup {
-		if m.key != "" {
-			addr = "module." + strings.ReplaceAll(m.key, ".", ".module.") + "." + addr
-		}
-		l.notes = append(l.notes, Note{Pos: pos, Address: addr, Rejected: true, kind: kindError,
+		l.notes = append(l.notes, Note{Pos: pos, Address: m.qualify(addr), Rejected: true, kind: kindError,
 			Msg: fmt.Sprintf("duplicate %s definition (first at %s:%d): Terraform rejects the configuration, so the plan fails", what, path.Base(first.File), first.Line)})
 		return
 	}

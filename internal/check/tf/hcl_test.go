@@ -498,3 +498,68 @@ output "subnet_id" {
 		t.Errorf("aws_instance.b, whose output is declared, rejected:\n%s", all)
 	}
 }
+
+// TestNestedBlockAsArgumentRejected: a key vault's network_acls written as
+// an argument (network_acls = {…}) is one Terraform rejects (Unsupported
+// argument); it read as the block it imitates, and so as closing the vault.
+// It is now rejected and read as not set. An AWS security group's ingress,
+// which the provider takes either way, is read as written.
+func TestNestedBlockAsArgumentRejected(t *testing.T) {
+	p := load(t, fstest.MapFS{"main.tf": {Data: []byte(`
+resource "azurerm_key_vault" "kv" {
+  name     = "kv"
+  sku_name = "standard"
+  network_acls = {
+    default_action = "Deny"
+    bypass         = "AzureServices"
+  }
+}
+resource "azurerm_key_vault" "ok" {
+  name     = "ok"
+  sku_name = "standard"
+  network_acls {
+    default_action = "Deny"
+    bypass         = "AzureServices"
+  }
+}
+resource "aws_security_group" "sg" {
+  ingress = [{
+    from_port        = 443
+    to_port          = 443
+    protocol         = "tcp"
+    cidr_blocks      = ["10.0.0.0/8"]
+    ipv6_cidr_blocks = []
+    prefix_list_ids  = []
+    security_groups  = []
+    self             = false
+    description      = ""
+  }]
+}
+`)}}, Options{})
+	rejected := map[string]string{}
+	for _, n := range p.Notes {
+		if n.Rejected {
+			rejected[n.Address] = n.Msg
+		}
+	}
+	if msg := rejected["azurerm_key_vault.kv"]; !strings.Contains(msg, "network_acls is a nested block of azurerm_key_vault") {
+		t.Errorf("azurerm_key_vault.kv: rejected note %q, want one naming network_acls", msg)
+	}
+	for _, addr := range []string{"azurerm_key_vault.ok", "aws_security_group.sg"} {
+		if msg, ok := rejected[addr]; ok {
+			t.Errorf("%s, written as the provider takes it, rejected: %s", addr, msg)
+		}
+	}
+	for _, r := range p.Resources {
+		switch r.Address {
+		case "azurerm_key_vault.kv":
+			if _, ok := r.Values["network_acls"]; ok {
+				t.Errorf("%s: network_acls read as set: %v", r.Address, r.Values["network_acls"])
+			}
+		case "azurerm_key_vault.ok", "aws_security_group.sg":
+			if len(r.Values) == 0 || (r.Values["network_acls"] == nil && r.Values["ingress"] == nil) {
+				t.Errorf("%s: its block was not read: %v", r.Address, r.Values)
+			}
+		}
+	}
+}
