@@ -53,6 +53,21 @@ var modelledTypes = map[string]bool{
 	"aws_nat_gateway": true, "azurerm_nat_gateway_public_ip_association": true,
 }
 
+// publicByDefault are Azure services the model does not read whose public
+// network access is on unless the attribute named says otherwise: left
+// out, the service answers on a public endpoint.
+var publicByDefault = map[string]string{
+	"azurerm_servicebus_namespace": "public_network_access_enabled", "azurerm_eventhub_namespace": "public_network_access_enabled",
+	"azurerm_search_service": "public_network_access_enabled", "azurerm_cognitive_account": "public_network_access_enabled",
+	"azurerm_machine_learning_workspace": "public_network_access_enabled", "azurerm_data_factory": "public_network_enabled",
+	"azurerm_signalr_service": "public_network_access_enabled", "azurerm_web_pubsub": "public_network_access_enabled",
+	"azurerm_batch_account": "public_network_access_enabled", "azurerm_databricks_workspace": "public_network_access_enabled",
+	"azurerm_api_management": "public_network_access_enabled", "azurerm_kusto_cluster": "public_network_access_enabled",
+	"azurerm_dashboard_grafana": "public_network_access_enabled", "azurerm_eventgrid_topic": "public_network_access_enabled",
+	"azurerm_eventgrid_domain": "public_network_access_enabled", "azurerm_iothub": "public_network_access_enabled",
+	"azurerm_purview_account": "public_network_enabled",
+}
+
 // networkSignal tells why the values of a resource put something in a
 // network that may be reached ("" when nothing does): security groups it
 // attaches (sgRefKey), a public address it takes or turns on, public
@@ -175,11 +190,19 @@ func (m *Model) noteUnmodelled(rs []*tf.Resource) {
 		case modelledTypes[r.Type]:
 		case strings.HasPrefix(r.Type, "aws_") || strings.HasPrefix(r.Type, "azurerm_"):
 			why = networkSignal(r.Values)
+			if why != "" {
+				why = "it sets " + why
+			}
+			if attr := publicByDefault[r.Type]; attr != "" && !has(r.Values, attr) {
+				why = strings.TrimPrefix(why+"; it leaves "+attr+" unset: on by default", "; ")
+			}
 		case strings.HasPrefix(r.Type, "kubernetes_") || r.Type == "helm_release":
-			why = clusterSignal(r.Type, r.Values)
+			if why = clusterSignal(r.Type, r.Values); why != "" {
+				why = "it sets " + why
+			}
 		}
 		if why != "" {
-			m.note(r, "%s is not in the network model (it sets %s): what it exposes to the internet or to other networks is not evaluated", r.Type, why)
+			m.note(r, "%s is not in the network model (%s): what it exposes to the internet or to other networks is not evaluated", r.Type, why)
 		}
 	}
 }

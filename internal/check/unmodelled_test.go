@@ -24,7 +24,8 @@ func notModelled(rep *Report) map[string]string {
 // on) but whose type the model does not read was passed over in silence: a
 // public SFTP endpoint, an Airflow web server on the internet, a SQL
 // managed instance's public data endpoint, a cluster's service of type
-// LoadBalancer, its ingress, a Helm chart it runs. Each is now a note saying
+// LoadBalancer, its ingress, a Helm chart it runs, a Service Bus namespace
+// that leaves public network access on by default. Each is now a note saying
 // what is not evaluated; what the model reads (an RDS proxy, a Lambda function
 // in a VPC, a NAT gateway) is not.
 func TestUnmodelledResourcesNoted(t *testing.T) {
@@ -46,11 +47,17 @@ func TestUnmodelledResourcesNoted(t *testing.T) {
 			"azurerm_bastion_host.ops":                  "ip_configuration.subnet_id, public_ip_address_id",
 			"azurerm_mssql_managed_instance.ledger":     "public_data_endpoint_enabled = true",
 			"azurerm_kubernetes_cluster_node_pool.edge": "node_public_ip_enabled = true",
-		}, []string{"azurerm_subnet_network_security_group_association.data", "azurerm_public_ip.bastion", "azurerm_nat_gateway_public_ip_association.egress"}},
+			"azurerm_servicebus_namespace.orders":       "",
+		}, []string{"azurerm_subnet_network_security_group_association.data", "azurerm_public_ip.bastion", "azurerm_nat_gateway_public_ip_association.egress",
+			"azurerm_eventhub_namespace.closed"}},
 	} {
 		got := notModelled(run(t, tc.dir))
 		for addr, attrs := range tc.want {
-			if msg, ok := got[addr]; !ok || !strings.Contains(msg, "(it sets "+attrs+")") {
+			want := "(it sets " + attrs + ")"
+			if attrs == "" {
+				want = "(it leaves public_network_access_enabled unset: on by default)"
+			}
+			if msg, ok := got[addr]; !ok || !strings.Contains(msg, want) {
 				t.Errorf("%s: note on %s: %q, want one naming %s", tc.dir, addr, msg, attrs)
 			}
 		}
