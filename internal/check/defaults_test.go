@@ -1,8 +1,10 @@
 package check
 
 import (
+	"context"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -529,4 +531,34 @@ resource "aws_s3_bucket_server_side_encryption_configuration" "cmk" {
 		"aws_s3_bucket_server_side_encryption_configuration.sse_s3": true,
 		"aws_s3_bucket_server_side_encryption_configuration.cmk":    false,
 	})
+}
+
+// TestDefaultGroupMembersReach: a resource that names no security group is
+// in its VPC's default group, so --reach counts it among that group's
+// members: the instances reach each other (the group admits its own
+// members) and the database that admits the group by ID. Neither was
+// listed: only resources that named their groups were members of any.
+func TestDefaultGroupMembersReach(t *testing.T) {
+	const dir = "testdata/aws/default-sg-members"
+	for _, tc := range []struct {
+		addr    string
+		sources []string
+	}{
+		{"aws_instance.web", []string{"aws_instance.worker (in aws_subnet.app)"}},
+		{"aws_db_instance.db", []string{"aws_instance.web (in aws_subnet.app)", "aws_instance.worker (in aws_subnet.app)"}},
+	} {
+		acc, err := Reachability(context.Background(), Config{Paths: []string{dir}}, tc.addr)
+		if err != nil {
+			t.Fatalf("%s: %v", tc.addr, err)
+		}
+		var got []string
+		for _, a := range acc {
+			if !slices.Contains(got, a.Source) {
+				got = append(got, a.Source)
+			}
+		}
+		if !slices.Equal(got, tc.sources) {
+			t.Errorf("%s reached from %v, want %v", tc.addr, got, tc.sources)
+		}
+	}
 }

@@ -73,6 +73,24 @@ func takesDefaultSG(e *Endpoint) bool {
 	return e.Kind != "lb" && e.Kind != "eks-nodes" && e.Kind != "eks" && !e.Azure && !e.Managed
 }
 
+// groupsOf returns the security groups e is a member of: those it names,
+// or, where it names none and AWS gives it its VPC's default group
+// (takesDefaultSG), that group of vpc (its subnet's VPC): the project's
+// aws_default_security_group, or else the one AWS makes. Nil when neither
+// is known (vpc nil, or a VPC the code does not declare).
+func (m *Model) groupsOf(e *Endpoint, vpc *VPC) []*SG {
+	if len(e.SGs) > 0 || e.SGsUnknown != "" || !takesDefaultSG(e) || vpc == nil {
+		return e.SGs
+	}
+	if g := m.defaultSG(vpc); g != nil {
+		return []*SG{g}
+	}
+	if g := m.sgs[tf.VPCDefaults(vpc.Addr)["default_security_group_id"]]; g != nil {
+		return []*SG{g}
+	}
+	return nil
+}
+
 // defaultSG returns the project's aws_default_security_group of vpc, nil
 // when it has none (or vpc is nil).
 func (m *Model) defaultSG(vpc *VPC) *SG {

@@ -647,9 +647,7 @@ func (m *Model) reachVia1(src Source, e *Endpoint, s *Subnet, t *RouteTable, pro
 // sgHop filters set through e's security groups on proto/port: what they
 // admit, the hop that says so (or that blocks, ok false) and what was
 // assumed of groups not known statically. Where e names none, AWS gives it
-// the default group of vpc (its subnet's VPC, nil when not known): the
-// project's aws_default_security_group for it, or else AWS's, which admits
-// only its own members.
+// the default group of vpc (its subnet's VPC, nil when not known): groupsOf.
 func (m *Model) sgHop(e *Endpoint, vpc *VPC, src Source, proto string, port int, set *netipx.IPSet) (got *netipx.IPSet, hop Hop, assumed []string, ok bool) {
 	sgs := e.SGs
 	switch {
@@ -658,10 +656,7 @@ func (m *Model) sgHop(e *Endpoint, vpc *VPC, src Source, proto string, port int,
 	case len(sgs) == 0 && e.Kind == "lb":
 		return set, Hop{Kind: "sg", Addr: e.Addr, Detail: "no security group (network load balancer)"}, nil, true
 	case len(sgs) == 0:
-		if g := m.defaultSG(vpc); g != nil && takesDefaultSG(e) {
-			sgs = []*SG{g}
-		}
-		if len(sgs) == 0 {
+		if sgs = m.groupsOf(e, vpc); len(sgs) == 0 {
 			return nil, Hop{Kind: "sg", Addr: e.Addr, Detail: "no security group is known: the VPC's default group admits only its own members"}, nil, false
 		}
 	}

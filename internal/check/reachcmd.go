@@ -95,7 +95,11 @@ func (m *Model) accessTo(e *Endpoint) []Access {
 	}
 	// The first port of each rule; where the endpoint says what it
 	// listens on, Reach refuses the others.
-	for _, g := range e.SGs {
+	var vpc *VPC
+	if len(e.Subnets) > 0 {
+		vpc = e.Subnets[0].VPC
+	}
+	for _, g := range m.groupsOf(e, vpc) {
 		for _, r := range g.Ingress {
 			switch {
 			case r.Proto == "tcp" || r.Proto == "udp":
@@ -142,12 +146,16 @@ func (m *Model) accessTo(e *Endpoint) []Access {
 			}
 		}
 		for _, x := range m.Endpoints {
-			if x == e || x.Managed || len(x.Subnets) == 0 || x.Subnets[0].VPC != s.VPC || len(x.SGs) == 0 || seen[x.Addr] {
+			if x == e || x.Managed || len(x.Subnets) == 0 || x.Subnets[0].VPC != s.VPC || seen[x.Addr] {
+				continue
+			}
+			groups := m.groupsOf(x, s.VPC)
+			if len(groups) == 0 {
 				continue
 			}
 			seen[x.Addr] = true
 			var gs []string
-			for _, g := range x.SGs {
+			for _, g := range groups {
 				gs = append(gs, g.Addr)
 			}
 			so := m.SubnetSource(x.Subnets[0], gs...)

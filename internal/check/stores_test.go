@@ -204,7 +204,9 @@ func TestEFSMountTarget(t *testing.T) {
 		addr    string
 		sources []string
 	}{
-		{"aws_efs_mount_target.a", []string{"aws_subnet.a", "aws_subnet.b"}},
+		// b, in its VPC's default group, is a member of a group like any
+		// other resource in the VPC.
+		{"aws_efs_mount_target.a", []string{"aws_subnet.a", "aws_subnet.b", "aws_efs_mount_target.b (in aws_subnet.b)"}},
 		{"aws_efs_mount_target.b", nil}, // the default group admits its members alone
 	} {
 		acc, err := Reachability(context.Background(), Config{Paths: []string{dir}}, tc.addr)

@@ -53,6 +53,21 @@ var modelledTypes = map[string]bool{
 	"aws_nat_gateway": true, "azurerm_nat_gateway_public_ip_association": true,
 }
 
+// publicByDefault are Azure services the model does not read whose public
+// network access is on unless the attribute named says otherwise: left
+// out, the service answers on a public endpoint.
+var publicByDefault = map[string]string{
+	"azurerm_servicebus_namespace": "public_network_access_enabled", "azurerm_eventhub_namespace": "public_network_access_enabled",
+	"azurerm_search_service": "public_network_access_enabled", "azurerm_cognitive_account": "public_network_access_enabled",
+	"azurerm_machine_learning_workspace": "public_network_access_enabled", "azurerm_data_factory": "public_network_enabled",
+	"azurerm_signalr_service": "public_network_access_enabled", "azurerm_web_pubsub": "public_network_access_enabled",
+	"azurerm_batch_account": "public_network_access_enabled", "azurerm_databricks_workspace": "public_network_access_enabled",
+	"azurerm_api_management": "public_network_access_enabled", "azurerm_kusto_cluster": "public_network_access_enabled",
+	"azurerm_dashboard_grafana": "public_network_access_enabled", "azurerm_eventgrid_topic": "public_network_access_enabled",
+	"azurerm_eventgrid_domain": "public_network_access_enabled", "azurerm_iothub": "public_network_access_enabled",
+	"azurerm_purview_account": "public_network_enabled",
+}
+
 // networkSignal tells why the values of a resource put something in a
 // network that may be reached ("" when nothing does): security groups it
 // attaches (sgRefKey), a public address it takes or turns on, public
@@ -94,6 +109,53 @@ func networkSignal(vals map[string]any) string {
 		}
 	}
 	walk(vals)
+	return joinKeys(found)
+}
+
+// clusterSignal tells why a workload a Kubernetes cluster runs may be
+// reached from outside it ("" when nothing does): a service (or a raw
+// manifest of one) of type LoadBalancer or NodePort, or of a type not
+// known statically; an ingress, which an ingress controller serves; a Helm
+// chart, whose services this reader does not see.
+func clusterSignal(typ string, vals map[string]any) string {
+	switch {
+	case typ == "helm_release":
+		chart := str(vals, "chart")
+		if chart == "" {
+			chart = "a chart not known statically"
+		}
+		return "chart = " + chart
+	case typ == "kubernetes_ingress" || typ == "kubernetes_ingress_v1":
+		return "spec.rule"
+	}
+	found := map[string]bool{}
+	var walk func(v any)
+	walk = func(v any) {
+		switch v := v.(type) {
+		case map[string]any:
+			for k, x := range v {
+				switch t := str(v, k); {
+				case k == "type" && (strings.EqualFold(t, "LoadBalancer") || strings.EqualFold(t, "NodePort")):
+					found["type = "+t] = true
+				case k == "type" && unknown(v, k) && strings.HasPrefix(typ, "kubernetes_service"):
+					found["type (not known statically)"] = true
+				case k == "kind" && strings.EqualFold(t, "Ingress"):
+					found["kind = "+t] = true
+				}
+				walk(x)
+			}
+		case []any:
+			for _, x := range v {
+				walk(x)
+			}
+		}
+	}
+	walk(vals)
+	return joinKeys(found)
+}
+
+// joinKeys lists the keys of found, sorted, comma-separated.
+func joinKeys(found map[string]bool) string {
 	out := make([]string, 0, len(found))
 	for k := range found {
 		out = append(out, k)
@@ -116,16 +178,31 @@ func publicSwitch(k string) bool {
 }
 
 // noteUnmodelled notes each AWS or Azure resource that puts something in
-// a network (networkSignal) but whose type the model does not read: what
+// a network (networkSignal), and each workload of a Kubernetes cluster that
+// may be reached from outside it (clusterSignal), whose type the model does
+// not read: what
 // it exposes, and to whom, is not evaluated, and the finding says so
 // rather than pass over it.
 func (m *Model) noteUnmodelled(rs []*tf.Resource) {
 	for _, r := range rs {
-		if modelledTypes[r.Type] || !strings.HasPrefix(r.Type, "aws_") && !strings.HasPrefix(r.Type, "azurerm_") {
-			continue
+		var why string
+		switch {
+		case modelledTypes[r.Type]:
+		case strings.HasPrefix(r.Type, "aws_") || strings.HasPrefix(r.Type, "azurerm_"):
+			why = networkSignal(r.Values)
+			if why != "" {
+				why = "it sets " + why
+			}
+			if attr := publicByDefault[r.Type]; attr != "" && !has(r.Values, attr) {
+				why = strings.TrimPrefix(why+"; it leaves "+attr+" unset: on by default", "; ")
+			}
+		case strings.HasPrefix(r.Type, "kubernetes_") || r.Type == "helm_release":
+			if why = clusterSignal(r.Type, r.Values); why != "" {
+				why = "it sets " + why
+			}
 		}
-		if why := networkSignal(r.Values); why != "" {
-			m.note(r, "%s is not in the network model (it sets %s): what it exposes to the internet or to other networks is not evaluated", r.Type, why)
+		if why != "" {
+			m.note(r, "%s is not in the network model (%s): what it exposes to the internet or to other networks is not evaluated", r.Type, why)
 		}
 	}
 }

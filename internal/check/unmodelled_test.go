@@ -23,8 +23,10 @@ func notModelled(rep *Report) map[string]string {
 // network (groups it attaches, a public address or public access it turns
 // on) but whose type the model does not read was passed over in silence: a
 // public SFTP endpoint, an Airflow web server on the internet, a SQL
-// managed instance's public data endpoint. Each is now a note saying what
-// is not evaluated; what the model reads (an RDS proxy, a Lambda function
+// managed instance's public data endpoint, a cluster's service of type
+// LoadBalancer, its ingress, a Helm chart it runs, a Service Bus namespace
+// that leaves public network access on by default. Each is now a note saying
+// what is not evaluated; what the model reads (an RDS proxy, a Lambda function
 // in a VPC, a NAT gateway) is not.
 func TestUnmodelledResourcesNoted(t *testing.T) {
 	for _, tc := range []struct {
@@ -35,16 +37,27 @@ func TestUnmodelledResourcesNoted(t *testing.T) {
 		{"testdata/aws/not-modelled", map[string]string{
 			"aws_transfer_server.drop":       "endpoint_type = PUBLIC",
 			"aws_mwaa_environment.pipelines": "security_group_ids, webserver_access_mode = PUBLIC_ONLY",
-		}, []string{"aws_db_proxy.orders", "aws_lambda_function.loader", "aws_nat_gateway.out", "aws_security_group.proxy"}},
+			"kubernetes_service_v1.shop":     "type = LoadBalancer",
+			"kubernetes_ingress_v1.web":      "spec.rule",
+			"kubernetes_manifest.admin":      "type = NodePort",
+			"helm_release.ingress":           "chart = ingress-nginx",
+		}, []string{"aws_db_proxy.orders", "aws_lambda_function.loader", "aws_nat_gateway.out", "aws_security_group.proxy",
+			"kubernetes_service.metrics"}},
 		{"testdata/azure/not-modelled", map[string]string{
 			"azurerm_bastion_host.ops":                  "ip_configuration.subnet_id, public_ip_address_id",
 			"azurerm_mssql_managed_instance.ledger":     "public_data_endpoint_enabled = true",
 			"azurerm_kubernetes_cluster_node_pool.edge": "node_public_ip_enabled = true",
-		}, []string{"azurerm_subnet_network_security_group_association.data", "azurerm_public_ip.bastion", "azurerm_nat_gateway_public_ip_association.egress"}},
+			"azurerm_servicebus_namespace.orders":       "",
+		}, []string{"azurerm_subnet_network_security_group_association.data", "azurerm_public_ip.bastion", "azurerm_nat_gateway_public_ip_association.egress",
+			"azurerm_eventhub_namespace.closed"}},
 	} {
 		got := notModelled(run(t, tc.dir))
 		for addr, attrs := range tc.want {
-			if msg, ok := got[addr]; !ok || !strings.Contains(msg, "(it sets "+attrs+")") {
+			want := "(it sets " + attrs + ")"
+			if attrs == "" {
+				want = "(it leaves public_network_access_enabled unset: on by default)"
+			}
+			if msg, ok := got[addr]; !ok || !strings.Contains(msg, want) {
 				t.Errorf("%s: note on %s: %q, want one naming %s", tc.dir, addr, msg, attrs)
 			}
 		}

@@ -191,14 +191,13 @@ func (m *Model) worldOpen(fs *findings) {
 	inet := m.Internet()
 	users := map[*SG][]*Endpoint{}
 	for _, e := range m.Endpoints {
-		for _, g := range e.SGs {
-			users[g] = append(users[g], e)
-		}
 		// One that names no group has its VPC's default group.
-		if len(e.SGs) == 0 && e.SGsUnknown == "" && takesDefaultSG(e) && len(e.Subnets) > 0 {
-			if g := m.defaultSG(e.Subnets[0].VPC); g != nil {
-				users[g] = append(users[g], e)
-			}
+		var vpc *VPC
+		if len(e.Subnets) > 0 {
+			vpc = e.Subnets[0].VPC
+		}
+		for _, g := range m.groupsOf(e, vpc) {
+			users[g] = append(users[g], e)
 		}
 	}
 	for _, g := range append(append([]*SG(nil), m.SGs...), m.detached...) {

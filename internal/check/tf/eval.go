@@ -833,10 +833,10 @@ func (ev *evaluator) expr(e hcl.Expression, ctx *hcl.EvalContext, addr string) c
 				ev.notes = append(ev.notes, Note{Pos: rangePos(e.Range()), Address: addr, kind: kindError, Rejected: true,
 					Msg: fmt.Sprintf("reference to undeclared resource %s: Terraform rejects the configuration, so the plan fails", missing)})
 			}
-		} else if missing := undeclaredVar(e, ctx); missing != "" {
+		} else if missing := undeclaredName(e, ctx); missing != "" {
 			if !ev.quiet {
 				ev.notes = append(ev.notes, Note{Pos: rangePos(e.Range()), Address: addr, kind: kindError, Rejected: true,
-					Msg: fmt.Sprintf("reference to undeclared input variable %s: Terraform rejects the configuration, so the plan fails", missing)})
+					Msg: fmt.Sprintf("reference to undeclared %s: Terraform rejects the configuration, so the plan fails", missing)})
 			}
 		} else if computed {
 			// Only the attributes the provider computes are unknown: a

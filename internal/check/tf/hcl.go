@@ -57,6 +57,7 @@ type module struct {
 	datas     []*resBlock // data blocks
 	calls     []*callBlock
 	outputs   []local
+	defined   map[string]Pos // where each variable, local, output, module call, resource and data block is
 }
 
 type local struct {
@@ -264,7 +265,7 @@ func (l *loader) module(dir, key string, depth int) (*module, error) {
 	if err != nil {
 		return nil, fmt.Errorf("tf: %w", err)
 	}
-	m := &module{dir: dir, key: key, variables: map[string]*variable{}}
+	m := &module{dir: dir, key: key, variables: map[string]*variable{}, defined: map[string]Pos{}}
 	l.loading[dir] = true
 	defer delete(l.loading, dir)
 	l.mods[id] = m
@@ -379,6 +380,7 @@ func (l *loader) collect(m *module, file hcl.Body, depth int) error {
 		pos := rangePos(b.DefRange)
 		switch b.Type {
 		case "variable":
+			l.define(m, "var."+b.Labels[0], "variable", pos)
 			v := &variable{name: b.Labels[0], pos: pos, def: bd.attrs["default"]}
 			if t := bd.attrs["type"]; t != nil {
 				if ty, defs, d := typeexpr.TypeConstraintWithDefaults(t); !d.HasErrors() {
@@ -394,19 +396,27 @@ func (l *loader) collect(m *module, file hcl.Body, depth int) error {
 		case "locals":
 			ls := make([]local, 0, len(bd.attrs))
 			for n, e := range bd.attrs {
+				l.define(m, "local."+n, "local value", rangePos(e.Range()))
 				ls = append(ls, local{n, e})
 			}
 			sort.Slice(ls, func(i, j int) bool { return ls[i].name < ls[j].name })
 			m.locals = append(m.locals, ls...)
 		case "resource":
+			l.define(m, b.Labels[0]+"."+b.Labels[1], "resource", pos)
+			if _, native := b.Body.(*hclsyntax.Body); native {
+				l.blockOnly(m, b.Labels[0], b.Labels[1], bd)
+			}
 			m.resources = append(m.resources, &resBlock{typ: b.Labels[0], name: b.Labels[1], body: bd, pos: pos, end: blockEnd(b)})
 		case "data":
+			l.define(m, "data."+b.Labels[0]+"."+b.Labels[1], "data source", pos)
 			m.datas = append(m.datas, &resBlock{typ: b.Labels[0], name: b.Labels[1], body: bd, pos: pos, end: blockEnd(b)})
 		case "output":
+			l.define(m, "output."+b.Labels[0], "output", pos)
 			if e := bd.attrs["value"]; e != nil {
 				m.outputs = append(m.outputs, local{b.Labels[0], e})
 			}
 		case "module":
+			l.define(m, "module."+b.Labels[0], "module call", pos)
 			c := &callBlock{name: b.Labels[0], body: bd, pos: pos}
 			if e := bd.attrs["source"]; e != nil {
 				if v, d := e.Value(nil); !d.HasErrors() && v.Type() == cty.String && v.IsKnown() && !v.IsNull() {
@@ -420,6 +430,53 @@ func (l *loader) collect(m *module, file hcl.Body, depth int) error {
 		}
 	}
 	return nil
+}
+
+// nestedBlocks are, by resource type, nested blocks the provider takes as
+// blocks alone, whose content says who may reach the resource: written
+// as an argument (network_acls = {…}), Terraform rejects them (Unsupported
+// argument). Only those a provider marks as attributes-as-blocks (an AWS
+// security group's ingress, an NSG's security_rule) may be written either
+// way, and are not listed.
+var nestedBlocks = map[string][]string{
+	"azurerm_key_vault":          {"network_acls"},
+	"azurerm_storage_account":    {"network_rules"},
+	"azurerm_kubernetes_cluster": {"api_server_access_profile", "network_profile"},
+}
+
+// blockOnly rejects each nested block of a resource of type typ that its
+// native syntax writes as an argument, and drops it: read as not set, what
+// it would have closed is open, as Terraform never applies it.
+func (l *loader) blockOnly(m *module, typ, name string, bd *body) {
+	for _, n := range nestedBlocks[typ] {
+		e, ok := bd.attrs[n]
+		if !ok {
+			continue
+		}
+		l.notes = append(l.notes, Note{Pos: rangePos(e.Range()), Address: m.qualify(typ + "." + name), Rejected: true, kind: kindError,
+			Msg: fmt.Sprintf("%s is a nested block of %s, written here as an argument (%s = …): Terraform rejects it (Unsupported argument), so the plan fails; it is read as not set", n, typ, n)})
+		delete(bd.attrs, n)
+	}
+}
+
+// qualify prefixes addr, an address within m, with the module path that
+// reads m ("module.vpc.module.flow_log."); the root's addresses are as is.
+func (m *module) qualify(addr string) string {
+	if m.key == "" {
+		return addr
+	}
+	return "module." + strings.ReplaceAll(m.key, ".", ".module.") + "." + addr
+}
+
+// define records where the module defines addr (what names its kind); a
+// second definition is one Terraform refuses (Duplicate ... definition).
+func (l *loader) define(m *module, addr, what string, pos Pos) {
+	if first, dup := m.defined[addr]; dup {
+		l.notes = append(l.notes, Note{Pos: pos, Address: m.qualify(addr), Rejected: true, kind: kindError,
+			Msg: fmt.Sprintf("duplicate %s definition (first at %s:%d): Terraform rejects the configuration, so the plan fails", what, path.Base(first.File), first.Line)})
+		return
+	}
+	m.defined[addr] = pos
 }
 
 // resolve finds the directory of a module call and reads it.

@@ -377,3 +377,189 @@ resource "aws_s3_bucket" "c" {
 		t.Errorf("aws_s3_bucket.c, whose variable is declared, rejected: %s", msg)
 	}
 }
+
+// TestUndeclaredNamesRejected: a local value, a data source or a resource of
+// a type the module declares nothing of, referred to but not declared, is an
+// error Terraform stops at, as an undeclared input variable is; each read as
+// a value merely not evaluated. Names a for expression or a dynamic block
+// binds are declared.
+func TestUndeclaredNamesRejected(t *testing.T) {
+	p := load(t, fstest.MapFS{"main.tf": {Data: []byte(`
+locals {
+  ports = [22, 80]
+}
+data "aws_vpc" "main" {
+  default = true
+}
+resource "aws_s3_bucket" "a" {
+  bucket = "${random_string.prefix.result}-logs"
+}
+resource "aws_s3_bucket" "b" {
+  bucket = local.bucket_name
+}
+resource "aws_s3_bucket" "c" {
+  bucket = data.aws_vpc.other.id
+}
+resource "aws_s3_bucket" "d" {
+  bucket = data.aws_caller_identity.me.account_id
+}
+resource "aws_security_group" "ok" {
+  name   = join("-", [for a_port in local.ports : tostring(a_port)])
+  vpc_id = data.aws_vpc.main.id
+  dynamic "ingress" {
+    for_each = local.ports
+    iterator = the_port
+    content {
+      from_port   = the_port.value
+      to_port     = the_port.value
+      protocol    = "tcp"
+      cidr_blocks = ["10.0.0.0/8"]
+    }
+  }
+}
+`)}}, Options{})
+	rejected := map[string]string{}
+	for _, n := range p.Notes {
+		if n.Rejected {
+			rejected[n.Address] = n.Msg
+		}
+	}
+	for addr, name := range map[string]string{
+		"aws_s3_bucket.a": "resource random_string.prefix",
+		"aws_s3_bucket.b": "local value local.bucket_name",
+		"aws_s3_bucket.c": "data source data.aws_vpc.other",
+		"aws_s3_bucket.d": "data source data.aws_caller_identity.me",
+	} {
+		if msg := rejected[addr]; !strings.Contains(msg, "reference to undeclared "+name) {
+			t.Errorf("%s: rejected note %q, want one naming %s", addr, msg, name)
+		}
+	}
+	if msg, ok := rejected["aws_security_group.ok"]; ok {
+		t.Errorf("aws_security_group.ok, whose names are all declared, rejected: %s", msg)
+	}
+}
+
+// TestDuplicatesAndUndeclaredOutputsRejected: a module that defines an
+// output (or any block) twice, a reference to an output the called module
+// does not declare, and a bare name in a template that is no reference
+// Terraform knows are each an error Terraform stops at; the first two were
+// read without a word, the third as a value merely not evaluated.
+func TestDuplicatesAndUndeclaredOutputsRejected(t *testing.T) {
+	p := load(t, fstest.MapFS{
+		"main.tf": {Data: []byte(`
+module "net" {
+  source = "./net"
+}
+resource "aws_instance" "a" {
+  ami       = "ami-1"
+  subnet_id = module.net.public_subnet_id
+}
+resource "aws_instance" "c" {
+  ami       = "ami-1"
+  user_data = "hostname ${hostname}"
+}
+resource "aws_instance" "b" {
+  ami       = "ami-1"
+  subnet_id = module.net.subnet_id
+}
+`)},
+		"net/main.tf": {Data: []byte(`
+resource "aws_subnet" "s" {
+  vpc_id     = "vpc-1"
+  cidr_block = "10.0.1.0/24"
+}
+output "subnet_id" {
+  value = aws_subnet.s.id
+}
+`)},
+		"net/outputs.tf": {Data: []byte(`
+output "subnet_id" {
+  value = aws_subnet.s.id
+}
+`)},
+	}, Options{})
+	var rejected []string
+	for _, n := range p.Notes {
+		if n.Rejected {
+			rejected = append(rejected, n.Address+": "+n.Msg)
+		}
+	}
+	all := strings.Join(rejected, "\n")
+	for _, want := range []string{
+		"module.net.output.subnet_id: duplicate output definition (first at main.tf:6)",
+		"aws_instance.a: reference to undeclared output module.net.public_subnet_id",
+		"aws_instance.c: reference to undeclared name hostname",
+	} {
+		if !strings.Contains(all, want) {
+			t.Errorf("no rejected note %q; rejected:\n%s", want, all)
+		}
+	}
+	if strings.Contains(all, "aws_instance.b") {
+		t.Errorf("aws_instance.b, whose output is declared, rejected:\n%s", all)
+	}
+}
+
+// TestNestedBlockAsArgumentRejected: a key vault's network_acls written as
+// an argument (network_acls = {…}) is one Terraform rejects (Unsupported
+// argument); it read as the block it imitates, and so as closing the vault.
+// It is now rejected and read as not set. An AWS security group's ingress,
+// which the provider takes either way, is read as written.
+func TestNestedBlockAsArgumentRejected(t *testing.T) {
+	p := load(t, fstest.MapFS{"main.tf": {Data: []byte(`
+resource "azurerm_key_vault" "kv" {
+  name     = "kv"
+  sku_name = "standard"
+  network_acls = {
+    default_action = "Deny"
+    bypass         = "AzureServices"
+  }
+}
+resource "azurerm_key_vault" "ok" {
+  name     = "ok"
+  sku_name = "standard"
+  network_acls {
+    default_action = "Deny"
+    bypass         = "AzureServices"
+  }
+}
+resource "aws_security_group" "sg" {
+  ingress = [{
+    from_port        = 443
+    to_port          = 443
+    protocol         = "tcp"
+    cidr_blocks      = ["10.0.0.0/8"]
+    ipv6_cidr_blocks = []
+    prefix_list_ids  = []
+    security_groups  = []
+    self             = false
+    description      = ""
+  }]
+}
+`)}}, Options{})
+	rejected := map[string]string{}
+	for _, n := range p.Notes {
+		if n.Rejected {
+			rejected[n.Address] = n.Msg
+		}
+	}
+	if msg := rejected["azurerm_key_vault.kv"]; !strings.Contains(msg, "network_acls is a nested block of azurerm_key_vault") {
+		t.Errorf("azurerm_key_vault.kv: rejected note %q, want one naming network_acls", msg)
+	}
+	for _, addr := range []string{"azurerm_key_vault.ok", "aws_security_group.sg"} {
+		if msg, ok := rejected[addr]; ok {
+			t.Errorf("%s, written as the provider takes it, rejected: %s", addr, msg)
+		}
+	}
+	for _, r := range p.Resources {
+		switch r.Address {
+		case "azurerm_key_vault.kv":
+			if _, ok := r.Values["network_acls"]; ok {
+				t.Errorf("%s: network_acls read as set: %v", r.Address, r.Values["network_acls"])
+			}
+		case "azurerm_key_vault.ok", "aws_security_group.sg":
+			if len(r.Values) == 0 || (r.Values["network_acls"] == nil && r.Values["ingress"] == nil) {
+				t.Errorf("%s: its block was not read: %v", r.Address, r.Values)
+			}
+		}
+	}
+}

@@ -4,6 +4,7 @@ import (
 	"strings"
 
 	"github.com/hashicorp/hcl/v2"
+	"github.com/zclconf/go-cty/cty"
 )
 
 // How a note names what an expression waits on.
@@ -51,29 +52,81 @@ func undeclared(e hcl.Expression, ctx *hcl.EvalContext) string {
 	return ""
 }
 
-// undeclaredVar names the first reference of e to an input variable the
-// module does not declare ("" when none): Terraform refuses it.
-func undeclaredVar(e hcl.Expression, ctx *hcl.EvalContext) string {
+// undeclaredName names the first reference of e to something the module
+// does not declare, as Terraform's own words have it ("" when none): an
+// input variable (var.x), a local value (local.x), a data source of a
+// module that declares data sources (data.T.N), a module call or an output
+// of the module it calls (module.M.O), a resource of a type the module
+// declares nothing of (random_string.x), or a name that is none of these.
+// Terraform refuses each.
+// A resource of a declared type under an undeclared name is undeclared's.
+func undeclaredName(e hcl.Expression, ctx *hcl.EvalContext) string {
 	for _, t := range e.Variables() {
-		if t.RootName() != "var" || len(t) < 2 {
-			continue
+		root := t.RootName()
+		attr := func(i int) string {
+			if i < len(t) {
+				if a, ok := t[i].(hcl.TraverseAttr); ok {
+					return a.Name
+				}
+			}
+			return ""
 		}
-		name, ok := t[1].(hcl.TraverseAttr)
-		if !ok {
-			continue
-		}
-		for c := ctx; c != nil; c = c.Parent() {
-			v, ok := c.Variables["var"]
-			if !ok {
+		v, bound := lookup(ctx, root)
+		switch {
+		case root == "var" || root == "local":
+			if name := attr(1); name != "" && bound && lacks(v, name) {
+				what := map[string]string{"var": "input variable", "local": "local value"}[root]
+				return what + " " + root + "." + name
+			}
+		case root == "data":
+			typ, name := attr(1), attr(2)
+			if typ == "" || name == "" || !bound || !v.IsKnown() || v.IsNull() || !v.Type().IsObjectType() {
 				continue
 			}
-			if v.IsKnown() && !v.IsNull() && v.Type().IsObjectType() && !v.Type().HasAttribute(name.Name) {
-				return "var." + name.Name
+			if lacks(v, typ) || lacks(v.GetAttr(typ), name) {
+				return "data source data." + typ + "." + name
 			}
-			break
+		case root == "module":
+			call, out := attr(1), attr(2)
+			if call == "" || !bound {
+				continue
+			}
+			if lacks(v, call) {
+				return "module call module." + call
+			}
+			if out != "" && lacks(v.GetAttr(call), out) {
+				return "output module." + call + "." + out
+			}
+		case bound || boundElsewhere[root]:
+		case strings.Contains(root, "_") && attr(1) != "":
+			return "resource " + root + "." + attr(1)
+		default:
+			// Terraform knows no such root: its Invalid reference.
+			return "name " + root
 		}
 	}
 	return ""
+}
+
+// boundElsewhere are the roots Terraform binds where this reader may not
+// (self in a provisioner, count and each in a block that repeats): a
+// reference to one is no undeclared name.
+var boundElsewhere = map[string]bool{"var": true, "local": true, "module": true, "data": true, "path": true,
+	"terraform": true, "count": true, "each": true, "self": true}
+
+// lookup finds name in ctx or the contexts it is a child of.
+func lookup(ctx *hcl.EvalContext, name string) (cty.Value, bool) {
+	for c := ctx; c != nil; c = c.Parent() {
+		if v, ok := c.Variables[name]; ok {
+			return v, true
+		}
+	}
+	return cty.NilVal, false
+}
+
+// lacks reports whether v is a known object without the attribute name.
+func lacks(v cty.Value, name string) bool {
+	return v.IsKnown() && !v.IsNull() && v.Type().IsObjectType() && !v.Type().HasAttribute(name)
 }
 
 // resourceRefs names the references of e to resources' attributes, the

@@ -76,3 +76,16 @@ resource "azurerm_nat_gateway_public_ip_association" "egress" {
   nat_gateway_id       = azurerm_nat_gateway.egress.id
   public_ip_address_id = azurerm_public_ip.egress.id
 }
+
+# A Service Bus namespace says nothing of public network access, which Azure
+# leaves on; an Event Hubs namespace turns it off.
+resource "azurerm_servicebus_namespace" "orders" {
+  name = "orders"
+  sku  = "Standard"
+}
+
+resource "azurerm_eventhub_namespace" "closed" {
+  name                          = "closed"
+  sku                           = "Standard"
+  public_network_access_enabled = false
+}

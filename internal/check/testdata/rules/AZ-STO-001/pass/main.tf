@@ -40,7 +40,7 @@ resource "azurerm_private_endpoint" "private_blob" {
     is_manual_connection           = false
   }
 }
-resource "azurerm_storage_container" "private" {
+resource "azurerm_storage_container" "downloads" {
   name                  = "downloads"
   storage_account_name  = azurerm_storage_account.private.name
   container_access_type = "blob"
