@@ -215,16 +215,66 @@ func (m *Model) publishLB(f *frontModel, lb *Endpoint, only []string, front func
 	}
 }
 
-// frontDoors publishes what API Gateway VPC links and CloudFront VPC
-// origins lead to.
+// frontDoors publishes what internet-facing load balancers, API Gateway
+// VPC links and CloudFront VPC origins lead to.
 func (m *Model) frontDoors(byType map[string][]*tf.Resource) {
-	if len(byType["aws_api_gateway_integration"])+len(byType["aws_apigatewayv2_integration"])+len(byType["aws_cloudfront_distribution"]) == 0 {
+	if len(byType["aws_lb_listener"])+len(byType["aws_alb_listener"])+len(byType["aws_api_gateway_integration"])+
+		len(byType["aws_apigatewayv2_integration"])+len(byType["aws_cloudfront_distribution"]) == 0 {
 		return
 	}
 	f := m.newFrontModel(byType)
+	m.publicBalancers(f)
 	m.restAPIs(byType, f)
 	m.httpAPIs(byType, f)
 	m.distributions(byType, f)
+}
+
+// publicBalancers publishes what each internet-facing load balancer of
+// the project forwards to, as a gateway: the internet reaches a listener
+// by the balancer's own path (its subnets' routes and ACLs, its groups),
+// then the balancer's connection reaches each target of the target groups
+// the listener forwards to, on the target's port. An application load
+// balancer opens that connection from its subnets as a member of its
+// groups; a network load balancer keeps the client's address (instance
+// targets, preserve_client_ip on unless set otherwise), so its targets are
+// read as seeing either its subnets or the client. A balancer that is not
+// internet-facing publishes nothing: the internet does not reach it. A
+// listener whose port is not known statically is not followed (the leg to
+// the balancer needs its port); the balancer itself is still read as
+// reached on every port.
+func (m *Model) publicBalancers(f *frontModel) {
+	for _, lb := range m.Endpoints {
+		if lb.Kind != "lb" || !lb.Public || lb.Res == nil {
+			continue
+		}
+		from := m.frontSource(lb.Addr, lb.Subnets, sgAddrs(lb.SGs))
+		if strings.EqualFold(str(lb.Res.Values, "load_balancer_type"), "network") && from.Name != "" {
+			from.Name = lb.Addr + " (keeping the client's address)"
+			from.Set = union(from.Set, m.Internet().Set)
+		}
+		for _, l := range f.listeners[lb.Addr] {
+			if unknown(l.Values, "port") || unknown(l.Values, "protocol") {
+				continue
+			}
+			lport := num(l.Values, "port", -1)
+			protos := []string{"tcp"}
+			switch strings.ToUpper(str(l.Values, "protocol")) {
+			case "UDP":
+				protos = []string{"udp"}
+			case "TCP_UDP":
+				protos = []string{"tcp", "udp"}
+			}
+			for _, proto := range protos {
+				front := func(inet Source) Result { return m.Reach(inet, lb, proto, lport) }
+				for _, tg := range m.forwardsOf(f, l) {
+					for _, t := range f.targets[tg] {
+						h := Hop{Kind: "lb", Addr: l.Address, Detail: fmt.Sprintf("%s listener on %s %d forwards to %s, %s", lb.Addr, proto, lport, tg, t.e.Addr)}
+						t.e.Published = append(t.e.Published, Publish{Proto: proto, Port: t.port, front: front, Hops: []Hop{h}, From: from, Gateway: lb.Addr})
+					}
+				}
+			}
+		}
+	}
 }
 
 // internetTo is the leg from the internet to a front door: every internet
