@@ -3,6 +3,7 @@ package check
 import (
 	"fmt"
 	"net/netip"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -95,6 +96,19 @@ func (m *Model) azurePrefixes(r *tf.Resource, b map[string]any, one, many string
 					ranges = allInternet
 				}
 				out = append(out, ranges...)
+			} else if rg, err := netipx.ParseIPRange(v); err == nil {
+				out = append(out, rg.Prefixes()...) // first-last, as a firewall takes
+			} else if !serviceTagName(v) {
+				// A placeholder ("my-local-ip") Azure refuses at apply;
+				// read at its worst where the rule is used, so that
+				// nothing is hidden should it be replaced by anything.
+				attr := one
+				if !slices.Contains(strList(b, one), v) && str(b, one) != v {
+					attr = many
+				}
+				m.reject(r, "%s: %s %q is not an address, a CIDR range or a service tag (a tag is letters and digits, with a region or part after a dot): Azure rejects it, so the apply fails; the rule is read as admitting every address", nsgRuleName(b), attr, v)
+				assumed = fmt.Sprintf("%q is not an address or a service tag Azure takes (CHECK-003): assumed to be every address", v)
+				out = append(out, allInternet...)
 			} else {
 				// Fail closed: an allow may admit anyone (AzureCloud is
 				// every tenant's machines), a deny may stop no one.
@@ -105,6 +119,33 @@ func (m *Model) azurePrefixes(r *tf.Resource, b map[string]any, one, many string
 		}
 	}
 	return out, assumed, nil
+}
+
+// serviceTagName tells whether v is of the form Azure's service tags take:
+// a name of letters and digits (AzureCloud, AppService), alone or with one
+// part after a dot (Storage.WestEurope, AzureCloud.eastus,
+// AzureFrontDoor.Backend). Every tag Azure publishes is of that form, so a
+// value that is not ("my-local-ip", "YOUR_IP", "office ip") names none.
+func serviceTagName(v string) bool {
+	name, part, dotted := strings.Cut(v, ".")
+	return alnum(name) && (!dotted || alnum(part))
+}
+
+func alnum(s string) bool {
+	for _, c := range s {
+		if !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9') {
+			return false
+		}
+	}
+	return s != ""
+}
+
+// nsgRuleName names an NSG or firewall rule block by its name, if it has one.
+func nsgRuleName(b map[string]any) string {
+	if n := str(b, "name"); n != "" {
+		return "rule " + n
+	}
+	return "rule"
 }
 
 func azurePorts(b map[string]any) ([][2]int, bool) {

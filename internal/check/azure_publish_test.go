@@ -73,6 +73,17 @@ func TestAzureFirewallDNAT(t *testing.T) {
 			t.Fatalf("the NSG denies the firewall's subnet: %+v", got)
 		}
 	})
+	t.Run("source an address range", func(t *testing.T) {
+		// A firewall takes first-last ranges: the range, not every address.
+		rep := checkSource(t, edit(t, src, `source_addresses    = ["203.0.113.0/24"]`, `source_addresses    = ["203.0.113.0-203.0.113.255"]`))
+		app := activeOn(rep, RuleAzExposedPort, "azurerm_linux_virtual_machine.app")
+		if len(app) != 1 || app[0].Severity != Medium || !strings.Contains(app[0].Message, "tcp 22 (SSH) is reachable from the internet (203.0.113.0/24)") {
+			t.Errorf("app: want one medium %s for SSH from 203.0.113.0/24, got %+v", RuleAzExposedPort, app)
+		}
+		if got := active(rep, RuleRejected); len(got) != 0 {
+			t.Errorf("a range is not rejected: %+v", got)
+		}
+	})
 	t.Run("translated address unknown", func(t *testing.T) {
 		s := edit(t, src, `translated_address  = "10.1.1.5"`, `translated_address  = var.backend`)
 		rep := checkSource(t, "variable \"backend\" { type = string }\n"+s)

@@ -172,6 +172,10 @@ resource "azurerm_network_security_group" "app" {
 			"destination ports not known statically: assumed to be every port"},
 		{"service tag not modelled", nsgRule("ssh", 100, "Allow", "22", `"AzureCloud"`),
 			`service tag "AzureCloud" is not modelled: assumed to be every address`},
+		{"regional service tag not modelled", nsgRule("ssh", 100, "Allow", "22", `"Storage.WestEurope"`),
+			`service tag "Storage.WestEurope" is not modelled: assumed to be every address`},
+		{"placeholder source", nsgRule("ssh", 100, "Allow", "22", `"my-local-ip"`),
+			`"my-local-ip" is not an address or a service tag Azure takes (CHECK-003): assumed to be every address`},
 		{"deny not known", nsgRule("deny", 100, "Deny", "*", "var.unknown") + nsgRule("ssh", 200, "Allow", "22", `"Internet"`), ""},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -188,6 +192,13 @@ resource "azurerm_network_security_group" "app" {
 			}
 			if got[0].Severity != High || !strings.Contains(got[0].Message, tc.assumed) {
 				t.Errorf("want a high finding saying %q, got %s %q", tc.assumed, got[0].Severity, got[0].Message)
+			}
+			// A value that cannot be a service tag is one Azure rejects;
+			// a tag moat does not know is not.
+			rejected := active(rep, RuleRejected)
+			if placeholder := strings.Contains(tc.assumed, "CHECK-003"); placeholder != (len(rejected) == 1) ||
+				placeholder && (rejected[0].Address != "azurerm_network_security_rule.ssh" || !strings.Contains(rejected[0].Message, `source_address_prefix "my-local-ip"`)) {
+				t.Errorf("placeholder %v: %s findings %+v", placeholder, RuleRejected, rejected)
 			}
 		})
 	}

@@ -3,6 +3,7 @@ package check
 import (
 	"fmt"
 	"net/netip"
+	"slices"
 	"strings"
 
 	"moat/internal/check/tf"
@@ -152,8 +153,13 @@ func (m *Model) cidr(r *tf.Resource, where, attr, s string) (netip.Prefix, bool)
 	return netip.Prefix{}, false
 }
 
+// reject records a value the provider rejects, once however often it is
+// read.
 func (m *Model) reject(r *tf.Resource, format string, args ...any) {
-	m.Rejected = append(m.Rejected, tf.Note{Pos: r.Pos, Address: r.Address, Msg: fmt.Sprintf(format, args...)})
+	n := tf.Note{Pos: r.Pos, Address: r.Address, Msg: fmt.Sprintf(format, args...)}
+	if !slices.Contains(m.Rejected, n) {
+		m.Rejected = append(m.Rejected, n)
+	}
 }
 
 func (m *Model) sg(ref string) *SG { return m.sgs[m.addr(ref)] }
