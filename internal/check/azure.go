@@ -289,7 +289,7 @@ func (m *Model) buildAzure(byType map[string][]*tf.Resource) {
 	// carries the return traffic. Peer both ways when both exist.
 	for _, p := range m.Peerings {
 		for _, q := range m.Peerings {
-			if p != q && !p.Refused && !q.Refused && p.A != nil && p.A == q.B && p.B == q.A && p.Res != nil && strings.HasPrefix(p.Res.Type, "azurerm") {
+			if p != q && !p.Refused && !q.Refused && p.A != nil && p.B != nil && p.A == q.B && p.B == q.A && p.Res != nil && strings.HasPrefix(p.Res.Type, "azurerm") {
 				for _, c := range p.A.CIDRs {
 					p.B.Main.Routes = append(p.B.Main.Routes, Route{Dest: c, Kind: "pcx", Target: p.Addr, Where: q.Addr + " (peering system route)"})
 				}

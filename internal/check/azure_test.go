@@ -271,6 +271,37 @@ func TestAzurePeeringOverlap(t *testing.T) {
 	})
 }
 
+// TestAzurePeeringBothWaysOutside checks a pair of peerings between a
+// network of the project and one outside it, each direction its own
+// resource (the remote one named by its ID, the reverse by its name):
+// both read one-sided, neither joining a network the project does not
+// hold.
+func TestAzurePeeringBothWaysOutside(t *testing.T) {
+	src := azureBase + `
+resource "azurerm_virtual_network_peering" "out" {
+  name                      = "main-to-remote"
+  virtual_network_name      = azurerm_virtual_network.main.name
+  remote_virtual_network_id = "/subscriptions/00000000-0000-0000-0000-000000000000/resourceGroups/rg/providers/Microsoft.Network/virtualNetworks/remote"
+}
+resource "azurerm_virtual_network_peering" "in" {
+  name                      = "remote-to-main"
+  resource_group_name       = "rg"
+  virtual_network_name      = "remote"
+  remote_virtual_network_id = azurerm_virtual_network.main.id
+}
+`
+	rep := checkSource(t, src)
+	for _, p := range []string{"azurerm_virtual_network_peering.out", "azurerm_virtual_network_peering.in"} {
+		found := false
+		for _, f := range rep.Findings {
+			found = found || f.Address == p && f.RuleID == RuleNotEvaluated && strings.Contains(f.Message, "read one-sided")
+		}
+		if !found {
+			t.Errorf("%s: want a note that it is read one-sided", p)
+		}
+	}
+}
+
 // TestAzureFlowLogs checks AZ-LOG-001: an NSG is covered by a flow log that
 // names it or its virtual network, and reported otherwise.
 func TestAzureFlowLogs(t *testing.T) {
