@@ -218,12 +218,12 @@ func (m *Model) publishLB(f *frontModel, lb *Endpoint, only []string, front func
 // frontDoors publishes what internet-facing load balancers, API Gateway
 // VPC links and CloudFront VPC origins lead to.
 func (m *Model) frontDoors(byType map[string][]*tf.Resource) {
-	if len(byType["aws_lb_listener"])+len(byType["aws_alb_listener"])+len(byType["aws_api_gateway_integration"])+
+	if len(byType["aws_lb_listener"])+len(byType["aws_alb_listener"])+len(byType["aws_elb"])+len(byType["aws_api_gateway_integration"])+
 		len(byType["aws_apigatewayv2_integration"])+len(byType["aws_cloudfront_distribution"]) == 0 {
 		return
 	}
 	f := m.newFrontModel(byType)
-	m.publicBalancers(f)
+	m.publicBalancers(byType, f)
 	m.restAPIs(byType, f)
 	m.httpAPIs(byType, f)
 	m.distributions(byType, f)
@@ -241,8 +241,12 @@ func (m *Model) frontDoors(byType map[string][]*tf.Resource) {
 // internet-facing publishes nothing: the internet does not reach it. A
 // listener whose port is not known statically is not followed (the leg to
 // the balancer needs its port); the balancer itself is still read as
-// reached on every port.
-func (m *Model) publicBalancers(f *frontModel) {
+// reached on every port. A classic load balancer forwards each listener's
+// lb_port to its instance_port on the instances it names, those
+// aws_elb_attachment adds and those of the auto scaling groups whose
+// load_balancers name it, from its subnets and groups.
+func (m *Model) publicBalancers(byType map[string][]*tf.Resource, f *frontModel) {
+	m.classicBalancers(byType)
 	for _, lb := range m.Endpoints {
 		if lb.Kind != "lb" || !lb.Public || lb.Res == nil {
 			continue
@@ -272,6 +276,56 @@ func (m *Model) publicBalancers(f *frontModel) {
 						t.e.Published = append(t.e.Published, Publish{Proto: proto, Port: t.port, front: front, Hops: []Hop{h}, From: from, Gateway: lb.Addr})
 					}
 				}
+			}
+		}
+	}
+}
+
+func (m *Model) classicBalancers(byType map[string][]*tf.Resource) {
+	if len(byType["aws_elb"]) == 0 {
+		return
+	}
+	byAddr := map[string]*Endpoint{}
+	for _, e := range m.Endpoints {
+		byAddr[e.Addr] = e
+	}
+	targets := map[string][]*Endpoint{}
+	put := func(lb string, e *Endpoint) {
+		if e != nil && !slices.Contains(targets[lb], e) {
+			targets[lb] = append(targets[lb], e)
+		}
+	}
+	for _, r := range byType["aws_elb"] {
+		for _, ref := range strList(r.Values, "instances") {
+			put(r.Address, byAddr[m.addr(ref)])
+		}
+	}
+	for _, r := range byType["aws_elb_attachment"] {
+		put(m.addr(str(r.Values, "elb")), byAddr[m.addr(str(r.Values, "instance"))])
+	}
+	for _, r := range byType["aws_autoscaling_group"] {
+		for _, ref := range strList(r.Values, "load_balancers") {
+			put(m.addr(ref), byAddr[r.Address])
+		}
+	}
+	for _, r := range byType["aws_autoscaling_attachment"] {
+		put(m.addr(str(r.Values, "elb")), byAddr[m.addr(str(r.Values, "autoscaling_group_name"))])
+	}
+	for _, r := range byType["aws_elb"] {
+		lb := byAddr[r.Address]
+		if lb == nil || !lb.Public || len(targets[r.Address]) == 0 {
+			continue
+		}
+		from := m.frontSource(lb.Addr, lb.Subnets, sgAddrs(lb.SGs))
+		for _, l := range blocks(r.Values, "listener") {
+			if unknown(l, "lb_port") || unknown(l, "instance_port") || strings.EqualFold(str(l, "lb_protocol"), "udp") {
+				continue
+			}
+			lport, iport := num(l, "lb_port", -1), num(l, "instance_port", -1)
+			front := func(inet Source) Result { return m.Reach(inet, lb, "tcp", lport) }
+			for _, t := range targets[r.Address] {
+				h := Hop{Kind: "lb", Addr: lb.Addr, Detail: fmt.Sprintf("listener on tcp %d forwards to %s on %d", lport, t.Addr, iport)}
+				t.Published = append(t.Published, Publish{Proto: "tcp", Port: iport, front: front, Hops: []Hop{h}, From: from, Gateway: lb.Addr})
 			}
 		}
 	}

@@ -6,7 +6,8 @@ import (
 	"testing"
 )
 
-// An internet-facing load balancer publishes what it forwards to: --reach
+// An internet-facing load balancer (application, network or classic)
+// publishes what it forwards to: --reach
 // on a target in a private subnet names the internet as its source, with
 // the balancer and its listener on the path, as an Application Gateway's
 // backends do on Azure. An internal balancer's target is not reached from
@@ -22,6 +23,8 @@ func TestPublicBalancerPublishesTargets(t *testing.T) {
 		{"aws_instance.app", 8080, []string{"aws_security_group.alb", "aws_lb.web", "aws_lb_listener.https", "aws_subnet.private", "aws_security_group.app"}},
 		{"aws_instance.inner", 8080, nil},
 		{"aws_instance.tcp", 9000, []string{"aws_lb.nlb", "aws_lb_listener.tcp", "aws_security_group.tcp"}},
+		{"aws_instance.legacy", 8443, []string{"aws_security_group.alb", "aws_elb.classic", "aws_subnet.private", "aws_security_group.legacy"}},
+		{"aws_autoscaling_group.pool", 8443, []string{"aws_security_group.alb", "aws_elb.classic", "aws_subnet.private", "aws_security_group.legacy"}},
 	} {
 		acc, err := Reachability(context.Background(), Config{Paths: []string{dir}}, c.addr)
 		if err != nil {

@@ -192,3 +192,50 @@ resource "aws_instance" "tcp" {
   subnet_id              = aws_subnet.private.id
   vpc_security_group_ids = [aws_security_group.tcp.id]
 }
+
+# A classic load balancer names its instance; an auto scaling group names
+# the balancer.
+resource "aws_elb" "classic" {
+  name            = "classic"
+  subnets         = [aws_subnet.public_a.id]
+  security_groups = [aws_security_group.alb.id]
+  instances       = [aws_instance.legacy.id]
+  listener {
+    lb_port           = 443
+    lb_protocol       = "tcp"
+    instance_port     = 8443
+    instance_protocol = "tcp"
+  }
+}
+
+resource "aws_security_group" "legacy" {
+  vpc_id = aws_vpc.main.id
+  ingress {
+    from_port       = 8443
+    to_port         = 8443
+    protocol        = "tcp"
+    security_groups = [aws_security_group.alb.id]
+  }
+}
+
+resource "aws_instance" "legacy" {
+  ami                    = "ami-12345678"
+  instance_type          = "t3.micro"
+  subnet_id              = aws_subnet.private.id
+  vpc_security_group_ids = [aws_security_group.legacy.id]
+}
+
+resource "aws_launch_template" "pool" {
+  image_id               = "ami-12345678"
+  vpc_security_group_ids = [aws_security_group.legacy.id]
+}
+
+resource "aws_autoscaling_group" "pool" {
+  min_size            = 1
+  max_size            = 2
+  vpc_zone_identifier = [aws_subnet.private.id]
+  load_balancers      = [aws_elb.classic.name]
+  launch_template {
+    id = aws_launch_template.pool.id
+  }
+}
