@@ -115,8 +115,9 @@ func newNode(t *testing.T) *node {
 	return n
 }
 
-// filter starts a DNS filter in the node's namespace on port, allowing
-// names below allowed.example and www.example.com.
+// filter starts a DNS filter in the node's namespace on port of every
+// IPv4 address, as the agent does, allowing names below allowed.example
+// and www.example.com.
 func (n *node) filter(t *testing.T, port uint16, audit bool) {
 	t.Helper()
 	f, err := New(Config{
@@ -143,14 +144,14 @@ func (n *node) filter(t *testing.T, port uint16, audit bool) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	addr := "127.0.0.1:" + strconv.Itoa(int(port))
+	addr := "0.0.0.0:" + strconv.Itoa(int(port))
 	var pc net.PacketConn
 	var ln net.Listener
 	if err := n.fw.Do(func() (err error) {
-		if pc, err = net.ListenPacket("udp", addr); err != nil {
+		if pc, err = net.ListenPacket("udp4", addr); err != nil {
 			return err
 		}
-		ln, err = net.Listen("tcp", addr)
+		ln, err = net.Listen("tcp4", addr)
 		return err
 	}); err != nil {
 		t.Fatal(err)
