@@ -6,10 +6,12 @@ import (
 	"context"
 	"net"
 	"net/netip"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
 
+	"golang.org/x/net/ipv4"
 	"golang.org/x/sys/unix"
 
 	"moat/internal/flow"
@@ -33,6 +35,37 @@ func answering(t *testing.T, h *netlab.Host, addr, word string) {
 				return
 			}
 			pc.WriteTo([]byte(word), from)
+		}
+	}()
+}
+
+// answeringEvery serves UDP on port of every IPv4 address of h, as the
+// DNS filter does, answering every datagram with word from the address it
+// was sent to (a local user's DNS redirected to 127.0.0.1 comes from
+// another of the node's addresses, which routing would answer from).
+func answeringEvery(t *testing.T, h *netlab.Host, port uint16, word string) {
+	t.Helper()
+	var pc net.PacketConn
+	if err := h.Do(func() (err error) { pc, err = net.ListenPacket("udp4", "0.0.0.0:"+strconv.Itoa(int(port))); return err }); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { pc.Close() })
+	p := ipv4.NewPacketConn(pc)
+	if err := p.SetControlMessage(ipv4.FlagDst, true); err != nil {
+		t.Fatal(err)
+	}
+	go func() {
+		b := make([]byte, 512)
+		for {
+			_, cm, from, err := p.ReadFrom(b)
+			if err != nil {
+				return
+			}
+			var src *ipv4.ControlMessage
+			if cm != nil {
+				src = &ipv4.ControlMessage{Src: cm.Dst}
+			}
+			p.WriteTo([]byte(word), src, from)
 		}
 	}()
 }
@@ -119,11 +152,15 @@ func TestGuardRestoresDNS(t *testing.T) {
 }
 
 // What the node routes for its containers has no local uid: with a DNS
-// filter, a container's DNS to the resolvers (admitted to the agent's uid
-// alone) is refused and recorded with forwarding egress. An operator's
-// outbound rule for the resolvers lets it through, unfiltered, while a
-// local user's DNS still goes to the filter: the nat chain runs before
-// the output chain's list.
+// filter its DNS was refused (the resolvers are the agent's uid's alone),
+// or, where an operator's outbound rule admitted the resolvers, let
+// through unfiltered. With forwarding egress a container's DNS, UDP and
+// TCP, to the resolvers or to any server, is taken to the filter as a
+// local user's is, the operator's rule notwithstanding. The filter
+// listens on every address, yet a peer on the network reaches it neither
+// on its port nor through the node's own address on 53, in enforce mode
+// or audit. With forwarding open the node routes its containers' DNS
+// unfiltered.
 func TestForwardedDNSWithFilter(t *testing.T) {
 	d := newDockerHost(t)
 	recs := &flow.Memory{}
@@ -133,29 +170,120 @@ func TestForwardedDNSWithFilter(t *testing.T) {
 	}
 	readLog(t, m)
 	answering(t, d.peer, ":53", "resolver")
-	answering(t, d.fw, "127.0.0.1:15353", "filter")
+	answeringEvery(t, d.fw, 15353, "filter")
+	listen(t, d.fw, "0.0.0.0:15353") // the filter's TCP; the resolver has none
 	resolver := netip.AddrPortFrom(d.peer.Addr, 53).String()
+	own := netip.AddrPortFrom(d.fw.Addr, 15353).String()
 	in := d.inputs(ModeEnforce)
 	in.Resolvers, in.DNSPort = []netip.Addr{d.peer.Addr}, 15353
 	if err := m.Apply(Build(in)); err != nil {
 		t.Fatal(err)
 	}
-	if got := whoAnswers(d.ctr, resolver, -1); got != "" {
-		t.Errorf("a container's DNS to the resolver was answered by %q under the filter", got)
+	routed := func(when string) {
+		t.Helper()
+		if got := whoAnswers(d.ctr, resolver, -1); got != "filter" {
+			t.Errorf("%s: a container's DNS to the resolver was answered by %q, want the filter", when, got)
+		}
+		if got := whoAnswers(d.ctr, "198.18.7.250:53", -1); got != "filter" {
+			t.Errorf("%s: a container's DNS to another server was answered by %q, want the filter", when, got)
+		}
+		if err := reach(d.ctr, resolver, false); err != nil {
+			t.Errorf("%s: a container's DNS over TCP did not reach the filter: %v", when, err)
+		}
 	}
-	wait(t, recs, "the refused routed DNS", func(r flow.Record) bool {
-		return r.Verdict() == flow.VerdictDeny && r.SrcEndpoint.IP == d.ctr.Addr.String() && r.DstEndpoint.Port == 53
+	closed := func(when string) {
+		t.Helper()
+		if got := whoAnswers(d.peer, own, -1); got != "" {
+			t.Errorf("%s: a peer on the network asked the filter's port directly and %q answered", when, got)
+		}
+		if err := reach(d.peer, own, false); err == nil {
+			t.Errorf("%s: a peer on the network reached the filter's TCP port directly", when)
+		}
+		if got := whoAnswers(d.peer, netip.AddrPortFrom(d.fw.Addr, 53).String(), -1); got != "" {
+			t.Errorf("%s: a peer's DNS to the node's own address was answered by %q", when, got)
+		}
+	}
+	routed("enforce")
+	closed("enforce")
+	wait(t, recs, "the peer's try at the filter's port", func(r flow.Record) bool {
+		return r.Verdict() == flow.VerdictDeny && r.ConnectionInfo.DirectionID == flow.DirectionInbound &&
+			r.SrcEndpoint.IP == d.peer.Addr.String() && r.DstEndpoint.Port == 15353
 	})
-	t.Log("the operator lets the containers' DNS out")
+
+	t.Log("an operator's outbound rule for the resolvers no longer lets the containers' DNS out unfiltered")
 	in.Outbound = append(in.Outbound, Allow{Why: "operator: resolver", Proto: UDP, Port: 53, Nets: []netip.Prefix{netip.PrefixFrom(d.peer.Addr, 32)}})
 	if err := m.Apply(Build(in)); err != nil {
 		t.Fatal(err)
 	}
-	if got := whoAnswers(d.ctr, resolver, -1); got != "resolver" {
-		t.Errorf("with an outbound rule, a container's DNS was answered by %q", got)
-	}
+	routed("with an outbound rule")
 	if got := whoAnswers(d.fw, resolver, 4321); got != "filter" {
 		t.Errorf("with an outbound rule, a local user's DNS was answered by %q, want the filter", got)
+	}
+
+	t.Log("audit: the filter's port stays closed to the network")
+	in.Mode = ModeAudit
+	if err := m.Apply(Build(in)); err != nil {
+		t.Fatal(err)
+	}
+	routed("audit")
+	closed("audit")
+
+	t.Log("forwarding open: the node routes its containers' DNS unfiltered")
+	in.Mode, in.Forward = ModeEnforce, ForwardOpen
+	if err := m.Apply(Build(in)); err != nil {
+		t.Fatal(err)
+	}
+	if got := whoAnswers(d.ctr, resolver, -1); got != "resolver" {
+		t.Errorf("forwarding open: a container's DNS was answered by %q, want the resolver", got)
+	}
+	closed("forwarding open")
+}
+
+// Another program that flushes, deletes or edits the nat chain that takes
+// routed DNS to the filter must not give the containers the resolvers
+// back: Guard applies the table again.
+func TestGuardRestoresRoutedDNS(t *testing.T) {
+	d := newDockerHost(t)
+	answering(t, d.peer, ":53", "resolver")
+	answeringEvery(t, d.fw, 15353, "filter")
+	m, err := New(Config{NetNS: d.fw.Path()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	resolver := netip.AddrPortFrom(d.peer.Addr, 53).String()
+	in := d.inputs(ModeEnforce)
+	in.Resolvers, in.DNSPort = []netip.Addr{d.peer.Addr}, 15353
+	in.Outbound = append(in.Outbound, Allow{Why: "operator: resolver", Proto: UDP, Port: 53, Nets: []netip.Prefix{netip.PrefixFrom(d.peer.Addr, 32)}})
+	if err := m.Apply(Build(in)); err != nil {
+		t.Fatal(err)
+	}
+	whole := rules(t, d.fw)
+	if !strings.Contains(whole, chainDNSFwd+":\n") {
+		t.Fatalf("no %s chain in\n%s", chainDNSFwd, whole)
+	}
+	if got := whoAnswers(d.ctr, resolver, -1); got != "filter" {
+		t.Fatalf("a container's DNS was answered by %q, want the filter", got)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	guardErr := make(chan error, 1)
+	go func() { guardErr <- m.Guard(ctx) }()
+	for _, tamper := range []string{
+		"flush chain inet moat " + chainDNSFwd,
+		"flush chain inet moat " + chainDNSFwd + "; delete chain inet moat " + chainDNSFwd,
+		"insert rule inet moat " + chainDNSFwd + " accept",
+		"flush ruleset",
+	} {
+		if out, err := d.fw.Command(context.Background(), "nft", tamper).CombinedOutput(); err != nil {
+			t.Fatalf("nft %s: %v: %s", tamper, err, out)
+		}
+		testkit.WaitFor(t, "the table restored after nft "+tamper, func() bool { return rules(t, d.fw) == whole })
+		if got := whoAnswers(d.ctr, resolver, -1); got != "filter" {
+			t.Errorf("after nft %s a container's DNS was answered by %q, want the filter", tamper, got)
+		}
+	}
+	cancel()
+	if err := <-guardErr; err != nil {
+		t.Errorf("Guard: %v", err)
 	}
 }
 

@@ -26,7 +26,9 @@
 //	          to the configured resolvers (with a DNS filter, the agent's
 //	          own uid's alone: the nat chain "dns" takes every other uid's
 //	          DNS, to any address, to the filter on loopback, which
-//	          forwards only allowed names); addresses the egress path has
+//	          forwards only allowed names, and the input chain admits the
+//	          filter's port from off the node only for what the nat chain
+//	          "dns_routed" redirected there, below); addresses the egress path has
 //	          just resolved for an allowed name (a set of pins with a
 //	          timeout, for the agent's own marked sockets only); what the
 //	          operator lists
@@ -42,8 +44,11 @@
 //	          and the rest of what the node routes out of its containers
 //	          held to the outbound list above (not the pins, which are the
 //	          agent's own sockets', and DNS admitted to the agent's uid
-//	          alone, which a routed packet has not); with ForwardOpen,
-//	          the rest
+//	          alone, which a routed packet has not); with a DNS filter,
+//	          the DNS it routes (to any address not the node's) is taken
+//	          to the filter before that, by the nat chain "dns_routed" at
+//	          prerouting, as local users' is; with ForwardOpen, the rest,
+//	          DNS included, unfiltered
 //
 // Everything else is counted and, rate-limited, logged to an NFLOG group
 // that Run reads and turns into flow records; in ModeEnforce it is dropped,
@@ -133,8 +138,9 @@ const (
 	// DNSFilter admits DNS to the resolvers for the agent's uid alone and
 	// takes every other uid's DNS (UDP and TCP 53, to any address off the
 	// node) to the agent's DNS filter, which forwards only the names it
-	// allows: names no longer carry data to any domain's servers. The
-	// zero value means DNSFilter.
+	// allows: names no longer carry data to any domain's servers. With
+	// ForwardEgress the DNS the node routes (its containers') is taken
+	// there too. The zero value means DNSFilter.
 	DNSFilter DNS = "filter"
 	// DNSOpen admits DNS to the resolvers for every uid, as before the
 	// filter: a resolver that recurses then carries whatever fits in a
@@ -217,10 +223,13 @@ type Spec struct {
 	// LogGroup is the NFLOG group of the would-drop log; zero means
 	// DefaultLogGroup.
 	LogGroup uint16
-	// DNSPort, when not zero, is the loopback port of the agent's DNS
-	// filter: the nat chain "dns" redirects there the DNS (UDP and TCP 53)
-	// that sockets of other uids than AgentUID send off the node. Zero
-	// redirects nothing.
+	// DNSPort, when not zero, is the port of the agent's DNS filter: the
+	// nat chain "dns" redirects to it on loopback the DNS (UDP and TCP 53)
+	// that sockets of other uids than AgentUID send off the node, and
+	// with ForwardEgress the nat chain "dns_routed" the DNS the node
+	// routes, to the address of the interface it came in by. The input
+	// chain admits the port from off the node only for what was
+	// redirected. Zero redirects nothing.
 	DNSPort  uint16
 	AgentUID int
 }
@@ -356,9 +365,10 @@ type Inputs struct {
 	Peers []Peer
 	// Resolvers are the DNS servers the node may ask (UDP and TCP 53).
 	Resolvers []netip.Addr
-	// DNSPort, when not zero, is the loopback port of the agent's DNS
-	// filter (DNSFilter): the resolvers are admitted to AgentUID alone,
-	// and other uids' DNS is taken to the filter. Zero is DNSOpen.
+	// DNSPort, when not zero, is the port of the agent's DNS filter
+	// (DNSFilter): the resolvers are admitted to AgentUID alone, and
+	// other uids' DNS, and with ForwardEgress the DNS the node routes, is
+	// taken to the filter. Zero is DNSOpen.
 	DNSPort  uint16
 	AgentUID int
 	// Inbound and Outbound are what the operator lists.
