@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"golang.org/x/net/ipv4"
+	"golang.org/x/net/ipv6"
 	"golang.org/x/sys/unix"
 
 	"moat/internal/flow"
@@ -39,35 +40,59 @@ func answering(t *testing.T, h *netlab.Host, addr, word string) {
 	}()
 }
 
-// answeringEvery serves UDP on port of every IPv4 address of h, as the
-// DNS filter does, answering every datagram with word from the address it
-// was sent to (a local user's DNS redirected to 127.0.0.1 comes from
-// another of the node's addresses, which routing would answer from).
+// answeringEvery serves UDP on port of every address of h (IPv4 and
+// IPv6), as the DNS filter does, answering every datagram with word from
+// the address it was sent to (a local user's DNS redirected to 127.0.0.1
+// comes from another of the node's addresses, which routing would answer
+// from).
 func answeringEvery(t *testing.T, h *netlab.Host, port uint16, word string) {
 	t.Helper()
-	var pc net.PacketConn
-	if err := h.Do(func() (err error) { pc, err = net.ListenPacket("udp4", "0.0.0.0:"+strconv.Itoa(int(port))); return err }); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { pc.Close() })
-	p := ipv4.NewPacketConn(pc)
-	if err := p.SetControlMessage(ipv4.FlagDst, true); err != nil {
-		t.Fatal(err)
-	}
-	go func() {
-		b := make([]byte, 512)
-		for {
-			_, cm, from, err := p.ReadFrom(b)
-			if err != nil {
-				return
-			}
-			var src *ipv4.ControlMessage
-			if cm != nil {
-				src = &ipv4.ControlMessage{Src: cm.Dst}
-			}
-			p.WriteTo([]byte(word), src, from)
+	for _, network := range []string{"udp4", "udp6"} {
+		var pc net.PacketConn
+		if err := h.Do(func() (err error) { pc, err = net.ListenPacket(network, ":"+strconv.Itoa(int(port))); return err }); err != nil {
+			t.Fatal(err)
 		}
-	}()
+		t.Cleanup(func() { pc.Close() })
+		var read func([]byte) (net.Addr, net.IP, error)
+		var write func(net.Addr, net.IP)
+		if network == "udp4" {
+			p := ipv4.NewPacketConn(pc)
+			if err := p.SetControlMessage(ipv4.FlagDst, true); err != nil {
+				t.Fatal(err)
+			}
+			read = func(b []byte) (net.Addr, net.IP, error) {
+				_, cm, from, err := p.ReadFrom(b)
+				if cm == nil {
+					return from, nil, err
+				}
+				return from, cm.Dst, err
+			}
+			write = func(to net.Addr, src net.IP) { p.WriteTo([]byte(word), &ipv4.ControlMessage{Src: src}, to) }
+		} else {
+			p := ipv6.NewPacketConn(pc)
+			if err := p.SetControlMessage(ipv6.FlagDst, true); err != nil {
+				t.Fatal(err)
+			}
+			read = func(b []byte) (net.Addr, net.IP, error) {
+				_, cm, from, err := p.ReadFrom(b)
+				if cm == nil {
+					return from, nil, err
+				}
+				return from, cm.Dst, err
+			}
+			write = func(to net.Addr, src net.IP) { p.WriteTo([]byte(word), &ipv6.ControlMessage{Src: src}, to) }
+		}
+		go func() {
+			b := make([]byte, 512)
+			for {
+				from, dst, err := read(b)
+				if err != nil {
+					return
+				}
+				write(from, dst)
+			}
+		}()
+	}
 }
 
 // whoAnswers sends a datagram from a socket of uid (-1: the test's) in h
@@ -326,5 +351,57 @@ func TestDNSRedirectIPv6(t *testing.T) {
 	}
 	if got := whoAnswers(fw, "[fd00:7::2]:53", 0); got != "resolver" {
 		t.Errorf("the agent's IPv6 DNS was answered by %q, want the resolver", got)
+	}
+}
+
+// Over IPv6 a container's DNS, routed by the node, is taken to the filter
+// on the bridge's address as over IPv4, and a peer on the network does
+// not reach the filter's port on the node's IPv6 address.
+func TestForwardedDNSWithFilterIPv6(t *testing.T) {
+	d := newDockerHost(t)
+	for _, step := range []struct {
+		h    *netlab.Host
+		args []string
+	}{
+		{d.fw, []string{"ip", "-6", "addr", "add", "fd00:7::1/64", "dev", "eth0", "nodad"}},
+		{d.peer, []string{"ip", "-6", "addr", "add", "fd00:7::2/64", "dev", "eth0", "nodad"}},
+		{d.fw, []string{"ip", "-6", "addr", "add", "fd00:9::1/64", "dev", "cbr0", "nodad"}},
+		{d.ctr, []string{"ip", "-6", "addr", "add", "fd00:9::2/64", "dev", "eth0", "nodad"}},
+		{d.ctr, []string{"ip", "-6", "route", "add", "default", "via", "fd00:9::1"}},
+		{d.fw, []string{"sysctl", "-qw", "net.ipv6.conf.all.forwarding=1"}},
+	} {
+		if out, err := step.h.Command(context.Background(), step.args[0], step.args[1:]...).CombinedOutput(); err != nil {
+			t.Fatalf("%v: %v: %s", step.args, err, out)
+		}
+	}
+	testkit.WaitFor(t, "the link-local addresses usable", func() bool {
+		for _, h := range []*netlab.Host{d.fw, d.peer, d.ctr} {
+			out, err := h.Command(context.Background(), "ip", "-6", "addr", "show", "tentative").CombinedOutput()
+			if err != nil || len(strings.TrimSpace(string(out))) > 0 {
+				return false
+			}
+		}
+		return true
+	})
+	answering(t, d.peer, "[fd00:7::2]:53", "resolver")
+	answeringEvery(t, d.fw, 15353, "filter")
+	m, err := New(Config{NetNS: d.fw.Path()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	in := d.inputs(ModeEnforce)
+	in.Resolvers, in.DNSPort = []netip.Addr{netip.MustParseAddr("fd00:7::2")}, 15353
+	in.Outbound = append(in.Outbound, Allow{Why: "operator: resolver", Proto: UDP, Port: 53, Nets: []netip.Prefix{netip.MustParsePrefix("fd00:7::2/128")}})
+	if err := m.Apply(Build(in)); err != nil {
+		t.Fatal(err)
+	}
+	if got := whoAnswers(d.ctr, "[fd00:7::2]:53", -1); got != "filter" {
+		t.Errorf("a container's IPv6 DNS was answered by %q, want the filter", got)
+	}
+	if got := whoAnswers(d.peer, "[fd00:7::1]:15353", -1); got != "" {
+		t.Errorf("a peer asked the filter's port on the node's IPv6 address and %q answered", got)
+	}
+	if got := whoAnswers(d.fw, "[fd00:7::2]:53", 4321); got != "filter" {
+		t.Errorf("a local user's IPv6 DNS was answered by %q, want the filter", got)
 	}
 }
