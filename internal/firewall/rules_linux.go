@@ -54,6 +54,16 @@ func ifname(n string) []byte {
 
 func accept() expr.Any { return &expr.Verdict{Kind: expr.VerdictAccept} }
 
+// logged logs a packet (rate-limited) to the NFLOG group Run reads, with
+// prefix ("moat:DIRECTION:ACTION"), for a flow record.
+func logged(s Spec, prefix string) []expr.Any {
+	return []expr.Any{
+		&expr.Limit{Type: expr.LimitTypePkts, Rate: 50, Unit: expr.LimitTimeSecond, Burst: 100},
+		&expr.Log{Key: 1<<unix.NFTA_LOG_GROUP | 1<<unix.NFTA_LOG_PREFIX | 1<<unix.NFTA_LOG_SNAPLEN,
+			Group: s.logGroup(), Snaplen: 128, Data: []byte(prefix)},
+	}
+}
+
 // loopback matches the loopback interface of the hook's direction.
 func loopback(in bool) []expr.Any {
 	key := expr.MetaKeyOIFNAME
@@ -241,9 +251,7 @@ func filterPortRules(s Spec) []rule {
 		out = append(out, rule{comment: fmt.Sprintf("routed DNS redirected to the DNS filter (%s/%d)", p, s.DNSPort),
 			exprs: append(redirected, &expr.Counter{}, accept())})
 		log := append(slices.Clone(m),
-			&expr.Limit{Type: expr.LimitTypePkts, Rate: 50, Unit: expr.LimitTimeSecond, Burst: 100},
-			&expr.Log{Key: 1<<unix.NFTA_LOG_GROUP | 1<<unix.NFTA_LOG_PREFIX | 1<<unix.NFTA_LOG_SNAPLEN,
-				Group: s.logGroup(), Snaplen: 128, Data: []byte(prefixIn + "drop")})
+			logged(s, prefixIn+"drop")...)
 		c := fmt.Sprintf("the DNS filter's port (%s/%d) from the network, not redirected", p, s.DNSPort)
 		out = append(out, rule{comment: "log: " + c, exprs: log},
 			rule{comment: c + ": drop", exprs: append(m, &expr.Counter{}, &expr.Verdict{Kind: expr.VerdictDrop})})
@@ -332,9 +340,7 @@ func finalRules(s Spec, in bool) []rule {
 		verdict, what = expr.VerdictAccept, "audit"
 	}
 	log := append(ctState(expr.CtStateBitNEW|expr.CtStateBitINVALID|expr.CtStateBitUNTRACKED),
-		&expr.Limit{Type: expr.LimitTypePkts, Rate: 50, Unit: expr.LimitTimeSecond, Burst: 100},
-		&expr.Log{Key: 1<<unix.NFTA_LOG_GROUP | 1<<unix.NFTA_LOG_PREFIX | 1<<unix.NFTA_LOG_SNAPLEN,
-			Group: s.logGroup(), Snaplen: 128, Data: []byte(prefix + what)})
+		logged(s, prefix+what)...)
 	return []rule{
 		{comment: "log what no rule admits (rate-limited) for flow records", exprs: log},
 		{comment: "everything else: " + what, exprs: []expr.Any{&expr.Counter{}, &expr.Verdict{Kind: verdict}}},
@@ -361,9 +367,7 @@ func backendRules(s Spec) []rule {
 			what = "audit"
 		}
 		log := append(slices.Clone(m),
-			&expr.Limit{Type: expr.LimitTypePkts, Rate: 50, Unit: expr.LimitTimeSecond, Burst: 100},
-			&expr.Log{Key: 1<<unix.NFTA_LOG_GROUP | 1<<unix.NFTA_LOG_PREFIX | 1<<unix.NFTA_LOG_SNAPLEN,
-				Group: s.logGroup(), Snaplen: 128, Data: []byte(prefixOut + what)})
+			logged(s, prefixOut+what)...)
 		out = append(out, rule{comment: "log: " + be.String(), exprs: log})
 		if s.Mode != ModeAudit {
 			out = append(out, rule{comment: be.String(), exprs: append(m, &expr.Counter{}, &expr.Verdict{Kind: expr.VerdictDrop})})
@@ -460,9 +464,7 @@ func publishedRules(s Spec, n4, n6 *nftables.Set) []rule {
 		m = append(m, &expr.Lookup{SourceRegister: 1, SetName: fam.set.Name, SetID: fam.set.ID})
 		c := "published by destination NAT, not admitted by the inbound rules"
 		log := append(slices.Clone(m),
-			&expr.Limit{Type: expr.LimitTypePkts, Rate: 50, Unit: expr.LimitTimeSecond, Burst: 100},
-			&expr.Log{Key: 1<<unix.NFTA_LOG_GROUP | 1<<unix.NFTA_LOG_PREFIX | 1<<unix.NFTA_LOG_SNAPLEN,
-				Group: s.logGroup(), Snaplen: 128, Data: []byte(prefixIn + what)})
+			logged(s, prefixIn+what)...)
 		out = append(out, rule{comment: "log: " + c, exprs: log})
 		if s.Mode != ModeAudit {
 			out = append(out, rule{comment: c, exprs: append(m, &expr.Counter{}, &expr.Verdict{Kind: expr.VerdictDrop})})
