@@ -18,7 +18,10 @@
 //	          neighbour discovery, DHCP replies); the mesh port; the plaintext
 //	          ports of permissive services, from the networks their rules
 //	          name; the control-plane port on servers; the gateway's public
-//	          ports on edge nodes; ports the operator lists
+//	          ports on edge nodes; ports the operator lists. With a DNS
+//	          filter, its port (on every address) from off the node only
+//	          to what the nat chain "dns_routed" redirected there (below),
+//	          dropped otherwise, in audit mode too
 //	outbound: loopback, but for the app ports of services registered with
 //	          a uid, which other local uids than theirs, the agent's and
 //	          root's may not open; established and related; the host essentials; the
@@ -26,9 +29,7 @@
 //	          to the configured resolvers (with a DNS filter, the agent's
 //	          own uid's alone: the nat chain "dns" takes every other uid's
 //	          DNS, to any address, to the filter on loopback, which
-//	          forwards only allowed names, and the input chain admits the
-//	          filter's port from off the node only for what the nat chain
-//	          "dns_routed" redirected there, below); addresses the egress path has
+//	          forwards only allowed names); addresses the egress path has
 //	          just resolved for an allowed name (a set of pins with a
 //	          timeout, for the agent's own marked sockets only); what the
 //	          operator lists
