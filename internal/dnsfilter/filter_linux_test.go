@@ -314,6 +314,33 @@ func TestRoutedDNSFiltered(t *testing.T) {
 			t.Errorf("%s: record from %+v, %+v; want a denial naming the container %s", network, rec.SrcEndpoint, rec.ConnectionInfo, ctr.Addr)
 		}
 	}
+	t.Log("a container on a second network of the bridge: the redirect takes its query to the bridge's first address, and the answer must come from there")
+	for _, step := range []struct {
+		h    *netlab.Host
+		args []string
+	}{
+		{n.fw, []string{"ip", "addr", "add", "198.18.13.1/24", "dev", "cbr0"}},
+		{ctr, []string{"ip", "addr", "add", "198.18.13.2/24", "dev", "eth0"}},
+	} {
+		if out, err := step.h.Command(context.Background(), step.args[0], step.args[1:]...).CombinedOutput(); err != nil {
+			t.Fatalf("%v: %v: %s", step.args, err, out)
+		}
+	}
+	var resp *dns.Msg
+	err = ctr.Do(func() error {
+		c := dns.Client{Net: "udp", Timeout: 2 * time.Second, Dialer: &net.Dialer{LocalAddr: &net.UDPAddr{IP: net.IPv4(198, 18, 13, 2)}}}
+		m := new(dns.Msg)
+		m.SetQuestion("second.allowed.example.", dns.TypeA)
+		var err error
+		resp, _, err = c.Exchange(m, resolverAddr)
+		return err
+	})
+	if err != nil {
+		t.Errorf("a query from the bridge's second network had no answer from the address it was redirected to: %v", err)
+	} else if resp.Rcode != dns.RcodeSuccess {
+		t.Errorf("a query from the bridge's second network: rcode %d", resp.Rcode)
+	}
+
 	t.Log("a peer on the network asks the filter directly, and the node's own address on 53")
 	for _, server := range []netip.AddrPort{netip.AddrPortFrom(n.fw.Addr, n.port), netip.AddrPortFrom(n.fw.Addr, 53)} {
 		for _, network := range []string{"udp", "tcp"} {
