@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/google/nftables"
 	"golang.org/x/net/ipv4"
 	"golang.org/x/net/ipv6"
 	"golang.org/x/sys/unix"
@@ -403,5 +404,38 @@ func TestForwardedDNSWithFilterIPv6(t *testing.T) {
 	}
 	if got := whoAnswers(d.fw, "[fd00:7::2]:53", 4321); got != "filter" {
 		t.Errorf("a local user's IPv6 DNS was answered by %q, want the filter", got)
+	}
+}
+
+// The nat chain of routed DNS and the filter port's rules are in the
+// table only with a DNS filter, and the chain only with forwarding
+// egress: with forwarding open the node routes DNS unfiltered.
+func TestRoutedDNSChains(t *testing.T) {
+	for _, c := range []struct {
+		port          uint16
+		fwd           Forwarding
+		routed, guard bool
+	}{
+		{15353, ForwardEgress, true, true},
+		{15353, "", true, true},
+		{15353, ForwardOpen, false, true},
+		{0, ForwardEgress, false, false},
+	} {
+		s := Build(Inputs{Mode: ModeAudit, DNSPort: c.port, Forward: c.fwd})
+		routed, guard := false, false
+		named := sets{&nftables.Set{Name: setPins4}, &nftables.Set{Name: setPins6}, &nftables.Set{Name: setNotes4}, &nftables.Set{Name: setNotes6}}
+		for _, ch := range chains(s, named) {
+			if ch.name == chainDNSFwd {
+				routed = ch.nat && *ch.hook == *nftables.ChainHookPrerouting && len(ch.rules) == 2
+			}
+			if ch.name == chainInput {
+				for _, r := range ch.rules {
+					guard = guard || strings.HasPrefix(r.comment, "the DNS filter's port")
+				}
+			}
+		}
+		if routed != c.routed || guard != c.guard {
+			t.Errorf("DNS port %d, forwarding %q: routed DNS chain %v, filter port guarded %v; want %v, %v", c.port, c.fwd, routed, guard, c.routed, c.guard)
+		}
 	}
 }
