@@ -17,8 +17,8 @@ import (
 	"moat/internal/policy"
 )
 
-// DefaultDNSPort is the DNS filter's loopback port when the configuration
-// names none.
+// DefaultDNSPort is the DNS filter's port when the configuration names
+// none.
 const DefaultDNSPort = 15353
 
 // dnsListeners are the DNS filter's sockets, opened with the agent so that
@@ -33,7 +33,7 @@ type dnsListeners struct {
 	at       time.Time
 }
 
-// dnsPort is the filter's loopback port.
+// dnsPort is the filter's port.
 func (a *Agent) dnsPort() uint16 {
 	if a.cfg.Firewall.DNSPort != 0 {
 		return a.cfg.Firewall.DNSPort
@@ -42,9 +42,12 @@ func (a *Agent) dnsPort() uint16 {
 }
 
 // newDNSFilter opens the DNS filter when the firewall is on and filters
-// DNS: UDP and TCP on 127.0.0.1 and, where the node has it, ::1 (the
-// firewall redirects IPv6 DNS there). Without ::1, IPv6 DNS of local users
-// meets a closed port: refused, not let through.
+// DNS: UDP and TCP on every IPv4 address and, where the node has IPv6,
+// every IPv6 address. Local users' DNS is redirected to 127.0.0.1 or ::1,
+// the DNS the node routes to the address of the interface it came in by
+// (a bridge's); the firewall admits the port from off the node only for
+// what it redirected there. Without IPv6, IPv6 DNS meets a closed port:
+// refused, not let through.
 func (a *Agent) newDNSFilter() error {
 	if a.fw == nil || a.cfg.Firewall.DNS == firewall.DNSOpen {
 		return nil
@@ -60,19 +63,19 @@ func (a *Agent) newDNSFilter() error {
 	}
 	d.filter = f
 	port := strconv.Itoa(int(a.dnsPort()))
-	for _, host := range []string{"127.0.0.1", "::1"} {
-		addr := net.JoinHostPort(host, port)
-		pc, err := net.ListenPacket("udp", addr)
+	for _, fam := range []struct{ v, host string }{{"4", "0.0.0.0"}, {"6", "::"}} {
+		addr := net.JoinHostPort(fam.host, port)
+		pc, err := net.ListenPacket("udp"+fam.v, addr)
 		if err == nil {
 			var ln net.Listener
-			if ln, err = net.Listen("tcp", addr); err == nil {
+			if ln, err = net.Listen("tcp"+fam.v, addr); err == nil {
 				d.pcs, d.lns = append(d.pcs, pc), append(d.lns, ln)
 				continue
 			}
 			pc.Close()
 		}
-		if host == "::1" && isNoIPv6(err) {
-			a.log.Warn("DNS filter: no ::1 on this node; local users' IPv6 DNS is refused", "err", err)
+		if fam.v == "6" && isNoIPv6(err) {
+			a.log.Warn("DNS filter: no IPv6 on this node; IPv6 DNS is refused", "err", err)
 			continue
 		}
 		d.close()

@@ -44,14 +44,17 @@ type FirewallConfig struct {
 	LogGroup uint16
 	// DNS is how local users' DNS is treated: firewall.DNSFilter (the
 	// zero value) sends every uid's but the agent's to the agent's DNS
-	// filter, which forwards only allowed names; firewall.DNSOpen admits
-	// it to the resolvers for every uid.
+	// filter, which forwards only allowed names, and with
+	// firewall.ForwardEgress the DNS the node routes (its containers')
+	// too; firewall.DNSOpen admits it to the resolvers for every uid.
 	DNS firewall.DNS
 	// DNSAllow lists names (or "*." and a domain) the filter forwards
 	// beside those the agent derives, in policy.NormalizeHostPattern's
 	// form.
 	DNSAllow []string
-	// DNSPort is the filter's loopback port; zero means DefaultDNSPort.
+	// DNSPort is the filter's port (it listens on every address; the
+	// firewall admits it from off the node only for the DNS it
+	// redirected there); zero means DefaultDNSPort.
 	DNSPort uint16
 	// NetNS, when set, manages that network namespace's firewall rather
 	// than the process's own (tests). The DNS filter still listens in the

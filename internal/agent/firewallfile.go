@@ -24,7 +24,7 @@ import (
 //	  dns:
 //	    mode: filter                # filter (default) or open: see DNSFile
 //	    allow: ["*.debian.org", "ntp.ubuntu.com"]
-//	    port: 15353                 # the filter's loopback port
+//	    port: 15353                 # the filter's port
 type FirewallFile struct {
 	// Mode is off (the default), audit or enforce.
 	Mode string `yaml:"mode"`
@@ -62,14 +62,16 @@ type DNSFile struct {
 	// forwards only allowed names (the egress rules' names for the
 	// node's services, the control plane's and peers' names, Allow) and
 	// answers REFUSED to the rest (in audit mode: forwards and records
-	// them). "open" admits DNS to the resolvers for every uid, as moat
-	// did before the filter.
+	// them); with forwarding egress, the DNS the node routes for its
+	// containers goes there too. "open" admits DNS to the resolvers for
+	// every uid, as moat did before the filter.
 	Mode string `yaml:"mode"`
 	// Allow lists names local users may resolve beside those moat
 	// derives: a name, or "*." and a domain for every name below it.
 	Allow []string `yaml:"allow"`
-	// Port is the filter's port on 127.0.0.1 and ::1; zero means
-	// DefaultDNSPort.
+	// Port is the filter's port; it listens on every address, and the
+	// firewall admits it from off the node only for the DNS it
+	// redirected there. Zero means DefaultDNSPort.
 	Port int `yaml:"port"`
 }
 

@@ -1,7 +1,7 @@
-// Package dnsfilter is a node's DNS filter: a resolver on loopback that the
-// host firewall sends every local user's DNS to (all but the agent's own),
-// and that forwards a query to the node's resolvers only when its name is
-// allowed. Without it, a local user or a compromised service carries data
+// Package dnsfilter is a node's DNS filter: a resolver that the host
+// firewall sends every local user's DNS to (all but the agent's own), and
+// the DNS the node routes for its containers, and that forwards a query to
+// the node's resolvers only when its name is allowed. Without it, a local user or a compromised service carries data
 // off the node in names (aGVsbG8.evil.example), which a recursing resolver
 // takes to any domain's servers: DNS tunnels such as iodine and dnscat2.
 //
@@ -35,6 +35,8 @@ import (
 	"time"
 
 	"github.com/miekg/dns"
+	"golang.org/x/net/ipv4"
+	"golang.org/x/net/ipv6"
 	"golang.org/x/time/rate"
 
 	"moat/internal/flow"
@@ -189,11 +191,15 @@ func (f *Filter) Serve(ctx context.Context, pcs []net.PacketConn, lns []net.List
 }
 
 func (f *Filter) serveUDP(ctx context.Context, pc net.PacketConn) error {
+	sock, err := newDatagrams(pc)
+	if err != nil {
+		return fmt.Errorf("dnsfilter: %w", err)
+	}
 	buf := make([]byte, MaxResponse)
 	var wg sync.WaitGroup
 	defer wg.Wait()
 	for {
-		n, from, err := pc.ReadFrom(buf)
+		n, from, err := sock.read(buf)
 		if err != nil {
 			if ctx.Err() != nil {
 				return nil
@@ -215,8 +221,8 @@ func (f *Filter) serveUDP(ctx context.Context, pc net.PacketConn) error {
 		go func() {
 			defer wg.Done()
 			defer func() { <-f.inFlight }()
-			if resp := f.answer(ctx, raw, "udp", addrPort(from)); resp != nil {
-				pc.WriteTo(resp, from)
+			if resp := f.answer(ctx, raw, "udp", addrPort(from.addr)); resp != nil {
+				sock.write(resp, from)
 			}
 		}()
 	}
@@ -473,4 +479,73 @@ func addrPort(a net.Addr) netip.AddrPort {
 		ap = a.AddrPort()
 	}
 	return netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port())
+}
+
+// datagrams is a UDP listener as serveUDP reads and answers it. On a
+// socket bound to a wildcard address ("udp4" 0.0.0.0 or "udp6" ::, where
+// the agent's filter takes the DNS the node routes, redirected to the
+// address of the interface it came in by) each answer is sent from the
+// address its query was sent to: from another, it would match no
+// connection the redirect made, and the client would not take it. A
+// dual-stack socket answers IPv4 clients from the address routing picks.
+type datagrams struct {
+	pc net.PacketConn
+	p4 *ipv4.PacketConn // set for a wildcard IPv4 socket
+	p6 *ipv6.PacketConn // set for a wildcard IPv6 socket
+}
+
+// sender is a query's client and the address (and interface) it sent to,
+// when the socket tells.
+type sender struct {
+	addr    net.Addr
+	to      net.IP
+	ifIndex int
+}
+
+func newDatagrams(pc net.PacketConn) (*datagrams, error) {
+	d := &datagrams{pc: pc}
+	ua, ok := pc.LocalAddr().(*net.UDPAddr)
+	if !ok || !ua.IP.IsUnspecified() {
+		return d, nil
+	}
+	if ua.IP.To4() != nil {
+		d.p4 = ipv4.NewPacketConn(pc)
+		return d, d.p4.SetControlMessage(ipv4.FlagDst|ipv4.FlagInterface, true)
+	}
+	d.p6 = ipv6.NewPacketConn(pc)
+	return d, d.p6.SetControlMessage(ipv6.FlagDst|ipv6.FlagInterface, true)
+}
+
+func (d *datagrams) read(b []byte) (int, sender, error) {
+	switch {
+	case d.p4 != nil:
+		n, cm, from, err := d.p4.ReadFrom(b)
+		s := sender{addr: from}
+		if cm != nil {
+			s.to, s.ifIndex = cm.Dst, cm.IfIndex
+		}
+		return n, s, err
+	case d.p6 != nil:
+		n, cm, from, err := d.p6.ReadFrom(b)
+		s := sender{addr: from}
+		if cm != nil {
+			s.to, s.ifIndex = cm.Dst, cm.IfIndex
+		}
+		return n, s, err
+	}
+	n, from, err := d.pc.ReadFrom(b)
+	return n, sender{addr: from}, err
+}
+
+func (d *datagrams) write(b []byte, to sender) error {
+	var err error
+	switch {
+	case d.p4 != nil && to.to != nil:
+		_, err = d.p4.WriteTo(b, &ipv4.ControlMessage{Src: to.to}, to.addr)
+	case d.p6 != nil && to.to != nil:
+		_, err = d.p6.WriteTo(b, &ipv6.ControlMessage{Src: to.to, IfIndex: to.ifIndex}, to.addr)
+	default:
+		_, err = d.pc.WriteTo(b, to.addr)
+	}
+	return err
 }

@@ -115,8 +115,9 @@ func newNode(t *testing.T) *node {
 	return n
 }
 
-// filter starts a DNS filter in the node's namespace on port, allowing
-// names below allowed.example and www.example.com.
+// filter starts a DNS filter in the node's namespace on port of every
+// IPv4 address, as the agent does, allowing names below allowed.example
+// and www.example.com.
 func (n *node) filter(t *testing.T, port uint16, audit bool) {
 	t.Helper()
 	f, err := New(Config{
@@ -143,14 +144,14 @@ func (n *node) filter(t *testing.T, port uint16, audit bool) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	addr := "127.0.0.1:" + strconv.Itoa(int(port))
+	addr := "0.0.0.0:" + strconv.Itoa(int(port))
 	var pc net.PacketConn
 	var ln net.Listener
 	if err := n.fw.Do(func() (err error) {
-		if pc, err = net.ListenPacket("udp", addr); err != nil {
+		if pc, err = net.ListenPacket("udp4", addr); err != nil {
 			return err
 		}
-		ln, err = net.Listen("tcp", addr)
+		ln, err = net.Listen("tcp4", addr)
 		return err
 	}); err != nil {
 		t.Fatal(err)
@@ -269,6 +270,113 @@ func TestLocalUserDNSFiltered(t *testing.T) {
 	if rcode, _, err := n.ask(t, user, "udp", "b3Blbg.evil.example"); err != nil || rcode != dns.RcodeSuccess || !n.res.asked("b3Blbg.evil.example.") {
 		t.Errorf("dns open: rcode %d, %v, resolver asked %v", rcode, err, n.res.asked("b3Blbg.evil.example."))
 	}
+}
+
+// A container behind the node's bridge asks the node's resolver, over UDP
+// and TCP, with forwarding egress: its DNS, routed by the node, is taken
+// to the filter as a local user's is. An allowed name is answered with the
+// resolver's answer; a name carrying data is answered REFUSED, never
+// reaches the resolver, and the record names the container's address. A
+// peer on the network asks the filter's port on the node's address, or
+// the node's address on 53: no answer, and the resolver hears nothing.
+func TestRoutedDNSFiltered(t *testing.T) {
+	n := newNode(t)
+	ctr, err := n.fw.Lab().AddBehind(n.fw, "ctr", netip.MustParsePrefix("198.18.12.0/24"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	n.filter(t, n.port, false)
+	n.apply(t, firewall.ModeEnforce, n.port)
+	resolverAddr := netip.AddrPortFrom(n.peer.Addr, 53).String()
+	for _, network := range []string{"udp", "tcp"} {
+		t.Logf("%s: a container's allowed name is answered with the resolver's answer", network)
+		name := "ctr-" + network + ".allowed.example"
+		rcode, addr, err := askFrom(ctr, network, resolverAddr, name)
+		if err != nil || rcode != dns.RcodeSuccess || addr != "192.0.2.7" {
+			t.Errorf("%s: allowed name: rcode %d, address %q, %v; want the resolver's 192.0.2.7", network, rcode, addr, err)
+		}
+		if !n.res.asked(name + ".") {
+			t.Errorf("%s: the resolver was not asked for the allowed name", network)
+		}
+		t.Logf("%s: a container's name of its choosing is refused and never reaches the resolver", network)
+		exfil := "Y3Ry-" + network + ".evil.example"
+		rcode, _, err = askFrom(ctr, network, resolverAddr, exfil)
+		if err != nil || rcode != dns.RcodeRefused {
+			t.Errorf("%s: exfiltrating name: rcode %d, %v; want REFUSED", network, rcode, err)
+		}
+		if n.res.asked(exfil + ".") {
+			t.Errorf("%s: the resolver saw %s", network, exfil)
+		}
+		rec := wait(t, n.recs, "the refused "+network+" query", func(r flow.Record) bool {
+			return r.Unmapped != nil && r.Unmapped.ReasonCode == flow.ReasonDNSRefused && r.DstEndpoint.Hostname == exfil+"."
+		})
+		if rec.Verdict() != flow.VerdictDeny || rec.SrcEndpoint.IP != ctr.Addr.String() || rec.ConnectionInfo.ProtocolName != network {
+			t.Errorf("%s: record from %+v, %+v; want a denial naming the container %s", network, rec.SrcEndpoint, rec.ConnectionInfo, ctr.Addr)
+		}
+	}
+	t.Log("a container on a second network of the bridge: the redirect takes its query to the bridge's first address, and the answer must come from there")
+	for _, step := range []struct {
+		h    *netlab.Host
+		args []string
+	}{
+		{n.fw, []string{"ip", "addr", "add", "198.18.13.1/24", "dev", "cbr0"}},
+		{ctr, []string{"ip", "addr", "add", "198.18.13.2/24", "dev", "eth0"}},
+	} {
+		if out, err := step.h.Command(context.Background(), step.args[0], step.args[1:]...).CombinedOutput(); err != nil {
+			t.Fatalf("%v: %v: %s", step.args, err, out)
+		}
+	}
+	var resp *dns.Msg
+	err = ctr.Do(func() error {
+		c := dns.Client{Net: "udp", Timeout: 2 * time.Second, Dialer: &net.Dialer{LocalAddr: &net.UDPAddr{IP: net.IPv4(198, 18, 13, 2)}}}
+		m := new(dns.Msg)
+		m.SetQuestion("second.allowed.example.", dns.TypeA)
+		var err error
+		resp, _, err = c.Exchange(m, resolverAddr)
+		return err
+	})
+	if err != nil {
+		t.Errorf("a query from the bridge's second network had no answer from the address it was redirected to: %v", err)
+	} else if resp.Rcode != dns.RcodeSuccess {
+		t.Errorf("a query from the bridge's second network: rcode %d", resp.Rcode)
+	}
+
+	t.Log("a peer on the network asks the filter directly, and the node's own address on 53")
+	for _, server := range []netip.AddrPort{netip.AddrPortFrom(n.fw.Addr, n.port), netip.AddrPortFrom(n.fw.Addr, 53)} {
+		for _, network := range []string{"udp", "tcp"} {
+			name := fmt.Sprintf("peer-%s-%d.allowed.example", network, server.Port())
+			if rcode, _, err := askFrom(n.peer, network, server.String(), name); err == nil {
+				t.Errorf("a peer's %s query to %s was answered (rcode %d)", network, server, rcode)
+			}
+			if n.res.asked(name + ".") {
+				t.Errorf("a peer's %s query to %s reached the resolver", network, server)
+			}
+		}
+	}
+}
+
+// askFrom sends a query for name (type A) over network from h to server
+// and returns the answer's rcode and first address.
+func askFrom(h *netlab.Host, network, server, name string) (int, string, error) {
+	var resp *dns.Msg
+	err := h.Do(func() error {
+		c := dns.Client{Net: network, Timeout: 2 * time.Second}
+		m := new(dns.Msg)
+		m.SetQuestion(dns.Fqdn(name), dns.TypeA)
+		var err error
+		resp, _, err = c.Exchange(m, server)
+		return err
+	})
+	if err != nil {
+		return 0, "", err
+	}
+	addr := ""
+	if len(resp.Answer) > 0 {
+		if a, ok := resp.Answer[0].(*dns.A); ok {
+			addr = a.A.String()
+		}
+	}
+	return resp.Rcode, addr, nil
 }
 
 // askType asks server over UDP, as uid, for name of qtype, and returns

@@ -6,10 +6,14 @@ import (
 	"context"
 	"net"
 	"net/netip"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/google/nftables"
+	"golang.org/x/net/ipv4"
+	"golang.org/x/net/ipv6"
 	"golang.org/x/sys/unix"
 
 	"moat/internal/flow"
@@ -35,6 +39,61 @@ func answering(t *testing.T, h *netlab.Host, addr, word string) {
 			pc.WriteTo([]byte(word), from)
 		}
 	}()
+}
+
+// answeringEvery serves UDP on port of every address of h (IPv4 and
+// IPv6), as the DNS filter does, answering every datagram with word from
+// the address it was sent to (a local user's DNS redirected to 127.0.0.1
+// comes from another of the node's addresses, which routing would answer
+// from).
+func answeringEvery(t *testing.T, h *netlab.Host, port uint16, word string) {
+	t.Helper()
+	for _, network := range []string{"udp4", "udp6"} {
+		var pc net.PacketConn
+		if err := h.Do(func() (err error) { pc, err = net.ListenPacket(network, ":"+strconv.Itoa(int(port))); return err }); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { pc.Close() })
+		var read func([]byte) (net.Addr, net.IP, error)
+		var write func(net.Addr, net.IP)
+		if network == "udp4" {
+			p := ipv4.NewPacketConn(pc)
+			if err := p.SetControlMessage(ipv4.FlagDst, true); err != nil {
+				t.Fatal(err)
+			}
+			read = func(b []byte) (net.Addr, net.IP, error) {
+				_, cm, from, err := p.ReadFrom(b)
+				if cm == nil {
+					return from, nil, err
+				}
+				return from, cm.Dst, err
+			}
+			write = func(to net.Addr, src net.IP) { p.WriteTo([]byte(word), &ipv4.ControlMessage{Src: src}, to) }
+		} else {
+			p := ipv6.NewPacketConn(pc)
+			if err := p.SetControlMessage(ipv6.FlagDst, true); err != nil {
+				t.Fatal(err)
+			}
+			read = func(b []byte) (net.Addr, net.IP, error) {
+				_, cm, from, err := p.ReadFrom(b)
+				if cm == nil {
+					return from, nil, err
+				}
+				return from, cm.Dst, err
+			}
+			write = func(to net.Addr, src net.IP) { p.WriteTo([]byte(word), &ipv6.ControlMessage{Src: src}, to) }
+		}
+		go func() {
+			b := make([]byte, 512)
+			for {
+				from, dst, err := read(b)
+				if err != nil {
+					return
+				}
+				write(from, dst)
+			}
+		}()
+	}
 }
 
 // whoAnswers sends a datagram from a socket of uid (-1: the test's) in h
@@ -119,11 +178,15 @@ func TestGuardRestoresDNS(t *testing.T) {
 }
 
 // What the node routes for its containers has no local uid: with a DNS
-// filter, a container's DNS to the resolvers (admitted to the agent's uid
-// alone) is refused and recorded with forwarding egress. An operator's
-// outbound rule for the resolvers lets it through, unfiltered, while a
-// local user's DNS still goes to the filter: the nat chain runs before
-// the output chain's list.
+// filter its DNS was refused (the resolvers are the agent's uid's alone),
+// or, where an operator's outbound rule admitted the resolvers, let
+// through unfiltered. With forwarding egress a container's DNS, UDP and
+// TCP, to the resolvers or to any server, is taken to the filter as a
+// local user's is, the operator's rule notwithstanding. The filter
+// listens on every address, yet a peer on the network reaches it neither
+// on its port nor through the node's own address on 53, in enforce mode
+// or audit. With forwarding open the node routes its containers' DNS
+// unfiltered.
 func TestForwardedDNSWithFilter(t *testing.T) {
 	d := newDockerHost(t)
 	recs := &flow.Memory{}
@@ -133,29 +196,120 @@ func TestForwardedDNSWithFilter(t *testing.T) {
 	}
 	readLog(t, m)
 	answering(t, d.peer, ":53", "resolver")
-	answering(t, d.fw, "127.0.0.1:15353", "filter")
+	answeringEvery(t, d.fw, 15353, "filter")
+	listen(t, d.fw, "0.0.0.0:15353") // the filter's TCP; the resolver has none
 	resolver := netip.AddrPortFrom(d.peer.Addr, 53).String()
+	own := netip.AddrPortFrom(d.fw.Addr, 15353).String()
 	in := d.inputs(ModeEnforce)
 	in.Resolvers, in.DNSPort = []netip.Addr{d.peer.Addr}, 15353
 	if err := m.Apply(Build(in)); err != nil {
 		t.Fatal(err)
 	}
-	if got := whoAnswers(d.ctr, resolver, -1); got != "" {
-		t.Errorf("a container's DNS to the resolver was answered by %q under the filter", got)
+	routed := func(when string) {
+		t.Helper()
+		if got := whoAnswers(d.ctr, resolver, -1); got != "filter" {
+			t.Errorf("%s: a container's DNS to the resolver was answered by %q, want the filter", when, got)
+		}
+		if got := whoAnswers(d.ctr, "198.18.7.250:53", -1); got != "filter" {
+			t.Errorf("%s: a container's DNS to another server was answered by %q, want the filter", when, got)
+		}
+		if err := reach(d.ctr, resolver, false); err != nil {
+			t.Errorf("%s: a container's DNS over TCP did not reach the filter: %v", when, err)
+		}
 	}
-	wait(t, recs, "the refused routed DNS", func(r flow.Record) bool {
-		return r.Verdict() == flow.VerdictDeny && r.SrcEndpoint.IP == d.ctr.Addr.String() && r.DstEndpoint.Port == 53
+	closed := func(when string) {
+		t.Helper()
+		if got := whoAnswers(d.peer, own, -1); got != "" {
+			t.Errorf("%s: a peer on the network asked the filter's port directly and %q answered", when, got)
+		}
+		if err := reach(d.peer, own, false); err == nil {
+			t.Errorf("%s: a peer on the network reached the filter's TCP port directly", when)
+		}
+		if got := whoAnswers(d.peer, netip.AddrPortFrom(d.fw.Addr, 53).String(), -1); got != "" {
+			t.Errorf("%s: a peer's DNS to the node's own address was answered by %q", when, got)
+		}
+	}
+	routed("enforce")
+	closed("enforce")
+	wait(t, recs, "the peer's try at the filter's port", func(r flow.Record) bool {
+		return r.Verdict() == flow.VerdictDeny && r.ConnectionInfo.DirectionID == flow.DirectionInbound &&
+			r.SrcEndpoint.IP == d.peer.Addr.String() && r.DstEndpoint.Port == 15353
 	})
-	t.Log("the operator lets the containers' DNS out")
+
+	t.Log("an operator's outbound rule for the resolvers no longer lets the containers' DNS out unfiltered")
 	in.Outbound = append(in.Outbound, Allow{Why: "operator: resolver", Proto: UDP, Port: 53, Nets: []netip.Prefix{netip.PrefixFrom(d.peer.Addr, 32)}})
 	if err := m.Apply(Build(in)); err != nil {
 		t.Fatal(err)
 	}
-	if got := whoAnswers(d.ctr, resolver, -1); got != "resolver" {
-		t.Errorf("with an outbound rule, a container's DNS was answered by %q", got)
-	}
+	routed("with an outbound rule")
 	if got := whoAnswers(d.fw, resolver, 4321); got != "filter" {
 		t.Errorf("with an outbound rule, a local user's DNS was answered by %q, want the filter", got)
+	}
+
+	t.Log("audit: the filter's port stays closed to the network")
+	in.Mode = ModeAudit
+	if err := m.Apply(Build(in)); err != nil {
+		t.Fatal(err)
+	}
+	routed("audit")
+	closed("audit")
+
+	t.Log("forwarding open: the node routes its containers' DNS unfiltered")
+	in.Mode, in.Forward = ModeEnforce, ForwardOpen
+	if err := m.Apply(Build(in)); err != nil {
+		t.Fatal(err)
+	}
+	if got := whoAnswers(d.ctr, resolver, -1); got != "resolver" {
+		t.Errorf("forwarding open: a container's DNS was answered by %q, want the resolver", got)
+	}
+	closed("forwarding open")
+}
+
+// Another program that flushes, deletes or edits the nat chain that takes
+// routed DNS to the filter must not give the containers the resolvers
+// back: Guard applies the table again.
+func TestGuardRestoresRoutedDNS(t *testing.T) {
+	d := newDockerHost(t)
+	answering(t, d.peer, ":53", "resolver")
+	answeringEvery(t, d.fw, 15353, "filter")
+	m, err := New(Config{NetNS: d.fw.Path()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	resolver := netip.AddrPortFrom(d.peer.Addr, 53).String()
+	in := d.inputs(ModeEnforce)
+	in.Resolvers, in.DNSPort = []netip.Addr{d.peer.Addr}, 15353
+	in.Outbound = append(in.Outbound, Allow{Why: "operator: resolver", Proto: UDP, Port: 53, Nets: []netip.Prefix{netip.PrefixFrom(d.peer.Addr, 32)}})
+	if err := m.Apply(Build(in)); err != nil {
+		t.Fatal(err)
+	}
+	whole := rules(t, d.fw)
+	if !strings.Contains(whole, chainDNSFwd+":\n") {
+		t.Fatalf("no %s chain in\n%s", chainDNSFwd, whole)
+	}
+	if got := whoAnswers(d.ctr, resolver, -1); got != "filter" {
+		t.Fatalf("a container's DNS was answered by %q, want the filter", got)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	guardErr := make(chan error, 1)
+	go func() { guardErr <- m.Guard(ctx) }()
+	for _, tamper := range []string{
+		"flush chain inet moat " + chainDNSFwd,
+		"flush chain inet moat " + chainDNSFwd + "; delete chain inet moat " + chainDNSFwd,
+		"insert rule inet moat " + chainDNSFwd + " accept",
+		"flush ruleset",
+	} {
+		if out, err := d.fw.Command(context.Background(), "nft", tamper).CombinedOutput(); err != nil {
+			t.Fatalf("nft %s: %v: %s", tamper, err, out)
+		}
+		testkit.WaitFor(t, "the table restored after nft "+tamper, func() bool { return rules(t, d.fw) == whole })
+		if got := whoAnswers(d.ctr, resolver, -1); got != "filter" {
+			t.Errorf("after nft %s a container's DNS was answered by %q, want the filter", tamper, got)
+		}
+	}
+	cancel()
+	if err := <-guardErr; err != nil {
+		t.Errorf("Guard: %v", err)
 	}
 }
 
@@ -198,5 +352,90 @@ func TestDNSRedirectIPv6(t *testing.T) {
 	}
 	if got := whoAnswers(fw, "[fd00:7::2]:53", 0); got != "resolver" {
 		t.Errorf("the agent's IPv6 DNS was answered by %q, want the resolver", got)
+	}
+}
+
+// Over IPv6 a container's DNS, routed by the node, is taken to the filter
+// on the bridge's address as over IPv4, and a peer on the network does
+// not reach the filter's port on the node's IPv6 address.
+func TestForwardedDNSWithFilterIPv6(t *testing.T) {
+	d := newDockerHost(t)
+	for _, step := range []struct {
+		h    *netlab.Host
+		args []string
+	}{
+		{d.fw, []string{"ip", "-6", "addr", "add", "fd00:7::1/64", "dev", "eth0", "nodad"}},
+		{d.peer, []string{"ip", "-6", "addr", "add", "fd00:7::2/64", "dev", "eth0", "nodad"}},
+		{d.fw, []string{"ip", "-6", "addr", "add", "fd00:9::1/64", "dev", "cbr0", "nodad"}},
+		{d.ctr, []string{"ip", "-6", "addr", "add", "fd00:9::2/64", "dev", "eth0", "nodad"}},
+		{d.ctr, []string{"ip", "-6", "route", "add", "default", "via", "fd00:9::1"}},
+		{d.fw, []string{"sysctl", "-qw", "net.ipv6.conf.all.forwarding=1"}},
+	} {
+		if out, err := step.h.Command(context.Background(), step.args[0], step.args[1:]...).CombinedOutput(); err != nil {
+			t.Fatalf("%v: %v: %s", step.args, err, out)
+		}
+	}
+	testkit.WaitFor(t, "the link-local addresses usable", func() bool {
+		for _, h := range []*netlab.Host{d.fw, d.peer, d.ctr} {
+			out, err := h.Command(context.Background(), "ip", "-6", "addr", "show", "tentative").CombinedOutput()
+			if err != nil || len(strings.TrimSpace(string(out))) > 0 {
+				return false
+			}
+		}
+		return true
+	})
+	answering(t, d.peer, "[fd00:7::2]:53", "resolver")
+	answeringEvery(t, d.fw, 15353, "filter")
+	m, err := New(Config{NetNS: d.fw.Path()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	in := d.inputs(ModeEnforce)
+	in.Resolvers, in.DNSPort = []netip.Addr{netip.MustParseAddr("fd00:7::2")}, 15353
+	in.Outbound = append(in.Outbound, Allow{Why: "operator: resolver", Proto: UDP, Port: 53, Nets: []netip.Prefix{netip.MustParsePrefix("fd00:7::2/128")}})
+	if err := m.Apply(Build(in)); err != nil {
+		t.Fatal(err)
+	}
+	if got := whoAnswers(d.ctr, "[fd00:7::2]:53", -1); got != "filter" {
+		t.Errorf("a container's IPv6 DNS was answered by %q, want the filter", got)
+	}
+	if got := whoAnswers(d.peer, "[fd00:7::1]:15353", -1); got != "" {
+		t.Errorf("a peer asked the filter's port on the node's IPv6 address and %q answered", got)
+	}
+	if got := whoAnswers(d.fw, "[fd00:7::2]:53", 4321); got != "filter" {
+		t.Errorf("a local user's IPv6 DNS was answered by %q, want the filter", got)
+	}
+}
+
+// The nat chain of routed DNS and the filter port's rules are in the
+// table only with a DNS filter, and the chain only with forwarding
+// egress: with forwarding open the node routes DNS unfiltered.
+func TestRoutedDNSChains(t *testing.T) {
+	for _, c := range []struct {
+		port          uint16
+		fwd           Forwarding
+		routed, guard bool
+	}{
+		{15353, ForwardEgress, true, true},
+		{15353, "", true, true},
+		{15353, ForwardOpen, false, true},
+		{0, ForwardEgress, false, false},
+	} {
+		s := Build(Inputs{Mode: ModeAudit, DNSPort: c.port, Forward: c.fwd})
+		routed, guard := false, false
+		named := sets{&nftables.Set{Name: setPins4}, &nftables.Set{Name: setPins6}, &nftables.Set{Name: setNotes4}, &nftables.Set{Name: setNotes6}}
+		for _, ch := range chains(s, named) {
+			if ch.name == chainDNSFwd {
+				routed = ch.nat && *ch.hook == *nftables.ChainHookPrerouting && len(ch.rules) == 2
+			}
+			if ch.name == chainInput {
+				for _, r := range ch.rules {
+					guard = guard || strings.HasPrefix(r.comment, "the DNS filter's port")
+				}
+			}
+		}
+		if routed != c.routed || guard != c.guard {
+			t.Errorf("DNS port %d, forwarding %q: routed DNS chain %v, filter port guarded %v; want %v, %v", c.port, c.fwd, routed, guard, c.routed, c.guard)
+		}
 	}
 }

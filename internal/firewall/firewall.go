@@ -18,7 +18,10 @@
 //	          neighbour discovery, DHCP replies); the mesh port; the plaintext
 //	          ports of permissive services, from the networks their rules
 //	          name; the control-plane port on servers; the gateway's public
-//	          ports on edge nodes; ports the operator lists
+//	          ports on edge nodes; ports the operator lists. With a DNS
+//	          filter, its port (on every address) from off the node only
+//	          to what the nat chain "dns_routed" redirected there (below),
+//	          dropped otherwise, in audit mode too
 //	outbound: loopback, but for the app ports of services registered with
 //	          a uid, which other local uids than theirs, the agent's and
 //	          root's may not open; established and related; the host essentials; the
@@ -42,8 +45,11 @@
 //	          and the rest of what the node routes out of its containers
 //	          held to the outbound list above (not the pins, which are the
 //	          agent's own sockets', and DNS admitted to the agent's uid
-//	          alone, which a routed packet has not); with ForwardOpen,
-//	          the rest
+//	          alone, which a routed packet has not); with a DNS filter,
+//	          the DNS it routes (to any address not the node's) is taken
+//	          to the filter before that, by the nat chain "dns_routed" at
+//	          prerouting, as local users' is; with ForwardOpen, the rest,
+//	          DNS included, unfiltered
 //
 // Everything else is counted and, rate-limited, logged to an NFLOG group
 // that Run reads and turns into flow records; in ModeEnforce it is dropped,
@@ -133,8 +139,9 @@ const (
 	// DNSFilter admits DNS to the resolvers for the agent's uid alone and
 	// takes every other uid's DNS (UDP and TCP 53, to any address off the
 	// node) to the agent's DNS filter, which forwards only the names it
-	// allows: names no longer carry data to any domain's servers. The
-	// zero value means DNSFilter.
+	// allows: names no longer carry data to any domain's servers. With
+	// ForwardEgress the DNS the node routes (its containers') is taken
+	// there too. The zero value means DNSFilter.
 	DNSFilter DNS = "filter"
 	// DNSOpen admits DNS to the resolvers for every uid, as before the
 	// filter: a resolver that recurses then carries whatever fits in a
@@ -217,10 +224,13 @@ type Spec struct {
 	// LogGroup is the NFLOG group of the would-drop log; zero means
 	// DefaultLogGroup.
 	LogGroup uint16
-	// DNSPort, when not zero, is the loopback port of the agent's DNS
-	// filter: the nat chain "dns" redirects there the DNS (UDP and TCP 53)
-	// that sockets of other uids than AgentUID send off the node. Zero
-	// redirects nothing.
+	// DNSPort, when not zero, is the port of the agent's DNS filter: the
+	// nat chain "dns" redirects to it on loopback the DNS (UDP and TCP 53)
+	// that sockets of other uids than AgentUID send off the node, and
+	// with ForwardEgress the nat chain "dns_routed" the DNS the node
+	// routes, to the address of the interface it came in by. The input
+	// chain admits the port from off the node only for what was
+	// redirected. Zero redirects nothing.
 	DNSPort  uint16
 	AgentUID int
 }
@@ -356,9 +366,10 @@ type Inputs struct {
 	Peers []Peer
 	// Resolvers are the DNS servers the node may ask (UDP and TCP 53).
 	Resolvers []netip.Addr
-	// DNSPort, when not zero, is the loopback port of the agent's DNS
-	// filter (DNSFilter): the resolvers are admitted to AgentUID alone,
-	// and other uids' DNS is taken to the filter. Zero is DNSOpen.
+	// DNSPort, when not zero, is the port of the agent's DNS filter
+	// (DNSFilter): the resolvers are admitted to AgentUID alone, and
+	// other uids' DNS, and with ForwardEgress the DNS the node routes, is
+	// taken to the filter. Zero is DNSOpen.
 	DNSPort  uint16
 	AgentUID int
 	// Inbound and Outbound are what the operator lists.

@@ -363,7 +363,9 @@ func (h hooked) chainType() nftables.ChainType {
 // chains is the table's base chains for s, each with an accepting policy
 // (the final rules decide): input, output and forward at the filter
 // priority, prerouting before destination NAT, and with a DNS filter the
-// nat chain at output that takes other uids' DNS to it (dnsRules).
+// nat chain at output that takes other uids' DNS to it (dnsRules) and,
+// with ForwardEgress, the nat chain at prerouting that takes the DNS the
+// node routes to it (routedDNSRules).
 func chains(s Spec, st sets) []hooked {
 	out := []hooked{
 		{name: chainInput, hook: nftables.ChainHookInput, priority: nftables.ChainPriorityFilter, rules: chainRules(s, true, st.pins4, st.pins6)},
@@ -373,6 +375,9 @@ func chains(s Spec, st sets) []hooked {
 	}
 	if s.DNSPort != 0 {
 		out = append(out, hooked{name: chainDNS, hook: nftables.ChainHookOutput, priority: nftables.ChainPriorityNATDest, rules: dnsRules(s), nat: true})
+	}
+	if s.DNSPort != 0 && s.forward() == ForwardEgress {
+		out = append(out, hooked{name: chainDNSFwd, hook: nftables.ChainHookPrerouting, priority: nftables.ChainPriorityNATDest, rules: routedDNSRules(s), nat: true})
 	}
 	return out
 }

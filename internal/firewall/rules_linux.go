@@ -24,6 +24,7 @@ const (
 	setPins6     = "egress_pins6"
 	chainPre     = "prerouting"
 	chainDNS     = "dns"
+	chainDNSFwd  = "dns_routed"
 	setNotes4    = "published_notes4"
 	setNotes6    = "published_notes6"
 )
@@ -52,6 +53,16 @@ func ifname(n string) []byte {
 }
 
 func accept() expr.Any { return &expr.Verdict{Kind: expr.VerdictAccept} }
+
+// logged logs a packet (rate-limited) to the NFLOG group Run reads, with
+// prefix ("moat:DIRECTION:ACTION"), for a flow record.
+func logged(s Spec, prefix string) []expr.Any {
+	return []expr.Any{
+		&expr.Limit{Type: expr.LimitTypePkts, Rate: 50, Unit: expr.LimitTimeSecond, Burst: 100},
+		&expr.Log{Key: 1<<unix.NFTA_LOG_GROUP | 1<<unix.NFTA_LOG_PREFIX | 1<<unix.NFTA_LOG_SNAPLEN,
+			Group: s.logGroup(), Snaplen: 128, Data: []byte(prefix)},
+	}
+}
 
 // loopback matches the loopback interface of the hook's direction.
 func loopback(in bool) []expr.Any {
@@ -197,6 +208,57 @@ func dnsRules(s Spec) []rule {
 	return out
 }
 
+// routedDNSRules are the nat chain of the DNS filter at prerouting: DNS
+// (UDP and TCP 53) the node routes, to a unicast address not its own (a
+// container's query to the resolvers, or to any server), is redirected to
+// the filter's port, where only allowed names are forwarded, as a local
+// user's is. The redirect delivers it to the incoming interface's address
+// (the bridge's), where the filter listens on every address and the
+// input chain admits its port only for what a redirect brought there
+// (filterPortRules). DNS to one of the node's own addresses is not
+// routed and is left to the input chain's list.
+func routedDNSRules(s Spec) []rule {
+	var out []rule
+	for _, p := range []Proto{UDP, TCP} {
+		e := append(l4proto(protoNum(p)), port(53, true)...)
+		e = append(e,
+			&expr.Fib{Register: 1, ResultADDRTYPE: true, FlagDADDR: true},
+			&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: binaryutil.NativeEndian.PutUint32(unix.RTN_UNICAST)},
+			&expr.Counter{},
+			&expr.Immediate{Register: 1, Data: binaryutil.BigEndian.PutUint16(s.DNSPort)},
+			&expr.Redir{RegisterProtoMin: 1})
+		out = append(out, rule{comment: fmt.Sprintf("DNS (%s/53) the node routes: to its DNS filter on port %d", p, s.DNSPort), exprs: e})
+	}
+	return out
+}
+
+// filterPortRules keep the DNS filter's port, on which it listens on
+// every address, to what the node's own redirects took there: from off
+// the node (not loopback, which the local users' redirect uses), a
+// connection destination NAT brought to the port is admitted (routed DNS,
+// routedDNSRules); any other is logged and dropped, in audit mode too, so
+// that no one on the network uses the filter as a resolver of their own.
+func filterPortRules(s Spec) []rule {
+	var out []rule
+	for _, p := range []Proto{UDP, TCP} {
+		m := []expr.Any{
+			&expr.Meta{Key: expr.MetaKeyIIFNAME, Register: 1},
+			&expr.Cmp{Op: expr.CmpOpNeq, Register: 1, Data: ifname("lo")},
+		}
+		m = append(m, l4proto(protoNum(p))...)
+		m = append(m, port(s.DNSPort, true)...)
+		redirected := append(slices.Clone(m), ctBits(expr.CtKeySTATUS, ipsDstNAT)...)
+		out = append(out, rule{comment: fmt.Sprintf("routed DNS redirected to the DNS filter (%s/%d)", p, s.DNSPort),
+			exprs: append(redirected, &expr.Counter{}, accept())})
+		log := append(slices.Clone(m),
+			logged(s, prefixIn+"drop")...)
+		c := fmt.Sprintf("the DNS filter's port (%s/%d) from the network, not redirected", p, s.DNSPort)
+		out = append(out, rule{comment: "log: " + c, exprs: log},
+			rule{comment: c + ": drop", exprs: append(m, &expr.Counter{}, &expr.Verdict{Kind: expr.VerdictDrop})})
+	}
+	return out
+}
+
 // essentials are what a host needs to stay on the network at all: IPv6
 // neighbour and multicast listener discovery, router advertisements, and DHCP (v4 and v6)
 // replies and requests. Without them a node loses its addresses.
@@ -278,9 +340,7 @@ func finalRules(s Spec, in bool) []rule {
 		verdict, what = expr.VerdictAccept, "audit"
 	}
 	log := append(ctState(expr.CtStateBitNEW|expr.CtStateBitINVALID|expr.CtStateBitUNTRACKED),
-		&expr.Limit{Type: expr.LimitTypePkts, Rate: 50, Unit: expr.LimitTimeSecond, Burst: 100},
-		&expr.Log{Key: 1<<unix.NFTA_LOG_GROUP | 1<<unix.NFTA_LOG_PREFIX | 1<<unix.NFTA_LOG_SNAPLEN,
-			Group: s.logGroup(), Snaplen: 128, Data: []byte(prefix + what)})
+		logged(s, prefix+what)...)
 	return []rule{
 		{comment: "log what no rule admits (rate-limited) for flow records", exprs: log},
 		{comment: "everything else: " + what, exprs: []expr.Any{&expr.Counter{}, &expr.Verdict{Kind: verdict}}},
@@ -307,9 +367,7 @@ func backendRules(s Spec) []rule {
 			what = "audit"
 		}
 		log := append(slices.Clone(m),
-			&expr.Limit{Type: expr.LimitTypePkts, Rate: 50, Unit: expr.LimitTimeSecond, Burst: 100},
-			&expr.Log{Key: 1<<unix.NFTA_LOG_GROUP | 1<<unix.NFTA_LOG_PREFIX | 1<<unix.NFTA_LOG_SNAPLEN,
-				Group: s.logGroup(), Snaplen: 128, Data: []byte(prefixOut + what)})
+			logged(s, prefixOut+what)...)
 		out = append(out, rule{comment: "log: " + be.String(), exprs: log})
 		if s.Mode != ModeAudit {
 			out = append(out, rule{comment: be.String(), exprs: append(m, &expr.Counter{}, &expr.Verdict{Kind: expr.VerdictDrop})})
@@ -406,9 +464,7 @@ func publishedRules(s Spec, n4, n6 *nftables.Set) []rule {
 		m = append(m, &expr.Lookup{SourceRegister: 1, SetName: fam.set.Name, SetID: fam.set.ID})
 		c := "published by destination NAT, not admitted by the inbound rules"
 		log := append(slices.Clone(m),
-			&expr.Limit{Type: expr.LimitTypePkts, Rate: 50, Unit: expr.LimitTimeSecond, Burst: 100},
-			&expr.Log{Key: 1<<unix.NFTA_LOG_GROUP | 1<<unix.NFTA_LOG_PREFIX | 1<<unix.NFTA_LOG_SNAPLEN,
-				Group: s.logGroup(), Snaplen: 128, Data: []byte(prefixIn + what)})
+			logged(s, prefixIn+what)...)
 		out = append(out, rule{comment: "log: " + c, exprs: log})
 		if s.Mode != ModeAudit {
 			out = append(out, rule{comment: c, exprs: append(m, &expr.Counter{}, &expr.Verdict{Kind: expr.VerdictDrop})})
@@ -425,7 +481,8 @@ func publishedRules(s Spec, n4, n6 *nftables.Set) []rule {
 // by (containers on one bridge) pass; the rest is held to the output
 // chain's list of destinations (the pins excepted: they are the agent's
 // marked sockets', and a routed packet has no socket of the node's).
-// ForwardOpen lets the rest through.
+// With a DNS filter, the routed DNS never gets here: routedDNSRules took
+// it to the filter, on the node. ForwardOpen lets the rest through.
 func forwardRules(s Spec, n4, n6 *nftables.Set) []rule {
 	out := []rule{{comment: "established and related", exprs: append(ctState(expr.CtStateBitESTABLISHED|expr.CtStateBitRELATED), &expr.Counter{}, accept())}}
 	out = append(out, publishedRules(s, n4, n6)...)
@@ -496,6 +553,9 @@ func chainRules(s Spec, in bool, s4, s6 *nftables.Set) []rule {
 	var out []rule
 	if !in {
 		out = backendRules(s)
+	}
+	if in && s.DNSPort != 0 {
+		out = filterPortRules(s)
 	}
 	out = append(out, admitted(s, in)...)
 	if !in && s.DNSPort != 0 {
