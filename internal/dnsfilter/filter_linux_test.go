@@ -187,7 +187,7 @@ func (n *node) ask(t *testing.T, uid int, network, name string) (int, string, er
 		// for the firewall's uid match.
 		unix.Setfsuid(uid)
 		defer unix.Setfsuid(0)
-		c := dns.Client{Net: network, Timeout: 2 * time.Second}
+		c := dns.Client{Net: network, Timeout: answerWait}
 		m := new(dns.Msg)
 		m.SetQuestion(dns.Fqdn(name), dns.TypeA)
 		var err error
@@ -291,7 +291,7 @@ func TestRoutedDNSFiltered(t *testing.T) {
 	for _, network := range []string{"udp", "tcp"} {
 		t.Logf("%s: a container's allowed name is answered with the resolver's answer", network)
 		name := "ctr-" + network + ".allowed.example"
-		rcode, addr, err := askFrom(ctr, network, resolverAddr, name)
+		rcode, addr, err := askFrom(ctr, network, resolverAddr, name, answerWait)
 		if err != nil || rcode != dns.RcodeSuccess || addr != "192.0.2.7" {
 			t.Errorf("%s: allowed name: rcode %d, address %q, %v; want the resolver's 192.0.2.7", network, rcode, addr, err)
 		}
@@ -300,7 +300,7 @@ func TestRoutedDNSFiltered(t *testing.T) {
 		}
 		t.Logf("%s: a container's name of its choosing is refused and never reaches the resolver", network)
 		exfil := "Y3Ry-" + network + ".evil.example"
-		rcode, _, err = askFrom(ctr, network, resolverAddr, exfil)
+		rcode, _, err = askFrom(ctr, network, resolverAddr, exfil, answerWait)
 		if err != nil || rcode != dns.RcodeRefused {
 			t.Errorf("%s: exfiltrating name: rcode %d, %v; want REFUSED", network, rcode, err)
 		}
@@ -328,7 +328,7 @@ func TestRoutedDNSFiltered(t *testing.T) {
 	}
 	var resp *dns.Msg
 	err = ctr.Do(func() error {
-		c := dns.Client{Net: "udp", Timeout: 2 * time.Second, Dialer: &net.Dialer{LocalAddr: &net.UDPAddr{IP: net.IPv4(198, 18, 13, 2)}}}
+		c := dns.Client{Net: "udp", Timeout: answerWait, Dialer: &net.Dialer{LocalAddr: &net.UDPAddr{IP: net.IPv4(198, 18, 13, 2)}}}
 		m := new(dns.Msg)
 		m.SetQuestion("second.allowed.example.", dns.TypeA)
 		var err error
@@ -345,7 +345,7 @@ func TestRoutedDNSFiltered(t *testing.T) {
 	for _, server := range []netip.AddrPort{netip.AddrPortFrom(n.fw.Addr, n.port), netip.AddrPortFrom(n.fw.Addr, 53)} {
 		for _, network := range []string{"udp", "tcp"} {
 			name := fmt.Sprintf("peer-%s-%d.allowed.example", network, server.Port())
-			if rcode, _, err := askFrom(n.peer, network, server.String(), name); err == nil {
+			if rcode, _, err := askFrom(n.peer, network, server.String(), name, noAnswerWait); err == nil {
 				t.Errorf("a peer's %s query to %s was answered (rcode %d)", network, server, rcode)
 			}
 			if n.res.asked(name + ".") {
@@ -355,12 +355,17 @@ func TestRoutedDNSFiltered(t *testing.T) {
 	}
 }
 
-// askFrom sends a query for name (type A) over network from h to server
-// and returns the answer's rcode and first address.
-func askFrom(h *netlab.Host, network, server, name string) (int, string, error) {
+// answerWait bounds a query the test expects answered: a single UDP try,
+// so it is generous for a loaded host; a query expected to go unanswered
+// is given noAnswerWait.
+const answerWait, noAnswerWait = 15 * time.Second, 2 * time.Second
+
+// askFrom sends a query for name (type A) over network from h to server,
+// waiting at most wait, and returns the answer's rcode and first address.
+func askFrom(h *netlab.Host, network, server, name string, wait time.Duration) (int, string, error) {
 	var resp *dns.Msg
 	err := h.Do(func() error {
-		c := dns.Client{Net: network, Timeout: 2 * time.Second}
+		c := dns.Client{Net: network, Timeout: wait}
 		m := new(dns.Msg)
 		m.SetQuestion(dns.Fqdn(name), dns.TypeA)
 		var err error
@@ -386,7 +391,7 @@ func (n *node) askType(uid int, server, name string, qtype uint16) (int, error) 
 	err := n.fw.Do(func() error {
 		unix.Setfsuid(uid)
 		defer unix.Setfsuid(0)
-		c := dns.Client{Net: "udp", Timeout: 2 * time.Second}
+		c := dns.Client{Net: "udp", Timeout: answerWait}
 		m := new(dns.Msg)
 		m.SetQuestion(dns.Fqdn(name), qtype)
 		var err error
