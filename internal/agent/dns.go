@@ -31,6 +31,20 @@ type dnsListeners struct {
 	mu       sync.Mutex // guards resolved and at
 	resolved []netip.AddrPort
 	at       time.Time
+
+	// guarded is closed once the node has a table with the filter's port
+	// guard (tableIn): before it the filter's sockets, bound on every
+	// address, are not read, so no one on the network is answered.
+	guarded   chan struct{}
+	guardOnce sync.Once
+}
+
+// tableIn says the host firewall's table is in place: the filter may
+// answer.
+func (d *dnsListeners) tableIn() {
+	if d != nil {
+		d.guardOnce.Do(func() { close(d.guarded) })
+	}
 }
 
 // dnsPort is the filter's port.
@@ -52,7 +66,7 @@ func (a *Agent) newDNSFilter() error {
 	if a.fw == nil || a.cfg.Firewall.DNS == firewall.DNSOpen {
 		return nil
 	}
-	d := &dnsListeners{}
+	d := &dnsListeners{guarded: make(chan struct{})}
 	f, err := dnsfilter.New(dnsfilter.Config{
 		Node: a.cfg.Node, Resolvers: d.resolvers(a), Allowed: a.dnsAllowed,
 		Audit: a.cfg.Firewall.Mode == firewall.ModeAudit, Flows: a.flows(), Now: a.cfg.Now,
@@ -109,6 +123,12 @@ func (d *dnsListeners) close() {
 // runDNSFilter serves the DNS filter until ctx ends.
 func (a *Agent) runDNSFilter(ctx context.Context) error {
 	if a.dns == nil {
+		return nil
+	}
+	select {
+	case <-a.dns.guarded:
+	case <-ctx.Done():
+		a.dns.close()
 		return nil
 	}
 	a.log.Info("DNS filter listening", "port", a.dnsPort(), "audit", a.cfg.Firewall.Mode == firewall.ModeAudit)

@@ -1,12 +1,22 @@
 package agent
 
 import (
+	"context"
+	"log/slog"
+	"net"
+	"net/netip"
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/miekg/dns"
 
 	"moat/internal/api"
+	"moat/internal/dnsfilter"
 	"moat/internal/firewall"
+	"moat/internal/flow"
 	"moat/internal/policy"
+	"moat/internal/testkit"
 )
 
 const dnsIntentions = `
@@ -104,5 +114,57 @@ func TestFirewallFileDNS(t *testing.T) {
 		if _, err := f.Config("firewall"); err == nil || !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("%+v: %v, want %q", tc.dns, err, tc.want)
 		}
+	}
+}
+
+// The filter's sockets are bound on every address before the host
+// firewall's table (with its guard on the filter's port) is in: until the
+// table is in, nothing sent to them is answered, so no one on the network
+// meets an open resolver while the node boots; once in, the same query
+// is answered.
+func TestDNSFilterWaitsForTheTable(t *testing.T) {
+	f, err := dnsfilter.New(dnsfilter.Config{Node: "n1", Allowed: func(string) (string, bool) { return "", false },
+		Resolvers: func() []netip.AddrPort { return nil }, Flows: &flow.Memory{}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	pc, err := net.ListenPacket("udp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := &dnsListeners{filter: f, pcs: []net.PacketConn{pc}, guarded: make(chan struct{})}
+	a := &Agent{dns: d, log: slog.New(slog.DiscardHandler)}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- a.runDNSFilter(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("runDNSFilter: %v", err)
+		}
+	})
+	c, err := net.Dial("udp", pc.LocalAddr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	m := new(dns.Msg)
+	m.SetQuestion("refused.example.", dns.TypeA)
+	q, _ := m.Pack()
+	answer := func(wait time.Duration) bool {
+		if _, err := c.Write(q); err != nil {
+			t.Fatal(err)
+		}
+		c.SetReadDeadline(time.Now().Add(wait))
+		b := make([]byte, 512)
+		_, err := c.Read(b)
+		return err == nil
+	}
+	if answer(time.Second) {
+		t.Fatal("the filter answered before the firewall's table was in")
+	}
+	d.tableIn()
+	if !answer(testkit.WaitLimit) {
+		t.Fatal("the filter did not answer once the table was in")
 	}
 }

@@ -126,6 +126,10 @@ func (a *Agent) runFirewall(ctx context.Context) error {
 			return err
 		}
 		a.log.Info("host firewall installed", "mode", a.cfg.Firewall.Mode)
+		a.dns.tableIn()
+	} else if ok {
+		// The table a previous run left stands until the first apply.
+		a.dns.tableIn()
 	}
 	applied := ""
 	fails := 0
@@ -143,6 +147,7 @@ func (a *Agent) runFirewall(ctx context.Context) error {
 				} else {
 					fails = 0
 					applied = key
+					a.dns.tableIn()
 					a.log.Info("host firewall applied", "mode", spec.Mode, "inbound", len(spec.Inbound), "outbound", len(spec.Outbound))
 				}
 			}
