@@ -388,28 +388,17 @@ func sgRefKey(k string) bool {
 // one attached by a kind of resource the model has no endpoint for is not
 // reported as unused, nor its open rules as attached to nothing.
 func (m *Model) markSGRefs(byType map[string][]*tf.Resource) {
-	var walk func(v any)
-	walk = func(v any) {
-		switch v := v.(type) {
-		case map[string]any:
-			for k, x := range v {
-				if sgRefKey(k) {
-					for _, s := range strList(v, k) {
-						m.sgUsed[m.addr(s)] = true
-					}
-					// One not known statically attaches any group its
-					// expression can only name.
-					if unk, from := unknownRefs(v, k); unk {
-						for _, g := range instancesOf(m, from, m.SGs, func(g *SG) *tf.Resource { return g.Res }) {
-							m.sgUsed[g.Addr] = true
-						}
-					}
-				}
-				walk(x)
+	mark := func(v map[string]any, k string) {
+		if sgRefKey(k) {
+			for _, s := range strList(v, k) {
+				m.sgUsed[m.addr(s)] = true
 			}
-		case []any:
-			for _, x := range v {
-				walk(x)
+			// One not known statically attaches any group its
+			// expression can only name.
+			if unk, from := unknownRefs(v, k); unk {
+				for _, g := range instancesOf(m, from, m.SGs, func(g *SG) *tf.Resource { return g.Res }) {
+					m.sgUsed[g.Addr] = true
+				}
 			}
 		}
 	}
@@ -418,7 +407,7 @@ func (m *Model) markSGRefs(byType map[string][]*tf.Resource) {
 			continue // its own rules reference groups; they attach none
 		}
 		for _, r := range rs {
-			walk(r.Values)
+			eachKey(r.Values, mark)
 		}
 	}
 }

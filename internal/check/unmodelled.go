@@ -76,39 +76,27 @@ var publicByDefault = map[string]string{
 // depth.
 func networkSignal(vals map[string]any) string {
 	found := map[string]bool{}
-	var walk func(v any)
-	walk = func(v any) {
-		switch v := v.(type) {
-		case map[string]any:
-			for k, x := range v {
-				switch {
-				case strings.HasPrefix(k, "network_security_group") || strings.Contains(k, "application_security_group"):
-					// An Azure NSG or application security group it
-					// names filters or groups; it is no endpoint.
-				case sgRefKey(k) && (len(strList(v, k)) > 0 || unknown(v, k)):
-					found[k] = true
-				case k == "public_ip_address_id" && (str(v, k) != "" || unknown(v, k)):
-					found[k] = true
-				case publicSwitch(k) && (unknown(v, k) || boolean(v, k, false)):
-					found[k+" = true"] = true
-				case (strings.HasSuffix(k, "_type") || strings.HasSuffix(k, "_mode")) && strings.HasPrefix(strings.ToUpper(str(v, k)), "PUBLIC"):
-					found[k+" = "+str(v, k)] = true
-				case k == "ip_configuration":
-					for _, ipc := range blocks(v, k) {
-						if str(ipc, "subnet_id") != "" || unknown(ipc, "subnet_id") {
-							found["ip_configuration.subnet_id"] = true
-						}
-					}
+	eachKey(vals, func(v map[string]any, k string) {
+		switch {
+		case strings.HasPrefix(k, "network_security_group") || strings.Contains(k, "application_security_group"):
+			// An Azure NSG or application security group it
+			// names filters or groups; it is no endpoint.
+		case sgRefKey(k) && (len(strList(v, k)) > 0 || unknown(v, k)):
+			found[k] = true
+		case k == "public_ip_address_id" && (str(v, k) != "" || unknown(v, k)):
+			found[k] = true
+		case publicSwitch(k) && (unknown(v, k) || boolean(v, k, false)):
+			found[k+" = true"] = true
+		case (strings.HasSuffix(k, "_type") || strings.HasSuffix(k, "_mode")) && strings.HasPrefix(strings.ToUpper(str(v, k)), "PUBLIC"):
+			found[k+" = "+str(v, k)] = true
+		case k == "ip_configuration":
+			for _, ipc := range blocks(v, k) {
+				if str(ipc, "subnet_id") != "" || unknown(ipc, "subnet_id") {
+					found["ip_configuration.subnet_id"] = true
 				}
-				walk(x)
-			}
-		case []any:
-			for _, x := range v {
-				walk(x)
 			}
 		}
-	}
-	walk(vals)
+	})
 	return joinKeys(found)
 }
 
@@ -129,28 +117,16 @@ func clusterSignal(typ string, vals map[string]any) string {
 		return "spec.rule"
 	}
 	found := map[string]bool{}
-	var walk func(v any)
-	walk = func(v any) {
-		switch v := v.(type) {
-		case map[string]any:
-			for k, x := range v {
-				switch t := str(v, k); {
-				case k == "type" && (strings.EqualFold(t, "LoadBalancer") || strings.EqualFold(t, "NodePort")):
-					found["type = "+t] = true
-				case k == "type" && unknown(v, k) && strings.HasPrefix(typ, "kubernetes_service"):
-					found["type (not known statically)"] = true
-				case k == "kind" && strings.EqualFold(t, "Ingress"):
-					found["kind = "+t] = true
-				}
-				walk(x)
-			}
-		case []any:
-			for _, x := range v {
-				walk(x)
-			}
+	eachKey(vals, func(v map[string]any, k string) {
+		switch t := str(v, k); {
+		case k == "type" && (strings.EqualFold(t, "LoadBalancer") || strings.EqualFold(t, "NodePort")):
+			found["type = "+t] = true
+		case k == "type" && unknown(v, k) && strings.HasPrefix(typ, "kubernetes_service"):
+			found["type (not known statically)"] = true
+		case k == "kind" && strings.EqualFold(t, "Ingress"):
+			found["kind = "+t] = true
 		}
-	}
-	walk(vals)
+	})
 	return joinKeys(found)
 }
 

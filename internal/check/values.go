@@ -188,3 +188,20 @@ func plural(n int, one, many string) string {
 	}
 	return fmt.Sprintf("%d %s", n, many)
 }
+
+// eachKey calls visit for every key of every object in v, at any depth
+// (objects in objects and in lists), the object first, then what the key
+// holds.
+func eachKey(v any, visit func(m map[string]any, k string)) {
+	switch v := v.(type) {
+	case map[string]any:
+		for k, x := range v {
+			visit(v, k)
+			eachKey(x, visit)
+		}
+	case []any:
+		for _, x := range v {
+			eachKey(x, visit)
+		}
+	}
+}
