@@ -181,29 +181,7 @@ func (n *node) apply(t *testing.T, mode firewall.Mode, port uint16) {
 // /etc/resolv.conf does; it returns the answer's rcode and first address.
 func (n *node) ask(t *testing.T, uid int, network, name string) (int, string, error) {
 	t.Helper()
-	var resp *dns.Msg
-	err := n.fw.Do(func() error {
-		// The socket is made with uid as its file system uid: its owner
-		// for the firewall's uid match.
-		unix.Setfsuid(uid)
-		defer unix.Setfsuid(0)
-		c := dns.Client{Net: network, Timeout: answerWait}
-		m := new(dns.Msg)
-		m.SetQuestion(dns.Fqdn(name), dns.TypeA)
-		var err error
-		resp, _, err = c.Exchange(m, netip.AddrPortFrom(n.peer.Addr, 53).String())
-		return err
-	})
-	if err != nil {
-		return 0, "", err
-	}
-	addr := ""
-	if len(resp.Answer) > 0 {
-		if a, ok := resp.Answer[0].(*dns.A); ok {
-			addr = a.A.String()
-		}
-	}
-	return resp.Rcode, addr, nil
+	return exchange(n.fw, uid, network, netip.AddrPortFrom(n.peer.Addr, 53).String(), name, dns.TypeA, answerWait)
 }
 
 // A local user (uid 65534) on a node in enforce mode asks the node's
@@ -363,11 +341,31 @@ const answerWait, noAnswerWait = 15 * time.Second, 2 * time.Second
 // askFrom sends a query for name (type A) over network from h to server,
 // waiting at most wait, and returns the answer's rcode and first address.
 func askFrom(h *netlab.Host, network, server, name string, wait time.Duration) (int, string, error) {
+	return exchange(h, -1, network, server, name, dns.TypeA, wait)
+}
+
+// askType asks server over UDP, as uid, for name of qtype, and returns
+// the answer's rcode.
+func (n *node) askType(uid int, server, name string, qtype uint16) (int, error) {
+	rcode, _, err := exchange(n.fw, uid, "udp", server, name, qtype, answerWait)
+	return rcode, err
+}
+
+// exchange sends a query for name of qtype over network from h, from a
+// socket of uid (-1: the test's), to server, waiting at most wait; it
+// returns the answer's rcode and first IPv4 address.
+func exchange(h *netlab.Host, uid int, network, server, name string, qtype uint16, wait time.Duration) (int, string, error) {
 	var resp *dns.Msg
 	err := h.Do(func() error {
+		if uid >= 0 {
+			// The socket is made with uid as its file system uid: its
+			// owner for the firewall's uid match.
+			unix.Setfsuid(uid)
+			defer unix.Setfsuid(0)
+		}
 		c := dns.Client{Net: network, Timeout: wait}
 		m := new(dns.Msg)
-		m.SetQuestion(dns.Fqdn(name), dns.TypeA)
+		m.SetQuestion(dns.Fqdn(name), qtype)
 		var err error
 		resp, _, err = c.Exchange(m, server)
 		return err
@@ -382,26 +380,6 @@ func askFrom(h *netlab.Host, network, server, name string, wait time.Duration) (
 		}
 	}
 	return resp.Rcode, addr, nil
-}
-
-// askType asks server over UDP, as uid, for name of qtype, and returns
-// the answer's rcode.
-func (n *node) askType(uid int, server, name string, qtype uint16) (int, error) {
-	var resp *dns.Msg
-	err := n.fw.Do(func() error {
-		unix.Setfsuid(uid)
-		defer unix.Setfsuid(0)
-		c := dns.Client{Net: "udp", Timeout: answerWait}
-		m := new(dns.Msg)
-		m.SetQuestion(dns.Fqdn(name), qtype)
-		var err error
-		resp, _, err = c.Exchange(m, server)
-		return err
-	})
-	if err != nil {
-		return 0, err
-	}
-	return resp.Rcode, nil
 }
 
 // In audit mode the filter answers a name it would refuse, and records it
