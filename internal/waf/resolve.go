@@ -71,7 +71,8 @@ import (
 
 // resolution is what the resolver decided for one rule set.
 type resolution struct {
-	consts  []txConst // set by the phase-1 gate before any other rule
+	consts  []txConst // folded: TX variables that hold these values throughout phases 1 and 2
+	set     []txConst // of them, those the phase-1 gate sets before any other rule (txreads.go)
 	removed int       // rules removed from the rule set
 	markers int       // SecMarkers removed: no skipAfter left names them (idleMarkers)
 	folded  int       // of them, always-matching rules whose setvars were folded
