@@ -21,8 +21,9 @@ import (
 // rules named. readConsts keeps the constants something still reads at
 // run time and the gate sets only those:
 //
-//   - a rule left (any chain link, any phase but logging: moat's Tx
-//     never runs it, no ProcessLogging) that targets TX whole,
+//   - a rule left (any chain link; not of the logging phase, which
+//     moat's Tx never runs, nor of the response phases when no response
+//     may be inspected, see resolution.responses) that targets TX whole,
 //     the key (TX:x, &TX:x) or a key regex that matches it (TX:/^x/);
 //   - a macro %{tx.x} in a rule's operator argument, msg or logdata
 //     (as Coraza holds them after logdata.go), a setvar's key or value
@@ -55,8 +56,9 @@ const (
 )
 
 // readConsts returns the constants of consts that rules (Coraza's rule
-// list, as the WAF will run it) or moat's code read.
-func readConsts(rules reflect.Value, consts []txConst) ([]txConst, error) {
+// list, as the WAF will run it) or moat's code read; responses says
+// whether the response phases run.
+func readConsts(rules reflect.Value, consts []txConst, responses bool) ([]txConst, error) {
 	read, arith := map[string]bool{}, map[string]bool{}
 	for _, k := range txGoReads {
 		read[k] = true
@@ -75,7 +77,7 @@ func readConsts(rules reflect.Value, consts []txConst) ([]txConst, error) {
 		if err != nil {
 			return consts, err
 		}
-		if types.RulePhase(ph) == types.PhaseLogging {
+		if p := types.RulePhase(ph); p == types.PhaseLogging || !responses && (p == types.PhaseResponseHeaders || p == types.PhaseResponseBody) {
 			continue
 		}
 		if h := evalHolderOf(rules.Index(i)); h != nil {

@@ -107,12 +107,49 @@ func TestConstsGoReads(t *testing.T) {
 	}
 	saved := txGoReads
 	txGoReads = nil
-	read, err := readConsts(rules, w.res.consts)
+	read, err := readConsts(rules, w.res.consts, w.res.responses)
 	txGoReads = saved
 	if err != nil {
 		t.Fatal(err)
 	}
 	if slices.ContainsFunc(read, func(c txConst) bool { return c.key == txCriticalScore }) {
 		t.Errorf("%s read by a rule: the test no longer shows the Go read", txCriticalScore)
+	}
+}
+
+// TestConstsReadResponses: a constant read only by a rule of the
+// response phases is set when responses are inspected (the response is
+// refused; it passes when the response phases' reads are not counted)
+// and not otherwise, those phases then never running
+// (TestResponseOnlyInspected).
+func TestConstsReadResponses(t *testing.T) {
+	before := filepath.Join(t.TempDir(), "before.conf")
+	rules := `SecAction "id:1000211,phase:1,pass,nolog,setvar:tx.probe_resp=evil"
+SecRule RESPONSE_HEADERS:X-Probe "@streq %{tx.probe_resp}" "id:1000212,phase:3,deny,status:403,log,msg:'resp'"
+`
+	if err := os.WriteFile(before, []byte(rules), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for _, inspect := range []bool{false, true} {
+		w, err := New(Config{RuleFilesBefore: []string{before}, InspectResponses: inspect})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if set := setConsts(w); slices.Contains(set, "probe_resp") != inspect {
+			t.Errorf("inspect %v: set %v", inspect, set)
+		}
+		if inspect {
+			tx := w.Begin(nil)
+			if _, err := tx.Request(httptest.NewRequest("GET", "/", http.NoBody), "127.0.0.1:4000"); err != nil {
+				t.Fatal(err)
+			}
+			resp := &http.Response{StatusCode: 200, Proto: "HTTP/1.1", Header: http.Header{"Content-Type": {"text/html"}, "X-Probe": {"evil"}}, Body: http.NoBody}
+			v, err := tx.Response(resp)
+			tx.Close()
+			if err != nil || !v.Block {
+				t.Errorf("response: %+v, %v; want refused", v, err)
+			}
+		}
+		w.Close()
 	}
 }

@@ -398,7 +398,7 @@ func New(cfg Config) (*WAF, error) {
 			// Last: what the rules read is what is left after the
 			// folding. An error leaves every constant set.
 			if rules, err := corazaRules(w); err == nil {
-				if read, err := readConsts(rules, out.res.consts); err == nil {
+				if read, err := readConsts(rules, out.res.consts, out.res.responses); err == nil {
 					for _, g := range gates {
 						g.consts.Store(&read)
 					}
