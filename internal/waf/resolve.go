@@ -71,7 +71,7 @@ import (
 
 // resolution is what the resolver decided for one rule set.
 type resolution struct {
-	consts []txConst // folded: TX variables that hold these values throughout phases 1 and 2
+	consts []txConst // folded: each key's value after its last folded writer
 	set    []txConst // of them, those the phase-1 gate sets before any other rule (txreads.go)
 	// responses: some transaction's response may be inspected, and the
 	// response phases' rules run (Tx.Response).
