@@ -65,7 +65,7 @@ func (argLimitsOp) Evaluate(tx plugintypes.TransactionState, _ string) bool {
 		n, _ := strconv.Atoi(vals[0])
 		return n
 	}
-	argLen, nameLen, total := limit("arg_length"), limit("arg_name_length"), limit("total_arg_length")
+	argLen, nameLen, total := limit(txArgLength), limit(txArgNameLength), limit(txTotalArgLength)
 	sum := 0
 	for _, m := range []collection.Map{v.ArgsGet(), v.ArgsPost()} {
 		for _, md := range m.FindAll() {

@@ -297,13 +297,13 @@ func severityScore(txv collection.Map, s types.RuleSeverity) int {
 	name := ""
 	switch s {
 	case types.RuleSeverityEmergency, types.RuleSeverityAlert, types.RuleSeverityCritical:
-		name = "critical_anomaly_score"
+		name = txCriticalScore
 	case types.RuleSeverityError:
-		name = "error_anomaly_score"
+		name = txErrorScore
 	case types.RuleSeverityWarning:
-		name = "warning_anomaly_score"
+		name = txWarningScore
 	case types.RuleSeverityNotice:
-		name = "notice_anomaly_score"
+		name = txNoticeScore
 	default:
 		return 0
 	}

@@ -3,6 +3,7 @@ package waf
 import (
 	"reflect"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -77,6 +78,25 @@ func newEvalSetvar(key string, val macro.Macro) evalSetvar {
 		sv.text = text
 	}
 	return sv
+}
+
+// reads is the TX keys the plan reads on a request: the tests' and
+// every key a sum writes, whose holding it compares (a key not set is
+// not one that holds 0).
+func (e *evalPlan) reads() []string {
+	out := slices.Clone(e.block.keys)
+	for _, s := range e.sums {
+		if s.test != nil {
+			out = append(out, s.test.keys...)
+		}
+		for _, sv := range s.setvars {
+			out = append(out, sv.key)
+			if sv.txKey != "" {
+				out = append(out, sv.txKey)
+			}
+		}
+	}
+	return out
 }
 
 // evalTest is a rule's (or a chain's first link's) test of TX

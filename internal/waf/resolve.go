@@ -71,11 +71,15 @@ import (
 
 // resolution is what the resolver decided for one rule set.
 type resolution struct {
-	consts  []txConst // set by the phase-1 gate before any other rule
-	removed int       // rules removed from the rule set
-	markers int       // SecMarkers removed: no skipAfter left names them (idleMarkers)
-	folded  int       // of them, always-matching rules whose setvars were folded
-	merged  int       // of them, always-matching rules whose setvars were merged into the rule before
+	consts []txConst // folded: each key's value after its last folded writer
+	set    []txConst // of them, those the phase-1 gate sets before any other rule (txreads.go)
+	// responses: some transaction's response may be inspected, and the
+	// response phases' rules run (Tx.Response).
+	responses bool
+	removed   int // rules removed from the rule set
+	markers   int // SecMarkers removed: no skipAfter left names them (idleMarkers)
+	folded    int // of them, always-matching rules whose setvars were folded
+	merged    int // of them, always-matching rules whose setvars were merged into the rule before
 	// anchors are the rules whose exclusion would change what was
 	// resolved; for a constant skip, the rules of its range (an exclusion
 	// that covers the skip and its whole range changes nothing).
@@ -219,6 +223,7 @@ func resolve(w coraza.WAF) (*resolution, error) {
 	for _, r := range all {
 		responses = responses || strings.Contains(r.raw, "responsebodyaccess")
 	}
+	res.responses = responses
 	idle := idleMarkers(all, protected, responses)
 	kept := reflect.MakeSlice(rules.Type(), 0, rules.Len())
 	for i, r := range all {

@@ -113,6 +113,10 @@ type Config struct {
 	// noEvalSkip: CRS's blocking evaluation is always left to Coraza
 	// (see evalskip.go), the reference skipping it is tested against.
 	noEvalSkip bool
+	// keepConsts: the phase-1 gate sets every TX constant the resolver
+	// folded, read or not (see txreads.go), the reference setting only
+	// those read is tested against.
+	keepConsts bool
 
 	// MaxArgLength is the longest argument value accepted, in bytes
 	// (CRS's tx.arg_length); 0 means 256 KiB. MaxArgNameLength is the
@@ -388,6 +392,22 @@ func New(cfg Config) (*WAF, error) {
 			out.gate.Evals, _ = planEvals(rules)
 		}
 	}
+	if out.res != nil {
+		out.res.set = out.res.consts
+		if !cfg.keepConsts {
+			// Last: what the rules read is what is left after the
+			// folding. An error leaves every constant set.
+			if rules, err := corazaRules(w); err == nil {
+				if read, err := readConsts(rules, out.res.consts, out.res.responses); err == nil {
+					for _, g := range gates {
+						g.consts.Store(&read)
+					}
+					out.res.set = read
+				}
+			}
+		}
+		out.gate.ConstsRead = len(out.res.set)
+	}
 	return out, nil
 }
 
@@ -403,6 +423,9 @@ type GateStats struct {
 	// and their Consts TX variables are set once at the start of each
 	// transaction instead.
 	Resolved, Folded, Consts int
+	// ConstsRead is how many of the Consts a rule left or moat's code
+	// reads at run time (txreads.go): the phase-1 gate sets those alone.
+	ConstsRead int
 	// ResolveErr is why the resolver is off, if it is.
 	ResolveErr error
 	// LogData is the number of rules and chain links whose logdata,
