@@ -250,6 +250,17 @@ func TestHeaderCacheMiss(t *testing.T) {
 		return ok
 	}
 	r := browserRequest("x", "")
+	// A full shard drops an entry at random for a new one, so the value
+	// a request looked up may be dropped for one it adds later: the
+	// request is sent again until one finds all of its values kept (each
+	// time one is missing, it is put back), a few times at most.
+	al := r.Header.Get("Accept-Language")
+	for range 8 {
+		if has(headerValue, "accept-language", al) || has(headerValue, "Accept-Language", al) {
+			break
+		}
+		workOf(t, w[0], browserRequest("x", ""))
+	}
 	for _, h := range []string{"Authorization", "Cookie"} {
 		for _, name := range []string{h, strings.ToLower(h)} {
 			if has(headerValue, name, r.Header.Get(h)) {
@@ -257,7 +268,7 @@ func TestHeaderCacheMiss(t *testing.T) {
 			}
 		}
 	}
-	if !has(headerValue, "accept-language", r.Header.Get("Accept-Language")) && !has(headerValue, "Accept-Language", r.Header.Get("Accept-Language")) {
+	if !has(headerValue, "accept-language", al) && !has(headerValue, "Accept-Language", al) {
 		t.Error("the cache does not keep Accept-Language's value, seen on every request")
 	}
 }
