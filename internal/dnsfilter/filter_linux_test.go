@@ -4,7 +4,6 @@ package dnsfilter
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"net"
 	"net/netip"
@@ -20,7 +19,7 @@ import (
 
 	"moat/internal/firewall"
 	"moat/internal/flow"
-	"moat/internal/flow/ocsfcheck"
+	"moat/internal/flow/flowtest"
 	"moat/internal/netlab"
 	"moat/internal/policy"
 	"moat/internal/testkit"
@@ -400,20 +399,8 @@ func TestLocalUserDNSAudit(t *testing.T) {
 	}
 }
 
-// wait returns the first record of recs that match accepts, within
-// testkit.WaitLimit.
+// wait is flowtest.Wait.
 func wait(t *testing.T, recs *flow.Memory, what string, match func(flow.Record) bool) flow.Record {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), testkit.WaitLimit)
-	defer cancel()
-	r, err := recs.Wait(ctx, match)
-	if err != nil {
-		t.Fatalf("no record of %s", what)
-	}
-	if b, err := json.Marshal(r); err != nil {
-		t.Fatal(err)
-	} else if err := ocsfcheck.Check(b); err != nil {
-		t.Errorf("the record of %s departs from OCSF: %v\n%s", what, err, b)
-	}
-	return r
+	return flowtest.Wait(t, recs, what, match)
 }

@@ -31,6 +31,7 @@ import (
 
 	"moat/internal/firewall"
 	"moat/internal/flow"
+	"moat/internal/flow/flowtest"
 	"moat/internal/flow/ocsfcheck"
 	"moat/internal/mesh"
 	"moat/internal/netlab"
@@ -433,17 +434,10 @@ func TestEgressIdentityAndGateway(t *testing.T) {
 	}
 }
 
-// wait returns the first record of recs that match accepts, within
-// testkit.WaitLimit.
+// wait is flowtest.Wait.
 func wait(t *testing.T, recs *flow.Memory, what string, match func(flow.Record) bool) flow.Record {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), testkit.WaitLimit)
-	defer cancel()
-	r, err := recs.Wait(ctx, func(r flow.Record) bool { return r.Unmapped != nil && match(r) })
-	if err != nil {
-		t.Fatalf("no record of %s", what)
-	}
-	return r
+	return flowtest.Wait(t, recs, what, match)
 }
 
 func serverCert(t *testing.T, names ...string) (tls.Certificate, *x509.CertPool) {

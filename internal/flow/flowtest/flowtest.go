@@ -4,6 +4,7 @@ package flowtest
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"testing"
 	"time"
@@ -13,6 +14,8 @@ import (
 	"github.com/tink-crypto/tink-go/v2/tink"
 
 	"moat/internal/flow"
+	"moat/internal/flow/ocsfcheck"
+	"moat/internal/testkit"
 )
 
 // T0 is the time the records of Records carry.
@@ -97,4 +100,23 @@ func DrainAll(t *testing.T, s *flow.Spool) []string {
 		t.Fatal(err)
 	}
 	return got
+}
+
+// Wait returns the first record of recs that match accepts, within
+// testkit.WaitLimit, failing t when none comes; the record is held to
+// OCSF as ocsfcheck.Check holds it (an error, not a stop).
+func Wait(t testing.TB, recs *flow.Memory, what string, match func(flow.Record) bool) flow.Record {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), testkit.WaitLimit)
+	defer cancel()
+	r, err := recs.Wait(ctx, match)
+	if err != nil {
+		t.Fatalf("no record of %s", what)
+	}
+	if b, err := json.Marshal(r); err != nil {
+		t.Fatal(err)
+	} else if err := ocsfcheck.Check(b); err != nil {
+		t.Errorf("the record of %s departs from OCSF: %v\n%s", what, err, b)
+	}
+	return r
 }
