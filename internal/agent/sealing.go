@@ -87,11 +87,11 @@ func (a *Agent) loadCreds(dir string) (*tls.Certificate, []*x509.Certificate, er
 	if !ok {
 		return nil, nil, fmt.Errorf("agent: %s: key cannot sign", sealed)
 	}
-	chain, err := readPEMCerts(filepath.Join(dir, api.CertFile))
+	chain, err := api.ReadCertFile(filepath.Join(dir, api.CertFile))
 	if err != nil {
 		return nil, nil, err
 	}
-	roots, err := readPEMCerts(filepath.Join(dir, api.BundleFile))
+	roots, err := api.ReadCertFile(filepath.Join(dir, api.BundleFile))
 	if err != nil {
 		return nil, nil, err
 	}
@@ -108,31 +108,4 @@ func (a *Agent) credName(dir string) string {
 		rel = dir
 	}
 	return "agent/" + a.cfg.Node + "/" + filepath.ToSlash(rel) + "/key"
-}
-
-func readPEMCerts(path string) ([]*x509.Certificate, error) {
-	b, err := os.ReadFile(path)
-	if err != nil {
-		return nil, fmt.Errorf("agent: credentials: %w", err)
-	}
-	var out []*x509.Certificate
-	for {
-		var blk *pem.Block
-		blk, b = pem.Decode(b)
-		if blk == nil {
-			break
-		}
-		if blk.Type != "CERTIFICATE" {
-			continue
-		}
-		c, err := x509.ParseCertificate(blk.Bytes)
-		if err != nil {
-			return nil, fmt.Errorf("agent: %s: %w", path, err)
-		}
-		out = append(out, c)
-	}
-	if len(out) == 0 {
-		return nil, fmt.Errorf("agent: %s: no certificates", path)
-	}
-	return out, nil
 }

@@ -68,21 +68,13 @@ func LoadCredentials(dir string) (*tls.Certificate, []*x509.Certificate, error) 
 	if err != nil {
 		return nil, nil, fmt.Errorf("api: credentials: %w", err)
 	}
-	chainPEM, err := os.ReadFile(filepath.Join(dir, CertFile))
+	chain, err := ReadCertFile(filepath.Join(dir, CertFile))
 	if err != nil {
-		return nil, nil, fmt.Errorf("api: credentials: %w", err)
+		return nil, nil, err
 	}
-	bundlePEM, err := os.ReadFile(filepath.Join(dir, BundleFile))
+	roots, err := ReadCertFile(filepath.Join(dir, BundleFile))
 	if err != nil {
-		return nil, nil, fmt.Errorf("api: credentials: %w", err)
-	}
-	chain, err := parsePEMCerts(chainPEM)
-	if err != nil {
-		return nil, nil, fmt.Errorf("api: %s: %w", filepath.Join(dir, CertFile), err)
-	}
-	roots, err := parsePEMCerts(bundlePEM)
-	if err != nil {
-		return nil, nil, fmt.Errorf("api: %s: %w", filepath.Join(dir, BundleFile), err)
+		return nil, nil, err
 	}
 	blk, _ := pem.Decode(keyPEM)
 	if blk == nil {
@@ -99,7 +91,14 @@ func LoadCredentials(dir string) (*tls.Certificate, []*x509.Certificate, error) 
 	return ca.TLSCertificate(chain, signer), roots, nil
 }
 
-func parsePEMCerts(b []byte) ([]*x509.Certificate, error) {
+// ReadCertFile reads the PEM certificates of a credentials file (a chain or
+// a bundle); blocks of other types are passed over, and a file without a
+// certificate is an error. Errors name the file.
+func ReadCertFile(path string) ([]*x509.Certificate, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("api: credentials: %w", err)
+	}
 	var out []*x509.Certificate
 	for {
 		var blk *pem.Block
@@ -112,12 +111,12 @@ func parsePEMCerts(b []byte) ([]*x509.Certificate, error) {
 		}
 		c, err := x509.ParseCertificate(blk.Bytes)
 		if err != nil {
-			return nil, err
+			return nil, fmt.Errorf("api: %s: %w", path, err)
 		}
 		out = append(out, c)
 	}
 	if len(out) == 0 {
-		return nil, errors.New("no certificates")
+		return nil, fmt.Errorf("api: %s: no certificates", path)
 	}
 	return out, nil
 }
