@@ -190,6 +190,34 @@ func (f *Filter) Serve(ctx context.Context, pcs []net.PacketConn, lns []net.List
 	return first
 }
 
+// errRetry is serveErr's answer for an error the serve loop reads past.
+var errRetry = errors.New("dnsfilter: retry")
+
+// serveErr sorts a serve loop's read or accept error: nil when the filter
+// is stopping, errRetry for a timeout, else the error to end the loop with.
+func serveErr(ctx context.Context, err error) error {
+	if ctx.Err() != nil {
+		return nil
+	}
+	var ne net.Error
+	if errors.As(err, &ne) && ne.Timeout() {
+		return errRetry
+	}
+	return fmt.Errorf("dnsfilter: %w", err)
+}
+
+// admit takes a place in sem (queries in flight, TCP connections), or
+// counts the query or connection as dropped when there is none.
+func (f *Filter) admit(sem chan struct{}) bool {
+	select {
+	case sem <- struct{}{}:
+		return true
+	default:
+		f.dropped.Add(1)
+		return false
+	}
+}
+
 func (f *Filter) serveUDP(ctx context.Context, pc net.PacketConn) error {
 	sock, err := newDatagrams(pc)
 	if err != nil {
@@ -201,19 +229,12 @@ func (f *Filter) serveUDP(ctx context.Context, pc net.PacketConn) error {
 	for {
 		n, from, err := sock.read(buf)
 		if err != nil {
-			if ctx.Err() != nil {
-				return nil
+			if err := serveErr(ctx, err); err != errRetry {
+				return err
 			}
-			var ne net.Error
-			if errors.As(err, &ne) && ne.Timeout() {
-				continue
-			}
-			return fmt.Errorf("dnsfilter: %w", err)
+			continue
 		}
-		select {
-		case f.inFlight <- struct{}{}:
-		default:
-			f.dropped.Add(1)
+		if !f.admit(f.inFlight) {
 			continue
 		}
 		raw := append([]byte(nil), buf[:n]...)
@@ -234,19 +255,12 @@ func (f *Filter) serveTCP(ctx context.Context, ln net.Listener) error {
 	for {
 		c, err := ln.Accept()
 		if err != nil {
-			if ctx.Err() != nil {
-				return nil
+			if err := serveErr(ctx, err); err != errRetry {
+				return err
 			}
-			var ne net.Error
-			if errors.As(err, &ne) && ne.Timeout() {
-				continue
-			}
-			return fmt.Errorf("dnsfilter: %w", err)
+			continue
 		}
-		select {
-		case f.conns <- struct{}{}:
-		default:
-			f.dropped.Add(1)
+		if !f.admit(f.conns) {
 			c.Close()
 			continue
 		}
