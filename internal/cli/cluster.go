@@ -98,11 +98,7 @@ func (s *serverKeyring) Close() error {
 // lacks stops the server, since data here was sealed with them.
 func openServerKeyring(ctx context.Context, e *Env, c *server.File, create bool) (*serverKeyring, error) {
 	if c.Store.Backend != "etcd" {
-		kek, err := c.KEK.Load(c.DataDir, e.Getenv, create)
-		if err != nil {
-			return nil, err
-		}
-		kr, err := seal.Open(seal.Config{Dir: c.DataDir, KEK: kek, NoCreate: !create})
+		kr, kek, err := c.KEK.OpenKeyring(c.DataDir, e.Getenv, create)
 		if err != nil {
 			return nil, err
 		}
@@ -155,6 +151,9 @@ func openServerKeyring(ctx context.Context, e *Env, c *server.File, create bool)
 	case errors.Is(err, seal.ErrWrongKEK) && create:
 		return nil, fmt.Errorf("another server initialized etcd %v prefix %q meanwhile: run \"moat server run\" with its key-encryption key", ec.Endpoints, ec.Prefix)
 	case errors.Is(err, seal.ErrWrongKEK):
+		if ierr := c.KEK.InterruptedRewrap(c.DataDir, func(kek seal.KEK) bool { return opens(existing, kek, c.DataDir) }); ierr != nil {
+			return nil, fmt.Errorf("etcd %v prefix %q: %w", ec.Endpoints, ec.Prefix, ierr)
+		}
 		return nil, fmt.Errorf("%w: every server of a cluster needs the cluster's key-encryption key", err)
 	case err != nil:
 		return nil, err
