@@ -126,3 +126,61 @@ func scriptAuditTamper(ts *testscript.TestScript, neg bool, args []string) {
 	}
 	ts.Check(os.WriteFile(p, bytes.Join(frames, nil), 0o600))
 }
+
+// TestAuditLogHostileText: an entry holding what would act on a terminal
+// (a clipboard write, a title, a line break that starts a row of its own,
+// a direction override, a C1 control) and a field of 100 KiB, as someone
+// holding the KEK could write one, reaches `moat audit log` as escapes,
+// in the table and in JSON, one row per entry, the long field cut.
+func TestAuditLogHostileText(t *testing.T) {
+	dataDir := filepath.Join(t.TempDir(), "data")
+	kek, err := seal.GenerateKeyFile(dataDir+".kek", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	kr, err := seal.Open(seal.Config{Dir: dataDir, KEK: kek})
+	if err != nil {
+		t.Fatal(err)
+	}
+	l, err := audit.Open(audit.Config{Dir: filepath.Join(dataDir, audit.DirName), Sealer: kr.AEAD(), Name: "test-audit"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	const hostile = "x\x1b]52;c;cm0gLXJmIH4K\x07\x1b]0;title\x1b\\\r\n9999  2026-01-01T00:00:00Z  spiffe://example.org/admin/root  admin  ok\u202e\u009b2J"
+	entries := []audit.Entry{
+		{Actor: "spiffe://example.org/admin/a" + hostile, Role: "admin", Action: "svc.register" + hostile, Target: hostile, Result: "ok" + hostile,
+			Detail: map[string]string{"reason" + hostile: hostile, audit.DetailAccount: hostile}},
+		{Actor: "spiffe://example.org/admin/b", Role: "admin", Action: "policy.apply", Target: strings.Repeat("t", 100<<10), Result: "ok"},
+	}
+	for _, en := range entries {
+		if err := l.Record(context.Background(), en); err != nil {
+			t.Fatal(err)
+		}
+	}
+	l.Close()
+	for _, out := range []string{"table", "json"} {
+		code, stdout, stderr := runCLI(t, nil, "audit", "log", "--data-dir", dataDir, "--output", out)
+		if code != 0 {
+			t.Fatalf("audit log --output %s: exit %d: %s", out, code, stderr)
+		}
+		if i := strings.IndexFunc(stdout, func(r rune) bool {
+			return r == '\x1b' || r == '\a' || r == '\r' || r == '\u202e' || r == '\u009b'
+		}); i >= 0 {
+			t.Errorf("--output %s: a raw control at byte %d: %q", out, i, stdout[max(0, i-20):min(len(stdout), i+20)])
+		}
+		lines := strings.Split(strings.TrimSuffix(stdout, "\n"), "\n")
+		want := len(entries)
+		if out == "table" {
+			want++ // the header
+		}
+		if len(lines) != want {
+			t.Errorf("--output %s: %d lines, want %d: a field started a row of its own", out, len(lines), want)
+		}
+		if out == "table" && (len(lines[2]) > 2*maxCell+200 || !strings.Contains(lines[2], "…")) {
+			t.Errorf("the 100 KiB target is not cut in the table: %d bytes", len(lines[2]))
+		}
+		if out == "json" && !strings.Contains(stdout, `\u001b]52;c;`) {
+			t.Errorf("--output json: the escape is not shown as one:\n%.400s", stdout)
+		}
+	}
+}

@@ -98,11 +98,7 @@ func (s *serverKeyring) Close() error {
 // lacks stops the server, since data here was sealed with them.
 func openServerKeyring(ctx context.Context, e *Env, c *server.File, create bool) (*serverKeyring, error) {
 	if c.Store.Backend != "etcd" {
-		kek, err := c.KEK.Load(c.DataDir, e.Getenv, create)
-		if err != nil {
-			return nil, err
-		}
-		kr, err := seal.Open(seal.Config{Dir: c.DataDir, KEK: kek, NoCreate: !create})
+		kr, kek, err := c.KEK.OpenKeyring(c.DataDir, e.Getenv, create)
 		if err != nil {
 			return nil, err
 		}
@@ -144,8 +140,24 @@ func openServerKeyring(ctx context.Context, e *Env, c *server.File, create bool)
 	if err := os.MkdirAll(c.DataDir, 0o700); err != nil {
 		return nil, err
 	}
+	// A KEK rotation that re-wrapped the cluster's keyring (and this
+	// directory's copy) and stopped before its key replaced the key file.
+	interrupted := func() error {
+		if existing == nil {
+			return nil
+		}
+		if ierr := c.KEK.InterruptedRewrap(c.DataDir, func(kek seal.KEK) bool { return opens(existing, kek, c.DataDir) }); ierr != nil {
+			return fmt.Errorf("etcd %v prefix %q: %w", ec.Endpoints, ec.Prefix, ierr)
+		}
+		return nil
+	}
 	local := filepath.Join(c.DataDir, seal.KeyringFile)
 	if err := adoptLocalKeyring(local, backend, sk.kek, existing); err != nil {
+		if errors.Is(err, seal.ErrWrongKEK) {
+			if ierr := interrupted(); ierr != nil {
+				return nil, ierr
+			}
+		}
 		return nil, err
 	}
 	sk.kr, err = seal.Open(seal.Config{Dir: c.DataDir, KEK: sk.kek, NoCreate: !create, Backend: backend, Mirror: local})
@@ -155,6 +167,9 @@ func openServerKeyring(ctx context.Context, e *Env, c *server.File, create bool)
 	case errors.Is(err, seal.ErrWrongKEK) && create:
 		return nil, fmt.Errorf("another server initialized etcd %v prefix %q meanwhile: run \"moat server run\" with its key-encryption key", ec.Endpoints, ec.Prefix)
 	case errors.Is(err, seal.ErrWrongKEK):
+		if ierr := interrupted(); ierr != nil {
+			return nil, ierr
+		}
 		return nil, fmt.Errorf("%w: every server of a cluster needs the cluster's key-encryption key", err)
 	case err != nil:
 		return nil, err

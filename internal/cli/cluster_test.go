@@ -11,6 +11,9 @@ import (
 	"time"
 
 	"moat/internal/api"
+	"moat/internal/seal"
+	"moat/internal/server"
+	"moat/internal/store"
 	"moat/internal/store/storetest"
 )
 
@@ -119,4 +122,52 @@ func runServerConfig(t *testing.T, file string) string {
 		return false
 	})
 	return addr
+}
+
+// TestClusterRunAfterInterruptedRewrap: on a cluster the keyring lives in
+// etcd. A KEK rotation that re-wrapped it there under the new key beside
+// the key file, then stopped before moving that key over the file, leaves
+// a server that says which file opens the cluster's keyring.
+func TestClusterRunAfterInterruptedRewrap(t *testing.T) {
+	url := storetest.StartEtcd(t)
+	dir := t.TempDir()
+	cfgFile := filepath.Join(dir, "a.yaml")
+	data := filepath.Join(dir, "a")
+	if err := os.WriteFile(cfgFile, []byte("data_dir: "+data+"\nname: a\nlisten: 127.0.0.1:0\nstore:\n  backend: etcd\n  endpoints: ["+url+"]\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if code, _, errOut := runCLI(t, nil, "server", "init", "--config", cfgFile, "--trust-domain", "example.org"); code != 0 {
+		t.Fatalf("server init: %s", errOut)
+	}
+	ec, err := etcdConfig(server.StoreFile{Backend: "etcd", Endpoints: []string{url}}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	meta, err := store.OpenEtcdMeta(context.Background(), ec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer meta.Close()
+	kek, err := seal.OpenKeyFile(data + ".kek")
+	if err != nil {
+		t.Fatal(err)
+	}
+	kr, err := seal.Open(seal.Config{Dir: data, KEK: kek, NoCreate: true, Backend: etcdKeyring{meta}, Mirror: filepath.Join(data, seal.KeyringFile)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	pending := data + ".kek.new"
+	newKEK, err := seal.GenerateKeyFile(pending, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := kr.RewrapKEK(newKEK); err != nil {
+		t.Fatal(err)
+	}
+	t.Log("the rotation stopped here: etcd's keyring, and the directory's copy, are under the pending key")
+	code, _, stderr := runCLI(t, nil, "server", "run", "--config", cfgFile)
+	if code == 0 || !strings.Contains(stderr, pending) || !strings.Contains(stderr, "move") {
+		t.Fatalf("server run: exit %d, %q; want it refused, naming %s", code, stderr, pending)
+	}
+	t.Log(stderr)
 }

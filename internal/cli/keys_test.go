@@ -456,6 +456,66 @@ func TestKeysRewrap(t *testing.T) {
 	}
 }
 
+// TestServerRunAfterInterruptedRewrap: a KEK rotation re-wraps the
+// keyring under a new key beside the key file, then moves it over the
+// file. A server stopped between the two does not start on the old key:
+// it names the file the keyring opens under and changes nothing; once the
+// file is moved, the data opens.
+func TestServerRunAfterInterruptedRewrap(t *testing.T) {
+	tmp := t.TempDir()
+	dir := filepath.Join(tmp, "data")
+	if code, _, stderr := runCLI(t, nil, "server", "init", "--data-dir", dir, "--trust-domain", "example.org", "--admin-dir", filepath.Join(tmp, "admin")); code != 0 {
+		t.Fatalf("init: %s", stderr)
+	}
+	kekFile := dir + ".kek"
+	kek, err := seal.OpenKeyFile(kekFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	kr, err := seal.Open(seal.Config{Dir: dir, KEK: kek, NoCreate: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	pending := kekFile + ".new"
+	newKEK, err := seal.GenerateKeyFile(pending, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := kr.RewrapKEK(newKEK); err != nil {
+		t.Fatal(err)
+	}
+	t.Log("the rotation stopped here: the keyring is under the pending key, the key file holds the old one")
+	before := treeDigest(t, dir)
+	code, _, stderr := runCLI(t, nil, "server", "run", "--data-dir", dir, "--listen", loop(freePortBase(t, 1)))
+	if code == 0 || !strings.Contains(stderr, "does not open") || !strings.Contains(stderr, pending) || !strings.Contains(stderr, "move") {
+		t.Fatalf("server run: exit %d, %q; want it refused, naming %s", code, stderr, pending)
+	}
+	t.Log(stderr)
+	if treeDigest(t, dir) != before {
+		t.Fatal("a refused start changed the data directory")
+	}
+	code, _, stderr = runCLI(t, nil, "audit", "log", "--data-dir", dir)
+	if code == 0 || !strings.Contains(stderr, pending) {
+		t.Fatalf("audit log: exit %d, %q; want it refused, naming %s", code, stderr, pending)
+	}
+	t.Log("moved as the error says, the data opens")
+	if err := os.Rename(pending, kekFile); err != nil {
+		t.Fatal(err)
+	}
+	addr := loop(freePortBase(t, 1))
+	srv := startServerCLI(t, nil, "--data-dir", dir, "--listen", addr)
+	waitFor(t, "the server", func() bool {
+		select {
+		case code := <-srv.done:
+			t.Fatalf("server exited %d: %s", code, srv.errb.String())
+		default:
+		}
+		code, _, _ := runCLI(t, nil, "svc", "list", "--server", addr, "--admin-dir", filepath.Join(tmp, "admin"))
+		return code == 0
+	})
+	srv.stop()
+}
+
 // TestAgentWrongKEK: an agent whose keyring does not open under the given
 // KEK stops before touching its data directory.
 func TestAgentWrongKEK(t *testing.T) {

@@ -125,7 +125,7 @@ func startServer(ctx context.Context, e *Env, c *server.File, logger *slog.Logge
 		return nil, err
 	}
 	if p.engine, err = detect.New(detect.Config{
-		Rules: settings.Rules, Queue: settings.Queue, Sweep: settings.Sweep, WorkHours: settings.WorkHours,
+		Rules: settings.Rules, Queue: settings.Queue, Sweep: settings.Sweep, WorkHours: settings.WorkHours, NodeAlerts: settings.NodeAlerts,
 		Notifier: p.dispatch, Findings: flowSink{p.flows}, Logger: logger, Metrics: dm,
 	}); err != nil {
 		return nil, err

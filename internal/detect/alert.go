@@ -116,6 +116,11 @@ const (
 	RuleEgressDenied = "egress_denied"
 	// RuleTest marks the alert `moat alerts test` sends.
 	RuleTest = "test"
+	// RuleNodeAlertsMuted: the records of one node raised more alerts than
+	// its budget (Config.NodeAlerts); the rest go to the flow store as
+	// findings but not to the sinks. Subject: the node. Resolved once its
+	// budget is whole again.
+	RuleNodeAlertsMuted = "node_alerts_muted"
 )
 
 // Alert is one notification: a rule's condition began (StatusFiring) or ended

@@ -14,6 +14,7 @@ import (
 //
 //	queue: 10000            # records the engine may hold before dropping
 //	sweep: 10s              # how often windows are re-evaluated for resolves
+//	node_alerts: 50         # alerts one node's records may send, at once and per hour (-1: no bound)
 //	rules:
 //	  scan:       {window: 1m, threshold: 20, severity: high, dedup: 1h}
 //	  new_edge:   {learning: 15m}
@@ -26,11 +27,13 @@ import (
 //	delivery: {queue: 1000, attempts: 5, backoff: 1s, max_backoff: 1m, timeout: 10s}
 
 type rawFile struct {
-	Queue    int           `yaml:"queue"`
-	Sweep    time.Duration `yaml:"sweep"`
-	Rules    rawRules      `yaml:"rules"`
-	Sinks    []rawSink     `yaml:"sinks"`
-	Delivery rawDelivery   `yaml:"delivery"`
+	Queue int           `yaml:"queue"`
+	Sweep time.Duration `yaml:"sweep"`
+	// NodeAlerts is Config.NodeAlerts: 0 means DefaultNodeAlerts, -1 no bound.
+	NodeAlerts int         `yaml:"node_alerts"`
+	Rules      rawRules    `yaml:"rules"`
+	Sinks      []rawSink   `yaml:"sinks"`
+	Delivery   rawDelivery `yaml:"delivery"`
 }
 
 type rawRules struct {
@@ -130,6 +133,8 @@ type Settings struct {
 	Delivery Delivery
 	// WorkHours is when break-glass sessions are expected (unusual_hours).
 	WorkHours WorkHours
+	// NodeAlerts is Config.NodeAlerts.
+	NodeAlerts int
 }
 
 // Sink types.
@@ -249,6 +254,14 @@ func (f *rawFile) settings(getenv func(string) string) (*Settings, error) {
 	}
 	if s.Sweep == 0 {
 		s.Sweep = 10 * time.Second
+	}
+	switch {
+	case f.NodeAlerts < -1:
+		return nil, config.Errorf("node_alerts", "want a positive count, or -1 for no bound")
+	case f.NodeAlerts == 0:
+		s.NodeAlerts = DefaultNodeAlerts
+	default:
+		s.NodeAlerts = f.NodeAlerts
 	}
 	for _, r := range []struct {
 		name string

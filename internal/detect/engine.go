@@ -77,6 +77,11 @@ type Config struct {
 	// WorkHours is when break-glass sessions are expected (unusual_hours);
 	// the zero value means DefaultWorkHours.
 	WorkHours WorkHours
+	// NodeAlerts bounds the firing alerts one node's records send to the
+	// Notifier: that many at once and that many an hour, the rest kept as
+	// findings alone (see RuleNodeAlertsMuted). 0 means DefaultNodeAlerts;
+	// a negative value sets no bound.
+	NodeAlerts int
 }
 
 // Engine runs the detection rules. Write and ObserveAudit may be called from
@@ -95,6 +100,11 @@ type Engine struct {
 	// edgesFull counts new edges not remembered because edges was full.
 	edgesFull uint64
 	policies  map[string]*subject
+	// nodes is each node's alert budget, muted the keys of the alerts it
+	// held back (so their resolves are held back too), mutedTotal how many.
+	nodes      map[string]*nodeBudget
+	muted      map[string]bool
+	mutedTotal uint64
 }
 
 type item struct {
@@ -125,6 +135,9 @@ func New(cfg Config) (*Engine, error) {
 	if cfg.WorkHours.Location == nil && cfg.WorkHours.Start == cfg.WorkHours.End {
 		cfg.WorkHours = DefaultWorkHours()
 	}
+	if cfg.NodeAlerts == 0 {
+		cfg.NodeAlerts = DefaultNodeAlerts
+	}
 	e := &Engine{
 		cfg:      cfg,
 		queue:    make(chan item, cfg.Queue),
@@ -132,6 +145,8 @@ func New(cfg Config) (*Engine, error) {
 		windows:  map[string]*window{},
 		edges:    map[string]struct{}{},
 		policies: map[string]*subject{},
+		nodes:    map[string]*nodeBudget{},
+		muted:    map[string]bool{},
 	}
 	for name, rc := range cfg.Rules {
 		if !rc.Enabled {
@@ -192,6 +207,9 @@ type Stats struct {
 	// SubjectsDropped counts events for new subjects refused because a
 	// rule tracked MaxSubjects already, by rule.
 	SubjectsDropped map[string]uint64
+	// Muted counts firing alerts kept as findings alone because their
+	// node's records had spent its budget (Config.NodeAlerts).
+	Muted uint64
 }
 
 // Stats returns the engine's counters.
@@ -203,6 +221,7 @@ func (e *Engine) Stats() Stats {
 		s.SubjectsDropped[name] = w.dropped
 	}
 	s.SubjectsDropped[RuleNewEdge] += e.edgesFull
+	s.Muted = e.mutedTotal
 	return s
 }
 
@@ -237,34 +256,52 @@ func (e *Engine) Sweep() {
 	for _, n := range names {
 		out = append(out, e.windows[n].sweep(now)...)
 	}
+	send, quiet := e.budget(now, "", out)
+	send = append(send, e.sweepBudgets(now)...)
 	e.mu.Unlock()
-	e.emit(out)
+	e.emit(send, quiet)
 }
 
 func (e *Engine) process(it item) {
 	now := e.cfg.Now()
 	var out []Alert
+	node := ""
 	e.mu.Lock()
 	if it.entry != nil {
 		out = e.observeAudit(now, it.entry)
 	} else {
 		out = e.observeRecord(now, &it.rec)
+		if it.rec.Unmapped != nil {
+			node = it.rec.Unmapped.Node
+		}
 	}
+	send, quiet := e.budget(now, node, out)
 	e.mu.Unlock()
 	e.done.Add(1)
-	e.emit(out)
+	e.emit(send, quiet)
 }
 
-func (e *Engine) emit(as []Alert) {
-	for _, a := range as {
-		e.cfg.Metrics.alertRaised(a)
+// emit hands the alerts of send to the Notifier; those of quiet, held
+// back by a node's budget, are findings alone.
+func (e *Engine) emit(send, quiet []Alert) {
+	for _, a := range quiet {
+		e.cfg.Logger.Debug("detect: alert held back by its node's budget", logRule, a.Rule, logStatus, string(a.Status), logKey, a.Key)
+		e.raised(a)
+	}
+	for _, a := range send {
 		e.cfg.Logger.Info("detect: alert", logRule, a.Rule, logStatus, string(a.Status), logKey, a.Key, logSeverity, string(a.Severity))
-		if a.Status == StatusFiring && e.cfg.Findings != nil {
-			if err := e.cfg.Findings.Write(Finding(a)); err != nil {
-				e.cfg.Logger.Warn("detect: write finding", logKey, a.Key, logErr, err)
-			}
-		}
+		e.raised(a)
 		e.cfg.Notifier.Notify(a)
+	}
+}
+
+// raised counts a and keeps it as a finding when it fires.
+func (e *Engine) raised(a Alert) {
+	e.cfg.Metrics.alertRaised(a)
+	if a.Status == StatusFiring && e.cfg.Findings != nil {
+		if err := e.cfg.Findings.Write(Finding(a)); err != nil {
+			e.cfg.Logger.Warn("detect: write finding", logKey, a.Key, logErr, err)
+		}
 	}
 }
 

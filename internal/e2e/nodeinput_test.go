@@ -87,6 +87,23 @@ func TestNodeCannotForgeOrFloodFlows(t *testing.T) {
 	if err := n1.Call(ctx, http.MethodPost, api.PathFlows, []flow.Record{mixed}, &ack); err != nil || ack.Refused != 1 {
 		t.Fatalf("ack %+v, %v: want the record refused", ack, err)
 	}
+	t.Log("nor may n3 name api and db by their endpoints' names alone: a record is queried and drawn under that name")
+	byName := flowRecord("forged-3", "api", "db", 999999999)
+	byName.SrcEndpoint = &flow.Endpoint{Name: "api", IP: "10.0.0.1"}
+	byName.DstEndpoint = &flow.Endpoint{Name: "db", IP: "10.0.0.2", Port: 5432}
+	if cols := flow.ColumnsOf(&byName); cols.Src != "api" || cols.Dst != "db" {
+		t.Fatalf("the record's columns %+v do not name api and db", cols)
+	}
+	ack = api.FlowAck{}
+	if err := n3.Call(ctx, http.MethodPost, api.PathFlows, []flow.Record{byName}, &ack); err != nil || ack.Refused != 1 || stored("forged-3") {
+		t.Fatalf("ack %+v, %v: a node stored a flow naming services it does not run", ack, err)
+	}
+	t.Log("n1 may: api is its own")
+	ownByName := byName
+	ownByName.Metadata.UID = "own-by-name-1"
+	if err := n1.Call(ctx, http.MethodPost, api.PathFlows, []flow.Record{ownByName}, &ack); err != nil || ack.Stored != 1 || !stored("own-by-name-1") {
+		t.Fatalf("ack %+v, %v: want n1's record naming its own api stored", ack, err)
+	}
 
 	t.Log("an account that is no account ID is refused: detection keys an administrator's refusals by it")
 	badAcct := flowRecord("bad-account-1", "api", "db", 1)

@@ -22,4 +22,9 @@ var (
 	// flipped byte, a truncated write): its checksum or structure is wrong.
 	// A wrong KEK is ErrWrongKEK instead.
 	ErrKeyringDamaged = errors.New("the keyring is damaged")
+	// ErrRewrapInterrupted: the keyring opens under the new key a KEK
+	// rotation left beside the key file (PendingKeyFile), not under the
+	// key file: the rotation stopped before replacing it. It comes with
+	// ErrWrongKEK.
+	ErrRewrapInterrupted = errors.New("a KEK rotation stopped before its new key replaced the key file")
 )

@@ -183,3 +183,49 @@ func TestPassphraseKEK(t *testing.T) {
 		t.Fatal("tiny memory accepted")
 	}
 }
+
+// TestOpenKeyringAfterInterruptedRewrap: a KEK rotation re-wraps the
+// keyring under a new key written beside the key file, then moves it over
+// the key file. Stopped between the two, the key file no longer opens the
+// keyring: opening says which file does and what to do, and opens nothing.
+func TestOpenKeyringAfterInterruptedRewrap(t *testing.T) {
+	parent := t.TempDir()
+	dir := filepath.Join(parent, "data")
+	var cfg KEKConfig
+	kr, _, err := cfg.OpenKeyring(dir, func(string) string { return "" }, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	keyFile := cfg.KeyFile(dir)
+	pending := PendingKeyFile(keyFile)
+	newKEK, err := GenerateKeyFile(pending, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := kr.RewrapKEK(newKEK); err != nil {
+		t.Fatal(err)
+	}
+	t.Log("the rotation stops here, before the new key replaces the old file")
+	_, _, err = cfg.OpenKeyring(dir, func(string) string { return "" }, false)
+	if !errors.Is(err, ErrWrongKEK) || !errors.Is(err, ErrRewrapInterrupted) {
+		t.Fatalf("err = %v, want ErrWrongKEK and ErrRewrapInterrupted", err)
+	}
+	for _, want := range []string{keyFile, pending} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("err = %v, want it to name %q", err, want)
+		}
+	}
+	t.Log(err)
+
+	t.Log("a pending file that does not open the keyring is not named")
+	if err := os.Remove(pending); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := GenerateKeyFile(pending, nil); err != nil {
+		t.Fatal(err)
+	}
+	_, _, err = cfg.OpenKeyring(dir, func(string) string { return "" }, false)
+	if !errors.Is(err, ErrWrongKEK) || errors.Is(err, ErrRewrapInterrupted) || strings.Contains(err.Error(), pending) {
+		t.Fatalf("err = %v, want ErrWrongKEK alone", err)
+	}
+}

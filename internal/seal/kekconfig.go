@@ -53,6 +53,30 @@ func (k *KEKConfig) RewrappableFile(dataDir string) string {
 	return ""
 }
 
+// PendingKeyFile is where a KEK rotation writes the new key of the key
+// file path: the keyring is re-wrapped under it, then it replaces path.
+func PendingKeyFile(path string) string { return path + ".new" }
+
+// InterruptedRewrap explains a keyring of dataDir that the key file does
+// not open (opens reports whether a KEK opens it): when the key a KEK
+// rotation left pending beside the key file does, the rotation stopped
+// before replacing the file, and the error (ErrWrongKEK and
+// ErrRewrapInterrupted) names both files. It returns nil otherwise. It
+// moves nothing: the old key may still be needed for backups made under it.
+func (k *KEKConfig) InterruptedRewrap(dataDir string, opens func(KEK) bool) error {
+	file := k.RewrappableFile(dataDir)
+	if file == "" {
+		return nil
+	}
+	pending := PendingKeyFile(file)
+	kek, err := OpenKeyFile(pending)
+	if err != nil || !opens(kek) {
+		return nil
+	}
+	return fmt.Errorf("%w: the keyring opens under %q, not under the key file %q: %w; keep a copy of %q if backups were made under it, then move %q to %q",
+		ErrWrongKEK, pending, file, ErrRewrapInterrupted, file, pending, file)
+}
+
 // Load returns the key-encryption key of dataDir; with create, a missing key
 // file is generated. getenv reads the environment.
 func (k *KEKConfig) Load(dataDir string, getenv func(string) string, create bool) (KEK, error) {
@@ -100,6 +124,14 @@ func (k *KEKConfig) OpenKeyring(dataDir string, getenv func(string) string, crea
 		}
 	}
 	kr, err := Open(Config{Dir: dataDir, KEK: kek, NoCreate: !create})
+	if errors.Is(err, ErrWrongKEK) {
+		if ierr := k.InterruptedRewrap(dataDir, func(kek KEK) bool {
+			_, err := Open(Config{Dir: dataDir, KEK: kek, NoCreate: true})
+			return err == nil
+		}); ierr != nil {
+			return nil, nil, fmt.Errorf("seal: keyring %s: %w", filepath.Join(dataDir, KeyringFile), ierr)
+		}
+	}
 	if err != nil {
 		return nil, nil, err
 	}

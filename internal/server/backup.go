@@ -68,13 +68,16 @@ func (s *Server) handleBackup(ctx context.Context, c *caller, r *http.Request) (
 	if err := os.Mkdir(parts, 0o700); err != nil {
 		return nil, "", err
 	}
+	// The audit log before the store: its entries carry the store's
+	// revision when they were written, and a restored server refuses a
+	// store older than its log (checkStoreNotOlder).
+	if err := copyAudit(filepath.Join(k.cfg.DataDir, audit.DirName), filepath.Join(parts, backupAudit)); err != nil {
+		return nil, "", err
+	}
 	if err := copyStore(ctx, snap, filepath.Join(parts, backupStore)); err != nil {
 		return nil, "", err
 	}
 	if err := copyFlows(ctx, filepath.Join(k.cfg.DataDir, backupFlows), filepath.Join(parts, backupFlows)); err != nil {
-		return nil, "", err
-	}
-	if err := copyAudit(filepath.Join(k.cfg.DataDir, audit.DirName), filepath.Join(parts, backupAudit)); err != nil {
 		return nil, "", err
 	}
 	if _, ok := k.cfg.Store.(*store.Etcd); ok {

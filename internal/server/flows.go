@@ -114,7 +114,7 @@ func (s *Server) handleFlows(w http.ResponseWriter, r *http.Request, c *caller) 
 		writeError(w, err)
 		return
 	}
-	local, err := s.servicesOn(r.Context(), c.Name)
+	nodes, err := s.serviceNodes(r.Context())
 	if err != nil {
 		writeError(w, err)
 		return
@@ -134,7 +134,7 @@ func (s *Server) handleFlows(w http.ResponseWriter, r *http.Request, c *caller) 
 		case rec.Unmapped != nil && rec.Unmapped.Account != "" && identity.ValidAccountID(rec.Unmapped.Account) != nil:
 			// Detection keys an administrator's refusals by it.
 			why = "invalid"
-		case !s.aboutNode(&rec, local):
+		case !s.aboutNode(&rec, c.Name, nodes):
 			why = "not_this_node"
 		}
 		raws[i] = nil
@@ -203,43 +203,53 @@ func readFlowBatch(w http.ResponseWriter, r *http.Request, lim FlowLimits) ([]js
 	return raws, nil
 }
 
-// servicesOn returns the names of the services registered on node.
-func (s *Server) servicesOn(ctx context.Context, node string) (map[string]bool, error) {
+// serviceNodes maps every registered service to the node it runs on.
+func (s *Server) serviceNodes(ctx context.Context) (map[string]string, error) {
 	regs, err := s.services(ctx)
 	if err != nil {
 		return nil, err
 	}
-	out := map[string]bool{}
+	out := make(map[string]string, len(regs))
 	for _, reg := range regs {
-		if reg.Node == node {
-			out[reg.Name] = true
-		}
+		out[reg.Name] = reg.Node
 	}
 	return out, nil
 }
 
-// aboutNode reports whether a record may come from the node running the
-// services in local: one of its ends is a local service, or neither end
-// names a service.
-func (s *Server) aboutNode(r *flow.Record, local map[string]bool) bool {
-	src, srcOK := s.endpointService(r.SrcEndpoint)
-	dst, dstOK := s.endpointService(r.DstEndpoint)
-	proxy, proxyOK := s.endpointService(r.ProxyEndpoint)
+// aboutNode reports whether a record may come from node, given where
+// every service runs (nodes): one of its ends is a service of the node,
+// or no end names a service.
+func (s *Server) aboutNode(r *flow.Record, node string, nodes map[string]string) bool {
+	src, srcOK := s.endpointService(r.SrcEndpoint, nodes)
+	dst, dstOK := s.endpointService(r.DstEndpoint, nodes)
+	proxy, proxyOK := s.endpointService(r.ProxyEndpoint, nodes)
 	if !srcOK || !dstOK || !proxyOK {
 		return false
 	}
 	if src == "" && dst == "" && proxy == "" {
 		return true
 	}
+	local := func(svc string) bool { return svc != "" && nodes[svc] == node }
 	// A connection through a service of the node (the egress gateway) is
 	// about the node too.
-	return (src != "" && local[src]) || (dst != "" && local[dst]) || (proxy != "" && local[proxy])
+	return local(src) || local(dst) || local(proxy)
 }
 
 // endpointService returns the service an endpoint names, "" when none; ok
-// is false when its SPIFFE ID and service name disagree.
-func (s *Server) endpointService(e *flow.Endpoint) (name string, ok bool) {
+// is false when its SPIFFE ID and service name disagree. An endpoint with
+// neither names the registered service (a key of nodes) its name is, if
+// any: records are queried, and the dashboard draws them, under an
+// endpoint's name when it has no SPIFFE ID or service name
+// (flow.ColumnsOf), so a name alone must not carry a record onto another
+// node's service.
+func (s *Server) endpointService(e *flow.Endpoint, nodes map[string]string) (name string, ok bool) {
 	if e == nil {
+		return "", true
+	}
+	if e.UID == "" && e.SvcName == "" {
+		if _, registered := nodes[e.Name]; registered {
+			return e.Name, true
+		}
 		return "", true
 	}
 	byID := ""

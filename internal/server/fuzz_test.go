@@ -161,7 +161,7 @@ func FuzzFlowBatch(f *testing.F) {
 	s := fuzzServer(f)
 	lim := FlowLimits{MaxBatchBytes: 1 << 16, MaxBatchRecords: 50, MaxRecordBytes: 4 << 10}
 	lim.defaults()
-	local := map[string]bool{"api": true}
+	nodes := map[string]string{"api": "n1", "db": "n2"}
 	f.Fuzz(func(t *testing.T, body []byte) {
 		r := httptest.NewRequest(http.MethodPost, api.PathFlows, bytes.NewReader(body))
 		raws, err := readFlowBatch(httptest.NewRecorder(), r, lim)
@@ -179,7 +179,7 @@ func FuzzFlowBatch(f *testing.F) {
 			if json.Unmarshal(raw, &rec) != nil || flow.Validate(&rec) != nil {
 				continue
 			}
-			_ = s.aboutNode(&rec, local)
+			_ = s.aboutNode(&rec, "n1", nodes)
 		}
 	})
 }

@@ -360,7 +360,7 @@ func (k *Keys) loadKEK(src *api.KEKSource) (seal.KEK, string, error) {
 			}
 			// A fresh key beside the old one; it replaces the old file once
 			// the keyring is re-wrapped under it.
-			path = k.cfg.KEKFile + ".new"
+			path = seal.PendingKeyFile(k.cfg.KEKFile)
 			if err := os.Remove(path); err != nil && !errors.Is(err, fs.ErrNotExist) {
 				return nil, "", err
 			}
@@ -479,6 +479,7 @@ func (s *Server) handleKeysRotate(ctx context.Context, c *caller, r *http.Reques
 		}
 		note = fmt.Sprintf("the key file %s now holds the new KEK", k.cfg.KEKFile)
 	}
+	note += "; backups made before this rotation open only under the old KEK"
 	if k.cfg.KeyringChanges != nil {
 		// The keyring is the cluster's: every other server still holds the
 		// old KEK, keeps the keys it loaded, and cannot load a later change.

@@ -41,6 +41,9 @@ func (s *Server) record(ctx context.Context, e audit.Entry) error {
 		e.Detail = map[string]string{}
 	}
 	e.Detail["server"] = s.cfg.Name
+	if rev := s.storeRev(ctx); rev != "" {
+		e.Detail[DetailStoreRev] = rev
+	}
 	return s.cfg.Audit.Record(context.WithoutCancel(ctx), e)
 }
 

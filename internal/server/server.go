@@ -168,6 +168,9 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 		}
 		return nil, fmt.Errorf("server: %w", err)
 	}
+	if err := s.checkStoreNotOlder(ctx); err != nil {
+		return nil, err
+	}
 	td, err := identity.ParseTrustDomain(s.meta.TrustDomain)
 	if err != nil {
 		return nil, fmt.Errorf("server: stored meta: %w", err)
