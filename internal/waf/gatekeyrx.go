@@ -69,6 +69,12 @@ type keyedWriter struct {
 	prefix string // lower case ASCII
 	sels   []int
 	node   int
+	// caseOnly: the link's transformations are lowercase alone and its
+	// pattern matches every value whole (920450's), so that on an ASCII
+	// value the key is prefix and the value but for the case of its
+	// letters, which the regexes' key tests read in any case: the value
+	// is not lower-cased for them.
+	caseOnly bool
 }
 
 // corazaTXWrites are the TX keys Coraza writes itself, captures apart.
@@ -276,7 +282,11 @@ func keyedWriterOf(p *gatePlan, w *rrule, fn plugintypes.Action, nodeOf map[[2]u
 			return nil, nil
 		}
 	}
-	return &keyedWriter{re: re, prefix: prefix, sels: gr.sels, node: gr.node}, nil
+	caseOnly := re.whole
+	for n := gr.node; n != 0; n = p.nodes[n].parent {
+		caseOnly = caseOnly && transformationName(p.nodes[n].fn) == corazaTransformations+"lowerCase"
+	}
+	return &keyedWriter{re: re, prefix: prefix, sels: gr.sels, node: gr.node, caseOnly: caseOnly}, nil
 }
 
 // keysMayMatch reports whether a key k reads may be in TX when its rule
@@ -292,8 +302,11 @@ func (s *gateState) keysMayMatch(k *txKeyReader) bool {
 		w := &k.keyed[i]
 		for _, sel := range w.sels {
 			for _, vi := range s.values(sel) {
+				if v := s.vals[vi]; w.caseOnly && !hasNonASCII(v) && !s.keyRead(k, w.prefix, v, false) {
+					continue
+				}
 				c0, ok := w.re.capture0(s.transformed(w.node, vi))
-				if ok && s.keyRead(k, w.prefix, c0) {
+				if ok && s.keyRead(k, w.prefix, c0, true) {
 					return true
 				}
 			}
@@ -305,12 +318,12 @@ func (s *gateState) keysMayMatch(k *txKeyReader) bool {
 // keyRead reports whether one of k's regexes matches the key prefix+c0
 // as Coraza's setvar lower-cases it and TX keeps it; each regex's key
 // test is asked first, of the key as made (it reads literals in any
-// case).
-func (s *gateState) keyRead(k *txKeyReader, prefix, c0 string) bool {
+// case). Without exact, only the key tests are asked.
+func (s *gateState) keyRead(k *txKeyReader, prefix, c0 string, exact bool) bool {
 	s.kbuf = append(append(s.kbuf[:0], prefix...), c0...)
 	key := unsafe.String(unsafe.SliceData(s.kbuf), len(s.kbuf))
 	for i, rx := range k.rxs {
-		if k.needs[i].mayMatchKey(key) && rx.MatchString(strings.ToLower(strings.ToLower(key))) {
+		if k.needs[i].mayMatchKey(key) && (!exact || rx.MatchString(strings.ToLower(strings.ToLower(key)))) {
 			return true
 		}
 	}

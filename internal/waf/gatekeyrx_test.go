@@ -63,7 +63,7 @@ func TestGateKeyReaderCRS(t *testing.T) {
 	}
 	defer w.Close()
 	kr := keyReaderOf(w, 922110)
-	if kr == nil || !slices.Equal(kr.writers, []int{922150}) || len(kr.keyed) != 1 || kr.keyed[0].prefix != "header_name_920450_" {
+	if kr == nil || !slices.Equal(kr.writers, []int{922150}) || len(kr.keyed) != 1 || kr.keyed[0].prefix != "header_name_920450_" || !kr.keyed[0].caseOnly {
 		t.Fatalf("922110 is not decided with 922150 as writer and 920450 as keyed writer: %+v", kr)
 	}
 	const ua = "Host: localhost\r\nUser-Agent: Mozilla/5.0\r\nAccept: */*\r\n"
