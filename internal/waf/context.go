@@ -146,7 +146,7 @@ func (contextAction) Evaluate(_ plugintypes.RuleMetadata, tx plugintypes.Transac
 			last = max(last, md.ChainLevel())
 		}
 		score := severityScore(txv, r.Severity())
-		counter := "inbound_anomaly_score_pl" + strconv.Itoa(paranoiaOf(r.Tags()))
+		counter := txLevelScore + strconv.Itoa(paranoiaOf(r.Tags()))
 		taken, chainBenign := 0, true
 		for _, md := range mds {
 			vals, ok := originals(v, md)

@@ -269,6 +269,9 @@ type gateRule struct {
 	// captured: a chain decided with what its first link would write
 	// (gatecapture.go).
 	captured *capturedChain
+	// keys: a rule that reads TX by key regex alone, decided by the
+	// keys that may be there (gatekeyrx.go).
+	keys *txKeyReader
 	// unions[i]: the slot of the bytes of all of sels[i]'s values after
 	// node (gateState.uni), or -1; nil when the rule has no byte test
 	// (pick, class). A rule whose test refuses the bytes of all the
@@ -404,6 +407,9 @@ func planGate(w coraza.WAF, ids []int, paranoia int, budget time.Duration, const
 		}
 		if err == nil {
 			gr, err = p.capturedChain(r, gr)
+		}
+		if err == nil && gr == nil {
+			gr, err = p.keyReader(r, i, phase, nodeOf, selOf)
 		}
 		if err != nil {
 			return nil, err
@@ -868,6 +874,8 @@ type gateState struct {
 	hkeys  []headerKey
 	hdirty []bool
 	hbuf   []byte // sum's blocks
+	// kbuf: a TX key a keyed writer would make (gatekeyrx.go).
+	kbuf []byte
 }
 
 type collectionValues struct {
@@ -911,6 +919,8 @@ func (s *gateState) reset(p *gatePlan, tx plugintypes.TransactionState) {
 	s.vals = s.vals[:0]
 	clear(s.valIdx)
 	clear(s.tval) // no request's text outlives it in the pool
+	clear(s.kbuf[:cap(s.kbuf)])
+	s.kbuf = s.kbuf[:0]
 	s.tval = s.tval[:0]
 	s.tstep = s.tstep[:0]
 	s.mat = s.mat[:0]
@@ -1238,6 +1248,9 @@ func (s *gateState) guarded(r *gateRule) bool {
 func (s *gateState) mayMatch(r *gateRule) bool {
 	if r.captured != nil {
 		return s.capturedMayMatch(r)
+	}
+	if r.keys != nil {
+		return s.keysMayMatch(r.keys)
 	}
 	if (r.op != nil || r.unclocked) && !s.opMayMatch(r) {
 		return false

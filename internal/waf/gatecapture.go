@@ -231,29 +231,16 @@ func (p *gatePlan) capturedChain(r reflect.Value, gr *gateRule) (*gateRule, erro
 // %{tx.0} when named, and whose value is literal text (not empty, and not
 // starting as an arithmetic one) and TX:0.
 func tx0Setvar(fn plugintypes.Action) (prefix string, named bool, val []string, ok bool) {
-	f := reflect.ValueOf(fn)
-	if f.Kind() == reflect.Pointer {
-		f = f.Elem()
-	}
-	k, vv, col := f.FieldByName("key"), f.FieldByName("value"), f.FieldByName("collection")
-	if k.Kind() != reflect.Interface || vv.Kind() != reflect.Interface || col.Kind() != reflect.Uint8 ||
-		variables.RuleVariable(col.Uint()) != variables.TX {
+	prefix, named, ok = tx0Key(fn)
+	if !ok {
 		return "", false, nil, false
 	}
-	km, _ := exported(k).Interface().(macro.Macro)
+	vv := setvarField(fn, "value")
+	if vv.Kind() != reflect.Interface {
+		return "", false, nil, false
+	}
 	vm, _ := exported(vv).Interface().(macro.Macro)
-	if km == nil || vm == nil {
-		return "", false, nil, false
-	}
-	key := km.String()
-	end := len(key)
-	if loc := tx0Macro.FindStringIndex(key); loc != nil {
-		if loc[1] != len(key) {
-			return "", false, nil, false
-		}
-		end, named = loc[0], true
-	}
-	if strings.Contains(key[:end], "%{") {
+	if vm == nil {
 		return "", false, nil, false
 	}
 	val = tx0Macro.Split(vm.String(), -1)
@@ -265,7 +252,45 @@ func tx0Setvar(fn plugintypes.Action) (prefix string, named bool, val []string, 
 	if len(val[0]) == 0 || val[0][0] == '+' || val[0][0] == '-' {
 		return "", false, nil, false
 	}
-	return strings.ToLower(key[:end]), named, val, true
+	return prefix, named, val, true
+}
+
+// tx0Key reads the key of a setvar of TX that is literal text, then
+// %{tx.0} when named; prefix is the text, lower case.
+func tx0Key(fn plugintypes.Action) (prefix string, named, ok bool) {
+	k, col := setvarField(fn, "key"), setvarField(fn, "collection")
+	if k.Kind() != reflect.Interface || col.Kind() != reflect.Uint8 || variables.RuleVariable(col.Uint()) != variables.TX {
+		return "", false, false
+	}
+	km, _ := exported(k).Interface().(macro.Macro)
+	if km == nil {
+		return "", false, false
+	}
+	key := km.String()
+	end := len(key)
+	if loc := tx0Macro.FindStringIndex(key); loc != nil {
+		if loc[1] != len(key) {
+			return "", false, false
+		}
+		end, named = loc[0], true
+	}
+	if strings.Contains(key[:end], "%{") {
+		return "", false, false
+	}
+	return strings.ToLower(key[:end]), named, true
+}
+
+// setvarField is field name of setvar action fn (Coraza's setvarFn),
+// invalid when fn has none.
+func setvarField(fn plugintypes.Action, name string) reflect.Value {
+	f := reflect.ValueOf(fn)
+	if f.Kind() == reflect.Pointer {
+		f = f.Elem()
+	}
+	if f.Kind() != reflect.Struct {
+		return reflect.Value{}
+	}
+	return f.FieldByName(name)
 }
 
 // anchoredLiteral returns lit when re is "^" and the literal text lit.

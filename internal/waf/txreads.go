@@ -45,7 +45,19 @@ var txGoReads = []string{
 	txCriticalScore, txErrorScore, txWarningScore, txNoticeScore,
 }
 
+// txGoWrites are the TX variables moat's own code writes: the inspection
+// pass's clock and bound, the multipart check's reason, a route's
+// executable uploads, and the rules the context scorers list apart;
+// txGoWriteLevels those it names by a number after the text, the
+// paranoia level of a rule whose score it takes back (context.go). The
+// gate's key readers (gatekeyrx.go) check them.
+var (
+	txGoWrites      = []string{txStart, txIncomplete, txMultipartError, txExecutableUploads, txDiscounted}
+	txGoWriteLevels = []string{txLevelScore}
+)
+
 const (
+	txLevelScore     = "inbound_anomaly_score_pl"
 	txArgLength      = "arg_length"
 	txArgNameLength  = "arg_name_length"
 	txTotalArgLength = "total_arg_length"
@@ -66,7 +78,7 @@ func readConsts(rules reflect.Value, consts []txConst, responses bool) ([]txCons
 	for pl := 1; pl <= 4; pl++ {
 		// The context scorers take a discounted score back from these,
 		// reading a key not set as 0 (context.go).
-		arith["inbound_anomaly_score_pl"+strconv.Itoa(pl)] = true
+		arith[txLevelScore+strconv.Itoa(pl)] = true
 	}
 	keys := make([]string, len(consts))
 	for i, c := range consts {
