@@ -346,6 +346,9 @@ func templateFileFunc(l *loader, fns map[string]function.Function) function.Func
 			if err != nil {
 				return cty.UnknownVal(cty.String), err
 			}
+			if err := checkNesting(src, name, false, true); err != nil {
+				return cty.UnknownVal(cty.String), err
+			}
 			expr, diags := hclsyntax.ParseTemplate(src, name, hcl.InitialPos)
 			if diags.HasErrors() {
 				return cty.UnknownVal(cty.String), diagErr(diags)

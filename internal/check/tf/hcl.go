@@ -160,6 +160,9 @@ func (l *loader) parse(name string) (hcl.Body, error) {
 		return nil, err
 	}
 	l.files[name] = src
+	if err := checkNesting(src, name, strings.HasSuffix(name, ".json"), false); err != nil {
+		return nil, err
+	}
 	var f *hcl.File
 	var diags hcl.Diagnostics
 	if strings.HasSuffix(name, ".json") {

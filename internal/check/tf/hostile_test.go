@@ -1,0 +1,80 @@
+package tf
+
+import (
+	"runtime/debug"
+	"strings"
+	"testing"
+	"testing/fstest"
+)
+
+// TestDeepNestingRefused: a file nested millions deep, in any of the
+// ways HCL's parser or evaluator recurses on, fails the load with an
+// error naming the file and the line where the bound is passed, instead
+// of overflowing the stack, which ends the process. Real nesting loads.
+func TestDeepNestingRefused(t *testing.T) {
+	// The stack is bounded well below Go's 1 GB so that, without the
+	// bound, a test overflows it soon, at this depth.
+	const n = 200_000
+	defer debug.SetMaxStack(debug.SetMaxStack(32 << 20))
+	deep := func(open, mid, closing string) string {
+		return strings.Repeat(open, n) + mid + strings.Repeat(closing, n)
+	}
+	for _, tc := range []struct {
+		name, file, src, want string
+	}{
+		{"parentheses", "main.tf", "locals {\n  a = " + deep("(", "1", ")") + "\n}\n", "main.tf:2"},
+		{"lists", "main.tf", "locals {\n  a = " + deep("[", "", "]") + "\n}\n", "main.tf:2"},
+		{"objects", "main.tf", "locals {\n  a = " + deep("{a=", "1", "}") + "\n}\n", "main.tf:2"},
+		{"blocks", "main.tf", "resource \"a\" \"b\" {\n" + deep("x {\n", "", "}\n") + "}\n", "main.tf:"},
+		{"sums", "main.tf", "locals {\n  a = 1" + strings.Repeat("+1", n) + "\n}\n", "main.tf:2"},
+		{"negations", "main.tf", "locals {\n  a = " + strings.Repeat("!", n) + "true\n}\n", "main.tf:2"},
+		{"conditionals", "main.tf", "locals {\n  a = " + strings.Repeat("true ? 1 : ", n/10) + "2\n}\n", "main.tf:2"},
+		{"interpolations", "main.tf", "locals {\n  a = \"" + deep("${\"", "x", "\"}") + "\"\n}\n", "main.tf:2"},
+		{"directives", "main.tf", "locals {\n  a = <<EOT\n" + deep("%{if true}", "x", "%{endif}") + "\nEOT\n}\n", "main.tf:3"},
+		{"closers in strings", "main.tf", "locals {\n  a = " + deep(`f(")", `, "1", ")") + "\n}\n", "main.tf:2"},
+		{"indexes", "main.tf", "locals {\n  a = local.b" + strings.Repeat("[local.c]", n) + "\n}\n", "main.tf:2"},
+		{"json", "main.tf.json", `{"locals": ` + deep(`{"a":`, "1", "}") + "}", "main.tf.json:1"},
+		{"json template", "main.tf.json", "{\n\"locals\": {\"a\": \"${" + deep("(", "1", ")") + "}\"}}", "main.tf.json:2"},
+		{"tfvars", "terraform.tfvars", "a = " + deep("[", "", "]") + "\n", "terraform.tfvars:1"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			files := fstest.MapFS{tc.file: {Data: []byte(tc.src)}}
+			if tc.file != "main.tf" {
+				files["main.tf"] = &fstest.MapFile{}
+			}
+			_, err := LoadDir(files, ".", Options{})
+			if err == nil || !strings.Contains(err.Error(), tc.want) || !strings.Contains(err.Error(), "nested deeper") {
+				t.Errorf("LoadDir = %v, want an error at %s saying what is nested too deep", err, tc.want)
+			}
+		})
+	}
+
+	// A template file read by templatefile is bounded as well: the call is
+	// not evaluated, and says why.
+	p := load(t, fstest.MapFS{
+		"main.tf": {Data: []byte("resource \"aws_instance\" \"a\" {\n  user_data = templatefile(\"t.tpl\", {})\n}\n")},
+		"t.tpl":   {Data: []byte(deep("${(", "1", ")}"))},
+	}, Options{})
+	if !hasNote(p, "main.tf:2", "nested deeper") {
+		t.Errorf("templatefile of a deep template: notes %v, want one at main.tf:2 saying it is nested too deep", p.Notes)
+	}
+
+	// What real code writes loads.
+	load(t, fstest.MapFS{"main.tf": {Data: []byte(`
+locals {
+  a = [for k, v in { x = [1, 2] } : { (k) = [for i in v : i * 2 + 1 if i > 0 && !(i == 3)] }]
+  b = "${lookup(local.c, "x", "y")}-%{if true}z%{endif}"
+  c = { x = "1" }
+  d = local.a[0]["x"][1] > 2 ? (local.c.x == "1" ? "a" : "b") : "c"
+}
+`)}}, Options{})
+}
+
+func hasNote(p *Project, at, msg string) bool {
+	for _, n := range p.Notes {
+		if strings.HasPrefix(n.String(), at) && strings.Contains(n.Msg, msg) {
+			return true
+		}
+	}
+	return false
+}

@@ -1,0 +1,149 @@
+package tf
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+
+	"github.com/hashicorp/hcl/v2"
+	"github.com/hashicorp/hcl/v2/hclsyntax"
+)
+
+// maxNesting bounds how deeply a file's expressions and blocks may nest,
+// counted from its tokens before it is parsed: HCL's parser and evaluator
+// recurse once per level, and a file nested millions deep ((((…)))),
+// !!!!x, 1+1+…+1, "${"${…}"}", x {x {…}}) overflows the stack, which
+// ends the process. Real configurations nest a few dozen deep.
+const maxNesting = 4096
+
+// checkNesting refuses src (a .tf, .tfvars or template file; a JSON file
+// when isJSON) nested deeper than maxNesting, naming the file and line
+// where the bound is passed.
+func checkNesting(src []byte, name string, isJSON, template bool) error {
+	if isJSON {
+		return jsonNesting(src, name)
+	}
+	var toks hclsyntax.Tokens
+	if template {
+		toks, _ = hclsyntax.LexTemplate(src, name, hcl.InitialPos)
+	} else {
+		toks, _ = hclsyntax.LexConfig(src, name, hcl.InitialPos)
+	}
+	if line := tokenNesting(toks, 0); line > 0 {
+		return fmt.Errorf("tf: %s:%d: expressions or blocks nested deeper than %d", name, line, maxNesting)
+	}
+	return nil
+}
+
+// tokenNesting returns the line at which the tokens, starting base levels
+// deep, nest past maxNesting, or 0. A level is an open bracket, brace,
+// parenthesis, quote, heredoc, interpolation or template directive, and
+// each operator, attribute step or index within one expression of one
+// (each makes the syntax tree one deeper); a comma, and a newline in a
+// body or object, starts another expression.
+func tokenNesting(toks hclsyntax.Tokens, base int) int {
+	type frame struct {
+		open hclsyntax.TokenType
+		ops  int
+	}
+	stack := []frame{{open: hclsyntax.TokenOBrace}}
+	depth := base // len(stack) - 1 + every frame's ops + directives
+	directives := 0
+	closes := map[hclsyntax.TokenType]hclsyntax.TokenType{
+		hclsyntax.TokenCBrace: hclsyntax.TokenOBrace, hclsyntax.TokenCBrack: hclsyntax.TokenOBrack,
+		hclsyntax.TokenCParen: hclsyntax.TokenOParen, hclsyntax.TokenCQuote: hclsyntax.TokenOQuote,
+		hclsyntax.TokenCHeredoc: hclsyntax.TokenOHeredoc, hclsyntax.TokenTemplateSeqEnd: hclsyntax.TokenTemplateInterp,
+	}
+	for i, t := range toks {
+		top := &stack[len(stack)-1]
+		switch t.Type {
+		case hclsyntax.TokenOBrack:
+			top.ops++ // an index makes its collection one deeper
+			depth++
+			fallthrough
+		case hclsyntax.TokenOBrace, hclsyntax.TokenOParen, hclsyntax.TokenOQuote, hclsyntax.TokenOHeredoc,
+			hclsyntax.TokenTemplateInterp, hclsyntax.TokenTemplateControl:
+			open := t.Type
+			if open == hclsyntax.TokenTemplateControl {
+				open = hclsyntax.TokenTemplateInterp
+				if i+1 < len(toks) && toks[i+1].Type == hclsyntax.TokenIdent {
+					switch string(toks[i+1].Bytes) {
+					case "if", "for":
+						directives++
+						depth++
+					case "endif", "endfor":
+						if directives > 0 {
+							directives--
+							depth--
+						}
+					}
+				}
+			}
+			stack = append(stack, frame{open: open})
+			depth++
+		case hclsyntax.TokenCBrace, hclsyntax.TokenCBrack, hclsyntax.TokenCParen, hclsyntax.TokenCQuote,
+			hclsyntax.TokenCHeredoc, hclsyntax.TokenTemplateSeqEnd:
+			// A closer that does not match is a syntax error; it closes
+			// nothing here, so that it cannot hide what is open.
+			if len(stack) > 1 && top.open == closes[t.Type] {
+				depth -= 1 + top.ops
+				stack = stack[:len(stack)-1]
+			}
+		case hclsyntax.TokenComma:
+			depth -= top.ops
+			top.ops = 0
+		case hclsyntax.TokenNewline:
+			if top.open == hclsyntax.TokenOBrace {
+				depth -= top.ops
+				top.ops = 0
+			}
+		case hclsyntax.TokenPlus, hclsyntax.TokenMinus, hclsyntax.TokenStar, hclsyntax.TokenSlash, hclsyntax.TokenPercent,
+			hclsyntax.TokenEqualOp, hclsyntax.TokenNotEqual, hclsyntax.TokenLessThan, hclsyntax.TokenLessThanEq,
+			hclsyntax.TokenGreaterThan, hclsyntax.TokenGreaterThanEq, hclsyntax.TokenAnd, hclsyntax.TokenOr,
+			hclsyntax.TokenBang, hclsyntax.TokenDot, hclsyntax.TokenQuestion, hclsyntax.TokenColon,
+			hclsyntax.TokenFatArrow, hclsyntax.TokenEllipsis, hclsyntax.TokenDoubleColon:
+			top.ops++
+			depth++
+		}
+		if depth > maxNesting {
+			return t.Range.Start.Line
+		}
+	}
+	return 0
+}
+
+// jsonNesting bounds a JSON file's nesting, and that of the template each
+// of its strings is, as checkNesting does.
+func jsonNesting(src []byte, name string) error {
+	dec := json.NewDecoder(bytes.NewReader(src))
+	depth := 0
+	for {
+		tok, err := dec.Token()
+		if errors.Is(err, io.EOF) {
+			return nil
+		}
+		if err != nil {
+			// The parser reports the syntax error with its line.
+			return nil
+		}
+		line := func() int { return 1 + bytes.Count(src[:dec.InputOffset()], []byte("\n")) }
+		switch tok := tok.(type) {
+		case json.Delim:
+			if tok == '{' || tok == '[' {
+				depth++
+			} else {
+				depth--
+			}
+		case string:
+			toks, _ := hclsyntax.LexTemplate([]byte(tok), name, hcl.InitialPos)
+			if tokenNesting(toks, depth) > 0 {
+				return fmt.Errorf("tf: %s:%d: expressions nested deeper than %d", name, line(), maxNesting)
+			}
+		}
+		if depth > maxNesting {
+			return fmt.Errorf("tf: %s:%d: objects or arrays nested deeper than %d", name, line(), maxNesting)
+		}
+	}
+}
