@@ -98,6 +98,7 @@ func functions(l *loader) map[string]function.Function {
 		fns["file"] = fileFunc(l)
 		fns["fileexists"] = fileExistsFunc(l)
 		fns["templatefile"] = templateFileFunc(l, fns)
+		l.work.meter(fns)
 	}
 	return fns
 }
@@ -353,6 +354,7 @@ func templateFileFunc(l *loader, fns map[string]function.Function) function.Func
 			if diags.HasErrors() {
 				return cty.UnknownVal(cty.String), diagErr(diags)
 			}
+			meterSyntax(expr)
 			vars := map[string]cty.Value{}
 			if v := args[1]; !v.IsNull() && (v.Type().IsMapType() || v.Type().IsObjectType()) {
 				for it := v.ElementIterator(); it.Next(); {

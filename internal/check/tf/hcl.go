@@ -103,7 +103,7 @@ type callBlock struct {
 // are read. A syntax error fails the whole load with an error naming file
 // and line.
 func LoadDir(fsys fs.FS, dir string, opts Options) (*Project, error) {
-	l := &loader{fsys: fsys, root: dir, files: map[string][]byte{}, mods: map[string]*module{}, loading: map[string]bool{}, varFS: opts.VarFS}
+	l := &loader{fsys: fsys, root: dir, files: map[string][]byte{}, mods: map[string]*module{}, loading: map[string]bool{}, varFS: opts.VarFS, work: newBudget()}
 	if err := l.readManifest(); err != nil {
 		return nil, err
 	}
@@ -138,6 +138,8 @@ type loader struct {
 	// varFS and varFiles: Options.VarFS and the files read from it.
 	varFS    fs.FS
 	varFiles map[string]bool
+	// work is what is left of maxWork for evaluating what was read.
+	work *budget
 }
 
 // read returns the text of a regular file of at most maxFileSize bytes
@@ -201,6 +203,7 @@ func (l *loader) parse(name string) (hcl.Body, error) {
 	}
 	if b, ok := f.Body.(*hclsyntax.Body); ok {
 		hclsyntax.VisitAll(b, resourceAlias)
+		meterSyntax(b)
 	}
 	if l.parsed == nil {
 		l.parsed = map[string]hcl.Body{}
@@ -580,7 +583,7 @@ func (l *loader) tfvars(dir string, extra []string) (map[string]cty.Value, error
 			return nil, fmt.Errorf("tf: %s: a variables file holds only attributes: %w", name, diagErr(diags))
 		}
 		for k, a := range attrs {
-			v, diags := a.Expr.Value(nil)
+			v, diags := a.Expr.Value(l.work.ctx())
 			if diags.HasErrors() {
 				return nil, fmt.Errorf("tf: %w", diagErr(diags))
 			}

@@ -1,6 +1,7 @@
 package tf
 
 import (
+	"fmt"
 	"runtime/debug"
 	"strings"
 	"testing"
@@ -77,4 +78,77 @@ func hasNote(p *Project, at, msg string) bool {
 		}
 	}
 	return false
+}
+
+// TestEvaluationBounded: a few lines that describe more than any machine
+// holds (a product of ranges, a value doubled forty times, a format's
+// width, nested loops, a replace or indent that multiplies its text) are
+// not built. Each fails where it is written, with a note saying so, and
+// what it sets is not known statically, so that the rule it is in is read
+// at its worst. What asks for too much at once is refused alone, and what
+// does not depend on it is still read; once what was built reaches the
+// bound, nothing more is evaluated and everything left is read at its
+// worst.
+func TestEvaluationBounded(t *testing.T) {
+	doubled := func(first, step string) string {
+		s := "  v0 = " + first + "\n"
+		for i := 1; i <= 40; i++ {
+			s += fmt.Sprintf("  v%d = "+step+"\n", i, i-1, i-1)
+		}
+		return s
+	}
+	for _, tc := range []struct {
+		name, locals, cidr string
+		spent              bool
+	}{
+		{"setproduct", "  r = range(1000)\n  v = setproduct(local.r, local.r, local.r)\n", "local.v", false},
+		{"format width", "", `format("%0999999999d", 1)`, false},
+		{"formatlist width", "", `formatlist("%-99999999s", range(100))`, false},
+		{"indent", "", `indent(999999999, "a\nb")`, false},
+		{"replace", "  a = join(\"\", [for i in range(1000) : \"aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\"])\n  v = replace(replace(local.a, \"a\", local.a), \"a\", local.a)\n", "local.v", false},
+		{"doubled string", doubled(`"aaaaaaaa"`, `"${local.v%d}${local.v%d}"`), "local.v40", true},
+		{"doubled list", doubled(`[1, 2, 3, 4]`, `[local.v%d, local.v%d]`), "jsonencode(local.v40)", true},
+		{"doubled by concat", doubled(`[1, 2, 3, 4]`, `concat(local.v%d, local.v%d)`), "local.v40", true},
+		{"nested for", "  r = range(1000)\n  v = [for a in local.r : [for b in local.r : [for c in local.r : c]]]\n", "local.v", true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			src := "locals {\n" + tc.locals + "}\n" + `resource "aws_security_group" "g" {
+  ingress {
+    from_port   = 22
+    to_port     = 22
+    protocol    = "tcp"
+    cidr_blocks = ` + "[" + tc.cidr + "]" + `
+  }
+}
+`
+			line := strings.Count(src, "\n") - 2
+			p := load(t, fstest.MapFS{"main.tf": {Data: []byte(src)}}, Options{})
+			noted := false
+			for _, n := range p.Notes {
+				noted = noted || strings.Contains(n.Msg, "builds more than") && n.Pos.Line <= line
+			}
+			if !noted {
+				t.Errorf("no note that the evaluation was bounded: %v", p.Notes)
+			}
+			g := byAddr(p)["aws_security_group.g"]
+			rule, _ := g.Values["ingress"].([]any)
+			if len(rule) != 1 {
+				t.Fatalf("ingress = %#v, want the one rule", g.Values["ingress"])
+			}
+			r := rule[0].(map[string]any)
+			if _, unknown := r["cidr_blocks"].(Unknown); !unknown {
+				if l, ok := r["cidr_blocks"].([]any); !ok || len(l) != 1 || !isUnknown(l[0]) {
+					t.Errorf("cidr_blocks = %.200v, want it not known statically", r["cidr_blocks"])
+				}
+			}
+			if !tc.spent && (r["from_port"] != 22.0 || r["protocol"] != "tcp") {
+				t.Errorf("from_port, protocol = %v, %v: what does not depend on the bounded value is read", r["from_port"], r["protocol"])
+			}
+		})
+	}
+}
+
+func isUnknown(v any) bool {
+	_, ok := v.(Unknown)
+	return ok
 }
