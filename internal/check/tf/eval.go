@@ -17,7 +17,10 @@ import (
 // resources, locals and modules.
 const maxPasses = 8
 
-// maxInstances bounds count, so that a mistaken count cannot exhaust memory.
+// maxInstances bounds the resource and module instances count and
+// for_each expand to, in all, so that a count of a billion, or counts that
+// multiply through modules, cannot exhaust memory: past it, an expansion
+// reads as one instance whose key is unknown, which stands for them all.
 const maxInstances = 100000
 
 type evaluator struct {
@@ -37,6 +40,8 @@ type evaluator struct {
 	// work is what is left of maxWork; every value an expression is given
 	// is charged to it.
 	work *budget
+	// instances counts the instances expansions made, against maxInstances.
+	instances int
 }
 
 type instance struct {
@@ -592,9 +597,14 @@ func (ev *evaluator) expand(ctx *hcl.EvalContext, b *body, x *expansion) {
 		v := ev.metaValue(a, ctx, x.base)
 		if v.IsKnown() && !v.IsNull() && v.Type() == cty.Number {
 			n, acc := v.AsBigFloat().Int64()
-			if acc != big.Exact || n < 0 || n > maxInstances {
-				ev.note(a.Range(), x.base, kindExpand, "count %s is not a whole number from 0 to %d", v.AsBigFloat(), maxInstances)
+			if acc != big.Exact || n < 0 {
+				// Expanded once, for every pass: the note is the project's.
+				ev.p.Notes = append(ev.p.Notes, Note{Pos: rangePos(a.Range()), Address: x.base, kind: kindExpand, Rejected: true,
+					Msg: fmt.Sprintf("count %s is not a whole number from 0: Terraform rejects it (Invalid count argument), so the plan fails", v.AsBigFloat().Text('g', 10))})
 				x.expanded = true
+				return
+			}
+			if !ev.admit(n, a, x) {
 				return
 			}
 			for i := int64(0); i < n; i++ {
@@ -615,6 +625,9 @@ func (ev *evaluator) expand(ctx *hcl.EvalContext, b *body, x *expansion) {
 	v := ev.metaValue(a, ctx, x.base)
 	if v.IsWhollyKnown() && !v.IsNull() && (v.Type().IsMapType() || v.Type().IsObjectType() || v.Type().IsSetType()) {
 		v, _ = v.UnmarkDeep()
+		if !ev.admit(int64(v.LengthInt()), a, x) {
+			return
+		}
 		for it := v.ElementIterator(); it.Next(); {
 			k, e := it.Element()
 			if v.Type().IsSetType() {
@@ -641,6 +654,25 @@ func (ev *evaluator) expand(ctx *hcl.EvalContext, b *body, x *expansion) {
 		x.keys, x.eachVals = []cty.Value{cty.UnknownVal(cty.String)}, []cty.Value{cty.DynamicVal}
 		x.expanded, x.unknownKey = true, true
 	}
+}
+
+// admit counts n instances of x against maxInstances. Past the bound it
+// reads x as one instance whose key is unknown, with a note, and returns
+// false.
+func (ev *evaluator) admit(n int64, a hcl.Expression, x *expansion) bool {
+	if n <= int64(maxInstances-ev.instances) {
+		ev.instances += int(n)
+		return true
+	}
+	// Expanded once, for every pass: the note is the project's.
+	ev.p.Notes = append(ev.p.Notes, Note{Pos: rangePos(a.Range()), Address: x.base, kind: kindExpand,
+		Msg: fmt.Sprintf("%d instances, past the %d moat check expands in all; read as one instance whose key is unknown", n, maxInstances)})
+	x.keys, x.eachVals = []cty.Value{cty.UnknownVal(cty.Number)}, []cty.Value{cty.NilVal}
+	if x.mode == modeEach {
+		x.keys, x.eachVals = []cty.Value{cty.UnknownVal(cty.String)}, []cty.Value{cty.DynamicVal}
+	}
+	x.expanded, x.unknownKey = true, true
+	return false
 }
 
 // metaValue evaluates count or for_each; an unknown result is noted by

@@ -31,6 +31,11 @@ type Options struct {
 // maxModuleDepth bounds module nesting (and so module cycles).
 const maxModuleDepth = 16
 
+// maxModules bounds the module calls read in all: each is read apart, so
+// ten calls to a module that makes ten calls, sixteen deep, would be read
+// 10^16 times.
+const maxModules = 10000
+
 // maxFileSize bounds one configuration file; Terraform files of real
 // projects are far smaller.
 const maxFileSize = 16 << 20
@@ -292,6 +297,9 @@ func (l *loader) module(dir, key string, depth int) (*module, error) {
 	}
 	if depth > maxModuleDepth {
 		return nil, fmt.Errorf("tf: %s: modules nested deeper than %d (a cycle?)", dir, maxModuleDepth)
+	}
+	if len(l.mods) >= maxModules {
+		return nil, fmt.Errorf("tf: %s: more than %d module calls in all", dir, maxModules)
 	}
 	ents, err := fs.ReadDir(l.fsys, dir)
 	if err != nil {

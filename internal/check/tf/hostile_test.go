@@ -152,3 +152,69 @@ func isUnknown(v any) bool {
 	_, ok := v.(Unknown)
 	return ok
 }
+
+// TestExpansionBounded: count and for_each expand to at most maxInstances
+// instances in all. A resource past the bound is read as one instance
+// whose key is unknown, which stands for them all (before, a count of a
+// billion left the resource out), and says so; a count Terraform rejects
+// is said to be rejected. Module calls that multiply are refused at load.
+func TestExpansionBounded(t *testing.T) {
+	p := load(t, fstest.MapFS{"main.tf": {Data: []byte(`
+resource "aws_security_group" "billion" {
+  count = 1e9
+  name  = "g-${count.index}"
+}
+resource "aws_security_group" "first" {
+  count = 60000
+}
+resource "aws_security_group" "second" {
+  for_each = { for i in range(1000) : tostring(i) => i }
+}
+resource "aws_security_group" "third" {
+  count = 50000
+}
+resource "aws_security_group" "negative" {
+  count = -1
+}
+`)}}, Options{})
+	got := map[string]int{}
+	for _, r := range p.Resources {
+		got[strings.SplitN(r.Address, "[", 2)[0]]++
+	}
+	want := map[string]int{"aws_security_group.billion": 1, "aws_security_group.first": 60000,
+		"aws_security_group.second": 1000, "aws_security_group.third": 1}
+	for addr, n := range want {
+		if got[addr] != n {
+			t.Errorf("%s: %d instances, want %d", addr, got[addr], n)
+		}
+	}
+	r := byAddr(p)["aws_security_group.billion"]
+	if name, ok := r.Values["name"].(Unknown); !ok {
+		t.Errorf("billion's name = %#v, want it not known statically (count.index is unknown)", name)
+	}
+	for _, at := range []string{"main.tf:3", "main.tf:13"} {
+		if !hasNote(p, at, "past the 100000") {
+			t.Errorf("no note at %s that the expansion is past the bound: %v", at, p.Notes)
+		}
+	}
+	rejected := false
+	for _, n := range p.Notes {
+		rejected = rejected || n.Rejected && strings.HasPrefix(n.String(), "main.tf:16") && strings.Contains(n.Msg, "Invalid count")
+	}
+	if !rejected || got["aws_security_group.negative"] != 0 {
+		t.Errorf("count = -1: %d instances, notes %v; want none, and a note that Terraform rejects it", got["aws_security_group.negative"], p.Notes)
+	}
+
+	files := fstest.MapFS{"main.tf": {Data: []byte("module \"m\" {\n  source = \"./m0\"\n}\n")}}
+	for i := range 6 {
+		var src strings.Builder
+		for j := range 10 {
+			fmt.Fprintf(&src, "module \"c%d\" {\n  source = \"../m%d\"\n}\n", j, i+1)
+		}
+		files[fmt.Sprintf("m%d/main.tf", i)] = &fstest.MapFile{Data: []byte(src.String())}
+	}
+	files["m6/main.tf"] = &fstest.MapFile{Data: []byte("resource \"aws_vpc\" \"v\" {}\n")}
+	if _, err := LoadDir(files, ".", Options{}); err == nil || !strings.Contains(err.Error(), "more than 10000 module calls") {
+		t.Errorf("a million module calls: LoadDir = %v, want an error saying there are too many", err)
+	}
+}
