@@ -218,3 +218,25 @@ resource "aws_security_group" "negative" {
 		t.Errorf("a million module calls: LoadDir = %v, want an error saying there are too many", err)
 	}
 }
+
+// TestLongHeredocRefused: HCL's parser joins a heredoc's lines one at a
+// time, copying all before each, so a heredoc of 20,000 lines took a
+// minute. Past a bound on what that copies, the load fails naming the
+// file and line; a heredoc of a thousand lines loads.
+func TestLongHeredocRefused(t *testing.T) {
+	line := strings.Repeat("x", 100) + "\n"
+	for _, tc := range []struct{ file, src string }{
+		{"main.tf", "locals {\n  a = <<EOT\n" + strings.Repeat(line, 20000) + "EOT\n}\n"},
+		{"main.tf.json", `{"locals": {"a": "` + strings.Repeat(strings.Repeat("x", 100)+`\n`, 20000) + `"}}`},
+	} {
+		files := fstest.MapFS{tc.file: {Data: []byte(tc.src)}}
+		if tc.file != "main.tf" {
+			files["main.tf"] = &fstest.MapFile{}
+		}
+		_, err := LoadDir(files, ".", Options{})
+		if err == nil || !strings.Contains(err.Error(), tc.file+":") || !strings.Contains(err.Error(), "too many lines") {
+			t.Errorf("%s: LoadDir = %v, want an error naming the file and saying the string is too long", tc.file, err)
+		}
+	}
+	load(t, fstest.MapFS{"main.tf": {Data: []byte("locals {\n  a = <<EOT\n" + strings.Repeat(line, 1000) + "EOT\n}\n")}}, Options{})
+}

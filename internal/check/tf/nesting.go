@@ -18,6 +18,12 @@ import (
 // ends the process. Real configurations nest a few dozen deep.
 const maxNesting = 4096
 
+// maxMeld bounds the bytes HCL's parser copies to join a string's
+// pieces: it joins them one at a time, each join copying what came
+// before, so a heredoc of 20,000 lines took a minute to parse. A heredoc
+// of a thousand 80-character lines copies 40 MB.
+const maxMeld = 1 << 30
+
 // checkNesting refuses src (a .tf, .tfvars or template file; a JSON file
 // when isJSON) nested deeper than maxNesting, naming the file and line
 // where the bound is passed.
@@ -31,19 +37,20 @@ func checkNesting(src []byte, name string, isJSON, template bool) error {
 	} else {
 		toks, _ = hclsyntax.LexConfig(src, name, hcl.InitialPos)
 	}
-	if line := tokenNesting(toks, 0); line > 0 {
-		return fmt.Errorf("tf: %s:%d: expressions or blocks nested deeper than %d", name, line, maxNesting)
+	if line, why := tokenNesting(toks, 0); line > 0 {
+		return fmt.Errorf("tf: %s:%d: %s", name, line, why)
 	}
 	return nil
 }
 
 // tokenNesting returns the line at which the tokens, starting base levels
-// deep, nest past maxNesting, or 0. A level is an open bracket, brace,
+// deep, nest past maxNesting or join a string past maxMeld, and which, or
+// 0. A level is an open bracket, brace,
 // parenthesis, quote, heredoc, interpolation or template directive, and
 // each operator, attribute step or index within one expression of one
 // (each makes the syntax tree one deeper); a comma, and a newline in a
 // body or object, starts another expression.
-func tokenNesting(toks hclsyntax.Tokens, base int) int {
+func tokenNesting(toks hclsyntax.Tokens, base int) (int, string) {
 	type frame struct {
 		open hclsyntax.TokenType
 		ops  int
@@ -51,6 +58,7 @@ func tokenNesting(toks hclsyntax.Tokens, base int) int {
 	stack := []frame{{open: hclsyntax.TokenOBrace}}
 	depth := base // len(stack) - 1 + every frame's ops + directives
 	directives := 0
+	run, meld := 0, 0 // the bytes of the string pieces in a row; what joining them copies
 	closes := map[hclsyntax.TokenType]hclsyntax.TokenType{
 		hclsyntax.TokenCBrace: hclsyntax.TokenOBrace, hclsyntax.TokenCBrack: hclsyntax.TokenOBrack,
 		hclsyntax.TokenCParen: hclsyntax.TokenOParen, hclsyntax.TokenCQuote: hclsyntax.TokenOQuote,
@@ -58,6 +66,14 @@ func tokenNesting(toks hclsyntax.Tokens, base int) int {
 	}
 	for i, t := range toks {
 		top := &stack[len(stack)-1]
+		if t.Type == hclsyntax.TokenStringLit || t.Type == hclsyntax.TokenQuotedLit {
+			run += len(t.Bytes)
+			if meld += run; meld > maxMeld {
+				return t.Range.Start.Line, "a string or heredoc of too many lines or pieces to read"
+			}
+		} else {
+			run = 0
+		}
 		switch t.Type {
 		case hclsyntax.TokenOBrack:
 			top.ops++ // an index makes its collection one deeper
@@ -108,10 +124,10 @@ func tokenNesting(toks hclsyntax.Tokens, base int) int {
 			depth++
 		}
 		if depth > maxNesting {
-			return t.Range.Start.Line
+			return t.Range.Start.Line, fmt.Sprintf("expressions or blocks nested deeper than %d", maxNesting)
 		}
 	}
-	return 0
+	return 0, ""
 }
 
 // jsonNesting bounds a JSON file's nesting, and that of the template each
@@ -138,8 +154,8 @@ func jsonNesting(src []byte, name string) error {
 			}
 		case string:
 			toks, _ := hclsyntax.LexTemplate([]byte(tok), name, hcl.InitialPos)
-			if tokenNesting(toks, depth) > 0 {
-				return fmt.Errorf("tf: %s:%d: expressions nested deeper than %d", name, line(), maxNesting)
+			if l, why := tokenNesting(toks, depth); l > 0 {
+				return fmt.Errorf("tf: %s:%d: %s", name, line(), why)
 			}
 		}
 		if depth > maxNesting {
