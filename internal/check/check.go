@@ -33,7 +33,7 @@ type Config struct {
 	// Root is the directory tree a Terraform directory's code may read
 	// (the modules it calls, the files file and templatefile name); if
 	// empty, the repository holding the directory (the nearest directory,
-	// it or above it, with a .git), else the directory alone.
+	// it or above it, with a .git), else the whole filesystem.
 	Root string
 	// Logger: if nil, nothing is logged.
 	Logger *slog.Logger
@@ -232,8 +232,10 @@ func loadTF(dir string, cfg Config) (*tf.Project, error) {
 }
 
 // treeRoot is the directory tree a check of dir reads: the repository
-// holding dir (the nearest directory, dir or above it, with a .git), else
-// dir alone.
+// holding dir (the nearest directory, dir or above it, with a .git). Code
+// outside any repository is not code a pull request brought, and is laid
+// out as published modules are (an example's source = "../.."), so it
+// reads from the whole filesystem, as Terraform would; --root confines it.
 func treeRoot(dir string) string {
 	for d := dir; ; {
 		if _, err := os.Lstat(filepath.Join(d, ".git")); err == nil {
@@ -241,7 +243,7 @@ func treeRoot(dir string) string {
 		}
 		up := filepath.Dir(d)
 		if up == d {
-			return dir
+			return d
 		}
 		d = up
 	}

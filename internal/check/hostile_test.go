@@ -153,3 +153,23 @@ func TestReadsStayInTree(t *testing.T) {
 		t.Errorf("with Root %s: %v", top, err)
 	}
 }
+
+// TestOutsideARepositoryReadsModules: a directory that no repository holds
+// is laid out as published modules are, an example calling source =
+// "../.." and reading files beside the module: it reads them (as Terraform
+// would) and finds what the module opens. Confined to the directory, the
+// run failed.
+func TestOutsideARepositoryReadsModules(t *testing.T) {
+	top := t.TempDir()
+	if treeRoot(top) != filepath.VolumeName(top)+string(filepath.Separator) {
+		t.Fatalf("%s is inside a repository (%s): set TMPDIR outside one", top, treeRoot(top))
+	}
+	write(t, top, "main.tf", "resource \"aws_security_group\" \"this\" {\n  ingress {\n    from_port   = 22\n    to_port     = 22\n    protocol    = \"tcp\"\n    cidr_blocks = [trimspace(file(\"${path.module}/cidr.txt\"))]\n  }\n}\n")
+	write(t, top, "cidr.txt", "0.0.0.0/0\n")
+	ex := filepath.Join(top, "examples", "complete")
+	write(t, ex, "main.tf", "module \"sg\" {\n  source = \"../..\"\n}\n")
+	rep := run(t, ex)
+	if len(activeOn(rep, "AWS-NET-003", "module.sg.aws_security_group.this")) == 0 {
+		t.Errorf("the module's group open to the internet is not found:\n%+v", rep.Findings)
+	}
+}

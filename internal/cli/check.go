@@ -30,7 +30,7 @@ func checkCommand() *Command {
 			fs.StringVar(&failOn, "fail-on", "high", "exit non-zero for an unsuppressed finding at or above this severity (info, low, medium, high, critical; \"none\" never)")
 			fs.StringVar(&explain, "explain", "", "print the rule `ID` (or finding RULE@address) with every finding's whole path")
 			fs.Var(&varFiles, "var-file", "extra .tfvars `file` (repeatable)")
-			fs.StringVar(&root, "root", "", "the directory `tree` Terraform code may read modules and files from (default: the repository holding each directory, else the directory)")
+			fs.StringVar(&root, "root", "", "the directory `tree` Terraform code may read modules and files from (default: the repository holding each directory, else the whole filesystem)")
 			fs.BoolVar(&rules, "rules", false, "list the rules and exit")
 			fs.StringVar(&reach, "reach", "", "list every source (the internet, each peered network, each subnet and resource of its VPC) that can reach the resource at `ADDRESS`, by port, with paths")
 		},
