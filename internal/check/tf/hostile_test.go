@@ -2,6 +2,7 @@ package tf
 
 import (
 	"fmt"
+	"runtime"
 	"runtime/debug"
 	"strings"
 	"testing"
@@ -20,6 +21,9 @@ func TestDeepNestingRefused(t *testing.T) {
 	deep := func(open, mid, closing string) string {
 		return strings.Repeat(open, n) + mid + strings.Repeat(closing, n)
 	}
+	deep4 := func(open, mid, closing string) string {
+		return strings.Repeat(open, n/4) + mid + strings.Repeat(closing, n/4)
+	}
 	for _, tc := range []struct {
 		name, file, src, want string
 	}{
@@ -31,8 +35,9 @@ func TestDeepNestingRefused(t *testing.T) {
 		{"negations", "main.tf", "locals {\n  a = " + strings.Repeat("!", n) + "true\n}\n", "main.tf:2"},
 		{"conditionals", "main.tf", "locals {\n  a = " + strings.Repeat("true ? 1 : ", n/10) + "2\n}\n", "main.tf:2"},
 		{"interpolations", "main.tf", "locals {\n  a = \"" + deep("${\"", "x", "\"}") + "\"\n}\n", "main.tf:2"},
-		{"directives", "main.tf", "locals {\n  a = <<EOT\n" + deep("%{if true}", "x", "%{endif}") + "\nEOT\n}\n", "main.tf:3"},
-		{"closers in strings", "main.tf", "locals {\n  a = " + deep(`f(")", `, "1", ")") + "\n}\n", "main.tf:2"},
+		// A quarter as deep, past maxNesting still, within maxTokens.
+		{"directives", "main.tf", "locals {\n  a = <<EOT\n" + deep4("%{if true}", "x", "%{endif}") + "\nEOT\n}\n", "main.tf:3"},
+		{"closers in strings", "main.tf", "locals {\n  a = " + deep4(`f(")", `, "1", ")") + "\n}\n", "main.tf:2"},
 		{"indexes", "main.tf", "locals {\n  a = local.b" + strings.Repeat("[local.c]", n) + "\n}\n", "main.tf:2"},
 		{"json", "main.tf.json", `{"locals": ` + deep(`{"a":`, "1", "}") + "}", "main.tf.json:1"},
 		{"json template", "main.tf.json", "{\n\"locals\": {\"a\": \"${" + deep("(", "1", ")") + "}\"}}", "main.tf.json:2"},
@@ -239,4 +244,40 @@ func TestLongHeredocRefused(t *testing.T) {
 		}
 	}
 	load(t, fstest.MapFS{"main.tf": {Data: []byte("locals {\n  a = <<EOT\n" + strings.Repeat(line, 1000) + "EOT\n}\n")}}, Options{})
+}
+
+// TestManyTokensRefused: a file of millions of one-byte tokens is refused,
+// naming the file and the line where the bound is passed, before it is
+// lexed: HCL's lexer holds every token at once, and four megabytes of
+// "(" made it allocate 1.4 GB. A template read by templatefile is held to
+// the same bound.
+func TestManyTokensRefused(t *testing.T) {
+	const size = 4 << 20
+	for _, tc := range []struct{ name, src, want string }{
+		{"parentheses", "locals {\n  a = " + strings.Repeat("(", size) + "\n}\n", "main.tf:2: more than"},
+		{"newlines", "locals {\n" + strings.Repeat("\n", size) + "}\n", "main.tf:"},
+		{"commas", "locals {\n  a = [" + strings.Repeat("1,", size/2) + "]\n}\n", "main.tf:2: more than"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			files := fstest.MapFS{"main.tf": {Data: []byte(tc.src)}}
+			var before, after runtime.MemStats
+			runtime.ReadMemStats(&before)
+			_, err := LoadDir(files, ".", Options{})
+			runtime.ReadMemStats(&after)
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("LoadDir = %v, want an error containing %q", err, tc.want)
+			}
+			if got := after.TotalAlloc - before.TotalAlloc; got > 64<<20 {
+				t.Errorf("refusing it allocated %d MB, want at most 64", got>>20)
+			}
+		})
+	}
+	files := fstest.MapFS{
+		"main.tf": {Data: []byte("locals {\n  a = templatefile(\"t.tpl\", {})\n}\n")},
+		"t.tpl":   {Data: []byte("${" + strings.Repeat("(", size) + "}")},
+	}
+	p := load(t, files, Options{})
+	if !hasNote(p, "main.tf:2", "more than") {
+		t.Errorf("templatefile of a template of millions of tokens: notes %v, want one at main.tf:2", p.Notes)
+	}
 }

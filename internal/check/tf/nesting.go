@@ -24,12 +24,52 @@ const maxNesting = 4096
 // of a thousand 80-character lines copies 40 MB.
 const maxMeld = 1 << 30
 
+// maxTokens bounds the tokens a file of the native syntax may hold,
+// counted from its bytes before it is lexed: HCL's lexer holds every token
+// of a file at once, about 200 bytes each with its slice's growth, so four
+// megabytes of "(" took 1.4 GB. Real files hold a few thousand tokens
+// (published modules' largest, a few hundred kilobytes, under 100,000).
+const maxTokens = 1 << 20
+
+// tokenBound returns an upper bound on the tokens HCL's lexer makes of src
+// (each byte that is not a letter, digit, underscore or blank may be a
+// token of its own, and each run of those that are one), and the line on
+// which it passes maxTokens, or 0.
+func tokenBound(src []byte) (n, line int) {
+	line = 1
+	inWord := false
+	for _, c := range src {
+		switch {
+		case c == ' ' || c == '\t' || c == '\r':
+			inWord = false
+		case c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '_':
+			if !inWord {
+				n++
+			}
+			inWord = true
+		default:
+			n++
+			inWord = false
+			if c == '\n' {
+				line++
+			}
+		}
+		if n > maxTokens {
+			return n, line
+		}
+	}
+	return n, 0
+}
+
 // checkNesting refuses src (a .tf, .tfvars or template file; a JSON file
 // when isJSON) nested deeper than maxNesting, naming the file and line
 // where the bound is passed.
 func checkNesting(src []byte, name string, isJSON, template bool) error {
 	if isJSON {
 		return jsonNesting(src, name)
+	}
+	if _, line := tokenBound(src); line > 0 {
+		return fmt.Errorf("tf: %s:%d: more than %d tokens in one file", name, line, maxTokens)
 	}
 	var toks hclsyntax.Tokens
 	if template {
