@@ -187,11 +187,17 @@ func loadTF(dir string, cfg Config) (*tf.Project, error) {
 			return nil, fmt.Errorf("check: %w", err)
 		}
 	}
-	r, err := os.OpenRoot(tree)
-	if err != nil {
-		return nil, fmt.Errorf("check: %w", err)
+	// The whole filesystem is read as Terraform reads it, links to
+	// absolute paths included (an os.Root refuses those as leaving it).
+	fsys := os.DirFS(tree)
+	if filepath.Dir(tree) != tree {
+		r, err := os.OpenRoot(tree)
+		if err != nil {
+			return nil, fmt.Errorf("check: %w", err)
+		}
+		defer r.Close()
+		fsys = r.FS()
 	}
-	defer r.Close()
 	rel := func(base, p string) (string, bool) {
 		s, err := filepath.Rel(base, p)
 		if err != nil || !filepath.IsLocal(s) && s != "." {
@@ -223,7 +229,7 @@ func loadTF(dir string, cfg Config) (*tf.Project, error) {
 			opts.VarFiles = append(opts.VarFiles, filepath.ToSlash(strings.TrimPrefix(strings.TrimPrefix(a, vol), string(filepath.Separator))))
 		}
 	}
-	proj, err := tf.LoadDir(r.FS(), root, opts)
+	proj, err := tf.LoadDir(fsys, root, opts)
 	if err != nil {
 		return nil, fmt.Errorf("%w (in %s)", err, dir)
 	}

@@ -172,4 +172,15 @@ func TestOutsideARepositoryReadsModules(t *testing.T) {
 	if len(activeOn(rep, "AWS-NET-003", "module.sg.aws_security_group.this")) == 0 {
 		t.Errorf("the module's group open to the internet is not found:\n%+v", rep.Findings)
 	}
+	// A module reached by a link to an absolute path (as a module cache
+	// laid out by hand has them) is read too.
+	linked := filepath.Join(top, "examples", "linked")
+	write(t, linked, "main.tf", "module \"sg\" {\n  source = \"./mod\"\n}\n")
+	if err := os.Symlink(top, filepath.Join(linked, "mod")); err != nil {
+		t.Fatal(err)
+	}
+	rep = run(t, linked)
+	if len(activeOn(rep, "AWS-NET-003", "module.sg.aws_security_group.this")) == 0 {
+		t.Errorf("through a link to an absolute path, the module's group open to the internet is not found:\n%+v", rep.Findings)
+	}
 }
