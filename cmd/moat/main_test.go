@@ -71,7 +71,7 @@ func TestCheckWildExamples(t *testing.T) {
 			t.Fatal(err)
 		}
 		name := strings.ReplaceAll(rel, string(filepath.Separator), "_") + ".txtar"
-		script := fmt.Sprintf("exec moat check --fail-on none --format json %s\n! stderr .\nstdout '^\\{'\nstdout '\"findings\": \\['\n", root)
+		script := fmt.Sprintf("exec moat check --fail-on none --format json --root %s %s\n! stderr .\nstdout '^\\{'\nstdout '\"findings\": \\['\n", wild, root)
 		if err := os.WriteFile(filepath.Join(scripts, name), []byte(script), 0o644); err != nil {
 			t.Fatal(err)
 		}

@@ -30,6 +30,11 @@ type Config struct {
 	Paths []string
 	// VarFiles are extra .tfvars files for every Terraform directory.
 	VarFiles []string
+	// Root is the directory tree a Terraform directory's code may read
+	// (the modules it calls, the files file and templatefile name); if
+	// empty, the repository holding the directory (the nearest directory,
+	// it or above it, with a .git), else the whole filesystem.
+	Root string
 	// Logger: if nil, nothing is logged.
 	Logger *slog.Logger
 }
@@ -153,7 +158,7 @@ func checkPath(p string, cfg Config) ([]Finding, error) {
 	}
 	out := suppress(fs.list, files)
 	if hasTF {
-		proj, err := loadTF(p, cfg.VarFiles)
+		proj, err := loadTF(p, cfg)
 		if err != nil {
 			return nil, err
 		}
@@ -163,37 +168,91 @@ func checkPath(p string, cfg Config) ([]Finding, error) {
 }
 
 // loadTF reads the Terraform root module in dir. Modules are read wherever
-// their sources point on disk (source = "../.." is common), so the files
-// are opened from the filesystem's root; names in findings stay relative to
-// dir as the user gave it.
-func loadTF(dir string, varFiles []string) (*tf.Project, error) {
+// their sources point (source = "../modules/vpc" is common), as are the
+// files file and templatefile name, but within the directory tree checked
+// alone (cfg.Root, else treeRoot): the code may come from whoever opened a
+// pull request, and what lies beside the checkout (the runner's files,
+// /proc/self/environ) is not its to read into a finding. Var files are
+// named by whoever runs the check and are read wherever they are. Names in
+// findings stay relative to dir as the user gave it.
+func loadTF(dir string, cfg Config) (*tf.Project, error) {
+	varFiles := cfg.VarFiles
 	abs, err := filepath.Abs(dir)
 	if err != nil {
 		return nil, fmt.Errorf("check: %w", err)
 	}
-	vol := filepath.VolumeName(abs)
-	rel := func(p string) string {
-		r := filepath.ToSlash(strings.TrimPrefix(strings.TrimPrefix(p, vol), string(filepath.Separator)))
-		if r == "" {
-			return "."
+	tree := treeRoot(abs)
+	if cfg.Root != "" {
+		if tree, err = filepath.Abs(cfg.Root); err != nil {
+			return nil, fmt.Errorf("check: %w", err)
 		}
-		return r
 	}
-	var vf []string
+	// The whole filesystem is read as Terraform reads it, links to
+	// absolute paths included (an os.Root refuses those as leaving it).
+	fsys := os.DirFS(tree)
+	if filepath.Dir(tree) != tree {
+		r, err := os.OpenRoot(tree)
+		if err != nil {
+			return nil, fmt.Errorf("check: %w", err)
+		}
+		defer r.Close()
+		fsys = r.FS()
+	}
+	rel := func(base, p string) (string, bool) {
+		s, err := filepath.Rel(base, p)
+		if err != nil || !filepath.IsLocal(s) && s != "." {
+			return "", false
+		}
+		return filepath.ToSlash(s), true
+	}
+	root, ok := rel(tree, abs)
+	if !ok {
+		return nil, fmt.Errorf("check: %s is outside the root %s", dir, cfg.Root)
+	}
+	opts := tf.Options{}
+	inside := true
 	for _, v := range varFiles {
 		a, err := filepath.Abs(v)
 		if err != nil {
 			return nil, fmt.Errorf("check: %w", err)
 		}
-		vf = append(vf, rel(a))
+		n, ok := rel(tree, a)
+		inside = inside && ok
+		opts.VarFiles = append(opts.VarFiles, n)
 	}
-	root := rel(abs)
-	proj, err := tf.LoadDir(os.DirFS(vol+string(filepath.Separator)), root, tf.Options{VarFiles: vf})
+	if !inside {
+		vol := filepath.VolumeName(abs)
+		opts.VarFS = os.DirFS(vol + string(filepath.Separator))
+		opts.VarFiles = opts.VarFiles[:0]
+		for _, v := range varFiles {
+			a, _ := filepath.Abs(v)
+			opts.VarFiles = append(opts.VarFiles, filepath.ToSlash(strings.TrimPrefix(strings.TrimPrefix(a, vol), string(filepath.Separator))))
+		}
+	}
+	proj, err := tf.LoadDir(fsys, root, opts)
 	if err != nil {
 		return nil, fmt.Errorf("%w (in %s)", err, dir)
 	}
 	rebase(proj, root, dir)
 	return proj, nil
+}
+
+// treeRoot is the directory tree a check of dir reads: the repository
+// holding dir (the nearest directory, dir or above it, with a .git). Code
+// outside any repository is not code a pull request brought, and is laid
+// out as published modules are (an example's source = "../.."), so it
+// reads from the whole filesystem, as Terraform would; --root confines it.
+func treeRoot(dir string) string {
+	for d := dir; ; {
+		if _, err := os.Lstat(filepath.Join(d, ".git")); err == nil {
+			return d
+		}
+		up := filepath.Dir(d)
+		if up == d {
+			return d
+		}
+		d = up
+	}
 }
 
 // rebase renames the project's files from names under the filesystem root

@@ -65,7 +65,7 @@ func loadProject(p string, cfg Config) (*tf.Project, error) {
 		return nil, fmt.Errorf("check: %w", err)
 	}
 	if st.IsDir() {
-		return loadTF(p, cfg.VarFiles)
+		return loadTF(p, cfg)
 	}
 	if strings.ToLower(filepath.Ext(p)) != ".json" {
 		return nil, nil

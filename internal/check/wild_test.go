@@ -1,6 +1,7 @@
 package check
 
 import (
+	"context"
 	"os"
 	"path/filepath"
 	"strings"
@@ -45,7 +46,10 @@ func TestWildExamples(t *testing.T) {
 	for _, root := range roots {
 		name, _ := filepath.Rel(dir, root)
 		t.Run(name, func(t *testing.T) {
-			rep := run(t, root)
+			rep, err := Run(context.Background(), Config{Paths: []string{root}, Root: dir})
+			if err != nil {
+				t.Fatal(err)
+			}
 			for _, f := range rep.Findings {
 				// What Terraform itself rejects in a module call (an
 				// argument of the wrong type or without a variable, a

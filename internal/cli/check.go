@@ -12,9 +12,9 @@ import (
 
 func checkCommand() *Command {
 	var (
-		format, failOn, explain, reach string
-		varFiles                       stringList
-		rules                          bool
+		format, failOn, explain, reach, root string
+		varFiles                             stringList
+		rules                                bool
 	)
 	return &Command{
 		Name:    "check",
@@ -30,6 +30,7 @@ func checkCommand() *Command {
 			fs.StringVar(&failOn, "fail-on", "high", "exit non-zero for an unsuppressed finding at or above this severity (info, low, medium, high, critical; \"none\" never)")
 			fs.StringVar(&explain, "explain", "", "print the rule `ID` (or finding RULE@address) with every finding's whole path")
 			fs.Var(&varFiles, "var-file", "extra .tfvars `file` (repeatable)")
+			fs.StringVar(&root, "root", "", "the directory `tree` Terraform code may read modules and files from (default: the repository holding each directory, else the whole filesystem)")
 			fs.BoolVar(&rules, "rules", false, "list the rules and exit")
 			fs.StringVar(&reach, "reach", "", "list every source (the internet, each peered network, each subnet and resource of its VPC) that can reach the resource at `ADDRESS`, by port, with paths")
 		},
@@ -53,7 +54,7 @@ func checkCommand() *Command {
 				if format != "text" && format != "json" {
 					return usagef("check: --reach prints text or json, not %q", format)
 				}
-				acc, err := check.Reachability(ctx, check.Config{Paths: fs.Args(), VarFiles: varFiles}, reach)
+				acc, err := check.Reachability(ctx, check.Config{Paths: fs.Args(), VarFiles: varFiles, Root: root}, reach)
 				if err != nil {
 					return err
 				}
@@ -68,7 +69,7 @@ func checkCommand() *Command {
 					return usagef("check: --format %q: want one of %s", format, strings.Join(check.Formats, ", "))
 				}
 			}
-			rep, err := check.Run(ctx, check.Config{Paths: fs.Args(), VarFiles: varFiles,
+			rep, err := check.Run(ctx, check.Config{Paths: fs.Args(), VarFiles: varFiles, Root: root,
 				Logger: slog.New(slog.NewTextHandler(e.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))})
 			if err != nil {
 				return err

@@ -17,7 +17,10 @@ import (
 // resources, locals and modules.
 const maxPasses = 8
 
-// maxInstances bounds count, so that a mistaken count cannot exhaust memory.
+// maxInstances bounds the resource and module instances count and
+// for_each expand to, in all, so that a count of a billion, or counts that
+// multiply through modules, cannot exhaust memory: past it, an expansion
+// reads as one instance whose key is unknown, which stands for them all.
 const maxInstances = 100000
 
 type evaluator struct {
@@ -34,6 +37,11 @@ type evaluator struct {
 	// attributes' unknown address ranges get the prefix length their
 	// expressions fix (withPrefixLen). nil elsewhere.
 	in *instance
+	// work is what is left of maxWork; every value an expression is given
+	// is charged to it.
+	work *budget
+	// instances counts the instances expansions made, against maxInstances.
+	instances int
 }
 
 type instance struct {
@@ -95,7 +103,7 @@ type callState struct {
 }
 
 func newEvaluator(root *module, vars map[string]cty.Value, p *Project, l *loader) *evaluator {
-	ev := &evaluator{p: p, funcs: functions(l)}
+	ev := &evaluator{p: p, funcs: functions(l), work: l.work}
 	ev.root = newInstance(root, "", nil, nil)
 	ev.root.rootVars = vars
 	return ev
@@ -139,7 +147,7 @@ func (ev *evaluator) run() {
 	for pass := 0; pass < maxPasses; pass++ {
 		ev.notes = nil
 		unknown := ev.instance(ev.root)
-		if unknown == 0 || unknown == prev {
+		if unknown == 0 || unknown == prev || ev.work.spent() {
 			break
 		}
 		prev = unknown
@@ -278,7 +286,9 @@ func (ev *evaluator) instance(in *instance) int {
 			c := rs.child(ctx, i)
 			v := ev.body(rs.rb.body, c, rs.addr(i), true)
 			rs.vals[i] = v
-			rs.from[i] = origins(rs.rb.body, v, c, in)
+			if !ev.work.spent() {
+				rs.from[i] = origins(rs.rb.body, v, c, in)
+			}
 			if !v.IsWhollyKnown() {
 				rs.known = false
 			}
@@ -322,7 +332,7 @@ func (ev *evaluator) instance(in *instance) int {
 		}
 		v := ev.expr(o.expr, ctx, addr)
 		in.outputs[o.name] = v
-		if !v.IsWhollyKnown() {
+		if !v.IsWhollyKnown() && !ev.work.spent() {
 			in.outFrom[o.name] = sources(o.expr, ctx, in)
 		}
 		if !v.IsWhollyKnown() {
@@ -456,17 +466,19 @@ func (ev *evaluator) variables(in *instance) int {
 			val = in.rootVars[n]
 		case in.call != nil && args[n] != nil:
 			val = ev.expr(args[n], pctx, in.call.base)
-			if !val.IsWhollyKnown() {
+			// Past the budget, what an unknown value may be is not
+			// narrowed: it may be anything.
+			if !val.IsWhollyKnown() && !ev.work.spent() {
 				in.varFrom[n] = sources(args[n], pctx, in.parent)
 				if bits, ok := prefixLen(args[n], pctx, in.parent, true); ok && bits > 0 {
 					in.varBits[n] = bits
 				}
 			}
 			if v.notNull && val.IsKnown() && val.IsNull() && v.def != nil {
-				val = ev.expr(v.def, nil, in.addr)
+				val = ev.expr(v.def, ev.work.ctx(), in.addr)
 			}
 		case v.def != nil:
-			val = ev.expr(v.def, nil, in.addr)
+			val = ev.expr(v.def, ev.work.ctx(), in.addr)
 		case in.call != nil:
 			// A module call must give every variable without a default.
 			ev.notes = append(ev.notes, Note{Pos: in.call.cb.pos, Address: in.call.base, kind: kindVariable, Rejected: true,
@@ -530,14 +542,15 @@ func (ev *evaluator) locals(in *instance) int {
 		var rest []local
 		for _, a := range pending {
 			v, diags := a.expr.Value(ctx)
-			if diags.HasErrors() || !v.IsWhollyKnown() {
+			// Charged first: a value too large to build is not walked.
+			if diags.HasErrors() || ev.work.charge(v) != nil || !v.IsWhollyKnown() {
 				rest = append(rest, a)
 				continue
 			}
 			v, _ = v.UnmarkDeep()
 			in.locals[a.name] = v
 		}
-		if len(rest) == len(pending) {
+		if len(rest) == len(pending) || ev.work.spent() {
 			break
 		}
 		pending = rest
@@ -557,11 +570,14 @@ func (ev *evaluator) locals(in *instance) int {
 				addr = "local." + a.name
 			}
 			in.locals[a.name] = ev.expr(a.expr, ctx, addr)
+			unknown++
+			if ev.work.spent() {
+				continue
+			}
 			in.localFrom[a.name] = sources(a.expr, ctx, in)
 			if bits, ok := prefixLen(a.expr, ctx, in, true); ok && bits > 0 {
 				in.localBits[a.name] = bits
 			}
-			unknown++
 		}
 	}
 	in.scope["local"] = objectOf(in.locals)
@@ -581,9 +597,14 @@ func (ev *evaluator) expand(ctx *hcl.EvalContext, b *body, x *expansion) {
 		v := ev.metaValue(a, ctx, x.base)
 		if v.IsKnown() && !v.IsNull() && v.Type() == cty.Number {
 			n, acc := v.AsBigFloat().Int64()
-			if acc != big.Exact || n < 0 || n > maxInstances {
-				ev.note(a.Range(), x.base, kindExpand, "count %s is not a whole number from 0 to %d", v.AsBigFloat(), maxInstances)
+			if acc != big.Exact || n < 0 {
+				// Expanded once, for every pass: the note is the project's.
+				ev.p.Notes = append(ev.p.Notes, Note{Pos: rangePos(a.Range()), Address: x.base, kind: kindExpand, Rejected: true,
+					Msg: fmt.Sprintf("count %s is not a whole number from 0: Terraform rejects it (Invalid count argument), so the plan fails", v.AsBigFloat().Text('g', 10))})
 				x.expanded = true
+				return
+			}
+			if !ev.admit(n, a, x) {
 				return
 			}
 			for i := int64(0); i < n; i++ {
@@ -604,6 +625,9 @@ func (ev *evaluator) expand(ctx *hcl.EvalContext, b *body, x *expansion) {
 	v := ev.metaValue(a, ctx, x.base)
 	if v.IsWhollyKnown() && !v.IsNull() && (v.Type().IsMapType() || v.Type().IsObjectType() || v.Type().IsSetType()) {
 		v, _ = v.UnmarkDeep()
+		if !ev.admit(int64(v.LengthInt()), a, x) {
+			return
+		}
 		for it := v.ElementIterator(); it.Next(); {
 			k, e := it.Element()
 			if v.Type().IsSetType() {
@@ -630,6 +654,25 @@ func (ev *evaluator) expand(ctx *hcl.EvalContext, b *body, x *expansion) {
 		x.keys, x.eachVals = []cty.Value{cty.UnknownVal(cty.String)}, []cty.Value{cty.DynamicVal}
 		x.expanded, x.unknownKey = true, true
 	}
+}
+
+// admit counts n instances of x against maxInstances. Past the bound it
+// reads x as one instance whose key is unknown, with a note, and returns
+// false.
+func (ev *evaluator) admit(n int64, a hcl.Expression, x *expansion) bool {
+	if n <= int64(maxInstances-ev.instances) {
+		ev.instances += int(n)
+		return true
+	}
+	// Expanded once, for every pass: the note is the project's.
+	ev.p.Notes = append(ev.p.Notes, Note{Pos: rangePos(a.Range()), Address: x.base, kind: kindExpand,
+		Msg: fmt.Sprintf("%d instances, past the %d moat check expands in all; read as one instance whose key is unknown", n, maxInstances)})
+	x.keys, x.eachVals = []cty.Value{cty.UnknownVal(cty.Number)}, []cty.Value{cty.NilVal}
+	if x.mode == modeEach {
+		x.keys, x.eachVals = []cty.Value{cty.UnknownVal(cty.String)}, []cty.Value{cty.DynamicVal}
+	}
+	x.expanded, x.unknownKey = true, true
+	return false
 }
 
 // metaValue evaluates count or for_each; an unknown result is noted by
@@ -742,7 +785,10 @@ func (ev *evaluator) body(b *body, ctx *hcl.EvalContext, addr string, top bool) 
 		if top && metaArgs[name] {
 			continue
 		}
-		m[name] = withPrefixLen(ev.expr(e, ctx, addr), e, ctx, ev.in)
+		m[name] = ev.expr(e, ctx, addr)
+		if !ev.work.spent() {
+			m[name] = withPrefixLen(m[name], e, ctx, ev.in)
+		}
 	}
 	blocks := map[string][]cty.Value{}
 	for _, nb := range b.blocks {
@@ -858,6 +904,10 @@ func (ev *evaluator) expr(e hcl.Expression, ctx *hcl.EvalContext, addr string) c
 		} else {
 			ev.note(e.Range(), addr, kindError, "cannot evaluate: %s", strings.Join(msgs, "; "))
 		}
+		return cty.DynamicVal
+	}
+	if err := ev.work.charge(v); err != nil {
+		ev.note(e.Range(), addr, kindError, "cannot evaluate: %v", err)
 		return cty.DynamicVal
 	}
 	v, _ = v.UnmarkDeep()

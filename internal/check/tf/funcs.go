@@ -98,6 +98,7 @@ func functions(l *loader) map[string]function.Function {
 		fns["file"] = fileFunc(l)
 		fns["fileexists"] = fileExistsFunc(l)
 		fns["templatefile"] = templateFileFunc(l, fns)
+		l.work.meter(fns)
 	}
 	return fns
 }
@@ -346,10 +347,14 @@ func templateFileFunc(l *loader, fns map[string]function.Function) function.Func
 			if err != nil {
 				return cty.UnknownVal(cty.String), err
 			}
+			if err := checkNesting(src, name, false, true); err != nil {
+				return cty.UnknownVal(cty.String), err
+			}
 			expr, diags := hclsyntax.ParseTemplate(src, name, hcl.InitialPos)
 			if diags.HasErrors() {
 				return cty.UnknownVal(cty.String), diagErr(diags)
 			}
+			meterSyntax(expr)
 			vars := map[string]cty.Value{}
 			if v := args[1]; !v.IsNull() && (v.Type().IsMapType() || v.Type().IsObjectType()) {
 				for it := v.ElementIterator(); it.Next(); {

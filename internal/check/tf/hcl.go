@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"path"
 	"sort"
@@ -18,13 +19,22 @@ import (
 
 // Options tune LoadDir.
 type Options struct {
-	// VarFiles are extra .tfvars files (paths in the same fs.FS), applied
-	// after terraform.tfvars and *.auto.tfvars, in order.
+	// VarFiles are extra .tfvars files, applied after terraform.tfvars and
+	// *.auto.tfvars, in order: paths in VarFS, or in the fs.FS of the
+	// configuration when VarFS is nil.
 	VarFiles []string
+	// VarFS holds VarFiles when they are named by whoever runs the check
+	// rather than by the configuration, which reads only its own fs.FS.
+	VarFS fs.FS
 }
 
 // maxModuleDepth bounds module nesting (and so module cycles).
 const maxModuleDepth = 16
+
+// maxModules bounds the module calls read in all: each is read apart, so
+// ten calls to a module that makes ten calls, sixteen deep, would be read
+// 10^16 times.
+const maxModules = 10000
 
 // maxFileSize bounds one configuration file; Terraform files of real
 // projects are far smaller.
@@ -98,7 +108,7 @@ type callBlock struct {
 // are read. A syntax error fails the whole load with an error naming file
 // and line.
 func LoadDir(fsys fs.FS, dir string, opts Options) (*Project, error) {
-	l := &loader{fsys: fsys, root: dir, files: map[string][]byte{}, mods: map[string]*module{}, loading: map[string]bool{}}
+	l := &loader{fsys: fsys, root: dir, files: map[string][]byte{}, mods: map[string]*module{}, loading: map[string]bool{}, varFS: opts.VarFS, work: newBudget()}
 	if err := l.readManifest(); err != nil {
 		return nil, err
 	}
@@ -130,22 +140,45 @@ type loader struct {
 	// .terraform/modules/modules.json; nil when terraform init has not run.
 	manifest map[string]string
 	parsed   map[string]hcl.Body // by file name
+	// varFS and varFiles: Options.VarFS and the files read from it.
+	varFS    fs.FS
+	varFiles map[string]bool
+	// work is what is left of maxWork for evaluating what was read.
+	work *budget
 }
 
+// read returns the text of a regular file of at most maxFileSize bytes
+// (a device, a pipe or a file of /proc, whose size says nothing, is
+// refused or cut short at the bound). A name outside the fs.FS (.., an
+// absolute path) is refused.
 func (l *loader) read(name string) ([]byte, error) {
-	f, err := l.fsys.Open(name)
+	fsys := l.fsys
+	if l.varFiles[name] {
+		fsys = l.varFS
+	}
+	if !fs.ValidPath(name) {
+		return nil, fmt.Errorf("tf: %s: outside the directory tree checked", name)
+	}
+	st, err := fs.Stat(fsys, name)
+	if err != nil {
+		return nil, fmt.Errorf("tf: %w", err)
+	}
+	if !st.Mode().IsRegular() {
+		return nil, fmt.Errorf("tf: %s: not a regular file", name)
+	}
+	f, err := fsys.Open(name)
 	if err != nil {
 		return nil, fmt.Errorf("tf: %w", err)
 	}
 	defer f.Close()
-	st, err := f.Stat()
+	b, err := io.ReadAll(io.LimitReader(f, maxFileSize+1))
 	if err != nil {
-		return nil, fmt.Errorf("tf: %w", err)
+		return nil, fmt.Errorf("tf: %s: %w", name, err)
 	}
-	if st.Size() > maxFileSize {
-		return nil, fmt.Errorf("tf: %s: %d bytes, more than the %d a configuration file may have", name, st.Size(), maxFileSize)
+	if len(b) > maxFileSize {
+		return nil, fmt.Errorf("tf: %s: more than the %d bytes a configuration file may have", name, maxFileSize)
 	}
-	return fs.ReadFile(l.fsys, name)
+	return b, nil
 }
 
 // parse reads a .tf, .tf.json or .tfvars(.json) file.
@@ -160,6 +193,9 @@ func (l *loader) parse(name string) (hcl.Body, error) {
 		return nil, err
 	}
 	l.files[name] = src
+	if err := checkNesting(src, name, strings.HasSuffix(name, ".json"), false); err != nil {
+		return nil, err
+	}
 	var f *hcl.File
 	var diags hcl.Diagnostics
 	if strings.HasSuffix(name, ".json") {
@@ -172,6 +208,7 @@ func (l *loader) parse(name string) (hcl.Body, error) {
 	}
 	if b, ok := f.Body.(*hclsyntax.Body); ok {
 		hclsyntax.VisitAll(b, resourceAlias)
+		meterSyntax(b)
 	}
 	if l.parsed == nil {
 		l.parsed = map[string]hcl.Body{}
@@ -260,6 +297,9 @@ func (l *loader) module(dir, key string, depth int) (*module, error) {
 	}
 	if depth > maxModuleDepth {
 		return nil, fmt.Errorf("tf: %s: modules nested deeper than %d (a cycle?)", dir, maxModuleDepth)
+	}
+	if len(l.mods) >= maxModules {
+		return nil, fmt.Errorf("tf: %s: more than %d module calls in all", dir, maxModules)
 	}
 	ents, err := fs.ReadDir(l.fsys, dir)
 	if err != nil {
@@ -533,6 +573,12 @@ func (l *loader) tfvars(dir string, extra []string) (map[string]cty.Value, error
 			names = append(names, path.Join(dir, e.Name()))
 		}
 	}
+	if l.varFS != nil {
+		l.varFiles = map[string]bool{}
+		for _, n := range extra {
+			l.varFiles[n] = true
+		}
+	}
 	names = append(names, extra...)
 	vars := map[string]cty.Value{}
 	for _, name := range names {
@@ -545,7 +591,7 @@ func (l *loader) tfvars(dir string, extra []string) (map[string]cty.Value, error
 			return nil, fmt.Errorf("tf: %s: a variables file holds only attributes: %w", name, diagErr(diags))
 		}
 		for k, a := range attrs {
-			v, diags := a.Expr.Value(nil)
+			v, diags := a.Expr.Value(l.work.ctx())
 			if diags.HasErrors() {
 				return nil, fmt.Errorf("tf: %w", diagErr(diags))
 			}
