@@ -18,28 +18,41 @@ import "sync"
 // waiting than the fullest is never refused; round-robin service evaluates
 // its records without waiting behind the flood.
 type fairQueue struct {
-	bound int
 	ready chan struct{} // holds a token while something may be waiting
 
-	mu      sync.Mutex // guards everything below
-	n       int        // items waiting, over all sources
+	mu sync.Mutex // guards everything below
+	// slots hold the items; next and prev link each source's FIFO
+	// through them (-1: none), free lists the empty ones. All are
+	// allocated once, at the bound, as a channel's buffer would be.
+	slots      []item
+	next, prev []int32
+	free       []int32
+	// srcs is every source seen (the cluster's nodes at most), turn
+	// those with something waiting, in serving order, from turnAt.
 	srcs    map[string]*srcQueue
-	turn    []*srcQueue // sources with something waiting, in serving order, from turnAt
+	turn    []*srcQueue
 	turnAt  int
 	dropped map[string]uint64 // by source
 }
 
-// srcQueue is one source's FIFO: items from head on.
+// srcQueue is one source's FIFO through fairQueue's slots.
 type srcQueue struct {
-	name  string
-	items []item
-	head  int
+	name       string
+	head, tail int32 // -1 when empty
+	n          int
+	waiting    bool // in fairQueue.turn
 }
 
-func (s *srcQueue) len() int { return len(s.items) - s.head }
-
 func newFairQueue(bound int) *fairQueue {
-	return &fairQueue{bound: bound, ready: make(chan struct{}, 1), srcs: map[string]*srcQueue{}, dropped: map[string]uint64{}}
+	q := &fairQueue{
+		ready: make(chan struct{}, 1),
+		slots: make([]item, bound), next: make([]int32, bound), prev: make([]int32, bound), free: make([]int32, bound),
+		srcs: map[string]*srcQueue{}, dropped: map[string]uint64{},
+	}
+	for i := range q.free {
+		q.free[i] = int32(bound - 1 - i)
+	}
+	return q
 }
 
 // push queues it from src without waiting. It reports whether it was
@@ -49,37 +62,42 @@ func (q *fairQueue) push(src string, it item) (ok bool, droppedFrom string, drop
 	q.mu.Lock()
 	defer q.mu.Unlock()
 	s := q.srcs[src]
-	if q.n >= q.bound {
+	if len(q.free) == 0 {
 		// Full: the newest of the fullest source goes. Finding it looks
 		// at every source with something waiting: the nodes of the
 		// cluster at most, and only while the queue is full.
 		var fullest *srcQueue
-		for _, o := range q.srcs {
-			if fullest == nil || o.len() > fullest.len() {
+		for _, o := range q.turn[q.turnAt:] {
+			if fullest == nil || o.n > fullest.n {
 				fullest = o
 			}
 		}
-		if fullest == nil || s != nil && s.len() >= fullest.len() {
+		if fullest == nil || s != nil && s.n >= fullest.n {
 			q.dropped[src]++
 			return false, src, true
 		}
-		last := len(fullest.items) - 1
-		fullest.items[last] = item{}
-		fullest.items = fullest.items[:last]
-		q.n--
-		q.dropped[fullest.name]++
+		q.dropTail(fullest)
 		droppedFrom, dropped = fullest.name, true
-		if fullest.len() == 0 {
-			q.forget(fullest)
-		}
 	}
 	if s == nil {
-		s = &srcQueue{name: src}
+		s = &srcQueue{name: src, head: -1, tail: -1}
 		q.srcs[src] = s
+	}
+	i := q.free[len(q.free)-1]
+	q.free = q.free[:len(q.free)-1]
+	q.slots[i] = it
+	q.next[i], q.prev[i] = -1, s.tail
+	if s.tail >= 0 {
+		q.next[s.tail] = i
+	} else {
+		s.head = i
+	}
+	s.tail = i
+	s.n++
+	if !s.waiting {
+		s.waiting = true
 		q.turn = append(q.turn, s)
 	}
-	s.items = append(s.items, it)
-	q.n++
 	select {
 	case q.ready <- struct{}{}:
 	default:
@@ -87,53 +105,67 @@ func (q *fairQueue) push(src string, it item) (ok bool, droppedFrom string, drop
 	return true, droppedFrom, dropped
 }
 
+// dropTail drops the newest item of s, counted for s. Callers hold q.mu.
+func (q *fairQueue) dropTail(s *srcQueue) {
+	i := s.tail
+	s.tail = q.prev[i]
+	if s.tail >= 0 {
+		q.next[s.tail] = -1
+	} else {
+		s.head = -1
+	}
+	q.slots[i] = item{}
+	q.free = append(q.free, i)
+	s.n--
+	q.dropped[s.name]++
+	if s.n == 0 {
+		s.waiting = false
+		for j := q.turnAt; j < len(q.turn); j++ {
+			if q.turn[j] == s {
+				q.turn = append(q.turn[:j], q.turn[j+1:]...)
+				break
+			}
+		}
+	}
+}
+
 // pop takes the next item, in turn over the sources; ok is false when
 // nothing waits.
 func (q *fairQueue) pop() (it item, ok bool) {
 	q.mu.Lock()
 	defer q.mu.Unlock()
-	if q.n == 0 {
+	if q.turnAt == len(q.turn) {
 		return item{}, false
 	}
 	s := q.turn[q.turnAt]
 	q.turn[q.turnAt] = nil
 	q.turnAt++
-	it = s.items[s.head]
-	s.items[s.head] = item{}
-	s.head++
-	q.n--
-	if s.len() == 0 {
-		delete(q.srcs, s.name)
+	i := s.head
+	it, q.slots[i] = q.slots[i], item{}
+	s.head = q.next[i]
+	if s.head >= 0 {
+		q.prev[s.head] = -1
 	} else {
-		if s.head > len(s.items)/2 {
-			s.items = append(s.items[:0], s.items[s.head:]...)
-			s.head = 0
-		}
+		s.tail = -1
+	}
+	q.free = append(q.free, i)
+	s.n--
+	if s.n > 0 {
 		q.turn = append(q.turn, s)
+	} else {
+		s.waiting = false
 	}
 	if q.turnAt > len(q.turn)/2 {
 		q.turn = append(q.turn[:0], q.turn[q.turnAt:]...)
 		q.turnAt = 0
 	}
-	if q.n > 0 {
+	if q.turnAt < len(q.turn) {
 		select {
 		case q.ready <- struct{}{}:
 		default:
 		}
 	}
 	return it, true
-}
-
-// forget removes s, now empty, from the sources and their turns. Callers
-// hold q.mu.
-func (q *fairQueue) forget(s *srcQueue) {
-	delete(q.srcs, s.name)
-	for i := q.turnAt; i < len(q.turn); i++ {
-		if q.turn[i] == s {
-			q.turn = append(q.turn[:i], q.turn[i+1:]...)
-			return
-		}
-	}
 }
 
 // droppedBy returns how many items each source had dropped.

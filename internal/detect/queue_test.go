@@ -61,3 +61,35 @@ func TestQueueFairAcrossNodes(t *testing.T) {
 		}
 	}
 }
+
+// TestQueueNewSourceWhenEachHoldsOne: with every source holding one, a
+// new source's record takes the place of another's, which leaves its turn.
+func TestQueueNewSourceWhenEachHoldsOne(t *testing.T) {
+	e, err := New(Config{Queue: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, n := range []string{"n1", "n2", "n3"} {
+		if err := e.Write(fromNode(n, 0)); err != nil {
+			t.Fatalf("%s: %v", n, err)
+		}
+	}
+	var served []string
+	for {
+		it, ok := e.queue.pop()
+		if !ok {
+			break
+		}
+		served = append(served, it.rec.Metadata.UID)
+	}
+	st := e.Stats()
+	if len(served) != 2 || served[1] != "n3-0" || st.Dropped != 1 || st.DroppedByNode["n3"] != 0 {
+		t.Fatalf("served %v, stats %+v: want one of n1's and n2's, then n3's, the other dropped", served, st)
+	}
+	if err := e.Write(fromNode("n1", 1)); err != nil {
+		t.Fatal(err)
+	}
+	if it, ok := e.queue.pop(); !ok || it.rec.Metadata.UID != "n1-1" {
+		t.Fatalf("after draining: %v %v", it.rec.Metadata.UID, ok)
+	}
+}
