@@ -64,9 +64,12 @@ const (
 
 // Manifest lists a backup's contents.
 type Manifest struct {
-	Format  string         `json:"format"`
-	Created time.Time      `json:"created"`
-	Files   []ManifestFile `json:"files"`
+	Format  string    `json:"format"`
+	Created time.Time `json:"created"`
+	// TrustDomain is the trust domain of the control plane the backup is
+	// of; empty in backups made before it was recorded.
+	TrustDomain string         `json:"trust_domain,omitempty"`
+	Files       []ManifestFile `json:"files"`
 }
 
 // ManifestFile is one entry of a backup.
@@ -99,6 +102,9 @@ type Config struct {
 	KEK   seal.KEK // required; the same KEK (or passphrase) restores the backup
 	Items []Item
 	Now   func() time.Time // manifest time; nil means time.Now
+	// TrustDomain is recorded in the manifest: the trust domain of the
+	// control plane backed up, which a restore may check.
+	TrustDomain string
 }
 
 // Write writes an encrypted, integrity-checked archive of cfg.Items
@@ -135,7 +141,7 @@ func Write(w io.Writer, cfg Config) (*Manifest, error) {
 		return nil, fmt.Errorf("backup: %w", err)
 	}
 	tw := tar.NewWriter(enc)
-	m := &Manifest{Format: backupFormat, Created: now().UTC()}
+	m := &Manifest{Format: backupFormat, Created: now().UTC(), TrustDomain: cfg.TrustDomain}
 	seen := map[string]bool{}
 	for _, it := range cfg.Items {
 		if err := addItem(tw, m, seen, it); err != nil {
@@ -407,6 +413,13 @@ func Verify(r io.Reader, kek seal.KEK) (*Manifest, error) {
 // leaves no trace and overwrites nothing. Restored files are 0600 and
 // directories 0700.
 func Restore(r io.Reader, kek seal.KEK, dir string) (*Manifest, error) {
+	return RestoreChecked(r, kek, dir, nil)
+}
+
+// RestoreChecked is Restore, with check (if not nil) called on the
+// authenticated manifest before anything is moved into dir: its error
+// leaves no trace, as a corrupt backup does.
+func RestoreChecked(r io.Reader, kek seal.KEK, dir string, check func(*Manifest) error) (*Manifest, error) {
 	if dir == "" {
 		return nil, errors.New("backup: restore: target directory is empty")
 	}
@@ -450,6 +463,11 @@ func Restore(r io.Reader, kek seal.KEK, dir string) (*Manifest, error) {
 	})
 	if err != nil {
 		return nil, err
+	}
+	if check != nil {
+		if err := check(m); err != nil {
+			return nil, err
+		}
 	}
 	if err := syncTree(tmp); err != nil {
 		return nil, fmt.Errorf("backup: restore: %w", err)

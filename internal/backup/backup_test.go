@@ -299,3 +299,28 @@ func checkAll(t testing.TB, db *bolt.DB, k *seal.Keyring, n int) {
 		t.Fatal(err)
 	}
 }
+
+// TestRestoreCheckedRefusesOnManifest: the trust domain Write is given is
+// in the authenticated manifest, and a check refusing it leaves nothing in
+// the target.
+func TestRestoreCheckedRefusesOnManifest(t *testing.T) {
+	kek := testKEK(t, 4)
+	var buf bytes.Buffer
+	if _, err := Write(&buf, Config{KEK: kek, Now: newClock(), TrustDomain: "a.example",
+		Items: []Item{{Name: "f", Size: 2, WriteTo: func(w io.Writer) (int64, error) { n, err := w.Write([]byte("hi")); return int64(n), err }}}}); err != nil {
+		t.Fatal(err)
+	}
+	m, err := Verify(bytes.NewReader(buf.Bytes()), kek)
+	if err != nil || m.TrustDomain != "a.example" {
+		t.Fatalf("manifest %+v, %v: want trust domain a.example", m, err)
+	}
+	refused := errors.New("not this cluster's")
+	dst := filepath.Join(t.TempDir(), "restored")
+	if _, err := RestoreChecked(bytes.NewReader(buf.Bytes()), kek, dst, func(m *Manifest) error { return refused }); !errors.Is(err, refused) {
+		t.Fatalf("restore: %v, want the check's error", err)
+	}
+	ents, err := os.ReadDir(filepath.Dir(dst))
+	if err != nil || len(ents) != 0 {
+		t.Fatalf("a refused restore left %v (%v)", ents, err)
+	}
+}

@@ -54,6 +54,8 @@ type backupKEK struct {
 	c         server.File
 	file      *string
 	flowsOnly bool
+	// otherTD restores a backup of another trust domain than c's.
+	otherTD bool
 }
 
 func (b *backupKEK) flags(fs *flag.FlagSet) {
@@ -67,6 +69,8 @@ func backupRestoreCommand() *Command {
 	flags := func(fs *flag.FlagSet) {
 		b.flags(fs)
 		fs.BoolVar(&b.flowsOnly, "flows-only", false, "restore only this server's flow records into its data directory (a cluster whose control plane was restored through another server)")
+		fs.StringVar(&b.c.TrustDomain, "trust-domain", "", "the trust domain of the cluster restored to (the configuration's trust_domain): a backup of another is refused")
+		fs.BoolVar(&b.otherTD, "allow-other-trust-domain", false, "restore a backup of another trust domain than --trust-domain's, or one that records none (a deliberate migration)")
 	}
 	return &Command{
 		Name:    "restore",
@@ -81,7 +85,13 @@ func backupRestoreCommand() *Command {
 			"server of the cluster then starts on it.\n" +
 			"A cluster's backup holds every server's flow records; each server gets its\n" +
 			"own, by its name (the configuration's name): the server restored first\n" +
-			"with the rest, every other one with --flows-only --config its own file.",
+			"with the rest, every other one with --flows-only --config its own file.\n" +
+			"A backup records the trust domain it was made in: when the target names\n" +
+			"one (--trust-domain, or trust_domain in --config), a backup of another, or\n" +
+			"one made before backups recorded it, is refused unless\n" +
+			"--allow-other-trust-domain says the migration is meant. With neither, as\n" +
+			"for a disaster recovery into an empty directory, any backup the KEK opens\n" +
+			"is restored.",
 		Flags: flags,
 		Run: func(ctx context.Context, e *Env, fs *flag.FlagSet) error {
 			if fs.NArg() != 1 {
@@ -100,8 +110,9 @@ func backupRestoreCommand() *Command {
 			if err != nil {
 				return fmt.Errorf("backup restore: %w", err)
 			}
+			check := sameTrustDomain(b.c.TrustDomain, b.otherTD)
 			if b.flowsOnly {
-				return restoreFlowsOnly(e, &b.c, kek, fs.Arg(0))
+				return restoreFlowsOnly(e, &b.c, kek, fs.Arg(0), check)
 			}
 			if b.c.Store.Backend == "etcd" {
 				if err := etcdPrefixFree(ctx, &b.c); err != nil {
@@ -113,7 +124,7 @@ func backupRestoreCommand() *Command {
 				return fmt.Errorf("backup restore: %w", err)
 			}
 			defer f.Close()
-			m, err := backup.Restore(f, kek, b.c.DataDir)
+			m, err := backup.RestoreChecked(f, kek, b.c.DataDir, check)
 			if err != nil {
 				return fmt.Errorf("backup restore %q: %w", fs.Arg(0), err)
 			}
@@ -145,7 +156,7 @@ func backupRestoreCommand() *Command {
 
 // restoreFlowsOnly puts this server's flow records from a cluster's
 // backup into its data directory, which must not hold flow records yet.
-func restoreFlowsOnly(e *Env, c *server.File, kek seal.KEK, file string) error {
+func restoreFlowsOnly(e *Env, c *server.File, kek seal.KEK, file string, check func(*backup.Manifest) error) error {
 	flows := filepath.Join(c.DataDir, "flows")
 	if ents, err := os.ReadDir(flows); err == nil && len(ents) > 0 {
 		return fmt.Errorf("backup restore --flows-only: %q already holds flow records; nothing was restored", flows)
@@ -164,7 +175,7 @@ func restoreFlowsOnly(e *Env, c *server.File, kek seal.KEK, file string) error {
 	}
 	defer f.Close()
 	unpacked := filepath.Join(tmp, "backup")
-	if _, err := backup.Restore(f, kek, unpacked); err != nil {
+	if _, err := backup.RestoreChecked(f, kek, unpacked, check); err != nil {
 		return fmt.Errorf("backup restore %q: %w", file, err)
 	}
 	note, err := server.PlaceServerFlows(unpacked, c.Name)
@@ -186,6 +197,25 @@ func restoreFlowsOnly(e *Env, c *server.File, kek seal.KEK, file string) error {
 	}
 	fmt.Fprintln(e.Stdout, note)
 	return nil
+}
+
+// sameTrustDomain refuses a backup of another control plane than the one
+// restored to: want is its trust domain, empty when the target names none
+// (a disaster recovery into an empty directory), which checks nothing. A
+// passphrase or KEK shared by two clusters opens either's backups, so the
+// KEK alone does not say whose a backup is. A backup that records no trust
+// domain (made before backups did) is refused too when want is set: fail
+// closed, allow says the operator means it.
+func sameTrustDomain(want string, allow bool) func(*backup.Manifest) error {
+	return func(m *backup.Manifest) error {
+		switch {
+		case want == "" || allow || m.TrustDomain == want:
+			return nil
+		case m.TrustDomain == "":
+			return fmt.Errorf("the backup records no trust domain (made before backups did) and the target is trust domain %q; if it is this cluster's, --allow-other-trust-domain restores it; nothing was restored", want)
+		}
+		return fmt.Errorf("the backup is of trust domain %q, the target is trust domain %q; --allow-other-trust-domain restores it for a deliberate migration; nothing was restored", m.TrustDomain, want)
+	}
 }
 
 func backupVerifyCommand() *Command {

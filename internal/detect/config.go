@@ -12,7 +12,7 @@ import (
 
 // An alerts file looks like this (every key optional but sinks):
 //
-//	queue: 10000            # records the engine may hold before dropping
+//	queue: 10000            # records the engine may hold, over all nodes, before dropping
 //	sweep: 10s              # how often windows are re-evaluated for resolves
 //	node_alerts: 50         # alerts one node's records may send, at once and per hour (-1: no bound)
 //	rules:

@@ -57,8 +57,11 @@ type Config struct {
 	// Rules tunes the rules; nil means DefaultRules. A rule missing from a
 	// non-nil map is off.
 	Rules Rules
-	// Queue is how many records and audit entries may wait; 0 means 10000.
-	// Beyond it Write drops and counts.
+	// Queue is how many records and audit entries may wait, over all
+	// nodes; 0 means 10000. Each node's records wait in their own turn
+	// (audit entries and records no node wrote in one more): beyond the
+	// bound the newest of the node with the most waiting is dropped and
+	// counted for that node, so one node's flood costs others nothing.
 	Queue int
 	// Sweep is how often Run re-evaluates windows to resolve alerts; 0
 	// means 10s.
@@ -88,7 +91,7 @@ type Config struct {
 // any goroutine; Run evaluates.
 type Engine struct {
 	cfg     Config
-	queue   chan item
+	queue   *fairQueue
 	dropped atomic.Uint64
 	seen    atomic.Uint64
 	done    atomic.Uint64
@@ -140,7 +143,7 @@ func New(cfg Config) (*Engine, error) {
 	}
 	e := &Engine{
 		cfg:      cfg,
-		queue:    make(chan item, cfg.Queue),
+		queue:    newFairQueue(cfg.Queue),
 		started:  cfg.Now(),
 		windows:  map[string]*window{},
 		edges:    map[string]struct{}{},
@@ -172,38 +175,51 @@ func New(cfg Config) (*Engine, error) {
 	return e, nil
 }
 
-// Write queues r for evaluation without waiting. When the queue is full the
-// record is dropped, counted, and ErrQueueFull returned.
+// Write queues r for evaluation without waiting, in the turn of the node
+// that wrote it (r.Unmapped.Node). When the queue is full and that node
+// has the most records waiting, r is dropped, counted for the node, and
+// ErrQueueFull returned; when another node has more, the newest of those
+// is dropped and counted for that node instead.
 func (e *Engine) Write(r flow.Record) error {
-	if !e.enqueue(item{rec: r}) {
+	node := ""
+	if r.Unmapped != nil {
+		node = r.Unmapped.Node
+	}
+	if !e.enqueue(node, item{rec: r}) {
 		return ErrQueueFull
 	}
 	return nil
 }
 
-// ObserveAudit queues an audit entry for the policy rule without waiting; a
-// full queue drops and counts it.
+// ObserveAudit queues an audit entry for the policy rule without waiting,
+// in the turn of what no node wrote; a full queue drops and counts as
+// Write does.
 func (e *Engine) ObserveAudit(en audit.Entry) {
-	e.enqueue(item{entry: &en})
+	e.enqueue("", item{entry: &en})
 }
 
-func (e *Engine) enqueue(it item) bool {
-	select {
-	case e.queue <- it:
+func (e *Engine) enqueue(node string, it item) bool {
+	ok, from, dropped := e.queue.push(node, it)
+	if ok {
 		e.seen.Add(1)
-		return true
-	default:
-		e.dropped.Add(1)
-		e.cfg.Metrics.engineDropped()
-		return false
 	}
+	if dropped {
+		e.dropped.Add(1)
+		e.cfg.Metrics.engineDropped(from)
+	}
+	return ok
 }
 
 // Stats is a snapshot of the engine's counters.
 type Stats struct {
 	Queued    uint64 // accepted by Write or ObserveAudit
 	Processed uint64 // evaluated by Run
-	Dropped   uint64 // refused because the queue was full
+	// Dropped counts what the full queue refused, or dropped after it
+	// was queued to make room for another node's; DroppedByNode the same
+	// by the node that wrote it ("" for audit entries and records no node
+	// wrote).
+	Dropped       uint64
+	DroppedByNode map[string]uint64
 	// SubjectsDropped counts events for new subjects refused because a
 	// rule tracked MaxSubjects already, by rule.
 	SubjectsDropped map[string]uint64
@@ -214,7 +230,7 @@ type Stats struct {
 
 // Stats returns the engine's counters.
 func (e *Engine) Stats() Stats {
-	s := Stats{Queued: e.seen.Load(), Processed: e.done.Load(), Dropped: e.dropped.Load(), SubjectsDropped: map[string]uint64{}}
+	s := Stats{Queued: e.seen.Load(), Processed: e.done.Load(), Dropped: e.dropped.Load(), DroppedByNode: e.queue.droppedBy(), SubjectsDropped: map[string]uint64{}}
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	for name, w := range e.windows {
@@ -234,8 +250,10 @@ func (e *Engine) Run(ctx context.Context) error {
 		select {
 		case <-ctx.Done():
 			return nil
-		case it := <-e.queue:
-			e.process(it)
+		case <-e.queue.ready:
+			if it, ok := e.queue.pop(); ok {
+				e.process(it)
+			}
 		case <-t.C:
 			e.Sweep()
 		}

@@ -17,7 +17,7 @@ const (
 // bounded: rules and statuses are fixed lists, sinks come from the config.
 // A nil *Metrics counts nothing.
 type Metrics struct {
-	recordsDropped *metrics.Counter
+	recordsDropped *metrics.CounterVec
 	alerts         *metrics.CounterVec
 	deliveries     *metrics.CounterVec
 	retries        *metrics.CounterVec
@@ -33,10 +33,10 @@ func NewMetrics(reg *metrics.Registry, sinks []string) (*Metrics, error) {
 		return nil, fmt.Errorf("detect: metrics need a registerer")
 	}
 	m := &Metrics{
-		recordsDropped: metrics.NewCounter(metrics.Opts{
+		recordsDropped: metrics.NewCounterVec(metrics.Opts{
 			Name: "moat_detect_records_dropped_total",
-			Help: "Flow records and audit entries the detection engine dropped because its queue was full.",
-		}),
+			Help: "Flow records and audit entries the detection engine dropped because its queue was full, by the node that wrote them (empty for audit entries).",
+		}, "node"),
 		alerts: metrics.NewCounterVec(metrics.Opts{
 			Name: "moat_detect_alerts_total",
 			Help: "Alerts raised by detection rules, by rule and status (firing or resolved).",
@@ -78,9 +78,11 @@ func NewMetrics(reg *metrics.Registry, sinks []string) (*Metrics, error) {
 	return m, nil
 }
 
-func (m *Metrics) engineDropped() {
+// engineDropped counts a record of node dropped unevaluated. Node names
+// are those of the cluster's nodes, which only administrators add.
+func (m *Metrics) engineDropped(node string) {
 	if m != nil {
-		m.recordsDropped.Inc()
+		m.recordsDropped.WithLabelValues(node).Inc()
 	}
 }
 

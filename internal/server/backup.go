@@ -107,7 +107,7 @@ func (s *Server) handleBackup(ctx context.Context, c *caller, r *http.Request) (
 	if err != nil {
 		return nil, "", err
 	}
-	m, err := backup.Write(out, backup.Config{KEK: k.currentKEK(), Items: items, Now: s.now})
+	m, err := backup.Write(out, backup.Config{KEK: k.currentKEK(), Items: items, Now: s.now, TrustDomain: s.td.String()})
 	if err == nil {
 		_, err = out.Seek(0, io.SeekStart)
 	}
