@@ -10,6 +10,7 @@ import (
 
 	"moat/internal/api"
 	"moat/internal/backup"
+	"moat/internal/flow"
 	"moat/internal/seal"
 	"moat/internal/server"
 )
@@ -247,7 +248,11 @@ func backupVerifyCommand() *Command {
 			if err != nil {
 				return fmt.Errorf("backup verify %q: %w", fs.Arg(0), err)
 			}
-			fmt.Fprintf(e.Stdout, "backup OK: %d entries, made %s\n", len(m.Files), m.Created.Format("2006-01-02T15:04:05Z"))
+			td := "trust domain " + flow.PrintableText(m.TrustDomain)
+			if m.TrustDomain == "" {
+				td = "no trust domain recorded (made before backups recorded one)"
+			}
+			fmt.Fprintf(e.Stdout, "backup OK: %d entries, made %s, %s\n", len(m.Files), m.Created.Format("2006-01-02T15:04:05Z"), td)
 			return nil
 		},
 	}
