@@ -1,12 +1,14 @@
 package tf
 
 import (
+	"errors"
 	"fmt"
 	"math/big"
 	"sort"
 	"strings"
 
 	"github.com/hashicorp/hcl/v2"
+	"github.com/hashicorp/hcl/v2/hclsyntax"
 	"github.com/zclconf/go-cty/cty"
 	"github.com/zclconf/go-cty/cty/convert"
 	"github.com/zclconf/go-cty/cty/function"
@@ -879,6 +881,10 @@ func (ev *evaluator) expr(e hcl.Expression, ctx *hcl.EvalContext, addr string) c
 				ev.notes = append(ev.notes, Note{Pos: rangePos(e.Range()), Address: addr, kind: kindError, Rejected: true,
 					Msg: fmt.Sprintf("reference to undeclared resource %s: Terraform rejects the configuration, so the plan fails", missing)})
 			}
+		} else if removed := removedCall(diags); removed != nil {
+			if !ev.quiet {
+				ev.notes = append(ev.notes, Note{Pos: rangePos(e.Range()), Address: addr, kind: kindError, Rejected: true, Msg: removed.Error()})
+			}
 		} else if missing := undeclaredName(e, ctx); missing != "" {
 			if !ev.quiet {
 				ev.notes = append(ev.notes, Note{Pos: rangePos(e.Range()), Address: addr, kind: kindError, Rejected: true,
@@ -921,6 +927,20 @@ func (ev *evaluator) expr(e hcl.Expression, ctx *hcl.EvalContext, addr string) c
 		ev.note(e.Range(), addr, kindUnknown, "value is not known statically (depends on %s)", refs(e))
 	}
 	return v
+}
+
+// removedCall returns the error of a call to a function Terraform removed
+// among diags, nil when there is none.
+func removedCall(diags hcl.Diagnostics) error {
+	for _, d := range diags {
+		if x, ok := hcl.DiagnosticExtra[hclsyntax.FunctionCallDiagExtra](d); ok {
+			var r errRemoved
+			if errors.As(x.FunctionCallError(), &r) {
+				return r
+			}
+		}
+	}
+	return nil
 }
 
 // withComputed returns a child of ctx in which the attributes that e reads

@@ -93,6 +93,7 @@ func functions(l *loader) map[string]function.Function {
 		"transpose", "matchkeys", "ephemeralasnull", "issensitive", "templatestring"} {
 		fns[n] = applyTimeFunc
 	}
+	fns["list"], fns["map"] = removedFunc("list", "tolist([ … ])"), removedFunc("map", "tomap({ … })")
 	fns["file"], fns["fileexists"], fns["templatefile"] = applyTimeFunc, applyTimeFunc, applyTimeFunc
 	if l != nil {
 		fns["file"] = fileFunc(l)
@@ -111,6 +112,26 @@ var applyTimeFunc = function.New(&function.Spec{
 		return cty.DynamicVal, nil
 	},
 })
+
+// errRemoved is what a call to a function Terraform removed fails with:
+// Terraform keeps the name and fails every call, known arguments or not.
+type errRemoved struct{ name, instead string }
+
+func (e errRemoved) Error() string {
+	return fmt.Sprintf("the %q function was removed in Terraform v0.15 (write %s instead): Terraform rejects the call, so the plan fails", e.name, e.instead)
+}
+
+func removedFunc(name, instead string) function.Function {
+	return function.New(&function.Spec{
+		VarParam: &function.Parameter{Name: "args", Type: cty.DynamicPseudoType, AllowNull: true, AllowUnknown: true, AllowDynamicType: true, AllowMarked: true},
+		Type: func([]cty.Value) (cty.Type, error) {
+			return cty.DynamicPseudoType, errRemoved{name, instead}
+		},
+		Impl: func([]cty.Value, cty.Type) (cty.Value, error) {
+			return cty.DynamicVal, errRemoved{name, instead}
+		},
+	})
+}
 
 var identityFunc = function.New(&function.Spec{
 	Params: []function.Parameter{{Name: "value", Type: cty.DynamicPseudoType, AllowNull: true, AllowUnknown: true, AllowDynamicType: true, AllowMarked: true}},

@@ -364,7 +364,7 @@ func convBody(b hcl.Body) (*body, hcl.Diagnostics) {
 	diags = append(diags, d...)
 	out := &body{attrs: make(map[string]hcl.Expression, len(attrs))}
 	for n, a := range attrs {
-		out.attrs[n] = a.Expr
+		out.attrs[n] = wrapJSON(a.Expr)
 	}
 	for _, blk := range content.Blocks {
 		if blk.Type != "dynamic" {
@@ -377,7 +377,7 @@ func convBody(b hcl.Body) (*body, hcl.Diagnostics) {
 		}
 		db := &body{attrs: map[string]hcl.Expression{}}
 		for n, a := range dc.Attributes {
-			db.attrs[n] = a.Expr
+			db.attrs[n] = wrapJSON(a.Expr)
 		}
 		for _, c := range dc.Blocks {
 			cb, d := convBody(c.Body)
@@ -482,21 +482,65 @@ var nestedBlocks = map[string][]string{
 	"azurerm_key_vault":          {"network_acls"},
 	"azurerm_storage_account":    {"network_rules"},
 	"azurerm_kubernetes_cluster": {"api_server_access_profile", "network_profile"},
+	"aws_eks_cluster":            {"vpc_config"},
+	"aws_lambda_function":        {"vpc_config"},
+	"aws_opensearch_domain":      {"vpc_options"},
+	"aws_elasticsearch_domain":   {"vpc_options"},
+	"aws_lb":                     {"subnet_mapping"},
+}
+
+// arguments are names that are arguments (a string, a bool, a list or map
+// of them) wherever a resource of a provider moat reads has them, at any
+// depth, and never a nested block: written as a block (tags { … }, as
+// Terraform 0.11 took it), Terraform rejects them (Unsupported block
+// type).
+var arguments = map[string]bool{
+	"tags": true, "tags_all": true,
+	"cidr_blocks": true, "ipv6_cidr_blocks": true, "prefix_list_ids": true, "cidr_ipv4": true, "cidr_ipv6": true,
+	"security_groups": true, "vpc_security_group_ids": true, "security_group_ids": true,
+	"subnet_id": true, "subnet_ids": true, "subnets": true, "vpc_id": true,
+	"publicly_accessible": true, "associate_public_ip_address": true, "internal": true,
+	"from_port": true, "to_port": true, "protocol": true,
+	"source_address_prefix": true, "source_address_prefixes": true,
+	"destination_port_range": true, "destination_port_ranges": true,
 }
 
 // blockOnly rejects each nested block of a resource of type typ that its
-// native syntax writes as an argument, and drops it: read as not set, what
-// it would have closed is open, as Terraform never applies it.
+// native syntax writes as an argument, and each argument written as a
+// block, and drops them: read as not set, what they would have closed is
+// open, as Terraform never applies them.
 func (l *loader) blockOnly(m *module, typ, name string, bd *body) {
+	addr := m.qualify(typ + "." + name)
 	for _, n := range nestedBlocks[typ] {
 		e, ok := bd.attrs[n]
 		if !ok {
 			continue
 		}
-		l.notes = append(l.notes, Note{Pos: rangePos(e.Range()), Address: m.qualify(typ + "." + name), Rejected: true, kind: kindError,
+		l.notes = append(l.notes, Note{Pos: rangePos(e.Range()), Address: addr, Rejected: true, kind: kindError,
 			Msg: fmt.Sprintf("%s is a nested block of %s, written here as an argument (%s = …): Terraform rejects it (Unsupported argument), so the plan fails; it is read as not set", n, typ, n)})
 		delete(bd.attrs, n)
 	}
+	l.argumentBlocks(addr, typ, bd)
+}
+
+// argumentBlocks rejects and drops the blocks of bd, at any depth, that
+// are arguments.
+func (l *loader) argumentBlocks(addr, typ string, bd *body) {
+	kept := bd.blocks[:0]
+	for _, b := range bd.blocks {
+		n := b.typ
+		if n == "dynamic" && len(b.labels) == 1 {
+			n = b.labels[0]
+		}
+		if arguments[n] {
+			l.notes = append(l.notes, Note{Pos: rangePos(b.def), Address: addr, Rejected: true, kind: kindError,
+				Msg: fmt.Sprintf("%s is an argument of %s, written here as a block (%s { … }): Terraform rejects it (Unsupported block type), so the plan fails; it is read as not set", n, typ, n)})
+			continue
+		}
+		l.argumentBlocks(addr, typ, b.body)
+		kept = append(kept, b)
+	}
+	bd.blocks = kept
 }
 
 // qualify prefixes addr, an address within m, with the module path that
@@ -590,8 +634,14 @@ func (l *loader) tfvars(dir string, extra []string) (map[string]cty.Value, error
 		if diags.HasErrors() {
 			return nil, fmt.Errorf("tf: %s: a variables file holds only attributes: %w", name, diagErr(diags))
 		}
+		// As Terraform reads them, the strings of a JSON variables file
+		// are not templates.
+		ctx := l.work.ctx()
+		if strings.HasSuffix(name, ".json") {
+			ctx = nil
+		}
 		for k, a := range attrs {
-			v, diags := a.Expr.Value(l.work.ctx())
+			v, diags := a.Expr.Value(ctx)
 			if diags.HasErrors() {
 				return nil, fmt.Errorf("tf: %w", diagErr(diags))
 			}

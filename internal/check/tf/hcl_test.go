@@ -563,3 +563,82 @@ resource "aws_security_group" "sg" {
 		}
 	}
 }
+
+// TestArgumentAsBlockRejected: what Terraform refuses to plan, in code
+// written for Terraform 0.11, is reported where it is written as refused,
+// not evaluated as if Terraform took it: an argument written as a block
+// (tags { … }, cidr_blocks { … } in a rule; Unsupported block type), a
+// block that only a block may set written as an argument (an EKS cluster's
+// vpc_config = { … }; Unsupported argument), and the list and map
+// functions Terraform removed. Each is read as not set (what is built
+// from list() as not known statically). Blocks the provider takes either
+// way (a security group's ingress) are read as written.
+func TestArgumentAsBlockRejected(t *testing.T) {
+	p := load(t, fstest.MapFS{"main.tf": {Data: []byte(`resource "aws_instance" "web" {
+  ami = "ami-1"
+  tags {
+    Name = "web"
+  }
+}
+resource "aws_security_group" "sg" {
+  ingress {
+    from_port = 22
+    to_port   = 22
+    protocol  = "tcp"
+    cidr_blocks {
+      x = "10.0.0.0/8"
+    }
+  }
+  egress {
+    from_port   = 0
+    to_port     = 0
+    protocol    = "-1"
+    cidr_blocks = list("10.0.0.0/8")
+  }
+}
+resource "aws_eks_cluster" "k" {
+  vpc_config = {
+    endpoint_public_access = false
+  }
+}
+locals {
+  m = map("a", "b")
+}
+`)}}, Options{})
+	want := map[string]string{
+		"main.tf:3":  "tags is an argument of aws_instance, written here as a block",
+		"main.tf:12": "cidr_blocks is an argument of aws_security_group, written here as a block",
+		"main.tf:20": `the "list" function was removed in Terraform v0.15`,
+		"main.tf:24": "vpc_config is a nested block of aws_eks_cluster",
+		"main.tf:29": `the "map" function was removed in Terraform v0.15`,
+	}
+	for at, msg := range want {
+		found := false
+		for _, n := range p.Notes {
+			found = found || n.Rejected && n.Pos.String() == at && strings.Contains(n.Msg, msg)
+		}
+		if !found {
+			t.Errorf("no rejected note at %s saying %q: %v", at, msg, p.Notes)
+		}
+	}
+	for _, n := range p.Notes {
+		if n.Rejected && want[n.Pos.String()] == "" {
+			t.Errorf("rejected, though Terraform takes it: %v", n)
+		}
+	}
+	rs := byAddr(p)
+	if v, ok := rs["aws_instance.web"].Values["tags"]; ok {
+		t.Errorf("aws_instance.web: tags read as set: %v", v)
+	}
+	sg := rs["aws_security_group.sg"].Values
+	in := sg["ingress"].([]any)[0].(map[string]any)
+	if _, ok := in["cidr_blocks"]; ok || in["from_port"] != 22.0 {
+		t.Errorf("ingress = %v: want the rule read, its cidr_blocks block as not set", in)
+	}
+	if v := sg["egress"].([]any)[0].(map[string]any)["cidr_blocks"]; !isUnknown(v) {
+		t.Errorf("egress cidr_blocks = %v, want it not known statically", v)
+	}
+	if v, ok := rs["aws_eks_cluster.k"].Values["vpc_config"]; ok {
+		t.Errorf("aws_eks_cluster.k: vpc_config read as set: %v", v)
+	}
+}

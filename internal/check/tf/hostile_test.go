@@ -153,6 +153,61 @@ func TestEvaluationBounded(t *testing.T) {
 	}
 }
 
+// TestJSONEvaluationBounded: the strings of a .tf.json file are templates
+// too, whose for expressions and interpolated parts are charged as the
+// native syntax's are: loops nested in a JSON string that build more than
+// maxWork, though what they leave is small, fail where they are written,
+// with a note, and what they set is read at its worst. The strings of a
+// JSON variables file are not templates: Terraform takes them as written.
+func TestJSONEvaluationBounded(t *testing.T) {
+	for _, tc := range []struct{ name, v string }{
+		{"for", `${[for a in local.r : a if [for b in local.r : b] == []] == [] ? \"10.0.0.0/8\" : \"x\"}`},
+		{"template for", `%{for a in local.r}%{for b in local.r}%{endfor}%{endfor}10.0.0.0/8`},
+		{"interpolation", `${[for a in local.r : \"${[for b in local.r : b] == []}\"] == [] ? \"x\" : \"10.0.0.0/8\"}`},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			files := fstest.MapFS{
+				"locals.tf.json": {Data: []byte(`{"locals": {"r": "${flatten([for i in range(1000) : [i, i]])}", "v": "` + tc.v + `"}}`)},
+				"main.tf": {Data: []byte(`resource "aws_security_group" "g" {
+  ingress {
+    from_port   = 22
+    to_port     = 22
+    protocol    = "tcp"
+    cidr_blocks = [local.v]
+  }
+}
+`)},
+			}
+			p := load(t, files, Options{})
+			if !hasNote(p, "locals.tf.json:1", "builds more than") {
+				t.Errorf("no note at locals.tf.json:1 that the evaluation was bounded: %v", p.Notes)
+			}
+			r := byAddr(p)["aws_security_group.g"].Values["ingress"].([]any)[0].(map[string]any)
+			if l, ok := r["cidr_blocks"].([]any); !isUnknown(r["cidr_blocks"]) && (!ok || len(l) != 1 || !isUnknown(l[0])) {
+				t.Errorf("cidr_blocks = %.200v, want it not known statically", r["cidr_blocks"])
+			}
+		})
+	}
+	// What the strings of real .tf.json files hold loads as before.
+	p := load(t, fstest.MapFS{"main.tf.json": {Data: []byte(`{
+  "locals": {"c": {"x": "10.0.0.0/8"}, "l": ["${local.c.x}", "a-%{if true}b%{endif}"]},
+  "resource": {"aws_security_group": {"g": {"ingress": [{"from_port": 22, "to_port": 22, "protocol": "tcp",
+    "cidr_blocks": "${[for k, v in local.c : v]}"}]}}}
+}`)}}, Options{})
+	r := byAddr(p)["aws_security_group.g"].Values["ingress"].([]any)[0].(map[string]any)
+	if l, ok := r["cidr_blocks"].([]any); !ok || len(l) != 1 || l[0] != "10.0.0.0/8" {
+		t.Errorf("cidr_blocks = %v, want [10.0.0.0/8]", r["cidr_blocks"])
+	}
+
+	p = load(t, fstest.MapFS{
+		"main.tf":               {Data: []byte("variable \"x\" {}\nresource \"aws_instance\" \"a\" {\n  user_data = var.x\n}\n")},
+		"terraform.tfvars.json": {Data: []byte(`{"x": "${[for a in range(1000) : [for b in range(1000) : b]]}"}`)},
+	}, Options{})
+	if got := byAddr(p)["aws_instance.a"].Values["user_data"]; got != "${[for a in range(1000) : [for b in range(1000) : b]]}" {
+		t.Errorf("user_data = %.100v, want the string of the variables file as written", got)
+	}
+}
+
 func isUnknown(v any) bool {
 	_, ok := v.(Unknown)
 	return ok
