@@ -149,6 +149,39 @@ func TestFailClosed(t *testing.T) {
 	}
 }
 
+// TestSourceNotARange: a security group source that is no address range
+// and no string Terraform would pass to the provider (a number that is
+// not finite, a list in the list) is not dropped: it is read as admitting
+// every address, and the finding and a note say which value and why. A
+// finite number is the text Terraform makes of it, which the provider
+// rejects as it rejects any other text that is not a range.
+func TestSourceNotARange(t *testing.T) {
+	const db = "aws_db_instance.pg"
+	src := strings.NewReplacer("ROUTE_TABLE", "aws_vpc.main.main_route_table_id", "ROUTE_TARGET", "aws_internet_gateway.main.id",
+		"ACL_ACTION", `"allow"`, "ACL_RANGE", `"0.0.0.0/0"`).Replace(failClosedAWS)
+	for _, tc := range []struct{ name, source, assumed string }{
+		{"infinite", `tonumber("+Inf")`, "cidr_blocks holds +Inf, which is not an address range: assumed to admit every address"},
+		{"negative infinite", `-tonumber("Inf")`, "cidr_blocks holds -Inf, which is not an address range: assumed to admit every address"},
+		{"list", `["10.0.0.0/8"]`, "cidr_blocks holds a list, which is not an address range: assumed to admit every address"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			rep := checkSource(t, strings.Replace(src, "SG_SOURCE", tc.source, 1))
+			got := activeOn(rep, RuleExposedPort, db)
+			if len(got) != 1 || got[0].Severity != High || !strings.Contains(got[0].Message, tc.assumed) {
+				t.Fatalf("want one high %s on %s saying %q, got %+v", RuleExposedPort, db, tc.assumed, got)
+			}
+			wantNotes(t, rep, "ingress[0]: "+tc.assumed)
+		})
+	}
+	rep := checkSource(t, strings.Replace(src, "SG_SOURCE", "10", 1))
+	if got := activeOn(rep, RuleExposedPort, db); len(got) != 0 {
+		t.Errorf("cidr_blocks = [10]: want no %s (the provider rejects \"10\"), got %+v", RuleExposedPort, got)
+	}
+	if rej := active(rep, RuleRejected); len(rej) != 1 || !strings.Contains(rej[0].Message, `cidr_blocks "10" is not a CIDR block`) {
+		t.Errorf("cidr_blocks = [10]: want it rejected (%s), got %+v", RuleRejected, rej)
+	}
+}
+
 // TestFailClosedAzure checks the same for NSG rules: an allow whose source
 // or ports cannot be evaluated, or whose service tag is not modelled, is
 // read as admitting every address or port, and says so; a deny that cannot

@@ -57,6 +57,16 @@ func (m *Model) sgRule(r *tf.Resource, b map[string]any, where string, selfAddr 
 	var managed []string
 	for _, k := range []string{"cidr_blocks", "ipv6_cidr_blocks", "cidr_ipv4", "cidr_ipv6", "prefix_list_ids", "prefix_list_id"} {
 		vals, u := strs(b, k)
+		if bad := unreadable(b, k); bad != "" {
+			what := "an address range"
+			if strings.HasPrefix(k, "prefix_list") {
+				what = "a prefix list ID"
+			}
+			why := fmt.Sprintf("%s holds %s, which is not %s: assumed to admit every address", k, bad, what)
+			rule.Assumed, sized = strings.TrimPrefix(rule.Assumed+"; "+why, "; "), false
+			m.note(r, "%s: %s", where, why)
+			u = anyUnknown(b, k)
+		}
 		unk = unk || u
 		if u {
 			bits, ok := unknownBits(b, k)

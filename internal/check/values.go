@@ -3,6 +3,7 @@ package check
 import (
 	"fmt"
 	"math"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -60,28 +61,95 @@ func unknownFrom(m map[string]any, k string) []string {
 	return u.From
 }
 
-// strs reads a list of strings; a single string reads as a list of one.
-// Unknown elements are dropped and reported through the second result.
+// strs reads a list of strings; a single string reads as a list of one. A
+// number or bool reads as the text Terraform makes of it for a string
+// attribute. Unknown elements, and those that are no string Terraform
+// could pass (unreadable), are dropped and reported through the second
+// result: the caller reads them at their worst.
 func strs(m map[string]any, k string) ([]string, bool) {
 	switch v := m[k].(type) {
-	case string:
-		return []string{v}, false
-	case tf.Unknown:
-		return nil, true
+	case nil:
+		return nil, false
 	case []any:
 		var out []string
 		unk := false
 		for _, e := range v {
-			switch e := e.(type) {
-			case string:
-				out = append(out, e)
-			case tf.Unknown:
+			if s, ok := asText(e); ok {
+				out = append(out, s)
+			} else {
 				unk = true
 			}
 		}
 		return out, unk
+	default:
+		if s, ok := asText(v); ok {
+			return []string{s}, false
+		}
+		return nil, true
 	}
-	return nil, false
+}
+
+// asText is the string Terraform passes for v, an element of a string
+// attribute; false for a value not known statically or one Terraform
+// cannot write as a string.
+func asText(v any) (string, bool) {
+	switch v := v.(type) {
+	case string:
+		return v, true
+	case float64:
+		if math.IsInf(v, 0) || math.IsNaN(v) {
+			return "", false
+		}
+		return strconv.FormatFloat(v, 'f', -1, 64), true
+	case bool:
+		return strconv.FormatBool(v), true
+	}
+	return "", false
+}
+
+// anyUnknown tells whether m[k], or an element of it, is not known
+// statically.
+func anyUnknown(m map[string]any, k string) bool {
+	l, _ := m[k].([]any)
+	return unknown(m, k) || slices.ContainsFunc(l, func(e any) bool { return isUnknown(e) })
+}
+
+func isUnknown(v any) bool {
+	_, ok := v.(tf.Unknown)
+	return ok
+}
+
+// unreadable describes the values of m[k] (the attribute or the elements
+// of its list) that are known and yet no string (a number that is not
+// finite, a list, an object, a null in a list): "+Inf, a list".
+func unreadable(m map[string]any, k string) string {
+	vs, ok := m[k].([]any)
+	if !ok {
+		vs = []any{m[k]}
+		if m[k] == nil {
+			return ""
+		}
+	}
+	var out []string
+	for _, e := range vs {
+		if _, ok := asText(e); ok {
+			continue
+		}
+		switch e := e.(type) {
+		case tf.Unknown:
+		case float64:
+			out = append(out, strconv.FormatFloat(e, 'g', -1, 64))
+		case []any:
+			out = append(out, "a list")
+		case map[string]any:
+			out = append(out, "an object")
+		case nil:
+			out = append(out, "null")
+		default:
+			out = append(out, fmt.Sprintf("%T", e))
+		}
+	}
+	return strings.Join(out, ", ")
 }
 
 // unknownBits returns the prefix lengths of the elements of m[k] that are
@@ -91,10 +159,11 @@ func strs(m map[string]any, k string) ([]string, bool) {
 func unknownBits(m map[string]any, k string) (bits []int, ok bool) {
 	var vs []any
 	switch v := m[k].(type) {
-	case tf.Unknown:
-		vs = []any{v}
+	case nil:
 	case []any:
 		vs = v
+	default:
+		vs = []any{v}
 	}
 	for _, e := range vs {
 		if u, isU := e.(tf.Unknown); isU {
@@ -102,6 +171,8 @@ func unknownBits(m map[string]any, k string) (bits []int, ok bool) {
 				return nil, false
 			}
 			bits = append(bits, u.Bits)
+		} else if _, ok := asText(e); !ok {
+			return nil, false // unreadable: any range
 		}
 	}
 	return bits, true
