@@ -3,6 +3,7 @@ package check
 import (
 	"context"
 	"slices"
+	"strings"
 	"testing"
 )
 
@@ -71,5 +72,13 @@ func TestPublicBalancerPublishesTargets(t *testing.T) {
 	}
 	if len(got) != 1 || got[0].Severity != Critical || !slices.ContainsFunc(got[0].Path, func(h Hop) bool { return h.Addr == "aws_lb_listener.tcp" }) {
 		t.Errorf("want AWS-NET-011 critical on aws_security_group.tcp through the balancer, got %+v", got)
+	}
+	// The balancer has no security group: the path says so, and names the
+	// balancer once.
+	if len(got) == 0 {
+		return
+	}
+	if p := pathLine(got[0].Path); strings.Count(p, "aws_lb.nlb ") != 1 || !strings.Contains(p, "no security group (network load balancer) → aws_lb.nlb → aws_lb_listener.tcp") {
+		t.Errorf("path %q: want the balancer named once, after the hop that says it has no security group", p)
 	}
 }
