@@ -235,9 +235,8 @@ func (m *Model) frontDoors(byType map[string][]*tf.Resource) {
 // then the balancer's connection reaches each target of the target groups
 // the listener forwards to, on the target's port. An application load
 // balancer opens that connection from its subnets as a member of its
-// groups; a network load balancer keeps the client's address (instance
-// targets, preserve_client_ip on unless set otherwise), so its targets are
-// read as seeing either its subnets or the client. A balancer that is not
+// groups; a network load balancer's targets see the client's address or
+// the balancer's, as their target group says (nlbSource). A balancer that is not
 // internet-facing publishes nothing: the internet does not reach it. A
 // listener whose port is not known statically is not followed (the leg to
 // the balancer needs its port); the balancer itself is still read as
@@ -252,10 +251,7 @@ func (m *Model) publicBalancers(byType map[string][]*tf.Resource, f *frontModel)
 			continue
 		}
 		from := m.frontSource(lb.Addr, lb.Subnets, sgAddrs(lb.SGs))
-		if strings.EqualFold(str(lb.Res.Values, "load_balancer_type"), "network") && from.Name != "" {
-			from.Name = lb.Addr + " (keeping the client's address)"
-			from.Set = union(from.Set, m.Internet().Set)
-		}
+		network := strings.EqualFold(str(lb.Res.Values, "load_balancer_type"), "network")
 		for _, l := range f.listeners[lb.Addr] {
 			if unknown(l.Values, "port") || unknown(l.Values, "protocol") {
 				continue
@@ -271,9 +267,13 @@ func (m *Model) publicBalancers(byType map[string][]*tf.Resource, f *frontModel)
 			for _, proto := range protos {
 				front := func(inet Source) Result { return m.Reach(inet, lb, proto, lport) }
 				for _, tg := range m.forwardsOf(f, l) {
+					src := from
+					if network {
+						src = m.nlbSource(lb, from, m.lookup(tg))
+					}
 					for _, t := range f.targets[tg] {
 						h := Hop{Kind: "lb", Addr: l.Address, Detail: fmt.Sprintf("%s listener on %s %d forwards to %s, %s", lb.Addr, proto, lport, tg, t.e.Addr)}
-						t.e.Published = append(t.e.Published, Publish{Proto: proto, Port: t.port, front: front, Hops: []Hop{h}, From: from, Gateway: lb.Addr})
+						t.e.Published = append(t.e.Published, Publish{Proto: proto, Port: t.port, front: front, Hops: []Hop{h}, From: src, Gateway: lb.Addr})
 					}
 				}
 			}

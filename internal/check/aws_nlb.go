@@ -9,8 +9,8 @@ import (
 
 // nlbForwarding reads what a public network load balancer without security
 // groups forwards. Such a balancer keeps the client's address for instance
-// targets (preserve_client_ip, on unless set otherwise), so the targets'
-// groups decide whether the internet gets through. A listener port is
+// targets (clientKept), so the targets' groups decide whether the internet
+// gets through. A listener port is
 // closed to the internet (Endpoint.ForwardBlocked) only when everything it
 // forwards to is known: its target groups, every target of each (by
 // aws_lb_target_group_attachment alone, no auto scaling group or service
@@ -107,8 +107,7 @@ func (m *Model) listenerBlocked(l *tf.Resource, port int, byAddr map[string]*End
 		if g == nil || named[tg] || len(attachments[tg]) == 0 {
 			return "", false
 		}
-		if t := str(g.Values, "target_type"); t != "" && t != "instance" || unknown(g.Values, "target_type") ||
-			unknown(g.Values, "preserve_client_ip") || strings.EqualFold(str(g.Values, "preserve_client_ip"), "false") {
+		if kept, known := clientKept(g); !kept || !known {
 			return "", false
 		}
 		for _, a := range attachments[tg] {
@@ -125,4 +124,51 @@ func (m *Model) listenerBlocked(l *tf.Resource, port int, byAddr map[string]*End
 	}
 	return fmt.Sprintf("network load balancer keeps the client's address, and every target %s forwards tcp %d to admits no internet address (%s)",
 		l.Address, port, strings.Join(targets, ", ")), true
+}
+
+// clientKept reads whether the targets of g, a network load balancer's
+// target group, see the client's address (preserve_client_ip) rather than
+// the balancer's, as AWS defaults it: for instance targets, yes unless set
+// to false; for IP targets, yes over UDP, TCP_UDP, QUIC and TCP_QUIC (where
+// it cannot be turned off), and over TCP and TLS only when set to true.
+// known is false when the code does not settle it: a value not known
+// statically, another target type (alb), no target group in the code.
+func clientKept(g *tf.Resource) (kept, known bool) {
+	if g == nil || unknown(g.Values, "target_type") || unknown(g.Values, "protocol") {
+		return false, false
+	}
+	typ := strings.ToLower(str(g.Values, "target_type"))
+	if typ != "" && typ != "instance" && typ != "ip" {
+		return false, false
+	}
+	switch strings.ToUpper(str(g.Values, "protocol")) {
+	case "UDP", "TCP_UDP", "QUIC", "TCP_QUIC":
+		return true, true
+	}
+	if unknown(g.Values, "preserve_client_ip") {
+		return false, false
+	}
+	return boolean(g.Values, "preserve_client_ip", typ != "ip"), true
+}
+
+// nlbSource is what a target of the public network load balancer lb,
+// forwarded to by target group g, sees the connection come from: the
+// client (every internet address) when g keeps its address, else the
+// balancer's own addresses in its subnets (own); either, when it is not
+// known statically. A dual-stack balancer gives an instance target its own
+// IPv4 address for an IPv6 client even so: it is then read as either.
+func (m *Model) nlbSource(lb *Endpoint, own Source, g *tf.Resource) Source {
+	kept, known := clientKept(g)
+	if own.Name == "" || known && !kept {
+		return own
+	}
+	src := own
+	src.Name = lb.Addr + " (keeping the client's address)"
+	src.Set = m.Internet().Set
+	dual := unknown(lb.Res.Values, "ip_address_type") || !strings.EqualFold(str(lb.Res.Values, "ip_address_type"), "ipv4") && has(lb.Res.Values, "ip_address_type")
+	if !known || dual {
+		src.Name = lb.Addr + " (keeping the client's address, or giving its own)"
+		src.Set = union(own.Set, src.Set)
+	}
+	return src
 }

@@ -2,6 +2,8 @@ package check
 
 import (
 	"context"
+	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -80,5 +82,61 @@ func TestPublicBalancerPublishesTargets(t *testing.T) {
 	}
 	if p := pathLine(got[0].Path); strings.Count(p, "aws_lb.nlb ") != 1 || !strings.Contains(p, "no security group (network load balancer) → aws_lb.nlb → aws_lb_listener.tcp") {
 		t.Errorf("path %q: want the balancer named once, after the hop that says it has no security group", p)
+	}
+}
+
+// TestNLBClientAddress: what a network load balancer's target sees as the
+// source depends on its target group (AWS's defaults): an instance target
+// sees the client's address unless preserve_client_ip is "false"; an IP
+// target over TCP or TLS sees the balancer's own address unless it is
+// "true"; over UDP the client's, always. A target whose group admits only
+// the VPC is reached from the internet exactly when it sees the balancer's
+// address; one that admits the internet is reached either way. Not known
+// statically, the target is read as seeing either.
+func TestNLBClientAddress(t *testing.T) {
+	src, err := os.ReadFile("testdata/paths/public-lb/main.tf")
+	if err != nil {
+		t.Fatal(err)
+	}
+	const tg = "  protocol = \"TCP\"\n  vpc_id   = aws_vpc.main.id\n"
+	for _, c := range []struct {
+		name, group, source string
+		reached             bool
+	}{
+		{"instance, default", "", "10.0.0.0/16", false},
+		{"instance, preserved", `preserve_client_ip = "true"`, "10.0.0.0/16", false},
+		{"instance, not preserved", `preserve_client_ip = "false"`, "10.0.0.0/16", true},
+		{"ip, default", `target_type = "ip"`, "10.0.0.0/16", true},
+		{"ip, preserved", "target_type = \"ip\"\n  preserve_client_ip = true", "10.0.0.0/16", false},
+		{"not known", "preserve_client_ip = var.unknown", "10.0.0.0/16", true},
+		{"instance, world-open", "", "0.0.0.0/0", true},
+		{"not preserved, world-open", `preserve_client_ip = "false"`, "0.0.0.0/0", true},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			code := string(src)
+			if !strings.Contains(code, tg) {
+				t.Fatal("fixture changed: no target group to amend")
+			}
+			code = strings.Replace(code, tg, tg+"  "+c.group+"\n", 1)
+			code = strings.Replace(code, "    from_port   = 9000\n    to_port     = 9000\n    protocol    = \"tcp\"\n    cidr_blocks = [\"0.0.0.0/0\"]",
+				"    from_port   = 9000\n    to_port     = 9000\n    protocol    = \"tcp\"\n    cidr_blocks = [\""+c.source+"\"]", 1)
+			dir := t.TempDir()
+			if err := os.WriteFile(filepath.Join(dir, "main.tf"), []byte("variable \"unknown\" {}\n"+code), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			acc, err := Reachability(context.Background(), Config{Paths: []string{dir}, Root: dir}, "aws_instance.tcp")
+			if err != nil {
+				t.Fatal(err)
+			}
+			var inet []Access
+			for _, a := range acc {
+				if a.Source == "internet" && a.Port == 9000 {
+					inet = append(inet, a)
+				}
+			}
+			if c.reached != (len(inet) > 0) {
+				t.Errorf("reached from the internet: %v, want %v (%+v)", len(inet) > 0, c.reached, inet)
+			}
+		})
 	}
 }
