@@ -19,6 +19,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/hashicorp/hcl/v2"
+	"github.com/hashicorp/hcl/v2/ext/customdecode"
 	"github.com/hashicorp/hcl/v2/ext/tryfunc"
 	"github.com/hashicorp/hcl/v2/hclsyntax"
 	"github.com/zclconf/go-cty/cty"
@@ -61,7 +62,7 @@ func functions(l *loader) map[string]function.Function {
 		"tolist":   stdlib.MakeToFunc(cty.List(cty.DynamicPseudoType)),
 		"toset":    stdlib.MakeToFunc(cty.Set(cty.DynamicPseudoType)),
 		"tomap":    stdlib.MakeToFunc(cty.Map(cty.DynamicPseudoType)),
-		"try":      tryfunc.TryFunc, "can": tryfunc.CanFunc,
+		"try":      overComputed(tryfunc.TryFunc), "can": overComputed(tryfunc.CanFunc),
 		"cidrsubnet": cidrSubnetFunc, "cidrsubnets": cidrSubnetsFunc, "cidrhost": cidrHostFunc,
 		"cidrnetmask": cidrNetmaskFunc,
 		"lookup":      lookupFunc, "coalesce": coalesceFunc, "replace": replaceFunc,
@@ -112,6 +113,48 @@ var applyTimeFunc = function.New(&function.Spec{
 		return cty.DynamicVal, nil
 	},
 })
+
+// overComputed wraps try or can so that an expression that fails only on
+// an attribute of a resource its configuration does not set (one the
+// provider computes, or one not read yet: "Unsupported attribute") makes
+// the result not known statically, as at plan time, where the attribute
+// is unknown, not missing: the fallback is not taken over it.
+func overComputed(f function.Function) function.Function {
+	computed := func(args []cty.Value) bool {
+		for _, a := range args {
+			c := customdecode.ExpressionClosureFromVal(a)
+			_, diags := c.Value()
+			if !diags.HasErrors() {
+				return false
+			}
+			only := refersToResource(c.Expression, c.EvalContext)
+			for _, d := range diags {
+				only = only && (d.Severity != hcl.DiagError || d.Summary == "Unsupported attribute")
+			}
+			if only {
+				return true
+			}
+		}
+		return false
+	}
+	return function.New(&function.Spec{
+		Description: f.Description(),
+		Params:      f.Params(),
+		VarParam:    f.VarParam(),
+		Type: func(args []cty.Value) (cty.Type, error) {
+			if computed(args) {
+				return cty.DynamicPseudoType, nil
+			}
+			return f.ReturnTypeForValues(args)
+		},
+		Impl: func(args []cty.Value, _ cty.Type) (cty.Value, error) {
+			if computed(args) {
+				return cty.DynamicVal, nil
+			}
+			return f.Call(args)
+		},
+	})
+}
 
 // errRemoved is what a call to a function Terraform removed fails with:
 // Terraform keeps the name and fails every call, known arguments or not.

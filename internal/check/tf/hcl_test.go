@@ -642,3 +642,55 @@ locals {
 		t.Errorf("aws_eks_cluster.k: vpc_config read as set: %v", v)
 	}
 }
+
+// TestTryOverComputed: an attribute of a resource that the configuration
+// does not set is computed by the provider, known only after apply, so
+// try and can do not take their fallback over it, as at plan time: a
+// module output try(aws_vpc.this[0].cidr_block, null) is the VPC's range
+// once the VPC is read (it read as null, the fallback, when the output was
+// read before the VPC), and try over an attribute the provider computes is
+// not known statically.
+func TestTryOverComputed(t *testing.T) {
+	p := load(t, fstest.MapFS{
+		"main.tf": {Data: []byte(`module "vpc" {
+  source = "./m"
+  cidr   = "10.0.0.0/16"
+}
+resource "aws_security_group" "rds" {
+  ingress {
+    cidr_blocks = [module.vpc.vpc_cidr_block]
+  }
+  egress {
+    cidr_blocks = [module.vpc.ipv6]
+    self        = module.vpc.can
+  }
+}
+`)},
+		"m/main.tf": {Data: []byte(`variable "cidr" {}
+resource "aws_vpc" "this" {
+  count      = 1
+  cidr_block = var.cidr
+}
+output "vpc_cidr_block" {
+  value = try(aws_vpc.this[0].cidr_block, null)
+}
+output "ipv6" {
+  value = try(aws_vpc.this[0].ipv6_cidr_block, "::/0")
+}
+output "can" {
+  value = can(aws_vpc.this[0].ipv6_cidr_block)
+}
+`)}}, Options{})
+	v := byAddr(p)["aws_security_group.rds"].Values
+	in := v["ingress"].([]any)[0].(map[string]any)
+	if l, ok := in["cidr_blocks"].([]any); !ok || len(l) != 1 || l[0] != "10.0.0.0/16" {
+		t.Errorf("ingress cidr_blocks = %v, want [10.0.0.0/16]", in["cidr_blocks"])
+	}
+	eg := v["egress"].([]any)[0].(map[string]any)
+	if l, ok := eg["cidr_blocks"].([]any); !isUnknown(eg["cidr_blocks"]) && (!ok || len(l) != 1 || !isUnknown(l[0])) {
+		t.Errorf("egress cidr_blocks = %v, want it not known statically", eg["cidr_blocks"])
+	}
+	if !isUnknown(eg["self"]) {
+		t.Errorf("can over a computed attribute = %v, want it not known statically", eg["self"])
+	}
+}
