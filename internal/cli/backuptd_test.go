@@ -37,3 +37,30 @@ func TestRestoreOldBackupTrustDomain(t *testing.T) {
 		}
 	}
 }
+
+// TestRestoreOldBackupCA: a backup made before backups recorded their CA
+// (package backup's golden one) is refused by a restore that names the
+// target's root, and restored when it allows another CA.
+func TestRestoreOldBackupCA(t *testing.T) {
+	old := filepath.Join("..", "backup", "testdata", "golden", "backup.moatbak")
+	kek := filepath.Join(t.TempDir(), "kek")
+	b, err := os.ReadFile(filepath.Join("..", "seal", "testdata", "golden", "kek"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(kek, b, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	root := strings.Repeat("ab", 32)
+	target := filepath.Join(t.TempDir(), "restored")
+	code, _, stderr := runCLI(t, nil, "backup", "restore", "--data-dir", target, "--kek-file", kek, "--ca-fingerprint", root, old)
+	if code == 0 || !strings.Contains(stderr, "the backup records no CA (made before backups did) and the target's root is sha256 "+root+"; if it is this cluster's, --allow-other-ca restores it; nothing was restored") {
+		t.Fatalf("exit %d, %q: want the old backup refused for a named CA", code, stderr)
+	}
+	if _, err := os.Stat(target); !os.IsNotExist(err) {
+		t.Fatalf("a refused restore left %q: %v", target, err)
+	}
+	if code, stdout, stderr := runCLI(t, nil, "backup", "restore", "--data-dir", target, "--kek-file", kek, "--ca-fingerprint", root, "--allow-other-ca", old); code != 0 || !strings.Contains(stdout, "restored ") {
+		t.Fatalf("restore with --allow-other-ca: exit %d, %s %s", code, stdout, stderr)
+	}
+}
