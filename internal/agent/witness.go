@@ -70,12 +70,20 @@ func (a *Agent) witnessLoop(ctx context.Context) error {
 		if w == nil {
 			w = a.openWitness()
 		}
-		if w != nil && a.Synced() {
+		updates, synced := a.updates.C(), a.Synced()
+		if w != nil && synced {
 			a.witnessOnce(ctx, w)
+		}
+		// Until the first snapshot, each frame may be it: the first check
+		// follows it rather than a period later.
+		var frame <-chan struct{}
+		if !synced {
+			frame = updates
 		}
 		select {
 		case <-ctx.Done():
 			return nil
+		case <-frame:
 		case <-a.cfg.After(every):
 		}
 	}
@@ -98,6 +106,7 @@ func (a *Agent) openWitness() *audit.Witness {
 }
 
 func (a *Agent) witnessOnce(ctx context.Context, w *audit.Witness) {
+	held, _ := w.Latest()
 	c, err := w.Update(func(from int64) ([]byte, tlog.TreeProof, error) {
 		var resp api.AuditConsistency
 		if err := a.api().Call(ctx, http.MethodGet, fmt.Sprintf("%s?from=%d", api.PathNodeAudit, from), nil, &resp); err != nil {
@@ -109,12 +118,19 @@ func (a *Agent) witnessOnce(ctx context.Context, w *audit.Witness) {
 	switch {
 	case errors.Is(err, audit.ErrInconsistent):
 		a.witness.inconsistent.Add(1)
-		a.log.Error("audit: the control plane's audit log does not extend the checkpoint this node witnessed; it was cut back or rewritten", "witnessed", w.Size(), "err", err)
+		a.log.Error("audit: the control plane's audit log does not extend the checkpoint this node witnessed; it was cut back or rewritten", "witnessed", w.Size(), "err", err,
+			"if_restored", "if the control plane was restored from a backup on purpose, stop the agent and run: moat agent witness reset --data-dir "+a.cfg.DataDir)
 	case err != nil:
 		if ctx.Err() == nil {
 			a.log.Debug("audit: checkpoint not checked", "err", err)
 		}
+	case held == nil:
+		// The node's record that it trusted this log from here on, after
+		// a join or a reset (moat agent witness reset).
+		a.log.Info("audit: no checkpoint witnessed before; trusting the log's on first use", "size", c.Size, "root", c.Root.String())
+		a.witness.size.Store(c.Size)
 	default:
+		a.log.Debug("audit: checkpoint witnessed", "size", c.Size)
 		a.witness.size.Store(c.Size)
 	}
 }
@@ -123,4 +139,67 @@ func (a *Agent) witnessOnce(ctx context.Context, w *audit.Witness) {
 // witnessed, and how many checkpoints it refused as inconsistent.
 func (a *Agent) AuditWitnessed() (size, inconsistent int64) {
 	return a.witness.size.Load(), a.witness.inconsistent.Load()
+}
+
+// ErrNoWitnessed: the node holds no witnessed audit checkpoint.
+var ErrNoWitnessed = errors.New("agent: no witnessed audit checkpoint")
+
+// WitnessReset is what ResetWitness dropped.
+type WitnessReset struct {
+	// Checkpoint is the dropped checkpoint, checked with the pinned
+	// verifier key; Unverified, when not empty, says why it could not be
+	// (and Checkpoint is then zero).
+	Checkpoint audit.Checkpoint
+	Unverified string
+	// Kept is the path the dropped checkpoint was moved to.
+	Kept string
+}
+
+// ResetWitness drops the audit checkpoint the agent of dataDir witnessed,
+// so that it trusts the next one it sees on first use, as after its join:
+// for a control plane deliberately restored from a backup, whose log no
+// longer extends what the node saw. It refuses while an agent runs on
+// dataDir (it holds LockFile), and returns ErrNoWitnessed when there is
+// nothing to drop. The checkpoint is not deleted: it is renamed beside
+// itself (audit.checkpoint.dropped-TIME, at now), one atomic step made
+// durable, so the log can still be checked against it (moat audit verify
+// --trusted) and a crash leaves either the old state or the new.
+func ResetWitness(dataDir string, now time.Time) (WitnessReset, error) {
+	dir := filepath.Join(dataDir, nodeDir)
+	if _, err := os.Stat(dir); err != nil {
+		return WitnessReset{}, fmt.Errorf("agent: %s holds no node identity: %w", dataDir, err)
+	}
+	lock, err := lockDataDir(dataDir)
+	if errors.Is(err, ErrRunning) {
+		return WitnessReset{}, fmt.Errorf("agent: the agent of %s is running (it holds %s); stop it first; nothing was changed",
+			dataDir, filepath.Join(dir, LockFile))
+	}
+	if err != nil {
+		return WitnessReset{}, err
+	}
+	defer lock.Close()
+	p := filepath.Join(dir, api.AuditCheckpointFile)
+	b, err := os.ReadFile(p)
+	if errors.Is(err, os.ErrNotExist) {
+		return WitnessReset{}, ErrNoWitnessed
+	}
+	if err != nil {
+		return WitnessReset{}, fmt.Errorf("agent: %w", err)
+	}
+	var r WitnessReset
+	v, err := audit.LoadVerifier(filepath.Join(dir, api.AuditKeyFile))
+	if err == nil {
+		r.Checkpoint, err = audit.OpenCheckpoint(b, v)
+	}
+	if err != nil {
+		r.Checkpoint, r.Unverified = audit.Checkpoint{}, err.Error()
+	}
+	r.Kept = p + ".dropped-" + now.UTC().Format("20060102T150405Z")
+	if err := os.Rename(p, r.Kept); err != nil {
+		return WitnessReset{}, fmt.Errorf("agent: %w", err)
+	}
+	if err := seal.SyncDir(dir); err != nil {
+		return WitnessReset{}, fmt.Errorf("agent: %w", err)
+	}
+	return r, nil
 }
