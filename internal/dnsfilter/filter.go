@@ -86,6 +86,11 @@ type Config struct {
 	// Dial opens the connections to the resolvers; nil means a
 	// net.Dialer's. Tests dial from inside a network namespace.
 	Dial func(ctx context.Context, network, address string) (net.Conn, error)
+	// Owner tells the uid owning the local socket with address from
+	// that a query came from over network ("udp" or "tcp"); ok is false
+	// when it cannot. Nil asks the kernel (Linux; elsewhere, never ok).
+	// Tests ask inside a network namespace.
+	Owner func(network string, from netip.AddrPort) (uid int, ok bool)
 	// Timeout bounds each resolver's answer; zero means DefaultTimeout.
 	Timeout time.Duration
 	// IdleTimeout closes a client's TCP connection that sent no whole
@@ -162,6 +167,9 @@ func New(cfg Config) (*Filter, error) {
 	}
 	if cfg.Dial == nil {
 		cfg.Dial = (&net.Dialer{}).DialContext
+	}
+	if cfg.Owner == nil {
+		cfg.Owner = socketOwner
 	}
 	if cfg.Now == nil {
 		cfg.Now = time.Now
@@ -280,7 +288,7 @@ func (f *Filter) serveUDP(ctx context.Context, pc net.PacketConn) error {
 				to = a
 			}
 			src := addrPort(from.addr)
-			if resp := f.answer(ctx, raw, "udp", src, client("udp", src, to)); resp != nil {
+			if resp := f.answer(ctx, raw, "udp", src, f.client("udp", src, to)); resp != nil {
 				sock.write(resp, from)
 			}
 		}()
@@ -315,7 +323,7 @@ func (f *Filter) serveTCP(ctx context.Context, ln net.Listener) error {
 // its connection closed may connect again at once.
 func (f *Filter) serveClient(ctx context.Context, c net.Conn) {
 	from := addrPort(c.RemoteAddr())
-	who := client("tcp", from, addrPort(c.LocalAddr()).Addr())
+	who := f.client("tcp", from, addrPort(c.LocalAddr()).Addr())
 	if f.clientConns.take(who) {
 		f.serveConn(ctx, c, from, who)
 		f.clientConns.give(who)
@@ -544,9 +552,9 @@ func (f *Filter) record(q *dns.Msg, network string, from netip.AddrPort, why err
 // client names who sent a query from from to the address to, over
 // network: "uid N" for a local socket (a query sent to a loopback
 // address) whose owner the kernel tells, else the source address.
-func client(network string, from netip.AddrPort, to netip.Addr) string {
+func (f *Filter) client(network string, from netip.AddrPort, to netip.Addr) string {
 	if to.Unmap().IsLoopback() {
-		if uid, ok := socketOwner(network, from); ok {
+		if uid, ok := f.cfg.Owner(network, from); ok {
 			return "uid " + strconv.Itoa(uid)
 		}
 	}
