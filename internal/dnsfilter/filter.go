@@ -49,6 +49,7 @@ import (
 	"golang.org/x/time/rate"
 
 	"moat/internal/flow"
+	"moat/internal/sockdiag"
 )
 
 // ProductName names the filter in flow records.
@@ -169,7 +170,7 @@ func New(cfg Config) (*Filter, error) {
 		cfg.Dial = (&net.Dialer{}).DialContext
 	}
 	if cfg.Owner == nil {
-		cfg.Owner = socketOwner
+		cfg.Owner = sockdiag.Owner
 	}
 	if cfg.Now == nil {
 		cfg.Now = time.Now

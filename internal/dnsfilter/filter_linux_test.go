@@ -23,6 +23,7 @@ import (
 	"moat/internal/flow/flowtest"
 	"moat/internal/netlab"
 	"moat/internal/policy"
+	"moat/internal/sockdiag"
 	"moat/internal/testkit"
 )
 
@@ -157,7 +158,7 @@ func (n *node) filterWith(t *testing.T, port uint16, cfg Config) {
 	}
 	cfg.Owner = func(network string, from netip.AddrPort) (uid int, ok bool) {
 		n.fw.Do(func() error {
-			uid, ok = socketOwner(network, from)
+			uid, ok = sockdiag.Owner(network, from)
 			return nil
 		})
 		return uid, ok
