@@ -6,7 +6,6 @@ import (
 	"io"
 	"net"
 	"os"
-	"runtime"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -14,31 +13,10 @@ import (
 	"time"
 
 	"github.com/miekg/dns"
-	"golang.org/x/sys/unix"
 
 	"moat/internal/flow"
 	"moat/internal/testkit"
 )
-
-// dialAs opens a socket owned by uid to addr over network, as a process
-// of that uid would: the kernel takes a socket's owner from the creating
-// thread's filesystem uid. Needs root.
-func dialAs(t *testing.T, uid int, network, addr string) net.Conn {
-	t.Helper()
-	runtime.LockOSThread()
-	defer runtime.UnlockOSThread()
-	prev, err := unix.SetfsuidRetUid(uid)
-	if err != nil {
-		t.Fatal(err)
-	}
-	c, err := net.DialTimeout(network, addr, testkit.WaitLimit)
-	_, _ = unix.SetfsuidRetUid(prev)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { c.Close() })
-	return c
-}
 
 // TestLocalUserCannotTakeEveryQuery: a local user (uid 65534) sends the
 // filter on 127.0.0.1 more queries than it answers at once, for names
@@ -71,7 +49,7 @@ func TestLocalUserCannotTakeEveryQuery(t *testing.T) {
 
 	t.Logf("uid %d sends %d queries, each from a socket of its own, none of them answered yet when the next goes", user, flood)
 	for i := range flood {
-		c := &dns.Conn{Conn: dialAs(t, user, "udp", udp)}
+		c := &dns.Conn{Conn: testkit.DialAs(t, user, "udp", udp)}
 		q := new(dns.Msg)
 		q.SetQuestion("slow-"+strconv.Itoa(i)+".user.example.", dns.TypeA)
 		if err := c.WriteMsg(q); err != nil {
@@ -106,7 +84,7 @@ func TestLocalUserCannotTakeEveryQuery(t *testing.T) {
 		}
 		return dc.ReadMsg()
 	}
-	if m, err := ask(dialAs(t, other, "udp", udp)); err != nil || m.Rcode != dns.RcodeSuccess || len(m.Answer) != 1 {
+	if m, err := ask(testkit.DialAs(t, other, "udp", udp)); err != nil || m.Rcode != dns.RcodeSuccess || len(m.Answer) != 1 {
 		t.Fatalf("another user's query while the flood holds its share: %v, %v; want the resolver's answer", m, err)
 	}
 
@@ -114,16 +92,16 @@ func TestLocalUserCannotTakeEveryQuery(t *testing.T) {
 	for range share {
 		// Answered, so held: REFUSED, as the user's share of queries
 		// is its UDP ones' still.
-		if m, err := ask(dialAs(t, user, "tcp", tcp)); err != nil || m.Rcode != dns.RcodeRefused {
+		if m, err := ask(testkit.DialAs(t, user, "tcp", tcp)); err != nil || m.Rcode != dns.RcodeRefused {
 			t.Fatalf("the user's TCP query, its queries' share spent over UDP: %v, %v; want REFUSED", m, err)
 		}
 	}
-	extra := dialAs(t, user, "tcp", tcp)
+	extra := testkit.DialAs(t, user, "tcp", tcp)
 	extra.SetDeadline(time.Now().Add(testkit.WaitLimit))
 	if _, err := extra.Read(make([]byte, 1)); !errors.Is(err, io.EOF) {
 		t.Errorf("a connection past the user's share: read %v, want it closed", err)
 	}
-	if m, err := ask(dialAs(t, other, "tcp", tcp)); err != nil || m.Rcode != dns.RcodeSuccess || len(m.Answer) != 1 {
+	if m, err := ask(testkit.DialAs(t, other, "tcp", tcp)); err != nil || m.Rcode != dns.RcodeSuccess || len(m.Answer) != 1 {
 		t.Fatalf("another user's TCP query: %v, %v; want the resolver's answer", m, err)
 	}
 }
