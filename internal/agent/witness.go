@@ -142,64 +142,35 @@ func (a *Agent) AuditWitnessed() (size, inconsistent int64) {
 }
 
 // ErrNoWitnessed: the node holds no witnessed audit checkpoint.
-var ErrNoWitnessed = errors.New("agent: no witnessed audit checkpoint")
+var ErrNoWitnessed = audit.ErrNoWitnessed
 
-// WitnessReset is what ResetWitness dropped.
-type WitnessReset struct {
-	// Checkpoint is the dropped checkpoint, checked with the pinned
-	// verifier key; Unverified, when not empty, says why it could not be
-	// (and Checkpoint is then zero).
-	Checkpoint audit.Checkpoint
-	Unverified string
-	// Kept is the path the dropped checkpoint was moved to.
-	Kept string
-}
-
-// ResetWitness drops the audit checkpoint the agent of dataDir witnessed,
-// so that it trusts the next one it sees on first use, as after its join:
-// for a control plane deliberately restored from a backup, whose log no
-// longer extends what the node saw. It refuses while an agent runs on
-// dataDir (it holds LockFile), and returns ErrNoWitnessed when there is
-// nothing to drop. The checkpoint is not deleted: it is renamed beside
-// itself (audit.checkpoint.dropped-TIME, at now), one atomic step made
-// durable, so the log can still be checked against it (moat audit verify
-// --trusted) and a crash leaves either the old state or the new.
-func ResetWitness(dataDir string, now time.Time) (WitnessReset, error) {
+// ResetWitness drops the audit checkpoint the agent of dataDir witnessed
+// (audit.DropWitnessed: set aside, not deleted), so that it trusts the
+// next one it sees on first use, as after its join: for a control plane
+// deliberately restored from a backup, whose log no longer extends what
+// the node saw. It refuses while an agent runs on dataDir (it holds
+// LockFile), and returns ErrNoWitnessed when there is nothing to drop.
+func ResetWitness(dataDir string, now time.Time) (audit.Dropped, error) {
 	dir := filepath.Join(dataDir, nodeDir)
 	if _, err := os.Stat(dir); err != nil {
-		return WitnessReset{}, fmt.Errorf("agent: %s holds no node identity: %w", dataDir, err)
+		return audit.Dropped{}, fmt.Errorf("agent: %s holds no node identity: %w", dataDir, err)
 	}
 	lock, err := lockDataDir(dataDir)
 	if errors.Is(err, ErrRunning) {
-		return WitnessReset{}, fmt.Errorf("agent: the agent of %s is running (it holds %s); stop it first; nothing was changed",
+		return audit.Dropped{}, fmt.Errorf("agent: the agent of %s is running (it holds %s); stop it first; nothing was changed",
 			dataDir, filepath.Join(dir, LockFile))
 	}
 	if err != nil {
-		return WitnessReset{}, err
+		return audit.Dropped{}, err
 	}
 	defer lock.Close()
-	p := filepath.Join(dir, api.AuditCheckpointFile)
-	b, err := os.ReadFile(p)
-	if errors.Is(err, os.ErrNotExist) {
-		return WitnessReset{}, ErrNoWitnessed
+	v, verr := audit.LoadVerifier(filepath.Join(dir, api.AuditKeyFile))
+	if verr != nil {
+		v = nil
 	}
-	if err != nil {
-		return WitnessReset{}, fmt.Errorf("agent: %w", err)
+	d, err := audit.DropWitnessed(filepath.Join(dir, api.AuditCheckpointFile), v, now)
+	if err == nil && verr != nil {
+		d.Unverified = verr.Error()
 	}
-	var r WitnessReset
-	v, err := audit.LoadVerifier(filepath.Join(dir, api.AuditKeyFile))
-	if err == nil {
-		r.Checkpoint, err = audit.OpenCheckpoint(b, v)
-	}
-	if err != nil {
-		r.Checkpoint, r.Unverified = audit.Checkpoint{}, err.Error()
-	}
-	r.Kept = p + ".dropped-" + now.UTC().Format("20060102T150405Z")
-	if err := os.Rename(p, r.Kept); err != nil {
-		return WitnessReset{}, fmt.Errorf("agent: %w", err)
-	}
-	if err := seal.SyncDir(dir); err != nil {
-		return WitnessReset{}, fmt.Errorf("agent: %w", err)
-	}
-	return r, nil
+	return d, err
 }
