@@ -13,6 +13,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"unicode/utf16"
 )
 
 // The attack families of issue 10 item 3, each as a body value.
@@ -115,6 +116,77 @@ func TestWAFInspectsEveryBodyType(t *testing.T) {
 	ctype, nd := bodyOfType(t, "application/x-ndjson", bodyAttacks["sqli"])
 	if code := post("/telemetry/v1", ctype, nd); code != 403 {
 		t.Errorf("NDJSON to the same route: %d, want 403", code)
+	}
+}
+
+// wideEncodings spell a body in UTF-16 and UTF-32, with a byte order mark
+// or without (JSON's encoding is then told by its NULs).
+var wideEncodings = map[string]func(string) []byte{
+	"UTF-16LE": func(s string) []byte { return wide(s, 2, binary.LittleEndian, nil) },
+	"UTF-16BE": func(s string) []byte { return wide(s, 2, binary.BigEndian, nil) },
+	"UTF-16 with a byte order mark": func(s string) []byte {
+		return wide(s, 2, binary.LittleEndian, []byte{0xff, 0xfe})
+	},
+	"UTF-32LE": func(s string) []byte { return wide(s, 4, binary.LittleEndian, nil) },
+	"UTF-32BE with a byte order mark": func(s string) []byte {
+		return wide(s, 4, binary.BigEndian, []byte{0, 0, 0xfe, 0xff})
+	},
+}
+
+func wide(s string, width int, order binary.AppendByteOrder, bom []byte) []byte {
+	b := bom
+	if width == 4 {
+		for _, r := range s {
+			b = order.AppendUint32(b, uint32(r))
+		}
+		return b
+	}
+	for _, u := range utf16.Encode([]rune(s)) {
+		b = order.AppendUint16(b, u)
+	}
+	return b
+}
+
+// TestWAFReadsWideText: a JSON body in UTF-16 or UTF-32 is read as JSON
+// by services that detect its encoding (Python's json.loads, Flask's
+// get_json, Jackson), whatever its declared type, and text with a byte
+// order mark by .NET's and Java's readers; the WAF, reading its bytes,
+// saw single letters between NULs. Sent as text, as octet-stream or with
+// no type, every attack is refused; benign text in those encodings
+// passes as sent.
+func TestWAFReadsWideText(t *testing.T) {
+	f := newFixture(t, baseYAML+"rate_limit:\n  off: true\n")
+	for family, value := range bodyAttacks {
+		doc, _ := json.Marshal(map[string]string{"q": value})
+		for enc, spell := range wideEncodings {
+			for _, ct := range []string{"", "text/plain", "application/octet-stream"} {
+				for _, body := range [][]byte{spell(string(doc)), spell("note: " + value)} {
+					r := f.req("POST", "/api/items", bytes.NewReader(body))
+					if ct != "" {
+						r.Header.Set("Content-Type", ct)
+					}
+					r.Header.Set("Origin", f.base)
+					if code, _, _ := f.do(r); code != http.StatusForbidden {
+						t.Errorf("%s in %s as %q: %d, want 403", family, enc, ct, code)
+					}
+				}
+			}
+		}
+	}
+	if n := f.backends["api"].count.Load(); n != 0 {
+		t.Errorf("the backend served %d of the attacks", n)
+	}
+
+	t.Log("benign text in the same encodings passes, as sent")
+	for enc, spell := range wideEncodings {
+		doc, _ := json.Marshal(map[string]string{"name": "Ana María", "note": "2 items, thanks!"})
+		body := spell(string(doc))
+		if code := f.postAs("/api/items", "application/octet-stream", body); code != 200 {
+			t.Errorf("benign JSON in %s: %d, want 200", enc, code)
+		}
+		if _, back := f.backends["api"].lastRequest(); back != string(body) {
+			t.Errorf("benign JSON in %s reached the service altered", enc)
+		}
 	}
 }
 

@@ -130,6 +130,15 @@ func (b *bodyArgs) body(ctype string, data []byte, prefix string, depth int) err
 	case strings.Contains(media, "protobuf") || strings.HasSuffix(media, "+proto"):
 		return b.message(data, prefix, depth)
 	}
+	if wide, ok := wideText(data); ok {
+		// Read as the text a service that detects the encoding reads,
+		// and as the bytes that spell it, whose runs of text a reader
+		// of bytes takes.
+		if err := b.binary(data, prefix); err != nil {
+			return err
+		}
+		data = wide
+	}
 	trimmed := bytes.TrimSpace(data)
 	if undeclared && !printableText(bytes.ToValidUTF8(data, nil)) {
 		// Binary with no declared type (a compressed beacon): its text
