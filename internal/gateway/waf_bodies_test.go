@@ -190,6 +190,41 @@ func TestWAFReadsWideText(t *testing.T) {
 	}
 }
 
+// TestWAFReadsLenientJSON: Json.NET reads JSON with single-quoted strings,
+// names without quotes and comments by default, as JSON5 and Jackson's
+// leniency features do, and a service may parse a body so whatever its
+// declared type. Read whole, {'q':"1' UNION …"} is a quote inside a
+// string, no injection; read so, its value is one. Sent as text, as
+// octet-stream or with no type, such a body is refused; benign lenient
+// JSON passes.
+func TestWAFReadsLenientJSON(t *testing.T) {
+	f := newFixture(t, baseYAML+"rate_limit:\n  off: true\n")
+	for _, doc := range []string{
+		`{'q':"1' UNION SELECT password FROM users--"}`,
+		`{'q':'1\' UNION SELECT password FROM users--'}`,
+		`{q:'1\x27 UNION SELECT password FROM users--',}`,
+		`[/* ' */ "1' UNION SELECT password FROM users--"]`,
+	} {
+		for _, ct := range []string{"", "text/plain", "application/octet-stream"} {
+			r := f.req("POST", "/api/items", strings.NewReader(doc))
+			if ct != "" {
+				r.Header.Set("Content-Type", ct)
+			}
+			r.Header.Set("Origin", f.base)
+			if code, _, _ := f.do(r); code != http.StatusForbidden {
+				t.Errorf("%s as %q: %d, want 403", doc, ct, code)
+			}
+		}
+	}
+	if n := f.backends["api"].count.Load(); n != 0 {
+		t.Errorf("the backend served %d of the attacks", n)
+	}
+	benign := `{name: 'Ana María', note: "it's 2 items, thanks!", /* from the form */ tags: ['a', 'b'],}`
+	if code := f.postAs("/api/items", "text/plain", []byte(benign)); code != 200 {
+		t.Errorf("benign lenient JSON: %d, want 200", code)
+	}
+}
+
 // TestWAFUninspectedTypesValidated: a route cannot take the types the WAF
 // parses out of inspection, and a bad entry names its key.
 func TestWAFUninspectedTypesValidated(t *testing.T) {
