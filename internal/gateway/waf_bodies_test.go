@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/binary"
 	"encoding/json"
+	"encoding/xml"
 	"fmt"
 	"mime/multipart"
 	"net/http"
@@ -222,6 +223,53 @@ func TestWAFReadsLenientJSON(t *testing.T) {
 	benign := `{name: 'Ana María', note: "it's 2 items, thanks!", /* from the form */ tags: ['a', 'b'],}`
 	if code := f.postAs("/api/items", "text/plain", []byte(benign)); code != 200 {
 		t.Errorf("benign lenient JSON: %d, want 200", code)
+	}
+}
+
+// TestWAFReadsDataFileParts: a browser's FormData sends a Blob as a file
+// part (file name "blob"), and frameworks bind a part by its declared type:
+// Spring's @RequestPart and JAX-RS's @FormDataParam read a JSON or XML
+// part through Jackson or JAXB as they would a JSON or XML body. The WAF,
+// keeping files' contents out of the arguments as ModSecurity does, let
+// every attack in such a part through. A file part of a JSON or XML type
+// is now taken apart as a body of its type; benign data passes.
+func TestWAFReadsDataFileParts(t *testing.T) {
+	f := newFixture(t, baseYAML+"rate_limit:\n  off: true\n")
+	send := func(ctype string, content []byte) int {
+		t.Helper()
+		var buf bytes.Buffer
+		mw := multipart.NewWriter(&buf)
+		mw.WriteField("id", "1")
+		h := textproto.MIMEHeader{}
+		h.Set("Content-Disposition", `form-data; name="meta"; filename="blob"`)
+		h.Set("Content-Type", ctype)
+		p, _ := mw.CreatePart(h)
+		p.Write(content)
+		mw.Close()
+		r := f.req("POST", "/api/items", &buf)
+		r.Header.Set("Content-Type", mw.FormDataContentType())
+		r.Header.Set("Origin", f.base)
+		code, _, _ := f.do(r)
+		return code
+	}
+	for family, value := range bodyAttacks {
+		doc, _ := json.Marshal(map[string]string{"q": value})
+		for _, ct := range []string{"application/json", "application/vnd.api+json"} {
+			if code := send(ct, doc); code != http.StatusForbidden {
+				t.Errorf("%s in a %s file part: %d, want 403", family, ct, code)
+			}
+		}
+		var x bytes.Buffer
+		xml.EscapeText(&x, []byte(value))
+		if code := send("application/xml", []byte("<meta><q>"+x.String()+"</q></meta>")); code != http.StatusForbidden {
+			t.Errorf("%s in an application/xml file part: %d, want 403", family, code)
+		}
+	}
+	if n := f.backends["api"].count.Load(); n != 0 {
+		t.Errorf("the backend served %d of the attacks", n)
+	}
+	if code := send("application/json", []byte(`{"name":"Ana María","note":"select the blue one from the list, thanks!"}`)); code != 200 {
+		t.Errorf("benign JSON file part: %d, want 200", code)
 	}
 }
 
