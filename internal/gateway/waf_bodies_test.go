@@ -435,8 +435,9 @@ func TestWAFArgumentLimitsAndBudget(t *testing.T) {
 
 // TestWAFBodyReadingsAgree: the body the WAF reads is the body the service
 // gets, whatever the framing says about it. A gzip body is inspected and
-// forwarded decoded; codings the WAF does not decode, and a gzip body
-// behind a first "identity" field, are refused; a charset that would have
+// forwarded decoded; codings the WAF does not decode, a gzip body
+// behind a first "identity" field, and codings stacked in two fields
+// (one layer decoded would reach the service unlabelled), are refused; a charset that would have
 // the service decode the form otherwise than the WAF (UTF-16, EBCDIC) is
 // refused; a JSON document with one key twice is judged by both values,
 // and one that only a lenient parser reads (a BOM, comments) is refused;
@@ -467,6 +468,8 @@ func TestWAFBodyReadingsAgree(t *testing.T) {
 		{"identity, then gzip", "POST", form, []string{"identity", "gzip"}, gzipped(sqli)},
 		{"gzip, identity in one field", "POST", form, []string{"gzip, identity"}, gzipped(sqli)},
 		{"gzip twice", "POST", form, []string{"gzip, gzip"}, gzipped(string(gzipped(sqli)))},
+		{"gzip twice in two fields", "POST", "application/octet-stream", []string{"gzip", "gzip"}, gzipped(string(gzipped(sqli)))},
+		{"gzip, then br in two fields", "POST", "application/octet-stream", []string{"gzip", "br"}, gzipped(sqli)},
 		{"br", "POST", form, []string{"br"}, []byte(sqli)},
 		{"UTF-16 form", "POST", form + "; charset=utf-16", nil, []byte("a=1")},
 		{"EBCDIC form", "POST", form + "; charset=ibm037", nil, []byte("a=1")},
