@@ -690,6 +690,40 @@ func TestIPv4MappedListEntries(t *testing.T) {
 	}
 }
 
+// TestClientCertificateHeadersStripped: a backend set up behind a proxy
+// that terminates TLS takes the client's certificate, and whether it was
+// verified, from a header the proxy writes (Tomcat's SSLValve reads
+// ssl_client_cert, IIS's ARR X-ARR-ClientCert, apps behind Envoy
+// X-Forwarded-Client-Cert, behind Traefik X-Forwarded-Tls-Client-Cert,
+// behind nginx X-SSL-Client-Cert and -Verify). The gateway asks clients
+// for no certificate, so every such header is a client's own: a
+// certificate it names, or "SUCCESS", would log the client in as whoever
+// the certificate names. None reaches the backend, in any spelling.
+func TestClientCertificateHeadersStripped(t *testing.T) {
+	f := newFixture(t, baseYAML+noWAF)
+	forged := "-----BEGIN CERTIFICATE-----MIIforged-----END CERTIFICATE-----"
+	r := f.req("GET", "/api/items", nil)
+	for _, h := range []string{"X-Forwarded-Client-Cert", "X-ARR-ClientCert", "X-Forwarded-Tls-Client-Cert",
+		"X-Forwarded-Tls-Client-Cert-Info", "X-SSL-Client-Cert", "X-SSL-Cert", "X-Client-Cert", "Ssl-Client-Cert",
+		"X-SSL-Client-Verify", "X-Client-Verify", "Ssl-Client-Verify", "X-SSL-Client-S-DN", "X-SSL-Client-DN",
+		"X-Client-DN", "X-Amzn-Mtls-Clientcert", "X-Amzn-Mtls-Clientcert-Leaf"} {
+		r.Header.Set(h, forged)
+	}
+	r.Header["ssl_client_cert"] = []string{forged}
+	r.Header["SSL_CLIENT_VERIFY"] = []string{forged}
+	if code, body, _ := f.do(r); code != 200 {
+		t.Fatalf("%d %q", code, body)
+	}
+	got, _ := f.backends["api"].lastRequest()
+	for name, vs := range got.Header {
+		for _, v := range vs {
+			if strings.Contains(v, "forged") {
+				t.Errorf("backend received %s: %s", name, v)
+			}
+		}
+	}
+}
+
 // TestClientIdentityHeadersStripped: headers a backend may believe about
 // the client's address or the URL come from the gateway, never the client.
 func TestClientIdentityHeadersStripped(t *testing.T) {

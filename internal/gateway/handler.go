@@ -500,11 +500,14 @@ type respCheck struct {
 }
 
 // proxyHeaders are the request headers that carry what a proxy decided
-// about the client's address, the scheme, host, port or URL. Backends and
-// their frameworks believe them (X-Original-URL rewrites the path in IIS
-// and Symfony, True-Client-IP and X-Real-IP name the client to nginx's
-// realip, Rails, Spring), so a client's own are dropped; the gateway sets
-// X-Forwarded-For, -Proto, -Host, X-Real-IP and X-Request-ID itself.
+// about the client's address, the scheme, host, port or URL, or the
+// certificate the client presented. Backends and their frameworks believe
+// them (X-Original-URL rewrites the path in IIS and Symfony,
+// True-Client-IP and X-Real-IP name the client to nginx's realip, Rails,
+// Spring; Tomcat's SSLValve takes ssl_client_cert, IIS's ARR
+// X-ARR-ClientCert, for the client's certificate), so a client's own are
+// dropped; the gateway sets X-Forwarded-For, -Proto, -Host, X-Real-IP and
+// X-Request-ID itself, and asks for no client certificate.
 var proxyHeaders = func() map[string]bool {
 	m := map[string]bool{}
 	for _, h := range []string{
@@ -515,6 +518,10 @@ var proxyHeaders = func() map[string]bool {
 		"X-Original-URL", "X-Rewrite-URL", "X-Original-URI", "X-Forwarded-URI", "X-Forwarded-Path",
 		"X-Forwarded-Prefix", "X-Forwarded-Port", "X-Forwarded-Server", "X-Forwarded-Scheme",
 		"X-Forwarded-SSL", "Front-End-HTTPS", "X-URL-Scheme", "X-Original-Host", "X-Host",
+		"X-Forwarded-Client-Cert", "X-ARR-ClientCert", "X-Forwarded-TLS-Client-Cert", "X-Forwarded-TLS-Client-Cert-Info",
+		"X-SSL-Client-Cert", "X-SSL-Cert", "X-Client-Cert", "SSL-Client-Cert", "X-SSL-Client-Verify", "X-Client-Verify",
+		"SSL-Client-Verify", "X-SSL-Client-S-DN", "X-SSL-Client-DN", "X-Client-DN", "X-Amzn-Mtls-Clientcert",
+		"X-Amzn-Mtls-Clientcert-Leaf",
 	} {
 		m[http.CanonicalHeaderKey(h)] = true
 	}

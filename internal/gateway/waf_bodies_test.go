@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/binary"
 	"encoding/json"
+	"encoding/xml"
 	"fmt"
 	"mime/multipart"
 	"net/http"
@@ -13,6 +14,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"unicode/utf16"
 )
 
 // The attack families of issue 10 item 3, each as a body value.
@@ -115,6 +117,159 @@ func TestWAFInspectsEveryBodyType(t *testing.T) {
 	ctype, nd := bodyOfType(t, "application/x-ndjson", bodyAttacks["sqli"])
 	if code := post("/telemetry/v1", ctype, nd); code != 403 {
 		t.Errorf("NDJSON to the same route: %d, want 403", code)
+	}
+}
+
+// wideEncodings spell a body in UTF-16 and UTF-32, with a byte order mark
+// or without (JSON's encoding is then told by its NULs).
+var wideEncodings = map[string]func(string) []byte{
+	"UTF-16LE": func(s string) []byte { return wide(s, 2, binary.LittleEndian, nil) },
+	"UTF-16BE": func(s string) []byte { return wide(s, 2, binary.BigEndian, nil) },
+	"UTF-16 with a byte order mark": func(s string) []byte {
+		return wide(s, 2, binary.LittleEndian, []byte{0xff, 0xfe})
+	},
+	"UTF-32LE": func(s string) []byte { return wide(s, 4, binary.LittleEndian, nil) },
+	"UTF-32BE with a byte order mark": func(s string) []byte {
+		return wide(s, 4, binary.BigEndian, []byte{0, 0, 0xfe, 0xff})
+	},
+}
+
+func wide(s string, width int, order binary.AppendByteOrder, bom []byte) []byte {
+	b := bom
+	if width == 4 {
+		for _, r := range s {
+			b = order.AppendUint32(b, uint32(r))
+		}
+		return b
+	}
+	for _, u := range utf16.Encode([]rune(s)) {
+		b = order.AppendUint16(b, u)
+	}
+	return b
+}
+
+// TestWAFReadsWideText: a JSON body in UTF-16 or UTF-32 is read as JSON
+// by services that detect its encoding (Python's json.loads, Flask's
+// get_json, Jackson), whatever its declared type, and text with a byte
+// order mark by .NET's and Java's readers; the WAF, reading its bytes,
+// saw single letters between NULs. Sent as text, as octet-stream or with
+// no type, every attack is refused; benign text in those encodings
+// passes as sent.
+func TestWAFReadsWideText(t *testing.T) {
+	f := newFixture(t, baseYAML+"rate_limit:\n  off: true\n")
+	for family, value := range bodyAttacks {
+		doc, _ := json.Marshal(map[string]string{"q": value})
+		for enc, spell := range wideEncodings {
+			for _, ct := range []string{"", "text/plain", "application/octet-stream"} {
+				for _, body := range [][]byte{spell(string(doc)), spell("note: " + value)} {
+					r := f.req("POST", "/api/items", bytes.NewReader(body))
+					if ct != "" {
+						r.Header.Set("Content-Type", ct)
+					}
+					r.Header.Set("Origin", f.base)
+					if code, _, _ := f.do(r); code != http.StatusForbidden {
+						t.Errorf("%s in %s as %q: %d, want 403", family, enc, ct, code)
+					}
+				}
+			}
+		}
+	}
+	if n := f.backends["api"].count.Load(); n != 0 {
+		t.Errorf("the backend served %d of the attacks", n)
+	}
+
+	t.Log("benign text in the same encodings passes, as sent")
+	for enc, spell := range wideEncodings {
+		doc, _ := json.Marshal(map[string]string{"name": "Ana María", "note": "2 items, thanks!"})
+		body := spell(string(doc))
+		if code := f.postAs("/api/items", "application/octet-stream", body); code != 200 {
+			t.Errorf("benign JSON in %s: %d, want 200", enc, code)
+		}
+		if _, back := f.backends["api"].lastRequest(); back != string(body) {
+			t.Errorf("benign JSON in %s reached the service altered", enc)
+		}
+	}
+}
+
+// TestWAFReadsLenientJSON: Json.NET reads JSON with single-quoted strings,
+// names without quotes and comments by default, as JSON5 and Jackson's
+// leniency features do, and a service may parse a body so whatever its
+// declared type. Read whole, {'q':"1' UNION …"} is a quote inside a
+// string, no injection; read so, its value is one. Sent as text, as
+// octet-stream or with no type, such a body is refused; benign lenient
+// JSON passes.
+func TestWAFReadsLenientJSON(t *testing.T) {
+	f := newFixture(t, baseYAML+"rate_limit:\n  off: true\n")
+	for _, doc := range []string{
+		`{'q':"1' UNION SELECT password FROM users--"}`,
+		`{'q':'1\' UNION SELECT password FROM users--'}`,
+		`{q:'1\x27 UNION SELECT password FROM users--',}`,
+		`[/* ' */ "1' UNION SELECT password FROM users--"]`,
+	} {
+		for _, ct := range []string{"", "text/plain", "application/octet-stream"} {
+			r := f.req("POST", "/api/items", strings.NewReader(doc))
+			if ct != "" {
+				r.Header.Set("Content-Type", ct)
+			}
+			r.Header.Set("Origin", f.base)
+			if code, _, _ := f.do(r); code != http.StatusForbidden {
+				t.Errorf("%s as %q: %d, want 403", doc, ct, code)
+			}
+		}
+	}
+	if n := f.backends["api"].count.Load(); n != 0 {
+		t.Errorf("the backend served %d of the attacks", n)
+	}
+	benign := `{name: 'Ana María', note: "it's 2 items, thanks!", /* from the form */ tags: ['a', 'b'],}`
+	if code := f.postAs("/api/items", "text/plain", []byte(benign)); code != 200 {
+		t.Errorf("benign lenient JSON: %d, want 200", code)
+	}
+}
+
+// TestWAFReadsDataFileParts: a browser's FormData sends a Blob as a file
+// part (file name "blob"), and frameworks bind a part by its declared type:
+// Spring's @RequestPart and JAX-RS's @FormDataParam read a JSON or XML
+// part through Jackson or JAXB as they would a JSON or XML body. The WAF,
+// keeping files' contents out of the arguments as ModSecurity does, let
+// every attack in such a part through. A file part of a JSON or XML type
+// is now taken apart as a body of its type; benign data passes.
+func TestWAFReadsDataFileParts(t *testing.T) {
+	f := newFixture(t, baseYAML+"rate_limit:\n  off: true\n")
+	send := func(ctype string, content []byte) int {
+		t.Helper()
+		var buf bytes.Buffer
+		mw := multipart.NewWriter(&buf)
+		mw.WriteField("id", "1")
+		h := textproto.MIMEHeader{}
+		h.Set("Content-Disposition", `form-data; name="meta"; filename="blob"`)
+		h.Set("Content-Type", ctype)
+		p, _ := mw.CreatePart(h)
+		p.Write(content)
+		mw.Close()
+		r := f.req("POST", "/api/items", &buf)
+		r.Header.Set("Content-Type", mw.FormDataContentType())
+		r.Header.Set("Origin", f.base)
+		code, _, _ := f.do(r)
+		return code
+	}
+	for family, value := range bodyAttacks {
+		doc, _ := json.Marshal(map[string]string{"q": value})
+		for _, ct := range []string{"application/json", "application/vnd.api+json"} {
+			if code := send(ct, doc); code != http.StatusForbidden {
+				t.Errorf("%s in a %s file part: %d, want 403", family, ct, code)
+			}
+		}
+		var x bytes.Buffer
+		xml.EscapeText(&x, []byte(value))
+		if code := send("application/xml", []byte("<meta><q>"+x.String()+"</q></meta>")); code != http.StatusForbidden {
+			t.Errorf("%s in an application/xml file part: %d, want 403", family, code)
+		}
+	}
+	if n := f.backends["api"].count.Load(); n != 0 {
+		t.Errorf("the backend served %d of the attacks", n)
+	}
+	if code := send("application/json", []byte(`{"name":"Ana María","note":"select the blue one from the list, thanks!"}`)); code != 200 {
+		t.Errorf("benign JSON file part: %d, want 200", code)
 	}
 }
 
@@ -280,8 +435,9 @@ func TestWAFArgumentLimitsAndBudget(t *testing.T) {
 
 // TestWAFBodyReadingsAgree: the body the WAF reads is the body the service
 // gets, whatever the framing says about it. A gzip body is inspected and
-// forwarded decoded; codings the WAF does not decode, and a gzip body
-// behind a first "identity" field, are refused; a charset that would have
+// forwarded decoded; codings the WAF does not decode, a gzip body
+// behind a first "identity" field, and codings stacked in two fields
+// (one layer decoded would reach the service unlabelled), are refused; a charset that would have
 // the service decode the form otherwise than the WAF (UTF-16, EBCDIC) is
 // refused; a JSON document with one key twice is judged by both values,
 // and one that only a lenient parser reads (a BOM, comments) is refused;
@@ -312,6 +468,8 @@ func TestWAFBodyReadingsAgree(t *testing.T) {
 		{"identity, then gzip", "POST", form, []string{"identity", "gzip"}, gzipped(sqli)},
 		{"gzip, identity in one field", "POST", form, []string{"gzip, identity"}, gzipped(sqli)},
 		{"gzip twice", "POST", form, []string{"gzip, gzip"}, gzipped(string(gzipped(sqli)))},
+		{"gzip twice in two fields", "POST", "application/octet-stream", []string{"gzip", "gzip"}, gzipped(string(gzipped(sqli)))},
+		{"gzip, then br in two fields", "POST", "application/octet-stream", []string{"gzip", "br"}, gzipped(sqli)},
 		{"br", "POST", form, []string{"br"}, []byte(sqli)},
 		{"UTF-16 form", "POST", form + "; charset=utf-16", nil, []byte("a=1")},
 		{"EBCDIC form", "POST", form + "; charset=ibm037", nil, []byte("a=1")},

@@ -130,6 +130,15 @@ func (b *bodyArgs) body(ctype string, data []byte, prefix string, depth int) err
 	case strings.Contains(media, "protobuf") || strings.HasSuffix(media, "+proto"):
 		return b.message(data, prefix, depth)
 	}
+	if wide, ok := wideText(data); ok {
+		// Read as the text a service that detects the encoding reads,
+		// and as the bytes that spell it, whose runs of text a reader
+		// of bytes takes.
+		if err := b.binary(data, prefix); err != nil {
+			return err
+		}
+		data = wide
+	}
 	trimmed := bytes.TrimSpace(data)
 	if undeclared && !printableText(bytes.ToValidUTF8(data, nil)) {
 		// Binary with no declared type (a compressed beacon): its text
@@ -146,6 +155,8 @@ func (b *bodyArgs) body(ctype string, data []byte, prefix string, depth int) err
 		switch {
 		case looksJSON(string(trimmed)) && gjson.ValidBytes(trimmed):
 			return b.json(join(prefix, "json"), string(trimmed))
+		case looksJSON(string(trimmed)):
+			return b.lenientJSON(trimmed, join(prefix, "json"))
 		case len(trimmed) > 0 && trimmed[0] == '<':
 			_, err := b.xml(trimmed, join(prefix, "xml"))
 			return err
@@ -160,6 +171,12 @@ func (b *bodyArgs) body(ctype string, data []byte, prefix string, depth int) err
 	case trimmed[0] == '{' || trimmed[0] == '[':
 		if ok, err := b.ndjson(trimmed, prefix); ok || err != nil {
 			return err
+		}
+		if looksJSON(string(trimmed)) {
+			// Read whole below as well.
+			if err := b.lenientJSON(trimmed, join(prefix, "json")); err != nil {
+				return err
+			}
 		}
 	case trimmed[0] == '<':
 		if ok, err := b.xml(trimmed, join(prefix, "xml")); ok || err != nil {

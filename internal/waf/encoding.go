@@ -16,9 +16,15 @@ import (
 // a decompression bomb), and drops Content-Encoding and Content-Length: the
 // rules inspect, and the service receives, what the client meant. Other
 // encodings are left alone, and CRS refuses them (920450), as it cannot see
-// inside them.
+// inside them; so are codings stacked in two fields, as they are in one
+// ("gzip, gzip"): a layer decoded and both fields dropped would hand the
+// service the rest unlabelled and uninspected.
 func decompress(r *http.Request, limit int64) {
-	enc := strings.ToLower(strings.TrimSpace(r.Header.Get("Content-Encoding")))
+	encs := r.Header.Values("Content-Encoding")
+	if len(encs) != 1 {
+		return
+	}
+	enc := strings.ToLower(strings.TrimSpace(encs[0]))
 	if r.Body == nil || r.Body == http.NoBody || (enc != "gzip" && enc != "x-gzip" && enc != "deflate") {
 		return
 	}

@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"io"
 	"mime"
+	"mime/multipart"
 	"strings"
 
 	"github.com/corazawaf/coraza/v3/experimental/plugins/plugintypes"
@@ -165,4 +166,51 @@ func padding(rest []byte) bool {
 // blankLine reports whether line holds only whitespace.
 func blankLine(line []byte) bool {
 	return len(bytes.TrimSpace(line)) == 0
+}
+
+// dataFileArgs adds to ARGS_POST the arguments of the file parts of a
+// multipart/form-data body that declare a data type, JSON or XML, taken
+// apart as a body of that type is. Coraza keeps a file's content out of
+// the arguments, as ModSecurity does; but a part sent as a file is also
+// how a browser's FormData sends a Blob of JSON (file name "blob"), and
+// frameworks bind such a part by its type (Spring's @RequestPart, JAX-RS's
+// @FormDataParam through Jackson or JAXB) as they would a JSON body. A
+// part that does not parse is left to the rules that judge the body.
+func dataFileArgs(v plugintypes.TransactionVariables, ctype string, body io.Reader, limit int) error {
+	_, params, err := mime.ParseMediaType(ctype)
+	if err != nil || params["boundary"] == "" {
+		return nil
+	}
+	out := &bodyArgs{limit: limit}
+	mr := multipart.NewReader(body, params["boundary"])
+	for {
+		p, err := mr.NextPart()
+		if err != nil {
+			break
+		}
+		media, _, _ := mime.ParseMediaType(p.Header.Get("Content-Type"))
+		media = strings.ToLower(media)
+		if p.FileName() == "" || !dataType(media) {
+			continue
+		}
+		data, err := io.ReadAll(p)
+		if err != nil {
+			break
+		}
+		if err := out.body(media, data, p.FormName(), 1); err != nil {
+			return err
+		}
+	}
+	post := v.ArgsPost()
+	for _, kv := range out.args {
+		post.Add(kv[0], kv[1])
+	}
+	return nil
+}
+
+// dataType reports whether media is a JSON or XML type, which frameworks
+// bind to objects.
+func dataType(media string) bool {
+	return media == "application/json" || strings.HasSuffix(media, "+json") ||
+		media == "application/xml" || media == "text/xml" || strings.HasSuffix(media, "+xml")
 }

@@ -735,7 +735,14 @@ func (t *Tx) Request(r *http.Request, client string) (Verdict, error) {
 			if err != nil {
 				return Verdict{}, fmt.Errorf("waf: request body: %w", err)
 			}
-			checkMultipart(tv.Variables(), trimEmptyParams(r.Header["Content-Type"][0]), body)
+			ctype := trimEmptyParams(r.Header["Content-Type"][0])
+			checkMultipart(tv.Variables(), ctype, body)
+			if body, err = tx.RequestBodyReader(); err != nil {
+				return Verdict{}, fmt.Errorf("waf: request body: %w", err)
+			}
+			if err := dataFileArgs(tv.Variables(), ctype, body, maxBodyParts); err != nil {
+				return Verdict{}, fmt.Errorf("waf: request body: %w", err)
+			}
 		}
 		rbr, err := tx.RequestBodyReader()
 		if err != nil {
