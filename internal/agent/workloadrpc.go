@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/http"
 	"strings"
+	"sync"
 	"time"
 
 	"google.golang.org/protobuf/encoding/protowire"
@@ -76,7 +77,7 @@ func (s *rpcStream) Send(msg []byte) error {
 type rpcMethod func(s *rpcStream, req []byte) error
 
 // callerKey is the context key of a connection's peer credentials (or the
-// error reading them), set when the connection is accepted.
+// error reading them), read when the connection is accepted.
 type callerKey struct{}
 
 type callerResult struct {
@@ -84,9 +85,87 @@ type callerResult struct {
 	err  error
 }
 
-// connCaller reads the peer credentials of a Unix socket connection; it is
-// the http.Server's ConnContext.
-func connCaller(ctx context.Context, c net.Conn) context.Context {
+// Bounds on the Workload API's connections. Any local user may connect,
+// and a connection is held for as long as its client wishes (a workload
+// keeps one open to hear of rotations): without a bound one user's
+// connections would take the agent's descriptors, and with them every
+// other workload's identity and the mesh. One uid holds at most a quarter
+// of the places; a connection past a bound is closed at once. A
+// connection carries at most maxRPCStreams calls at once (a workload
+// makes two: SVIDs and bundles).
+const (
+	maxRPCConns       = 1024
+	maxRPCConnsPerUID = maxRPCConns / 4
+	maxRPCStreams     = 16
+)
+
+// rpcListener accepts Unix socket connections, reads each one's peer
+// credentials, and closes at once one past a bound (maxRPCConns in all,
+// maxRPCConnsPerUID of one uid, those whose credentials cannot be read
+// counted as one uid).
+type rpcListener struct {
+	net.Listener
+	shed func(uid int)
+
+	mu     sync.Mutex // guards total and perUID
+	total  int
+	perUID map[int]int
+}
+
+// rpcConn is an accepted connection with its caller; closing it gives its
+// place back.
+type rpcConn struct {
+	net.Conn
+	caller  callerResult
+	release sync.Once
+	l       *rpcListener
+}
+
+func (c *rpcConn) Close() error {
+	err := c.Conn.Close()
+	c.release.Do(func() {
+		c.l.mu.Lock()
+		defer c.l.mu.Unlock()
+		c.l.total--
+		if c.l.perUID[c.caller.info.UID]--; c.l.perUID[c.caller.info.UID] == 0 {
+			delete(c.l.perUID, c.caller.info.UID)
+		}
+	})
+	return err
+}
+
+func (l *rpcListener) Accept() (net.Conn, error) {
+	for {
+		c, err := l.Listener.Accept()
+		if err != nil {
+			return nil, err
+		}
+		res := peerOf(c)
+		uid := res.info.UID
+		if res.err != nil {
+			uid = -1
+		}
+		res.info.UID = uid
+		l.mu.Lock()
+		ok := l.total < maxRPCConns && l.perUID[uid] < maxRPCConnsPerUID
+		if ok {
+			l.total++
+			l.perUID[uid]++
+		}
+		l.mu.Unlock()
+		if !ok {
+			_ = c.Close()
+			if l.shed != nil {
+				l.shed(uid)
+			}
+			continue
+		}
+		return &rpcConn{Conn: c, caller: res, l: l}, nil
+	}
+}
+
+// peerOf reads the peer credentials of a Unix socket connection.
+func peerOf(c net.Conn) callerResult {
 	var res callerResult
 	uc, ok := c.(*net.UnixConn)
 	if !ok {
@@ -95,6 +174,16 @@ func connCaller(ctx context.Context, c net.Conn) context.Context {
 		res.err = err
 	} else if err := raw.Control(func(fd uintptr) { res.info, res.err = peerCredentials(int(fd)) }); err != nil {
 		res.err = err
+	}
+	return res
+}
+
+// connCaller hands a connection's caller, read at accept, to its calls; it
+// is the http.Server's ConnContext.
+func connCaller(ctx context.Context, c net.Conn) context.Context {
+	res := callerResult{err: errors.New("the Workload API accepts Unix sockets only")}
+	if rc, ok := c.(*rpcConn); ok {
+		res = rc.caller
 	}
 	return context.WithValue(ctx, callerKey{}, res)
 }
@@ -187,19 +276,21 @@ func percentEncode(s string) string {
 	return b.String()
 }
 
-// serveRPC serves s on ln (cleartext HTTP/2 only) until ctx ends.
-func serveRPC(ctx context.Context, ln net.Listener, s *rpcServer) error {
+// serveRPC serves s on ln (cleartext HTTP/2 only) until ctx ends. shed,
+// when not nil, hears of each connection closed at accept for a bound.
+func serveRPC(ctx context.Context, ln net.Listener, s *rpcServer, shed func(uid int)) error {
 	var protos http.Protocols
 	protos.SetUnencryptedHTTP2(true)
 	srv := &http.Server{
 		Handler:           s,
 		Protocols:         &protos,
+		HTTP2:             &http.HTTP2Config{MaxConcurrentStreams: maxRPCStreams},
 		ConnContext:       connCaller,
 		BaseContext:       func(net.Listener) context.Context { return ctx },
 		ReadHeaderTimeout: 10 * time.Second,
 	}
 	errc := make(chan error, 1)
-	go func() { errc <- srv.Serve(ln) }()
+	go func() { errc <- srv.Serve(&rpcListener{Listener: ln, shed: shed, perUID: map[int]int{}}) }()
 	select {
 	case <-ctx.Done():
 		srv.Close()

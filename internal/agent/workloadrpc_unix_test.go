@@ -62,7 +62,7 @@ func TestWorkloadRPCWithGRPCClient(t *testing.T) {
 	}}
 	ctx, cancel := context.WithCancel(context.Background())
 	served := make(chan error, 1)
-	go func() { served <- serveRPC(ctx, ln, srv) }()
+	go func() { served <- serveRPC(ctx, ln, srv, nil) }()
 	defer func() {
 		cancel()
 		if err := <-served; err != nil {
