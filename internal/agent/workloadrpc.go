@@ -85,31 +85,65 @@ type callerResult struct {
 	err  error
 }
 
-// Bounds on the Workload API's connections. Any local user may connect,
-// and a connection is held for as long as its client wishes (a workload
-// keeps one open to hear of rotations): without a bound one user's
-// connections would take the agent's descriptors, and with them every
-// other workload's identity and the mesh. One uid holds at most a quarter
-// of the places; a connection past a bound is closed at once. A
-// connection carries at most maxRPCStreams calls at once (a workload
-// makes two: SVIDs and bundles).
+// Bounds on the Workload API. Any local user may connect, and a
+// connection and its calls are held for as long as the client wishes (a
+// workload keeps a call open to hear of rotations): without a bound one
+// user's connections would take the agent's descriptors, and their calls
+// its memory (some 15 KB each), and with them every other workload's
+// identity and the mesh. One uid holds at most a quarter of the places
+// of each; a connection past a bound is closed at once, a call past one
+// is answered ResourceExhausted. A connection carries at most
+// maxRPCStreams calls at once (a workload makes two: SVIDs and bundles).
 const (
 	maxRPCConns       = 1024
 	maxRPCConnsPerUID = maxRPCConns / 4
+	maxRPCCalls       = 1024
+	maxRPCCallsPerUID = maxRPCCalls / 4
 	maxRPCStreams     = 16
 )
 
+// uidBound counts places held by uid, at most perUID of one uid and total
+// in all.
+type uidBound struct {
+	perUID, total int
+
+	mu    sync.Mutex // guards n and byUID
+	n     int
+	byUID map[int]int
+}
+
+// take holds a place for uid, or reports false when a bound is reached.
+func (b *uidBound) take(uid int) bool {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.n >= b.total || b.byUID[uid] >= b.perUID {
+		return false
+	}
+	if b.byUID == nil {
+		b.byUID = map[int]int{}
+	}
+	b.n++
+	b.byUID[uid]++
+	return true
+}
+
+// release gives back a place take held for uid.
+func (b *uidBound) release(uid int) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.n--
+	if b.byUID[uid]--; b.byUID[uid] == 0 {
+		delete(b.byUID, uid)
+	}
+}
+
 // rpcListener accepts Unix socket connections, reads each one's peer
-// credentials, and closes at once one past a bound (maxRPCConns in all,
-// maxRPCConnsPerUID of one uid, those whose credentials cannot be read
-// counted as one uid).
+// credentials, and closes at once one past a bound (those whose
+// credentials cannot be read count as one uid, -1).
 type rpcListener struct {
 	net.Listener
-	shed func(uid int)
-
-	mu     sync.Mutex // guards total and perUID
-	total  int
-	perUID map[int]int
+	conns uidBound
+	shed  func(uid int)
 }
 
 // rpcConn is an accepted connection with its caller; closing it gives its
@@ -118,19 +152,12 @@ type rpcConn struct {
 	net.Conn
 	caller  callerResult
 	release sync.Once
-	l       *rpcListener
+	conns   *uidBound
 }
 
 func (c *rpcConn) Close() error {
 	err := c.Conn.Close()
-	c.release.Do(func() {
-		c.l.mu.Lock()
-		defer c.l.mu.Unlock()
-		c.l.total--
-		if c.l.perUID[c.caller.info.UID]--; c.l.perUID[c.caller.info.UID] == 0 {
-			delete(c.l.perUID, c.caller.info.UID)
-		}
-	})
+	c.release.Do(func() { c.conns.release(c.caller.info.UID) })
 	return err
 }
 
@@ -141,26 +168,17 @@ func (l *rpcListener) Accept() (net.Conn, error) {
 			return nil, err
 		}
 		res := peerOf(c)
-		uid := res.info.UID
 		if res.err != nil {
-			uid = -1
+			res.info.UID = -1
 		}
-		res.info.UID = uid
-		l.mu.Lock()
-		ok := l.total < maxRPCConns && l.perUID[uid] < maxRPCConnsPerUID
-		if ok {
-			l.total++
-			l.perUID[uid]++
-		}
-		l.mu.Unlock()
-		if !ok {
+		if !l.conns.take(res.info.UID) {
 			_ = c.Close()
 			if l.shed != nil {
-				l.shed(uid)
+				l.shed(res.info.UID)
 			}
 			continue
 		}
-		return &rpcConn{Conn: c, caller: res, l: l}, nil
+		return &rpcConn{Conn: c, caller: res, conns: &l.conns}, nil
 	}
 }
 
@@ -192,6 +210,7 @@ func connCaller(ctx context.Context, c net.Conn) context.Context {
 type rpcServer struct {
 	service string // the service's full name: paths are /<service>/<method>
 	methods map[string]rpcMethod
+	calls   uidBound // the calls being served, by the caller's uid
 }
 
 func (s *rpcServer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
@@ -227,6 +246,10 @@ func (s *rpcServer) call(w http.ResponseWriter, r *http.Request) error {
 	if cr.err != nil {
 		return rpcErrorf(rpcPermissionDenied, "unknown caller: %v", cr.err)
 	}
+	if !s.calls.take(cr.info.UID) {
+		return rpcErrorf(rpcResourceExhausted, "uid %d holds %d calls to the Workload API already, or %d are held in all", cr.info.UID, s.calls.perUID, s.calls.total)
+	}
+	defer s.calls.release(cr.info.UID)
 	req, err := readRPCMessage(r.Body)
 	if err != nil {
 		return err
@@ -290,7 +313,10 @@ func serveRPC(ctx context.Context, ln net.Listener, s *rpcServer, shed func(uid 
 		ReadHeaderTimeout: 10 * time.Second,
 	}
 	errc := make(chan error, 1)
-	go func() { errc <- srv.Serve(&rpcListener{Listener: ln, shed: shed, perUID: map[int]int{}}) }()
+	s.calls.perUID, s.calls.total = maxRPCCallsPerUID, maxRPCCalls
+	go func() {
+		errc <- srv.Serve(&rpcListener{Listener: ln, conns: uidBound{perUID: maxRPCConnsPerUID, total: maxRPCConns}, shed: shed})
+	}()
 	select {
 	case <-ctx.Done():
 		srv.Close()
