@@ -1,10 +1,12 @@
 package server
 
 import (
+	"crypto/tls"
 	"fmt"
 	"io"
 	"net"
 	"net/http"
+	"strings"
 	"testing"
 
 	"moat/internal/api"
@@ -106,6 +108,82 @@ func TestAPIBoundsAnonymousConnections(t *testing.T) {
 	testkit.WaitFor(t, "an anonymous call from the flood's address", func() bool {
 		tr := f.transport(nil)
 		tr.DialContext = d.DialContext
+		defer tr.CloseIdleConnections()
+		return get(tr) == nil
+	})
+}
+
+// TestAPIBoundsConnectionsPerIdentity: a connection whose client presents
+// a verified certificate left every bound at its first request, so a
+// compromised node could open and keep as many connections as it liked,
+// each a descriptor of the server's, until the server could accept no
+// other node's. One identity now holds at most maxAPIPerIdentity of them;
+// the rest are closed at once, and other nodes are answered.
+func TestAPIBoundsConnectionsPerIdentity(t *testing.T) {
+	f := newAuthFixture(t)
+	node := func(name string) *tls.Certificate {
+		var tok api.TokenResponse
+		if code, e := f.call(t, f.accs["op"].session, http.MethodPost, api.PathTokens, api.TokenRequest{Node: name}, &tok); code != http.StatusOK {
+			t.Fatalf("token: %d %+v", code, e)
+		}
+		return f.join(t, tok.Token, name)
+	}
+	evil, good := node("evil"), node("good")
+	get := func(tr *http.Transport) error {
+		resp, err := (&http.Client{Transport: tr, Timeout: testkit.WaitLimit}).Post("https://"+f.srv.Addr()+api.PathNodeHealth, "application/json", strings.NewReader("{}"))
+		if err != nil {
+			return err
+		}
+		_, err = io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		if err != nil {
+			return err
+		}
+		if resp.StatusCode != http.StatusOK && resp.StatusCode != http.StatusTooManyRequests {
+			return fmt.Errorf("status %d", resp.StatusCode)
+		}
+		return nil
+	}
+	const flood = maxAPIPerIdentity + 64
+	var held []*http.Transport
+	defer func() {
+		for _, tr := range held {
+			tr.CloseIdleConnections()
+		}
+	}()
+	refused := 0
+	for i := range flood {
+		tr := f.transport(evil)
+		if i%2 == 1 {
+			tr.ForceAttemptHTTP2 = false
+			tr.TLSClientConfig.NextProtos = []string{"http/1.1"}
+		}
+		if err := get(tr); err != nil {
+			refused++
+			tr.CloseIdleConnections()
+			continue
+		}
+		held = append(held, tr)
+	}
+	t.Logf("of %d connections of one node that each made a call, %d held and %d closed at once", flood, len(held), refused)
+	if len(held) > maxAPIPerIdentity {
+		t.Fatalf("the server holds %d connections of one node, more than %d", len(held), maxAPIPerIdentity)
+	}
+
+	t.Log("another node, from the same address, is answered")
+	tr := f.transport(good)
+	defer tr.CloseIdleConnections()
+	if err := get(tr); err != nil {
+		t.Fatalf("another node during the flood: %v", err)
+	}
+
+	t.Log("once the node's connections close, their places are given back")
+	for _, tr := range held {
+		tr.CloseIdleConnections()
+	}
+	held = nil
+	testkit.WaitFor(t, "a call of the node", func() bool {
+		tr := f.transport(evil)
 		defer tr.CloseIdleConnections()
 		return get(tr) == nil
 	})

@@ -20,43 +20,48 @@ import (
 // fetch the bundle once on each and keep them. A fleet behind one NAT
 // address reconnecting at once takes at most maxAPIPendingPerSource
 // places; the rest are closed at once and retried by their clients. A
-// node's or an administrator's connection leaves the bounds at its first
-// request: it is answerable for what it holds.
+// connection whose client presented a verified identity (a node, an
+// administrator, a server) counts against that identity from its first
+// request, maxAPIPerIdentity at most: a compromised node cannot take the
+// server's descriptors either (its agent holds one or two).
 const (
 	maxAPIPendingPerSource   = 256
 	maxAPIPending            = 8192
 	maxAPIAnonymousPerSource = 256
 	maxAPIAnonymous          = 8192
+	maxAPIPerIdentity        = 256
 	// apiIdleTimeout closes a connection that carried no request for that
 	// long (an HTTP/2 one with no stream open): past the clients' own 90s.
 	apiIdleTimeout = 2 * time.Minute
 )
 
 // pendingListener closes, at accept, a connection past a bound on the
-// pending ones, and at its first request, an anonymous one past a bound
-// on those; the server's ConnState moves a connection from the one to
-// the other and gives its place back when it closes.
+// pending ones, and at its first request, one past the bound of its
+// identity or, without one, of the anonymous ones; the server's ConnState
+// moves a connection from the one to the other and gives its place back
+// when it closes.
 type pendingListener struct {
 	net.Listener
 	pending, anonymous *mtls.Pending
 	shed               func()
-	// identified reports whether a connection's client presented a
-	// certificate that verifies now.
-	identified func(tls.ConnectionState) bool
+	// identify names the identity a connection's client presented, when
+	// its certificate verifies now.
+	identify func(tls.ConnectionState) (string, bool)
 
-	mu       sync.Mutex
+	mu       sync.Mutex // guards releases and byID
 	releases map[net.Conn]*place
+	byID     map[string]int // connections held, by identity
 }
 
-// place is what a connection holds: release gives it back; anonymous
-// says it is held for the connection's life.
+// place is what a connection holds: release gives it back; held says it
+// is held for the connection's life (anonymous, or by an identity).
 type place struct {
-	release   func()
-	anonymous bool
+	release func()
+	held    bool
 }
 
-func newPendingListener(ln net.Listener, shed func(), identified func(tls.ConnectionState) bool) *pendingListener {
-	return &pendingListener{Listener: ln, shed: shed, identified: identified, releases: map[net.Conn]*place{},
+func newPendingListener(ln net.Listener, shed func(), identify func(tls.ConnectionState) (string, bool)) *pendingListener {
+	return &pendingListener{Listener: ln, shed: shed, identify: identify, releases: map[net.Conn]*place{}, byID: map[string]int{},
 		pending:   &mtls.Pending{PerSource: maxAPIPendingPerSource, Total: maxAPIPending},
 		anonymous: &mtls.Pending{PerSource: maxAPIAnonymousPerSource, Total: maxAPIAnonymous}}
 }
@@ -82,9 +87,9 @@ func (l *pendingListener) Accept() (net.Conn, error) {
 
 // connState is the http.Server's ConnState. A connection past StateNew
 // (a request begun, hijacked or closed) is no longer pending; at its
-// first request one without a verified client certificate takes a place
-// among the anonymous ones, or is closed when there is none, and keeps it
-// until it closes.
+// first request it takes a place by the identity its client presented,
+// or, without one, among the anonymous ones from its source, or is closed
+// when there is none, and keeps it until it closes.
 func (l *pendingListener) connState(c net.Conn, st http.ConnState) {
 	if st == http.StateNew {
 		return
@@ -96,7 +101,7 @@ func (l *pendingListener) connState(c net.Conn, st http.ConnState) {
 	}
 	l.mu.Lock()
 	p := l.releases[raw]
-	if p == nil || p.anonymous && (st == http.StateActive || st == http.StateIdle) {
+	if p == nil || p.held && (st == http.StateActive || st == http.StateIdle) {
 		l.mu.Unlock()
 		return
 	}
@@ -106,27 +111,60 @@ func (l *pendingListener) connState(c net.Conn, st http.ConnState) {
 	if st != http.StateActive && st != http.StateIdle {
 		return // closed or hijacked
 	}
-	if isTLS && l.identified(tc.ConnectionState()) {
-		return
+	var release func()
+	ok := false
+	if id, known := l.identityOf(tc, isTLS); known {
+		release, ok = l.takeID(id)
+	} else {
+		release, ok = l.anonymous.Take(raw.RemoteAddr())
 	}
-	release, ok := l.anonymous.Take(raw.RemoteAddr())
 	if !ok {
 		l.shed()
 		_ = raw.Close()
 		return
 	}
 	l.mu.Lock()
-	l.releases[raw] = &place{release: release, anonymous: true}
+	l.releases[raw] = &place{release: release, held: true}
 	l.mu.Unlock()
 }
 
-// connectionShed counts an API connection closed for a bound on pending
-// or anonymous ones, and logs the first of a run and then one in a
-// thousand.
+// identityOf names the verified identity of a connection's client.
+func (l *pendingListener) identityOf(tc *tls.Conn, isTLS bool) (string, bool) {
+	if !isTLS {
+		return "", false
+	}
+	return l.identify(tc.ConnectionState())
+}
+
+// takeID holds a place for a connection of identity id, or reports false
+// when it holds maxAPIPerIdentity already. release, called any number of
+// times, gives it back.
+func (l *pendingListener) takeID(id string) (release func(), ok bool) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.byID[id] >= maxAPIPerIdentity {
+		return nil, false
+	}
+	l.byID[id]++
+	var once sync.Once
+	return func() {
+		once.Do(func() {
+			l.mu.Lock()
+			defer l.mu.Unlock()
+			if l.byID[id]--; l.byID[id] == 0 {
+				delete(l.byID, id)
+			}
+		})
+	}, true
+}
+
+// connectionShed counts an API connection closed for a bound on pending,
+// anonymous or one identity's connections, and logs the first of a run
+// and then one in a thousand.
 func (s *Server) connectionShed() {
 	s.m.shed.Inc()
 	if n := s.shedCount.Add(1); n%1000 == 1 {
-		s.log.Warn("server: too many API connections in their handshake, before their first request or without a client certificate; closing new ones",
-			"per_source", maxAPIPendingPerSource, "in_all", maxAPIPending, "closed", n)
+		s.log.Warn("server: too many API connections in their handshake, before their first request, without a client certificate or of one identity; closing new ones",
+			"per_source", maxAPIPendingPerSource, "in_all", maxAPIPending, "per_identity", maxAPIPerIdentity, "closed", n)
 	}
 }

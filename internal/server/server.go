@@ -327,12 +327,12 @@ func (s *Server) Run(ctx context.Context) error {
 	s.ln = ln
 	close(s.ready)
 	var active activeRequests
-	pl := newPendingListener(ln, s.connectionShed, func(cs tls.ConnectionState) bool {
+	pl := newPendingListener(ln, s.connectionShed, func(cs tls.ConnectionState) (string, bool) {
 		if len(cs.PeerCertificates) == 0 {
-			return false
+			return "", false
 		}
-		_, err := s.trust.Verify(cs.PeerCertificates)
-		return err == nil
+		id, err := s.trust.Verify(cs.PeerCertificates)
+		return id.String(), err == nil
 	})
 	hs := &http.Server{
 		ConnState:         pl.connState,
