@@ -12,6 +12,7 @@ import (
 // to X's layer and may import X's own tree.
 var layers = [][]string{
 	{"config", "filelock", "metrics", "netlab", "testkit"},
+	{"sockdiag"},
 	{"identity"},
 	{"policy"},
 	{"seal"},

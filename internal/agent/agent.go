@@ -425,6 +425,14 @@ func (a *Agent) Trust() *identity.Trust { return a.trust }
 
 // Run follows the control plane and renews identities until ctx ends.
 func (a *Agent) Run(ctx context.Context) error {
+	if err := os.MkdirAll(filepath.Join(a.cfg.DataDir, nodeDir), 0o700); err != nil {
+		return fmt.Errorf("agent: %w", err)
+	}
+	lock, err := lockDataDir(a.cfg.DataDir)
+	if err != nil {
+		return err
+	}
+	defer lock.Close()
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	defer func() { a.api().Close() }()

@@ -10,8 +10,8 @@ import (
 	"moat/internal/api"
 	"moat/internal/egress"
 	"moat/internal/firewall"
-	"moat/internal/mesh"
 	"moat/internal/policy"
+	"moat/internal/sockdiag"
 )
 
 // EgressConfig is the node's way out of the mesh (see package egress).
@@ -70,7 +70,7 @@ func (a *Agent) newEgress() error {
 	// configured, and the listeners of external upstreams.
 	pc := egress.ProxyConfig{
 		Node: a.cfg.Node, TrustDomain: a.td, ConnectAddr: ec.Proxy, SNIAddr: ec.SNI, SNIPort: ec.SNIPort,
-		Policy: a.policyTable, PeerUID: mesh.PeerUID, Callers: a.callers, Flows: a.flows(),
+		Policy: a.policyTable, PeerUID: sockdiag.PeerUID, Callers: a.callers, Flows: a.flows(),
 		Now: a.cfg.Now, Logger: a.log.With("part", "egress"),
 	}
 	if ec.Direct {

@@ -70,12 +70,20 @@ func (a *Agent) witnessLoop(ctx context.Context) error {
 		if w == nil {
 			w = a.openWitness()
 		}
-		if w != nil && a.Synced() {
+		updates, synced := a.updates.C(), a.Synced()
+		if w != nil && synced {
 			a.witnessOnce(ctx, w)
+		}
+		// Until the first snapshot, each frame may be it: the first check
+		// follows it rather than a period later.
+		var frame <-chan struct{}
+		if !synced {
+			frame = updates
 		}
 		select {
 		case <-ctx.Done():
 			return nil
+		case <-frame:
 		case <-a.cfg.After(every):
 		}
 	}
@@ -98,6 +106,7 @@ func (a *Agent) openWitness() *audit.Witness {
 }
 
 func (a *Agent) witnessOnce(ctx context.Context, w *audit.Witness) {
+	held, _ := w.Latest()
 	c, err := w.Update(func(from int64) ([]byte, tlog.TreeProof, error) {
 		var resp api.AuditConsistency
 		if err := a.api().Call(ctx, http.MethodGet, fmt.Sprintf("%s?from=%d", api.PathNodeAudit, from), nil, &resp); err != nil {
@@ -109,12 +118,19 @@ func (a *Agent) witnessOnce(ctx context.Context, w *audit.Witness) {
 	switch {
 	case errors.Is(err, audit.ErrInconsistent):
 		a.witness.inconsistent.Add(1)
-		a.log.Error("audit: the control plane's audit log does not extend the checkpoint this node witnessed; it was cut back or rewritten", "witnessed", w.Size(), "err", err)
+		a.log.Error("audit: the control plane's audit log does not extend the checkpoint this node witnessed; it was cut back or rewritten", "witnessed", w.Size(), "err", err,
+			"if_restored", "if the control plane was restored from a backup on purpose, stop the agent and run: moat agent witness reset --data-dir "+a.cfg.DataDir)
 	case err != nil:
 		if ctx.Err() == nil {
 			a.log.Debug("audit: checkpoint not checked", "err", err)
 		}
+	case held == nil:
+		// The node's record that it trusted this log from here on, after
+		// a join or a reset (moat agent witness reset).
+		a.log.Info("audit: no checkpoint witnessed before; trusting the log's on first use", "size", c.Size, "root", c.Root.String())
+		a.witness.size.Store(c.Size)
 	default:
+		a.log.Debug("audit: checkpoint witnessed", "size", c.Size)
 		a.witness.size.Store(c.Size)
 	}
 }
@@ -123,4 +139,38 @@ func (a *Agent) witnessOnce(ctx context.Context, w *audit.Witness) {
 // witnessed, and how many checkpoints it refused as inconsistent.
 func (a *Agent) AuditWitnessed() (size, inconsistent int64) {
 	return a.witness.size.Load(), a.witness.inconsistent.Load()
+}
+
+// ErrNoWitnessed: the node holds no witnessed audit checkpoint.
+var ErrNoWitnessed = audit.ErrNoWitnessed
+
+// ResetWitness drops the audit checkpoint the agent of dataDir witnessed
+// (audit.DropWitnessed: set aside, not deleted), so that it trusts the
+// next one it sees on first use, as after its join: for a control plane
+// deliberately restored from a backup, whose log no longer extends what
+// the node saw. It refuses while an agent runs on dataDir (it holds
+// LockFile), and returns ErrNoWitnessed when there is nothing to drop.
+func ResetWitness(dataDir string, now time.Time) (audit.Dropped, error) {
+	dir := filepath.Join(dataDir, nodeDir)
+	if _, err := os.Stat(dir); err != nil {
+		return audit.Dropped{}, fmt.Errorf("agent: %s holds no node identity: %w", dataDir, err)
+	}
+	lock, err := lockDataDir(dataDir)
+	if errors.Is(err, ErrRunning) {
+		return audit.Dropped{}, fmt.Errorf("agent: the agent of %s is running (it holds %s); stop it first; nothing was changed",
+			dataDir, filepath.Join(dir, LockFile))
+	}
+	if err != nil {
+		return audit.Dropped{}, err
+	}
+	defer lock.Close()
+	v, verr := audit.LoadVerifier(filepath.Join(dir, api.AuditKeyFile))
+	if verr != nil {
+		v = nil
+	}
+	d, err := audit.DropWitnessed(filepath.Join(dir, api.AuditCheckpointFile), v, now)
+	if err == nil && verr != nil {
+		d.Unverified = verr.Error()
+	}
+	return d, err
 }

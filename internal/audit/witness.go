@@ -6,7 +6,9 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
+	"path/filepath"
 	"sync"
+	"time"
 
 	"golang.org/x/mod/sumdb/note"
 	"golang.org/x/mod/sumdb/tlog"
@@ -278,4 +280,52 @@ func CheckEntries(ctx context.Context, v note.Verifier, signed []byte, page func
 		return Checkpoint{}, &VerifyError{Index: good, Reason: fmt.Sprintf("the entries served do not make the tree the checkpoint of size %d signs", c.Size)}
 	}
 	return c, nil
+}
+
+// ErrNoWitnessed: there is no remembered checkpoint to drop.
+var ErrNoWitnessed = errors.New("audit: no witnessed checkpoint")
+
+// Dropped is what DropWitnessed set aside.
+type Dropped struct {
+	// Checkpoint is the dropped checkpoint, checked with the verifier;
+	// Unverified, when not empty, says why it could not be (Checkpoint is
+	// then zero).
+	Checkpoint Checkpoint
+	Unverified string
+	// Kept is the path the dropped checkpoint was moved to.
+	Kept string
+}
+
+// DropWitnessed sets aside the checkpoint a witness remembers in path, so
+// that the next one it is shown is trusted on first use: for a log
+// deliberately restored from a backup, which no longer extends what the
+// witness saw. v (nil when the verifier key cannot be read) checks what
+// is dropped, for the record. The file is not deleted but renamed beside
+// itself (path.dropped-TIME, at now), one atomic step made durable, so a
+// log can still be checked against it (moat audit verify --trusted) and a
+// crash leaves either the old state or the new. ErrNoWitnessed when path
+// does not exist. A witness open on path keeps what it read; the caller
+// makes sure none is.
+func DropWitnessed(path string, v note.Verifier, now time.Time) (Dropped, error) {
+	b, err := os.ReadFile(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return Dropped{}, ErrNoWitnessed
+	}
+	if err != nil {
+		return Dropped{}, fmt.Errorf("audit: %w", err)
+	}
+	var d Dropped
+	if v == nil {
+		d.Unverified = "no verifier key to check it with"
+	} else if d.Checkpoint, err = OpenCheckpoint(b, v); err != nil {
+		d.Checkpoint, d.Unverified = Checkpoint{}, err.Error()
+	}
+	d.Kept = path + ".dropped-" + now.UTC().Format("20060102T150405Z")
+	if err := os.Rename(path, d.Kept); err != nil {
+		return Dropped{}, fmt.Errorf("audit: %w", err)
+	}
+	if err := seal.SyncDir(filepath.Dir(path)); err != nil {
+		return Dropped{}, fmt.Errorf("audit: %w", err)
+	}
+	return d, nil
 }

@@ -68,8 +68,39 @@ type Manifest struct {
 	Created time.Time `json:"created"`
 	// TrustDomain is the trust domain of the control plane the backup is
 	// of; empty in backups made before it was recorded.
-	TrustDomain string         `json:"trust_domain,omitempty"`
-	Files       []ManifestFile `json:"files"`
+	TrustDomain string `json:"trust_domain,omitempty"`
+	// CARoots names the CA of the control plane the backup is of: the
+	// fingerprint (CAFingerprint) of each root certificate of its trust
+	// bundle when the backup was made, as moat ca show prints them. Two
+	// clusters of one trust domain have different roots. Empty in backups
+	// made before it was recorded.
+	CARoots []string       `json:"ca_roots,omitempty"`
+	Files   []ManifestFile `json:"files"`
+}
+
+// maxCARoots bounds a manifest's CARoots: a bundle holds two roots during
+// a rotation, one otherwise.
+const maxCARoots = 16
+
+// CAFingerprint is the fingerprint of a root certificate (its DER) by
+// which backups name their CA: the SHA-256 of the certificate, in
+// lowercase hex, as moat ca show prints it and openssl x509 -fingerprint
+// -sha256 does (with colons).
+func CAFingerprint(der []byte) string {
+	sum := sha256.Sum256(der)
+	return hex.EncodeToString(sum[:])
+}
+
+// ParseCAFingerprint reads a root certificate's SHA-256 fingerprint as an
+// operator may write it: hex in either case, with or without the colons
+// openssl puts between bytes, and an optional "sha256:" prefix. It
+// returns the form CAFingerprint gives.
+func ParseCAFingerprint(s string) (string, error) {
+	t := strings.ReplaceAll(strings.TrimPrefix(strings.ToLower(s), "sha256:"), ":", "")
+	if b, err := hex.DecodeString(t); err != nil || len(b) != sha256.Size {
+		return "", fmt.Errorf("%q is not a SHA-256 fingerprint (64 hex digits, as moat ca show prints a root's)", s)
+	}
+	return t, nil
 }
 
 // ManifestFile is one entry of a backup.
@@ -105,6 +136,10 @@ type Config struct {
 	// TrustDomain is recorded in the manifest: the trust domain of the
 	// control plane backed up, which a restore may check.
 	TrustDomain string
+	// CARoots is recorded in the manifest (Manifest.CARoots): the
+	// fingerprints of the control plane's root certificates, which a
+	// restore may check; each must be one CAFingerprint gives.
+	CARoots []string
 }
 
 // Write writes an encrypted, integrity-checked archive of cfg.Items
@@ -141,7 +176,10 @@ func Write(w io.Writer, cfg Config) (*Manifest, error) {
 		return nil, fmt.Errorf("backup: %w", err)
 	}
 	tw := tar.NewWriter(enc)
-	m := &Manifest{Format: backupFormat, Created: now().UTC(), TrustDomain: cfg.TrustDomain}
+	if err := checkCARoots(cfg.CARoots); err != nil {
+		return nil, fmt.Errorf("backup: %w", err)
+	}
+	m := &Manifest{Format: backupFormat, Created: now().UTC(), TrustDomain: cfg.TrustDomain, CARoots: cfg.CARoots}
 	seen := map[string]bool{}
 	for _, it := range cfg.Items {
 		if err := addItem(tw, m, seen, it); err != nil {
@@ -165,6 +203,23 @@ func Write(w io.Writer, cfg Config) (*Manifest, error) {
 		return nil, fmt.Errorf("backup: %w", err)
 	}
 	return m, nil
+}
+
+// checkCARoots accepts at most maxCARoots fingerprints, each in the form
+// CAFingerprint gives.
+func checkCARoots(roots []string) error {
+	if len(roots) > maxCARoots {
+		return fmt.Errorf("%d CA roots, more than %d", len(roots), maxCARoots)
+	}
+	for _, r := range roots {
+		if len(r) != 2*sha256.Size {
+			return fmt.Errorf("a CA root fingerprint of %d characters, want %d", len(r), 2*sha256.Size)
+		}
+		if p, err := ParseCAFingerprint(r); err != nil || p != r {
+			return fmt.Errorf("CA root %q is not a lowercase hex SHA-256 fingerprint", r)
+		}
+	}
+	return nil
 }
 
 // checkName accepts relative, clean, slash-separated names without "..".
@@ -334,6 +389,9 @@ func readBackup(r io.Reader, kek seal.KEK, put func(name string, dir bool, r io.
 			}
 			if m.Format != backupFormat {
 				return nil, backupError("manifest format %q, want %q", m.Format, backupFormat)
+			}
+			if err := checkCARoots(m.CARoots); err != nil {
+				return nil, backupError("manifest: %v", err)
 			}
 			manifest = &m
 			continue

@@ -300,19 +300,20 @@ func checkAll(t testing.TB, db *bolt.DB, k *seal.Keyring, n int) {
 	}
 }
 
-// TestRestoreCheckedRefusesOnManifest: the trust domain Write is given is
-// in the authenticated manifest, and a check refusing it leaves nothing in
+// TestRestoreCheckedRefusesOnManifest: the trust domain and CA roots Write
+// is given are in the authenticated manifest, and a check refusing it leaves nothing in
 // the target.
 func TestRestoreCheckedRefusesOnManifest(t *testing.T) {
 	kek := testKEK(t, 4)
 	var buf bytes.Buffer
-	if _, err := Write(&buf, Config{KEK: kek, Now: newClock(), TrustDomain: "a.example",
+	root := CAFingerprint([]byte("a root certificate"))
+	if _, err := Write(&buf, Config{KEK: kek, Now: newClock(), TrustDomain: "a.example", CARoots: []string{root},
 		Items: []Item{{Name: "f", Size: 2, WriteTo: func(w io.Writer) (int64, error) { n, err := w.Write([]byte("hi")); return int64(n), err }}}}); err != nil {
 		t.Fatal(err)
 	}
 	m, err := Verify(bytes.NewReader(buf.Bytes()), kek)
-	if err != nil || m.TrustDomain != "a.example" {
-		t.Fatalf("manifest %+v, %v: want trust domain a.example", m, err)
+	if err != nil || m.TrustDomain != "a.example" || len(m.CARoots) != 1 || m.CARoots[0] != root {
+		t.Fatalf("manifest %+v, %v: want trust domain a.example and CA root %s", m, err, root)
 	}
 	refused := errors.New("not this cluster's")
 	dst := filepath.Join(t.TempDir(), "restored")
@@ -322,5 +323,32 @@ func TestRestoreCheckedRefusesOnManifest(t *testing.T) {
 	ents, err := os.ReadDir(filepath.Dir(dst))
 	if err != nil || len(ents) != 0 {
 		t.Fatalf("a refused restore left %v (%v)", ents, err)
+	}
+}
+
+// TestCAFingerprint: a root's fingerprint is read as operators copy it
+// (moat ca show's hex, openssl's colons and capitals, a sha256: prefix),
+// and nothing else is taken for one.
+func TestCAFingerprint(t *testing.T) {
+	fp := CAFingerprint([]byte("root"))
+	if len(fp) != 64 || strings.ToLower(fp) != fp {
+		t.Fatalf("CAFingerprint = %q, want 64 lowercase hex digits", fp)
+	}
+	var colons []string
+	for i := 0; i < len(fp); i += 2 {
+		colons = append(colons, strings.ToUpper(fp[i:i+2]))
+	}
+	for _, in := range []string{fp, strings.ToUpper(fp), strings.Join(colons, ":"), "sha256:" + fp, "SHA256:" + strings.Join(colons, ":")} {
+		if got, err := ParseCAFingerprint(in); err != nil || got != fp {
+			t.Errorf("ParseCAFingerprint(%q) = %q, %v; want %q", in, got, err, fp)
+		}
+	}
+	for _, in := range []string{"", "abc", fp[:62], fp + "00", strings.Replace(fp, fp[:1], "g", 1), "sha1:" + fp} {
+		if got, err := ParseCAFingerprint(in); err == nil {
+			t.Errorf("ParseCAFingerprint(%q) = %q, want an error", in, got)
+		}
+	}
+	if _, err := Write(io.Discard, Config{KEK: testKEK(t, 6), CARoots: []string{strings.ToUpper(fp)}}); err == nil || !strings.Contains(err.Error(), "not a lowercase hex SHA-256 fingerprint") {
+		t.Errorf("Write with an uppercase root: %v, want it refused", err)
 	}
 }

@@ -157,6 +157,22 @@ func TestRestoreRefusesHostileArchive(t *testing.T) {
 			tw.WriteHeader(&tar.Header{Name: ManifestName, Typeflag: tar.TypeReg, Mode: 0o600, Size: int64(len(mj))})
 			tw.Write(mj)
 		}, "manifest format"},
+		{"manifest with a CA root not a fingerprint", func(tw *tar.Writer) {
+			mj := []byte(`{"format":"moat-backup-v1","created":"2026-01-01T00:00:00Z","ca_roots":["` + strings.Repeat("Z", 64) + `"],"files":[]}`)
+			tw.WriteHeader(&tar.Header{Name: ManifestName, Typeflag: tar.TypeReg, Mode: 0o600, Size: int64(len(mj))})
+			tw.Write(mj)
+		}, "not a lowercase hex SHA-256 fingerprint"},
+		{"manifest with a long CA root", func(tw *tar.Writer) {
+			mj := []byte(`{"format":"moat-backup-v1","created":"2026-01-01T00:00:00Z","ca_roots":["` + strings.Repeat("a", 1<<16) + `"],"files":[]}`)
+			tw.WriteHeader(&tar.Header{Name: ManifestName, Typeflag: tar.TypeReg, Mode: 0o600, Size: int64(len(mj))})
+			tw.Write(mj)
+		}, "fingerprint of 65536 characters, want 64"},
+		{"manifest with too many CA roots", func(tw *tar.Writer) {
+			roots := strings.TrimSuffix(strings.Repeat(`"`+strings.Repeat("a", 64)+`",`, maxCARoots+1), ",")
+			mj := []byte(`{"format":"moat-backup-v1","created":"2026-01-01T00:00:00Z","ca_roots":[` + roots + `],"files":[]}`)
+			tw.WriteHeader(&tar.Header{Name: ManifestName, Typeflag: tar.TypeReg, Mode: 0o600, Size: int64(len(mj))})
+			tw.Write(mj)
+		}, "17 CA roots, more than 16"},
 		{"manifest with an unknown field", func(tw *tar.Writer) {
 			mj := []byte(`{"format":"moat-backup-v1","created":"2026-01-01T00:00:00Z","files":[],"hooks":["sh"]}`)
 			tw.WriteHeader(&tar.Header{Name: ManifestName, Typeflag: tar.TypeReg, Mode: 0o600, Size: int64(len(mj))})

@@ -32,7 +32,7 @@ func auditCommand() *Command {
 			"checkpoint (origin, size, root hash) published in <data-dir>/audit/checkpoint.\n" +
 			"verify recomputes every hash and checks the signatures; prove and check-proof\n" +
 			"let someone holding only a checkpoint and the verifier key check one entry.",
-		Sub: []*Command{auditLogCommand(), auditVerifyCommand(), auditProveCommand(), auditCheckProofCommand(), auditCheckpointCommand()},
+		Sub: []*Command{auditLogCommand(), auditVerifyCommand(), auditProveCommand(), auditCheckProofCommand(), auditCheckpointCommand(), auditWitnessCommand()},
 	}
 }
 
@@ -551,6 +551,59 @@ func auditCheckpointCommand() *Command {
 			return err
 		},
 	}
+}
+
+func auditWitnessCommand() *Command {
+	var af adminFlags
+	reset := &Command{
+		Name:    "reset",
+		Summary: "drop the audit checkpoint this CLI witnessed, after a deliberate restore of the control plane",
+		Usage:   "[--admin-dir DIR]",
+		Help: "The admin CLI keeps the newest checkpoint of the server's audit log it\n" +
+			"checked (ADMIN_DIR/audit.checkpoint) and refuses a log that does not extend\n" +
+			"it: a log cut back or rewritten, and also one restored from a backup on\n" +
+			"purpose. After such a restore, reset prints the checkpoint it drops (its\n" +
+			"size and root, for the record) and moves it to\n" +
+			"ADMIN_DIR/audit.checkpoint.dropped-TIME, where moat audit verify --trusted\n" +
+			"can still check a log against it. The next command that reads the log\n" +
+			"trusts the checkpoint it is shown on first use. Nothing is asked of the\n" +
+			"server.",
+		Flags: func(fs *flag.FlagSet) {
+			fs.StringVar(&af.adminDir, "admin-dir", "", "admin credentials directory (env MOAT_ADMIN_DIR)")
+		},
+		Run: func(ctx context.Context, e *Env, fs *flag.FlagSet) error {
+			if fs.NArg() > 0 {
+				return usagef("audit witness reset takes no arguments")
+			}
+			dir := af.dir(e)
+			if dir == "" {
+				return usagef("audit witness reset: --admin-dir (or MOAT_ADMIN_DIR) is required")
+			}
+			v, verr := audit.LoadVerifier(filepath.Join(dir, api.AuditKeyFile))
+			if verr != nil {
+				v = nil
+			}
+			d, err := audit.DropWitnessed(filepath.Join(dir, api.AuditCheckpointFile), v, time.Now())
+			if errors.Is(err, audit.ErrNoWitnessed) {
+				fmt.Fprintf(e.Stdout, "%s holds no witnessed audit checkpoint; nothing to drop\n", dir)
+				return nil
+			}
+			if err != nil {
+				return err
+			}
+			if verr != nil {
+				d.Unverified = verr.Error()
+			}
+			if d.Unverified != "" {
+				fmt.Fprintf(e.Stdout, "dropped the audit checkpoint this CLI witnessed, which does not verify: %s\n", d.Unverified)
+			} else {
+				fmt.Fprintf(e.Stdout, "dropped the audit checkpoint this CLI witnessed: %d entries, root %s\n", d.Checkpoint.Size, d.Checkpoint.Root)
+			}
+			fmt.Fprintf(e.Stdout, "kept as %s\nthe next command that reads the log trusts its checkpoint on first use\n", d.Kept)
+			return nil
+		},
+	}
+	return &Command{Name: "witness", Summary: "the audit checkpoint this CLI witnessed", Sub: []*Command{reset}}
 }
 
 func auditCheckProofCommand() *Command {

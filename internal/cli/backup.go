@@ -7,6 +7,8 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
+	"strings"
 
 	"moat/internal/api"
 	"moat/internal/backup"
@@ -57,6 +59,10 @@ type backupKEK struct {
 	flowsOnly bool
 	// otherTD restores a backup of another trust domain than c's.
 	otherTD bool
+	// caRoot, when set, is the fingerprint of the target cluster's root
+	// (--ca-fingerprint); otherCA restores a backup of another CA.
+	caRoot  string
+	otherCA bool
 }
 
 func (b *backupKEK) flags(fs *flag.FlagSet) {
@@ -72,6 +78,8 @@ func backupRestoreCommand() *Command {
 		fs.BoolVar(&b.flowsOnly, "flows-only", false, "restore only this server's flow records into its data directory (a cluster whose control plane was restored through another server)")
 		fs.StringVar(&b.c.TrustDomain, "trust-domain", "", "the trust domain of the cluster restored to (the configuration's trust_domain): a backup of another is refused")
 		fs.BoolVar(&b.otherTD, "allow-other-trust-domain", false, "restore a backup of another trust domain than --trust-domain's, or one that records none (a deliberate migration)")
+		fs.StringVar(&b.caRoot, "ca-fingerprint", "", "the SHA-256 fingerprint of the target cluster's root certificate (as moat server init and moat ca show print it): a backup of another CA is refused")
+		fs.BoolVar(&b.otherCA, "allow-other-ca", false, "restore a backup of another CA than --ca-fingerprint's, or one that records none (a deliberate migration)")
 	}
 	return &Command{
 		Name:    "restore",
@@ -90,9 +98,13 @@ func backupRestoreCommand() *Command {
 			"A backup records the trust domain it was made in: when the target names\n" +
 			"one (--trust-domain, or trust_domain in --config), a backup of another, or\n" +
 			"one made before backups recorded it, is refused unless\n" +
-			"--allow-other-trust-domain says the migration is meant. With neither, as\n" +
-			"for a disaster recovery into an empty directory, any backup the KEK opens\n" +
-			"is restored.",
+			"--allow-other-trust-domain says the migration is meant. Two clusters of\n" +
+			"one trust domain differ in their CA: a backup records the SHA-256 of each\n" +
+			"root certificate of its trust bundle, and with --ca-fingerprint (the\n" +
+			"target's root, as moat server init and moat ca show print it) a backup\n" +
+			"of another CA, or one made before backups recorded it, is refused unless\n" +
+			"--allow-other-ca. With none of these, as for a disaster recovery into an\n" +
+			"empty directory, any backup the KEK opens is restored.",
 		Flags: flags,
 		Run: func(ctx context.Context, e *Env, fs *flag.FlagSet) error {
 			if fs.NArg() != 1 {
@@ -107,11 +119,18 @@ func backupRestoreCommand() *Command {
 			if err := b.c.Validate(false); err != nil {
 				return err
 			}
+			caRoot := ""
+			if b.caRoot != "" {
+				var err error
+				if caRoot, err = backup.ParseCAFingerprint(b.caRoot); err != nil {
+					return usagef("backup restore: --ca-fingerprint: %v", err)
+				}
+			}
 			kek, err := b.c.KEK.Load(b.c.DataDir, e.Getenv, false)
 			if err != nil {
 				return fmt.Errorf("backup restore: %w", err)
 			}
-			check := sameTrustDomain(b.c.TrustDomain, b.otherTD)
+			check := sameCluster(b.c.TrustDomain, b.otherTD, caRoot, b.otherCA)
 			if b.flowsOnly {
 				return restoreFlowsOnly(e, &b.c, kek, fs.Arg(0), check)
 			}
@@ -219,6 +238,50 @@ func sameTrustDomain(want string, allow bool) func(*backup.Manifest) error {
 	}
 }
 
+// sameCluster is sameTrustDomain, then sameCA.
+func sameCluster(td string, otherTD bool, root string, otherCA bool) func(*backup.Manifest) error {
+	checkTD, checkCA := sameTrustDomain(td, otherTD), sameCA(root, otherCA)
+	return func(m *backup.Manifest) error {
+		if err := checkTD(m); err != nil {
+			return err
+		}
+		return checkCA(m)
+	}
+}
+
+// sameCA refuses a backup of another CA than the one restored to: root
+// is the fingerprint of the target's root certificate, empty when the
+// target names none, which checks nothing. Two clusters of one trust
+// domain under one KEK open each other's backups; their roots differ. A
+// backup of the target is one whose trust bundle held root when it was
+// made (before, during or after a rotation). One that records no roots
+// (made before backups did) is refused when root is set: fail closed,
+// allow says the operator means it.
+func sameCA(root string, allow bool) func(*backup.Manifest) error {
+	return func(m *backup.Manifest) error {
+		switch {
+		case root == "" || allow || slices.Contains(m.CARoots, root):
+			return nil
+		case len(m.CARoots) == 0:
+			return fmt.Errorf("the backup records no CA (made before backups did) and the target's root is sha256 %s; if it is this cluster's, --allow-other-ca restores it; nothing was restored", root)
+		}
+		return fmt.Errorf("the backup is of the CA with %s, the target's root is sha256 %s; --allow-other-ca restores it for a deliberate migration; nothing was restored", caRoots(m.CARoots), root)
+	}
+}
+
+// caRoots names a backup's CA roots: "root sha256 X", or "roots sha256 X,
+// sha256 Y" during a rotation.
+func caRoots(roots []string) string {
+	named := make([]string, len(roots))
+	for i, r := range roots {
+		named[i] = "sha256 " + r
+	}
+	if len(named) == 1 {
+		return "root " + named[0]
+	}
+	return "roots " + strings.Join(named, ", ")
+}
+
 func backupVerifyCommand() *Command {
 	b := &backupKEK{}
 	return &Command{
@@ -252,7 +315,11 @@ func backupVerifyCommand() *Command {
 			if m.TrustDomain == "" {
 				td = "no trust domain recorded (made before backups recorded one)"
 			}
-			fmt.Fprintf(e.Stdout, "backup OK: %d entries, made %s, %s\n", len(m.Files), m.Created.Format("2006-01-02T15:04:05Z"), td)
+			cas := "CA " + caRoots(m.CARoots)
+			if len(m.CARoots) == 0 {
+				cas = "no CA recorded (made before backups recorded it)"
+			}
+			fmt.Fprintf(e.Stdout, "backup OK: %d entries, made %s, %s, %s\n", len(m.Files), m.Created.Format("2006-01-02T15:04:05Z"), td, cas)
 			return nil
 		},
 	}

@@ -56,10 +56,11 @@ import (
 //	    in $WORK/NAME.kek) unless it exists, run "moat server run" on a port
 //	    picked by the kernel, wait until it listens, and point the admin
 //	    commands at it: MOAT_SERVER, MOAT_ADMIN_DIR and NAME_ADDR.
-//	agent NODE [AGENT_FLAG...]
-//	    make a join token for NODE on $MOAT_SERVER, run moat-agent with
-//	    its data in $WORK/NODE and a free mesh port, and wait until it has
-//	    its first snapshot ("agent ready"). Sets NODE_MESH.
+//	agent [-ready MSG] NODE [AGENT_FLAG...]
+//	    make a join token for NODE on $MOAT_SERVER (unless $WORK/NODE holds
+//	    its identity), run moat-agent with its data in $WORK/NODE and a
+//	    free mesh port, and wait until it has its first snapshot ("agent
+//	    ready"), or until it logs MSG. Sets NODE_MESH.
 //	start [-ready MSG | -nowait] NAME moat|moat-agent ARGS...
 //	    run moat (or moat-agent) in the background (stdout in $WORK/NAME.out, JSON logs in
 //	    $WORK/NAME.log) and wait for the log line whose msg is MSG (default:
@@ -560,8 +561,12 @@ func cmdServer(ts *testscript.TestScript, neg bool, args []string) {
 }
 
 func cmdAgent(ts *testscript.TestScript, neg bool, args []string) {
+	ready := ""
+	if len(args) > 1 && args[0] == "-ready" {
+		ready, args = args[1], args[2:]
+	}
 	if len(args) < 1 || neg {
-		ts.Fatalf("usage: agent NODE [AGENT_FLAG...]")
+		ts.Fatalf("usage: agent [-ready MSG] NODE [AGENT_FLAG...]")
 	}
 	node := args[0]
 	data := filepath.Join(ts.Getenv("WORK"), node)
@@ -575,7 +580,7 @@ func cmdAgent(ts *testscript.TestScript, neg bool, args []string) {
 	}
 	mesh := "127.0.0.1:" + strconv.Itoa(freePorts(ts.Fatalf, 1)[0])
 	run = append(append(run, "--listen", mesh), args[1:]...)
-	startProg(ts, node, "", "moat-agent", run)
+	startProg(ts, node, ready, "moat-agent", run)
 }
 
 func cmdBackend(ts *testscript.TestScript, neg bool, args []string) {

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"moat/internal/api"
+	"moat/internal/backup"
 	"moat/internal/ca"
 	"moat/internal/seal"
 	"moat/internal/server"
@@ -105,8 +106,17 @@ func serverInitCommand() *Command {
 			if err != nil {
 				return err
 			}
-			fmt.Fprintf(e.Stdout, "control plane created for trust domain %q\nadmin credentials: %s\nnext: moat server run --data-dir %s --listen %s\n",
-				c.TrustDomain, c.AdminDir, c.DataDir, c.Listen)
+			// The root's fingerprint names this cluster among others of its
+			// trust domain: moat backup restore --ca-fingerprint checks it.
+			roots, err := api.ReadCertFile(filepath.Join(c.AdminDir, api.BundleFile))
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(e.Stdout, "control plane created for trust domain %q\n", c.TrustDomain)
+			for _, r := range roots {
+				fmt.Fprintf(e.Stdout, "CA root: sha256 %s\n", backup.CAFingerprint(r.Raw))
+			}
+			fmt.Fprintf(e.Stdout, "admin credentials: %s\nnext: moat server run --data-dir %s --listen %s\n", c.AdminDir, c.DataDir, c.Listen)
 			return nil
 		},
 	}

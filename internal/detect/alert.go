@@ -121,6 +121,13 @@ const (
 	// findings but not to the sinks. Subject: the node. Resolved once its
 	// budget is whole again.
 	RuleNodeAlertsMuted = "node_alerts_muted"
+	// RuleRecordsDropped: the engine's full queue dropped records of one
+	// node unevaluated (Config.Queue). It fires at the first drop, naming
+	// the node and how many so far, and resolves, with the whole count,
+	// once the node has lost none for DropQuiet. Subject: the node;
+	// "_server" for audit entries and records no node wrote, OtherNodes
+	// for nodes past MaxDropAlerts with one firing at once.
+	RuleRecordsDropped = "records_dropped"
 )
 
 // Alert is one notification: a rule's condition began (StatusFiring) or ended

@@ -61,7 +61,8 @@ type Config struct {
 	// nodes; 0 means 10000. Each node's records wait in their own turn
 	// (audit entries and records no node wrote in one more): beyond the
 	// bound the newest of the node with the most waiting is dropped and
-	// counted for that node, so one node's flood costs others nothing.
+	// counted for that node, so one node's flood costs others nothing,
+	// and the node's records_dropped alert fires (RuleRecordsDropped).
 	Queue int
 	// Sweep is how often Run re-evaluates windows to resolve alerts; 0
 	// means 10s.
@@ -93,6 +94,7 @@ type Engine struct {
 	cfg     Config
 	queue   *fairQueue
 	dropped atomic.Uint64
+	drops   drops
 	seen    atomic.Uint64
 	done    atomic.Uint64
 	started time.Time
@@ -144,6 +146,7 @@ func New(cfg Config) (*Engine, error) {
 	e := &Engine{
 		cfg:      cfg,
 		queue:    newFairQueue(cfg.Queue),
+		drops:    drops{byNode: map[string]uint64{}, alerts: map[string]*dropAlert{}},
 		started:  cfg.Now(),
 		windows:  map[string]*window{},
 		edges:    map[string]struct{}{},
@@ -205,7 +208,7 @@ func (e *Engine) enqueue(node string, it item) bool {
 	}
 	if dropped {
 		e.dropped.Add(1)
-		e.cfg.Metrics.engineDropped(from)
+		e.cfg.Metrics.engineDropped(e.drops.add(from, e.cfg.Now()))
 	}
 	return ok
 }
@@ -217,7 +220,8 @@ type Stats struct {
 	// Dropped counts what the full queue refused, or dropped after it
 	// was queued to make room for another node's; DroppedByNode the same
 	// by the node that wrote it ("" for audit entries and records no node
-	// wrote).
+	// wrote), for the first MaxDropNodes nodes to lose records, the others'
+	// under OtherNodes.
 	Dropped       uint64
 	DroppedByNode map[string]uint64
 	// SubjectsDropped counts events for new subjects refused because a
@@ -230,7 +234,7 @@ type Stats struct {
 
 // Stats returns the engine's counters.
 func (e *Engine) Stats() Stats {
-	s := Stats{Queued: e.seen.Load(), Processed: e.done.Load(), Dropped: e.dropped.Load(), DroppedByNode: e.queue.droppedBy(), SubjectsDropped: map[string]uint64{}}
+	s := Stats{Queued: e.seen.Load(), Processed: e.done.Load(), Dropped: e.dropped.Load(), DroppedByNode: e.drops.counts(), SubjectsDropped: map[string]uint64{}}
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	for name, w := range e.windows {
@@ -277,6 +281,8 @@ func (e *Engine) Sweep() {
 	send, quiet := e.budget(now, "", out)
 	send = append(send, e.sweepBudgets(now)...)
 	e.mu.Unlock()
+	send = append(send, e.drops.fire(now, e.cfg.Queue)...)
+	send = append(send, e.drops.resolve(now, e.cfg.Queue)...)
 	e.emit(send, quiet)
 }
 
@@ -296,6 +302,9 @@ func (e *Engine) process(it item) {
 	send, quiet := e.budget(now, node, out)
 	e.mu.Unlock()
 	e.done.Add(1)
+	// Records the full queue dropped raise their alert here, on the
+	// evaluating goroutine, not on the writer's, which must not wait.
+	send = append(send, e.drops.fire(now, e.cfg.Queue)...)
 	e.emit(send, quiet)
 }
 

@@ -35,7 +35,7 @@ func NewMetrics(reg *metrics.Registry, sinks []string) (*Metrics, error) {
 	m := &Metrics{
 		recordsDropped: metrics.NewCounterVec(metrics.Opts{
 			Name: "moat_detect_records_dropped_total",
-			Help: "Flow records and audit entries the detection engine dropped because its queue was full, by the node that wrote them (empty for audit entries).",
+			Help: fmt.Sprintf("Flow records and audit entries the detection engine dropped because its queue was full, by the node that wrote them (empty for audit entries, %s past the first %d nodes).", OtherNodes, MaxDropNodes),
 		}, "node"),
 		alerts: metrics.NewCounterVec(metrics.Opts{
 			Name: "moat_detect_alerts_total",
@@ -79,7 +79,8 @@ func NewMetrics(reg *metrics.Registry, sinks []string) (*Metrics, error) {
 }
 
 // engineDropped counts a record of node dropped unevaluated. Node names
-// are those of the cluster's nodes, which only administrators add.
+// are those of the cluster's nodes, which only administrators add, the
+// first MaxDropNodes to lose records (OtherNodes for the rest).
 func (m *Metrics) engineDropped(node string) {
 	if m != nil {
 		m.recordsDropped.WithLabelValues(node).Inc()

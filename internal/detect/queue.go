@@ -16,7 +16,9 @@ import "sync"
 // (or from one with as many), else the tail of that source's FIFO, to make
 // room. So a flooding node loses its own excess, and a source with fewer
 // waiting than the fullest is never refused; round-robin service evaluates
-// its records without waiting behind the flood.
+// its records without waiting behind the flood. However many nodes flood
+// together, a quiet node's record is dropped only when every source holds
+// one at most: when there are as many sources as the bound.
 type fairQueue struct {
 	ready chan struct{} // holds a token while something may be waiting
 
@@ -27,12 +29,11 @@ type fairQueue struct {
 	slots      []item
 	next, prev []int32
 	free       []int32
-	// srcs is every source seen (the cluster's nodes at most), turn
-	// those with something waiting, in serving order, from turnAt.
-	srcs    map[string]*srcQueue
-	turn    []*srcQueue
-	turnAt  int
-	dropped map[string]uint64 // by source
+	// srcs is every source with something waiting, turn the same in
+	// serving order, from turnAt.
+	srcs   map[string]*srcQueue
+	turn   []*srcQueue
+	turnAt int
 }
 
 // srcQueue is one source's FIFO through fairQueue's slots.
@@ -40,14 +41,13 @@ type srcQueue struct {
 	name       string
 	head, tail int32 // -1 when empty
 	n          int
-	waiting    bool // in fairQueue.turn
 }
 
 func newFairQueue(bound int) *fairQueue {
 	q := &fairQueue{
 		ready: make(chan struct{}, 1),
 		slots: make([]item, bound), next: make([]int32, bound), prev: make([]int32, bound), free: make([]int32, bound),
-		srcs: map[string]*srcQueue{}, dropped: map[string]uint64{},
+		srcs: map[string]*srcQueue{},
 	}
 	for i := range q.free {
 		q.free[i] = int32(bound - 1 - i)
@@ -73,7 +73,6 @@ func (q *fairQueue) push(src string, it item) (ok bool, droppedFrom string, drop
 			}
 		}
 		if fullest == nil || s != nil && s.n >= fullest.n {
-			q.dropped[src]++
 			return false, src, true
 		}
 		q.dropTail(fullest)
@@ -82,6 +81,7 @@ func (q *fairQueue) push(src string, it item) (ok bool, droppedFrom string, drop
 	if s == nil {
 		s = &srcQueue{name: src, head: -1, tail: -1}
 		q.srcs[src] = s
+		q.turn = append(q.turn, s)
 	}
 	i := q.free[len(q.free)-1]
 	q.free = q.free[:len(q.free)-1]
@@ -94,10 +94,6 @@ func (q *fairQueue) push(src string, it item) (ok bool, droppedFrom string, drop
 	}
 	s.tail = i
 	s.n++
-	if !s.waiting {
-		s.waiting = true
-		q.turn = append(q.turn, s)
-	}
 	select {
 	case q.ready <- struct{}{}:
 	default:
@@ -105,7 +101,7 @@ func (q *fairQueue) push(src string, it item) (ok bool, droppedFrom string, drop
 	return true, droppedFrom, dropped
 }
 
-// dropTail drops the newest item of s, counted for s. Callers hold q.mu.
+// dropTail drops the newest item of s. Callers hold q.mu.
 func (q *fairQueue) dropTail(s *srcQueue) {
 	i := s.tail
 	s.tail = q.prev[i]
@@ -117,9 +113,8 @@ func (q *fairQueue) dropTail(s *srcQueue) {
 	q.slots[i] = item{}
 	q.free = append(q.free, i)
 	s.n--
-	q.dropped[s.name]++
 	if s.n == 0 {
-		s.waiting = false
+		delete(q.srcs, s.name)
 		for j := q.turnAt; j < len(q.turn); j++ {
 			if q.turn[j] == s {
 				q.turn = append(q.turn[:j], q.turn[j+1:]...)
@@ -153,7 +148,7 @@ func (q *fairQueue) pop() (it item, ok bool) {
 	if s.n > 0 {
 		q.turn = append(q.turn, s)
 	} else {
-		s.waiting = false
+		delete(q.srcs, s.name)
 	}
 	if q.turnAt > len(q.turn)/2 {
 		q.turn = append(q.turn[:0], q.turn[q.turnAt:]...)
@@ -166,15 +161,4 @@ func (q *fairQueue) pop() (it item, ok bool) {
 		}
 	}
 	return it, true
-}
-
-// droppedBy returns how many items each source had dropped.
-func (q *fairQueue) droppedBy() map[string]uint64 {
-	q.mu.Lock()
-	defer q.mu.Unlock()
-	out := make(map[string]uint64, len(q.dropped))
-	for k, v := range q.dropped {
-		out[k] = v
-	}
-	return out
 }

@@ -18,6 +18,14 @@
 // a busy resolver's would be) and hold MaxConns TCP connections, each idle
 // for at most IdleTimeout; refusals are recorded at most RecordRate a
 // second, the rest counted in the next record.
+//
+// One client may hold only a share of those: MaxClientInFlight queries
+// (past it, answered REFUSED and recorded) and MaxClientConns connections
+// (past it, closed). A client is the uid owning the socket a query came
+// from, when the query was sent to a loopback address (the firewall
+// redirects local users' DNS to 127.0.0.1 and ::1) and the kernel tells
+// the socket's owner; otherwise it is the query's source address (a
+// container's, or a local socket's the kernel no longer has).
 package dnsfilter
 
 import (
@@ -29,6 +37,7 @@ import (
 	"log/slog"
 	"net"
 	"net/netip"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -40,6 +49,7 @@ import (
 	"golang.org/x/time/rate"
 
 	"moat/internal/flow"
+	"moat/internal/sockdiag"
 )
 
 // ProductName names the filter in flow records.
@@ -52,6 +62,9 @@ const (
 	DefaultTimeout     = 2 * time.Second
 	DefaultIdleTimeout = 10 * time.Second
 	DefaultRecordRate  = 20
+	// clientShare is the part of MaxInFlight and MaxConns one client
+	// may hold unless Config says otherwise: an eighth.
+	clientShare = 8
 )
 
 // Config configures a Filter.
@@ -74,6 +87,11 @@ type Config struct {
 	// Dial opens the connections to the resolvers; nil means a
 	// net.Dialer's. Tests dial from inside a network namespace.
 	Dial func(ctx context.Context, network, address string) (net.Conn, error)
+	// Owner tells the uid owning the local socket with address from
+	// that a query came from over network ("udp" or "tcp"); ok is false
+	// when it cannot. Nil asks the kernel (Linux; elsewhere, never ok).
+	// Tests ask inside a network namespace.
+	Owner func(network string, from netip.AddrPort) (uid int, ok bool)
 	// Timeout bounds each resolver's answer; zero means DefaultTimeout.
 	Timeout time.Duration
 	// IdleTimeout closes a client's TCP connection that sent no whole
@@ -85,6 +103,12 @@ type Config struct {
 	// MaxConns bounds clients' TCP connections held at once; zero means
 	// DefaultMaxConns.
 	MaxConns int
+	// MaxClientInFlight bounds the queries one client has answered at
+	// once; zero means an eighth of MaxInFlight (at least one).
+	MaxClientInFlight int
+	// MaxClientConns bounds the TCP connections one client holds at
+	// once; zero means an eighth of MaxConns (at least one).
+	MaxClientConns int
 	// RecordRate bounds refusal records a second (a burst of five times
 	// that); zero means DefaultRecordRate.
 	RecordRate int
@@ -99,9 +123,13 @@ type Filter struct {
 	inFlight chan struct{}
 	conns    chan struct{}
 	records  *rate.Limiter
+	// clientQueries and clientConns count what each client holds of
+	// inFlight and conns.
+	clientQueries, clientConns *shares
 
 	suppressed atomic.Int64 // refusals not recorded since the last record
 	dropped    atomic.Int64 // datagrams dropped for want of a slot
+	busy       atomic.Int64 // refused for their client's share
 	refused    atomic.Int64
 	forwarded  atomic.Int64
 }
@@ -123,7 +151,13 @@ func New(cfg Config) (*Filter, error) {
 	if cfg.RecordRate == 0 {
 		cfg.RecordRate = DefaultRecordRate
 	}
-	if cfg.Timeout < 0 || cfg.IdleTimeout < 0 || cfg.MaxInFlight < 0 || cfg.MaxConns < 0 || cfg.RecordRate < 0 {
+	if cfg.MaxClientInFlight == 0 {
+		cfg.MaxClientInFlight = max(1, cfg.MaxInFlight/clientShare)
+	}
+	if cfg.MaxClientConns == 0 {
+		cfg.MaxClientConns = max(1, cfg.MaxConns/clientShare)
+	}
+	if cfg.Timeout < 0 || cfg.IdleTimeout < 0 || cfg.MaxInFlight < 0 || cfg.MaxConns < 0 || cfg.RecordRate < 0 || cfg.MaxClientInFlight < 0 || cfg.MaxClientConns < 0 {
 		return nil, errors.New("dnsfilter: a negative bound")
 	}
 	if cfg.Allowed == nil {
@@ -135,6 +169,9 @@ func New(cfg Config) (*Filter, error) {
 	if cfg.Dial == nil {
 		cfg.Dial = (&net.Dialer{}).DialContext
 	}
+	if cfg.Owner == nil {
+		cfg.Owner = sockdiag.Owner
+	}
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
@@ -142,17 +179,21 @@ func New(cfg Config) (*Filter, error) {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
 	return &Filter{cfg: cfg, log: cfg.Logger, inFlight: make(chan struct{}, cfg.MaxInFlight), conns: make(chan struct{}, cfg.MaxConns),
-		records: rate.NewLimiter(rate.Limit(cfg.RecordRate), 5*cfg.RecordRate)}, nil
+		records:       rate.NewLimiter(rate.Limit(cfg.RecordRate), 5*cfg.RecordRate),
+		clientQueries: newShares(cfg.MaxClientInFlight), clientConns: newShares(cfg.MaxClientConns)}, nil
 }
 
-// Stats counts what the filter did.
+// Stats counts what the filter did: queries forwarded and refused,
+// datagrams and connections dropped for want of a slot, and of those
+// refused, the queries (and connections closed) past their client's
+// share.
 type Stats struct {
-	Forwarded, Refused, Dropped int64
+	Forwarded, Refused, Dropped, Busy int64
 }
 
 // Stats returns the filter's counts so far.
 func (f *Filter) Stats() Stats {
-	return Stats{Forwarded: f.forwarded.Load(), Refused: f.refused.Load(), Dropped: f.dropped.Load()}
+	return Stats{Forwarded: f.forwarded.Load(), Refused: f.refused.Load(), Dropped: f.dropped.Load(), Busy: f.busy.Load()}
 }
 
 // Serve answers queries on pcs (UDP) and lns (TCP) until ctx ends, then
@@ -223,6 +264,7 @@ func (f *Filter) serveUDP(ctx context.Context, pc net.PacketConn) error {
 	if err != nil {
 		return fmt.Errorf("dnsfilter: %w", err)
 	}
+	local := addrPort(pc.LocalAddr()).Addr()
 	buf := make([]byte, MaxResponse)
 	var wg sync.WaitGroup
 	defer wg.Wait()
@@ -242,7 +284,12 @@ func (f *Filter) serveUDP(ctx context.Context, pc net.PacketConn) error {
 		go func() {
 			defer wg.Done()
 			defer func() { <-f.inFlight }()
-			if resp := f.answer(ctx, raw, "udp", addrPort(from.addr)); resp != nil {
+			to := local
+			if a, ok := netip.AddrFromSlice(from.to); ok {
+				to = a
+			}
+			src := addrPort(from.addr)
+			if resp := f.answer(ctx, raw, "udp", src, f.client("udp", src, to)); resp != nil {
 				sock.write(resp, from)
 			}
 		}()
@@ -267,19 +314,33 @@ func (f *Filter) serveTCP(ctx context.Context, ln net.Listener) error {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			defer func() { <-f.conns }()
-			f.serveConn(ctx, c)
+			f.serveClient(ctx, c)
 		}()
 	}
 }
 
-// serveConn answers a TCP client's queries one after another until it
-// closes, sends what is no query of at most MaxQuery bytes, or stays idle.
-func (f *Filter) serveConn(ctx context.Context, c net.Conn) {
+// serveClient serves c, within its client's share of connections, and
+// closes it once the places it held are free again: a client that sees
+// its connection closed may connect again at once.
+func (f *Filter) serveClient(ctx context.Context, c net.Conn) {
+	from := addrPort(c.RemoteAddr())
+	who := f.client("tcp", from, addrPort(c.LocalAddr()).Addr())
+	if f.clientConns.take(who) {
+		f.serveConn(ctx, c, from, who)
+		f.clientConns.give(who)
+	} else {
+		f.busy.Add(1)
+	}
+	<-f.conns
+	c.Close()
+}
+
+// serveConn answers the queries of who, from, on c one after another
+// until it closes, sends what is no query of at most MaxQuery bytes, or
+// stays idle; the caller closes c.
+func (f *Filter) serveConn(ctx context.Context, c net.Conn, from netip.AddrPort, who string) {
 	stop := context.AfterFunc(ctx, func() { c.Close() })
 	defer stop()
-	defer c.Close()
-	from := addrPort(c.RemoteAddr())
 	var hdr [2]byte
 	buf := make([]byte, MaxQuery)
 	for {
@@ -300,7 +361,7 @@ func (f *Filter) serveConn(ctx context.Context, c net.Conn) {
 		case <-ctx.Done():
 			return
 		}
-		resp := f.answer(ctx, buf[:n], "tcp", from)
+		resp := f.answer(ctx, buf[:n], "tcp", from, who)
 		<-f.inFlight
 		if resp == nil {
 			return
@@ -313,8 +374,9 @@ func (f *Filter) serveConn(ctx context.Context, c net.Conn) {
 	}
 }
 
-// answer decides one query and returns the answer to send, nil for none.
-func (f *Filter) answer(ctx context.Context, raw []byte, network string, from netip.AddrPort) []byte {
+// answer decides one query of who, from, and returns the answer to send,
+// nil for none.
+func (f *Filter) answer(ctx context.Context, raw []byte, network string, from netip.AddrPort, who string) []byte {
 	q, err := ParseQuery(raw)
 	if err != nil {
 		f.refuse(q.Msg, network, from, err)
@@ -323,6 +385,12 @@ func (f *Filter) answer(ctx context.Context, raw []byte, network string, from ne
 		}
 		return reply(q.Msg, dns.RcodeRefused)
 	}
+	if !f.clientQueries.take(who) {
+		f.busy.Add(1)
+		f.refuse(q.Msg, network, from, errClientBusy)
+		return reply(q.Msg, dns.RcodeRefused)
+	}
+	defer f.clientQueries.give(who)
 	if _, ok := f.cfg.Allowed(q.Name); !ok {
 		f.refuse(q.Msg, network, from, errNotAllowed)
 		if !f.cfg.Audit {
@@ -480,6 +548,49 @@ func (f *Filter) record(q *dns.Msg, network string, from netip.AddrPort, why err
 	r.Unmapped = &flow.Moat{Verdict: verdict, Kind: "dns", Node: f.cfg.Node, ReasonCode: flow.ReasonDNSRefused,
 		Reason: fmt.Sprintf("%s: %v", strings.TrimSpace(qtype+" "+name), why)}
 	return r
+}
+
+// client names who sent a query from from to the address to, over
+// network: "uid N" for a local socket (a query sent to a loopback
+// address) whose owner the kernel tells, else the source address.
+func (f *Filter) client(network string, from netip.AddrPort, to netip.Addr) string {
+	if to.Unmap().IsLoopback() {
+		if uid, ok := f.cfg.Owner(network, from); ok {
+			return "uid " + strconv.Itoa(uid)
+		}
+	}
+	return from.Addr().String()
+}
+
+// shares counts what each client holds of a bound, max each. Only
+// clients holding something are kept: as many as the bound at most.
+type shares struct {
+	max int
+
+	mu   sync.Mutex // guards held
+	held map[string]int
+}
+
+func newShares(n int) *shares { return &shares{max: n, held: map[string]int{}} }
+
+// take counts one more for who, unless who holds max already.
+func (s *shares) take(who string) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.held[who] >= s.max {
+		return false
+	}
+	s.held[who]++
+	return true
+}
+
+// give counts one less for who.
+func (s *shares) give(who string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.held[who]--; s.held[who] <= 0 {
+		delete(s.held, who)
+	}
 }
 
 // addrPort is a net.Addr's address and port, unmapped; the zero AddrPort

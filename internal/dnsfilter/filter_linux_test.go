@@ -11,6 +11,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -22,12 +23,18 @@ import (
 	"moat/internal/flow/flowtest"
 	"moat/internal/netlab"
 	"moat/internal/policy"
+	"moat/internal/sockdiag"
 	"moat/internal/testkit"
 )
 
 // resolver is the test's own DNS server on a peer of the node: it answers
-// every A question with 192.0.2.7 and keeps the names it was asked.
+// every A question with 192.0.2.7 and keeps the names it was asked. A
+// name starting "slow-" it answers only once hold is closed, counting it
+// in held meanwhile.
 type resolver struct {
+	hold chan struct{}
+	held atomic.Int32
+
 	mu   sync.Mutex // guards seen
 	seen []string
 }
@@ -51,6 +58,10 @@ func (r *resolver) serve(t *testing.T, h *netlab.Host) {
 			r.seen = append(r.seen, qq.Name)
 		}
 		r.mu.Unlock()
+		if strings.HasPrefix(q.Question[0].Name, "slow-") {
+			r.held.Add(1)
+			<-r.hold
+		}
 		m := new(dns.Msg)
 		m.SetReply(q)
 		m.Answer = append(m.Answer, &dns.A{Hdr: dns.RR_Header{Name: q.Question[0].Name, Rrtype: dns.TypeA, Class: dns.ClassINET, Ttl: 30}, A: net.IPv4(192, 0, 2, 7)})
@@ -100,7 +111,7 @@ func newNode(t *testing.T) *node {
 			t.Error(err)
 		}
 	})
-	n := &node{res: &resolver{}, recs: &flow.Memory{}, port: filterPort}
+	n := &node{res: &resolver{hold: make(chan struct{})}, recs: &flow.Memory{}, port: filterPort}
 	if n.fw, err = l.AddHost("fw"); err != nil {
 		t.Fatal(err)
 	}
@@ -108,6 +119,7 @@ func newNode(t *testing.T) *node {
 		t.Fatal(err)
 	}
 	n.res.serve(t, n.peer)
+	t.Cleanup(func() { close(n.res.hold) })
 	if n.m, err = firewall.New(firewall.Config{NetNS: n.fw.Path(), Node: "fw"}); err != nil {
 		t.Fatal(err)
 	}
@@ -119,27 +131,39 @@ func newNode(t *testing.T) *node {
 // and www.example.com.
 func (n *node) filter(t *testing.T, port uint16, audit bool) {
 	t.Helper()
-	f, err := New(Config{
-		Node:      "fw",
-		Resolvers: func() []netip.AddrPort { return []netip.AddrPort{netip.AddrPortFrom(n.peer.Addr, 53)} },
-		Allowed: func(name string) (string, bool) {
-			for _, p := range []string{"*.allowed.example", "www.example.com"} {
-				if policy.HostMatches(p, name) {
-					return p, true
-				}
+	n.filterWith(t, port, Config{Audit: audit})
+}
+
+// filterWith is filter with cfg's bounds and mode.
+func (n *node) filterWith(t *testing.T, port uint16, cfg Config) {
+	t.Helper()
+	cfg.Node = "fw"
+	cfg.Resolvers = func() []netip.AddrPort { return []netip.AddrPort{netip.AddrPortFrom(n.peer.Addr, 53)} }
+	cfg.Allowed = func(name string) (string, bool) {
+		for _, p := range []string{"*.allowed.example", "www.example.com"} {
+			if policy.HostMatches(p, name) {
+				return p, true
 			}
-			return "", false
-		},
-		Audit: audit, Flows: n.recs, Timeout: testkit.WaitLimit,
-		Dial: func(ctx context.Context, network, addr string) (c net.Conn, err error) {
-			err = n.fw.Do(func() error {
-				var d net.Dialer
-				c, err = d.DialContext(ctx, network, addr)
-				return err
-			})
-			return c, err
-		},
-	})
+		}
+		return "", false
+	}
+	cfg.Flows, cfg.Timeout = n.recs, testkit.WaitLimit
+	cfg.Dial = func(ctx context.Context, network, addr string) (c net.Conn, err error) {
+		err = n.fw.Do(func() error {
+			var d net.Dialer
+			c, err = d.DialContext(ctx, network, addr)
+			return err
+		})
+		return c, err
+	}
+	cfg.Owner = func(network string, from netip.AddrPort) (uid int, ok bool) {
+		n.fw.Do(func() error {
+			uid, ok = sockdiag.Owner(network, from)
+			return nil
+		})
+		return uid, ok
+	}
+	f, err := New(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -403,4 +427,56 @@ func TestLocalUserDNSAudit(t *testing.T) {
 func wait(t *testing.T, recs *flow.Memory, what string, match func(flow.Record) bool) flow.Record {
 	t.Helper()
 	return flowtest.Wait(t, recs, what, match)
+}
+
+// Two local users of a node in enforce mode, whose DNS the firewall
+// redirects to the filter from the same address: one (uid 65534) asks
+// for names its own servers are slow to answer (below an allowed "*."),
+// more than the filter answers at once. Past its share the queries are
+// answered REFUSED at once and recorded; the other user (uid 65533)
+// still has its query forwarded and answered.
+func TestLocalUserShareThroughRedirect(t *testing.T) {
+	n := newNode(t)
+	const slots, share, flood = 8, 2, 20
+	n.filterWith(t, n.port, Config{MaxInFlight: slots, MaxClientInFlight: share})
+	n.apply(t, firewall.ModeEnforce, n.port)
+	resolverAddr := netip.AddrPortFrom(n.peer.Addr, 53).String()
+	const user, other = 65534, 65533
+	t.Logf("uid %d asks for %d slow names, none answered yet when the next goes", user, flood)
+	for i := range flood {
+		var c net.Conn
+		if err := n.fw.Do(func() (err error) {
+			unix.Setfsuid(user)
+			defer unix.Setfsuid(0)
+			c, err = net.Dial("udp", resolverAddr)
+			return err
+		}); err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		dc := &dns.Conn{Conn: c}
+		q := new(dns.Msg)
+		q.SetQuestion(fmt.Sprintf("slow-%d.allowed.example.", i), dns.TypeA)
+		if err := dc.WriteMsg(q); err != nil {
+			t.Fatal(err)
+		}
+		if i < share {
+			testkit.WaitFor(t, "the user's query at the resolver", func() bool { return n.res.held.Load() == int32(i+1) })
+			continue
+		}
+		c.SetReadDeadline(time.Now().Add(answerWait))
+		if m, err := dc.ReadMsg(); err != nil || m.Rcode != dns.RcodeRefused {
+			t.Fatalf("query %d, past the user's share of %d: %v, %v; want REFUSED", i, share, m, err)
+		}
+	}
+	if got := n.res.held.Load(); got != share {
+		t.Fatalf("the resolver holds %d of the user's queries, want its share of %d", got, share)
+	}
+	wait(t, n.recs, "a record of a query past the user's share", func(r flow.Record) bool {
+		return r.Unmapped != nil && strings.Contains(r.Unmapped.Reason, errClientBusy.Error())
+	})
+	t.Logf("uid %d asks from the same address: answered", other)
+	if rcode, addr, err := n.ask(t, other, "udp", "other.allowed.example"); err != nil || rcode != dns.RcodeSuccess || addr != "192.0.2.7" {
+		t.Fatalf("the other user's query: rcode %d, address %q, %v; want the resolver's 192.0.2.7", rcode, addr, err)
+	}
 }

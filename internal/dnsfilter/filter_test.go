@@ -18,17 +18,22 @@ import (
 )
 
 // loopback runs a filter on 127.0.0.1:0 (UDP and TCP) in front of a
-// resolver of the test's, answering with answer, and returns the filter's
-// addresses.
+// resolver of the test's (UDP and TCP), answering with answer, and
+// returns the filter's addresses.
 func loopback(t *testing.T, cfg Config, answer dns.HandlerFunc) (udp, tcp string) {
 	t.Helper()
 	rpc, err := net.ListenPacket("udp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv := &dns.Server{PacketConn: rpc, Handler: answer}
-	go srv.ActivateAndServe()
-	t.Cleanup(func() { srv.Shutdown() })
+	rln, err := net.Listen("tcp", rpc.LocalAddr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, srv := range []*dns.Server{{PacketConn: rpc, Handler: answer}, {Listener: rln, Handler: answer}} {
+		go srv.ActivateAndServe()
+		t.Cleanup(func() { srv.Shutdown() })
+	}
 	res := netip.MustParseAddrPort(rpc.LocalAddr().String())
 	cfg.Resolvers = func() []netip.AddrPort { return []netip.AddrPort{res} }
 	f, err := New(cfg)

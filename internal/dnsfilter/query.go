@@ -44,6 +44,7 @@ var (
 	errNotAllowed  = errors.New("a name no egress rule or allow list entry names")
 	errMalformed   = errors.New("a malformed message")
 	errTooLarge    = errors.New("a message larger than a query may be")
+	errClientBusy  = errors.New("more queries at once than one client may have")
 	errUnavailable = errors.New("no resolver answered")
 )
 

@@ -1,6 +1,8 @@
 package e2e
 
 import (
+	"errors"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"testing"
@@ -25,6 +27,11 @@ func copyFiles(t *testing.T, from, to string) {
 			continue
 		}
 		b, err := os.ReadFile(filepath.Join(from, de.Name()))
+		if errors.Is(err, fs.ErrNotExist) {
+			// A live log's temporary file (checkpoint.tmp~), renamed
+			// or removed since the directory was read.
+			continue
+		}
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -33,9 +33,9 @@ import (
 	"moat/internal/flow"
 	"moat/internal/flow/flowtest"
 	"moat/internal/flow/ocsfcheck"
-	"moat/internal/mesh"
 	"moat/internal/netlab"
 	"moat/internal/policy"
+	"moat/internal/sockdiag"
 	"moat/internal/testkit"
 )
 
@@ -202,7 +202,7 @@ func (w *world) proxy(t *testing.T, pol *policy.Table, point *Point, gateway fun
 	p, err := NewProxy(ProxyConfig{
 		Node: "node", TrustDomain: spiffeid.RequireTrustDomainFromString("example.org"),
 		ConnectAddr: "127.0.0.1:0", SNIAddr: "127.0.0.1:0",
-		Policy: func() *policy.Table { return pol }, PeerUID: mesh.PeerUID, Callers: callers,
+		Policy: func() *policy.Table { return pol }, PeerUID: sockdiag.PeerUID, Callers: callers,
 		Point: point, Gateway: gateway, Flows: w.recs, DialTimeout: testkit.WaitLimit,
 	})
 	if err != nil {

@@ -35,7 +35,7 @@ type ProxyConfig struct {
 	SNIPort int
 	// Policy returns the intentions in force.
 	Policy func() *policy.Table
-	// PeerUID tells the uid owning a local caller's socket (mesh.PeerUID).
+	// PeerUID tells the uid owning a local caller's socket (sockdiag.PeerUID).
 	PeerUID func(net.Conn) (int, error)
 	// Callers lists the services a local uid may act as (those registered
 	// with that uid, and those registered without one unless the node

@@ -70,6 +70,7 @@ import (
 	"moat/internal/identity"
 	"moat/internal/mtls"
 	"moat/internal/policy"
+	"moat/internal/sockdiag"
 )
 
 // Identities hands out the current SVID of a service on this node. The mesh
@@ -282,7 +283,7 @@ func New(c Config) (*Mesh, error) {
 		c.FlowInterval = 60 * time.Second
 	}
 	if c.PeerUID == nil {
-		c.PeerUID = peerUID
+		c.PeerUID = sockdiag.PeerUID
 	}
 	if c.protocols == nil {
 		c.protocols = tunnelProtocols

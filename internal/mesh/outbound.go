@@ -136,12 +136,6 @@ func responseCode(r Response) string {
 	return flow.ReasonUnavailable
 }
 
-// PeerUID returns the uid owning the local socket at the other end of an
-// accepted loopback connection (Linux; an error elsewhere): the mechanism
-// behind uid-guarded listeners, for the agent's other local listeners (the
-// egress proxy).
-func PeerUID(c net.Conn) (int, error) { return peerUID(c) }
-
 // checkUID admits a local connection only from a process of uid.
 func (m *Mesh) checkUID(c net.Conn, uid int) error {
 	got, err := m.cfg.PeerUID(c)

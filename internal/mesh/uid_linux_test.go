@@ -9,32 +9,10 @@ import (
 	"moat/internal/testkit"
 	"net"
 	"os"
-	"runtime"
 	"strings"
 	"testing"
 	"time"
-
-	"golang.org/x/sys/unix"
 )
-
-// dialAs connects to addr from a socket owned by uid, as a process of
-// that uid would: the kernel takes a socket's owner from the creating
-// thread's filesystem uid. Needs root.
-func dialAs(t *testing.T, uid int, addr string) net.Conn {
-	t.Helper()
-	runtime.LockOSThread()
-	defer runtime.UnlockOSThread()
-	prev, err := unix.SetfsuidRetUid(uid)
-	if err != nil {
-		t.Fatal(err)
-	}
-	c, err := net.DialTimeout("tcp", addr, testkit.WaitLimit)
-	_, _ = unix.SetfsuidRetUid(prev)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return c
-}
 
 // TestUpstreamAdmitsOnlyItsUID is the attack: frontend is registered for
 // uid 1234; a process of uid 4321 on the same node called api as frontend
@@ -58,7 +36,7 @@ func TestUpstreamAdmitsOnlyItsUID(t *testing.T) {
 		return strings.TrimSuffix(line, "\n"), err
 	}
 	t.Log("uid 4321 uses frontend's upstream port: refused")
-	if got, err := talk(dialAs(t, 4321, addr)); err == nil {
+	if got, err := talk(testkit.DialAs(t, 4321, "tcp", addr)); err == nil {
 		t.Fatalf("uid 4321 called api as frontend: %q", got)
 	}
 	r := p.a.flows.waitFor(t, "uid refusal", isFlow(flow.DirectionOutbound, "frontend", "api"))
@@ -66,11 +44,11 @@ func TestUpstreamAdmitsOnlyItsUID(t *testing.T) {
 		t.Fatalf("record %+v", r.Unmapped)
 	}
 	t.Log("root is no exception")
-	if got, err := talk(dialAs(t, 0, addr)); err == nil {
+	if got, err := talk(testkit.DialAs(t, 0, "tcp", addr)); err == nil {
 		t.Fatalf("uid 0 called api as frontend: %q", got)
 	}
 	t.Log("uid 1234, frontend's own, gets through")
-	if got, err := talk(dialAs(t, uid, addr)); err != nil || got != "who am i" {
+	if got, err := talk(testkit.DialAs(t, uid, "tcp", addr)); err != nil || got != "who am i" {
 		t.Fatalf("uid %d: %q %v", uid, got, err)
 	}
 	if st := p.a.m.Stats(); st.UIDRefused != 2 {

@@ -107,7 +107,12 @@ func (s *Server) handleBackup(ctx context.Context, c *caller, r *http.Request) (
 	if err != nil {
 		return nil, "", err
 	}
-	m, err := backup.Write(out, backup.Config{KEK: k.currentKEK(), Items: items, Now: s.now, TrustDomain: s.td.String()})
+	// The roots name the cluster: two of one trust domain differ in them.
+	var roots []string
+	for _, r := range s.CA().Bundle().X509Authorities() {
+		roots = append(roots, backup.CAFingerprint(r.Raw))
+	}
+	m, err := backup.Write(out, backup.Config{KEK: k.currentKEK(), Items: items, Now: s.now, TrustDomain: s.td.String(), CARoots: roots})
 	if err == nil {
 		_, err = out.Seek(0, io.SeekStart)
 	}

@@ -6,10 +6,12 @@ package agentcli
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"log/slog"
 	"strings"
+	"time"
 
 	"golang.org/x/sync/errgroup"
 
@@ -76,7 +78,56 @@ func AgentCommand() *cmdline.Command {
 			}
 			return runNode(ctx, e, &c, *validate)
 		},
+		Sub: []*cmdline.Command{WitnessCommand()},
 	}
+}
+
+// WitnessCommand is "moat agent witness": what the node's agent keeps of
+// the control plane's audit log.
+func WitnessCommand() *cmdline.Command {
+	var dataDir string
+	reset := &cmdline.Command{
+		Name:    "reset",
+		Summary: "drop the audit checkpoint this node witnessed, after a deliberate restore of the control plane",
+		Usage:   "--data-dir DIR",
+		Help: "The agent keeps the newest checkpoint of the control plane's audit log it\n" +
+			"checked (DIR/node/audit.checkpoint) and refuses a log that does not extend\n" +
+			"it: a log cut back or rewritten, and also one restored from a backup on\n" +
+			"purpose. After such a restore, with the agent stopped, reset prints the\n" +
+			"checkpoint it drops (its size and root, for the record) and moves it to\n" +
+			"DIR/node/audit.checkpoint.dropped-TIME, where moat audit verify --trusted\n" +
+			"can still check a log against it. The agent then trusts the next\n" +
+			"checkpoint it sees on first use, as after its join, and logs that it did\n" +
+			"(\"audit: no checkpoint witnessed before\", with its size and root). Refused\n" +
+			"while the agent runs on DIR.",
+		Flags: func(fs *flag.FlagSet) {
+			fs.StringVar(&dataDir, "data-dir", "", "the agent's data directory (required)")
+		},
+		Run: func(ctx context.Context, e *cmdline.Env, fs *flag.FlagSet) error {
+			if fs.NArg() > 0 {
+				return cmdline.Usagef("witness reset takes no arguments")
+			}
+			if dataDir == "" {
+				return cmdline.Usagef("witness reset: --data-dir is required")
+			}
+			r, err := agent.ResetWitness(dataDir, time.Now())
+			if errors.Is(err, agent.ErrNoWitnessed) {
+				fmt.Fprintf(e.Stdout, "%s holds no witnessed audit checkpoint; nothing to drop\n", dataDir)
+				return nil
+			}
+			if err != nil {
+				return err
+			}
+			if r.Unverified != "" {
+				fmt.Fprintf(e.Stdout, "dropped the audit checkpoint this node witnessed, which does not verify: %s\n", r.Unverified)
+			} else {
+				fmt.Fprintf(e.Stdout, "dropped the audit checkpoint this node witnessed: %d entries, root %s\n", r.Checkpoint.Size, r.Checkpoint.Root)
+			}
+			fmt.Fprintf(e.Stdout, "kept as %s\nthe agent trusts the next checkpoint it sees on first use\n", r.Kept)
+			return nil
+		},
+	}
+	return &cmdline.Command{Name: "witness", Summary: "the audit checkpoint this node witnessed", Sub: []*cmdline.Command{reset}}
 }
 
 // runNode validates c and runs the node agent it describes (or only says
@@ -224,11 +275,11 @@ func StartNode(ctx context.Context, e *cmdline.Env, c *agent.File) (*Node, error
 }
 
 // Root is the command tree of cmd/moat-agent: it runs the node agent as
-// "moat agent" does, with the same flags, and has "egress" and "version"
-// as subcommands.
+// "moat agent" does, with the same flags, and has "egress", "witness" and
+// "version" as subcommands.
 func Root() *cmdline.Command {
 	c := AgentCommand()
 	c.Name = "moat-agent"
-	c.Sub = []*cmdline.Command{EgressCommand(), cmdline.VersionCommand("moat-agent")}
+	c.Sub = []*cmdline.Command{EgressCommand(), WitnessCommand(), cmdline.VersionCommand("moat-agent")}
 	return c
 }
