@@ -151,6 +151,9 @@ type Agent struct {
 	reattestKey, reattestToken atomic.Int64
 	// checkNode asks the renewal loop to check the node certificate now.
 	checkNode atomic.Bool
+	// workloadShedCount counts Workload API connections closed at accept
+	// for a bound.
+	workloadShedCount atomic.Int64
 }
 
 // svid is one service's current identity.

@@ -36,11 +36,20 @@ func (a *Agent) serveWorkloadAPI(ctx context.Context) error {
 	err = serveRPC(ctx, ln, &rpcServer{service: "SpiffeWorkloadAPI", methods: map[string]rpcMethod{
 		"FetchX509SVID":    a.fetchX509SVID,
 		"FetchX509Bundles": a.fetchX509Bundles,
-	}})
+	}}, a.workloadShed)
 	if err != nil {
 		return fmt.Errorf("agent: workload API: %w", err)
 	}
 	return nil
+}
+
+// workloadShed counts a Workload API connection closed at accept for a
+// bound, and logs the first of a run and then one in a thousand.
+func (a *Agent) workloadShed(uid int) {
+	if n := a.workloadShedCount.Add(1); n%1000 == 1 {
+		a.log.Warn("too many Workload API connections; closing new ones", "uid", uid,
+			"per_uid", maxRPCConnsPerUID, "in_all", maxRPCConns, "closed", n)
+	}
 }
 
 // callerInfo is who called on the Workload API socket.

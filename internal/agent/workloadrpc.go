@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/http"
 	"strings"
+	"sync"
 	"time"
 
 	"google.golang.org/protobuf/encoding/protowire"
@@ -76,7 +77,7 @@ func (s *rpcStream) Send(msg []byte) error {
 type rpcMethod func(s *rpcStream, req []byte) error
 
 // callerKey is the context key of a connection's peer credentials (or the
-// error reading them), set when the connection is accepted.
+// error reading them), read when the connection is accepted.
 type callerKey struct{}
 
 type callerResult struct {
@@ -84,9 +85,105 @@ type callerResult struct {
 	err  error
 }
 
-// connCaller reads the peer credentials of a Unix socket connection; it is
-// the http.Server's ConnContext.
-func connCaller(ctx context.Context, c net.Conn) context.Context {
+// Bounds on the Workload API. Any local user may connect, and a
+// connection and its calls are held for as long as the client wishes (a
+// workload keeps a call open to hear of rotations): without a bound one
+// user's connections would take the agent's descriptors, and their calls
+// its memory (some 15 KB each), and with them every other workload's
+// identity and the mesh. One uid holds at most a quarter of the places
+// of each; a connection past a bound is closed at once, a call past one
+// is answered ResourceExhausted. A connection carries at most
+// maxRPCStreams calls at once (a workload makes two: SVIDs and bundles).
+const (
+	maxRPCConns       = 1024
+	maxRPCConnsPerUID = maxRPCConns / 4
+	maxRPCCalls       = 1024
+	maxRPCCallsPerUID = maxRPCCalls / 4
+	maxRPCStreams     = 16
+)
+
+// uidBound counts places held by uid, at most perUID of one uid and total
+// in all.
+type uidBound struct {
+	perUID, total int
+
+	mu    sync.Mutex // guards n and byUID
+	n     int
+	byUID map[int]int
+}
+
+// take holds a place for uid, or reports false when a bound is reached.
+func (b *uidBound) take(uid int) bool {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.n >= b.total || b.byUID[uid] >= b.perUID {
+		return false
+	}
+	if b.byUID == nil {
+		b.byUID = map[int]int{}
+	}
+	b.n++
+	b.byUID[uid]++
+	return true
+}
+
+// release gives back a place take held for uid.
+func (b *uidBound) release(uid int) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.n--
+	if b.byUID[uid]--; b.byUID[uid] == 0 {
+		delete(b.byUID, uid)
+	}
+}
+
+// rpcListener accepts Unix socket connections, reads each one's peer
+// credentials, and closes at once one past a bound (those whose
+// credentials cannot be read count as one uid, -1).
+type rpcListener struct {
+	net.Listener
+	conns uidBound
+	shed  func(uid int)
+}
+
+// rpcConn is an accepted connection with its caller; closing it gives its
+// place back.
+type rpcConn struct {
+	net.Conn
+	caller  callerResult
+	release sync.Once
+	conns   *uidBound
+}
+
+func (c *rpcConn) Close() error {
+	err := c.Conn.Close()
+	c.release.Do(func() { c.conns.release(c.caller.info.UID) })
+	return err
+}
+
+func (l *rpcListener) Accept() (net.Conn, error) {
+	for {
+		c, err := l.Listener.Accept()
+		if err != nil {
+			return nil, err
+		}
+		res := peerOf(c)
+		if res.err != nil {
+			res.info.UID = -1
+		}
+		if !l.conns.take(res.info.UID) {
+			_ = c.Close()
+			if l.shed != nil {
+				l.shed(res.info.UID)
+			}
+			continue
+		}
+		return &rpcConn{Conn: c, caller: res, conns: &l.conns}, nil
+	}
+}
+
+// peerOf reads the peer credentials of a Unix socket connection.
+func peerOf(c net.Conn) callerResult {
 	var res callerResult
 	uc, ok := c.(*net.UnixConn)
 	if !ok {
@@ -96,6 +193,16 @@ func connCaller(ctx context.Context, c net.Conn) context.Context {
 	} else if err := raw.Control(func(fd uintptr) { res.info, res.err = peerCredentials(int(fd)) }); err != nil {
 		res.err = err
 	}
+	return res
+}
+
+// connCaller hands a connection's caller, read at accept, to its calls; it
+// is the http.Server's ConnContext.
+func connCaller(ctx context.Context, c net.Conn) context.Context {
+	res := callerResult{err: errors.New("the Workload API accepts Unix sockets only")}
+	if rc, ok := c.(*rpcConn); ok {
+		res = rc.caller
+	}
 	return context.WithValue(ctx, callerKey{}, res)
 }
 
@@ -103,6 +210,7 @@ func connCaller(ctx context.Context, c net.Conn) context.Context {
 type rpcServer struct {
 	service string // the service's full name: paths are /<service>/<method>
 	methods map[string]rpcMethod
+	calls   uidBound // the calls being served, by the caller's uid
 }
 
 func (s *rpcServer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
@@ -138,6 +246,10 @@ func (s *rpcServer) call(w http.ResponseWriter, r *http.Request) error {
 	if cr.err != nil {
 		return rpcErrorf(rpcPermissionDenied, "unknown caller: %v", cr.err)
 	}
+	if !s.calls.take(cr.info.UID) {
+		return rpcErrorf(rpcResourceExhausted, "uid %d holds %d calls to the Workload API already, or %d are held in all", cr.info.UID, s.calls.perUID, s.calls.total)
+	}
+	defer s.calls.release(cr.info.UID)
 	req, err := readRPCMessage(r.Body)
 	if err != nil {
 		return err
@@ -187,19 +299,24 @@ func percentEncode(s string) string {
 	return b.String()
 }
 
-// serveRPC serves s on ln (cleartext HTTP/2 only) until ctx ends.
-func serveRPC(ctx context.Context, ln net.Listener, s *rpcServer) error {
+// serveRPC serves s on ln (cleartext HTTP/2 only) until ctx ends. shed,
+// when not nil, hears of each connection closed at accept for a bound.
+func serveRPC(ctx context.Context, ln net.Listener, s *rpcServer, shed func(uid int)) error {
 	var protos http.Protocols
 	protos.SetUnencryptedHTTP2(true)
 	srv := &http.Server{
 		Handler:           s,
 		Protocols:         &protos,
+		HTTP2:             &http.HTTP2Config{MaxConcurrentStreams: maxRPCStreams},
 		ConnContext:       connCaller,
 		BaseContext:       func(net.Listener) context.Context { return ctx },
 		ReadHeaderTimeout: 10 * time.Second,
 	}
 	errc := make(chan error, 1)
-	go func() { errc <- srv.Serve(ln) }()
+	s.calls.perUID, s.calls.total = maxRPCCallsPerUID, maxRPCCalls
+	go func() {
+		errc <- srv.Serve(&rpcListener{Listener: ln, conns: uidBound{perUID: maxRPCConnsPerUID, total: maxRPCConns}, shed: shed})
+	}()
 	select {
 	case <-ctx.Done():
 		srv.Close()

@@ -18,6 +18,8 @@ import (
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
+
+	"moat/internal/testkit"
 )
 
 // TestWorkloadRPCWithGRPCClient serves the hand-written gRPC server on a
@@ -62,7 +64,7 @@ func TestWorkloadRPCWithGRPCClient(t *testing.T) {
 	}}
 	ctx, cancel := context.WithCancel(context.Background())
 	served := make(chan error, 1)
-	go func() { served <- serveRPC(ctx, ln, srv) }()
+	go func() { served <- serveRPC(ctx, ln, srv, nil) }()
 	defer func() {
 		cancel()
 		if err := <-served; err != nil {
@@ -137,4 +139,77 @@ func TestWorkloadRPCWithGRPCClient(t *testing.T) {
 	if _, err := client.FetchJWTSVID(hctx, &workload.JWTSVIDRequest{Audience: []string{"x"}}); status.Code(err) != codes.Unimplemented {
 		t.Errorf("FetchJWTSVID: %v, want Unimplemented", err)
 	}
+}
+
+// TestWorkloadRPCBoundsCallsPerUID: a call to the Workload API is held
+// for as long as its client wishes, some 15 KB of the agent's memory
+// each, and every local user may make them. One uid holds at most
+// maxRPCCallsPerUID at once; the call past it is answered
+// ResourceExhausted, and once calls end their places are given back.
+func TestWorkloadRPCBoundsCallsPerUID(t *testing.T) {
+	sock := filepath.Join(t.TempDir(), "w.sock")
+	ln, err := net.Listen("unix", sock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var held atomic.Int64
+	srv := &rpcServer{service: "SpiffeWorkloadAPI", methods: map[string]rpcMethod{
+		"FetchX509SVID": func(s *rpcStream, req []byte) error {
+			held.Add(1)
+			defer held.Add(-1)
+			if err := s.Send(encodeX509SVIDResponse([]x509SVID{{ID: "spiffe://td/svc/a"}})); err != nil {
+				return err
+			}
+			<-s.ctx.Done()
+			return nil
+		},
+	}}
+	ctx, cancel := context.WithCancel(context.Background())
+	served := make(chan error, 1)
+	go func() { served <- serveRPC(ctx, ln, srv, nil) }()
+	defer func() {
+		cancel()
+		<-served
+	}()
+
+	cctx, ccancel := context.WithTimeout(metadata.AppendToOutgoingContext(context.Background(), "workload.spiffe.io", "true"), 60*time.Second)
+	defer ccancel()
+	// A connection carries maxRPCStreams calls at once: as many
+	// connections as the bound needs, and one more.
+	var clients []workload.SpiffeWorkloadAPIClient
+	for range maxRPCCallsPerUID/maxRPCStreams + 1 {
+		conn, err := grpc.NewClient("unix://"+sock, grpc.WithTransportCredentials(insecure.NewCredentials()))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer conn.Close()
+		clients = append(clients, workload.NewSpiffeWorkloadAPIClient(conn))
+	}
+	open := func(ctx context.Context, c workload.SpiffeWorkloadAPIClient) error {
+		st, err := c.FetchX509SVID(ctx, &workload.X509SVIDRequest{})
+		if err == nil {
+			_, err = st.Recv()
+		}
+		return err
+	}
+	first, endFirst := context.WithCancel(cctx)
+	for i := range maxRPCCallsPerUID {
+		ctx := cctx
+		if i == 0 {
+			ctx = first
+		}
+		if err := open(ctx, clients[i/maxRPCStreams]); err != nil {
+			t.Fatalf("call %d: %v", i, err)
+		}
+	}
+	last := clients[len(clients)-1]
+	if err := open(cctx, last); status.Code(err) != codes.ResourceExhausted {
+		t.Fatalf("call %d of one uid: %v, want ResourceExhausted", maxRPCCallsPerUID+1, err)
+	}
+	if n := held.Load(); n != maxRPCCallsPerUID {
+		t.Fatalf("%d calls held, want %d", n, maxRPCCallsPerUID)
+	}
+	t.Log("a call that ends gives its place back")
+	endFirst()
+	testkit.WaitFor(t, "a new call taken once one ended", func() bool { return open(cctx, last) == nil })
 }

@@ -390,8 +390,11 @@ func SplitToken(token string) (secret, pin string, err error) {
 }
 
 // FetchBundle fetches the server's trust bundle without authenticating the
-// server, then accepts it only if one root matches pin, and checks that the
-// server's own certificate chains to that bundle. Nothing secret is sent.
+// server, then accepts it only if one root matches pin and the server's
+// own certificate chains to that root. The pin vouches for its root
+// alone: a bundle's other roots are taken on the word of a server that
+// proved itself under it, never of one that sent the pinned root (anyone
+// may read it) beside a root of its own. Nothing secret is sent.
 //
 // now is the clock the server's certificate is checked by; nil means
 // time.Now.
@@ -416,7 +419,7 @@ func FetchBundle(ctx context.Context, addr string, pin string, now func() time.T
 		return nil, fmt.Errorf("api: bundle: %w", err)
 	}
 	b := x509bundle.New(td)
-	pinned := false
+	var pinned *x509.Certificate
 	for _, der := range resp.Bundle {
 		root, err := x509.ParseCertificate(der)
 		if err != nil {
@@ -424,16 +427,18 @@ func FetchBundle(ctx context.Context, addr string, pin string, now func() time.T
 		}
 		b.AddX509Authority(root)
 		if Pin(root) == pin {
-			pinned = true
+			pinned = root
 		}
 	}
-	if !pinned {
+	if pinned == nil {
 		return nil, errors.New("api: the server's trust bundle does not hold the root the join token names: wrong server, or a forged token")
 	}
+	only := x509bundle.New(td)
+	only.AddX509Authority(pinned)
 	trust := identity.NewTrust(identity.TrustConfig{TrustDomain: td, Now: now})
-	trust.Update(b, identity.Revocations{})
+	trust.Update(only, identity.Revocations{})
 	if err := VerifyServer(trust, served); err != nil {
-		return nil, err
+		return nil, fmt.Errorf("api: the server's certificate does not chain to the root the join token pins (wrong server, or a token made before a root rotation signed with a new root: make another): %w", err)
 	}
 	return b, nil
 }

@@ -173,14 +173,14 @@ func (s *Server) node(h func(http.ResponseWriter, *http.Request, *caller)) http.
 //
 // A refused call (no admin certificate, a role too weak) is counted, not
 // audited one by one (see refusals.go). A call that may change state (role
-// operator or above, or one on the caller's own second factors,
-// ownFactorActions) is recorded twice: an intent entry, with a request ID
+// operator or above, or one on the caller's own credentials,
+// ownCredentialActions) is recorded twice: an intent entry, with a request ID
 // and the digest of the request body, before the handler runs, and the
 // outcome after; when the intent cannot be recorded the call is refused
 // before anything changes. A read is recorded once, before it is answered.
 // No answer leaves before its entry is durable.
 func (s *Server) admin(role, action string, h func(context.Context, *caller, *http.Request) (any, string, error)) http.HandlerFunc {
-	mutating := api.RoleRank(role) >= api.RoleRank(api.RoleOperator) || ownFactorActions[action]
+	mutating := api.RoleRank(role) >= api.RoleRank(api.RoleOperator) || ownCredentialActions[action]
 	return func(w http.ResponseWriter, r *http.Request) {
 		ctx := r.Context()
 		// A read may be answered from one store member's copy when the

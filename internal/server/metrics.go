@@ -35,7 +35,7 @@ func newMetrics(reg *metrics.Registry) (*serverMetrics, error) {
 			Name: "moat_server_watch_streams", Help: "Agents following the watch stream now.",
 		}),
 		shed: metrics.NewCounter(metrics.Opts{
-			Name: "moat_server_connections_shed_total", Help: "API connections closed at once because too many were in their handshake or before their first request (256 from one address or IPv6 /64, 8192 in all).",
+			Name: "moat_server_connections_shed_total", Help: "API connections closed because too many were in their handshake or before their first request, or held without a client certificate (256 of each from one address or IPv6 /64, 8192 of each in all), or by one identity (256).",
 		}),
 	}
 	if reg == nil {

@@ -146,13 +146,14 @@ type totpFactor struct {
 	ApprovedBy string `json:"approved_by,omitempty"`
 }
 
-// ownFactorActions are the calls an administrator of any role makes on
-// their own second factors and MFA sessions. They change state, so each is
-// on record (Server.admin) before it takes effect, as the calls of
-// operators and above are: while the audit log cannot be written, no
-// authenticator, security key, session or logout happens unseen by it.
-var ownFactorActions = map[string]bool{
-	"mfa.enroll": true, "mfa.confirm": true, "mfa.session": true, "mfa.logout": true,
+// ownCredentialActions are the calls an administrator of any role makes on
+// their own credentials: second factors, MFA sessions, and the renewal of
+// their enrolment certificate. They change state, so each is on record
+// (Server.admin) before it takes effect, as the calls of operators and
+// above are: while the audit log cannot be written, no authenticator,
+// security key, session, logout or certificate happens unseen by it.
+var ownCredentialActions = map[string]bool{
+	"admin.renew": true, "mfa.enroll": true, "mfa.confirm": true, "mfa.session": true, "mfa.logout": true,
 	"mfa.webauthn.register.begin": true, "mfa.webauthn.register": true,
 	"mfa.webauthn.login.begin": true, "mfa.webauthn.login": true, "mfa.webauthn.remove": true,
 }

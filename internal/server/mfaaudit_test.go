@@ -6,13 +6,14 @@ import (
 	"testing"
 
 	"moat/internal/api"
+	"moat/internal/ca"
 )
 
 // TestFactorChangeNeedsItsAuditEntry: a call of any role that changes the
-// caller's own second factors or MFA sessions is, like the calls of
+// caller's own second factors, MFA sessions or certificate is, like the calls of
 // operators and above, on record before it takes effect: while the audit
 // log cannot be written it is refused with nothing changed, so no
-// enrolment, key or logout happens unseen by the log and detection.
+// enrolment, key, logout or renewal happens unseen by the log and detection.
 func TestFactorChangeNeedsItsAuditEntry(t *testing.T) {
 	f := newAuthFixture(t)
 	admin, viewer := f.accs["admin"], f.accs["viewer"]
@@ -20,9 +21,9 @@ func TestFactorChangeNeedsItsAuditEntry(t *testing.T) {
 	for _, r := range f.srv.AdminRoutes() {
 		actions[r.Action] = true
 	}
-	for a := range ownFactorActions {
+	for a := range ownCredentialActions {
 		if !actions[a] {
-			t.Errorf("ownFactorActions names %q, which no admin call is", a)
+			t.Errorf("ownCredentialActions names %q, which no admin call is", a)
 		}
 	}
 
@@ -35,6 +36,20 @@ func TestFactorChangeNeedsItsAuditEntry(t *testing.T) {
 	code, e = f.call(t, admin.session, "POST", api.PathMFALogout, nil, nil)
 	if code != http.StatusServiceUnavailable || !strings.Contains(e.Error, "nothing was changed") {
 		t.Fatalf("mfa logout while the audit log is down: %d %q", code, e.Error)
+	}
+	t.Log("a renewal of an enrolment certificate is such a change too: it signs a credential and rewrites the account's record")
+	_, csr, err := ca.NewKeyCSR()
+	if err != nil {
+		t.Fatal(err)
+	}
+	before := f.revisions(t)
+	var renewed api.CertResponse
+	code, e = f.call(t, viewer.cert, "POST", api.PathAdminRenew, api.AdminRenewRequest{CSR: csr}, &renewed)
+	if code != http.StatusServiceUnavailable || !strings.Contains(e.Error, "nothing was changed") || len(renewed.Chain) != 0 {
+		t.Fatalf("admin renew while the audit log is down: %d %q, chain answered: %t", code, e.Error, len(renewed.Chain) != 0)
+	}
+	if after := f.revisions(t); after[prefixAdmin+viewer.name] != before[prefixAdmin+viewer.name] {
+		t.Fatalf("the viewer's account record changed under a renewal the audit log did not hold (revision %d, then %d)", before[prefixAdmin+viewer.name], after[prefixAdmin+viewer.name])
 	}
 	f.auditDown.Store(false)
 

@@ -67,6 +67,15 @@ func (s *Server) handleRevoke(ctx context.Context, c *caller, r *http.Request) (
 		if err != nil {
 			return nil, "serial:" + sn, err
 		}
+		// Services and nodes are an operator's to revoke; any other
+		// certificate (an administrator's, whose serial every viewer
+		// reads in the inventory; a server's) is an admin's: an operator
+		// must not lock out the accounts above theirs, or the control
+		// plane itself.
+		if end.IsZero() && api.RoleRank(c.Role) < api.RoleRank(api.RoleAdmin) {
+			return nil, "serial:" + sn, errorf(http.StatusForbidden,
+				"serial %s is no live service SVID on record: revoking another certificate (an administrator's, a server's) needs role %q", sn, api.RoleAdmin)
+		}
 		target, addSerials = "serial:"+sn, map[string]time.Time{sn: end}
 	}
 	rev, err := s.addRevocations(ctx, addIDs, addSerials)

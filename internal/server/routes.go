@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"slices"
 	"strings"
+	"time"
 
 	"moat/internal/api"
 )
@@ -53,10 +54,20 @@ func newRouteTable(s *Server) *routeTable {
 }
 
 // public registers a call anyone may make: the handler authenticates what
-// it needs itself (a join token, an attestation).
+// it needs itself (a join token, an attestation). Its request body must
+// arrive within publicBodyTimeout: an anonymous HTTP/2 connection carries
+// many calls at once, and none may hold a handler for as long as its
+// client likes.
 func (t *routeTable) public(method, path string, h http.HandlerFunc) {
-	t.register(routePublic, method, path, h)
+	t.register(routePublic, method, path, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_ = http.NewResponseController(w).SetReadDeadline(time.Now().Add(publicBodyTimeout))
+		h(w, r)
+	}))
 }
+
+// publicBodyTimeout bounds the time a public call's body (a join or a
+// re-attestation: 16 KB at most) takes to arrive.
+const publicBodyTimeout = 10 * time.Second
 
 // node registers a call that only agents (node SVIDs) may make.
 func (t *routeTable) node(method, path string, h func(http.ResponseWriter, *http.Request, *caller)) {

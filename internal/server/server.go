@@ -327,12 +327,19 @@ func (s *Server) Run(ctx context.Context) error {
 	s.ln = ln
 	close(s.ready)
 	var active activeRequests
-	pl := newPendingListener(ln, s.connectionShed)
+	pl := newPendingListener(ln, s.connectionShed, func(cs tls.ConnectionState) (string, bool) {
+		if len(cs.PeerCertificates) == 0 {
+			return "", false
+		}
+		id, err := s.trust.Verify(cs.PeerCertificates)
+		return id.String(), err == nil
+	})
 	hs := &http.Server{
 		ConnState:         pl.connState,
 		Handler:           active.wrap(s.routes()),
 		TLSConfig:         s.tlsConfig(),
 		ReadHeaderTimeout: 10 * time.Second,
+		IdleTimeout:       apiIdleTimeout,
 		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelDebug),
 		BaseContext:       func(net.Listener) context.Context { return ctx },
 		// Frames of 16 KB, HTTP/2's least maximum, rather than Go's 1 MB:
