@@ -264,7 +264,7 @@ func revokeCommand() *Command {
 		func(fs *flag.FlagSet) {
 			svc = fs.String("svc", "", "revoke a service identity")
 			node = fs.String("node", "", "revoke a node and the SVIDs it was issued")
-			serial = fs.String("serial", "", "revoke one certificate by serial (hex)")
+			serial = fs.String("serial", "", "revoke one certificate by serial (hex); a serial that is no live service SVID (an administrator's, a node's, a server's) needs role admin")
 		},
 		func(ctx context.Context, e *Env, fs *flag.FlagSet, c *api.AdminClient, out *adminFlags) error {
 			req := api.RevokeRequest{Service: *svc, Node: *node, Serial: *serial}
@@ -281,7 +281,7 @@ func revokeCommand() *Command {
 			fmt.Fprintf(e.Stdout, "revoked; revocation list version %d (%d identities, %d serials) is on its way to every agent\n", rev.Version, len(rev.IDs), len(rev.Serials))
 			return nil
 		})
-	c.Help = "Adds to the revocation list that every agent receives within a second; revoked\nidentities are refused at their next handshake and a revoked node cannot renew."
+	c.Help = "Adds to the revocation list that every agent receives within a second; revoked\nidentities are refused at their next handshake and a revoked node cannot renew.\nAn operator may revoke services, nodes and live service SVIDs by serial; any\nother serial (an administrator's or a server's certificate) needs role admin."
 	return c
 }
 
