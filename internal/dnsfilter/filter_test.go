@@ -22,14 +22,7 @@ import (
 // returns the filter's addresses.
 func loopback(t *testing.T, cfg Config, answer dns.HandlerFunc) (udp, tcp string) {
 	t.Helper()
-	rpc, err := net.ListenPacket("udp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	rln, err := net.Listen("tcp", rpc.LocalAddr().String())
-	if err != nil {
-		t.Fatal(err)
-	}
+	rpc, rln := resolverSockets(t)
 	for _, srv := range []*dns.Server{{PacketConn: rpc, Handler: answer}, {Listener: rln, Handler: answer}} {
 		go srv.ActivateAndServe()
 		t.Cleanup(func() { srv.Shutdown() })
@@ -58,6 +51,30 @@ func loopback(t *testing.T, cfg Config, answer dns.HandlerFunc) (udp, tcp string
 		}
 	})
 	return pc.LocalAddr().String(), ln.Addr().String()
+}
+
+// resolverSockets are a resolver stand-in's UDP and TCP sockets on one
+// port of 127.0.0.1, as a resolver's address serves both. The port is the
+// UDP socket's, handed out by the kernel; another process may hold it for
+// TCP (an outgoing connection's ephemeral port), and then another is
+// tried.
+func resolverSockets(t *testing.T) (net.PacketConn, net.Listener) {
+	t.Helper()
+	var last error
+	for range 50 {
+		pc, err := net.ListenPacket("udp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		ln, err := net.Listen("tcp", pc.LocalAddr().String())
+		if err == nil {
+			return pc, ln
+		}
+		pc.Close()
+		last = err
+	}
+	t.Fatalf("no port of 127.0.0.1 free for both UDP and TCP: %v", last)
+	return nil, nil
 }
 
 func allowAll(string) (string, bool) { return "all", true }
