@@ -365,7 +365,17 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if tx != nil && tx.ResponseInspected() {
 		fw.check = &respCheck{tx: tx, ev: ev}
 	}
-	g.proxy.ServeHTTP(&ownHeaders{ResponseWriter: w, reqID: reqID, hsts: st.s.HSTS}, r.WithContext(context.WithValue(r.Context(), ctxKey{}, fw)))
+	ctx := context.WithValue(r.Context(), ctxKey{}, fw)
+	oh := &ownHeaders{ResponseWriter: w, reqID: reqID, hsts: st.s.HSTS}
+	var out http.ResponseWriter = oh
+	if r.Header.Get("Upgrade") != "" {
+		// A WebSocket handshake (onlyWebSocketUpgrade left no other).
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithCancel(ctx)
+		defer cancel()
+		out = &tunnelWriter{ownHeaders: oh, g: g, fw: fw, endRequest: cancel}
+	}
+	g.proxy.ServeHTTP(out, r.WithContext(ctx))
 }
 
 // inspect runs the WAF's request phases over r, the body's evaluation
