@@ -104,15 +104,17 @@ func (c *tunnelConn) Close() error {
 
 func (c *tunnelConn) check() {
 	c.mu.Lock()
-	defer c.mu.Unlock()
 	if c.closed {
+		c.mu.Unlock()
 		return
 	}
 	if quiet := time.Since(c.base) - time.Duration(c.last.Load()); quiet < c.idle {
 		c.timer.Reset(c.idle - quiet)
+		c.mu.Unlock()
 		return
 	}
 	c.closed = true
+	c.mu.Unlock()
 	fw := c.w.fw
 	c.w.g.log.Info("gateway: websocket closed: no byte moved either way for its idle timeout",
 		"request_id", fw.reqID, "route", fw.route.Name, "client", fw.client, "idle_timeout", c.idle)
