@@ -81,6 +81,11 @@ type LimitsFile struct {
 	// buckets (the most recently seen, when this shrinks), refilled and
 	// capped by each route's limits as the new file sets them.
 	MaxRateClients int `yaml:"max_rate_clients"`
+	// WebSocketIdleTimeout closes an open WebSocket on which no byte
+	// moved either way for that long, on routes that set none of their
+	// own; 0 means 5m. At least a second. A reload applies it to
+	// WebSockets opened from then on.
+	WebSocketIdleTimeout config.Duration `yaml:"websocket_idle_timeout"`
 }
 
 // WAFFile configures the WAF (see waf.Config for each setting's meaning).
@@ -214,6 +219,9 @@ type RouteFile struct {
 	// encoded, for services whose paths carry encoded names
 	// ("/projects/group%2Frepo"); "refuse" answers 400.
 	EncodedSlashes string `yaml:"encoded_slashes"`
+	// WebSocketIdleTimeout overrides limits.websocket_idle_timeout on
+	// this route; 0 means that one.
+	WebSocketIdleTimeout config.Duration `yaml:"websocket_idle_timeout"`
 }
 
 // Settings is a validated gateway.yaml in typed form.
@@ -229,6 +237,7 @@ type Settings struct {
 	Read           time.Duration
 	Write          time.Duration
 	Idle           time.Duration
+	WebSocketIdle  time.Duration // routes' default
 	MaxHeaderBytes int
 	MaxBodyBytes   int64 // routes' default
 	MaxConnsPerIP  int
@@ -260,8 +269,9 @@ type Route struct {
 	Burst          int
 	Exclusions     *waf.Exclusions
 	WAFOff         bool
-	MaxBodyBytes   int64  // limits.max_body_bytes when the route sets none
-	EncodedSlashes string // slashDecode, slashKeep or slashRefuse
+	MaxBodyBytes   int64         // limits.max_body_bytes when the route sets none
+	EncodedSlashes string        // slashDecode, slashKeep or slashRefuse
+	WebSocketIdle  time.Duration // limits.websocket_idle_timeout when the route sets none
 }
 
 const (
@@ -306,6 +316,7 @@ func (f *File) Settings(services []string) (*Settings, error) {
 		Read:           orDur(f.Limits.ReadTimeout, 60*time.Second),
 		Write:          orDur(f.Limits.WriteTimeout, 120*time.Second),
 		Idle:           orDur(f.Limits.IdleTimeout, 60*time.Second),
+		WebSocketIdle:  orDur(f.Limits.WebSocketIdleTimeout, defaultWebSocketIdle),
 		MaxHeaderBytes: orInt(f.Limits.MaxHeaderBytes, 32<<10),
 		MaxBodyBytes:   f.Limits.MaxBodyBytes,
 		MaxConnsPerIP:  orInt(f.Limits.MaxConnsPerIP, 256),
@@ -358,6 +369,17 @@ func (f *File) Settings(services []string) (*Settings, error) {
 		if l.v < 0 {
 			return nil, config.Errorf(l.key, "must not be negative, got %d", l.v)
 		}
+	}
+	for _, l := range []struct {
+		key string
+		v   config.Duration
+	}{{"limits.read_header_timeout", f.Limits.ReadHeaderTimeout}, {"limits.read_timeout", f.Limits.ReadTimeout}, {"limits.write_timeout", f.Limits.WriteTimeout}, {"limits.idle_timeout", f.Limits.IdleTimeout}} {
+		if l.v < 0 {
+			return nil, config.Errorf(l.key, "must not be negative, got %s", time.Duration(l.v))
+		}
+	}
+	if err := checkWebSocketIdle("limits.websocket_idle_timeout", f.Limits.WebSocketIdleTimeout); err != nil {
+		return nil, err
 	}
 	if s.WAF, err = f.WAF.config(); err != nil {
 		return nil, err
@@ -416,7 +438,7 @@ func (f *File) Settings(services []string) (*Settings, error) {
 	keys := map[string]bool{}
 	for i, rf := range f.Routes {
 		p := config.Index("routes", i)
-		r, err := rf.route(p, services, csrfDefault, rps, burst)
+		r, err := rf.route(p, services, csrfDefault, rps, burst, s.WebSocketIdle)
 		if err != nil {
 			return nil, err
 		}
@@ -452,7 +474,7 @@ func (f *File) Settings(services []string) (*Settings, error) {
 	return s, nil
 }
 
-func (rf *RouteFile) route(p string, services []string, csrfDefault string, rps float64, burst int) (Route, error) {
+func (rf *RouteFile) route(p string, services []string, csrfDefault string, rps float64, burst int, wsIdle time.Duration) (Route, error) {
 	r := Route{
 		Name:         or(rf.Name, rf.Service),
 		Host:         strings.ToLower(rf.Host),
@@ -467,6 +489,7 @@ func (rf *RouteFile) route(p string, services []string, csrfDefault string, rps 
 		MaxBodyBytes: rf.MaxBodyBytes,
 
 		EncodedSlashes: or(rf.EncodedSlashes, slashDecode),
+		WebSocketIdle:  orDur(rf.WebSocketIdleTimeout, wsIdle),
 	}
 	if r.Host == "*" {
 		r.Host = ""
@@ -498,6 +521,9 @@ func (rf *RouteFile) route(p string, services []string, csrfDefault string, rps 
 	}
 	if r.MaxBodyBytes < 0 {
 		return r, config.Errorf(config.Join(p, "max_body_bytes"), "must not be negative, got %d", r.MaxBodyBytes)
+	}
+	if err := checkWebSocketIdle(config.Join(p, "websocket_idle_timeout"), rf.WebSocketIdleTimeout); err != nil {
+		return r, err
 	}
 	switch r.EncodedSlashes {
 	case slashDecode, slashKeep, slashRefuse:
@@ -646,6 +672,16 @@ func checkCSRF(path, v string) error {
 		return nil
 	}
 	return config.Errorf(path, "want %q, %q or %q, got %q", csrfRefuseWithCookies, csrfRefuse, csrfAllow, v)
+}
+
+// checkWebSocketIdle refuses a WebSocket idle timeout under a second (0,
+// the default, aside): shorter, it cuts connections between the messages
+// of any ordinary heartbeat, and is more likely a slip than a choice.
+func checkWebSocketIdle(path string, v config.Duration) error {
+	if d := time.Duration(v); d < 0 || d > 0 && d < time.Second {
+		return config.Errorf(path, "want a second or more (or leave it out for %s), got %s", defaultWebSocketIdle, d)
+	}
+	return nil
 }
 
 func checkAddr(path, addr string) error {

@@ -78,6 +78,11 @@ func TestSettingsErrors(t *testing.T) {
 		{"inspection share", func(f *File, _ string) { f.WAF.BodyInspection.MaxBytesPerClient = 9 << 20 }, `waf.body_inspection.max_bytes_per_client: want 0 to max_bytes (8388608), got 9437184`},
 		{"inspection timeout", func(f *File, _ string) { f.WAF.BodyInspection.QueueTimeout = -1 }, `waf.body_inspection.queue_timeout: must not be negative`},
 		{"inspection queue", func(f *File, _ string) { f.WAF.BodyInspection.MaxQueued = -1 }, `waf.body_inspection.max_queued: must not be negative`},
+		{"websocket idle", func(f *File, _ string) { f.Limits.WebSocketIdleTimeout = config.Duration(500 * time.Millisecond) }, `limits.websocket_idle_timeout: want a second or more (or leave it out for 5m0s), got 500ms`},
+		{"negative websocket idle", func(f *File, _ string) { f.Limits.WebSocketIdleTimeout = config.Duration(-time.Minute) }, `limits.websocket_idle_timeout: want a second or more`},
+		{"route websocket idle", func(f *File, _ string) { f.Routes[1].WebSocketIdleTimeout = config.Duration(-time.Second) }, `routes[1].websocket_idle_timeout: want a second or more (or leave it out for 5m0s), got -1s`},
+		{"negative read timeout", func(f *File, _ string) { f.Limits.ReadTimeout = config.Duration(-time.Second) }, `limits.read_timeout: must not be negative, got -1s`},
+		{"negative idle timeout", func(f *File, _ string) { f.Limits.IdleTimeout = config.Duration(-time.Second) }, `limits.idle_timeout: must not be negative, got -1s`},
 		{"mapped prefix", func(f *File, _ string) { f.Trusted = []string{"::ffff:10.0.0.0/8"} }, `trusted_proxies[0]: "::ffff:10.0.0.0/8": an IPv4-mapped prefix needs a length of at least 96`},
 	}
 	f, _ := goodFile(t)
@@ -119,6 +124,17 @@ func TestSettingsNormalForms(t *testing.T) {
 	}
 	if got := fmt.Sprint(s.Deny.prefixes); got != "[192.0.2.1/32 198.51.100.0/24 2001:db8::/32]" {
 		t.Errorf("deny %s", got)
+	}
+	if s.Routes[0].WebSocketIdle != 5*time.Minute {
+		t.Errorf("route 0's WebSocket idle timeout %s, want the default 5m", s.Routes[0].WebSocketIdle)
+	}
+	f.Limits.WebSocketIdleTimeout = config.Duration(time.Hour)
+	f.Routes[1].WebSocketIdleTimeout = config.Duration(30 * time.Second)
+	if s, err = f.Settings(nil); err != nil {
+		t.Fatal(err)
+	}
+	if a, b := s.Routes[0].WebSocketIdle, s.Routes[1].WebSocketIdle; a != time.Hour || b != 30*time.Second {
+		t.Errorf("WebSocket idle timeouts %s and %s, want limits' 1h and route 1's own 30s", a, b)
 	}
 	if s.InspectBytes != 8<<20 || s.InspectClient != 2<<20 || s.InspectTimeout != 5*time.Second || s.InspectQueued != 2048 {
 		t.Errorf("inspection defaults %d %d %s %d", s.InspectBytes, s.InspectClient, s.InspectTimeout, s.InspectQueued)

@@ -129,6 +129,10 @@ func (e *event) record(now time.Time) flow.Record {
 				Scheme:      "https",
 			},
 		}
+		if e.r.TLS == nil {
+			// The plain-HTTP port's.
+			rec.HTTPRequest.URL.Scheme = "http"
+		}
 		rec.HTTPResponse = &flow.HTTPResponse{Code: e.status}
 	}
 	if v := e.verdict; v != nil {

@@ -392,21 +392,32 @@ func (g *Gateway) connRefused(ip netip.Addr, local net.Addr) {
 	g.emit(&ev)
 }
 
-// redirect answers plain HTTP with 308 to the same URL over HTTPS. The
-// host must look like a host name and the target be a path; anything else
+// redirect answers plain HTTP with 308 to the same URL over HTTPS. A
+// client the IP lists refuse gets 403 and a request ID, as on the HTTPS
+// port, and the refusal is recorded: a redirect would tell it that the
+// site is served, and where. The host must look like a host name and the
+// target be a path; anything else
 // gets 400 rather than a redirect built from attacker-chosen bytes (an
 // opaque target, "http:.evil.example/x", would otherwise continue the
 // host: https://shop.example.org.evil.example/x). A host no route serves
 // gets 404: the gateway sends nobody to a name it does not answer for.
 func (g *Gateway) redirect(w http.ResponseWriter, r *http.Request) {
 	served(r)
+	st := g.state.Load()
+	client, _, known := clientIP(r, st.s.Trusted)
+	if reason := st.ipRefusal(client, known); reason != "" {
+		ev := event{kind: KindIPDeny, reason: reason, status: http.StatusForbidden, blocked: true,
+			r: r, reqID: newRequestID(), client: client, local: localAddr(r)}
+		setOwnHeaders(w.Header(), ev.reqID, st.s.HSTS)
+		g.refuse(w, &ev)
+		return
+	}
 	host, ok := normalizeHost(r.Host)
 	path := r.URL.EscapedPath()
 	if !ok || host == "" || r.URL.Opaque != "" || !strings.HasPrefix(path, "/") {
 		http.Error(w, "bad request", http.StatusBadRequest)
 		return
 	}
-	st := g.state.Load()
 	if !st.servesHost(host) {
 		http.Error(w, "not found", http.StatusNotFound)
 		return

@@ -72,6 +72,32 @@ func (st *state) foldRival(host, path string, route *Route) bool {
 	return false
 }
 
+// ipRefusal says why the IP lists refuse client (clientIP's answer for a
+// request), or "" when they admit it.
+func (st *state) ipRefusal(client netip.Addr, known bool) string {
+	s := st.s
+	if !known && (!s.Deny.empty() || !s.Allow.empty()) {
+		// A trusted proxy named a client the gateway cannot read: the
+		// lists cannot be asked about it, and the proxy's own address
+		// stands for nobody.
+		return "client IP unreadable in X-Forwarded-For from a trusted proxy; the IP lists cannot judge it"
+	}
+	if s.Deny.contains(client) || (!s.Allow.empty() && !s.Allow.contains(client)) {
+		return "client IP refused by the IP lists"
+	}
+	return ""
+}
+
+// localAddr is the gateway address r reached.
+func localAddr(r *http.Request) netip.AddrPort {
+	if la, ok := r.Context().Value(http.LocalAddrContextKey).(net.Addr); ok {
+		if ap, err := netip.ParseAddrPort(la.String()); err == nil {
+			return netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port())
+		}
+	}
+	return netip.AddrPort{}
+}
+
 // servesHost reports whether a route may answer host (normalised).
 func (st *state) servesHost(host string) bool {
 	for i := range st.s.Routes {
@@ -215,24 +241,11 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	h := w.Header()
 	setOwnHeaders(h, reqID, st.s.HSTS)
 	client, xff, known := clientIP(r, st.s.Trusted)
-	ev := event{r: r, reqID: reqID, client: client}
+	ev := event{r: r, reqID: reqID, client: client, local: localAddr(r)}
 	var flagged *event // a request let through in detection-only mode
-	if la, ok := r.Context().Value(http.LocalAddrContextKey).(net.Addr); ok {
-		if ap, err := netip.ParseAddrPort(la.String()); err == nil {
-			ev.local = netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port())
-		}
-	}
 
-	if !known && (!st.s.Deny.empty() || !st.s.Allow.empty()) {
-		// A trusted proxy named a client the gateway cannot read: the
-		// lists cannot be asked about it, and the proxy's own address
-		// stands for nobody.
-		ev.kind, ev.reason, ev.status, ev.blocked = KindIPDeny, "client IP unreadable in X-Forwarded-For from a trusted proxy; the IP lists cannot judge it", http.StatusForbidden, true
-		g.refuse(w, &ev)
-		return
-	}
-	if st.s.Deny.contains(client) || (!st.s.Allow.empty() && !st.s.Allow.contains(client)) {
-		ev.kind, ev.reason, ev.status, ev.blocked = KindIPDeny, "client IP refused by the IP lists", http.StatusForbidden, true
+	if reason := st.ipRefusal(client, known); reason != "" {
+		ev.kind, ev.reason, ev.status, ev.blocked = KindIPDeny, reason, http.StatusForbidden, true
 		g.refuse(w, &ev)
 		return
 	}
@@ -365,7 +378,17 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if tx != nil && tx.ResponseInspected() {
 		fw.check = &respCheck{tx: tx, ev: ev}
 	}
-	g.proxy.ServeHTTP(&ownHeaders{ResponseWriter: w, reqID: reqID, hsts: st.s.HSTS}, r.WithContext(context.WithValue(r.Context(), ctxKey{}, fw)))
+	ctx := context.WithValue(r.Context(), ctxKey{}, fw)
+	oh := &ownHeaders{ResponseWriter: w, reqID: reqID, hsts: st.s.HSTS}
+	var out http.ResponseWriter = oh
+	if r.Header.Get("Upgrade") != "" {
+		// A WebSocket handshake (onlyWebSocketUpgrade left no other).
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithCancel(ctx)
+		defer cancel()
+		out = &tunnelWriter{ownHeaders: oh, g: g, fw: fw, endRequest: cancel}
+	}
+	g.proxy.ServeHTTP(out, r.WithContext(ctx))
 }
 
 // inspect runs the WAF's request phases over r, the body's evaluation
