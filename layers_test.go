@@ -12,7 +12,7 @@ import (
 // to X's layer and may import X's own tree.
 var layers = [][]string{
 	{"config", "filelock", "metrics", "netlab", "testkit"},
-	{"sockdiag"},
+	{"sockdiag", "idle"},
 	{"identity"},
 	{"policy"},
 	{"seal"},

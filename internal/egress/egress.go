@@ -336,7 +336,7 @@ func (p *Point) Relay(client net.Conn, first []byte, up *Upstream) {
 	rec.DstEndpoint.IP = addrOnly(up.conn.RemoteAddr())
 	p.write(rec)
 	idle := p.watchIdle(client, up)
-	defer idle.stop()
+	defer idle.Stop()
 
 	var in, out atomic.Int64  // bytes from the upstream, to the upstream
 	var answering atomic.Bool // the point answers the client itself
@@ -441,7 +441,7 @@ func (p *Point) Relay(client net.Conn, first []byte, up *Upstream) {
 	if isTLS {
 		end.TLS = &flow.TLS{Version: "tls", SNI: bounded(sni)}
 	}
-	if idle.fired() {
+	if idle.Fired() {
 		end.Unmapped.ReasonCode = flow.ReasonIdleTimeout
 		end.Unmapped.Reason = fmt.Sprintf("no byte moved either way for %v", p.cfg.IdleTimeout)
 	}

@@ -8,5 +8,5 @@ import (
 )
 
 // idleSince is nil where the kernel is not asked: the upstream is then
-// watched through an activityConn.
+// watched through an idle.Conn.
 func idleSince(net.Conn) func() (time.Duration, bool) { return nil }

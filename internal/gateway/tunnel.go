@@ -3,12 +3,11 @@ package gateway
 import (
 	"bufio"
 	"context"
-	"fmt"
 	"net"
 	"net/http"
-	"sync"
-	"sync/atomic"
 	"time"
+
+	"moat/internal/idle"
 )
 
 // defaultWebSocketIdle is limits.websocket_idle_timeout's default, Envoy's
@@ -46,78 +45,27 @@ func (w *tunnelWriter) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 	if err != nil {
 		return nil, nil, err
 	}
-	tc := &tunnelConn{Conn: c, w: w, idle: w.fw.route.WebSocketIdle, base: time.Now()}
-	tc.mu.Lock()
-	tc.timer = time.AfterFunc(tc.idle, tc.check)
-	tc.mu.Unlock()
-	return tc, brw, nil
+	// Every byte of the tunnel passes through the client's connection,
+	// one way or the other, so it alone tells how long the tunnel has
+	// been idle.
+	ic := idle.NewConn(c)
+	fw := w.fw
+	watch := idle.Start(fw.route.WebSocketIdle, ic.Quiet, func() {
+		w.g.log.Info("gateway: websocket closed: no byte moved either way for its idle timeout",
+			"request_id", fw.reqID, "route", fw.route.Name, "client", fw.client, "idle_timeout", fw.route.WebSocketIdle)
+		c.Close()
+		w.endRequest()
+	})
+	return &tunnelConn{Conn: ic, watch: watch}, brw, nil
 }
 
-// tunnelConn is the client's side of a WebSocket. Every byte of the
-// tunnel passes through it, one way or the other, so it alone tells how
-// long the tunnel has been idle. A timer looks when the timeout could be
-// up.
+// tunnelConn is the client's side of a WebSocket, watched.
 type tunnelConn struct {
-	net.Conn
-	w    *tunnelWriter
-	idle time.Duration
-	base time.Time    // the monotonic start of last
-	last atomic.Int64 // when a byte last moved, as time since base
-
-	mu     sync.Mutex // guards timer and closed
-	timer  *time.Timer
-	closed bool
-}
-
-func (c *tunnelConn) Read(b []byte) (int, error) {
-	n, err := c.Conn.Read(b)
-	if n > 0 {
-		c.last.Store(int64(time.Since(c.base)))
-	}
-	return n, err
-}
-
-func (c *tunnelConn) Write(b []byte) (int, error) {
-	n, err := c.Conn.Write(b)
-	if n > 0 {
-		c.last.Store(int64(time.Since(c.base)))
-	}
-	return n, err
-}
-
-// CloseWrite passes on the end of the service's stream, as the reverse
-// proxy does for a connection that can (TLS's close_notify).
-func (c *tunnelConn) CloseWrite() error {
-	if cw, ok := c.Conn.(interface{ CloseWrite() error }); ok {
-		return cw.CloseWrite()
-	}
-	return fmt.Errorf("gateway: close write: %w", http.ErrNotSupported)
+	*idle.Conn
+	watch *idle.Watch
 }
 
 func (c *tunnelConn) Close() error {
-	c.mu.Lock()
-	c.closed = true
-	c.timer.Stop()
-	c.mu.Unlock()
+	c.watch.Stop()
 	return c.Conn.Close()
-}
-
-func (c *tunnelConn) check() {
-	c.mu.Lock()
-	if c.closed {
-		c.mu.Unlock()
-		return
-	}
-	if quiet := time.Since(c.base) - time.Duration(c.last.Load()); quiet < c.idle {
-		c.timer.Reset(c.idle - quiet)
-		c.mu.Unlock()
-		return
-	}
-	c.closed = true
-	c.mu.Unlock()
-	fw := c.w.fw
-	c.w.g.log.Info("gateway: websocket closed: no byte moved either way for its idle timeout",
-		"request_id", fw.reqID, "route", fw.route.Name, "client", fw.client, "idle_timeout", c.idle)
-	c.Conn.Close()
-	c.w.endRequest()
 }
