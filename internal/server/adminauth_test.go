@@ -56,6 +56,17 @@ type authAccount struct {
 
 func newAuthFixture(t *testing.T) *authFixture {
 	t.Helper()
+	return newAuthFixtureWith(t, authOptions{})
+}
+
+// authOptions change what newAuthFixtureWith gives the server.
+type authOptions struct {
+	now   func() time.Time              // its clock; nil: the system's
+	store func(store.Store) store.Store // wraps the store it is given; nil: none
+}
+
+func newAuthFixtureWith(t *testing.T, o authOptions) *authFixture {
+	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	t.Cleanup(cancel)
 	dir := t.TempDir()
@@ -100,8 +111,12 @@ func newAuthFixture(t *testing.T) *authFixture {
 		}
 		return alog.Record(ctx, e)
 	})
-	srv, err := New(ctx, Config{Listen: "127.0.0.1:0", Store: st, Sealer: kr.AEAD(), Audit: gate, AuditLog: alog, Flows: fs, Keys: keys,
-		Access: AccessConfig{RecordingsDir: filepath.Join(dir, "recordings")}, Heartbeat: 100 * time.Millisecond, Logger: discard})
+	var served store.Store = st
+	if o.store != nil {
+		served = o.store(st)
+	}
+	srv, err := New(ctx, Config{Listen: "127.0.0.1:0", Store: served, Sealer: kr.AEAD(), Audit: gate, AuditLog: alog, Flows: fs, Keys: keys,
+		Access: AccessConfig{RecordingsDir: filepath.Join(dir, "recordings")}, Heartbeat: 100 * time.Millisecond, Logger: discard, Now: o.now})
 	if err != nil {
 		t.Fatal(err)
 	}

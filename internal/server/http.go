@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"strconv"
 	"strings"
 	"time"
 
@@ -72,9 +73,16 @@ type httpError struct {
 	code   int
 	msg    string
 	reason string // api.Error.Reason, for answers a client branches on
+	// retryAfter, when set, is sent as Retry-After (in whole seconds).
+	retryAfter time.Duration
 }
 
 func (e *httpError) Error() string { return e.msg }
+
+// retrySeconds is retryAfter in whole seconds, at least one.
+func (e *httpError) retrySeconds() int {
+	return max(1, int((e.retryAfter+time.Second-1)/time.Second))
+}
 
 func errorf(code int, format string, args ...any) error {
 	return &httpError{code: code, msg: fmt.Sprintf(format, args...)}
@@ -298,6 +306,9 @@ func storeCause(err error) string {
 func writeError(w http.ResponseWriter, err error) {
 	var he *httpError
 	if errors.As(err, &he) {
+		if he.retryAfter > 0 {
+			w.Header().Set("Retry-After", strconv.Itoa(he.retrySeconds()))
+		}
 		writeJSON(w, he.code, api.Error{Error: he.msg, Reason: he.reason})
 		return
 	}

@@ -66,11 +66,14 @@ func (s *Server) handleTokenCreate(ctx context.Context, c *caller, r *http.Reque
 const maxNodeBody = 16 << 10
 
 // handleJoin trades a one-time token for a node SVID. A join is anonymous
-// until its token holds, so a refused one is only counted (refusals.go);
-// one whose token holds is audited as intent and outcome around the
-// change, like an admin call.
+// until its token holds, so a refused one is only counted (refusals.go),
+// and against its source (failgate.go); one whose token holds is audited
+// as intent and outcome around the change, like an admin call.
 func (s *Server) handleJoin(w http.ResponseWriter, r *http.Request) {
 	const action = "node.join"
+	if !s.admitPublic(w, r, action) {
+		return
+	}
 	ctx := r.Context()
 	var req api.JoinRequest
 	err := decodeLimit(r, &req, maxNodeBody)
@@ -78,7 +81,7 @@ func (s *Server) handleJoin(w http.ResponseWriter, r *http.Request) {
 		err = s.validateJoin(req)
 	}
 	if err != nil {
-		s.refuse(r, nil, action, err)
+		s.refusePublic(r, action, reasonOf(err), err)
 		writeError(w, err)
 		return
 	}
@@ -90,7 +93,7 @@ func (s *Server) handleJoin(w http.ResponseWriter, r *http.Request) {
 			if he.code == http.StatusForbidden {
 				reason = reasonForbidden
 			}
-			s.refuseReason(r, nil, action, reason, err)
+			s.refusePublic(r, action, reason, err)
 		}
 		writeError(w, err)
 		return

@@ -67,10 +67,14 @@ func (s *Server) pinIfNone(ctx context.Context, node string, der []byte) error {
 // handleReattest gives a node whose certificate expired (or was issued
 // under a root since retired) a new one, on proof of the key pinned at
 // join. Like a join, an attempt is anonymous until its proof holds: a
-// refused one is only counted (refusals.go), one whose proof holds is
-// audited as intent and outcome around the change.
+// refused one is only counted (refusals.go), and against its source
+// (failgate.go); one whose proof holds is audited as intent and outcome
+// around the change.
 func (s *Server) handleReattest(w http.ResponseWriter, r *http.Request) {
 	const action = "node.reattest"
+	if !s.admitPublic(w, r, action) {
+		return
+	}
 	ctx := r.Context()
 	var req api.ReattestRequest
 	err := decodeLimit(r, &req, maxNodeBody)
@@ -79,7 +83,7 @@ func (s *Server) handleReattest(w http.ResponseWriter, r *http.Request) {
 		node, err = s.checkReattest(ctx, req)
 	}
 	if err != nil {
-		s.refuse(r, nil, action, err)
+		s.refusePublic(r, action, reasonOf(err), err)
 		writeError(w, err)
 		return
 	}

@@ -37,6 +37,9 @@ const (
 	reasonBadRequest      = "bad_request"     // a body or value that does not validate
 	reasonBadToken        = "bad_token"       // a join token that is unknown, spent, expired or for another node
 	reasonRateLimited     = "rate_limited"    // a node over its rate
+	// A join or re-attestation from a source past its failed ones
+	// (failgate.go), refused before anything of it was read.
+	reasonThrottled = "source_throttled"
 	// An admin certificate of an earlier account of its name (removed
 	// since): someone who held that account, or holds its key.
 	reasonEarlierAccount = api.ReasonEarlierAccount
@@ -71,8 +74,14 @@ func (s *Server) refuse(r *http.Request, c *caller, action string, err error) {
 
 func (s *Server) refuseReason(r *http.Request, c *caller, action, reason string, err error) {
 	src := sourceOf(r, c)
-	s.m.refused.WithLabelValues(action, reason).Inc()
 	s.log.Debug("call refused", "action", action, "reason", reason, "source", src, "err", err)
+	s.countRefusal(src, action, reason)
+}
+
+// countRefusal counts a refused call in the metric and the window's
+// summary.
+func (s *Server) countRefusal(src, action, reason string) {
+	s.m.refused.WithLabelValues(action, reason).Inc()
 	rf := &s.refused
 	rf.mu.Lock()
 	defer rf.mu.Unlock()

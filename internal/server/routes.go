@@ -54,7 +54,8 @@ func newRouteTable(s *Server) *routeTable {
 }
 
 // public registers a call anyone may make: the handler authenticates what
-// it needs itself (a join token, an attestation). Its request body must
+// it needs itself (a join token, an attestation), and holds the caller's
+// address to its failures (failgate.go). Its request body must
 // arrive within publicBodyTimeout: an anonymous HTTP/2 connection carries
 // many calls at once, and none may hold a handler for as long as its
 // client likes.

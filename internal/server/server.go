@@ -107,6 +107,8 @@ type Server struct {
 	refused refusals
 	// limits holds the per-node rate limiters.
 	limits nodeLimits
+	// failed holds each source's failed public calls (failgate.go).
+	failed failGate
 	// watches holds the watch streams of each node.
 	watches nodeWatches
 	// flowSlots bounds the flow batches decoded at once.
