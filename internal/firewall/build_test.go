@@ -142,6 +142,16 @@ func TestBuildDNS(t *testing.T) {
 	if err := bad.Validate(); err == nil || !strings.Contains(err.Error(), "agent uid") {
 		t.Errorf("validate a bad agent uid: %v", err)
 	}
+	rated := in
+	rated.DNSRate, rated.DNSBurst = 500, 1000
+	if r := Build(rated); r.DNSRate != 500 || r.DNSBurst != 1000 || r.Key() == s.Key() || r.Validate() != nil {
+		t.Errorf("rate: %+v, validate %v", r, r.Validate())
+	}
+	bad = s
+	bad.DNSBurst = MaxDNSRate + 1
+	if err := bad.Validate(); err == nil || !strings.Contains(err.Error(), "burst") {
+		t.Errorf("validate a burst past the bound: %v", err)
+	}
 	for _, c := range []struct {
 		in   string
 		want DNS

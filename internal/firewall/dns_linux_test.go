@@ -4,10 +4,12 @@ package firewall
 
 import (
 	"context"
+	"errors"
 	"net"
 	"net/netip"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -438,8 +440,7 @@ func TestRoutedDNSChains(t *testing.T) {
 	} {
 		s := Build(Inputs{Mode: ModeAudit, DNSPort: c.port, Forward: c.fwd})
 		routed, guard := false, false
-		named := sets{&nftables.Set{Name: setPins4}, &nftables.Set{Name: setPins6}, &nftables.Set{Name: setNotes4}, &nftables.Set{Name: setNotes6}}
-		for _, ch := range chains(s, named) {
+		for _, ch := range chains(s, named()) {
 			if ch.name == chainDNSFwd {
 				routed = ch.nat && *ch.hook == *nftables.ChainHookPrerouting && len(ch.rules) == 2
 			}
@@ -452,5 +453,111 @@ func TestRoutedDNSChains(t *testing.T) {
 		if routed != c.routed || guard != c.guard {
 			t.Errorf("DNS port %d, forwarding %q: routed DNS chain %v, filter port guarded %v; want %v, %v", c.port, c.fwd, routed, guard, c.routed, c.guard)
 		}
+	}
+}
+
+// A local user flooding the DNS filter faster than it reads filled its
+// socket's receive buffer, and the other users' queries were dropped
+// with the flood. Past its bound (here 10 a second after a burst of 20)
+// a uid's datagrams to the filter are dropped before they reach it, and
+// counted: the filter's socket, which reads nothing while one uid sends
+// 20,000 datagrams to the resolver, holds what that uid's bound let
+// through and has room for another uid's query.
+func TestDNSRatePerUID(t *testing.T) {
+	fw, peer := lab(t)
+	m, err := New(Config{NetNS: fw.Path()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := m.Apply(Build(Inputs{Mode: ModeEnforce, Resolvers: []netip.Addr{peer.Addr}, DNSPort: 15353, AgentUID: 0, DNSRate: 10, DNSBurst: 20})); err != nil {
+		t.Fatal(err)
+	}
+	var filter *net.UDPConn
+	if err := fw.Do(func() error {
+		c, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1), Port: 15353})
+		if err != nil {
+			return err
+		}
+		filter = c
+		// About a megabyte (the kernel doubles it): room for some
+		// thousands of datagrams, not for the flood.
+		rc, err := c.SyscallConn()
+		if err != nil {
+			return err
+		}
+		var serr error
+		if err := rc.Control(func(fd uintptr) { serr = unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_RCVBUFFORCE, 1<<20) }); err != nil {
+			return err
+		}
+		return serr
+	}); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { filter.Close() })
+
+	const flood = 20000
+	resolver := netip.AddrPortFrom(peer.Addr, 53).String()
+	var refused int // sends the kernel refused (EPERM: dropped in the output chain)
+	send := func(uid int, n int, what string) {
+		t.Helper()
+		if err := fw.Do(func() error {
+			unix.Setfsuid(uid)
+			defer unix.Setfsuid(0)
+			c, err := net.Dial("udp", resolver)
+			if err != nil {
+				return err
+			}
+			defer c.Close()
+			for i := 0; i < n; i++ {
+				if _, err := c.Write([]byte(what)); err != nil {
+					if !errors.Is(err, syscall.EPERM) {
+						return err
+					}
+					refused++
+				}
+			}
+			return nil
+		}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	send(4321, flood, "f")
+	send(4322, 1, "q")
+	if refused == 0 {
+		t.Fatalf("all %d datagrams of the flooding uid were sent", flood)
+	}
+
+	// The socket holds what passed, the other uid's query last.
+	passed := 0
+	b := make([]byte, 16)
+	for {
+		filter.SetReadDeadline(time.Now().Add(testkit.WaitLimit))
+		n, _, err := filter.ReadFrom(b)
+		if err != nil {
+			t.Fatalf("the other uid's query never reached the filter (%d of the flood's did, %d refused): %v", passed, refused, err)
+		}
+		if string(b[:n]) == "q" {
+			break
+		}
+		passed++
+	}
+	t.Logf("of %d datagrams %d reached the filter, %d were dropped", flood, passed, refused)
+	if passed+refused != flood {
+		t.Errorf("of %d datagrams %d reached the filter and %d were refused", flood, passed, refused)
+	}
+	dropped := uint64(0)
+	st, err := Show(fw.Path())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, ch := range st.Chains {
+		for _, r := range ch.Rules {
+			if ch.Name == chainOutput && strings.HasPrefix(r.Comment, "DNS to the DNS filter past") && strings.Contains(r.Comment, "udp") {
+				dropped += r.Packets
+			}
+		}
+	}
+	if dropped != uint64(refused) {
+		t.Errorf("the rate rule counted %d drops; %d sends were refused", dropped, refused)
 	}
 }

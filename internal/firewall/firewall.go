@@ -29,7 +29,9 @@
 //	          to the configured resolvers (with a DNS filter, the agent's
 //	          own uid's alone: the nat chain "dns" takes every other uid's
 //	          DNS, to any address, to the filter on loopback, which
-//	          forwards only allowed names); addresses the egress path has
+//	          forwards only allowed names, each uid's datagrams and new
+//	          connections to it within a rate, dropped and counted past
+//	          it, in audit mode too); addresses the egress path has
 //	          just resolved for an allowed name (a set of pins with a
 //	          timeout, for the agent's own marked sockets only); what the
 //	          operator lists
@@ -233,6 +235,42 @@ type Spec struct {
 	// redirected. Zero redirects nothing.
 	DNSPort  uint16
 	AgentUID int
+	// DNSRate and DNSBurst bound, per local uid, the UDP datagrams and
+	// new TCP connections to the DNS filter's port from sockets of other
+	// uids than AgentUID (the redirected DNS, and what is sent to the
+	// port itself): past DNSRate a second, after a burst of DNSBurst,
+	// they are dropped and counted (dnsRateRules). Zero means
+	// DefaultDNSRate, DefaultDNSBurst.
+	DNSRate, DNSBurst uint32
+}
+
+// The DNS filter's per-uid bound when the configuration names none. A
+// busy resolver client, a mail server checking each message against a
+// few DNS blocklists, asks some hundreds of names a second; the filter
+// answers some 14,000 a second on two cores (one uid unbounded sends
+// fifteen times that), so a user at the bound leaves the others most of
+// it, and it takes seven at once to fill it.
+const (
+	DefaultDNSRate  = 2000
+	DefaultDNSBurst = 4000
+)
+
+// MaxDNSRate bounds DNSRate and DNSBurst: a bound above what the filter
+// can read bounds nothing.
+const MaxDNSRate = 1000000
+
+func (s Spec) dnsRate() uint32 {
+	if s.DNSRate == 0 {
+		return DefaultDNSRate
+	}
+	return s.DNSRate
+}
+
+func (s Spec) dnsBurst() uint32 {
+	if s.DNSBurst == 0 {
+		return DefaultDNSBurst
+	}
+	return s.DNSBurst
 }
 
 func (s Spec) forward() Forwarding {
@@ -246,7 +284,7 @@ func (s Spec) forward() Forwarding {
 // applies only what changed.
 func (s Spec) Key() string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "%s|%v|%d|%s|dns %d uid %d\n", s.Mode, s.Egress, s.logGroup(), s.forward(), s.DNSPort, s.AgentUID)
+	fmt.Fprintf(&b, "%s|%v|%d|%s|dns %d uid %d rate %d/%d\n", s.Mode, s.Egress, s.logGroup(), s.forward(), s.DNSPort, s.AgentUID, s.dnsRate(), s.dnsBurst())
 	for _, a := range s.Inbound {
 		fmt.Fprintf(&b, "in %s\n", a)
 	}
@@ -335,6 +373,9 @@ func (s Spec) Validate() error {
 	if s.DNSPort != 0 && (s.AgentUID < 0 || int64(s.AgentUID) > 0xfffffffe) {
 		return fmt.Errorf("firewall: DNS filter: agent uid %d", s.AgentUID)
 	}
+	if s.DNSRate > MaxDNSRate || s.DNSBurst > MaxDNSRate {
+		return fmt.Errorf("firewall: DNS filter: rate %d, burst %d (at most %d)", s.DNSRate, s.DNSBurst, MaxDNSRate)
+	}
 	return nil
 }
 
@@ -372,6 +413,9 @@ type Inputs struct {
 	// taken to the filter. Zero is DNSOpen.
 	DNSPort  uint16
 	AgentUID int
+	// DNSRate and DNSBurst bound each local uid's DNS to the filter
+	// (Spec.DNSRate); zero means the defaults.
+	DNSRate, DNSBurst uint32
 	// Inbound and Outbound are what the operator lists.
 	Inbound, Outbound []Allow
 	// Egress says this node connects out itself for the egress path (it
@@ -403,6 +447,7 @@ func Build(in Inputs) Spec {
 	}
 	if in.DNSPort != 0 && s.Mode != ModeOff {
 		s.DNSPort, s.AgentUID = in.DNSPort, in.AgentUID
+		s.DNSRate, s.DNSBurst = in.DNSRate, in.DNSBurst
 	}
 	if s.Forward == "" {
 		s.Forward = ForwardEgress

@@ -190,13 +190,14 @@ func (m *Manager) apply(s Spec) error {
 		return fmt.Errorf("firewall: %w", err)
 	}
 	n4, n6 := noteSets(t)
-	for _, set := range []*nftables.Set{n4, n6} {
+	rate := dnsRateSet(t)
+	for _, set := range []*nftables.Set{n4, n6, rate} {
 		if err := c.AddSet(set, nil); err != nil {
 			return fmt.Errorf("firewall: %w", err)
 		}
 	}
 	policy := nftables.ChainPolicyAccept
-	for _, ch := range chains(s, sets{s4, s6, n4, n6}) {
+	for _, ch := range chains(s, sets{s4, s6, n4, n6, rate}) {
 		chain := c.AddChain(&nftables.Chain{Name: ch.name, Table: t, Type: ch.chainType(),
 			Hooknum: ch.hook, Priority: ch.priority, Policy: &policy})
 		for _, r := range ch.rules {
@@ -331,7 +332,13 @@ func (m *Manager) reassert() error {
 }
 
 // sets are the table's sets that rules look up.
-type sets struct{ pins4, pins6, notes4, notes6 *nftables.Set }
+type sets struct{ pins4, pins6, notes4, notes6, dnsRate *nftables.Set }
+
+// named are the table's sets as rules name them, for comparing rules
+// with the kernel's.
+func named() sets {
+	return sets{&nftables.Set{Name: setPins4}, &nftables.Set{Name: setPins6}, &nftables.Set{Name: setNotes4}, &nftables.Set{Name: setNotes6}, &nftables.Set{Name: setDNSRate}}
+}
 
 // noteSets are the prerouting chain's notes of connections to the node
 // that the inbound rules do not admit (preRules): filled by the rules
@@ -368,8 +375,8 @@ func (h hooked) chainType() nftables.ChainType {
 // node routes to it (routedDNSRules).
 func chains(s Spec, st sets) []hooked {
 	out := []hooked{
-		{name: chainInput, hook: nftables.ChainHookInput, priority: nftables.ChainPriorityFilter, rules: chainRules(s, true, st.pins4, st.pins6)},
-		{name: chainOutput, hook: nftables.ChainHookOutput, priority: nftables.ChainPriorityFilter, rules: chainRules(s, false, st.pins4, st.pins6)},
+		{name: chainInput, hook: nftables.ChainHookInput, priority: nftables.ChainPriorityFilter, rules: chainRules(s, true, st)},
+		{name: chainOutput, hook: nftables.ChainHookOutput, priority: nftables.ChainPriorityFilter, rules: chainRules(s, false, st)},
 		{name: chainForward, hook: nftables.ChainHookForward, priority: nftables.ChainPriorityFilter, rules: forwardRules(s, st.notes4, st.notes6)},
 		{name: chainPre, hook: nftables.ChainHookPrerouting, priority: nftables.ChainPriorityMangle, rules: preRules(s, st.notes4, st.notes6)},
 	}
@@ -392,8 +399,7 @@ func intact(c *nftables.Conn, s Spec) (bool, error) {
 	if err != nil {
 		return false, fmt.Errorf("firewall: list chains: %w", err)
 	}
-	named := sets{&nftables.Set{Name: setPins4}, &nftables.Set{Name: setPins6}, &nftables.Set{Name: setNotes4}, &nftables.Set{Name: setNotes6}}
-	for _, want := range chains(s, named) {
+	for _, want := range chains(s, named()) {
 		var ch *nftables.Chain
 		for _, x := range have {
 			if x.Table.Name == Table && x.Name == want.name && x.Hooknum != nil && *x.Hooknum == *want.hook &&

@@ -27,6 +27,7 @@ const (
 	chainDNSFwd  = "dns_routed"
 	setNotes4    = "published_notes4"
 	setNotes6    = "published_notes6"
+	setDNSRate   = "dns_rate"
 )
 
 // ipsDstNAT is conntrack's status bit of a connection whose destination
@@ -548,11 +549,66 @@ func redirectedRules(s Spec) []rule {
 	return out
 }
 
-// chainRules is the whole of one chain of the node's own traffic.
-func chainRules(s Spec, in bool, s4, s6 *nftables.Set) []rule {
+// dnsRateTimeout is how long a uid's place in the rate set outlives its
+// last datagram to the filter; a uid back after that starts with a full
+// burst, as it would have after a second or two anyway.
+const dnsRateTimeout = time.Minute
+
+// dnsRateSize bounds the rate set: one place a uid.
+const dnsRateSize = 65536
+
+// dnsRateSet is the output chain's meter of local uids' DNS to the filter
+// (dnsRateRules): one place per uid, each with its own token bucket.
+func dnsRateSet(t *nftables.Table) *nftables.Set {
+	return &nftables.Set{Table: t, Name: setDNSRate, KeyType: nftables.TypeUID, KeyByteOrder: binaryutil.NativeEndian,
+		HasTimeout: true, Dynamic: true, Size: dnsRateSize}
+}
+
+// dnsRateRules bound each local uid's DNS to the filter, in the output
+// chain, after the nat chain "dns" redirected it: a UDP datagram or a new
+// TCP connection to the filter's port on one of the node's own addresses
+// (where the redirect takes it, or sent there directly) from a socket of
+// another uid than the agent's updates that uid's place in the rate set,
+// whose token bucket passes Spec.DNSRate a second after a burst of
+// Spec.DNSBurst; past them it is counted and dropped, in audit mode too.
+// The filter reads some 10,000 datagrams a second; without the bound one
+// uid sending faster filled its socket's buffer, and the kernel dropped
+// the other uids' queries with the flood. UDP and TCP share a uid's
+// bucket. Each datagram is counted, not each connection: a nat chain
+// sees only a connection's first packet, this chain every one.
+func dnsRateRules(s Spec, rate *nftables.Set) []rule {
 	var out []rule
+	for _, p := range []Proto{UDP, TCP} {
+		e := append(l4proto(protoNum(p)), port(s.DNSPort, true)...)
+		if p == TCP {
+			e = append(e, ctState(expr.CtStateBitNEW)...)
+		}
+		e = append(e,
+			&expr.Fib{Register: 1, ResultADDRTYPE: true, FlagDADDR: true},
+			&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: binaryutil.NativeEndian.PutUint32(unix.RTN_LOCAL)},
+			&expr.Meta{Key: expr.MetaKeySKUID, Register: 1},
+			&expr.Cmp{Op: expr.CmpOpNeq, Register: 1, Data: binaryutil.NativeEndian.PutUint32(uint32(s.AgentUID))},
+			&expr.Dynset{SrcRegKey: 1, SetName: rate.Name, SetID: rate.ID, Operation: unix.NFT_DYNSET_OP_UPDATE, Timeout: dnsRateTimeout,
+				Exprs: []expr.Any{&expr.Limit{Type: expr.LimitTypePkts, Rate: uint64(s.dnsRate()), Unit: expr.LimitTimeSecond, Burst: s.dnsBurst(), Over: true}}},
+			&expr.Counter{}, &expr.Verdict{Kind: expr.VerdictDrop})
+		what := "datagrams"
+		if p == TCP {
+			what = "new connections"
+		}
+		out = append(out, rule{comment: fmt.Sprintf("DNS to the DNS filter past %d a second (burst %d) per uid, %s/%d %s: drop",
+			s.dnsRate(), s.dnsBurst(), p, s.DNSPort, what), exprs: e})
+	}
+	return out
+}
+
+// chainRules is the whole of one chain of the node's own traffic.
+func chainRules(s Spec, in bool, st sets) []rule {
+	var out []rule
+	if !in && s.DNSPort != 0 {
+		out = dnsRateRules(s, st.dnsRate)
+	}
 	if !in {
-		out = backendRules(s)
+		out = append(out, backendRules(s)...)
 	}
 	if in && s.DNSPort != 0 {
 		out = filterPortRules(s)
@@ -562,7 +618,7 @@ func chainRules(s Spec, in bool, s4, s6 *nftables.Set) []rule {
 		out = append(out, redirectedRules(s)...)
 	}
 	if !in && s.Egress {
-		out = append(out, pinRules(s4, s6)...)
+		out = append(out, pinRules(st.pins4, st.pins6)...)
 	}
 	return append(out, finalRules(s, in)...)
 }
