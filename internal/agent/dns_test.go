@@ -90,12 +90,13 @@ func TestDNSAllowed(t *testing.T) {
 }
 
 // TestFirewallFileDNS: firewall.dns is read into the agent's config, mode
-// "" meaning filter; bad modes, names and ports are refused with the key
-// path named.
+// "" meaning filter; bad modes, names, ports, rates and bursts are
+// refused with the key path named.
 func TestFirewallFileDNS(t *testing.T) {
-	f := FirewallFile{Mode: "enforce", DNS: DNSFile{Allow: []string{"*.Debian.org.", "ntp.ubuntu.com"}, Port: 5300}}
+	f := FirewallFile{Mode: "enforce", DNS: DNSFile{Allow: []string{"*.Debian.org.", "ntp.ubuntu.com"}, Port: 5300, Rate: 500, Burst: 1000}}
 	c, err := f.Config("firewall")
-	if err != nil || c.DNS != firewall.DNSFilter || strings.Join(c.DNSAllow, ",") != "*.debian.org,ntp.ubuntu.com" || c.DNSPort != 5300 {
+	if err != nil || c.DNS != firewall.DNSFilter || strings.Join(c.DNSAllow, ",") != "*.debian.org,ntp.ubuntu.com" || c.DNSPort != 5300 ||
+		c.DNSRate != 500 || c.DNSBurst != 1000 {
 		t.Errorf("%+v, %v", c, err)
 	}
 	for _, tc := range []struct {
@@ -109,6 +110,9 @@ func TestFirewallFileDNS(t *testing.T) {
 		{DNSFile{Allow: []string{"a..example"}}, `firewall.dns.allow[0]: "a..example": empty or over-long label`},
 		{DNSFile{Port: 70000}, `firewall.dns.port: 70000 is out of range 1-65535`},
 		{DNSFile{Port: 53}, `firewall.dns.port: 53 is the port the filter redirects`},
+		{DNSFile{Rate: -1}, `firewall.dns.rate: -1 is out of range 1-1000000`},
+		{DNSFile{Rate: 2000000}, `firewall.dns.rate: 2000000 is out of range 1-1000000`},
+		{DNSFile{Burst: -5}, `firewall.dns.burst: -5 is out of range 1-1000000`},
 	} {
 		f := FirewallFile{Mode: "enforce", DNS: tc.dns}
 		if _, err := f.Config("firewall"); err == nil || !strings.Contains(err.Error(), tc.want) {

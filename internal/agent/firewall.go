@@ -56,6 +56,9 @@ type FirewallConfig struct {
 	// firewall admits it from off the node only for the DNS it
 	// redirected there); zero means DefaultDNSPort.
 	DNSPort uint16
+	// DNSRate and DNSBurst bound each local uid's DNS to the filter
+	// (firewall.Spec.DNSRate); zero means the defaults.
+	DNSRate, DNSBurst uint32
 	// NetNS, when set, manages that network namespace's firewall rather
 	// than the process's own (tests). The DNS filter still listens in the
 	// process's own: set DNS to firewall.DNSOpen with it.
@@ -239,6 +242,7 @@ func (a *Agent) firewallInputs(cps []netip.AddrPort) firewall.Inputs {
 	in.Resolvers = a.resolvers()
 	if a.dns != nil {
 		in.DNSPort, in.AgentUID = a.dnsPort(), os.Getuid()
+		in.DNSRate, in.DNSBurst = fc.DNSRate, fc.DNSBurst
 	}
 	if _, p, err := net.SplitHostPort(a.cfg.MeshAddr); err == nil {
 		if n, err := strconv.Atoi(p); err == nil {

@@ -25,6 +25,8 @@ import (
 //	    mode: filter                # filter (default) or open: see DNSFile
 //	    allow: ["*.debian.org", "ntp.ubuntu.com"]
 //	    port: 15353                 # the filter's port
+//	    rate: 2000                  # each local uid's datagrams a second to the filter
+//	    burst: 4000                 # and at once, past which they are dropped
 type FirewallFile struct {
 	// Mode is off (the default), audit or enforce.
 	Mode string `yaml:"mode"`
@@ -73,6 +75,14 @@ type DNSFile struct {
 	// firewall admits it from off the node only for the DNS it
 	// redirected there. Zero means DefaultDNSPort.
 	Port int `yaml:"port"`
+	// Rate and Burst bound each local uid's DNS to the filter: past Rate
+	// datagrams (and new TCP connections) a second, after a burst of
+	// Burst, the kernel drops them and counts them, so that one user
+	// flooding the filter does not fill its socket's buffer and have the
+	// others' queries dropped. Zero means firewall.DefaultDNSRate (2,000)
+	// and firewall.DefaultDNSBurst (4,000).
+	Rate  int `yaml:"rate"`
+	Burst int `yaml:"burst"`
 }
 
 // Config validates f, naming path (e.g. "firewall") in its errors, and
@@ -139,6 +149,16 @@ func (f *FirewallFile) Config(path string) (FirewallConfig, error) {
 		return out, config.Errorf(config.Join(dp, "port"), "53 is the port the filter redirects; choose another")
 	}
 	out.DNSPort = uint16(f.DNS.Port)
+	for _, b := range []struct {
+		key  string
+		v    int
+		into *uint32
+	}{{"rate", f.DNS.Rate, &out.DNSRate}, {"burst", f.DNS.Burst, &out.DNSBurst}} {
+		if b.v < 0 || b.v > firewall.MaxDNSRate {
+			return out, config.Errorf(config.Join(dp, b.key), "%d is out of range 1-%d", b.v, firewall.MaxDNSRate)
+		}
+		*b.into = uint32(b.v)
+	}
 	return out, nil
 }
 

@@ -26,6 +26,12 @@
 // redirects local users' DNS to 127.0.0.1 and ::1) and the kernel tells
 // the socket's owner; otherwise it is the query's source address (a
 // container's, or a local socket's the kernel no longer has).
+//
+// The shares bound queries held, not their rate: a local user sending
+// faster than the filter reads would fill its socket's receive buffer, and
+// the kernel would drop the other users' queries with the flood. The host
+// firewall bounds that rate per local uid before the datagrams reach the
+// filter (firewall.Spec.DNSRate).
 package dnsfilter
 
 import (
