@@ -64,6 +64,10 @@ type Config struct {
 	// WatchInterval is how often the config and certificate files are
 	// checked for changes; 0 means 2s.
 	WatchInterval time.Duration
+	// ShutdownGrace is how long Run, once its context has ended, waits
+	// for requests in flight and open WebSockets to finish; the
+	// WebSockets still open then are closed. 0 means 10s.
+	ShutdownGrace time.Duration
 }
 
 // Gateway serves HTTPS and the redirect port. Create with New, then Run.
@@ -83,6 +87,7 @@ type Gateway struct {
 	bodies    bodyHolds // request bodies held for the WAF, across reloads
 	proxy     http.Handler
 	upstreams *upstreams
+	tunnels   tunnels // open WebSockets, closed at the end of Run
 
 	mu        sync.Mutex // guards fileStamp, eventsOut, closed
 	fileStamp string
@@ -319,11 +324,22 @@ loop:
 			g.flushEvents()
 		}
 	}
-	sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	grace := g.cfg.ShutdownGrace
+	if grace <= 0 {
+		grace = 10 * time.Second
+	}
+	sctx, cancel := context.WithTimeout(context.Background(), grace)
 	defer cancel()
 	_ = srv.Shutdown(sctx)
 	if rsrv != nil {
 		_ = rsrv.Shutdown(sctx)
+	}
+	// Shutdown has waited, within the grace, for the handshakes in
+	// flight, but forgets a connection once it is hijacked: the
+	// WebSockets open get what is left of the grace, then are closed.
+	if n := g.tunnels.drain(sctx); n > 0 {
+		g.log.Info("gateway: websocket tunnels closed at shutdown: still open at the end of the grace",
+			"closed", n, "grace", grace)
 	}
 	g.flushEvents()
 	g.upstreams.closeIdle()

@@ -143,6 +143,9 @@ type fixture struct {
 	keyFile  string
 	now      atomic.Pointer[time.Time]
 	log      testkit.Buffer // the gateway's log
+	// stop ends Run's context and returns what Run returned; the test's
+	// cleanup calls it too.
+	stop func() error
 }
 
 // waitFor waits, bounded, for what a test expects to happen.
@@ -174,6 +177,13 @@ func newFixture(t *testing.T, yaml string) *fixture {
 // reached on those Unix sockets (a real server such as nginx) instead.
 func newFixtureWith(t *testing.T, yaml string, sockets map[string]string) *fixture {
 	t.Helper()
+	return newFixtureTuned(t, yaml, sockets, nil)
+}
+
+// newFixtureTuned is newFixtureWith with the gateway's Config changed by
+// tune before New.
+func newFixtureTuned(t *testing.T, yaml string, sockets map[string]string, tune func(*Config)) *fixture {
+	t.Helper()
 	f := &fixture{t: t, dir: t.TempDir(), events: &events{}, backends: map[string]*backend{}}
 	f.certFile, f.keyFile, f.pool = writeCert(t, f.dir, "gw")
 	for _, s := range []string{"frontend", "api"} {
@@ -183,7 +193,7 @@ func newFixtureWith(t *testing.T, yaml string, sockets map[string]string) *fixtu
 	f.write(yaml)
 	start := time.Date(2026, 11, 23, 12, 0, 0, 0, time.UTC)
 	f.now.Store(&start)
-	gw, err := New(Config{
+	cfg := Config{
 		File: f.file,
 		Dial: func(ctx context.Context, service string, port int) (net.Conn, error) {
 			var d net.Dialer
@@ -200,7 +210,11 @@ func newFixtureWith(t *testing.T, yaml string, sockets map[string]string) *fixtu
 		Logger:        slog.New(slog.NewTextHandler(&f.log, nil)),
 		Now:           func() time.Time { return *f.now.Load() },
 		WatchInterval: 50 * time.Millisecond,
-	})
+	}
+	if tune != nil {
+		tune(&cfg)
+	}
+	gw, err := New(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -208,9 +222,12 @@ func newFixtureWith(t *testing.T, yaml string, sockets map[string]string) *fixtu
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- gw.Run(ctx) }()
-	t.Cleanup(func() {
+	f.stop = sync.OnceValue(func() error {
 		cancel()
-		if err := <-done; err != nil {
+		return <-done
+	})
+	t.Cleanup(func() {
+		if err := f.stop(); err != nil {
 			t.Errorf("Run: %v", err)
 		}
 	})
