@@ -66,7 +66,8 @@ type Config struct {
 	WatchInterval time.Duration
 	// ShutdownGrace is how long Run, once its context has ended, waits
 	// for requests in flight and open WebSockets to finish; the
-	// WebSockets still open then are closed. 0 means 10s.
+	// connections of requests and the WebSockets still open then are
+	// closed. 0 means 10s.
 	ShutdownGrace time.Duration
 }
 
@@ -330,9 +331,15 @@ loop:
 	}
 	sctx, cancel := context.WithTimeout(context.Background(), grace)
 	defer cancel()
-	_ = srv.Shutdown(sctx)
-	if rsrv != nil {
-		_ = rsrv.Shutdown(sctx)
+	// Requests still in flight at the end of the grace (a slow service, a
+	// client that never finishes its body) have their connections closed:
+	// Shutdown alone would return and leave them running.
+	if srv.Shutdown(sctx) != nil {
+		g.log.Warn("gateway: requests still in flight at the end of the shutdown grace: their connections are closed", "grace", grace)
+		_ = srv.Close()
+	}
+	if rsrv != nil && rsrv.Shutdown(sctx) != nil {
+		_ = rsrv.Close()
 	}
 	// Shutdown has waited, within the grace, for the handshakes in
 	// flight, but forgets a connection once it is hijacked: the
