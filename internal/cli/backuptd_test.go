@@ -15,14 +15,7 @@ import (
 // restore names none or allows another.
 func TestRestoreOldBackupTrustDomain(t *testing.T) {
 	old := filepath.Join("..", "backup", "testdata", "golden", "backup.moatbak")
-	kek := filepath.Join(t.TempDir(), "kek")
-	b, err := os.ReadFile(filepath.Join("..", "seal", "testdata", "golden", "kek"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(kek, b, 0o600); err != nil {
-		t.Fatal(err)
-	}
+	kek := goldenKEK(t)
 	target := filepath.Join(t.TempDir(), "restored")
 	code, _, stderr := runCLI(t, nil, "backup", "restore", "--data-dir", target, "--kek-file", kek, "--trust-domain", "example.org", old)
 	if code == 0 || !strings.Contains(stderr, `the backup records no trust domain (made before backups did) and the target is trust domain "example.org"`) {
@@ -45,14 +38,7 @@ func TestRestoreOldBackupTrustDomain(t *testing.T) {
 // target's root, and restored when it allows another CA.
 func TestRestoreOldBackupCA(t *testing.T) {
 	old := filepath.Join("..", "backup", "testdata", "golden", "backup.moatbak")
-	kek := filepath.Join(t.TempDir(), "kek")
-	b, err := os.ReadFile(filepath.Join("..", "seal", "testdata", "golden", "kek"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(kek, b, 0o600); err != nil {
-		t.Fatal(err)
-	}
+	kek := goldenKEK(t)
 	root := strings.Repeat("ab", 32)
 	target := filepath.Join(t.TempDir(), "restored")
 	code, _, stderr := runCLI(t, nil, "backup", "restore", "--data-dir", target, "--kek-file", kek, "--ca-fingerprint", root, old)
@@ -96,4 +82,19 @@ func TestSameCA(t *testing.T) {
 			t.Errorf("root %.8s allow %v, roots %v: %v, want %q", tc.root, tc.allow, tc.m.CARoots, err, tc.err)
 		}
 	}
+}
+
+// goldenKEK is a file holding package seal's golden KEK, which opens
+// package backup's golden backup.
+func goldenKEK(t *testing.T) string {
+	t.Helper()
+	kek := filepath.Join(t.TempDir(), "kek")
+	b, err := os.ReadFile(filepath.Join("..", "seal", "testdata", "golden", "kek"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(kek, b, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return kek
 }

@@ -19,7 +19,6 @@ import (
 
 	"moat/internal/agent"
 	"moat/internal/api"
-	"moat/internal/netlab"
 	"moat/internal/testkit"
 )
 
@@ -43,19 +42,8 @@ func TestWorkloadAPIFlood(t *testing.T) {
 		floodWorkloadAPI(sock)
 		return
 	}
-	if os.Getuid() != 0 {
-		t.Fatal("running the client as other uids (setpriv) needs root")
-	}
-	setpriv, err := exec.LookPath("setpriv")
-	if err != nil {
-		t.Fatalf("setpriv (Debian package util-linux) is needed: %v", err)
-	}
-	bin, err := netlab.SelfCopy("")
-	if err != nil {
-		t.Fatal(err)
-	}
-	dir := filepath.Dir(bin) // 0755: other uids reach the socket in it
-	t.Cleanup(func() { os.RemoveAll(dir) })
+	setpriv, bin := asOtherUID(t)
+	dir := filepath.Dir(bin) // other uids reach the sockets in it (asOtherUID)
 
 	c := newCluster(t)
 	sock := filepath.Join(dir, "n1.sock")

@@ -15,7 +15,6 @@ import (
 
 	"moat/internal/agent"
 	"moat/internal/api"
-	"moat/internal/netlab"
 )
 
 // workloadClientEnv makes the test binary, started again as another uid by
@@ -32,19 +31,8 @@ func TestWorkloadAPIPerUID(t *testing.T) {
 		fetchAndPrint(sock)
 		return
 	}
-	if os.Getuid() != 0 {
-		t.Fatal("running the client as other uids (setpriv) needs root")
-	}
-	setpriv, err := exec.LookPath("setpriv")
-	if err != nil {
-		t.Fatalf("setpriv (Debian package util-linux) is needed: %v", err)
-	}
-	bin, err := netlab.SelfCopy("")
-	if err != nil {
-		t.Fatal(err)
-	}
-	dir := filepath.Dir(bin) // 0755: other uids reach the sockets in it
-	t.Cleanup(func() { os.RemoveAll(dir) })
+	setpriv, bin := asOtherUID(t)
+	dir := filepath.Dir(bin) // other uids reach the sockets in it (asOtherUID)
 	fetchAs := func(uid int, sock string) []string {
 		t.Helper()
 		ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
