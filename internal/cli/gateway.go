@@ -98,9 +98,17 @@ func gatewayCommand() *Command {
 			runCtx, cancel := context.WithCancel(ctx)
 			defer cancel()
 			grp, gctx := errgroup.WithContext(runCtx)
-			grp.Go(func() error { return n.Run(gctx) })
+			// The node carries the gateway's requests into the mesh, so it
+			// stops after the gateway has: a signal starts the gateway's
+			// shutdown grace, and the requests and WebSockets it lets
+			// finish still need their tunnels. A node that fails still
+			// stops the gateway (through gctx).
+			nodeCtx, stopNode := context.WithCancel(context.WithoutCancel(ctx))
+			defer stopNode()
+			grp.Go(func() error { return n.Run(nodeCtx) })
 			fail := func(err error) error {
 				cancel()
+				stopNode()
 				return errors.Join(err, grp.Wait())
 			}
 			// Routes are checked against the registry: wait for it.
@@ -142,7 +150,10 @@ func gatewayCommand() *Command {
 			}
 			a.SetPublicPorts(public)
 			log.Info("gateway: serving", "https", g.Addr().String(), "redirect", fmt.Sprint(g.RedirectAddr()), "as", c.Service)
-			grp.Go(func() error { return g.Run(gctx) })
+			grp.Go(func() error {
+				defer stopNode()
+				return g.Run(gctx)
+			})
 			return grp.Wait()
 		},
 	}

@@ -28,6 +28,7 @@ type moatCluster struct {
 	servers []*moatServer
 	admin   string // the admin credentials directory
 	mfa     *totpAdmin
+	gateway *proc // the gateway startGateway started
 }
 
 // newMoatCluster writes each server's configuration (validated with the
