@@ -74,6 +74,13 @@ func (f *lbForward) apply(e *Endpoint) {
 		e.PublicAssumed = true
 		e.Why += " (" + f.assumed + ")"
 	}
+	for p := range ports {
+		e.Forwarded = append(e.Forwarded, p)
+	}
+	sort.Slice(e.Forwarded, func(i, j int) bool {
+		a, b := e.Forwarded[i], e.Forwarded[j]
+		return a.proto < b.proto || a.proto == b.proto && a.port < b.port
+	})
 	e.InternetPorts = func(proto string, port int) bool {
 		return ports[lbPort{proto, port}] || ports[lbPort{"all", port}] || ports[lbPort{proto, anyPort}]
 	}

@@ -2,6 +2,7 @@ package check
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"strconv"
 	"strings"
@@ -665,6 +666,35 @@ func TestAzureSubnetLookup(t *testing.T) {
 	}
 	if got := activeOn(run(t, "testdata/azure/subnet-lookup"), RuleAzLateral, vm); len(got) != 1 {
 		t.Errorf("%s: %+v, want one", RuleAzLateral, got)
+	}
+}
+
+// TestAzureReachPorts: --reach asked of an Azure machine the admin and
+// data-store ports alone, so the ports its NSG admits the internet on, and
+// those a public load balancer forwards to a scale set, were left out of
+// the answer: every source reaching them is listed, by port.
+func TestAzureReachPorts(t *testing.T) {
+	const dir = "testdata/azure/reach-ports"
+	for _, c := range []struct {
+		addr string
+		want []string
+	}{
+		{"azurerm_linux_virtual_machine.web", []string{"tcp 8443", "udp 51820"}},
+		{"azurerm_linux_virtual_machine_scale_set.pool", []string{"tcp 9090"}},
+	} {
+		acc, err := Reachability(context.Background(), Config{Paths: []string{dir}}, c.addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var got []string
+		for _, a := range acc {
+			if a.Source == "internet" {
+				got = append(got, fmt.Sprintf("%s %d", a.Proto, a.Port))
+			}
+		}
+		if fmt.Sprint(got) != fmt.Sprint(c.want) {
+			t.Errorf("%s reached from the internet on %v, want %v", c.addr, got, c.want)
+		}
 	}
 }
 

@@ -293,6 +293,9 @@ type Endpoint struct {
 	// InternetPorts, when set, are the only ports the internet reaches
 	// (a machine reached through a load balancer's rules only).
 	InternetPorts func(proto string, port int) bool
+	// Forwarded: the ports InternetPorts admits, as public load
+	// balancers forward them (anyPort when not known statically).
+	Forwarded []lbPort
 	// Balanced: the internet reaches it only through load-balancing
 	// rules of a balancer (no public address, no NAT rule of its own):
 	// it sits behind a load balancer, which internet-facing rules ask for.
