@@ -1075,6 +1075,30 @@ func TestSourceOfKnownLength(t *testing.T) {
 		"ingress[0]: range not known statically but for its length (a /24 range): assumed to be anywhere")
 }
 
+// TestSourceOfNetworkRange: a rule admitting a VPC's or a subnet's range
+// (aws_vpc.build.cidr_block, data.aws_vpc.peer.cidr_block,
+// aws_subnet.app[*].cidr_block) whose address is not known statically was
+// read as admitting every address: its group was flagged open to the
+// whole internet and the instance behind it exposed at high. AWS gives a
+// VPC or subnet a /16 at most: the range is one of that size somewhere.
+func TestSourceOfNetworkRange(t *testing.T) {
+	rep := run(t, "testdata/aws/vpc-range")
+	for _, g := range []string{"aws_security_group.builder", "aws_security_group.relay"} {
+		for _, rule := range []string{RuleWorldOpen, RuleWorldOpenOther} {
+			if got := activeOn(rep, rule, g); len(got) != 0 {
+				t.Errorf("%s on %s, which admits network ranges: %+v, want none", rule, g, got)
+			}
+		}
+	}
+	for _, a := range []string{"aws_instance.builder", "aws_instance.relay"} {
+		got := activeOn(rep, RuleExposedPort, a)
+		if len(got) != 1 || got[0].Severity != Medium || !strings.Contains(got[0].Message, "tcp 22 (SSH)") ||
+			!strings.Contains(got[0].Message, "not known statically but for its length (2 ranges (/16, /16))") {
+			t.Errorf("%s on %s: %+v, want one medium that says SSH may be reachable from /16 ranges", RuleExposedPort, a, got)
+		}
+	}
+}
+
 // TestBeanstalkBalancer: the load balancer Beanstalk makes for an
 // environment was not read, so instances without a public address were
 // reached by nothing, though its listeners forward the internet to them.
