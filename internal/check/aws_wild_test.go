@@ -463,6 +463,17 @@ func TestAllTrafficPortList(t *testing.T) {
 	}
 }
 
+// TestWorldOpenNamesARealPort: a group admitting all traffic was said to
+// let the internet reach its instance "on tcp 0", a port no connection
+// can be opened to; the finding names the first port of the range that
+// can be.
+func TestWorldOpenNamesARealPort(t *testing.T) {
+	got := activeOn(run(t, "testdata/aws/all-traffic"), RuleWorldOpenOther, "aws_security_group.open")
+	if len(got) != 1 || !strings.Contains(got[0].Message, "aws_instance.web is reached from the internet on tcp 1") {
+		t.Errorf("%s: %+v, want one saying the instance is reached on tcp 1", RuleWorldOpenOther, got)
+	}
+}
+
 // TestSGElsewhere: a security group named by an ID that no group of the
 // scanned code has was dropped, so the public Redshift cluster behind it
 // read as having no group but the VPC's default, and was reached by
