@@ -669,6 +669,43 @@ func TestAzureSubnetLookup(t *testing.T) {
 	}
 }
 
+// TestAzureAzAPINSG: an NSG written through the AzAPI provider was passed
+// over: the machine behind one admitting RDP from everywhere read as
+// behind no NSG, and one admitting SSH from everywhere, associated with
+// nothing, was not flagged. Its inline rules are read as an azurerm NSG's
+// (a body given as a map or as jsonencode text).
+func TestAzureAzAPINSG(t *testing.T) {
+	const dir = "testdata/azure/azapi-nsg"
+	rep := run(t, dir)
+	got := activeOn(rep, RuleNSGWorldOpen, "azapi_resource.jump")
+	if len(got) != 1 || got[0].Severity != Critical || !strings.Contains(got[0].Message, "tcp 3389") || strings.Contains(got[0].Message, "tcp 23") {
+		t.Errorf("%s on azapi_resource.jump: %+v, want one critical naming RDP and not the denied Telnet", RuleNSGWorldOpen, got)
+	}
+	got = activeOn(rep, RuleNSGWorldOpen, "azapi_resource.legacy")
+	if len(got) != 1 || got[0].Severity != Medium || !strings.Contains(got[0].Message, "tcp 22") {
+		t.Errorf("%s on azapi_resource.legacy: %+v, want one medium naming SSH", RuleNSGWorldOpen, got)
+	}
+	acc, err := Reachability(context.Background(), Config{Paths: []string{dir}}, "azurerm_windows_virtual_machine.hop")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ports []string
+	for _, a := range acc {
+		if a.Source == "internet" {
+			ports = append(ports, fmt.Sprintf("%s %d", a.Proto, a.Port))
+			if p := pathLine(a.Path); !strings.Contains(p, "azapi_resource.jump") {
+				t.Errorf("path %q does not cross the NSG", p)
+			}
+		}
+	}
+	if fmt.Sprint(ports) != "[tcp 3389]" {
+		t.Errorf("the machine is reached from the internet on %v, want [tcp 3389]", ports)
+	}
+	if n := notModelled(rep); n["azapi_resource.jump"] != "" {
+		t.Errorf("the NSG read is noted as not in the network model: %s", n["azapi_resource.jump"])
+	}
+}
+
 // TestAzureReachPorts: --reach asked of an Azure machine the admin and
 // data-store ports alone, so the ports its NSG admits the internet on, and
 // those a public load balancer forwards to a scale set, were left out of

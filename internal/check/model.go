@@ -452,6 +452,9 @@ func Build(res []tf.Resource) *Model {
 			}
 		}
 	}
+	for typ, rs := range azapiAsAzurerm(byType["azapi_resource"]) {
+		byType[typ] = append(byType[typ], rs...)
+	}
 	// Synthetic IDs of the defaults every VPC has (see tf's reader).
 	for _, r := range byType["aws_vpc"] {
 		v := &VPC{Addr: r.Address, Res: r}

@@ -144,7 +144,10 @@ func azapiSignal(vals map[string]any) string {
 	if unknown(vals, "type") {
 		return "it sets type (not known statically)"
 	}
-	typ, _, _ := strings.Cut(str(vals, "type"), "@")
+	typ := armType(vals)
+	if strings.EqualFold(typ, azapiNSGType) {
+		return "" // read as the azurerm NSG it writes
+	}
 	for _, p := range azapiInert {
 		if strings.EqualFold(typ, p) || strings.HasSuffix(p, "/") && len(typ) >= len(p) && strings.EqualFold(typ[:len(p)], p) {
 			return ""
