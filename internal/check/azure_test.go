@@ -706,6 +706,21 @@ func TestAzureAzAPINSG(t *testing.T) {
 	}
 }
 
+// TestAzureNSGRulesUnknown: an NSG whose rules were not known statically
+// as a whole (set from a variable without a value) was read as allowing
+// everything on a path, but not flagged as possibly admitting the world,
+// as one built from a dynamic block over such a variable is.
+func TestAzureNSGRulesUnknown(t *testing.T) {
+	rep := run(t, "testdata/azure/nsg-rules-unknown")
+	for _, addr := range []string{"azurerm_network_security_group.given", "azapi_resource.given"} {
+		got := activeOn(rep, RuleNSGWorldOpen, addr)
+		if len(got) != 1 || got[0].Severity != Medium || !strings.Contains(got[0].Message, "may admit every internet address on tcp 0-79") ||
+			!strings.Contains(got[0].Message, "security rules not known statically") {
+			t.Errorf("%s on %s: %+v, want one medium saying it may admit the internet, and why", RuleNSGWorldOpen, addr, got)
+		}
+	}
+}
+
 // TestAzureReachPorts: --reach asked of an Azure machine the admin and
 // data-store ports alone, so the ports its NSG admits the internet on, and
 // those a public load balancer forwards to a scale set, were left out of
