@@ -130,11 +130,13 @@ func clusterSignal(typ string, vals map[string]any) string {
 	return joinKeys(found)
 }
 
-// azapiInert are the ARM resource types (and, ending in "/", the
-// namespaces) that put nothing in a network: groups, roles, identities,
-// monitoring and keys.
+// azapiInert are the ARM resource types (each with its child types; one
+// ending in "/" is a whole namespace) that put nothing in a network:
+// groups, roles, identities, monitoring, keys, DNS zones and App Service
+// plans.
 var azapiInert = []string{"Microsoft.Resources/", "Microsoft.Authorization/", "Microsoft.ManagedIdentity/",
-	"Microsoft.Insights/", "Microsoft.OperationalInsights/", "Microsoft.OperationsManagement/", "Microsoft.Compute/sshPublicKeys"}
+	"Microsoft.Insights/", "Microsoft.OperationalInsights/", "Microsoft.OperationsManagement/", "Microsoft.Compute/sshPublicKeys",
+	"Microsoft.Network/privateDnsZones", "Microsoft.Network/dnsZones", "Microsoft.Network/networkWatchers", "Microsoft.Web/serverfarms"}
 
 // azapiSignal tells why an azapi_resource may put something in a network
 // ("" when it does not): any ARM type but those of azapiInert, whose
@@ -149,7 +151,10 @@ func azapiSignal(vals map[string]any) string {
 		return "" // read as the azurerm NSG it writes
 	}
 	for _, p := range azapiInert {
-		if strings.EqualFold(typ, p) || strings.HasSuffix(p, "/") && len(typ) >= len(p) && strings.EqualFold(typ[:len(p)], p) {
+		if !strings.HasSuffix(p, "/") {
+			p += "/"
+		}
+		if strings.EqualFold(typ+"/", p) || len(typ) >= len(p) && strings.EqualFold(typ[:len(p)], p) {
 			return ""
 		}
 	}

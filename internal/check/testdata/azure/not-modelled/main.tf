@@ -146,3 +146,19 @@ resource "azapi_resource" "ops_key" {
   parent_id = "/subscriptions/00000000-0000-0000-0000-000000000000/resourceGroups/ops"
   location  = "northeurope"
 }
+
+# A private DNS zone and its link to a network, through AzAPI: names, no
+# endpoint.
+resource "azapi_resource" "zone" {
+  type      = "Microsoft.Network/privateDnsZones@2024-06-01"
+  name      = "privatelink.ops.internal"
+  parent_id = "/subscriptions/00000000-0000-0000-0000-000000000000/resourceGroups/ops"
+  location  = "global"
+}
+
+resource "azapi_resource" "zone_link" {
+  type      = "Microsoft.Network/privateDnsZones/virtualNetworkLinks@2024-06-01"
+  name      = "ops"
+  parent_id = azapi_resource.zone.id
+  location  = "global"
+}
