@@ -214,6 +214,9 @@ resource "aws_security_group_rule" "nodes" {
 resource "aws_ssm_parameter" "ip" {
   value = "${aws_instance.web[0].private_ip}/32"
 }
+resource "aws_ssm_parameter" "api" {
+  value = "${aws_eks_cluster.main.name} ${aws_eks_cluster.main.endpoint}"
+}
 `)}}, Options{})
 	var msgs []string
 	for _, n := range p.Notes {
@@ -226,6 +229,11 @@ resource "aws_ssm_parameter" "ip" {
 		}
 	}
 	if want := "aws_ssm_parameter.ip: value is computed by the provider (aws_instance.web[…].private_ip)"; !strings.Contains(all, want) {
+		t.Errorf("notes lack %q:\n%s", want, all)
+	}
+	// The cluster's name is the configuration's: only its endpoint is
+	// the provider's.
+	if want := "aws_ssm_parameter.api: value is computed by the provider (aws_eks_cluster.main.endpoint), known only after apply"; !strings.Contains(all, want) {
 		t.Errorf("notes lack %q:\n%s", want, all)
 	}
 	r := byAddr(p)
