@@ -294,8 +294,9 @@ type Endpoint struct {
 	// (a machine reached through a load balancer's rules only).
 	InternetPorts func(proto string, port int) bool
 	// Forwarded: the ports InternetPorts admits, as public load
-	// balancers forward them (anyPort when not known statically).
-	Forwarded []lbPort
+	// balancers forward them (anyPort when not known statically), each
+	// with the rules that do, and their balancers.
+	Forwarded map[lbPort][]lbVia
 	// Balanced: the internet reaches it only through load-balancing
 	// rules of a balancer (no public address, no NAT rule of its own):
 	// it sits behind a load balancer, which internet-facing rules ask for.

@@ -127,7 +127,7 @@ func (m *Model) accessTo(e *Endpoint) []Access {
 			}
 		}
 	}
-	for _, p := range e.Forwarded {
+	for p := range e.Forwarded {
 		if p.port >= 0 && (p.proto == "tcp" || p.proto == "udp") {
 			add(p.proto, p.port)
 		}
