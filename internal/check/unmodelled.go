@@ -138,16 +138,18 @@ var azapiInert = []string{"Microsoft.Resources/", "Microsoft.Authorization/", "M
 	"Microsoft.Insights/", "Microsoft.OperationalInsights/", "Microsoft.OperationsManagement/", "Microsoft.Compute/sshPublicKeys",
 	"Microsoft.Network/privateDnsZones", "Microsoft.Network/dnsZones", "Microsoft.Network/networkWatchers", "Microsoft.Web/serverfarms"}
 
-// azapiSignal tells why an azapi_resource may put something in a network
-// ("" when it does not): any ARM type but those of azapiInert, whose
-// networks, machines and services the model reads only when they are
-// written as azurerm resources, and a type not known statically.
-func azapiSignal(vals map[string]any) string {
+// azapiSignal tells why an azapi_resource (or, with update, an
+// azapi_update_resource, which changes a resource made elsewhere) may put
+// something in a network ("" when it does not): any ARM type but those of
+// azapiInert, whose networks, machines and services the model reads only
+// when they are written as azurerm resources, and a type not known
+// statically.
+func azapiSignal(vals map[string]any, update bool) string {
 	if unknown(vals, "type") {
 		return "it sets type (not known statically)"
 	}
 	typ := armType(vals)
-	if strings.EqualFold(typ, azapiNSGType) {
+	if strings.EqualFold(typ, azapiNSGType) && !update {
 		return "" // read as the azurerm NSG it writes
 	}
 	for _, p := range azapiInert {
@@ -203,8 +205,8 @@ func (m *Model) noteUnmodelled(rs []*tf.Resource) {
 			if attr := publicByDefault[r.Type]; attr != "" && !has(r.Values, attr) {
 				why = strings.TrimPrefix(why+"; it leaves "+attr+" unset: on by default", "; ")
 			}
-		case r.Type == "azapi_resource":
-			why = azapiSignal(r.Values)
+		case r.Type == "azapi_resource" || r.Type == "azapi_update_resource":
+			why = azapiSignal(r.Values, r.Type == "azapi_update_resource")
 		case strings.HasPrefix(r.Type, "kubernetes_") || r.Type == "helm_release":
 			if why = clusterSignal(r.Type, r.Values); why != "" {
 				why = "it sets " + why

@@ -52,6 +52,7 @@ func TestUnmodelledResourcesNoted(t *testing.T) {
 			"azurerm_servicebus_namespace.orders":       "",
 			"azapi_resource.edge_ip":                    "type = Microsoft.Network/publicIPAddresses",
 			"azapi_resource.anything":                   "type (not known statically)",
+			"azapi_update_resource.open_ssh":            "type = Microsoft.Network/networkSecurityGroups/securityRules",
 		}, []string{"azurerm_subnet_network_security_group_association.data", "azurerm_public_ip.bastion", "azurerm_nat_gateway_public_ip_association.egress",
 			"azurerm_eventhub_namespace.closed", "azapi_resource.ops_key", "azapi_resource.edge_rules", "azapi_resource.zone", "azapi_resource.zone_link"}},
 	} {

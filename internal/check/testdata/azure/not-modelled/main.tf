@@ -162,3 +162,14 @@ resource "azapi_resource" "zone_link" {
   parent_id = azapi_resource.zone.id
   location  = "global"
 }
+
+# An AzAPI update that adds a rule to an NSG outside the scanned code.
+resource "azapi_update_resource" "open_ssh" {
+  type        = "Microsoft.Network/networkSecurityGroups/securityRules@2024-05-01"
+  resource_id = "/subscriptions/00000000-0000-0000-0000-000000000000/resourceGroups/ops/providers/Microsoft.Network/networkSecurityGroups/legacy/securityRules/ssh"
+  body = {
+    properties = {
+      access = "Allow"
+    }
+  }
+}
