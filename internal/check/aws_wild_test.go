@@ -463,6 +463,17 @@ func TestAllTrafficPortList(t *testing.T) {
 	}
 }
 
+// TestWorldOpenNamesARealPort: a group admitting all traffic was said to
+// let the internet reach its instance "on tcp 0", a port no connection
+// can be opened to; the finding names the first port of the range that
+// can be.
+func TestWorldOpenNamesARealPort(t *testing.T) {
+	got := activeOn(run(t, "testdata/aws/all-traffic"), RuleWorldOpenOther, "aws_security_group.open")
+	if len(got) != 1 || !strings.Contains(got[0].Message, "aws_instance.web is reached from the internet on tcp 1") {
+		t.Errorf("%s: %+v, want one saying the instance is reached on tcp 1", RuleWorldOpenOther, got)
+	}
+}
+
 // TestSGElsewhere: a security group named by an ID that no group of the
 // scanned code has was dropped, so the public Redshift cluster behind it
 // read as having no group but the VPC's default, and was reached by
@@ -1073,6 +1084,30 @@ func TestSourceOfKnownLength(t *testing.T) {
 	}
 	wantNotes(t, rep, "ingress[0]: a source is not known statically but for its length (a /32 range): assumed to be anywhere",
 		"ingress[0]: range not known statically but for its length (a /24 range): assumed to be anywhere")
+}
+
+// TestSourceOfNetworkRange: a rule admitting a VPC's or a subnet's range
+// (aws_vpc.build.cidr_block, data.aws_vpc.peer.cidr_block,
+// aws_subnet.app[*].cidr_block) whose address is not known statically was
+// read as admitting every address: its group was flagged open to the
+// whole internet and the instance behind it exposed at high. AWS gives a
+// VPC or subnet a /16 at most: the range is one of that size somewhere.
+func TestSourceOfNetworkRange(t *testing.T) {
+	rep := run(t, "testdata/aws/vpc-range")
+	for _, g := range []string{"aws_security_group.builder", "aws_security_group.relay"} {
+		for _, rule := range []string{RuleWorldOpen, RuleWorldOpenOther} {
+			if got := activeOn(rep, rule, g); len(got) != 0 {
+				t.Errorf("%s on %s, which admits network ranges: %+v, want none", rule, g, got)
+			}
+		}
+	}
+	for _, a := range []string{"aws_instance.builder", "aws_instance.relay"} {
+		got := activeOn(rep, RuleExposedPort, a)
+		if len(got) != 1 || got[0].Severity != Medium || !strings.Contains(got[0].Message, "tcp 22 (SSH)") ||
+			!strings.Contains(got[0].Message, "not known statically but for its length (2 ranges (/16, /16))") {
+			t.Errorf("%s on %s: %+v, want one medium that says SSH may be reachable from /16 ranges", RuleExposedPort, a, got)
+		}
+	}
 }
 
 // TestBeanstalkBalancer: the load balancer Beanstalk makes for an

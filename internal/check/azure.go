@@ -783,6 +783,15 @@ func azureRules() []Rule {
 // nsgOpen returns the port ranges, other than 80 and 443, on which the NSG
 // lets every internet address of a family in, in priority order.
 func nsgOpen(n *NACL, inet *Source) ([]portRange, []string, bool) {
+	if n.Assumed != "" {
+		// Rules not known statically: read as allowing everything, so
+		// every port may be open.
+		var out []portRange
+		for _, proto := range []string{"tcp", "udp"} {
+			out = append(out, portRange{proto, 0, 79}, portRange{proto, 81, 442}, portRange{proto, 444, 65535})
+		}
+		return out, []string{n.Assumed}, true
+	}
 	var out []portRange
 	var assumed []string
 	onlyAssumed := true

@@ -21,6 +21,18 @@ type lbPort struct {
 	port  int // anyPort: not known statically
 }
 
+// lbVia is a rule of a public balancer that forwards a port: "rule X" or
+// "inbound NAT rule X", and the balancer.
+type lbVia struct {
+	rule, lb string
+}
+
+// lbRulePort is a backend port with the rule that forwards to it.
+type lbRulePort struct {
+	lbPort
+	rule string
+}
+
 const anyPort = -1
 
 // lbForward is what public load balancers forward to one interface.
@@ -37,10 +49,27 @@ type lbForward struct {
 	// nat: some port is an inbound NAT rule's, which forwards a frontend
 	// port to one machine as a public address of its own would.
 	nat bool
+	// by: for each port, the rules that forward it.
+	by map[lbPort][]lbVia
+}
+
+// forward records that the rule (described) of balancer lb forwards p.
+func (f *lbForward) forward(p lbPort, rule, lb string) {
+	f.ports = append(f.ports, p)
+	if f.by == nil {
+		f.by = map[lbPort][]lbVia{}
+	}
+	f.by[p] = append(f.by[p], lbVia{rule, lb})
 }
 
 func (f *lbForward) add(g lbForward) {
 	f.ports = append(f.ports, g.ports...)
+	for p, rs := range g.by {
+		if f.by == nil {
+			f.by = map[lbPort][]lbVia{}
+		}
+		f.by[p] = append(f.by[p], rs...)
+	}
 	f.via = append(f.via, g.via...)
 	f.basic = f.basic || g.basic
 	f.nat = f.nat || g.nat
@@ -74,9 +103,33 @@ func (f *lbForward) apply(e *Endpoint) {
 		e.PublicAssumed = true
 		e.Why += " (" + f.assumed + ")"
 	}
+	e.Forwarded = map[lbPort][]lbVia{}
+	for p := range ports {
+		e.Forwarded[p] = f.by[p]
+	}
 	e.InternetPorts = func(proto string, port int) bool {
 		return ports[lbPort{proto, port}] || ports[lbPort{"all", port}] || ports[lbPort{proto, anyPort}]
 	}
+}
+
+// balancerHop is the hop of the public load balancers that forward proto
+// port to e, naming their rules; false when none does (e is not reached
+// through a balancer, or not on that port).
+func (e *Endpoint) balancerHop(proto string, port int) (Hop, bool) {
+	var vias []lbVia
+	for _, p := range []lbPort{{proto, port}, {"all", port}, {proto, anyPort}} {
+		vias = append(vias, e.Forwarded[p]...)
+	}
+	if len(vias) == 0 {
+		return Hop{}, false
+	}
+	var lbs, rules []string
+	for _, v := range vias {
+		lbs = append(lbs, v.lb)
+		rules = append(rules, v.rule)
+	}
+	lbs, rules = dedup(lbs), dedup(rules)
+	return Hop{Kind: "lb", Addr: strings.Join(lbs, ", "), Detail: fmt.Sprintf("public load balancer forwards %s to it (%s)", portText(proto, port, port), strings.Join(rules, ", "))}, true
 }
 
 type azureLBModel struct {
@@ -84,7 +137,7 @@ type azureLBModel struct {
 	basic    map[string]bool
 	families map[string][]netip.Prefix // balancer → its public frontends' families
 	pools    map[string]string         // backend pool → balancer
-	poolPort map[string][]lbPort       // backend pool → its rules' backend ports
+	poolPort map[string][]lbRulePort   // backend pool → its rules' backend ports
 	natPort  map[string]lbPort         // NAT rule → its backend port
 	natLB    map[string]string         // NAT rule → balancer
 	nicPools map[string][]string       // interface → pools (association resources)
@@ -95,7 +148,7 @@ type azureLBModel struct {
 	poolRes      []*tf.Resource
 	// poolPortMaybe: backend pool → the backend ports of rules whose pool
 	// is not known statically and may be it, with why.
-	poolPortMaybe map[string][]lbPort
+	poolPortMaybe map[string][]lbRulePort
 	poolMaybeWhy  map[string]string
 	// nicNATsFrom: interface → for each NAT rule association whose rule is
 	// not known statically, the rules its expression names (nil: any).
@@ -115,9 +168,9 @@ func lbProtos(p string) []string {
 
 func (m *Model) azureLBs(byType map[string][]*tf.Resource, pips, standard map[string]bool, family map[string][]netip.Prefix) *azureLBModel {
 	l := &azureLBModel{public: map[string]bool{}, basic: map[string]bool{}, families: map[string][]netip.Prefix{}, pools: map[string]string{},
-		poolPort: map[string][]lbPort{}, natPort: map[string]lbPort{}, natLB: map[string]string{},
+		poolPort: map[string][]lbRulePort{}, natPort: map[string]lbPort{}, natLB: map[string]string{},
 		nicPools: map[string][]string{}, nicNATs: map[string][]string{}, nicPoolsFrom: map[string][][]string{},
-		poolPortMaybe: map[string][]lbPort{}, poolMaybeWhy: map[string]string{}, nicNATsFrom: map[string][][]string{}}
+		poolPortMaybe: map[string][]lbRulePort{}, poolMaybeWhy: map[string]string{}, nicNATsFrom: map[string][][]string{}}
 	for _, r := range byType["azurerm_lb"] {
 		for _, fe := range blocks(r.Values, "frontend_ip_configuration") {
 			if p := m.addr(str(fe, "public_ip_address_id")); pips[p] || unknown(fe, "public_ip_address_id") {
@@ -169,7 +222,7 @@ func (m *Model) azureLBs(byType map[string][]*tf.Resource, pips, standard map[st
 			}
 			for _, p := range ps {
 				for _, proto := range lbProtos(str(r.Values, "protocol")) {
-					l.poolPortMaybe[p.Address] = append(l.poolPortMaybe[p.Address], lbPort{proto, port})
+					l.poolPortMaybe[p.Address] = append(l.poolPortMaybe[p.Address], lbRulePort{lbPort{proto, port}, r.Address})
 				}
 				l.poolMaybeWhy[p.Address] = r.Address + "'s backend pool is not known statically: assumed to be " + p.Address
 			}
@@ -177,7 +230,7 @@ func (m *Model) azureLBs(byType map[string][]*tf.Resource, pips, standard map[st
 		for _, pool := range pools {
 			for _, proto := range lbProtos(str(r.Values, "protocol")) {
 				a := m.addr(pool)
-				l.poolPort[a] = append(l.poolPort[a], lbPort{proto, port})
+				l.poolPort[a] = append(l.poolPort[a], lbRulePort{lbPort{proto, port}, r.Address})
 			}
 		}
 	}
@@ -260,20 +313,16 @@ func (l *azureLBModel) of(m *Model, nic string, ipcs []map[string]any) lbForward
 		}
 	}
 	for _, p := range pools {
-		lb := l.pools[p]
-		if !l.public[lb] {
-			continue
-		}
-		f.ports = append(f.ports, l.poolPort[p]...)
-		if more := l.poolPortMaybe[p]; len(more) > 0 {
-			f.ports = append(f.ports, more...)
+		g := l.poolForward(p)
+		if more := l.poolPortMaybe[p]; len(more) > 0 && l.public[l.pools[p]] {
+			for _, x := range more {
+				g.forward(x.lbPort, "rule "+x.rule, l.pools[p])
+			}
 			if f.assumed == "" {
 				f.assumed = l.poolMaybeWhy[p]
 			}
 		}
-		f.via = append(f.via, lb)
-		f.basic = f.basic || l.basic[lb]
-		f.families = append(f.families, l.families[lb]...)
+		f.add(g)
 	}
 	// Likewise a NAT rule not known statically: any its expression names,
 	// else any of the project's.
@@ -300,12 +349,29 @@ func (l *azureLBModel) of(m *Model, nic string, ipcs []map[string]any) lbForward
 		if !l.public[lb] {
 			continue
 		}
-		f.ports = append(f.ports, l.natPort[n])
+		f.forward(l.natPort[n], "inbound NAT rule "+n, lb)
 		f.nat = true
 		f.via = append(f.via, lb)
 		f.basic = f.basic || l.basic[lb]
 		f.families = append(f.families, l.families[lb]...)
 	}
+	return f
+}
+
+// poolForward returns what the load-balancing rules of a public balancer
+// forward to the members of backend pool p (nothing for an internal one).
+func (l *azureLBModel) poolForward(p string) lbForward {
+	var f lbForward
+	lb := l.pools[p]
+	if !l.public[lb] {
+		return f
+	}
+	for _, x := range l.poolPort[p] {
+		f.forward(x.lbPort, "rule "+x.rule, lb)
+	}
+	f.via = []string{lb}
+	f.basic = l.basic[lb]
+	f.families = append(f.families, l.families[lb]...)
 	return f
 }
 

@@ -174,7 +174,7 @@ func (m *Model) azureLBAddresses(byType map[string][]*tf.Resource, ms []*azMachi
 			if !lbs.public[lb] || mc.e.Public {
 				continue
 			}
-			f := lbForward{ports: lbs.poolPort[pool], via: []string{lb}, basic: lbs.basic[lb], families: lbs.families[lb]}
+			f := lbs.poolForward(pool)
 			if len(f.ports) == 0 {
 				continue
 			}

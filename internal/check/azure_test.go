@@ -2,6 +2,7 @@ package check
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"strconv"
 	"strings"
@@ -665,6 +666,87 @@ func TestAzureSubnetLookup(t *testing.T) {
 	}
 	if got := activeOn(run(t, "testdata/azure/subnet-lookup"), RuleAzLateral, vm); len(got) != 1 {
 		t.Errorf("%s: %+v, want one", RuleAzLateral, got)
+	}
+}
+
+// TestAzureAzAPINSG: an NSG written through the AzAPI provider was passed
+// over: the machine behind one admitting RDP from everywhere read as
+// behind no NSG, and one admitting SSH from everywhere, associated with
+// nothing, was not flagged. Its inline rules are read as an azurerm NSG's
+// (a body given as a map or as jsonencode text).
+func TestAzureAzAPINSG(t *testing.T) {
+	const dir = "testdata/azure/azapi-nsg"
+	rep := run(t, dir)
+	got := activeOn(rep, RuleNSGWorldOpen, "azapi_resource.jump")
+	if len(got) != 1 || got[0].Severity != Critical || !strings.Contains(got[0].Message, "tcp 3389") || strings.Contains(got[0].Message, "tcp 23") {
+		t.Errorf("%s on azapi_resource.jump: %+v, want one critical naming RDP and not the denied Telnet", RuleNSGWorldOpen, got)
+	}
+	got = activeOn(rep, RuleNSGWorldOpen, "azapi_resource.legacy")
+	if len(got) != 1 || got[0].Severity != Medium || !strings.Contains(got[0].Message, "tcp 22") {
+		t.Errorf("%s on azapi_resource.legacy: %+v, want one medium naming SSH", RuleNSGWorldOpen, got)
+	}
+	acc, err := Reachability(context.Background(), Config{Paths: []string{dir}}, "azurerm_windows_virtual_machine.hop")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ports []string
+	for _, a := range acc {
+		if a.Source == "internet" {
+			ports = append(ports, fmt.Sprintf("%s %d", a.Proto, a.Port))
+			if p := pathLine(a.Path); !strings.Contains(p, "azapi_resource.jump") {
+				t.Errorf("path %q does not cross the NSG", p)
+			}
+		}
+	}
+	if fmt.Sprint(ports) != "[tcp 3389]" {
+		t.Errorf("the machine is reached from the internet on %v, want [tcp 3389]", ports)
+	}
+	if n := notModelled(rep); n["azapi_resource.jump"] != "" {
+		t.Errorf("the NSG read is noted as not in the network model: %s", n["azapi_resource.jump"])
+	}
+}
+
+// TestAzureNSGRulesUnknown: an NSG whose rules were not known statically
+// as a whole (set from a variable without a value) was read as allowing
+// everything on a path, but not flagged as possibly admitting the world,
+// as one built from a dynamic block over such a variable is.
+func TestAzureNSGRulesUnknown(t *testing.T) {
+	rep := run(t, "testdata/azure/nsg-rules-unknown")
+	for _, addr := range []string{"azurerm_network_security_group.given", "azapi_resource.given"} {
+		got := activeOn(rep, RuleNSGWorldOpen, addr)
+		if len(got) != 1 || got[0].Severity != Medium || !strings.Contains(got[0].Message, "may admit every internet address on tcp 0-79") ||
+			!strings.Contains(got[0].Message, "security rules not known statically") {
+			t.Errorf("%s on %s: %+v, want one medium saying it may admit the internet, and why", RuleNSGWorldOpen, addr, got)
+		}
+	}
+}
+
+// TestAzureReachPorts: --reach asked of an Azure machine the admin and
+// data-store ports alone, so the ports its NSG admits the internet on, and
+// those a public load balancer forwards to a scale set, were left out of
+// the answer: every source reaching them is listed, by port.
+func TestAzureReachPorts(t *testing.T) {
+	const dir = "testdata/azure/reach-ports"
+	for _, c := range []struct {
+		addr string
+		want []string
+	}{
+		{"azurerm_linux_virtual_machine.web", []string{"tcp 8443", "udp 51820"}},
+		{"azurerm_linux_virtual_machine_scale_set.pool", []string{"tcp 9090"}},
+	} {
+		acc, err := Reachability(context.Background(), Config{Paths: []string{dir}}, c.addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var got []string
+		for _, a := range acc {
+			if a.Source == "internet" {
+				got = append(got, fmt.Sprintf("%s %d", a.Proto, a.Port))
+			}
+		}
+		if fmt.Sprint(got) != fmt.Sprint(c.want) {
+			t.Errorf("%s reached from the internet on %v, want %v", c.addr, got, c.want)
+		}
 	}
 }
 

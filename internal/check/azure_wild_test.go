@@ -1,6 +1,7 @@
 package check
 
 import (
+	"strconv"
 	"strings"
 	"testing"
 )
@@ -210,6 +211,29 @@ func TestAzureLoadBalancerForwards(t *testing.T) {
 	}
 	if got := activeOn(rep, RuleAzExposedPort, "azurerm_linux_virtual_machine.vm[1]"); len(got) > 0 {
 		t.Errorf("machine reached on 80 only: %+v, want no %s", got, RuleAzExposedPort)
+	}
+}
+
+// TestAzureBalancerOnPath: the path to a machine the internet reaches
+// through a public load balancer did not name the balancer: it read as if
+// the machine had a public address of its own. The balancer is a hop,
+// saying what it forwards.
+func TestAzureBalancerOnPath(t *testing.T) {
+	m := model(t, "testdata/azure/load-balancer")
+	inet := m.Internet()
+	for _, tc := range []struct {
+		vm   string
+		port int
+		how  string
+	}{
+		{"azurerm_linux_virtual_machine.vm[0]", 22, "inbound NAT rule azurerm_lb_nat_rule.ssh"},
+		{"azurerm_linux_virtual_machine.vm[1]", 80, "rule azurerm_lb_rule.http"},
+	} {
+		res := m.Reach(inet, endpoint(t, m, tc.vm), "tcp", tc.port)
+		if !res.Reachable || len(res.Path) < 2 || res.Path[1].Addr != "azurerm_lb.web" || !strings.Contains(res.Path[1].Detail, "forwards tcp "+strconv.Itoa(tc.port)) ||
+			!strings.Contains(res.Path[1].Detail, tc.how) {
+			t.Errorf("%s tcp %d: path %+v, want the balancer second, forwarding the port", tc.vm, tc.port, res.Path)
+		}
 	}
 }
 

@@ -12,7 +12,9 @@ package check
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"io/fs"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -215,6 +217,13 @@ func loadTF(dir string, cfg Config) (*tf.Project, error) {
 		a, err := filepath.Abs(v)
 		if err != nil {
 			return nil, fmt.Errorf("check: %w", err)
+		}
+		if _, err := os.Stat(a); err != nil {
+			var pe *fs.PathError
+			if errors.As(err, &pe) {
+				err = pe.Err
+			}
+			return nil, fmt.Errorf("check: --var-file %s: %w", v, err)
 		}
 		n, ok := rel(tree, a)
 		inside = inside && ok

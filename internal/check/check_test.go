@@ -190,6 +190,22 @@ func TestRunErrors(t *testing.T) {
 	}
 }
 
+// TestRunVarFileMissing: a --var-file that does not exist outside the
+// checked tree was reported by its path inside the filesystem's root, with
+// the leading slash cut ("tf: tmp/…/extra.tfvars"); the error names the
+// file as it was given.
+func TestRunVarFileMissing(t *testing.T) {
+	dir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, "main.tf"), []byte("resource \"aws_vpc\" \"x\" {\n  cidr_block = \"10.0.0.0/16\"\n}\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	missing := filepath.Join(t.TempDir(), "extra.tfvars")
+	_, err := Run(context.Background(), Config{Paths: []string{dir}, Root: dir, VarFiles: []string{missing}})
+	if err == nil || !strings.Contains(err.Error(), "--var-file "+missing) || !strings.Contains(err.Error(), "no such file") {
+		t.Errorf("Run with a missing --var-file = %v, want an error naming %s", err, missing)
+	}
+}
+
 func TestParseSeverity(t *testing.T) {
 	for i, n := range []string{"info", "LOW", "Medium", "high", "critical"} {
 		s, err := ParseSeverity(n)

@@ -293,6 +293,10 @@ type Endpoint struct {
 	// InternetPorts, when set, are the only ports the internet reaches
 	// (a machine reached through a load balancer's rules only).
 	InternetPorts func(proto string, port int) bool
+	// Forwarded: the ports InternetPorts admits, as public load
+	// balancers forward them (anyPort when not known statically), each
+	// with the rules that do, and their balancers.
+	Forwarded map[lbPort][]lbVia
 	// Balanced: the internet reaches it only through load-balancing
 	// rules of a balancer (no public address, no NAT rule of its own):
 	// it sits behind a load balancer, which internet-facing rules ask for.
@@ -448,6 +452,9 @@ func Build(res []tf.Resource) *Model {
 				}
 			}
 		}
+	}
+	for typ, rs := range azapiAsAzurerm(byType["azapi_resource"]) {
+		byType[typ] = append(byType[typ], rs...)
 	}
 	// Synthetic IDs of the defaults every VPC has (see tf's reader).
 	for _, r := range byType["aws_vpc"] {

@@ -515,6 +515,9 @@ func (m *Model) reachVia1(src Source, e *Endpoint, s *Subnet, t *RouteTable, pro
 		if e.InternetPorts != nil && !e.InternetPorts(proto, port) {
 			return block(Hop{Kind: "endpoint", Addr: e.Addr, Detail: fmt.Sprintf("no rule forwards %s to it (%s)", portText(proto, port, port), e.Why)})
 		}
+		if h, ok := e.balancerHop(proto, port); ok {
+			path = append(path, h)
+		}
 		if why, ok := e.ForwardBlocked[port]; ok && proto == "tcp" {
 			return block(Hop{Kind: "endpoint", Addr: e.Addr, Detail: why})
 		}
@@ -791,6 +794,9 @@ func (m *Model) reachAzureUnplaced(src Source, e *Endpoint, proto string, port i
 	block := func(h Hop) Result { return Result{Path: append(path, h)} }
 	if e.InternetPorts != nil && !e.InternetPorts(proto, port) {
 		return block(Hop{Kind: "endpoint", Addr: e.Addr, Detail: fmt.Sprintf("no rule forwards %s to it (%s)", portText(proto, port, port), e.Why)})
+	}
+	if h, ok := e.balancerHop(proto, port); ok {
+		path = append(path[:1], h, path[1])
 	}
 	set := src.Set
 	assumed := []string{e.Addr + ": " + why}

@@ -111,6 +111,27 @@ func (m *Model) accessTo(e *Endpoint) []Access {
 			}
 		}
 	}
+	// On Azure, the first port of each rule of its NSGs (its interfaces'
+	// and its subnets') that admits tcp or udp, and the ports public load
+	// balancers forward to it.
+	nsgs := slices.Clone(e.NSGs)
+	for _, s := range e.Subnets {
+		if e.Azure && s.NACL != nil {
+			nsgs = append(nsgs, s.NACL)
+		}
+	}
+	for _, n := range nsgs {
+		for _, r := range n.Ingress {
+			if r.Allow && (r.Proto == "tcp" || r.Proto == "udp") {
+				add(r.Proto, r.From)
+			}
+		}
+	}
+	for p := range e.Forwarded {
+		if p.port >= 0 && (p.proto == "tcp" || p.proto == "udp") {
+			add(p.proto, p.port)
+		}
+	}
 	var keys [][2]any
 	for k := range ports {
 		keys = append(keys, k)

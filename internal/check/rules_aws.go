@@ -449,7 +449,13 @@ func (r portRange) probe(e *Endpoint) []int {
 		}
 	}
 	if e.Listens == nil || len(out) == 0 {
-		out = append(out, r.from) // for a load balancer: where it does not listen
+		// For a load balancer: where it does not listen. Port 0 takes
+		// no connection: the range's next port stands for it.
+		first := r.from
+		if first == 0 && r.to > 0 {
+			first = 1
+		}
+		out = append(out, first)
 	}
 	return out
 }

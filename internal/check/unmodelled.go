@@ -130,6 +130,39 @@ func clusterSignal(typ string, vals map[string]any) string {
 	return joinKeys(found)
 }
 
+// azapiInert are the ARM resource types (each with its child types; one
+// ending in "/" is a whole namespace) that put nothing in a network:
+// groups, roles, identities, monitoring, keys, DNS zones and App Service
+// plans.
+var azapiInert = []string{"Microsoft.Resources/", "Microsoft.Authorization/", "Microsoft.ManagedIdentity/",
+	"Microsoft.Insights/", "Microsoft.OperationalInsights/", "Microsoft.OperationsManagement/", "Microsoft.Compute/sshPublicKeys",
+	"Microsoft.Network/privateDnsZones", "Microsoft.Network/dnsZones", "Microsoft.Network/networkWatchers", "Microsoft.Web/serverfarms"}
+
+// azapiSignal tells why an azapi_resource (or, with update, an
+// azapi_update_resource, which changes a resource made elsewhere) may put
+// something in a network ("" when it does not): any ARM type but those of
+// azapiInert, whose networks, machines and services the model reads only
+// when they are written as azurerm resources, and a type not known
+// statically.
+func azapiSignal(vals map[string]any, update bool) string {
+	if unknown(vals, "type") {
+		return "it sets type (not known statically)"
+	}
+	typ := armType(vals)
+	if strings.EqualFold(typ, azapiNSGType) && !update {
+		return "" // read as the azurerm NSG it writes
+	}
+	for _, p := range azapiInert {
+		if !strings.HasSuffix(p, "/") {
+			p += "/"
+		}
+		if strings.EqualFold(typ+"/", p) || len(typ) >= len(p) && strings.EqualFold(typ[:len(p)], p) {
+			return ""
+		}
+	}
+	return "it sets type = " + typ
+}
+
 // joinKeys lists the keys of found, sorted, comma-separated.
 func joinKeys(found map[string]bool) string {
 	out := make([]string, 0, len(found))
@@ -154,7 +187,7 @@ func publicSwitch(k string) bool {
 }
 
 // noteUnmodelled notes each AWS or Azure resource that puts something in
-// a network (networkSignal), and each workload of a Kubernetes cluster that
+// a network (networkSignal, azapiSignal), and each workload of a Kubernetes cluster that
 // may be reached from outside it (clusterSignal), whose type the model does
 // not read: what
 // it exposes, and to whom, is not evaluated, and the finding says so
@@ -172,6 +205,8 @@ func (m *Model) noteUnmodelled(rs []*tf.Resource) {
 			if attr := publicByDefault[r.Type]; attr != "" && !has(r.Values, attr) {
 				why = strings.TrimPrefix(why+"; it leaves "+attr+" unset: on by default", "; ")
 			}
+		case r.Type == "azapi_resource" || r.Type == "azapi_update_resource":
+			why = azapiSignal(r.Values, r.Type == "azapi_update_resource")
 		case strings.HasPrefix(r.Type, "kubernetes_") || r.Type == "helm_release":
 			if why = clusterSignal(r.Type, r.Values); why != "" {
 				why = "it sets " + why

@@ -25,9 +25,11 @@ func notModelled(rep *Report) map[string]string {
 // public SFTP endpoint, an Airflow web server on the internet, a SQL
 // managed instance's public data endpoint, a cluster's service of type
 // LoadBalancer, its ingress, a Helm chart it runs, a Service Bus namespace
-// that leaves public network access on by default. Each is now a note saying
+// that leaves public network access on by default, a public IP written
+// through the AzAPI provider. Each is now a note saying
 // what is not evaluated; what the model reads (an RDS proxy, a Lambda function
-// in a VPC, a NAT gateway) is not.
+// in a VPC, a NAT gateway, an NSG written through the AzAPI provider) is
+// not.
 func TestUnmodelledResourcesNoted(t *testing.T) {
 	for _, tc := range []struct {
 		dir  string
@@ -48,8 +50,11 @@ func TestUnmodelledResourcesNoted(t *testing.T) {
 			"azurerm_mssql_managed_instance.ledger":     "public_data_endpoint_enabled = true",
 			"azurerm_kubernetes_cluster_node_pool.edge": "node_public_ip_enabled = true",
 			"azurerm_servicebus_namespace.orders":       "",
+			"azapi_resource.edge_ip":                    "type = Microsoft.Network/publicIPAddresses",
+			"azapi_resource.anything":                   "type (not known statically)",
+			"azapi_update_resource.open_ssh":            "type = Microsoft.Network/networkSecurityGroups/securityRules",
 		}, []string{"azurerm_subnet_network_security_group_association.data", "azurerm_public_ip.bastion", "azurerm_nat_gateway_public_ip_association.egress",
-			"azurerm_eventhub_namespace.closed"}},
+			"azurerm_eventhub_namespace.closed", "azapi_resource.ops_key", "azapi_resource.edge_rules", "azapi_resource.zone", "azapi_resource.zone_link"}},
 	} {
 		got := notModelled(run(t, tc.dir))
 		for addr, attrs := range tc.want {

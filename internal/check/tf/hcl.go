@@ -161,14 +161,14 @@ func (l *loader) read(name string) ([]byte, error) {
 	}
 	st, err := fs.Stat(fsys, name)
 	if err != nil {
-		return nil, fmt.Errorf("tf: %w", err)
+		return nil, fmt.Errorf("tf: %s: %w", name, pathErr(err))
 	}
 	if !st.Mode().IsRegular() {
 		return nil, fmt.Errorf("tf: %s: not a regular file", name)
 	}
 	f, err := fsys.Open(name)
 	if err != nil {
-		return nil, fmt.Errorf("tf: %w", err)
+		return nil, fmt.Errorf("tf: %s: %w", name, pathErr(err))
 	}
 	defer f.Close()
 	b, err := io.ReadAll(io.LimitReader(f, maxFileSize+1))
@@ -179,6 +179,17 @@ func (l *loader) read(name string) ([]byte, error) {
 		return nil, fmt.Errorf("tf: %s: more than the %d bytes a configuration file may have", name, maxFileSize)
 	}
 	return b, nil
+}
+
+// pathErr returns what went wrong in err, without the operation and path
+// an fs.PathError adds (the system call's name, such as statat): the
+// caller names the file.
+func pathErr(err error) error {
+	var pe *fs.PathError
+	if errors.As(err, &pe) {
+		return pe.Err
+	}
+	return err
 }
 
 // parse reads a .tf, .tf.json or .tfvars(.json) file.

@@ -2,6 +2,8 @@ package tf
 
 import (
 	"fmt"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"testing/fstest"
@@ -212,6 +214,9 @@ resource "aws_security_group_rule" "nodes" {
 resource "aws_ssm_parameter" "ip" {
   value = "${aws_instance.web[0].private_ip}/32"
 }
+resource "aws_ssm_parameter" "api" {
+  value = "${aws_eks_cluster.main.name} ${aws_eks_cluster.main.endpoint}"
+}
 `)}}, Options{})
 	var msgs []string
 	for _, n := range p.Notes {
@@ -224,6 +229,11 @@ resource "aws_ssm_parameter" "ip" {
 		}
 	}
 	if want := "aws_ssm_parameter.ip: value is computed by the provider (aws_instance.web[…].private_ip)"; !strings.Contains(all, want) {
+		t.Errorf("notes lack %q:\n%s", want, all)
+	}
+	// The cluster's name is the configuration's: only its endpoint is
+	// the provider's.
+	if want := "aws_ssm_parameter.api: value is computed by the provider (aws_eks_cluster.main.endpoint), known only after apply"; !strings.Contains(all, want) {
 		t.Errorf("notes lack %q:\n%s", want, all)
 	}
 	r := byAddr(p)
@@ -692,5 +702,33 @@ output "can" {
 	}
 	if !isUnknown(eg["self"]) {
 		t.Errorf("can over a computed attribute = %v, want it not known statically", eg["self"])
+	}
+}
+
+// TestMissingFileNote: a file() of a file the checked tree does not hold
+// was noted with the system call that failed ("statat key.pub: no such
+// file or directory"); the note names the file and what is wrong with it.
+func TestMissingFileNote(t *testing.T) {
+	dir := t.TempDir()
+	src := "resource \"aws_key_pair\" \"ops\" {\n  public_key = file(\"keys/ops.pub\")\n}\n"
+	if err := os.WriteFile(filepath.Join(dir, "main.tf"), []byte(src), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	root, err := os.OpenRoot(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer root.Close()
+	p, err := LoadDir(root.FS(), ".", Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var msgs []string
+	for _, n := range p.Notes {
+		msgs = append(msgs, n.Msg)
+	}
+	all := strings.Join(msgs, "\n")
+	if !strings.Contains(all, "keys/ops.pub: no such file") || strings.Contains(all, "statat") {
+		t.Errorf("notes %q: want one naming keys/ops.pub as missing, without the system call", all)
 	}
 }

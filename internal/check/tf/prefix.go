@@ -3,6 +3,7 @@ package tf
 import (
 	"net/netip"
 	"regexp"
+	"slices"
 	"strconv"
 
 	"github.com/hashicorp/hcl/v2"
@@ -91,7 +92,19 @@ func prefixLen(e hcl.Expression, ctx *hcl.EvalContext, in *instance, strict bool
 			}
 			return merge(true, x.Args...)
 		}
+	case *hclsyntax.SplatExpr:
+		// aws_subnet.app[*].cidr_block: each element is one subnet's.
+		src, ok1 := x.Source.(*hclsyntax.ScopeTraversalExpr)
+		each, ok2 := x.Each.(*hclsyntax.RelativeTraversalExpr)
+		if ok1 && ok2 {
+			if _, ok := each.Source.(*hclsyntax.AnonSymbolExpr); ok {
+				return networkBits(append(slices.Clone(src.Traversal), each.Traversal...))
+			}
+		}
 	case *hclsyntax.ScopeTraversalExpr:
+		if bits, ok := networkBits(x.Traversal); ok {
+			return bits, true
+		}
 		if len(x.Traversal) != 2 {
 			return 0, false
 		}
@@ -109,6 +122,51 @@ func prefixLen(e hcl.Expression, ctx *hcl.EvalContext, in *instance, strict bool
 		if b, ok := bits[name.Name]; ok {
 			return b, true
 		}
+	}
+	return 0, false
+}
+
+// awsNetworkBits is the widest range AWS gives a VPC or a subnet: their
+// IPv4 CIDR blocks are /16 to /28.
+const awsNetworkBits = 16
+
+// networkBits reads a reference to the IPv4 range of an AWS VPC or subnet,
+// a resource's or a data source's (aws_vpc.main.cidr_block,
+// data.aws_subnet.app[0].cidr_block): whatever its address, it is a range
+// of at most awsNetworkBits, read as one of that size.
+func networkBits(t hcl.Traversal) (int, bool) {
+	if len(t) < 3 || t.IsRelative() {
+		return 0, false
+	}
+	typ := t.RootName()
+	rest := t[1:]
+	if typ == "data" {
+		a, ok := rest[0].(hcl.TraverseAttr)
+		if !ok {
+			return 0, false
+		}
+		typ, rest = a.Name, rest[1:]
+	}
+	switch typ {
+	case "aws_vpc", "aws_subnet", "aws_default_vpc", "aws_default_subnet":
+	default:
+		return 0, false
+	}
+	if len(rest) < 2 {
+		return 0, false
+	}
+	if _, ok := rest[0].(hcl.TraverseAttr); !ok {
+		return 0, false
+	}
+	rest = rest[1:]
+	if _, ok := rest[0].(hcl.TraverseIndex); ok {
+		rest = rest[1:]
+	}
+	if len(rest) != 1 {
+		return 0, false
+	}
+	if a, ok := rest[0].(hcl.TraverseAttr); ok && a.Name == "cidr_block" {
+		return awsNetworkBits, true
 	}
 	return 0, false
 }

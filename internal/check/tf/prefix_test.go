@@ -42,6 +42,13 @@ func TestUnknownPrefixLen(t *testing.T) {
 		{`coalesce("${var.ip}/32", "0.0.0.0/0")`, []int{0}},
 		{`format("%s/%s", var.ip, var.len)`, []int{0}},
 		{`format(var.f, var.ip)`, []int{0}},
+		{`[aws_vpc.main.cidr_block]`, []int{16}},
+		{`[data.aws_vpc.peer.cidr_block]`, []int{16}},
+		{`[aws_subnet.app[0].cidr_block, data.aws_subnet.ops.cidr_block]`, []int{16, 16}},
+		{`aws_subnet.app[*].cidr_block`, []int{16, 16}},
+		{`[aws_vpc.main.cidr_block == "" ? "0.0.0.0/0" : aws_vpc.main.cidr_block]`, []int{0}},
+		{`[aws_instance.box.private_ip]`, []int{0}},
+		{`[data.aws_vpc.peer.ipv6_cidr_block]`, []int{0}},
 	}
 	var rules strings.Builder
 	for i, c := range cases {
@@ -54,6 +61,24 @@ variable "n" {}
 variable "len" {}
 variable "office" {}
 variable "f" {}
+variable "vpc_cidr" {}
+resource "aws_vpc" "main" {
+  cidr_block = var.vpc_cidr
+}
+resource "aws_subnet" "app" {
+  count      = 2
+  vpc_id     = aws_vpc.main.id
+  cidr_block = cidrsubnet(var.vpc_cidr, 8, count.index)
+}
+data "aws_vpc" "peer" {
+  id = var.f
+}
+data "aws_subnet" "ops" {
+  id = var.f
+}
+resource "aws_instance" "box" {
+  subnet_id = aws_subnet.app[0].id
+}
 data "http" "myip" {
   url = "https://checkip.amazonaws.com"
 }

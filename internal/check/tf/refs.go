@@ -139,6 +139,9 @@ func resourceRefs(e hcl.Expression, ctx *hcl.EvalContext) string {
 		if !strings.Contains(root, "_") || !inScope(ctx, root) {
 			continue
 		}
+		if v, diags := t.TraverseAbs(ctx); !diags.HasErrors() && v.IsWhollyKnown() {
+			continue // known from the configuration: not the provider's
+		}
 		if s := traversalString(t); !seen[s] {
 			seen[s] = true
 			rs = append(rs, s)

@@ -89,3 +89,87 @@ resource "azurerm_eventhub_namespace" "closed" {
   sku                           = "Standard"
   public_network_access_enabled = false
 }
+
+# Resources written through the AzAPI provider: an NSG admitting RDP from
+# everywhere and a public IP, whose ARM types the model reads only as
+# azurerm resources, one whose type a variable gives, and an SSH key,
+# which puts nothing in a network.
+variable "arm_type" {
+  type = string
+}
+
+resource "azapi_resource" "edge_rules" {
+  type      = "Microsoft.Network/networkSecurityGroups@2023-11-01"
+  name      = "edge-rules"
+  parent_id = "/subscriptions/00000000-0000-0000-0000-000000000000/resourceGroups/ops"
+  location  = "northeurope"
+  body = {
+    properties = {
+      securityRules = [{
+        name = "remote-desktop"
+        properties = {
+          priority                 = 120
+          direction                = "Inbound"
+          access                   = "Allow"
+          protocol                 = "Tcp"
+          sourceAddressPrefix      = "*"
+          sourcePortRange          = "*"
+          destinationAddressPrefix = "*"
+          destinationPortRange     = "3389"
+        }
+      }]
+    }
+  }
+}
+
+resource "azapi_resource" "edge_ip" {
+  type      = "Microsoft.Network/publicIPAddresses@2023-11-01"
+  name      = "edge-ip"
+  parent_id = "/subscriptions/00000000-0000-0000-0000-000000000000/resourceGroups/ops"
+  location  = "northeurope"
+  body = {
+    properties = {
+      publicIPAllocationMethod = "Static"
+    }
+  }
+}
+
+resource "azapi_resource" "anything" {
+  type      = var.arm_type
+  name      = "anything"
+  parent_id = "/subscriptions/00000000-0000-0000-0000-000000000000/resourceGroups/ops"
+}
+
+resource "azapi_resource" "ops_key" {
+  type      = "Microsoft.Compute/sshPublicKeys@2022-11-01"
+  name      = "ops-key"
+  parent_id = "/subscriptions/00000000-0000-0000-0000-000000000000/resourceGroups/ops"
+  location  = "northeurope"
+}
+
+# A private DNS zone and its link to a network, through AzAPI: names, no
+# endpoint.
+resource "azapi_resource" "zone" {
+  type      = "Microsoft.Network/privateDnsZones@2024-06-01"
+  name      = "privatelink.ops.internal"
+  parent_id = "/subscriptions/00000000-0000-0000-0000-000000000000/resourceGroups/ops"
+  location  = "global"
+}
+
+resource "azapi_resource" "zone_link" {
+  type      = "Microsoft.Network/privateDnsZones/virtualNetworkLinks@2024-06-01"
+  name      = "ops"
+  parent_id = azapi_resource.zone.id
+  location  = "global"
+}
+
+# An AzAPI update that adds a rule to an NSG outside the scanned code.
+resource "azapi_update_resource" "open_ssh" {
+  type        = "Microsoft.Network/networkSecurityGroups/securityRules@2024-05-01"
+  resource_id = "/subscriptions/00000000-0000-0000-0000-000000000000/resourceGroups/ops/providers/Microsoft.Network/networkSecurityGroups/legacy/securityRules/ssh"
+  body = {
+    properties = {
+      access = "Allow"
+    }
+  }
+}
