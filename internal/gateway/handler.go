@@ -90,12 +90,8 @@ func (st *state) ipRefusal(client netip.Addr, known bool) string {
 
 // localAddr is the gateway address r reached.
 func localAddr(r *http.Request) netip.AddrPort {
-	if la, ok := r.Context().Value(http.LocalAddrContextKey).(net.Addr); ok {
-		if ap, err := netip.ParseAddrPort(la.String()); err == nil {
-			return netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port())
-		}
-	}
-	return netip.AddrPort{}
+	la, _ := r.Context().Value(http.LocalAddrContextKey).(net.Addr)
+	return addrPort(la)
 }
 
 // servesHost reports whether a route may answer host (normalised).
@@ -241,12 +237,12 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	h := w.Header()
 	setOwnHeaders(h, reqID, st.s.HSTS)
 	client, xff, known := clientIP(r, st.s.Trusted)
-	ev := event{r: r, reqID: reqID, client: client, local: localAddr(r)}
+	ev := event{r: r, reqID: reqID, client: client}
 	var flagged *event // a request let through in detection-only mode
 
 	if reason := st.ipRefusal(client, known); reason != "" {
 		ev.kind, ev.reason, ev.status, ev.blocked = KindIPDeny, reason, http.StatusForbidden, true
-		g.refuse(w, &ev)
+		g.refuse(w, ev)
 		return
 	}
 	if r.Method == http.MethodConnect {
@@ -266,7 +262,7 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	if err := checkH2Target(r); err != nil {
 		ev.kind, ev.reason, ev.status, ev.blocked = KindPath, "target refused: "+err.Error(), http.StatusBadRequest, true
-		g.refuse(w, &ev)
+		g.refuse(w, ev)
 		return
 	}
 	host, ok := normalizeHost(r.Host)
@@ -287,7 +283,7 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			status = http.StatusBadRequest
 		}
 		ev.kind, ev.reason, ev.status, ev.blocked = KindPath, "path refused: "+err.Error(), status, true
-		g.refuse(w, &ev)
+		g.refuse(w, ev)
 		return
 	}
 	if route == nil {
@@ -304,12 +300,12 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if ok, wait := st.rates.allow(route.Name, client, route.RPS, route.Burst, g.now()); !ok {
 		h.Set("Retry-After", strconv.Itoa(retryAfter(wait)))
 		ev.kind, ev.reason, ev.status, ev.blocked = KindRateLimit, "rate limit exceeded", http.StatusTooManyRequests, true
-		g.refuse(w, &ev)
+		g.refuse(w, ev)
 		return
 	}
 	if reason := csrfCheck(r, route); reason != "" {
 		ev.kind, ev.reason, ev.status, ev.blocked = KindCSRF, reason, http.StatusForbidden, true
-		g.refuse(w, &ev)
+		g.refuse(w, ev)
 		return
 	}
 	if r.ContentLength > route.MaxBodyBytes {
@@ -331,7 +327,7 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 				if errors.Is(err, errClientShare) {
 					ev.kind, ev.reason, ev.status = KindRateLimit, "the client's share of the request bodies held for WAF inspection is in use", http.StatusTooManyRequests
 				}
-				g.refuse(w, &ev)
+				g.refuse(w, ev)
 				return
 			}
 			defer done()
@@ -347,13 +343,13 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			case errors.Is(err, errClientShare):
 				h.Set("Retry-After", "1")
 				ev.kind, ev.reason, ev.status, ev.blocked = KindRateLimit, "the client's share of WAF body inspection is in use", http.StatusTooManyRequests, true
-				g.refuse(w, &ev)
+				g.refuse(w, ev)
 			case r.Context().Err() != nil:
 				// The client went away while its body waited or was read.
 			case errors.Is(err, errInspectBusy):
 				h.Set("Retry-After", "1")
 				ev.kind, ev.reason, ev.status, ev.blocked = KindOverload, "no room for WAF body inspection within the queue timeout, or the queue full; refused uninspected", http.StatusServiceUnavailable, true
-				g.refuse(w, &ev)
+				g.refuse(w, ev)
 			default:
 				g.log.Warn("gateway: WAF could not inspect a request; refusing it", "request_id", reqID, "err", err)
 				http.Error(w, "bad request\nrequest id: "+reqID, http.StatusBadRequest)
@@ -361,17 +357,19 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		if v.Detected {
-			ev.kind, ev.reason, ev.verdict = KindWAF, "request matched WAF rules", &v
+			verdict := v // on the heap only when recorded
+			ev.kind, ev.reason, ev.verdict = KindWAF, "request matched WAF rules", &verdict
 			if v.Block {
 				ev.status, ev.blocked = http.StatusForbidden, true
 				if v.Status == http.StatusRequestEntityTooLarge || v.Status == http.StatusBadRequest || v.Status == http.StatusServiceUnavailable {
 					ev.status = v.Status
 				}
-				g.refuse(w, &ev)
+				g.refuse(w, ev)
 				return
 			}
 			ev.reason = "request matched WAF rules (detection only)"
-			flagged = &ev // recorded with the answer the service gives
+			f := ev
+			flagged = &f // recorded with the answer the service gives
 		}
 	}
 	fw := &forward{route: route, client: client, xff: xff, reqID: reqID, flagged: flagged}
@@ -414,15 +412,21 @@ func (g *Gateway) inspect(st *state, tx *waf.Tx, r *http.Request, route *Route, 
 }
 
 // refuse answers with ev.status and the request ID, nothing more, and
-// records the event.
-func (g *Gateway) refuse(w http.ResponseWriter, ev *event) {
-	g.emit(ev)
+// records the event. It takes ev by value, so that a request's event is
+// on the heap only when one is recorded.
+func (g *Gateway) refuse(w http.ResponseWriter, ev event) {
+	g.emit(&ev)
 	body := http.StatusText(ev.status)
 	http.Error(w, strings.ToLower(body)+"\nrequest id: "+ev.reqID, ev.status)
 }
 
-// emit records ev, unless the event gate holds it back for a summary.
+// emit records ev, unless the event gate holds it back for a summary. The
+// gateway address a request's event names is read here, not for every
+// request.
 func (g *Gateway) emit(ev *event) {
+	if ev.r != nil && !ev.local.IsValid() {
+		ev.local = localAddr(ev.r)
+	}
 	now := g.now()
 	if !g.eventGate.allow(ev, now) {
 		return
@@ -608,8 +612,10 @@ func (g *Gateway) newProxy() *httputil.ReverseProxy {
 			pr.Out.Header.Set("X-Forwarded-For", fw.xff)
 			pr.Out.Header.Set("X-Forwarded-Proto", "https")
 			pr.Out.Header.Set("X-Forwarded-Host", pr.In.Host)
-			pr.Out.Header.Set("X-Real-IP", fw.client.String())
-			pr.Out.Header.Set("X-Request-ID", fw.reqID)
+			// (Spelt as the header map holds them: a name in another
+			// case is canonicalised, a new string, on every request.)
+			pr.Out.Header.Set("X-Real-Ip", fw.client.String())
+			pr.Out.Header.Set("X-Request-Id", fw.reqID)
 		},
 		ModifyResponse: func(resp *http.Response) error {
 			if resp.StatusCode == http.StatusSwitchingProtocols {
@@ -673,7 +679,7 @@ func (g *Gateway) newProxy() *httputil.ReverseProxy {
 // setOwnHeaders sets the fields the gateway puts on every answer: the
 // request ID, and its HSTS policy when it has one.
 func setOwnHeaders(h http.Header, reqID, hsts string) {
-	h.Set("X-Request-ID", reqID)
+	h.Set("X-Request-Id", reqID) // canonical: Set copies any other spelling
 	if hsts != "" {
 		h.Set("Strict-Transport-Security", hsts)
 	}
