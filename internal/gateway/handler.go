@@ -217,6 +217,7 @@ type ctxKey struct{}
 type forward struct {
 	route  *Route
 	client netip.Addr // the client, after trusted proxies
+	ip     string     // client in text, for X-Real-IP
 	xff    string     // the X-Forwarded-For chain to send
 	reqID  string
 	check  *respCheck // nil when the response is not inspected
@@ -315,6 +316,7 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if r.Body != nil && r.Body != http.NoBody {
 		r.Body = http.MaxBytesReader(w, r.Body, route.MaxBodyBytes)
 	}
+	ip := client.String() // for the WAF and X-Real-IP
 	var tx *waf.Tx
 	if st.waf != nil && !route.WAFOff {
 		if r.Body != nil && r.Body != http.NoBody {
@@ -334,7 +336,7 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 		tx = st.waf.Begin(route.Exclusions)
 		defer tx.Close()
-		v, err := g.inspect(st, tx, r, route, client)
+		v, err := g.inspect(st, tx, r, route, client, ip)
 		if err != nil {
 			var mbe *http.MaxBytesError
 			switch {
@@ -372,7 +374,7 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			flagged = &f // recorded with the answer the service gives
 		}
 	}
-	fw := &forward{route: route, client: client, xff: xff, reqID: reqID, flagged: flagged}
+	fw := &forward{route: route, client: client, ip: ip, xff: xff, reqID: reqID, flagged: flagged}
 	if tx != nil && tx.ResponseInspected() {
 		fw.check = &respCheck{tx: tx, ev: ev}
 	}
@@ -393,9 +395,9 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 // within the state's inspection gate. A compressed body is decompressed as
 // it is read, so its size when evaluated is unknown until then: it takes
 // the gate for the route's limit before anything is read.
-func (g *Gateway) inspect(st *state, tx *waf.Tx, r *http.Request, route *Route, client netip.Addr) (waf.Verdict, error) {
+func (g *Gateway) inspect(st *state, tx *waf.Tx, r *http.Request, route *Route, client netip.Addr, ip string) (waf.Verdict, error) {
 	if r.Body == nil || r.Body == http.NoBody {
-		return tx.Request(r, client.String())
+		return tx.Request(r, ip)
 	}
 	if enc := r.Header.Get("Content-Encoding"); enc != "" && !strings.EqualFold(enc, "identity") {
 		release, err := st.gate.acquire(r.Context(), flow.SourceKey(client), route.MaxBodyBytes)
@@ -403,12 +405,12 @@ func (g *Gateway) inspect(st *state, tx *waf.Tx, r *http.Request, route *Route, 
 			return waf.Verdict{}, err
 		}
 		defer release()
-		return tx.Request(r, client.String())
+		return tx.Request(r, ip)
 	}
 	body := &gatedBody{ReadCloser: r.Body, ctx: r.Context(), gate: st.gate, client: flow.SourceKey(client)}
 	r.Body = body
 	defer body.done()
-	return tx.Request(r, client.String())
+	return tx.Request(r, ip)
 }
 
 // refuse answers with ev.status and the request ID, nothing more, and
@@ -593,7 +595,7 @@ func (g *Gateway) newProxy() *httputil.ReverseProxy {
 		Rewrite: func(pr *httputil.ProxyRequest) {
 			fw := pr.In.Context().Value(ctxKey{}).(*forward)
 			pr.Out.URL.Scheme = "http"
-			pr.Out.URL.Host = net.JoinHostPort(fw.route.Service, strconv.Itoa(fw.route.Port))
+			pr.Out.URL.Host = fw.route.upstream
 			pr.Out.Host = pr.In.Host
 			// Trailers arrive after the body, once the WAF has judged the
 			// request and its headers were stripped: a backend that merges
@@ -614,7 +616,7 @@ func (g *Gateway) newProxy() *httputil.ReverseProxy {
 			pr.Out.Header.Set("X-Forwarded-Host", pr.In.Host)
 			// (Spelt as the header map holds them: a name in another
 			// case is canonicalised, a new string, on every request.)
-			pr.Out.Header.Set("X-Real-Ip", fw.client.String())
+			pr.Out.Header.Set("X-Real-Ip", fw.ip)
 			pr.Out.Header.Set("X-Request-Id", fw.reqID)
 		},
 		ModifyResponse: func(resp *http.Response) error {
@@ -679,10 +681,20 @@ func (g *Gateway) newProxy() *httputil.ReverseProxy {
 // setOwnHeaders sets the fields the gateway puts on every answer: the
 // request ID, and its HSTS policy when it has one.
 func setOwnHeaders(h http.Header, reqID, hsts string) {
-	h.Set("X-Request-Id", reqID) // canonical: Set copies any other spelling
+	setOnly(h, "X-Request-Id", reqID)
 	if hsts != "" {
-		h.Set("Strict-Transport-Security", hsts)
+		setOnly(h, "Strict-Transport-Security", hsts)
 	}
+}
+
+// setOnly is h.Set(name, v) for a name in canonical form, which leaves a
+// field that already holds v alone as it is: the answer's headers are set
+// when the handler starts and again as the proxy writes them.
+func setOnly(h http.Header, name, v string) {
+	if cur := h[name]; len(cur) == 1 && cur[0] == v {
+		return
+	}
+	h[name] = []string{v}
 }
 
 // ownHeaders writes the headers the gateway sets on every answer into
