@@ -9,6 +9,7 @@ import (
 	"net/url"
 	"os"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -272,6 +273,9 @@ type Route struct {
 	MaxBodyBytes   int64         // limits.max_body_bytes when the route sets none
 	EncodedSlashes string        // slashDecode, slashKeep or slashRefuse
 	WebSocketIdle  time.Duration // limits.websocket_idle_timeout when the route sets none
+
+	// upstream is "service:port", the proxy's URL host, made once.
+	upstream string
 }
 
 const (
@@ -561,6 +565,7 @@ func (rf *RouteFile) route(p string, services []string, csrfDefault string, rps 
 		return r, config.Errorf(config.Join(p, "waf_exclusions"), "%v", err)
 	}
 	r.Exclusions = ex
+	r.upstream = net.JoinHostPort(r.Service, strconv.Itoa(r.Port))
 	return r, nil
 }
 

@@ -408,10 +408,7 @@ func (g *Gateway) writeEvent(r flow.Record) error {
 
 // connRefused records a connection refused by the per-IP cap.
 func (g *Gateway) connRefused(ip netip.Addr, local net.Addr) {
-	ev := event{kind: KindRateLimit, reason: "concurrent connection cap per IP reached", client: ip, blocked: true}
-	if ap, err := netip.ParseAddrPort(local.String()); err == nil {
-		ev.local = ap
-	}
+	ev := event{kind: KindRateLimit, reason: "concurrent connection cap per IP reached", client: ip, blocked: true, local: addrPort(local)}
 	g.emit(&ev)
 }
 
@@ -430,9 +427,9 @@ func (g *Gateway) redirect(w http.ResponseWriter, r *http.Request) {
 	client, _, known := clientIP(r, st.s.Trusted)
 	if reason := st.ipRefusal(client, known); reason != "" {
 		ev := event{kind: KindIPDeny, reason: reason, status: http.StatusForbidden, blocked: true,
-			r: r, reqID: newRequestID(), client: client, local: localAddr(r)}
+			r: r, reqID: newRequestID(), client: client}
 		setOwnHeaders(w.Header(), ev.reqID, st.s.HSTS)
-		g.refuse(w, &ev)
+		g.refuse(w, ev)
 		return
 	}
 	host, ok := normalizeHost(r.Host)

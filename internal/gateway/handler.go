@@ -90,12 +90,8 @@ func (st *state) ipRefusal(client netip.Addr, known bool) string {
 
 // localAddr is the gateway address r reached.
 func localAddr(r *http.Request) netip.AddrPort {
-	if la, ok := r.Context().Value(http.LocalAddrContextKey).(net.Addr); ok {
-		if ap, err := netip.ParseAddrPort(la.String()); err == nil {
-			return netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port())
-		}
-	}
-	return netip.AddrPort{}
+	la, _ := r.Context().Value(http.LocalAddrContextKey).(net.Addr)
+	return addrPort(la)
 }
 
 // servesHost reports whether a route may answer host (normalised).
@@ -221,6 +217,7 @@ type ctxKey struct{}
 type forward struct {
 	route  *Route
 	client netip.Addr // the client, after trusted proxies
+	ip     string     // client in text, for X-Real-IP
 	xff    string     // the X-Forwarded-For chain to send
 	reqID  string
 	check  *respCheck // nil when the response is not inspected
@@ -241,12 +238,12 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	h := w.Header()
 	setOwnHeaders(h, reqID, st.s.HSTS)
 	client, xff, known := clientIP(r, st.s.Trusted)
-	ev := event{r: r, reqID: reqID, client: client, local: localAddr(r)}
+	ev := event{r: r, reqID: reqID, client: client}
 	var flagged *event // a request let through in detection-only mode
 
 	if reason := st.ipRefusal(client, known); reason != "" {
 		ev.kind, ev.reason, ev.status, ev.blocked = KindIPDeny, reason, http.StatusForbidden, true
-		g.refuse(w, &ev)
+		g.refuse(w, ev)
 		return
 	}
 	if r.Method == http.MethodConnect {
@@ -266,7 +263,7 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	if err := checkH2Target(r); err != nil {
 		ev.kind, ev.reason, ev.status, ev.blocked = KindPath, "target refused: "+err.Error(), http.StatusBadRequest, true
-		g.refuse(w, &ev)
+		g.refuse(w, ev)
 		return
 	}
 	host, ok := normalizeHost(r.Host)
@@ -287,7 +284,7 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			status = http.StatusBadRequest
 		}
 		ev.kind, ev.reason, ev.status, ev.blocked = KindPath, "path refused: "+err.Error(), status, true
-		g.refuse(w, &ev)
+		g.refuse(w, ev)
 		return
 	}
 	if route == nil {
@@ -304,12 +301,12 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if ok, wait := st.rates.allow(route.Name, client, route.RPS, route.Burst, g.now()); !ok {
 		h.Set("Retry-After", strconv.Itoa(retryAfter(wait)))
 		ev.kind, ev.reason, ev.status, ev.blocked = KindRateLimit, "rate limit exceeded", http.StatusTooManyRequests, true
-		g.refuse(w, &ev)
+		g.refuse(w, ev)
 		return
 	}
 	if reason := csrfCheck(r, route); reason != "" {
 		ev.kind, ev.reason, ev.status, ev.blocked = KindCSRF, reason, http.StatusForbidden, true
-		g.refuse(w, &ev)
+		g.refuse(w, ev)
 		return
 	}
 	if r.ContentLength > route.MaxBodyBytes {
@@ -319,6 +316,7 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if r.Body != nil && r.Body != http.NoBody {
 		r.Body = http.MaxBytesReader(w, r.Body, route.MaxBodyBytes)
 	}
+	ip := client.String() // for the WAF and X-Real-IP
 	var tx *waf.Tx
 	if st.waf != nil && !route.WAFOff {
 		if r.Body != nil && r.Body != http.NoBody {
@@ -331,14 +329,14 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 				if errors.Is(err, errClientShare) {
 					ev.kind, ev.reason, ev.status = KindRateLimit, "the client's share of the request bodies held for WAF inspection is in use", http.StatusTooManyRequests
 				}
-				g.refuse(w, &ev)
+				g.refuse(w, ev)
 				return
 			}
 			defer done()
 		}
 		tx = st.waf.Begin(route.Exclusions)
 		defer tx.Close()
-		v, err := g.inspect(st, tx, r, route, client)
+		v, err := g.inspect(st, tx, r, route, client, ip)
 		if err != nil {
 			var mbe *http.MaxBytesError
 			switch {
@@ -347,13 +345,13 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			case errors.Is(err, errClientShare):
 				h.Set("Retry-After", "1")
 				ev.kind, ev.reason, ev.status, ev.blocked = KindRateLimit, "the client's share of WAF body inspection is in use", http.StatusTooManyRequests, true
-				g.refuse(w, &ev)
+				g.refuse(w, ev)
 			case r.Context().Err() != nil:
 				// The client went away while its body waited or was read.
 			case errors.Is(err, errInspectBusy):
 				h.Set("Retry-After", "1")
 				ev.kind, ev.reason, ev.status, ev.blocked = KindOverload, "no room for WAF body inspection within the queue timeout, or the queue full; refused uninspected", http.StatusServiceUnavailable, true
-				g.refuse(w, &ev)
+				g.refuse(w, ev)
 			default:
 				g.log.Warn("gateway: WAF could not inspect a request; refusing it", "request_id", reqID, "err", err)
 				http.Error(w, "bad request\nrequest id: "+reqID, http.StatusBadRequest)
@@ -361,20 +359,22 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		if v.Detected {
-			ev.kind, ev.reason, ev.verdict = KindWAF, "request matched WAF rules", &v
+			verdict := v // on the heap only when recorded
+			ev.kind, ev.reason, ev.verdict = KindWAF, "request matched WAF rules", &verdict
 			if v.Block {
 				ev.status, ev.blocked = http.StatusForbidden, true
 				if v.Status == http.StatusRequestEntityTooLarge || v.Status == http.StatusBadRequest || v.Status == http.StatusServiceUnavailable {
 					ev.status = v.Status
 				}
-				g.refuse(w, &ev)
+				g.refuse(w, ev)
 				return
 			}
 			ev.reason = "request matched WAF rules (detection only)"
-			flagged = &ev // recorded with the answer the service gives
+			f := ev
+			flagged = &f // recorded with the answer the service gives
 		}
 	}
-	fw := &forward{route: route, client: client, xff: xff, reqID: reqID, flagged: flagged}
+	fw := &forward{route: route, client: client, ip: ip, xff: xff, reqID: reqID, flagged: flagged}
 	if tx != nil && tx.ResponseInspected() {
 		fw.check = &respCheck{tx: tx, ev: ev}
 	}
@@ -395,9 +395,9 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 // within the state's inspection gate. A compressed body is decompressed as
 // it is read, so its size when evaluated is unknown until then: it takes
 // the gate for the route's limit before anything is read.
-func (g *Gateway) inspect(st *state, tx *waf.Tx, r *http.Request, route *Route, client netip.Addr) (waf.Verdict, error) {
+func (g *Gateway) inspect(st *state, tx *waf.Tx, r *http.Request, route *Route, client netip.Addr, ip string) (waf.Verdict, error) {
 	if r.Body == nil || r.Body == http.NoBody {
-		return tx.Request(r, client.String())
+		return tx.Request(r, ip)
 	}
 	if enc := r.Header.Get("Content-Encoding"); enc != "" && !strings.EqualFold(enc, "identity") {
 		release, err := st.gate.acquire(r.Context(), flow.SourceKey(client), route.MaxBodyBytes)
@@ -405,24 +405,30 @@ func (g *Gateway) inspect(st *state, tx *waf.Tx, r *http.Request, route *Route, 
 			return waf.Verdict{}, err
 		}
 		defer release()
-		return tx.Request(r, client.String())
+		return tx.Request(r, ip)
 	}
 	body := &gatedBody{ReadCloser: r.Body, ctx: r.Context(), gate: st.gate, client: flow.SourceKey(client)}
 	r.Body = body
 	defer body.done()
-	return tx.Request(r, client.String())
+	return tx.Request(r, ip)
 }
 
 // refuse answers with ev.status and the request ID, nothing more, and
-// records the event.
-func (g *Gateway) refuse(w http.ResponseWriter, ev *event) {
-	g.emit(ev)
+// records the event. It takes ev by value, so that a request's event is
+// on the heap only when one is recorded.
+func (g *Gateway) refuse(w http.ResponseWriter, ev event) {
+	g.emit(&ev)
 	body := http.StatusText(ev.status)
 	http.Error(w, strings.ToLower(body)+"\nrequest id: "+ev.reqID, ev.status)
 }
 
-// emit records ev, unless the event gate holds it back for a summary.
+// emit records ev, unless the event gate holds it back for a summary. The
+// gateway address a request's event names is read here, not for every
+// request.
 func (g *Gateway) emit(ev *event) {
+	if ev.r != nil && !ev.local.IsValid() {
+		ev.local = localAddr(ev.r)
+	}
 	now := g.now()
 	if !g.eventGate.allow(ev, now) {
 		return
@@ -589,7 +595,7 @@ func (g *Gateway) newProxy() *httputil.ReverseProxy {
 		Rewrite: func(pr *httputil.ProxyRequest) {
 			fw := pr.In.Context().Value(ctxKey{}).(*forward)
 			pr.Out.URL.Scheme = "http"
-			pr.Out.URL.Host = net.JoinHostPort(fw.route.Service, strconv.Itoa(fw.route.Port))
+			pr.Out.URL.Host = fw.route.upstream
 			pr.Out.Host = pr.In.Host
 			// Trailers arrive after the body, once the WAF has judged the
 			// request and its headers were stripped: a backend that merges
@@ -608,8 +614,10 @@ func (g *Gateway) newProxy() *httputil.ReverseProxy {
 			pr.Out.Header.Set("X-Forwarded-For", fw.xff)
 			pr.Out.Header.Set("X-Forwarded-Proto", "https")
 			pr.Out.Header.Set("X-Forwarded-Host", pr.In.Host)
-			pr.Out.Header.Set("X-Real-IP", fw.client.String())
-			pr.Out.Header.Set("X-Request-ID", fw.reqID)
+			// (Spelt as the header map holds them: a name in another
+			// case is canonicalised, a new string, on every request.)
+			pr.Out.Header.Set("X-Real-Ip", fw.ip)
+			pr.Out.Header.Set("X-Request-Id", fw.reqID)
 		},
 		ModifyResponse: func(resp *http.Response) error {
 			if resp.StatusCode == http.StatusSwitchingProtocols {
@@ -673,10 +681,20 @@ func (g *Gateway) newProxy() *httputil.ReverseProxy {
 // setOwnHeaders sets the fields the gateway puts on every answer: the
 // request ID, and its HSTS policy when it has one.
 func setOwnHeaders(h http.Header, reqID, hsts string) {
-	h.Set("X-Request-ID", reqID)
+	setOnly(h, "X-Request-Id", reqID)
 	if hsts != "" {
-		h.Set("Strict-Transport-Security", hsts)
+		setOnly(h, "Strict-Transport-Security", hsts)
 	}
+}
+
+// setOnly is h.Set(name, v) for a name in canonical form, which leaves a
+// field that already holds v alone as it is: the answer's headers are set
+// when the handler starts and again as the proxy writes them.
+func setOnly(h http.Header, name, v string) {
+	if cur := h[name]; len(cur) == 1 && cur[0] == v {
+		return
+	}
+	h[name] = []string{v}
 }
 
 // ownHeaders writes the headers the gateway sets on every answer into

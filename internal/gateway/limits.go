@@ -243,6 +243,24 @@ func addrIP(a net.Addr) netip.Addr {
 	return plainIP(ap.Addr())
 }
 
+// addrPort is a's address and port, IPv4 unmapped, or the zero value when
+// a is not an IP address.
+func addrPort(a net.Addr) netip.AddrPort {
+	var ap netip.AddrPort
+	switch a := a.(type) {
+	case nil:
+		return ap
+	case *net.TCPAddr:
+		ap = a.AddrPort()
+	default:
+		var err error
+		if ap, err = netip.ParseAddrPort(a.String()); err != nil {
+			return netip.AddrPort{}
+		}
+	}
+	return netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port())
+}
+
 // plainIP is a in the form IP lists, rate limits and records compare: an
 // IPv4-mapped address as IPv4, without an IPv6 zone ("fe80::1%eth0" is
 // fe80::1). netip.Prefix.Contains is false for any zoned address, so a

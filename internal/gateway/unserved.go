@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"net"
 	"net/http"
-	"net/netip"
 	"sort"
 	"strings"
 	"sync"
@@ -80,10 +79,7 @@ func limitedOf(c net.Conn) *limitedConn {
 }
 
 func (g *Gateway) unservedRequest(c net.Conn) {
-	ev := event{kind: KindUnserved, reason: unservedReason, client: addrIP(c.RemoteAddr()), blocked: true}
-	if ap, err := netip.ParseAddrPort(c.LocalAddr().String()); err == nil {
-		ev.local = netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port())
-	}
+	ev := event{kind: KindUnserved, reason: unservedReason, client: addrIP(c.RemoteAddr()), blocked: true, local: addrPort(c.LocalAddr())}
 	g.emit(&ev)
 }
 

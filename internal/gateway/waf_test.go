@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"mime/multipart"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -190,6 +191,14 @@ func TestWAFDetectionOnlyAndExclusions(t *testing.T) {
 	last := recs[len(recs)-1]
 	if last.Unmapped.Verdict != "audit" || last.DispositionID != 17 || !slices.Contains(last.Unmapped.Rules, "942100") {
 		t.Errorf("detection-only event %+v", last.Unmapped)
+	}
+	// The refusal and the flagged request both name the gateway address
+	// the client reached, which is read only when an event is recorded.
+	port := f.gw.Addr().(*net.TCPAddr).Port
+	for _, r := range []flow.Record{recs[0], last} {
+		if r.DstEndpoint == nil || r.DstEndpoint.IP != "127.0.0.1" || r.DstEndpoint.Port != port {
+			t.Errorf("event %s recorded to %+v, want 127.0.0.1:%d", r.Unmapped.Verdict, r.DstEndpoint, port)
+		}
 	}
 	t.Logf("event matched data: %q", last.Unmapped.Matched)
 }
