@@ -105,7 +105,10 @@ type Engine struct {
 	// audit entry or a record no node wrote: the node a new subject or
 	// edge is held for (holders).
 	evaluating string
-	edges      holders
+	// fired is the subjects whose firing alerts the record being
+	// evaluated raised, for budget to tell a window which it held back.
+	fired []firedSubject
+	edges holders
 	// edgesFull counts new edges not remembered because edges was full,
 	// edgesForgotten those forgotten to make room for another node's.
 	edgesFull, edgesForgotten uint64
@@ -115,6 +118,14 @@ type Engine struct {
 	nodes      map[string]*nodeBudget
 	muted      map[string]bool
 	mutedTotal uint64
+}
+
+// firedSubject is a window's subject (its key in the window) whose
+// firing alert has the dedup key key.
+type firedSubject struct {
+	key  string
+	w    *window
+	name string
 }
 
 type item struct {
@@ -307,7 +318,7 @@ func (e *Engine) process(it item) {
 		node = it.rec.Unmapped.Node
 	}
 	e.mu.Lock()
-	e.evaluating = node
+	e.evaluating, e.fired = node, e.fired[:0]
 	if it.entry != nil {
 		out = e.observeAudit(now, it.entry)
 	} else {
@@ -355,6 +366,7 @@ func (e *Engine) fire(out []Alert, now time.Time, rule, subj, itm, summary strin
 	}
 	if a, ok := w.observe(now, e.evaluating, subj, itm, summary, facts); ok {
 		out = append(out, a)
+		e.fired = append(e.fired, firedSubject{key: a.Key, w: w, name: subj})
 	}
 	return out
 }

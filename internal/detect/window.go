@@ -48,6 +48,11 @@ type subject struct {
 	firedAt   time.Time
 	lastFired time.Time
 	summary   string
+	// heldBy is the node whose budget held back the firing alert of the
+	// current activation, "" if none did; prevFired is lastFired before
+	// that firing, which a held back alert does not move.
+	heldBy    string
+	prevFired time.Time
 }
 
 func newWindow(rule string, cfg RuleConfig, distinct bool) *window {
@@ -103,7 +108,17 @@ func (w *window) observe(now time.Time, node, name, item, summary string, facts 
 		s.times[s.next] = now
 		s.next = (s.next + 1) % len(s.times)
 	}
-	if s.active || !w.holds(s, now) {
+	if s.active {
+		if s.heldBy == "" || s.heldBy == node {
+			return Alert{}, false
+		}
+		// Its alert was held back by another node's budget: this node's
+		// record raises it again, under this node's.
+		s.heldBy = ""
+		s.prevFired, s.lastFired = s.lastFired, now
+		return w.alert(s, StatusFiring, now), true
+	}
+	if !w.holds(s, now) {
 		return Alert{}, false
 	}
 	s.active = true
@@ -112,8 +127,20 @@ func (w *window) observe(now time.Time, node, name, item, summary string, facts 
 		return Alert{}, false // within the dedup window of the last firing: stay quiet
 	}
 	s.notified = true
+	s.prevFired = s.lastFired
 	s.firedAt, s.lastFired = now, now
 	return w.alert(s, StatusFiring, now), true
+}
+
+// heldBack notes that node's budget held back the firing alert of the
+// subject name, just raised: a record of another node about it raises
+// it again, and it starts no dedup period. A node cannot so keep a
+// source it names from being alerted on when others see it.
+func (w *window) heldBack(name, node string) {
+	if s := w.subjects[name]; s != nil && s.active {
+		s.heldBy = node
+		s.lastFired = s.prevFired
+	}
 }
 
 // forget drops the subject name to make room for another. A firing alert
@@ -163,6 +190,7 @@ func (w *window) sweep(now time.Time) []Alert {
 	for name, s := range w.subjects {
 		if s.active && !w.holds(s, now) {
 			s.active = false
+			s.heldBy = ""
 			if s.notified {
 				s.notified = false
 				out = append(out, w.alert(s, StatusResolved, now))
