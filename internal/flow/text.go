@@ -37,6 +37,21 @@ func PrintableText(s string) string {
 	return b.String()
 }
 
+// InertText is PrintableText for a reader that may take text as markup:
+// chat messages and HTML mail, and the templates that make them from an
+// alert's labels and annotations. It also shows <, > and & as escapes
+// (\x3c, \x3e, \x26): Slack writes its mentions and links with them
+// (<!channel>, <https://…|text>), HTML its tags and entities.
+func InertText(s string) string {
+	s = PrintableText(s)
+	if !strings.ContainsAny(s, "<>&") {
+		return s
+	}
+	return markup.Replace(s)
+}
+
+var markup = strings.NewReplacer("<", `\x3c`, ">", `\x3e`, "&", `\x26`)
+
 // printableASCII says whether s is printable ASCII alone, as nearly every
 // name and address a record holds is.
 func printableASCII(s string) bool {

@@ -21,6 +21,19 @@ func TestPrintableText(t *testing.T) {
 	}
 }
 
+func TestInertText(t *testing.T) {
+	for _, c := range []struct{ in, want string }{
+		{"plain text: é 日本", "plain text: é 日本"},
+		{"<!channel> <https://evil.example|sign in>", `\x3c!channel\x3e \x3chttps://evil.example|sign in\x3e`},
+		{`<a href="x">&amp;</a>`, `\x3ca href="x"\x3e\x26amp;\x3c/a\x3e`},
+		{"line\n<b>\u202e", `line\n\x3cb\x3e\u202e`},
+	} {
+		if got := InertText(c.in); got != c.want {
+			t.Errorf("InertText(%q) = %q, want %q", c.in, got, c.want)
+		}
+	}
+}
+
 func TestPrintableJSON(t *testing.T) {
 	for _, s := range []string{"plain é 日本 \u00e9", "\u009b31m", "\u202egnp.exe", "\u2066x\u2069 \u200f", "\U000e0041 tag", "\x1b\n\u2028"} {
 		b, err := json.Marshal(map[string]string{"k": s})
