@@ -29,6 +29,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"net/netip"
 	"time"
 )
 
@@ -399,7 +400,10 @@ type Sealer interface {
 const maxUIDLen = 128
 
 // Validate checks what the store needs of a record: an ID of at most 128
-// bytes, a positive time and a class.
+// bytes, a positive time, a class, and endpoints whose ip is empty or an
+// IP address. An endpoint with no SPIFFE ID, service name or name is
+// queried, summed and drawn under its ip (ColumnsOf), so an ip that is no
+// address ("billing") would name a service without saying so.
 func Validate(r *Record) error {
 	switch {
 	case r.Metadata.UID == "":
@@ -410,6 +414,17 @@ func Validate(r *Record) error {
 		return fmt.Errorf("time %d is not a positive millisecond timestamp", r.Time)
 	case r.ClassUID == 0:
 		return errors.New("class_uid is zero")
+	}
+	for _, e := range []struct {
+		name string
+		ep   *Endpoint
+	}{{"src_endpoint", r.SrcEndpoint}, {"dst_endpoint", r.DstEndpoint}, {"proxy_endpoint", r.ProxyEndpoint}} {
+		if e.ep == nil || e.ep.IP == "" {
+			continue
+		}
+		if _, err := netip.ParseAddr(e.ep.IP); err != nil {
+			return fmt.Errorf("%s.ip is not an IP address", e.name)
+		}
 	}
 	return nil
 }

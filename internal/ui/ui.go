@@ -28,6 +28,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/netip"
 	"net/url"
 	"strings"
 	"sync"
@@ -204,7 +205,7 @@ func (s *Server) Run(ctx context.Context) error {
 // ID in this trust domain, or a bare name), or "" for anything else.
 func (s *Server) serviceName(key string) string {
 	if !strings.Contains(key, "://") {
-		if net.ParseIP(key) != nil {
+		if _, err := netip.ParseAddr(key); err == nil {
 			return ""
 		}
 		return key
