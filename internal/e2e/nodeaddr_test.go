@@ -35,6 +35,7 @@ func TestNodeCannotNameServicesByAddress(t *testing.T) {
 	}{
 		{"addresses that are names", flow.Endpoint{IP: "api"}, flow.Endpoint{IP: "db", Port: 5432}},
 		{"IDs that are names", flow.Endpoint{UID: "api"}, flow.Endpoint{UID: "db", Port: 5432}},
+		{"a zone that is a line", flow.Endpoint{IP: "fe80::1%x 10.0.0.2\n2 123456789012 n1"}, flow.Endpoint{IP: "10.0.0.2", Port: 5432}},
 		{"names that are SPIFFE IDs", flow.Endpoint{Name: "spiffe://example.org/svc/api"}, flow.Endpoint{Name: "spiffe://example.org/svc/db", Port: 5432}},
 	} {
 		forged := flowRecord("forged-"+c.what, "api", "db", 999999999)

@@ -422,11 +422,27 @@ func Validate(r *Record) error {
 		if e.ep == nil || e.ep.IP == "" {
 			continue
 		}
-		if _, err := netip.ParseAddr(e.ep.IP); err != nil {
+		a, err := netip.ParseAddr(e.ep.IP)
+		if err != nil || !validZone(a.Zone()) {
 			return fmt.Errorf("%s.ip is not an IP address", e.name)
 		}
 	}
 	return nil
+}
+
+// validZone says whether z is empty or could name a network interface:
+// at most 16 bytes of printable ASCII but the space. netip takes any text
+// after a '%' for a zone.
+func validZone(z string) bool {
+	if len(z) > 16 {
+		return false
+	}
+	for i := 0; i < len(z); i++ {
+		if z[i] <= ' ' || z[i] > '~' {
+			return false
+		}
+	}
+	return true
 }
 
 // TrafficBytes is the bytes r carries: its traffic's total, else the sum of
