@@ -133,8 +133,8 @@ func (s *Server) fetchGraph(ctx context.Context, window time.Duration, groupBy s
 				acc[id] = ge
 				order = append(order, id)
 			}
-			ge.Flows += e.Flows
-			ge.Bytes += e.Bytes
+			ge.Flows = flow.AddCount(ge.Flows, e.Flows)
+			ge.Bytes = flow.AddCount(ge.Bytes, e.Bytes)
 		}
 	}
 	for _, id := range order {
@@ -311,8 +311,8 @@ func (l *liveEdges) add(s *Server, r *flow.Record) {
 		l.acc[id] = ge
 		l.order = append(l.order, id)
 	}
-	ge.Flows += e.Flows
-	ge.Bytes += e.Bytes
+	ge.Flows = flow.AddCount(ge.Flows, e.Flows)
+	ge.Bytes = flow.AddCount(ge.Bytes, e.Bytes)
 }
 
 // take returns the increments so far and starts over.

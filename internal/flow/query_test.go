@@ -24,3 +24,19 @@ func TestKeyService(t *testing.T) {
 		}
 	}
 }
+
+func TestAddCount(t *testing.T) {
+	const max, min = 1<<63 - 1, -1 << 63
+	for _, c := range []struct{ a, b, want int64 }{
+		{1, 2, 3},
+		{max, 1, max},
+		{max - 5, 10, max},
+		{min, -1, min},
+		{max, -1, max - 1},
+		{max, min, -1},
+	} {
+		if got := AddCount(c.a, c.b); got != c.want {
+			t.Errorf("AddCount(%d, %d) = %d, want %d", c.a, c.b, got, c.want)
+		}
+	}
+}
