@@ -242,8 +242,9 @@ func (s *Server) aboutNode(r *flow.Record, node string, nodes map[string]string)
 // else name, else address), which is read as a service's when it is a
 // service's SPIFFE ID or a bare name (flow.KeyService): so a key that
 // reads as a registered service must be the service the endpoint names,
-// and a name, an ID that is no SPIFFE ID or a SPIFFE ID in a name alone
-// must not carry a record onto another node's service.
+// and a bare name or an ID that is no SPIFFE ID must not carry a record
+// onto another node's service. A SPIFFE ID in a name alone is the
+// identity a refused peer claimed, and is taken as such.
 func (s *Server) endpointService(e *flow.Endpoint, nodes map[string]string) (name string, ok bool) {
 	if e == nil {
 		return "", true
@@ -264,6 +265,12 @@ func (s *Server) endpointService(e *flow.Endpoint, nodes map[string]string) (nam
 	}
 	key, _ := flow.EndpointKey(e)
 	byKey := flow.KeyService(key, s.td)
+	if e.UID == "" && e.SvcName == "" && e.Name != "" {
+		// A name alone is a failed handshake's peer by the SPIFFE ID
+		// it claimed, as the mesh records it, to be taken as it is;
+		// only a bare name carries the record onto that service.
+		byKey = e.Name
+	}
 	if _, registered := nodes[byKey]; !registered {
 		byKey = ""
 	}
