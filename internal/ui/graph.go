@@ -73,14 +73,15 @@ type graphView struct {
 func edgeID(src, dst, verdict string) string { return src + "|" + dst + "|" + verdict }
 
 // graphEnds maps a stored edge's ends to the graph's nodes: services by
-// name, everything else to the world. A gateway's HTTP records (the
-// requests it refused) are edges from the world to the gateway. It returns
-// false for an edge the graph does not draw (world to world, findings).
+// name (printable: a name a node wrote may hold a direction override),
+// everything else to the world. A gateway's HTTP records (the requests it
+// refused) are edges from the world to the gateway. It returns false for
+// an edge the graph does not draw (world to world, findings).
 func (s *Server) graphEnds(class int, src, dst string) (string, string, bool) {
 	if class == flow.ClassDetectionFinding {
 		return "", "", false
 	}
-	a, b := s.serviceName(src), s.serviceName(dst)
+	a, b := flow.PrintableText(s.serviceName(src)), flow.PrintableText(s.serviceName(dst))
 	if a == "" {
 		a = world
 	}
