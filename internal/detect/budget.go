@@ -36,7 +36,9 @@ func (b *nodeBudget) refill(now time.Time, n int) {
 // So each node's records may send Config.NodeAlerts firing alerts at
 // once and that many an hour; past it, the first held back raises one
 // node_alerts_muted alert naming the node, and the resolved alerts of
-// those held back are held back too. node is empty for what no node
+// those held back are held back too; the window of an alert held back
+// is told, so that another node's record about its subject raises it
+// again under that node's budget. node is empty for what no node
 // wrote (audit entries, the control plane's own records): no bound.
 // Callers hold e.mu.
 func (e *Engine) budget(now time.Time, node string, as []Alert) (send, quiet []Alert) {
@@ -61,6 +63,11 @@ func (e *Engine) budget(now time.Time, node string, as []Alert) (send, quiet []A
 				continue
 			}
 			e.muted[a.Key] = true
+			for _, f := range e.fired {
+				if f.key == a.Key {
+					f.w.heldBack(f.name, node)
+				}
+			}
 			quiet = append(quiet, a)
 			b.muted++
 			e.mutedTotal++

@@ -104,3 +104,70 @@ func TestNodeAlertBudgetOff(t *testing.T) {
 		t.Fatalf("%d revoked_identity alerts, want 100", n)
 	}
 }
+
+// TestHeldBackAlertRaisedByAnotherNode: a node that spent its budget
+// names a source in its records; the alert held back is raised again,
+// under its own budget, by another node's record about that source, and
+// by no further record of the first node's. A held back alert starts no
+// dedup period: once resolved and held again, another node still raises it.
+func TestHeldBackAlertRaisedByAnotherNode(t *testing.T) {
+	clk := newClock()
+	col := &collector{}
+	e, err := New(Config{Rules: testRules(), Now: clk.Now, Notifier: col, NodeAlerts: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	sent := func(st Status) int {
+		n := 0
+		for _, a := range col.all() {
+			if a.Rule == RuleRevoked && a.Subject == "192.0.2.77" && a.Status == st {
+				n++
+			}
+		}
+		return n
+	}
+	e.process(item{rec: *revokedFromNode("n1", "10.66.0.1")})
+	e.process(item{rec: *revokedFromNode("n1", "192.0.2.77")})
+	e.process(item{rec: *revokedFromNode("n1", "192.0.2.77")})
+	if sent(StatusFiring) != 0 {
+		t.Fatalf("n1's alert about 192.0.2.77 was sent past its budget: %+v", col.all())
+	}
+	e.process(item{rec: *revokedFromNode("n2", "192.0.2.77")})
+	if sent(StatusFiring) != 1 {
+		t.Fatalf("n2's record did not raise the alert n1's budget held back: %+v", col.all())
+	}
+	e.process(item{rec: *revokedFromNode("n2", "192.0.2.77")})
+	if sent(StatusFiring) != 1 {
+		t.Fatalf("raised twice: %+v", col.all())
+	}
+	clk.Advance(11 * time.Minute)
+	e.Sweep()
+	if sent(StatusResolved) != 1 {
+		t.Fatalf("the alert sent was not resolved: %+v", col.all())
+	}
+
+	t.Log("within the dedup period of what n2 raised, n1 names it again: held back, and n2 raises nothing new")
+	col.reset()
+	e.process(item{rec: *revokedFromNode("n1", "192.0.2.77")})
+	e.process(item{rec: *revokedFromNode("n2", "192.0.2.77")})
+	if sent(StatusFiring) != 0 {
+		t.Fatalf("an alert within the dedup period of the last one sent: %+v", col.all())
+	}
+
+	t.Log("after it, n1's firing is held back and starts no dedup period of its own")
+	clk.Advance(2 * time.Hour)
+	e.Sweep()
+	col.reset()
+	e.process(item{rec: *revokedFromNode("n1", "10.66.0.2")})
+	e.process(item{rec: *revokedFromNode("n1", "192.0.2.77")})
+	clk.Advance(11 * time.Minute)
+	e.Sweep()
+	e.process(item{rec: *revokedFromNode("n1", "192.0.2.77")})
+	if sent(StatusFiring) != 0 {
+		t.Fatalf("n1's alert about 192.0.2.77 was sent past its budget: %+v", col.all())
+	}
+	e.process(item{rec: *revokedFromNode("n2", "192.0.2.77")})
+	if sent(StatusFiring) != 1 {
+		t.Fatalf("n2's record did not raise the alert n1's budget held back twice: %+v", col.all())
+	}
+}

@@ -98,8 +98,10 @@ type RuleConfig struct {
 	// Dedup is the least time between two firings of one dedup key: a
 	// condition that clears and returns within it raises no new alert.
 	Dedup time.Duration
-	// MaxSubjects bounds the subjects (sources, edges) tracked at once;
-	// events for new subjects beyond it are counted as dropped.
+	// MaxSubjects bounds the subjects (sources, edges) tracked at once.
+	// Beyond it a new subject takes the place of the least recently seen
+	// of a sample of the subjects made by the node whose records made the
+	// most, if its own node made fewer; otherwise it is counted as dropped.
 	MaxSubjects int
 	// Learning (new_edge only): edges seen within this time of the engine's
 	// start are remembered without alerting.

@@ -101,15 +101,31 @@ type Engine struct {
 
 	mu      sync.Mutex // guards everything below
 	windows map[string]*window
-	edges   map[string]struct{}
-	// edgesFull counts new edges not remembered because edges was full.
-	edgesFull uint64
-	policies  map[string]*subject
+	// evaluating is the node whose record is being evaluated, "" for an
+	// audit entry or a record no node wrote: the node a new subject or
+	// edge is held for (holders).
+	evaluating string
+	// fired is the subjects whose firing alerts the record being
+	// evaluated raised, for budget to tell a window which it held back.
+	fired []firedSubject
+	edges holders
+	// edgesFull counts new edges not remembered because edges was full,
+	// edgesForgotten those forgotten to make room for another node's.
+	edgesFull, edgesForgotten uint64
+	policies                  map[string]*subject
 	// nodes is each node's alert budget, muted the keys of the alerts it
 	// held back (so their resolves are held back too), mutedTotal how many.
 	nodes      map[string]*nodeBudget
 	muted      map[string]bool
 	mutedTotal uint64
+}
+
+// firedSubject is a window's subject (its key in the window) whose
+// firing alert has the dedup key key.
+type firedSubject struct {
+	key  string
+	w    *window
+	name string
 }
 
 type item struct {
@@ -149,7 +165,7 @@ func New(cfg Config) (*Engine, error) {
 		drops:    drops{byNode: map[string]uint64{}, alerts: map[string]*dropAlert{}},
 		started:  cfg.Now(),
 		windows:  map[string]*window{},
-		edges:    map[string]struct{}{},
+		edges:    newHolders(),
 		policies: map[string]*subject{},
 		nodes:    map[string]*nodeBudget{},
 		muted:    map[string]bool{},
@@ -171,9 +187,11 @@ func New(cfg Config) (*Engine, error) {
 			RuleMFAFailures, RuleSelfApproval, RuleOutsideGrant, RuleUnusualHours, RuleBreakGlass, RuleMFAChange:
 			e.windows[name] = newWindow(name, rc, false)
 		case RulePolicyWidened:
+			continue
 		default:
 			return nil, fmt.Errorf("detect: unknown rule %q", name)
 		}
+		e.windows[name].forgot = func(key string) { delete(e.muted, key) }
 	}
 	return e, nil
 }
@@ -225,8 +243,11 @@ type Stats struct {
 	Dropped       uint64
 	DroppedByNode map[string]uint64
 	// SubjectsDropped counts events for new subjects refused because a
-	// rule tracked MaxSubjects already, by rule.
-	SubjectsDropped map[string]uint64
+	// rule tracked MaxSubjects already and their node held as many as
+	// any, by rule; SubjectsForgotten the subjects forgotten to make room
+	// for a node that held fewer (new_edge's: edges).
+	SubjectsDropped   map[string]uint64
+	SubjectsForgotten map[string]uint64
 	// Muted counts firing alerts kept as findings alone because their
 	// node's records had spent its budget (Config.NodeAlerts).
 	Muted uint64
@@ -234,13 +255,16 @@ type Stats struct {
 
 // Stats returns the engine's counters.
 func (e *Engine) Stats() Stats {
-	s := Stats{Queued: e.seen.Load(), Processed: e.done.Load(), Dropped: e.dropped.Load(), DroppedByNode: e.drops.counts(), SubjectsDropped: map[string]uint64{}}
+	s := Stats{Queued: e.seen.Load(), Processed: e.done.Load(), Dropped: e.dropped.Load(), DroppedByNode: e.drops.counts(),
+		SubjectsDropped: map[string]uint64{}, SubjectsForgotten: map[string]uint64{}}
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	for name, w := range e.windows {
 		s.SubjectsDropped[name] = w.dropped
+		s.SubjectsForgotten[name] = w.forgotten
 	}
 	s.SubjectsDropped[RuleNewEdge] += e.edgesFull
+	s.SubjectsForgotten[RuleNewEdge] += e.edgesForgotten
 	s.Muted = e.mutedTotal
 	return s
 }
@@ -290,14 +314,15 @@ func (e *Engine) process(it item) {
 	now := e.cfg.Now()
 	var out []Alert
 	node := ""
+	if it.entry == nil && it.rec.Unmapped != nil {
+		node = it.rec.Unmapped.Node
+	}
 	e.mu.Lock()
+	e.evaluating, e.fired = node, e.fired[:0]
 	if it.entry != nil {
 		out = e.observeAudit(now, it.entry)
 	} else {
 		out = e.observeRecord(now, &it.rec)
-		if it.rec.Unmapped != nil {
-			node = it.rec.Unmapped.Node
-		}
 	}
 	send, quiet := e.budget(now, node, out)
 	e.mu.Unlock()
@@ -339,8 +364,9 @@ func (e *Engine) fire(out []Alert, now time.Time, rule, subj, itm, summary strin
 	if w == nil {
 		return out
 	}
-	if a, ok := w.observe(now, subj, itm, summary, facts); ok {
+	if a, ok := w.observe(now, e.evaluating, subj, itm, summary, facts); ok {
 		out = append(out, a)
+		e.fired = append(e.fired, firedSubject{key: a.Key, w: w, name: subj})
 	}
 	return out
 }
@@ -476,14 +502,22 @@ func (e *Engine) observeEdge(out []Alert, now time.Time, r *flow.Record) []Alert
 		return out // an edge is between two named services
 	}
 	edge := a + " -> " + b
-	if _, ok := e.edges[edge]; ok {
+	if e.edges.has(edge) {
+		e.edges.seen(edge, now)
 		return out
 	}
-	if len(e.edges) >= w.cfg.MaxSubjects {
-		e.edgesFull++
-		return out
+	if e.edges.len() >= w.cfg.MaxSubjects {
+		// Room is made as a window makes it (holders); an edge forgotten
+		// is new again when next seen.
+		victim, ok := e.edges.room(e.evaluating)
+		if !ok {
+			e.edgesFull++
+			return out
+		}
+		e.edges.remove(victim)
+		e.edgesForgotten++
 	}
-	e.edges[edge] = struct{}{}
+	e.edges.add(e.evaluating, edge, now)
 	if now.Sub(e.started) < w.cfg.Learning {
 		return out
 	}

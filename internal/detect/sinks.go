@@ -356,15 +356,18 @@ func AlertName(rule string) string {
 // alertmanagerPayload renders a as PostableAlerts. Label names are fixed
 // and valid Prometheus names; labels with empty values are left out, as
 // Alertmanager treats them as absent. The description is the details on
-// one line, their line breaks and controls escaped (flow.PrintableText):
-// receivers' templates put it in chat messages and mails as it is.
+// one line. Receivers' templates put labels and annotations in chat
+// messages and mails as they are, where Slack reads <!channel> and
+// <url|text> and Telegram HTML, so every text that others wrote shows
+// its line breaks, controls and markup characters as escapes
+// (flow.InertText).
 func alertmanagerPayload(a Alert, now time.Time) ([]byte, error) {
 	labels := map[string]string{
 		"alertname": AlertName(a.Rule),
 		"severity":  string(a.Severity),
 		"rule":      a.Rule,
-		"subject":   a.Subject,
-		"dedup_key": a.Key,
+		"subject":   flow.InertText(a.Subject),
+		"dedup_key": flow.InertText(a.Key),
 		"source":    "moat",
 	}
 	for k, v := range labels {
@@ -372,10 +375,10 @@ func alertmanagerPayload(a Alert, now time.Time) ([]byte, error) {
 			delete(labels, k)
 		}
 	}
-	ann := map[string]string{"summary": a.Summary}
+	ann := map[string]string{"summary": flow.InertText(a.Summary)}
 	var desc []string
 	for _, k := range a.sortedDetails() {
-		desc = append(desc, k+"="+flow.PrintableText(a.Details[k]))
+		desc = append(desc, k+"="+flow.InertText(a.Details[k]))
 	}
 	if len(desc) > 0 {
 		ann["description"] = strings.Join(desc, "; ")

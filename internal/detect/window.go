@@ -12,15 +12,21 @@ import (
 
 // window tracks one rule's subjects. Its memory is bounded: a subject keeps
 // at most Threshold event times (or max(Threshold, 100) distinct items), and at most
-// MaxSubjects subjects are tracked. It is not safe for concurrent use; the
-// Engine's mutex guards it.
+// MaxSubjects subjects are tracked; when they are, a new subject takes the
+// place of one made by the node holding the most (holders). It is not
+// safe for concurrent use; the Engine's mutex guards it.
 type window struct {
 	rule     string
 	cfg      RuleConfig
 	distinct bool
 	subjects map[string]*subject
-	// dropped counts events for new subjects refused at MaxSubjects.
-	dropped uint64
+	held     holders
+	// dropped counts events for new subjects refused at MaxSubjects,
+	// forgotten the subjects forgotten to make room for another node's.
+	dropped, forgotten uint64
+	// forgot, if set, is told the dedup key of a forgotten subject that
+	// had fired, whose resolve will not come.
+	forgot func(key string)
 }
 
 // maxDistinct is how many distinct items a subject keeps at least, so an
@@ -42,22 +48,34 @@ type subject struct {
 	firedAt   time.Time
 	lastFired time.Time
 	summary   string
+	// heldBy is the node whose budget held back the firing alert of the
+	// current activation, "" if none did; prevFired is lastFired before
+	// that firing, which a held back alert does not move.
+	heldBy    string
+	prevFired time.Time
 }
 
 func newWindow(rule string, cfg RuleConfig, distinct bool) *window {
-	return &window{rule: rule, cfg: cfg, distinct: distinct, subjects: map[string]*subject{}}
+	return &window{rule: rule, cfg: cfg, distinct: distinct, subjects: map[string]*subject{}, held: newHolders()}
 }
 
-// observe records one event for subject (with item for distinct rules) and
-// returns the firing alert when the event makes the condition hold.
-func (w *window) observe(now time.Time, name, item, summary string, facts map[string]string) (Alert, bool) {
+// observe records one event for subject (with item for distinct rules),
+// from a record node wrote ("" for an audit entry or a record no node
+// wrote), and returns the firing alert when the event makes the condition
+// hold.
+func (w *window) observe(now time.Time, node, name, item, summary string, facts map[string]string) (Alert, bool) {
 	s := w.subjects[name]
 	if s == nil {
 		if len(w.subjects) >= w.cfg.MaxSubjects {
-			w.dropped++
-			return Alert{}, false
+			victim, ok := w.held.room(node)
+			if !ok {
+				w.dropped++
+				return Alert{}, false
+			}
+			w.forget(victim)
 		}
 		s = &subject{name: name}
+		w.held.add(node, name, now)
 		if w.distinct {
 			s.items = map[string]time.Time{}
 		} else {
@@ -66,6 +84,7 @@ func (w *window) observe(now time.Time, name, item, summary string, facts map[st
 		w.subjects[name] = s
 	}
 	s.last = now
+	w.held.seen(name, now)
 	for k, v := range facts {
 		if s.facts == nil {
 			s.facts = map[string]string{}
@@ -89,7 +108,17 @@ func (w *window) observe(now time.Time, name, item, summary string, facts map[st
 		s.times[s.next] = now
 		s.next = (s.next + 1) % len(s.times)
 	}
-	if s.active || !w.holds(s, now) {
+	if s.active {
+		if s.heldBy == "" || s.heldBy == node {
+			return Alert{}, false
+		}
+		// Its alert was held back by another node's budget: this node's
+		// record raises it again, under this node's.
+		s.heldBy = ""
+		s.prevFired, s.lastFired = s.lastFired, now
+		return w.alert(s, StatusFiring, now), true
+	}
+	if !w.holds(s, now) {
 		return Alert{}, false
 	}
 	s.active = true
@@ -98,8 +127,32 @@ func (w *window) observe(now time.Time, name, item, summary string, facts map[st
 		return Alert{}, false // within the dedup window of the last firing: stay quiet
 	}
 	s.notified = true
+	s.prevFired = s.lastFired
 	s.firedAt, s.lastFired = now, now
 	return w.alert(s, StatusFiring, now), true
+}
+
+// heldBack notes that node's budget held back the firing alert of the
+// subject name, just raised: a record of another node about it raises
+// it again, and it starts no dedup period. A node cannot so keep a
+// source it names from being alerted on when others see it.
+func (w *window) heldBack(name, node string) {
+	if s := w.subjects[name]; s != nil && s.active {
+		s.heldBy = node
+		s.lastFired = s.prevFired
+	}
+}
+
+// forget drops the subject name to make room for another. A firing alert
+// of it is not resolved (its condition may hold still); should it hold
+// again, it fires again under the same dedup key.
+func (w *window) forget(name string) {
+	if s := w.subjects[name]; s != nil && s.active && s.notified && w.forgot != nil {
+		w.forgot(DedupKey(w.rule, flow.PrintableText(name)))
+	}
+	delete(w.subjects, name)
+	w.held.remove(name)
+	w.forgotten++
 }
 
 // count returns the events (or distinct items) of s inside the window at now.
@@ -137,6 +190,7 @@ func (w *window) sweep(now time.Time) []Alert {
 	for name, s := range w.subjects {
 		if s.active && !w.holds(s, now) {
 			s.active = false
+			s.heldBy = ""
 			if s.notified {
 				s.notified = false
 				out = append(out, w.alert(s, StatusResolved, now))
@@ -144,6 +198,7 @@ func (w *window) sweep(now time.Time) []Alert {
 		}
 		if !s.active && now.Sub(s.last) >= w.cfg.Window && (s.lastFired.IsZero() || now.Sub(s.lastFired) >= w.cfg.Dedup) {
 			delete(w.subjects, name)
+			w.held.remove(name)
 		}
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Key < out[j].Key })

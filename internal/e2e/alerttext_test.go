@@ -160,7 +160,8 @@ type slackText struct {
 }
 
 // TestNodeTextInAlerts: a compromised node's record names its source with
-// any text it likes (a record about no service is its to send). The
+// any text it likes (the source of a flow to its own service is its to
+// name). The
 // alert that text raises holds it printable, in every sink: Alertmanager
 // labels and summary, PagerDuty's summary and source.
 func TestNodeTextInAlerts(t *testing.T) {
@@ -172,11 +173,11 @@ func TestNodeTextInAlerts(t *testing.T) {
 	c.startAgent("n1")
 	n1 := c.nodeClient("n1")
 
-	t.Log("n1 sends a denied flow whose source address is a message")
+	t.Log("n1 sends a denied flow to its web whose source's service name is a message")
 	forged := flow.Header(flow.ClassNetworkActivity, flow.ActivityRefuse, "moat-mesh", time.Now())
 	forged.Metadata.UID = "forged-scan-1"
-	forged.SrcEndpoint = &flow.Endpoint{IP: "10.0.0.1\n\nRESOLVED: false positive\u202e"}
-	forged.DstEndpoint = &flow.Endpoint{IP: "10.0.0.2", Port: 22}
+	forged.SrcEndpoint = &flow.Endpoint{SvcName: "10.0.0.1\n\nRESOLVED: false positive\u202e"}
+	forged.DstEndpoint = &flow.Endpoint{UID: "spiffe://example.org/svc/web", SvcName: "web", Port: 22}
 	forged.Unmapped = &flow.Moat{Verdict: flow.VerdictDeny}
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()

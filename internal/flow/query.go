@@ -2,8 +2,12 @@ package flow
 
 import (
 	"fmt"
+	"net/netip"
 	"sort"
+	"strings"
 	"time"
+
+	"github.com/spiffe/go-spiffe/v2/spiffeid"
 )
 
 // Filter selects records. Zero fields select everything.
@@ -90,7 +94,10 @@ type Columns struct {
 	Bytes                                     int64
 }
 
-func endpointKey(e *Endpoint) (key, name string) {
+// EndpointKey is the key a record's side is queried, summed and drawn
+// under (ColumnsOf): its SPIFFE ID, else its service name, else its name,
+// else its address; name is its service name.
+func EndpointKey(e *Endpoint) (key, name string) {
 	if e == nil {
 		return "", ""
 	}
@@ -107,13 +114,37 @@ func endpointKey(e *Endpoint) (key, name string) {
 	return key, e.SvcName
 }
 
+// KeyService returns the service of trust domain td that a key
+// (EndpointKey) is read as, where services are shown by name (the
+// dashboard's graph): a service's SPIFFE ID in td gives its name, a key
+// that is neither a SPIFFE ID nor an IP address is taken for a name; any
+// other key (an address, another identity) gives "". The control plane
+// refuses a node's record whose key so names a service of another node.
+func KeyService(key string, td spiffeid.TrustDomain) string {
+	if !strings.Contains(key, "://") {
+		if _, err := netip.ParseAddr(key); err == nil {
+			return ""
+		}
+		return key
+	}
+	id, err := spiffeid.FromString(key)
+	if err != nil || !id.MemberOf(td) {
+		return ""
+	}
+	name, ok := strings.CutPrefix(id.Path(), "/svc/")
+	if !ok || strings.Contains(name, "/") {
+		return ""
+	}
+	return name
+}
+
 // columns extracts the query columns: each side's identity (SPIFFE ID,
 // else service name, else name, else IP), the verdict, the deciding rule
 // (firewall rule, else detection analytic, else first WAF rule) and bytes.
 func ColumnsOf(r *Record) Columns {
 	var c Columns
-	c.Src, c.SrcName = endpointKey(r.SrcEndpoint)
-	c.Dst, c.DstName = endpointKey(r.DstEndpoint)
+	c.Src, c.SrcName = EndpointKey(r.SrcEndpoint)
+	c.Dst, c.DstName = EndpointKey(r.DstEndpoint)
 	c.Verdict = r.Verdict()
 	switch {
 	case r.FirewallRule != nil && r.FirewallRule.Name != "":

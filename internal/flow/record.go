@@ -29,6 +29,8 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"math"
+	"net/netip"
 	"time"
 )
 
@@ -399,7 +401,10 @@ type Sealer interface {
 const maxUIDLen = 128
 
 // Validate checks what the store needs of a record: an ID of at most 128
-// bytes, a positive time and a class.
+// bytes, a positive time, a class, byte counts between 0 and
+// MaxTrafficBytes, and endpoints whose ip is empty or an IP address. An endpoint with no SPIFFE ID, service name or name is
+// queried, summed and drawn under its ip (ColumnsOf), so an ip that is no
+// address ("billing") would name a service without saying so.
 func Validate(r *Record) error {
 	switch {
 	case r.Metadata.UID == "":
@@ -410,8 +415,58 @@ func Validate(r *Record) error {
 		return fmt.Errorf("time %d is not a positive millisecond timestamp", r.Time)
 	case r.ClassUID == 0:
 		return errors.New("class_uid is zero")
+	case r.Traffic != nil && !(validBytes(r.Traffic.Bytes) && validBytes(r.Traffic.BytesIn) && validBytes(r.Traffic.BytesOut)):
+		return fmt.Errorf("traffic: byte counts must be between 0 and %d", int64(MaxTrafficBytes))
+	}
+	for _, e := range []struct {
+		name string
+		ep   *Endpoint
+	}{{"src_endpoint", r.SrcEndpoint}, {"dst_endpoint", r.DstEndpoint}, {"proxy_endpoint", r.ProxyEndpoint}} {
+		if e.ep == nil || e.ep.IP == "" {
+			continue
+		}
+		a, err := netip.ParseAddr(e.ep.IP)
+		if err != nil || !validZone(a.Zone()) {
+			return fmt.Errorf("%s.ip is not an IP address", e.name)
+		}
 	}
 	return nil
+}
+
+func validBytes(n int64) bool { return n >= 0 && n <= MaxTrafficBytes }
+
+// validZone says whether z is empty or could name a network interface:
+// at most 16 bytes of printable ASCII but the space. netip takes any text
+// after a '%' for a zone.
+func validZone(z string) bool {
+	if len(z) > 16 {
+		return false
+	}
+	for i := 0; i < len(z); i++ {
+		if z[i] <= ' ' || z[i] > '~' {
+			return false
+		}
+	}
+	return true
+}
+
+// MaxTrafficBytes bounds each byte count of a record's traffic (a
+// pebibyte): far more than one connection moves between two records.
+const MaxTrafficBytes = 1 << 50
+
+// AddCount is a + b for sums of flows and bytes, held at the bounds of
+// int64 rather than wrapping round: records come from nodes that may
+// say what they like within Validate's bounds, and a sum of many of them
+// must stay a count (never turn negative, never fail a query).
+func AddCount(a, b int64) int64 {
+	s := a + b
+	switch {
+	case a > 0 && b > 0 && s < 0:
+		return math.MaxInt64
+	case a < 0 && b < 0 && s >= 0:
+		return math.MinInt64
+	}
+	return s
 }
 
 // TrafficBytes is the bytes r carries: its traffic's total, else the sum of
@@ -424,5 +479,5 @@ func (r *Record) TrafficBytes() int64 {
 	if t.Bytes != 0 {
 		return t.Bytes
 	}
-	return t.BytesIn + t.BytesOut
+	return AddCount(t.BytesIn, t.BytesOut)
 }

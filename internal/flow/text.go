@@ -3,6 +3,7 @@ package flow
 import (
 	"bytes"
 	"fmt"
+	"reflect"
 	"strconv"
 	"strings"
 	"unicode/utf8"
@@ -35,6 +36,51 @@ func PrintableText(s string) string {
 		b.WriteString(q[1 : len(q)-1])
 	}
 	return b.String()
+}
+
+// InertText is PrintableText for a reader that may take text as markup:
+// chat messages and HTML mail, and the templates that make them from an
+// alert's labels and annotations. It also shows <, > and & as escapes
+// (\x3c, \x3e, \x26): Slack writes its mentions and links with them
+// (<!channel>, <https://…|text>), HTML its tags and entities.
+func InertText(s string) string {
+	s = PrintableText(s)
+	if !strings.ContainsAny(s, "<>&") {
+		return s
+	}
+	return markup.Replace(s)
+}
+
+var markup = strings.NewReplacer("<", `\x3c`, ">", `\x3e`, "&", `\x26`)
+
+// PrintableRecord makes every text field of r printable (PrintableText),
+// for a reader who sees the text itself rather than JSON's spelling of
+// it: the dashboard's page, which shows a record's fields as text, where
+// a direction override or an invisible character of a client's path or a
+// node's names would turn them round or hide them.
+func PrintableRecord(r *Record) { printableValue(reflect.ValueOf(r).Elem()) }
+
+func printableValue(v reflect.Value) {
+	switch v.Kind() {
+	case reflect.String:
+		if s := v.String(); !printableASCII(s) {
+			v.SetString(PrintableText(s))
+		}
+	case reflect.Pointer:
+		if !v.IsNil() {
+			printableValue(v.Elem())
+		}
+	case reflect.Struct:
+		for i := range v.NumField() {
+			if v.Type().Field(i).IsExported() {
+				printableValue(v.Field(i))
+			}
+		}
+	case reflect.Slice, reflect.Array:
+		for i := range v.Len() {
+			printableValue(v.Index(i))
+		}
+	}
 }
 
 // printableASCII says whether s is printable ASCII alone, as nearly every

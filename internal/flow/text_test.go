@@ -21,6 +21,30 @@ func TestPrintableText(t *testing.T) {
 	}
 }
 
+func TestInertText(t *testing.T) {
+	for _, c := range []struct{ in, want string }{
+		{"plain text: é 日本", "plain text: é 日本"},
+		{"<!channel> <https://evil.example|sign in>", `\x3c!channel\x3e \x3chttps://evil.example|sign in\x3e`},
+		{`<a href="x">&amp;</a>`, `\x3ca href="x"\x3e\x26amp;\x3c/a\x3e`},
+		{"line\n<b>\u202e", `line\n\x3cb\x3e\u202e`},
+	} {
+		if got := InertText(c.in); got != c.want {
+			t.Errorf("InertText(%q) = %q, want %q", c.in, got, c.want)
+		}
+	}
+}
+
+func TestPrintableRecord(t *testing.T) {
+	r := Record{Message: "ok", SrcEndpoint: &Endpoint{SvcName: "web\u202e"},
+		HTTPRequest: &HTTPRequest{UserAgent: "\x1b]0;t\a", URL: &URL{Path: "/a\nb"}},
+		Unmapped:    &Moat{Rules: []string{"1", "\u200b2"}}}
+	PrintableRecord(&r)
+	if r.Message != "ok" || r.SrcEndpoint.SvcName != `web\u202e` || r.HTTPRequest.UserAgent != `\x1b]0;t\a` ||
+		r.HTTPRequest.URL.Path != `/a\nb` || r.Unmapped.Rules[1] != `\u200b2` {
+		t.Errorf("PrintableRecord: %+v %+v %+v %v", r.SrcEndpoint, r.HTTPRequest, r.HTTPRequest.URL, r.Unmapped.Rules)
+	}
+}
+
 func TestPrintableJSON(t *testing.T) {
 	for _, s := range []string{"plain é 日本 \u00e9", "\u009b31m", "\u202egnp.exe", "\u2066x\u2069 \u200f", "\U000e0041 tag", "\x1b\n\u2028"} {
 		b, err := json.Marshal(map[string]string{"k": s})

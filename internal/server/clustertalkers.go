@@ -59,8 +59,8 @@ func (s *Server) mergeEdges(ctx context.Context, f flow.Filter, parts []api.Peer
 		if sum[k] == nil {
 			sum[k] = &flow.Edge{Src: e.Src, Dst: e.Dst, Verdict: e.Verdict}
 		}
-		sum[k].Flows += times * e.Flows
-		sum[k].Bytes += times * e.Bytes
+		sum[k].Flows = flow.AddCount(sum[k].Flows, times*e.Flows)
+		sum[k].Bytes = flow.AddCount(sum[k].Bytes, times*e.Bytes)
 	}
 	for _, p := range parts {
 		for _, e := range p.Edges {
@@ -154,9 +154,9 @@ func addPair(sum map[[2]string]*flow.Talker, t flow.Talker, times int64) {
 		a = &flow.Talker{Src: t.Src, Dst: t.Dst}
 		sum[k] = a
 	}
-	a.Flows += times * t.Flows
-	a.Bytes += times * t.Bytes
-	a.Denied += times * t.Denied
+	a.Flows = flow.AddCount(a.Flows, times*t.Flows)
+	a.Bytes = flow.AddCount(a.Bytes, times*t.Bytes)
+	a.Denied = flow.AddCount(a.Denied, times*t.Denied)
 }
 
 // sharedCells finds the (node, hour) cells two or more servers hold (a

@@ -236,37 +236,51 @@ func (s *Server) aboutNode(r *flow.Record, node string, nodes map[string]string)
 }
 
 // endpointService returns the service an endpoint names, "" when none; ok
-// is false when its SPIFFE ID and service name disagree. An endpoint with
-// neither names the registered service (a key of nodes) its name is, if
-// any: records are queried, and the dashboard draws them, under an
-// endpoint's name when it has no SPIFFE ID or service name
-// (flow.ColumnsOf), so a name alone must not carry a record onto another
-// node's service.
+// is false when its SPIFFE ID, its service name and its key disagree.
+// Records are queried, and the dashboard draws them, under the
+// endpoint's key (flow.EndpointKey: its SPIFFE ID, else service name,
+// else name, else address), which is read as a service's when it is a
+// service's SPIFFE ID or a bare name (flow.KeyService): so a key that
+// reads as a registered service must be the service the endpoint names,
+// and a bare name or an ID that is no SPIFFE ID must not carry a record
+// onto another node's service. A SPIFFE ID in a name alone is the
+// identity a refused peer claimed, and is taken as such.
 func (s *Server) endpointService(e *flow.Endpoint, nodes map[string]string) (name string, ok bool) {
 	if e == nil {
 		return "", true
 	}
-	if e.UID == "" && e.SvcName == "" {
-		if _, registered := nodes[e.Name]; registered {
-			return e.Name, true
-		}
-		return "", true
-	}
-	byID := ""
+	named := ""
 	if e.UID != "" {
 		if id, err := spiffeid.FromString(e.UID); err == nil && id.MemberOf(s.td) {
 			if kind, n, ok := identity.Parse(id); ok && kind == identity.KindService {
-				byID = n
+				named = n
 			}
 		}
 	}
 	switch {
-	case byID != "" && e.SvcName != "" && byID != e.SvcName:
+	case named != "" && e.SvcName != "" && named != e.SvcName:
 		return "", false
-	case byID != "":
-		return byID, true
+	case named == "":
+		named = e.SvcName
 	}
-	return e.SvcName, true
+	key, _ := flow.EndpointKey(e)
+	byKey := flow.KeyService(key, s.td)
+	if e.UID == "" && e.SvcName == "" && e.Name != "" {
+		// A name alone is a failed handshake's peer by the SPIFFE ID
+		// it claimed, as the mesh records it, to be taken as it is;
+		// only a bare name carries the record onto that service.
+		byKey = e.Name
+	}
+	if _, registered := nodes[byKey]; !registered {
+		byKey = ""
+	}
+	switch {
+	case byKey != "" && named != "" && byKey != named:
+		return "", false
+	case named != "":
+		return named, true
+	}
+	return byKey, true
 }
 
 // recentEdges lists the service pairs seen in the last day, for policy diff.

@@ -255,10 +255,15 @@ func (s *Server) flowFilter(q url.Values, defLimit int) (flow.Filter, error) {
 	return f, nil
 }
 
-// queryFlows is "moat flows": the newest records matching f, oldest first.
+// queryFlows is "moat flows": the newest records matching f, oldest
+// first, their text printable (flow.PrintableRecord): the page shows it
+// as it is.
 func (s *Server) queryFlows(ctx context.Context, f flow.Filter) (api.FlowRecords, error) {
 	var out api.FlowRecords
 	err := s.cfg.Control.Call(ctx, http.MethodGet, api.PathFlowQuery+"?"+api.FlowValues(f, 0).Encode(), nil, &out)
+	for i := range out.Records {
+		flow.PrintableRecord(&out.Records[i])
+	}
 	return out, err
 }
 
@@ -291,6 +296,8 @@ func (s *Server) handleFollow(w http.ResponseWriter, r *http.Request) error {
 		name := "record"
 		if fr.Record == nil {
 			name = "heartbeat"
+		} else {
+			flow.PrintableRecord(fr.Record)
 		}
 		if !ev.send(name, fr) {
 			return context.Canceled

@@ -73,14 +73,15 @@ type graphView struct {
 func edgeID(src, dst, verdict string) string { return src + "|" + dst + "|" + verdict }
 
 // graphEnds maps a stored edge's ends to the graph's nodes: services by
-// name, everything else to the world. A gateway's HTTP records (the
-// requests it refused) are edges from the world to the gateway. It returns
-// false for an edge the graph does not draw (world to world, findings).
+// name (printable: a name a node wrote may hold a direction override),
+// everything else to the world. A gateway's HTTP records (the requests it
+// refused) are edges from the world to the gateway. It returns false for
+// an edge the graph does not draw (world to world, findings).
 func (s *Server) graphEnds(class int, src, dst string) (string, string, bool) {
 	if class == flow.ClassDetectionFinding {
 		return "", "", false
 	}
-	a, b := s.serviceName(src), s.serviceName(dst)
+	a, b := flow.PrintableText(s.serviceName(src)), flow.PrintableText(s.serviceName(dst))
 	if a == "" {
 		a = world
 	}
@@ -133,8 +134,8 @@ func (s *Server) fetchGraph(ctx context.Context, window time.Duration, groupBy s
 				acc[id] = ge
 				order = append(order, id)
 			}
-			ge.Flows += e.Flows
-			ge.Bytes += e.Bytes
+			ge.Flows = flow.AddCount(ge.Flows, e.Flows)
+			ge.Bytes = flow.AddCount(ge.Bytes, e.Bytes)
 		}
 	}
 	for _, id := range order {
@@ -311,8 +312,8 @@ func (l *liveEdges) add(s *Server, r *flow.Record) {
 		l.acc[id] = ge
 		l.order = append(l.order, id)
 	}
-	ge.Flows += e.Flows
-	ge.Bytes += e.Bytes
+	ge.Flows = flow.AddCount(ge.Flows, e.Flows)
+	ge.Bytes = flow.AddCount(ge.Bytes, e.Bytes)
 }
 
 // take returns the increments so far and starts over.

@@ -29,13 +29,13 @@ import (
 	"net"
 	"net/http"
 	"net/url"
-	"strings"
 	"sync"
 	"time"
 
 	"github.com/spiffe/go-spiffe/v2/spiffeid"
 
 	"moat/internal/api"
+	"moat/internal/flow"
 )
 
 //go:embed static
@@ -200,22 +200,6 @@ func (s *Server) Run(ctx context.Context) error {
 	return err
 }
 
-// serviceName returns the service a flow endpoint key names (its SPIFFE
-// ID in this trust domain, or a bare name), or "" for anything else.
-func (s *Server) serviceName(key string) string {
-	if !strings.Contains(key, "://") {
-		if net.ParseIP(key) != nil {
-			return ""
-		}
-		return key
-	}
-	id, err := spiffeid.FromString(key)
-	if err != nil || !id.MemberOf(s.td) {
-		return ""
-	}
-	name, ok := strings.CutPrefix(id.Path(), "/svc/")
-	if !ok || strings.Contains(name, "/") {
-		return ""
-	}
-	return name
-}
+// serviceName returns the service a flow endpoint key names
+// (flow.KeyService), or "" for anything else.
+func (s *Server) serviceName(key string) string { return flow.KeyService(key, s.td) }

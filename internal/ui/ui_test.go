@@ -27,6 +27,7 @@ type fakeControl struct {
 	applied []string
 	graph   map[int][]flow.Edge // by class
 	audit   []audit.Indexed
+	records []flow.Record
 }
 
 func (f *fakeControl) Call(ctx context.Context, method, path string, in, out any) error {
@@ -38,7 +39,8 @@ func (f *fakeControl) Call(ctx context.Context, method, path string, in, out any
 	switch method + " " + p {
 	case "GET " + api.PathServices:
 		v = []api.ServiceListing{
-			{Registration: api.Registration{Name: "web", Node: "n1", Port: 80, Labels: map[string]string{"team": "shop"}}},
+			{Registration: api.Registration{Name: "web", Node: "n1", Port: 80, Labels: map[string]string{"team": "shop"}},
+				Health: []api.ListenerHealth{{Kind: "upstream", Upstream: "db", Addr: "127.0.0.1:1", Error: "bind: \u202eno\nweb ok"}}},
 			{Registration: api.Registration{Name: "db", Node: "n2", Port: 5432}},
 		}
 	case "GET " + api.PathFlowGraph:
@@ -48,6 +50,10 @@ func (f *fakeControl) Call(ctx context.Context, method, path string, in, out any
 			return err
 		}
 		v = api.FlowGraph{Edges: f.graph[fl.Class], Until: time.Unix(1000, 0).UTC()}
+	case "GET " + api.PathCerts:
+		v = api.CertInventory{}
+	case "GET " + api.PathFlowQuery:
+		v = api.FlowRecords{Records: f.records}
 	case "GET " + api.PathAudit:
 		vals, _ := url.ParseQuery(q)
 		from, _ := strconv.Atoi(vals.Get("from"))
@@ -385,6 +391,68 @@ func TestLayoutScales(t *testing.T) {
 		g := box[n.Group]
 		if n.X < g.X || n.X > g.X+g.W || n.Y < g.Y || n.Y > g.Y+g.H {
 			t.Fatalf("node %s at (%v,%v) is outside its box %+v", n.ID, n.X, n.Y, g)
+		}
+	}
+}
+
+// TestOthersTextShownAsText: a client's path, a node's names and its
+// report on its listeners reach the page with what does not print (a direction override, a line break, a
+// zero-width space) as escapes, in the records it lists and the graph it
+// draws: the page shows text as it is, where a direction override would
+// turn a path or a name round.
+func TestOthersTextShownAsText(t *testing.T) {
+	rec := flow.Header(flow.ClassHTTPActivity, flow.ActivityOpen, "moat-gateway", time.Unix(1000, 0))
+	rec.Metadata.UID = "r1"
+	rec.SrcEndpoint = &flow.Endpoint{IP: "198.51.100.7"}
+	rec.HTTPRequest = &flow.HTTPRequest{Method: "GET", URL: &flow.URL{Path: "/login\u202egnp.exe\nGET /ok"}}
+	rec.Unmapped = &flow.Moat{Verdict: flow.VerdictDeny, Kind: "waf", Rules: []string{"9\u200b41100"}}
+	fc := &fakeControl{records: []flow.Record{rec}, graph: map[int][]flow.Edge{
+		flow.ClassNetworkActivity: {{Src: "we\u202eb", Dst: "db", Verdict: flow.VerdictAllow, Flows: 1, Bytes: 1}},
+	}}
+	s := start(t, fc)
+	c := login(t, s)
+	get := func(path string) string {
+		resp, err := c.Get("http://" + s.Addr() + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		if resp.StatusCode != http.StatusOK {
+			t.Fatalf("GET %s: %s %s", path, resp.Status, b)
+		}
+		return string(b)
+	}
+	var flows api.FlowRecords
+	if err := json.Unmarshal([]byte(get("/api/flows")), &flows); err != nil || len(flows.Records) != 1 {
+		t.Fatalf("flows %+v, %v", flows, err)
+	}
+	if p := flows.Records[0].HTTPRequest.URL.Path; p != `/login\u202egnp.exe\nGET /ok` {
+		t.Errorf("the page is given the path %q, want its override and line break as escapes", p)
+	}
+	if r := flows.Records[0].Unmapped.Rules[0]; r != `9\u200b41100` {
+		t.Errorf("the page is given the rule %q", r)
+	}
+	var svc struct {
+		Listing api.ServiceListing `json:"listing"`
+	}
+	if err := json.Unmarshal([]byte(get("/api/service?name=web")), &svc); err != nil || len(svc.Listing.Health) != 1 {
+		t.Fatalf("service %+v, %v", svc, err)
+	}
+	if e := svc.Listing.Health[0].Error; e != `bind: \u202eno\nweb ok` {
+		t.Errorf("the page is given the listener's error %q", e)
+	}
+	var g struct {
+		Nodes []struct {
+			ID string `json:"id"`
+		} `json:"nodes"`
+	}
+	if err := json.Unmarshal([]byte(get("/api/graph")), &g); err != nil {
+		t.Fatal(err)
+	}
+	for _, n := range g.Nodes {
+		if strings.ContainsRune(n.ID, '\u202e') {
+			t.Errorf("the graph's node %q holds a direction override", n.ID)
 		}
 	}
 }

@@ -124,6 +124,11 @@ func (s *Server) handleService(w http.ResponseWriter, r *http.Request) error {
 	for i := range regs {
 		if regs[i].Name == name {
 			d.Listing = &regs[i]
+			// The node's report on its listeners says what it likes.
+			for j := range d.Listing.Health {
+				h := &d.Listing.Health[j]
+				h.Addr, h.Error = flow.PrintableText(h.Addr), flow.PrintableText(h.Error)
+			}
 		}
 	}
 	var certs api.CertInventory

@@ -128,7 +128,7 @@ func (s *Store) rollupMinutes(ctx context.Context, tx *sql.Tx, p *partition, rol
 			}
 			if err := decodeMinute(pt, func(k minuteKey, v [2]int64) {
 				a := add[k]
-				add[k] = [2]int64{a[0] + v[0], a[1] + v[1]}
+				add[k] = [2]int64{flow.AddCount(a[0], v[0]), flow.AddCount(a[1], v[1])}
 			}); err != nil {
 				return fmt.Errorf("flow: ingest: minute rollup of %q: %w", p.path, err)
 			}

@@ -103,7 +103,7 @@ func (s *Store) rollup(ctx context.Context, tx *sql.Tx, p *partition, t rollTabl
 	if !p.keyed {
 		up, err := tx.PrepareContext(ctx, `INSERT INTO `+t.name+`(`+cols+`, flows, bytes)
 			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-			ON CONFLICT DO UPDATE SET flows = flows + excluded.flows, bytes = bytes + excluded.bytes`)
+			ON CONFLICT DO UPDATE SET flows = `+sqlAddCount("flows")+`, bytes = `+sqlAddCount("bytes")+``)
 		if err != nil {
 			return fmt.Errorf("flow: ingest: %w", err)
 		}
@@ -145,8 +145,8 @@ func (s *Store) rollup(ctx context.Context, tx *sql.Tx, p *partition, t rollTabl
 				return fmt.Errorf("flow: ingest: rollup row of %q: %w", p.path, err)
 			}
 		}
-		a.flows += v[0]
-		a.bytes += v[1]
+		a.flows = flow.AddCount(a.flows, v[0])
+		a.bytes = flow.AddCount(a.bytes, v[1])
 		ct, err := s.cfg.Sealer.Encrypt(a.encode(), ad)
 		if err != nil {
 			return fmt.Errorf("flow: ingest: rollup: %w", err)
@@ -178,10 +178,10 @@ func (s *Store) TopTalkers(ctx context.Context, f flow.Filter, n int) ([]flow.Ta
 			t = &flow.Talker{Src: k.src, Dst: k.dst}
 			pairs[[2]string{k.src, k.dst}] = t
 		}
-		t.Flows += c.flows
-		t.Bytes += c.bytes
+		t.Flows = flow.AddCount(t.Flows, c.flows)
+		t.Bytes = flow.AddCount(t.Bytes, c.bytes)
 		if k.verdict == flow.VerdictDeny {
-			t.Denied += c.flows
+			t.Denied = flow.AddCount(t.Denied, c.flows)
 		}
 	}
 	out := make([]flow.Talker, 0, len(pairs))
@@ -189,6 +189,20 @@ func (s *Store) TopTalkers(ctx context.Context, f flow.Filter, n int) ([]flow.Ta
 		out = append(out, *t)
 	}
 	return flow.RankTalkers(out, n), nil
+}
+
+// sqlAddCount is SQL for column col plus the upsert's value, as
+// flow.AddCount adds: SQLite makes an integer sum that overflows a REAL,
+// which MIN and MAX bring back to the bounds of int64.
+func sqlAddCount(col string) string {
+	return "MAX(MIN(" + col + " + excluded." + col + ", 9223372036854775807), -9223372036854775808)"
+}
+
+// sqlSumCount is SQL for the sum of column col over a group, as
+// flow.AddCount adds: SUM fails the query on an overflow; TOTAL sums in
+// floating point, brought back to the bounds of int64 (exact below 2^53).
+func sqlSumCount(col string) string {
+	return "CAST(MAX(MIN(TOTAL(" + col + "), 9223372036854775807), -9223372036854775808) AS INTEGER)"
 }
 
 // edgeKey is what the rollups are summed by for talkers and edges.
@@ -200,8 +214,8 @@ type edgeCount struct{ flows, bytes int64 }
 // addEdge adds counts to k's sum.
 func addEdge(acc map[edgeKey]*edgeCount, k edgeKey, flows, bytes int64) {
 	if a := acc[k]; a != nil {
-		a.flows += flows
-		a.bytes += bytes
+		a.flows = flow.AddCount(a.flows, flows)
+		a.bytes = flow.AddCount(a.bytes, bytes)
 		return
 	}
 	acc[k] = &edgeCount{flows: flows, bytes: bytes}
@@ -282,7 +296,7 @@ var verdicts = []string{flow.VerdictAllow, flow.VerdictDeny, flow.VerdictAudit, 
 // aggregate is opened and added.
 func (s *Store) talkerRows(ctx context.Context, p *partition, t rollTable, f *flow.Filter, blo, bhi int64, acc map[edgeKey]*edgeCount) error {
 	conds, args := s.where(p, f, []string{t.col + " >= ?", t.col + " < ?"}, []any{blo, bhi})
-	q := "SELECT src, dst, verdict, SUM(flows), SUM(bytes) FROM " + t.name + " WHERE " +
+	q := "SELECT src, dst, verdict, " + sqlSumCount("flows") + ", " + sqlSumCount("bytes") + " FROM " + t.name + " WHERE " +
 		strings.Join(conds, " AND ") + " GROUP BY src, dst, verdict"
 	if p.keyed {
 		q = "SELECT verdict, agg, " + aggADSQL(t) + " FROM " + t.name + " WHERE " + strings.Join(conds, " AND ")

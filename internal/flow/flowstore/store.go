@@ -504,7 +504,7 @@ func (s *Store) ingestDay(ctx context.Context, p *partition, recs []flow.Record,
 		k.Bytes = 0
 		flows, bytes := flow.TalkerWeight(r, c.Bytes)
 		v := roll[k]
-		roll[k] = [2]int64{v[0] + flows, v[1] + bytes}
+		roll[k] = [2]int64{flow.AddCount(v[0], flows), flow.AddCount(v[1], bytes)}
 		if rollMin != nil {
 			m := rollMin[r.Time/minuteMillis]
 			if m == nil {
@@ -513,7 +513,7 @@ func (s *Store) ingestDay(ctx context.Context, p *partition, recs []flow.Record,
 			}
 			mk := minuteKey{class: k.class, Columns: k.Columns}
 			v := m[mk]
-			m[mk] = [2]int64{v[0] + flows, v[1] + bytes}
+			m[mk] = [2]int64{flow.AddCount(v[0], flows), flow.AddCount(v[1], bytes)}
 		}
 	}
 	if err := s.rollup(ctx, tx, p, hourly, roll); err != nil {

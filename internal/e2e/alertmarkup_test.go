@@ -1,0 +1,97 @@
+package e2e
+
+import (
+	"bufio"
+	"context"
+	"crypto/tls"
+	"encoding/json"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"time"
+
+	"moat/internal/api"
+	"moat/internal/detect"
+)
+
+// TestAttackerMarkupInAlertmanagerAlert: a client of the gateway writes,
+// in a request the WAF blocks, Slack's mention and link syntax
+// (<!channel>, <https://…|text>) and an HTML link. Alertmanager passes
+// annotations and labels as they are to its receivers' templates: to
+// Slack as mrkdwn text (a live @channel, a link whose text hides where
+// it leads), to Telegram as HTML. What the Alertmanager sink posts, to a
+// stand-in for Alertmanager, must hold the client's text with none of
+// those characters live, and still show it.
+func TestAttackerMarkupInAlertmanagerAlert(t *testing.T) {
+	c := newCluster(t)
+	rc := detect.DefaultRules()[detect.RuleWAFSpike]
+	rc.Learning, rc.Threshold = 0, 1
+	got := c.detecting(detect.Rules{detect.RuleWAFSpike: rc})
+
+	apiPort := echoApp(t, "api")
+	c.register(api.Registration{Name: "api", Node: "n2", Port: apiPort})
+	c.register(api.Registration{Name: "gateway", Node: "edge", Port: freePort(t)})
+	doc := "default: deny\nrules:\n  - name: edge-to-api\n    from: [gateway]\n    to: api\n    ports: [" + itoa(apiPort) + "]\n"
+	if err := c.call(http.MethodPost, api.PathPolicy, api.PolicyRequest{YAML: doc}, nil); err != nil {
+		t.Fatal(err)
+	}
+	c.startAgent("n2")
+	gw := startGateway(t, c, c.startAgent("edge"), apiPort)
+
+	t.Log("a client sends an attack whose path is Slack and HTML markup")
+	path := "/a%3C!channel%3E%20%3Chttps://evil.example/sso%7Csign%20in%20again%3E%20%3Ca%20href=%22https://evil.example%22%3Ehere%3C/a%3E%20%26amp;"
+	eventually(t, "waf_spike alert", func() bool {
+		conn, err := tls.Dial("tcp", gw.addr, &tls.Config{RootCAs: gw.roots, ServerName: "127.0.0.1"})
+		if err != nil {
+			return false
+		}
+		defer conn.Close()
+		_ = conn.SetDeadline(time.Now().Add(10 * time.Second))
+		_, _ = io.WriteString(conn, "GET "+path+"?q=%3Cscript%3Ealert(1)%3C%2Fscript%3E HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n")
+		if resp, err := http.ReadResponse(bufio.NewReader(conn), nil); err == nil {
+			resp.Body.Close()
+		}
+		return got.fired(detect.RuleWAFSpike)
+	})
+	alert := got.last(detect.RuleWAFSpike)
+	if !strings.Contains(alert.Details["last_path"], "<!channel>") {
+		t.Fatalf("last_path %q: the attack's path is not in the alert; the test tests nothing", alert.Details["last_path"])
+	}
+
+	t.Log("the Alertmanager sink posts it to a stand-in for Alertmanager")
+	bodies := make(chan []byte, 1)
+	am := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		b, _ := io.ReadAll(r.Body)
+		bodies <- b
+	}))
+	defer am.Close()
+	sink, err := detect.NewSink(detect.SinkConfig{Name: "am", Type: detect.SinkAlertmanager, URL: detect.NewSecret(am.URL)}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := sink.Send(ctx, alert); err != nil {
+		t.Fatal(err)
+	}
+	body := <-bodies
+	var alerts []struct {
+		Labels      map[string]string `json:"labels"`
+		Annotations map[string]string `json:"annotations"`
+	}
+	if err := json.Unmarshal(body, &alerts); err != nil || len(alerts) != 1 {
+		t.Fatalf("%v\n%s", err, body)
+	}
+	for _, m := range []map[string]string{alerts[0].Labels, alerts[0].Annotations} {
+		for k, v := range m {
+			if strings.ContainsAny(v, "<>&") {
+				t.Errorf("%s = %q: the client's markup reaches Alertmanager's receivers live", k, v)
+			}
+		}
+	}
+	if d := alerts[0].Annotations["description"]; !strings.Contains(d, "!channel") || !strings.Contains(d, "evil.example/sso|sign in again") {
+		t.Errorf("description %q: the client's path is not shown", d)
+	}
+}
