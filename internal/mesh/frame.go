@@ -18,7 +18,8 @@ const (
 	// tlsRecord is the most plaintext one TLS record carries.
 	tlsRecord = 16 << 10
 	// gatherMax is how much a frameConn gathers before the session's send
-	// loop waits for the flusher: it bounds a tunnel's buffer.
+	// loop writes it, whatever more the session holds: it bounds a
+	// tunnel's buffer.
 	gatherMax = 256 << 10
 	// batchKeep is the most a buffer of frameConn or batchConn keeps
 	// between writes; a larger one is let go. A batchConn gathering more
