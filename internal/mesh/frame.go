@@ -2,10 +2,13 @@ package mesh
 
 import (
 	"net"
+	"reflect"
 	"runtime"
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/libp2p/go-yamux/v5"
 )
 
 const (
@@ -15,7 +18,8 @@ const (
 	// tlsRecord is the most plaintext one TLS record carries.
 	tlsRecord = 16 << 10
 	// gatherMax is how much a frameConn gathers before the session's send
-	// loop waits for the flusher: it bounds a tunnel's buffer.
+	// loop writes it, whatever more the session holds: it bounds a
+	// tunnel's buffer.
 	gatherMax = 256 << 10
 	// batchKeep is the most a buffer of frameConn or batchConn keeps
 	// between writes; a larger one is let go. A batchConn gathering more
@@ -50,83 +54,98 @@ const (
 // call.
 //
 // A large frame (bulk), or a bare window update (what a bulk sender waits
-// for), is written at once when nothing waits before it:
-// its TLS records (a full frame is thirty-two) leave in one system call through
-// the batchConn under the TLS connection. Small frames (requests,
-// responses, window updates) are gathered and written by a flusher
-// goroutine, which yields to the goroutines already runnable before it
-// takes what was gathered: the streams whose apps spoke in the same poll
-// of the network add their frames first, and the batch goes out as few TLS
-// records in one system call instead of a record and a system call each.
-// Alone, a frame waits only for that yield.
+// for), is written at once: its TLS records (a full frame is thirty-two)
+// leave in one system call through the batchConn under the TLS
+// connection, behind the small frames gathered before it. Small frames
+// (requests, responses, a stream's opening and closing) are gathered while
+// the session holds more frames for its send loop, and the send loop writes
+// the batch itself when it holds none: before it writes a batch it yields
+// once to the goroutines already runnable, so that the streams whose apps
+// spoke in the same poll of the network queue their frames, which join
+// the batch. A batch goes out as few TLS records in one system call instead
+// of a record and a system call each; a frame alone waits only for the
+// yield, and no goroutine is woken to write it.
 type frameConn struct {
 	net.Conn            // the TLS connection
 	raw      *batchConn // under it
 
 	wmu sync.Mutex // serializes writes to the TLS connection
 
+	// The send loop's alone:
+	yielded bool // since the last batch was taken
+
 	mu       sync.Mutex // guards the fields below
 	gathered []byte
 	spare    []byte
-	err      error // the first write error; every later Write returns it
+	queued   func() int // how many frames the session holds for its send loop
+	err      error      // the first write error; every later Write returns it
 	closed   bool
-
-	kick chan struct{} // something was gathered
-	room chan struct{} // the flusher took what was gathered
-	done chan struct{} // closed by Close
 }
 
-// newFrameConn returns a frameConn over tc (TLS over raw) with its
-// flusher running.
+// newFrameConn returns a frameConn over tc (TLS over raw). Until follow
+// names its session, each small frame is written after one yield.
 func newFrameConn(tc net.Conn, raw *batchConn) *frameConn {
-	c := unflushed(tc, raw)
-	go c.flusher()
-	return c
+	return &frameConn{Conn: tc, raw: raw}
 }
 
-// unflushed returns a frameConn without a flusher: small frames stay
-// gathered until a large one or Close takes them.
-func unflushed(tc net.Conn, raw *batchConn) *frameConn {
-	return &frameConn{Conn: tc, raw: raw, kick: make(chan struct{}, 1), room: make(chan struct{}, 1), done: make(chan struct{})}
+// follow gathers small frames while sess holds more for its send loop.
+// go-yamux exports no count of them: its send queue, a buffered channel,
+// is read by reflection, which tolerates no other type (pinned by
+// TestFrameConnFollowsSendQueue).
+func (c *frameConn) follow(sess *yamux.Session) {
+	q := reflect.ValueOf(sess).Elem().FieldByName("sendCh")
+	c.mu.Lock()
+	c.queued = q.Len
+	c.mu.Unlock()
 }
 
 func (c *frameConn) Write(p []byte) (int, error) {
 	if len(p) >= tlsRecord || isWindowGrant(p) {
 		return c.writeLarge(p)
 	}
-	for {
-		c.mu.Lock()
-		if c.err != nil {
-			err := c.err
-			c.mu.Unlock()
-			return 0, err
-		}
-		if len(c.gathered) < gatherMax {
-			if c.gathered == nil {
-				c.gathered = make([]byte, 0, 2*tlsRecord)
-			}
-			c.gathered = append(c.gathered, p...)
-			c.mu.Unlock()
-			select {
-			case c.kick <- struct{}{}:
-			default:
-			}
+	c.mu.Lock()
+	if c.err != nil {
+		err := c.err
+		c.mu.Unlock()
+		return 0, err
+	}
+	if c.gathered == nil {
+		c.gathered = make([]byte, 0, 2*tlsRecord)
+	}
+	c.gathered = append(c.gathered, p...)
+	full, queued := len(c.gathered) >= gatherMax, c.queued
+	c.mu.Unlock()
+	if !full {
+		if queued != nil && queued() > 0 {
 			return len(p), nil
 		}
-		c.mu.Unlock()
-		select {
-		case <-c.room:
-		case <-c.done:
-			return 0, net.ErrClosed
+		if !c.yielded {
+			c.yielded = true
+			runtime.Gosched()
+			if queued != nil && queued() > 0 {
+				return len(p), nil
+			}
 		}
 	}
+	c.yielded = false
+	c.wmu.Lock()
+	defer c.wmu.Unlock()
+	batch, err := c.take()
+	if err == nil && batch != nil {
+		_, err = c.write(nil, batch)
+		c.putBack(batch)
+	}
+	if err != nil {
+		return 0, err
+	}
+	return len(p), nil
 }
 
 // isWindowGrant reports whether frame is a bare window update: a
 // receiver granting its sender more room, sent after it read half its
 // window. The sender of a bulk transfer waits for it, so it leaves at
-// once, not after the flusher's yield; a stream's opening and closing
-// frames (flags set) are gathered as before.
+// once, not after the yield; a stream's opening and closing frames (flags
+// set) are gathered as before.
 func isWindowGrant(frame []byte) bool {
 	return len(frame) == yamuxHeaderLen && frame[1] == typeWindowUpdate && frame[2] == 0 && frame[3] == 0
 }
@@ -134,6 +153,7 @@ func isWindowGrant(frame []byte) bool {
 // writeLarge writes a large frame at once, behind what was gathered before
 // it, in one system call: the frame is not copied again.
 func (c *frameConn) writeLarge(p []byte) (int, error) {
+	c.yielded = false
 	c.wmu.Lock()
 	defer c.wmu.Unlock()
 	before, err := c.take()
@@ -149,17 +169,12 @@ func (c *frameConn) writeLarge(p []byte) (int, error) {
 // first write error.
 func (c *frameConn) take() ([]byte, error) {
 	c.mu.Lock()
+	defer c.mu.Unlock()
 	batch, err := c.gathered, c.err
 	if len(batch) == 0 {
-		c.mu.Unlock()
 		return nil, err
 	}
 	c.gathered, c.spare = c.spare, nil
-	c.mu.Unlock()
-	select {
-	case c.room <- struct{}{}:
-	default:
-	}
 	return batch, err
 }
 
@@ -197,26 +212,9 @@ func (c *frameConn) write(first, p []byte) (int, error) {
 	return n, err
 }
 
-func (c *frameConn) flusher() {
-	for {
-		select {
-		case <-c.kick:
-		case <-c.done:
-			return
-		}
-		runtime.Gosched()
-		c.wmu.Lock()
-		if batch, err := c.take(); err == nil && batch != nil {
-			_, _ = c.write(nil, batch)
-			c.putBack(batch)
-		}
-		c.wmu.Unlock()
-	}
-}
-
 // Close sends what is still gathered (for at most closeFlush) unless a
-// write is under way (a stuck peer: the close breaks it), stops the
-// flusher and closes the TLS connection.
+// write is under way (a stuck peer: the close breaks it) and closes the
+// TLS connection.
 func (c *frameConn) Close() error {
 	c.mu.Lock()
 	if c.closed {
@@ -224,7 +222,6 @@ func (c *frameConn) Close() error {
 		return c.Conn.Close()
 	}
 	c.closed = true
-	close(c.done)
 	c.mu.Unlock()
 	if c.wmu.TryLock() {
 		if rest, err := c.take(); err == nil && rest != nil {

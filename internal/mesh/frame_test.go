@@ -10,6 +10,7 @@ import (
 	"io"
 	"net"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -79,14 +80,22 @@ func (w *frames) write(body int, fill byte) {
 	}
 }
 
+// holding is a session's send queue as frameConn sees it: n frames
+// still to come.
+type holding struct{ n atomic.Int64 }
+
+func (h *holding) queued() int { return int(h.n.Load()) }
+
 // TestFramesLeaveInOneWrite: a large yamux frame (thirty-two TLS records),
 // written by the session in one call, reaches the transport at once in one
-// write; small frames gathered while a write is under way leave together
-// in the flusher's next one; and the peer reads every frame whole and in
-// order.
+// write; small frames written while the session holds more for its send
+// loop are gathered and leave together, in one write, with the one after
+// which it holds none; and the peer reads every frame whole and in order.
 func TestFramesLeaveInOneWrite(t *testing.T) {
 	client, bc, raw, got := tlsPair(t)
 	fc := newFrameConn(client, bc)
+	var h holding
+	fc.queued = h.queued
 	w := &frames{t: t, fc: fc}
 	before := raw.count()
 	w.write(largeBuf, 'L')
@@ -94,21 +103,17 @@ func TestFramesLeaveInOneWrite(t *testing.T) {
 		t.Errorf("a frame with a %d-byte body took %d writes", largeBuf, n)
 	}
 
-	fc.wmu.Lock() // a write under way: what the session writes is gathered
 	before = raw.count()
 	for i := range 10 {
+		h.n.Store(int64(9 - i))
 		w.write(1024, byte('a'+i))
+		if n := raw.count() - before; i < 9 && n != 0 {
+			t.Fatalf("%d writes reached the transport with %d frames still to come", n, 9-i)
+		}
 	}
-	if n := raw.count() - before; n != 0 {
-		t.Errorf("%d writes reached the transport while another was under way", n)
-	}
-	fc.wmu.Unlock()
-	testkit.WaitFor(t, "the flusher to write the gathered frames", func() bool { return raw.count() > before })
-	fc.wmu.Lock() // the flusher's write is done
 	if n := raw.count() - before; n != 1 {
 		t.Errorf("ten gathered small frames took %d writes", n)
 	}
-	fc.wmu.Unlock()
 	if err := fc.Close(); err != nil {
 		t.Fatal(err)
 	}
@@ -122,7 +127,10 @@ func TestFramesLeaveInOneWrite(t *testing.T) {
 // Close leave before the connection closes.
 func TestLargeFrameTakesGathered(t *testing.T) {
 	client, bc, raw, got := tlsPair(t)
-	fc := unflushed(client, bc)
+	fc := newFrameConn(client, bc)
+	var h holding
+	h.n.Store(1) // the session always holds more: small frames stay gathered
+	fc.queued = h.queued
 	w := &frames{t: t, fc: fc}
 	before := raw.count()
 	for i := range 3 {
@@ -141,14 +149,13 @@ func TestLargeFrameTakesGathered(t *testing.T) {
 	}
 }
 
-// TestFrameConnCloseUnblocksWrite: a send loop waiting for room (the peer
-// stopped reading, the gathered frames fill up) returns when the tunnel is
-// closed, instead of hanging the session's shutdown.
+// TestFrameConnCloseUnblocksWrite: a send loop stuck writing a batch (the
+// peer stopped reading) returns when the tunnel is closed, instead of
+// hanging the session's shutdown.
 func TestFrameConnCloseUnblocksWrite(t *testing.T) {
 	a, b := net.Pipe()
 	defer b.Close()
 	fc := newFrameConn(a, &batchConn{Conn: a})
-	fc.wmu.Lock() // a write stuck on a peer that does not read
 	errc := make(chan error, 1)
 	go func() {
 		small := make([]byte, 1024)
@@ -159,6 +166,13 @@ func TestFrameConnCloseUnblocksWrite(t *testing.T) {
 			}
 		}
 	}()
+	testkit.WaitFor(t, "the send loop to be stuck in its write", func() bool {
+		if !fc.wmu.TryLock() {
+			return true
+		}
+		fc.wmu.Unlock()
+		return false
+	})
 	// Close cannot flush (a write is under way): it closes the conn.
 	_ = fc.Close()
 	select {
@@ -169,7 +183,46 @@ func TestFrameConnCloseUnblocksWrite(t *testing.T) {
 	case <-time.After(testkit.WaitLimit):
 		t.Fatalf("Write still blocked %s after Close", testkit.WaitLimit)
 	}
+}
+
+// TestFrameConnFollowsSendQueue: follow counts the frames a go-yamux
+// session holds for its send loop (read from the library's unexported
+// queue, which a new version may rename or retype), and those frames
+// leave once the send loop can write again.
+func TestFrameConnFollowsSendQueue(t *testing.T) {
+	client, bc, _, got := tlsPair(t)
+	fc := newFrameConn(client, bc)
+	sess, err := yamux.Client(fc, muxConfig(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fc.follow(sess)
+	fc.wmu.Lock()
+	st, err := sess.OpenStream(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The send loop waits to write the stream's opening frame or the large
+	// one after it; the small ones behind them stay in the session's
+	// queue.
+	if _, err := st.Write(bytes.Repeat([]byte{'L'}, tlsRecord)); err != nil {
+		t.Fatal(err)
+	}
+	for _, m := range []string{"one", "two", "three"} {
+		if _, err := st.Write([]byte(m)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	testkit.WaitFor(t, "the session to hold the three small frames", func() bool { return fc.queued() >= 3 })
 	fc.wmu.Unlock()
+	testkit.WaitFor(t, "the send loop to write them", func() bool { return fc.queued() == 0 })
+	_ = sess.Close()
+	b := <-got
+	for _, m := range []string{"one", "two", "three"} {
+		if !bytes.Contains(b, []byte(m)) {
+			t.Errorf("the peer did not read %q", m)
+		}
+	}
 }
 
 // TestTunnelCarriesStreamsWhole: two yamux sessions over TLS, each end's

@@ -176,6 +176,7 @@ func (m *Mesh) serveConn(c net.Conn, release func()) {
 		_ = fc.Close()
 		return
 	}
+	fc.follow(sess)
 	t := &inTunnel{conn: tc, sess: sess, peer: peer, src: src, peerChain: cs.PeerCertificates, remote: c.RemoteAddr(),
 		version: cs.Version, hdr: headerVersionOf(cs.NegotiatedProtocol)}
 	m.mu.Lock()

@@ -229,6 +229,7 @@ func (m *Mesh) dialTunnel(ctx context.Context, src, dst, addr string, cert *tls.
 		_ = fc.Close()
 		return nil, fmt.Errorf("mesh: tunnel to %q: %w", dst, err)
 	}
+	fc.follow(sess)
 	t := &tunnel{
 		conn: tc, sess: sess, leafDER: cert.Certificate[0], peerChain: cs.PeerCertificates,
 		remote: raw.RemoteAddr(), version: cs.Version, hdr: headerVersionOf(cs.NegotiatedProtocol), recycleAt: recycleTime(cert, cs.PeerCertificates[0], m.now()),
