@@ -572,6 +572,28 @@ func TestNoSubnetNamed(t *testing.T) {
 	}
 }
 
+// TestUnplacedPathNamesEachHop: the path to an instance that names no
+// subnet and whose groups are not known statically read "internet → no
+// subnet is named: … (the whole assumption) → aws_instance.app →
+// aws_instance.app": the subnet hop printed its reason, the group hop the
+// instance's own address. Each hop now has a name of its own, the
+// instance's subnet and groups, the reasons staying in the hop's detail.
+func TestUnplacedPathNamesEachHop(t *testing.T) {
+	got := activeOn(run(t, "testdata/aws/unplaced-groups-unknown"), RuleExposedPort, "aws_instance.app")
+	if len(got) != 1 {
+		t.Fatalf("%s: %+v, want one finding", RuleExposedPort, got)
+	}
+	want := "internet → aws_instance.app:subnet → aws_instance.app:security-groups → aws_instance.app"
+	if p := pathLine(got[0].Path); p != want {
+		t.Errorf("path %q, want %q", p, want)
+	}
+	for _, h := range got[0].Path[1:3] {
+		if h.Detail == "" || strings.Contains(h.Detail, h.Addr) {
+			t.Errorf("hop %+v: want the reason in its detail", h)
+		}
+	}
+}
+
 // TestLightsail: Lightsail instances were not in the model. One without
 // aws_lightsail_instance_public_ports has Lightsail's default firewall, SSH
 // and HTTP from everyone; one with it admits what it lists.
