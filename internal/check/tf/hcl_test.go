@@ -151,6 +151,9 @@ resource "aws_s3_bucket" "f" {
 module "remote" {
   source = "terraform-aws-modules/vpc/aws"
 }
+resource "aws_instance" "g" {
+  ami = filebase64("boot.sh")
+}
 `)}}, Options{})
 	var msgs []string
 	for _, n := range p.Notes {
@@ -171,6 +174,9 @@ module "remote" {
 		// A resource passed whole has its ID known; an output is named
 		// by its address.
 		"output.whole: value is partly known: some of its attributes are not known statically (depends on aws_s3_bucket.d)",
+		// A value that refers to nothing names the function not
+		// computed here.
+		"aws_instance.g: value is not known statically (depends on the result of filebase64(…), not computed here)",
 	} {
 		if !strings.Contains(all, want) {
 			t.Errorf("notes lack %q:\n%s", want, all)
