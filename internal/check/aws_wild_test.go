@@ -1,6 +1,9 @@
 package check
 
 import (
+	"context"
+	"fmt"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -591,6 +594,27 @@ func TestUnplacedPathNamesEachHop(t *testing.T) {
 		if h.Detail == "" || strings.Contains(h.Detail, h.Addr) {
 			t.Errorf("hop %+v: want the reason in its detail", h)
 		}
+	}
+}
+
+// TestReachFromEveryMemberSubnet: --reach took a resource spread over
+// several subnets (an autoscaling group, a load balancer) as a source
+// from its first subnet alone. Where only another of its subnets gets
+// through (here the store's network ACL admits the second), the
+// resource was missing from the list, though its instances there reach.
+// It is now a source from each of its subnets.
+func TestReachFromEveryMemberSubnet(t *testing.T) {
+	acc, err := Reachability(context.Background(), Config{Paths: []string{"testdata/aws/member-subnets"}}, "aws_elasticache_cluster.store")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, a := range acc {
+		got = append(got, fmt.Sprintf("%s %s %d %s", a.Source, a.Proto, a.Port, a.Range))
+	}
+	want := []string{"aws_autoscaling_group.workers (in aws_subnet.west) tcp 6379 10.40.20.0/24"}
+	if !slices.Equal(got, want) {
+		t.Errorf("sources %q, want %q", got, want)
 	}
 }
 
