@@ -289,6 +289,30 @@ func (l *loader) readManifest() error {
 	return nil
 }
 
+// isAddressSource reports whether s, a module source that is not a local
+// path, is one Terraform can fetch: a registry address (namespace/name/
+// system, with a host first or not), a remote one it detects (a forced
+// getter "git::…", a URL, GitHub, Bitbucket, an S3 or GCS bucket, an SSH
+// Git address) or an absolute path. Anything else (a relative path without
+// ./, "modules/vpc") Terraform rejects.
+func isAddressSource(s string) bool {
+	if strings.Contains(s, "::") || strings.HasPrefix(s, "/") || strings.HasPrefix(s, "git@") {
+		return true
+	}
+	for _, p := range []string{"http://", "https://", "github.com/", "bitbucket.org/"} {
+		if strings.HasPrefix(s, p) {
+			return true
+		}
+	}
+	if strings.Contains(s, "amazonaws.com/") || strings.Contains(s, "googleapis.com/") {
+		return true
+	}
+	addr, _, _ := strings.Cut(s, "//")
+	addr, _, _ = strings.Cut(addr, "?")
+	n := len(strings.Split(addr, "/"))
+	return n == 3 || n == 4
+}
+
 func isLocalSource(s string) bool {
 	for _, p := range []string{"./", "../", `.\`, `..\`} {
 		if strings.HasPrefix(s, p) {
@@ -589,6 +613,10 @@ func (l *loader) resolve(m *module, c *callBlock, depth int) error {
 		if st, err := fs.Stat(l.fsys, dir); err != nil || !st.IsDir() {
 			return fmt.Errorf("tf: %s: module %q: source %q is not a readable directory", c.pos, c.name, c.source)
 		}
+	case !isAddressSource(c.source):
+		l.notes = append(l.notes, Note{Pos: c.pos, Address: m.qualify("module." + c.name), Rejected: true, kind: kindError,
+			Msg: fmt.Sprintf("module source %q is neither a local path (one starts ./ or ../) nor a registry or remote address: Terraform rejects it, so the plan fails (write %q for the directory); the module's resources are not read", c.source, "./"+c.source)})
+		return nil
 	case l.manifest == nil:
 		l.notes = append(l.notes, Note{Pos: c.pos, Address: "module." + c.name,
 			Msg: fmt.Sprintf("module source %q is not local and terraform init has not run here (no .terraform/modules/modules.json): the module's resources are not read", c.source)})

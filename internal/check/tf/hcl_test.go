@@ -190,6 +190,48 @@ resource "aws_instance" "g" {
 	}
 }
 
+// TestModuleSourceNeitherLocalNorRemote: a module source written as a
+// relative path without ./ ("modules/network") is no address Terraform
+// accepts: init fails, so the plan does. It was noted as a remote module
+// that terraform init had not fetched.
+func TestModuleSourceNeitherLocalNorRemote(t *testing.T) {
+	p := load(t, fstest.MapFS{
+		"main.tf": {Data: []byte(`
+module "network" {
+  source = "modules/network"
+}
+module "edge" {
+  source = "tiers"
+}
+module "registry" {
+  source = "example-corp/edge/aws"
+}
+module "pinned" {
+  source = "git::https://git.example.com/infra/edge.git?ref=v2"
+}
+`)},
+		"modules/network/main.tf": {Data: []byte(`resource "aws_vpc" "v" {}`)},
+	}, Options{})
+	got := map[string]Note{}
+	for _, n := range p.Notes {
+		got[n.Address] = n
+	}
+	for _, c := range []struct {
+		addr, want string
+		rejected   bool
+	}{
+		{"module.network", `module source "modules/network" is neither a local path (one starts ./ or ../) nor a registry or remote address: Terraform rejects it, so the plan fails (write "./modules/network" for the directory); the module's resources are not read`, true},
+		{"module.edge", `module source "tiers" is neither a local path (one starts ./ or ../) nor a registry or remote address: Terraform rejects it, so the plan fails (write "./tiers" for the directory); the module's resources are not read`, true},
+		{"module.registry", `module source "example-corp/edge/aws" is not local and terraform init has not run here`, false},
+		{"module.pinned", `module source "git::https://git.example.com/infra/edge.git?ref=v2" is not local and terraform init has not run here`, false},
+	} {
+		n, ok := got[c.addr]
+		if !ok || !strings.HasPrefix(n.Msg, c.want) || n.Rejected != c.rejected {
+			t.Errorf("%s: note %+v, want %q (rejected %v)", c.addr, n, c.want, c.rejected)
+		}
+	}
+}
+
 // TestComputedNotedOnlyWhenUnresolved: a value that reads what the
 // provider computes is noted as not evaluated only when it is not known
 // after all: not the length of a list of such attributes, nor an address
