@@ -289,6 +289,24 @@ func (l *loader) readManifest() error {
 	return nil
 }
 
+// badType says why Terraform rejects a variable's type expression t:
+// quoted, as Terraform 0.11 wrote it, or no type constraint at all. The
+// variable is then read as of any type.
+func badType(t hcl.Expression, d hcl.Diagnostics) string {
+	if _, native := t.(*hclsyntax.TemplateExpr); !native {
+		return fmt.Sprintf("type is not a type constraint Terraform knows (%s): Terraform rejects it, so the plan fails; the variable is read as of any type", diagErr(d))
+	}
+	if q, diags := t.Value(nil); !diags.HasErrors() && q.Type() == cty.String && q.IsKnown() && !q.IsNull() {
+		name := q.AsString()
+		want := name
+		if name == "list" || name == "map" || name == "set" {
+			want += "(string)"
+		}
+		return fmt.Sprintf("type = %q is a type constraint in quotes, as Terraform 0.11 wrote it: Terraform rejects it (Invalid quoted type constraints), so the plan fails (write %s, without quotes); the variable is read as of any type", name, want)
+	}
+	return fmt.Sprintf("type is not a type constraint Terraform knows (%s): Terraform rejects it, so the plan fails; the variable is read as of any type", diagErr(d))
+}
+
 // isAddressSource reports whether s, a module source that is not a local
 // path, is one Terraform can fetch: a registry address (namespace/name/
 // system, with a host first or not), a remote one it detects (a forced
@@ -458,8 +476,14 @@ func (l *loader) collect(m *module, file hcl.Body, depth int) error {
 			l.define(m, "var."+b.Labels[0], "variable", pos)
 			v := &variable{name: b.Labels[0], pos: pos, def: bd.attrs["default"]}
 			if t := bd.attrs["type"]; t != nil {
-				if ty, defs, d := typeexpr.TypeConstraintWithDefaults(t); !d.HasErrors() {
+				switch ty, defs, d := typeexpr.TypeConstraintWithDefaults(t); {
+				case !d.HasErrors():
 					v.ty, v.defaults = ty, defs
+				case hcl.ExprAsKeyword(t) == "list" || hcl.ExprAsKeyword(t) == "map":
+					// Terraform reads a bare list or map as list(any) or
+					// map(any), as 0.11 did: read as of any type.
+				default:
+					l.notes = append(l.notes, Note{Pos: rangePos(t.Range()), Address: m.qualify("var." + v.name), Rejected: true, kind: kindError, Msg: badType(t, d)})
 				}
 			}
 			if e := bd.attrs["nullable"]; e != nil {

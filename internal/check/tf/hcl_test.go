@@ -232,6 +232,56 @@ module "pinned" {
 	}
 }
 
+// TestQuotedTypeConstraint: Terraform 0.11 wrote a variable's type in
+// quotes (type = "map"); Terraform now rejects it (Invalid quoted type
+// constraints), so the plan fails. It was read as any type, unsaid. The
+// value is still read as given.
+func TestQuotedTypeConstraint(t *testing.T) {
+	p := load(t, fstest.MapFS{"main.tf": {Data: []byte(`
+variable "ports" {
+  type    = "list"
+  default = [8443]
+}
+variable "zones" {
+  type    = list(strin)
+  default = []
+}
+variable "tags" {
+  type    = map(string)
+  default = {}
+}
+variable "labels" {
+  type    = map
+  default = {}
+}
+resource "aws_security_group" "g" {
+  name = "g-${var.ports[0]}"
+}
+`)}}, Options{})
+	got := map[string]Note{}
+	for _, n := range p.Notes {
+		got[n.Address] = n
+	}
+	for addr, want := range map[string]string{
+		"var.ports": `type = "list" is a type constraint in quotes, as Terraform 0.11 wrote it: Terraform rejects it (Invalid quoted type constraints), so the plan fails (write list(string), without quotes); the variable is read as of any type`,
+		"var.zones": `type is not a type constraint Terraform knows`,
+	} {
+		n, ok := got[addr]
+		if !ok || !n.Rejected || !strings.HasPrefix(n.Msg, want) {
+			t.Errorf("%s: note %+v, want a rejection %q", addr, n, want)
+		}
+	}
+	// A bare list or map is list(any) or map(any) to Terraform.
+	for _, addr := range []string{"var.tags", "var.labels"} {
+		if n, ok := got[addr]; ok {
+			t.Errorf("%s: note %+v, want none", addr, n)
+		}
+	}
+	if v := byAddr(p)["aws_security_group.g"].Values["name"]; v != "g-8443" {
+		t.Errorf("name %v, want the default read as given", v)
+	}
+}
+
 // TestComputedNotedOnlyWhenUnresolved: a value that reads what the
 // provider computes is noted as not evaluated only when it is not known
 // after all: not the length of a list of such attributes, nor an address
