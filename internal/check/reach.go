@@ -504,6 +504,7 @@ func (m *Model) reachVia1(src Source, e *Endpoint, s *Subnet, t *RouteTable, pro
 	block := func(h Hop) Result { return Result{Path: append(path, h)} }
 	set := src.Set
 	tname := tableName(t, s)
+	var lb *Hop
 	switch {
 	case src.Internet:
 		if !e.Public {
@@ -515,8 +516,10 @@ func (m *Model) reachVia1(src Source, e *Endpoint, s *Subnet, t *RouteTable, pro
 		if e.InternetPorts != nil && !e.InternetPorts(proto, port) {
 			return block(Hop{Kind: "endpoint", Addr: e.Addr, Detail: fmt.Sprintf("no rule forwards %s to it (%s)", portText(proto, port, port), e.Why)})
 		}
+		// A public load balancer forwards within the network: its hop
+		// comes after the network's edge and routes, before the subnet.
 		if h, ok := e.balancerHop(proto, port); ok {
-			path = append(path, h)
+			lb = &h
 		}
 		if why, ok := e.ForwardBlocked[port]; ok && proto == "tcp" {
 			return block(Hop{Kind: "endpoint", Addr: e.Addr, Detail: why})
@@ -582,6 +585,9 @@ func (m *Model) reachVia1(src Source, e *Endpoint, s *Subnet, t *RouteTable, pro
 	subnet := "subnet " + s.CIDR.String()
 	if !s.CIDR.IsValid() {
 		subnet = "subnet (range not known statically)"
+	}
+	if lb != nil {
+		path = append(path, *lb)
 	}
 	path = append(path, Hop{Kind: "subnet", Addr: s.Addr, Detail: subnet})
 	var bound *Bound
