@@ -310,7 +310,7 @@ func (m *Model) exposure(e *Endpoint) ([]Hop, bool) {
 		}
 		return []Hop{{Kind: "source", Detail: "internet"},
 			{Kind: "igw", Addr: used[0].Target, Detail: "internet gateway attached to " + s.VPC.Addr},
-			{Kind: "route", Addr: used[0].Where, Detail: fmt.Sprintf("%s → %s", used[0].Dest, used[0].Target)},
+			{Kind: "route", Addr: tableName(s.TableOf(), s), Detail: fmt.Sprintf("%s → %s (%s)", used[0].Dest, used[0].Target, used[0].Where)},
 			{Kind: "subnet", Addr: s.Addr, Detail: "subnet " + s.CIDR.String()},
 			{Kind: "endpoint", Addr: e.Addr, Detail: e.Why}}, true
 	}
