@@ -125,6 +125,57 @@ func TestAzureFirewallUnknownFailsClosed(t *testing.T) {
 	}
 }
 
+// TestAzureMySQLFlexibleRuleServer: a MySQL flexible server's firewall
+// rule names its server by server_name (and resource_group_name), not
+// server_id as the PostgreSQL one does; the server was read as "not in the
+// scanned code", and a server with private access only (in a delegated
+// subnet) was not seen to make its rules apply to nothing.
+func TestAzureMySQLFlexibleRuleServer(t *testing.T) {
+	src := `
+resource "azurerm_mysql_flexible_server" "orders" {
+  name                = "orders-db"
+  resource_group_name = "rg-orders"
+}
+resource "azurerm_mysql_flexible_server_firewall_rule" "anyone" {
+  name                = "anyone"
+  resource_group_name = "rg-orders"
+  server_name         = azurerm_mysql_flexible_server.orders.name
+  start_ip_address    = "0.0.0.0"
+  end_ip_address      = "255.255.255.255"
+}
+`
+	got := activeOn(checkSource(t, src), RuleAzFirewallOpen, "azurerm_mysql_flexible_server_firewall_rule.anyone")
+	if len(got) != 1 || !strings.HasSuffix(got[0].Message, "admits every internet address to azurerm_mysql_flexible_server.orders") {
+		t.Fatalf("%s: %+v, want one naming the server", RuleAzFirewallOpen, got)
+	}
+	// Its parameters name it the same way.
+	plain := src + `
+resource "azurerm_mysql_flexible_server_configuration" "tls" {
+  name                = "require_secure_transport"
+  resource_group_name = "rg-orders"
+  server_name         = azurerm_mysql_flexible_server.orders.name
+  value               = "OFF"
+}
+`
+	weak := activeOn(checkSource(t, plain), RuleAzWeakTLS, "azurerm_mysql_flexible_server_configuration.tls")
+	if len(weak) != 1 || !strings.Contains(weak[0].Message, "clients of azurerm_mysql_flexible_server.orders connect without TLS") {
+		t.Errorf("%s: %+v, want one naming the server", RuleAzWeakTLS, weak)
+	}
+	// A server in a delegated subnet (private access) has no public
+	// endpoint: its firewall rules apply to nothing.
+	private := strings.Replace(src, `resource_group_name = "rg-orders"
+}`, `resource_group_name = "rg-orders"
+  delegated_subnet_id = azurerm_subnet.db.id
+}
+resource "azurerm_subnet" "db" {
+  name             = "db"
+  address_prefixes = ["10.8.4.0/24"]
+}`, 1)
+	if got := activeOn(checkSource(t, private), RuleAzFirewallOpen, "azurerm_mysql_flexible_server_firewall_rule.anyone"); len(got) != 0 {
+		t.Errorf("rule of a server in a delegated subnet: %+v, want none", got)
+	}
+}
+
 // TestAzureIPv4AnyIsIPv4Only checks that an NSG rule from 0.0.0.0/0
 // admits the IPv4 internet only, as Azure reads it.
 func TestAzureIPv4AnyIsIPv4Only(t *testing.T) {
