@@ -618,6 +618,35 @@ func TestReachFromEveryMemberSubnet(t *testing.T) {
 	}
 }
 
+// TestRangeListNested: Terraform 0.11 wrote a list from a function as
+// cidr_blocks = ["${split(",", var.ranges)}"]; Terraform now reads it as a
+// list holding a list, which the provider rejects (element 0: string
+// required), so the plan fails. It was noted as a value not evaluated; it
+// is reported as rejected, and the rule still read as admitting every
+// address, so nothing is hidden.
+func TestRangeListNested(t *testing.T) {
+	rep := checkSource(t, `
+variable "ranges" {
+  default = "192.0.2.0/24,198.51.100.0/24"
+}
+resource "aws_security_group" "relay" {
+  ingress {
+    protocol    = "tcp"
+    from_port   = 5432
+    to_port     = 5432
+    cidr_blocks = ["${split(",", var.ranges)}"]
+  }
+}
+`)
+	got := activeOn(rep, RuleRejected, "aws_security_group.relay")
+	if len(got) != 1 || !strings.Contains(got[0].Message, "cidr_blocks holds a list, where the provider takes address ranges") {
+		t.Errorf("%s: %+v, want one saying the list of lists is rejected", RuleRejected, got)
+	}
+	if open := activeOn(rep, RuleWorldOpen, "aws_security_group.relay"); len(open) != 1 {
+		t.Errorf("%s: %+v, want the rule still read as admitting every address", RuleWorldOpen, open)
+	}
+}
+
 // TestLightsail: Lightsail instances were not in the model. One without
 // aws_lightsail_instance_public_ports has Lightsail's default firewall, SSH
 // and HTTP from everyone; one with it admits what it lists.
