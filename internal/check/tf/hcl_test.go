@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"testing/fstest"
@@ -279,6 +280,44 @@ resource "aws_security_group" "g" {
 	}
 	if v := byAddr(p)["aws_security_group.g"].Values["name"]; v != "g-8443" {
 		t.Errorf("name %v, want the default read as given", v)
+	}
+}
+
+// TestUnreadModuleArguments: the arguments of a module call whose module
+// is not read here (a registry module before terraform init) were not
+// evaluated, so a reference in them to a module call, variable or local
+// value the calling module does not declare went unsaid, though Terraform
+// rejects it whether or not the module is fetched.
+func TestUnreadModuleArguments(t *testing.T) {
+	p := load(t, fstest.MapFS{"main.tf": {Data: []byte(`
+module "jump" {
+  source          = "example-corp/jumphost/aws"
+  security_groups = [module.jump_sg.id]
+  subnet          = var.subnet
+}
+module "relay" {
+  source = "example-corp/relay/aws"
+  role   = aws_iam_role.relay.arn
+}
+variable "subnet" {
+  default = "subnet-0a1b2c3d"
+}
+resource "aws_iam_role" "ops" {
+  name = "ops"
+}
+`)}}, Options{})
+	var got []string
+	for _, n := range p.Notes {
+		if n.Rejected {
+			got = append(got, n.String())
+		}
+	}
+	want := []string{
+		"main.tf:4: module.jump: reference to undeclared module call module.jump_sg: Terraform rejects the configuration, so the plan fails",
+		"main.tf:9: module.relay: reference to undeclared resource aws_iam_role.relay: Terraform rejects the configuration, so the plan fails",
+	}
+	if !slices.Equal(got, want) {
+		t.Errorf("rejections %q, want %q", got, want)
 	}
 }
 
