@@ -1041,6 +1041,18 @@ func TestNACLSubnetUnknown(t *testing.T) {
 	}
 }
 
+// TestNACLHighServicePort: a public subnet's network ACL was held to
+// AWS-NET-003 on ports below 1024 alone, so a rule of its own admitting
+// the world to PostgreSQL went unsaid. The ephemeral range return traffic
+// needs (1024 up to 65535) is still not reported, nor a port admitted
+// from a known range only.
+func TestNACLHighServicePort(t *testing.T) {
+	got := activeOn(run(t, "testdata/aws/nacl-high-port"), RuleWorldOpen, "aws_network_acl.public")
+	if len(got) != 1 || !strings.Contains(got[0].Message, "admits every internet address inbound on tcp 5432 (subnet aws_subnet.public of public instance aws_instance.web)") {
+		t.Errorf("%s on aws_network_acl.public: %+v, want one naming PostgreSQL alone", RuleWorldOpen, got)
+	}
+}
+
 // TestNACLAssociationUnknown: an aws_network_acl_association whose subnet
 // is not known statically was dropped, so a subnet it may give an ACL that
 // admits more than the subnet's own kept only its own: SSH to the bastion

@@ -543,6 +543,28 @@ func naclOpenPorts(acl *NACL, inet *netipx.IPSet) []string {
 			out = append(out, portText("tcp", lo, hi))
 		}
 	}
+	// A data-store or admin port above 1023 that a rule of its own admits
+	// the world to. Allows reaching 65535 (the upper range return traffic
+	// needs) or down below 1024 (reported above) are left out, so what is
+	// left admits no more than the ACL does.
+	var targeted []NACLRule
+	for _, r := range acl.Ingress {
+		if !r.Allow || r.From >= 1024 && r.To < 65535 {
+			targeted = append(targeted, r)
+		}
+	}
+	for _, sp := range sensitivePorts {
+		if sp.Port < 1024 {
+			continue
+		}
+		got, _, _ := naclPass(targeted, "tcp", sp.Port, inet)
+		if b := naclBound(targeted, "tcp", sp.Port, inet); b != nil && !mayCoverFamily(inet, b.Known, boundedShare(b.Bits)) {
+			continue
+		}
+		if !empty(got) && coversFamily(inet, got) {
+			out = append(out, portText("tcp", sp.Port, sp.Port))
+		}
+	}
 	return out
 }
 
