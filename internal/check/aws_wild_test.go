@@ -1,6 +1,9 @@
 package check
 
 import (
+	"context"
+	"fmt"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -572,6 +575,78 @@ func TestNoSubnetNamed(t *testing.T) {
 	}
 }
 
+// TestUnplacedPathNamesEachHop: the path to an instance that names no
+// subnet and whose groups are not known statically read "internet → no
+// subnet is named: … (the whole assumption) → aws_instance.app →
+// aws_instance.app": the subnet hop printed its reason, the group hop the
+// instance's own address. Each hop now has a name of its own, the
+// instance's subnet and groups, the reasons staying in the hop's detail.
+func TestUnplacedPathNamesEachHop(t *testing.T) {
+	got := activeOn(run(t, "testdata/aws/unplaced-groups-unknown"), RuleExposedPort, "aws_instance.app")
+	if len(got) != 1 {
+		t.Fatalf("%s: %+v, want one finding", RuleExposedPort, got)
+	}
+	want := "internet → aws_instance.app:subnet → aws_instance.app:security-groups → aws_instance.app"
+	if p := pathLine(got[0].Path); p != want {
+		t.Errorf("path %q, want %q", p, want)
+	}
+	for _, h := range got[0].Path[1:3] {
+		if h.Detail == "" || strings.Contains(h.Detail, h.Addr) {
+			t.Errorf("hop %+v: want the reason in its detail", h)
+		}
+	}
+}
+
+// TestReachFromEveryMemberSubnet: --reach took a resource spread over
+// several subnets (an autoscaling group, a load balancer) as a source
+// from its first subnet alone. Where only another of its subnets gets
+// through (here the store's network ACL admits the second), the
+// resource was missing from the list, though its instances there reach.
+// It is now a source from each of its subnets.
+func TestReachFromEveryMemberSubnet(t *testing.T) {
+	acc, err := Reachability(context.Background(), Config{Paths: []string{"testdata/aws/member-subnets"}}, "aws_elasticache_cluster.store")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, a := range acc {
+		got = append(got, fmt.Sprintf("%s %s %d %s", a.Source, a.Proto, a.Port, a.Range))
+	}
+	want := []string{"aws_autoscaling_group.workers (in aws_subnet.west) tcp 6379 10.40.20.0/24"}
+	if !slices.Equal(got, want) {
+		t.Errorf("sources %q, want %q", got, want)
+	}
+}
+
+// TestRangeListNested: Terraform 0.11 wrote a list from a function as
+// cidr_blocks = ["${split(",", var.ranges)}"]; Terraform now reads it as a
+// list holding a list, which the provider rejects (element 0: string
+// required), so the plan fails. It was noted as a value not evaluated; it
+// is reported as rejected, and the rule still read as admitting every
+// address, so nothing is hidden.
+func TestRangeListNested(t *testing.T) {
+	rep := checkSource(t, `
+variable "ranges" {
+  default = "192.0.2.0/24,198.51.100.0/24"
+}
+resource "aws_security_group" "relay" {
+  ingress {
+    protocol    = "tcp"
+    from_port   = 5432
+    to_port     = 5432
+    cidr_blocks = ["${split(",", var.ranges)}"]
+  }
+}
+`)
+	got := activeOn(rep, RuleRejected, "aws_security_group.relay")
+	if len(got) != 1 || !strings.Contains(got[0].Message, "cidr_blocks holds a list, where the provider takes address ranges") {
+		t.Errorf("%s: %+v, want one saying the list of lists is rejected", RuleRejected, got)
+	}
+	if open := activeOn(rep, RuleWorldOpen, "aws_security_group.relay"); len(open) != 1 {
+		t.Errorf("%s: %+v, want the rule still read as admitting every address", RuleWorldOpen, open)
+	}
+}
+
 // TestLightsail: Lightsail instances were not in the model. One without
 // aws_lightsail_instance_public_ports has Lightsail's default firewall, SSH
 // and HTTP from everyone; one with it admits what it lists.
@@ -963,6 +1038,18 @@ func TestNACLSubnetUnknown(t *testing.T) {
 	}
 	if got := activeOn(rep, RuleWorldOpen, "aws_network_acl.strict"); len(got) != 0 {
 		t.Errorf("%s on aws_network_acl.strict, which admits HTTPS alone: %+v, want none", RuleWorldOpen, got)
+	}
+}
+
+// TestNACLHighServicePort: a public subnet's network ACL was held to
+// AWS-NET-003 on ports below 1024 alone, so a rule of its own admitting
+// the world to PostgreSQL went unsaid. The ephemeral range return traffic
+// needs (1024 up to 65535) is still not reported, nor a port admitted
+// from a known range only.
+func TestNACLHighServicePort(t *testing.T) {
+	got := activeOn(run(t, "testdata/aws/nacl-high-port"), RuleWorldOpen, "aws_network_acl.public")
+	if len(got) != 1 || !strings.Contains(got[0].Message, "admits every internet address inbound on tcp 5432 (subnet aws_subnet.public of public instance aws_instance.web)") {
+		t.Errorf("%s on aws_network_acl.public: %+v, want one naming PostgreSQL alone", RuleWorldOpen, got)
 	}
 }
 

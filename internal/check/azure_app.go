@@ -238,10 +238,13 @@ func (m *Model) azureApps(byType map[string][]*tf.Resource, fs *findings) {
 			}
 		}
 	}
-	for _, typ := range []string{"azurerm_postgresql_flexible_server_configuration", "azurerm_mysql_flexible_server_configuration"} {
+	// A PostgreSQL parameter names its server by server_id, a MySQL one
+	// by server_name.
+	for _, c := range [][2]string{{"azurerm_postgresql_flexible_server_configuration", "server_id"}, {"azurerm_mysql_flexible_server_configuration", "server_name"}} {
+		typ, server := c[0], c[1]
 		for _, r := range byType[typ] {
 			if strings.EqualFold(str(r.Values, "name"), "require_secure_transport") && strings.EqualFold(str(r.Values, "value"), "off") {
-				fs.add(RuleAzWeakTLS, r, nil, "require_secure_transport is OFF: clients of %s connect without TLS", orDash(m.addr(str(r.Values, "server_id"))))
+				fs.add(RuleAzWeakTLS, r, nil, "require_secure_transport is OFF: clients of %s connect without TLS", orDash(m.addrOf(strings.TrimSuffix(typ, "_configuration"), m.ref(r.Values, server))))
 			}
 		}
 	}

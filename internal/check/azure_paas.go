@@ -25,7 +25,7 @@ const (
 func azurePaaSRules() []Rule {
 	return []Rule{
 		{RuleAzFirewallOpen, Critical, "Database or cache firewall admits the whole internet",
-			"A server-level firewall rule of an Azure SQL, PostgreSQL, MySQL, MariaDB, Redis or Synapse service admits every public IPv4 address (a server's rules are read together, ranges compared as address sets, so halves split over two rules count), and the server does not turn public network access off: its login or protocol port faces every address. The rule from 0.0.0.0 to 0.0.0.0 (\"allow Azure services\") admits every Azure tenant's services and is reported at medium; a rule whose addresses are not known statically is read as admitting everyone, at high.",
+			"A server-level firewall rule of an Azure SQL, PostgreSQL, MySQL, MariaDB, Redis or Synapse service admits every public IPv4 address (a server's rules are read together, ranges compared as address sets, so halves split over two rules count), and the server does not turn public network access off (nor, a PostgreSQL or MySQL flexible server, sit in a delegated subnet, which leaves it no public endpoint): its login or protocol port faces every address. The rule from 0.0.0.0 to 0.0.0.0 (\"allow Azure services\") admits every Azure tenant's services and is reported at medium; a rule whose addresses are not known statically is read as admitting everyone, at high.",
 			"Admit only the addresses that need the server, or set public_network_access_enabled = false and reach it through a private endpoint or virtual network rule."},
 		{RuleAzPublicContainer, Critical, "Storage container readable by anyone",
 			"A storage container's container_access_type is blob or container, so anonymous readers list or read its blobs, and its account does not forbid public access (allow_nested_items_to_be_public, allow_blob_public_access in azurerm 2.x, set to false). An account outside the scanned code, or one that leaves the flag unset, is read as allowing it. An account that turns public network access off is reached through private endpoints only and is not reported; one whose network rules default to Deny is reported at medium: its anonymous readers are those of the ranges and subnets the rules admit.",
@@ -44,7 +44,7 @@ var firewallTypes = map[string][]string{
 	"azurerm_postgresql_firewall_rule":                 {"server_name"},
 	"azurerm_postgresql_flexible_server_firewall_rule": {"server_id"},
 	"azurerm_mysql_firewall_rule":                      {"server_name"},
-	"azurerm_mysql_flexible_server_firewall_rule":      {"server_id"},
+	"azurerm_mysql_flexible_server_firewall_rule":      {"server_name"},
 	"azurerm_mariadb_firewall_rule":                    {"server_name"},
 	"azurerm_redis_firewall_rule":                      {"redis_cache_name"},
 	"azurerm_synapse_firewall_rule":                    {"synapse_workspace_id"},
@@ -104,6 +104,9 @@ func (m *Model) azurePaaS(byType map[string][]*tf.Resource, fs *findings) {
 			}
 			if server != nil && has(server.Values, "public_network_access_enabled") && !unknown(server.Values, "public_network_access_enabled") && !boolean(server.Values, "public_network_access_enabled", true) {
 				continue // the firewall applies to nothing
+			}
+			if server != nil && m.ref(server.Values, "delegated_subnet_id") != "" {
+				continue // a flexible server in a delegated subnet has no public endpoint
 			}
 			lo, hi, unk, ok := firewallRange(r.Values)
 			switch {

@@ -760,7 +760,9 @@ func (m *Model) azureAppGateways(byType map[string][]*tf.Resource, ms []*azMachi
 							assumed = append(assumed, r.Address+" (pool "+pr[0]+"): "+w)
 						}
 					}
-					hop := Hop{Kind: "gateway", Addr: r.Address, Detail: fmt.Sprintf("listener %s (%s) routes to backend pool %s on %s (request_routing_rule %s)",
+					// Named by its listener: the gateway itself is the
+					// hop before.
+					hop := Hop{Kind: "gateway", Addr: r.Address + ":" + l, Detail: fmt.Sprintf("listener %s (%s) routes to backend pool %s on %s (request_routing_rule %s)",
 						l, portLabel(lport), pr[0], portLabel(bport), str(rr, "name"))}
 					lp := lport
 					front := func(inet Source) Result {

@@ -294,6 +294,10 @@ func TestAzureApplicationGateway(t *testing.T) {
 		!strings.Contains(p, "azurerm_network_security_group.web: inbound rule 100 allows tcp 8080 from 10.2.0.0/24") {
 		t.Fatalf("want a proven path through the gateway on 8080, got %v %s %v", r.Reachable, p, r.Assumed)
 	}
+	// Each hop is named once: the gateway, then its listener.
+	if l := pathLine(r.Path); !strings.Contains(l, "azurerm_application_gateway.web → azurerm_application_gateway.web:web →") {
+		t.Errorf("path %s: want the gateway and then its listener web", l)
+	}
 	if r := m.Reach(m.Internet(), web, "tcp", 22); r.Reachable {
 		t.Errorf("the gateway forwards 8080 only: %s", pathText(r.Path))
 	}

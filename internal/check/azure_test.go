@@ -750,6 +750,30 @@ func TestAzureReachPorts(t *testing.T) {
 	}
 }
 
+// TestAzureBalancerHopOrder: the path through a public load balancer read
+// "internet → the balancer → the network's internet edge → its routes →
+// the subnet", as if the balancer stood outside that edge. The balancer
+// now comes where it forwards, between the routes and the subnet, as an
+// Application Gateway does.
+func TestAzureBalancerHopOrder(t *testing.T) {
+	acc, err := Reachability(context.Background(), Config{Paths: []string{"testdata/azure/reach-ports"}}, "azurerm_linux_virtual_machine_scale_set.pool")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, a := range acc {
+		if a.Source != "internet" {
+			continue
+		}
+		var kinds []string
+		for _, h := range a.Path {
+			kinds = append(kinds, h.Kind)
+		}
+		if k := strings.Join(kinds, " "); !strings.HasPrefix(k, "source igw route lb subnet") {
+			t.Errorf("%s %d: hops %s (%s), want the balancer after the routes, before the subnet", a.Proto, a.Port, k, pathLine(a.Path))
+		}
+	}
+}
+
 // TestAzureAppFrontDoorTag checks that an access restriction allowing the
 // AzureFrontDoor.Backend tag admits every tenant's Front Door, and so the
 // whole internet, unless a header names the site's own profile: the tag

@@ -1,6 +1,7 @@
 package check
 
 import (
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -124,6 +125,57 @@ func TestAzureFirewallUnknownFailsClosed(t *testing.T) {
 	}
 }
 
+// TestAzureMySQLFlexibleRuleServer: a MySQL flexible server's firewall
+// rule names its server by server_name (and resource_group_name), not
+// server_id as the PostgreSQL one does; the server was read as "not in the
+// scanned code", and a server with private access only (in a delegated
+// subnet) was not seen to make its rules apply to nothing.
+func TestAzureMySQLFlexibleRuleServer(t *testing.T) {
+	src := `
+resource "azurerm_mysql_flexible_server" "orders" {
+  name                = "orders-db"
+  resource_group_name = "rg-orders"
+}
+resource "azurerm_mysql_flexible_server_firewall_rule" "anyone" {
+  name                = "anyone"
+  resource_group_name = "rg-orders"
+  server_name         = azurerm_mysql_flexible_server.orders.name
+  start_ip_address    = "0.0.0.0"
+  end_ip_address      = "255.255.255.255"
+}
+`
+	got := activeOn(checkSource(t, src), RuleAzFirewallOpen, "azurerm_mysql_flexible_server_firewall_rule.anyone")
+	if len(got) != 1 || !strings.HasSuffix(got[0].Message, "admits every internet address to azurerm_mysql_flexible_server.orders") {
+		t.Fatalf("%s: %+v, want one naming the server", RuleAzFirewallOpen, got)
+	}
+	// Its parameters name it the same way.
+	plain := src + `
+resource "azurerm_mysql_flexible_server_configuration" "tls" {
+  name                = "require_secure_transport"
+  resource_group_name = "rg-orders"
+  server_name         = azurerm_mysql_flexible_server.orders.name
+  value               = "OFF"
+}
+`
+	weak := activeOn(checkSource(t, plain), RuleAzWeakTLS, "azurerm_mysql_flexible_server_configuration.tls")
+	if len(weak) != 1 || !strings.Contains(weak[0].Message, "clients of azurerm_mysql_flexible_server.orders connect without TLS") {
+		t.Errorf("%s: %+v, want one naming the server", RuleAzWeakTLS, weak)
+	}
+	// A server in a delegated subnet (private access) has no public
+	// endpoint: its firewall rules apply to nothing.
+	private := strings.Replace(src, `resource_group_name = "rg-orders"
+}`, `resource_group_name = "rg-orders"
+  delegated_subnet_id = azurerm_subnet.db.id
+}
+resource "azurerm_subnet" "db" {
+  name             = "db"
+  address_prefixes = ["10.8.4.0/24"]
+}`, 1)
+	if got := activeOn(checkSource(t, private), RuleAzFirewallOpen, "azurerm_mysql_flexible_server_firewall_rule.anyone"); len(got) != 0 {
+		t.Errorf("rule of a server in a delegated subnet: %+v, want none", got)
+	}
+}
+
 // TestAzureIPv4AnyIsIPv4Only checks that an NSG rule from 0.0.0.0/0
 // admits the IPv4 internet only, as Azure reads it.
 func TestAzureIPv4AnyIsIPv4Only(t *testing.T) {
@@ -217,7 +269,7 @@ func TestAzureLoadBalancerForwards(t *testing.T) {
 // TestAzureBalancerOnPath: the path to a machine the internet reaches
 // through a public load balancer did not name the balancer: it read as if
 // the machine had a public address of its own. The balancer is a hop,
-// saying what it forwards.
+// saying what it forwards, where it forwards: before the subnet.
 func TestAzureBalancerOnPath(t *testing.T) {
 	m := model(t, "testdata/azure/load-balancer")
 	inet := m.Internet()
@@ -230,9 +282,10 @@ func TestAzureBalancerOnPath(t *testing.T) {
 		{"azurerm_linux_virtual_machine.vm[1]", 80, "rule azurerm_lb_rule.http"},
 	} {
 		res := m.Reach(inet, endpoint(t, m, tc.vm), "tcp", tc.port)
-		if !res.Reachable || len(res.Path) < 2 || res.Path[1].Addr != "azurerm_lb.web" || !strings.Contains(res.Path[1].Detail, "forwards tcp "+strconv.Itoa(tc.port)) ||
-			!strings.Contains(res.Path[1].Detail, tc.how) {
-			t.Errorf("%s tcp %d: path %+v, want the balancer second, forwarding the port", tc.vm, tc.port, res.Path)
+		i := slices.IndexFunc(res.Path, func(h Hop) bool { return h.Kind == "lb" })
+		if !res.Reachable || i < 0 || i+1 >= len(res.Path) || res.Path[i+1].Kind != "subnet" || res.Path[i].Addr != "azurerm_lb.web" ||
+			!strings.Contains(res.Path[i].Detail, "forwards tcp "+strconv.Itoa(tc.port)) || !strings.Contains(res.Path[i].Detail, tc.how) {
+			t.Errorf("%s tcp %d: path %+v, want the balancer forwarding the port, before the subnet", tc.vm, tc.port, res.Path)
 		}
 	}
 }

@@ -152,7 +152,8 @@ func TestFailClosed(t *testing.T) {
 // TestSourceNotARange: a security group source that is no address range
 // and no string Terraform would pass to the provider (a number that is
 // not finite, a list in the list) is not dropped: it is read as admitting
-// every address, and the finding and a note say which value and why. A
+// every address, and the finding and a note say which value and why (a
+// list in the list, which Terraform refuses, is reported as rejected). A
 // finite number is the text Terraform makes of it, which the provider
 // rejects as it rejects any other text that is not a range.
 func TestSourceNotARange(t *testing.T) {
@@ -169,6 +170,14 @@ func TestSourceNotARange(t *testing.T) {
 			got := activeOn(rep, RuleExposedPort, db)
 			if len(got) != 1 || got[0].Severity != High || !strings.Contains(got[0].Message, tc.assumed) {
 				t.Fatalf("want one high %s on %s saying %q, got %+v", RuleExposedPort, db, tc.assumed, got)
+			}
+			if tc.name == "list" {
+				// A list in the list: Terraform refuses the value, said
+				// so rather than noted as not evaluated.
+				if rej := active(rep, RuleRejected); len(rej) != 1 || !strings.Contains(rej[0].Message, "ingress[0]: cidr_blocks holds a list, where the provider takes address ranges") {
+					t.Errorf("want one %s for the list in the list, got %+v", RuleRejected, rej)
+				}
+				return
 			}
 			wantNotes(t, rep, "ingress[0]: "+tc.assumed)
 		})

@@ -504,6 +504,7 @@ func (m *Model) reachVia1(src Source, e *Endpoint, s *Subnet, t *RouteTable, pro
 	block := func(h Hop) Result { return Result{Path: append(path, h)} }
 	set := src.Set
 	tname := tableName(t, s)
+	var lb *Hop
 	switch {
 	case src.Internet:
 		if !e.Public {
@@ -515,8 +516,10 @@ func (m *Model) reachVia1(src Source, e *Endpoint, s *Subnet, t *RouteTable, pro
 		if e.InternetPorts != nil && !e.InternetPorts(proto, port) {
 			return block(Hop{Kind: "endpoint", Addr: e.Addr, Detail: fmt.Sprintf("no rule forwards %s to it (%s)", portText(proto, port, port), e.Why)})
 		}
+		// A public load balancer forwards within the network: its hop
+		// comes after the network's edge and routes, before the subnet.
 		if h, ok := e.balancerHop(proto, port); ok {
-			path = append(path, h)
+			lb = &h
 		}
 		if why, ok := e.ForwardBlocked[port]; ok && proto == "tcp" {
 			return block(Hop{Kind: "endpoint", Addr: e.Addr, Detail: why})
@@ -582,6 +585,9 @@ func (m *Model) reachVia1(src Source, e *Endpoint, s *Subnet, t *RouteTable, pro
 	subnet := "subnet " + s.CIDR.String()
 	if !s.CIDR.IsValid() {
 		subnet = "subnet (range not known statically)"
+	}
+	if lb != nil {
+		path = append(path, *lb)
 	}
 	path = append(path, Hop{Kind: "subnet", Addr: s.Addr, Detail: subnet})
 	var bound *Bound
@@ -655,7 +661,7 @@ func (m *Model) sgHop(e *Endpoint, vpc *VPC, src Source, proto string, port int,
 	sgs := e.SGs
 	switch {
 	case e.SGsUnknown != "":
-		return set, Hop{Kind: "sg", Addr: e.Addr, Detail: e.SGsUnknown}, []string{e.Addr + ": " + e.SGsUnknown}, true
+		return set, Hop{Kind: "sg", Addr: e.Addr + ":security-groups", Detail: e.SGsUnknown}, []string{e.Addr + ": " + e.SGsUnknown}, true
 	case len(sgs) == 0 && e.Kind == "lb":
 		// No resource filters here: the hop names none (the balancer is
 		// the next).
@@ -763,7 +769,13 @@ func (m *Model) reachAWSUnplaced(src Source, e *Endpoint, proto string, port int
 	if e.Unplaced != "" {
 		why = e.Unplaced
 	}
-	path := []Hop{{Kind: "source", Detail: src.Name}, {Kind: "subnet", Detail: why}}
+	// The hop names the subnet as the endpoint's (Lightsail's network for
+	// one outside any VPC); the assumption is its detail.
+	where := e.Addr + ":subnet"
+	if e.OutsideVPC {
+		where = e.Addr + ":network"
+	}
+	path := []Hop{{Kind: "source", Detail: src.Name}, {Kind: "subnet", Addr: where, Detail: why}}
 	block := func(h Hop) Result { return Result{Path: append(path, h)} }
 	if e.Listens != nil && !e.Listens(proto, port) {
 		return block(Hop{Kind: "endpoint", Addr: e.Addr, Detail: fmt.Sprintf("no listener on %s (%s)", portText(proto, port, port), e.listenText())})
@@ -790,7 +802,7 @@ func (m *Model) reachAWSUnplaced(src Source, e *Endpoint, proto string, port int
 // known to stand in the way. A path found is not proven.
 func (m *Model) reachAzureUnplaced(src Source, e *Endpoint, proto string, port int) Result {
 	const why = "subnet not in the scanned code: assumed to route to the internet (Azure's system route) without an NSG"
-	path := []Hop{{Kind: "source", Detail: src.Name}, {Kind: "subnet", Detail: why}}
+	path := []Hop{{Kind: "source", Detail: src.Name}, {Kind: "subnet", Addr: e.Addr + ":subnet", Detail: why}}
 	block := func(h Hop) Result { return Result{Path: append(path, h)} }
 	if e.InternetPorts != nil && !e.InternetPorts(proto, port) {
 		return block(Hop{Kind: "endpoint", Addr: e.Addr, Detail: fmt.Sprintf("no rule forwards %s to it (%s)", portText(proto, port, port), e.Why)})

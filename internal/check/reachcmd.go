@@ -179,9 +179,18 @@ func (m *Model) accessTo(e *Endpoint) []Access {
 			for _, g := range groups {
 				gs = append(gs, g.Addr)
 			}
-			so := m.SubnetSource(x.Subnets[0], gs...)
-			so.Name = x.Addr + " (in " + x.Subnets[0].Addr + ")"
-			srcs = append(srcs, src{Source: so})
+			// A source from each of its subnets: ranges and network
+			// ACLs may let one through and not another.
+			in := map[*Subnet]bool{}
+			for _, xs := range x.Subnets {
+				if xs.VPC != s.VPC || in[xs] {
+					continue
+				}
+				in[xs] = true
+				so := m.SubnetSource(xs, gs...)
+				so.Name = x.Addr + " (in " + xs.Addr + ")"
+				srcs = append(srcs, src{Source: so})
+			}
 		}
 	}
 	var out []Access

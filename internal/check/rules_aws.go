@@ -310,7 +310,7 @@ func (m *Model) exposure(e *Endpoint) ([]Hop, bool) {
 		}
 		return []Hop{{Kind: "source", Detail: "internet"},
 			{Kind: "igw", Addr: used[0].Target, Detail: "internet gateway attached to " + s.VPC.Addr},
-			{Kind: "route", Addr: used[0].Where, Detail: fmt.Sprintf("%s → %s", used[0].Dest, used[0].Target)},
+			{Kind: "route", Addr: tableName(s.TableOf(), s), Detail: fmt.Sprintf("%s → %s (%s)", used[0].Dest, used[0].Target, used[0].Where)},
 			{Kind: "subnet", Addr: s.Addr, Detail: "subnet " + s.CIDR.String()},
 			{Kind: "endpoint", Addr: e.Addr, Detail: e.Why}}, true
 	}
@@ -541,6 +541,28 @@ func naclOpenPorts(acl *NACL, inet *netipx.IPSet) []string {
 		}
 		if !empty(got) && coversFamily(inet, got) {
 			out = append(out, portText("tcp", lo, hi))
+		}
+	}
+	// A data-store or admin port above 1023 that a rule of its own admits
+	// the world to. Allows reaching 65535 (the upper range return traffic
+	// needs) or down below 1024 (reported above) are left out, so what is
+	// left admits no more than the ACL does.
+	var targeted []NACLRule
+	for _, r := range acl.Ingress {
+		if !r.Allow || r.From >= 1024 && r.To < 65535 {
+			targeted = append(targeted, r)
+		}
+	}
+	for _, sp := range sensitivePorts {
+		if sp.Port < 1024 {
+			continue
+		}
+		got, _, _ := naclPass(targeted, "tcp", sp.Port, inet)
+		if b := naclBound(targeted, "tcp", sp.Port, inet); b != nil && !mayCoverFamily(inet, b.Known, boundedShare(b.Bits)) {
+			continue
+		}
+		if !empty(got) && coversFamily(inet, got) {
+			out = append(out, portText("tcp", sp.Port, sp.Port))
 		}
 	}
 	return out

@@ -64,7 +64,14 @@ func (m *Model) sgRule(r *tf.Resource, b map[string]any, where string, selfAddr 
 			}
 			why := fmt.Sprintf("%s holds %s, which is not %s: assumed to admit every address", k, bad, what)
 			rule.Assumed, sized = strings.TrimPrefix(rule.Assumed+"; "+why, "; "), false
-			m.note(r, "%s: %s", where, why)
+			if mistyped(b, k) {
+				// A list in the list (["${split(",", var.x)}"], as
+				// Terraform 0.11 wrote it) or an object: Terraform
+				// refuses the value.
+				m.reject(r, "%s: %s holds %s, where the provider takes %ss (strings): Terraform rejects it, so the plan fails; the rule is read as admitting every address", where, k, bad, strings.TrimPrefix(strings.TrimPrefix(what, "an "), "a "))
+			} else {
+				m.note(r, "%s: %s", where, why)
+			}
 			u = anyUnknown(b, k)
 		}
 		unk = unk || u

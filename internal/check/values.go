@@ -122,6 +122,22 @@ func isUnknown(v any) bool {
 // unreadable describes the values of m[k] (the attribute or the elements
 // of its list) that are known and yet no string (a number that is not
 // finite, a list, an object, a null in a list): "+Inf, a list".
+// mistyped reports whether m[k], a list of strings, holds a list or an
+// object: a value of the wrong type, which Terraform rejects.
+func mistyped(m map[string]any, k string) bool {
+	vs, ok := m[k].([]any)
+	if !ok {
+		vs = []any{m[k]}
+	}
+	for _, e := range vs {
+		switch e.(type) {
+		case []any, map[string]any:
+			return true
+		}
+	}
+	return false
+}
+
 func unreadable(m map[string]any, k string) string {
 	vs, ok := m[k].([]any)
 	if !ok {

@@ -323,6 +323,11 @@ func (ev *evaluator) instance(in *instance) int {
 	}
 	in.scope["module"] = ev.moduleOutputs(in)
 	ctx = ev.ctx(in)
+	for _, cs := range in.calls {
+		if cs.cb.mod == nil {
+			ev.checkUnread(cs, ctx)
+		}
+	}
 	in.outputs = map[string]cty.Value{}
 	in.outFrom = map[string][]string{}
 	for _, o := range in.mod.outputs {
@@ -352,6 +357,32 @@ var callArgs = map[string]bool{"source": true, "version": true, "providers": tru
 // block (a module block takes none), and, when the module is available, an
 // argument it declares no variable for. terraform plan fails on either;
 // the rest of the call is read as given.
+// checkUnread reports the references of the arguments of a call whose
+// module is not read that the calling module does not declare: Terraform
+// rejects them whether or not the module is fetched. The arguments are
+// not otherwise evaluated.
+func (ev *evaluator) checkUnread(cs *callState, ctx *hcl.EvalContext) {
+	names := make([]string, 0, len(cs.cb.body.attrs))
+	for n := range cs.cb.body.attrs {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	for _, n := range names {
+		if callArgs[n] {
+			continue // source, providers, depends_on, …: not values
+		}
+		e := cs.cb.body.attrs[n]
+		missing := undeclaredName(e, ctx)
+		if r := undeclared(e, ctx); missing == "" && r != "" {
+			missing = "resource " + r
+		}
+		if missing != "" {
+			ev.notes = append(ev.notes, Note{Pos: rangePos(e.Range()), Address: cs.base, kind: kindError, Rejected: true,
+				Msg: fmt.Sprintf("reference to undeclared %s: Terraform rejects the configuration, so the plan fails", missing)})
+		}
+	}
+}
+
 func (ev *evaluator) checkCall(cs *callState) {
 	names := make([]string, 0, len(cs.cb.body.attrs))
 	for n := range cs.cb.body.attrs {

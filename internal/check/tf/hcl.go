@@ -289,6 +289,48 @@ func (l *loader) readManifest() error {
 	return nil
 }
 
+// badType says why Terraform rejects a variable's type expression t:
+// quoted, as Terraform 0.11 wrote it, or no type constraint at all. The
+// variable is then read as of any type.
+func badType(t hcl.Expression, d hcl.Diagnostics) string {
+	if _, native := t.(*hclsyntax.TemplateExpr); !native {
+		return fmt.Sprintf("type is not a type constraint Terraform knows (%s): Terraform rejects it, so the plan fails; the variable is read as of any type", diagErr(d))
+	}
+	if q, diags := t.Value(nil); !diags.HasErrors() && q.Type() == cty.String && q.IsKnown() && !q.IsNull() {
+		name := q.AsString()
+		want := name
+		if name == "list" || name == "map" || name == "set" {
+			want += "(string)"
+		}
+		return fmt.Sprintf("type = %q is a type constraint in quotes, as Terraform 0.11 wrote it: Terraform rejects it (Invalid quoted type constraints), so the plan fails (write %s, without quotes); the variable is read as of any type", name, want)
+	}
+	return fmt.Sprintf("type is not a type constraint Terraform knows (%s): Terraform rejects it, so the plan fails; the variable is read as of any type", diagErr(d))
+}
+
+// isAddressSource reports whether s, a module source that is not a local
+// path, is one Terraform can fetch: a registry address (namespace/name/
+// system, with a host first or not), a remote one it detects (a forced
+// getter "git::…", a URL, GitHub, Bitbucket, an S3 or GCS bucket, an SSH
+// Git address) or an absolute path. Anything else (a relative path without
+// ./, "modules/vpc") Terraform rejects.
+func isAddressSource(s string) bool {
+	if strings.Contains(s, "::") || strings.HasPrefix(s, "/") || strings.HasPrefix(s, "git@") {
+		return true
+	}
+	for _, p := range []string{"http://", "https://", "github.com/", "bitbucket.org/"} {
+		if strings.HasPrefix(s, p) {
+			return true
+		}
+	}
+	if strings.Contains(s, "amazonaws.com/") || strings.Contains(s, "googleapis.com/") {
+		return true
+	}
+	addr, _, _ := strings.Cut(s, "//")
+	addr, _, _ = strings.Cut(addr, "?")
+	n := len(strings.Split(addr, "/"))
+	return n == 3 || n == 4
+}
+
 func isLocalSource(s string) bool {
 	for _, p := range []string{"./", "../", `.\`, `..\`} {
 		if strings.HasPrefix(s, p) {
@@ -434,8 +476,14 @@ func (l *loader) collect(m *module, file hcl.Body, depth int) error {
 			l.define(m, "var."+b.Labels[0], "variable", pos)
 			v := &variable{name: b.Labels[0], pos: pos, def: bd.attrs["default"]}
 			if t := bd.attrs["type"]; t != nil {
-				if ty, defs, d := typeexpr.TypeConstraintWithDefaults(t); !d.HasErrors() {
+				switch ty, defs, d := typeexpr.TypeConstraintWithDefaults(t); {
+				case !d.HasErrors():
 					v.ty, v.defaults = ty, defs
+				case hcl.ExprAsKeyword(t) == "list" || hcl.ExprAsKeyword(t) == "map":
+					// Terraform reads a bare list or map as list(any) or
+					// map(any), as 0.11 did: read as of any type.
+				default:
+					l.notes = append(l.notes, Note{Pos: rangePos(t.Range()), Address: m.qualify("var." + v.name), Rejected: true, kind: kindError, Msg: badType(t, d)})
 				}
 			}
 			if e := bd.attrs["nullable"]; e != nil {
@@ -589,6 +637,10 @@ func (l *loader) resolve(m *module, c *callBlock, depth int) error {
 		if st, err := fs.Stat(l.fsys, dir); err != nil || !st.IsDir() {
 			return fmt.Errorf("tf: %s: module %q: source %q is not a readable directory", c.pos, c.name, c.source)
 		}
+	case !isAddressSource(c.source):
+		l.notes = append(l.notes, Note{Pos: c.pos, Address: m.qualify("module." + c.name), Rejected: true, kind: kindError,
+			Msg: fmt.Sprintf("module source %q is neither a local path (one starts ./ or ../) nor a registry or remote address: Terraform rejects it, so the plan fails (write %q for the directory); the module's resources are not read", c.source, "./"+c.source)})
+		return nil
 	case l.manifest == nil:
 		l.notes = append(l.notes, Note{Pos: c.pos, Address: "module." + c.name,
 			Msg: fmt.Sprintf("module source %q is not local and terraform init has not run here (no .terraform/modules/modules.json): the module's resources are not read", c.source)})

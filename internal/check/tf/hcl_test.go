@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"testing/fstest"
@@ -151,6 +152,9 @@ resource "aws_s3_bucket" "f" {
 module "remote" {
   source = "terraform-aws-modules/vpc/aws"
 }
+resource "aws_instance" "g" {
+  ami = filebase64("boot.sh")
+}
 `)}}, Options{})
 	var msgs []string
 	for _, n := range p.Notes {
@@ -171,6 +175,9 @@ module "remote" {
 		// A resource passed whole has its ID known; an output is named
 		// by its address.
 		"output.whole: value is partly known: some of its attributes are not known statically (depends on aws_s3_bucket.d)",
+		// A value that refers to nothing names the function not
+		// computed here.
+		"aws_instance.g: value is not known statically (depends on the result of filebase64(…), not computed here)",
 	} {
 		if !strings.Contains(all, want) {
 			t.Errorf("notes lack %q:\n%s", want, all)
@@ -181,6 +188,136 @@ module "remote" {
 	}
 	if _, ok := byAddr(p)["aws_instance.c"].Values["subnet_id"].(Unknown); !ok {
 		t.Error("an unknown value must read as Unknown")
+	}
+}
+
+// TestModuleSourceNeitherLocalNorRemote: a module source written as a
+// relative path without ./ ("modules/network") is no address Terraform
+// accepts: init fails, so the plan does. It was noted as a remote module
+// that terraform init had not fetched.
+func TestModuleSourceNeitherLocalNorRemote(t *testing.T) {
+	p := load(t, fstest.MapFS{
+		"main.tf": {Data: []byte(`
+module "network" {
+  source = "modules/network"
+}
+module "edge" {
+  source = "tiers"
+}
+module "registry" {
+  source = "example-corp/edge/aws"
+}
+module "pinned" {
+  source = "git::https://git.example.com/infra/edge.git?ref=v2"
+}
+`)},
+		"modules/network/main.tf": {Data: []byte(`resource "aws_vpc" "v" {}`)},
+	}, Options{})
+	got := map[string]Note{}
+	for _, n := range p.Notes {
+		got[n.Address] = n
+	}
+	for _, c := range []struct {
+		addr, want string
+		rejected   bool
+	}{
+		{"module.network", `module source "modules/network" is neither a local path (one starts ./ or ../) nor a registry or remote address: Terraform rejects it, so the plan fails (write "./modules/network" for the directory); the module's resources are not read`, true},
+		{"module.edge", `module source "tiers" is neither a local path (one starts ./ or ../) nor a registry or remote address: Terraform rejects it, so the plan fails (write "./tiers" for the directory); the module's resources are not read`, true},
+		{"module.registry", `module source "example-corp/edge/aws" is not local and terraform init has not run here`, false},
+		{"module.pinned", `module source "git::https://git.example.com/infra/edge.git?ref=v2" is not local and terraform init has not run here`, false},
+	} {
+		n, ok := got[c.addr]
+		if !ok || !strings.HasPrefix(n.Msg, c.want) || n.Rejected != c.rejected {
+			t.Errorf("%s: note %+v, want %q (rejected %v)", c.addr, n, c.want, c.rejected)
+		}
+	}
+}
+
+// TestQuotedTypeConstraint: Terraform 0.11 wrote a variable's type in
+// quotes (type = "map"); Terraform now rejects it (Invalid quoted type
+// constraints), so the plan fails. It was read as any type, unsaid. The
+// value is still read as given.
+func TestQuotedTypeConstraint(t *testing.T) {
+	p := load(t, fstest.MapFS{"main.tf": {Data: []byte(`
+variable "ports" {
+  type    = "list"
+  default = [8443]
+}
+variable "zones" {
+  type    = list(strin)
+  default = []
+}
+variable "tags" {
+  type    = map(string)
+  default = {}
+}
+variable "labels" {
+  type    = map
+  default = {}
+}
+resource "aws_security_group" "g" {
+  name = "g-${var.ports[0]}"
+}
+`)}}, Options{})
+	got := map[string]Note{}
+	for _, n := range p.Notes {
+		got[n.Address] = n
+	}
+	for addr, want := range map[string]string{
+		"var.ports": `type = "list" is a type constraint in quotes, as Terraform 0.11 wrote it: Terraform rejects it (Invalid quoted type constraints), so the plan fails (write list(string), without quotes); the variable is read as of any type`,
+		"var.zones": `type is not a type constraint Terraform knows`,
+	} {
+		n, ok := got[addr]
+		if !ok || !n.Rejected || !strings.HasPrefix(n.Msg, want) {
+			t.Errorf("%s: note %+v, want a rejection %q", addr, n, want)
+		}
+	}
+	// A bare list or map is list(any) or map(any) to Terraform.
+	for _, addr := range []string{"var.tags", "var.labels"} {
+		if n, ok := got[addr]; ok {
+			t.Errorf("%s: note %+v, want none", addr, n)
+		}
+	}
+	if v := byAddr(p)["aws_security_group.g"].Values["name"]; v != "g-8443" {
+		t.Errorf("name %v, want the default read as given", v)
+	}
+}
+
+// TestUnreadModuleArguments: the arguments of a module call whose module
+// is not read here (a registry module before terraform init) were not
+// evaluated, so a reference in them to a module call, variable or local
+// value the calling module does not declare went unsaid, though Terraform
+// rejects it whether or not the module is fetched.
+func TestUnreadModuleArguments(t *testing.T) {
+	p := load(t, fstest.MapFS{"main.tf": {Data: []byte(`
+module "jump" {
+  source          = "example-corp/jumphost/aws"
+  security_groups = [module.jump_sg.id]
+  subnet          = var.subnet
+}
+module "relay" {
+  source = "example-corp/relay/aws"
+  role   = aws_iam_role.relay.arn
+}
+variable "subnet" {
+  default = "subnet-0a1b2c3d"
+}
+resource "aws_iam_role" "ops" {
+  name = "ops"
+}
+`)}}, Options{})
+	var got []string
+	for _, n := range p.Notes {
+		if n.Rejected {
+			got = append(got, n.String())
+		}
+	}
+	want := []string{
+		"main.tf:4: module.jump: reference to undeclared module call module.jump_sg: Terraform rejects the configuration, so the plan fails",
+		"main.tf:9: module.relay: reference to undeclared resource aws_iam_role.relay: Terraform rejects the configuration, so the plan fails",
+	}
+	if !slices.Equal(got, want) {
+		t.Errorf("rejections %q, want %q", got, want)
 	}
 }
 

@@ -4,6 +4,7 @@ import (
 	"strings"
 
 	"github.com/hashicorp/hcl/v2"
+	"github.com/hashicorp/hcl/v2/hclsyntax"
 	"github.com/zclconf/go-cty/cty"
 )
 
@@ -164,9 +165,29 @@ func refs(e hcl.Expression) string {
 		}
 	}
 	if len(rs) == 0 {
-		return "a function result"
+		return calls(e)
 	}
 	return strings.Join(rs, ", ")
+}
+
+// calls names the functions e calls whose results are not computed here,
+// for a value that refers to nothing.
+func calls(e hcl.Expression) string {
+	var names []string
+	seen := map[string]bool{}
+	if n, ok := e.(hclsyntax.Node); ok {
+		hclsyntax.VisitAll(n, func(n hclsyntax.Node) hcl.Diagnostics {
+			if c, ok := n.(*hclsyntax.FunctionCallExpr); ok && notComputed[c.Name] && !seen[c.Name] {
+				seen[c.Name] = true
+				names = append(names, c.Name+"(…)")
+			}
+			return nil
+		})
+	}
+	if len(names) == 0 {
+		return "a function result"
+	}
+	return "the result of " + strings.Join(names, ", ") + ", not computed here"
 }
 
 func traversalString(t hcl.Traversal) string {

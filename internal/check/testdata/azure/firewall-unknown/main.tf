@@ -6,7 +6,7 @@ resource "azurerm_mysql_flexible_server" "shop" {
 }
 resource "azurerm_mysql_flexible_server_firewall_rule" "clients" {
   name             = "clients"
-  server_id        = azurerm_mysql_flexible_server.shop.id
+  server_name      = azurerm_mysql_flexible_server.shop.name
   start_ip_address = var.allowed_start
   end_ip_address   = var.allowed_end
 }

@@ -73,9 +73,10 @@ resource "azurerm_mysql_flexible_server" "orders" {
 }
 
 resource "azurerm_mysql_flexible_server_configuration" "plaintext" {
-  name      = "require_secure_transport"
-  server_id = azurerm_mysql_flexible_server.orders.id
-  value     = "OFF"
+  name                = "require_secure_transport"
+  resource_group_name = "rg-data"
+  server_name         = azurerm_mysql_flexible_server.orders.name
+  value               = "OFF"
 }
 
 # An Application Gateway with an HTTPS listener whose HTTP listener, on the
