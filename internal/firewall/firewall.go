@@ -23,8 +23,8 @@
 //	          to what the nat chain "dns_routed" redirected there (below),
 //	          dropped otherwise, in audit mode too
 //	outbound: loopback, but for the app ports of services registered with
-//	          a uid, which other local uids than theirs, the agent's and
-//	          root's may not open; established and related; the host essentials; the
+//	          a uid, to which other local uids than theirs, the agent's and
+//	          root's may send nothing (a connection opened before is cut); established and related; the host essentials; the
 //	          control plane (every address, always); peers' mesh ports; DNS
 //	          to the configured resolvers (with a DNS filter, the agent's
 //	          own uid's alone: the nat chain "dns" takes every other uid's
