@@ -14,6 +14,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/netip"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -618,4 +619,77 @@ func TestEgressOwnAddress(t *testing.T) {
 		t.Error("the node's own listener took a connection from the egress point")
 	default:
 	}
+}
+
+// TestEgressNetworkRuleToItself: a network rule wide enough to hold the
+// egress node (every address, or a private network its own address is
+// in) led the point to connect to the node itself, by loopback, the
+// unspecified address or its own address written as the target: the
+// point is the agent, whose uid the host firewall admits to every app
+// port, so a service reached another service's app port round its
+// intentions, and any listener of the node the network cannot reach.
+func TestEgressNetworkRuleToItself(t *testing.T) {
+	w := newWorld(t)
+	pol, err := policy.Parse([]byte(`egress:
+  - name: anywhere4
+    from: [api]
+    to: 0.0.0.0/0
+    ports: [443, 8080]
+  - name: anywhere6
+    from: [api]
+    to: ::/0
+    ports: [8080]
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := w.proxy(t, pol, w.point(t, pol), nil, apiCaller)
+	var ln net.Listener
+	if err := w.node.Do(func() (err error) { ln, err = net.Listen("tcp", "[::]:8080"); return err }); err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	accepted := make(chan struct{}, 16)
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			accepted <- struct{}{}
+			c.Write([]byte("backend"))
+			c.Close()
+		}
+	}()
+	for _, target := range []string{"127.0.0.1:8080", "127.0.0.2:8080", "0.0.0.0:8080", "[::1]:8080", "[::]:8080", "[::ffff:127.0.0.1]:8080",
+		netip.AddrPortFrom(w.node.Addr, 8080).String(), netip.AddrPortFrom(netip.AddrFrom16(w.node.Addr.As16()), 8080).String()} {
+		mark := len(w.recs.Records())
+		c, err := net.Dial("tcp", p.Addr("connect").String())
+		if err != nil {
+			t.Fatal(err)
+		}
+		c.SetDeadline(time.Now().Add(testkit.WaitLimit))
+		fmt.Fprintf(c, "CONNECT %s HTTP/1.1\r\nHost: %s\r\n\r\n", target, target)
+		resp, err := http.ReadResponse(bufio.NewReader(c), nil)
+		c.Close()
+		if err != nil {
+			t.Fatalf("CONNECT %s: %v", target, err)
+		}
+		if resp.StatusCode == http.StatusOK {
+			t.Errorf("CONNECT %s, the node itself, under a network rule: %s, want a refusal", target, resp.Status)
+			continue
+		}
+		rec := w.waitAfter(t, mark, "the refusal of "+target, func(r flow.Record) bool { return r.ActivityID == flow.ActivityRefuse })
+		if rec.Unmapped.ReasonCode != flow.ReasonEgressInternal {
+			t.Errorf("CONNECT %s: refused with %q (%s), want %q", target, rec.Unmapped.ReasonCode, rec.Unmapped.Reason, flow.ReasonEgressInternal)
+		}
+	}
+	select {
+	case <-accepted:
+		t.Error("the node's own listener took a connection from the egress point")
+	default:
+	}
+	// The rule still reaches other hosts by address: the tunnel is
+	// admitted once the point has connected.
+	tunnel(t, p, netip.AddrPortFrom(w.internet.Addr, 443).String())
 }

@@ -16,8 +16,10 @@
 // for the agent's marked sockets: a service cannot pair an allowed name
 // with an address of its choosing, since its own resolution is never used.
 // A name never reaches an internal address (loopback, link-local, private
-// networks) nor one of the egress node's own (its public address); only a
-// network rule reaches those. When the client speaks
+// networks); only a network rule reaches those. Nothing reaches the egress
+// node itself (loopback, the unspecified address, its own addresses such
+// as its public one), whatever the rule: the point is the agent, which
+// the host firewall admits to every app port. When the client speaks
 // TLS, its first record must be its ClientHello and the server name of
 // that hello, and of the second one after a HelloRetryRequest, the host
 // it asked for, so an allowed name cannot front for another one on the
@@ -187,9 +189,7 @@ func (p *Point) Open(ctx context.Context, t Target) (*Upstream, error) {
 	}
 	addrs, ref := p.resolve(ctx, t)
 	if ref == nil {
-		if _, err := netip.ParseAddr(t.Host); err != nil {
-			addrs, ref = p.notOwn(ctx, dial, t, addrs)
-		}
+		addrs, ref = p.notOwn(ctx, dial, t, addrs)
 	}
 	if ref != nil {
 		ref.Rule = d.Rule
@@ -245,18 +245,25 @@ func (p *Point) resolve(ctx context.Context, t Target) ([]netip.Addr, *Refusal) 
 	return out, nil
 }
 
-// notOwn drops the addresses a name resolved to that are the egress
-// node's own (its public address, say): a connection to one stays on the
-// node, over loopback, which the host firewall admits, and would reach
-// listeners the network cannot. The kernel tells them: a UDP socket
-// connected to one of them (which sends nothing) takes it as its own
-// source. The sockets are the point's dial's, so in its network namespace.
-// An address the kernel has no route to is dropped too.
+// notOwn drops the addresses to dial that are the egress node's own,
+// whether a name resolved to them (its public address, say) or a network
+// rule admitted them as written (loopback, the unspecified address, any
+// of its own): a connection to one stays on the node, over loopback,
+// which the host firewall admits, and would reach listeners the network
+// cannot, as the agent, whose uid the firewall admits to every app port
+// of a service registered with a uid. The kernel tells its own addresses:
+// a UDP socket connected to one of them (which sends nothing) takes it as
+// its own source. The sockets are the point's dial's, so in its network
+// namespace. An address the kernel has no route to is dropped too.
 func (p *Point) notOwn(ctx context.Context, dial func(context.Context, string, string) (net.Conn, error), t Target, addrs []netip.Addr) ([]netip.Addr, *Refusal) {
 	var out []netip.Addr
 	var own []string
 	var errs []error
 	for _, a := range addrs {
+		if a = a.Unmap(); a.IsLoopback() || a.IsUnspecified() {
+			own = append(own, a.String())
+			continue
+		}
 		dctx, cancel := context.WithTimeout(ctx, p.cfg.DialTimeout)
 		c, err := dial(dctx, "udp", netip.AddrPortFrom(a, uint16(t.Port)).String())
 		cancel()
@@ -276,7 +283,7 @@ func (p *Point) notOwn(ctx context.Context, dial func(context.Context, string, s
 	case len(out) > 0:
 		return out, nil
 	case len(own) > 0:
-		return nil, &Refusal{Code: flow.ReasonEgressInternal, Reason: fmt.Sprintf("%s resolves to this node's own addresses %v: a name rule never reaches inside (use a network rule)", t.Host, own)}
+		return nil, &Refusal{Code: flow.ReasonEgressInternal, Reason: fmt.Sprintf("%s is this node's own %v: the egress point never connects to its own node", t.Host, own)}
 	}
 	return nil, &Refusal{Code: flow.ReasonUnavailable, Reason: fmt.Sprintf("%s unreachable: %v", t, errors.Join(errs...))}
 }
