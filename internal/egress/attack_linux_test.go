@@ -627,7 +627,9 @@ func TestEgressOwnAddress(t *testing.T) {
 // unspecified address or its own address written as the target: the
 // point is the agent, whose uid the host firewall admits to every app
 // port, so a service reached another service's app port round its
-// intentions, and any listener of the node the network cannot reach.
+// intentions, and any listener of the node the network cannot reach. A
+// rule of loopback addresses alone still reaches the node's loopback: the
+// operator named it.
 func TestEgressNetworkRuleToItself(t *testing.T) {
 	w := newWorld(t)
 	pol, err := policy.Parse([]byte(`egress:
@@ -639,6 +641,10 @@ func TestEgressNetworkRuleToItself(t *testing.T) {
     from: [api]
     to: ::/0
     ports: [8080]
+  - name: local
+    from: [api]
+    to: 127.0.0.1/32
+    ports: [9090]
 `))
 	if err != nil {
 		t.Fatal(err)
@@ -692,4 +698,10 @@ func TestEgressNetworkRuleToItself(t *testing.T) {
 	// The rule still reaches other hosts by address: the tunnel is
 	// admitted once the point has connected.
 	tunnel(t, p, netip.AddrPortFrom(w.internet.Addr, 443).String())
+	var local net.Listener
+	if err := w.node.Do(func() (err error) { local, err = net.Listen("tcp", "127.0.0.1:9090"); return err }); err != nil {
+		t.Fatal(err)
+	}
+	defer local.Close()
+	tunnel(t, p, "127.0.0.1:9090")
 }

@@ -189,7 +189,7 @@ func (p *Point) Open(ctx context.Context, t Target) (*Upstream, error) {
 	}
 	addrs, ref := p.resolve(ctx, t)
 	if ref == nil {
-		addrs, ref = p.notOwn(ctx, dial, t, addrs)
+		addrs, ref = p.notOwn(ctx, dial, t, addrs, loopbackOnly(d.Network))
 	}
 	if ref != nil {
 		ref.Rule = d.Rule
@@ -247,20 +247,28 @@ func (p *Point) resolve(ctx context.Context, t Target) ([]netip.Addr, *Refusal) 
 
 // notOwn drops the addresses to dial that are the egress node's own,
 // whether a name resolved to them (its public address, say) or a network
-// rule admitted them as written (loopback, the unspecified address, any
-// of its own): a connection to one stays on the node, over loopback,
-// which the host firewall admits, and would reach listeners the network
-// cannot, as the agent, whose uid the firewall admits to every app port
-// of a service registered with a uid. The kernel tells its own addresses:
-// a UDP socket connected to one of them (which sends nothing) takes it as
-// its own source. The sockets are the point's dial's, so in its network
+// rule holding them admitted them as written (loopback, the unspecified
+// address, any of its own, under 0.0.0.0/0 or the node's private
+// network): a connection to one stays on the node, over loopback, which
+// the host firewall admits, and would reach listeners the network cannot,
+// as the agent, whose uid the firewall admits to every app port of a
+// service registered with a uid. Only a rule of loopback addresses alone
+// (loopback true: 127.0.0.1/32, ::1/128) reaches the node, on loopback:
+// the operator named it. The kernel tells the node's own addresses: a UDP
+// socket connected to one of them (which sends nothing) takes it as its
+// own source. The sockets are the point's dial's, so in its network
 // namespace. An address the kernel has no route to is dropped too.
-func (p *Point) notOwn(ctx context.Context, dial func(context.Context, string, string) (net.Conn, error), t Target, addrs []netip.Addr) ([]netip.Addr, *Refusal) {
+func (p *Point) notOwn(ctx context.Context, dial func(context.Context, string, string) (net.Conn, error), t Target, addrs []netip.Addr, loopback bool) ([]netip.Addr, *Refusal) {
 	var out []netip.Addr
 	var own []string
 	var errs []error
 	for _, a := range addrs {
-		if a = a.Unmap(); a.IsLoopback() || a.IsUnspecified() {
+		a = a.Unmap()
+		if a.IsLoopback() && loopback {
+			out = append(out, a)
+			continue
+		}
+		if a.IsLoopback() || a.IsUnspecified() {
 			own = append(own, a.String())
 			continue
 		}
@@ -286,6 +294,12 @@ func (p *Point) notOwn(ctx context.Context, dial func(context.Context, string, s
 		return nil, &Refusal{Code: flow.ReasonEgressInternal, Reason: fmt.Sprintf("%s is this node's own %v: the egress point never connects to its own node", t.Host, own)}
 	}
 	return nil, &Refusal{Code: flow.ReasonUnavailable, Reason: fmt.Sprintf("%s unreachable: %v", t, errors.Join(errs...))}
+}
+
+// loopbackOnly reports whether a network rule's network holds loopback
+// addresses alone.
+func loopbackOnly(n netip.Prefix) bool {
+	return n.IsValid() && n.Addr().Unmap().IsLoopback() && (n.Addr().Is4() && n.Bits() >= 8 || n.Addr().Is6() && n.Bits() == 128)
 }
 
 // isInternal reports addresses a name must not lead to, among them IPv6
