@@ -24,6 +24,7 @@ import (
 	"time"
 
 	"moat/internal/flow"
+	"moat/internal/netlab"
 	"moat/internal/policy"
 	"moat/internal/testkit"
 )
@@ -704,4 +705,85 @@ func TestEgressNetworkRuleToItself(t *testing.T) {
 	}
 	defer local.Close()
 	tunnel(t, p, "127.0.0.1:9090")
+}
+
+// TestEgressNetworkRuleMetadata: a network rule of every address
+// (0.0.0.0/0, legal and warned about) reached the cloud's metadata
+// service at its link-local address, and with it the egress node's cloud
+// credentials. A link-local address is reached only by a rule of
+// link-local addresses alone: the operator named it.
+func TestEgressNetworkRuleMetadata(t *testing.T) {
+	w := newWorld(t)
+	pol, err := policy.Parse([]byte(`egress:
+  - name: anywhere
+    from: [api]
+    to: 0.0.0.0/0
+    ports: [80]
+  - name: metadata
+    from: [api]
+    to: 169.254.169.254/32
+    ports: [81]
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := w.proxy(t, pol, w.point(t, pol), nil, apiCaller)
+	for _, step := range []struct {
+		h    *netlab.Host
+		args []string
+	}{
+		{w.internet, []string{"ip", "addr", "add", "169.254.169.254/32", "dev", "eth0"}},
+		{w.node, []string{"ip", "route", "add", "169.254.169.254/32", "dev", "eth0"}},
+	} {
+		if out, err := step.h.Command(context.Background(), step.args[0], step.args[1:]...).CombinedOutput(); err != nil {
+			t.Fatalf("%v: %v: %s", step.args, err, out)
+		}
+	}
+	accepted := make(chan struct{}, 4)
+	for _, port := range []string{"80", "81"} {
+		var ln net.Listener
+		if err := w.internet.Do(func() (err error) { ln, err = net.Listen("tcp", "169.254.169.254:"+port); return err }); err != nil {
+			t.Fatal(err)
+		}
+		defer ln.Close()
+		go func() {
+			for {
+				c, err := ln.Accept()
+				if err != nil {
+					return
+				}
+				if port == "80" {
+					accepted <- struct{}{}
+				}
+				c.Close()
+			}
+		}()
+	}
+	mark := len(w.recs.Records())
+	c, err := net.Dial("tcp", p.Addr("connect").String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(testkit.WaitLimit))
+	fmt.Fprintf(c, "CONNECT 169.254.169.254:80 HTTP/1.1\r\nHost: 169.254.169.254:80\r\n\r\n")
+	resp, err := http.ReadResponse(bufio.NewReader(c), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if resp.StatusCode == http.StatusOK {
+		t.Errorf("CONNECT to the metadata address under 0.0.0.0/0: %s, want a refusal", resp.Status)
+	} else {
+		rec := w.waitAfter(t, mark, "the refusal", func(r flow.Record) bool { return r.ActivityID == flow.ActivityRefuse })
+		if rec.Unmapped.ReasonCode != flow.ReasonEgressInternal {
+			t.Errorf("refused with %q (%s), want %q", rec.Unmapped.ReasonCode, rec.Unmapped.Reason, flow.ReasonEgressInternal)
+		}
+	}
+	select {
+	case <-accepted:
+		t.Error("the metadata service took a connection from the egress point")
+	default:
+	}
+	// The rule that names it reaches it.
+	tunnel(t, p, "169.254.169.254:81")
 }

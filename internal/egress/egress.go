@@ -16,10 +16,12 @@
 // for the agent's marked sockets: a service cannot pair an allowed name
 // with an address of its choosing, since its own resolution is never used.
 // A name never reaches an internal address (loopback, link-local, private
-// networks); only a network rule reaches those. Nothing reaches the egress
-// node itself (loopback, the unspecified address, its own addresses such
-// as its public one), whatever the rule: the point is the agent, which
-// the host firewall admits to every app port. When the client speaks
+// networks); only a network rule reaches those, and a loopback or
+// link-local one (the cloud's metadata service) only a rule of such
+// addresses alone. Nothing else reaches the egress node itself (the
+// unspecified address, its own addresses such as its public one),
+// whatever the rule: the point is the agent, which the host firewall
+// admits to every app port. When the client speaks
 // TLS, its first record must be its ClientHello and the server name of
 // that hello, and of the second one after a HelloRetryRequest, the host
 // it asked for, so an allowed name cannot front for another one on the
@@ -189,7 +191,10 @@ func (p *Point) Open(ctx context.Context, t Target) (*Upstream, error) {
 	}
 	addrs, ref := p.resolve(ctx, t)
 	if ref == nil {
-		addrs, ref = p.notOwn(ctx, dial, t, addrs, loopbackOnly(d.Network))
+		ref = unnamedScope(t, addrs, d.Network)
+	}
+	if ref == nil {
+		addrs, ref = p.notOwn(ctx, dial, t, addrs, within(d.Network, loopback4) || within(d.Network, loopback6))
 	}
 	if ref != nil {
 		ref.Rule = d.Rule
@@ -296,10 +301,37 @@ func (p *Point) notOwn(ctx context.Context, dial func(context.Context, string, s
 	return nil, &Refusal{Code: flow.ReasonUnavailable, Reason: fmt.Sprintf("%s unreachable: %v", t, errors.Join(errs...))}
 }
 
-// loopbackOnly reports whether a network rule's network holds loopback
-// addresses alone.
-func loopbackOnly(n netip.Prefix) bool {
-	return n.IsValid() && n.Addr().Unmap().IsLoopback() && (n.Addr().Is4() && n.Bits() >= 8 || n.Addr().Is6() && n.Bits() == 128)
+// Scopes a network rule reaches only when it names addresses of that
+// scope alone: the egress node's loopback, and link-local addresses (the
+// cloud's metadata service, 169.254.169.254, and with it the node's
+// cloud credentials). A rule of every address, or of a network that
+// holds them, does not reach them.
+var (
+	loopback4  = netip.MustParsePrefix("127.0.0.0/8")
+	loopback6  = netip.MustParsePrefix("::1/128")
+	linkLocal4 = netip.MustParsePrefix("169.254.0.0/16")
+	linkLocal6 = netip.MustParsePrefix("fe80::/10")
+)
+
+// within reports whether network n lies inside scope.
+func within(n, scope netip.Prefix) bool {
+	return n.IsValid() && n.Bits() >= scope.Bits() && scope.Contains(n.Addr())
+}
+
+// unnamedScope refuses an address of a scope (loopback, link-local) that
+// the network rule admitting it does not name alone (network: the
+// rule's; not valid for a name rule, whose addresses resolve leaves
+// outside every internal one).
+func unnamedScope(t Target, addrs []netip.Addr, network netip.Prefix) *Refusal {
+	for _, a := range addrs {
+		a = a.Unmap()
+		for _, scope := range []netip.Prefix{loopback4, loopback6, linkLocal4, linkLocal6} {
+			if scope.Contains(a) && !within(network, scope) {
+				return &Refusal{Code: flow.ReasonEgressInternal, Reason: fmt.Sprintf("%s is in %s, which only a rule of that network (or one inside it) reaches, not %s", a, scope, network)}
+			}
+		}
+	}
+	return nil
 }
 
 // isInternal reports addresses a name must not lead to, among them IPv6
