@@ -19,10 +19,14 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
 
+	"github.com/spiffe/go-spiffe/v2/spiffeid"
+
+	"moat/internal/firewall"
 	"moat/internal/flow"
 	"moat/internal/netlab"
 	"moat/internal/policy"
@@ -786,4 +790,77 @@ func TestEgressNetworkRuleMetadata(t *testing.T) {
 	}
 	// The rule that names it reaches it.
 	tunnel(t, p, "169.254.169.254:81")
+}
+
+// TestEgressRuleRemoved: a connection the point relayed under a rule
+// outlived the rule: once the operator removed it, the service kept
+// talking to the host over the connection it held, for as long as bytes
+// moved on it. When the intentions change, what they no longer allow is
+// closed and recorded.
+func TestEgressRuleRemoved(t *testing.T) {
+	w := newWorld(t)
+	pol, err := policy.Parse([]byte(intentions))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var inForce atomic.Pointer[policy.Table]
+	inForce.Store(pol)
+	current := func() *policy.Table { return inForce.Load() }
+	pt, err := NewPoint(PointConfig{
+		Node: "node", TrustDomain: spiffeid.RequireTrustDomainFromString("example.org"), Policy: current,
+		Resolver: &net.Resolver{PreferGo: true, Dial: func(ctx context.Context, network, _ string) (net.Conn, error) {
+			return dial(w.node, nil)(ctx, network, netip.AddrPortFrom(w.internet.Addr, 53).String())
+		}},
+		Pin: w.fw.Pin, Dial: dial(w.node, firewall.Control), Flows: w.recs, DialTimeout: testkit.WaitLimit,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := w.proxy(t, pol, pt, nil, apiCaller)
+	c := tunnel(t, p, "api.example.test:443")
+	tc := tls.Client(c, &tls.Config{ServerName: "api.example.test", RootCAs: w.roots})
+	if err := tc.Handshake(); err != nil {
+		t.Fatal(err)
+	}
+	br := bufio.NewReader(tc)
+	get := func() error {
+		fmt.Fprintf(tc, "GET / HTTP/1.1\r\nHost: api.example.test\r\n\r\n")
+		resp, err := http.ReadResponse(br, nil)
+		if err != nil {
+			return err
+		}
+		_, err = io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		return err
+	}
+	if err := get(); err != nil {
+		t.Fatalf("the allowed host: %v", err)
+	}
+	mark := len(w.recs.Records())
+	// The rule is removed; another service's rules stay.
+	other, err := policy.Parse([]byte(strings.Replace(intentions, "from: [api]\n    to: api.example.test", "from: [billing]\n    to: api.example.test", 1)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	inForce.Store(other)
+	pt.Recheck()
+	if err := get(); err == nil {
+		t.Error("the service still reaches the host over a connection opened under a rule removed since")
+	}
+	rec := w.waitAfter(t, mark, "the cut", func(r flow.Record) bool { return r.ActivityID == flow.ActivityClose })
+	if rec.Unmapped.ReasonCode != flow.ReasonPolicyChanged || rec.FirewallRule.Name != "payments" {
+		t.Errorf("the cut recorded with %q (%s), rule %+v", rec.Unmapped.ReasonCode, rec.Unmapped.Reason, rec.FirewallRule)
+	}
+	// A connection the rules still allow is left alone.
+	inForce.Store(pol)
+	c2 := tunnel(t, p, "api.example.test:443")
+	tc2 := tls.Client(c2, &tls.Config{ServerName: "api.example.test", RootCAs: w.roots})
+	if err := tc2.Handshake(); err != nil {
+		t.Fatal(err)
+	}
+	pt.Recheck()
+	tc, br = tc2, bufio.NewReader(tc2)
+	if err := get(); err != nil {
+		t.Errorf("a connection the rules allow was cut: %v", err)
+	}
 }

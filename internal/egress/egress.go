@@ -35,14 +35,16 @@
 // 101 the connection is relayed as it comes, as other protocols are.
 //
 // A relayed connection on which no byte moved either way for the idle
-// timeout (an hour unless configured) is closed (idle.go).
+// timeout (an hour unless configured) is closed (idle.go), and one the
+// rules no longer allow once they change (Recheck).
 //
 // Every egress connection is recorded at the point (OCSF Network Activity
 // with the host name, the source identity and the rule), and every refusal
 // where it is decided, with a reason code (flow.ReasonEgressDenied,
 // flow.ReasonSNIMismatch, flow.ReasonHTTPRefused, …) that detection raises
 // alerts on; a connection closed for being idle ends with
-// flow.ReasonIdleTimeout.
+// flow.ReasonIdleTimeout, one the rules no longer allow with
+// flow.ReasonPolicyChanged.
 package egress
 
 import (
@@ -56,6 +58,7 @@ import (
 	"net/http"
 	"net/netip"
 	"strconv"
+	"sync"
 	"sync/atomic"
 	"syscall"
 	"time"
@@ -110,6 +113,9 @@ type Point struct {
 	log   *slog.Logger
 	open  atomic.Int64
 	total atomic.Int64
+
+	mu   sync.Mutex                 // guards live
+	live map[*Upstream]func() error // relayed connections, and what closes them
 }
 
 // NewPoint returns a Point.
@@ -138,7 +144,7 @@ func NewPoint(cfg PointConfig) (*Point, error) {
 	if cfg.Flows == nil {
 		cfg.Flows = flow.Discard
 	}
-	return &Point{cfg: cfg, log: cfg.Logger}, nil
+	return &Point{cfg: cfg, log: cfg.Logger, live: map[*Upstream]func() error{}}, nil
 }
 
 // Refusal is why an egress connection was not made: a reason code
@@ -171,6 +177,9 @@ type Upstream struct {
 	rule  string
 	start time.Time
 	tgt   Target
+	// cut holds why Recheck closed the connection: the rules in force
+	// no longer allow it.
+	cut atomic.Pointer[string]
 }
 
 // Open decides t, resolves the host (names only), pins what it resolved
@@ -390,6 +399,15 @@ func (p *Point) Relay(client net.Conn, first []byte, up *Upstream) {
 	p.write(rec)
 	idle := p.watchIdle(client, up)
 	defer idle.Stop()
+	upConn := up.conn
+	p.mu.Lock()
+	p.live[up] = func() error { client.Close(); return upConn.Close() }
+	p.mu.Unlock()
+	defer func() {
+		p.mu.Lock()
+		delete(p.live, up)
+		p.mu.Unlock()
+	}()
 
 	var in, out atomic.Int64  // bytes from the upstream, to the upstream
 	var answering atomic.Bool // the point answers the client itself
@@ -498,10 +516,37 @@ func (p *Point) Relay(client net.Conn, first []byte, up *Upstream) {
 		end.Unmapped.ReasonCode = flow.ReasonIdleTimeout
 		end.Unmapped.Reason = fmt.Sprintf("no byte moved either way for %v", p.cfg.IdleTimeout)
 	}
+	if why := up.cut.Load(); why != nil {
+		end.Unmapped.ReasonCode, end.Unmapped.Reason = flow.ReasonPolicyChanged, *why
+	}
 	end.Traffic = &flow.Traffic{BytesIn: in.Load(), BytesOut: out.Load(), Bytes: in.Load() + out.Load()}
 	end.EndTime = flow.Millis(p.cfg.Now())
 	end.Duration = end.EndTime - end.StartTime
 	p.write(end)
+}
+
+// Recheck decides every relayed connection again by the rules in force
+// and closes those they no longer allow (a rule removed, or narrowed to
+// other sources, hosts or ports), each recorded with
+// flow.ReasonPolicyChanged: a connection opened under a rule does not
+// outlive it. The agent calls it whenever the intentions change.
+func (p *Point) Recheck() {
+	pol := p.cfg.Policy()
+	var cut []func() error
+	p.mu.Lock()
+	for up, closeBoth := range p.live {
+		if d := pol.DecideEgress(up.tgt.Src, up.tgt.Host, up.tgt.Port); d.Allow {
+			continue
+		}
+		why := fmt.Sprintf("the egress rules in force no longer let %s reach %s (it was %s)", orNone(up.tgt.Src), up.tgt, up.rule)
+		if up.cut.CompareAndSwap(nil, &why) {
+			cut = append(cut, closeBoth)
+		}
+	}
+	p.mu.Unlock()
+	for _, c := range cut {
+		_ = c()
+	}
 }
 
 // checkHello says why the client's first bytes (n of them, a ClientHello
