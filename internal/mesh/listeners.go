@@ -7,7 +7,6 @@ import (
 	"net"
 	"sort"
 	"strconv"
-	"syscall"
 	"time"
 
 	"github.com/cenkalti/backoff/v5"
@@ -48,7 +47,6 @@ func (s listenerSpec) key() string {
 type localListener struct {
 	spec     listenerSpec
 	ln       net.Listener // nil while not bound
-	twin     net.Listener // an upstream's ::1 twin of ln on 127.0.0.1 (loopbackTwin); nil if none
 	err      error        // why it is not bound
 	failures int          // consecutive failed binds
 	since    time.Time    // when the current state began
@@ -65,9 +63,6 @@ func (l *localListener) closersLocked() []io.Closer {
 	var out []io.Closer
 	if l.ln != nil {
 		out = append(out, l.ln)
-	}
-	if l.twin != nil {
-		out = append(out, l.twin)
 	}
 	for c, closer := range l.conns {
 		if closer == nil {
@@ -234,13 +229,11 @@ func (s listenerSpec) describe() string {
 // bindLocked tries to bind l and reports whether it is bound. Mesh.mu is
 // held.
 func (m *Mesh) bindLocked(l *localListener) bool {
-	ln, err := net.Listen("tcp", l.spec.addr)
-	var twin net.Listener
-	if err == nil && l.spec.kind == kindUpstream {
-		if twin, err = loopbackTwin(ln); err != nil {
-			ln.Close()
-		}
+	listen := func(addr string) (net.Listener, error) { return net.Listen("tcp", addr) }
+	if l.spec.kind == kindUpstream {
+		listen = ListenLoopback
 	}
+	ln, err := listen(l.spec.addr)
 	if err != nil {
 		m.stats.listenFail.Add(1)
 		if l.ln == nil && l.err == nil || l.failures == 0 {
@@ -261,40 +254,13 @@ func (m *Mesh) bindLocked(l *localListener) bool {
 	if l.failures > 0 {
 		m.log.Info("mesh: local listener bound after failures", logService, l.spec.svc, logAddr, l.spec.addr, "failures", l.failures)
 	}
-	l.ln, l.twin, l.err, l.failures, l.since = ln, twin, nil, 0, time.Now()
-	for _, x := range []net.Listener{ln, twin} {
-		if x == nil {
-			continue
-		}
-		m.wg.Add(1)
-		go func() {
-			defer m.wg.Done()
-			m.serveLocal(l, x)
-		}()
-	}
+	l.ln, l.err, l.failures, l.since = ln, nil, 0, time.Now()
+	m.wg.Add(1)
+	go func() {
+		defer m.wg.Done()
+		m.serveLocal(l, ln)
+	}()
 	return true
-}
-
-// loopbackTwin holds ln's port on ::1 when ln listens on 127.0.0.1, and
-// serves it alike: a local user who bound that port on ::1 would take the
-// calls of an app told "localhost", which getaddrinfo sends to ::1 first.
-// A port another socket holds on ::1 is an error (the listener is then
-// not bound, and retried); a node without IPv6 loopback, where no one
-// can bind it, has no twin.
-func loopbackTwin(ln net.Listener) (net.Listener, error) {
-	a, ok := ln.Addr().(*net.TCPAddr)
-	if !ok || !a.IP.Equal(net.IPv4(127, 0, 0, 1)) {
-		return nil, nil
-	}
-	six := net.JoinHostPort("::1", strconv.Itoa(a.Port))
-	twin, err := net.Listen("tcp6", six)
-	switch {
-	case err == nil:
-		return twin, nil
-	case errors.Is(err, syscall.EADDRNOTAVAIL), errors.Is(err, syscall.EAFNOSUPPORT):
-		return nil, nil
-	}
-	return nil, fmt.Errorf("the same port on IPv6 loopback, %s, where apps told \"localhost\" connect first: %w", six, err)
 }
 
 func (m *Mesh) wakeRetry() {
