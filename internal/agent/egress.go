@@ -111,6 +111,14 @@ func (a *Agent) dialEgressGateway(ctx context.Context, src string) (net.Conn, er
 	return a.mesh.Dial(ctx, src, gw, reg.Port)
 }
 
+// recheckEgress closes the egress connections this node's point relays
+// that the intentions in force no longer allow.
+func (a *Agent) recheckEgress() {
+	if a.point != nil {
+		a.point.Recheck()
+	}
+}
+
 // policyTable is the intentions the mesh applies now (nil before any).
 func (a *Agent) policyTable() *policy.Table { return a.pol.Load() }
 

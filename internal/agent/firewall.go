@@ -237,11 +237,11 @@ func (a *Agent) firewallInputs(cps []netip.AddrPort) firewall.Inputs {
 		Mode: fc.Mode, ControlPlane: cps, ServerPorts: fc.ServerPorts, PublicPorts: append([]uint16(nil), fc.PublicPorts...),
 		Inbound: fc.Inbound, Outbound: fc.Outbound, LogGroup: fc.LogGroup,
 		Egress:  a.cfg.Egress.Direct || a.cfg.Egress.ServeGateway != "",
-		Forward: fc.Forwarding,
+		Forward: fc.Forwarding, AgentUID: os.Getuid(),
 	}
 	in.Resolvers = a.resolvers()
 	if a.dns != nil {
-		in.DNSPort, in.AgentUID = a.dnsPort(), os.Getuid()
+		in.DNSPort = a.dnsPort()
 		in.DNSRate, in.DNSBurst = fc.DNSRate, fc.DNSBurst
 	}
 	if _, p, err := net.SplitHostPort(a.cfg.MeshAddr); err == nil {

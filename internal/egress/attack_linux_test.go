@@ -14,15 +14,21 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/netip"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
 
+	"github.com/spiffe/go-spiffe/v2/spiffeid"
+
+	"moat/internal/firewall"
 	"moat/internal/flow"
+	"moat/internal/netlab"
 	"moat/internal/policy"
 	"moat/internal/testkit"
 )
@@ -617,5 +623,244 @@ func TestEgressOwnAddress(t *testing.T) {
 	case <-accepted:
 		t.Error("the node's own listener took a connection from the egress point")
 	default:
+	}
+}
+
+// TestEgressNetworkRuleToItself: a network rule wide enough to hold the
+// egress node (every address, or a private network its own address is
+// in) led the point to connect to the node itself, by loopback, the
+// unspecified address or its own address written as the target: the
+// point is the agent, whose uid the host firewall admits to every app
+// port, so a service reached another service's app port round its
+// intentions, and any listener of the node the network cannot reach. A
+// rule of loopback addresses alone still reaches the node's loopback: the
+// operator named it.
+func TestEgressNetworkRuleToItself(t *testing.T) {
+	w := newWorld(t)
+	pol, err := policy.Parse([]byte(`egress:
+  - name: anywhere4
+    from: [api]
+    to: 0.0.0.0/0
+    ports: [443, 8080]
+  - name: anywhere6
+    from: [api]
+    to: ::/0
+    ports: [8080]
+  - name: local
+    from: [api]
+    to: 127.0.0.1/32
+    ports: [9090]
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := w.proxy(t, pol, w.point(t, pol), nil, apiCaller)
+	var ln net.Listener
+	if err := w.node.Do(func() (err error) { ln, err = net.Listen("tcp", "[::]:8080"); return err }); err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	accepted := make(chan struct{}, 16)
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			accepted <- struct{}{}
+			c.Write([]byte("backend"))
+			c.Close()
+		}
+	}()
+	for _, target := range []string{"127.0.0.1:8080", "127.0.0.2:8080", "0.0.0.0:8080", "[::1]:8080", "[::]:8080", "[::ffff:127.0.0.1]:8080",
+		netip.AddrPortFrom(w.node.Addr, 8080).String(), netip.AddrPortFrom(netip.AddrFrom16(w.node.Addr.As16()), 8080).String()} {
+		mark := len(w.recs.Records())
+		c, err := net.Dial("tcp", p.Addr("connect").String())
+		if err != nil {
+			t.Fatal(err)
+		}
+		c.SetDeadline(time.Now().Add(testkit.WaitLimit))
+		fmt.Fprintf(c, "CONNECT %s HTTP/1.1\r\nHost: %s\r\n\r\n", target, target)
+		resp, err := http.ReadResponse(bufio.NewReader(c), nil)
+		c.Close()
+		if err != nil {
+			t.Fatalf("CONNECT %s: %v", target, err)
+		}
+		if resp.StatusCode == http.StatusOK {
+			t.Errorf("CONNECT %s, the node itself, under a network rule: %s, want a refusal", target, resp.Status)
+			continue
+		}
+		rec := w.waitAfter(t, mark, "the refusal of "+target, func(r flow.Record) bool { return r.ActivityID == flow.ActivityRefuse })
+		if rec.Unmapped.ReasonCode != flow.ReasonEgressInternal {
+			t.Errorf("CONNECT %s: refused with %q (%s), want %q", target, rec.Unmapped.ReasonCode, rec.Unmapped.Reason, flow.ReasonEgressInternal)
+		}
+	}
+	select {
+	case <-accepted:
+		t.Error("the node's own listener took a connection from the egress point")
+	default:
+	}
+	// The rule still reaches other hosts by address: the tunnel is
+	// admitted once the point has connected.
+	tunnel(t, p, netip.AddrPortFrom(w.internet.Addr, 443).String())
+	var local net.Listener
+	if err := w.node.Do(func() (err error) { local, err = net.Listen("tcp", "127.0.0.1:9090"); return err }); err != nil {
+		t.Fatal(err)
+	}
+	defer local.Close()
+	tunnel(t, p, "127.0.0.1:9090")
+}
+
+// TestEgressNetworkRuleMetadata: a network rule of every address
+// (0.0.0.0/0, legal and warned about) reached the cloud's metadata
+// service at its link-local address, and with it the egress node's cloud
+// credentials. A link-local address is reached only by a rule of
+// link-local addresses alone: the operator named it.
+func TestEgressNetworkRuleMetadata(t *testing.T) {
+	w := newWorld(t)
+	pol, err := policy.Parse([]byte(`egress:
+  - name: anywhere
+    from: [api]
+    to: 0.0.0.0/0
+    ports: [80]
+  - name: metadata
+    from: [api]
+    to: 169.254.169.254/32
+    ports: [81]
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := w.proxy(t, pol, w.point(t, pol), nil, apiCaller)
+	for _, step := range []struct {
+		h    *netlab.Host
+		args []string
+	}{
+		{w.internet, []string{"ip", "addr", "add", "169.254.169.254/32", "dev", "eth0"}},
+		{w.node, []string{"ip", "route", "add", "169.254.169.254/32", "dev", "eth0"}},
+	} {
+		if out, err := step.h.Command(context.Background(), step.args[0], step.args[1:]...).CombinedOutput(); err != nil {
+			t.Fatalf("%v: %v: %s", step.args, err, out)
+		}
+	}
+	accepted := make(chan struct{}, 4)
+	for _, port := range []string{"80", "81"} {
+		var ln net.Listener
+		if err := w.internet.Do(func() (err error) { ln, err = net.Listen("tcp", "169.254.169.254:"+port); return err }); err != nil {
+			t.Fatal(err)
+		}
+		defer ln.Close()
+		go func() {
+			for {
+				c, err := ln.Accept()
+				if err != nil {
+					return
+				}
+				if port == "80" {
+					accepted <- struct{}{}
+				}
+				c.Close()
+			}
+		}()
+	}
+	mark := len(w.recs.Records())
+	c, err := net.Dial("tcp", p.Addr("connect").String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(testkit.WaitLimit))
+	fmt.Fprintf(c, "CONNECT 169.254.169.254:80 HTTP/1.1\r\nHost: 169.254.169.254:80\r\n\r\n")
+	resp, err := http.ReadResponse(bufio.NewReader(c), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if resp.StatusCode == http.StatusOK {
+		t.Errorf("CONNECT to the metadata address under 0.0.0.0/0: %s, want a refusal", resp.Status)
+	} else {
+		rec := w.waitAfter(t, mark, "the refusal", func(r flow.Record) bool { return r.ActivityID == flow.ActivityRefuse })
+		if rec.Unmapped.ReasonCode != flow.ReasonEgressInternal {
+			t.Errorf("refused with %q (%s), want %q", rec.Unmapped.ReasonCode, rec.Unmapped.Reason, flow.ReasonEgressInternal)
+		}
+	}
+	select {
+	case <-accepted:
+		t.Error("the metadata service took a connection from the egress point")
+	default:
+	}
+	// The rule that names it reaches it.
+	tunnel(t, p, "169.254.169.254:81")
+}
+
+// TestEgressRuleRemoved: a connection the point relayed under a rule
+// outlived the rule: once the operator removed it, the service kept
+// talking to the host over the connection it held, for as long as bytes
+// moved on it. When the intentions change, what they no longer allow is
+// closed and recorded.
+func TestEgressRuleRemoved(t *testing.T) {
+	w := newWorld(t)
+	pol, err := policy.Parse([]byte(intentions))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var inForce atomic.Pointer[policy.Table]
+	inForce.Store(pol)
+	current := func() *policy.Table { return inForce.Load() }
+	pt, err := NewPoint(PointConfig{
+		Node: "node", TrustDomain: spiffeid.RequireTrustDomainFromString("example.org"), Policy: current,
+		Resolver: &net.Resolver{PreferGo: true, Dial: func(ctx context.Context, network, _ string) (net.Conn, error) {
+			return dial(w.node, nil)(ctx, network, netip.AddrPortFrom(w.internet.Addr, 53).String())
+		}},
+		Pin: w.fw.Pin, Dial: dial(w.node, firewall.Control), Flows: w.recs, DialTimeout: testkit.WaitLimit,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := w.proxy(t, pol, pt, nil, apiCaller)
+	c := tunnel(t, p, "api.example.test:443")
+	tc := tls.Client(c, &tls.Config{ServerName: "api.example.test", RootCAs: w.roots})
+	if err := tc.Handshake(); err != nil {
+		t.Fatal(err)
+	}
+	br := bufio.NewReader(tc)
+	get := func() error {
+		fmt.Fprintf(tc, "GET / HTTP/1.1\r\nHost: api.example.test\r\n\r\n")
+		resp, err := http.ReadResponse(br, nil)
+		if err != nil {
+			return err
+		}
+		_, err = io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		return err
+	}
+	if err := get(); err != nil {
+		t.Fatalf("the allowed host: %v", err)
+	}
+	mark := len(w.recs.Records())
+	// The rule is removed; another service's rules stay.
+	other, err := policy.Parse([]byte(strings.Replace(intentions, "from: [api]\n    to: api.example.test", "from: [billing]\n    to: api.example.test", 1)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	inForce.Store(other)
+	pt.Recheck()
+	if err := get(); err == nil {
+		t.Error("the service still reaches the host over a connection opened under a rule removed since")
+	}
+	rec := w.waitAfter(t, mark, "the cut", func(r flow.Record) bool { return r.ActivityID == flow.ActivityClose })
+	if rec.Unmapped.ReasonCode != flow.ReasonPolicyChanged || rec.FirewallRule.Name != "payments" {
+		t.Errorf("the cut recorded with %q (%s), rule %+v", rec.Unmapped.ReasonCode, rec.Unmapped.Reason, rec.FirewallRule)
+	}
+	// A connection the rules still allow is left alone.
+	inForce.Store(pol)
+	c2 := tunnel(t, p, "api.example.test:443")
+	tc2 := tls.Client(c2, &tls.Config{ServerName: "api.example.test", RootCAs: w.roots})
+	if err := tc2.Handshake(); err != nil {
+		t.Fatal(err)
+	}
+	pt.Recheck()
+	tc, br = tc2, bufio.NewReader(tc2)
+	if err := get(); err != nil {
+		t.Errorf("a connection the rules allow was cut: %v", err)
 	}
 }

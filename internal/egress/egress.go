@@ -16,8 +16,12 @@
 // for the agent's marked sockets: a service cannot pair an allowed name
 // with an address of its choosing, since its own resolution is never used.
 // A name never reaches an internal address (loopback, link-local, private
-// networks) nor one of the egress node's own (its public address); only a
-// network rule reaches those. When the client speaks
+// networks); only a network rule reaches those, and a loopback or
+// link-local one (the cloud's metadata service) only a rule of such
+// addresses alone. Nothing else reaches the egress node itself (the
+// unspecified address, its own addresses such as its public one),
+// whatever the rule: the point is the agent, which the host firewall
+// admits to every app port. When the client speaks
 // TLS, its first record must be its ClientHello and the server name of
 // that hello, and of the second one after a HelloRetryRequest, the host
 // it asked for, so an allowed name cannot front for another one on the
@@ -31,14 +35,16 @@
 // 101 the connection is relayed as it comes, as other protocols are.
 //
 // A relayed connection on which no byte moved either way for the idle
-// timeout (an hour unless configured) is closed (idle.go).
+// timeout (an hour unless configured) is closed (idle.go), and one the
+// rules no longer allow once they change (Recheck).
 //
 // Every egress connection is recorded at the point (OCSF Network Activity
 // with the host name, the source identity and the rule), and every refusal
 // where it is decided, with a reason code (flow.ReasonEgressDenied,
 // flow.ReasonSNIMismatch, flow.ReasonHTTPRefused, …) that detection raises
 // alerts on; a connection closed for being idle ends with
-// flow.ReasonIdleTimeout.
+// flow.ReasonIdleTimeout, one the rules no longer allow with
+// flow.ReasonPolicyChanged.
 package egress
 
 import (
@@ -52,6 +58,7 @@ import (
 	"net/http"
 	"net/netip"
 	"strconv"
+	"sync"
 	"sync/atomic"
 	"syscall"
 	"time"
@@ -106,6 +113,9 @@ type Point struct {
 	log   *slog.Logger
 	open  atomic.Int64
 	total atomic.Int64
+
+	mu   sync.Mutex                 // guards live
+	live map[*Upstream]func() error // relayed connections, and what closes them
 }
 
 // NewPoint returns a Point.
@@ -134,7 +144,7 @@ func NewPoint(cfg PointConfig) (*Point, error) {
 	if cfg.Flows == nil {
 		cfg.Flows = flow.Discard
 	}
-	return &Point{cfg: cfg, log: cfg.Logger}, nil
+	return &Point{cfg: cfg, log: cfg.Logger, live: map[*Upstream]func() error{}}, nil
 }
 
 // Refusal is why an egress connection was not made: a reason code
@@ -167,6 +177,9 @@ type Upstream struct {
 	rule  string
 	start time.Time
 	tgt   Target
+	// cut holds why Recheck closed the connection: the rules in force
+	// no longer allow it.
+	cut atomic.Pointer[string]
 }
 
 // Open decides t, resolves the host (names only), pins what it resolved
@@ -187,9 +200,10 @@ func (p *Point) Open(ctx context.Context, t Target) (*Upstream, error) {
 	}
 	addrs, ref := p.resolve(ctx, t)
 	if ref == nil {
-		if _, err := netip.ParseAddr(t.Host); err != nil {
-			addrs, ref = p.notOwn(ctx, dial, t, addrs)
-		}
+		ref = unnamedScope(t, addrs, d.Network)
+	}
+	if ref == nil {
+		addrs, ref = p.notOwn(ctx, dial, t, addrs, within(d.Network, loopback4) || within(d.Network, loopback6))
 	}
 	if ref != nil {
 		ref.Rule = d.Rule
@@ -245,18 +259,33 @@ func (p *Point) resolve(ctx context.Context, t Target) ([]netip.Addr, *Refusal) 
 	return out, nil
 }
 
-// notOwn drops the addresses a name resolved to that are the egress
-// node's own (its public address, say): a connection to one stays on the
-// node, over loopback, which the host firewall admits, and would reach
-// listeners the network cannot. The kernel tells them: a UDP socket
-// connected to one of them (which sends nothing) takes it as its own
-// source. The sockets are the point's dial's, so in its network namespace.
-// An address the kernel has no route to is dropped too.
-func (p *Point) notOwn(ctx context.Context, dial func(context.Context, string, string) (net.Conn, error), t Target, addrs []netip.Addr) ([]netip.Addr, *Refusal) {
+// notOwn drops the addresses to dial that are the egress node's own,
+// whether a name resolved to them (its public address, say) or a network
+// rule holding them admitted them as written (loopback, the unspecified
+// address, any of its own, under 0.0.0.0/0 or the node's private
+// network): a connection to one stays on the node, over loopback, which
+// the host firewall admits, and would reach listeners the network cannot,
+// as the agent, whose uid the firewall admits to every app port of a
+// service registered with a uid. Only a rule of loopback addresses alone
+// (loopback true: 127.0.0.1/32, ::1/128) reaches the node, on loopback:
+// the operator named it. The kernel tells the node's own addresses: a UDP
+// socket connected to one of them (which sends nothing) takes it as its
+// own source. The sockets are the point's dial's, so in its network
+// namespace. An address the kernel has no route to is dropped too.
+func (p *Point) notOwn(ctx context.Context, dial func(context.Context, string, string) (net.Conn, error), t Target, addrs []netip.Addr, loopback bool) ([]netip.Addr, *Refusal) {
 	var out []netip.Addr
 	var own []string
 	var errs []error
 	for _, a := range addrs {
+		a = a.Unmap()
+		if a.IsLoopback() && loopback {
+			out = append(out, a)
+			continue
+		}
+		if a.IsLoopback() || a.IsUnspecified() {
+			own = append(own, a.String())
+			continue
+		}
 		dctx, cancel := context.WithTimeout(ctx, p.cfg.DialTimeout)
 		c, err := dial(dctx, "udp", netip.AddrPortFrom(a, uint16(t.Port)).String())
 		cancel()
@@ -276,9 +305,42 @@ func (p *Point) notOwn(ctx context.Context, dial func(context.Context, string, s
 	case len(out) > 0:
 		return out, nil
 	case len(own) > 0:
-		return nil, &Refusal{Code: flow.ReasonEgressInternal, Reason: fmt.Sprintf("%s resolves to this node's own addresses %v: a name rule never reaches inside (use a network rule)", t.Host, own)}
+		return nil, &Refusal{Code: flow.ReasonEgressInternal, Reason: fmt.Sprintf("%s is this node's own %v: the egress point never connects to its own node", t.Host, own)}
 	}
 	return nil, &Refusal{Code: flow.ReasonUnavailable, Reason: fmt.Sprintf("%s unreachable: %v", t, errors.Join(errs...))}
+}
+
+// Scopes a network rule reaches only when it names addresses of that
+// scope alone: the egress node's loopback, and link-local addresses (the
+// cloud's metadata service, 169.254.169.254, and with it the node's
+// cloud credentials). A rule of every address, or of a network that
+// holds them, does not reach them.
+var (
+	loopback4  = netip.MustParsePrefix("127.0.0.0/8")
+	loopback6  = netip.MustParsePrefix("::1/128")
+	linkLocal4 = netip.MustParsePrefix("169.254.0.0/16")
+	linkLocal6 = netip.MustParsePrefix("fe80::/10")
+)
+
+// within reports whether network n lies inside scope.
+func within(n, scope netip.Prefix) bool {
+	return n.IsValid() && n.Bits() >= scope.Bits() && scope.Contains(n.Addr())
+}
+
+// unnamedScope refuses an address of a scope (loopback, link-local) that
+// the network rule admitting it does not name alone (network: the
+// rule's; not valid for a name rule, whose addresses resolve leaves
+// outside every internal one).
+func unnamedScope(t Target, addrs []netip.Addr, network netip.Prefix) *Refusal {
+	for _, a := range addrs {
+		a = a.Unmap()
+		for _, scope := range []netip.Prefix{loopback4, loopback6, linkLocal4, linkLocal6} {
+			if scope.Contains(a) && !within(network, scope) {
+				return &Refusal{Code: flow.ReasonEgressInternal, Reason: fmt.Sprintf("%s is in %s, which only a rule of that network (or one inside it) reaches, not %s", a, scope, network)}
+			}
+		}
+	}
+	return nil
 }
 
 // isInternal reports addresses a name must not lead to, among them IPv6
@@ -337,6 +399,15 @@ func (p *Point) Relay(client net.Conn, first []byte, up *Upstream) {
 	p.write(rec)
 	idle := p.watchIdle(client, up)
 	defer idle.Stop()
+	upConn := up.conn
+	p.mu.Lock()
+	p.live[up] = func() error { client.Close(); return upConn.Close() }
+	p.mu.Unlock()
+	defer func() {
+		p.mu.Lock()
+		delete(p.live, up)
+		p.mu.Unlock()
+	}()
 
 	var in, out atomic.Int64  // bytes from the upstream, to the upstream
 	var answering atomic.Bool // the point answers the client itself
@@ -445,10 +516,37 @@ func (p *Point) Relay(client net.Conn, first []byte, up *Upstream) {
 		end.Unmapped.ReasonCode = flow.ReasonIdleTimeout
 		end.Unmapped.Reason = fmt.Sprintf("no byte moved either way for %v", p.cfg.IdleTimeout)
 	}
+	if why := up.cut.Load(); why != nil {
+		end.Unmapped.ReasonCode, end.Unmapped.Reason = flow.ReasonPolicyChanged, *why
+	}
 	end.Traffic = &flow.Traffic{BytesIn: in.Load(), BytesOut: out.Load(), Bytes: in.Load() + out.Load()}
 	end.EndTime = flow.Millis(p.cfg.Now())
 	end.Duration = end.EndTime - end.StartTime
 	p.write(end)
+}
+
+// Recheck decides every relayed connection again by the rules in force
+// and closes those they no longer allow (a rule removed, or narrowed to
+// other sources, hosts or ports), each recorded with
+// flow.ReasonPolicyChanged: a connection opened under a rule does not
+// outlive it. The agent calls it whenever the intentions change.
+func (p *Point) Recheck() {
+	pol := p.cfg.Policy()
+	var cut []func() error
+	p.mu.Lock()
+	for up, closeBoth := range p.live {
+		if d := pol.DecideEgress(up.tgt.Src, up.tgt.Host, up.tgt.Port); d.Allow {
+			continue
+		}
+		why := fmt.Sprintf("the egress rules in force no longer let %s reach %s (it was %s)", orNone(up.tgt.Src), up.tgt, up.rule)
+		if up.cut.CompareAndSwap(nil, &why) {
+			cut = append(cut, closeBoth)
+		}
+	}
+	p.mu.Unlock()
+	for _, c := range cut {
+		_ = c()
+	}
 }
 
 // checkHello says why the client's first bytes (n of them, a ClientHello

@@ -8,6 +8,7 @@ import (
 	"strconv"
 
 	"moat/internal/flow"
+	"moat/internal/mesh"
 	"moat/internal/policy"
 )
 
@@ -57,7 +58,7 @@ func (p *Proxy) SetExternal(ups []External) error {
 		if _, ok := p.ext[k]; ok {
 			continue
 		}
-		ln, err := net.Listen("tcp", u.LocalAddr)
+		ln, err := mesh.ListenLoopback(u.LocalAddr)
 		if err != nil {
 			errs = append(errs, fmt.Errorf("egress: %s's upstream %s:%d on %s: %w", u.Service, u.Host, u.Port, u.LocalAddr, err))
 			continue

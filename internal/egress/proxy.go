@@ -105,7 +105,7 @@ func NewProxy(cfg ProxyConfig) (*Proxy, error) {
 		if addr == "" {
 			continue
 		}
-		ln, err := net.Listen("tcp", addr)
+		ln, err := mesh.ListenLoopback(addr)
 		if err != nil {
 			p.Close()
 			return nil, fmt.Errorf("egress: %s listener: %w", kind, err)

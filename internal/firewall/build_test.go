@@ -25,6 +25,7 @@ func TestBuild(t *testing.T) {
 		},
 		Resolvers: []netip.Addr{netip.MustParseAddr("127.0.0.53"), netip.MustParseAddr("10.0.0.53")},
 		Egress:    true,
+		AgentUID:  998,
 	}
 	s := Build(in)
 	var got []string
@@ -43,7 +44,7 @@ func TestBuild(t *testing.T) {
 		"in tcp/9001 any (plaintext port of permissive open)",
 		"out tcp/7400 10.0.0.1/32 (control plane 10.0.0.1:7400)",
 		"out tcp/7400 10.0.0.2/32 (control plane 10.0.0.2:7400)",
-		"out tcp/15443 10.0.0.5/32 (mesh of node db)",
+		"out tcp/15443 10.0.0.5/32 uid 998 (mesh of node db)",
 		"out udp/53 10.0.0.53/32 (DNS resolvers)",
 		"out tcp/53 10.0.0.53/32 (DNS resolvers)",
 	}

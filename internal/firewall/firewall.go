@@ -23,9 +23,10 @@
 //	          to what the nat chain "dns_routed" redirected there (below),
 //	          dropped otherwise, in audit mode too
 //	outbound: loopback, but for the app ports of services registered with
-//	          a uid, which other local uids than theirs, the agent's and
-//	          root's may not open; established and related; the host essentials; the
-//	          control plane (every address, always); peers' mesh ports; DNS
+//	          a uid, to which other local uids than theirs, the agent's and
+//	          root's may send nothing (a connection opened before is cut); established and related; the host essentials; the
+//	          control plane (every address, always); peers' mesh ports
+//	          (the agent's uid alone: a peer names its own address); DNS
 //	          to the configured resolvers (with a DNS filter, the agent's
 //	          own uid's alone: the nat chain "dns" takes every other uid's
 //	          DNS, to any address, to the filter on loopback, which
@@ -46,8 +47,9 @@
 //	          by the interface it came in by (containers on one bridge),
 //	          and the rest of what the node routes out of its containers
 //	          held to the outbound list above (not the pins, which are the
-//	          agent's own sockets', and DNS admitted to the agent's uid
-//	          alone, which a routed packet has not); with a DNS filter,
+//	          agent's own sockets', and DNS and peers' mesh ports
+//	          admitted to the agent's uid alone, which a routed packet
+//	          has not); with a DNS filter,
 //	          the DNS it routes (to any address not the node's) is taken
 //	          to the filter before that, by the nat chain "dns_routed" at
 //	          prerouting, as local users' is; with ForwardOpen, the rest,
@@ -403,7 +405,8 @@ type Inputs struct {
 	// Forward is how routed connections that were not published are
 	// treated; "" means ForwardEgress.
 	Forward Forwarding
-	// Peers are the other nodes' mesh addresses.
+	// Peers are the other nodes' mesh addresses, admitted to AgentUID
+	// alone.
 	Peers []Peer
 	// Resolvers are the DNS servers the node may ask (UDP and TCP 53).
 	Resolvers []netip.Addr
@@ -411,7 +414,10 @@ type Inputs struct {
 	// (DNSFilter): the resolvers are admitted to AgentUID alone, and
 	// other uids' DNS, and with ForwardEgress the DNS the node routes, is
 	// taken to the filter. Zero is DNSOpen.
-	DNSPort  uint16
+	DNSPort uint16
+	// AgentUID is the agent's uid: the one that dials peers' mesh ports
+	// (Peers), which are admitted to it alone, since a peer's mesh
+	// address is what its node says; and the resolvers' with DNSPort.
 	AgentUID int
 	// DNSRate and DNSBurst bound each local uid's DNS to the filter
 	// (Spec.DNSRate); zero means the defaults.
@@ -502,7 +508,7 @@ func Build(in Inputs) Spec {
 			continue // loopback is admitted anyway
 		}
 		seen[p.Addr] = true
-		s.Outbound = append(s.Outbound, Allow{Why: "mesh of node " + p.Node, Proto: TCP, Port: p.Addr.Port(), Nets: []netip.Prefix{host(p.Addr.Addr())}})
+		s.Outbound = append(s.Outbound, Allow{Why: "mesh of node " + p.Node, Proto: TCP, Port: p.Addr.Port(), Nets: []netip.Prefix{host(p.Addr.Addr())}, UIDs: []int{in.AgentUID}})
 	}
 	var dns []netip.Prefix
 	for _, r := range in.Resolvers {

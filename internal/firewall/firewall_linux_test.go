@@ -534,3 +534,121 @@ func TestWorkloadUDPExfiltration(t *testing.T) {
 		t.Error("a local user's UDP reached the resolver's port 443")
 	}
 }
+
+// echo serves TCP on addr inside h, sending back what each connection
+// sends, until the test ends.
+func echo(t *testing.T, h *netlab.Host, addr string) {
+	t.Helper()
+	var ln net.Listener
+	if err := h.Do(func() (err error) { ln, err = net.Listen("tcp", addr); return err }); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				defer c.Close()
+				b := make([]byte, 64)
+				for {
+					n, err := c.Read(b)
+					if err != nil {
+						return
+					}
+					c.Write(b[:n])
+				}
+			}()
+		}
+	}()
+}
+
+// dialAs opens a TCP connection from h to addr from a socket uid owns.
+func dialAs(t *testing.T, h *netlab.Host, addr string, uid int) net.Conn {
+	t.Helper()
+	var c net.Conn
+	if err := h.Do(func() (err error) {
+		unix.Setfsuid(uid)
+		c, err = (&net.Dialer{Timeout: time.Second}).Dial("tcp", addr)
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	return c
+}
+
+// echoed writes to c and waits a second for its bytes back: nil if they
+// came.
+func echoed(c net.Conn) error {
+	c.SetDeadline(time.Now().Add(time.Second))
+	if _, err := c.Write([]byte("x")); err != nil {
+		return err
+	}
+	_, err := c.Read(make([]byte, 8))
+	return err
+}
+
+// A local user who opened a connection to an app port before it was a
+// uid service's (the service registered without --uid, or under another
+// uid, then registered with one; the firewall in audit mode, then
+// enforce) kept using it round the mesh: only its first packet was
+// judged. Every packet another uid sends the app port is.
+func TestBackendConnectionOpenedBefore(t *testing.T) {
+	fw, _ := lab(t)
+	echo(t, fw, "0.0.0.0:8080")
+	m, err := New(Config{NetNS: fw.Path()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := m.Apply(Build(Inputs{Mode: ModeEnforce, MeshPort: 9443})); err != nil {
+		t.Fatal(err)
+	}
+	before := dialAs(t, fw, "127.0.0.1:8080", 4321)
+	own := dialAs(t, fw, "127.0.0.1:8080", 1234)
+	if err := echoed(before); err != nil {
+		t.Fatalf("no echo before the app port was guarded: %v", err)
+	}
+	if err := m.Apply(Build(Inputs{Mode: ModeEnforce, MeshPort: 9443, Backends: []Backend{
+		{Service: "payments", Port: 8080, UIDs: []int{1234}},
+	}})); err != nil {
+		t.Fatal(err)
+	}
+	if err := echoed(before); err == nil {
+		t.Error("uid 4321 still talks to the app port of a service of uid 1234 over a connection it opened before")
+	}
+	if err := echoed(own); err != nil {
+		t.Errorf("the service's own uid lost its connection: %v", err)
+	}
+}
+
+// Another program's table that exempts loopback from connection tracking
+// (a "notrack" at the raw priority, a common tuning for loopback
+// throughput) left every packet untracked, never new: the app port of a
+// uid service was open to every local user.
+func TestBackendUntracked(t *testing.T) {
+	fw, _ := lab(t)
+	listen(t, fw, "0.0.0.0:8080")
+	m, err := New(Config{NetNS: fw.Path()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := m.Apply(Build(Inputs{Mode: ModeEnforce, MeshPort: 9443, Backends: []Backend{
+		{Service: "payments", Port: 8080, UIDs: []int{1234}},
+	}})); err != nil {
+		t.Fatal(err)
+	}
+	if out, err := fw.Command(context.Background(), "nft", "add table inet raw; add chain inet raw out { type filter hook output priority raw; policy accept; }; add rule inet raw out oif lo notrack").CombinedOutput(); err != nil {
+		t.Fatalf("nft: %v: %s", err, out)
+	}
+	for _, addr := range []string{"127.0.0.1:8080", "[::1]:8080"} {
+		if err := reachAs(fw, addr, 4321); err == nil {
+			t.Errorf("uid 4321 reached %s, untracked, the app port of a service of uid 1234", addr)
+		}
+		if err := reachAs(fw, addr, 1234); err != nil {
+			t.Errorf("uid 1234 could not reach %s, untracked: %v", addr, err)
+		}
+	}
+}

@@ -479,3 +479,31 @@ func readLog(t *testing.T, m *Manager) {
 		}
 	})
 }
+
+// A peer's mesh address is its node's to set: a node whose root is an
+// attacker's named an address of its choosing (a host of the private
+// network, a server of its own on the internet), and every node's
+// firewall admitted every local uid and every container to that address
+// and port, round the egress rules. Only the agent dials peers' mesh
+// ports.
+func TestPeerMeshPortIsTheAgents(t *testing.T) {
+	d := newDockerHost(t)
+	m, err := New(Config{NetNS: d.fw.Path()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := m.Apply(Build(Inputs{Mode: ModeEnforce, MeshPort: 9443, AgentUID: 999,
+		Peers: []Peer{{Node: "evil", Addr: netip.AddrPortFrom(d.peer.Addr, 7000)}}})); err != nil {
+		t.Fatal(err)
+	}
+	target := netip.AddrPortFrom(d.peer.Addr, 7000).String()
+	if err := reachAs(d.fw, target, 4321); err == nil {
+		t.Errorf("uid 4321 reached %s, a peer's mesh address", target)
+	}
+	if err := reach(d.ctr, target, false); err == nil {
+		t.Errorf("a container reached %s, a peer's mesh address", target)
+	}
+	if err := reachAs(d.fw, target, 999); err != nil {
+		t.Errorf("the agent's uid could not reach a peer's mesh port: %v", err)
+	}
+}

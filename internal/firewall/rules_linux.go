@@ -349,16 +349,20 @@ func finalRules(s Spec, in bool) []rule {
 }
 
 // backendRules keep local users other than a Backend's uids off its app
-// port: a new connection to it over loopback (to 127.0.0.1, or to one of
-// the node's own addresses) from another uid's socket is logged and
-// dropped (enforce) or let through to the loopback rule (audit). A packet
-// with no socket (the kernel's own) has no uid and is not matched.
+// port: every packet sent to it over loopback (to 127.0.0.1, or to one of
+// the node's own addresses) from another uid's socket is logged
+// (rate-limited) and dropped (enforce) or let through to the loopback
+// rule (audit). Every packet, whatever its connection's state: a
+// connection opened before the port was guarded (the service registered
+// without a uid, or the firewall in audit mode) is cut, and one another
+// program's table keeps from being tracked ("notrack": never new) is
+// refused. A packet with no socket (the kernel's own) has no uid and is
+// not matched.
 func backendRules(s Spec) []rule {
 	var out []rule
 	for _, be := range s.Backends {
 		m := append(loopback(false), l4proto(unix.IPPROTO_TCP)...)
 		m = append(m, port(be.Port, true)...)
-		m = append(m, ctState(expr.CtStateBitNEW)...)
 		m = append(m, &expr.Meta{Key: expr.MetaKeySKUID, Register: 1})
 		for _, u := range be.UIDs {
 			m = append(m, &expr.Cmp{Op: expr.CmpOpNeq, Register: 1, Data: binaryutil.NativeEndian.PutUint32(uint32(u))})

@@ -229,7 +229,11 @@ func (s listenerSpec) describe() string {
 // bindLocked tries to bind l and reports whether it is bound. Mesh.mu is
 // held.
 func (m *Mesh) bindLocked(l *localListener) bool {
-	ln, err := net.Listen("tcp", l.spec.addr)
+	listen := func(addr string) (net.Listener, error) { return net.Listen("tcp", addr) }
+	if l.spec.kind == kindUpstream {
+		listen = ListenLoopback
+	}
+	ln, err := listen(l.spec.addr)
 	if err != nil {
 		m.stats.listenFail.Add(1)
 		if l.ln == nil && l.err == nil || l.failures == 0 {

@@ -71,6 +71,9 @@ type EgressDecision struct {
 	Allow bool
 	// Rule names the egress rule that allowed it, or DefaultDeny.
 	Rule string
+	// Network is the network of the network rule that allowed an
+	// address; not valid for a name.
+	Network netip.Prefix
 }
 
 // compileEgress validates the egress rules into t. names holds the
@@ -293,7 +296,7 @@ func (t *Table) DecideEgress(src, host string, port int) EgressDecision {
 		}
 		if aerr == nil {
 			if p, ok := r.Network(); ok && p.Contains(addr.Unmap()) {
-				return EgressDecision{Allow: true, Rule: r.Name}
+				return EgressDecision{Allow: true, Rule: r.Name, Network: p}
 			}
 			continue
 		}
