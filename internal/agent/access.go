@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/libp2p/go-yamux/v5"
+	"github.com/spiffe/go-spiffe/v2/spiffeid"
 
 	"moat/internal/api"
 	"moat/internal/config"
@@ -300,14 +301,16 @@ type verifiedPeer struct {
 // node, issued to its requester's account, in the mode the client asks
 // for. Every refusal is a security event.
 func (x *access) verify(cs tls.ConnectionState, hello api.RelayHello) (verifiedPeer, error) {
+	var id spiffeid.ID // the certificate's, once verified
 	refuse := func(code, why string, grant string) (verifiedPeer, error) {
-		x.securityEvent(hello, cs, code, why, grant)
+		x.securityEvent(hello, cs, id, code, why, grant)
 		return verifiedPeer{}, errors.New("access: " + why)
 	}
-	id, err := x.a.trust.Verify(cs.PeerCertificates)
+	presented, err := x.a.trust.Verify(cs.PeerCertificates)
 	if err != nil {
 		return refuse(identityCode(err), err.Error(), hello.Grant)
 	}
+	id = presented
 	kind, _, _ := identity.Parse(id)
 	if kind != identity.KindAdmin {
 		return refuse(flow.ReasonOutsideGrant, fmt.Sprintf("%s is not an administrator", id), hello.Grant)
@@ -360,13 +363,20 @@ func identityCode(err error) string {
 }
 
 // securityEvent records a refused access attempt as a flow record, shipped
-// like the mesh's (detection matches on the reason code).
-func (x *access) securityEvent(hello api.RelayHello, cs tls.ConnectionState, code, why, grant string) {
+// like the mesh's (detection matches on the reason code). The source is
+// verified, the certificate's SPIFFE ID (verified) or else the
+// administrator the control plane authenticated and relayed: a
+// certificate that did not verify names an identity it only claims,
+// recorded as such (flow.Moat.Claimed), where no key reads it.
+func (x *access) securityEvent(hello api.RelayHello, cs tls.ConnectionState, verified spiffeid.ID, code, why, grant string) {
 	x.a.log.Warn("access: refused", "admin", hello.Admin, "grant", grant, "code", code, "reason", why)
 	r := flow.Header(flow.ClassNetworkActivity, flow.ActivityRefuse, "moat-access", x.a.cfg.Now())
-	claimed, account := hello.Admin, ""
+	src, claimed, account := hello.Admin, "", ""
+	if !verified.IsZero() {
+		src = verified.String()
+	}
 	if len(cs.PeerCertificates) > 0 {
-		if id, err := identity.LeafID(cs.PeerCertificates[0]); err == nil {
+		if id, err := identity.LeafID(cs.PeerCertificates[0]); err == nil && verified.IsZero() {
 			claimed = id.String()
 		}
 		// The account the certificate names, beside the name: detection
@@ -376,10 +386,10 @@ func (x *access) securityEvent(hello api.RelayHello, cs tls.ConnectionState, cod
 			account = marks.Account
 		}
 	}
-	r.SrcEndpoint = &flow.Endpoint{UID: claimed, Name: hello.Remote}
+	r.SrcEndpoint = &flow.Endpoint{UID: src, Name: hello.Remote}
 	r.DstEndpoint = &flow.Endpoint{Name: x.a.cfg.Node}
 	r.ConnectionInfo = &flow.ConnectionInfo{UID: hello.Session, ProtocolName: "tcp", DirectionID: flow.DirectionInbound, Direction: "Inbound"}
-	r.Unmapped = &flow.Moat{Verdict: flow.VerdictDeny, Reason: why, ReasonCode: code, Kind: "access", Node: x.a.cfg.Node, Account: account}
+	r.Unmapped = &flow.Moat{Verdict: flow.VerdictDeny, Reason: why, ReasonCode: code, Kind: "access", Node: x.a.cfg.Node, Account: account, Claimed: claimed}
 	r.SeverityID, r.Severity = flow.SeverityHigh, "High"
 	if err := x.a.flows().Write(r); err != nil {
 		x.a.log.Warn("access: security event not written", "err", err)

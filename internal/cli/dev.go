@@ -180,7 +180,11 @@ func flowLine(r flow.Record) string {
 		case e.UID != "":
 			return e.UID
 		}
-		return net.JoinHostPort(e.IP, strconv.Itoa(e.Port))
+		addr := net.JoinHostPort(e.IP, strconv.Itoa(e.Port))
+		if c := flow.ShownClaim(&r, e); c != "" {
+			return addr + " (" + c + ")"
+		}
+		return addr
 	}
 	dst := side(r.DstEndpoint)
 	if r.DstEndpoint != nil && r.DstEndpoint.SvcName != "" && r.DstEndpoint.Port != 0 {

@@ -350,10 +350,10 @@ func (p *recordPrinter) print(r flow.Record) error {
 	}
 	src, dst, port := "-", "-", "-"
 	if e := r.SrcEndpoint; e != nil {
-		src = endpointLabel(e)
+		src = endpointLabel(&r, e)
 	}
 	if e := r.DstEndpoint; e != nil {
-		dst = endpointLabel(e)
+		dst = endpointLabel(&r, e)
 		if e.Port > 0 {
 			port = strconv.Itoa(e.Port)
 		}
@@ -380,7 +380,13 @@ func (p *recordPrinter) print(r flow.Record) error {
 
 func (p *recordPrinter) flush() error { return p.tw.Flush() }
 
-func endpointLabel(e *flow.Endpoint) string {
+// endpointLabel names side e of r: by its service, SPIFFE ID or name,
+// else as the identity a refused peer claimed ("claimed: ID", which it is
+// not), else by its address.
+func endpointLabel(r *flow.Record, e *flow.Endpoint) string {
+	if c := flow.ShownClaim(r, e); c != "" {
+		return c
+	}
 	switch {
 	case e.SvcName != "":
 		return e.SvcName

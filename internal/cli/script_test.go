@@ -27,6 +27,7 @@ import (
 	"moat/internal/store"
 	"net"
 	"net/http"
+	"net/url"
 	"os"
 	"os/exec"
 	"os/user"
@@ -94,8 +95,11 @@ import (
 //	token NODE VAR set VAR to a fresh join token for NODE
 //	selfsigned DIR write DIR/edge.crt and DIR/edge.key, a certificate for
 //	               127.0.0.1 (for a gateway's TLS)
-//	tlsprobe ADDR  a TLS handshake to ADDR without a client certificate,
-//	               as any non-peer would make (! tlsprobe: it is refused)
+//	tlsprobe [-claim ID SERVICE] ADDR
+//	               a TLS handshake to ADDR without a client certificate,
+//	               as any non-peer would make (! tlsprobe: it is refused);
+//	               with -claim, with a self-signed one naming SPIFFE ID ID,
+//	               asking a mesh port for SERVICE
 //	waitserver ADDR
 //	               wait until ADDR accepts connections
 //	auditforge DIR I [plain]
@@ -970,11 +974,17 @@ func cmdSelfSigned(ts *testscript.TestScript, neg bool, args []string) {
 }
 
 func cmdTLSProbe(ts *testscript.TestScript, neg bool, args []string) {
+	cfg := &tls.Config{InsecureSkipVerify: true}
+	if len(args) == 4 && args[0] == "-claim" {
+		cfg.Certificates = []tls.Certificate{selfSignedClaim(ts, args[1])}
+		cfg.ServerName, cfg.NextProtos = args[2], []string{"moat-tunnel/2"}
+		args = args[3:]
+	}
 	if len(args) != 1 {
-		ts.Fatalf("usage: tlsprobe ADDR")
+		ts.Fatalf("usage: tlsprobe [-claim ID SERVICE] ADDR")
 	}
 	d := &net.Dialer{Timeout: 10 * time.Second}
-	c, err := tls.DialWithDialer(d, "tcp", args[0], &tls.Config{InsecureSkipVerify: true})
+	c, err := tls.DialWithDialer(d, "tcp", args[0], cfg)
 	if err == nil {
 		// TLS 1.3 reports a refused client certificate on the first read.
 		_ = c.SetReadDeadline(time.Now().Add(10 * time.Second))
@@ -990,6 +1000,21 @@ func cmdTLSProbe(ts *testscript.TestScript, neg bool, args []string) {
 	case err == nil && neg:
 		ts.Fatalf("tlsprobe %s: the handshake was accepted", args[0])
 	}
+}
+
+// selfSignedClaim is a client certificate of no CA's naming SPIFFE ID id:
+// what anyone can make to claim an identity.
+func selfSignedClaim(ts *testscript.TestScript, id string) tls.Certificate {
+	uri, err := url.Parse(id)
+	ts.Check(err)
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	ts.Check(err)
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), URIs: []*url.URL{uri},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
+		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}, KeyUsage: x509.KeyUsageDigitalSignature}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, key.Public(), key)
+	ts.Check(err)
+	return tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key}
 }
 
 func cmdOCSFCheck(ts *testscript.TestScript, neg bool, args []string) {

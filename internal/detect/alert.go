@@ -84,11 +84,15 @@ const (
 	RuleDenyBurst = "deny_burst"
 	// RuleHandshake: any record with Unmapped.Kind "handshake" and a reason
 	// code (flow.ReasonExpired, flow.ReasonUnknownAuthority, …) other than
-	// flow.ReasonRevoked. Subject: the source IP.
+	// flow.ReasonRevoked. Subject: the source IP; the identity the last
+	// peer claimed, unverified (flow.Moat.Claimed), is the fact
+	// last_claimed.
 	RuleHandshake = "handshake_failures"
 	// RuleRevoked: any record with Unmapped.ReasonCode flow.ReasonRevoked (a
 	// handshake or a new stream refused because the identity is revoked).
-	// Subject: the source identity (verified, else the one it claimed).
+	// Subject: the identity presented: verified (a stream's source), else
+	// the one a refused handshake claimed (flow.Moat.Claimed, also the
+	// fact claimed).
 	RuleRevoked = "revoked_identity"
 	// RuleNewEdge: Network Activity with verdict allow between two named
 	// services not seen before (after the learning period). Edges are

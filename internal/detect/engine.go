@@ -418,25 +418,33 @@ func (e *Engine) observeRecord(now time.Time, r *flow.Record) []Alert {
 	if src == "" {
 		src = "unknown"
 	}
+	claimed := ""
+	if r.Unmapped != nil {
+		claimed = r.Unmapped.Claimed
+	}
 	switch {
 	case code == flow.ReasonRevoked:
 		// The identity that was refused is the one presented: verified
 		// (a stream on a live tunnel) or only claimed (a handshake).
 		subj := src
-		if ep := r.SrcEndpoint; ep != nil && ep.UID == "" && ep.SvcName == "" && ep.Name != "" {
-			subj = ep.Name
+		if claimed != "" {
+			subj = claimed
 		}
-		out = e.fire(out, now, RuleRevoked, subj, "",
-			"revoked identity {subject} used",
-			map[string]string{"src_ip": srcIP, "dst": target(r.DstEndpoint), "reason": reason})
+		facts := map[string]string{"src_ip": srcIP, "dst": target(r.DstEndpoint), "reason": reason}
+		if claimed != "" {
+			facts["claimed"] = claimed
+		}
+		out = e.fire(out, now, RuleRevoked, subj, "", "revoked identity {subject} used", facts)
 	case kind == "handshake" && (code != "" || reason != ""):
 		subj := srcIP
 		if subj == "" {
 			subj = src
 		}
-		out = e.fire(out, now, RuleHandshake, subj, "",
-			"failed mTLS handshakes from {subject}",
-			map[string]string{"last_reason": reason, "last_code": code, "dst": target(r.DstEndpoint)})
+		facts := map[string]string{"last_reason": reason, "last_code": code, "dst": target(r.DstEndpoint)}
+		if claimed != "" {
+			facts["last_claimed"] = claimed
+		}
+		out = e.fire(out, now, RuleHandshake, subj, "", "failed mTLS handshakes from {subject}", facts)
 	}
 	if code == flow.ReasonEgressDenied || code == flow.ReasonSNIMismatch || code == flow.ReasonHTTPRefused || code == flow.ReasonEgressInternal || code == flow.ReasonNoIdentity ||
 		code == flow.ReasonFirewall && r.Verdict() == flow.VerdictDeny && r.ConnectionInfo != nil && r.ConnectionInfo.DirectionID == flow.DirectionOutbound ||

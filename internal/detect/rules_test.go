@@ -375,3 +375,39 @@ func firewallDrop(dir int) *flow.Record {
 	r.ConnectionInfo = &flow.ConnectionInfo{DirectionID: dir}
 	return r
 }
+
+// TestClaimedIdentityInAlerts: a refused handshake's peer is recorded by
+// its address, the identity its certificate claimed kept apart
+// (flow.Moat.Claimed). The alerts say what was claimed: a revoked
+// identity's names it as its subject, the failed handshakes' as a fact.
+func TestClaimedIdentityInAlerts(t *testing.T) {
+	clk := newClock()
+	e, col := newTestEngine(t, clk, testRules())
+	const claim = "spiffe://moat.test/svc/old-batch"
+	revoked := rec(flow.ClassNetworkActivity, flow.VerdictDeny, "handshake", flow.ReasonRevoked, ipEP("203.0.113.9", 51000), svcEP("db", 5432))
+	revoked.Unmapped.Claimed = claim
+	failed := every(8, 0, 10*time.Second, func(int) ev {
+		r := handshakeFail("203.0.113.10", flow.ReasonUnknownAuthority)
+		r.Unmapped.Claimed = claim
+		return r2ev(r)
+	})
+	feed(e, clk, append([]ev{r2ev(revoked)}, failed...))
+	var sawRevoked, sawFailed bool
+	for _, a := range col.all() {
+		switch {
+		case a.Rule == RuleRevoked:
+			sawRevoked = true
+			if a.Subject != claim || a.Details["claimed"] != claim || a.Details["src_ip"] != "203.0.113.9" {
+				t.Errorf("revoked identity alert %+v: want the claim as subject and fact, beside the address", a)
+			}
+		case a.Rule == RuleHandshake:
+			sawFailed = true
+			if a.Subject != "203.0.113.10" || a.Details["last_claimed"] != claim {
+				t.Errorf("failed handshakes alert %+v: want the address as subject and the claim as a fact", a)
+			}
+		}
+	}
+	if !sawRevoked || !sawFailed {
+		t.Fatalf("alerts %+v: want revoked_identity and handshake_failures", col.all())
+	}
+}

@@ -358,8 +358,9 @@ func AlertName(rule string) string {
 // Alertmanager treats them as absent. The description is the details on
 // one line. Receivers' templates put labels and annotations in chat
 // messages and mails as they are, where Slack reads <!channel> and
-// <url|text> and Telegram HTML, so every text that others wrote shows
-// its line breaks, controls and markup characters as escapes
+// <url|text>, Telegram HTML, and Teams, Discord and Mattermost Markdown
+// ([text](url), @channel, *emphasis*), so every text that others wrote
+// shows its line breaks, controls and markup characters as escapes
 // (flow.InertText).
 func alertmanagerPayload(a Alert, now time.Time) ([]byte, error) {
 	labels := map[string]string{

@@ -134,7 +134,7 @@ func TestAttackerTextInSlackAlert(t *testing.T) {
 	if err := json.Unmarshal(body, &alerts); err != nil || len(alerts) != 1 {
 		t.Fatalf("%v\n%s", err, body)
 	}
-	if d := alerts[0].Annotations["description"]; strings.ContainsAny(d, "\n\u202e") || !strings.Contains(d, `last_path=/search\n\n*RESOLVED`) {
+	if d := alerts[0].Annotations["description"]; strings.ContainsAny(d, "\n\u202e") || !strings.Contains(d, `last_path=/search\n\n\x2aRESOLVED`) {
 		t.Errorf("description %q: want the client's line breaks and direction override as escapes, on one line", d)
 	}
 }

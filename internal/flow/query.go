@@ -96,7 +96,8 @@ type Columns struct {
 
 // EndpointKey is the key a record's side is queried, summed and drawn
 // under (ColumnsOf): its SPIFFE ID, else its service name, else its name,
-// else its address; name is its service name.
+// else its address; name is its service name. An identity a refused peer
+// only claimed is no part of it (Moat.Claimed).
 func EndpointKey(e *Endpoint) (key, name string) {
 	if e == nil {
 		return "", ""
@@ -136,6 +137,43 @@ func KeyService(key string, td spiffeid.TrustDomain) string {
 		return ""
 	}
 	return name
+}
+
+// ClaimedSide is the endpoint of r that Moat.Claimed is about, the peer
+// of the side that wrote r: the source of an inbound record (or of one
+// that says no direction), the destination of an outbound one.
+func ClaimedSide(r *Record) *Endpoint {
+	if r.ConnectionInfo != nil && r.ConnectionInfo.DirectionID == DirectionOutbound {
+		return r.DstEndpoint
+	}
+	return r.SrcEndpoint
+}
+
+// ShownClaim is how side e of r is shown where a reader looks for who it
+// was: "claimed: ID" when e is the side r's claim is about and has no
+// SPIFFE ID, service name or name of its own (so it would otherwise be
+// shown by its address), else "".
+func ShownClaim(r *Record, e *Endpoint) string {
+	if r.Unmapped == nil || r.Unmapped.Claimed == "" || e == nil || e != ClaimedSide(r) ||
+		e.UID != "" || e.SvcName != "" || e.Name != "" {
+		return ""
+	}
+	return "claimed: " + r.Unmapped.Claimed
+}
+
+// MoveClaim moves the claim of a refused mesh handshake that an older
+// agent wrote as the peer's name (a SPIFFE ID alone, with no SPIFFE ID or
+// service name beside it) to Moat.Claimed, where no key reads it.
+func MoveClaim(r *Record) {
+	e := ClaimedSide(r)
+	if r.Unmapped == nil || r.Unmapped.Kind != "handshake" || r.Unmapped.Claimed != "" ||
+		e == nil || e.UID != "" || e.SvcName != "" || e.Name == "" {
+		return
+	}
+	if _, err := spiffeid.FromString(e.Name); err != nil {
+		return
+	}
+	r.Unmapped.Claimed, e.Name = e.Name, ""
 }
 
 // columns extracts the query columns: each side's identity (SPIFFE ID,

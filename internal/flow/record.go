@@ -32,6 +32,8 @@ import (
 	"math"
 	"net/netip"
 	"time"
+
+	"github.com/spiffe/go-spiffe/v2/spiffeid"
 )
 
 // OCSF class and category identifiers.
@@ -300,6 +302,16 @@ type Moat struct {
 	// omitted when empty, so the stored and shipped format stays as it
 	// was: older readers skip it, records without it read as before.
 	Account string `json:"account,omitempty"`
+	// Claimed, on the record of a refused handshake (a mesh peer's, an
+	// administrator's access connection), is the SPIFFE ID the peer's
+	// certificate named, which did not verify: the source's on an
+	// inbound record, the destination's on an outbound one (ClaimedSide).
+	// It is evidence, never an identity: no key reads it (EndpointKey),
+	// so a peer with nothing else to its name is queried, summed and
+	// drawn under its address, and shown as "claimed: ID" (ShownClaim).
+	// Empty otherwise. Older agents named such a peer by its claim in its
+	// endpoint's name; the control plane moves it here (MoveClaim).
+	Claimed string `json:"claimed,omitempty"`
 }
 
 // Reason codes carried in Moat.ReasonCode. They are stable: rules, alerts
@@ -402,7 +414,8 @@ const maxUIDLen = 128
 
 // Validate checks what the store needs of a record: an ID of at most 128
 // bytes, a positive time, a class, byte counts between 0 and
-// MaxTrafficBytes, and endpoints whose ip is empty or an IP address. An endpoint with no SPIFFE ID, service name or name is
+// MaxTrafficBytes, a claimed identity that is a SPIFFE ID, and endpoints
+// whose ip is empty or an IP address. An endpoint with no SPIFFE ID, service name or name is
 // queried, summed and drawn under its ip (ColumnsOf), so an ip that is no
 // address ("billing") would name a service without saying so.
 func Validate(r *Record) error {
@@ -417,6 +430,8 @@ func Validate(r *Record) error {
 		return errors.New("class_uid is zero")
 	case r.Traffic != nil && !(validBytes(r.Traffic.Bytes) && validBytes(r.Traffic.BytesIn) && validBytes(r.Traffic.BytesOut)):
 		return fmt.Errorf("traffic: byte counts must be between 0 and %d", int64(MaxTrafficBytes))
+	case r.Unmapped != nil && r.Unmapped.Claimed != "" && !validClaim(r.Unmapped.Claimed):
+		return errors.New("unmapped.claimed is not a SPIFFE ID")
 	}
 	for _, e := range []struct {
 		name string
@@ -431,6 +446,11 @@ func Validate(r *Record) error {
 		}
 	}
 	return nil
+}
+
+func validClaim(s string) bool {
+	_, err := spiffeid.FromString(s)
+	return err == nil
 }
 
 func validBytes(n int64) bool { return n >= 0 && n <= MaxTrafficBytes }

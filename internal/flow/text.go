@@ -40,18 +40,88 @@ func PrintableText(s string) string {
 
 // InertText is PrintableText for a reader that may take text as markup:
 // chat messages and HTML mail, and the templates that make them from an
-// alert's labels and annotations. It also shows <, > and & as escapes
-// (\x3c, \x3e, \x26): Slack writes its mentions and links with them
-// (<!channel>, <https://…|text>), HTML its tags and entities.
+// alert's labels and annotations. It also writes as escapes (\x3c) what
+// such a reader would act on, so that it shows what was written and
+// nothing else:
+//   - <, > and &: Slack's mentions and links (<!channel>,
+//     <https://…|text>), HTML's tags and entities;
+//   - [ and ]: a Markdown link whose text hides its target, an image
+//     fetched when shown (Teams, Discord, Mattermost);
+//   - the colon of http://, https:// and ftp://, and the dot of a word
+//     www.: a bare link made live;
+//   - @: a mention that notifies a channel (@channel, @here, @everyone);
+//   - *, ~, `, a _ not inside a word, a pipe beside another and a # that
+//     opens the text: emphasis, strike-through, code, a spoiler or a
+//     heading, which hide or eat the characters that make them;
+//   - a backslash before punctuation (one of these escapes included) or
+//     at the end, which Markdown reads as an escape and drops.
+//
+// An identity (spiffe://…), an address, a path, a word's underscore, a
+// lone pipe and the escapes of PrintableText stay as they are.
 func InertText(s string) string {
 	s = PrintableText(s)
-	if !strings.ContainsAny(s, "<>&") {
-		return s
+	var b strings.Builder
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if inert(s, i) {
+			b.WriteString(`\x`)
+			b.WriteByte(hexDigits[c>>4])
+			b.WriteByte(hexDigits[c&15])
+			continue
+		}
+		b.WriteByte(c)
 	}
-	return markup.Replace(s)
+	return b.String()
 }
 
-var markup = strings.NewReplacer("<", `\x3c`, ">", `\x3e`, "&", `\x26`)
+const hexDigits = "0123456789abcdef"
+
+// inert says whether s[i] is one that InertText writes as an escape.
+func inert(s string, i int) bool {
+	before := func(j int) byte {
+		if j < 0 {
+			return ' '
+		}
+		return s[j]
+	}
+	after := func(j int) byte {
+		if j >= len(s) {
+			return ' '
+		}
+		return s[j]
+	}
+	switch s[i] {
+	case '<', '>', '&', '[', ']', '@', '*', '~', '`':
+		return true
+	case '\\':
+		// At the end, what a template puts next may be punctuation.
+		c := after(i + 1)
+		return i+1 == len(s) || c > ' ' && c <= '~' && !alnum(c)
+	case '_':
+		// Inside a word it opens and closes no emphasis.
+		return !alnum(before(i-1)) || !alnum(after(i+1))
+	case '|':
+		return before(i-1) == '|' || after(i+1) == '|'
+	case '#':
+		return i == 0
+	case ':':
+		if !strings.HasPrefix(s[i:], "://") {
+			return false
+		}
+		for _, scheme := range []string{"http", "https", "ftp"} {
+			j := i - len(scheme)
+			if j >= 0 && strings.EqualFold(s[j:i], scheme) && !alnum(before(j-1)) {
+				return true
+			}
+		}
+	case '.':
+		j := i - 3
+		return j >= 0 && strings.EqualFold(s[j:i], "www") && !alnum(before(j-1))
+	}
+	return false
+}
+
+func alnum(c byte) bool { return 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' }
 
 // PrintableRecord makes every text field of r printable (PrintableText),
 // for a reader who sees the text itself rather than JSON's spelling of

@@ -24,9 +24,24 @@ func TestPrintableText(t *testing.T) {
 func TestInertText(t *testing.T) {
 	for _, c := range []struct{ in, want string }{
 		{"plain text: é 日本", "plain text: é 日本"},
-		{"<!channel> <https://evil.example|sign in>", `\x3c!channel\x3e \x3chttps://evil.example|sign in\x3e`},
+		{"<!channel> <https://evil.example|sign in>", `\x3c!channel\x3e \x3chttps\x3a//evil.example|sign in\x3e`},
 		{`<a href="x">&amp;</a>`, `\x3ca href="x"\x3e\x26amp;\x3c/a\x3e`},
 		{"line\n<b>\u202e", `line\n\x3cb\x3e\u202e`},
+		// Markdown (Teams, Discord, Mattermost): no link whose text hides
+		// its target, no image, no bare link, no mention, nothing that
+		// hides or eats characters (emphasis, code, spoilers, a heading,
+		// a backslash escape).
+		{"[sign in](https://evil.example/sso) ![x](http://evil.example/p.png)", `\x5bsign in\x5d(https\x3a//evil.example/sso) !\x5bx\x5d(http\x3a//evil.example/p.png)`},
+		{"HTTPS://a.example www.evil.example WWW.b.example xwww.c", `HTTPS\x3a//a.example www\x2eevil.example WWW\x2eb.example xwww.c`},
+		{"@channel @here a@b.example", `\x40channel \x40here a\x40b.example`},
+		{"*bold* _it_ ~~del~~ `code` ||hid||", `\x2abold\x2a \x5fit\x5f \x7e\x7edel\x7e\x7e \x60code\x60 \x7c\x7chid\x7c\x7c`},
+		{"# title", `\x23 title`},
+		{`..\..\win \* \x3c \\`, `..\x5c..\win \x5c\x2a \x3c \x5c\x5c`},
+		{"\n*", `\n\x2a`},
+		// What Markdown leaves alone stays as it is: a word's underscore,
+		// one pipe, an identity, a path.
+		{"unknown_authority a|b spiffe://example.org/svc/db /a/b#c 1.2.3.4", "unknown_authority a|b spiffe://example.org/svc/db /a/b#c 1.2.3.4"},
+		{"_x x_ a__b", `\x5fx x\x5f a\x5f\x5fb`},
 	} {
 		if got := InertText(c.in); got != c.want {
 			t.Errorf("InertText(%q) = %q, want %q", c.in, got, c.want)

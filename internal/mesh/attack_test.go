@@ -59,7 +59,7 @@ func TestNodeAndAdminCertificatesAreNoService(t *testing.T) {
 			t.Errorf("%s opened a tunnel", sid)
 		}
 		rec := p.b.flows.waitFor(t, "the refusal of "+sid.String(), func(r flow.Record) bool {
-			return r.Unmapped != nil && r.Unmapped.Kind == kindHandshake && r.SrcEndpoint != nil && r.SrcEndpoint.Name == sid.String()
+			return r.Unmapped != nil && r.Unmapped.Kind == kindHandshake && r.Unmapped.Claimed == sid.String()
 		})
 		if rec.Unmapped.ReasonCode != flow.ReasonNotService {
 			t.Errorf("%s refused with %q (%s), want %q", sid, rec.Unmapped.ReasonCode, rec.Unmapped.Reason, flow.ReasonNotService)

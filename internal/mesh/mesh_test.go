@@ -158,8 +158,8 @@ func TestRefusedCallers(t *testing.T) {
 			if !strings.Contains(in.Unmapped.Reason, c.reason) || in.ActivityID != flow.ActivityFail || in.Unmapped.ReasonCode != c.code {
 				t.Fatalf("destination reason %q code %q, want %q %q", in.Unmapped.Reason, in.Unmapped.ReasonCode, c.reason, c.code)
 			}
-			if in.SrcEndpoint.Name != "spiffe://example.org/svc/frontend" || in.SrcEndpoint.UID != "" {
-				t.Fatalf("refused peer recorded as %+v; want its claimed ID as name only", in.SrcEndpoint)
+			if in.Unmapped.Claimed != "spiffe://example.org/svc/frontend" || in.SrcEndpoint.UID != "" || in.SrcEndpoint.Name != "" || in.SrcEndpoint.SvcName != "" {
+				t.Fatalf("refused peer recorded as %+v, claimed %q; want its claimed ID apart from its endpoint", in.SrcEndpoint, in.Unmapped.Claimed)
 			}
 			out := p.a.flows.waitFor(t, "outbound failure", isFlow(flow.DirectionOutbound, "frontend", "api"))
 			if out.Verdict() != flow.VerdictDeny || out.Unmapped.Reason == "" {
@@ -270,8 +270,8 @@ func TestCallerChecksDestinationIdentity(t *testing.T) {
 	if !strings.Contains(r.Unmapped.Reason, `unexpected peer identity: got "spiffe://example.org/svc/db"`) {
 		t.Fatalf("reason %q", r.Unmapped.Reason)
 	}
-	if r.DstEndpoint.UID != "spiffe://example.org/svc/api" || r.DstEndpoint.Name != "spiffe://example.org/svc/db" {
-		t.Fatalf("destination recorded as %+v", r.DstEndpoint)
+	if r.DstEndpoint.UID != "spiffe://example.org/svc/api" || r.DstEndpoint.Name != "" || r.Unmapped.Claimed != "spiffe://example.org/svc/db" {
+		t.Fatalf("destination recorded as %+v, claimed %q", r.DstEndpoint, r.Unmapped.Claimed)
 	}
 }
 

@@ -133,13 +133,6 @@ func (m *Mesh) write(r *record, activity int, final bool) {
 	rec := flow.Header(flow.ClassNetworkActivity, activity, "moat-mesh", end)
 	rec.SrcEndpoint = endpoint(r.srcID, r.srcSvc, r.srcAddr, 0)
 	rec.DstEndpoint = endpoint(r.dstID, r.dstSvc, r.dstAddr, r.dstPort)
-	if r.claimed != "" {
-		peer := rec.SrcEndpoint
-		if r.dir == outboundDir {
-			peer = rec.DstEndpoint
-		}
-		peer.Name = r.claimed
-	}
 	dir := "Inbound"
 	if r.dir == outboundDir {
 		dir = "Outbound"
@@ -172,15 +165,15 @@ func (m *Mesh) write(r *record, activity int, final bool) {
 		rec.SeverityID, rec.Severity = flow.SeverityLow, "Low"
 	}
 	rec.Message = r.reason
-	rec.Unmapped = &flow.Moat{Verdict: r.verdict, Reason: r.reason, ReasonCode: r.code, Mode: r.mode, Node: m.cfg.Node, Kind: r.kind}
+	rec.Unmapped = &flow.Moat{Verdict: r.verdict, Reason: r.reason, ReasonCode: r.code, Mode: r.mode, Node: m.cfg.Node, Kind: r.kind, Claimed: r.claimed}
 	if err := m.flows.Write(rec); err != nil {
 		m.log.Warn("mesh: flow record lost", logErr, err.Error())
 	}
 }
 
 // handshakeRecord records a failed TLS handshake. claimed is the SPIFFE ID
-// the refused peer presented, unverified (it goes in the endpoint's name,
-// never its uid), or "".
+// the refused peer presented, unverified (flow.Moat.Claimed, which no key
+// reads: never the endpoint's uid or name), or "".
 func (m *Mesh) handshakeRecord(start time.Time, dir int, src, dst net.Addr, srcID, dstID, claimed string, err error) {
 	r := m.newRecord(start, dir)
 	r.srcAddr, r.dstAddr, r.srcID, r.dstID, r.claimed = src, dst, srcID, dstID, claimed

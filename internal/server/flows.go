@@ -127,7 +127,7 @@ func (s *Server) handleFlows(w http.ResponseWriter, r *http.Request, c *caller) 
 		switch {
 		case len(raw) > lim.MaxRecordBytes:
 			why = "too_large"
-		case json.Unmarshal(raw, &rec) != nil:
+		case decodeRecord(raw, &rec) != nil:
 			why = "malformed"
 		case flow.Validate(&rec) != nil:
 			why = "invalid"
@@ -165,6 +165,17 @@ func (s *Server) handleFlows(w http.ResponseWriter, r *http.Request, c *caller) 
 		}
 	}
 	writeJSON(w, http.StatusOK, api.FlowAck{Received: len(raws), Stored: n, Refused: len(raws) - len(recs)})
+}
+
+// decodeRecord reads one record of a node's batch, with the identity a
+// refused peer claimed moved out of the name an older agent wrote it in
+// (flow.MoveClaim), where no key reads it.
+func decodeRecord(raw []byte, rec *flow.Record) error {
+	if err := json.Unmarshal(raw, rec); err != nil {
+		return err
+	}
+	flow.MoveClaim(rec)
+	return nil
 }
 
 // readFlowBatch reads a JSON array of records within the limits, keeping
@@ -242,9 +253,10 @@ func (s *Server) aboutNode(r *flow.Record, node string, nodes map[string]string)
 // else name, else address), which is read as a service's when it is a
 // service's SPIFFE ID or a bare name (flow.KeyService): so a key that
 // reads as a registered service must be the service the endpoint names,
-// and a bare name or an ID that is no SPIFFE ID must not carry a record
-// onto another node's service. A SPIFFE ID in a name alone is the
-// identity a refused peer claimed, and is taken as such.
+// and a name or an ID that is no SPIFFE ID must not carry a record onto
+// another node's service. The identity a refused peer only claimed is in
+// no key (flow.Moat.Claimed; flow.MoveClaim takes it out of the name an
+// older agent wrote it in).
 func (s *Server) endpointService(e *flow.Endpoint, nodes map[string]string) (name string, ok bool) {
 	if e == nil {
 		return "", true
@@ -265,12 +277,6 @@ func (s *Server) endpointService(e *flow.Endpoint, nodes map[string]string) (nam
 	}
 	key, _ := flow.EndpointKey(e)
 	byKey := flow.KeyService(key, s.td)
-	if e.UID == "" && e.SvcName == "" && e.Name != "" {
-		// A name alone is a failed handshake's peer by the SPIFFE ID
-		// it claimed, as the mesh records it, to be taken as it is;
-		// only a bare name carries the record onto that service.
-		byKey = e.Name
-	}
 	if _, registered := nodes[byKey]; !registered {
 		byKey = ""
 	}

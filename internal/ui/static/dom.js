@@ -85,12 +85,17 @@ export function dateTime(v) {
   return isNaN(d) ? String(v) : d.toLocaleString(undefined, { hour12: false });
 }
 
-// side names one end of a record.
-export function side(e) {
+// side names end e of record r, as the CLI does: by its service, SPIFFE
+// ID or name, else as the identity a refused peer claimed, which did not
+// verify ("claimed: ID", flow.ShownClaim), else by its address.
+export function side(r, e) {
   if (!e) return "?";
   if (e.svc_name) return e.svc_name;
   if (e.uid) return e.uid;
   if (e.name) return e.name;
+  const claimed = r.unmapped && r.unmapped.claimed;
+  const outbound = r.connection_info && r.connection_info.direction_id === 2;
+  if (claimed && e === (outbound ? r.dst_endpoint : r.src_endpoint)) return "claimed: " + claimed;
   return e.port ? e.ip + ":" + e.port : (e.ip || "?");
 }
 
@@ -110,7 +115,7 @@ export function ruleOf(r) {
 
 // recordRow renders one flow record as a table row.
 export function recordRow(r) {
-  const dst = side(r.dst_endpoint) + (r.dst_endpoint && r.dst_endpoint.svc_name && r.dst_endpoint.port ? ":" + r.dst_endpoint.port : "");
+  const dst = side(r, r.dst_endpoint) + (r.dst_endpoint && r.dst_endpoint.svc_name && r.dst_endpoint.port ? ":" + r.dst_endpoint.port : "");
   let what = r.class_uid === 4001 ? (ACTIVITY[r.activity_id] || r.activity_name || "network") : (r.activity_name || r.class_name || "");
   if (r.connection_info && r.connection_info.direction_id) what += r.connection_info.direction_id === 1 ? " (in)" : " (out)";
   if (r.http_request) {
@@ -121,7 +126,7 @@ export function recordRow(r) {
   return el("tr", { "data-uid": r.metadata && r.metadata.uid, "data-time": r.time },
     el("td", {}, time(r.time)),
     el("td", {}, what.trim() || String(r.class_uid)),
-    el("td", {}, side(r.src_endpoint)),
+    el("td", {}, side(r, r.src_endpoint)),
     el("td", {}, dst),
     el("td", {}, badge(verdictOf(r))),
     el("td", {}, ruleOf(r)),
