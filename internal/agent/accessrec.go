@@ -165,8 +165,15 @@ func completeUTF8(b []byte) int {
 	return len(b)
 }
 
+// closeRoom is the part of a recording's bound kept for what comes after
+// its events: the note that the bound was reached and the characters left
+// incomplete at the end. With them the recording is within its bound, which
+// is the control plane's too: a recording past it would be refused each
+// time it was sent.
+const closeRoom = 256
+
 func (r *recorder) appendLocked(line []byte) error {
-	if r.size+int64(len(line)) > r.max {
+	if r.size+int64(len(line)) > r.max-closeRoom {
 		r.err = errRecordingFull
 		// The end says so, in the recording itself.
 		note, _ := json.Marshal([]any{json.Number(strconv.FormatFloat(r.now().Sub(r.start).Seconds(), 'f', 6, 64)), "m", "recording limit reached: session ended"})
@@ -227,6 +234,9 @@ func (r *recorder) Close() (string, int64, error) {
 	for kind, rest := range r.pending { // a character never completed
 		if len(rest) > 0 {
 			line, _ := json.Marshal([]any{json.Number(strconv.FormatFloat(r.now().Sub(r.start).Seconds(), 'f', 6, 64)), kind, string(rest)})
+			if r.size+int64(len(line)+1) > r.max {
+				continue // three bytes at most, of no character
+			}
 			r.buf = append(r.buf, line...)
 			r.buf = append(r.buf, '\n')
 			r.sum.Write(append(line, '\n'))
