@@ -301,7 +301,7 @@ func (x *access) finish(info api.AccessSession) {
 	}
 }
 
-// ship delivers ended sessions' reports and recordings, oldest first,
+// ship delivers ended sessions' reports and recordings, each on its own,
 // retrying with backoff while the control plane is away.
 func (x *access) ship(ctx context.Context) {
 	fails := 0
@@ -332,16 +332,22 @@ func (x *access) shipAll(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	// Each session is sent on its own: one the control plane refuses
+	// does not hold back the recordings after it.
+	var errs []error
 	for _, e := range ents {
 		id, ok := strings.CutSuffix(e.Name(), ".json")
 		if !ok {
 			continue
 		}
 		if err := x.shipOne(ctx, dir, id); err != nil {
-			return fmt.Errorf("session %s: %w", id, err)
+			if ctx.Err() != nil {
+				return ctx.Err()
+			}
+			errs = append(errs, fmt.Errorf("session %s: %w", id, err))
 		}
 	}
-	return nil
+	return errors.Join(errs...)
 }
 
 func (x *access) shipOne(ctx context.Context, dir, id string) error {

@@ -119,6 +119,31 @@ func TestBreakGlassReplayLeavesTerminalAsFound(t *testing.T) {
 	}
 }
 
+// TestBreakGlassRecordingsShipPastARefusedOne: a session the control plane
+// refuses to take (here one of a grant it does not know, as a node's
+// leftover from before a restore would be) does not hold back the
+// recordings of the sessions after it: each is sent on its own.
+func TestBreakGlassRecordingsShipPastARefusedOne(t *testing.T) {
+	b := startBreakGlass(t)
+	dir := filepath.Join(b.dir, "web-1", "access", "rec")
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	refused, err := json.Marshal(api.AccessSession{ID: strings.Repeat("0", 24), Grant: strings.Repeat("0", 32), Admin: "spiffe://example.org/admin/admin", Mode: api.ModeShell, Ended: time.Now()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, strings.Repeat("0", 24)+".json"), refused, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	id := b.request(t, "--node", "web-1", "--shell", "--reason", "INC-47", "--for", "1h")
+	must(t, b.alice.env, "ssh", "web-1", "echo shipped-47")
+	x := storedSessions(t, b.alice.env, id, 1)[0]
+	if got := must(t, b.alice.env, "access", "replay", "--instant", x.ID); !strings.Contains(got, "shipped-47") {
+		t.Fatalf("replay: %q", got)
+	}
+}
+
 // proxiedSSH opens an SSH client connection to node through "moat access
 // proxy" with the shell grant's credentials that ssh-cert wrote, as ssh(1)
 // would, but with a client that asks for whatever an attacker might.
