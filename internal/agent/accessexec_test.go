@@ -241,3 +241,43 @@ func TestProgInfoBounds(t *testing.T) {
 		t.Errorf("not printable: %q", s)
 	}
 }
+
+// TestRecordingStaysWithinItsBound: a holder of a shell grant fills the
+// session's recording with small writes, and ends it with a character
+// left incomplete. The recording ends the session at its bound and says
+// so, and what it keeps, its closing note included, is within the bound:
+// the control plane takes recordings up to the same bound, and one past
+// it would be refused each time the agent sent it, never reaching it.
+func TestRecordingStaysWithinItsBound(t *testing.T) {
+	const max = 4096
+	dir := t.TempDir()
+	x := newAccess(&Agent{cfg: Config{DataDir: dir, Now: time.Now}, log: slog.New(slog.NewTextHandler(io.Discard, nil))}, AccessConfig{MaxRecording: max})
+	rec, err := x.newRecorder("s1", 80, 24, "xterm", "shell")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := rec.Output([]byte("\xe2\x82")); err != nil { // the start of a "€"
+		t.Fatal(err)
+	}
+	for i := 0; ; i++ {
+		if i > max {
+			t.Fatal("the recording never reached its bound")
+		}
+		if err := rec.Script([]byte("y\n")); errors.Is(err, errRecordingFull) {
+			break
+		} else if err != nil {
+			t.Fatal(err)
+		}
+	}
+	_, size, err := rec.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := readRecording(filepath.Join(dir, recDir, "s1.cast"), "s1", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(b) > max || size != int64(len(b)) || !strings.Contains(string(b), "recording limit reached: session ended") {
+		t.Fatalf("a recording bound to %d bytes kept %d (reported %d):\n%s", max, len(b), size, b)
+	}
+}

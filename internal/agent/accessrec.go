@@ -165,8 +165,15 @@ func completeUTF8(b []byte) int {
 	return len(b)
 }
 
+// closeRoom is the part of a recording's bound kept for what comes after
+// its events: the note that the bound was reached and the characters left
+// incomplete at the end. With them the recording is within its bound, which
+// is the control plane's too: a recording past it would be refused each
+// time it was sent.
+const closeRoom = 256
+
 func (r *recorder) appendLocked(line []byte) error {
-	if r.size+int64(len(line)) > r.max {
+	if r.size+int64(len(line)) > r.max-closeRoom {
 		r.err = errRecordingFull
 		// The end says so, in the recording itself.
 		note, _ := json.Marshal([]any{json.Number(strconv.FormatFloat(r.now().Sub(r.start).Seconds(), 'f', 6, 64)), "m", "recording limit reached: session ended"})
@@ -227,6 +234,9 @@ func (r *recorder) Close() (string, int64, error) {
 	for kind, rest := range r.pending { // a character never completed
 		if len(rest) > 0 {
 			line, _ := json.Marshal([]any{json.Number(strconv.FormatFloat(r.now().Sub(r.start).Seconds(), 'f', 6, 64)), kind, string(rest)})
+			if r.size+int64(len(line)+1) > r.max {
+				continue // three bytes at most, of no character
+			}
 			r.buf = append(r.buf, line...)
 			r.buf = append(r.buf, '\n')
 			r.sum.Write(append(line, '\n'))
@@ -291,7 +301,7 @@ func (x *access) finish(info api.AccessSession) {
 	}
 }
 
-// ship delivers ended sessions' reports and recordings, oldest first,
+// ship delivers ended sessions' reports and recordings, each on its own,
 // retrying with backoff while the control plane is away.
 func (x *access) ship(ctx context.Context) {
 	fails := 0
@@ -322,16 +332,22 @@ func (x *access) shipAll(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	// Each session is sent on its own: one the control plane refuses
+	// does not hold back the recordings after it.
+	var errs []error
 	for _, e := range ents {
 		id, ok := strings.CutSuffix(e.Name(), ".json")
 		if !ok {
 			continue
 		}
 		if err := x.shipOne(ctx, dir, id); err != nil {
-			return fmt.Errorf("session %s: %w", id, err)
+			if ctx.Err() != nil {
+				return ctx.Err()
+			}
+			errs = append(errs, fmt.Errorf("session %s: %w", id, err))
 		}
 	}
-	return nil
+	return errors.Join(errs...)
 }
 
 func (x *access) shipOne(ctx context.Context, dir, id string) error {

@@ -307,6 +307,9 @@ func playCast(ctx context.Context, out io.Writer, rec []byte, speed float64, idl
 func playCastMarks(ctx context.Context, out io.Writer, rec []byte, speed float64, idle time.Duration, instant bool, marks *castMarks) (int, error) {
 	w := &termSafe{w: out}
 	err := playEvents(ctx, w, rec, speed, idle, instant, marks)
+	if rerr := w.restore(); err == nil {
+		err = rerr
+	}
 	return w.dropped, err
 }
 

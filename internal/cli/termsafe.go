@@ -26,6 +26,11 @@ type termSafe struct {
 	seq     []byte // the CSI or charset sequence being read
 	part    []byte // an incomplete UTF-8 character at the end of a write
 	dropped int    // sequences and controls removed
+	// What the recording left set, for restore: the modes it set or
+	// reset (true: set), whether it set attributes, a scroll region, a
+	// G0 character set other than ASCII, the application keypad.
+	modes                    map[string]bool
+	sgr, margins, g0, keypad bool
 }
 
 const (
@@ -95,6 +100,9 @@ func (t *termSafe) rune(out []byte, r rune) []byte {
 			t.state, t.seq = tsCharset, append(t.seq, byte(r))
 		case strings.ContainsRune("78DEM=>", r):
 			out = append(out, 0x1b, byte(r))
+			if r == '=' || r == '>' {
+				t.keypad = r == '='
+			}
 		default:
 			t.dropped++
 			if r == 0x1b {
@@ -105,6 +113,9 @@ func (t *termSafe) rune(out []byte, r rune) []byte {
 		t.state = tsGround
 		if r == 'B' || r == '0' {
 			out = append(append(append(out, 0x1b), t.seq...), byte(r))
+			if t.seq[0] == '(' {
+				t.g0 = r == '0'
+			}
 		} else {
 			t.dropped++
 		}
@@ -113,6 +124,7 @@ func (t *termSafe) rune(out []byte, r rune) []byte {
 		case r >= 0x40 && r <= 0x7e:
 			if t.state == tsCSI && t.allowedCSI(byte(r)) {
 				out = append(append(append(out, 0x1b, '['), t.seq...), byte(r))
+				t.passed(byte(r))
 			} else {
 				t.dropped++
 			}
@@ -174,6 +186,73 @@ func (t *termSafe) allowedCSI(final byte) bool {
 		}
 	}
 	return true
+}
+
+// passed notes what a CSI sequence that was played, ending with final,
+// leaves set.
+func (t *termSafe) passed(final byte) {
+	switch final {
+	case 'm':
+		t.sgr = true
+	case 'r':
+		t.margins = true
+	case 'h', 'l':
+		if t.modes == nil {
+			t.modes = map[string]bool{}
+		}
+		params := string(t.seq)
+		private := strings.HasPrefix(params, "?")
+		for _, m := range strings.Split(strings.TrimPrefix(params, "?"), ";") {
+			if private {
+				m = "?" + m
+			}
+			t.modes[m] = final == 'h'
+		}
+	}
+}
+
+// modeDefaults are the modes a replay may change, in the order restore
+// puts them back, each with the state a terminal starts in: the
+// alternate screens first, so that what follows applies to the main one.
+var modeDefaults = []struct {
+	mode string
+	set  bool
+}{{"?1049", false}, {"?1047", false}, {"?47", false}, {"?1", false}, {"?7", true}, {"?12", false}, {"?25", true}, {"?2004", false}, {"4", false}, {"20", false}}
+
+// restore writes what puts back the modes, attributes, scroll region,
+// character set and keypad the recording left changed: after the
+// recording come the replay's own lines, which must not be drawn
+// concealed, in another screen or in a scroll region of its making, and
+// the administrator's shell. A recording that changed none of them gets
+// nothing.
+func (t *termSafe) restore() error {
+	var out []byte
+	for _, d := range modeDefaults {
+		if set, ok := t.modes[d.mode]; ok && set != d.set {
+			final := byte('l')
+			if d.set {
+				final = 'h'
+			}
+			out = append(append(append(out, "\x1b["...), d.mode...), final)
+		}
+	}
+	if t.margins {
+		out = append(out, "\x1b7\x1b[r\x1b8"...) // the whole screen, the cursor where it was
+	}
+	if t.g0 {
+		out = append(out, "\x1b(B"...)
+	}
+	if t.keypad {
+		out = append(out, "\x1b>"...)
+	}
+	if t.sgr {
+		out = append(out, "\x1b[0m"...)
+	}
+	if len(out) == 0 {
+		return nil
+	}
+	_, err := t.w.Write(out)
+	return err
 }
 
 func digitsOnly(s string) bool {

@@ -72,7 +72,8 @@ func TestBreakGlassReplayHostileOutput(t *testing.T) {
 	if r.code != 0 {
 		t.Fatalf("replay: exit %d: %s", r.code, r.errOut)
 	}
-	if want := "safe-\x1b[1;31mred\x1b[0m\nlinkend\n"; r.out != want {
+	// The attributes it set are reset after it.
+	if want := "safe-\x1b[1;31mred\x1b[0m\nlinkend\n\x1b[0m"; r.out != want {
 		t.Fatalf("replay wrote %q to the terminal, want %q", r.out, want)
 	}
 	if !strings.Contains(r.errOut, "6 terminal control sequence(s) that act on a terminal") {
@@ -83,6 +84,63 @@ func TestBreakGlassReplayHostileOutput(t *testing.T) {
 	must(t, b.alice.env, "access", "export", "-o", cast, sessions[0].ID)
 	if raw, err := os.ReadFile(cast); err != nil || !strings.Contains(string(raw), `\u001b]52;c;`) {
 		t.Fatalf("export: %v: %.200s", err, raw)
+	}
+}
+
+// TestBreakGlassReplayLeavesTerminalAsFound: a holder of a shell grant
+// prints what a replay draws (concealed text, a hidden cursor, the
+// alternate screen, bracketed paste, a scroll region, the line-drawing
+// character set, the application keypad) and leaves it set, so that the
+// lines the replay writes after the session's output (whether its
+// programs are all recorded, what it left out) would be invisible or
+// drawn where the session left them, and the administrator's own shell
+// after it would hide what they type. The replay puts back, after the
+// session's output, what the recording left set.
+func TestBreakGlassReplayLeavesTerminalAsFound(t *testing.T) {
+	b := startBreakGlass(t)
+	id := b.request(t, "--node", "web-1", "--shell", "--reason", "INC-46", "--for", "1h")
+	hiding := `printf 'shown\n\033[?1049h\033[?25l\033[?2004h\033[5;10r\033(0\033=\033[30;40;8mhidden'`
+	if r := moatRun(t, b.alice.env, "", "ssh", "web-1", hiding); r.code != 0 || !strings.Contains(r.out, "hidden") {
+		t.Fatalf("ssh: exit %d: %q %q", r.code, r.out, r.errOut)
+	}
+	sessions := storedSessions(t, b.alice.env, id, 1)
+	r := moatRun(t, b.alice.env, "", "access", "replay", "--instant", sessions[0].ID)
+	if r.code != 0 {
+		t.Fatalf("replay: exit %d: %s", r.code, r.errOut)
+	}
+	_, after, ok := strings.Cut(r.out, "hidden")
+	if !ok {
+		t.Fatalf("replay wrote %q", r.out)
+	}
+	for _, undo := range []string{"\x1b[?1049l", "\x1b[?25h", "\x1b[?2004l", "\x1b7\x1b[r\x1b8", "\x1b(B", "\x1b>", "\x1b[0m"} {
+		if !strings.Contains(after, undo) {
+			t.Errorf("after the session's output the replay wrote %q, without %q", after, undo)
+		}
+	}
+}
+
+// TestBreakGlassRecordingsShipPastARefusedOne: a session the control plane
+// refuses to take (here one of a grant it does not know, as a node's
+// leftover from before a restore would be) does not hold back the
+// recordings of the sessions after it: each is sent on its own.
+func TestBreakGlassRecordingsShipPastARefusedOne(t *testing.T) {
+	b := startBreakGlass(t)
+	dir := filepath.Join(b.dir, "web-1", "access", "rec")
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	refused, err := json.Marshal(api.AccessSession{ID: strings.Repeat("0", 24), Grant: strings.Repeat("0", 32), Admin: "spiffe://example.org/admin/admin", Mode: api.ModeShell, Ended: time.Now()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, strings.Repeat("0", 24)+".json"), refused, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	id := b.request(t, "--node", "web-1", "--shell", "--reason", "INC-47", "--for", "1h")
+	must(t, b.alice.env, "ssh", "web-1", "echo shipped-47")
+	x := storedSessions(t, b.alice.env, id, 1)[0]
+	if got := must(t, b.alice.env, "access", "replay", "--instant", x.ID); !strings.Contains(got, "shipped-47") {
+		t.Fatalf("replay: %q", got)
 	}
 }
 

@@ -126,9 +126,7 @@ func (s *Server) handleAccessEvent(w http.ResponseWriter, r *http.Request, c *ca
 			return
 		}
 		entry.Action = ActionSessionStart
-		if x.Started.IsZero() {
-			x.Started = s.now().UTC()
-		}
+		x.Started = within(x.Started, g.Starts, s.now().UTC())
 		x.Ended, x.Recording, x.Stored = time.Time{}, "", false
 	case "end":
 		if rev != 0 && !cur.Ended.IsZero() {
@@ -137,10 +135,10 @@ func (s *Server) handleAccessEvent(w http.ResponseWriter, r *http.Request, c *ca
 		}
 		if rev != 0 {
 			x.Started = cur.Started
+		} else {
+			x.Started = within(x.Started, g.Starts, s.now().UTC())
 		}
-		if x.Ended.IsZero() {
-			x.Ended = s.now().UTC()
-		}
+		x.Ended = within(x.Ended, x.Started, s.now().UTC())
 		entry.Action = ActionSessionEnd
 		entry.Detail["end_reason"] = x.EndReason
 		if x.Recording != "" {
@@ -167,6 +165,21 @@ func (s *Server) handleAccessEvent(w http.ResponseWriter, r *http.Request, c *ca
 		return
 	}
 	writeJSON(w, http.StatusOK, x)
+}
+
+// within is a time a node reported, t, kept between lo and hi: a
+// session's times are the node's word, and the recordings' retention
+// counts from its end, so a node that backdated a session would have its
+// recording deleted at the next retention pass, and one that dated it
+// ahead would have it kept for ever. A time not reported (zero) is hi.
+func within(t, lo, hi time.Time) time.Time {
+	switch {
+	case t.IsZero() || t.After(hi):
+		return hi
+	case t.Before(lo):
+		return lo
+	}
+	return t
 }
 
 // findSession finds a session by its ID alone.

@@ -174,3 +174,42 @@ func TestRelayedMarksDropped(t *testing.T) {
 		}
 	}
 }
+
+// TestNodeCannotBackdateSession: a compromised node reports the times of
+// the sessions it serves, and the recordings' retention counts from a
+// session's end. A node that reports a session as started and ended a
+// year ago must not have its recording deleted at the next retention
+// pass, nor one that reports it ending in the far future keep it for
+// ever: the server keeps a session's times within its grant and its own
+// clock, and the recording is still read after the pass.
+func TestNodeCannotBackdateSession(t *testing.T) {
+	f := newAuthFixture(t)
+	node := f.accessNode(t)
+	alice := f.newAdmin(t, "alice", api.RoleOperator)
+	f.enrolMFA(t, alice)
+	g := f.activeGrant(t, alice)
+	body := []byte(`{"version": 2, "width": 80, "height": 24}` + "\n" + `[0.1, "o", "root@web-1:~# rm -rf /var/log\r\n"]` + "\n")
+	now := f.srv.now()
+	past := now.AddDate(-1, 0, 0)
+	x := f.reportSessionAt(t, node, g, body, past, past.Add(time.Minute))
+	future := f.reportSessionAt(t, node, g, body, now, now.AddDate(100, 0, 0))
+	if err := f.srv.expireRecordings(f.ctx); err != nil {
+		t.Fatal(err)
+	}
+	for _, x := range []api.AccessSession{x, future} {
+		id := x.ID
+		got, _, err := f.srv.findSession(f.ctx, id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		after := f.srv.now()
+		if !got.Stored || got.Started.Before(g.Starts) || got.Ended.Before(got.Started) || got.Ended.After(after) {
+			t.Errorf("session %s reported by its node as %s to %s: stored %v, kept as %s to %s; want stored, within the grant from %s and not after %s",
+				id, x.Started, x.Ended, got.Stored, got.Started, got.Ended, g.Starts, after)
+		}
+		code, e, rec := f.fetch(t, f.accs["admin"].session, api.PathAccessRec+"?session="+id)
+		if code != http.StatusOK || string(rec) != string(body) {
+			t.Errorf("session %s after the retention pass: %d %q", id, code, e.Error)
+		}
+	}
+}

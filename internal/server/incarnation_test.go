@@ -52,15 +52,22 @@ func (f *authFixture) activeGrant(t *testing.T, a *authAccount) api.Grant {
 // access.connect marks the connections it relays.
 func (f *authFixture) reportSession(t *testing.T, node *tls.Certificate, g api.Grant, body []byte) api.AccessSession {
 	t.Helper()
+	return f.reportSessionAt(t, node, g, body, time.Time{}, time.Time{})
+}
+
+// reportSessionAt is reportSession with the times the node reports for
+// the session's start and end (zero: none, the server's clock).
+func (f *authFixture) reportSessionAt(t *testing.T, node *tls.Certificate, g api.Grant, body []byte, started, ended time.Time) api.AccessSession {
+	t.Helper()
 	sum := sha256.Sum256(body)
-	x := api.AccessSession{ID: newSessionID(), Grant: g.ID, Admin: g.Requester, Mode: g.Mode, Detail: "shell"}
+	x := api.AccessSession{ID: newSessionID(), Grant: g.ID, Admin: g.Requester, Mode: g.Mode, Detail: "shell", Started: started}
 	if err := putJSON(f.ctx, f.st, relayedKey(g.ID, x.ID), relayedSession{Node: g.Node, Expires: g.Expires}); err != nil {
 		t.Fatal(err)
 	}
 	if code, e := f.call(t, node, "POST", api.PathNodeAccessEvent, api.AccessEvent{Kind: "start", Session: x}, nil); code != http.StatusOK {
 		t.Fatalf("session start: %d %s", code, e.Error)
 	}
-	x.Recording, x.EndReason = hex.EncodeToString(sum[:]), "exit"
+	x.Recording, x.EndReason, x.Ended = hex.EncodeToString(sum[:]), "exit", ended
 	if code, e := f.call(t, node, "POST", api.PathNodeAccessEvent, api.AccessEvent{Kind: "end", Session: x}, nil); code != http.StatusOK {
 		t.Fatalf("session end: %d %s", code, e.Error)
 	}
