@@ -9,6 +9,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/netip"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -111,12 +112,23 @@ func TestDevBinaryFirstFlowAndStop(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// A loopback listener is held on 127.0.0.1 and on ::1 (mesh.ListenLoopback):
+	// a port on ::1 must be the twin of one on 127.0.0.1.
+	ports := map[uint16]bool{}
 	for _, l := range ls {
 		if port := int(l.Port()); port < base || port >= base+devPortCount {
 			t.Errorf("moat dev listens on %v, outside --port-base %d..%d", l, base, base+devPortCount-1)
 		}
+		if l.Addr().Is4() {
+			ports[l.Port()] = true
+		}
 	}
-	if len(ls) != devPortCount {
+	for _, l := range ls {
+		if l.Addr().Is6() && (l.Addr() != netip.IPv6Loopback() || !ports[l.Port()]) {
+			t.Errorf("moat dev listens on %v, which is no IPv6 twin of a port it holds on 127.0.0.1", l)
+		}
+	}
+	if len(ports) != devPortCount {
 		t.Errorf("moat dev listens on %v, want the %d ports from %d", ls, devPortCount, base)
 	}
 

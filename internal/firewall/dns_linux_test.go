@@ -230,7 +230,7 @@ func TestForwardedDNSWithFilter(t *testing.T) {
 		if got := whoAnswers(d.ctr, "198.18.7.250:53", -1); got != "filter" {
 			t.Errorf("%s: a container's DNS to another server was answered by %q, want the filter", when, got)
 		}
-		if err := reach(d.ctr, resolver, false); err != nil {
+		if err := reachable(d.ctr, resolver, false); err != nil {
 			t.Errorf("%s: a container's DNS over TCP did not reach the filter: %v", when, err)
 		}
 	}

@@ -73,8 +73,19 @@ func listen(t *testing.T, h *netlab.Host, addr string) net.Listener {
 // The greeting is written by a goroutine of this process, which a loaded
 // host may schedule late: it is waited for up to testkit.WaitLimit.
 func reach(h *netlab.Host, addr string, marked bool) error {
+	return dialRead(h, addr, marked, time.Second)
+}
+
+// reachable is reach for a connection that must be made: its dial is
+// bounded by testkit.WaitLimit, not by the second a dropped one is given
+// (on a loaded machine a dial that is let through may take longer).
+func reachable(h *netlab.Host, addr string, marked bool) error {
+	return dialRead(h, addr, marked, testkit.WaitLimit)
+}
+
+func dialRead(h *netlab.Host, addr string, marked bool, timeout time.Duration) error {
 	return h.Do(func() error {
-		d := net.Dialer{Timeout: time.Second}
+		d := net.Dialer{Timeout: timeout}
 		if marked {
 			d.Control = func(_, _ string, c syscall.RawConn) error {
 				var serr error
@@ -137,7 +148,7 @@ func TestEnforceAuditAndPins(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := reach(peer, backend, false); err != nil {
+	if err := reachable(peer, backend, false); err != nil {
 		t.Fatalf("before the firewall, the backend must be reachable: %v", err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
@@ -153,7 +164,7 @@ func TestEnforceAuditAndPins(t *testing.T) {
 	if err := m.Apply(Build(in)); err != nil {
 		t.Fatal(err)
 	}
-	if err := reach(peer, mesh, false); err != nil {
+	if err := reachable(peer, mesh, false); err != nil {
 		t.Errorf("mesh port: %v", err)
 	}
 	if err := reach(peer, backend, false); err == nil {
@@ -182,7 +193,7 @@ func TestEnforceAuditAndPins(t *testing.T) {
 	if err := m.Pin([]netip.Addr{peer.Addr}, 7000, time.Minute); err != nil {
 		t.Fatal(err)
 	}
-	if err := reach(fw, out, true); err != nil {
+	if err := reachable(fw, out, true); err != nil {
 		t.Errorf("marked socket to a pinned address: %v", err)
 	}
 	if err := reach(fw, out, false); err == nil {
@@ -193,7 +204,7 @@ func TestEnforceAuditAndPins(t *testing.T) {
 	if err := m.Apply(Build(in)); err != nil {
 		t.Fatal(err)
 	}
-	if err := reach(fw, out, true); err != nil {
+	if err := reachable(fw, out, true); err != nil {
 		t.Errorf("pin lost across an apply: %v", err)
 	}
 	st, err := Show(fw.Path())
@@ -216,7 +227,7 @@ func TestEnforceAuditAndPins(t *testing.T) {
 	if err := m.Apply(Build(in)); err != nil {
 		t.Fatal(err)
 	}
-	if err := reach(fw, out, false); err != nil {
+	if err := reachable(fw, out, false); err != nil {
 		t.Errorf("outbound admitted by a rule: %v", err)
 	}
 
@@ -225,7 +236,7 @@ func TestEnforceAuditAndPins(t *testing.T) {
 	if err := m.Apply(Build(in)); err != nil {
 		t.Fatal(err)
 	}
-	if err := reach(peer, backend, false); err != nil {
+	if err := reachable(peer, backend, false); err != nil {
 		t.Errorf("audit mode dropped a connection: %v", err)
 	}
 	wait(t, recs, "the would-drop connection", func(r flow.Record) bool {
@@ -239,7 +250,7 @@ func TestEnforceAuditAndPins(t *testing.T) {
 	if st, err := Show(fw.Path()); err != nil || st.Installed {
 		t.Errorf("after off: %+v, %v", st, err)
 	}
-	if err := reach(peer, backend, false); err != nil {
+	if err := reachable(peer, backend, false); err != nil {
 		t.Errorf("off: %v", err)
 	}
 	if after := foreign(t, fw.NS); after != before {
@@ -489,7 +500,7 @@ func TestNetworkAttackerFamilies(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, a := range []string{"[fd00:7::1]", "[fe80::7:1%eth0]", "[::ffff:" + fw.Addr.String() + "]", fw.Addr.String()} {
-		if err := reach(peer, a+":9443", false); err != nil {
+		if err := reachable(peer, a+":9443", false); err != nil {
 			t.Errorf("the mesh port at %s: %v", a, err)
 		}
 		if err := reach(peer, a+":8080", false); err == nil {

@@ -95,7 +95,7 @@ func TestPublishedAppPort(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Log("before the firewall the network reaches the container through the published port")
-	if err := reach(d.peer, d.published, false); err != nil {
+	if err := reachable(d.peer, d.published, false); err != nil {
 		t.Fatalf("published port before the firewall: %v", err)
 	}
 	readLog(t, m)
@@ -112,13 +112,13 @@ func TestPublishedAppPort(t *testing.T) {
 			r.SrcEndpoint.IP == d.peer.Addr.String() && r.DstEndpoint.IP == d.ctr.Addr.String() && r.DstEndpoint.Port == 80 &&
 			r.Unmapped.ReasonCode == flow.ReasonFirewall
 	})
-	if err := reach(d.fw, d.published, false); err != nil {
+	if err := reachable(d.fw, d.published, false); err != nil {
 		t.Errorf("the node's own connection to the published app port (the mesh's path): %v", err)
 	}
-	if err := reach(d.peer, d.public, false); err != nil {
+	if err := reachable(d.peer, d.public, false); err != nil {
 		t.Errorf("a published public port: %v", err)
 	}
-	if err := reach(d.ctr2, netip.AddrPortFrom(d.ctr.Addr, 90).String(), false); err != nil {
+	if err := reachable(d.ctr2, netip.AddrPortFrom(d.ctr.Addr, 90).String(), false); err != nil {
 		t.Errorf("a container to another on its bridge: %v", err)
 	}
 	if err := reach(d.ctr2, d.published, false); err == nil {
@@ -129,7 +129,7 @@ func TestPublishedAppPort(t *testing.T) {
 	if err := m.Apply(Build(d.inputs(ModeAudit))); err != nil {
 		t.Fatal(err)
 	}
-	if err := reach(d.peer, d.published, false); err != nil {
+	if err := reachable(d.peer, d.published, false); err != nil {
 		t.Errorf("audit mode refused the published port: %v", err)
 	}
 	wait(t, recs, "the would-drop published connection", func(r flow.Record) bool {
@@ -146,7 +146,7 @@ func TestPublishedAppPort(t *testing.T) {
 	if err := reach(d.peer, d.published, false); err == nil {
 		t.Error("forwarding open: the published app port was reached from the network")
 	}
-	if err := reach(d.peer, d.public, false); err != nil {
+	if err := reachable(d.peer, d.public, false); err != nil {
 		t.Errorf("forwarding open: a published public port: %v", err)
 	}
 }
@@ -166,7 +166,7 @@ func TestPublishedPortInboundRules(t *testing.T) {
 		t.Fatal(err)
 	}
 	udpEcho(t, d.ctr, ":90")
-	if err := reach(d.peer, d.other, false); err != nil {
+	if err := reachable(d.peer, d.other, false); err != nil {
 		t.Fatalf("published port before the firewall: %v", err)
 	}
 	if err := askUDP(d.peer, d.other, -1); err != nil {
@@ -193,7 +193,7 @@ func TestPublishedPortInboundRules(t *testing.T) {
 	if err := reach(d.ctr2, d.other, false); err == nil {
 		t.Error("a container reached a published port no inbound rule admits through the node's address")
 	}
-	if err := reach(d.peer, d.public, false); err != nil {
+	if err := reachable(d.peer, d.public, false); err != nil {
 		t.Errorf("a public port published to a container: %v", err)
 	}
 
@@ -202,7 +202,7 @@ func TestPublishedPortInboundRules(t *testing.T) {
 	if err := m.Apply(Build(in)); err != nil {
 		t.Fatal(err)
 	}
-	if err := reach(d.peer, d.other, false); err != nil {
+	if err := reachable(d.peer, d.other, false); err != nil {
 		t.Errorf("a published port the inbound rules admit: %v", err)
 	}
 	if err := askUDP(d.peer, d.other, -1); err != nil {
@@ -219,7 +219,7 @@ func TestPublishedPortInboundRules(t *testing.T) {
 	if err := m.Apply(Build(in)); err != nil {
 		t.Fatal(err)
 	}
-	if err := reach(d.peer, d.published, false); err != nil {
+	if err := reachable(d.peer, d.published, false); err != nil {
 		t.Errorf("a published app port the operator lists inbound: %v", err)
 	}
 	if err := reach(d.peer, d.other, false); err == nil {
@@ -235,7 +235,7 @@ func TestPublishedPortInboundRules(t *testing.T) {
 	if err := reach(d.peer, d.other, false); err == nil {
 		t.Error("forwarding open: the network reached a published port no inbound rule admits")
 	}
-	if err := reach(d.peer, d.public, false); err != nil {
+	if err := reachable(d.peer, d.public, false); err != nil {
 		t.Errorf("forwarding open: a published public port: %v", err)
 	}
 
@@ -244,7 +244,7 @@ func TestPublishedPortInboundRules(t *testing.T) {
 	if err := m.Apply(Build(in)); err != nil {
 		t.Fatal(err)
 	}
-	if err := reach(d.peer, d.other, false); err != nil {
+	if err := reachable(d.peer, d.other, false); err != nil {
 		t.Errorf("audit mode refused a published port: %v", err)
 	}
 	wait(t, recs, "the would-drop published connection", func(r flow.Record) bool {
@@ -265,7 +265,7 @@ func TestForwardedEgress(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := reach(d.ctr, out, false); err != nil {
+	if err := reachable(d.ctr, out, false); err != nil {
 		t.Fatalf("before the firewall the container must reach the outside: %v", err)
 	}
 	readLog(t, m)
@@ -300,7 +300,7 @@ func TestForwardedEgress(t *testing.T) {
 	if err := m.Apply(Build(in)); err != nil {
 		t.Fatal(err)
 	}
-	if err := reach(d.ctr, out, false); err != nil {
+	if err := reachable(d.ctr, out, false); err != nil {
 		t.Errorf("a container to an address an outbound rule admits: %v", err)
 	}
 	in.Outbound = in.Outbound[:len(in.Outbound)-1]
@@ -310,7 +310,7 @@ func TestForwardedEgress(t *testing.T) {
 	if err := m.Apply(Build(in)); err != nil {
 		t.Fatal(err)
 	}
-	if err := reach(d.ctr, out, false); err != nil {
+	if err := reachable(d.ctr, out, false); err != nil {
 		t.Errorf("audit mode refused a container's connection: %v", err)
 	}
 	wait(t, recs, "the would-drop routed connection", func(r flow.Record) bool {
@@ -323,7 +323,7 @@ func TestForwardedEgress(t *testing.T) {
 	if err := m.Apply(Build(in)); err != nil {
 		t.Fatal(err)
 	}
-	if err := reach(d.ctr, out, false); err != nil {
+	if err := reachable(d.ctr, out, false); err != nil {
 		t.Errorf("forwarding open: a container's connection out: %v", err)
 	}
 	if err := reach(d.fw, out, false); err == nil {
@@ -432,7 +432,7 @@ func TestPublishedAppPortIPv6(t *testing.T) {
 		}
 		return true
 	})
-	if err := reach(d.peer, published, false); err != nil {
+	if err := reachable(d.peer, published, false); err != nil {
 		t.Fatalf("published port over IPv6 before the firewall: %v", err)
 	}
 	m, err := New(Config{NetNS: d.fw.Path()})
@@ -453,7 +453,7 @@ func TestPublishedAppPortIPv6(t *testing.T) {
 	if err := m.Apply(Build(in)); err != nil {
 		t.Fatal(err)
 	}
-	if err := reach(d.peer, "[fd00:7::1]:9090", false); err != nil {
+	if err := reachable(d.peer, "[fd00:7::1]:9090", false); err != nil {
 		t.Errorf("a port published over IPv6 that an inbound rule admits: %v", err)
 	}
 	if err := reach(d.peer, published, false); err == nil {
