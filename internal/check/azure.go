@@ -670,6 +670,7 @@ func (m *Model) buildAzure(byType map[string][]*tf.Resource) {
 		m.Endpoints = append(m.Endpoints, e)
 	}
 	m.azureContainerGroups(byType)
+	m.azurePrivateData(byType)
 	ms, ilbs := m.azureMachines(byType, lbs), m.internalLBs(byType)
 	m.azureLBAddresses(byType, ms, lbs)
 	m.azureFirewalls(byType, ms, ilbs, pips, family)
@@ -772,7 +773,7 @@ func azureRules() []Rule {
 			"A virtual machine (not a load balancer or application gateway) has a public IP, or a public load balancer's inbound NAT rule forwarding a port to it alone, and its NSGs let internet traffic reach it on some port. A machine reached only through a balancer's load-balancing rules is behind the balancer, and is not reported here (an admin or data-store port those rules forward is AZ-NET-002). A container group (Azure Container Instances) of ip_address_type Public, the provider's default, is reported too: its public address forwards its exposed ports (exposed_port, else every port of its containers) with no NSG in the way; an admin or data-store port among them is AZ-NET-002.",
 			"Put the machine behind an Azure Load Balancer, Application Gateway or the moat gateway, without a public IP of its own."},
 		{RuleAzLateral, High, "Admin or data-store port reachable from a whole peered network",
-			"An SSH, RDP, database or cluster-store port of a virtual machine is reachable from the entire address space of a peered virtual network (NSG rules that allow VirtualNetwork or the peer's whole range): one compromised host there can pivot into this network.",
+			"An SSH, RDP, database or cluster-store port of a virtual machine, or the port of a PostgreSQL or MySQL flexible server in its delegated subnet or of a data service's private endpoint, is reachable from the entire address space of a peered virtual network (NSG rules that allow VirtualNetwork or the peer's whole range): one compromised host there can pivot into this network.",
 			"Allow the port only from the application security groups or narrow ranges of the hosts that need it, not VirtualNetwork or the peer's whole address space."},
 		{RuleNSGNoFlowLogs, Medium, "Network security group without flow logs",
 			"No azurerm_network_watcher_flow_log names this NSG (or its virtual network), so the traffic it decides on is not recorded.",

@@ -816,3 +816,39 @@ func TestAzureRegistryOpen(t *testing.T) {
 		}
 	}
 }
+
+// TestAzurePrivateDatabases: a PostgreSQL or MySQL flexible server in a
+// delegated subnet, and the private endpoint of an Azure SQL server, were
+// not in the network model: --reach named no resource, and a database port
+// open to a whole peered network went unreported. Each is now an endpoint
+// in its subnet, on its database's port.
+func TestAzurePrivateDatabases(t *testing.T) {
+	const dir = "testdata/azure/private-databases"
+	rep := run(t, dir)
+	for _, tc := range []struct{ addr, port string }{
+		{"azurerm_postgresql_flexible_server.orders", "tcp 5432"},
+		{"azurerm_mysql_flexible_server.billing", "tcp 3306"},
+		{"azurerm_private_endpoint.ledger", "tcp 1433"},
+	} {
+		got := activeOn(rep, RuleAzLateral, tc.addr)
+		if len(got) != 1 || !strings.Contains(got[0].Message, tc.port) || !strings.Contains(got[0].Message, "azurerm_virtual_network.partner") {
+			t.Errorf("%s on %s: %+v, want one on %s from the partner network", RuleAzLateral, tc.addr, got, tc.port)
+		}
+	}
+	// --reach on the server behind the private endpoint lists what
+	// reaches it through the endpoint.
+	for _, addr := range []string{"azurerm_postgresql_flexible_server.orders", "azurerm_mssql_server.ledger"} {
+		acc, err := Reachability(context.Background(), Config{Paths: []string{dir}}, addr)
+		if err != nil {
+			t.Errorf("--reach %s: %v", addr, err)
+			continue
+		}
+		var peer bool
+		for _, a := range acc {
+			peer = peer || strings.Contains(a.Source, "azurerm_virtual_network.partner")
+		}
+		if !peer {
+			t.Errorf("--reach %s: %+v, want the partner network among the sources", addr, acc)
+		}
+	}
+}
