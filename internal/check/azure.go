@@ -671,6 +671,7 @@ func (m *Model) buildAzure(byType map[string][]*tf.Resource) {
 	}
 	m.azureContainerGroups(byType)
 	m.azurePrivateData(byType)
+	m.noteApplianceRoutes(byType)
 	ms, ilbs := m.azureMachines(byType, lbs), m.internalLBs(byType)
 	m.azureLBAddresses(byType, ms, lbs)
 	m.azureFirewalls(byType, ms, ilbs, pips, family)
@@ -925,5 +926,42 @@ func (m *Model) azureNSGRules(fs *findings) {
 		default:
 			fs.addSev(RuleNSGWorldOpen, Medium, n.Res, nil, "%s every internet address on %s; nothing in the scanned code associates it, so wherever it is associated the internet reaches those ports", admits, what)
 		}
+	}
+}
+
+// noteApplianceRoutes notes each route whose next hop is a virtual
+// appliance (an Azure Firewall or a network virtual appliance, most often
+// in a hub between spokes), or not known statically: the model follows
+// peerings one hop, not traffic an appliance forwards, so spoke-to-spoke
+// reach through it is not evaluated, and the report says so.
+func (m *Model) noteApplianceRoutes(byType map[string][]*tf.Resource) {
+	each := func(r *tf.Resource, b map[string]any) {
+		hop := str(b, "next_hop_type")
+		if !unknown(b, "next_hop_type") && !strings.EqualFold(hop, "VirtualAppliance") {
+			return
+		}
+		if unknown(b, "next_hop_type") {
+			hop = "not known statically"
+		}
+		dest, via := str(b, "address_prefix"), str(b, "next_hop_in_ip_address")
+		if unknown(b, "address_prefix") {
+			dest = "a range not known statically"
+		}
+		switch {
+		case unknown(b, "next_hop_in_ip_address"):
+			via = "an address not known statically"
+		case via == "":
+			via = "no address given"
+		}
+		m.note(r, "route %s to %s: next hop %s (%s): transit through the appliance (spoke to spoke through a hub's firewall) is not followed, so what it forwards between networks is not evaluated",
+			str(b, "name"), dest, hop, via)
+	}
+	for _, r := range byType["azurerm_route_table"] {
+		for _, b := range blocks(r.Values, "route") {
+			each(r, b)
+		}
+	}
+	for _, r := range byType["azurerm_route"] {
+		each(r, r.Values)
 	}
 }

@@ -852,3 +852,23 @@ func TestAzurePrivateDatabases(t *testing.T) {
 		}
 	}
 }
+
+// TestAzureApplianceTransitNoted: a route whose next hop is a virtual
+// appliance (an Azure Firewall or a network virtual appliance in a hub)
+// carries spoke-to-spoke traffic the model does not follow; it was passed
+// over in silence. Each such route is now a note saying so.
+func TestAzureApplianceTransitNoted(t *testing.T) {
+	rep := run(t, "testdata/azure/appliance-transit")
+	for _, tc := range []struct{ addr, dest string }{
+		{"azurerm_route_table.left", "10.2.0.0/16"},
+		{"azurerm_route.to_left", "10.1.0.0/16"},
+	} {
+		got := activeOn(rep, RuleNotEvaluated, tc.addr)
+		if len(got) != 1 || !strings.Contains(got[0].Message, tc.dest) || !strings.Contains(got[0].Message, "10.0.1.4") || !strings.Contains(got[0].Message, "not followed") {
+			t.Errorf("%s on %s: %+v, want one note naming %s through 10.0.1.4, not followed", RuleNotEvaluated, tc.addr, got, tc.dest)
+		}
+	}
+	if got := activeOn(rep, RuleNotEvaluated, "azurerm_route_table.right"); len(got) > 0 {
+		t.Errorf("note on a table without appliance routes: %+v", got)
+	}
+}
