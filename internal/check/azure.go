@@ -671,7 +671,7 @@ func (m *Model) buildAzure(byType map[string][]*tf.Resource) {
 	}
 	m.azureContainerGroups(byType)
 	m.azurePrivateData(byType)
-	m.noteApplianceRoutes(byType)
+	m.applianceRoutes(byType)
 	ms, ilbs := m.azureMachines(byType, lbs), m.internalLBs(byType)
 	m.azureLBAddresses(byType, ms, lbs)
 	m.azureFirewalls(byType, ms, ilbs, pips, family)
@@ -929,13 +929,23 @@ func (m *Model) azureNSGRules(fs *findings) {
 	}
 }
 
-// noteApplianceRoutes notes each route whose next hop is a virtual
-// appliance (an Azure Firewall or a network virtual appliance, most often
-// in a hub between spokes), or not known statically: the model follows
-// peerings one hop, not traffic an appliance forwards, so spoke-to-spoke
-// reach through it is not evaluated, and the report says so.
-func (m *Model) noteApplianceRoutes(byType map[string][]*tf.Resource) {
-	each := func(r *tf.Resource, b map[string]any) {
+// applianceRoute is a route of an Azure route table whose next hop is a
+// virtual appliance: traffic for dest (invalid when not known statically)
+// goes to the appliance at via, by the route written at where.
+type applianceRoute struct {
+	dest       netip.Prefix
+	via, where string
+}
+
+// applianceRoutes reads the routes whose next hop is a virtual appliance
+// (an Azure Firewall or a network virtual appliance, most often in a hub
+// between spokes), or not known statically, of the tables associated with
+// subnets (m.appliance), and notes each: the appliance's own rules are not
+// read, so the transit is read as forwarding (transitSources) and the path
+// says so.
+func (m *Model) applianceRoutes(byType map[string][]*tf.Resource) {
+	tables := map[string][]applianceRoute{}
+	each := func(r *tf.Resource, table string, b map[string]any) {
 		hop := str(b, "next_hop_type")
 		if !unknown(b, "next_hop_type") && !strings.EqualFold(hop, "VirtualAppliance") {
 			return
@@ -944,8 +954,9 @@ func (m *Model) noteApplianceRoutes(byType map[string][]*tf.Resource) {
 			hop = "not known statically"
 		}
 		dest, via := str(b, "address_prefix"), str(b, "next_hop_in_ip_address")
-		if unknown(b, "address_prefix") {
-			dest = "a range not known statically"
+		p, err := netip.ParsePrefix(strings.TrimSpace(dest))
+		if unknown(b, "address_prefix") || err != nil {
+			dest, p = "a range not known statically", netip.Prefix{}
 		}
 		switch {
 		case unknown(b, "next_hop_in_ip_address"):
@@ -953,15 +964,76 @@ func (m *Model) noteApplianceRoutes(byType map[string][]*tf.Resource) {
 		case via == "":
 			via = "no address given"
 		}
-		m.note(r, "route %s to %s: next hop %s (%s): transit through the appliance (spoke to spoke through a hub's firewall) is not followed, so what it forwards between networks is not evaluated",
-			str(b, "name"), dest, hop, via)
+		m.note(r, "route %s to %s: next hop %s (%s): the appliance's rules are not read, so what it forwards between networks is not evaluated: read as forwarding", str(b, "name"), dest, hop, via)
+		tables[table] = append(tables[table], applianceRoute{dest: p.Masked(), via: via, where: fmt.Sprintf("%s routes %s to the virtual appliance at %s", table, dest, via)})
 	}
 	for _, r := range byType["azurerm_route_table"] {
 		for _, b := range blocks(r.Values, "route") {
-			each(r, b)
+			each(r, r.Address, b)
 		}
 	}
 	for _, r := range byType["azurerm_route"] {
-		each(r, r.Values)
+		each(r, m.addrOf("azurerm_route_table", m.ref(r.Values, "route_table_name")), r.Values)
 	}
+	m.appliance = map[*Subnet][]applianceRoute{}
+	for _, r := range byType["azurerm_subnet_route_table_association"] {
+		t := m.addrOf("azurerm_route_table", m.ref(r.Values, "route_table_id"))
+		for _, s := range m.subnetsOf([]string{str(r.Values, "subnet_id")}) {
+			m.appliance[s] = append(m.appliance[s], tables[t]...)
+		}
+	}
+}
+
+// transitSources returns the subnets of other networks that reach s
+// through an appliance: a subnet whose table sends s's range (or a range
+// not known statically) to a virtual appliance, in a network that is not
+// joined to s's but shares a peered network (the hub) with it. The
+// appliance's rules are not read: the transit is read as forwarding, and
+// its return traffic as going back through it.
+func (m *Model) transitSources(s *Subnet) []peerSource {
+	if s.VPC == nil || !s.CIDR.IsValid() {
+		return nil
+	}
+	linked := map[*VPC]bool{s.VPC: true}
+	for _, v := range m.linkedVPCs(s.VPC) {
+		linked[v] = true
+	}
+	var out []peerSource
+	for _, o := range m.Subnets {
+		if o.VPC == nil || linked[o.VPC] {
+			continue
+		}
+		hub := m.sharedPeer(o.VPC, s.VPC)
+		if hub == nil {
+			continue
+		}
+		for _, r := range m.appliance[o] {
+			if r.dest.IsValid() && (!r.dest.Overlaps(s.CIDR) || r.dest.Bits() > s.CIDR.Bits()) {
+				continue
+			}
+			src := m.SubnetSource(o)
+			why := fmt.Sprintf("%s, in %s, peered with both %s and %s", r.where, hub.Addr, o.VPC.Addr, s.VPC.Addr)
+			src.Transit = why
+			out = append(out, peerSource{Source: src, Hop: Hop{Kind: "appliance", Addr: "virtual appliance at " + r.via, Detail: why},
+				Assumed: []string{r.where + ": the appliance's rules are not evaluated: assumed to forward " + o.Addr + " to " + s.Addr + " and back"}})
+			break
+		}
+	}
+	return out
+}
+
+// sharedPeer returns a network that a peering joins to both a and b, nil
+// when there is none.
+func (m *Model) sharedPeer(a, b *VPC) *VPC {
+	for _, v := range m.linkedVPCs(a) {
+		if v == b {
+			continue
+		}
+		for _, w := range m.linkedVPCs(b) {
+			if w == v {
+				return v
+			}
+		}
+	}
+	return nil
 }

@@ -855,8 +855,9 @@ func TestAzurePrivateDatabases(t *testing.T) {
 
 // TestAzureApplianceTransitNoted: a route whose next hop is a virtual
 // appliance (an Azure Firewall or a network virtual appliance in a hub)
-// carries spoke-to-spoke traffic the model does not follow; it was passed
-// over in silence. Each such route is now a note saying so.
+// carries spoke-to-spoke traffic through rules the model does not read;
+// it was passed over in silence. Each such route is now a note saying the
+// transit is read as forwarding (TestAzureApplianceTransitReach).
 func TestAzureApplianceTransitNoted(t *testing.T) {
 	rep := run(t, "testdata/azure/appliance-transit")
 	for _, tc := range []struct{ addr, dest string }{
@@ -864,11 +865,42 @@ func TestAzureApplianceTransitNoted(t *testing.T) {
 		{"azurerm_route.to_left", "10.1.0.0/16"},
 	} {
 		got := activeOn(rep, RuleNotEvaluated, tc.addr)
-		if len(got) != 1 || !strings.Contains(got[0].Message, tc.dest) || !strings.Contains(got[0].Message, "10.0.1.4") || !strings.Contains(got[0].Message, "not followed") {
-			t.Errorf("%s on %s: %+v, want one note naming %s through 10.0.1.4, not followed", RuleNotEvaluated, tc.addr, got, tc.dest)
+		if len(got) != 1 || !strings.Contains(got[0].Message, tc.dest) || !strings.Contains(got[0].Message, "10.0.1.4") || !strings.Contains(got[0].Message, "read as forwarding") {
+			t.Errorf("%s on %s: %+v, want one note naming %s through 10.0.1.4, read as forwarding", RuleNotEvaluated, tc.addr, got, tc.dest)
 		}
 	}
 	if got := activeOn(rep, RuleNotEvaluated, "azurerm_route_table.right"); len(got) > 0 {
 		t.Errorf("note on a table without appliance routes: %+v", got)
+	}
+}
+
+// TestAzureApplianceTransitReach: a spoke whose subnet routes another
+// spoke's range to an appliance in the hub both are peered with reaches
+// that spoke through it. The appliance's rules are not read, so the
+// transit is read as forwarding (fail closed), and the path says so.
+func TestAzureApplianceTransitReach(t *testing.T) {
+	acc, err := Reachability(context.Background(), Config{Paths: []string{"testdata/azure/appliance-reach"}}, "azurerm_postgresql_flexible_server.orders")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var found bool
+	for _, a := range acc {
+		if a.Source != "azurerm_subnet.app" || a.Port != 5432 {
+			continue
+		}
+		found = true
+		var hops []string
+		for _, h := range a.Path {
+			hops = append(hops, h.Addr+" "+h.Detail)
+		}
+		if p := strings.Join(hops, " | "); !strings.Contains(p, "azurerm_route_table.app") || !strings.Contains(p, "10.0.1.4") {
+			t.Errorf("path %q does not cross the appliance route", p)
+		}
+		if as := strings.Join(a.Assumed, "; "); !strings.Contains(as, "not evaluated") {
+			t.Errorf("assumed %q does not say the appliance's rules are not evaluated", as)
+		}
+	}
+	if !found {
+		t.Errorf("the left spoke's subnet does not reach the server through the hub's appliance: %+v", acc)
 	}
 }

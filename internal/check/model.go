@@ -63,6 +63,8 @@ type Model struct {
 	linked    map[*VPC][]*VPC
 	vpcTables map[*VPC][]*RouteTable
 	peerCache map[*Subnet][]peerSource
+	// appliance holds each Azure subnet's routes to a virtual appliance.
+	appliance map[*Subnet][]applianceRoute
 	// anySubnet holds, by VPC, the tables an unknown association may put
 	// under any subnet.
 	anySubnet map[*VPC][]*RouteTable
