@@ -11,18 +11,20 @@ import (
 
 // ebSettings reads an Elastic Beanstalk environment's setting blocks:
 // each namespace and name's values, and whether one is not known
-// statically.
+// statically (those values, as read, in unknowns).
 type ebSettings struct {
-	vals    map[[2]string][]string
-	unknown map[[2]string]bool
+	vals     map[[2]string][]string
+	unknown  map[[2]string]bool
+	unknowns map[[2]string][]any
 }
 
 func readEBSettings(r *tf.Resource) ebSettings {
-	s := ebSettings{vals: map[[2]string][]string{}, unknown: map[[2]string]bool{}}
+	s := ebSettings{vals: map[[2]string][]string{}, unknown: map[[2]string]bool{}, unknowns: map[[2]string][]any{}}
 	for _, b := range blocks(r.Values, "setting") {
 		k := [2]string{str(b, "namespace"), str(b, "name")}
 		if unknown(b, "value") {
 			s.unknown[k] = true
+			s.unknowns[k] = append(s.unknowns[k], b["value"])
 			continue
 		}
 		s.vals[k] = append(s.vals[k], str(b, "value"))
@@ -56,6 +58,18 @@ func (s ebSettings) namespaces() map[string]bool {
 	return out
 }
 
+// ebSubnets returns the subnets an aws:ec2:vpc setting (Subnets,
+// ELBSubnets) names, every setting of that name and each element of its
+// list; one not known statically is recorded on e (subnetsIn).
+func (m *Model) ebSubnets(e *Endpoint, s ebSettings, name string) []*Subnet {
+	var vals []any
+	for _, v := range s.list("aws:ec2:vpc", name) {
+		vals = append(vals, v)
+	}
+	attr := "setting " + name
+	return m.subnetsIn(e, map[string]any{attr: append(vals, s.unknowns[[2]string{"aws:ec2:vpc", name}]...)}, attr)
+}
+
 func (s ebSettings) has(ns, name string) bool {
 	k := [2]string{ns, name}
 	return len(s.vals[k]) > 0 || s.unknown[k]
@@ -73,8 +87,8 @@ const ebLaunch = "aws:autoscaling:launchconfiguration"
 func (m *Model) beanstalkEnvironments(byType map[string][]*tf.Resource, add func(*Endpoint)) {
 	for _, r := range byType["aws_elastic_beanstalk_environment"] {
 		s := readEBSettings(r)
-		e := &Endpoint{Addr: r.Address, Kind: "beanstalk instance", Res: r,
-			Subnets: m.subnetsOf(s.list("aws:ec2:vpc", "Subnets")), SGs: m.sgsOf(s.list(ebLaunch, "SecurityGroups"))}
+		e := &Endpoint{Addr: r.Address, Kind: "beanstalk instance", Res: r, SGs: m.sgsOf(s.list(ebLaunch, "SecurityGroups"))}
+		e.Subnets = m.ebSubnets(e, s, "Subnets")
 		if s.unknown[[2]string{ebLaunch, "SecurityGroups"}] {
 			e.SGsUnknown = "setting SecurityGroups not known statically: assumed to admit every address"
 		}
@@ -177,11 +191,10 @@ func (m *Model) beanstalkBalancer(r *tf.Resource, s ebSettings, inst *Endpoint) 
 		kind = "classic"
 	}
 	lb := &Endpoint{Addr: r.Address + " (the load balancer Beanstalk makes)", Kind: "lb", Gateway: true, Res: r}
-	lb.Subnets = m.subnetsOf(s.list("aws:ec2:vpc", "ELBSubnets"))
-	if !s.has("aws:ec2:vpc", "ELBSubnets") {
+	if s.has("aws:ec2:vpc", "ELBSubnets") {
+		lb.Subnets = m.ebSubnets(lb, s, "ELBSubnets")
+	} else {
 		lb.Subnets, lb.SubnetsMaybe, lb.SubnetsAny, lb.SubnetsUnknown = inst.Subnets, inst.SubnetsMaybe, inst.SubnetsAny, inst.SubnetsUnknown
-	} else if s.unknown[[2]string{"aws:ec2:vpc", "ELBSubnets"}] {
-		lb.SubnetsAny, lb.SubnetsUnknown = true, "setting ELBSubnets not known statically"
 	}
 	switch scheme := strings.ToLower(strings.Join(s.list("aws:ec2:vpc", "ELBScheme"), "")); {
 	case s.unknown[[2]string{"aws:ec2:vpc", "ELBScheme"}]:

@@ -1464,3 +1464,23 @@ func TestDefaultGroupByVPCAttribute(t *testing.T) {
 		}
 	}
 }
+
+// TestBeanstalkSubnets: an environment's instances are in each subnet its
+// Subnets settings name, several settings or one comma-separated list; a
+// setting not known statically may name any subnet, so the instances were
+// read as in the known ones alone and SSH open to the world went
+// unreported.
+func TestBeanstalkSubnets(t *testing.T) {
+	rep := run(t, "testdata/aws/beanstalk-subnets")
+	for _, env := range []string{"twice", "listed"} {
+		a := "aws_elastic_beanstalk_environment." + env
+		if got := activeOn(rep, RuleExposedPort, a); len(got) != 1 || got[0].Severity != Critical || !strings.Contains(pathLine(got[0].Path), "aws_subnet.edge") {
+			t.Errorf("%s on %s: %+v, want SSH critical through aws_subnet.edge", RuleExposedPort, a, got)
+		}
+	}
+	a := "aws_elastic_beanstalk_environment.partly"
+	got := activeOn(rep, RuleExposedPort, a)
+	if len(got) != 1 || got[0].Severity != High || !strings.Contains(got[0].Message, "Subnets") || !strings.Contains(got[0].Message, "not known statically") {
+		t.Errorf("%s on %s: %+v, want SSH high, resting on the unknown Subnets setting", RuleExposedPort, a, got)
+	}
+}

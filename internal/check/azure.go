@@ -670,6 +670,8 @@ func (m *Model) buildAzure(byType map[string][]*tf.Resource) {
 		m.Endpoints = append(m.Endpoints, e)
 	}
 	m.azureContainerGroups(byType)
+	m.azurePrivateData(byType)
+	m.applianceRoutes(byType)
 	ms, ilbs := m.azureMachines(byType, lbs), m.internalLBs(byType)
 	m.azureLBAddresses(byType, ms, lbs)
 	m.azureFirewalls(byType, ms, ilbs, pips, family)
@@ -772,7 +774,7 @@ func azureRules() []Rule {
 			"A virtual machine (not a load balancer or application gateway) has a public IP, or a public load balancer's inbound NAT rule forwarding a port to it alone, and its NSGs let internet traffic reach it on some port. A machine reached only through a balancer's load-balancing rules is behind the balancer, and is not reported here (an admin or data-store port those rules forward is AZ-NET-002). A container group (Azure Container Instances) of ip_address_type Public, the provider's default, is reported too: its public address forwards its exposed ports (exposed_port, else every port of its containers) with no NSG in the way; an admin or data-store port among them is AZ-NET-002.",
 			"Put the machine behind an Azure Load Balancer, Application Gateway or the moat gateway, without a public IP of its own."},
 		{RuleAzLateral, High, "Admin or data-store port reachable from a whole peered network",
-			"An SSH, RDP, database or cluster-store port of a virtual machine is reachable from the entire address space of a peered virtual network (NSG rules that allow VirtualNetwork or the peer's whole range): one compromised host there can pivot into this network.",
+			"An SSH, RDP, database or cluster-store port of a virtual machine, or the port of a PostgreSQL or MySQL flexible server in its delegated subnet or of a data service's private endpoint, is reachable from the entire address space of a peered virtual network (NSG rules that allow VirtualNetwork or the peer's whole range): one compromised host there can pivot into this network.",
 			"Allow the port only from the application security groups or narrow ranges of the hosts that need it, not VirtualNetwork or the peer's whole address space."},
 		{RuleNSGNoFlowLogs, Medium, "Network security group without flow logs",
 			"No azurerm_network_watcher_flow_log names this NSG (or its virtual network), so the traffic it decides on is not recorded.",
@@ -925,4 +927,113 @@ func (m *Model) azureNSGRules(fs *findings) {
 			fs.addSev(RuleNSGWorldOpen, Medium, n.Res, nil, "%s every internet address on %s; nothing in the scanned code associates it, so wherever it is associated the internet reaches those ports", admits, what)
 		}
 	}
+}
+
+// applianceRoute is a route of an Azure route table whose next hop is a
+// virtual appliance: traffic for dest (invalid when not known statically)
+// goes to the appliance at via, by the route written at where.
+type applianceRoute struct {
+	dest       netip.Prefix
+	via, where string
+}
+
+// applianceRoutes reads the routes whose next hop is a virtual appliance
+// (an Azure Firewall or a network virtual appliance, most often in a hub
+// between spokes), or not known statically, of the tables associated with
+// subnets (m.appliance), and notes each: the appliance's own rules are not
+// read, so the transit is read as forwarding (transitSources) and the path
+// says so.
+func (m *Model) applianceRoutes(byType map[string][]*tf.Resource) {
+	tables := map[string][]applianceRoute{}
+	each := func(r *tf.Resource, table string, b map[string]any) {
+		hop := str(b, "next_hop_type")
+		if !unknown(b, "next_hop_type") && !strings.EqualFold(hop, "VirtualAppliance") {
+			return
+		}
+		if unknown(b, "next_hop_type") {
+			hop = "not known statically"
+		}
+		dest, via := str(b, "address_prefix"), str(b, "next_hop_in_ip_address")
+		p, err := netip.ParsePrefix(strings.TrimSpace(dest))
+		if unknown(b, "address_prefix") || err != nil {
+			dest, p = "a range not known statically", netip.Prefix{}
+		}
+		switch {
+		case unknown(b, "next_hop_in_ip_address"):
+			via = "an address not known statically"
+		case via == "":
+			via = "no address given"
+		}
+		m.note(r, "route %s to %s: next hop %s (%s): the appliance's rules are not read, so what it forwards between networks is not evaluated: read as forwarding", str(b, "name"), dest, hop, via)
+		tables[table] = append(tables[table], applianceRoute{dest: p.Masked(), via: via, where: fmt.Sprintf("%s routes %s to the virtual appliance at %s", table, dest, via)})
+	}
+	for _, r := range byType["azurerm_route_table"] {
+		for _, b := range blocks(r.Values, "route") {
+			each(r, r.Address, b)
+		}
+	}
+	for _, r := range byType["azurerm_route"] {
+		each(r, m.addrOf("azurerm_route_table", m.ref(r.Values, "route_table_name")), r.Values)
+	}
+	m.appliance = map[*Subnet][]applianceRoute{}
+	for _, r := range byType["azurerm_subnet_route_table_association"] {
+		t := m.addrOf("azurerm_route_table", m.ref(r.Values, "route_table_id"))
+		for _, s := range m.subnetsOf([]string{str(r.Values, "subnet_id")}) {
+			m.appliance[s] = append(m.appliance[s], tables[t]...)
+		}
+	}
+}
+
+// transitSources returns the subnets of other networks that reach s
+// through an appliance: a subnet whose table sends s's range (or a range
+// not known statically) to a virtual appliance, in a network that is not
+// joined to s's but shares a peered network (the hub) with it. The
+// appliance's rules are not read: the transit is read as forwarding, and
+// its return traffic as going back through it.
+func (m *Model) transitSources(s *Subnet) []peerSource {
+	if s.VPC == nil || !s.CIDR.IsValid() {
+		return nil
+	}
+	linked := map[*VPC]bool{s.VPC: true}
+	for _, v := range m.linkedVPCs(s.VPC) {
+		linked[v] = true
+	}
+	var out []peerSource
+	for _, o := range m.Subnets {
+		if o.VPC == nil || linked[o.VPC] {
+			continue
+		}
+		hub := m.sharedPeer(o.VPC, s.VPC)
+		if hub == nil {
+			continue
+		}
+		for _, r := range m.appliance[o] {
+			if r.dest.IsValid() && (!r.dest.Overlaps(s.CIDR) || r.dest.Bits() > s.CIDR.Bits()) {
+				continue
+			}
+			src := m.SubnetSource(o)
+			why := fmt.Sprintf("%s, in %s, peered with both %s and %s", r.where, hub.Addr, o.VPC.Addr, s.VPC.Addr)
+			src.Transit = why
+			out = append(out, peerSource{Source: src, Hop: Hop{Kind: "appliance", Addr: "virtual appliance at " + r.via, Detail: why},
+				Assumed: []string{r.where + ": the appliance's rules are not evaluated: assumed to forward " + o.Addr + " to " + s.Addr + " and back"}})
+			break
+		}
+	}
+	return out
+}
+
+// sharedPeer returns a network that a peering joins to both a and b, nil
+// when there is none.
+func (m *Model) sharedPeer(a, b *VPC) *VPC {
+	for _, v := range m.linkedVPCs(a) {
+		if v == b {
+			continue
+		}
+		for _, w := range m.linkedVPCs(b) {
+			if w == v {
+				return v
+			}
+		}
+	}
+	return nil
 }

@@ -816,3 +816,91 @@ func TestAzureRegistryOpen(t *testing.T) {
 		}
 	}
 }
+
+// TestAzurePrivateDatabases: a PostgreSQL or MySQL flexible server in a
+// delegated subnet, and the private endpoint of an Azure SQL server, were
+// not in the network model: --reach named no resource, and a database port
+// open to a whole peered network went unreported. Each is now an endpoint
+// in its subnet, on its database's port.
+func TestAzurePrivateDatabases(t *testing.T) {
+	const dir = "testdata/azure/private-databases"
+	rep := run(t, dir)
+	for _, tc := range []struct{ addr, port string }{
+		{"azurerm_postgresql_flexible_server.orders", "tcp 5432"},
+		{"azurerm_mysql_flexible_server.billing", "tcp 3306"},
+		{"azurerm_private_endpoint.ledger", "tcp 1433"},
+	} {
+		got := activeOn(rep, RuleAzLateral, tc.addr)
+		if len(got) != 1 || !strings.Contains(got[0].Message, tc.port) || !strings.Contains(got[0].Message, "azurerm_virtual_network.partner") {
+			t.Errorf("%s on %s: %+v, want one on %s from the partner network", RuleAzLateral, tc.addr, got, tc.port)
+		}
+	}
+	// --reach on the server behind the private endpoint lists what
+	// reaches it through the endpoint.
+	for _, addr := range []string{"azurerm_postgresql_flexible_server.orders", "azurerm_mssql_server.ledger"} {
+		acc, err := Reachability(context.Background(), Config{Paths: []string{dir}}, addr)
+		if err != nil {
+			t.Errorf("--reach %s: %v", addr, err)
+			continue
+		}
+		var peer bool
+		for _, a := range acc {
+			peer = peer || strings.Contains(a.Source, "azurerm_virtual_network.partner")
+		}
+		if !peer {
+			t.Errorf("--reach %s: %+v, want the partner network among the sources", addr, acc)
+		}
+	}
+}
+
+// TestAzureApplianceTransitNoted: a route whose next hop is a virtual
+// appliance (an Azure Firewall or a network virtual appliance in a hub)
+// carries spoke-to-spoke traffic through rules the model does not read;
+// it was passed over in silence. Each such route is now a note saying the
+// transit is read as forwarding (TestAzureApplianceTransitReach).
+func TestAzureApplianceTransitNoted(t *testing.T) {
+	rep := run(t, "testdata/azure/appliance-transit")
+	for _, tc := range []struct{ addr, dest string }{
+		{"azurerm_route_table.left", "10.2.0.0/16"},
+		{"azurerm_route.to_left", "10.1.0.0/16"},
+	} {
+		got := activeOn(rep, RuleNotEvaluated, tc.addr)
+		if len(got) != 1 || !strings.Contains(got[0].Message, tc.dest) || !strings.Contains(got[0].Message, "10.0.1.4") || !strings.Contains(got[0].Message, "read as forwarding") {
+			t.Errorf("%s on %s: %+v, want one note naming %s through 10.0.1.4, read as forwarding", RuleNotEvaluated, tc.addr, got, tc.dest)
+		}
+	}
+	if got := activeOn(rep, RuleNotEvaluated, "azurerm_route_table.right"); len(got) > 0 {
+		t.Errorf("note on a table without appliance routes: %+v", got)
+	}
+}
+
+// TestAzureApplianceTransitReach: a spoke whose subnet routes another
+// spoke's range to an appliance in the hub both are peered with reaches
+// that spoke through it. The appliance's rules are not read, so the
+// transit is read as forwarding (fail closed), and the path says so.
+func TestAzureApplianceTransitReach(t *testing.T) {
+	acc, err := Reachability(context.Background(), Config{Paths: []string{"testdata/azure/appliance-reach"}}, "azurerm_postgresql_flexible_server.orders")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var found bool
+	for _, a := range acc {
+		if a.Source != "azurerm_subnet.app" || a.Port != 5432 {
+			continue
+		}
+		found = true
+		var hops []string
+		for _, h := range a.Path {
+			hops = append(hops, h.Addr+" "+h.Detail)
+		}
+		if p := strings.Join(hops, " | "); !strings.Contains(p, "azurerm_route_table.app") || !strings.Contains(p, "10.0.1.4") {
+			t.Errorf("path %q does not cross the appliance route", p)
+		}
+		if as := strings.Join(a.Assumed, "; "); !strings.Contains(as, "not evaluated") {
+			t.Errorf("assumed %q does not say the appliance's rules are not evaluated", as)
+		}
+	}
+	if !found {
+		t.Errorf("the left spoke's subnet does not reach the server through the hub's appliance: %+v", acc)
+	}
+}

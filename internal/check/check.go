@@ -238,6 +238,7 @@ func loadTF(dir string, cfg Config) (*tf.Project, error) {
 			opts.VarFiles = append(opts.VarFiles, filepath.ToSlash(strings.TrimPrefix(strings.TrimPrefix(a, vol), string(filepath.Separator))))
 		}
 	}
+	opts.Unread = unread
 	proj, err := tf.LoadDir(fsys, root, opts)
 	if err != nil {
 		return nil, fmt.Errorf("%w (in %s)", err, dir)

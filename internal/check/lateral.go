@@ -30,6 +30,7 @@ func (m *Model) peerSources(s *Subnet) []peerSource {
 			out = append(out, peerSource{Source: m.VPCSource(v), Hop: hop, Assumed: assumed})
 		}
 	}
+	out = append(out, m.transitSources(s)...)
 	defer func() { m.peerCache[s] = out }()
 	for _, t := range m.tablesOf(s) {
 		if t == nil {

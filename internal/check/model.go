@@ -63,6 +63,8 @@ type Model struct {
 	linked    map[*VPC][]*VPC
 	vpcTables map[*VPC][]*RouteTable
 	peerCache map[*Subnet][]peerSource
+	// appliance holds each Azure subnet's routes to a virtual appliance.
+	appliance map[*Subnet][]applianceRoute
 	// anySubnet holds, by VPC, the tables an unknown association may put
 	// under any subnet.
 	anySubnet map[*VPC][]*RouteTable
@@ -312,6 +314,9 @@ type Endpoint struct {
 	SubnetsUnknown string
 	SubnetsMaybe   []*Subnet
 	SubnetsAny     bool
+	// For is the resource a private endpoint reaches, "" for other
+	// endpoints: --reach on that resource lists what reaches it this way.
+	For string
 	// OutsideVPC: the endpoint is in no VPC by design (a Lightsail
 	// instance), where Unplaced says; that is not an assumption.
 	OutsideVPC bool

@@ -52,6 +52,10 @@ type Source struct {
 	// Gateway is the VPN gateway a network behind a site-to-site VPN
 	// sends from; its return traffic leaves by the routes to it.
 	Gateway string
+	// Transit, when set, says how the source's traffic is forwarded by an
+	// appliance whose rules are not read (transitSources): its return
+	// traffic is read as going back the same way.
+	Transit string
 	// Service, when set, is the AWS-managed prefix list whose ranges the
 	// source sends from (CloudFront's origin-facing servers): a rule
 	// naming it admits the source.
@@ -559,6 +563,8 @@ func (m *Model) reachVia1(src Source, e *Endpoint, s *Subnet, t *RouteTable, pro
 		set = got
 	case src.VPC != nil && s.VPC != nil && src.VPC == s.VPC:
 		path = append(path, Hop{Kind: "route", Addr: tname, Detail: "local route within " + s.VPC.Addr})
+	case src.Transit != "":
+		path = append(path, Hop{Kind: "route", Addr: tname, Detail: "return traffic read as going back through the appliance"})
 	default:
 		got, used := routed(t, s.VPC, set, func(r Route) bool {
 			if src.Gateway != "" {

@@ -45,7 +45,7 @@ func Reachability(ctx context.Context, cfg Config, address string) ([]Access, er
 		}
 		m := Build(proj.Resources)
 		for _, e := range m.Endpoints {
-			if e.Addr != address {
+			if e.Addr != address && e.For != address {
 				continue
 			}
 			found = true

@@ -44,6 +44,15 @@ type evaluator struct {
 	work *budget
 	// instances counts the instances expansions made, against maxInstances.
 	instances int
+	// unread is Options.Unread; typ and attr are the resource type and the
+	// attribute being read (both "" outside a resource's attributes): a
+	// note on an attribute unread reports is dropped.
+	unread    func(typ, attr string) bool
+	typ, attr string
+	// passing is set while a value that only passes its unknowns on is
+	// read (a local, an output, a module call's argument): they are noted
+	// where a resource reads them, if one does.
+	passing bool
 }
 
 type instance struct {
@@ -199,7 +208,8 @@ type kindedNote struct {
 }
 
 func (ev *evaluator) note(r hcl.Range, addr, kind, format string, args ...any) {
-	if ev.quiet {
+	if ev.quiet || ev.attr != "" && ev.unread != nil && ev.unread(ev.typ, ev.attr) ||
+		ev.passing && (kind == kindUnknown || kind == kindComputed) {
 		return
 	}
 	ev.notes = append(ev.notes, Note{Pos: rangePos(r), Address: addr, Msg: fmt.Sprintf(format, args...), kind: kind})
@@ -282,7 +292,7 @@ func (ev *evaluator) instance(in *instance) int {
 		// Under an unknown count or for_each, what fails to evaluate
 		// follows from the unknown key, already noted.
 		ev.quiet = rs.unknownKey
-		ev.in = in
+		ev.in, ev.typ = in, rs.rb.typ
 		rs.from = make([]map[string][]string, len(rs.keys))
 		for i := range rs.keys {
 			c := rs.child(ctx, i)
@@ -295,7 +305,7 @@ func (ev *evaluator) instance(in *instance) int {
 				rs.known = false
 			}
 		}
-		ev.quiet, ev.in = false, nil
+		ev.quiet, ev.in, ev.typ = false, nil, ""
 		if !rs.known {
 			unknown++
 		}
@@ -331,13 +341,16 @@ func (ev *evaluator) instance(in *instance) int {
 	in.outputs = map[string]cty.Value{}
 	in.outFrom = map[string][]string{}
 	for _, o := range in.mod.outputs {
-		// What an output leaves unknown is said of the module call (one
-		// note of each kind for them all), or of a root output by name.
+		// What an output cannot evaluate is said of the module call (one
+		// note of each kind for them all), or of a root output by name;
+		// what it leaves unknown, where a resource reads it.
 		addr := in.addr
 		if addr == "" {
 			addr = "output." + o.name
 		}
+		ev.passing = true
 		v := ev.expr(o.expr, ctx, addr)
+		ev.passing = false
 		in.outputs[o.name] = v
 		if !v.IsWhollyKnown() && !ev.work.spent() {
 			in.outFrom[o.name] = sources(o.expr, ctx, in)
@@ -498,7 +511,9 @@ func (ev *evaluator) variables(in *instance) int {
 		case in.call == nil && hasKey(in.rootVars, n):
 			val = in.rootVars[n]
 		case in.call != nil && args[n] != nil:
+			ev.passing = true
 			val = ev.expr(args[n], pctx, in.call.base)
+			ev.passing = false
 			// Past the budget, what an unknown value may be is not
 			// narrowed: it may be anything.
 			if !val.IsWhollyKnown() && !ev.work.spent() {
@@ -602,7 +617,9 @@ func (ev *evaluator) locals(in *instance) int {
 			if addr == "" {
 				addr = "local." + a.name
 			}
+			ev.passing = true
 			in.locals[a.name] = ev.expr(a.expr, ctx, addr)
+			ev.passing = false
 			unknown++
 			if ev.work.spent() {
 				continue
@@ -818,6 +835,9 @@ func (ev *evaluator) body(b *body, ctx *hcl.EvalContext, addr string, top bool) 
 		if top && metaArgs[name] {
 			continue
 		}
+		if top && ev.typ != "" {
+			ev.attr = name
+		}
 		m[name] = ev.expr(e, ctx, addr)
 		if !ev.work.spent() {
 			m[name] = withPrefixLen(m[name], e, ctx, ev.in)
@@ -825,6 +845,12 @@ func (ev *evaluator) body(b *body, ctx *hcl.EvalContext, addr string, top bool) 
 	}
 	blocks := map[string][]cty.Value{}
 	for _, nb := range b.blocks {
+		if top && ev.typ != "" {
+			ev.attr = nb.typ
+			if nb.typ == "dynamic" && len(nb.labels) == 1 {
+				ev.attr = nb.labels[0]
+			}
+		}
 		switch nb.typ {
 		case "lifecycle", "provisioner", "connection", "precondition", "postcondition":
 			continue
@@ -844,6 +870,9 @@ func (ev *evaluator) body(b *body, ctx *hcl.EvalContext, addr string, top bool) 
 			}
 		}
 		m[t] = tupleOf(vs)
+	}
+	if top {
+		ev.attr = ""
 	}
 	return objectOf(m)
 }

@@ -26,6 +26,10 @@ type Options struct {
 	// VarFS holds VarFiles when they are named by whoever runs the check
 	// rather than by the configuration, which reads only its own fs.FS.
 	VarFS fs.FS
+	// Unread, when set, reports whether attribute (or nested block) attr
+	// of a resource of type typ is one whose value can change no finding:
+	// what cannot be evaluated there is not noted.
+	Unread func(typ, attr string) bool
 }
 
 // maxModuleDepth bounds module nesting (and so module cycles).
@@ -122,6 +126,7 @@ func LoadDir(fsys fs.FS, dir string, opts Options) (*Project, error) {
 	}
 	p := &Project{Files: l.files}
 	ev := newEvaluator(root, vars, p, l)
+	ev.unread = opts.Unread
 	ev.run()
 	p.Notes = append(p.Notes, l.notes...)
 	p.sort()

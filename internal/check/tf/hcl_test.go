@@ -143,6 +143,9 @@ resource "random_id" "r" {
 resource "aws_s3_bucket" "d" {
   bucket = "logs-${var.env}-${random_id.r.hex}"
 }
+resource "terraform_data" "whole" {
+  input = { size = var.n }
+}
 output "whole" {
   value = aws_s3_bucket.d
 }
@@ -172,9 +175,8 @@ resource "aws_instance" "g" {
 		// A name the module does not declare is an error, not a value
 		// to compute.
 		"aws_s3_bucket.f: reference to undeclared resource aws_s3_bucket.misspelt: Terraform rejects the configuration",
-		// A resource passed whole has its ID known; an output is named
-		// by its address.
-		"output.whole: value is partly known: some of its attributes are not known statically (depends on aws_s3_bucket.d)",
+		// An object is known, some of its attributes not.
+		"terraform_data.whole: value is partly known: some of its attributes are not known statically (depends on var.n)",
 		// A value that refers to nothing names the function not
 		// computed here.
 		"aws_instance.g: value is not known statically (depends on the result of filebase64(…), not computed here)",
@@ -182,6 +184,10 @@ resource "aws_instance" "g" {
 		if !strings.Contains(all, want) {
 			t.Errorf("notes lack %q:\n%s", want, all)
 		}
+	}
+	// An output only passes its unknowns on, to nothing at the root.
+	if strings.Contains(all, "output.whole") {
+		t.Errorf("a note on an output:\n%s", all)
 	}
 	if _, ok := byAddr(p)["aws_instance.a"]; !ok {
 		t.Error("a resource with an unknown count must still be read (as one instance)")

@@ -1,0 +1,52 @@
+package check
+
+import (
+	"moat/internal/check/tf"
+)
+
+// azurePrivatePorts are the ports of the Azure data services a delegated
+// subnet or a private endpoint puts in a network.
+var azurePrivatePorts = map[string][]int{
+	"azurerm_postgresql_flexible_server":  {5432},
+	"azurerm_mysql_flexible_server":       {3306},
+	"azurerm_postgresql_server":           {5432},
+	"azurerm_mysql_server":                {3306},
+	"azurerm_mariadb_server":              {3306},
+	"azurerm_mssql_server":                {1433},
+	"azurerm_sql_server":                  {1433},
+	"azurerm_redis_cache":                 {6379, 6380},
+	"azurerm_cosmosdb_postgresql_cluster": {5432},
+}
+
+// azurePrivateData adds the Azure data services reached inside a virtual
+// network as endpoints in their subnets, on their service's ports, behind
+// the subnets' NSGs: a PostgreSQL or MySQL flexible server in its delegated
+// subnet, and each private endpoint of a server, in the endpoint's subnet
+// and reaching that server (Endpoint.For). A private endpoint of a service
+// not listed in azurePrivatePorts is not read.
+func (m *Model) azurePrivateData(byType map[string][]*tf.Resource) {
+	for _, typ := range []string{"azurerm_postgresql_flexible_server", "azurerm_mysql_flexible_server"} {
+		for _, r := range byType[typ] {
+			if !has(r.Values, "delegated_subnet_id") {
+				continue // public access: its firewall rules decide (AZ-NET-005)
+			}
+			e := &Endpoint{Addr: r.Address, Kind: "database", Res: r, Azure: true, DataTier: true, Ports: azurePrivatePorts[typ]}
+			e.Listens = listensOn(e.Ports)
+			e.Subnets = m.subnetsIn(e, r.Values, "delegated_subnet_id")
+			m.Endpoints = append(m.Endpoints, e)
+		}
+	}
+	for _, r := range byType["azurerm_private_endpoint"] {
+		for _, c := range blocks(r.Values, "private_service_connection") {
+			target := m.lookup(m.addr(str(c, "private_connection_resource_id")))
+			if target == nil || azurePrivatePorts[target.Type] == nil {
+				continue
+			}
+			e := &Endpoint{Addr: r.Address, Kind: "private endpoint of " + target.Address, For: target.Address, Res: r, Azure: true, DataTier: true,
+				Ports: azurePrivatePorts[target.Type]}
+			e.Listens = listensOn(e.Ports)
+			e.Subnets = m.subnetsIn(e, r.Values, "subnet_id")
+			m.Endpoints = append(m.Endpoints, e)
+		}
+	}
+}

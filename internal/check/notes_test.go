@@ -1,0 +1,43 @@
+package check
+
+import (
+	"strings"
+	"testing"
+)
+
+// TestUnreadUnknownsNotNoted checks that a value not known statically is
+// noted only where the checker reads it: an image, a zone, a start-up
+// script, tags or a description feed no finding, so their notes would only
+// bury the one that does (the rule's unknown source range, read as every
+// address and said in the finding). A local or an output only passes its
+// unknowns on: they are noted where a resource reads them, if it does.
+func TestUnreadUnknownsNotNoted(t *testing.T) {
+	rep := run(t, "testdata/aws/unread-unknowns")
+	for _, addr := range []string{"aws_vpc.app", "aws_subnet.app", "aws_security_group.app", "aws_instance.app", "aws_instance.spare"} {
+		for _, f := range activeOn(rep, RuleNotEvaluated, addr) {
+			t.Errorf("note on %s, whose unknowns feed no finding: %s", addr, f.Message)
+		}
+	}
+	for _, f := range active(rep, RuleNotEvaluated) {
+		if strings.HasPrefix(f.Address, "local.") || strings.HasPrefix(f.Address, "output.") || f.Address == "module.admin" {
+			t.Errorf("note on %s, which only passes unknowns on: %s", f.Address, f.Message)
+		}
+	}
+	var ranged bool
+	for _, f := range activeOn(rep, RuleNotEvaluated, "aws_security_group_rule.ssh") {
+		ranged = ranged || strings.Contains(f.Message, "var.admin_range")
+	}
+	if !ranged {
+		t.Errorf("no note on the rule's unknown source range: %+v", activeOn(rep, RuleNotEvaluated, "aws_security_group_rule.ssh"))
+	}
+	ranged = false
+	for _, f := range activeOn(rep, RuleNotEvaluated, "module.admin.aws_security_group.admin") {
+		ranged = ranged || strings.Contains(f.Message, "var.range")
+	}
+	if !ranged {
+		t.Errorf("no note on the module's unknown source range: %+v", activeOn(rep, RuleNotEvaluated, "module.admin.aws_security_group.admin"))
+	}
+	if got := activeOn(rep, RuleWorldOpen, "aws_security_group_rule.ssh"); len(got) != 1 || !strings.Contains(got[0].Message, "assumed to admit every address") {
+		t.Errorf("want the SSH rule reported at its worst, got %+v", got)
+	}
+}
