@@ -179,12 +179,19 @@ func azurePorts(b map[string]any) ([][2]int, bool) {
 }
 
 // nsgRules turns one security_rule into ordered entries (inbound only).
-func (m *Model) nsgRules(r *tf.Resource, b map[string]any, where string, vnet, own []netip.Prefix) []NACLRule {
+//
+// The VirtualNetwork tag is allowTag in an allow, denyTag in a deny
+// (finishNSG).
+func (m *Model) nsgRules(r *tf.Resource, b map[string]any, where string, allowTag, denyTag, own []netip.Prefix) []NACLRule {
 	if !strings.EqualFold(str(b, "direction"), "Inbound") && !unknown(b, "direction") {
 		return nil
 	}
 	prio := num(b, "priority", 4096)
 	allow := !strings.EqualFold(str(b, "access"), "Deny")
+	vnet := allowTag
+	if !allow {
+		vnet = denyTag
+	}
 	// Protocol * is TCP, UDP and ICMP on the rule's ports, not every
 	// port: "all" would match any port.
 	protos := []string{protoName(str(b, "protocol"))}
@@ -574,8 +581,18 @@ func (m *Model) buildAzure(byType map[string][]*tf.Resource) {
 			m.Endpoints = append(m.Endpoints, e)
 		}
 	}
+	udr := m.routePrefixes(byType)
+	governed := map[*NACL][]*Subnet{}
+	for _, s := range m.Subnets {
+		if s.NACL != nil {
+			governed[s.NACL] = append(governed[s.NACL], s)
+		}
+	}
+	for a, n := range nicNSG {
+		governed[n] = append(governed[n], nics[a].subnets...)
+	}
 	for _, n := range nsgs {
-		n.finishNSG(m, raws[n])
+		n.finishNSG(m, raws[n], udr, governed[n])
 	}
 	for _, typ := range []string{"azurerm_linux_virtual_machine", "azurerm_windows_virtual_machine", "azurerm_virtual_machine"} {
 		for _, r := range byType[typ] {
@@ -703,15 +720,21 @@ func reachFamilies(public bool, own []netip.Prefix, lb lbForward) []netip.Prefix
 	return out
 }
 
-// finishNSG sets the VirtualNetwork tag's ranges, appends Azure's default
-// inbound rules and sorts by priority.
+// rawRule is an NSG's security rule as written, read by finishNSG.
 type rawRule struct {
 	r     *tf.Resource
 	b     map[string]any
 	where string
 }
 
-func (n *NACL) finishNSG(m *Model, raws []rawRule) {
+// finishNSG sets the VirtualNetwork tag's ranges, appends Azure's default
+// inbound rules and sorts by priority. The tag holds, besides the
+// network's and its peers' spaces, the prefixes of the user-defined routes
+// of the route table of the subnet (udr, by subnet) where the rule is met:
+// an allow reads it with those of every subnet the NSG governs, a deny
+// with those they all share, so that neither admits less nor denies more
+// than Azure does.
+func (n *NACL) finishNSG(m *Model, raws []rawRule, udr map[*Subnet][]netip.Prefix, governed []*Subnet) {
 	var vnet, own []netip.Prefix
 	if n.VPC != nil {
 		own = n.VPC.CIDRs
@@ -722,11 +745,24 @@ func (n *NACL) finishNSG(m *Model, raws []rawRule) {
 			}
 		}
 	}
+	allowTag, denyTag := slices.Clone(vnet), slices.Clone(vnet)
+	var common *netipx.IPSet
+	for i, s := range governed {
+		allowTag = append(allowTag, udr[s]...)
+		if i == 0 {
+			common = setOf(udr[s]...)
+		} else {
+			common = intersect(common, setOf(udr[s]...))
+		}
+	}
+	if common != nil {
+		denyTag = append(denyTag, common.Prefixes()...)
+	}
 	var out []NACLRule
 	for _, rr := range raws {
-		out = append(out, m.nsgRules(rr.r, rr.b, rr.where, vnet, own)...)
+		out = append(out, m.nsgRules(rr.r, rr.b, rr.where, allowTag, denyTag, own)...)
 	}
-	for _, c := range vnet {
+	for _, c := range allowTag {
 		out = append(out, NACLRule{No: 65000, Allow: true, Proto: "all", From: 0, To: 65535, CIDR: c, Where: n.Addr + " default rule AllowVnetInBound"})
 	}
 	for _, c := range allInternet {
@@ -967,6 +1003,20 @@ func (m *Model) applianceRoutes(byType map[string][]*tf.Resource) {
 		m.note(r, "route %s to %s: next hop %s (%s): the appliance's rules are not read, so what it forwards between networks is not evaluated: read as forwarding", str(b, "name"), dest, hop, via)
 		tables[table] = append(tables[table], applianceRoute{dest: p.Masked(), via: via, where: fmt.Sprintf("%s routes %s to the virtual appliance at %s", table, dest, via)})
 	}
+	m.eachRoute(byType, each)
+	m.appliance = map[*Subnet][]applianceRoute{}
+	for _, r := range byType["azurerm_subnet_route_table_association"] {
+		t := m.addrOf("azurerm_route_table", m.ref(r.Values, "route_table_id"))
+		for _, s := range m.subnetsOf([]string{str(r.Values, "subnet_id")}) {
+			m.appliance[s] = append(m.appliance[s], tables[t]...)
+		}
+	}
+}
+
+// eachRoute calls each on every route of an Azure route table, written
+// inline (r the table) or as an azurerm_route (r the route), with the
+// address of its table.
+func (m *Model) eachRoute(byType map[string][]*tf.Resource, each func(r *tf.Resource, table string, b map[string]any)) {
 	for _, r := range byType["azurerm_route_table"] {
 		for _, b := range blocks(r.Values, "route") {
 			each(r, r.Address, b)
@@ -975,13 +1025,27 @@ func (m *Model) applianceRoutes(byType map[string][]*tf.Resource) {
 	for _, r := range byType["azurerm_route"] {
 		each(r, m.addrOf("azurerm_route_table", m.ref(r.Values, "route_table_name")), r.Values)
 	}
-	m.appliance = map[*Subnet][]applianceRoute{}
+}
+
+// routePrefixes returns, by subnet, the address prefixes of the routes of
+// the route table associated with it (written inline or as azurerm_route),
+// whatever their next hop: Azure's VirtualNetwork tag holds them
+// (finishNSG). A prefix not known statically is left out.
+func (m *Model) routePrefixes(byType map[string][]*tf.Resource) map[*Subnet][]netip.Prefix {
+	tables := map[string][]netip.Prefix{}
+	m.eachRoute(byType, func(_ *tf.Resource, table string, b map[string]any) {
+		if p, err := netip.ParsePrefix(strings.TrimSpace(str(b, "address_prefix"))); err == nil && !unknown(b, "address_prefix") {
+			tables[table] = append(tables[table], p.Masked())
+		}
+	})
+	out := map[*Subnet][]netip.Prefix{}
 	for _, r := range byType["azurerm_subnet_route_table_association"] {
 		t := m.addrOf("azurerm_route_table", m.ref(r.Values, "route_table_id"))
 		for _, s := range m.subnetsOf([]string{str(r.Values, "subnet_id")}) {
-			m.appliance[s] = append(m.appliance[s], tables[t]...)
+			out[s] = append(out[s], tables[t]...)
 		}
 	}
+	return out
 }
 
 // transitSources returns the subnets of other networks that reach s

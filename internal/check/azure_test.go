@@ -904,3 +904,21 @@ func TestAzureApplianceTransitReach(t *testing.T) {
 		t.Errorf("the left spoke's subnet does not reach the server through the hub's appliance: %+v", acc)
 	}
 }
+
+// TestAzureVirtualNetworkTagHoldsRoutes: Azure's VirtualNetwork tag holds
+// the prefixes of the user-defined routes of the subnet's route table, so
+// an NSG admitting only VirtualNetwork admits a spoke whose range that
+// table sends through the hub's firewall. The tag was read as the
+// network's and its peers' spaces only, turning the spoke away.
+func TestAzureVirtualNetworkTagHoldsRoutes(t *testing.T) {
+	acc, err := Reachability(context.Background(), Config{Paths: []string{"testdata/azure/appliance-vnet-tag"}}, "azurerm_postgresql_flexible_server.orders")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, a := range acc {
+		if a.Source == "azurerm_subnet.app" && a.Port == 5432 {
+			return
+		}
+	}
+	t.Errorf("the left spoke's subnet does not reach the server through the hub's appliance past an NSG admitting VirtualNetwork: %+v", acc)
+}
