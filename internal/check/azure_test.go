@@ -922,3 +922,38 @@ func TestAzureVirtualNetworkTagHoldsRoutes(t *testing.T) {
 	}
 	t.Errorf("the left spoke's subnet does not reach the server through the hub's appliance past an NSG admitting VirtualNetwork: %+v", acc)
 }
+
+// TestAzureSubnetUnknownReach: a flexible server, a private endpoint and a
+// container group whose subnet is not known statically may be in any
+// subnet of the configuration, as an AWS endpoint's may be any its
+// expression names. Reach gave up on them ("its subnets are not known"),
+// so nothing reached them; each is now reached from a subnet it may share,
+// the path saying that subnet was assumed.
+func TestAzureSubnetUnknownReach(t *testing.T) {
+	for _, tc := range []struct {
+		addr string
+		port int
+	}{
+		{"azurerm_postgresql_flexible_server.orders", 5432},
+		{"azurerm_private_endpoint.ledger", 1433},
+		{"azurerm_container_group.jobs", 22},
+	} {
+		acc, err := Reachability(context.Background(), Config{Paths: []string{"testdata/azure/subnet-unknown"}}, tc.addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var found bool
+		for _, a := range acc {
+			if a.Source != "azurerm_subnet.app" || a.Port != tc.port {
+				continue
+			}
+			found = true
+			if as := strings.Join(a.Assumed, "; "); !strings.Contains(as, "not known statically") || !strings.Contains(as, "any subnet") {
+				t.Errorf("%s: assumed %q does not say its subnet was assumed", tc.addr, as)
+			}
+		}
+		if !found {
+			t.Errorf("%s: not reached from azurerm_subnet.app on %d: %+v", tc.addr, tc.port, acc)
+		}
+	}
+}

@@ -178,7 +178,9 @@ func (m *Model) refAddrs(vals map[string]any, attr string, all []*tf.Resource) (
 
 // subnetsIn returns the subnets that attr of vals names. One not known
 // statically may be any of those its expression names, else any subnet:
-// recorded on e (SubnetsUnknown) for reach to try, and said so.
+// recorded on e (SubnetsUnknown) for reach to try, and said so. An Azure
+// endpoint's any subnet is any Azure subnet of the configuration, each
+// tried (a subnet outside it is reached from nothing modelled).
 func (m *Model) subnetsIn(e *Endpoint, vals map[string]any, attr string) []*Subnet {
 	subs := m.subnetsOf(strList(vals, attr))
 	unk, from := unknownRefs(vals, attr)
@@ -186,6 +188,18 @@ func (m *Model) subnetsIn(e *Endpoint, vals map[string]any, attr string) []*Subn
 		return subs
 	}
 	maybe := m.subnetsFrom(from)
+	if maybe == nil && e.Azure {
+		for _, s := range m.Subnets {
+			if s.Res != nil && strings.HasPrefix(s.Res.Type, "azurerm_") {
+				maybe = append(maybe, s)
+			}
+		}
+		if maybe != nil {
+			e.SubnetsMaybe = append(e.SubnetsMaybe, maybe...)
+			e.SubnetsUnknown = attr + " has a subnet not known statically: assumed to be any subnet of the configuration"
+			return subs
+		}
+	}
 	if maybe == nil {
 		e.SubnetsAny = true
 		e.SubnetsUnknown = attr + " has a subnet not known statically: assumed to be any subnet"

@@ -310,7 +310,8 @@ type Endpoint struct {
 	// SubnetsUnknown, when set, says why the endpoint may be in a subnet
 	// besides Subnets: a subnet list holds an element not known
 	// statically. It may be any of SubnetsMaybe, or, when SubnetsAny,
-	// any subnet at all, read as one outside the scanned code.
+	// any subnet at all, read as one outside the scanned code (an Azure
+	// endpoint's any subnet is every Azure subnet, in SubnetsMaybe).
 	SubnetsUnknown string
 	SubnetsMaybe   []*Subnet
 	SubnetsAny     bool

@@ -415,11 +415,11 @@ func (m *Model) reach(src Source, e *Endpoint, proto string, port int) Result {
 	}
 	// A subnet not known statically: any it may be, else one outside
 	// the scanned code. A path through one is not proven.
-	if e.SubnetsUnknown == "" || e.Azure {
+	if e.SubnetsUnknown == "" {
 		return res
 	}
 	if e.SubnetsAny {
-		if !src.Internet || !e.Public {
+		if !src.Internet || !e.Public || e.Azure {
 			return res
 		}
 		u := *e

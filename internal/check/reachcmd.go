@@ -95,9 +95,12 @@ func (m *Model) accessTo(e *Endpoint) []Access {
 	}
 	// The first port of each rule; where the endpoint says what it
 	// listens on, Reach refuses the others.
+	// The subnets it is in, and those it may be in (SubnetsMaybe), whose
+	// paths say so.
+	subnets := append(slices.Clone(e.Subnets), e.SubnetsMaybe...)
 	var vpc *VPC
-	if len(e.Subnets) > 0 {
-		vpc = e.Subnets[0].VPC
+	if len(subnets) > 0 {
+		vpc = subnets[0].VPC
 	}
 	for _, g := range m.groupsOf(e, vpc) {
 		for _, r := range g.Ingress {
@@ -115,7 +118,7 @@ func (m *Model) accessTo(e *Endpoint) []Access {
 	// and its subnets') that admits tcp or udp, and the ports public load
 	// balancers forward to it.
 	nsgs := slices.Clone(e.NSGs)
-	for _, s := range e.Subnets {
+	for _, s := range subnets {
 		if e.Azure && s.NACL != nil {
 			nsgs = append(nsgs, s.NACL)
 		}
@@ -149,7 +152,7 @@ func (m *Model) accessTo(e *Endpoint) []Access {
 	}
 	srcs := []src{{Source: m.Internet()}}
 	seen := map[string]bool{}
-	for _, s := range e.Subnets {
+	for _, s := range subnets {
 		for _, ps := range m.peerSources(s) {
 			if !seen[ps.Name] {
 				seen[ps.Name] = true
