@@ -994,7 +994,11 @@ func (m *Model) applianceRoutes(byType map[string][]*tf.Resource) {
 		if unknown(b, "address_prefix") || err != nil {
 			dest, p = "a range not known statically", netip.Prefix{}
 		}
-		switch {
+		switch _, from := unknownRefs(b, "next_hop_in_ip_address"); {
+		case len(from) > 0:
+			// Assigned by the provider: the address of the resource
+			// the reference takes it from (a firewall's private IP).
+			via = "the address of " + strings.Join(from, " or ") + ", not known statically"
 		case unknown(b, "next_hop_in_ip_address"):
 			via = "an address not known statically"
 		case via == "":

@@ -957,3 +957,24 @@ func TestAzureSubnetUnknownReach(t *testing.T) {
 		}
 	}
 }
+
+// TestAzureApplianceAddressNamesFirewall: a route's next hop taken from a
+// firewall's private address, which the provider assigns, was noted as
+// "an address not known statically" without saying whose; the note now
+// names the firewall the reference takes it from.
+func TestAzureApplianceAddressNamesFirewall(t *testing.T) {
+	rep := run(t, "testdata/azure/appliance-firewall-ip")
+	got := activeOn(rep, RuleNotEvaluated, "azurerm_route_table.left")
+	var found bool
+	for _, f := range got {
+		if strings.Contains(f.Message, "route to-right") {
+			found = true
+			if !strings.Contains(f.Message, "azurerm_firewall.hub") {
+				t.Errorf("note %q does not name the firewall whose address is the next hop", f.Message)
+			}
+		}
+	}
+	if !found {
+		t.Errorf("no note on the route to the appliance: %+v", got)
+	}
+}

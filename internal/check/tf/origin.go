@@ -201,7 +201,9 @@ func (in *instance) refFrom(t hcl.Traversal) []string {
 // aws_lb.web.dns_name names that balancer). A name not known statically
 // (name = "${var.prefix}-vnet") still names that resource where another
 // refers to it by name, as Azure's virtual_network_name and
-// network_security_group_name do. Another attribute may hold any value.
+// network_security_group_name do. An address may be that of one of its
+// nested blocks (azurerm_firewall.hub.ip_configuration[0].private_ip_address
+// names that firewall). Another attribute may hold any value.
 func idOnly(rest hcl.Traversal) bool {
 	if len(rest) > 0 {
 		if _, ok := rest[0].(hcl.TraverseIndex); ok {
@@ -214,6 +216,11 @@ func idOnly(rest hcl.Traversal) bool {
 	case 1:
 		a, ok := rest[0].(hcl.TraverseAttr)
 		return ok && (a.Name == "id" || a.Name == "arn" || a.Name == "name" || addressAttrs[a.Name])
+	case 3:
+		_, block := rest[0].(hcl.TraverseAttr)
+		_, index := rest[1].(hcl.TraverseIndex)
+		a, ok := rest[2].(hcl.TraverseAttr)
+		return block && index && ok && addressAttrs[a.Name]
 	}
 	return false
 }
@@ -221,7 +228,7 @@ func idOnly(rest hcl.Traversal) bool {
 // addressAttrs are the attributes that hold an address or host name of the
 // resource itself, which the provider computes.
 var addressAttrs = map[string]bool{
-	"dns_name": true, "public_dns": true, "private_dns": true, "public_ip": true, "private_ip": true,
+	"dns_name": true, "public_dns": true, "private_dns": true, "public_ip": true, "private_ip": true, "private_ip_address": true,
 	"bucket_regional_domain_name": true, "bucket_domain_name": true, "website_endpoint": true,
 }
 
