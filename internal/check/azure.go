@@ -510,6 +510,9 @@ func (m *Model) buildAzure(byType map[string][]*tf.Resource) {
 	// ip_configuration with a public_ip_address block gives every
 	// instance a public IP (Basic unless a public IP prefix of the
 	// Standard SKU is named, which this reads as Basic: fail open).
+	// governed holds the subnets each NSG guards, by association or
+	// through an interface in them (finishNSG).
+	governed := map[*NACL][]*Subnet{}
 	for _, typ := range []string{"azurerm_linux_virtual_machine_scale_set", "azurerm_windows_virtual_machine_scale_set", "azurerm_orchestrated_virtual_machine_scale_set", "azurerm_virtual_machine_scale_set"} {
 		for _, r := range byType[typ] {
 			e := &Endpoint{Addr: r.Address, Kind: "scale set", Res: r, Azure: true}
@@ -529,6 +532,9 @@ func (m *Model) buildAzure(byType map[string][]*tf.Resource) {
 				n.nsg = nsgs[m.addr(str(ni, "network_security_group_id"))]
 				for _, ipc := range blocks(ni, "ip_configuration") {
 					e.Subnets = append(e.Subnets, m.subnetsOf(strList(ipc, "subnet_id"))...)
+					if n.nsg != nil {
+						governed[n.nsg] = append(governed[n.nsg], m.subnetsOf(strList(ipc, "subnet_id"))...)
+					}
 					if len(blocks(ipc, "public_ip_address")) > 0 || len(blocks(ipc, "public_ip_address_configuration")) > 0 || unknown(ipc, "public_ip_address") {
 						n.public = true
 						e.Public, e.Why = true, "public_ip_address of "+r.Address+" (one per instance)"
@@ -582,7 +588,6 @@ func (m *Model) buildAzure(byType map[string][]*tf.Resource) {
 		}
 	}
 	udr := m.routePrefixes(byType)
-	governed := map[*NACL][]*Subnet{}
 	for _, s := range m.Subnets {
 		if s.NACL != nil {
 			governed[s.NACL] = append(governed[s.NACL], s)
@@ -745,19 +750,20 @@ func (n *NACL) finishNSG(m *Model, raws []rawRule, udr map[*Subnet][]netip.Prefi
 			}
 		}
 	}
-	allowTag, denyTag := slices.Clone(vnet), slices.Clone(vnet)
-	var common *netipx.IPSet
-	for i, s := range governed {
-		allowTag = append(allowTag, udr[s]...)
-		if i == 0 {
-			common = setOf(udr[s]...)
-		} else {
+	// As sets, so that the order of the subnets makes none in the rules.
+	var some, every []netip.Prefix
+	for _, s := range governed {
+		some = append(some, udr[s]...)
+	}
+	if len(governed) > 0 {
+		common := setOf(udr[governed[0]]...)
+		for _, s := range governed[1:] {
 			common = intersect(common, setOf(udr[s]...))
 		}
+		every = common.Prefixes()
 	}
-	if common != nil {
-		denyTag = append(denyTag, common.Prefixes()...)
-	}
+	allowTag := append(slices.Clone(vnet), setOf(some...).Prefixes()...)
+	denyTag := append(slices.Clone(vnet), every...)
 	var out []NACLRule
 	for _, rr := range raws {
 		out = append(out, m.nsgRules(rr.r, rr.b, rr.where, allowTag, denyTag, own)...)
