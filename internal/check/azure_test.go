@@ -978,3 +978,20 @@ func TestAzureApplianceAddressNamesFirewall(t *testing.T) {
 		t.Errorf("no note on the route to the appliance: %+v", got)
 	}
 }
+
+// TestAzureVirtualNetworkTagDenyShared: an NSG guarding subnets whose
+// route tables differ meets a different VirtualNetwork in each; a deny
+// naming the tag is read with only the route prefixes they all share, so
+// that it denies nothing Azure may let through.
+func TestAzureVirtualNetworkTagDenyShared(t *testing.T) {
+	acc, err := Reachability(context.Background(), Config{Paths: []string{"testdata/azure/appliance-vnet-tag-deny"}}, "azurerm_postgresql_flexible_server.orders")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, a := range acc {
+		if a.Source == "azurerm_subnet.app" && a.Port == 5432 {
+			return
+		}
+	}
+	t.Errorf("the left spoke's subnet is read as denied by a VirtualNetwork that holds its range in one of the NSG's subnets only: %+v", acc)
+}
