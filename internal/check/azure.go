@@ -762,7 +762,8 @@ func (n *NACL) finishNSG(m *Model, raws []rawRule, udr map[*Subnet][]netip.Prefi
 		}
 		every = common.Prefixes()
 	}
-	allowTag := append(slices.Clone(vnet), setOf(some...).Prefixes()...)
+	n.TagRoutes = setOf(some...).Prefixes()
+	allowTag := append(slices.Clone(vnet), n.TagRoutes...)
 	denyTag := append(slices.Clone(vnet), every...)
 	var out []NACLRule
 	for _, rr := range raws {
@@ -919,6 +920,14 @@ func (m *Model) azureNSGRules(fs *findings) {
 			texts = append(texts, portText(o.proto, o.from, o.to))
 		}
 		what := strings.Join(texts, ", ")
+		if coversFamily(inet.Set, intersect(setOf(n.TagRoutes...), inet.Set)) {
+			// Not assumed: Azure's tag holds the routes' prefixes.
+			var ps []string
+			for _, p := range n.TagRoutes {
+				ps = append(ps, p.String())
+			}
+			what += " (its VirtualNetwork, as Azure has it, holds the prefixes of the routes of the route tables of the subnets it guards: " + strings.Join(ps, ", ") + ")"
+		}
 		if len(assumed) > 0 {
 			what += " (read so where " + strings.Join(assumed, "; ") + ")"
 		}

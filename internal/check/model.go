@@ -202,6 +202,9 @@ type NACL struct {
 	VPC     *VPC
 	Ingress []NACLRule
 	Egress  []NACLRule
+	// TagRoutes holds the route prefixes an Azure NSG's VirtualNetwork
+	// tag holds besides the networks' spaces (finishNSG).
+	TagRoutes []netip.Prefix
 	// Assumed is set when the entries cannot be evaluated: the ACL is then
 	// read as allowing everything.
 	Assumed string
