@@ -505,14 +505,14 @@ func (m *Model) buildAzure(byType map[string][]*tf.Resource) {
 			}
 		}
 	}
+	// governed holds the subnets each NSG guards, by association or
+	// through an interface in them (finishNSG).
+	governed := map[*NACL][]*Subnet{}
 	// A scale set declares its interfaces inline (network_interface, or
 	// network_profile before azurerm 2.0), each with its own NSG; an
 	// ip_configuration with a public_ip_address block gives every
 	// instance a public IP (Basic unless a public IP prefix of the
 	// Standard SKU is named, which this reads as Basic: fail open).
-	// governed holds the subnets each NSG guards, by association or
-	// through an interface in them (finishNSG).
-	governed := map[*NACL][]*Subnet{}
 	for _, typ := range []string{"azurerm_linux_virtual_machine_scale_set", "azurerm_windows_virtual_machine_scale_set", "azurerm_orchestrated_virtual_machine_scale_set", "azurerm_virtual_machine_scale_set"} {
 		for _, r := range byType[typ] {
 			e := &Endpoint{Addr: r.Address, Kind: "scale set", Res: r, Azure: true}
