@@ -1049,11 +1049,16 @@ func (m *Model) eachRoute(byType map[string][]*tf.Resource, each func(r *tf.Reso
 // routePrefixes returns, by subnet, the address prefixes of the routes of
 // the route table associated with it (written inline or as azurerm_route),
 // whatever their next hop: Azure's VirtualNetwork tag holds them
-// (finishNSG). A prefix not known statically is left out.
+// (finishNSG). A prefix not known statically is left out, and so is a
+// default route (0.0.0.0/0, ::/0, forced tunnelling to a firewall): in the
+// tag it would make AllowVnetInBound admit every address, but what the
+// internet sends a machine whose replies go to an appliance gets no
+// answer (the appliance holds no state for it), and a firewall's DNAT
+// arrives from the firewall's own, private address.
 func (m *Model) routePrefixes(byType map[string][]*tf.Resource) map[*Subnet][]netip.Prefix {
 	tables := map[string][]netip.Prefix{}
 	m.eachRoute(byType, func(_ *tf.Resource, table string, b map[string]any) {
-		if p, err := netip.ParsePrefix(strings.TrimSpace(str(b, "address_prefix"))); err == nil && !unknown(b, "address_prefix") {
+		if p, err := netip.ParsePrefix(strings.TrimSpace(str(b, "address_prefix"))); err == nil && !unknown(b, "address_prefix") && p.Bits() > 0 {
 			tables[table] = append(tables[table], p.Masked())
 		}
 	})

@@ -78,14 +78,34 @@ func cmdNetns(ts *testscript.TestScript, neg bool, args []string) {
 		}
 	})
 	ip("-n", name, "link", "set", "lo", "up")
-	bin := filepath.Join(ts.Getenv("WORK"), ".netns-"+name)
-	ts.Check(os.MkdirAll(bin, 0o755))
-	for _, prog := range []string{"moat", "moat-agent"} {
-		wrapper := fmt.Sprintf("#!/bin/sh\nexec ip netns exec %s %s \"$@\"\n", name, lookProg(ts, prog))
-		ts.Check(os.WriteFile(filepath.Join(bin, prog), []byte(wrapper), 0o755))
-	}
-	ts.Setenv("PATH", bin+string(os.PathListSeparator)+ts.Getenv("PATH"))
+	ts.Setenv(netnsVar, name)
+	ts.Setenv("PATH", filepath.Join(filepath.Dir(lookProg(ts, "moat")), netnsDir)+string(os.PathListSeparator)+ts.Getenv("PATH"))
 	ts.Setenv(args[0], name)
+}
+
+// The netns command's wrappers run the built moat and moat-agent in the
+// namespace $MOAT_SCRIPT_NETNS names. They are written once, beside the
+// binaries, before any script runs: an executable written by a script
+// just before it runs it fails now and then with "text file busy", when
+// another script's fork has inherited the descriptor it was written
+// through.
+const (
+	netnsVar = "MOAT_SCRIPT_NETNS"
+	netnsDir = "netns"
+)
+
+func writeNetnsWrappers(binDir string) error {
+	dir := filepath.Join(binDir, netnsDir)
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return err
+	}
+	for _, prog := range []string{"moat", "moat-agent"} {
+		wrapper := fmt.Sprintf("#!/bin/sh\nexec ip netns exec \"$%s\" %s \"$@\"\n", netnsVar, filepath.Join(binDir, prog))
+		if err := os.WriteFile(filepath.Join(dir, prog), []byte(wrapper), 0o755); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // cmdConnect asks the HTTP CONNECT proxy at PROXY for a tunnel to

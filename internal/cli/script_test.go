@@ -192,6 +192,7 @@ func moatBinary(t *testing.T) string {
 				return
 			}
 		}
+		buildErr = writeNetnsWrappers(dir)
 	})
 	if buildErr != nil {
 		t.Fatal(buildErr)
@@ -222,7 +223,7 @@ func scriptSetup(env *testscript.Env, bin string) error {
 		access = u.Username
 	}
 	env.Setenv("ACCESS_USER", access)
-	names = append(names, "SERVER", "UID", "ACCESS_USER")
+	names = append(names, "SERVER", "UID", "ACCESS_USER", netnsVar)
 	env.Values[envNamesKey{}] = names
 	env.Values[procsKey{}] = &procs{m: map[string]*proc{}}
 	env.Values[heldKey{}] = &heldConns{m: map[string]*heldConn{}}

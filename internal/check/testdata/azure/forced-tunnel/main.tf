@@ -1,6 +1,7 @@
 # A subnet whose route table sends every address (0.0.0.0/0) to a firewall,
-# guarded by an NSG of default rules only: Azure's VirtualNetwork tag then
-# holds 0.0.0.0/0, so AllowVnetInBound admits every address.
+# guarded by an NSG of default rules only. moat check leaves the default
+# route out of the NSG's VirtualNetwork tag: AllowVnetInBound does not
+# admit the internet.
 resource "azurerm_virtual_network" "main" {
   name          = "vnet"
   address_space = ["10.1.0.0/16"]
