@@ -1,9 +1,7 @@
 package e2e
 
 import (
-	"bufio"
 	"context"
-	"crypto/tls"
 	"encoding/json"
 	"io"
 	"net/http"
@@ -13,7 +11,6 @@ import (
 	"testing"
 	"time"
 
-	"moat/internal/api"
 	"moat/internal/detect"
 )
 
@@ -29,38 +26,9 @@ import (
 // of those characters live, and still show it, every escape one a
 // reader reads back.
 func TestAttackerMarkupInAlertmanagerAlert(t *testing.T) {
-	c := newCluster(t)
-	rc := detect.DefaultRules()[detect.RuleWAFSpike]
-	rc.Learning, rc.Threshold = 0, 1
-	got := c.detecting(detect.Rules{detect.RuleWAFSpike: rc})
-
-	apiPort := echoApp(t, "api")
-	c.register(api.Registration{Name: "api", Node: "n2", Port: apiPort})
-	c.register(api.Registration{Name: "gateway", Node: "edge", Port: freePort(t)})
-	doc := "default: deny\nrules:\n  - name: edge-to-api\n    from: [gateway]\n    to: api\n    ports: [" + itoa(apiPort) + "]\n"
-	if err := c.call(http.MethodPost, api.PathPolicy, api.PolicyRequest{YAML: doc}, nil); err != nil {
-		t.Fatal(err)
-	}
-	c.startAgent("n2")
-	gw := startGateway(t, c, c.startAgent("edge"), apiPort)
-
 	t.Log("a client sends an attack whose path is Slack and HTML markup")
-	path := "/a%3C!channel%3E%20%3Chttps://evil.example/sso%7Csign%20in%20again%3E%20%3Ca%20href=%22https://evil.example%22%3Ehere%3C/a%3E%20%26amp;" +
-		"%20%5Bsign%20in%5D(https://evil.example/md)%20!%5Bx%5D(https://evil.example/p.png)%20@channel%20*urgent*%20www.evil.example"
-	eventually(t, "waf_spike alert", func() bool {
-		conn, err := tls.Dial("tcp", gw.addr, &tls.Config{RootCAs: gw.roots, ServerName: "127.0.0.1"})
-		if err != nil {
-			return false
-		}
-		defer conn.Close()
-		_ = conn.SetDeadline(time.Now().Add(10 * time.Second))
-		_, _ = io.WriteString(conn, "GET "+path+"?q=%3Cscript%3Ealert(1)%3C%2Fscript%3E HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n")
-		if resp, err := http.ReadResponse(bufio.NewReader(conn), nil); err == nil {
-			resp.Body.Close()
-		}
-		return got.fired(detect.RuleWAFSpike)
-	})
-	alert := got.last(detect.RuleWAFSpike)
+	alert := wafAlertFor(t, "/a%3C!channel%3E%20%3Chttps://evil.example/sso%7Csign%20in%20again%3E%20%3Ca%20href=%22https://evil.example%22%3Ehere%3C/a%3E%20%26amp;"+
+		"%20%5Bsign%20in%5D(https://evil.example/md)%20!%5Bx%5D(https://evil.example/p.png)%20@channel%20*urgent*%20www.evil.example")
 	if !strings.Contains(alert.Details["last_path"], "<!channel>") {
 		t.Fatalf("last_path %q: the attack's path is not in the alert; the test tests nothing", alert.Details["last_path"])
 	}

@@ -26,40 +26,8 @@ import (
 // security event and posted by the Slack sink to a stand-in for Slack's
 // webhook.
 func TestAttackerTextInSlackAlert(t *testing.T) {
-	c := newCluster(t)
-	rc := detect.DefaultRules()[detect.RuleWAFSpike]
-	rc.Learning, rc.Threshold = 0, 1
-	got := c.detecting(detect.Rules{detect.RuleWAFSpike: rc})
-
-	apiPort := echoApp(t, "api")
-	c.register(api.Registration{Name: "api", Node: "n2", Port: apiPort})
-	c.register(api.Registration{Name: "gateway", Node: "edge", Port: freePort(t)})
-	doc := "default: deny\nrules:\n  - name: edge-to-api\n    from: [gateway]\n    to: api\n    ports: [" + itoa(apiPort) + "]\n"
-	if err := c.call(http.MethodPost, api.PathPolicy, api.PolicyRequest{YAML: doc}, nil); err != nil {
-		t.Fatal(err)
-	}
-	c.startAgent("n2")
-	gw := startGateway(t, c, c.startAgent("edge"), apiPort)
-
 	t.Log("a client sends an attack whose path is a message of its own")
-	path := "/search%0A%0A*RESOLVED:%20false%20positive*%20@channel%20log%20in%20at%20https://evil.example/sso%20%E2%80%AEgnp.exe"
-	eventually(t, "waf_spike alert", func() bool {
-		conn, err := tls.Dial("tcp", gw.addr, &tls.Config{RootCAs: gw.roots, ServerName: "127.0.0.1"})
-		if err != nil {
-			return false
-		}
-		defer conn.Close()
-		_ = conn.SetDeadline(time.Now().Add(10 * time.Second))
-		_, _ = io.WriteString(conn, "GET "+path+"?q=%3Cscript%3Ealert(1)%3C%2Fscript%3E HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n")
-		if resp, err := http.ReadResponse(bufio.NewReader(conn), nil); err == nil {
-			resp.Body.Close()
-			if resp.StatusCode != http.StatusForbidden {
-				t.Fatalf("the attack answered %s, want 403 from the WAF", resp.Status)
-			}
-		}
-		return got.fired(detect.RuleWAFSpike)
-	})
-	alert := got.last(detect.RuleWAFSpike)
+	alert := wafAlertFor(t, "/search%0A%0A*RESOLVED:%20false%20positive*%20@channel%20log%20in%20at%20https://evil.example/sso%20%E2%80%AEgnp.exe")
 	if !strings.Contains(alert.Details["last_path"], "*RESOLVED: false positive*") {
 		t.Fatalf("last_path %q: the attack's path is not in the alert; the test tests nothing", alert.Details["last_path"])
 	}
@@ -240,4 +208,44 @@ func stringsOf(v any) []string {
 		return out
 	}
 	return nil
+}
+
+// wafAlertFor runs a cluster with the waf_spike rule firing at once and a
+// gateway routing to an app, sends the gateway an attack (a script tag in
+// the query) on path until the rule fires, each answered 403 by the WAF,
+// and returns the alert.
+func wafAlertFor(t *testing.T, path string) detect.Alert {
+	t.Helper()
+	c := newCluster(t)
+	rc := detect.DefaultRules()[detect.RuleWAFSpike]
+	rc.Learning, rc.Threshold = 0, 1
+	got := c.detecting(detect.Rules{detect.RuleWAFSpike: rc})
+
+	apiPort := echoApp(t, "api")
+	c.register(api.Registration{Name: "api", Node: "n2", Port: apiPort})
+	c.register(api.Registration{Name: "gateway", Node: "edge", Port: freePort(t)})
+	doc := "default: deny\nrules:\n  - name: edge-to-api\n    from: [gateway]\n    to: api\n    ports: [" + itoa(apiPort) + "]\n"
+	if err := c.call(http.MethodPost, api.PathPolicy, api.PolicyRequest{YAML: doc}, nil); err != nil {
+		t.Fatal(err)
+	}
+	c.startAgent("n2")
+	gw := startGateway(t, c, c.startAgent("edge"), apiPort)
+
+	eventually(t, "waf_spike alert", func() bool {
+		conn, err := tls.Dial("tcp", gw.addr, &tls.Config{RootCAs: gw.roots, ServerName: "127.0.0.1"})
+		if err != nil {
+			return false
+		}
+		defer conn.Close()
+		_ = conn.SetDeadline(time.Now().Add(10 * time.Second))
+		_, _ = io.WriteString(conn, "GET "+path+"?q=%3Cscript%3Ealert(1)%3C%2Fscript%3E HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n")
+		if resp, err := http.ReadResponse(bufio.NewReader(conn), nil); err == nil {
+			resp.Body.Close()
+			if resp.StatusCode != http.StatusForbidden {
+				t.Fatalf("the attack answered %s, want 403 from the WAF", resp.Status)
+			}
+		}
+		return got.fired(detect.RuleWAFSpike)
+	})
+	return got.last(detect.RuleWAFSpike)
 }
