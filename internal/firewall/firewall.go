@@ -22,9 +22,11 @@
 //	          filter, its port (on every address) from off the node only
 //	          to what the nat chain "dns_routed" redirected there (below),
 //	          dropped otherwise, in audit mode too
-//	outbound: loopback, but for the app ports of services registered with
-//	          a uid, to which other local uids than theirs, the agent's and
-//	          root's may send nothing (a connection opened before is cut); established and related; the host essentials; the
+//	outbound: loopback, but for the app ports (TCP and UDP) of services
+//	          registered with a uid, to which other local uids than
+//	          theirs, the agent's and root's may send nothing (a
+//	          connection opened before is cut); established and related;
+//	          the host essentials; the
 //	          control plane (every address, always); peers' mesh ports
 //	          (the agent's uid alone: a peer names its own address); DNS
 //	          to the configured resolvers (with a DNS filter, the agent's
@@ -303,19 +305,35 @@ func (s Spec) Key() string {
 // mesh delivers its callers there, over loopback, from the agent. Other
 // local users connecting to it, over loopback or to one of the node's own
 // addresses (which the kernel carries over loopback too), would go round
-// the mesh and its intentions; only UIDs and root may.
+// the mesh and its intentions; only UIDs and root may. The port is the
+// service's in both protocols: the mesh carries TCP alone, so a datagram
+// to the port's UDP (a DNS, syslog or QUIC service listening there too)
+// from another local user goes round the mesh as well.
 type Backend struct {
 	Service string
 	Port    uint16
 	UIDs    []int // the service's uid, the agent's; root is always admitted
 }
 
+// backendProtos are the protocols of a Backend's port that are guarded.
+var backendProtos = []Proto{TCP, UDP}
+
 func (b Backend) String() string {
+	return fmt.Sprintf("app port %d (tcp, udp) of %s: uids %s only", b.Port, b.Service, b.uids())
+}
+
+// guard names the rule that guards one protocol of the port, as "moat node
+// firewall show" prints it.
+func (b Backend) guard(p Proto) string {
+	return fmt.Sprintf("app port %s/%d of %s: uids %s only", p, b.Port, b.Service, b.uids())
+}
+
+func (b Backend) uids() string {
 	u := make([]string, len(b.UIDs))
 	for i, x := range b.UIDs {
 		u[i] = strconv.Itoa(x)
 	}
-	return fmt.Sprintf("app port tcp/%d of %s: uids %s only", b.Port, b.Service, strings.Join(u, ","))
+	return strings.Join(u, ",")
 }
 
 func (s Spec) logGroup() uint16 {

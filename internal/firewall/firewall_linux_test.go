@@ -663,3 +663,34 @@ func TestBackendUntracked(t *testing.T) {
 		}
 	}
 }
+
+// A local user of the node sent datagrams to the app port of a service
+// registered with a uid (a DNS, syslog or QUIC service listening on its
+// port's UDP too), round the mesh, which carries none: only the
+// service's uid, the agent's and root may.
+func TestBackendUDP(t *testing.T) {
+	fw, _ := lab(t)
+	udpEcho(t, fw, "0.0.0.0:8080")
+	udpEcho(t, fw, "[::]:8081")
+	m, err := New(Config{NetNS: fw.Path()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := m.Apply(Build(Inputs{Mode: ModeEnforce, MeshPort: 9443, Backends: []Backend{
+		{Service: "payments", Port: 8080, UIDs: []int{1234, 999}},
+		{Service: "ledger", Port: 8081, UIDs: []int{1234, 999}},
+	}})); err != nil {
+		t.Fatal(err)
+	}
+	own := netip.AddrPortFrom(fw.Addr, 8080).String()
+	for _, addr := range []string{"127.0.0.1:8080", own, "[::1]:8081", "[::ffff:127.0.0.1]:8081"} {
+		if err := askUDP(fw, addr, 4321); err == nil {
+			t.Errorf("uid 4321 was answered by %s, the UDP app port of a service of uid 1234", addr)
+		}
+		for _, uid := range []int{1234, 999, 0} {
+			if err := askUDP(fw, addr, uid); err != nil {
+				t.Errorf("uid %d was not answered by %s: %v", uid, addr, err)
+			}
+		}
+	}
+}

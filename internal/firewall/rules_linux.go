@@ -349,9 +349,9 @@ func finalRules(s Spec, in bool) []rule {
 }
 
 // backendRules keep local users other than a Backend's uids off its app
-// port: every packet sent to it over loopback (to 127.0.0.1, or to one of
-// the node's own addresses) from another uid's socket is logged
-// (rate-limited) and dropped (enforce) or let through to the loopback
+// port, TCP and UDP: every packet sent to it over loopback (to 127.0.0.1,
+// or to one of the node's own addresses) from another uid's socket is
+// logged (rate-limited) and dropped (enforce) or let through to the loopback
 // rule (audit). Every packet, whatever its connection's state: a
 // connection opened before the port was guarded (the service registered
 // without a uid, or the firewall in audit mode) is cut, and one another
@@ -360,22 +360,23 @@ func finalRules(s Spec, in bool) []rule {
 // not matched.
 func backendRules(s Spec) []rule {
 	var out []rule
+	what := "drop"
+	if s.Mode == ModeAudit {
+		what = "audit"
+	}
 	for _, be := range s.Backends {
-		m := append(loopback(false), l4proto(unix.IPPROTO_TCP)...)
-		m = append(m, port(be.Port, true)...)
-		m = append(m, &expr.Meta{Key: expr.MetaKeySKUID, Register: 1})
-		for _, u := range be.UIDs {
-			m = append(m, &expr.Cmp{Op: expr.CmpOpNeq, Register: 1, Data: binaryutil.NativeEndian.PutUint32(uint32(u))})
-		}
-		what := "drop"
-		if s.Mode == ModeAudit {
-			what = "audit"
-		}
-		log := append(slices.Clone(m),
-			logged(s, prefixOut+what)...)
-		out = append(out, rule{comment: "log: " + be.String(), exprs: log})
-		if s.Mode != ModeAudit {
-			out = append(out, rule{comment: be.String(), exprs: append(m, &expr.Counter{}, &expr.Verdict{Kind: expr.VerdictDrop})})
+		for _, p := range backendProtos {
+			m := append(loopback(false), l4proto(protoNum(p))...)
+			m = append(m, port(be.Port, true)...)
+			m = append(m, &expr.Meta{Key: expr.MetaKeySKUID, Register: 1})
+			for _, u := range be.UIDs {
+				m = append(m, &expr.Cmp{Op: expr.CmpOpNeq, Register: 1, Data: binaryutil.NativeEndian.PutUint32(uint32(u))})
+			}
+			log := append(slices.Clone(m), logged(s, prefixOut+what)...)
+			out = append(out, rule{comment: "log: " + be.guard(p), exprs: log})
+			if s.Mode != ModeAudit {
+				out = append(out, rule{comment: be.guard(p), exprs: append(m, &expr.Counter{}, &expr.Verdict{Kind: expr.VerdictDrop})})
+			}
 		}
 	}
 	return out
