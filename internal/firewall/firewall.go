@@ -4,13 +4,15 @@
 // only where a rule says so, and a compromised service cannot call out
 // except through the egress path.
 //
-// It owns one nftables table, "inet moat", and never reads or writes any
-// other: every change replaces that table whole in one netlink transaction
-// (the kernel applies all of it or none of it), so there is never a moment
+// It owns one nftables table, "inet moat", and never writes any other:
+// every change replaces that table whole in one netlink transaction (the
+// kernel applies all of it or none of it), so there is never a moment
 // with half a ruleset. The table lives in the kernel, not in the process:
 // when the agent crashes or restarts, the last good rules stay in force
 // until it applies new ones. When another program removes or changes the
-// table (nft flush ruleset), Guard applies it again at once.
+// table (nft flush ruleset), Guard applies it again at once. Guard also
+// reads the other tables for rules that take packets round moat's
+// (Bypass) and reports them.
 //
 // What is admitted (Build):
 //
@@ -622,6 +624,41 @@ func ParseAllow(s, why string) (Allow, error) {
 		a.Why = "operator: " + s
 	}
 	return a, nil
+}
+
+// Bypass is a rule of another program's nftables table that takes
+// packets round moat's rules: moat's table cannot undo it (each table
+// judges packets apart), so the guard reports it (Manager.Bypasses).
+type Bypass struct {
+	Family string     `json:"family"` // ip, ip6, inet, bridge, netdev, arp
+	Table  string     `json:"table"`
+	Chain  string     `json:"chain"`
+	Handle uint64     `json:"handle"`
+	Kind   BypassKind `json:"kind"`
+}
+
+// BypassKind is what a Bypass does.
+type BypassKind string
+
+// Bypass kinds.
+const (
+	// BypassMark sets moat's mark (Mark, on a packet or its connection):
+	// a socket of any uid would pass as the egress path's and use the
+	// pins. While one stands, the pins are withheld.
+	BypassMark BypassKind = "mark"
+	// BypassNotrack exempts traffic other than loopback's from connection
+	// tracking, which moat's rules read (state, NAT, the DNS redirect):
+	// such packets are refused rather than admitted, and what breaks is
+	// reported.
+	BypassNotrack BypassKind = "notrack"
+)
+
+func (b Bypass) String() string {
+	what := fmt.Sprintf("sets moat's mark %#x (egress pins withheld)", Mark)
+	if b.Kind == BypassNotrack {
+		what = "notrack on traffic other than loopback's"
+	}
+	return fmt.Sprintf("table %s %s, chain %s, rule handle %d: %s", b.Family, b.Table, b.Chain, b.Handle, what)
 }
 
 // ErrUnsupported is returned where there is no nftables (not Linux).

@@ -42,6 +42,9 @@ func (m *Manager) Installed() (bool, error) { return false, ErrUnsupported }
 // Guard is not supported.
 func (m *Manager) Guard(context.Context) error { return ErrUnsupported }
 
+// Bypasses reports none: there is no nftables here.
+func (m *Manager) Bypasses() []Bypass { return nil }
+
 // Pin fails: there is no nftables here.
 func (m *Manager) Pin([]netip.Addr, uint16, time.Duration) error { return ErrUnsupported }
 

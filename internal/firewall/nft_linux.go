@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"net/netip"
 	"os"
+	"slices"
 	"sort"
 	"sync"
 	"syscall"
@@ -54,6 +55,9 @@ type Manager struct {
 	mu      sync.Mutex // guards the fields below
 	applied *Spec
 	pins    map[netip.AddrPort]time.Time // pinned address → expiry
+	// bypasses are the other tables' rules that take packets round the
+	// table, as the guard last found them.
+	bypasses []Bypass
 }
 
 // New returns a Manager; it does not touch the table until Apply.
@@ -142,13 +146,16 @@ func (m *Manager) Apply(s Spec) error {
 	return m.apply(s)
 }
 
-// apply is Apply with m.mu held.
+// apply is Apply with m.mu held. What reaches the kernel is
+// m.effective(s).
 func (m *Manager) apply(s Spec) error {
 	c, done, err := m.conn()
 	if err != nil {
 		return err
 	}
 	defer done()
+	want := s
+	s = m.effective(s)
 	if s.Mode == ModeOff {
 		ok, err := tableExists(c)
 		if err != nil {
@@ -160,7 +167,7 @@ func (m *Manager) apply(s Spec) error {
 				return fmt.Errorf("firewall: remove table: %w", err)
 			}
 		}
-		m.applied = &s
+		m.applied = &want
 		return nil
 	}
 	// Create-if-absent, delete, create: one batch that replaces whatever
@@ -207,16 +214,83 @@ func (m *Manager) apply(s Spec) error {
 	if err := c.Flush(); err != nil {
 		return fmt.Errorf("firewall: apply: %w", err)
 	}
-	m.applied = &s
+	m.applied = &want
 	return nil
+}
+
+// effective is s as it is applied, with m.mu held: while another table
+// sets moat's mark (a BypassMark), which any socket's packets may then
+// carry, the pins are withheld, so that the egress path's connections
+// fail rather than every local user's use them.
+func (m *Manager) effective(s Spec) Spec {
+	if markForged(m.bypasses) {
+		s.Egress = false
+	}
+	return s
+}
+
+func markForged(bs []Bypass) bool {
+	return slices.ContainsFunc(bs, func(b Bypass) bool { return b.Kind == BypassMark })
+}
+
+// Bypasses returns the other tables' rules that take packets round the
+// moat table (they set moat's mark, or notrack what is not loopback's),
+// as Guard last found them.
+func (m *Manager) Bypasses() []Bypass {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return slices.Clone(m.bypasses)
+}
+
+// inspect reads the other tables for bypasses, reports those that came
+// and went, and applies the table again when whether moat's mark can be
+// forged changed.
+func (m *Manager) inspect() error {
+	c, done, err := m.conn()
+	if err != nil {
+		return err
+	}
+	found, err := bypasses(c)
+	done()
+	if err != nil {
+		return err
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	for _, b := range found {
+		if !slices.Contains(m.bypasses, b) {
+			m.log.Error("another nftables table takes packets round the host firewall; remove its rule",
+				"family", b.Family, "table", b.Table, "chain", b.Chain, "handle", b.Handle, "kind", b.Kind)
+		}
+	}
+	for _, b := range m.bypasses {
+		if !slices.Contains(found, b) {
+			m.log.Info("a rule of another nftables table that took packets round the host firewall is gone",
+				"family", b.Family, "table", b.Table, "chain", b.Chain, "handle", b.Handle, "kind", b.Kind)
+		}
+	}
+	was := markForged(m.bypasses)
+	m.bypasses = found
+	if markForged(found) == was || m.applied == nil || m.applied.Mode == ModeOff || !m.applied.Egress {
+		return nil
+	}
+	if !was {
+		m.log.Error("egress pins withheld while another table sets moat's mark: the egress path's connections fail until its rule is removed", "mark", fmt.Sprintf("%#x", Mark))
+	} else {
+		m.log.Info("egress pins admitted again: no other table sets moat's mark")
+	}
+	return m.apply(*m.applied)
 }
 
 // Guard keeps the last applied table in the kernel until ctx ends: when
 // another program removes or changes the moat table, its chains or its
 // rules (nft flush ruleset, a firewall service's reload), Guard applies
-// the Spec again at once, so that the node is not left open. It watches
-// the kernel's notices of ruleset changes; if the watch cannot be opened
-// it returns the error.
+// the Spec again at once, so that the node is not left open. At the
+// start and at every change of any table, it reads the other tables for
+// rules that take packets round moat's (Bypass), logs each as an error
+// and, while one sets moat's mark, withholds the pins. It watches the
+// kernel's notices of ruleset changes; if the watch cannot be opened it
+// returns the error.
 func (m *Manager) Guard(ctx context.Context) error {
 	retry := time.Duration(0)
 	for {
@@ -231,9 +305,9 @@ func (m *Manager) Guard(ctx context.Context) error {
 		var after <-chan time.Time
 		for ended := false; !ended; {
 			if check {
-				if err := m.reassert(); err != nil {
+				if err := m.verify(); err != nil {
 					retry = min(max(2*retry, 100*time.Millisecond), 5*time.Second)
-					m.log.Error("host firewall changed by another program and not restored; retrying", "err", err, "in", retry)
+					m.log.Error("host firewall not verified or not restored after a change by another program; retrying", "err", err, "in", retry)
 					after = time.After(retry)
 				} else {
 					retry, after = 0, nil
@@ -251,7 +325,7 @@ func (m *Manager) Guard(ctx context.Context) error {
 				// A closed watch (the kernel's notices overflowed) is
 				// opened again, and the table checked.
 				ended = !ok
-				check = !ok || concernsTable(evs)
+				check = !ok || concernsRules(evs)
 			}
 		}
 		stop()
@@ -278,10 +352,10 @@ func (m *Manager) watch() (<-chan *nftables.MonitorEvents, func(), error) {
 	}, nil
 }
 
-// concernsTable reports whether a transaction's changes may touch the moat
-// table's tables, chains or rules (or could not be read). Pins, which
-// change set elements only, do not.
-func concernsTable(evs *nftables.MonitorEvents) bool {
+// concernsRules reports whether a transaction's changes may touch a
+// table, chain or rule, the moat table's or another's (or could not be
+// read). Pins, which change set elements only, do not.
+func concernsRules(evs *nftables.MonitorEvents) bool {
 	if evs == nil {
 		return true
 	}
@@ -292,22 +366,26 @@ func concernsTable(evs *nftables.MonitorEvents) bool {
 		if ev.Error != nil || ev.Type == nftables.MonitorEventTypeOOB {
 			return true
 		}
-		var t *nftables.Table
-		switch d := ev.Data.(type) {
-		case *nftables.Table:
-			t = d
-		case *nftables.Chain:
-			t = d.Table
-		case *nftables.Rule:
-			t = d.Table
-		default:
-			continue
-		}
-		if t == nil || t.Name == Table {
+		switch ev.Data.(type) {
+		case *nftables.Table, *nftables.Chain, *nftables.Rule:
 			return true
 		}
 	}
 	return false
+}
+
+// verify reads the other tables for bypasses (inspect), then puts the
+// moat table back if it is not whole (reassert); the first error is
+// returned, after both ran.
+func (m *Manager) verify() error {
+	ierr := m.inspect()
+	if ierr != nil {
+		ierr = fmt.Errorf("firewall: other tables not read: %w", ierr)
+	}
+	if err := m.reassert(); err != nil {
+		return err
+	}
+	return ierr
 }
 
 // reassert applies the last Spec again when the kernel's table is not the
@@ -322,7 +400,7 @@ func (m *Manager) reassert() error {
 	if err != nil {
 		return err
 	}
-	ok, err := intact(c, *m.applied)
+	ok, err := intact(c, m.effective(*m.applied))
 	done()
 	if err != nil || ok {
 		return err
@@ -458,7 +536,7 @@ func (m *Manager) Pin(addrs []netip.Addr, port uint16, ttl time.Duration) error 
 			delete(m.pins, ap)
 		}
 	}
-	if m.applied == nil || m.applied.Mode == ModeOff || !m.applied.Egress {
+	if m.applied == nil || m.applied.Mode == ModeOff || !m.effective(*m.applied).Egress {
 		return nil
 	}
 	var fresh, renew []netip.AddrPort
@@ -523,6 +601,9 @@ type State struct {
 	Mode   Mode         `json:"mode,omitempty"`
 	Chains []ChainState `json:"chains,omitempty"`
 	Pins   []PinState   `json:"pins,omitempty"`
+	// Bypasses are other tables' rules that take packets round the moat
+	// table (Bypass).
+	Bypasses []Bypass `json:"bypasses,omitempty"`
 }
 
 // ChainState is one chain's rules in order.
@@ -622,6 +703,9 @@ func Show(netns string) (State, error) {
 			st.Pins = append(st.Pins, PinState{Addr: netip.AddrPortFrom(a, uint16(el.Key[n])<<8|uint16(el.Key[n+1])), Expires: el.Expires})
 		}
 	}
+	if st.Bypasses, err = bypasses(c); err != nil {
+		return State{}, err
+	}
 	return st, nil
 }
 
@@ -645,6 +729,12 @@ func (s State) Format(w io.Writer) {
 	fmt.Fprintf(w, "\negress pins: %d\n", len(s.Pins))
 	for _, p := range s.Pins {
 		fmt.Fprintf(w, "  %s (expires in %s)\n", p.Addr, p.Expires.Round(time.Second))
+	}
+	if len(s.Bypasses) > 0 {
+		fmt.Fprintf(w, "\nWARNING: rules of other tables that take packets round these: %d\n", len(s.Bypasses))
+		for _, b := range s.Bypasses {
+			fmt.Fprintf(w, "  %s\n", b)
+		}
 	}
 }
 
