@@ -672,10 +672,24 @@ func TestBackendUDP(t *testing.T) {
 	fw, _ := lab(t)
 	udpEcho(t, fw, "0.0.0.0:8080")
 	udpEcho(t, fw, "[::]:8081")
-	m, err := New(Config{NetNS: fw.Path()})
+	recs := &flow.Memory{}
+	m, err := New(Config{NetNS: fw.Path(), Flows: recs})
 	if err != nil {
 		t.Fatal(err)
 	}
+	lg, err := m.OpenLog()
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	runErr := make(chan error, 1)
+	go func() { runErr <- lg.Run(ctx) }()
+	defer func() {
+		cancel()
+		if err := <-runErr; err != nil {
+			t.Errorf("Run: %v", err)
+		}
+	}()
 	if err := m.Apply(Build(Inputs{Mode: ModeEnforce, MeshPort: 9443, Backends: []Backend{
 		{Service: "payments", Port: 8080, UIDs: []int{1234, 999}},
 		{Service: "ledger", Port: 8081, UIDs: []int{1234, 999}},
@@ -693,4 +707,8 @@ func TestBackendUDP(t *testing.T) {
 			}
 		}
 	}
+	wait(t, recs, "the dropped datagram", func(r flow.Record) bool {
+		return r.Verdict() == flow.VerdictDeny && r.DstEndpoint.Port == 8080 && r.ConnectionInfo.ProtocolName == "udp" &&
+			strings.Contains(r.Unmapped.Reason, "local uid 4321")
+	})
 }
