@@ -30,6 +30,9 @@ func bypasses(c *nftables.Conn) ([]Bypass, error) {
 		}
 		rules, err := c.GetRules(t, ch)
 		if err != nil {
+			if _, gone := c.ListChain(t, ch.Name); gone != nil {
+				continue // removed since it was listed: another program's churn
+			}
 			return nil, fmt.Errorf("firewall: list the rules of table %s %s chain %s: %w", familyName(t.Family), t.Name, ch.Name, err)
 		}
 		maps := func(name string) ([]nftables.SetElement, error) {
