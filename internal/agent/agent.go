@@ -457,6 +457,7 @@ func (a *Agent) Run(ctx context.Context) error {
 	run(a.runFirewall)
 	run(a.runDNSFilter)
 	run(a.runEgress)
+	run(a.recheckEgress)
 	run(a.access.run)
 	if a.cfg.Socket != "" {
 		run(a.serveWorkloadAPI)
