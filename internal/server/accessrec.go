@@ -248,16 +248,19 @@ func (s *Server) handleRecordingUpload(w http.ResponseWriter, r *http.Request, c
 	// held in memory only as far as its bytes have arrived: a node cannot
 	// make the server set aside room for recordings it never sends, and
 	// one whose bytes fall behind the minimum rate is cut off, so that
-	// nodes trickling theirs do not keep the others' waiting.
-	done, ok := s.access.startUpload(c.Name)
-	if !ok {
-		writeError(w, errorf(http.StatusServiceUnavailable, "recording of session %s: too many recordings arriving (one at a time per node): try again later", up.Session.ID))
+	// nodes trickling theirs do not keep the others' waiting (and wait
+	// uploadCooldown for their next).
+	done, err := s.access.startUpload(c.Name, up.Session.ID)
+	if err != nil {
+		writeError(w, err)
 		return
 	}
-	defer done()
+	cutOff := false
+	defer func() { done(cutOff) }()
 	rec, err := io.ReadAll(io.LimitReader(br, up.Size))
+	cutOff = errors.Is(err, os.ErrDeadlineExceeded)
 	if err != nil || int64(len(rec)) != up.Size {
-		if errors.Is(err, os.ErrDeadlineExceeded) {
+		if cutOff {
 			s.log.Warn("access: recording upload cut off: its bytes arrived too slowly",
 				"node", c.Name, "session", up.Session.ID, "announced", up.Size, "arrived", len(rec))
 		}

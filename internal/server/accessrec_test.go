@@ -224,7 +224,9 @@ func TestNodeCannotBackdateSession(t *testing.T) {
 // recordings' bytes, as many as the server has upload slots, hold every
 // slot, but only while their bytes keep the minimum rate: each is cut
 // off (408, to send it again later) and its slot freed, and an honest
-// node's recording then lands rather than waiting for ever.
+// node's recording then lands rather than waiting for ever; a node cut
+// off that asks again at once is told to wait, so that it does not take
+// the slot back before the others.
 func TestRecordingUploadTrickled(t *testing.T) {
 	f := newAuthFixtureWith(t, authOptions{access: func(c *AccessConfig) { c.UploadGrace = 2 * time.Second }})
 	alice := f.newAdmin(t, "alice", api.RoleOperator)
@@ -291,6 +293,17 @@ func TestRecordingUploadTrickled(t *testing.T) {
 		case <-ctx.Done():
 			t.Fatal("the trickled uploads still hold the server's slots")
 		}
+	}
+	again, err := f.uploadRecording(ctx, attackers[0].node, bytes.NewReader(recordingUpload(t, attackers[0].x, body)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var e api.Error
+	_ = json.NewDecoder(io.LimitReader(again.Body, 1<<16)).Decode(&e)
+	again.Body.Close()
+	if again.StatusCode != http.StatusServiceUnavailable || !strings.Contains(e.Error, "arrived too slowly and was cut off: try again in") || again.Header.Get("Retry-After") == "" {
+		t.Errorf("a node cut off asking again at once: %d %q, Retry-After %q; want 503 telling it to wait",
+			again.StatusCode, e.Error, again.Header.Get("Retry-After"))
 	}
 	resp, err := f.uploadRecording(ctx, honest.node, bytes.NewReader(recordingUpload(t, honest.x, body)))
 	if err != nil {
