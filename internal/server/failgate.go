@@ -36,9 +36,8 @@ import (
 //
 // The table holds maxFailSources sources, dropping the least recently
 // failed when full. A source is throttled failInterval past its last
-// failure, so to have
-// one forgotten while it is throttled, maxFailSources other sources must
-// fail in those six seconds. The bound is each server's own: servers
+// failure, so to have one forgotten while it is throttled, maxFailSources
+// other sources must fail in those six seconds. The bound is each server's own: servers
 // sharing a store do not share their tables.
 const (
 	publicFailBurst  = 10
@@ -65,7 +64,7 @@ type failSource struct {
 const failInterval = publicFailWindow / publicFailBurst
 
 // wait is how long a call from addr must wait, zero when it may be made
-// now.
+// now (admit is the call's own check).
 func (g *failGate) wait(addr netip.Addr, now time.Time) time.Duration {
 	g.mu.Lock()
 	defer g.mu.Unlock()
@@ -85,8 +84,8 @@ func (g *failGate) waitLocked(key netip.Prefix, now time.Time) time.Duration {
 
 // admit lets a call from addr in when its source has room for it to fail,
 // holding that room until done is called with whether it failed (a
-// failure is then counted, as fail does); otherwise it says how long the
-// call must wait.
+// failure is then counted); otherwise it says how long the call must
+// wait.
 func (g *failGate) admit(addr netip.Addr, now time.Time) (done func(failed bool, now time.Time), wait time.Duration) {
 	key := flow.SourceKey(addr)
 	g.mu.Lock()
