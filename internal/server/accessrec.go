@@ -216,6 +216,7 @@ func (s *Server) recordingPath(session string) (string, error) {
 // end (and the audit log holds), sealed under the keyring.
 func (s *Server) handleRecordingUpload(w http.ResponseWriter, r *http.Request, c *caller) {
 	ctx := r.Context()
+	// The pace is the socket's, so on the wall clock.
 	body := newPacedBody(w, r.Body, time.Now(), s.cfg.Access.UploadGrace, s.cfg.Access.UploadMinRate)
 	br := bufio.NewReader(io.LimitReader(body, s.cfg.Access.MaxRecording+64<<10))
 	line, err := br.ReadSlice('\n')
