@@ -9,8 +9,10 @@ import (
 	"net"
 	"net/http"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/libp2p/go-yamux/v5"
@@ -61,7 +63,9 @@ type AccessConfig struct {
 	// OpenSSH 9); empty looks for OpenSSH's in the usual places.
 	SFTPServer string
 	// MaxRecording bounds one session's recording; a session that would
-	// exceed it is ended. Zero means 64 MiB.
+	// exceed it is ended. Zero means 64 MiB. The control plane's bound
+	// (its access.max_recording_bytes) applies too when it is lower: the
+	// agent learns it as its access tunnel opens, and warns.
 	MaxRecording int64
 }
 
@@ -78,6 +82,10 @@ type access struct {
 
 	shipWake chan struct{}
 	execs    *execWatch
+
+	// serverMax is the largest recording the control plane takes, as the
+	// last access tunnel's answer said (0: not said).
+	serverMax atomic.Int64
 }
 
 // liveSession is one administrator connection being served.
@@ -157,6 +165,9 @@ func (x *access) tunnel(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	if sc, ok := conn.(*api.StreamConn); ok {
+		x.learnServerMax(sc.Header.Get(api.HeaderMaxRecording))
+	}
 	sess, err := yamux.Server(conn, api.AccessMuxConfig(), nil)
 	if err != nil {
 		conn.Close()
@@ -182,6 +193,30 @@ func (x *access) tunnel(ctx context.Context) error {
 		}
 		go x.serve(ctx, st)
 	}
+}
+
+// learnServerMax takes the control plane's bound on a recording, v, from
+// a tunnel's answer, and warns when the node's own is above it: a
+// recording past it would be refused each time it was sent, so sessions
+// end at the lower bound (maxRecording).
+func (x *access) learnServerMax(v string) {
+	n, err := strconv.ParseInt(v, 10, 64)
+	if err != nil || n <= closeRoom {
+		return // not said (an older server): the node's own bound
+	}
+	if old := x.serverMax.Swap(n); old != n && n < x.cfg.MaxRecording {
+		x.a.log.Warn("access: max_recording_bytes is above the control plane's: sessions end when their recording reaches the control plane's bound",
+			"max_recording_bytes", x.cfg.MaxRecording, "control_plane", n)
+	}
+}
+
+// maxRecording bounds a new session's recording: the node's
+// max_recording_bytes, or the control plane's bound when it is lower.
+func (x *access) maxRecording() int64 {
+	if n := x.serverMax.Load(); n > 0 && n < x.cfg.MaxRecording {
+		return n
+	}
+	return x.cfg.MaxRecording
 }
 
 // bufConn replays what a bufio.Reader holds before reading on.

@@ -89,7 +89,7 @@ func (x *access) newRecorder(session string, width, height int, term, title stri
 		return nil, fmt.Errorf("agent: recording: %w", err)
 	}
 	now := x.a.cfg.Now()
-	r := &recorder{path: path, session: session, sealer: x.a.cfg.Sealer, start: now, now: x.a.cfg.Now, max: x.cfg.MaxRecording,
+	r := &recorder{path: path, session: session, sealer: x.a.cfg.Sealer, start: now, now: x.a.cfg.Now, max: x.maxRecording(),
 		input: x.cfg.RecordInput, f: f, sum: sha256.New(), flushed: now, pending: map[string][]byte{}}
 	if width <= 0 || height <= 0 {
 		width, height = 80, 24
@@ -372,6 +372,13 @@ func (x *access) shipOne(ctx context.Context, dir, id string) error {
 		head, _ := json.Marshal(api.RecordingUpload{Session: info, Size: int64(len(rec))})
 		body := append(append(head, '\n'), rec...)
 		if err := c.Upload(ctx, api.PathNodeAccessRec, body, nil); err != nil {
+			var se *api.StatusError
+			if errors.As(err, &se) && se.Code == http.StatusRequestEntityTooLarge {
+				// Recorded before the control plane's bound was known, or
+				// under a server that takes less: kept until one takes it.
+				x.a.log.Warn("access: recording larger than the control plane takes: kept on the node, sent again until access.max_recording_bytes on the servers allows it",
+					"session", id, "bytes", len(rec), "err", err)
+			}
 			return err
 		}
 	}

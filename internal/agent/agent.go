@@ -367,7 +367,24 @@ func (a *Agent) join(ctx context.Context) error {
 	c := api.NewClient(a.cfg.Server, api.ClientTLS(nil, a.trust))
 	defer c.Close()
 	var resp api.CertResponse
-	err = c.Call(ctx, http.MethodPost, api.PathJoin, api.JoinRequest{Token: a.cfg.Join, Node: a.cfg.Node, MeshAddr: a.cfg.MeshAddr, CSR: csr, NodeKey: pub}, &resp)
+	req := api.JoinRequest{Token: a.cfg.Join, Node: a.cfg.Node, MeshAddr: a.cfg.MeshAddr, CSR: csr, NodeKey: pub}
+	for tries := 1; ; tries++ {
+		err = c.Call(ctx, http.MethodPost, api.PathJoin, req, &resp)
+		// A throttled join read nothing of the token: the same request is
+		// sent again once the server's Retry-After has passed, so that a
+		// fleet starting at once behind one address joins in turns.
+		var se *api.StatusError
+		if err == nil || !errors.As(err, &se) || se.Code != http.StatusTooManyRequests {
+			break
+		}
+		wait := max(se.RetryAfter, a.backoff(tries))
+		a.log.Warn("join throttled by the server; trying again", "in", wait.Round(time.Second), "err", err)
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("agent: join: %w", err)
+		case <-a.cfg.After(wait):
+		}
+	}
 	if err != nil {
 		return fmt.Errorf("agent: join: %w", err)
 	}
@@ -457,6 +474,7 @@ func (a *Agent) Run(ctx context.Context) error {
 	run(a.runFirewall)
 	run(a.runDNSFilter)
 	run(a.runEgress)
+	run(a.recheckEgress)
 	run(a.access.run)
 	if a.cfg.Socket != "" {
 		run(a.serveWorkloadAPI)

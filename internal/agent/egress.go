@@ -112,10 +112,21 @@ func (a *Agent) dialEgressGateway(ctx context.Context, src string) (net.Conn, er
 }
 
 // recheckEgress closes the egress connections this node's point relays
-// that the intentions in force no longer allow.
-func (a *Agent) recheckEgress() {
-	if a.point != nil {
-		a.point.Recheck()
+// that the intentions in force no longer allow, or whose names no longer
+// resolve to their addresses, each time the intentions change: in a loop
+// of its own, so that the lookups hold back no update.
+func (a *Agent) recheckEgress(ctx context.Context) error {
+	if a.point == nil {
+		return nil
+	}
+	for {
+		changed := a.polChanged.C()
+		a.point.Recheck(ctx)
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-changed:
+		}
 	}
 }
 

@@ -78,7 +78,6 @@ func (a *Agent) runMesh(ctx context.Context) error {
 					a.pol.Store(nil)
 					a.polChanged.Notify()
 					a.mesh.SetPolicy(nil)
-					a.recheckEgress()
 					applied = key
 				case err != nil:
 					// The server validated it; a document this agent cannot
@@ -88,7 +87,6 @@ func (a *Agent) runMesh(ctx context.Context) error {
 					a.pol.Store(t)
 					a.polChanged.Notify()
 					a.mesh.SetPolicy(t)
-					a.recheckEgress()
 					applied = key
 					a.log.Info("policy applied", "version", p.Version, "digest", t.Version())
 				}

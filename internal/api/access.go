@@ -79,6 +79,11 @@ const (
 	HeaderALPN  = "Moat-Protocol"
 	// HeaderRelayHello carries an encoded RelayHello on PathPeerAccessDial.
 	HeaderRelayHello = "Moat-Relay-Hello"
+	// HeaderMaxRecording answers PathNodeAccessTunnel with the largest
+	// recording, in bytes, the server takes: the agent ends a session
+	// whose recording reaches it, rather than keep one the control plane
+	// would refuse for ever.
+	HeaderMaxRecording = "Moat-Max-Recording"
 )
 
 // ALPN protocols an administrator's client offers a node's agent inside a

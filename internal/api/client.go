@@ -13,6 +13,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -47,7 +48,14 @@ type StatusError struct {
 	Code   int
 	Msg    string
 	Reason string
+	// RetryAfter is the answer's Retry-After in seconds, at most
+	// maxRetryAfter; zero when it has none or one in another form.
+	RetryAfter time.Duration
 }
+
+// maxRetryAfter bounds the wait a server's Retry-After can ask of a
+// client.
+const maxRetryAfter = 5 * time.Minute
 
 func (e *StatusError) Error() string { return fmt.Sprintf("%s (%d)", e.Msg, e.Code) }
 
@@ -311,7 +319,11 @@ func readError(resp *http.Response) error {
 			e.Error = http.StatusText(resp.StatusCode)
 		}
 	}
-	return &StatusError{Code: resp.StatusCode, Msg: e.Error, Reason: e.Reason}
+	se := &StatusError{Code: resp.StatusCode, Msg: e.Error, Reason: e.Reason}
+	if secs, err := strconv.Atoi(resp.Header.Get("Retry-After")); err == nil && secs > 0 {
+		se.RetryAfter = min(time.Duration(secs)*time.Second, maxRetryAfter)
+	}
+	return se
 }
 
 // Watch streams updates to fn until ctx ends, the stream breaks, fn returns

@@ -53,7 +53,7 @@ func (c *Client) Stream(ctx context.Context, path string, header http.Header) (n
 		return nil, readError(resp)
 	}
 	w := pw
-	return &StreamConn{R: resp.Body, W: w, Closer: func() error {
+	return &StreamConn{R: resp.Body, W: w, Header: resp.Header, Closer: func() error {
 		cancel()
 		w.Close()
 		return resp.Body.Close()
@@ -70,6 +70,8 @@ type StreamConn struct {
 	Flush func() error
 	// Local and Remote are reported by LocalAddr and RemoteAddr.
 	Local, Remote net.Addr
+	// Header is the answer's header, on a client's stream (Client.Stream).
+	Header http.Header
 
 	once sync.Once
 	err  error

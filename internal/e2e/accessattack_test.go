@@ -606,3 +606,31 @@ func TestBreakGlassNeverRootByDefault(t *testing.T) {
 		t.Fatalf("ssh web-1: exit %d: %q %q", r.code, r.out, r.errOut)
 	}
 }
+
+// TestBreakGlassRecordingWithinServersBound: a node whose
+// max_recording_bytes (64 MiB by default) is above the control plane's
+// (here 64 KiB) recorded sessions past what the control plane takes, and
+// their recordings were refused each time they were sent, for ever. The
+// agent now learns the control plane's bound as its access tunnel opens,
+// warns, and ends a session whose recording reaches it: the recording,
+// with its note saying so, reaches the control plane.
+func TestBreakGlassRecordingWithinServersBound(t *testing.T) {
+	b := startBreakGlassWith(t, "  max_recording_bytes: 65536\n")
+	id := b.request(t, "--node", "web-1", "--shell", "--reason", "INC-52", "--for", "1h")
+	r := moatRun(t, b.alice.env, "", "ssh", "web-1", "head -c 300000 /dev/zero | od -v")
+	t.Logf("a session printing some 1.2 MB: exit %d, %d bytes shown", r.code, len(r.out))
+	x := storedSessions(t, b.alice.env, id, 1)[0]
+	cast := filepath.Join(b.dir, "bounded.cast")
+	must(t, b.alice.env, "access", "export", "-o", cast, x.ID)
+	got, err := os.ReadFile(cast)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got) > 65536 || !strings.Contains(string(got), "recording limit reached: session ended") {
+		t.Fatalf("the recording of a session past the control plane's bound: %d bytes, note of the limit %v; want at most 65536 with the note",
+			len(got), strings.Contains(string(got), "recording limit reached"))
+	}
+	if !strings.Contains(b.agent.errb.String(), "max_recording_bytes is above the control plane's") {
+		t.Fatal("the agent did not warn that its max_recording_bytes is above the control plane's")
+	}
+}

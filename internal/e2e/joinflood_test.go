@@ -74,7 +74,7 @@ func garbageJoins(t *testing.T, c *cluster, from string) (retry time.Duration, s
 // another address floods the control plane with garbage joins, which it
 // soon refuses at once. From the flooding address itself a join waits
 // with the flood: the agent says why and for how long, and joins with the
-// same token once the address's failures have drained.
+// same token once the address's failures have drained, without exiting.
 func TestAgentJoinsBesideGarbageJoins(t *testing.T) {
 	c := newCluster(t)
 	retry, sent := garbageJoins(t, c, "127.0.0.2")
@@ -95,17 +95,17 @@ func TestAgentJoinsBesideGarbageJoins(t *testing.T) {
 	n1 := moatStart(t, cmdEnv{}, nil, agentArgs("n1", c.token("n1"))...)
 	joined(n1, "n1")
 
-	t.Log("once 127.0.0.1 floods too, an agent there is told to wait")
+	t.Log("once 127.0.0.1 floods too, an agent there is told to wait, and waits")
 	retry, _ = garbageJoins(t, c, "127.0.0.1")
-	tok := c.token("n2")
-	r := moatRun(t, cmdEnv{}, "", agentArgs("n2", tok)...)
-	if r.code == 0 || !strings.Contains(r.errOut, "too many failed joins") || !strings.Contains(r.errOut, "try again in") {
-		t.Fatalf("agent join from the throttled address: exit %d: %s", r.code, r.errOut)
+	n2 := moatStart(t, cmdEnv{}, nil, agentArgs("n2", c.token("n2"))...)
+	waitUntil(t, time.Minute, "n2 to be throttled", func() bool {
+		return n2.exited() || strings.Contains(n2.errb.String(), "join throttled by the server")
+	})
+	if n2.exited() || !strings.Contains(n2.errb.String(), "too many failed joins") || !strings.Contains(n2.errb.String(), "try again in") {
+		t.Fatalf("agent join from the throttled address: exited %v: %s", n2.exited(), n2.errb.String())
 	}
-
-	t.Logf("the agent said: %s", strings.TrimSpace(r.errOut))
-	t.Log("after Retry-After its join, with the same token, goes through")
+	t.Logf("the agent said: %s", strings.TrimSpace(n2.errb.String()))
+	t.Log("once the address's failures have drained, its join, with the same token, goes through")
 	c.clk.Advance(retry)
-	n2 := moatStart(t, cmdEnv{}, nil, agentArgs("n2", tok)...)
 	joined(n2, "n2")
 }

@@ -843,7 +843,7 @@ func TestEgressRuleRemoved(t *testing.T) {
 		t.Fatal(err)
 	}
 	inForce.Store(other)
-	pt.Recheck()
+	pt.Recheck(context.Background())
 	if err := get(); err == nil {
 		t.Error("the service still reaches the host over a connection opened under a rule removed since")
 	}
@@ -858,9 +858,89 @@ func TestEgressRuleRemoved(t *testing.T) {
 	if err := tc2.Handshake(); err != nil {
 		t.Fatal(err)
 	}
-	pt.Recheck()
+	pt.Recheck(context.Background())
 	tc, br = tc2, bufio.NewReader(tc2)
 	if err := get(); err != nil {
 		t.Errorf("a connection the rules allow was cut: %v", err)
+	}
+}
+
+// TestEgressRuleNameMoved: a connection the point relayed to an address
+// its rule's name resolved to outlived the name: once the name was moved
+// to another server (the old one retired, or taken over) or removed, and
+// the intentions changed, Recheck decided by the rule alone, and the
+// service kept talking to the old address. Recheck now resolves the names
+// again: a connection whose name no longer resolves to its address is
+// closed, as is one whose name no longer resolves at all (fail closed),
+// each recorded; one whose name still resolves to its address is left
+// alone.
+func TestEgressRuleNameMoved(t *testing.T) {
+	w := newWorld(t)
+	pol, err := policy.Parse([]byte(intentions))
+	if err != nil {
+		t.Fatal(err)
+	}
+	pt := w.point(t, pol)
+	p := w.proxy(t, pol, pt, nil, apiCaller)
+	ctx, cancel := context.WithTimeout(context.Background(), testkit.WaitLimit)
+	defer cancel()
+	// open connects to api.example.test through the point and returns
+	// what makes a request on the connection and says who answered.
+	open := func() func() (string, error) {
+		c := tunnel(t, p, "api.example.test:443")
+		t.Cleanup(func() { c.Close() })
+		tc := tls.Client(c, &tls.Config{ServerName: "api.example.test", RootCAs: w.roots})
+		if err := tc.Handshake(); err != nil {
+			t.Fatal(err)
+		}
+		br := bufio.NewReader(tc)
+		return func() (string, error) {
+			fmt.Fprintf(tc, "GET / HTTP/1.1\r\nHost: api.example.test\r\n\r\n")
+			resp, err := http.ReadResponse(br, nil)
+			if err != nil {
+				return "", err
+			}
+			defer resp.Body.Close()
+			b, err := io.ReadAll(resp.Body)
+			return string(b), err
+		}
+	}
+	cut := func(mark int, want string) {
+		t.Helper()
+		rec := w.waitAfter(t, mark, "the cut", func(r flow.Record) bool { return r.ActivityID == flow.ActivityClose })
+		if rec.Unmapped.ReasonCode != flow.ReasonPolicyChanged || !strings.Contains(rec.Unmapped.Reason, want) {
+			t.Errorf("the cut recorded with %q (%s), want %q saying %q", rec.Unmapped.ReasonCode, rec.Unmapped.Reason, flow.ReasonPolicyChanged, want)
+		}
+	}
+
+	old := open()
+	if got, err := old(); err != nil || !strings.HasPrefix(got, "internet says hi") {
+		t.Fatalf("the allowed host: %q, %v", got, err)
+	}
+	pt.Recheck(ctx)
+	if got, err := old(); err != nil || !strings.HasPrefix(got, "internet says hi") {
+		t.Fatalf("after a recheck, the name still resolving to its address: %q, %v", got, err)
+	}
+
+	t.Log("the name moves to another server; the connection to the old one is cut")
+	w.setName("api.example.test.", w.evil.Addr)
+	mark := len(w.recs.Records())
+	pt.Recheck(ctx)
+	cut(mark, "now resolves to ["+w.evil.Addr.String()+"]")
+	if got, err := old(); err == nil {
+		t.Errorf("the service still reaches the old address of a name moved since: %q", got)
+	}
+
+	t.Log("the name no longer resolves; a connection to it is cut")
+	moved := open()
+	if got, err := moved(); err != nil || !strings.HasPrefix(got, "evil says hi") {
+		t.Fatalf("the name's new address: %q, %v", got, err)
+	}
+	w.setName("api.example.test.", netip.Addr{})
+	mark = len(w.recs.Records())
+	pt.Recheck(ctx)
+	cut(mark, "no longer resolves outside")
+	if got, err := moved(); err == nil {
+		t.Errorf("the service still reaches the address of a name that no longer resolves: %q", got)
 	}
 }

@@ -36,7 +36,8 @@
 //
 // A relayed connection on which no byte moved either way for the idle
 // timeout (an hour unless configured) is closed (idle.go), and one the
-// rules no longer allow once they change (Recheck).
+// rules no longer allow once they change, or whose name no longer
+// resolves to the address it was made to (Recheck).
 //
 // Every egress connection is recorded at the point (OCSF Network Activity
 // with the host name, the source identity and the rule), and every refusal
@@ -57,6 +58,7 @@ import (
 	"net"
 	"net/http"
 	"net/netip"
+	"slices"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -527,25 +529,69 @@ func (p *Point) Relay(client net.Conn, first []byte, up *Upstream) {
 
 // Recheck decides every relayed connection again by the rules in force
 // and closes those they no longer allow (a rule removed, or narrowed to
-// other sources, hosts or ports), each recorded with
-// flow.ReasonPolicyChanged: a connection opened under a rule does not
-// outlive it. The agent calls it whenever the intentions change.
-func (p *Point) Recheck() {
+// other sources, hosts or ports), and of those made to a name, those whose
+// address the name no longer resolves to: a rule names a host, and the
+// addresses it stands for are what the point's resolver says now (a DNS
+// record moved off a server retired or taken over). A name that does not
+// resolve now, or only inside, closes its connections: the point cannot
+// tell they still reach the host. Each is recorded with
+// flow.ReasonPolicyChanged: a connection does not outlive its rule, nor
+// the name's addresses. Each name is resolved once, maxRecheckLookups at
+// a time, each within DialTimeout. The agent calls it whenever the
+// intentions change, off the loop that applies them.
+func (p *Point) Recheck(ctx context.Context) {
 	pol := p.cfg.Policy()
-	var cut []func() error
+	names := map[string][]*Upstream{}
+	var cut []*Upstream
+	var whys []string
 	p.mu.Lock()
-	for up, closeBoth := range p.live {
-		if d := pol.DecideEgress(up.tgt.Src, up.tgt.Host, up.tgt.Port); d.Allow {
+	for up := range p.live {
+		if d := pol.DecideEgress(up.tgt.Src, up.tgt.Host, up.tgt.Port); !d.Allow {
+			cut = append(cut, up)
+			whys = append(whys, fmt.Sprintf("the egress rules in force no longer let %s reach %s (it was %s)", orNone(up.tgt.Src), up.tgt, up.rule))
 			continue
 		}
-		why := fmt.Sprintf("the egress rules in force no longer let %s reach %s (it was %s)", orNone(up.tgt.Src), up.tgt, up.rule)
-		if up.cut.CompareAndSwap(nil, &why) {
-			cut = append(cut, closeBoth)
+		if _, err := netip.ParseAddr(up.tgt.Host); err != nil {
+			names[up.tgt.Host] = append(names[up.tgt.Host], up)
 		}
 	}
 	p.mu.Unlock()
-	for _, c := range cut {
-		_ = c()
+	for i, up := range cut {
+		p.cut(up, whys[i])
+	}
+	sem := make(chan struct{}, maxRecheckLookups)
+	var wg sync.WaitGroup
+	for host, ups := range names {
+		sem <- struct{}{}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			defer func() { <-sem }()
+			addrs, ref := p.resolve(ctx, ups[0].tgt)
+			for _, up := range ups {
+				at, _ := netip.ParseAddrPort(up.conn.RemoteAddr().String())
+				switch {
+				case ref != nil:
+					p.cut(up, fmt.Sprintf("%s was connected to %s, and the name no longer resolves outside: %s", host, at.Addr(), ref.Reason))
+				case !slices.Contains(addrs, at.Addr().Unmap()):
+					p.cut(up, fmt.Sprintf("%s was connected to %s, and the name now resolves to %v", host, at.Addr(), addrs))
+				}
+			}
+		}()
+	}
+	wg.Wait()
+}
+
+// maxRecheckLookups bounds the names Recheck resolves at once.
+const maxRecheckLookups = 8
+
+// cut closes a relayed connection for why, once.
+func (p *Point) cut(up *Upstream, why string) {
+	p.mu.Lock()
+	closeBoth, ok := p.live[up]
+	p.mu.Unlock()
+	if ok && up.cut.CompareAndSwap(nil, &why) {
+		_ = closeBoth()
 	}
 }
 

@@ -62,6 +62,21 @@ type world struct {
 	fw                   *firewall.Manager
 	roots                *x509.CertPool
 	recs                 *flow.Memory
+
+	zoneMu sync.Mutex // guards zone
+	zone   map[string]netip.Addr
+}
+
+// setName has the world's DNS answer name with a, or no address when a
+// is the zero Addr.
+func (w *world) setName(name string, a netip.Addr) {
+	w.zoneMu.Lock()
+	defer w.zoneMu.Unlock()
+	if !a.IsValid() {
+		delete(w.zone, name)
+		return
+	}
+	w.zone[name] = a
 }
 
 func newWorld(t *testing.T) *world {
@@ -112,7 +127,7 @@ func newWorld(t *testing.T) *world {
 	}
 	// The DNS server: the allowed name on the internet host, another name
 	// on the attacker's, one on an internal address.
-	zone := map[string]netip.Addr{
+	w.zone = map[string]netip.Addr{
 		"api.example.test.":      w.internet.Addr,
 		"evil.example.test.":     w.evil.Addr,
 		"internal.example.test.": netip.MustParseAddr("10.1.2.3"),
@@ -144,7 +159,9 @@ func newWorld(t *testing.T) *world {
 		m := new(dns.Msg)
 		m.SetReply(q)
 		for _, qq := range q.Question {
-			a, ok := zone[strings.ToLower(qq.Name)]
+			w.zoneMu.Lock()
+			a, ok := w.zone[strings.ToLower(qq.Name)]
+			w.zoneMu.Unlock()
 			switch {
 			case ok && a.Is4() && qq.Qtype == dns.TypeA:
 				m.Answer = append(m.Answer, &dns.A{Hdr: dns.RR_Header{Name: qq.Name, Rrtype: dns.TypeA, Class: dns.ClassINET, Ttl: 30}, A: a.AsSlice()})

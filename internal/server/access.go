@@ -56,29 +56,48 @@ type accessState struct {
 	tunnels map[string]*nodeTunnel
 	relays  map[string]map[*relay]struct{} // by grant ID
 	uploads map[string]bool                // nodes with a recording arriving
+	slow    map[string]time.Time           // nodes whose last upload was cut off, until when they wait
 }
 
 // maxUploads is how many recordings a server takes at once, one per node.
 const maxUploads = 4
 
+// uploadCooldown is how long a node whose upload was cut off for
+// arriving too slowly waits for its next: the slots are the other nodes'
+// meanwhile, however soon it asks again.
+const uploadCooldown = time.Minute
+
 func newAccessState(s *Server) *accessState {
-	return &accessState{s: s, tunnels: map[string]*nodeTunnel{}, relays: map[string]map[*relay]struct{}{}, uploads: map[string]bool{}}
+	return &accessState{s: s, tunnels: map[string]*nodeTunnel{}, relays: map[string]map[*relay]struct{}{},
+		uploads: map[string]bool{}, slow: map[string]time.Time{}}
 }
 
-// startUpload reserves node's one upload slot, if it and a server slot
-// are free; done releases it.
-func (a *accessState) startUpload(node string) (done func(), ok bool) {
+// startUpload reserves node's one upload slot for session, if it and a
+// server slot are free and node is not waiting after an upload cut off;
+// done releases it, and has node wait uploadCooldown when its upload was
+// cut off.
+func (a *accessState) startUpload(node, session string) (done func(cutOff bool), err error) {
+	now := a.s.now()
 	a.mu.Lock()
 	defer a.mu.Unlock()
+	if until, ok := a.slow[node]; ok && now.Before(until) {
+		e := &httpError{code: http.StatusServiceUnavailable, retryAfter: until.Sub(now)}
+		e.msg = fmt.Sprintf("recording of session %s: this node's last upload arrived too slowly and was cut off: try again in %ds", session, e.retrySeconds())
+		return nil, e
+	}
+	delete(a.slow, node)
 	if a.uploads[node] || len(a.uploads) >= maxUploads {
-		return nil, false
+		return nil, errorf(http.StatusServiceUnavailable, "recording of session %s: too many recordings arriving (one at a time per node): try again later", session)
 	}
 	a.uploads[node] = true
-	return func() {
+	return func(cutOff bool) {
 		a.mu.Lock()
+		defer a.mu.Unlock()
 		delete(a.uploads, node)
-		a.mu.Unlock()
-	}, true
+		if cutOff {
+			a.slow[node] = a.s.now().Add(uploadCooldown)
+		}
+	}, nil
 }
 
 func (s *Server) accessRoutes(t *routeTable) {

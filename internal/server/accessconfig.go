@@ -154,6 +154,14 @@ type AccessConfig struct {
 	Retention time.Duration
 	// MaxRecording bounds one recording; zero means 64 MiB.
 	MaxRecording int64
+	// UploadGrace and UploadMinRate bound how long a recording upload
+	// holds one of the server's few upload slots: its bytes must keep
+	// arriving at UploadMinRate bytes a second, counted after
+	// UploadGrace from its start (the header line included), or it is
+	// refused and the slot freed, for the agent to send it again later.
+	// Zero means DefaultUploadGrace and DefaultUploadMinRate.
+	UploadGrace   time.Duration
+	UploadMinRate int64
 	// SessionCertTTL is the life of the certificates access.cert issues
 	// (the X.509 one the agent's mutual TLS admits, and a shell's SSH
 	// one), capped by the grant's end; zero means
@@ -179,6 +187,12 @@ const (
 	DefaultGrantPending = time.Hour
 	DefaultRetention    = 90 * 24 * time.Hour
 	DefaultMaxRecording = 64 << 20
+	// DefaultUploadGrace and DefaultUploadMinRate: a node sending its
+	// recording at 128 kbit/s or faster is never cut off, and one that
+	// trickles holds its slot for seconds, not for as long as it likes (a
+	// slow-loris body; Apache's mod_reqtimeout bounds bodies alike).
+	DefaultUploadGrace   = 20 * time.Second
+	DefaultUploadMinRate = 16 << 10
 	// DefaultSessionCertTTL: a client asks for a session's certificates
 	// right before its handshake, so a minute covers a slow relay and a
 	// modest clock difference between the control plane and the node
@@ -212,6 +226,12 @@ func (c *AccessConfig) defaults() {
 	}
 	if c.MaxRecording == 0 {
 		c.MaxRecording = DefaultMaxRecording
+	}
+	if c.UploadGrace == 0 {
+		c.UploadGrace = DefaultUploadGrace
+	}
+	if c.UploadMinRate == 0 {
+		c.UploadMinRate = DefaultUploadMinRate
 	}
 	if c.SessionCertTTL == 0 {
 		c.SessionCertTTL = DefaultSessionCertTTL

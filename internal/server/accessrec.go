@@ -216,10 +216,12 @@ func (s *Server) recordingPath(session string) (string, error) {
 // end (and the audit log holds), sealed under the keyring.
 func (s *Server) handleRecordingUpload(w http.ResponseWriter, r *http.Request, c *caller) {
 	ctx := r.Context()
-	br := bufio.NewReader(io.LimitReader(r.Body, s.cfg.Access.MaxRecording+64<<10))
+	// The pace is the socket's, so on the wall clock.
+	body := newPacedBody(w, r.Body, time.Now(), s.cfg.Access.UploadGrace, s.cfg.Access.UploadMinRate)
+	br := bufio.NewReader(io.LimitReader(body, s.cfg.Access.MaxRecording+64<<10))
 	line, err := br.ReadSlice('\n')
 	if err != nil {
-		writeError(w, errorf(http.StatusBadRequest, "recording: no header line"))
+		writeError(w, body.refusal(err, "recording: no header line"))
 		return
 	}
 	up, err := parseRecordingHeader(line, s.cfg.Access.MaxRecording)
@@ -245,19 +247,28 @@ func (s *Server) handleRecordingUpload(w http.ResponseWriter, r *http.Request, c
 	}
 	// One recording at a time from a node, a few at once in all, each
 	// held in memory only as far as its bytes have arrived: a node cannot
-	// make the server set aside room for recordings it never sends.
-	done, ok := s.access.startUpload(c.Name)
-	if !ok {
-		writeError(w, errorf(http.StatusServiceUnavailable, "recording of session %s: too many recordings arriving (one at a time per node): try again later", up.Session.ID))
+	// make the server set aside room for recordings it never sends, and
+	// one whose bytes fall behind the minimum rate is cut off, so that
+	// nodes trickling theirs do not keep the others' waiting (and wait
+	// uploadCooldown for their next).
+	done, err := s.access.startUpload(c.Name, up.Session.ID)
+	if err != nil {
+		writeError(w, err)
 		return
 	}
-	defer done()
-	body, err := io.ReadAll(io.LimitReader(br, up.Size))
-	if err != nil || int64(len(body)) != up.Size {
-		writeError(w, errorf(http.StatusBadRequest, "recording: %d bytes announced, fewer sent", up.Size))
+	cutOff := false
+	defer func() { done(cutOff) }()
+	rec, err := io.ReadAll(io.LimitReader(br, up.Size))
+	cutOff = errors.Is(err, os.ErrDeadlineExceeded)
+	if err != nil || int64(len(rec)) != up.Size {
+		if cutOff {
+			s.log.Warn("access: recording upload cut off: its bytes arrived too slowly",
+				"node", c.Name, "session", up.Session.ID, "announced", up.Size, "arrived", len(rec))
+		}
+		writeError(w, body.refusal(err, fmt.Sprintf("recording: %d bytes announced, fewer sent", up.Size)))
 		return
 	}
-	sum := sha256.Sum256(body)
+	sum := sha256.Sum256(rec)
 	if got := hex.EncodeToString(sum[:]); got != cur.Recording {
 		s.log.Warn("access: recording refused: its digest is not the one reported at the session's end",
 			"node", c.Name, "session", cur.ID, "reported", cur.Recording, "got", got)
@@ -277,7 +288,7 @@ func (s *Server) handleRecordingUpload(w http.ResponseWriter, r *http.Request, c
 		writeError(w, err)
 		return
 	}
-	if err := seal.WriteSealedFile(path, s.cfg.Sealer, "recording/"+cur.ID, body); err != nil {
+	if err := seal.WriteSealedFile(path, s.cfg.Sealer, "recording/"+cur.ID, rec); err != nil {
 		writeError(w, err)
 		return
 	}
@@ -287,6 +298,48 @@ func (s *Server) handleRecordingUpload(w http.ResponseWriter, r *http.Request, c
 		return
 	}
 	writeJSON(w, http.StatusOK, cur)
+}
+
+// pacedBody is an upload's body that must keep arriving at rate bytes a
+// second after grace from start: each read pushes the request's read
+// deadline back by the time its bytes earned, so a body that falls behind
+// ends in a deadline error while one at the rate or faster never does.
+type pacedBody struct {
+	r     io.Reader
+	rc    *http.ResponseController
+	start time.Time
+	grace time.Duration
+	rate  int64
+	n     int64 // bytes read
+}
+
+func newPacedBody(w http.ResponseWriter, r io.Reader, start time.Time, grace time.Duration, rate int64) *pacedBody {
+	p := &pacedBody{r: r, rc: http.NewResponseController(w), start: start, grace: grace, rate: rate}
+	_ = p.rc.SetReadDeadline(p.deadline())
+	return p
+}
+
+func (p *pacedBody) deadline() time.Time {
+	return p.start.Add(p.grace + time.Duration(p.n)*time.Second/time.Duration(p.rate))
+}
+
+func (p *pacedBody) Read(b []byte) (int, error) {
+	n, err := p.r.Read(b)
+	if n > 0 {
+		p.n += int64(n)
+		_ = p.rc.SetReadDeadline(p.deadline())
+	}
+	return n, err
+}
+
+// refusal is the error answering a body that ended with err: 408 when
+// its bytes fell behind, else 400 with msg.
+func (p *pacedBody) refusal(err error, msg string) error {
+	if errors.Is(err, os.ErrDeadlineExceeded) {
+		return errorf(http.StatusRequestTimeout, "%s: %d bytes arrived in %s, slower than %d bytes a second after the first %s: send it again",
+			msg, p.n, time.Since(p.start).Round(time.Millisecond), p.rate, p.grace)
+	}
+	return errorf(http.StatusBadRequest, "%s", msg)
 }
 
 // parseRecordingHeader reads the JSON line heading a recording upload,

@@ -1,8 +1,13 @@
 package server
 
 import (
+	"bytes"
+	"context"
+	"crypto/tls"
+	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"net/http"
 	"strings"
 	"testing"
@@ -11,6 +16,7 @@ import (
 	"moat/internal/api"
 	"moat/internal/audit"
 	"moat/internal/store"
+	"moat/internal/testkit"
 )
 
 // TestAccessRecordingReaders: a session's recording is read by the
@@ -211,5 +217,104 @@ func TestNodeCannotBackdateSession(t *testing.T) {
 		if code != http.StatusOK || string(rec) != string(body) {
 			t.Errorf("session %s after the retention pass: %d %q", id, code, e.Error)
 		}
+	}
+}
+
+// TestRecordingUploadTrickled: compromised nodes that trickle their
+// recordings' bytes, as many as the server has upload slots, hold every
+// slot, but only while their bytes keep the minimum rate: each is cut
+// off (408, to send it again later) and its slot freed, and an honest
+// node's recording then lands rather than waiting for ever; a node cut
+// off that asks again at once is told to wait, so that it does not take
+// the slot back before the others.
+func TestRecordingUploadTrickled(t *testing.T) {
+	f := newAuthFixtureWith(t, authOptions{access: func(c *AccessConfig) { c.UploadGrace = 2 * time.Second }})
+	alice := f.newAdmin(t, "alice", api.RoleOperator)
+	f.enrolMFA(t, alice)
+	body := []byte(`{"version": 2, "width": 80, "height": 24}` + "\n" + `[0.1, "o", "root@web:~# uptime\r\n"]` + "\n")
+	type session struct {
+		node *tls.Certificate
+		x    api.AccessSession
+	}
+	var sessions []session
+	for i := range maxUploads + 1 {
+		name := fmt.Sprintf("web-%d", i+1)
+		node := f.joinNode(t, name)
+		sessions = append(sessions, session{node, f.endSession(t, node, f.activeGrantOn(t, alice, name), body, time.Time{}, time.Time{})})
+	}
+	attackers, honest := sessions[:maxUploads], sessions[maxUploads]
+
+	ctx, cancel := context.WithTimeout(f.ctx, testkit.WaitLimit)
+	defer cancel()
+	answers := make(chan string, len(attackers))
+	for _, a := range attackers {
+		held, feed := io.Pipe()
+		// A megabyte announced, then a byte every tenth of a second.
+		head, err := json.Marshal(api.RecordingUpload{Session: a.x, Size: 1 << 20})
+		if err != nil {
+			t.Fatal(err)
+		}
+		go func() {
+			if _, err := feed.Write(append(head, '\n')); err != nil {
+				return
+			}
+			tick := time.NewTicker(100 * time.Millisecond)
+			defer tick.Stop()
+			for range tick.C {
+				if _, err := feed.Write([]byte{' '}); err != nil {
+					return
+				}
+			}
+		}()
+		go func() {
+			defer held.Close()
+			resp, err := f.uploadRecording(ctx, a.node, held)
+			if err != nil {
+				answers <- err.Error()
+				return
+			}
+			defer resp.Body.Close()
+			var e api.Error
+			_ = json.NewDecoder(io.LimitReader(resp.Body, 1<<16)).Decode(&e)
+			answers <- fmt.Sprintf("%d %s", resp.StatusCode, e.Error)
+		}()
+	}
+	testkit.WaitFor(t, "the trickled uploads to hold every slot", func() bool {
+		f.srv.access.mu.Lock()
+		defer f.srv.access.mu.Unlock()
+		return len(f.srv.access.uploads) == maxUploads
+	})
+	for range attackers {
+		select {
+		case got := <-answers:
+			if !strings.HasPrefix(got, "408 recording: 1048576 bytes announced, fewer sent: ") || !strings.Contains(got, "slower than 16384 bytes a second") {
+				t.Errorf("a trickled upload answered %q; want 408 naming the minimum rate", got)
+			}
+		case <-ctx.Done():
+			t.Fatal("the trickled uploads still hold the server's slots")
+		}
+	}
+	again, err := f.uploadRecording(ctx, attackers[0].node, bytes.NewReader(recordingUpload(t, attackers[0].x, body)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var e api.Error
+	_ = json.NewDecoder(io.LimitReader(again.Body, 1<<16)).Decode(&e)
+	again.Body.Close()
+	if again.StatusCode != http.StatusServiceUnavailable || !strings.Contains(e.Error, "arrived too slowly and was cut off: try again in") || again.Header.Get("Retry-After") == "" {
+		t.Errorf("a node cut off asking again at once: %d %q, Retry-After %q; want 503 telling it to wait",
+			again.StatusCode, e.Error, again.Header.Get("Retry-After"))
+	}
+	resp, err := f.uploadRecording(ctx, honest.node, bytes.NewReader(recordingUpload(t, honest.x, body)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("the honest node's upload once the trickled ones were cut off: %d", resp.StatusCode)
+	}
+	got, _, err := f.srv.findSession(f.ctx, honest.x.ID)
+	if err != nil || !got.Stored {
+		t.Fatalf("the honest node's session: stored %v, %v", got.Stored, err)
 	}
 }

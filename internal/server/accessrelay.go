@@ -8,6 +8,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"strconv"
 	"sync"
 	"time"
 
@@ -80,6 +81,7 @@ func (a addrString) String() string  { return string(a) }
 // handleAccessTunnel keeps an agent's tunnel until it or the server ends.
 // A node has one tunnel per server: a new one replaces the old.
 func (s *Server) handleAccessTunnel(w http.ResponseWriter, r *http.Request, c *caller) {
+	w.Header().Set(api.HeaderMaxRecording, strconv.FormatInt(s.cfg.Access.MaxRecording, 10))
 	conn, err := streamOf(w, r)
 	if err != nil {
 		return

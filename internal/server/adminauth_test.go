@@ -61,8 +61,9 @@ func newAuthFixture(t *testing.T) *authFixture {
 
 // authOptions change what newAuthFixtureWith gives the server.
 type authOptions struct {
-	now   func() time.Time              // its clock; nil: the system's
-	store func(store.Store) store.Store // wraps the store it is given; nil: none
+	now    func() time.Time              // its clock; nil: the system's
+	store  func(store.Store) store.Store // wraps the store it is given; nil: none
+	access func(*AccessConfig)           // changes its access configuration; nil: none
 }
 
 func newAuthFixtureWith(t *testing.T, o authOptions) *authFixture {
@@ -115,8 +116,12 @@ func newAuthFixtureWith(t *testing.T, o authOptions) *authFixture {
 	if o.store != nil {
 		served = o.store(st)
 	}
+	access := AccessConfig{RecordingsDir: filepath.Join(dir, "recordings")}
+	if o.access != nil {
+		o.access(&access)
+	}
 	srv, err := New(ctx, Config{Listen: "127.0.0.1:0", Store: served, Sealer: kr.AEAD(), Audit: gate, AuditLog: alog, Flows: fs, Keys: keys,
-		Access: AccessConfig{RecordingsDir: filepath.Join(dir, "recordings")}, Heartbeat: 100 * time.Millisecond, Logger: discard, Now: o.now})
+		Access: access, Heartbeat: 100 * time.Millisecond, Logger: discard, Now: o.now})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -27,15 +27,17 @@ import (
 // that succeeds spends nothing, so a fleet joining behind one NAT address
 // is not slowed by its own joins, but it does wait with a neighbour whose
 // calls fail: a valid token cannot be told from another before the store
-// is read. Calls admitted together are checked together; their failures
-// past the burst are paid back by a longer wait, so over time a source's
-// failures keep to the rate whatever it sends at once.
+// is read. A call takes its place in the burst when it is admitted, and
+// gives it back when it ends without failing: calls made at once are
+// admitted only as far as the burst has room for all of them failing, so
+// a source never has more checked than the burst allows, however many it
+// sends together (and a fleet's eleventh join at once waits for the
+// Retry-After).
 //
 // The table holds maxFailSources sources, dropping the least recently
 // failed when full. A source is throttled failInterval past its last
-// failure (longer only after calls admitted together failed), so to have
-// one forgotten while it is throttled, maxFailSources other sources must
-// fail in those six seconds. The bound is each server's own: servers
+// failure, so to have one forgotten while it is throttled, maxFailSources
+// other sources must fail in those six seconds. The bound is each server's own: servers
 // sharing a store do not share their tables.
 const (
 	publicFailBurst  = 10
@@ -44,11 +46,13 @@ const (
 )
 
 // failGate is a table of sources' failures, each a cell rate (GCRA): due
-// is when the source's failures will have drained.
+// is when the source's failures will have drained. Calls admitted and not
+// yet ended are held apart, each counted as a failure until it ends.
 type failGate struct {
-	mu  sync.Mutex // guards m and lru
-	m   map[netip.Prefix]*list.Element
-	lru list.List // of *failSource, the most recently failed first
+	mu   sync.Mutex // guards m, lru and held
+	m    map[netip.Prefix]*list.Element
+	lru  list.List // of *failSource, the most recently failed first
+	held map[netip.Prefix]int
 }
 
 type failSource struct {
@@ -60,22 +64,56 @@ type failSource struct {
 const failInterval = publicFailWindow / publicFailBurst
 
 // wait is how long a call from addr must wait, zero when it may be made
-// now.
+// now (admit is the call's own check).
 func (g *failGate) wait(addr netip.Addr, now time.Time) time.Duration {
 	g.mu.Lock()
 	defer g.mu.Unlock()
-	e := g.m[flow.SourceKey(addr)]
-	if e == nil {
-		return 0
-	}
-	return max(0, e.Value.(*failSource).due.Sub(now)-(publicFailWindow-failInterval))
+	return g.waitLocked(flow.SourceKey(addr), now)
 }
 
-// fail counts a failed call from addr.
-func (g *failGate) fail(addr netip.Addr, now time.Time) {
+// waitLocked is wait for the source key, counting its calls in flight
+// as failed.
+func (g *failGate) waitLocked(key netip.Prefix, now time.Time) time.Duration {
+	due := now
+	if e := g.m[key]; e != nil && e.Value.(*failSource).due.After(due) {
+		due = e.Value.(*failSource).due
+	}
+	due = due.Add(time.Duration(g.held[key]) * failInterval)
+	return max(0, due.Sub(now)-(publicFailWindow-failInterval))
+}
+
+// admit lets a call from addr in when its source has room for it to fail,
+// holding that room until done is called with whether it failed (a
+// failure is then counted); otherwise it says how long the call must
+// wait.
+func (g *failGate) admit(addr netip.Addr, now time.Time) (done func(failed bool, now time.Time), wait time.Duration) {
 	key := flow.SourceKey(addr)
 	g.mu.Lock()
 	defer g.mu.Unlock()
+	if d := g.waitLocked(key, now); d > 0 {
+		return nil, d
+	}
+	if g.held == nil {
+		g.held = map[netip.Prefix]int{}
+	}
+	g.held[key]++
+	var once sync.Once
+	return func(failed bool, now time.Time) {
+		once.Do(func() {
+			g.mu.Lock()
+			defer g.mu.Unlock()
+			if g.held[key]--; g.held[key] <= 0 {
+				delete(g.held, key)
+			}
+			if failed {
+				g.failLocked(key, now)
+			}
+		})
+	}, 0
+}
+
+// failLocked counts a failed call from the source key.
+func (g *failGate) failLocked(key netip.Prefix, now time.Time) {
 	if g.m == nil {
 		g.m = map[netip.Prefix]*list.Element{}
 	}
@@ -120,26 +158,41 @@ func publicSource(r *http.Request) netip.Addr {
 
 // admitPublic refuses a public call, before anything of it is read, when
 // its source is past its failures: 429 with Retry-After, counted and
-// summarised with the other refusals but not logged one by one.
-func (s *Server) admitPublic(w http.ResponseWriter, r *http.Request, action string) bool {
-	d := s.failed.wait(publicSource(r), s.now())
+// summarised with the other refusals but not logged one by one. An
+// admitted call holds its place in its source's failures until
+// call.end.
+func (s *Server) admitPublic(w http.ResponseWriter, r *http.Request, action string) (*publicCall, bool) {
+	done, d := s.failed.admit(publicSource(r), s.now())
 	if d == 0 {
-		return true
+		return &publicCall{s: s, r: r, action: action, done: done}, true
 	}
 	s.countRefusal(sourceOf(r, nil), action, reasonThrottled)
 	err := &httpError{code: http.StatusTooManyRequests, retryAfter: d}
-	err.msg = fmt.Sprintf("too many failed joins and re-attestations from this address (%d at once, then one every %s); try again in %ds",
+	err.msg = fmt.Sprintf("too many failed joins and re-attestations from this address (%d at once, those in flight counted, then one every %s); try again in %ds",
 		publicFailBurst, failInterval, err.retrySeconds())
 	writeError(w, err)
-	return false
+	return nil, false
 }
 
-// refusePublic counts a refused public call, and against its source when
-// what the caller sent was refused (a 4xx), not when the server failed.
-func (s *Server) refusePublic(r *http.Request, action, reason string, err error) {
-	s.refuseReason(r, nil, action, reason, err)
+// publicCall is an admitted public call.
+type publicCall struct {
+	s      *Server
+	r      *http.Request
+	action string
+	done   func(failed bool, now time.Time)
+	failed bool
+}
+
+// refuse counts the call as refused, and against its source when what
+// the caller sent was refused (a 4xx), not when the server failed.
+func (c *publicCall) refuse(reason string, err error) {
+	c.s.refuseReason(c.r, nil, c.action, reason, err)
 	var he *httpError
 	if errors.As(err, &he) && he.code < 500 {
-		s.failed.fail(publicSource(r), s.now())
+		c.failed = true
 	}
 }
+
+// end gives the call's place in its source's failures back, or counts
+// its failure.
+func (c *publicCall) end() { c.done(c.failed, c.s.now()) }

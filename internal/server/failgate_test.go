@@ -227,18 +227,23 @@ func TestPublicFailuresThrottledPerSource(t *testing.T) {
 }
 
 // TestFailGateBounds: an IPv6 /64 is one source; a source past its
-// failures waits for one to drain, longer for each failure past them; the
+// failures waits for one to drain; calls in flight count as failures
+// until they end, and give their place back when they do not fail; the
 // table holds at most maxFailSources, forgetting the least recently
 // failed.
 func TestFailGateBounds(t *testing.T) {
 	now := time.Now()
 	g := &failGate{}
-	a := netip.MustParseAddr("2001:db8::1")
-	for i := range publicFailBurst {
-		if w := g.wait(a, now); w != 0 {
-			t.Fatalf("failure %d refused", i)
+	fail := func(a netip.Addr, now time.Time) {
+		done, w := g.admit(a, now)
+		if w != 0 {
+			t.Fatalf("a failure from %s at %s refused: wait %s", a, now, w)
 		}
-		g.fail(a, now)
+		done(true, now)
+	}
+	a := netip.MustParseAddr("2001:db8::1")
+	for range publicFailBurst {
+		fail(a, now)
 	}
 	interval := publicFailWindow / publicFailBurst
 	if w := g.wait(netip.MustParseAddr("2001:db8::ffff"), now); w != interval {
@@ -250,16 +255,37 @@ func TestFailGateBounds(t *testing.T) {
 	if w := g.wait(a, now.Add(interval)); w != 0 {
 		t.Fatalf("after %s the source still waits %s", interval, w)
 	}
-	// Calls admitted together before any failed: their failures past the
-	// burst are paid back.
-	g.fail(a, now)
-	g.fail(a, now)
-	if w := g.wait(a, now); w != 3*interval {
-		t.Fatalf("after %d failures at once the source waits %s, want %s", publicFailBurst+2, w, 3*interval)
+
+	// Calls in flight together: as many as the burst has room for.
+	b := netip.MustParseAddr("192.0.2.1")
+	var held []func(bool, time.Time)
+	for range publicFailBurst {
+		done, w := g.admit(b, now)
+		if w != 0 {
+			t.Fatalf("call %d in flight refused", len(held))
+		}
+		held = append(held, done)
 	}
+	if _, w := g.admit(b, now); w != interval {
+		t.Fatalf("a call past %d in flight waits %s, want %s", publicFailBurst, w, interval)
+	}
+	held[0](false, now)
+	held[0](true, now) // a second end counts nothing
+	done, w := g.admit(b, now)
+	if w != 0 {
+		t.Fatalf("a call after one in flight succeeded waits %s", w)
+	}
+	held[0] = done
+	for _, done := range held {
+		done(true, now)
+	}
+	if w := g.wait(b, now); w != interval {
+		t.Fatalf("after %d failures the source waits %s, want %s", publicFailBurst, w, interval)
+	}
+
 	for i := range maxFailSources + 100 {
-		g.fail(netip.AddrFrom4([4]byte{10, byte(i >> 16), byte(i >> 8), byte(i)}), now)
-		if i == maxFailSources-2 && g.wait(a, now) == 0 {
+		fail(netip.AddrFrom4([4]byte{10, byte(i >> 16), byte(i >> 8), byte(i)}), now)
+		if i == maxFailSources-3 && g.wait(a, now) == 0 {
 			t.Fatal("the throttled source was forgotten before the table was full")
 		}
 	}
@@ -268,5 +294,106 @@ func TestFailGateBounds(t *testing.T) {
 	}
 	if g.wait(a, now) != 0 {
 		t.Fatal("the least recently failed source was kept past the bound")
+	}
+	if len(g.held) != 0 {
+		t.Fatalf("%d sources still hold calls in flight", len(g.held))
+	}
+}
+
+// heldCredentialReads holds every read of a join token or a pinned key,
+// once hold is set, until release is closed, counting them.
+type heldCredentialReads struct {
+	store.Store
+	hold    *atomic.Bool
+	n       *atomic.Int64
+	release chan struct{}
+}
+
+func (h heldCredentialReads) Get(ctx context.Context, key string) (store.KV, error) {
+	if h.hold.Load() && (strings.HasPrefix(key, prefixToken) || strings.HasPrefix(key, prefixNodeKey)) {
+		h.n.Add(1)
+		select {
+		case <-h.release:
+		case <-ctx.Done():
+			return store.KV{}, ctx.Err()
+		}
+	}
+	return h.Store.Get(ctx, key)
+}
+
+// TestPublicFailuresCountedWhenAdmitted: garbage joins sent from one
+// address all at once were each admitted before any of them had failed,
+// so the burst bounded nothing: forty at once were forty token reads. A
+// call now takes its place in its source's burst when it is admitted, and
+// gives it back only if it does not fail: of forty garbage joins in
+// flight together, publicFailBurst reach the store and the rest are
+// answered 429 at once.
+func TestPublicFailuresCountedWhenAdmitted(t *testing.T) {
+	var hold atomic.Bool
+	var reads atomic.Int64
+	release := make(chan struct{})
+	f := newAuthFixtureWith(t, authOptions{store: func(st store.Store) store.Store {
+		return heldCredentialReads{st, &hold, &reads, release}
+	}})
+	_, csr, err := ca.NewKeyCSR()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var tok api.TokenResponse
+	if code, e := f.call(t, f.accs["op"].session, http.MethodPost, api.PathTokens, api.TokenRequest{Node: "other"}, &tok); code != http.StatusOK {
+		t.Fatalf("token: %d %+v", code, e)
+	}
+	_, pin, err := api.SplitToken(tok.Token)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var secret [32]byte
+	if _, err := rand.Read(secret[:]); err != nil {
+		t.Fatal(err)
+	}
+	garbage, err := json.Marshal(api.JoinRequest{Token: api.TokenPrefix + base64.RawURLEncoding.EncodeToString(secret[:]) + "." + pin,
+		Node: "victim", MeshAddr: "127.0.0.1:7401", CSR: csr})
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	tr := f.transport(nil)
+	defer tr.CloseIdleConnections()
+	d := net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP("127.0.0.1")}, Timeout: testkit.WaitLimit}
+	tr.DialContext = d.DialContext
+	ctx, cancel := context.WithTimeout(f.ctx, testkit.WaitLimit)
+	defer cancel()
+	const flood = 40
+	var answered atomic.Int64
+	codes := make(chan string, flood)
+	hold.Store(true)
+	for range flood {
+		go func() {
+			defer answered.Add(1)
+			req, err := http.NewRequestWithContext(ctx, http.MethodPost, "https://"+f.srv.Addr()+api.PathJoin, bytes.NewReader(garbage))
+			if err != nil {
+				codes <- err.Error()
+				return
+			}
+			resp, err := (&http.Client{Transport: tr}).Do(req)
+			if err != nil {
+				codes <- err.Error()
+				return
+			}
+			resp.Body.Close()
+			codes <- strconv.Itoa(resp.StatusCode)
+		}()
+	}
+	testkit.WaitFor(t, "every join answered or at its token's read", func() bool {
+		return answered.Load()+reads.Load() == flood
+	})
+	close(release)
+	got := map[string]int{}
+	for range flood {
+		got[<-codes]++
+	}
+	t.Logf("%d garbage joins at once from one address: answers %v, %d token reads", flood, got, reads.Load())
+	if got["401"] != publicFailBurst || got["429"] != flood-publicFailBurst || reads.Load() != publicFailBurst {
+		t.Fatalf("answers %v and %d token reads; want %d of 401 (and reads) and %d of 429", got, reads.Load(), publicFailBurst, flood-publicFailBurst)
 	}
 }

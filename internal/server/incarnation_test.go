@@ -7,6 +7,7 @@ import (
 	"crypto/tls"
 	"encoding/hex"
 	"encoding/json"
+	"io"
 	"net/http"
 	"slices"
 	"strings"
@@ -24,19 +25,32 @@ import (
 // its agent's certificate.
 func (f *authFixture) accessNode(t *testing.T) *tls.Certificate {
 	t.Helper()
+	return f.joinNode(t, "web-1")
+}
+
+// joinNode joins node to the fixture's control plane with a token the
+// fixture's admin creates, and returns its agent's certificate.
+func (f *authFixture) joinNode(t *testing.T, node string) *tls.Certificate {
+	t.Helper()
 	var tok api.TokenResponse
-	if code, e := f.call(t, f.accs["admin"].session, "POST", api.PathTokens, api.TokenRequest{Node: "web-1"}, &tok); code != http.StatusOK {
+	if code, e := f.call(t, f.accs["admin"].session, "POST", api.PathTokens, api.TokenRequest{Node: node}, &tok); code != http.StatusOK {
 		t.Fatalf("token create: %d %s", code, e.Error)
 	}
-	return f.join(t, tok.Token, "web-1")
+	return f.join(t, tok.Token, node)
 }
 
 // activeGrant has a ask for a shell grant on web-1 through the API and the
 // fixture's admin approve it.
 func (f *authFixture) activeGrant(t *testing.T, a *authAccount) api.Grant {
 	t.Helper()
+	return f.activeGrantOn(t, a, "web-1")
+}
+
+// activeGrantOn is activeGrant on node.
+func (f *authFixture) activeGrantOn(t *testing.T, a *authAccount, node string) api.Grant {
+	t.Helper()
 	var l api.GrantListing
-	req := api.AccessRequest{Node: "web-1", Mode: api.ModeShell, Reason: "incident 42", For: time.Hour}
+	req := api.AccessRequest{Node: node, Mode: api.ModeShell, Reason: "incident 42", For: time.Hour}
 	if code, e := f.call(t, a.session, "POST", api.PathAccess, req, &l); code != http.StatusOK {
 		t.Fatalf("access request by %s: %d %s", a.name, code, e.Error)
 	}
@@ -47,8 +61,8 @@ func (f *authFixture) activeGrant(t *testing.T, a *authAccount) api.Grant {
 }
 
 // reportSession reports a shell session of g held by its requester, as
-// web-1's agent does: its start, its end with the recording's digest, and
-// the recording. The session is marked relayed in the store first, as
+// its node's agent does: its start, its end with the recording's digest,
+// and the recording. The session is marked relayed in the store first, as
 // access.connect marks the connections it relays.
 func (f *authFixture) reportSession(t *testing.T, node *tls.Certificate, g api.Grant, body []byte) api.AccessSession {
 	t.Helper()
@@ -58,6 +72,24 @@ func (f *authFixture) reportSession(t *testing.T, node *tls.Certificate, g api.G
 // reportSessionAt is reportSession with the times the node reports for
 // the session's start and end (zero: none, the server's clock).
 func (f *authFixture) reportSessionAt(t *testing.T, node *tls.Certificate, g api.Grant, body []byte, started, ended time.Time) api.AccessSession {
+	t.Helper()
+	x := f.endSession(t, node, g, body, started, ended)
+	ctx, cancel := context.WithTimeout(f.ctx, testkit.WaitLimit)
+	defer cancel()
+	resp, err := f.uploadRecording(ctx, node, bytes.NewReader(recordingUpload(t, x, body)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("recording upload: %d", resp.StatusCode)
+	}
+	return x
+}
+
+// endSession reports the start and the end of a shell session of g held
+// by its requester, whose recording is body, and returns the session.
+func (f *authFixture) endSession(t *testing.T, node *tls.Certificate, g api.Grant, body []byte, started, ended time.Time) api.AccessSession {
 	t.Helper()
 	sum := sha256.Sum256(body)
 	x := api.AccessSession{ID: newSessionID(), Grant: g.ID, Admin: g.Requester, Mode: g.Mode, Detail: "shell", Started: started}
@@ -71,27 +103,30 @@ func (f *authFixture) reportSessionAt(t *testing.T, node *tls.Certificate, g api
 	if code, e := f.call(t, node, "POST", api.PathNodeAccessEvent, api.AccessEvent{Kind: "end", Session: x}, nil); code != http.StatusOK {
 		t.Fatalf("session end: %d %s", code, e.Error)
 	}
+	return x
+}
+
+// recordingUpload is the body of the upload of session x's recording:
+// its header line, then the recording.
+func recordingUpload(t *testing.T, x api.AccessSession, body []byte) []byte {
+	t.Helper()
 	head, err := json.Marshal(api.RecordingUpload{Session: x, Size: int64(len(body))})
 	if err != nil {
 		t.Fatal(err)
 	}
+	return append(append(head, '\n'), body...)
+}
+
+// uploadRecording sends an upload's body, as the node presenting node
+// does, over a connection of its own.
+func (f *authFixture) uploadRecording(ctx context.Context, node *tls.Certificate, body io.Reader) (*http.Response, error) {
 	tr := f.transport(node)
 	defer tr.CloseIdleConnections()
-	ctx, cancel := context.WithTimeout(f.ctx, testkit.WaitLimit)
-	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, "POST", "https://"+f.srv.Addr()+api.PathNodeAccessRec, bytes.NewReader(append(append(head, '\n'), body...)))
+	req, err := http.NewRequestWithContext(ctx, "POST", "https://"+f.srv.Addr()+api.PathNodeAccessRec, body)
 	if err != nil {
-		t.Fatal(err)
+		return nil, err
 	}
-	resp, err := (&http.Client{Transport: tr}).Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		t.Fatalf("recording upload: %d", resp.StatusCode)
-	}
-	return x
+	return (&http.Client{Transport: tr}).Do(req)
 }
 
 // renew renews a's enrolment certificate through the API.

@@ -71,9 +71,11 @@ const maxNodeBody = 16 << 10
 // as intent and outcome around the change, like an admin call.
 func (s *Server) handleJoin(w http.ResponseWriter, r *http.Request) {
 	const action = "node.join"
-	if !s.admitPublic(w, r, action) {
+	call, ok := s.admitPublic(w, r, action)
+	if !ok {
 		return
 	}
+	defer call.end()
 	ctx := r.Context()
 	var req api.JoinRequest
 	err := decodeLimit(r, &req, maxNodeBody)
@@ -81,7 +83,7 @@ func (s *Server) handleJoin(w http.ResponseWriter, r *http.Request) {
 		err = s.validateJoin(req)
 	}
 	if err != nil {
-		s.refusePublic(r, action, reasonOf(err), err)
+		call.refuse(reasonOf(err), err)
 		writeError(w, err)
 		return
 	}
@@ -93,7 +95,7 @@ func (s *Server) handleJoin(w http.ResponseWriter, r *http.Request) {
 			if he.code == http.StatusForbidden {
 				reason = reasonForbidden
 			}
-			s.refusePublic(r, action, reason, err)
+			call.refuse(reason, err)
 		}
 		writeError(w, err)
 		return

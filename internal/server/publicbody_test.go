@@ -17,7 +17,9 @@ import (
 // 250 such calls at once, each a handler waiting on its body for as long
 // as the client liked: from one address, 256 connections held 64,000 of
 // them. The server now gives a public call's body publicBodyTimeout to
-// arrive, and answers a call whose body has not by then.
+// arrive, and answers a call whose body has not by then (400); and a
+// source has no more calls in flight than its failures' burst, the rest
+// answered 429 at once.
 func TestPublicCallBodyDeadline(t *testing.T) {
 	f := newAuthFixture(t)
 	tr := f.transport(nil) // HTTP/2: every call on one connection
@@ -71,8 +73,8 @@ func TestPublicCallBodyDeadline(t *testing.T) {
 	if ctx.Err() != nil {
 		t.Fatalf("after %s the server still waited on the bodies of %d calls", testkit.WaitLimit, calls-sum(answered))
 	}
-	if answered[http.StatusBadRequest] != calls {
-		t.Fatalf("answers: %v, want %d of 400", answered, calls)
+	if answered[http.StatusBadRequest] != publicFailBurst || answered[http.StatusTooManyRequests] != calls-publicFailBurst {
+		t.Fatalf("answers: %v, want %d of 400 and %d of 429", answered, publicFailBurst, calls-publicFailBurst)
 	}
 }
 

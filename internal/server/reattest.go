@@ -72,9 +72,11 @@ func (s *Server) pinIfNone(ctx context.Context, node string, der []byte) error {
 // around the change.
 func (s *Server) handleReattest(w http.ResponseWriter, r *http.Request) {
 	const action = "node.reattest"
-	if !s.admitPublic(w, r, action) {
+	call, ok := s.admitPublic(w, r, action)
+	if !ok {
 		return
 	}
+	defer call.end()
 	ctx := r.Context()
 	var req api.ReattestRequest
 	err := decodeLimit(r, &req, maxNodeBody)
@@ -83,7 +85,7 @@ func (s *Server) handleReattest(w http.ResponseWriter, r *http.Request) {
 		node, err = s.checkReattest(ctx, req)
 	}
 	if err != nil {
-		s.refusePublic(r, action, reasonOf(err), err)
+		call.refuse(reasonOf(err), err)
 		writeError(w, err)
 		return
 	}
