@@ -148,6 +148,48 @@ func nsgRuleName(b map[string]any) string {
 	return "rule"
 }
 
+// denyCovers reports whether a deny rule's destination holds every address
+// of guarded (vnet is the VirtualNetwork tag's ranges): *, Any, the tag or
+// ranges holding them all. An application security group, a destination
+// not known statically, or none of guarded known, holds only some.
+func denyCovers(b map[string]any, vnet, guarded []netip.Prefix) bool {
+	if ids, unk := strs(b, "destination_application_security_group_ids"); len(ids) > 0 || unk {
+		return false
+	}
+	vals, u1 := strs(b, "destination_address_prefixes")
+	one, u2 := strs(b, "destination_address_prefix")
+	if u1 || u2 {
+		return false
+	}
+	vals = slices.DeleteFunc(append(vals, one...), func(v string) bool { return v == "" })
+	if len(vals) == 0 {
+		return true // Azure takes no rule without one; read as every address
+	}
+	var dests []netip.Prefix
+	for _, v := range vals {
+		switch strings.ToLower(v) {
+		case "*", "any":
+			return true
+		case "virtualnetwork":
+			dests = append(dests, vnet...)
+		}
+		if p, err := netip.ParsePrefix(v); err == nil {
+			dests = append(dests, p.Masked())
+		} else if a, err := netip.ParseAddr(v); err == nil {
+			dests = append(dests, netip.PrefixFrom(a, a.BitLen()))
+		} else if rg, err := netipx.ParseIPRange(v); err == nil {
+			dests = append(dests, rg.Prefixes()...)
+		}
+	}
+	set := setOf(dests...)
+	for _, g := range guarded {
+		if !set.ContainsPrefix(g) {
+			return false
+		}
+	}
+	return len(guarded) > 0
+}
+
 func azurePorts(b map[string]any) ([][2]int, bool) {
 	vals := strList(b, "destination_port_ranges")
 	if v := str(b, "destination_port_range"); v != "" {
@@ -182,12 +224,18 @@ func azurePorts(b map[string]any) ([][2]int, bool) {
 //
 // The VirtualNetwork tag is allowTag in an allow, denyTag in a deny
 // (finishNSG).
-func (m *Model) nsgRules(r *tf.Resource, b map[string]any, where string, allowTag, denyTag, own []netip.Prefix) []NACLRule {
+func (m *Model) nsgRules(r *tf.Resource, b map[string]any, where string, allowTag, denyTag, own, guarded []netip.Prefix) []NACLRule {
 	if !strings.EqualFold(str(b, "direction"), "Inbound") && !unknown(b, "direction") {
 		return nil
 	}
 	prio := num(b, "priority", 4096)
 	allow := !strings.EqualFold(str(b, "access"), "Deny")
+	if !allow && !denyCovers(b, denyTag, guarded) {
+		// The rules are not read by destination: a deny that spares
+		// some of what the NSG guards may stop no one there.
+		m.note(r, "%s: its destination is not known statically to hold every address the network security group guards (%s): read as denying nothing", nsgRuleName(b), m.describe(setOf(guarded...)))
+		return nil
+	}
 	vnet := allowTag
 	if !allow {
 		vnet = denyTag
@@ -763,11 +811,24 @@ func (n *NACL) finishNSG(m *Model, raws []rawRule, udr map[*Subnet][]netip.Prefi
 		every = common.Prefixes()
 	}
 	n.TagRoutes = setOf(some...).Prefixes()
+	// What the NSG guards: its subnets' ranges, its network's where one
+	// is not known.
+	var guarded []netip.Prefix
+	for _, s := range governed {
+		if !s.CIDR.IsValid() {
+			guarded = nil
+			break
+		}
+		guarded = append(guarded, s.CIDR)
+	}
+	if len(guarded) == 0 {
+		guarded = own
+	}
 	allowTag := append(slices.Clone(vnet), n.TagRoutes...)
 	denyTag := append(slices.Clone(vnet), every...)
 	var out []NACLRule
 	for _, rr := range raws {
-		out = append(out, m.nsgRules(rr.r, rr.b, rr.where, allowTag, denyTag, own)...)
+		out = append(out, m.nsgRules(rr.r, rr.b, rr.where, allowTag, denyTag, own, guarded)...)
 	}
 	for _, c := range allowTag {
 		out = append(out, NACLRule{No: 65000, Allow: true, Proto: "all", From: 0, To: 65535, CIDR: c, Where: n.Addr + " default rule AllowVnetInBound"})

@@ -545,3 +545,42 @@ func TestAzureCountedMachines(t *testing.T) {
 		}
 	}
 }
+
+// TestAzureDenyToSomeDestinations checks that an NSG's deny whose
+// destination is narrower than what the NSG guards (one address, an
+// application security group) stops nothing for the rest: the machine
+// outside it stays reached by the allow after it, while a deny to the
+// whole subnet, its network or every address still stops it.
+func TestAzureDenyToSomeDestinations(t *testing.T) {
+	deny := func(dest string) string {
+		return strings.Replace(nsgRule("deny", 100, "Deny", "22", `"Internet"`),
+			`destination_address_prefix  = "*"`, dest, 1)
+	}
+	for _, tc := range []struct {
+		dest    string
+		reached bool
+	}{
+		{`destination_address_prefix = "10.0.1.4"`, true},
+		{`destination_address_prefixes = ["10.0.1.4/32", "10.0.1.8/30"]`, true},
+		{`destination_application_security_group_ids = [azurerm_application_security_group.web.id]`, true},
+		{`destination_address_prefix = "Internet"`, true},
+		{`destination_address_prefix = var.dest`, true},
+		{`destination_address_prefix = "10.0.1.0/24"`, false},
+		{`destination_address_prefixes = ["10.0.0.0/16"]`, false},
+		{`destination_address_prefix = "VirtualNetwork"`, false},
+		{`destination_address_prefix = "*"`, false},
+	} {
+		src := azureBase + `
+variable "dest" { type = string }
+resource "azurerm_application_security_group" "web" { name = "asg-web" }
+resource "azurerm_network_security_group" "app" { name = "nsg-app" }
+` + deny(tc.dest) + nsgRule("ssh", 200, "Allow", "22", `"Internet"`)
+		got := sshFindings(checkSource(t, src), "azurerm_linux_virtual_machine.vm")
+		if tc.reached && len(got) != 1 {
+			t.Errorf("deny with %s before an allow of SSH from the internet: %+v, want SSH reached", tc.dest, got)
+		}
+		if !tc.reached && len(got) != 0 {
+			t.Errorf("deny with %s before an allow of SSH from the internet: %+v, want SSH stopped", tc.dest, got)
+		}
+	}
+}
