@@ -584,3 +584,52 @@ resource "azurerm_network_security_group" "app" { name = "nsg-app" }
 		}
 	}
 }
+
+// TestAzureServiceIPRulesOpen checks that a storage account's, key vault's
+// or container registry's network rules that deny by default but whose IP
+// rules admit every internet address, or are not known statically, are
+// read as admitting every network (AZ-NET-006), and narrow ones are not.
+func TestAzureServiceIPRulesOpen(t *testing.T) {
+	for _, tc := range []struct {
+		typ, body, want string
+	}{
+		{"azurerm_storage_account", `network_rules {
+    default_action = "Deny"
+    ip_rules       = ["0.0.0.0/1", "128.0.0.0/1"]
+  }`, "default_action of network_rules is Deny, but its ip_rules admit every internet address"},
+		{"azurerm_key_vault", `network_acls {
+    default_action = "Deny"
+    bypass         = "AzureServices"
+    ip_rules       = ["0.0.0.0/0"]
+  }`, "default_action of network_acls is Deny, but its ip_rules admit every internet address"},
+		{"azurerm_container_registry", `sku = "Premium"
+  network_rule_set {
+    default_action = "Deny"
+    ip_rule {
+      action   = "Allow"
+      ip_range = "0.0.0.0/0"
+    }
+  }`, "default_action of network_rule_set is Deny, but its ip_rule blocks admit every internet address"},
+		{"azurerm_key_vault", `network_acls {
+    default_action = "Deny"
+    bypass         = "AzureServices"
+    ip_rules       = var.allowed
+  }`, "ip_rules of network_acls are not known statically: read as admitting every address"},
+		{"azurerm_storage_account", `network_rules {
+    default_action = "Deny"
+    ip_rules       = ["203.0.113.0/24", "198.51.100.7"]
+  }`, ""},
+	} {
+		src := "variable \"allowed\" { type = list(string) }\nresource \"" + tc.typ + "\" \"s\" {\n  name = \"s\"\n  " + tc.body + "\n}\n"
+		got := activeOn(checkSource(t, src), RuleAzServiceOpen, tc.typ+".s")
+		if tc.want == "" {
+			if len(got) > 0 {
+				t.Errorf("%s: want no %s, got %+v", tc.body, RuleAzServiceOpen, got)
+			}
+			continue
+		}
+		if len(got) != 1 || !strings.Contains(got[0].Message, tc.want) {
+			t.Errorf("%s: want one %s saying %q, got %+v", tc.body, RuleAzServiceOpen, tc.want, got)
+		}
+	}
+}
