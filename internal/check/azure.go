@@ -1163,9 +1163,33 @@ func (m *Model) transitSources(s *Subnet) []peerSource {
 			src := m.SubnetSource(o)
 			why := fmt.Sprintf("%s, in %s, peered with both %s and %s", r.where, hub.Addr, o.VPC.Addr, s.VPC.Addr)
 			src.Transit = why
-			out = append(out, peerSource{Source: src, Hop: Hop{Kind: "appliance", Addr: "virtual appliance at " + r.via, Detail: why},
-				Assumed: []string{r.where + ": the appliance's rules are not evaluated: assumed to forward " + o.Addr + " to " + s.Addr + " and back"}})
+			assumed := []string{r.where + ": the appliance's rules are not evaluated: assumed to forward " + o.Addr + " to " + s.Addr + " and back"}
+			assumed = append(assumed, m.forwardedOff(hub, s.VPC, o.VPC)...)
+			out = append(out, peerSource{Source: src, Hop: Hop{Kind: "appliance", Addr: "virtual appliance at " + r.via, Detail: why}, Assumed: assumed})
 			break
+		}
+	}
+	return out
+}
+
+// forwardedOff names the peerings of spokes with hub that do not let in
+// what the hub's appliance forwards (allow_forwarded_traffic, false unless
+// set): the way there and the way back. Azure documents such traffic as
+// dropped, but does not drop it in every case, so the transit is kept and
+// this says why.
+func (m *Model) forwardedOff(hub *VPC, spokes ...*VPC) []string {
+	var out []string
+	for _, v := range spokes {
+		for _, p := range m.Peerings {
+			if p.A != v || p.B != hub || p.Refused || p.Res == nil || !strings.HasPrefix(p.Res.Type, "azurerm") {
+				continue
+			}
+			switch {
+			case unknown(p.Res.Values, "allow_forwarded_traffic"):
+				out = append(out, p.Addr+": allow_forwarded_traffic is not known statically: read as letting in what the appliance forwards")
+			case !boolean(p.Res.Values, "allow_forwarded_traffic", false):
+				out = append(out, p.Addr+" leaves allow_forwarded_traffic off: Azure documents traffic the appliance forwards into "+v.Addr+" as dropped there, but does not drop it in every case, so it is not relied on")
+			}
 		}
 	}
 	return out

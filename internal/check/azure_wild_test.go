@@ -1,6 +1,8 @@
 package check
 
 import (
+	"context"
+	"os"
 	"slices"
 	"strconv"
 	"strings"
@@ -630,6 +632,58 @@ func TestAzureServiceIPRulesOpen(t *testing.T) {
 		}
 		if len(got) != 1 || !strings.Contains(got[0].Message, tc.want) {
 			t.Errorf("%s: want one %s saying %q, got %+v", tc.body, RuleAzServiceOpen, tc.want, got)
+		}
+	}
+}
+
+// TestAzureForwardedTrafficStated: traffic a hub's appliance forwards
+// from one spoke to another enters each spoke through its peering with the
+// hub, which Azure documents as dropping it unless allow_forwarded_traffic
+// is true there. The flag was not read. Azure does not drop such traffic
+// in every case, so the path is kept, and it names each peering that
+// leaves the flag off (or sets it from a value not known statically).
+func TestAzureForwardedTrafficStated(t *testing.T) {
+	raw, err := os.ReadFile("testdata/azure/appliance-reach/main.tf")
+	if err != nil {
+		t.Fatal(err)
+	}
+	both := strings.Replace(string(raw), `remote_virtual_network_id = azurerm_virtual_network.hub.id
+}`, `remote_virtual_network_id = azurerm_virtual_network.hub.id
+  allow_forwarded_traffic   = var.forward
+}
+variable "forward" { type = bool }`, 1)
+	for _, tc := range []struct {
+		name, src string
+		want, not []string
+	}{
+		{"left off", string(raw), []string{"azurerm_virtual_network_peering.left_hub", "allow_forwarded_traffic"}, []string{"right_hub"}},
+		{"left unknown", both, []string{"azurerm_virtual_network_peering.left_hub", "not known statically"}, []string{"right_hub"}},
+		{"both on", strings.Replace(both, "var.forward", "true", 1), nil, []string{"allow_forwarded_traffic"}},
+	} {
+		acc, err := Reachability(context.Background(), Config{Paths: []string{writeProject(t, tc.src)}}, "azurerm_postgresql_flexible_server.orders")
+		if err != nil {
+			t.Fatal(err)
+		}
+		var found bool
+		for _, a := range acc {
+			if a.Source != "azurerm_subnet.app" || a.Port != 5432 {
+				continue
+			}
+			found = true
+			as := strings.Join(a.Assumed, "; ")
+			for _, w := range tc.want {
+				if !strings.Contains(as, w) {
+					t.Errorf("%s: assumed %q does not name %q", tc.name, as, w)
+				}
+			}
+			for _, w := range tc.not {
+				if strings.Contains(as, w) {
+					t.Errorf("%s: assumed %q names %q", tc.name, as, w)
+				}
+			}
+		}
+		if !found {
+			t.Errorf("%s: the left spoke's subnet does not reach the server through the hub's appliance: %+v", tc.name, acc)
 		}
 	}
 }
