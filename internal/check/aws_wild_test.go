@@ -1484,3 +1484,73 @@ func TestBeanstalkSubnets(t *testing.T) {
 		t.Errorf("%s on %s: %+v, want SSH high, resting on the unknown Subnets setting", RuleExposedPort, a, got)
 	}
 }
+
+// TestSubnetOutsideItsNetwork checks that a subnet whose range lies outside
+// every range of its VPC or virtual network, which AWS and Azure refuse, is
+// reported as rejected (CHECK-003), and that one inside a secondary range,
+// or in a network whose ranges are not all known statically, is not.
+func TestSubnetOutsideItsNetwork(t *testing.T) {
+	for _, tc := range []struct {
+		name, src, addr string
+		rejected        bool
+	}{
+		{"aws outside", `resource "aws_vpc" "v" { cidr_block = "10.0.0.0/16" }
+resource "aws_subnet" "s" {
+  vpc_id     = aws_vpc.v.id
+  cidr_block = "192.168.1.0/24"
+}`, "aws_subnet.s", true},
+		{"aws secondary", `resource "aws_vpc" "v" { cidr_block = "10.0.0.0/16" }
+resource "aws_vpc_ipv4_cidr_block_association" "more" {
+  vpc_id     = aws_vpc.v.id
+  cidr_block = "100.64.0.0/16"
+}
+resource "aws_subnet" "s" {
+  vpc_id     = aws_vpc.v.id
+  cidr_block = "100.64.1.0/24"
+}`, "aws_subnet.s", false},
+		{"aws secondary unknown", `variable "extra" { type = string }
+resource "aws_vpc" "v" { cidr_block = "10.0.0.0/16" }
+resource "aws_vpc_ipv4_cidr_block_association" "more" {
+  vpc_id     = aws_vpc.v.id
+  cidr_block = var.extra
+}
+resource "aws_subnet" "s" {
+  vpc_id     = aws_vpc.v.id
+  cidr_block = "100.64.1.0/24"
+}`, "aws_subnet.s", false},
+		{"azure outside", `resource "azurerm_virtual_network" "v" {
+  name          = "v"
+  address_space = ["10.0.0.0/16"]
+}
+resource "azurerm_subnet" "s" {
+  name                 = "AzureBastionSubnet"
+  virtual_network_name = azurerm_virtual_network.v.name
+  address_prefix       = "192.168.1.224/27"
+}`, "azurerm_subnet.s", true},
+		{"azure inline outside", `resource "azurerm_virtual_network" "v" {
+  name          = "v"
+  address_space = ["10.0.0.0/16", "10.1.0.0/16"]
+  subnet {
+    name           = "a"
+    address_prefix = "10.2.0.0/24"
+  }
+}`, "azurerm_virtual_network.v", true},
+		{"azure inside", `resource "azurerm_virtual_network" "v" {
+  name          = "v"
+  address_space = ["10.0.0.0/16", "10.1.0.0/16"]
+}
+resource "azurerm_subnet" "s" {
+  name                 = "s"
+  virtual_network_name = azurerm_virtual_network.v.name
+  address_prefixes     = ["10.1.4.0/24"]
+}`, "azurerm_subnet.s", false},
+	} {
+		got := activeOn(checkSource(t, tc.src), RuleRejected, tc.addr)
+		if tc.rejected && (len(got) != 1 || !strings.Contains(got[0].Message, "outside")) {
+			t.Errorf("%s: %s: %+v, want one saying the range is outside its network", tc.name, RuleRejected, got)
+		}
+		if !tc.rejected && len(got) != 0 {
+			t.Errorf("%s: %s: %+v, want none", tc.name, RuleRejected, got)
+		}
+	}
+}
