@@ -148,28 +148,30 @@ func nsgRuleName(b map[string]any) string {
 	return "rule"
 }
 
-// denyCovers reports whether a deny rule's destination holds every address
-// of guarded (vnet is the VirtualNetwork tag's ranges): *, Any, the tag or
-// ranges holding them all. An application security group, a destination
-// not known statically, or none of guarded known, holds only some.
-func denyCovers(b map[string]any, vnet, guarded []netip.Prefix) bool {
+// denyCovers says how a deny rule's destination may fall short of every
+// address of guarded (vnet is the VirtualNetwork tag's ranges), "" when it
+// holds them all: *, Any, the tag or ranges holding them. An application
+// security group holds only some; a destination not known statically, or
+// guarded not known, may.
+func denyCovers(b map[string]any, vnet, guarded []netip.Prefix) string {
+	const unknownDest = "is not known statically to hold"
 	if ids, unk := strs(b, "destination_application_security_group_ids"); len(ids) > 0 || unk {
-		return false
+		return "is an application security group, which holds some, not"
 	}
 	vals, u1 := strs(b, "destination_address_prefixes")
 	one, u2 := strs(b, "destination_address_prefix")
 	if u1 || u2 {
-		return false
+		return unknownDest
 	}
 	vals = slices.DeleteFunc(append(vals, one...), func(v string) bool { return v == "" })
 	if len(vals) == 0 {
-		return true // Azure takes no rule without one; read as every address
+		return "" // Azure takes no rule without one; read as every address
 	}
 	var dests []netip.Prefix
 	for _, v := range vals {
 		switch strings.ToLower(v) {
 		case "*", "any":
-			return true
+			return ""
 		case "virtualnetwork":
 			dests = append(dests, vnet...)
 		}
@@ -181,13 +183,16 @@ func denyCovers(b map[string]any, vnet, guarded []netip.Prefix) bool {
 			dests = append(dests, rg.Prefixes()...)
 		}
 	}
+	if len(guarded) == 0 {
+		return unknownDest
+	}
 	set := setOf(dests...)
 	for _, g := range guarded {
 		if !set.ContainsPrefix(g) {
-			return false
+			return "does not hold"
 		}
 	}
-	return len(guarded) > 0
+	return ""
 }
 
 func azurePorts(b map[string]any) ([][2]int, bool) {
@@ -230,11 +235,13 @@ func (m *Model) nsgRules(r *tf.Resource, b map[string]any, where string, allowTa
 	}
 	prio := num(b, "priority", 4096)
 	allow := !strings.EqualFold(str(b, "access"), "Deny")
-	if !allow && !denyCovers(b, denyTag, guarded) {
-		// The rules are not read by destination: a deny that spares
-		// some of what the NSG guards may stop no one there.
-		m.note(r, "%s: its destination is not known statically to hold every address the network security group guards (%s): read as denying nothing", nsgRuleName(b), m.describe(setOf(guarded...)))
-		return nil
+	if !allow {
+		if why := denyCovers(b, denyTag, guarded); why != "" {
+			// The rules are not read by destination: a deny that spares
+			// some of what the NSG guards may stop no one there.
+			m.note(r, "%s: its destination %s every address the network security group guards (%s): read as denying nothing", nsgRuleName(b), why, m.describe(setOf(guarded...)))
+			return nil
+		}
 	}
 	vnet := allowTag
 	if !allow {
