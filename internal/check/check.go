@@ -314,5 +314,66 @@ func CheckProject(p *tf.Project) []Finding {
 	}
 	out := suppress(fs.list, p.Files)
 	sortFindings(out)
+	return mergeInstanceNotes(out)
+}
+
+// mergeInstanceNotes keeps one note (CHECK-001) of those that instances of
+// one counted or for_each resource raise at the same place with the same
+// text but for their own address, the first in order, and says how many
+// more instances share it: nine rules of one block would make nine.
+func mergeInstanceNotes(fs []Finding) []Finding {
+	type key struct {
+		file      string
+		line      int
+		base, msg string
+		state     string
+	}
+	first := map[key]int{}
+	more := map[int]int{}
+	out := fs[:0:0]
+	for _, f := range fs {
+		base := unindexed(f.Address)
+		if f.RuleID != RuleNotEvaluated || base == f.Address {
+			out = append(out, f)
+			continue
+		}
+		k := key{f.File, f.Line, base, strings.ReplaceAll(f.Message, f.Address, base), f.Suppressed}
+		if i, ok := first[k]; ok {
+			more[i]++
+			continue
+		}
+		first[k] = len(out)
+		out = append(out, f)
+	}
+	for i, n := range more {
+		what := "other instance"
+		if n > 1 {
+			what += "s"
+		}
+		out[i].Message += fmt.Sprintf(" (and %d %s of %s)", n, what, unindexed(out[i].Address))
+	}
 	return out
+}
+
+// unindexed is addr without its instance keys ([0], ["a"]), as the block
+// that makes the instances is named.
+func unindexed(addr string) string {
+	var b strings.Builder
+	depth, quoted := 0, false
+	for i := 0; i < len(addr); i++ {
+		c := addr[i]
+		switch {
+		case depth > 0 && quoted && c == '\\':
+			i++
+		case depth > 0 && c == '"':
+			quoted = !quoted
+		case c == '[' && !quoted:
+			depth++
+		case c == ']' && !quoted && depth > 0:
+			depth--
+		case depth == 0:
+			b.WriteByte(c)
+		}
+	}
+	return b.String()
 }
