@@ -86,3 +86,36 @@ resource "aws_security_group_rule" "udp" {
 		}
 	}
 }
+
+// TestCredentialsNotNoted checks that a database's user name or password
+// not known statically makes no note: no rule reads them, as none reads an
+// instance's admin password.
+func TestCredentialsNotNoted(t *testing.T) {
+	src := `variable "user" { type = string }
+variable "secret" { type = string }
+resource "aws_redshift_cluster" "rs" {
+  cluster_identifier = "rs"
+  master_username    = var.user
+  master_password    = var.secret
+  encrypted          = true
+}
+resource "aws_db_instance" "db" {
+  engine            = "postgres"
+  username          = var.user
+  password          = var.secret
+  storage_encrypted = true
+}
+resource "azurerm_mssql_server" "sql" {
+  name                         = "sql"
+  administrator_login          = var.user
+  administrator_login_password = var.secret
+  public_network_access_enabled = false
+}
+`
+	rep := checkSource(t, src)
+	for _, addr := range []string{"aws_redshift_cluster.rs", "aws_db_instance.db", "azurerm_mssql_server.sql"} {
+		for _, f := range activeOn(rep, RuleNotEvaluated, addr) {
+			t.Errorf("note on %s, whose unknown credentials feed no finding: %s", addr, f.Message)
+		}
+	}
+}
