@@ -1554,3 +1554,82 @@ resource "azurerm_subnet" "s" {
 		}
 	}
 }
+
+// TestPolicyPartlyUnknown: a bucket or OpenSearch policy that names the
+// account or region it is in through a data source
+// (data.aws_caller_identity) was not known statically at all, so a
+// statement allowing Principal "*" without a condition went unreported.
+// What is known of the document is now read; a principal not known
+// statically still is not read as "*".
+func TestPolicyPartlyUnknown(t *testing.T) {
+	src := `variable "who" { type = string }
+data "aws_caller_identity" "current" {}
+data "aws_region" "current" {}
+resource "aws_s3_bucket" "site" { bucket = "site" }
+resource "aws_s3_bucket_policy" "site" {
+  bucket = aws_s3_bucket.site.id
+  policy = jsonencode({
+    Version = "2012-10-17"
+    Statement = [{
+      Effect    = "Allow"
+      Principal = "*"
+      Action    = "s3:GetObject"
+      Resource  = "arn:aws:s3:::site-${data.aws_caller_identity.current.account_id}/*"
+    }]
+  })
+}
+data "aws_iam_policy_document" "docs" {
+  statement {
+    principals {
+      type        = "AWS"
+      identifiers = ["*"]
+    }
+    actions   = ["s3:GetObject"]
+    resources = ["arn:aws:s3:::docs-${data.aws_region.current.name}/*"]
+  }
+}
+resource "aws_s3_bucket" "docs" { bucket = "docs" }
+resource "aws_s3_bucket_policy" "docs" {
+  bucket = aws_s3_bucket.docs.id
+  policy = data.aws_iam_policy_document.docs.json
+}
+resource "aws_s3_bucket" "named" { bucket = "named" }
+resource "aws_s3_bucket_policy" "named" {
+  bucket = aws_s3_bucket.named.id
+  policy = jsonencode({
+    Statement = [{
+      Effect    = "Allow"
+      Principal = { AWS = var.who }
+      Action    = "s3:GetObject"
+      Resource  = "arn:aws:s3:::named-${data.aws_caller_identity.current.account_id}/*"
+    }]
+  })
+}
+resource "aws_opensearch_domain" "search" {
+  domain_name = "search"
+  access_policies = jsonencode({
+    Version = "2012-10-17"
+    Statement = [{
+      Effect    = "Allow"
+      Principal = { AWS = "*" }
+      Action    = "es:*"
+      Resource  = "arn:aws:es:us-east-1:${data.aws_caller_identity.current.account_id}:domain/search/*"
+    }]
+  })
+}
+`
+	rep := checkSource(t, src)
+	for addr, rule := range map[string]string{
+		"aws_s3_bucket_policy.site":    RulePublicBucket,
+		"aws_s3_bucket_policy.docs":    RulePublicBucket,
+		"aws_opensearch_domain.search": RuleSearchOpenPols,
+	} {
+		got := activeOn(rep, rule, addr)
+		if len(got) != 1 || !strings.Contains(got[0].Message, "not known statically") {
+			t.Errorf("%s on %s: %+v, want one saying parts of the policy are not known statically", rule, addr, got)
+		}
+	}
+	if got := activeOn(rep, RulePublicBucket, "aws_s3_bucket_policy.named"); len(got) != 0 {
+		t.Errorf("%s on a policy whose principal is not known statically: %+v, want none", RulePublicBucket, got)
+	}
+}
