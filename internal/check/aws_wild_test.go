@@ -1633,3 +1633,32 @@ resource "aws_opensearch_domain" "search" {
 		t.Errorf("%s on a policy whose principal is not known statically: %+v, want none", RulePublicBucket, got)
 	}
 }
+
+// TestHeredocPolicyPartlyUnknown: a policy written as a heredoc that
+// interpolates the account (data.aws_caller_identity) was not known
+// statically at all; the text around the interpolation is now read, as
+// jsonencode's is (TestPolicyPartlyUnknown).
+func TestHeredocPolicyPartlyUnknown(t *testing.T) {
+	src := `data "aws_caller_identity" "current" {}
+resource "aws_elasticsearch_domain" "logs" {
+  domain_name     = "logs"
+  access_policies = <<POLICY
+{
+  "Version": "2012-10-17",
+  "Statement": [
+    {
+      "Effect": "Allow",
+      "Principal": { "AWS": "*" },
+      "Action": "es:*",
+      "Resource": "arn:aws:es:eu-west-1:${data.aws_caller_identity.current.account_id}:domain/logs/*"
+    }
+  ]
+}
+POLICY
+}
+`
+	got := activeOn(checkSource(t, src), RuleSearchOpenPols, "aws_elasticsearch_domain.logs")
+	if len(got) != 1 || !strings.Contains(got[0].Message, "not known statically") {
+		t.Errorf("%s on a heredoc policy naming the account through a data source: %+v, want one", RuleSearchOpenPols, got)
+	}
+}

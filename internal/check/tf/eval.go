@@ -978,7 +978,11 @@ func (ev *evaluator) expr(e hcl.Expression, ctx *hcl.EvalContext, addr string) c
 	}
 	_, top := v.Unmark()
 	v, _ = v.UnmarkDeep()
-	if text := jsonOf(top); text != "" && !v.IsKnown() {
+	text := jsonOf(top)
+	if text == "" && !v.IsKnown() {
+		text = templateJSON(e, ctx)
+	}
+	if text != "" && !v.IsKnown() {
 		v = v.Mark(jsonMark{text}) // what is known of a JSON document
 	}
 	switch {

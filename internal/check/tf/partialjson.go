@@ -2,8 +2,12 @@ package tf
 
 import (
 	"encoding/json"
+	"strings"
 
+	"github.com/hashicorp/hcl/v2"
+	"github.com/hashicorp/hcl/v2/hclsyntax"
 	"github.com/zclconf/go-cty/cty"
+	"github.com/zclconf/go-cty/cty/convert"
 	"github.com/zclconf/go-cty/cty/function"
 	"github.com/zclconf/go-cty/cty/function/stdlib"
 )
@@ -88,3 +92,33 @@ var jsonEncodeFunc = function.New(&function.Spec{
 		return partialJSON(cty.UnknownVal(cty.String), args[0]), nil
 	},
 })
+
+// templateJSON is the text of a template (a heredoc policy) that writes a
+// JSON object, each interpolation not known statically written as
+// UnknownJSON; "" when e is no such template.
+func templateJSON(e hcl.Expression, ctx *hcl.EvalContext) string {
+	t, ok := e.(*hclsyntax.TemplateExpr)
+	if !ok {
+		return ""
+	}
+	var b strings.Builder
+	for _, p := range t.Parts {
+		v, diags := p.Value(ctx)
+		if !diags.HasErrors() {
+			v, _ = v.UnmarkDeep()
+		}
+		if !diags.HasErrors() && v.IsKnown() && !v.IsNull() && v.Type().IsPrimitiveType() {
+			v, err := convert.Convert(v, cty.String)
+			if err == nil {
+				b.WriteString(v.AsString())
+				continue
+			}
+		}
+		b.WriteString(UnknownJSON)
+	}
+	text := b.String()
+	if !strings.HasPrefix(strings.TrimSpace(text), "{") || !json.Valid([]byte(text)) {
+		return ""
+	}
+	return text
+}
