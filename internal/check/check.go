@@ -241,6 +241,21 @@ func loadTF(dir string, cfg Config) (*tf.Project, error) {
 	opts.Unread = unread
 	proj, err := tf.LoadDir(fsys, root, opts)
 	if err != nil {
+		// Files are named as the user would (the directory given, then
+		// the file), not as under the tree read.
+		var se tf.SourceError
+		if errors.As(err, &se) {
+			was := se.Error()
+			named := append(tf.SourceError(nil), se...)
+			for i := range named {
+				if named[i].File != "" {
+					named[i].File = rebased(root, dir, named[i].File)
+				}
+			}
+			if prefix, ok := strings.CutSuffix(err.Error(), was); ok {
+				return nil, fmt.Errorf("%s%w (in %s)", prefix, named, dir)
+			}
+		}
 		return nil, fmt.Errorf("%w (in %s)", err, dir)
 	}
 	rebase(proj, root, dir)
@@ -265,17 +280,21 @@ func treeRoot(dir string) string {
 	}
 }
 
+// rebased is file f, named under the tree read, named relative to dir
+// (root being dir's name under the tree), as the user would write it.
+func rebased(root, dir, f string) string {
+	r, err := filepath.Rel(filepath.FromSlash(root), filepath.FromSlash(f))
+	if err != nil {
+		return f
+	}
+	return filepath.ToSlash(filepath.Join(dir, r))
+}
+
 // rebase renames the project's files from names under the filesystem root
 // to names relative to dir (root being dir's name under the filesystem
 // root), as the user would write them.
 func rebase(p *tf.Project, root, dir string) {
-	j := func(f string) string {
-		r, err := filepath.Rel(filepath.FromSlash(root), filepath.FromSlash(f))
-		if err != nil {
-			return f
-		}
-		return filepath.ToSlash(filepath.Join(dir, r))
-	}
+	j := func(f string) string { return rebased(root, dir, f) }
 	for i := range p.Resources {
 		p.Resources[i].Pos.File = j(p.Resources[i].Pos.File)
 	}
