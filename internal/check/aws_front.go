@@ -219,12 +219,13 @@ func (m *Model) publishLB(f *frontModel, lb *Endpoint, only []string, front func
 // VPC links and CloudFront VPC origins lead to.
 func (m *Model) frontDoors(byType map[string][]*tf.Resource) {
 	if len(byType["aws_lb_listener"])+len(byType["aws_alb_listener"])+len(byType["aws_elb"])+len(byType["aws_api_gateway_integration"])+
-		len(byType["aws_apigatewayv2_integration"])+len(byType["aws_cloudfront_distribution"]) == 0 {
+		len(byType["aws_apigatewayv2_integration"])+len(byType["aws_cloudfront_distribution"])+len(byType["aws_vpc_endpoint_service"]) == 0 {
 		return
 	}
 	f := m.newFrontModel(byType)
 	m.publicBalancers(byType, f)
 	m.restAPIs(byType, f)
+	m.endpointServices(byType, f)
 	m.httpAPIs(byType, f)
 	m.distributions(byType, f)
 }
@@ -386,6 +387,62 @@ func (m *Model) restAPIs(byType map[string][]*tf.Resource, f *frontModel) {
 				via = Source{Name: name, Set: setOf(allAddresses...), SGs: map[string]bool{}}
 			}
 			m.publishLB(f, lb, nil, front, hop, via, in.Address, lt.assumed)
+		}
+	}
+}
+
+// endpointServices publishes the network load balancers of a VPC endpoint
+// service that every AWS account may connect to without acceptance:
+// allowed_principals (or an aws_vpc_endpoint_service_allowed_principal)
+// holding "*", and acceptance_required false. Anyone opens an account, so
+// the service's door is read as the internet's; PrivateLink delivers to
+// the balancer's own interfaces. Principals or acceptance not known
+// statically are read so, and said so; named accounts are not followed.
+func (m *Model) endpointServices(byType map[string][]*tf.Resource, f *frontModel) {
+	extra := map[string][]*tf.Resource{}
+	for _, r := range byType["aws_vpc_endpoint_service_allowed_principal"] {
+		svc := m.addr(str(r.Values, "vpc_endpoint_service_id"))
+		extra[svc] = append(extra[svc], r)
+	}
+	for _, svc := range byType["aws_vpc_endpoint_service"] {
+		var assumed []string
+		switch {
+		case unknown(svc.Values, "acceptance_required"):
+			assumed = append(assumed, svc.Address+": acceptance_required not known statically: assumed false, connections accepted without review")
+		case boolean(svc.Values, "acceptance_required", true):
+			continue // each connection waits for the owner's acceptance
+		}
+		open := false
+		principals, unk := strs(svc.Values, "allowed_principals")
+		if unk {
+			assumed = append(assumed, svc.Address+": allowed_principals not known statically: assumed to hold \"*\", every AWS account")
+			open = true
+		}
+		for _, r := range extra[svc.Address] {
+			p, u := strs(r.Values, "principal_arn")
+			if u {
+				assumed = append(assumed, r.Address+": principal_arn not known statically: assumed \"*\", every AWS account")
+				open = true
+			}
+			principals = append(principals, p...)
+		}
+		open = open || slices.Contains(principals, "*")
+		if !open {
+			continue
+		}
+		front := m.internetTo(svc.Address, "VPC endpoint service open to every AWS account (allowed principal \"*\"), each reaching it from an interface endpoint of its own", assumed)
+		for _, ref := range strList(svc.Values, "network_load_balancer_arns") {
+			lb := f.byAddr[m.addr(ref)]
+			if lb == nil || lb.Kind != "lb" {
+				continue
+			}
+			hop := Hop{Kind: "gateway", Addr: "an interface endpoint of any AWS account", Detail: "PrivateLink through " + svc.Address + " into " + lb.Addr}
+			name := svc.Address + " (PrivateLink into " + lb.Addr + ")"
+			via := m.frontSource(name, lb.Subnets, nil)
+			if via.Name == "" {
+				via = Source{Name: name, Set: setOf(allAddresses...), SGs: map[string]bool{}}
+			}
+			m.publishLB(f, lb, nil, front, hop, via, svc.Address, assumed)
 		}
 	}
 }

@@ -1484,3 +1484,181 @@ func TestBeanstalkSubnets(t *testing.T) {
 		t.Errorf("%s on %s: %+v, want SSH high, resting on the unknown Subnets setting", RuleExposedPort, a, got)
 	}
 }
+
+// TestSubnetOutsideItsNetwork checks that a subnet whose range lies outside
+// every range of its VPC or virtual network, which AWS and Azure refuse, is
+// reported as rejected (CHECK-003), and that one inside a secondary range,
+// or in a network whose ranges are not all known statically, is not.
+func TestSubnetOutsideItsNetwork(t *testing.T) {
+	for _, tc := range []struct {
+		name, src, addr string
+		rejected        bool
+	}{
+		{"aws outside", `resource "aws_vpc" "v" { cidr_block = "10.0.0.0/16" }
+resource "aws_subnet" "s" {
+  vpc_id     = aws_vpc.v.id
+  cidr_block = "192.168.1.0/24"
+}`, "aws_subnet.s", true},
+		{"aws secondary", `resource "aws_vpc" "v" { cidr_block = "10.0.0.0/16" }
+resource "aws_vpc_ipv4_cidr_block_association" "more" {
+  vpc_id     = aws_vpc.v.id
+  cidr_block = "100.64.0.0/16"
+}
+resource "aws_subnet" "s" {
+  vpc_id     = aws_vpc.v.id
+  cidr_block = "100.64.1.0/24"
+}`, "aws_subnet.s", false},
+		{"aws secondary unknown", `variable "extra" { type = string }
+resource "aws_vpc" "v" { cidr_block = "10.0.0.0/16" }
+resource "aws_vpc_ipv4_cidr_block_association" "more" {
+  vpc_id     = aws_vpc.v.id
+  cidr_block = var.extra
+}
+resource "aws_subnet" "s" {
+  vpc_id     = aws_vpc.v.id
+  cidr_block = "100.64.1.0/24"
+}`, "aws_subnet.s", false},
+		{"azure outside", `resource "azurerm_virtual_network" "v" {
+  name          = "v"
+  address_space = ["10.0.0.0/16"]
+}
+resource "azurerm_subnet" "s" {
+  name                 = "AzureBastionSubnet"
+  virtual_network_name = azurerm_virtual_network.v.name
+  address_prefix       = "192.168.1.224/27"
+}`, "azurerm_subnet.s", true},
+		{"azure inline outside", `resource "azurerm_virtual_network" "v" {
+  name          = "v"
+  address_space = ["10.0.0.0/16", "10.1.0.0/16"]
+  subnet {
+    name           = "a"
+    address_prefix = "10.2.0.0/24"
+  }
+}`, "azurerm_virtual_network.v", true},
+		{"azure inside", `resource "azurerm_virtual_network" "v" {
+  name          = "v"
+  address_space = ["10.0.0.0/16", "10.1.0.0/16"]
+}
+resource "azurerm_subnet" "s" {
+  name                 = "s"
+  virtual_network_name = azurerm_virtual_network.v.name
+  address_prefixes     = ["10.1.4.0/24"]
+}`, "azurerm_subnet.s", false},
+	} {
+		got := activeOn(checkSource(t, tc.src), RuleRejected, tc.addr)
+		if tc.rejected && (len(got) != 1 || !strings.Contains(got[0].Message, "outside")) {
+			t.Errorf("%s: %s: %+v, want one saying the range is outside its network", tc.name, RuleRejected, got)
+		}
+		if !tc.rejected && len(got) != 0 {
+			t.Errorf("%s: %s: %+v, want none", tc.name, RuleRejected, got)
+		}
+	}
+}
+
+// TestPolicyPartlyUnknown: a bucket or OpenSearch policy that names the
+// account or region it is in through a data source
+// (data.aws_caller_identity) was not known statically at all, so a
+// statement allowing Principal "*" without a condition went unreported.
+// What is known of the document is now read; a principal not known
+// statically still is not read as "*".
+func TestPolicyPartlyUnknown(t *testing.T) {
+	src := `variable "who" { type = string }
+data "aws_caller_identity" "current" {}
+data "aws_region" "current" {}
+resource "aws_s3_bucket" "site" { bucket = "site" }
+resource "aws_s3_bucket_policy" "site" {
+  bucket = aws_s3_bucket.site.id
+  policy = jsonencode({
+    Version = "2012-10-17"
+    Statement = [{
+      Effect    = "Allow"
+      Principal = "*"
+      Action    = "s3:GetObject"
+      Resource  = "arn:aws:s3:::site-${data.aws_caller_identity.current.account_id}/*"
+    }]
+  })
+}
+data "aws_iam_policy_document" "docs" {
+  statement {
+    principals {
+      type        = "AWS"
+      identifiers = ["*"]
+    }
+    actions   = ["s3:GetObject"]
+    resources = ["arn:aws:s3:::docs-${data.aws_region.current.name}/*"]
+  }
+}
+resource "aws_s3_bucket" "docs" { bucket = "docs" }
+resource "aws_s3_bucket_policy" "docs" {
+  bucket = aws_s3_bucket.docs.id
+  policy = data.aws_iam_policy_document.docs.json
+}
+resource "aws_s3_bucket" "named" { bucket = "named" }
+resource "aws_s3_bucket_policy" "named" {
+  bucket = aws_s3_bucket.named.id
+  policy = jsonencode({
+    Statement = [{
+      Effect    = "Allow"
+      Principal = { AWS = var.who }
+      Action    = "s3:GetObject"
+      Resource  = "arn:aws:s3:::named-${data.aws_caller_identity.current.account_id}/*"
+    }]
+  })
+}
+resource "aws_opensearch_domain" "search" {
+  domain_name = "search"
+  access_policies = jsonencode({
+    Version = "2012-10-17"
+    Statement = [{
+      Effect    = "Allow"
+      Principal = { AWS = "*" }
+      Action    = "es:*"
+      Resource  = "arn:aws:es:us-east-1:${data.aws_caller_identity.current.account_id}:domain/search/*"
+    }]
+  })
+}
+`
+	rep := checkSource(t, src)
+	for addr, rule := range map[string]string{
+		"aws_s3_bucket_policy.site":    RulePublicBucket,
+		"aws_s3_bucket_policy.docs":    RulePublicBucket,
+		"aws_opensearch_domain.search": RuleSearchOpenPols,
+	} {
+		got := activeOn(rep, rule, addr)
+		if len(got) != 1 || !strings.Contains(got[0].Message, "not known statically") {
+			t.Errorf("%s on %s: %+v, want one saying parts of the policy are not known statically", rule, addr, got)
+		}
+	}
+	if got := activeOn(rep, RulePublicBucket, "aws_s3_bucket_policy.named"); len(got) != 0 {
+		t.Errorf("%s on a policy whose principal is not known statically: %+v, want none", RulePublicBucket, got)
+	}
+}
+
+// TestHeredocPolicyPartlyUnknown: a policy written as a heredoc that
+// interpolates the account (data.aws_caller_identity) was not known
+// statically at all; the text around the interpolation is now read, as
+// jsonencode's is (TestPolicyPartlyUnknown).
+func TestHeredocPolicyPartlyUnknown(t *testing.T) {
+	src := `data "aws_caller_identity" "current" {}
+resource "aws_elasticsearch_domain" "logs" {
+  domain_name     = "logs"
+  access_policies = <<POLICY
+{
+  "Version": "2012-10-17",
+  "Statement": [
+    {
+      "Effect": "Allow",
+      "Principal": { "AWS": "*" },
+      "Action": "es:*",
+      "Resource": "arn:aws:es:eu-west-1:${data.aws_caller_identity.current.account_id}:domain/logs/*"
+    }
+  ]
+}
+POLICY
+}
+`
+	got := activeOn(checkSource(t, src), RuleSearchOpenPols, "aws_elasticsearch_domain.logs")
+	if len(got) != 1 || !strings.Contains(got[0].Message, "not known statically") {
+		t.Errorf("%s on a heredoc policy naming the account through a data source: %+v, want one", RuleSearchOpenPols, got)
+	}
+}

@@ -148,6 +148,53 @@ func nsgRuleName(b map[string]any) string {
 	return "rule"
 }
 
+// denyCovers says how a deny rule's destination may fall short of every
+// address of guarded (vnet is the VirtualNetwork tag's ranges), "" when it
+// holds them all: *, Any, the tag or ranges holding them. An application
+// security group holds only some; a destination not known statically, or
+// guarded not known, may.
+func denyCovers(b map[string]any, vnet, guarded []netip.Prefix) string {
+	const unknownDest = "is not known statically to hold"
+	if ids, unk := strs(b, "destination_application_security_group_ids"); len(ids) > 0 || unk {
+		return "is an application security group, which holds some, not"
+	}
+	vals, u1 := strs(b, "destination_address_prefixes")
+	one, u2 := strs(b, "destination_address_prefix")
+	if u1 || u2 {
+		return unknownDest
+	}
+	vals = slices.DeleteFunc(append(vals, one...), func(v string) bool { return v == "" })
+	if len(vals) == 0 {
+		return "" // Azure takes no rule without one; read as every address
+	}
+	var dests []netip.Prefix
+	for _, v := range vals {
+		switch strings.ToLower(v) {
+		case "*", "any":
+			return ""
+		case "virtualnetwork":
+			dests = append(dests, vnet...)
+		}
+		if p, err := netip.ParsePrefix(v); err == nil {
+			dests = append(dests, p.Masked())
+		} else if a, err := netip.ParseAddr(v); err == nil {
+			dests = append(dests, netip.PrefixFrom(a, a.BitLen()))
+		} else if rg, err := netipx.ParseIPRange(v); err == nil {
+			dests = append(dests, rg.Prefixes()...)
+		}
+	}
+	if len(guarded) == 0 {
+		return unknownDest
+	}
+	set := setOf(dests...)
+	for _, g := range guarded {
+		if !set.ContainsPrefix(g) {
+			return "does not hold"
+		}
+	}
+	return ""
+}
+
 func azurePorts(b map[string]any) ([][2]int, bool) {
 	vals := strList(b, "destination_port_ranges")
 	if v := str(b, "destination_port_range"); v != "" {
@@ -182,12 +229,20 @@ func azurePorts(b map[string]any) ([][2]int, bool) {
 //
 // The VirtualNetwork tag is allowTag in an allow, denyTag in a deny
 // (finishNSG).
-func (m *Model) nsgRules(r *tf.Resource, b map[string]any, where string, allowTag, denyTag, own []netip.Prefix) []NACLRule {
+func (m *Model) nsgRules(r *tf.Resource, b map[string]any, where string, allowTag, denyTag, own, guarded []netip.Prefix) []NACLRule {
 	if !strings.EqualFold(str(b, "direction"), "Inbound") && !unknown(b, "direction") {
 		return nil
 	}
 	prio := num(b, "priority", 4096)
 	allow := !strings.EqualFold(str(b, "access"), "Deny")
+	if !allow {
+		if why := denyCovers(b, denyTag, guarded); why != "" {
+			// The rules are not read by destination: a deny that spares
+			// some of what the NSG guards may stop no one there.
+			m.note(r, "%s: its destination %s every address the network security group guards (%s): read as denying nothing", nsgRuleName(b), why, m.describe(setOf(guarded...)))
+			return nil
+		}
+	}
 	vnet := allowTag
 	if !allow {
 		vnet = denyTag
@@ -763,11 +818,24 @@ func (n *NACL) finishNSG(m *Model, raws []rawRule, udr map[*Subnet][]netip.Prefi
 		every = common.Prefixes()
 	}
 	n.TagRoutes = setOf(some...).Prefixes()
+	// What the NSG guards: its subnets' ranges, its network's where one
+	// is not known.
+	var guarded []netip.Prefix
+	for _, s := range governed {
+		if !s.CIDR.IsValid() {
+			guarded = nil
+			break
+		}
+		guarded = append(guarded, s.CIDR)
+	}
+	if len(guarded) == 0 {
+		guarded = own
+	}
 	allowTag := append(slices.Clone(vnet), n.TagRoutes...)
 	denyTag := append(slices.Clone(vnet), every...)
 	var out []NACLRule
 	for _, rr := range raws {
-		out = append(out, m.nsgRules(rr.r, rr.b, rr.where, allowTag, denyTag, own)...)
+		out = append(out, m.nsgRules(rr.r, rr.b, rr.where, allowTag, denyTag, own, guarded)...)
 	}
 	for _, c := range allowTag {
 		out = append(out, NACLRule{No: 65000, Allow: true, Proto: "all", From: 0, To: 65535, CIDR: c, Where: n.Addr + " default rule AllowVnetInBound"})
@@ -1102,9 +1170,33 @@ func (m *Model) transitSources(s *Subnet) []peerSource {
 			src := m.SubnetSource(o)
 			why := fmt.Sprintf("%s, in %s, peered with both %s and %s", r.where, hub.Addr, o.VPC.Addr, s.VPC.Addr)
 			src.Transit = why
-			out = append(out, peerSource{Source: src, Hop: Hop{Kind: "appliance", Addr: "virtual appliance at " + r.via, Detail: why},
-				Assumed: []string{r.where + ": the appliance's rules are not evaluated: assumed to forward " + o.Addr + " to " + s.Addr + " and back"}})
+			assumed := []string{r.where + ": the appliance's rules are not evaluated: assumed to forward " + o.Addr + " to " + s.Addr + " and back"}
+			assumed = append(assumed, m.forwardedOff(hub, s.VPC, o.VPC)...)
+			out = append(out, peerSource{Source: src, Hop: Hop{Kind: "appliance", Addr: "virtual appliance at " + r.via, Detail: why}, Assumed: assumed})
 			break
+		}
+	}
+	return out
+}
+
+// forwardedOff names the peerings of spokes with hub that do not let in
+// what the hub's appliance forwards (allow_forwarded_traffic, false unless
+// set): the way there and the way back. Azure documents such traffic as
+// dropped, but does not drop it in every case, so the transit is kept and
+// this says why.
+func (m *Model) forwardedOff(hub *VPC, spokes ...*VPC) []string {
+	var out []string
+	for _, v := range spokes {
+		for _, p := range m.Peerings {
+			if p.A != v || p.B != hub || p.Refused || p.Res == nil || !strings.HasPrefix(p.Res.Type, "azurerm") {
+				continue
+			}
+			switch {
+			case unknown(p.Res.Values, "allow_forwarded_traffic"):
+				out = append(out, p.Addr+": allow_forwarded_traffic is not known statically: read as letting in what the appliance forwards")
+			case !boolean(p.Res.Values, "allow_forwarded_traffic", false):
+				out = append(out, p.Addr+" leaves allow_forwarded_traffic off: Azure documents traffic the appliance forwards into "+v.Addr+" as dropped there, but does not drop it in every case, so it is not relied on")
+			}
 		}
 	}
 	return out

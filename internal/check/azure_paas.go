@@ -31,7 +31,7 @@ func azurePaaSRules() []Rule {
 			"A storage container's container_access_type is blob or container, so anonymous readers list or read its blobs, and its account does not forbid public access (allow_nested_items_to_be_public, allow_blob_public_access in azurerm 2.x, set to false). An account outside the scanned code, or one that leaves the flag unset, is read as allowing it. An account that turns public network access off is reached through private endpoints only and is not reported; one whose network rules default to Deny is reported at medium: its anonymous readers are those of the ranges and subnets the rules admit.",
 			"Set container_access_type = \"private\" and allow_nested_items_to_be_public = false on the account; hand out SAS tokens or use Entra ID for readers."},
 		{RuleAzServiceOpen, Medium, "Storage account, key vault, container registry, Cosmos DB account or Redis cache accepts connections from every network",
-			"The service leaves public network access on (public_network_access_enabled, true unless set) and admits every address: a storage account's, key vault's or container registry's network rules default to Allow (with no network_rules, azurerm_storage_account_network_rules, network_acls or network_rule_set block Azure admits every address; a registry below the Premium SKU takes no network rules at all); a registry that also turns anonymous_pull_enabled on serves its images to anyone, and is high; a Cosmos DB account has no ip_range_filter (a string in azurerm 3.x, a list in 4.x) and does not set is_virtual_network_filter_enabled, or its filter covers the internet; a Redis cache outside a subnet has no azurerm_redis_firewall_rule (a cache with rules is judged by them, AZ-NET-005). Only keys and Entra ID then stand between the internet and the data or secrets. A Cosmos DB filter of 0.0.0.0 admits every Azure service, of every tenant, and is low. A private endpoint alone does not close the public one: the finding names it. A value that is not known statically is read as open, and the finding says so.",
+			"The service leaves public network access on (public_network_access_enabled, true unless set) and admits every address: a storage account's, key vault's or container registry's network rules default to Allow (with no network_rules, azurerm_storage_account_network_rules, network_acls or network_rule_set block Azure admits every address; a registry below the Premium SKU takes no network rules at all); network rules that deny by default but whose IP rules (ip_rules, a registry's ip_rule blocks) hold every internet address admit every address too, and IP rules not known statically are read so; a registry that also turns anonymous_pull_enabled on serves its images to anyone, and is high; a Cosmos DB account has no ip_range_filter (a string in azurerm 3.x, a list in 4.x) and does not set is_virtual_network_filter_enabled, or its filter covers the internet; a Redis cache outside a subnet has no azurerm_redis_firewall_rule (a cache with rules is judged by them, AZ-NET-005). Only keys and Entra ID then stand between the internet and the data or secrets. A Cosmos DB filter of 0.0.0.0 admits every Azure service, of every tenant, and is low. A private endpoint alone does not close the public one: the finding names it. A value that is not known statically is read as open, and the finding says so.",
 			"Set default_action = \"Deny\" in network_rules, network_acls or network_rule_set (and leave a registry's anonymous_pull_enabled false), an ip_range_filter or virtual network filter on Cosmos DB, firewall rules on Redis, and admit only the ranges and subnets that need the service; or set public_network_access_enabled = false and reach it through a private endpoint."},
 	}
 }
@@ -175,7 +175,7 @@ func (m *Model) azurePaaS(byType map[string][]*tf.Resource, fs *findings) {
 			if publicOff(acct) {
 				continue // reached through private endpoints only
 			}
-			if networkOpen(acct, "network_rules", separate) == nil {
+			if m.networkOpen(acct, "network_rules", separate) == nil {
 				// Anonymous readers, but only from the ranges and subnets
 				// the account's network rules admit.
 				sev = Medium
@@ -237,7 +237,7 @@ func (m *Model) separateRules(byType map[string][]*tf.Resource) map[string]*tf.R
 // registry's network rules:
 // why says how they admit every network, nothing when their default
 // action is Deny.
-func networkOpen(r *tf.Resource, blk string, separate map[string]*tf.Resource) []string {
+func (m *Model) networkOpen(r *tf.Resource, blk string, separate map[string]*tf.Resource) []string {
 	var why []string
 	if unknown(r.Values, "public_network_access_enabled") {
 		why = append(why, "public_network_access_enabled is not known statically: read as true")
@@ -256,11 +256,42 @@ func networkOpen(r *tf.Resource, blk string, separate map[string]*tf.Resource) [
 	case unknown(rules, "default_action"):
 		why = append(why, "default_action of "+where+" is not known statically: read as Allow")
 	case strings.EqualFold(str(rules, "default_action"), "Deny"):
-		return nil
+		return m.ipRulesOpen(rules, where)
 	default:
 		why = append(why, "default_action of "+where+" is Allow")
 	}
 	return why
+}
+
+// ipRulesOpen reads the IP rules of network rules that deny by default
+// (ip_rules, or a registry's ip_rule blocks): why they admit every
+// internet address, nothing when they do not.
+func (m *Model) ipRulesOpen(rules map[string]any, where string) []string {
+	vals, unk := strs(rules, "ip_rules")
+	attr := "ip_rules"
+	for _, b := range blocks(rules, "ip_rule") {
+		attr = "ip_rule blocks"
+		if !strings.EqualFold(str(b, "action"), "Allow") && has(b, "action") && !unknown(b, "action") {
+			continue
+		}
+		v, u := strs(b, "ip_range")
+		vals, unk = append(vals, v...), unk || u
+	}
+	if unk || unknown(rules, "ip_rule") {
+		return []string{attr + " of " + where + " are not known statically: read as admitting every address"}
+	}
+	var b netipx.IPSetBuilder
+	for _, v := range vals {
+		if p, err := netip.ParsePrefix(v); err == nil {
+			b.AddPrefix(p.Masked())
+		} else if a, err := netip.ParseAddr(v); err == nil {
+			b.Add(a)
+		}
+	}
+	if admitted, _ := b.IPSet(); coversFamily(m.Internet().Set, admitted) {
+		return []string{"default_action of " + where + " is Deny, but its " + attr + " admit every internet address"}
+	}
+	return nil
 }
 
 // azureServiceOpen reports storage accounts, key vaults, container
@@ -285,7 +316,7 @@ func (m *Model) azureServiceOpen(byType map[string][]*tf.Resource, fs *findings)
 			if publicOff(r) {
 				continue
 			}
-			why := networkOpen(r, c.block, separate)
+			why := m.networkOpen(r, c.block, separate)
 			if len(why) == 0 {
 				continue
 			}

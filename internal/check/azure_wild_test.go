@@ -1,6 +1,8 @@
 package check
 
 import (
+	"context"
+	"os"
 	"slices"
 	"strconv"
 	"strings"
@@ -542,6 +544,146 @@ func TestAzureCountedMachines(t *testing.T) {
 	for _, nsg := range []string{"azurerm_network_security_group.jump", "azurerm_network_security_group.workers"} {
 		if got := activeOn(rep, RuleNSGWorldOpen, nsg); len(got) != 1 || got[0].Severity != Critical {
 			t.Errorf("%s on %s: %+v, want one critical (a machine behind it is reached)", RuleNSGWorldOpen, nsg, got)
+		}
+	}
+}
+
+// TestAzureDenyToSomeDestinations checks that an NSG's deny whose
+// destination is narrower than what the NSG guards (one address, an
+// application security group) stops nothing for the rest: the machine
+// outside it stays reached by the allow after it, while a deny to the
+// whole subnet, its network or every address still stops it.
+func TestAzureDenyToSomeDestinations(t *testing.T) {
+	deny := func(dest string) string {
+		return strings.Replace(nsgRule("deny", 100, "Deny", "22", `"Internet"`),
+			`destination_address_prefix  = "*"`, dest, 1)
+	}
+	for _, tc := range []struct {
+		dest    string
+		reached bool
+	}{
+		{`destination_address_prefix = "10.0.1.4"`, true},
+		{`destination_address_prefixes = ["10.0.1.4/32", "10.0.1.8/30"]`, true},
+		{`destination_application_security_group_ids = [azurerm_application_security_group.web.id]`, true},
+		{`destination_address_prefix = "Internet"`, true},
+		{`destination_address_prefix = var.dest`, true},
+		{`destination_address_prefix = "10.0.1.0/24"`, false},
+		{`destination_address_prefixes = ["10.0.0.0/16"]`, false},
+		{`destination_address_prefix = "VirtualNetwork"`, false},
+		{`destination_address_prefix = "*"`, false},
+	} {
+		src := azureBase + `
+variable "dest" { type = string }
+resource "azurerm_application_security_group" "web" { name = "asg-web" }
+resource "azurerm_network_security_group" "app" { name = "nsg-app" }
+` + deny(tc.dest) + nsgRule("ssh", 200, "Allow", "22", `"Internet"`)
+		got := sshFindings(checkSource(t, src), "azurerm_linux_virtual_machine.vm")
+		if tc.reached && len(got) != 1 {
+			t.Errorf("deny with %s before an allow of SSH from the internet: %+v, want SSH reached", tc.dest, got)
+		}
+		if !tc.reached && len(got) != 0 {
+			t.Errorf("deny with %s before an allow of SSH from the internet: %+v, want SSH stopped", tc.dest, got)
+		}
+	}
+}
+
+// TestAzureServiceIPRulesOpen checks that a storage account's, key vault's
+// or container registry's network rules that deny by default but whose IP
+// rules admit every internet address, or are not known statically, are
+// read as admitting every network (AZ-NET-006), and narrow ones are not.
+func TestAzureServiceIPRulesOpen(t *testing.T) {
+	for _, tc := range []struct {
+		typ, body, want string
+	}{
+		{"azurerm_storage_account", `network_rules {
+    default_action = "Deny"
+    ip_rules       = ["0.0.0.0/1", "128.0.0.0/1"]
+  }`, "default_action of network_rules is Deny, but its ip_rules admit every internet address"},
+		{"azurerm_key_vault", `network_acls {
+    default_action = "Deny"
+    bypass         = "AzureServices"
+    ip_rules       = ["0.0.0.0/0"]
+  }`, "default_action of network_acls is Deny, but its ip_rules admit every internet address"},
+		{"azurerm_container_registry", `sku = "Premium"
+  network_rule_set {
+    default_action = "Deny"
+    ip_rule {
+      action   = "Allow"
+      ip_range = "0.0.0.0/0"
+    }
+  }`, "default_action of network_rule_set is Deny, but its ip_rule blocks admit every internet address"},
+		{"azurerm_key_vault", `network_acls {
+    default_action = "Deny"
+    bypass         = "AzureServices"
+    ip_rules       = var.allowed
+  }`, "ip_rules of network_acls are not known statically: read as admitting every address"},
+		{"azurerm_storage_account", `network_rules {
+    default_action = "Deny"
+    ip_rules       = ["203.0.113.0/24", "198.51.100.7"]
+  }`, ""},
+	} {
+		src := "variable \"allowed\" { type = list(string) }\nresource \"" + tc.typ + "\" \"s\" {\n  name = \"s\"\n  " + tc.body + "\n}\n"
+		got := activeOn(checkSource(t, src), RuleAzServiceOpen, tc.typ+".s")
+		if tc.want == "" {
+			if len(got) > 0 {
+				t.Errorf("%s: want no %s, got %+v", tc.body, RuleAzServiceOpen, got)
+			}
+			continue
+		}
+		if len(got) != 1 || !strings.Contains(got[0].Message, tc.want) {
+			t.Errorf("%s: want one %s saying %q, got %+v", tc.body, RuleAzServiceOpen, tc.want, got)
+		}
+	}
+}
+
+// TestAzureForwardedTrafficStated: traffic a hub's appliance forwards
+// from one spoke to another enters each spoke through its peering with the
+// hub, which Azure documents as dropping it unless allow_forwarded_traffic
+// is true there. The flag was not read. Azure does not drop such traffic
+// in every case, so the path is kept, and it names each peering that
+// leaves the flag off (or sets it from a value not known statically).
+func TestAzureForwardedTrafficStated(t *testing.T) {
+	raw, err := os.ReadFile("testdata/azure/appliance-reach/main.tf")
+	if err != nil {
+		t.Fatal(err)
+	}
+	both := strings.Replace(string(raw), `remote_virtual_network_id = azurerm_virtual_network.hub.id
+}`, `remote_virtual_network_id = azurerm_virtual_network.hub.id
+  allow_forwarded_traffic   = var.forward
+}
+variable "forward" { type = bool }`, 1)
+	for _, tc := range []struct {
+		name, src string
+		want, not []string
+	}{
+		{"left off", string(raw), []string{"azurerm_virtual_network_peering.left_hub", "allow_forwarded_traffic"}, []string{"right_hub"}},
+		{"left unknown", both, []string{"azurerm_virtual_network_peering.left_hub", "not known statically"}, []string{"right_hub"}},
+		{"both on", strings.Replace(both, "var.forward", "true", 1), nil, []string{"allow_forwarded_traffic"}},
+	} {
+		acc, err := Reachability(context.Background(), Config{Paths: []string{writeProject(t, tc.src)}}, "azurerm_postgresql_flexible_server.orders")
+		if err != nil {
+			t.Fatal(err)
+		}
+		var found bool
+		for _, a := range acc {
+			if a.Source != "azurerm_subnet.app" || a.Port != 5432 {
+				continue
+			}
+			found = true
+			as := strings.Join(a.Assumed, "; ")
+			for _, w := range tc.want {
+				if !strings.Contains(as, w) {
+					t.Errorf("%s: assumed %q does not name %q", tc.name, as, w)
+				}
+			}
+			for _, w := range tc.not {
+				if strings.Contains(as, w) {
+					t.Errorf("%s: assumed %q names %q", tc.name, as, w)
+				}
+			}
+		}
+		if !found {
+			t.Errorf("%s: the left spoke's subnet does not reach the server through the hub's appliance: %+v", tc.name, acc)
 		}
 	}
 }

@@ -241,6 +241,21 @@ func loadTF(dir string, cfg Config) (*tf.Project, error) {
 	opts.Unread = unread
 	proj, err := tf.LoadDir(fsys, root, opts)
 	if err != nil {
+		// Files are named as the user would (the directory given, then
+		// the file), not as under the tree read.
+		var se tf.SourceError
+		if errors.As(err, &se) {
+			was := se.Error()
+			named := append(tf.SourceError(nil), se...)
+			for i := range named {
+				if named[i].File != "" {
+					named[i].File = rebased(root, dir, named[i].File)
+				}
+			}
+			if prefix, ok := strings.CutSuffix(err.Error(), was); ok {
+				return nil, fmt.Errorf("%s%w (in %s)", prefix, named, dir)
+			}
+		}
 		return nil, fmt.Errorf("%w (in %s)", err, dir)
 	}
 	rebase(proj, root, dir)
@@ -265,17 +280,21 @@ func treeRoot(dir string) string {
 	}
 }
 
+// rebased is file f, named under the tree read, named relative to dir
+// (root being dir's name under the tree), as the user would write it.
+func rebased(root, dir, f string) string {
+	r, err := filepath.Rel(filepath.FromSlash(root), filepath.FromSlash(f))
+	if err != nil {
+		return f
+	}
+	return filepath.ToSlash(filepath.Join(dir, r))
+}
+
 // rebase renames the project's files from names under the filesystem root
 // to names relative to dir (root being dir's name under the filesystem
 // root), as the user would write them.
 func rebase(p *tf.Project, root, dir string) {
-	j := func(f string) string {
-		r, err := filepath.Rel(filepath.FromSlash(root), filepath.FromSlash(f))
-		if err != nil {
-			return f
-		}
-		return filepath.ToSlash(filepath.Join(dir, r))
-	}
+	j := func(f string) string { return rebased(root, dir, f) }
 	for i := range p.Resources {
 		p.Resources[i].Pos.File = j(p.Resources[i].Pos.File)
 	}
@@ -314,5 +333,66 @@ func CheckProject(p *tf.Project) []Finding {
 	}
 	out := suppress(fs.list, p.Files)
 	sortFindings(out)
+	return mergeInstanceNotes(out)
+}
+
+// mergeInstanceNotes keeps one note (CHECK-001) of those that instances of
+// one counted or for_each resource raise at the same place with the same
+// text but for their own address, the first in order, and says how many
+// more instances share it: nine rules of one block would make nine.
+func mergeInstanceNotes(fs []Finding) []Finding {
+	type key struct {
+		file      string
+		line      int
+		base, msg string
+		state     string
+	}
+	first := map[key]int{}
+	more := map[int]int{}
+	out := fs[:0:0]
+	for _, f := range fs {
+		base := unindexed(f.Address)
+		if f.RuleID != RuleNotEvaluated || base == f.Address {
+			out = append(out, f)
+			continue
+		}
+		k := key{f.File, f.Line, base, strings.ReplaceAll(f.Message, f.Address, base), f.Suppressed}
+		if i, ok := first[k]; ok {
+			more[i]++
+			continue
+		}
+		first[k] = len(out)
+		out = append(out, f)
+	}
+	for i, n := range more {
+		what := "other instance"
+		if n > 1 {
+			what += "s"
+		}
+		out[i].Message += fmt.Sprintf(" (and %d %s of %s)", n, what, unindexed(out[i].Address))
+	}
 	return out
+}
+
+// unindexed is addr without its instance keys ([0], ["a"]), as the block
+// that makes the instances is named.
+func unindexed(addr string) string {
+	var b strings.Builder
+	depth, quoted := 0, false
+	for i := 0; i < len(addr); i++ {
+		c := addr[i]
+		switch {
+		case depth > 0 && quoted && c == '\\':
+			i++
+		case depth > 0 && c == '"':
+			quoted = !quoted
+		case c == '[' && !quoted:
+			depth++
+		case c == ']' && !quoted && depth > 0:
+			depth--
+		case depth == 0:
+			b.WriteByte(c)
+		}
+	}
+	return b.String()
 }

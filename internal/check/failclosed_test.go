@@ -1,6 +1,9 @@
 package check
 
 import (
+	"context"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 )
@@ -339,4 +342,21 @@ resource "azurerm_network_security_group" "app" {
 			})
 		}
 	})
+}
+
+// TestParseErrorNamesTheFile checks that code Terraform cannot parse is an
+// error naming the file as the user would (the directory given, then the
+// file), not as it is named under the tree read: outside a repository that
+// tree is the filesystem, and the name lost its leading slash.
+func TestParseErrorNamesTheFile(t *testing.T) {
+	dir := t.TempDir()
+	src := "resource \"aws_lb_listener\" \"l\" {\n  \"default_action\" {\n    type = \"forward\"\n  }\n}\n"
+	if err := os.WriteFile(filepath.Join(dir, "main.tf"), []byte(src), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	_, err := Run(context.Background(), Config{Paths: []string{dir}})
+	want := filepath.ToSlash(filepath.Join(dir, "main.tf")) + ":2: "
+	if err == nil || !strings.Contains(err.Error(), want) {
+		t.Fatalf("Run on a quoted block type: %v, want an error naming %s", err, want)
+	}
 }

@@ -143,3 +143,116 @@ func TestFrontDoorUnknownIntegrationURI(t *testing.T) {
 		t.Errorf("the HTTP API's integration publishes nothing on %s: %+v", nlb.Addr, nlb.Published)
 	}
 }
+
+// endpointServiceBase is a private network load balancer forwarding
+// PostgreSQL to an instance that admits its VPC, offered to other accounts
+// as a VPC endpoint service (SERVICE is replaced).
+const endpointServiceBase = `
+variable "principals" { type = list(string) }
+resource "aws_vpc" "v" { cidr_block = "10.0.0.0/16" }
+resource "aws_subnet" "a" {
+  vpc_id     = aws_vpc.v.id
+  cidr_block = "10.0.1.0/24"
+}
+resource "aws_lb" "nlb" {
+  internal           = true
+  load_balancer_type = "network"
+  subnets            = [aws_subnet.a.id]
+}
+resource "aws_lb_target_group" "tg" {
+  port        = 5432
+  protocol    = "TCP"
+  vpc_id      = aws_vpc.v.id
+  target_type = "instance"
+}
+resource "aws_lb_listener" "l" {
+  load_balancer_arn = aws_lb.nlb.arn
+  port              = 5432
+  protocol          = "TCP"
+  default_action {
+    type             = "forward"
+    target_group_arn = aws_lb_target_group.tg.arn
+  }
+}
+resource "aws_security_group" "db" {
+  vpc_id = aws_vpc.v.id
+  ingress {
+    from_port   = 5432
+    to_port     = 5432
+    protocol    = "tcp"
+    cidr_blocks = ["10.0.0.0/16"]
+  }
+}
+resource "aws_instance" "db" {
+  subnet_id              = aws_subnet.a.id
+  vpc_security_group_ids = [aws_security_group.db.id]
+}
+resource "aws_lb_target_group_attachment" "db" {
+  target_group_arn = aws_lb_target_group.tg.arn
+  target_id        = aws_instance.db.id
+}
+SERVICE`
+
+// TestEndpointServiceOpenToEveryAccount: a VPC endpoint service that
+// admits every AWS account (allowed_principals "*") without acceptance
+// lets anyone connect to its network load balancer through PrivateLink,
+// and on to what it forwards to. It was passed over in silence; the
+// balancer's targets are now reached with the service on the path, while
+// one limited to named accounts or needing acceptance is not.
+func TestEndpointServiceOpenToEveryAccount(t *testing.T) {
+	for _, tc := range []struct {
+		name, service string
+		want          []string // "" : no finding
+	}{
+		{"every account", `resource "aws_vpc_endpoint_service" "svc" {
+  acceptance_required        = false
+  allowed_principals         = ["*"]
+  network_load_balancer_arns = [aws_lb.nlb.arn]
+}`, []string{"aws_vpc_endpoint_service.svc", "every AWS account"}},
+		{"principal resource", `resource "aws_vpc_endpoint_service" "svc" {
+  acceptance_required        = false
+  network_load_balancer_arns = [aws_lb.nlb.arn]
+}
+resource "aws_vpc_endpoint_service_allowed_principal" "all" {
+  vpc_endpoint_service_id = aws_vpc_endpoint_service.svc.id
+  principal_arn           = "*"
+}`, []string{"aws_vpc_endpoint_service.svc", "every AWS account"}},
+		{"principals unknown", `resource "aws_vpc_endpoint_service" "svc" {
+  acceptance_required        = false
+  allowed_principals         = var.principals
+  network_load_balancer_arns = [aws_lb.nlb.arn]
+}`, []string{"aws_vpc_endpoint_service.svc", "not known statically"}},
+		{"named account", `resource "aws_vpc_endpoint_service" "svc" {
+  acceptance_required        = false
+  allowed_principals         = ["arn:aws:iam::123456789012:root"]
+  network_load_balancer_arns = [aws_lb.nlb.arn]
+}`, nil},
+		{"acceptance", `resource "aws_vpc_endpoint_service" "svc" {
+  acceptance_required        = true
+  allowed_principals         = ["*"]
+  network_load_balancer_arns = [aws_lb.nlb.arn]
+}`, nil},
+	} {
+		rep := checkSource(t, strings.Replace(endpointServiceBase, "SERVICE", tc.service, 1))
+		got := activeOn(rep, RuleExposedPort, "aws_instance.db")
+		if tc.want == nil {
+			if len(got) != 0 {
+				t.Errorf("%s: %s on the target: %+v, want none", tc.name, RuleExposedPort, got)
+			}
+			continue
+		}
+		if len(got) != 1 {
+			t.Errorf("%s: %s on the target: %+v, want one", tc.name, RuleExposedPort, got)
+			continue
+		}
+		text := got[0].Message
+		for _, h := range got[0].Path {
+			text += " | " + h.Addr + " " + h.Detail
+		}
+		for _, w := range tc.want {
+			if !strings.Contains(text, w) {
+				t.Errorf("%s: finding %q does not name %q", tc.name, text, w)
+			}
+		}
+	}
+}

@@ -524,6 +524,7 @@ func Build(res []tf.Resource) *Model {
 	m.buildEndpoints(byType)
 	m.frontDoors(byType)
 	m.buildAzure(byType)
+	m.rejectSubnetsOutside(byType)
 	m.buildFlowLogs(byType["aws_flow_log"])
 	m.noteUnmodelled(m.Resources)
 	m.byType = byType

@@ -41,3 +41,81 @@ func TestUnreadUnknownsNotNoted(t *testing.T) {
 		t.Errorf("want the SSH rule reported at its worst, got %+v", got)
 	}
 }
+
+// TestInstanceNotesMerged checks that the instances of one counted or
+// for_each resource that leave the same thing not evaluated make one note,
+// naming how many more instances share it, rather than one each: nine
+// rules of one block made eighteen notes, burying any other.
+func TestInstanceNotesMerged(t *testing.T) {
+	src := `variable "vpc_id" { type = string }
+data "aws_vpc" "this" { id = var.vpc_id }
+resource "aws_security_group" "ad" { vpc_id = var.vpc_id }
+resource "aws_security_group_rule" "tcp" {
+  for_each          = toset(["53", "88", "389"])
+  type              = "ingress"
+  security_group_id = aws_security_group.ad.id
+  from_port         = each.value
+  to_port           = each.value
+  protocol          = "tcp"
+  cidr_blocks       = [data.aws_vpc.this.cidr_block]
+}
+resource "aws_security_group_rule" "udp" {
+  type              = "ingress"
+  security_group_id = aws_security_group.ad.id
+  from_port         = 53
+  to_port           = 53
+  protocol          = "udp"
+  cidr_blocks       = [data.aws_vpc.this.cidr_block]
+}
+`
+	var tcp, udp []Finding
+	for _, f := range active(checkSource(t, src), RuleNotEvaluated) {
+		switch {
+		case strings.HasPrefix(f.Address, "aws_security_group_rule.tcp"):
+			tcp = append(tcp, f)
+		case f.Address == "aws_security_group_rule.udp":
+			udp = append(udp, f)
+		}
+	}
+	if len(udp) == 0 || len(tcp) != len(udp) {
+		t.Fatalf("notes on the three instances: %+v; on the lone rule: %+v; want as many", tcp, udp)
+	}
+	for _, f := range tcp {
+		if !strings.Contains(f.Message, "and 2 other instances of aws_security_group_rule.tcp") {
+			t.Errorf("note %q does not say 2 other instances share it", f.Message)
+		}
+	}
+}
+
+// TestCredentialsNotNoted checks that a database's user name or password
+// not known statically makes no note: no rule reads them, as none reads an
+// instance's admin password.
+func TestCredentialsNotNoted(t *testing.T) {
+	src := `variable "user" { type = string }
+variable "secret" { type = string }
+resource "aws_redshift_cluster" "rs" {
+  cluster_identifier = "rs"
+  master_username    = var.user
+  master_password    = var.secret
+  encrypted          = true
+}
+resource "aws_db_instance" "db" {
+  engine            = "postgres"
+  username          = var.user
+  password          = var.secret
+  storage_encrypted = true
+}
+resource "azurerm_mssql_server" "sql" {
+  name                         = "sql"
+  administrator_login          = var.user
+  administrator_login_password = var.secret
+  public_network_access_enabled = false
+}
+`
+	rep := checkSource(t, src)
+	for _, addr := range []string{"aws_redshift_cluster.rs", "aws_db_instance.db", "azurerm_mssql_server.sql"} {
+		for _, f := range activeOn(rep, RuleNotEvaluated, addr) {
+			t.Errorf("note on %s, whose unknown credentials feed no finding: %s", addr, f.Message)
+		}
+	}
+}

@@ -25,7 +25,7 @@ func publicServiceRules() []Rule {
 			"A Lambda function URL sets authorization_type = \"NONE\": it takes unsigned HTTPS requests from the internet, and only the function's resource policy and its own code decide who gets in; or an aws_lambda_permission grants invocation to Principal \"*\" without a source_arn, source_account or principal_org_id, so any AWS account (and, for a function URL of type NONE, anyone) invokes it. An authorization type or principal that is not known statically is read as open, and the finding says so.",
 			"Set authorization_type = \"AWS_IAM\" on the function URL and grant lambda:InvokeFunctionUrl to the roles that call it, or put the function behind API Gateway with an authorizer; name the calling service and its source_arn in aws_lambda_permission."},
 		{RuleSearchOpenPols, Critical, "OpenSearch domain open to everyone",
-			"An OpenSearch or Elasticsearch domain with a public endpoint (no vpc_options) has an access policy (access_policies, or aws_opensearch_domain_policy / aws_elasticsearch_domain_policy) that allows Principal \"*\" without a condition, and fine-grained access control (advanced_security_options) is off: anyone on the internet reads, writes and deletes its indices. A policy that is not known statically is not judged here; the public endpoint itself is AWS-NET-002.",
+			"An OpenSearch or Elasticsearch domain with a public endpoint (no vpc_options) has an access policy (access_policies, or aws_opensearch_domain_policy / aws_elasticsearch_domain_policy) that allows Principal \"*\" without a condition, and fine-grained access control (advanced_security_options) is off: anyone on the internet reads, writes and deletes its indices. A policy only parts of which are known statically (the account or region named through data.aws_caller_identity or data.aws_region) is read for the statements those parts show, and the finding says so; one not known statically at all, or whose principal is not, is not judged here; the public endpoint itself is AWS-NET-002.",
 			"Place the domain in a VPC (vpc_options), name the principals in its access policy or add an aws:SourceIp condition, or turn on fine-grained access control with an internal user database or IAM master user."},
 	}
 }
@@ -83,15 +83,17 @@ func (m *Model) publicServices(byType map[string][]*tf.Resource, fs *findings) {
 				}
 				fgac = "fine-grained access control admits anonymous users (anonymous_auth_enabled)"
 			}
-			where, doc := "access_policies", str(r.Values, "access_policies")
+			where := "access_policies"
+			doc, partial := document(r.Values, "access_policies")
 			sid, open := publicStatement(doc)
 			for _, p := range policies[r.Address] {
-				if s, ok := publicStatement(str(p.Values, "access_policies")); ok && !open {
-					where, sid, open = p.Address, s, true
+				pdoc, ppartial := document(p.Values, "access_policies")
+				if s, ok := publicStatement(pdoc); ok && !open {
+					where, sid, open, partial = p.Address, s, true, ppartial
 				}
 			}
 			if open {
-				fs.add(RuleSearchOpenPols, r, nil, "its endpoint is public (no vpc_options), statement %s of %s allows Principal \"*\" without a condition and %s: anyone on the internet reads and writes its indices", sid, where, fgac)
+				fs.add(RuleSearchOpenPols, r, nil, "its endpoint is public (no vpc_options), statement %s of %s allows Principal \"*\" without a condition and %s: anyone on the internet reads and writes its indices%s", sid, where, fgac, partial)
 			}
 		}
 	}
@@ -137,8 +139,9 @@ func s3Public(byType map[string][]*tf.Resource, fs *findings) {
 		if blocked[str(r.Values, "bucket")] {
 			continue
 		}
-		if sid, ok := publicStatement(str(r.Values, "policy")); ok {
-			fs.add(RulePublicBucket, r, nil, "statement %s allows Principal \"*\" without a condition on %s", sid, str(r.Values, "bucket"))
+		doc, partial := document(r.Values, "policy")
+		if sid, ok := publicStatement(doc); ok {
+			fs.add(RulePublicBucket, r, nil, "statement %s allows Principal \"*\" without a condition on %s%s", sid, str(r.Values, "bucket"), partial)
 		}
 	}
 }

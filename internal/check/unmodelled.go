@@ -175,15 +175,15 @@ func joinKeys(found map[string]bool) string {
 
 // publicSwitch tells whether attribute k turns a public address or public
 // access on: associate_public_ip_address, assign_public_ip,
-// publicly_accessible, and those named public… enabled
+// publicly_accessible, and those named public… enabled or enable… public
 // (public_network_access_enabled, node_public_ip_enabled,
-// public_data_endpoint_enabled …).
+// enable_node_public_ip, public_data_endpoint_enabled …).
 func publicSwitch(k string) bool {
 	switch k {
 	case "associate_public_ip_address", "assign_public_ip", "publicly_accessible":
 		return true
 	}
-	return strings.Contains(k, "public") && strings.HasSuffix(k, "_enabled")
+	return strings.Contains(k, "public") && (strings.HasSuffix(k, "_enabled") || strings.HasPrefix(k, "enable_"))
 }
 
 // noteUnmodelled notes each AWS or Azure resource that puts something in
@@ -196,6 +196,12 @@ func (m *Model) noteUnmodelled(rs []*tf.Resource) {
 	for _, r := range rs {
 		var why string
 		switch {
+		case r.Type == "azurerm_kubernetes_cluster":
+			// The model reads its API server; its default node pool's
+			// machines, with public addresses, it does not.
+			if s := networkSignal(block(r.Values, "default_node_pool")); s != "" {
+				why = "it sets default_node_pool." + strings.ReplaceAll(s, ", ", ", default_node_pool.")
+			}
 		case modelledTypes[r.Type]:
 		case strings.HasPrefix(r.Type, "aws_") || strings.HasPrefix(r.Type, "azurerm_"):
 			why = networkSignal(r.Values)

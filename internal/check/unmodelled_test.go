@@ -108,3 +108,53 @@ func TestDBProxyAndFunctionInVPC(t *testing.T) {
 		t.Errorf("the function, which takes no connection, reached: %+v", acc)
 	}
 }
+
+// TestAKSNodePublicIPsNoted: an AKS cluster is in the model for its API
+// server alone; its default node pool's public node addresses were passed
+// over in silence, as was the azurerm 3.x name of the switch on a separate
+// node pool. Each is now a note naming it.
+func TestAKSNodePublicIPsNoted(t *testing.T) {
+	src := `variable "public" { type = bool }
+resource "azurerm_kubernetes_cluster" "v4" {
+  name       = "v4"
+  dns_prefix = "v4"
+  default_node_pool {
+    name                   = "default"
+    node_public_ip_enabled = true
+  }
+}
+resource "azurerm_kubernetes_cluster" "v3" {
+  name       = "v3"
+  dns_prefix = "v3"
+  default_node_pool {
+    name                  = "default"
+    enable_node_public_ip = var.public
+  }
+}
+resource "azurerm_kubernetes_cluster" "private_nodes" {
+  name       = "p"
+  dns_prefix = "p"
+  default_node_pool {
+    name = "default"
+  }
+}
+resource "azurerm_kubernetes_cluster_node_pool" "edge" {
+  name                  = "edge"
+  kubernetes_cluster_id = azurerm_kubernetes_cluster.v3.id
+  enable_node_public_ip = true
+}
+`
+	got := notModelled(checkSource(t, src))
+	for addr, want := range map[string]string{
+		"azurerm_kubernetes_cluster.v4":             "default_node_pool.node_public_ip_enabled = true",
+		"azurerm_kubernetes_cluster.v3":             "default_node_pool.enable_node_public_ip = true",
+		"azurerm_kubernetes_cluster_node_pool.edge": "enable_node_public_ip = true",
+	} {
+		if msg, ok := got[addr]; !ok || !strings.Contains(msg, want) {
+			t.Errorf("note on %s: %q, want one naming %s", addr, msg, want)
+		}
+	}
+	if msg, ok := got["azurerm_kubernetes_cluster.private_nodes"]; ok {
+		t.Errorf("note on a cluster whose nodes take no public address: %s", msg)
+	}
+}

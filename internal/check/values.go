@@ -54,6 +54,16 @@ func unknown(m map[string]any, k string) bool {
 	return ok
 }
 
+// document returns the JSON document at m[k]: its text, or, when parts of
+// it are not known statically, what is known of it (tf.Unknown.JSON), and
+// why it is partial ("" when it is known).
+func document(m map[string]any, k string) (text, partial string) {
+	if u, ok := m[k].(tf.Unknown); ok && u.JSON != "" {
+		return u.JSON, " (parts of the policy are not known statically; those read are)"
+	}
+	return str(m, k), ""
+}
+
 // unknownFrom returns the resources that the unknown value m[k] can only
 // have come from (tf.Unknown.From); nil when it may be anything.
 func unknownFrom(m map[string]any, k string) []string {

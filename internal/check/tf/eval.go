@@ -976,7 +976,15 @@ func (ev *evaluator) expr(e hcl.Expression, ctx *hcl.EvalContext, addr string) c
 		ev.note(e.Range(), addr, kindError, "cannot evaluate: %v", err)
 		return cty.DynamicVal
 	}
+	_, top := v.Unmark()
 	v, _ = v.UnmarkDeep()
+	text := jsonOf(top)
+	if text == "" && !v.IsKnown() {
+		text = templateJSON(e, ctx)
+	}
+	if text != "" && !v.IsKnown() {
+		v = v.Mark(jsonMark{text}) // what is known of a JSON document
+	}
 	switch {
 	case v.IsWhollyKnown():
 	case v.IsKnown() && (v.Type().IsObjectType() || v.Type().IsMapType()):
@@ -1113,7 +1121,7 @@ func (ev *evaluator) emit(in *instance) {
 func toGo(v cty.Value) any {
 	v, marks := v.Unmark()
 	if !v.IsKnown() {
-		return Unknown{Bits: bitsOf(marks)}
+		return Unknown{Bits: bitsOf(marks), JSON: jsonOf(marks)}
 	}
 	if v.IsNull() {
 		return nil

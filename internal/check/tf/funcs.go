@@ -55,7 +55,7 @@ func functions(l *loader) map[string]function.Function {
 		"setunion": stdlib.SetUnionFunc, "slice": stdlib.SliceFunc, "sort": stdlib.SortFunc,
 		"values": stdlib.ValuesFunc, "zipmap": stdlib.ZipmapFunc, "formatdate": stdlib.FormatDateFunc,
 		"timeadd":    stdlib.TimeAddFunc,
-		"jsondecode": stdlib.JSONDecodeFunc, "jsonencode": stdlib.JSONEncodeFunc, "csvdecode": stdlib.CSVDecodeFunc,
+		"jsondecode": stdlib.JSONDecodeFunc, "jsonencode": jsonEncodeFunc, "csvdecode": stdlib.CSVDecodeFunc,
 		"tobool":   stdlib.MakeToFunc(cty.Bool),
 		"tonumber": stdlib.MakeToFunc(cty.Number),
 		"tostring": stdlib.MakeToFunc(cty.String),

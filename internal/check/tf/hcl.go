@@ -249,24 +249,47 @@ func resourceAlias(n hclsyntax.Node) hcl.Diagnostics {
 	return nil
 }
 
+// SourceError is code the reader cannot parse: each error at its file
+// and line (File is named as the tree read names it; "" when there is
+// none).
+type SourceError []SourcePos
+
+// SourcePos is one error of a SourceError.
+type SourcePos struct {
+	File string
+	Line int
+	Msg  string
+}
+
+func (e SourceError) Error() string {
+	msgs := make([]string, len(e))
+	for i, p := range e {
+		msgs[i] = p.Msg
+		if p.File != "" {
+			msgs[i] = fmt.Sprintf("%s:%d: %s", p.File, p.Line, p.Msg)
+		}
+	}
+	return strings.Join(msgs, "; ")
+}
+
 // diagErr turns diagnostics into one error whose text starts with the
 // file:line of the first error.
 func diagErr(diags hcl.Diagnostics) error {
-	var msgs []string
+	var out SourceError
 	for _, d := range diags {
 		if d.Severity != hcl.DiagError {
 			continue
 		}
-		s := d.Summary
+		p := SourcePos{Msg: d.Summary}
 		if d.Detail != "" {
-			s += ": " + d.Detail
+			p.Msg += ": " + d.Detail
 		}
 		if d.Subject != nil {
-			s = fmt.Sprintf("%s:%d: %s", d.Subject.Filename, d.Subject.Start.Line, s)
+			p.File, p.Line = d.Subject.Filename, d.Subject.Start.Line
 		}
-		msgs = append(msgs, s)
+		out = append(out, p)
 	}
-	return errors.New(strings.Join(msgs, "; "))
+	return out
 }
 
 // readManifest reads .terraform/modules/modules.json of the root module.

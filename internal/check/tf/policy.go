@@ -25,11 +25,18 @@ func (ev *evaluator) policyDocument(d *resBlock, ctx *hcl.EvalContext) cty.Value
 		"source_policy_documents", "override_policy_documents", "source_json", "override_json"} {
 		obj[a] = cty.DynamicVal
 	}
-	if doc, ok := ev.renderPolicy(d, ctx); ok {
+	if doc, known, ok := ev.renderPolicy(d, ctx); ok {
 		pretty, err1 := json.MarshalIndent(doc, "", "  ")
 		min, err2 := json.Marshal(doc)
-		if err1 == nil && err2 == nil {
+		switch {
+		case err1 != nil || err2 != nil:
+		case known:
 			obj["json"], obj["minified_json"] = cty.StringVal(string(pretty)), cty.StringVal(string(min))
+		default:
+			// Some of it is not known statically: the document is not,
+			// but what is known of it can be read (Unknown.JSON).
+			part := cty.UnknownVal(cty.String).Mark(jsonMark{string(min)})
+			obj["json"], obj["minified_json"] = part, part
 		}
 	}
 	return cty.ObjectVal(obj)
@@ -38,27 +45,29 @@ func (ev *evaluator) policyDocument(d *resBlock, ctx *hcl.EvalContext) cty.Value
 // renderPolicy builds the document as the provider writes it: Version,
 // Id, and each statement's Sid, Effect (Allow unless said), Action,
 // NotAction, Resource, NotResource, Principal, NotPrincipal and
-// Condition. ok is false when it cannot be known.
-func (ev *evaluator) renderPolicy(d *resBlock, ctx *hcl.EvalContext) (map[string]any, bool) {
+// Condition. ok is false when it cannot be known; known is false when
+// parts of it are not known statically, each then written as UnknownJSON.
+func (ev *evaluator) renderPolicy(d *resBlock, ctx *hcl.EvalContext) (doc map[string]any, known, ok bool) {
 	for _, a := range policyMerges {
 		if d.body.attrs[a] != nil {
-			return nil, false
+			return nil, false, false
 		}
 	}
 	for _, a := range []string{"count", "for_each"} {
 		if d.body.attrs[a] != nil {
-			return nil, false
+			return nil, false, false
 		}
 	}
 	quiet := ev.quiet
 	ev.quiet = true // the data block is not a resource: its unknowns are not noted
 	v := ev.body(d.body, ctx, "data."+d.typ+"."+d.name, true)
 	ev.quiet = quiet
-	if !v.IsWhollyKnown() {
-		return nil, false
+	v, _ = v.UnmarkDeep()
+	if !v.IsKnown() {
+		return nil, false, false
 	}
-	vals, _ := toGo(v).(map[string]any)
-	doc := map[string]any{"Version": "2012-10-17"}
+	vals, _ := partialGo(v).(map[string]any)
+	doc = map[string]any{"Version": "2012-10-17"}
 	if s, ok := vals["version"].(string); ok {
 		doc["Version"] = s
 	}
@@ -101,7 +110,7 @@ func (ev *evaluator) renderPolicy(d *resBlock, ctx *hcl.EvalContext) (map[string
 		stmts = append(stmts, out)
 	}
 	doc["Statement"] = stmts
-	return doc, true
+	return doc, v.IsWhollyKnown(), true
 }
 
 // principals writes principal blocks as the provider does: a map of type to

@@ -59,7 +59,15 @@ type Unknown struct {
 	// is one /32 whose address is not known. 0: any range, every address
 	// included.
 	Bits int
+	// JSON, when not empty, is the text of the JSON document the value is
+	// (jsonencode of a value, an IAM policy document) with each part not
+	// known statically written as UnknownJSON: a policy's known statements
+	// can be read from it.
+	JSON string
 }
+
+// UnknownJSON stands in Unknown.JSON for a value not known statically.
+const UnknownJSON = "(not known statically)"
 
 // Note reports a construct that could not be evaluated.
 type Note struct {

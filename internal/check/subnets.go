@@ -1,0 +1,100 @@
+package check
+
+import (
+	"net/netip"
+	"strings"
+
+	"moat/internal/check/tf"
+)
+
+// rejectSubnetsOutside reports the subnets whose range lies outside every
+// range of their VPC or virtual network: AWS and Azure refuse them, so the
+// apply fails. A network some of whose ranges are not known statically is
+// not judged.
+func (m *Model) rejectSubnetsOutside(byType map[string][]*tf.Resource) {
+	known := map[string][]netip.Prefix{} // network address → its ranges, when all are known
+	for _, r := range byType["aws_vpc"] {
+		if p, ok := knownPrefix(r.Values, "cidr_block"); ok {
+			known[r.Address] = []netip.Prefix{p}
+		}
+	}
+	for _, r := range byType["aws_vpc_ipv4_cidr_block_association"] {
+		v := m.addr(str(r.Values, "vpc_id"))
+		if unknown(r.Values, "vpc_id") {
+			clear(known) // may widen any VPC
+			break
+		}
+		if p, ok := knownPrefix(r.Values, "cidr_block"); ok && known[v] != nil {
+			known[v] = append(known[v], p)
+		} else {
+			delete(known, v)
+		}
+	}
+	for _, r := range byType["azurerm_virtual_network"] {
+		if ps, ok := knownPrefixes(r.Values, "address_space"); ok {
+			known[r.Address] = ps
+		}
+	}
+	check := func(r *tf.Resource, vnet string, b map[string]any, keys ...string) {
+		space := known[vnet]
+		if space == nil {
+			return
+		}
+		for _, k := range keys {
+			ps, _ := knownPrefixes(b, k)
+			for _, p := range ps {
+				if !within(p, space) {
+					m.reject(r, "%s %s is outside every range of %s (%s): the subnet is refused, so the apply fails", k, p, vnet, m.describe(setOf(space...)))
+				}
+			}
+		}
+	}
+	for _, r := range byType["aws_subnet"] {
+		check(r, m.addr(str(r.Values, "vpc_id")), r.Values, "cidr_block")
+	}
+	for _, r := range byType["azurerm_subnet"] {
+		check(r, m.addrOf("azurerm_virtual_network", m.ref(r.Values, "virtual_network_name")), r.Values, "address_prefixes", "address_prefix")
+	}
+	for _, r := range byType["azurerm_virtual_network"] {
+		for _, b := range blocks(r.Values, "subnet") {
+			check(r, r.Address, b, "address_prefixes", "address_prefix")
+		}
+	}
+}
+
+// knownPrefix is the CIDR block at k, when it is one known statically.
+func knownPrefix(b map[string]any, k string) (netip.Prefix, bool) {
+	ps, ok := knownPrefixes(b, k)
+	if !ok || len(ps) != 1 {
+		return netip.Prefix{}, false
+	}
+	return ps[0], true
+}
+
+// knownPrefixes are the CIDR blocks at k (one or a list), when every one is
+// known statically and parses.
+func knownPrefixes(b map[string]any, k string) ([]netip.Prefix, bool) {
+	vals, unk := strs(b, k)
+	if unk || len(vals) == 0 {
+		return nil, false
+	}
+	var out []netip.Prefix
+	for _, v := range vals {
+		p, err := netip.ParsePrefix(strings.TrimSpace(v))
+		if err != nil {
+			return nil, false
+		}
+		out = append(out, p.Masked())
+	}
+	return out, true
+}
+
+// within tells whether p lies inside one of space.
+func within(p netip.Prefix, space []netip.Prefix) bool {
+	for _, c := range space {
+		if c.Bits() <= p.Bits() && c.Contains(p.Addr()) {
+			return true
+		}
+	}
+	return false
+}
