@@ -44,6 +44,9 @@ type Config struct {
 	// Now is the clock of records and pins; nil means time.Now.
 	Now    func() time.Time
 	Logger *slog.Logger
+	// BypassesChanged, if set, is called when the rules Bypasses returns
+	// changed; it must not block.
+	BypassesChanged func()
 }
 
 // Manager applies Specs to the node's "inet moat" table and reads its log.
@@ -270,7 +273,11 @@ func (m *Manager) inspect() error {
 		}
 	}
 	was := markForged(m.bypasses)
+	changed := !slices.Equal(found, m.bypasses)
 	m.bypasses = found
+	if changed && m.cfg.BypassesChanged != nil {
+		m.cfg.BypassesChanged()
+	}
 	if markForged(found) == was || m.applied == nil || m.applied.Mode == ModeOff || !m.applied.Egress {
 		return nil
 	}
