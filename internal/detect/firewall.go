@@ -86,6 +86,6 @@ func (e *Engine) observeFirewall(now time.Time, en *audit.Entry) []Alert {
 		e.bypassed[node] = now
 	}
 	a.Status, a.StartsAt = StatusFiring, now
-	a.Summary = "node " + a.Subject + "'s host firewall is bypassed: " + strconv.Itoa(n) + " rules of other nftables tables take packets round it"
+	a.Summary = "node " + a.Subject + "'s host firewall is bypassed by rules of other nftables tables: " + strconv.Itoa(n)
 	return []Alert{a}
 }
