@@ -2,6 +2,7 @@ package detect
 
 import (
 	"testing"
+	"time"
 
 	"moat/internal/audit"
 )
@@ -48,5 +49,14 @@ func TestFirewallBypass(t *testing.T) {
 	got = col.all()
 	if len(got) != 2 || got[0].Rule != RuleNodeAlertsMuted || got[0].Subject != "n1" || got[1].Rule != RuleFirewallBypass || got[1].Subject != "n2" {
 		t.Fatalf("want n1 muted and n2's alert sent: %+v", got)
+	}
+
+	t.Log("an hour on, n1's budget is back: its next change raises the alert held back")
+	col.reset()
+	clk.Advance(time.Hour)
+	e.process(item{entry: nodeFirewall("n1", "2")})
+	got = col.all()
+	if len(got) != 1 || got[0].Rule != RuleFirewallBypass || got[0].Subject != "n1" || got[0].Status != StatusFiring {
+		t.Fatalf("want n1's alert sent: %+v", got)
 	}
 }
