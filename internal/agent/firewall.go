@@ -73,6 +73,9 @@ func (a *Agent) newFirewall() (*firewall.Manager, error) {
 	return firewall.New(firewall.Config{
 		NetNS: a.cfg.Firewall.NetNS, Node: a.cfg.Node, Flows: a.flows(), Owner: a.uidOwner,
 		LogGroup: a.cfg.Firewall.LogGroup, Now: a.cfg.Now, Logger: a.log.With("part", "firewall"),
+		// The control plane hears of a bypass with the next listener
+		// health report, sent at once.
+		BypassesChanged: a.wakeHealth,
 	})
 }
 

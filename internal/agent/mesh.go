@@ -19,23 +19,26 @@ import (
 // and, once the registry is known, a loopback listener per upstream.
 func (a *Agent) newMesh() (*mesh.Mesh, error) {
 	return mesh.New(mesh.Config{
-		Node:         a.cfg.Node,
-		Listen:       a.cfg.MeshAddr,
-		TrustDomain:  a.td,
-		Trust:        a.trust,
-		Identities:   a,
-		Flows:        a.flows(),
-		Resolve:      a.resolve,
-		Now:          a.cfg.Now,
-		Logger:       a.log.With("part", "mesh"),
-		FlowInterval: a.cfg.FlowInterval,
-		HealthChanged: func() {
-			select {
-			case a.healthWake <- struct{}{}:
-			default:
-			}
-		},
+		Node:          a.cfg.Node,
+		Listen:        a.cfg.MeshAddr,
+		TrustDomain:   a.td,
+		Trust:         a.trust,
+		Identities:    a,
+		Flows:         a.flows(),
+		Resolve:       a.resolve,
+		Now:           a.cfg.Now,
+		Logger:        a.log.With("part", "mesh"),
+		FlowInterval:  a.cfg.FlowInterval,
+		HealthChanged: a.wakeHealth,
 	})
+}
+
+// wakeHealth has the health report sent now, without waiting.
+func (a *Agent) wakeHealth() {
+	select {
+	case a.healthWake <- struct{}{}:
+	default:
+	}
 }
 
 // resolve finds the mesh address of the agent that runs service.
@@ -66,10 +69,7 @@ func (a *Agent) runMesh(ctx context.Context) error {
 			if err := a.mesh.SetServices(a.meshServices()); err != nil {
 				a.log.Error("mesh services", "err", err)
 			}
-			select {
-			case a.healthWake <- struct{}{}:
-			default:
-			}
+			a.wakeHealth()
 			p := a.Policy()
 			if key := fmt.Sprint(p.Version, len(p.YAML)); key != applied {
 				t, err := policy.ParseDocument([]byte(p.YAML), a.td.Name())
@@ -157,10 +157,11 @@ func (a *Agent) warnNoUID(r api.Registration) {
 // changed, so svc list shows a recent one.
 const healthReport = 5 * time.Minute
 
-// reportHealth sends the state of this node's local listeners to the
-// control plane whenever it changes (and every healthReport), so that svc
-// list shows a listener that cannot bind. A failed report is retried with
-// backoff.
+// reportHealth sends the state of this node's local listeners and of its
+// host firewall's bypasses to the control plane whenever it changes (and
+// every healthReport), so that svc list shows a listener that cannot bind
+// and the control plane alerts on a bypass. A failed report is retried
+// with backoff.
 func (a *Agent) reportHealth(ctx context.Context) error {
 	fails := 0
 	var last string
@@ -194,8 +195,29 @@ func (a *Agent) reportHealth(ctx context.Context) error {
 	}
 }
 
+// firewallHealth is the host firewall's part of the health report: the
+// first api.MaxFirewallBypasses rules of other tables that take packets
+// round it, and how many there are; nil when there is none (or no
+// firewall), which the server reads as none, so that a report carries
+// the part only when it has something to say (a server from before it
+// refuses the field).
+func (a *Agent) firewallHealth() *api.FirewallHealth {
+	if a.fw == nil {
+		return nil
+	}
+	bs := a.fw.Bypasses()
+	if len(bs) == 0 {
+		return nil
+	}
+	f := &api.FirewallHealth{BypassCount: len(bs)}
+	for _, b := range bs[:min(len(bs), api.MaxFirewallBypasses)] {
+		f.Bypasses = append(f.Bypasses, api.FirewallBypass{Family: b.Family, Table: b.Table, Chain: b.Chain, Handle: b.Handle, Kind: string(b.Kind)})
+	}
+	return f
+}
+
 func (a *Agent) listenerHealth() api.NodeHealth {
-	h := api.NodeHealth{Services: map[string][]api.ListenerHealth{}}
+	h := api.NodeHealth{Services: map[string][]api.ListenerHealth{}, Firewall: a.firewallHealth()}
 	for _, r := range a.LocalServices() {
 		h.Services[r.Name] = []api.ListenerHealth{}
 	}

@@ -345,9 +345,13 @@ type ListenerHealth struct {
 	Since    time.Time `json:"since,omitzero"`
 }
 
-// NodeHealth is what an agent reports about its services' listeners.
+// NodeHealth is what an agent reports about its services' listeners and
+// its host firewall.
 type NodeHealth struct {
 	Services map[string][]ListenerHealth `json:"services"`
+	// Firewall is what it reports about its host firewall; nil, as an
+	// empty one, says there is no bypass to report (or no firewall).
+	Firewall *FirewallHealth `json:"firewall,omitempty"`
 }
 
 // Limits of a NodeHealth report; the server refuses larger ones.

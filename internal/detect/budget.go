@@ -68,6 +68,11 @@ func (e *Engine) budget(now time.Time, node string, as []Alert) (send, quiet []A
 					f.w.heldBack(f.name, node)
 				}
 			}
+			if a.Rule == RuleFirewallBypass {
+				// Not taken as sent: the node's next change of its
+				// bypasses raises it again.
+				delete(e.bypassed, node)
+			}
 			quiet = append(quiet, a)
 			b.muted++
 			e.mutedTotal++

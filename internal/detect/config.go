@@ -52,6 +52,7 @@ type rawRules struct {
 	BreakGlass     rawRule `yaml:"break_glass"`
 	MFAChange      rawRule `yaml:"mfa_change"`
 	EgressDenied   rawRule `yaml:"egress_denied"`
+	FirewallBypass rawRule `yaml:"firewall_bypass"`
 }
 
 type rawRule struct {
@@ -204,6 +205,7 @@ func DefaultRules() Rules {
 		RuleBreakGlass:     {Enabled: true, Window: 10 * time.Minute, Threshold: 1, Severity: SeverityInfo, Dedup: time.Hour, MaxSubjects: 10000},
 		RuleMFAChange:      {Enabled: true, Window: 10 * time.Minute, Threshold: 1, Severity: SeverityInfo, Dedup: time.Hour, MaxSubjects: 10000},
 		RuleEgressDenied:   {Enabled: true, Window: 10 * time.Minute, Threshold: 1, Severity: SeverityHigh, Dedup: time.Hour, MaxSubjects: 10000},
+		RuleFirewallBypass: {Enabled: true, Window: 0, Threshold: 1, Severity: SeverityCritical, Dedup: 0, MaxSubjects: 10000},
 	}
 }
 
@@ -274,6 +276,7 @@ func (f *rawFile) settings(getenv func(string) string) (*Settings, error) {
 		{RulePolicyWidened, f.Rules.PolicyWidened}, {RuleAuditWouldDeny, f.Rules.AuditWouldDeny}, {RuleEgressDenied, f.Rules.EgressDenied},
 		{RuleMFAFailures, f.Rules.MFAFailures}, {RuleSelfApproval, f.Rules.SelfApproval}, {RuleOutsideGrant, f.Rules.OutsideGrant},
 		{RuleUnusualHours, f.Rules.UnusualHours}, {RuleBreakGlass, f.Rules.BreakGlass}, {RuleMFAChange, f.Rules.MFAChange},
+		{RuleFirewallBypass, f.Rules.FirewallBypass},
 	} {
 		if r.name != RuleUnusualHours && (r.raw.Hours != "" || r.raw.Days != nil || r.raw.Timezone != "") {
 			return nil, config.Errorf(config.Join("rules", r.name), "only unusual_hours takes hours, days and timezone")
@@ -321,8 +324,11 @@ func (r rawRule) merge(path, name string, def RuleConfig) (RuleConfig, error) {
 		return rc, config.Errorf(config.Join(path, "window"), "must not be negative")
 	}
 	if r.Window > 0 {
-		if name == RulePolicyWidened {
+		switch name {
+		case RulePolicyWidened:
 			return rc, config.Errorf(config.Join(path, "window"), "policy_widened resolves on the next narrowing apply and takes no window")
+		case RuleFirewallBypass:
+			return rc, config.Errorf(config.Join(path, "window"), "firewall_bypass resolves when the node reports no bypass and takes no window")
 		}
 		rc.Window = r.Window
 	}
@@ -330,7 +336,7 @@ func (r rawRule) merge(path, name string, def RuleConfig) (RuleConfig, error) {
 		return rc, config.Errorf(config.Join(path, "threshold"), "must not be negative")
 	}
 	if r.Threshold > 0 {
-		if def.Threshold == 1 && r.Threshold != 1 && (name == RuleRevoked || name == RuleNewEdge || name == RulePolicyWidened ||
+		if def.Threshold == 1 && r.Threshold != 1 && (name == RuleRevoked || name == RuleNewEdge || name == RulePolicyWidened || name == RuleFirewallBypass ||
 			name == RuleSelfApproval || name == RuleOutsideGrant || name == RuleUnusualHours || name == RuleBreakGlass || name == RuleMFAChange) {
 			return rc, config.Errorf(config.Join(path, "threshold"), "%s fires on one event; only 1 is allowed", name)
 		}

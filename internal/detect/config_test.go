@@ -113,6 +113,8 @@ func TestLoadErrors(t *testing.T) {
 		{"backoffs", "max_backoff: 30s", "max_backoff: 1s", "delivery.max_backoff: is less than backoff (2s)"},
 		{"threshold on one-shot rule", "  new_edge:\n    learning: 1h", "  new_edge:\n    threshold: 3", "rules.new_edge.threshold: new_edge fires on one event; only 1 is allowed"},
 		{"window on policy", "  new_edge:\n", "  policy_widened:\n    window: 1m\n  new_edge:\n", "rules.policy_widened.window: policy_widened resolves on the next narrowing apply and takes no window"},
+		{"window on firewall bypass", "  new_edge:\n", "  firewall_bypass:\n    window: 1m\n  new_edge:\n", "rules.firewall_bypass.window: firewall_bypass resolves when the node reports no bypass and takes no window"},
+		{"threshold on firewall bypass", "  new_edge:\n", "  firewall_bypass:\n    threshold: 2\n  new_edge:\n", "rules.firewall_bypass.threshold: firewall_bypass fires on one event; only 1 is allowed"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

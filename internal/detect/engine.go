@@ -113,6 +113,8 @@ type Engine struct {
 	// edgesForgotten those forgotten to make room for another node's.
 	edgesFull, edgesForgotten uint64
 	policies                  map[string]*subject
+	// bypassed is when each node's firewall_bypass alert fired.
+	bypassed map[string]time.Time
 	// nodes is each node's alert budget, muted the keys of the alerts it
 	// held back (so their resolves are held back too), mutedTotal how many.
 	nodes      map[string]*nodeBudget
@@ -131,6 +133,19 @@ type firedSubject struct {
 type item struct {
 	rec   flow.Record
 	entry *audit.Entry
+}
+
+// source is the node whose turn it waits in and whose budget its alerts
+// spend: the node that wrote the record, or whose call the entry is of
+// (auditNode); "" for neither.
+func (it *item) source() string {
+	switch {
+	case it.entry != nil:
+		return auditNode(it.entry)
+	case it.rec.Unmapped != nil:
+		return it.rec.Unmapped.Node
+	}
+	return ""
 }
 
 // New returns an Engine; it fails on a rule config that cannot run.
@@ -167,6 +182,7 @@ func New(cfg Config) (*Engine, error) {
 		windows:  map[string]*window{},
 		edges:    newHolders(),
 		policies: map[string]*subject{},
+		bypassed: map[string]time.Time{},
 		nodes:    map[string]*nodeBudget{},
 		muted:    map[string]bool{},
 	}
@@ -177,7 +193,7 @@ func New(cfg Config) (*Engine, error) {
 		if _, err := ParseSeverity(string(rc.Severity)); err != nil {
 			return nil, fmt.Errorf("detect: rule %q: %w", name, err)
 		}
-		if rc.Threshold < 1 || rc.MaxSubjects < 1 || (rc.Window <= 0 && name != RulePolicyWidened) {
+		if rc.Threshold < 1 || rc.MaxSubjects < 1 || (rc.Window <= 0 && name != RulePolicyWidened && name != RuleFirewallBypass) {
 			return nil, fmt.Errorf("detect: rule %q: window, threshold and max_subjects must be positive", name)
 		}
 		switch name {
@@ -186,7 +202,7 @@ func New(cfg Config) (*Engine, error) {
 		case RuleDenyBurst, RuleHandshake, RuleRevoked, RuleNewEdge, RuleWAFSpike, RuleAuditWouldDeny, RuleEgressDenied,
 			RuleMFAFailures, RuleSelfApproval, RuleOutsideGrant, RuleUnusualHours, RuleBreakGlass, RuleMFAChange:
 			e.windows[name] = newWindow(name, rc, false)
-		case RulePolicyWidened:
+		case RulePolicyWidened, RuleFirewallBypass:
 			continue
 		default:
 			return nil, fmt.Errorf("detect: unknown rule %q", name)
@@ -202,25 +218,22 @@ func New(cfg Config) (*Engine, error) {
 // ErrQueueFull returned; when another node has more, the newest of those
 // is dropped and counted for that node instead.
 func (e *Engine) Write(r flow.Record) error {
-	node := ""
-	if r.Unmapped != nil {
-		node = r.Unmapped.Node
-	}
-	if !e.enqueue(node, item{rec: r}) {
+	if !e.enqueue(item{rec: r}) {
 		return ErrQueueFull
 	}
 	return nil
 }
 
-// ObserveAudit queues an audit entry for the policy rule without waiting,
-// in the turn of what no node wrote; a full queue drops and counts as
-// Write does.
+// ObserveAudit queues an audit entry for the rules that read them without
+// waiting: an entry of a node's call (role "node", its target the node)
+// in that node's turn, as its records, any other in the turn of what no
+// node wrote; a full queue drops and counts as Write does.
 func (e *Engine) ObserveAudit(en audit.Entry) {
-	e.enqueue("", item{entry: &en})
+	e.enqueue(item{entry: &en})
 }
 
-func (e *Engine) enqueue(node string, it item) bool {
-	ok, from, dropped := e.queue.push(node, it)
+func (e *Engine) enqueue(it item) bool {
+	ok, from, dropped := e.queue.push(it.source(), it)
 	if ok {
 		e.seen.Add(1)
 	}
@@ -313,10 +326,7 @@ func (e *Engine) Sweep() {
 func (e *Engine) process(it item) {
 	now := e.cfg.Now()
 	var out []Alert
-	node := ""
-	if it.entry == nil && it.rec.Unmapped != nil {
-		node = it.rec.Unmapped.Node
-	}
+	node := it.source()
 	e.mu.Lock()
 	e.evaluating, e.fired = node, e.fired[:0]
 	if it.entry != nil {
@@ -553,6 +563,7 @@ func widening(d map[string]string) []string {
 
 func (e *Engine) observeAudit(now time.Time, en *audit.Entry) []Alert {
 	out := e.observeAccess(nil, now, en)
+	out = append(out, e.observeFirewall(now, en)...)
 	return append(out, e.observePolicy(now, en)...)
 }
 

@@ -110,10 +110,13 @@ func TestGuardDetectsBypass(t *testing.T) {
 	}
 	var b strings.Builder
 	st.Format(&b)
-	for _, w := range []string{"inet sneak", "sets moat's mark", "ip untracked", "notrack"} {
+	for _, w := range []string{"inet sneak", "sets moat's mark", "(egress pins withheld)", "ip untracked", "notrack", "egress pins withheld: another table sets moat's mark"} {
 		if !strings.Contains(b.String(), w) {
 			t.Errorf("show lacks %q:\n%s", w, b.String())
 		}
+	}
+	if !st.PinsWithheld {
+		t.Error("show: pins_withheld false on a node whose pins are withheld")
 	}
 
 	t.Log("the tables removed: nothing reported, the pins back for the egress path's own sockets")

@@ -229,6 +229,10 @@ type Spec struct {
 	// Egress admits the pins (marked sockets to just-resolved addresses):
 	// true on a node that connects out for the egress path itself.
 	Egress bool
+	// pinsWithheld is set by the Manager on a Spec with Egress while
+	// another table sets moat's mark: the pin rules are left out and a
+	// rule saying so stands in their place.
+	pinsWithheld bool
 	// LogGroup is the NFLOG group of the would-drop log; zero means
 	// DefaultLogGroup.
 	LogGroup uint16
@@ -654,7 +658,7 @@ const (
 )
 
 func (b Bypass) String() string {
-	what := fmt.Sprintf("sets moat's mark %#x (egress pins withheld)", Mark)
+	what := fmt.Sprintf("sets moat's mark %#x", Mark)
 	if b.Kind == BypassNotrack {
 		what = "notrack on traffic other than loopback's"
 	}

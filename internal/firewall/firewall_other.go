@@ -22,6 +22,8 @@ type Config struct {
 	LogGroup uint16
 	Now      func() time.Time
 	Logger   *slog.Logger
+	// BypassesChanged is never called: there are no bypasses here.
+	BypassesChanged func()
 }
 
 // Manager is the host firewall; it exists only on Linux.

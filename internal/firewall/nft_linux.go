@@ -44,6 +44,9 @@ type Config struct {
 	// Now is the clock of records and pins; nil means time.Now.
 	Now    func() time.Time
 	Logger *slog.Logger
+	// BypassesChanged, if set, is called when the rules Bypasses returns
+	// changed; it must not block.
+	BypassesChanged func()
 }
 
 // Manager applies Specs to the node's "inet moat" table and reads its log.
@@ -223,8 +226,8 @@ func (m *Manager) apply(s Spec) error {
 // carry, the pins are withheld, so that the egress path's connections
 // fail rather than every local user's use them.
 func (m *Manager) effective(s Spec) Spec {
-	if markForged(m.bypasses) {
-		s.Egress = false
+	if s.Egress && markForged(m.bypasses) {
+		s.Egress, s.pinsWithheld = false, true
 	}
 	return s
 }
@@ -270,7 +273,11 @@ func (m *Manager) inspect() error {
 		}
 	}
 	was := markForged(m.bypasses)
+	changed := !slices.Equal(found, m.bypasses)
 	m.bypasses = found
+	if changed && m.cfg.BypassesChanged != nil {
+		m.cfg.BypassesChanged()
+	}
 	if markForged(found) == was || m.applied == nil || m.applied.Mode == ModeOff || !m.applied.Egress {
 		return nil
 	}
@@ -604,6 +611,9 @@ type State struct {
 	// Bypasses are other tables' rules that take packets round the moat
 	// table (Bypass).
 	Bypasses []Bypass `json:"bypasses,omitempty"`
+	// PinsWithheld says the table is one of a node with egress pins, and
+	// they are withheld while another table sets moat's mark.
+	PinsWithheld bool `json:"pins_withheld,omitempty"`
 }
 
 // ChainState is one chain's rules in order.
@@ -664,6 +674,9 @@ func Show(netns string) (State, error) {
 		for _, r := range rules {
 			rs := RuleState{}
 			rs.Comment, _ = userdata.GetString(r.UserData, userdata.TypeComment)
+			if rs.Comment == truncated(commentWithheld) {
+				st.PinsWithheld = true
+			}
 			for _, e := range r.Exprs {
 				switch e := e.(type) {
 				case *expr.Counter:
@@ -733,7 +746,11 @@ func (s State) Format(w io.Writer) {
 	if len(s.Bypasses) > 0 {
 		fmt.Fprintf(w, "\nWARNING: rules of other tables that take packets round these: %d\n", len(s.Bypasses))
 		for _, b := range s.Bypasses {
-			fmt.Fprintf(w, "  %s\n", b)
+			withheld := ""
+			if b.Kind == BypassMark && s.PinsWithheld {
+				withheld = " (egress pins withheld)"
+			}
+			fmt.Fprintf(w, "  %s%s\n", b, withheld)
 		}
 	}
 }

@@ -328,6 +328,21 @@ func pinRules(s4, s6 *nftables.Set) []rule {
 	return out
 }
 
+// commentWithheld is the comment of the rule that stands in the output
+// chain for the pin rules while they are withheld (Manager.effective), so
+// that show tells a node whose pins are withheld from one that has none.
+const commentWithheld = "egress pins withheld: another table sets moat's mark (packets with it counted here, then judged as any other)"
+
+// withheldRule counts the packets carrying moat's mark while the pins are
+// withheld, and lets the rules after it judge them.
+func withheldRule() rule {
+	return rule{comment: commentWithheld, exprs: []expr.Any{
+		&expr.Meta{Key: expr.MetaKeyMARK, Register: 1},
+		&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: binaryutil.NativeEndian.PutUint32(Mark)},
+		&expr.Counter{},
+	}}
+}
+
 // finalRules log (rate-limited) and count what nothing admitted, then drop
 // it (enforce) or let it through (audit). In audit mode only a
 // connection's first packet reaches here: the rest are established.
@@ -624,6 +639,9 @@ func chainRules(s Spec, in bool, st sets) []rule {
 	}
 	if !in && s.Egress {
 		out = append(out, pinRules(st.pins4, st.pins6)...)
+	}
+	if !in && s.pinsWithheld {
+		out = append(out, withheldRule())
 	}
 	return append(out, finalRules(s, in)...)
 }

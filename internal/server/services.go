@@ -100,9 +100,11 @@ type nodeHealth struct {
 }
 
 // handleNodeHealth keeps a node's report on its services' listeners, for
-// svc list. A node reports only on services registered on it, at a
-// bounded rate (each report is a store write); the report is bounded and
-// its text cut.
+// svc list, and on its host firewall's bypasses, whose every change is
+// audited (ActionNodeFirewall). A node reports only on services
+// registered on it, at a bounded rate (each report is a store write); the
+// report is bounded and its text cut, and its firewall part refused past
+// its bounds.
 func (s *Server) handleNodeHealth(w http.ResponseWriter, r *http.Request, c *caller) {
 	ctx := r.Context()
 	if !s.nodeLimit(c.Name, limitHealth).AllowN(s.now(), 1) {
@@ -143,7 +145,28 @@ func (s *Server) handleNodeHealth(w http.ResponseWriter, r *http.Request, c *cal
 		writeError(w, errorf(http.StatusRequestEntityTooLarge, "%d listeners in one report; at most %d", n, api.MaxHealthListeners))
 		return
 	}
-	if err := putJSON(ctx, s.st, prefixHealth+c.Name, nodeHealth{NodeHealth: h, Reported: s.now()}); err != nil {
+	if err := checkFirewallHealth(h.Firewall); err != nil {
+		s.refuse(r, c, "node.health", err)
+		writeError(w, err)
+		return
+	}
+	// A change of the firewall's bypasses is audited before it is
+	// stored, and the store written only over the report it was read
+	// from: a report the store already reflects writes no second entry.
+	key := prefixHealth + c.Name
+	var prev nodeHealth
+	rev, err := getJSONRev(ctx, s.st, key, &prev)
+	if err != nil && !errors.Is(err, store.ErrNotFound) {
+		writeError(w, err)
+		return
+	}
+	if !sameBypasses(prev.Firewall, h.Firewall) {
+		if err := s.recordBypasses(ctx, c, h.Firewall); err != nil {
+			writeError(w, errorf(http.StatusServiceUnavailable, "the audit log is unavailable"))
+			return
+		}
+	}
+	if err := s.putRev(ctx, key, rev, nodeHealth{NodeHealth: h, Reported: s.now()}); err != nil {
 		writeError(w, err)
 		return
 	}
