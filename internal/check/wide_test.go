@@ -1,0 +1,52 @@
+package check
+
+import (
+	"strings"
+	"testing"
+)
+
+// TestWideRangesAreTheInternet checks that a public range wider than any
+// one network holds (more than a /8 of IPv4) is judged as the internet by
+// security groups, network ACLs, NSGs and database firewalls alike, and
+// that a /8 or a private range is not.
+func TestWideRangesAreTheInternet(t *testing.T) {
+	aws := run(t, "testdata/aws/wide-ranges")
+	if got := activeOn(aws, RuleWorldOpen, "aws_security_group.wide"); len(got) != 1 || got[0].Severity != Critical || !strings.Contains(got[0].Message, "128.0.0.0/1") {
+		t.Errorf("%s on a group admitting 128.0.0.0/1 on SSH: %+v, want one critical naming the range", RuleWorldOpen, got)
+	}
+	if got := activeOn(aws, RuleWorldOpen, "aws_network_acl.public"); len(got) != 1 {
+		t.Errorf("%s on an ACL admitting 128.0.0.0/1 on SSH: %+v, want one", RuleWorldOpen, got)
+	}
+	if got := activeOn(aws, RuleWorldOpen, "aws_security_group.private"); len(got) != 0 {
+		t.Errorf("%s on a group admitting 10.0.0.0/8: %+v, want none", RuleWorldOpen, got)
+	}
+	az := run(t, "testdata/azure/wide-ranges")
+	for _, addr := range []string{"azurerm_postgresql_flexible_server_firewall_rule.half", "azurerm_redis_firewall_rule.span"} {
+		if got := activeOn(az, RuleAzFirewallOpen, addr); len(got) != 1 || got[0].Severity != Critical {
+			t.Errorf("%s on %s: %+v, want one critical", RuleAzFirewallOpen, addr, got)
+		}
+	}
+	if got := activeOn(az, RuleAzFirewallOpen, "azurerm_mssql_firewall_rule.one"); len(got) != 0 {
+		t.Errorf("%s on a rule of one /8: %+v, want none", RuleAzFirewallOpen, got)
+	}
+	if got := activeOn(az, RuleNSGWorldOpen, "azurerm_network_security_group.wide"); len(got) != 1 || !strings.Contains(got[0].Message, "0.0.0.0/1") {
+		t.Errorf("%s on an NSG admitting 0.0.0.0/1 on SSH: %+v, want one naming the range", RuleNSGWorldOpen, got)
+	}
+	if got := activeOn(az, RuleNSGWorldOpen, "azurerm_network_security_group.private"); len(got) != 0 {
+		t.Errorf("%s on an NSG admitting 10.0.0.0/8: %+v, want none", RuleNSGWorldOpen, got)
+	}
+}
+
+// TestRedisFirewallZeroAdmitsNoOne checks that a Redis firewall rule from
+// 0.0.0.0 to 0.0.0.0 is not read as Azure SQL's "Azure services" rule:
+// Azure Cache for Redis gives it no such meaning, and it admits no client,
+// while the cache, having a rule, no longer admits every address.
+func TestRedisFirewallZeroAdmitsNoOne(t *testing.T) {
+	rep := run(t, "testdata/azure/wide-ranges")
+	if got := activeOn(rep, RuleAzFirewallOpen, "azurerm_redis_firewall_rule.zero"); len(got) != 0 {
+		t.Errorf("%s on a Redis rule 0.0.0.0-0.0.0.0: %+v, want none", RuleAzFirewallOpen, got)
+	}
+	if got := activeOn(rep, RuleAzServiceOpen, "azurerm_redis_cache.quiet"); len(got) != 0 {
+		t.Errorf("%s on a cache with a firewall rule: %+v, want none", RuleAzServiceOpen, got)
+	}
+}
