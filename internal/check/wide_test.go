@@ -50,3 +50,15 @@ func TestRedisFirewallZeroAdmitsNoOne(t *testing.T) {
 		t.Errorf("%s on a cache with a firewall rule: %+v, want none", RuleAzServiceOpen, got)
 	}
 }
+
+// TestCIDRBlocksGivenAString checks that a list attribute of a security
+// group rule given one string, which Terraform refuses, is reported so.
+func TestCIDRBlocksGivenAString(t *testing.T) {
+	rep := run(t, "testdata/aws/cidr-string")
+	for _, c := range []struct{ addr, attr string }{{"aws_security_group.web", "cidr_blocks"}, {"aws_security_group_rule.db", "ipv6_cidr_blocks"}} {
+		got := activeOn(rep, RuleRejected, c.addr)
+		if len(got) != 1 || !strings.Contains(got[0].Message, c.attr) {
+			t.Errorf("%s on %s: %+v, want one naming %s", RuleRejected, c.addr, got, c.attr)
+		}
+	}
+}
