@@ -800,7 +800,12 @@ func (n *NACL) finishNSG(m *Model, raws []rawRule, udr map[*Subnet][]netip.Prefi
 		own = n.VPC.CIDRs
 		vnet = append(vnet, n.VPC.CIDRs...)
 		for _, p := range m.Peerings {
-			if p.A == n.VPC && p.B != nil && !p.Refused {
+			// allow_virtual_network_access = false leaves the remote
+			// space out of the local network's VirtualNetwork tag (the
+			// route stays: a rule naming its range still admits it).
+			// Not known statically, it is read as left on.
+			off := p.Res != nil && has(p.Res.Values, "allow_virtual_network_access") && !unknown(p.Res.Values, "allow_virtual_network_access") && !boolean(p.Res.Values, "allow_virtual_network_access", true)
+			if p.A == n.VPC && p.B != nil && !p.Refused && !off {
 				vnet = append(vnet, p.B.CIDRs...)
 			}
 		}

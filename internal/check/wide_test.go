@@ -1,6 +1,7 @@
 package check
 
 import (
+	"context"
 	"strings"
 	"testing"
 )
@@ -60,5 +61,28 @@ func TestCIDRBlocksGivenAString(t *testing.T) {
 		if len(got) != 1 || !strings.Contains(got[0].Message, c.attr) {
 			t.Errorf("%s on %s: %+v, want one naming %s", RuleRejected, c.addr, got, c.attr)
 		}
+	}
+}
+
+// TestPeeringWithoutNetworkAccess checks that a peering that turns
+// allow_virtual_network_access off leaves the remote network out of the
+// local one's VirtualNetwork tag: an NSG admitting the tag alone does not
+// admit it, while a peer whose peering leaves it on is admitted.
+func TestPeeringWithoutNetworkAccess(t *testing.T) {
+	acc, err := Reachability(context.Background(), Config{Paths: []string{"testdata/azure/peering-no-access"}}, "azurerm_postgresql_flexible_server.orders")
+	if err != nil {
+		t.Fatal(err)
+	}
+	from := map[string]bool{}
+	for _, a := range acc {
+		if a.Port == 5432 {
+			from[a.Source] = true
+		}
+	}
+	if from["azurerm_subnet.app"] || from["azurerm_virtual_network.app"] {
+		t.Errorf("the app network reaches the server through a peering without network access: %+v", acc)
+	}
+	if !from["azurerm_subnet.ops"] && !from["azurerm_virtual_network.ops"] {
+		t.Errorf("the ops network does not reach the server through a peering with network access: %+v", acc)
 	}
 }
