@@ -193,12 +193,21 @@ func publicSwitch(k string) bool {
 // it exposes, and to whom, is not evaluated, and the finding says so
 // rather than pass over it.
 func (m *Model) noteUnmodelled(rs []*tf.Resource) {
+	placed := map[string]bool{} // node pools placed in their subnets
+	for _, e := range m.Endpoints {
+		if e.Kind == "node pool" {
+			placed[e.Addr] = true
+		}
+	}
 	for _, r := range rs {
 		var why string
 		switch {
+		case placed[r.Address] || placed[r.Address+".default_node_pool"] && r.Type == "azurerm_kubernetes_cluster":
+			// Its API server, and its pool's machines in their subnet.
 		case r.Type == "azurerm_kubernetes_cluster":
 			// The model reads its API server; its default node pool's
-			// machines, with public addresses, it does not.
+			// machines, with public addresses, in a network AKS makes,
+			// it does not.
 			if s := networkSignal(block(r.Values, "default_node_pool")); s != "" {
 				why = "it sets default_node_pool." + strings.ReplaceAll(s, ", ", ", default_node_pool.")
 			}
