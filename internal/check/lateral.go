@@ -125,7 +125,7 @@ func (m *Model) forwardRoute(v *VPC, s *Subnet) (Hop, []string, bool) {
 			if r.Kind == "pcx" {
 				return Hop{Kind: "peering", Addr: via, Detail: fmt.Sprintf("%s routes %s → %s (%s)", t.Addr, r.Dest, orUnknown(r.Target), r.Where)}, assumptions([]Route{r}), true
 			}
-			return Hop{Kind: "tgw", Addr: via, Detail: fmt.Sprintf("%s routes %s → %s (%s); both VPCs attached", t.Addr, r.Dest, orUnknown(r.Target), r.Where)}, assumptions([]Route{r}), true
+			return Hop{Kind: "tgw", Addr: via, Detail: fmt.Sprintf("%s routes %s → %s (%s); both VPCs attached (%s)", t.Addr, r.Dest, orUnknown(r.Target), r.Where, tgwTablesUnread)}, assumptions([]Route{r}), true
 		}
 	}
 	return Hop{}, nil, false

@@ -2,6 +2,7 @@ package check
 
 import (
 	"context"
+	"fmt"
 	"strings"
 	"testing"
 )
@@ -85,4 +86,31 @@ func TestPeeringWithoutNetworkAccess(t *testing.T) {
 	if !from["azurerm_subnet.ops"] && !from["azurerm_virtual_network.ops"] {
 		t.Errorf("the ops network does not reach the server through a peering with network access: %+v", acc)
 	}
+}
+
+// TestTransitGatewayRouteTablesNoted checks that a transit gateway's
+// route tables, which are not read, are said not to be: every VPC
+// attached is read as reaching every other, and the path says so.
+func TestTransitGatewayRouteTablesNoted(t *testing.T) {
+	const dir = "testdata/aws/tgw-route-tables"
+	rep := run(t, dir)
+	wantNotes(t, rep, "route tables are not read")
+	for _, addr := range []string{"aws_ec2_transit_gateway.hub", "aws_ec2_transit_gateway_route_table.a", "aws_ec2_transit_gateway_route_table_association.a", "aws_ec2_transit_gateway_route_table_propagation.a"} {
+		if got := activeOn(rep, RuleNotEvaluated, addr); len(got) == 0 {
+			t.Errorf("no note on %s", addr)
+		}
+	}
+	acc, err := Reachability(context.Background(), Config{Paths: []string{dir}}, "aws_db_instance.orders")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, a := range acc {
+		if (a.Source == "aws_subnet.a" || a.Source == "aws_vpc.a") && a.Port == 5432 {
+			if !strings.Contains(fmt.Sprint(a.Path), "route tables are not read") {
+				t.Errorf("path through the transit gateway does not say its route tables are not read: %v", a.Path)
+			}
+			return
+		}
+	}
+	t.Errorf("VPC a does not reach the database through the transit gateway (read as joining every attached VPC): %+v", acc)
 }
