@@ -43,6 +43,10 @@ type Model struct {
 	igws    map[string]string          // IGW address → VPC address
 	eips    map[string]bool            // instance or ENI address that has an Elastic IP
 	tgws    map[string]map[string]bool // transit gateway address → attached VPC addresses
+	// tgwRead holds the transit gateways whose route tables are read
+	// (buildTGWTables); through the others every attached VPC reaches
+	// every other.
+	tgwRead map[string]*tgwTables
 	// sgUsed holds the security groups that something references.
 	sgUsed map[string]bool
 	// detached holds rules whose group is not known statically.
@@ -516,20 +520,7 @@ func Build(res []tf.Resource) *Model {
 		}
 		m.tgws[tgw][m.addr(str(r.Values, "vpc_id"))] = true
 	}
-	// A transit gateway's route tables, associations and propagations
-	// are not read: every VPC attached is read as reaching every other
-	// (over-reported where the tables keep them apart), and said so.
-	for _, r := range byType["aws_ec2_transit_gateway"] {
-		if len(m.tgws[r.Address]) > 1 {
-			m.note(r, "%s", tgwTablesUnread)
-		}
-	}
-	for _, typ := range []string{"aws_ec2_transit_gateway_route_table", "aws_ec2_transit_gateway_route_table_association",
-		"aws_ec2_transit_gateway_route_table_propagation", "aws_ec2_transit_gateway_route"} {
-		for _, r := range byType[typ] {
-			m.note(r, "%s", tgwTablesUnread)
-		}
-	}
+	m.buildTGWTables(byType)
 	m.buildRoutes(byType)
 	m.buildVPNRoutes(byType)
 	m.buildPeerings(byType)
@@ -544,9 +535,6 @@ func Build(res []tf.Resource) *Model {
 	m.byType = byType
 	return m
 }
-
-// tgwTablesUnread says what is assumed of transit gateways' route tables.
-const tgwTablesUnread = "transit gateway route tables are not read: every VPC attached to a transit gateway is read as reaching every other, which may report paths its tables do not give"
 
 func vpcDefault(vpcAddr, what string) string { return vpcAddr + ":" + what }
 

@@ -88,29 +88,36 @@ func TestPeeringWithoutNetworkAccess(t *testing.T) {
 	}
 }
 
-// TestTransitGatewayRouteTablesNoted checks that a transit gateway's
-// route tables, which are not read, are said not to be: every VPC
-// attached is read as reaching every other, and the path says so.
-func TestTransitGatewayRouteTablesNoted(t *testing.T) {
-	const dir = "testdata/aws/tgw-route-tables"
-	rep := run(t, dir)
-	wantNotes(t, rep, "route tables are not read")
-	for _, addr := range []string{"aws_ec2_transit_gateway.hub", "aws_ec2_transit_gateway_route_table.a", "aws_ec2_transit_gateway_route_table_association.a", "aws_ec2_transit_gateway_route_table_propagation.a"} {
-		if got := activeOn(rep, RuleNotEvaluated, addr); len(got) == 0 {
-			t.Errorf("no note on %s", addr)
+// TestTransitGatewayRouteTables checks that a transit gateway's route
+// tables are read: VPCs attached to one gateway whose tables do not route
+// between them do not reach each other through it, and when a table is
+// not known statically every attached VPC reaches every other, the path
+// and a note saying so.
+func TestTransitGatewayRouteTables(t *testing.T) {
+	reaches := func(dir string) (bool, string) {
+		acc, err := Reachability(context.Background(), Config{Paths: []string{dir}}, "aws_db_instance.orders")
+		if err != nil {
+			t.Fatal(err)
 		}
-	}
-	acc, err := Reachability(context.Background(), Config{Paths: []string{dir}}, "aws_db_instance.orders")
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, a := range acc {
-		if (a.Source == "aws_subnet.a" || a.Source == "aws_vpc.a") && a.Port == 5432 {
-			if !strings.Contains(fmt.Sprint(a.Path), "route tables are not read") {
-				t.Errorf("path through the transit gateway does not say its route tables are not read: %v", a.Path)
+		for _, a := range acc {
+			if (a.Source == "aws_subnet.a" || a.Source == "aws_vpc.a") && a.Port == 5432 {
+				return true, fmt.Sprint(a.Path)
 			}
-			return
 		}
+		return false, ""
 	}
-	t.Errorf("VPC a does not reach the database through the transit gateway (read as joining every attached VPC): %+v", acc)
+	if ok, path := reaches("testdata/aws/tgw-default-table"); !ok || !strings.Contains(path, "route tables routing") {
+		t.Errorf("VPC a through a transit gateway's default table: reached %v, path %q, want reached through its tables", ok, path)
+	}
+	if ok, path := reaches("testdata/aws/tgw-route-tables"); ok {
+		t.Errorf("VPC a reaches the database through a transit gateway whose tables do not route to it: %s", path)
+	}
+	ok, path := reaches("testdata/aws/tgw-route-tables-unknown")
+	if !ok || !strings.Contains(path, "route tables not read") {
+		t.Errorf("VPC a through a transit gateway whose table is not known statically: reached %v, path %q, want reached and the path saying the tables are not read", ok, path)
+	}
+	wantNotes(t, run(t, "testdata/aws/tgw-route-tables-unknown"), "route tables not read")
+	if got := activeOn(run(t, "testdata/aws/tgw-route-tables"), RuleNotEvaluated, "aws_ec2_transit_gateway.hub"); len(got) != 0 {
+		t.Errorf("notes on a gateway whose tables are read: %+v", got)
+	}
 }

@@ -1,6 +1,6 @@
 # Two VPCs attached to one transit gateway, whose own route tables keep
-# them apart: each attachment is associated with a table only the other
-# does not propagate to.
+# them apart: a's attachment is associated with a table only a propagates
+# to, b's with none (the default table is off).
 resource "aws_vpc" "a" {
   cidr_block = "10.1.0.0/16"
 }
