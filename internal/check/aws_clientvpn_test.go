@@ -1,0 +1,32 @@
+package check
+
+import (
+	"context"
+	"strings"
+	"testing"
+)
+
+// TestClientVPNClientsReach checks that the clients of a Client VPN
+// endpoint are a source where it is associated, as members of its groups,
+// and that its authorization rules, not read, are said so.
+func TestClientVPNClientsReach(t *testing.T) {
+	const dir = "testdata/aws/client-vpn"
+	acc, err := Reachability(context.Background(), Config{Paths: []string{dir}}, "aws_instance.db")
+	if err != nil {
+		t.Fatal(err)
+	}
+	found := false
+	for _, a := range acc {
+		if strings.HasPrefix(a.Source, "aws_ec2_client_vpn_network_association.vpn") && a.Port == 5432 {
+			found = true
+		}
+	}
+	if !found {
+		t.Errorf("the VPN's clients do not reach the database: %+v", acc)
+	}
+	rep := run(t, dir)
+	wantNotes(t, rep, "authorization rules are not read")
+	if got := activeOn(rep, RuleNotEvaluated, "aws_ec2_client_vpn_network_association.vpn"); len(got) != 1 || strings.Contains(got[0].Message, "not in the network model") {
+		t.Errorf("notes on the association: %+v, want the one on its authorization rules alone", got)
+	}
+}
