@@ -599,6 +599,7 @@ func (m *Model) buildEndpoints(byType map[string][]*tf.Resource) {
 	m.lightsailInstances(byType, add)
 	m.emrClusters(byType, add)
 	m.clientVPNs(byType, add)
+	m.instanceConnectEndpoints(byType, add)
 	m.nlbForwarding(byType)
 	for _, r := range byType["aws_eks_cluster"] {
 		vc := block(r.Values, "vpc_config")

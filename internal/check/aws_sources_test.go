@@ -30,3 +30,21 @@ func TestClientVPNClientsReach(t *testing.T) {
 		t.Errorf("notes on the association: %+v, want the one on its authorization rules alone", got)
 	}
 }
+
+// TestInstanceConnectEndpointReaches checks that an EC2 Instance Connect
+// endpoint is a source in its subnet, as a member of its groups: the
+// instance whose group admits SSH from the endpoint's is reached through
+// it, the path naming it.
+func TestInstanceConnectEndpointReaches(t *testing.T) {
+	const dir = "testdata/aws/instance-connect"
+	acc, err := Reachability(context.Background(), Config{Paths: []string{dir}}, "aws_instance.app")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, a := range acc {
+		if strings.HasPrefix(a.Source, "aws_ec2_instance_connect_endpoint.eic") && a.Port == 22 {
+			return
+		}
+	}
+	t.Errorf("the Instance Connect endpoint does not reach the instance on SSH: %+v", acc)
+}

@@ -25,3 +25,22 @@ func (m *Model) clientVPNs(byType map[string][]*tf.Resource, add func(*Endpoint)
 		add(e)
 	}
 }
+
+// instanceConnectEndpoints makes each EC2 Instance Connect endpoint a
+// source in its subnet, as a member of its security groups (the VPC's
+// default group when it names none): it opens the connections IAM lets a
+// user tunnel to instances. Nothing listens on it: its groups' inbound
+// rules admit no one. With preserve_client_ip (AWS's default) the
+// instance sees the user's own address rather than the endpoint's; that
+// is read as the endpoint's, and a note says so.
+func (m *Model) instanceConnectEndpoints(byType map[string][]*tf.Resource, add func(*Endpoint)) {
+	for _, r := range byType["aws_ec2_instance_connect_endpoint"] {
+		e := &Endpoint{Addr: r.Address, Kind: "instance connect endpoint", Res: r, Listens: func(string, int) bool { return false }}
+		e.Subnets = m.subnetsIn(e, r.Values, "subnet_id")
+		m.attachSGs(e, r.Values, "security_group_ids")
+		if boolean(r.Values, "preserve_client_ip", true) || unknown(r.Values, "preserve_client_ip") {
+			m.note(r, "preserve_client_ip is not false: instances see the connecting user's own address, read here as the endpoint's subnet")
+		}
+		add(e)
+	}
+}
