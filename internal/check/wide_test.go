@@ -121,3 +121,19 @@ func TestTransitGatewayRouteTables(t *testing.T) {
 		t.Errorf("notes on a gateway whose tables are read: %+v", got)
 	}
 }
+
+// TestAppRestrictionsWide checks that App Service access restrictions are
+// judged by the one measure of the internet at large: an allow of half
+// the internet, of a comma-separated list or of entries that together
+// span more than a /8 admits it; an office's range does not.
+func TestAppRestrictionsWide(t *testing.T) {
+	rep := run(t, "testdata/azure/app-wide-restrictions")
+	for _, addr := range []string{"azurerm_linux_web_app.half", "azurerm_linux_web_app.listed", "azurerm_linux_web_app.split"} {
+		if got := activeOn(rep, RuleAzAppOpen, addr); len(got) != 1 || !strings.Contains(got[0].Message, "internet at large") {
+			t.Errorf("%s on %s: %+v, want one naming the internet at large", RuleAzAppOpen, addr, got)
+		}
+	}
+	if got := activeOn(rep, RuleAzAppOpen, "azurerm_linux_web_app.office"); len(got) != 0 {
+		t.Errorf("%s on an app allowing an office: %+v, want none", RuleAzAppOpen, got)
+	}
+}
