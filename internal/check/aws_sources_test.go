@@ -48,3 +48,18 @@ func TestInstanceConnectEndpointReaches(t *testing.T) {
 	}
 	t.Errorf("the Instance Connect endpoint does not reach the instance on SSH: %+v", acc)
 }
+
+// TestGlobalAcceleratorPublishes checks that a Global Accelerator's
+// listener publishes the instance its endpoint group names: the internet
+// reaches its SSH port, though its subnet has no route to an internet
+// gateway.
+func TestGlobalAcceleratorPublishes(t *testing.T) {
+	rep := run(t, "testdata/aws/global-accelerator")
+	got := activeOn(rep, RuleExposedPort, "aws_instance.admin")
+	if len(got) != 1 || got[0].Severity != Critical || !strings.Contains(got[0].Message, "tcp 22 (SSH)") {
+		t.Fatalf("%s on the instance behind the accelerator: %+v, want one critical for SSH", RuleExposedPort, got)
+	}
+	if !strings.Contains(pathLine(got[0].Path), "aws_globalaccelerator_accelerator.edge") {
+		t.Errorf("path does not name the accelerator: %s", pathLine(got[0].Path))
+	}
+}
