@@ -117,6 +117,14 @@ func (m *Model) restrictionsOpen(sc map[string]any, list, action string, legacy 
 	return "", false
 }
 
+// whom names who a site's open restrictions admit, as why says.
+func whom(why string) string {
+	if strings.Contains(why, "the internet at large") {
+		return "the internet at large"
+	}
+	return "every internet address"
+}
+
 // headerFiltered tells whether an access restriction entry admits only
 // requests that carry named header values: a headers block listing some
 // value, or one not known statically (x_azure_fdid = [a profile's
@@ -307,11 +315,11 @@ func (m *Model) appOpen(r *tf.Resource, sc map[string]any, legacy bool, pes []st
 	}
 	switch {
 	case scm != "" && main != "":
-		fs.add(RuleAzAppOpen, r, nil, "%sthe main site %s every internet address (%s) and the deployment (SCM) site %s every internet address (%s)", pna, may(mainAssumed), main, may(scmAssumed), scm)
+		fs.add(RuleAzAppOpen, r, nil, "%sthe main site %s %s (%s) and the deployment (SCM) site %s %s (%s)", pna, may(mainAssumed), whom(main), main, may(scmAssumed), whom(scm), scm)
 	case scm != "":
-		fs.add(RuleAzAppOpen, r, nil, "%sthe deployment (SCM) site %s every internet address (%s)", pna, may(scmAssumed), scm)
+		fs.add(RuleAzAppOpen, r, nil, "%sthe deployment (SCM) site %s %s (%s)", pna, may(scmAssumed), whom(scm), scm)
 	case main != "":
-		fs.addSev(RuleAzAppOpen, Low, r, nil, "%sthe main site %s every internet address (%s); its deployment (SCM) site is restricted", pna, may(mainAssumed), main)
+		fs.addSev(RuleAzAppOpen, Low, r, nil, "%sthe main site %s %s (%s); its deployment (SCM) site is restricted", pna, may(mainAssumed), whom(main), main)
 	}
 }
 
