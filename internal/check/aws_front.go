@@ -216,10 +216,11 @@ func (m *Model) publishLB(f *frontModel, lb *Endpoint, only []string, front func
 }
 
 // frontDoors publishes what internet-facing load balancers, API Gateway
-// VPC links and CloudFront VPC origins lead to.
+// VPC links, CloudFront VPC origins and Global Accelerators lead to.
 func (m *Model) frontDoors(byType map[string][]*tf.Resource) {
 	if len(byType["aws_lb_listener"])+len(byType["aws_alb_listener"])+len(byType["aws_elb"])+len(byType["aws_api_gateway_integration"])+
-		len(byType["aws_apigatewayv2_integration"])+len(byType["aws_cloudfront_distribution"])+len(byType["aws_vpc_endpoint_service"]) == 0 {
+		len(byType["aws_apigatewayv2_integration"])+len(byType["aws_cloudfront_distribution"])+len(byType["aws_vpc_endpoint_service"])+
+		len(byType["aws_globalaccelerator_endpoint_group"]) == 0 {
 		return
 	}
 	f := m.newFrontModel(byType)
@@ -228,6 +229,7 @@ func (m *Model) frontDoors(byType map[string][]*tf.Resource) {
 	m.endpointServices(byType, f)
 	m.httpAPIs(byType, f)
 	m.distributions(byType, f)
+	m.accelerators(byType, f)
 }
 
 // publicBalancers publishes what each internet-facing load balancer of

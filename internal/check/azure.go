@@ -746,6 +746,7 @@ func (m *Model) buildAzure(byType map[string][]*tf.Resource) {
 		m.allowFrom(e, "authorized_ip_ranges", ranges, unk, bits)
 		m.Endpoints = append(m.Endpoints, e)
 	}
+	m.aksNodePools(byType)
 	m.azureContainerGroups(byType)
 	m.azurePrivateData(byType)
 	m.applianceRoutes(byType)
@@ -800,7 +801,12 @@ func (n *NACL) finishNSG(m *Model, raws []rawRule, udr map[*Subnet][]netip.Prefi
 		own = n.VPC.CIDRs
 		vnet = append(vnet, n.VPC.CIDRs...)
 		for _, p := range m.Peerings {
-			if p.A == n.VPC && p.B != nil && !p.Refused {
+			// allow_virtual_network_access = false leaves the remote
+			// space out of the local network's VirtualNetwork tag (the
+			// route stays: a rule naming its range still admits it).
+			// Not known statically, it is read as left on.
+			off := p.Res != nil && has(p.Res.Values, "allow_virtual_network_access") && !unknown(p.Res.Values, "allow_virtual_network_access") && !boolean(p.Res.Values, "allow_virtual_network_access", true)
+			if p.A == n.VPC && p.B != nil && !p.Refused && !off {
 				vnet = append(vnet, p.B.CIDRs...)
 			}
 		}
@@ -876,10 +882,10 @@ func ruleFor(e *Endpoint, rule string) string {
 func azureRules() []Rule {
 	return []Rule{
 		{RuleNSGWorldOpen, High, "Network security group admits the whole internet beyond 80/443",
-			"An inbound NSG rule allows every internet address (source *, Internet, Any or ranges that cover the internet) on ports other than 80 and 443, before any deny of higher priority. The finding stands wherever the NSG is declared: critical when a path from the internet reaches a virtual machine behind it, high when it is attached but no path is proven, medium when nothing in the scanned code associates it, or when the ports are open only through a source read at its most permissive (a service tag not modelled, a prefix not known statically) and no path is found either: the NSG then may admit the internet, and the finding says why.",
+			"An inbound NSG rule allows the internet at large: every internet address, or public ranges wider than a /8 (the most any one network holds), such as 0.0.0.0/1 or a firewall range from 1.2.3.4 to 2.3.4.5; private ranges such as 10.0.0.0/8 hold no internet address (source *, Internet, Any or such ranges) on ports other than 80 and 443, before any deny of higher priority. The finding stands wherever the NSG is declared: critical when a path from the internet reaches a virtual machine behind it, high when it is attached but no path is proven, medium when nothing in the scanned code associates it, or when the ports are open only through a source read at its most permissive (a service tag not modelled, a prefix not known statically) and no path is found either: the NSG then may admit the internet, and the finding says why.",
 			"Allow the port only from known ranges or application security groups, or reach machines through Azure Bastion or the moat gateway."},
 		{RuleAzExposedPort, Critical, "Admin or data-store port of a machine or cluster reachable from the internet",
-			"SSH, RDP, a database or another admin or data-store port of a virtual machine can be opened from internet addresses: the VM (or scale set) has a public IP or sits behind a public load balancer that forwards the port, its virtual network routes to the internet (Azure's system route) and the NSGs of its subnet and network interface allow the port. An AKS cluster that is not private is reported when its API server admits internet addresses (no authorized IP ranges admits every one). The ports that the same addresses reach make one finding that lists them; it is critical when they are the internet at large (at least half of the IPv4 or IPv6 internet) and medium, naming the range, when they are a bounded one such as an office's /24.",
+			"SSH, RDP, a database or another admin or data-store port of a virtual machine can be opened from internet addresses: the VM (or scale set, or AKS node pool placed in its subnet by vnet_subnet_id) has a public IP or sits behind a public load balancer that forwards the port, its virtual network routes to the internet (Azure's system route) and the NSGs of its subnet and network interface allow the port. An AKS cluster that is not private is reported when its API server admits internet addresses (no authorized IP ranges admits every one). The ports that the same addresses reach make one finding that lists them; it is critical when they are the internet at large (public ranges wider than a /8, the most any one network holds) and medium, naming the range, when they are a bounded one such as an office's /24.",
 			"Remove the public IP and reach the machine through Azure Bastion, a VPN or the moat gateway; allow the port in the NSGs only from known ranges or application security groups."},
 		{RuleAzInternetFacing, Medium, "Virtual machine reachable from the internet",
 			"A virtual machine (not a load balancer or application gateway) has a public IP, or a public load balancer's inbound NAT rule forwarding a port to it alone, and its NSGs let internet traffic reach it on some port. A machine reached only through a balancer's load-balancing rules is behind the balancer, and is not reported here (an admin or data-store port those rules forward is AZ-NET-002). A container group (Azure Container Instances) of ip_address_type Public, the provider's default, is reported too: its public address forwards its exposed ports (exposed_port, else every port of its containers) with no NSG in the way; an admin or data-store port among them is AZ-NET-002.",
@@ -894,8 +900,9 @@ func azureRules() []Rule {
 }
 
 // nsgOpen returns the port ranges, other than 80 and 443, on which the NSG
-// lets every internet address of a family in, in priority order.
-func nsgOpen(n *NACL, inet *Source) ([]portRange, []string, bool) {
+// lets the internet at large (wide) in, in priority order, and the
+// addresses it lets in on them (nil: every one).
+func nsgOpen(n *NACL, inet *Source) ([]portRange, []string, bool, *netipx.IPSet) {
 	if n.Assumed != "" {
 		// Rules not known statically: read as allowing everything, so
 		// every port may be open.
@@ -903,9 +910,10 @@ func nsgOpen(n *NACL, inet *Source) ([]portRange, []string, bool) {
 		for _, proto := range []string{"tcp", "udp"} {
 			out = append(out, portRange{proto, 0, 79}, portRange{proto, 81, 442}, portRange{proto, 444, 65535})
 		}
-		return out, []string{n.Assumed}, true
+		return out, []string{n.Assumed}, true, nil
 	}
 	var out []portRange
+	var admitted netipx.IPSetBuilder
 	var assumed []string
 	onlyAssumed := true
 	for _, proto := range []string{"tcp", "udp"} {
@@ -924,12 +932,13 @@ func nsgOpen(n *NACL, inet *Source) ([]portRange, []string, bool) {
 				continue
 			}
 			got, hits, _ := naclPass(n.Ingress, proto, lo, inet.Set)
-			if empty(got) || !coversFamily(inet.Set, got) {
+			if empty(got) || !wide(inet.Set, got, 0) {
 				continue
 			}
-			if b := naclBound(n.Ingress, proto, lo, inet.Set); b != nil && !mayCoverFamily(inet.Set, b.Known, boundedShare(b.Bits)) {
+			if b := naclBound(n.Ingress, proto, lo, inet.Set); b != nil && !wide(inet.Set, b.Known, boundedShare(b.Bits)) {
 				continue // only ranges of known size somewhere: not the world
 			}
+			admitted.AddSet(got)
 			for _, h := range hits {
 				if _, why, ok := strings.Cut(h, " ("); ok && strings.Contains(h, "assumed") {
 					assumed = append(assumed, strings.TrimSuffix(why, ")"))
@@ -944,7 +953,8 @@ func nsgOpen(n *NACL, inet *Source) ([]portRange, []string, bool) {
 			out = append(out, portRange{proto, lo, hi})
 		}
 	}
-	return out, dedup(assumed), onlyAssumed
+	set, _ := admitted.IPSet()
+	return out, dedup(assumed), onlyAssumed, set
 }
 
 func (m *Model) azureNSGRules(fs *findings) {
@@ -978,7 +988,7 @@ func (m *Model) azureNSGRules(fs *findings) {
 		if len(n.FlowLogs) == 0 && (n.VPC == nil || len(n.VPC.FlowLogs) == 0) {
 			fs.add(RuleNSGNoFlowLogs, n.Res, nil, "no enabled azurerm_network_watcher_flow_log names this network security group or its virtual network")
 		}
-		open, assumed, onlyAssumed := nsgOpen(n, &inet)
+		open, assumed, onlyAssumed, admitted := nsgOpen(n, &inet)
 		open = minusRanges(open, m.gatewayInfraPorts(n, nicUsers[n]))
 		if len(open) == 0 {
 			continue
@@ -1011,7 +1021,7 @@ func (m *Model) azureNSGRules(fs *findings) {
 					res := m.Reach(inet, e, o.proto, p)
 					reached = reached || res.Reachable
 					if res.Reachable && len(res.Assumed) == 0 {
-						fs.addSev(RuleNSGWorldOpen, Critical, n.Res, res.Path, "admits every internet address on %s; %s %s is reached from the internet on %s", what, e.Kind, e.Addr, portText(o.proto, p, p))
+						fs.addSev(RuleNSGWorldOpen, Critical, n.Res, res.Path, "admits %s on %s; %s %s is reached from the internet on %s", m.worldText(admitted), what, e.Kind, e.Addr, portText(o.proto, p, p))
 						done = true
 						break
 					}
@@ -1041,9 +1051,9 @@ func (m *Model) azureNSGRules(fs *findings) {
 			if onlyAssumed && !reached {
 				sev = Medium // neither the source nor a path is known, as for a security group (openGroup)
 			}
-			fs.addSev(RuleNSGWorldOpen, sev, n.Res, path, "%s every internet address on %s; %s", admits, what, why)
+			fs.addSev(RuleNSGWorldOpen, sev, n.Res, path, "%s %s on %s; %s", admits, m.worldText(admitted), what, why)
 		default:
-			fs.addSev(RuleNSGWorldOpen, Medium, n.Res, nil, "%s every internet address on %s; nothing in the scanned code associates it, so wherever it is associated the internet reaches those ports", admits, what)
+			fs.addSev(RuleNSGWorldOpen, Medium, n.Res, nil, "%s %s on %s; nothing in the scanned code associates it, so wherever it is associated the internet reaches those ports", admits, m.worldText(admitted), what)
 		}
 	}
 }

@@ -1,8 +1,11 @@
 package check
 
 import (
+	"fmt"
 	"net/netip"
 	"strings"
+
+	"go4.org/netipx"
 
 	"moat/internal/check/tf"
 )
@@ -22,9 +25,9 @@ const (
 
 func azureAppRules() []Rule {
 	return []Rule{
-		{RuleAzAppOpen, Medium, "App Service or Function App admits every internet address",
-			"A web app, function app or one of their slots leaves public network access on and its access restrictions admit every address: no ip_restriction (or scm_ip_restriction) block, an allow of 0.0.0.0/0 or ::/0 without header filters, an allow of the service tag AzureFrontDoor.Backend or AzureCloud without header filters (every tenant's Front Door profiles and machines send from those addresses: a profile anyone makes forwards the whole internet unless x_azure_fdid names the site's own; a headers block of empty lists filters nothing), or a default action of Allow for addresses no rule matches. The azurerm provider defaults ip_restriction_default_action and scm_ip_restriction_default_action to Allow on azurerm_linux_web_app, azurerm_windows_web_app, the function apps and their slots, so restrictions there admit everyone unless the default action is Deny; on azurerm_app_service and azurerm_function_app (azurerm before 4.0) the rules end in an implicit deny. The deployment (SCM, Kudu) site open to the internet is medium; the main site alone, which many apps serve to everyone on purpose, is low. Restrictions that are not known statically (a dynamic block over a variable) are read as admitting everyone, and the finding says so.",
-			"Set public_network_access_enabled = false and reach the app through a private endpoint or Front Door, or list ip_restriction and scm_ip_restriction entries with ip_restriction_default_action = \"Deny\" and scm_ip_restriction_default_action = \"Deny\" (or scm_use_main_ip_restriction = true)."},
+		{RuleAzAppOpen, Medium, "App Service, Function App or Container App admits every internet address",
+			"A web app, function app or one of their slots leaves public network access on and its access restrictions admit every address: no ip_restriction (or scm_ip_restriction) block, an allow of 0.0.0.0/0 or ::/0 without header filters, or allows that together hold the internet at large (public ranges wider than a /8, as AZ-NET-005 reads them; an entry's comma-separated ranges included), an allow of the service tag AzureFrontDoor.Backend or AzureCloud without header filters (every tenant's Front Door profiles and machines send from those addresses: a profile anyone makes forwards the whole internet unless x_azure_fdid names the site's own; a headers block of empty lists filters nothing), or a default action of Allow for addresses no rule matches. The azurerm provider defaults ip_restriction_default_action and scm_ip_restriction_default_action to Allow on azurerm_linux_web_app, azurerm_windows_web_app, the function apps and their slots, so restrictions there admit everyone unless the default action is Deny; on azurerm_app_service and azurerm_function_app (azurerm before 4.0) the rules end in an implicit deny. The deployment (SCM, Kudu) site open to the internet is medium; the main site alone, which many apps serve to everyone on purpose, is low. A container app whose ingress is external (external_enabled), in an environment that faces the internet (not internal_load_balancer_enabled, public_network_access not Disabled), is reported when its ip_security_restriction entries allow no narrower range (entries that only deny leave every other address in): low over HTTP, medium over TCP transport, a raw port on the internet. Restrictions that are not known statically (a dynamic block over a variable) are read as admitting everyone, and the finding says so.",
+			"Set public_network_access_enabled = false and reach the app through a private endpoint or Front Door, or list ip_restriction and scm_ip_restriction entries with ip_restriction_default_action = \"Deny\" and scm_ip_restriction_default_action = \"Deny\" (or scm_use_main_ip_restriction = true); on a container app, allow only the ranges that need it in ip_security_restriction, or set external_enabled = false or an internal environment."},
 		{RuleAzWeakTLS, Medium, "Azure service accepts plaintext or TLS below 1.2",
 			"A web app or function app does not set https_only = true (its default is false, so it answers plain HTTP), admits FTP beside FTPS (ftps_state = \"AllAllowed\", the platform's default for azurerm_app_service and azurerm_function_app when unset) or admits TLS 1.0 or 1.1 (minimum_tls_version, scm_minimum_tls_version, min_tls_version); a Redis cache opens its non-TLS port (enable_non_ssl_port, non_ssl_port_enabled) or admits TLS below 1.2; a storage account admits HTTP (enable_https_traffic_only, https_traffic_only_enabled = false) or TLS below 1.2; a container app's external ingress allows insecure connections (allow_insecure_connections = true), answering HTTP rather than redirecting it; an Azure SQL server admits TLS below 1.2; a PostgreSQL, MySQL or MariaDB single server turns SSL enforcement off (ssl_enforcement_enabled = false) or admits TLS below 1.2, or a flexible server's require_secure_transport parameter is OFF; an Application Gateway serves plain HTTP on a listener of a public frontend that its routing rules do not redirect to HTTPS (AWS-LB-001 is the AWS counterpart). Credentials and data then cross the network readable.",
 			"Set https_only = true, ftps_state = \"FtpsOnly\" or \"Disabled\", minimum_tls_version = \"1.2\" (and scm_minimum_tls_version), and on Redis, storage and SQL leave the non-TLS port off and the minimum TLS version at 1.2; leave a container app's allow_insecure_connections false; give an Application Gateway an HTTPS listener and route its HTTP listener to a redirect_configuration whose target is that listener."},
@@ -52,7 +55,7 @@ var appTypes = map[string]bool{
 // restrictionsOpen tells whether a site's access restrictions admit every
 // internet address: why says how, assumed whether that rests on a value
 // not known statically. Nothing returned: the restrictions hold.
-func restrictionsOpen(sc map[string]any, list, action string, legacy bool) (why string, assumed bool) {
+func (m *Model) restrictionsOpen(sc map[string]any, list, action string, legacy bool) (why string, assumed bool) {
 	if unknown(sc, list) {
 		return list + " is not known statically: read as admitting every address", true
 	}
@@ -60,6 +63,9 @@ func restrictionsOpen(sc map[string]any, list, action string, legacy bool) (why 
 	if len(entries) == 0 {
 		return "no " + list + ": App Service admits every address", false
 	}
+	// The ranges the entries allow, read together: ranges that span the
+	// internet at large between them admit it as one would.
+	var allowed netipx.IPSetBuilder
 	for _, e := range entries {
 		if strings.EqualFold(str(e, "action"), "Deny") {
 			continue
@@ -87,6 +93,15 @@ func restrictionsOpen(sc map[string]any, list, action string, legacy bool) (why 
 		if p, err := netip.ParsePrefix(ip); err == nil && p.Bits() == 0 {
 			return list + " allows " + ip + ", every address of its family", false
 		}
+		// One address or range, or several separated by commas.
+		for _, x := range strings.Split(ip, ",") {
+			if p, err := netip.ParsePrefix(strings.TrimSpace(x)); err == nil {
+				allowed.AddPrefix(p.Masked())
+			}
+		}
+	}
+	if set, _ := allowed.IPSet(); wide(m.Internet().Set, set, 0) {
+		return list + " allows " + m.worldText(set), false
 	}
 	if legacy {
 		return "", false // the rules end in an implicit deny
@@ -100,6 +115,14 @@ func restrictionsOpen(sc map[string]any, list, action string, legacy bool) (why 
 		return action + " is Allow: every address no rule matches is admitted", false
 	}
 	return "", false
+}
+
+// whom names who a site's open restrictions admit, as why says.
+func whom(why string) string {
+	if strings.Contains(why, "the internet at large") {
+		return "the internet at large"
+	}
+	return "every internet address"
 }
 
 // headerFiltered tells whether an access restriction entry admits only
@@ -179,6 +202,7 @@ func (m *Model) azureApps(byType map[string][]*tf.Resource, fs *findings) {
 		}
 	}
 	appGatewayPlainHTTP(byType, fs)
+	m.containerAppsOpen(byType, fs)
 	for _, r := range byType["azurerm_redis_cache"] {
 		var weak []string
 		for _, k := range []string{"enable_non_ssl_port", "non_ssl_port_enabled"} {
@@ -262,12 +286,12 @@ func (m *Model) appOpen(r *tf.Resource, sc map[string]any, legacy bool, pes []st
 	if unknown(r.Values, "public_network_access_enabled") {
 		pna = "public_network_access_enabled is not known statically (read as true); "
 	}
-	main, mainAssumed := restrictionsOpen(sc, "ip_restriction", "ip_restriction_default_action", legacy)
+	main, mainAssumed := m.restrictionsOpen(sc, "ip_restriction", "ip_restriction_default_action", legacy)
 	var scm string
 	scmAssumed := false
 	switch {
 	case unknown(sc, "scm_use_main_ip_restriction"):
-		scm, scmAssumed = restrictionsOpen(sc, "scm_ip_restriction", "scm_ip_restriction_default_action", legacy)
+		scm, scmAssumed = m.restrictionsOpen(sc, "scm_ip_restriction", "scm_ip_restriction_default_action", legacy)
 		if scm == "" {
 			scm, scmAssumed = main, mainAssumed
 		}
@@ -277,7 +301,7 @@ func (m *Model) appOpen(r *tf.Resource, sc map[string]any, legacy bool, pes []st
 			scm = "scm_use_main_ip_restriction = true and " + scm
 		}
 	default:
-		scm, scmAssumed = restrictionsOpen(sc, "scm_ip_restriction", "scm_ip_restriction_default_action", legacy)
+		scm, scmAssumed = m.restrictionsOpen(sc, "scm_ip_restriction", "scm_ip_restriction_default_action", legacy)
 	}
 	if len(pes) > 0 {
 		// A private endpoint adds a way in; it closes none.
@@ -291,10 +315,82 @@ func (m *Model) appOpen(r *tf.Resource, sc map[string]any, legacy bool, pes []st
 	}
 	switch {
 	case scm != "" && main != "":
-		fs.add(RuleAzAppOpen, r, nil, "%sthe main site %s every internet address (%s) and the deployment (SCM) site %s every internet address (%s)", pna, may(mainAssumed), main, may(scmAssumed), scm)
+		fs.add(RuleAzAppOpen, r, nil, "%sthe main site %s %s (%s) and the deployment (SCM) site %s %s (%s)", pna, may(mainAssumed), whom(main), main, may(scmAssumed), whom(scm), scm)
 	case scm != "":
-		fs.add(RuleAzAppOpen, r, nil, "%sthe deployment (SCM) site %s every internet address (%s)", pna, may(scmAssumed), scm)
+		fs.add(RuleAzAppOpen, r, nil, "%sthe deployment (SCM) site %s %s (%s)", pna, may(scmAssumed), whom(scm), scm)
 	case main != "":
-		fs.addSev(RuleAzAppOpen, Low, r, nil, "%sthe main site %s every internet address (%s); its deployment (SCM) site is restricted", pna, may(mainAssumed), main)
+		fs.addSev(RuleAzAppOpen, Low, r, nil, "%sthe main site %s %s (%s); its deployment (SCM) site is restricted", pna, may(mainAssumed), whom(main), main)
+	}
+}
+
+// containerAppsOpen reports container apps whose external ingress admits
+// the internet at large (AZ-APP-001): their environment faces the
+// internet (not internal_load_balancer_enabled, public_network_access not
+// Disabled; one outside the scanned code is read so) and their
+// ip_security_restriction entries allow no narrower ranges (entries that
+// only deny leave every other address in). An HTTP ingress is low, as a
+// site without a deployment site; one of TCP transport, a raw port on the
+// internet, is medium.
+func (m *Model) containerAppsOpen(byType map[string][]*tf.Resource, fs *findings) {
+	inet := m.Internet().Set
+	for _, r := range byType["azurerm_container_app"] {
+		var why []string
+		if env := m.lookup(m.ref(r.Values, "container_app_environment_id")); env == nil {
+			why = append(why, "its environment is not in the scanned code: read as facing the internet")
+		} else {
+			if boolean(env.Values, "internal_load_balancer_enabled", false) && !unknown(env.Values, "internal_load_balancer_enabled") {
+				continue // reached from its virtual network alone
+			}
+			if strings.EqualFold(str(env.Values, "public_network_access"), "Disabled") {
+				continue
+			}
+		}
+		for _, in := range blocks(r.Values, "ingress") {
+			if !boolean(in, "external_enabled", false) && !unknown(in, "external_enabled") {
+				continue // answers its environment alone
+			}
+			var allowed, denied netipx.IPSetBuilder
+			allows, assumed := false, unknown(in, "ip_security_restriction")
+			for _, e := range blocks(in, "ip_security_restriction") {
+				p, err := netip.ParsePrefix(strings.TrimSpace(str(e, "ip_address_range")))
+				if a, aerr := netip.ParseAddr(strings.TrimSpace(str(e, "ip_address_range"))); aerr == nil {
+					p, err = netip.PrefixFrom(a, a.BitLen()), nil
+				}
+				deny := strings.EqualFold(str(e, "action"), "Deny")
+				switch {
+				case unknown(e, "ip_address_range") || unknown(e, "action") || err != nil:
+					assumed = assumed || !deny
+					allows = allows || !deny
+				case deny:
+					denied.AddPrefix(p.Masked())
+				default:
+					allows = true
+					allowed.AddPrefix(p.Masked())
+				}
+			}
+			var admitted *netipx.IPSet
+			what := "no ip_security_restriction allows a narrower range"
+			if allows {
+				admitted, _ = allowed.IPSet()
+				what = "its ip_security_restriction allows"
+			} else if d, _ := denied.IPSet(); !empty(d) {
+				admitted = minus(inet, d)
+				what = "its ip_security_restriction only denies " + m.describe(d)
+			} else {
+				admitted = inet
+			}
+			if !assumed && !wide(inet, admitted, 0) {
+				continue
+			}
+			sev, port := Low, ""
+			if strings.EqualFold(str(in, "transport"), "tcp") {
+				sev, port = Medium, fmt.Sprintf(" on tcp %d", num(in, "exposed_port", num(in, "target_port", 0)))
+			}
+			msg := fmt.Sprintf("external ingress%s admits %s (%s)", port, m.worldText(admitted), what)
+			if assumed {
+				msg = fmt.Sprintf("external ingress%s may admit every internet address: its ip_security_restriction is not known statically", port)
+			}
+			fs.addSev(RuleAzAppOpen, sev, r, nil, "%s", strings.Join(append(why, msg), "; "))
+		}
 	}
 }

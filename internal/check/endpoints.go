@@ -597,6 +597,9 @@ func (m *Model) buildEndpoints(byType map[string][]*tf.Resource) {
 	m.nodeGroups(byType, templates)
 	m.beanstalkEnvironments(byType, add)
 	m.lightsailInstances(byType, add)
+	m.emrClusters(byType, add)
+	m.clientVPNs(byType, add)
+	m.instanceConnectEndpoints(byType, add)
 	m.nlbForwarding(byType)
 	for _, r := range byType["aws_eks_cluster"] {
 		vc := block(r.Values, "vpc_config")

@@ -125,7 +125,11 @@ func (m *Model) forwardRoute(v *VPC, s *Subnet) (Hop, []string, bool) {
 			if r.Kind == "pcx" {
 				return Hop{Kind: "peering", Addr: via, Detail: fmt.Sprintf("%s routes %s → %s (%s)", t.Addr, r.Dest, orUnknown(r.Target), r.Where)}, assumptions([]Route{r}), true
 			}
-			return Hop{Kind: "tgw", Addr: via, Detail: fmt.Sprintf("%s routes %s → %s (%s); both VPCs attached", t.Addr, r.Dest, orUnknown(r.Target), r.Where)}, assumptions([]Route{r}), true
+			how := "both VPCs attached, its route tables routing each one's range to the other's attachment"
+			if m.tgwRead[via] == nil {
+				how = "both VPCs attached (" + tgwTablesUnread + ")"
+			}
+			return Hop{Kind: "tgw", Addr: via, Detail: fmt.Sprintf("%s routes %s → %s (%s); %s", t.Addr, r.Dest, orUnknown(r.Target), r.Where, how)}, assumptions([]Route{r}), true
 		}
 	}
 	return Hop{}, nil, false
@@ -148,8 +152,7 @@ func (m *Model) joins(r Route, a, b *VPC) (string, bool) {
 		}
 	case "tgw":
 		if r.Target != "" {
-			att := m.tgws[r.Target]
-			return r.Target, att[a.Addr] && att[b.Addr]
+			return r.Target, m.tgwJoins(r.Target, a, b)
 		}
 		tgws := make([]string, 0, len(m.tgws))
 		for tgw := range m.tgws {
@@ -157,7 +160,7 @@ func (m *Model) joins(r Route, a, b *VPC) (string, bool) {
 		}
 		sort.Strings(tgws)
 		for _, tgw := range tgws {
-			if att := m.tgws[tgw]; att[a.Addr] && att[b.Addr] {
+			if m.tgwJoins(tgw, a, b) {
 				return tgw, true
 			}
 		}

@@ -43,6 +43,10 @@ type Model struct {
 	igws    map[string]string          // IGW address → VPC address
 	eips    map[string]bool            // instance or ENI address that has an Elastic IP
 	tgws    map[string]map[string]bool // transit gateway address → attached VPC addresses
+	// tgwRead holds the transit gateways whose route tables are read
+	// (buildTGWTables); through the others every attached VPC reaches
+	// every other.
+	tgwRead map[string]*tgwTables
 	// sgUsed holds the security groups that something references.
 	sgUsed map[string]bool
 	// detached holds rules whose group is not known statically.
@@ -516,6 +520,7 @@ func Build(res []tf.Resource) *Model {
 		}
 		m.tgws[tgw][m.addr(str(r.Values, "vpc_id"))] = true
 	}
+	m.buildTGWTables(byType)
 	m.buildRoutes(byType)
 	m.buildVPNRoutes(byType)
 	m.buildPeerings(byType)

@@ -177,6 +177,40 @@ func (m *Model) describe(s *netipx.IPSet) string {
 	return strings.Join(parts, ", ")
 }
 
+// worldText names the internet addresses of s, which wide holds: every
+// internet address, or its ranges, said to be the internet at large. They
+// are named through the addresses no internet host has when that takes
+// fewer ranges (0.0.0.0/1 rather than its pieces around 10.0.0.0/8).
+func (m *Model) worldText(s *netipx.IPSet) string {
+	inet := m.Internet().Set
+	if s == nil || coversFamily(inet, s) {
+		return "every internet address"
+	}
+	rs := s.Ranges()
+	var b netipx.IPSetBuilder
+	for _, p := range union(s, minus(setOf(netip.MustParsePrefix("0.0.0.0/0"), netip.MustParsePrefix("::/0")), inet)).Prefixes() {
+		if !empty(intersect(intersect(s, inet), setOf(p))) {
+			b.AddPrefix(p)
+		}
+	}
+	if named, _ := b.IPSet(); len(named.Ranges()) < len(rs) {
+		rs = named.Ranges()
+	}
+	var parts []string
+	for i, r := range rs {
+		if i == 4 {
+			parts = append(parts, fmt.Sprintf("… (%d ranges)", len(rs)))
+			break
+		}
+		if p, ok := r.Prefix(); ok {
+			parts = append(parts, p.String())
+		} else {
+			parts = append(parts, r.From().String()+"-"+r.To().String())
+		}
+	}
+	return fmt.Sprintf("the internet at large (%s: more than a /%d, more than any one network holds)", strings.Join(parts, ", "), wideBits)
+}
+
 func portMatch(proto string, from, to int, wantProto string, port int) bool {
 	if proto == "all" {
 		return true

@@ -253,17 +253,13 @@ func portParts(ports []int, names []string) (parts []string, ends []int) {
 	return parts, ends
 }
 
-// broadShare is the share of an address family's internet addresses from
-// which a source counts as the internet at large rather than a bounded range.
-const broadShare = 0.5
-
-// exposureSeverity grades an exposure by who it reaches: sev when from
-// covers at least broadShare of the IPv4 or IPv6 internet, at most medium
-// when it is a bounded, specific range (an office's /24). A nil set is not
-// known and is read as the whole internet. With a bound (Result.Bound),
-// from is graded as the bound's known addresses and its ranges wherever
-// they are: one /32 not known statically is one address, not the world.
-// The one home of this grading for every internet-exposure rule.
+// exposureSeverity grades an exposure by who it reaches: sev when from is
+// the internet at large (wide), at most medium when it is a bounded,
+// specific range (an office's /24). A nil set is not known and is read as
+// the whole internet. With a bound (Result.Bound), from is graded as the
+// bound's known addresses and its ranges wherever they are: one /32 not
+// known statically is one address, not the world. The one home of this
+// grading for every internet-exposure rule.
 func (m *Model) exposureSeverity(from *netipx.IPSet, b *Bound, sev Severity) Severity {
 	if from == nil || sev <= Medium {
 		return sev
@@ -272,14 +268,33 @@ func (m *Model) exposureSeverity(from *netipx.IPSet, b *Bound, sev Severity) Sev
 	if b != nil {
 		from, extra = b.Known, boundedShare(b.Bits)
 	}
-	inet := m.Internet().Set
-	for _, fam := range []netip.Prefix{netip.MustParsePrefix("0.0.0.0/0"), netip.MustParsePrefix("::/0")} {
-		all := intersect(inet, setOf(fam))
-		if share(intersect(all, from))+extra >= broadShare*share(all) {
-			return sev
-		}
+	if wide(m.Internet().Set, from, extra) {
+		return sev
 	}
 	return Medium
+}
+
+// wideBits is the prefix length of the widest range one network holds: a
+// /8 is the most of IPv4 any one organisation was allocated. IPv6 is read
+// by the same length (far more than any registry hands out), as a range
+// of a known length whose place is not known may be of either family.
+const wideBits = 8
+
+// wide reports whether set, with ranges making up at most the share extra
+// of an address family wherever they are, may hold more internet
+// addresses of IPv4 or of IPv6 than a /8: no one network holds such a
+// range, so it is the internet at large (0.0.0.0/1, a firewall rule from
+// 1.2.3.4 to 2.3.4.5) and judged as the whole internet is. Private
+// addresses are no internet addresses. The one home of what counts as the
+// world, for security groups, network ACLs, NSGs, service firewalls and
+// the severity of an exposure.
+func wide(inet, set *netipx.IPSet, extra float64) bool {
+	for _, fam := range []string{"0.0.0.0/0", "::/0"} {
+		if share(intersect(intersect(inet, setOf(netip.MustParsePrefix(fam))), set))+extra > math.Ldexp(1, -wideBits) {
+			return true
+		}
+	}
+	return false
 }
 
 // share is the fraction of its address family's space that s covers.
@@ -503,7 +518,7 @@ func openRanges(g *SG, inet *netipx.IPSet, assumed bool) []portRange {
 					}
 				}
 			}
-			if len(cidrs) == 0 && bounded == 0 || !mayCoverFamily(inet, setOf(cidrs...), bounded) {
+			if len(cidrs) == 0 && bounded == 0 || !wide(inet, setOf(cidrs...), bounded) {
 				continue
 			}
 			if n := len(out); n > 0 && out[n-1].proto == proto && out[n-1].to+1 == lo {
@@ -518,8 +533,10 @@ func openRanges(g *SG, inet *netipx.IPSet, assumed bool) []portRange {
 
 // naclOpenPorts returns the TCP port ranges, other than 80, 443 and the
 // ephemeral range 1024-65535 that return traffic needs, on which the ACL's
-// ordered inbound rules admit all of an internet family.
-func naclOpenPorts(acl *NACL, inet *netipx.IPSet) []string {
+// ordered inbound rules admit the internet at large (wide), and the
+// addresses admitted on them.
+func naclOpenPorts(acl *NACL, inet *netipx.IPSet) ([]string, *netipx.IPSet) {
+	var admitted netipx.IPSetBuilder
 	cuts := map[int]bool{0: true, 65536: true, 80: true, 81: true, 443: true, 444: true, 1024: true}
 	for _, r := range acl.Ingress {
 		cuts[r.From], cuts[r.To+1] = true, true
@@ -536,11 +553,12 @@ func naclOpenPorts(acl *NACL, inet *netipx.IPSet) []string {
 			continue
 		}
 		got, _, _ := naclPass(acl.Ingress, "tcp", lo, inet)
-		if b := naclBound(acl.Ingress, "tcp", lo, inet); b != nil && !mayCoverFamily(inet, b.Known, boundedShare(b.Bits)) {
+		if b := naclBound(acl.Ingress, "tcp", lo, inet); b != nil && !wide(inet, b.Known, boundedShare(b.Bits)) {
 			continue // only ranges of known size somewhere: not the world
 		}
-		if !empty(got) && coversFamily(inet, got) {
+		if !empty(got) && wide(inet, got, 0) {
 			out = append(out, portText("tcp", lo, hi))
+			admitted.AddSet(got)
 		}
 	}
 	// A data-store or admin port above 1023 that a rule of its own admits
@@ -558,14 +576,16 @@ func naclOpenPorts(acl *NACL, inet *netipx.IPSet) []string {
 			continue
 		}
 		got, _, _ := naclPass(targeted, "tcp", sp.Port, inet)
-		if b := naclBound(targeted, "tcp", sp.Port, inet); b != nil && !mayCoverFamily(inet, b.Known, boundedShare(b.Bits)) {
+		if b := naclBound(targeted, "tcp", sp.Port, inet); b != nil && !wide(inet, b.Known, boundedShare(b.Bits)) {
 			continue
 		}
-		if !empty(got) && coversFamily(inet, got) {
+		if !empty(got) && wide(inet, got, 0) {
 			out = append(out, portText("tcp", sp.Port, sp.Port))
+			admitted.AddSet(got)
 		}
 	}
-	return out
+	set, _ := admitted.IPSet()
+	return out, set
 }
 
 func (m *Model) peeringRules(fs *findings) {
@@ -780,21 +800,6 @@ func tls12(policy string) bool {
 
 // coversFamily reports whether set holds every internet address of IPv4 or
 // of IPv6.
-// mayCoverFamily reports whether set, with ranges making up at most the
-// share bounded of an address family wherever they are, may hold all of an
-// internet family.
-func mayCoverFamily(inet, set *netipx.IPSet, bounded float64) bool {
-	if coversFamily(inet, set) {
-		return true
-	}
-	for _, fam := range []string{"0.0.0.0/0", "::/0"} {
-		if missing := minus(intersect(inet, setOf(netip.MustParsePrefix(fam))), set); bounded > 0 && share(missing) <= bounded {
-			return true
-		}
-	}
-	return false
-}
-
 func coversFamily(inet, set *netipx.IPSet) bool {
 	for _, fam := range []string{"0.0.0.0/0", "::/0"} {
 		if empty(minus(intersect(inet, setOf(netip.MustParsePrefix(fam))), set)) {

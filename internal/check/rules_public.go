@@ -17,6 +17,7 @@ import (
 const (
 	RuleLambdaURLOpen  = "AWS-LAMBDA-001"
 	RuleSearchOpenPols = "AWS-OS-001"
+	RuleSearchHTTP     = "AWS-OS-002"
 )
 
 func publicServiceRules() []Rule {
@@ -27,12 +28,16 @@ func publicServiceRules() []Rule {
 		{RuleSearchOpenPols, Critical, "OpenSearch domain open to everyone",
 			"An OpenSearch or Elasticsearch domain with a public endpoint (no vpc_options) has an access policy (access_policies, or aws_opensearch_domain_policy / aws_elasticsearch_domain_policy) that allows Principal \"*\" without a condition, and fine-grained access control (advanced_security_options) is off: anyone on the internet reads, writes and deletes its indices. A policy only parts of which are known statically (the account or region named through data.aws_caller_identity or data.aws_region) is read for the statements those parts show, and the finding says so; one not known statically at all, or whose principal is not, is not judged here; the public endpoint itself is AWS-NET-002.",
 			"Place the domain in a VPC (vpc_options), name the principals in its access policy or add an aws:SourceIp condition, or turn on fine-grained access control with an internal user database or IAM master user."},
+		{RuleSearchHTTP, Medium, "OpenSearch domain takes plain HTTP from the internet",
+			"An OpenSearch or Elasticsearch domain sets domain_endpoint_options.enforce_https = false (or a value not known statically, read so and said so), and the internet reaches its endpoint on port 80: requests, credentials and indexed data cross the internet in the clear.",
+			"Set enforce_https = true with tls_security_policy = \"Policy-Min-TLS-1-2-2019-07\" (or newer), and place the domain in a VPC (vpc_options)."},
 	}
 }
 
 // publicServices checks Lambda function URLs and permissions, and
-// OpenSearch domain policies.
+// OpenSearch domain policies and plain HTTP.
 func (m *Model) publicServices(byType map[string][]*tf.Resource, fs *findings) {
+	m.searchHTTP(fs)
 	for _, r := range byType["aws_lambda_function_url"] {
 		switch t := str(r.Values, "authorization_type"); {
 		case unknown(r.Values, "authorization_type"):
@@ -206,4 +211,26 @@ func publicStatement(doc string) (string, bool) {
 		}
 	}
 	return "", false
+}
+
+// searchHTTP reports search domains that do not enforce HTTPS, where the
+// internet reaches their endpoint on port 80 (AWS-OS-002). Left unset,
+// enforce_https is the provider's to decide and is not reported here.
+func (m *Model) searchHTTP(fs *findings) {
+	for _, e := range m.Endpoints {
+		if e.Kind != "search" {
+			continue
+		}
+		opts := block(e.Res.Values, "domain_endpoint_options")
+		why := "enforce_https = false"
+		switch {
+		case unknown(e.Res.Values, "domain_endpoint_options") || opts != nil && unknown(opts, "enforce_https"):
+			why = "enforce_https is not known statically: read as false"
+		case opts == nil || !has(opts, "enforce_https") || boolean(opts, "enforce_https", true):
+			continue
+		}
+		if res := m.Reach(m.Internet(), e, "tcp", 80); res.Reachable {
+			fs.add(RuleSearchHTTP, e.Res, res.Path, "%s: the internet reaches its endpoint on tcp 80, in the clear", why)
+		}
+	}
 }

@@ -57,6 +57,11 @@ func (m *Model) sgRule(r *tf.Resource, b map[string]any, where string, selfAddr 
 	var managed []string
 	for _, k := range []string{"cidr_blocks", "ipv6_cidr_blocks", "cidr_ipv4", "cidr_ipv6", "prefix_list_ids", "prefix_list_id"} {
 		vals, u := strs(b, k)
+		if _, one := b[k].(string); one && strings.HasSuffix(k, "s") {
+			// cidr_blocks = "10.0.0.0/8": the provider takes a list,
+			// and Terraform refuses the plan. Read as the range given.
+			m.reject(r, "%s: %s is a string, where the provider takes a list of strings: Terraform rejects it, so the plan fails; the rule is read as admitting %q", where, k, b[k])
+		}
 		if bad := unreadable(b, k); bad != "" {
 			what := "an address range"
 			if strings.HasPrefix(k, "prefix_list") {

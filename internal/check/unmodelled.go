@@ -24,7 +24,9 @@ var modelledTypes = map[string]bool{
 	"aws_elasticache_cluster": true, "aws_elasticache_replication_group": true, "aws_redshift_cluster": true,
 	"aws_msk_cluster": true, "aws_dms_replication_instance": true, "aws_mq_broker": true,
 	"aws_docdb_cluster": true, "aws_docdb_cluster_instance": true, "aws_neptune_cluster": true,
-	"aws_neptune_cluster_instance": true, "aws_efs_mount_target": true, "aws_opensearch_domain": true,
+	"aws_neptune_cluster_instance": true, "aws_emr_cluster": true,
+	"aws_ec2_client_vpn_endpoint": true, "aws_ec2_client_vpn_network_association": true,
+	"aws_ec2_instance_connect_endpoint": true, "aws_efs_mount_target": true, "aws_opensearch_domain": true,
 	"aws_elasticsearch_domain": true, "aws_db_proxy": true,
 	// AWS: security groups and their rules (which name other groups).
 	"aws_security_group": true, "aws_default_security_group": true, "aws_security_group_rule": true,
@@ -193,12 +195,21 @@ func publicSwitch(k string) bool {
 // it exposes, and to whom, is not evaluated, and the finding says so
 // rather than pass over it.
 func (m *Model) noteUnmodelled(rs []*tf.Resource) {
+	placed := map[string]bool{} // node pools placed in their subnets
+	for _, e := range m.Endpoints {
+		if e.Kind == "node pool" {
+			placed[e.Addr] = true
+		}
+	}
 	for _, r := range rs {
 		var why string
 		switch {
+		case placed[r.Address] || placed[r.Address+".default_node_pool"] && r.Type == "azurerm_kubernetes_cluster":
+			// Its API server, and its pool's machines in their subnet.
 		case r.Type == "azurerm_kubernetes_cluster":
 			// The model reads its API server; its default node pool's
-			// machines, with public addresses, it does not.
+			// machines, with public addresses, in a network AKS makes,
+			// it does not.
 			if s := networkSignal(block(r.Values, "default_node_pool")); s != "" {
 				why = "it sets default_node_pool." + strings.ReplaceAll(s, ", ", ", default_node_pool.")
 			}

@@ -230,15 +230,15 @@ func (m *Model) worldOpen(fs *findings) {
 					continue
 				}
 				seen[acl.Addr] = true
-				open := naclOpenPorts(acl, inet.Set)
+				open, admitted := naclOpenPorts(acl, inet.Set)
 				if len(open) == 0 {
 					continue
 				}
 				if acl != s.ACL() {
-					fs.add(RuleWorldOpen, acl.Res, nil, "admits every internet address inbound on %s, and may govern subnet %s of public %s %s (%s)", strings.Join(open, ", "), s.Addr, e.Kind, e.Addr, acl.SubnetsUnknown)
+					fs.add(RuleWorldOpen, acl.Res, nil, "admits %s inbound on %s, and may govern subnet %s of public %s %s (%s)", m.worldText(admitted), strings.Join(open, ", "), s.Addr, e.Kind, e.Addr, acl.SubnetsUnknown)
 					continue
 				}
-				fs.add(RuleWorldOpen, acl.Res, nil, "admits every internet address inbound on %s (subnet %s of public %s %s)", strings.Join(open, ", "), s.Addr, e.Kind, e.Addr)
+				fs.add(RuleWorldOpen, acl.Res, nil, "admits %s inbound on %s (subnet %s of public %s %s)", m.worldText(admitted), strings.Join(open, ", "), s.Addr, e.Kind, e.Addr)
 			}
 		}
 	}
@@ -310,7 +310,7 @@ probe:
 			fs.addSev(rule, sev, d.res, path, "%smay admit every internet address on %s (%s); %s", who, own, strings.Join(dedup(d.assumed), "; "), why)
 			continue
 		}
-		fs.addSev(rule, sev, d.res, path, "%sadmits every internet address on %s; %s", who, own, why)
+		fs.addSev(rule, sev, d.res, path, "%sadmits %s on %s; %s", who, m.worldText(d.set), own, why)
 	}
 }
 
@@ -338,6 +338,9 @@ type declared struct {
 	ranges []portRange
 	// assumed says why its rules were read as admitting every address.
 	assumed []string
+	// set is what its rules admit on those ranges: with rules that open
+	// the world only together, what they admit between them.
+	set *netipx.IPSet
 }
 
 // declaring returns the resources that declare g's ingress rules admitting
@@ -353,6 +356,7 @@ type declared struct {
 func declaring(g *SG, ranges []portRange, inet *netipx.IPSet, assumed bool) []declared {
 	collect := func(whole bool) []declared {
 		var out []declared
+		var sets []netipx.IPSetBuilder
 		at := map[*tf.Resource]int{}
 		for _, r := range g.Ingress {
 			srcs := ruleSources(r, assumed)
@@ -360,7 +364,7 @@ func declaring(g *SG, ranges []portRange, inet *netipx.IPSet, assumed bool) []de
 				continue
 			}
 			src := setOf(srcs...)
-			if whole && !coversFamily(inet, src) || !whole && empty(intersect(src, inet)) {
+			if whole && !wide(inet, src, 0) || !whole && empty(intersect(src, inet)) {
 				continue
 			}
 			for _, o := range ranges {
@@ -370,7 +374,9 @@ func declaring(g *SG, ranges []portRange, inet *netipx.IPSet, assumed bool) []de
 						i = len(out)
 						at[r.Res] = i
 						out = append(out, declared{res: r.Res})
+						sets = append(sets, netipx.IPSetBuilder{})
 					}
+					sets[i].AddSet(src)
 					out[i].ranges = append(out[i].ranges, portRange{o.proto, max(o.from, r.From), min(o.to, r.To)})
 					if assumed && r.Assumed != "" {
 						out[i].assumed = append(out[i].assumed, r.Assumed)
@@ -378,11 +384,21 @@ func declaring(g *SG, ranges []portRange, inet *netipx.IPSet, assumed bool) []de
 				}
 			}
 		}
+		for i := range out {
+			out[i].set, _ = sets[i].IPSet()
+		}
 		return out
 	}
 	out := collect(true)
 	if len(out) == 0 {
 		out = collect(false)
+		var all netipx.IPSetBuilder
+		for _, d := range out {
+			all.AddSet(d.set)
+		}
+		for i := range out {
+			out[i].set, _ = all.IPSet()
+		}
 	}
 	if len(out) == 0 {
 		out = append(out, declared{res: g.Res})

