@@ -974,6 +974,14 @@ func (s *gateState) values(k int) []int {
 	if col == nil {
 		return nil
 	}
+	if single, ok := col.(collection.Single); ok {
+		// Its one value, as FindAll would hand it out in a list it
+		// allocates.
+		i := s.valueIndex(single.Get())
+		s.selHC[k] = s.hc[i] != 0
+		s.sel[k] = append(s.sel[k], i)
+		return s.sel[k]
+	}
 	var mds []types.MatchData
 	switch keyed, ok := col.(collection.Keyed); {
 	case sel.keyRx != nil && ok:

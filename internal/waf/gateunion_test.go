@@ -5,7 +5,9 @@ import (
 	"bytes"
 	"net/http"
 	"testing"
+	"unsafe"
 
+	"github.com/corazawaf/coraza/v3/collection"
 	"github.com/corazawaf/coraza/v3/experimental/plugins/plugintypes"
 )
 
@@ -19,7 +21,10 @@ import (
 //     (gatePlan.unionUp), are exactly the bytes of the values each
 //     transformed by every step of the chain as Coraza runs it: a slot
 //     that took bytes it should not have would refuse a rule on a value
-//     that matches it.
+//     that matches it;
+//   - a selector of a collection of one value (REQUEST_URI,
+//     REQUEST_LINE, ...) reads that value, the very string FindAll
+//     hands Coraza.
 func TestGateReads(t *testing.T) {
 	w, err := New(crsTestConfig())
 	if err != nil {
@@ -34,7 +39,7 @@ func TestGateReads(t *testing.T) {
 	if testing.Short() {
 		inputs = inputs[:len(inputs)/4]
 	}
-	taken := 0
+	taken, singles := 0, 0
 	for _, raw := range inputs {
 		r, err := http.ReadRequest(bufio.NewReader(bytes.NewReader(raw)))
 		if err != nil {
@@ -60,10 +65,31 @@ func TestGateReads(t *testing.T) {
 				taken++
 			}
 		}
+		s.reset(p, st)
+		for k, sel := range p.selectors {
+			col := st.Collection(sel.v)
+			if _, ok := col.(collection.Single); !ok {
+				continue
+			}
+			singles++
+			mds := col.FindAll()
+			got := s.values(k)
+			if len(got) != len(mds) {
+				t.Fatalf("%q: selector %+v: %d values, FindAll %d", trimInput(raw), sel, len(got), len(mds))
+			}
+			for i, md := range mds {
+				if v := s.vals[got[i]]; v != md.Value() || unsafe.StringData(v) != unsafe.StringData(md.Value()) {
+					t.Fatalf("%q: selector %+v: value %q, FindAll %q", trimInput(raw), sel, v, md.Value())
+				}
+			}
+		}
 		tx.Close()
 	}
 	if taken == 0 {
 		t.Error("no slot took its bytes from the chain before its last step")
+	}
+	if singles == 0 {
+		t.Error("no selector of a collection of one value")
 	}
 }
 
