@@ -293,6 +293,8 @@ type gateRule struct {
 	// bytes refuses every such selector at once, with one test where
 	// unions takes one per selector.
 	whole int32
+	// counted: one of sels is a count (&VARIABLE).
+	counted bool
 	// test: the rule's number among the tests whose answers on header
 	// values the cache keeps (gatecache.go), or -1.
 	test int
@@ -857,6 +859,9 @@ type gateState struct {
 	// the same for a list of selectors (gateRule.whole).
 	uni   []int32
 	whole []int32
+	// wholeHC[w]: one of the values of whole slot w's selectors is one
+	// the header cache answers for (selHC), once whole[w] is computed.
+	wholeHC []bool
 	// all: each collection's every value, as FindAll returns it, once
 	// asked for.
 	all []collectionValues
@@ -945,6 +950,10 @@ func (s *gateState) reset(p *gatePlan, tx plugintypes.TransactionState) {
 	}
 	s.whole = s.whole[:len(p.wholes)]
 	clear(s.whole)
+	if cap(s.wholeHC) < len(p.wholes) {
+		s.wholeHC = make([]bool, len(p.wholes))
+	}
+	s.wholeHC = s.wholeHC[:len(p.wholes)]
 	clear(s.all)
 	s.all = s.all[:0]
 }
@@ -1290,6 +1299,10 @@ func (s *gateState) opMayMatch(r *gateRule) bool {
 	// counts (and the values the header cache answers for, which those
 	// bytes leave out) are left to ask.
 	counts := r.whole > 0 && !s.wholeMay(r)
+	if counts && !r.counted && !s.wholeHC[r.whole-1] {
+		// No count, and no value the bytes leave out.
+		return false
+	}
 	for i, k := range r.sels {
 		if s.p.selectors[k].count {
 			// Coraza counts the values left after the rule's
@@ -1361,6 +1374,7 @@ func (p *gatePlan) planUnions() {
 			for i, k := range r.sels {
 				if p.selectors[k].count {
 					r.unions[i] = -1
+					r.counted = true
 					continue
 				}
 				n := p.unionSlot(slot, k, r.node)
@@ -1450,9 +1464,12 @@ func (s *gateState) wholeMay(r *gateRule) bool {
 	w := r.whole - 1
 	if s.whole[w] == 0 {
 		var u byteSet
+		hc := false
 		for _, slot := range s.p.wholes[w] {
 			u.addAll(s.union(slot))
+			hc = hc || s.selHC[s.p.unionSel[slot]]
 		}
+		s.wholeHC[w] = hc
 		s.bval = append(s.bval, u)
 		s.whole[w] = int32(len(s.bval))
 	}
