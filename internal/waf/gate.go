@@ -197,12 +197,20 @@ type gatePlan struct {
 	// twins[node]: the nodes whose value node may take (gateshare.go).
 	twins [][]int
 	// unions: how many (selector, chain) pairs rules read with a byte
-	// test (gateRule.unions), unionSel[slot] each one's selector;
-	// wholes[w]: the unions slots whose bytes make up whole slot w
-	// (gateRule.whole).
-	unions   int
-	unionSel []int
-	wholes   [][]int32
+	// test (gateRule.unions), and the pairs of their chains' beginnings
+	// that they take their bytes from; unionSel[slot] and
+	// unionNode[slot] are each one's selector and chain; unionUp[slot]
+	// the slot of the same selector through the chain without its last
+	// step when that step's bytes are known (gateNode.acts), else -1:
+	// where the values' bytes before the step hold none it acts on, the
+	// step leaves every value as it was, and the slot has unionUp's
+	// bytes. wholes[w]: the unions slots whose bytes make up whole slot
+	// w (gateRule.whole).
+	unions    int
+	unionSel  []int
+	unionNode []int
+	unionUp   []int32
+	wholes    [][]int32
 	// hdr keeps the answers of tests on header values across requests
 	// (gatecache.go); nil: none. hdrTests is the number of such tests.
 	hdr      *headerCache
@@ -285,6 +293,8 @@ type gateRule struct {
 	// bytes refuses every such selector at once, with one test where
 	// unions takes one per selector.
 	whole int32
+	// counted: one of sels is a count (&VARIABLE).
+	counted bool
 	// test: the rule's number among the tests whose answers on header
 	// values the cache keeps (gatecache.go), or -1.
 	test int
@@ -849,6 +859,9 @@ type gateState struct {
 	// the same for a list of selectors (gateRule.whole).
 	uni   []int32
 	whole []int32
+	// wholeHC[w]: one of the values of whole slot w's selectors is one
+	// the header cache answers for (selHC), once whole[w] is computed.
+	wholeHC []bool
 	// all: each collection's every value, as FindAll returns it, once
 	// asked for.
 	all []collectionValues
@@ -937,6 +950,10 @@ func (s *gateState) reset(p *gatePlan, tx plugintypes.TransactionState) {
 	}
 	s.whole = s.whole[:len(p.wholes)]
 	clear(s.whole)
+	if cap(s.wholeHC) < len(p.wholes) {
+		s.wholeHC = make([]bool, len(p.wholes))
+	}
+	s.wholeHC = s.wholeHC[:len(p.wholes)]
 	clear(s.all)
 	s.all = s.all[:0]
 }
@@ -965,6 +982,14 @@ func (s *gateState) values(k int) []int {
 	col := s.tx.Collection(sel.v)
 	if col == nil {
 		return nil
+	}
+	if single, ok := col.(collection.Single); ok {
+		// Its one value, as FindAll would hand it out in a list it
+		// allocates.
+		i := s.valueIndex(single.Get())
+		s.selHC[k] = s.hc[i] != 0
+		s.sel[k] = append(s.sel[k], i)
+		return s.sel[k]
 	}
 	var mds []types.MatchData
 	switch keyed, ok := col.(collection.Keyed); {
@@ -1274,6 +1299,10 @@ func (s *gateState) opMayMatch(r *gateRule) bool {
 	// counts (and the values the header cache answers for, which those
 	// bytes leave out) are left to ask.
 	counts := r.whole > 0 && !s.wholeMay(r)
+	if counts && !r.counted && !s.wholeHC[r.whole-1] {
+		// No count, and no value the bytes leave out.
+		return false
+	}
 	for i, k := range r.sels {
 		if s.p.selectors[k].count {
 			// Coraza counts the values left after the rule's
@@ -1284,7 +1313,7 @@ func (s *gateState) opMayMatch(r *gateRule) bool {
 			}
 			continue
 		}
-		live := !counts && (r.unions == nil || s.unionMay(r, r.unions[i], k))
+		live := !counts && (r.unions == nil || s.unionMay(r, r.unions[i]))
 		if !live && !s.selHC[k] {
 			continue
 		}
@@ -1345,15 +1374,10 @@ func (p *gatePlan) planUnions() {
 			for i, k := range r.sels {
 				if p.selectors[k].count {
 					r.unions[i] = -1
+					r.counted = true
 					continue
 				}
-				key := [2]int{k, r.node}
-				n, ok := slot[key]
-				if !ok {
-					n = int32(len(slot))
-					slot[key] = n
-					p.unionSel = append(p.unionSel, k)
-				}
+				n := p.unionSlot(slot, k, r.node)
 				r.unions[i] = n
 				parts = append(parts, n)
 			}
@@ -1382,20 +1406,47 @@ func (p *gatePlan) planUnions() {
 	p.unions = len(slot)
 }
 
-// unionMay reports whether r's byte tests (pick, class) pass the bytes
-// of all of selector k's values after r's chain (slot: their place in
-// s.uni; -1: not kept). Both tests pass a set whenever they pass a part
-// of it, so a refusal here is a refusal of every value.
-func (s *gateState) unionMay(r *gateRule, slot int32, k int) bool {
-	return slot < 0 || r.bytesMay(s.union(slot, k, r.node))
+// unionSlot is the slot of selector k's values after node, made with
+// the slots it may take its bytes from (gatePlan.unionUp) when new.
+func (p *gatePlan) unionSlot(slot map[[2]int]int32, k, node int) int32 {
+	key := [2]int{k, node}
+	if n, ok := slot[key]; ok {
+		return n
+	}
+	up := int32(-1)
+	if n := &p.nodes[node]; node != 0 && n.acts != nil {
+		up = p.unionSlot(slot, k, n.parent)
+	}
+	n := int32(len(slot))
+	slot[key] = n
+	p.unionSel = append(p.unionSel, k)
+	p.unionNode = append(p.unionNode, node)
+	p.unionUp = append(p.unionUp, up)
+	return n
 }
 
-// union is the set of the bytes of all of selector k's values after
-// node (slot: their place in s.uni).
-func (s *gateState) union(slot int32, k, node int) byteSet {
+// unionMay reports whether r's byte tests (pick, class) pass the bytes
+// of all of a selector's values after r's chain (slot: their place in
+// s.uni; -1: not kept). Both tests pass a set whenever they pass a part
+// of it, so a refusal here is a refusal of every value.
+func (s *gateState) unionMay(r *gateRule, slot int32) bool {
+	return slot < 0 || r.bytesMay(s.union(slot))
+}
+
+// union is the set of the bytes of all of a selector's values after a
+// chain, those of slot: unionUp's when the chain's last step acts on
+// none of its bytes, else read value by value.
+func (s *gateState) union(slot int32) byteSet {
 	if s.uni[slot] == 0 {
+		node := s.p.unionNode[slot]
+		if up := s.p.unionUp[slot]; up >= 0 {
+			if u := s.union(up); !u.meets(*s.p.nodes[node].acts) {
+				s.uni[slot] = s.uni[up]
+				return u
+			}
+		}
 		var u byteSet
-		for _, vi := range s.values(k) {
+		for _, vi := range s.values(s.p.unionSel[slot]) {
 			if s.hc[vi] == 0 {
 				u.addAll(s.bytes(node, vi))
 			}
@@ -1413,9 +1464,12 @@ func (s *gateState) wholeMay(r *gateRule) bool {
 	w := r.whole - 1
 	if s.whole[w] == 0 {
 		var u byteSet
+		hc := false
 		for _, slot := range s.p.wholes[w] {
-			u.addAll(s.union(slot, s.p.unionSel[slot], r.node))
+			u.addAll(s.union(slot))
+			hc = hc || s.selHC[s.p.unionSel[slot]]
 		}
+		s.wholeHC[w] = hc
 		s.bval = append(s.bval, u)
 		s.whole[w] = int32(len(s.bval))
 	}
