@@ -1119,9 +1119,21 @@ func (ev *evaluator) emit(in *instance) {
 
 // toGo converts a cty value to plain Go values; unknowns become Unknown.
 func toGo(v cty.Value) any {
+	return goValue(v, func(v cty.Value, marks cty.ValueMarks) any {
+		if !v.IsKnown() {
+			return Unknown{Bits: bitsOf(marks), JSON: jsonOf(marks)}
+		}
+		return Unknown{Why: "value of type " + v.Type().FriendlyName()}
+	})
+}
+
+// goValue converts a cty value to plain Go values (strings, float64s,
+// bools, slices and maps), each part not known statically, or of a type
+// with no such value, given by other with its marks.
+func goValue(v cty.Value, other func(v cty.Value, marks cty.ValueMarks) any) any {
 	v, marks := v.Unmark()
 	if !v.IsKnown() {
-		return Unknown{Bits: bitsOf(marks), JSON: jsonOf(marks)}
+		return other(v, marks)
 	}
 	if v.IsNull() {
 		return nil
@@ -1139,18 +1151,18 @@ func toGo(v cty.Value) any {
 		out := make([]any, 0, v.LengthInt())
 		for it := v.ElementIterator(); it.Next(); {
 			_, e := it.Element()
-			out = append(out, toGo(e))
+			out = append(out, goValue(e, other))
 		}
 		return out
 	case t.IsMapType() || t.IsObjectType():
 		out := map[string]any{}
 		for it := v.ElementIterator(); it.Next(); {
 			k, e := it.Element()
-			out[k.AsString()] = toGo(e)
+			out[k.AsString()] = goValue(e, other)
 		}
 		return out
 	}
-	return Unknown{Why: "value of type " + t.FriendlyName()}
+	return other(v, marks)
 }
 
 func hasKey(m map[string]cty.Value, k string) bool {

@@ -46,37 +46,7 @@ func partialJSON(unknown, v cty.Value) cty.Value {
 // partialGo is v as Go values for encoding/json, UnknownJSON for each part
 // not known statically.
 func partialGo(v cty.Value) any {
-	if !v.IsKnown() {
-		return UnknownJSON
-	}
-	if v.IsNull() {
-		return nil
-	}
-	t := v.Type()
-	switch {
-	case t == cty.String:
-		return v.AsString()
-	case t == cty.Number:
-		f, _ := v.AsBigFloat().Float64()
-		return f
-	case t == cty.Bool:
-		return v.True()
-	case t.IsListType() || t.IsSetType() || t.IsTupleType():
-		out := make([]any, 0, v.LengthInt())
-		for it := v.ElementIterator(); it.Next(); {
-			_, e := it.Element()
-			out = append(out, partialGo(e))
-		}
-		return out
-	case t.IsMapType() || t.IsObjectType():
-		out := map[string]any{}
-		for it := v.ElementIterator(); it.Next(); {
-			k, e := it.Element()
-			out[k.AsString()] = partialGo(e)
-		}
-		return out
-	}
-	return UnknownJSON
+	return goValue(v, func(cty.Value, cty.ValueMarks) any { return UnknownJSON })
 }
 
 // jsonEncodeFunc is Terraform's jsonencode; a value only part of which is
