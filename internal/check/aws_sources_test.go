@@ -2,6 +2,7 @@ package check
 
 import (
 	"context"
+	"os"
 	"strings"
 	"testing"
 )
@@ -61,5 +62,25 @@ func TestGlobalAcceleratorPublishes(t *testing.T) {
 	}
 	if !strings.Contains(pathLine(got[0].Path), "aws_globalaccelerator_accelerator.edge") {
 		t.Errorf("path does not name the accelerator: %s", pathLine(got[0].Path))
+	}
+}
+
+// TestOpenGroupOfEndpointTakingNoConnection checks that a group admitting
+// SSH from the internet, attached only to an EC2 Instance Connect endpoint
+// (which takes no connection), is reported at the severity of a group
+// nothing attaches, and says why, not as high.
+func TestOpenGroupOfEndpointTakingNoConnection(t *testing.T) {
+	src, err := os.ReadFile("testdata/aws/instance-connect/main.tf")
+	if err != nil {
+		t.Fatal(err)
+	}
+	open := strings.Replace(string(src), "  egress {\n    from_port   = 22", "  ingress {\n    from_port   = 22\n    to_port     = 22\n    protocol    = \"tcp\"\n    cidr_blocks = [\"0.0.0.0/0\"]\n  }\n  egress {\n    from_port   = 22", 1)
+	if open == string(src) {
+		t.Fatal("the endpoint's group was not opened")
+	}
+	rep := run(t, writeProject(t, open))
+	got := activeOn(rep, RuleWorldOpen, "aws_security_group.eice")
+	if len(got) != 1 || got[0].Severity != Medium || !strings.Contains(got[0].Message, "takes no connection") {
+		t.Errorf("%s on the endpoint's group: %+v, want one medium saying the endpoint takes no connection", RuleWorldOpen, got)
 	}
 }

@@ -274,6 +274,9 @@ type Endpoint struct {
 	// Listens, when set, tells the ports the endpoint really listens on (a
 	// load balancer's listeners); nil: any port may have a listener.
 	Listens func(proto string, port int) bool
+	// SourceOnly: it takes no connection at all (Listens admits no port);
+	// it only opens connections, as a member of its groups.
+	SourceOnly bool
 	// ListensOn says what Listens admits where Ports does not (a range
 	// among a task's host ports), for the hop that refuses a port.
 	ListensOn string

@@ -2,6 +2,7 @@ package check
 
 import (
 	"fmt"
+	"slices"
 	"sort"
 	"strings"
 
@@ -275,6 +276,15 @@ probe:
 	}
 	switch {
 	case sev == Critical:
+	case len(users) > 0 && !slices.ContainsFunc(users, func(e *Endpoint) bool { return !e.SourceOnly }):
+		// Its rules admit no one where it is attached now; wherever
+		// else it may be, they admit the world, as on a group nothing
+		// attaches.
+		var names []string
+		for _, e := range users {
+			names = append(names, e.Addr)
+		}
+		why = fmt.Sprintf("it is attached only to %s, which takes no connection; wherever else it is attached the internet reaches those ports", strings.Join(dedup(names), ", "))
 	case len(users) > 0 || (m.sgUsed[g.Addr] && !g.detached):
 		sev, why = High, "it is attached, but no path from the internet to a listener behind it is proven"
 		if blocked != nil {
