@@ -1007,3 +1007,33 @@ func TestAzureVirtualNetworkTagDefaultRoute(t *testing.T) {
 		t.Errorf("%s on an NSG of default rules behind a default route: %+v, want none", RuleNSGWorldOpen, got)
 	}
 }
+
+// TestAzureAppEmptyRestrictionsDeny checks that, on the apps whose default
+// actions the provider sets, an empty restriction list with a default
+// action of Deny admits no one (no rule matches, the default applies),
+// while an empty list elsewhere, or with the default left to Allow, admits
+// every address.
+func TestAzureAppEmptyRestrictionsDeny(t *testing.T) {
+	deny := "ip_restriction_default_action = \"Deny\"\n    scm_ip_restriction_default_action = \"Deny\""
+	for _, tc := range []struct {
+		name, typ, site, want string
+	}{
+		{"both denied", "azurerm_linux_web_app", deny, ""},
+		{"scm default left", "azurerm_windows_web_app", "ip_restriction_default_action = \"Deny\"", "scm_ip_restriction_default_action is not set"},
+		{"legacy app", "azurerm_app_service", deny, "no scm_ip_restriction"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			src := "resource \"" + tc.typ + "\" \"a\" {\n  name = \"a\"\n  https_only = true\n  site_config {\n    " + tc.site + "\n  }\n}\n"
+			got := activeOn(checkSource(t, src), RuleAzAppOpen, tc.typ+".a")
+			if tc.want == "" {
+				if len(got) > 0 {
+					t.Fatalf("want no %s, got %+v", RuleAzAppOpen, got)
+				}
+				return
+			}
+			if len(got) != 1 || !strings.Contains(got[0].Message, tc.want) {
+				t.Fatalf("want one %s saying %q, got %+v", RuleAzAppOpen, tc.want, got)
+			}
+		})
+	}
+}
