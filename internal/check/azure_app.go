@@ -115,7 +115,7 @@ func (m *Model) restrictionsOpen(sc map[string]any, list, action string, legacy 
 	case unknown(sc, action):
 		return none + action + " is not known statically: read as Allow, admitting what no rule matches", true
 	case def == "":
-		return none + action + " is not set: the azurerm provider defaults it to Allow, which admits every address no rule matches", false
+		return none + action + " is not set: read as Allow, the azurerm provider's default, which admits every address no rule matches", false
 	case strings.EqualFold(def, "Allow"):
 		return none + action + " is Allow: every address no rule matches is admitted", false
 	}

@@ -1037,3 +1037,29 @@ func TestAzureAppEmptyRestrictionsDeny(t *testing.T) {
 		})
 	}
 }
+
+// TestAzapiSiteRestrictions checks that a web app written through the
+// AzAPI provider (Microsoft.Web/sites) is judged by its access
+// restrictions as the azurerm apps are: one with none is open, one that
+// allows a narrow range and denies the rest is not, and one with public
+// network access disabled is not; none is noted as outside the model.
+func TestAzapiSiteRestrictions(t *testing.T) {
+	site := func(name, props string) string {
+		return "resource \"azapi_resource\" \"" + name + "\" {\n  type = \"Microsoft.Web/sites@2024-04-01\"\n  name = \"" + name + "\"\n  parent_id = \"/subscriptions/x/resourceGroups/rg\"\n  body = {\n    kind = \"app,linux\"\n    properties = {\n      httpsOnly = true\n" + props + "\n    }\n  }\n}\n"
+	}
+	src := site("open", "      siteConfig = { ftpsState = \"FtpsOnly\" }") +
+		site("narrow", "      siteConfig = {\n        ftpsState = \"FtpsOnly\"\n        ipSecurityRestrictionsDefaultAction = \"Deny\"\n        scmIpSecurityRestrictionsUseMain = true\n        ipSecurityRestrictions = [{ ipAddress = \"203.0.113.0/24\", action = \"Allow\", priority = 100, name = \"office\" }]\n      }") +
+		site("private", "      publicNetworkAccess = \"Disabled\"")
+	rep := checkSource(t, src)
+	if got := activeOn(rep, RuleAzAppOpen, "azapi_resource.open"); len(got) != 1 || !strings.Contains(got[0].Message, "no scm_ip_restriction") {
+		t.Errorf("%s on the app without restrictions: %+v, want one saying the deployment site has none", RuleAzAppOpen, got)
+	}
+	for _, a := range []string{"azapi_resource.narrow", "azapi_resource.private"} {
+		if got := activeOn(rep, RuleAzAppOpen, a); len(got) > 0 {
+			t.Errorf("%s on %s: %+v, want none", RuleAzAppOpen, a, got)
+		}
+		if got := activeOn(rep, RuleNotEvaluated, a); len(got) > 0 {
+			t.Errorf("%s on %s: %+v, want none", RuleNotEvaluated, a, got)
+		}
+	}
+}
