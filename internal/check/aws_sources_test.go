@@ -84,3 +84,52 @@ func TestOpenGroupOfEndpointTakingNoConnection(t *testing.T) {
 		t.Errorf("%s on the endpoint's group: %+v, want one medium saying the endpoint takes no connection", RuleWorldOpen, got)
 	}
 }
+
+// TestOpenGroupReachedFromNarrowRange checks that a group admitting SSH
+// from every address, on an instance whose subnet routes only one /24 to
+// the internet gateway (so only that range can hold a connection), is not
+// critical: the path exists from that range alone, as AWS-NET-001 says.
+func TestOpenGroupReachedFromNarrowRange(t *testing.T) {
+	rep := run(t, writeProject(t, `resource "aws_vpc" "main" {
+  cidr_block = "10.10.0.0/16"
+}
+resource "aws_internet_gateway" "gw" {
+  vpc_id = aws_vpc.main.id
+}
+resource "aws_subnet" "public" {
+  vpc_id                  = aws_vpc.main.id
+  cidr_block              = "10.10.2.0/24"
+  map_public_ip_on_launch = true
+}
+resource "aws_route_table" "public" {
+  vpc_id = aws_vpc.main.id
+  route {
+    cidr_block = "198.51.100.0/24"
+    gateway_id = aws_internet_gateway.gw.id
+  }
+}
+resource "aws_route_table_association" "public" {
+  subnet_id      = aws_subnet.public.id
+  route_table_id = aws_route_table.public.id
+}
+resource "aws_security_group" "web" {
+  vpc_id = aws_vpc.main.id
+  ingress {
+    from_port   = 22
+    to_port     = 22
+    protocol    = "tcp"
+    cidr_blocks = ["0.0.0.0/0"]
+  }
+}
+resource "aws_instance" "web" {
+  ami                    = "ami-1"
+  instance_type          = "t3.micro"
+  subnet_id              = aws_subnet.public.id
+  vpc_security_group_ids = [aws_security_group.web.id]
+}
+`))
+	got := activeOn(rep, RuleWorldOpen, "aws_security_group.web")
+	if len(got) != 1 || got[0].Severity != High || !strings.Contains(got[0].Message, "198.51.100.0/24") {
+		t.Errorf("%s on the group: %+v, want one high naming the range the path admits", RuleWorldOpen, got)
+	}
+}

@@ -257,12 +257,22 @@ func (m *Model) openGroup(fs *findings, rule string, g *SG, ranges []portRange, 
 	inetRes := m.Internet()
 	var blocked *Result
 	var blockedAt string
+	// narrow is a path found from ranges no wider than one network's
+	// (routes or ACLs confine it): high, naming them, unless another path
+	// admits the internet at large.
+	narrow := ""
 probe:
 	for _, e := range users {
 		for _, o := range ranges {
 			for _, p := range o.probe(e) {
 				res := m.Reach(inetRes, e, o.proto, p)
 				if res.Reachable && len(res.Assumed) == 0 {
+					if m.exposureSeverity(res.From, res.Bound, Critical) < Critical {
+						if narrow == "" {
+							narrow, path = fmt.Sprintf("%s %s is reached from the internet on %s, but only from %s", e.Kind, e.Addr, portText(o.proto, p, p), m.worldText(res.From)), res.Path
+						}
+						continue
+					}
 					sev, path = Critical, res.Path
 					why = fmt.Sprintf("%s %s is reached from the internet on %s", e.Kind, e.Addr, portText(o.proto, p, p))
 					break probe
@@ -276,6 +286,8 @@ probe:
 	}
 	switch {
 	case sev == Critical:
+	case narrow != "":
+		sev, why = High, narrow
 	case len(users) > 0 && !slices.ContainsFunc(users, func(e *Endpoint) bool { return !e.SourceOnly }):
 		// Its rules admit no one where it is attached now; wherever
 		// else it may be, they admit the world, as on a group nothing
