@@ -133,3 +133,49 @@ resource "aws_instance" "web" {
 		t.Errorf("%s on the group: %+v, want one high naming the range the path admits", RuleWorldOpen, got)
 	}
 }
+
+// TestOpenGroupOnlyNamedByRules checks that a group open to the world on
+// SSH that no resource attaches, only another group's rule names as its
+// source, is read as attached to nothing (medium), not as attached, and is
+// not reported as unused either.
+func TestOpenGroupOnlyNamedByRules(t *testing.T) {
+	rep := run(t, writeProject(t, `resource "aws_vpc" "main" {
+  cidr_block = "10.0.0.0/16"
+}
+resource "aws_subnet" "private" {
+  vpc_id     = aws_vpc.main.id
+  cidr_block = "10.0.1.0/24"
+}
+resource "aws_security_group" "bastion" {
+  vpc_id = aws_vpc.main.id
+  ingress {
+    from_port   = 22
+    to_port     = 22
+    protocol    = "tcp"
+    cidr_blocks = ["0.0.0.0/0"]
+  }
+}
+resource "aws_security_group" "app" {
+  vpc_id = aws_vpc.main.id
+  ingress {
+    from_port       = 22
+    to_port         = 22
+    protocol        = "tcp"
+    security_groups = [aws_security_group.bastion.id]
+  }
+}
+resource "aws_instance" "app" {
+  ami                    = "ami-1"
+  instance_type          = "t3.micro"
+  subnet_id              = aws_subnet.private.id
+  vpc_security_group_ids = [aws_security_group.app.id]
+}
+`))
+	got := activeOn(rep, RuleWorldOpen, "aws_security_group.bastion")
+	if len(got) != 1 || got[0].Severity != Medium || !strings.Contains(got[0].Message, "nothing in the scanned code attaches it") {
+		t.Errorf("%s on the group only a rule names: %+v, want one medium saying nothing attaches it", RuleWorldOpen, got)
+	}
+	if got := activeOn(rep, RuleUnusedSG, "aws_security_group.bastion"); len(got) > 0 {
+		t.Errorf("%s on a group a rule names: %+v, want none", RuleUnusedSG, got)
+	}
+}

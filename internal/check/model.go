@@ -47,8 +47,9 @@ type Model struct {
 	// (buildTGWTables); through the others every attached VPC reaches
 	// every other.
 	tgwRead map[string]*tgwTables
-	// sgUsed holds the security groups that something references.
-	sgUsed map[string]bool
+	// sgUsed holds the security groups that something attaches (or may);
+	// sgRef those that a group's rule names as its source or destination.
+	sgUsed, sgRef map[string]bool
 	// detached holds rules whose group is not known statically.
 	detached []*SG
 	// elsewhere holds the stand-ins of security groups named by an ID
@@ -444,7 +445,7 @@ func (m *Model) prefix(r *tf.Resource, what, s string) (netip.Prefix, bool) {
 func Build(res []tf.Resource) *Model {
 	m := &Model{byRef: map[string]*tf.Resource{}, byName: map[[2]string]*tf.Resource{}, vpcs: map[string]*VPC{}, subnets: map[string]*Subnet{},
 		tables: map[string]*RouteTable{}, sgs: map[string]*SG{}, nacls: map[string]*NACL{},
-		igws: map[string]string{}, eips: map[string]bool{}, sgUsed: map[string]bool{},
+		igws: map[string]string{}, eips: map[string]bool{}, sgUsed: map[string]bool{}, sgRef: map[string]bool{},
 		tgws: map[string]map[string]bool{}}
 	byType := map[string][]*tf.Resource{}
 	for i := range res {
