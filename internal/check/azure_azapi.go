@@ -24,7 +24,8 @@ func armType(vals map[string]any) string {
 
 // azapiAsAzurerm returns the azurerm resources that the project's
 // azapi_resources write, by type, each at the azapi_resource's address:
-// an NSG with its inline security rules, a web or function app (or slot)
+// an NSG with its inline security rules, a virtual network (with its
+// inline subnets) and a subnet with its NSG, a web or function app (or slot)
 // with its access restrictions.
 func azapiAsAzurerm(rs []*tf.Resource) map[string][]*tf.Resource {
 	out := map[string][]*tf.Resource{}
@@ -32,6 +33,12 @@ func azapiAsAzurerm(rs []*tf.Resource) map[string][]*tf.Resource {
 		typ := armType(r.Values)
 		if strings.EqualFold(typ, azapiNSGType) {
 			out["azurerm_network_security_group"] = append(out["azurerm_network_security_group"], azapiNSG(r))
+		}
+		if strings.EqualFold(typ, azapiVNetType) {
+			out["azurerm_virtual_network"] = append(out["azurerm_virtual_network"], azapiVNet(r))
+		}
+		if strings.EqualFold(typ, azapiSubnetType) {
+			out["azurerm_subnet"] = append(out["azurerm_subnet"], azapiSubnet(r))
 		}
 		if slices.ContainsFunc(azapiSiteTypes, func(t string) bool { return strings.EqualFold(typ, t) }) {
 			out["azurerm_linux_web_app"] = append(out["azurerm_linux_web_app"], azapiSite(r))
@@ -239,5 +246,97 @@ func azapiRestriction(e any) any {
 		// A tag not known statically may make ipAddress a range.
 	}
 	b["ip_address"] = x["ipAddress"]
+	return b
+}
+
+// The ARM types of a virtual network and of a subnet written on its own.
+const (
+	azapiVNetType   = "Microsoft.Network/virtualNetworks"
+	azapiSubnetType = "Microsoft.Network/virtualNetworks/subnets"
+)
+
+// azapiVNet reads a virtual network's body as an azurerm_virtual_network:
+// addressSpace.addressPrefixes its address_space, each of subnets a subnet
+// block with its NSG.
+func azapiVNet(r *tf.Resource) *tf.Resource {
+	out := *r
+	out.Type = "azurerm_virtual_network"
+	out.Values = map[string]any{"name": r.Values["name"]}
+	body, why := azapiBody(r.Values["body"])
+	props, ok := body["properties"].(map[string]any)
+	if why != "" || !ok {
+		out.Values["address_space"] = tf.Unknown{Why: "address space not known statically"}
+		return &out
+	}
+	switch sp := props["addressSpace"].(type) {
+	case map[string]any:
+		out.Values["address_space"] = sp["addressPrefixes"]
+	case tf.Unknown:
+		out.Values["address_space"] = sp
+	}
+	if l, ok := props["subnets"].([]any); ok {
+		var subnets []any
+		for _, e := range l {
+			sn, ok := e.(map[string]any)
+			if !ok {
+				continue
+			}
+			b := azapiSubnetProps(sn["properties"])
+			b["name"] = sn["name"]
+			if id, ok := b["network_security_group_id"]; ok {
+				b["security_group"] = id
+			}
+			subnets = append(subnets, b)
+		}
+		out.Values["subnet"] = subnets
+	}
+	return &out
+}
+
+// azapiSubnet reads a subnet's body as an azurerm_subnet of the virtual
+// network its parent_id names, its NSG as azurerm before 2.0 named it
+// (network_security_group_id).
+func azapiSubnet(r *tf.Resource) *tf.Resource {
+	out := *r
+	out.Type = "azurerm_subnet"
+	body, why := azapiBody(r.Values["body"])
+	var props any = tf.Unknown{Why: why}
+	if why == "" {
+		props = body["properties"]
+	}
+	out.Values = azapiSubnetProps(props)
+	out.Values["name"], out.Values["virtual_network_name"] = r.Values["name"], r.Values["parent_id"]
+	return &out
+}
+
+// azapiSubnetProps maps a subnet's ARM properties to azurerm's arguments:
+// addressPrefix and addressPrefixes, networkSecurityGroup ({id}).
+func azapiSubnetProps(p any) map[string]any {
+	b := map[string]any{}
+	props, ok := p.(map[string]any)
+	if !ok {
+		u := tf.Unknown{Why: "subnet properties not known statically"}
+		b["address_prefixes"], b["network_security_group_id"] = u, u
+		return b
+	}
+	var prefixes []any
+	if v, ok := props["addressPrefix"]; ok && v != nil {
+		prefixes = append(prefixes, v)
+	}
+	switch l := props["addressPrefixes"].(type) {
+	case []any:
+		prefixes = append(prefixes, l...)
+	case tf.Unknown:
+		b["address_prefixes"] = l
+	}
+	if _, unk := b["address_prefixes"]; !unk {
+		b["address_prefixes"] = prefixes
+	}
+	switch g := props["networkSecurityGroup"].(type) {
+	case map[string]any:
+		b["network_security_group_id"] = g["id"]
+	case tf.Unknown:
+		b["network_security_group_id"] = g
+	}
 	return b
 }

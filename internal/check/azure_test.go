@@ -1063,3 +1063,20 @@ func TestAzapiSiteRestrictions(t *testing.T) {
 		}
 	}
 }
+
+// TestAzapiNetwork checks that a virtual network and subnet written
+// through the AzAPI provider are read as the azurerm ones: the subnet's
+// NSG governs it, and the machine in it on a public IP is reached from the
+// internet on SSH; neither is noted as outside the model.
+func TestAzapiNetwork(t *testing.T) {
+	rep := run(t, "testdata/azure/azapi-network")
+	got := activeOn(rep, RuleAzExposedPort, "azurerm_linux_virtual_machine.vm")
+	if len(got) != 1 || got[0].Severity != Critical || !strings.Contains(got[0].Message, "tcp 22 (SSH)") || !strings.Contains(pathLine(got[0].Path), "azapi_resource.subnet") {
+		t.Errorf("%s on the machine: %+v, want one critical for SSH through the subnet", RuleAzExposedPort, got)
+	}
+	for _, a := range []string{"azapi_resource.vnet", "azapi_resource.subnet"} {
+		if got := activeOn(rep, RuleNotEvaluated, a); len(got) > 0 {
+			t.Errorf("%s on %s: %+v, want none", RuleNotEvaluated, a, got)
+		}
+	}
+}

@@ -152,8 +152,9 @@ func azapiSignal(vals map[string]any, update bool) string {
 		return "it sets type (not known statically)"
 	}
 	typ := armType(vals)
-	if !update && (strings.EqualFold(typ, azapiNSGType) || slices.ContainsFunc(azapiSiteTypes, func(t string) bool { return strings.EqualFold(typ, t) })) {
-		return "" // read as the azurerm NSG or app it writes
+	read := append([]string{azapiNSGType, azapiVNetType, azapiSubnetType}, azapiSiteTypes...)
+	if !update && slices.ContainsFunc(read, func(t string) bool { return strings.EqualFold(typ, t) }) {
+		return "" // read as the azurerm NSG, network, subnet or app it writes
 	}
 	for _, p := range azapiInert {
 		if !strings.HasSuffix(p, "/") {
