@@ -25,7 +25,7 @@ func armType(vals map[string]any) string {
 // azapiAsAzurerm returns the azurerm resources that the project's
 // azapi_resources write, by type, each at the azapi_resource's address:
 // an NSG with its inline security rules, a virtual network (with its
-// inline subnets) and a subnet with its NSG, a web or function app (or slot)
+// inline subnets), a subnet with its NSG and a peering, a web or function app (or slot)
 // with its access restrictions.
 func azapiAsAzurerm(rs []*tf.Resource) map[string][]*tf.Resource {
 	out := map[string][]*tf.Resource{}
@@ -39,6 +39,9 @@ func azapiAsAzurerm(rs []*tf.Resource) map[string][]*tf.Resource {
 		}
 		if strings.EqualFold(typ, azapiSubnetType) {
 			out["azurerm_subnet"] = append(out["azurerm_subnet"], azapiSubnet(r))
+		}
+		if strings.EqualFold(typ, azapiPeeringType) {
+			out["azurerm_virtual_network_peering"] = append(out["azurerm_virtual_network_peering"], azapiPeering(r))
 		}
 		if slices.ContainsFunc(azapiSiteTypes, func(t string) bool { return strings.EqualFold(typ, t) }) {
 			out["azurerm_linux_web_app"] = append(out["azurerm_linux_web_app"], azapiSite(r))
@@ -249,11 +252,42 @@ func azapiRestriction(e any) any {
 	return b
 }
 
-// The ARM types of a virtual network and of a subnet written on its own.
+// The ARM types of a virtual network, of a subnet written on its own and
+// of a peering.
 const (
-	azapiVNetType   = "Microsoft.Network/virtualNetworks"
-	azapiSubnetType = "Microsoft.Network/virtualNetworks/subnets"
+	azapiVNetType    = "Microsoft.Network/virtualNetworks"
+	azapiSubnetType  = "Microsoft.Network/virtualNetworks/subnets"
+	azapiPeeringType = "Microsoft.Network/virtualNetworks/virtualNetworkPeerings"
 )
+
+// azapiPeering reads a peering's body as an azurerm_virtual_network_peering
+// of the network its parent_id names: remoteVirtualNetwork ({id}) the
+// remote network, allowVirtualNetworkAccess and allowForwardedTraffic as
+// azurerm's arguments (ARM's defaults are azurerm's).
+func azapiPeering(r *tf.Resource) *tf.Resource {
+	out := *r
+	out.Type = "azurerm_virtual_network_peering"
+	out.Values = map[string]any{"name": r.Values["name"], "virtual_network_name": r.Values["parent_id"]}
+	body, why := azapiBody(r.Values["body"])
+	props, ok := body["properties"].(map[string]any)
+	if why != "" || !ok {
+		u := tf.Unknown{Why: "peering properties not known statically"}
+		out.Values["remote_virtual_network_id"], out.Values["allow_virtual_network_access"], out.Values["allow_forwarded_traffic"] = u, u, u
+		return &out
+	}
+	switch rv := props["remoteVirtualNetwork"].(type) {
+	case map[string]any:
+		out.Values["remote_virtual_network_id"] = rv["id"]
+	case tf.Unknown:
+		out.Values["remote_virtual_network_id"] = rv
+	}
+	for arm, k := range map[string]string{"allowVirtualNetworkAccess": "allow_virtual_network_access", "allowForwardedTraffic": "allow_forwarded_traffic"} {
+		if v, ok := props[arm]; ok && v != nil {
+			out.Values[k] = v
+		}
+	}
+	return &out
+}
 
 // azapiVNet reads a virtual network's body as an azurerm_virtual_network:
 // addressSpace.addressPrefixes its address_space, each of subnets a subnet

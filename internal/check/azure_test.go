@@ -1080,3 +1080,29 @@ func TestAzapiNetwork(t *testing.T) {
 		}
 	}
 }
+
+// TestAzapiPeering checks that peerings written through the AzAPI provider
+// join their networks as azurerm's do: the peered network's subnet reaches
+// the machine's SSH, which its NSG admits from VirtualNetwork.
+func TestAzapiPeering(t *testing.T) {
+	const dir = "testdata/azure/azapi-peering"
+	acc, err := Reachability(context.Background(), Config{Paths: []string{dir}}, "azurerm_linux_virtual_machine.db")
+	if err != nil {
+		t.Fatal(err)
+	}
+	found := false
+	for _, a := range acc {
+		if strings.Contains(a.Source, "azapi_resource.app") && a.Port == 22 {
+			found = true
+		}
+	}
+	if !found {
+		t.Errorf("the peered network does not reach the machine's SSH: %+v", acc)
+	}
+	rep := run(t, dir)
+	for _, a := range []string{"azapi_resource.app_data", "azapi_resource.data_app"} {
+		if got := activeOn(rep, RuleNotEvaluated, a); len(got) > 0 {
+			t.Errorf("%s on %s: %+v, want none", RuleNotEvaluated, a, got)
+		}
+	}
+}

@@ -152,9 +152,9 @@ func azapiSignal(vals map[string]any, update bool) string {
 		return "it sets type (not known statically)"
 	}
 	typ := armType(vals)
-	read := append([]string{azapiNSGType, azapiVNetType, azapiSubnetType}, azapiSiteTypes...)
+	read := append([]string{azapiNSGType, azapiVNetType, azapiSubnetType, azapiPeeringType}, azapiSiteTypes...)
 	if !update && slices.ContainsFunc(read, func(t string) bool { return strings.EqualFold(typ, t) }) {
-		return "" // read as the azurerm NSG, network, subnet or app it writes
+		return "" // read as the azurerm NSG, network, subnet, peering or app it writes
 	}
 	for _, p := range azapiInert {
 		if !strings.HasSuffix(p, "/") {
