@@ -13,7 +13,7 @@ import "moat/internal/check/tf"
 // and a note says so.
 func (m *Model) clientVPNs(byType map[string][]*tf.Resource, add func(*Endpoint)) {
 	for _, r := range byType["aws_ec2_client_vpn_network_association"] {
-		e := &Endpoint{Addr: r.Address, Kind: "client VPN", Res: r, Listens: func(string, int) bool { return false }}
+		e := sourceOnly(r, "client VPN")
 		e.Subnets = m.subnetsIn(e, r.Values, "subnet_id")
 		if vpn := m.lookup(m.ref(r.Values, "client_vpn_endpoint_id")); vpn != nil {
 			m.attachSGs(e, vpn.Values, "security_group_ids")
@@ -35,7 +35,7 @@ func (m *Model) clientVPNs(byType map[string][]*tf.Resource, add func(*Endpoint)
 // is read as the endpoint's, and a note says so.
 func (m *Model) instanceConnectEndpoints(byType map[string][]*tf.Resource, add func(*Endpoint)) {
 	for _, r := range byType["aws_ec2_instance_connect_endpoint"] {
-		e := &Endpoint{Addr: r.Address, Kind: "instance connect endpoint", Res: r, Listens: func(string, int) bool { return false }}
+		e := sourceOnly(r, "instance connect endpoint")
 		e.Subnets = m.subnetsIn(e, r.Values, "subnet_id")
 		m.attachSGs(e, r.Values, "security_group_ids")
 		if boolean(r.Values, "preserve_client_ip", true) || unknown(r.Values, "preserve_client_ip") {

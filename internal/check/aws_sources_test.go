@@ -2,6 +2,7 @@ package check
 
 import (
 	"context"
+	"os"
 	"strings"
 	"testing"
 )
@@ -61,5 +62,120 @@ func TestGlobalAcceleratorPublishes(t *testing.T) {
 	}
 	if !strings.Contains(pathLine(got[0].Path), "aws_globalaccelerator_accelerator.edge") {
 		t.Errorf("path does not name the accelerator: %s", pathLine(got[0].Path))
+	}
+}
+
+// TestOpenGroupOfEndpointTakingNoConnection checks that a group admitting
+// SSH from the internet, attached only to an EC2 Instance Connect endpoint
+// (which takes no connection), is reported at the severity of a group
+// nothing attaches, and says why, not as high.
+func TestOpenGroupOfEndpointTakingNoConnection(t *testing.T) {
+	src, err := os.ReadFile("testdata/aws/instance-connect/main.tf")
+	if err != nil {
+		t.Fatal(err)
+	}
+	open := strings.Replace(string(src), "  egress {\n    from_port   = 22", "  ingress {\n    from_port   = 22\n    to_port     = 22\n    protocol    = \"tcp\"\n    cidr_blocks = [\"0.0.0.0/0\"]\n  }\n  egress {\n    from_port   = 22", 1)
+	if open == string(src) {
+		t.Fatal("the endpoint's group was not opened")
+	}
+	rep := run(t, writeProject(t, open))
+	got := activeOn(rep, RuleWorldOpen, "aws_security_group.eice")
+	if len(got) != 1 || got[0].Severity != Medium || !strings.Contains(got[0].Message, "takes no connection") {
+		t.Errorf("%s on the endpoint's group: %+v, want one medium saying the endpoint takes no connection", RuleWorldOpen, got)
+	}
+}
+
+// TestOpenGroupReachedFromNarrowRange checks that a group admitting SSH
+// from every address, on an instance whose subnet routes only one /24 to
+// the internet gateway (so only that range can hold a connection), is not
+// critical: the path exists from that range alone, as AWS-NET-001 says.
+func TestOpenGroupReachedFromNarrowRange(t *testing.T) {
+	rep := run(t, writeProject(t, `resource "aws_vpc" "main" {
+  cidr_block = "10.10.0.0/16"
+}
+resource "aws_internet_gateway" "gw" {
+  vpc_id = aws_vpc.main.id
+}
+resource "aws_subnet" "public" {
+  vpc_id                  = aws_vpc.main.id
+  cidr_block              = "10.10.2.0/24"
+  map_public_ip_on_launch = true
+}
+resource "aws_route_table" "public" {
+  vpc_id = aws_vpc.main.id
+  route {
+    cidr_block = "198.51.100.0/24"
+    gateway_id = aws_internet_gateway.gw.id
+  }
+}
+resource "aws_route_table_association" "public" {
+  subnet_id      = aws_subnet.public.id
+  route_table_id = aws_route_table.public.id
+}
+resource "aws_security_group" "web" {
+  vpc_id = aws_vpc.main.id
+  ingress {
+    from_port   = 22
+    to_port     = 22
+    protocol    = "tcp"
+    cidr_blocks = ["0.0.0.0/0"]
+  }
+}
+resource "aws_instance" "web" {
+  ami                    = "ami-1"
+  instance_type          = "t3.micro"
+  subnet_id              = aws_subnet.public.id
+  vpc_security_group_ids = [aws_security_group.web.id]
+}
+`))
+	got := activeOn(rep, RuleWorldOpen, "aws_security_group.web")
+	if len(got) != 1 || got[0].Severity != High || !strings.Contains(got[0].Message, "198.51.100.0/24") {
+		t.Errorf("%s on the group: %+v, want one high naming the range the path admits", RuleWorldOpen, got)
+	}
+}
+
+// TestOpenGroupOnlyNamedByRules checks that a group open to the world on
+// SSH that no resource attaches, only another group's rule names as its
+// source, is read as attached to nothing (medium), not as attached, and is
+// not reported as unused either.
+func TestOpenGroupOnlyNamedByRules(t *testing.T) {
+	rep := run(t, writeProject(t, `resource "aws_vpc" "main" {
+  cidr_block = "10.0.0.0/16"
+}
+resource "aws_subnet" "private" {
+  vpc_id     = aws_vpc.main.id
+  cidr_block = "10.0.1.0/24"
+}
+resource "aws_security_group" "bastion" {
+  vpc_id = aws_vpc.main.id
+  ingress {
+    from_port   = 22
+    to_port     = 22
+    protocol    = "tcp"
+    cidr_blocks = ["0.0.0.0/0"]
+  }
+}
+resource "aws_security_group" "app" {
+  vpc_id = aws_vpc.main.id
+  ingress {
+    from_port       = 22
+    to_port         = 22
+    protocol        = "tcp"
+    security_groups = [aws_security_group.bastion.id]
+  }
+}
+resource "aws_instance" "app" {
+  ami                    = "ami-1"
+  instance_type          = "t3.micro"
+  subnet_id              = aws_subnet.private.id
+  vpc_security_group_ids = [aws_security_group.app.id]
+}
+`))
+	got := activeOn(rep, RuleWorldOpen, "aws_security_group.bastion")
+	if len(got) != 1 || got[0].Severity != Medium || !strings.Contains(got[0].Message, "nothing in the scanned code attaches it") {
+		t.Errorf("%s on the group only a rule names: %+v, want one medium saying nothing attaches it", RuleWorldOpen, got)
+	}
+	if got := activeOn(rep, RuleUnusedSG, "aws_security_group.bastion"); len(got) > 0 {
+		t.Errorf("%s on a group a rule names: %+v, want none", RuleUnusedSG, got)
 	}
 }

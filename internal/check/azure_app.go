@@ -26,7 +26,7 @@ const (
 func azureAppRules() []Rule {
 	return []Rule{
 		{RuleAzAppOpen, Medium, "App Service, Function App or Container App admits every internet address",
-			"A web app, function app or one of their slots leaves public network access on and its access restrictions admit every address: no ip_restriction (or scm_ip_restriction) block, an allow of 0.0.0.0/0 or ::/0 without header filters, or allows that together hold the internet at large (public ranges wider than a /8, as AZ-NET-005 reads them; an entry's comma-separated ranges included), an allow of the service tag AzureFrontDoor.Backend or AzureCloud without header filters (every tenant's Front Door profiles and machines send from those addresses: a profile anyone makes forwards the whole internet unless x_azure_fdid names the site's own; a headers block of empty lists filters nothing), or a default action of Allow for addresses no rule matches. The azurerm provider defaults ip_restriction_default_action and scm_ip_restriction_default_action to Allow on azurerm_linux_web_app, azurerm_windows_web_app, the function apps and their slots, so restrictions there admit everyone unless the default action is Deny; on azurerm_app_service and azurerm_function_app (azurerm before 4.0) the rules end in an implicit deny. The deployment (SCM, Kudu) site open to the internet is medium; the main site alone, which many apps serve to everyone on purpose, is low. A container app whose ingress is external (external_enabled), in an environment that faces the internet (not internal_load_balancer_enabled, public_network_access not Disabled), is reported when its ip_security_restriction entries allow no narrower range (entries that only deny leave every other address in): low over HTTP, medium over TCP transport, a raw port on the internet. Restrictions that are not known statically (a dynamic block over a variable) are read as admitting everyone, and the finding says so.",
+			"A web app, function app or one of their slots leaves public network access on and its access restrictions admit every address: no ip_restriction (or scm_ip_restriction) block (on the resources whose default actions the provider sets, only with a default action other than Deny: no rule matches, the default decides), an allow of 0.0.0.0/0 or ::/0 without header filters, or allows that together hold the internet at large (public ranges wider than a /8, as AZ-NET-005 reads them; an entry's comma-separated ranges included), an allow of the service tag AzureFrontDoor.Backend or AzureCloud without header filters (every tenant's Front Door profiles and machines send from those addresses: a profile anyone makes forwards the whole internet unless x_azure_fdid names the site's own; a headers block of empty lists filters nothing), or a default action of Allow for addresses no rule matches. The azurerm provider defaults ip_restriction_default_action and scm_ip_restriction_default_action to Allow on azurerm_linux_web_app, azurerm_windows_web_app, the function apps and their slots, so restrictions there admit everyone unless the default action is Deny; on azurerm_app_service and azurerm_function_app (azurerm before 4.0) the rules end in an implicit deny. The deployment (SCM, Kudu) site open to the internet is medium; the main site alone, which many apps serve to everyone on purpose, is low. A container app whose ingress is external (external_enabled), in an environment that faces the internet (not internal_load_balancer_enabled, public_network_access not Disabled), is reported when its ip_security_restriction entries allow no narrower range (entries that only deny leave every other address in): low over HTTP, medium over TCP transport, a raw port on the internet. Restrictions that are not known statically (a dynamic block over a variable) are read as admitting everyone, and the finding says so.",
 			"Set public_network_access_enabled = false and reach the app through a private endpoint or Front Door, or list ip_restriction and scm_ip_restriction entries with ip_restriction_default_action = \"Deny\" and scm_ip_restriction_default_action = \"Deny\" (or scm_use_main_ip_restriction = true); on a container app, allow only the ranges that need it in ip_security_restriction, or set external_enabled = false or an internal environment."},
 		{RuleAzWeakTLS, Medium, "Azure service accepts plaintext or TLS below 1.2",
 			"A web app or function app does not set https_only = true (its default is false, so it answers plain HTTP), admits FTP beside FTPS (ftps_state = \"AllAllowed\", the platform's default for azurerm_app_service and azurerm_function_app when unset) or admits TLS 1.0 or 1.1 (minimum_tls_version, scm_minimum_tls_version, min_tls_version); a Redis cache opens its non-TLS port (enable_non_ssl_port, non_ssl_port_enabled) or admits TLS below 1.2; a storage account admits HTTP (enable_https_traffic_only, https_traffic_only_enabled = false) or TLS below 1.2; a container app's external ingress allows insecure connections (allow_insecure_connections = true), answering HTTP rather than redirecting it; an Azure SQL server admits TLS below 1.2; a PostgreSQL, MySQL or MariaDB single server turns SSL enforcement off (ssl_enforcement_enabled = false) or admits TLS below 1.2, or a flexible server's require_secure_transport parameter is OFF; an Application Gateway serves plain HTTP on a listener of a public frontend that its routing rules do not redirect to HTTPS (AWS-LB-001 is the AWS counterpart). Credentials and data then cross the network readable.",
@@ -60,8 +60,13 @@ func (m *Model) restrictionsOpen(sc map[string]any, list, action string, legacy 
 		return list + " is not known statically: read as admitting every address", true
 	}
 	entries := blocks(sc, list)
+	none := ""
 	if len(entries) == 0 {
-		return "no " + list + ": App Service admits every address", false
+		if legacy {
+			return "no " + list + ": App Service admits every address", false
+		}
+		// No rule matches: the default action decides.
+		none = "no " + list + " and "
 	}
 	// The ranges the entries allow, read together: ranges that span the
 	// internet at large between them admit it as one would.
@@ -108,11 +113,11 @@ func (m *Model) restrictionsOpen(sc map[string]any, list, action string, legacy 
 	}
 	switch def := str(sc, action); {
 	case unknown(sc, action):
-		return action + " is not known statically: read as Allow, admitting what no rule matches", true
+		return none + action + " is not known statically: read as Allow, admitting what no rule matches", true
 	case def == "":
-		return action + " is not set: the azurerm provider defaults it to Allow, which admits every address no rule matches", false
+		return none + action + " is not set: read as Allow, the azurerm provider's default, which admits every address no rule matches", false
 	case strings.EqualFold(def, "Allow"):
-		return action + " is Allow: every address no rule matches is admitted", false
+		return none + action + " is Allow: every address no rule matches is admitted", false
 	}
 	return "", false
 }

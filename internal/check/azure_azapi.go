@@ -2,6 +2,7 @@ package check
 
 import (
 	"encoding/json"
+	"slices"
 	"strings"
 
 	"moat/internal/check/tf"
@@ -23,12 +24,27 @@ func armType(vals map[string]any) string {
 
 // azapiAsAzurerm returns the azurerm resources that the project's
 // azapi_resources write, by type, each at the azapi_resource's address:
-// an NSG with its inline security rules.
+// an NSG with its inline security rules, a virtual network (with its
+// inline subnets), a subnet with its NSG and a peering, a web or function app (or slot)
+// with its access restrictions.
 func azapiAsAzurerm(rs []*tf.Resource) map[string][]*tf.Resource {
 	out := map[string][]*tf.Resource{}
 	for _, r := range rs {
-		if strings.EqualFold(armType(r.Values), azapiNSGType) {
+		typ := armType(r.Values)
+		if strings.EqualFold(typ, azapiNSGType) {
 			out["azurerm_network_security_group"] = append(out["azurerm_network_security_group"], azapiNSG(r))
+		}
+		if strings.EqualFold(typ, azapiVNetType) {
+			out["azurerm_virtual_network"] = append(out["azurerm_virtual_network"], azapiVNet(r))
+		}
+		if strings.EqualFold(typ, azapiSubnetType) {
+			out["azurerm_subnet"] = append(out["azurerm_subnet"], azapiSubnet(r))
+		}
+		if strings.EqualFold(typ, azapiPeeringType) {
+			out["azurerm_virtual_network_peering"] = append(out["azurerm_virtual_network_peering"], azapiPeering(r))
+		}
+		if slices.ContainsFunc(azapiSiteTypes, func(t string) bool { return strings.EqualFold(typ, t) }) {
+			out["azurerm_linux_web_app"] = append(out["azurerm_linux_web_app"], azapiSite(r))
 		}
 	}
 	return out
@@ -42,26 +58,17 @@ func azapiNSG(r *tf.Resource) *tf.Resource {
 	out := *r
 	out.Type = "azurerm_network_security_group"
 	out.Values = map[string]any{"name": r.Values["name"]}
-	body := r.Values["body"]
-	if text, ok := body.(string); ok {
-		var v any
-		if json.Unmarshal([]byte(text), &v) != nil {
-			out.Values["security_rule"] = tf.Unknown{Why: "body is not JSON"}
-			return &out
-		}
-		body = v
-	}
 	var rules any
-	switch b := body.(type) {
-	case map[string]any:
+	switch b, why := azapiBody(r.Values["body"]); {
+	case why != "":
+		rules = tf.Unknown{Why: why}
+	default:
 		switch p := b["properties"].(type) {
 		case map[string]any:
 			rules = p["securityRules"]
 		case tf.Unknown:
 			rules = p
 		}
-	case tf.Unknown:
-		rules = b
 	}
 	switch l := rules.(type) {
 	case []any:
@@ -79,6 +86,25 @@ func azapiNSG(r *tf.Resource) *tf.Resource {
 		out.Values["security_rule"] = l
 	}
 	return &out
+}
+
+// azapiBody returns an azapi_resource's body as a map (from the JSON text
+// azapi before 2.0 took too), or why it cannot be read.
+func azapiBody(body any) (map[string]any, string) {
+	if text, ok := body.(string); ok {
+		var v any
+		if json.Unmarshal([]byte(text), &v) != nil {
+			return nil, "body is not JSON"
+		}
+		body = v
+	}
+	switch b := body.(type) {
+	case map[string]any:
+		return b, ""
+	case tf.Unknown:
+		return nil, "body not known statically"
+	}
+	return nil, "body is not an object"
 }
 
 // azapiRuleNames maps an ARM security rule's properties to azurerm's.
@@ -124,6 +150,227 @@ func azapiRule(rule map[string]any) map[string]any {
 		case tf.Unknown:
 			b[k] = l
 		}
+	}
+	return b
+}
+
+// azapiSiteTypes are the ARM types of a web or function app and of its
+// deployment slots.
+var azapiSiteTypes = []string{"Microsoft.Web/sites", "Microsoft.Web/sites/slots"}
+
+// azapiSiteNames maps an app's siteConfig properties to azurerm's
+// site_config arguments.
+var azapiSiteNames = map[string]string{
+	"ipSecurityRestrictionsDefaultAction":    "ip_restriction_default_action",
+	"scmIpSecurityRestrictionsDefaultAction": "scm_ip_restriction_default_action",
+	"scmIpSecurityRestrictionsUseMain":       "scm_use_main_ip_restriction",
+	"ftpsState":                              "ftps_state",
+	"minTlsVersion":                          "minimum_tls_version",
+	"scmMinTlsVersion":                       "scm_minimum_tls_version",
+}
+
+// azapiSite reads an app's body as an azurerm_linux_web_app (the kind
+// whose restrictions the provider and ARM alike end in the default action,
+// Allow where it is not set): publicNetworkAccess, httpsOnly and siteConfig
+// with its access restrictions, each {ipAddress, action, tag, headers,
+// vnetSubnetResourceId} an ip_restriction block (a tag of ServiceTag names
+// the service tag in ipAddress). What is not known statically stays so.
+func azapiSite(r *tf.Resource) *tf.Resource {
+	out := *r
+	out.Type = "azurerm_linux_web_app"
+	out.Values = map[string]any{"name": r.Values["name"]}
+	body, why := azapiBody(r.Values["body"])
+	if why != "" {
+		u := tf.Unknown{Why: why}
+		out.Values["public_network_access_enabled"], out.Values["https_only"], out.Values["site_config"] = u, u, u
+		return &out
+	}
+	props, ok := body["properties"].(map[string]any)
+	if !ok {
+		u := tf.Unknown{Why: "properties not known statically"}
+		out.Values["public_network_access_enabled"], out.Values["https_only"], out.Values["site_config"] = u, u, u
+		return &out
+	}
+	switch v := props["publicNetworkAccess"].(type) {
+	case string:
+		out.Values["public_network_access_enabled"] = !strings.EqualFold(v, "Disabled")
+	case tf.Unknown:
+		out.Values["public_network_access_enabled"] = v
+	}
+	if v, ok := props["httpsOnly"]; ok {
+		out.Values["https_only"] = v
+	}
+	var sc map[string]any
+	switch c := props["siteConfig"].(type) {
+	case map[string]any:
+		sc = map[string]any{}
+		for arm, k := range azapiSiteNames {
+			if v, ok := c[arm]; ok {
+				sc[k] = v
+			}
+		}
+		for arm, k := range map[string]string{"ipSecurityRestrictions": "ip_restriction", "scmIpSecurityRestrictions": "scm_ip_restriction"} {
+			switch l := c[arm].(type) {
+			case []any:
+				var entries []any
+				for _, e := range l {
+					entries = append(entries, azapiRestriction(e))
+				}
+				sc[k] = entries
+			case tf.Unknown:
+				sc[k] = l
+			}
+		}
+	case tf.Unknown:
+		out.Values["site_config"] = c
+		return &out
+	}
+	if sc != nil {
+		out.Values["site_config"] = []any{sc}
+	}
+	return &out
+}
+
+// azapiRestriction reads one ARM access restriction as an ip_restriction
+// block.
+func azapiRestriction(e any) any {
+	x, ok := e.(map[string]any)
+	if !ok {
+		return map[string]any{"ip_address": tf.Unknown{Why: "access restriction not known statically"}}
+	}
+	b := map[string]any{"action": x["action"], "headers": x["headers"], "virtual_network_subnet_id": x["vnetSubnetResourceId"]}
+	switch tag := x["tag"].(type) {
+	case string:
+		if strings.EqualFold(tag, "ServiceTag") {
+			b["service_tag"] = x["ipAddress"]
+			return b
+		}
+	case tf.Unknown:
+		// A tag not known statically may make ipAddress a range.
+	}
+	b["ip_address"] = x["ipAddress"]
+	return b
+}
+
+// The ARM types of a virtual network, of a subnet written on its own and
+// of a peering.
+const (
+	azapiVNetType    = "Microsoft.Network/virtualNetworks"
+	azapiSubnetType  = "Microsoft.Network/virtualNetworks/subnets"
+	azapiPeeringType = "Microsoft.Network/virtualNetworks/virtualNetworkPeerings"
+)
+
+// azapiPeering reads a peering's body as an azurerm_virtual_network_peering
+// of the network its parent_id names: remoteVirtualNetwork ({id}) the
+// remote network, allowVirtualNetworkAccess and allowForwardedTraffic as
+// azurerm's arguments (ARM's defaults are azurerm's).
+func azapiPeering(r *tf.Resource) *tf.Resource {
+	out := *r
+	out.Type = "azurerm_virtual_network_peering"
+	out.Values = map[string]any{"name": r.Values["name"], "virtual_network_name": r.Values["parent_id"]}
+	body, why := azapiBody(r.Values["body"])
+	props, ok := body["properties"].(map[string]any)
+	if why != "" || !ok {
+		u := tf.Unknown{Why: "peering properties not known statically"}
+		out.Values["remote_virtual_network_id"], out.Values["allow_virtual_network_access"], out.Values["allow_forwarded_traffic"] = u, u, u
+		return &out
+	}
+	switch rv := props["remoteVirtualNetwork"].(type) {
+	case map[string]any:
+		out.Values["remote_virtual_network_id"] = rv["id"]
+	case tf.Unknown:
+		out.Values["remote_virtual_network_id"] = rv
+	}
+	for arm, k := range map[string]string{"allowVirtualNetworkAccess": "allow_virtual_network_access", "allowForwardedTraffic": "allow_forwarded_traffic"} {
+		if v, ok := props[arm]; ok && v != nil {
+			out.Values[k] = v
+		}
+	}
+	return &out
+}
+
+// azapiVNet reads a virtual network's body as an azurerm_virtual_network:
+// addressSpace.addressPrefixes its address_space, each of subnets a subnet
+// block with its NSG.
+func azapiVNet(r *tf.Resource) *tf.Resource {
+	out := *r
+	out.Type = "azurerm_virtual_network"
+	out.Values = map[string]any{"name": r.Values["name"]}
+	body, why := azapiBody(r.Values["body"])
+	props, ok := body["properties"].(map[string]any)
+	if why != "" || !ok {
+		out.Values["address_space"] = tf.Unknown{Why: "address space not known statically"}
+		return &out
+	}
+	switch sp := props["addressSpace"].(type) {
+	case map[string]any:
+		out.Values["address_space"] = sp["addressPrefixes"]
+	case tf.Unknown:
+		out.Values["address_space"] = sp
+	}
+	if l, ok := props["subnets"].([]any); ok {
+		var subnets []any
+		for _, e := range l {
+			sn, ok := e.(map[string]any)
+			if !ok {
+				continue
+			}
+			b := azapiSubnetProps(sn["properties"])
+			b["name"] = sn["name"]
+			if id, ok := b["network_security_group_id"]; ok {
+				b["security_group"] = id
+			}
+			subnets = append(subnets, b)
+		}
+		out.Values["subnet"] = subnets
+	}
+	return &out
+}
+
+// azapiSubnet reads a subnet's body as an azurerm_subnet of the virtual
+// network its parent_id names, its NSG as azurerm before 2.0 named it
+// (network_security_group_id).
+func azapiSubnet(r *tf.Resource) *tf.Resource {
+	out := *r
+	out.Type = "azurerm_subnet"
+	body, why := azapiBody(r.Values["body"])
+	var props any = tf.Unknown{Why: why}
+	if why == "" {
+		props = body["properties"]
+	}
+	out.Values = azapiSubnetProps(props)
+	out.Values["name"], out.Values["virtual_network_name"] = r.Values["name"], r.Values["parent_id"]
+	return &out
+}
+
+// azapiSubnetProps maps a subnet's ARM properties to azurerm's arguments:
+// addressPrefix and addressPrefixes, networkSecurityGroup ({id}).
+func azapiSubnetProps(p any) map[string]any {
+	b := map[string]any{}
+	props, ok := p.(map[string]any)
+	if !ok {
+		u := tf.Unknown{Why: "subnet properties not known statically"}
+		b["address_prefixes"], b["network_security_group_id"] = u, u
+		return b
+	}
+	var prefixes []any
+	if v, ok := props["addressPrefix"]; ok && v != nil {
+		prefixes = append(prefixes, v)
+	}
+	switch l := props["addressPrefixes"].(type) {
+	case []any:
+		prefixes = append(prefixes, l...)
+	case tf.Unknown:
+		b["address_prefixes"] = l
+	}
+	if _, unk := b["address_prefixes"]; !unk {
+		b["address_prefixes"] = prefixes
+	}
+	switch g := props["networkSecurityGroup"].(type) {
+	case map[string]any:
+		b["network_security_group_id"] = g["id"]
+	case tf.Unknown:
+		b["network_security_group_id"] = g
 	}
 	return b
 }

@@ -1007,3 +1007,102 @@ func TestAzureVirtualNetworkTagDefaultRoute(t *testing.T) {
 		t.Errorf("%s on an NSG of default rules behind a default route: %+v, want none", RuleNSGWorldOpen, got)
 	}
 }
+
+// TestAzureAppEmptyRestrictionsDeny checks that, on the apps whose default
+// actions the provider sets, an empty restriction list with a default
+// action of Deny admits no one (no rule matches, the default applies),
+// while an empty list elsewhere, or with the default left to Allow, admits
+// every address.
+func TestAzureAppEmptyRestrictionsDeny(t *testing.T) {
+	deny := "ip_restriction_default_action = \"Deny\"\n    scm_ip_restriction_default_action = \"Deny\""
+	for _, tc := range []struct {
+		name, typ, site, want string
+	}{
+		{"both denied", "azurerm_linux_web_app", deny, ""},
+		{"scm default left", "azurerm_windows_web_app", "ip_restriction_default_action = \"Deny\"", "scm_ip_restriction_default_action is not set"},
+		{"legacy app", "azurerm_app_service", deny, "no scm_ip_restriction"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			src := "resource \"" + tc.typ + "\" \"a\" {\n  name = \"a\"\n  https_only = true\n  site_config {\n    " + tc.site + "\n  }\n}\n"
+			got := activeOn(checkSource(t, src), RuleAzAppOpen, tc.typ+".a")
+			if tc.want == "" {
+				if len(got) > 0 {
+					t.Fatalf("want no %s, got %+v", RuleAzAppOpen, got)
+				}
+				return
+			}
+			if len(got) != 1 || !strings.Contains(got[0].Message, tc.want) {
+				t.Fatalf("want one %s saying %q, got %+v", RuleAzAppOpen, tc.want, got)
+			}
+		})
+	}
+}
+
+// TestAzapiSiteRestrictions checks that a web app written through the
+// AzAPI provider (Microsoft.Web/sites) is judged by its access
+// restrictions as the azurerm apps are: one with none is open, one that
+// allows a narrow range and denies the rest is not, and one with public
+// network access disabled is not; none is noted as outside the model.
+func TestAzapiSiteRestrictions(t *testing.T) {
+	site := func(name, props string) string {
+		return "resource \"azapi_resource\" \"" + name + "\" {\n  type = \"Microsoft.Web/sites@2024-04-01\"\n  name = \"" + name + "\"\n  parent_id = \"/subscriptions/x/resourceGroups/rg\"\n  body = {\n    kind = \"app,linux\"\n    properties = {\n      httpsOnly = true\n" + props + "\n    }\n  }\n}\n"
+	}
+	src := site("open", "      siteConfig = { ftpsState = \"FtpsOnly\" }") +
+		site("narrow", "      siteConfig = {\n        ftpsState = \"FtpsOnly\"\n        ipSecurityRestrictionsDefaultAction = \"Deny\"\n        scmIpSecurityRestrictionsUseMain = true\n        ipSecurityRestrictions = [{ ipAddress = \"203.0.113.0/24\", action = \"Allow\", priority = 100, name = \"office\" }]\n      }") +
+		site("private", "      publicNetworkAccess = \"Disabled\"")
+	rep := checkSource(t, src)
+	if got := activeOn(rep, RuleAzAppOpen, "azapi_resource.open"); len(got) != 1 || !strings.Contains(got[0].Message, "no scm_ip_restriction") {
+		t.Errorf("%s on the app without restrictions: %+v, want one saying the deployment site has none", RuleAzAppOpen, got)
+	}
+	for _, a := range []string{"azapi_resource.narrow", "azapi_resource.private"} {
+		if got := activeOn(rep, RuleAzAppOpen, a); len(got) > 0 {
+			t.Errorf("%s on %s: %+v, want none", RuleAzAppOpen, a, got)
+		}
+		if got := activeOn(rep, RuleNotEvaluated, a); len(got) > 0 {
+			t.Errorf("%s on %s: %+v, want none", RuleNotEvaluated, a, got)
+		}
+	}
+}
+
+// TestAzapiNetwork checks that a virtual network and subnet written
+// through the AzAPI provider are read as the azurerm ones: the subnet's
+// NSG governs it, and the machine in it on a public IP is reached from the
+// internet on SSH; neither is noted as outside the model.
+func TestAzapiNetwork(t *testing.T) {
+	rep := run(t, "testdata/azure/azapi-network")
+	got := activeOn(rep, RuleAzExposedPort, "azurerm_linux_virtual_machine.vm")
+	if len(got) != 1 || got[0].Severity != Critical || !strings.Contains(got[0].Message, "tcp 22 (SSH)") || !strings.Contains(pathLine(got[0].Path), "azapi_resource.subnet") {
+		t.Errorf("%s on the machine: %+v, want one critical for SSH through the subnet", RuleAzExposedPort, got)
+	}
+	for _, a := range []string{"azapi_resource.vnet", "azapi_resource.subnet"} {
+		if got := activeOn(rep, RuleNotEvaluated, a); len(got) > 0 {
+			t.Errorf("%s on %s: %+v, want none", RuleNotEvaluated, a, got)
+		}
+	}
+}
+
+// TestAzapiPeering checks that peerings written through the AzAPI provider
+// join their networks as azurerm's do: the peered network's subnet reaches
+// the machine's SSH, which its NSG admits from VirtualNetwork.
+func TestAzapiPeering(t *testing.T) {
+	const dir = "testdata/azure/azapi-peering"
+	acc, err := Reachability(context.Background(), Config{Paths: []string{dir}}, "azurerm_linux_virtual_machine.db")
+	if err != nil {
+		t.Fatal(err)
+	}
+	found := false
+	for _, a := range acc {
+		if strings.Contains(a.Source, "azapi_resource.app") && a.Port == 22 {
+			found = true
+		}
+	}
+	if !found {
+		t.Errorf("the peered network does not reach the machine's SSH: %+v", acc)
+	}
+	rep := run(t, dir)
+	for _, a := range []string{"azapi_resource.app_data", "azapi_resource.data_app"} {
+		if got := activeOn(rep, RuleNotEvaluated, a); len(got) > 0 {
+			t.Errorf("%s on %s: %+v, want none", RuleNotEvaluated, a, got)
+		}
+	}
+}

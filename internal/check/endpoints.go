@@ -20,6 +20,12 @@ var enginePorts = map[string]int{
 // proxyPorts are the ports an RDS proxy answers on, by engine family.
 var proxyPorts = map[string]int{"MYSQL": 3306, "POSTGRESQL": 5432, "SQLSERVER": 1433}
 
+// sourceOnly is the endpoint of kind that r makes, which takes no
+// connection at all (Endpoint.SourceOnly).
+func sourceOnly(r *tf.Resource, kind string) *Endpoint {
+	return &Endpoint{Addr: r.Address, Kind: kind, Res: r, SourceOnly: true, Listens: func(string, int) bool { return false }}
+}
+
 // listensOn is Endpoint.Listens for a service that answers on ports alone.
 func listensOn(ports []int) func(string, int) bool {
 	return func(_ string, port int) bool { return slices.Contains(ports, port) }
@@ -507,7 +513,7 @@ func (m *Model) buildEndpoints(byType map[string][]*tf.Resource) {
 		if vc == nil {
 			continue
 		}
-		e := &Endpoint{Addr: r.Address, Kind: "lambda", Res: r, Listens: func(string, int) bool { return false }}
+		e := sourceOnly(r, "lambda")
 		e.Subnets = m.subnetsIn(e, vc, "subnet_ids")
 		m.attachSGs(e, vc, "security_group_ids")
 		add(e)

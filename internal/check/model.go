@@ -47,8 +47,9 @@ type Model struct {
 	// (buildTGWTables); through the others every attached VPC reaches
 	// every other.
 	tgwRead map[string]*tgwTables
-	// sgUsed holds the security groups that something references.
-	sgUsed map[string]bool
+	// sgUsed holds the security groups that something attaches (or may);
+	// sgRef those that a group's rule names as its source or destination.
+	sgUsed, sgRef map[string]bool
 	// detached holds rules whose group is not known statically.
 	detached []*SG
 	// elsewhere holds the stand-ins of security groups named by an ID
@@ -274,6 +275,9 @@ type Endpoint struct {
 	// Listens, when set, tells the ports the endpoint really listens on (a
 	// load balancer's listeners); nil: any port may have a listener.
 	Listens func(proto string, port int) bool
+	// SourceOnly: it takes no connection at all (Listens admits no port);
+	// it only opens connections, as a member of its groups.
+	SourceOnly bool
 	// ListensOn says what Listens admits where Ports does not (a range
 	// among a task's host ports), for the hop that refuses a port.
 	ListensOn string
@@ -441,7 +445,7 @@ func (m *Model) prefix(r *tf.Resource, what, s string) (netip.Prefix, bool) {
 func Build(res []tf.Resource) *Model {
 	m := &Model{byRef: map[string]*tf.Resource{}, byName: map[[2]string]*tf.Resource{}, vpcs: map[string]*VPC{}, subnets: map[string]*Subnet{},
 		tables: map[string]*RouteTable{}, sgs: map[string]*SG{}, nacls: map[string]*NACL{},
-		igws: map[string]string{}, eips: map[string]bool{}, sgUsed: map[string]bool{},
+		igws: map[string]string{}, eips: map[string]bool{}, sgUsed: map[string]bool{}, sgRef: map[string]bool{},
 		tgws: map[string]map[string]bool{}}
 	byType := map[string][]*tf.Resource{}
 	for i := range res {

@@ -148,7 +148,7 @@ func (m *Model) awsRules(fs *findings) {
 	m.lateral(fs)
 	m.azureNSGRules(fs)
 	for _, g := range m.SGs {
-		if !m.sgUsed[g.Addr] {
+		if !m.sgUsed[g.Addr] && !m.sgRef[g.Addr] {
 			fs.add(RuleUnusedSG, g.Res, nil, "security group is not attached to or referenced by any resource")
 		}
 	}

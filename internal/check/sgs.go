@@ -124,7 +124,7 @@ func (m *Model) sgRule(r *tf.Resource, b map[string]any, where string, selfAddr 
 				a = g.Addr // a group named by an ID of its own
 			}
 			rule.SGs = append(rule.SGs, a)
-			m.sgUsed[a] = true
+			m.sgRef[a] = true
 		}
 	}
 	rule.Self = boolean(b, "self", false)
@@ -302,7 +302,7 @@ func (m *Model) buildSGs(byType map[string][]*tf.Resource) {
 		m.SGs = append(m.SGs, g)
 		m.sgs[id] = g
 	}
-	for _, typ := range []string{"aws_security_group_rule", "aws_vpc_security_group_ingress_rule", "aws_vpc_security_group_egress_rule"} {
+	for _, typ := range sortedKeys(sgRuleTypes) {
 		for _, r := range byType[typ] {
 			egress := strings.HasSuffix(typ, "egress_rule") || typ == "aws_security_group_rule" && str(r.Values, "type") == "egress"
 			gs := m.ruleGroups(r)
@@ -389,6 +389,9 @@ func (m *Model) detach(r *tf.Resource, ingress bool) {
 // one whose name ends in one of them after a qualifier (sgRefKey): an EMR
 // studio's engine_security_group_id, an EMR cluster's
 // emr_managed_master_security_group.
+// sgRuleTypes are the resources that each add one rule to a group.
+var sgRuleTypes = map[string]bool{"aws_security_group_rule": true, "aws_vpc_security_group_ingress_rule": true, "aws_vpc_security_group_egress_rule": true}
+
 var sgRefKeys = map[string]bool{"security_groups": true, "security_group_ids": true, "vpc_security_group_ids": true}
 
 // sgRefKey tells whether attribute k names security groups a resource
@@ -425,8 +428,8 @@ func (m *Model) markSGRefs(byType map[string][]*tf.Resource) {
 		}
 	}
 	for typ, rs := range byType {
-		if typ == "aws_security_group" {
-			continue // its own rules reference groups; they attach none
+		if typ == "aws_security_group" || sgRuleTypes[typ] {
+			continue // rules name groups (sgRule); they attach none
 		}
 		for _, r := range rs {
 			eachKey(r.Values, mark)

@@ -1,6 +1,7 @@
 package check
 
 import (
+	"slices"
 	"sort"
 	"strings"
 
@@ -151,8 +152,9 @@ func azapiSignal(vals map[string]any, update bool) string {
 		return "it sets type (not known statically)"
 	}
 	typ := armType(vals)
-	if strings.EqualFold(typ, azapiNSGType) && !update {
-		return "" // read as the azurerm NSG it writes
+	read := append([]string{azapiNSGType, azapiVNetType, azapiSubnetType, azapiPeeringType}, azapiSiteTypes...)
+	if !update && slices.ContainsFunc(read, func(t string) bool { return strings.EqualFold(typ, t) }) {
+		return "" // read as the azurerm NSG, network, subnet, peering or app it writes
 	}
 	for _, p := range azapiInert {
 		if !strings.HasSuffix(p, "/") {

@@ -2,6 +2,7 @@ package check
 
 import (
 	"fmt"
+	"slices"
 	"sort"
 	"strings"
 
@@ -256,12 +257,22 @@ func (m *Model) openGroup(fs *findings, rule string, g *SG, ranges []portRange, 
 	inetRes := m.Internet()
 	var blocked *Result
 	var blockedAt string
+	// narrow is a path found from ranges no wider than one network's
+	// (routes or ACLs confine it): high, naming them, unless another path
+	// admits the internet at large.
+	narrow := ""
 probe:
 	for _, e := range users {
 		for _, o := range ranges {
 			for _, p := range o.probe(e) {
 				res := m.Reach(inetRes, e, o.proto, p)
 				if res.Reachable && len(res.Assumed) == 0 {
+					if m.exposureSeverity(res.From, res.Bound, Critical) < Critical {
+						if narrow == "" {
+							narrow, path = fmt.Sprintf("%s %s is reached from the internet on %s, but only from %s", e.Kind, e.Addr, portText(o.proto, p, p), m.worldText(res.From)), res.Path
+						}
+						continue
+					}
 					sev, path = Critical, res.Path
 					why = fmt.Sprintf("%s %s is reached from the internet on %s", e.Kind, e.Addr, portText(o.proto, p, p))
 					break probe
@@ -275,6 +286,17 @@ probe:
 	}
 	switch {
 	case sev == Critical:
+	case narrow != "":
+		sev, why = High, narrow
+	case len(users) > 0 && !slices.ContainsFunc(users, func(e *Endpoint) bool { return !e.SourceOnly }):
+		// Its rules admit no one where it is attached now; wherever
+		// else it may be, they admit the world, as on a group nothing
+		// attaches.
+		var names []string
+		for _, e := range users {
+			names = append(names, e.Addr)
+		}
+		why = fmt.Sprintf("it is attached only to %s, which takes no connection; wherever else it is attached the internet reaches those ports", strings.Join(dedup(names), ", "))
 	case len(users) > 0 || (m.sgUsed[g.Addr] && !g.detached):
 		sev, why = High, "it is attached, but no path from the internet to a listener behind it is proven"
 		if blocked != nil {

@@ -673,7 +673,11 @@ func (ev *evaluator) expand(ctx *hcl.EvalContext, b *body, x *expansion) {
 	}
 	a := b.attrs["for_each"]
 	v := ev.metaValue(a, ctx, x.base)
-	if v.IsWhollyKnown() && !v.IsNull() && (v.Type().IsMapType() || v.Type().IsObjectType() || v.Type().IsSetType()) {
+	// A known map or object has known keys, whatever its values hold (a
+	// name from a module not read): an instance a key, as Terraform makes
+	// them. A set's elements are its keys: it must be wholly known.
+	keyed := v.IsKnown() && !v.IsNull() && (v.Type().IsMapType() || v.Type().IsObjectType())
+	if keyed || v.IsWhollyKnown() && !v.IsNull() && v.Type().IsSetType() {
 		v, _ = v.UnmarkDeep()
 		if !ev.admit(int64(v.LengthInt()), a, x) {
 			return

@@ -2,6 +2,7 @@ package tf
 
 import (
 	"fmt"
+	"maps"
 	"os"
 	"path/filepath"
 	"slices"
@@ -873,5 +874,44 @@ func TestMissingFileNote(t *testing.T) {
 	all := strings.Join(msgs, "\n")
 	if !strings.Contains(all, "keys/ops.pub: no such file") || strings.Contains(all, "statat") {
 		t.Errorf("notes %q: want one naming keys/ops.pub as missing, without the system call", all)
+	}
+}
+
+// TestForEachMapWithUnknownValues checks that a resource's for_each over a
+// map whose keys are known but some of whose values are not (a name from a
+// module not read) makes one instance a key, each with what is known of
+// its value, as Terraform does, rather than one instance where nothing is
+// known.
+func TestForEachMapWithUnknownValues(t *testing.T) {
+	p := load(t, fstest.MapFS{
+		"main.tf": {Data: []byte(`variable "suffix" {}
+locals {
+  rules = {
+    web = { name = "web-${var.suffix}", port = "443", source = "*" }
+    ssh = { name = "ssh-${var.suffix}", port = "22", source = "203.0.113.0/24" }
+  }
+}
+resource "azurerm_network_security_rule" "r" {
+  for_each                = local.rules
+  name                    = each.value.name
+  destination_port_range  = each.value.port
+  source_address_prefix   = each.value.source
+}
+`)}}, Options{})
+	m := byAddr(p)
+	ssh, ok := m[`azurerm_network_security_rule.r["ssh"]`]
+	if !ok {
+		t.Fatalf("no instance for key ssh: %v", slices.Collect(maps.Keys(m)))
+	}
+	if ssh.Values["source_address_prefix"] != "203.0.113.0/24" || ssh.Values["destination_port_range"] != "22" {
+		t.Errorf("ssh instance values = %v, want its known port and source", ssh.Values)
+	}
+	if !isUnknown(ssh.Values["name"]) {
+		t.Errorf("ssh instance name = %v, want it not known statically", ssh.Values["name"])
+	}
+	for _, n := range p.Notes {
+		if strings.Contains(n.Msg, "for_each is not known statically") {
+			t.Errorf("note %q, want none: the keys are known", n.Msg)
+		}
 	}
 }
