@@ -16,11 +16,11 @@ resource "aws_security_group" "web" {
   }
 }
 
-resource "aws_security_group_rule" "half" {
+resource "aws_security_group_rule" "narrow" {
   type              = "ingress"
   security_group_id = aws_security_group.web.id
   from_port         = 3306
   to_port           = 3306
   protocol          = "tcp"
-  cidr_blocks       = ["0.0.0.0/1"]
+  cidr_blocks       = ["64.0.0.0/9"]
 }
