@@ -125,8 +125,14 @@ func startServer(ctx context.Context, e *Env, c *server.File, logger *slog.Logge
 		return nil, err
 	}
 	if p.engine, err = detect.New(detect.Config{
-		Rules: settings.Rules, Queue: settings.Queue, Sweep: settings.Sweep, WorkHours: settings.WorkHours, NodeAlerts: settings.NodeAlerts,
+		Rules: settings.Rules, Queue: settings.Queue, Sweep: settings.Sweep, Resend: settings.Resend, WorkHours: settings.WorkHours, NodeAlerts: settings.NodeAlerts,
 		Notifier: p.dispatch, Findings: flowSink{p.flows}, Logger: logger, Metrics: dm,
+		// The engine runs once the server below is made.
+		Bypasses: func() ([]detect.NodeBypass, error) {
+			ctx, cancel := context.WithTimeout(ctx, time.Minute)
+			defer cancel()
+			return p.srv.StandingBypasses(ctx)
+		},
 	}); err != nil {
 		return nil, err
 	}

@@ -33,6 +33,7 @@ const (
 	logRule     = "rule"
 	logStatus   = "status"
 	logSeverity = "severity"
+	logCount    = "count"
 )
 
 // Severity ranks an alert. The zero value is not a severity; configs name one

@@ -14,6 +14,7 @@ import (
 //
 //	queue: 10000            # records the engine may hold, over all nodes, before dropping
 //	sweep: 10s              # how often windows are re-evaluated for resolves
+//	resend: 1m              # how often firing alerts go to Alertmanager sinks again
 //	node_alerts: 50         # alerts one node's records may send, at once and per hour (-1: no bound)
 //	rules:
 //	  scan:       {window: 1m, threshold: 20, severity: high, dedup: 1h}
@@ -29,6 +30,8 @@ import (
 type rawFile struct {
 	Queue int           `yaml:"queue"`
 	Sweep time.Duration `yaml:"sweep"`
+	// Resend is Settings.Resend: 0 means DefaultResend.
+	Resend time.Duration `yaml:"resend"`
 	// NodeAlerts is Config.NodeAlerts: 0 means DefaultNodeAlerts, -1 no bound.
 	NodeAlerts int         `yaml:"node_alerts"`
 	Rules      rawRules    `yaml:"rules"`
@@ -129,8 +132,13 @@ type Delivery struct {
 
 // Settings is a validated alerts file.
 type Settings struct {
-	Queue    int
-	Sweep    time.Duration
+	Queue int
+	Sweep time.Duration
+	// Resend is how often every firing alert is posted to the
+	// Alertmanager sinks again while it holds (Config.Resend,
+	// SinkConfig.Resend); Slack, PagerDuty and webhooks get an alert
+	// once.
+	Resend   time.Duration
 	Rules    Rules
 	Sinks    []SinkConfig
 	Delivery Delivery
@@ -160,6 +168,10 @@ type SinkConfig struct {
 	RoutingKey  Secret
 	Headers     map[string]Secret
 	MinSeverity Severity
+	// Resend (alertmanager only) is how often moat posts a firing alert
+	// again: its endsAt lies AlertmanagerHorizon intervals ahead. 0
+	// means DefaultResend.
+	Resend time.Duration
 }
 
 // Secret holds a credential (a webhook URL, a routing key, a header value).
@@ -260,6 +272,14 @@ func (f *rawFile) settings(getenv func(string) string) (*Settings, error) {
 		s.Sweep = 10 * time.Second
 	}
 	switch {
+	case f.Resend == 0:
+		s.Resend = DefaultResend
+	case f.Resend < time.Second || f.Resend > time.Hour:
+		return nil, config.Errorf("resend", "want a duration from 1s to 1h, got %s", f.Resend)
+	default:
+		s.Resend = f.Resend
+	}
+	switch {
 	case f.NodeAlerts < -1:
 		return nil, config.Errorf("node_alerts", "want a positive count, or -1 for no bound")
 	case f.NodeAlerts == 0:
@@ -310,6 +330,9 @@ func (f *rawFile) settings(getenv func(string) string) (*Settings, error) {
 		}
 		if seen[sc.Name] {
 			return nil, config.Errorf(config.Join(p, "name"), "sink %q named twice", sc.Name)
+		}
+		if sc.Type == SinkAlertmanager {
+			sc.Resend = s.Resend
 		}
 		seen[sc.Name] = true
 		s.Sinks = append(s.Sinks, sc)

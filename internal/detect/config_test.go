@@ -11,6 +11,7 @@ import (
 
 const goodFile = `queue: 500
 sweep: 5s
+resend: 30s
 node_alerts: 20
 rules:
   scan:
@@ -63,8 +64,11 @@ func TestLoadGood(t *testing.T) {
 	if s.Rules[RuleDenyBurst].Enabled || s.Rules[RuleNewEdge].Learning != time.Hour || s.Rules[RuleWAFSpike] != DefaultRules()[RuleWAFSpike] {
 		t.Errorf("rules = %+v", s.Rules)
 	}
-	if s.Queue != 500 || s.Sweep != 5*time.Second || s.NodeAlerts != 20 {
-		t.Errorf("queue %d sweep %s node_alerts %d", s.Queue, s.Sweep, s.NodeAlerts)
+	if s.Queue != 500 || s.Sweep != 5*time.Second || s.NodeAlerts != 20 || s.Resend != 30*time.Second {
+		t.Errorf("queue %d sweep %s node_alerts %d resend %s", s.Queue, s.Sweep, s.NodeAlerts, s.Resend)
+	}
+	if s.Sinks[2].Resend != 30*time.Second || s.Sinks[0].Resend != 0 {
+		t.Errorf("resend: alertmanager sink %s, slack sink %s; want the file's for Alertmanager alone", s.Sinks[2].Resend, s.Sinks[0].Resend)
 	}
 	if len(s.Sinks) != 4 || s.Sinks[0].URL.Reveal() != env("SLACK_URL") || s.Sinks[1].URL.Reveal() != PagerDutyURL ||
 		s.Sinks[1].MinSeverity != SeverityHigh || s.Sinks[3].Headers["Authorization"].Reveal() != "Bearer t0ken" {
@@ -90,6 +94,8 @@ func TestLoadErrors(t *testing.T) {
 	}{
 		{"unknown rule", "  scan:\n", "  scna:\n", `rules.scna: unknown key (did you mean "scan"?)`},
 		{"node alerts", "node_alerts: 20", "node_alerts: -2", "node_alerts: want a positive count, or -1 for no bound"},
+		{"resend too often", "resend: 30s", "resend: 100ms", "resend: want a duration from 1s to 1h, got 100ms"},
+		{"resend too seldom", "resend: 30s", "resend: 2h", "resend: want a duration from 1s to 1h, got 2h0m0s"},
 		{"bad duration", "window: 2m", "window: 2 minutes", `rules.scan.window: bad duration "2 minutes"`},
 		{"negative threshold", "threshold: 25", "threshold: -1", "rules.scan.threshold: must not be negative"},
 		{"bad severity", "severity: critical", "severity: urgent", `rules.scan.severity: unknown severity "urgent"`},

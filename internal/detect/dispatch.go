@@ -32,12 +32,23 @@ type DispatcherConfig struct {
 	Metrics *Metrics
 }
 
+// StandingSink is a Sink that wants every firing alert again while it
+// holds (an Alertmanager, which ends an alert it has not heard of by the
+// endsAt of the last post): the Dispatcher hands it what Resend gets.
+type StandingSink interface {
+	Sink
+	Standing() bool
+	// SendAll posts the firing alerts as once, without retries: the next
+	// re-send is the retry.
+	SendAll(ctx context.Context, as []Alert) error
+}
+
 // Dispatcher delivers alerts to sinks. Notify never blocks: each sink has
 // its own bounded queue and worker, so a slow or dead receiver delays only
 // itself, and a full queue drops (and counts) rather than waits.
 type Dispatcher struct {
 	cfg    DispatcherConfig
-	queues []chan Alert
+	queues []chan job
 
 	mu      sync.Mutex // guards running
 	running bool
@@ -88,7 +99,7 @@ func NewDispatcher(cfg DispatcherConfig) (*Dispatcher, error) {
 			return nil, fmt.Errorf("detect: sink %q routed twice", r.Sink.Name())
 		}
 		seen[r.Sink.Name()] = true
-		d.queues = append(d.queues, make(chan Alert, cfg.Delivery.Queue))
+		d.queues = append(d.queues, make(chan job, cfg.Delivery.Queue))
 	}
 	return d, nil
 }
@@ -121,20 +132,73 @@ func sleep(ctx context.Context, d time.Duration) error {
 
 var severityRank = map[Severity]int{SeverityInfo: 0, SeverityLow: 1, SeverityMedium: 2, SeverityHigh: 3, SeverityCritical: 4}
 
+// job is what a sink's queue holds: one alert to deliver, or the firing
+// alerts to post again to a standing sink (all).
+type job struct {
+	alert Alert
+	all   []Alert
+}
+
 // Notify queues a for every sink whose MinSeverity it meets. It never waits.
 func (d *Dispatcher) Notify(a Alert) {
 	for i, r := range d.cfg.Routes {
 		if severityRank[a.Severity] < severityRank[r.MinSeverity] {
 			continue
 		}
-		select {
-		case d.queues[i] <- a:
-			d.cfg.Metrics.depth(r.Sink.Name(), len(d.queues[i]))
-		default:
-			d.cfg.Metrics.delivery(r.Sink.Name(), ResultDropped)
-			d.cfg.Logger.Warn("detect: alert queue full, alert dropped", logSink, r.Sink.Name(), logKey, a.Key)
+		d.queue(i, job{alert: a}, a.Key)
+	}
+}
+
+// Resend queues the firing alerts as, again, for every standing sink
+// (StandingSink), those of them whose MinSeverity they meet, in one place
+// of its queue: they are posted in the order of the sink's other alerts,
+// so a resolve queued before is not overtaken by its firing alert. Other
+// sinks get nothing: Slack would repeat itself, and PagerDuty and webhooks
+// had the alert once. It never waits.
+func (d *Dispatcher) Resend(as []Alert) {
+	for i, r := range d.cfg.Routes {
+		if ss, ok := r.Sink.(StandingSink); !ok || !ss.Standing() {
+			continue
+		}
+		var mine []Alert
+		for _, a := range as {
+			if a.Status == StatusFiring && severityRank[a.Severity] >= severityRank[r.MinSeverity] {
+				mine = append(mine, a)
+			}
+		}
+		if len(mine) > 0 {
+			d.queue(i, job{all: mine}, "")
 		}
 	}
+}
+
+// queue puts j in route i's queue, or drops and counts it when full.
+func (d *Dispatcher) queue(i int, j job, key string) {
+	name := d.cfg.Routes[i].Sink.Name()
+	select {
+	case d.queues[i] <- j:
+		d.cfg.Metrics.depth(name, len(d.queues[i]))
+	default:
+		d.cfg.Metrics.delivery(name, ResultDropped)
+		if j.all != nil {
+			d.cfg.Logger.Warn("detect: alert queue full, re-send of the firing alerts dropped", logSink, name, logCount, len(j.all))
+			return
+		}
+		d.cfg.Logger.Warn("detect: alert queue full, alert dropped", logSink, name, logKey, key)
+	}
+}
+
+// resendAll posts the firing alerts as again to s, once, each post within
+// Delivery.Timeout.
+func (d *Dispatcher) resendAll(ctx context.Context, s StandingSink, as []Alert) {
+	posts := (len(as) + amBatch - 1) / amBatch
+	actx, cancel := context.WithTimeout(ctx, time.Duration(posts)*d.cfg.Delivery.Timeout)
+	defer cancel()
+	if err := s.SendAll(actx, as); err != nil {
+		d.cfg.Logger.Warn("detect: re-send of the firing alerts failed; the next one tries again", logSink, s.Name(), logCount, len(as), logErr, err)
+		return
+	}
+	d.cfg.Metrics.success(s.Name(), float64(d.cfg.Now().UnixNano())/1e9)
 }
 
 // Run delivers queued alerts until ctx ends, then returns nil. Alerts still
@@ -155,9 +219,13 @@ func (d *Dispatcher) Run(ctx context.Context) error {
 				select {
 				case <-ctx.Done():
 					return
-				case a := <-q:
+				case j := <-q:
 					d.cfg.Metrics.depth(r.Sink.Name(), len(q))
-					_ = d.Deliver(ctx, r.Sink, a)
+					if j.all != nil {
+						d.resendAll(ctx, r.Sink.(StandingSink), j.all)
+						continue
+					}
+					_ = d.Deliver(ctx, r.Sink, j.alert)
 				}
 			}
 		})

@@ -43,6 +43,12 @@ type Notifier interface {
 	Notify(a Alert)
 }
 
+// Resender is a Notifier that takes the firing alerts again while they
+// hold (a Dispatcher, for its Alertmanager sinks). Resend must not block.
+type Resender interface {
+	Resend(as []Alert)
+}
+
 // NotifierFunc adapts a function to Notifier.
 type NotifierFunc func(Alert)
 
@@ -67,6 +73,16 @@ type Config struct {
 	// Sweep is how often Run re-evaluates windows to resolve alerts; 0
 	// means 10s.
 	Sweep time.Duration
+	// Resend is how often the sweep hands a Notifier that is a Resender
+	// every alert it sent firing and has not resolved, again: 0 means
+	// DefaultResend. The engine's memory is the firing state: an engine
+	// that starts knows of none, but the firewall_bypass alerts Bypasses
+	// names.
+	Resend time.Duration
+	// Bypasses, if set, returns the latest firewall report of each node
+	// this engine answers for (see NodeBypass), read before every
+	// re-send; an error leaves the bypasses as they were.
+	Bypasses func() ([]NodeBypass, error)
 	// Notifier receives every alert; nil drops them (they still count).
 	Notifier Notifier
 	// Findings, if set, receives a Detection Finding record per firing alert.
@@ -120,6 +136,11 @@ type Engine struct {
 	nodes      map[string]*nodeBudget
 	muted      map[string]bool
 	mutedTotal uint64
+	// sent is every alert sent to the Notifier firing and not resolved
+	// since, by dedup key, which Resend hands it again; resent is when
+	// it last did.
+	sent   map[string]Alert
+	resent time.Time
 }
 
 // firedSubject is a window's subject (its key in the window) whose
@@ -159,6 +180,9 @@ func New(cfg Config) (*Engine, error) {
 	if cfg.Sweep <= 0 {
 		cfg.Sweep = 10 * time.Second
 	}
+	if cfg.Resend <= 0 {
+		cfg.Resend = DefaultResend
+	}
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
@@ -185,6 +209,7 @@ func New(cfg Config) (*Engine, error) {
 		bypassed: map[string]time.Time{},
 		nodes:    map[string]*nodeBudget{},
 		muted:    map[string]bool{},
+		sent:     map[string]Alert{},
 	}
 	for name, rc := range cfg.Rules {
 		if !rc.Enabled {
@@ -207,7 +232,12 @@ func New(cfg Config) (*Engine, error) {
 		default:
 			return nil, fmt.Errorf("detect: unknown rule %q", name)
 		}
-		e.windows[name].forgot = func(key string) { delete(e.muted, key) }
+		e.windows[name].forgot = func(key string) {
+			// Its resolve will not come: it is sent no more, and
+			// lapses at the receivers that end what is not re-sent.
+			delete(e.muted, key)
+			delete(e.sent, key)
+		}
 	}
 	return e, nil
 }
@@ -321,6 +351,46 @@ func (e *Engine) Sweep() {
 	send = append(send, e.drops.fire(now, e.cfg.Queue)...)
 	send = append(send, e.drops.resolve(now, e.cfg.Queue)...)
 	e.emit(send, quiet)
+	e.resend(now)
+}
+
+// resend hands a Resender every firing alert sent and not resolved,
+// once every Config.Resend (at the first sweep too, so a server that
+// restarted posts the firewall bypasses it answers for at once), after
+// taking the nodes' firewall bypasses from Config.Bypasses.
+func (e *Engine) resend(now time.Time) {
+	r, ok := e.cfg.Notifier.(Resender)
+	if !ok {
+		return
+	}
+	e.mu.Lock()
+	due := e.resent.IsZero() || now.Sub(e.resent) >= e.cfg.Resend
+	if due {
+		e.resent = now
+	}
+	e.mu.Unlock()
+	if !due {
+		return
+	}
+	if e.cfg.Bypasses != nil {
+		nodes, err := e.cfg.Bypasses()
+		if err != nil {
+			e.cfg.Logger.Warn("detect: read the nodes' firewall bypasses", logErr, err)
+		} else {
+			e.holdBypasses(now, nodes)
+		}
+	}
+	e.mu.Lock()
+	as := make([]Alert, 0, len(e.sent))
+	for _, a := range e.sent {
+		as = append(as, a)
+	}
+	e.mu.Unlock()
+	if len(as) == 0 {
+		return
+	}
+	sort.Slice(as, func(i, j int) bool { return as[i].Key < as[j].Key })
+	r.Resend(as)
 }
 
 func (e *Engine) process(it item) {
@@ -349,6 +419,17 @@ func (e *Engine) emit(send, quiet []Alert) {
 	for _, a := range quiet {
 		e.cfg.Logger.Debug("detect: alert held back by its node's budget", logRule, a.Rule, logStatus, string(a.Status), logKey, a.Key)
 		e.raised(a)
+	}
+	if len(send) > 0 {
+		e.mu.Lock()
+		for _, a := range send {
+			if a.Status == StatusFiring {
+				e.sent[a.Key] = a
+			} else {
+				delete(e.sent, a.Key)
+			}
+		}
+		e.mu.Unlock()
 	}
 	for _, a := range send {
 		e.cfg.Logger.Info("detect: alert", logRule, a.Rule, logStatus, string(a.Status), logKey, a.Key, logSeverity, string(a.Severity))

@@ -57,13 +57,7 @@ func (e *Engine) observeFirewall(now time.Time, en *audit.Entry) []Alert {
 		return nil
 	}
 	firedAt, active := e.bypassed[node]
-	a := Alert{Key: DedupKey(RuleFirewallBypass, flow.PrintableText(node)), Rule: RuleFirewallBypass, Severity: rc.Severity,
-		Subject: flow.PrintableText(node), Details: map[string]string{}}
-	for _, k := range firewallDetails {
-		if v, ok := en.Detail[k]; ok {
-			a.Details[k] = flow.PrintableText(v)
-		}
-	}
+	a := bypassAlert(rc, node, en.Detail)
 	if n == 0 {
 		// Resolved even when this engine did not see it fire (another
 		// server of the cluster took that report, or this one started
@@ -85,7 +79,82 @@ func (e *Engine) observeFirewall(now time.Time, en *audit.Entry) []Alert {
 	if len(e.bypassed) < rc.MaxSubjects {
 		e.bypassed[node] = now
 	}
+	return []Alert{firingBypass(a, now, n)}
+}
+
+// bypassAlert is node's firewall_bypass alert, with the details of its
+// report, printable, and no status yet.
+func bypassAlert(rc RuleConfig, node string, detail map[string]string) Alert {
+	a := Alert{Key: DedupKey(RuleFirewallBypass, flow.PrintableText(node)), Rule: RuleFirewallBypass, Severity: rc.Severity,
+		Subject: flow.PrintableText(node), Details: map[string]string{}}
+	for _, k := range firewallDetails {
+		if v, ok := detail[k]; ok {
+			a.Details[k] = flow.PrintableText(v)
+		}
+	}
+	return a
+}
+
+// firingBypass is a, firing since now for n bypasses.
+func firingBypass(a Alert, now time.Time, n int) Alert {
 	a.Status, a.StartsAt = StatusFiring, now
 	a.Summary = "node " + a.Subject + "'s host firewall is bypassed by rules of other nftables tables: " + strconv.Itoa(n)
-	return []Alert{a}
+	return a
+}
+
+// NodeBypass is the latest firewall report of one node that an engine
+// answers for: in a cluster, the server that took the node's latest
+// report (the node's agent reports to one server at a time, every few
+// minutes and at every change), or that takes its place while that
+// server is gone.
+type NodeBypass struct {
+	Node string
+	// Count is how many rules take packets round the node's firewall;
+	// Detail holds the report's details, as an ActionNodeFirewall entry
+	// carries them.
+	Count  int
+	Detail map[string]string
+}
+
+// holdBypasses makes the firewall_bypass alerts sent firing, and so
+// posted again, those of the nodes listed with a bypass, and no others.
+// The nodes' reports are kept in the store, so the alert of a bypass that
+// stands is held again by a server that restarted, and by the server a
+// node moved to; it is not notified again (Slack and PagerDuty had it),
+// only posted again where alerts are (Alertmanager). The alert of a node
+// not listed is dropped without a resolve: another server answers for it
+// now, or the node reported none, whose resolve its audit entry sent. An
+// alert the node's budget held back stays held back.
+func (e *Engine) holdBypasses(now time.Time, nodes []NodeBypass) {
+	rc, ok := e.cfg.Rules[RuleFirewallBypass]
+	if !ok || !rc.Enabled {
+		return
+	}
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	keep := map[string]bool{}
+	for _, nb := range nodes {
+		if nb.Count <= 0 {
+			continue
+		}
+		a := bypassAlert(rc, nb.Node, nb.Detail)
+		keep[a.Key] = true
+		if _, ok := e.sent[a.Key]; ok || e.muted[a.Key] {
+			continue
+		}
+		if _, ok := e.bypassed[nb.Node]; !ok && len(e.bypassed) < rc.MaxSubjects {
+			e.bypassed[nb.Node] = now
+		}
+		e.sent[a.Key] = firingBypass(a, now, nb.Count)
+	}
+	for key, a := range e.sent {
+		if a.Rule == RuleFirewallBypass && !keep[key] {
+			delete(e.sent, key)
+		}
+	}
+	for node := range e.bypassed {
+		if !keep[DedupKey(RuleFirewallBypass, flow.PrintableText(node))] {
+			delete(e.bypassed, node)
+		}
+	}
 }

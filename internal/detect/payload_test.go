@@ -95,7 +95,7 @@ func TestAlertmanagerPayload(t *testing.T) {
 	for _, st := range []Status{StatusFiring, StatusResolved} {
 		t.Run(string(st), func(t *testing.T) {
 			a := fixtureAlert(st)
-			b, err := alertmanagerPayload(a, now)
+			b, err := alertmanagerPayload([]Alert{a}, now, AlertmanagerHorizon*DefaultResend)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -121,8 +121,8 @@ func TestAlertmanagerPayload(t *testing.T) {
 			if !got.StartsAt.Equal(a.StartsAt) || got.Annotations["summary"] != a.Summary {
 				t.Errorf("alert = %+v", got)
 			}
-			if st == StatusFiring && !got.EndsAt.Equal(now.Add(AlertmanagerHold)) {
-				t.Errorf("firing alert ends %s, want now + %s", got.EndsAt, AlertmanagerHold)
+			if st == StatusFiring && !got.EndsAt.Equal(now.Add(4*time.Minute)) {
+				t.Errorf("firing alert ends %s, want now + 4m: four resend intervals", got.EndsAt)
 			}
 			if st == StatusResolved && !got.EndsAt.Equal(a.EndsAt) {
 				t.Errorf("resolved alert ends %s, want %s", got.EndsAt, a.EndsAt)
@@ -132,7 +132,7 @@ func TestAlertmanagerPayload(t *testing.T) {
 	t.Run("empty labels left out", func(t *testing.T) {
 		a := fixtureAlert(StatusFiring)
 		a.Subject = ""
-		b, _ := alertmanagerPayload(a, now)
+		b, _ := alertmanagerPayload([]Alert{a}, now, time.Minute)
 		if strings.Contains(string(b), `"subject"`) {
 			t.Errorf("empty subject label sent: %s", b)
 		}

@@ -53,10 +53,10 @@ func Retryable(err error) bool {
 
 // HTTPSink posts JSON built from an alert to a receiver's URL.
 type HTTPSink struct {
-	cfg    SinkConfig
-	client *http.Client
-	post   string // the URL posted to
-	build  func(Alert) ([]byte, error)
+	cfg     SinkConfig
+	client  *http.Client
+	postURL string // the URL posted to
+	build   func(Alert) ([]byte, error)
 	// now is the clock; nil means time.Now.
 	now func() time.Time
 	// secrets are masked out of every error text, longest first.
@@ -78,7 +78,7 @@ func NewSink(sc SinkConfig, client *http.Client) (*HTTPSink, error) {
 		key := sc.RoutingKey.Reveal()
 		s.build = func(a Alert) ([]byte, error) { return pagerDutyPayload(a, key) }
 	case SinkAlertmanager:
-		s.build = func(a Alert) ([]byte, error) { return alertmanagerPayload(a, s.now()) }
+		s.build = func(a Alert) ([]byte, error) { return alertmanagerPayload([]Alert{a}, s.now(), s.horizon()) }
 	case SinkWebhook:
 		s.build = webhookPayload
 	default:
@@ -88,10 +88,10 @@ func NewSink(sc SinkConfig, client *http.Client) (*HTTPSink, error) {
 	if u == "" {
 		return nil, fmt.Errorf("detect: sink %q: no url", sc.Name)
 	}
-	s.post = u
+	s.postURL = u
 	if pu, err := url.Parse(u); err == nil && sc.Type == SinkAlertmanager && (pu.Path == "" || pu.Path == "/") {
 		pu.Path = AlertmanagerPath
-		s.post = pu.String()
+		s.postURL = pu.String()
 	}
 	s.secrets = append(s.secrets, u, sc.RoutingKey.Reveal())
 	if pu, err := url.Parse(u); err == nil {
@@ -110,13 +110,56 @@ func (s *HTTPSink) Name() string { return s.cfg.Name }
 // Config returns what the sink was built from.
 func (s *HTTPSink) Config() SinkConfig { return s.cfg }
 
+// Standing reports whether the sink wants every firing alert again while
+// it holds: an Alertmanager ends an alert it has not heard of by the
+// endsAt of the last post, and one that restarted without its data, or
+// joined its cluster since, knows only what is posted after.
+func (s *HTTPSink) Standing() bool { return s.cfg.Type == SinkAlertmanager }
+
+// horizon is how far ahead a firing alert's endsAt lies.
+func (s *HTTPSink) horizon() time.Duration {
+	every := s.cfg.Resend
+	if every <= 0 {
+		every = DefaultResend
+	}
+	return AlertmanagerHorizon * every
+}
+
 // Send posts a once.
 func (s *HTTPSink) Send(ctx context.Context, a Alert) error {
 	body, err := s.build(a)
 	if err != nil {
 		return &DeliveryError{Sink: s.cfg.Name, Permanent: true, Msg: "encode: " + err.Error()}
 	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, s.post, bytes.NewReader(body))
+	return s.post(ctx, body)
+}
+
+// SendAll posts the firing alerts as, amBatch to a post, to a standing
+// sink, once each, and returns the first error; every batch is tried.
+func (s *HTTPSink) SendAll(ctx context.Context, as []Alert) error {
+	if !s.Standing() {
+		return &DeliveryError{Sink: s.cfg.Name, Permanent: true, Msg: "a " + s.cfg.Type + " sink takes alerts one at a time"}
+	}
+	var first error
+	for len(as) > 0 {
+		n := min(len(as), amBatch)
+		body, err := alertmanagerPayload(as[:n], s.now(), s.horizon())
+		if err == nil {
+			err = s.post(ctx, body)
+		} else {
+			err = &DeliveryError{Sink: s.cfg.Name, Permanent: true, Msg: "encode: " + err.Error()}
+		}
+		if first == nil {
+			first = err
+		}
+		as = as[n:]
+	}
+	return first
+}
+
+// post sends one body to the receiver.
+func (s *HTTPSink) post(ctx context.Context, body []byte) error {
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, s.postURL, bytes.NewReader(body))
 	if err != nil {
 		return &DeliveryError{Sink: s.cfg.Name, Permanent: true, Msg: s.mask("build request: " + err.Error())}
 	}
@@ -334,12 +377,20 @@ type amAlert struct {
 // with no path posts there.
 const AlertmanagerPath = "/api/v2/alerts"
 
-// AlertmanagerHold is how long a firing alert stays active in Alertmanager
-// without word from moat. moat sends an alert when it fires and again when
-// it resolves, rather than re-sending it while it holds (as Prometheus
-// does), so a firing alert's endsAt is set this far ahead; the resolve
-// ends it at once.
-const AlertmanagerHold = 24 * time.Hour
+// DefaultResend is how often a firing alert is sent to Alertmanager again
+// while it holds, unless the alerts file's resend says otherwise: the
+// interval Prometheus re-sends its own at.
+const DefaultResend = time.Minute
+
+// AlertmanagerHorizon is how many resend intervals ahead a firing alert's
+// endsAt lies: Alertmanager keeps the alert active that long without word
+// from moat, so three re-sends in a row may be lost (a restart, a short
+// partition) before it lapses, and the alerts of a server that stopped
+// lapse within four intervals. Prometheus sets the same.
+const AlertmanagerHorizon = 4
+
+// amBatch is the most alerts one re-send posts at once.
+const amBatch = 64
 
 // AlertName is the Alertmanager alertname label of a rule: "MoatScan".
 func AlertName(rule string) string {
@@ -361,8 +412,18 @@ func AlertName(rule string) string {
 // <url|text>, Telegram HTML, and Teams, Discord and Mattermost Markdown
 // ([text](url), @channel, *emphasis*), so every text that others wrote
 // shows its line breaks, controls and markup characters as escapes
-// (flow.InertText).
-func alertmanagerPayload(a Alert, now time.Time) ([]byte, error) {
+// (flow.InertText). A firing alert ends horizon after now, unless moat
+// posts it again meanwhile.
+func alertmanagerPayload(as []Alert, now time.Time, horizon time.Duration) ([]byte, error) {
+	out := make([]amAlert, len(as))
+	for i, a := range as {
+		out[i] = amAlertOf(a, now, horizon)
+	}
+	return json.Marshal(out)
+}
+
+// amAlertOf is a as Alertmanager takes it.
+func amAlertOf(a Alert, now time.Time, horizon time.Duration) amAlert {
 	labels := map[string]string{
 		"alertname": AlertName(a.Rule),
 		"severity":  string(a.Severity),
@@ -387,14 +448,14 @@ func alertmanagerPayload(a Alert, now time.Time) ([]byte, error) {
 	if a.Summary == "" {
 		delete(ann, "summary")
 	}
-	end := now.Add(AlertmanagerHold)
+	end := now.Add(horizon)
 	if a.Status == StatusResolved {
 		end = a.EndsAt
 		if end.IsZero() {
 			end = now
 		}
 	}
-	return json.Marshal([]amAlert{{Labels: labels, Annotations: ann, StartsAt: a.StartsAt.UTC(), EndsAt: end.UTC()}})
+	return amAlert{Labels: labels, Annotations: ann, StartsAt: a.StartsAt.UTC(), EndsAt: end.UTC()}
 }
 
 // webhookMessage is the generic JSON body: the alert as moat holds it.

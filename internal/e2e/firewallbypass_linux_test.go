@@ -56,7 +56,7 @@ func (r *amReceiver) find(rule string, resolved bool) (amAlert, bool) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	for _, a := range r.got {
-		// A firing alert is held for a day; a resolved one ended.
+		// A firing alert is held for four hours; a resolved one ended.
 		if a.Labels["rule"] == rule && a.EndsAt.Sub(a.StartsAt) < time.Hour == resolved {
 			return a, true
 		}
@@ -102,7 +102,9 @@ func TestFirewallBypassAlert(t *testing.T) {
 	recv := &amReceiver{}
 	am := httptest.NewServer(recv)
 	defer am.Close()
-	sink, err := detect.NewSink(detect.SinkConfig{Name: "am", Type: detect.SinkAlertmanager, URL: detect.NewSecret(am.URL)}, nil)
+	// An hour's resend interval: a firing alert's endsAt lies four hours
+	// ahead, which tells it from a resolve (find).
+	sink, err := detect.NewSink(detect.SinkConfig{Name: "am", Type: detect.SinkAlertmanager, URL: detect.NewSecret(am.URL), Resend: time.Hour}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,9 +1,11 @@
 package e2e
 
 import (
+	"context"
 	"errors"
 	"net/http"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 	"unicode"
@@ -108,5 +110,89 @@ func TestNodeFirewallReportBounded(t *testing.T) {
 	eventually(t, "the firewall_bypass alert resolved", func() bool { return got.last(detect.RuleFirewallBypass).Status == detect.StatusResolved })
 	if e := strings.Join(c.firewallEntries(), ","); e != "n1 1,n1 0" {
 		t.Errorf("audit entries %s: %q, want n1's bypass and its clearing", server.ActionNodeFirewall, e)
+	}
+}
+
+// reposted is a Notifier and Resender: the alerts raised, and those posted
+// again to Alertmanager.
+type reposted struct {
+	alerts
+	mu     sync.Mutex // guards resent
+	resent [][]detect.Alert
+}
+
+func (r *reposted) Resend(as []detect.Alert) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.resent = append(r.resent, as)
+}
+
+// posts returns how many re-sends there were, and the last.
+func (r *reposted) posts() (int, []detect.Alert) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if len(r.resent) == 0 {
+		return 0, nil
+	}
+	return len(r.resent), r.resent[len(r.resent)-1]
+}
+
+// A firewall bypass stands as long as the node reports it, which may be
+// longer than the server that raised its alert runs. The restarted
+// server's engine remembers no alert, but the node's report is in the
+// store: the alert is posted to Alertmanager again from it at the first
+// sweep, without a second notice to Slack or PagerDuty, and stops being
+// posted when the node reports the bypass gone.
+func TestBypassAlertStandsAcrossRestart(t *testing.T) {
+	c := newCluster(t)
+	first := c.detecting(nil)
+	c.register(api.Registration{Name: "api", Node: "n1", Port: 8080})
+	a, stop := c.runAgent(c.agentConfig("n1"))
+	eventually(t, "n1's SVID", func() bool { return svidOf(a, "api") != nil })
+	stop()
+	n1 := c.nodeClient("n1")
+	send := func(f *api.FirewallHealth) {
+		t.Helper()
+		c.clk.Advance(10 * time.Second) // the node's health reports are rate-limited
+		if err := n1.Call(t.Context(), http.MethodPost, api.PathNodeHealth, api.NodeHealth{Services: map[string][]api.ListenerHealth{}, Firewall: f}, nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	send(&api.FirewallHealth{BypassCount: 1, Bypasses: []api.FirewallBypass{{Family: "inet", Table: "sneak", Chain: "out", Handle: 4, Kind: api.BypassMark}}})
+	eventually(t, "the firewall_bypass alert", func() bool { return first.fired(detect.RuleFirewallBypass) })
+
+	t.Log("the server restarts with a new engine")
+	got := &reposted{}
+	eng, err := detect.New(detect.Config{Notifier: got, Now: c.clk.Now, Sweep: time.Hour, Bypasses: func() ([]detect.NodeBypass, error) {
+		c.mu.Lock()
+		srv := c.srv
+		c.mu.Unlock()
+		return srv.StandingBypasses(t.Context())
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	t.Cleanup(cancel)
+	go eng.Run(ctx)
+	c.restartWith(eng)
+	eng.Sweep()
+	n, as := got.posts()
+	if len(as) != 1 || as[0].Key != detect.DedupKey(detect.RuleFirewallBypass, "n1") || as[0].Status != detect.StatusFiring ||
+		!strings.Contains(as[0].Details["rules"], "inet sneak chain out handle 4: mark") {
+		t.Fatalf("posted again after the restart: %+v, want n1's firewall_bypass alert", as)
+	}
+	if got.fired(detect.RuleFirewallBypass) {
+		t.Errorf("notified %+v after the restart: Slack and PagerDuty had the alert", got.last(detect.RuleFirewallBypass))
+	}
+
+	t.Log("n1 reports its bypass gone: resolved, and posted no more")
+	n1 = c.nodeClient("n1") // the server's port changed
+	send(&api.FirewallHealth{})
+	eventually(t, "the alert resolved", func() bool { return got.last(detect.RuleFirewallBypass).Status == detect.StatusResolved })
+	c.clk.Advance(time.Minute)
+	eng.Sweep()
+	if m, as := got.posts(); m != n {
+		t.Errorf("posted again after the resolve: %+v", as)
 	}
 }

@@ -2,6 +2,7 @@ package server
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net/http"
 	"slices"
@@ -10,7 +11,10 @@ import (
 
 	"moat/internal/api"
 	"moat/internal/audit"
+	"moat/internal/detect"
 	"moat/internal/flow"
+	"moat/internal/identity"
+	"moat/internal/store"
 )
 
 // ActionNodeFirewall names the audit entry written when the rules of other
@@ -53,8 +57,9 @@ func sameBypasses(a, b *api.FirewallHealth) bool {
 	return a.BypassCount == b.BypassCount && slices.Equal(a.Bypasses, b.Bypasses)
 }
 
-// recordBypasses writes the audit entry of node's new bypasses, f.
-func (s *Server) recordBypasses(ctx context.Context, c *caller, f *api.FirewallHealth) error {
+// bypassDetail is the detail of the audit entry of a report's bypasses,
+// f, and how many there are.
+func bypassDetail(f *api.FirewallHealth) (int, map[string]string) {
 	mark, notrack := f.Kinds()
 	count := 0
 	var list []string
@@ -64,11 +69,95 @@ func (s *Server) recordBypasses(ctx context.Context, c *caller, f *api.FirewallH
 			list = append(list, fmt.Sprintf("%s %s chain %s handle %d: %s", b.Family, flow.PrintableText(b.Table), flow.PrintableText(b.Chain), b.Handle, b.Kind))
 		}
 	}
+	return count, map[string]string{
+		detailBypassRules: strconv.Itoa(count),
+		detailBypassMark:  strconv.Itoa(mark),
+		detailBypassNotr:  strconv.Itoa(notrack),
+		detailBypassList:  strings.Join(list, "; "),
+	}
+}
+
+// recordBypasses writes the audit entry of node's new bypasses, f.
+func (s *Server) recordBypasses(ctx context.Context, c *caller, f *api.FirewallHealth) error {
+	_, detail := bypassDetail(f)
 	return s.record(ctx, audit.Entry{Time: s.now().UTC(), Actor: c.ID, Role: "node", Action: ActionNodeFirewall, Target: c.Name, Result: "ok",
-		Detail: map[string]string{
-			detailBypassRules: strconv.Itoa(count),
-			detailBypassMark:  strconv.Itoa(mark),
-			detailBypassNotr:  strconv.Itoa(notrack),
-			detailBypassList:  strings.Join(list, "; "),
-		}})
+		Detail: detail})
+}
+
+// prefixBypass keys the firewall bypasses of each node whose latest
+// report lists any, with the server that took the report: a few nodes at
+// most, read every minute by every server (StandingBypasses), where the
+// nodes' whole reports (prefixHealth) would be a fleet's listeners.
+const prefixBypass = "bypass/"
+
+// standingBypass is what prefixBypass holds of one node.
+type standingBypass struct {
+	Server   string              `json:"server"`
+	Firewall *api.FirewallHealth `json:"firewall"`
+}
+
+// bypassOp is the store write of node's latest report of its firewall's
+// bypasses, f, taken by this server: kept while it lists any, removed
+// when it lists none.
+func (s *Server) bypassOp(node string, f *api.FirewallHealth) store.Op {
+	if f == nil || f.BypassCount == 0 {
+		return store.Delete(prefixBypass + node)
+	}
+	return store.Put(prefixBypass+node, mustJSON(standingBypass{Server: s.cfg.Name, Firewall: f}))
+}
+
+// StandingBypasses returns, from the store, the firewall bypasses of every
+// node that this server answers for and whose latest report lists any,
+// for detection to hold their firewall_bypass alerts while they stand
+// (detect.Config.Bypasses), across restarts and failovers, each on one
+// server of the cluster. A node is answered for by the server that took
+// its latest report (its agent reports to one server at a time, at every
+// change and every five minutes), or, once that server's membership has
+// lapsed, by the first live member by name: this server when it is the
+// only one. A node revoked is left out: it reaches nothing of the mesh
+// any more, and reports no more.
+func (s *Server) StandingBypasses(ctx context.Context) ([]detect.NodeBypass, error) {
+	kvs, _, err := s.st.List(ctx, prefixBypass)
+	if err != nil || len(kvs) == 0 {
+		return nil, err
+	}
+	members, err := s.Members(ctx)
+	if err != nil {
+		return nil, err
+	}
+	alive := map[string]bool{}
+	heir := s.cfg.Name
+	for _, m := range members {
+		if m.Alive {
+			if len(alive) == 0 {
+				heir = m.Name
+			}
+			alive[m.Name] = true
+		}
+	}
+	var revs identity.Revocations
+	if err := getJSON(ctx, s.st, keyRevocations, &revs); err != nil && !errors.Is(err, store.ErrNotFound) {
+		return nil, err
+	}
+	var out []detect.NodeBypass
+	for _, kv := range kvs {
+		var b standingBypass
+		if err := jsonUnmarshal(kv.Value, &b); err != nil {
+			return nil, fmt.Errorf("server: stored %q: %w", kv.Key, err)
+		}
+		node := strings.TrimPrefix(kv.Key, prefixBypass)
+		owner := b.Server
+		if owner != s.cfg.Name && !alive[owner] {
+			owner = heir
+		}
+		if owner != s.cfg.Name || b.Firewall == nil || b.Firewall.BypassCount == 0 {
+			continue
+		}
+		if id, err := identity.NodeID(s.td, node); err == nil && slices.Contains(revs.IDs, id.String()) {
+			continue
+		}
+		n, detail := bypassDetail(b.Firewall)
+		out = append(out, detect.NodeBypass{Node: node, Count: n, Detail: detail})
+	}
+	return out, nil
 }

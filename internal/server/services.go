@@ -166,7 +166,12 @@ func (s *Server) handleNodeHealth(w http.ResponseWriter, r *http.Request, c *cal
 			return
 		}
 	}
-	if err := s.putRev(ctx, key, rev, nodeHealth{NodeHealth: h, Reported: s.now()}); err != nil {
+	b, err := json.Marshal(nodeHealth{NodeHealth: h, Reported: s.now()})
+	if err != nil {
+		writeError(w, err)
+		return
+	}
+	if _, err := s.st.Txn(ctx, []store.Cond{{Key: key, ModRevision: rev}}, []store.Op{store.Put(key, b), s.bypassOp(c.Name, h.Firewall)}); err != nil {
 		writeError(w, err)
 		return
 	}
