@@ -11,12 +11,14 @@ import (
 	"github.com/google/nftables"
 	"github.com/google/nftables/binaryutil"
 	"github.com/google/nftables/expr"
+	"github.com/google/nftables/xt"
 )
 
 // bypasses lists the rules of every other table of the namespace that set
 // moat's mark or exempt traffic other than loopback's from connection
-// tracking, sorted. Tables of any family are read; iptables-legacy's are
-// not nftables' and are not seen.
+// tracking, sorted. Tables of any family are read, iptables-nft's with
+// them (its targets too: xtTarget); iptables-legacy's are not nftables'
+// and are not seen.
 func bypasses(c *nftables.Conn) ([]Bypass, error) {
 	chains, err := c.ListChains()
 	if err != nil {
@@ -61,7 +63,8 @@ func bypasses(c *nftables.Conn) ([]Bypass, error) {
 // (elements, read with maps, for a map's lookup; one that cannot be read
 // counts as holding the mark). A value loaded from the packet counts as
 // an unmarked packet's (zero), so that "mark | 0x4000" on another
-// program's mark is not taken for moat's.
+// program's mark is not taken for moat's. iptables-nft's targets are
+// read as their native forms are (xtTarget).
 func bypassOf(exprs []expr.Any, maps func(name string) ([]nftables.SetElement, error)) (BypassKind, bool) {
 	mark := binaryutil.NativeEndian.PutUint32(Mark)
 	val := map[uint32][]byte{}  // a register's value, as far as the rule says
@@ -129,12 +132,81 @@ func bypassOf(exprs []expr.Any, maps func(name string) ([]nftables.SetElement, e
 			}
 		case *expr.Notrack:
 			notrack = true
+		case *expr.Target:
+			switch xtTarget(e) {
+			case BypassMark:
+				return BypassMark, true
+			case BypassNotrack:
+				notrack = true
+			}
 		}
 	}
 	if notrack && !lo {
 		return BypassNotrack, true
 	}
 	return "", false
+}
+
+// The iptables targets that iptables-nft writes into nftables as
+// compat "target" expressions, which carry the kernel's xtables
+// structure for the target (native byte order) as their info, and the
+// fields moat reads of them (linux/netfilter/xt_MARK.h, xt_connmark.h,
+// xt_CT.h).
+const (
+	// MARK revision 2, xt_mark_tginfo2 {u32 mark, mask}: the packet's
+	// mark becomes (mark &^ mask) ^ info.mark. iptables writes every
+	// option so: --set-xmark V/M as V, M; --set-mark V/M as V, M|V;
+	// --or-mark V as V, V; --xor-mark V as V, 0; --and-mark V as 0, ^V.
+	// The kernel has no other revision.
+	xtMarkRev = 2
+	// CONNMARK revisions 1 and 2, xt_connmark_tginfo1 {u32 ctmark,
+	// ctmask, nfmask; u8 mode} and xt_connmark_tginfo2, whose mode
+	// follows two more bytes (shift_dir, shift_bits). --set-mark and
+	// --set-xmark are mode 0: the connection's mark becomes (ctmark &^
+	// ctmask) ^ info.ctmark; the other modes copy one mark to the other.
+	xtConnmarkSet = 0
+	// CT revisions 0 to 2 open with u16 flags; --notrack (and the
+	// NOTRACK target, CT's alias) sets XT_CT_NOTRACK.
+	xtCTNotrack = 1 << 0
+)
+
+// xtTarget tells what an iptables target written by iptables-nft does
+// of what bypassOf looks for: set moat's mark on the packet or its
+// connection, or notrack; "" for neither. A mark is worked out as
+// bypassOf works out a native rule's, the mark the packet or connection
+// held counting as zero: (0 &^ mask) ^ xor is xor, so --set-mark,
+// --set-xmark, --or-mark and --xor-mark of moat's mark set it and
+// --or-mark 0x4000 or --and-mark do not. A MARK, CONNMARK or CT target
+// whose info cannot be read (short, or of a revision the kernel did not
+// have when this was written) counts as doing it, as a map that cannot
+// be read does.
+func xtTarget(e *expr.Target) BypassKind {
+	var info []byte
+	if u, ok := e.Info.(*xt.Unknown); ok {
+		info = *u
+	}
+	switch e.Name {
+	case "MARK":
+		if e.Rev != xtMarkRev || len(info) < 8 || binaryutil.NativeEndian.Uint32(info[:4]) == Mark {
+			return BypassMark
+		}
+	case "CONNMARK":
+		mode := 12
+		if e.Rev == 2 {
+			mode = 14
+		}
+		if e.Rev < 1 || e.Rev > 2 || len(info) <= mode ||
+			info[mode] == xtConnmarkSet && binaryutil.NativeEndian.Uint32(info[:4]) == Mark {
+			return BypassMark
+		}
+	case "CT":
+		if e.Rev > 2 || len(info) < 2 || binaryutil.NativeEndian.Uint16(info[:2])&xtCTNotrack != 0 {
+			return BypassNotrack
+		}
+	case "NOTRACK":
+		return BypassNotrack
+	}
+	return ""
 }
 
 // mayHold tells whether register reg (known, or else any register) may
