@@ -380,8 +380,8 @@ func TestSGPrefixLists(t *testing.T) {
 	if len(got) != 1 || !strings.Contains(got[0].Message, "tcp 9000") || strings.Contains(got[0].Message, "8080") || strings.Contains(got[0].Message, "8081") {
 		t.Errorf("%s on the origin's group: %+v, want one for 9000 alone", RuleWorldOpenOther, got)
 	}
-	wantNotes(t, rep, "ingress[0]: AWS-managed prefix list com.amazonaws.global.cloudfront.origin-facing: one AWS service's addresses, no wider than a /8: assumed to be anywhere",
-		"ingress[1]: AWS-managed prefix list com.amazonaws.global.cloudfront.origin-facing: one AWS service's addresses, no wider than a /8: assumed to be anywhere")
+	wantNotes(t, rep, "ingress[0]: AWS-managed prefix list com.amazonaws.global.cloudfront.origin-facing: one AWS service's addresses, no wider than one network's: assumed to be anywhere",
+		"ingress[1]: AWS-managed prefix list com.amazonaws.global.cloudfront.origin-facing: one AWS service's addresses, no wider than one network's: assumed to be anywhere")
 	if got := activeOn(rep, RuleInternetFacing, "aws_instance.origin"); len(got) != 1 || !strings.Contains(got[0].Message, "may be reachable") {
 		t.Errorf("%s on the origin: %+v, want one that says it may be reachable", RuleInternetFacing, got)
 	}

@@ -208,7 +208,7 @@ func (m *Model) worldText(s *netipx.IPSet) string {
 			parts = append(parts, r.From().String()+"-"+r.To().String())
 		}
 	}
-	return fmt.Sprintf("the internet at large (%s: more than a /%d, more than any one network holds)", strings.Join(parts, ", "), wideBits)
+	return fmt.Sprintf("the internet at large (%s: %s)", strings.Join(parts, ", "), wideText)
 }
 
 func portMatch(proto string, from, to int, wantProto string, port int) bool {

@@ -137,3 +137,21 @@ func TestAppRestrictionsWide(t *testing.T) {
 		t.Errorf("%s on an app allowing an office: %+v, want none", RuleAzAppOpen, got)
 	}
 }
+
+// TestWideIPv6RangesAreTheInternet checks that IPv6 has its own measure of
+// the internet at large: ranges holding more than a /13, the most any one
+// network holds (one registry's /12, a /13 and a /14 between them), admit
+// it; a network's /32 and a /13 alone do not.
+func TestWideIPv6RangesAreTheInternet(t *testing.T) {
+	rep := run(t, "testdata/aws/wide-ranges-ipv6")
+	for _, c := range []struct{ addr, rng string }{{"aws_security_group.registry", "2600::/12"}, {"aws_vpc_security_group_ingress_rule.halves", "2a00::-2a0b:"}} {
+		if got := activeOn(rep, RuleWorldOpen, c.addr); len(got) != 1 || !strings.Contains(got[0].Message, c.rng) || !strings.Contains(got[0].Message, "a /13 of IPv6") {
+			t.Errorf("%s on %s: %+v, want one naming %s as more than a /13 of IPv6", RuleWorldOpen, c.addr, got, c.rng)
+		}
+	}
+	for _, addr := range []string{"aws_security_group.one_network", "aws_security_group.largest_network"} {
+		if got := activeOn(rep, RuleWorldOpen, addr); len(got) != 0 {
+			t.Errorf("%s on %s: %+v, want none", RuleWorldOpen, addr, got)
+		}
+	}
+}

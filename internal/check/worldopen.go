@@ -386,7 +386,7 @@ func declaring(g *SG, ranges []portRange, inet *netipx.IPSet, assumed bool) []de
 				continue
 			}
 			src := setOf(srcs...)
-			if whole && !wide(inet, src, 0) || !whole && empty(intersect(src, inet)) {
+			if whole && !wide(inet, src, nil) || !whole && empty(intersect(src, inet)) {
 				continue
 			}
 			for _, o := range ranges {
