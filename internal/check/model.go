@@ -278,6 +278,9 @@ type Endpoint struct {
 	// SourceOnly: it takes no connection at all (Listens admits no port);
 	// it only opens connections, as a member of its groups.
 	SourceOnly bool
+	// Reaches, when not nil, holds the only ranges a source may open
+	// connections to (a Client VPN endpoint's authorization rules).
+	Reaches []netip.Prefix
 	// ListensOn says what Listens admits where Ports does not (a range
 	// among a task's host ports), for the hop that refuses a port.
 	ListensOn string
