@@ -961,16 +961,19 @@ func (ev *evaluator) expr(e hcl.Expression, ctx *hcl.EvalContext, addr string) c
 			// a list of them) or when it can only be the address of the
 			// resources it names (aws_lb.web.dns_name: tf.Unknown.From
 			// names them, and the model follows that).
+			quiet := ev.nameAtApply(e, ctx)
 			if c := withComputed(e, ctx); c != nil {
 				if v, diags := e.Value(c); !diags.HasErrors() {
 					v, _ = v.UnmarkDeep()
-					if !v.IsWhollyKnown() && len(sources(e, ctx, &instance{})) == 0 {
+					if !v.IsWhollyKnown() && len(sources(e, ctx, &instance{})) == 0 && !quiet {
 						ev.note(e.Range(), addr, kindComputed, "value is computed by the provider (%s), known only after apply", resourceRefs(e, ctx))
 					}
 					return v
 				}
 			}
-			ev.note(e.Range(), addr, kindComputed, "value is computed by the provider (%s), known only after apply", resourceRefs(e, ctx))
+			if !quiet {
+				ev.note(e.Range(), addr, kindComputed, "value is computed by the provider (%s), known only after apply", resourceRefs(e, ctx))
+			}
 		} else {
 			ev.note(e.Range(), addr, kindError, "cannot evaluate: %s", strings.Join(msgs, "; "))
 		}
@@ -990,7 +993,7 @@ func (ev *evaluator) expr(e hcl.Expression, ctx *hcl.EvalContext, addr string) c
 		v = v.Mark(jsonMark{text}) // what is known of a JSON document
 	}
 	switch {
-	case v.IsWhollyKnown():
+	case v.IsWhollyKnown(), ev.nameAtApply(e, ctx):
 	case v.IsKnown() && (v.Type().IsObjectType() || v.Type().IsMapType()):
 		// A resource or a map of them passed whole: their IDs are
 		// known, what the provider computes is not.
@@ -999,6 +1002,23 @@ func (ev *evaluator) expr(e hcl.Expression, ctx *hcl.EvalContext, addr string) c
 		ev.note(e.Range(), addr, kindUnknown, "value is not known statically (depends on %s)", refs(e))
 	}
 	return v
+}
+
+// nameAtApply reports whether e, being evaluated, is a resource's name
+// made at apply (madeAtApply), or names another resource by referring to
+// it: not noted, as resources are linked by name and none can repeat
+// such a name but by referring to the resource, which the model follows.
+func (ev *evaluator) nameAtApply(e hcl.Expression, ctx *hcl.EvalContext) bool {
+	if ev.in == nil {
+		return false
+	}
+	if ev.attr == "name" && madeAtApply(e, ctx, ev.in, 0) {
+		return true
+	}
+	// Another resource's name (resource_group_name =
+	// azurerm_resource_group.main.name): the model links by that
+	// resource, whose name is its own concern (Unknown.From).
+	return strings.HasSuffix(ev.attr, "_name") && len(sources(e, ctx, ev.in)) > 0
 }
 
 // removedCall returns the error of a call to a function Terraform removed

@@ -915,3 +915,62 @@ resource "azurerm_network_security_rule" "r" {
 		}
 	}
 }
+
+// TestNameMadeAtApplyNotNoted: a resource's name made of what the
+// provider computes (a random_pet's or random_id's), directly or through
+// local values, is fixed only at apply: nothing can name the resource by
+// a string of its own, only by referring to it, which the model follows,
+// so the name is not noted; a name from a variable without a value, which
+// another resource may repeat, is, and so is any other attribute made of
+// such values.
+func TestNameMadeAtApplyNotNoted(t *testing.T) {
+	p := load(t, fstest.MapFS{"main.tf": {Data: []byte(`
+variable "prefix" {}
+resource "random_pet" "this" {
+  length = 1
+}
+resource "random_id" "this" {
+  byte_length = 1
+}
+resource "random_integer" "net" {
+  min = 10
+  max = 250
+}
+locals {
+  base = "${random_pet.this.id}-${random_id.this.dec}"
+  vm   = "${local.base}-vm"
+}
+resource "azurerm_network_security_group" "direct" {
+  name = "nsg-${random_id.this.hex}"
+}
+resource "azurerm_network_interface" "local" {
+  name = local.vm
+}
+resource "azurerm_virtual_network" "given" {
+  name = "${var.prefix}-vnet"
+}
+resource "azurerm_resource_group" "main" {
+  name = "${var.prefix}-rg"
+}
+resource "azurerm_subnet" "range" {
+  name                = local.vm
+  resource_group_name = azurerm_resource_group.main.name
+  address_prefixes    = [cidrsubnet("10.0.0.0/8", 8, random_integer.net.result)]
+}
+`)}}, Options{})
+	var msgs []string
+	for _, n := range p.Notes {
+		msgs = append(msgs, n.String())
+	}
+	all := strings.Join(msgs, "\n")
+	for _, addr := range []string{"azurerm_network_security_group.direct", "azurerm_network_interface.local", "azurerm_subnet.range: value is not known statically"} {
+		if strings.Contains(all, addr) {
+			t.Errorf("a note on %s, whose name is made at apply:\n%s", addr, all)
+		}
+	}
+	for _, want := range []string{"azurerm_virtual_network.given: value is not known statically (depends on var.prefix)", "azurerm_resource_group.main: value is not known statically (depends on var.prefix)", "azurerm_subnet.range: value is computed by the provider (random_integer.net.result)"} {
+		if !strings.Contains(all, want) {
+			t.Errorf("notes lack %q:\n%s", want, all)
+		}
+	}
+}
