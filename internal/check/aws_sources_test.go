@@ -3,6 +3,7 @@ package check
 import (
 	"context"
 	"os"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -202,5 +203,29 @@ resource "aws_instance" "app" {
 	}
 	if got := activeOn(rep, RuleUnusedSG, "aws_security_group.bastion"); len(got) > 0 {
 		t.Errorf("%s on a group a rule names: %+v, want none", RuleUnusedSG, got)
+	}
+}
+
+// TestAppRunnerConnectorReaches checks that an App Runner VPC connector is
+// a source in its subnets, as a member of its groups, and takes no
+// connection: the database admitting its group is reached from it, and its
+// own group open to the world is medium, attached only to what takes none.
+func TestAppRunnerConnectorReaches(t *testing.T) {
+	const dir = "testdata/aws/apprunner-connector"
+	acc, err := Reachability(context.Background(), Config{Paths: []string{dir}}, "aws_db_instance.orders")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.ContainsFunc(acc, func(a Access) bool {
+		return strings.HasPrefix(a.Source, "aws_apprunner_vpc_connector.app") && a.Port == 5432
+	}) {
+		t.Errorf("the connector does not reach the database: %+v", acc)
+	}
+	rep := run(t, dir)
+	if got := activeOn(rep, RuleWorldOpen, "aws_security_group.connector"); len(got) != 1 || got[0].Severity != Medium {
+		t.Errorf("%s on the connector's group: %+v, want one medium", RuleWorldOpen, got)
+	}
+	if got := activeOn(rep, RuleNotEvaluated, "aws_apprunner_vpc_connector.app"); len(got) != 0 {
+		t.Errorf("notes on the connector: %+v", got)
 	}
 }

@@ -518,6 +518,15 @@ func (m *Model) buildEndpoints(byType map[string][]*tf.Resource) {
 		m.attachSGs(e, vc, "security_group_ids")
 		add(e)
 	}
+	// An App Runner VPC connector's interfaces, likewise: the service's
+	// connections into the VPC leave from them, behind the connector's
+	// groups (the VPC's default group when it names none).
+	for _, r := range byType["aws_apprunner_vpc_connector"] {
+		e := sourceOnly(r, "App Runner VPC connector")
+		e.Subnets = m.subnetsIn(e, r.Values, "subnets")
+		m.attachSGs(e, r.Values, "security_groups")
+		add(e)
+	}
 	// An Amazon MQ broker. A public RabbitMQ broker is reached through an
 	// endpoint AWS runs outside the VPC, which takes no security group; a
 	// public ActiveMQ broker has a public address in its subnet, behind its
