@@ -724,9 +724,33 @@ func (m *Model) sgHop(e *Endpoint, vpc *VPC, src Source, proto string, port int,
 			assumed = append(assumed, h)
 		}
 	}
+	if len(assumed) > 0 {
+		// Rules read at their most permissive add nothing where the
+		// known ones admit all they would: the path rests on those.
+		if known, khits, kadmitting := m.sgPass(knownRules(sgs), proto, port, src, set); !empty(known) && empty(minus(got, known)) {
+			hits, admitting, assumed = khits, kadmitting, nil
+		}
+	}
 	// Named by the groups whose rules admit the port, not the first
 	// group attached.
 	return got, Hop{Kind: "sg", Addr: strings.Join(admitting, ", "), Detail: strings.Join(hits, "; ")}, assumed, true
+}
+
+// knownRules are sgs with only their ingress rules that rest on no
+// assumption (a source or ports not known statically).
+func knownRules(sgs []*SG) []*SG {
+	out := make([]*SG, 0, len(sgs))
+	for _, g := range sgs {
+		c := *g
+		c.Ingress = nil
+		for _, r := range g.Ingress {
+			if r.Assumed == "" && r.PortsAssumed == "" {
+				c.Ingress = append(c.Ingress, r)
+			}
+		}
+		out = append(out, &c)
+	}
+	return out
 }
 
 func assumedHits(addr string, hits []string) []string {
