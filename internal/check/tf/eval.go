@@ -259,7 +259,7 @@ func (ev *evaluator) instance(in *instance) int {
 	unknown := 0
 	in.scope = map[string]cty.Value{
 		"path":      cty.ObjectVal(map[string]cty.Value{"module": cty.StringVal(in.mod.dir), "root": cty.StringVal(ev.root.mod.dir), "cwd": cty.StringVal(ev.root.mod.dir)}),
-		"terraform": cty.ObjectVal(map[string]cty.Value{"workspace": cty.StringVal("default")}),
+		"terraform": cty.ObjectVal(map[string]cty.Value{"workspace": cty.UnknownVal(cty.String)}),
 		"data":      cty.DynamicVal,
 		"module":    ev.moduleOutputs(in),
 	}

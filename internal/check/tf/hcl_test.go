@@ -974,3 +974,38 @@ resource "azurerm_subnet" "range" {
 		}
 	}
 }
+
+// TestWorkspaceChosenAtRun: terraform.workspace is the workspace selected
+// when Terraform runs, not known statically: a map keyed by workspaces
+// without "default" is read as any of its values, not refused, and a name
+// made of the workspace is not noted (nothing names the resource by it but
+// by referring to it).
+func TestWorkspaceChosenAtRun(t *testing.T) {
+	p := load(t, fstest.MapFS{"main.tf": {Data: []byte(`
+locals {
+  by_workspace = {
+    prod = { cidr = "10.1.0.0/16" }
+    test = { cidr = "10.2.0.0/16" }
+  }
+  settings = local.by_workspace[terraform.workspace]
+}
+resource "aws_vpc" "main" {
+  cidr_block = local.settings.cidr
+  tags       = { Name = "vpc-${terraform.workspace}" }
+}
+resource "azurerm_virtual_network" "main" {
+  name = "vnet-${terraform.workspace}"
+}
+`)}}, Options{})
+	var msgs []string
+	for _, n := range p.Notes {
+		msgs = append(msgs, n.String())
+	}
+	all := strings.Join(msgs, "\n")
+	if strings.Contains(all, "cannot evaluate") || strings.Contains(all, "azurerm_virtual_network.main") {
+		t.Errorf("notes on a map keyed by workspace or a name made of it:\n%s", all)
+	}
+	if _, ok := byAddr(p)["aws_vpc.main"].Values["cidr_block"].(Unknown); !ok {
+		t.Errorf("the VPC's range, chosen by workspace, is %v, want not known statically", byAddr(p)["aws_vpc.main"].Values["cidr_block"])
+	}
+}

@@ -207,11 +207,12 @@ func traversalString(t hcl.Traversal) string {
 }
 
 // madeAtApply reports whether the value of e, not known statically, is
-// made only of what the provider computes: every reference it holds that
-// is not known is to a managed resource (random_pet.this.id), directly or
-// through local values of in. Such a value is fixed at apply, so no string
-// written elsewhere can repeat it; a variable, data source or module
-// output may bring one.
+// made only of what the provider computes and of the workspace Terraform
+// runs in: every reference it holds that is not known is to a managed
+// resource (random_pet.this.id) or terraform.workspace, directly or
+// through local values of in. Such a value is fixed when Terraform runs,
+// so no string written elsewhere repeats it; a variable, data source or
+// module output may bring one.
 func madeAtApply(e hcl.Expression, ctx *hcl.EvalContext, in *instance, depth int) bool {
 	if depth > 32 {
 		return false
@@ -222,7 +223,7 @@ func madeAtApply(e hcl.Expression, ctx *hcl.EvalContext, in *instance, depth int
 		}
 		root := t.RootName()
 		switch {
-		case root == "count":
+		case root == "count", root == "terraform":
 		case root == "local":
 			name, ok := traversalAttr(t, 1)
 			if !ok {
