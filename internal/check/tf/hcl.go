@@ -421,6 +421,7 @@ var topSchema = &hcl.BodySchema{Blocks: []hcl.BlockHeaderSchema{
 	{Type: "module", LabelNames: []string{"name"}},
 	{Type: "resource", LabelNames: []string{"type", "name"}},
 	{Type: "data", LabelNames: []string{"type", "name"}},
+	{Type: "provider", LabelNames: []string{"name"}},
 }}
 
 // metaBlocks are the nested block types Terraform itself defines.
@@ -542,6 +543,19 @@ func (l *loader) collect(m *module, file hcl.Body, depth int) error {
 			if e := bd.attrs["value"]; e != nil {
 				m.outputs = append(m.outputs, local{b.Labels[0], e})
 			}
+		case "provider":
+			// One configuration of a provider per alias (none for the
+			// default); an alias Terraform refuses (not a literal
+			// name) is left to it.
+			addr := "provider." + b.Labels[0]
+			if e := bd.attrs["alias"]; e != nil {
+				v, d := e.Value(nil)
+				if d.HasErrors() || v.Type() != cty.String || !v.IsKnown() || v.IsNull() {
+					continue
+				}
+				addr += "." + v.AsString()
+			}
+			l.define(m, addr, "provider configuration", pos)
 		case "module":
 			l.define(m, "module."+b.Labels[0], "module call", pos)
 			c := &callBlock{name: b.Labels[0], body: bd, pos: pos}

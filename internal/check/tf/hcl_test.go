@@ -1009,3 +1009,52 @@ resource "azurerm_virtual_network" "main" {
 		t.Errorf("the VPC's range, chosen by workspace, is %v, want not known statically", byAddr(p)["aws_vpc.main"].Values["cidr_block"])
 	}
 }
+
+// TestDuplicateProviderRejected: two configurations of one provider with
+// the same alias (or none) in one module are one Terraform refuses
+// (Duplicate provider configuration); an aliased one beside the default
+// is not.
+func TestDuplicateProviderRejected(t *testing.T) {
+	p := load(t, fstest.MapFS{
+		"main.tf": {Data: []byte(`
+provider "aws" {
+  region = "us-east-1"
+}
+provider "aws" {
+  alias  = "west"
+  region = "us-west-2"
+}
+provider "azurerm" {
+  features {}
+}
+`)},
+		"other.tf": {Data: []byte(`
+provider "aws" {
+  region = "us-east-2"
+}
+provider "aws" {
+  alias  = "west"
+  region = "us-west-1"
+}
+`)},
+		"more.tf.json": {Data: []byte(`{"provider": {"azurerm": [{"alias": "hub", "features": {}}, {"alias": "spoke", "features": {}}]}}`)},
+	}, Options{})
+	var rejected []string
+	for _, n := range p.Notes {
+		if n.Rejected {
+			rejected = append(rejected, n.String())
+		}
+	}
+	all := strings.Join(rejected, "\n")
+	for _, want := range []string{
+		"other.tf:2: provider.aws: duplicate provider configuration definition (first at main.tf:2)",
+		"other.tf:5: provider.aws.west: duplicate provider configuration definition (first at main.tf:5)",
+	} {
+		if !strings.Contains(all, want) {
+			t.Errorf("no rejected note %q; rejected:\n%s", want, all)
+		}
+	}
+	if strings.Contains(all, "azurerm") || len(rejected) != 2 {
+		t.Errorf("rejected notes besides the two duplicates:\n%s", all)
+	}
+}
