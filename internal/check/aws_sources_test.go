@@ -229,3 +229,34 @@ func TestAppRunnerConnectorReaches(t *testing.T) {
 		t.Errorf("notes on the connector: %+v", got)
 	}
 }
+
+// TestTransferServers checks that AWS Transfer Family servers are in the
+// network: a PUBLIC server is reached on SFTP from every address (critical);
+// a VPC server with an Elastic IP is reached through its groups (from the
+// partners' range alone: medium, naming it); one without is reached from no
+// internet address, its world-open group attached but no path proven; an
+// endpoint type the provider refuses is CHECK-003. None is a note of what is
+// not modelled.
+func TestTransferServers(t *testing.T) {
+	rep := run(t, "testdata/aws/transfer")
+	if got := activeOn(rep, RuleExposedPort, "aws_transfer_server.public"); len(got) != 1 || got[0].Severity != Critical || !strings.Contains(got[0].Message, "tcp 22") {
+		t.Errorf("%s on the public server: %+v, want one critical on tcp 22", RuleExposedPort, got)
+	}
+	if got := activeOn(rep, RuleExposedPort, "aws_transfer_server.partners"); len(got) != 1 || got[0].Severity != Medium || !strings.Contains(got[0].Message, "198.51.100.0/24") {
+		t.Errorf("%s on the partners' server: %+v, want one medium naming their range", RuleExposedPort, got)
+	}
+	if got := activeOn(rep, RuleExposedPort, "aws_transfer_server.internal"); len(got) != 0 {
+		t.Errorf("%s on the server without an Elastic IP: %+v, want none", RuleExposedPort, got)
+	}
+	if got := activeOn(rep, RuleWorldOpen, "aws_security_group.open"); len(got) != 1 || got[0].Severity != High {
+		t.Errorf("%s on the internal server's group: %+v, want one high", RuleWorldOpen, got)
+	}
+	if got := activeOn(rep, RuleRejected, "aws_transfer_server.typo"); len(got) != 1 || !strings.Contains(got[0].Message, "PUBlIC") {
+		t.Errorf("%s on the server of a misspelt endpoint type: %+v, want one naming it", RuleRejected, got)
+	}
+	for _, f := range rep.Findings {
+		if f.RuleID == RuleNotEvaluated && strings.HasPrefix(f.Address, "aws_transfer_server.") && strings.Contains(f.Message, "not in the network model") {
+			t.Errorf("note of what is not modelled: %+v", f)
+		}
+	}
+}

@@ -547,6 +547,7 @@ func (m *Model) buildEndpoints(byType map[string][]*tf.Resource) {
 		}
 		add(e)
 	}
+	m.transferServers(byType, add)
 	// DocumentDB has no public-access setting: its instances are reached
 	// only through their VPC, so they matter for paths from peers.
 	for _, r := range byType["aws_docdb_cluster_instance"] {

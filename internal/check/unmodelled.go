@@ -28,7 +28,7 @@ var modelledTypes = map[string]bool{
 	"aws_neptune_cluster_instance": true, "aws_emr_cluster": true,
 	"aws_ec2_client_vpn_endpoint": true, "aws_ec2_client_vpn_network_association": true,
 	"aws_ec2_instance_connect_endpoint": true, "aws_efs_mount_target": true, "aws_opensearch_domain": true,
-	"aws_elasticsearch_domain": true, "aws_db_proxy": true,
+	"aws_elasticsearch_domain": true, "aws_db_proxy": true, "aws_transfer_server": true,
 	// AWS: security groups and their rules (which name other groups).
 	"aws_security_group": true, "aws_default_security_group": true, "aws_security_group_rule": true,
 	"aws_vpc_security_group_ingress_rule": true, "aws_vpc_security_group_egress_rule": true,

@@ -21,14 +21,14 @@ func notModelled(rep *Report) map[string]string {
 
 // TestUnmodelledResourcesNoted: a resource that puts something in the
 // network (groups it attaches, a public address or public access it turns
-// on) but whose type the model does not read was passed over in silence: a
-// public SFTP endpoint, an Airflow web server on the internet, a SQL
+// on) but whose type the model does not read was passed over in silence: an
+// Airflow web server on the internet, a SQL
 // managed instance's public data endpoint, a cluster's service of type
 // LoadBalancer, its ingress, a Helm chart it runs, a Service Bus namespace
 // that leaves public network access on by default, a public IP written
 // through the AzAPI provider. Each is now a note saying
-// what is not evaluated; what the model reads (an RDS proxy, a Lambda function
-// in a VPC, a NAT gateway, an NSG written through the AzAPI provider) is
+// what is not evaluated; what the model reads (an RDS proxy, a public SFTP
+// endpoint, a Lambda function in a VPC, a NAT gateway, an NSG written through the AzAPI provider) is
 // not.
 func TestUnmodelledResourcesNoted(t *testing.T) {
 	for _, tc := range []struct {
@@ -37,13 +37,12 @@ func TestUnmodelledResourcesNoted(t *testing.T) {
 		none []string
 	}{
 		{"testdata/aws/not-modelled", map[string]string{
-			"aws_transfer_server.drop":       "endpoint_type = PUBLIC",
 			"aws_mwaa_environment.pipelines": "security_group_ids, webserver_access_mode = PUBLIC_ONLY",
 			"kubernetes_service_v1.shop":     "type = LoadBalancer",
 			"kubernetes_ingress_v1.web":      "spec.rule",
 			"kubernetes_manifest.admin":      "type = NodePort",
 			"helm_release.ingress":           "chart = ingress-nginx",
-		}, []string{"aws_db_proxy.orders", "aws_lambda_function.loader", "aws_nat_gateway.out", "aws_security_group.proxy",
+		}, []string{"aws_db_proxy.orders", "aws_transfer_server.drop", "aws_lambda_function.loader", "aws_nat_gateway.out", "aws_security_group.proxy",
 			"kubernetes_service.metrics"}},
 		{"testdata/azure/not-modelled", map[string]string{
 			"azurerm_bastion_host.ops":                  "ip_configuration.subnet_id, public_ip_address_id",
