@@ -23,6 +23,7 @@ type Model struct {
 	NACLs     []*NACL
 	Endpoints []*Endpoint
 	Notes     []tf.Note
+	noted     map[tf.Note]bool // Notes, for note to say each once
 	// Rejected are values the provider rejects (CHECK-003).
 	Rejected []tf.Note
 	// nicRanges: for the stand-in of an Azure interface's assigned private
@@ -410,7 +411,15 @@ func (m *Model) addrOf(typ, ref string) string {
 }
 
 func (m *Model) note(r *tf.Resource, format string, args ...any) {
-	m.Notes = append(m.Notes, tf.Note{Pos: r.Pos, Address: r.Address, Msg: fmt.Sprintf(format, args...)})
+	n := tf.Note{Pos: r.Pos, Address: r.Address, Msg: fmt.Sprintf(format, args...)}
+	if m.noted[n] {
+		return // said once of a resource, however many times it is met
+	}
+	if m.noted == nil {
+		m.noted = map[tf.Note]bool{}
+	}
+	m.noted[n] = true
+	m.Notes = append(m.Notes, n)
 }
 
 // allowFrom adds to a managed endpoint's Allowed the ranges of an
