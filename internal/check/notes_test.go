@@ -119,3 +119,28 @@ resource "azurerm_mssql_server" "sql" {
 		}
 	}
 }
+
+// TestWriteOnlySecretsUnread checks that a write-only argument (a password
+// given from an ephemeral resource, which Terraform never keeps) is not
+// noted as not known statically: no rule reads it.
+func TestWriteOnlySecretsUnread(t *testing.T) {
+	rep := checkSource(t, `
+ephemeral "random_password" "db" {
+  length = 20
+}
+resource "azurerm_postgresql_flexible_server" "db" {
+  name                              = "psql-apps"
+  resource_group_name               = "rg-apps"
+  location                          = "westeurope"
+  public_network_access_enabled     = false
+  administrator_password_wo         = ephemeral.random_password.db.result
+  administrator_password_wo_version = 1
+}
+`)
+	if got := activeOn(rep, RuleNotEvaluated, "azurerm_postgresql_flexible_server.db"); len(got) != 0 {
+		t.Errorf("notes on a write-only password: %+v", got)
+	}
+	if got := active(rep, RuleRejected); len(got) != 0 {
+		t.Errorf("an ephemeral resource read as undeclared: %+v", got)
+	}
+}

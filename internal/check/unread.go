@@ -1,5 +1,7 @@
 package check
 
+import "strings"
+
 // unreadAttrs are resource attributes and nested blocks no rule reads, of
 // any resource type: labels, images, zones, regions, sizes, versions,
 // credentials, roles, backups and start-up scripts. What cannot be
@@ -27,5 +29,9 @@ var unreadAttrs = map[string]bool{
 }
 
 // unread reports whether attribute attr of a resource of type typ is one
-// no rule reads (tf.Options.Unread).
-func unread(_, attr string) bool { return unreadAttrs[attr] }
+// no rule reads (tf.Options.Unread): those above, and the write-only
+// arguments (password_wo, value_wo and their _wo_version), secrets
+// Terraform passes to the provider and never keeps.
+func unread(_, attr string) bool {
+	return unreadAttrs[attr] || strings.HasSuffix(attr, "_wo") || strings.HasSuffix(attr, "_wo_version")
+}

@@ -263,6 +263,17 @@ func (ev *evaluator) instance(in *instance) int {
 		"data":      cty.DynamicVal,
 		"module":    ev.moduleOutputs(in),
 	}
+	if len(in.mod.ephemerals) > 0 {
+		types := map[string]cty.Value{}
+		for t, names := range in.mod.ephemerals {
+			byName := map[string]cty.Value{}
+			for _, n := range names {
+				byName[n] = cty.DynamicVal
+			}
+			types[t] = cty.ObjectVal(byName)
+		}
+		in.scope["ephemeral"] = cty.ObjectVal(types)
+	}
 	unknown += ev.variables(in)
 	in.scope["var"] = objectOf(in.vars)
 	ev.resourceScope(in)

@@ -69,9 +69,12 @@ type module struct {
 	locals    []local
 	resources []*resBlock
 	datas     []*resBlock // data blocks
-	calls     []*callBlock
-	outputs   []local
-	defined   map[string]Pos // where each variable, local, output, module call, resource and data block is
+	// ephemerals are the ephemeral resources (type → names): their values
+	// exist only while Terraform runs, never known here.
+	ephemerals map[string][]string
+	calls      []*callBlock
+	outputs    []local
+	defined    map[string]Pos // where each variable, local, output, module call, resource and data block is
 }
 
 type local struct {
@@ -422,6 +425,7 @@ var topSchema = &hcl.BodySchema{Blocks: []hcl.BlockHeaderSchema{
 	{Type: "resource", LabelNames: []string{"type", "name"}},
 	{Type: "data", LabelNames: []string{"type", "name"}},
 	{Type: "provider", LabelNames: []string{"name"}},
+	{Type: "ephemeral", LabelNames: []string{"type", "name"}},
 }}
 
 // metaBlocks are the nested block types Terraform itself defines.
@@ -543,6 +547,12 @@ func (l *loader) collect(m *module, file hcl.Body, depth int) error {
 			if e := bd.attrs["value"]; e != nil {
 				m.outputs = append(m.outputs, local{b.Labels[0], e})
 			}
+		case "ephemeral":
+			l.define(m, "ephemeral."+b.Labels[0]+"."+b.Labels[1], "ephemeral resource", pos)
+			if m.ephemerals == nil {
+				m.ephemerals = map[string][]string{}
+			}
+			m.ephemerals[b.Labels[0]] = append(m.ephemerals[b.Labels[0]], b.Labels[1])
 		case "provider":
 			// One configuration of a provider per alias (none for the
 			// default); an alias Terraform refuses (not a literal

@@ -1058,3 +1058,40 @@ provider "aws" {
 		t.Errorf("rejected notes besides the two duplicates:\n%s", all)
 	}
 }
+
+// TestEphemeralAndResourceGroupLookup: an ephemeral resource (Terraform
+// 1.10) is declared, not an undeclared name, its values known only when
+// Terraform runs; a resource group looked up by name is that name, so what
+// is placed in it by that name is not noted.
+func TestEphemeralAndResourceGroupLookup(t *testing.T) {
+	p := load(t, fstest.MapFS{"main.tf": {Data: []byte(`
+ephemeral "random_password" "db" {
+  length = 20
+}
+data "azurerm_resource_group" "rg" {
+  name = "rg-apps"
+}
+resource "azurerm_virtual_network" "main" {
+  name                = "vnet-apps"
+  resource_group_name = data.azurerm_resource_group.rg.name
+  location            = data.azurerm_resource_group.rg.location
+  address_space       = ["10.0.0.0/16"]
+}
+resource "azurerm_postgresql_flexible_server" "db" {
+  name                      = "psql-apps"
+  resource_group_name       = data.azurerm_resource_group.rg.name
+  administrator_password_wo = ephemeral.random_password.db.result
+}
+`)}}, Options{})
+	var msgs []string
+	for _, n := range p.Notes {
+		msgs = append(msgs, n.String())
+	}
+	all := strings.Join(msgs, "\n")
+	if strings.Contains(all, "undeclared name ephemeral") || strings.Contains(all, "data.azurerm_resource_group.rg.name") {
+		t.Errorf("notes on an ephemeral reference or a resource group looked up by name:\n%s", all)
+	}
+	if got := byAddr(p)["azurerm_virtual_network.main"].Values["resource_group_name"]; got != "rg-apps" {
+		t.Errorf("resource_group_name = %v, want the name looked up", got)
+	}
+}
