@@ -144,3 +144,41 @@ resource "azurerm_postgresql_flexible_server" "db" {
 		t.Errorf("an ephemeral resource read as undeclared: %+v", got)
 	}
 }
+
+// TestRoleHolderAndAppSecretsUnread checks that who a role is assigned to
+// and a container app's secrets, known only after apply, are not noted:
+// no rule reads them.
+func TestRoleHolderAndAppSecretsUnread(t *testing.T) {
+	rep := checkSource(t, `
+resource "azurerm_user_assigned_identity" "app" {
+  name                = "uai-app"
+  resource_group_name = "rg-apps"
+  location            = "westeurope"
+}
+resource "azurerm_role_assignment" "reader" {
+  scope                = "/subscriptions/0000/resourceGroups/rg-apps"
+  role_definition_name = "Reader"
+  principal_id         = azurerm_user_assigned_identity.app.principal_id
+}
+resource "azurerm_key_vault_secret" "first" {
+  name         = "first"
+  value        = "x"
+  key_vault_id = "/subscriptions/0000/resourceGroups/rg-apps/providers/Microsoft.KeyVault/vaults/kv"
+}
+resource "azurerm_container_app" "app" {
+  name                         = "ca-app"
+  container_app_environment_id = "/subscriptions/0000/resourceGroups/rg-apps/providers/Microsoft.App/managedEnvironments/env"
+  resource_group_name          = "rg-apps"
+  revision_mode                = "Single"
+  secret {
+    name                = "first"
+    key_vault_secret_id = azurerm_key_vault_secret.first.versionless_id
+  }
+}
+`)
+	for _, addr := range []string{"azurerm_role_assignment.reader", "azurerm_container_app.app"} {
+		if got := activeOn(rep, RuleNotEvaluated, addr); len(got) != 0 {
+			t.Errorf("notes on %s: %+v", addr, got)
+		}
+	}
+}
