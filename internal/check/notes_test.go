@@ -146,8 +146,9 @@ resource "azurerm_postgresql_flexible_server" "db" {
 }
 
 // TestRoleHolderAndAppSecretsUnread checks that who a role is assigned to
-// and a container app's secrets, known only after apply, are not noted:
-// no rule reads them.
+// and a container app's secrets and containers (their environment given
+// from a variable), not known statically, are not noted: no rule reads
+// them.
 func TestRoleHolderAndAppSecretsUnread(t *testing.T) {
 	rep := checkSource(t, `
 resource "azurerm_user_assigned_identity" "app" {
@@ -174,9 +175,29 @@ resource "azurerm_container_app" "app" {
     name                = "first"
     key_vault_secret_id = azurerm_key_vault_secret.first.versionless_id
   }
+  template {
+    container {
+      name   = "app"
+      image  = "app:latest"
+      cpu    = 0.25
+      memory = "0.5Gi"
+      env {
+        name  = "DB_PASSWORD"
+        value = var.db_password
+      }
+    }
+  }
+}
+resource "azurerm_role_assignment" "pull" {
+  scope                = "/subscriptions/0000/resourceGroups/rg-apps"
+  role_definition_name = "AcrPull"
+  principal_id         = azurerm_user_assigned_identity.app.client_id
+}
+variable "db_password" {
+  type = string
 }
 `)
-	for _, addr := range []string{"azurerm_role_assignment.reader", "azurerm_container_app.app"} {
+	for _, addr := range []string{"azurerm_role_assignment.reader", "azurerm_role_assignment.pull", "azurerm_container_app.app"} {
 		if got := activeOn(rep, RuleNotEvaluated, addr); len(got) != 0 {
 			t.Errorf("notes on %s: %+v", addr, got)
 		}

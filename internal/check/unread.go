@@ -27,7 +27,8 @@ var unreadAttrs = map[string]bool{
 	"role_arn": true, "execution_role_arn": true, "task_role_arn": true, "monitoring_role_arn": true, "thumbprint_list": true,
 	"parameter_group_name": true, "option_group_name": true, "final_snapshot_identifier": true,
 	"skip_final_snapshot": true, "backup_retention_period": true, "deletion_protection": true,
-	"principal_id": true, "secret": true,
+	"principal_id": true, "client_id": true, "secret": true,
+	"template": true, // a container app's containers: their images, resources and environment
 }
 
 // unread reports whether attribute attr of a resource of type typ is one
