@@ -1102,12 +1102,31 @@ func (m *Model) applianceRoutes(byType map[string][]*tf.Resource) {
 	}
 	m.eachRoute(byType, each)
 	m.appliance = map[*Subnet][]applianceRoute{}
-	for _, r := range byType["azurerm_subnet_route_table_association"] {
-		t := m.addrOf("azurerm_route_table", m.ref(r.Values, "route_table_id"))
-		for _, s := range m.subnetsOf([]string{str(r.Values, "subnet_id")}) {
+	for s, ts := range m.subnetTables(byType) {
+		for _, t := range ts {
 			m.appliance[s] = append(m.appliance[s], tables[t]...)
 		}
 	}
+}
+
+// subnetTables returns, by subnet, the route tables associated with it: by
+// an azurerm_subnet_route_table_association, or named on the subnet itself
+// (route_table_id, as azurerm before 2.0 and a subnet written through the
+// AzAPI provider name it).
+func (m *Model) subnetTables(byType map[string][]*tf.Resource) map[*Subnet][]string {
+	out := map[*Subnet][]string{}
+	for _, r := range byType["azurerm_subnet_route_table_association"] {
+		t := m.addrOf("azurerm_route_table", m.ref(r.Values, "route_table_id"))
+		for _, s := range m.subnetsOf([]string{str(r.Values, "subnet_id")}) {
+			out[s] = append(out[s], t)
+		}
+	}
+	for _, r := range byType["azurerm_subnet"] {
+		if s := m.subnets[r.Address]; s != nil && has(r.Values, "route_table_id") {
+			out[s] = append(out[s], m.addrOf("azurerm_route_table", m.ref(r.Values, "route_table_id")))
+		}
+	}
+	return out
 }
 
 // eachRoute calls each on every route of an Azure route table, written
@@ -1141,9 +1160,8 @@ func (m *Model) routePrefixes(byType map[string][]*tf.Resource) map[*Subnet][]ne
 		}
 	})
 	out := map[*Subnet][]netip.Prefix{}
-	for _, r := range byType["azurerm_subnet_route_table_association"] {
-		t := m.addrOf("azurerm_route_table", m.ref(r.Values, "route_table_id"))
-		for _, s := range m.subnetsOf([]string{str(r.Values, "subnet_id")}) {
+	for s, ts := range m.subnetTables(byType) {
+		for _, t := range ts {
 			out[s] = append(out[s], tables[t]...)
 		}
 	}

@@ -1106,3 +1106,20 @@ func TestAzapiPeering(t *testing.T) {
 		}
 	}
 }
+
+// TestAzapiSubnetRouteTables checks that a route table an AzAPI subnet's
+// body names is the subnet's, as an association makes it: the left spoke
+// reaches the server through the hub's appliance, its range in the right
+// spoke's VirtualNetwork tag by the right spoke's route back.
+func TestAzapiSubnetRouteTables(t *testing.T) {
+	acc, err := Reachability(context.Background(), Config{Paths: []string{"testdata/azure/azapi-route-tables"}}, "azurerm_postgresql_flexible_server.orders")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, a := range acc {
+		if a.Source == "azapi_resource.app" && a.Port == 5432 {
+			return
+		}
+	}
+	t.Errorf("the left spoke's AzAPI subnet does not reach the server through the hub's appliance: %+v", acc)
+}
