@@ -1662,3 +1662,18 @@ POLICY
 		t.Errorf("%s on a heredoc policy naming the account through a data source: %+v, want one", RuleSearchOpenPols, got)
 	}
 }
+
+// TestImportBlocksNameResources checks that the ID an import block gives a
+// resource is that resource's: an instance naming its group by that ID is
+// behind the group's own rules (RDP open to everyone), not read as behind a
+// group outside the scanned code that admits every port.
+func TestImportBlocksNameResources(t *testing.T) {
+	rep := run(t, "testdata/aws/import-blocks")
+	got := activeOn(rep, RuleExposedPort, "aws_instance.windows")
+	if len(got) != 1 || !strings.Contains(got[0].Message, "tcp 3389 (RDP)") || strings.Contains(got[0].Message, "not in the scanned code: assumed to admit every address") || strings.Contains(got[0].Message, "tcp 22 (SSH)") {
+		t.Errorf("%s on the instance: %+v, want one for RDP through its own group", RuleExposedPort, got)
+	}
+	if got := activeOn(rep, RuleUnusedSG, "aws_security_group.rdp"); len(got) != 0 {
+		t.Errorf("the imported group, named by its ID, read as unused: %+v", got)
+	}
+}

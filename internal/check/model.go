@@ -468,6 +468,9 @@ func Build(res []tf.Resource) *Model {
 		if id := str(r.Values, "id"); id != "" {
 			m.byRef[id] = r
 		}
+		if r.ImportID != "" {
+			m.byRef[r.ImportID] = r // the ID of the object it adopts
+		}
 		if arn := str(r.Values, "arn"); arn != "" {
 			m.byRef[arn] = r
 		}

@@ -1123,8 +1123,28 @@ func addMissing(v cty.Value, rel hcl.Traversal, depth int) cty.Value {
 	return v
 }
 
+// importIDs returns, by resource address, the IDs the root module's
+// import blocks give, those known statically.
+func (ev *evaluator) importIDs() map[string]string {
+	if len(ev.root.mod.imports) == 0 {
+		return nil
+	}
+	ctx := ev.ctx(ev.root)
+	out := map[string]string{}
+	for _, ib := range ev.root.mod.imports {
+		if id, ok := knownString(ib.id, ctx); ok && id != "" {
+			out[ib.to] = id
+		}
+	}
+	return out
+}
+
 // emit appends the resources of in and its children to the project.
 func (ev *evaluator) emit(in *instance) {
+	var imported map[string]string
+	if in == ev.root {
+		imported = ev.importIDs()
+	}
 	for _, rs := range in.res {
 		if !rs.expanded {
 			ev.p.Resources = append(ev.p.Resources, Resource{Address: rs.base, Module: in.addr, Type: rs.rb.typ,
@@ -1142,7 +1162,7 @@ func (ev *evaluator) emit(in *instance) {
 				}
 			}
 			ev.p.Resources = append(ev.p.Resources, Resource{Address: rs.addr(i), Module: in.addr, Type: rs.rb.typ,
-				Name: rs.rb.name, Values: vals, Pos: rs.rb.pos, End: rs.rb.end})
+				Name: rs.rb.name, Values: vals, Pos: rs.rb.pos, End: rs.rb.end, ImportID: imported[rs.addr(i)]})
 		}
 	}
 	for _, cs := range in.calls {

@@ -72,9 +72,19 @@ type module struct {
 	// ephemerals are the ephemeral resources (type → names): their values
 	// exist only while Terraform runs, never known here.
 	ephemerals map[string][]string
-	calls      []*callBlock
-	outputs    []local
-	defined    map[string]Pos // where each variable, local, output, module call, resource and data block is
+	// imports are the root module's import blocks: the ID of an object
+	// that exists already, by the address of the resource it becomes.
+	imports []importBlock
+	calls   []*callBlock
+	outputs []local
+	defined map[string]Pos // where each variable, local, output, module call, resource and data block is
+}
+
+// importBlock is an import block: to, the address of a resource (with
+// its instance key), and id, the expression of the existing object's ID.
+type importBlock struct {
+	to string
+	id hcl.Expression
 }
 
 type local struct {
@@ -426,6 +436,7 @@ var topSchema = &hcl.BodySchema{Blocks: []hcl.BlockHeaderSchema{
 	{Type: "data", LabelNames: []string{"type", "name"}},
 	{Type: "provider", LabelNames: []string{"name"}},
 	{Type: "ephemeral", LabelNames: []string{"type", "name"}},
+	{Type: "import"},
 }}
 
 // metaBlocks are the nested block types Terraform itself defines.
@@ -546,6 +557,15 @@ func (l *loader) collect(m *module, file hcl.Body, depth int) error {
 			l.define(m, "output."+b.Labels[0], "output", pos)
 			if e := bd.attrs["value"]; e != nil {
 				m.outputs = append(m.outputs, local{b.Labels[0], e})
+			}
+		case "import":
+			if m.key != "" {
+				l.notes = append(l.notes, Note{Pos: pos, Address: m.qualify("import"), Rejected: true, kind: kindError,
+					Msg: "an import block in a module: Terraform takes import blocks in the root module alone, so the plan fails"})
+				continue
+			}
+			if to, ok := importTarget(bd.attrs["to"]); ok && bd.attrs["id"] != nil && bd.attrs["for_each"] == nil {
+				m.imports = append(m.imports, importBlock{to: to, id: bd.attrs["id"]})
 			}
 		case "ephemeral":
 			l.define(m, "ephemeral."+b.Labels[0]+"."+b.Labels[1], "ephemeral resource", pos)
@@ -764,4 +784,39 @@ func (l *loader) tfvars(dir string, extra []string) (map[string]cty.Value, error
 		}
 	}
 	return vars, nil
+}
+
+// importTarget renders an import block's to, a resource's address with an
+// instance key known statically (aws_instance.web, aws_instance.web[0],
+// aws_instance.web["a"]), as Resource.Address writes it; ok is false for
+// any other expression.
+func importTarget(e hcl.Expression) (string, bool) {
+	if e == nil {
+		return "", false
+	}
+	t, d := hcl.AbsTraversalForExpr(e)
+	if d.HasErrors() || len(t) < 2 || len(t) > 3 {
+		return "", false
+	}
+	name, ok := t[1].(hcl.TraverseAttr)
+	if !ok {
+		return "", false
+	}
+	addr := t.RootName() + "." + name.Name
+	if len(t) == 3 {
+		ix, ok := t[2].(hcl.TraverseIndex)
+		if !ok || !ix.Key.IsKnown() || ix.Key.IsNull() {
+			return "", false
+		}
+		switch ix.Key.Type() {
+		case cty.Number:
+			n, _ := ix.Key.AsBigFloat().Int64()
+			addr += fmt.Sprintf("[%d]", n)
+		case cty.String:
+			addr += fmt.Sprintf("[%q]", ix.Key.AsString())
+		default:
+			return "", false
+		}
+	}
+	return addr, true
 }

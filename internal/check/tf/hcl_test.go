@@ -1095,3 +1095,57 @@ resource "azurerm_postgresql_flexible_server" "db" {
 		t.Errorf("resource_group_name = %v, want the name looked up", got)
 	}
 }
+
+// TestImportBlocks: an import block gives the resource it names (an
+// instance of it, by key) the ID of the object it adopts; in a module,
+// where Terraform takes none, it is rejected.
+func TestImportBlocks(t *testing.T) {
+	p := load(t, fstest.MapFS{
+		"main.tf": {Data: []byte(`
+variable "group_id" {
+  default = "sg-0123"
+}
+import {
+  id = var.group_id
+  to = aws_security_group.web["a"]
+}
+import {
+  id = "i-0456"
+  to = aws_instance.web[1]
+}
+resource "aws_security_group" "web" {
+  for_each = toset(["a", "b"])
+}
+resource "aws_instance" "web" {
+  count = 2
+}
+module "net" {
+  source = "./net"
+}
+`)},
+		"net/main.tf": {Data: []byte(`
+import {
+  id = "vpc-0789"
+  to = aws_vpc.main
+}
+resource "aws_vpc" "main" {
+  cidr_block = "10.0.0.0/16"
+}
+`)},
+	}, Options{})
+	want := map[string]string{`aws_security_group.web["a"]`: "sg-0123", `aws_security_group.web["b"]`: "", "aws_instance.web[0]": "", "aws_instance.web[1]": "i-0456", "module.net.aws_vpc.main": ""}
+	for addr, id := range want {
+		if r, ok := byAddr(p)[addr]; !ok || r.ImportID != id {
+			t.Errorf("%s: import ID %q, want %q", addr, r.ImportID, id)
+		}
+	}
+	var rejected []string
+	for _, n := range p.Notes {
+		if n.Rejected {
+			rejected = append(rejected, n.String())
+		}
+	}
+	if len(rejected) != 1 || !strings.Contains(rejected[0], "module.net.import") {
+		t.Errorf("rejected: %q, want the module's import block alone", rejected)
+	}
+}

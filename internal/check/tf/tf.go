@@ -30,6 +30,9 @@ type Resource struct {
 	Values map[string]any
 	Pos    Pos // where the resource block starts
 	End    int // last line of the block; 0 when unknown
+	// ImportID is the ID an import block gives the resource: it adopts
+	// an object that exists already, which others may name by that ID.
+	ImportID string
 }
 
 // Pos is a place in a source file.
