@@ -25,7 +25,7 @@ const (
 func azurePaaSRules() []Rule {
 	return []Rule{
 		{RuleAzFirewallOpen, Critical, "Database or cache firewall admits the whole internet",
-			"A server-level firewall rule of an Azure SQL, PostgreSQL, MySQL, MariaDB, Redis or Synapse service admits the internet at large: every internet address, or public ranges wider than a /8 of IPv4 or a /13 of IPv6 (the most any one network holds), such as 0.0.0.0/1, 2600::/12 or a firewall range from 1.2.3.4 to 2.3.4.5; private ranges such as 10.0.0.0/8 hold no internet address (a server's rules are read together, ranges compared as address sets, so ranges split over several rules count together), and the server does not turn public network access off (nor, a PostgreSQL or MySQL flexible server, sit in a delegated subnet, which leaves it no public endpoint): its login or protocol port faces every address. The rule from 0.0.0.0 to 0.0.0.0 (\"allow Azure services\") admits every Azure tenant's services and is reported at medium; Azure Cache for Redis gives that rule no such meaning, and there it admits no client; a rule whose addresses are not known statically is read as admitting everyone, at high.",
+			"A server-level firewall rule of an Azure SQL, PostgreSQL, MySQL, MariaDB, Redis or Synapse service admits the internet at large: every internet address, or public ranges wider than a /8 of IPv4 or a /13 of IPv6 (the most any one network holds), such as 0.0.0.0/1, 2600::/12 or a firewall range from 1.2.3.4 to 2.3.4.5; private ranges such as 10.0.0.0/8 hold no internet address (a server's rules are read together, ranges compared as address sets, so ranges split over several rules count together), and the server does not turn public network access off (nor, a PostgreSQL or MySQL flexible server, sit in a delegated subnet, which leaves it no public endpoint): its login or protocol port faces every address. The rule from 0.0.0.0 to 0.0.0.0 (\"allow Azure services\") admits every Azure tenant's services and is reported at medium; Azure Cache for Redis gives that rule no such meaning, and there it admits no client; a rule whose addresses are not known statically is read as admitting everyone, at high, as is a rule of a server outside the scanned code or whose public network access is not known statically (that it takes public connections is assumed).",
 			"Admit only the addresses that need the server, or set public_network_access_enabled = false and reach it through a private endpoint or virtual network rule."},
 		{RuleAzPublicContainer, Critical, "Storage container readable by anyone",
 			"A storage container's container_access_type is blob or container, so anonymous readers list or read its blobs, and its account does not forbid public access (allow_nested_items_to_be_public, allow_blob_public_access in azurerm 2.x, set to false). An account outside the scanned code, or one that leaves the flag unset, is read as allowing it. An account that turns public network access off is reached through private endpoints only and is not reported; one whose network rules default to Deny is reported at medium: its anonymous readers are those of the ranges and subnets the rules admit.",
@@ -93,6 +93,7 @@ func (m *Model) azurePaaS(byType map[string][]*tf.Resource, fs *findings) {
 	}
 	byServer := map[string][]ranged{}
 	var servers []string
+	serverSev, serverWhat := map[string]Severity{}, map[string]string{}
 	for _, typ := range sortedKeys(firewallTypes) {
 		for _, r := range byType[typ] {
 			var server *tf.Resource
@@ -127,17 +128,23 @@ func (m *Model) azurePaaS(byType map[string][]*tf.Resource, fs *findings) {
 			var b netipx.IPSetBuilder
 			b.AddRange(netipx.IPRangeFrom(lo, hi))
 			got, _ := b.IPSet()
-			what := "its server (not in the scanned code)"
+			// That the server takes public connections is proven only
+			// of one in the scanned code that leaves public access on.
+			what, sev := "its server (not in the scanned code: assumed to take public connections)", High
 			key := r.Address
-			if server != nil {
-				what, key = server.Address, server.Address
+			switch {
+			case server != nil && unknown(server.Values, "public_network_access_enabled"):
+				what, sev, key = server.Address+" (public_network_access_enabled not known statically: assumed on)", High, server.Address
+			case server != nil:
+				what, sev, key = server.Address, Critical, server.Address
 			}
 			if wide(inet.Set, got, nil) {
-				fs.add(RuleAzFirewallOpen, r, nil, "%s to %s admits %s to %s", lo, hi, m.worldText(got), what)
+				fs.addSev(RuleAzFirewallOpen, sev, r, nil, "%s to %s admits %s to %s", lo, hi, m.worldText(got), what)
 				continue
 			}
 			if _, seen := byServer[key]; !seen {
 				servers = append(servers, key)
+				serverSev[key], serverWhat[key] = sev, what
 			}
 			byServer[key] = append(byServer[key], ranged{r, got})
 		}
@@ -152,7 +159,7 @@ func (m *Model) azurePaaS(byType map[string][]*tf.Resource, fs *findings) {
 		}
 		if all, _ := b.IPSet(); len(rs) > 1 && wide(inet.Set, all, nil) {
 			for _, x := range rs {
-				fs.add(RuleAzFirewallOpen, x.r, nil, "the rules %s admit %s to %s between them", strings.Join(names, ", "), m.worldText(all), key)
+				fs.addSev(RuleAzFirewallOpen, serverSev[key], x.r, nil, "the rules %s admit %s to %s between them", strings.Join(names, ", "), m.worldText(all), serverWhat[key])
 			}
 		}
 	}

@@ -155,3 +155,17 @@ func TestWideIPv6RangesAreTheInternet(t *testing.T) {
 		}
 	}
 }
+
+// TestFirewallOfServerNotKnownToBePublic checks that a firewall rule
+// admitting the whole internet to a server outside the scanned code, or to
+// one whose public network access is not known statically, is high, not
+// critical: that the server takes public connections rests on an
+// assumption, which the finding names.
+func TestFirewallOfServerNotKnownToBePublic(t *testing.T) {
+	rep := run(t, "testdata/azure/firewall-server-unknown")
+	for _, c := range []struct{ addr, why string }{{"azurerm_synapse_firewall_rule.elsewhere", "not in the scanned code"}, {"azurerm_mssql_firewall_rule.maybe", "not known statically"}} {
+		if got := activeOn(rep, RuleAzFirewallOpen, c.addr); len(got) != 1 || got[0].Severity != High || !strings.Contains(got[0].Message, c.why) {
+			t.Errorf("%s on %s: %+v, want one high saying %q", RuleAzFirewallOpen, c.addr, got, c.why)
+		}
+	}
+}
