@@ -471,6 +471,16 @@ func (m *Model) buildEndpoints(byType map[string][]*tf.Resource) {
 		}
 		add(e)
 	}
+	// A Redshift Serverless workgroup answers in its subnets behind its
+	// groups, publicly only when publicly_accessible says so (false unless
+	// set).
+	for _, r := range byType["aws_redshiftserverless_workgroup"] {
+		e := &Endpoint{Addr: r.Address, Kind: "redshift", DataTier: true, Res: r, Ports: []int{num(r.Values, "port", 5439)}}
+		e.Subnets = m.subnetsIn(e, r.Values, "subnet_ids")
+		m.attachSGs(e, r.Values, "security_group_ids")
+		publicFlag(e, r.Values, "publicly_accessible")
+		add(e)
+	}
 	for _, r := range byType["aws_msk_cluster"] {
 		bg := block(r.Values, "broker_node_group_info")
 		e := &Endpoint{Addr: r.Address, Kind: "kafka", DataTier: true, Res: r, Ports: []int{9092, 9094, 9096, 9098}}
