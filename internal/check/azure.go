@@ -283,12 +283,46 @@ func (m *Model) nsgRules(r *tf.Resource, b map[string]any, where string, allowTa
 	if assumed != "" && !allow {
 		return nil // a deny that cannot be evaluated denies nothing
 	}
+	var dest []netip.Prefix
+	if allow {
+		dest = literalDest(b)
+	}
 	var out []NACLRule
 	for _, proto := range protos {
 		for _, p := range ports {
 			for _, s := range srcs {
-				out = append(out, NACLRule{No: prio, Allow: allow, Proto: proto, From: p[0], To: p[1], CIDR: s, Where: fmt.Sprintf("%s (%s, priority %d)", where, str(b, "name"), prio), Assumed: assumed, Bounded: bounded})
+				out = append(out, NACLRule{No: prio, Allow: allow, Proto: proto, From: p[0], To: p[1], CIDR: s, Where: fmt.Sprintf("%s (%s, priority %d)", where, str(b, "name"), prio), Assumed: assumed, Bounded: bounded, Dest: dest})
 			}
+		}
+	}
+	return out
+}
+
+// literalDest returns the addresses an NSG rule's destination names when
+// every one is a literal address, range or CIDR block; nil when it is a
+// tag (*, VirtualNetwork), an application security group or not known
+// statically, any address the NSG guards.
+func literalDest(b map[string]any) []netip.Prefix {
+	if ids, unk := strs(b, "destination_application_security_group_ids"); len(ids) > 0 || unk {
+		return nil
+	}
+	vals, u1 := strs(b, "destination_address_prefixes")
+	one, u2 := strs(b, "destination_address_prefix")
+	vals = slices.DeleteFunc(append(vals, one...), func(v string) bool { return v == "" })
+	if u1 || u2 || len(vals) == 0 {
+		return nil
+	}
+	var out []netip.Prefix
+	for _, v := range vals {
+		v = strings.TrimSpace(v)
+		if p, err := netip.ParsePrefix(v); err == nil {
+			out = append(out, p.Masked())
+		} else if a, err := netip.ParseAddr(v); err == nil {
+			out = append(out, netip.PrefixFrom(a, a.BitLen()))
+		} else if rg, err := netipx.ParseIPRange(v); err == nil {
+			out = append(out, rg.Prefixes()...)
+		} else {
+			return nil
 		}
 	}
 	return out
@@ -492,6 +526,10 @@ func (m *Model) buildAzure(byType map[string][]*tf.Resource) {
 		lb lbForward
 		// families: of its public IPs; both when one is not known.
 		families []netip.Prefix
+		// ips: its private addresses, when every one is static and
+		// known (ipsKnown).
+		ips      []netip.Addr
+		ipsKnown bool
 	}
 	nics := map[string]nic{}
 	m.nicRanges = map[string][]netip.Prefix{}
@@ -499,7 +537,13 @@ func (m *Model) buildAzure(byType map[string][]*tf.Resource) {
 		var n nic
 		n.lb = lbs.of(m, r.Address, blocks(r.Values, "ip_configuration"))
 		var ranges []netip.Prefix
+		n.ipsKnown = !unknown(r.Values, "ip_configuration")
 		for _, ipc := range blocks(r.Values, "ip_configuration") {
+			if a, err := netip.ParseAddr(str(ipc, "private_ip_address")); err == nil && strings.EqualFold(str(ipc, "private_ip_address_allocation"), "Static") {
+				n.ips = append(n.ips, a)
+			} else {
+				n.ipsKnown = false
+			}
 			for _, sub := range m.subnetsOf(strList(ipc, "subnet_id")) {
 				switch {
 				case sub.CIDR.IsValid():
@@ -669,16 +713,21 @@ func (m *Model) buildAzure(byType map[string][]*tf.Resource) {
 			if anyNIC {
 				m.note(r, "network interfaces not known statically: the machine is placed by those the code names only")
 			}
+			ipsKnown := !anyNIC && len(addrs) > 0
 			for _, a := range addrs {
 				ids = append(ids, a)
 				n := nics[a]
 				e.Subnets = append(e.Subnets, n.subnets...)
+				e.PrivateIPs, ipsKnown = append(e.PrivateIPs, n.ips...), ipsKnown && n.ipsKnown
 				if n.public != "" {
 					public = append(public, a)
 					e.Public, e.Why = true, n.public
 					families = append(families, n.families...)
 				}
 				lb.add(n.lb)
+			}
+			if !ipsKnown {
+				e.PrivateIPs = nil
 			}
 			e.Families = reachFamilies(e.Public, families, lb)
 			if !e.Public && len(lb.ports) > 0 {

@@ -1123,3 +1123,18 @@ func TestAzapiSubnetRouteTables(t *testing.T) {
 	}
 	t.Errorf("the left spoke's AzAPI subnet does not reach the server through the hub's appliance: %+v", acc)
 }
+
+// TestNSGAllowByDestination checks that an NSG rule allowing a port to
+// one destination address opens it on the machine holding that address
+// alone: the bastion is reached on SSH, the app beside it (another static
+// address) is not, and the worker, whose address Azure assigns, is read
+// as possibly the bastion's.
+func TestNSGAllowByDestination(t *testing.T) {
+	rep := run(t, "testdata/azure/nsg-destination")
+	for addr, want := range map[string]bool{"azurerm_linux_virtual_machine.bastion": true, "azurerm_linux_virtual_machine.app": false, "azurerm_linux_virtual_machine.worker": true} {
+		got := activeOn(rep, RuleAzExposedPort, addr)
+		if reached := len(got) == 1 && strings.Contains(got[0].Message, "tcp 22 (SSH)"); reached != want || !want && len(got) != 0 {
+			t.Errorf("%s on %s: %+v, want reached on SSH %v", RuleAzExposedPort, addr, got, want)
+		}
+	}
+}

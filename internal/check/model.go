@@ -236,6 +236,9 @@ type NACLRule struct {
 	// Assumed reads as every address, when each is a range of known size.
 	Bounded []int
 	Where   string
+	// Dest, for an NSG allow, holds the addresses its destination names
+	// when they are literal ones; nil: any address the NSG guards.
+	Dest []netip.Prefix
 }
 
 // Endpoint is anything with an address in a VPC (or a managed public
@@ -300,7 +303,11 @@ type Endpoint struct {
 	// Azure: filtered by network security groups (on its subnets and in
 	// NSGs, on its network interfaces) rather than security groups.
 	Azure bool
-	NSGs  []*NACL
+	// PrivateIPs, when not nil, are all the private addresses an Azure
+	// machine may have (each interface's static one): an NSG allow whose
+	// destination holds none of them does not apply to it.
+	PrivateIPs []netip.Addr
+	NSGs       []*NACL
 	// StandardIP: every public IP of the machine is of the Standard SKU,
 	// which admits nothing from the internet unless an NSG allows it.
 	StandardIP bool

@@ -632,7 +632,11 @@ func (m *Model) reachVia1(src Source, e *Endpoint, s *Subnet, t *RouteTable, pro
 	path = append(path, Hop{Kind: "subnet", Addr: s.Addr, Detail: subnet})
 	var bound *Bound
 	if acl := s.ACL(); acl != nil && acl.Assumed == "" && len(s.ACLs()) == 1 {
-		bound = naclBound(acl.Ingress, proto, port, set)
+		rules := acl.Ingress
+		if acl.Stateful {
+			rules = e.nsgRulesFor(rules)
+		}
+		bound = naclBound(rules, proto, port, set)
 	}
 	got, hop, as, ok := m.naclHop(e, s, s.ACL(), src, proto, port, set)
 	for _, acl := range s.ACLs()[1:] {
@@ -664,11 +668,12 @@ func (m *Model) reachVia1(src Source, e *Endpoint, s *Subnet, t *RouteTable, pro
 			path = append(path, Hop{Kind: "nsg", Addr: g.Addr, Detail: "inbound (network interface) " + g.Assumed})
 			continue
 		}
-		got, hits, blocker := naclPass(g.Ingress, proto, port, set)
+		rules := e.nsgRulesFor(g.Ingress)
+		got, hits, blocker := naclPass(rules, proto, port, set)
 		if empty(got) {
 			return block(Hop{Kind: "nsg", Addr: g.Addr, Detail: "inbound (network interface) " + blocker})
 		}
-		if b := naclBound(g.Ingress, proto, port, set); b != nil {
+		if b := naclBound(rules, proto, port, set); b != nil {
 			bound = b
 		}
 		set = got
@@ -749,6 +754,25 @@ func knownRules(sgs []*SG) []*SG {
 			}
 		}
 		out = append(out, &c)
+	}
+	return out
+}
+
+// nsgRulesFor returns the NSG rules that apply to e: an allow whose
+// destination names addresses, none of which e may have, does not. With
+// e's private addresses not all known, every rule may apply.
+func (e *Endpoint) nsgRulesFor(rules []NACLRule) []NACLRule {
+	if e == nil || e.PrivateIPs == nil {
+		return rules
+	}
+	out := make([]NACLRule, 0, len(rules))
+	for _, r := range rules {
+		if r.Allow && r.Dest != nil && !slices.ContainsFunc(e.PrivateIPs, func(a netip.Addr) bool {
+			return slices.ContainsFunc(r.Dest, func(p netip.Prefix) bool { return p.Contains(a) })
+		}) {
+			continue
+		}
+		out = append(out, r)
 	}
 	return out
 }
@@ -887,11 +911,12 @@ func (m *Model) reachAzureUnplaced(src Source, e *Endpoint, proto string, port i
 			path = append(path, Hop{Kind: "nsg", Addr: g.Addr, Detail: "inbound (network interface) " + g.Assumed})
 			continue
 		}
-		got, hits, blocker := naclPass(g.Ingress, proto, port, set)
+		rules := e.nsgRulesFor(g.Ingress)
+		got, hits, blocker := naclPass(rules, proto, port, set)
 		if empty(got) {
 			return block(Hop{Kind: "nsg", Addr: g.Addr, Detail: "inbound (network interface) " + blocker})
 		}
-		if b := naclBound(g.Ingress, proto, port, set); b != nil {
+		if b := naclBound(rules, proto, port, set); b != nil {
 			bound = b
 		}
 		set = got
@@ -919,7 +944,7 @@ func (m *Model) naclHop(e *Endpoint, s *Subnet, acl *NACL, src Source, proto str
 	case acl.Assumed != "":
 		return set, Hop{Kind: "nacl", Addr: acl.Addr, Detail: acl.Assumed}, []string{acl.Addr + ": " + acl.Assumed}, true
 	case acl.Stateful:
-		got, hits, blocker := naclPass(acl.Ingress, proto, port, set)
+		got, hits, blocker := naclPass(e.nsgRulesFor(acl.Ingress), proto, port, set)
 		if empty(got) {
 			return nil, Hop{Kind: "nsg", Addr: acl.Addr, Detail: "inbound " + blocker}, nil, false
 		}
