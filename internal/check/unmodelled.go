@@ -164,7 +164,34 @@ func azapiSignal(vals map[string]any, update bool) string {
 			return ""
 		}
 	}
+	if (strings.EqualFold(typ, "Microsoft.Web/sites/config") || strings.EqualFold(typ, "Microsoft.Web/sites/slots/config")) && !siteConfigReach(vals["body"]) {
+		return "" // authentication, app settings or the like, none of what admits whom
+	}
 	return "it sets type = " + typ
+}
+
+// siteNetworkKeys are the site configuration properties that decide who
+// reaches a web or function app, and over what (AZ-APP-001, AZ-TLS-001).
+var siteNetworkKeys = []string{"ipSecurityRestrictions", "scmIpSecurityRestrictions", "ipSecurityRestrictionsDefaultAction",
+	"scmIpSecurityRestrictionsDefaultAction", "scmIpSecurityRestrictionsUseMain", "publicNetworkAccess", "ftpsState",
+	"minTlsVersion", "scmMinTlsVersion"}
+
+// siteConfigReach reports whether the body of a site's configuration may
+// set what decides who reaches the site: one not known statically may.
+func siteConfigReach(body any) bool {
+	b, why := azapiBody(body)
+	props, ok := b["properties"].(map[string]any)
+	if why != "" || !ok {
+		return true
+	}
+	return slices.ContainsFunc(siteNetworkKeys, func(k string) bool {
+		for p := range props {
+			if strings.EqualFold(p, k) {
+				return true
+			}
+		}
+		return false
+	})
 }
 
 // joinKeys lists the keys of found, sorted, comma-separated.

@@ -157,3 +157,39 @@ resource "azurerm_kubernetes_cluster_node_pool" "edge" {
 		t.Errorf("note on a cluster whose nodes take no public address: %s", msg)
 	}
 }
+
+// TestAzapiSiteConfigWithoutReach checks that a site configuration written
+// through the AzAPI provider that sets only what does not decide who
+// reaches the site (its authentication) is not noted, while one setting
+// its access restrictions is.
+func TestAzapiSiteConfigWithoutReach(t *testing.T) {
+	rep := checkSource(t, `
+resource "azapi_update_resource" "auth" {
+  type        = "Microsoft.Web/sites/config@2022-03-01"
+  resource_id = "/subscriptions/0000/resourceGroups/rg/providers/Microsoft.Web/sites/app/config/web"
+  body = jsonencode({
+    properties = {
+      siteAuthSettingsV2 = {
+        platform = { enabled = true }
+      }
+    }
+  })
+}
+resource "azapi_update_resource" "restrictions" {
+  type        = "Microsoft.Web/sites/config@2022-03-01"
+  resource_id = "/subscriptions/0000/resourceGroups/rg/providers/Microsoft.Web/sites/app/config/web"
+  body = {
+    properties = {
+      ipSecurityRestrictionsDefaultAction = "Allow"
+    }
+  }
+}
+`)
+	got := notModelled(rep)
+	if _, ok := got["azapi_update_resource.auth"]; ok {
+		t.Errorf("a note on a site configuration of authentication alone: %v", got)
+	}
+	if _, ok := got["azapi_update_resource.restrictions"]; !ok {
+		t.Errorf("no note on a site configuration of access restrictions: %v", got)
+	}
+}
