@@ -203,3 +203,37 @@ variable "db_password" {
 		}
 	}
 }
+
+// TestUnsetVariableReadOnlyWhereNoRuleLooks checks that a root variable
+// without a value is noted only when something a rule reads may depend on
+// it: one that only names or tags resources (directly or through a local)
+// changes no finding and is not noted; one that gives a rule's range is.
+func TestUnsetVariableReadOnlyWhereNoRuleLooks(t *testing.T) {
+	rep := checkSource(t, `
+variable "environment" {}
+variable "owner" {}
+variable "office_cidr" {}
+locals {
+  common_tags = { Environment = var.environment, Owner = var.owner }
+}
+resource "aws_security_group" "ssh" {
+  vpc_id      = "vpc-12345678"
+  description = "ssh for ${var.environment}"
+  tags        = local.common_tags
+  ingress {
+    from_port   = 22
+    to_port     = 22
+    protocol    = "tcp"
+    cidr_blocks = [var.office_cidr]
+  }
+}
+`)
+	for _, v := range []string{"var.environment", "var.owner"} {
+		if got := activeOn(rep, RuleNotEvaluated, v); len(got) != 0 {
+			t.Errorf("notes on %s, which only tags and describes: %+v", v, got)
+		}
+	}
+	if got := activeOn(rep, RuleNotEvaluated, "var.office_cidr"); len(got) != 1 {
+		t.Errorf("notes on var.office_cidr, a rule's range: %+v, want one", got)
+	}
+}

@@ -49,6 +49,8 @@ type evaluator struct {
 	// note on an attribute unread reports is dropped.
 	unread    func(typ, attr string) bool
 	typ, attr string
+	// readVars is rootRead's answer, once made.
+	readVars map[string]bool
 	// passing is set while a value that only passes its unknowns on is
 	// read (a local, an output, a module call's argument): they are noted
 	// where a resource reads them, if one does.
@@ -544,8 +546,10 @@ func (ev *evaluator) variables(in *instance) int {
 				Msg: fmt.Sprintf("the call gives no value for the module's required variable %q: Terraform rejects it (Missing required argument), so the plan fails", n)})
 			val = cty.DynamicVal
 		default:
-			ev.notes = append(ev.notes, Note{Pos: v.pos, Address: "var." + n, kind: kindVariable,
-				Msg: fmt.Sprintf("variable %q has no value (no default and none given)", n)})
+			if ev.unread == nil || ev.rootRead()[n] {
+				ev.notes = append(ev.notes, Note{Pos: v.pos, Address: "var." + n, kind: kindVariable,
+					Msg: fmt.Sprintf("variable %q has no value (no default and none given)", n)})
+			}
 			val = cty.DynamicVal
 		}
 		if v.ty != cty.NilType {
@@ -1223,4 +1227,79 @@ func goValue(v cty.Value, other func(v cty.Value, marks cty.ValueMarks) any) any
 func hasKey(m map[string]cty.Value, k string) bool {
 	_, ok := m[k]
 	return ok
+}
+
+// rootRead returns the root module's variables that what a rule reads may
+// depend on: those an argument or nested block of a resource refers to,
+// directly or through local values, unless unread (Options.Unread) says no
+// rule reads it, and those count, for_each, a data source or a module call
+// refers to. A variable that only tags or describes changes no finding:
+// that it has no value is not noted.
+func (ev *evaluator) rootRead() map[string]bool {
+	if ev.readVars != nil {
+		return ev.readVars
+	}
+	mod := ev.root.mod
+	read := map[string]bool{}
+	seenLocal := map[string]bool{}
+	var visit func(e hcl.Expression, depth int)
+	visit = func(e hcl.Expression, depth int) {
+		if depth > 64 {
+			return
+		}
+		for _, t := range e.Variables() {
+			name, ok := traversalAttr(t, 1)
+			if !ok {
+				continue
+			}
+			switch t.RootName() {
+			case "var":
+				read[name] = true
+			case "local":
+				if seenLocal[name] {
+					continue
+				}
+				seenLocal[name] = true
+				for _, l := range mod.locals {
+					if l.name == name {
+						visit(l.expr, depth+1)
+					}
+				}
+			}
+		}
+	}
+	var all func(b *body)
+	all = func(b *body) {
+		for _, e := range b.attrs {
+			visit(e, 0)
+		}
+		for _, nb := range b.blocks {
+			all(nb.body)
+		}
+	}
+	for _, rb := range mod.resources {
+		for name, e := range rb.body.attrs {
+			if metaArgs[name] && name != "count" && name != "for_each" || ev.unread(rb.typ, name) {
+				continue
+			}
+			visit(e, 0)
+		}
+		for _, nb := range rb.body.blocks {
+			name := nb.typ
+			if name == "dynamic" && len(nb.labels) == 1 {
+				name = nb.labels[0]
+			}
+			if !ev.unread(rb.typ, name) {
+				all(nb.body)
+			}
+		}
+	}
+	for _, d := range mod.datas {
+		all(d.body)
+	}
+	for _, c := range mod.calls {
+		all(c.body)
+	}
+	ev.readVars = read
+	return read
 }
