@@ -533,7 +533,8 @@ func Build(res []tf.Resource) *Model {
 				}
 			}
 		}
-		if s.VPC == nil {
+		if s.VPC == nil && !unknown(r.Values, "vpc_id") {
+			// One not known statically is noted as such by the reader.
 			m.note(r, "subnet's VPC %q is not in the project", str(r.Values, "vpc_id"))
 		}
 		m.Subnets = append(m.Subnets, s)

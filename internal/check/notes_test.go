@@ -237,3 +237,29 @@ resource "aws_security_group" "ssh" {
 		t.Errorf("notes on var.office_cidr, a rule's range: %+v, want one", got)
 	}
 }
+
+// TestSubnetOfVPCNotKnownNotedOnce checks that a subnet whose VPC is not
+// known statically is noted for that value alone, not also as in a VPC
+// named "" outside the project; one in a VPC the code names by an ID it
+// does not hold is noted as such.
+func TestSubnetOfVPCNotKnownNotedOnce(t *testing.T) {
+	rep := checkSource(t, `
+data "aws_vpc" "default" {
+  default = true
+}
+resource "aws_subnet" "looked_up" {
+  vpc_id     = data.aws_vpc.default.id
+  cidr_block = "172.31.128.0/24"
+}
+resource "aws_subnet" "elsewhere" {
+  vpc_id     = "vpc-0123456789abcdef0"
+  cidr_block = "172.31.144.0/24"
+}
+`)
+	for _, f := range activeOn(rep, RuleNotEvaluated, "aws_subnet.looked_up") {
+		if strings.Contains(f.Message, `""`) {
+			t.Errorf("a note naming an empty VPC: %+v", f)
+		}
+	}
+	wantNotes(t, rep, `subnet's VPC "vpc-0123456789abcdef0" is not in the project`)
+}
