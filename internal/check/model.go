@@ -557,6 +557,7 @@ func Build(res []tf.Resource) *Model {
 	m.frontDoors(byType)
 	m.buildAzure(byType)
 	m.rejectSubnetsOutside(byType)
+	m.rejectStringLists(byType)
 	m.buildFlowLogs(byType["aws_flow_log"])
 	m.noteUnmodelled(m.Resources)
 	m.byType = byType

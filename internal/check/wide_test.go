@@ -169,3 +169,41 @@ func TestFirewallOfServerNotKnownToBePublic(t *testing.T) {
 		}
 	}
 }
+
+// TestListAttributeGivenAString checks that one string where the AWS
+// provider takes a list of groups or subnets (a launch template
+// interface's security_groups, an instance's vpc_security_group_ids), which
+// Terraform refuses, is CHECK-003 naming the attribute, and that the list
+// written as one is not.
+func TestListAttributeGivenAString(t *testing.T) {
+	rep := checkSource(t, `
+resource "aws_security_group" "web" {
+  vpc_id = "vpc-12345678"
+}
+resource "aws_launch_template" "web" {
+  image_id = "ami-12345678"
+  network_interfaces {
+    associate_public_ip_address = true
+    security_groups             = aws_security_group.web.id
+  }
+}
+resource "aws_instance" "web" {
+  ami                    = "ami-12345678"
+  subnet_id              = "subnet-12345678"
+  vpc_security_group_ids = aws_security_group.web.id
+}
+resource "aws_instance" "ok" {
+  ami                    = "ami-12345678"
+  subnet_id              = "subnet-12345678"
+  vpc_security_group_ids = [aws_security_group.web.id]
+}
+`)
+	for addr, attr := range map[string]string{"aws_launch_template.web": "security_groups", "aws_instance.web": "vpc_security_group_ids"} {
+		if got := activeOn(rep, RuleRejected, addr); len(got) != 1 || !strings.Contains(got[0].Message, attr) {
+			t.Errorf("%s on %s: %+v, want one naming %s", RuleRejected, addr, got, attr)
+		}
+	}
+	if got := activeOn(rep, RuleRejected, "aws_instance.ok"); len(got) != 0 {
+		t.Errorf("%s on a list written as one: %+v", RuleRejected, got)
+	}
+}

@@ -33,6 +33,9 @@ type Resource struct {
 	// ImportID is the ID an import block gives the resource: it adopts
 	// an object that exists already, which others may name by that ID.
 	ImportID string
+	// Planned: read from a plan, whose values the provider has typed (an
+	// attribute resolved through a reference may stand for a list).
+	Planned bool
 }
 
 // Pos is a place in a source file.
