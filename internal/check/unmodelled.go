@@ -243,6 +243,12 @@ func (m *Model) noteUnmodelled(rs []*tf.Resource) {
 				why = "it sets default_node_pool." + strings.ReplaceAll(s, ", ", ", default_node_pool.")
 			}
 		case modelledTypes[r.Type]:
+		case strings.HasPrefix(r.Type, "azurerm_hdinsight_") && strings.HasSuffix(r.Type, "_cluster"):
+			// Its endpoints are public unless private link removes them,
+			// whatever network its nodes are in.
+			if n := block(r.Values, "network"); n == nil || !boolean(n, "private_link_enabled", false) || unknown(n, "private_link_enabled") {
+				why = "its gateway (HTTPS, with the gateway's password) and SSH endpoints face the internet unless network.private_link_enabled is true"
+			}
 		case strings.HasPrefix(r.Type, "aws_") || strings.HasPrefix(r.Type, "azurerm_"):
 			why = networkSignal(r.Values)
 			if why != "" {

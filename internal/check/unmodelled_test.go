@@ -193,3 +193,37 @@ resource "azapi_update_resource" "restrictions" {
 		t.Errorf("no note on a site configuration of access restrictions: %v", got)
 	}
 }
+
+// TestHDInsightPublicEndpointsNoted checks that an HDInsight cluster, whose
+// gateway (HTTPS, with a password) and SSH endpoints face the internet
+// unless private link is on, is noted as not evaluated, saying so; one
+// with private link on is not.
+func TestHDInsightPublicEndpointsNoted(t *testing.T) {
+	rep := checkSource(t, `
+resource "azurerm_hdinsight_spark_cluster" "open" {
+  name            = "spark-open"
+  cluster_version = "4.0"
+  tier            = "Standard"
+  gateway {
+    username = "admin"
+    password = "x"
+  }
+}
+resource "azurerm_hdinsight_kafka_cluster" "private" {
+  name            = "kafka-private"
+  cluster_version = "4.0"
+  tier            = "Standard"
+  network {
+    connection_direction = "Outbound"
+    private_link_enabled = true
+  }
+}
+`)
+	got := notModelled(rep)
+	if why, ok := got["azurerm_hdinsight_spark_cluster.open"]; !ok || !strings.Contains(why, "SSH") {
+		t.Errorf("note on the public cluster: %q (noted %v), want one naming its SSH endpoint", why, ok)
+	}
+	if _, ok := got["azurerm_hdinsight_kafka_cluster.private"]; ok {
+		t.Errorf("a note on the private link cluster: %v", got)
+	}
+}
