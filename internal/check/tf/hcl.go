@@ -652,6 +652,57 @@ func (l *loader) blockOnly(m *module, typ, name string, bd *body) {
 		delete(bd.attrs, n)
 	}
 	l.argumentBlocks(addr, typ, bd)
+	if typ == "aws_security_group" || typ == "aws_default_security_group" {
+		l.ruleObjects(addr, bd)
+	}
+}
+
+// sgRuleFields are the fields of a security group's inline rule: written
+// as an attribute (ingress = [{…}]), each object must give them all, null
+// where unused.
+var sgRuleFields = []string{"cidr_blocks", "description", "from_port", "ipv6_cidr_blocks", "prefix_list_ids",
+	"protocol", "security_groups", "self", "to_port"}
+
+// ruleObjects rejects each object written in a security group's ingress
+// or egress attribute that leaves a field out: Terraform refuses it
+// (Inappropriate value for attribute). The rule is read as written.
+func (l *loader) ruleObjects(addr string, bd *body) {
+	for _, k := range []string{"ingress", "egress"} {
+		tup, ok := bd.attrs[k].(*hclsyntax.TupleConsExpr)
+		if !ok {
+			continue
+		}
+		for i, e := range tup.Exprs {
+			obj, ok := e.(*hclsyntax.ObjectConsExpr)
+			if !ok {
+				continue
+			}
+			have := map[string]bool{}
+			for _, it := range obj.Items {
+				if v, d := it.KeyExpr.Value(nil); !d.HasErrors() && v.Type() == cty.String && v.IsKnown() && !v.IsNull() {
+					have[v.AsString()] = true
+				} else if kw := hcl.ExprAsKeyword(it.KeyExpr); kw != "" {
+					have[kw] = true
+				} else {
+					have = nil // a key not known statically may be any field
+					break
+				}
+			}
+			if have == nil {
+				continue
+			}
+			var missing []string
+			for _, f := range sgRuleFields {
+				if !have[f] {
+					missing = append(missing, f)
+				}
+			}
+			if len(missing) > 0 {
+				l.notes = append(l.notes, Note{Pos: rangePos(obj.Range()), Address: addr, Rejected: true, kind: kindError,
+					Msg: fmt.Sprintf("%s[%d] is written as an attribute, which takes every field of the rule, null where unused, and leaves out %s: Terraform rejects it (Inappropriate value for attribute %q), so the plan fails; the rule is read as written", k, i, strings.Join(missing, ", "), k)})
+			}
+		}
+	}
 }
 
 // argumentBlocks rejects and drops the blocks of bd, at any depth, that

@@ -1149,3 +1149,53 @@ resource "aws_vpc" "main" {
 		t.Errorf("rejected: %q, want the module's import block alone", rejected)
 	}
 }
+
+// TestSecurityGroupRuleObjectsComplete: a security group's ingress or
+// egress written as an attribute (ingress = [{…}]) takes every field of
+// the rule in each object, null where unused; one left out is a value
+// Terraform refuses. The block form, and an object naming every field,
+// are not.
+func TestSecurityGroupRuleObjectsComplete(t *testing.T) {
+	p := load(t, fstest.MapFS{"main.tf": {Data: []byte(`
+resource "aws_security_group" "short" {
+  ingress = [
+    {
+      from_port   = 443
+      to_port     = 443
+      protocol    = "tcp"
+      cidr_blocks = ["10.0.0.0/16"]
+    }
+  ]
+}
+resource "aws_security_group" "full" {
+  egress = [{
+    "cidr_blocks": ["0.0.0.0/0"],
+    "description": "",
+    "from_port": 0,
+    "ipv6_cidr_blocks": [],
+    "prefix_list_ids": [],
+    "protocol": "-1",
+    "security_groups": [],
+    "self": false,
+    "to_port": 0
+  }]
+}
+resource "aws_security_group" "blocks" {
+  ingress {
+    from_port   = 22
+    to_port     = 22
+    protocol    = "tcp"
+    cidr_blocks = ["10.0.0.0/16"]
+  }
+}
+`)}}, Options{})
+	var rejected []string
+	for _, n := range p.Notes {
+		if n.Rejected {
+			rejected = append(rejected, n.String())
+		}
+	}
+	if len(rejected) != 1 || !strings.Contains(rejected[0], "aws_security_group.short") || !strings.Contains(rejected[0], "description, ipv6_cidr_blocks, prefix_list_ids, security_groups, self") {
+		t.Errorf("rejected: %q, want the short group's ingress naming the fields it leaves out", rejected)
+	}
+}
