@@ -2,6 +2,7 @@ package check
 
 import (
 	"net/netip"
+	"slices"
 	"sort"
 	"strings"
 
@@ -323,10 +324,19 @@ func (m *Model) azureServiceOpen(byType map[string][]*tf.Resource, fs *findings)
 		{"azurerm_container_registry", "network_rule_set"},
 	} {
 		for _, r := range byType[c.typ] {
+			sku := str(r.Values, "sku")
+			belowPremium := c.typ == "azurerm_container_registry" && !unknown(r.Values, "sku") && !strings.EqualFold(sku, "Premium")
+			if belowPremium && (block(r.Values, c.block) != nil || unknown(r.Values, c.block)) {
+				m.reject(r, "network_rule_set on a registry of the %s SKU: the provider takes network rules on the Premium SKU alone and refuses the plan", sku)
+			}
 			if publicOff(r) {
 				continue
 			}
 			why := m.networkOpen(r, c.block, separate)
+			if belowPremium && len(why) > 0 {
+				why = append([]string{"the " + sku + " SKU takes no network rules (the Premium SKU alone does): Azure admits every network"},
+					slices.DeleteFunc(why, func(w string) bool { return strings.HasPrefix(w, "no network_rule_set") })...)
+			}
 			if len(why) == 0 {
 				continue
 			}

@@ -803,7 +803,7 @@ func TestAzureAppFrontDoorTag(t *testing.T) {
 func TestAzureRegistryOpen(t *testing.T) {
 	rep := run(t, "testdata/azure/registry")
 	builds := activeOn(rep, RuleAzServiceOpen, "azurerm_container_registry.builds")
-	if len(builds) != 1 || builds[0].Severity != Medium || !strings.Contains(builds[0].Message, "no network_rule_set block") {
+	if len(builds) != 1 || builds[0].Severity != Medium || !strings.Contains(builds[0].Message, "SKU takes no network rules") {
 		t.Errorf("registry without network rules: %+v, want one medium", builds)
 	}
 	anon := activeOn(rep, RuleAzServiceOpen, "azurerm_container_registry.public_images")
@@ -1136,5 +1136,35 @@ func TestNSGAllowByDestination(t *testing.T) {
 		if reached := len(got) == 1 && strings.Contains(got[0].Message, "tcp 22 (SSH)"); reached != want || !want && len(got) != 0 {
 			t.Errorf("%s on %s: %+v, want reached on SSH %v", RuleAzExposedPort, addr, got, want)
 		}
+	}
+}
+
+// TestRegistryBelowPremium checks that a container registry below the
+// Premium SKU, which takes no network rules, is said to admit every
+// network for that reason, and that network rules written on one, which
+// the provider refuses, are CHECK-003.
+func TestRegistryBelowPremium(t *testing.T) {
+	rep := checkSource(t, `
+resource "azurerm_container_registry" "standard" {
+  name                = "acrstandard"
+  resource_group_name = "rg"
+  location            = "westeurope"
+  sku                 = "Standard"
+}
+resource "azurerm_container_registry" "ruled" {
+  name                = "acrruled"
+  resource_group_name = "rg"
+  location            = "westeurope"
+  sku                 = "Basic"
+  network_rule_set {
+    default_action = "Deny"
+  }
+}
+`)
+	if got := activeOn(rep, RuleAzServiceOpen, "azurerm_container_registry.standard"); len(got) != 1 || !strings.Contains(got[0].Message, "Premium") {
+		t.Errorf("%s on the Standard registry: %+v, want one saying only Premium takes network rules", RuleAzServiceOpen, got)
+	}
+	if got := activeOn(rep, RuleRejected, "azurerm_container_registry.ruled"); len(got) != 1 || !strings.Contains(got[0].Message, "network_rule_set") {
+		t.Errorf("%s on a Basic registry with network rules: %+v, want one", RuleRejected, got)
 	}
 }
