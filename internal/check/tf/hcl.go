@@ -7,6 +7,7 @@ import (
 	"io"
 	"io/fs"
 	"path"
+	"slices"
 	"sort"
 	"strings"
 
@@ -286,7 +287,7 @@ func (e SourceError) Error() string {
 }
 
 // diagErr turns diagnostics into one error whose text starts with the
-// file:line of the first error.
+// file:line of the first error; the same error of one line is said once.
 func diagErr(diags hcl.Diagnostics) error {
 	var out SourceError
 	for _, d := range diags {
@@ -300,7 +301,9 @@ func diagErr(diags hcl.Diagnostics) error {
 		if d.Subject != nil {
 			p.File, p.Line = d.Subject.Filename, d.Subject.Start.Line
 		}
-		out = append(out, p)
+		if !slices.Contains(out, p) { // one error of a line, said once
+			out = append(out, p)
+		}
 	}
 	return out
 }

@@ -1199,3 +1199,20 @@ resource "aws_security_group" "blocks" {
 		t.Errorf("rejected: %q, want the short group's ingress naming the fields it leaves out", rejected)
 	}
 }
+
+// TestSyntaxErrorSaidOnce: a line with two characters HCL does not take
+// is one error of that line, said once, not once per character.
+func TestSyntaxErrorSaidOnce(t *testing.T) {
+	_, err := LoadDir(fstest.MapFS{"main.tf": {Data: []byte(`
+resource "azurerm_subnet" "s" {
+  count = 3
+  name  = ${var.rg}-subnet-${count.index+1}
+}
+`)}}, ".", Options{})
+	if err == nil {
+		t.Fatal("no error for a line HCL does not parse")
+	}
+	if n := strings.Count(err.Error(), "main.tf:4: Invalid character"); n != 1 {
+		t.Errorf("error %q says the invalid character %d times, want once", err, n)
+	}
+}
