@@ -33,7 +33,13 @@ func (m *Model) ecsServices(byType map[string][]*tf.Resource, add func(*Endpoint
 			e := &Endpoint{Addr: r.Address, Kind: "ecs-tasks", Res: r, Ports: ports, Listens: listens, ListensOn: text, AppPorts: listens != nil}
 			e.Subnets = m.subnetsIn(e, nc, "subnets")
 			m.attachSGs(e, nc, "security_groups")
-			publicFlag(e, nc, "assign_public_ip")
+			if lt := strings.ToUpper(str(r.Values, "launch_type")); (lt == "EC2" || lt == "EXTERNAL") && boolean(nc, "assign_public_ip", false) {
+				// ECS gives public addresses to Fargate tasks alone and
+				// refuses the service: no task, no address.
+				m.reject(r, "assign_public_ip = true on the %s launch type: ECS gives public addresses to Fargate tasks alone and refuses the service (InvalidParameterException)", lt)
+			} else {
+				publicFlag(e, nc, "assign_public_ip")
+			}
 			add(e)
 			continue
 		}

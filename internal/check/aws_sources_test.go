@@ -3,33 +3,59 @@ package check
 import (
 	"context"
 	"os"
+	"slices"
 	"strings"
 	"testing"
 )
 
 // TestClientVPNClientsReach checks that the clients of a Client VPN
 // endpoint are a source where it is associated, as members of its groups,
-// and that its authorization rules, not read, are said so.
+// where its authorization rules admit them.
 func TestClientVPNClientsReach(t *testing.T) {
 	const dir = "testdata/aws/client-vpn"
-	acc, err := Reachability(context.Background(), Config{Paths: []string{dir}}, "aws_instance.db")
+	if !vpnReaches(t, dir, "aws_instance.db", 5432) {
+		t.Errorf("the VPN's clients do not reach the database")
+	}
+	if got := activeOn(run(t, dir), RuleNotEvaluated, "aws_ec2_client_vpn_network_association.vpn"); len(got) != 0 {
+		t.Errorf("notes on an association whose endpoint's authorization rules are read: %+v", got)
+	}
+}
+
+// TestClientVPNAuthorizationRules checks that a Client VPN endpoint's
+// authorization rules narrow what its clients reach: a machine outside
+// every target range is not reached, though its group admits the
+// endpoint's; with no rule in the scanned code, made elsewhere, clients
+// are read as reaching what the subnet and groups reach, and a note says
+// so.
+func TestClientVPNAuthorizationRules(t *testing.T) {
+	const dir = "testdata/aws/client-vpn-authorized"
+	if !vpnReaches(t, dir, "aws_instance.db", 5432) {
+		t.Errorf("the VPN's clients do not reach the database its rule admits them to")
+	}
+	if vpnReaches(t, dir, "aws_instance.build", 22) {
+		t.Errorf("the VPN's clients reach the build server outside every authorized range")
+	}
+	const open = "testdata/aws/client-vpn-no-rules"
+	if !vpnReaches(t, open, "aws_instance.build", 22) {
+		t.Errorf("the VPN's clients, with no authorization rule in the scanned code, do not reach the build server")
+	}
+	wantNotes(t, run(t, open), "no authorization rule")
+}
+
+// vpnReaches reports whether the Client VPN association aws_ec2_client_vpn_network_association.vpn
+// of dir reaches addr on TCP port.
+func vpnReaches(t *testing.T, dir, addr string, port int) bool {
+	t.Helper()
+	acc, err := Reachability(context.Background(), Config{Paths: []string{dir}}, addr)
 	if err != nil {
 		t.Fatal(err)
 	}
-	found := false
 	for _, a := range acc {
-		if strings.HasPrefix(a.Source, "aws_ec2_client_vpn_network_association.vpn") && a.Port == 5432 {
-			found = true
+		if strings.HasPrefix(a.Source, "aws_ec2_client_vpn_network_association.vpn") && a.Port == port {
+			return true
 		}
 	}
-	if !found {
-		t.Errorf("the VPN's clients do not reach the database: %+v", acc)
-	}
-	rep := run(t, dir)
-	wantNotes(t, rep, "authorization rules are not read")
-	if got := activeOn(rep, RuleNotEvaluated, "aws_ec2_client_vpn_network_association.vpn"); len(got) != 1 || strings.Contains(got[0].Message, "not in the network model") {
-		t.Errorf("notes on the association: %+v, want the one on its authorization rules alone", got)
-	}
+	return false
 }
 
 // TestInstanceConnectEndpointReaches checks that an EC2 Instance Connect
@@ -177,5 +203,60 @@ resource "aws_instance" "app" {
 	}
 	if got := activeOn(rep, RuleUnusedSG, "aws_security_group.bastion"); len(got) > 0 {
 		t.Errorf("%s on a group a rule names: %+v, want none", RuleUnusedSG, got)
+	}
+}
+
+// TestAppRunnerConnectorReaches checks that an App Runner VPC connector is
+// a source in its subnets, as a member of its groups, and takes no
+// connection: the database admitting its group is reached from it, and its
+// own group open to the world is medium, attached only to what takes none.
+func TestAppRunnerConnectorReaches(t *testing.T) {
+	const dir = "testdata/aws/apprunner-connector"
+	acc, err := Reachability(context.Background(), Config{Paths: []string{dir}}, "aws_db_instance.orders")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.ContainsFunc(acc, func(a Access) bool {
+		return strings.HasPrefix(a.Source, "aws_apprunner_vpc_connector.app") && a.Port == 5432
+	}) {
+		t.Errorf("the connector does not reach the database: %+v", acc)
+	}
+	rep := run(t, dir)
+	if got := activeOn(rep, RuleWorldOpen, "aws_security_group.connector"); len(got) != 1 || got[0].Severity != Medium {
+		t.Errorf("%s on the connector's group: %+v, want one medium", RuleWorldOpen, got)
+	}
+	if got := activeOn(rep, RuleNotEvaluated, "aws_apprunner_vpc_connector.app"); len(got) != 0 {
+		t.Errorf("notes on the connector: %+v", got)
+	}
+}
+
+// TestTransferServers checks that AWS Transfer Family servers are in the
+// network: a PUBLIC server is reached on SFTP from every address (critical);
+// a VPC server with an Elastic IP is reached through its groups (from the
+// partners' range alone: medium, naming it); one without is reached from no
+// internet address, its world-open group attached but no path proven; an
+// endpoint type the provider refuses is CHECK-003. None is a note of what is
+// not modelled.
+func TestTransferServers(t *testing.T) {
+	rep := run(t, "testdata/aws/transfer")
+	if got := activeOn(rep, RuleExposedPort, "aws_transfer_server.public"); len(got) != 1 || got[0].Severity != Critical || !strings.Contains(got[0].Message, "tcp 22") {
+		t.Errorf("%s on the public server: %+v, want one critical on tcp 22", RuleExposedPort, got)
+	}
+	if got := activeOn(rep, RuleExposedPort, "aws_transfer_server.partners"); len(got) != 1 || got[0].Severity != Medium || !strings.Contains(got[0].Message, "198.51.100.0/24") {
+		t.Errorf("%s on the partners' server: %+v, want one medium naming their range", RuleExposedPort, got)
+	}
+	if got := activeOn(rep, RuleExposedPort, "aws_transfer_server.internal"); len(got) != 0 {
+		t.Errorf("%s on the server without an Elastic IP: %+v, want none", RuleExposedPort, got)
+	}
+	if got := activeOn(rep, RuleWorldOpen, "aws_security_group.open"); len(got) != 1 || got[0].Severity != High {
+		t.Errorf("%s on the internal server's group: %+v, want one high", RuleWorldOpen, got)
+	}
+	if got := activeOn(rep, RuleRejected, "aws_transfer_server.typo"); len(got) != 1 || !strings.Contains(got[0].Message, "PUBlIC") {
+		t.Errorf("%s on the server of a misspelt endpoint type: %+v, want one naming it", RuleRejected, got)
+	}
+	for _, f := range rep.Findings {
+		if f.RuleID == RuleNotEvaluated && strings.HasPrefix(f.Address, "aws_transfer_server.") && strings.Contains(f.Message, "not in the network model") {
+			t.Errorf("note of what is not modelled: %+v", f)
+		}
 	}
 }

@@ -380,8 +380,8 @@ func TestSGPrefixLists(t *testing.T) {
 	if len(got) != 1 || !strings.Contains(got[0].Message, "tcp 9000") || strings.Contains(got[0].Message, "8080") || strings.Contains(got[0].Message, "8081") {
 		t.Errorf("%s on the origin's group: %+v, want one for 9000 alone", RuleWorldOpenOther, got)
 	}
-	wantNotes(t, rep, "ingress[0]: AWS-managed prefix list com.amazonaws.global.cloudfront.origin-facing: one AWS service's addresses, no wider than a /8: assumed to be anywhere",
-		"ingress[1]: AWS-managed prefix list com.amazonaws.global.cloudfront.origin-facing: one AWS service's addresses, no wider than a /8: assumed to be anywhere")
+	wantNotes(t, rep, "ingress[0]: AWS-managed prefix list com.amazonaws.global.cloudfront.origin-facing: one AWS service's addresses, no wider than one network's: assumed to be anywhere",
+		"ingress[1]: AWS-managed prefix list com.amazonaws.global.cloudfront.origin-facing: one AWS service's addresses, no wider than one network's: assumed to be anywhere")
 	if got := activeOn(rep, RuleInternetFacing, "aws_instance.origin"); len(got) != 1 || !strings.Contains(got[0].Message, "may be reachable") {
 		t.Errorf("%s on the origin: %+v, want one that says it may be reachable", RuleInternetFacing, got)
 	}
@@ -1660,5 +1660,20 @@ POLICY
 	got := activeOn(checkSource(t, src), RuleSearchOpenPols, "aws_elasticsearch_domain.logs")
 	if len(got) != 1 || !strings.Contains(got[0].Message, "not known statically") {
 		t.Errorf("%s on a heredoc policy naming the account through a data source: %+v, want one", RuleSearchOpenPols, got)
+	}
+}
+
+// TestImportBlocksNameResources checks that the ID an import block gives a
+// resource is that resource's: an instance naming its group by that ID is
+// behind the group's own rules (RDP open to everyone), not read as behind a
+// group outside the scanned code that admits every port.
+func TestImportBlocksNameResources(t *testing.T) {
+	rep := run(t, "testdata/aws/import-blocks")
+	got := activeOn(rep, RuleExposedPort, "aws_instance.windows")
+	if len(got) != 1 || !strings.Contains(got[0].Message, "tcp 3389 (RDP)") || strings.Contains(got[0].Message, "not in the scanned code: assumed to admit every address") || strings.Contains(got[0].Message, "tcp 22 (SSH)") {
+		t.Errorf("%s on the instance: %+v, want one for RDP through its own group", RuleExposedPort, got)
+	}
+	if got := activeOn(rep, RuleUnusedSG, "aws_security_group.rdp"); len(got) != 0 {
+		t.Errorf("the imported group, named by its ID, read as unused: %+v", got)
 	}
 }

@@ -283,12 +283,46 @@ func (m *Model) nsgRules(r *tf.Resource, b map[string]any, where string, allowTa
 	if assumed != "" && !allow {
 		return nil // a deny that cannot be evaluated denies nothing
 	}
+	var dest []netip.Prefix
+	if allow {
+		dest = literalDest(b)
+	}
 	var out []NACLRule
 	for _, proto := range protos {
 		for _, p := range ports {
 			for _, s := range srcs {
-				out = append(out, NACLRule{No: prio, Allow: allow, Proto: proto, From: p[0], To: p[1], CIDR: s, Where: fmt.Sprintf("%s (%s, priority %d)", where, str(b, "name"), prio), Assumed: assumed, Bounded: bounded})
+				out = append(out, NACLRule{No: prio, Allow: allow, Proto: proto, From: p[0], To: p[1], CIDR: s, Where: fmt.Sprintf("%s (%s, priority %d)", where, str(b, "name"), prio), Assumed: assumed, Bounded: bounded, Dest: dest})
 			}
+		}
+	}
+	return out
+}
+
+// literalDest returns the addresses an NSG rule's destination names when
+// every one is a literal address, range or CIDR block; nil when it is a
+// tag (*, VirtualNetwork), an application security group or not known
+// statically, any address the NSG guards.
+func literalDest(b map[string]any) []netip.Prefix {
+	if ids, unk := strs(b, "destination_application_security_group_ids"); len(ids) > 0 || unk {
+		return nil
+	}
+	vals, u1 := strs(b, "destination_address_prefixes")
+	one, u2 := strs(b, "destination_address_prefix")
+	vals = slices.DeleteFunc(append(vals, one...), func(v string) bool { return v == "" })
+	if u1 || u2 || len(vals) == 0 {
+		return nil
+	}
+	var out []netip.Prefix
+	for _, v := range vals {
+		v = strings.TrimSpace(v)
+		if p, err := netip.ParsePrefix(v); err == nil {
+			out = append(out, p.Masked())
+		} else if a, err := netip.ParseAddr(v); err == nil {
+			out = append(out, netip.PrefixFrom(a, a.BitLen()))
+		} else if rg, err := netipx.ParseIPRange(v); err == nil {
+			out = append(out, rg.Prefixes()...)
+		} else {
+			return nil
 		}
 	}
 	return out
@@ -492,6 +526,10 @@ func (m *Model) buildAzure(byType map[string][]*tf.Resource) {
 		lb lbForward
 		// families: of its public IPs; both when one is not known.
 		families []netip.Prefix
+		// ips: its private addresses, when every one is static and
+		// known (ipsKnown).
+		ips      []netip.Addr
+		ipsKnown bool
 	}
 	nics := map[string]nic{}
 	m.nicRanges = map[string][]netip.Prefix{}
@@ -499,7 +537,13 @@ func (m *Model) buildAzure(byType map[string][]*tf.Resource) {
 		var n nic
 		n.lb = lbs.of(m, r.Address, blocks(r.Values, "ip_configuration"))
 		var ranges []netip.Prefix
+		n.ipsKnown = !unknown(r.Values, "ip_configuration")
 		for _, ipc := range blocks(r.Values, "ip_configuration") {
+			if a, err := netip.ParseAddr(str(ipc, "private_ip_address")); err == nil && strings.EqualFold(str(ipc, "private_ip_address_allocation"), "Static") {
+				n.ips = append(n.ips, a)
+			} else {
+				n.ipsKnown = false
+			}
 			for _, sub := range m.subnetsOf(strList(ipc, "subnet_id")) {
 				switch {
 				case sub.CIDR.IsValid():
@@ -669,16 +713,21 @@ func (m *Model) buildAzure(byType map[string][]*tf.Resource) {
 			if anyNIC {
 				m.note(r, "network interfaces not known statically: the machine is placed by those the code names only")
 			}
+			ipsKnown := !anyNIC && len(addrs) > 0
 			for _, a := range addrs {
 				ids = append(ids, a)
 				n := nics[a]
 				e.Subnets = append(e.Subnets, n.subnets...)
+				e.PrivateIPs, ipsKnown = append(e.PrivateIPs, n.ips...), ipsKnown && n.ipsKnown
 				if n.public != "" {
 					public = append(public, a)
 					e.Public, e.Why = true, n.public
 					families = append(families, n.families...)
 				}
 				lb.add(n.lb)
+			}
+			if !ipsKnown {
+				e.PrivateIPs = nil
 			}
 			e.Families = reachFamilies(e.Public, families, lb)
 			if !e.Public && len(lb.ports) > 0 {
@@ -882,10 +931,10 @@ func ruleFor(e *Endpoint, rule string) string {
 func azureRules() []Rule {
 	return []Rule{
 		{RuleNSGWorldOpen, High, "Network security group admits the whole internet beyond 80/443",
-			"An inbound NSG rule allows the internet at large: every internet address, or public ranges wider than a /8 (the most any one network holds), such as 0.0.0.0/1 or a firewall range from 1.2.3.4 to 2.3.4.5; private ranges such as 10.0.0.0/8 hold no internet address (source *, Internet, Any or such ranges) on ports other than 80 and 443, before any deny of higher priority. The finding stands wherever the NSG is declared: critical when a path from the internet reaches a virtual machine behind it, high when it is attached but no path is proven, medium when nothing in the scanned code associates it, or when the ports are open only through a source read at its most permissive (a service tag not modelled, a prefix not known statically) and no path is found either: the NSG then may admit the internet, and the finding says why.",
+			"An inbound NSG rule allows the internet at large: every internet address, or public ranges wider than a /8 of IPv4 or a /13 of IPv6 (the most any one network holds), such as 0.0.0.0/1, 2600::/12 or a firewall range from 1.2.3.4 to 2.3.4.5; private ranges such as 10.0.0.0/8 hold no internet address (source *, Internet, Any or such ranges) on ports other than 80 and 443, before any deny of higher priority. The finding stands wherever the NSG is declared: critical when a path from the internet reaches a virtual machine behind it, high when it is attached but no path is proven, medium when nothing in the scanned code associates it, or when the ports are open only through a source read at its most permissive (a service tag not modelled, a prefix not known statically) and no path is found either: the NSG then may admit the internet, and the finding says why.",
 			"Allow the port only from known ranges or application security groups, or reach machines through Azure Bastion or the moat gateway."},
 		{RuleAzExposedPort, Critical, "Admin or data-store port of a machine or cluster reachable from the internet",
-			"SSH, RDP, a database or another admin or data-store port of a virtual machine can be opened from internet addresses: the VM (or scale set, or AKS node pool placed in its subnet by vnet_subnet_id) has a public IP or sits behind a public load balancer that forwards the port, its virtual network routes to the internet (Azure's system route) and the NSGs of its subnet and network interface allow the port. An AKS cluster that is not private is reported when its API server admits internet addresses (no authorized IP ranges admits every one). The ports that the same addresses reach make one finding that lists them; it is critical when they are the internet at large (public ranges wider than a /8, the most any one network holds) and medium, naming the range, when they are a bounded one such as an office's /24.",
+			"SSH, RDP, a database or another admin or data-store port of a virtual machine can be opened from internet addresses: the VM (or scale set, or AKS node pool placed in its subnet by vnet_subnet_id) has a public IP or sits behind a public load balancer that forwards the port, its virtual network routes to the internet (Azure's system route) and the NSGs of its subnet and network interface allow the port. An AKS cluster that is not private is reported when its API server admits internet addresses (no authorized IP ranges admits every one). The ports that the same addresses reach make one finding that lists them; it is critical when they are the internet at large (public ranges wider than a /8 of IPv4 or a /13 of IPv6, the most any one network holds) and medium, naming the range, when they are a bounded one such as an office's /24.",
 			"Remove the public IP and reach the machine through Azure Bastion, a VPN or the moat gateway; allow the port in the NSGs only from known ranges or application security groups."},
 		{RuleAzInternetFacing, Medium, "Virtual machine reachable from the internet",
 			"A virtual machine (not a load balancer or application gateway) has a public IP, or a public load balancer's inbound NAT rule forwarding a port to it alone, and its NSGs let internet traffic reach it on some port. A machine reached only through a balancer's load-balancing rules is behind the balancer, and is not reported here (an admin or data-store port those rules forward is AZ-NET-002). A container group (Azure Container Instances) of ip_address_type Public, the provider's default, is reported too: its public address forwards its exposed ports (exposed_port, else every port of its containers) with no NSG in the way; an admin or data-store port among them is AZ-NET-002.",
@@ -932,10 +981,10 @@ func nsgOpen(n *NACL, inet *Source) ([]portRange, []string, bool, *netipx.IPSet)
 				continue
 			}
 			got, hits, _ := naclPass(n.Ingress, proto, lo, inet.Set)
-			if empty(got) || !wide(inet.Set, got, 0) {
+			if empty(got) || !wide(inet.Set, got, nil) {
 				continue
 			}
-			if b := naclBound(n.Ingress, proto, lo, inet.Set); b != nil && !wide(inet.Set, b.Known, boundedShare(b.Bits)) {
+			if b := naclBound(n.Ingress, proto, lo, inet.Set); b != nil && !wide(inet.Set, b.Known, b.Bits) {
 				continue // only ranges of known size somewhere: not the world
 			}
 			admitted.AddSet(got)
@@ -1102,12 +1151,31 @@ func (m *Model) applianceRoutes(byType map[string][]*tf.Resource) {
 	}
 	m.eachRoute(byType, each)
 	m.appliance = map[*Subnet][]applianceRoute{}
-	for _, r := range byType["azurerm_subnet_route_table_association"] {
-		t := m.addrOf("azurerm_route_table", m.ref(r.Values, "route_table_id"))
-		for _, s := range m.subnetsOf([]string{str(r.Values, "subnet_id")}) {
+	for s, ts := range m.subnetTables(byType) {
+		for _, t := range ts {
 			m.appliance[s] = append(m.appliance[s], tables[t]...)
 		}
 	}
+}
+
+// subnetTables returns, by subnet, the route tables associated with it: by
+// an azurerm_subnet_route_table_association, or named on the subnet itself
+// (route_table_id, as azurerm before 2.0 and a subnet written through the
+// AzAPI provider name it).
+func (m *Model) subnetTables(byType map[string][]*tf.Resource) map[*Subnet][]string {
+	out := map[*Subnet][]string{}
+	for _, r := range byType["azurerm_subnet_route_table_association"] {
+		t := m.addrOf("azurerm_route_table", m.ref(r.Values, "route_table_id"))
+		for _, s := range m.subnetsOf([]string{str(r.Values, "subnet_id")}) {
+			out[s] = append(out[s], t)
+		}
+	}
+	for _, r := range byType["azurerm_subnet"] {
+		if s := m.subnets[r.Address]; s != nil && has(r.Values, "route_table_id") {
+			out[s] = append(out[s], m.addrOf("azurerm_route_table", m.ref(r.Values, "route_table_id")))
+		}
+	}
+	return out
 }
 
 // eachRoute calls each on every route of an Azure route table, written
@@ -1141,9 +1209,8 @@ func (m *Model) routePrefixes(byType map[string][]*tf.Resource) map[*Subnet][]ne
 		}
 	})
 	out := map[*Subnet][]netip.Prefix{}
-	for _, r := range byType["azurerm_subnet_route_table_association"] {
-		t := m.addrOf("azurerm_route_table", m.ref(r.Values, "route_table_id"))
-		for _, s := range m.subnetsOf([]string{str(r.Values, "subnet_id")}) {
+	for s, ts := range m.subnetTables(byType) {
+		for _, t := range ts {
 			out[s] = append(out[s], tables[t]...)
 		}
 	}

@@ -344,7 +344,8 @@ func azapiSubnet(r *tf.Resource) *tf.Resource {
 }
 
 // azapiSubnetProps maps a subnet's ARM properties to azurerm's arguments:
-// addressPrefix and addressPrefixes, networkSecurityGroup ({id}).
+// addressPrefix and addressPrefixes, networkSecurityGroup ({id}) and
+// routeTable ({id}), as azurerm before 2.0 named them on the subnet.
 func azapiSubnetProps(p any) map[string]any {
 	b := map[string]any{}
 	props, ok := p.(map[string]any)
@@ -371,6 +372,12 @@ func azapiSubnetProps(p any) map[string]any {
 		b["network_security_group_id"] = g["id"]
 	case tf.Unknown:
 		b["network_security_group_id"] = g
+	}
+	switch t := props["routeTable"].(type) {
+	case map[string]any:
+		b["route_table_id"] = t["id"]
+	case tf.Unknown:
+		b["route_table_id"] = t
 	}
 	return b
 }

@@ -2,6 +2,7 @@ package check
 
 import (
 	"net/netip"
+	"slices"
 	"sort"
 	"strings"
 
@@ -25,13 +26,13 @@ const (
 func azurePaaSRules() []Rule {
 	return []Rule{
 		{RuleAzFirewallOpen, Critical, "Database or cache firewall admits the whole internet",
-			"A server-level firewall rule of an Azure SQL, PostgreSQL, MySQL, MariaDB, Redis or Synapse service admits the internet at large: every internet address, or public ranges wider than a /8 (the most any one network holds), such as 0.0.0.0/1 or a firewall range from 1.2.3.4 to 2.3.4.5; private ranges such as 10.0.0.0/8 hold no internet address (a server's rules are read together, ranges compared as address sets, so ranges split over several rules count together), and the server does not turn public network access off (nor, a PostgreSQL or MySQL flexible server, sit in a delegated subnet, which leaves it no public endpoint): its login or protocol port faces every address. The rule from 0.0.0.0 to 0.0.0.0 (\"allow Azure services\") admits every Azure tenant's services and is reported at medium; Azure Cache for Redis gives that rule no such meaning, and there it admits no client; a rule whose addresses are not known statically is read as admitting everyone, at high.",
+			"A server-level firewall rule of an Azure SQL, PostgreSQL, MySQL, MariaDB, Redis or Synapse service admits the internet at large: every internet address, or public ranges wider than a /8 of IPv4 or a /13 of IPv6 (the most any one network holds), such as 0.0.0.0/1, 2600::/12 or a firewall range from 1.2.3.4 to 2.3.4.5; private ranges such as 10.0.0.0/8 hold no internet address (a server's rules are read together, ranges compared as address sets, so ranges split over several rules count together), and the server does not turn public network access off (nor, a PostgreSQL or MySQL flexible server, sit in a delegated subnet, which leaves it no public endpoint): its login or protocol port faces every address. The rule from 0.0.0.0 to 0.0.0.0 (\"allow Azure services\") admits every Azure tenant's services and is reported at medium; Azure Cache for Redis gives that rule no such meaning, and there it admits no client; a rule whose addresses are not known statically is read as admitting everyone, at high, as is a rule of a server outside the scanned code or whose public network access is not known statically (that it takes public connections is assumed).",
 			"Admit only the addresses that need the server, or set public_network_access_enabled = false and reach it through a private endpoint or virtual network rule."},
 		{RuleAzPublicContainer, Critical, "Storage container readable by anyone",
 			"A storage container's container_access_type is blob or container, so anonymous readers list or read its blobs, and its account does not forbid public access (allow_nested_items_to_be_public, allow_blob_public_access in azurerm 2.x, set to false). An account outside the scanned code, or one that leaves the flag unset, is read as allowing it. An account that turns public network access off is reached through private endpoints only and is not reported; one whose network rules default to Deny is reported at medium: its anonymous readers are those of the ranges and subnets the rules admit.",
 			"Set container_access_type = \"private\" and allow_nested_items_to_be_public = false on the account; hand out SAS tokens or use Entra ID for readers."},
 		{RuleAzServiceOpen, Medium, "Storage account, key vault, container registry, Cosmos DB account or Redis cache accepts connections from every network",
-			"The service leaves public network access on (public_network_access_enabled, true unless set) and admits every address: a storage account's, key vault's or container registry's network rules default to Allow (with no network_rules, azurerm_storage_account_network_rules, network_acls or network_rule_set block Azure admits every address; a registry below the Premium SKU takes no network rules at all); network rules that deny by default but whose IP rules (ip_rules, a registry's ip_rule blocks) hold the internet at large (public ranges wider than a /8, AZ-NET-005) admit every address too, and IP rules not known statically are read so; a registry that also turns anonymous_pull_enabled on serves its images to anyone, and is high; a Cosmos DB account has no ip_range_filter (a string in azurerm 3.x, a list in 4.x) and does not set is_virtual_network_filter_enabled, or its filter holds the internet at large; a Redis cache outside a subnet has no azurerm_redis_firewall_rule (a cache with rules is judged by them, AZ-NET-005). Only keys and Entra ID then stand between the internet and the data or secrets. A Cosmos DB filter of 0.0.0.0 admits every Azure service, of every tenant, and is low. A private endpoint alone does not close the public one: the finding names it. A value that is not known statically is read as open, and the finding says so.",
+			"The service leaves public network access on (public_network_access_enabled, true unless set) and admits every address: a storage account's, key vault's or container registry's network rules default to Allow (with no network_rules, azurerm_storage_account_network_rules, network_acls or network_rule_set block Azure admits every address; a registry below the Premium SKU takes no network rules at all); network rules that deny by default but whose IP rules (ip_rules, a registry's ip_rule blocks) hold the internet at large (public ranges wider than a /8 of IPv4 or a /13 of IPv6, AZ-NET-005) admit every address too, and IP rules not known statically are read so; a registry that also turns anonymous_pull_enabled on serves its images to anyone, and is high; a Cosmos DB account has no ip_range_filter (a string in azurerm 3.x, a list in 4.x) and does not set is_virtual_network_filter_enabled, or its filter holds the internet at large; a Redis cache outside a subnet has no azurerm_redis_firewall_rule (a cache with rules is judged by them, AZ-NET-005). Only keys and Entra ID then stand between the internet and the data or secrets. A Cosmos DB filter of 0.0.0.0 admits every Azure service, of every tenant, and is low. A private endpoint alone does not close the public one: the finding names it. A value that is not known statically is read as open, and the finding says so.",
 			"Set default_action = \"Deny\" in network_rules, network_acls or network_rule_set (and leave a registry's anonymous_pull_enabled false), an ip_range_filter or virtual network filter on Cosmos DB, firewall rules on Redis, and admit only the ranges and subnets that need the service; or set public_network_access_enabled = false and reach it through a private endpoint."},
 	}
 }
@@ -93,6 +94,7 @@ func (m *Model) azurePaaS(byType map[string][]*tf.Resource, fs *findings) {
 	}
 	byServer := map[string][]ranged{}
 	var servers []string
+	serverSev, serverWhat := map[string]Severity{}, map[string]string{}
 	for _, typ := range sortedKeys(firewallTypes) {
 		for _, r := range byType[typ] {
 			var server *tf.Resource
@@ -127,17 +129,23 @@ func (m *Model) azurePaaS(byType map[string][]*tf.Resource, fs *findings) {
 			var b netipx.IPSetBuilder
 			b.AddRange(netipx.IPRangeFrom(lo, hi))
 			got, _ := b.IPSet()
-			what := "its server (not in the scanned code)"
+			// That the server takes public connections is proven only
+			// of one in the scanned code that leaves public access on.
+			what, sev := "its server (not in the scanned code: assumed to take public connections)", High
 			key := r.Address
-			if server != nil {
-				what, key = server.Address, server.Address
+			switch {
+			case server != nil && unknown(server.Values, "public_network_access_enabled"):
+				what, sev, key = server.Address+" (public_network_access_enabled not known statically: assumed on)", High, server.Address
+			case server != nil:
+				what, sev, key = server.Address, Critical, server.Address
 			}
-			if wide(inet.Set, got, 0) {
-				fs.add(RuleAzFirewallOpen, r, nil, "%s to %s admits %s to %s", lo, hi, m.worldText(got), what)
+			if wide(inet.Set, got, nil) {
+				fs.addSev(RuleAzFirewallOpen, sev, r, nil, "%s to %s admits %s to %s", lo, hi, m.worldText(got), what)
 				continue
 			}
 			if _, seen := byServer[key]; !seen {
 				servers = append(servers, key)
+				serverSev[key], serverWhat[key] = sev, what
 			}
 			byServer[key] = append(byServer[key], ranged{r, got})
 		}
@@ -150,9 +158,9 @@ func (m *Model) azurePaaS(byType map[string][]*tf.Resource, fs *findings) {
 			b.AddSet(x.set)
 			names = append(names, x.r.Address)
 		}
-		if all, _ := b.IPSet(); len(rs) > 1 && wide(inet.Set, all, 0) {
+		if all, _ := b.IPSet(); len(rs) > 1 && wide(inet.Set, all, nil) {
 			for _, x := range rs {
-				fs.add(RuleAzFirewallOpen, x.r, nil, "the rules %s admit %s to %s between them", strings.Join(names, ", "), m.worldText(all), key)
+				fs.addSev(RuleAzFirewallOpen, serverSev[key], x.r, nil, "the rules %s admit %s to %s between them", strings.Join(names, ", "), m.worldText(all), serverWhat[key])
 			}
 		}
 	}
@@ -291,7 +299,7 @@ func (m *Model) ipRulesOpen(rules map[string]any, where string) []string {
 			b.Add(a)
 		}
 	}
-	if admitted, _ := b.IPSet(); wide(m.Internet().Set, admitted, 0) {
+	if admitted, _ := b.IPSet(); wide(m.Internet().Set, admitted, nil) {
 		return []string{"default_action of " + where + " is Deny, but its " + attr + " admit " + m.worldText(admitted)}
 	}
 	return nil
@@ -316,10 +324,19 @@ func (m *Model) azureServiceOpen(byType map[string][]*tf.Resource, fs *findings)
 		{"azurerm_container_registry", "network_rule_set"},
 	} {
 		for _, r := range byType[c.typ] {
+			sku := str(r.Values, "sku")
+			belowPremium := c.typ == "azurerm_container_registry" && !unknown(r.Values, "sku") && !strings.EqualFold(sku, "Premium")
+			if belowPremium && (block(r.Values, c.block) != nil || unknown(r.Values, c.block)) {
+				m.reject(r, "network_rule_set on a registry of the %s SKU: the provider takes network rules on the Premium SKU alone and refuses the plan", sku)
+			}
 			if publicOff(r) {
 				continue
 			}
 			why := m.networkOpen(r, c.block, separate)
+			if belowPremium && len(why) > 0 {
+				why = append([]string{"the " + sku + " SKU takes no network rules (the Premium SKU alone does): Azure admits every network"},
+					slices.DeleteFunc(why, func(w string) bool { return strings.HasPrefix(w, "no network_rule_set") })...)
+			}
 			if len(why) == 0 {
 				continue
 			}
@@ -377,7 +394,7 @@ func (m *Model) azureServiceOpen(byType map[string][]*tf.Resource, fs *findings)
 			continue // only the virtual network rules' subnets
 		case len(ranges) == 0:
 			why = append(why, "no ip_range_filter and is_virtual_network_filter_enabled is not true: Cosmos DB admits every network")
-		case wide(inet, admitted, 0):
+		case wide(inet, admitted, nil):
 			why = append(why, "ip_range_filter admits "+m.worldText(admitted))
 		case azureServices:
 			// As a firewall rule from 0.0.0.0 to 0.0.0.0 (AZ-NET-005).

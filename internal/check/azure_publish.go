@@ -419,7 +419,9 @@ func (m *Model) azureFirewalls(byType map[string][]*tf.Resource, ms []*azMachine
 		if _, unk := strs(ru.b, "source_ip_groups"); unk || len(strList(ru.b, "source_ip_groups")) > 0 {
 			src, srcAssumed = allAddresses, "source IP groups are not read: assumed to be every address"
 		}
-		if len(src) == 0 {
+		if len(src) == 0 || srcAssumed == "" && empty(intersect(setOf(src...), m.Internet().Set)) {
+			// No internet address among its clients: it publishes
+			// nothing to the internet.
 			continue
 		}
 		port := portOf(ru.b, "translated_port")

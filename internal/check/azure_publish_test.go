@@ -366,3 +366,23 @@ resource "azurerm_subnet_network_security_group_association" "gateway" {
 		}
 	})
 }
+
+// TestFirewallDNATFromPrivateClients checks that a DNAT rule whose sources
+// hold no internet address publishes nothing to the internet and is not
+// noted, and that a rule reaching no machine of the project is noted once,
+// whatever its protocols.
+func TestFirewallDNATFromPrivateClients(t *testing.T) {
+	rep := run(t, "testdata/azure/firewall-dnat-private")
+	var office, world int
+	for _, f := range active(rep, RuleNotEvaluated) {
+		switch {
+		case strings.Contains(f.Message, "inbound/office"):
+			office++
+		case strings.Contains(f.Message, "inbound/world"):
+			world++
+		}
+	}
+	if office != 0 || world != 1 {
+		t.Errorf("notes on the private clients' rule: %d, want none; on the world's: %d, want one: %+v", office, world, active(rep, RuleNotEvaluated))
+	}
+}

@@ -803,7 +803,7 @@ func TestAzureAppFrontDoorTag(t *testing.T) {
 func TestAzureRegistryOpen(t *testing.T) {
 	rep := run(t, "testdata/azure/registry")
 	builds := activeOn(rep, RuleAzServiceOpen, "azurerm_container_registry.builds")
-	if len(builds) != 1 || builds[0].Severity != Medium || !strings.Contains(builds[0].Message, "no network_rule_set block") {
+	if len(builds) != 1 || builds[0].Severity != Medium || !strings.Contains(builds[0].Message, "SKU takes no network rules") {
 		t.Errorf("registry without network rules: %+v, want one medium", builds)
 	}
 	anon := activeOn(rep, RuleAzServiceOpen, "azurerm_container_registry.public_images")
@@ -1104,5 +1104,67 @@ func TestAzapiPeering(t *testing.T) {
 		if got := activeOn(rep, RuleNotEvaluated, a); len(got) > 0 {
 			t.Errorf("%s on %s: %+v, want none", RuleNotEvaluated, a, got)
 		}
+	}
+}
+
+// TestAzapiSubnetRouteTables checks that a route table an AzAPI subnet's
+// body names is the subnet's, as an association makes it: the left spoke
+// reaches the server through the hub's appliance, its range in the right
+// spoke's VirtualNetwork tag by the right spoke's route back.
+func TestAzapiSubnetRouteTables(t *testing.T) {
+	acc, err := Reachability(context.Background(), Config{Paths: []string{"testdata/azure/azapi-route-tables"}}, "azurerm_postgresql_flexible_server.orders")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, a := range acc {
+		if a.Source == "azapi_resource.app" && a.Port == 5432 {
+			return
+		}
+	}
+	t.Errorf("the left spoke's AzAPI subnet does not reach the server through the hub's appliance: %+v", acc)
+}
+
+// TestNSGAllowByDestination checks that an NSG rule allowing a port to
+// one destination address opens it on the machine holding that address
+// alone: the bastion is reached on SSH, the app beside it (another static
+// address) is not, and the worker, whose address Azure assigns, is read
+// as possibly the bastion's.
+func TestNSGAllowByDestination(t *testing.T) {
+	rep := run(t, "testdata/azure/nsg-destination")
+	for addr, want := range map[string]bool{"azurerm_linux_virtual_machine.bastion": true, "azurerm_linux_virtual_machine.app": false, "azurerm_linux_virtual_machine.worker": true} {
+		got := activeOn(rep, RuleAzExposedPort, addr)
+		if reached := len(got) == 1 && strings.Contains(got[0].Message, "tcp 22 (SSH)"); reached != want || !want && len(got) != 0 {
+			t.Errorf("%s on %s: %+v, want reached on SSH %v", RuleAzExposedPort, addr, got, want)
+		}
+	}
+}
+
+// TestRegistryBelowPremium checks that a container registry below the
+// Premium SKU, which takes no network rules, is said to admit every
+// network for that reason, and that network rules written on one, which
+// the provider refuses, are CHECK-003.
+func TestRegistryBelowPremium(t *testing.T) {
+	rep := checkSource(t, `
+resource "azurerm_container_registry" "standard" {
+  name                = "acrstandard"
+  resource_group_name = "rg"
+  location            = "westeurope"
+  sku                 = "Standard"
+}
+resource "azurerm_container_registry" "ruled" {
+  name                = "acrruled"
+  resource_group_name = "rg"
+  location            = "westeurope"
+  sku                 = "Basic"
+  network_rule_set {
+    default_action = "Deny"
+  }
+}
+`)
+	if got := activeOn(rep, RuleAzServiceOpen, "azurerm_container_registry.standard"); len(got) != 1 || !strings.Contains(got[0].Message, "Premium") {
+		t.Errorf("%s on the Standard registry: %+v, want one saying only Premium takes network rules", RuleAzServiceOpen, got)
+	}
+	if got := activeOn(rep, RuleRejected, "azurerm_container_registry.ruled"); len(got) != 1 || !strings.Contains(got[0].Message, "network_rule_set") {
+		t.Errorf("%s on a Basic registry with network rules: %+v, want one", RuleRejected, got)
 	}
 }

@@ -3,6 +3,7 @@ package check
 import (
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -400,5 +401,31 @@ resource "aws_docdb_cluster_instance" "one" {
 	f := findingOn(rep, RuleLateral, "aws_docdb_cluster_instance.one")
 	if f == nil || !strings.Contains(f.Message, "tcp 27017") {
 		t.Fatalf("no lateral finding on the DocumentDB instance: %+v", rep.Findings)
+	}
+}
+
+// TestWorldOpenBrokerAndAdminPorts checks that a message broker's own
+// ports (AMQP over TLS, ActiveMQ's OpenWire) and every admin or data-store
+// port reachability probes (WinRM among them) are service ports: open to
+// the world, AWS-NET-003, not AWS-NET-011.
+func TestWorldOpenBrokerAndAdminPorts(t *testing.T) {
+	for _, s := range sensitivePorts {
+		if !slices.ContainsFunc(servicePorts, func(p struct {
+			From, To int
+			Name     string
+		}) bool {
+			return p.From <= s.Port && s.Port <= p.To
+		}) {
+			t.Errorf("port %d (%s) is probed as sensitive but is no service port", s.Port, s.Name)
+		}
+	}
+	rep := run(t, "testdata/aws/broker-ports")
+	for _, addr := range []string{"aws_security_group.amqps", "aws_security_group.openwire", "aws_security_group.winrm"} {
+		if got := activeOn(rep, RuleWorldOpen, addr); len(got) != 1 {
+			t.Errorf("%s on %s: %+v, want one", RuleWorldOpen, addr, got)
+		}
+		if got := activeOn(rep, RuleWorldOpenOther, addr); len(got) != 0 {
+			t.Errorf("%s on %s: %+v, want none", RuleWorldOpenOther, addr, got)
+		}
 	}
 }

@@ -562,3 +562,28 @@ func TestDefaultGroupMembersReach(t *testing.T) {
 		}
 	}
 }
+
+// TestEncryptedByDefaultAsksWhoseKey checks that a resource encrypted by
+// the service's default (an Aurora Serverless v1 cluster, a Valkey
+// replication group) is still asked whose key encrypts it: without a
+// kms_key_id, AWS's own (AWS-ENC-002); with one, none.
+func TestEncryptedByDefaultAsksWhoseKey(t *testing.T) {
+	rep := checkSource(t, `
+resource "aws_rds_cluster" "v1" {
+  engine      = "aurora-mysql"
+  engine_mode = "serverless"
+}
+resource "aws_rds_cluster" "v1_cmk" {
+  engine      = "aurora-mysql"
+  engine_mode = "serverless"
+  kms_key_id  = "arn:aws:kms:eu-west-1:111122223333:key/1234abcd-12ab-34cd-56ef-1234567890ab"
+}
+resource "aws_elasticache_replication_group" "valkey" {
+  replication_group_id = "cache"
+  description          = "cache"
+  engine               = "valkey"
+}
+`)
+	wantFindings(t, rep, RuleUnencrypted, map[string]bool{"aws_rds_cluster.v1": false, "aws_rds_cluster.v1_cmk": false, "aws_elasticache_replication_group.valkey": false})
+	wantFindings(t, rep, RuleNoCMK, map[string]bool{"aws_rds_cluster.v1": true, "aws_rds_cluster.v1_cmk": false, "aws_elasticache_replication_group.valkey": true})
+}

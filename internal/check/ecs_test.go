@@ -105,3 +105,16 @@ func TestFargateTasksAnswerOnTheirPorts(t *testing.T) {
 		t.Errorf("%s on the service reached on tcp 8080 alone: %+v, want one with its path", RuleInternetFacing, got)
 	}
 }
+
+// TestECSPublicIPOnEC2Refused checks that assign_public_ip on the EC2
+// launch type, which ECS refuses (public addresses go to Fargate tasks
+// alone), is CHECK-003, and gives the tasks no public address.
+func TestECSPublicIPOnEC2Refused(t *testing.T) {
+	rep := run(t, "testdata/aws/ecs-ec2-public-ip")
+	if got := activeOn(rep, RuleRejected, "aws_ecs_service.api"); len(got) != 1 || !strings.Contains(got[0].Message, "assign_public_ip") {
+		t.Errorf("%s on the service: %+v, want one naming assign_public_ip", RuleRejected, got)
+	}
+	if got := activeOn(rep, RuleInternetFacing, "aws_ecs_service.api"); len(got) != 0 {
+		t.Errorf("%s on tasks ECS gives no public address: %+v", RuleInternetFacing, got)
+	}
+}

@@ -471,6 +471,16 @@ func (m *Model) buildEndpoints(byType map[string][]*tf.Resource) {
 		}
 		add(e)
 	}
+	// A Redshift Serverless workgroup answers in its subnets behind its
+	// groups, publicly only when publicly_accessible says so (false unless
+	// set).
+	for _, r := range byType["aws_redshiftserverless_workgroup"] {
+		e := &Endpoint{Addr: r.Address, Kind: "redshift", DataTier: true, Res: r, Ports: []int{num(r.Values, "port", 5439)}}
+		e.Subnets = m.subnetsIn(e, r.Values, "subnet_ids")
+		m.attachSGs(e, r.Values, "security_group_ids")
+		publicFlag(e, r.Values, "publicly_accessible")
+		add(e)
+	}
 	for _, r := range byType["aws_msk_cluster"] {
 		bg := block(r.Values, "broker_node_group_info")
 		e := &Endpoint{Addr: r.Address, Kind: "kafka", DataTier: true, Res: r, Ports: []int{9092, 9094, 9096, 9098}}
@@ -518,6 +528,15 @@ func (m *Model) buildEndpoints(byType map[string][]*tf.Resource) {
 		m.attachSGs(e, vc, "security_group_ids")
 		add(e)
 	}
+	// An App Runner VPC connector's interfaces, likewise: the service's
+	// connections into the VPC leave from them, behind the connector's
+	// groups (the VPC's default group when it names none).
+	for _, r := range byType["aws_apprunner_vpc_connector"] {
+		e := sourceOnly(r, "App Runner VPC connector")
+		e.Subnets = m.subnetsIn(e, r.Values, "subnets")
+		m.attachSGs(e, r.Values, "security_groups")
+		add(e)
+	}
 	// An Amazon MQ broker. A public RabbitMQ broker is reached through an
 	// endpoint AWS runs outside the VPC, which takes no security group; a
 	// public ActiveMQ broker has a public address in its subnet, behind its
@@ -538,6 +557,7 @@ func (m *Model) buildEndpoints(byType map[string][]*tf.Resource) {
 		}
 		add(e)
 	}
+	m.transferServers(byType, add)
 	// DocumentDB has no public-access setting: its instances are reached
 	// only through their VPC, so they matter for paths from peers.
 	for _, r := range byType["aws_docdb_cluster_instance"] {

@@ -194,3 +194,17 @@ resource "aws_security_group" "rdp_from_dev" {
 		}
 	}
 }
+
+// TestKnownRuleDecidesBesideAssumedOne checks that a path a known rule
+// opens to every address does not rest on another rule of the group whose
+// source is not known statically: the exposure is proven, critical, and
+// says nothing of the assumption.
+func TestKnownRuleDecidesBesideAssumedOne(t *testing.T) {
+	rep := run(t, "testdata/aws/source-unknown-beside-world")
+	for _, c := range []struct{ rule, addr string }{{RuleExposedPort, "aws_db_instance.orders"}, {RuleWorldOpen, "aws_security_group.db"}} {
+		got := activeOn(rep, c.rule, c.addr)
+		if len(got) != 1 || got[0].Severity != Critical || strings.Contains(got[0].Message, "not known statically") {
+			t.Errorf("%s on %s: %+v, want one critical resting on no assumption", c.rule, c.addr, got)
+		}
+	}
+}

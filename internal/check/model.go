@@ -23,6 +23,7 @@ type Model struct {
 	NACLs     []*NACL
 	Endpoints []*Endpoint
 	Notes     []tf.Note
+	noted     map[tf.Note]bool // Notes, for note to say each once
 	// Rejected are values the provider rejects (CHECK-003).
 	Rejected []tf.Note
 	// nicRanges: for the stand-in of an Azure interface's assigned private
@@ -235,6 +236,9 @@ type NACLRule struct {
 	// Assumed reads as every address, when each is a range of known size.
 	Bounded []int
 	Where   string
+	// Dest, for an NSG allow, holds the addresses its destination names
+	// when they are literal ones; nil: any address the NSG guards.
+	Dest []netip.Prefix
 }
 
 // Endpoint is anything with an address in a VPC (or a managed public
@@ -278,6 +282,9 @@ type Endpoint struct {
 	// SourceOnly: it takes no connection at all (Listens admits no port);
 	// it only opens connections, as a member of its groups.
 	SourceOnly bool
+	// Reaches, when not nil, holds the only ranges a source may open
+	// connections to (a Client VPN endpoint's authorization rules).
+	Reaches []netip.Prefix
 	// ListensOn says what Listens admits where Ports does not (a range
 	// among a task's host ports), for the hop that refuses a port.
 	ListensOn string
@@ -296,7 +303,11 @@ type Endpoint struct {
 	// Azure: filtered by network security groups (on its subnets and in
 	// NSGs, on its network interfaces) rather than security groups.
 	Azure bool
-	NSGs  []*NACL
+	// PrivateIPs, when not nil, are all the private addresses an Azure
+	// machine may have (each interface's static one): an NSG allow whose
+	// destination holds none of them does not apply to it.
+	PrivateIPs []netip.Addr
+	NSGs       []*NACL
 	// StandardIP: every public IP of the machine is of the Standard SKU,
 	// which admits nothing from the internet unless an NSG allows it.
 	StandardIP bool
@@ -407,7 +418,15 @@ func (m *Model) addrOf(typ, ref string) string {
 }
 
 func (m *Model) note(r *tf.Resource, format string, args ...any) {
-	m.Notes = append(m.Notes, tf.Note{Pos: r.Pos, Address: r.Address, Msg: fmt.Sprintf(format, args...)})
+	n := tf.Note{Pos: r.Pos, Address: r.Address, Msg: fmt.Sprintf(format, args...)}
+	if m.noted[n] {
+		return // said once of a resource, however many times it is met
+	}
+	if m.noted == nil {
+		m.noted = map[tf.Note]bool{}
+	}
+	m.noted[n] = true
+	m.Notes = append(m.Notes, n)
 }
 
 // allowFrom adds to a managed endpoint's Allowed the ranges of an
@@ -455,6 +474,9 @@ func Build(res []tf.Resource) *Model {
 		m.byRef[r.Address] = r
 		if id := str(r.Values, "id"); id != "" {
 			m.byRef[id] = r
+		}
+		if r.ImportID != "" {
+			m.byRef[r.ImportID] = r // the ID of the object it adopts
 		}
 		if arn := str(r.Values, "arn"); arn != "" {
 			m.byRef[arn] = r
@@ -511,7 +533,8 @@ func Build(res []tf.Resource) *Model {
 				}
 			}
 		}
-		if s.VPC == nil {
+		if s.VPC == nil && !unknown(r.Values, "vpc_id") {
+			// One not known statically is noted as such by the reader.
 			m.note(r, "subnet's VPC %q is not in the project", str(r.Values, "vpc_id"))
 		}
 		m.Subnets = append(m.Subnets, s)
@@ -534,6 +557,7 @@ func Build(res []tf.Resource) *Model {
 	m.frontDoors(byType)
 	m.buildAzure(byType)
 	m.rejectSubnetsOutside(byType)
+	m.rejectStringLists(byType)
 	m.buildFlowLogs(byType["aws_flow_log"])
 	m.noteUnmodelled(m.Resources)
 	m.byType = byType

@@ -119,3 +119,147 @@ resource "azurerm_mssql_server" "sql" {
 		}
 	}
 }
+
+// TestWriteOnlySecretsUnread checks that a write-only argument (a password
+// given from an ephemeral resource, which Terraform never keeps) is not
+// noted as not known statically: no rule reads it.
+func TestWriteOnlySecretsUnread(t *testing.T) {
+	rep := checkSource(t, `
+ephemeral "random_password" "db" {
+  length = 20
+}
+resource "azurerm_postgresql_flexible_server" "db" {
+  name                              = "psql-apps"
+  resource_group_name               = "rg-apps"
+  location                          = "westeurope"
+  public_network_access_enabled     = false
+  administrator_password_wo         = ephemeral.random_password.db.result
+  administrator_password_wo_version = 1
+}
+`)
+	if got := activeOn(rep, RuleNotEvaluated, "azurerm_postgresql_flexible_server.db"); len(got) != 0 {
+		t.Errorf("notes on a write-only password: %+v", got)
+	}
+	if got := active(rep, RuleRejected); len(got) != 0 {
+		t.Errorf("an ephemeral resource read as undeclared: %+v", got)
+	}
+}
+
+// TestRoleHolderAndAppSecretsUnread checks that who a role is assigned to
+// and a container app's secrets and containers (their environment given
+// from a variable), not known statically, are not noted: no rule reads
+// them.
+func TestRoleHolderAndAppSecretsUnread(t *testing.T) {
+	rep := checkSource(t, `
+resource "azurerm_user_assigned_identity" "app" {
+  name                = "uai-app"
+  resource_group_name = "rg-apps"
+  location            = "westeurope"
+}
+resource "azurerm_role_assignment" "reader" {
+  scope                = "/subscriptions/0000/resourceGroups/rg-apps"
+  role_definition_name = "Reader"
+  principal_id         = azurerm_user_assigned_identity.app.principal_id
+}
+resource "azurerm_key_vault_secret" "first" {
+  name         = "first"
+  value        = "x"
+  key_vault_id = "/subscriptions/0000/resourceGroups/rg-apps/providers/Microsoft.KeyVault/vaults/kv"
+}
+resource "azurerm_container_app" "app" {
+  name                         = "ca-app"
+  container_app_environment_id = "/subscriptions/0000/resourceGroups/rg-apps/providers/Microsoft.App/managedEnvironments/env"
+  resource_group_name          = "rg-apps"
+  revision_mode                = "Single"
+  secret {
+    name                = "first"
+    key_vault_secret_id = azurerm_key_vault_secret.first.versionless_id
+  }
+  template {
+    container {
+      name   = "app"
+      image  = "app:latest"
+      cpu    = 0.25
+      memory = "0.5Gi"
+      env {
+        name  = "DB_PASSWORD"
+        value = var.db_password
+      }
+    }
+  }
+}
+resource "azurerm_role_assignment" "pull" {
+  scope                = "/subscriptions/0000/resourceGroups/rg-apps"
+  role_definition_name = "AcrPull"
+  principal_id         = azurerm_user_assigned_identity.app.client_id
+}
+variable "db_password" {
+  type = string
+}
+`)
+	for _, addr := range []string{"azurerm_role_assignment.reader", "azurerm_role_assignment.pull", "azurerm_container_app.app"} {
+		if got := activeOn(rep, RuleNotEvaluated, addr); len(got) != 0 {
+			t.Errorf("notes on %s: %+v", addr, got)
+		}
+	}
+}
+
+// TestUnsetVariableReadOnlyWhereNoRuleLooks checks that a root variable
+// without a value is noted only when something a rule reads may depend on
+// it: one that only names or tags resources (directly or through a local)
+// changes no finding and is not noted; one that gives a rule's range is.
+func TestUnsetVariableReadOnlyWhereNoRuleLooks(t *testing.T) {
+	rep := checkSource(t, `
+variable "environment" {}
+variable "owner" {}
+variable "office_cidr" {}
+locals {
+  common_tags = { Environment = var.environment, Owner = var.owner }
+}
+resource "aws_security_group" "ssh" {
+  vpc_id      = "vpc-12345678"
+  description = "ssh for ${var.environment}"
+  tags        = local.common_tags
+  ingress {
+    from_port   = 22
+    to_port     = 22
+    protocol    = "tcp"
+    cidr_blocks = [var.office_cidr]
+  }
+}
+`)
+	for _, v := range []string{"var.environment", "var.owner"} {
+		if got := activeOn(rep, RuleNotEvaluated, v); len(got) != 0 {
+			t.Errorf("notes on %s, which only tags and describes: %+v", v, got)
+		}
+	}
+	if got := activeOn(rep, RuleNotEvaluated, "var.office_cidr"); len(got) != 1 {
+		t.Errorf("notes on var.office_cidr, a rule's range: %+v, want one", got)
+	}
+}
+
+// TestSubnetOfVPCNotKnownNotedOnce checks that a subnet whose VPC is not
+// known statically is noted for that value alone, not also as in a VPC
+// named "" outside the project; one in a VPC the code names by an ID it
+// does not hold is noted as such.
+func TestSubnetOfVPCNotKnownNotedOnce(t *testing.T) {
+	rep := checkSource(t, `
+data "aws_vpc" "default" {
+  default = true
+}
+resource "aws_subnet" "looked_up" {
+  vpc_id     = data.aws_vpc.default.id
+  cidr_block = "172.31.128.0/24"
+}
+resource "aws_subnet" "elsewhere" {
+  vpc_id     = "vpc-0123456789abcdef0"
+  cidr_block = "172.31.144.0/24"
+}
+`)
+	for _, f := range activeOn(rep, RuleNotEvaluated, "aws_subnet.looked_up") {
+		if strings.Contains(f.Message, `""`) {
+			t.Errorf("a note naming an empty VPC: %+v", f)
+		}
+	}
+	wantNotes(t, rep, `subnet's VPC "vpc-0123456789abcdef0" is not in the project`)
+}

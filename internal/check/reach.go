@@ -208,7 +208,7 @@ func (m *Model) worldText(s *netipx.IPSet) string {
 			parts = append(parts, r.From().String()+"-"+r.To().String())
 		}
 	}
-	return fmt.Sprintf("the internet at large (%s: more than a /%d, more than any one network holds)", strings.Join(parts, ", "), wideBits)
+	return fmt.Sprintf("the internet at large (%s: %s)", strings.Join(parts, ", "), wideText)
 }
 
 func portMatch(proto string, from, to int, wantProto string, port int) bool {
@@ -632,7 +632,11 @@ func (m *Model) reachVia1(src Source, e *Endpoint, s *Subnet, t *RouteTable, pro
 	path = append(path, Hop{Kind: "subnet", Addr: s.Addr, Detail: subnet})
 	var bound *Bound
 	if acl := s.ACL(); acl != nil && acl.Assumed == "" && len(s.ACLs()) == 1 {
-		bound = naclBound(acl.Ingress, proto, port, set)
+		rules := acl.Ingress
+		if acl.Stateful {
+			rules = e.nsgRulesFor(rules)
+		}
+		bound = naclBound(rules, proto, port, set)
 	}
 	got, hop, as, ok := m.naclHop(e, s, s.ACL(), src, proto, port, set)
 	for _, acl := range s.ACLs()[1:] {
@@ -664,11 +668,12 @@ func (m *Model) reachVia1(src Source, e *Endpoint, s *Subnet, t *RouteTable, pro
 			path = append(path, Hop{Kind: "nsg", Addr: g.Addr, Detail: "inbound (network interface) " + g.Assumed})
 			continue
 		}
-		got, hits, blocker := naclPass(g.Ingress, proto, port, set)
+		rules := e.nsgRulesFor(g.Ingress)
+		got, hits, blocker := naclPass(rules, proto, port, set)
 		if empty(got) {
 			return block(Hop{Kind: "nsg", Addr: g.Addr, Detail: "inbound (network interface) " + blocker})
 		}
-		if b := naclBound(g.Ingress, proto, port, set); b != nil {
+		if b := naclBound(rules, proto, port, set); b != nil {
 			bound = b
 		}
 		set = got
@@ -724,9 +729,52 @@ func (m *Model) sgHop(e *Endpoint, vpc *VPC, src Source, proto string, port int,
 			assumed = append(assumed, h)
 		}
 	}
+	if len(assumed) > 0 {
+		// Rules read at their most permissive add nothing where the
+		// known ones admit all they would: the path rests on those.
+		if known, khits, kadmitting := m.sgPass(knownRules(sgs), proto, port, src, set); !empty(known) && empty(minus(got, known)) {
+			hits, admitting, assumed = khits, kadmitting, nil
+		}
+	}
 	// Named by the groups whose rules admit the port, not the first
 	// group attached.
 	return got, Hop{Kind: "sg", Addr: strings.Join(admitting, ", "), Detail: strings.Join(hits, "; ")}, assumed, true
+}
+
+// knownRules are sgs with only their ingress rules that rest on no
+// assumption (a source or ports not known statically).
+func knownRules(sgs []*SG) []*SG {
+	out := make([]*SG, 0, len(sgs))
+	for _, g := range sgs {
+		c := *g
+		c.Ingress = nil
+		for _, r := range g.Ingress {
+			if r.Assumed == "" && r.PortsAssumed == "" {
+				c.Ingress = append(c.Ingress, r)
+			}
+		}
+		out = append(out, &c)
+	}
+	return out
+}
+
+// nsgRulesFor returns the NSG rules that apply to e: an allow whose
+// destination names addresses, none of which e may have, does not. With
+// e's private addresses not all known, every rule may apply.
+func (e *Endpoint) nsgRulesFor(rules []NACLRule) []NACLRule {
+	if e == nil || e.PrivateIPs == nil {
+		return rules
+	}
+	out := make([]NACLRule, 0, len(rules))
+	for _, r := range rules {
+		if r.Allow && r.Dest != nil && !slices.ContainsFunc(e.PrivateIPs, func(a netip.Addr) bool {
+			return slices.ContainsFunc(r.Dest, func(p netip.Prefix) bool { return p.Contains(a) })
+		}) {
+			continue
+		}
+		out = append(out, r)
+	}
+	return out
 }
 
 func assumedHits(addr string, hits []string) []string {
@@ -863,11 +911,12 @@ func (m *Model) reachAzureUnplaced(src Source, e *Endpoint, proto string, port i
 			path = append(path, Hop{Kind: "nsg", Addr: g.Addr, Detail: "inbound (network interface) " + g.Assumed})
 			continue
 		}
-		got, hits, blocker := naclPass(g.Ingress, proto, port, set)
+		rules := e.nsgRulesFor(g.Ingress)
+		got, hits, blocker := naclPass(rules, proto, port, set)
 		if empty(got) {
 			return block(Hop{Kind: "nsg", Addr: g.Addr, Detail: "inbound (network interface) " + blocker})
 		}
-		if b := naclBound(g.Ingress, proto, port, set); b != nil {
+		if b := naclBound(rules, proto, port, set); b != nil {
 			bound = b
 		}
 		set = got
@@ -895,7 +944,7 @@ func (m *Model) naclHop(e *Endpoint, s *Subnet, acl *NACL, src Source, proto str
 	case acl.Assumed != "":
 		return set, Hop{Kind: "nacl", Addr: acl.Addr, Detail: acl.Assumed}, []string{acl.Addr + ": " + acl.Assumed}, true
 	case acl.Stateful:
-		got, hits, blocker := naclPass(acl.Ingress, proto, port, set)
+		got, hits, blocker := naclPass(e.nsgRulesFor(acl.Ingress), proto, port, set)
 		if empty(got) {
 			return nil, Hop{Kind: "nsg", Addr: acl.Addr, Detail: "inbound " + blocker}, nil, false
 		}

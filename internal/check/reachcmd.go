@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"slices"
@@ -170,7 +171,7 @@ func (m *Model) accessTo(e *Endpoint) []Access {
 			}
 		}
 		for _, x := range m.Endpoints {
-			if x == e || x.Managed || len(x.Subnets) == 0 || x.Subnets[0].VPC != s.VPC || seen[x.Addr] {
+			if x == e || x.Managed || len(x.Subnets) == 0 || x.Subnets[0].VPC != s.VPC || seen[x.Addr] || !mayReach(x.Reaches, e) {
 				continue
 			}
 			groups := m.groupsOf(x, s.VPC)
@@ -212,6 +213,25 @@ func (m *Model) accessTo(e *Endpoint) []Access {
 		}
 	}
 	return out
+}
+
+// mayReach reports whether a source limited to the ranges reaches (nil:
+// not limited) may open a connection to e: some subnet e may be in, or
+// one whose range is not known statically, overlaps them.
+func mayReach(reaches []netip.Prefix, e *Endpoint) bool {
+	if reaches == nil {
+		return true
+	}
+	subnets := slices.Concat(e.Subnets, e.SubnetsMaybe)
+	if len(subnets) == 0 {
+		return true
+	}
+	for _, s := range subnets {
+		if !s.CIDR.IsValid() || slices.ContainsFunc(reaches, s.CIDR.Overlaps) {
+			return true
+		}
+	}
+	return false
 }
 
 // WriteAccess prints what Reachability found, as text or JSON.

@@ -264,33 +264,42 @@ func (m *Model) exposureSeverity(from *netipx.IPSet, b *Bound, sev Severity) Sev
 	if from == nil || sev <= Medium {
 		return sev
 	}
-	var extra float64
+	var bounded []int
 	if b != nil {
-		from, extra = b.Known, boundedShare(b.Bits)
+		from, bounded = b.Known, b.Bits
 	}
-	if wide(m.Internet().Set, from, extra) {
+	if wide(m.Internet().Set, from, bounded) {
 		return sev
 	}
 	return Medium
 }
 
-// wideBits is the prefix length of the widest range one network holds: a
-// /8 is the most of IPv4 any one organisation was allocated. IPv6 is read
-// by the same length (far more than any registry hands out), as a range
-// of a known length whose place is not known may be of either family.
-const wideBits = 8
+// wideFamilies are, by address family, the prefix length of the widest
+// range one network holds. A /8 is the most of IPv4 any one organisation
+// was allocated; of IPv6, a /13 (the largest allocation, the next largest
+// a /19, each registry's own block from IANA a /12). A range of a known
+// length whose place is not known may be of either family, and is measured
+// against both.
+var wideFamilies = []struct {
+	space netip.Prefix
+	bits  int
+}{{netip.MustParsePrefix("0.0.0.0/0"), 8}, {netip.MustParsePrefix("::/0"), 13}}
 
-// wide reports whether set, with ranges making up at most the share extra
-// of an address family wherever they are, may hold more internet
-// addresses of IPv4 or of IPv6 than a /8: no one network holds such a
-// range, so it is the internet at large (0.0.0.0/1, a firewall rule from
-// 1.2.3.4 to 2.3.4.5) and judged as the whole internet is. Private
-// addresses are no internet addresses. The one home of what counts as the
-// world, for security groups, network ACLs, NSGs, service firewalls and
-// the severity of an exposure.
-func wide(inet, set *netipx.IPSet, extra float64) bool {
-	for _, fam := range []string{"0.0.0.0/0", "::/0"} {
-		if share(intersect(intersect(inet, setOf(netip.MustParsePrefix(fam))), set))+extra > math.Ldexp(1, -wideBits) {
+// wideText says what wide measures, for findings that name the ranges.
+const wideText = "more than a /8 of IPv4 or a /13 of IPv6, more than any one network holds"
+
+// wide reports whether set, with ranges of the prefix lengths bounded
+// wherever they are (Bound.Bits), may hold more internet
+// addresses of IPv4 or of IPv6 than one network holds (wideFamilies): no
+// one network holds such a range, so it is the internet at large
+// (0.0.0.0/1, a firewall rule from 1.2.3.4 to 2.3.4.5, 2600::/12) and
+// judged as the whole internet is. Private addresses are no internet
+// addresses. The one home of what counts as the world, for security
+// groups, network ACLs, NSGs, service firewalls and the severity of an
+// exposure.
+func wide(inet, set *netipx.IPSet, bounded []int) bool {
+	for _, f := range wideFamilies {
+		if share(intersect(intersect(inet, setOf(f.space)), set))+boundedShare(bounded, f.bits) > math.Ldexp(1, -f.bits) {
 			return true
 		}
 	}
@@ -509,16 +518,16 @@ func openRanges(g *SG, inet *netipx.IPSet, assumed bool) []portRange {
 				continue
 			}
 			var cidrs []netip.Prefix
-			var bounded float64
+			var bounded []int
 			for _, r := range g.Ingress {
 				if (r.Proto == proto || r.Proto == "all") && r.From <= lo && hi <= r.To {
 					cidrs = append(cidrs, ruleSources(r, assumed)...)
 					if assumed && r.Assumed != "" && r.Bounded != nil {
-						bounded += boundedShare(r.Bounded)
+						bounded = append(bounded, r.Bounded...)
 					}
 				}
 			}
-			if len(cidrs) == 0 && bounded == 0 || !wide(inet, setOf(cidrs...), bounded) {
+			if len(cidrs) == 0 && len(bounded) == 0 || !wide(inet, setOf(cidrs...), bounded) {
 				continue
 			}
 			if n := len(out); n > 0 && out[n-1].proto == proto && out[n-1].to+1 == lo {
@@ -553,10 +562,10 @@ func naclOpenPorts(acl *NACL, inet *netipx.IPSet) ([]string, *netipx.IPSet) {
 			continue
 		}
 		got, _, _ := naclPass(acl.Ingress, "tcp", lo, inet)
-		if b := naclBound(acl.Ingress, "tcp", lo, inet); b != nil && !wide(inet, b.Known, boundedShare(b.Bits)) {
+		if b := naclBound(acl.Ingress, "tcp", lo, inet); b != nil && !wide(inet, b.Known, b.Bits) {
 			continue // only ranges of known size somewhere: not the world
 		}
-		if !empty(got) && wide(inet, got, 0) {
+		if !empty(got) && wide(inet, got, nil) {
 			out = append(out, portText("tcp", lo, hi))
 			admitted.AddSet(got)
 		}
@@ -576,10 +585,10 @@ func naclOpenPorts(acl *NACL, inet *netipx.IPSet) ([]string, *netipx.IPSet) {
 			continue
 		}
 		got, _, _ := naclPass(targeted, "tcp", sp.Port, inet)
-		if b := naclBound(targeted, "tcp", sp.Port, inet); b != nil && !wide(inet, b.Known, boundedShare(b.Bits)) {
+		if b := naclBound(targeted, "tcp", sp.Port, inet); b != nil && !wide(inet, b.Known, b.Bits) {
 			continue
 		}
-		if !empty(got) && wide(inet, got, 0) {
+		if !empty(got) && wide(inet, got, nil) {
 			out = append(out, portText("tcp", sp.Port, sp.Port))
 			admitted.AddSet(got)
 		}

@@ -140,10 +140,11 @@ func encryptionRules(byType map[string][]*tf.Resource, fs *findings) {
 				case string:
 					on = x != "" && (want == "" || strings.EqualFold(x, want)) && x != "false"
 				}
-				if !ok && encryptedByDefault(r, ebsDefault) {
-					continue
+				byDefault := !ok && encryptedByDefault(r, ebsDefault)
+				if byDefault && c.typ == "aws_ebs_volume" {
+					continue // under the account's default key, not read here
 				}
-				if !on {
+				if !on && !byDefault {
 					if ok && c.typ == "aws_ebs_volume" && ebsDefault {
 						continue // encryption by default overrides encrypted = false
 					}

@@ -37,7 +37,7 @@ func storeRules() []Rule {
 			"An SSH, RDP, database, cache or cluster-store port is reachable from the entire address range of another VPC over peering, a transit gateway or a VPN: one compromised host there can pivot into this network.",
 			"Admit the port only from the security groups or the narrow ranges of the hosts that need it (a bastion, an application tier), not the peer's whole CIDR."},
 		{RuleWorldOpenOther, Medium, "Port open to the whole internet",
-			"A security group rule admits the internet at large (every internet address, or public ranges wider than a /8, as for AWS-NET-003; split ranges included) on ports other than 80, 443 and the admin, data-store and well-known service ports AWS-NET-003 names: whatever listens there (a debug endpoint, an application port, a forgotten service) faces the internet. Severity follows what is proven, as for AWS-NET-003.",
+			"A security group rule admits the internet at large (every internet address, or public ranges wider than a /8 of IPv4 or a /13 of IPv6, as for AWS-NET-003; split ranges included) on ports other than 80, 443 and the admin, data-store and well-known service ports AWS-NET-003 names: whatever listens there (a debug endpoint, an application port, a forgotten service) faces the internet. Severity follows what is proven, as for AWS-NET-003.",
 			"Put the service behind a load balancer on 443, or admit the port from known ranges or security groups only."},
 		{RuleTrailCloudWatch, Low, "CloudTrail trail not delivered to CloudWatch Logs",
 			"A trail writes only to S3: without cloud_watch_logs_group_arn and cloud_watch_logs_role_arn no metric filter or alarm sees root logins, policy changes or disabled logging as they happen.",

@@ -131,7 +131,7 @@ func (m *Model) sgRule(r *tf.Resource, b map[string]any, where string, selfAddr 
 	rule.Managed = managed
 	var whys []string
 	if len(managed) > 0 {
-		whys = append(whys, fmt.Sprintf("AWS-managed prefix list %s: one AWS service's addresses, no wider than a /8: assumed to be anywhere", strings.Join(managed, ", ")))
+		whys = append(whys, fmt.Sprintf("AWS-managed prefix list %s: one AWS service's addresses, no wider than one network's: assumed to be anywhere", strings.Join(managed, ", ")))
 	}
 	if unk {
 		why := "a source is not known statically: assumed to admit every address"
@@ -144,7 +144,7 @@ func (m *Model) sgRule(r *tf.Resource, b map[string]any, where string, selfAddr 
 		if sized && rule.Assumed == "" {
 			rule.Bounded = bounded
 			for range managed {
-				rule.Bounded = append(rule.Bounded, 8)
+				rule.Bounded = append(rule.Bounded, oneNetwork)
 			}
 		}
 		for _, why := range whys {

@@ -229,3 +229,23 @@ func TestEFSMountTarget(t *testing.T) {
 		t.Errorf("%s: %+v, want one high naming the mount target", RuleWorldOpen, got)
 	}
 }
+
+// TestRedshiftServerlessWorkgroups checks that a Redshift Serverless
+// workgroup is a data store in its subnets behind its groups: a public one
+// in a subnet routed to the internet is reached on 5439 (critical), a
+// private one (the default) is not, and neither is noted as outside the
+// model.
+func TestRedshiftServerlessWorkgroups(t *testing.T) {
+	rep := run(t, "testdata/aws/redshift-serverless")
+	if got := activeOn(rep, RuleExposedPort, "aws_redshiftserverless_workgroup.public"); len(got) != 1 || got[0].Severity != Critical || !strings.Contains(got[0].Message, "tcp 5439") {
+		t.Errorf("%s on the public workgroup: %+v, want one critical on 5439", RuleExposedPort, got)
+	}
+	if got := activeOn(rep, RuleExposedPort, "aws_redshiftserverless_workgroup.private"); len(got) != 0 {
+		t.Errorf("%s on the private workgroup: %+v, want none", RuleExposedPort, got)
+	}
+	for _, a := range []string{"aws_redshiftserverless_workgroup.public", "aws_redshiftserverless_workgroup.private"} {
+		if got := activeOn(rep, RuleNotEvaluated, a); len(got) != 0 {
+			t.Errorf("notes on %s: %+v", a, got)
+		}
+	}
+}

@@ -2,6 +2,8 @@ package check
 
 import (
 	"net/netip"
+	"slices"
+	"sort"
 	"strings"
 
 	"moat/internal/check/tf"
@@ -97,4 +99,42 @@ func within(p netip.Prefix, space []netip.Prefix) bool {
 		}
 	}
 	return false
+}
+
+// awsListAttrs are the arguments of AWS resources, at any depth, that
+// take a list (or set) of groups, subnets or ranges: one string there is a
+// value Terraform refuses (a set of string required). A security group's
+// own rules' ranges are checked with the rule (sgRule).
+var awsListAttrs = map[string]bool{"security_groups": true, "vpc_security_group_ids": true, "security_group_ids": true,
+	"subnet_ids": true, "subnets": true, "cidr_blocks": true, "ipv6_cidr_blocks": true, "prefix_list_ids": true}
+
+// rejectStringLists reports each such argument given one string: the plan
+// fails. The model reads it as a list of that one element.
+func (m *Model) rejectStringLists(byType map[string][]*tf.Resource) {
+	types := make([]string, 0, len(byType))
+	for t := range byType {
+		types = append(types, t)
+	}
+	sort.Strings(types)
+	for _, t := range types {
+		if !strings.HasPrefix(t, "aws_") {
+			continue
+		}
+		sgRules := t == "aws_security_group" || t == "aws_default_security_group" || t == "aws_security_group_rule"
+		for _, r := range byType[t] {
+			if r.Planned {
+				continue
+			}
+			var found []string
+			eachKey(r.Values, func(v map[string]any, k string) {
+				if _, one := v[k].(string); one && awsListAttrs[k] && !(sgRules && strings.Contains(k, "_blocks") || sgRules && k == "prefix_list_ids") {
+					found = append(found, k)
+				}
+			})
+			sort.Strings(found)
+			for _, k := range slices.Compact(found) {
+				m.reject(r, "%s is one string, where the AWS provider takes a list: Terraform rejects it (a set of string is required), so the plan fails; it is read as a list of that one", k)
+			}
+		}
+	}
 }

@@ -22,13 +22,13 @@ var modelledTypes = map[string]bool{
 	"aws_lb": true, "aws_alb": true, "aws_elb": true, "aws_apigatewayv2_vpc_link": true, "aws_vpc_endpoint": true,
 	// AWS: data stores.
 	"aws_db_instance": true, "aws_rds_cluster": true, "aws_rds_cluster_instance": true,
-	"aws_elasticache_cluster": true, "aws_elasticache_replication_group": true, "aws_redshift_cluster": true,
+	"aws_elasticache_cluster": true, "aws_elasticache_replication_group": true, "aws_redshift_cluster": true, "aws_redshiftserverless_workgroup": true,
 	"aws_msk_cluster": true, "aws_dms_replication_instance": true, "aws_mq_broker": true,
 	"aws_docdb_cluster": true, "aws_docdb_cluster_instance": true, "aws_neptune_cluster": true,
 	"aws_neptune_cluster_instance": true, "aws_emr_cluster": true,
 	"aws_ec2_client_vpn_endpoint": true, "aws_ec2_client_vpn_network_association": true,
 	"aws_ec2_instance_connect_endpoint": true, "aws_efs_mount_target": true, "aws_opensearch_domain": true,
-	"aws_elasticsearch_domain": true, "aws_db_proxy": true,
+	"aws_elasticsearch_domain": true, "aws_db_proxy": true, "aws_transfer_server": true,
 	// AWS: security groups and their rules (which name other groups).
 	"aws_security_group": true, "aws_default_security_group": true, "aws_security_group_rule": true,
 	"aws_vpc_security_group_ingress_rule": true, "aws_vpc_security_group_egress_rule": true,
@@ -51,7 +51,7 @@ var modelledTypes = map[string]bool{
 	"azurerm_windows_web_app_slot": true, "azurerm_linux_function_app": true, "azurerm_linux_function_app_slot": true,
 	"azurerm_windows_function_app": true, "azurerm_windows_function_app_slot": true,
 	// Reached by no one: interfaces that take no inbound connection.
-	"aws_lambda_function": true, "aws_codebuild_project": true,
+	"aws_lambda_function": true, "aws_codebuild_project": true, "aws_apprunner_vpc_connector": true,
 	// NAT gateways, for the way out alone: reached by no one from outside.
 	"aws_nat_gateway": true, "azurerm_nat_gateway_public_ip_association": true,
 }
@@ -164,7 +164,34 @@ func azapiSignal(vals map[string]any, update bool) string {
 			return ""
 		}
 	}
+	if (strings.EqualFold(typ, "Microsoft.Web/sites/config") || strings.EqualFold(typ, "Microsoft.Web/sites/slots/config")) && !siteConfigReach(vals["body"]) {
+		return "" // authentication, app settings or the like, none of what admits whom
+	}
 	return "it sets type = " + typ
+}
+
+// siteNetworkKeys are the site configuration properties that decide who
+// reaches a web or function app, and over what (AZ-APP-001, AZ-TLS-001).
+var siteNetworkKeys = []string{"ipSecurityRestrictions", "scmIpSecurityRestrictions", "ipSecurityRestrictionsDefaultAction",
+	"scmIpSecurityRestrictionsDefaultAction", "scmIpSecurityRestrictionsUseMain", "publicNetworkAccess", "ftpsState",
+	"minTlsVersion", "scmMinTlsVersion"}
+
+// siteConfigReach reports whether the body of a site's configuration may
+// set what decides who reaches the site: one not known statically may.
+func siteConfigReach(body any) bool {
+	b, why := azapiBody(body)
+	props, ok := b["properties"].(map[string]any)
+	if why != "" || !ok {
+		return true
+	}
+	return slices.ContainsFunc(siteNetworkKeys, func(k string) bool {
+		for p := range props {
+			if strings.EqualFold(p, k) {
+				return true
+			}
+		}
+		return false
+	})
 }
 
 // joinKeys lists the keys of found, sorted, comma-separated.
@@ -216,6 +243,12 @@ func (m *Model) noteUnmodelled(rs []*tf.Resource) {
 				why = "it sets default_node_pool." + strings.ReplaceAll(s, ", ", ", default_node_pool.")
 			}
 		case modelledTypes[r.Type]:
+		case strings.HasPrefix(r.Type, "azurerm_hdinsight_") && strings.HasSuffix(r.Type, "_cluster"):
+			// Its endpoints are public unless private link removes them,
+			// whatever network its nodes are in.
+			if n := block(r.Values, "network"); n == nil || !boolean(n, "private_link_enabled", false) || unknown(n, "private_link_enabled") {
+				why = "its gateway (HTTPS, with the gateway's password) and SSH endpoints face the internet unless network.private_link_enabled is true"
+			}
 		case strings.HasPrefix(r.Type, "aws_") || strings.HasPrefix(r.Type, "azurerm_"):
 			why = networkSignal(r.Values)
 			if why != "" {

@@ -21,14 +21,14 @@ func notModelled(rep *Report) map[string]string {
 
 // TestUnmodelledResourcesNoted: a resource that puts something in the
 // network (groups it attaches, a public address or public access it turns
-// on) but whose type the model does not read was passed over in silence: a
-// public SFTP endpoint, an Airflow web server on the internet, a SQL
+// on) but whose type the model does not read was passed over in silence: an
+// Airflow web server on the internet, a SQL
 // managed instance's public data endpoint, a cluster's service of type
 // LoadBalancer, its ingress, a Helm chart it runs, a Service Bus namespace
 // that leaves public network access on by default, a public IP written
 // through the AzAPI provider. Each is now a note saying
-// what is not evaluated; what the model reads (an RDS proxy, a Lambda function
-// in a VPC, a NAT gateway, an NSG written through the AzAPI provider) is
+// what is not evaluated; what the model reads (an RDS proxy, a public SFTP
+// endpoint, a Lambda function in a VPC, a NAT gateway, an NSG written through the AzAPI provider) is
 // not.
 func TestUnmodelledResourcesNoted(t *testing.T) {
 	for _, tc := range []struct {
@@ -37,13 +37,12 @@ func TestUnmodelledResourcesNoted(t *testing.T) {
 		none []string
 	}{
 		{"testdata/aws/not-modelled", map[string]string{
-			"aws_transfer_server.drop":       "endpoint_type = PUBLIC",
 			"aws_mwaa_environment.pipelines": "security_group_ids, webserver_access_mode = PUBLIC_ONLY",
 			"kubernetes_service_v1.shop":     "type = LoadBalancer",
 			"kubernetes_ingress_v1.web":      "spec.rule",
 			"kubernetes_manifest.admin":      "type = NodePort",
 			"helm_release.ingress":           "chart = ingress-nginx",
-		}, []string{"aws_db_proxy.orders", "aws_lambda_function.loader", "aws_nat_gateway.out", "aws_security_group.proxy",
+		}, []string{"aws_db_proxy.orders", "aws_transfer_server.drop", "aws_lambda_function.loader", "aws_nat_gateway.out", "aws_security_group.proxy",
 			"kubernetes_service.metrics"}},
 		{"testdata/azure/not-modelled", map[string]string{
 			"azurerm_bastion_host.ops":                  "ip_configuration.subnet_id, public_ip_address_id",
@@ -156,5 +155,75 @@ resource "azurerm_kubernetes_cluster_node_pool" "edge" {
 	}
 	if msg, ok := got["azurerm_kubernetes_cluster.private_nodes"]; ok {
 		t.Errorf("note on a cluster whose nodes take no public address: %s", msg)
+	}
+}
+
+// TestAzapiSiteConfigWithoutReach checks that a site configuration written
+// through the AzAPI provider that sets only what does not decide who
+// reaches the site (its authentication) is not noted, while one setting
+// its access restrictions is.
+func TestAzapiSiteConfigWithoutReach(t *testing.T) {
+	rep := checkSource(t, `
+resource "azapi_update_resource" "auth" {
+  type        = "Microsoft.Web/sites/config@2022-03-01"
+  resource_id = "/subscriptions/0000/resourceGroups/rg/providers/Microsoft.Web/sites/app/config/web"
+  body = jsonencode({
+    properties = {
+      siteAuthSettingsV2 = {
+        platform = { enabled = true }
+      }
+    }
+  })
+}
+resource "azapi_update_resource" "restrictions" {
+  type        = "Microsoft.Web/sites/config@2022-03-01"
+  resource_id = "/subscriptions/0000/resourceGroups/rg/providers/Microsoft.Web/sites/app/config/web"
+  body = {
+    properties = {
+      ipSecurityRestrictionsDefaultAction = "Allow"
+    }
+  }
+}
+`)
+	got := notModelled(rep)
+	if _, ok := got["azapi_update_resource.auth"]; ok {
+		t.Errorf("a note on a site configuration of authentication alone: %v", got)
+	}
+	if _, ok := got["azapi_update_resource.restrictions"]; !ok {
+		t.Errorf("no note on a site configuration of access restrictions: %v", got)
+	}
+}
+
+// TestHDInsightPublicEndpointsNoted checks that an HDInsight cluster, whose
+// gateway (HTTPS, with a password) and SSH endpoints face the internet
+// unless private link is on, is noted as not evaluated, saying so; one
+// with private link on is not.
+func TestHDInsightPublicEndpointsNoted(t *testing.T) {
+	rep := checkSource(t, `
+resource "azurerm_hdinsight_spark_cluster" "open" {
+  name            = "spark-open"
+  cluster_version = "4.0"
+  tier            = "Standard"
+  gateway {
+    username = "admin"
+    password = "x"
+  }
+}
+resource "azurerm_hdinsight_kafka_cluster" "private" {
+  name            = "kafka-private"
+  cluster_version = "4.0"
+  tier            = "Standard"
+  network {
+    connection_direction = "Outbound"
+    private_link_enabled = true
+  }
+}
+`)
+	got := notModelled(rep)
+	if why, ok := got["azurerm_hdinsight_spark_cluster.open"]; !ok || !strings.Contains(why, "SSH") {
+		t.Errorf("note on the public cluster: %q (noted %v), want one naming its SSH endpoint", why, ok)
+	}
+	if _, ok := got["azurerm_hdinsight_kafka_cluster.private"]; ok {
+		t.Errorf("a note on the private link cluster: %v", got)
 	}
 }

@@ -1,8 +1,11 @@
 package check
 
+import "strings"
+
 // unreadAttrs are resource attributes and nested blocks no rule reads, of
 // any resource type: labels, images, zones, regions, sizes, versions,
-// credentials, roles, backups and start-up scripts. What cannot be
+// credentials, roles and who holds them, secrets, backups and start-up
+// scripts. What cannot be
 // evaluated there changes no finding, so it is not noted (the notes that
 // can change one would be buried). An image is read only to learn whether
 // it requires IMDS tokens; an unknown one is read as not requiring them,
@@ -24,8 +27,14 @@ var unreadAttrs = map[string]bool{
 	"role_arn": true, "execution_role_arn": true, "task_role_arn": true, "monitoring_role_arn": true, "thumbprint_list": true,
 	"parameter_group_name": true, "option_group_name": true, "final_snapshot_identifier": true,
 	"skip_final_snapshot": true, "backup_retention_period": true, "deletion_protection": true,
+	"principal_id": true, "client_id": true, "secret": true,
+	"template": true, // a container app's containers: their images, resources and environment
 }
 
 // unread reports whether attribute attr of a resource of type typ is one
-// no rule reads (tf.Options.Unread).
-func unread(_, attr string) bool { return unreadAttrs[attr] }
+// no rule reads (tf.Options.Unread): those above, and the write-only
+// arguments (password_wo, value_wo and their _wo_version), secrets
+// Terraform passes to the provider and never keeps.
+func unread(_, attr string) bool {
+	return unreadAttrs[attr] || strings.HasSuffix(attr, "_wo") || strings.HasSuffix(attr, "_wo_version")
+}

@@ -207,21 +207,36 @@ func unknownBits(m map[string]any, k string) (bits []int, ok bool) {
 // boundedText names ranges of known prefix lengths whose addresses are not
 // known statically: "a /32 range", "2 ranges (/32, /24)".
 func boundedText(bits []int) string {
+	length := func(b int) string {
+		if b == oneNetwork {
+			return "one network's"
+		}
+		return fmt.Sprintf("/%d", b)
+	}
 	if len(bits) == 1 {
-		return fmt.Sprintf("a /%d range", bits[0])
+		return fmt.Sprintf("a %s range", length(bits[0]))
 	}
 	ls := make([]string, len(bits))
 	for i, b := range bits {
-		ls[i] = fmt.Sprintf("/%d", b)
+		ls[i] = length(b)
 	}
 	return fmt.Sprintf("%d ranges (%s)", len(bits), strings.Join(ls, ", "))
 }
 
-// boundedShare is the share of an address family that ranges of these
-// prefix lengths make up at most, wherever they are.
-func boundedShare(bits []int) float64 {
+// oneNetwork stands, among the prefix lengths of bounded ranges, for
+// addresses no wider than one network holds in either family (an
+// AWS-managed prefix list: one AWS service's ranges).
+const oneNetwork = -1
+
+// boundedShare is the share of an address family, whose widest range one
+// network holds is a /netBits, that ranges of these prefix lengths make up
+// at most, wherever they are.
+func boundedShare(bits []int, netBits int) float64 {
 	var f float64
 	for _, b := range bits {
+		if b == oneNetwork {
+			b = netBits
+		}
 		f += math.Ldexp(1, -b)
 	}
 	return f

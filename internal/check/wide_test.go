@@ -137,3 +137,73 @@ func TestAppRestrictionsWide(t *testing.T) {
 		t.Errorf("%s on an app allowing an office: %+v, want none", RuleAzAppOpen, got)
 	}
 }
+
+// TestWideIPv6RangesAreTheInternet checks that IPv6 has its own measure of
+// the internet at large: ranges holding more than a /13, the most any one
+// network holds (one registry's /12, a /13 and a /14 between them), admit
+// it; a network's /32 and a /13 alone do not.
+func TestWideIPv6RangesAreTheInternet(t *testing.T) {
+	rep := run(t, "testdata/aws/wide-ranges-ipv6")
+	for _, c := range []struct{ addr, rng string }{{"aws_security_group.registry", "2600::/12"}, {"aws_vpc_security_group_ingress_rule.halves", "2a00::-2a0b:"}} {
+		if got := activeOn(rep, RuleWorldOpen, c.addr); len(got) != 1 || !strings.Contains(got[0].Message, c.rng) || !strings.Contains(got[0].Message, "a /13 of IPv6") {
+			t.Errorf("%s on %s: %+v, want one naming %s as more than a /13 of IPv6", RuleWorldOpen, c.addr, got, c.rng)
+		}
+	}
+	for _, addr := range []string{"aws_security_group.one_network", "aws_security_group.largest_network"} {
+		if got := activeOn(rep, RuleWorldOpen, addr); len(got) != 0 {
+			t.Errorf("%s on %s: %+v, want none", RuleWorldOpen, addr, got)
+		}
+	}
+}
+
+// TestFirewallOfServerNotKnownToBePublic checks that a firewall rule
+// admitting the whole internet to a server outside the scanned code, or to
+// one whose public network access is not known statically, is high, not
+// critical: that the server takes public connections rests on an
+// assumption, which the finding names.
+func TestFirewallOfServerNotKnownToBePublic(t *testing.T) {
+	rep := run(t, "testdata/azure/firewall-server-unknown")
+	for _, c := range []struct{ addr, why string }{{"azurerm_synapse_firewall_rule.elsewhere", "not in the scanned code"}, {"azurerm_mssql_firewall_rule.maybe", "not known statically"}} {
+		if got := activeOn(rep, RuleAzFirewallOpen, c.addr); len(got) != 1 || got[0].Severity != High || !strings.Contains(got[0].Message, c.why) {
+			t.Errorf("%s on %s: %+v, want one high saying %q", RuleAzFirewallOpen, c.addr, got, c.why)
+		}
+	}
+}
+
+// TestListAttributeGivenAString checks that one string where the AWS
+// provider takes a list of groups or subnets (a launch template
+// interface's security_groups, an instance's vpc_security_group_ids), which
+// Terraform refuses, is CHECK-003 naming the attribute, and that the list
+// written as one is not.
+func TestListAttributeGivenAString(t *testing.T) {
+	rep := checkSource(t, `
+resource "aws_security_group" "web" {
+  vpc_id = "vpc-12345678"
+}
+resource "aws_launch_template" "web" {
+  image_id = "ami-12345678"
+  network_interfaces {
+    associate_public_ip_address = true
+    security_groups             = aws_security_group.web.id
+  }
+}
+resource "aws_instance" "web" {
+  ami                    = "ami-12345678"
+  subnet_id              = "subnet-12345678"
+  vpc_security_group_ids = aws_security_group.web.id
+}
+resource "aws_instance" "ok" {
+  ami                    = "ami-12345678"
+  subnet_id              = "subnet-12345678"
+  vpc_security_group_ids = [aws_security_group.web.id]
+}
+`)
+	for addr, attr := range map[string]string{"aws_launch_template.web": "security_groups", "aws_instance.web": "vpc_security_group_ids"} {
+		if got := activeOn(rep, RuleRejected, addr); len(got) != 1 || !strings.Contains(got[0].Message, attr) {
+			t.Errorf("%s on %s: %+v, want one naming %s", RuleRejected, addr, got, attr)
+		}
+	}
+	if got := activeOn(rep, RuleRejected, "aws_instance.ok"); len(got) != 0 {
+		t.Errorf("%s on a list written as one: %+v", RuleRejected, got)
+	}
+}

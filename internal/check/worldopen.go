@@ -24,16 +24,18 @@ var servicePorts = []struct {
 	{20, 21, "FTP"}, {22, 22, "SSH"}, {23, 23, "Telnet"}, {25, 25, "SMTP"}, {53, 53, "DNS"}, {69, 69, "TFTP"},
 	{110, 110, "POP3"}, {111, 111, "RPC portmapper"}, {135, 135, "MS RPC"}, {137, 139, "NetBIOS"}, {143, 143, "IMAP"},
 	{161, 162, "SNMP"}, {389, 389, "LDAP"}, {445, 445, "SMB"}, {514, 514, "syslog"}, {636, 636, "LDAPS"},
-	{873, 873, "rsync"}, {1433, 1434, "SQL Server"}, {1521, 1521, "Oracle"}, {2049, 2049, "NFS"},
+	{873, 873, "rsync"}, {1433, 1434, "SQL Server"}, {1521, 1521, "Oracle"}, {1883, 1883, "MQTT"}, {2049, 2049, "NFS"},
 	{2375, 2376, "Docker API"}, {2379, 2380, "etcd"}, {2383, 2383, "SQL Server Analysis Services"},
 	{2483, 2484, "Oracle"}, {3020, 3020, "CIFS"}, {3306, 3306, "MySQL"}, {3389, 3389, "RDP"}, {4333, 4333, "mSQL"},
 	{4505, 4506, "SaltStack"}, {5432, 5432, "PostgreSQL"}, {5439, 5439, "Redshift"}, {5500, 5500, "VNC"},
-	{5601, 5601, "Kibana"}, {5672, 5672, "AMQP"}, {5900, 5900, "VNC"}, {5984, 5984, "CouchDB"}, {6379, 6379, "Redis"},
+	{5601, 5601, "Kibana"}, {5671, 5672, "AMQP"}, {5900, 5900, "VNC"}, {5984, 5984, "CouchDB"}, {5985, 5986, "WinRM"},
+	{6379, 6379, "Redis"},
 	{6443, 6443, "Kubernetes API"}, {7000, 7001, "Cassandra"}, {7199, 7199, "Cassandra JMX"}, {8086, 8086, "InfluxDB"},
-	{8140, 8140, "Puppet"}, {9042, 9042, "Cassandra"}, {9092, 9092, "Kafka"}, {9160, 9160, "Cassandra"},
+	{8140, 8140, "Puppet"}, {8161, 8162, "ActiveMQ web console"}, {8883, 8883, "MQTT"}, {9042, 9042, "Cassandra"}, {9092, 9092, "Kafka"}, {9160, 9160, "Cassandra"},
 	{9200, 9200, "Elasticsearch"}, {9300, 9300, "Elasticsearch"}, {10250, 10250, "kubelet"}, {11211, 11211, "Memcached"},
 	{11214, 11215, "Memcached"}, {15672, 15672, "RabbitMQ management"}, {27017, 27019, "MongoDB"},
-	{50070, 50070, "Hadoop NameNode"}, {61620, 61621, "Cassandra OpsCenter"},
+	{50070, 50070, "Hadoop NameNode"}, {61613, 61614, "STOMP"}, {61616, 61617, "ActiveMQ OpenWire"},
+	{61619, 61619, "ActiveMQ WebSocket"}, {61620, 61621, "Cassandra OpsCenter"},
 }
 
 // splitServices splits open ranges into the parts on service ports and the
@@ -386,7 +388,7 @@ func declaring(g *SG, ranges []portRange, inet *netipx.IPSet, assumed bool) []de
 				continue
 			}
 			src := setOf(srcs...)
-			if whole && !wide(inet, src, 0) || !whole && empty(intersect(src, inet)) {
+			if whole && !wide(inet, src, nil) || !whole && empty(intersect(src, inet)) {
 				continue
 			}
 			for _, o := range ranges {

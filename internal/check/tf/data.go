@@ -315,6 +315,13 @@ func (ev *evaluator) dataValue(d *resBlock, ctx *hcl.EvalContext) cty.Value {
 		}
 		return cty.ObjectVal(obj)
 	}
+	if d.typ == "azurerm_resource_group" && d.body.attrs["count"] == nil && d.body.attrs["for_each"] == nil {
+		// Looked up by its name, which it is.
+		if name, ok := knownString(d.body.attrs["name"], ctx); ok {
+			return cty.ObjectVal(map[string]cty.Value{"id": cty.DynamicVal, "name": cty.StringVal(name),
+				"location": cty.DynamicVal, "managed_by": cty.DynamicVal, "tags": cty.DynamicVal, "timeouts": cty.DynamicVal})
+		}
+	}
 	attrs, ok := kmsDataAttrs[d.typ]
 	if !ok || d.body.attrs["count"] != nil || d.body.attrs["for_each"] != nil {
 		return cty.DynamicVal

@@ -49,6 +49,8 @@ type evaluator struct {
 	// note on an attribute unread reports is dropped.
 	unread    func(typ, attr string) bool
 	typ, attr string
+	// readVars is rootRead's answer, once made.
+	readVars map[string]bool
 	// passing is set while a value that only passes its unknowns on is
 	// read (a local, an output, a module call's argument): they are noted
 	// where a resource reads them, if one does.
@@ -259,9 +261,20 @@ func (ev *evaluator) instance(in *instance) int {
 	unknown := 0
 	in.scope = map[string]cty.Value{
 		"path":      cty.ObjectVal(map[string]cty.Value{"module": cty.StringVal(in.mod.dir), "root": cty.StringVal(ev.root.mod.dir), "cwd": cty.StringVal(ev.root.mod.dir)}),
-		"terraform": cty.ObjectVal(map[string]cty.Value{"workspace": cty.StringVal("default")}),
+		"terraform": cty.ObjectVal(map[string]cty.Value{"workspace": cty.UnknownVal(cty.String)}),
 		"data":      cty.DynamicVal,
 		"module":    ev.moduleOutputs(in),
+	}
+	if len(in.mod.ephemerals) > 0 {
+		types := map[string]cty.Value{}
+		for t, names := range in.mod.ephemerals {
+			byName := map[string]cty.Value{}
+			for _, n := range names {
+				byName[n] = cty.DynamicVal
+			}
+			types[t] = cty.ObjectVal(byName)
+		}
+		in.scope["ephemeral"] = cty.ObjectVal(types)
 	}
 	unknown += ev.variables(in)
 	in.scope["var"] = objectOf(in.vars)
@@ -533,8 +546,10 @@ func (ev *evaluator) variables(in *instance) int {
 				Msg: fmt.Sprintf("the call gives no value for the module's required variable %q: Terraform rejects it (Missing required argument), so the plan fails", n)})
 			val = cty.DynamicVal
 		default:
-			ev.notes = append(ev.notes, Note{Pos: v.pos, Address: "var." + n, kind: kindVariable,
-				Msg: fmt.Sprintf("variable %q has no value (no default and none given)", n)})
+			if ev.unread == nil || ev.rootRead()[n] {
+				ev.notes = append(ev.notes, Note{Pos: v.pos, Address: "var." + n, kind: kindVariable,
+					Msg: fmt.Sprintf("variable %q has no value (no default and none given)", n)})
+			}
 			val = cty.DynamicVal
 		}
 		if v.ty != cty.NilType {
@@ -961,16 +976,19 @@ func (ev *evaluator) expr(e hcl.Expression, ctx *hcl.EvalContext, addr string) c
 			// a list of them) or when it can only be the address of the
 			// resources it names (aws_lb.web.dns_name: tf.Unknown.From
 			// names them, and the model follows that).
+			quiet := ev.nameAtApply(e, ctx)
 			if c := withComputed(e, ctx); c != nil {
 				if v, diags := e.Value(c); !diags.HasErrors() {
 					v, _ = v.UnmarkDeep()
-					if !v.IsWhollyKnown() && len(sources(e, ctx, &instance{})) == 0 {
+					if !v.IsWhollyKnown() && len(sources(e, ctx, &instance{})) == 0 && !quiet {
 						ev.note(e.Range(), addr, kindComputed, "value is computed by the provider (%s), known only after apply", resourceRefs(e, ctx))
 					}
 					return v
 				}
 			}
-			ev.note(e.Range(), addr, kindComputed, "value is computed by the provider (%s), known only after apply", resourceRefs(e, ctx))
+			if !quiet {
+				ev.note(e.Range(), addr, kindComputed, "value is computed by the provider (%s), known only after apply", resourceRefs(e, ctx))
+			}
 		} else {
 			ev.note(e.Range(), addr, kindError, "cannot evaluate: %s", strings.Join(msgs, "; "))
 		}
@@ -990,7 +1008,7 @@ func (ev *evaluator) expr(e hcl.Expression, ctx *hcl.EvalContext, addr string) c
 		v = v.Mark(jsonMark{text}) // what is known of a JSON document
 	}
 	switch {
-	case v.IsWhollyKnown():
+	case v.IsWhollyKnown(), ev.nameAtApply(e, ctx):
 	case v.IsKnown() && (v.Type().IsObjectType() || v.Type().IsMapType()):
 		// A resource or a map of them passed whole: their IDs are
 		// known, what the provider computes is not.
@@ -999,6 +1017,23 @@ func (ev *evaluator) expr(e hcl.Expression, ctx *hcl.EvalContext, addr string) c
 		ev.note(e.Range(), addr, kindUnknown, "value is not known statically (depends on %s)", refs(e))
 	}
 	return v
+}
+
+// nameAtApply reports whether e, being evaluated, is a resource's name
+// made at apply (madeAtApply), or names another resource by referring to
+// it: not noted, as resources are linked by name and none can repeat
+// such a name but by referring to the resource, which the model follows.
+func (ev *evaluator) nameAtApply(e hcl.Expression, ctx *hcl.EvalContext) bool {
+	if ev.in == nil {
+		return false
+	}
+	if ev.attr == "name" && madeAtApply(e, ctx, ev.in, 0) {
+		return true
+	}
+	// Another resource's name (resource_group_name =
+	// azurerm_resource_group.main.name): the model links by that
+	// resource, whose name is its own concern (Unknown.From).
+	return strings.HasSuffix(ev.attr, "_name") && len(sources(e, ctx, ev.in)) > 0
 }
 
 // removedCall returns the error of a call to a function Terraform removed
@@ -1092,8 +1127,28 @@ func addMissing(v cty.Value, rel hcl.Traversal, depth int) cty.Value {
 	return v
 }
 
+// importIDs returns, by resource address, the IDs the root module's
+// import blocks give, those known statically.
+func (ev *evaluator) importIDs() map[string]string {
+	if len(ev.root.mod.imports) == 0 {
+		return nil
+	}
+	ctx := ev.ctx(ev.root)
+	out := map[string]string{}
+	for _, ib := range ev.root.mod.imports {
+		if id, ok := knownString(ib.id, ctx); ok && id != "" {
+			out[ib.to] = id
+		}
+	}
+	return out
+}
+
 // emit appends the resources of in and its children to the project.
 func (ev *evaluator) emit(in *instance) {
+	var imported map[string]string
+	if in == ev.root {
+		imported = ev.importIDs()
+	}
 	for _, rs := range in.res {
 		if !rs.expanded {
 			ev.p.Resources = append(ev.p.Resources, Resource{Address: rs.base, Module: in.addr, Type: rs.rb.typ,
@@ -1111,7 +1166,7 @@ func (ev *evaluator) emit(in *instance) {
 				}
 			}
 			ev.p.Resources = append(ev.p.Resources, Resource{Address: rs.addr(i), Module: in.addr, Type: rs.rb.typ,
-				Name: rs.rb.name, Values: vals, Pos: rs.rb.pos, End: rs.rb.end})
+				Name: rs.rb.name, Values: vals, Pos: rs.rb.pos, End: rs.rb.end, ImportID: imported[rs.addr(i)]})
 		}
 	}
 	for _, cs := range in.calls {
@@ -1172,4 +1227,79 @@ func goValue(v cty.Value, other func(v cty.Value, marks cty.ValueMarks) any) any
 func hasKey(m map[string]cty.Value, k string) bool {
 	_, ok := m[k]
 	return ok
+}
+
+// rootRead returns the root module's variables that what a rule reads may
+// depend on: those an argument or nested block of a resource refers to,
+// directly or through local values, unless unread (Options.Unread) says no
+// rule reads it, and those count, for_each, a data source or a module call
+// refers to. A variable that only tags or describes changes no finding:
+// that it has no value is not noted.
+func (ev *evaluator) rootRead() map[string]bool {
+	if ev.readVars != nil {
+		return ev.readVars
+	}
+	mod := ev.root.mod
+	read := map[string]bool{}
+	seenLocal := map[string]bool{}
+	var visit func(e hcl.Expression, depth int)
+	visit = func(e hcl.Expression, depth int) {
+		if depth > 64 {
+			return
+		}
+		for _, t := range e.Variables() {
+			name, ok := traversalAttr(t, 1)
+			if !ok {
+				continue
+			}
+			switch t.RootName() {
+			case "var":
+				read[name] = true
+			case "local":
+				if seenLocal[name] {
+					continue
+				}
+				seenLocal[name] = true
+				for _, l := range mod.locals {
+					if l.name == name {
+						visit(l.expr, depth+1)
+					}
+				}
+			}
+		}
+	}
+	var all func(b *body)
+	all = func(b *body) {
+		for _, e := range b.attrs {
+			visit(e, 0)
+		}
+		for _, nb := range b.blocks {
+			all(nb.body)
+		}
+	}
+	for _, rb := range mod.resources {
+		for name, e := range rb.body.attrs {
+			if metaArgs[name] && name != "count" && name != "for_each" || ev.unread(rb.typ, name) {
+				continue
+			}
+			visit(e, 0)
+		}
+		for _, nb := range rb.body.blocks {
+			name := nb.typ
+			if name == "dynamic" && len(nb.labels) == 1 {
+				name = nb.labels[0]
+			}
+			if !ev.unread(rb.typ, name) {
+				all(nb.body)
+			}
+		}
+	}
+	for _, d := range mod.datas {
+		all(d.body)
+	}
+	for _, c := range mod.calls {
+		all(c.body)
+	}
+	ev.readVars = read
+	return read
 }

@@ -7,6 +7,7 @@ import (
 	"io"
 	"io/fs"
 	"path"
+	"slices"
 	"sort"
 	"strings"
 
@@ -69,9 +70,22 @@ type module struct {
 	locals    []local
 	resources []*resBlock
 	datas     []*resBlock // data blocks
-	calls     []*callBlock
-	outputs   []local
-	defined   map[string]Pos // where each variable, local, output, module call, resource and data block is
+	// ephemerals are the ephemeral resources (type → names): their values
+	// exist only while Terraform runs, never known here.
+	ephemerals map[string][]string
+	// imports are the root module's import blocks: the ID of an object
+	// that exists already, by the address of the resource it becomes.
+	imports []importBlock
+	calls   []*callBlock
+	outputs []local
+	defined map[string]Pos // where each variable, local, output, module call, resource and data block is
+}
+
+// importBlock is an import block: to, the address of a resource (with
+// its instance key), and id, the expression of the existing object's ID.
+type importBlock struct {
+	to string
+	id hcl.Expression
 }
 
 type local struct {
@@ -273,7 +287,7 @@ func (e SourceError) Error() string {
 }
 
 // diagErr turns diagnostics into one error whose text starts with the
-// file:line of the first error.
+// file:line of the first error; the same error of one line is said once.
 func diagErr(diags hcl.Diagnostics) error {
 	var out SourceError
 	for _, d := range diags {
@@ -287,7 +301,9 @@ func diagErr(diags hcl.Diagnostics) error {
 		if d.Subject != nil {
 			p.File, p.Line = d.Subject.Filename, d.Subject.Start.Line
 		}
-		out = append(out, p)
+		if !slices.Contains(out, p) { // one error of a line, said once
+			out = append(out, p)
+		}
 	}
 	return out
 }
@@ -421,6 +437,9 @@ var topSchema = &hcl.BodySchema{Blocks: []hcl.BlockHeaderSchema{
 	{Type: "module", LabelNames: []string{"name"}},
 	{Type: "resource", LabelNames: []string{"type", "name"}},
 	{Type: "data", LabelNames: []string{"type", "name"}},
+	{Type: "provider", LabelNames: []string{"name"}},
+	{Type: "ephemeral", LabelNames: []string{"type", "name"}},
+	{Type: "import"},
 }}
 
 // metaBlocks are the nested block types Terraform itself defines.
@@ -542,6 +561,34 @@ func (l *loader) collect(m *module, file hcl.Body, depth int) error {
 			if e := bd.attrs["value"]; e != nil {
 				m.outputs = append(m.outputs, local{b.Labels[0], e})
 			}
+		case "import":
+			if m.key != "" {
+				l.notes = append(l.notes, Note{Pos: pos, Address: m.qualify("import"), Rejected: true, kind: kindError,
+					Msg: "an import block in a module: Terraform takes import blocks in the root module alone, so the plan fails"})
+				continue
+			}
+			if to, ok := importTarget(bd.attrs["to"]); ok && bd.attrs["id"] != nil && bd.attrs["for_each"] == nil {
+				m.imports = append(m.imports, importBlock{to: to, id: bd.attrs["id"]})
+			}
+		case "ephemeral":
+			l.define(m, "ephemeral."+b.Labels[0]+"."+b.Labels[1], "ephemeral resource", pos)
+			if m.ephemerals == nil {
+				m.ephemerals = map[string][]string{}
+			}
+			m.ephemerals[b.Labels[0]] = append(m.ephemerals[b.Labels[0]], b.Labels[1])
+		case "provider":
+			// One configuration of a provider per alias (none for the
+			// default); an alias Terraform refuses (not a literal
+			// name) is left to it.
+			addr := "provider." + b.Labels[0]
+			if e := bd.attrs["alias"]; e != nil {
+				v, d := e.Value(nil)
+				if d.HasErrors() || v.Type() != cty.String || !v.IsKnown() || v.IsNull() {
+					continue
+				}
+				addr += "." + v.AsString()
+			}
+			l.define(m, addr, "provider configuration", pos)
 		case "module":
 			l.define(m, "module."+b.Labels[0], "module call", pos)
 			c := &callBlock{name: b.Labels[0], body: bd, pos: pos}
@@ -608,6 +655,57 @@ func (l *loader) blockOnly(m *module, typ, name string, bd *body) {
 		delete(bd.attrs, n)
 	}
 	l.argumentBlocks(addr, typ, bd)
+	if typ == "aws_security_group" || typ == "aws_default_security_group" {
+		l.ruleObjects(addr, bd)
+	}
+}
+
+// sgRuleFields are the fields of a security group's inline rule: written
+// as an attribute (ingress = [{…}]), each object must give them all, null
+// where unused.
+var sgRuleFields = []string{"cidr_blocks", "description", "from_port", "ipv6_cidr_blocks", "prefix_list_ids",
+	"protocol", "security_groups", "self", "to_port"}
+
+// ruleObjects rejects each object written in a security group's ingress
+// or egress attribute that leaves a field out: Terraform refuses it
+// (Inappropriate value for attribute). The rule is read as written.
+func (l *loader) ruleObjects(addr string, bd *body) {
+	for _, k := range []string{"ingress", "egress"} {
+		tup, ok := bd.attrs[k].(*hclsyntax.TupleConsExpr)
+		if !ok {
+			continue
+		}
+		for i, e := range tup.Exprs {
+			obj, ok := e.(*hclsyntax.ObjectConsExpr)
+			if !ok {
+				continue
+			}
+			have := map[string]bool{}
+			for _, it := range obj.Items {
+				if v, d := it.KeyExpr.Value(nil); !d.HasErrors() && v.Type() == cty.String && v.IsKnown() && !v.IsNull() {
+					have[v.AsString()] = true
+				} else if kw := hcl.ExprAsKeyword(it.KeyExpr); kw != "" {
+					have[kw] = true
+				} else {
+					have = nil // a key not known statically may be any field
+					break
+				}
+			}
+			if have == nil {
+				continue
+			}
+			var missing []string
+			for _, f := range sgRuleFields {
+				if !have[f] {
+					missing = append(missing, f)
+				}
+			}
+			if len(missing) > 0 {
+				l.notes = append(l.notes, Note{Pos: rangePos(obj.Range()), Address: addr, Rejected: true, kind: kindError,
+					Msg: fmt.Sprintf("%s[%d] is written as an attribute, which takes every field of the rule, null where unused, and leaves out %s: Terraform rejects it (Inappropriate value for attribute %q), so the plan fails; the rule is read as written", k, i, strings.Join(missing, ", "), k)})
+			}
+		}
+	}
 }
 
 // argumentBlocks rejects and drops the blocks of bd, at any depth, that
@@ -740,4 +838,39 @@ func (l *loader) tfvars(dir string, extra []string) (map[string]cty.Value, error
 		}
 	}
 	return vars, nil
+}
+
+// importTarget renders an import block's to, a resource's address with an
+// instance key known statically (aws_instance.web, aws_instance.web[0],
+// aws_instance.web["a"]), as Resource.Address writes it; ok is false for
+// any other expression.
+func importTarget(e hcl.Expression) (string, bool) {
+	if e == nil {
+		return "", false
+	}
+	t, d := hcl.AbsTraversalForExpr(e)
+	if d.HasErrors() || len(t) < 2 || len(t) > 3 {
+		return "", false
+	}
+	name, ok := t[1].(hcl.TraverseAttr)
+	if !ok {
+		return "", false
+	}
+	addr := t.RootName() + "." + name.Name
+	if len(t) == 3 {
+		ix, ok := t[2].(hcl.TraverseIndex)
+		if !ok || !ix.Key.IsKnown() || ix.Key.IsNull() {
+			return "", false
+		}
+		switch ix.Key.Type() {
+		case cty.Number:
+			n, _ := ix.Key.AsBigFloat().Int64()
+			addr += fmt.Sprintf("[%d]", n)
+		case cty.String:
+			addr += fmt.Sprintf("[%q]", ix.Key.AsString())
+		default:
+			return "", false
+		}
+	}
+	return addr, true
 }

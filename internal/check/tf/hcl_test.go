@@ -915,3 +915,304 @@ resource "azurerm_network_security_rule" "r" {
 		}
 	}
 }
+
+// TestNameMadeAtApplyNotNoted: a resource's name made of what the
+// provider computes (a random_pet's or random_id's), directly or through
+// local values, is fixed only at apply: nothing can name the resource by
+// a string of its own, only by referring to it, which the model follows,
+// so the name is not noted; a name from a variable without a value, which
+// another resource may repeat, is, and so is any other attribute made of
+// such values.
+func TestNameMadeAtApplyNotNoted(t *testing.T) {
+	p := load(t, fstest.MapFS{"main.tf": {Data: []byte(`
+variable "prefix" {}
+resource "random_pet" "this" {
+  length = 1
+}
+resource "random_id" "this" {
+  byte_length = 1
+}
+resource "random_integer" "net" {
+  min = 10
+  max = 250
+}
+locals {
+  base = "${random_pet.this.id}-${random_id.this.dec}"
+  vm   = "${local.base}-vm"
+}
+resource "azurerm_network_security_group" "direct" {
+  name = "nsg-${random_id.this.hex}"
+}
+resource "azurerm_network_interface" "local" {
+  name = local.vm
+}
+resource "azurerm_virtual_network" "given" {
+  name = "${var.prefix}-vnet"
+}
+resource "azurerm_resource_group" "main" {
+  name = "${var.prefix}-rg"
+}
+resource "azurerm_subnet" "range" {
+  name                = local.vm
+  resource_group_name = azurerm_resource_group.main.name
+  address_prefixes    = [cidrsubnet("10.0.0.0/8", 8, random_integer.net.result)]
+}
+`)}}, Options{})
+	var msgs []string
+	for _, n := range p.Notes {
+		msgs = append(msgs, n.String())
+	}
+	all := strings.Join(msgs, "\n")
+	for _, addr := range []string{"azurerm_network_security_group.direct", "azurerm_network_interface.local", "azurerm_subnet.range: value is not known statically"} {
+		if strings.Contains(all, addr) {
+			t.Errorf("a note on %s, whose name is made at apply:\n%s", addr, all)
+		}
+	}
+	for _, want := range []string{"azurerm_virtual_network.given: value is not known statically (depends on var.prefix)", "azurerm_resource_group.main: value is not known statically (depends on var.prefix)", "azurerm_subnet.range: value is computed by the provider (random_integer.net.result)"} {
+		if !strings.Contains(all, want) {
+			t.Errorf("notes lack %q:\n%s", want, all)
+		}
+	}
+}
+
+// TestWorkspaceChosenAtRun: terraform.workspace is the workspace selected
+// when Terraform runs, not known statically: a map keyed by workspaces
+// without "default" is read as any of its values, not refused, and a name
+// made of the workspace is not noted (nothing names the resource by it but
+// by referring to it).
+func TestWorkspaceChosenAtRun(t *testing.T) {
+	p := load(t, fstest.MapFS{"main.tf": {Data: []byte(`
+locals {
+  by_workspace = {
+    prod = { cidr = "10.1.0.0/16" }
+    test = { cidr = "10.2.0.0/16" }
+  }
+  settings = local.by_workspace[terraform.workspace]
+}
+resource "aws_vpc" "main" {
+  cidr_block = local.settings.cidr
+  tags       = { Name = "vpc-${terraform.workspace}" }
+}
+resource "azurerm_virtual_network" "main" {
+  name = "vnet-${terraform.workspace}"
+}
+`)}}, Options{})
+	var msgs []string
+	for _, n := range p.Notes {
+		msgs = append(msgs, n.String())
+	}
+	all := strings.Join(msgs, "\n")
+	if strings.Contains(all, "cannot evaluate") || strings.Contains(all, "azurerm_virtual_network.main") {
+		t.Errorf("notes on a map keyed by workspace or a name made of it:\n%s", all)
+	}
+	if _, ok := byAddr(p)["aws_vpc.main"].Values["cidr_block"].(Unknown); !ok {
+		t.Errorf("the VPC's range, chosen by workspace, is %v, want not known statically", byAddr(p)["aws_vpc.main"].Values["cidr_block"])
+	}
+}
+
+// TestDuplicateProviderRejected: two configurations of one provider with
+// the same alias (or none) in one module are one Terraform refuses
+// (Duplicate provider configuration); an aliased one beside the default
+// is not.
+func TestDuplicateProviderRejected(t *testing.T) {
+	p := load(t, fstest.MapFS{
+		"main.tf": {Data: []byte(`
+provider "aws" {
+  region = "us-east-1"
+}
+provider "aws" {
+  alias  = "west"
+  region = "us-west-2"
+}
+provider "azurerm" {
+  features {}
+}
+`)},
+		"other.tf": {Data: []byte(`
+provider "aws" {
+  region = "us-east-2"
+}
+provider "aws" {
+  alias  = "west"
+  region = "us-west-1"
+}
+`)},
+		"more.tf.json": {Data: []byte(`{"provider": {"azurerm": [{"alias": "hub", "features": {}}, {"alias": "spoke", "features": {}}]}}`)},
+	}, Options{})
+	var rejected []string
+	for _, n := range p.Notes {
+		if n.Rejected {
+			rejected = append(rejected, n.String())
+		}
+	}
+	all := strings.Join(rejected, "\n")
+	for _, want := range []string{
+		"other.tf:2: provider.aws: duplicate provider configuration definition (first at main.tf:2)",
+		"other.tf:5: provider.aws.west: duplicate provider configuration definition (first at main.tf:5)",
+	} {
+		if !strings.Contains(all, want) {
+			t.Errorf("no rejected note %q; rejected:\n%s", want, all)
+		}
+	}
+	if strings.Contains(all, "azurerm") || len(rejected) != 2 {
+		t.Errorf("rejected notes besides the two duplicates:\n%s", all)
+	}
+}
+
+// TestEphemeralAndResourceGroupLookup: an ephemeral resource (Terraform
+// 1.10) is declared, not an undeclared name, its values known only when
+// Terraform runs; a resource group looked up by name is that name, so what
+// is placed in it by that name is not noted.
+func TestEphemeralAndResourceGroupLookup(t *testing.T) {
+	p := load(t, fstest.MapFS{"main.tf": {Data: []byte(`
+ephemeral "random_password" "db" {
+  length = 20
+}
+data "azurerm_resource_group" "rg" {
+  name = "rg-apps"
+}
+resource "azurerm_virtual_network" "main" {
+  name                = "vnet-apps"
+  resource_group_name = data.azurerm_resource_group.rg.name
+  location            = data.azurerm_resource_group.rg.location
+  address_space       = ["10.0.0.0/16"]
+}
+resource "azurerm_postgresql_flexible_server" "db" {
+  name                      = "psql-apps"
+  resource_group_name       = data.azurerm_resource_group.rg.name
+  administrator_password_wo = ephemeral.random_password.db.result
+}
+`)}}, Options{})
+	var msgs []string
+	for _, n := range p.Notes {
+		msgs = append(msgs, n.String())
+	}
+	all := strings.Join(msgs, "\n")
+	if strings.Contains(all, "undeclared name ephemeral") || strings.Contains(all, "data.azurerm_resource_group.rg.name") {
+		t.Errorf("notes on an ephemeral reference or a resource group looked up by name:\n%s", all)
+	}
+	if got := byAddr(p)["azurerm_virtual_network.main"].Values["resource_group_name"]; got != "rg-apps" {
+		t.Errorf("resource_group_name = %v, want the name looked up", got)
+	}
+}
+
+// TestImportBlocks: an import block gives the resource it names (an
+// instance of it, by key) the ID of the object it adopts; in a module,
+// where Terraform takes none, it is rejected.
+func TestImportBlocks(t *testing.T) {
+	p := load(t, fstest.MapFS{
+		"main.tf": {Data: []byte(`
+variable "group_id" {
+  default = "sg-0123"
+}
+import {
+  id = var.group_id
+  to = aws_security_group.web["a"]
+}
+import {
+  id = "i-0456"
+  to = aws_instance.web[1]
+}
+resource "aws_security_group" "web" {
+  for_each = toset(["a", "b"])
+}
+resource "aws_instance" "web" {
+  count = 2
+}
+module "net" {
+  source = "./net"
+}
+`)},
+		"net/main.tf": {Data: []byte(`
+import {
+  id = "vpc-0789"
+  to = aws_vpc.main
+}
+resource "aws_vpc" "main" {
+  cidr_block = "10.0.0.0/16"
+}
+`)},
+	}, Options{})
+	want := map[string]string{`aws_security_group.web["a"]`: "sg-0123", `aws_security_group.web["b"]`: "", "aws_instance.web[0]": "", "aws_instance.web[1]": "i-0456", "module.net.aws_vpc.main": ""}
+	for addr, id := range want {
+		if r, ok := byAddr(p)[addr]; !ok || r.ImportID != id {
+			t.Errorf("%s: import ID %q, want %q", addr, r.ImportID, id)
+		}
+	}
+	var rejected []string
+	for _, n := range p.Notes {
+		if n.Rejected {
+			rejected = append(rejected, n.String())
+		}
+	}
+	if len(rejected) != 1 || !strings.Contains(rejected[0], "module.net.import") {
+		t.Errorf("rejected: %q, want the module's import block alone", rejected)
+	}
+}
+
+// TestSecurityGroupRuleObjectsComplete: a security group's ingress or
+// egress written as an attribute (ingress = [{…}]) takes every field of
+// the rule in each object, null where unused; one left out is a value
+// Terraform refuses. The block form, and an object naming every field,
+// are not.
+func TestSecurityGroupRuleObjectsComplete(t *testing.T) {
+	p := load(t, fstest.MapFS{"main.tf": {Data: []byte(`
+resource "aws_security_group" "short" {
+  ingress = [
+    {
+      from_port   = 443
+      to_port     = 443
+      protocol    = "tcp"
+      cidr_blocks = ["10.0.0.0/16"]
+    }
+  ]
+}
+resource "aws_security_group" "full" {
+  egress = [{
+    "cidr_blocks": ["0.0.0.0/0"],
+    "description": "",
+    "from_port": 0,
+    "ipv6_cidr_blocks": [],
+    "prefix_list_ids": [],
+    "protocol": "-1",
+    "security_groups": [],
+    "self": false,
+    "to_port": 0
+  }]
+}
+resource "aws_security_group" "blocks" {
+  ingress {
+    from_port   = 22
+    to_port     = 22
+    protocol    = "tcp"
+    cidr_blocks = ["10.0.0.0/16"]
+  }
+}
+`)}}, Options{})
+	var rejected []string
+	for _, n := range p.Notes {
+		if n.Rejected {
+			rejected = append(rejected, n.String())
+		}
+	}
+	if len(rejected) != 1 || !strings.Contains(rejected[0], "aws_security_group.short") || !strings.Contains(rejected[0], "description, ipv6_cidr_blocks, prefix_list_ids, security_groups, self") {
+		t.Errorf("rejected: %q, want the short group's ingress naming the fields it leaves out", rejected)
+	}
+}
+
+// TestSyntaxErrorSaidOnce: a line with two characters HCL does not take
+// is one error of that line, said once, not once per character.
+func TestSyntaxErrorSaidOnce(t *testing.T) {
+	_, err := LoadDir(fstest.MapFS{"main.tf": {Data: []byte(`
+resource "azurerm_subnet" "s" {
+  count = 3
+  name  = ${var.rg}-subnet-${count.index+1}
+}
+`)}}, ".", Options{})
+	if err == nil {
+		t.Fatal("no error for a line HCL does not parse")
+	}
+	if n := strings.Count(err.Error(), "main.tf:4: Invalid character"); n != 1 {
+		t.Errorf("error %q says the invalid character %d times, want once", err, n)
+	}
+}

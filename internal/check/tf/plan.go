@@ -171,7 +171,7 @@ func (r *planReader) collect(m planModule, prefix string) {
 		}
 		mod := strings.TrimSuffix(prefix, ".")
 		r.p.Resources = append(r.p.Resources, Resource{Address: pr.Address, Module: mod, Type: pr.Type, Name: pr.Name,
-			Values: vals, Pos: Pos{File: r.name, Line: r.lines[pr.Address]}})
+			Values: vals, Pos: Pos{File: r.name, Line: r.lines[pr.Address]}, Planned: true})
 	}
 	for _, c := range m.ChildModules {
 		r.collect(c, c.Address+".")

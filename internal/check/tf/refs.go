@@ -1,6 +1,7 @@
 package tf
 
 import (
+	"slices"
 	"strings"
 
 	"github.com/hashicorp/hcl/v2"
@@ -203,4 +204,48 @@ func traversalString(t hcl.Traversal) string {
 		}
 	}
 	return b.String()
+}
+
+// madeAtApply reports whether the value of e, not known statically, is
+// made only of what the provider computes and of the workspace Terraform
+// runs in: every reference it holds that is not known is to a managed
+// resource (random_pet.this.id) or terraform.workspace, directly or
+// through local values of in. Such a value is fixed when Terraform runs,
+// so no string written elsewhere repeats it; a variable, data source or
+// module output may bring one.
+func madeAtApply(e hcl.Expression, ctx *hcl.EvalContext, in *instance, depth int) bool {
+	if depth > 32 {
+		return false
+	}
+	for _, t := range e.Variables() {
+		if v, diags := t.TraverseAbs(ctx); !diags.HasErrors() && v.IsWhollyKnown() {
+			continue
+		}
+		root := t.RootName()
+		switch {
+		case root == "count", root == "terraform":
+		case root == "local":
+			name, ok := traversalAttr(t, 1)
+			if !ok {
+				return false
+			}
+			i := slices.IndexFunc(in.mod.locals, func(l local) bool { return l.name == name })
+			if i < 0 || !madeAtApply(in.mod.locals[i].expr, ctx, in, depth+1) {
+				return false
+			}
+		case strings.Contains(root, "_") && inScope(ctx, root):
+		default:
+			return false
+		}
+	}
+	return true
+}
+
+// traversalAttr returns the name of step i of t when it is an attribute.
+func traversalAttr(t hcl.Traversal, i int) (string, bool) {
+	if len(t) <= i {
+		return "", false
+	}
+	a, ok := t[i].(hcl.TraverseAttr)
+	return a.Name, ok
 }

@@ -30,6 +30,12 @@ type Resource struct {
 	Values map[string]any
 	Pos    Pos // where the resource block starts
 	End    int // last line of the block; 0 when unknown
+	// ImportID is the ID an import block gives the resource: it adopts
+	// an object that exists already, which others may name by that ID.
+	ImportID string
+	// Planned: read from a plan, whose values the provider has typed (an
+	// attribute resolved through a reference may stand for a list).
+	Planned bool
 }
 
 // Pos is a place in a source file.
