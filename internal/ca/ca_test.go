@@ -378,3 +378,79 @@ func TestIssuedCertificateSignsNothing(t *testing.T) {
 		}
 	}
 }
+
+// TestRenewIntermediate: once a third of the intermediate's life is left
+// it is due, and a new one under the same root signs; what the old one
+// signed still verifies against the unchanged bundle. An intermediate
+// the root would not outlive, or one whose root key is not held, is not
+// due.
+func TestRenewIntermediate(t *testing.T) {
+	clk := &clock{t: time.Now().Truncate(time.Second)}
+	c := testCA(t, clk)
+	a := c.State().Authorities[0]
+	life := a.Intermediate.NotAfter.Sub(a.Intermediate.NotBefore)
+	clk.Add(life*2/3 - time.Hour)
+	if c.IntermediateDue() {
+		t.Fatal("due with a third of its life left")
+	}
+	clk.Add(2 * time.Hour)
+	if !c.IntermediateDue() {
+		t.Fatal("not due with less than a third of its life left")
+	}
+	before, err := c.Issue(svc("api"), 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := c.RenewIntermediate(); err != nil {
+		t.Fatal(err)
+	}
+	if c.IntermediateDue() {
+		t.Fatal("a fresh intermediate is due")
+	}
+	b := c.State().Authorities[0]
+	if b.Intermediate.Equal(a.Intermediate) || !b.Root.Equal(a.Root) || b.Intermediate.CheckSignatureFrom(a.Root) != nil {
+		t.Fatal("want a new intermediate under the same root")
+	}
+	trust := identity.NewTrust(identity.TrustConfig{TrustDomain: td, Now: clk.Now})
+	trust.Update(c.Bundle(), identity.Revocations{})
+	after, err := c.Issue(svc("api"), 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, cert := range []*tls.Certificate{before, after} {
+		chain := []*x509.Certificate{cert.Leaf}
+		for _, der := range cert.Certificate[1:] {
+			x, _ := x509.ParseCertificate(der)
+			chain = append(chain, x)
+		}
+		if _, err := trust.Verify(chain); err != nil {
+			t.Fatalf("SVID signed by %s: %v", chain[1].Subject, err)
+		}
+	}
+	clk.Add(life / 2)
+	if _, err := c.Issue(svc("api"), 0); err != nil {
+		t.Fatalf("past the first intermediate's end: %v", err)
+	}
+
+	t.Log("an intermediate its root does not outlive is not due")
+	clk.t = b.Root.NotAfter.Add(-life / 4)
+	if err := c.RenewIntermediate(); err != nil {
+		t.Fatal(err)
+	}
+	if c.IntermediateDue() {
+		t.Fatal("due though a new one would end with the root, no later")
+	}
+
+	t.Log("without the root key, nothing is due and nothing renews")
+	clk.t = time.Now().Truncate(time.Second)
+	st := testCA(t, clk).State()
+	st.Authorities[0].RootKey = nil
+	clk.Add(life)
+	offline, err := FromState(Config{TrustDomain: td, Now: clk.Now}, st)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if offline.IntermediateDue() || !errors.Is(offline.RenewIntermediate(), ErrRootKeyAbsent) {
+		t.Fatal("an authority without its root key renews its intermediate")
+	}
+}
