@@ -66,6 +66,7 @@ var (
 	ErrOldRootLive    = errors.New("ca: the old root still has live SVIDs")
 	ErrBadTTL         = errors.New("ca: bad TTL")
 	ErrRootKeyAbsent  = errors.New("ca: the root key is not held here: a new intermediate needs it")
+	ErrBadKey         = errors.New("ca: key refused")
 )
 
 // Config configures a CA.
@@ -308,6 +309,9 @@ func (ca *CA) SignPublicKey(pub crypto.PublicKey, id spiffeid.ID, ttl time.Durat
 func (ca *CA) SignWithPolicies(pub crypto.PublicKey, id spiffeid.ID, ttl time.Duration, policies []x509.OID) ([]*x509.Certificate, error) {
 	if !id.MemberOf(ca.td) {
 		return nil, fmt.Errorf("ca: %w: %q is not in %q", identity.ErrWrongTrustDomain, id, ca.td.Name())
+	}
+	if err := checkKey(pub); err != nil {
+		return nil, err
 	}
 	kind, _, ok := identity.Parse(id)
 	if !ok {

@@ -94,6 +94,22 @@ func TestSignRefusals(t *testing.T) {
 	if _, err := c.SignCSR([]byte("not a csr"), svc("api"), 0); err == nil {
 		t.Error("garbage CSR accepted")
 	}
+	for _, curve := range []elliptic.Curve{elliptic.P224(), elliptic.P384(), elliptic.P521()} {
+		key, err := ecdsa.GenerateKey(curve, rand.Reader)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := c.SignPublicKey(key.Public(), svc("api"), 0); !errors.Is(err, ErrBadKey) {
+			t.Errorf("key on %s signed: %v", curve.Params().Name, err)
+		}
+		csr, err := x509.CreateCertificateRequest(rand.Reader, &x509.CertificateRequest{}, key)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := c.SignCSR(csr, svc("api"), 0); !errors.Is(err, ErrBadKey) {
+			t.Errorf("CSR over a key on %s signed: %v", curve.Params().Name, err)
+		}
+	}
 }
 
 func TestTTLCappedByIntermediate(t *testing.T) {
