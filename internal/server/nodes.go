@@ -202,19 +202,19 @@ func (s *Server) checkToken(ctx context.Context, req api.JoinRequest) (heldToken
 
 // join spends the token and signs the node's SVID.
 func (s *Server) join(ctx context.Context, req api.JoinRequest, tok heldToken) (api.CertResponse, error) {
-	id, err := identity.NodeID(s.td, req.Node)
+	joinID, err := newID()
 	if err != nil {
-		return api.CertResponse{}, errorf(http.StatusBadRequest, "node: %v", err)
+		return api.CertResponse{}, err
 	}
-	chain, err := s.CA().SignCSR(req.CSR, id, s.nodeTTL())
+	chain, err := s.signNode(req.CSR, req.Node, joinID)
 	if err != nil {
-		return api.CertResponse{}, errorf(http.StatusBadRequest, "csr: %v", err)
+		return api.CertResponse{}, err
 	}
 	s.m.issued.WithLabelValues("node").Inc()
 	now := s.now().UTC()
 	rec := tok.rec
 	rec.UsedAt = now
-	node := api.Node{Name: req.Node, MeshAddr: req.MeshAddr, Joined: now}
+	node := nodeRecord{Node: api.Node{Name: req.Node, MeshAddr: req.MeshAddr, Joined: now}, JoinID: joinID}
 	// Spend the token and record the node in one transaction: two agents
 	// racing with one token cannot both join.
 	ops := []store.Op{
@@ -234,6 +234,43 @@ func (s *Server) join(ctx context.Context, req api.JoinRequest, tok heldToken) (
 		return api.CertResponse{}, err
 	}
 	return s.certResponse(chain), nil
+}
+
+// nodeRecord is a node as stored: what agents (over the watch stream) and
+// administrators read of it, and the ID of its latest join, which its node
+// certificates carry (identity.JoinPolicy) and which the server keeps to
+// itself.
+type nodeRecord struct {
+	api.Node
+	// JoinID is "" for a node whose latest join was before joins had an ID.
+	JoinID string `json:"join_id,omitempty"`
+}
+
+// signNode signs a node certificate for node over the key of csr, marked
+// with the node's join (identity.JoinPolicy; none for a join without an
+// ID), for the node certificates' life.
+func (s *Server) signNode(csr []byte, node, join string) ([]*x509.Certificate, error) {
+	id, err := identity.NodeID(s.td, node)
+	if err != nil {
+		return nil, errorf(http.StatusBadRequest, "node: %v", err)
+	}
+	req, err := ca.ParseCSR(csr)
+	if err != nil {
+		return nil, errorf(http.StatusBadRequest, "csr: %v", err)
+	}
+	var pols []x509.OID
+	if join != "" {
+		pol, err := identity.JoinPolicy(join)
+		if err != nil {
+			return nil, err
+		}
+		pols = append(pols, pol)
+	}
+	chain, err := s.CA().SignWithPolicies(req.PublicKey, id, s.nodeTTL(), pols)
+	if err != nil {
+		return nil, errorf(http.StatusBadRequest, "csr: %v", err)
+	}
+	return chain, nil
 }
 
 // certResponse answers a node with its chain, the bundle and the audit
@@ -266,10 +303,8 @@ func (s *Server) handleRenew(w http.ResponseWriter, r *http.Request, c *caller) 
 		writeError(w, err)
 		return
 	}
-	id, _ := identity.NodeID(s.td, c.Name)
-	chain, err := s.CA().SignCSR(req.CSR, id, s.nodeTTL())
+	chain, err := s.signNode(req.CSR, c.Name, c.join)
 	if err != nil {
-		err = errorf(http.StatusBadRequest, "csr: %v", err)
 		s.refuse(r, c, "node.renew", err)
 		writeError(w, err)
 		return
@@ -282,7 +317,7 @@ func (s *Server) handleRenew(w http.ResponseWriter, r *http.Request, c *caller) 
 		}
 	}
 	if req.MeshAddr != "" {
-		var node api.Node
+		var node nodeRecord
 		rev, err := getJSONRev(ctx, s.st, prefixNode+c.Name, &node)
 		if err != nil && !errors.Is(err, store.ErrNotFound) {
 			writeError(w, err)
