@@ -114,3 +114,40 @@ func TestRejoinCutsEarlierNodeCertificates(t *testing.T) {
 		t.Fatalf("SVID with a renewed certificate of the new join: %v", err)
 	}
 }
+
+// TestRejoinWithoutNodeKeyDropsTheEarlierOne: a join that pins no node key
+// (an agent from before node keys, a join made by hand) left the key the
+// earlier join pinned, and whoever held that key (root on the node then,
+// or a copy of its files) re-attested with it and was the node again,
+// under the new join. The join is the operator's word on what the node
+// is, so it drops the earlier join's key: the node pins one at its first
+// renewal, and the earlier key re-attests nothing.
+func TestRejoinWithoutNodeKeyDropsTheEarlierOne(t *testing.T) {
+	c := newCluster(t)
+	cfg := c.agentConfig("n1")
+	a, stop := c.runAgent(cfg)
+	stop()
+	earlier := attestKey(t, cfg.DataDir)
+
+	t.Log("n1 joins again with a token and no node key")
+	anon := api.NewClient(c.addr, api.ClientTLS(nil, a.Trust()))
+	defer anon.Close()
+	_, csr, err := ca.NewKeyCSR()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := anon.Call(t.Context(), http.MethodPost, api.PathJoin, api.JoinRequest{Token: c.token("n1"), Node: "n1", MeshAddr: "127.0.0.1:1", CSR: csr}, nil); err != nil {
+		t.Fatalf("join: %v", err)
+	}
+
+	t.Log("the earlier join's node key re-attests nothing")
+	_, csr, err = ca.NewKeyCSR()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var resp api.CertResponse
+	err = anon.Call(t.Context(), http.MethodPost, api.PathReattest, signedReattest(t, earlier, api.ReattestRequest{Node: "n1", CSR: csr, Time: c.clk.Now()}), &resp)
+	if !errors.Is(err, api.ErrUnauthenticated) {
+		t.Fatalf("re-attestation with the earlier join's node key: %v (chain of %d), want unauthenticated", err, len(resp.Chain))
+	}
+}

@@ -221,10 +221,13 @@ func (s *Server) join(ctx context.Context, req api.JoinRequest, tok heldToken) (
 		store.Put(tok.key, mustJSON(rec)),
 		store.Put(prefixNode+req.Node, mustJSON(node)),
 	}
+	// A join with a token replaces whatever key was pinned before, or,
+	// pinning none, drops it: the token is the operator's word that this
+	// is the node, and the earlier join's key must not re-attest as it.
 	if req.NodeKey != nil {
-		// A join with a token replaces whatever key was pinned before: the
-		// token is the operator's word that this is the node.
 		ops = append(ops, s.pinOp(req.Node, req.NodeKey))
+	} else {
+		ops = append(ops, store.Delete(prefixNodeKey+req.Node))
 	}
 	_, err = s.st.Txn(ctx, []store.Cond{{Key: tok.key, ModRevision: tok.rev}}, ops)
 	if errors.Is(err, store.ErrConflict) {
