@@ -119,7 +119,7 @@ const ActionIntermediateRenewed = "ca.intermediate"
 // a server running for a year nor one started after a long stop finds its
 // CA unable to sign. The stored state changes only if it is still the
 // state this server holds; on a cluster the first server to renew wins
-// and the others load what it stored through their watch. It is audited.
+// and the others load what it stored. It is audited.
 func (s *Server) renewIntermediate(ctx context.Context) error {
 	s.caMu.Lock()
 	if !s.ca.IntermediateDue() {
@@ -139,8 +139,10 @@ func (s *Server) renewIntermediate(ctx context.Context) error {
 		return fmt.Errorf("server: renew intermediate: %w", err)
 	}
 	if st := stored.State(); len(st.Authorities) != len(prev.Authorities) || st.Active != prev.Active || !st.Authorities[st.Active].Intermediate.Equal(old) {
+		// Another server changed the CA (renewed it first, say): take
+		// what it stored now, rather than sign under what may have ended.
 		s.caMu.Unlock()
-		return nil // another server changed the CA: its state reaches this one through the watch
+		return s.loadCA(ctx)
 	}
 	next, err := ca.FromState(s.caConfig(), prev)
 	if err == nil {
@@ -155,7 +157,7 @@ func (s *Server) renewIntermediate(ctx context.Context) error {
 	}
 	if errors.Is(err, store.ErrConflict) {
 		s.caMu.Unlock()
-		return nil
+		return s.loadCA(ctx)
 	}
 	if err != nil {
 		s.caMu.Unlock()

@@ -10,6 +10,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/spiffe/go-spiffe/v2/spiffeid"
+
 	"moat/internal/api"
 	"moat/internal/audit"
 	"moat/internal/ca"
@@ -196,4 +198,58 @@ func TestIntermediateRenewedBeforeItExpires(t *testing.T) {
 	if got := f.join(srv, "n2"); len(got.Chain) != 2 || string(got.Chain[1]) == string(first.Chain[1]) {
 		t.Fatal("the node certificate does not come with the new intermediate")
 	}
+}
+
+// TestIntermediateRenewedOnceInACluster: servers sharing a store find the
+// intermediate due together; the first renews it, and the others take
+// what it stored rather than making their own or signing on under the
+// old one, which may have ended.
+func TestIntermediateRenewedOnceInACluster(t *testing.T) {
+	f := newIntermediateFixture(t)
+	a, err := f.start()
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := f.start()
+	if err != nil {
+		t.Fatal(err)
+	}
+	st := a.CA().State()
+	old := st.Authorities[st.Active].Intermediate
+	f.clk.advance(old.NotAfter.Sub(f.clk.now()) + time.Hour)
+	for _, srv := range []*Server{a, b} {
+		if err := srv.renewIntermediate(t.Context()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	sa, sb := a.CA().State(), b.CA().State()
+	ia, ib := sa.Authorities[sa.Active].Intermediate, sb.Authorities[sb.Active].Intermediate
+	if ia.Equal(old) || !ia.Equal(ib) {
+		t.Fatalf("intermediates ending %s and %s, want one new one shared", ia.NotAfter, ib.NotAfter)
+	}
+	if _, err := b.CA().Issue(mustNodeIDOf(t, b, "n1"), 0); err != nil {
+		t.Fatalf("the second server signs: %v", err)
+	}
+	entries, err := f.alog.Entries(0, f.alog.Size())
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := 0
+	for _, e := range entries {
+		if e.Entry.Action == ActionIntermediateRenewed {
+			n++
+		}
+	}
+	if n != 1 {
+		t.Fatalf("%d %s entries, want 1", n, ActionIntermediateRenewed)
+	}
+}
+
+func mustNodeIDOf(t *testing.T, s *Server, name string) spiffeid.ID {
+	t.Helper()
+	id, err := identity.NodeID(s.TrustDomain(), name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return id
 }
