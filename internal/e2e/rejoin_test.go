@@ -3,11 +3,15 @@ package e2e
 import (
 	"context"
 	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"net/http"
 	"path/filepath"
+	"strconv"
 	"testing"
 	"time"
+
+	"github.com/spiffe/go-spiffe/v2/spiffeid"
 
 	"moat/internal/agent"
 	"moat/internal/api"
@@ -23,8 +27,11 @@ import (
 // took the SVIDs of the node's services and read its watch stream, and
 // nothing short of revoking the node's name for good stopped them. Every
 // node certificate now carries the ID of the join it descends from, and a
-// node call with one of an earlier join is refused; the new join's agent
-// renews and gets its SVIDs.
+// node call with one of an earlier join is refused; the SVIDs issued to
+// the node before the new join are revoked (a copy that took all the node
+// may hold would otherwise keep them for their hour, and the new join's
+// agent waiting as long for one); the new join's agent renews and gets
+// its SVIDs.
 func TestRejoinCutsEarlierNodeCertificates(t *testing.T) {
 	c := newCluster(t)
 	c.register(api.Registration{Name: "db", Node: "n1", Port: 5432})
@@ -65,6 +72,27 @@ func TestRejoinCutsEarlierNodeCertificates(t *testing.T) {
 	fromEarlier := api.NewClient(c.addr, api.ClientTLS(func() (*tls.Certificate, error) { return earlier, nil }, a.Trust()))
 	defer fromEarlier.Close()
 
+	t.Log("the copy takes every SVID of db the node may hold")
+	var taken []*x509.Certificate
+	for range 10 {
+		var resp api.CertResponse
+		err := copied.Call(ctx, http.MethodPost, api.PathSVID, api.SVIDRequest{Service: "db", CSR: csr()}, &resp)
+		var se *api.StatusError
+		if errors.As(err, &se) && se.Code == http.StatusTooManyRequests {
+			break
+		}
+		if err != nil {
+			t.Fatalf("SVID before the new join: %v", err)
+		}
+		chain, err := api.ParseChain(resp.Chain)
+		if err != nil {
+			t.Fatal(err)
+		}
+		taken = append(taken, chain[0])
+	}
+	if len(taken) == 0 || len(taken) == 10 {
+		t.Fatalf("the copy took %d SVIDs of db, want some and then a refusal", len(taken))
+	}
 	watchEnded := make(chan error, 1)
 	go func() {
 		watchEnded <- copied.Watch(ctx, time.Minute, func(api.Update) error { return nil })
@@ -81,6 +109,16 @@ func TestRejoinCutsEarlierNodeCertificates(t *testing.T) {
 	cfg2 := c.agentConfig("n1", func(cfg *agent.Config) { cfg.DataDir = filepath.Join(c.dir, "agent-n1-rebuilt") })
 	a2, _ := c.runAgent(cfg2)
 	eventually(t, "the new join's SVID", func() bool { return svidOf(a2, "db") != nil })
+	db := spiffeid.RequireFromString("spiffe://example.org/svc/db")
+	for _, leaf := range taken {
+		if !a2.Trust().Revoked(leaf, db) {
+			t.Errorf("SVID %x the copy took before the new join is not revoked", leaf.SerialNumber)
+		}
+	}
+	joins := auditEntries(t, c, "node.join")
+	if n, err := strconv.Atoi(joins[len(joins)-1].Detail["svids_revoked"]); err != nil || n < len(taken) {
+		t.Errorf("the new join's audit entry %+v, want svids_revoked of at least %d", joins[len(joins)-1], len(taken))
+	}
 
 	t.Log("the copy's watch stream ends with the new join")
 	select {

@@ -11,7 +11,9 @@ import (
 	"errors"
 	"net"
 	"net/http"
+	"slices"
 	"sort"
+	"strconv"
 	"time"
 
 	"moat/internal/api"
@@ -112,9 +114,12 @@ func (s *Server) handleJoin(w http.ResponseWriter, r *http.Request) {
 		writeError(w, errorf(http.StatusServiceUnavailable, "the audit log cannot be written; nothing was changed"))
 		return
 	}
-	resp, err := s.join(ctx, req, tok)
+	resp, revoked, err := s.join(ctx, req, tok)
 	entry := audit.Entry{Time: s.now().UTC(), Actor: "join-token", Action: action, Target: req.Node, Result: "ok",
 		Detail: map[string]string{"request": reqID}}
+	if revoked > 0 {
+		entry.Detail["svids_revoked"] = strconv.Itoa(revoked)
+	}
 	if err != nil {
 		entry.Result = resultOf(err)
 	} else {
@@ -200,15 +205,17 @@ func (s *Server) checkToken(ctx context.Context, req api.JoinRequest) (heldToken
 	return t, nil
 }
 
-// join spends the token and signs the node's SVID.
-func (s *Server) join(ctx context.Context, req api.JoinRequest, tok heldToken) (api.CertResponse, error) {
+// join spends the token and signs the node's SVID, and revokes those of
+// the node's services issued before (revokeEarlierJoin): it returns how
+// many.
+func (s *Server) join(ctx context.Context, req api.JoinRequest, tok heldToken) (api.CertResponse, int, error) {
 	joinID, err := newID()
 	if err != nil {
-		return api.CertResponse{}, err
+		return api.CertResponse{}, 0, err
 	}
 	chain, err := s.signNode(req.CSR, req.Node, joinID)
 	if err != nil {
-		return api.CertResponse{}, err
+		return api.CertResponse{}, 0, err
 	}
 	s.m.issued.WithLabelValues("node").Inc()
 	now := s.now().UTC()
@@ -231,12 +238,40 @@ func (s *Server) join(ctx context.Context, req api.JoinRequest, tok heldToken) (
 	}
 	_, err = s.st.Txn(ctx, []store.Cond{{Key: tok.key, ModRevision: tok.rev}}, ops)
 	if errors.Is(err, store.ErrConflict) {
-		return api.CertResponse{}, errorf(http.StatusUnauthorized, "join token refused: already used")
+		return api.CertResponse{}, 0, errorf(http.StatusUnauthorized, "join token refused: already used")
 	}
 	if err != nil {
-		return api.CertResponse{}, err
+		return api.CertResponse{}, 0, err
 	}
-	return s.certResponse(chain), nil
+	n, err := s.revokeEarlierJoin(ctx, req.Node)
+	if err != nil {
+		return api.CertResponse{}, 0, err
+	}
+	return s.certResponse(chain), n, nil
+}
+
+// revokeEarlierJoin revokes the unexpired SVIDs issued to node before its
+// latest join, which whoever held the earlier join's certificate may hold,
+// and returns how many it added to the list. It runs once the join is
+// stored: an SVID whose record it does not read is recorded after it, and
+// its request then sees the new join and is refused (handleSVID).
+func (s *Server) revokeEarlierJoin(ctx context.Context, node string) (int, error) {
+	kvs, _, err := s.st.List(ctx, prefixIssued+node+"/")
+	if err != nil {
+		return 0, err
+	}
+	stored, err := s.currentRevocations(ctx)
+	if err != nil {
+		return 0, err
+	}
+	serials := liveSerials(kvs, s.now(), func(r issuedRecord) bool { return !slices.Contains(stored.Serials, r.Serial) })
+	if len(serials) == 0 {
+		return 0, nil
+	}
+	if _, err := s.addRevocations(ctx, nil, serials); err != nil {
+		return 0, err
+	}
+	return len(serials), nil
 }
 
 // nodeRecord is a node as stored: what agents (over the watch stream) and
@@ -445,6 +480,20 @@ func (s *Server) handleSVID(w http.ResponseWriter, r *http.Request, c *caller) {
 		writeError(w, err)
 		return
 	}
+	// And a join of the node meanwhile: either this read sees it, or the
+	// join's revocation, after it was stored, sees the record
+	// (revokeEarlierJoin).
+	var node nodeRecord
+	if err := getJSON(ctx, s.st, prefixNode+c.Name, &node); err != nil || node.JoinID != c.join {
+		if _, derr := s.st.Delete(ctx, issuedKey(c.Name, rec.Serial)); derr != nil && err == nil {
+			err = derr
+		}
+		if err == nil {
+			err = errorf(http.StatusUnauthorized, "client certificate refused: it is of an earlier join of node %q", c.Name)
+		}
+		writeError(w, err)
+		return
+	}
 	var rev identity.Revocations
 	if err := getJSON(ctx, s.st, keyRevocations, &rev); err != nil && !errors.Is(err, store.ErrNotFound) {
 		writeError(w, err)
@@ -465,14 +514,16 @@ const maxLiveSVIDs = 8
 
 func issuedKey(node, serial string) string { return prefixIssued + node + "/" + serial }
 
-// issuedTo counts the unexpired SVIDs issued to node for service, and
-// deletes the node's records of expired ones.
+// issuedTo counts the unexpired SVIDs issued to node for service that are
+// not revoked (a node joined again is not held back by those of its
+// earlier join), and deletes the node's records of expired ones.
 func (s *Server) issuedTo(ctx context.Context, node, service string) (int, error) {
 	kvs, _, err := s.st.List(ctx, prefixIssued+node+"/")
 	if err != nil {
 		return 0, err
 	}
 	now := s.now()
+	revoked := s.trust.Revocations().Serials
 	live := 0
 	var expired []store.Op
 	for _, kv := range kvs {
@@ -483,7 +534,7 @@ func (s *Server) issuedTo(ctx context.Context, node, service string) (int, error
 			}
 			continue
 		}
-		if rec.Service == service {
+		if rec.Service == service && !slices.Contains(revoked, rec.Serial) {
 			live++
 		}
 	}
