@@ -161,8 +161,13 @@ func (s *Server) sameJoin(ctx context.Context, c *caller) error {
 	if err != nil {
 		return errorf(http.StatusUnauthorized, "client certificate refused: %v", err)
 	}
+	// Without quorum the record is read from the member this server
+	// reaches, as the watch snapshot is: a node's calls (its watch, its
+	// flows) go on through an outage of the store; a join, a write, needs
+	// quorum, so a member's copy misses one only across a partition.
+	sctx, _ := store.AllowStale(ctx)
 	var node nodeRecord
-	if err := getJSON(ctx, s.st, prefixNode+c.Name, &node); err != nil {
+	if err := getJSON(sctx, s.st, prefixNode+c.Name, &node); err != nil {
 		if errors.Is(err, store.ErrNotFound) {
 			return errorf(http.StatusUnauthorized, "client certificate refused: node %q is not registered: join it with a token", c.Name)
 		}
