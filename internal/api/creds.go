@@ -9,6 +9,7 @@ import (
 	"encoding/pem"
 	"errors"
 	"fmt"
+	"io"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -63,8 +64,9 @@ func WriteCredentials(dir string, cert *tls.Certificate, roots []*x509.Certifica
 }
 
 // LoadCredentials reads what WriteCredentials wrote.
+// A key file that others may read is refused (seal.CheckPrivateMode).
 func LoadCredentials(dir string) (*tls.Certificate, []*x509.Certificate, error) {
-	keyPEM, err := os.ReadFile(filepath.Join(dir, KeyFile))
+	keyPEM, err := readPrivate(filepath.Join(dir, KeyFile))
 	if err != nil {
 		return nil, nil, fmt.Errorf("api: credentials: %w", err)
 	}
@@ -89,6 +91,24 @@ func LoadCredentials(dir string) (*tls.Certificate, []*x509.Certificate, error) 
 		return nil, nil, fmt.Errorf("api: %s: key cannot sign", filepath.Join(dir, KeyFile))
 	}
 	return ca.TLSCertificate(chain, signer), roots, nil
+}
+
+// readPrivate reads a file holding a private key, refusing one that
+// group or others may access.
+func readPrivate(path string) ([]byte, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		return nil, err
+	}
+	if err := seal.CheckPrivateMode(path, fi); err != nil {
+		return nil, err
+	}
+	return io.ReadAll(io.LimitReader(f, 1<<20))
 }
 
 // ReadCertFile reads the PEM certificates of a credentials file (a chain or

@@ -58,8 +58,12 @@ func NewAdminSession(addr, dir string, cfg SessionConfig) (*AdminClient, error) 
 	a := &AdminClient{addr: addr, dir: dir, td: id.TrustDomain(), id: id.String(), cfg: cfg, cert: cert}
 	a.trust = identity.NewTrust(identity.TrustConfig{TrustDomain: a.td, Now: cfg.Now})
 	a.trust.Update(x509bundle.FromX509Authorities(a.td, roots), identity.Revocations{})
-	if sc, err := a.loadSession(); err == nil {
+	sc, err := a.loadSession()
+	switch {
+	case err == nil:
 		a.session = sc
+	case errors.Is(err, seal.ErrKeyFileMode):
+		return nil, fmt.Errorf("api: %w", err)
 	}
 	a.Client = NewClient(addr, ClientTLS(a.present, a.trust))
 	a.Client.mfa = a.prompt
@@ -122,7 +126,7 @@ func (s *AdminClient) Session() *tls.Certificate {
 }
 
 func (s *AdminClient) loadSession() (*tls.Certificate, error) {
-	b, err := os.ReadFile(filepath.Join(s.dir, SessionFile))
+	b, err := readPrivate(filepath.Join(s.dir, SessionFile))
 	if err != nil {
 		return nil, err
 	}

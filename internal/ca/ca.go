@@ -11,6 +11,9 @@
 // Prepare makes a new root and intermediate and publishes the root in the
 // bundle (peers trust both); Activate makes the new intermediate sign; Retire
 // removes the old root, refused while an SVID it signed may still be live.
+// An intermediate lives a year and nothing signed outlives it, so one with
+// a third of its life left is replaced under the same root
+// (IntermediateDue, RenewIntermediate).
 package ca
 
 import (
@@ -62,6 +65,8 @@ var (
 	ErrNothingRetire  = errors.New("ca: no old root to retire")
 	ErrOldRootLive    = errors.New("ca: the old root still has live SVIDs")
 	ErrBadTTL         = errors.New("ca: bad TTL")
+	ErrRootKeyAbsent  = errors.New("ca: the root key is not held here: a new intermediate needs it")
+	ErrBadKey         = errors.New("ca: key refused")
 )
 
 // Config configures a CA.
@@ -304,6 +309,9 @@ func (ca *CA) SignPublicKey(pub crypto.PublicKey, id spiffeid.ID, ttl time.Durat
 func (ca *CA) SignWithPolicies(pub crypto.PublicKey, id spiffeid.ID, ttl time.Duration, policies []x509.OID) ([]*x509.Certificate, error) {
 	if !id.MemberOf(ca.td) {
 		return nil, fmt.Errorf("ca: %w: %q is not in %q", identity.ErrWrongTrustDomain, id, ca.td.Name())
+	}
+	if err := checkKey(pub); err != nil {
+		return nil, err
 	}
 	kind, _, ok := identity.Parse(id)
 	if !ok {

@@ -94,6 +94,22 @@ func TestSignRefusals(t *testing.T) {
 	if _, err := c.SignCSR([]byte("not a csr"), svc("api"), 0); err == nil {
 		t.Error("garbage CSR accepted")
 	}
+	for _, curve := range []elliptic.Curve{elliptic.P224(), elliptic.P384(), elliptic.P521()} {
+		key, err := ecdsa.GenerateKey(curve, rand.Reader)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := c.SignPublicKey(key.Public(), svc("api"), 0); !errors.Is(err, ErrBadKey) {
+			t.Errorf("key on %s signed: %v", curve.Params().Name, err)
+		}
+		csr, err := x509.CreateCertificateRequest(rand.Reader, &x509.CertificateRequest{}, key)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := c.SignCSR(csr, svc("api"), 0); !errors.Is(err, ErrBadKey) {
+			t.Errorf("CSR over a key on %s signed: %v", curve.Params().Name, err)
+		}
+	}
 }
 
 func TestTTLCappedByIntermediate(t *testing.T) {
@@ -376,5 +392,81 @@ func TestIssuedCertificateSignsNothing(t *testing.T) {
 				}
 			}
 		}
+	}
+}
+
+// TestRenewIntermediate: once a third of the intermediate's life is left
+// it is due, and a new one under the same root signs; what the old one
+// signed still verifies against the unchanged bundle. An intermediate
+// the root would not outlive, or one whose root key is not held, is not
+// due.
+func TestRenewIntermediate(t *testing.T) {
+	clk := &clock{t: time.Now().Truncate(time.Second)}
+	c := testCA(t, clk)
+	a := c.State().Authorities[0]
+	life := a.Intermediate.NotAfter.Sub(a.Intermediate.NotBefore)
+	clk.Add(life*2/3 - time.Hour)
+	if c.IntermediateDue() {
+		t.Fatal("due with a third of its life left")
+	}
+	clk.Add(2 * time.Hour)
+	if !c.IntermediateDue() {
+		t.Fatal("not due with less than a third of its life left")
+	}
+	before, err := c.Issue(svc("api"), 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := c.RenewIntermediate(); err != nil {
+		t.Fatal(err)
+	}
+	if c.IntermediateDue() {
+		t.Fatal("a fresh intermediate is due")
+	}
+	b := c.State().Authorities[0]
+	if b.Intermediate.Equal(a.Intermediate) || !b.Root.Equal(a.Root) || b.Intermediate.CheckSignatureFrom(a.Root) != nil {
+		t.Fatal("want a new intermediate under the same root")
+	}
+	trust := identity.NewTrust(identity.TrustConfig{TrustDomain: td, Now: clk.Now})
+	trust.Update(c.Bundle(), identity.Revocations{})
+	after, err := c.Issue(svc("api"), 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, cert := range []*tls.Certificate{before, after} {
+		chain := []*x509.Certificate{cert.Leaf}
+		for _, der := range cert.Certificate[1:] {
+			x, _ := x509.ParseCertificate(der)
+			chain = append(chain, x)
+		}
+		if _, err := trust.Verify(chain); err != nil {
+			t.Fatalf("SVID signed by %s: %v", chain[1].Subject, err)
+		}
+	}
+	clk.Add(life / 2)
+	if _, err := c.Issue(svc("api"), 0); err != nil {
+		t.Fatalf("past the first intermediate's end: %v", err)
+	}
+
+	t.Log("an intermediate its root does not outlive is not due")
+	clk.t = b.Root.NotAfter.Add(-life / 4)
+	if err := c.RenewIntermediate(); err != nil {
+		t.Fatal(err)
+	}
+	if c.IntermediateDue() {
+		t.Fatal("due though a new one would end with the root, no later")
+	}
+
+	t.Log("without the root key, nothing is due and nothing renews")
+	clk.t = time.Now().Truncate(time.Second)
+	st := testCA(t, clk).State()
+	st.Authorities[0].RootKey = nil
+	clk.Add(life)
+	offline, err := FromState(Config{TrustDomain: td, Now: clk.Now}, st)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if offline.IntermediateDue() || !errors.Is(offline.RenewIntermediate(), ErrRootKeyAbsent) {
+		t.Fatal("an authority without its root key renews its intermediate")
 	}
 }

@@ -1,6 +1,7 @@
 package ca
 
 import (
+	"crypto"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
@@ -24,9 +25,10 @@ func NewKeyCSR() (*ecdsa.PrivateKey, []byte, error) {
 	return key, csr, nil
 }
 
-// ParseCSR parses a PKCS#10 request as SignCSR takes it: signed by its
-// own key, an ECDSA one. A caller checks a request with it before
-// anything is recorded for it.
+// ParseCSR parses a PKCS#10 request as the CA signs it: signed by its own
+// key, an ECDSA P-256 one (the key NewKeyCSR makes, and the only one the
+// CA certifies). A caller checks a request with it before anything is
+// recorded for it.
 func ParseCSR(der []byte) (*x509.CertificateRequest, error) {
 	csr, err := x509.ParseCertificateRequest(der)
 	if err != nil {
@@ -35,8 +37,22 @@ func ParseCSR(der []byte) (*x509.CertificateRequest, error) {
 	if err := csr.CheckSignature(); err != nil {
 		return nil, fmt.Errorf("ca: CSR signature: %w", err)
 	}
-	if _, ok := csr.PublicKey.(*ecdsa.PublicKey); !ok {
-		return nil, fmt.Errorf("ca: CSR key must be ECDSA, got %T", csr.PublicKey)
+	if err := checkKey(csr.PublicKey); err != nil {
+		return nil, err
 	}
 	return csr, nil
+}
+
+// checkKey accepts an ECDSA P-256 public key: a key of another curve
+// (P-224's 112 bits; curves no TLS 1.3 peer of moat's is meant to meet)
+// or type is never certified.
+func checkKey(pub crypto.PublicKey) error {
+	k, ok := pub.(*ecdsa.PublicKey)
+	if !ok {
+		return fmt.Errorf("%w: want an ECDSA P-256 key, got %T", ErrBadKey, pub)
+	}
+	if k.Curve != elliptic.P256() {
+		return fmt.Errorf("%w: want an ECDSA P-256 key, got curve %s", ErrBadKey, k.Curve.Params().Name)
+	}
+	return nil
 }

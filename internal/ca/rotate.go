@@ -79,3 +79,37 @@ func (ca *CA) Retire(force bool) error {
 	ca.refreshTrust()
 	return nil
 }
+
+// IntermediateDue reports whether the signing intermediate should be
+// replaced: less than a third of its life is left, the root key is held
+// here, and the root outlives it, so that a new intermediate under the
+// same root (RenewIntermediate) ends later. Every certificate the CA
+// signs ends by its intermediate's end, so an intermediate nobody replaces
+// stops every issuance the day it expires.
+func (ca *CA) IntermediateDue() bool {
+	ca.mu.Lock()
+	defer ca.mu.Unlock()
+	a := ca.state.Authorities[ca.state.Active]
+	in := a.Intermediate
+	left := in.NotAfter.Sub(ca.now())
+	return a.RootKey != nil && a.Root.NotAfter.After(in.NotAfter) && left < in.NotAfter.Sub(in.NotBefore)/3
+}
+
+// RenewIntermediate makes a new intermediate and key under the signing
+// authority's root, which sign from then on. The bundle does not change:
+// certificates the previous intermediate signed carry it in their chains
+// and verify until they end.
+func (ca *CA) RenewIntermediate() error {
+	ca.mu.Lock()
+	defer ca.mu.Unlock()
+	a := ca.state.Authorities[ca.state.Active]
+	if a.RootKey == nil {
+		return ErrRootKeyAbsent
+	}
+	inter, key, err := ca.newIntermediate(a.Root, a.RootKey)
+	if err != nil {
+		return err
+	}
+	a.Intermediate, a.InterKey = inter, key
+	return nil
+}

@@ -13,7 +13,6 @@ import (
 	"io"
 	"net/http"
 	"net/url"
-	"os"
 	"regexp"
 	"strconv"
 	"strings"
@@ -22,6 +21,7 @@ import (
 
 	"moat/internal/api"
 	"moat/internal/audit"
+	"moat/internal/seal"
 )
 
 func accessCommand() *Command {
@@ -388,7 +388,11 @@ func accessExportCommand() *Command {
 			if err != nil {
 				return err
 			}
-			if err := os.WriteFile(*out, rec, 0o600); err != nil {
+			// A new file of mode 0600 renamed over the name, as the
+			// recording holds what the session showed (passwords typed
+			// in the clear among it): not a file already there, readable
+			// by others, nor a link to someone else's file.
+			if err := seal.WriteFileAtomic(*out, rec, 0o600); err != nil {
 				return err
 			}
 			fmt.Fprintf(e.Stderr, "session %s: %s bytes, digest matches the audit log\n", ids[0], strconv.Itoa(len(rec)))

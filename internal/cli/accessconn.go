@@ -28,6 +28,7 @@ import (
 	"moat/internal/ca"
 	"moat/internal/identity"
 	"moat/internal/mesh"
+	"moat/internal/seal"
 )
 
 // findGrant finds the caller's active grant for node (a shell) or service
@@ -358,8 +359,11 @@ func writeGrantCreds(dir, node string, cr *grantCreds) error {
 		grantCertFile:  ssh.MarshalAuthorizedKey(cr.sshCert),
 		grantHostsFile: []byte("@cert-authority " + node + " " + string(ssh.MarshalAuthorizedKey(cr.hostCA))),
 	}
+	// Each file is a new one of mode 0600 renamed over the name: a file
+	// already there readable by others, or a link to someone else's file,
+	// neither keeps the key nor receives it.
 	for name, b := range files {
-		if err := os.WriteFile(filepath.Join(dir, name), b, 0o600); err != nil {
+		if err := seal.WriteFileAtomic(filepath.Join(dir, name), b, 0o600); err != nil {
 			return err
 		}
 	}

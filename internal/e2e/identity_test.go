@@ -140,6 +140,54 @@ func TestNodeCannotObtainAnotherNodesService(t *testing.T) {
 	}
 }
 
+// TestCSRKeysOtherThanP256Refused: every certificate moat issues to a
+// client is over a P-256 key, and the CA took whatever ECDSA key a request
+// held: a node got an SVID over a P-224 key (112-bit, and no TLS 1.3
+// signature scheme: no peer completes a handshake with it) or over keys
+// of curves its peers were never meant to meet. A CSR over another curve
+// is now refused, 400, for a service SVID, a node's join and renewal, and
+// an administrator's session.
+func TestCSRKeysOtherThanP256Refused(t *testing.T) {
+	c := newCluster(t)
+	c.startAgent("n1")
+	c.register(api.Registration{Name: "db", Node: "n1", Port: 5432})
+	n1, err := api.NewClientFromDir(c.addr, filepath.Join(c.dir, "agent-n1", "node"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer n1.Close()
+	ctx := context.Background()
+	for _, curve := range []elliptic.Curve{elliptic.P224(), elliptic.P384(), elliptic.P521()} {
+		key, err := ecdsa.GenerateKey(curve, rand.Reader)
+		if err != nil {
+			t.Fatal(err)
+		}
+		csr, err := x509.CreateCertificateRequest(rand.Reader, &x509.CertificateRequest{}, key)
+		if err != nil {
+			t.Fatal(err)
+		}
+		name := curve.Params().Name
+		var resp api.CertResponse
+		if err := n1.Call(ctx, http.MethodPost, api.PathSVID, api.SVIDRequest{Service: "db", CSR: csr}, &resp); !errors.Is(err, api.ErrInvalid) {
+			t.Errorf("SVID over a %s key: %v, want invalid (chain of %d)", name, err, len(resp.Chain))
+		}
+		if err := n1.Call(ctx, http.MethodPost, api.PathNodeRenew, api.RenewRequest{CSR: csr}, nil); !errors.Is(err, api.ErrInvalid) {
+			t.Errorf("node renewal over a %s key: %v, want invalid", name, err)
+		}
+		if err := c.admin.Call(ctx, http.MethodPost, api.PathMFASession, api.MFASessionRequest{CSR: csr}, nil); !errors.Is(err, api.ErrInvalid) {
+			t.Errorf("MFA session over a %s key: %v, want invalid", name, err)
+		}
+	}
+	t.Log("a P-256 request is signed")
+	_, csr, err := ca.NewKeyCSR()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := n1.Call(ctx, http.MethodPost, api.PathSVID, api.SVIDRequest{Service: "db", CSR: csr}, nil); err != nil {
+		t.Fatalf("SVID over a P-256 key: %v", err)
+	}
+}
+
 // svidOf returns the agent's current SVID leaf for service, or nil.
 func svidOf(a *agent.Agent, service string) *x509.Certificate {
 	cert, err := a.Certificate(service)

@@ -77,6 +77,41 @@ func AccountPolicy(id string) (x509.OID, error) {
 	return x509.ParseOID(fmt.Sprintf("%s.3.%s", oidMoat, n.String()))
 }
 
+// JoinPolicy returns the policy of a node certificate issued under the
+// node's join id (of the form ValidAccountID checks): every certificate of
+// a node names the join it descends from, so that those of an earlier
+// join are told apart once the node joins again (see ReadJoin).
+func JoinPolicy(id string) (x509.OID, error) {
+	if err := validHexID("join", id); err != nil {
+		return x509.OID{}, err
+	}
+	n, _ := new(big.Int).SetString(id, 16)
+	return x509.ParseOID(fmt.Sprintf("%s.4.%s", oidMoat, n.String()))
+}
+
+// ReadJoin reads the join mark of a node certificate: "" for a
+// certificate without one (issued before node certificates carried it).
+// Any other moat policy, or two join marks, is an error.
+func ReadJoin(leaf *x509.Certificate) (string, error) {
+	join := ""
+	for _, p := range leaf.Policies {
+		rest, ok := strings.CutPrefix(p.String(), oidMoat+".")
+		if !ok {
+			continue
+		}
+		val, ok := strings.CutPrefix(rest, "4.")
+		n, isNum := new(big.Int).SetString(val, 10)
+		if !ok || !isNum || join != "" || n.Sign() <= 0 {
+			return "", ErrBadPolicy
+		}
+		join = n.Text(16)
+		if validHexID("join", join) != nil {
+			return "", ErrBadPolicy
+		}
+	}
+	return join, nil
+}
+
 // ValidGrantID checks the form of an access grant ID: 1 to 32 lowercase
 // hex digits, no leading zero.
 func ValidGrantID(id string) error { return validHexID("grant", id) }

@@ -103,3 +103,39 @@ func FuzzReadAdminMarks(f *testing.F) {
 		}
 	})
 }
+
+// TestJoinMark: a node certificate's join reads back as written; a join
+// of ID zero, two joins or another moat mark on a node certificate are
+// refused, and an admin certificate does not carry one.
+func TestJoinMark(t *testing.T) {
+	mustOID := oidOf(t)
+	join := mustOID(JoinPolicy("1f2e3d"))
+	other := mustOID(x509.ParseOID("1.2.3.4"))
+	for _, tc := range []struct {
+		name     string
+		policies []x509.OID
+		want     string
+		err      error
+	}{
+		{"none", nil, "", nil},
+		{"another's policy is ignored", []x509.OID{other}, "", nil},
+		{"a join", []x509.OID{join, other}, "1f2e3d", nil},
+		{"two joins", []x509.OID{join, mustOID(JoinPolicy("abc"))}, "", ErrBadPolicy},
+		{"a join of ID zero", []x509.OID{mustOID(x509.ParseOID(oidMoat + ".4.0"))}, "", ErrBadPolicy},
+		{"an account mark", []x509.OID{mustOID(AccountPolicy("a1b2c3"))}, "", ErrBadPolicy},
+		{"a join with more arcs", []x509.OID{mustOID(x509.ParseOID(oidMoat + ".4.1.2"))}, "", ErrBadPolicy},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			got, err := ReadJoin(&x509.Certificate{Policies: tc.policies})
+			if !errors.Is(err, tc.err) || got != tc.want {
+				t.Fatalf("got %q, %v; want %q, %v", got, err, tc.want, tc.err)
+			}
+		})
+	}
+	if _, err := JoinPolicy("0abc"); err == nil {
+		t.Fatal("a join ID with a leading zero made a policy")
+	}
+	if _, err := ReadAdminMarks(&x509.Certificate{Policies: []x509.OID{join}}); !errors.Is(err, ErrBadPolicy) {
+		t.Fatalf("an admin certificate with a join mark: %v", err)
+	}
+}

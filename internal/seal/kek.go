@@ -8,6 +8,7 @@ import (
 	"io"
 	"io/fs"
 	"os"
+	"runtime"
 	"strings"
 )
 
@@ -117,8 +118,8 @@ func OpenKeyFile(path string) (KEK, error) {
 	if !fi.Mode().IsRegular() {
 		return nil, fmt.Errorf("seal: key file %q: not a regular file (%s)", path, fi.Mode().Type())
 	}
-	if perm := fi.Mode().Perm(); perm&0o077 != 0 {
-		return nil, fmt.Errorf("seal: key file %q has mode %04o: %w", path, perm, ErrKeyFileMode)
+	if err := CheckPrivateMode(path, fi); err != nil {
+		return nil, fmt.Errorf("seal: %w", err)
 	}
 	b, err := os.ReadFile(path)
 	if err != nil {
@@ -129,6 +130,20 @@ func OpenKeyFile(path string) (KEK, error) {
 		return nil, fmt.Errorf("seal: key file %q: %v", path, err)
 	}
 	return newRawKEK(fmt.Sprintf("key file %q", path), key)
+}
+
+// CheckPrivateMode refuses the file at path, described by fi, when group
+// or others may access it (ErrKeyFileMode), as ssh(1) refuses such a
+// private key: whoever else may read it holds what it keeps. Where files
+// have no such modes (Windows), it refuses nothing.
+func CheckPrivateMode(path string, fi fs.FileInfo) error {
+	if runtime.GOOS == "windows" {
+		return nil
+	}
+	if perm := fi.Mode().Perm(); perm&0o077 != 0 {
+		return fmt.Errorf("%s has mode %04o, which other local users may read: %w", path, perm, ErrKeyFileMode)
+	}
+	return nil
 }
 
 // EnvKEK loads a KEK from the environment variable name, which holds what

@@ -2,7 +2,6 @@ package server
 
 import (
 	"context"
-	"crypto/ecdsa"
 	"crypto/ed25519"
 	"crypto/rand"
 	"crypto/x509"
@@ -122,12 +121,9 @@ func (s *Server) handleAccessCert(ctx context.Context, c *caller, r *http.Reques
 	if err := s.sessionFresh(ctx, c); err != nil {
 		return nil, g.ID, err
 	}
-	csr, err := x509.ParseCertificateRequest(req.CSR)
-	if err != nil || csr.CheckSignature() != nil {
-		return nil, g.ID, errorf(http.StatusBadRequest, "csr: not a signed PKCS#10 request")
-	}
-	if _, ok := csr.PublicKey.(*ecdsa.PublicKey); !ok {
-		return nil, g.ID, errorf(http.StatusBadRequest, "csr: the key must be ECDSA")
+	csr, err := parseCSR(req.CSR)
+	if err != nil {
+		return nil, g.ID, err
 	}
 	pol, err := identity.GrantPolicy(g.ID)
 	if err != nil {

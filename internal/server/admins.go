@@ -102,7 +102,7 @@ func (s *Server) signAdmin(ctx context.Context, name, role string, csr []byte, t
 	if ttl == 0 {
 		ttl = defaultAdminTTL
 	}
-	req, err := parseSessionCSR(csr)
+	req, err := parseCSR(csr)
 	if err != nil {
 		return api.CertResponse{}, err
 	}

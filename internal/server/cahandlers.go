@@ -3,11 +3,15 @@ package server
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net/http"
 	"strings"
+	"time"
 
 	"moat/internal/api"
+	"moat/internal/audit"
 	"moat/internal/ca"
+	"moat/internal/identity"
 	"moat/internal/store"
 )
 
@@ -103,4 +107,72 @@ func (s *Server) checkAdminsMoved(ctx context.Context, force bool) error {
 			strings.Join(stuck, ", "))
 	}
 	return nil
+}
+
+// ActionIntermediateRenewed names the audit entries of a new intermediate
+// made under the signing root (renewIntermediate).
+const ActionIntermediateRenewed = "ca.intermediate"
+
+// renewIntermediate gives the signing authority a new intermediate under
+// the same root once the current one has less than a third of its life
+// left (ca.IntermediateDue): at start and in every sweep, so that neither
+// a server running for a year nor one started after a long stop finds its
+// CA unable to sign. The stored state changes only if it is still the
+// state this server holds; on a cluster the first server to renew wins
+// and the others load what it stored. It is audited.
+func (s *Server) renewIntermediate(ctx context.Context) error {
+	s.caMu.Lock()
+	if !s.ca.IntermediateDue() {
+		s.caMu.Unlock()
+		return nil
+	}
+	prev := s.ca.State()
+	old := prev.Authorities[prev.Active].Intermediate
+	kv, err := s.st.Get(ctx, keyCA)
+	if err != nil {
+		s.caMu.Unlock()
+		return fmt.Errorf("server: renew intermediate: %w", err)
+	}
+	stored, err := ca.Unmarshal(s.caConfig(), kv.Value, s.cfg.Sealer)
+	if err != nil {
+		s.caMu.Unlock()
+		return fmt.Errorf("server: renew intermediate: %w", err)
+	}
+	if st := stored.State(); len(st.Authorities) != len(prev.Authorities) || st.Active != prev.Active || !st.Authorities[st.Active].Intermediate.Equal(old) {
+		// Another server changed the CA (renewed it first, say): take
+		// what it stored now, rather than sign under what may have ended.
+		s.caMu.Unlock()
+		return s.loadCA(ctx)
+	}
+	next, err := ca.FromState(s.caConfig(), prev)
+	if err == nil {
+		err = next.RenewIntermediate()
+	}
+	var b []byte
+	if err == nil {
+		b, err = next.Marshal(s.cfg.Sealer)
+	}
+	if err == nil {
+		_, err = s.st.Txn(ctx, []store.Cond{{Key: keyCA, ModRevision: kv.ModRevision}}, []store.Op{store.Put(keyCA, b)})
+	}
+	if errors.Is(err, store.ErrConflict) {
+		s.caMu.Unlock()
+		return s.loadCA(ctx)
+	}
+	if err != nil {
+		s.caMu.Unlock()
+		return fmt.Errorf("server: renew intermediate: %w", err)
+	}
+	s.ca = next
+	st := next.State()
+	inter := st.Authorities[st.Active].Intermediate
+	s.caMu.Unlock()
+	if err := s.renewOwnCert(); err != nil {
+		return err
+	}
+	return s.record(ctx, audit.Entry{Time: s.now().UTC(), Actor: "control-plane", Action: ActionIntermediateRenewed, Target: "ca", Result: "ok",
+		Detail: map[string]string{
+			"previous_serial": identity.SerialHex(old.SerialNumber), "previous_not_after": old.NotAfter.UTC().Format(time.RFC3339),
+			"serial": identity.SerialHex(inter.SerialNumber), "not_after": inter.NotAfter.UTC().Format(time.RFC3339),
+		}})
 }

@@ -133,7 +133,7 @@ func FuzzAdminRequests(f *testing.F) {
 			// A security key's assertion, then its parse by the WebAuthn library.
 			var req api.WebAuthnSessionRequest
 			if decodeLimit(r, &req, maxWebAuthnBody) == nil {
-				_, _ = parseSessionCSR(req.CSR)
+				_, _ = parseCSR(req.CSR)
 				_, _ = protocol.ParseCredentialRequestResponseBytes(req.Credential)
 			}
 		case 7:

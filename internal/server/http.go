@@ -38,6 +38,9 @@ type caller struct {
 	// account is the account mark of the certificate (see
 	// identity.AdminMarks), "" when it has none.
 	account string
+	// join is a node's latest join (nodeRecord.JoinID), which its
+	// certificate carries.
+	join string
 	// mfaChecked and mfaLive cache sessionLive's answer for the call, and
 	// mfaIssued when the live session was issued (zero if not recorded).
 	mfaChecked, mfaLive bool
@@ -106,6 +109,11 @@ func (s *Server) identify(ctx context.Context, r *http.Request) (*caller, error)
 		return nil, errorf(http.StatusUnauthorized, "client certificate %q is not a moat identity", id)
 	}
 	c := &caller{ID: id.String(), Kind: kind, Name: name, Leaf: r.TLS.PeerCertificates[0]}
+	if kind == identity.KindNode {
+		if err := s.sameJoin(ctx, c); err != nil {
+			return c, err // named as the refusal's source
+		}
+	}
 	if kind == identity.KindAdmin {
 		if err := callerMarks(c); err != nil {
 			return nil, err
@@ -139,6 +147,38 @@ func sameAccount(c *caller, rec adminRecord) error {
 	}
 	return &httpError{code: http.StatusUnauthorized, reason: api.ReasonEarlierAccount,
 		msg: fmt.Sprintf("client certificate refused: it was issued to an earlier account named %q, removed since; the account of that name now is another", c.Name)}
+}
+
+// sameJoin refuses a node certificate of another join of the caller's
+// node than its latest (nodeRecord.JoinID), and records the join in c. A
+// node joined again with a token is the operator's word that what joined
+// is the node: whoever kept a copy of an earlier join's certificate and
+// key must not keep the node's identity by renewing it. A certificate
+// without a join mark is taken only for a node whose latest join had no
+// ID (one that joined before joins had one).
+func (s *Server) sameJoin(ctx context.Context, c *caller) error {
+	mark, err := identity.ReadJoin(c.Leaf)
+	if err != nil {
+		return errorf(http.StatusUnauthorized, "client certificate refused: %v", err)
+	}
+	// Without quorum the record is read from the member this server
+	// reaches, as the watch snapshot is: a node's calls (its watch, its
+	// flows) go on through an outage of the store; a join, a write, needs
+	// quorum, so a member's copy misses one only across a partition.
+	sctx, _ := store.AllowStale(ctx)
+	var node nodeRecord
+	if err := getJSON(sctx, s.st, prefixNode+c.Name, &node); err != nil {
+		if errors.Is(err, store.ErrNotFound) {
+			return errorf(http.StatusUnauthorized, "client certificate refused: node %q is not registered: join it with a token", c.Name)
+		}
+		return err
+	}
+	if mark != node.JoinID {
+		return errorf(http.StatusUnauthorized, "client certificate refused: it is of an earlier join of node %q, which joined again at %s",
+			c.Name, node.Joined.UTC().Format(time.RFC3339))
+	}
+	c.join = node.JoinID
+	return nil
 }
 
 // nodeAction names a node call for metrics and refusals.

@@ -3,7 +3,6 @@ package server
 import (
 	"bytes"
 	"context"
-	"crypto/ecdsa"
 	"crypto/rand"
 	"crypto/subtle"
 	"crypto/x509"
@@ -20,6 +19,7 @@ import (
 
 	"moat/internal/api"
 	"moat/internal/audit"
+	"moat/internal/ca"
 	"moat/internal/identity"
 	"moat/internal/store"
 )
@@ -383,7 +383,7 @@ func (s *Server) handleMFASession(ctx context.Context, c *caller, r *http.Reques
 	if err := decode(r, &req); err != nil {
 		return nil, c.ID, err
 	}
-	csr, err := parseSessionCSR(req.CSR)
+	csr, err := parseCSR(req.CSR)
 	if err != nil {
 		return nil, c.ID, err
 	}
@@ -394,16 +394,14 @@ func (s *Server) handleMFASession(ctx context.Context, c *caller, r *http.Reques
 	return resp, c.ID, err
 }
 
-// parseSessionCSR checks the CSR of an MFA session request: signed, over
-// an ECDSA key. It is checked before any factor, so a bad one spends no
-// code.
-func parseSessionCSR(der []byte) (*x509.CertificateRequest, error) {
-	csr, err := x509.ParseCertificateRequest(der)
-	if err != nil || csr.CheckSignature() != nil {
-		return nil, errorf(http.StatusBadRequest, "csr: not a signed PKCS#10 request")
-	}
-	if _, ok := csr.PublicKey.(*ecdsa.PublicKey); !ok {
-		return nil, errorf(http.StatusBadRequest, "csr: the key must be ECDSA")
+// parseCSR checks the CSR of an administrator's certificate (enrolment,
+// MFA session, access grant) as the CA will (ca.ParseCSR), answering 400
+// for one it would not sign. It is checked before any factor, so a bad one
+// spends no code.
+func parseCSR(der []byte) (*x509.CertificateRequest, error) {
+	csr, err := ca.ParseCSR(der)
+	if err != nil {
+		return nil, errorf(http.StatusBadRequest, "csr: %v", err)
 	}
 	return csr, nil
 }

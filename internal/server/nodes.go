@@ -11,7 +11,9 @@ import (
 	"errors"
 	"net"
 	"net/http"
+	"slices"
 	"sort"
+	"strconv"
 	"time"
 
 	"moat/internal/api"
@@ -112,9 +114,12 @@ func (s *Server) handleJoin(w http.ResponseWriter, r *http.Request) {
 		writeError(w, errorf(http.StatusServiceUnavailable, "the audit log cannot be written; nothing was changed"))
 		return
 	}
-	resp, err := s.join(ctx, req, tok)
+	resp, revoked, err := s.join(ctx, req, tok)
 	entry := audit.Entry{Time: s.now().UTC(), Actor: "join-token", Action: action, Target: req.Node, Result: "ok",
 		Detail: map[string]string{"request": reqID}}
+	if revoked > 0 {
+		entry.Detail["svids_revoked"] = strconv.Itoa(revoked)
+	}
 	if err != nil {
 		entry.Result = resultOf(err)
 	} else {
@@ -200,40 +205,110 @@ func (s *Server) checkToken(ctx context.Context, req api.JoinRequest) (heldToken
 	return t, nil
 }
 
-// join spends the token and signs the node's SVID.
-func (s *Server) join(ctx context.Context, req api.JoinRequest, tok heldToken) (api.CertResponse, error) {
-	id, err := identity.NodeID(s.td, req.Node)
+// join spends the token and signs the node's SVID, and revokes those of
+// the node's services issued before (revokeEarlierJoin): it returns how
+// many.
+func (s *Server) join(ctx context.Context, req api.JoinRequest, tok heldToken) (api.CertResponse, int, error) {
+	joinID, err := newID()
 	if err != nil {
-		return api.CertResponse{}, errorf(http.StatusBadRequest, "node: %v", err)
+		return api.CertResponse{}, 0, err
 	}
-	chain, err := s.CA().SignCSR(req.CSR, id, s.nodeTTL())
+	chain, err := s.signNode(req.CSR, req.Node, joinID)
 	if err != nil {
-		return api.CertResponse{}, errorf(http.StatusBadRequest, "csr: %v", err)
+		return api.CertResponse{}, 0, err
 	}
 	s.m.issued.WithLabelValues("node").Inc()
 	now := s.now().UTC()
 	rec := tok.rec
 	rec.UsedAt = now
-	node := api.Node{Name: req.Node, MeshAddr: req.MeshAddr, Joined: now}
+	node := nodeRecord{Node: api.Node{Name: req.Node, MeshAddr: req.MeshAddr, Joined: now}, JoinID: joinID}
 	// Spend the token and record the node in one transaction: two agents
 	// racing with one token cannot both join.
 	ops := []store.Op{
 		store.Put(tok.key, mustJSON(rec)),
 		store.Put(prefixNode+req.Node, mustJSON(node)),
 	}
+	// A join with a token replaces whatever key was pinned before, or,
+	// pinning none, drops it: the token is the operator's word that this
+	// is the node, and the earlier join's key must not re-attest as it.
 	if req.NodeKey != nil {
-		// A join with a token replaces whatever key was pinned before: the
-		// token is the operator's word that this is the node.
 		ops = append(ops, s.pinOp(req.Node, req.NodeKey))
+	} else {
+		ops = append(ops, store.Delete(prefixNodeKey+req.Node))
 	}
 	_, err = s.st.Txn(ctx, []store.Cond{{Key: tok.key, ModRevision: tok.rev}}, ops)
 	if errors.Is(err, store.ErrConflict) {
-		return api.CertResponse{}, errorf(http.StatusUnauthorized, "join token refused: already used")
+		return api.CertResponse{}, 0, errorf(http.StatusUnauthorized, "join token refused: already used")
 	}
 	if err != nil {
-		return api.CertResponse{}, err
+		return api.CertResponse{}, 0, err
 	}
-	return s.certResponse(chain), nil
+	n, err := s.revokeEarlierJoin(ctx, req.Node)
+	if err != nil {
+		return api.CertResponse{}, 0, err
+	}
+	return s.certResponse(chain), n, nil
+}
+
+// revokeEarlierJoin revokes the unexpired SVIDs issued to node before its
+// latest join, which whoever held the earlier join's certificate may hold,
+// and returns how many it added to the list. It runs once the join is
+// stored: an SVID whose record it does not read is recorded after it, and
+// its request then sees the new join and is refused (handleSVID).
+func (s *Server) revokeEarlierJoin(ctx context.Context, node string) (int, error) {
+	kvs, _, err := s.st.List(ctx, prefixIssued+node+"/")
+	if err != nil {
+		return 0, err
+	}
+	stored, err := s.currentRevocations(ctx)
+	if err != nil {
+		return 0, err
+	}
+	serials := liveSerials(kvs, s.now(), func(r issuedRecord) bool { return !slices.Contains(stored.Serials, r.Serial) })
+	if len(serials) == 0 {
+		return 0, nil
+	}
+	if _, err := s.addRevocations(ctx, nil, serials); err != nil {
+		return 0, err
+	}
+	return len(serials), nil
+}
+
+// nodeRecord is a node as stored: what agents (over the watch stream) and
+// administrators read of it, and the ID of its latest join, which its node
+// certificates carry (identity.JoinPolicy) and which the server keeps to
+// itself.
+type nodeRecord struct {
+	api.Node
+	// JoinID is "" for a node whose latest join was before joins had an ID.
+	JoinID string `json:"join_id,omitempty"`
+}
+
+// signNode signs a node certificate for node over the key of csr, marked
+// with the node's join (identity.JoinPolicy; none for a join without an
+// ID), for the node certificates' life.
+func (s *Server) signNode(csr []byte, node, join string) ([]*x509.Certificate, error) {
+	id, err := identity.NodeID(s.td, node)
+	if err != nil {
+		return nil, errorf(http.StatusBadRequest, "node: %v", err)
+	}
+	req, err := ca.ParseCSR(csr)
+	if err != nil {
+		return nil, errorf(http.StatusBadRequest, "csr: %v", err)
+	}
+	var pols []x509.OID
+	if join != "" {
+		pol, err := identity.JoinPolicy(join)
+		if err != nil {
+			return nil, err
+		}
+		pols = append(pols, pol)
+	}
+	chain, err := s.CA().SignWithPolicies(req.PublicKey, id, s.nodeTTL(), pols)
+	if err != nil {
+		return nil, errorf(http.StatusBadRequest, "csr: %v", err)
+	}
+	return chain, nil
 }
 
 // certResponse answers a node with its chain, the bundle and the audit
@@ -266,10 +341,8 @@ func (s *Server) handleRenew(w http.ResponseWriter, r *http.Request, c *caller) 
 		writeError(w, err)
 		return
 	}
-	id, _ := identity.NodeID(s.td, c.Name)
-	chain, err := s.CA().SignCSR(req.CSR, id, s.nodeTTL())
+	chain, err := s.signNode(req.CSR, c.Name, c.join)
 	if err != nil {
-		err = errorf(http.StatusBadRequest, "csr: %v", err)
 		s.refuse(r, c, "node.renew", err)
 		writeError(w, err)
 		return
@@ -282,7 +355,7 @@ func (s *Server) handleRenew(w http.ResponseWriter, r *http.Request, c *caller) 
 		}
 	}
 	if req.MeshAddr != "" {
-		var node api.Node
+		var node nodeRecord
 		rev, err := getJSONRev(ctx, s.st, prefixNode+c.Name, &node)
 		if err != nil && !errors.Is(err, store.ErrNotFound) {
 			writeError(w, err)
@@ -407,6 +480,20 @@ func (s *Server) handleSVID(w http.ResponseWriter, r *http.Request, c *caller) {
 		writeError(w, err)
 		return
 	}
+	// And a join of the node meanwhile: either this read sees it, or the
+	// join's revocation, after it was stored, sees the record
+	// (revokeEarlierJoin).
+	var node nodeRecord
+	if err := getJSON(ctx, s.st, prefixNode+c.Name, &node); err != nil || node.JoinID != c.join {
+		if _, derr := s.st.Delete(ctx, issuedKey(c.Name, rec.Serial)); derr != nil && err == nil {
+			err = derr
+		}
+		if err == nil {
+			err = errorf(http.StatusUnauthorized, "client certificate refused: it is of an earlier join of node %q", c.Name)
+		}
+		writeError(w, err)
+		return
+	}
 	var rev identity.Revocations
 	if err := getJSON(ctx, s.st, keyRevocations, &rev); err != nil && !errors.Is(err, store.ErrNotFound) {
 		writeError(w, err)
@@ -427,14 +514,16 @@ const maxLiveSVIDs = 8
 
 func issuedKey(node, serial string) string { return prefixIssued + node + "/" + serial }
 
-// issuedTo counts the unexpired SVIDs issued to node for service, and
-// deletes the node's records of expired ones.
+// issuedTo counts the unexpired SVIDs issued to node for service that are
+// not revoked (a node joined again is not held back by those of its
+// earlier join), and deletes the node's records of expired ones.
 func (s *Server) issuedTo(ctx context.Context, node, service string) (int, error) {
 	kvs, _, err := s.st.List(ctx, prefixIssued+node+"/")
 	if err != nil {
 		return 0, err
 	}
 	now := s.now()
+	revoked := s.trust.Revocations().Serials
 	live := 0
 	var expired []store.Op
 	for _, kv := range kvs {
@@ -445,7 +534,7 @@ func (s *Server) issuedTo(ctx context.Context, node, service string) (int, error
 			}
 			continue
 		}
-		if rec.Service == service {
+		if rec.Service == service && !slices.Contains(revoked, rec.Serial) {
 			live++
 		}
 	}

@@ -176,8 +176,9 @@ func (s *Server) sweepLeft(ctx context.Context) error {
 		Detail: map[string]string{"svids_revoked": fmt.Sprint(n)}})
 }
 
-// runLeftSweep runs sweepLeft, and the revocation list's pruning
-// (sweepRevocations), now and every leftSweepEvery until ctx ends.
+// runLeftSweep runs sweepLeft, the revocation list's pruning
+// (sweepRevocations) and the intermediate's renewal (renewIntermediate),
+// now and every leftSweepEvery until ctx ends.
 func (s *Server) runLeftSweep(ctx context.Context) {
 	t := time.NewTicker(leftSweepEvery)
 	defer t.Stop()
@@ -187,6 +188,9 @@ func (s *Server) runLeftSweep(ctx context.Context) {
 		}
 		if err := s.sweepRevocations(ctx); err != nil && ctx.Err() == nil {
 			s.log.Error("prune the revocation list", "err", err)
+		}
+		if err := s.renewIntermediate(ctx); err != nil && ctx.Err() == nil {
+			s.log.Error("renew the CA's intermediate", "err", err)
 		}
 		select {
 		case <-ctx.Done():

@@ -80,7 +80,7 @@ func (s *Server) handleReattest(w http.ResponseWriter, r *http.Request) {
 	ctx := r.Context()
 	var req api.ReattestRequest
 	err := decodeLimit(r, &req, maxNodeBody)
-	var node api.Node
+	var node heldNode
 	if err == nil {
 		node, err = s.checkReattest(ctx, req)
 	}
@@ -119,45 +119,45 @@ const methodNodeKey = "node-key"
 // checkReattest checks everything a re-attestation claims before
 // anything is recorded or signed: the name, the pinned key, the time, the
 // signature, and that the node is registered and not revoked.
-func (s *Server) checkReattest(ctx context.Context, req api.ReattestRequest) (api.Node, error) {
+func (s *Server) checkReattest(ctx context.Context, req api.ReattestRequest) (heldNode, error) {
 	if len(req.Node) > 63 {
-		return api.Node{}, errorf(http.StatusBadRequest, "node: a name of %d bytes, more than 63", len(req.Node))
+		return heldNode{}, errorf(http.StatusBadRequest, "node: a name of %d bytes, more than 63", len(req.Node))
 	}
 	id, err := identity.NodeID(s.td, req.Node)
 	if err != nil {
-		return api.Node{}, errorf(http.StatusBadRequest, "node: %v", err)
+		return heldNode{}, errorf(http.StatusBadRequest, "node: %v", err)
 	}
 	if req.MeshAddr != "" {
 		if err := validateMeshAddr(req.MeshAddr); err != nil {
-			return api.Node{}, err
+			return heldNode{}, err
 		}
 	}
 	if _, err := ca.ParseCSR(req.CSR); err != nil {
-		return api.Node{}, errorf(http.StatusBadRequest, "csr: %v", err)
+		return heldNode{}, errorf(http.StatusBadRequest, "csr: %v", err)
 	}
 	var rec nodeKeyRecord
 	err = getJSON(ctx, s.st, prefixNodeKey+req.Node, &rec)
 	if errors.Is(err, store.ErrNotFound) {
-		return api.Node{}, errorf(http.StatusUnauthorized, "node %q has no pinned node key: re-join it with a token", req.Node)
+		return heldNode{}, errorf(http.StatusUnauthorized, "node %q has no pinned node key: re-join it with a token", req.Node)
 	}
 	if err != nil {
-		return api.Node{}, err
+		return heldNode{}, err
 	}
 	pub, err := parseNodeKey(rec.Key)
 	if err != nil {
-		return api.Node{}, err
+		return heldNode{}, err
 	}
 	if skew := s.now().Sub(req.Time); skew > api.MaxReattestSkew || skew < -api.MaxReattestSkew {
-		return api.Node{}, errorf(http.StatusUnauthorized, "re-attestation refused: its time is %s from the server's clock", skew.Round(time.Second))
+		return heldNode{}, errorf(http.StatusUnauthorized, "re-attestation refused: its time is %s from the server's clock", skew.Round(time.Second))
 	}
 	// The signature covers every field the request acts on (the CSR, the
 	// mesh address): one altered on the way, or in a replay, fails it.
 	sum := sha256.Sum256(api.ReattestPayload(s.td.Name(), req))
 	if !ecdsa.VerifyASN1(pub, sum[:], req.Signature) {
-		return api.Node{}, errorf(http.StatusUnauthorized, "re-attestation refused: the signature is not by the node key pinned at join over this request")
+		return heldNode{}, errorf(http.StatusUnauthorized, "re-attestation refused: the signature is not by the node key pinned at join over this request")
 	}
 	if contains(s.trust.Revocations().IDs, id.String()) {
-		return api.Node{}, errorf(http.StatusForbidden, "node %q is revoked", req.Node)
+		return heldNode{}, errorf(http.StatusForbidden, "node %q is revoked", req.Node)
 	}
 	// Whoever holds the node key (root on the node) signs as many as it
 	// likes, and a signed request holds for MaxReattestSkew: each that
@@ -165,33 +165,41 @@ func (s *Server) checkReattest(ctx context.Context, req api.ReattestRequest) (ap
 	// are held to the rate of a renewal's address changes. Only a proof
 	// that holds spends the node's budget, so strangers cannot spend it.
 	if !s.nodeLimit(req.Node, limitReattest).AllowN(s.now(), 1) {
-		return api.Node{}, errorf(http.StatusTooManyRequests, "node %q re-attested too often; try again later", req.Node)
+		return heldNode{}, errorf(http.StatusTooManyRequests, "node %q re-attested too often; try again later", req.Node)
 	}
-	var node api.Node
-	if err := getJSON(ctx, s.st, prefixNode+req.Node, &node); err != nil {
+	var node heldNode
+	if node.rev, err = getJSONRev(ctx, s.st, prefixNode+req.Node, &node.rec); err != nil {
 		if errors.Is(err, store.ErrNotFound) {
-			return api.Node{}, errorf(http.StatusUnauthorized, "node %q is no longer registered: re-join it with a token", req.Node)
+			return heldNode{}, errorf(http.StatusUnauthorized, "node %q is no longer registered: re-join it with a token", req.Node)
 		}
-		return api.Node{}, err
+		return heldNode{}, err
 	}
 	return node, nil
 }
 
+// heldNode is a node's record as read, and its store revision.
+type heldNode struct {
+	rec nodeRecord
+	rev int64
+}
+
 // reattest signs the node's new certificate and records a changed mesh
 // address.
-func (s *Server) reattest(ctx context.Context, req api.ReattestRequest, node api.Node) (api.CertResponse, error) {
-	id, err := identity.NodeID(s.td, req.Node)
+func (s *Server) reattest(ctx context.Context, req api.ReattestRequest, node heldNode) (api.CertResponse, error) {
+	chain, err := s.signNode(req.CSR, req.Node, node.rec.JoinID)
 	if err != nil {
-		return api.CertResponse{}, errorf(http.StatusBadRequest, "node: %v", err)
-	}
-	chain, err := s.CA().SignCSR(req.CSR, id, s.nodeTTL())
-	if err != nil {
-		return api.CertResponse{}, errorf(http.StatusBadRequest, "csr: %v", err)
+		return api.CertResponse{}, err
 	}
 	s.m.issued.WithLabelValues("node").Inc()
-	if req.MeshAddr != "" && req.MeshAddr != node.MeshAddr {
-		node.MeshAddr = req.MeshAddr
-		if err := putJSON(ctx, s.st, prefixNode+req.Node, node); err != nil {
+	if req.MeshAddr != "" && req.MeshAddr != node.rec.MeshAddr {
+		// Only over the record read: a join meanwhile (a new join ID, a
+		// new node key) is not undone.
+		node.rec.MeshAddr = req.MeshAddr
+		_, err := s.st.Txn(ctx, []store.Cond{{Key: prefixNode + req.Node, ModRevision: node.rev}}, []store.Op{store.Put(prefixNode+req.Node, mustJSON(node.rec))})
+		if errors.Is(err, store.ErrConflict) {
+			return api.CertResponse{}, errorf(http.StatusConflict, "node %q changed meanwhile: re-attest again", req.Node)
+		}
+		if err != nil {
 			return api.CertResponse{}, err
 		}
 	}

@@ -187,6 +187,9 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 		return nil, fmt.Errorf("server: %w", err)
 	}
 	s.trust.Update(s.ca.Bundle(), rev)
+	if err := s.renewIntermediate(ctx); err != nil {
+		return nil, err
+	}
 	if err := s.renewOwnCert(); err != nil {
 		return nil, err
 	}

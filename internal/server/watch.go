@@ -353,8 +353,9 @@ func (nw *nodeWatches) add(node string, end context.CancelFunc) (remove func()) 
 }
 
 // handleWatch streams a full snapshot, then every change, as JSON lines.
-// The stream ends when the node's certificate is revoked or expires, or
-// when the node opens more than maxNodeWatches.
+// The stream ends when the node's certificate is revoked or expires, when
+// the node joins again (the certificate is of an earlier join), or when
+// the node opens more than maxNodeWatches.
 func (s *Server) handleWatch(w http.ResponseWriter, r *http.Request, c *caller) {
 	ctx, end := context.WithCancel(r.Context())
 	defer end()
@@ -404,6 +405,9 @@ func (s *Server) handleWatch(w http.ResponseWriter, r *http.Request, c *caller) 
 			if f.rev <= revs[f.prefix] {
 				continue
 			}
+			if f.prefix == prefixNode && s.joinedAgain(ctx, c, f.u.Nodes) {
+				return
+			}
 			u := forNode(f.u, c.Name)
 			if f.prefix == prefixGrant && len(u.Grants) == 0 {
 				continue
@@ -423,6 +427,21 @@ func (s *Server) handleWatch(w http.ResponseWriter, r *http.Request, c *caller) 
 			}
 		}
 	}
+}
+
+// joinedAgain says whether nodes, a watch frame's, hold the caller's node,
+// joined again since the join its certificate is of (sameJoin): the
+// stream of a copy of an earlier join's certificate ends with it. A store
+// that cannot be read ends nothing.
+func (s *Server) joinedAgain(ctx context.Context, c *caller, nodes []api.Node) bool {
+	for _, n := range nodes {
+		if n.Name != c.Name {
+			continue
+		}
+		var rec nodeRecord
+		return getJSON(ctx, s.st, prefixNode+c.Name, &rec) == nil && rec.JoinID != c.join
+	}
+	return false
 }
 
 // forNode keeps only node's own grants in u: an agent learns nothing of

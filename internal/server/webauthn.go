@@ -350,7 +350,7 @@ func (s *Server) handleWebAuthnLogin(ctx context.Context, c *caller, r *http.Req
 	if err := decodeLimit(r, &req, maxWebAuthnBody); err != nil {
 		return nil, c.ID, err
 	}
-	csr, err := parseSessionCSR(req.CSR)
+	csr, err := parseCSR(req.CSR)
 	if err != nil {
 		return nil, c.ID, err
 	}
