@@ -354,9 +354,9 @@ func printCA(w io.Writer, info api.CAInfo) {
 
 func policyCommand() *Command {
 	var file *string
-	readFile := func() (string, error) {
+	readFile := func(cmd string) (string, error) {
 		if *file == "" {
-			return "", usagef("-f FILE is required")
+			return "", usagef("policy %s: -f FILE is required", cmd)
 		}
 		b, err := os.ReadFile(*file)
 		if err != nil {
@@ -372,13 +372,13 @@ func policyCommand() *Command {
 	}
 	apply := adminCommand("apply", "validate and apply an intentions file atomically", "-f FILE [--validate]", applyFlags,
 		func(ctx context.Context, e *Env, fs *flag.FlagSet, c *api.AdminClient, out *adminFlags) error {
-			doc, err := readFile()
+			doc, err := readFile("apply")
 			if err != nil {
 				return err
 			}
 			var resp api.PolicyApplied
 			if err := c.Call(ctx, http.MethodPost, api.PathPolicy, api.PolicyRequest{YAML: doc}, &resp); err != nil {
-				return err
+				return policyFileErr(*file, err)
 			}
 			if out.output == "json" {
 				return printJSON(e.Stdout, resp)
@@ -394,7 +394,7 @@ func policyCommand() *Command {
 		if !*validate {
 			return applyRun(ctx, e, fs)
 		}
-		doc, err := readFile()
+		doc, err := readFile("apply")
 		if err != nil {
 			return err
 		}
@@ -410,13 +410,16 @@ func policyCommand() *Command {
 	}
 	diff := adminCommand("diff", "show what applying a file would change, and which recent flows it would deny", "-f FILE", fileFlag,
 		func(ctx context.Context, e *Env, fs *flag.FlagSet, c *api.AdminClient, out *adminFlags) error {
-			doc, err := readFile()
+			if err := noArgs(fs, "policy diff"); err != nil {
+				return err
+			}
+			doc, err := readFile("diff")
 			if err != nil {
 				return err
 			}
 			var resp api.PolicyDiff
 			if err := c.Call(ctx, http.MethodPost, api.PathPolicyDiff, api.PolicyRequest{YAML: doc}, &resp); err != nil {
-				return err
+				return policyFileErr(*file, err)
 			}
 			if out.output == "json" {
 				return printJSON(e.Stdout, resp)
@@ -448,6 +451,9 @@ func policyCommand() *Command {
 		})
 	show := adminCommand("show", "print the applied intentions", "", nil,
 		func(ctx context.Context, e *Env, fs *flag.FlagSet, c *api.AdminClient, out *adminFlags) error {
+			if err := noArgs(fs, "policy show"); err != nil {
+				return err
+			}
 			var p api.Policy
 			if err := c.Call(ctx, http.MethodGet, api.PathPolicy, nil, &p); err != nil {
 				return err
@@ -463,6 +469,14 @@ func policyCommand() *Command {
 			return nil
 		})
 	return &Command{Name: "policy", Summary: "apply, diff and explain intentions", Sub: []*Command{apply, diff, explain, show}}
+}
+
+// policyFileErr names the file whose intentions the server refused.
+func policyFileErr(file string, err error) error {
+	if errors.Is(err, api.ErrInvalid) {
+		return fmt.Errorf("%s: %w", file, err)
+	}
+	return err
 }
 
 func adminsCommand() *Command {
