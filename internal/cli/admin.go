@@ -262,6 +262,9 @@ func svcCommand() *Command {
 			if *dname == "" {
 				return usagef("svc deregister: --name is required")
 			}
+			if err := noArgs(fs, "svc deregister"); err != nil {
+				return err
+			}
 			return c.Call(ctx, http.MethodDelete, api.PathServices+"?name="+url.QueryEscape(*dname), nil, nil)
 		})
 	return &Command{Name: "svc", Summary: "register and list services", Sub: []*Command{deregister, list, register}}
