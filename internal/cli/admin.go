@@ -279,6 +279,9 @@ func revokeCommand() *Command {
 			serial = fs.String("serial", "", "revoke one certificate by serial (hex); a serial that is no live service SVID (an administrator's, a node's, a server's) needs role admin")
 		},
 		func(ctx context.Context, e *Env, fs *flag.FlagSet, c *api.AdminClient, out *adminFlags) error {
+			if err := noArgs(fs, "revoke"); err != nil {
+				return err
+			}
 			req := api.RevokeRequest{Service: *svc, Node: *node, Serial: *serial}
 			var rev identity.Revocations
 			if err := c.Call(ctx, http.MethodPost, api.PathRevoke, req, &rev); err != nil {
