@@ -25,6 +25,7 @@ import (
 	"moat/internal/seal"
 	"moat/internal/server"
 	"moat/internal/store"
+	"moat/internal/store/storetest"
 	"net"
 	"net/http"
 	"net/url"
@@ -85,6 +86,8 @@ import (
 //	freeport VAR... set each VAR to a distinct free port below the kernel's
 //	               ephemeral range (for ports a registration must name);
 //	               freeport -run N VAR sets VAR to the first of N in a row
+//	etcd NAME      run a real single-member etcd (storetest.StartEtcd) for
+//	               the script's servers to share; sets NAME_URL
 //	alertmanager NAME
 //	    run Prometheus Alertmanager (Debian's prometheus-alertmanager) on a
 //	    port picked by the kernel, with a throwaway configuration and
@@ -228,11 +231,27 @@ func scriptSetup(env *testscript.Env, bin string) error {
 	names = append(names, "SERVER", "UID", "ACCESS_USER", netnsVar)
 	env.Values[envNamesKey{}] = names
 	env.Values[procsKey{}] = &procs{m: map[string]*proc{}}
+	env.Values[scriptTBKey{}] = env.T()
 	env.Values[heldKey{}] = &heldConns{m: map[string]*heldConn{}}
 	return nil
 }
 
 type envNamesKey struct{}
+type scriptTBKey struct{}
+
+func cmdEtcd(ts *testscript.TestScript, neg bool, args []string) {
+	if len(args) != 1 || neg {
+		ts.Fatalf("usage: etcd NAME")
+	}
+	// The script's own test: etcd stops, and shows its output on a
+	// failure, when the script ends.
+	tb, ok := ts.Value(scriptTBKey{}).(testing.TB)
+	if !ok {
+		ts.Fatalf("etcd: the script runs without a testing.TB")
+	}
+	ts.Setenv(args[0]+"_URL", storetest.StartEtcd(tb))
+}
+
 type procsKey struct{}
 
 // ScriptCmds are the harness commands described at TestScripts.
@@ -270,6 +289,7 @@ func ScriptCmds() map[string]func(ts *testscript.TestScript, neg bool, args []st
 		"hold":         cmdHold,
 		"heldget":      cmdHeldGet,
 		"nodepost":     cmdNodePost,
+		"etcd":         cmdEtcd,
 	}
 }
 

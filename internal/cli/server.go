@@ -329,6 +329,9 @@ func serverMFAApproveCommand() *Command {
 func serverMembersCommand() *Command {
 	return adminCommand("members", "list the servers of the control plane's cluster", "", nil,
 		func(ctx context.Context, e *Env, fs *flag.FlagSet, c *api.AdminClient, out *adminFlags) error {
+			if err := noArgs(fs, "server members"); err != nil {
+				return err
+			}
 			var ms []api.Member
 			if err := c.Call(ctx, http.MethodGet, api.PathMembers, nil, &ms); err != nil {
 				return err
