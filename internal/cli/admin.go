@@ -103,15 +103,6 @@ func adminCommand(name, summary, usage string, flags func(fs *flag.FlagSet), run
 	}
 }
 
-// noArgs refuses the arguments of a command that takes none: a flag typed
-// without its dashes ("keys rotate kek") must not run the command without it.
-func noArgs(fs *flag.FlagSet, cmd string) error {
-	if fs.NArg() > 0 {
-		return usagef("%s takes no arguments, got %q", cmd, fs.Arg(0))
-	}
-	return nil
-}
-
 func tokenCommand() *Command {
 	var node *string
 	var ttl *time.Duration

@@ -230,8 +230,8 @@ func offlineFlags(fs *flag.FlagSet, c *server.File) *string {
 
 // offlineConfig reads and validates an offline command's configuration.
 func offlineConfig(fs *flag.FlagSet, file string, c *server.File, cmd string) error {
-	if fs.NArg() > 0 {
-		return usagef("server %s takes no arguments", cmd)
+	if err := noArgs(fs, "server "+cmd); err != nil {
+		return err
 	}
 	if err := withConfigFile(fs, file, c); err != nil {
 		return err
