@@ -284,7 +284,14 @@ func revokeCommand() *Command {
 			if out.output == "json" {
 				return printJSON(e.Stdout, rev)
 			}
-			fmt.Fprintf(e.Stdout, "revoked; revocation list version %d (%d identities, %d serials) is on its way to every agent\n", rev.Version, len(rev.IDs), len(rev.Serials))
+			what := fmt.Sprintf("service %q", *svc)
+			switch {
+			case *node != "":
+				what = fmt.Sprintf("node %q and the SVIDs it was issued", *node)
+			case *serial != "":
+				what = "serial " + *serial
+			}
+			fmt.Fprintf(e.Stdout, "revoked %s; revocation list version %d (%d identities, %d serials) is on its way to every agent\n", what, rev.Version, len(rev.IDs), len(rev.Serials))
 			return nil
 		})
 	c.Help = "Adds to the revocation list that every agent receives within a second; revoked\nidentities are refused at their next handshake and a revoked node cannot renew.\nAn operator may revoke services, nodes and live service SVIDs by serial; any\nother serial (an administrator's or a server's certificate) needs role admin."
