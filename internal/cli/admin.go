@@ -253,6 +253,9 @@ func svcCommand() *Command {
 			if *dname == "" {
 				return usagef("svc deregister: --name is required")
 			}
+			if err := noArgs(fs, "svc deregister"); err != nil {
+				return err
+			}
 			return c.Call(ctx, http.MethodDelete, api.PathServices+"?name="+url.QueryEscape(*dname), nil, nil)
 		})
 	return &Command{Name: "svc", Summary: "register and list services", Sub: []*Command{deregister, list, register}}
@@ -267,6 +270,9 @@ func revokeCommand() *Command {
 			serial = fs.String("serial", "", "revoke one certificate by serial (hex); a serial that is no live service SVID (an administrator's, a node's, a server's) needs role admin")
 		},
 		func(ctx context.Context, e *Env, fs *flag.FlagSet, c *api.AdminClient, out *adminFlags) error {
+			if err := noArgs(fs, "revoke"); err != nil {
+				return err
+			}
 			req := api.RevokeRequest{Service: *svc, Node: *node, Serial: *serial}
 			var rev identity.Revocations
 			if err := c.Call(ctx, http.MethodPost, api.PathRevoke, req, &rev); err != nil {
@@ -278,7 +284,14 @@ func revokeCommand() *Command {
 			if out.output == "json" {
 				return printJSON(e.Stdout, rev)
 			}
-			fmt.Fprintf(e.Stdout, "revoked; revocation list version %d (%d identities, %d serials) is on its way to every agent\n", rev.Version, len(rev.IDs), len(rev.Serials))
+			what := fmt.Sprintf("service %q", *svc)
+			switch {
+			case *node != "":
+				what = fmt.Sprintf("node %q and the SVIDs it was issued", *node)
+			case *serial != "":
+				what = "serial " + *serial
+			}
+			fmt.Fprintf(e.Stdout, "revoked %s; revocation list version %d (%d identities, %d serials) is on its way to every agent\n", what, rev.Version, len(rev.IDs), len(rev.Serials))
 			return nil
 		})
 	c.Help = "Adds to the revocation list that every agent receives within a second; revoked\nidentities are refused at their next handshake and a revoked node cannot renew.\nAn operator may revoke services, nodes and live service SVIDs by serial; any\nother serial (an administrator's or a server's certificate) needs role admin."
@@ -345,9 +358,9 @@ func printCA(w io.Writer, info api.CAInfo) {
 
 func policyCommand() *Command {
 	var file *string
-	readFile := func() (string, error) {
+	readFile := func(cmd string) (string, error) {
 		if *file == "" {
-			return "", usagef("-f FILE is required")
+			return "", usagef("policy %s: -f FILE is required", cmd)
 		}
 		b, err := os.ReadFile(*file)
 		if err != nil {
@@ -363,13 +376,13 @@ func policyCommand() *Command {
 	}
 	apply := adminCommand("apply", "validate and apply an intentions file atomically", "-f FILE [--validate]", applyFlags,
 		func(ctx context.Context, e *Env, fs *flag.FlagSet, c *api.AdminClient, out *adminFlags) error {
-			doc, err := readFile()
+			doc, err := readFile("apply")
 			if err != nil {
 				return err
 			}
 			var resp api.PolicyApplied
 			if err := c.Call(ctx, http.MethodPost, api.PathPolicy, api.PolicyRequest{YAML: doc}, &resp); err != nil {
-				return err
+				return policyFileErr(*file, err)
 			}
 			if out.output == "json" {
 				return printJSON(e.Stdout, resp)
@@ -385,7 +398,7 @@ func policyCommand() *Command {
 		if !*validate {
 			return applyRun(ctx, e, fs)
 		}
-		doc, err := readFile()
+		doc, err := readFile("apply")
 		if err != nil {
 			return err
 		}
@@ -401,13 +414,16 @@ func policyCommand() *Command {
 	}
 	diff := adminCommand("diff", "show what applying a file would change, and which recent flows it would deny", "-f FILE", fileFlag,
 		func(ctx context.Context, e *Env, fs *flag.FlagSet, c *api.AdminClient, out *adminFlags) error {
-			doc, err := readFile()
+			if err := noArgs(fs, "policy diff"); err != nil {
+				return err
+			}
+			doc, err := readFile("diff")
 			if err != nil {
 				return err
 			}
 			var resp api.PolicyDiff
 			if err := c.Call(ctx, http.MethodPost, api.PathPolicyDiff, api.PolicyRequest{YAML: doc}, &resp); err != nil {
-				return err
+				return policyFileErr(*file, err)
 			}
 			if out.output == "json" {
 				return printJSON(e.Stdout, resp)
@@ -439,6 +455,9 @@ func policyCommand() *Command {
 		})
 	show := adminCommand("show", "print the applied intentions", "", nil,
 		func(ctx context.Context, e *Env, fs *flag.FlagSet, c *api.AdminClient, out *adminFlags) error {
+			if err := noArgs(fs, "policy show"); err != nil {
+				return err
+			}
 			var p api.Policy
 			if err := c.Call(ctx, http.MethodGet, api.PathPolicy, nil, &p); err != nil {
 				return err
@@ -454,6 +473,14 @@ func policyCommand() *Command {
 			return nil
 		})
 	return &Command{Name: "policy", Summary: "apply, diff and explain intentions", Sub: []*Command{apply, diff, explain, show}}
+}
+
+// policyFileErr names the file whose intentions the server refused.
+func policyFileErr(file string, err error) error {
+	if errors.Is(err, api.ErrInvalid) {
+		return fmt.Errorf("%s: %w", file, err)
+	}
+	return err
 }
 
 func adminsCommand() *Command {

@@ -33,8 +33,8 @@ func alertsTestCommand() *Command {
 			fs.BoolVar(&resolve, "resolve", true, "also send the resolve of each test alert")
 		},
 		Run: func(ctx context.Context, e *Env, fs *flag.FlagSet) error {
-			if fs.NArg() > 0 {
-				return usagef("alerts test takes no arguments")
+			if err := noArgs(fs, "alerts test"); err != nil {
+				return err
 			}
 			if cfgPath == "" {
 				return usagef("alerts test: --config is required")

@@ -91,8 +91,8 @@ func auditLogCommand() *Command {
 			fs.Int64Var(&to, "to", -1, "entry to stop before (-1: the end)")
 		},
 		Run: func(ctx context.Context, e *Env, fs *flag.FlagSet) error {
-			if fs.NArg() > 0 {
-				return usagef("audit log takes no arguments")
+			if err := noArgs(fs, "audit log"); err != nil {
+				return err
 			}
 			if af.output != "table" && af.output != "json" {
 				return usagef("audit log: --output %q: want table or json", af.output)
@@ -337,8 +337,8 @@ func auditVerifyCommand() *Command {
 			fs.BoolVar(&all, "all-checkpoints", false, "also check the signature of every checkpoint in the history (offline)")
 		},
 		Run: func(ctx context.Context, e *Env, fs *flag.FlagSet) error {
-			if fs.NArg() > 0 {
-				return usagef("audit verify takes no arguments")
+			if err := noArgs(fs, "audit verify"); err != nil {
+				return err
 			}
 			tr, err := trusted.read()
 			if err != nil {
@@ -522,8 +522,8 @@ func auditCheckpointCommand() *Command {
 			fs.StringVar(&af.adminDir, "admin-dir", "", "admin credentials directory, with --server (env MOAT_ADMIN_DIR)")
 		},
 		Run: func(ctx context.Context, e *Env, fs *flag.FlagSet) error {
-			if fs.NArg() > 0 {
-				return usagef("audit checkpoint takes no arguments")
+			if err := noArgs(fs, "audit checkpoint"); err != nil {
+				return err
 			}
 			if remoteMode(e, &af, dataDir) {
 				r, err := openRemoteAudit(e, &af, "")
@@ -572,8 +572,8 @@ func auditWitnessCommand() *Command {
 			fs.StringVar(&af.adminDir, "admin-dir", "", "admin credentials directory (env MOAT_ADMIN_DIR)")
 		},
 		Run: func(ctx context.Context, e *Env, fs *flag.FlagSet) error {
-			if fs.NArg() > 0 {
-				return usagef("audit witness reset takes no arguments")
+			if err := noArgs(fs, "audit witness reset"); err != nil {
+				return err
 			}
 			dir := af.dir(e)
 			if dir == "" {

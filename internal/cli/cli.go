@@ -26,6 +26,7 @@ type (
 
 var (
 	usagef         = cmdline.Usagef
+	noArgs         = cmdline.NoArgs
 	printJSON      = cmdline.PrintJSON
 	writeJSONLine  = cmdline.WriteJSONLine
 	withConfigFile = cmdline.WithConfigFile

@@ -203,6 +203,9 @@ func adoptLocalKeyring(local string, backend etcdKeyring, kek seal.KEK, existing
 		return nil
 	}
 	mine, err := seal.Open(seal.Config{Dir: filepath.Dir(local), KEK: kek, NoCreate: true})
+	if errors.Is(err, seal.ErrWrongKEK) && existing != nil {
+		return adoptRewrapped(local, backend, kek, err)
+	}
 	if err != nil {
 		return err
 	}
@@ -222,6 +225,37 @@ func adoptLocalKeyring(local string, backend etcdKeyring, kek seal.KEK, existing
 	for _, k := range mine.Status(nil).Keys {
 		if !have[k.ID] {
 			return fmt.Errorf("%s holds data key %d, which the cluster's keyring (%s) lacks: data in this directory was sealed with it; move the directory's audit/ and flows/ aside before joining the cluster, or restore the cluster's keyring", local, k.ID, backend.Name())
+		}
+	}
+	return nil
+}
+
+// adoptRewrapped takes a directory's copy of the keyring that kek does not
+// open (errWrong) for the cluster's, under an older KEK, when kek opens the
+// cluster's keyring and it holds every data key the copy lists: a KEK
+// re-wrap made through another server leaves this server's copy so, and
+// the server, restarted with the new KEK, opens the cluster's and writes
+// its copy again. Otherwise errWrong stands.
+func adoptRewrapped(local string, backend etcdKeyring, kek seal.KEK, errWrong error) error {
+	cluster, err := seal.Open(seal.Config{Dir: filepath.Dir(local), KEK: kek, NoCreate: true, Backend: backend})
+	if err != nil {
+		return errWrong
+	}
+	data, err := os.ReadFile(local)
+	if err != nil {
+		return err
+	}
+	listed, err := seal.ListedKeyIDs(data)
+	if err != nil {
+		return fmt.Errorf("%s: %w", local, err)
+	}
+	have := map[uint32]bool{}
+	for _, k := range cluster.Status(nil).Keys {
+		have[k.ID] = true
+	}
+	for _, id := range listed {
+		if !have[id] {
+			return fmt.Errorf("%w; it lists data key %d, which the cluster's keyring (%s) lacks: it is no copy of the cluster's keyring under an older KEK", errWrong, id, backend.Name())
 		}
 	}
 	return nil

@@ -31,8 +31,8 @@ func demoCommand() *Command {
 				fs.BoolVar(&hold, "hold", false, "keep everything running after the checks until Ctrl-C")
 			},
 			Run: func(ctx context.Context, e *Env, fs *flag.FlagSet) error {
-				if fs.NArg() > 0 {
-					return usagef("demo isolation takes no arguments")
+				if err := noArgs(fs, "demo isolation"); err != nil {
+					return err
 				}
 				if runtime.GOOS != "linux" || os.Geteuid() != 0 {
 					return errors.New("demo isolation: needs Linux network namespaces and nftables, as root")

@@ -28,8 +28,8 @@ func nodeCommand() *Command {
 					fs.BoolVar(&asJSON, "json", false, "print JSON")
 				},
 				Run: func(ctx context.Context, e *Env, fs *flag.FlagSet) error {
-					if fs.NArg() > 0 {
-						return usagef("node firewall show takes no arguments")
+					if err := noArgs(fs, "node firewall show"); err != nil {
+						return err
 					}
 					path := ""
 					if netns != "" {

@@ -43,8 +43,8 @@ func flowsExportCommand() *Command {
 			ff.register(fs)
 		},
 		Run: func(ctx context.Context, e *Env, fs *flag.FlagSet) error {
-			if fs.NArg() > 0 {
-				return usagef("flows export takes no arguments, got %q", fs.Arg(0))
+			if err := noArgs(fs, "flows export"); err != nil {
+				return err
 			}
 			if out == "" {
 				return usagef("flows export: --out is required")

@@ -67,8 +67,8 @@ func flowsCommand() *Command {
 			fs.DurationVar(&poll, "poll", time.Second, "how often --follow looks for new records in --data-dir")
 		},
 		Run: func(ctx context.Context, e *Env, fs *flag.FlagSet) error {
-			if fs.NArg() > 0 {
-				return usagef("flows takes no arguments, got %q", fs.Arg(0))
+			if err := noArgs(fs, "flows"); err != nil {
+				return err
 			}
 			if af.output != "table" && af.output != "json" {
 				return usagef("flows: --output %q: want table or json", af.output)

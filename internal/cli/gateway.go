@@ -62,8 +62,8 @@ func gatewayCommand() *Command {
 			logFlags(fs, &c.Log)
 		},
 		Run: func(ctx context.Context, e *Env, fs *flag.FlagSet) error {
-			if fs.NArg() > 0 {
-				return usagef("gateway takes no arguments")
+			if err := noArgs(fs, "gateway"); err != nil {
+				return err
 			}
 			if validate {
 				// The node's settings given as flags, then the gateway's

@@ -24,6 +24,9 @@ func keysCommand() *Command {
 			kekNewEnv = fs.String("kek-new-env", "", "server-side variable holding the new key or passphrase")
 		},
 		func(ctx context.Context, e *Env, fs *flag.FlagSet, c *api.AdminClient, out *adminFlags) error {
+			if err := noArgs(fs, "keys rotate"); err != nil {
+				return err
+			}
 			var req api.KeyRotateRequest
 			if *useKEK {
 				req.KEK = &api.KEKSource{Source: *kekNewSource, File: *kekNewFile, Env: *kekNewEnv}
@@ -58,6 +61,9 @@ func keysCommand() *Command {
 		})
 	status := adminCommand("status", "show the data keys, their ages and what each protects", "", nil,
 		func(ctx context.Context, e *Env, fs *flag.FlagSet, c *api.AdminClient, out *adminFlags) error {
+			if err := noArgs(fs, "keys status"); err != nil {
+				return err
+			}
 			var st api.KeyStatus
 			if err := c.Call(ctx, http.MethodGet, api.PathKeys, nil, &st); err != nil {
 				return err

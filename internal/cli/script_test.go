@@ -25,6 +25,7 @@ import (
 	"moat/internal/seal"
 	"moat/internal/server"
 	"moat/internal/store"
+	"moat/internal/store/storetest"
 	"net"
 	"net/http"
 	"net/url"
@@ -85,6 +86,8 @@ import (
 //	freeport VAR... set each VAR to a distinct free port below the kernel's
 //	               ephemeral range (for ports a registration must name);
 //	               freeport -run N VAR sets VAR to the first of N in a row
+//	etcd NAME      run a real single-member etcd (storetest.StartEtcd) for
+//	               the script's servers to share; sets NAME_URL
 //	alertmanager NAME
 //	    run Prometheus Alertmanager (Debian's prometheus-alertmanager) on a
 //	    port picked by the kernel, with a throwaway configuration and
@@ -137,7 +140,9 @@ import (
 //	    break-glass session certificates and held connections: see
 //	    script_access_test.go
 //	eventually [-timeout D] PATTERN PROG ARGS...
-//	    rerun PROG (a program, or httpget) (backing off from 100ms to 2s)
+//	    rerun PROG (a program, httpget, or traffic ADDR SEND RECV: one
+//	    connection, not waiting while ADDR refuses it, printing "ok" or
+//	    "failed: ERR") (backing off from 100ms to 2s)
 //	    until it exits 0 with
 //	    stdout matching PATTERN (default timeout 60s); its last output is
 //	    the command's output. "! eventually" waits until PROG exits 0
@@ -226,11 +231,27 @@ func scriptSetup(env *testscript.Env, bin string) error {
 	names = append(names, "SERVER", "UID", "ACCESS_USER", netnsVar)
 	env.Values[envNamesKey{}] = names
 	env.Values[procsKey{}] = &procs{m: map[string]*proc{}}
+	env.Values[scriptTBKey{}] = env.T()
 	env.Values[heldKey{}] = &heldConns{m: map[string]*heldConn{}}
 	return nil
 }
 
 type envNamesKey struct{}
+type scriptTBKey struct{}
+
+func cmdEtcd(ts *testscript.TestScript, neg bool, args []string) {
+	if len(args) != 1 || neg {
+		ts.Fatalf("usage: etcd NAME")
+	}
+	// The script's own test: etcd stops, and shows its output on a
+	// failure, when the script ends.
+	tb, ok := ts.Value(scriptTBKey{}).(testing.TB)
+	if !ok {
+		ts.Fatalf("etcd: the script runs without a testing.TB")
+	}
+	ts.Setenv(args[0]+"_URL", storetest.StartEtcd(tb))
+}
+
 type procsKey struct{}
 
 // ScriptCmds are the harness commands described at TestScripts.
@@ -268,6 +289,7 @@ func ScriptCmds() map[string]func(ts *testscript.TestScript, neg bool, args []st
 		"hold":         cmdHold,
 		"heldget":      cmdHeldGet,
 		"nodepost":     cmdNodePost,
+		"etcd":         cmdEtcd,
 	}
 }
 
@@ -727,6 +749,36 @@ func cmdTraffic(ts *testscript.TestScript, neg bool, args []string) {
 	fmt.Fprintf(ts.Stdout(), "%d connections, %d bytes sent, %d received\n", conns-len(failures), sent, received)
 }
 
+// trafficOnce makes one connection of traffic ADDR SEND RECV, without
+// waiting while ADDR refuses it, and prints "ok" or "failed: ERR": for
+// eventually, which waits for a path to open or to close.
+func trafficOnce(ts *testscript.TestScript, args []string, w io.Writer) {
+	if len(args) != 3 {
+		ts.Fatalf("usage: eventually PATTERN traffic ADDR SEND RECV")
+	}
+	send, err1 := strconv.Atoi(args[1])
+	recv, err2 := strconv.Atoi(args[2])
+	if err1 != nil || err2 != nil || send < 0 || recv < 0 {
+		ts.Fatalf("traffic: SEND and RECV are byte counts")
+	}
+	tr := &http.Transport{DisableKeepAlives: true}
+	defer tr.CloseIdleConnections()
+	client := &http.Client{Transport: tr, Timeout: 30 * time.Second}
+	resp, err := client.Post("http://"+args[0]+"/?size="+strconv.Itoa(recv), "application/octet-stream", io.LimitReader(zeros{}, int64(send)))
+	if err == nil {
+		n, _ := io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusOK || n != int64(recv) {
+			err = fmt.Errorf("%s with %d body bytes, want 200 with %d", resp.Status, n, recv)
+		}
+	}
+	if err != nil {
+		fmt.Fprintf(w, "failed: %v\n", err)
+		return
+	}
+	fmt.Fprintln(w, "ok")
+}
+
 // dialListening dials addr, waiting (bounded) while nothing listens there
 // yet: an agent opens an upstream's port once the registry reaches it. A
 // refused dial carried no byte, so no flow records it.
@@ -794,9 +846,12 @@ func cmdEventually(ts *testscript.TestScript, neg bool, args []string) {
 	var lastErr error
 	for {
 		var out, errb bytes.Buffer
-		if args[1] == "httpget" {
+		switch args[1] {
+		case "httpget":
 			lastErr = httpGet(args[2:], &out)
-		} else {
+		case "traffic":
+			trafficOnce(ts, args[2:], &out)
+		default:
 			prog := args[1]
 			if prog == "moat" || prog == "moat-agent" {
 				prog = lookProg(ts, prog)

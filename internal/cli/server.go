@@ -230,8 +230,8 @@ func offlineFlags(fs *flag.FlagSet, c *server.File) *string {
 
 // offlineConfig reads and validates an offline command's configuration.
 func offlineConfig(fs *flag.FlagSet, file string, c *server.File, cmd string) error {
-	if fs.NArg() > 0 {
-		return usagef("server %s takes no arguments", cmd)
+	if err := noArgs(fs, "server "+cmd); err != nil {
+		return err
 	}
 	if err := withConfigFile(fs, file, c); err != nil {
 		return err
@@ -329,6 +329,9 @@ func serverMFAApproveCommand() *Command {
 func serverMembersCommand() *Command {
 	return adminCommand("members", "list the servers of the control plane's cluster", "", nil,
 		func(ctx context.Context, e *Env, fs *flag.FlagSet, c *api.AdminClient, out *adminFlags) error {
+			if err := noArgs(fs, "server members"); err != nil {
+				return err
+			}
 			var ms []api.Member
 			if err := c.Call(ctx, http.MethodGet, api.PathMembers, nil, &ms); err != nil {
 				return err

@@ -49,8 +49,8 @@ func uiCommand() *Command {
 			logFlags(fs, &logCfg)
 		},
 		Run: func(ctx context.Context, e *Env, fs *flag.FlagSet) error {
-			if fs.NArg() > 0 {
-				return usagef("ui takes no arguments, got %q", fs.Arg(0))
+			if err := noArgs(fs, "ui"); err != nil {
+				return err
 			}
 			if err := logCfg.Validate(); err != nil {
 				return usagef("ui: %v", err)

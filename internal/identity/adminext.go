@@ -122,11 +122,11 @@ func ValidAccountID(id string) error { return validHexID("account", id) }
 
 func validHexID(what, id string) error {
 	if id == "" || len(id) > 32 || id[0] == '0' {
-		return fmt.Errorf("%w: %s ID %q (want up to 32 lowercase hex digits)", ErrBadName, what, trim(id))
+		return fmt.Errorf("%w: %s ID %q (want 1 to 32 lowercase hex digits, the first not 0)", ErrBadName, what, trim(id))
 	}
 	for _, c := range id {
 		if (c < '0' || c > '9') && (c < 'a' || c > 'f') {
-			return fmt.Errorf("%w: %s ID %q (want up to 32 lowercase hex digits)", ErrBadName, what, trim(id))
+			return fmt.Errorf("%w: %s ID %q (want 1 to 32 lowercase hex digits, the first not 0)", ErrBadName, what, trim(id))
 		}
 	}
 	return nil

@@ -1,6 +1,7 @@
 package seal
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -51,6 +52,18 @@ func (k *KEKConfig) RewrappableFile(dataDir string) string {
 		return k.KeyFile(dataDir)
 	}
 	return ""
+}
+
+// describe names where the KEK came from, for an error: the key file, or
+// the variable holding the key or passphrase.
+func (k *KEKConfig) describe(dataDir string) string {
+	switch k.Source {
+	case "env":
+		return "the key in $" + cmp.Or(k.Env, "MOAT_KEK")
+	case "passphrase":
+		return "the passphrase in $" + cmp.Or(k.Env, "MOAT_PASSPHRASE")
+	}
+	return "the key file " + k.KeyFile(dataDir)
 }
 
 // PendingKeyFile is where a KEK rotation writes the new key of the key
@@ -131,6 +144,7 @@ func (k *KEKConfig) OpenKeyring(dataDir string, getenv func(string) string, crea
 		}); ierr != nil {
 			return nil, nil, fmt.Errorf("seal: keyring %s: %w", filepath.Join(dataDir, KeyringFile), ierr)
 		}
+		return nil, nil, fmt.Errorf("%w: the KEK tried was %s", err, k.describe(dataDir))
 	}
 	if err != nil {
 		return nil, nil, err

@@ -245,6 +245,26 @@ func decodeKeyring(data []byte, kek KEK) (*keyset, []KeyMeta, error) {
 	return h, meta, nil
 }
 
+// ListedKeyIDs returns the IDs of the data keys a keyring file lists,
+// read without its KEK. They are not authenticated until the keyring is
+// opened: enough to tell a copy of a keyring re-wrapped under another KEK
+// from another keyring, never to trust a key.
+func ListedKeyIDs(data []byte) ([]uint32, error) {
+	var f keyringFileV1
+	if err := json.Unmarshal(data, &f); err != nil {
+		return nil, fmt.Errorf("%w: not a keyring file: %v", ErrKeyringDamaged, err)
+	}
+	var meta []KeyMeta
+	if err := json.Unmarshal(f.Keys, &meta); err != nil {
+		return nil, fmt.Errorf("%w: keys: %v", ErrKeyringDamaged, err)
+	}
+	ids := make([]uint32, len(meta))
+	for i, m := range meta {
+		ids[i] = m.ID
+	}
+	return ids, nil
+}
+
 // keyringAD binds the wrapped keyset to the format and the key metadata.
 func keyringAD(keys []byte) []byte {
 	return append([]byte(keyringFormat+"\x00"), keys...)

@@ -104,8 +104,8 @@ func WitnessCommand() *cmdline.Command {
 			fs.StringVar(&dataDir, "data-dir", "", "the agent's data directory (required)")
 		},
 		Run: func(ctx context.Context, e *cmdline.Env, fs *flag.FlagSet) error {
-			if fs.NArg() > 0 {
-				return cmdline.Usagef("witness reset takes no arguments")
+			if err := cmdline.NoArgs(fs, "witness reset"); err != nil {
+				return err
 			}
 			if dataDir == "" {
 				return cmdline.Usagef("witness reset: --data-dir is required")
@@ -187,8 +187,8 @@ func EgressCommand() *cmdline.Command {
 			validate = fs.Bool("validate", false, "check the configuration and exit")
 		},
 		Run: func(ctx context.Context, e *cmdline.Env, fs *flag.FlagSet) error {
-			if fs.NArg() > 0 {
-				return cmdline.Usagef("egress takes no arguments")
+			if err := cmdline.NoArgs(fs, "egress"); err != nil {
+				return err
 			}
 			if err := cmdline.WithConfigFile(fs, *file, &c); err != nil {
 				return err

@@ -86,6 +86,16 @@ func Usagef(format string, args ...any) error {
 	return &UsageError{Msg: fmt.Sprintf(format, args...)}
 }
 
+// NoArgs refuses the arguments of a command that takes none (cmd names it
+// in the message): a flag typed without its dashes ("keys rotate kek")
+// must not run the command without it.
+func NoArgs(fs *flag.FlagSet, cmd string) error {
+	if fs.NArg() > 0 {
+		return Usagef("%s takes no arguments, got %q", cmd, fs.Arg(0))
+	}
+	return nil
+}
+
 // Main runs the command tree root with args (without the program name)
 // and returns the exit code. SIGINT and SIGTERM cancel the running
 // command's context.

@@ -54,8 +54,8 @@ func VersionCommand(prog string) *Command {
 		Summary: "print " + prog + "'s version, source revision and platform",
 		Flags:   func(fs *flag.FlagSet) { fs.StringVar(&output, "output", "table", "table or json") },
 		Run: func(ctx context.Context, e *Env, fs *flag.FlagSet) error {
-			if fs.NArg() > 0 {
-				return Usagef("version takes no arguments")
+			if err := NoArgs(fs, "version"); err != nil {
+				return err
 			}
 			b := readBuildInfo()
 			switch output {
