@@ -227,3 +227,40 @@ resource "azurerm_hdinsight_kafka_cluster" "private" {
 		t.Errorf("a note on the private link cluster: %v", got)
 	}
 }
+
+// TestGlueConnectionGroups: a Glue connection attaches the groups of its
+// physical_connection_requirements.security_group_id_list to the interfaces
+// it makes in its subnet; they were read as attached to nothing (AWS-NET-008,
+// and "nothing in the scanned code attaches it") and the connection passed
+// over. The groups are used, and the connection is noted as not evaluated.
+func TestGlueConnectionGroups(t *testing.T) {
+	rep := checkSource(t, `
+resource "aws_security_group" "glue" {
+  name   = "glue"
+  vpc_id = "vpc-1"
+  ingress {
+    from_port   = 0
+    to_port     = 65535
+    protocol    = "tcp"
+    self        = true
+  }
+}
+resource "aws_glue_connection" "jdbc" {
+  name = "jdbc"
+  connection_properties = {
+    JDBC_CONNECTION_URL = "jdbc:mysql://db.internal:3306/app"
+  }
+  physical_connection_requirements {
+    availability_zone      = "us-east-1a"
+    security_group_id_list = [aws_security_group.glue.id]
+    subnet_id              = "subnet-1"
+  }
+}
+`)
+	if f := findingOn(rep, RuleUnusedSG, "aws_security_group.glue"); f != nil {
+		t.Errorf("%s on the group the Glue connection attaches: %s", RuleUnusedSG, f.Message)
+	}
+	if why := notModelled(rep)["aws_glue_connection.jdbc"]; !strings.Contains(why, "security_group_id_list") {
+		t.Errorf("note on the Glue connection: %q, want one naming security_group_id_list", why)
+	}
+}
