@@ -3,6 +3,7 @@ package check
 import (
 	"slices"
 	"sort"
+	"strconv"
 	"strings"
 
 	"moat/internal/check/tf"
@@ -249,6 +250,10 @@ func (m *Model) noteUnmodelled(rs []*tf.Resource) {
 			if n := block(r.Values, "network"); n == nil || !boolean(n, "private_link_enabled", false) || unknown(n, "private_link_enabled") {
 				why = "its gateway (HTTPS, with the gateway's password) and SSH endpoints face the internet unless network.private_link_enabled is true"
 			}
+		case r.Type == "azurerm_service_fabric_managed_cluster":
+			// It makes its own load balancer, public, whatever subnet
+			// its nodes are in.
+			why = "its own public load balancer takes ports " + strings.Join(fabricPorts(r.Values), ", ") + " from the internet unless its network_security_rules deny them"
 		case strings.HasPrefix(r.Type, "aws_") || strings.HasPrefix(r.Type, "azurerm_"):
 			why = networkSignal(r.Values)
 			if why != "" {
@@ -268,4 +273,21 @@ func (m *Model) noteUnmodelled(rs []*tf.Resource) {
 			m.note(r, "%s is not in the network model (%s): what it exposes to the internet or to other networks is not evaluated", r.Type, why)
 		}
 	}
+}
+
+// fabricPorts are the ports a Service Fabric managed cluster's load
+// balancer takes: its client connection and HTTP gateway ports and each
+// lb_rule's frontend port, in that order.
+func fabricPorts(v map[string]any) []string {
+	port := func(b map[string]any, k string) string {
+		if unknown(b, k) || !has(b, k) {
+			return k + " (not known statically)"
+		}
+		return strconv.Itoa(num(b, k, 0))
+	}
+	out := []string{port(v, "client_connection_port"), port(v, "http_gateway_port")}
+	for _, rule := range blocks(v, "lb_rule") {
+		out = append(out, port(rule, "frontend_port"))
+	}
+	return out
 }

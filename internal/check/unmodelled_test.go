@@ -264,3 +264,30 @@ resource "aws_glue_connection" "jdbc" {
 		t.Errorf("note on the Glue connection: %q, want one naming security_group_id_list", why)
 	}
 }
+
+// TestServiceFabricManagedClusterNoted: a Service Fabric managed cluster
+// makes its own public load balancer, which takes its client and HTTP
+// gateway ports and its lb_rule ports from the internet; it put nothing
+// the model reads in a network and was passed over. It is noted as not
+// evaluated, naming those ports.
+func TestServiceFabricManagedClusterNoted(t *testing.T) {
+	rep := checkSource(t, `
+resource "azurerm_service_fabric_managed_cluster" "sf" {
+  name                   = "sf"
+  resource_group_name    = "rg"
+  location               = "westeurope"
+  client_connection_port = 19000
+  http_gateway_port      = 19080
+  lb_rule {
+    backend_port       = 8080
+    frontend_port      = 80
+    probe_protocol     = "http"
+    probe_request_path = "/"
+    protocol           = "tcp"
+  }
+}
+`)
+	if why := notModelled(rep)["azurerm_service_fabric_managed_cluster.sf"]; !strings.Contains(why, "19000") || !strings.Contains(why, "19080") || !strings.Contains(why, "80") {
+		t.Errorf("note on the managed cluster: %q, want one naming its ports 19000, 19080 and 80", why)
+	}
+}
