@@ -449,7 +449,9 @@ func (m *Model) buildEndpoints(byType map[string][]*tf.Resource) {
 		publicFlag(e, r.Values, "publicly_accessible")
 		add(e)
 	}
-	for _, typ := range []string{"aws_elasticache_cluster", "aws_elasticache_replication_group"} {
+	// A MemoryDB cluster, like an ElastiCache one, answers in its subnet
+	// group's subnets behind its groups and takes no public address.
+	for _, typ := range []string{"aws_elasticache_cluster", "aws_elasticache_replication_group", "aws_memorydb_cluster"} {
 		for _, r := range byType[typ] {
 			e := &Endpoint{Addr: r.Address, Kind: "cache", DataTier: true, Res: r, Ports: []int{enginePort(r, 6379)}}
 			e.Subnets = m.groupSubnets(e, r, "subnet_group_name")
