@@ -89,7 +89,9 @@ func networkSignal(vals map[string]any) string {
 			found[k] = true
 		case k == "public_ip_address_id" && (str(v, k) != "" || unknown(v, k)):
 			found[k] = true
-		case publicSwitch(k) && (unknown(v, k) || boolean(v, k, false)):
+		case publicSwitch(k) && unknown(v, k):
+			found[k+" (not known statically)"] = true
+		case publicSwitch(k) && boolean(v, k, false):
 			found[k+" = true"] = true
 		case (strings.HasSuffix(k, "_type") || strings.HasSuffix(k, "_mode")) && strings.HasPrefix(strings.ToUpper(str(v, k)), "PUBLIC"):
 			found[k+" = "+str(v, k)] = true

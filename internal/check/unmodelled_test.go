@@ -146,7 +146,7 @@ resource "azurerm_kubernetes_cluster_node_pool" "edge" {
 	got := notModelled(checkSource(t, src))
 	for addr, want := range map[string]string{
 		"azurerm_kubernetes_cluster.v4":             "default_node_pool.node_public_ip_enabled = true",
-		"azurerm_kubernetes_cluster.v3":             "default_node_pool.enable_node_public_ip = true",
+		"azurerm_kubernetes_cluster.v3":             "default_node_pool.enable_node_public_ip (not known statically)",
 		"azurerm_kubernetes_cluster_node_pool.edge": "enable_node_public_ip = true",
 	} {
 		if msg, ok := got[addr]; !ok || !strings.Contains(msg, want) {
@@ -289,5 +289,23 @@ resource "azurerm_service_fabric_managed_cluster" "sf" {
 `)
 	if why := notModelled(rep)["azurerm_service_fabric_managed_cluster.sf"]; !strings.Contains(why, "19000") || !strings.Contains(why, "19080") || !strings.Contains(why, "80") {
 		t.Errorf("note on the managed cluster: %q, want one naming its ports 19000, 19080 and 80", why)
+	}
+}
+
+// TestUnknownPublicSwitchNoted: a public switch set from a value not known
+// statically (a variable without a value) was said to be "= true" in the
+// note on a resource outside the model; it is said to be not known
+// statically.
+func TestUnknownPublicSwitchNoted(t *testing.T) {
+	rep := checkSource(t, `
+variable "exposed" { type = bool }
+resource "azurerm_machine_learning_workspace" "ml" {
+  name                          = "ml"
+  public_network_access_enabled = var.exposed ? true : false
+}
+`)
+	why := notModelled(rep)["azurerm_machine_learning_workspace.ml"]
+	if !strings.Contains(why, "public_network_access_enabled (not known statically)") || strings.Contains(why, "= true") {
+		t.Errorf("note on the workspace: %q, want one saying public_network_access_enabled is not known statically", why)
 	}
 }
