@@ -1701,3 +1701,20 @@ func TestMemoryDBCluster(t *testing.T) {
 		t.Errorf("tcp 6379 from the internet reached: %s", pathLine(r.Path))
 	}
 }
+
+// TestDataStoreOwnPortWorldOpen: a group admitting the world on the port a
+// database attached to it listens on (an Aurora cluster moved to 3307) was
+// reported as opening an ordinary port (AWS-NET-011), as if no data store
+// answered there. The data store's own port is a data-store port
+// (AWS-NET-003); the group's other ports stay AWS-NET-011.
+func TestDataStoreOwnPortWorldOpen(t *testing.T) {
+	rep := run(t, "testdata/aws/db-own-port")
+	svc := activeOn(rep, RuleWorldOpen, "aws_security_group.db")
+	if len(svc) != 1 || !strings.Contains(svc[0].Message, "tcp 3307") || strings.Contains(svc[0].Message, "8080") {
+		t.Errorf("%s on the group: %+v, want one naming tcp 3307 alone", RuleWorldOpen, svc)
+	}
+	other := activeOn(rep, RuleWorldOpenOther, "aws_security_group.db")
+	if len(other) != 1 || strings.Contains(other[0].Message, "3307") || !strings.Contains(other[0].Message, "tcp 8080") {
+		t.Errorf("%s on the group: %+v, want one naming tcp 8080 alone", RuleWorldOpenOther, other)
+	}
+}

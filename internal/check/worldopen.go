@@ -117,6 +117,48 @@ func holdsSensitive(r portRange) bool {
 	return false
 }
 
+// ownPorts moves to the service ports those of other that a data store
+// using the group listens on (a database moved off its engine's port):
+// open to the world, they are data-store ports all the same. A group open
+// on every other port keeps them there, said as a whole.
+func ownPorts(svc, other []portRange, users []*Endpoint) ([]portRange, []portRange) {
+	var own []int
+	for _, e := range users {
+		if e.DataTier && e.Listens != nil {
+			own = append(own, e.Ports...)
+		}
+	}
+	slices.Sort(own)
+	own = slices.Compact(own)
+	if len(own) == 0 || whole(other, "tcp", false) {
+		return svc, other
+	}
+	var rest []portRange
+	for _, o := range other {
+		lo := o.from
+		for _, p := range own {
+			if o.proto != "tcp" || p < lo || p > o.to {
+				continue
+			}
+			if lo < p {
+				rest = append(rest, portRange{o.proto, lo, p - 1})
+			}
+			svc = append(svc, portRange{o.proto, p, p})
+			lo = p + 1
+		}
+		if lo <= o.to {
+			rest = append(rest, portRange{o.proto, lo, o.to})
+		}
+	}
+	sort.Slice(svc, func(i, j int) bool {
+		if svc[i].proto != svc[j].proto {
+			return svc[i].proto < svc[j].proto
+		}
+		return svc[i].from < svc[j].from
+	})
+	return svc, rest
+}
+
 // whole reports whether rs hold every port of proto that their rule
 // reports: every service port (svc), or every other port but 80 and 443.
 func whole(rs []portRange, proto string, svc bool) bool {
@@ -213,6 +255,7 @@ func (m *Model) worldOpen(fs *findings) {
 			assumed bool
 		}{{open, false}, {maybe, true}} {
 			svc, other := splitServices(o.ranges)
+			svc, other = ownPorts(svc, other, users[g])
 			if len(svc) > 0 {
 				m.openGroup(fs, RuleWorldOpen, g, svc, rangesText(svc, true), users[g], inet.Set, o.assumed)
 			}
