@@ -768,7 +768,7 @@ func (m *Model) listeners(byType map[string][]*tf.Resource) (map[string][]int, b
 // remote_access block without source_security_group_ids: SSH from
 // everywhere.
 func eksRemoteAccessSG(r *tf.Resource) *SG {
-	return &SG{Addr: r.Address + ":remote-access", Res: r, Ingress: []SGRule{{Proto: "tcp", From: 22, To: 22,
+	return &SG{Addr: r.Address + ":remote-access", Res: r, Made: "the group EKS makes for its remote_access, without source_security_group_ids", Ingress: []SGRule{{Proto: "tcp", From: 22, To: 22,
 		CIDRs: allInternet, Where: r.Address + " remote_access (EKS opens SSH to 0.0.0.0/0 without source_security_group_ids)"}}}
 }
 

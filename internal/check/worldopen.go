@@ -245,7 +245,16 @@ func (m *Model) worldOpen(fs *findings) {
 			users[g] = append(users[g], e)
 		}
 	}
-	for _, g := range append(append([]*SG(nil), m.SGs...), m.detached...) {
+	groups := append(append([]*SG(nil), m.SGs...), m.detached...)
+	// And the groups AWS makes that only their endpoints carry.
+	for _, e := range m.Endpoints {
+		for _, g := range e.SGs {
+			if g.Made != "" && !slices.Contains(groups, g) {
+				groups = append(groups, g)
+			}
+		}
+	}
+	for _, g := range groups {
 		open := openRanges(g, inet.Set, false)
 		// Where only rules whose source is not known statically open it,
 		// the group may admit the world: said so, never critical.
@@ -367,7 +376,10 @@ probe:
 	svc := rule == RuleWorldOpen
 	for _, d := range declaring(g, ranges, inet, assumed) {
 		who, own := "", what
-		if d.res != g.Res && !g.detached {
+		switch {
+		case g.Made != "":
+			who = g.Made + ": "
+		case d.res != g.Res && !g.detached:
 			who = "rule of " + g.Addr + ": "
 		}
 		if d.res != g.Res && len(d.ranges) > 0 {
