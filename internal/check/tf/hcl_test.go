@@ -1216,3 +1216,52 @@ resource "azurerm_subnet" "s" {
 		t.Errorf("error %q says the invalid character %d times, want once", err, n)
 	}
 }
+
+// TestUnexpectedTopLevelBlockRejected: a block Terraform does not take at
+// the top level of a file (a security group's ingress written outside
+// its resource), or an argument there, was passed over in silence, the
+// rule it meant to add read as not written. Terraform rejects both
+// (Unsupported block type, Unsupported argument); the blocks it takes
+// there (terraform, moved, removed, check …) are not noted.
+func TestUnexpectedTopLevelBlockRejected(t *testing.T) {
+	p := load(t, fstest.MapFS{"main.tf": {Data: []byte(`
+terraform {
+  required_version = ">= 1.5"
+}
+resource "aws_security_group" "workers" {
+  name = "workers"
+}
+ingress {
+  from_port = 22
+  to_port   = 22
+  protocol  = "tcp"
+}
+region = "us-east-1"
+moved {
+  from = aws_security_group.old
+  to   = aws_security_group.workers
+}
+removed {
+  from = aws_instance.gone
+  lifecycle {
+    destroy = false
+  }
+}
+check "up" {
+  assert {
+    condition     = true
+    error_message = "down"
+  }
+}
+`)}}, Options{})
+	var rejected []string
+	for _, n := range p.Notes {
+		if n.Rejected {
+			rejected = append(rejected, n.Msg)
+		}
+	}
+	joined := strings.Join(rejected, "\n")
+	if len(rejected) != 2 || !strings.Contains(joined, `block "ingress"`) || !strings.Contains(joined, `argument "region"`) {
+		t.Errorf("rejected notes %q, want two, on the ingress block and the region argument", rejected)
+	}
+}
