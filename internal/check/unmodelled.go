@@ -252,6 +252,10 @@ func (m *Model) noteUnmodelled(rs []*tf.Resource) {
 			if n := block(r.Values, "network"); n == nil || !boolean(n, "private_link_enabled", false) || unknown(n, "private_link_enabled") {
 				why = "its gateway (HTTPS, with the gateway's password) and SSH endpoints face the internet unless network.private_link_enabled is true"
 			}
+		case r.Type == "aws_ram_resource_association":
+			if sub := m.sharedSubnet(r); sub != "" {
+				why = "it shares " + sub + " with other accounts: what they launch in it, behind security groups of their own, is not in the scanned code"
+			}
 		case r.Type == "azurerm_service_fabric_managed_cluster":
 			// It makes its own load balancer, public, whatever subnet
 			// its nodes are in.
@@ -292,4 +296,20 @@ func fabricPorts(v map[string]any) []string {
 		out = append(out, port(rule, "frontend_port"))
 	}
 	return out
+}
+
+// sharedSubnet names the subnet a RAM resource association shares ("" when
+// it shares something else): one of the project's, by reference, or one
+// outside it, by ARN.
+func (m *Model) sharedSubnet(r *tf.Resource) string {
+	if s := m.lookup(m.ref(r.Values, "resource_arn")); s != nil {
+		if s.Type == "aws_subnet" || s.Type == "aws_default_subnet" {
+			return s.Address
+		}
+		return ""
+	}
+	if arn := str(r.Values, "resource_arn"); strings.Contains(arn, ":subnet/") {
+		return "subnet " + arn
+	}
+	return ""
 }

@@ -309,3 +309,47 @@ resource "azurerm_machine_learning_workspace" "ml" {
 		t.Errorf("note on the workspace: %q, want one saying public_network_access_enabled is not known statically", why)
 	}
 }
+
+// TestRAMSharedSubnetNoted: a subnet shared with other accounts through
+// RAM holds what those accounts launch, behind groups of their own, none
+// of it in the scanned code; the share was passed over in silence. The
+// association is noted as not evaluated, naming the subnet, by reference
+// or by ARN; one sharing a transit gateway is not.
+func TestRAMSharedSubnetNoted(t *testing.T) {
+	rep := checkSource(t, `
+resource "aws_vpc" "shared" {
+  cidr_block = "10.16.0.0/16"
+}
+resource "aws_subnet" "app" {
+  vpc_id     = aws_vpc.shared.id
+  cidr_block = "10.16.96.0/20"
+}
+resource "aws_ram_resource_share" "subnets" {
+  name                      = "subnets"
+  allow_external_principals = false
+}
+resource "aws_ram_resource_association" "app" {
+  resource_share_arn = aws_ram_resource_share.subnets.arn
+  resource_arn       = aws_subnet.app.arn
+}
+resource "aws_ram_resource_association" "legacy" {
+  resource_share_arn = aws_ram_resource_share.subnets.arn
+  resource_arn       = "arn:aws:ec2:us-east-1:111122223333:subnet/subnet-0abc"
+}
+resource "aws_ec2_transit_gateway" "hub" {}
+resource "aws_ram_resource_association" "tgw" {
+  resource_share_arn = aws_ram_resource_share.subnets.arn
+  resource_arn       = aws_ec2_transit_gateway.hub.arn
+}
+`)
+	got := notModelled(rep)
+	if why := got["aws_ram_resource_association.app"]; !strings.Contains(why, "aws_subnet.app") {
+		t.Errorf("note on the share of aws_subnet.app: %q, want one naming it", why)
+	}
+	if why := got["aws_ram_resource_association.legacy"]; !strings.Contains(why, "subnet/subnet-0abc") {
+		t.Errorf("note on the share by ARN: %q, want one naming the subnet", why)
+	}
+	if why, ok := got["aws_ram_resource_association.tgw"]; ok {
+		t.Errorf("note on the share of a transit gateway: %s", why)
+	}
+}
