@@ -1265,3 +1265,35 @@ check "up" {
 		t.Errorf("rejected notes %q, want two, on the ingress block and the region argument", rejected)
 	}
 }
+
+// TestUndeclaredVariableInPolicyDocument: a policy document, read quietly
+// for the statements it builds, dropped the note on a reference to an
+// input variable the module does not declare (var.region, its declaration
+// misspelt), which Terraform rejects there as anywhere.
+func TestUndeclaredVariableInPolicyDocument(t *testing.T) {
+	p := load(t, fstest.MapFS{"main.tf": {Data: []byte(`
+variable "domain" {
+  default = "search"
+}
+data "aws_iam_policy_document" "search" {
+  statement {
+    actions   = ["es:*"]
+    resources = ["arn:aws:es:${var.region}:111122223333:domain/${var.domain}/*"]
+  }
+}
+resource "aws_opensearch_domain" "search" {
+  domain_name     = var.domain
+  access_policies = data.aws_iam_policy_document.search.json
+}
+`)}}, Options{})
+	var rejected []string
+	for _, n := range p.Notes {
+		if n.Rejected {
+			rejected = append(rejected, n.Address+": "+n.Msg)
+		}
+	}
+	// The document is read more than once; the one expression is one.
+	if len(rejected) != 1 || !strings.Contains(rejected[0], "reference to undeclared input variable var.region") || strings.Contains(rejected[0], "other expression") {
+		t.Errorf("rejected notes %q, want one on var.region, of one expression", rejected)
+	}
+}
