@@ -1677,3 +1677,44 @@ func TestImportBlocksNameResources(t *testing.T) {
 		t.Errorf("the imported group, named by its ID, read as unused: %+v", got)
 	}
 }
+
+// TestMemoryDBCluster: a MemoryDB cluster answers in its subnet group's
+// subnets behind its groups, on its port (6379 unless set), and takes no
+// public address; it was noted as outside the network model, so what
+// reached it was not evaluated. It is a cache: reached from the subnet its
+// group admits, on its port alone, and from nowhere else.
+func TestMemoryDBCluster(t *testing.T) {
+	const dir = "testdata/aws/memorydb"
+	if why, ok := notModelled(run(t, dir))["aws_memorydb_cluster.sessions"]; ok {
+		t.Errorf("the cluster is noted as outside the model: %s", why)
+	}
+	m := model(t, dir)
+	e := endpoint(t, m, "aws_memorydb_cluster.sessions")
+	app := m.SubnetSource(m.subnets["aws_subnet.app"])
+	if r := m.Reach(app, e, "tcp", 6379); !r.Reachable {
+		t.Errorf("tcp 6379 from the app subnet: not reached: %s", pathLine(r.Path))
+	}
+	if r := m.Reach(app, e, "tcp", 22); r.Reachable {
+		t.Errorf("tcp 22 from the app subnet reached: %s", pathLine(r.Path))
+	}
+	if r := m.Reach(m.Internet(), e, "tcp", 6379); r.Reachable {
+		t.Errorf("tcp 6379 from the internet reached: %s", pathLine(r.Path))
+	}
+}
+
+// TestDataStoreOwnPortWorldOpen: a group admitting the world on the port a
+// database attached to it listens on (an Aurora cluster moved to 3307) was
+// reported as opening an ordinary port (AWS-NET-011), as if no data store
+// answered there. The data store's own port is a data-store port
+// (AWS-NET-003); the group's other ports stay AWS-NET-011.
+func TestDataStoreOwnPortWorldOpen(t *testing.T) {
+	rep := run(t, "testdata/aws/db-own-port")
+	svc := activeOn(rep, RuleWorldOpen, "aws_security_group.db")
+	if len(svc) != 1 || !strings.Contains(svc[0].Message, "tcp 3307") || strings.Contains(svc[0].Message, "8080") {
+		t.Errorf("%s on the group: %+v, want one naming tcp 3307 alone", RuleWorldOpen, svc)
+	}
+	other := activeOn(rep, RuleWorldOpenOther, "aws_security_group.db")
+	if len(other) != 1 || strings.Contains(other[0].Message, "3307") || !strings.Contains(other[0].Message, "tcp 8080") {
+		t.Errorf("%s on the group: %+v, want one naming tcp 8080 alone", RuleWorldOpenOther, other)
+	}
+}

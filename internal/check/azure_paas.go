@@ -26,7 +26,7 @@ const (
 func azurePaaSRules() []Rule {
 	return []Rule{
 		{RuleAzFirewallOpen, Critical, "Database or cache firewall admits the whole internet",
-			"A server-level firewall rule of an Azure SQL, PostgreSQL, MySQL, MariaDB, Redis or Synapse service admits the internet at large: every internet address, or public ranges wider than a /8 of IPv4 or a /13 of IPv6 (the most any one network holds), such as 0.0.0.0/1, 2600::/12 or a firewall range from 1.2.3.4 to 2.3.4.5; private ranges such as 10.0.0.0/8 hold no internet address (a server's rules are read together, ranges compared as address sets, so ranges split over several rules count together), and the server does not turn public network access off (nor, a PostgreSQL or MySQL flexible server, sit in a delegated subnet, which leaves it no public endpoint): its login or protocol port faces every address. The rule from 0.0.0.0 to 0.0.0.0 (\"allow Azure services\") admits every Azure tenant's services and is reported at medium; Azure Cache for Redis gives that rule no such meaning, and there it admits no client; a rule whose addresses are not known statically is read as admitting everyone, at high, as is a rule of a server outside the scanned code or whose public network access is not known statically (that it takes public connections is assumed).",
+			"A server-level firewall rule of an Azure SQL, PostgreSQL, MySQL, MariaDB, Redis or Synapse service, or the ipv4_firewall_rule blocks of an Analysis Services server (whose endpoint is always public; one with no such block has its firewall off and is reported at high), admits the internet at large: every internet address, or public ranges wider than a /8 of IPv4 or a /13 of IPv6 (the most any one network holds), such as 0.0.0.0/1, 2600::/12 or a firewall range from 1.2.3.4 to 2.3.4.5; private ranges such as 10.0.0.0/8 hold no internet address (a server's rules are read together, ranges compared as address sets, so ranges split over several rules count together), and the server does not turn public network access off (nor, a PostgreSQL or MySQL flexible server, sit in a delegated subnet, which leaves it no public endpoint): its login or protocol port faces every address. The rule from 0.0.0.0 to 0.0.0.0 (\"allow Azure services\") admits every Azure tenant's services and is reported at medium; Azure Cache for Redis gives that rule no such meaning, and there it admits no client; a rule whose addresses are not known statically is read as admitting everyone, at high, as is a rule of a server outside the scanned code or whose public network access is not known statically (that it takes public connections is assumed).",
 			"Admit only the addresses that need the server, or set public_network_access_enabled = false and reach it through a private endpoint or virtual network rule."},
 		{RuleAzPublicContainer, Critical, "Storage container readable by anyone",
 			"A storage container's container_access_type is blob or container, so anonymous readers list or read its blobs, and its account does not forbid public access (allow_nested_items_to_be_public, allow_blob_public_access in azurerm 2.x, set to false). An account outside the scanned code, or one that leaves the flag unset, is read as allowing it. An account that turns public network access off is reached through private endpoints only and is not reported; one whose network rules default to Deny is reported at medium: its anonymous readers are those of the ranges and subnets the rules admit.",
@@ -164,6 +164,7 @@ func (m *Model) azurePaaS(byType map[string][]*tf.Resource, fs *findings) {
 			}
 		}
 	}
+	m.analysisServices(byType, fs)
 	m.azureServiceOpen(byType, fs)
 	m.azureApps(byType, fs)
 	separate := m.separateRules(byType)
@@ -207,6 +208,47 @@ func (m *Model) azurePaaS(byType map[string][]*tf.Resource, fs *findings) {
 			continue
 		}
 		fs.add(RuleAzPublicContainer, r, nil, "container_access_type is %s and %s: anonymous readers reach its blobs", access, why)
+	}
+}
+
+// analysisServices reads the inline firewall of each Analysis Services
+// server, whose endpoint is public (it takes no private endpoint): its
+// ipv4_firewall_rule blocks, read together, are all that stands between
+// the server and the internet. With none, the provider sends no firewall
+// settings and Azure leaves the firewall off.
+func (m *Model) analysisServices(byType map[string][]*tf.Resource, fs *findings) {
+	inet := m.Internet()
+	for _, r := range byType["azurerm_analysis_services_server"] {
+		rules := blocks(r.Values, "ipv4_firewall_rule")
+		if blocksUnknown(r.Values, "ipv4_firewall_rule") {
+			fs.addSev(RuleAzFirewallOpen, High, r, nil, "its ipv4_firewall_rule blocks are not known statically: read as admitting every internet address")
+			continue
+		}
+		if len(rules) == 0 {
+			fs.addSev(RuleAzFirewallOpen, High, r, nil, "it has no ipv4_firewall_rule: the provider then sends no firewall settings, and a server without them leaves its firewall off, admitting every internet address")
+			continue
+		}
+		var b netipx.IPSetBuilder
+		var unk []string
+		for _, fr := range rules {
+			if unknown(fr, "range_start") || unknown(fr, "range_end") {
+				unk = append(unk, str(fr, "name"))
+				continue
+			}
+			lo, err1 := netip.ParseAddr(strings.TrimSpace(str(fr, "range_start")))
+			hi, err2 := netip.ParseAddr(strings.TrimSpace(str(fr, "range_end")))
+			if err1 != nil || err2 != nil || !lo.Is4() || !hi.Is4() || hi.Less(lo) {
+				continue
+			}
+			b.AddRange(netipx.IPRangeFrom(lo, hi))
+		}
+		all, _ := b.IPSet()
+		switch {
+		case wide(inet.Set, all, nil):
+			fs.add(RuleAzFirewallOpen, r, nil, "its ipv4_firewall_rule blocks admit %s to its public endpoint", m.worldText(all))
+		case len(unk) > 0:
+			fs.addSev(RuleAzFirewallOpen, High, r, nil, "the addresses of its ipv4_firewall_rule %s are not known statically: read as admitting every internet address", strings.Join(unk, ", "))
+		}
 	}
 }
 

@@ -687,3 +687,69 @@ variable "forward" { type = bool }`, 1)
 		}
 	}
 }
+
+// TestAnalysisServicesFirewall: an Analysis Services server answers on a
+// public endpoint, its inline ipv4_firewall_rule blocks the only thing
+// between it and the internet; one admitting every address went
+// unreported. Rules spanning the internet are critical; a server with no
+// rule, whose firewall the provider then leaves off, and rules not known
+// statically, are high and say so; narrow rules are not reported.
+func TestAnalysisServicesFirewall(t *testing.T) {
+	rep := checkSource(t, `
+variable "start" {}
+resource "azurerm_analysis_services_server" "open" {
+  name                = "open"
+  location            = "westeurope"
+  resource_group_name = "rg"
+  sku                 = "S0"
+  ipv4_firewall_rule {
+    name        = "low"
+    range_start = "0.0.0.0"
+    range_end   = "127.255.255.255"
+  }
+  ipv4_firewall_rule {
+    name        = "high"
+    range_start = "128.0.0.0"
+    range_end   = "255.255.255.255"
+  }
+}
+resource "azurerm_analysis_services_server" "bare" {
+  name                = "bare"
+  location            = "westeurope"
+  resource_group_name = "rg"
+  sku                 = "S0"
+}
+resource "azurerm_analysis_services_server" "unknown" {
+  name                = "unknown"
+  location            = "westeurope"
+  resource_group_name = "rg"
+  sku                 = "S0"
+  ipv4_firewall_rule {
+    name        = "office"
+    range_start = var.start
+    range_end   = "203.0.113.20"
+  }
+}
+resource "azurerm_analysis_services_server" "office" {
+  name                = "office"
+  location            = "westeurope"
+  resource_group_name = "rg"
+  sku                 = "S0"
+  enable_power_bi_service = true
+  ipv4_firewall_rule {
+    name        = "office"
+    range_start = "203.0.113.10"
+    range_end   = "203.0.113.20"
+  }
+}
+`)
+	for addr, want := range map[string]Severity{"open": Critical, "bare": High, "unknown": High} {
+		got := activeOn(rep, RuleAzFirewallOpen, "azurerm_analysis_services_server."+addr)
+		if len(got) != 1 || got[0].Severity != want {
+			t.Errorf("%s on azurerm_analysis_services_server.%s: %+v, want one at %s", RuleAzFirewallOpen, addr, got, want)
+		}
+	}
+	if got := activeOn(rep, RuleAzFirewallOpen, "azurerm_analysis_services_server.office"); len(got) != 0 {
+		t.Errorf("%s on the server that admits an office range: %+v", RuleAzFirewallOpen, got)
+	}
+}

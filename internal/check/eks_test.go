@@ -188,3 +188,20 @@ resource "aws_eks_cluster" "main" {
 		t.Errorf("reachable %v, assumed %q; want reachable, assuming private access", r.Reachable, r.Assumed)
 	}
 }
+
+// TestRemoteAccessGroupWorldOpen: the group EKS makes for a node group's
+// remote_access without source_security_group_ids admits SSH from every
+// address; with the nodes in a private subnet nothing reported it, though
+// a group of the code's own admitting the same is AWS-NET-003. It is
+// reported at the node group, high (attached, no path proven), and says
+// EKS makes it; a node group naming its sources is not.
+func TestRemoteAccessGroupWorldOpen(t *testing.T) {
+	rep := run(t, "testdata/aws/eks-remote-access")
+	got := activeOn(rep, RuleWorldOpen, "aws_eks_node_group.open")
+	if len(got) != 1 || got[0].Severity != High || !strings.Contains(got[0].Message, "tcp 22 (SSH)") || !strings.Contains(got[0].Message, "remote_access") {
+		t.Errorf("%s on the node group: %+v, want one at high naming tcp 22 and remote_access", RuleWorldOpen, got)
+	}
+	if got := activeOn(rep, RuleWorldOpen, "aws_eks_node_group.scoped"); len(got) != 0 {
+		t.Errorf("%s on the node group that names its sources: %+v", RuleWorldOpen, got)
+	}
+}

@@ -449,7 +449,9 @@ func (m *Model) buildEndpoints(byType map[string][]*tf.Resource) {
 		publicFlag(e, r.Values, "publicly_accessible")
 		add(e)
 	}
-	for _, typ := range []string{"aws_elasticache_cluster", "aws_elasticache_replication_group"} {
+	// A MemoryDB cluster, like an ElastiCache one, answers in its subnet
+	// group's subnets behind its groups and takes no public address.
+	for _, typ := range []string{"aws_elasticache_cluster", "aws_elasticache_replication_group", "aws_memorydb_cluster"} {
 		for _, r := range byType[typ] {
 			e := &Endpoint{Addr: r.Address, Kind: "cache", DataTier: true, Res: r, Ports: []int{enginePort(r, 6379)}}
 			e.Subnets = m.groupSubnets(e, r, "subnet_group_name")
@@ -766,7 +768,7 @@ func (m *Model) listeners(byType map[string][]*tf.Resource) (map[string][]int, b
 // remote_access block without source_security_group_ids: SSH from
 // everywhere.
 func eksRemoteAccessSG(r *tf.Resource) *SG {
-	return &SG{Addr: r.Address + ":remote-access", Res: r, Ingress: []SGRule{{Proto: "tcp", From: 22, To: 22,
+	return &SG{Addr: r.Address + ":remote-access", Res: r, Made: "the group EKS makes for its remote_access, without source_security_group_ids", Ingress: []SGRule{{Proto: "tcp", From: 22, To: 22,
 		CIDRs: allInternet, Where: r.Address + " remote_access (EKS opens SSH to 0.0.0.0/0 without source_security_group_ids)"}}}
 }
 

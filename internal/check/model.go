@@ -173,6 +173,10 @@ type SG struct {
 	// statically, kept as a group of its own so that it is still checked.
 	detached bool
 	Res      *tf.Resource
+	// Made names the group AWS makes, in no resource of the code, that
+	// an endpoint carries (the one EKS makes for a node group's
+	// remote_access): its findings are reported at Res, saying so.
+	Made string
 }
 
 // SGRule is one security group rule.

@@ -88,7 +88,7 @@ resource "aws_security_group_rule" "udp" {
 }
 
 // TestCredentialsNotNoted checks that a database's user name or password
-// not known statically makes no note: no rule reads them, as none reads an
+// (a Redis cache's auth_token) not known statically makes no note: no rule reads them, as none reads an
 // instance's admin password.
 func TestCredentialsNotNoted(t *testing.T) {
 	src := `variable "user" { type = string }
@@ -111,9 +111,16 @@ resource "azurerm_mssql_server" "sql" {
   administrator_login_password = var.secret
   public_network_access_enabled = false
 }
+resource "aws_elasticache_replication_group" "cache" {
+  replication_group_id       = "cache"
+  description                = "cache"
+  at_rest_encryption_enabled = true
+  transit_encryption_enabled = true
+  auth_token                 = var.secret
+}
 `
 	rep := checkSource(t, src)
-	for _, addr := range []string{"aws_redshift_cluster.rs", "aws_db_instance.db", "azurerm_mssql_server.sql"} {
+	for _, addr := range []string{"aws_redshift_cluster.rs", "aws_db_instance.db", "azurerm_mssql_server.sql", "aws_elasticache_replication_group.cache"} {
 		for _, f := range activeOn(rep, RuleNotEvaluated, addr) {
 			t.Errorf("note on %s, whose unknown credentials feed no finding: %s", addr, f.Message)
 		}

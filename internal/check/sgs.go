@@ -388,11 +388,12 @@ func (m *Model) detach(r *tf.Resource, ingress bool) {
 // an EFS mount target, an MQ broker, a Batch compute environment … So does
 // one whose name ends in one of them after a qualifier (sgRefKey): an EMR
 // studio's engine_security_group_id, an EMR cluster's
-// emr_managed_master_security_group.
+// emr_managed_master_security_group. A Glue connection names its groups
+// in a list whose name says so (security_group_id_list).
 // sgRuleTypes are the resources that each add one rule to a group.
 var sgRuleTypes = map[string]bool{"aws_security_group_rule": true, "aws_vpc_security_group_ingress_rule": true, "aws_vpc_security_group_egress_rule": true}
 
-var sgRefKeys = map[string]bool{"security_groups": true, "security_group_ids": true, "vpc_security_group_ids": true}
+var sgRefKeys = map[string]bool{"security_groups": true, "security_group_ids": true, "vpc_security_group_ids": true, "security_group_id_list": true}
 
 // sgRefKey tells whether attribute k names security groups a resource
 // attaches (or, in a group's rule, refers to). A bare security_group_id is

@@ -3,6 +3,7 @@ package check
 import (
 	"slices"
 	"sort"
+	"strconv"
 	"strings"
 
 	"moat/internal/check/tf"
@@ -22,7 +23,7 @@ var modelledTypes = map[string]bool{
 	"aws_lb": true, "aws_alb": true, "aws_elb": true, "aws_apigatewayv2_vpc_link": true, "aws_vpc_endpoint": true,
 	// AWS: data stores.
 	"aws_db_instance": true, "aws_rds_cluster": true, "aws_rds_cluster_instance": true,
-	"aws_elasticache_cluster": true, "aws_elasticache_replication_group": true, "aws_redshift_cluster": true, "aws_redshiftserverless_workgroup": true,
+	"aws_elasticache_cluster": true, "aws_elasticache_replication_group": true, "aws_memorydb_cluster": true, "aws_redshift_cluster": true, "aws_redshiftserverless_workgroup": true,
 	"aws_msk_cluster": true, "aws_dms_replication_instance": true, "aws_mq_broker": true,
 	"aws_docdb_cluster": true, "aws_docdb_cluster_instance": true, "aws_neptune_cluster": true,
 	"aws_neptune_cluster_instance": true, "aws_emr_cluster": true,
@@ -88,7 +89,9 @@ func networkSignal(vals map[string]any) string {
 			found[k] = true
 		case k == "public_ip_address_id" && (str(v, k) != "" || unknown(v, k)):
 			found[k] = true
-		case publicSwitch(k) && (unknown(v, k) || boolean(v, k, false)):
+		case publicSwitch(k) && unknown(v, k):
+			found[k+" (not known statically)"] = true
+		case publicSwitch(k) && boolean(v, k, false):
 			found[k+" = true"] = true
 		case (strings.HasSuffix(k, "_type") || strings.HasSuffix(k, "_mode")) && strings.HasPrefix(strings.ToUpper(str(v, k)), "PUBLIC"):
 			found[k+" = "+str(v, k)] = true
@@ -249,6 +252,14 @@ func (m *Model) noteUnmodelled(rs []*tf.Resource) {
 			if n := block(r.Values, "network"); n == nil || !boolean(n, "private_link_enabled", false) || unknown(n, "private_link_enabled") {
 				why = "its gateway (HTTPS, with the gateway's password) and SSH endpoints face the internet unless network.private_link_enabled is true"
 			}
+		case r.Type == "aws_ram_resource_association":
+			if sub := m.sharedSubnet(r); sub != "" {
+				why = "it shares " + sub + " with other accounts: what they launch in it, behind security groups of their own, is not in the scanned code"
+			}
+		case r.Type == "azurerm_service_fabric_managed_cluster":
+			// It makes its own load balancer, public, whatever subnet
+			// its nodes are in.
+			why = "its own public load balancer takes ports " + strings.Join(fabricPorts(r.Values), ", ") + " from the internet unless its network_security_rules deny them"
 		case strings.HasPrefix(r.Type, "aws_") || strings.HasPrefix(r.Type, "azurerm_"):
 			why = networkSignal(r.Values)
 			if why != "" {
@@ -268,4 +279,37 @@ func (m *Model) noteUnmodelled(rs []*tf.Resource) {
 			m.note(r, "%s is not in the network model (%s): what it exposes to the internet or to other networks is not evaluated", r.Type, why)
 		}
 	}
+}
+
+// fabricPorts are the ports a Service Fabric managed cluster's load
+// balancer takes: its client connection and HTTP gateway ports and each
+// lb_rule's frontend port, in that order.
+func fabricPorts(v map[string]any) []string {
+	port := func(b map[string]any, k string) string {
+		if unknown(b, k) || !has(b, k) {
+			return k + " (not known statically)"
+		}
+		return strconv.Itoa(num(b, k, 0))
+	}
+	out := []string{port(v, "client_connection_port"), port(v, "http_gateway_port")}
+	for _, rule := range blocks(v, "lb_rule") {
+		out = append(out, port(rule, "frontend_port"))
+	}
+	return out
+}
+
+// sharedSubnet names the subnet a RAM resource association shares ("" when
+// it shares something else): one of the project's, by reference, or one
+// outside it, by ARN.
+func (m *Model) sharedSubnet(r *tf.Resource) string {
+	if s := m.lookup(m.ref(r.Values, "resource_arn")); s != nil {
+		if s.Type == "aws_subnet" || s.Type == "aws_default_subnet" {
+			return s.Address
+		}
+		return ""
+	}
+	if arn := str(r.Values, "resource_arn"); strings.Contains(arn, ":subnet/") {
+		return "subnet " + arn
+	}
+	return ""
 }

@@ -146,7 +146,7 @@ resource "azurerm_kubernetes_cluster_node_pool" "edge" {
 	got := notModelled(checkSource(t, src))
 	for addr, want := range map[string]string{
 		"azurerm_kubernetes_cluster.v4":             "default_node_pool.node_public_ip_enabled = true",
-		"azurerm_kubernetes_cluster.v3":             "default_node_pool.enable_node_public_ip = true",
+		"azurerm_kubernetes_cluster.v3":             "default_node_pool.enable_node_public_ip (not known statically)",
 		"azurerm_kubernetes_cluster_node_pool.edge": "enable_node_public_ip = true",
 	} {
 		if msg, ok := got[addr]; !ok || !strings.Contains(msg, want) {
@@ -225,5 +225,131 @@ resource "azurerm_hdinsight_kafka_cluster" "private" {
 	}
 	if _, ok := got["azurerm_hdinsight_kafka_cluster.private"]; ok {
 		t.Errorf("a note on the private link cluster: %v", got)
+	}
+}
+
+// TestGlueConnectionGroups: a Glue connection attaches the groups of its
+// physical_connection_requirements.security_group_id_list to the interfaces
+// it makes in its subnet; they were read as attached to nothing (AWS-NET-008,
+// and "nothing in the scanned code attaches it") and the connection passed
+// over. The groups are used, and the connection is noted as not evaluated.
+func TestGlueConnectionGroups(t *testing.T) {
+	rep := checkSource(t, `
+resource "aws_security_group" "glue" {
+  name   = "glue"
+  vpc_id = "vpc-1"
+  ingress {
+    from_port   = 0
+    to_port     = 65535
+    protocol    = "tcp"
+    self        = true
+  }
+}
+resource "aws_glue_connection" "jdbc" {
+  name = "jdbc"
+  connection_properties = {
+    JDBC_CONNECTION_URL = "jdbc:mysql://db.internal:3306/app"
+  }
+  physical_connection_requirements {
+    availability_zone      = "us-east-1a"
+    security_group_id_list = [aws_security_group.glue.id]
+    subnet_id              = "subnet-1"
+  }
+}
+`)
+	if f := findingOn(rep, RuleUnusedSG, "aws_security_group.glue"); f != nil {
+		t.Errorf("%s on the group the Glue connection attaches: %s", RuleUnusedSG, f.Message)
+	}
+	if why := notModelled(rep)["aws_glue_connection.jdbc"]; !strings.Contains(why, "security_group_id_list") {
+		t.Errorf("note on the Glue connection: %q, want one naming security_group_id_list", why)
+	}
+}
+
+// TestServiceFabricManagedClusterNoted: a Service Fabric managed cluster
+// makes its own public load balancer, which takes its client and HTTP
+// gateway ports and its lb_rule ports from the internet; it put nothing
+// the model reads in a network and was passed over. It is noted as not
+// evaluated, naming those ports.
+func TestServiceFabricManagedClusterNoted(t *testing.T) {
+	rep := checkSource(t, `
+resource "azurerm_service_fabric_managed_cluster" "sf" {
+  name                   = "sf"
+  resource_group_name    = "rg"
+  location               = "westeurope"
+  client_connection_port = 19000
+  http_gateway_port      = 19080
+  lb_rule {
+    backend_port       = 8080
+    frontend_port      = 80
+    probe_protocol     = "http"
+    probe_request_path = "/"
+    protocol           = "tcp"
+  }
+}
+`)
+	if why := notModelled(rep)["azurerm_service_fabric_managed_cluster.sf"]; !strings.Contains(why, "19000") || !strings.Contains(why, "19080") || !strings.Contains(why, "80") {
+		t.Errorf("note on the managed cluster: %q, want one naming its ports 19000, 19080 and 80", why)
+	}
+}
+
+// TestUnknownPublicSwitchNoted: a public switch set from a value not known
+// statically (a variable without a value) was said to be "= true" in the
+// note on a resource outside the model; it is said to be not known
+// statically.
+func TestUnknownPublicSwitchNoted(t *testing.T) {
+	rep := checkSource(t, `
+variable "exposed" { type = bool }
+resource "azurerm_machine_learning_workspace" "ml" {
+  name                          = "ml"
+  public_network_access_enabled = var.exposed ? true : false
+}
+`)
+	why := notModelled(rep)["azurerm_machine_learning_workspace.ml"]
+	if !strings.Contains(why, "public_network_access_enabled (not known statically)") || strings.Contains(why, "= true") {
+		t.Errorf("note on the workspace: %q, want one saying public_network_access_enabled is not known statically", why)
+	}
+}
+
+// TestRAMSharedSubnetNoted: a subnet shared with other accounts through
+// RAM holds what those accounts launch, behind groups of their own, none
+// of it in the scanned code; the share was passed over in silence. The
+// association is noted as not evaluated, naming the subnet, by reference
+// or by ARN; one sharing a transit gateway is not.
+func TestRAMSharedSubnetNoted(t *testing.T) {
+	rep := checkSource(t, `
+resource "aws_vpc" "shared" {
+  cidr_block = "10.16.0.0/16"
+}
+resource "aws_subnet" "app" {
+  vpc_id     = aws_vpc.shared.id
+  cidr_block = "10.16.96.0/20"
+}
+resource "aws_ram_resource_share" "subnets" {
+  name                      = "subnets"
+  allow_external_principals = false
+}
+resource "aws_ram_resource_association" "app" {
+  resource_share_arn = aws_ram_resource_share.subnets.arn
+  resource_arn       = aws_subnet.app.arn
+}
+resource "aws_ram_resource_association" "legacy" {
+  resource_share_arn = aws_ram_resource_share.subnets.arn
+  resource_arn       = "arn:aws:ec2:us-east-1:111122223333:subnet/subnet-0abc"
+}
+resource "aws_ec2_transit_gateway" "hub" {}
+resource "aws_ram_resource_association" "tgw" {
+  resource_share_arn = aws_ram_resource_share.subnets.arn
+  resource_arn       = aws_ec2_transit_gateway.hub.arn
+}
+`)
+	got := notModelled(rep)
+	if why := got["aws_ram_resource_association.app"]; !strings.Contains(why, "aws_subnet.app") {
+		t.Errorf("note on the share of aws_subnet.app: %q, want one naming it", why)
+	}
+	if why := got["aws_ram_resource_association.legacy"]; !strings.Contains(why, "subnet/subnet-0abc") {
+		t.Errorf("note on the share by ARN: %q, want one naming the subnet", why)
+	}
+	if why, ok := got["aws_ram_resource_association.tgw"]; ok {
+		t.Errorf("note on the share of a transit gateway: %s", why)
 	}
 }

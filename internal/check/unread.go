@@ -22,7 +22,7 @@ var unreadAttrs = map[string]bool{
 	"instance_type": true, "vm_size": true, "size": true, "os_disk": true, "storage_os_disk": true,
 	"engine_version": true, "kubernetes_version": true, "addon_version": true,
 	"key_name": true, "public_key": true, "admin_username": true, "admin_password": true, "admin_ssh_key": true,
-	"os_profile": true, "password": true, "master_password": true, "username": true, "master_username": true,
+	"os_profile": true, "password": true, "master_password": true, "auth_token": true, "username": true, "master_username": true,
 	"administrator_login": true, "administrator_login_password": true,
 	"role_arn": true, "execution_role_arn": true, "task_role_arn": true, "monitoring_role_arn": true, "thumbprint_list": true,
 	"parameter_group_name": true, "option_group_name": true, "final_snapshot_identifier": true,

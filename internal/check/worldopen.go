@@ -117,6 +117,48 @@ func holdsSensitive(r portRange) bool {
 	return false
 }
 
+// ownPorts moves to the service ports those of other that a data store
+// using the group listens on (a database moved off its engine's port):
+// open to the world, they are data-store ports all the same. A group open
+// on every other port keeps them there, said as a whole.
+func ownPorts(svc, other []portRange, users []*Endpoint) ([]portRange, []portRange) {
+	var own []int
+	for _, e := range users {
+		if e.DataTier && e.Listens != nil {
+			own = append(own, e.Ports...)
+		}
+	}
+	slices.Sort(own)
+	own = slices.Compact(own)
+	if len(own) == 0 || whole(other, "tcp", false) {
+		return svc, other
+	}
+	var rest []portRange
+	for _, o := range other {
+		lo := o.from
+		for _, p := range own {
+			if o.proto != "tcp" || p < lo || p > o.to {
+				continue
+			}
+			if lo < p {
+				rest = append(rest, portRange{o.proto, lo, p - 1})
+			}
+			svc = append(svc, portRange{o.proto, p, p})
+			lo = p + 1
+		}
+		if lo <= o.to {
+			rest = append(rest, portRange{o.proto, lo, o.to})
+		}
+	}
+	sort.Slice(svc, func(i, j int) bool {
+		if svc[i].proto != svc[j].proto {
+			return svc[i].proto < svc[j].proto
+		}
+		return svc[i].from < svc[j].from
+	})
+	return svc, rest
+}
+
 // whole reports whether rs hold every port of proto that their rule
 // reports: every service port (svc), or every other port but 80 and 443.
 func whole(rs []portRange, proto string, svc bool) bool {
@@ -203,7 +245,16 @@ func (m *Model) worldOpen(fs *findings) {
 			users[g] = append(users[g], e)
 		}
 	}
-	for _, g := range append(append([]*SG(nil), m.SGs...), m.detached...) {
+	groups := append(append([]*SG(nil), m.SGs...), m.detached...)
+	// And the groups AWS makes that only their endpoints carry.
+	for _, e := range m.Endpoints {
+		for _, g := range e.SGs {
+			if g.Made != "" && !slices.Contains(groups, g) {
+				groups = append(groups, g)
+			}
+		}
+	}
+	for _, g := range groups {
 		open := openRanges(g, inet.Set, false)
 		// Where only rules whose source is not known statically open it,
 		// the group may admit the world: said so, never critical.
@@ -213,6 +264,7 @@ func (m *Model) worldOpen(fs *findings) {
 			assumed bool
 		}{{open, false}, {maybe, true}} {
 			svc, other := splitServices(o.ranges)
+			svc, other = ownPorts(svc, other, users[g])
 			if len(svc) > 0 {
 				m.openGroup(fs, RuleWorldOpen, g, svc, rangesText(svc, true), users[g], inet.Set, o.assumed)
 			}
@@ -324,7 +376,10 @@ probe:
 	svc := rule == RuleWorldOpen
 	for _, d := range declaring(g, ranges, inet, assumed) {
 		who, own := "", what
-		if d.res != g.Res && !g.detached {
+		switch {
+		case g.Made != "":
+			who = g.Made + ": "
+		case d.res != g.Res && !g.detached:
 			who = "rule of " + g.Addr + ": "
 		}
 		if d.res != g.Res && len(d.ranges) > 0 {

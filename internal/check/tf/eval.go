@@ -225,8 +225,13 @@ func dedupe(ns []Note) []Note {
 	type k struct{ addr, kind string }
 	idx := map[k]int{}
 	more := map[k]int{}
+	seen := map[Note]bool{} // one expression read more than once is one
 	var out []Note
 	for _, n := range ns {
+		if seen[n] {
+			continue
+		}
+		seen[n] = true
 		key := k{n.Address, n.kind}
 		if n.kind == "" || n.Address == "" {
 			out = append(out, n)
@@ -965,10 +970,10 @@ func (ev *evaluator) expr(e hcl.Expression, ctx *hcl.EvalContext, addr string) c
 				ev.notes = append(ev.notes, Note{Pos: rangePos(e.Range()), Address: addr, kind: kindError, Rejected: true, Msg: removed.Error()})
 			}
 		} else if missing := undeclaredName(e, ctx); missing != "" {
-			if !ev.quiet {
-				ev.notes = append(ev.notes, Note{Pos: rangePos(e.Range()), Address: addr, kind: kindError, Rejected: true,
-					Msg: fmt.Sprintf("reference to undeclared %s: Terraform rejects the configuration, so the plan fails", missing)})
-			}
+			// Said even where unknowns are not (a body read quietly): no
+			// unknown makes a name undeclared.
+			ev.notes = append(ev.notes, Note{Pos: rangePos(e.Range()), Address: addr, kind: kindError, Rejected: true,
+				Msg: fmt.Sprintf("reference to undeclared %s: Terraform rejects the configuration, so the plan fails", missing)})
 		} else if computed {
 			// Only the attributes the provider computes are unknown: a
 			// list or object holding them keeps what else it holds. No

@@ -442,6 +442,38 @@ var topSchema = &hcl.BodySchema{Blocks: []hcl.BlockHeaderSchema{
 	{Type: "import"},
 }}
 
+// topBlocks are the block types Terraform takes at the top level of a
+// file; those topSchema does not read change no value read here.
+var topBlocks = map[string]bool{
+	"terraform": true, "variable": true, "locals": true, "output": true, "module": true, "resource": true,
+	"data": true, "provider": true, "ephemeral": true, "import": true, "moved": true, "removed": true, "check": true,
+}
+
+// unexpectedTop notes each block of a type Terraform does not take at the
+// top level of a file, and each argument there: Terraform rejects them
+// (a rule written outside its resource is no rule).
+func (l *loader) unexpectedTop(m *module, file hcl.Body) {
+	sb, ok := file.(*hclsyntax.Body)
+	if !ok {
+		return
+	}
+	for _, b := range sb.Blocks {
+		if !topBlocks[b.Type] {
+			l.notes = append(l.notes, Note{Pos: rangePos(b.TypeRange), Address: m.qualify(b.Type), Rejected: true, kind: kindError,
+				Msg: fmt.Sprintf("block %q at the top level of the file, outside any resource: Terraform rejects it (Unsupported block type), so the plan fails; it is not read", b.Type)})
+		}
+	}
+	attrs := make([]*hclsyntax.Attribute, 0, len(sb.Attributes))
+	for _, a := range sb.Attributes {
+		attrs = append(attrs, a)
+	}
+	sort.Slice(attrs, func(i, j int) bool { return attrs[i].Name < attrs[j].Name })
+	for _, a := range attrs {
+		l.notes = append(l.notes, Note{Pos: rangePos(a.NameRange), Address: m.qualify(a.Name), Rejected: true, kind: kindError,
+			Msg: fmt.Sprintf("argument %q at the top level of the file, outside any block: Terraform rejects it (Unsupported argument), so the plan fails; it is not read", a.Name)})
+	}
+}
+
 // metaBlocks are the nested block types Terraform itself defines.
 var metaBlocks = &hcl.BodySchema{Blocks: []hcl.BlockHeaderSchema{
 	{Type: "dynamic", LabelNames: []string{"type"}}, {Type: "lifecycle"}, {Type: "connection"},
@@ -512,6 +544,7 @@ func (l *loader) collect(m *module, file hcl.Body, depth int) error {
 	if diags.HasErrors() {
 		return fmt.Errorf("tf: %w", diagErr(diags))
 	}
+	l.unexpectedTop(m, file)
 	for _, b := range content.Blocks {
 		bd, diags := convBody(b.Body)
 		if diags.HasErrors() {

@@ -1216,3 +1216,84 @@ resource "azurerm_subnet" "s" {
 		t.Errorf("error %q says the invalid character %d times, want once", err, n)
 	}
 }
+
+// TestUnexpectedTopLevelBlockRejected: a block Terraform does not take at
+// the top level of a file (a security group's ingress written outside
+// its resource), or an argument there, was passed over in silence, the
+// rule it meant to add read as not written. Terraform rejects both
+// (Unsupported block type, Unsupported argument); the blocks it takes
+// there (terraform, moved, removed, check …) are not noted.
+func TestUnexpectedTopLevelBlockRejected(t *testing.T) {
+	p := load(t, fstest.MapFS{"main.tf": {Data: []byte(`
+terraform {
+  required_version = ">= 1.5"
+}
+resource "aws_security_group" "workers" {
+  name = "workers"
+}
+ingress {
+  from_port = 22
+  to_port   = 22
+  protocol  = "tcp"
+}
+region = "us-east-1"
+moved {
+  from = aws_security_group.old
+  to   = aws_security_group.workers
+}
+removed {
+  from = aws_instance.gone
+  lifecycle {
+    destroy = false
+  }
+}
+check "up" {
+  assert {
+    condition     = true
+    error_message = "down"
+  }
+}
+`)}}, Options{})
+	var rejected []string
+	for _, n := range p.Notes {
+		if n.Rejected {
+			rejected = append(rejected, n.Msg)
+		}
+	}
+	joined := strings.Join(rejected, "\n")
+	if len(rejected) != 2 || !strings.Contains(joined, `block "ingress"`) || !strings.Contains(joined, `argument "region"`) {
+		t.Errorf("rejected notes %q, want two, on the ingress block and the region argument", rejected)
+	}
+}
+
+// TestUndeclaredVariableInPolicyDocument: a policy document, read quietly
+// for the statements it builds, dropped the note on a reference to an
+// input variable the module does not declare (var.region, its declaration
+// misspelt), which Terraform rejects there as anywhere.
+func TestUndeclaredVariableInPolicyDocument(t *testing.T) {
+	p := load(t, fstest.MapFS{"main.tf": {Data: []byte(`
+variable "domain" {
+  default = "search"
+}
+data "aws_iam_policy_document" "search" {
+  statement {
+    actions   = ["es:*"]
+    resources = ["arn:aws:es:${var.region}:111122223333:domain/${var.domain}/*"]
+  }
+}
+resource "aws_opensearch_domain" "search" {
+  domain_name     = var.domain
+  access_policies = data.aws_iam_policy_document.search.json
+}
+`)}}, Options{})
+	var rejected []string
+	for _, n := range p.Notes {
+		if n.Rejected {
+			rejected = append(rejected, n.Address+": "+n.Msg)
+		}
+	}
+	// The document is read more than once; the one expression is one.
+	if len(rejected) != 1 || !strings.Contains(rejected[0], "reference to undeclared input variable var.region") || strings.Contains(rejected[0], "other expression") {
+		t.Errorf("rejected notes %q, want one on var.region, of one expression", rejected)
+	}
+}
