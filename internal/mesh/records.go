@@ -9,7 +9,6 @@ import (
 	"time"
 
 	"moat/internal/flow"
-	"moat/internal/identity"
 	"moat/internal/mtls"
 	"moat/internal/policy"
 )
@@ -192,19 +191,13 @@ var errNotReady = errors.New("mesh: not ready")
 // errUnknownService refuses a handshake for a service not on this node.
 var errUnknownService = errors.New("mesh: unknown service")
 
-// identityCode maps a refused peer's error to a reason code.
+// identityCode maps a refused peer's error to a reason code: a verdict on
+// its certificate (mtls.ReasonCode), or this end's own refusals.
 func identityCode(err error) string {
+	if code := mtls.ReasonCode(err); code != "" {
+		return code
+	}
 	switch {
-	case errors.Is(err, identity.ErrRevoked):
-		return flow.ReasonRevoked
-	case errors.Is(err, identity.ErrExpired), errors.Is(err, identity.ErrNotYetValid):
-		return flow.ReasonExpired
-	case errors.Is(err, identity.ErrUnknownAuthority), errors.Is(err, identity.ErrNoBundle):
-		return flow.ReasonUnknownAuthority
-	case errors.Is(err, identity.ErrNotSVID), errors.Is(err, identity.ErrWrongTrustDomain), errors.Is(err, identity.ErrLeafIsCA),
-		errors.Is(err, identity.ErrLeafCanSign), errors.Is(err, identity.ErrMissingUsage), errors.Is(err, identity.ErrNoCertificate),
-		errors.Is(err, mtls.ErrUnexpectedPeer):
-		return flow.ReasonBadCertificate
 	case errors.Is(err, errNotService):
 		return flow.ReasonNotService
 	case errors.Is(err, errNotReady):
