@@ -22,6 +22,7 @@ import (
 	"moat/internal/config"
 	"moat/internal/flow"
 	"moat/internal/identity"
+	"moat/internal/mtls"
 )
 
 // Break-glass access on the node.
@@ -384,15 +385,11 @@ func (x *access) verify(cs tls.ConnectionState, hello api.RelayHello) (verifiedP
 	return verifiedPeer{id: id.String(), grant: g, cs: cs}, nil
 }
 
-// identityCode maps a refused chain to its reason code.
+// identityCode maps a refused chain to its reason code (mtls.ReasonCode);
+// a refusal it does not name is a bad certificate.
 func identityCode(err error) string {
-	switch {
-	case errors.Is(err, identity.ErrRevoked):
-		return flow.ReasonRevoked
-	case errors.Is(err, identity.ErrExpired), errors.Is(err, identity.ErrNotYetValid):
-		return flow.ReasonExpired
-	case errors.Is(err, identity.ErrUnknownAuthority):
-		return flow.ReasonUnknownAuthority
+	if code := mtls.ReasonCode(err); code != "" {
+		return code
 	}
 	return flow.ReasonBadCertificate
 }

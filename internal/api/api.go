@@ -374,6 +374,14 @@ type RevokeRequest struct {
 	Serial  string `json:"serial,omitempty"`
 }
 
+// RevokeResult answers a revocation: the list as it now stands, and
+// whether the service or node named was not registered (it is revoked
+// anyway: a node may be revoked before it joins, its join token leaked).
+type RevokeResult struct {
+	identity.Revocations
+	NotRegistered bool `json:"not_registered,omitempty"`
+}
+
 // CARequest runs one root-rotation step: "prepare", "activate" or "retire".
 type CARequest struct {
 	Step  string `json:"step"`

@@ -274,27 +274,34 @@ func revokeCommand() *Command {
 				return err
 			}
 			req := api.RevokeRequest{Service: *svc, Node: *node, Serial: *serial}
-			var rev identity.Revocations
+			var rev api.RevokeResult
 			if err := c.Call(ctx, http.MethodPost, api.PathRevoke, req, &rev); err != nil {
 				if errors.Is(err, api.ErrInvalid) {
 					return usagef("revoke: %v", err)
 				}
 				return err
 			}
+			named := fmt.Sprintf("service %q", *svc)
+			if *node != "" {
+				named = fmt.Sprintf("node %q", *node)
+			}
+			if rev.NotRegistered {
+				fmt.Fprintf(e.Stderr, "warning: revoked anyway: %s is not registered; its identity stays refused should it ever be\n", named)
+			}
 			if out.output == "json" {
 				return printJSON(e.Stdout, rev)
 			}
-			what := fmt.Sprintf("service %q", *svc)
+			what := named
 			switch {
 			case *node != "":
-				what = fmt.Sprintf("node %q and the SVIDs it was issued", *node)
+				what = named + " and the SVIDs it was issued"
 			case *serial != "":
 				what = "serial " + *serial
 			}
 			fmt.Fprintf(e.Stdout, "revoked %s; revocation list version %d (%d identities, %d serials) is on its way to every agent\n", what, rev.Version, len(rev.IDs), len(rev.Serials))
 			return nil
 		})
-	c.Help = "Adds to the revocation list that every agent receives within a second; revoked\nidentities are refused at their next handshake and a revoked node cannot renew.\nAn operator may revoke services, nodes and live service SVIDs by serial; any\nother serial (an administrator's or a server's certificate) needs role admin."
+	c.Help = "Adds to the revocation list that every agent receives within a second; revoked\nidentities are refused at their next handshake and a revoked node cannot renew.\nAn operator may revoke services, nodes and live service SVIDs by serial; any\nother serial (an administrator's or a server's certificate) needs role admin.\nA service or node that is not registered is revoked anyway (a node may be\nrevoked before it joins), with a warning on stderr naming it."
 	return c
 }
 

@@ -145,7 +145,7 @@ func (m *Mesh) serveConn(c net.Conn, release func()) {
 		r := m.newRecord(start, inboundDir)
 		r.srcAddr, r.dstAddr, r.kind, r.verdict, r.code = c.RemoteAddr(), c.LocalAddr(), kindHandshake, flow.VerdictDeny, flow.ReasonPlaintext
 		r.reason = "plaintext on the mesh port, which speaks mutual TLS only (a permissive service takes plaintext on its own plaintext port)"
-		m.emit(r)
+		m.emitRefusal(r, c.RemoteAddr())
 		_ = c.Close()
 		return
 	}

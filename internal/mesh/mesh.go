@@ -24,7 +24,9 @@
 // bytes of each are those since the previous record of the connection, so
 // a connection's records add up to its total. The source writes one record
 // when its side ends. A refusal is one Refuse record, a failed handshake
-// one Fail record of kind "handshake". Every refusal, failure and cut
+// one Fail record of kind "handshake": a peer's first 50 of one reason
+// code, then 5 a second, the rest summarised each FlowInterval
+// (flow.Gate). Every refusal, failure and cut
 // carries a machine-readable reason code (flow.Reason*). In records the
 // destination port is the service port that policy names (8080 for "api"),
 // not the app's loopback port or the agent's mesh port; EdgeOf turns a
@@ -211,7 +213,8 @@ type Mesh struct {
 	mux       *yamux.Config
 	protocols []string // tunnel ALPN names, newest first
 	stats     counters
-	pending   mtls.Pending // connections to the mesh port in their handshake
+	pending   mtls.Pending       // connections to the mesh port in their handshake
+	refusals  flow.Gate[*record] // refused handshakes written one by one, the rest summarised
 
 	policy   atomic.Pointer[policy.Table]
 	services atomic.Pointer[map[string]Service]
@@ -418,6 +421,7 @@ func (m *Mesh) Close() error {
 	for _, c := range closers {
 		_ = c.Close()
 	}
+	m.flushRefusals() // the refused handshakes held back are summarised, not lost
 	return err
 }
 

@@ -2,6 +2,7 @@ package mesh
 
 import (
 	"errors"
+	"fmt"
 	"net"
 	"strconv"
 	"sync"
@@ -9,7 +10,6 @@ import (
 	"time"
 
 	"moat/internal/flow"
-	"moat/internal/identity"
 	"moat/internal/mtls"
 	"moat/internal/policy"
 )
@@ -52,6 +52,7 @@ type record struct {
 	code                  string // flow.Reason*, for refusals, failures and cuts
 	mode, kind            string
 	claimed               string // unverified peer ID of a failed handshake
+	suppressed            int    // on a summary: the refusals it stands for (flow.Gate)
 	tls                   uint16
 	plaintext             bool
 	activity              int
@@ -165,7 +166,7 @@ func (m *Mesh) write(r *record, activity int, final bool) {
 		rec.SeverityID, rec.Severity = flow.SeverityLow, "Low"
 	}
 	rec.Message = r.reason
-	rec.Unmapped = &flow.Moat{Verdict: r.verdict, Reason: r.reason, ReasonCode: r.code, Mode: r.mode, Node: m.cfg.Node, Kind: r.kind, Claimed: r.claimed}
+	rec.Unmapped = &flow.Moat{Verdict: r.verdict, Reason: r.reason, ReasonCode: r.code, Mode: r.mode, Node: m.cfg.Node, Kind: r.kind, Claimed: r.claimed, Suppressed: r.suppressed}
 	if err := m.flows.Write(rec); err != nil {
 		m.log.Warn("mesh: flow record lost", logErr, err.Error())
 	}
@@ -178,7 +179,39 @@ func (m *Mesh) handshakeRecord(start time.Time, dir int, src, dst net.Addr, srcI
 	r := m.newRecord(start, dir)
 	r.srcAddr, r.dstAddr, r.srcID, r.dstID, r.claimed = src, dst, srcID, dstID, claimed
 	r.verdict, r.reason, r.kind, r.code = flow.VerdictDeny, err.Error(), kindHandshake, identityCode(err)
-	m.emit(r)
+	peer := src
+	if dir == outboundDir {
+		peer = dst
+	}
+	m.emitRefusal(r, peer)
+}
+
+// emitRefusal writes r, the record of a handshake refused from or to
+// peer, unless the gate holds it back for a summary (flow.Gate, by the
+// peer's address and the reason code): a peer refused as fast as it
+// connects has its first refusals written and the rest summarised.
+func (m *Mesh) emitRefusal(r *record, peer net.Addr) {
+	if m.refusals.Allow(addrOf(peer), r.code, r, m.now()) {
+		m.emit(r)
+	}
+}
+
+// flushRefusals writes the summaries of the refused handshakes the gate
+// held back: the last of each peer's, with how many it stands for, and a
+// count by reason of the peers past those summarised one by one.
+func (m *Mesh) flushRefusals() {
+	for _, h := range m.refusals.Flush() {
+		r := h.Last
+		if h.Client {
+			r.reason = fmt.Sprintf("%s; %d such handshakes of this peer were counted, not recorded one by one (this is the last)", r.reason, h.N)
+		} else {
+			r = m.newRecord(m.now(), inboundDir)
+			r.kind, r.verdict, r.code = kindHandshake, flow.VerdictDeny, h.Kind
+			r.reason = fmt.Sprintf("%d handshakes refused (%s) of peers past the %d summarised one by one were counted, not recorded", h.N, h.Kind, flow.GateMaxSummaries)
+		}
+		r.suppressed = h.N
+		m.emit(r)
+	}
 }
 
 // errNotService refuses a tunnel from an SVID that is not a service's.
@@ -192,19 +225,13 @@ var errNotReady = errors.New("mesh: not ready")
 // errUnknownService refuses a handshake for a service not on this node.
 var errUnknownService = errors.New("mesh: unknown service")
 
-// identityCode maps a refused peer's error to a reason code.
+// identityCode maps a refused peer's error to a reason code: a verdict on
+// its certificate (mtls.ReasonCode), or this end's own refusals.
 func identityCode(err error) string {
+	if code := mtls.ReasonCode(err); code != "" {
+		return code
+	}
 	switch {
-	case errors.Is(err, identity.ErrRevoked):
-		return flow.ReasonRevoked
-	case errors.Is(err, identity.ErrExpired), errors.Is(err, identity.ErrNotYetValid):
-		return flow.ReasonExpired
-	case errors.Is(err, identity.ErrUnknownAuthority), errors.Is(err, identity.ErrNoBundle):
-		return flow.ReasonUnknownAuthority
-	case errors.Is(err, identity.ErrNotSVID), errors.Is(err, identity.ErrWrongTrustDomain), errors.Is(err, identity.ErrLeafIsCA),
-		errors.Is(err, identity.ErrLeafCanSign), errors.Is(err, identity.ErrMissingUsage), errors.Is(err, identity.ErrNoCertificate),
-		errors.Is(err, mtls.ErrUnexpectedPeer):
-		return flow.ReasonBadCertificate
 	case errors.Is(err, errNotService):
 		return flow.ReasonNotService
 	case errors.Is(err, errNotReady):
@@ -217,7 +244,8 @@ func identityCode(err error) string {
 
 // interimLoop writes a Traffic record for every live inbound connection
 // each FlowInterval, so a long-lived connection is visible, and its bytes
-// counted, while it lasts.
+// counted, while it lasts, and the summaries of the refused handshakes
+// held back since the last.
 func (m *Mesh) interimLoop() {
 	tick := time.NewTicker(m.cfg.FlowInterval)
 	defer tick.Stop()
@@ -227,6 +255,7 @@ func (m *Mesh) interimLoop() {
 			return
 		case <-tick.C:
 		}
+		m.flushRefusals()
 		m.mu.Lock()
 		live := make([]*record, 0, len(m.inStreams))
 		for s := range m.inStreams {

@@ -16,6 +16,9 @@ import (
 	"time"
 
 	"github.com/spiffe/go-spiffe/v2/spiffeid"
+
+	"moat/internal/flow"
+	"moat/internal/identity"
 )
 
 // Verifier checks a peer's chain (leaf first) and returns its SPIFFE ID.
@@ -153,4 +156,26 @@ func VersionName(v uint16) string {
 		return "none"
 	}
 	return fmt.Sprintf("0x%04x", v)
+}
+
+// ReasonCode maps the error a peer's certificate was refused with (a
+// Verifier's, identity.Trust's, or ErrUnexpectedPeer), wrapped or not, to
+// the flow reason code its refusal is recorded under: the one home of that
+// mapping, for the mesh's handshakes and the access tunnel's alike. It
+// returns "" for any other error (a TLS failure that is no verdict on a
+// certificate), which the caller names.
+func ReasonCode(err error) string {
+	switch {
+	case errors.Is(err, identity.ErrRevoked):
+		return flow.ReasonRevoked
+	case errors.Is(err, identity.ErrExpired), errors.Is(err, identity.ErrNotYetValid):
+		return flow.ReasonExpired
+	case errors.Is(err, identity.ErrUnknownAuthority), errors.Is(err, identity.ErrNoBundle):
+		return flow.ReasonUnknownAuthority
+	case errors.Is(err, identity.ErrNotSVID), errors.Is(err, identity.ErrWrongTrustDomain), errors.Is(err, identity.ErrLeafIsCA),
+		errors.Is(err, identity.ErrLeafCanSign), errors.Is(err, identity.ErrMissingUsage), errors.Is(err, identity.ErrNoCertificate),
+		errors.Is(err, ErrUnexpectedPeer):
+		return flow.ReasonBadCertificate
+	}
+	return ""
 }

@@ -11,6 +11,7 @@ import (
 	"github.com/spiffe/go-spiffe/v2/spiffeid"
 
 	"moat/internal/ca"
+	"moat/internal/flow"
 	"moat/internal/identity"
 	"moat/internal/testkit"
 )
@@ -170,4 +171,75 @@ func TestConfigNeedsParts(t *testing.T) {
 	if _, err := Client(ClientConfig{Verifier: f.trust, GetClientCertificate: Static(nil)}); err == nil {
 		t.Error("client without expected identity accepted")
 	}
+}
+
+// TestReasonCode: the error a server's handshake ends with, for each way a
+// client's certificate is refused, maps to the reason code its record
+// carries (detection matches on it); a TLS failure that is no verdict on a
+// certificate maps to none.
+func TestReasonCode(t *testing.T) {
+	f := newFixture(t)
+	apiCert, apiID := f.svid(t, "api")
+	webCert, webID := f.svid(t, "web")
+	strangerCert, _ := newFixture(t).svid(t, "web")
+	trust := func(now time.Time, rev identity.Revocations, bundle bool) *identity.Trust {
+		tr := identity.NewTrust(identity.TrustConfig{TrustDomain: f.td, Now: func() time.Time { return now }})
+		if bundle {
+			tr.Update(f.ca.Bundle(), rev)
+		}
+		return tr
+	}
+	now := time.Now()
+	cases := []struct {
+		name     string
+		verifier Verifier
+		client   *tls.Certificate
+		tls12    bool
+		want     string
+	}{
+		{"revoked identity", trust(now, identity.Revocations{Version: 1, IDs: []string{webID.String()}}, true), webCert, false, flow.ReasonRevoked},
+		{"revoked serial", trust(now, identity.Revocations{Version: 1, Serials: []string{identity.SerialHex(webCert.Leaf.SerialNumber)}}, true), webCert, false, flow.ReasonRevoked},
+		{"expired", trust(now.Add(2*time.Hour), identity.Revocations{}, true), webCert, false, flow.ReasonExpired},
+		{"not yet valid", trust(now.Add(-time.Hour), identity.Revocations{}, true), webCert, false, flow.ReasonExpired},
+		{"another authority", f.trust, strangerCert, false, flow.ReasonUnknownAuthority},
+		{"no bundle yet", trust(now, identity.Revocations{}, false), webCert, false, flow.ReasonUnknownAuthority},
+		{"TLS 1.2", f.trust, webCert, true, ""},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			scfg, err := Server(ServerConfig{Verifier: c.verifier, GetCertificate: func(*tls.ClientHelloInfo) (*tls.Certificate, error) { return apiCert, nil }})
+			if err != nil {
+				t.Fatal(err)
+			}
+			ccfg, err := Client(ClientConfig{Verifier: f.trust, GetClientCertificate: Static(c.client), ServerName: "api", Expect: []spiffeid.ID{apiID}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if c.tls12 {
+				ccfg.MinVersion, ccfg.MaxVersion = tls.VersionTLS12, tls.VersionTLS12
+			}
+			_, serr := handshake(t, scfg, ccfg)
+			if serr == nil {
+				t.Fatal("the server let the client in")
+			}
+			if got := ReasonCode(serr); got != c.want {
+				t.Errorf("ReasonCode(%v) = %q, want %q", serr, got, c.want)
+			}
+		})
+	}
+
+	t.Run("unexpected server", func(t *testing.T) {
+		scfg, err := Server(ServerConfig{Verifier: f.trust, GetCertificate: func(*tls.ClientHelloInfo) (*tls.Certificate, error) { return apiCert, nil }})
+		if err != nil {
+			t.Fatal(err)
+		}
+		ccfg, err := Client(ClientConfig{Verifier: f.trust, GetClientCertificate: Static(webCert), ServerName: "api", Expect: []spiffeid.ID{webID}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		cerr, _ := handshake(t, scfg, ccfg)
+		if got := ReasonCode(cerr); got != flow.ReasonBadCertificate {
+			t.Errorf("ReasonCode(%v) = %q, want %q", cerr, got, flow.ReasonBadCertificate)
+		}
+	})
 }

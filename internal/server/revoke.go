@@ -24,7 +24,9 @@ var serialRE = regexp.MustCompile(`^[0-9a-fA-F]{1,40}$`)
 // node also revokes every unexpired SVID issued to it, since a compromised
 // node held their keys (and may have asked for more than it used). The
 // list reaches every agent through the watch stream, and agents close the
-// tunnels of revoked peers when it arrives.
+// tunnels of revoked peers when it arrives. A service or node that is not
+// registered is revoked anyway (a node before it joins), and the answer
+// says it was not registered, so that a misspelt name shows.
 func (s *Server) handleRevoke(ctx context.Context, c *caller, r *http.Request) (any, string, error) {
 	var req api.RevokeRequest
 	if err := decode(r, &req); err != nil {
@@ -41,20 +43,20 @@ func (s *Server) handleRevoke(ctx context.Context, c *caller, r *http.Request) (
 	}
 	var addIDs []string
 	var addSerials map[string]time.Time
-	var target string
+	var target, registeredKey string
 	switch {
 	case req.Service != "":
 		id, err := identity.ServiceID(s.td, req.Service)
 		if err != nil {
 			return nil, trimForError(req.Service), errorf(http.StatusBadRequest, "service: %v", err)
 		}
-		target, addIDs = id.String(), []string{id.String()}
+		target, addIDs, registeredKey = id.String(), []string{id.String()}, prefixService+req.Service
 	case req.Node != "":
 		id, err := identity.NodeID(s.td, req.Node)
 		if err != nil {
 			return nil, trimForError(req.Node), errorf(http.StatusBadRequest, "node: %v", err)
 		}
-		target, addIDs = id.String(), []string{id.String()}
+		target, addIDs, registeredKey = id.String(), []string{id.String()}, prefixNode+req.Node
 		if addSerials, err = s.nodeSerials(ctx, req.Node); err != nil {
 			return nil, target, err
 		}
@@ -78,6 +80,17 @@ func (s *Server) handleRevoke(ctx context.Context, c *caller, r *http.Request) (
 		}
 		target, addSerials = "serial:"+sn, map[string]time.Time{sn: end}
 	}
+	notRegistered := false
+	if registeredKey != "" {
+		_, err := s.st.Get(ctx, registeredKey)
+		switch {
+		case errors.Is(err, store.ErrNotFound):
+			notRegistered = true
+			c.note("registered", "false")
+		case err != nil:
+			return nil, target, err
+		}
+	}
 	rev, err := s.addRevocations(ctx, addIDs, addSerials)
 	if err != nil {
 		return nil, target, err
@@ -95,7 +108,7 @@ func (s *Server) handleRevoke(ctx context.Context, c *caller, r *http.Request) (
 		}
 		c.note("serials", fmt.Sprint(len(more)))
 	}
-	return rev, target, nil
+	return api.RevokeResult{Revocations: rev, NotRegistered: notRegistered}, target, nil
 }
 
 // nodeSerials lists the unexpired SVIDs issued to node, with their NotAfter.

@@ -2,6 +2,7 @@ package server
 
 import (
 	"net/http"
+	"slices"
 	"strings"
 	"testing"
 
@@ -83,5 +84,40 @@ func TestRevokeSerialOfOthersNeedsAdmin(t *testing.T) {
 	}
 	if code, _ := f.call(t, viewer.cert, http.MethodGet, api.PathWhoami, nil, nil); code != http.StatusUnauthorized {
 		t.Fatalf("the viewer after the admin's revocation: %d, want 401", code)
+	}
+}
+
+// TestRevokeSaysWhenNotRegistered: revoking a service or node by a name
+// not registered revoked it for good and answered as for any other, so a
+// misspelt name went unnoticed. It is still revoked (a node may be revoked
+// before it joins, its join token leaked), and the answer says the name
+// was not registered; a registered one's does not.
+func TestRevokeSaysWhenNotRegistered(t *testing.T) {
+	f := newAuthFixture(t)
+	op := f.accs["op"]
+	f.joinNode(t, "web-1")
+	if code, e := f.call(t, op.session, http.MethodPost, api.PathServices, api.Registration{Name: "api", Node: "web-1", Port: 8080}, nil); code != http.StatusOK {
+		t.Fatalf("svc register: %d %s", code, e.Error)
+	}
+	for _, tc := range []struct {
+		req           api.RevokeRequest
+		id            string
+		notRegistered bool
+	}{
+		{api.RevokeRequest{Service: "api"}, "spiffe://example.org/svc/api", false},
+		{api.RevokeRequest{Service: "apj"}, "spiffe://example.org/svc/apj", true},
+		{api.RevokeRequest{Node: "web-1"}, "spiffe://example.org/node/web-1", false},
+		{api.RevokeRequest{Node: "web-2"}, "spiffe://example.org/node/web-2", true},
+	} {
+		var res api.RevokeResult
+		if code, e := f.call(t, op.session, http.MethodPost, api.PathRevoke, tc.req, &res); code != http.StatusOK {
+			t.Fatalf("revoke %+v: %d %s", tc.req, code, e.Error)
+		}
+		if res.NotRegistered != tc.notRegistered {
+			t.Errorf("revoke %+v: not_registered %v, want %v", tc.req, res.NotRegistered, tc.notRegistered)
+		}
+		if !slices.Contains(res.IDs, tc.id) {
+			t.Errorf("revoke %+v: %s not in the list %v", tc.req, tc.id, res.IDs)
+		}
 	}
 }
