@@ -124,6 +124,7 @@ func (contextAction) Evaluate(_ plugintypes.RuleMetadata, tx plugintypes.Transac
 	txv := v.TX()
 	var discounted []string
 	cache := map[string]bool{}
+	var orig originalsSeen
 	sc := memoOf(tx)
 	if sc == nil {
 		sc = newTxMemo()
@@ -149,7 +150,7 @@ func (contextAction) Evaluate(_ plugintypes.RuleMetadata, tx plugintypes.Transac
 		counter := txLevelScore + strconv.Itoa(paranoiaOf(r.Tags()))
 		taken, chainBenign := 0, true
 		for _, md := range mds {
-			vals, ok := originals(v, md)
+			vals, ok := orig.of(v, md)
 			if !ok || len(vals) == 0 {
 				chainBenign = false
 				continue
@@ -365,6 +366,32 @@ func originals(v plugintypes.TransactionVariables, md types.MatchData) ([]string
 		}
 	}
 	return nil, false
+}
+
+// originalsSeen remembers originals' answers for one pass: a value
+// matched by several rules (the attack's argument and its normal forms,
+// by each SQL rule) is looked up, and its list built, once. The
+// collections originals reads do not change while the pass runs.
+type originalsSeen []originalsOf
+
+type originalsOf struct {
+	v    variables.RuleVariable
+	key  string
+	vals []string
+	ok   bool
+}
+
+// of is originals(v, md), from an earlier answer for the same variable
+// and key when there is one.
+func (s *originalsSeen) of(v plugintypes.TransactionVariables, md types.MatchData) ([]string, bool) {
+	for _, o := range *s {
+		if o.v == md.Variable() && o.key == md.Key() {
+			return o.vals, o.ok
+		}
+	}
+	vals, ok := originals(v, md)
+	*s = append(*s, originalsOf{md.Variable(), md.Key(), vals, ok})
+	return vals, ok
 }
 
 // looksEmail reports whether v is an e-mail address.

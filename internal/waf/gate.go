@@ -179,6 +179,9 @@ type gatePlan struct {
 	// planning (capturedChain).
 	all       []*rrule
 	constKeys []string
+	// constVals: the resolver's TX values by key, while planning
+	// (constOperator).
+	constVals map[string]string
 	// ids: every rule ID of the set, in order; rank: an ID's place there;
 	// phase[rank]: that rule's phase (gateremove.go).
 	ids   []int
@@ -499,7 +502,7 @@ func planGate(w coraza.WAF, ids []int, paranoia int, budget time.Duration, const
 	}
 	p.placeCaptured()
 	targets := planTargets(p.all, isGate)
-	p.all, p.constKeys = nil, nil
+	p.all, p.constKeys, p.constVals = nil, nil, nil
 	p.planMulti()
 	p.planTwins()
 	p.planUnions()
@@ -826,6 +829,9 @@ func (p *gatePlan) askableOp(r reflect.Value) (plugintypes.Operator, bool, error
 		name := strings.TrimPrefix(strings.TrimPrefix(fn.String(), "!"), "@")
 		if !gateOperators[name] || strings.Contains(data.String(), "%{") && !p.constMacros(data.String()) {
 			return nil, false, nil
+		}
+		if c, ok := p.constOperator(name, data.String()); ok {
+			return c, neg.Bool(), nil
 		}
 	}
 	return op, neg.Bool(), nil

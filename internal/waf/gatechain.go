@@ -167,8 +167,12 @@ func (p *gatePlan) planChains(rules reflect.Value, consts []txConst) error {
 	p.chains = chainSafe(all)
 	p.consts = constTX(all, consts)
 	p.all = all
+	p.constVals = make(map[string]string, len(consts))
 	for _, c := range consts {
 		p.constKeys = append(p.constKeys, c.key)
+		if len(c.values) > 0 {
+			p.constVals[c.key] = c.values[0]
+		}
 	}
 	return nil
 }

@@ -27,6 +27,7 @@ import (
 
 	coreruleset "github.com/corazawaf/coraza-coreruleset/v4"
 	"github.com/corazawaf/coraza/v3"
+	"github.com/corazawaf/coraza/v3/debuglog"
 	"github.com/corazawaf/coraza/v3/experimental"
 	"github.com/corazawaf/coraza/v3/experimental/plugins"
 	"github.com/corazawaf/coraza/v3/experimental/plugins/plugintypes"
@@ -470,7 +471,7 @@ func build(directives string) (coraza.WAF, map[string]*rxCompiled, []*gateHolder
 	var gates []*gateHolder
 	gateBuilding.Store(&gates)
 	defer gateBuilding.Store(nil)
-	w, err := coraza.NewWAF(coraza.NewWAFConfig().WithRootFS(coreruleset.FS).WithDirectives(directives))
+	w, err := coraza.NewWAF(coraza.NewWAFConfig().WithRootFS(coreruleset.FS).WithDebugLogger(newLazyLogger(debuglog.Noop())).WithDirectives(directives))
 	return w, patterns, gates, err
 }
 
