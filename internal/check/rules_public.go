@@ -41,7 +41,7 @@ func publicServiceRules() []Rule {
 			"A SageMaker notebook instance has direct internet access: direct_internet_access = \"Enabled\", which the provider sets when the attribute is left out, gives the notebook a network interface that SageMaker manages, with a route to the internet, beside the one in its VPC, so what it sends and fetches passes none of the VPC's security groups, network ACLs, routes, NAT or endpoint policies; a notebook that names no subnet_id runs in SageMaker's network alone, with internet access (SageMaker refuses Disabled without a subnet: CHECK-003). Whoever runs code in the notebook reaches the internet with its role's credentials. A value not known statically is read as Enabled, and the finding says so.",
 			"Set subnet_id and security_groups to a private subnet and group of the VPC and direct_internet_access = \"Disabled\"; give the notebook the internet, if it needs it, through the VPC's NAT gateway and VPC endpoints for the AWS services it calls."},
 		{RulePrivateAPIOpen, High, "Private API open to every VPC endpoint",
-			"A private REST API (endpoint_configuration types = [\"PRIVATE\"]) has a resource policy (policy, or aws_api_gateway_rest_api_policy) with a statement that allows Principal \"*\" without an aws:SourceVpce or aws:SourceVpc condition, and no statement denies requests from other endpoints or networks: an execute-api interface endpoint in any VPC of any AWS account reaches the API, and only its methods' authorization stands in the way. A policy only parts of which are known statically (its own execution_arn, say) is read for what is known, and the finding says so; one not known statically at all is not judged.",
+			"A private REST API (endpoint_configuration types = [\"PRIVATE\"]) has a resource policy (policy, or aws_api_gateway_rest_api_policy) with a statement that allows Principal \"*\" without an aws:SourceVpce or aws:SourceVpc condition, and no statement denies requests from other endpoints or networks: an execute-api interface endpoint in any VPC of any AWS account reaches the API, and only its methods' authorization stands in the way. A policy only parts of which are known statically (its own execution_arn, say) is read for what is known, and the finding says so; one not known statically at all is not judged. An API whose endpoint type is not known statically is read as private, and the finding says so.",
 			"Add aws:SourceVpce (or aws:SourceVpc) to the Allow statement's condition, or a Deny for Principal \"*\" with a StringNotEquals condition on aws:SourceVpce naming the endpoints meant to reach the API."},
 	}
 }
@@ -155,9 +155,15 @@ func (m *Model) privateAPIs(byType map[string][]*tf.Resource, fs *findings) {
 	}
 	vpceKeys := []string{"aws:SourceVpce", "aws:SourceVpc"}
 	for _, r := range byType["aws_api_gateway_rest_api"] {
-		types, _ := strs(block(r.Values, "endpoint_configuration"), "types")
-		if !slices.ContainsFunc(types, func(t string) bool { return strings.EqualFold(t, "PRIVATE") }) {
-			continue // a public endpoint, or one not known statically, is the front-door model's
+		ec := block(r.Values, "endpoint_configuration")
+		types, unk := strs(ec, "types")
+		private := slices.ContainsFunc(types, func(t string) bool { return strings.EqualFold(t, "PRIVATE") })
+		assumed := ""
+		if !private && (unk || unknown(ec, "types") || unknown(r.Values, "endpoint_configuration")) {
+			private, assumed = true, " (its endpoint type is not known statically: read as PRIVATE)"
+		}
+		if !private {
+			continue // a public endpoint is the front-door model's
 		}
 		type source struct{ where, doc, partial string }
 		var srcs []source
@@ -186,7 +192,7 @@ func (m *Model) privateAPIs(byType map[string][]*tf.Resource, fs *findings) {
 		for _, src := range srcs {
 			for i, s := range statements(src.doc) {
 				if s.Effect == "Allow" && s.everyone() && !s.conditionOn(vpceKeys...) {
-					fs.add(RulePrivateAPIOpen, r, nil, "the API is private, but statement %s of %s allows Principal \"*\" without an aws:SourceVpce or aws:SourceVpc condition: any VPC endpoint, in any AWS account, reaches it%s", s.name(i), src.where, src.partial)
+					fs.add(RulePrivateAPIOpen, r, nil, "the API is private, but statement %s of %s allows Principal \"*\" without an aws:SourceVpce or aws:SourceVpc condition: any VPC endpoint, in any AWS account, reaches it%s%s", s.name(i), src.where, src.partial, assumed)
 					break sources
 				}
 			}

@@ -79,16 +79,18 @@ func TestTransitPlain(t *testing.T) {
 // in aws_api_gateway_rest_api_policy, allows every principal without an
 // aws:SourceVpce or aws:SourceVpc condition is reached through any VPC
 // endpoint of any account. A condition on the endpoint or network, or a
-// deny of every other one, bounds it; a regional API is not judged here.
+// deny of every other one, bounds it; a regional API is not judged here,
+// and one whose endpoint type is not known statically is read as private.
 func TestPrivateAPIOpen(t *testing.T) {
 	rep := run(t, "testdata/aws/private-api-open")
 	wantMessages(t, rep, RulePrivateAPIOpen, map[string]string{
-		"aws_api_gateway_rest_api.open":        "any VPC endpoint",
-		"aws_api_gateway_rest_api.by_ip":       "aws_api_gateway_rest_api_policy.by_ip",
-		"aws_api_gateway_rest_api.by_document": "\"Everyone\"",
-		"aws_api_gateway_rest_api.vpce":        "",
-		"aws_api_gateway_rest_api.denied":      "",
-		"aws_api_gateway_rest_api.regional":    "",
+		"aws_api_gateway_rest_api.open":         "any VPC endpoint",
+		"aws_api_gateway_rest_api.by_ip":        "aws_api_gateway_rest_api_policy.by_ip",
+		"aws_api_gateway_rest_api.by_document":  "\"Everyone\"",
+		"aws_api_gateway_rest_api.vpce":         "",
+		"aws_api_gateway_rest_api.denied":       "",
+		"aws_api_gateway_rest_api.regional":     "",
+		"aws_api_gateway_rest_api.type_unknown": "read as PRIVATE",
 	})
 	if f := findingOn(rep, RulePrivateAPIOpen, "aws_api_gateway_rest_api.by_ip"); f != nil && !strings.Contains(f.Message, "not known statically") {
 		t.Errorf("a policy read in part: %q does not say so", f.Message)

@@ -4,7 +4,27 @@
 # address alone, one whose policy document allows every principal; and
 # their closed peers: an allow bounded by aws:SourceVpce, an allow
 # denied to every other endpoint, and a regional API, which this rule
-# does not judge.
+# does not judge. An API whose endpoint type is not known statically is
+# read as private.
+variable "api_type" {
+  type = string
+}
+
+resource "aws_api_gateway_rest_api" "type_unknown" {
+  name = "type-unknown"
+  endpoint_configuration {
+    types = [var.api_type]
+  }
+  policy = jsonencode({
+    Version = "2012-10-17"
+    Statement = [{
+      Effect    = "Allow"
+      Principal = "*"
+      Action    = "execute-api:Invoke"
+      Resource  = "execute-api:/*"
+    }]
+  })
+}
 resource "aws_api_gateway_rest_api" "open" {
   name = "open"
   endpoint_configuration {
