@@ -150,7 +150,7 @@ func (m *Model) notebookInternet(byType map[string][]*tf.Resource, fs *findings)
 func (m *Model) privateAPIs(byType map[string][]*tf.Resource, fs *findings) {
 	policies := map[string][]*tf.Resource{}
 	for _, p := range byType["aws_api_gateway_rest_api_policy"] {
-		id := m.addr(str(p.Values, "rest_api_id"))
+		id := m.addr(m.ref(p.Values, "rest_api_id"))
 		policies[id] = append(policies[id], p)
 	}
 	vpceKeys := []string{"aws:SourceVpce", "aws:SourceVpc"}
