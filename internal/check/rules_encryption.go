@@ -269,3 +269,59 @@ func s3Encryption(byType map[string][]*tf.Resource, fs *findings) {
 		}
 	}
 }
+
+// transitRules reports data stores that take traffic in the clear
+// (AWS-ENC-003): MSK client or broker traffic, ElastiCache replication
+// groups without transit encryption (off unless set) or that still take
+// plaintext (preferred mode), MemoryDB clusters with TLS off (on unless
+// set). A value not known statically is read as plaintext and said so.
+func (m *Model) transitRules(byType map[string][]*tf.Resource, fs *findings) {
+	const assumed = "is not known statically: read as plaintext"
+	for _, r := range byType["aws_msk_cluster"] {
+		tr := block(block(r.Values, "encryption_info"), "encryption_in_transit")
+		switch cb := str(tr, "client_broker"); {
+		case unknown(r.Values, "encryption_info") || unknown(block(r.Values, "encryption_info"), "encryption_in_transit") || unknown(tr, "client_broker"):
+			fs.add(RuleTransitPlain, r, nil, "encryption_in_transit.client_broker %s (PLAINTEXT): clients may reach the brokers without TLS", assumed)
+		case cb == "TLS_PLAINTEXT":
+			fs.add(RuleTransitPlain, r, nil, "client_broker = \"TLS_PLAINTEXT\": the brokers take plaintext connections from clients beside TLS ones")
+		case cb == "PLAINTEXT":
+			fs.add(RuleTransitPlain, r, nil, "client_broker = \"PLAINTEXT\": clients reach the brokers without TLS")
+		case cb == "":
+			// TLS since the AWS provider 3.0, TLS_PLAINTEXT before it:
+			// a default that depends on the provider's version is not
+			// relied on.
+			fs.addSev(RuleTransitPlain, Medium, r, nil, "encryption_in_transit.client_broker is not set: TLS alone with the AWS provider 3.0 and later, but TLS_PLAINTEXT, which takes plaintext from clients, before it; set it")
+		case cb == "TLS":
+		default:
+			// The provider validates the value case for case.
+			m.reject(r, "encryption_in_transit.client_broker = %q: the AWS provider takes TLS, TLS_PLAINTEXT or PLAINTEXT alone, as written, so the plan fails and nothing is created from it", cb)
+		}
+		if unknown(tr, "in_cluster") {
+			fs.add(RuleTransitPlain, r, nil, "encryption_in_transit.in_cluster %s: the brokers may replicate to each other without TLS", assumed)
+		} else if has(tr, "in_cluster") && !boolean(tr, "in_cluster", true) {
+			fs.add(RuleTransitPlain, r, nil, "in_cluster = false: the brokers replicate to each other without TLS")
+		}
+	}
+	for _, r := range byType["aws_elasticache_replication_group"] {
+		switch {
+		case unknown(r.Values, "transit_encryption_enabled"):
+			fs.add(RuleTransitPlain, r, nil, "transit_encryption_enabled %s: clients may connect without TLS", assumed)
+		case !has(r.Values, "transit_encryption_enabled"):
+			fs.add(RuleTransitPlain, r, nil, "transit_encryption_enabled is not set (off unless set): clients connect without TLS")
+		case !boolean(r.Values, "transit_encryption_enabled", false):
+			fs.add(RuleTransitPlain, r, nil, "transit_encryption_enabled = false: clients connect without TLS")
+		case unknown(r.Values, "transit_encryption_mode"):
+			fs.add(RuleTransitPlain, r, nil, "transit_encryption_mode is not known statically: read as preferred, which still takes plaintext connections")
+		case strings.EqualFold(str(r.Values, "transit_encryption_mode"), "preferred"):
+			fs.add(RuleTransitPlain, r, nil, "transit_encryption_mode = \"preferred\": the group still takes plaintext connections beside TLS ones")
+		}
+	}
+	for _, r := range byType["aws_memorydb_cluster"] {
+		switch {
+		case unknown(r.Values, "tls_enabled"):
+			fs.add(RuleTransitPlain, r, nil, "tls_enabled %s: clients may connect without TLS", assumed)
+		case has(r.Values, "tls_enabled") && !boolean(r.Values, "tls_enabled", true):
+			fs.add(RuleTransitPlain, r, nil, "tls_enabled = false: clients connect without TLS")
+		}
+	}
+}

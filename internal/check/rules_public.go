@@ -3,6 +3,7 @@ package check
 import (
 	"encoding/json"
 	"fmt"
+	"slices"
 	"strings"
 
 	"moat/internal/check/tf"
@@ -18,6 +19,11 @@ const (
 	RuleLambdaURLOpen  = "AWS-LAMBDA-001"
 	RuleSearchOpenPols = "AWS-OS-001"
 	RuleSearchHTTP     = "AWS-OS-002"
+	// RuleNotebookInternet is a SageMaker notebook instance with a way to
+	// the internet beside its VPC.
+	RuleNotebookInternet = "AWS-SAGEMAKER-001"
+	// RulePrivateAPIOpen is a private REST API every VPC endpoint reaches.
+	RulePrivateAPIOpen = "AWS-APIGW-001"
 )
 
 func publicServiceRules() []Rule {
@@ -31,6 +37,12 @@ func publicServiceRules() []Rule {
 		{RuleSearchHTTP, Medium, "OpenSearch domain takes plain HTTP from the internet",
 			"An OpenSearch or Elasticsearch domain sets domain_endpoint_options.enforce_https = false (or a value not known statically, read so and said so), and the internet reaches its endpoint on port 80: requests, credentials and indexed data cross the internet in the clear.",
 			"Set enforce_https = true with tls_security_policy = \"Policy-Min-TLS-1-2-2019-07\" (or newer), and place the domain in a VPC (vpc_options)."},
+		{RuleNotebookInternet, High, "SageMaker notebook instance with direct internet access",
+			"A SageMaker notebook instance has direct internet access: direct_internet_access = \"Enabled\", which the provider sets when the attribute is left out, gives the notebook a network interface that SageMaker manages, with a route to the internet, beside the one in its VPC, so what it sends and fetches passes none of the VPC's security groups, network ACLs, routes, NAT or endpoint policies; a notebook that names no subnet_id runs in SageMaker's network alone, with internet access (SageMaker refuses Disabled without a subnet: CHECK-003). Whoever runs code in the notebook reaches the internet with its role's credentials. A value not known statically is read as Enabled, and the finding says so.",
+			"Set subnet_id and security_groups to a private subnet and group of the VPC and direct_internet_access = \"Disabled\"; give the notebook the internet, if it needs it, through the VPC's NAT gateway and VPC endpoints for the AWS services it calls."},
+		{RulePrivateAPIOpen, High, "Private API open to every VPC endpoint",
+			"A private REST API (endpoint_configuration types = [\"PRIVATE\"]) has a resource policy (policy, or aws_api_gateway_rest_api_policy) with a statement that allows Principal \"*\" without an aws:SourceVpce or aws:SourceVpc condition, and no statement denies requests from other endpoints or networks: an execute-api interface endpoint in any VPC of any AWS account reaches the API, and only its methods' authorization stands in the way. A policy only parts of which are known statically (its own execution_arn, say) is read for what is known, and the finding says so; one not known statically at all is not judged. An API whose endpoint type is not known statically is read as private, and the finding says so.",
+			"Add aws:SourceVpce (or aws:SourceVpc) to the Allow statement's condition, or a Deny for Principal \"*\" with a StringNotEquals condition on aws:SourceVpce naming the endpoints meant to reach the API."},
 	}
 }
 
@@ -38,6 +50,8 @@ func publicServiceRules() []Rule {
 // OpenSearch domain policies and plain HTTP.
 func (m *Model) publicServices(byType map[string][]*tf.Resource, fs *findings) {
 	m.searchHTTP(fs)
+	m.notebookInternet(byType, fs)
+	m.privateAPIs(byType, fs)
 	for _, r := range byType["aws_lambda_function_url"] {
 		switch t := str(r.Values, "authorization_type"); {
 		case unknown(r.Values, "authorization_type"):
@@ -104,6 +118,88 @@ func (m *Model) publicServices(byType map[string][]*tf.Resource, fs *findings) {
 	}
 }
 
+// notebookInternet reports SageMaker notebook instances with direct
+// internet access (AWS-SAGEMAKER-001): Enabled, the provider's default,
+// or no subnet, which puts the notebook in SageMaker's own network alone.
+func (m *Model) notebookInternet(byType map[string][]*tf.Resource, fs *findings) {
+	for _, r := range byType["aws_sagemaker_notebook_instance"] {
+		noSubnet := !has(r.Values, "subnet_id") && !unknown(r.Values, "subnet_id")
+		where := "beside its VPC, past the VPC's security groups, network ACLs, routes and endpoints"
+		if noSubnet {
+			where = "in SageMaker's own network (subnet_id is not set), outside any VPC of the account"
+		}
+		switch v := str(r.Values, "direct_internet_access"); {
+		case unknown(r.Values, "direct_internet_access"):
+			fs.add(RuleNotebookInternet, r, nil, "direct_internet_access is not known statically: read as Enabled, so the notebook may reach the internet %s", where)
+		case !has(r.Values, "direct_internet_access"):
+			fs.add(RuleNotebookInternet, r, nil, "direct_internet_access is not set (the provider's default, Enabled): the notebook reaches the internet %s", where)
+		case v == "Enabled":
+			fs.add(RuleNotebookInternet, r, nil, "direct_internet_access = \"Enabled\": the notebook reaches the internet %s", where)
+		case v != "Disabled":
+			// The provider validates the value case for case.
+			m.reject(r, "direct_internet_access = %q: the AWS provider takes Enabled or Disabled alone, as written, so the plan fails and nothing is created from it", v)
+		case noSubnet:
+			m.reject(r, "direct_internet_access = \"Disabled\" without a subnet_id: SageMaker disables direct internet access only for a notebook in a subnet of a VPC and refuses the notebook (ValidationException)")
+		}
+	}
+}
+
+// privateAPIs reports private REST APIs whose resource policy allows every
+// principal without bounding the VPC endpoints or networks it is reached
+// from (AWS-APIGW-001): any endpoint of any account reaches them.
+func (m *Model) privateAPIs(byType map[string][]*tf.Resource, fs *findings) {
+	policies := map[string][]*tf.Resource{}
+	for _, p := range byType["aws_api_gateway_rest_api_policy"] {
+		id := m.addr(m.ref(p.Values, "rest_api_id"))
+		policies[id] = append(policies[id], p)
+	}
+	vpceKeys := []string{"aws:SourceVpce", "aws:SourceVpc"}
+	for _, r := range byType["aws_api_gateway_rest_api"] {
+		ec := block(r.Values, "endpoint_configuration")
+		types, unk := strs(ec, "types")
+		private := slices.ContainsFunc(types, func(t string) bool { return strings.EqualFold(t, "PRIVATE") })
+		assumed := ""
+		if !private && (unk || unknown(ec, "types") || unknown(r.Values, "endpoint_configuration")) {
+			private, assumed = true, " (its endpoint type is not known statically: read as PRIVATE)"
+		}
+		if !private {
+			continue // a public endpoint is the front-door model's
+		}
+		type source struct{ where, doc, partial string }
+		var srcs []source
+		if has(r.Values, "policy") {
+			doc, partial := document(r.Values, "policy")
+			srcs = append(srcs, source{"policy", doc, partial})
+		}
+		for _, p := range policies[r.Address] {
+			doc, partial := document(p.Values, "policy")
+			srcs = append(srcs, source{p.Address, doc, partial})
+		}
+		// A deny for other endpoints or networks, in any of the API's
+		// policies, bounds every allow.
+		bounded := false
+		for _, src := range srcs {
+			for _, s := range statements(src.doc) {
+				if s.Effect == "Deny" && s.conditionOn(vpceKeys...) {
+					bounded = true
+				}
+			}
+		}
+		if bounded {
+			continue
+		}
+	sources:
+		for _, src := range srcs {
+			for i, s := range statements(src.doc) {
+				if s.Effect == "Allow" && s.everyone() && !s.conditionOn(vpceKeys...) {
+					fs.add(RulePrivateAPIOpen, r, nil, "the API is private, but statement %s of %s allows Principal \"*\" without an aws:SourceVpce or aws:SourceVpc condition: any VPC endpoint, in any AWS account, reaches it%s%s", s.name(i), src.where, src.partial, assumed)
+					break sources
+				}
+			}
+		}
+	}
+}
+
 // s3Public reports buckets open to everyone through their policy or ACL
 // (AWS-S3-001).
 func s3Public(byType map[string][]*tf.Resource, fs *findings) {
@@ -159,30 +255,39 @@ func aclWho(acl string) string {
 	return "anyone"
 }
 
-// publicStatement finds an Allow statement for every principal without a
-// condition in an IAM policy document.
-func publicStatement(doc string) (string, bool) {
+// statement is one statement of an IAM policy document, as far as the
+// rules read it.
+type statement struct {
+	Sid       string
+	Effect    string
+	Principal any
+	Condition map[string]any
+}
+
+// statements reads the statements of an IAM policy document (a list, or
+// one statement alone); nil when it is not one.
+func statements(doc string) []statement {
 	var p struct {
 		Statement json.RawMessage
 	}
 	if json.Unmarshal([]byte(doc), &p) != nil {
-		return "", false
+		return nil
 	}
-	type stmt struct {
-		Sid       string
-		Effect    string
-		Principal any
-		Condition map[string]any
-	}
-	var list []stmt
+	var list []statement
 	if json.Unmarshal(p.Statement, &list) != nil {
-		var one stmt
+		var one statement
 		if json.Unmarshal(p.Statement, &one) != nil {
-			return "", false
+			return nil
 		}
-		list = []stmt{one}
+		list = []statement{one}
 	}
-	everyone := func(v any) bool {
+	return list
+}
+
+// everyone reports whether a statement's principal is every principal:
+// "*", or "*" among the AWS principals.
+func (s statement) everyone() bool {
+	star := func(v any) bool {
 		switch v := v.(type) {
 		case string:
 			return v == "*"
@@ -195,19 +300,43 @@ func publicStatement(doc string) (string, bool) {
 		}
 		return false
 	}
-	for i, s := range list {
-		if s.Effect != "Allow" || len(s.Condition) > 0 {
-			continue
-		}
-		pub := everyone(s.Principal)
-		if m, ok := s.Principal.(map[string]any); ok {
-			pub = everyone(m["AWS"])
-		}
-		if pub {
-			if s.Sid == "" {
-				return fmt.Sprintf("[%d]", i), true
+	if m, ok := s.Principal.(map[string]any); ok {
+		return star(m["AWS"])
+	}
+	return star(s.Principal)
+}
+
+// name names the i-th statement s: its Sid, quoted, or its index.
+func (s statement) name(i int) string {
+	if s.Sid == "" {
+		return fmt.Sprintf("[%d]", i)
+	}
+	return fmt.Sprintf("%q", s.Sid)
+}
+
+// conditionOn reports whether any of the statement's conditions, under
+// whatever operator, tests one of keys (case-insensitive, as IAM reads
+// condition keys).
+func (s statement) conditionOn(keys ...string) bool {
+	for _, op := range s.Condition {
+		tests, _ := op.(map[string]any)
+		for k := range tests {
+			for _, want := range keys {
+				if strings.EqualFold(k, want) {
+					return true
+				}
 			}
-			return fmt.Sprintf("%q", s.Sid), true
+		}
+	}
+	return false
+}
+
+// publicStatement finds an Allow statement for every principal without a
+// condition in an IAM policy document.
+func publicStatement(doc string) (string, bool) {
+	for i, s := range statements(doc) {
+		if s.Effect == "Allow" && len(s.Condition) == 0 && s.everyone() {
+			return s.name(i), true
 		}
 	}
 	return "", false

@@ -984,9 +984,21 @@ func (ev *evaluator) expr(e hcl.Expression, ctx *hcl.EvalContext, addr string) c
 			quiet := ev.nameAtApply(e, ctx)
 			if c := withComputed(e, ctx); c != nil {
 				if v, diags := e.Value(c); !diags.HasErrors() {
+					_, top := v.Unmark()
 					v, _ = v.UnmarkDeep()
 					if !v.IsWhollyKnown() && len(sources(e, ctx, &instance{})) == 0 && !quiet {
 						ev.note(e.Range(), addr, kindComputed, "value is computed by the provider (%s), known only after apply", resourceRefs(e, ctx))
+					}
+					// A policy naming what the provider computes (an
+					// API's execution_arn) keeps what is known of it.
+					if !v.IsKnown() {
+						text := jsonOf(top)
+						if text == "" {
+							text = templateJSON(e, c)
+						}
+						if text != "" {
+							v = v.Mark(jsonMark{text})
+						}
 					}
 					return v
 				}
