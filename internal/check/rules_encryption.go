@@ -286,12 +286,7 @@ func (m *Model) transitRules(byType map[string][]*tf.Resource, fs *findings) {
 			fs.add(RuleTransitPlain, r, nil, "client_broker = \"TLS_PLAINTEXT\": the brokers take plaintext connections from clients beside TLS ones")
 		case cb == "PLAINTEXT":
 			fs.add(RuleTransitPlain, r, nil, "client_broker = \"PLAINTEXT\": clients reach the brokers without TLS")
-		case cb == "":
-			// TLS since the AWS provider 3.0, TLS_PLAINTEXT before it:
-			// a default that depends on the provider's version is not
-			// relied on.
-			fs.addSev(RuleTransitPlain, Medium, r, nil, "encryption_in_transit.client_broker is not set: TLS alone with the AWS provider 3.0 and later, but TLS_PLAINTEXT, which takes plaintext from clients, before it; set it")
-		case cb == "TLS":
+		case cb == "" || cb == "TLS":
 		default:
 			// The provider validates the value case for case.
 			m.reject(r, "encryption_in_transit.client_broker = %q: the AWS provider takes TLS, TLS_PLAINTEXT or PLAINTEXT alone, as written, so the plan fails and nothing is created from it", cb)

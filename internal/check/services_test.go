@@ -51,9 +51,7 @@ func TestSageMakerNotebookInternet(t *testing.T) {
 // TestTransitPlain: MSK clusters that take plaintext from clients or
 // between brokers, Redis replication groups without transit encryption
 // (unset is off) or in preferred mode, and MemoryDB clusters with TLS off
-// are AWS-ENC-003; their TLS peers are not. An MSK client_broker left
-// unset takes a default that depends on the provider's version (TLS_PLAINTEXT
-// before 3.0): not relied on, medium. A client_broker not known
+// are AWS-ENC-003; their TLS peers are not. A client_broker not known
 // statically is read as PLAINTEXT and said so; one in a case the provider
 // refuses is CHECK-003.
 func TestTransitPlain(t *testing.T) {
@@ -64,7 +62,6 @@ func TestTransitPlain(t *testing.T) {
 		"aws_msk_cluster.in_cluster_plain":            "in_cluster = false",
 		"aws_msk_cluster.unknown":                     "not known statically",
 		"aws_msk_cluster.lower_case":                  "",
-		"aws_msk_cluster.unset":                       "provider 3.0",
 		"aws_msk_cluster.tls":                         "",
 		"aws_elasticache_replication_group.unset":     "transit_encryption_enabled is not set",
 		"aws_elasticache_replication_group.off":       "transit_encryption_enabled = false",
@@ -76,9 +73,6 @@ func TestTransitPlain(t *testing.T) {
 	wantMessages(t, rep, RuleRejected, map[string]string{
 		"aws_msk_cluster.lower_case": "\"tls\"",
 	})
-	if f := findingOn(rep, RuleTransitPlain, "aws_msk_cluster.unset"); f != nil && f.Severity != Medium {
-		t.Errorf("a default that depends on the provider's version at %v, want medium", f.Severity)
-	}
 }
 
 // TestPrivateAPIOpen: a private REST API whose resource policy, inline or

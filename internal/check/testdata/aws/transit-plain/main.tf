@@ -1,10 +1,9 @@
 # Data stores whose clients may talk to them in the clear: an MSK
 # cluster taking plaintext beside TLS, one taking plaintext alone, one
-# whose brokers talk among themselves in the clear, one that leaves
-# client_broker to the provider's default (TLS_PLAINTEXT before the AWS
-# provider 3.0); a Redis replication group that leaves transit encryption
-# unset, one that turns it off, one in "preferred" mode; a MemoryDB
-# cluster with TLS off. Their closed peers take TLS alone.
+# whose brokers talk among themselves in the clear; a Redis replication
+# group that leaves transit encryption unset, one that turns it off, one
+# in "preferred" mode; a MemoryDB cluster with TLS off. Their closed
+# peers take TLS alone.
 variable "client_broker" {
   type = string
 }
@@ -90,17 +89,6 @@ resource "aws_msk_cluster" "lower_case" {
   }
 }
 
-resource "aws_msk_cluster" "unset" {
-  cluster_name           = "unset"
-  kafka_version          = "3.6.0"
-  number_of_broker_nodes = 3
-  broker_node_group_info {
-    instance_type   = "kafka.m5.large"
-    client_subnets  = ["subnet-1", "subnet-2", "subnet-3"]
-    security_groups = ["sg-1"]
-  }
-}
-
 resource "aws_msk_cluster" "tls" {
   cluster_name           = "tls"
   kafka_version          = "3.6.0"
@@ -109,12 +97,6 @@ resource "aws_msk_cluster" "tls" {
     instance_type   = "kafka.m5.large"
     client_subnets  = ["subnet-1", "subnet-2", "subnet-3"]
     security_groups = ["sg-1"]
-  }
-  encryption_info {
-    encryption_in_transit {
-      client_broker = "TLS"
-      in_cluster    = true
-    }
   }
 }
 
