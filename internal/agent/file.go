@@ -1,7 +1,6 @@
 package agent
 
 import (
-	"errors"
 	"fmt"
 	"io"
 	"math"
@@ -172,11 +171,8 @@ func (f *File) JoinToken(getenv func(string) string) (string, error) {
 		return checkJoin(JoinEnv, env)
 	case f.JoinFile != "":
 		tok, err := readJoinFile(f.JoinFile)
-		if err == nil {
-			_, _, err = api.SplitToken(tok)
-		}
 		if err != nil {
-			return "", config.Errorf("join_file", "%s: %v", f.JoinFile, err)
+			return "", config.Errorf("join_file", "%v", err)
 		}
 		return tok, nil
 	}
@@ -190,7 +186,8 @@ func checkJoin(key, tok string) (string, error) {
 	return tok, nil
 }
 
-// readJoinFile reads the token in path, which only its owner may read.
+// readJoinFile reads the token in path, which only its owner may read;
+// its errors name path.
 func readJoinFile(path string) (string, error) {
 	fh, err := os.Open(path)
 	if err != nil {
@@ -202,7 +199,7 @@ func readJoinFile(path string) (string, error) {
 		return "", err
 	}
 	if !fi.Mode().IsRegular() {
-		return "", errors.New("not a regular file")
+		return "", fmt.Errorf("%s: not a regular file", path)
 	}
 	if err := seal.CheckPrivateMode(path, fi); err != nil {
 		return "", err
@@ -212,11 +209,14 @@ func readJoinFile(path string) (string, error) {
 		return "", err
 	}
 	if len(b) > maxJoinFile {
-		return "", fmt.Errorf("larger than %d bytes, more than a join token", maxJoinFile)
+		return "", fmt.Errorf("%s: larger than %d bytes, more than a join token", path, maxJoinFile)
 	}
 	tok := strings.TrimSuffix(string(b), "\n")
 	if tok == "" {
-		return "", errors.New("no join token in it")
+		return "", fmt.Errorf("%s: no join token in it", path)
+	}
+	if _, _, err := api.SplitToken(tok); err != nil {
+		return "", fmt.Errorf("%s: %w", path, err)
 	}
 	return tok, nil
 }
