@@ -2,9 +2,12 @@ package agent
 
 import (
 	"fmt"
+	"io"
 	"math"
 	"net"
+	"os"
 	"path/filepath"
+	"strings"
 	"syscall"
 
 	"moat/internal/api"
@@ -24,8 +27,13 @@ type File struct {
 	// a name resolving to several addresses names them all. The agent
 	// fails over between them. Required.
 	Server string `yaml:"server"`
-	// Join is a one-time join token, needed on the first start only.
+	// Join is a one-time join token, needed on the first start only. Given
+	// as --join it is in the process's argv, which every local user may
+	// read while the agent runs: JoinFile or JoinEnv keep it off.
 	Join string `yaml:"join"`
+	// JoinFile names a file holding the join token, read once at start;
+	// one that group or others may read is refused.
+	JoinFile string `yaml:"join_file"`
 	// Node names this node; required.
 	Node string `yaml:"node"`
 	// Listen is the mesh port (mutual TLS), published to peers; required.
@@ -134,6 +142,83 @@ func (f *File) MemoryLimitBytes(getenv func(string) string) (int64, error) {
 		return -1, nil
 	}
 	return DefaultMemoryLimit, nil
+}
+
+// JoinEnv is the environment variable a join token may be given in.
+const JoinEnv = "MOAT_JOIN_TOKEN"
+
+// maxJoinFile bounds what is read of a join_file: a token is about a
+// hundred bytes.
+const maxJoinFile = 512
+
+// JoinToken is the join token f gives: Join, the contents of JoinFile (less
+// one trailing newline), or the variable JoinEnv, checked for form. None is
+// "" (an agent that has joined needs none); more than one is an error.
+func (f *File) JoinToken(getenv func(string) string) (string, error) {
+	env := getenv(JoinEnv)
+	n := 0
+	for _, v := range []string{f.Join, f.JoinFile, env} {
+		if v != "" {
+			n++
+		}
+	}
+	switch {
+	case n > 1:
+		return "", config.Errorf("join", "given more than one way (join, join_file, %s): give one", JoinEnv)
+	case f.Join != "":
+		return checkJoin("join", f.Join)
+	case env != "":
+		return checkJoin(JoinEnv, env)
+	case f.JoinFile != "":
+		tok, err := readJoinFile(f.JoinFile)
+		if err != nil {
+			return "", config.Errorf("join_file", "%v", err)
+		}
+		return tok, nil
+	}
+	return "", nil
+}
+
+func checkJoin(key, tok string) (string, error) {
+	if _, _, err := api.SplitToken(tok); err != nil {
+		return "", config.Errorf(key, "%v", err)
+	}
+	return tok, nil
+}
+
+// readJoinFile reads the token in path, which only its owner may read;
+// its errors name path.
+func readJoinFile(path string) (string, error) {
+	fh, err := os.Open(path)
+	if err != nil {
+		return "", err
+	}
+	defer fh.Close()
+	fi, err := fh.Stat()
+	if err != nil {
+		return "", err
+	}
+	if !fi.Mode().IsRegular() {
+		return "", fmt.Errorf("%s: not a regular file", path)
+	}
+	if err := seal.CheckPrivateMode(path, fi); err != nil {
+		return "", err
+	}
+	b, err := io.ReadAll(io.LimitReader(fh, maxJoinFile+1))
+	if err != nil {
+		return "", err
+	}
+	if len(b) > maxJoinFile {
+		return "", fmt.Errorf("%s: larger than %d bytes, more than a join token", path, maxJoinFile)
+	}
+	tok := strings.TrimSuffix(string(b), "\n")
+	if tok == "" {
+		return "", fmt.Errorf("%s: no join token in it", path)
+	}
+	if _, _, err := api.SplitToken(tok); err != nil {
+		return "", fmt.Errorf("%s: %w", path, err)
+	}
+	return tok, nil
 }
 
 // DecodeFile reads an agent configuration file strictly.

@@ -79,6 +79,10 @@ type KeyStatus struct {
 	Reencrypt ReencryptStatus `json:"reencrypt"`
 	// Schedule is the automatic rotation period; zero means none.
 	Schedule time.Duration `json:"schedule"`
+	// Encryptions is what the answering server sealed under the primary
+	// since it started; at MaxEncryptions the primary is rotated.
+	Encryptions    uint64 `json:"encryptions"`
+	MaxEncryptions uint64 `json:"max_encryptions"`
 }
 
 // BackupRequest asks the server for a backup of its state.

@@ -559,8 +559,11 @@ func adminsCommand() *Command {
 	renew.Help = "Asks the control plane for a new certificate over the same key, with the same\n" +
 		"identity and role, and writes it to the credentials directory. Any admin\n" +
 		"command renews by itself once the certificate is two thirds through its life,\n" +
-		"or when a root rotation has moved signing to a new root. A certificate that has\n" +
-		"already expired cannot be renewed this way: see \"moat server admin-recover\"."
+		"or when a root rotation has moved signing to a new root. --ttl may not exceed\n" +
+		"the life the account was granted (admin create --ttl, 30 days for server\n" +
+		"init's administrator, admin-recover --ttl); only an admin's \"admin create\n" +
+		"--replace --ttl\" grants more. A certificate that has already expired cannot\n" +
+		"be renewed this way: see \"moat server admin-recover\"."
 	return &Command{Name: "admin", Summary: "manage administrators", Sub: []*Command{create, adminListCommand(), mfaCommand(), adminRemoveCommand(), renew, whoami}}
 }
 

@@ -37,10 +37,10 @@ func gatewayCommand() *Command {
 	return &Command{
 		Name:    "gateway",
 		Summary: "run the edge gateway (TLS, WAF, rate limits, routes into the mesh)",
-		Usage:   "--config gateway.yaml --data-dir DIR --server ADDR --node NODE [--join TOKEN] [flags]",
+		Usage:   "--config gateway.yaml --data-dir DIR --server ADDR --node NODE [--join-file FILE] [flags]",
 		Help: "gateway serves HTTPS with the OWASP Core Rule Set in front of the services its\n" +
 			"routes name, and answers plain HTTP with a redirect. It joins the control plane\n" +
-			"as a node (--join is needed on first start only) and reaches services through\n" +
+			"as a node (--join-file or MOAT_JOIN_TOKEN is needed on first start only) and reaches services through\n" +
 			"that node's mesh with the SVID of --service, which must be registered on the\n" +
 			"node (moat svc register --node NODE --name gateway --port 8443).\n\n" +
 			"The config file is watched: a valid change applies at once, an invalid one is\n" +
@@ -50,7 +50,7 @@ func gatewayCommand() *Command {
 			fs.BoolVar(&validate, "validate", false, "check the configuration and exit")
 			fs.StringVar(&c.DataDir, "data-dir", "", "directory of the gateway node's identity and caches (required)")
 			fs.StringVar(&c.Server, "server", "127.0.0.1:7400", "control plane servers: host:port[,host:port...] (a name may resolve to several)")
-			fs.StringVar(&c.Join, "join", "", "one-time join token (first start only)")
+			agentcli.JoinFlags(fs, &c.File)
 			fs.StringVar(&c.Node, "node", "", "this gateway node's name (required)")
 			fs.StringVar(&c.Listen, "mesh-listen", "127.0.0.1:15443", "the node's mesh port")
 			fs.StringVar(&c.Service, "service", "gateway", "the service the gateway calls as")
@@ -89,6 +89,7 @@ func gatewayCommand() *Command {
 			if err := identity.ValidName(c.Service); err != nil {
 				return config.Errorf("service", "%v", err)
 			}
+			agentcli.WarnJoinArgv(e, fs)
 			log := c.Log.Logger(e.Stderr)
 			n, err := agentcli.StartNode(ctx, e, &c.File)
 			if err != nil {

@@ -100,7 +100,10 @@ func keysCommand() *Command {
 			if st.Schedule > 0 {
 				fmt.Fprintf(e.Stdout, "scheduled rotation every %s\n", fmtAge(st.Schedule))
 			} else {
-				fmt.Fprintln(e.Stdout, "no scheduled rotation (set key_rotation)")
+				fmt.Fprintln(e.Stdout, "no rotation by age (key_rotation: none)")
+			}
+			if st.MaxEncryptions > 0 {
+				fmt.Fprintf(e.Stdout, "rotation after %d encryptions under the primary (this server: %d)\n", st.MaxEncryptions, st.Encryptions)
 			}
 			return nil
 		})
@@ -110,7 +113,11 @@ func keysCommand() *Command {
 // fmtAge shows a duration in days once it is at least one.
 func fmtAge(d time.Duration) string {
 	if d >= 24*time.Hour {
-		return fmt.Sprintf("%dd%s", int(d/(24*time.Hour)), strings.TrimSuffix((d%(24*time.Hour)).Truncate(time.Hour).String(), "0m0s"))
+		days, rest := int(d/(24*time.Hour)), (d % (24 * time.Hour)).Truncate(time.Hour)
+		if rest == 0 {
+			return fmt.Sprintf("%dd", days)
+		}
+		return fmt.Sprintf("%dd%s", days, strings.TrimSuffix(rest.String(), "0m0s"))
 	}
 	return d.Truncate(time.Second).String()
 }

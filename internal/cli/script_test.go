@@ -74,6 +74,9 @@ import (
 //	               SIGTERM (-int: SIGINT, as Ctrl-C), then expect a clean
 //	               exit (! terminate: a failure)
 //	sigkill NAME   SIGKILL, without waiting for anything
+//	cmdline NAME   print the command line of running process NAME as every
+//	               local user may read it (/proc/PID/cmdline), one
+//	               argument a line
 //	backend NAME   an HTTP app on 127.0.0.1 (in the test process) answering
 //	               "hello from NAME", or ?size=N bytes; sets NAME_PORT
 //	traffic [-n CONNS] ADDR SEND RECV
@@ -264,6 +267,7 @@ func ScriptCmds() map[string]func(ts *testscript.TestScript, neg bool, args []st
 		"start":        cmdStart,
 		"terminate":    cmdTerminate,
 		"sigkill":      cmdSigkill,
+		"cmdline":      cmdCmdline,
 		"backend":      cmdBackend,
 		"traffic":      cmdTraffic,
 		"freeport":     cmdFreeport,
@@ -295,7 +299,7 @@ func ScriptCmds() map[string]func(ts *testscript.TestScript, neg bool, args []st
 
 // moatEnvNames are the variables moat reads, passed to processes the
 // harness starts besides the script's own environment.
-var moatEnvNames = []string{"MOAT_SERVER", "MOAT_ADMIN_DIR", "MOAT_DATA_DIR", "MOAT_KEK", "MOAT_PASSPHRASE", "MOAT_LOG_FORMAT"}
+var moatEnvNames = []string{"MOAT_SERVER", "MOAT_ADMIN_DIR", "MOAT_DATA_DIR", "MOAT_KEK", "MOAT_PASSPHRASE", "MOAT_LOG_FORMAT", "MOAT_JOIN_TOKEN"}
 
 // scriptEnv is the environment of a process started by the harness.
 func scriptEnv(ts *testscript.TestScript) []string {
@@ -551,6 +555,22 @@ func cmdSigkill(ts *testscript.TestScript, neg bool, args []string) {
 	p := takeProc(ts, args[0])
 	_ = p.cmd.Process.Kill()
 	<-p.done
+}
+
+func cmdCmdline(ts *testscript.TestScript, neg bool, args []string) {
+	if len(args) != 1 || neg {
+		ts.Fatalf("usage: cmdline NAME")
+	}
+	ps := scriptProcs(ts)
+	ps.mu.Lock()
+	p, ok := ps.m[args[0]]
+	ps.mu.Unlock()
+	if !ok {
+		ts.Fatalf("no process %q", args[0])
+	}
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", p.cmd.Process.Pid))
+	ts.Check(err)
+	ts.Stdout().Write(bytes.ReplaceAll(b, []byte{0}, []byte{'\n'}))
 }
 
 func tail(path string, n int) string {

@@ -32,7 +32,7 @@ func serverFlags(fs *flag.FlagSet, f *server.File) *string {
 	fs.StringVar(&f.Advertise, "advertise", "", "address other servers and clients reach this one at (default: --listen, unless a wildcard)")
 	fs.StringVar(&f.Alerts, "alerts", "", "detection and alert sinks file (YAML)")
 	fs.StringVar(&f.Metrics, "metrics", "", "serve Prometheus /metrics on this address")
-	fs.Func("key-rotation", "rotate the primary data key when it is this old, e.g. 90d (default: only by \"moat keys rotate\")", func(v string) error { return f.KeyRotation.UnmarshalText([]byte(v)) })
+	fs.StringVar(&f.KeyRotation, "key-rotation", "", "rotate the primary data key when it is this old, e.g. 30d, or none (default 90d; a key is also rotated after 2^30 encryptions)")
 	kekFlags(fs, &f.KEK)
 	logFlags(fs, &f.Log)
 	return file

@@ -136,9 +136,13 @@ func startServer(ctx context.Context, e *Env, c *server.File, logger *slog.Logge
 	}); err != nil {
 		return nil, err
 	}
+	every, err := c.KeyRotationPeriod()
+	if err != nil {
+		return nil, err
+	}
 	if p.keys, err = server.NewKeys(server.KeysConfig{
 		Keyring: kr, KEK: kek, KEKFile: c.KEK.RewrappableFile(c.DataDir), Store: p.st, StoreSealer: storeSealer, KeyringChanges: sk.changes(),
-		Audit: p.log, AuditLog: p.log, DataDir: c.DataDir, Every: time.Duration(c.KeyRotation), Getenv: e.Getenv, Logger: logger,
+		Audit: p.log, AuditLog: p.log, DataDir: c.DataDir, Every: every, Getenv: e.Getenv, Logger: logger,
 	}); err != nil {
 		return nil, err
 	}

@@ -43,12 +43,24 @@ type Config struct {
 	// Dir. A cluster's servers share one Backend (the etcd store's), so a
 	// rotation on one is a rotation on all.
 	Backend Backend
+	// MaxEncryptions is how many records this process seals under one
+	// primary before Due says it is time to rotate; 0 means
+	// DefaultMaxEncryptions.
+	MaxEncryptions uint64
 	// Mirror, with a Backend, names a file kept a copy of the wrapped
 	// keyring as the backend holds it (rewritten whenever this Keyring
 	// loads or writes a change), so tools that read a data directory
 	// offline open its data without the backend. Empty means none.
 	Mirror string
 }
+
+// DefaultMaxEncryptions bounds the records one process seals under one
+// data key before the key is due for rotation. AES-GCM with random 96-bit
+// nonces stays within NIST SP 800-38D's bound on the chance of a repeated
+// nonce for 2^32 encryptions under a key; a quarter of that leaves room
+// for the other servers of a cluster and for what this process sealed
+// under the key before it last started, which it does not count.
+const DefaultMaxEncryptions = 1 << 30
 
 // KeyMeta is what the keyring records about a data key beside Tink's
 // keyset. It is authenticated: it is the associated data of the wrapped
@@ -74,6 +86,7 @@ type Keyring struct {
 	backend Backend
 	mirror  string
 	dir     string
+	maxEnc  uint64
 	now     func() time.Time
 	log     *slog.Logger
 
@@ -91,6 +104,9 @@ type primitive struct {
 	aead    *keyset
 	primary uint32
 	ids     map[uint32]bool // every key in the keyset
+	// sealed counts what this process sealed under primary; a reload that
+	// keeps the primary keeps the count.
+	sealed *atomic.Uint64
 }
 
 // Open loads the keyring in cfg.Dir, or creates it with one data key when
@@ -107,6 +123,7 @@ func Open(cfg Config) (*Keyring, error) {
 		backend: cfg.Backend,
 		mirror:  cfg.Mirror,
 		dir:     cfg.Dir,
+		maxEnc:  cfg.MaxEncryptions,
 		now:     cfg.Now,
 		log:     cfg.Logger,
 		kek:     cfg.KEK,
@@ -116,6 +133,9 @@ func Open(cfg Config) (*Keyring, error) {
 	}
 	if k.now == nil {
 		k.now = time.Now
+	}
+	if k.maxEnc == 0 {
+		k.maxEnc = DefaultMaxEncryptions
 	}
 	if k.log == nil {
 		k.log = slog.New(slog.DiscardHandler)
@@ -338,7 +358,11 @@ func (k *Keyring) install(h *keyset, meta []KeyMeta) error {
 		ids[e.id] = true
 	}
 	k.keys, k.meta = h, meta
-	k.prim.Store(&primitive{aead: h, primary: h.primary, ids: ids})
+	sealed := new(atomic.Uint64)
+	if old := k.prim.Load(); old != nil && old.primary == h.primary {
+		sealed = old.sealed
+	}
+	k.prim.Store(&primitive{aead: h, primary: h.primary, ids: ids, sealed: sealed})
 	return nil
 }
 
@@ -430,33 +454,57 @@ func (k *Keyring) Disable(id uint32) (Event, error) {
 	}}, nil
 }
 
-// Due reports whether the primary key is at least every old at now, that
-// is whether a scheduled rotation should run. every <= 0 is never due.
-func (k *Keyring) Due(now time.Time, every time.Duration) bool {
-	if every <= 0 {
-		return false
-	}
+// Due reports whether the primary key is due for rotation: this process
+// has sealed MaxEncryptions records under it ("encryptions"), or it is at
+// least every old at now ("age"; every <= 0 is never). "" is not due.
+func (k *Keyring) Due(now time.Time, every time.Duration) string {
 	k.mu.Lock()
 	defer k.mu.Unlock()
-	primary := k.prim.Load().primary
+	p := k.prim.Load()
+	if p.sealed.Load() >= k.maxEnc {
+		return "encryptions"
+	}
+	if every <= 0 {
+		return ""
+	}
 	for _, m := range k.meta {
-		if m.ID == primary {
-			return !now.Before(m.Created.Add(every))
+		if m.ID == p.primary {
+			if now.Before(m.Created.Add(every)) {
+				return ""
+			}
+			return "age"
 		}
 	}
-	return true // a primary without a creation time is of unknown age
+	return "age" // a primary without a creation time is of unknown age
 }
 
-// RotateIfDue rotates when Due(now, every) and reports whether it did.
+// RotateIfDue rotates when Due(now, every) and reports whether it did; the
+// Event's "reason" is Due's.
+// The servers of a cluster share one keyring and find its primary due
+// together: the first one's rotation changes the keyring under the
+// others, whose writes are then refused (ErrKeyringChanged). Such a
+// server loads the keyring and rotates only if its new primary is due
+// too, so one rotation is made, not one for each server.
 func (k *Keyring) RotateIfDue(every time.Duration) (Event, bool, error) {
-	if !k.Due(k.now(), every) {
-		return Event{}, false, nil
+	for range 2 {
+		reason := k.Due(k.now(), every)
+		if reason == "" {
+			return Event{}, false, nil
+		}
+		ev, err := k.Rotate()
+		if errors.Is(err, ErrKeyringChanged) {
+			if _, err := k.Reload(); err != nil {
+				return Event{}, false, fmt.Errorf("seal: rotate: loading the keyring another server changed: %w", err)
+			}
+			continue
+		}
+		if err != nil {
+			return Event{}, false, err
+		}
+		ev.Detail["reason"] = reason
+		return ev, true, nil
 	}
-	ev, err := k.Rotate()
-	if err != nil {
-		return Event{}, false, err
-	}
-	return ev, true, nil
+	return Event{}, false, fmt.Errorf("seal: rotate: keyring %s: %w", k.backend.Name(), ErrKeyringChanged)
 }
 
 // KeyID returns the ID of the data key that made ciphertext, read from
@@ -489,6 +537,9 @@ type Status struct {
 	Path    string
 	Primary uint32
 	Keys    []KeyStatus // oldest first
+	// Encryptions is what this process sealed under the primary;
+	// MaxEncryptions is where Due says it is time to rotate.
+	Encryptions, MaxEncryptions uint64
 }
 
 // Status lists the data keys. usage, if not nil, maps key IDs to what each
@@ -497,7 +548,8 @@ func (k *Keyring) Status(usage map[uint32]Usage) Status {
 	k.mu.Lock()
 	defer k.mu.Unlock()
 	now := k.now()
-	st := Status{Path: k.backend.Name(), Primary: k.prim.Load().primary}
+	p := k.prim.Load()
+	st := Status{Path: k.backend.Name(), Primary: p.primary, Encryptions: p.sealed.Load(), MaxEncryptions: k.maxEnc}
 	created := map[uint32]time.Time{}
 	for _, m := range k.meta {
 		created[m.ID] = m.Created
@@ -535,7 +587,9 @@ type AEAD struct {
 
 // Encrypt seals plaintext under the primary data key.
 func (a *AEAD) Encrypt(plaintext, associatedData []byte) ([]byte, error) {
-	ct, err := a.k.prim.Load().aead.Encrypt(plaintext, associatedData)
+	p := a.k.prim.Load()
+	p.sealed.Add(1)
+	ct, err := p.aead.Encrypt(plaintext, associatedData)
 	if err != nil {
 		return nil, fmt.Errorf("seal: encrypt: %w", err)
 	}

@@ -206,12 +206,12 @@ func TestRotateRewrapStatus(t *testing.T) {
 	first := k.Primary()
 	ct1, _ := a.Encrypt([]byte("one"), []byte("r1"))
 
-	if k.Due(c.Now(), 90*24*time.Hour) {
-		t.Fatal("a new key is due")
+	if r := k.Due(c.Now(), 90*24*time.Hour); r != "" {
+		t.Fatalf("a new key is due (%s)", r)
 	}
 	c.Advance(90 * 24 * time.Hour)
-	if !k.Due(c.Now(), 90*24*time.Hour) {
-		t.Fatal("a 90-day-old key is not due")
+	if r := k.Due(c.Now(), 90*24*time.Hour); r != "age" {
+		t.Fatalf("a 90-day-old key: due %q, want age", r)
 	}
 	ev, rotated, err := k.RotateIfDue(90 * 24 * time.Hour)
 	if err != nil || !rotated {

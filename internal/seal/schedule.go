@@ -7,13 +7,14 @@ import (
 	"time"
 )
 
-// Scheduler rotates the keyring's primary data key when it reaches Every,
-// checking every Check; each rotation's Event goes to OnRotate (which
+// Scheduler rotates the keyring's primary data key when it is due
+// (Keyring.Due: Every old, or MaxEncryptions sealed under it), checking
+// every Check; each rotation's Event goes to OnRotate (which
 // appends it to the audit log). Run it with the server's other parts.
 type Scheduler struct {
 	Keyring *Keyring
-	// Every is the age at which the primary is replaced, e.g. 90 days.
-	// Required (> 0).
+	// Every is the age at which the primary is replaced, e.g. 90 days; 0
+	// means by the count of encryptions alone.
 	Every time.Duration
 	// Check is how often the age is looked at; 0 means one hour.
 	Check time.Duration
@@ -27,8 +28,8 @@ type Scheduler struct {
 // Run checks at once and then every Check until ctx ends; it returns nil
 // when ctx is cancelled and an error if a rotation or its record fails.
 func (s *Scheduler) Run(ctx context.Context) error {
-	if s.Keyring == nil || s.Every <= 0 {
-		return errors.New("seal: scheduler: Keyring and a positive Every are required")
+	if s.Keyring == nil || s.Every < 0 {
+		return errors.New("seal: scheduler: a Keyring is required, and Every may not be negative")
 	}
 	check := s.Check
 	if check <= 0 {

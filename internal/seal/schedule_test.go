@@ -51,3 +51,57 @@ func TestScheduler(t *testing.T) {
 		t.Fatalf("err = %v", err)
 	}
 }
+
+// TestSchedulersShareKeyring: two servers' schedules on one keyring (a
+// cluster's, here a file both open) find the primary due together. One
+// rotates; the other, whose write finds the keyring changed, loads it and
+// neither rotates again nor fails.
+func TestSchedulersShareKeyring(t *testing.T) {
+	c := newClock()
+	dir := t.TempDir()
+	a := openTest(t, dir, testKEK(t, 1), c)
+	b := openTest(t, dir, testKEK(t, 1), c)
+	first := a.Primary()
+	c.Advance(91 * 24 * time.Hour)
+	events := make(chan Event, 4)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	run := func(k *Keyring) chan error {
+		s := &Scheduler{
+			Keyring: k, Every: 90 * 24 * time.Hour,
+			OnRotate: func(_ context.Context, ev Event) error { events <- ev; return nil },
+			After:    func(time.Duration) <-chan time.Time { return nil },
+		}
+		done := make(chan error, 1)
+		go func() { done <- s.Run(ctx) }()
+		return done
+	}
+	doneA := run(a)
+	ev := <-events
+	if ev.Action != "keys.rotate" || a.Primary() == first {
+		t.Fatalf("event %+v, primary %d (was %d)", ev, a.Primary(), first)
+	}
+	// b still holds the keyring as it was before a's rotation.
+	if b.Primary() != first {
+		t.Fatalf("b's primary %d before its check, want %d", b.Primary(), first)
+	}
+	// b's scheduled check, as its Scheduler makes it.
+	if _, rotated, err := b.RotateIfDue(90 * 24 * time.Hour); err != nil || rotated {
+		t.Fatalf("b's check: rotated %v, %v; want neither", rotated, err)
+	}
+	if b.Primary() != a.Primary() {
+		t.Fatalf("b's primary %d, want a's %d", b.Primary(), a.Primary())
+	}
+	cancel()
+	if err := <-doneA; err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case ev := <-events:
+		t.Fatalf("a second rotation: %+v", ev)
+	default:
+	}
+	if n := len(a.Status(nil).Keys); n != 2 {
+		t.Fatalf("%d keys after the cluster's rotation, want 2", n)
+	}
+}

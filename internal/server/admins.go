@@ -99,9 +99,6 @@ func (s *Server) signAdmin(ctx context.Context, name, role string, csr []byte, t
 	if err != nil {
 		return api.CertResponse{}, errorf(http.StatusBadRequest, "name: %v", err)
 	}
-	if ttl == 0 {
-		ttl = defaultAdminTTL
-	}
 	req, err := parseCSR(csr)
 	if err != nil {
 		return api.CertResponse{}, err
@@ -112,7 +109,21 @@ func (s *Server) signAdmin(ctx context.Context, name, role string, csr []byte, t
 		return api.CertResponse{}, err
 	}
 	exists := err == nil
-	rec := adminRecord{Role: role, CreatedBy: cur.CreatedBy, MadeBy: cur.MadeBy}
+	rec := adminRecord{Role: role, CreatedBy: cur.CreatedBy, MadeBy: cur.MadeBy, TTL: ttl}
+	if renewing != nil {
+		rec.TTL = grantedTTL(cur, renewing.Leaf)
+		switch {
+		case ttl == 0:
+			ttl = rec.TTL
+		case ttl > rec.TTL:
+			return api.CertResponse{}, errorf(http.StatusBadRequest,
+				"ttl %s is longer than the %s account %s was granted: an admin grants more with \"moat admin create --replace --ttl\"", ttl, rec.TTL, name)
+		}
+	}
+	if ttl == 0 {
+		ttl = defaultAdminTTL
+		rec.TTL = ttl
+	}
 	if creator != nil {
 		if rec.CreatedBy, rec.MadeBy, err = s.lineage(ctx, creator); err != nil {
 			return api.CertResponse{}, err
@@ -156,6 +167,17 @@ func (s *Server) signAdmin(ctx context.Context, name, role string, csr []byte, t
 	}
 	roots := a.Bundle().X509Authorities()
 	return api.CertResponse{Chain: api.DERs(chain), Bundle: api.DERs(roots), TrustDomain: s.td.Name(), Signing: rec.Cert.Root}, nil
+}
+
+// grantedTTL is the certificate life rec's account was last granted, which
+// its renewals keep and may not exceed: rec.TTL, or for an account recorded
+// before grants were, the life of the certificate it renews with, to the
+// hour (as "moat admin renew" asks by default).
+func grantedTTL(rec adminRecord, leaf *x509.Certificate) time.Duration {
+	if rec.TTL > 0 {
+		return rec.TTL
+	}
+	return leaf.NotAfter.Sub(leaf.NotBefore).Round(time.Hour)
 }
 
 // lineage is what an account creator makes records of its making: the

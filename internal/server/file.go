@@ -3,6 +3,7 @@ package server
 import (
 	"crypto/tls"
 	"crypto/x509"
+	"fmt"
 	"net"
 	"net/netip"
 	"net/url"
@@ -54,8 +55,9 @@ type File struct {
 	// authentication) on this address.
 	Metrics string `yaml:"metrics"`
 	// KeyRotation rotates the primary data key when it is this old (e.g.
-	// 90d); zero means only by "moat keys rotate".
-	KeyRotation config.Duration `yaml:"key_rotation"`
+	// 30d); empty means DefaultKeyRotation, "none" no rotation by age
+	// (see KeyRotationPeriod).
+	KeyRotation string `yaml:"key_rotation"`
 	// Flows bounds the flow store's memory.
 	Flows FlowStoreFile `yaml:"flows"`
 	// Export copies every flow record the server stores into rotated,
@@ -261,8 +263,8 @@ func (f *File) ValidateFile() error {
 			return config.Errorf("metrics", "%q: want host:port", f.Metrics)
 		}
 	}
-	if f.KeyRotation < 0 {
-		return config.Errorf("key_rotation", "%s: want a positive period such as 90d, or none", time.Duration(f.KeyRotation))
+	if _, err := f.KeyRotationPeriod(); err != nil {
+		return err
 	}
 	if f.Flows.CacheKiB < 0 || f.Flows.CacheKiB > 1<<20 {
 		return config.Errorf("flows.cache_kib", "%d: want 0 (the default, 2048) to 1048576", f.Flows.CacheKiB)
@@ -384,4 +386,30 @@ func loopbackHost(host string) bool {
 	}
 	a, err := netip.ParseAddr(host)
 	return err == nil && a.IsLoopback()
+}
+
+// DefaultKeyRotation is the age at which the primary data key is rotated
+// unless key_rotation says otherwise, as the key services of the large
+// clouds offer. Whatever the period, a primary is rotated once this server
+// has sealed seal.DefaultMaxEncryptions records under it.
+const DefaultKeyRotation = 90 * 24 * time.Hour
+
+// KeyRotationPeriod is the age at which the primary data key is rotated:
+// key_rotation, DefaultKeyRotation when it is empty, or 0 for "none" (by
+// "moat keys rotate" and the bound on encryptions alone).
+func (f *File) KeyRotationPeriod() (time.Duration, error) {
+	switch f.KeyRotation {
+	case "":
+		return DefaultKeyRotation, nil
+	case "none":
+		return 0, nil
+	}
+	d, err := config.ParseDuration(f.KeyRotation)
+	if err == nil && d <= 0 {
+		err = fmt.Errorf("%s: want a positive period such as 90d, or none", d)
+	}
+	if err != nil {
+		return 0, config.Errorf("key_rotation", "%v", err)
+	}
+	return d, nil
 }

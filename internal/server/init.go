@@ -107,7 +107,7 @@ func Init(ctx context.Context, st store.Store, c InitConfig) error {
 	ops := []store.Op{
 		store.Put(keyCA, caBytes),
 		store.Put(keyBundle, mustJSON(api.DERs(authority.Bundle().X509Authorities()))),
-		store.Put(prefixAdmin+c.AdminName, mustJSON(adminRecord{Account: account, Created: c.Now().UTC(), Role: api.RoleAdmin,
+		store.Put(prefixAdmin+c.AdminName, mustJSON(adminRecord{Account: account, Created: c.Now().UTC(), Role: api.RoleAdmin, TTL: c.AdminTTL,
 			Cert: issuedAdminCert(chain, authority.Bundle().X509Authorities())})),
 		store.Put(keyMeta, mustJSON(meta)),
 	}

@@ -170,7 +170,8 @@ type KeysConfig struct {
 	KeyringChanges func(ctx context.Context, changed func())
 	// DataDir is the server's data directory, for backups; "" refuses them.
 	DataDir string
-	// Every is the scheduled rotation period; 0 means none.
+	// Every is the scheduled rotation period; 0 means none by age (a
+	// primary is still rotated once it has sealed seal's bound of records).
 	Every time.Duration
 	// Check is how often the schedule is looked at; 0 means one hour.
 	Check time.Duration
@@ -228,17 +229,17 @@ func NewKeys(cfg KeysConfig) (*Keys, error) {
 // schedule, and runs a pass after every rotation, until ctx ends.
 func (k *Keys) Run(ctx context.Context) error {
 	g, ctx := errgroup.WithContext(ctx)
-	if k.cfg.Every > 0 {
-		sch := &seal.Scheduler{Keyring: k.cfg.Keyring, Every: k.cfg.Every, Check: k.cfg.Check, After: k.cfg.After,
-			OnRotate: func(ctx context.Context, ev seal.Event) error {
-				if err := k.record(ctx, ev, "scheduled"); err != nil {
-					return err
-				}
-				k.Reencrypt()
-				return nil
-			}}
-		g.Go(func() error { return sch.Run(ctx) })
-	}
+	// The schedule runs with no period too: a primary that has sealed
+	// seal's bound of records is rotated whatever key_rotation says.
+	sch := &seal.Scheduler{Keyring: k.cfg.Keyring, Every: k.cfg.Every, Check: k.cfg.Check, After: k.cfg.After,
+		OnRotate: func(ctx context.Context, ev seal.Event) error {
+			if err := k.record(ctx, ev, "scheduled"); err != nil {
+				return err
+			}
+			k.Reencrypt()
+			return nil
+		}}
+	g.Go(func() error { return sch.Run(ctx) })
 	if watch := k.cfg.KeyringChanges; watch != nil {
 		g.Go(func() error {
 			watch(ctx, k.reload)
@@ -533,7 +534,8 @@ func (s *Server) handleKeysStatus(ctx context.Context, c *caller, r *http.Reques
 		}
 	}
 	st := k.cfg.Keyring.Status(usage)
-	out := api.KeyStatus{Primary: st.Primary, Scope: scope, Schedule: k.cfg.Every}
+	out := api.KeyStatus{Primary: st.Primary, Scope: scope, Schedule: k.cfg.Every,
+		Encryptions: st.Encryptions, MaxEncryptions: st.MaxEncryptions}
 	for _, ks := range st.Keys {
 		out.Keys = append(out.Keys, api.KeyInfo{ID: ks.ID, Created: ks.Created, Age: ks.Age, State: ks.State,
 			Records: ks.Usage.Records, Bytes: ks.Usage.Bytes, ByPart: byPart[ks.ID]})

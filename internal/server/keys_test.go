@@ -44,13 +44,20 @@ func (f *keysFixture) actions() []string {
 
 func newKeysFixture(t *testing.T, every time.Duration) *keysFixture {
 	t.Helper()
+	return newKeysFixtureMax(t, every, 0)
+}
+
+// newKeysFixtureMax is newKeysFixture with a keyring that rotates after
+// maxEncryptions under one key (0: seal's default).
+func newKeysFixtureMax(t *testing.T, every time.Duration, maxEncryptions uint64) *keysFixture {
+	t.Helper()
 	dir := t.TempDir()
 	f := &keysFixture{now: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC), tick: make(chan time.Time)}
 	kek, err := seal.GenerateKeyFile(dir+"/kek", nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if f.kr, err = seal.Open(seal.Config{Dir: dir, KEK: kek, Now: f.clock}); err != nil {
+	if f.kr, err = seal.Open(seal.Config{Dir: dir, KEK: kek, Now: f.clock, MaxEncryptions: maxEncryptions}); err != nil {
 		t.Fatal(err)
 	}
 	sealer := NewStoreSealer(f.kr.AEAD())
@@ -89,6 +96,17 @@ func (f *keysFixture) usage(t *testing.T) map[uint32]seal.Usage {
 }
 
 var waitUntil = testkit.WaitFor
+
+// check lets the key manager's scheduler make its next check, failing
+// when no scheduler takes the tick.
+func (f *keysFixture) check(t *testing.T) {
+	t.Helper()
+	select {
+	case f.tick <- time.Time{}:
+	case <-time.After(testkit.WaitLimit):
+		t.Fatal("no scheduled check ran")
+	}
+}
 
 // TestScheduledRotation: the key manager rotates once the primary reaches
 // its age, records the rotation in the audit log, and moves every stored
@@ -135,6 +153,54 @@ func TestScheduledRotation(t *testing.T) {
 			t.Fatalf("svc/s%02d after the pass: %q %v", i, kv.Value, err)
 		}
 	}
+}
+
+// TestRotationByEncryptions: with no age schedule (key_rotation: none) the
+// key manager still rotates a primary that has sealed MaxEncryptions
+// records, at its next check, records why, and moves the stored values
+// onto the new key; before that it does nothing.
+func TestRotationByEncryptions(t *testing.T) {
+	f := newKeysFixtureMax(t, 0, 50) // the fixture's 40 values are sealed
+	first := f.kr.Primary()
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- f.keys.Run(ctx) }()
+	defer func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Error(err)
+		}
+	}()
+	f.check(t)
+	f.check(t)
+	if f.kr.Primary() != first {
+		t.Fatal("rotated after 40 of 50 encryptions")
+	}
+	for i := range 10 {
+		if _, err := f.st.Put(context.Background(), fmt.Sprintf("svc/t%02d", i), []byte("more")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if st := f.kr.Status(nil); st.MaxEncryptions != 50 || st.Encryptions < 50 {
+		t.Fatalf("status: %d of %d encryptions, want at least 50 of 50", st.Encryptions, st.MaxEncryptions)
+	}
+	f.check(t)
+	waitUntil(t, "the rotation by encryptions", func() bool { return f.kr.Primary() != first })
+	waitUntil(t, "the audit entries", func() bool {
+		a := f.actions()
+		return len(a) == 2 && a[0] == "keys.rotate" && a[1] == "keys.reencrypt"
+	})
+	f.mu.Lock()
+	reason := f.entries[0].Detail["reason"]
+	f.mu.Unlock()
+	if reason != "encryptions" {
+		t.Fatalf("rotation reason %q, want encryptions", reason)
+	}
+	second := f.kr.Primary()
+	waitUntil(t, "the re-encryption pass", func() bool {
+		u := f.usage(t)
+		return u[first].Records == 0 && u[second].Records == 50
+	})
 }
 
 // TestStoreSourceConflict: a value changed between the pass's read and its

@@ -101,7 +101,7 @@ func RecoverAdmin(ctx context.Context, st store.Store, c RecoverConfig) (*x509.C
 	}
 	// A recovered account is the account of that name, if there is one
 	// (as with "admin create --replace"), else a new one.
-	rec := adminRecord{Role: c.Role, Account: cur.Account, Created: cur.Created, Adopted: cur.Adopted}
+	rec := adminRecord{Role: c.Role, Account: cur.Account, Created: cur.Created, Adopted: cur.Adopted, TTL: c.TTL}
 	switch {
 	case prevErr == nil && cur.Account == "":
 		rec.Adopted = true

@@ -81,9 +81,15 @@ type adminRecord struct {
 	// certificates issued to it before carry no account mark and are
 	// still taken as its own, as they were. For any other account a
 	// certificate without its mark is an earlier account's.
-	Adopted bool       `json:"adopted,omitempty"`
-	Role    string     `json:"role"`
-	Cert    *adminCert `json:"cert,omitempty"`
+	Adopted bool   `json:"adopted,omitempty"`
+	Role    string `json:"role"`
+	// TTL is the certificate life the account was last granted: by
+	// server init, "admin create" (or --replace) or a recovery. A
+	// renewal, which the holder asks for alone, keeps it and may ask for
+	// no longer (grantedTTL). Zero for an account recorded before grants
+	// were.
+	TTL  time.Duration `json:"ttl,omitempty"`
+	Cert *adminCert    `json:"cert,omitempty"`
 	// CreatedBy is the administrator whose "admin create" made the
 	// account (or last made it again), "" for the first administrator:
 	// such an account is its creator's, and never the second person of

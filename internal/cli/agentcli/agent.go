@@ -27,7 +27,7 @@ import (
 func NodeFlags(fs *flag.FlagSet, c *agent.File) {
 	fs.StringVar(&c.DataDir, "data-dir", "", "directory of the node's identity and caches (required)")
 	fs.StringVar(&c.Server, "server", "127.0.0.1:7400", "control plane servers: host:port[,host:port...] (a name may resolve to several)")
-	fs.StringVar(&c.Join, "join", "", "one-time join token (first start only)")
+	JoinFlags(fs, c)
 	fs.StringVar(&c.Node, "node", "", "this node's name (required)")
 	fs.StringVar(&c.Listen, "listen", "127.0.0.1:15443", "mesh port (mutual TLS), published to peers")
 	fs.StringVar(&c.Socket, "socket", "", "SPIFFE Workload API socket path, reachable by every local uid (default DATA_DIR.public/workload.sock)")
@@ -46,6 +46,23 @@ func NodeFlags(fs *flag.FlagSet, c *agent.File) {
 	cmdline.LogFlags(fs, &c.Log)
 }
 
+// JoinFlags declares --join and --join-file onto c, shared by the
+// agent, egress and gateway commands.
+func JoinFlags(fs *flag.FlagSet, c *agent.File) {
+	fs.StringVar(&c.Join, "join", "", "one-time join token (first start only); visible to local users in the process list: prefer --join-file or "+agent.JoinEnv)
+	fs.StringVar(&c.JoinFile, "join-file", "", "file holding the one-time join token, readable by its owner only (first start only)")
+}
+
+// WarnJoinArgv says on stderr that a join token given as --join is in the
+// process's argv, which other local users may read.
+func WarnJoinArgv(e *cmdline.Env, fs *flag.FlagSet) {
+	fs.Visit(func(f *flag.Flag) {
+		if f.Name == "join" {
+			fmt.Fprintf(e.Stderr, "warning: other local users may read a process's command line, --join's token with it: give it with --join-file or %s\n", agent.JoinEnv)
+		}
+	})
+}
+
 // AgentCommand is "moat agent".
 func AgentCommand() *cmdline.Command {
 	var c agent.File
@@ -54,11 +71,13 @@ func AgentCommand() *cmdline.Command {
 	return &cmdline.Command{
 		Name:    "agent",
 		Summary: "run the node agent (identities, Workload API, mesh proxies)",
-		Usage:   "--data-dir DIR --server ADDR --node NODE [--join TOKEN] [flags]",
-		Help: "Joins the control plane once (--join is needed only on first start), keeps an\n" +
-			"SVID for each service registered on this node, serves them on the SPIFFE\n" +
-			"Workload API socket, and runs the mesh: the inbound mTLS port (--listen) and a\n" +
-			"loopback listener for each upstream a local service declares.\n\n" +
+		Usage:   "--data-dir DIR --server ADDR --node NODE [--join-file FILE] [flags]",
+		Help: "Joins the control plane once (a join token is needed only on first start:\n" +
+			"--join-file FILE, readable by its owner only, or MOAT_JOIN_TOKEN; --join TOKEN\n" +
+			"puts it where every local user may read it), keeps an SVID for each service\n" +
+			"registered on this node, serves them on the SPIFFE Workload API socket, and\n" +
+			"runs the mesh: the inbound mTLS port (--listen) and a loopback listener for\n" +
+			"each upstream a local service declares.\n\n" +
 			"--firewall audit|enforce keeps the node's host firewall (nftables table\n" +
 			"\"inet moat\") in step with the registry and intentions: inbound only the mesh\n" +
 			"port, permissive services' plaintext ports, the control plane on servers and\n" +
@@ -76,6 +95,7 @@ func AgentCommand() *cmdline.Command {
 			if err := cmdline.WithConfigFile(fs, *file, &c); err != nil {
 				return err
 			}
+			WarnJoinArgv(e, fs)
 			return runNode(ctx, e, &c, *validate)
 		},
 		Sub: []*cmdline.Command{WitnessCommand()},
@@ -172,7 +192,7 @@ func EgressCommand() *cmdline.Command {
 	return &cmdline.Command{
 		Name:    "egress",
 		Summary: "run the egress gateway (a node agent that takes services out to allowed hosts)",
-		Usage:   "--data-dir DIR --server ADDR --node NODE [--join TOKEN] [--service egress] [flags]",
+		Usage:   "--data-dir DIR --server ADDR --node NODE [--join-file FILE] [--service egress] [flags]",
 		Help: "egress runs a node agent that serves the egress gateway as --service, which\n" +
 			"must be registered on the node (moat svc register --node NODE --name egress\n" +
 			"--port 15080). Agents of nodes that may not connect out themselves send their\n" +
@@ -200,6 +220,7 @@ func EgressCommand() *cmdline.Command {
 			if resolver != "" {
 				c.Egress.Resolver = resolver
 			}
+			WarnJoinArgv(e, fs)
 			return runNode(ctx, e, &c, *validate)
 		},
 	}
@@ -243,6 +264,10 @@ func (n *Node) Run(ctx context.Context) error {
 // StartNode starts the node agent c describes, with its own keyring and
 // metrics registry.
 func StartNode(ctx context.Context, e *cmdline.Env, c *agent.File) (*Node, error) {
+	join, jerr := c.JoinToken(e.Getenv)
+	if jerr != nil {
+		return nil, jerr
+	}
 	logger := c.Log.Logger(e.Stderr)
 	socket := c.SocketPath()
 	reg := cmdline.NewRegistry()
@@ -264,7 +289,7 @@ func StartNode(ctx context.Context, e *cmdline.Env, c *agent.File) (*Node, error
 		return nil, err
 	}
 	a, err := agent.New(ctx, agent.Config{
-		DataDir: c.DataDir, Server: c.Server, Join: c.Join, Node: c.Node, MeshAddr: c.Listen,
+		DataDir: c.DataDir, Server: c.Server, Join: join, Node: c.Node, MeshAddr: c.Listen,
 		Socket: socket, RequireUID: c.RequireUID, Logger: logger, Metrics: reg, Sealer: kr.AEAD(),
 		Firewall: fw, Egress: eg, Access: acc,
 	})
