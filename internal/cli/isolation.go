@@ -56,8 +56,8 @@ type isoLab struct {
 	procs   map[string]*isoProc
 	closers []io.Closer
 	roots   *x509.CertPool
-	cert    tls.Certificate // the site's and the gateway's
-	tokens  map[string]string
+	cert    tls.Certificate   // the site's and the gateway's
+	tokens  map[string]string // node → its join token file
 }
 
 // isoProc is one moat process of the lab.
@@ -361,7 +361,13 @@ func (l *isoLab) start(ctx context.Context) error {
 		if err != nil {
 			return err
 		}
-		l.tokens[n] = tok
+		// Each node reads its token from a file of its own, kept off the
+		// command line that every local user sees.
+		f := filepath.Join(l.dir, n+".join")
+		if err := os.WriteFile(f, []byte(tok), 0o600); err != nil {
+			return err
+		}
+		l.tokens[n] = f
 	}
 	key, crt, err := isoGatewayCert(l.dir, l.cert)
 	if err != nil {
@@ -373,7 +379,7 @@ func (l *isoLab) start(ctx context.Context) error {
 		return err
 	}
 	gwArgs := []string{"gateway", "--config", gw, "--data-dir", filepath.Join(l.dir, "edge"), "--server", l.addr(l.control, isoServer),
-		"--node", "edge", "--join", l.tokens["edge"], "--mesh-listen", l.addr(l.edge, isoMesh), "--firewall", l.mode}
+		"--node", "edge", "--join-file", l.tokens["edge"], "--mesh-listen", l.addr(l.edge, isoMesh), "--firewall", l.mode}
 	if !l.egress {
 		gwArgs = append(gwArgs, "--serve-egress", "egress", "--egress-resolver", l.addr(l.internet, 53))
 	}
@@ -396,18 +402,18 @@ func (l *isoLab) start(ctx context.Context) error {
 // startEgress runs "moat egress" on the egress host.
 func (l *isoLab) startEgress() error {
 	return l.spawn("egress", l.egressHost, "egress", "--data-dir", filepath.Join(l.dir, "egress"), "--server", l.addr(l.control, isoServer),
-		"--node", "egress", "--join", l.tokens["egress"], "--listen", l.addr(l.egressHost, isoMesh), "--firewall", l.mode,
+		"--node", "egress", "--join-file", l.tokens["egress"], "--listen", l.addr(l.egressHost, isoMesh), "--firewall", l.mode,
 		"--resolver", l.addr(l.internet, 53))
 }
 
-// startAgent runs the agent of node n (the token is needed on first start
-// only).
-func (l *isoLab) startAgent(n, token, mode string) error {
+// startAgent runs the agent of node n (its token file is needed on first
+// start only).
+func (l *isoLab) startAgent(n, tokenFile, mode string) error {
 	h := map[string]*netlab.Host{"app": l.app, "db": l.db}[n]
 	args := []string{"agent", "--data-dir", filepath.Join(l.dir, n), "--server", l.addr(l.control, isoServer), "--node", n,
 		"--listen", l.addr(h, isoMesh), "--firewall", mode}
-	if token != "" {
-		args = append(args, "--join", token)
+	if tokenFile != "" {
+		args = append(args, "--join-file", tokenFile)
 	}
 	if n == "app" {
 		args = append(args, "--egress-proxy", fmt.Sprintf("127.0.0.1:%d", isoProxy))
