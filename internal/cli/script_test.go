@@ -142,14 +142,17 @@ import (
 //	grantcert, grantdial, certexpired, hold, heldget
 //	    break-glass session certificates and held connections: see
 //	    script_access_test.go
-//	eventually [-timeout D] PATTERN PROG ARGS...
+//	eventually [-timeout D] [-poke ADDR] PATTERN PROG ARGS...
 //	    rerun PROG (a program, httpget, or traffic ADDR SEND RECV: one
 //	    connection, not waiting while ADDR refuses it, printing "ok" or
 //	    "failed: ERR") (backing off from 100ms to 2s)
 //	    until it exits 0 with
 //	    stdout matching PATTERN (default timeout 60s); its last output is
 //	    the command's output. "! eventually" waits until PROG exits 0
-//	    with stdout that does not match.
+//	    with stdout that does not match. -poke ADDR makes one connection
+//	    of traffic to ADDR (10 bytes each way, its outcome ignored) before
+//	    each run: for what only a new connection produces, such as the
+//	    record of a refused handshake.
 //
 // Besides testscript's conditions, [root] holds when the test runs as root.
 // $SERVER is a free loopback address, for a server a script runs itself;
@@ -855,8 +858,12 @@ func cmdEventually(ts *testscript.TestScript, neg bool, args []string) {
 		}
 		timeout, args = d, args[2:]
 	}
+	var poke string
+	if len(args) > 1 && args[0] == "-poke" {
+		poke, args = args[1], args[2:]
+	}
 	if len(args) < 2 {
-		ts.Fatalf("usage: [!] eventually [-timeout D] PATTERN PROG ARGS...")
+		ts.Fatalf("usage: [!] eventually [-timeout D] [-poke ADDR] PATTERN PROG ARGS...")
 	}
 	re, err := regexp.Compile(`(?m)` + args[0])
 	ts.Check(err)
@@ -865,6 +872,9 @@ func cmdEventually(ts *testscript.TestScript, neg bool, args []string) {
 	var last string
 	var lastErr error
 	for {
+		if poke != "" {
+			trafficOnce(ts, []string{poke, "10", "10"}, io.Discard)
+		}
 		var out, errb bytes.Buffer
 		switch args[1] {
 		case "httpget":
