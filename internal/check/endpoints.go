@@ -626,6 +626,7 @@ func (m *Model) buildEndpoints(byType map[string][]*tf.Resource) {
 	m.beanstalkEnvironments(byType, add)
 	m.lightsailInstances(byType, add)
 	m.emrClusters(byType, add)
+	m.batchEnvironments(byType, add)
 	m.clientVPNs(byType, add)
 	m.instanceConnectEndpoints(byType, add)
 	m.nlbForwarding(byType)
