@@ -759,7 +759,7 @@ resource "azurerm_analysis_services_server" "office" {
 // resource, not its name. Terraform takes only a string there and
 // rejects the configuration; it was read as naming a group "" and noted
 // as outside the project. It is CHECK-003, naming the attribute and the
-// resource.
+// resource, and nothing more is said of it.
 func TestWholeResourceWhereANameIsTaken(t *testing.T) {
 	rep := run(t, "testdata/azure/rule-nsg-object")
 	var got []Finding
@@ -771,5 +771,10 @@ func TestWholeResourceWhereANameIsTaken(t *testing.T) {
 	}
 	if len(got) != 1 {
 		t.Errorf("whole resource as the rule's group name: %+v, want one CHECK-003", active(rep, RuleRejected))
+	}
+	for _, f := range active(rep, RuleNotEvaluated) {
+		if f.Address == "azurerm_network_security_rule.ssh" {
+			t.Errorf("a note beside the rejection: %s", f.Message)
+		}
 	}
 }
