@@ -25,3 +25,14 @@ func TestBatchComputeEnvironments(t *testing.T) {
 		}
 	}
 }
+
+// TestBatchFargatePublicJobs checks that Fargate jobs whose job
+// definition assigns public addresses are reached from the internet
+// through their compute environment's group.
+func TestBatchFargatePublicJobs(t *testing.T) {
+	rep := run(t, "testdata/aws/batch-fargate-public")
+	got := activeOn(rep, RuleExposedPort, "aws_batch_compute_environment.fargate")
+	if len(got) != 1 || got[0].Severity != Critical || !strings.Contains(got[0].Message, "tcp 22 (SSH) is reachable") {
+		t.Errorf("Fargate jobs with public addresses and SSH open: %+v, want one critical", got)
+	}
+}
