@@ -1718,3 +1718,20 @@ func TestDataStoreOwnPortWorldOpen(t *testing.T) {
 		t.Errorf("%s on the group: %+v, want one naming tcp 8080 alone", RuleWorldOpenOther, other)
 	}
 }
+
+// TestWorldOpenRuleOwnPort: a group opened by two rule resources, SSH
+// and the Kubernetes API. The API rule's finding said the instance was
+// reached "on tcp 22", the port of the other rule: each rule's finding
+// now shows the instance reached on its own port.
+func TestWorldOpenRuleOwnPort(t *testing.T) {
+	rep := run(t, "testdata/aws/rule-own-port")
+	for addr, port := range map[string]string{
+		"aws_security_group_rule.ssh": "tcp 22",
+		"aws_security_group_rule.api": "tcp 6443",
+	} {
+		got := activeOn(rep, RuleWorldOpen, addr)
+		if len(got) != 1 || got[0].Severity != Critical || !strings.Contains(got[0].Message, "aws_instance.controller is reached from the internet on "+port+"") {
+			t.Errorf("%s: %+v, want one critical that shows the instance reached on %s", addr, got, port)
+		}
+	}
+}

@@ -446,7 +446,9 @@ func (m *Model) buildAzure(byType map[string][]*tf.Resource) {
 	for _, r := range byType["azurerm_network_security_rule"] {
 		n := nsgs[m.addrOf("azurerm_network_security_group", m.ref(r.Values, "network_security_group_name"))]
 		if n == nil {
-			m.note(r, "network security group %q is not in the project", str(r.Values, "network_security_group_name"))
+			if has(r.Values, "network_security_group_name") {
+				m.note(r, "network security group %q is not in the project", str(r.Values, "network_security_group_name"))
+			}
 			continue
 		}
 		raws[n] = append(raws[n], rawRule{r, r.Values, r.Address})

@@ -753,3 +753,28 @@ resource "azurerm_analysis_services_server" "office" {
 		t.Errorf("%s on the server that admits an office range: %+v", RuleAzFirewallOpen, got)
 	}
 }
+
+// TestWholeResourceWhereANameIsTaken: a network security rule whose
+// network_security_group_name is the whole azurerm_network_security_group
+// resource, not its name. Terraform takes only a string there and
+// rejects the configuration; it was read as naming a group "" and noted
+// as outside the project. It is CHECK-003, naming the attribute and the
+// resource, and nothing more is said of it.
+func TestWholeResourceWhereANameIsTaken(t *testing.T) {
+	rep := run(t, "testdata/azure/rule-nsg-object")
+	var got []Finding
+	for _, f := range active(rep, RuleRejected) {
+		if f.Address == "azurerm_network_security_rule.ssh" && strings.Contains(f.Message, "network_security_group_name") &&
+			strings.Contains(f.Message, "azurerm_network_security_group.nsg") {
+			got = append(got, f)
+		}
+	}
+	if len(got) != 1 {
+		t.Errorf("whole resource as the rule's group name: %+v, want one CHECK-003", active(rep, RuleRejected))
+	}
+	for _, f := range active(rep, RuleNotEvaluated) {
+		if f.Address == "azurerm_network_security_rule.ssh" {
+			t.Errorf("a note beside the rejection: %s", f.Message)
+		}
+	}
+}

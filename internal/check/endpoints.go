@@ -356,8 +356,21 @@ func (m *Model) buildEndpoints(byType map[string][]*tf.Resource) {
 		}
 		eniSGs[eni] = append(eniSGs[eni], str(r.Values, "security_group_id"))
 	}
+	// The instance that attaches an interface, by a network_interface
+	// block of its own or an attachment.
+	owner := map[string]string{}
+	for _, r := range byType["aws_instance"] {
+		for _, ni := range blocks(r.Values, "network_interface") {
+			owner[m.addr(str(ni, "network_interface_id"))] = r.Address
+		}
+	}
+	for _, r := range byType["aws_network_interface_attachment"] {
+		if i := m.lookup(str(r.Values, "instance_id")); i != nil && i.Type == "aws_instance" {
+			owner[m.addr(str(r.Values, "network_interface_id"))] = i.Address
+		}
+	}
 	for _, r := range byType["aws_network_interface"] {
-		e := &Endpoint{Addr: r.Address, Kind: "eni", Res: r, SGs: m.sgsOf(eniSGs[r.Address]), SGsUnknown: eniSGsUnknown[r.Address]}
+		e := &Endpoint{Addr: r.Address, Kind: "eni", Res: r, SGs: m.sgsOf(eniSGs[r.Address]), SGsUnknown: eniSGsUnknown[r.Address], For: owner[r.Address]}
 		e.Subnets = m.subnetsIn(e, r.Values, "subnet_id")
 		m.attachSGs(e, r.Values, "security_groups")
 		if m.eips[r.Address] {
@@ -626,6 +639,7 @@ func (m *Model) buildEndpoints(byType map[string][]*tf.Resource) {
 	m.beanstalkEnvironments(byType, add)
 	m.lightsailInstances(byType, add)
 	m.emrClusters(byType, add)
+	m.batchEnvironments(byType, add)
 	m.clientVPNs(byType, add)
 	m.instanceConnectEndpoints(byType, add)
 	m.nlbForwarding(byType)

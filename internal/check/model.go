@@ -341,8 +341,9 @@ type Endpoint struct {
 	SubnetsUnknown string
 	SubnetsMaybe   []*Subnet
 	SubnetsAny     bool
-	// For is the resource a private endpoint reaches, "" for other
-	// endpoints: --reach on that resource lists what reaches it this way.
+	// For is the resource a private endpoint reaches, or the instance
+	// that attaches a network interface, "" for other endpoints: --reach
+	// on that resource lists what reaches it this way.
 	For string
 	// OutsideVPC: the endpoint is in no VPC by design (a Lightsail
 	// instance), where Unplaced says; that is not an assumption.

@@ -26,7 +26,7 @@ var modelledTypes = map[string]bool{
 	"aws_elasticache_cluster": true, "aws_elasticache_replication_group": true, "aws_memorydb_cluster": true, "aws_redshift_cluster": true, "aws_redshiftserverless_workgroup": true,
 	"aws_msk_cluster": true, "aws_dms_replication_instance": true, "aws_mq_broker": true,
 	"aws_docdb_cluster": true, "aws_docdb_cluster_instance": true, "aws_neptune_cluster": true,
-	"aws_neptune_cluster_instance": true, "aws_emr_cluster": true,
+	"aws_neptune_cluster_instance": true, "aws_emr_cluster": true, "aws_batch_compute_environment": true,
 	"aws_ec2_client_vpn_endpoint": true, "aws_ec2_client_vpn_network_association": true,
 	"aws_ec2_instance_connect_endpoint": true, "aws_efs_mount_target": true, "aws_opensearch_domain": true,
 	"aws_elasticsearch_domain": true, "aws_db_proxy": true, "aws_transfer_server": true,

@@ -307,7 +307,37 @@ func (m *Model) worldOpen(fs *findings) {
 // known statically: the finding says the group may admit the world, and
 // why, and is medium when no path to what it guards is found either.
 func (m *Model) openGroup(fs *findings, rule string, g *SG, ranges []portRange, what string, users []*Endpoint, inet *netipx.IPSet, assumed bool) {
-	sev, path, why := Medium, []Hop(nil), ""
+	groupSev, groupPath, groupWhy := m.openEvidence(g, ranges, users, assumed)
+	svc := rule == RuleWorldOpen
+	for _, d := range declaring(g, ranges, inet, assumed) {
+		who, own := "", what
+		switch {
+		case g.Made != "":
+			who = g.Made + ": "
+		case d.res != g.Res && !g.detached:
+			who = "rule of " + g.Addr + ": "
+		}
+		sev, path, why := groupSev, groupPath, groupWhy
+		if d.res != g.Res && len(d.ranges) > 0 {
+			own = rangesText(d.ranges, svc)
+			// A rule of its own is judged on its own ports.
+			if own != what {
+				sev, path, why = m.openEvidence(g, d.ranges, users, assumed)
+			}
+		}
+		if assumed {
+			fs.addSev(rule, sev, d.res, path, "%smay admit every internet address on %s (%s); %s", who, own, strings.Join(dedup(d.assumed), "; "), why)
+			continue
+		}
+		fs.addSev(rule, sev, d.res, path, "%sadmits %s on %s; %s", who, m.worldText(d.set), own, why)
+	}
+}
+
+// openEvidence is what is proven of the internet reaching, on ranges, the
+// endpoints that carry g (users): the severity, the path and the words
+// that say so.
+func (m *Model) openEvidence(g *SG, ranges []portRange, users []*Endpoint, assumed bool) (sev Severity, path []Hop, why string) {
+	sev = Medium
 	inetRes := m.Internet()
 	var blocked *Result
 	var blockedAt string
@@ -373,24 +403,7 @@ probe:
 		}
 		why = where + ", so wherever it is attached the internet reaches those ports"
 	}
-	svc := rule == RuleWorldOpen
-	for _, d := range declaring(g, ranges, inet, assumed) {
-		who, own := "", what
-		switch {
-		case g.Made != "":
-			who = g.Made + ": "
-		case d.res != g.Res && !g.detached:
-			who = "rule of " + g.Addr + ": "
-		}
-		if d.res != g.Res && len(d.ranges) > 0 {
-			own = rangesText(d.ranges, svc)
-		}
-		if assumed {
-			fs.addSev(rule, sev, d.res, path, "%smay admit every internet address on %s (%s); %s", who, own, strings.Join(dedup(d.assumed), "; "), why)
-			continue
-		}
-		fs.addSev(rule, sev, d.res, path, "%sadmits %s on %s; %s", who, m.worldText(d.set), own, why)
-	}
+	return sev, path, why
 }
 
 // otherAssumptions returns what a path assumed; with sources, less the

@@ -863,6 +863,9 @@ func (ev *evaluator) body(b *body, ctx *hcl.EvalContext, addr string, top bool) 
 			ev.attr = name
 		}
 		m[name] = ev.expr(e, ctx, addr)
+		if ev.wholeWhereStringTaken(name, e, m[name], addr) {
+			m[name] = cty.NullVal(cty.String)
+		}
 		if !ev.work.spent() {
 			m[name] = withPrefixLen(m[name], e, ctx, ev.in)
 		}
@@ -1319,4 +1322,27 @@ func (ev *evaluator) rootRead() map[string]bool {
 	}
 	ev.readVars = read
 	return read
+}
+
+// wholeWhereStringTaken records as rejected an argument of a resource that
+// takes one string (an ID, a name or an ARN: NAME_id, NAME_name,
+// NAME_arn) written as a whole object or list: a resource or its
+// instances (aws_security_group.web, not aws_security_group.web.id).
+// Terraform refuses to convert it, so the plan fails; it is then read as
+// not set.
+func (ev *evaluator) wholeWhereStringTaken(name string, e hcl.Expression, v cty.Value, addr string) bool {
+	if ev.typ == "" || ev.quiet || !(strings.HasSuffix(name, "_id") || strings.HasSuffix(name, "_name") || strings.HasSuffix(name, "_arn")) {
+		return false
+	}
+	v, _ = v.UnmarkDeep()
+	if v.IsNull() || !(v.Type().IsObjectType() || v.Type().IsTupleType() || v.Type().IsMapType() || v.Type().IsListType()) {
+		return false
+	}
+	what := "an object or list"
+	if t, ok := e.(*hclsyntax.ScopeTraversalExpr); ok {
+		what = traversalString(t.Traversal) + ", a whole object or list,"
+	}
+	ev.notes = append(ev.notes, Note{Pos: rangePos(e.Range()), Address: addr, kind: kindError, Rejected: true,
+		Msg: fmt.Sprintf("%s is %s where the provider takes one string (name one of its attributes, such as .id or .name): Terraform rejects the configuration, so the plan fails; it is read as not set", name, what)})
+	return true
 }
