@@ -128,10 +128,10 @@ func startServer(ctx context.Context, e *Env, c *server.File, logger *slog.Logge
 		Rules: settings.Rules, Queue: settings.Queue, Sweep: settings.Sweep, Resend: settings.Resend, WorkHours: settings.WorkHours, NodeAlerts: settings.NodeAlerts,
 		Notifier: p.dispatch, Findings: flowSink{p.flows}, Logger: logger, Metrics: dm,
 		// The engine runs once the server below is made.
-		Bypasses: func() ([]detect.NodeBypass, error) {
+		Standing: func() ([]detect.Standing, error) {
 			ctx, cancel := context.WithTimeout(ctx, time.Minute)
 			defer cancel()
-			return p.srv.StandingBypasses(ctx)
+			return p.srv.StandingAlerts(ctx)
 		},
 	}); err != nil {
 		return nil, err

@@ -106,7 +106,8 @@ const (
 	RuleWAFSpike = "waf_spike"
 	// RulePolicyWidened: an audit entry "policy.apply" with result "ok"
 	// whose Detail carries a widening mark (see DetailWildcard). Subject:
-	// the entry's Target. Resolved by the next apply to it without a mark.
+	// PolicySubject. Resolved by the next apply without a mark, one of
+	// the StandingRules.
 	RulePolicyWidened = "policy_widened"
 	// RuleAuditWouldDeny: Network Activity with verdict audit. Subject:
 	// "src -> dst:port".

@@ -28,7 +28,19 @@ const (
 	DetailDefault = "default"
 	// DetailAllowAll = "true": an intention admits every port of every service.
 	DetailAllowAll = "allow_all"
+	// DetailWasWidened = "true": the policy the apply replaced was
+	// widened. An apply that keeps it widened raises nothing new (its
+	// alert stands, held by the server that answers for it), and one
+	// that narrows it resolves the alert, also on a server that did not
+	// see it fire (another took that apply, or this one restarted since).
+	DetailWasWidened = "was_widened"
 )
+
+// PolicySubject is the subject of the policy_widened alert: the
+// cluster's policy, one document of which each apply makes a new
+// version (the entry's target names it, "policy v7": the alert's
+// "applied" detail).
+const PolicySubject = "policy"
 
 // ActionPolicyApply is the audit action of a policy change.
 const ActionPolicyApply = "policy.apply"
@@ -76,13 +88,14 @@ type Config struct {
 	// Resend is how often the sweep hands a Notifier that is a Resender
 	// every alert it sent firing and has not resolved, again: 0 means
 	// DefaultResend. The engine's memory is the firing state: an engine
-	// that starts knows of none, but the firewall_bypass alerts Bypasses
-	// names.
+	// that starts knows of none, but the standing alerts Standing lists.
 	Resend time.Duration
-	// Bypasses, if set, returns the latest firewall report of each node
-	// this engine answers for (see NodeBypass), read before every
-	// re-send; an error leaves the bypasses as they were.
-	Bypasses func() ([]NodeBypass, error)
+	// Standing, if set, returns the conditions of the StandingRules that
+	// hold in the control plane's state and that this engine answers
+	// for (in a cluster each is answered for by one server), read before
+	// every re-send: their alerts are posted again for as long as they
+	// are listed (holdStanding). An error leaves them as they were.
+	Standing func() ([]Standing, error)
 	// Notifier receives every alert; nil drops them (they still count).
 	Notifier Notifier
 	// Findings, if set, receives a Detection Finding record per firing alert.
@@ -356,8 +369,8 @@ func (e *Engine) Sweep() {
 
 // resend hands a Resender every firing alert sent and not resolved,
 // once every Config.Resend (at the first sweep too, so a server that
-// restarted posts the firewall bypasses it answers for at once), after
-// taking the nodes' firewall bypasses from Config.Bypasses.
+// restarted posts the standing alerts it answers for at once), after
+// taking the standing conditions from Config.Standing.
 func (e *Engine) resend(now time.Time) {
 	r, ok := e.cfg.Notifier.(Resender)
 	if !ok {
@@ -372,12 +385,12 @@ func (e *Engine) resend(now time.Time) {
 	if !due {
 		return
 	}
-	if e.cfg.Bypasses != nil {
-		nodes, err := e.cfg.Bypasses()
+	if e.cfg.Standing != nil {
+		list, err := e.cfg.Standing()
 		if err != nil {
-			e.cfg.Logger.Warn("detect: read the nodes' firewall bypasses", logErr, err)
+			e.cfg.Logger.Warn("detect: read the standing conditions; their alerts are posted as they were", logErr, err)
 		} else {
-			e.holdBypasses(now, nodes)
+			e.holdStanding(now, list)
 		}
 	}
 	e.mu.Lock()
@@ -653,39 +666,54 @@ func (e *Engine) observePolicy(now time.Time, en *audit.Entry) []Alert {
 	if !ok || !rc.Enabled || en.Action != ActionPolicyApply || en.Result != "ok" {
 		return nil
 	}
-	tgt := en.Target
-	if tgt == "" {
-		tgt = "policy"
-	}
-	s := e.policies[tgt]
+	s := e.policies[PolicySubject]
+	active := s != nil && s.active
+	was := en.Detail[DetailWasWidened] == "true"
 	marks := widening(en.Detail)
 	if len(marks) == 0 {
-		if s == nil || !s.active {
+		if !active && !was {
 			return nil
 		}
-		delete(e.policies, tgt)
+		if !active {
+			s = &subject{name: PolicySubject, firedAt: now, summary: "policy widened before " + orDash(en.Target), facts: map[string]string{}}
+		}
+		delete(e.policies, PolicySubject)
 		a := policyAlert(rc, s, StatusResolved)
 		a.EndsAt = now
 		a.Details["resolved_by"] = en.Actor
 		return []Alert{a}
 	}
-	if s != nil && s.active {
+	if active || was || len(e.policies) >= rc.MaxSubjects {
 		return nil
 	}
-	if len(e.policies) >= rc.MaxSubjects {
-		return nil
-	}
-	s = &subject{name: tgt, active: true, firedAt: now, summary: fmt.Sprintf("policy %s widened by %s (%s)", tgt, orDash(en.Actor), strings.Join(marks, ", ")),
-		facts: withAccount(map[string]string{"actor": en.Actor, "role": en.Role, "widened": strings.Join(marks, ",")}, en)}
-	e.policies[tgt] = s
+	s = policySubject(now, en.Target, marks, withAccount(map[string]string{"actor": en.Actor, "role": en.Role}, en))
+	e.policies[PolicySubject] = s
 	return []Alert{policyAlert(rc, s, StatusFiring)}
+}
+
+// policySubject is the widened policy, as applied (target, "policy v7")
+// with the widening marks, firing since now; facts holds who applied it.
+func policySubject(now time.Time, target string, marks []string, facts map[string]string) *subject {
+	if target == "" {
+		target = PolicySubject
+	}
+	facts["widened"] = strings.Join(marks, ",")
+	facts["applied"] = target
+	return &subject{name: PolicySubject, active: true, firedAt: now, facts: facts,
+		summary: fmt.Sprintf("%s widened by %s (%s)", target, orDash(facts["actor"]), strings.Join(marks, ", "))}
+}
+
+// standingPolicy is the widened policy st names, as the store holds it:
+// its widening marks and its "actor" and "applied" details.
+func standingPolicy(now time.Time, st Standing) *subject {
+	return policySubject(now, st.Detail["applied"], widening(st.Detail), map[string]string{"actor": st.Detail["actor"]})
 }
 
 func policyAlert(rc RuleConfig, s *subject, st Status) Alert {
 	a := Alert{Key: DedupKey(RulePolicyWidened, s.name), Rule: RulePolicyWidened, Severity: rc.Severity, Status: st,
-		Subject: s.name, Summary: s.summary, StartsAt: s.firedAt, Details: map[string]string{}}
+		Subject: s.name, Summary: flow.PrintableText(s.summary), StartsAt: s.firedAt, Details: map[string]string{}}
 	for k, v := range s.facts {
-		a.Details[k] = v
+		a.Details[k] = flow.PrintableText(v)
 	}
 	return a
 }

@@ -102,59 +102,12 @@ func firingBypass(a Alert, now time.Time, n int) Alert {
 	return a
 }
 
-// NodeBypass is the latest firewall report of one node that an engine
-// answers for: in a cluster, the server that took the node's latest
-// report (the node's agent reports to one server at a time, every few
-// minutes and at every change), or that takes its place while that
-// server is gone.
-type NodeBypass struct {
-	Node string
-	// Count is how many rules take packets round the node's firewall;
-	// Detail holds the report's details, as an ActionNodeFirewall entry
-	// carries them.
-	Count  int
-	Detail map[string]string
-}
-
-// holdBypasses makes the firewall_bypass alerts sent firing, and so
-// posted again, those of the nodes listed with a bypass, and no others.
-// The nodes' reports are kept in the store, so the alert of a bypass that
-// stands is held again by a server that restarted, and by the server a
-// node moved to; it is not notified again (Slack and PagerDuty had it),
-// only posted again where alerts are (Alertmanager). The alert of a node
-// not listed is dropped without a resolve: another server answers for it
-// now, or the node reported none, whose resolve its audit entry sent. An
-// alert the node's budget held back stays held back.
-func (e *Engine) holdBypasses(now time.Time, nodes []NodeBypass) {
-	rc, ok := e.cfg.Rules[RuleFirewallBypass]
-	if !ok || !rc.Enabled {
-		return
+// standingBypass is the firewall_bypass alert of st, a node's latest
+// report, firing since now; false when the report lists no bypass.
+func standingBypass(rc RuleConfig, now time.Time, st Standing) (Alert, bool) {
+	n, err := strconv.Atoi(st.Detail[DetailBypassRules])
+	if err != nil || n <= 0 {
+		return Alert{}, false
 	}
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	keep := map[string]bool{}
-	for _, nb := range nodes {
-		if nb.Count <= 0 {
-			continue
-		}
-		a := bypassAlert(rc, nb.Node, nb.Detail)
-		keep[a.Key] = true
-		if _, ok := e.sent[a.Key]; ok || e.muted[a.Key] {
-			continue
-		}
-		if _, ok := e.bypassed[nb.Node]; !ok && len(e.bypassed) < rc.MaxSubjects {
-			e.bypassed[nb.Node] = now
-		}
-		e.sent[a.Key] = firingBypass(a, now, nb.Count)
-	}
-	for key, a := range e.sent {
-		if a.Rule == RuleFirewallBypass && !keep[key] {
-			delete(e.sent, key)
-		}
-	}
-	for node := range e.bypassed {
-		if !keep[DedupKey(RuleFirewallBypass, flow.PrintableText(node))] {
-			delete(e.bypassed, node)
-		}
-	}
+	return firingBypass(bypassAlert(rc, st.Subject, st.Detail), now, n), true
 }

@@ -2,18 +2,12 @@ package detect
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
-	"net/http"
-	"os"
-	"os/exec"
-	"path/filepath"
-	"strconv"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
+	"moat/internal/detect/amtest"
 	"moat/internal/flow"
 	"moat/internal/testkit"
 )
@@ -122,8 +116,8 @@ func TestHoldBypasses(t *testing.T) {
 	clk := newClock()
 	rs := &resends{}
 	var mu sync.Mutex
-	nodes := []NodeBypass{{Node: "n1", Count: 2, Detail: map[string]string{DetailBypassRules: "2", "rules": "inet x chain y handle 3: mark"}}}
-	e, err := New(Config{Now: clk.Now, Notifier: rs, Bypasses: func() ([]NodeBypass, error) {
+	nodes := []Standing{{Rule: RuleFirewallBypass, Subject: "n1", Detail: map[string]string{DetailBypassRules: "2", "rules": "inet x chain y handle 3: mark"}}}
+	e, err := New(Config{Now: clk.Now, Notifier: rs, Standing: func() ([]Standing, error) {
 		mu.Lock()
 		defer mu.Unlock()
 		return nodes, nil
@@ -202,89 +196,6 @@ func TestResendOnlyStanding(t *testing.T) {
 	}
 }
 
-// alertmanager is a real Prometheus Alertmanager (Debian's
-// prometheus-alertmanager) on a loopback port, with its data in dir.
-type alertmanager struct {
-	t    *testing.T
-	port int
-	cmd  *exec.Cmd
-	done chan struct{}
-}
-
-func startAlertmanager(t *testing.T, port int) *alertmanager {
-	t.Helper()
-	bin, err := exec.LookPath("prometheus-alertmanager")
-	if err != nil {
-		t.Fatalf("alertmanager: %v (Debian package prometheus-alertmanager)", err)
-	}
-	dir := t.TempDir()
-	cfg := filepath.Join(dir, "alertmanager.yml")
-	if err := os.WriteFile(cfg, []byte("route:\n  receiver: none\nreceivers:\n  - name: none\n"), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	am := &alertmanager{t: t, port: port, done: make(chan struct{})}
-	am.cmd = exec.Command(bin, "--config.file="+cfg, "--storage.path="+filepath.Join(dir, "data"),
-		"--web.listen-address=127.0.0.1:"+strconv.Itoa(port), "--cluster.listen-address=")
-	am.cmd.Stdout, am.cmd.Stderr = &testkit.Buffer{}, &testkit.Buffer{}
-	if err := am.cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	go func() { _ = am.cmd.Wait(); close(am.done) }()
-	t.Cleanup(am.stop)
-	testkit.WaitFor(t, "alertmanager ready", func() bool {
-		select {
-		case <-am.done:
-			t.Fatalf("alertmanager exited: %s", am.cmd.Stderr)
-		default:
-		}
-		resp, err := http.Get(am.url() + "/-/ready")
-		if err != nil {
-			return false
-		}
-		resp.Body.Close()
-		return resp.StatusCode == http.StatusOK
-	})
-	return am
-}
-
-func (am *alertmanager) url() string { return "http://127.0.0.1:" + strconv.Itoa(am.port) }
-
-func (am *alertmanager) stop() {
-	select {
-	case <-am.done:
-		return
-	default:
-	}
-	_ = am.cmd.Process.Signal(syscall.SIGTERM)
-	<-am.done
-}
-
-// active returns the alerts Alertmanager holds active, by dedup key.
-func (am *alertmanager) active() map[string]amPostable {
-	am.t.Helper()
-	resp, err := http.Get(am.url() + "/api/v2/alerts?active=true&silenced=false&inhibited=false")
-	if err != nil {
-		am.t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	var as []struct {
-		amPostable
-		Status struct {
-			State string `json:"state"`
-		} `json:"status"`
-	}
-	if err := json.NewDecoder(resp.Body).Decode(&as); err != nil {
-		am.t.Fatal(err)
-	}
-	out := map[string]amPostable{}
-	for _, a := range as {
-		if a.Status.State == "active" {
-			out[a.Labels["dedup_key"]] = a.amPostable
-		}
-	}
-	return out
-}
-
 // TestStandingAlertAtAlertmanager: a firing alert stands at a real
 // Alertmanager for as long as it holds in moat. moat sent it once and its
 // resolve, with the firing alert's endsAt a day ahead: an Alertmanager
@@ -298,11 +209,11 @@ func TestStandingAlertAtAlertmanager(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	am := startAlertmanager(t, port)
+	am := amtest.Start(t, port)
 	slack := newReceiver(t, 200)
 	var routes []Route
 	for _, sc := range []SinkConfig{
-		{Name: "am", Type: SinkAlertmanager, URL: NewSecret(am.url()), Resend: time.Minute},
+		{Name: "am", Type: SinkAlertmanager, URL: NewSecret(am.URL()), Resend: time.Minute},
 		{Name: "slack", Type: SinkSlack, URL: NewSecret(slack.srv.URL + secretPath)},
 	} {
 		sk, err := NewSink(sc, nil)
@@ -330,27 +241,27 @@ func TestStandingAlertAtAlertmanager(t *testing.T) {
 
 	t.Log("n1's firewall is bypassed: the alert reaches Alertmanager, and Slack once")
 	e.process(item{entry: nodeFirewall("n1", "1")})
-	testkit.WaitFor(t, "the alert active at Alertmanager", func() bool { _, ok := am.active()[key]; return ok })
-	if a := am.active()[key]; a.EndsAt.Sub(time.Now()) > 4*time.Minute {
+	testkit.WaitFor(t, "the alert active at Alertmanager", func() bool { _, ok := am.Active()[key]; return ok })
+	if a := am.Active()[key]; a.EndsAt.Sub(time.Now()) > 4*time.Minute {
 		t.Errorf("endsAt %s: more than four resend intervals ahead", a.EndsAt)
 	}
 
 	t.Log("Alertmanager restarts without its data: the next re-send, one interval on, brings the alert back")
-	am.stop()
-	am = startAlertmanager(t, port)
-	if _, ok := am.active()[key]; ok {
+	am.Stop()
+	am = amtest.Start(t, port)
+	if _, ok := am.Active()[key]; ok {
 		t.Fatal("the restarted Alertmanager kept the alert: it had data")
 	}
 	clk.Advance(time.Minute)
 	e.Sweep()
-	testkit.WaitFor(t, "the alert active at the restarted Alertmanager", func() bool { _, ok := am.active()[key]; return ok })
+	testkit.WaitFor(t, "the alert active at the restarted Alertmanager", func() bool { _, ok := am.Active()[key]; return ok })
 	if n := slack.count(); n != 1 {
 		t.Errorf("Slack got %d posts, want the firing alert once", n)
 	}
 
 	t.Log("the bypass cleared: the resolve ends the alert at once, not four intervals on")
 	e.process(item{entry: nodeFirewall("n1", "0")})
-	testkit.WaitFor(t, "the alert gone from Alertmanager", func() bool { _, ok := am.active()[key]; return !ok })
+	testkit.WaitFor(t, "the alert gone from Alertmanager", func() bool { _, ok := am.Active()[key]; return !ok })
 	testkit.WaitFor(t, "Slack told of the resolve", func() bool { return slack.count() == 2 })
 	e.mu.Lock()
 	left := len(e.sent)
@@ -368,8 +279,8 @@ func TestStoppedSenderLapses(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	am := startAlertmanager(t, port)
-	sk, err := NewSink(SinkConfig{Name: "am", Type: SinkAlertmanager, URL: NewSecret(am.url()), Resend: time.Second}, nil)
+	am := amtest.Start(t, port)
+	sk, err := NewSink(SinkConfig{Name: "am", Type: SinkAlertmanager, URL: NewSecret(am.URL()), Resend: time.Second}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -379,7 +290,7 @@ func TestStoppedSenderLapses(t *testing.T) {
 	if err := sk.SendAll(context.Background(), []Alert{a}); err != nil {
 		t.Fatal(err)
 	}
-	got, ok := am.active()[a.Key]
+	got, ok := am.Active()[a.Key]
 	if !ok {
 		t.Fatal("the alert is not active at Alertmanager")
 	}
@@ -388,7 +299,7 @@ func TestStoppedSenderLapses(t *testing.T) {
 		t.Errorf("endsAt %s, want four seconds after the post (%s)", got.EndsAt, sent)
 	}
 	t.Log("the sender stops: nothing more is posted")
-	testkit.WaitFor(t, "the alert lapsed at Alertmanager", func() bool { _, ok := am.active()[a.Key]; return !ok })
+	testkit.WaitFor(t, "the alert lapsed at Alertmanager", func() bool { _, ok := am.Active()[a.Key]; return !ok })
 }
 
 // revokedFrom is node's record of svc's revoked identity used.
@@ -397,4 +308,64 @@ func revokedFrom(svc, node string) flow.Record {
 	r.SrcEndpoint.UID = svc
 	r.Unmapped.Node = node
 	return *r
+}
+
+// TestStandingPolicy: the policy widened is a standing condition. An
+// engine that did not see its alert fire (it restarted, or another
+// server took the apply) posts it again while the store says it stands,
+// without notifying; an apply that keeps it widened raises nothing new,
+// and one that narrows it resolves it there, where the engine saw none
+// fire, so that Alertmanager is told rather than left to let it lapse.
+func TestStandingPolicy(t *testing.T) {
+	clk := newClock()
+	rs := &resends{}
+	var mu sync.Mutex
+	list := []Standing{{Rule: RulePolicyWidened, Subject: PolicySubject,
+		Detail: map[string]string{DetailWildcard: "true", "actor": "spiffe://moat.test/admin/alice", "applied": "policy v3"}}}
+	e, err := New(Config{Now: clk.Now, Notifier: rs, Standing: func() ([]Standing, error) {
+		mu.Lock()
+		defer mu.Unlock()
+		return list, nil
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	key := DedupKey(RulePolicyWidened, PolicySubject)
+	e.Sweep()
+	if got := fmt.Sprint(rs.take()); got != fmt.Sprint([][]string{{key}}) {
+		t.Fatalf("re-sent %s, want the policy's alert", got)
+	}
+	e.mu.Lock()
+	held := e.sent[key]
+	e.mu.Unlock()
+	if held.Status != StatusFiring || held.Details["applied"] != "policy v3" || held.Details["widened"] != DetailWildcard ||
+		held.Summary != "policy v3 widened by spiffe://moat.test/admin/alice (wildcard)" {
+		t.Errorf("held %+v", held)
+	}
+
+	t.Log("another widening apply of the widened policy: nothing new")
+	e.process(item{entry: policyApply("policy v4", "ok", map[string]string{DetailWildcard: "true", DetailWasWidened: "true"})})
+	if got := rs.all(); len(got) != 0 {
+		t.Fatalf("notified %+v, want nothing: the alert stands", got)
+	}
+
+	t.Log("the policy narrowed: resolved, and posted no more")
+	e.process(item{entry: policyApply("policy v5", "ok", map[string]string{DetailWasWidened: "true"})})
+	if got := rs.all(); len(got) != 1 || got[0].Key != key || got[0].Status != StatusResolved || got[0].Details["resolved_by"] == "" {
+		t.Fatalf("notified %+v, want the policy's alert resolved", got)
+	}
+	mu.Lock()
+	list = nil
+	mu.Unlock()
+	clk.Advance(time.Minute)
+	e.Sweep()
+	if got := rs.take(); len(got) != 0 {
+		t.Fatalf("re-sent %v after the resolve", got)
+	}
+
+	t.Log("an apply that narrows nothing resolves nothing")
+	e.process(item{entry: policyApply("policy v6", "ok", nil)})
+	if got := rs.all(); len(got) != 1 {
+		t.Fatalf("notified %+v, want no second resolve", got)
+	}
 }

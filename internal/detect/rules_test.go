@@ -85,7 +85,7 @@ func TestRules(t *testing.T) {
 				every(4, 0, 2*time.Second, func(int) ev { return r2ev(wafEvent("192.0.2.78", true)) })...),
 		},
 		{
-			name: "policy widened", rule: RulePolicyWidened, key: "moat/policy_widened/prod",
+			name: "policy widened", rule: RulePolicyWidened, key: "moat/policy_widened/policy",
 			attack: []ev{
 				{ent: policyApply("prod", "ok", map[string]string{DetailWildcard: "true", "rules": "12"})},
 				{at: time.Minute, ent: policyApply("prod", "ok", map[string]string{DetailDefault: "allow"})},

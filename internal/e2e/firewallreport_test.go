@@ -163,11 +163,11 @@ func TestBypassAlertStandsAcrossRestart(t *testing.T) {
 
 	t.Log("the server restarts with a new engine")
 	got := &reposted{}
-	eng, err := detect.New(detect.Config{Notifier: got, Now: c.clk.Now, Sweep: time.Hour, Bypasses: func() ([]detect.NodeBypass, error) {
+	eng, err := detect.New(detect.Config{Notifier: got, Now: c.clk.Now, Sweep: time.Hour, Standing: func() ([]detect.Standing, error) {
 		c.mu.Lock()
 		srv := c.srv
 		c.mu.Unlock()
-		return srv.StandingBypasses(t.Context())
+		return srv.StandingAlerts(t.Context())
 	}})
 	if err != nil {
 		t.Fatal(err)

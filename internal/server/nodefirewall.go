@@ -106,58 +106,37 @@ func (s *Server) bypassOp(node string, f *api.FirewallHealth) store.Op {
 	return store.Put(prefixBypass+node, mustJSON(standingBypass{Server: s.cfg.Name, Firewall: f}))
 }
 
-// StandingBypasses returns, from the store, the firewall bypasses of every
-// node that this server answers for and whose latest report lists any,
-// for detection to hold their firewall_bypass alerts while they stand
-// (detect.Config.Bypasses), across restarts and failovers, each on one
-// server of the cluster. A node is answered for by the server that took
-// its latest report (its agent reports to one server at a time, at every
-// change and every five minutes), or, once that server's membership has
-// lapsed, by the first live member by name: this server when it is the
-// only one. A node revoked is left out: it reaches nothing of the mesh
-// any more, and reports no more.
-func (s *Server) StandingBypasses(ctx context.Context) ([]detect.NodeBypass, error) {
+// standingBypasses returns, from the store, the firewall bypasses of
+// every node that this server answers for and whose latest report lists
+// any. A node is answered for by the server that took its latest report
+// (its agent reports to one server at a time, at every change and every
+// five minutes), or, once that server's membership has lapsed, by the
+// heir (see answerer). A node revoked is left out: it reaches nothing of
+// the mesh any more, and reports no more.
+func (s *Server) standingBypasses(ctx context.Context, an answerer) ([]detect.Standing, error) {
 	kvs, _, err := s.st.List(ctx, prefixBypass)
 	if err != nil || len(kvs) == 0 {
 		return nil, err
-	}
-	members, err := s.Members(ctx)
-	if err != nil {
-		return nil, err
-	}
-	alive := map[string]bool{}
-	heir := s.cfg.Name
-	for _, m := range members {
-		if m.Alive {
-			if len(alive) == 0 {
-				heir = m.Name
-			}
-			alive[m.Name] = true
-		}
 	}
 	var revs identity.Revocations
 	if err := getJSON(ctx, s.st, keyRevocations, &revs); err != nil && !errors.Is(err, store.ErrNotFound) {
 		return nil, err
 	}
-	var out []detect.NodeBypass
+	var out []detect.Standing
 	for _, kv := range kvs {
 		var b standingBypass
 		if err := jsonUnmarshal(kv.Value, &b); err != nil {
 			return nil, fmt.Errorf("server: stored %q: %w", kv.Key, err)
 		}
 		node := strings.TrimPrefix(kv.Key, prefixBypass)
-		owner := b.Server
-		if owner != s.cfg.Name && !alive[owner] {
-			owner = heir
-		}
-		if owner != s.cfg.Name || b.Firewall == nil || b.Firewall.BypassCount == 0 {
+		if !an.mine(b.Server) || b.Firewall == nil || b.Firewall.BypassCount == 0 {
 			continue
 		}
 		if id, err := identity.NodeID(s.td, node); err == nil && slices.Contains(revs.IDs, id.String()) {
 			continue
 		}
-		n, detail := bypassDetail(b.Firewall)
-		out = append(out, detect.NodeBypass{Node: node, Count: n, Detail: detail})
+		_, detail := bypassDetail(b.Firewall)
+		out = append(out, detect.Standing{Rule: detect.RuleFirewallBypass, Subject: node, Detail: detail})
 	}
 	return out, nil
 }

@@ -66,13 +66,13 @@ func TestStandingBypassesOwner(t *testing.T) {
 	})
 	held := func(name string) string {
 		t.Helper()
-		nbs, err := servers[name].StandingBypasses(ctx)
+		sts, err := servers[name].StandingAlerts(ctx)
 		if err != nil {
 			t.Fatal(err)
 		}
 		var out []string
-		for _, nb := range nbs {
-			out = append(out, fmt.Sprintf("%s:%d:%s", nb.Node, nb.Count, nb.Detail[detailBypassList]))
+		for _, st := range sts {
+			out = append(out, fmt.Sprintf("%s:%s:%s", st.Subject, st.Detail[detailBypassRules], st.Detail[detailBypassList]))
 		}
 		return fmt.Sprint(out)
 	}

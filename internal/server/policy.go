@@ -9,6 +9,7 @@ import (
 	"strings"
 
 	"moat/internal/api"
+	"moat/internal/detect"
 	"moat/internal/identity"
 	"moat/internal/policy"
 	"moat/internal/store"
@@ -68,7 +69,7 @@ func (s *Server) handlePolicyApply(ctx context.Context, c *caller, r *http.Reque
 	if err != nil {
 		return nil, "", err
 	}
-	old, _, rev, err := s.currentPolicy(ctx)
+	old, oldT, rev, err := s.currentPolicy(ctx)
 	if err != nil {
 		return nil, "", err
 	}
@@ -77,9 +78,13 @@ func (s *Server) handlePolicyApply(ctx context.Context, c *caller, r *http.Reque
 	c.note("digest", t.Version())
 	if hasWildcard(t) {
 		// Detection raises "policy widened" on this.
-		c.note("wildcard", "true")
+		c.note(detect.DetailWildcard, "true")
 	}
-	target := fmt.Sprintf("policy v%d", p.Version)
+	if oldT != nil && hasWildcard(oldT) {
+		// And resolves it on a narrowing apply, on whichever server.
+		c.note(detect.DetailWasWidened, "true")
+	}
+	target := policyTarget(p.Version)
 	_, err = s.st.Txn(ctx, []store.Cond{{Key: keyPolicy, ModRevision: rev}}, []store.Op{
 		store.Put(keyPolicy, mustJSON(p)),
 		store.Put(fmt.Sprintf("%s%010d", prefixPolicyV, p.Version), mustJSON(p)),
@@ -89,6 +94,9 @@ func (s *Server) handlePolicyApply(ctx context.Context, c *caller, r *http.Reque
 	}
 	return api.PolicyApplied{Policy: p, Warnings: t.Warnings(), Wildcard: hasWildcard(t)}, target, nil
 }
+
+// policyTarget is the audit target of the apply of a policy's version.
+func policyTarget(version int64) string { return fmt.Sprintf("policy v%d", version) }
 
 func hasWildcard(t *policy.Table) bool {
 	for _, r := range t.Rules() {
