@@ -136,7 +136,7 @@ type Settings struct {
 	Sweep time.Duration
 	// Resend is how often every firing alert is posted to the
 	// Alertmanager sinks again while it holds (Config.Resend,
-	// SinkConfig.Resend); Slack, PagerDuty and webhooks get an alert
+	// SinkConfig.Horizon); Slack, PagerDuty and webhooks get an alert
 	// once.
 	Resend   time.Duration
 	Rules    Rules
@@ -168,10 +168,11 @@ type SinkConfig struct {
 	RoutingKey  Secret
 	Headers     map[string]Secret
 	MinSeverity Severity
-	// Resend (alertmanager only) is how often moat posts a firing alert
-	// again: its endsAt lies AlertmanagerHorizon intervals ahead. 0
-	// means DefaultResend.
-	Resend time.Duration
+	// Horizon (alertmanager only) is how far after a post a firing
+	// alert's endsAt lies: moat posts it again before then while it
+	// holds. The alerts file sets Horizon(resend, sweep); 0 means that of
+	// DefaultResend.
+	Horizon time.Duration
 }
 
 // Secret holds a credential (a webhook URL, a routing key, a header value).
@@ -332,7 +333,7 @@ func (f *rawFile) settings(getenv func(string) string) (*Settings, error) {
 			return nil, config.Errorf(config.Join(p, "name"), "sink %q named twice", sc.Name)
 		}
 		if sc.Type == SinkAlertmanager {
-			sc.Resend = s.Resend
+			sc.Horizon = Horizon(s.Resend, s.Sweep)
 		}
 		seen[sc.Name] = true
 		s.Sinks = append(s.Sinks, sc)

@@ -67,8 +67,8 @@ func TestLoadGood(t *testing.T) {
 	if s.Queue != 500 || s.Sweep != 5*time.Second || s.NodeAlerts != 20 || s.Resend != 30*time.Second {
 		t.Errorf("queue %d sweep %s node_alerts %d resend %s", s.Queue, s.Sweep, s.NodeAlerts, s.Resend)
 	}
-	if s.Sinks[2].Resend != 30*time.Second || s.Sinks[0].Resend != 0 {
-		t.Errorf("resend: alertmanager sink %s, slack sink %s; want the file's for Alertmanager alone", s.Sinks[2].Resend, s.Sinks[0].Resend)
+	if s.Sinks[2].Horizon != 4*35*time.Second || s.Sinks[0].Horizon != 0 {
+		t.Errorf("horizon: alertmanager sink %s, slack sink %s; want four intervals of the file's resend and sweep (35s) for Alertmanager alone", s.Sinks[2].Horizon, s.Sinks[0].Horizon)
 	}
 	if len(s.Sinks) != 4 || s.Sinks[0].URL.Reveal() != env("SLACK_URL") || s.Sinks[1].URL.Reveal() != PagerDutyURL ||
 		s.Sinks[1].MinSeverity != SeverityHigh || s.Sinks[3].Headers["Authorization"].Reveal() != "Bearer t0ken" {

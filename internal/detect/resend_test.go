@@ -213,7 +213,7 @@ func TestStandingAlertAtAlertmanager(t *testing.T) {
 	slack := newReceiver(t, 200)
 	var routes []Route
 	for _, sc := range []SinkConfig{
-		{Name: "am", Type: SinkAlertmanager, URL: NewSecret(am.URL()), Resend: time.Minute},
+		{Name: "am", Type: SinkAlertmanager, URL: NewSecret(am.URL()), Horizon: 4 * time.Minute},
 		{Name: "slack", Type: SinkSlack, URL: NewSecret(slack.srv.URL + secretPath)},
 	} {
 		sk, err := NewSink(sc, nil)
@@ -280,7 +280,7 @@ func TestStoppedSenderLapses(t *testing.T) {
 		t.Fatal(err)
 	}
 	am := amtest.Start(t, port)
-	sk, err := NewSink(SinkConfig{Name: "am", Type: SinkAlertmanager, URL: NewSecret(am.URL()), Resend: time.Second}, nil)
+	sk, err := NewSink(SinkConfig{Name: "am", Type: SinkAlertmanager, URL: NewSecret(am.URL()), Horizon: 4 * time.Second}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

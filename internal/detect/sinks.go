@@ -118,11 +118,10 @@ func (s *HTTPSink) Standing() bool { return s.cfg.Type == SinkAlertmanager }
 
 // horizon is how far ahead a firing alert's endsAt lies.
 func (s *HTTPSink) horizon() time.Duration {
-	every := s.cfg.Resend
-	if every <= 0 {
-		every = DefaultResend
+	if s.cfg.Horizon <= 0 {
+		return Horizon(DefaultResend, 0)
 	}
-	return AlertmanagerHorizon * every
+	return s.cfg.Horizon
 }
 
 // Send posts a once.
@@ -382,12 +381,32 @@ const AlertmanagerPath = "/api/v2/alerts"
 // interval Prometheus re-sends its own at.
 const DefaultResend = time.Minute
 
-// AlertmanagerHorizon is how many resend intervals ahead a firing alert's
-// endsAt lies: Alertmanager keeps the alert active that long without word
-// from moat, so three re-sends in a row may be lost (a restart, a short
-// partition) before it lapses, and the alerts of a server that stopped
-// lapse within four intervals. Prometheus sets the same.
+// AlertmanagerHorizon is how many posting intervals ahead a firing
+// alert's endsAt lies at least: Alertmanager keeps the alert active that
+// long without word from moat, so three re-sends in a row may be lost (a
+// restart, a short partition) before it lapses, and the alerts of a
+// server that stopped lapse within four intervals. Prometheus sets the
+// same.
 const AlertmanagerHorizon = 4
+
+// Handover is the longest a cluster takes, after a server's last chance
+// to post, to see it gone and let another answer for its standing alerts
+// (StandingRules): the server's membership lapses half a minute after
+// its last refresh; a minute leaves room for a slow read of the store.
+const Handover = time.Minute
+
+// Horizon is how far after a post a firing alert's endsAt lies when the
+// engine sweeps every sweep and re-sends every resend: a re-send is made
+// at the first sweep resend after the last, so posts come every resend
+// plus sweep at most. It is AlertmanagerHorizon such intervals, and no
+// less than the longest a standing alert goes unposted while the server
+// that held it stops and another takes its place: the interval the
+// stopped server missed, Handover, and the interval of the server taking
+// over. So no standing alert lapses at Alertmanager in a handover.
+func Horizon(resend, sweep time.Duration) time.Duration {
+	every := resend + sweep
+	return max(AlertmanagerHorizon*every, 2*every+Handover)
+}
 
 // amBatch is the most alerts one re-send posts at once.
 const amBatch = 64

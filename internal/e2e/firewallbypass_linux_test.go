@@ -102,9 +102,9 @@ func TestFirewallBypassAlert(t *testing.T) {
 	recv := &amReceiver{}
 	am := httptest.NewServer(recv)
 	defer am.Close()
-	// An hour's resend interval: a firing alert's endsAt lies four hours
-	// ahead, which tells it from a resolve (find).
-	sink, err := detect.NewSink(detect.SinkConfig{Name: "am", Type: detect.SinkAlertmanager, URL: detect.NewSecret(am.URL), Resend: time.Hour}, nil)
+	// A firing alert's endsAt lies four hours ahead, which tells it from
+	// a resolve (find).
+	sink, err := detect.NewSink(detect.SinkConfig{Name: "am", Type: detect.SinkAlertmanager, URL: detect.NewSecret(am.URL), Horizon: 4 * time.Hour}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -80,7 +80,7 @@ func (s *Buffer) String() string {
 // smoke test) 10000-13999, internal/e2e 14000-17999,
 // internal/mesh 18000-18999, this package's own test 19000-19039,
 // internal/flow/flowstore 19100-19199, internal/detect 19200-19299,
-// internal/faults 20000-25999, internal/cli 26000-31999.
+// internal/server 19300-19399, internal/faults 20000-25999, internal/cli 26000-31999.
 type Ports struct {
 	from, to int
 	mu       sync.Mutex // guards given
