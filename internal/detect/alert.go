@@ -34,6 +34,8 @@ const (
 	logStatus   = "status"
 	logSeverity = "severity"
 	logCount    = "count"
+	logFailed   = "failed"
+	logSince    = "since"
 )
 
 // Severity ranks an alert. The zero value is not a severity; configs name one

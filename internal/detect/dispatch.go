@@ -49,6 +49,8 @@ type StandingSink interface {
 type Dispatcher struct {
 	cfg    DispatcherConfig
 	queues []chan job
+	// outages is each route's run of failed re-sends, for the log.
+	outages []outage
 
 	mu      sync.Mutex // guards running
 	running bool
@@ -101,6 +103,7 @@ func NewDispatcher(cfg DispatcherConfig) (*Dispatcher, error) {
 		seen[r.Sink.Name()] = true
 		d.queues = append(d.queues, make(chan job, cfg.Delivery.Queue))
 	}
+	d.outages = make([]outage, len(d.queues))
 	return d, nil
 }
 
@@ -188,17 +191,37 @@ func (d *Dispatcher) queue(i int, j job, key string) {
 	}
 }
 
-// resendAll posts the firing alerts as again to s, once, each post within
-// Delivery.Timeout.
-func (d *Dispatcher) resendAll(ctx context.Context, s StandingSink, as []Alert) {
+// resendAll posts the firing alerts as again to s, route i's sink, once,
+// each post within Delivery.Timeout. A failure is counted; a run of them
+// is logged at its first, then once per outageLog, and at its end.
+func (d *Dispatcher) resendAll(ctx context.Context, i int, s StandingSink, as []Alert) {
 	posts := (len(as) + amBatch - 1) / amBatch
 	actx, cancel := context.WithTimeout(ctx, time.Duration(posts)*d.cfg.Delivery.Timeout)
 	defer cancel()
 	if err := s.SendAll(actx, as); err != nil {
-		d.cfg.Logger.Warn("detect: re-send of the firing alerts failed; the next one tries again", logSink, s.Name(), logCount, len(as), logErr, err)
+		if ctx.Err() != nil {
+			return // stopping, not failing
+		}
+		d.cfg.Metrics.failed(sinkKind(s))
+		log, n, since := d.outages[i].fail(d.cfg.Now())
+		if log {
+			d.cfg.Logger.Warn("detect: re-send of the firing alerts failed; the next one tries again", logSink, s.Name(), logCount, len(as),
+				logFailed, n, logSince, since.UTC().Format(time.RFC3339), logErr, err)
+		}
 		return
 	}
+	if n, since := d.outages[i].ok(); n > 0 {
+		d.cfg.Logger.Info("detect: re-sends of the firing alerts go through again", logSink, s.Name(), logFailed, n, logSince, since.UTC().Format(time.RFC3339))
+	}
 	d.cfg.Metrics.success(s.Name(), float64(d.cfg.Now().UnixNano())/1e9)
+}
+
+// sinkKind is s's type (HTTPSink.Kind), kindOther for a sink of no type.
+func sinkKind(s Sink) string {
+	if k, ok := s.(interface{ Kind() string }); ok {
+		return k.Kind()
+	}
+	return kindOther
 }
 
 // Run delivers queued alerts until ctx ends, then returns nil. Alerts still
@@ -222,7 +245,7 @@ func (d *Dispatcher) Run(ctx context.Context) error {
 				case j := <-q:
 					d.cfg.Metrics.depth(r.Sink.Name(), len(q))
 					if j.all != nil {
-						d.resendAll(ctx, r.Sink.(StandingSink), j.all)
+						d.resendAll(ctx, i, r.Sink.(StandingSink), j.all)
 						continue
 					}
 					_ = d.Deliver(ctx, r.Sink, j.alert)
@@ -265,6 +288,7 @@ func (d *Dispatcher) Deliver(ctx context.Context, s Sink, a Alert) error {
 		}
 	}
 	d.cfg.Metrics.delivery(s.Name(), ResultFailed)
+	d.cfg.Metrics.failed(sinkKind(s))
 	d.cfg.Logger.Error("detect: delivery gave up", logSink, s.Name(), logKey, a.Key, logErr, err)
 	return err
 }

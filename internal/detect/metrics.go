@@ -23,7 +23,12 @@ type Metrics struct {
 	retries        *metrics.CounterVec
 	queueDepth     *metrics.GaugeVec
 	lastSuccess    *metrics.GaugeVec
+	failures       *metrics.CounterVec
 }
+
+// Sink kinds the failures metric names, beside the sink types: a Sink
+// that is not an HTTPSink.
+const kindOther = "other"
 
 // NewMetrics registers the detection and delivery metrics with reg and
 // starts every series of the given sinks at zero, so dashboards see them
@@ -57,8 +62,12 @@ func NewMetrics(reg *metrics.Registry, sinks []string) (*Metrics, error) {
 			Name: "moat_alert_last_delivery_timestamp_seconds",
 			Help: "Unix time of the last successful delivery, by sink.",
 		}, "sink"),
+		failures: metrics.NewCounterVec(metrics.Opts{
+			Name: "moat_alert_delivery_failures_total",
+			Help: "Failed deliveries by receiver kind (slack, pagerduty, alertmanager, webhook): an alert given up after its attempts, or a re-send of the firing alerts to Alertmanager that did not go through (the next re-send tries again).",
+		}, "kind"),
 	}
-	for _, c := range []metrics.Collector{m.recordsDropped, m.alerts, m.deliveries, m.retries, m.queueDepth, m.lastSuccess} {
+	for _, c := range []metrics.Collector{m.recordsDropped, m.alerts, m.deliveries, m.retries, m.queueDepth, m.lastSuccess, m.failures} {
 		if err := reg.Register(c); err != nil {
 			return nil, fmt.Errorf("detect: register metrics: %w", err)
 		}
@@ -67,6 +76,9 @@ func NewMetrics(reg *metrics.Registry, sinks []string) (*Metrics, error) {
 		for _, st := range []Status{StatusFiring, StatusResolved} {
 			m.alerts.WithLabelValues(r, string(st))
 		}
+	}
+	for _, k := range []string{SinkSlack, SinkPagerDuty, SinkAlertmanager, SinkWebhook} {
+		m.failures.WithLabelValues(k)
 	}
 	for _, s := range sinks {
 		for _, r := range []string{ResultDelivered, ResultFailed, ResultDropped} {
@@ -114,5 +126,12 @@ func (m *Metrics) depth(sink string, n int) {
 func (m *Metrics) success(sink string, unix float64) {
 	if m != nil {
 		m.lastSuccess.WithLabelValues(sink).Set(unix)
+	}
+}
+
+// failed counts a failed delivery to a sink of kind.
+func (m *Metrics) failed(kind string) {
+	if m != nil {
+		m.failures.WithLabelValues(kind).Inc()
 	}
 }

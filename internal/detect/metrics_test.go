@@ -58,7 +58,7 @@ func TestMetricsPassPromlintOverHTTP(t *testing.T) {
 	fams := metricstest.Parse(t, string(body))
 	for _, want := range []string{
 		"moat_detect_records_dropped_total", "moat_detect_alerts_total", "moat_alert_deliveries_total",
-		"moat_alert_delivery_retries_total", "moat_alert_queue_depth", "moat_alert_last_delivery_timestamp_seconds",
+		"moat_alert_delivery_retries_total", "moat_alert_queue_depth", "moat_alert_last_delivery_timestamp_seconds", "moat_alert_delivery_failures_total",
 	} {
 		if fams[want] == nil {
 			t.Errorf("metric %s not exposed:\n%s", want, body)

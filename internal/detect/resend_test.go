@@ -3,12 +3,16 @@ package detect
 import (
 	"context"
 	"fmt"
+	"log/slog"
+	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"moat/internal/detect/amtest"
 	"moat/internal/flow"
+	"moat/internal/metrics"
+	"moat/internal/metrics/metricstest"
 	"moat/internal/testkit"
 )
 
@@ -368,4 +372,73 @@ func TestStandingPolicy(t *testing.T) {
 	if got := rs.all(); len(got) != 1 {
 		t.Fatalf("notified %+v, want no second resolve", got)
 	}
+}
+
+// TestResendOutage: while Alertmanager is down, every failed re-send is
+// counted by the receiver's kind, and the log says so at the first, then
+// once per outageLog with how many failed since, and once when a
+// re-send goes through again: a day's outage at a re-send a minute is a
+// few hundred lines, not a line a minute.
+func TestResendOutage(t *testing.T) {
+	port, err := ports.Run(1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	am := amtest.Start(t, port)
+	sk, err := NewSink(SinkConfig{Name: "am", Type: SinkAlertmanager, URL: NewSecret(am.URL()), Horizon: 4 * time.Minute}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	reg := metrics.NewRegistry()
+	m, err := NewMetrics(reg, []string{"am"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	logs := &testkit.Buffer{}
+	clk := newClock()
+	d, err := NewDispatcher(DispatcherConfig{Routes: []Route{{Sink: sk}}, Now: clk.Now, Metrics: m, Delivery: Delivery{Timeout: testkit.WaitLimit},
+		Logger: slog.New(slog.NewTextHandler(logs, nil))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	runDone := make(chan struct{})
+	go func() { _ = d.Run(ctx); close(runDone) }()
+	t.Cleanup(func() { cancel(); <-runDone })
+	failures := func() float64 { return m.failures.WithLabelValues(SinkAlertmanager).Value() }
+	lines := func(msg string) int { return strings.Count(logs.String(), "msg=\""+msg) }
+	a := fixtureAlert(StatusFiring)
+
+	t.Log("Alertmanager is down: five re-sends a minute apart fail")
+	am.Stop()
+	for i := 1; i <= 5; i++ {
+		d.Resend([]Alert{a})
+		testkit.WaitFor(t, fmt.Sprintf("failure %d counted", i), func() bool { return failures() == float64(i) })
+		clk.Advance(time.Minute)
+	}
+	if n := lines("detect: re-send of the firing alerts failed"); n != 1 {
+		t.Fatalf("%d lines logged of five failures, want the first alone:\n%s", n, logs)
+	}
+	t.Log("ten minutes into the outage, one line more, counting the failures since")
+	clk.Advance(outageLog - 5*time.Minute)
+	d.Resend([]Alert{a})
+	testkit.WaitFor(t, "failure 6 counted", func() bool { return failures() == 6 })
+	if n := lines("detect: re-send of the firing alerts failed"); n != 2 || !strings.Contains(logs.String(), "failed=5") {
+		t.Fatalf("%d lines logged of six failures, want two, the second counting five:\n%s", n, logs)
+	}
+	for _, k := range []string{SinkSlack, SinkPagerDuty, SinkWebhook} {
+		if v := m.failures.WithLabelValues(k).Value(); v != 0 {
+			t.Errorf("%s failures: %v, want 0", k, v)
+		}
+	}
+
+	t.Log("Alertmanager is back: the next re-send reaches it, and the log says so once")
+	am = amtest.Start(t, port)
+	d.Resend([]Alert{a})
+	testkit.WaitFor(t, "the alert active at Alertmanager", func() bool { _, ok := am.Active()[a.Key]; return ok })
+	testkit.WaitFor(t, "the recovery logged", func() bool { return lines("detect: re-sends of the firing alerts go through again") == 1 })
+	if !strings.Contains(logs.String(), "failed=6") {
+		t.Errorf("the recovery does not count the outage's six failures:\n%s", logs)
+	}
+	metricstest.Lint(t, metricstest.Text(t, reg))
 }

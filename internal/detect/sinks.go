@@ -107,6 +107,9 @@ func NewSink(sc SinkConfig, client *http.Client) (*HTTPSink, error) {
 // Name returns the sink's configured name.
 func (s *HTTPSink) Name() string { return s.cfg.Name }
 
+// Kind is the sink's type: slack, pagerduty, alertmanager or webhook.
+func (s *HTTPSink) Kind() string { return s.cfg.Type }
+
 // Config returns what the sink was built from.
 func (s *HTTPSink) Config() SinkConfig { return s.cfg }
 
