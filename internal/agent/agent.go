@@ -227,7 +227,7 @@ func New(ctx context.Context, cfg Config) (*Agent, error) {
 		}
 	case errors.Is(err, os.ErrNotExist):
 		if cfg.Join == "" {
-			return nil, fmt.Errorf("agent: %s holds no node identity: start once with --join TOKEN", cfg.DataDir)
+			return nil, fmt.Errorf("agent: %s holds no node identity: start once with a join token (--join-file FILE, or %s)", cfg.DataDir, JoinEnv)
 		}
 		if err := a.join(ctx); err != nil {
 			return nil, err
