@@ -200,6 +200,9 @@ func New(ctx context.Context, cfg Config) (*Agent, error) {
 	if cfg.WatchTimeout == 0 {
 		cfg.WatchTimeout = 45 * time.Second
 	}
+	if cfg.FlowInterval == 0 {
+		cfg.FlowInterval = 60 * time.Second
+	}
 	a := &Agent{cfg: cfg, log: cfg.Logger.With("node", cfg.Node), svids: map[string]*svid{},
 		wake: make(chan struct{}, 1), healthWake: make(chan struct{}, 1), warnedUID: map[string]bool{},
 		changed: newBroadcast(), updates: newBroadcast(), nodeChanged: newBroadcast(), polChanged: newBroadcast(),
