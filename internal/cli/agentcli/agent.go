@@ -305,7 +305,7 @@ func StartNode(ctx context.Context, e *cmdline.Env, c *agent.File) (*Node, error
 	}
 	a, err := agent.New(ctx, agent.Config{
 		DataDir: c.DataDir, Server: c.Server, Join: join, Node: c.Node, MeshAddr: c.Listen,
-		Socket: socket, RequireUID: c.RequireUID, Logger: logger, Metrics: reg, Sealer: kr.AEAD(),
+		Socket: socket, RequireUID: c.RequireUID, Logger: logger, Metrics: reg, Keyring: kr,
 		Firewall: fw, Egress: eg, Access: acc,
 	})
 	if err != nil {
