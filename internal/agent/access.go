@@ -84,6 +84,10 @@ type access struct {
 	shipWake chan struct{}
 	execs    *execWatch
 
+	// refusals holds back the security events of a source refused as
+	// fast as it connects, for a summary (flow.Gate).
+	refusals flow.Gate[flow.Record]
+
 	// serverMax is the largest recording the control plane takes, as the
 	// last access tunnel's answer said (0: not said).
 	serverMax atomic.Int64
@@ -122,9 +126,10 @@ func (x *access) run(ctx context.Context) error {
 	}
 	x.checkShells()
 	var wg sync.WaitGroup
-	wg.Add(2)
+	wg.Add(3)
 	go func() { defer wg.Done(); x.enforce(ctx) }()
 	go func() { defer wg.Done(); x.ship(ctx) }()
+	go func() { defer wg.Done(); x.summarise(ctx) }()
 	defer wg.Wait()
 	fails := 0
 	for ctx.Err() == nil {
@@ -392,40 +397,6 @@ func identityCode(err error) string {
 		return code
 	}
 	return flow.ReasonBadCertificate
-}
-
-// securityEvent records a refused access attempt as a flow record, shipped
-// like the mesh's (detection matches on the reason code). The source is
-// verified, the certificate's SPIFFE ID (verified) or else the
-// administrator the control plane authenticated and relayed: a
-// certificate that did not verify names an identity it only claims,
-// recorded as such (flow.Moat.Claimed), where no key reads it.
-func (x *access) securityEvent(hello api.RelayHello, cs tls.ConnectionState, verified spiffeid.ID, code, why, grant string) {
-	x.a.log.Warn("access: refused", "admin", hello.Admin, "grant", grant, "code", code, "reason", why)
-	r := flow.Header(flow.ClassNetworkActivity, flow.ActivityRefuse, "moat-access", x.a.cfg.Now())
-	src, claimed, account := hello.Admin, "", ""
-	if !verified.IsZero() {
-		src = verified.String()
-	}
-	if len(cs.PeerCertificates) > 0 {
-		if id, err := identity.LeafID(cs.PeerCertificates[0]); err == nil && verified.IsZero() {
-			claimed = id.String()
-		}
-		// The account the certificate names, beside the name: detection
-		// counts the refusals of one account together with the control
-		// plane's, and apart from another account of the same name.
-		if marks, err := identity.ReadAdminMarks(cs.PeerCertificates[0]); err == nil {
-			account = marks.Account
-		}
-	}
-	r.SrcEndpoint = &flow.Endpoint{UID: src, Name: hello.Remote}
-	r.DstEndpoint = &flow.Endpoint{Name: x.a.cfg.Node}
-	r.ConnectionInfo = &flow.ConnectionInfo{UID: hello.Session, ProtocolName: "tcp", DirectionID: flow.DirectionInbound, Direction: "Inbound"}
-	r.Unmapped = &flow.Moat{Verdict: flow.VerdictDeny, Reason: why, ReasonCode: code, Kind: "access", Node: x.a.cfg.Node, Account: account, Claimed: claimed}
-	r.SeverityID, r.Severity = flow.SeverityHigh, "High"
-	if err := x.a.flows().Write(r); err != nil {
-		x.a.log.Warn("access: security event not written", "err", err)
-	}
 }
 
 // enforce ends live sessions whose grant the watch stream revoked.

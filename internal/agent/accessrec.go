@@ -89,7 +89,7 @@ func (x *access) newRecorder(session string, width, height int, term, title stri
 		return nil, fmt.Errorf("agent: recording: %w", err)
 	}
 	now := x.a.cfg.Now()
-	r := &recorder{path: path, session: session, sealer: x.a.cfg.Sealer, start: now, now: x.a.cfg.Now, max: x.maxRecording(),
+	r := &recorder{path: path, session: session, sealer: x.a.sealer, start: now, now: x.a.cfg.Now, max: x.maxRecording(),
 		input: x.cfg.RecordInput, f: f, sum: sha256.New(), flushed: now, pending: map[string][]byte{}}
 	if width <= 0 || height <= 0 {
 		width, height = 80, 24
@@ -365,7 +365,7 @@ func (x *access) shipOne(ctx context.Context, dir, id string) error {
 	}
 	cast := filepath.Join(dir, id+".cast")
 	if info.Recording != "" {
-		rec, err := readRecording(cast, id, x.a.cfg.Sealer)
+		rec, err := readRecording(cast, id, x.a.sealer)
 		if err != nil {
 			return err
 		}

@@ -42,8 +42,8 @@ func (x *access) hostKey() (ed25519.PrivateKey, error) {
 	path := filepath.Join(x.a.cfg.DataDir, hostKeyFile)
 	var seed []byte
 	var err error
-	if x.a.cfg.Sealer != nil {
-		seed, err = seal.ReadSealedFile(path, x.a.cfg.Sealer, "access/host_key")
+	if x.a.sealer != nil {
+		seed, err = seal.ReadSealedFile(path, x.a.sealer, "access/host_key")
 	} else {
 		seed, err = os.ReadFile(path)
 	}
@@ -60,8 +60,8 @@ func (x *access) hostKey() (ed25519.PrivateKey, error) {
 	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
 		return nil, fmt.Errorf("agent: %w", err)
 	}
-	if x.a.cfg.Sealer != nil {
-		err = seal.WriteSealedFile(path, x.a.cfg.Sealer, "access/host_key", key.Seed())
+	if x.a.sealer != nil {
+		err = seal.WriteSealedFile(path, x.a.sealer, "access/host_key", key.Seed())
 	} else {
 		err = seal.WriteFileAtomic(path, key.Seed(), 0o600)
 	}

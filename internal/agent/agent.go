@@ -40,6 +40,7 @@ import (
 	"moat/internal/mesh"
 	"moat/internal/metrics"
 	"moat/internal/policy"
+	"moat/internal/seal"
 )
 
 // Config configures an Agent.
@@ -74,9 +75,14 @@ type Config struct {
 	// Flows, when set, also receives every flow record, beside the shipper
 	// that sends them to the control plane.
 	Flows flow.Writer
-	// Sealer encrypts what the agent keeps on disk (spooled records); nil
-	// stores them in the clear.
-	Sealer flow.Sealer
+	// Keyring seals what the agent keeps on disk (its node key, its SVIDs'
+	// and SSH host key, spooled records, session recordings); nil stores
+	// them in the clear. The agent rotates its primary data key when it is
+	// due, as a server does (rotateKeys), unless SharedKeyring.
+	Keyring *seal.Keyring
+	// SharedKeyring says Keyring is another's to rotate: moat dev's agents
+	// seal under their server's, which rotates it and audits the rotation.
+	SharedKeyring bool
 	// SpoolBytes bounds the on-disk spool of records the server has not yet
 	// taken; zero means 64 MiB.
 	SpoolBytes int64
@@ -104,10 +110,11 @@ type Config struct {
 
 // Agent is a node agent.
 type Agent struct {
-	cfg   Config
-	log   *slog.Logger
-	td    spiffeid.TrustDomain
-	trust *identity.Trust
+	cfg    Config
+	log    *slog.Logger
+	sealer flow.Sealer // Keyring's AEAD, or nil
+	td     spiffeid.TrustDomain
+	trust  *identity.Trust
 
 	mu          sync.RWMutex // guards the fields below
 	nodeCert    *tls.Certificate
@@ -200,10 +207,16 @@ func New(ctx context.Context, cfg Config) (*Agent, error) {
 	if cfg.WatchTimeout == 0 {
 		cfg.WatchTimeout = 45 * time.Second
 	}
+	if cfg.FlowInterval == 0 {
+		cfg.FlowInterval = 60 * time.Second
+	}
 	a := &Agent{cfg: cfg, log: cfg.Logger.With("node", cfg.Node), svids: map[string]*svid{},
 		wake: make(chan struct{}, 1), healthWake: make(chan struct{}, 1), warnedUID: map[string]bool{},
 		changed: newBroadcast(), updates: newBroadcast(), nodeChanged: newBroadcast(), polChanged: newBroadcast(),
 		meshApplied: newBroadcast()}
+	if cfg.Keyring != nil {
+		a.sealer = cfg.Keyring.AEAD()
+	}
 	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
 		return nil, fmt.Errorf("agent: %w", err)
 	}
@@ -227,7 +240,7 @@ func New(ctx context.Context, cfg Config) (*Agent, error) {
 		}
 	case errors.Is(err, os.ErrNotExist):
 		if cfg.Join == "" {
-			return nil, fmt.Errorf("agent: %s holds no node identity: start once with --join TOKEN", cfg.DataDir)
+			return nil, fmt.Errorf("agent: %s holds no node identity: start once with a join token (--join-file FILE, or %s)", cfg.DataDir, JoinEnv)
 		}
 		if err := a.join(ctx); err != nil {
 			return nil, err
@@ -454,7 +467,7 @@ func (a *Agent) Run(ctx context.Context) error {
 	defer cancel()
 	defer func() { a.api().Close() }()
 	var wg sync.WaitGroup
-	errc := make(chan error, 10)
+	errc := make(chan error, 16) // one for each part run
 	run := func(f func(context.Context) error) {
 		wg.Add(1)
 		go func() {
@@ -476,6 +489,7 @@ func (a *Agent) Run(ctx context.Context) error {
 	run(a.runEgress)
 	run(a.recheckEgress)
 	run(a.access.run)
+	run(a.rotateKeys)
 	if a.cfg.Socket != "" {
 		run(a.serveWorkloadAPI)
 	}
@@ -489,7 +503,7 @@ func (a *Agent) Run(ctx context.Context) error {
 // on disk while it is away.
 func (a *Agent) newShipper() error {
 	sp, err := flow.OpenSpool(flow.SpoolConfig{
-		Dir: filepath.Join(a.cfg.DataDir, "spool"), MaxBytes: a.cfg.SpoolBytes, Sealer: a.cfg.Sealer, Logger: a.log,
+		Dir: filepath.Join(a.cfg.DataDir, "spool"), MaxBytes: a.cfg.SpoolBytes, Sealer: a.sealer, Logger: a.log,
 	})
 	if err != nil {
 		return fmt.Errorf("agent: %w", err)

@@ -29,7 +29,9 @@ type File struct {
 	Server string `yaml:"server"`
 	// Join is a one-time join token, needed on the first start only. Given
 	// as --join it is in the process's argv, which every local user may
-	// read while the agent runs: JoinFile or JoinEnv keep it off.
+	// read while the agent runs: JoinFile or JoinEnv keep it off. Written
+	// in a configuration file it is as readable as the file
+	// (CheckJoinInConfig).
 	Join string `yaml:"join"`
 	// JoinFile names a file holding the join token, read once at start;
 	// one that group or others may read is refused.
@@ -219,6 +221,47 @@ func readJoinFile(path string) (string, error) {
 		return "", fmt.Errorf("%s: %w", path, err)
 	}
 	return tok, nil
+}
+
+// CheckJoinInConfig checks the configuration file at path when it gives
+// a join token (join:), which is then as readable as the file is, and for
+// longer than the process's argv is: until the file is edited. A file
+// every local user may read is refused, since the token, until the first
+// join spends it, would join their node as this one; one that its group
+// (or others but for reading) may access is allowed, with the warning
+// returned. A file only its owner may access, or one with no join:, gives
+// "" and nil. Where files have no such modes (seal.CheckPrivateMode),
+// nothing is refused.
+func CheckJoinInConfig(path string) (warning string, err error) {
+	fh, err := os.Open(path)
+	if err != nil {
+		return "", fmt.Errorf("config: %w", err)
+	}
+	defer fh.Close()
+	fi, err := fh.Stat()
+	if err != nil {
+		return "", fmt.Errorf("config: %w", err)
+	}
+	if seal.CheckPrivateMode(path, fi) == nil {
+		return "", nil
+	}
+	src, err := io.ReadAll(fh)
+	if err != nil {
+		return "", fmt.Errorf("config: %w", err)
+	}
+	f, err := ParseFile(src)
+	if err != nil || f.Join == "" {
+		return "", nil // a file that does not decode is refused by its decoding
+	}
+	const fix = "give the token in join_file (a file only its owner may read) or " + JoinEnv
+	perm := fi.Mode().Perm()
+	switch {
+	case perm&0o004 != 0:
+		return "", config.Errorf("join", "%s has mode %04o, which every local user may read, the join token with it: %s, or chmod o-r %s (a node that has joined needs no token: delete join:)", path, perm, fix, path)
+	case perm&0o040 != 0:
+		return fmt.Sprintf("%s has mode %04o, which its group may read, the join token with it: %s, or chmod go-rwx %s", path, perm, fix, path), nil
+	}
+	return fmt.Sprintf("%s has mode %04o, which users other than its owner may access, and it holds the join token: %s, or chmod go-rwx %s", path, perm, fix, path), nil
 }
 
 // DecodeFile reads an agent configuration file strictly.

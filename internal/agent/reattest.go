@@ -45,8 +45,8 @@ func (a *Agent) loadAttestKey() (*ecdsa.PrivateKey, error) {
 	dir := filepath.Join(a.cfg.DataDir, nodeDir)
 	var der []byte
 	var err error
-	if a.cfg.Sealer != nil {
-		der, err = seal.ReadSealedFile(filepath.Join(dir, attestSealedFile), a.cfg.Sealer, a.attestName())
+	if a.sealer != nil {
+		der, err = seal.ReadSealedFile(filepath.Join(dir, attestSealedFile), a.sealer, a.attestName())
 	} else {
 		var b []byte
 		if b, err = os.ReadFile(filepath.Join(dir, attestPEMFile)); err == nil {
@@ -86,8 +86,8 @@ func (a *Agent) newAttestKey() (*ecdsa.PrivateKey, []byte, error) {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, nil, fmt.Errorf("agent: %w", err)
 	}
-	if a.cfg.Sealer != nil {
-		err = seal.WriteSealedFile(filepath.Join(dir, attestSealedFile), a.cfg.Sealer, a.attestName(), der)
+	if a.sealer != nil {
+		err = seal.WriteSealedFile(filepath.Join(dir, attestSealedFile), a.sealer, a.attestName(), der)
 	} else {
 		err = seal.WriteFileAtomic(filepath.Join(dir, attestPEMFile), pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: der}), 0o600)
 	}

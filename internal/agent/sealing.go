@@ -1,6 +1,7 @@
 package agent
 
 import (
+	"context"
 	"crypto"
 	"crypto/tls"
 	"crypto/x509"
@@ -9,6 +10,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"time"
 
 	"moat/internal/api"
 	"moat/internal/ca"
@@ -23,7 +25,7 @@ const SealedKeyFile = "key.sealed"
 // sealed (record name: credName, so a sealed key cannot be moved to
 // another identity) and no clear copy is left; the certificates are public and stay PEM.
 func (a *Agent) writeCreds(dir string, cert *tls.Certificate, roots []*x509.Certificate) error {
-	if a.cfg.Sealer == nil {
+	if a.sealer == nil {
 		return api.WriteCredentials(dir, cert, roots)
 	}
 	if err := os.MkdirAll(dir, 0o700); err != nil {
@@ -33,7 +35,7 @@ func (a *Agent) writeCreds(dir string, cert *tls.Certificate, roots []*x509.Cert
 	if err != nil {
 		return fmt.Errorf("agent: encode key: %w", err)
 	}
-	err = seal.WriteSealedFile(filepath.Join(dir, SealedKeyFile), a.cfg.Sealer, a.credName(dir), keyDER)
+	err = seal.WriteSealedFile(filepath.Join(dir, SealedKeyFile), a.sealer, a.credName(dir), keyDER)
 	clear(keyDER)
 	if err != nil {
 		return fmt.Errorf("agent: %w", err)
@@ -60,7 +62,7 @@ func (a *Agent) writeCreds(dir string, cert *tls.Certificate, roots []*x509.Cert
 // loadCreds reads what writeCreds wrote. With a Sealer, credentials left
 // in the clear by an earlier run are read once and sealed in place.
 func (a *Agent) loadCreds(dir string) (*tls.Certificate, []*x509.Certificate, error) {
-	if a.cfg.Sealer == nil {
+	if a.sealer == nil {
 		return api.LoadCredentials(dir)
 	}
 	sealed := filepath.Join(dir, SealedKeyFile)
@@ -74,7 +76,7 @@ func (a *Agent) loadCreds(dir string) (*tls.Certificate, []*x509.Certificate, er
 		}
 		return cert, roots, nil
 	}
-	keyDER, err := seal.ReadSealedFile(sealed, a.cfg.Sealer, a.credName(dir))
+	keyDER, err := seal.ReadSealedFile(sealed, a.sealer, a.credName(dir))
 	if err != nil {
 		return nil, nil, fmt.Errorf("agent: %w", err)
 	}
@@ -108,4 +110,41 @@ func (a *Agent) credName(dir string) string {
 		rel = dir
 	}
 	return "agent/" + a.cfg.Node + "/" + filepath.ToSlash(rel) + "/key"
+}
+
+// rotateKeys rotates the primary data key of the agent's keyring when it
+// is due, as a server rotates its own (seal.Scheduler): seal.DefaultRotation
+// old, or once this process has sealed seal.DefaultMaxEncryptions records
+// under it. Every spooled flow record is sealed on its own (AES-GCM, a
+// random 96-bit nonce each), so a busy node would otherwise take one key
+// towards the bound on such encryptions: at 2,000 records a second, 2^32
+// in 25 days. The earlier keys stay in the keyring and open what they
+// sealed; what the agent rewrites (SVID keys, the node key at each
+// renewal) moves to the new primary as it is rewritten, and spooled
+// records leave the spool once sent. A rotation is logged: an agent
+// keeps no audit log of its own.
+func (a *Agent) rotateKeys(ctx context.Context) error {
+	if a.cfg.Keyring == nil || a.cfg.SharedKeyring {
+		return nil
+	}
+	sch := &seal.Scheduler{Keyring: a.cfg.Keyring, Every: seal.DefaultRotation, After: a.cfg.After,
+		OnRotate: func(_ context.Context, ev seal.Event) error {
+			a.log.Info("data key rotated", "reason", ev.Detail["reason"], "old", ev.Detail["old_primary"],
+				"new", ev.Detail["new_primary"], "keys", ev.Detail["keys"], "keyring", ev.Target)
+			return nil
+		}}
+	// A keyring that cannot be written (a full disk) stops no traffic:
+	// the agent seals under the key it has, says so, and tries again.
+	for {
+		err := sch.Run(ctx)
+		if ctx.Err() != nil {
+			return nil
+		}
+		a.log.Error("data key rotation failed; sealing under the current key, trying again in an hour", "err", err)
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-a.cfg.After(time.Hour):
+		}
+	}
 }

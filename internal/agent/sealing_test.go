@@ -48,7 +48,7 @@ func TestSealedCredentials(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	a := &Agent{cfg: Config{DataDir: dir, Node: "n1", Sealer: kr.AEAD()}}
+	a := &Agent{cfg: Config{DataDir: dir, Node: "n1"}, sealer: kr.AEAD()}
 	cert, roots := testCert(t)
 
 	node := filepath.Join(dir, nodeDir)
@@ -86,7 +86,7 @@ func TestSealedCredentials(t *testing.T) {
 	if _, _, err := a.loadCreds(svc); err == nil {
 		t.Fatal("a node key moved into a service's directory opened")
 	}
-	other := &Agent{cfg: Config{DataDir: dir, Node: "n2", Sealer: kr.AEAD()}}
+	other := &Agent{cfg: Config{DataDir: dir, Node: "n2"}, sealer: kr.AEAD()}
 	if _, _, err := other.loadCreds(node); err == nil {
 		t.Fatal("node n1's key opened for node n2 sharing the keyring")
 	}

@@ -353,7 +353,9 @@ func runDev(ctx context.Context, e *Env, dir string, p devPorts, jsonFlows bool,
 		ac := agent.Config{
 			DataDir: filepath.Join(dir, "agent-"+n.name), Server: sc.Listen, Node: n.name, MeshAddr: loop(n.mesh),
 			Socket: filepath.Join(dir, "agent-"+n.name, "workload.sock"), Flows: flows, Logger: logger.With("agent", n.name),
-			Sealer: parts.keyring.AEAD(), // one process: the agents share the server's keyring
+			// One process: the agents share the server's keyring, which
+			// the server rotates.
+			Keyring: parts.keyring, SharedKeyring: true,
 		}
 		if _, err := os.Stat(filepath.Join(ac.DataDir, "node")); errors.Is(err, os.ErrNotExist) {
 			var tok api.TokenResponse

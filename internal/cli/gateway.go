@@ -89,7 +89,9 @@ func gatewayCommand() *Command {
 			if err := identity.ValidName(c.Service); err != nil {
 				return config.Errorf("service", "%v", err)
 			}
-			agentcli.WarnJoinArgv(e, fs)
+			if err := agentcli.CheckJoin(e, fs, ""); err != nil { // the node's settings are flags alone
+				return err
+			}
 			log := c.Log.Logger(e.Stderr)
 			n, err := agentcli.StartNode(ctx, e, &c.File)
 			if err != nil {

@@ -10,7 +10,8 @@ import (
 )
 
 // Gate bounds the refusal records a producer writes about what others
-// send it (the gateway's security events, the mesh's refused handshakes).
+// send it (the gateway's security events, the mesh's refused handshakes,
+// the agent's refused break-glass connections).
 // A client refused as fast as it can send would otherwise turn every
 // refusal into a record: the records would exhaust the node's flow quota
 // at the control plane and fill its spool, which then drops what comes

@@ -43,9 +43,9 @@ type Config struct {
 	// Dir. A cluster's servers share one Backend (the etcd store's), so a
 	// rotation on one is a rotation on all.
 	Backend Backend
-	// MaxEncryptions is how many records this process seals under one
-	// primary before Due says it is time to rotate; 0 means
-	// DefaultMaxEncryptions.
+	// MaxEncryptions is how many records the processes of Dir seal under
+	// one primary (as counted in CountFile) before Due says it is time to
+	// rotate; 0 means DefaultMaxEncryptions.
 	MaxEncryptions uint64
 	// Mirror, with a Backend, names a file kept a copy of the wrapped
 	// keyring as the backend holds it (rewritten whenever this Keyring
@@ -54,13 +54,21 @@ type Config struct {
 	Mirror string
 }
 
-// DefaultMaxEncryptions bounds the records one process seals under one
-// data key before the key is due for rotation. AES-GCM with random 96-bit
-// nonces stays within NIST SP 800-38D's bound on the chance of a repeated
-// nonce for 2^32 encryptions under a key; a quarter of that leaves room
-// for the other servers of a cluster and for what this process sealed
-// under the key before it last started, which it does not count.
+// DefaultMaxEncryptions bounds the records the processes of one data
+// directory seal under one data key before the key is due for rotation.
+// AES-GCM with random 96-bit nonces stays within NIST SP 800-38D's bound
+// on the chance of a repeated nonce for 2^32 encryptions under a key; a
+// quarter of that leaves room for the other servers of a cluster, each
+// counting its own, and for what a process sealed after the count was
+// last saved (CountFile) and before it crashed.
 const DefaultMaxEncryptions = 1 << 30
+
+// DefaultRotation is the age at which a primary data key is rotated
+// unless configured otherwise (a server's key_rotation; an agent's always),
+// as the key services of the large clouds offer. Whatever the period, a
+// primary is rotated once a process has sealed DefaultMaxEncryptions
+// records under it (Keyring.Due).
+const DefaultRotation = 90 * 24 * time.Hour
 
 // KeyMeta is what the keyring records about a data key beside Tink's
 // keyset. It is authenticated: it is the associated data of the wrapped
@@ -143,6 +151,7 @@ func Open(cfg Config) (*Keyring, error) {
 	err := k.load()
 	switch {
 	case err == nil:
+		k.loadCount()
 		return k, nil
 	case !isNotExist(err):
 		return nil, err
@@ -163,6 +172,7 @@ func Open(cfg Config) (*Keyring, error) {
 		if err := k.load(); err != nil {
 			return nil, err
 		}
+		k.loadCount()
 		return k, nil
 	}
 	if err != nil {
@@ -454,8 +464,9 @@ func (k *Keyring) Disable(id uint32) (Event, error) {
 	}}, nil
 }
 
-// Due reports whether the primary key is due for rotation: this process
-// has sealed MaxEncryptions records under it ("encryptions"), or it is at
+// Due reports whether the primary key is due for rotation: the processes
+// of this directory have sealed MaxEncryptions records under it
+// ("encryptions"), or it is at
 // least every old at now ("age"; every <= 0 is never). "" is not due.
 func (k *Keyring) Due(now time.Time, every time.Duration) string {
 	k.mu.Lock()
@@ -537,7 +548,8 @@ type Status struct {
 	Path    string
 	Primary uint32
 	Keys    []KeyStatus // oldest first
-	// Encryptions is what this process sealed under the primary;
+	// Encryptions is what the processes of this directory sealed under
+	// the primary (CountFile);
 	// MaxEncryptions is where Due says it is time to rotate.
 	Encryptions, MaxEncryptions uint64
 }

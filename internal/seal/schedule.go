@@ -10,7 +10,9 @@ import (
 // Scheduler rotates the keyring's primary data key when it is due
 // (Keyring.Due: Every old, or MaxEncryptions sealed under it), checking
 // every Check; each rotation's Event goes to OnRotate (which
-// appends it to the audit log). Run it with the server's other parts.
+// appends it to the audit log). At each check and as it stops it saves the
+// count of encryptions (Keyring.SaveCount), so the next process of the
+// directory goes on from it. Run it with the server's other parts.
 type Scheduler struct {
 	Keyring *Keyring
 	// Every is the age at which the primary is replaced, e.g. 90 days; 0
@@ -49,8 +51,16 @@ func (s *Scheduler) Run(ctx context.Context) error {
 				return fmt.Errorf("seal: recording scheduled rotation: %w", err)
 			}
 		}
+		// A count that cannot be saved is logged; the keyring still
+		// counts in memory.
+		if err := s.Keyring.SaveCount(); err != nil {
+			s.Keyring.log.Warn("seal: the count of encryptions was not saved", "err", err)
+		}
 		select {
 		case <-ctx.Done():
+			if err := s.Keyring.SaveCount(); err != nil {
+				s.Keyring.log.Warn("seal: the count of encryptions was not saved", "err", err)
+			}
 			return nil
 		case <-after(check):
 		}

@@ -105,3 +105,67 @@ func TestSchedulersShareKeyring(t *testing.T) {
 		t.Fatalf("%d keys after the cluster's rotation, want 2", n)
 	}
 }
+
+// TestSchedulerKeepsCount: what the processes of a data directory sealed
+// under the primary is counted across their restarts. The scheduler saves
+// the count at each check and as it stops; the next process opens the
+// keyring with it, so a primary near the bound is rotated however often
+// the process restarts. A saved count of another primary (the process
+// rotated after its last save) counts nothing towards the new one.
+func TestSchedulerKeepsCount(t *testing.T) {
+	c := newClock()
+	dir := t.TempDir()
+	kek := testKEK(t, 1)
+	run := func(k *Keyring, seal int) {
+		t.Helper()
+		for range seal {
+			if _, err := k.AEAD().Encrypt([]byte("record"), []byte("ad")); err != nil {
+				t.Fatal(err)
+			}
+		}
+		ctx, cancel := context.WithCancel(context.Background())
+		done := make(chan error, 1)
+		s := &Scheduler{Keyring: k, After: func(time.Duration) <-chan time.Time { return nil }}
+		go func() { done <- s.Run(ctx) }()
+		cancel()
+		if err := <-done; err != nil {
+			t.Fatal(err)
+		}
+	}
+	open := func() *Keyring {
+		t.Helper()
+		k, err := Open(Config{Dir: dir, KEK: kek, Now: c.Now, MaxEncryptions: 10})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return k
+	}
+	k := open()
+	run(k, 4)
+	k = open()
+	if st := k.Status(nil); st.Encryptions != 4 {
+		t.Fatalf("after a restart the count is %d, want the 4 sealed before it", st.Encryptions)
+	}
+	run(k, 3)
+	k = open()
+	if st := k.Status(nil); st.Encryptions != 7 {
+		t.Fatalf("after a second restart the count is %d, want 7", st.Encryptions)
+	}
+	first := k.Primary()
+	for range 3 {
+		if _, err := k.AEAD().Encrypt([]byte("record"), []byte("ad")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if reason := k.Due(c.Now(), 0); reason != "encryptions" {
+		t.Fatalf("10 records sealed over three processes: Due says %q, want encryptions", reason)
+	}
+	// Rotated by hand, not saved: the count saved is the old primary's.
+	if _, err := k.Rotate(); err != nil {
+		t.Fatal(err)
+	}
+	k = open()
+	if st := k.Status(nil); k.Primary() == first || st.Encryptions != 0 {
+		t.Fatalf("the new primary %d (was %d) starts at %d, want 0", k.Primary(), first, st.Encryptions)
+	}
+}

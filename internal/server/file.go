@@ -55,7 +55,7 @@ type File struct {
 	// authentication) on this address.
 	Metrics string `yaml:"metrics"`
 	// KeyRotation rotates the primary data key when it is this old (e.g.
-	// 30d); empty means DefaultKeyRotation, "none" no rotation by age
+	// 30d); empty means seal.DefaultRotation, "none" no rotation by age
 	// (see KeyRotationPeriod).
 	KeyRotation string `yaml:"key_rotation"`
 	// Flows bounds the flow store's memory.
@@ -388,19 +388,13 @@ func loopbackHost(host string) bool {
 	return err == nil && a.IsLoopback()
 }
 
-// DefaultKeyRotation is the age at which the primary data key is rotated
-// unless key_rotation says otherwise, as the key services of the large
-// clouds offer. Whatever the period, a primary is rotated once this server
-// has sealed seal.DefaultMaxEncryptions records under it.
-const DefaultKeyRotation = 90 * 24 * time.Hour
-
 // KeyRotationPeriod is the age at which the primary data key is rotated:
-// key_rotation, DefaultKeyRotation when it is empty, or 0 for "none" (by
+// key_rotation, seal.DefaultRotation when it is empty, or 0 for "none" (by
 // "moat keys rotate" and the bound on encryptions alone).
 func (f *File) KeyRotationPeriod() (time.Duration, error) {
 	switch f.KeyRotation {
 	case "":
-		return DefaultKeyRotation, nil
+		return seal.DefaultRotation, nil
 	case "none":
 		return 0, nil
 	}

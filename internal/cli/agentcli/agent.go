@@ -53,14 +53,25 @@ func JoinFlags(fs *flag.FlagSet, c *agent.File) {
 	fs.StringVar(&c.JoinFile, "join-file", "", "file holding the one-time join token, readable by its owner only (first start only)")
 }
 
-// WarnJoinArgv says on stderr that a join token given as --join is in the
-// process's argv, which other local users may read.
-func WarnJoinArgv(e *cmdline.Env, fs *flag.FlagSet) {
+// CheckJoin says on stderr what a join token given as --join costs (the
+// process's argv is readable by other local users), and checks the
+// configuration file named by --config (file; "" for none) when it gives
+// the token as join: (agent.CheckJoinInConfig): refused when every local
+// user may read it, warned about when others may.
+func CheckJoin(e *cmdline.Env, fs *flag.FlagSet, file string) error {
 	fs.Visit(func(f *flag.Flag) {
 		if f.Name == "join" {
 			fmt.Fprintf(e.Stderr, "warning: other local users may read a process's command line, --join's token with it: give it with --join-file or %s\n", agent.JoinEnv)
 		}
 	})
+	if file == "" {
+		return nil
+	}
+	warning, err := agent.CheckJoinInConfig(file)
+	if warning != "" {
+		fmt.Fprintf(e.Stderr, "warning: %s\n", warning)
+	}
+	return err
 }
 
 // AgentCommand is "moat agent".
@@ -95,7 +106,9 @@ func AgentCommand() *cmdline.Command {
 			if err := cmdline.WithConfigFile(fs, *file, &c); err != nil {
 				return err
 			}
-			WarnJoinArgv(e, fs)
+			if err := CheckJoin(e, fs, *file); err != nil {
+				return err
+			}
 			return runNode(ctx, e, &c, *validate)
 		},
 		Sub: []*cmdline.Command{WitnessCommand()},
@@ -220,7 +233,9 @@ func EgressCommand() *cmdline.Command {
 			if resolver != "" {
 				c.Egress.Resolver = resolver
 			}
-			WarnJoinArgv(e, fs)
+			if err := CheckJoin(e, fs, *file); err != nil {
+				return err
+			}
 			return runNode(ctx, e, &c, *validate)
 		},
 	}
@@ -290,7 +305,7 @@ func StartNode(ctx context.Context, e *cmdline.Env, c *agent.File) (*Node, error
 	}
 	a, err := agent.New(ctx, agent.Config{
 		DataDir: c.DataDir, Server: c.Server, Join: join, Node: c.Node, MeshAddr: c.Listen,
-		Socket: socket, RequireUID: c.RequireUID, Logger: logger, Metrics: reg, Sealer: kr.AEAD(),
+		Socket: socket, RequireUID: c.RequireUID, Logger: logger, Metrics: reg, Keyring: kr,
 		Firewall: fw, Egress: eg, Access: acc,
 	})
 	if err != nil {
