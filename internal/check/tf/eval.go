@@ -49,8 +49,8 @@ type evaluator struct {
 	// note on an attribute unread reports is dropped.
 	unread    func(typ, attr string) bool
 	typ, attr string
-	// readVars is rootRead's answer, once made.
-	readVars map[string]bool
+	// readVars and nameVars are rootRead's answer, once made.
+	readVars, nameVars map[string]bool
 	// passing is set while a value that only passes its unknowns on is
 	// read (a local, an output, a module call's argument): they are noted
 	// where a resource reads them, if one does.
@@ -202,6 +202,7 @@ const (
 	kindExpand   = "expand"
 	kindDynamic  = "dynamic"
 	kindVariable = "variable"
+	kindName     = "name" // a resource's own name (Note.Name)
 )
 
 type kindedNote struct {
@@ -214,7 +215,7 @@ func (ev *evaluator) note(r hcl.Range, addr, kind, format string, args ...any) {
 		ev.passing && (kind == kindUnknown || kind == kindComputed) {
 		return
 	}
-	ev.notes = append(ev.notes, Note{Pos: rangePos(r), Address: addr, Msg: fmt.Sprintf(format, args...), kind: kind})
+	ev.notes = append(ev.notes, Note{Pos: rangePos(r), Address: addr, Msg: fmt.Sprintf(format, args...), kind: kind, Name: kind == kindName})
 }
 
 // dedupe keeps one note of each kind for each address, the first in the
@@ -551,8 +552,12 @@ func (ev *evaluator) variables(in *instance) int {
 				Msg: fmt.Sprintf("the call gives no value for the module's required variable %q: Terraform rejects it (Missing required argument), so the plan fails", n)})
 			val = cty.DynamicVal
 		default:
-			if ev.unread == nil || ev.rootRead()[n] {
-				ev.notes = append(ev.notes, Note{Pos: v.pos, Address: "var." + n, kind: kindVariable,
+			read, names := map[string]bool{n: true}, map[string]bool(nil)
+			if ev.unread != nil {
+				read, names = ev.rootRead()
+			}
+			if read[n] || names[n] {
+				ev.notes = append(ev.notes, Note{Pos: v.pos, Address: "var." + n, kind: kindVariable, Name: !read[n],
 					Msg: fmt.Sprintf("variable %q has no value (no default and none given)", n)})
 			}
 			val = cty.DynamicVal
@@ -1033,6 +1038,8 @@ func (ev *evaluator) expr(e hcl.Expression, ctx *hcl.EvalContext, addr string) c
 		// A resource or a map of them passed whole: their IDs are
 		// known, what the provider computes is not.
 		ev.note(e.Range(), addr, kindUnknown, "value is partly known: some of its attributes are not known statically (depends on %s)", refs(e))
+	case ev.attr == "name" && ev.typ != "":
+		ev.note(e.Range(), addr, kindName, "value is not known statically (depends on %s)", refs(e))
 	default:
 		ev.note(e.Range(), addr, kindUnknown, "value is not known statically (depends on %s)", refs(e))
 	}
@@ -1253,75 +1260,90 @@ func hasKey(m map[string]cty.Value, k string) bool {
 // depend on: those an argument or nested block of a resource refers to,
 // directly or through local values, unless unread (Options.Unread) says no
 // rule reads it, and those count, for_each, a data source or a module call
-// refers to. A variable that only tags or describes changes no finding:
-// that it has no value is not noted.
-func (ev *evaluator) rootRead() map[string]bool {
+// refers to; and apart, names, those only resources' own names (their name
+// arguments) refer to (Note.Name). A variable that only tags or describes
+// changes no finding: that it has no value is not noted.
+func (ev *evaluator) rootRead() (read, names map[string]bool) {
 	if ev.readVars != nil {
-		return ev.readVars
+		return ev.readVars, ev.nameVars
 	}
 	mod := ev.root.mod
-	read := map[string]bool{}
-	seenLocal := map[string]bool{}
-	var visit func(e hcl.Expression, depth int)
-	visit = func(e hcl.Expression, depth int) {
-		if depth > 64 {
-			return
-		}
-		for _, t := range e.Variables() {
-			name, ok := traversalAttr(t, 1)
-			if !ok {
-				continue
+	// refs returns the variables what visit is given refers to.
+	refs := func(visit func(func(hcl.Expression))) map[string]bool {
+		out := map[string]bool{}
+		seenLocal := map[string]bool{}
+		var walk func(e hcl.Expression, depth int)
+		walk = func(e hcl.Expression, depth int) {
+			if depth > 64 {
+				return
 			}
-			switch t.RootName() {
-			case "var":
-				read[name] = true
-			case "local":
-				if seenLocal[name] {
+			for _, t := range e.Variables() {
+				name, ok := traversalAttr(t, 1)
+				if !ok {
 					continue
 				}
-				seenLocal[name] = true
-				for _, l := range mod.locals {
-					if l.name == name {
-						visit(l.expr, depth+1)
+				switch t.RootName() {
+				case "var":
+					out[name] = true
+				case "local":
+					if seenLocal[name] {
+						continue
+					}
+					seenLocal[name] = true
+					for _, l := range mod.locals {
+						if l.name == name {
+							walk(l.expr, depth+1)
+						}
 					}
 				}
 			}
 		}
+		visit(func(e hcl.Expression) { walk(e, 0) })
+		return out
 	}
-	var all func(b *body)
-	all = func(b *body) {
-		for _, e := range b.attrs {
-			visit(e, 0)
-		}
-		for _, nb := range b.blocks {
-			all(nb.body)
-		}
-	}
-	for _, rb := range mod.resources {
-		for name, e := range rb.body.attrs {
-			if metaArgs[name] && name != "count" && name != "for_each" || ev.unread(rb.typ, name) {
-				continue
+	read = refs(func(visit func(hcl.Expression)) {
+		var all func(b *body)
+		all = func(b *body) {
+			for _, e := range b.attrs {
+				visit(e)
 			}
-			visit(e, 0)
-		}
-		for _, nb := range rb.body.blocks {
-			name := nb.typ
-			if name == "dynamic" && len(nb.labels) == 1 {
-				name = nb.labels[0]
-			}
-			if !ev.unread(rb.typ, name) {
+			for _, nb := range b.blocks {
 				all(nb.body)
 			}
 		}
-	}
-	for _, d := range mod.datas {
-		all(d.body)
-	}
-	for _, c := range mod.calls {
-		all(c.body)
-	}
-	ev.readVars = read
-	return read
+		for _, rb := range mod.resources {
+			for name, e := range rb.body.attrs {
+				if metaArgs[name] && name != "count" && name != "for_each" || name == "name" || ev.unread(rb.typ, name) {
+					continue
+				}
+				visit(e)
+			}
+			for _, nb := range rb.body.blocks {
+				name := nb.typ
+				if name == "dynamic" && len(nb.labels) == 1 {
+					name = nb.labels[0]
+				}
+				if !ev.unread(rb.typ, name) {
+					all(nb.body)
+				}
+			}
+		}
+		for _, d := range mod.datas {
+			all(d.body)
+		}
+		for _, c := range mod.calls {
+			all(c.body)
+		}
+	})
+	names = refs(func(visit func(hcl.Expression)) {
+		for _, rb := range mod.resources {
+			if e := rb.body.attrs["name"]; e != nil {
+				visit(e)
+			}
+		}
+	})
+	ev.readVars, ev.nameVars = read, names
+	return read, names
 }
 
 // wholeWhereStringTaken records as rejected an argument of a resource that
