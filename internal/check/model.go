@@ -539,6 +539,9 @@ func Build(res []tf.Resource) *Model {
 		if r.ImportID != "" {
 			m.byRef[r.ImportID] = r // the ID of the object it adopts
 		}
+		if r.Type == "aws_networkfirewall_firewall" {
+			m.byRef[tf.NetworkFirewallEndpoint(r.Address)] = r // its endpoints, which routes name
+		}
 		if arn := str(r.Values, "arn"); arn != "" {
 			m.byRef[arn] = r
 		}

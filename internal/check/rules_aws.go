@@ -327,16 +327,21 @@ func (m *Model) exposure(e *Endpoint) ([]Hop, bool) {
 	inet := m.Internet()
 	for _, s := range append(append([]*Subnet(nil), e.Subnets...), e.SubnetsMaybe...) {
 		got, used := routed(s.TableOf(), s.VPC, inet.Set, func(r Route) bool {
-			return s.VPC != nil && m.toIGW(r, s.VPC)
+			return s.VPC != nil && m.toInternet(r, s.VPC)
 		})
 		if empty(got) {
 			continue
 		}
-		return []Hop{{Kind: "source", Detail: "internet"},
-			{Kind: "igw", Addr: used[0].Target, Detail: "internet gateway attached to " + s.VPC.Addr},
-			{Kind: "route", Addr: tableName(s.TableOf(), s), Detail: fmt.Sprintf("%s → %s (%s)", used[0].Dest, used[0].Target, used[0].Where)},
-			{Kind: "subnet", Addr: s.Addr, Detail: "subnet " + s.CIDR.String()},
-			{Kind: "endpoint", Addr: e.Addr, Detail: e.Why}}, true
+		path := []Hop{{Kind: "source", Detail: "internet"},
+			{Kind: "igw", Addr: used[0].Target, Detail: "internet gateway attached to " + s.VPC.Addr}}
+		if fw, _, ok := m.inspectedHop(used); ok {
+			path[1].Addr = m.igwOf(s.VPC)
+			path = append(path, fw)
+		}
+		return append(path,
+			Hop{Kind: "route", Addr: tableName(s.TableOf(), s), Detail: fmt.Sprintf("%s → %s (%s)", used[0].Dest, used[0].Target, used[0].Where)},
+			Hop{Kind: "subnet", Addr: s.Addr, Detail: "subnet " + s.CIDR.String()},
+			Hop{Kind: "endpoint", Addr: e.Addr, Detail: e.Why}), true
 	}
 	return nil, false
 }

@@ -828,6 +828,9 @@ func (rs *resState) value() cty.Value {
 		if vc, ok := m["vpc_config"]; ok && rs.rb.typ == "aws_eks_cluster" {
 			m["vpc_config"] = eksClusterSGIDs(rs.addr(i), vc)
 		}
+		if rs.rb.typ == "aws_networkfirewall_firewall" {
+			m["firewall_status"] = networkFirewallStatus(rs.addr(i))
+		}
 		if rs.rb.typ == "azurerm_virtual_network" {
 			if sn, ok := m["subnet"]; ok {
 				m["subnet"] = inlineSubnetIDs(rs.addr(i), sn)
