@@ -371,3 +371,32 @@ resource "azurerm_subnet" "data" {
 		t.Errorf("notes on var.prefix: %+v, want one", got)
 	}
 }
+
+// TestBootDiagnosticsUnread checks that where a machine sends its boot
+// diagnostics (a storage account's endpoint, which the provider computes)
+// is not noted: no rule reads it.
+func TestBootDiagnosticsUnread(t *testing.T) {
+	rep := checkSource(t, `
+resource "azurerm_storage_account" "diag" {
+  name                          = "diagstore"
+  resource_group_name           = "rg"
+  location                      = "westeurope"
+  account_tier                  = "Standard"
+  account_replication_type      = "LRS"
+  public_network_access_enabled = false
+}
+resource "azurerm_linux_virtual_machine" "vm" {
+  name                  = "vm"
+  resource_group_name   = "rg"
+  location              = "westeurope"
+  size                  = "Standard_B1s"
+  network_interface_ids = ["/subscriptions/0000/resourceGroups/rg/providers/Microsoft.Network/networkInterfaces/nic"]
+  boot_diagnostics {
+    storage_account_uri = azurerm_storage_account.diag.primary_blob_endpoint
+  }
+}
+`)
+	if got := activeOn(rep, RuleNotEvaluated, "azurerm_linux_virtual_machine.vm"); len(got) != 0 {
+		t.Errorf("notes on the machine: %+v", got)
+	}
+}

@@ -7,7 +7,7 @@ import "strings"
 // credentials, roles and who holds them, secrets, backups and start-up
 // scripts, a key vault's tenant and who holds its access policies, the
 // resource group a service manages, a subnet's delegation, a database's
-// regions. What cannot be
+// regions, where a machine sends its boot diagnostics. What cannot be
 // evaluated there changes no finding, so it is not noted (the notes that
 // can change one would be buried). An image is read only to learn whether
 // it requires IMDS tokens; an unknown one is read as not requiring them,
@@ -31,7 +31,7 @@ var unreadAttrs = map[string]bool{
 	"skip_final_snapshot": true, "backup_retention_period": true, "deletion_protection": true,
 	"principal_id": true, "client_id": true, "secret": true,
 	"tenant_id": true, "object_id": true, "access_policy": true, // who holds a key vault's permissions
-	"managed_resource_group_name": true, "delegation": true, "geo_location": true,
+	"managed_resource_group_name": true, "delegation": true, "geo_location": true, "boot_diagnostics": true,
 	"template": true, // a container app's containers: their images, resources and environment
 }
 
