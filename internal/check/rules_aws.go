@@ -701,6 +701,15 @@ func dataRules(res []*tf.Resource, fs *findings) {
 			}
 		}
 	}
+	// A search domain's endpoint, as its TLS policy says (unset: the
+	// domain's default, which has changed over time, is not relied on).
+	for _, typ := range []string{"aws_opensearch_domain", "aws_elasticsearch_domain"} {
+		for _, r := range byType[typ] {
+			if p := str(block(r.Values, "domain_endpoint_options"), "tls_security_policy"); strings.HasPrefix(p, "Policy-Min-TLS-1-0") {
+				fs.add(RuleWeakTLS, r, nil, "domain_endpoint_options.tls_security_policy = %q admits TLS 1.0 and 1.1", p)
+			}
+		}
+	}
 }
 
 // insecureProtocols are the protocols of a classic load balancer's SSL
