@@ -400,3 +400,44 @@ resource "azurerm_linux_virtual_machine" "vm" {
 		t.Errorf("notes on the machine: %+v", got)
 	}
 }
+
+// TestSearchDomainSizingUnread checks that a search domain's name, nodes,
+// disks and master user, given by variables without a value, are not
+// noted, nor are the variables: no rule reads them, and the domain's name
+// is only its own (no policy names it by a string). The master user's
+// credentials sit two blocks deep, beside what a rule does read (whether
+// fine-grained access control is on).
+func TestSearchDomainSizingUnread(t *testing.T) {
+	rep := checkSource(t, `
+variable "domain" {}
+variable "instance_type" {}
+variable "volume_size" {}
+variable "master_name" {}
+variable "master_password" {}
+resource "aws_opensearch_domain" "search" {
+  domain_name = var.domain
+  cluster_config {
+    instance_type  = var.instance_type
+    instance_count = 1
+  }
+  ebs_options {
+    ebs_enabled = true
+    volume_size = var.volume_size
+  }
+  domain_endpoint_options {
+    enforce_https = true
+  }
+  advanced_security_options {
+    enabled                        = true
+    internal_user_database_enabled = true
+    master_user_options {
+      master_user_name     = var.master_name
+      master_user_password = var.master_password
+    }
+  }
+}
+`)
+	for _, f := range active(rep, RuleNotEvaluated) {
+		t.Errorf("note on %s: %s", f.Address, f.Message)
+	}
+}

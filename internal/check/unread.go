@@ -7,7 +7,10 @@ import "strings"
 // credentials, roles and who holds them, secrets, backups and start-up
 // scripts, a key vault's tenant and who holds its access policies, the
 // resource group a service manages, a subnet's delegation, a database's
-// regions, where a machine sends its boot diagnostics. What cannot be
+// regions, where a machine sends its boot diagnostics, a search domain's
+// nodes, disks and master user. Nested arguments are matched by name as
+// well (advanced_security_options.master_user_options.master_user_password).
+// What cannot be
 // evaluated there changes no finding, so it is not noted (the notes that
 // can change one would be buried). An image is read only to learn whether
 // it requires IMDS tokens; an unknown one is read as not requiring them,
@@ -32,6 +35,7 @@ var unreadAttrs = map[string]bool{
 	"principal_id": true, "client_id": true, "secret": true,
 	"tenant_id": true, "object_id": true, "access_policy": true, // who holds a key vault's permissions
 	"managed_resource_group_name": true, "delegation": true, "geo_location": true, "boot_diagnostics": true,
+	"cluster_config": true, "ebs_options": true, "master_user_name": true, "master_user_password": true, "master_user_arn": true,
 	"template": true, // a container app's containers: their images, resources and environment
 }
 

@@ -45,10 +45,11 @@ type evaluator struct {
 	// instances counts the instances expansions made, against maxInstances.
 	instances int
 	// unread is Options.Unread; typ and attr are the resource type and the
-	// attribute being read (both "" outside a resource's attributes): a
-	// note on an attribute unread reports is dropped.
-	unread    func(typ, attr string) bool
-	typ, attr string
+	// attribute being read (both "" outside a resource's attributes), leaf
+	// the argument being read within it, at any depth: a note on an
+	// attribute or argument unread reports is dropped.
+	unread          func(typ, attr string) bool
+	typ, attr, leaf string
 	// readVars and nameVars are rootRead's answer, once made.
 	readVars, nameVars map[string]bool
 	// passing is set while a value that only passes its unknowns on is
@@ -211,7 +212,7 @@ type kindedNote struct {
 }
 
 func (ev *evaluator) note(r hcl.Range, addr, kind, format string, args ...any) {
-	if ev.quiet || ev.attr != "" && ev.unread != nil && ev.unread(ev.typ, ev.attr) ||
+	if ev.quiet || ev.attr != "" && ev.unread != nil && (ev.unread(ev.typ, ev.attr) || ev.unread(ev.typ, ev.leaf)) ||
 		ev.passing && (kind == kindUnknown || kind == kindComputed) {
 		return
 	}
@@ -870,7 +871,10 @@ func (ev *evaluator) body(b *body, ctx *hcl.EvalContext, addr string, top bool) 
 		if top && ev.typ != "" {
 			ev.attr = name
 		}
+		leaf := ev.leaf
+		ev.leaf = name
 		m[name] = ev.expr(e, ctx, addr)
+		ev.leaf = leaf
 		if ev.wholeWhereStringTaken(name, e, m[name], addr) {
 			m[name] = cty.NullVal(cty.String)
 		}
@@ -1041,7 +1045,7 @@ func (ev *evaluator) expr(e hcl.Expression, ctx *hcl.EvalContext, addr string) c
 		// A resource or a map of them passed whole: their IDs are
 		// known, what the provider computes is not.
 		ev.note(e.Range(), addr, kindUnknown, "value is partly known: some of its attributes are not known statically (depends on %s)", refs(e))
-	case ev.attr == "name" && ev.typ != "":
+	case ownName(ev.typ, ev.attr):
 		ev.note(e.Range(), addr, kindName, "value is not known statically (depends on %s)", refs(e))
 	default:
 		ev.note(e.Range(), addr, kindUnknown, "value is not known statically (depends on %s)", refs(e))
@@ -1064,6 +1068,19 @@ func (ev *evaluator) nameAtApply(e hcl.Expression, ctx *hcl.EvalContext) bool {
 	// azurerm_resource_group.main.name): the model links by that
 	// resource, whose name is its own concern (Unknown.From).
 	return strings.HasSuffix(ev.attr, "_name") && len(sources(e, ctx, ev.in)) > 0
+}
+
+// ownName reports whether attribute attr of a resource of type typ is the
+// name it gives itself (Note.Name): its name argument, or a search
+// domain's domain_name.
+func ownName(typ, attr string) bool {
+	switch {
+	case typ == "":
+		return false
+	case attr == "name":
+		return true
+	}
+	return attr == "domain_name" && (typ == "aws_opensearch_domain" || typ == "aws_elasticsearch_domain")
 }
 
 // removedCall returns the error of a call to a function Terraform removed
@@ -1316,10 +1333,27 @@ func (ev *evaluator) rootRead() (read, names map[string]bool) {
 		}
 		for _, rb := range mod.resources {
 			for name, e := range rb.body.attrs {
-				if metaArgs[name] && name != "count" && name != "for_each" || name == "name" || ev.unread(rb.typ, name) {
+				if metaArgs[name] && name != "count" && name != "for_each" || ownName(rb.typ, name) || ev.unread(rb.typ, name) {
 					continue
 				}
 				visit(e)
+			}
+			var nested func(b *body)
+			nested = func(b *body) {
+				for name, e := range b.attrs {
+					if !ev.unread(rb.typ, name) {
+						visit(e)
+					}
+				}
+				for _, nb := range b.blocks {
+					name := nb.typ
+					if name == "dynamic" && len(nb.labels) == 1 {
+						name = nb.labels[0]
+					}
+					if !ev.unread(rb.typ, name) {
+						nested(nb.body)
+					}
+				}
 			}
 			for _, nb := range rb.body.blocks {
 				name := nb.typ
@@ -1327,7 +1361,7 @@ func (ev *evaluator) rootRead() (read, names map[string]bool) {
 					name = nb.labels[0]
 				}
 				if !ev.unread(rb.typ, name) {
-					all(nb.body)
+					nested(nb.body)
 				}
 			}
 		}
@@ -1340,8 +1374,10 @@ func (ev *evaluator) rootRead() (read, names map[string]bool) {
 	})
 	names = refs(func(visit func(hcl.Expression)) {
 		for _, rb := range mod.resources {
-			if e := rb.body.attrs["name"]; e != nil {
-				visit(e)
+			for name, e := range rb.body.attrs {
+				if ownName(rb.typ, name) {
+					visit(e)
+				}
 			}
 		}
 	})
