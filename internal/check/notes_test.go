@@ -441,3 +441,38 @@ resource "aws_opensearch_domain" "search" {
 		t.Errorf("note on %s: %s", f.Address, f.Message)
 	}
 }
+
+// TestPrivateLinkServiceUnread checks that a private link service's
+// frontends (IDs the provider computes) and the subscriptions that may
+// see it are not noted: no rule reads them.
+func TestPrivateLinkServiceUnread(t *testing.T) {
+	rep := checkSource(t, `
+data "azurerm_client_config" "current" {}
+resource "azurerm_lb" "lb" {
+  name                = "lb"
+  sku                 = "Standard"
+  location            = "westeurope"
+  resource_group_name = "rg"
+  frontend_ip_configuration {
+    name      = "internal"
+    subnet_id = "/subscriptions/0000/resourceGroups/rg/providers/Microsoft.Network/virtualNetworks/net/subnets/app"
+  }
+}
+resource "azurerm_private_link_service" "pls" {
+  name                                        = "pls"
+  resource_group_name                         = "rg"
+  location                                    = "westeurope"
+  visibility_subscription_ids                 = [data.azurerm_client_config.current.subscription_id]
+  auto_approval_subscription_ids              = [data.azurerm_client_config.current.subscription_id]
+  load_balancer_frontend_ip_configuration_ids = [azurerm_lb.lb.frontend_ip_configuration[0].id]
+  nat_ip_configuration {
+    name      = "primary"
+    subnet_id = "/subscriptions/0000/resourceGroups/rg/providers/Microsoft.Network/virtualNetworks/net/subnets/app"
+    primary   = true
+  }
+}
+`)
+	if got := activeOn(rep, RuleNotEvaluated, "azurerm_private_link_service.pls"); len(got) != 0 {
+		t.Errorf("notes on the private link service: %+v", got)
+	}
+}

@@ -8,7 +8,8 @@ import "strings"
 // scripts, a key vault's tenant and who holds its access policies, the
 // resource group a service manages, a subnet's delegation, a database's
 // regions, where a machine sends its boot diagnostics, a search domain's
-// nodes, disks and master user. Nested arguments are matched by name as
+// nodes, disks and master user, a private link service's frontends and the
+// subscriptions that may see or connect to it. Nested arguments are matched by name as
 // well (advanced_security_options.master_user_options.master_user_password).
 // What cannot be
 // evaluated there changes no finding, so it is not noted (the notes that
@@ -36,6 +37,7 @@ var unreadAttrs = map[string]bool{
 	"tenant_id": true, "object_id": true, "access_policy": true, // who holds a key vault's permissions
 	"managed_resource_group_name": true, "delegation": true, "geo_location": true, "boot_diagnostics": true,
 	"cluster_config": true, "ebs_options": true, "master_user_name": true, "master_user_password": true, "master_user_arn": true,
+	"load_balancer_frontend_ip_configuration_ids": true, "visibility_subscription_ids": true, "auto_approval_subscription_ids": true,
 	"template": true, // a container app's containers: their images, resources and environment
 }
 
