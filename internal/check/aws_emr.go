@@ -13,7 +13,9 @@ import (
 // the core and task nodes (CLUSTER.core) behind the slave groups. EMR
 // gives the nodes of a cluster in a public subnet public addresses. A
 // managed group the code does not name is one EMR makes, outside the
-// scanned code: read as admitting every address, and said so.
+// scanned code: read as admitting every address, and said so. A cluster
+// in a private subnet names a service access group, behind which EMR's
+// own interfaces in its subnet (CLUSTER.service) answer port 9443.
 func (m *Model) emrClusters(byType map[string][]*tf.Resource, add func(*Endpoint)) {
 	for _, r := range byType["aws_emr_cluster"] {
 		ec2 := block(r.Values, "ec2_attributes")
@@ -43,6 +45,15 @@ func (m *Model) emrClusters(byType map[string][]*tf.Resource, add func(*Endpoint
 					}
 				}
 			}
+			add(e)
+		}
+		// A cluster in a private subnet: the interfaces EMR reaches its
+		// nodes through (CLUSTER.service), behind the service access
+		// group, answering EMR's port alone.
+		if has(ec2, "service_access_security_group") || unknown(ec2, "service_access_security_group") {
+			e := &Endpoint{Addr: r.Address + ".service", Kind: "EMR service access", Res: r, Ports: []int{9443}, Listens: listensOn([]int{9443})}
+			e.Subnets = append(m.subnetsIn(e, ec2, "subnet_id"), m.subnetsIn(e, ec2, "subnet_ids")...)
+			m.attachSGs(e, ec2, "service_access_security_group")
 			add(e)
 		}
 	}

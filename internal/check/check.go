@@ -329,6 +329,11 @@ func CheckProject(p *tf.Project) []Finding {
 				File: n.Pos.File, Line: n.Pos.Line, end: n.Pos.Line, Message: n.Msg})
 			continue
 		}
+		if n.Name && !m.nameMissed(n.Address) {
+			// Only a name, and every name the project links by is
+			// one the model knows: it changes no finding.
+			continue
+		}
 		fs.list = append(fs.list, Finding{RuleID: RuleNotEvaluated, Severity: Info, Address: n.Address,
 			File: n.Pos.File, Line: n.Pos.Line, end: n.Pos.Line, Message: n.Msg})
 	}

@@ -508,7 +508,10 @@ func (m *Model) buildEndpoints(byType map[string][]*tf.Resource) {
 		add(e)
 	}
 	for _, r := range byType["aws_dms_replication_instance"] {
-		e := &Endpoint{Addr: r.Address, Kind: "dms", DataTier: true, Res: r}
+		// It opens connections to its source and target endpoints and
+		// answers none: public, it has a public path, but no port.
+		e := sourceOnly(r, "dms")
+		e.DataTier = true
 		e.Subnets = m.groupSubnets(e, r, "replication_subnet_group_id")
 		m.attachSGs(e, r.Values, "vpc_security_group_ids")
 		// The DMS API makes an instance public unless told otherwise, but

@@ -3,6 +3,7 @@ package check
 import (
 	"fmt"
 	"net/netip"
+	"regexp"
 	"strings"
 
 	"go4.org/netipx"
@@ -34,7 +35,11 @@ type Model struct {
 	// byName holds every resource by type and name: Azure names the
 	// resources it associates, and a name is unique only within its type
 	// (a resource group, a subnet and an NSG are often all called alike).
-	byName  map[[2]string]*tf.Resource
+	byName map[[2]string]*tf.Resource
+	// missed holds the types of resource a name the model looked up and
+	// found no resource of named ("" for any type): a resource whose own
+	// name is not known statically (tf.Note.Name) may be it.
+	missed  map[string]bool
 	byType  map[string][]*tf.Resource
 	vpcs    map[string]*VPC
 	subnets map[string]*Subnet
@@ -371,15 +376,62 @@ func (e *Endpoint) listenText() string {
 	return "it listens on " + strings.Join(ps, ", ")
 }
 
-func (m *Model) lookup(ref string) *tf.Resource { return m.byRef[ref] }
+func (m *Model) lookup(ref string) *tf.Resource {
+	r := m.byRef[ref]
+	if r == nil {
+		m.miss("", ref)
+	}
+	return r
+}
 
 // addr maps a reference (an ID, an address or a name) to the address of the
 // resource it names, or returns ref itself when it names nothing known.
 func (m *Model) addr(ref string) string {
-	if r := m.byRef[ref]; r != nil {
+	if r := m.lookup(ref); r != nil {
 		return r.Address
 	}
 	return ref
+}
+
+// miss records that ref, looked up as a resource of type typ ("" for any),
+// names none the model knows, when ref may be a name: not empty, not an
+// address, an ARN, an Azure resource ID, an AWS ID (vpc-0a1b2c3d) or an
+// address range.
+func (m *Model) miss(typ, ref string) {
+	if ref == "" || m.missed[typ] || m.missed[""] || !mayBeName(ref) {
+		return
+	}
+	if m.missed == nil {
+		m.missed = map[string]bool{}
+	}
+	m.missed[typ] = true
+}
+
+// awsID matches the IDs AWS gives its resources.
+var awsID = regexp.MustCompile(`^[a-z][a-z0-9]*(-[a-z0-9]+)?-[0-9a-f]{8}([0-9a-f]{9})?$`)
+
+func mayBeName(ref string) bool {
+	switch {
+	case strings.HasPrefix(ref, "/"), strings.HasPrefix(ref, "arn:"), awsID.MatchString(ref):
+		return false
+	case strings.Contains(ref, "/") && strings.Count(ref, "/") == 1 && strings.ContainsAny(ref, ".:"):
+		return false // an address range
+	}
+	// A resource's address (what a reference to its ID reads as).
+	typ, _, ok := strings.Cut(strings.TrimPrefix(ref, "data."), ".")
+	return !strings.HasPrefix(ref, "module.") && !(ok && strings.Contains(typ, "_"))
+}
+
+// nameMissed reports whether a name the model looked up may be that of a
+// resource at address a (of any resource when a names none).
+func (m *Model) nameMissed(a string) bool {
+	if m.missed[""] {
+		return true
+	}
+	if r := m.byRef[a]; r != nil {
+		return m.missed[r.Type]
+	}
+	return len(m.missed) > 0
 }
 
 // ref returns what attribute k of vals refers to: its value, or, when that
@@ -419,7 +471,11 @@ func (m *Model) addrOf(typ, ref string) string {
 	if r := m.byName[[2]string{typ, ref}]; r != nil {
 		return r.Address
 	}
-	return m.addr(ref)
+	if r := m.byRef[ref]; r != nil {
+		return r.Address
+	}
+	m.miss(typ, ref)
+	return ref
 }
 
 func (m *Model) note(r *tf.Resource, format string, args ...any) {
@@ -482,6 +538,9 @@ func Build(res []tf.Resource) *Model {
 		}
 		if r.ImportID != "" {
 			m.byRef[r.ImportID] = r // the ID of the object it adopts
+		}
+		if r.Type == "aws_networkfirewall_firewall" {
+			m.byRef[tf.NetworkFirewallEndpoint(r.Address)] = r // its endpoints, which routes name
 		}
 		if arn := str(r.Values, "arn"); arn != "" {
 			m.byRef[arn] = r

@@ -270,3 +270,209 @@ resource "aws_subnet" "elsewhere" {
 	}
 	wantNotes(t, rep, `subnet's VPC "vpc-0123456789abcdef0" is not in the project`)
 }
+
+// TestNamesFromVariableNotNoted checks that resources whose own names are
+// made from a variable without a value, and linked to one another by
+// reference, are not noted for those names, nor is the variable: a name
+// matters only where the project names a resource by a string, and every
+// such string here names one the model knows. Who holds a key vault's
+// access policy, its tenant, a Cosmos DB account's regions, a subnet's
+// delegation and a workspace's managed resource group are read by no rule
+// either. A subnet that names its network by a string no network of the
+// project has keeps the note on the network whose name is not known: it
+// may be that one.
+func TestNamesFromVariableNotNoted(t *testing.T) {
+	const linked = `
+variable "prefix" {}
+variable "tenant" {}
+resource "azurerm_resource_group" "rg" {
+  name     = "${var.prefix}-rg"
+  location = "westeurope"
+}
+resource "azurerm_virtual_network" "net" {
+  name                = "${var.prefix}-net"
+  address_space       = ["10.0.0.0/16"]
+  location            = azurerm_resource_group.rg.location
+  resource_group_name = azurerm_resource_group.rg.name
+}
+resource "azurerm_subnet" "app" {
+  name                 = "${var.prefix}-app"
+  resource_group_name  = azurerm_resource_group.rg.name
+  virtual_network_name = azurerm_virtual_network.net.name
+  address_prefixes     = ["10.0.1.0/24"]
+  delegation {
+    name = "${var.prefix}-delegation"
+    service_delegation {
+      name = "Microsoft.Databricks/workspaces"
+    }
+  }
+}
+resource "azurerm_network_security_group" "app" {
+  name                = "${var.prefix}-nsg"
+  location            = azurerm_resource_group.rg.location
+  resource_group_name = azurerm_resource_group.rg.name
+}
+resource "azurerm_subnet_network_security_group_association" "app" {
+  subnet_id                 = azurerm_subnet.app.id
+  network_security_group_id = azurerm_network_security_group.app.id
+}
+resource "azurerm_databricks_workspace" "dbw" {
+  name                          = "${var.prefix}-dbw"
+  resource_group_name           = azurerm_resource_group.rg.name
+  location                      = azurerm_resource_group.rg.location
+  sku                           = "premium"
+  managed_resource_group_name   = "${var.prefix}-dbw-managed"
+  public_network_access_enabled = false
+}
+resource "azurerm_key_vault" "kv" {
+  name                          = "${var.prefix}-kv"
+  location                      = azurerm_resource_group.rg.location
+  resource_group_name           = azurerm_resource_group.rg.name
+  tenant_id                     = var.tenant
+  sku_name                      = "standard"
+  public_network_access_enabled = false
+  access_policy {
+    tenant_id          = var.tenant
+    object_id          = var.tenant
+    secret_permissions = ["Get"]
+  }
+}
+resource "azurerm_cosmosdb_account" "db" {
+  name                          = "${var.prefix}-db"
+  location                      = azurerm_resource_group.rg.location
+  resource_group_name           = azurerm_resource_group.rg.name
+  offer_type                    = "Standard"
+  public_network_access_enabled = false
+  consistency_policy {
+    consistency_level = "Session"
+  }
+  geo_location {
+    location          = azurerm_resource_group.rg.location
+    failover_priority = 0
+  }
+}
+`
+	rep := checkSource(t, linked)
+	for _, f := range active(rep, RuleNotEvaluated) {
+		t.Errorf("note on %s: %s", f.Address, f.Message)
+	}
+	rep = checkSource(t, linked+`
+resource "azurerm_subnet" "data" {
+  name                 = "data"
+  resource_group_name  = azurerm_resource_group.rg.name
+  virtual_network_name = "prod-net"
+  address_prefixes     = ["10.0.2.0/24"]
+}
+`)
+	if got := activeOn(rep, RuleNotEvaluated, "azurerm_virtual_network.net"); len(got) != 1 || !strings.Contains(got[0].Message, "var.prefix") {
+		t.Errorf("notes on the network a subnet may name: %+v, want its name's", got)
+	}
+	if got := activeOn(rep, RuleNotEvaluated, "var.prefix"); len(got) != 1 {
+		t.Errorf("notes on var.prefix: %+v, want one", got)
+	}
+}
+
+// TestBootDiagnosticsUnread checks that where a machine sends its boot
+// diagnostics (a storage account's endpoint, which the provider computes)
+// is not noted: no rule reads it.
+func TestBootDiagnosticsUnread(t *testing.T) {
+	rep := checkSource(t, `
+resource "azurerm_storage_account" "diag" {
+  name                          = "diagstore"
+  resource_group_name           = "rg"
+  location                      = "westeurope"
+  account_tier                  = "Standard"
+  account_replication_type      = "LRS"
+  public_network_access_enabled = false
+}
+resource "azurerm_linux_virtual_machine" "vm" {
+  name                  = "vm"
+  resource_group_name   = "rg"
+  location              = "westeurope"
+  size                  = "Standard_B1s"
+  network_interface_ids = ["/subscriptions/0000/resourceGroups/rg/providers/Microsoft.Network/networkInterfaces/nic"]
+  boot_diagnostics {
+    storage_account_uri = azurerm_storage_account.diag.primary_blob_endpoint
+  }
+}
+`)
+	if got := activeOn(rep, RuleNotEvaluated, "azurerm_linux_virtual_machine.vm"); len(got) != 0 {
+		t.Errorf("notes on the machine: %+v", got)
+	}
+}
+
+// TestSearchDomainSizingUnread checks that a search domain's name, nodes,
+// disks and master user, given by variables without a value, are not
+// noted, nor are the variables: no rule reads them, and the domain's name
+// is only its own (no policy names it by a string). The master user's
+// credentials sit two blocks deep, beside what a rule does read (whether
+// fine-grained access control is on).
+func TestSearchDomainSizingUnread(t *testing.T) {
+	rep := checkSource(t, `
+variable "domain" {}
+variable "instance_type" {}
+variable "volume_size" {}
+variable "master_name" {}
+variable "master_password" {}
+resource "aws_opensearch_domain" "search" {
+  domain_name = var.domain
+  cluster_config {
+    instance_type  = var.instance_type
+    instance_count = 1
+  }
+  ebs_options {
+    ebs_enabled = true
+    volume_size = var.volume_size
+  }
+  domain_endpoint_options {
+    enforce_https = true
+  }
+  advanced_security_options {
+    enabled                        = true
+    internal_user_database_enabled = true
+    master_user_options {
+      master_user_name     = var.master_name
+      master_user_password = var.master_password
+    }
+  }
+}
+`)
+	for _, f := range active(rep, RuleNotEvaluated) {
+		t.Errorf("note on %s: %s", f.Address, f.Message)
+	}
+}
+
+// TestPrivateLinkServiceUnread checks that a private link service's
+// frontends (IDs the provider computes) and the subscriptions that may
+// see it are not noted: no rule reads them.
+func TestPrivateLinkServiceUnread(t *testing.T) {
+	rep := checkSource(t, `
+data "azurerm_client_config" "current" {}
+resource "azurerm_lb" "lb" {
+  name                = "lb"
+  sku                 = "Standard"
+  location            = "westeurope"
+  resource_group_name = "rg"
+  frontend_ip_configuration {
+    name      = "internal"
+    subnet_id = "/subscriptions/0000/resourceGroups/rg/providers/Microsoft.Network/virtualNetworks/net/subnets/app"
+  }
+}
+resource "azurerm_private_link_service" "pls" {
+  name                                        = "pls"
+  resource_group_name                         = "rg"
+  location                                    = "westeurope"
+  visibility_subscription_ids                 = [data.azurerm_client_config.current.subscription_id]
+  auto_approval_subscription_ids              = [data.azurerm_client_config.current.subscription_id]
+  load_balancer_frontend_ip_configuration_ids = [azurerm_lb.lb.frontend_ip_configuration[0].id]
+  nat_ip_configuration {
+    name      = "primary"
+    subnet_id = "/subscriptions/0000/resourceGroups/rg/providers/Microsoft.Network/virtualNetworks/net/subnets/app"
+    primary   = true
+  }
+}
+`)
+	if got := activeOn(rep, RuleNotEvaluated, "azurerm_private_link_service.pls"); len(got) != 0 {
+		t.Errorf("notes on the private link service: %+v", got)
+	}
+}

@@ -8,6 +8,8 @@ import (
 	"strings"
 
 	"go4.org/netipx"
+
+	"moat/internal/check/tf"
 )
 
 // Hop is one step of a path: what was crossed and which rule let it through
@@ -528,7 +530,7 @@ func (m *Model) internetRoutes(t *RouteTable, vpc *VPC) (*netipx.IPSet, []Route)
 	if r, ok := m.inetRouted[k]; ok {
 		return r.got, r.used
 	}
-	got, used := routed(t, vpc, m.Internet().Set, func(r Route) bool { return m.toIGW(r, vpc) })
+	got, used := routed(t, vpc, m.Internet().Set, func(r Route) bool { return m.toInternet(r, vpc) })
 	if m.inetRouted == nil {
 		m.inetRouted = map[tableKey]routedSet{}
 	}
@@ -573,7 +575,8 @@ func (m *Model) reachVia1(src Source, e *Endpoint, s *Subnet, t *RouteTable, pro
 				return block(Hop{Kind: "route", Addr: tname, Detail: "no route to an internet gateway attached to " + vpcName(s.VPC)})
 			}
 			gw := used[0].Target
-			if gw == "" && s.VPC != nil {
+			fw, why, inspected := m.inspectedHop(used)
+			if (gw == "" || inspected) && s.VPC != nil {
 				gw = m.igwOf(s.VPC)
 			}
 			igw := Hop{Kind: "igw", Addr: gw, Detail: "internet gateway attached to " + vpcName(s.VPC)}
@@ -581,6 +584,9 @@ func (m *Model) reachVia1(src Source, e *Endpoint, s *Subnet, t *RouteTable, pro
 				igw.Detail = "an internet gateway not in the scanned code, attached to " + vpcName(s.VPC)
 			}
 			path = append(path, igw)
+			if inspected {
+				path, assumed = append(path, fw), append(assumed, why)
+			}
 			var rs []string
 			for _, r := range used {
 				rs = append(rs, fmt.Sprintf("%s → %s", r.Dest, orUnknown(r.Target)))
@@ -816,6 +822,79 @@ func (m *Model) toIGW(r Route, vpc *VPC) bool {
 	// An ID of a virtual private gateway is no internet gateway; any other
 	// target the scanned code does not hold is one made elsewhere.
 	return m.lookup(r.Target) == nil && !strings.HasPrefix(r.Target, "vgw-")
+}
+
+// toInternet reports whether r sends traffic of vpc to the internet: to
+// an internet gateway attached to it (toIGW), or to the endpoint of an
+// inspecting appliance (inspector) in a subnet whose own route table
+// sends it on to one.
+func (m *Model) toInternet(r Route, vpc *VPC) bool {
+	if m.toIGW(r, vpc) {
+		return true
+	}
+	in := m.inspector(r)
+	if in == nil {
+		return false
+	}
+	for _, s := range m.inspectorSubnets(in) {
+		if s.VPC == vpc || vpc == nil {
+			if got, _ := routed(s.TableOf(), s.VPC, m.Internet().Set, func(r Route) bool { return m.toIGW(r, s.VPC) }); !empty(got) {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// inspector returns the Network Firewall, or the Gateway Load Balancer
+// endpoint, whose endpoint r targets: traffic passes through the
+// appliance, whose rules are not evaluated, and leaves by the route table
+// of the endpoint's subnet. Nil for any other target.
+func (m *Model) inspector(r Route) *tf.Resource {
+	if r.Kind != "vpce" || r.Target == "" {
+		return nil
+	}
+	res := m.byRef[r.Target]
+	switch {
+	case res == nil:
+		return nil
+	case res.Type == "aws_networkfirewall_firewall":
+		return res
+	case res.Type == "aws_vpc_endpoint" && strings.EqualFold(str(res.Values, "vpc_endpoint_type"), "GatewayLoadBalancer"):
+		return res
+	}
+	return nil
+}
+
+// inspectorSubnets returns the subnets an inspector's endpoints are in.
+func (m *Model) inspectorSubnets(in *tf.Resource) []*Subnet {
+	var ids []string
+	if in.Type == "aws_networkfirewall_firewall" {
+		for _, b := range blocks(in.Values, "subnet_mapping") {
+			ids = append(ids, str(b, "subnet_id"))
+		}
+	} else {
+		ids = strList(in.Values, "subnet_ids")
+	}
+	var out []*Subnet
+	for _, id := range ids {
+		if s := m.subnets[m.addr(id)]; s != nil {
+			out = append(out, s)
+		}
+	}
+	return out
+}
+
+// inspectedHop is the hop through the appliance that the first of used
+// that targets one inspects the traffic with, and what it assumes.
+func (m *Model) inspectedHop(used []Route) (Hop, string, bool) {
+	for _, r := range used {
+		if in := m.inspector(r); in != nil {
+			why := fmt.Sprintf("%s routes to the endpoint of %s, whose subnet routes on to the internet gateway: traffic passes as its rules let it, which are not evaluated", r.Where, in.Address)
+			return Hop{Kind: "firewall", Addr: in.Address, Detail: "inspects the traffic; its rules are not evaluated"}, why, true
+		}
+	}
+	return Hop{}, "", false
 }
 
 // hasIGW reports whether an internet gateway is attached to v.

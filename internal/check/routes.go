@@ -82,6 +82,12 @@ func (m *Model) addRoute(r *tf.Resource, t *RouteTable, b map[string]any, rt Rou
 		}
 		if unknown(b, k.attr) {
 			rt.Kind, rt.Target = k.kind, ""
+			if fw := m.lookup(m.ref(b, k.attr)); k.kind == "vpce" && fw != nil && fw.Type == "aws_networkfirewall_firewall" {
+				// One of the firewall's endpoints (which AZ's is what is
+				// not known): it alone is read.
+				rt.Target = fw.Address
+				break
+			}
 			if k.kind == "igw" {
 				if gws, only := m.vpnGateways(unknownFrom(b, k.attr)); only {
 					// Only VPN gateways: a route to each, as to one named.

@@ -327,16 +327,21 @@ func (m *Model) exposure(e *Endpoint) ([]Hop, bool) {
 	inet := m.Internet()
 	for _, s := range append(append([]*Subnet(nil), e.Subnets...), e.SubnetsMaybe...) {
 		got, used := routed(s.TableOf(), s.VPC, inet.Set, func(r Route) bool {
-			return s.VPC != nil && m.toIGW(r, s.VPC)
+			return s.VPC != nil && m.toInternet(r, s.VPC)
 		})
 		if empty(got) {
 			continue
 		}
-		return []Hop{{Kind: "source", Detail: "internet"},
-			{Kind: "igw", Addr: used[0].Target, Detail: "internet gateway attached to " + s.VPC.Addr},
-			{Kind: "route", Addr: tableName(s.TableOf(), s), Detail: fmt.Sprintf("%s → %s (%s)", used[0].Dest, used[0].Target, used[0].Where)},
-			{Kind: "subnet", Addr: s.Addr, Detail: "subnet " + s.CIDR.String()},
-			{Kind: "endpoint", Addr: e.Addr, Detail: e.Why}}, true
+		path := []Hop{{Kind: "source", Detail: "internet"},
+			{Kind: "igw", Addr: used[0].Target, Detail: "internet gateway attached to " + s.VPC.Addr}}
+		if fw, _, ok := m.inspectedHop(used); ok {
+			path[1].Addr = m.igwOf(s.VPC)
+			path = append(path, fw)
+		}
+		return append(path,
+			Hop{Kind: "route", Addr: tableName(s.TableOf(), s), Detail: fmt.Sprintf("%s → %s (%s)", used[0].Dest, used[0].Target, used[0].Where)},
+			Hop{Kind: "subnet", Addr: s.Addr, Detail: "subnet " + s.CIDR.String()},
+			Hop{Kind: "endpoint", Addr: e.Addr, Detail: e.Why}), true
 	}
 	return nil, false
 }
@@ -693,6 +698,15 @@ func dataRules(res []*tf.Resource, fs *findings) {
 					}
 					fs.add(RuleWeakTLS, r, nil, "ssl_policy %s admits TLS below 1.2", p)
 				}
+			}
+		}
+	}
+	// A search domain's endpoint, as its TLS policy says (unset: the
+	// domain's default, which has changed over time, is not relied on).
+	for _, typ := range []string{"aws_opensearch_domain", "aws_elasticsearch_domain"} {
+		for _, r := range byType[typ] {
+			if p := str(block(r.Values, "domain_endpoint_options"), "tls_security_policy"); strings.HasPrefix(p, "Policy-Min-TLS-1-0") {
+				fs.add(RuleWeakTLS, r, nil, "domain_endpoint_options.tls_security_policy = %q admits TLS 1.0 and 1.1", p)
 			}
 		}
 	}

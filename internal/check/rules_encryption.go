@@ -311,6 +311,20 @@ func (m *Model) transitRules(byType map[string][]*tf.Resource, fs *findings) {
 			fs.add(RuleTransitPlain, r, nil, "transit_encryption_mode = \"preferred\": the group still takes plaintext connections beside TLS ones")
 		}
 	}
+	// A cache cluster of its own (not a member of a replication group,
+	// whose setting holds) takes plaintext unless told otherwise. A
+	// serverless cache takes TLS alone.
+	for _, r := range byType["aws_elasticache_cluster"] {
+		switch {
+		case has(r.Values, "replication_group_id") || unknown(r.Values, "replication_group_id"):
+		case unknown(r.Values, "transit_encryption_enabled"):
+			fs.add(RuleTransitPlain, r, nil, "transit_encryption_enabled %s: clients may connect without TLS", assumed)
+		case !has(r.Values, "transit_encryption_enabled"):
+			fs.add(RuleTransitPlain, r, nil, "transit_encryption_enabled is not set (off unless set): clients connect without TLS")
+		case !boolean(r.Values, "transit_encryption_enabled", false):
+			fs.add(RuleTransitPlain, r, nil, "transit_encryption_enabled = false: clients connect without TLS")
+		}
+	}
 	for _, r := range byType["aws_memorydb_cluster"] {
 		switch {
 		case unknown(r.Values, "tls_enabled"):

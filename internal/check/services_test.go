@@ -50,7 +50,9 @@ func TestSageMakerNotebookInternet(t *testing.T) {
 
 // TestTransitPlain: MSK clusters that take plaintext from clients or
 // between brokers, Redis replication groups without transit encryption
-// (unset is off) or in preferred mode, and MemoryDB clusters with TLS off
+// (unset is off) or in preferred mode, ElastiCache clusters outside a
+// replication group without it (unset is off; serverless caches take TLS
+// alone), and MemoryDB clusters with TLS off
 // are AWS-ENC-003; their TLS peers are not. A client_broker not known
 // statically is read as PLAINTEXT and said so; one in a case the provider
 // refuses is CHECK-003.
@@ -67,6 +69,11 @@ func TestTransitPlain(t *testing.T) {
 		"aws_elasticache_replication_group.off":       "transit_encryption_enabled = false",
 		"aws_elasticache_replication_group.preferred": "preferred",
 		"aws_elasticache_replication_group.tls":       "",
+		"aws_elasticache_cluster.single_memcached":    "transit_encryption_enabled is not set",
+		"aws_elasticache_cluster.single_redis":        "transit_encryption_enabled is not set",
+		"aws_elasticache_cluster.single_tls":          "",
+		"aws_elasticache_cluster.member":              "",
+		"aws_elasticache_serverless_cache.serverless": "",
 		"aws_memorydb_cluster.plain":                  "tls_enabled = false",
 		"aws_memorydb_cluster.tls":                    "",
 	})

@@ -5,7 +5,13 @@ import "strings"
 // unreadAttrs are resource attributes and nested blocks no rule reads, of
 // any resource type: labels, images, zones, regions, sizes, versions,
 // credentials, roles and who holds them, secrets, backups and start-up
-// scripts. What cannot be
+// scripts, a key vault's tenant and who holds its access policies, the
+// resource group a service manages, a subnet's delegation, a database's
+// regions, where a machine sends its boot diagnostics, a search domain's
+// nodes, disks and master user, a private link service's frontends and the
+// subscriptions that may see or connect to it. Nested arguments are matched by name as
+// well (advanced_security_options.master_user_options.master_user_password).
+// What cannot be
 // evaluated there changes no finding, so it is not noted (the notes that
 // can change one would be buried). An image is read only to learn whether
 // it requires IMDS tokens; an unknown one is read as not requiring them,
@@ -28,6 +34,10 @@ var unreadAttrs = map[string]bool{
 	"parameter_group_name": true, "option_group_name": true, "final_snapshot_identifier": true,
 	"skip_final_snapshot": true, "backup_retention_period": true, "deletion_protection": true,
 	"principal_id": true, "client_id": true, "secret": true,
+	"tenant_id": true, "object_id": true, "access_policy": true, // who holds a key vault's permissions
+	"managed_resource_group_name": true, "delegation": true, "geo_location": true, "boot_diagnostics": true,
+	"cluster_config": true, "ebs_options": true, "master_user_name": true, "master_user_password": true, "master_user_arn": true,
+	"load_balancer_frontend_ip_configuration_ids": true, "visibility_subscription_ids": true, "auto_approval_subscription_ids": true,
 	"template": true, // a container app's containers: their images, resources and environment
 }
 

@@ -275,10 +275,143 @@ func inlineSubnetLookup(d *resBlock, ctx *hcl.EvalContext) (string, bool) {
 	return found[0], true
 }
 
+// securityGroupAttrs are the attributes of the aws_security_group data
+// source.
+var securityGroupAttrs = []string{"arn", "description", "filter", "id", "name", "region", "tags", "timeouts", "vpc_id"}
+
+// securityGroupLookup returns the address of the security group an
+// aws_security_group lookup finds when it names, by its name argument or
+// group-name filter (with a vpc-id filter or vpc_id at most besides), a
+// group this module makes: exactly one group of that name, in that VPC
+// when both are known. A group's name is unique within its VPC, so the
+// lookup is that group; a lookup by ID, tags or any other filter, or of a
+// group made elsewhere, stays unknown.
+func securityGroupLookup(d *resBlock, ctx *hcl.EvalContext) (string, bool) {
+	known := func(e hcl.Expression) (cty.Value, bool) {
+		if e == nil {
+			return cty.NilVal, false
+		}
+		v, diags := e.Value(ctx)
+		if diags.HasErrors() || !v.IsWhollyKnown() || v.IsNull() {
+			return cty.NilVal, false
+		}
+		v, _ = v.UnmarkDeep()
+		return v, true
+	}
+	one := func(e hcl.Expression) (string, bool) {
+		v, ok := known(e)
+		if !ok || !v.CanIterateElements() || v.LengthInt() != 1 {
+			return "", false
+		}
+		it := v.ElementIterator()
+		it.Next()
+		_, x := it.Element()
+		if !x.Type().Equals(cty.String) {
+			return "", false
+		}
+		return x.AsString(), true
+	}
+	if d.body.attrs["id"] != nil || d.body.attrs["tags"] != nil {
+		return "", false
+	}
+	name, named := knownString(d.body.attrs["name"], ctx)
+	vpc, vpcKnown := knownString(d.body.attrs["vpc_id"], ctx)
+	if d.body.attrs["vpc_id"] != nil && !vpcKnown {
+		return "", false
+	}
+	for _, b := range d.body.blocks {
+		if b.typ != "filter" {
+			continue
+		}
+		f, ok := knownString(b.body.attrs["name"], ctx)
+		if !ok {
+			return "", false
+		}
+		v, ok := one(b.body.attrs["values"])
+		switch {
+		case !ok || strings.ContainsAny(v, "*?"):
+			return "", false
+		case f == "group-name" && (!named || v == name):
+			name, named = v, true
+		case f == "vpc-id" && (!vpcKnown || v == vpc):
+			vpc, vpcKnown = v, true
+		default:
+			return "", false // another filter: which group is found is AWS's answer
+		}
+	}
+	if !named {
+		return "", false
+	}
+	attr := func(o cty.Value, k string) (string, bool) {
+		if !o.Type().IsObjectType() || !o.Type().HasAttribute(k) {
+			return "", false
+		}
+		v, _ := o.GetAttr(k).Unmark()
+		if !v.IsKnown() || v.IsNull() || !v.Type().Equals(cty.String) {
+			return "", false
+		}
+		return v.AsString(), true
+	}
+	groups, ok := ctx.Variables["aws_security_group"]
+	if groups, _ = groups.Unmark(); !ok || !groups.IsKnown() || !groups.Type().IsObjectType() {
+		return "", false
+	}
+	var found []string
+	for it := groups.ElementIterator(); it.Next(); {
+		_, g := it.Element()
+		for _, inst := range instancesOf(g) {
+			n, ok := attr(inst, "name")
+			if !ok {
+				if !inst.Type().IsObjectType() {
+					return "", false // instances not known: one may be named so
+				}
+				continue
+			}
+			if n != name {
+				continue
+			}
+			if v, ok := attr(inst, "vpc_id"); ok && vpcKnown && v != vpc {
+				continue
+			}
+			if id, ok := attr(inst, "id"); ok {
+				found = append(found, id)
+			}
+		}
+	}
+	if len(found) != 1 {
+		return "", false
+	}
+	return found[0], true
+}
+
+// instancesOf returns the instances of a resource's value: v itself when
+// it is one object with an id (no count or for_each), else the elements of
+// the tuple or object it is; one unknown value when v is not known.
+func instancesOf(v cty.Value) []cty.Value {
+	v, _ = v.Unmark()
+	if !v.IsKnown() || v.IsNull() {
+		return []cty.Value{cty.DynamicVal}
+	}
+	if v.Type().IsObjectType() && v.Type().HasAttribute("id") {
+		return []cty.Value{v}
+	}
+	if !v.CanIterateElements() {
+		return []cty.Value{cty.DynamicVal}
+	}
+	var out []cty.Value
+	for it := v.ElementIterator(); it.Next(); {
+		_, x := it.Element()
+		x, _ = x.Unmark()
+		out = append(out, x)
+	}
+	return out
+}
+
 // dataValue is one data block's value: unknown, or a KMS key's identity,
 // an Amazon Linux 2023 AMI lookup's ID, an AWS-managed prefix list's name,
-// an Azure subnet written inside a virtual network of the module, or an
-// IAM policy document.
+// an Azure subnet written inside a virtual network of the module, a
+// security group the module makes looked up by name, or an IAM policy
+// document.
 func (ev *evaluator) dataValue(d *resBlock, ctx *hcl.EvalContext) cty.Value {
 	if d.typ == "aws_iam_policy_document" {
 		return ev.policyDocument(d, ctx)
@@ -287,6 +420,16 @@ func (ev *evaluator) dataValue(d *resBlock, ctx *hcl.EvalContext) cty.Value {
 		if id, ok := inlineSubnetLookup(d, ctx); ok {
 			obj := map[string]cty.Value{}
 			for _, a := range azureSubnetAttrs {
+				obj[a] = cty.DynamicVal
+			}
+			obj["id"] = cty.StringVal(id)
+			return cty.ObjectVal(obj)
+		}
+	}
+	if d.typ == "aws_security_group" && d.body.attrs["count"] == nil && d.body.attrs["for_each"] == nil {
+		if id, ok := securityGroupLookup(d, ctx); ok {
+			obj := map[string]cty.Value{}
+			for _, a := range securityGroupAttrs {
 				obj[a] = cty.DynamicVal
 			}
 			obj["id"] = cty.StringVal(id)

@@ -45,12 +45,13 @@ type evaluator struct {
 	// instances counts the instances expansions made, against maxInstances.
 	instances int
 	// unread is Options.Unread; typ and attr are the resource type and the
-	// attribute being read (both "" outside a resource's attributes): a
-	// note on an attribute unread reports is dropped.
-	unread    func(typ, attr string) bool
-	typ, attr string
-	// readVars is rootRead's answer, once made.
-	readVars map[string]bool
+	// attribute being read (both "" outside a resource's attributes), leaf
+	// the argument being read within it, at any depth: a note on an
+	// attribute or argument unread reports is dropped.
+	unread          func(typ, attr string) bool
+	typ, attr, leaf string
+	// readVars and nameVars are rootRead's answer, once made.
+	readVars, nameVars map[string]bool
 	// passing is set while a value that only passes its unknowns on is
 	// read (a local, an output, a module call's argument): they are noted
 	// where a resource reads them, if one does.
@@ -202,6 +203,7 @@ const (
 	kindExpand   = "expand"
 	kindDynamic  = "dynamic"
 	kindVariable = "variable"
+	kindName     = "name" // a resource's own name (Note.Name)
 )
 
 type kindedNote struct {
@@ -210,11 +212,11 @@ type kindedNote struct {
 }
 
 func (ev *evaluator) note(r hcl.Range, addr, kind, format string, args ...any) {
-	if ev.quiet || ev.attr != "" && ev.unread != nil && ev.unread(ev.typ, ev.attr) ||
+	if ev.quiet || ev.attr != "" && ev.unread != nil && (ev.unread(ev.typ, ev.attr) || ev.unread(ev.typ, ev.leaf)) ||
 		ev.passing && (kind == kindUnknown || kind == kindComputed) {
 		return
 	}
-	ev.notes = append(ev.notes, Note{Pos: rangePos(r), Address: addr, Msg: fmt.Sprintf(format, args...), kind: kind})
+	ev.notes = append(ev.notes, Note{Pos: rangePos(r), Address: addr, Msg: fmt.Sprintf(format, args...), kind: kind, Name: kind == kindName})
 }
 
 // dedupe keeps one note of each kind for each address, the first in the
@@ -551,8 +553,12 @@ func (ev *evaluator) variables(in *instance) int {
 				Msg: fmt.Sprintf("the call gives no value for the module's required variable %q: Terraform rejects it (Missing required argument), so the plan fails", n)})
 			val = cty.DynamicVal
 		default:
-			if ev.unread == nil || ev.rootRead()[n] {
-				ev.notes = append(ev.notes, Note{Pos: v.pos, Address: "var." + n, kind: kindVariable,
+			read, names := map[string]bool{n: true}, map[string]bool(nil)
+			if ev.unread != nil {
+				read, names = ev.rootRead()
+			}
+			if read[n] || names[n] {
+				ev.notes = append(ev.notes, Note{Pos: v.pos, Address: "var." + n, kind: kindVariable, Name: !read[n],
 					Msg: fmt.Sprintf("variable %q has no value (no default and none given)", n)})
 			}
 			val = cty.DynamicVal
@@ -823,6 +829,9 @@ func (rs *resState) value() cty.Value {
 		if vc, ok := m["vpc_config"]; ok && rs.rb.typ == "aws_eks_cluster" {
 			m["vpc_config"] = eksClusterSGIDs(rs.addr(i), vc)
 		}
+		if rs.rb.typ == "aws_networkfirewall_firewall" {
+			m["firewall_status"] = networkFirewallStatus(rs.addr(i))
+		}
 		if rs.rb.typ == "azurerm_virtual_network" {
 			if sn, ok := m["subnet"]; ok {
 				m["subnet"] = inlineSubnetIDs(rs.addr(i), sn)
@@ -862,7 +871,10 @@ func (ev *evaluator) body(b *body, ctx *hcl.EvalContext, addr string, top bool) 
 		if top && ev.typ != "" {
 			ev.attr = name
 		}
+		leaf := ev.leaf
+		ev.leaf = name
 		m[name] = ev.expr(e, ctx, addr)
+		ev.leaf = leaf
 		if ev.wholeWhereStringTaken(name, e, m[name], addr) {
 			m[name] = cty.NullVal(cty.String)
 		}
@@ -1033,6 +1045,8 @@ func (ev *evaluator) expr(e hcl.Expression, ctx *hcl.EvalContext, addr string) c
 		// A resource or a map of them passed whole: their IDs are
 		// known, what the provider computes is not.
 		ev.note(e.Range(), addr, kindUnknown, "value is partly known: some of its attributes are not known statically (depends on %s)", refs(e))
+	case ownName(ev.typ, ev.attr):
+		ev.note(e.Range(), addr, kindName, "value is not known statically (depends on %s)", refs(e))
 	default:
 		ev.note(e.Range(), addr, kindUnknown, "value is not known statically (depends on %s)", refs(e))
 	}
@@ -1054,6 +1068,19 @@ func (ev *evaluator) nameAtApply(e hcl.Expression, ctx *hcl.EvalContext) bool {
 	// azurerm_resource_group.main.name): the model links by that
 	// resource, whose name is its own concern (Unknown.From).
 	return strings.HasSuffix(ev.attr, "_name") && len(sources(e, ctx, ev.in)) > 0
+}
+
+// ownName reports whether attribute attr of a resource of type typ is the
+// name it gives itself (Note.Name): its name argument, or a search
+// domain's domain_name.
+func ownName(typ, attr string) bool {
+	switch {
+	case typ == "":
+		return false
+	case attr == "name":
+		return true
+	}
+	return attr == "domain_name" && (typ == "aws_opensearch_domain" || typ == "aws_elasticsearch_domain")
 }
 
 // removedCall returns the error of a call to a function Terraform removed
@@ -1253,75 +1280,109 @@ func hasKey(m map[string]cty.Value, k string) bool {
 // depend on: those an argument or nested block of a resource refers to,
 // directly or through local values, unless unread (Options.Unread) says no
 // rule reads it, and those count, for_each, a data source or a module call
-// refers to. A variable that only tags or describes changes no finding:
-// that it has no value is not noted.
-func (ev *evaluator) rootRead() map[string]bool {
+// refers to; and apart, names, those only resources' own names (their name
+// arguments) refer to (Note.Name). A variable that only tags or describes
+// changes no finding: that it has no value is not noted.
+func (ev *evaluator) rootRead() (read, names map[string]bool) {
 	if ev.readVars != nil {
-		return ev.readVars
+		return ev.readVars, ev.nameVars
 	}
 	mod := ev.root.mod
-	read := map[string]bool{}
-	seenLocal := map[string]bool{}
-	var visit func(e hcl.Expression, depth int)
-	visit = func(e hcl.Expression, depth int) {
-		if depth > 64 {
-			return
-		}
-		for _, t := range e.Variables() {
-			name, ok := traversalAttr(t, 1)
-			if !ok {
-				continue
+	// refs returns the variables what visit is given refers to.
+	refs := func(visit func(func(hcl.Expression))) map[string]bool {
+		out := map[string]bool{}
+		seenLocal := map[string]bool{}
+		var walk func(e hcl.Expression, depth int)
+		walk = func(e hcl.Expression, depth int) {
+			if depth > 64 {
+				return
 			}
-			switch t.RootName() {
-			case "var":
-				read[name] = true
-			case "local":
-				if seenLocal[name] {
+			for _, t := range e.Variables() {
+				name, ok := traversalAttr(t, 1)
+				if !ok {
 					continue
 				}
-				seenLocal[name] = true
-				for _, l := range mod.locals {
-					if l.name == name {
-						visit(l.expr, depth+1)
+				switch t.RootName() {
+				case "var":
+					out[name] = true
+				case "local":
+					if seenLocal[name] {
+						continue
+					}
+					seenLocal[name] = true
+					for _, l := range mod.locals {
+						if l.name == name {
+							walk(l.expr, depth+1)
+						}
 					}
 				}
 			}
 		}
+		visit(func(e hcl.Expression) { walk(e, 0) })
+		return out
 	}
-	var all func(b *body)
-	all = func(b *body) {
-		for _, e := range b.attrs {
-			visit(e, 0)
-		}
-		for _, nb := range b.blocks {
-			all(nb.body)
-		}
-	}
-	for _, rb := range mod.resources {
-		for name, e := range rb.body.attrs {
-			if metaArgs[name] && name != "count" && name != "for_each" || ev.unread(rb.typ, name) {
-				continue
+	read = refs(func(visit func(hcl.Expression)) {
+		var all func(b *body)
+		all = func(b *body) {
+			for _, e := range b.attrs {
+				visit(e)
 			}
-			visit(e, 0)
-		}
-		for _, nb := range rb.body.blocks {
-			name := nb.typ
-			if name == "dynamic" && len(nb.labels) == 1 {
-				name = nb.labels[0]
-			}
-			if !ev.unread(rb.typ, name) {
+			for _, nb := range b.blocks {
 				all(nb.body)
 			}
 		}
-	}
-	for _, d := range mod.datas {
-		all(d.body)
-	}
-	for _, c := range mod.calls {
-		all(c.body)
-	}
-	ev.readVars = read
-	return read
+		for _, rb := range mod.resources {
+			for name, e := range rb.body.attrs {
+				if metaArgs[name] && name != "count" && name != "for_each" || ownName(rb.typ, name) || ev.unread(rb.typ, name) {
+					continue
+				}
+				visit(e)
+			}
+			var nested func(b *body)
+			nested = func(b *body) {
+				for name, e := range b.attrs {
+					if !ev.unread(rb.typ, name) {
+						visit(e)
+					}
+				}
+				for _, nb := range b.blocks {
+					name := nb.typ
+					if name == "dynamic" && len(nb.labels) == 1 {
+						name = nb.labels[0]
+					}
+					if !ev.unread(rb.typ, name) {
+						nested(nb.body)
+					}
+				}
+			}
+			for _, nb := range rb.body.blocks {
+				name := nb.typ
+				if name == "dynamic" && len(nb.labels) == 1 {
+					name = nb.labels[0]
+				}
+				if !ev.unread(rb.typ, name) {
+					nested(nb.body)
+				}
+			}
+		}
+		for _, d := range mod.datas {
+			all(d.body)
+		}
+		for _, c := range mod.calls {
+			all(c.body)
+		}
+	})
+	names = refs(func(visit func(hcl.Expression)) {
+		for _, rb := range mod.resources {
+			for name, e := range rb.body.attrs {
+				if ownName(rb.typ, name) {
+					visit(e)
+				}
+			}
+		}
+	})
+	ev.readVars, ev.nameVars = read, names
+	return read, names
 }
 
 // wholeWhereStringTaken records as rejected an argument of a resource that

@@ -658,7 +658,7 @@ var nestedBlocks = map[string][]string{
 
 // arguments are names that are arguments (a string, a bool, a list or map
 // of them) wherever a resource of a provider moat reads has them, at any
-// depth, and never a nested block: written as a block (tags { … }, as
+// depth, and never a nested block (but where argumentExceptions says): written as a block (tags { … }, as
 // Terraform 0.11 took it), Terraform rejects them (Unsupported block
 // type).
 var arguments = map[string]bool{
@@ -670,6 +670,13 @@ var arguments = map[string]bool{
 	"from_port": true, "to_port": true, "protocol": true,
 	"source_address_prefix": true, "source_address_prefixes": true,
 	"destination_port_range": true, "destination_port_ranges": true,
+}
+
+// argumentExceptions are, for a resource type, the names among arguments
+// that are nested blocks there: an Azure Firewall application rule's
+// protocol { port, type }.
+var argumentExceptions = map[string]map[string]bool{
+	"azurerm_firewall_application_rule_collection": {"protocol": true},
 }
 
 // blockOnly rejects each nested block of a resource of type typ that its
@@ -750,7 +757,7 @@ func (l *loader) argumentBlocks(addr, typ string, bd *body) {
 		if n == "dynamic" && len(b.labels) == 1 {
 			n = b.labels[0]
 		}
-		if arguments[n] {
+		if arguments[n] && !argumentExceptions[typ][n] {
 			l.notes = append(l.notes, Note{Pos: rangePos(b.def), Address: addr, Rejected: true, kind: kindError,
 				Msg: fmt.Sprintf("%s is an argument of %s, written here as a block (%s { … }): Terraform rejects it (Unsupported block type), so the plan fails; it is read as not set", n, typ, n)})
 			continue

@@ -758,6 +758,22 @@ resource "aws_eks_cluster" "k" {
 locals {
   m = map("a", "b")
 }
+resource "azurerm_firewall_application_rule_collection" "web" {
+  name                = "web"
+  azure_firewall_name = "fw"
+  resource_group_name = "rg"
+  priority            = 100
+  action              = "Allow"
+  rule {
+    name             = "web"
+    source_addresses = ["10.0.0.0/24"]
+    target_fqdns     = ["www.example.com"]
+    protocol {
+      port = "443"
+      type = "Https"
+    }
+  }
+}
 `)}}, Options{})
 	want := map[string]string{
 		"main.tf:3":  "tags is an argument of aws_instance, written here as a block",
@@ -783,6 +799,10 @@ locals {
 	rs := byAddr(p)
 	if v, ok := rs["aws_instance.web"].Values["tags"]; ok {
 		t.Errorf("aws_instance.web: tags read as set: %v", v)
+	}
+	rule := rs["azurerm_firewall_application_rule_collection.web"].Values["rule"].([]any)[0].(map[string]any)
+	if pr, _ := rule["protocol"].([]any); len(pr) != 1 || pr[0].(map[string]any)["port"] != "443" {
+		t.Errorf("an application rule's protocol block: %v, want it read", rule["protocol"])
 	}
 	sg := rs["aws_security_group.sg"].Values
 	in := sg["ingress"].([]any)[0].(map[string]any)

@@ -145,7 +145,7 @@ func sources(e hcl.Expression, ctx *hcl.EvalContext, in *instance) []string {
 			return nil
 		}
 		name, ok := t[1].(hcl.TraverseAttr)
-		if !ok || !idOnly(t[2:]) {
+		if !ok || !idOnly(t[2:]) && !firewallEndpoint(root, t[2:]) {
 			return nil
 		}
 		if !inScope(ctx, root) {
@@ -159,6 +159,21 @@ func sources(e hcl.Expression, ctx *hcl.EvalContext, in *instance) []string {
 	}
 	sort.Strings(out)
 	return out
+}
+
+// firewallEndpoint reports whether rest, read of a Network Firewall,
+// reaches into its firewall_status, whose endpoints are the firewall's
+// (NetworkFirewallEndpoint) whichever zone's is picked.
+func firewallEndpoint(root string, rest hcl.Traversal) bool {
+	if root != "aws_networkfirewall_firewall" {
+		return false
+	}
+	for _, s := range rest {
+		if a, ok := s.(hcl.TraverseAttr); ok {
+			return a.Name == "firewall_status"
+		}
+	}
+	return false
 }
 
 // refFrom returns the sources recorded for the variable, local or output

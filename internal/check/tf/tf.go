@@ -83,6 +83,11 @@ type Note struct {
 	// Rejected is set when Terraform itself refuses the construct (a
 	// module argument of the wrong type): terraform plan fails on it.
 	Rejected bool
+	// Name is set when what is not known statically is only a resource's
+	// own name (its name argument), or a root variable that only such
+	// names read: it matters only where the project names a resource by
+	// a string that matches none it knows (the checker decides).
+	Name bool
 
 	kind string // what kind of construct, for one note per kind per resource
 }

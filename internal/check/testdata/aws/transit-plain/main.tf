@@ -136,6 +136,40 @@ resource "aws_elasticache_replication_group" "tls" {
   transit_encryption_enabled = true
 }
 
+resource "aws_elasticache_cluster" "single_memcached" {
+  cluster_id      = "single-memcached"
+  engine          = "memcached"
+  node_type       = "cache.t4g.small"
+  num_cache_nodes = 1
+}
+
+resource "aws_elasticache_cluster" "single_redis" {
+  cluster_id      = "single-redis"
+  engine          = "redis"
+  node_type       = "cache.t4g.small"
+  num_cache_nodes = 1
+}
+
+resource "aws_elasticache_cluster" "single_tls" {
+  cluster_id                 = "single-tls"
+  engine                     = "memcached"
+  node_type                  = "cache.t4g.small"
+  num_cache_nodes            = 1
+  transit_encryption_enabled = true
+}
+
+# A member of a replication group: the group's setting holds.
+resource "aws_elasticache_cluster" "member" {
+  cluster_id           = "member"
+  replication_group_id = aws_elasticache_replication_group.tls.id
+}
+
+# Every serverless cache takes TLS alone.
+resource "aws_elasticache_serverless_cache" "serverless" {
+  engine = "valkey"
+  name   = "serverless"
+}
+
 resource "aws_memorydb_cluster" "plain" {
   name        = "plain"
   node_type   = "db.t4g.small"

@@ -1,0 +1,106 @@
+package check
+
+import (
+	"strings"
+	"testing"
+)
+
+// A security group the project makes and looks up again by its name (the
+// name argument, or a group-name filter) is that group: an instance given
+// the lookup's ID is behind that group's rules, which admit HTTPS alone,
+// and the group is used. A lookup of a name no group of the project has
+// stays a group made elsewhere.
+func TestSecurityGroupLookedUpByName(t *testing.T) {
+	rep := checkSource(t, `
+resource "aws_vpc" "v" {
+  cidr_block = "10.0.0.0/16"
+}
+
+resource "aws_internet_gateway" "g" {
+  vpc_id = aws_vpc.v.id
+}
+
+resource "aws_subnet" "a" {
+  vpc_id                  = aws_vpc.v.id
+  cidr_block              = "10.0.1.0/24"
+  map_public_ip_on_launch = true
+}
+
+resource "aws_route_table" "public" {
+  vpc_id = aws_vpc.v.id
+  route {
+    cidr_block = "0.0.0.0/0"
+    gateway_id = aws_internet_gateway.g.id
+  }
+}
+
+resource "aws_route_table_association" "a" {
+  subnet_id      = aws_subnet.a.id
+  route_table_id = aws_route_table.public.id
+}
+
+resource "aws_security_group" "web" {
+  name   = "web"
+  vpc_id = aws_vpc.v.id
+  ingress {
+    from_port   = 443
+    to_port     = 443
+    protocol    = "tcp"
+    cidr_blocks = ["0.0.0.0/0"]
+  }
+}
+
+data "aws_security_group" "by_name" {
+  name       = "web"
+  vpc_id     = aws_vpc.v.id
+  depends_on = [aws_security_group.web]
+}
+
+data "aws_security_group" "by_filter" {
+  filter {
+    name   = "group-name"
+    values = ["web"]
+  }
+  depends_on = [aws_security_group.web]
+}
+
+data "aws_security_group" "other" {
+  name = "made-elsewhere"
+}
+
+resource "aws_instance" "named" {
+  ami                    = "ami-12345678"
+  instance_type          = "t3.micro"
+  subnet_id              = aws_subnet.a.id
+  vpc_security_group_ids = [data.aws_security_group.by_name.id]
+}
+
+resource "aws_instance" "filtered" {
+  ami                    = "ami-12345678"
+  instance_type          = "t3.micro"
+  subnet_id              = aws_subnet.a.id
+  vpc_security_group_ids = [data.aws_security_group.by_filter.id]
+}
+
+resource "aws_instance" "elsewhere" {
+  ami                    = "ami-12345678"
+  instance_type          = "t3.micro"
+  subnet_id              = aws_subnet.a.id
+  vpc_security_group_ids = [data.aws_security_group.other.id]
+}
+`)
+	for _, addr := range []string{"aws_instance.named", "aws_instance.filtered"} {
+		if f := findingOn(rep, RuleExposedPort, addr); f != nil {
+			t.Errorf("%s: %s", addr, f.Message)
+		}
+		if f := findingOn(rep, RuleNotEvaluated, addr); f != nil {
+			t.Errorf("%s noted: %s", addr, f.Message)
+		}
+	}
+	if f := findingOn(rep, RuleUnusedSG, "aws_security_group.web"); f != nil {
+		t.Errorf("the group looked up is read as not used: %s", f.Message)
+	}
+	if f := findingOn(rep, RuleExposedPort, "aws_instance.elsewhere"); f == nil || !strings.Contains(f.Message, "may be reachable") {
+		t.Errorf("the instance behind a group made elsewhere: %+v, want a finding not proven", f)
+	}
+}
