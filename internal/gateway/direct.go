@@ -36,21 +36,38 @@ const (
 	// directMaxHeader bounds an answer's header, its 1xx answers'
 	// included unless forwarded (http.Transport's default).
 	directMaxHeader = 10 << 20
+	// directMaxBody is the largest body a direct request carries.
+	directMaxBody = 64 << 10
 )
 
-// isDirect reports whether r is sent as a direct request: a GET, HEAD or
-// OPTIONS without a body or a protocol upgrade. Those are the requests
-// that may be sent again on a fresh connection when a pooled one turns
-// out closed before any answer (as http.Transport does), and that need
-// no concurrent body writer; every other request takes the transport.
+// isDirect reports whether r is sent as a direct request: one without a
+// protocol upgrade, whose body, if any, is of a known length up to
+// directMaxBody. Such a body is written whole before the answer is read
+// (it fits the stream's window whether or not the service reads it);
+// a larger or chunked one needs http.Transport's writer, which goes on
+// writing while the answer is read.
 func isDirect(r *http.Request) bool {
-	switch r.Method {
-	case http.MethodGet, http.MethodHead, http.MethodOptions:
-	default:
+	if r.URL.Scheme != "http" || r.Header.Get("Upgrade") != "" {
 		return false
 	}
-	return (r.Body == nil || r.Body == http.NoBody) && r.Header.Get("Upgrade") == "" &&
-		r.URL.Scheme == "http"
+	return r.Body == nil || r.Body == http.NoBody || (r.ContentLength > 0 && r.ContentLength <= directMaxBody)
+}
+
+// replayable reports whether r may be sent again on a fresh connection
+// when a pooled one fails before any answer: http.Transport's rule, a
+// GET, HEAD or OPTIONS without a body, or a request carrying an
+// idempotency key.
+func replayable(r *http.Request) bool {
+	if r.Body != nil && r.Body != http.NoBody {
+		return false
+	}
+	switch r.Method {
+	case http.MethodGet, http.MethodHead, http.MethodOptions:
+		return true
+	}
+	_, key := r.Header["Idempotency-Key"]
+	_, xkey := r.Header["X-Idempotency-Key"]
+	return key || xkey
 }
 
 // directPool holds the idle connections of direct requests, per upstream.
@@ -228,7 +245,8 @@ func closeAll(m map[string][]*directConn) {
 
 // roundTrip sends a direct request (isDirect). A pooled connection that
 // fails before the first byte of an answer (the service closed it while
-// it was idle) is given up and the request sent once more on a fresh one.
+// it was idle) is given up, and a replayable request sent again on a
+// fresh one.
 func (p *directPool) roundTrip(r *http.Request) (*http.Response, error) {
 	if err := validHeaders(r.Header); err != nil {
 		return nil, err
@@ -249,7 +267,7 @@ func (p *directPool) roundTrip(r *http.Request) (*http.Response, error) {
 		if ctx.Err() != nil {
 			return nil, ctx.Err()
 		}
-		if !reused || answered {
+		if !reused || answered || !replayable(r) {
 			return nil, err
 		}
 	}

@@ -21,6 +21,7 @@ import (
 type scriptedService struct {
 	script func(n int) []string
 	conns  atomic.Int32
+	posts  atomic.Int32 // POST requests read
 }
 
 func (s *scriptedService) serve(c net.Conn) {
@@ -33,6 +34,9 @@ func (s *scriptedService) serve(c net.Conn) {
 			return
 		}
 		_, _ = io.Copy(io.Discard, req.Body)
+		if req.Method == http.MethodPost {
+			s.posts.Add(1)
+		}
 		if answer == "" {
 			return
 		}
@@ -173,6 +177,46 @@ func TestDirectRequestSentAgain(t *testing.T) {
 	}
 }
 
+// A request with a small body of known length goes out directly too, on
+// the connection the GET before it used; one that fails before any
+// answer is not sent again (its body is gone, and a POST is not
+// idempotent): a bad gateway, and the service read it once.
+func TestDirectBodyNotSentAgain(t *testing.T) {
+	for _, d := range dials {
+		t.Run(d.name, func(t *testing.T) {
+			s := &scriptedService{script: func(n int) []string {
+				if n == 1 {
+					return []string{answer("get"), answer("post"), ""}
+				}
+				return []string{answer("fresh")}
+			}}
+			f := newFixtureTuned(t, baseYAML, nil, d.dial(t, s))
+			post := func() (int, string) {
+				r := f.req("POST", "/", strings.NewReader("a=1&b=2"))
+				r.Header.Set("Origin", f.base)
+				r.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+				code, body, _ := f.do(r)
+				return code, body
+			}
+			if code, body := f.get("/"); code != http.StatusOK || body != "get" {
+				t.Fatalf("GET: %d %q", code, body)
+			}
+			if code, body := post(); code != http.StatusOK || body != "post" {
+				t.Fatalf("POST: %d %q, want the GET's connection's answer", code, body)
+			}
+			if code, _ := post(); code != http.StatusBadGateway {
+				t.Fatalf("POST on a connection closed before the answer: %d, want 502", code)
+			}
+			if n := s.posts.Load(); n != 2 {
+				t.Fatalf("the service read %d POSTs, want 2: one was sent again", n)
+			}
+			if code, body := f.get("/"); code != http.StatusOK || body != "fresh" {
+				t.Fatalf("GET after: %d %q", code, body)
+			}
+		})
+	}
+}
+
 // Bytes a service sends after an answer, asked for by nobody (a second
 // answer, as a desynchronised service sends), never become the answer
 // to the next request: the connection is given up.
@@ -196,8 +240,8 @@ func TestDirectUnsolicitedAnswerDropped(t *testing.T) {
 	}
 }
 
-// An answer header larger than the bound is a bad gateway, and a
-// request with a body (the transport's) still reaches the service.
+// An answer header larger than the bound is a bad gateway; a body past
+// directMaxBody goes through the transport and reaches the service whole.
 func TestDirectAnswerHeaderBounded(t *testing.T) {
 	big := "HTTP/1.1 200 OK\r\nX-Big: " + strings.Repeat("a", directMaxHeader) + "\r\nContent-Length: 0\r\n\r\n"
 	s := &scriptedService{script: func(n int) []string {
@@ -210,10 +254,10 @@ func TestDirectAnswerHeaderBounded(t *testing.T) {
 	if code, _ := f.get("/"); code != http.StatusBadGateway {
 		t.Fatalf("GET with a header of %d bytes: %d, want 502", len(big), code)
 	}
-	post := f.req("POST", "/", strings.NewReader("a=1"))
+	post := f.req("POST", "/", strings.NewReader("a="+strings.Repeat("b", directMaxBody)))
 	post.Header.Set("Origin", f.base)
 	code, body, _ := f.do(post)
-	if code != http.StatusOK || body != "posted" {
-		t.Fatalf("POST: %d %q", code, body)
+	if code != http.StatusOK || body != "posted" || s.posts.Load() != 1 {
+		t.Fatalf("POST of %d bytes: %d %q, the service read %d", directMaxBody+2, code, body, s.posts.Load())
 	}
 }
