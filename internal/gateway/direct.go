@@ -305,7 +305,7 @@ func (c *directConn) roundTrip(r *http.Request) (resp *http.Response, answered b
 			stop()
 		}
 	}()
-	if err = r.Write(c.bw); err == nil {
+	if err = r.Write(bodyBehind{c.bw}); err == nil {
 		err = c.bw.Flush()
 	}
 	if err != nil {
@@ -351,6 +351,13 @@ func (c *directConn) roundTrip(r *http.Request) (resp *http.Response, answered b
 	}
 	return resp, true, nil
 }
+
+// bodyBehind is a connection's writer as Request.Write sees it: not a
+// *bufio.Writer, which it would flush after the header when the body is
+// not in memory, so that the header and a direct request's body (small,
+// known length) leave in one write, one frame of the mesh stream and one
+// write of the destination agent to the service, not two.
+type bodyBehind struct{ *bufio.Writer }
 
 // headerErr names an answer's header that was too large or too slow.
 func (c *directConn) headerErr(err error) error {

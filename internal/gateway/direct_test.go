@@ -261,3 +261,42 @@ func TestDirectAnswerHeaderBounded(t *testing.T) {
 		t.Fatalf("POST of %d bytes: %d %q, the service read %d", directMaxBody+2, code, body, s.posts.Load())
 	}
 }
+
+// countWrites counts the writes to the connections tune's Dial makes.
+type countWrites struct {
+	net.Conn
+	n *atomic.Int32
+}
+
+func (c countWrites) Write(p []byte) (int, error) {
+	c.n.Add(1)
+	return c.Conn.Write(p)
+}
+
+// A direct request's header and small body leave in one write: one frame
+// of a mesh stream, one write of the destination agent to the service.
+func TestDirectRequestOneWrite(t *testing.T) {
+	s := &scriptedService{script: func(int) []string { return []string{answer("posted")} }}
+	var writes atomic.Int32
+	sock := socketDial(t, s)
+	f := newFixtureTuned(t, baseYAML, nil, func(c *Config) {
+		sock(c)
+		dial := c.Dial
+		c.Dial = func(ctx context.Context, svc string, port int) (net.Conn, error) {
+			conn, err := dial(ctx, svc, port)
+			if err != nil {
+				return nil, err
+			}
+			return countWrites{Conn: conn, n: &writes}, nil
+		}
+	})
+	r := f.req("POST", "/", strings.NewReader("name=Ana&email=ana%40example.com"))
+	r.Header.Set("Origin", f.base)
+	r.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	if code, body, _ := f.do(r); code != http.StatusOK || body != "posted" {
+		t.Fatalf("POST: %d %q", code, body)
+	}
+	if n := writes.Load(); n != 1 {
+		t.Fatalf("the request left in %d writes, want 1", n)
+	}
+}
