@@ -40,6 +40,9 @@ func (s *scriptedService) serve(c net.Conn) {
 		if answer == "" {
 			return
 		}
+		if req.Method == http.MethodHead {
+			answer = answer[:strings.Index(answer, "\r\n\r\n")+4]
+		}
 		if _, err := io.WriteString(c, answer); err != nil {
 			return
 		}
@@ -123,10 +126,16 @@ func TestDirectRequestsShareConnections(t *testing.T) {
 	for _, d := range dials {
 		t.Run(d.name, func(t *testing.T) {
 			s := &scriptedService{script: func(n int) []string {
-				return []string{answer(fmt.Sprint(n)), answer(fmt.Sprint(n)), answer(fmt.Sprint(n))}
+				return []string{answer(fmt.Sprint(n)), answer(fmt.Sprint(n)), answer(fmt.Sprint(n)), answer(fmt.Sprint(n))}
 			}}
 			f := newFixtureTuned(t, baseYAML, nil, d.dial(t, s))
 			for i := range 3 {
+				if i == 1 {
+					// A HEAD's answer has no body: its header ends it.
+					if code, _, resp := f.do(f.req("HEAD", "/", nil)); code != http.StatusOK || resp.ContentLength != 1 {
+						t.Fatalf("HEAD: %d, length %d", code, resp.ContentLength)
+					}
+				}
 				if code, body := f.get("/"); code != http.StatusOK || body != "1" {
 					t.Fatalf("GET %d: %d %q, want 200 from the first connection", i, code, body)
 				}
