@@ -251,6 +251,13 @@ func (p *directPool) roundTrip(r *http.Request) (*http.Response, error) {
 	if err := validHeaders(r.Header); err != nil {
 		return nil, err
 	}
+	// Asked for gzip and decoded as http.Transport does, when the request
+	// names no coding (the response rules read text); decided once, for
+	// every connection the request is sent on.
+	gz := r.Header.Get("Accept-Encoding") == "" && r.Header.Get("Range") == "" && r.Method != http.MethodHead
+	if gz {
+		r.Header["Accept-Encoding"] = []string{"gzip"}
+	}
 	ctx := r.Context()
 	for {
 		c, err := p.get(ctx, r.URL.Host)
@@ -259,7 +266,7 @@ func (p *directPool) roundTrip(r *http.Request) (*http.Response, error) {
 		}
 		reused := c.used
 		c.used = true
-		resp, answered, err := c.roundTrip(r)
+		resp, answered, err := c.roundTrip(r, gz)
 		if err == nil {
 			return resp, nil
 		}
@@ -289,16 +296,11 @@ func validHeaders(h http.Header) error {
 	return nil
 }
 
-// roundTrip writes r and reads its answer's header; answered reports
-// whether any of the answer had arrived when it failed.
-func (c *directConn) roundTrip(r *http.Request) (resp *http.Response, answered bool, err error) {
+// roundTrip writes r and reads its answer's header, decoding a gzip body
+// when gz (the pool asked for it); answered reports whether any of the
+// answer had arrived when it failed.
+func (c *directConn) roundTrip(r *http.Request, gz bool) (resp *http.Response, answered bool, err error) {
 	ctx := r.Context()
-	// Asked for gzip and decoded as http.Transport does, when the request
-	// names no coding: the response rules read text.
-	gz := r.Header.Get("Accept-Encoding") == "" && r.Header.Get("Range") == "" && r.Method != http.MethodHead
-	if gz {
-		r.Header["Accept-Encoding"] = []string{"gzip"}
-	}
 	stop := context.AfterFunc(ctx, func() { _ = c.conn.Close() })
 	defer func() {
 		if err != nil {

@@ -2,7 +2,10 @@ package gateway
 
 import (
 	"bufio"
+	"bytes"
+	"compress/gzip"
 	"context"
+	"crypto/tls"
 	"fmt"
 	"io"
 	"net"
@@ -307,5 +310,39 @@ func TestDirectRequestOneWrite(t *testing.T) {
 	}
 	if n := writes.Load(); n != 1 {
 		t.Fatalf("the request left in %d writes, want 1", n)
+	}
+}
+
+// The gzip the gateway asks for on a request that names no coding is
+// decoded also when the request was sent again on a fresh connection.
+func TestDirectGzipDecodedWhenSentAgain(t *testing.T) {
+	var zb bytes.Buffer
+	zw := gzip.NewWriter(&zb)
+	io.WriteString(zw, "second")
+	zw.Close()
+	gz := fmt.Sprintf("HTTP/1.1 200 OK\r\nContent-Encoding: gzip\r\nContent-Length: %d\r\n\r\n%s", zb.Len(), zb.String())
+	for _, d := range dials {
+		t.Run(d.name, func(t *testing.T) {
+			s := &scriptedService{script: func(n int) []string {
+				if n == 1 {
+					return []string{answer("first"), ""}
+				}
+				return []string{gz}
+			}}
+			f := newFixtureTuned(t, baseYAML, nil, d.dial(t, s))
+			tr := &http.Transport{TLSClientConfig: &tls.Config{RootCAs: f.pool, ServerName: "localhost"}, DisableCompression: true}
+			t.Cleanup(tr.CloseIdleConnections)
+			for _, want := range []string{"first", "second"} {
+				resp, err := tr.RoundTrip(f.req("GET", "/", nil))
+				if err != nil {
+					t.Fatal(err)
+				}
+				b, _ := io.ReadAll(resp.Body)
+				resp.Body.Close()
+				if resp.StatusCode != http.StatusOK || string(b) != want || resp.Header.Get("Content-Encoding") != "" {
+					t.Fatalf("GET: %d %q (Content-Encoding %q), want 200 %q decoded", resp.StatusCode, b, resp.Header.Get("Content-Encoding"), want)
+				}
+			}
+		})
 	}
 }
