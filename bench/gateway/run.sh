@@ -15,13 +15,17 @@
 #   PROFILE=1      build moat with -tags pprof and write a CPU profile of
 #                  the WAF-on gateway under each request type to
 #                  $W/moat-<type>.pprof, the WAF-off one's to
-#                  $W/moat-off-<type>.pprof (with KEEP=1 to look at them)
+#                  $W/moat-off-<type>.pprof and the backend node's
+#                  agent's during the WAF-off runs to
+#                  $W/agent-off-<type>.pprof (with KEEP=1 to look at them)
 #   BASE=<git ref> A/B mode: also build moat at that ref and run it as a
 #                  third gateway node (WAF on, same control plane, agent,
 #                  backend and config); the throughput loop then measures
 #                  only the two WAF-on builds, side by side per repetition
 #                  and request type (alternating which goes first), and
 #                  reports medians per build and current/base ratios
+#   BASE_WAF=off   with BASE: the base node runs without the WAF, and the
+#                  loop measures the two WAF-off builds instead
 # Needs: go, wrk, nginx, libnginx-mod-http-modsecurity, modsecurity-crs,
 # openssl, python3, curl. Everything listens on 127.0.0.1 on ports found
 # free; all state lives in a temporary directory.
@@ -33,6 +37,9 @@ REPS=${REPS:-3}
 CORPUS=${CORPUS:-internal/waf/testdata/corpus.jsonl}
 LIMIT=0
 BASE=${BASE:-}
+BASE_WAF=${BASE_WAF:-on}
+case $BASE_WAF in on | off) ;; *) echo "bench: BASE_WAF is on or off" >&2; exit 1 ;; esac
+AB_CUR="moat WAF $BASE_WAF" AB_BASE="base WAF $BASE_WAF"
 if [ -n "${SMOKE:-}" ]; then
   DUR=1s CONNS=4 REPS=1 LIMIT=40
 fi
@@ -60,11 +67,11 @@ fail() { echo "bench: $*" >&2; for f in "$W"/*.log; do echo "--- $f" >&2; tail -
 # could meanwhile become another test's connection. The range is the one
 # bench/mesh uses (see internal/testkit's Ports); benchmarks never run at
 # once, and the smoke test runs one after the other.
-read -r P_SERVER P_MESH_APP P_MESH_ON P_MESH_OFF P_ON P_OFF P_BACKEND P_NGX_ON P_NGX_OFF P_PPROF P_PPROF_OFF P_BASE P_MESH_BASE < <(python3 -c '
+read -r P_SERVER P_MESH_APP P_MESH_ON P_MESH_OFF P_ON P_OFF P_BACKEND P_NGX_ON P_NGX_OFF P_PPROF P_PPROF_OFF P_BASE P_MESH_BASE P_PPROF_AGENT < <(python3 -c '
 import random, socket
 ports = []
 for _ in range(2000):
-    if len(ports) == 13:
+    if len(ports) == 14:
         break
     p = random.randrange(10000, 14000)
     if p in ports:
@@ -78,7 +85,7 @@ for _ in range(2000):
     finally:
         s.close()
 print(" ".join(str(p) for p in ports))')
-[ -n "$P_MESH_BASE" ] || { echo "bench: no 13 free ports in 10000-13999" >&2; exit 1; }
+[ -n "$P_PPROF_AGENT" ] || { echo "bench: no 14 free ports in 10000-13999" >&2; exit 1; }
 
 # wait_http URL: until something answers (any status), at most 60 s.
 wait_http() {
@@ -139,7 +146,7 @@ moat svc register --node edge-base --name gateway-base --port "$P_BASE" >/dev/nu
 printf "default: deny\nrules:\n  - name: edge-to-app\n    from: [gateway, gateway-nowaf, gateway-base]\n    to: app\n    ports: [%s]\n" "$P_BACKEND" >"$W/intentions.yaml"
 moat policy apply -f "$W/intentions.yaml" >/dev/null
 tok=$(moat token create --node app 2>/dev/null)
-"$W/moat" agent --data-dir "$W/app" --server "$MOAT_SERVER" --node app --join "$tok" \
+MOAT_PPROF=${PROFILE:+127.0.0.1:$P_PPROF_AGENT} "$W/moat" agent --data-dir "$W/app" --server "$MOAT_SERVER" --node app --join "$tok" \
   --listen "127.0.0.1:$P_MESH_APP" >"$W/agent.log" 2>&1 & pids+=($!)
 AGENT=$!
 
@@ -152,6 +159,7 @@ for mode in "${modes[@]}"; do
   port=$P_ON mesh=$P_MESH_ON disabled=false svc=gateway bin=$W/moat
   [ $mode = off ] && port=$P_OFF mesh=$P_MESH_OFF disabled=true svc=gateway-nowaf
   [ $mode = base ] && port=$P_BASE mesh=$P_MESH_BASE svc=gateway-base bin=$W/moat-base
+  [ $mode = base ] && [ "$BASE_WAF" = off ] && disabled=true
   cat >"$W/gw-$mode.yaml" <<YAML
 listen: 127.0.0.1:$port
 redirect_listen: "off"
@@ -246,7 +254,7 @@ fi
 nginx -c "$W/nginx.conf" -p "$W"
 for _ in $(seq 50); do [ -s "$W/nginx.pid" ] && break; sleep 0.1; done
 NGX_MASTER=$(cat "$W/nginx.pid")
-[ -z "$BASE" ] || echo "bench: A/B: moat base is $BASE ($BASE_REV, $(git log -1 --format=%cs "$BASE_REV")), current is $(git describe --always --dirty 2>/dev/null); both WAF on, same config, control plane, agent and backend"
+[ -z "$BASE" ] || echo "bench: A/B: moat base is $BASE ($BASE_REV, $(git log -1 --format=%cs "$BASE_REV")), current is $(git describe --always --dirty 2>/dev/null); both WAF $BASE_WAF, same config, control plane, agent and backend"
 echo "bench: nginx + $(dpkg-query -W -f 'libmodsecurity3 ${Version}' libmodsecurity3 2>/dev/null || echo ModSecurity) runs $NGINX_CRS; moat $(git describe --always --dirty 2>/dev/null || echo) runs $MOAT_CRS, paranoia 1 on both"
 
 wait_http "https://127.0.0.1:$P_NGX_ON/"
@@ -300,7 +308,7 @@ server_pids() {
   case $1 in
     "moat WAF on") echo "$GW_ON $AGENT" ;;
     "moat WAF off") echo "$GW_OFF $AGENT" ;;
-    "base WAF on") echo "$GW_BASE $AGENT" ;;
+    "base WAF on" | "base WAF off") echo "$GW_BASE $AGENT" ;;
     *) echo "$NGX_MASTER $(pgrep -P "$NGX_MASTER" | tr '\n' ' ')" ;;
   esac
 }
@@ -313,6 +321,9 @@ measure() {
     local secs=${DUR%s} port=$P_PPROF name=moat; secs=${secs%.*}
     [ "$1" = "moat WAF off" ] && port=$P_PPROF_OFF name=moat-off
     curl -s -o "$W/$name-${2// /-}.pprof" "http://127.0.0.1:$port/debug/pprof/profile?seconds=$((secs > 1 ? secs - 1 : 1))" & prof=$!
+    if [ "$1" = "moat WAF off" ]; then
+      curl -s -o "$W/agent-off-${2// /-}.pprof" "http://127.0.0.1:$P_PPROF_AGENT/debug/pprof/profile?seconds=$((secs > 1 ? secs - 1 : 1))" & prof="$prof $!"
+    fi
   fi
   sp=$(server_pids "$1")
   # shellcheck disable=SC2086
@@ -320,7 +331,8 @@ measure() {
   out=$(wrk -t2 -c"$CONNS" -d"$DUR" --latency -s "$4" "$3" 2>&1) || fail "wrk $3: $out"
   # shellcheck disable=SC2086
   t1=$(cpu_ticks $sp)
-  [ -z "$prof" ] || wait "$prof"
+  # shellcheck disable=SC2086
+  [ -z "$prof" ] || wait $prof
   n=$(awk '/requests in/ {print $1}' <<<"$out")
   cpu=$(awk -v d=$((t1 - t0)) -v hz="$CLK_TCK" -v n="$n" 'BEGIN {printf "%.0f", n ? d * 1e6 / hz / n : 0}')
   rps=$(awk '/Requests\/sec/ {print $2}' <<<"$out")
@@ -353,8 +365,10 @@ for rep in $(seq "$REPS"); do
       # A/B: the two builds back to back, the one going first
       # alternating by repetition and request type, so neither always
       # meets the same moment of the machine's load.
-      run=("moat WAF on|$P_ON" "base WAF on|$P_BASE")
-      (((rep + i) % 2)) && run=("base WAF on|$P_BASE" "moat WAF on|$P_ON")
+      cur_port=$P_ON
+      [ "$BASE_WAF" = off ] && cur_port=$P_OFF
+      run=("$AB_CUR|$cur_port" "$AB_BASE|$P_BASE")
+      (((rep + i) % 2)) && run=("$AB_BASE|$P_BASE" "$AB_CUR|$cur_port")
       i=$((i + 1))
     fi
     for g in "${run[@]}"; do
@@ -362,8 +376,8 @@ for rep in $(seq "$REPS"); do
       measure "$name" "$label" "https://127.0.0.1:$port$path" "$W/$script"
     done
     if [ -n "$BASE" ]; then
-      awk -v y="$label" -v a="$(last "moat WAF on" "$label" 3)" -v b="$(last "base WAF on" "$label" 3)" \
-        -v ca="$(last "moat WAF on" "$label" 7)" -v cb="$(last "base WAF on" "$label" 7)" \
+      awk -v y="$label" -v a="$(last "$AB_CUR" "$label" 3)" -v b="$(last "$AB_BASE" "$label" 3)" \
+        -v ca="$(last "$AB_CUR" "$label" 7)" -v cb="$(last "$AB_BASE" "$label" 7)" \
         'BEGIN {printf "%s|%.4f|%.4f\n", y, (b ? a/b : 0), (cb ? ca/cb : 0)}' >>"$W/pairs"
     fi
   done
@@ -374,18 +388,20 @@ median() { sort -g | awk '{a[NR]=$1} END {if (NR%2) print a[(NR+1)/2]; else prin
 med() { awk -F'|' -v t="$1" -v y="$2" -v c="${3:-3}" '$1==t && $2==y {print $c}' "$W/results" | median; }
 if [ -n "$BASE" ]; then
   pmed() { awk -F'|' -v y="$1" -v c="$2" '$1==y {print $c}' "$W/pairs" | median; }
-  echo "== A/B, WAF on both: current ($(git describe --always --dirty 2>/dev/null)) against base $BASE ($BASE_REV), medians of $REPS"
+  echo "== A/B, WAF $BASE_WAF both: current ($(git describe --always --dirty 2>/dev/null)) against base $BASE ($BASE_REV), medians of $REPS"
   echo "   (pair ratio: current/base of the two runs made back to back, median over repetitions)"
   printf "%-16s %11s %11s %10s %10s %12s %12s %10s %10s\n" "request" "cur req/s" "base req/s" "cur/base" "pair ratio" "cur CPU µs" "base CPU µs" "cur/base" "pair ratio"
   for t in "${types[@]}"; do
     IFS='|' read -r label _ _ <<<"$t"
-    a=$(med "moat WAF on" "$label"); b=$(med "base WAF on" "$label")
-    ca=$(med "moat WAF on" "$label" 7); cb=$(med "base WAF on" "$label" 7)
+    a=$(med "$AB_CUR" "$label"); b=$(med "$AB_BASE" "$label")
+    ca=$(med "$AB_CUR" "$label" 7); cb=$(med "$AB_BASE" "$label" 7)
     awk -v l="$label" -v a="$a" -v b="$b" -v ca="$ca" -v cb="$cb" -v pr="$(pmed "$label" 2)" -v pc="$(pmed "$label" 3)" 'BEGIN {
       printf "%-16s %11.0f %11.0f %9.3fx %9.3fx %12.0f %12.0f %9.3fx %9.3fx\n", l, a, b, (b ? a/b : 0), pr, ca, cb, (cb ? ca/cb : 0), pc }'
   done
-  blocked=$(awk -F'|' '$1=="base WAF on" && $2=="blocked attack" {s+=$6} END {print s+0}' "$W/results")
-  [ "$blocked" -gt 0 ] || fail "the base build's WAF blocked none of the attack requests"
+  if [ "$BASE_WAF" = on ]; then
+    blocked=$(awk -F'|' '$1=="base WAF on" && $2=="blocked attack" {s+=$6} END {print s+0}' "$W/results")
+    [ "$blocked" -gt 0 ] || fail "the base build's WAF blocked none of the attack requests"
+  fi
 else
 echo "== medians of $REPS (req/s), and the ratios the issue sets targets for (≥ 5× nginx+ModSecurity, ≥ 25% of WAF off)"
 printf "%-16s %12s %12s %12s %12s %12s %12s\n" "request" "moat WAF on" "moat WAF off" "nginx+ModSec" "nginx plain" "on/ModSec" "on/off"
@@ -406,10 +422,12 @@ for t in "${types[@]}"; do
     printf "%-16s %12.0f %12.0f %12.0f %12.0f %11.2fx %11.0f%%\n", l, on, off, ms, np, (on ? ms/on : 0), (on ? 100*off/on : 0) }'
 done
 fi
-blocked=$(awk -F'|' '$1=="moat WAF on" && $2=="blocked attack" {s+=$6} END {print s+0}' "$W/results")
-[ "$blocked" -gt 0 ] || fail "moat's WAF blocked none of the attack requests"
+if [ "$BASE_WAF" = on ]; then
+  blocked=$(awk -F'|' '$1=="moat WAF on" && $2=="blocked attack" {s+=$6} END {print s+0}' "$W/results")
+  [ "$blocked" -gt 0 ] || fail "moat's WAF blocked none of the attack requests"
+fi
 
 echo "== detection ($CORPUS)"
 "$W/replay" -url "https://127.0.0.1:$P_ON" -corpus "$CORPUS" -limit "$LIMIT" -name "moat (WAF on)"
-[ -z "$BASE" ] || "$W/replay" -url "https://127.0.0.1:$P_BASE" -corpus "$CORPUS" -limit "$LIMIT" -name "moat base $BASE_REV (WAF on)"
+[ -z "$BASE" ] || [ "$BASE_WAF" = off ] || "$W/replay" -url "https://127.0.0.1:$P_BASE" -corpus "$CORPUS" -limit "$LIMIT" -name "moat base $BASE_REV (WAF on)"
 "$W/replay" -url "https://127.0.0.1:$P_NGX_ON" -corpus "$CORPUS" -limit "$LIMIT" -name "nginx+ModSecurity"

@@ -323,6 +323,7 @@ loop:
 			}
 			g.certs.check()
 			g.flushEvents()
+			g.upstreams.closeStale()
 		}
 	}
 	grace := g.cfg.ShutdownGrace

@@ -570,25 +570,28 @@ func stripClientHeaders(h http.Header) {
 // newProxy builds the reverse proxy into the mesh: the URL host is
 // "service:port", which the transport hands to dial.
 func (g *Gateway) newProxy() *httputil.ReverseProxy {
+	dial := func(ctx context.Context, addr string) (net.Conn, error) {
+		host, port, err := net.SplitHostPort(addr)
+		if err != nil {
+			return nil, err
+		}
+		p, err := strconv.Atoi(port)
+		if err != nil {
+			return nil, err
+		}
+		return g.dial(ctx, host, p)
+	}
 	g.upstreams = newUpstreams(func() *http.Transport {
 		return &http.Transport{
 			DialContext: func(ctx context.Context, _, addr string) (net.Conn, error) {
-				host, port, err := net.SplitHostPort(addr)
-				if err != nil {
-					return nil, err
-				}
-				p, err := strconv.Atoi(port)
-				if err != nil {
-					return nil, err
-				}
-				return g.dial(ctx, host, p)
+				return dial(ctx, addr)
 			},
-			MaxIdleConnsPerHost:   64,
-			IdleConnTimeout:       90 * time.Second,
-			ResponseHeaderTimeout: 60 * time.Second,
+			MaxIdleConnsPerHost:   directIdlePerHost,
+			IdleConnTimeout:       directIdleTimeout,
+			ResponseHeaderTimeout: directHeaderTimeout,
 			ForceAttemptHTTP2:     false,
 		}
-	})
+	}, &directPool{dial: dial, now: g.now})
 	return &httputil.ReverseProxy{
 		Transport:  g.upstreams,
 		BufferPool: &copyBuffers{},

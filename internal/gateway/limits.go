@@ -218,6 +218,9 @@ type limitedConn struct {
 	// unserved: bytes of a request were read that the handler has not
 	// been given (unserved.go).
 	unserved atomic.Bool
+	// h1: the TLS connection negotiated no HTTP/2, known from its first
+	// request on (unserved.go).
+	h1 atomic.Bool
 }
 
 func (c *limitedConn) Close() error {

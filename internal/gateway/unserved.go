@@ -50,8 +50,14 @@ func (g *Gateway) unservedHooks(srv *http.Server) {
 		}
 		switch s {
 		case http.StateActive:
-			if tc, ok := c.(*tls.Conn); ok && tc.ConnectionState().NegotiatedProtocol == "h2" {
-				return
+			// The protocol is read once: the handshake is over before
+			// the first request's bytes, and copying the TLS state
+			// for every request of a connection is work.
+			if !lc.h1.Load() {
+				if tc, ok := c.(*tls.Conn); ok && tc.ConnectionState().NegotiatedProtocol == "h2" {
+					return
+				}
+				lc.h1.Store(true)
 			}
 			lc.unserved.Store(true)
 		case http.StateClosed:

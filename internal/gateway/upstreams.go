@@ -16,19 +16,26 @@ import (
 // that request ends (http.Transport closes the connections that become
 // idle after CloseIdleConnections, until it is used again, and an old
 // transport is not).
+//
+// Direct requests (isDirect: most of a gateway's) take connections of
+// their own (direct.go), renewed and closed with the transport's.
 type upstreams struct {
-	fresh func() *http.Transport
-	cur   atomic.Pointer[http.Transport]
-	gens  atomic.Uint64 // transports made after the first
+	fresh  func() *http.Transport
+	cur    atomic.Pointer[http.Transport]
+	gens   atomic.Uint64 // transports made after the first
+	direct *directPool
 }
 
-func newUpstreams(fresh func() *http.Transport) *upstreams {
-	u := &upstreams{fresh: fresh}
+func newUpstreams(fresh func() *http.Transport, direct *directPool) *upstreams {
+	u := &upstreams{fresh: fresh, direct: direct}
 	u.cur.Store(fresh())
 	return u
 }
 
 func (u *upstreams) RoundTrip(r *http.Request) (*http.Response, error) {
+	if isDirect(r) {
+		return u.direct.roundTrip(r)
+	}
 	return u.cur.Load().RoundTrip(r)
 }
 
@@ -38,10 +45,18 @@ func (u *upstreams) renew() {
 	old := u.cur.Swap(u.fresh())
 	u.gens.Add(1)
 	old.CloseIdleConnections()
+	u.direct.renew()
 }
 
-// closeIdle closes the current transport's idle connections.
-func (u *upstreams) closeIdle() { u.cur.Load().CloseIdleConnections() }
+// closeIdle closes the idle connections.
+func (u *upstreams) closeIdle() {
+	u.cur.Load().CloseIdleConnections()
+	u.direct.closeIdle(false)
+}
+
+// closeStale closes the direct connections idle for directIdleTimeout
+// (the transport times out its own).
+func (u *upstreams) closeStale() { u.direct.closeIdle(true) }
 
 // followCredentials renews the upstream connections at every change of
 // the credentials they are made with, until ctx ends.

@@ -1,0 +1,444 @@
+package gateway
+
+import (
+	"bufio"
+	"compress/gzip"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httptrace"
+	"net/textproto"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"golang.org/x/net/http/httpguts"
+)
+
+// The upstream connections of direct requests: an http.Transport hands
+// each request between three goroutines (the handler's, its connection's
+// writer and its reader, which then waits for the body's end to take the
+// next response), a wake-up each; a direct request is written, and its
+// answer read, on the handler's goroutine, which returns the connection
+// to the pool when the body ends.
+const (
+	// directIdlePerHost is the most idle connections kept per upstream,
+	// as http.Transport's MaxIdleConnsPerHost.
+	directIdlePerHost = 64
+	// directIdleTimeout closes a connection idle longer.
+	directIdleTimeout = 90 * time.Second
+	// directHeaderTimeout bounds the wait for an answer's header.
+	directHeaderTimeout = 60 * time.Second
+	// directMaxHeader bounds an answer's header, its 1xx answers'
+	// included unless forwarded (http.Transport's default).
+	directMaxHeader = 10 << 20
+	// directMaxBody is the largest body a direct request carries.
+	directMaxBody = 64 << 10
+)
+
+// isDirect reports whether r is sent as a direct request: one without a
+// protocol upgrade, whose body, if any, is of a known length up to
+// directMaxBody. Such a body is written whole before the answer is read
+// (it fits the stream's window whether or not the service reads it);
+// a larger or chunked one needs http.Transport's writer, which goes on
+// writing while the answer is read.
+func isDirect(r *http.Request) bool {
+	if r.URL.Scheme != "http" || r.Header.Get("Upgrade") != "" {
+		return false
+	}
+	return r.Body == nil || r.Body == http.NoBody || (r.ContentLength > 0 && r.ContentLength <= directMaxBody)
+}
+
+// replayable reports whether r may be sent again on a fresh connection
+// when a pooled one fails before any answer: http.Transport's rule, a
+// GET, HEAD or OPTIONS without a body, or a request carrying an
+// idempotency key.
+func replayable(r *http.Request) bool {
+	if r.Body != nil && r.Body != http.NoBody {
+		return false
+	}
+	switch r.Method {
+	case http.MethodGet, http.MethodHead, http.MethodOptions:
+		return true
+	}
+	_, key := r.Header["Idempotency-Key"]
+	_, xkey := r.Header["X-Idempotency-Key"]
+	return key || xkey
+}
+
+// directPool holds the idle connections of direct requests, per upstream.
+type directPool struct {
+	dial func(ctx context.Context, addr string) (net.Conn, error)
+	now  func() time.Time
+
+	mu   sync.Mutex // guards the fields below
+	idle map[string][]*directConn
+	gen  uint64 // connections of an older generation are not reused
+}
+
+// directConn is one upstream connection.
+type directConn struct {
+	pool  *directPool
+	addr  string
+	gen   uint64
+	conn  net.Conn
+	lr    limitReader
+	br    *bufio.Reader
+	bw    *bufio.Writer
+	since time.Time // idle since
+	used  bool      // has carried a request
+}
+
+// limitReader bounds what an answer's header reads; the body reads on.
+type limitReader struct {
+	r    io.Reader
+	left int64 // < 0: no bound
+}
+
+func (l *limitReader) Read(p []byte) (int, error) {
+	if l.left < 0 {
+		return l.r.Read(p)
+	}
+	if l.left == 0 {
+		return 0, errHeaderTooLarge
+	}
+	if int64(len(p)) > l.left {
+		p = p[:l.left]
+	}
+	n, err := l.r.Read(p)
+	l.left -= int64(n)
+	return n, err
+}
+
+var errHeaderTooLarge = fmt.Errorf("gateway: the service's answer header exceeds %d bytes", directMaxHeader)
+
+// get takes an idle connection to addr, or dials one.
+func (p *directPool) get(ctx context.Context, addr string) (*directConn, error) {
+	now := p.now()
+	p.mu.Lock()
+	for {
+		cs := p.idle[addr]
+		if len(cs) == 0 {
+			break
+		}
+		c := cs[len(cs)-1]
+		cs[len(cs)-1] = nil
+		p.idle[addr] = cs[:len(cs)-1]
+		if c.gen == p.gen && now.Sub(c.since) < directIdleTimeout {
+			p.mu.Unlock()
+			if c.alive() {
+				return c, nil
+			}
+			_ = c.conn.Close()
+			p.mu.Lock()
+			continue
+		}
+		_ = c.conn.Close()
+	}
+	gen := p.gen
+	p.mu.Unlock()
+	nc, err := p.dial(ctx, addr)
+	if err != nil {
+		return nil, err
+	}
+	c := &directConn{pool: p, addr: addr, gen: gen, conn: nc}
+	c.lr = limitReader{r: nc, left: -1}
+	c.br = bufio.NewReader(&c.lr)
+	c.bw = bufio.NewWriter(nc)
+	return c, nil
+}
+
+// alive reports whether an idle connection may carry a request: the
+// service has neither closed it nor sent anything unasked (which
+// http.Transport's reader, waiting on every idle connection, notices as it
+// comes). A socket is asked of the kernel; a mesh stream is read with a
+// deadline in the past, which answers from what the stream holds without
+// waiting. A request that finds its pooled connection closed before any
+// answer anyway is sent again on a fresh one (roundTrip).
+func (c *directConn) alive() bool {
+	if c.br.Buffered() > 0 {
+		return false
+	}
+	if sc, ok := c.conn.(syscall.Conn); ok {
+		if alive, ok := socketAlive(sc); ok {
+			return alive
+		}
+	}
+	if c.conn.SetReadDeadline(time.Unix(1, 0)) != nil {
+		return false
+	}
+	_, err := c.br.Peek(1)
+	if err == nil {
+		return false // an answer nobody asked for
+	}
+	var ne net.Error
+	return errors.As(err, &ne) && ne.Timeout()
+}
+
+// put returns c to the pool, or closes it.
+func (p *directPool) put(c *directConn) {
+	c.since = p.now()
+	p.mu.Lock()
+	if c.gen != p.gen || len(p.idle[c.addr]) >= directIdlePerHost {
+		p.mu.Unlock()
+		_ = c.conn.Close()
+		return
+	}
+	if p.idle == nil {
+		p.idle = map[string][]*directConn{}
+	}
+	p.idle[c.addr] = append(p.idle[c.addr], c)
+	p.mu.Unlock()
+}
+
+// renew starts a generation: the idle connections are closed, and those
+// carrying a request are closed when it ends.
+func (p *directPool) renew() {
+	p.mu.Lock()
+	p.gen++
+	idle := p.idle
+	p.idle = nil
+	p.mu.Unlock()
+	closeAll(idle)
+}
+
+// closeIdle closes the idle connections; with stale set, only those idle
+// for directIdleTimeout or longer.
+func (p *directPool) closeIdle(stale bool) {
+	now := p.now()
+	var gone map[string][]*directConn
+	p.mu.Lock()
+	for addr, cs := range p.idle {
+		keep := cs[:0]
+		for _, c := range cs {
+			if stale && now.Sub(c.since) < directIdleTimeout {
+				keep = append(keep, c)
+				continue
+			}
+			if gone == nil {
+				gone = map[string][]*directConn{}
+			}
+			gone[addr] = append(gone[addr], c)
+		}
+		clear(cs[len(keep):])
+		if len(keep) == 0 {
+			delete(p.idle, addr)
+		} else {
+			p.idle[addr] = keep
+		}
+	}
+	p.mu.Unlock()
+	closeAll(gone)
+}
+
+func closeAll(m map[string][]*directConn) {
+	for _, cs := range m {
+		for _, c := range cs {
+			_ = c.conn.Close()
+		}
+	}
+}
+
+// roundTrip sends a direct request (isDirect). A pooled connection that
+// fails before the first byte of an answer (the service closed it while
+// it was idle) is given up, and a replayable request sent again on a
+// fresh one.
+func (p *directPool) roundTrip(r *http.Request) (*http.Response, error) {
+	if err := validHeaders(r.Header); err != nil {
+		return nil, err
+	}
+	// Asked for gzip and decoded as http.Transport does, when the request
+	// names no coding (the response rules read text); decided once, for
+	// every connection the request is sent on.
+	gz := r.Header.Get("Accept-Encoding") == "" && r.Header.Get("Range") == "" && r.Method != http.MethodHead
+	if gz {
+		r.Header["Accept-Encoding"] = []string{"gzip"}
+	}
+	ctx := r.Context()
+	for {
+		c, err := p.get(ctx, r.URL.Host)
+		if err != nil {
+			return nil, err
+		}
+		reused := c.used
+		c.used = true
+		resp, answered, err := c.roundTrip(r, gz)
+		if err == nil {
+			return resp, nil
+		}
+		_ = c.conn.Close()
+		if ctx.Err() != nil {
+			return nil, ctx.Err()
+		}
+		if !reused || answered || !replayable(r) {
+			return nil, err
+		}
+	}
+}
+
+// validHeaders refuses what http.Transport refuses to send: a field name
+// or value that is not one.
+func validHeaders(h http.Header) error {
+	for k, vv := range h {
+		if !httpguts.ValidHeaderFieldName(k) {
+			return fmt.Errorf("net/http: invalid header field name %q", k)
+		}
+		for _, v := range vv {
+			if !httpguts.ValidHeaderFieldValue(v) {
+				return fmt.Errorf("net/http: invalid header field value for %q", k)
+			}
+		}
+	}
+	return nil
+}
+
+// roundTrip writes r and reads its answer's header, decoding a gzip body
+// when gz (the pool asked for it); answered reports whether any of the
+// answer had arrived when it failed.
+func (c *directConn) roundTrip(r *http.Request, gz bool) (resp *http.Response, answered bool, err error) {
+	ctx := r.Context()
+	stop := context.AfterFunc(ctx, func() { _ = c.conn.Close() })
+	defer func() {
+		if err != nil {
+			stop()
+		}
+	}()
+	if err = r.Write(bodyBehind{c.bw}); err == nil {
+		err = c.bw.Flush()
+	}
+	if err != nil {
+		return nil, false, err
+	}
+	_ = c.conn.SetReadDeadline(time.Now().Add(directHeaderTimeout)) // the socket's clock
+	c.lr.left = directMaxHeader
+	trace := httptrace.ContextClientTrace(ctx)
+	for {
+		if _, err = c.br.Peek(1); err != nil {
+			return nil, false, c.headerErr(err)
+		}
+		resp, err = http.ReadResponse(c.br, r)
+		if err != nil {
+			return nil, true, c.headerErr(err)
+		}
+		code := resp.StatusCode
+		if code == http.StatusSwitchingProtocols {
+			// isDirect asked for no upgrade.
+			return nil, true, errors.New("gateway: the service switched protocols on a request that asked for none")
+		}
+		if code < 100 || code > 199 {
+			break
+		}
+		if trace != nil && trace.Got1xxResponse != nil {
+			if err = trace.Got1xxResponse(code, textproto.MIMEHeader(resp.Header)); err != nil {
+				return nil, true, err
+			}
+			c.lr.left = directMaxHeader
+		}
+	}
+	c.lr.left = -1
+	_ = c.conn.SetReadDeadline(time.Time{})
+	keep := !resp.Close && !r.Close
+	b := &directBody{rc: resp.Body, c: c, keep: keep, stop: stop}
+	resp.Body = b
+	if gz && strings.EqualFold(resp.Header.Get("Content-Encoding"), "gzip") {
+		resp.Body = &gunzipBody{body: b}
+		resp.Header.Del("Content-Encoding")
+		resp.Header.Del("Content-Length")
+		resp.ContentLength = -1
+		resp.Uncompressed = true
+	}
+	return resp, true, nil
+}
+
+// bodyBehind is a connection's writer as Request.Write sees it: not a
+// *bufio.Writer, which it would flush after the header when the body is
+// not in memory, so that the header and a direct request's body (small,
+// known length) leave in one write, one frame of the mesh stream and one
+// write of the destination agent to the service, not two.
+type bodyBehind struct{ *bufio.Writer }
+
+// headerErr names an answer's header that was too large or too slow.
+func (c *directConn) headerErr(err error) error {
+	if c.lr.left == 0 {
+		return errHeaderTooLarge
+	}
+	var ne net.Error
+	if errors.As(err, &ne) && ne.Timeout() {
+		return fmt.Errorf("gateway: no answer header from the service within %v", directHeaderTimeout)
+	}
+	return err
+}
+
+// directBody is a direct answer's body: its end returns the connection to
+// the pool, a Close before it closes the connection.
+type directBody struct {
+	rc     io.ReadCloser
+	c      *directConn
+	keep   bool
+	stop   func() bool
+	done   bool  // the connection is given up
+	err    error // what Read returns once done
+	closed bool
+}
+
+func (b *directBody) Read(p []byte) (int, error) {
+	if b.closed {
+		return 0, http.ErrBodyReadAfterClose
+	}
+	if b.done {
+		return 0, b.err
+	}
+	n, err := b.rc.Read(p)
+	if err != nil {
+		b.err = err
+		b.finish(err == io.EOF)
+	}
+	return n, err
+}
+
+func (b *directBody) Close() error {
+	b.closed = true
+	if !b.done {
+		b.err = http.ErrBodyReadAfterClose
+		b.finish(false)
+	}
+	return nil
+}
+
+// finish ends the body's use of the connection: back to the pool after
+// the whole body, when both sides keep it and the request was not
+// cancelled meanwhile; closed otherwise.
+func (b *directBody) finish(eof bool) {
+	b.done = true
+	cancelled := !b.stop()
+	if eof && b.keep && !cancelled {
+		b.c.pool.put(b.c)
+		return
+	}
+	_ = b.c.conn.Close()
+}
+
+// gunzipBody decodes a body the transport asked for in gzip.
+type gunzipBody struct {
+	body *directBody
+	zr   *gzip.Reader
+	err  error
+}
+
+func (g *gunzipBody) Read(p []byte) (int, error) {
+	if g.err != nil {
+		return 0, g.err
+	}
+	if g.zr == nil {
+		if g.zr, g.err = gzip.NewReader(g.body); g.err != nil {
+			return 0, g.err
+		}
+	}
+	return g.zr.Read(p)
+}
+
+func (g *gunzipBody) Close() error { return g.body.Close() }
