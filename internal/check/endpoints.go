@@ -604,7 +604,7 @@ func (m *Model) buildEndpoints(byType map[string][]*tf.Resource) {
 	// alone; it never has a public address, so it matters for paths from
 	// peers and for --reach.
 	for _, r := range byType["aws_efs_mount_target"] {
-		e := &Endpoint{Addr: r.Address, Kind: "efs", DataTier: true, Res: r, Ports: []int{2049}}
+		e := &Endpoint{Addr: r.Address, Kind: "efs", DataTier: true, Res: r, Ports: []int{2049}, Interior: "EFS mount targets never have a public address"}
 		e.Subnets = m.subnetsIn(e, r.Values, "subnet_id")
 		m.attachSGs(e, r.Values, "security_groups")
 		e.Listens = listensOn(e.Ports)

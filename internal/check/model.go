@@ -296,6 +296,10 @@ type Endpoint struct {
 	// SourceOnly: it takes no connection at all (Listens admits no port);
 	// it only opens connections, as a member of its groups.
 	SourceOnly bool
+	// Interior, when set, says why the endpoint never has a public
+	// address, whatever its subnet (an EFS mount target): no internet
+	// address reaches it, only those its VPC routes to it.
+	Interior string
 	// Reaches, when not nil, holds the only ranges a source may open
 	// connections to (a Client VPN endpoint's authorization rules).
 	Reaches []netip.Prefix

@@ -325,12 +325,27 @@ func (m *Model) openGroup(fs *findings, rule string, g *SG, ranges []portRange, 
 				sev, path, why = m.openEvidence(g, d.ranges, users, assumed)
 			}
 		}
+		if !svc {
+			sev, why = appPortSeverity(sev, why)
+		}
 		if assumed {
 			fs.addSev(rule, sev, d.res, path, "%smay admit every internet address on %s (%s); %s", who, own, strings.Join(dedup(d.assumed), "; "), why)
 			continue
 		}
 		fs.addSev(rule, sev, d.res, path, "%sadmits %s on %s; %s", who, m.worldText(d.set), own, why)
 	}
+}
+
+// appPortSeverity grades an exposure on ports no admin, data-store or
+// well-known service uses (AWS-NET-011, AZ-NET-001 on such ports alone) one
+// step below what is proven: what listens there is an application's, an
+// exposure but no known-dangerous service, so a proven path from the
+// internet at large is high and anything less medium; why says so.
+func appPortSeverity(sev Severity, why string) (Severity, string) {
+	if sev <= Medium {
+		return sev, why
+	}
+	return sev - 1, fmt.Sprintf("%s; %s, not %s: no admin, data-store or well-known service port is among them", why, sev-1, sev)
 }
 
 // openEvidence is what is proven of the internet reaching, on ranges, the
@@ -381,6 +396,19 @@ probe:
 			names = append(names, e.Addr)
 		}
 		why = fmt.Sprintf("it is attached only to %s, which takes no connection; wherever else it is attached the internet reaches those ports", strings.Join(dedup(names), ", "))
+	case len(users) > 0 && !slices.ContainsFunc(users, func(e *Endpoint) bool { return !e.SourceOnly && e.Interior == "" }):
+		// No internet address reaches what carries it now: the rule
+		// admits every address its VPC routes there (its own, peers',
+		// VPNs'), which AWS-NET-010 judges; wherever else it is
+		// attached, it admits the world.
+		var names, whys []string
+		for _, e := range users {
+			names = append(names, e.Addr)
+			if e.Interior != "" {
+				whys = append(whys, e.Interior)
+			}
+		}
+		why = fmt.Sprintf("it is attached only to %s, which the internet never reaches (%s): what reaches those ports is every address its VPC routes to them (the VPC's own, peered and VPN networks); wherever else it is attached the internet reaches those ports", strings.Join(dedup(names), ", "), strings.Join(dedup(whys), "; "))
 	case len(users) > 0 || (m.sgUsed[g.Addr] && !g.detached):
 		sev, why = High, "it is attached, but no path from the internet to a listener behind it is proven"
 		if blocked != nil {
