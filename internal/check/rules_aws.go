@@ -553,7 +553,7 @@ func openRanges(g *SG, inet *netipx.IPSet, assumed bool) []portRange {
 // ephemeral range 1024-65535 that return traffic needs, on which the ACL's
 // ordered inbound rules admit the internet at large (wide), and the
 // addresses admitted on them.
-func naclOpenPorts(acl *NACL, inet *netipx.IPSet) ([]string, *netipx.IPSet) {
+func naclOpenPorts(acl *NACL, inet *netipx.IPSet) ([]portRange, *netipx.IPSet) {
 	var admitted netipx.IPSetBuilder
 	cuts := map[int]bool{0: true, 65536: true, 80: true, 81: true, 443: true, 444: true, 1024: true}
 	for _, r := range acl.Ingress {
@@ -564,7 +564,7 @@ func naclOpenPorts(acl *NACL, inet *netipx.IPSet) ([]string, *netipx.IPSet) {
 		bounds = append(bounds, c)
 	}
 	sort.Ints(bounds)
-	var out []string
+	var out []portRange
 	for i := 0; i+1 < len(bounds); i++ {
 		lo, hi := bounds[i], bounds[i+1]-1
 		if lo == 80 && hi == 80 || lo == 443 && hi == 443 || lo >= 1024 || lo > 65535 {
@@ -575,7 +575,7 @@ func naclOpenPorts(acl *NACL, inet *netipx.IPSet) ([]string, *netipx.IPSet) {
 			continue // only ranges of known size somewhere: not the world
 		}
 		if !empty(got) && wide(inet, got, nil) {
-			out = append(out, portText("tcp", lo, hi))
+			out = append(out, portRange{"tcp", lo, hi})
 			admitted.AddSet(got)
 		}
 	}
@@ -598,7 +598,7 @@ func naclOpenPorts(acl *NACL, inet *netipx.IPSet) ([]string, *netipx.IPSet) {
 			continue
 		}
 		if !empty(got) && wide(inet, got, nil) {
-			out = append(out, portText("tcp", sp.Port, sp.Port))
+			out = append(out, portRange{"tcp", sp.Port, sp.Port})
 			admitted.AddSet(got)
 		}
 	}
