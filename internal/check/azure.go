@@ -933,7 +933,7 @@ func ruleFor(e *Endpoint, rule string) string {
 func azureRules() []Rule {
 	return []Rule{
 		{RuleNSGWorldOpen, High, "Network security group admits the whole internet beyond 80/443",
-			"An inbound NSG rule allows the internet at large: every internet address, or public ranges wider than a /8 of IPv4 or a /13 of IPv6 (the most any one network holds), such as 0.0.0.0/1, 2600::/12 or a firewall range from 1.2.3.4 to 2.3.4.5; private ranges such as 10.0.0.0/8 hold no internet address (source *, Internet, Any or such ranges) on ports other than 80 and 443, before any deny of higher priority. The finding stands wherever the NSG is declared: critical when a path from the internet reaches a virtual machine behind it, high when it is attached but no path is proven, medium when nothing in the scanned code associates it, or when the ports are open only through a source read at its most permissive (a service tag not modelled, a prefix not known statically) and no path is found either: the NSG then may admit the internet, and the finding says why.",
+			"An inbound NSG rule allows the internet at large: every internet address, or public ranges wider than a /8 of IPv4 or a /13 of IPv6 (the most any one network holds), such as 0.0.0.0/1, 2600::/12 or a firewall range from 1.2.3.4 to 2.3.4.5; private ranges such as 10.0.0.0/8 hold no internet address (source *, Internet, Any or such ranges) on ports other than 80 and 443, before any deny of higher priority. The finding stands wherever the NSG is declared: critical when a path from the internet reaches a virtual machine behind it on an admin, data-store or well-known service port (those AWS-NET-003 names), high when a path reaches one on other ports alone or the NSG is attached but no path is proven, medium when the NSG is attached, no path is proven and it opens no such port (other ports are graded one step lower, as AWS-NET-011 is), or when nothing in the scanned code associates it, or when the ports are open only through a source read at its most permissive (a service tag not modelled, a prefix not known statically) and no path is found either: the NSG then may admit the internet, and the finding says why.",
 			"Allow the port only from known ranges or application security groups, or reach machines through Azure Bastion or the moat gateway."},
 		{RuleAzExposedPort, Critical, "Admin or data-store port of a machine or cluster reachable from the internet",
 			"SSH, RDP, a database or another admin or data-store port of a virtual machine can be opened from internet addresses: the VM (or scale set, or AKS node pool placed in its subnet by vnet_subnet_id) has a public IP or sits behind a public load balancer that forwards the port, its virtual network routes to the internet (Azure's system route) and the NSGs of its subnet and network interface allow the port. An AKS cluster that is not private is reported when its API server admits internet addresses (no authorized IP ranges admits every one). The ports that the same addresses reach make one finding that lists them; it is critical when they are the internet at large (public ranges wider than a /8 of IPv4 or a /13 of IPv6, the most any one network holds) and medium, naming the range, when they are a bounded one such as an office's /24.",
@@ -1064,29 +1064,33 @@ func (m *Model) azureNSGRules(fs *findings) {
 		if onlyAssumed {
 			admits = "may admit" // every port open only through what was assumed
 		}
+		// Service ports first: a machine reached on one is critical,
+		// one reached on other ports alone is graded as AWS-NET-011 is.
+		svc, other := splitServices(open)
 		done, reached := false, false
 		var blocked *Result
-		for _, e := range users[n] {
-			for _, o := range open {
-				for _, p := range o.probe(e) {
-					res := m.Reach(inet, e, o.proto, p)
-					reached = reached || res.Reachable
-					if res.Reachable && len(res.Assumed) == 0 {
-						fs.addSev(RuleNSGWorldOpen, Critical, n.Res, res.Path, "admits %s on %s; %s %s is reached from the internet on %s", m.worldText(admitted), what, e.Kind, e.Addr, portText(o.proto, p, p))
-						done = true
-						break
-					}
-					if blocked == nil {
-						r := res
-						blocked = &r
+	probe:
+		for i, ranges := range [][]portRange{svc, other} {
+			for _, e := range users[n] {
+				for _, o := range ranges {
+					for _, p := range o.probe(e) {
+						res := m.Reach(inet, e, o.proto, p)
+						reached = reached || res.Reachable
+						if res.Reachable && len(res.Assumed) == 0 {
+							sev, why := Critical, fmt.Sprintf("%s %s is reached from the internet on %s", e.Kind, e.Addr, portText(o.proto, p, p))
+							if i == 1 {
+								sev, why = appPortSeverity(sev, why)
+							}
+							fs.addSev(RuleNSGWorldOpen, sev, n.Res, res.Path, "admits %s on %s; %s", m.worldText(admitted), what, why)
+							done = true
+							break probe
+						}
+						if blocked == nil {
+							r := res
+							blocked = &r
+						}
 					}
 				}
-				if done {
-					break
-				}
-			}
-			if done {
-				break
 			}
 		}
 		switch {
@@ -1101,6 +1105,9 @@ func (m *Model) azureNSGRules(fs *findings) {
 			sev := High
 			if onlyAssumed && !reached {
 				sev = Medium // neither the source nor a path is known, as for a security group (openGroup)
+			}
+			if len(svc) == 0 {
+				sev, why = appPortSeverity(sev, why)
 			}
 			fs.addSev(RuleNSGWorldOpen, sev, n.Res, path, "%s %s on %s; %s", admits, m.worldText(admitted), what, why)
 		default:

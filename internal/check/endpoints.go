@@ -604,12 +604,13 @@ func (m *Model) buildEndpoints(byType map[string][]*tf.Resource) {
 	// alone; it never has a public address, so it matters for paths from
 	// peers and for --reach.
 	for _, r := range byType["aws_efs_mount_target"] {
-		e := &Endpoint{Addr: r.Address, Kind: "efs", DataTier: true, Res: r, Ports: []int{2049}}
+		e := &Endpoint{Addr: r.Address, Kind: "efs", DataTier: true, Res: r, Ports: []int{2049}, Interior: "EFS mount targets never have a public address"}
 		e.Subnets = m.subnetsIn(e, r.Values, "subnet_id")
 		m.attachSGs(e, r.Values, "security_groups")
 		e.Listens = listensOn(e.Ports)
 		add(e)
 	}
+	searchPolicies := m.searchPolicies(byType)
 	for _, typ := range []string{"aws_opensearch_domain", "aws_elasticsearch_domain"} {
 		for _, r := range byType[typ] {
 			// A domain's endpoint answers HTTPS on 443, and HTTP on 80
@@ -624,6 +625,7 @@ func (m *Model) buildEndpoints(byType map[string][]*tf.Resource) {
 				m.attachSGs(e, vo, "security_group_ids")
 			} else {
 				e.Managed, e.Public, e.Why, e.Allowed = true, true, "domain has no vpc_options: its endpoint is public", allInternet
+				e.Gate = m.searchGate(r, searchPolicies[r.Address])
 			}
 			add(e)
 		}

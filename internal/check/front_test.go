@@ -58,7 +58,7 @@ func TestFrontDoorsPublishPrivateBackends(t *testing.T) {
 		t.Errorf("front hop %q does not say the method takes no authorization", r.Path[1].Detail)
 	}
 
-	t.Log("the world-open group of a target the API publishes is critical, with the API on its path")
+	t.Log("the world-open group of a target the API publishes is high (8080 is an application's port), with the API on its path")
 	rep := run(t, "testdata/paths/front-doors")
 	var got []Finding
 	for _, f := range active(rep, RuleWorldOpenOther) {
@@ -66,8 +66,8 @@ func TestFrontDoorsPublishPrivateBackends(t *testing.T) {
 			got = append(got, f)
 		}
 	}
-	if len(got) != 1 || got[0].Severity != Critical || len(got[0].Path) < 2 || got[0].Path[1].Addr != "aws_api_gateway_rest_api.api" {
-		t.Errorf("want AWS-NET-011 critical on aws_security_group.app through the API, got %+v", got)
+	if len(got) != 1 || got[0].Severity != High || len(got[0].Path) < 2 || got[0].Path[1].Addr != "aws_api_gateway_rest_api.api" {
+		t.Errorf("want AWS-NET-011 high on aws_security_group.app through the API, got %+v", got)
 	}
 }
 

@@ -270,6 +270,11 @@ type Endpoint struct {
 	// the address ranges admitted.
 	Managed bool
 	Allowed []netip.Prefix
+	// Gate, when set, says what authenticates every request the endpoint
+	// takes (a search domain whose access policy names its principals, or
+	// whose fine-grained access control is on): the internet reaching it
+	// gets in only with credentials, and its exposure is medium (gated).
+	Gate string
 	// InVPC: a managed endpoint that also answers on interfaces in
 	// Subnets, behind SGs (an EKS API with public and private access):
 	// the internet reaches it by Allowed, its networks by those
@@ -291,6 +296,10 @@ type Endpoint struct {
 	// SourceOnly: it takes no connection at all (Listens admits no port);
 	// it only opens connections, as a member of its groups.
 	SourceOnly bool
+	// Interior, when set, says why the endpoint never has a public
+	// address, whatever its subnet (an EFS mount target): no internet
+	// address reaches it, only those its VPC routes to it.
+	Interior string
 	// Reaches, when not nil, holds the only ranges a source may open
 	// connections to (a Client VPN endpoint's authorization rules).
 	Reaches []netip.Prefix

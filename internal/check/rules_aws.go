@@ -102,22 +102,26 @@ func (m *Model) awsRules(fs *findings) {
 			if len(g.ports) > 1 {
 				verb = "are"
 			}
-			fs.addSev(rule, m.exposureSeverity(g.set, nil, fs.rules[rule].Severity), e.Res, g.path, "tcp %s %s reachable from the internet (%s)", portSummary(g.ports, g.names), verb, g.from)
+			sev, msg := gated(e, m.exposureSeverity(g.set, nil, fs.rules[rule].Severity), fmt.Sprintf("tcp %s %s reachable from the internet (%s)", portSummary(g.ports, g.names), verb, g.from))
+			fs.addSev(rule, sev, e.Res, g.path, "%s", msg)
 			fs.list[len(fs.list)-1].Paths = g.portPaths()
 		}
 		if len(assumedG.ports) > 0 {
 			// Not proven: what could not be evaluated was read at its most
 			// permissive. One finding for the endpoint, not one per port.
-			fs.addSev(rule, m.exposureSeverity(assumedRes.From, assumedRes.Bound, High), e.Res, assumedRes.Path, "tcp %s may be reachable from the internet: %s",
-				portSummary(assumedG.ports, assumedG.names), strings.Join(dedup(assumedRes.Assumed), "; "))
+			sev, msg := gated(e, m.exposureSeverity(assumedRes.From, assumedRes.Bound, High), fmt.Sprintf("tcp %s may be reachable from the internet: %s",
+				portSummary(assumedG.ports, assumedG.names), strings.Join(dedup(assumedRes.Assumed), "; ")))
+			fs.addSev(rule, sev, e.Res, assumedRes.Path, "%s", msg)
 			fs.list[len(fs.list)-1].Paths = assumedG.portPaths()
 		}
 		if e.DataTier {
 			if path, ok := m.exposure(e); ok && !e.inSubnet(path) {
 				// Through a subnet it may be in (SubnetsMaybe): not proven.
-				fs.add(RuleDataTierPublic, e.Res, path, "%s may have a public path: %s; %s", e.Kind, e.Why, e.SubnetsUnknown)
+				sev, msg := gated(e, fs.rules[RuleDataTierPublic].Severity, fmt.Sprintf("%s may have a public path: %s; %s", e.Kind, e.Why, e.SubnetsUnknown))
+				fs.addSev(RuleDataTierPublic, sev, e.Res, path, "%s", msg)
 			} else if ok {
-				fs.add(RuleDataTierPublic, e.Res, path, "%s has a public path: %s", e.Kind, e.Why)
+				sev, msg := gated(e, fs.rules[RuleDataTierPublic].Severity, fmt.Sprintf("%s has a public path: %s", e.Kind, e.Why))
+				fs.addSev(RuleDataTierPublic, sev, e.Res, path, "%s", msg)
 			} else if e.SubnetsAny && !e.Azure {
 				fs.addSev(RuleDataTierPublic, Medium, e.Res, nil, "%s is configured public (%s); %s, so wherever it is routed to an internet gateway only its security groups stand in the way", e.Kind, e.Why, e.SubnetsUnknown)
 			} else if len(e.Subnets) == 0 && len(e.SubnetsMaybe) == 0 && !e.Azure && e.Unplaced != "" {
@@ -549,7 +553,7 @@ func openRanges(g *SG, inet *netipx.IPSet, assumed bool) []portRange {
 // ephemeral range 1024-65535 that return traffic needs, on which the ACL's
 // ordered inbound rules admit the internet at large (wide), and the
 // addresses admitted on them.
-func naclOpenPorts(acl *NACL, inet *netipx.IPSet) ([]string, *netipx.IPSet) {
+func naclOpenPorts(acl *NACL, inet *netipx.IPSet) ([]portRange, *netipx.IPSet) {
 	var admitted netipx.IPSetBuilder
 	cuts := map[int]bool{0: true, 65536: true, 80: true, 81: true, 443: true, 444: true, 1024: true}
 	for _, r := range acl.Ingress {
@@ -560,7 +564,7 @@ func naclOpenPorts(acl *NACL, inet *netipx.IPSet) ([]string, *netipx.IPSet) {
 		bounds = append(bounds, c)
 	}
 	sort.Ints(bounds)
-	var out []string
+	var out []portRange
 	for i := 0; i+1 < len(bounds); i++ {
 		lo, hi := bounds[i], bounds[i+1]-1
 		if lo == 80 && hi == 80 || lo == 443 && hi == 443 || lo >= 1024 || lo > 65535 {
@@ -571,7 +575,7 @@ func naclOpenPorts(acl *NACL, inet *netipx.IPSet) ([]string, *netipx.IPSet) {
 			continue // only ranges of known size somewhere: not the world
 		}
 		if !empty(got) && wide(inet, got, nil) {
-			out = append(out, portText("tcp", lo, hi))
+			out = append(out, portRange{"tcp", lo, hi})
 			admitted.AddSet(got)
 		}
 	}
@@ -594,7 +598,7 @@ func naclOpenPorts(acl *NACL, inet *netipx.IPSet) ([]string, *netipx.IPSet) {
 			continue
 		}
 		if !empty(got) && wide(inet, got, nil) {
-			out = append(out, portText("tcp", sp.Port, sp.Port))
+			out = append(out, portRange{"tcp", sp.Port, sp.Port})
 			admitted.AddSet(got)
 		}
 	}

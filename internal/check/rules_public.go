@@ -3,6 +3,7 @@ package check
 import (
 	"encoding/json"
 	"fmt"
+	"net/netip"
 	"slices"
 	"strings"
 
@@ -76,20 +77,7 @@ func (m *Model) publicServices(byType map[string][]*tf.Resource, fs *findings) {
 			fs.add(RuleLambdaURLOpen, r, nil, "grants %s to Principal \"*\" without source_arn, source_account or principal_org_id: every AWS account invokes the function", orDash(str(r.Values, "action")))
 		}
 	}
-	// Domain policies may be resources of their own, naming the domain.
-	policies := map[string][]*tf.Resource{}
-	for _, pt := range [][2]string{{"aws_opensearch_domain_policy", "aws_opensearch_domain"}, {"aws_elasticsearch_domain_policy", "aws_elasticsearch_domain"}} {
-		for _, p := range byType[pt[0]] {
-			// A domain is named by domain_name, which the model's
-			// lookup by name does not index.
-			name := str(p.Values, "domain_name")
-			for _, d := range byType[pt[1]] {
-				if name != "" && (str(d.Values, "domain_name") == name || d.Address == m.addr(name)) {
-					policies[d.Address] = append(policies[d.Address], p)
-				}
-			}
-		}
-	}
+	policies := m.searchPolicies(byType)
 	for _, typ := range []string{"aws_opensearch_domain", "aws_elasticsearch_domain"} {
 		for _, r := range byType[typ] {
 			if block(r.Values, "vpc_options") != nil || unknown(r.Values, "vpc_options") {
@@ -116,6 +104,132 @@ func (m *Model) publicServices(byType map[string][]*tf.Resource, fs *findings) {
 			}
 		}
 	}
+}
+
+// searchPolicies returns the domain policies (aws_opensearch_domain_policy,
+// aws_elasticsearch_domain_policy) of each search domain, by its address.
+func (m *Model) searchPolicies(byType map[string][]*tf.Resource) map[string][]*tf.Resource {
+	policies := map[string][]*tf.Resource{}
+	for _, pt := range [][2]string{{"aws_opensearch_domain_policy", "aws_opensearch_domain"}, {"aws_elasticsearch_domain_policy", "aws_elasticsearch_domain"}} {
+		for _, p := range byType[pt[0]] {
+			// A domain is named by domain_name, which the model's
+			// lookup by name does not index.
+			name := str(p.Values, "domain_name")
+			for _, d := range byType[pt[1]] {
+				if name != "" && (str(d.Values, "domain_name") == name || d.Address == m.addr(name)) {
+					policies[d.Address] = append(policies[d.Address], p)
+				}
+			}
+		}
+	}
+	return policies
+}
+
+// principalKeys are the condition keys that name who signed a request:
+// a statement for every principal under one of them still takes signed
+// requests alone.
+var principalKeys = []string{"aws:PrincipalOrgID", "aws:PrincipalOrgPaths", "aws:PrincipalAccount", "aws:PrincipalArn"}
+
+// searchGate says what authenticates every request from the internet at
+// large that a public search domain (r) takes, given its domain policies;
+// "" when a request may get in unsigned from there, or that is not known.
+// Fine-grained access control without anonymous access authenticates every
+// request, whatever the policy. Else every access policy shown must be
+// known statically, and each statement that may allow must name its
+// principals, bound every principal by a condition on who signed
+// (principalKeys), or admit unsigned requests only from addresses of its
+// aws:SourceIp condition that no more than one network holds (wide): from
+// anywhere else an unsigned request matches none. A domain with no policy
+// in the scanned code may have one elsewhere, and is not judged.
+func (m *Model) searchGate(r *tf.Resource, policies []*tf.Resource) string {
+	if aso := block(r.Values, "advanced_security_options"); boolean(aso, "enabled", false) && !unknown(aso, "anonymous_auth_enabled") && !boolean(aso, "anonymous_auth_enabled", false) {
+		return "fine-grained access control authenticates every request (advanced_security_options, without anonymous access)"
+	}
+	var docs []string
+	if has(r.Values, "access_policies") || unknown(r.Values, "access_policies") {
+		doc, _ := document(r.Values, "access_policies")
+		docs = append(docs, doc)
+	}
+	for _, p := range policies {
+		doc, _ := document(p.Values, "access_policies")
+		docs = append(docs, doc)
+	}
+	if len(docs) == 0 {
+		return ""
+	}
+	var unsigned []string
+	for _, doc := range docs {
+		ss := statements(doc)
+		if len(ss) == 0 {
+			return ""
+		}
+		for _, s := range ss {
+			switch {
+			case s.Effect == "Deny":
+			case strings.Contains(fmt.Sprint(s.Principal), tf.UnknownJSON):
+				return ""
+			case !s.everyone() || s.conditionOn(principalKeys...):
+			default:
+				ips, ok := m.sourceIPs(s)
+				if !ok {
+					return ""
+				}
+				unsigned = append(unsigned, ips...)
+			}
+		}
+	}
+	if len(unsigned) > 0 {
+		return fmt.Sprintf("its access policy admits unsigned requests only from %s (aws:SourceIp), and from elsewhere only requests signed (SigV4) by the principals it names", strings.Join(dedup(unsigned), ", "))
+	}
+	return "its access policy admits only requests signed (SigV4) by the principals it names"
+}
+
+// sourceIPs returns the addresses an IpAddress condition on aws:SourceIp
+// of s bounds it to, when every one is known statically and together they
+// are no more than one network holds (wide).
+func (m *Model) sourceIPs(s statement) ([]string, bool) {
+	var out []string
+	var ps []netip.Prefix
+	for op, tests := range s.Condition {
+		if !strings.EqualFold(op, "IpAddress") {
+			continue
+		}
+		t, _ := tests.(map[string]any)
+		for k, v := range t {
+			if !strings.EqualFold(k, "aws:SourceIp") {
+				continue
+			}
+			vals, _ := v.([]any)
+			if str, ok := v.(string); ok {
+				vals = []any{str}
+			}
+			for _, e := range vals {
+				text, _ := e.(string)
+				p, err := netip.ParsePrefix(text)
+				if err != nil {
+					a, aerr := netip.ParseAddr(text)
+					if aerr != nil {
+						return nil, false
+					}
+					p = netip.PrefixFrom(a, a.BitLen())
+				}
+				out, ps = append(out, text), append(ps, p.Masked())
+			}
+		}
+	}
+	if len(ps) == 0 || wide(m.Internet().Set, setOf(ps...), nil) {
+		return nil, false
+	}
+	return out, true
+}
+
+// gated lowers sev to medium for an endpoint whose every request is
+// authenticated (Endpoint.Gate), and says why after msg.
+func gated(e *Endpoint, sev Severity, msg string) (Severity, string) {
+	if e.Gate == "" {
+		return sev, msg
+	}
+	return min(sev, Medium), msg + "; medium, not higher: " + e.Gate + ", so the internet at large reaches the endpoint but gets in only with credentials, and no network control stands in their way"
 }
 
 // notebookInternet reports SageMaker notebook instances with direct

@@ -273,7 +273,25 @@ func (m *Model) worldOpen(fs *findings) {
 			}
 		}
 	}
-	seen := map[string]bool{}
+	m.worldOpenACLs(fs, inet.Set)
+}
+
+// aclGuard is a public endpoint in a subnet a network ACL may govern.
+type aclGuard struct {
+	s *Subnet
+	e *Endpoint
+}
+
+// worldOpenACLs flags the network ACLs of public subnets that admit the
+// world (AWS-NET-003). An ACL is stateless and subnet-wide; allowing all is
+// AWS's default and the VPC module's, and the security groups filter: the
+// finding is low while no group of the public endpoints it guards admits
+// the internet at large on those ports, medium, naming one, where a group
+// does too (the exposure itself is the group's and the endpoint's
+// finding).
+func (m *Model) worldOpenACLs(fs *findings, inet *netipx.IPSet) {
+	guards := map[*NACL][]aclGuard{}
+	var order []*NACL
 	for _, e := range m.Endpoints {
 		if _, ok := m.exposure(e); !ok || e.Managed {
 			continue
@@ -281,22 +299,59 @@ func (m *Model) worldOpen(fs *findings) {
 		for _, s := range e.Subnets {
 			// Each ACL that may govern the subnet, not only its own.
 			for _, acl := range s.ACLs() {
-				if acl == nil || acl.Stateful || seen[acl.Addr] {
+				if acl == nil || acl.Stateful {
 					continue
 				}
-				seen[acl.Addr] = true
-				open, admitted := naclOpenPorts(acl, inet.Set)
-				if len(open) == 0 {
-					continue
+				if _, ok := guards[acl]; !ok {
+					order = append(order, acl)
 				}
-				if acl != s.ACL() {
-					fs.add(RuleWorldOpen, acl.Res, nil, "admits %s inbound on %s, and may govern subnet %s of public %s %s (%s)", m.worldText(admitted), strings.Join(open, ", "), s.Addr, e.Kind, e.Addr, acl.SubnetsUnknown)
-					continue
-				}
-				fs.add(RuleWorldOpen, acl.Res, nil, "admits %s inbound on %s (subnet %s of public %s %s)", m.worldText(admitted), strings.Join(open, ", "), s.Addr, e.Kind, e.Addr)
+				guards[acl] = append(guards[acl], aclGuard{s, e})
 			}
 		}
 	}
+	for _, acl := range order {
+		open, admitted := naclOpenPorts(acl, inet)
+		if len(open) == 0 {
+			continue
+		}
+		sev, also := Low, "; no security group of what it guards admits the internet at large on those ports: the groups filter them, and an ACL allowing all is AWS's default"
+		if why := m.groupsOpenOn(guards[acl], open, inet); why != "" {
+			sev, also = Medium, "; "+why+" too, so the ACL is no second line there"
+		}
+		var texts []string
+		for _, o := range open {
+			texts = append(texts, portText(o.proto, o.from, o.to))
+		}
+		ports := strings.Join(texts, ", ")
+		g := guards[acl][0]
+		if acl != g.s.ACL() {
+			fs.addSev(RuleWorldOpen, sev, acl.Res, nil, "admits %s inbound on %s, and may govern subnet %s of public %s %s (%s)%s", m.worldText(admitted), ports, g.s.Addr, g.e.Kind, g.e.Addr, acl.SubnetsUnknown, also)
+			continue
+		}
+		fs.addSev(RuleWorldOpen, sev, acl.Res, nil, "admits %s inbound on %s (subnet %s of public %s %s)%s", m.worldText(admitted), ports, g.s.Addr, g.e.Kind, g.e.Addr, also)
+	}
+}
+
+// groupsOpenOn says which security group of the guarded endpoints admits
+// the internet at large (or may: a source not known statically) on a port
+// of open, and on which; "" when none does. An endpoint whose groups are not
+// known statically is read as behind one that does.
+func (m *Model) groupsOpenOn(guards []aclGuard, open []portRange, inet *netipx.IPSet) string {
+	for _, g := range guards {
+		if g.e.SGsUnknown != "" {
+			return fmt.Sprintf("the security groups of %s are not known statically (%s): read as admitting the internet at large on them", g.e.Addr, g.e.SGsUnknown)
+		}
+		for _, sg := range m.groupsOf(g.e, g.s.VPC) {
+			for _, r := range openRanges(sg, inet, true) {
+				for _, o := range open {
+					if r.proto == o.proto && r.from <= o.to && o.from <= r.to {
+						return fmt.Sprintf("%s admits the internet at large on %s to %s", sg.Addr, portText(o.proto, max(r.from, o.from), min(r.to, o.to)), g.e.Addr)
+					}
+				}
+			}
+		}
+	}
+	return ""
 }
 
 // openGroup reports that g admits the world on ranges (named by what), at
@@ -325,12 +380,27 @@ func (m *Model) openGroup(fs *findings, rule string, g *SG, ranges []portRange, 
 				sev, path, why = m.openEvidence(g, d.ranges, users, assumed)
 			}
 		}
+		if !svc {
+			sev, why = appPortSeverity(sev, why)
+		}
 		if assumed {
 			fs.addSev(rule, sev, d.res, path, "%smay admit every internet address on %s (%s); %s", who, own, strings.Join(dedup(d.assumed), "; "), why)
 			continue
 		}
 		fs.addSev(rule, sev, d.res, path, "%sadmits %s on %s; %s", who, m.worldText(d.set), own, why)
 	}
+}
+
+// appPortSeverity grades an exposure on ports no admin, data-store or
+// well-known service uses (AWS-NET-011, AZ-NET-001 on such ports alone) one
+// step below what is proven: what listens there is an application's, an
+// exposure but no known-dangerous service, so a proven path from the
+// internet at large is high and anything less medium; why says so.
+func appPortSeverity(sev Severity, why string) (Severity, string) {
+	if sev <= Medium {
+		return sev, why
+	}
+	return sev - 1, fmt.Sprintf("%s; %s, not %s: no admin, data-store or well-known service port is among them", why, sev-1, sev)
 }
 
 // openEvidence is what is proven of the internet reaching, on ranges, the
@@ -381,6 +451,19 @@ probe:
 			names = append(names, e.Addr)
 		}
 		why = fmt.Sprintf("it is attached only to %s, which takes no connection; wherever else it is attached the internet reaches those ports", strings.Join(dedup(names), ", "))
+	case len(users) > 0 && !slices.ContainsFunc(users, func(e *Endpoint) bool { return !e.SourceOnly && e.Interior == "" }):
+		// No internet address reaches what carries it now: the rule
+		// admits every address its VPC routes there (its own, peers',
+		// VPNs'), which AWS-NET-010 judges; wherever else it is
+		// attached, it admits the world.
+		var names, whys []string
+		for _, e := range users {
+			names = append(names, e.Addr)
+			if e.Interior != "" {
+				whys = append(whys, e.Interior)
+			}
+		}
+		why = fmt.Sprintf("it is attached only to %s, which the internet never reaches (%s): what reaches those ports is every address its VPC routes to them (the VPC's own, peered and VPN networks); wherever else it is attached the internet reaches those ports", strings.Join(dedup(names), ", "), strings.Join(dedup(whys), "; "))
 	case len(users) > 0 || (m.sgUsed[g.Addr] && !g.detached):
 		sev, why = High, "it is attached, but no path from the internet to a listener behind it is proven"
 		if blocked != nil {

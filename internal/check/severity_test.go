@@ -1,0 +1,223 @@
+package check
+
+import (
+	"strings"
+	"testing"
+)
+
+// publicSubnet is a VPC with a subnet routed to an internet gateway; tests
+// add what runs in it.
+const publicSubnet = `
+resource "aws_vpc" "main" {
+  cidr_block = "10.0.0.0/16"
+}
+resource "aws_internet_gateway" "main" {
+  vpc_id = aws_vpc.main.id
+}
+resource "aws_subnet" "public" {
+  vpc_id     = aws_vpc.main.id
+  cidr_block = "10.0.1.0/24"
+}
+resource "aws_route_table" "public" {
+  vpc_id = aws_vpc.main.id
+  route {
+    cidr_block = "0.0.0.0/0"
+    gateway_id = aws_internet_gateway.main.id
+  }
+}
+resource "aws_route_table_association" "public" {
+  subnet_id      = aws_subnet.public.id
+  route_table_id = aws_route_table.public.id
+}
+`
+
+// worldGroup is a security group "name" admitting every address on port.
+func worldGroup(name, port string) string {
+	return `
+resource "aws_security_group" "` + name + `" {
+  vpc_id = aws_vpc.main.id
+  ingress {
+    from_port   = ` + port + `
+    to_port     = ` + port + `
+    protocol    = "tcp"
+    cidr_blocks = ["0.0.0.0/0"]
+  }
+}
+`
+}
+
+// publicInstance is an instance "name" with a public address in the
+// public subnet, behind group.
+func publicInstance(name, group string) string {
+	return `
+resource "aws_instance" "` + name + `" {
+  ami                         = "ami-12345678"
+  instance_type               = "t3.micro"
+  subnet_id                   = aws_subnet.public.id
+  associate_public_ip_address = true
+  vpc_security_group_ids      = [aws_security_group.` + group + `.id]
+  metadata_options {
+    http_tokens = "required"
+  }
+}
+`
+}
+
+// wantOne fails unless rule has one active finding on addr, at sev, whose
+// message says every one of words.
+func wantOne(t *testing.T, rep *Report, rule, addr string, sev Severity, words ...string) {
+	t.Helper()
+	got := activeOn(rep, rule, addr)
+	if len(got) != 1 || got[0].Severity != sev {
+		t.Errorf("%s on %s: %+v, want one at %s", rule, addr, got, sev)
+		return
+	}
+	for _, w := range words {
+		if !strings.Contains(got[0].Message, w) {
+			t.Errorf("%s on %s says %q, want it to say %q", rule, addr, got[0].Message, w)
+		}
+	}
+}
+
+// TestSearchDomainGate: a public search domain whose access policy admits
+// every principal unconditionally is open to anyone (critical, and its
+// public path high); one whose policy names the principals it admits takes
+// only requests they sign (SigV4), and one with fine-grained access control
+// authenticates every request, and one whose policy admits every principal
+// only from an office's range takes unsigned requests from there alone: the
+// internet at large reaches their endpoints, but only credentials get in,
+// so both findings are medium and say why.
+func TestSearchDomainGate(t *testing.T) {
+	policy := func(principal, condition string) string {
+		return `jsonencode({
+    Version = "2012-10-17"
+    Statement = [{
+      Effect    = "Allow"
+      Principal = { AWS = ` + principal + ` }
+      Action    = "es:*"
+      Resource  = "arn:aws:es:eu-west-1:123456789012:domain/d/*"` + condition + `
+    }]
+  })`
+	}
+	domain := func(name, policy, extra string) string {
+		return `
+resource "aws_opensearch_domain" "` + name + `" {
+  domain_name = "` + name + `"
+  domain_endpoint_options {
+    enforce_https = true
+  }
+  access_policies = ` + policy + `
+` + extra + `
+}
+`
+	}
+	const fgac = `
+  advanced_security_options {
+    enabled                        = true
+    internal_user_database_enabled = true
+  }
+`
+	src := domain("open", policy(`"*"`, ""), "") +
+		domain("signed", policy(`["arn:aws:iam::123456789012:role/app"]`, ""), "") +
+		domain("fgac", policy(`"*"`, ""), fgac) +
+		domain("org", policy(`"*"`, `
+      Condition = { StringEquals = { "aws:PrincipalOrgID" = "o-abc123" } }`), "") +
+		domain("anyip", policy(`"*"`, `
+      Condition = { IpAddress = { "aws:SourceIp" = ["0.0.0.0/0"] } }`), "") +
+		domain("office", policy(`"*"`, `
+      Condition = { IpAddress = { "aws:SourceIp" = ["203.0.113.0/24"] } }`), "")
+	rep := checkSource(t, src)
+	for _, name := range []string{"open", "anyip"} {
+		addr := "aws_opensearch_domain." + name
+		wantOne(t, rep, RuleExposedPort, addr, Critical, "tcp 443")
+		wantOne(t, rep, RuleDataTierPublic, addr, High)
+	}
+	for name, why := range map[string]string{
+		"signed": "requests signed (SigV4) by the principals",
+		"org":    "requests signed (SigV4) by the principals",
+		"fgac":   "fine-grained access control authenticates every request",
+		"office": "unsigned requests only from 203.0.113.0/24 (aws:SourceIp)",
+	} {
+		addr := "aws_opensearch_domain." + name
+		wantOne(t, rep, RuleExposedPort, addr, Medium, "tcp 443", why)
+		wantOne(t, rep, RuleDataTierPublic, addr, Medium, why)
+	}
+}
+
+// TestEFSWorldOpenGroup: an EFS mount target never has a public address,
+// so a group open to the world on NFS that only mount targets carry is
+// reached from no internet address: what it admits is every address of its
+// VPC and the networks routed to it, and the finding is medium and says
+// so. The same group on a public instance is reached from the internet.
+func TestEFSWorldOpenGroup(t *testing.T) {
+	efs := publicSubnet + worldGroup("nfs", "2049") + `
+resource "aws_efs_file_system" "data" {
+  encrypted  = true
+  kms_key_id = "arn:aws:kms:eu-west-1:123456789012:key/abc"
+}
+resource "aws_efs_mount_target" "a" {
+  file_system_id  = aws_efs_file_system.data.id
+  subnet_id       = aws_subnet.public.id
+  security_groups = [aws_security_group.nfs.id]
+}
+`
+	wantOne(t, checkSource(t, efs), RuleWorldOpen, "aws_security_group.nfs", Medium, "never have a public address")
+	wantOne(t, checkSource(t, efs+publicInstance("web", "nfs")), RuleWorldOpen, "aws_security_group.nfs", Critical)
+}
+
+// TestAppPortSeverity: an application port that no admin, data-store or
+// well-known service uses, open to the world on a public instance, is an
+// exposure, high (AWS-NET-011); critical stays for the ports of
+// AWS-NET-003. So on Azure, where one NSG finding covers every port:
+// critical when a machine is reached on such a port, high when only on
+// others.
+func TestAppPortSeverity(t *testing.T) {
+	aws := func(port string) *Report {
+		return checkSource(t, publicSubnet+worldGroup("web", port)+publicInstance("web", "web"))
+	}
+	wantOne(t, aws("81"), RuleWorldOpenOther, "aws_security_group.web", High, "tcp 81")
+	wantOne(t, aws("22"), RuleWorldOpen, "aws_security_group.web", Critical, "tcp 22")
+	azure := func(port string) *Report {
+		return checkSource(t, azureBase+`
+resource "azurerm_network_security_group" "app" {
+  name = "nsg-app"
+}
+`+nsgRule("in", 100, "Allow", port, `"Internet"`))
+	}
+	wantOne(t, azure("8080"), RuleNSGWorldOpen, "azurerm_network_security_group.app", High, "tcp 8080", "no admin, data-store or well-known service port")
+	wantOne(t, azure("22"), RuleNSGWorldOpen, "azurerm_network_security_group.app", Critical, "tcp 22")
+}
+
+// TestAllowAllACLSeverity: a network ACL that allows everything, AWS's
+// default and the VPC module's, leaves filtering to the security groups:
+// on a public subnet whose instances' groups admit the world on none of
+// its ports it is low; where a group admits the world on one of them too,
+// medium, naming it.
+func TestAllowAllACLSeverity(t *testing.T) {
+	const acl = `
+resource "aws_network_acl" "public" {
+  vpc_id     = aws_vpc.main.id
+  subnet_ids = [aws_subnet.public.id]
+  ingress {
+    rule_no    = 100
+    action     = "allow"
+    protocol   = "-1"
+    from_port  = 0
+    to_port    = 0
+    cidr_block = "0.0.0.0/0"
+  }
+  egress {
+    rule_no    = 100
+    action     = "allow"
+    protocol   = "-1"
+    from_port  = 0
+    to_port    = 0
+    cidr_block = "0.0.0.0/0"
+  }
+}
+`
+	rep := checkSource(t, publicSubnet+acl+worldGroup("web", "443")+publicInstance("web", "web"))
+	wantOne(t, rep, RuleWorldOpen, "aws_network_acl.public", Low, "no security group")
+	rep = checkSource(t, publicSubnet+acl+worldGroup("web", "22")+publicInstance("web", "web"))
+	wantOne(t, rep, RuleWorldOpen, "aws_network_acl.public", Medium, "tcp 22", "aws_security_group.web")
+}
