@@ -66,7 +66,9 @@ type staleKey struct{}
 // trying the cluster as the first did), so a reader making several reads
 // waits for the lost quorum once and reads one member's copy throughout.
 // Writes never fall back. The embedded store always answers with its one
-// copy.
+// copy. A member's copy may be behind its cluster (cut off from it, or
+// slow): a read under AllowStale serves display alone, never a decision
+// that lets a caller in or hands out a credential.
 func AllowStale(ctx context.Context) (context.Context, *Stale) {
 	s := &Stale{}
 	return context.WithValue(ctx, staleKey{}, s), s
