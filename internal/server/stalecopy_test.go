@@ -15,6 +15,8 @@ import (
 	clientv3 "go.etcd.io/etcd/client/v3"
 
 	"moat/internal/api"
+	"moat/internal/ca"
+	"moat/internal/identity"
 	"moat/internal/store"
 	"moat/internal/store/storetest"
 	"moat/internal/testkit"
@@ -139,6 +141,63 @@ func (f *authFixture) serverOn(t *testing.T, url string, wrap func(store.Store) 
 	b := *f
 	b.srv = srv
 	return &b
+}
+
+// TestLaggingWatchGrantsNothing: a server whose watch of the store lags
+// (its copy of the revocation list is not yet the store's) grants nothing
+// a revocation made through another server took away: no SVID for a
+// revoked service, no join of a revoked node with a token issued before,
+// no renewal of a node certificate revoked by its serial.
+func TestLaggingWatchGrantsNothing(t *testing.T) {
+	url := storetest.StartEtcd(t)
+	f := newAuthFixtureWith(t, authOptions{etcd: []string{url}})
+	node := f.joinNode(t, "web-2")
+	reg := api.Registration{Name: "api", Node: "web-2", Port: 8080}
+	if code, e := f.call(t, f.accs["op"].session, "POST", api.PathServices, reg, nil); code != http.StatusOK {
+		t.Fatalf("register api: %d %s", code, e.Error)
+	}
+	var tok api.TokenResponse
+	if code, e := f.call(t, f.accs["admin"].session, "POST", api.PathTokens, api.TokenRequest{Node: "web-3"}, &tok); code != http.StatusOK {
+		t.Fatalf("token create: %d %s", code, e.Error)
+	}
+	b := f.serverOn(t, url, func(st store.Store) store.Store { return heldWatch{st} })
+
+	t.Log("revocations through the first server, which the second's watch has not brought")
+	for _, req := range []api.RevokeRequest{{Service: "api"}, {Node: "web-3"}, {Serial: identity.SerialHex(node.Leaf.SerialNumber)}} {
+		if code, e := f.call(t, f.accs["admin"].session, "POST", api.PathRevoke, req, nil); code != http.StatusOK {
+			t.Fatalf("revoke %+v: %d %s", req, code, e.Error)
+		}
+	}
+	if v := b.srv.trust.Revocations().Version; v != 0 {
+		t.Fatalf("the second server's revocations are at version %d; want its watch held before any", v)
+	}
+
+	_, csr, err := ca.NewKeyCSR()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if code, e := b.call(t, node, "POST", api.PathSVID, api.SVIDRequest{Service: "api", CSR: csr}, nil); code != http.StatusForbidden {
+		t.Errorf("an SVID for the revoked service api through the lagging server: %d %q, want 403", code, e.Error)
+	}
+	if code, e := b.call(t, nil, "POST", api.PathJoin, api.JoinRequest{Token: tok.Token, Node: "web-3", MeshAddr: "127.0.0.1:7401", CSR: csr}, nil); code != http.StatusForbidden {
+		t.Errorf("the revoked node web-3 joining through the lagging server: %d %q, want 403", code, e.Error)
+	}
+	if code, e := b.call(t, node, "POST", api.PathNodeRenew, api.RenewRequest{CSR: csr}, nil); code != http.StatusUnauthorized {
+		t.Errorf("renewing web-2's certificate revoked by serial through the lagging server: %d %q, want 401", code, e.Error)
+	}
+}
+
+// heldWatch is a store whose watches bring nothing: a server on it lags
+// the store by every change made after it started.
+type heldWatch struct{ store.Store }
+
+func (h heldWatch) Watch(ctx context.Context, prefix string, fromRev int64) (<-chan store.Event, error) {
+	ch := make(chan store.Event)
+	go func() {
+		<-ctx.Done()
+		close(ch)
+	}()
+	return ch, nil
 }
 
 // watchFirst opens a watch presenting cert and returns its status and, for
