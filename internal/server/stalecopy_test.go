@@ -16,6 +16,7 @@ import (
 
 	"moat/internal/api"
 	"moat/internal/ca"
+	"moat/internal/flow/flowstore"
 	"moat/internal/identity"
 	"moat/internal/store"
 	"moat/internal/store/storetest"
@@ -29,7 +30,7 @@ import (
 // removed since, and an agent whose snapshot would lack a revocation
 // (its watch would take the older list in place of the one it holds)
 // are each refused as unavailable, naming the lost quorum, not answered
-// from the lagging copy.
+// from the lagging copy; and the removed administrator's flow stream ends.
 func TestStaleCopyGrantsNothing(t *testing.T) {
 	all := storetest.StartEtcdCluster(t, 3)
 	// The member left behind is the leader when it stops answering: the
@@ -59,6 +60,8 @@ func TestStaleCopyGrantsNothing(t *testing.T) {
 		t.Fatalf("web-1's watch through the second server: %d %s", code, e.Error)
 	}
 
+	follow := b.follow(t, f.accs["viewer"].cert)
+
 	t.Log("the leader falls behind; changes go through the other two")
 	ms[2].Pause(t)
 	testkit.WaitFor(t, "a write with the third member paused", func() bool {
@@ -80,6 +83,7 @@ func TestStaleCopyGrantsNothing(t *testing.T) {
 	ms[0].Stop()
 	ms[1].Stop()
 	ms[2].Continue(t)
+	follow.ends(t, "the removed administrator's flow stream on the lagging server")
 
 	unavailable := func(what string, code int, e api.Error) {
 		t.Helper()
@@ -120,8 +124,13 @@ func (f *authFixture) serverOn(t *testing.T, url string, wrap func(store.Store) 
 	if wrap != nil {
 		st = wrap(st)
 	}
+	fs, err := flowstore.OpenStore(flowstore.StoreConfig{Dir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { fs.Close() })
 	ctx, cancel := context.WithCancel(f.ctx)
-	srv, err := New(ctx, Config{Listen: "127.0.0.1:0", Name: "b", Store: st, Sealer: f.kr.AEAD(), Audit: f.log, AuditLog: f.log,
+	srv, err := New(ctx, Config{Listen: "127.0.0.1:0", Name: "b", Store: st, Sealer: f.kr.AEAD(), Audit: f.log, AuditLog: f.log, Flows: fs,
 		Heartbeat: 100 * time.Millisecond, Logger: slog.New(slog.DiscardHandler)})
 	if err != nil {
 		cancel()

@@ -74,6 +74,13 @@ func AllowStale(ctx context.Context) (context.Context, *Stale) {
 	return context.WithValue(ctx, staleKey{}, s), s
 }
 
+// NoStale returns ctx without what AllowStale gave it: reads under it are
+// quorum reads, or fail. A check of who may go on (a stream's caller)
+// made while serving a read allowed to be stale reads under it.
+func NoStale(ctx context.Context) context.Context {
+	return context.WithValue(ctx, staleKey{}, (*Stale)(nil))
+}
+
 // read is a Get of key (with opts) within the call's bound; under
 // AllowStale, a read that cannot reach quorum is answered from a member's
 // own copy.
