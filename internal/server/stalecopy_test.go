@@ -3,7 +3,12 @@ package server
 import (
 	"bufio"
 	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/sha256"
 	"crypto/tls"
+	"crypto/x509"
 	"encoding/json"
 	"log/slog"
 	"net/http"
@@ -156,7 +161,8 @@ func (f *authFixture) serverOn(t *testing.T, url string, wrap func(store.Store) 
 // (its copy of the revocation list is not yet the store's) grants nothing
 // a revocation made through another server took away: no SVID for a
 // revoked service, no join of a revoked node with a token issued before,
-// no renewal of a node certificate revoked by its serial.
+// no renewal of a node certificate revoked by its serial, no
+// re-attestation of a revoked node by its pinned key.
 func TestLaggingWatchGrantsNothing(t *testing.T) {
 	url := storetest.StartEtcd(t)
 	f := newAuthFixtureWith(t, authOptions{etcd: []string{url}})
@@ -169,10 +175,29 @@ func TestLaggingWatchGrantsNothing(t *testing.T) {
 	if code, e := f.call(t, f.accs["admin"].session, "POST", api.PathTokens, api.TokenRequest{Node: "web-3"}, &tok); code != http.StatusOK {
 		t.Fatalf("token create: %d %s", code, e.Error)
 	}
+	nodeKey, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pinned, err := x509.MarshalPKIXPublicKey(&nodeKey.PublicKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var tok4 api.TokenResponse
+	if code, e := f.call(t, f.accs["admin"].session, "POST", api.PathTokens, api.TokenRequest{Node: "web-4"}, &tok4); code != http.StatusOK {
+		t.Fatalf("token create: %d %s", code, e.Error)
+	}
+	_, csr, err := ca.NewKeyCSR()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if code, e := f.call(t, nil, "POST", api.PathJoin, api.JoinRequest{Token: tok4.Token, Node: "web-4", MeshAddr: "127.0.0.1:7401", CSR: csr, NodeKey: pinned}, nil); code != http.StatusOK {
+		t.Fatalf("join web-4 with a node key: %d %s", code, e.Error)
+	}
 	b := f.serverOn(t, url, func(st store.Store) store.Store { return heldWatch{st} })
 
 	t.Log("revocations through the first server, which the second's watch has not brought")
-	for _, req := range []api.RevokeRequest{{Service: "api"}, {Node: "web-3"}, {Serial: identity.SerialHex(node.Leaf.SerialNumber)}} {
+	for _, req := range []api.RevokeRequest{{Service: "api"}, {Node: "web-3"}, {Serial: identity.SerialHex(node.Leaf.SerialNumber)}, {Node: "web-4"}} {
 		if code, e := f.call(t, f.accs["admin"].session, "POST", api.PathRevoke, req, nil); code != http.StatusOK {
 			t.Fatalf("revoke %+v: %d %s", req, code, e.Error)
 		}
@@ -181,10 +206,6 @@ func TestLaggingWatchGrantsNothing(t *testing.T) {
 		t.Fatalf("the second server's revocations are at version %d; want its watch held before any", v)
 	}
 
-	_, csr, err := ca.NewKeyCSR()
-	if err != nil {
-		t.Fatal(err)
-	}
 	if code, e := b.call(t, node, "POST", api.PathSVID, api.SVIDRequest{Service: "api", CSR: csr}, nil); code != http.StatusForbidden {
 		t.Errorf("an SVID for the revoked service api through the lagging server: %d %q, want 403", code, e.Error)
 	}
@@ -193,6 +214,14 @@ func TestLaggingWatchGrantsNothing(t *testing.T) {
 	}
 	if code, e := b.call(t, node, "POST", api.PathNodeRenew, api.RenewRequest{CSR: csr}, nil); code != http.StatusUnauthorized {
 		t.Errorf("renewing web-2's certificate revoked by serial through the lagging server: %d %q, want 401", code, e.Error)
+	}
+	re := api.ReattestRequest{Node: "web-4", MeshAddr: "127.0.0.1:7401", CSR: csr, Time: time.Now()}
+	sum := sha256.Sum256(api.ReattestPayload(b.srv.td.Name(), re))
+	if re.Signature, err = ecdsa.SignASN1(rand.Reader, nodeKey, sum[:]); err != nil {
+		t.Fatal(err)
+	}
+	if code, e := b.call(t, nil, "POST", api.PathReattest, re, nil); code != http.StatusForbidden {
+		t.Errorf("the revoked node web-4 re-attesting through the lagging server: %d %q, want 403", code, e.Error)
 	}
 }
 
