@@ -64,6 +64,9 @@ type authOptions struct {
 	now    func() time.Time              // its clock; nil: the system's
 	store  func(store.Store) store.Store // wraps the store it is given; nil: none
 	access func(*AccessConfig)           // changes its access configuration; nil: none
+	// etcd holds the state in that etcd cluster instead of bbolt (the
+	// audit log stays in the data directory); nil: bbolt.
+	etcd []string
 }
 
 func newAuthFixtureWith(t *testing.T, o authOptions) *authFixture {
@@ -81,7 +84,12 @@ func newAuthFixtureWith(t *testing.T, o authOptions) *authFixture {
 		t.Fatal(err)
 	}
 	sealer := NewStoreSealer(kr.AEAD())
-	st, err := store.OpenBolt(store.BoltConfig{Dir: dir, Sealer: sealer})
+	var st store.Store
+	if o.etcd != nil {
+		st, err = store.OpenEtcd(ctx, store.EtcdConfig{Endpoints: o.etcd, Prefix: "/moat/", Sealer: sealer, RequestTimeout: 3 * time.Second})
+	} else {
+		st, err = store.OpenBolt(store.BoltConfig{Dir: dir, Sealer: sealer})
+	}
 	if err != nil {
 		t.Fatal(err)
 	}

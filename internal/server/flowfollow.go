@@ -661,15 +661,21 @@ func (s *Server) credentialEnded(c *caller) bool {
 }
 
 // accountEnded says whether the account an administrator's call began
-// with is no longer: removed, or its name made again. A store that cannot
-// be read ends nothing (revocation and expiry still do).
+// with is no longer: removed, or its name made again, or not confirmed:
+// the account is read with quorum (ctx may allow the answer's reads to be
+// stale, and one member's copy may not hold the removal), and a store
+// without quorum ends the stream, as it refuses a new one.
 func (s *Server) accountEnded(ctx context.Context, c *caller) bool {
 	if c.Kind != identity.KindAdmin {
 		return false
 	}
 	var rec adminRecord
-	err := getJSON(ctx, s.st, prefixAdmin+c.Name, &rec)
-	if errors.Is(err, store.ErrNotFound) {
+	err := getJSON(store.NoStale(ctx), s.st, prefixAdmin+c.Name, &rec)
+	switch {
+	case errors.Is(err, store.ErrNotFound):
+		return true
+	case errors.Is(err, store.ErrUnavailable):
+		s.log.Warn("stream of an administrator ended: the account cannot be read with quorum", "admin", c.Name, "err", err)
 		return true
 	}
 	return err == nil && sameAccount(c, rec) != nil

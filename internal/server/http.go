@@ -123,7 +123,7 @@ func (s *Server) identify(ctx context.Context, r *http.Request) (*caller, error)
 			if errors.Is(err, store.ErrNotFound) {
 				return c, nil // an admin with no role: denied by every check
 			}
-			return nil, err
+			return nil, uncheckedCert("administrator", name, "its account and role", err)
 		}
 		if err := sameAccount(c, rec); err != nil {
 			return c, err // named as the refusal's source
@@ -131,6 +131,18 @@ func (s *Server) identify(ctx context.Context, r *http.Request) (*caller, error)
 		c.Role, c.Account, c.Adopted = rec.Role, rec.Account, rec.Adopted
 	}
 	return c, nil
+}
+
+// uncheckedCert refuses a certificate whose holder's record (what) could
+// not be read: when the store is unavailable, with 503 naming the cause.
+// Such records are read with quorum only, so the refusal says the store
+// could not confirm the record, never that a copy of it was taken.
+func uncheckedCert(kind, name, what string, err error) error {
+	if !errors.Is(err, store.ErrUnavailable) {
+		return err
+	}
+	return errorf(http.StatusServiceUnavailable, "client certificate of %s %q not checked: %s cannot be read with quorum%s; refused until the store answers",
+		kind, name, what, storeCause(err))
 }
 
 // sameAccount refuses an admin certificate issued to another account of
@@ -161,17 +173,16 @@ func (s *Server) sameJoin(ctx context.Context, c *caller) error {
 	if err != nil {
 		return errorf(http.StatusUnauthorized, "client certificate refused: %v", err)
 	}
-	// Without quorum the record is read from the member this server
-	// reaches, as the watch snapshot is: a node's calls (its watch, its
-	// flows) go on through an outage of the store; a join, a write, needs
-	// quorum, so a member's copy misses one only across a partition.
-	sctx, _ := store.AllowStale(ctx)
+	// A quorum read, never one member's copy: a member cut off from its
+	// cluster, or behind it, may not hold the latest join, and would take
+	// the earlier one's certificate. Without quorum the node's calls are
+	// refused; its agent keeps serving with what it holds (SECURITY.md).
 	var node nodeRecord
-	if err := getJSON(sctx, s.st, prefixNode+c.Name, &node); err != nil {
+	if err := getJSON(ctx, s.st, prefixNode+c.Name, &node); err != nil {
 		if errors.Is(err, store.ErrNotFound) {
 			return errorf(http.StatusUnauthorized, "client certificate refused: node %q is not registered: join it with a token", c.Name)
 		}
-		return err
+		return uncheckedCert("node", c.Name, "its latest join", err)
 	}
 	if mark != node.JoinID {
 		return errorf(http.StatusUnauthorized, "client certificate refused: it is of an earlier join of node %q, which joined again at %s",
@@ -231,12 +242,10 @@ func (s *Server) admin(role, action string, h func(context.Context, *caller, *ht
 	mutating := api.RoleRank(role) >= api.RoleRank(api.RoleOperator) || ownCredentialActions[action]
 	return func(w http.ResponseWriter, r *http.Request) {
 		ctx := r.Context()
-		// A read may be answered from one store member's copy when the
-		// store has no quorum; the answer then says so.
-		var stale *store.Stale
-		if r.Method == http.MethodGet {
-			ctx, stale = store.AllowStale(ctx)
-		}
+		// Who calls, in which role, with which factor, is read with
+		// quorum: a member's copy may not hold a removal, a lowered role, a
+		// revoked session. Only a read's answer may then come from one
+		// member's copy when the store has no quorum, and it says so.
 		c, err := s.identify(ctx, r)
 		switch {
 		case err != nil:
@@ -251,6 +260,10 @@ func (s *Server) admin(role, action string, h func(context.Context, *caller, *ht
 			s.refuse(r, c, action, err)
 			writeError(w, err)
 			return
+		}
+		var stale *store.Stale
+		if r.Method == http.MethodGet {
+			ctx, stale = store.AllowStale(ctx)
 		}
 		req := ""
 		if mutating {

@@ -199,7 +199,14 @@ func (s *Server) checkToken(ctx context.Context, req api.JoinRequest) (heldToken
 	case t.rec.Node != req.Node:
 		return t, errorf(http.StatusUnauthorized, "join token refused: it is bound to another node")
 	}
-	if contains(s.trust.Revocations().IDs, mustNodeID(s, req.Node)) {
+	// The list as stored, not this server's copy, which follows the
+	// store's watch and may not hold a revocation made through another
+	// server yet.
+	rev, err := s.currentRevocations(ctx)
+	if err != nil {
+		return t, err
+	}
+	if contains(rev.IDs, mustNodeID(s, req.Node)) {
 		return t, errorf(http.StatusForbidden, "node %q is revoked", req.Node)
 	}
 	return t, nil
@@ -335,6 +342,9 @@ func (s *Server) handleRenew(w http.ResponseWriter, r *http.Request, c *caller) 
 	err := decodeLimit(r, &req, maxNodeBody)
 	if err == nil && req.MeshAddr != "" {
 		err = validateMeshAddr(req.MeshAddr)
+	}
+	if err == nil {
+		err = s.notRevoked(r.Context(), c)
 	}
 	if err != nil {
 		s.refuse(r, c, "node.renew", err)
@@ -494,13 +504,20 @@ func (s *Server) handleSVID(w http.ResponseWriter, r *http.Request, c *caller) {
 		writeError(w, err)
 		return
 	}
-	var rev identity.Revocations
-	if err := getJSON(ctx, s.st, keyRevocations, &rev); err != nil && !errors.Is(err, store.ErrNotFound) {
+	// The revocations as stored, not this server's copy (it follows the
+	// store's watch and may lag): of the node, its certificate, and the
+	// service.
+	stored, err := s.storedTrust(ctx)
+	if err != nil {
 		writeError(w, err)
 		return
 	}
-	if contains(rev.IDs, mustNodeID(s, c.Name)) {
+	if nid, _ := identity.NodeID(s.td, c.Name); stored.Revoked(c.Leaf, nid) {
 		writeError(w, errorf(http.StatusForbidden, "node %q is revoked", c.Name))
+		return
+	}
+	if contains(stored.Revocations().IDs, id.String()) {
+		writeError(w, errorf(http.StatusForbidden, "service %q is revoked", req.Service))
 		return
 	}
 	s.m.issued.WithLabelValues("svc").Inc()

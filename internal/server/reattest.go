@@ -156,7 +156,12 @@ func (s *Server) checkReattest(ctx context.Context, req api.ReattestRequest) (he
 	if !ecdsa.VerifyASN1(pub, sum[:], req.Signature) {
 		return heldNode{}, errorf(http.StatusUnauthorized, "re-attestation refused: the signature is not by the node key pinned at join over this request")
 	}
-	if contains(s.trust.Revocations().IDs, id.String()) {
+	// The list as stored: this server's copy follows the store's watch.
+	rev, err := s.currentRevocations(ctx)
+	if err != nil {
+		return heldNode{}, err
+	}
+	if contains(rev.IDs, id.String()) {
 		return heldNode{}, errorf(http.StatusForbidden, "node %q is revoked", req.Node)
 	}
 	// Whoever holds the node key (root on the node) signs as many as it

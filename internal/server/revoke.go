@@ -111,6 +111,37 @@ func (s *Server) handleRevoke(ctx context.Context, c *caller, r *http.Request) (
 	return api.RevokeResult{Revocations: rev, NotRegistered: notRegistered}, target, nil
 }
 
+// storedTrust holds the revocation list as stored, read with quorum. This
+// server's own trust follows the store's watch, which may lag a
+// revocation made through another server: a call that hands out a
+// credential (a join, a renewal, an SVID) checks against this instead.
+func (s *Server) storedTrust(ctx context.Context) (*identity.Trust, error) {
+	rev, err := s.currentRevocations(ctx)
+	if err != nil {
+		return nil, err
+	}
+	t := identity.NewTrust(identity.TrustConfig{TrustDomain: s.td, Now: s.now})
+	t.Update(nil, rev)
+	return t, nil
+}
+
+// notRevoked refuses the node caller c when the stored revocation list
+// (storedTrust) holds its certificate or its node.
+func (s *Server) notRevoked(ctx context.Context, c *caller) error {
+	stored, err := s.storedTrust(ctx)
+	if err != nil {
+		return err
+	}
+	id, err := identity.NodeID(s.td, c.Name)
+	if err != nil {
+		return errorf(http.StatusUnauthorized, "client certificate refused: %v", err)
+	}
+	if stored.Revoked(c.Leaf, id) {
+		return errorf(http.StatusUnauthorized, "client certificate refused: %v", identity.ErrRevoked)
+	}
+	return nil
+}
+
 // nodeSerials lists the unexpired SVIDs issued to node, with their NotAfter.
 func (s *Server) nodeSerials(ctx context.Context, node string) (map[string]time.Time, error) {
 	kvs, _, err := s.st.List(ctx, prefixIssued)

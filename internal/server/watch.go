@@ -364,15 +364,14 @@ func (s *Server) handleWatch(w http.ResponseWriter, r *http.Request, c *caller) 
 	defer s.hub.unsubscribe(sb)
 	s.m.watches.Inc()
 	defer s.m.watches.Dec()
-	// Without quorum the snapshot is read from the member this server
-	// reaches, so an agent that (re)connects meanwhile still gets the
-	// registry, the intentions and the revocations; the log says so.
-	sctx, stale := store.AllowStale(ctx)
-	snap, revs, err := s.snapshot(sctx)
-	if why := stale.Reason(); why != "" && err == nil {
-		s.log.Warn("watch snapshot served from one store member's copy", "node", c.Name, "why", why)
-	}
+	// The snapshot is read with quorum: an agent takes it in place of what
+	// it holds, so one member's copy, behind the cluster, would take back
+	// revocations, grant revocations and narrowed intentions the agent
+	// already has. Without quorum the watch is refused and the agent keeps
+	// serving with what it holds.
+	snap, revs, err := s.snapshot(ctx)
 	if err != nil {
+		s.log.Warn("watch snapshot not read; watch refused", "node", c.Name, "err", err)
 		writeError(w, err)
 		return
 	}

@@ -66,10 +66,19 @@ type staleKey struct{}
 // trying the cluster as the first did), so a reader making several reads
 // waits for the lost quorum once and reads one member's copy throughout.
 // Writes never fall back. The embedded store always answers with its one
-// copy.
+// copy. A member's copy may be behind its cluster (cut off from it, or
+// slow): a read under AllowStale serves display alone, never a decision
+// that lets a caller in or hands out a credential.
 func AllowStale(ctx context.Context) (context.Context, *Stale) {
 	s := &Stale{}
 	return context.WithValue(ctx, staleKey{}, s), s
+}
+
+// NoStale returns ctx without what AllowStale gave it: reads under it are
+// quorum reads, or fail. A check of who may go on (a stream's caller)
+// made while serving a read allowed to be stale reads under it.
+func NoStale(ctx context.Context) context.Context {
+	return context.WithValue(ctx, staleKey{}, (*Stale)(nil))
 }
 
 // read is a Get of key (with opts) within the call's bound; under

@@ -82,6 +82,15 @@ func TestEtcdQuorumLost(t *testing.T) {
 		wantCause(t, "Put", err, "no etcd quorum (1 of 3 members reachable; ", m2.URL+" (connection refused)", m3.URL+" (connection refused)")
 	})
 
+	t.Run("NoStaleReadsWithQuorum", func(t *testing.T) {
+		ctx, stale := AllowStale(context.Background())
+		_, err := s.Get(NoStale(ctx), "svc/api")
+		wantCause(t, "Get under NoStale", err, "no etcd quorum (1 of 3 members reachable; ")
+		if why := stale.Reason(); why != "" {
+			t.Fatalf("a read under NoStale was answered from a copy: %q", why)
+		}
+	})
+
 	// m2's client port now takes connections and never answers.
 	silent := listenSilent(t, strings.TrimPrefix(m2.URL, "http://"))
 	t.Run("SilentMember", func(t *testing.T) {

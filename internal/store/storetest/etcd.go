@@ -10,6 +10,7 @@ import (
 	"os/exec"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -101,6 +102,26 @@ func (m *EtcdMember) Restart(tb testing.TB) {
 	}
 	if err := m.waitHealthy(time.Now().Add(WaitLimit)); err != nil {
 		tb.Fatal(err)
+	}
+}
+
+// Pause freezes the member's process (SIGSTOP): it takes connections and
+// answers nothing, and the others go on without it. Continue lets it run
+// again; a member paused while the others wrote, and continued once they
+// are gone, answers reads of its own copy from before their writes, as a
+// member cut off from its cluster does.
+func (m *EtcdMember) Pause(tb testing.TB) {
+	tb.Helper()
+	if err := m.cmd.Process.Signal(syscall.SIGSTOP); err != nil {
+		tb.Fatalf("pause etcd member %s: %v", m.Name, err)
+	}
+}
+
+// Continue lets a paused member run again (SIGCONT).
+func (m *EtcdMember) Continue(tb testing.TB) {
+	tb.Helper()
+	if err := m.cmd.Process.Signal(syscall.SIGCONT); err != nil {
+		tb.Fatalf("continue etcd member %s: %v", m.Name, err)
 	}
 }
 
