@@ -10,7 +10,6 @@ import (
 	"os/exec"
 	"strconv"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -112,7 +111,7 @@ func (m *EtcdMember) Restart(tb testing.TB) {
 // member cut off from its cluster does.
 func (m *EtcdMember) Pause(tb testing.TB) {
 	tb.Helper()
-	if err := m.cmd.Process.Signal(syscall.SIGSTOP); err != nil {
+	if err := m.cmd.Process.Signal(sigStop); err != nil {
 		tb.Fatalf("pause etcd member %s: %v", m.Name, err)
 	}
 }
@@ -120,7 +119,7 @@ func (m *EtcdMember) Pause(tb testing.TB) {
 // Continue lets a paused member run again (SIGCONT).
 func (m *EtcdMember) Continue(tb testing.TB) {
 	tb.Helper()
-	if err := m.cmd.Process.Signal(syscall.SIGCONT); err != nil {
+	if err := m.cmd.Process.Signal(sigCont); err != nil {
 		tb.Fatalf("continue etcd member %s: %v", m.Name, err)
 	}
 }
