@@ -183,7 +183,7 @@ func bareNecessity(re *syntax.Regexp, n *necessity) *necessity {
 // test of n: it holds none of bareBytes and is too short for the bare
 // pattern or lacks all its literals.
 func (n *necessity) bareRefuses(t string, b byteSet) bool {
-	return n.bare != nil && !b.meets(bareSet) && (len(t) < n.bare.minLen || !n.bare.litsMayMatch(t))
+	return n.bare != nil && !b.meets(bareSet) && (len(t) < n.bare.minLen || !n.bare.litsMayMatch(t, b))
 }
 
 // A pattern's words and what follows them.

@@ -123,7 +123,7 @@ func (contextAction) Evaluate(_ plugintypes.RuleMetadata, tx plugintypes.Transac
 	v := tx.Variables()
 	txv := v.TX()
 	var discounted []string
-	cache := map[string]bool{}
+	cache := map[memoKey]bool{}
 	var orig originalsSeen
 	sc := memoOf(tx)
 	if sc == nil {
@@ -158,7 +158,7 @@ func (contextAction) Evaluate(_ plugintypes.RuleMetadata, tx plugintypes.Transac
 			benign := true
 			for _, val := range vals {
 				val = percentDecodeAll(val)
-				key := fam.name + "\x00" + val
+				key := memoKey{fam, val}
 				b, seen := cache[key]
 				if !seen {
 					b = sc.benign(fam, val)
@@ -223,7 +223,7 @@ const maxNormalLinks = 8
 // what normalizing reveals (comments for spaces, escapes) is what the
 // normal form is for. The inspection pass also normalizes normal forms;
 // up to depth of them are followed back to the prose.
-func normalOfBenign(fam *family, val string, vals []string, cache map[string]bool, sc *txMemo, depth int) bool {
+func normalOfBenign(fam *family, val string, vals []string, cache map[memoKey]bool, sc *txMemo, depth int) bool {
 	if depth == 0 || len(vals) > maxNormalLinks || sc.score(fam, val) == scoreAttack {
 		// Many values of one name are no value and its normal forms.
 		return false
@@ -243,7 +243,7 @@ func normalOfBenign(fam *family, val string, vals []string, cache map[string]boo
 			}
 			continue
 		}
-		key := fam.name + "\x00" + u
+		key := memoKey{fam, u}
 		b, seen := cache[key]
 		if !seen {
 			b = sc.benign(fam, u)

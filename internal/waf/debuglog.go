@@ -51,36 +51,51 @@ func (l *lazyLogger) With(fs ...debuglog.ContextField) debuglog.Logger {
 	return &lazyLogger{base: l.base, fields: append(l.fields[:len(l.fields):len(l.fields)], fs...), logs: l.logs}
 }
 
-// event is base's event at lvl, with the fields, when base logs at lvl;
-// an event that logs nothing otherwise.
-func (l *lazyLogger) event(lvl debuglog.Level, at func(debuglog.Logger) debuglog.Event) debuglog.Event {
-	if !l.logs[lvl] {
-		return noEvent{}
-	}
+// The level methods answer an event at a level not logged themselves:
+// Coraza asks for hundreds of debug events a request, and on that path
+// the answer is one lookup.
+
+// logger is base with the fields, for an event it logs.
+func (l *lazyLogger) logger() debuglog.Logger {
 	if len(l.fields) == 0 {
-		return at(l.base)
+		return l.base
 	}
-	return at(l.base.With(l.fields...))
+	return l.base.With(l.fields...)
 }
 
 func (l *lazyLogger) Trace() debuglog.Event {
-	return l.event(debuglog.LevelTrace, debuglog.Logger.Trace)
+	if !l.logs[debuglog.LevelTrace] {
+		return noEvent{}
+	}
+	return l.logger().Trace()
 }
 
 func (l *lazyLogger) Debug() debuglog.Event {
-	return l.event(debuglog.LevelDebug, debuglog.Logger.Debug)
+	if !l.logs[debuglog.LevelDebug] {
+		return noEvent{}
+	}
+	return l.logger().Debug()
 }
 
 func (l *lazyLogger) Info() debuglog.Event {
-	return l.event(debuglog.LevelInfo, debuglog.Logger.Info)
+	if !l.logs[debuglog.LevelInfo] {
+		return noEvent{}
+	}
+	return l.logger().Info()
 }
 
 func (l *lazyLogger) Warn() debuglog.Event {
-	return l.event(debuglog.LevelWarn, debuglog.Logger.Warn)
+	if !l.logs[debuglog.LevelWarn] {
+		return noEvent{}
+	}
+	return l.logger().Warn()
 }
 
 func (l *lazyLogger) Error() debuglog.Event {
-	return l.event(debuglog.LevelError, debuglog.Logger.Error)
+	if !l.logs[debuglog.LevelError] {
+		return noEvent{}
+	}
+	return l.logger().Error()
 }
 
 // noEvent is an event at a level not logged: it writes nothing.

@@ -1242,7 +1242,7 @@ func (s *gateState) multiAsks(r *gateRule, node, vi int) bool {
 // of the class. The gate asks only while the transaction is not
 // capturing.
 func (s *gateState) rxAsks(o *rxOp, t string, b byteSet) bool {
-	return len(t) >= o.need.minLen && o.need.litsMayMatch(t) && !o.need.bareRefuses(t, b) && o.match(t)
+	return len(t) >= o.need.minLen && o.need.litsMayMatch(t, b) && !o.need.bareRefuses(t, b) && o.match(t)
 }
 
 // multiRest is multiMayMatch's evaluation, uncached, of steps on v, the

@@ -149,16 +149,21 @@ func (n *necessity) mayMatch(s string) bool {
 	if n.class != nil && !holdsByte(s, n.class) {
 		return false
 	}
-	return n.litsMayMatch(s)
+	return n.litsMayMatch(s, anyBytes)
 }
 
+// anyBytes holds every byte: the bytes of a value not read.
+var anyBytes = byteSet{^uint64(0), ^uint64(0), ^uint64(0), ^uint64(0)}
+
 // litsMayMatch is mayMatch for an s of at least minLen bytes known to
-// hold a byte of class (the gate knows it from the value's byte set).
-func (n *necessity) litsMayMatch(s string) bool {
+// hold a byte of class (the gate knows it from the value's byte set),
+// whose bytes are among b: a value of ASCII bytes alone holds no rune
+// that folds into ASCII, and is not read for one.
+func (n *necessity) litsMayMatch(s string, b byteSet) bool {
 	if len(n.lits) == 0 {
 		return true
 	}
-	if n.fold && foldsIntoASCII(s) {
+	if n.fold && b.pastASCII() && foldsIntoASCII(s) {
 		return true
 	}
 	if n.dfa != nil {

@@ -30,7 +30,7 @@ func TestNormalOfBenign(t *testing.T) {
 		}
 		got := true
 		for _, v := range vals[1:] {
-			if !familySQL.benign(v) && !normalOfBenign(&familySQL, v, vals, map[string]bool{}, newTxMemo(), 3) {
+			if !familySQL.benign(v) && !normalOfBenign(&familySQL, v, vals, map[memoKey]bool{}, newTxMemo(), 3) {
 				got = false
 			}
 		}
@@ -44,7 +44,7 @@ func TestNormalOfBenign(t *testing.T) {
 		many[i] = "He said 'and' -- twice"
 	}
 	many[0] = "He said 'and'     --"
-	if normalOfBenign(&familySQL, many[0], many, map[string]bool{}, newTxMemo(), 3) {
+	if normalOfBenign(&familySQL, many[0], many, map[memoKey]bool{}, newTxMemo(), 3) {
 		t.Error("normalOfBenign followed more than maxNormalLinks values")
 	}
 }

@@ -427,3 +427,30 @@ func crsRx(t *testing.T, id string) *rxOp {
 	t.Fatalf("rule %s not found", id)
 	return nil
 }
+
+// TestLitsMayMatchBytes: the literal test told a value's bytes answers as
+// the test told nothing of them, and passes every value a
+// case-insensitive pattern matches through a rune that folds into ASCII
+// (the Kelvin sign, the long s), which only a value with bytes past
+// ASCII holds.
+func TestLitsMayMatchBytes(t *testing.T) {
+	for _, pattern := range []string{`(?i)(?:kelvin|select|passwd)`, `(?i)(?:kelvin|select|passwd|union|script|onerror)`} {
+		c, err := compileRx(pattern)
+		if err != nil {
+			t.Fatal(err)
+		}
+		n := c.op.need
+		if !n.fold || len(n.lits) == 0 {
+			t.Fatalf("%s: no case-insensitive literals", pattern)
+		}
+		for _, v := range []string{"\u212aelvin", "\u017felect", "pa\u017f\u017fwd", "KELVIN", "plain text", "é kelvin", "é plain", "\u212a", "sele\u212at"} {
+			got := n.litsMayMatch(v, bytesOf(v))
+			if want := n.litsMayMatch(v, anyBytes); got != want {
+				t.Errorf("%s on %q: %v told its bytes, %v told none", pattern, v, got, want)
+			}
+			if c.op.std.MatchString(v) && !got {
+				t.Errorf("%s on %q: the pattern matches, the literal test refuses", pattern, v)
+			}
+		}
+	}
+}

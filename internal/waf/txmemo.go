@@ -5,14 +5,16 @@ import (
 
 	"github.com/corazawaf/coraza/v3/experimental/plugins/plugintypes"
 	"github.com/corazawaf/coraza/v3/types"
+	"github.com/corazawaf/libinjection-go"
 )
 
-// One transaction asks moat's scorers and normalize about the same value
-// several times: the inspection pass normalizes every argument, the gate
-// asks the scorer operators (@moatShell, @moatSQLi, ...) of each value, a
-// scorer normalizes the value it scores, Coraza asks a kept scorer rule
-// again with capture on, and the context pass scores each matched value
-// once more. All of these are functions of the value alone, so a
+// One transaction asks moat's scorers, normalize and libinjection about
+// the same value several times: the inspection pass normalizes every
+// argument, the gate asks the scorer operators (@moatShell, @moatSQLi,
+// ...) and @detectSQLi of each value, a scorer normalizes the value it
+// scores, Coraza asks a kept scorer or @detectSQLi rule again with
+// capture on (and a multiMatch rule of each value's names once per
+// name), and the context pass scores each matched value once more. All of these are functions of the value alone, so a
 // transaction remembers their answers (txMemo) and each is computed once.
 //
 // The memo lives from Begin to Close. Its keys are the request's own
@@ -29,6 +31,8 @@ const maxMemo = 4096
 type txMemo struct {
 	scores map[memoKey]int
 	norms  map[string]normalForm
+	// sqli: libinjection's answers (sqliOp).
+	sqli map[string]sqliAnswer
 	// norm is normalize, remembered: made once, as a method value
 	// allocates.
 	norm func(string) (string, bool)
@@ -49,7 +53,7 @@ type normalForm struct {
 }
 
 func newTxMemo() *txMemo {
-	m := &txMemo{scores: map[memoKey]int{}, norms: map[string]normalForm{}}
+	m := &txMemo{scores: map[memoKey]int{}, norms: map[string]normalForm{}, sqli: map[string]sqliAnswer{}}
 	m.norm = m.normalize
 	return m
 }
@@ -72,6 +76,7 @@ func endMemo(tx types.Transaction) {
 		m := m.(*txMemo)
 		clear(m.scores)
 		clear(m.norms)
+		clear(m.sqli)
 		clear(m.targets)
 		m.targets = m.targets[:0]
 		memoPool.Put(m)
@@ -138,6 +143,27 @@ func (m *txMemo) normalForms(v string) (string, bool, []string) {
 		m.keepNormal(v, n, ok)
 	}
 	return n, ok, layers
+}
+
+// sqliAnswer is what libinjection.IsSQLi returned.
+type sqliAnswer struct {
+	res bool
+	fp  string
+}
+
+// isSQLi is libinjection.IsSQLi(v), remembered; m may be nil.
+func (m *txMemo) isSQLi(v string) (bool, string) {
+	if m == nil {
+		return libinjection.IsSQLi(v)
+	}
+	if a, ok := m.sqli[v]; ok {
+		return a.res, a.fp
+	}
+	res, fp := libinjection.IsSQLi(v)
+	if len(m.sqli) < maxMemo {
+		m.sqli[v] = sqliAnswer{res, fp}
+	}
+	return res, fp
 }
 
 func (m *txMemo) keepNormal(v, n string, ok bool) {

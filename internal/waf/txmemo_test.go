@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	"github.com/corazawaf/coraza/v3/experimental/plugins/plugintypes"
+	"github.com/corazawaf/libinjection-go"
 )
 
 // memoValues are values each family scores differently, values that
@@ -54,6 +55,12 @@ func TestTxMemoAnswers(t *testing.T) {
 				t.Errorf("normalize(%q): memo %q %v, want %q %v", v, gn, gok, n, ok)
 			}
 		}
+		wres, wfp := libinjection.IsSQLi(v)
+		for range 2 {
+			if res, fp := m.isSQLi(v); res != wres || fp != wfp {
+				t.Errorf("isSQLi(%q): memo %v %q, libinjection %v %q", v, res, fp, wres, wfp)
+			}
+		}
 		wn, wok, wl := normalForms(v)
 		if gn, gok, gl := m.normalForms(v); gn != wn || gok != wok || !slices.Equal(gl, wl) {
 			t.Errorf("normalForms(%q): memo %q %v %q, want %q %v %q", v, gn, gok, gl, wn, wok, wl)
@@ -92,8 +99,11 @@ func TestTxMemoAnswers(t *testing.T) {
 			t.Fatalf("past the bound: normalize(%q) = %q %v", v, n, ok)
 		}
 	}
-	if len(b.scores) > maxMemo || len(b.norms) > maxMemo {
-		t.Errorf("memo holds %d scores and %d normal forms, bound %d", len(b.scores), len(b.norms), maxMemo)
+	for i := range maxMemo + 100 {
+		b.isSQLi(fmt.Sprintf("%d' or 1=1--", i))
+	}
+	if len(b.scores) > maxMemo || len(b.norms) > maxMemo || len(b.sqli) > maxMemo {
+		t.Errorf("memo holds %d scores, %d normal forms and %d libinjection answers, bound %d", len(b.scores), len(b.norms), len(b.sqli), maxMemo)
 	}
 }
 
@@ -122,12 +132,15 @@ func TestTxMemoRequest(t *testing.T) {
 	if n, _ := normalize(q); m.norms[q] != (normalForm{n, true}) {
 		t.Errorf("normal form of the attack value: kept %+v, want %q", m.norms[q], n)
 	}
+	if res, fp := libinjection.IsSQLi(q); m.sqli[q] != (sqliAnswer{res, fp}) {
+		t.Errorf("libinjection's answer on the attack value: kept %+v, want %v %q", m.sqli[q], res, fp)
+	}
 	tx.Close()
 	if memoOf(state) != nil {
 		t.Error("the memo outlives Close")
 	}
-	if len(m.scores) != 0 || len(m.norms) != 0 {
-		t.Errorf("Close left %d scores and %d normal forms in the memo", len(m.scores), len(m.norms))
+	if len(m.scores) != 0 || len(m.norms) != 0 || len(m.sqli) != 0 {
+		t.Errorf("Close left %d scores, %d normal forms and %d libinjection answers in the memo", len(m.scores), len(m.norms), len(m.sqli))
 	}
 }
 

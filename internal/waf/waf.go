@@ -189,6 +189,7 @@ func register() {
 		plugins.RegisterAction("moatGate", newGateAction)
 		plugins.RegisterAction("moatEval", newEvalAction)
 		plugins.RegisterOperator("moatEval", newEvalOp)
+		plugins.RegisterOperator("detectSQLi", newSQLiOp)
 		plugins.RegisterOperator("moatSQLi", newNeedScoreOp(&familySQL, sqlNeed))
 		plugins.RegisterOperator("moatXSS", newNeedScoreOp(&familyXSS, xssNeed))
 		plugins.RegisterOperator("moatShell", newNeedScoreOp(&familyShell, shellNeed))
