@@ -221,3 +221,44 @@ resource "aws_network_acl" "public" {
 	rep = checkSource(t, publicSubnet+acl+worldGroup("web", "22")+publicInstance("web", "web"))
 	wantOne(t, rep, RuleWorldOpen, "aws_network_acl.public", Medium, "tcp 22", "aws_security_group.web")
 }
+
+// TestSearchFineGrainedUnknown: a public domain whose access policy admits
+// everyone, with fine-grained access control whose enabled or
+// anonymous_auth_enabled is not known statically, was read as
+// authenticating every request and not reported (AWS-OS-001). What is not
+// known statically is read at its worst: off, or admitting anonymous
+// users, and the finding says so. The endpoint's exposure does not rely on
+// it either (critical, its public path high).
+func TestSearchFineGrainedUnknown(t *testing.T) {
+	domain := func(name, aso string) string {
+		return `
+resource "aws_opensearch_domain" "` + name + `" {
+  domain_name = "` + name + `"
+  advanced_security_options {
+` + aso + `
+    internal_user_database_enabled = true
+  }
+  access_policies = jsonencode({
+    Version   = "2012-10-17"
+    Statement = [{ Effect = "Allow", Principal = { AWS = "*" }, Action = "es:*", Resource = "*" }]
+  })
+}
+`
+	}
+	src := `
+variable "fgac" {}
+variable "anonymous" {}
+` + domain("enabled", `    enabled = var.fgac`) +
+		domain("anonymous", `    enabled                = true
+    anonymous_auth_enabled = var.anonymous`)
+	rep := checkSource(t, src)
+	for name, why := range map[string]string{
+		"enabled":   "fine-grained access control is read as off (advanced_security_options.enabled is not known statically)",
+		"anonymous": "fine-grained access control is read as admitting anonymous users (anonymous_auth_enabled is not known statically)",
+	} {
+		addr := "aws_opensearch_domain." + name
+		wantOne(t, rep, RuleSearchOpenPols, addr, Critical, why, "anyone on the internet")
+		wantOne(t, rep, RuleExposedPort, addr, Critical, "443 (search service port)")
+		wantOne(t, rep, RuleDataTierPublic, addr, High)
+	}
+}
