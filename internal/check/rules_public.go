@@ -243,15 +243,6 @@ func (m *Model) sourceIPs(s statement) ([]string, bool) {
 	return out, true
 }
 
-// gated lowers sev to medium for an endpoint whose every request is
-// authenticated (Endpoint.Gate), and says why after msg.
-func gated(e *Endpoint, sev Severity, msg string) (Severity, string) {
-	if e.Gate == "" {
-		return sev, msg
-	}
-	return min(sev, Medium), msg + "; medium, not higher: " + e.Gate + ", so the internet at large reaches the endpoint but gets in only with credentials, and no network control stands in their way"
-}
-
 // notebookInternet reports SageMaker notebook instances with direct
 // internet access (AWS-SAGEMAKER-001): Enabled, the provider's default,
 // or no subnet, which puts the notebook in SageMaker's own network alone.

@@ -262,3 +262,44 @@ variable "anonymous" {}
 		wantOne(t, rep, RuleDataTierPublic, addr, High)
 	}
 }
+
+// TestEKSEndpointGate: the Kubernetes API behind an EKS public endpoint
+// authenticates every request (an IAM-authenticated token; an anonymous
+// one gets only what RBAC grants system:anonymous). Open to the internet
+// at large (no public_access_cidrs, 0.0.0.0/0, or a range not known
+// statically) it was critical, as an unauthenticated data store is; it is
+// high: every address may try credentials and the API server's flaws on
+// the cluster's control plane. Bounded to an office's range it stays
+// medium; a private endpoint is not reached from the internet at all. Each
+// finding says why.
+func TestEKSEndpointGate(t *testing.T) {
+	cluster := func(name, vpcConfig string) string {
+		return `
+resource "aws_eks_cluster" "` + name + `" {
+  name     = "` + name + `"
+  role_arn = "arn:aws:iam::123456789012:role/eks"
+  vpc_config {
+    subnet_ids = ["subnet-1"]
+` + vpcConfig + `
+  }
+}
+`
+	}
+	src := `
+variable "office" {}
+` + cluster("default", "") +
+		cluster("world", `    public_access_cidrs = ["0.0.0.0/0"]`) +
+		cluster("unknown", `    public_access_cidrs = ["198.51.100.0/24", var.office]`) +
+		cluster("office", `    public_access_cidrs = ["198.51.100.0/24"]`) +
+		cluster("private", `    endpoint_public_access  = false
+    endpoint_private_access = true`)
+	rep := checkSource(t, src)
+	const why = "the Kubernetes API authenticates every request"
+	wantOne(t, rep, RuleExposedPort, "aws_eks_cluster.default", High, "tcp 443 (Kubernetes API) is reachable from the internet (every IPv4 internet address)", "high, not critical", why, "system:anonymous")
+	wantOne(t, rep, RuleExposedPort, "aws_eks_cluster.world", High, "every IPv4 internet address", "high, not critical", why)
+	wantOne(t, rep, RuleExposedPort, "aws_eks_cluster.unknown", High, "may be reachable from the internet", why)
+	wantOne(t, rep, RuleExposedPort, "aws_eks_cluster.office", Medium, "(198.51.100.0/24)", why)
+	if got := activeOn(rep, RuleExposedPort, "aws_eks_cluster.private"); len(got) != 0 {
+		t.Errorf("%s on the private endpoint: %+v, want none", RuleExposedPort, got)
+	}
+}
