@@ -625,7 +625,9 @@ func (m *Model) buildEndpoints(byType map[string][]*tf.Resource) {
 				m.attachSGs(e, vo, "security_group_ids")
 			} else {
 				e.Managed, e.Public, e.Why, e.Allowed = true, true, "domain has no vpc_options: its endpoint is public", allInternet
-				e.Gate = m.searchGate(r, searchPolicies[r.Address])
+				if why := m.searchGate(r, searchPolicies[r.Address]); why != "" {
+					e.Gate, e.GateSev = why+", so the internet at large reaches the endpoint but gets in only with credentials, and no network control stands in their way", Medium
+				}
 			}
 			add(e)
 		}
@@ -678,6 +680,7 @@ func (m *Model) buildEndpoints(byType map[string][]*tf.Resource) {
 		}
 		if public {
 			e.Managed, e.Public, e.Why = true, true, "endpoint_public_access = true"
+			e.Gate, e.GateSev = eksGate, High
 			if unknown(vc, "endpoint_public_access") {
 				e.PublicAssumed, e.Why = true, "endpoint_public_access not known statically: assumed true"
 			}
@@ -694,6 +697,13 @@ func (m *Model) buildEndpoints(byType map[string][]*tf.Resource) {
 		add(e)
 	}
 }
+
+// eksGate says what stands between the addresses an EKS public endpoint
+// admits and the cluster: the Kubernetes API takes only credentials the
+// cluster trusts, and anonymous requests reach little, but an open
+// control plane still takes every attempt with stolen credentials and on
+// the API server's flaws, so the internet at large reaching it is high.
+const eksGate = "the Kubernetes API authenticates every request (tokens of IAM principals, service accounts or OIDC providers the cluster trusts; an anonymous request gets only what RBAC grants system:anonymous, by default the version and health endpoints), so every address the endpoint admits reaches the cluster's control plane with only credentials in the way, and may try stolen or leaked ones and the API server's own flaws"
 
 // ipv6Address makes an instance or interface public over IPv6 when it gets
 // an IPv6 address, which is global: ipv6_address_count or ipv6_addresses,

@@ -83,7 +83,7 @@ resource "aws_eks_cluster" "main" {
   vpc_config {
     subnet_ids = ["subnet-1"]
   }
-}`, "aws_eks_cluster.main", []want{{Critical, "tcp 443 (Kubernetes API) is reachable from the internet (every IPv4 internet address)"}}},
+}`, "aws_eks_cluster.main", []want{{High, "tcp 443 (Kubernetes API) is reachable from the internet (every IPv4 internet address); high, not critical"}}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			got := activeOn(checkSource(t, tc.src), RuleExposedPort, tc.addr)

@@ -271,10 +271,12 @@ type Endpoint struct {
 	Managed bool
 	Allowed []netip.Prefix
 	// Gate, when set, says what authenticates every request the endpoint
-	// takes (a search domain whose access policy names its principals, or
-	// whose fine-grained access control is on): the internet reaching it
-	// gets in only with credentials, and its exposure is medium (gated).
-	Gate string
+	// takes and what exposure remains: a search domain whose access policy
+	// names its principals, or whose fine-grained access control is on, is
+	// at most medium; an EKS API, which takes only credentials the cluster
+	// trusts, at most high (GateSev; gated).
+	Gate    string
+	GateSev Severity
 	// InVPC: a managed endpoint that also answers on interfaces in
 	// Subnets, behind SGs (an EKS API with public and private access):
 	// the internet reaches it by Allowed, its networks by those

@@ -77,7 +77,7 @@ func TestProjectsKeyFindings(t *testing.T) {
 		{"three-tier", RuleExposedPort, "aws_lb.web", Critical, true}, // listens on 443 only
 		{"peered", RuleLateral, "aws_db_instance.orders", High, false},
 		{"peered", RuleLateral, "aws_instance.prod_app", High, false},
-		{"eks", RuleExposedPort, "aws_eks_cluster.main", Critical, false},
+		{"eks", RuleExposedPort, "aws_eks_cluster.main", High, false}, // the Kubernetes API authenticates every request
 		{"eks", RuleExposedPort, "aws_eks_node_group.default", Critical, false},
 	} {
 		rep := run(t, filepath.Join("testdata", "projects", tc.project))

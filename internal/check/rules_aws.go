@@ -257,6 +257,18 @@ func portParts(ports []int, names []string) (parts []string, ends []int) {
 	return parts, ends
 }
 
+// gated caps sev at Endpoint.GateSev for an endpoint whose every request
+// is authenticated (Endpoint.Gate), and says why after msg.
+func gated(e *Endpoint, sev Severity, msg string) (Severity, string) {
+	switch {
+	case e.Gate == "":
+		return sev, msg
+	case sev > e.GateSev:
+		return e.GateSev, fmt.Sprintf("%s; %s, not %s: %s", msg, e.GateSev, sev, e.Gate)
+	}
+	return sev, msg + "; " + e.Gate
+}
+
 // exposureSeverity grades an exposure by who it reaches: sev when from is
 // the internet at large (wide), at most medium when it is a bounded,
 // specific range (an office's /24). A nil set is not known and is read as

@@ -33,7 +33,7 @@ func publicServiceRules() []Rule {
 			"A Lambda function URL sets authorization_type = \"NONE\": it takes unsigned HTTPS requests from the internet, and only the function's resource policy and its own code decide who gets in; or an aws_lambda_permission grants invocation to Principal \"*\" without a source_arn, source_account or principal_org_id, so any AWS account (and, for a function URL of type NONE, anyone) invokes it. An authorization type or principal that is not known statically is read as open, and the finding says so.",
 			"Set authorization_type = \"AWS_IAM\" on the function URL and grant lambda:InvokeFunctionUrl to the roles that call it, or put the function behind API Gateway with an authorizer; name the calling service and its source_arn in aws_lambda_permission."},
 		{RuleSearchOpenPols, Critical, "OpenSearch domain open to everyone",
-			"An OpenSearch or Elasticsearch domain with a public endpoint (no vpc_options) has an access policy (access_policies, or aws_opensearch_domain_policy / aws_elasticsearch_domain_policy) that allows Principal \"*\" without a condition, and fine-grained access control (advanced_security_options) is off: anyone on the internet reads, writes and deletes its indices. A policy only parts of which are known statically (the account or region named through data.aws_caller_identity or data.aws_region) is read for the statements those parts show, and the finding says so; one not known statically at all, or whose principal is not, is not judged here; the public endpoint itself is AWS-NET-002.",
+			"An OpenSearch or Elasticsearch domain with a public endpoint (no vpc_options) has an access policy (access_policies, or aws_opensearch_domain_policy / aws_elasticsearch_domain_policy) that allows Principal \"*\" without a condition, and fine-grained access control (advanced_security_options) is off or admits anonymous users (anonymous_auth_enabled): anyone on the internet reads, writes and deletes its indices. Fine-grained access control whose enabled is not known statically is read as off, and one whose anonymous_auth_enabled is not as admitting anonymous users, and the finding says so. A policy only parts of which are known statically (the account or region named through data.aws_caller_identity or data.aws_region) is read for the statements those parts show, and the finding says so; one not known statically at all, or whose principal is not, is not judged here; the public endpoint itself is AWS-NET-002.",
 			"Place the domain in a VPC (vpc_options), name the principals in its access policy or add an aws:SourceIp condition, or turn on fine-grained access control with an internal user database or IAM master user."},
 		{RuleSearchHTTP, Medium, "OpenSearch domain takes plain HTTP from the internet",
 			"An OpenSearch or Elasticsearch domain sets domain_endpoint_options.enforce_https = false (or a value not known statically, read so and said so), and the internet reaches its endpoint on port 80: requests, credentials and indexed data cross the internet in the clear.",
@@ -83,12 +83,9 @@ func (m *Model) publicServices(byType map[string][]*tf.Resource, fs *findings) {
 			if block(r.Values, "vpc_options") != nil || unknown(r.Values, "vpc_options") {
 				continue // reached through its VPC's security groups
 			}
-			fgac := "fine-grained access control is off"
-			if aso := block(r.Values, "advanced_security_options"); aso != nil && (boolean(aso, "enabled", false) || unknown(aso, "enabled")) {
-				if !boolean(aso, "anonymous_auth_enabled", false) {
-					continue // fine-grained access control authenticates every request
-				}
-				fgac = "fine-grained access control admits anonymous users (anonymous_auth_enabled)"
+			on, fgac := fineGrained(r)
+			if on {
+				continue // fine-grained access control authenticates every request
 			}
 			where := "access_policies"
 			doc, partial := document(r.Values, "access_policies")
@@ -125,6 +122,29 @@ func (m *Model) searchPolicies(byType map[string][]*tf.Resource) map[string][]*t
 	return policies
 }
 
+// fineGrained reports whether the fine-grained access control of search
+// domain r authenticates every request: on, without anonymous access,
+// both known statically. Else it says why not; what is not known
+// statically is read at its worst (off, admitting anonymous users), and
+// said so.
+func fineGrained(r *tf.Resource) (bool, string) {
+	if unknown(r.Values, "advanced_security_options") {
+		return false, "fine-grained access control is read as off (advanced_security_options is not known statically)"
+	}
+	aso := block(r.Values, "advanced_security_options")
+	switch {
+	case unknown(aso, "enabled"):
+		return false, "fine-grained access control is read as off (advanced_security_options.enabled is not known statically)"
+	case !boolean(aso, "enabled", false):
+		return false, "fine-grained access control is off"
+	case unknown(aso, "anonymous_auth_enabled"):
+		return false, "fine-grained access control is read as admitting anonymous users (anonymous_auth_enabled is not known statically)"
+	case boolean(aso, "anonymous_auth_enabled", false):
+		return false, "fine-grained access control admits anonymous users (anonymous_auth_enabled)"
+	}
+	return true, ""
+}
+
 // principalKeys are the condition keys that name who signed a request:
 // a statement for every principal under one of them still takes signed
 // requests alone.
@@ -142,7 +162,7 @@ var principalKeys = []string{"aws:PrincipalOrgID", "aws:PrincipalOrgPaths", "aws
 // anywhere else an unsigned request matches none. A domain with no policy
 // in the scanned code may have one elsewhere, and is not judged.
 func (m *Model) searchGate(r *tf.Resource, policies []*tf.Resource) string {
-	if aso := block(r.Values, "advanced_security_options"); boolean(aso, "enabled", false) && !unknown(aso, "anonymous_auth_enabled") && !boolean(aso, "anonymous_auth_enabled", false) {
+	if on, _ := fineGrained(r); on {
 		return "fine-grained access control authenticates every request (advanced_security_options, without anonymous access)"
 	}
 	var docs []string
@@ -221,15 +241,6 @@ func (m *Model) sourceIPs(s statement) ([]string, bool) {
 		return nil, false
 	}
 	return out, true
-}
-
-// gated lowers sev to medium for an endpoint whose every request is
-// authenticated (Endpoint.Gate), and says why after msg.
-func gated(e *Endpoint, sev Severity, msg string) (Severity, string) {
-	if e.Gate == "" {
-		return sev, msg
-	}
-	return min(sev, Medium), msg + "; medium, not higher: " + e.Gate + ", so the internet at large reaches the endpoint but gets in only with credentials, and no network control stands in their way"
 }
 
 // notebookInternet reports SageMaker notebook instances with direct

@@ -221,3 +221,85 @@ resource "aws_network_acl" "public" {
 	rep = checkSource(t, publicSubnet+acl+worldGroup("web", "22")+publicInstance("web", "web"))
 	wantOne(t, rep, RuleWorldOpen, "aws_network_acl.public", Medium, "tcp 22", "aws_security_group.web")
 }
+
+// TestSearchFineGrainedUnknown: a public domain whose access policy admits
+// everyone, with fine-grained access control whose enabled or
+// anonymous_auth_enabled is not known statically, was read as
+// authenticating every request and not reported (AWS-OS-001). What is not
+// known statically is read at its worst: off, or admitting anonymous
+// users, and the finding says so. The endpoint's exposure does not rely on
+// it either (critical, its public path high).
+func TestSearchFineGrainedUnknown(t *testing.T) {
+	domain := func(name, aso string) string {
+		return `
+resource "aws_opensearch_domain" "` + name + `" {
+  domain_name = "` + name + `"
+  advanced_security_options {
+` + aso + `
+    internal_user_database_enabled = true
+  }
+  access_policies = jsonencode({
+    Version   = "2012-10-17"
+    Statement = [{ Effect = "Allow", Principal = { AWS = "*" }, Action = "es:*", Resource = "*" }]
+  })
+}
+`
+	}
+	src := `
+variable "fgac" {}
+variable "anonymous" {}
+` + domain("enabled", `    enabled = var.fgac`) +
+		domain("anonymous", `    enabled                = true
+    anonymous_auth_enabled = var.anonymous`)
+	rep := checkSource(t, src)
+	for name, why := range map[string]string{
+		"enabled":   "fine-grained access control is read as off (advanced_security_options.enabled is not known statically)",
+		"anonymous": "fine-grained access control is read as admitting anonymous users (anonymous_auth_enabled is not known statically)",
+	} {
+		addr := "aws_opensearch_domain." + name
+		wantOne(t, rep, RuleSearchOpenPols, addr, Critical, why, "anyone on the internet")
+		wantOne(t, rep, RuleExposedPort, addr, Critical, "443 (search service port)")
+		wantOne(t, rep, RuleDataTierPublic, addr, High)
+	}
+}
+
+// TestEKSEndpointGate: the Kubernetes API behind an EKS public endpoint
+// authenticates every request (an IAM-authenticated token; an anonymous
+// one gets only what RBAC grants system:anonymous). Open to the internet
+// at large (no public_access_cidrs, 0.0.0.0/0, or a range not known
+// statically) it was critical, as an unauthenticated data store is; it is
+// high: every address may try credentials and the API server's flaws on
+// the cluster's control plane. Bounded to an office's range it stays
+// medium; a private endpoint is not reached from the internet at all. Each
+// finding says why.
+func TestEKSEndpointGate(t *testing.T) {
+	cluster := func(name, vpcConfig string) string {
+		return `
+resource "aws_eks_cluster" "` + name + `" {
+  name     = "` + name + `"
+  role_arn = "arn:aws:iam::123456789012:role/eks"
+  vpc_config {
+    subnet_ids = ["subnet-1"]
+` + vpcConfig + `
+  }
+}
+`
+	}
+	src := `
+variable "office" {}
+` + cluster("default", "") +
+		cluster("world", `    public_access_cidrs = ["0.0.0.0/0"]`) +
+		cluster("unknown", `    public_access_cidrs = ["198.51.100.0/24", var.office]`) +
+		cluster("office", `    public_access_cidrs = ["198.51.100.0/24"]`) +
+		cluster("private", `    endpoint_public_access  = false
+    endpoint_private_access = true`)
+	rep := checkSource(t, src)
+	const why = "the Kubernetes API authenticates every request"
+	wantOne(t, rep, RuleExposedPort, "aws_eks_cluster.default", High, "tcp 443 (Kubernetes API) is reachable from the internet (every IPv4 internet address)", "high, not critical", why, "system:anonymous")
+	wantOne(t, rep, RuleExposedPort, "aws_eks_cluster.world", High, "every IPv4 internet address", "high, not critical", why)
+	wantOne(t, rep, RuleExposedPort, "aws_eks_cluster.unknown", High, "may be reachable from the internet", why)
+	wantOne(t, rep, RuleExposedPort, "aws_eks_cluster.office", Medium, "(198.51.100.0/24)", why)
+	if got := activeOn(rep, RuleExposedPort, "aws_eks_cluster.private"); len(got) != 0 {
+		t.Errorf("%s on the private endpoint: %+v, want none", RuleExposedPort, got)
+	}
+}
