@@ -328,6 +328,10 @@ func (m *Mesh) serveStream(t *inTunnel, st net.Conn) {
 			rec.dstSvc, rec.dstPort = req.Service, req.Port
 		}
 		m.emitRefusal(rec)
+		// The peer authenticated: it is told why, by code, as a refusal
+		// by policy is, rather than left to guess from the close.
+		_ = st.SetWriteDeadline(time.Now().Add(m.cfg.DialTimeout))
+		_, _ = st.Write(AppendResponse(nil, Response{Status: StatusError, Code: code, Reason: rec.reason}, t.hdr))
 		_ = st.Close()
 		return
 	}
