@@ -135,8 +135,8 @@ type Engine struct {
 	// edge is held for (holders).
 	evaluating string
 	// weight is how many events the record being evaluated stands for
-	// (weight): a count-based rule counts a summary as the refusals it
-	// summarises, or a flood its producer summarised would hide itself.
+	// (flow.Record.Events): a count-based rule counts a summary as the
+	// refusals it summarises.
 	weight int
 	// fired is the subjects whose firing alerts the record being
 	// evaluated raised, for budget to tell a window which it held back.
@@ -173,13 +173,12 @@ type item struct {
 	entry *audit.Entry
 }
 
-// weight is how many events the item stands for: a summary record's
-// Suppressed (flow.Gate; the summary is the last of them), else 1.
+// weight is how many events the item stands for (flow.Record.Events).
 func (it *item) weight() int {
-	if it.entry == nil && it.rec.Unmapped != nil && it.rec.Unmapped.Suppressed > 1 {
-		return it.rec.Unmapped.Suppressed
+	if it.entry != nil {
+		return 1
 	}
-	return 1
+	return it.rec.Events()
 }
 
 // source is the node whose turn it waits in and whose budget its alerts
