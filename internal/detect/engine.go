@@ -134,6 +134,10 @@ type Engine struct {
 	// audit entry or a record no node wrote: the node a new subject or
 	// edge is held for (holders).
 	evaluating string
+	// weight is how many events the record being evaluated stands for
+	// (flow.Record.Events): a count-based rule counts a summary as the
+	// refusals it summarises.
+	weight int
 	// fired is the subjects whose firing alerts the record being
 	// evaluated raised, for budget to tell a window which it held back.
 	fired []firedSubject
@@ -167,6 +171,14 @@ type firedSubject struct {
 type item struct {
 	rec   flow.Record
 	entry *audit.Entry
+}
+
+// weight is how many events the item stands for (flow.Record.Events).
+func (it *item) weight() int {
+	if it.entry != nil {
+		return 1
+	}
+	return it.rec.Events()
 }
 
 // source is the node whose turn it waits in and whose budget its alerts
@@ -411,7 +423,7 @@ func (e *Engine) process(it item) {
 	var out []Alert
 	node := it.source()
 	e.mu.Lock()
-	e.evaluating, e.fired = node, e.fired[:0]
+	e.evaluating, e.weight, e.fired = node, it.weight(), e.fired[:0]
 	if it.entry != nil {
 		out = e.observeAudit(now, it.entry)
 	} else {
@@ -468,7 +480,7 @@ func (e *Engine) fire(out []Alert, now time.Time, rule, subj, itm, summary strin
 	if w == nil {
 		return out
 	}
-	if a, ok := w.observe(now, e.evaluating, subj, itm, summary, facts); ok {
+	if a, ok := w.observe(now, e.evaluating, subj, itm, summary, facts, e.weight); ok {
 		out = append(out, a)
 		e.fired = append(e.fired, firedSubject{key: a.Key, w: w, name: subj})
 	}

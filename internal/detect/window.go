@@ -59,11 +59,11 @@ func newWindow(rule string, cfg RuleConfig, distinct bool) *window {
 	return &window{rule: rule, cfg: cfg, distinct: distinct, subjects: map[string]*subject{}, held: newHolders()}
 }
 
-// observe records one event for subject (with item for distinct rules),
+// observe records n events for subject (one item, for distinct rules),
 // from a record node wrote ("" for an audit entry or a record no node
-// wrote), and returns the firing alert when the event makes the condition
+// wrote), and returns the firing alert when the events make the condition
 // hold.
-func (w *window) observe(now time.Time, node, name, item, summary string, facts map[string]string) (Alert, bool) {
+func (w *window) observe(now time.Time, node, name, item, summary string, facts map[string]string, n int) (Alert, bool) {
 	s := w.subjects[name]
 	if s == nil {
 		if len(w.subjects) >= w.cfg.MaxSubjects {
@@ -102,11 +102,17 @@ func (w *window) observe(now time.Time, node, name, item, summary string, facts 
 			}
 			delete(s.items, oldest)
 		}
-	} else if len(s.times) < w.cfg.Threshold {
-		s.times = append(s.times, now)
 	} else {
-		s.times[s.next] = now
-		s.next = (s.next + 1) % len(s.times)
+		// Past Threshold the ring holds no more: a summary of thousands
+		// costs no more than Threshold events.
+		for range min(max(n, 1), w.cfg.Threshold) {
+			if len(s.times) < w.cfg.Threshold {
+				s.times = append(s.times, now)
+				continue
+			}
+			s.times[s.next] = now
+			s.next = (s.next + 1) % len(s.times)
+		}
 	}
 	if s.active {
 		if s.heldBy == "" || s.heldBy == node {

@@ -19,8 +19,10 @@ import (
 //
 // Each (client, kind) has a bucket of GateClientBurst records, refilled at
 // GateClientRate a second, the client being its SourceKey (an IPv4
-// address, an IPv6 /64); each kind has one for the whole producer
-// (GateKindBurst, GateKindRate), against floods from many addresses. An
+// address, an IPv6 /64) and, where the producer verified it, its identity
+// (AllowPeer: workloads behind one address have a share each); each kind
+// has one for the whole producer (GateKindBurst, GateKindRate), against
+// floods from many addresses. An
 // event past either is counted, not written, and Flush turns the counts
 // into summaries: one per (client, kind), carrying the last such event and
 // how many were left out (Moat.Suppressed), then one per kind for clients
@@ -49,6 +51,7 @@ const (
 
 type gateKey struct {
 	client netip.Prefix
+	peer   string
 	kind   string
 }
 
@@ -65,6 +68,13 @@ type Held[T any] struct {
 // Allow reports whether ev, of kind from client, is written now; when
 // not, it is counted for the next Flush.
 func (g *Gate[T]) Allow(client netip.Addr, kind string, ev T, now time.Time) bool {
+	return g.AllowPeer(client, "", kind, ev, now)
+}
+
+// AllowPeer is Allow for a client that also proved an identity, peer (a
+// verified SPIFFE ID, never one only claimed, which the client could vary
+// at will): each (address, identity) is a client of its own.
+func (g *Gate[T]) AllowPeer(client netip.Addr, peer, kind string, ev T, now time.Time) bool {
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	if g.clients == nil {
@@ -73,7 +83,7 @@ func (g *Gate[T]) Allow(client netip.Addr, kind string, ev T, now time.Time) boo
 	if now.Sub(g.swept) > time.Minute {
 		g.sweep(now)
 	}
-	k := gateKey{SourceKey(client), kind}
+	k := gateKey{SourceKey(client), peer, kind}
 	cl := g.clients[k]
 	if cl == nil && len(g.clients) < GateMaxClients {
 		cl = rate.NewLimiter(GateClientRate, GateClientBurst)

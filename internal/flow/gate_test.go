@@ -71,3 +71,32 @@ func TestGate(t *testing.T) {
 		t.Error("a client's bucket did not refill")
 	}
 }
+
+// TestGatePeers: two identities behind one address have a share each; the
+// same identity from another address too.
+func TestGatePeers(t *testing.T) {
+	var g Gate[int]
+	now := time.Date(2026, 12, 7, 12, 0, 0, 0, time.UTC)
+	a, b := netip.MustParseAddr("10.0.0.3"), netip.MustParseAddr("10.0.0.4")
+	pass := func(addr netip.Addr, peer string, n int) (passed int) {
+		for i := range n {
+			if g.AllowPeer(addr, peer, "policy_denied", i, now) {
+				passed++
+			}
+		}
+		return passed
+	}
+	if got := pass(a, "spiffe://example.org/svc/x", GateClientBurst+5); got != GateClientBurst {
+		t.Errorf("%d of x's events passed, want %d", got, GateClientBurst)
+	}
+	if got := pass(a, "spiffe://example.org/svc/y", 3); got != 3 {
+		t.Errorf("%d of y's events behind x's address passed, want 3", got)
+	}
+	if got := pass(b, "spiffe://example.org/svc/x", 3); got != 3 {
+		t.Errorf("%d of x's events from another address passed, want 3", got)
+	}
+	sums := g.Flush()
+	if len(sums) != 1 || sums[0].N != 5 || !sums[0].Client {
+		t.Errorf("summaries %+v, want one of x's 5 held back", sums)
+	}
+}

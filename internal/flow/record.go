@@ -401,6 +401,17 @@ func (r *Record) Verdict() string {
 	return r.Unmapped.Verdict
 }
 
+// Events is how many events r stands for: a summary's Suppressed (Gate;
+// the summary is the last of them), else 1. What counts events (detection's
+// windows, the metrics) counts a summary so, or a flood its producer
+// summarised would hide itself.
+func (r *Record) Events() int {
+	if r.Unmapped != nil && r.Unmapped.Suppressed > 1 {
+		return r.Unmapped.Suppressed
+	}
+	return 1
+}
+
 // Sealer encrypts stored or spooled record bodies. It has the shape of
 // tink.AEAD, so a tink primitive (or seal's envelope) plugs in unchanged.
 type Sealer interface {

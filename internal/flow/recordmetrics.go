@@ -15,7 +15,9 @@ const maxRuleLabels = 256
 // Metrics is a Writer that counts records into Prometheus: decisions by
 // verdict and rule, bytes, refused handshakes by reason, and security events
 // by kind (with WAF interruptions by rule ID). Components that emit records
-// wrap their writer with it, so the counters and the records agree.
+// wrap their writer with it, so the counters and the records agree; a
+// summary counts as the events it stands for, so the counters see a flood
+// the Gate summarised whole.
 type Metrics struct {
 	decisions  *metrics.CounterVec
 	bytes      *metrics.CounterVec
@@ -87,11 +89,11 @@ func handshakeReason(msg string) string {
 	return "other"
 }
 
-// Write counts r.
+// Write counts r, a summary as the events it stands for (Record.Events).
 func (m *Metrics) Write(r Record) error {
-	u := r.Unmapped
+	u, n := r.Unmapped, float64(r.Events())
 	if u != nil && u.Kind == "handshake" {
-		m.handshakes.WithLabelValues(handshakeReason(u.Reason)).Inc()
+		m.handshakes.WithLabelValues(handshakeReason(u.Reason)).Add(n)
 		return nil
 	}
 	switch r.ClassUID {
@@ -101,7 +103,7 @@ func (m *Metrics) Write(r Record) error {
 			if r.FirewallRule != nil {
 				rule = r.FirewallRule.Name
 			}
-			m.decisions.WithLabelValues(u.Verdict, m.ruleLabel(rule)).Inc()
+			m.decisions.WithLabelValues(u.Verdict, m.ruleLabel(rule)).Add(n)
 		}
 		if r.Traffic != nil {
 			m.bytes.WithLabelValues("in").Add(float64(r.Traffic.BytesIn))
@@ -111,9 +113,9 @@ func (m *Metrics) Write(r Record) error {
 		if u == nil || u.Kind == "" {
 			return nil
 		}
-		m.events.WithLabelValues(u.Kind).Inc()
+		m.events.WithLabelValues(u.Kind).Add(n)
 		if u.Kind == "waf" && len(u.Rules) > 0 {
-			m.waf.WithLabelValues(m.ruleLabel("waf:" + u.Rules[0])).Inc()
+			m.waf.WithLabelValues(m.ruleLabel("waf:" + u.Rules[0])).Add(n)
 		}
 	}
 	return nil

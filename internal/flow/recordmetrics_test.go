@@ -27,20 +27,25 @@ func TestMetricsCountRecords(t *testing.T) {
 	hs.Unmapped = &Moat{Kind: "handshake", Reason: "identity: identity revoked: x"}
 	waf := Header(ClassHTTPActivity, 1, "test", now)
 	waf.Unmapped = &Moat{Kind: "waf", Rules: []string{"942100"}}
-	for _, r := range []Record{allow, allow, deny, hs, waf} {
+	// A summary of a flood (Gate) counts as the refusals it stands for.
+	denySum := deny
+	denySum.Unmapped = &Moat{Verdict: VerdictDeny, Suppressed: 40}
+	hsSum := hs
+	hsSum.Unmapped = &Moat{Kind: "handshake", Reason: hs.Unmapped.Reason, Suppressed: 7}
+	for _, r := range []Record{allow, allow, deny, denySum, hs, hsSum, waf} {
 		m.Write(r)
 	}
 	if got := m.decisions.WithLabelValues("allow", "web-to-api").Value(); got != 2 {
 		t.Errorf("allow decisions = %v, want 2", got)
 	}
-	if got := m.decisions.WithLabelValues("deny", "default-deny").Value(); got != 1 {
-		t.Errorf("deny decisions = %v, want 1", got)
+	if got := m.decisions.WithLabelValues("deny", "default-deny").Value(); got != 41 {
+		t.Errorf("deny decisions = %v, want 41 (one, and a summary of 40)", got)
 	}
 	if got := m.bytes.WithLabelValues("out").Value(); got != 64 {
 		t.Errorf("bytes out = %v, want 64", got)
 	}
-	if got := m.handshakes.WithLabelValues("revoked").Value(); got != 1 {
-		t.Errorf("revoked handshakes = %v, want 1", got)
+	if got := m.handshakes.WithLabelValues("revoked").Value(); got != 8 {
+		t.Errorf("revoked handshakes = %v, want 8 (one, and a summary of 7)", got)
 	}
 	if got := m.waf.WithLabelValues("waf:942100").Value(); got != 1 {
 		t.Errorf("waf interruptions = %v, want 1", got)

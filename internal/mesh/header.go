@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 
+	"moat/internal/flow"
 	"moat/internal/identity"
 )
 
@@ -165,7 +166,20 @@ func AppendResponse(b []byte, r Response, v int) []byte {
 	return b
 }
 
+// answerCodes are the reason codes a destination refuses a stream with
+// (target, answer, admitPlaintext, finishInbound, serveStream): the only
+// ones a source takes from it.
+var answerCodes = map[string]bool{
+	flow.ReasonPolicyDenied: true, flow.ReasonUnknownService: true, flow.ReasonWrongPort: true, flow.ReasonPlaintext: true,
+	flow.ReasonAppUnreachable: true, flow.ReasonBadHeader: true, flow.ReasonRevoked: true, flow.ReasonExpired: true,
+}
+
 // ReadResponse reads one response of version v; it reads no byte past it.
+// The destination is another node, so what it says is checked, not taken
+// as it comes: a Code outside answerCodes is dropped (the status still
+// tells a refusal by policy from another), and Rule and Reason, words for
+// a human, are made printable (flow.PrintableText; 255 bytes each at most
+// as sent).
 func ReadResponse(rd io.Reader, v int) (Response, error) {
 	var hdr [2]byte
 	if _, err := io.ReadFull(rd, hdr[:]); err != nil {
@@ -193,5 +207,8 @@ func ReadResponse(rd io.Reader, v int) (Response, error) {
 		}
 		vals[i] = string(v)
 	}
-	return Response{Status: int(hdr[1]), Code: vals[0], Rule: vals[1], Reason: vals[2]}, nil
+	if !answerCodes[vals[0]] {
+		vals[0] = ""
+	}
+	return Response{Status: int(hdr[1]), Code: vals[0], Rule: flow.PrintableText(vals[1]), Reason: flow.PrintableText(vals[2])}, nil
 }

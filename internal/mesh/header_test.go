@@ -5,6 +5,8 @@ import (
 	"errors"
 	"strings"
 	"testing"
+
+	"moat/internal/flow"
 )
 
 const testConnID = "00112233445566778899aabbccddeeff"
@@ -126,4 +128,32 @@ func FuzzReadResponse(f *testing.F) {
 			}
 		}
 	})
+}
+
+// TestResponseFromALyingDestination: the destination is another node, and
+// one taken over answers what it likes. A code outside the fixed set is
+// dropped, so the source's record says what the status tells; the words
+// for a human come out printable.
+func TestResponseFromALyingDestination(t *testing.T) {
+	resp := Response{Status: StatusError, Code: "all_good\x1b[2J", Rule: "r\x1b]0;x\x07", Reason: "fine\x1b[31m\nnext line"}
+	got, err := ReadResponse(bytes.NewReader(AppendResponse(nil, resp, headerV2)), headerV2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.Code != "" || responseCode(got) != flow.ReasonUnavailable {
+		t.Errorf("code %q recorded as %q, want it dropped and %q", got.Code, responseCode(got), flow.ReasonUnavailable)
+	}
+	if strings.ContainsAny(got.Rule+got.Reason, "\x1b\x07\n") {
+		t.Errorf("rule %q, reason %q: control bytes kept", got.Rule, got.Reason)
+	}
+	resp.Status = StatusDeny
+	got, err = ReadResponse(bytes.NewReader(AppendResponse(nil, resp, headerV2)), headerV2)
+	if err != nil || responseCode(got) != flow.ReasonPolicyDenied {
+		t.Errorf("a deny with an unknown code recorded as %q (%v), want %q", responseCode(got), err, flow.ReasonPolicyDenied)
+	}
+	resp.Code = flow.ReasonRevoked
+	got, err = ReadResponse(bytes.NewReader(AppendResponse(nil, resp, headerV2)), headerV2)
+	if err != nil || responseCode(got) != flow.ReasonRevoked {
+		t.Errorf("a known code recorded as %q (%v), want %q", responseCode(got), err, flow.ReasonRevoked)
+	}
 }

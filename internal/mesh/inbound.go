@@ -145,7 +145,7 @@ func (m *Mesh) serveConn(c net.Conn, release func()) {
 		r := m.newRecord(start, inboundDir)
 		r.srcAddr, r.dstAddr, r.kind, r.verdict, r.code = c.RemoteAddr(), c.LocalAddr(), kindHandshake, flow.VerdictDeny, flow.ReasonPlaintext
 		r.reason = "plaintext on the mesh port, which speaks mutual TLS only (a permissive service takes plaintext on its own plaintext port)"
-		m.emitRefusal(r, c.RemoteAddr())
+		m.emitRefusal(r)
 		_ = c.Close()
 		return
 	}
@@ -327,7 +327,11 @@ func (m *Mesh) serveStream(t *inTunnel, st net.Conn) {
 		if req.Service != "" {
 			rec.dstSvc, rec.dstPort = req.Service, req.Port
 		}
-		m.emit(rec)
+		m.emitRefusal(rec)
+		// The peer authenticated: it is told why, by code, as a refusal
+		// by policy is, rather than left to guess from the close.
+		_ = st.SetWriteDeadline(time.Now().Add(m.cfg.DialTimeout))
+		_, _ = st.Write(AppendResponse(nil, Response{Status: StatusError, Code: code, Reason: rec.reason}, t.hdr))
 		_ = st.Close()
 		return
 	}
@@ -378,10 +382,6 @@ func (m *Mesh) finishInbound(rec *record, down net.Conn, t *inTunnel, svc Servic
 		_, err = down.Write(AppendResponse(nil, resp, t.hdr))
 	}
 	if err != nil || !resp.Allowed() {
-		if !resp.Allowed() {
-			m.stats.refused.Add(1)
-			m.log.Info("mesh: refused", logSrc, orUnknown(src), logDst, req.Service, logPort, req.Port, logCode, resp.Code, logReason, resp.Reason)
-		}
 		if app != nil {
 			_ = app.Close()
 		}
@@ -389,7 +389,16 @@ func (m *Mesh) finishInbound(rec *record, down net.Conn, t *inTunnel, svc Servic
 			rec.reason, rec.code = err.Error(), flow.ReasonUnavailable
 		}
 		_ = down.Close()
-		m.emit(rec)
+		if resp.Allowed() {
+			m.emit(rec)
+			return
+		}
+		// A refusal: the peer chose to ask, and may ask as fast as it
+		// opens streams; its record, and the log line, pass the gate.
+		m.stats.refused.Add(1)
+		if m.emitRefusal(rec) {
+			m.log.Info("mesh: refused", logSrc, orUnknown(src), logDst, req.Service, logPort, req.Port, logCode, resp.Code, logReason, resp.Reason)
+		}
 		return
 	}
 	s := &inStream{tun: t, src: src, dst: req.Service, port: req.Port, plaintext: plaintext, down: down, app: app, rec: rec}

@@ -23,10 +23,11 @@
 // FlowInterval, and a Close (or Reset, when cut) record at the end; the
 // bytes of each are those since the previous record of the connection, so
 // a connection's records add up to its total. The source writes one record
-// when its side ends. A refusal is one Refuse record, a failed handshake
-// one Fail record of kind "handshake": a peer's first 50 of one reason
-// code, then 5 a second, the rest summarised each FlowInterval
-// (flow.Gate). Every refusal, failure and cut
+// when its side ends. A refused stream is one Refuse record, a failed
+// handshake one Fail record of kind "handshake": a peer's first 50 of one
+// reason code, then 5 a second, the rest summarised each FlowInterval
+// (flow.Gate; a stream's peer is its verified identity and address, a
+// handshake's its address). Every refusal, failure and cut
 // carries a machine-readable reason code (flow.Reason*). In records the
 // destination port is the service port that policy names (8080 for "api"),
 // not the app's loopback port or the agent's mesh port; EdgeOf turns a
@@ -214,7 +215,7 @@ type Mesh struct {
 	protocols []string // tunnel ALPN names, newest first
 	stats     counters
 	pending   mtls.Pending       // connections to the mesh port in their handshake
-	refusals  flow.Gate[*record] // refused handshakes written one by one, the rest summarised
+	refusals  flow.Gate[*record] // refused handshakes and streams written one by one, the rest summarised
 
 	policy   atomic.Pointer[policy.Table]
 	services atomic.Pointer[map[string]Service]

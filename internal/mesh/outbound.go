@@ -21,7 +21,7 @@ type RefusedError struct {
 }
 
 func (e *RefusedError) Error() string {
-	return fmt.Sprintf("mesh: %s → %s:%d refused by the destination: %s (rule %q)", e.Src, e.Dst, e.Port, e.Response.Reason, e.Response.Rule)
+	return fmt.Sprintf("mesh: %s → %s:%d refused by the destination (%s): %s (rule %q)", e.Src, e.Dst, e.Port, responseCode(e.Response), e.Response.Reason, e.Response.Rule)
 }
 
 // handleOutbound carries one app connection accepted on an upstream
@@ -122,8 +122,9 @@ func (m *Mesh) closeStreamFirst(l *localListener, app, st net.Conn) bool {
 	return true
 }
 
-// responseCode is the reason code of a refusal: the destination's, or (from
-// an agent that sends none) one told by the status.
+// responseCode is the reason code of a refusal: the destination's (one of
+// those ReadResponse keeps), or else (from an agent that sends none, or
+// one ReadResponse dropped) one told by the status.
 func responseCode(r Response) string {
 	switch {
 	case r.Allowed():

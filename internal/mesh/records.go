@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -179,35 +180,54 @@ func (m *Mesh) handshakeRecord(start time.Time, dir int, src, dst net.Addr, srcI
 	r := m.newRecord(start, dir)
 	r.srcAddr, r.dstAddr, r.srcID, r.dstID, r.claimed = src, dst, srcID, dstID, claimed
 	r.verdict, r.reason, r.kind, r.code = flow.VerdictDeny, err.Error(), kindHandshake, identityCode(err)
-	peer := src
-	if dir == outboundDir {
-		peer = dst
-	}
-	m.emitRefusal(r, peer)
+	m.emitRefusal(r)
 }
 
-// emitRefusal writes r, the record of a handshake refused from or to
-// peer, unless the gate holds it back for a summary (flow.Gate, by the
-// peer's address and the reason code): a peer refused as fast as it
-// connects has its first refusals written and the rest summarised.
-func (m *Mesh) emitRefusal(r *record, peer net.Addr) {
-	if m.refusals.Allow(addrOf(peer), r.code, r, m.now()) {
-		m.emit(r)
+// gateStreamKind marks, in the gate, the reason codes of refused streams
+// (kind "" records) apart from those of refused handshakes.
+const gateStreamKind = "stream "
+
+// emitRefusal writes r, the record of a refused handshake or stream,
+// unless the gate holds it back for a summary (flow.Gate): by the peer's
+// address, its verified identity (a stream's source; a handshake has
+// none) and the reason code. A peer refused as fast as it connects, or
+// opens streams, has its first refusals written and the rest summarised.
+// It reports whether r was written.
+func (m *Mesh) emitRefusal(r *record) bool {
+	peer, id, kind := r.srcAddr, r.srcID, r.code
+	if r.dir == outboundDir {
+		peer, id = r.dstAddr, ""
 	}
+	if r.kind != kindHandshake {
+		kind = gateStreamKind + r.code
+	}
+	if !m.refusals.AllowPeer(addrOf(peer), id, kind, r, m.now()) {
+		return false
+	}
+	m.emit(r)
+	return true
 }
 
-// flushRefusals writes the summaries of the refused handshakes the gate
-// held back: the last of each peer's, with how many it stands for, and a
-// count by reason of the peers past those summarised one by one.
+// flushRefusals writes the summaries of the refusals the gate held back:
+// the last of each peer's, with how many it stands for, and a count by
+// reason of the peers past those summarised one by one.
 func (m *Mesh) flushRefusals() {
 	for _, h := range m.refusals.Flush() {
+		code, stream := strings.CutPrefix(h.Kind, gateStreamKind)
+		what := "handshakes"
+		if stream {
+			what = "streams"
+		}
 		r := h.Last
 		if h.Client {
-			r.reason = fmt.Sprintf("%s; %d such handshakes of this peer were counted, not recorded one by one (this is the last)", r.reason, h.N)
+			r.reason = fmt.Sprintf("%s; %d such %s of this peer were counted, not recorded one by one (this is the last)", r.reason, h.N, what)
 		} else {
 			r = m.newRecord(m.now(), inboundDir)
-			r.kind, r.verdict, r.code = kindHandshake, flow.VerdictDeny, h.Kind
-			r.reason = fmt.Sprintf("%d handshakes refused (%s) of peers past the %d summarised one by one were counted, not recorded", h.N, h.Kind, flow.GateMaxSummaries)
+			r.verdict, r.code = flow.VerdictDeny, code
+			if !stream {
+				r.kind = kindHandshake
+			}
+			r.reason = fmt.Sprintf("%d %s refused (%s) of peers past the %d summarised one by one were counted, not recorded", h.N, what, code, flow.GateMaxSummaries)
 		}
 		r.suppressed = h.N
 		m.emit(r)
