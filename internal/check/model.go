@@ -277,6 +277,9 @@ type Endpoint struct {
 	// trusts, at most high (GateSev; gated).
 	Gate    string
 	GateSev Severity
+	// Fix, when set, is the remedy for the endpoint's exposure, naming its
+	// own settings (Finding.Fix), in place of its rule's.
+	Fix string
 	// InVPC: a managed endpoint that also answers on interfaces in
 	// Subnets, behind SGs (an EKS API with public and private access):
 	// the internet reaches it by Allowed, its networks by those

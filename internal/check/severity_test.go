@@ -1,6 +1,8 @@
 package check
 
 import (
+	"bytes"
+	"encoding/json"
 	"strings"
 	"testing"
 )
@@ -301,5 +303,73 @@ variable "office" {}
 	wantOne(t, rep, RuleExposedPort, "aws_eks_cluster.office", Medium, "(198.51.100.0/24)", why)
 	if got := activeOn(rep, RuleExposedPort, "aws_eks_cluster.private"); len(got) != 0 {
 		t.Errorf("%s on the private endpoint: %+v, want none", RuleExposedPort, got)
+	}
+	// The fix names the cluster's own settings, not the generic remedy
+	// of a machine's public address.
+	for _, name := range []string{"default", "world", "unknown", "office"} {
+		wantFix(t, rep, RuleExposedPort, "aws_eks_cluster."+name, "endpoint_public_access = false", "endpoint_private_access = true", "public_access_cidrs")
+	}
+}
+
+// wantFix fails unless every active finding of rule on addr carries a fix
+// of its own that says every one of words, and the text, JSON and SARIF
+// reports and --explain give it.
+func wantFix(t *testing.T, rep *Report, rule, addr string, words ...string) {
+	t.Helper()
+	got := activeOn(rep, rule, addr)
+	if len(got) == 0 {
+		t.Errorf("%s on %s: no finding, want one with a fix of its own", rule, addr)
+	}
+	var text, js, sarif bytes.Buffer
+	if err := Write(&text, rep, "text"); err != nil {
+		t.Fatal(err)
+	}
+	if err := Write(&js, rep, "json"); err != nil {
+		t.Fatal(err)
+	}
+	if err := Write(&sarif, rep, "sarif"); err != nil {
+		t.Fatal(err)
+	}
+	var jr struct{ Findings []Finding }
+	var sr struct {
+		Runs []struct {
+			Results []struct {
+				PartialFingerprints map[string]string
+				Properties          map[string]string
+			}
+		}
+	}
+	if err := json.Unmarshal(js.Bytes(), &jr); err != nil {
+		t.Fatal(err)
+	}
+	if err := json.Unmarshal(sarif.Bytes(), &sr); err != nil || len(sr.Runs) != 1 {
+		t.Fatalf("SARIF: %v, %d runs", err, len(sr.Runs))
+	}
+	for _, f := range got {
+		for _, w := range words {
+			if !strings.Contains(f.Fix, w) {
+				t.Errorf("%s on %s: fix %q, want it to say %q", rule, addr, f.Fix, w)
+			}
+		}
+		if f.Fix == "" {
+			continue
+		}
+		if !strings.Contains(text.String(), "    fix: "+f.Fix+"\n") {
+			t.Errorf("%s on %s: the text report does not print the finding's fix %q", rule, addr, f.Fix)
+		}
+		var explain bytes.Buffer
+		if err := Explain(&explain, rep, f.ID()); err != nil || !strings.Contains(explain.String(), "  fix: "+f.Fix+"\n") {
+			t.Errorf("%s on %s: --explain (%v) does not print the finding's fix %q", rule, addr, err, f.Fix)
+		}
+		inJSON, inSARIF := false, false
+		for _, g := range jr.Findings {
+			inJSON = inJSON || g.ID() == f.ID() && g.Fix == f.Fix
+		}
+		for _, r := range sr.Runs[0].Results {
+			inSARIF = inSARIF || r.PartialFingerprints["moatFinding/v1"] == f.ID() && r.Properties["fix"] == f.Fix
+		}
+		if !inJSON || !inSARIF {
+			t.Errorf("%s on %s: the finding's fix in JSON %v, in SARIF %v; want both", rule, addr, inJSON, inSARIF)
+		}
 	}
 }
