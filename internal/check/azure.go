@@ -765,38 +765,7 @@ func (m *Model) buildAzure(byType map[string][]*tf.Resource) {
 			m.Endpoints = append(m.Endpoints, e)
 		}
 	}
-	// An AKS cluster's API server is public unless the cluster is private;
-	// authorized ranges (api_server_access_profile, or the top-level
-	// attribute before azurerm 3.x) narrow it, none admits every address.
-	for _, r := range byType["azurerm_kubernetes_cluster"] {
-		if boolean(r.Values, "private_cluster_enabled", false) {
-			continue
-		}
-		e := &Endpoint{Addr: r.Address, Kind: "aks", Res: r, Azure: true, Ports: []int{443}, Managed: true, Public: true,
-			Why: "private_cluster_enabled is not true"}
-		ranges, unk := strs(r.Values, "api_server_authorized_ip_ranges")
-		bits, sized := unknownBits(r.Values, "api_server_authorized_ip_ranges")
-		if p := block(r.Values, "api_server_access_profile"); p != nil {
-			more, u := strs(p, "authorized_ip_ranges")
-			b, ok := unknownBits(p, "authorized_ip_ranges")
-			ranges, unk, bits, sized = append(ranges, more...), unk || u, append(bits, b...), sized && ok
-		}
-		if !sized {
-			bits = nil
-		}
-		for i, c := range ranges {
-			// Azure takes an address alone for a range of one.
-			if a, err := netip.ParseAddr(strings.TrimSpace(c)); err == nil {
-				ranges[i] = netip.PrefixFrom(a, a.BitLen()).String()
-			}
-		}
-		if len(ranges) == 0 && !unk {
-			e.Allowed = append(e.Allowed, allInternet...)
-			e.Why += " and no authorized IP ranges are set"
-		}
-		m.allowFrom(e, "authorized_ip_ranges", ranges, unk, bits)
-		m.Endpoints = append(m.Endpoints, e)
-	}
+	m.aksAPIServers(byType)
 	m.aksNodePools(byType)
 	m.azureContainerGroups(byType)
 	m.azurePrivateData(byType)
@@ -936,7 +905,7 @@ func azureRules() []Rule {
 			"An inbound NSG rule allows the internet at large: every internet address, or public ranges wider than a /8 of IPv4 or a /13 of IPv6 (the most any one network holds), such as 0.0.0.0/1, 2600::/12 or a firewall range from 1.2.3.4 to 2.3.4.5; private ranges such as 10.0.0.0/8 hold no internet address (source *, Internet, Any or such ranges) on ports other than 80 and 443, before any deny of higher priority. The finding stands wherever the NSG is declared: critical when a path from the internet reaches a virtual machine behind it on an admin, data-store or well-known service port (those AWS-NET-003 names), high when a path reaches one on other ports alone or the NSG is attached but no path is proven, medium when the NSG is attached, no path is proven and it opens no such port (other ports are graded one step lower, as AWS-NET-011 is), or when nothing in the scanned code associates it, or when the ports are open only through a source read at its most permissive (a service tag not modelled, a prefix not known statically) and no path is found either: the NSG then may admit the internet, and the finding says why.",
 			"Allow the port only from known ranges or application security groups, or reach machines through Azure Bastion or the moat gateway."},
 		{RuleAzExposedPort, Critical, "Admin or data-store port of a machine or cluster reachable from the internet",
-			"SSH, RDP, a database or another admin or data-store port of a virtual machine can be opened from internet addresses: the VM (or scale set, or AKS node pool placed in its subnet by vnet_subnet_id) has a public IP or sits behind a public load balancer that forwards the port, its virtual network routes to the internet (Azure's system route) and the NSGs of its subnet and network interface allow the port. An AKS cluster that is not private is reported when its API server admits internet addresses (no authorized IP ranges admits every one). The ports that the same addresses reach make one finding that lists them; it is critical when they are the internet at large (public ranges wider than a /8 of IPv4 or a /13 of IPv6, the most any one network holds) and medium, naming the range, when they are a bounded one such as an office's /24.",
+			"SSH, RDP, a database or another admin or data-store port of a virtual machine can be opened from internet addresses: the VM (or scale set, or AKS node pool placed in its subnet by vnet_subnet_id) has a public IP or sits behind a public load balancer that forwards the port, its virtual network routes to the internet (Azure's system route) and the NSGs of its subnet and network interface allow the port. The ports that the same addresses reach make one finding that lists them; it is critical when they are the internet at large (public ranges wider than a /8 of IPv4 or a /13 of IPv6, the most any one network holds) and medium, naming the range, when they are a bounded one such as an office's /24. An AKS cluster that is not private (private_cluster_enabled) is reported when its API server admits internet addresses: high when it admits the internet at large (api_server_access_profile.authorized_ip_ranges, or azurerm 3.x's api_server_authorized_ip_ranges, unset, 0.0.0.0/0 or not known statically) and medium when it admits bounded ranges alone: the Kubernetes API authenticates every request (Azure AD tokens, local accounts' client certificates, service account tokens; an anonymous one gets only what RBAC grants system:anonymous, by default the version and health endpoints), but its control plane then takes every address's attempts with stolen credentials and on the API server's flaws. The finding says so, and whether local accounts, static credentials that pass by Azure AD, are on (local_account_disabled not true) or Kubernetes RBAC off, and carries a fix that names the cluster's settings.",
 			"Remove the public IP and reach the machine through Azure Bastion, a VPN or the moat gateway; allow the port in the NSGs only from known ranges or application security groups."},
 		{RuleAzInternetFacing, Medium, "Virtual machine reachable from the internet",
 			"A virtual machine (not a load balancer or application gateway) has a public IP, or a public load balancer's inbound NAT rule forwarding a port to it alone, and its NSGs let internet traffic reach it on some port. A machine reached only through a balancer's load-balancing rules is behind the balancer, and is not reported here (an admin or data-store port those rules forward is AZ-NET-002). A container group (Azure Container Instances) of ip_address_type Public, the provider's default, is reported too: its public address forwards its exposed ports (exposed_port, else every port of its containers) with no NSG in the way; an admin or data-store port among them is AZ-NET-002.",

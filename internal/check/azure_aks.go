@@ -1,6 +1,88 @@
 package check
 
-import "moat/internal/check/tf"
+import (
+	"net/netip"
+	"strings"
+
+	"moat/internal/check/tf"
+)
+
+// aksAPIServers makes each AKS cluster's API server an endpoint on 443,
+// public unless the cluster is private (private_cluster_enabled, read as
+// false, and said so, when not known statically). Authorized ranges
+// (api_server_access_profile.authorized_ip_ranges, or azurerm 3.x's
+// top-level api_server_authorized_ip_ranges) narrow it; none admits every
+// address. The Kubernetes API authenticates every request, so what it
+// admits is at most high (Endpoint.Gate, aksGate).
+func (m *Model) aksAPIServers(byType map[string][]*tf.Resource) {
+	for _, r := range byType["azurerm_kubernetes_cluster"] {
+		if boolean(r.Values, "private_cluster_enabled", false) {
+			continue
+		}
+		e := &Endpoint{Addr: r.Address, Kind: "aks", Res: r, Azure: true, Ports: []int{443}, Managed: true, Public: true,
+			Why: "private_cluster_enabled is not true", Gate: aksGate(r.Values), GateSev: High, Fix: aksFix}
+		if unknown(r.Values, "private_cluster_enabled") {
+			e.PublicAssumed, e.Why = true, "private_cluster_enabled not known statically: assumed false"
+		}
+		ranges, unk := strs(r.Values, "api_server_authorized_ip_ranges")
+		bits, sized := unknownBits(r.Values, "api_server_authorized_ip_ranges")
+		if p := block(r.Values, "api_server_access_profile"); p != nil {
+			more, u := strs(p, "authorized_ip_ranges")
+			b, ok := unknownBits(p, "authorized_ip_ranges")
+			ranges, unk, bits, sized = append(ranges, more...), unk || u, append(bits, b...), sized && ok
+		}
+		if !sized {
+			bits = nil
+		}
+		for i, c := range ranges {
+			// Azure takes an address alone for a range of one.
+			if a, err := netip.ParseAddr(strings.TrimSpace(c)); err == nil {
+				ranges[i] = netip.PrefixFrom(a, a.BitLen()).String()
+			}
+		}
+		if len(ranges) == 0 && !unk {
+			e.Allowed = append(e.Allowed, allInternet...)
+			e.Why += " and no authorized IP ranges are set"
+		}
+		m.allowFrom(e, "authorized_ip_ranges", ranges, unk, bits)
+		m.Endpoints = append(m.Endpoints, e)
+	}
+}
+
+// aksGate says what authenticates the requests an AKS cluster's public API
+// server takes (kubeGate), and what of the cluster's settings (v) leaves
+// more to stolen credentials: local accounts, on unless
+// local_account_disabled, whose client certificates are static and pass
+// by Azure AD, and Kubernetes RBAC off, which authorizes whoever
+// authenticates for everything. A setting not known statically is read at
+// its worst, and said so.
+func aksGate(v map[string]any) string {
+	anon := rbacAnonymous
+	switch {
+	case unknown(v, "role_based_access_control_enabled"):
+		anon = "role_based_access_control_enabled is not known statically: read as false, Kubernetes RBAC off, so whoever authenticates is authorized for everything"
+	case !boolean(v, "role_based_access_control_enabled", true):
+		anon = "Kubernetes RBAC is off (role_based_access_control_enabled = false), so whoever authenticates is authorized for everything"
+	}
+	local := ""
+	switch {
+	case unknown(v, "local_account_disabled"):
+		local = "local_account_disabled is not known statically: read as false"
+	case !has(v, "local_account_disabled"):
+		local = "local_account_disabled is not set"
+	case !boolean(v, "local_account_disabled", false):
+		local = "local_account_disabled = false"
+	}
+	if local == "" {
+		// Local accounts off require Azure AD integration.
+		return kubeGate("Azure AD tokens, service account tokens", anon)
+	}
+	return kubeGate("Azure AD tokens where Azure AD integration is on, local accounts' client certificates, service account tokens", anon,
+		"local accounts are on ("+local+"): their client certificates, which az aks get-credentials --admin hands out, are static credentials that pass by Azure AD and its audit and stay valid until the cluster's certificates are rotated, so one leaked kubeconfig opens the cluster from every address the endpoint admits")
+}
+
+// aksFix is the remedy for an AKS public API server, naming its settings.
+const aksFix = "Set private_cluster_enabled = true (Terraform replaces the cluster), reaching the API server from its virtual network or networks joined to it; while it must stay public, set api_server_access_profile.authorized_ip_ranges to the ranges that administer the cluster alone. Set local_account_disabled = true, with Azure AD integration, so that no static credential opens it."
 
 // aksNodePools places the node pools of AKS clusters that name their
 // subnet (vnet_subnet_id) in it as machines, every port theirs (the

@@ -680,7 +680,7 @@ func (m *Model) buildEndpoints(byType map[string][]*tf.Resource) {
 		}
 		if public {
 			e.Managed, e.Public, e.Why = true, true, "endpoint_public_access = true"
-			e.Gate, e.GateSev = eksGate, High
+			e.Gate, e.GateSev, e.Fix = kubeGate("tokens of IAM principals, service accounts or OIDC providers the cluster trusts", rbacAnonymous), High, eksFix
 			if unknown(vc, "endpoint_public_access") {
 				e.PublicAssumed, e.Why = true, "endpoint_public_access not known statically: assumed true"
 			}
@@ -698,12 +698,23 @@ func (m *Model) buildEndpoints(byType map[string][]*tf.Resource) {
 	}
 }
 
-// eksGate says what stands between the addresses an EKS public endpoint
-// admits and the cluster: the Kubernetes API takes only credentials the
-// cluster trusts, and anonymous requests reach little, but an open
-// control plane still takes every attempt with stolen credentials and on
-// the API server's flaws, so the internet at large reaching it is high.
-const eksGate = "the Kubernetes API authenticates every request (tokens of IAM principals, service accounts or OIDC providers the cluster trusts; an anonymous request gets only what RBAC grants system:anonymous, by default the version and health endpoints), so every address the endpoint admits reaches the cluster's control plane with only credentials in the way, and may try stolen or leaked ones and the API server's own flaws"
+// kubeGate says what stands between the addresses a public Kubernetes API
+// endpoint (EKS's, AKS's) admits and the cluster: the API takes only the
+// credentials the cluster trusts (creds), and an anonymous request reaches
+// what anon says, but an open control plane still takes every attempt
+// with stolen credentials and on the API server's flaws, so the internet
+// at large reaching it is high (Endpoint.GateSev). more says what else
+// the cluster's settings leave to those attempts.
+func kubeGate(creds, anon string, more ...string) string {
+	return strings.Join(append([]string{"the Kubernetes API authenticates every request (" + creds + "; " + anon + "), so every address the endpoint admits reaches the cluster's control plane with only credentials in the way, and may try stolen or leaked ones and the API server's own flaws"}, more...), "; ")
+}
+
+// rbacAnonymous is what an anonymous request gets from a Kubernetes API
+// whose authorizer is RBAC, by default.
+const rbacAnonymous = "an anonymous request gets only what RBAC grants system:anonymous, by default the version and health endpoints"
+
+// eksFix is the remedy for an EKS public API endpoint, naming its settings.
+const eksFix = "Set endpoint_public_access = false and endpoint_private_access = true in vpc_config, reaching the API from the VPC or networks joined to it (a VPN, peering, a bastion); while it must stay public, set public_access_cidrs to the ranges that administer the cluster alone."
 
 // ipv6Address makes an instance or interface public over IPv6 when it gets
 // an IPv6 address, which is global: ipv6_address_count or ipv6_addresses,

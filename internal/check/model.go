@@ -273,10 +273,13 @@ type Endpoint struct {
 	// Gate, when set, says what authenticates every request the endpoint
 	// takes and what exposure remains: a search domain whose access policy
 	// names its principals, or whose fine-grained access control is on, is
-	// at most medium; an EKS API, which takes only credentials the cluster
-	// trusts, at most high (GateSev; gated).
+	// at most medium; an EKS or AKS API, which takes only credentials the
+	// cluster trusts, at most high (GateSev; gated).
 	Gate    string
 	GateSev Severity
+	// Fix, when set, is the remedy for the endpoint's exposure, naming its
+	// own settings (Finding.Fix), in place of its rule's.
+	Fix string
 	// InVPC: a managed endpoint that also answers on interfaces in
 	// Subnets, behind SGs (an EKS API with public and private access):
 	// the internet reaches it by Allowed, its networks by those

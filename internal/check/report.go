@@ -129,7 +129,11 @@ func writeText(w io.Writer, rep *Report) error {
 			fmt.Fprintf(&b, "    %s\n", l)
 		}
 		if f.Severity > Info {
-			fmt.Fprintf(&b, "    fix: %s\n", rules[f.RuleID].Remediation)
+			fix := f.Fix
+			if fix == "" {
+				fix = rules[f.RuleID].Remediation
+			}
+			fmt.Fprintf(&b, "    fix: %s\n", fix)
 		}
 	}
 	if sup > 0 {
@@ -177,6 +181,9 @@ func Explain(w io.Writer, rep *Report, id string) error {
 		}
 		n++
 		fmt.Fprintf(&b, "\n%s  (%s)\n  %s\n", flow.PrintableText(f.ID()), where(f), flow.PrintableText(f.Message))
+		if f.Fix != "" {
+			fmt.Fprintf(&b, "  fix: %s\n", f.Fix)
+		}
 		if f.Suppressed != "" {
 			fmt.Fprintf(&b, "  suppressed: %s\n", flow.PrintableText(f.Suppressed))
 		}

@@ -104,7 +104,7 @@ func (m *Model) awsRules(fs *findings) {
 			}
 			sev, msg := gated(e, m.exposureSeverity(g.set, nil, fs.rules[rule].Severity), fmt.Sprintf("tcp %s %s reachable from the internet (%s)", portSummary(g.ports, g.names), verb, g.from))
 			fs.addSev(rule, sev, e.Res, g.path, "%s", msg)
-			fs.list[len(fs.list)-1].Paths = g.portPaths()
+			fs.list[len(fs.list)-1].Paths, fs.list[len(fs.list)-1].Fix = g.portPaths(), e.Fix
 		}
 		if len(assumedG.ports) > 0 {
 			// Not proven: what could not be evaluated was read at its most
@@ -112,7 +112,7 @@ func (m *Model) awsRules(fs *findings) {
 			sev, msg := gated(e, m.exposureSeverity(assumedRes.From, assumedRes.Bound, High), fmt.Sprintf("tcp %s may be reachable from the internet: %s",
 				portSummary(assumedG.ports, assumedG.names), strings.Join(dedup(assumedRes.Assumed), "; ")))
 			fs.addSev(rule, sev, e.Res, assumedRes.Path, "%s", msg)
-			fs.list[len(fs.list)-1].Paths = assumedG.portPaths()
+			fs.list[len(fs.list)-1].Paths, fs.list[len(fs.list)-1].Fix = assumedG.portPaths(), e.Fix
 		}
 		if e.DataTier {
 			if path, ok := m.exposure(e); ok && !e.inSubnet(path) {

@@ -60,6 +60,9 @@ type sarifResult struct {
 	CodeFlows           []sarifCodeFlow    `json:"codeFlows,omitempty"`
 	Suppressions        []sarifSuppression `json:"suppressions,omitempty"`
 	PartialFingerprints map[string]string  `json:"partialFingerprints"`
+	// Properties carries the finding's own fix (Finding.Fix), when it has
+	// one in place of its rule's help.
+	Properties map[string]string `json:"properties,omitempty"`
 }
 
 type sarifLocation struct {
@@ -179,6 +182,9 @@ func WriteSARIF(w io.Writer, rep *Report) error {
 			}
 		case len(f.Path) > 0:
 			res.CodeFlows = []sarifCodeFlow{{ThreadFlows: []sarifThreadFlow{flow(f.Path)}}}
+		}
+		if f.Fix != "" {
+			res.Properties = map[string]string{"fix": f.Fix}
 		}
 		if f.Suppressed != "" {
 			res.Suppressions = []sarifSuppression{{Kind: "inSource", Justification: f.Suppressed}}

@@ -33,7 +33,7 @@ func TestSARIFSchema(t *testing.T) {
 		t.Fatal(err)
 	}
 	rep := run(t, "testdata/rules/AWS-NET-001/fail", "testdata/rules/AWS-NET-006/fail", "testdata/rules/CHECK-002/pass",
-		"testdata/rules/CHECK-002/fail", "testdata/rules/MOAT-002/fail", "testdata/paths/db-public", "testdata/paths/grouped-ports")
+		"testdata/rules/CHECK-002/fail", "testdata/rules/MOAT-002/fail", "testdata/paths/db-public", "testdata/paths/grouped-ports", "testdata/projects/eks")
 	var buf bytes.Buffer
 	if err := WriteSARIF(&buf, rep); err != nil {
 		t.Fatal(err)

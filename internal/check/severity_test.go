@@ -1,6 +1,8 @@
 package check
 
 import (
+	"bytes"
+	"encoding/json"
 	"strings"
 	"testing"
 )
@@ -301,5 +303,145 @@ variable "office" {}
 	wantOne(t, rep, RuleExposedPort, "aws_eks_cluster.office", Medium, "(198.51.100.0/24)", why)
 	if got := activeOn(rep, RuleExposedPort, "aws_eks_cluster.private"); len(got) != 0 {
 		t.Errorf("%s on the private endpoint: %+v, want none", RuleExposedPort, got)
+	}
+	// The fix names the cluster's own settings, not the generic remedy
+	// of a machine's public address.
+	for _, name := range []string{"default", "world", "unknown", "office"} {
+		wantFix(t, rep, RuleExposedPort, "aws_eks_cluster."+name, "endpoint_public_access = false", "endpoint_private_access = true", "public_access_cidrs")
+	}
+}
+
+// wantFix fails unless every active finding of rule on addr carries a fix
+// of its own that says every one of words, and the text, JSON and SARIF
+// reports and --explain give it.
+func wantFix(t *testing.T, rep *Report, rule, addr string, words ...string) {
+	t.Helper()
+	got := activeOn(rep, rule, addr)
+	if len(got) == 0 {
+		t.Errorf("%s on %s: no finding, want one with a fix of its own", rule, addr)
+	}
+	var text, js, sarif bytes.Buffer
+	if err := Write(&text, rep, "text"); err != nil {
+		t.Fatal(err)
+	}
+	if err := Write(&js, rep, "json"); err != nil {
+		t.Fatal(err)
+	}
+	if err := Write(&sarif, rep, "sarif"); err != nil {
+		t.Fatal(err)
+	}
+	var jr struct{ Findings []Finding }
+	var sr struct {
+		Runs []struct {
+			Results []struct {
+				PartialFingerprints map[string]string
+				Properties          map[string]string
+			}
+		}
+	}
+	if err := json.Unmarshal(js.Bytes(), &jr); err != nil {
+		t.Fatal(err)
+	}
+	if err := json.Unmarshal(sarif.Bytes(), &sr); err != nil || len(sr.Runs) != 1 {
+		t.Fatalf("SARIF: %v, %d runs", err, len(sr.Runs))
+	}
+	for _, f := range got {
+		for _, w := range words {
+			if !strings.Contains(f.Fix, w) {
+				t.Errorf("%s on %s: fix %q, want it to say %q", rule, addr, f.Fix, w)
+			}
+		}
+		if f.Fix == "" {
+			continue
+		}
+		if !strings.Contains(text.String(), "    fix: "+f.Fix+"\n") {
+			t.Errorf("%s on %s: the text report does not print the finding's fix %q", rule, addr, f.Fix)
+		}
+		var explain bytes.Buffer
+		if err := Explain(&explain, rep, f.ID()); err != nil || !strings.Contains(explain.String(), "  fix: "+f.Fix+"\n") {
+			t.Errorf("%s on %s: --explain (%v) does not print the finding's fix %q", rule, addr, err, f.Fix)
+		}
+		inJSON, inSARIF := false, false
+		for _, g := range jr.Findings {
+			inJSON = inJSON || g.ID() == f.ID() && g.Fix == f.Fix
+		}
+		for _, r := range sr.Runs[0].Results {
+			inSARIF = inSARIF || r.PartialFingerprints["moatFinding/v1"] == f.ID() && r.Properties["fix"] == f.Fix
+		}
+		if !inJSON || !inSARIF {
+			t.Errorf("%s on %s: the finding's fix in JSON %v, in SARIF %v; want both", rule, addr, inJSON, inSARIF)
+		}
+	}
+}
+
+// TestAKSAPIServerGate: an AKS cluster's public API server authenticates
+// every request as EKS's does (Azure AD tokens, local accounts' client
+// certificates, service account tokens; an anonymous request gets only
+// what RBAC grants system:anonymous). Open to the internet at large (no
+// authorized ranges, 0.0.0.0/0, or a range not known statically) it was
+// critical; it is high. Bounded to an office's range it is medium, in
+// azurerm v3's top-level spelling too; a private cluster is not reached
+// from the internet, and one whose private_cluster_enabled is not known
+// statically may be reached, not proven. Local accounts, on unless local_account_disabled, are
+// static credentials, and Kubernetes RBAC off authorizes whoever
+// authenticates for everything: the finding says so where it applies.
+// Every finding's fix names the cluster's own settings.
+func TestAKSAPIServerGate(t *testing.T) {
+	cluster := func(name, more string) string {
+		return `
+resource "azurerm_kubernetes_cluster" "` + name + `" {
+  name       = "` + name + `"
+  dns_prefix = "` + name + `"
+  default_node_pool {
+    name       = "system"
+    node_count = 1
+    vm_size    = "Standard_D2s_v3"
+  }
+` + more + `
+}
+`
+	}
+	ranges := func(rs string) string {
+		return `  api_server_access_profile {
+    authorized_ip_ranges = [` + rs + `]
+  }
+`
+	}
+	src := `
+variable "office" {}
+variable "local_off" {}
+variable "private" {}
+variable "rbac" {}
+` + cluster("default", "") +
+		cluster("world", ranges(`"0.0.0.0/0"`)+`  local_account_disabled = true`) +
+		cluster("unknown", ranges(`"198.51.100.0/24", var.office`)+`  local_account_disabled = var.local_off`) +
+		cluster("office", ranges(`"198.51.100.0/24"`)+`  local_account_disabled = true`) +
+		cluster("legacy", `  api_server_authorized_ip_ranges = ["198.51.100.0/24"]`) +
+		cluster("norbac", `  role_based_access_control_enabled = false`) +
+		cluster("rbacmaybe", "  role_based_access_control_enabled = var.rbac\n  local_account_disabled = false") +
+		cluster("private", `  private_cluster_enabled = true`) +
+		cluster("maybe", `  private_cluster_enabled = var.private`)
+	rep := checkSource(t, src)
+	const why, local = "the Kubernetes API authenticates every request", "local_account_disabled"
+	wantOne(t, rep, RuleAzExposedPort, "azurerm_kubernetes_cluster.default", High, "tcp 443 (Kubernetes API) is reachable from the internet (every IPv4 internet address, every IPv6 internet address)", "high, not critical", why, "system:anonymous", "local accounts", local+" is not set")
+	wantOne(t, rep, RuleAzExposedPort, "azurerm_kubernetes_cluster.world", High, "every IPv4 internet address", "high, not critical", why)
+	wantOne(t, rep, RuleAzExposedPort, "azurerm_kubernetes_cluster.unknown", High, "may be reachable from the internet", why, local+" is not known statically")
+	wantOne(t, rep, RuleAzExposedPort, "azurerm_kubernetes_cluster.office", Medium, "(198.51.100.0/24)", why)
+	wantOne(t, rep, RuleAzExposedPort, "azurerm_kubernetes_cluster.legacy", Medium, "(198.51.100.0/24)", why, local+" is not set")
+	wantOne(t, rep, RuleAzExposedPort, "azurerm_kubernetes_cluster.norbac", High, "high, not critical", why, "role_based_access_control_enabled = false")
+	wantOne(t, rep, RuleAzExposedPort, "azurerm_kubernetes_cluster.rbacmaybe", High, "high, not critical", why, "role_based_access_control_enabled is not known statically", local+" = false")
+	for _, name := range []string{"world", "office"} {
+		if got := activeOn(rep, RuleAzExposedPort, "azurerm_kubernetes_cluster."+name); len(got) == 1 && (strings.Contains(got[0].Message, local) || strings.Contains(got[0].Message, "role_based_access_control_enabled")) {
+			t.Errorf("%s: %q, want neither local accounts nor RBAC named: local_account_disabled = true, RBAC on", name, got[0].Message)
+		}
+	}
+	if got := activeOn(rep, RuleAzExposedPort, "azurerm_kubernetes_cluster.private"); len(got) != 0 {
+		t.Errorf("%s on the private cluster: %+v, want none", RuleAzExposedPort, got)
+	}
+	// Private or not is not known statically: it may be reached, which
+	// is not proven, and the finding says why.
+	wantOne(t, rep, RuleAzExposedPort, "azurerm_kubernetes_cluster.maybe", High, "may be reachable from the internet", "private_cluster_enabled not known statically: assumed false", why)
+	for _, name := range []string{"default", "world", "unknown", "office", "legacy", "norbac", "rbacmaybe", "maybe"} {
+		wantFix(t, rep, RuleAzExposedPort, "azurerm_kubernetes_cluster."+name, "private_cluster_enabled = true", "authorized_ip_ranges", "local_account_disabled = true")
 	}
 }
