@@ -66,6 +66,12 @@ func TestNodeCannotBlindDetection(t *testing.T) {
 	if err := n1.Call(ctx, http.MethodPost, api.PathFlows, batch, &ack); err != nil || ack.Stored != tracked {
 		t.Fatalf("ack %+v, %v: want n1's records about its own api stored", ack, err)
 	}
+	// The engine takes nodes' records in turns: n2's, sent while n1's are
+	// still queued, would be taken among them, before n1's fill the rule.
+	eventually(t, "the engine to evaluate n1's records", func() bool {
+		s := eng.Stats()
+		return s.Queued >= tracked && s.Processed == s.Queued
+	})
 	t.Log("then n2 reports a revoked identity used against db")
 	if err := n2.Call(ctx, http.MethodPost, api.PathFlows, []flow.Record{revokedFrom("real-1", "192.0.2.77", "db")}, &ack); err != nil || ack.Stored != 1 {
 		t.Fatalf("ack %+v, %v", ack, err)
