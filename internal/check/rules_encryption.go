@@ -299,12 +299,7 @@ func (m *Model) transitRules(byType map[string][]*tf.Resource, fs *findings) {
 	}
 	for _, r := range byType["aws_elasticache_replication_group"] {
 		switch {
-		case unknown(r.Values, "transit_encryption_enabled"):
-			fs.add(RuleTransitPlain, r, nil, "transit_encryption_enabled %s: clients may connect without TLS", assumed)
-		case !has(r.Values, "transit_encryption_enabled"):
-			fs.add(RuleTransitPlain, r, nil, "transit_encryption_enabled is not set (off unless set): clients connect without TLS")
-		case !boolean(r.Values, "transit_encryption_enabled", false):
-			fs.add(RuleTransitPlain, r, nil, "transit_encryption_enabled = false: clients connect without TLS")
+		case transitPlain(fs, r, assumed):
 		case unknown(r.Values, "transit_encryption_mode"):
 			fs.add(RuleTransitPlain, r, nil, "transit_encryption_mode is not known statically: read as preferred, which still takes plaintext connections")
 		case strings.EqualFold(str(r.Values, "transit_encryption_mode"), "preferred"):
@@ -317,12 +312,8 @@ func (m *Model) transitRules(byType map[string][]*tf.Resource, fs *findings) {
 	for _, r := range byType["aws_elasticache_cluster"] {
 		switch {
 		case has(r.Values, "replication_group_id") || unknown(r.Values, "replication_group_id"):
-		case unknown(r.Values, "transit_encryption_enabled"):
-			fs.add(RuleTransitPlain, r, nil, "transit_encryption_enabled %s: clients may connect without TLS", assumed)
-		case !has(r.Values, "transit_encryption_enabled"):
-			fs.add(RuleTransitPlain, r, nil, "transit_encryption_enabled is not set (off unless set): clients connect without TLS")
-		case !boolean(r.Values, "transit_encryption_enabled", false):
-			fs.add(RuleTransitPlain, r, nil, "transit_encryption_enabled = false: clients connect without TLS")
+		default:
+			transitPlain(fs, r, assumed)
 		}
 	}
 	for _, r := range byType["aws_memorydb_cluster"] {
@@ -333,4 +324,22 @@ func (m *Model) transitRules(byType map[string][]*tf.Resource, fs *findings) {
 			fs.add(RuleTransitPlain, r, nil, "tls_enabled = false: clients connect without TLS")
 		}
 	}
+}
+
+// transitPlain reports an ElastiCache group or cluster whose
+// transit_encryption_enabled leaves it taking plaintext (not set, false,
+// or not known statically: assumed names that case), and says whether it
+// did.
+func transitPlain(fs *findings, r *tf.Resource, assumed string) bool {
+	switch {
+	case unknown(r.Values, "transit_encryption_enabled"):
+		fs.add(RuleTransitPlain, r, nil, "transit_encryption_enabled %s: clients may connect without TLS", assumed)
+	case !has(r.Values, "transit_encryption_enabled"):
+		fs.add(RuleTransitPlain, r, nil, "transit_encryption_enabled is not set (off unless set): clients connect without TLS")
+	case !boolean(r.Values, "transit_encryption_enabled", false):
+		fs.add(RuleTransitPlain, r, nil, "transit_encryption_enabled = false: clients connect without TLS")
+	default:
+		return false
+	}
+	return true
 }

@@ -152,17 +152,7 @@ const AWSManagedPrefixList = "com.amazonaws."
 // managedPrefixListName returns the AWS-managed list a lookup names: by
 // name, or by one prefix-list-name filter with one value.
 func managedPrefixListName(d *resBlock, ctx *hcl.EvalContext) (string, bool) {
-	known := func(e hcl.Expression) (cty.Value, bool) {
-		if e == nil {
-			return cty.NilVal, false
-		}
-		v, diags := e.Value(ctx)
-		if diags.HasErrors() || !v.IsWhollyKnown() || v.IsNull() {
-			return cty.NilVal, false
-		}
-		v, _ = v.UnmarkDeep()
-		return v, true
-	}
+	known := func(e hcl.Expression) (cty.Value, bool) { return knownValue(e, ctx) }
 	var names []string
 	if v, ok := known(d.body.attrs["name"]); ok && v.Type().Equals(cty.String) {
 		names = append(names, v.AsString())
@@ -287,17 +277,7 @@ var securityGroupAttrs = []string{"arn", "description", "filter", "id", "name", 
 // lookup is that group; a lookup by ID, tags or any other filter, or of a
 // group made elsewhere, stays unknown.
 func securityGroupLookup(d *resBlock, ctx *hcl.EvalContext) (string, bool) {
-	known := func(e hcl.Expression) (cty.Value, bool) {
-		if e == nil {
-			return cty.NilVal, false
-		}
-		v, diags := e.Value(ctx)
-		if diags.HasErrors() || !v.IsWhollyKnown() || v.IsNull() {
-			return cty.NilVal, false
-		}
-		v, _ = v.UnmarkDeep()
-		return v, true
-	}
+	known := func(e hcl.Expression) (cty.Value, bool) { return knownValue(e, ctx) }
 	one := func(e hcl.Expression) (string, bool) {
 		v, ok := known(e)
 		if !ok || !v.CanIterateElements() || v.LengthInt() != 1 {
@@ -491,4 +471,18 @@ func (ev *evaluator) dataValue(d *resBlock, ctx *hcl.EvalContext) cty.Value {
 		obj["key_manager"] = cty.StringVal("AWS")
 	}
 	return cty.ObjectVal(obj)
+}
+
+// knownValue is e's value when it is known statically, wholly and not
+// null (unmarked); false for a missing expression.
+func knownValue(e hcl.Expression, ctx *hcl.EvalContext) (cty.Value, bool) {
+	if e == nil {
+		return cty.NilVal, false
+	}
+	v, diags := e.Value(ctx)
+	if diags.HasErrors() || !v.IsWhollyKnown() || v.IsNull() {
+		return cty.NilVal, false
+	}
+	v, _ = v.UnmarkDeep()
+	return v, true
 }
