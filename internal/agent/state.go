@@ -55,6 +55,10 @@ func (a *Agent) applyFrame(u api.Update, save bool) error {
 	if u.Heartbeat {
 		return nil
 	}
+	if err := a.floor.admit(u); err != nil {
+		a.refuse(err)
+		return nil
+	}
 	var newShells []api.Grant // shell grants this frame brings
 	if u.Bundle != nil {
 		roots, err := api.ParseChain(u.Bundle)
@@ -113,6 +117,13 @@ func (a *Agent) applyFrame(u api.Update, save bool) error {
 	}
 	if len(removed) > 0 {
 		a.changed.Notify()
+	}
+	if save {
+		// What the cache says was accepted before: it does not move the floor,
+		// so removing the floor file is all a reset takes.
+		if err := a.floor.raise(u); err != nil {
+			a.log.Warn("state floor not saved", "err", err)
+		}
 	}
 	a.nudge()
 	a.updates.Notify()
