@@ -39,7 +39,7 @@ const maxFloorBytes = 4 << 10
 
 // Versions are the growing versions of the control plane's state.
 type Versions struct {
-	Revision    int64 `json:"revision"`    // store revision of the last full snapshot
+	Revision    int64 `json:"revision"`    // store revision of the latest frame
 	Revocations int64 `json:"revocations"` // revocation list's Version
 	Policy      int64 `json:"policy"`      // policy's Version
 }
@@ -88,8 +88,10 @@ func loadFloor(dir string) (*floor, error) {
 var errRollback = errors.New("older than the state this agent holds")
 
 // admit returns an error if u carries a version below the floor. A full
-// snapshot is checked on its store revision too; a single change is not,
-// since it may be streamed after a snapshot that covered later changes.
+// snapshot is checked on its store revision too, which is read with quorum
+// and so at least that of every change streamed before it; a single change
+// is not, since it may be streamed after a snapshot that covered later
+// changes.
 func (f *floor) admit(u api.Update) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
@@ -109,9 +111,7 @@ func (f *floor) raise(u api.Update) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	v := f.v
-	if u.Full {
-		v.Revision = max(v.Revision, u.Revision)
-	}
+	v.Revision = max(v.Revision, u.Revision)
 	if u.Revocations != nil {
 		v.Revocations = max(v.Revocations, u.Revocations.Version)
 	}
