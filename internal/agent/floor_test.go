@@ -2,10 +2,13 @@ package agent
 
 import (
 	"errors"
+	"io"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"moat/internal/api"
 	"moat/internal/identity"
@@ -61,6 +64,49 @@ func TestFloorDamaged(t *testing.T) {
 		_, err := loadFloor(dir)
 		if err == nil || !strings.Contains(err.Error(), FloorFile) || !strings.Contains(err.Error(), "moat agent floor reset") {
 			t.Errorf("%.40q: got %v, want an error naming the file and the reset", data, err)
+		}
+	}
+}
+
+// TestRevokedGrantStaysRevoked: a break-glass grant carries no version of
+// its own, but its revocation is for good. Once the agent holds a grant
+// revoked, neither a change nor a snapshot that shows it active again
+// (an older copy of the store, whose revision and lists the restored
+// server's writes moved past the agent's) brings it back while it could
+// still be used.
+func TestRevokedGrantStaysRevoked(t *testing.T) {
+	dir := t.TempDir()
+	f, err := loadFloor(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
+	a := &Agent{
+		cfg: Config{Node: "web-1", DataDir: dir, Now: func() time.Time { return now }},
+		log: slog.New(slog.NewTextHandler(io.Discard, nil)), trust: identity.NewTrust(identity.TrustConfig{}),
+		svids: map[string]*svid{}, changed: newBroadcast(), updates: newBroadcast(), wake: make(chan struct{}, 1), floor: f,
+	}
+	active := api.Grant{ID: "g1", Node: "web-1", Mode: api.ModeForward, Starts: now.Add(-time.Minute), Expires: now.Add(time.Hour)}
+	revoked := active
+	revoked.Revoked, revoked.RevokedBy = now, "spiffe://example.org/admin/bob"
+	frames := []api.Update{
+		{Full: true, Revision: 10, Revocations: &identity.Revocations{Version: 1}, Policy: &api.Policy{Version: 1}, Grants: []api.Grant{active}},
+		{Revision: 11, Grants: []api.Grant{revoked}},
+	}
+	for _, u := range frames {
+		if err := a.applyFrame(u, false); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for name, u := range map[string]api.Update{
+		"a change":   {Revision: 12, Grants: []api.Grant{active}},
+		"a snapshot": {Full: true, Revision: 13, Revocations: &identity.Revocations{Version: 1}, Policy: &api.Policy{Version: 1}, Grants: []api.Grant{active}},
+	} {
+		if err := a.applyFrame(u, false); err != nil {
+			t.Fatal(err)
+		}
+		if g, ok := a.Grant("g1"); !ok || g.Active(now) {
+			t.Errorf("after %s showing it active, the revoked grant is %+v (held: %v)", name, g, ok)
 		}
 	}
 }
