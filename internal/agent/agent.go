@@ -145,6 +145,7 @@ type Agent struct {
 	renewals atomic.Int64
 	access   *access
 	witness  witnessState
+	floor    *floor // the highest state versions accepted
 
 	pol        atomic.Pointer[policy.Table] // the intentions the mesh applies
 	polChanged *broadcast                   // pol or the public ports were replaced
@@ -250,6 +251,9 @@ func New(ctx context.Context, cfg Config) (*Agent, error) {
 	}
 	a.client = a.newClient()
 	a.loadCachedSVIDs()
+	if a.floor, err = loadFloor(cfg.DataDir); err != nil {
+		return nil, err
+	}
 	if err := a.loadCache(); err != nil {
 		return nil, err
 	}

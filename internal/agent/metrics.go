@@ -15,7 +15,7 @@ type collector struct {
 	svidExpiry, renewals, reattests                                 *metrics.Desc
 	listenFail, listenersFailing, uidRefused, acceptFail, shed      *metrics.Desc
 	workloadShed                                                    *metrics.Desc
-	auditSize, auditInconsistent                                    *metrics.Desc
+	auditSize, auditInconsistent, rollbacks                         *metrics.Desc
 	fwBypasses                                                      *metrics.Desc
 }
 
@@ -47,13 +47,14 @@ func newCollector(a *Agent) *collector {
 		workloadShed:      c("moat_agent_workload_connections_shed_total", "Connections to the Workload API socket closed at once because their uid held 256 already, or 1024 were held in all."),
 		auditSize:         g("moat_agent_audit_witnessed_entries", "Entries of the control plane's audit log covered by the newest checkpoint this agent checked."),
 		auditInconsistent: c("moat_agent_audit_inconsistent_total", "Audit checkpoints refused because the log no longer extends the one witnessed (cut back or rewritten)."),
+		rollbacks:         c("moat_agent_rollbacks_refused_total", "Watch frames and cached state refused because they are older than the state held (a revocation list, a policy or a snapshot's store revision below the highest taken)."),
 		fwBypasses:        g("moat_firewall_bypass_rules", "Rules of other nftables tables that take packets round the host firewall, by kind: mark (sets moat's mark; the egress pins are withheld) or notrack (beyond loopback).", "kind"),
 	}
 }
 
 func (c *collector) Describe() []*metrics.Desc {
 	return []*metrics.Desc{c.handshakes, c.hsFailures, c.tunnels, c.conns, c.refused, c.cut, c.plaintext,
-		c.svidExpiry, c.renewals, c.reattests, c.listenFail, c.listenersFailing, c.uidRefused, c.acceptFail, c.shed, c.workloadShed, c.auditSize, c.auditInconsistent, c.fwBypasses}
+		c.svidExpiry, c.renewals, c.reattests, c.listenFail, c.listenersFailing, c.uidRefused, c.acceptFail, c.shed, c.workloadShed, c.auditSize, c.auditInconsistent, c.rollbacks, c.fwBypasses}
 }
 
 func (c *collector) Collect(emit metrics.Emit) {
@@ -86,6 +87,7 @@ func (c *collector) Collect(emit metrics.Emit) {
 	size, bad := c.a.AuditWitnessed()
 	emit(c.auditSize, float64(size))
 	emit(c.auditInconsistent, float64(bad))
+	emit(c.rollbacks, float64(c.a.RollbacksRefused()))
 	if c.a.fw != nil {
 		n := map[firewall.BypassKind]int{}
 		for _, b := range c.a.fw.Bypasses() {

@@ -3,6 +3,7 @@ package agent
 import (
 	"context"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"sort"
@@ -55,6 +56,10 @@ func (a *Agent) applyFrame(u api.Update, save bool) error {
 	if u.Heartbeat {
 		return nil
 	}
+	if err := a.floor.admit(u); err != nil {
+		a.refuse(err)
+		return nil
+	}
 	var newShells []api.Grant // shell grants this frame brings
 	if u.Bundle != nil {
 		roots, err := api.ParseChain(u.Bundle)
@@ -69,7 +74,7 @@ func (a *Agent) applyFrame(u api.Update, save bool) error {
 	}
 	a.mu.Lock()
 	if u.Full {
-		a.state = state{services: map[string]api.Registration{}, nodes: map[string]api.Node{}, grants: map[string]api.Grant{}}
+		a.state = state{services: map[string]api.Registration{}, nodes: map[string]api.Node{}, grants: revokedGrants(a.state.grants, a.cfg.Now())}
 		a.synced = true
 	}
 	if u.Policy != nil {
@@ -92,6 +97,10 @@ func (a *Agent) applyFrame(u api.Update, save bool) error {
 			a.state.grants = map[string]api.Grant{}
 		}
 		if g.Node == a.cfg.Node {
+			if held, ok := a.state.grants[g.ID]; ok && !held.Revoked.IsZero() && g.Revoked.IsZero() {
+				a.refuse(fmt.Errorf("grant %s shown active, revoked at %s: %w", g.ID, held.Revoked.UTC().Format(time.RFC3339), errRollback))
+				continue
+			}
 			if _, had := a.state.grants[g.ID]; !had && g.Mode == api.ModeShell {
 				newShells = append(newShells, g)
 			}
@@ -114,6 +123,13 @@ func (a *Agent) applyFrame(u api.Update, save bool) error {
 	if len(removed) > 0 {
 		a.changed.Notify()
 	}
+	if save {
+		// What the cache says was accepted before: it does not move the floor,
+		// so removing the floor file is all a reset takes.
+		if err := a.floor.raise(u); err != nil {
+			a.log.Warn("state floor not saved", "err", err)
+		}
+	}
 	a.nudge()
 	a.updates.Notify()
 	if save {
@@ -122,6 +138,20 @@ func (a *Agent) applyFrame(u api.Update, save bool) error {
 		}
 	}
 	return nil
+}
+
+// revokedGrants returns the grants of held that were revoked and could
+// still be used but for that (a snapshot lists no revoked grant): a grant's
+// revocation is for good, and an older snapshot that shows it active again
+// is not believed. Each goes once its grant would have ended anyway.
+func revokedGrants(held map[string]api.Grant, now time.Time) map[string]api.Grant {
+	kept := map[string]api.Grant{}
+	for id, g := range held {
+		if !g.Revoked.IsZero() && (now.Before(g.Expires) || now.Before(g.PendingUntil)) {
+			kept[id] = g
+		}
+	}
+	return kept
 }
 
 // reconcileLocked makes the SVID set match the services registered on this

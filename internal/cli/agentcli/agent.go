@@ -111,7 +111,7 @@ func AgentCommand() *cmdline.Command {
 			}
 			return runNode(ctx, e, &c, *validate)
 		},
-		Sub: []*cmdline.Command{WitnessCommand()},
+		Sub: []*cmdline.Command{WitnessCommand(), FloorCommand()},
 	}
 }
 
@@ -161,6 +161,49 @@ func WitnessCommand() *cmdline.Command {
 		},
 	}
 	return &cmdline.Command{Name: "witness", Summary: "the audit checkpoint this node witnessed", Sub: []*cmdline.Command{reset}}
+}
+
+// FloorCommand is "moat agent floor": the versions of the control plane's
+// state below which the node's agent refuses it.
+func FloorCommand() *cmdline.Command {
+	var dataDir string
+	reset := &cmdline.Command{
+		Name:    "reset",
+		Summary: "drop the state versions this node holds, after a deliberate restore of the control plane",
+		Usage:   "--data-dir DIR",
+		Help: "The agent keeps the highest versions of the control plane's state it took\n" +
+			"(DIR/" + agent.FloorFile + ": the store revision of the last snapshot, the\n" +
+			"revocation list's and the policy's versions) and refuses state older than\n" +
+			"them, so that no server can take back a revocation it sent: not one\n" +
+			"restored from an old backup, nor a lagging or replayed one. A control plane\n" +
+			"restored from a backup on purpose is refused alike. With the agent stopped,\n" +
+			"reset prints the versions it drops and removes the file; the agent then\n" +
+			"takes the next snapshot as it comes. Refused while the agent runs on DIR.",
+		Flags: func(fs *flag.FlagSet) {
+			fs.StringVar(&dataDir, "data-dir", "", "the agent's data directory (required)")
+		},
+		Run: func(ctx context.Context, e *cmdline.Env, fs *flag.FlagSet) error {
+			if err := cmdline.NoArgs(fs, "floor reset"); err != nil {
+				return err
+			}
+			if dataDir == "" {
+				return cmdline.Usagef("floor reset: --data-dir is required")
+			}
+			v, err := agent.ResetFloor(dataDir)
+			if errors.Is(err, agent.ErrNoFloor) {
+				fmt.Fprintf(e.Stdout, "%s holds no state floor; nothing to drop\n", dataDir)
+				return nil
+			}
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(e.Stdout, "dropped the state floor of this node: store revision %d, revocations version %d, policy version %d\n",
+				v.Revision, v.Revocations, v.Policy)
+			fmt.Fprintln(e.Stdout, "the agent takes the control plane's next snapshot as it comes")
+			return nil
+		},
+	}
+	return &cmdline.Command{Name: "floor", Summary: "the state versions below which this node refuses the control plane's", Sub: []*cmdline.Command{reset}}
 }
 
 // runNode validates c and runs the node agent it describes (or only says
