@@ -1,0 +1,99 @@
+package server
+
+import (
+	"context"
+	"log/slog"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"moat/internal/flow/flowstore"
+	"moat/internal/store"
+	"moat/internal/store/storetest"
+	"moat/internal/testkit"
+)
+
+// TestServerWaitsOutStoreOutage: a server whose store stops answering
+// just as it starts (an etcd member frozen, as in a rolling restart) does
+// not exit: its health endpoint says it is not serving, it tries the store
+// again with a growing wait and logs the outage once, and once the store
+// answers it serves, its health endpoint says so, and the log says the
+// outage ended.
+func TestServerWaitsOutStoreOutage(t *testing.T) {
+	m := storetest.StartEtcdCluster(t, 1)[0]
+	f := newAuthFixtureWith(t, authOptions{etcd: []string{m.URL}})
+
+	st, err := store.OpenEtcd(f.ctx, store.EtcdConfig{Endpoints: []string{m.URL}, Prefix: "/moat/",
+		Sealer: NewStoreSealer(f.kr.AEAD()), RequestTimeout: time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	fs, err := flowstore.OpenStore(flowstore.StoreConfig{Dir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { fs.Close() })
+	logs := &testkit.Buffer{}
+	ctx, cancel := context.WithCancel(f.ctx)
+	srv, err := New(ctx, Config{Listen: "127.0.0.1:0", Name: "b", Store: st, Sealer: f.kr.AEAD(), Audit: f.log, AuditLog: f.log, Flows: fs,
+		Logger: slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelInfo}))})
+	if err != nil {
+		cancel()
+		t.Fatal(err)
+	}
+
+	t.Log("the store stops answering as the server starts")
+	m.Pause(t)
+	paused := true
+	t.Cleanup(func() {
+		if paused {
+			m.Continue(t)
+		}
+	})
+	done := make(chan error, 1)
+	go func() { done <- srv.Run(ctx) }()
+	t.Cleanup(func() { cancel(); <-done })
+	running := func() {
+		t.Helper()
+		select {
+		case err := <-done:
+			done <- err
+			t.Fatalf("the server exited while its store did not answer: %v\nlog:\n%s", err, logs)
+		default:
+		}
+	}
+	testkit.WaitFor(t, "the server trying its store a third time", func() bool {
+		running()
+		srv.store.mu.Lock()
+		defer srv.store.mu.Unlock()
+		return srv.store.tries >= 3
+	})
+	running()
+	g := *f
+	g.srv = srv
+	if code, e := g.call(t, nil, "GET", PathHealth, nil, nil); code != http.StatusServiceUnavailable || !strings.Contains(e.Error, "has not answered yet") {
+		t.Errorf("health while the store has never answered: %d %q, want 503 saying so", code, e.Error)
+	}
+
+	t.Log("the store answers again")
+	m.Continue(t)
+	paused = false
+	testkit.WaitForDetail(t, "the server serving", func() (bool, string) {
+		running()
+		var h Health
+		code, e := g.call(t, nil, "GET", PathHealth, nil, &h)
+		return code == http.StatusOK && h.Status == "serving", e.Error
+	})
+	// It serves what needs the store: a node joins through it.
+	g.joinNode(t, "web-9")
+
+	out := logs.String()
+	if n := strings.Count(out, `msg="control-plane store unavailable;`); n != 1 {
+		t.Errorf("the outage was logged %d times, want once:\n%s", n, out)
+	}
+	if !strings.Contains(out, "control-plane store answers again") {
+		t.Errorf("the end of the outage was not logged:\n%s", out)
+	}
+}
