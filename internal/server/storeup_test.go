@@ -19,7 +19,8 @@ import (
 // not exit: its health endpoint says it is not serving, it tries the store
 // again with a growing wait and logs the outage once, and once the store
 // answers it serves, its health endpoint says so, and the log says the
-// outage ended.
+// outage ended. A store that stops (the member killed) while the server
+// serves is noticed and waited out the same way.
 func TestServerWaitsOutStoreOutage(t *testing.T) {
 	m := storetest.StartEtcdCluster(t, 1)[0]
 	f := newAuthFixtureWith(t, authOptions{etcd: []string{m.URL}})
@@ -89,11 +90,25 @@ func TestServerWaitsOutStoreOutage(t *testing.T) {
 	// It serves what needs the store: a node joins through it.
 	g.joinNode(t, "web-9")
 
+	t.Log("the store stops again while the server serves")
+	m.Stop()
+	testkit.WaitForDetail(t, "the server saying it cannot read its store", func() (bool, string) {
+		running()
+		code, e := g.call(t, nil, "GET", PathHealth, nil, nil)
+		return code == http.StatusServiceUnavailable && e.Error == store.ErrUnavailable.Error(), e.Error
+	})
+	m.Restart(t)
+	testkit.WaitFor(t, "the server serving again", func() bool {
+		running()
+		code, _ := g.call(t, nil, "GET", PathHealth, nil, nil)
+		return code == http.StatusOK
+	})
+
 	out := logs.String()
-	if n := strings.Count(out, `msg="control-plane store unavailable;`); n != 1 {
-		t.Errorf("the outage was logged %d times, want once:\n%s", n, out)
+	if n := strings.Count(out, `msg="control-plane store unavailable;`); n != 2 {
+		t.Errorf("the two outages were logged as %d, want once each:\n%s", n, out)
 	}
-	if !strings.Contains(out, "control-plane store answers again") {
-		t.Errorf("the end of the outage was not logged:\n%s", out)
+	if n := strings.Count(out, `msg="control-plane store answers again;`); n != 2 {
+		t.Errorf("the ends of the two outages were logged as %d, want once each:\n%s", n, out)
 	}
 }
