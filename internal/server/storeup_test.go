@@ -4,11 +4,14 @@ import (
 	"context"
 	"log/slog"
 	"net/http"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
+	"moat/internal/audit"
 	"moat/internal/flow/flowstore"
+	"moat/internal/seal"
 	"moat/internal/store"
 	"moat/internal/store/storetest"
 	"moat/internal/testkit"
@@ -110,5 +113,30 @@ func TestServerWaitsOutStoreOutage(t *testing.T) {
 	}
 	if n := strings.Count(out, `msg="control-plane store answers again;`); n != 2 {
 		t.Errorf("the ends of the two outages were logged as %d, want once each:\n%s", n, out)
+	}
+}
+
+// TestNewRefusesWrongStore: what a store that answers says wrong is not
+// waited out: New fails at once, naming it, for a store that holds no
+// control plane.
+func TestNewRefusesWrongStore(t *testing.T) {
+	dir := t.TempDir()
+	kek, err := seal.GenerateKeyFile(filepath.Join(dir, "kek"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	kr, err := seal.Open(seal.Config{Dir: dir, KEK: kek})
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, err := store.OpenBolt(store.BoltConfig{Dir: dir, Sealer: NewStoreSealer(kr.AEAD())})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	rec := audit.RecorderFunc(func(context.Context, audit.Entry) error { return nil })
+	_, err = New(context.Background(), Config{Store: st, Sealer: kr.AEAD(), Audit: rec, Logger: slog.New(slog.DiscardHandler)})
+	if err == nil || !strings.Contains(err.Error(), "holds no control plane") {
+		t.Errorf("New on an empty store: %v, want an error saying it holds no control plane", err)
 	}
 }
