@@ -59,7 +59,15 @@ func (s *Server) membership(ctx context.Context) error {
 	key := prefixMember + s.cfg.Name
 	for {
 		rec.Seen = s.now().UTC()
-		if err := putJSON(ctx, s.st, key, rec); err != nil && ctx.Err() == nil {
+		// The refresh is also how a store that stops answering while the
+		// watch stream stays open is noticed (storeup.go).
+		switch err := putJSON(ctx, s.st, key, rec); {
+		case err == nil:
+			s.storeAnswered()
+		case ctx.Err() != nil:
+		case transient(err):
+			s.storeFailed(err, memberEvery)
+		default:
 			s.log.Warn("refreshing this server's cluster membership failed", "err", err)
 		}
 		select {

@@ -14,6 +14,7 @@ import (
 
 	"moat/internal/api"
 	"moat/internal/audit"
+	"moat/internal/store"
 )
 
 // Refused calls (no certificate or a bad one, a role too weak, a join
@@ -37,6 +38,10 @@ const (
 	reasonBadRequest      = "bad_request"     // a body or value that does not validate
 	reasonBadToken        = "bad_token"       // a join token that is unknown, spent, expired or for another node
 	reasonRateLimited     = "rate_limited"    // a node over its rate
+	// A call answered 503 because the control-plane store could not be
+	// read or written (no etcd quorum, out of reach): the caller sent
+	// nothing wrong, and a burst of these is an outage, not an attack.
+	reasonStoreUnavailable = "store_unavailable"
 	// A join or re-attestation from a source past its failed ones
 	// (failgate.go), refused before anything of it was read.
 	reasonThrottled = "source_throttled"
@@ -113,6 +118,10 @@ func reasonOf(err error) string {
 		case http.StatusTooManyRequests:
 			return reasonRateLimited
 		}
+	}
+	if errors.Is(err, store.ErrUnavailable) {
+		// Answered 503 by writeError, not refused for what was sent.
+		return reasonStoreUnavailable
 	}
 	return reasonBadRequest
 }

@@ -103,6 +103,8 @@ type Server struct {
 	ready     chan struct{}
 	certMu    sync.RWMutex // guards cert
 	cert      *tls.Certificate
+	// store is what is known of the store's answers (storeup.go).
+	store storeState
 	// refused counts refused calls until the next summary entry.
 	refused refusals
 	// limits holds the per-node rate limiters.

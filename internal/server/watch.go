@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"net/http"
 	"slices"
 	"strings"
@@ -94,10 +95,25 @@ func watchedPrefix(k string) string {
 // keeps this server's own trust in step with changes made by other servers
 // sharing the store.
 func (h *hub) run(ctx context.Context) error {
-	rev, err := h.s.st.Rev(ctx)
-	if err != nil {
-		return err
+	// A store that does not answer is waited out (storeup.go): the server
+	// keeps serving what it can and tries again.
+	bo := storeBackoff()
+	var rev int64
+	for {
+		r, err := h.s.st.Rev(ctx)
+		if err == nil {
+			rev = r
+			break
+		}
+		if !h.s.storeRetry(ctx, bo, err) {
+			if ctx.Err() != nil {
+				return nil
+			}
+			return fmt.Errorf("server: read the store: %w", err)
+		}
 	}
+	h.s.storeAnswered()
+	bo.Reset()
 	for ctx.Err() == nil {
 		events, err := h.s.st.Watch(ctx, "", rev)
 		if err != nil {
@@ -108,15 +124,17 @@ func (h *hub) run(ctx context.Context) error {
 			if errors.Is(err, store.ErrClosed) || ctx.Err() != nil {
 				return err
 			}
-			// The store is unavailable (an etcd cluster without quorum):
-			// the server keeps serving what it can and watches again.
-			h.s.log.Warn("store watch failed; retrying", "err", err)
-			select {
-			case <-ctx.Done():
-			case <-time.After(time.Second):
+			if transient(err) {
+				h.s.storeRetry(ctx, bo, err)
+			} else {
+				// A watch that fails for another cause is tried again too.
+				h.s.log.Warn("store watch failed; retrying", "err", err)
+				pause(ctx, bo.NextBackOff())
 			}
 			continue
 		}
+		h.s.storeAnswered()
+		bo.Reset()
 		for ev := range events {
 			if ev.Err != nil {
 				if errors.Is(ev.Err, store.ErrCompacted) {
@@ -133,10 +151,7 @@ func (h *hub) run(ctx context.Context) error {
 		}
 		if ctx.Err() == nil {
 			// The stream ended without our asking: resume after a pause.
-			select {
-			case <-ctx.Done():
-			case <-time.After(time.Second):
-			}
+			pause(ctx, time.Second)
 		}
 	}
 	return nil
