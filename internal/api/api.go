@@ -19,8 +19,14 @@ import (
 
 // Paths. Those under /v1/admin/ need an admin certificate and a role; the
 // node paths need a node SVID; PathBundle, PathJoin and PathReattest are
-// open (the join token, or the pinned node key, is the credential).
+// open (the join token, or the pinned node key, is the credential), and
+// so is PathHealth.
 const (
+	// PathHealth is a server's health: 200 (Health) while it follows its
+	// store, 503 before it has read it and while it cannot. Anyone may
+	// call it (a load balancer's probe holds no certificate): it reads
+	// nothing and says only whether the store answers, not why it does not.
+	PathHealth     = "/v1/health"
 	PathBundle     = "/v1/bundle"
 	PathJoin       = "/v1/join"
 	PathNodeRenew  = "/v1/node/renew"
@@ -575,4 +581,9 @@ type Update struct {
 	Grants []Grant `json:"grants,omitempty"`
 	// Heartbeat frames carry nothing but keep the stream's liveness visible.
 	Heartbeat bool `json:"heartbeat,omitempty"`
+}
+
+// Health is PathHealth's answer while the server serves.
+type Health struct {
+	Status string `json:"status"` // "serving"
 }

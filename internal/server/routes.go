@@ -136,7 +136,7 @@ func (s *Server) routes() http.Handler { return s.table().mux }
 func (s *Server) buildRoutes() *routeTable {
 	t := newRouteTable(s)
 	t.public("GET", api.PathBundle, s.handleBundle)
-	t.public("GET", PathHealth, s.handleHealth)
+	t.public("GET", api.PathHealth, s.handleHealth)
 	t.public("POST", api.PathJoin, s.handleJoin)
 	t.node("POST", api.PathNodeRenew, s.handleRenew)
 	t.public("POST", api.PathReattest, s.handleReattest)

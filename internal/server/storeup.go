@@ -23,17 +23,6 @@ import (
 // level). What a store that answers says wrong (no control plane in it,
 // keys that do not open under the KEK) is found by New, and fails it.
 
-// PathHealth is the health endpoint: 200 while the server follows its
-// store, 503 before it has read it and while it cannot. Anyone may call it
-// (a load balancer's probe holds no certificate): it reads nothing and
-// says only whether the store answers, not why it does not.
-const PathHealth = "/v1/health"
-
-// Health is the health endpoint's answer while the server serves.
-type Health struct {
-	Status string `json:"status"` // "serving"
-}
-
 // storeBackoff is the wait between tries of a store that does not answer:
 // from 200ms, doubling to 30s, with ±20% jitter so that the servers of a
 // cluster do not all try at once.
@@ -116,6 +105,6 @@ func (s *Server) handleHealth(w http.ResponseWriter, r *http.Request) {
 	case down:
 		writeJSON(w, http.StatusServiceUnavailable, api.Error{Error: store.ErrUnavailable.Error()})
 	default:
-		writeJSON(w, http.StatusOK, Health{Status: "serving"})
+		writeJSON(w, http.StatusOK, api.Health{Status: "serving"})
 	}
 }

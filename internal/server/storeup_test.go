@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"moat/internal/api"
 	"moat/internal/audit"
 	"moat/internal/flow/flowstore"
 	"moat/internal/seal"
@@ -77,7 +78,7 @@ func TestServerWaitsOutStoreOutage(t *testing.T) {
 	running()
 	g := *f
 	g.srv = srv
-	if code, e := g.call(t, nil, "GET", PathHealth, nil, nil); code != http.StatusServiceUnavailable || !strings.Contains(e.Error, "has not answered yet") {
+	if code, e := g.call(t, nil, "GET", api.PathHealth, nil, nil); code != http.StatusServiceUnavailable || !strings.Contains(e.Error, "has not answered yet") {
 		t.Errorf("health while the store has never answered: %d %q, want 503 saying so", code, e.Error)
 	}
 
@@ -86,8 +87,8 @@ func TestServerWaitsOutStoreOutage(t *testing.T) {
 	paused = false
 	testkit.WaitForDetail(t, "the server serving", func() (bool, string) {
 		running()
-		var h Health
-		code, e := g.call(t, nil, "GET", PathHealth, nil, &h)
+		var h api.Health
+		code, e := g.call(t, nil, "GET", api.PathHealth, nil, &h)
 		return code == http.StatusOK && h.Status == "serving", e.Error
 	})
 	// It serves what needs the store: a node joins through it.
@@ -97,13 +98,13 @@ func TestServerWaitsOutStoreOutage(t *testing.T) {
 	m.Stop()
 	testkit.WaitForDetail(t, "the server saying it cannot read its store", func() (bool, string) {
 		running()
-		code, e := g.call(t, nil, "GET", PathHealth, nil, nil)
+		code, e := g.call(t, nil, "GET", api.PathHealth, nil, nil)
 		return code == http.StatusServiceUnavailable && e.Error == store.ErrUnavailable.Error(), e.Error
 	})
 	m.Restart(t)
 	testkit.WaitFor(t, "the server serving again", func() bool {
 		running()
-		code, _ := g.call(t, nil, "GET", PathHealth, nil, nil)
+		code, _ := g.call(t, nil, "GET", api.PathHealth, nil, nil)
 		return code == http.StatusOK
 	})
 
