@@ -251,7 +251,7 @@ func New(ctx context.Context, cfg Config) (*Agent, error) {
 	}
 	a.client = a.newClient()
 	a.loadCachedSVIDs()
-	if a.floor, err = loadFloor(cfg.DataDir); err != nil {
+	if a.floor, err = loadFloor(cfg.DataDir, cfg.Now()); err != nil {
 		return nil, err
 	}
 	if err := a.loadCache(); err != nil {

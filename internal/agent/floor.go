@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"moat/internal/api"
 	"moat/internal/seal"
@@ -25,6 +26,14 @@ import (
 // the agent holds stay as they are; the refusal is logged (the first, then
 // at each power of two) and counted in moat_agent_rollbacks_refused_total.
 //
+// A break-glass grant carries no version of its own, but its revocation is
+// for good: the floor keeps each grant of this node it saw revoked (its ID,
+// and when it would have ended anyway), and refuses a frame that shows it
+// active again, after a restart too. An entry goes once its grant would
+// have ended. The floor keeps at most maxRevokedGrants of them; a revoked
+// grant beyond that closes the node to every grant until that one would
+// have ended, rather than be forgotten at the next restart.
+//
 // A control plane deliberately rolled back (restored from a backup, moved
 // to a new store) is taken again only once the operator resets each
 // agent's floor: with the agent stopped, moat agent floor reset (ResetFloor)
@@ -35,7 +44,15 @@ import (
 const FloorFile = "floor.json"
 
 // maxFloorBytes bounds what the agent reads of FloorFile.
-const maxFloorBytes = 4 << 10
+const maxFloorBytes = 64 << 10
+
+// maxRevokedGrants bounds the revoked grants the floor keeps, and
+// maxGrantIDLen the ID of each, so that FloorFile stays within
+// maxFloorBytes.
+const (
+	maxRevokedGrants = 256
+	maxGrantIDLen    = 128
+)
 
 // Versions are the growing versions of the control plane's state.
 type Versions struct {
@@ -44,19 +61,39 @@ type Versions struct {
 	Policy      int64 `json:"policy"`      // policy's Version
 }
 
-// floor is the highest versions accepted, and the refusals counted.
-type floor struct {
-	path    string
-	mu      sync.Mutex // guards v
-	v       Versions
-	refused atomic.Int64
+// floorState is FloorFile's content.
+type floorState struct {
+	Versions
+	RevokedGrants []revokedGrant `json:"revoked_grants,omitempty"`
+	// GrantsClosedUntil is when the node takes grants active again after
+	// one revoked beyond maxRevokedGrants.
+	GrantsClosedUntil time.Time `json:"grants_closed_until,omitzero"`
 }
 
-// loadFloor reads the floor kept in dir; none yet is the zero floor. A
-// floor that does not read is an error: starting without it would take
-// back whatever an old snapshot says.
-func loadFloor(dir string) (*floor, error) {
-	f := &floor{path: filepath.Join(dir, FloorFile)}
+// revokedGrant is a grant of this node seen revoked, and when it would
+// have ended anyway.
+type revokedGrant struct {
+	ID    string    `json:"id"`
+	Until time.Time `json:"until"`
+}
+
+// floor is the highest versions accepted, the revoked grants held, and the
+// refusals counted.
+type floor struct {
+	path        string
+	mu          sync.Mutex // guards v, grants and closedUntil
+	v           Versions
+	grants      map[string]time.Time // revoked grant ID → when it would have ended
+	closedUntil time.Time
+	refused     atomic.Int64
+}
+
+// loadFloor reads the floor kept in dir, leaving out the revoked grants
+// that ended by now; none yet is the zero floor. A floor that does not read
+// is an error: starting without it would take back whatever an old
+// snapshot says.
+func loadFloor(dir string, now time.Time) (*floor, error) {
+	f := &floor{path: filepath.Join(dir, FloorFile), grants: map[string]time.Time{}}
 	fh, err := os.Open(f.path)
 	if errors.Is(err, os.ErrNotExist) {
 		return f, nil
@@ -73,15 +110,117 @@ func loadFloor(dir string) (*floor, error) {
 	dec.DisallowUnknownFields()
 	if len(data) > maxFloorBytes {
 		err = fmt.Errorf("larger than %d bytes", maxFloorBytes)
-	} else if err = dec.Decode(&f.v); err == nil && dec.More() {
-		err = errors.New("data after the versions")
-	} else if err == nil && (f.v.Revision < 0 || f.v.Revocations < 0 || f.v.Policy < 0) {
-		err = errors.New("negative version")
+	} else {
+		var st floorState
+		if err = dec.Decode(&st); err == nil && dec.More() {
+			err = errors.New("data after the versions")
+		} else if err == nil {
+			err = f.set(st, now)
+		}
 	}
 	if err != nil {
 		return nil, fmt.Errorf("agent: %s: %w (moat agent floor reset drops it)", f.path, err)
 	}
 	return f, nil
+}
+
+// set checks st and takes it, leaving out the revoked grants ended by now.
+func (f *floor) set(st floorState, now time.Time) error {
+	v := st.Versions
+	if v.Revision < 0 || v.Revocations < 0 || v.Policy < 0 {
+		return errors.New("negative version")
+	}
+	if len(st.RevokedGrants) > maxRevokedGrants {
+		return fmt.Errorf("%d revoked grants, more than %d", len(st.RevokedGrants), maxRevokedGrants)
+	}
+	for _, g := range st.RevokedGrants {
+		if g.ID == "" || len(g.ID) > maxGrantIDLen {
+			return fmt.Errorf("revoked grant ID of %d bytes (want 1 to %d)", len(g.ID), maxGrantIDLen)
+		}
+		if now.Before(g.Until) {
+			f.grants[g.ID] = g.Until
+		}
+	}
+	f.v, f.closedUntil = v, st.GrantsClosedUntil
+	return nil
+}
+
+// saveLocked writes the floor to FloorFile.
+func (f *floor) saveLocked() error {
+	st := floorState{Versions: f.v, GrantsClosedUntil: f.closedUntil}
+	for id, until := range f.grants {
+		st.RevokedGrants = append(st.RevokedGrants, revokedGrant{ID: id, Until: until})
+	}
+	data, err := json.Marshal(st)
+	if err != nil {
+		return err
+	}
+	return seal.WriteFileAtomic(f.path, data, 0o600)
+}
+
+// grantEnd is when g would have ended anyway: its expiry once active, the
+// lapse of its request while pending.
+func grantEnd(g api.Grant) time.Time {
+	if g.PendingUntil.After(g.Expires) {
+		return g.PendingUntil
+	}
+	return g.Expires
+}
+
+// admitGrant returns an error if g, shown not revoked, is a grant the
+// floor holds revoked, or if the node takes no grant for now.
+func (f *floor) admitGrant(g api.Grant, now time.Time) error {
+	if !g.Revoked.IsZero() {
+		return nil
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if until, ok := f.grants[g.ID]; ok && now.Before(until) {
+		return fmt.Errorf("grant %s shown active, held revoked until %s: %w", g.ID, until.UTC().Format(time.RFC3339), errRollback)
+	}
+	if now.Before(f.closedUntil) {
+		return fmt.Errorf("grant %s: more than %d revoked grants were held, so this node takes no grant until %s", g.ID, maxRevokedGrants, f.closedUntil.UTC().Format(time.RFC3339))
+	}
+	return nil
+}
+
+// revokeGrant keeps g, revoked, until it would have ended, leaving out
+// the grants ended by now. Past maxRevokedGrants it closes the node to
+// every grant until g would have ended, and says so.
+func (f *floor) revokeGrant(g api.Grant, now time.Time) error {
+	until := grantEnd(g)
+	if g.Revoked.IsZero() || !now.Before(until) {
+		return nil
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if _, ok := f.grants[g.ID]; ok {
+		return nil
+	}
+	for id, end := range f.grants {
+		if !now.Before(end) {
+			delete(f.grants, id)
+		}
+	}
+	var full error
+	switch {
+	case len(g.ID) > maxGrantIDLen:
+		full = fmt.Errorf("revoked grant ID of %d bytes, more than %d", len(g.ID), maxGrantIDLen)
+	case len(f.grants) >= maxRevokedGrants:
+		full = fmt.Errorf("revoked grant %s is one more than the %d this node keeps", g.ID, maxRevokedGrants)
+	default:
+		f.grants[g.ID] = until
+	}
+	if full != nil && until.After(f.closedUntil) {
+		f.closedUntil = until
+	}
+	if err := f.saveLocked(); err != nil {
+		return err
+	}
+	if full != nil {
+		return fmt.Errorf("%w: this node takes no grant until %s", full, f.closedUntil.UTC().Format(time.RFC3339))
+	}
+	return nil
 }
 
 // errRollback is a frame older than what the agent holds.
@@ -122,11 +261,7 @@ func (f *floor) raise(u api.Update) error {
 		return nil
 	}
 	f.v = v
-	data, err := json.Marshal(v)
-	if err != nil {
-		return err
-	}
-	return seal.WriteFileAtomic(f.path, data, 0o600)
+	return f.saveLocked()
 }
 
 // refuse counts a refused frame and logs the first refusal and then each
@@ -147,32 +282,33 @@ func (a *Agent) RollbacksRefused() int64 { return a.floor.refused.Load() }
 var ErrNoFloor = errors.New("agent: no state floor kept")
 
 // ResetFloor drops the floor kept in dataDir, returning the versions it
-// held, so that the agent takes the control plane's next snapshot as it
+// held and how many revoked grants, so that the agent takes the control plane's next snapshot as it
 // comes: for a control plane deliberately restored from a backup, whose
 // state is older than what the node saw. It refuses while an agent runs on
 // dataDir (it holds LockFile), and returns ErrNoFloor when there is none.
-func ResetFloor(dataDir string) (Versions, error) {
+func ResetFloor(dataDir string) (Versions, int, error) {
 	if _, err := os.Stat(filepath.Join(dataDir, nodeDir)); err != nil {
-		return Versions{}, fmt.Errorf("agent: %s holds no node identity: %w", dataDir, err)
+		return Versions{}, 0, fmt.Errorf("agent: %s holds no node identity: %w", dataDir, err)
 	}
 	lock, err := lockDataDir(dataDir)
 	if errors.Is(err, ErrRunning) {
-		return Versions{}, fmt.Errorf("agent: the agent of %s is running (it holds %s); stop it first; nothing was changed",
+		return Versions{}, 0, fmt.Errorf("agent: the agent of %s is running (it holds %s); stop it first; nothing was changed",
 			dataDir, filepath.Join(dataDir, nodeDir, LockFile))
 	}
 	if err != nil {
-		return Versions{}, err
+		return Versions{}, 0, err
 	}
 	defer lock.Close()
-	f, err := loadFloor(dataDir)
+	// Every revoked grant kept is counted, ended or not.
+	f, err := loadFloor(dataDir, time.Time{})
 	if err != nil {
 		// A floor that does not read is dropped all the same.
 		f = &floor{path: filepath.Join(dataDir, FloorFile)}
 	}
 	if err := os.Remove(f.path); errors.Is(err, os.ErrNotExist) {
-		return Versions{}, ErrNoFloor
+		return Versions{}, 0, ErrNoFloor
 	} else if err != nil {
-		return Versions{}, fmt.Errorf("agent: %w", err)
+		return Versions{}, 0, fmt.Errorf("agent: %w", err)
 	}
-	return f.v, nil
+	return f.v, len(f.grants), nil
 }

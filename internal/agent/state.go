@@ -3,7 +3,6 @@ package agent
 import (
 	"context"
 	"errors"
-	"fmt"
 	"os"
 	"path/filepath"
 	"sort"
@@ -72,9 +71,10 @@ func (a *Agent) applyFrame(u api.Update, save bool) error {
 	if u.Revocations != nil {
 		a.trust.Update(nil, *u.Revocations)
 	}
+	now := a.cfg.Now()
 	a.mu.Lock()
 	if u.Full {
-		a.state = state{services: map[string]api.Registration{}, nodes: map[string]api.Node{}, grants: revokedGrants(a.state.grants, a.cfg.Now())}
+		a.state = state{services: map[string]api.Registration{}, nodes: map[string]api.Node{}, grants: revokedGrants(a.state.grants, now)}
 		a.synced = true
 	}
 	if u.Policy != nil {
@@ -97,9 +97,12 @@ func (a *Agent) applyFrame(u api.Update, save bool) error {
 			a.state.grants = map[string]api.Grant{}
 		}
 		if g.Node == a.cfg.Node {
-			if held, ok := a.state.grants[g.ID]; ok && !held.Revoked.IsZero() && g.Revoked.IsZero() {
-				a.refuse(fmt.Errorf("grant %s shown active, revoked at %s: %w", g.ID, held.Revoked.UTC().Format(time.RFC3339), errRollback))
+			if err := a.floor.admitGrant(g, now); err != nil {
+				a.refuse(err)
 				continue
+			}
+			if err := a.floor.revokeGrant(g, now); err != nil {
+				a.log.Error("revoked grant not kept in the state floor", "grant", g.ID, "err", err)
 			}
 			if _, had := a.state.grants[g.ID]; !had && g.Mode == api.ModeShell {
 				newShells = append(newShells, g)

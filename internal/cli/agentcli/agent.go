@@ -173,12 +173,14 @@ func FloorCommand() *cmdline.Command {
 		Usage:   "--data-dir DIR",
 		Help: "The agent keeps the highest versions of the control plane's state it took\n" +
 			"(DIR/" + agent.FloorFile + ": the store revision of the last snapshot, the\n" +
-			"revocation list's and the policy's versions) and refuses state older than\n" +
+			"revocation list's and the policy's versions, and the break-glass grants it\n" +
+			"saw revoked, until they would have ended) and refuses state older than\n" +
 			"them, so that no server can take back a revocation it sent: not one\n" +
 			"restored from an old backup, nor a lagging or replayed one. A control plane\n" +
 			"restored from a backup on purpose is refused alike. With the agent stopped,\n" +
-			"reset prints the versions it drops and removes the file; the agent then\n" +
-			"takes the next snapshot as it comes. Refused while the agent runs on DIR.",
+			"reset prints the versions and the count of revoked grants it drops and\n" +
+			"removes the file; the agent then takes the next snapshot as it comes.\n" +
+			"Refused while the agent runs on DIR.",
 		Flags: func(fs *flag.FlagSet) {
 			fs.StringVar(&dataDir, "data-dir", "", "the agent's data directory (required)")
 		},
@@ -189,7 +191,7 @@ func FloorCommand() *cmdline.Command {
 			if dataDir == "" {
 				return cmdline.Usagef("floor reset: --data-dir is required")
 			}
-			v, err := agent.ResetFloor(dataDir)
+			v, grants, err := agent.ResetFloor(dataDir)
 			if errors.Is(err, agent.ErrNoFloor) {
 				fmt.Fprintf(e.Stdout, "%s holds no state floor; nothing to drop\n", dataDir)
 				return nil
@@ -197,8 +199,8 @@ func FloorCommand() *cmdline.Command {
 			if err != nil {
 				return err
 			}
-			fmt.Fprintf(e.Stdout, "dropped the state floor of this node: store revision %d, revocations version %d, policy version %d\n",
-				v.Revision, v.Revocations, v.Policy)
+			fmt.Fprintf(e.Stdout, "dropped the state floor of this node: store revision %d, revocations version %d, policy version %d, %d break-glass grants held revoked\n",
+				v.Revision, v.Revocations, v.Policy, grants)
 			fmt.Fprintln(e.Stdout, "the agent takes the control plane's next snapshot as it comes")
 			return nil
 		},
