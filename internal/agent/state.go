@@ -144,9 +144,10 @@ func (a *Agent) applyFrame(u api.Update, save bool) error {
 }
 
 // revokedGrants returns the grants of held that were revoked and could
-// still be used but for that (a snapshot lists no revoked grant): a grant's
-// revocation is for good, and an older snapshot that shows it active again
-// is not believed. Each goes once its grant would have ended anyway.
+// still be used but for that (a snapshot lists no revoked grant), so that
+// they stay held as revoked; the floor refuses a frame that shows one
+// active again (admitGrant). Each goes once its grant would have ended
+// anyway.
 func revokedGrants(held map[string]api.Grant, now time.Time) map[string]api.Grant {
 	kept := map[string]api.Grant{}
 	for id, g := range held {
