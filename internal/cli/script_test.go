@@ -239,6 +239,7 @@ func scriptSetup(env *testscript.Env, bin string) error {
 	env.Values[procsKey{}] = &procs{m: map[string]*proc{}}
 	env.Values[scriptTBKey{}] = env.T()
 	env.Values[heldKey{}] = &heldConns{m: map[string]*heldConn{}}
+	env.Values[etcdsKey{}] = map[string]*storetest.EtcdMember{}
 	return nil
 }
 
@@ -246,8 +247,24 @@ type envNamesKey struct{}
 type scriptTBKey struct{}
 
 func cmdEtcd(ts *testscript.TestScript, neg bool, args []string) {
-	if len(args) != 1 || neg {
-		ts.Fatalf("usage: etcd NAME")
+	if neg {
+		ts.Fatalf("usage: etcd NAME | etcd pause|continue NAME")
+	}
+	if len(args) == 2 && (args[0] == "pause" || args[0] == "continue") {
+		m := ts.Value(etcdsKey{}).(map[string]*storetest.EtcdMember)[args[1]]
+		if m == nil {
+			ts.Fatalf("etcd %s: no etcd %s started", args[0], args[1])
+		}
+		tb, _ := ts.Value(scriptTBKey{}).(testing.TB)
+		if args[0] == "pause" {
+			m.Pause(tb)
+		} else {
+			m.Continue(tb)
+		}
+		return
+	}
+	if len(args) != 1 {
+		ts.Fatalf("usage: etcd NAME | etcd pause|continue NAME")
 	}
 	// The script's own test: etcd stops, and shows its output on a
 	// failure, when the script ends.
@@ -255,8 +272,15 @@ func cmdEtcd(ts *testscript.TestScript, neg bool, args []string) {
 	if !ok {
 		ts.Fatalf("etcd: the script runs without a testing.TB")
 	}
-	ts.Setenv(args[0]+"_URL", storetest.StartEtcd(tb))
+	m := storetest.StartEtcdCluster(tb, 1)[0]
+	ts.Value(etcdsKey{}).(map[string]*storetest.EtcdMember)[args[0]] = m
+	// A member left paused would not stop when the test ends.
+	ts.Defer(func() { m.Continue(tb) })
+	ts.Setenv(args[0]+"_URL", m.URL)
 }
+
+// etcdsKey keys the etcd members a script started, by name.
+type etcdsKey struct{}
 
 type procsKey struct{}
 

@@ -145,7 +145,17 @@ func serverRunCommand() *Command {
 				fmt.Fprintln(e.Stdout, "configuration OK")
 				return nil
 			}
-			p, err := startServer(ctx, e, &c, c.Log.Logger(e.Stderr))
+			// A store that does not answer yet is waited out (see
+			// server.WaitStore); any other failure ends the start-up.
+			logger := c.Log.Logger(e.Stderr)
+			var p *serverParts
+			err := server.WaitStore(ctx, server.StartConfig{Listen: c.Listen, Logger: logger}, func(ctx context.Context) (err error) {
+				p, err = startServer(ctx, e, &c, logger)
+				return err
+			})
+			if err != nil && ctx.Err() != nil {
+				return nil // stopped before the store answered
+			}
 			if err != nil {
 				return err
 			}

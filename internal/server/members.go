@@ -63,10 +63,10 @@ func (s *Server) membership(ctx context.Context) error {
 		// watch stream stays open is noticed (storeup.go).
 		switch err := putJSON(ctx, s.st, key, rec); {
 		case err == nil:
-			s.storeAnswered()
+			s.store.answered()
 		case ctx.Err() != nil:
 		case transient(err):
-			s.storeFailed(err, memberEvery)
+			s.store.failed(err, memberEvery)
 		default:
 			s.log.Warn("refreshing this server's cluster membership failed", "err", err)
 		}

@@ -165,6 +165,7 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	cfg.Access.defaults()
 	s := &Server{cfg: cfg, st: cfg.Store, log: cfg.Logger, now: cfg.Now, ready: make(chan struct{}),
 		flowSlots: make(chan struct{}, cfg.FlowLimits.Concurrent), mfa: cfg.MFA}
+	s.store.log, s.store.now = cfg.Logger, cfg.Now
 	s.access = newAccessState(s)
 	if err := getJSON(ctx, s.st, keyMeta, &s.meta); err != nil {
 		if errors.Is(err, store.ErrNotFound) {

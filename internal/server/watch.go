@@ -105,14 +105,14 @@ func (h *hub) run(ctx context.Context) error {
 			rev = r
 			break
 		}
-		if !h.s.storeRetry(ctx, bo, err) {
+		if !h.s.store.retry(ctx, bo, err) {
 			if ctx.Err() != nil {
 				return nil
 			}
 			return fmt.Errorf("server: read the store: %w", err)
 		}
 	}
-	h.s.storeAnswered()
+	h.s.store.answered()
 	bo.Reset()
 	for ctx.Err() == nil {
 		events, err := h.s.st.Watch(ctx, "", rev)
@@ -125,7 +125,7 @@ func (h *hub) run(ctx context.Context) error {
 				return err
 			}
 			if transient(err) {
-				h.s.storeRetry(ctx, bo, err)
+				h.s.store.retry(ctx, bo, err)
 			} else {
 				// A watch that fails for another cause is tried again too.
 				h.s.log.Warn("store watch failed; retrying", "err", err)
@@ -133,7 +133,7 @@ func (h *hub) run(ctx context.Context) error {
 			}
 			continue
 		}
-		h.s.storeAnswered()
+		h.s.store.answered()
 		bo.Reset()
 		for ev := range events {
 			if ev.Err != nil {
