@@ -211,16 +211,6 @@ func inlineSubnetLookup(d *resBlock, ctx *hcl.EvalContext) (string, bool) {
 	if !ok1 || !ok2 {
 		return "", false
 	}
-	attr := func(o cty.Value, k string) (string, bool) {
-		if !o.Type().IsObjectType() || !o.Type().HasAttribute(k) {
-			return "", false
-		}
-		v, _ := o.GetAttr(k).Unmark()
-		if !v.IsKnown() || v.IsNull() || !v.Type().Equals(cty.String) {
-			return "", false
-		}
-		return v.AsString(), true
-	}
 	var found []string
 	var visit func(v cty.Value)
 	visit = func(v cty.Value) {
@@ -228,11 +218,11 @@ func inlineSubnetLookup(d *resBlock, ctx *hcl.EvalContext) (string, bool) {
 		if !v.IsKnown() || v.IsNull() {
 			return
 		}
-		if _, ok := attr(v, "id"); ok && v.Type().HasAttribute("subnet") {
-			if n, ok := attr(v, "name"); !ok || n != vnet {
+		if _, ok := objString(v, "id"); ok && v.Type().HasAttribute("subnet") {
+			if n, ok := objString(v, "name"); !ok || n != vnet {
 				return
 			}
-			if g, ok := attr(v, "resource_group_name"); ok && rgKnown && !strings.EqualFold(g, rg) {
+			if g, ok := objString(v, "resource_group_name"); ok && rgKnown && !strings.EqualFold(g, rg) {
 				return
 			}
 			sn, _ := v.GetAttr("subnet").Unmark()
@@ -241,8 +231,8 @@ func inlineSubnetLookup(d *resBlock, ctx *hcl.EvalContext) (string, bool) {
 			}
 			for it := sn.ElementIterator(); it.Next(); {
 				_, s := it.Element()
-				if n, ok := attr(s, "name"); ok && n == name {
-					if id, ok := attr(s, "id"); ok {
+				if n, ok := objString(s, "name"); ok && n == name {
+					if id, ok := objString(s, "id"); ok {
 						found = append(found, id)
 					}
 				}
@@ -322,16 +312,6 @@ func securityGroupLookup(d *resBlock, ctx *hcl.EvalContext) (string, bool) {
 	if !named {
 		return "", false
 	}
-	attr := func(o cty.Value, k string) (string, bool) {
-		if !o.Type().IsObjectType() || !o.Type().HasAttribute(k) {
-			return "", false
-		}
-		v, _ := o.GetAttr(k).Unmark()
-		if !v.IsKnown() || v.IsNull() || !v.Type().Equals(cty.String) {
-			return "", false
-		}
-		return v.AsString(), true
-	}
 	groups, ok := ctx.Variables["aws_security_group"]
 	if groups, _ = groups.Unmark(); !ok || !groups.IsKnown() || !groups.Type().IsObjectType() {
 		return "", false
@@ -340,7 +320,7 @@ func securityGroupLookup(d *resBlock, ctx *hcl.EvalContext) (string, bool) {
 	for it := groups.ElementIterator(); it.Next(); {
 		_, g := it.Element()
 		for _, inst := range instancesOf(g) {
-			n, ok := attr(inst, "name")
+			n, ok := objString(inst, "name")
 			if !ok {
 				if !inst.Type().IsObjectType() {
 					return "", false // instances not known: one may be named so
@@ -350,10 +330,10 @@ func securityGroupLookup(d *resBlock, ctx *hcl.EvalContext) (string, bool) {
 			if n != name {
 				continue
 			}
-			if v, ok := attr(inst, "vpc_id"); ok && vpcKnown && v != vpc {
+			if v, ok := objString(inst, "vpc_id"); ok && vpcKnown && v != vpc {
 				continue
 			}
-			if id, ok := attr(inst, "id"); ok {
+			if id, ok := objString(inst, "id"); ok {
 				found = append(found, id)
 			}
 		}
@@ -485,4 +465,17 @@ func knownValue(e hcl.Expression, ctx *hcl.EvalContext) (cty.Value, bool) {
 	}
 	v, _ = v.UnmarkDeep()
 	return v, true
+}
+
+// objString is the string attribute k of object o when it is known and not
+// null.
+func objString(o cty.Value, k string) (string, bool) {
+	if !o.Type().IsObjectType() || !o.Type().HasAttribute(k) {
+		return "", false
+	}
+	v, _ := o.GetAttr(k).Unmark()
+	if !v.IsKnown() || v.IsNull() || !v.Type().Equals(cty.String) {
+		return "", false
+	}
+	return v.AsString(), true
 }
