@@ -2,6 +2,7 @@ package check
 
 import (
 	"net/netip"
+	"slices"
 
 	"moat/internal/check/tf"
 )
@@ -33,25 +34,22 @@ func (s *Subnet) mapsPublicIP() string {
 }
 
 // defaultVPCRange is the range of every region's default VPC.
-var defaultVPCRange = netip.MustParsePrefix("172.31.0.0/16")
+var defaultVPCRange = netip.MustParsePrefix(tf.DefaultVPCRange)
 
 // buildDefaultVPC reads the default VPC and its default subnets as AWS
 // makes them: 172.31.0.0/16 with an internet gateway its main route table
 // sends 0.0.0.0/0 to, and subnets that map public addresses on launch
 // unless told otherwise (aws_default_subnet's map_public_ip_on_launch).
-// The project adopts them; it does not make them, so what AWS made is
-// what they are until it says otherwise.
+// The project adopts them (aws_default_vpc, aws_default_subnet) or looks
+// them up (data sources: tf.DefaultVPCOf, tf.DefaultSubnetsOf); it does
+// not make them, so what AWS made is what they are until it says
+// otherwise. A lookup of the default VPC is the VPC the project adopts,
+// if it does; lookups of it in several modules are one VPC, whatever the
+// region of their provider.
 func (m *Model) buildDefaultVPC(byType map[string][]*tf.Resource) {
 	var v *VPC
 	for _, r := range byType["aws_default_vpc"] {
-		v = &VPC{Addr: r.Address, Res: r, CIDRs: []netip.Prefix{defaultVPCRange}}
-		igw := r.Address + ":internet-gateway"
-		m.igws[igw] = r.Address
-		main := m.mainTable(v)
-		main.Routes = append(main.Routes, Route{Dest: netip.MustParsePrefix("0.0.0.0/0"), Kind: "igw", Target: igw,
-			Where: r.Address + " (the default VPC's route to its internet gateway)"})
-		m.VPCs = append(m.VPCs, v)
-		m.vpcs[r.Address] = v
+		v = m.adoptDefaultVPC(r)
 	}
 	for _, r := range byType["aws_default_subnet"] {
 		s := &Subnet{Addr: r.Address, VPC: v, Res: r, MapPublicIP: boolean(r.Values, "map_public_ip_on_launch", true)}
@@ -62,6 +60,129 @@ func (m *Model) buildDefaultVPC(byType map[string][]*tf.Resource) {
 		}
 		m.Subnets = append(m.Subnets, s)
 		m.subnets[r.Address] = s
+	}
+	ids, lookups := defaultLookups(m.Resources)
+	if len(ids) == 0 && len(lookups) == 0 {
+		return
+	}
+	if v == nil {
+		addr := "the default VPC"
+		if len(ids) > 0 {
+			addr, _ = tf.DefaultVPCLookup(ids[0])
+		}
+		v = m.adoptDefaultVPC(&tf.Resource{Address: addr, Type: "aws_default_vpc", Values: map[string]any{}})
+	}
+	for _, id := range ids {
+		m.vpcs[id] = v
+		m.tables[tf.VPCDefaults(id)["main_route_table_id"]] = m.mainTable(v)
+	}
+	for _, l := range lookups {
+		s := &Subnet{Addr: l, VPC: v, CIDR: defaultVPCRange, MapPublicIP: true,
+			Res: &tf.Resource{Address: l, Type: "aws_default_subnet", Values: map[string]any{}}}
+		m.Subnets = append(m.Subnets, s)
+		m.subnets[tf.DefaultSubnetsOf(l)] = s
+	}
+}
+
+// adoptDefaultVPC makes the default VPC that r adopts or looks up.
+func (m *Model) adoptDefaultVPC(r *tf.Resource) *VPC {
+	v := &VPC{Addr: r.Address, Res: r, CIDRs: []netip.Prefix{defaultVPCRange}}
+	igw := r.Address + ":internet-gateway"
+	m.igws[igw] = r.Address
+	main := m.mainTable(v)
+	main.Routes = append(main.Routes, Route{Dest: netip.MustParsePrefix("0.0.0.0/0"), Kind: "igw", Target: igw,
+		Where: r.Address + " (the default VPC's route to its internet gateway)"})
+	m.VPCs = append(m.VPCs, v)
+	m.vpcs[r.Address] = v
+	return v
+}
+
+// defaultLookups returns, sorted, the IDs of the default VPC (tf.DefaultVPCOf)
+// and the lookups of its subnets (tf.DefaultSubnetsOf, by address) that
+// the values of res name.
+func defaultLookups(res []*tf.Resource) (ids, lookups []string) {
+	seen := map[string]bool{}
+	add := func(s string) {
+		if seen[s] {
+			return
+		}
+		seen[s] = true
+		if _, ok := tf.DefaultVPCLookup(s); ok {
+			ids = append(ids, s)
+		} else if l, ok := tf.DefaultSubnetsLookup(s); ok {
+			lookups = append(lookups, l)
+		}
+	}
+	var visit func(x any)
+	visit = func(x any) {
+		switch x := x.(type) {
+		case string:
+			add(x)
+		case tf.Unknown:
+			for _, f := range x.From {
+				add(f)
+			}
+		case []any:
+			for _, y := range x {
+				visit(y)
+			}
+		}
+	}
+	for _, r := range res {
+		eachKey(r.Values, func(o map[string]any, k string) { visit(o[k]) })
+	}
+	slices.Sort(ids)
+	slices.Sort(lookups)
+	return ids, lookups
+}
+
+// defaultSubnetsFrom splits from (tf.Unknown.From) into the subnets that
+// lookups of the default VPC's subnets find and the rest.
+func (m *Model) defaultSubnetsFrom(from []string) (found []*Subnet, rest []string) {
+	for _, f := range from {
+		if s := m.subnets[f]; s != nil {
+			if _, ok := tf.DefaultSubnetsLookup(f); ok {
+				found = append(found, s)
+				continue
+			}
+		}
+		rest = append(rest, f)
+	}
+	return found, rest
+}
+
+// defaultSubnet returns the subnet an endpoint that names none is launched
+// in: a default subnet of the default VPC, when the project adopts or looks
+// up that VPC and every default subnet it manages maps public addresses
+// (all are then alike); nil otherwise.
+func (m *Model) defaultSubnet() *Subnet {
+	v := m.defaultVPC()
+	if v == nil || m.defaultSubnetsPrivate {
+		return nil
+	}
+	addr := v.Addr + ":default-subnet"
+	if s := m.subnets[addr]; s != nil {
+		return s
+	}
+	s := &Subnet{Addr: addr, VPC: v, CIDR: defaultVPCRange, MapPublicIP: true,
+		Res: &tf.Resource{Address: addr, Type: "aws_default_subnet", Values: map[string]any{}}}
+	m.Subnets = append(m.Subnets, s)
+	m.subnets[addr] = s
+	return s
+}
+
+// placeUnplaced puts what names no subnet (an instance, a data store that
+// names no subnet group), which AWS launches in a default subnet of the
+// default VPC, in that subnet when the project adopts or looks up the
+// default VPC (defaultSubnet): its path is then the VPC's, not assumed.
+func (m *Model) placeUnplaced() {
+	for _, e := range m.Endpoints {
+		if len(e.Subnets) > 0 || len(e.SubnetsMaybe) > 0 || e.SubnetsAny || e.Unplaced != inDefaultSubnets && e.Unplaced != noSubnetNamed {
+			continue
+		}
+		if s := m.defaultSubnet(); s != nil {
+			e.Subnets, e.Unplaced = []*Subnet{s}, ""
+		}
 	}
 }
 

@@ -193,6 +193,11 @@ func (m *Model) subnetsIn(e *Endpoint, vals map[string]any, attr string) []*Subn
 	if !unk {
 		return subs
 	}
+	if found, rest := m.defaultSubnetsFrom(from); len(found) > 0 && len(rest) == 0 && !m.defaultSubnetsPrivate {
+		// Every subnet it may be is a default subnet of the default VPC,
+		// and every one of those is alike.
+		return append(subs, found...)
+	}
 	maybe := m.subnetsFrom(from)
 	if maybe == nil && e.Azure {
 		for _, s := range m.Subnets {
@@ -328,7 +333,7 @@ func (m *Model) buildEndpoints(byType map[string][]*tf.Resource) {
 		if !has(r.Values, "network_interface") {
 			ipv6Address(e, r.Values)
 			if !has(r.Values, "subnet_id") && templateInterface(t) == nil {
-				e.Unplaced = "no subnet is named: a default subnet of the default VPC, which AWS makes routed to an internet gateway, with a network ACL that allows all; the default VPC is not in the scanned code, so that is assumed"
+				e.Unplaced = noSubnetNamed
 			}
 		}
 		add(e)

@@ -632,6 +632,7 @@ func Build(res []tf.Resource) *Model {
 	m.buildSGs(byType)
 	m.buildNACLs(byType)
 	m.buildEndpoints(byType)
+	m.placeUnplaced()
 	m.frontDoors(byType)
 	m.buildAzure(byType)
 	m.rejectSubnetsOutside(byType)

@@ -273,7 +273,24 @@ func (m *Model) tablesNamed(r *tf.Resource, k string) (ts []*RouteTable, anyTabl
 
 // subnetsFrom is tablesFrom for subnets.
 func (m *Model) subnetsFrom(from []string) []*Subnet {
-	return instancesOf(m, from, m.Subnets, func(s *Subnet) *tf.Resource { return s.Res })
+	found, rest := m.defaultSubnetsFrom(from)
+	if len(found) > 0 && m.defaultSubnetsPrivate {
+		// A lookup of the default subnets may find those the project
+		// manages.
+		for _, s := range m.Subnets {
+			if s.Res != nil && s.Res.Type == "aws_default_subnet" && !slices.Contains(found, s) {
+				found = append(found, s)
+			}
+		}
+	}
+	if len(rest) == 0 {
+		return found
+	}
+	out := instancesOf(m, rest, m.Subnets, func(s *Subnet) *tf.Resource { return s.Res })
+	if out == nil {
+		return nil
+	}
+	return append(out, found...)
 }
 
 // instancesOf returns the objects of all that instances of the resources

@@ -130,6 +130,9 @@ func (m *Model) subnetsPublicIP(vals map[string]any, attr string) (why string, a
 	}
 	const maps = "it may be a default subnet or one with map_public_ip_on_launch = true: assumed to give a public address"
 	unk, from := unknownRefs(vals, attr)
+	if found, rest := m.defaultSubnetsFrom(from); unk && len(found) > 0 && len(rest) == 0 && !m.defaultSubnetsPrivate {
+		return "launched in " + found[0].Addr + ", " + found[0].mapsPublicIP(), false
+	}
 	if unk {
 		maybe := m.subnetsFrom(from)
 		if maybe == nil {

@@ -41,7 +41,7 @@ func (ev *evaluator) dataScope(in *instance) cty.Value {
 		if types[d.typ] == nil {
 			types[d.typ] = map[string]cty.Value{}
 		}
-		types[d.typ][d.name] = ev.dataValue(d, ctx)
+		types[d.typ][d.name] = ev.dataValue(in, d, ctx)
 	}
 	out := map[string]cty.Value{}
 	for t, names := range types {
@@ -370,11 +370,14 @@ func instancesOf(v cty.Value) []cty.Value {
 // dataValue is one data block's value: unknown, or a KMS key's identity,
 // an Amazon Linux 2023 AMI lookup's ID, an AWS-managed prefix list's name,
 // an Azure subnet written inside a virtual network of the module, a
-// security group the module makes looked up by name, or an IAM policy
-// document.
-func (ev *evaluator) dataValue(d *resBlock, ctx *hcl.EvalContext) cty.Value {
+// security group the module makes looked up by name, the default VPC or
+// its subnets, or an IAM policy document.
+func (ev *evaluator) dataValue(in *instance, d *resBlock, ctx *hcl.EvalContext) cty.Value {
 	if d.typ == "aws_iam_policy_document" {
 		return ev.policyDocument(d, ctx)
+	}
+	if v, ok := defaultVPCValue(in, d, ctx); ok {
+		return v
 	}
 	if d.typ == "azurerm_subnet" && d.body.attrs["count"] == nil && d.body.attrs["for_each"] == nil {
 		if id, ok := inlineSubnetLookup(d, ctx); ok {
@@ -478,4 +481,166 @@ func objString(o cty.Value, k string) (string, bool) {
 		return "", false
 	}
 	return v.AsString(), true
+}
+
+// The default VPC's data attributes: aws_vpc's, and those of the lookups
+// of subnets (aws_subnets, the older aws_subnet_ids, aws_subnet).
+var (
+	vpcDataAttrs = []string{"arn", "cidr_block", "cidr_block_associations", "default", "dhcp_options_id",
+		"enable_dns_hostnames", "enable_dns_support", "enable_network_address_usage_metrics", "filter", "id",
+		"instance_tenancy", "ipv6_association_id", "ipv6_cidr_block", "main_route_table_id", "owner_id", "region",
+		"state", "tags", "timeouts"}
+	subnetsDataAttrs = map[string][]string{
+		"aws_subnets":    {"filter", "id", "ids", "region", "tags", "timeouts"},
+		"aws_subnet_ids": {"filter", "id", "ids", "tags", "vpc_id"},
+		"aws_subnet": {"arn", "assign_ipv6_address_on_creation", "availability_zone", "availability_zone_id",
+			"available_ip_address_count", "cidr_block", "customer_owned_ipv4_pool", "default_for_az", "enable_dns64",
+			"enable_lni_at_device_index", "enable_resource_name_dns_a_record_on_launch",
+			"enable_resource_name_dns_aaaa_record_on_launch", "filter", "id", "ipv6_cidr_block",
+			"ipv6_cidr_block_association_id", "ipv6_native", "map_customer_owned_ip_on_launch",
+			"map_public_ip_on_launch", "outpost_arn", "owner_id", "private_dns_hostname_type_on_launch", "region",
+			"state", "tags", "timeouts", "vpc_id"},
+	}
+)
+
+// dataAddr is the address of data block typ.name of module instance in.
+func dataAddr(in *instance, typ, name string) string {
+	a := "data." + typ + "." + name
+	if in.addr != "" {
+		a = in.addr + "." + a
+	}
+	return a
+}
+
+// defaultVPCValue is the value of a lookup of the default VPC or of its
+// subnets (defaultVPCLookup, defaultSubnetsLookup): the VPC's ID
+// (DefaultVPCOf), range and main route table are known; a subnet lookup's
+// IDs are not, but what takes them is a default subnet (recorded on in for
+// sources: DefaultSubnetsOf), and so is its VPC.
+func defaultVPCValue(in *instance, d *resBlock, ctx *hcl.EvalContext) (cty.Value, bool) {
+	if d.body.attrs["count"] != nil || d.body.attrs["for_each"] != nil {
+		return cty.NilVal, false
+	}
+	obj := map[string]cty.Value{}
+	switch {
+	case d.typ == "aws_vpc" && defaultVPCLookup(d, ctx):
+		for _, a := range vpcDataAttrs {
+			obj[a] = cty.DynamicVal
+		}
+		id := DefaultVPCOf(dataAddr(in, d.typ, d.name))
+		obj["id"], obj["default"], obj["cidr_block"] = cty.StringVal(id), cty.True, cty.StringVal(DefaultVPCRange)
+		obj["main_route_table_id"] = cty.StringVal(VPCDefaults(id)["main_route_table_id"])
+	case subnetsDataAttrs[d.typ] != nil:
+		vpc, ok := defaultSubnetsLookup(d, ctx, dataAddr(in, d.typ, d.name))
+		if !ok {
+			return cty.NilVal, false
+		}
+		for _, a := range subnetsDataAttrs[d.typ] {
+			obj[a] = cty.DynamicVal
+		}
+		if d.typ == "aws_subnet" {
+			obj["id"] = cty.UnknownVal(cty.String)
+			obj["vpc_id"], obj["default_for_az"], obj["map_public_ip_on_launch"] = cty.StringVal(vpc), cty.True, cty.True
+		} else {
+			obj["ids"] = cty.UnknownVal(cty.List(cty.String))
+		}
+		if in.defaultSubnets == nil {
+			in.defaultSubnets = map[string]bool{}
+		}
+		in.defaultSubnets[d.typ+"."+d.name] = true
+	default:
+		return cty.NilVal, false
+	}
+	return cty.ObjectVal(obj), true
+}
+
+// defaultVPCLookup reports whether an aws_vpc lookup finds the default VPC:
+// default = true, which only narrows what else it says.
+func defaultVPCLookup(d *resBlock, ctx *hcl.EvalContext) bool {
+	v, ok := knownValue(d.body.attrs["default"], ctx)
+	return ok && v.Type() == cty.Bool && v.True()
+}
+
+// defaultSubnetsLookup returns the ID of the default VPC (DefaultVPCOf) in
+// which a lookup of subnets (aws_subnets, aws_subnet_ids, aws_subnet)
+// finds its subnets, and whether it does: its VPC, by vpc_id or a vpc-id
+// filter, is the default VPC, and what else it asks narrows only by zone
+// or to the zones' default subnets (availability_zone, default_for_az, or
+// filters availability-zone, availability-zone-id, default-for-az =
+// true); or it asks for default subnets alone, which only the default
+// VPC has (its ID is then DefaultVPCOf the lookup at addr). A default
+// VPC's subnets are its default subnets unless a subnet was added to it;
+// one selected by tags or any other filter may be such a subnet, and the
+// lookup stays unknown.
+func defaultSubnetsLookup(d *resBlock, ctx *hcl.EvalContext, addr string) (string, bool) {
+	vpc, defaults := "", false
+	isDefault := func(e hcl.Expression) bool {
+		v, ok := knownValue(e, ctx)
+		if !ok {
+			return false
+		}
+		var ids []cty.Value
+		switch {
+		case v.Type() == cty.String:
+			ids = []cty.Value{v}
+		case v.CanIterateElements() && v.LengthInt() == 1:
+			ids = v.AsValueSlice()
+		}
+		if len(ids) != 1 || ids[0].Type() != cty.String {
+			return false
+		}
+		id := ids[0].AsString()
+		if _, ok := DefaultVPCLookup(id); !ok || vpc != "" && vpc != id {
+			return false
+		}
+		vpc = id
+		return true
+	}
+	for name, e := range d.body.attrs {
+		switch name {
+		case "vpc_id":
+			if d.typ == "aws_subnets" || !isDefault(e) {
+				return "", false
+			}
+		case "default_for_az":
+			if v, ok := knownValue(e, ctx); !ok || v.Type() != cty.Bool || v.False() {
+				return "", false
+			}
+			defaults = true
+		case "availability_zone", "availability_zone_id", "region", "timeouts", "provider", "depends_on":
+		default:
+			return "", false // by ID, range, tags or state: which subnet is found is AWS's answer
+		}
+	}
+	for _, b := range d.body.blocks {
+		if b.typ != "filter" {
+			return "", false
+		}
+		f, ok := knownString(b.body.attrs["name"], ctx)
+		if !ok {
+			return "", false
+		}
+		switch f {
+		case "vpc-id":
+			if !isDefault(b.body.attrs["values"]) {
+				return "", false
+			}
+		case "default-for-az", "defaultForAz":
+			v, ok := knownValue(b.body.attrs["values"], ctx)
+			if !ok || !v.CanIterateElements() || v.LengthInt() != 1 {
+				return "", false
+			}
+			if x := v.AsValueSlice()[0]; x.Type() != cty.String || x.AsString() != "true" {
+				return "", false
+			}
+			defaults = true
+		case "availability-zone", "availability-zone-id", "availabilityZone":
+		default:
+			return "", false
+		}
+	}
+	if vpc == "" && defaults {
+		vpc = DefaultVPCOf(addr)
+	}
+	return vpc, vpc != ""
 }

@@ -79,7 +79,11 @@ type instance struct {
 	// strings are address ranges of a known prefix length, that length
 	// (see prefixLen).
 	varBits, localBits map[string]int
-	scope              map[string]cty.Value // the evaluation context's variables
+	// defaultSubnets holds the lookups of the default VPC's subnets
+	// (TYPE.NAME of data blocks, defaultSubnetsLookup): their IDs are
+	// its default subnets' (DefaultSubnetsOf).
+	defaultSubnets map[string]bool
+	scope          map[string]cty.Value // the evaluation context's variables
 }
 
 const (

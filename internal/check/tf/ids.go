@@ -144,3 +144,36 @@ func VPCDefaults(vpcAddr string) map[string]string {
 		"default_security_group_id": vpcAddr + ":default-security-group",
 	}
 }
+
+// DefaultVPCRange is the address range of every region's default VPC.
+const DefaultVPCRange = "172.31.0.0/16"
+
+// defaultVPCSuffix and defaultSubnetsSuffix end the stand-ins of what a
+// lookup of the default VPC finds.
+const (
+	defaultVPCSuffix     = ":default-vpc"
+	defaultSubnetsSuffix = ":default-subnets"
+)
+
+// DefaultVPCOf stands for the ID of the default VPC that the aws_vpc
+// lookup at addr finds (default = true): its vpc_id reads as it, and the
+// model knows the default VPC by it.
+func DefaultVPCOf(lookup string) string { return lookup + defaultVPCSuffix }
+
+// DefaultSubnetsOf names, in Unknown.From, the subnets a lookup at addr
+// finds in the default VPC (an aws_subnets or aws_subnet_ids of the
+// default VPC's ID, an aws_subnet with default_for_az): a value taken from
+// its IDs is one of the default VPC's default subnets, which AWS makes
+// public.
+func DefaultSubnetsOf(lookup string) string { return lookup + defaultSubnetsSuffix }
+
+// DefaultVPCLookup returns the lookup that id (DefaultVPCOf) names.
+func DefaultVPCLookup(id string) (string, bool) {
+	return strings.CutSuffix(id, defaultVPCSuffix)
+}
+
+// DefaultSubnetsLookup returns the lookup that from (an element of
+// Unknown.From made by DefaultSubnetsOf) names.
+func DefaultSubnetsLookup(from string) (string, bool) {
+	return strings.CutSuffix(from, defaultSubnetsSuffix)
+}

@@ -187,6 +187,26 @@ func (in *instance) refFrom(t hcl.Traversal) []string {
 		return nil
 	}
 	switch t.RootName() {
+	case "data":
+		// A lookup of the default VPC's subnets, by the IDs it finds.
+		if len(t) < 4 {
+			return nil
+		}
+		lookup, ok1 := t[2].(hcl.TraverseAttr)
+		attr, ok2 := t[3].(hcl.TraverseAttr)
+		if !ok1 || !ok2 || !in.defaultSubnets[name.Name+"."+lookup.Name] || len(t) > 5 {
+			return nil
+		}
+		one := name.Name == "aws_subnet"
+		if one && (attr.Name != "id" || len(t) > 4) || !one && attr.Name != "ids" {
+			return nil
+		}
+		if len(t) == 5 {
+			if _, ok := t[4].(hcl.TraverseIndex); !ok {
+				return nil
+			}
+		}
+		return []string{DefaultSubnetsOf(dataAddr(in, name.Name, lookup.Name))}
 	case "var":
 		return in.varFrom[name.Name]
 	case "local":

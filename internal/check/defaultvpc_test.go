@@ -1,0 +1,85 @@
+package check
+
+import (
+	"strings"
+	"testing"
+)
+
+// A project on the account's default VPC, found by lookups: what is
+// placed in its subnets through aws_subnets, aws_subnet_ids or a default
+// aws_subnet, directly or through a module's variable, and what names no
+// subnet, is in a default subnet, public as AWS makes it (an internet
+// gateway on the main route table, public addresses on launch, an ACL that
+// allows all): a world-open port is proven reached, critical, along the
+// VPC's path. A group that admits the VPC's own range (its cidr_block, now
+// known) admits no internet address. Subnets picked by tag may be ones
+// added to the VPC, and stay not proven.
+func TestDefaultVPCLookups(t *testing.T) {
+	rep := run(t, "testdata/aws/default-vpc-lookup")
+	for addr, lookup := range map[string]string{
+		"aws_instance.bastion":           "data.aws_subnets.default",
+		"aws_instance.legacy":            "data.aws_subnet_ids.all",
+		"aws_instance.zonal":             "data.aws_subnet.az_a",
+		"aws_instance.worker":            "data.aws_vpc.default:default-subnet",
+		"module.db.aws_db_instance.this": "data.aws_subnets.default",
+	} {
+		f := findingOn(rep, RuleExposedPort, addr)
+		if f == nil {
+			t.Errorf("%s: no %s", addr, RuleExposedPort)
+			continue
+		}
+		if f.Severity != Critical || strings.Contains(f.Message, "may be") {
+			t.Errorf("%s: %s %s, want critical and proven", addr, f.Severity, f.Message)
+		}
+		path := pathText(f.Path)
+		if !strings.Contains(path, "data.aws_vpc.default:internet-gateway") || !strings.Contains(path, lookup) {
+			t.Errorf("%s: path %s, want the default VPC's gateway and %s", addr, path, lookup)
+		}
+	}
+	if f := findingOn(rep, RuleDataTierPublic, "module.db.aws_db_instance.this"); f == nil || f.Severity != High || len(f.Path) == 0 {
+		t.Errorf("the database in the default subnets: %+v, want %s high with its path", f, RuleDataTierPublic)
+	}
+	if f := findingOn(rep, RuleExposedPort, "aws_instance.internal"); f != nil {
+		t.Errorf("SSH from the default VPC's own range is reported: %s", f.Message)
+	}
+	if f := findingOn(rep, RuleExposedPort, "aws_db_instance.reporting"); f == nil || f.Severity != High || !strings.Contains(f.Message, "may be reachable") {
+		t.Errorf("the database in subnets picked by tag: %+v, want high, not proven", f)
+	}
+}
+
+// The default VPC the project adopts (aws_default_vpc) is where a
+// database that names no subnet group is: behind the default security
+// group, whose world-open rules let the internet reach it.
+func TestDefaultVPCUnplacedDatabase(t *testing.T) {
+	rep := checkSource(t, `
+resource "aws_default_vpc" "default" {}
+
+resource "aws_default_security_group" "default" {
+  vpc_id = aws_default_vpc.default.id
+  ingress {
+    from_port   = 3306
+    to_port     = 3306
+    protocol    = "tcp"
+    cidr_blocks = ["0.0.0.0/0"]
+  }
+}
+
+resource "aws_db_instance" "db" {
+  identifier                  = "db"
+  engine                      = "mysql"
+  instance_class              = "db.t3.micro"
+  allocated_storage           = 20
+  username                    = "app"
+  manage_master_user_password = true
+  storage_encrypted           = true
+  publicly_accessible         = true
+}
+`)
+	f := findingOn(rep, RuleExposedPort, "aws_db_instance.db")
+	if f == nil || f.Severity != Critical || strings.Contains(f.Message, "may be") {
+		t.Fatalf("the database in the adopted default VPC: %+v, want critical and proven", f)
+	}
+	if p := pathText(f.Path); !strings.Contains(p, "aws_default_security_group.default") {
+		t.Errorf("path %s, want the default security group", p)
+	}
+}
