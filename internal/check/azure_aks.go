@@ -13,14 +13,16 @@ import (
 // (api_server_access_profile.authorized_ip_ranges, or azurerm 3.x's
 // top-level api_server_authorized_ip_ranges) narrow it; none admits every
 // address. The Kubernetes API authenticates every request, so what it
-// admits is at most high (Endpoint.Gate, aksGate).
+// admits is at most high (Endpoint.Gate, aksGate), unless Kubernetes RBAC is
+// off.
 func (m *Model) aksAPIServers(byType map[string][]*tf.Resource) {
 	for _, r := range byType["azurerm_kubernetes_cluster"] {
 		if boolean(r.Values, "private_cluster_enabled", false) {
 			continue
 		}
 		e := &Endpoint{Addr: r.Address, Kind: "aks", Res: r, Azure: true, Ports: []int{443}, Managed: true, Public: true,
-			Why: "private_cluster_enabled is not true", Gate: aksGate(r.Values), GateSev: High, Fix: aksFix}
+			Why: "private_cluster_enabled is not true", Fix: aksFix}
+		e.Gate, e.GateSev = aksGate(r.Values)
 		if unknown(r.Values, "private_cluster_enabled") {
 			e.PublicAssumed, e.Why = true, "private_cluster_enabled not known statically: assumed false"
 		}
@@ -51,18 +53,25 @@ func (m *Model) aksAPIServers(byType map[string][]*tf.Resource) {
 
 // aksGate says what authenticates the requests an AKS cluster's public API
 // server takes (kubeGate), and what of the cluster's settings (v) leaves
-// more to stolen credentials: local accounts, on unless
-// local_account_disabled, whose client certificates are static and pass
-// by Azure AD, and Kubernetes RBAC off, which authorizes whoever
-// authenticates for everything. A setting not known statically is read at
-// its worst, and said so.
-func aksGate(v map[string]any) string {
-	anon := rbacAnonymous
+// more to stolen credentials, with the severity that is then the most its
+// exposure is: local accounts, on unless local_account_disabled, whose
+// client certificates are static and pass by Azure AD; Azure AD tokens only
+// where Azure AD integration is on
+// (azure_active_directory_role_based_access_control), which needs
+// Kubernetes RBAC. With Kubernetes RBAC off every request the API server
+// authenticates is authorized for everything, and whether it takes
+// anonymous requests then is AKS's choice, written nowhere in the
+// cluster's settings: read at its worst, an anonymous request is too, so
+// credentials are not known to stand in the way and nothing caps the
+// exposure. A setting not known statically is read at its worst, and said
+// so.
+func aksGate(v map[string]any) (string, Severity) {
+	rbacOff := ""
 	switch {
 	case unknown(v, "role_based_access_control_enabled"):
-		anon = "role_based_access_control_enabled is not known statically: read as false, Kubernetes RBAC off, so whoever authenticates is authorized for everything"
+		rbacOff = "role_based_access_control_enabled is not known statically: read as false, Kubernetes RBAC off"
 	case !boolean(v, "role_based_access_control_enabled", true):
-		anon = "Kubernetes RBAC is off (role_based_access_control_enabled = false), so whoever authenticates is authorized for everything"
+		rbacOff = "Kubernetes RBAC is off (role_based_access_control_enabled = false)"
 	}
 	local := ""
 	switch {
@@ -73,12 +82,23 @@ func aksGate(v map[string]any) string {
 	case !boolean(v, "local_account_disabled", false):
 		local = "local_account_disabled = false"
 	}
-	if local == "" {
-		// Local accounts off require Azure AD integration.
-		return kubeGate("Azure AD tokens, service account tokens", anon)
+	var creds []string
+	if rbacOff == "" && (has(v, "azure_active_directory_role_based_access_control") || unknown(v, "azure_active_directory_role_based_access_control")) {
+		creds = append(creds, "Azure AD tokens")
 	}
-	return kubeGate("Azure AD tokens where Azure AD integration is on, local accounts' client certificates, service account tokens", anon,
-		"local accounts are on ("+local+"): their client certificates, which az aks get-credentials --admin hands out, are static credentials that pass by Azure AD and its audit and stay valid until the cluster's certificates are rotated, so one leaked kubeconfig opens the cluster from every address the endpoint admits")
+	if local != "" {
+		creds = append(creds, "local accounts' client certificates")
+	}
+	creds = append(creds, "service account tokens")
+	var more []string
+	if local != "" {
+		more = append(more, "local accounts are on ("+local+"): their client certificates, which az aks get-credentials --admin hands out, are static credentials that pass by Azure AD and its audit and stay valid until the cluster's certificates are rotated, so one leaked kubeconfig opens the cluster from every address the endpoint admits")
+	}
+	if rbacOff != "" {
+		return strings.Join(append([]string{rbacOff + ": the API server authorizes every request it authenticates (" + strings.Join(creds, ", ") +
+			") for everything, and whether it takes anonymous requests then is AKS's choice, written nowhere in the cluster's settings: read at its worst, an anonymous request is authorized for everything too, so every address the endpoint admits may administer the cluster without credentials"}, more...), "; "), Critical
+	}
+	return kubeGate(strings.Join(creds, ", "), rbacAnonymous, more...), High
 }
 
 // aksFix is the remedy for an AKS public API server, naming its settings.

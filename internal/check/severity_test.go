@@ -383,8 +383,12 @@ func wantFix(t *testing.T, rep *Report, rule, addr string, words ...string) {
 // azurerm v3's top-level spelling too; a private cluster is not reached
 // from the internet, and one whose private_cluster_enabled is not known
 // statically may be reached, not proven. Local accounts, on unless local_account_disabled, are
-// static credentials, and Kubernetes RBAC off authorizes whoever
-// authenticates for everything: the finding says so where it applies.
+// static credentials: the finding says so where they are on. Azure AD
+// tokens are named only where Azure AD integration is on. Kubernetes RBAC
+// off (or not known statically) authorizes whoever authenticates for
+// everything, and an anonymous request, AKS's choice written nowhere in
+// the settings, is read at its worst, authorized too: credentials are not
+// known to stand in the way, so the exposure is critical and says why.
 // Every finding's fix names the cluster's own settings.
 func TestAKSAPIServerGate(t *testing.T) {
 	cluster := func(name, more string) string {
@@ -419,6 +423,7 @@ variable "rbac" {}
 		cluster("legacy", `  api_server_authorized_ip_ranges = ["198.51.100.0/24"]`) +
 		cluster("norbac", `  role_based_access_control_enabled = false`) +
 		cluster("rbacmaybe", "  role_based_access_control_enabled = var.rbac\n  local_account_disabled = false") +
+		cluster("aad", "  azure_active_directory_role_based_access_control {\n    azure_rbac_enabled = true\n  }") +
 		cluster("private", `  private_cluster_enabled = true`) +
 		cluster("maybe", `  private_cluster_enabled = var.private`)
 	rep := checkSource(t, src)
@@ -428,8 +433,15 @@ variable "rbac" {}
 	wantOne(t, rep, RuleAzExposedPort, "azurerm_kubernetes_cluster.unknown", High, "may be reachable from the internet", why, local+" is not known statically")
 	wantOne(t, rep, RuleAzExposedPort, "azurerm_kubernetes_cluster.office", Medium, "(198.51.100.0/24)", why)
 	wantOne(t, rep, RuleAzExposedPort, "azurerm_kubernetes_cluster.legacy", Medium, "(198.51.100.0/24)", why, local+" is not set")
-	wantOne(t, rep, RuleAzExposedPort, "azurerm_kubernetes_cluster.norbac", High, "high, not critical", why, "role_based_access_control_enabled = false")
-	wantOne(t, rep, RuleAzExposedPort, "azurerm_kubernetes_cluster.rbacmaybe", High, "high, not critical", why, "role_based_access_control_enabled is not known statically", local+" = false")
+	const anon = "an anonymous request is authorized for everything too"
+	wantOne(t, rep, RuleAzExposedPort, "azurerm_kubernetes_cluster.norbac", Critical, "role_based_access_control_enabled = false", anon, "local accounts are on")
+	wantOne(t, rep, RuleAzExposedPort, "azurerm_kubernetes_cluster.rbacmaybe", Critical, "role_based_access_control_enabled is not known statically", anon, local+" = false")
+	wantOne(t, rep, RuleAzExposedPort, "azurerm_kubernetes_cluster.aad", High, "high, not critical", why, "Azure AD tokens, local accounts' client certificates")
+	for _, name := range []string{"default", "norbac", "rbacmaybe"} {
+		if got := activeOn(rep, RuleAzExposedPort, "azurerm_kubernetes_cluster."+name); len(got) == 1 && strings.Contains(got[0].Message, "Azure AD tokens") {
+			t.Errorf("%s: %q names Azure AD tokens without Azure AD integration", name, got[0].Message)
+		}
+	}
 	for _, name := range []string{"world", "office"} {
 		if got := activeOn(rep, RuleAzExposedPort, "azurerm_kubernetes_cluster."+name); len(got) == 1 && (strings.Contains(got[0].Message, local) || strings.Contains(got[0].Message, "role_based_access_control_enabled")) {
 			t.Errorf("%s: %q, want neither local accounts nor RBAC named: local_account_disabled = true, RBAC on", name, got[0].Message)
@@ -441,7 +453,7 @@ variable "rbac" {}
 	// Private or not is not known statically: it may be reached, which
 	// is not proven, and the finding says why.
 	wantOne(t, rep, RuleAzExposedPort, "azurerm_kubernetes_cluster.maybe", High, "may be reachable from the internet", "private_cluster_enabled not known statically: assumed false", why)
-	for _, name := range []string{"default", "world", "unknown", "office", "legacy", "norbac", "rbacmaybe", "maybe"} {
+	for _, name := range []string{"default", "world", "unknown", "office", "legacy", "norbac", "rbacmaybe", "aad", "maybe"} {
 		wantFix(t, rep, RuleAzExposedPort, "azurerm_kubernetes_cluster."+name, "private_cluster_enabled = true", "authorized_ip_ranges", "local_account_disabled = true")
 	}
 }
