@@ -619,9 +619,9 @@ func (m *Model) buildEndpoints(byType map[string][]*tf.Resource) {
 	for _, typ := range []string{"aws_opensearch_domain", "aws_elasticsearch_domain"} {
 		for _, r := range byType[typ] {
 			// A domain's endpoint answers HTTPS on 443, and HTTP on 80
-			// unless it enforces HTTPS; never Elasticsearch's own 9200.
+			// unless it requires HTTPS; never Elasticsearch's own 9200.
 			ports := []int{443}
-			if !boolean(block(r.Values, "domain_endpoint_options"), "enforce_https", false) {
+			if https, _ := searchHTTPS(r.Values); !https {
 				ports = []int{80, 443}
 			}
 			e := &Endpoint{Addr: r.Address, Kind: "search", DataTier: true, Res: r, Ports: ports}

@@ -717,6 +717,8 @@ func dataRules(res []*tf.Resource, fs *findings) {
 			}
 		}
 	}
+	apiDomainTLS(byType, fs)
+	cloudFrontTLS(byType, fs)
 	// A search domain's endpoint, as its TLS policy says (unset: the
 	// domain's default, which has changed over time, is not relied on).
 	for _, typ := range []string{"aws_opensearch_domain", "aws_elasticsearch_domain"} {
@@ -724,6 +726,47 @@ func dataRules(res []*tf.Resource, fs *findings) {
 			if p := str(block(r.Values, "domain_endpoint_options"), "tls_security_policy"); strings.HasPrefix(p, "Policy-Min-TLS-1-0") {
 				fs.add(RuleWeakTLS, r, nil, "domain_endpoint_options.tls_security_policy = %q admits TLS 1.0 and 1.1", p)
 			}
+		}
+	}
+}
+
+// apiDomainTLS flags REST API custom domain names whose security_policy
+// admits TLS 1.0: TLS_1_0, or none set, whose default neither the
+// provider nor API Gateway documents for a custom domain (its default
+// endpoints speak TLS 1.0), read at its worst and said so. HTTP and
+// WebSocket APIs' domains (apigatewayv2) take TLS 1.2 alone.
+func apiDomainTLS(byType map[string][]*tf.Resource, fs *findings) {
+	for _, r := range byType["aws_api_gateway_domain_name"] {
+		switch p := str(r.Values, "security_policy"); {
+		case unknown(r.Values, "security_policy"):
+			fs.add(RuleWeakTLS, r, nil, "security_policy is not known statically: read as TLS_1_0, which admits TLS 1.0 and 1.1")
+		case p == "":
+			fs.add(RuleWeakTLS, r, nil, "security_policy is not set: the default for a custom domain name is not documented (API Gateway's own endpoints speak TLS 1.0), so it is read as TLS_1_0, which admits TLS 1.0 and 1.1")
+		case strings.EqualFold(p, "TLS_1_0"):
+			fs.add(RuleWeakTLS, r, nil, "security_policy = %q admits TLS 1.0 and 1.1", p)
+		}
+	}
+}
+
+// cloudFrontTLS flags distributions served on a certificate of their own
+// (acm_certificate_arn, iam_certificate_id) whose viewer_certificate's
+// minimum_protocol_version admits TLS below 1.2: TLSv1 (the provider's
+// default when unset), SSLv3, TLSv1_2016 or TLSv1.1_2016. On CloudFront's
+// own certificate (cloudfront_default_certificate) the policy is
+// CloudFront's, which no setting changes, and is not reported.
+func cloudFrontTLS(byType map[string][]*tf.Resource, fs *findings) {
+	for _, r := range byType["aws_cloudfront_distribution"] {
+		vc := block(r.Values, "viewer_certificate")
+		if vc == nil || boolean(vc, "cloudfront_default_certificate", false) || str(vc, "acm_certificate_arn") == "" && str(vc, "iam_certificate_id") == "" && !unknown(vc, "acm_certificate_arn") && !unknown(vc, "iam_certificate_id") {
+			continue
+		}
+		switch p := str(vc, "minimum_protocol_version"); {
+		case unknown(vc, "minimum_protocol_version"):
+			fs.add(RuleWeakTLS, r, nil, "viewer_certificate.minimum_protocol_version is not known statically: read as TLSv1, which admits TLS 1.0 and 1.1")
+		case p == "":
+			fs.add(RuleWeakTLS, r, nil, "viewer_certificate.minimum_protocol_version is not set: the default, TLSv1, admits TLS 1.0 and 1.1")
+		case p == "SSLv3" || p == "TLSv1" || p == "TLSv1_2016" || p == "TLSv1.1_2016":
+			fs.add(RuleWeakTLS, r, nil, "viewer_certificate.minimum_protocol_version = %q admits TLS below 1.2", p)
 		}
 	}
 }

@@ -36,7 +36,7 @@ func publicServiceRules() []Rule {
 			"An OpenSearch or Elasticsearch domain with a public endpoint (no vpc_options) has an access policy (access_policies, or aws_opensearch_domain_policy / aws_elasticsearch_domain_policy) that allows Principal \"*\" without a condition, and fine-grained access control (advanced_security_options) is off or admits anonymous users (anonymous_auth_enabled): anyone on the internet reads, writes and deletes its indices. Fine-grained access control whose enabled is not known statically is read as off, and one whose anonymous_auth_enabled is not as admitting anonymous users, and the finding says so. A policy only parts of which are known statically (the account or region named through data.aws_caller_identity or data.aws_region) is read for the statements those parts show, and the finding says so; one not known statically at all, or whose principal is not, is not judged here; the public endpoint itself is AWS-NET-002.",
 			"Place the domain in a VPC (vpc_options), name the principals in its access policy or add an aws:SourceIp condition, or turn on fine-grained access control with an internal user database or IAM master user."},
 		{RuleSearchHTTP, Medium, "OpenSearch domain takes plain HTTP from the internet",
-			"An OpenSearch or Elasticsearch domain sets domain_endpoint_options.enforce_https = false (or a value not known statically, read so and said so), and the internet reaches its endpoint on port 80: requests, credentials and indexed data cross the internet in the clear.",
+			"An OpenSearch or Elasticsearch domain sets domain_endpoint_options.enforce_https = false (or a value not known statically, read so and said so; true unless set within the block), or has no domain_endpoint_options block, which leaves what the domain requires undocumented and is read as not HTTPS (but with fine-grained access control on, which AWS takes only with HTTPS required), and the internet reaches its endpoint on port 80: requests, credentials and indexed data cross the internet in the clear.",
 			"Set enforce_https = true with tls_security_policy = \"Policy-Min-TLS-1-2-2019-07\" (or newer), and place the domain in a VPC (vpc_options)."},
 		{RuleNotebookInternet, High, "SageMaker notebook instance with direct internet access",
 			"A SageMaker notebook instance has direct internet access: direct_internet_access = \"Enabled\", which the provider sets when the attribute is left out, gives the notebook a network interface that SageMaker manages, with a route to the internet, beside the one in its VPC, so what it sends and fetches passes none of the VPC's security groups, network ACLs, routes, NAT or endpoint policies; a notebook that names no subnet_id runs in SageMaker's network alone, with internet access (SageMaker refuses Disabled without a subnet: CHECK-003). Whoever runs code in the notebook reaches the internet with its role's credentials. A value not known statically is read as Enabled, and the finding says so.",
@@ -467,20 +467,39 @@ func publicStatement(doc string) (string, bool) {
 	return "", false
 }
 
-// searchHTTP reports search domains that do not enforce HTTPS, where the
-// internet reaches their endpoint on port 80 (AWS-OS-002). Left unset,
-// enforce_https is the provider's to decide and is not reported here.
+// searchHTTPS says whether a search domain requires HTTPS, and when it
+// does not, why: enforce_https = false, or not known statically (read as
+// false), or no domain_endpoint_options block at all, where the provider
+// sends no endpoint options and what the domain then requires is not
+// documented (read as not HTTPS) but for a domain with fine-grained
+// access control, which AWS turns on only with HTTPS required. Within the
+// block, enforce_https is true unless set.
+func searchHTTPS(vals map[string]any) (bool, string) {
+	opts := block(vals, "domain_endpoint_options")
+	switch {
+	case unknown(vals, "domain_endpoint_options") || opts != nil && unknown(opts, "enforce_https"):
+		return false, "enforce_https is not known statically: read as false"
+	case opts == nil && boolean(block(vals, "advanced_security_options"), "enabled", false):
+		// Fine-grained access control takes HTTPS required, or the
+		// domain is not made.
+	case opts == nil:
+		return false, "no domain_endpoint_options block: the provider sends no endpoint options, and whether the domain then requires HTTPS is not documented: read as not"
+	case !boolean(opts, "enforce_https", true):
+		return false, "enforce_https = false"
+	}
+	return true, ""
+}
+
+// searchHTTP reports search domains that do not require HTTPS
+// (searchHTTPS), where the internet reaches their endpoint on port 80
+// (AWS-OS-002).
 func (m *Model) searchHTTP(fs *findings) {
 	for _, e := range m.Endpoints {
 		if e.Kind != "search" {
 			continue
 		}
-		opts := block(e.Res.Values, "domain_endpoint_options")
-		why := "enforce_https = false"
-		switch {
-		case unknown(e.Res.Values, "domain_endpoint_options") || opts != nil && unknown(opts, "enforce_https"):
-			why = "enforce_https is not known statically: read as false"
-		case opts == nil || !has(opts, "enforce_https") || boolean(opts, "enforce_https", true):
+		https, why := searchHTTPS(e.Res.Values)
+		if https {
 			continue
 		}
 		if res := m.Reach(m.Internet(), e, "tcp", 80); res.Reachable {
