@@ -85,6 +85,10 @@ type Model struct {
 	internet *netipx.IPSet   // built on first use
 	families []*netipx.IPSet // its IPv4 and IPv6 parts, built on first use
 
+	// providers holds what the configuration says of each provider's
+	// version (providerBefore).
+	providers map[string]tf.Provider
+
 	// defaultSubnetsPrivate is set when the project manages a default
 	// subnet that maps no public addresses: an instance that names no
 	// subnet may land there.

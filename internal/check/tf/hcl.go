@@ -138,7 +138,13 @@ func LoadDir(fsys fs.FS, dir string, opts Options) (*Project, error) {
 	if err != nil {
 		return nil, err
 	}
-	p := &Project{Files: l.files}
+	if err := l.lockedProviders(dir); err != nil {
+		return nil, err
+	}
+	p := &Project{Files: l.files, Providers: map[string]Provider{}}
+	for n, pv := range l.providers {
+		p.Providers[n] = *pv
+	}
 	ev := newEvaluator(root, vars, p, l)
 	ev.unread = opts.Unread
 	ev.run()
@@ -164,6 +170,9 @@ type loader struct {
 	varFiles map[string]bool
 	// work is what is left of maxWork for evaluating what was read.
 	work *budget
+	// providers holds what the configuration says of each provider's
+	// version (Project.Providers).
+	providers map[string]*Provider
 }
 
 // read returns the text of a regular file of at most maxFileSize bytes
@@ -440,6 +449,7 @@ var topSchema = &hcl.BodySchema{Blocks: []hcl.BlockHeaderSchema{
 	{Type: "provider", LabelNames: []string{"name"}},
 	{Type: "ephemeral", LabelNames: []string{"type", "name"}},
 	{Type: "import"},
+	{Type: "terraform"},
 }}
 
 // topBlocks are the block types Terraform takes at the top level of a
@@ -552,6 +562,8 @@ func (l *loader) collect(m *module, file hcl.Body, depth int) error {
 		}
 		pos := rangePos(b.DefRange)
 		switch b.Type {
+		case "terraform":
+			l.requiredProviders(bd)
 		case "variable":
 			l.define(m, "var."+b.Labels[0], "variable", pos)
 			v := &variable{name: b.Labels[0], pos: pos, def: bd.attrs["default"]}

@@ -106,6 +106,9 @@ type Project struct {
 	// Files holds the source text of every file read, by the name used in
 	// Pos, so that callers can find in-source comments.
 	Files map[string][]byte
+	// Providers holds, by local name, what the configuration says of each
+	// provider's version.
+	Providers map[string]Provider
 }
 
 func (p *Project) sort() {

@@ -1,0 +1,45 @@
+package check
+
+import (
+	"strings"
+	"testing"
+
+	goversion "github.com/hashicorp/go-version"
+)
+
+// A default that changed with a provider's major version is read with the
+// version the configuration runs: a storage account that leaves
+// min_tls_version unset takes TLS1_0 under azurerm 2.x, as its
+// required_providers constraint holds it, and TLS1_2 from 3.0 on, which a
+// loose constraint with a lock file selecting 3.x gives (as a constraint
+// without an upper bound, or none, would: Terraform installs the newest).
+func TestStorageTLSDefaultByProviderVersion(t *testing.T) {
+	rep := run(t, "testdata/azure/storage-azurerm2")
+	f := findingOn(rep, RuleAzWeakTLS, "azurerm_storage_account.exports")
+	if f == nil || !strings.Contains(f.Message, `azurerm "~> 2.46"`) || !strings.Contains(f.Message, "TLS1_0") {
+		t.Errorf("azurerm 2.x, min_tls_version unset: %+v, want %s naming the constraint and TLS1_0", f, RuleAzWeakTLS)
+	}
+	if f := findingOn(rep, RuleAzWeakTLS, "azurerm_storage_account.pinned"); f != nil {
+		t.Errorf("min_tls_version = TLS1_2 reported: %s", f.Message)
+	}
+	if f := findingOn(run(t, "testdata/azure/storage-azurerm-locked"), RuleAzWeakTLS, "azurerm_storage_account.exports"); f != nil {
+		t.Errorf("azurerm 3.x selected by the lock file: %s", f.Message)
+	}
+	if f := findingOn(run(t, "testdata/rules/AZ-TLS-001/pass"), RuleAzWeakTLS, "azurerm_storage_account.exports"); f != nil {
+		t.Errorf("no provider version said: %s", f.Message)
+	}
+}
+
+// below reads a version constraint's upper bound as Terraform does.
+func TestConstraintBelow(t *testing.T) {
+	limit := goversion.Must(goversion.NewVersion("3.0.0"))
+	for c, want := range map[string]bool{
+		"~> 2.46": true, "~> 2.46.0": true, "~> 3.0": false, "~> 2": false, "< 3.0": true, "< 3.0.1": false,
+		"<= 2.99.0": true, "<= 3.0.0": false, "= 2.99.0": true, "2.99.0": true, "3.1.0": false, ">= 2.0": false,
+		"!= 3.0.0": false, "> 2.0": false, "not a version": false,
+	} {
+		if got := below(c, limit); got != want {
+			t.Errorf("below(%q, 3.0.0) = %v, want %v", c, got, want)
+		}
+	}
+}
