@@ -43,3 +43,13 @@ func TestConstraintBelow(t *testing.T) {
 		}
 	}
 }
+
+// An MSK cluster that leaves client_broker unset takes TLS from the AWS
+// provider 3.0 on and TLS_PLAINTEXT before: under a 2.x constraint (the
+// string form Terraform 0.12 wrote) it takes plaintext from clients.
+func TestMSKDefaultByProviderVersion(t *testing.T) {
+	f := findingOn(run(t, "testdata/aws/msk-aws2"), RuleTransitPlain, "aws_msk_cluster.events")
+	if f == nil || !strings.Contains(f.Message, `aws "~> 2.70"`) || !strings.Contains(f.Message, "TLS_PLAINTEXT") {
+		t.Errorf("AWS provider 2.x, client_broker unset: %+v, want %s naming the constraint", f, RuleTransitPlain)
+	}
+}

@@ -286,7 +286,13 @@ func (m *Model) transitRules(byType map[string][]*tf.Resource, fs *findings) {
 			fs.add(RuleTransitPlain, r, nil, "client_broker = \"TLS_PLAINTEXT\": the brokers take plaintext connections from clients beside TLS ones")
 		case cb == "PLAINTEXT":
 			fs.add(RuleTransitPlain, r, nil, "client_broker = \"PLAINTEXT\": clients reach the brokers without TLS")
-		case cb == "" || cb == "TLS":
+		case cb == "":
+			// TLS by default since the AWS provider 3.0, TLS_PLAINTEXT
+			// before.
+			if why, before := m.providerBefore("aws", 3); before {
+				fs.add(RuleTransitPlain, r, nil, "encryption_in_transit.client_broker is not set, and the provider is %s: before 3.0 it defaults to TLS_PLAINTEXT, so the brokers take plaintext connections from clients beside TLS ones", why)
+			}
+		case cb == "TLS":
 		default:
 			// The provider validates the value case for case.
 			m.reject(r, "encryption_in_transit.client_broker = %q: the AWS provider takes TLS, TLS_PLAINTEXT or PLAINTEXT alone, as written, so the plan fails and nothing is created from it", cb)
