@@ -3,6 +3,7 @@ package check
 import (
 	"net/netip"
 	"slices"
+	"strings"
 
 	"moat/internal/check/tf"
 )
@@ -66,9 +67,14 @@ func (m *Model) buildDefaultVPC(byType map[string][]*tf.Resource) {
 		return
 	}
 	if v == nil {
+		// Named by its lookup, or, where only a lookup of default
+		// subnets names it, as what it is.
 		addr := "the default VPC"
-		if len(ids) > 0 {
-			addr, _ = tf.DefaultVPCLookup(ids[0])
+		for _, id := range ids {
+			if l, _ := tf.DefaultVPCLookup(id); strings.Contains(l, "data.aws_vpc.") {
+				addr = l
+				break
+			}
 		}
 		v = m.adoptDefaultVPC(&tf.Resource{Address: addr, Type: "aws_default_vpc", Values: map[string]any{}})
 	}
