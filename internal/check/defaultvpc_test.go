@@ -7,7 +7,8 @@ import (
 
 // A project on the account's default VPC, found by lookups: what is
 // placed in its subnets through aws_subnets, aws_subnet_ids or a default
-// aws_subnet, directly or through a module's variable, and what names no
+// aws_subnet, directly, through a module's variable or one instance for
+// each subnet (for_each over the IDs, each.value), and what names no
 // subnet, is in a default subnet, public as AWS makes it (an internet
 // gateway on the main route table, public addresses on launch, an ACL that
 // allows all): a world-open port is proven reached, critical, along the
@@ -21,6 +22,7 @@ func TestDefaultVPCLookups(t *testing.T) {
 		"aws_instance.legacy":            "data.aws_subnet_ids.all",
 		"aws_instance.zonal":             "data.aws_subnet.az_a",
 		"aws_instance.worker":            "data.aws_vpc.default:default-subnet",
+		"aws_instance.fleet":             "data.aws_subnets.default",
 		"module.db.aws_db_instance.this": "data.aws_subnets.default",
 	} {
 		f := findingOn(rep, RuleExposedPort, addr)

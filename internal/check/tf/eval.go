@@ -83,7 +83,11 @@ type instance struct {
 	// (TYPE.NAME of data blocks, defaultSubnetsLookup): their IDs are
 	// its default subnets' (DefaultSubnetsOf).
 	defaultSubnets map[string]bool
-	scope          map[string]cty.Value // the evaluation context's variables
+	// eachFrom holds, while a resource whose for_each is not known
+	// statically is read, what its each.key and each.value can only be
+	// (see sources).
+	eachFrom []string
+	scope    map[string]cty.Value // the evaluation context's variables
 }
 
 const (
@@ -318,6 +322,11 @@ func (ev *evaluator) instance(in *instance) int {
 		ev.quiet = rs.unknownKey
 		ev.in, ev.typ = in, rs.rb.typ
 		rs.from = make([]map[string][]string, len(rs.keys))
+		if fe := rs.rb.body.attrs["for_each"]; rs.unknownKey && fe != nil {
+			// each.key and each.value of a for_each not known
+			// statically are what its elements can only be.
+			in.eachFrom = sources(fe, ctx, in)
+		}
 		for i := range rs.keys {
 			c := rs.child(ctx, i)
 			v := ev.body(rs.rb.body, c, rs.addr(i), true)
@@ -329,7 +338,7 @@ func (ev *evaluator) instance(in *instance) int {
 				rs.known = false
 			}
 		}
-		ev.quiet, ev.in, ev.typ = false, nil, ""
+		ev.quiet, ev.in, ev.typ, in.eachFrom = false, nil, "", nil
 		if !rs.known {
 			unknown++
 		}

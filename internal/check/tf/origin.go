@@ -97,10 +97,13 @@ func setFrom(vals map[string]any, path string, from []string) {
 // as a splat or a function argument); count.index or another value that
 // holds no string (a condition or an index that picks among them); a
 // variable, local or module output whose known part holds no string and
-// whose unknown strings have such sources themselves. It returns nil when
-// some reference may bring a value of its own (a data source, each.value,
-// a value given as a string, which may be a resource's address standing
-// for its ID), so that a caller reads the value as anything at all. A
+// whose unknown strings have such sources themselves; each.key or
+// each.value of a for_each not known statically whose elements have such
+// sources; the IDs a lookup of the default VPC's subnets finds
+// (DefaultSubnetsOf). It returns nil when some reference may bring a
+// value of its own (another data source, a value given as a string, which
+// may be a resource's address standing for its ID), so that a caller
+// reads the value as anything at all. A
 // string written in e itself is no resource of the project (their IDs are
 // not known until apply): it names something outside what is scanned.
 func sources(e hcl.Expression, ctx *hcl.EvalContext, in *instance) []string {
@@ -187,6 +190,11 @@ func (in *instance) refFrom(t hcl.Traversal) []string {
 		return nil
 	}
 	switch t.RootName() {
+	case "each":
+		if len(t) != 2 {
+			return nil
+		}
+		return in.eachFrom
 	case "data":
 		// A lookup of the default VPC's subnets, by the IDs it finds.
 		if len(t) < 4 {

@@ -131,6 +131,19 @@ resource "aws_instance" "internal" {
   }
 }
 
+# One in each default subnet.
+resource "aws_instance" "fleet" {
+  for_each               = toset(data.aws_subnets.default.ids)
+  ami                    = "ami-0123456789abcdef0"
+  instance_type          = "t3.micro"
+  subnet_id              = each.value
+  vpc_security_group_ids = [aws_security_group.bastion.id]
+
+  metadata_options {
+    http_tokens = "required"
+  }
+}
+
 # No subnet: EC2 launches it in a default subnet of the default VPC.
 resource "aws_instance" "worker" {
   ami                    = "ami-0123456789abcdef0"
