@@ -85,3 +85,47 @@ resource "aws_db_instance" "db" {
 		t.Errorf("path %s, want the default security group", p)
 	}
 }
+
+// An instance for each of the project's subnets, whose count is not known
+// statically, is in one of them: private subnets with no route to the
+// internet give it no public address, and no path is assumed through a
+// subnet outside the scanned code.
+func TestForEachOverSubnetsNotKnown(t *testing.T) {
+	rep := checkSource(t, `
+variable "n" {}
+
+resource "aws_vpc" "v" {
+  cidr_block = "10.0.0.0/16"
+}
+
+resource "aws_subnet" "private" {
+  count      = var.n
+  vpc_id     = aws_vpc.v.id
+  cidr_block = cidrsubnet("10.0.0.0/16", 8, count.index)
+}
+
+resource "aws_security_group" "ssh" {
+  vpc_id = aws_vpc.v.id
+  ingress {
+    from_port   = 22
+    to_port     = 22
+    protocol    = "tcp"
+    cidr_blocks = ["0.0.0.0/0"]
+  }
+}
+
+resource "aws_instance" "node" {
+  for_each               = toset(aws_subnet.private[*].id)
+  ami                    = "ami-0123456789abcdef0"
+  instance_type          = "t3.micro"
+  subnet_id              = each.value
+  vpc_security_group_ids = [aws_security_group.ssh.id]
+}
+`)
+	if f := findingOn(rep, RuleExposedPort, "aws_instance.node"); f != nil {
+		t.Errorf("an instance in the private subnets is reported: %s", f.Message)
+	}
+	if f := findingOn(rep, RuleWorldOpen, "aws_security_group.ssh"); f == nil || !strings.Contains(f.Message, "no path from the internet to it is proven") {
+		t.Errorf("the world-open group: %+v, want one attached with no path proven", f)
+	}
+}
