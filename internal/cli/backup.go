@@ -9,12 +9,14 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"time"
 
 	"moat/internal/api"
 	"moat/internal/backup"
 	"moat/internal/flow"
 	"moat/internal/seal"
 	"moat/internal/server"
+	"moat/internal/store"
 )
 
 func backupCommand() *Command {
@@ -152,6 +154,10 @@ func backupRestoreCommand() *Command {
 			if err != nil {
 				return fmt.Errorf("backup restore: restored %q but its keyring does not open: %w", b.c.DataDir, err)
 			}
+			epoch, err := markRestored(ctx, b.c.DataDir, kr, m)
+			if err != nil {
+				return fmt.Errorf("backup restore: restored %q, but %w", b.c.DataDir, err)
+			}
 			note, err := server.PlaceServerFlows(b.c.DataDir, b.c.Name)
 			if err != nil {
 				return fmt.Errorf("backup restore: %w", err)
@@ -165,13 +171,28 @@ func backupRestoreCommand() *Command {
 				}
 				fmt.Fprintf(e.Stdout, "restored %d entries of the backup made %s into %s and the state into etcd %v prefix %q\nnext: moat server run --config %s\n",
 					len(m.Files), m.Created.Format("2006-01-02T15:04:05Z"), b.c.DataDir, b.c.Store.Endpoints, etcdPrefix(b.c.Store), *b.file)
-				return nil
+			} else {
+				fmt.Fprintf(e.Stdout, "restored %d entries of the backup made %s into %s\nnext: moat server run --data-dir %s\n",
+					len(m.Files), m.Created.Format("2006-01-02T15:04:05Z"), b.c.DataDir, b.c.DataDir)
 			}
-			fmt.Fprintf(e.Stdout, "restored %d entries of the backup made %s into %s\nnext: moat server run --data-dir %s\n",
-				len(m.Files), m.Created.Format("2006-01-02T15:04:05Z"), b.c.DataDir, b.c.DataDir)
+			fmt.Fprintf(e.Stdout, "store epoch %d: agents take the restored state over the older one they hold, keeping the revocations they hold\n", epoch)
 			return nil
 		},
 	}
+}
+
+// markRestored gives the store restored into dir a new epoch
+// (server.MarkRestored), before it is loaded into etcd if it is.
+func markRestored(ctx context.Context, dir string, kr *seal.Keyring, m *backup.Manifest) (int64, error) {
+	st, err := store.OpenBolt(store.BoltConfig{Dir: dir, Sealer: kr.AEAD()})
+	if err != nil {
+		return 0, fmt.Errorf("its store does not open: %w", err)
+	}
+	epoch, err := server.MarkRestored(ctx, st, m.Created, time.Now())
+	if cerr := st.Close(); err == nil && cerr != nil {
+		err = cerr
+	}
+	return epoch, err
 }
 
 // restoreFlowsOnly puts this server's flow records from a cluster's
