@@ -2,6 +2,7 @@ package cli
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"net/http"
@@ -148,7 +149,7 @@ func backupRestoreCommand() *Command {
 			defer f.Close()
 			m, err := backup.RestoreChecked(f, kek, b.c.DataDir, check)
 			if err != nil {
-				return fmt.Errorf("backup restore %q: %w", fs.Arg(0), err)
+				return fmt.Errorf("backup restore %q: %w; nothing was restored", fs.Arg(0), kekOfItsDay(err))
 			}
 			kr, err := seal.Open(seal.Config{Dir: b.c.DataDir, KEK: kek, NoCreate: true})
 			if err != nil {
@@ -179,6 +180,15 @@ func backupRestoreCommand() *Command {
 			return nil
 		},
 	}
+}
+
+// kekOfItsDay adds to a backup that the KEK does not open that it may be
+// sealed under a KEK rotated away since.
+func kekOfItsDay(err error) error {
+	if errors.Is(err, seal.ErrWrongKEK) {
+		return fmt.Errorf("%w; a backup made before a KEK rotation (moat keys rotate --kek) opens only under the KEK of its day", err)
+	}
+	return err
 }
 
 // markRestored gives the store restored into dir a new epoch
@@ -217,7 +227,7 @@ func restoreFlowsOnly(e *Env, c *server.File, kek seal.KEK, file string, check f
 	defer f.Close()
 	unpacked := filepath.Join(tmp, "backup")
 	if _, err := backup.RestoreChecked(f, kek, unpacked, check); err != nil {
-		return fmt.Errorf("backup restore %q: %w", file, err)
+		return fmt.Errorf("backup restore %q: %w; nothing was restored", file, kekOfItsDay(err))
 	}
 	note, err := server.PlaceServerFlows(unpacked, c.Name)
 	if err != nil {
@@ -253,9 +263,9 @@ func sameTrustDomain(want string, allow bool) func(*backup.Manifest) error {
 		case want == "" || allow || m.TrustDomain == want:
 			return nil
 		case m.TrustDomain == "":
-			return fmt.Errorf("the backup records no trust domain (made before backups did) and the target is trust domain %q; if it is this cluster's, --allow-other-trust-domain restores it; nothing was restored", want)
+			return fmt.Errorf("the backup records no trust domain (made before backups did) and the target is trust domain %q; if it is this cluster's, --allow-other-trust-domain restores it", want)
 		}
-		return fmt.Errorf("the backup is of trust domain %q, the target is trust domain %q; --allow-other-trust-domain restores it for a deliberate migration; nothing was restored", m.TrustDomain, want)
+		return fmt.Errorf("the backup is of trust domain %q, the target is trust domain %q; --allow-other-trust-domain restores it for a deliberate migration", m.TrustDomain, want)
 	}
 }
 
@@ -284,9 +294,9 @@ func sameCA(root string, allow bool) func(*backup.Manifest) error {
 		case root == "" || allow || slices.Contains(m.CARoots, root):
 			return nil
 		case len(m.CARoots) == 0:
-			return fmt.Errorf("the backup records no CA (made before backups did) and the target's root is sha256 %s; if it is this cluster's, --allow-other-ca restores it; nothing was restored", root)
+			return fmt.Errorf("the backup records no CA (made before backups did) and the target's root is sha256 %s; if it is this cluster's, --allow-other-ca restores it", root)
 		}
-		return fmt.Errorf("the backup is of the CA with %s, the target's root is sha256 %s; --allow-other-ca restores it for a deliberate migration; nothing was restored", caRoots(m.CARoots), root)
+		return fmt.Errorf("the backup is of the CA with %s, the target's root is sha256 %s; --allow-other-ca restores it for a deliberate migration", caRoots(m.CARoots), root)
 	}
 }
 
@@ -330,7 +340,7 @@ func backupVerifyCommand() *Command {
 			defer f.Close()
 			m, err := backup.Verify(f, kek)
 			if err != nil {
-				return fmt.Errorf("backup verify %q: %w", fs.Arg(0), err)
+				return fmt.Errorf("backup verify %q: %w", fs.Arg(0), kekOfItsDay(err))
 			}
 			td := "trust domain " + flow.PrintableText(m.TrustDomain)
 			if m.TrustDomain == "" {
