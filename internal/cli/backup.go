@@ -92,6 +92,12 @@ func backupRestoreCommand() *Command {
 			"manifest) while unpacking it beside DIR, and moves it into place only then:\n" +
 			"a corrupt, truncated or wrongly keyed backup leaves nothing behind. DIR must\n" +
 			"be absent or empty. The KEK is the server's (default DIR.kek).\n" +
+			"The restored store is marked with a new epoch, above every one before it:\n" +
+			"agents take its state over the newer versions they hold (no moat agent\n" +
+			"floor reset), keeping the revocations they hold that it lacks, and still\n" +
+			"refuse a store of an earlier epoch. The first server started on it records\n" +
+			"the restore in the audit log; the log restored is the backup's, which the\n" +
+			"witnesses of a longer one refuse until moat agent witness reset.\n" +
 			"With --config naming an etcd store, the state and keyring are then loaded\n" +
 			"into the cluster's etcd prefix, which must hold no control plane; every\n" +
 			"server of the cluster then starts on it.\n" +
