@@ -54,6 +54,14 @@ func TestRestoreEpoch(t *testing.T) {
 	if u := w.next(t); !u.Full || u.Epoch != again {
 		t.Fatalf("snapshot after the restore: full %v epoch %d, want a snapshot of epoch %d", u.Full, u.Epoch, again)
 	}
+	t.Log("the same epoch written again, as a re-encryption pass does, ends no stream")
+	kv, err := f.st.Get(f.ctx, keyEpoch)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.st.Put(f.ctx, keyEpoch, kv.Value); err != nil {
+		t.Fatal(err)
+	}
 	reg := api.Registration{Name: "api", Node: "web-1", Port: 8080}
 	if code, e := f.call(t, f.accs["op"].session, "POST", api.PathServices, reg, nil); code != http.StatusOK {
 		t.Fatalf("register api: %d %s", code, e.Error)

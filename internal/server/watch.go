@@ -236,9 +236,14 @@ func (h *hub) frameOf(ctx context.Context, ev store.Event) (frame, bool) {
 		}
 		return frame{}, false
 	case keyEpoch:
-		// The store was restored under this server: each stream ends
-		// (handleWatch) and its agent starts again from a snapshot of the
-		// new epoch.
+		// A stream of another epoch than this one ends (handleWatch); a
+		// record that does not read ends every stream. The same epoch
+		// written again (a re-encryption pass) ends none.
+		var rec restoreRecord
+		if del || json.Unmarshal(ev.KV.Value, &rec) != nil {
+			rec.Epoch = -1
+		}
+		f.u.Epoch = rec.Epoch
 	}
 	return f, true
 }
@@ -431,7 +436,10 @@ func (s *Server) handleWatch(w http.ResponseWriter, r *http.Request, c *caller) 
 				continue
 			}
 			if f.prefix == keyEpoch {
-				return
+				if f.u.Epoch != snap.Epoch {
+					return
+				}
+				continue
 			}
 			if f.prefix == prefixNode && s.joinedAgain(ctx, c, f.u.Nodes) {
 				return
