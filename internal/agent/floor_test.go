@@ -290,11 +290,20 @@ func TestFloorCarriesRevocations(t *testing.T) {
 		Serials: []string{"a1", "b2", "c3", "d4"},
 		Expires: map[string]time.Time{"a1": now.Add(time.Hour), "b2": now.Add(-time.Minute), "d4": now.Add(time.Hour)},
 	}
+	grant := api.Grant{ID: "g1", Node: "web-1", Mode: api.ModeForward, Starts: now.Add(-time.Minute), Expires: now.Add(time.Hour)}
+	revoked := grant
+	revoked.Revoked = now.Add(-time.Second)
+	if err := f.revokeGrant(revoked, now); err != nil {
+		t.Fatal(err)
+	}
 	listed := identity.Revocations{Version: 2, IDs: []string{"spiffe://example.org/svc/old"}, Serials: []string{"d4"}, Expires: map[string]time.Time{"d4": now.Add(time.Hour)}}
 	u := api.Update{Epoch: 7, Full: true, Revision: 3, Revocations: &listed, Policy: &api.Policy{}}
 	n, err := f.enter(u, held, now)
 	if err != nil {
 		t.Fatal(err)
+	}
+	if err := f.admitGrant(grant, now); !errors.Is(err, errRollback) {
+		t.Fatalf("a grant held revoked, shown active by the restored control plane: %v, want refused", err)
 	}
 	// svc/stolen and node/lost, a1 (until its end) and c3 (no end known);
 	// b2 ended, the rest are listed.
