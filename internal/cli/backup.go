@@ -99,8 +99,9 @@ func backupRestoreCommand() *Command {
 			"the restore in the audit log; the log restored is the backup's, which the\n" +
 			"witnesses of a longer one refuse until moat agent witness reset.\n" +
 			"With --config naming an etcd store, the state and keyring are then loaded\n" +
-			"into the cluster's etcd prefix, which must hold no control plane; every\n" +
-			"server of the cluster then starts on it.\n" +
+			"into the cluster's etcd prefix, which must hold no key, all or nothing (a\n" +
+			"load cut short is taken out again, and DIR with it); every server of the\n" +
+			"cluster then starts on it.\n" +
 			"A cluster's backup holds every server's flow records; each server gets its\n" +
 			"own, by its name (the configuration's name): the server restored first\n" +
 			"with the rest, every other one with --flows-only --config its own file.\n" +
@@ -174,7 +175,15 @@ func backupRestoreCommand() *Command {
 			}
 			if b.c.Store.Backend == "etcd" {
 				if err := restoreToEtcd(ctx, &b.c, kr); err != nil {
-					return fmt.Errorf("backup restore: restored %q, but loading it into etcd failed: %w", b.c.DataDir, err)
+					// All or nothing: the directory goes with what etcd
+					// did not take.
+					if rerr := os.RemoveAll(b.c.DataDir); rerr != nil {
+						return fmt.Errorf("backup restore: loading the state into etcd: %w; %q is left (%v)", err, b.c.DataDir, rerr)
+					}
+					if errors.Is(err, errLeftInEtcd) {
+						return fmt.Errorf("backup restore: loading the state into etcd: %w", err)
+					}
+					return fmt.Errorf("backup restore: loading the state into etcd: %w; nothing was restored", err)
 				}
 				fmt.Fprintf(e.Stdout, "restored %d entries of the backup made %s into %s and the state into etcd %v prefix %q\nnext: moat server run --config %s\n",
 					len(m.Files), m.Created.Format("2006-01-02T15:04:05Z"), b.c.DataDir, b.c.Store.Endpoints, etcdPrefix(b.c.Store), *b.file)
