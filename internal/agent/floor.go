@@ -385,6 +385,13 @@ func ResetFloor(dataDir string) (DroppedFloor, error) {
 // nothing) when they are more than maxCarried or one is longer than
 // maxCarriedLen.
 func (f *floor) enter(u api.Update, held identity.Revocations, now time.Time) (int, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if held.Version < f.v.Revocations {
+		// The list the floor vouches for is gone (its state cache with
+		// it): what to carry is not known.
+		return 0, fmt.Errorf("store epoch %d: this node took revocation list version %d but holds version %d (its state cache was lost), so it cannot tell which revocations to carry; moat agent floor reset, with the agent stopped, takes the restored list as it is", u.Epoch, f.v.Revocations, held.Version)
+	}
 	var listed identity.Revocations
 	if u.Revocations != nil {
 		listed = *u.Revocations
@@ -414,8 +421,6 @@ func (f *floor) enter(u api.Update, held identity.Revocations, now time.Time) (i
 	if err := checkCarried(c); err != nil {
 		return 0, fmt.Errorf("store epoch %d: of the revocations this node holds, those the restored list lacks: %w; moat agent floor reset, with the agent stopped, drops them", u.Epoch, err)
 	}
-	f.mu.Lock()
-	defer f.mu.Unlock()
 	v := Versions{Epoch: u.Epoch, Revision: u.Revision, Revocations: listed.Version}
 	if u.Policy != nil {
 		v.Policy = u.Policy.Version

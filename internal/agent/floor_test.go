@@ -327,8 +327,14 @@ func TestFloorCarriesRevocations(t *testing.T) {
 		t.Errorf("the list taken was changed: %v", later.IDs)
 	}
 
+	// The list the floor vouches for not held (the state cache lost): what
+	// to carry is not known, and the newer epoch is refused.
+	if _, err := again.enter(api.Update{Epoch: 8, Full: true, Revision: 1, Revocations: &identity.Revocations{}}, identity.Revocations{Version: 1}, now); err == nil || !strings.Contains(err.Error(), "took revocation list version 2 but holds version 1") {
+		t.Fatalf("held list older than the floor's: %v", err)
+	}
+
 	// Too many to carry: the newer epoch is refused, the floor unchanged.
-	var many identity.Revocations
+	many := identity.Revocations{Version: 2}
 	for i := range maxCarried + 1 {
 		many.Serials = append(many.Serials, fmt.Sprintf("%x", i+1000))
 	}
