@@ -25,6 +25,10 @@ import (
 // restore, which is epoch 0.
 const keyEpoch = "restore/epoch"
 
+// maxEpoch bounds a stored epoch, far beyond any restore's second, so
+// that one more never overflows.
+const maxEpoch = 1 << 62
+
 // ActionRestored names the audit entry of a restore, written by the first
 // server that starts on the restored store.
 const ActionRestored = "store.restore"
@@ -53,7 +57,7 @@ func readEpoch(ctx context.Context, st store.Store) (restoreRecord, int64, error
 	if err != nil {
 		return rec, 0, err
 	}
-	if rec.Epoch <= 0 || rec.From < 0 || rec.From >= rec.Epoch {
+	if rec.Epoch <= 0 || rec.Epoch > maxEpoch || rec.From < 0 || rec.From >= rec.Epoch {
 		return rec, 0, fmt.Errorf("server: stored %q: epoch %d from %d is not a restore's", keyEpoch, rec.Epoch, rec.From)
 	}
 	return rec, modRev, nil

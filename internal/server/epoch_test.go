@@ -6,10 +6,12 @@ import (
 	"encoding/json"
 	"errors"
 	"net/http"
+	"strings"
 	"testing"
 	"time"
 
 	"moat/internal/api"
+	"moat/internal/store"
 	"moat/internal/store/storetest"
 	"moat/internal/testkit"
 )
@@ -89,6 +91,28 @@ func TestRestoreEpoch(t *testing.T) {
 	d := found[0]
 	if d["epoch"] != "1800000001" || d["from_epoch"] != "1800000000" || d["backup_made"] != "2026-01-02T03:04:05Z" || d["log_size"] == "" {
 		t.Fatalf("restore entry: %v", d)
+	}
+}
+
+// TestRestoreEpochBounded: a stored restore record that is not one
+// (an epoch out of range, or not above the one it came from) fails the
+// next restore and a server's start, naming the key, rather than wrap
+// around.
+func TestRestoreEpochBounded(t *testing.T) {
+	ctx := context.Background()
+	for _, rec := range []string{`{"epoch":9223372036854775807,"from_epoch":0}`, `{"epoch":0,"from_epoch":0}`, `{"epoch":5,"from_epoch":5}`, `{"epoch":5,"from_epoch":-1}`} {
+		st, err := store.OpenBolt(store.BoltConfig{Dir: t.TempDir()})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := st.Put(ctx, keyEpoch, []byte(rec)); err != nil {
+			t.Fatal(err)
+		}
+		_, err = MarkRestored(ctx, st, time.Now(), time.Now())
+		if err == nil || !strings.Contains(err.Error(), `stored "restore/epoch"`) {
+			t.Errorf("%s: %v, want it refused, naming the key", rec, err)
+		}
+		st.Close()
 	}
 }
 
