@@ -23,8 +23,9 @@ import (
 // versions that only grow: the store revision of a full snapshot, the
 // revocation list's Version, the policy's Version. The agent remembers the
 // highest of each it accepted (floorFile, kept across restarts) and refuses
-// a frame that carries an older one, whoever sends it: a server restored
-// from an old backup, one that lags, an old response replayed. A refused
+// a frame that carries an older one, whoever sends it: a server whose
+// store lags, one of an earlier restore epoch (below), an old response
+// replayed. A refused
 // frame changes nothing: the revocations, intentions, grants and registry
 // the agent holds stay as they are; the refusal is logged (the first, then
 // at each power of two) and counted in moat_agent_rollbacks_refused_total.
@@ -163,7 +164,7 @@ func (f *floor) set(st floorState, now time.Time) error {
 		if err := checkCarried(*st.Carried); err != nil {
 			return fmt.Errorf("carried revocations: %w", err)
 		}
-		f.carried = *st.Carried
+		f.carried = carriedAt(*st.Carried, now)
 	}
 	if len(st.RevokedGrants) > maxRevokedGrants {
 		return fmt.Errorf("%d revoked grants, more than %d", len(st.RevokedGrants), maxRevokedGrants)
@@ -427,6 +428,26 @@ func (f *floor) enter(u api.Update, held identity.Revocations, now time.Time) (i
 	}
 	f.v, f.carried = v, c
 	return len(c.IDs) + len(c.Serials), f.saveLocked()
+}
+
+// carriedAt returns c without the serials whose certificates ended by
+// now (a zero now keeps them all).
+func carriedAt(c identity.Revocations, now time.Time) identity.Revocations {
+	kept := identity.Revocations{IDs: c.IDs, Pruned: c.Pruned}
+	for _, sn := range c.Serials {
+		end, ok := c.Expires[sn]
+		if ok && !now.IsZero() && !now.Before(end) {
+			continue
+		}
+		kept.Serials = append(kept.Serials, sn)
+		if ok {
+			if kept.Expires == nil {
+				kept.Expires = map[string]time.Time{}
+			}
+			kept.Expires[sn] = end
+		}
+	}
+	return kept
 }
 
 // checkCarried bounds carried revocations.

@@ -326,6 +326,14 @@ func TestFloorCarriesRevocations(t *testing.T) {
 	if fmt.Sprint(later.IDs) != fmt.Sprint([]string{"spiffe://example.org/svc/old", "spiffe://example.org/svc/new"}) {
 		t.Errorf("the list taken was changed: %v", later.IDs)
 	}
+	// Read again once a1's certificate ended: a1 is no longer carried.
+	ended, err := loadFloor(dir, now.Add(2*time.Hour))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := ended.withCarried(identity.Revocations{}); fmt.Sprint(got.Serials) != "[c3]" || len(got.IDs) != 2 {
+		t.Fatalf("carried once a1 ended: %+v", got)
+	}
 
 	// The list the floor vouches for not held (the state cache lost): what
 	// to carry is not known, and the newer epoch is refused.
