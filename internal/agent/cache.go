@@ -19,6 +19,7 @@ import (
 const cacheFile = "state.json"
 
 type cached struct {
+	Epoch       int64                `json:"epoch,omitempty"`
 	Revision    int64                `json:"revision"`
 	Services    []api.Registration   `json:"services"`
 	Nodes       []api.Node           `json:"nodes"`
@@ -30,7 +31,7 @@ type cached struct {
 // saveCache writes the current state atomically.
 func (a *Agent) saveCache() error {
 	a.mu.RLock()
-	c := cached{Revision: a.state.revision, Policy: a.state.policy, Revocations: a.trust.Revocations()}
+	c := cached{Epoch: a.state.epoch, Revision: a.state.revision, Policy: a.state.policy, Revocations: a.trust.Revocations()}
 	for _, r := range a.state.services {
 		c.Services = append(c.Services, r)
 	}
@@ -112,7 +113,7 @@ func decodeCache(data []byte) (api.Update, error) {
 			return api.Update{}, fmt.Errorf("agent: cache: bundle: %w", err)
 		}
 	}
-	u := api.Update{Full: true, Revision: c.Revision, Services: c.Services, Nodes: c.Nodes, Policy: &c.Policy, Revocations: &c.Revocations}
+	u := api.Update{Full: true, Epoch: c.Epoch, Revision: c.Revision, Services: c.Services, Nodes: c.Nodes, Policy: &c.Policy, Revocations: &c.Revocations}
 	if len(c.Bundle) > 0 {
 		u.Bundle = c.Bundle
 	}

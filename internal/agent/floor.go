@@ -6,13 +6,16 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"os"
 	"path/filepath"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"moat/internal/api"
+	"moat/internal/identity"
 	"moat/internal/seal"
 )
 
@@ -20,8 +23,9 @@ import (
 // versions that only grow: the store revision of a full snapshot, the
 // revocation list's Version, the policy's Version. The agent remembers the
 // highest of each it accepted (floorFile, kept across restarts) and refuses
-// a frame that carries an older one, whoever sends it: a server restored
-// from an old backup, one that lags, an old response replayed. A refused
+// a frame that carries an older one, whoever sends it: a server whose
+// store lags, one of an earlier restore epoch (below), an old response
+// replayed. A refused
 // frame changes nothing: the revocations, intentions, grants and registry
 // the agent holds stay as they are; the refusal is logged (the first, then
 // at each power of two) and counted in moat_agent_rollbacks_refused_total.
@@ -34,17 +38,38 @@ import (
 // grant beyond that closes the node to every grant until that one would
 // have ended, rather than be forgotten at the next restart.
 //
-// A control plane deliberately rolled back (restored from a backup, moved
-// to a new store) is taken again only once the operator resets each
-// agent's floor: with the agent stopped, moat agent floor reset (ResetFloor)
-// drops FloorFile, and the agent takes the next snapshot as it comes.
+// A control plane restored from a backup carries a restore epoch above
+// every one before it (moat backup restore sets it), in every frame. The
+// floor compares the epoch first: a frame of an older epoch is refused
+// whatever its versions, and a snapshot of a newer one is taken although
+// its versions are older, which then become the floor. Only a snapshot
+// moves the agent to a newer epoch. What the restored revocation list
+// lacks of the one the agent held (revocations made after the backup) the
+// floor carries on (Carried), merged into every list taken, each serial
+// until its certificate would have ended, each revoked identity for good,
+// as the control plane keeps them; past maxCarried, the newer epoch is
+// refused rather than any of them forgotten.
+//
+// moat agent floor reset (ResetFloor), with the agent stopped, drops
+// FloorFile: for a control plane rolled back without a newer epoch (a
+// restore whose clock was behind an epoch the agent holds, a store moved
+// by hand), or to drop the revocations carried; the agent then takes the
+// next snapshot as it comes.
 
 // FloorFile is the file, in the agent's data directory, that keeps the
 // highest versions of the control plane's state the agent accepted.
 const FloorFile = "floor.json"
 
 // maxFloorBytes bounds what the agent reads of FloorFile.
-const maxFloorBytes = 64 << 10
+const maxFloorBytes = 512 << 10
+
+// maxCarried bounds the revoked identities and serials the floor carries
+// across a restore, and maxCarriedLen each one, so that FloorFile stays
+// within maxFloorBytes.
+const (
+	maxCarried    = 1024
+	maxCarriedLen = 256
+)
 
 // maxRevokedGrants bounds the revoked grants the floor keeps, and
 // maxGrantIDLen the ID of each, so that FloorFile stays within
@@ -56,9 +81,10 @@ const (
 
 // Versions are the growing versions of the control plane's state.
 type Versions struct {
-	Revision    int64 `json:"revision"`    // store revision of the latest frame
-	Revocations int64 `json:"revocations"` // revocation list's Version
-	Policy      int64 `json:"policy"`      // policy's Version
+	Epoch       int64 `json:"epoch,omitempty"` // store restore epoch, compared first
+	Revision    int64 `json:"revision"`        // store revision of the latest frame
+	Revocations int64 `json:"revocations"`     // revocation list's Version
+	Policy      int64 `json:"policy"`          // policy's Version
 }
 
 // floorState is FloorFile's content.
@@ -68,6 +94,9 @@ type floorState struct {
 	// GrantsClosedUntil is when the node takes grants active again after
 	// one revoked beyond maxRevokedGrants.
 	GrantsClosedUntil time.Time `json:"grants_closed_until,omitzero"`
+	// Carried are the revocations held before a restore that the restored
+	// control plane's list lacks (Version unused).
+	Carried *identity.Revocations `json:"carried,omitempty"`
 }
 
 // revokedGrant is a grant of this node seen revoked, and when it would
@@ -85,6 +114,7 @@ type floor struct {
 	v           Versions
 	grants      map[string]time.Time // revoked grant ID → when it would have ended
 	closedUntil time.Time
+	carried     identity.Revocations
 	refused     atomic.Int64
 }
 
@@ -127,8 +157,14 @@ func loadFloor(dir string, now time.Time) (*floor, error) {
 // set checks st and takes it, leaving out the revoked grants ended by now.
 func (f *floor) set(st floorState, now time.Time) error {
 	v := st.Versions
-	if v.Revision < 0 || v.Revocations < 0 || v.Policy < 0 {
+	if v.Epoch < 0 || v.Revision < 0 || v.Revocations < 0 || v.Policy < 0 {
 		return errors.New("negative version")
+	}
+	if st.Carried != nil {
+		if err := checkCarried(*st.Carried); err != nil {
+			return fmt.Errorf("carried revocations: %w", err)
+		}
+		f.carried = carriedAt(*st.Carried, now)
 	}
 	if len(st.RevokedGrants) > maxRevokedGrants {
 		return fmt.Errorf("%d revoked grants, more than %d", len(st.RevokedGrants), maxRevokedGrants)
@@ -148,6 +184,9 @@ func (f *floor) set(st floorState, now time.Time) error {
 // saveLocked writes the floor to FloorFile.
 func (f *floor) saveLocked() error {
 	st := floorState{Versions: f.v, GrantsClosedUntil: f.closedUntil}
+	if len(f.carried.IDs)+len(f.carried.Serials) > 0 || !f.carried.Pruned.IsZero() {
+		st.Carried = &f.carried
+	}
 	for id, until := range f.grants {
 		st.RevokedGrants = append(st.RevokedGrants, revokedGrant{ID: id, Until: until})
 	}
@@ -235,6 +274,12 @@ func (f *floor) admit(u api.Update) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	switch {
+	case u.Epoch < f.v.Epoch:
+		return fmt.Errorf("store epoch %d, below %d: %w", u.Epoch, f.v.Epoch, errRollback)
+	case u.Epoch > f.v.Epoch && !u.Full:
+		return fmt.Errorf("a change at store epoch %d, above %d, before its snapshot: %w", u.Epoch, f.v.Epoch, errRollback)
+	case u.Epoch > f.v.Epoch:
+		return nil // a restored control plane: its versions start again
 	case u.Full && u.Revision < f.v.Revision:
 		return fmt.Errorf("snapshot at store revision %d, below %d: %w", u.Revision, f.v.Revision, errRollback)
 	case u.Revocations != nil && u.Revocations.Version < f.v.Revocations:
@@ -245,11 +290,22 @@ func (f *floor) admit(u api.Update) error {
 	return nil
 }
 
-// raise moves the floor up to what u carries and keeps it on disk.
+// epoch returns the floor's store epoch.
+func (f *floor) epoch() int64 {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.v.Epoch
+}
+
+// raise moves the floor up to what u carries and keeps it on disk. A
+// snapshot of a newer epoch (which enter took) sets it.
 func (f *floor) raise(u api.Update) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	v := f.v
+	if u.Epoch > v.Epoch {
+		v = Versions{Epoch: u.Epoch}
+	}
 	v.Revision = max(v.Revision, u.Revision)
 	if u.Revocations != nil {
 		v.Revocations = max(v.Revocations, u.Revocations.Version)
@@ -270,7 +326,7 @@ func (a *Agent) refuse(err error) {
 	n := a.floor.refused.Add(1)
 	if n&(n-1) == 0 {
 		a.log.Error("refusing control-plane state older than the one this node holds", "err", err, "refused", n,
-			"if_restored", "if the control plane was restored from a backup on purpose, stop the agent and run: moat agent floor reset --data-dir "+a.cfg.DataDir)
+			"if_deliberate", "if this control plane was put back on purpose without a newer store epoch (moat backup restore gives one), stop the agent and run: moat agent floor reset --data-dir "+a.cfg.DataDir)
 	}
 }
 
@@ -281,22 +337,31 @@ func (a *Agent) RollbacksRefused() int64 { return a.floor.refused.Load() }
 // ErrNoFloor is ResetFloor's answer when the agent holds no floor.
 var ErrNoFloor = errors.New("agent: no state floor kept")
 
-// ResetFloor drops the floor kept in dataDir, returning the versions it
-// held and how many revoked grants, so that the agent takes the control plane's next snapshot as it
-// comes: for a control plane deliberately restored from a backup, whose
-// state is older than what the node saw. It refuses while an agent runs on
-// dataDir (it holds LockFile), and returns ErrNoFloor when there is none.
-func ResetFloor(dataDir string) (Versions, int, error) {
+// DroppedFloor is what ResetFloor dropped.
+type DroppedFloor struct {
+	Versions
+	Grants  int // break-glass grants held revoked, ended or not
+	Carried int // revoked identities and serials carried across a restore
+}
+
+// ResetFloor drops the floor kept in dataDir and returns what it held, so
+// that the agent takes the control plane's next snapshot as it comes: for
+// a control plane put back on purpose without a newer epoch than the
+// node's (one of an earlier epoch, or rolled back by other means than moat
+// backup restore), or to drop the revocations carried across a restore.
+// It refuses while an agent runs on dataDir (it holds LockFile), and
+// returns ErrNoFloor when there is none.
+func ResetFloor(dataDir string) (DroppedFloor, error) {
 	if _, err := os.Stat(filepath.Join(dataDir, nodeDir)); err != nil {
-		return Versions{}, 0, fmt.Errorf("agent: %s holds no node identity: %w", dataDir, err)
+		return DroppedFloor{}, fmt.Errorf("agent: %s holds no node identity: %w", dataDir, err)
 	}
 	lock, err := lockDataDir(dataDir)
 	if errors.Is(err, ErrRunning) {
-		return Versions{}, 0, fmt.Errorf("agent: the agent of %s is running (it holds %s); stop it first; nothing was changed",
+		return DroppedFloor{}, fmt.Errorf("agent: the agent of %s is running (it holds %s); stop it first; nothing was changed",
 			dataDir, filepath.Join(dataDir, nodeDir, LockFile))
 	}
 	if err != nil {
-		return Versions{}, 0, err
+		return DroppedFloor{}, err
 	}
 	defer lock.Close()
 	// Every revoked grant kept is counted, ended or not.
@@ -306,9 +371,132 @@ func ResetFloor(dataDir string) (Versions, int, error) {
 		f = &floor{path: filepath.Join(dataDir, FloorFile)}
 	}
 	if err := os.Remove(f.path); errors.Is(err, os.ErrNotExist) {
-		return Versions{}, 0, ErrNoFloor
+		return DroppedFloor{}, ErrNoFloor
 	} else if err != nil {
-		return Versions{}, 0, fmt.Errorf("agent: %w", err)
+		return DroppedFloor{}, fmt.Errorf("agent: %w", err)
 	}
-	return f.v, len(f.grants), nil
+	return DroppedFloor{Versions: f.v, Grants: len(f.grants), Carried: len(f.carried.IDs) + len(f.carried.Serials)}, nil
+}
+
+// enter takes u, a snapshot of a newer epoch than the floor's (admit let
+// it through), against held, the revocation list the agent holds: the
+// floor's versions become u's, and what held lists that u's list lacks is
+// carried, leaving out the serials whose certificates ended by now. It
+// returns how many revocations are carried, and refuses (changing
+// nothing) when they are more than maxCarried or one is longer than
+// maxCarriedLen.
+func (f *floor) enter(u api.Update, held identity.Revocations, now time.Time) (int, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if held.Version < f.v.Revocations {
+		// The list the floor vouches for is gone (its state cache with
+		// it): what to carry is not known.
+		return 0, fmt.Errorf("store epoch %d: this node took revocation list version %d but holds version %d (its state cache was lost), so it cannot tell which revocations to carry; moat agent floor reset, with the agent stopped, takes the restored list as it is", u.Epoch, f.v.Revocations, held.Version)
+	}
+	var listed identity.Revocations
+	if u.Revocations != nil {
+		listed = *u.Revocations
+	}
+	var c identity.Revocations
+	if held.Pruned.After(listed.Pruned) {
+		c.Pruned = held.Pruned
+	}
+	for _, id := range held.IDs {
+		if !slices.Contains(listed.IDs, id) && !slices.Contains(c.IDs, id) {
+			c.IDs = append(c.IDs, id)
+		}
+	}
+	for _, sn := range held.Serials {
+		end, ended := held.Expires[sn]
+		if slices.Contains(listed.Serials, sn) || slices.Contains(c.Serials, sn) || ended && !now.Before(end) {
+			continue
+		}
+		c.Serials = append(c.Serials, sn)
+		if ended {
+			if c.Expires == nil {
+				c.Expires = map[string]time.Time{}
+			}
+			c.Expires[sn] = end
+		}
+	}
+	if err := checkCarried(c); err != nil {
+		return 0, fmt.Errorf("store epoch %d: of the revocations this node holds, those the restored list lacks: %w; moat agent floor reset, with the agent stopped, drops them", u.Epoch, err)
+	}
+	v := Versions{Epoch: u.Epoch, Revision: u.Revision, Revocations: listed.Version}
+	if u.Policy != nil {
+		v.Policy = u.Policy.Version
+	}
+	f.v, f.carried = v, c
+	return len(c.IDs) + len(c.Serials), f.saveLocked()
+}
+
+// carriedAt returns c without the serials whose certificates ended by
+// now (a zero now keeps them all).
+func carriedAt(c identity.Revocations, now time.Time) identity.Revocations {
+	kept := identity.Revocations{IDs: c.IDs, Pruned: c.Pruned}
+	for _, sn := range c.Serials {
+		end, ok := c.Expires[sn]
+		if ok && !now.IsZero() && !now.Before(end) {
+			continue
+		}
+		kept.Serials = append(kept.Serials, sn)
+		if ok {
+			if kept.Expires == nil {
+				kept.Expires = map[string]time.Time{}
+			}
+			kept.Expires[sn] = end
+		}
+	}
+	return kept
+}
+
+// checkCarried bounds carried revocations.
+func checkCarried(c identity.Revocations) error {
+	if n := len(c.IDs) + len(c.Serials); n > maxCarried {
+		return fmt.Errorf("%d revocations to carry, more than %d", n, maxCarried)
+	}
+	for _, s := range append(slices.Clone(c.IDs), c.Serials...) {
+		if s == "" || len(s) > maxCarriedLen {
+			return fmt.Errorf("a revocation of %d bytes (want 1 to %d)", len(s), maxCarriedLen)
+		}
+	}
+	if len(c.Expires) > len(c.Serials) {
+		return fmt.Errorf("%d expiries for %d serials", len(c.Expires), len(c.Serials))
+	}
+	return nil
+}
+
+// withCarried returns r with the revocations the floor carries added:
+// the list the agent enforces.
+func (f *floor) withCarried(r identity.Revocations) identity.Revocations {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	c := f.carried
+	if len(c.IDs)+len(c.Serials) == 0 && !c.Pruned.After(r.Pruned) {
+		return r
+	}
+	r.IDs = slices.Clone(r.IDs)
+	for _, id := range c.IDs {
+		if !slices.Contains(r.IDs, id) {
+			r.IDs = append(r.IDs, id)
+		}
+	}
+	r.Serials = slices.Clone(r.Serials)
+	r.Expires = maps.Clone(r.Expires)
+	for _, sn := range c.Serials {
+		if slices.Contains(r.Serials, sn) {
+			continue
+		}
+		r.Serials = append(r.Serials, sn)
+		if end, ok := c.Expires[sn]; ok {
+			if r.Expires == nil {
+				r.Expires = map[string]time.Time{}
+			}
+			r.Expires[sn] = end
+		}
+	}
+	if c.Pruned.After(r.Pruned) {
+		r.Pruned = c.Pruned
+	}
+	return r
 }

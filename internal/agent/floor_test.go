@@ -58,7 +58,7 @@ func TestFloorRefusesOlder(t *testing.T) {
 // naming the file and the reset; none at all is the zero floor.
 func TestFloorDamaged(t *testing.T) {
 	dir := t.TempDir()
-	for _, data := range []string{`{"revocations":`, `{"revocations":-1}`, `{"revocations":1} {}`, `{"epoch":1}`, `{"policy":1,"x":"` + strings.Repeat("a", maxFloorBytes) + `"}`,
+	for _, data := range []string{`{"revocations":`, `{"revocations":-1}`, `{"revocations":1} {}`, `{"epoch":-1}`, `{"bogus":1}`, `{"carried":{"ids":[""]}}`, `{"policy":1,"x":"` + strings.Repeat("a", maxFloorBytes) + `"}`,
 		`{"revoked_grants":[{"id":"","until":"2026-01-01T00:00:00Z"}]}`,
 		`{"revoked_grants":[{"id":"` + strings.Repeat("g", maxGrantIDLen+1) + `","until":"2026-01-01T00:00:00Z"}]}`,
 		`{"revoked_grants":[` + strings.Repeat(`{"id":"g","until":"2026-01-01T00:00:00Z"},`, maxRevokedGrants) + `{"id":"g","until":"2026-01-01T00:00:00Z"}]}`,
@@ -213,4 +213,179 @@ func TestRevokedGrantsBounded(t *testing.T) {
 	if err := again.admitGrant(fresh, later); err != nil {
 		t.Errorf("once the grant that did not fit would have ended: %v", err)
 	}
+}
+
+// TestFloorEpoch: the store epoch is compared first. A snapshot of a newer
+// epoch is taken although its versions are older (a restored control
+// plane), and its versions become the floor; a frame of an older epoch,
+// or of the same epoch at an older revision (a store that lags), is
+// refused, and so is a change of a newer epoch before its snapshot.
+func TestFloorEpoch(t *testing.T) {
+	dir := t.TempDir()
+	f, err := loadFloor(dir, time.Time{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	before := api.Update{Full: true, Revision: 400, Revocations: &identity.Revocations{Version: 9}, Policy: &api.Policy{Version: 7}}
+	if err := f.admit(before); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.raise(before); err != nil {
+		t.Fatal(err)
+	}
+	restored := api.Update{Epoch: 1000, Full: true, Revision: 12, Revocations: &identity.Revocations{Version: 2}, Policy: &api.Policy{Version: 1}}
+	if err := f.admit(api.Update{Epoch: 1000, Revision: 13, Policy: &api.Policy{Version: 2}}); !errors.Is(err, errRollback) {
+		t.Fatalf("a change of a newer epoch before its snapshot: %v, want refused", err)
+	}
+	if err := f.admit(restored); err != nil {
+		t.Fatalf("snapshot of a newer epoch refused: %v", err)
+	}
+	if _, err := f.enter(restored, identity.Revocations{Version: 9}, time.Time{}); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.raise(restored); err != nil {
+		t.Fatal(err)
+	}
+	again, err := loadFloor(dir, time.Time{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := (Versions{Epoch: 1000, Revision: 12, Revocations: 2, Policy: 1}); again.v != want {
+		t.Fatalf("floor after the restore: %+v, want %+v", again.v, want)
+	}
+	for name, c := range map[string]struct {
+		u       api.Update
+		refused bool
+	}{
+		"the earlier epoch, newer versions":  {before, true},
+		"a change of the earlier epoch":      {api.Update{Revision: 401, Revocations: &identity.Revocations{Version: 10}}, true},
+		"same epoch, older revision":         {api.Update{Epoch: 1000, Full: true, Revision: 11, Revocations: &identity.Revocations{Version: 2}, Policy: &api.Policy{Version: 1}}, true},
+		"same epoch, older revocation list":  {api.Update{Epoch: 1000, Revision: 13, Revocations: &identity.Revocations{Version: 1}}, true},
+		"same epoch, same snapshot":          {restored, false},
+		"same epoch, newer change":           {api.Update{Epoch: 1000, Revision: 13, Revocations: &identity.Revocations{Version: 3}}, false},
+		"a later restore's snapshot":         {api.Update{Epoch: 2000, Full: true, Revision: 5, Revocations: &identity.Revocations{}, Policy: &api.Policy{}}, false},
+		"an epoch below, far newer versions": {api.Update{Epoch: 999, Full: true, Revision: 1 << 40, Revocations: &identity.Revocations{Version: 1 << 40}, Policy: &api.Policy{Version: 1 << 40}}, true},
+	} {
+		err := again.admit(c.u)
+		if got := errors.Is(err, errRollback); got != c.refused {
+			t.Errorf("%s: refused %v, want %v (%v)", name, got, c.refused, err)
+		}
+	}
+}
+
+// TestFloorCarriesRevocations: what the agent held revoked that a
+// restored list lacks is carried, after a restart too, and added to every
+// list it takes at that epoch: revoked identities for good, serials until
+// their certificates end. Past maxCarried the newer epoch is refused and
+// the floor is left as it was.
+func TestFloorCarriesRevocations(t *testing.T) {
+	now := time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
+	dir := t.TempDir()
+	f, err := loadFloor(dir, now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	held := identity.Revocations{Version: 9,
+		IDs:     []string{"spiffe://example.org/svc/old", "spiffe://example.org/svc/stolen", "spiffe://example.org/node/lost"},
+		Serials: []string{"a1", "b2", "c3", "d4"},
+		Expires: map[string]time.Time{"a1": now.Add(time.Hour), "b2": now.Add(-time.Minute), "d4": now.Add(time.Hour)},
+	}
+	grant := api.Grant{ID: "g1", Node: "web-1", Mode: api.ModeForward, Starts: now.Add(-time.Minute), Expires: now.Add(time.Hour)}
+	revoked := grant
+	revoked.Revoked = now.Add(-time.Second)
+	if err := f.revokeGrant(revoked, now); err != nil {
+		t.Fatal(err)
+	}
+	listed := identity.Revocations{Version: 2, IDs: []string{"spiffe://example.org/svc/old"}, Serials: []string{"d4"}, Expires: map[string]time.Time{"d4": now.Add(time.Hour)}}
+	u := api.Update{Epoch: 7, Full: true, Revision: 3, Revocations: &listed, Policy: &api.Policy{}}
+	n, err := f.enter(u, held, now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := f.admitGrant(grant, now); !errors.Is(err, errRollback) {
+		t.Fatalf("a grant held revoked, shown active by the restored control plane: %v, want refused", err)
+	}
+	// svc/stolen and node/lost, a1 (until its end) and c3 (no end known);
+	// b2 ended, the rest are listed.
+	if n != 4 {
+		t.Fatalf("carried %d revocations, want 4", n)
+	}
+	again, err := loadFloor(dir, now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	later := identity.Revocations{Version: 3, IDs: []string{"spiffe://example.org/svc/old", "spiffe://example.org/svc/new"}, Serials: []string{"d4", "e5"}}
+	got := again.withCarried(later)
+	wantIDs := []string{"spiffe://example.org/svc/old", "spiffe://example.org/svc/new", "spiffe://example.org/svc/stolen", "spiffe://example.org/node/lost"}
+	if fmt.Sprint(got.IDs) != fmt.Sprint(wantIDs) || fmt.Sprint(got.Serials) != fmt.Sprint([]string{"d4", "e5", "a1", "c3"}) || got.Version != 3 {
+		t.Fatalf("list enforced: %+v", got)
+	}
+	if !got.Expires["a1"].Equal(now.Add(time.Hour)) {
+		t.Errorf("a1 carried without its end: %v", got.Expires)
+	}
+	if fmt.Sprint(later.IDs) != fmt.Sprint([]string{"spiffe://example.org/svc/old", "spiffe://example.org/svc/new"}) {
+		t.Errorf("the list taken was changed: %v", later.IDs)
+	}
+	// Read again once a1's certificate ended: a1 is no longer carried.
+	ended, err := loadFloor(dir, now.Add(2*time.Hour))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := ended.withCarried(identity.Revocations{}); fmt.Sprint(got.Serials) != "[c3]" || len(got.IDs) != 2 {
+		t.Fatalf("carried once a1 ended: %+v", got)
+	}
+
+	// The list the floor vouches for not held (the state cache lost): what
+	// to carry is not known, and the newer epoch is refused.
+	if _, err := again.enter(api.Update{Epoch: 8, Full: true, Revision: 1, Revocations: &identity.Revocations{}}, identity.Revocations{Version: 1}, now); err == nil || !strings.Contains(err.Error(), "took revocation list version 2 but holds version 1") {
+		t.Fatalf("held list older than the floor's: %v", err)
+	}
+
+	// Too many to carry: the newer epoch is refused, the floor unchanged.
+	many := identity.Revocations{Version: 2}
+	for i := range maxCarried + 1 {
+		many.Serials = append(many.Serials, fmt.Sprintf("%x", i+1000))
+	}
+	_, err = again.enter(api.Update{Epoch: 8, Full: true, Revision: 1, Revocations: &identity.Revocations{}}, many, now)
+	if err == nil || !strings.Contains(err.Error(), "more than 1024") || !strings.Contains(err.Error(), "moat agent floor reset") {
+		t.Fatalf("too many to carry: %v", err)
+	}
+	if again.v.Epoch != 7 {
+		t.Fatalf("floor moved to epoch %d on a refused restore", again.v.Epoch)
+	}
+}
+
+// FuzzLoadFloor: whatever floor.json holds, loading it does not panic; a
+// floor that loads is within its bounds, and written back it loads again
+// as the same floor.
+func FuzzLoadFloor(f *testing.F) {
+	f.Add([]byte(`{"epoch":1796647447,"revision":12,"revocations":2,"policy":1,"carried":{"version":0,"serials":["a1"],"ids":["spiffe://example.org/svc/stolen"],"expires":{"a1":"2026-12-08T00:00:00Z"}}}`))
+	f.Add([]byte(`{"revision":40,"revocations":5,"policy":3,"revoked_grants":[{"id":"g1","until":"2026-12-08T00:00:00Z"}]}`))
+	f.Add([]byte(`{"carried":{"ids":[""]}}`))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		dir := t.TempDir()
+		if err := os.WriteFile(filepath.Join(dir, FloorFile), data, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		fl, err := loadFloor(dir, time.Time{})
+		if err != nil {
+			return
+		}
+		if n := len(fl.carried.IDs) + len(fl.carried.Serials); n > maxCarried || len(fl.grants) > maxRevokedGrants {
+			t.Fatalf("loaded past the bounds: %d carried, %d grants", n, len(fl.grants))
+		}
+		fl.mu.Lock()
+		err = fl.saveLocked()
+		fl.mu.Unlock()
+		if err != nil {
+			t.Fatal(err)
+		}
+		again, err := loadFloor(dir, time.Time{})
+		if err != nil {
+			t.Fatalf("a floor written back does not load: %v", err)
+		}
+		if again.v != fl.v || fmt.Sprint(again.carried) != fmt.Sprint(fl.carried) || len(again.grants) != len(fl.grants) {
+			t.Fatalf("round trip: %+v %v, then %+v %v", fl.v, fl.carried, again.v, again.carried)
+		}
+	})
 }

@@ -22,6 +22,7 @@ type state struct {
 	policy   api.Policy
 	grants   map[string]api.Grant // this node's break-glass grants
 	revision int64
+	epoch    int64 // the store's restore epoch
 }
 
 // broadcast wakes every waiter at each Notify.
@@ -59,6 +60,15 @@ func (a *Agent) applyFrame(u api.Update, save bool) error {
 		a.refuse(err)
 		return nil
 	}
+	// The cache, read at start, does not move the floor (see below).
+	if from := a.floor.epoch(); u.Epoch > from && save {
+		n, err := a.floor.enter(u, a.trust.Revocations(), a.cfg.Now())
+		if err != nil {
+			a.refuse(err)
+			return nil
+		}
+		a.log.Info("control plane restored: taking its state at a newer store epoch", "epoch", u.Epoch, "from_epoch", from, "carried_revocations", n)
+	}
 	var newShells []api.Grant // shell grants this frame brings
 	if u.Bundle != nil {
 		roots, err := api.ParseChain(u.Bundle)
@@ -69,7 +79,7 @@ func (a *Agent) applyFrame(u api.Update, save bool) error {
 		a.changed.Notify()
 	}
 	if u.Revocations != nil {
-		a.trust.Update(nil, *u.Revocations)
+		a.trust.Update(nil, a.floor.withCarried(*u.Revocations))
 	}
 	now := a.cfg.Now()
 	a.mu.Lock()
@@ -113,6 +123,7 @@ func (a *Agent) applyFrame(u api.Update, save bool) error {
 	if u.Revision > a.state.revision {
 		a.state.revision = u.Revision
 	}
+	a.state.epoch = max(a.state.epoch, u.Epoch)
 	removed := a.reconcileLocked()
 	a.mu.Unlock()
 	if a.access != nil {

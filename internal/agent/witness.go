@@ -119,7 +119,8 @@ func (a *Agent) witnessOnce(ctx context.Context, w *audit.Witness) {
 	case errors.Is(err, audit.ErrInconsistent):
 		a.witness.inconsistent.Add(1)
 		a.log.Error("audit: the control plane's audit log does not extend the checkpoint this node witnessed; it was cut back or rewritten", "witnessed", w.Size(), "err", err,
-			"if_restored", "if the control plane was restored from a backup on purpose, stop the agent and run: moat agent witness reset --data-dir "+a.cfg.DataDir)
+			"store_epoch", a.floor.epoch(),
+			"if_restored", "if the control plane was restored from a backup on purpose (its log then holds a store.restore entry, and the store a newer epoch), stop the agent and run: moat agent witness reset --data-dir "+a.cfg.DataDir)
 	case err != nil:
 		if ctx.Err() == nil {
 			a.log.Debug("audit: checkpoint not checked", "err", err)

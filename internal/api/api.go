@@ -567,6 +567,11 @@ type Whoami struct {
 // replaces everything the agent holds. Later frames carry only what changed;
 // nil fields are unchanged.
 type Update struct {
+	// Epoch is the store's restore epoch (0 until the control plane was
+	// first restored from a backup): every frame of a stream carries its
+	// snapshot's. It only grows, so an agent takes the state of a newer
+	// epoch over the versions it holds, and refuses an older one.
+	Epoch           int64                 `json:"epoch,omitempty"`
 	Revision        int64                 `json:"revision"`
 	Full            bool                  `json:"full,omitempty"`
 	Bundle          [][]byte              `json:"bundle,omitempty"` // DER roots

@@ -281,7 +281,7 @@ func (r *remoteAudit) witnessed(ctx context.Context, cmd string) ([]byte, error)
 		return []byte(resp.Checkpoint), p, err
 	})
 	if errors.Is(err, audit.ErrInconsistent) {
-		return nil, &ExitError{Code: 1, Msg: fmt.Sprintf("%s: FAILED: %v (the checkpoint kept in %s)", cmd, err, filepath.Join(r.adminDir, api.AuditCheckpointFile))}
+		return nil, &ExitError{Code: 1, Msg: fmt.Sprintf("%s: FAILED: %v (the checkpoint kept in %s); if the control plane was restored from a backup on purpose, the log shows it (moat audit log: store.restore, with the restored log's size) and moat audit witness reset drops the checkpoint", cmd, err, filepath.Join(r.adminDir, api.AuditCheckpointFile))}
 	}
 	if err != nil {
 		return nil, err

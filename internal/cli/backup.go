@@ -2,6 +2,7 @@ package cli
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"net/http"
@@ -9,12 +10,14 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"time"
 
 	"moat/internal/api"
 	"moat/internal/backup"
 	"moat/internal/flow"
 	"moat/internal/seal"
 	"moat/internal/server"
+	"moat/internal/store"
 )
 
 func backupCommand() *Command {
@@ -89,9 +92,16 @@ func backupRestoreCommand() *Command {
 			"manifest) while unpacking it beside DIR, and moves it into place only then:\n" +
 			"a corrupt, truncated or wrongly keyed backup leaves nothing behind. DIR must\n" +
 			"be absent or empty. The KEK is the server's (default DIR.kek).\n" +
+			"The restored store is marked with a new epoch, above every one before it:\n" +
+			"agents take its state over the newer versions they hold (no moat agent\n" +
+			"floor reset), keeping the revocations they hold that it lacks, and still\n" +
+			"refuse a store of an earlier epoch. The first server started on it records\n" +
+			"the restore in the audit log; the log restored is the backup's, which the\n" +
+			"witnesses of a longer one refuse until moat agent witness reset.\n" +
 			"With --config naming an etcd store, the state and keyring are then loaded\n" +
-			"into the cluster's etcd prefix, which must hold no control plane; every\n" +
-			"server of the cluster then starts on it.\n" +
+			"into the cluster's etcd prefix, which must hold no key, all or nothing (a\n" +
+			"load cut short is taken out again, and DIR with it); every server of the\n" +
+			"cluster then starts on it.\n" +
 			"A cluster's backup holds every server's flow records; each server gets its\n" +
 			"own, by its name (the configuration's name): the server restored first\n" +
 			"with the rest, every other one with --flows-only --config its own file.\n" +
@@ -146,11 +156,15 @@ func backupRestoreCommand() *Command {
 			defer f.Close()
 			m, err := backup.RestoreChecked(f, kek, b.c.DataDir, check)
 			if err != nil {
-				return fmt.Errorf("backup restore %q: %w", fs.Arg(0), err)
+				return fmt.Errorf("backup restore %q: %w; nothing was restored", fs.Arg(0), kekOfItsDay(err))
 			}
 			kr, err := seal.Open(seal.Config{Dir: b.c.DataDir, KEK: kek, NoCreate: true})
 			if err != nil {
 				return fmt.Errorf("backup restore: restored %q but its keyring does not open: %w", b.c.DataDir, err)
+			}
+			epoch, err := markRestored(ctx, b.c.DataDir, kr, m)
+			if err != nil {
+				return fmt.Errorf("backup restore: restored %q, but %w", b.c.DataDir, err)
 			}
 			note, err := server.PlaceServerFlows(b.c.DataDir, b.c.Name)
 			if err != nil {
@@ -161,17 +175,49 @@ func backupRestoreCommand() *Command {
 			}
 			if b.c.Store.Backend == "etcd" {
 				if err := restoreToEtcd(ctx, &b.c, kr); err != nil {
-					return fmt.Errorf("backup restore: restored %q, but loading it into etcd failed: %w", b.c.DataDir, err)
+					// All or nothing: the directory goes with what etcd
+					// did not take.
+					if rerr := os.RemoveAll(b.c.DataDir); rerr != nil {
+						return fmt.Errorf("backup restore: loading the state into etcd: %w; %q is left (%v)", err, b.c.DataDir, rerr)
+					}
+					if errors.Is(err, errLeftInEtcd) {
+						return fmt.Errorf("backup restore: loading the state into etcd: %w", err)
+					}
+					return fmt.Errorf("backup restore: loading the state into etcd: %w; nothing was restored", err)
 				}
 				fmt.Fprintf(e.Stdout, "restored %d entries of the backup made %s into %s and the state into etcd %v prefix %q\nnext: moat server run --config %s\n",
 					len(m.Files), m.Created.Format("2006-01-02T15:04:05Z"), b.c.DataDir, b.c.Store.Endpoints, etcdPrefix(b.c.Store), *b.file)
-				return nil
+			} else {
+				fmt.Fprintf(e.Stdout, "restored %d entries of the backup made %s into %s\nnext: moat server run --data-dir %s\n",
+					len(m.Files), m.Created.Format("2006-01-02T15:04:05Z"), b.c.DataDir, b.c.DataDir)
 			}
-			fmt.Fprintf(e.Stdout, "restored %d entries of the backup made %s into %s\nnext: moat server run --data-dir %s\n",
-				len(m.Files), m.Created.Format("2006-01-02T15:04:05Z"), b.c.DataDir, b.c.DataDir)
+			fmt.Fprintf(e.Stdout, "store epoch %d: agents take the restored state over the older one they hold, keeping the revocations they hold\n", epoch)
 			return nil
 		},
 	}
+}
+
+// kekOfItsDay adds to a backup that the KEK does not open that it may be
+// sealed under a KEK rotated away since.
+func kekOfItsDay(err error) error {
+	if errors.Is(err, seal.ErrWrongKEK) {
+		return fmt.Errorf("%w; a backup made before a KEK rotation (moat keys rotate --kek) opens only under the KEK of its day", err)
+	}
+	return err
+}
+
+// markRestored gives the store restored into dir a new epoch
+// (server.MarkRestored), before it is loaded into etcd if it is.
+func markRestored(ctx context.Context, dir string, kr *seal.Keyring, m *backup.Manifest) (int64, error) {
+	st, err := store.OpenBolt(store.BoltConfig{Dir: dir, Sealer: kr.AEAD()})
+	if err != nil {
+		return 0, fmt.Errorf("its store does not open: %w", err)
+	}
+	epoch, err := server.MarkRestored(ctx, st, m.Created, time.Now())
+	if cerr := st.Close(); err == nil && cerr != nil {
+		err = cerr
+	}
+	return epoch, err
 }
 
 // restoreFlowsOnly puts this server's flow records from a cluster's
@@ -196,7 +242,7 @@ func restoreFlowsOnly(e *Env, c *server.File, kek seal.KEK, file string, check f
 	defer f.Close()
 	unpacked := filepath.Join(tmp, "backup")
 	if _, err := backup.RestoreChecked(f, kek, unpacked, check); err != nil {
-		return fmt.Errorf("backup restore %q: %w", file, err)
+		return fmt.Errorf("backup restore %q: %w; nothing was restored", file, kekOfItsDay(err))
 	}
 	note, err := server.PlaceServerFlows(unpacked, c.Name)
 	if err != nil {
@@ -232,9 +278,9 @@ func sameTrustDomain(want string, allow bool) func(*backup.Manifest) error {
 		case want == "" || allow || m.TrustDomain == want:
 			return nil
 		case m.TrustDomain == "":
-			return fmt.Errorf("the backup records no trust domain (made before backups did) and the target is trust domain %q; if it is this cluster's, --allow-other-trust-domain restores it; nothing was restored", want)
+			return fmt.Errorf("the backup records no trust domain (made before backups did) and the target is trust domain %q; if it is this cluster's, --allow-other-trust-domain restores it", want)
 		}
-		return fmt.Errorf("the backup is of trust domain %q, the target is trust domain %q; --allow-other-trust-domain restores it for a deliberate migration; nothing was restored", m.TrustDomain, want)
+		return fmt.Errorf("the backup is of trust domain %q, the target is trust domain %q; --allow-other-trust-domain restores it for a deliberate migration", m.TrustDomain, want)
 	}
 }
 
@@ -263,9 +309,9 @@ func sameCA(root string, allow bool) func(*backup.Manifest) error {
 		case root == "" || allow || slices.Contains(m.CARoots, root):
 			return nil
 		case len(m.CARoots) == 0:
-			return fmt.Errorf("the backup records no CA (made before backups did) and the target's root is sha256 %s; if it is this cluster's, --allow-other-ca restores it; nothing was restored", root)
+			return fmt.Errorf("the backup records no CA (made before backups did) and the target's root is sha256 %s; if it is this cluster's, --allow-other-ca restores it", root)
 		}
-		return fmt.Errorf("the backup is of the CA with %s, the target's root is sha256 %s; --allow-other-ca restores it for a deliberate migration; nothing was restored", caRoots(m.CARoots), root)
+		return fmt.Errorf("the backup is of the CA with %s, the target's root is sha256 %s; --allow-other-ca restores it for a deliberate migration", caRoots(m.CARoots), root)
 	}
 }
 
@@ -309,7 +355,7 @@ func backupVerifyCommand() *Command {
 			defer f.Close()
 			m, err := backup.Verify(f, kek)
 			if err != nil {
-				return fmt.Errorf("backup verify %q: %w", fs.Arg(0), err)
+				return fmt.Errorf("backup verify %q: %w", fs.Arg(0), kekOfItsDay(err))
 			}
 			td := "trust domain " + flow.PrintableText(m.TrustDomain)
 			if m.TrustDomain == "" {

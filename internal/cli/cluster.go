@@ -262,10 +262,10 @@ func adoptRewrapped(local string, backend etcdKeyring, kek seal.KEK, errWrong er
 }
 
 // restoreToEtcd loads a restored data directory's state into the etcd
-// prefix of c, which must hold no control plane: the keyring first (as
-// the cluster's keyring), then every key of store.db, the control plane's
-// meta record last so no server takes a half-loaded prefix for a whole
-// one.
+// prefix of c, all or nothing. The prefix must hold no keyring and no key
+// of the store. Every key of store.db goes in, the control plane's meta
+// record last so no server takes a half-loaded prefix for a whole one,
+// then the keyring; a load cut short is taken out again (loadEtcd).
 func restoreToEtcd(ctx context.Context, c *server.File, kr *seal.Keyring) error {
 	ec, err := etcdConfig(c.Store, nil)
 	if err != nil {
@@ -285,9 +285,6 @@ func restoreToEtcd(ctx context.Context, c *server.File, kr *seal.Keyring) error 
 		return err
 	}
 	defer src.Close()
-	if err := backend.Replace(nil, kr.Wrapped()); err != nil {
-		return fmt.Errorf("publishing the keyring to %s: %w", backend.Name(), err)
-	}
 	ec, err = etcdConfig(c.Store, kr.AEAD())
 	if err != nil {
 		return err
@@ -297,7 +294,63 @@ func restoreToEtcd(ctx context.Context, c *server.File, kr *seal.Keyring) error 
 		return err
 	}
 	defer dst.Close()
-	return store.CopyAll(ctx, dst, src, server.MetaKey)
+	switch kvs, _, err := dst.List(ctx, ""); {
+	case errors.Is(err, store.ErrCorrupt) || err == nil && len(kvs) > 0:
+		return fmt.Errorf("etcd %v prefix %q holds keys but no moat control plane (what a restore or init cut short left?): restore into an empty prefix, or clear it first (etcdctl del --prefix %s)", ec.Endpoints, ec.Prefix, ec.Prefix)
+	case err != nil:
+		return err
+	}
+	return loadEtcd(ctx, dst, src, func() error {
+		if err := backend.Replace(nil, kr.Wrapped()); err != nil {
+			return fmt.Errorf("publishing the keyring to %s: %w", backend.Name(), err)
+		}
+		return nil
+	})
+}
+
+// errLeftInEtcd: a load into etcd failed and what it put there could not
+// be taken out again.
+var errLeftInEtcd = errors.New("part of the state is left in etcd")
+
+// loadEtcd copies every key of src into dst, which holds none, the meta
+// record last, then publishes the keyring. On failure it deletes what it
+// put into dst, so the prefix holds nothing of the restore; if that fails
+// too, the error wraps errLeftInEtcd.
+func loadEtcd(ctx context.Context, dst, src store.Store, publish func() error) error {
+	err := store.CopyAll(ctx, dst, src, server.MetaKey)
+	if err == nil {
+		err = publish()
+	}
+	if err == nil {
+		return nil
+	}
+	// Taken out even when ctx ended (an interrupt), within a bound.
+	uctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Minute)
+	defer cancel()
+	if uerr := clearStore(uctx, dst); uerr != nil {
+		return fmt.Errorf("%w; taking out what was loaded failed too (%v): %w (no control plane, which no server starts on); clear the prefix before restoring again", err, uerr, errLeftInEtcd)
+	}
+	return fmt.Errorf("%w; what was loaded into etcd was taken out again", err)
+}
+
+// clearStore deletes every key of st.
+func clearStore(ctx context.Context, st store.Store) error {
+	kvs, _, err := st.List(ctx, "")
+	if err != nil {
+		return err
+	}
+	for len(kvs) > 0 {
+		n := min(len(kvs), store.MaxTxnOps)
+		ops := make([]store.Op, 0, n)
+		for _, kv := range kvs[:n] {
+			ops = append(ops, store.Delete(kv.Key))
+		}
+		if _, err := st.Txn(ctx, nil, ops); err != nil {
+			return err
+		}
+		kvs = kvs[n:]
+	}
+	return nil
 }
 
 // etcdPrefixFree checks, before anything is restored, that the etcd

@@ -176,6 +176,9 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	if err := s.checkStoreNotOlder(ctx); err != nil {
 		return nil, err
 	}
+	if err := s.auditRestore(ctx); err != nil {
+		return nil, err
+	}
 	td, err := identity.ParseTrustDomain(s.meta.TrustDomain)
 	if err != nil {
 		return nil, fmt.Errorf("server: stored meta: %w", err)

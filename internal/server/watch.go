@@ -85,7 +85,7 @@ func watchedPrefix(k string) string {
 		return prefixNode
 	case strings.HasPrefix(k, prefixGrant):
 		return prefixGrant
-	case k == keyRevocations, k == keyPolicy, k == keyBundle, k == keyCA:
+	case k == keyRevocations, k == keyPolicy, k == keyBundle, k == keyCA, k == keyEpoch:
 		return k
 	}
 	return ""
@@ -235,6 +235,15 @@ func (h *hub) frameOf(ctx context.Context, ev store.Event) (frame, bool) {
 			}
 		}
 		return frame{}, false
+	case keyEpoch:
+		// A stream of another epoch than this one ends (handleWatch); a
+		// record that does not read ends every stream. The same epoch
+		// written again (a re-encryption pass) ends none.
+		var rec restoreRecord
+		if del || json.Unmarshal(ev.KV.Value, &rec) != nil {
+			rec.Epoch = -1
+		}
+		f.u.Epoch = rec.Epoch
 	}
 	return f, true
 }
@@ -314,6 +323,13 @@ func (s *Server) snapshot(ctx context.Context) (api.Update, map[string]int64, er
 	if _, err := single(keyBundle, &u.Bundle); err != nil {
 		return u, nil, err
 	}
+	var er restoreRecord
+	if ok, err := single(keyEpoch, &er); err != nil {
+		return u, nil, err
+	} else if ok && er.Epoch <= 0 {
+		return u, nil, fmt.Errorf("server: stored %q: epoch %d", keyEpoch, er.Epoch)
+	}
+	u.Epoch = er.Epoch
 	for _, r := range revs {
 		u.Revision = max(u.Revision, r)
 	}
@@ -419,10 +435,19 @@ func (s *Server) handleWatch(w http.ResponseWriter, r *http.Request, c *caller) 
 			if f.rev <= revs[f.prefix] {
 				continue
 			}
+			if f.prefix == keyEpoch {
+				if f.u.Epoch != snap.Epoch {
+					return
+				}
+				continue
+			}
 			if f.prefix == prefixNode && s.joinedAgain(ctx, c, f.u.Nodes) {
 				return
 			}
 			u := forNode(f.u, c.Name)
+			// Every frame is of the snapshot's epoch: one that changed
+			// ends the stream (above).
+			u.Epoch = snap.Epoch
 			if f.prefix == prefixGrant && len(u.Grants) == 0 {
 				continue
 			}

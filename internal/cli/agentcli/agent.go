@@ -169,16 +169,21 @@ func FloorCommand() *cmdline.Command {
 	var dataDir string
 	reset := &cmdline.Command{
 		Name:    "reset",
-		Summary: "drop the state versions this node holds, after a deliberate restore of the control plane",
+		Summary: "drop the state versions this node holds, to take a control plane put back on purpose",
 		Usage:   "--data-dir DIR",
 		Help: "The agent keeps the highest versions of the control plane's state it took\n" +
-			"(DIR/" + agent.FloorFile + ": the store revision of the last snapshot, the\n" +
-			"revocation list's and the policy's versions, and the break-glass grants it\n" +
-			"saw revoked, until they would have ended) and refuses state older than\n" +
-			"them, so that no server can take back a revocation it sent: not one\n" +
-			"restored from an old backup, nor a lagging or replayed one. A control plane\n" +
-			"restored from a backup on purpose is refused alike. With the agent stopped,\n" +
-			"reset prints the versions and the count of revoked grants it drops and\n" +
+			"(DIR/" + agent.FloorFile + ": the store's restore epoch, the store revision of the\n" +
+			"last snapshot, the revocation list's and the policy's versions, the\n" +
+			"break-glass grants it saw revoked, until they would have ended, and the\n" +
+			"revocations it carried across a restore) and refuses state older than\n" +
+			"them, so that no server can take back a revocation it sent: not a lagging\n" +
+			"or replayed one, nor one of an earlier epoch. A control plane restored with\n" +
+			"moat backup restore has a newer epoch and is taken without a reset, the\n" +
+			"revocations the node held carried over. A control plane put back on purpose\n" +
+			"without a newer epoch (one of an earlier epoch, a store copied back by\n" +
+			"hand) is refused, as are a restore whose epoch is not above the node's (made\n" +
+			"on a clock behind) and one that would leave more revocations to carry than\n" +
+			"the node keeps. With the agent stopped, reset prints what it drops and\n" +
 			"removes the file; the agent then takes the next snapshot as it comes.\n" +
 			"Refused while the agent runs on DIR.",
 		Flags: func(fs *flag.FlagSet) {
@@ -191,7 +196,7 @@ func FloorCommand() *cmdline.Command {
 			if dataDir == "" {
 				return cmdline.Usagef("floor reset: --data-dir is required")
 			}
-			v, grants, err := agent.ResetFloor(dataDir)
+			d, err := agent.ResetFloor(dataDir)
 			if errors.Is(err, agent.ErrNoFloor) {
 				fmt.Fprintf(e.Stdout, "%s holds no state floor; nothing to drop\n", dataDir)
 				return nil
@@ -199,8 +204,8 @@ func FloorCommand() *cmdline.Command {
 			if err != nil {
 				return err
 			}
-			fmt.Fprintf(e.Stdout, "dropped the state floor of this node: store revision %d, revocations version %d, policy version %d, %d break-glass grants held revoked\n",
-				v.Revision, v.Revocations, v.Policy, grants)
+			fmt.Fprintf(e.Stdout, "dropped the state floor of this node: store epoch %d, store revision %d, revocations version %d, policy version %d, %d break-glass grants held revoked, %d revocations carried across a restore\n",
+				d.Epoch, d.Revision, d.Revocations, d.Policy, d.Grants, d.Carried)
 			fmt.Fprintln(e.Stdout, "the agent takes the control plane's next snapshot as it comes")
 			return nil
 		},

@@ -1,0 +1,176 @@
+package server
+
+import (
+	"context"
+	"crypto/tls"
+	"encoding/json"
+	"errors"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"moat/internal/api"
+	"moat/internal/store"
+	"moat/internal/store/storetest"
+	"moat/internal/testkit"
+)
+
+// TestRestoreEpoch: a store marked restored (MarkRestored, as moat backup
+// restore does) has an epoch above the backup's and the restore's clock
+// second; every frame of the watch stream carries it, a stream opened at
+// the earlier epoch ends rather than go on at the new one, and the first
+// server started on the store records the restore in the audit log, once.
+func TestRestoreEpoch(t *testing.T) {
+	url := storetest.StartEtcd(t)
+	f := newAuthFixtureWith(t, authOptions{etcd: []string{url}})
+	node := f.joinNode(t, "web-1")
+
+	before := f.openWatch(t, node)
+	if u := before.next(t); !u.Full || u.Epoch != 0 {
+		t.Fatalf("first snapshot: full %v epoch %d, want a snapshot of epoch 0", u.Full, u.Epoch)
+	}
+
+	made := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
+	clock := time.Unix(1_800_000_000, 0)
+	epoch, err := MarkRestored(f.ctx, f.st, made, clock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if epoch != clock.Unix() {
+		t.Fatalf("epoch %d, want the restore's second %d", epoch, clock.Unix())
+	}
+	t.Log("a stream of the earlier epoch ends")
+	before.ends(t)
+
+	t.Log("restored again on a clock behind: the epoch still grows")
+	again, err := MarkRestored(f.ctx, f.st, made, clock.Add(-time.Hour))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if again != epoch+1 {
+		t.Fatalf("epoch %d after %d on a clock behind, want %d", again, epoch, epoch+1)
+	}
+
+	w := f.openWatch(t, node)
+	if u := w.next(t); !u.Full || u.Epoch != again {
+		t.Fatalf("snapshot after the restore: full %v epoch %d, want a snapshot of epoch %d", u.Full, u.Epoch, again)
+	}
+	t.Log("the same epoch written again, as a re-encryption pass does, ends no stream")
+	kv, err := f.st.Get(f.ctx, keyEpoch)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.st.Put(f.ctx, keyEpoch, kv.Value); err != nil {
+		t.Fatal(err)
+	}
+	reg := api.Registration{Name: "api", Node: "web-1", Port: 8080}
+	if code, e := f.call(t, f.accs["op"].session, "POST", api.PathServices, reg, nil); code != http.StatusOK {
+		t.Fatalf("register api: %d %s", code, e.Error)
+	}
+	if u := w.next(t); u.Full || len(u.Services) != 1 || u.Epoch != again {
+		t.Fatalf("change after the restore: %+v, want api's registration at epoch %d", u, again)
+	}
+
+	t.Log("servers started on the restored store record the restore once")
+	f.serverOn(t, url, nil)
+	f.serverOn(t, url, nil)
+	var found []map[string]string
+	es, err := f.log.Entries(0, f.log.Size())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range es {
+		if e.Entry.Action == ActionRestored {
+			found = append(found, e.Entry.Detail)
+		}
+	}
+	if len(found) != 1 {
+		t.Fatalf("%d restore entries, want 1", len(found))
+	}
+	d := found[0]
+	if d["epoch"] != "1800000001" || d["from_epoch"] != "1800000000" || d["backup_made"] != "2026-01-02T03:04:05Z" || d["log_size"] == "" {
+		t.Fatalf("restore entry: %v", d)
+	}
+}
+
+// TestRestoreEpochBounded: a stored restore record that is not one
+// (an epoch out of range, or not above the one it came from) fails the
+// next restore and a server's start, naming the key, rather than wrap
+// around.
+func TestRestoreEpochBounded(t *testing.T) {
+	ctx := context.Background()
+	for _, rec := range []string{`{"epoch":9223372036854775807,"from_epoch":0}`, `{"epoch":0,"from_epoch":0}`, `{"epoch":5,"from_epoch":5}`, `{"epoch":5,"from_epoch":-1}`} {
+		st, err := store.OpenBolt(store.BoltConfig{Dir: t.TempDir()})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := st.Put(ctx, keyEpoch, []byte(rec)); err != nil {
+			t.Fatal(err)
+		}
+		_, err = MarkRestored(ctx, st, time.Now(), time.Now())
+		if err == nil || !strings.Contains(err.Error(), `stored "restore/epoch"`) {
+			t.Errorf("%s: %v, want it refused, naming the key", rec, err)
+		}
+		st.Close()
+	}
+}
+
+// watchStream is a node's watch stream, read frame by frame.
+type watchStream struct {
+	dec *json.Decoder
+}
+
+func (f *authFixture) openWatch(t *testing.T, node *tls.Certificate) *watchStream {
+	t.Helper()
+	tr := f.transport(node)
+	t.Cleanup(tr.CloseIdleConnections)
+	ctx, cancel := context.WithTimeout(f.ctx, testkit.WaitLimit)
+	t.Cleanup(cancel)
+	req, err := http.NewRequestWithContext(ctx, "GET", "https://"+f.srv.Addr()+api.PathWatch, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp, err := (&http.Client{Transport: tr}).Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { resp.Body.Close() })
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("watch: %d", resp.StatusCode)
+	}
+	return &watchStream{dec: json.NewDecoder(resp.Body)}
+}
+
+// next returns the stream's next frame that is not a heartbeat.
+func (w *watchStream) next(t *testing.T) api.Update {
+	t.Helper()
+	for {
+		var u api.Update
+		if err := w.dec.Decode(&u); err != nil {
+			t.Fatalf("watch frame: %v", err)
+		}
+		if !u.Heartbeat {
+			return u
+		}
+	}
+}
+
+// ends waits for the server to end the stream, failing on a frame other
+// than a heartbeat, or at the stream's deadline.
+func (w *watchStream) ends(t *testing.T) {
+	t.Helper()
+	for {
+		var u api.Update
+		err := w.dec.Decode(&u)
+		if err != nil {
+			if errors.Is(err, context.DeadlineExceeded) {
+				t.Fatal("the stream did not end")
+			}
+			return
+		}
+		if !u.Heartbeat {
+			t.Fatalf("frame after the store was restored: %+v", u)
+		}
+	}
+}
