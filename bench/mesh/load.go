@@ -183,16 +183,20 @@ func bulk(addr string, n int64) (float64, error) {
 	return float64(n) / 1e6 / time.Since(start).Seconds(), nil
 }
 
-var wrkRPS = regexp.MustCompile(`Requests/sec:\s+([\d.]+)`)
+var (
+	wrkRPS      = regexp.MustCompile(`Requests/sec:\s+([\d.]+)`)
+	wrkRequests = regexp.MustCompile(`(\d+) requests in`)
+)
 
 // wrkMax runs wrk with 16 connections of 1 KB POSTs for d and returns its
-// requests per second; non-2xx answers or socket errors fail it.
-func wrkMax(dir, addr string, d time.Duration) (float64, error) {
+// requests per second and how many it made; non-2xx answers or socket
+// errors fail it.
+func wrkMax(dir, addr string, d time.Duration) (rps float64, requests int64, err error) {
 	script := filepath.Join(dir, "post.lua")
 	if _, err := os.Stat(script); err != nil {
 		lua := "wrk.method = \"POST\"\nwrk.body = string.rep(\"x\", 1024)\nwrk.headers[\"Content-Type\"] = \"application/octet-stream\"\n"
 		if err := os.WriteFile(script, []byte(lua), 0o600); err != nil {
-			return 0, err
+			return 0, 0, err
 		}
 	}
 	secs := max(int(d.Seconds()), 1)
@@ -200,14 +204,20 @@ func wrkMax(dir, addr string, d time.Duration) (float64, error) {
 	defer cancel()
 	out, err := exec.CommandContext(ctx, "wrk", "-t2", "-c16", "-d"+strconv.Itoa(secs)+"s", "-s", script, "http://"+addr+"/echo").CombinedOutput()
 	if err != nil {
-		return 0, fmt.Errorf("wrk: %v\n%s", err, out)
+		return 0, 0, fmt.Errorf("wrk: %v\n%s", err, out)
 	}
 	if strings.Contains(string(out), "Non-2xx") || strings.Contains(string(out), "Socket errors") {
-		return 0, fmt.Errorf("wrk saw errors:\n%s", out)
+		return 0, 0, fmt.Errorf("wrk saw errors:\n%s", out)
 	}
 	m := wrkRPS.FindSubmatch(out)
 	if m == nil {
-		return 0, errors.New("wrk printed no Requests/sec")
+		return 0, 0, errors.New("wrk printed no Requests/sec")
 	}
-	return strconv.ParseFloat(string(m[1]), 64)
+	n := wrkRequests.FindSubmatch(out)
+	if n == nil {
+		return 0, 0, errors.New("wrk printed no request count")
+	}
+	requests, _ = strconv.ParseInt(string(n[1]), 10, 64)
+	rps, err = strconv.ParseFloat(string(m[1]), 64)
+	return rps, requests, err
 }

@@ -395,7 +395,12 @@ type result struct {
 	idleAnonKB, idleFileKB             []int64       // of idleKB, RssAnon and RssFile
 	loadedAnonKB, loadedFileKB         []int64       // of loadedKB (its highest sample), RssAnon and RssFile
 	cpuUni, cpuConn                    time.Duration // all proxy processes together
-	slices                             []string      // the throughput phases' figure of every slice
+	// The max req/s phase, medians of its slices: the proxy processes'
+	// CPU per request, the whole host's (every process and the kernel,
+	// both cores; on a shared host, others' work too) and the share of
+	// the cores left idle.
+	proxyUSPerReq, hostUSPerReq, hostIdle float64
+	slices                                []string // the throughput phases' figure of every slice
 }
 
 func repetition(o options, dir string, paths []path, rep int, idle map[string]*result) (map[string]*result, error) {
@@ -507,10 +512,27 @@ func repetition(o options, dir string, paths []path, rep int, idle map[string]*r
 	// is a wrk run of its own, 16 new connections.
 	wrkSlice := min(2*time.Second, max(o.dur.Truncate(time.Second), time.Second))
 	wrkN := max(int(o.dur/wrkSlice), 1)
+	// Each slice also reads what CPU a request took, the proxies' and the
+	// host's, and how much of the cores stayed idle.
+	proxyUS, hostUS, hostIdle := map[string][]float64{}, map[string][]float64{}, map[string][]float64{}
 	if err := throughput(fmt.Sprintf("wrk, 16 connections, 1 KB POST, %v slices", wrkSlice), wrkN, time.Duration(wrkN*len(paths))*wrkSlice, func(p path) (float64, error) {
-		return wrkMax(dir, p.http, wrkSlice)
+		proxy0 := cpu(p)
+		busy0, idle0 := hostTicks()
+		rps, n, err := wrkMax(dir, p.http, wrkSlice)
+		busy1, idle1 := hostTicks()
+		proxy := cpu(p) - proxy0
+		if busy, idle := busy1-busy0, idle1-idle0; err == nil && n > 0 && busy+idle > 0 {
+			proxyUS[p.name] = append(proxyUS[p.name], us(proxy)/float64(n))
+			hostUS[p.name] = append(hostUS[p.name], float64(busy)*1e4/float64(n)) // USER_HZ ticks of 10 ms
+			hostIdle[p.name] = append(hostIdle[p.name], 100*float64(idle)/float64(busy+idle))
+		}
+		return rps, err
 	}, func(r *result, v float64) { r.maxRPS = v }); err != nil {
 		return nil, err
+	}
+	for _, p := range paths {
+		r := res[p.name]
+		r.proxyUSPerReq, r.hostUSPerReq, r.hostIdle = median(proxyUS[p.name]), median(hostUS[p.name]), median(hostIdle[p.name])
 	}
 	// Bulk: -bulk-mb per path and repetition, in slices of -bulk-slice-mb,
 	// each through a connection of its own.

@@ -132,6 +132,30 @@ func usageOf(pid int) usage {
 	return u
 }
 
+// hostTicks reads the whole host's CPU time from /proc/stat, in USER_HZ
+// ticks summed over its cores: busy (every state but idle and iowait) and
+// idle.
+func hostTicks() (busy, idle int64) {
+	b, err := os.ReadFile("/proc/stat")
+	if err != nil {
+		return 0, 0
+	}
+	line, _, _ := bytes.Cut(b, []byte("\n"))
+	f := strings.Fields(string(line))
+	if len(f) < 9 || f[0] != "cpu" {
+		return 0, 0
+	}
+	for i, v := range f[1:9] { // user nice system idle iowait irq softirq steal
+		n, _ := strconv.ParseInt(v, 10, 64)
+		if i == 3 || i == 4 {
+			idle += n
+		} else {
+			busy += n
+		}
+	}
+	return busy, idle
+}
+
 // freePorts returns n distinct free loopback ports below the kernel's
 // ephemeral range, where ports that other programs get from ":0" are not
 // handed out: registrations and proxy configs must name ports before

@@ -74,6 +74,12 @@ func printReport(w io.Writer, o options, reps []map[string]*result) {
 	row("p50 µs, 1 KB at 1k req/s uniform", "%.0f", d, m, h, "")
 	d, m, h = f(func(r *result) float64 { return r.maxRPS })
 	row("max req/s", "%.0f", d, m, h, "≥ 1.2×")
+	d, m, h = f(func(r *result) float64 { return r.proxyUSPerReq })
+	row("proxy CPU µs per request, max req/s phase (both processes)", "%.1f", d, m, h, "")
+	d, m, h = f(func(r *result) float64 { return r.hostUSPerReq })
+	row("host CPU µs per request, max req/s phase (all processes, both cores)", "%.1f", d, m, h, "")
+	d, m, h = f(func(r *result) float64 { return r.hostIdle })
+	row("host idle %, max req/s phase", "%.1f", d, m, h, "")
 	d, m, h = f(func(r *result) float64 { return r.bulkMBs })
 	row("bulk MB/s", "%.1f", d, m, h, "≥ 1.5×")
 	conn := func(r *result) float64 { return us(r.connP50) }
