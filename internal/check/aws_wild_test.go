@@ -1741,3 +1741,15 @@ func TestWorldOpenRuleOwnPort(t *testing.T) {
 		}
 	}
 }
+
+// TestDomainPolicyByReference: a domain policy names its domain by
+// reference; where the domain's name is not known statically, it was read
+// as naming no domain, and a policy letting every principal into a public
+// domain went unreported.
+func TestDomainPolicyByReference(t *testing.T) {
+	rep := run(t, "testdata/aws/domain-policy-ref")
+	got := activeOn(rep, RuleSearchOpenPols, "aws_elasticsearch_domain.search")
+	if len(got) != 1 || !strings.Contains(got[0].Message, "aws_elasticsearch_domain_policy.search") {
+		t.Errorf("%s on the domain its policy names by reference: %+v, want one naming that policy", RuleSearchOpenPols, got)
+	}
+}

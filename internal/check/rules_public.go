@@ -110,8 +110,9 @@ func (m *Model) searchPolicies(byType map[string][]*tf.Resource) map[string][]*t
 	for _, pt := range [][2]string{{"aws_opensearch_domain_policy", "aws_opensearch_domain"}, {"aws_elasticsearch_domain_policy", "aws_elasticsearch_domain"}} {
 		for _, p := range byType[pt[0]] {
 			// A domain is named by domain_name, which the model's
-			// lookup by name does not index.
-			name := str(p.Values, "domain_name")
+			// lookup by name does not index, or by a reference to it
+			// where its name is not known statically.
+			name := m.ref(p.Values, "domain_name")
 			for _, d := range byType[pt[1]] {
 				if name != "" && (str(d.Values, "domain_name") == name || d.Address == m.addr(name)) {
 					policies[d.Address] = append(policies[d.Address], p)
