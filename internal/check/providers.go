@@ -5,6 +5,8 @@ import (
 	"strings"
 
 	goversion "github.com/hashicorp/go-version"
+
+	"moat/internal/check/tf"
 )
 
 // providerBefore says whether the provider the configuration names name
@@ -29,51 +31,10 @@ func (m *Model) providerBefore(name string, major int) (why string, before bool)
 	}
 	for _, c := range p.Constraints {
 		for _, part := range strings.Split(c, ",") {
-			if below(strings.TrimSpace(part), limit) {
+			if tf.Below(strings.TrimSpace(part), limit) {
 				return fmt.Sprintf("%s %q, as required_providers constrains it", name, strings.TrimSpace(c)), true
 			}
 		}
 	}
 	return "", false
-}
-
-// below reports whether the version constraint c (one of a list: "<
-// 3.0", "~> 2.46", "= 2.99.0", "2.99.0") admits no version at or after
-// limit. A pessimistic constraint of one segment ("~> 2") and one that
-// does not parse bound nothing.
-func below(c string, limit *goversion.Version) bool {
-	op := "="
-	for _, o := range []string{"~>", ">=", "<=", "!=", "=", ">", "<"} {
-		if rest, ok := strings.CutPrefix(c, o); ok {
-			op, c = o, strings.TrimSpace(rest)
-			break
-		}
-	}
-	v, err := goversion.NewVersion(c)
-	if err != nil {
-		return false
-	}
-	switch op {
-	case "<":
-		return !limit.LessThan(v) // v <= limit
-	case "<=", "=":
-		return v.LessThan(limit)
-	case "~>":
-		segs := strings.Count(strings.TrimPrefix(c, "v"), ".") + 1
-		if segs < 2 {
-			return false
-		}
-		s := v.Segments()
-		s[segs-2]++
-		for i := segs - 1; i < len(s); i++ {
-			s[i] = 0
-		}
-		parts := make([]string, len(s))
-		for i, x := range s {
-			parts[i] = fmt.Sprint(x)
-		}
-		up, err := goversion.NewVersion(strings.Join(parts, "."))
-		return err == nil && !limit.LessThan(up)
-	}
-	return false
 }

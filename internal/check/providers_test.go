@@ -3,8 +3,6 @@ package check
 import (
 	"strings"
 	"testing"
-
-	goversion "github.com/hashicorp/go-version"
 )
 
 // A default that changed with a provider's major version is read with the
@@ -27,20 +25,6 @@ func TestStorageTLSDefaultByProviderVersion(t *testing.T) {
 	}
 	if f := findingOn(run(t, "testdata/rules/AZ-TLS-001/pass"), RuleAzWeakTLS, "azurerm_storage_account.exports"); f != nil {
 		t.Errorf("no provider version said: %s", f.Message)
-	}
-}
-
-// below reads a version constraint's upper bound as Terraform does.
-func TestConstraintBelow(t *testing.T) {
-	limit := goversion.Must(goversion.NewVersion("3.0.0"))
-	for c, want := range map[string]bool{
-		"~> 2.46": true, "~> 2.46.0": true, "~> 3.0": false, "~> 2": false, "< 3.0": true, "< 3.0.1": false,
-		"<= 2.99.0": true, "<= 3.0.0": false, "= 2.99.0": true, "2.99.0": true, "3.1.0": false, ">= 2.0": false,
-		"!= 3.0.0": false, "> 2.0": false, "not a version": false,
-	} {
-		if got := below(c, limit); got != want {
-			t.Errorf("below(%q, 3.0.0) = %v, want %v", c, got, want)
-		}
 	}
 }
 

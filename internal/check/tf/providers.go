@@ -1,9 +1,12 @@
 package tf
 
 import (
+	"fmt"
 	"io/fs"
 	"path"
 	"strings"
+
+	goversion "github.com/hashicorp/go-version"
 
 	"github.com/hashicorp/hcl/v2"
 	"github.com/zclconf/go-cty/cty"
@@ -54,6 +57,32 @@ func (l *loader) requiredProviders(bd *body) {
 	}
 }
 
+// requiredVersion records the required_version constraint of a terraform
+// block; one not known statically says nothing.
+func (l *loader) requiredVersion(bd *body) {
+	e := bd.attrs["required_version"]
+	if e == nil {
+		return
+	}
+	if v, diags := e.Value(nil); !diags.HasErrors() && v.IsKnown() && !v.IsNull() && v.Type() == cty.String {
+		l.terraform = append(l.terraform, v.AsString())
+	}
+}
+
+// terraformBefore reports whether the required_version constraints of the
+// configuration admit no Terraform at or after version limit.
+func (l *loader) terraformBefore(limit string) bool {
+	lv := goversion.Must(goversion.NewVersion(limit))
+	for _, c := range l.terraform {
+		for _, part := range strings.Split(c, ",") {
+			if Below(strings.TrimSpace(part), lv) {
+				return true
+			}
+		}
+	}
+	return false
+}
+
 // lockedProviders reads the versions the root module's dependency lock
 // file selects (provider "registry.terraform.io/hashicorp/azurerm" {
 // version = "2.99.0" }), by the provider's local name; no file, no
@@ -88,4 +117,45 @@ func (l *loader) lockedProviders(dir string) error {
 		l.providers[local].Locked = v.AsString()
 	}
 	return nil
+}
+
+// Below reports whether the version constraint c (one of a list: "<
+// 3.0", "~> 2.46", "= 2.99.0", "2.99.0") admits no version at or after
+// limit. A pessimistic constraint of one segment ("~> 2") and one that
+// does not parse bound nothing.
+func Below(c string, limit *goversion.Version) bool {
+	op := "="
+	for _, o := range []string{"~>", ">=", "<=", "!=", "=", ">", "<"} {
+		if rest, ok := strings.CutPrefix(c, o); ok {
+			op, c = o, strings.TrimSpace(rest)
+			break
+		}
+	}
+	v, err := goversion.NewVersion(c)
+	if err != nil {
+		return false
+	}
+	switch op {
+	case "<":
+		return !limit.LessThan(v) // v <= limit
+	case "<=", "=":
+		return v.LessThan(limit)
+	case "~>":
+		segs := strings.Count(strings.TrimPrefix(c, "v"), ".") + 1
+		if segs < 2 {
+			return false
+		}
+		s := v.Segments()
+		s[segs-2]++
+		for i := segs - 1; i < len(s); i++ {
+			s[i] = 0
+		}
+		parts := make([]string, len(s))
+		for i, x := range s {
+			parts[i] = fmt.Sprint(x)
+		}
+		up, err := goversion.NewVersion(strings.Join(parts, "."))
+		return err == nil && !limit.LessThan(up)
+	}
+	return false
 }
