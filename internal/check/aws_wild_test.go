@@ -1753,3 +1753,15 @@ func TestDomainPolicyByReference(t *testing.T) {
 		t.Errorf("%s on the domain its policy names by reference: %+v, want one naming that policy", RuleSearchOpenPols, got)
 	}
 }
+
+// TestNoListenerOnOpenPorts: where a world-open rule's ports reach
+// nothing that listens, the finding named the first port of the range it
+// probed ("no listener on tcp 1") for ports given at apply time; it names
+// the ports the rule opens.
+func TestNoListenerOnOpenPorts(t *testing.T) {
+	rep := run(t, "testdata/aws/db-port-unknown")
+	got := activeOn(rep, RuleWorldOpenOther, "aws_vpc_security_group_ingress_rule.db")
+	if len(got) != 1 || strings.Contains(got[0].Message, "tcp 1 ") || !strings.Contains(got[0].Message, "no listener on those ports (it listens on 5432)") {
+		t.Errorf("%s on the rule: %+v, want one saying no listener on those ports", RuleWorldOpenOther, got)
+	}
+}
