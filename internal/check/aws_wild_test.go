@@ -1765,3 +1765,19 @@ func TestNoListenerOnOpenPorts(t *testing.T) {
 		t.Errorf("%s on the rule: %+v, want one saying no listener on those ports", RuleWorldOpenOther, got)
 	}
 }
+
+// TestEgressDestinationUnknown: an egress rule whose range is not known
+// statically was said to have a source assumed to admit every address; it
+// has a destination, assumed to be every address it reaches.
+func TestEgressDestinationUnknown(t *testing.T) {
+	rep := run(t, "testdata/aws/egress-unknown")
+	wantNotes(t, rep,
+		"aws_security_group.app ingress[0]: a source is not known statically: assumed to admit every address",
+		"aws_security_group.app egress[0]: a destination is not known statically: assumed to reach every address",
+		"aws_vpc_security_group_egress_rule.extra: a destination is not known statically: assumed to reach every address")
+	for _, n := range active(rep, RuleNotEvaluated) {
+		if strings.Contains(n.Message, "egress") && strings.Contains(n.Message, "source") {
+			t.Errorf("egress note naming a source: %s", n.Message)
+		}
+	}
+}
