@@ -310,8 +310,7 @@ func rebase(p *tf.Project, root, dir string) {
 
 // CheckProject runs every Terraform rule over a project read by package tf.
 func CheckProject(p *tf.Project) []Finding {
-	m := Build(p.Resources)
-	m.providers = p.Providers
+	m := BuildProject(p)
 	fs := newFindings()
 	m.awsRules(fs)
 	m.publicIPRules(m.byType, fs)

@@ -670,6 +670,7 @@ func (l *loader) collect(m *module, file hcl.Body, depth int) error {
 				addr += "." + v.AsString()
 			}
 			l.define(m, addr, "provider configuration", pos)
+			l.providerVersion(b.Labels[0], bd)
 		case "module":
 			l.define(m, "module."+b.Labels[0], "module call", pos)
 			c := &callBlock{name: b.Labels[0], body: bd, pos: pos}

@@ -13,7 +13,8 @@ import (
 )
 
 // Provider is what the configuration says of a provider's version: the
-// version constraints of every module's required_providers entry for it,
+// version constraints of every module's required_providers entry and
+// provider blocks for it,
 // and the version .terraform.lock.hcl of the root module selects, if any.
 // Defaults that changed across a provider's major versions are read with
 // it (see check's providerBefore).
@@ -46,15 +47,34 @@ func (l *loader) requiredProviders(bd *body) {
 			if v.IsNull() || v.Type() != cty.String {
 				continue
 			}
-			if l.providers == nil {
-				l.providers = map[string]*Provider{}
-			}
-			if l.providers[name] == nil {
-				l.providers[name] = &Provider{}
-			}
-			l.providers[name].Constraints = append(l.providers[name].Constraints, v.AsString())
+			l.constrain(name, v.AsString())
 		}
 	}
+}
+
+// providerVersion records the version constraint a provider block gives
+// its provider (provider "azurerm" { version = "=1.36.1" }), as Terraform
+// before 0.13 wrote them and later ones still honour.
+func (l *loader) providerVersion(name string, bd *body) {
+	e := bd.attrs["version"]
+	if e == nil {
+		return
+	}
+	if v, diags := e.Value(nil); !diags.HasErrors() && v.IsKnown() && !v.IsNull() && v.Type() == cty.String {
+		l.constrain(name, v.AsString())
+	}
+}
+
+// constrain records version constraint c of the provider the
+// configuration names name.
+func (l *loader) constrain(name, c string) {
+	if l.providers == nil {
+		l.providers = map[string]*Provider{}
+	}
+	if l.providers[name] == nil {
+		l.providers[name] = &Provider{}
+	}
+	l.providers[name].Constraints = append(l.providers[name].Constraints, c)
 }
 
 // requiredVersion records the required_version constraint of a terraform
