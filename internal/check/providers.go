@@ -11,11 +11,11 @@ import (
 
 // providerBefore says whether the provider the configuration names name
 // runs at a version before major.0.0, where a default changed: the
-// version .terraform.lock.hcl selects, else every version its
-// required_providers constraints admit (Terraform installs the newest
-// that meets them all, so a constraint without an upper bound below
-// major, or none at all, is read as a version after it). why names what
-// says so, for the finding.
+// version .terraform.lock.hcl selects, else every version its version
+// constraints (of required_providers or provider blocks) admit
+// (Terraform installs the newest that meets them all, so a constraint
+// without an upper bound below major, or none at all, is read as a
+// version after it). why names what says so, for the finding.
 func (m *Model) providerBefore(name string, major int) (why string, before bool) {
 	p, ok := m.providers[name]
 	if !ok {
@@ -32,7 +32,7 @@ func (m *Model) providerBefore(name string, major int) (why string, before bool)
 	for _, c := range p.Constraints {
 		for _, part := range strings.Split(c, ",") {
 			if tf.Below(strings.TrimSpace(part), limit) {
-				return fmt.Sprintf("%s %q, as required_providers constrains it", name, strings.TrimSpace(c)), true
+				return fmt.Sprintf("%s %q, as a version constraint of the configuration holds it", name, strings.TrimSpace(c)), true
 			}
 		}
 	}
