@@ -1781,3 +1781,18 @@ func TestEgressDestinationUnknown(t *testing.T) {
 		}
 	}
 }
+
+// TestS3BlockByBucketName: a public access block that names its bucket by
+// the bucket's name (aws_s3_bucket.x.bucket), not known statically, was
+// matched to no bucket, so the public policy it stops was reported
+// critical; a policy naming its bucket so was reported "on " no bucket.
+func TestS3BlockByBucketName(t *testing.T) {
+	rep := run(t, "testdata/aws/s3-block-by-name")
+	if got := activeOn(rep, RulePublicBucket, "aws_s3_bucket_policy.blocked"); len(got) != 0 {
+		t.Errorf("%s on the policy its bucket's public access block stops: %+v, want none", RulePublicBucket, got)
+	}
+	got := activeOn(rep, RulePublicBucket, "aws_s3_bucket_policy.open")
+	if len(got) != 1 || !strings.HasSuffix(got[0].Message, "on aws_s3_bucket.open") {
+		t.Errorf("%s on the policy of the bucket without a block: %+v, want one naming aws_s3_bucket.open", RulePublicBucket, got)
+	}
+}

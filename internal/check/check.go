@@ -317,6 +317,7 @@ func CheckProject(p *tf.Project) []Finding {
 	m.imdsRules(m.byType, fs)
 	m.azurePaaS(m.byType, fs)
 	m.publicServices(m.byType, fs)
+	m.s3Public(m.byType, fs)
 	m.transitRules(m.byType, fs)
 	dataRules(m.Resources, fs)
 	for _, n := range m.Rejected {
