@@ -22,7 +22,7 @@ func (m *Model) aksAPIServers(byType map[string][]*tf.Resource) {
 		}
 		e := &Endpoint{Addr: r.Address, Kind: "aks", Res: r, Azure: true, Ports: []int{443}, Managed: true, Public: true,
 			Why: "private_cluster_enabled is not true", Fix: aksFix}
-		pre3, _ := m.providerBefore("azurerm", 3)
+		pre3, _ := m.providerBefore("azurerm", "3.0.0")
 		e.Gate, e.GateSev = aksGate(r.Values, pre3)
 		if unknown(r.Values, "private_cluster_enabled") {
 			e.PublicAssumed, e.Why = true, "private_cluster_enabled not known statically: assumed false"

@@ -10,18 +10,18 @@ import (
 )
 
 // providerBefore says whether the provider the configuration names name
-// runs at a version before major.0.0, where a default changed: the
+// runs at a version before limit ("3.0.0"), where a default changed: the
 // version .terraform.lock.hcl selects, else every version its version
 // constraints (of required_providers or provider blocks) admit
 // (Terraform installs the newest that meets them all, so a constraint
-// without an upper bound below major, or none at all, is read as a
+// without an upper bound below limit, or none at all, is read as a
 // version after it). why names what says so, for the finding.
-func (m *Model) providerBefore(name string, major int) (why string, before bool) {
+func (m *Model) providerBefore(name, version string) (why string, before bool) {
 	p, ok := m.providers[name]
 	if !ok {
 		return "", false
 	}
-	limit := goversion.Must(goversion.NewVersion(fmt.Sprintf("%d.0.0", major)))
+	limit := goversion.Must(goversion.NewVersion(version))
 	if p.Locked != "" {
 		v, err := goversion.NewVersion(p.Locked)
 		if err != nil || !v.LessThan(limit) {

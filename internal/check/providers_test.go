@@ -37,3 +37,19 @@ func TestMSKDefaultByProviderVersion(t *testing.T) {
 		t.Errorf("AWS provider 2.x, client_broker unset: %+v, want %s naming the constraint", f, RuleTransitPlain)
 	}
 }
+
+// TestAppDefaultActionByProviderVersion: azurerm before 3.95 sends no
+// default action for a web app's access restrictions, and App Service then
+// ends rules in an implicit deny: a site whose rules allow an office
+// admits the office alone. It was read as admitting every address, the
+// default from 3.95 on; a site without rules admits every address under
+// any version.
+func TestAppDefaultActionByProviderVersion(t *testing.T) {
+	rep := run(t, "testdata/azure/app-default-action-3x")
+	if got := activeOn(rep, RuleAzAppOpen, "azurerm_linux_web_app.office"); len(got) != 0 {
+		t.Errorf("%s on a site whose rules end in an implicit deny: %+v, want none", RuleAzAppOpen, got)
+	}
+	if got := activeOn(rep, RuleAzAppOpen, "azurerm_linux_web_app.open"); len(got) != 1 {
+		t.Errorf("%s on a site without rules: %+v, want one", RuleAzAppOpen, got)
+	}
+}

@@ -290,7 +290,7 @@ func (m *Model) transitRules(byType map[string][]*tf.Resource, fs *findings) {
 		case cb == "":
 			// TLS by default since the AWS provider 3.0, TLS_PLAINTEXT
 			// before.
-			if why, before := m.providerBefore("aws", 3); before {
+			if why, before := m.providerBefore("aws", "3.0.0"); before {
 				fs.add(RuleTransitPlain, r, nil, "encryption_in_transit.client_broker is not set, and the provider is %s: before 3.0 it defaults to TLS_PLAINTEXT, so the brokers take plaintext connections from clients beside TLS ones", why)
 			}
 		case cb == "TLS":
