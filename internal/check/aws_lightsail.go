@@ -33,7 +33,7 @@ func (m *Model) lightsailInstances(byType map[string][]*tf.Resource, add func(*E
 			g.Addr = p.Address
 			for i, b := range blocks(p.Values, "port_info") {
 				where := fmt.Sprintf("%s port_info[%d]", p.Address, i)
-				rule := m.sgRule(p, b, where, p.Address)
+				rule := m.sgRule(p, b, where, p.Address, false)
 				for _, k := range []string{"cidrs", "ipv6_cidrs"} {
 					vals, unk := strs(b, k)
 					if unk {

@@ -1741,3 +1741,58 @@ func TestWorldOpenRuleOwnPort(t *testing.T) {
 		}
 	}
 }
+
+// TestDomainPolicyByReference: a domain policy names its domain by
+// reference; where the domain's name is not known statically, it was read
+// as naming no domain, and a policy letting every principal into a public
+// domain went unreported.
+func TestDomainPolicyByReference(t *testing.T) {
+	rep := run(t, "testdata/aws/domain-policy-ref")
+	got := activeOn(rep, RuleSearchOpenPols, "aws_elasticsearch_domain.search")
+	if len(got) != 1 || !strings.Contains(got[0].Message, "aws_elasticsearch_domain_policy.search") {
+		t.Errorf("%s on the domain its policy names by reference: %+v, want one naming that policy", RuleSearchOpenPols, got)
+	}
+}
+
+// TestNoListenerOnOpenPorts: where a world-open rule's ports reach
+// nothing that listens, the finding named the first port of the range it
+// probed ("no listener on tcp 1") for ports given at apply time; it names
+// the ports the rule opens.
+func TestNoListenerOnOpenPorts(t *testing.T) {
+	rep := run(t, "testdata/aws/db-port-unknown")
+	got := activeOn(rep, RuleWorldOpenOther, "aws_vpc_security_group_ingress_rule.db")
+	if len(got) != 1 || strings.Contains(got[0].Message, "tcp 1 ") || !strings.Contains(got[0].Message, "no listener on those ports (it listens on 5432)") {
+		t.Errorf("%s on the rule: %+v, want one saying no listener on those ports", RuleWorldOpenOther, got)
+	}
+}
+
+// TestEgressDestinationUnknown: an egress rule whose range is not known
+// statically was said to have a source assumed to admit every address; it
+// has a destination, assumed to be every address it reaches.
+func TestEgressDestinationUnknown(t *testing.T) {
+	rep := run(t, "testdata/aws/egress-unknown")
+	wantNotes(t, rep,
+		"aws_security_group.app ingress[0]: a source is not known statically: assumed to admit every address",
+		"aws_security_group.app egress[0]: a destination is not known statically: assumed to reach every address",
+		"aws_vpc_security_group_egress_rule.extra: a destination is not known statically: assumed to reach every address")
+	for _, n := range active(rep, RuleNotEvaluated) {
+		if strings.Contains(n.Message, "egress") && strings.Contains(n.Message, "source") {
+			t.Errorf("egress note naming a source: %s", n.Message)
+		}
+	}
+}
+
+// TestS3BlockByBucketName: a public access block that names its bucket by
+// the bucket's name (aws_s3_bucket.x.bucket), not known statically, was
+// matched to no bucket, so the public policy it stops was reported
+// critical; a policy naming its bucket so was reported "on " no bucket.
+func TestS3BlockByBucketName(t *testing.T) {
+	rep := run(t, "testdata/aws/s3-block-by-name")
+	if got := activeOn(rep, RulePublicBucket, "aws_s3_bucket_policy.blocked"); len(got) != 0 {
+		t.Errorf("%s on the policy its bucket's public access block stops: %+v, want none", RulePublicBucket, got)
+	}
+	got := activeOn(rep, RulePublicBucket, "aws_s3_bucket_policy.open")
+	if len(got) != 1 || !strings.HasSuffix(got[0].Message, "on aws_s3_bucket.open") {
+		t.Errorf("%s on the policy of the bucket without a block: %+v, want one naming aws_s3_bucket.open", RulePublicBucket, got)
+	}
+}

@@ -22,7 +22,8 @@ func (m *Model) aksAPIServers(byType map[string][]*tf.Resource) {
 		}
 		e := &Endpoint{Addr: r.Address, Kind: "aks", Res: r, Azure: true, Ports: []int{443}, Managed: true, Public: true,
 			Why: "private_cluster_enabled is not true", Fix: aksFix}
-		e.Gate, e.GateSev = aksGate(r.Values)
+		pre3, _ := m.providerBefore("azurerm", "3.0.0")
+		e.Gate, e.GateSev = aksGate(r.Values, pre3)
 		if unknown(r.Values, "private_cluster_enabled") {
 			e.PublicAssumed, e.Why = true, "private_cluster_enabled not known statically: assumed false"
 		}
@@ -64,14 +65,26 @@ func (m *Model) aksAPIServers(byType map[string][]*tf.Resource) {
 // cluster's settings: read at its worst, an anonymous request is too, so
 // credentials are not known to stand in the way and nothing caps the
 // exposure. A setting not known statically is read at its worst, and said
-// so.
-func aksGate(v map[string]any) (string, Severity) {
-	rbacOff := ""
+// so. Before azurerm 3.0 (pre3 names the version that says so) RBAC was a
+// role_based_access_control block, off where the cluster has none; 3.0
+// made role_based_access_control_enabled, true by default.
+func aksGate(v map[string]any, pre3 string) (string, Severity) {
+	rbacOff, aad := "", has(v, "azure_active_directory_role_based_access_control") || unknown(v, "azure_active_directory_role_based_access_control")
+	legacy := block(v, "role_based_access_control")
 	switch {
 	case unknown(v, "role_based_access_control_enabled"):
 		rbacOff = "role_based_access_control_enabled is not known statically: read as false, Kubernetes RBAC off"
 	case !boolean(v, "role_based_access_control_enabled", true):
 		rbacOff = "Kubernetes RBAC is off (role_based_access_control_enabled = false)"
+	case unknown(v, "role_based_access_control") || unknown(legacy, "enabled"):
+		rbacOff = "role_based_access_control is not known statically: read as off, Kubernetes RBAC off"
+	case legacy != nil:
+		if !boolean(legacy, "enabled", false) {
+			rbacOff = "Kubernetes RBAC is off (role_based_access_control.enabled = false)"
+		}
+		aad = aad || has(legacy, "azure_active_directory") || unknown(legacy, "azure_active_directory")
+	case pre3 != "" && !has(v, "role_based_access_control_enabled"):
+		rbacOff = "Kubernetes RBAC is off: the cluster sets neither role_based_access_control nor role_based_access_control_enabled, and the azurerm provider before 3.0 (" + pre3 + ") then creates it without RBAC"
 	}
 	local := ""
 	switch {
@@ -83,7 +96,7 @@ func aksGate(v map[string]any) (string, Severity) {
 		local = "local_account_disabled = false"
 	}
 	var creds []string
-	if rbacOff == "" && (has(v, "azure_active_directory_role_based_access_control") || unknown(v, "azure_active_directory_role_based_access_control")) {
+	if rbacOff == "" && aad {
 		creds = append(creds, "Azure AD tokens")
 	}
 	if local != "" {

@@ -310,14 +310,14 @@ func rebase(p *tf.Project, root, dir string) {
 
 // CheckProject runs every Terraform rule over a project read by package tf.
 func CheckProject(p *tf.Project) []Finding {
-	m := Build(p.Resources)
-	m.providers = p.Providers
+	m := BuildProject(p)
 	fs := newFindings()
 	m.awsRules(fs)
 	m.publicIPRules(m.byType, fs)
 	m.imdsRules(m.byType, fs)
 	m.azurePaaS(m.byType, fs)
 	m.publicServices(m.byType, fs)
+	m.s3Public(m.byType, fs)
 	m.transitRules(m.byType, fs)
 	dataRules(m.Resources, fs)
 	for _, n := range m.Rejected {

@@ -539,12 +539,23 @@ func (m *Model) prefix(r *tf.Resource, what, s string) (netip.Prefix, bool) {
 	return p.Masked(), true
 }
 
-// Build makes the model of the resources.
+// Build makes the model of the resources, read with the providers' newest
+// versions.
 func Build(res []tf.Resource) *Model {
+	return build(res, nil)
+}
+
+// BuildProject makes the model of a project's resources, read with the
+// provider versions it runs (a default that changed with one).
+func BuildProject(p *tf.Project) *Model {
+	return build(p.Resources, p.Providers)
+}
+
+func build(res []tf.Resource, providers map[string]tf.Provider) *Model {
 	m := &Model{byRef: map[string]*tf.Resource{}, byName: map[[2]string]*tf.Resource{}, vpcs: map[string]*VPC{}, subnets: map[string]*Subnet{},
 		tables: map[string]*RouteTable{}, sgs: map[string]*SG{}, nacls: map[string]*NACL{},
 		igws: map[string]string{}, eips: map[string]bool{}, sgUsed: map[string]bool{}, sgRef: map[string]bool{},
-		tgws: map[string]map[string]bool{}}
+		tgws: map[string]map[string]bool{}, providers: providers}
 	byType := map[string][]*tf.Resource{}
 	for i := range res {
 		r := &res[i]

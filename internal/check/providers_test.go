@@ -3,8 +3,6 @@ package check
 import (
 	"strings"
 	"testing"
-
-	goversion "github.com/hashicorp/go-version"
 )
 
 // A default that changed with a provider's major version is read with the
@@ -30,20 +28,6 @@ func TestStorageTLSDefaultByProviderVersion(t *testing.T) {
 	}
 }
 
-// below reads a version constraint's upper bound as Terraform does.
-func TestConstraintBelow(t *testing.T) {
-	limit := goversion.Must(goversion.NewVersion("3.0.0"))
-	for c, want := range map[string]bool{
-		"~> 2.46": true, "~> 2.46.0": true, "~> 3.0": false, "~> 2": false, "< 3.0": true, "< 3.0.1": false,
-		"<= 2.99.0": true, "<= 3.0.0": false, "= 2.99.0": true, "2.99.0": true, "3.1.0": false, ">= 2.0": false,
-		"!= 3.0.0": false, "> 2.0": false, "not a version": false,
-	} {
-		if got := below(c, limit); got != want {
-			t.Errorf("below(%q, 3.0.0) = %v, want %v", c, got, want)
-		}
-	}
-}
-
 // An MSK cluster that leaves client_broker unset takes TLS from the AWS
 // provider 3.0 on and TLS_PLAINTEXT before: under a 2.x constraint (the
 // string form Terraform 0.12 wrote) it takes plaintext from clients.
@@ -51,5 +35,21 @@ func TestMSKDefaultByProviderVersion(t *testing.T) {
 	f := findingOn(run(t, "testdata/aws/msk-aws2"), RuleTransitPlain, "aws_msk_cluster.events")
 	if f == nil || !strings.Contains(f.Message, `aws "~> 2.70"`) || !strings.Contains(f.Message, "TLS_PLAINTEXT") {
 		t.Errorf("AWS provider 2.x, client_broker unset: %+v, want %s naming the constraint", f, RuleTransitPlain)
+	}
+}
+
+// TestAppDefaultActionByProviderVersion: azurerm before 3.95 sends no
+// default action for a web app's access restrictions, and App Service then
+// ends rules in an implicit deny: a site whose rules allow an office
+// admits the office alone. It was read as admitting every address, the
+// default from 3.95 on; a site without rules admits every address under
+// any version.
+func TestAppDefaultActionByProviderVersion(t *testing.T) {
+	rep := run(t, "testdata/azure/app-default-action-3x")
+	if got := activeOn(rep, RuleAzAppOpen, "azurerm_linux_web_app.office"); len(got) != 0 {
+		t.Errorf("%s on a site whose rules end in an implicit deny: %+v, want none", RuleAzAppOpen, got)
+	}
+	if got := activeOn(rep, RuleAzAppOpen, "azurerm_linux_web_app.open"); len(got) != 1 {
+		t.Errorf("%s on a site without rules: %+v, want one", RuleAzAppOpen, got)
 	}
 }

@@ -44,7 +44,7 @@ func Reachability(ctx context.Context, cfg Config, address string) ([]Access, er
 		if proj == nil {
 			continue
 		}
-		m := Build(proj.Resources)
+		m := BuildProject(proj)
 		for _, e := range m.Endpoints {
 			if e.Addr != address && e.For != address {
 				continue

@@ -679,7 +679,6 @@ func dataRules(res []*tf.Resource, fs *findings) {
 		byType[r.Type] = append(byType[r.Type], r)
 	}
 	s3Encryption(byType, fs)
-	s3Public(byType, fs)
 	encryptionRules(byType, fs)
 	instanceRules(byType, fs)
 	for _, r := range byType["aws_kms_key"] {

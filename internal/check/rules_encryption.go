@@ -1,6 +1,7 @@
 package check
 
 import (
+	"fmt"
 	"strings"
 
 	"moat/internal/check/tf"
@@ -289,7 +290,7 @@ func (m *Model) transitRules(byType map[string][]*tf.Resource, fs *findings) {
 		case cb == "":
 			// TLS by default since the AWS provider 3.0, TLS_PLAINTEXT
 			// before.
-			if why, before := m.providerBefore("aws", 3); before {
+			if why, before := m.providerBefore("aws", "3.0.0"); before {
 				fs.add(RuleTransitPlain, r, nil, "encryption_in_transit.client_broker is not set, and the provider is %s: before 3.0 it defaults to TLS_PLAINTEXT, so the brokers take plaintext connections from clients beside TLS ones", why)
 			}
 		case cb == "TLS":
@@ -330,6 +331,52 @@ func (m *Model) transitRules(byType map[string][]*tf.Resource, fs *findings) {
 			fs.add(RuleTransitPlain, r, nil, "tls_enabled = false: clients connect without TLS")
 		}
 	}
+	for _, r := range byType["aws_docdb_cluster"] {
+		if why := m.docdbPlain(byType, r); why != "" {
+			fs.add(RuleTransitPlain, r, nil, "%s", why)
+		}
+	}
+}
+
+// docdbPlain says why DocumentDB cluster r takes plaintext from clients
+// ("" when it requires TLS): its cluster parameter group sets tls =
+// "disabled". AWS's default groups (default.docdbX), and a group that
+// leaves tls alone, require TLS; a group named outside the scanned code,
+// or a tls not known statically, is read as disabled, and said so.
+func (m *Model) docdbPlain(byType map[string][]*tf.Resource, r *tf.Resource) string {
+	const typ = "aws_docdb_cluster_parameter_group"
+	ref := m.ref(r.Values, "db_cluster_parameter_group_name")
+	switch {
+	case ref == "" && unknown(r.Values, "db_cluster_parameter_group_name"):
+		return "db_cluster_parameter_group_name is not known statically: its group may set tls = \"disabled\", read so: clients may connect without TLS"
+	case ref == "" || strings.HasPrefix(ref, "default."):
+		return ""
+	}
+	addr := m.addrOf(typ, ref)
+	var pg *tf.Resource
+	for _, g := range byType[typ] {
+		if g.Address == addr {
+			pg = g
+		}
+	}
+	if pg == nil {
+		return fmt.Sprintf("its cluster parameter group %q is not in the scanned code: it may set tls = \"disabled\", read so: clients may connect without TLS", ref)
+	}
+	if blocksUnknown(pg.Values, "parameter") {
+		return fmt.Sprintf("the parameters of %s are not known statically: tls may be \"disabled\", read so: clients may connect without TLS", pg.Address)
+	}
+	for _, p := range blocks(pg.Values, "parameter") {
+		if str(p, "name") != "tls" && !unknown(p, "name") {
+			continue
+		}
+		switch {
+		case unknown(p, "name") || unknown(p, "value"):
+			return fmt.Sprintf("a parameter of %s is not known statically: tls may be \"disabled\", read so: clients may connect without TLS", pg.Address)
+		case strings.EqualFold(str(p, "value"), "disabled"):
+			return fmt.Sprintf("its cluster parameter group %s sets tls = \"disabled\": clients connect without TLS", pg.Address)
+		}
+	}
+	return ""
 }
 
 // transitPlain reports an ElastiCache group or cluster whose

@@ -110,8 +110,9 @@ func (m *Model) searchPolicies(byType map[string][]*tf.Resource) map[string][]*t
 	for _, pt := range [][2]string{{"aws_opensearch_domain_policy", "aws_opensearch_domain"}, {"aws_elasticsearch_domain_policy", "aws_elasticsearch_domain"}} {
 		for _, p := range byType[pt[0]] {
 			// A domain is named by domain_name, which the model's
-			// lookup by name does not index.
-			name := str(p.Values, "domain_name")
+			// lookup by name does not index, or by a reference to it
+			// where its name is not known statically.
+			name := m.ref(p.Values, "domain_name")
 			for _, d := range byType[pt[1]] {
 				if name != "" && (str(d.Values, "domain_name") == name || d.Address == m.addr(name)) {
 					policies[d.Address] = append(policies[d.Address], p)
@@ -326,15 +327,22 @@ func (m *Model) privateAPIs(byType map[string][]*tf.Resource, fs *findings) {
 }
 
 // s3Public reports buckets open to everyone through their policy or ACL
-// (AWS-S3-001).
-func s3Public(byType map[string][]*tf.Resource, fs *findings) {
+// (AWS-S3-001). A public access block, ACL or policy names its bucket by
+// its name or ID, or by a reference to it where neither is known
+// statically (bucketOf).
+func (m *Model) s3Public(byType map[string][]*tf.Resource, fs *findings) {
+	bucketOf := func(r *tf.Resource) string { return m.addr(m.ref(r.Values, "bucket")) }
 	blocked, aclBlocked := map[string]bool{}, map[string]bool{}
 	for _, r := range byType["aws_s3_bucket_public_access_block"] {
+		b := bucketOf(r)
+		if b == "" {
+			continue // a bucket not known statically: it blocks none the project knows
+		}
 		if boolean(r.Values, "block_public_policy", false) || boolean(r.Values, "restrict_public_buckets", false) {
-			blocked[str(r.Values, "bucket")] = true
+			blocked[b] = true
 		}
 		if boolean(r.Values, "block_public_acls", false) || boolean(r.Values, "ignore_public_acls", false) {
-			aclBlocked[str(r.Values, "bucket")] = true
+			aclBlocked[b] = true
 		}
 	}
 	// A canned ACL or grant for everyone (AllUsers) or every AWS account
@@ -342,7 +350,7 @@ func s3Public(byType map[string][]*tf.Resource, fs *findings) {
 	// or in aws_s3_bucket_acl.
 	for _, typ := range []string{"aws_s3_bucket", "aws_s3_bucket_acl"} {
 		for _, r := range byType[typ] {
-			bucket := str(r.Values, "bucket")
+			bucket := bucketOf(r)
 			if aclBlocked[bucket] || typ == "aws_s3_bucket" && (aclBlocked[r.Address] || aclBlocked[str(r.Values, "id")]) {
 				continue
 			}
@@ -362,12 +370,16 @@ func s3Public(byType map[string][]*tf.Resource, fs *findings) {
 		}
 	}
 	for _, r := range byType["aws_s3_bucket_policy"] {
-		if blocked[str(r.Values, "bucket")] {
+		bucket := bucketOf(r)
+		if blocked[bucket] && bucket != "" {
 			continue
+		}
+		if bucket == "" {
+			bucket = "a bucket not known statically"
 		}
 		doc, partial := document(r.Values, "policy")
 		if sid, ok := publicStatement(doc); ok {
-			fs.add(RulePublicBucket, r, nil, "statement %s allows Principal \"*\" without a condition on %s%s", sid, str(r.Values, "bucket"), partial)
+			fs.add(RulePublicBucket, r, nil, "statement %s allows Principal \"*\" without a condition on %s%s", sid, bucket, partial)
 		}
 	}
 }

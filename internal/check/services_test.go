@@ -82,6 +82,25 @@ func TestTransitPlain(t *testing.T) {
 	})
 }
 
+// TestDocDBTLSParameter: a DocumentDB cluster whose cluster parameter
+// group sets tls = disabled takes plaintext from clients; it was not
+// reported. AWS's default groups, and a group that leaves tls alone,
+// require TLS. A group named outside the scanned code, or whose tls is not
+// known statically, is read as disabling it, and the finding says so.
+func TestDocDBTLSParameter(t *testing.T) {
+	rep := run(t, "testdata/aws/docdb-tls")
+	wantMessages(t, rep, RuleTransitPlain, map[string]string{
+		"aws_docdb_cluster.plain":         "tls = \"disabled\"",
+		"aws_docdb_cluster.by_name":       "aws_docdb_cluster_parameter_group.plain",
+		"aws_docdb_cluster.tls":           "",
+		"aws_docdb_cluster.audit":         "",
+		"aws_docdb_cluster.default_group": "",
+		"aws_docdb_cluster.unset":         "",
+		"aws_docdb_cluster.elsewhere":     "not in the scanned code",
+		"aws_docdb_cluster.input":         "not known statically",
+	})
+}
+
 // TestPrivateAPIOpen: a private REST API whose resource policy, inline or
 // in aws_api_gateway_rest_api_policy, allows every principal without an
 // aws:SourceVpce or aws:SourceVpc condition is reached through any VPC

@@ -457,3 +457,18 @@ variable "rbac" {}
 		wantFix(t, rep, RuleAzExposedPort, "azurerm_kubernetes_cluster."+name, "private_cluster_enabled = true", "authorized_ip_ranges", "local_account_disabled = true")
 	}
 }
+
+// TestAKSRBACByProviderVersion: before azurerm 3.0, which writes RBAC as a
+// role_based_access_control block, a cluster that says nothing of it is
+// created with Kubernetes RBAC off (3.0 made role_based_access_control_enabled
+// default to true). Such clusters, and one whose block turns RBAC off, were
+// read as having it on, their public API server capped at high.
+func TestAKSRBACByProviderVersion(t *testing.T) {
+	const anon = "an anonymous request is authorized for everything too"
+	rep := run(t, "testdata/azure/aks-azurerm1")
+	wantOne(t, rep, RuleAzExposedPort, "azurerm_kubernetes_cluster.legacy", Critical, "Kubernetes RBAC is off", `azurerm "=1.36.1"`, anon)
+	rep = run(t, "testdata/azure/aks-azurerm2")
+	wantOne(t, rep, RuleAzExposedPort, "azurerm_kubernetes_cluster.off", Critical, "role_based_access_control.enabled = false", anon)
+	wantOne(t, rep, RuleAzExposedPort, "azurerm_kubernetes_cluster.unset", Critical, "Kubernetes RBAC is off", `azurerm "~> 2.90"`, anon)
+	wantOne(t, rep, RuleAzExposedPort, "azurerm_kubernetes_cluster.on", High, "high, not critical")
+}

@@ -23,7 +23,13 @@ func protoName(p string) string {
 	return strings.ToLower(p)
 }
 
-func (m *Model) sgRule(r *tf.Resource, b map[string]any, where string, selfAddr string) SGRule {
+// sgRule reads rule b of r, an egress rule when egress: what it admits, or
+// for an egress rule reaches, read at its worst where not known statically.
+func (m *Model) sgRule(r *tf.Resource, b map[string]any, where string, selfAddr string, egress bool) SGRule {
+	peer, admit := "source", "admit every address"
+	if egress {
+		peer, admit = "destination", "reach every address"
+	}
 	rule := SGRule{Proto: protoName(str(b, "protocol")), From: num(b, "from_port", 0), To: num(b, "to_port", 65535), Where: where, Res: r}
 	if has(b, "ip_protocol") {
 		rule.Proto = protoName(str(b, "ip_protocol"))
@@ -67,7 +73,7 @@ func (m *Model) sgRule(r *tf.Resource, b map[string]any, where string, selfAddr 
 			if strings.HasPrefix(k, "prefix_list") {
 				what = "a prefix list ID"
 			}
-			why := fmt.Sprintf("%s holds %s, which is not %s: assumed to admit every address", k, bad, what)
+			why := fmt.Sprintf("%s holds %s, which is not %s: assumed to %s", k, bad, what, admit)
 			rule.Assumed, sized = strings.TrimPrefix(rule.Assumed+"; "+why, "; "), false
 			if mistyped(b, k) {
 				// A list in the list (["${split(",", var.x)}"], as
@@ -103,7 +109,7 @@ func (m *Model) sgRule(r *tf.Resource, b map[string]any, where string, selfAddr 
 				}
 				// One defined elsewhere: its ranges are not in the
 				// scanned code.
-				why := fmt.Sprintf("prefix list %q is not in the scanned code or its entries are not known statically: assumed to admit every address", id)
+				why := fmt.Sprintf("prefix list %q is not in the scanned code or its entries are not known statically: assumed to %s", id, admit)
 				rule.Assumed, sized = strings.TrimPrefix(rule.Assumed+"; "+why, "; "), false
 				m.note(r, "%s: %s", where, why)
 			}
@@ -134,9 +140,9 @@ func (m *Model) sgRule(r *tf.Resource, b map[string]any, where string, selfAddr 
 		whys = append(whys, fmt.Sprintf("AWS-managed prefix list %s: one AWS service's addresses, no wider than one network's: assumed to be anywhere", strings.Join(managed, ", ")))
 	}
 	if unk {
-		why := "a source is not known statically: assumed to admit every address"
+		why := fmt.Sprintf("a %s is not known statically: assumed to %s", peer, admit)
 		if sized {
-			why = fmt.Sprintf("a source is not known statically but for its length (%s): assumed to be anywhere", boundedText(bounded))
+			why = fmt.Sprintf("a %s is not known statically but for its length (%s): assumed to be anywhere", peer, boundedText(bounded))
 		}
 		whys = append(whys, why)
 	}
@@ -254,10 +260,10 @@ func (m *Model) buildSGs(byType map[string][]*tf.Resource) {
 				g.VPC = m.defaultVPC() // without vpc_id, the default VPC's
 			}
 			for i, b := range blocks(r.Values, "ingress") {
-				g.Ingress = append(g.Ingress, m.sgRule(r, b, fmt.Sprintf("%s ingress[%d]", r.Address, i), r.Address))
+				g.Ingress = append(g.Ingress, m.sgRule(r, b, fmt.Sprintf("%s ingress[%d]", r.Address, i), r.Address, false))
 			}
 			for i, b := range blocks(r.Values, "egress") {
-				g.Egress = append(g.Egress, m.sgRule(r, b, fmt.Sprintf("%s egress[%d]", r.Address, i), r.Address))
+				g.Egress = append(g.Egress, m.sgRule(r, b, fmt.Sprintf("%s egress[%d]", r.Address, i), r.Address, true))
 			}
 			// Rules not known statically (ingress = var.rules without a
 			// value, or such an element) may admit anything.
@@ -311,7 +317,7 @@ func (m *Model) buildSGs(byType map[string][]*tf.Resource) {
 				continue
 			}
 			for _, g := range gs {
-				rule := m.sgRule(r, r.Values, r.Address, g.Addr)
+				rule := m.sgRule(r, r.Values, r.Address, g.Addr, egress)
 				if egress {
 					g.Egress = append(g.Egress, rule)
 				} else {
@@ -379,7 +385,7 @@ func (m *Model) detach(r *tf.Resource, ingress bool) {
 		m.note(r, "security group %q is not in the project", str(r.Values, "security_group_id"))
 	}
 	if ingress {
-		m.detached = append(m.detached, &SG{Addr: r.Address, Res: r, detached: true, Ingress: []SGRule{m.sgRule(r, r.Values, r.Address, r.Address)}})
+		m.detached = append(m.detached, &SG{Addr: r.Address, Res: r, detached: true, Ingress: []SGRule{m.sgRule(r, r.Values, r.Address, r.Address, false)}})
 	}
 }
 

@@ -70,7 +70,8 @@ var publicByDefault = map[string]string{
 	"azurerm_api_management": "public_network_access_enabled", "azurerm_kusto_cluster": "public_network_access_enabled",
 	"azurerm_dashboard_grafana": "public_network_access_enabled", "azurerm_eventgrid_topic": "public_network_access_enabled",
 	"azurerm_eventgrid_domain": "public_network_access_enabled", "azurerm_iothub": "public_network_access_enabled",
-	"azurerm_purview_account": "public_network_enabled",
+	"azurerm_purview_account": "public_network_enabled", "azurerm_app_configuration": "public_network_access",
+	"azurerm_automation_account": "public_network_access_enabled", "azurerm_relay_namespace": "public_network_access_enabled",
 }
 
 // networkSignal tells why the values of a resource put something in a

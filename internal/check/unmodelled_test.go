@@ -71,6 +71,18 @@ func TestUnmodelledResourcesNoted(t *testing.T) {
 			}
 		}
 	}
+	// An App Configuration store and an Automation account leave
+	// public network access on by default too; one that turns it off is
+	// not noted.
+	got := notModelled(run(t, "testdata/azure/not-modelled"))
+	for addr, attr := range map[string]string{"azurerm_app_configuration.settings": "public_network_access", "azurerm_automation_account.runbooks": "public_network_access_enabled"} {
+		if msg := got[addr]; !strings.Contains(msg, "(it leaves "+attr+" unset: on by default)") {
+			t.Errorf("note on %s: %q, want one naming %s unset", addr, msg, attr)
+		}
+	}
+	if msg, ok := got["azurerm_app_configuration.closed"]; ok {
+		t.Errorf("azurerm_app_configuration.closed, public network access Disabled, noted: %s", msg)
+	}
 }
 
 // TestDBProxyAndFunctionInVPC: a database that an RDS proxy alone may open,

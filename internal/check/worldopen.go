@@ -411,6 +411,8 @@ func (m *Model) openEvidence(g *SG, ranges []portRange, users []*Endpoint, assum
 	inetRes := m.Internet()
 	var blocked *Result
 	var blockedAt string
+	var blockedEnd *Endpoint
+	var blockedRange portRange
 	// narrow is a path found from ranges no wider than one network's
 	// (routes or ACLs confine it): high, naming them, unless another path
 	// admits the internet at large.
@@ -433,7 +435,7 @@ probe:
 				}
 				if blocked == nil || len(res.Path) > len(blocked.Path) {
 					r := res
-					blocked, blockedAt = &r, e.Addr
+					blocked, blockedAt, blockedEnd, blockedRange = &r, e.Addr, e, o
 				}
 			}
 		}
@@ -467,8 +469,13 @@ probe:
 	case len(users) > 0 || (m.sgUsed[g.Addr] && !g.detached):
 		sev, why = High, "it is attached, but no path from the internet to a listener behind it is proven"
 		if blocked != nil {
-			path = blocked.Path
-			if h := blocked.Path[len(blocked.Path)-1]; !blocked.Reachable {
+			path = slices.Clone(blocked.Path)
+			if h := &path[len(path)-1]; !blocked.Reachable {
+				if h.Kind == "endpoint" && strings.HasPrefix(h.Detail, "no listener on ") && blockedRange.from != blockedRange.to {
+					// The port probed stands for a range of the
+					// rule's: it listens on none of them.
+					h.Detail = fmt.Sprintf("no listener on those ports (%s)", blockedEnd.listenText())
+				}
 				why = fmt.Sprintf("it is attached (%s), but no path from the internet to it is proven: %s", blockedAt, h)
 			} else if rest := otherAssumptions(g, blocked.Assumed, assumed); len(rest) > 0 {
 				why = fmt.Sprintf("it is attached (%s); a path exists only if %s", blockedAt, strings.Join(rest, "; "))

@@ -1084,14 +1084,16 @@ func (ev *evaluator) nameAtApply(e hcl.Expression, ctx *hcl.EvalContext) bool {
 }
 
 // ownName reports whether attribute attr of a resource of type typ is the
-// name it gives itself (Note.Name): its name argument, or a search
-// domain's domain_name.
+// name it gives itself (Note.Name): its name argument, a search domain's
+// domain_name, or a bucket's bucket.
 func ownName(typ, attr string) bool {
 	switch {
 	case typ == "":
 		return false
 	case attr == "name":
 		return true
+	case attr == "bucket":
+		return typ == "aws_s3_bucket"
 	}
 	return attr == "domain_name" && (typ == "aws_opensearch_domain" || typ == "aws_elasticsearch_domain")
 }

@@ -141,6 +141,9 @@ func LoadDir(fsys fs.FS, dir string, opts Options) (*Project, error) {
 	if err := l.lockedProviders(dir); err != nil {
 		return nil, err
 	}
+	if !l.terraformBefore("0.15.0") {
+		l.notes = append(l.notes, l.legacyTypes...)
+	}
 	p := &Project{Files: l.files, Providers: map[string]Provider{}}
 	for n, pv := range l.providers {
 		p.Providers[n] = *pv
@@ -173,6 +176,12 @@ type loader struct {
 	// providers holds what the configuration says of each provider's
 	// version (Project.Providers).
 	providers map[string]*Provider
+	// terraform holds the required_version constraints of every module:
+	// the Terraform that runs the configuration meets them all.
+	terraform []string
+	// legacyTypes are the rejections of type constraints in quotes that
+	// Terraform before 0.15 takes (legacyType).
+	legacyTypes []Note
 }
 
 // read returns the text of a regular file of at most maxFileSize bytes
@@ -358,6 +367,24 @@ func badType(t hcl.Expression, d hcl.Diagnostics) string {
 		return fmt.Sprintf("type = %q is a type constraint in quotes, as Terraform 0.11 wrote it: Terraform rejects it (Invalid quoted type constraints), so the plan fails (write %s, without quotes); the variable is read as of any type", name, want)
 	}
 	return fmt.Sprintf("type is not a type constraint Terraform knows (%s): Terraform rejects it, so the plan fails; the variable is read as of any type", diagErr(d))
+}
+
+// legacyType reports whether t is a type constraint in quotes that
+// Terraform from 0.12 to 0.14 takes, with a warning, as the type it names:
+// "string", "list" or "map".
+func legacyType(t hcl.Expression) bool {
+	if _, native := t.(*hclsyntax.TemplateExpr); !native {
+		return false
+	}
+	q, diags := t.Value(nil)
+	if diags.HasErrors() || q.Type() != cty.String || !q.IsKnown() || q.IsNull() {
+		return false
+	}
+	switch q.AsString() {
+	case "string", "list", "map":
+		return true
+	}
+	return false
 }
 
 // isAddressSource reports whether s, a module source that is not a local
@@ -564,6 +591,7 @@ func (l *loader) collect(m *module, file hcl.Body, depth int) error {
 		switch b.Type {
 		case "terraform":
 			l.requiredProviders(bd)
+			l.requiredVersion(bd)
 		case "variable":
 			l.define(m, "var."+b.Labels[0], "variable", pos)
 			v := &variable{name: b.Labels[0], pos: pos, def: bd.attrs["default"]}
@@ -575,7 +603,15 @@ func (l *loader) collect(m *module, file hcl.Body, depth int) error {
 					// Terraform reads a bare list or map as list(any) or
 					// map(any), as 0.11 did: read as of any type.
 				default:
-					l.notes = append(l.notes, Note{Pos: rangePos(t.Range()), Address: m.qualify("var." + v.name), Rejected: true, kind: kindError, Msg: badType(t, d)})
+					n := Note{Pos: rangePos(t.Range()), Address: m.qualify("var." + v.name), Rejected: true, kind: kindError, Msg: badType(t, d)}
+					if legacyType(t) {
+						// Refused from Terraform 0.15 on, which
+						// required_version may rule out: said once
+						// every module is read.
+						l.legacyTypes = append(l.legacyTypes, n)
+					} else {
+						l.notes = append(l.notes, n)
+					}
 				}
 			}
 			if e := bd.attrs["nullable"]; e != nil {
@@ -634,6 +670,7 @@ func (l *loader) collect(m *module, file hcl.Body, depth int) error {
 				addr += "." + v.AsString()
 			}
 			l.define(m, addr, "provider configuration", pos)
+			l.providerVersion(b.Labels[0], bd)
 		case "module":
 			l.define(m, "module."+b.Labels[0], "module call", pos)
 			c := &callBlock{name: b.Labels[0], body: bd, pos: pos}

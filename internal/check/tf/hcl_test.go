@@ -290,6 +290,52 @@ resource "aws_security_group" "g" {
 	}
 }
 
+// TestQuotedTypeConstraintBefore015: Terraform before 0.15 takes
+// type = "string", "list" or "map" with a warning; a configuration whose
+// required_version admits no later Terraform (in any module) runs there,
+// so those are not rejections. Another word in quotes is refused there
+// too, and a constraint without such an upper bound admits a Terraform
+// that refuses them all.
+func TestQuotedTypeConstraintBefore015(t *testing.T) {
+	vars := `
+variable "name" {
+  type = "string"
+}
+variable "ports" {
+  type    = "list"
+  default = [8443]
+}
+variable "count_of" {
+  type    = "number"
+  default = 1
+}
+`
+	for _, c := range []struct {
+		version string
+		legacy  bool
+	}{{"~> 0.12.0", true}, {"< 0.15", true}, {">= 0.12, < 0.14", true}, {">= 0.12", false}, {"~> 0.12", false}} {
+		p := load(t, fstest.MapFS{
+			"versions.tf":   {Data: []byte(`terraform { required_version = "` + c.version + `" }`)},
+			"main.tf":       {Data: []byte(`module "child" { source = "./child" }` + vars)},
+			"child/main.tf": {Data: []byte(`variable "zone" { type = "string" }`)},
+		}, Options{})
+		got := map[string]Note{}
+		for _, n := range p.Notes {
+			if n.Rejected {
+				got[n.Address] = n
+			}
+		}
+		for _, addr := range []string{"var.name", "var.ports", "module.child.var.zone"} {
+			if _, ok := got[addr]; ok == c.legacy {
+				t.Errorf("required_version %q: %s rejected %v, want %v", c.version, addr, ok, !c.legacy)
+			}
+		}
+		if _, ok := got["var.count_of"]; !ok {
+			t.Errorf("required_version %q: type = \"number\" not rejected", c.version)
+		}
+	}
+}
+
 // TestUnreadModuleArguments: the arguments of a module call whose module
 // is not read here (a registry module before terraform init) were not
 // evaluated, so a reference in them to a module call, variable or local

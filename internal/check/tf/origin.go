@@ -148,7 +148,7 @@ func sources(e hcl.Expression, ctx *hcl.EvalContext, in *instance) []string {
 			return nil
 		}
 		name, ok := t[1].(hcl.TraverseAttr)
-		if !ok || !idOnly(t[2:]) && !firewallEndpoint(root, t[2:]) {
+		if !ok || !idOnly(t[2:]) && !firewallEndpoint(root, t[2:]) && !nameRef(root, t[2:]) {
 			return nil
 		}
 		if !inScope(ctx, root) {
@@ -177,6 +177,23 @@ func firewallEndpoint(root string, rest hcl.Traversal) bool {
 		}
 	}
 	return false
+}
+
+// nameRef reports whether rest, read of a resource of type typ, is the
+// name it gives itself (ownName), of one instance or another: a domain
+// policy's domain_name = aws_opensearch_domain.logs.domain_name names
+// that domain.
+func nameRef(typ string, rest hcl.Traversal) bool {
+	if len(rest) > 0 {
+		if _, ok := rest[0].(hcl.TraverseIndex); ok {
+			rest = rest[1:]
+		}
+	}
+	if len(rest) != 1 {
+		return false
+	}
+	a, ok := rest[0].(hcl.TraverseAttr)
+	return ok && ownName(typ, a.Name)
 }
 
 // refFrom returns the sources recorded for the variable, local or output

@@ -1,16 +1,20 @@
 package tf
 
 import (
+	"fmt"
 	"io/fs"
 	"path"
 	"strings"
+
+	goversion "github.com/hashicorp/go-version"
 
 	"github.com/hashicorp/hcl/v2"
 	"github.com/zclconf/go-cty/cty"
 )
 
 // Provider is what the configuration says of a provider's version: the
-// version constraints of every module's required_providers entry for it,
+// version constraints of every module's required_providers entry and
+// provider blocks for it,
 // and the version .terraform.lock.hcl of the root module selects, if any.
 // Defaults that changed across a provider's major versions are read with
 // it (see check's providerBefore).
@@ -43,15 +47,60 @@ func (l *loader) requiredProviders(bd *body) {
 			if v.IsNull() || v.Type() != cty.String {
 				continue
 			}
-			if l.providers == nil {
-				l.providers = map[string]*Provider{}
-			}
-			if l.providers[name] == nil {
-				l.providers[name] = &Provider{}
-			}
-			l.providers[name].Constraints = append(l.providers[name].Constraints, v.AsString())
+			l.constrain(name, v.AsString())
 		}
 	}
+}
+
+// providerVersion records the version constraint a provider block gives
+// its provider (provider "azurerm" { version = "=1.36.1" }), as Terraform
+// before 0.13 wrote them and later ones still honour.
+func (l *loader) providerVersion(name string, bd *body) {
+	e := bd.attrs["version"]
+	if e == nil {
+		return
+	}
+	if v, diags := e.Value(nil); !diags.HasErrors() && v.IsKnown() && !v.IsNull() && v.Type() == cty.String {
+		l.constrain(name, v.AsString())
+	}
+}
+
+// constrain records version constraint c of the provider the
+// configuration names name.
+func (l *loader) constrain(name, c string) {
+	if l.providers == nil {
+		l.providers = map[string]*Provider{}
+	}
+	if l.providers[name] == nil {
+		l.providers[name] = &Provider{}
+	}
+	l.providers[name].Constraints = append(l.providers[name].Constraints, c)
+}
+
+// requiredVersion records the required_version constraint of a terraform
+// block; one not known statically says nothing.
+func (l *loader) requiredVersion(bd *body) {
+	e := bd.attrs["required_version"]
+	if e == nil {
+		return
+	}
+	if v, diags := e.Value(nil); !diags.HasErrors() && v.IsKnown() && !v.IsNull() && v.Type() == cty.String {
+		l.terraform = append(l.terraform, v.AsString())
+	}
+}
+
+// terraformBefore reports whether the required_version constraints of the
+// configuration admit no Terraform at or after version limit.
+func (l *loader) terraformBefore(limit string) bool {
+	lv := goversion.Must(goversion.NewVersion(limit))
+	for _, c := range l.terraform {
+		for _, part := range strings.Split(c, ",") {
+			if Below(strings.TrimSpace(part), lv) {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 // lockedProviders reads the versions the root module's dependency lock
@@ -88,4 +137,45 @@ func (l *loader) lockedProviders(dir string) error {
 		l.providers[local].Locked = v.AsString()
 	}
 	return nil
+}
+
+// Below reports whether the version constraint c (one of a list: "<
+// 3.0", "~> 2.46", "= 2.99.0", "2.99.0") admits no version at or after
+// limit. A pessimistic constraint of one segment ("~> 2") and one that
+// does not parse bound nothing.
+func Below(c string, limit *goversion.Version) bool {
+	op := "="
+	for _, o := range []string{"~>", ">=", "<=", "!=", "=", ">", "<"} {
+		if rest, ok := strings.CutPrefix(c, o); ok {
+			op, c = o, strings.TrimSpace(rest)
+			break
+		}
+	}
+	v, err := goversion.NewVersion(c)
+	if err != nil {
+		return false
+	}
+	switch op {
+	case "<":
+		return !limit.LessThan(v) // v <= limit
+	case "<=", "=":
+		return v.LessThan(limit)
+	case "~>":
+		segs := strings.Count(strings.TrimPrefix(c, "v"), ".") + 1
+		if segs < 2 {
+			return false
+		}
+		s := v.Segments()
+		s[segs-2]++
+		for i := segs - 1; i < len(s); i++ {
+			s[i] = 0
+		}
+		parts := make([]string, len(s))
+		for i, x := range s {
+			parts[i] = fmt.Sprint(x)
+		}
+		up, err := goversion.NewVersion(strings.Join(parts, "."))
+		return err == nil && !limit.LessThan(up)
+	}
+	return false
 }

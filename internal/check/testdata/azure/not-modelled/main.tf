@@ -173,3 +173,19 @@ resource "azapi_update_resource" "open_ssh" {
     }
   }
 }
+
+resource "azurerm_app_configuration" "settings" {
+  name = "settings"
+  sku  = "standard"
+}
+
+resource "azurerm_automation_account" "runbooks" {
+  name     = "runbooks"
+  sku_name = "Basic"
+}
+
+resource "azurerm_app_configuration" "closed" {
+  name                  = "closed"
+  sku                   = "standard"
+  public_network_access = "Disabled"
+}
