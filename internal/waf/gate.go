@@ -189,10 +189,10 @@ type gatePlan struct {
 	phase []int
 	// ranges: where a transaction keeps its removed ranges, for the
 	// phase-2 gate to drop those only phase 1 reads (nil: not found);
-	// notPhase1[i]: how many of the first i ranks are not of phase 1
-	// (gateremove.go).
-	ranges    *rangesAt
-	notPhase1 []int32
+	// inPhase[ph-1][i]: how many of the first i ranks are of phase ph,
+	// 1 or 2 (gateremove.go).
+	ranges  *rangesAt
+	inPhase [2][]int32
 	// deferredTargets: the phase-2 gate files target removals of phase
 	// 1 (gatetargets.go), so a route that excludes it takes the
 	// unresolved rule set.
@@ -895,6 +895,8 @@ type gateState struct {
 	hbuf   []byte // sum's blocks
 	// kbuf: a TX key a keyed writer would make (gatekeyrx.go).
 	kbuf []byte
+	// rng: the ranges flush hands Coraza (gateremove.go).
+	rng [][2]int
 }
 
 type collectionValues struct {
