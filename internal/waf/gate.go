@@ -208,12 +208,17 @@ type gatePlan struct {
 	// where the values' bytes before the step hold none it acts on, the
 	// step leaves every value as it was, and the slot has unionUp's
 	// bytes. wholes[w]: the unions slots whose bytes make up whole slot
-	// w (gateRule.whole).
+	// w (gateRule.whole), all of one chain, wholeNode[w]; wholeUp[w]
+	// the whole slot of the same selectors through the chain without
+	// its last step when that step's bytes are known, else -1, as
+	// unionUp.
 	unions    int
 	unionSel  []int
 	unionNode []int
 	unionUp   []int32
 	wholes    [][]int32
+	wholeNode []int
+	wholeUp   []int32
 	// hdr keeps the answers of tests on header values across requests
 	// (gatecache.go); nil: none. hdrTests is the number of such tests.
 	hdr      *headerCache
@@ -1378,29 +1383,17 @@ func (p *gatePlan) planUnions() {
 	visit = func(r *gateRule) {
 		if r.op != nil && !r.multiMatch && (r.pick != nil || r.class != nil) {
 			r.unions = make([]int32, len(r.sels))
-			var parts []int32
+			var ks []int
 			for i, k := range r.sels {
 				if p.selectors[k].count {
 					r.unions[i] = -1
 					r.counted = true
 					continue
 				}
-				n := p.unionSlot(slot, k, r.node)
-				r.unions[i] = n
-				parts = append(parts, n)
+				r.unions[i] = p.unionSlot(slot, k, r.node)
+				ks = append(ks, k)
 			}
-			slices.Sort(parts)
-			parts = slices.Compact(parts)
-			if len(parts) > 1 {
-				key := fmt.Sprint(parts)
-				w, ok := whole[key]
-				if !ok {
-					p.wholes = append(p.wholes, parts)
-					w = int32(len(p.wholes))
-					whole[key] = w
-				}
-				r.whole = w
-			}
+			r.whole = p.wholeSlot(slot, whole, ks, r.node)
 		}
 		for i := range r.links {
 			visit(&r.links[i])
@@ -1412,6 +1405,36 @@ func (p *gatePlan) planUnions() {
 		}
 	}
 	p.unions = len(slot)
+}
+
+// wholeSlot is 1 + the whole slot of the values of selectors ks (no
+// counts) after node, made with the one of the same selectors through
+// the chain without its last step (wholeUp) when new and that step's
+// bytes are known; 0 when fewer than two union slots make it up.
+func (p *gatePlan) wholeSlot(slot map[[2]int]int32, whole map[string]int32, ks []int, node int) int32 {
+	parts := make([]int32, 0, len(ks))
+	for _, k := range ks {
+		parts = append(parts, p.unionSlot(slot, k, node))
+	}
+	slices.Sort(parts)
+	parts = slices.Compact(parts)
+	if len(parts) < 2 {
+		return 0
+	}
+	key := fmt.Sprint(parts)
+	if w, ok := whole[key]; ok {
+		return w
+	}
+	up := int32(-1)
+	if n := &p.nodes[node]; node != 0 && n.acts != nil {
+		up = p.wholeSlot(slot, whole, ks, n.parent) - 1
+	}
+	p.wholes = append(p.wholes, parts)
+	p.wholeUp = append(p.wholeUp, up)
+	p.wholeNode = append(p.wholeNode, node)
+	w := int32(len(p.wholes))
+	whole[key] = w
+	return w
 }
 
 // unionSlot is the slot of selector k's values after node, made with
@@ -1469,8 +1492,22 @@ func (s *gateState) union(slot int32) byteSet {
 // values of all of r's selectors that are not counts, after r's chain:
 // the union of their unionMay sets.
 func (s *gateState) wholeMay(r *gateRule) bool {
-	w := r.whole - 1
+	return r.bytesMay(s.wholeBytes(r.whole - 1))
+}
+
+// wholeBytes is the set of the bytes of all the values of whole slot
+// w's selectors after its chain: wholeUp's when the chain's last step
+// acts on none of them (the step then leaves every value as it was, and
+// the selectors' own slots are not read), else the union of those
+// slots. wholeHC[w] is set with it.
+func (s *gateState) wholeBytes(w int32) byteSet {
 	if s.whole[w] == 0 {
+		if up := s.p.wholeUp[w]; up >= 0 {
+			if u := s.wholeBytes(up); !u.meets(*s.p.nodes[s.p.wholeNode[w]].acts) {
+				s.whole[w], s.wholeHC[w] = s.whole[up], s.wholeHC[up]
+				return u
+			}
+		}
 		var u byteSet
 		hc := false
 		for _, slot := range s.p.wholes[w] {
@@ -1481,7 +1518,7 @@ func (s *gateState) wholeMay(r *gateRule) bool {
 		s.bval = append(s.bval, u)
 		s.whole[w] = int32(len(s.bval))
 	}
-	return r.bytesMay(s.bval[s.whole[w]-1])
+	return s.bval[s.whole[w]-1]
 }
 
 // bytesMay reports whether r's byte tests (pick, class) pass a value
