@@ -209,9 +209,11 @@ type gatePlan struct {
 	// step leaves every value as it was, and the slot has unionUp's
 	// bytes. wholes[w]: the unions slots whose bytes make up whole slot
 	// w (gateRule.whole), all of one chain, wholeNode[w]; wholeUp[w]
-	// the whole slot of the same selectors through the chain without
-	// its last step when that step's bytes are known, else -1, as
-	// unionUp.
+	// the whole slot of the same selectors through the beginning of that
+	// chain before its last steps whose bytes are known (gateNode.acts),
+	// wholeActs[w] those steps' bytes together; -1 when the last step's
+	// are not known. Where the values' bytes before those steps hold
+	// none of them, the steps leave every value as it was.
 	unions    int
 	unionSel  []int
 	unionNode []int
@@ -219,6 +221,7 @@ type gatePlan struct {
 	wholes    [][]int32
 	wholeNode []int
 	wholeUp   []int32
+	wholeActs []byteSet
 	// hdr keeps the answers of tests on header values across requests
 	// (gatecache.go); nil: none. hdrTests is the number of such tests.
 	hdr      *headerCache
@@ -1408,9 +1411,10 @@ func (p *gatePlan) planUnions() {
 }
 
 // wholeSlot is 1 + the whole slot of the values of selectors ks (no
-// counts) after node, made with the one of the same selectors through
-// the chain without its last step (wholeUp) when new and that step's
-// bytes are known; 0 when fewer than two union slots make it up.
+// counts) after node, made with the slot of the same selectors through
+// the chain's beginning before the steps whose bytes are known, and
+// those steps' bytes (wholeUp, wholeActs), when new; 0 when fewer than
+// two union slots make it up.
 func (p *gatePlan) wholeSlot(slot map[[2]int]int32, whole map[string]int32, ks []int, node int) int32 {
 	parts := make([]int32, 0, len(ks))
 	for _, k := range ks {
@@ -1425,12 +1429,16 @@ func (p *gatePlan) wholeSlot(slot map[[2]int]int32, whole map[string]int32, ks [
 	if w, ok := whole[key]; ok {
 		return w
 	}
-	up := int32(-1)
-	if n := &p.nodes[node]; node != 0 && n.acts != nil {
-		up = p.wholeSlot(slot, whole, ks, n.parent) - 1
+	up, acts := int32(-1), byteSet{}
+	if a := node; a != 0 && p.nodes[a].acts != nil {
+		for ; a != 0 && p.nodes[a].acts != nil; a = p.nodes[a].parent {
+			acts.addAll(*p.nodes[a].acts)
+		}
+		up = p.wholeSlot(slot, whole, ks, a) - 1
 	}
 	p.wholes = append(p.wholes, parts)
 	p.wholeUp = append(p.wholeUp, up)
+	p.wholeActs = append(p.wholeActs, acts)
 	p.wholeNode = append(p.wholeNode, node)
 	w := int32(len(p.wholes))
 	whole[key] = w
@@ -1496,14 +1504,17 @@ func (s *gateState) wholeMay(r *gateRule) bool {
 }
 
 // wholeBytes is the set of the bytes of all the values of whole slot
-// w's selectors after its chain: wholeUp's when the chain's last step
-// acts on none of them (the step then leaves every value as it was, and
-// the selectors' own slots are not read), else the union of those
-// slots. wholeHC[w] is set with it.
+// w's selectors after its chain: wholeUp's when they hold none of the
+// bytes the steps after wholeUp's chain act on (the steps then leave
+// every value as it was, and the selectors' own slots are not read),
+// else the union of those slots. wholeHC[w] is set with it. On a benign
+// GET most of the phase-2 rules' chains (t:urlDecodeUni,
+// t:htmlEntityDecode, t:lowercase, ...) act on none of the bytes of the
+// arguments and their names.
 func (s *gateState) wholeBytes(w int32) byteSet {
 	if s.whole[w] == 0 {
 		if up := s.p.wholeUp[w]; up >= 0 {
-			if u := s.wholeBytes(up); !u.meets(*s.p.nodes[s.p.wholeNode[w]].acts) {
+			if u := s.wholeBytes(up); !u.meets(s.p.wholeActs[w]) {
 				s.whole[w], s.wholeHC[w] = s.whole[up], s.wholeHC[up]
 				return u
 			}

@@ -24,8 +24,9 @@ import (
 //     that matches it;
 //   - so are the bytes of all the values of a list of selectors after a
 //     chain (gateState.wholeBytes), which a slot takes from the slot of
-//     the same selectors through the chain without its last step
-//     (gatePlan.wholeUp) under the same condition;
+//     the same selectors through the chain's beginning before its last
+//     steps whose bytes are known (gatePlan.wholeUp) when the bytes
+//     there hold none of the bytes those steps act on;
 //   - a selector of a collection of one value (REQUEST_URI,
 //     REQUEST_LINE, ...) reads that value, the very string FindAll
 //     hands Coraza.
