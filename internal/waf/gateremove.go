@@ -71,12 +71,6 @@ func (p *gatePlan) ranks(rng [2]int) (lo, hi int) {
 	return lo, max(lo, hi)
 }
 
-// rulesIn is the number of rules of phase (1 or 2) whose IDs rng names.
-func (p *gatePlan) rulesIn(phase int, rng [2]int) int32 {
-	lo, hi := p.ranks(rng)
-	return p.inPhase[phase-1][hi] - p.inPhase[phase-1][lo]
-}
-
 // rangesAt is where Coraza's transaction type keeps the ranges of rules
 // removed from it (an unexported field, found by name and type at load).
 type rangesAt struct {

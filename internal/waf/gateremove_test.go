@@ -122,3 +122,9 @@ func TestGateRangesMostRulesFirst(t *testing.T) {
 		}
 	}
 }
+
+// rulesIn is the number of rules of phase (1 or 2) whose IDs rng names.
+func (p *gatePlan) rulesIn(phase int, rng [2]int) int32 {
+	lo, hi := p.ranks(rng)
+	return p.inPhase[phase-1][hi] - p.inPhase[phase-1][lo]
+}
