@@ -189,10 +189,10 @@ type gatePlan struct {
 	phase []int
 	// ranges: where a transaction keeps its removed ranges, for the
 	// phase-2 gate to drop those only phase 1 reads (nil: not found);
-	// notPhase1[i]: how many of the first i ranks are not of phase 1
-	// (gateremove.go).
-	ranges    *rangesAt
-	notPhase1 []int32
+	// inPhase[ph-1][i]: how many of the first i ranks are of phase ph,
+	// 1 or 2 (gateremove.go).
+	ranges  *rangesAt
+	inPhase [2][]int32
 	// deferredTargets: the phase-2 gate files target removals of phase
 	// 1 (gatetargets.go), so a route that excludes it takes the
 	// unresolved rule set.
@@ -208,12 +208,20 @@ type gatePlan struct {
 	// where the values' bytes before the step hold none it acts on, the
 	// step leaves every value as it was, and the slot has unionUp's
 	// bytes. wholes[w]: the unions slots whose bytes make up whole slot
-	// w (gateRule.whole).
+	// w (gateRule.whole), all of one chain, wholeNode[w]; wholeUp[w]
+	// the whole slot of the same selectors through the beginning of that
+	// chain before its last steps whose bytes are known (gateNode.acts),
+	// wholeActs[w] those steps' bytes together; -1 when the last step's
+	// are not known. Where the values' bytes before those steps hold
+	// none of them, the steps leave every value as it was.
 	unions    int
 	unionSel  []int
 	unionNode []int
 	unionUp   []int32
 	wholes    [][]int32
+	wholeNode []int
+	wholeUp   []int32
+	wholeActs []byteSet
 	// hdr keeps the answers of tests on header values across requests
 	// (gatecache.go); nil: none. hdrTests is the number of such tests.
 	hdr      *headerCache
@@ -895,6 +903,8 @@ type gateState struct {
 	hbuf   []byte // sum's blocks
 	// kbuf: a TX key a keyed writer would make (gatekeyrx.go).
 	kbuf []byte
+	// rng: the ranges flush hands Coraza (gateremove.go).
+	rng [][2]int
 }
 
 type collectionValues struct {
@@ -1376,29 +1386,17 @@ func (p *gatePlan) planUnions() {
 	visit = func(r *gateRule) {
 		if r.op != nil && !r.multiMatch && (r.pick != nil || r.class != nil) {
 			r.unions = make([]int32, len(r.sels))
-			var parts []int32
+			var ks []int
 			for i, k := range r.sels {
 				if p.selectors[k].count {
 					r.unions[i] = -1
 					r.counted = true
 					continue
 				}
-				n := p.unionSlot(slot, k, r.node)
-				r.unions[i] = n
-				parts = append(parts, n)
+				r.unions[i] = p.unionSlot(slot, k, r.node)
+				ks = append(ks, k)
 			}
-			slices.Sort(parts)
-			parts = slices.Compact(parts)
-			if len(parts) > 1 {
-				key := fmt.Sprint(parts)
-				w, ok := whole[key]
-				if !ok {
-					p.wholes = append(p.wholes, parts)
-					w = int32(len(p.wholes))
-					whole[key] = w
-				}
-				r.whole = w
-			}
+			r.whole = p.wholeSlot(slot, whole, ks, r.node)
 		}
 		for i := range r.links {
 			visit(&r.links[i])
@@ -1410,6 +1408,41 @@ func (p *gatePlan) planUnions() {
 		}
 	}
 	p.unions = len(slot)
+}
+
+// wholeSlot is 1 + the whole slot of the values of selectors ks (no
+// counts) after node, made with the slot of the same selectors through
+// the chain's beginning before the steps whose bytes are known, and
+// those steps' bytes (wholeUp, wholeActs), when new; 0 when fewer than
+// two union slots make it up.
+func (p *gatePlan) wholeSlot(slot map[[2]int]int32, whole map[string]int32, ks []int, node int) int32 {
+	parts := make([]int32, 0, len(ks))
+	for _, k := range ks {
+		parts = append(parts, p.unionSlot(slot, k, node))
+	}
+	slices.Sort(parts)
+	parts = slices.Compact(parts)
+	if len(parts) < 2 {
+		return 0
+	}
+	key := fmt.Sprint(parts)
+	if w, ok := whole[key]; ok {
+		return w
+	}
+	up, acts := int32(-1), byteSet{}
+	if a := node; a != 0 && p.nodes[a].acts != nil {
+		for ; a != 0 && p.nodes[a].acts != nil; a = p.nodes[a].parent {
+			acts.addAll(*p.nodes[a].acts)
+		}
+		up = p.wholeSlot(slot, whole, ks, a) - 1
+	}
+	p.wholes = append(p.wholes, parts)
+	p.wholeUp = append(p.wholeUp, up)
+	p.wholeActs = append(p.wholeActs, acts)
+	p.wholeNode = append(p.wholeNode, node)
+	w := int32(len(p.wholes))
+	whole[key] = w
+	return w
 }
 
 // unionSlot is the slot of selector k's values after node, made with
@@ -1467,8 +1500,25 @@ func (s *gateState) union(slot int32) byteSet {
 // values of all of r's selectors that are not counts, after r's chain:
 // the union of their unionMay sets.
 func (s *gateState) wholeMay(r *gateRule) bool {
-	w := r.whole - 1
+	return r.bytesMay(s.wholeBytes(r.whole - 1))
+}
+
+// wholeBytes is the set of the bytes of all the values of whole slot
+// w's selectors after its chain: wholeUp's when they hold none of the
+// bytes the steps after wholeUp's chain act on (the steps then leave
+// every value as it was, and the selectors' own slots are not read),
+// else the union of those slots. wholeHC[w] is set with it. On a benign
+// GET most of the phase-2 rules' chains (t:urlDecodeUni,
+// t:htmlEntityDecode, t:lowercase, ...) act on none of the bytes of the
+// arguments and their names.
+func (s *gateState) wholeBytes(w int32) byteSet {
 	if s.whole[w] == 0 {
+		if up := s.p.wholeUp[w]; up >= 0 {
+			if u := s.wholeBytes(up); !u.meets(s.p.wholeActs[w]) {
+				s.whole[w], s.wholeHC[w] = s.whole[up], s.wholeHC[up]
+				return u
+			}
+		}
 		var u byteSet
 		hc := false
 		for _, slot := range s.p.wholes[w] {
@@ -1479,7 +1529,7 @@ func (s *gateState) wholeMay(r *gateRule) bool {
 		s.bval = append(s.bval, u)
 		s.whole[w] = int32(len(s.bval))
 	}
-	return r.bytesMay(s.bval[s.whole[w]-1])
+	return s.bval[s.whole[w]-1]
 }
 
 // bytesMay reports whether r's byte tests (pick, class) pass a value

@@ -79,3 +79,52 @@ SecRule REQUEST_METHOD "@streq GET" "id:1000052,phase:2,deny,status:403,log"
 		}
 	}
 }
+
+// TestGateRangesMostRulesFirst: Coraza reads a transaction's ranges in
+// order for every rule of the phase, up to the first that names it, so
+// the gate puts first the range naming the most rules of its phase. On
+// a benign GET, in phase 2 the first range is the phase-2 gate's over
+// most of CRS's phase-2 rules, and none names more of them. Fails with
+// the ranges in the order of their IDs (the widest, over
+// 921110-944150, last).
+func TestGateRangesMostRulesFirst(t *testing.T) {
+	w, err := New(Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Close()
+	if w.plan.ranges == nil {
+		t.Fatal("the transaction's ranges were not found")
+	}
+	r := httptest.NewRequest("GET", "/products?id=42&sort=price", http.NoBody)
+	r.Header.Set("User-Agent", "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 Chrome/120 Safari/537.36")
+	r.Header.Set("Accept", "text/html,application/json")
+	tx := w.Begin(nil)
+	defer tx.Close()
+	if v, err := tx.Request(r, "127.0.0.1:4000"); err != nil || v.Block {
+		t.Fatalf("verdict %+v, %v", v, err)
+	}
+	ranges := reflect.ValueOf(tx.tx).Elem().FieldByName("ruleRemoveByIDRanges")
+	if ranges.Len() < 2 {
+		t.Fatalf("%d ranges; want several", ranges.Len())
+	}
+	var first int32
+	for i := range ranges.Len() {
+		rng := [2]int{int(ranges.Index(i).Index(0).Int()), int(ranges.Index(i).Index(1).Int())}
+		n := w.plan.rulesIn(2, rng)
+		if i == 0 {
+			first = n
+			if n < 50 {
+				t.Errorf("the first range, %v, names %d rules of phase 2", rng, n)
+			}
+		} else if n > first {
+			t.Errorf("range %d, %v, names %d rules of phase 2, more than the first (%d)", i, rng, n, first)
+		}
+	}
+}
+
+// rulesIn is the number of rules of phase (1 or 2) whose IDs rng names.
+func (p *gatePlan) rulesIn(phase int, rng [2]int) int32 {
+	lo, hi := p.ranks(rng)
+	return p.inPhase[phase-1][hi] - p.inPhase[phase-1][lo]
+}

@@ -22,6 +22,11 @@ import (
 //     transformed by every step of the chain as Coraza runs it: a slot
 //     that took bytes it should not have would refuse a rule on a value
 //     that matches it;
+//   - so are the bytes of all the values of a list of selectors after a
+//     chain (gateState.wholeBytes), which a slot takes from the slot of
+//     the same selectors through the chain's beginning before its last
+//     steps whose bytes are known (gatePlan.wholeUp) when the bytes
+//     there hold none of the bytes those steps act on;
 //   - a selector of a collection of one value (REQUEST_URI,
 //     REQUEST_LINE, ...) reads that value, the very string FindAll
 //     hands Coraza.
@@ -39,7 +44,7 @@ func TestGateReads(t *testing.T) {
 	if testing.Short() {
 		inputs = inputs[:len(inputs)/4]
 	}
-	taken, singles := 0, 0
+	taken, wholeTaken, singles := 0, 0, 0
 	for _, raw := range inputs {
 		r, err := http.ReadRequest(bufio.NewReader(bytes.NewReader(raw)))
 		if err != nil {
@@ -66,6 +71,24 @@ func TestGateReads(t *testing.T) {
 			}
 		}
 		s.reset(p, st)
+		for w := range int32(len(p.wholes)) {
+			var want byteSet
+			for _, slot := range p.wholes[w] {
+				if p.unionNode[slot] != p.wholeNode[w] {
+					t.Fatalf("whole slot %d of chain %d holds slot %d of chain %d", w, p.wholeNode[w], slot, p.unionNode[slot])
+				}
+				for _, vi := range s.values(p.unionSel[slot]) {
+					want.addAll(bytesOf(chainValue(p, p.unionNode[slot], s.vals[vi])))
+				}
+			}
+			if got := s.wholeBytes(w); got != want {
+				t.Fatalf("%q: whole slot %d (chain %d): bytes %v, want %v", trimInput(raw), w, p.wholeNode[w], got, want)
+			}
+			if up := p.wholeUp[w]; up >= 0 && s.whole[w] == s.whole[up] {
+				wholeTaken++
+			}
+		}
+		s.reset(p, st)
 		for k, sel := range p.selectors {
 			col := st.Collection(sel.v)
 			if _, ok := col.(collection.Single); !ok {
@@ -87,6 +110,9 @@ func TestGateReads(t *testing.T) {
 	}
 	if taken == 0 {
 		t.Error("no slot took its bytes from the chain before its last step")
+	}
+	if wholeTaken == 0 {
+		t.Error("no whole slot took its bytes from the chain before its last step")
 	}
 	if singles == 0 {
 		t.Error("no selector of a collection of one value")
