@@ -95,3 +95,41 @@ SecRule ARGS "@contains evil" "id:1000021,phase:2,deny,status:403,log"
 		t.Error("a route that excludes the phase-2 gate keeps the resolved rule set")
 	}
 }
+
+// TestGateIDsOfRuleSet: the gates planned are the rule set's own. Stock
+// CRS's phase-2 gate takes 90008, which in moat's rule set is the combo-URL
+// rule of phase 1: planned as a gate, it had a list nothing reads, counted
+// in GateStats().Rules, and a route excluding it fell back to the
+// unresolved rule set.
+func TestGateIDsOfRuleSet(t *testing.T) {
+	w, err := New(Config{Directives: `
+SecRule REQUEST_METHOD "@streq GET" "id:1000020,phase:1,pass,nolog,ctl:ruleRemoveTargetById=1000021;ARGS:x"
+SecRule ARGS "@contains evil" "id:1000021,phase:2,deny,status:403,log"
+`})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Close()
+	if w.plan == nil || !w.plan.deferredTargets {
+		t.Fatalf("plan %v: want one with the phase-1 removals deferred", w.plan != nil)
+	}
+	for id := range w.plan.after {
+		if id != gate1ID && id != gate2ID {
+			t.Errorf("rule %d planned as a gate", id)
+		}
+	}
+	if w.excludesAnchor(&Exclusions{ranges: [][2]int{{stockGate2ID, stockGate2ID}}}) {
+		t.Errorf("a route that excludes rule %d (not a gate here) takes the unresolved rule set", stockGate2ID)
+	}
+	if !w.excludesAnchor(&Exclusions{ranges: [][2]int{{gate2ID, gate2ID}}}) {
+		t.Error("a route that excludes the phase-2 gate keeps the resolved rule set")
+	}
+	stock, err := New(Config{StockCRS: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer stock.Close()
+	if stock.plan == nil || len(stock.plan.after[stockGate2ID]) == 0 {
+		t.Error("stock CRS: its phase-2 gate has no rules")
+	}
+}

@@ -345,7 +345,13 @@ func New(cfg Config) (*WAF, error) {
 		if out.res != nil {
 			consts = out.res.consts
 		}
-		p, err := planGate(w, []int{gate1ID, gate2ID, stockGate2ID}, dpl, orDefaultDur(cfg.Budget, DefaultBudget), consts)
+		// The phase-2 gate is moat.conf's, or stock CRS's (90008 is
+		// another rule in moat.conf).
+		phase2 := gate2ID
+		if cfg.StockCRS {
+			phase2 = stockGate2ID
+		}
+		p, err := planGate(w, []int{gate1ID, phase2}, dpl, orDefaultDur(cfg.Budget, DefaultBudget), consts)
 		if err != nil {
 			// Coraza's rules are not laid out as the gate reads them:
 			// every rule is evaluated, as without the gate.
@@ -364,8 +370,7 @@ func New(cfg Config) (*WAF, error) {
 					out.res.anchors[id] = nil
 				}
 				if p.deferredTargets {
-					out.res.anchors[gate2ID] = nil
-					out.res.anchors[stockGate2ID] = nil
+					out.res.anchors[phase2] = nil
 				}
 			} else {
 				p.dropCaptured()
