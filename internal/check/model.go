@@ -387,11 +387,16 @@ func (e *Endpoint) listenText() string {
 	if len(e.Ports) == 0 {
 		return "it has no listener in the project"
 	}
-	ps := make([]string, len(e.Ports))
-	for i, p := range e.Ports {
+	return "it listens on " + joinInts(e.Ports)
+}
+
+// joinInts lists ports, comma separated.
+func joinInts(ports []int) string {
+	ps := make([]string, len(ports))
+	for i, p := range ports {
 		ps[i] = fmt.Sprint(p)
 	}
-	return "it listens on " + strings.Join(ps, ", ")
+	return strings.Join(ps, ", ")
 }
 
 func (m *Model) lookup(ref string) *tf.Resource {

@@ -430,7 +430,7 @@ probe:
 						continue
 					}
 					sev, path = Critical, res.Path
-					why = fmt.Sprintf("%s %s is reached from the internet on %s", e.Kind, e.Addr, portText(o.proto, p, p))
+					why = fmt.Sprintf("%s %s is reached from the internet on %s%s", e.Kind, e.Addr, portText(o.proto, p, p), lbListeners(e))
 					break probe
 				}
 				if blocked == nil || len(res.Path) > len(blocked.Path) {
@@ -453,6 +453,19 @@ probe:
 			names = append(names, e.Addr)
 		}
 		why = fmt.Sprintf("it is attached only to %s, which takes no connection; wherever else it is attached the internet reaches those ports", strings.Join(dedup(names), ", "))
+	case len(users) > 0 && !slices.ContainsFunc(users, func(e *Endpoint) bool { return !e.SourceOnly && !listensNone(e, ranges) }):
+		// A load balancer answers only on its listeners' ports: no
+		// one reaches those ports where it is attached now.
+		var names []string
+		for _, e := range users {
+			if !e.SourceOnly {
+				names = append(names, e.Addr+" answers only on its listeners' ports ("+joinInts(e.Ports)+")")
+			}
+		}
+		why = fmt.Sprintf("it is attached only where nothing listens on those ports: %s; wherever else it is attached the internet reaches them", strings.Join(dedup(names), "; "))
+		if blocked != nil {
+			path = blocked.Path
+		}
 	case len(users) > 0 && !slices.ContainsFunc(users, func(e *Endpoint) bool { return !e.SourceOnly && e.Interior == "" }):
 		// No internet address reaches what carries it now: the rule
 		// admits every address its VPC routes there (its own, peers',
@@ -494,6 +507,36 @@ probe:
 		why = where + ", so wherever it is attached the internet reaches those ports"
 	}
 	return sev, path, why
+}
+
+// listensNone reports whether e is a load balancer whose listeners are
+// known and none is on a port of ranges: it answers on no port of theirs.
+// One with no listener in the scanned code may have some elsewhere.
+func listensNone(e *Endpoint, ranges []portRange) bool {
+	if e.Kind != "lb" || e.Listens == nil || len(e.Ports) == 0 {
+		return false
+	}
+	for _, o := range ranges {
+		for _, p := range e.Ports {
+			if o.from <= p && p <= o.to && e.Listens(o.proto, p) {
+				return false
+			}
+		}
+	}
+	return true
+}
+
+// lbListeners says, for a load balancer reached, on which ports it
+// answers, or that they are not known statically and it is read as
+// answering on every port; "" for any other endpoint.
+func lbListeners(e *Endpoint) string {
+	switch {
+	case e.Kind != "lb":
+		return ""
+	case e.Listens == nil:
+		return "; its listeners' ports are not known statically: read as answering on every port"
+	}
+	return "; it answers only on its listeners' ports (" + joinInts(e.Ports) + ")"
 }
 
 // otherAssumptions returns what a path assumed; with sources, less the
