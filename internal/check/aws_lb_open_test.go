@@ -34,3 +34,26 @@ func TestLoadBalancerGroupOpenOnAllPorts(t *testing.T) {
 		}
 	}
 }
+
+// TestTCPListenersReadFromThePort: a classic load balancer's TCP listener
+// was AWS-LB-003 whatever it carried, TLS on 443 included, and a network
+// load balancer's TCP listener on 80 was not. Both are now read from the
+// port: HTTP's ports to targets not on 443 are plaintext, said to be read
+// from the port; 443, or a target on 443, is TLS passed through; a port
+// not known statically is read as HTTP's, and said so.
+func TestTCPListenersReadFromThePort(t *testing.T) {
+	rep := run(t, "testdata/aws/tcp-listeners")
+	for addr, says := range map[string]string{
+		"aws_lb_listener.plain":  "port 80, HTTP's: read from the port as plain HTTP",
+		"aws_elb.old":            "port 80, HTTP's: read from the port as plain HTTP",
+		"aws_lb_listener.dyn":    "port not known statically: read as 80, HTTP's",
+		"aws_lb_listener.tls":    "",
+		"aws_lb_listener.to_tls": "",
+		"aws_elb.passthrough":    "",
+	} {
+		got := activeOn(rep, RulePlainListener, addr)
+		if says == "" && len(got) != 0 || says != "" && (len(got) != 1 || !strings.Contains(got[0].Message, says)) {
+			t.Errorf("%s on %s: %+v, want %q", RulePlainListener, addr, got, says)
+		}
+	}
+}
