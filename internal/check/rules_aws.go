@@ -711,7 +711,9 @@ func dataRules(res []*tf.Resource, fs *findings) {
 					fs.add(RulePlainListener, r, nil, "%s", why)
 				}
 			case "HTTPS", "TLS":
-				if p := str(r.Values, "ssl_policy"); !tls12(p) {
+				if unknown(r.Values, "ssl_policy") {
+					fs.add(RuleWeakTLS, r, nil, "ssl_policy is not known statically: read as ELBSecurityPolicy-2016-08, which admits TLS 1.0 and 1.1")
+				} else if p := str(r.Values, "ssl_policy"); !tls12(p) {
 					if p == "" {
 						p = "ELBSecurityPolicy-2016-08 (the default)"
 					}
@@ -726,7 +728,10 @@ func dataRules(res []*tf.Resource, fs *findings) {
 	// domain's default, which has changed over time, is not relied on).
 	for _, typ := range []string{"aws_opensearch_domain", "aws_elasticsearch_domain"} {
 		for _, r := range byType[typ] {
-			if p := str(block(r.Values, "domain_endpoint_options"), "tls_security_policy"); strings.HasPrefix(p, "Policy-Min-TLS-1-0") {
+			deo := block(r.Values, "domain_endpoint_options")
+			if unknown(deo, "tls_security_policy") {
+				fs.add(RuleWeakTLS, r, nil, "domain_endpoint_options.tls_security_policy is not known statically: read as Policy-Min-TLS-1-0-2019-07, which admits TLS 1.0 and 1.1")
+			} else if p := str(deo, "tls_security_policy"); strings.HasPrefix(p, "Policy-Min-TLS-1-0") {
 				fs.add(RuleWeakTLS, r, nil, "domain_endpoint_options.tls_security_policy = %q admits TLS 1.0 and 1.1", p)
 			}
 		}
