@@ -484,8 +484,12 @@ func (m *Model) buildEndpoints(byType map[string][]*tf.Resource) {
 		e := &Endpoint{Addr: r.Address, Kind: "redshift", DataTier: true, Res: r, Ports: []int{num(r.Values, "port", 5439)}}
 		e.Subnets = m.groupSubnets(e, r, "cluster_subnet_group_name")
 		m.attachSGs(e, r.Values, "vpc_security_group_ids")
+		// The AWS provider defaults publicly_accessible to true before
+		// 5.0, to false since.
 		if !has(r.Values, "publicly_accessible") {
-			e.Public, e.Why = true, "publicly_accessible is not set (the AWS provider before 5.0 and the Redshift API default it to true)"
+			if why, before := m.providerBefore("aws", "5.0.0"); before {
+				e.Public, e.Why = true, "publicly_accessible is not set, and the provider is "+why+": before 5.0 it defaults to true"
+			}
 		} else {
 			publicFlag(e, r.Values, "publicly_accessible")
 		}
