@@ -12,7 +12,8 @@ import (
 // (web on 80 and 443, an NLB with a group on 443) is medium; an
 // application's listener port (app on 8443) is high, not critical; a
 // listener whose port is not known statically is read at its worst, and
-// the finding says why.
+// the finding says why. A network load balancer's listener port is
+// graded by the port of the targets it forwards to.
 func TestLoadBalancerGroupOpenOnAllPorts(t *testing.T) {
 	rep := run(t, "testdata/aws/alb-open-all")
 	for _, c := range []struct {
@@ -27,6 +28,9 @@ func TestLoadBalancerGroupOpenOnAllPorts(t *testing.T) {
 		{RuleWorldOpen, "aws_security_group.app", Medium, "aws_lb.app answers only on its listeners' ports (8443)"},
 		{RuleWorldOpenOther, "aws_security_group.app", High, "reached from the internet on tcp 8443; it answers only on its listeners' ports (8443)"},
 		{RuleWorldOpen, "aws_security_group.dyn", Critical, "its listeners' ports are not known statically"},
+		// A network load balancer forwards its listener's port to its
+		// targets' own: SSH there is no application's port.
+		{RuleWorldOpenOther, "aws_security_group.fwd", Critical, "its listener on 2222 forwards to tcp 22 (SSH) of its targets"},
 	} {
 		got := activeOn(rep, c.rule, c.group)
 		if len(got) != 1 || got[0].Severity != c.sev || !strings.Contains(got[0].Message, c.says) {

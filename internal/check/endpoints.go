@@ -408,6 +408,7 @@ func (m *Model) buildEndpoints(byType map[string][]*tf.Resource) {
 	}
 	m.fleets(byType, add)
 	listeners, anyListener := m.listeners(byType)
+	forwards := m.forwards(byType)
 	for _, typ := range []string{"aws_lb", "aws_alb", "aws_elb"} {
 		for _, r := range byType[typ] {
 			e := &Endpoint{Addr: r.Address, Kind: "lb", Gateway: true, Res: r}
@@ -424,6 +425,9 @@ func (m *Model) buildEndpoints(byType map[string][]*tf.Resource) {
 				sort.Ints(ports)
 				e.Ports = ports
 				e.Listens = listensOn(ports)
+			}
+			if str(r.Values, "load_balancer_type") == "network" {
+				e.Forwards = forwards[r.Address]
 			}
 			for _, sm := range blocks(r.Values, "subnet_mapping") {
 				e.Subnets = append(e.Subnets, m.subnetsIn(e, sm, "subnet_id")...)
@@ -811,6 +815,32 @@ func (m *Model) listeners(byType map[string][]*tf.Resource) (map[string][]int, b
 		}
 	}
 	return out, anyLB
+}
+
+// forwards returns, for each load balancer, the ports of the target
+// groups each of its listener ports forwards to by its default action,
+// where the listener, its port and the group's port are known.
+func (m *Model) forwards(byType map[string][]*tf.Resource) map[string]map[int][]int {
+	out := map[string]map[int][]int{}
+	for _, typ := range []string{"aws_lb_listener", "aws_alb_listener"} {
+		for _, r := range byType[typ] {
+			if unknown(r.Values, "load_balancer_arn") || unknown(r.Values, "port") {
+				continue
+			}
+			lb, port := m.addr(str(r.Values, "load_balancer_arn")), num(r.Values, "port", 0)
+			for _, a := range blocks(r.Values, "default_action") {
+				tg := m.byRef[str(a, "target_group_arn")]
+				if tg == nil || unknown(tg.Values, "port") || !has(tg.Values, "port") {
+					continue
+				}
+				if out[lb] == nil {
+					out[lb] = map[int][]int{}
+				}
+				out[lb][port] = append(out[lb][port], num(tg.Values, "port", 0))
+			}
+		}
+	}
+	return out
 }
 
 // eksRemoteAccessSG stands for the group EKS creates for a node group's

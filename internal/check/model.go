@@ -371,6 +371,10 @@ type Endpoint struct {
 	// OutsideVPC: the endpoint is in no VPC by design (a Lightsail
 	// instance), where Unplaced says; that is not an assumption.
 	OutsideVPC bool
+	// Forwards holds, for a network load balancer, the ports of the
+	// target groups each listener port forwards to, where known: what
+	// the internet reaches there is the targets' service on those ports.
+	Forwards map[int][]int
 	// ForwardBlocked holds the listener ports of a network load balancer
 	// whose targets all turn the internet away, with why (nlbForwarding).
 	ForwardBlocked map[int]string

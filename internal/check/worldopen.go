@@ -362,7 +362,7 @@ func (m *Model) groupsOpenOn(guards []aclGuard, open []portRange, inet *netipx.I
 // known statically: the finding says the group may admit the world, and
 // why, and is medium when no path to what it guards is found either.
 func (m *Model) openGroup(fs *findings, rule string, g *SG, ranges []portRange, what string, users []*Endpoint, inet *netipx.IPSet, assumed bool) {
-	groupSev, groupPath, groupWhy := m.openEvidence(g, ranges, users, assumed)
+	groupSev, groupPath, groupWhy, groupBehind := m.openEvidence(g, ranges, users, assumed)
 	svc := rule == RuleWorldOpen
 	for _, d := range declaring(g, ranges, inet, assumed) {
 		who, own := "", what
@@ -372,15 +372,17 @@ func (m *Model) openGroup(fs *findings, rule string, g *SG, ranges []portRange, 
 		case d.res != g.Res && !g.detached:
 			who = "rule of " + g.Addr + ": "
 		}
-		sev, path, why := groupSev, groupPath, groupWhy
+		sev, path, why, behind := groupSev, groupPath, groupWhy, groupBehind
 		if d.res != g.Res && len(d.ranges) > 0 {
 			own = rangesText(d.ranges, svc)
 			// A rule of its own is judged on its own ports.
 			if own != what {
-				sev, path, why = m.openEvidence(g, d.ranges, users, assumed)
+				sev, path, why, behind = m.openEvidence(g, d.ranges, users, assumed)
 			}
 		}
-		if !svc {
+		// A network load balancer's listener that forwards to a
+		// service port of its targets is that service's exposure.
+		if !svc && !behind {
 			sev, why = appPortSeverity(sev, why)
 		}
 		if assumed {
@@ -405,8 +407,10 @@ func appPortSeverity(sev Severity, why string) (Severity, string) {
 
 // openEvidence is what is proven of the internet reaching, on ranges, the
 // endpoints that carry g (users): the severity, the path and the words
-// that say so.
-func (m *Model) openEvidence(g *SG, ranges []portRange, users []*Endpoint, assumed bool) (sev Severity, path []Hop, why string) {
+// that say so; behind, when the port reached is a network load balancer's
+// listener that forwards to an admin, data-store or well-known service
+// port of its targets.
+func (m *Model) openEvidence(g *SG, ranges []portRange, users []*Endpoint, assumed bool) (sev Severity, path []Hop, why string, behind bool) {
 	sev = Medium
 	inetRes := m.Internet()
 	var blocked *Result
@@ -431,6 +435,10 @@ probe:
 					}
 					sev, path = Critical, res.Path
 					why = fmt.Sprintf("%s %s is reached from the internet on %s%s", e.Kind, e.Addr, portText(o.proto, p, p), lbListeners(e))
+					if svc := forwardedServices(e, p); svc != "" {
+						why += "; its listener on " + fmt.Sprint(p) + " forwards to " + svc + " of its targets, whose port this exposure is"
+						behind = true
+					}
 					break probe
 				}
 				if blocked == nil || len(res.Path) > len(blocked.Path) {
@@ -506,7 +514,7 @@ probe:
 		}
 		why = where + ", so wherever it is attached the internet reaches those ports"
 	}
-	return sev, path, why
+	return sev, path, why, behind
 }
 
 // listensNone reports whether e is a load balancer whose listeners are
@@ -537,6 +545,19 @@ func lbListeners(e *Endpoint) string {
 		return "; its listeners' ports are not known statically: read as answering on every port"
 	}
 	return "; it answers only on its listeners' ports (" + joinInts(e.Ports) + ")"
+}
+
+// forwardedServices names the admin, data-store and well-known service
+// ports of its targets that a network load balancer's listener on port
+// forwards to; "" when none is.
+func forwardedServices(e *Endpoint, port int) string {
+	var out []string
+	for _, t := range e.Forwards[port] {
+		if svc, _ := splitServices([]portRange{{"tcp", t, t}}); len(svc) > 0 {
+			out = append(out, rangesText(svc, true))
+		}
+	}
+	return strings.Join(dedup(out), ", ")
 }
 
 // otherAssumptions returns what a path assumed; with sources, less the

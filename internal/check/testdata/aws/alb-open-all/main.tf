@@ -155,3 +155,33 @@ resource "aws_lb_listener" "dyn" {
     }
   }
 }
+# A network load balancer whose group admits the world on 2222, which it
+# forwards to SSH on its targets.
+resource "aws_security_group" "fwd" {
+  vpc_id = aws_vpc.main.id
+  ingress {
+    protocol    = "tcp"
+    from_port   = 2222
+    to_port     = 2222
+    cidr_blocks = ["0.0.0.0/0"]
+  }
+}
+resource "aws_lb" "fwd" {
+  load_balancer_type = "network"
+  subnets            = [aws_subnet.public.id]
+  security_groups    = [aws_security_group.fwd.id]
+}
+resource "aws_lb_target_group" "ssh" {
+  port     = 22
+  protocol = "TCP"
+  vpc_id   = aws_vpc.main.id
+}
+resource "aws_lb_listener" "fwd" {
+  load_balancer_arn = aws_lb.fwd.arn
+  port              = 2222
+  protocol          = "TCP"
+  default_action {
+    type             = "forward"
+    target_group_arn = aws_lb_target_group.ssh.arn
+  }
+}
