@@ -13,7 +13,9 @@ import (
 // application's listener port (app on 8443) is high, not critical; a
 // listener whose port is not known statically is read at its worst, and
 // the finding says why. A network load balancer's listener port is
-// graded by the port of the targets it forwards to.
+// graded by the port of the targets it forwards to; an HTTP or HTTPS
+// listener is an application's port whatever its number (445 is not SMB
+// there).
 func TestLoadBalancerGroupOpenOnAllPorts(t *testing.T) {
 	rep := run(t, "testdata/aws/alb-open-all")
 	for _, c := range []struct {
@@ -31,6 +33,8 @@ func TestLoadBalancerGroupOpenOnAllPorts(t *testing.T) {
 		// A network load balancer forwards its listener's port to its
 		// targets' own: SSH there is no application's port.
 		{RuleWorldOpenOther, "aws_security_group.fwd", Critical, "its listener on 2222 forwards to tcp 22 (SSH) of its targets"},
+		// An HTTPS listener on SMB's port is a web application's.
+		{RuleWorldOpen, "aws_security_group.smb", High, "it answers HTTP or HTTPS on 445; high, not critical: a load balancer's HTTP or HTTPS listener is an application's port"},
 	} {
 		got := activeOn(rep, c.rule, c.group)
 		if len(got) != 1 || got[0].Severity != c.sev || !strings.Contains(got[0].Message, c.says) {

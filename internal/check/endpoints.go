@@ -420,14 +420,20 @@ func (m *Model) buildEndpoints(byType map[string][]*tf.Resource) {
 			for _, l := range blocks(r.Values, "listener") { // aws_elb
 				lbPortUnknown = lbPortUnknown || unknown(l, "lb_port")
 				listeners[r.Address] = append(listeners[r.Address], num(l, "lb_port", 0))
+				if p := strings.ToUpper(str(l, "lb_protocol")); p == "HTTP" || p == "HTTPS" {
+					e.HTTPPorts = append(e.HTTPPorts, num(l, "lb_port", 0))
+				}
 			}
 			if ports := listeners[r.Address]; !lbPortUnknown && (len(ports) > 0 || !anyListener) {
 				sort.Ints(ports)
 				e.Ports = ports
 				e.Listens = listensOn(ports)
 			}
-			if str(r.Values, "load_balancer_type") == "network" {
+			switch t := str(r.Values, "load_balancer_type"); {
+			case t == "network":
 				e.Forwards = forwards[r.Address]
+			case r.Type != "aws_elb" && !unknown(r.Values, "load_balancer_type") && (t == "" || t == "application"):
+				e.HTTPPorts = listeners[r.Address]
 			}
 			for _, sm := range blocks(r.Values, "subnet_mapping") {
 				e.Subnets = append(e.Subnets, m.subnetsIn(e, sm, "subnet_id")...)

@@ -362,7 +362,7 @@ func (m *Model) groupsOpenOn(guards []aclGuard, open []portRange, inet *netipx.I
 // known statically: the finding says the group may admit the world, and
 // why, and is medium when no path to what it guards is found either.
 func (m *Model) openGroup(fs *findings, rule string, g *SG, ranges []portRange, what string, users []*Endpoint, inet *netipx.IPSet, assumed bool) {
-	groupSev, groupPath, groupWhy, groupBehind := m.openEvidence(g, ranges, users, assumed)
+	groupSev, groupPath, groupWhy, groupAs := m.openEvidence(g, ranges, users, assumed)
 	svc := rule == RuleWorldOpen
 	for _, d := range declaring(g, ranges, inet, assumed) {
 		who, own := "", what
@@ -372,17 +372,22 @@ func (m *Model) openGroup(fs *findings, rule string, g *SG, ranges []portRange, 
 		case d.res != g.Res && !g.detached:
 			who = "rule of " + g.Addr + ": "
 		}
-		sev, path, why, behind := groupSev, groupPath, groupWhy, groupBehind
+		sev, path, why, as := groupSev, groupPath, groupWhy, groupAs
 		if d.res != g.Res && len(d.ranges) > 0 {
 			own = rangesText(d.ranges, svc)
 			// A rule of its own is judged on its own ports.
 			if own != what {
-				sev, path, why, behind = m.openEvidence(g, d.ranges, users, assumed)
+				sev, path, why, as = m.openEvidence(g, d.ranges, users, assumed)
 			}
 		}
-		// A network load balancer's listener that forwards to a
-		// service port of its targets is that service's exposure.
-		if !svc && !behind {
+		// A load balancer's HTTP or HTTPS listener is an
+		// application's port, whatever its number; a network load
+		// balancer's listener that forwards to a service port of its
+		// targets is that service's exposure.
+		switch {
+		case as == "http" && sev > Medium:
+			sev, why = sev-1, fmt.Sprintf("%s; %s, not %s: a load balancer's HTTP or HTTPS listener is an application's port, whatever its number", why, sev-1, sev)
+		case !svc && as != "service":
 			sev, why = appPortSeverity(sev, why)
 		}
 		if assumed {
@@ -407,16 +412,18 @@ func appPortSeverity(sev Severity, why string) (Severity, string) {
 
 // openEvidence is what is proven of the internet reaching, on ranges, the
 // endpoints that carry g (users): the severity, the path and the words
-// that say so; behind, when the port reached is a network load balancer's
-// listener that forwards to an admin, data-store or well-known service
-// port of its targets.
-func (m *Model) openEvidence(g *SG, ranges []portRange, users []*Endpoint, assumed bool) (sev Severity, path []Hop, why string, behind bool) {
+// that say so; as says what answers on the port reached where its number
+// does not: "service" for a network load balancer's listener that
+// forwards to an admin, data-store or well-known service port of its
+// targets, "http" for a load balancer's HTTP or HTTPS listener.
+func (m *Model) openEvidence(g *SG, ranges []portRange, users []*Endpoint, assumed bool) (sev Severity, path []Hop, why, as string) {
 	sev = Medium
 	inetRes := m.Internet()
 	var blocked *Result
 	var blockedAt string
 	var blockedEnd *Endpoint
 	var blockedRange portRange
+	var blockedPort int
 	// narrow is a path found from ranges no wider than one network's
 	// (routes or ACLs confine it): high, naming them, unless another path
 	// admits the internet at large.
@@ -437,13 +444,16 @@ probe:
 					why = fmt.Sprintf("%s %s is reached from the internet on %s%s", e.Kind, e.Addr, portText(o.proto, p, p), lbListeners(e))
 					if svc := forwardedServices(e, p); svc != "" {
 						why += "; its listener on " + fmt.Sprint(p) + " forwards to " + svc + " of its targets, whose port this exposure is"
-						behind = true
+						as = "service"
+					} else if slices.Contains(e.HTTPPorts, p) {
+						why += fmt.Sprintf("; it answers HTTP or HTTPS on %d", p)
+						as = "http"
 					}
 					break probe
 				}
 				if blocked == nil || len(res.Path) > len(blocked.Path) {
 					r := res
-					blocked, blockedAt, blockedEnd, blockedRange = &r, e.Addr, e, o
+					blocked, blockedAt, blockedEnd, blockedRange, blockedPort = &r, e.Addr, e, o, p
 				}
 			}
 		}
@@ -503,6 +513,10 @@ probe:
 			} else {
 				why = fmt.Sprintf("it is attached (%s), and a path from the internet to it exists", blockedAt)
 			}
+			if blocked.Reachable && slices.Contains(blockedEnd.HTTPPorts, blockedPort) {
+				why += fmt.Sprintf("; %s answers HTTP or HTTPS on %d", blockedAt, blockedPort)
+				as = "http"
+			}
 		}
 		if assumed && (blocked == nil || !blocked.Reachable) {
 			sev = Medium // neither the source nor a path is known
@@ -514,7 +528,7 @@ probe:
 		}
 		why = where + ", so wherever it is attached the internet reaches those ports"
 	}
-	return sev, path, why, behind
+	return sev, path, why, as
 }
 
 // listensNone reports whether e is a load balancer whose listeners are

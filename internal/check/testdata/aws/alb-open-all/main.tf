@@ -185,3 +185,35 @@ resource "aws_lb_listener" "fwd" {
     target_group_arn = aws_lb_target_group.ssh.arn
   }
 }
+# An application load balancer with an HTTPS listener on 445, SMB's port,
+# behind a group that admits the world on 443 to 445: what answers there
+# is a web application.
+resource "aws_security_group" "smb" {
+  vpc_id = aws_vpc.main.id
+  ingress {
+    protocol    = "tcp"
+    from_port   = 443
+    to_port     = 445
+    cidr_blocks = ["0.0.0.0/0"]
+  }
+}
+resource "aws_lb" "smb" {
+  load_balancer_type         = "application"
+  subnets                    = [aws_subnet.public.id]
+  security_groups            = [aws_security_group.smb.id]
+  drop_invalid_header_fields = true
+}
+resource "aws_lb_listener" "smb" {
+  load_balancer_arn = aws_lb.smb.arn
+  port              = 445
+  protocol          = "HTTPS"
+  certificate_arn   = "arn:aws:acm:eu-west-1:123456789012:certificate/abc"
+  ssl_policy        = "ELBSecurityPolicy-TLS13-1-2-2021-06"
+  default_action {
+    type = "fixed-response"
+    fixed_response {
+      content_type = "text/plain"
+      status_code  = "200"
+    }
+  }
+}
