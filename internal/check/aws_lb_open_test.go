@@ -33,6 +33,8 @@ func TestLoadBalancerGroupOpenOnAllPorts(t *testing.T) {
 		// A network load balancer forwards its listener's port to its
 		// targets' own: SSH there is no application's port.
 		{RuleWorldOpenOther, "aws_security_group.fwd", Critical, "its listener on 2222 forwards to tcp 22 (SSH) of its targets"},
+		{RuleWorldOpen, "aws_security_group.dyn2", High, "a path exists only if"},
+		{RuleWorldOpen, "aws_security_group.dyn2", High, "its listeners' ports are not known statically"},
 		// An HTTPS listener on SMB's port is a web application's.
 		{RuleWorldOpen, "aws_security_group.smb", High, "it answers HTTP or HTTPS on 445; high, not critical: a load balancer's HTTP or HTTPS listener is an application's port"},
 	} {

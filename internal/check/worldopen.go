@@ -513,6 +513,9 @@ probe:
 			} else {
 				why = fmt.Sprintf("it is attached (%s), and a path from the internet to it exists", blockedAt)
 			}
+			if blocked.Reachable && blockedEnd.Kind == "lb" && blockedEnd.Listens == nil {
+				why += lbListeners(blockedEnd)
+			}
 			if blocked.Reachable && slices.Contains(blockedEnd.HTTPPorts, blockedPort) {
 				why += fmt.Sprintf("; %s answers HTTP or HTTPS on %d", blockedAt, blockedPort)
 				as = "http"

@@ -217,3 +217,34 @@ resource "aws_lb_listener" "smb" {
     }
   }
 }
+# One on a listener port given at apply time, in subnets given so too.
+variable "subnets" {
+  type = list(string)
+}
+resource "aws_security_group" "dyn2" {
+  vpc_id = aws_vpc.main.id
+  ingress {
+    protocol    = "tcp"
+    from_port   = 0
+    to_port     = 65535
+    cidr_blocks = ["0.0.0.0/0"]
+  }
+}
+resource "aws_lb" "dyn2" {
+  load_balancer_type         = "application"
+  subnets                    = var.subnets
+  security_groups            = [aws_security_group.dyn2.id]
+  drop_invalid_header_fields = true
+}
+resource "aws_lb_listener" "dyn2" {
+  load_balancer_arn = aws_lb.dyn2.arn
+  port              = var.port
+  protocol          = "HTTP"
+  default_action {
+    type = "fixed-response"
+    fixed_response {
+      content_type = "text/plain"
+      status_code  = "200"
+    }
+  }
+}
