@@ -408,6 +408,7 @@ func (m *Model) buildEndpoints(byType map[string][]*tf.Resource) {
 	}
 	m.fleets(byType, add)
 	listeners, anyListener := m.listeners(byType)
+	forwards := m.forwards(byType)
 	for _, typ := range []string{"aws_lb", "aws_alb", "aws_elb"} {
 		for _, r := range byType[typ] {
 			e := &Endpoint{Addr: r.Address, Kind: "lb", Gateway: true, Res: r}
@@ -419,11 +420,20 @@ func (m *Model) buildEndpoints(byType map[string][]*tf.Resource) {
 			for _, l := range blocks(r.Values, "listener") { // aws_elb
 				lbPortUnknown = lbPortUnknown || unknown(l, "lb_port")
 				listeners[r.Address] = append(listeners[r.Address], num(l, "lb_port", 0))
+				if p := strings.ToUpper(str(l, "lb_protocol")); p == "HTTP" || p == "HTTPS" {
+					e.HTTPPorts = append(e.HTTPPorts, num(l, "lb_port", 0))
+				}
 			}
 			if ports := listeners[r.Address]; !lbPortUnknown && (len(ports) > 0 || !anyListener) {
 				sort.Ints(ports)
 				e.Ports = ports
 				e.Listens = listensOn(ports)
+			}
+			switch t := str(r.Values, "load_balancer_type"); {
+			case t == "network":
+				e.Forwards = forwards[r.Address]
+			case r.Type != "aws_elb" && !unknown(r.Values, "load_balancer_type") && (t == "" || t == "application"):
+				e.HTTPPorts = listeners[r.Address]
 			}
 			for _, sm := range blocks(r.Values, "subnet_mapping") {
 				e.Subnets = append(e.Subnets, m.subnetsIn(e, sm, "subnet_id")...)
@@ -484,8 +494,12 @@ func (m *Model) buildEndpoints(byType map[string][]*tf.Resource) {
 		e := &Endpoint{Addr: r.Address, Kind: "redshift", DataTier: true, Res: r, Ports: []int{num(r.Values, "port", 5439)}}
 		e.Subnets = m.groupSubnets(e, r, "cluster_subnet_group_name")
 		m.attachSGs(e, r.Values, "vpc_security_group_ids")
+		// The AWS provider defaults publicly_accessible to true before
+		// 5.0, to false since.
 		if !has(r.Values, "publicly_accessible") {
-			e.Public, e.Why = true, "publicly_accessible is not set (the AWS provider before 5.0 and the Redshift API default it to true)"
+			if why, before := m.providerBefore("aws", "5.0.0"); before {
+				e.Public, e.Why = true, "publicly_accessible is not set, and the provider is "+why+": before 5.0 it defaults to true"
+			}
 		} else {
 			publicFlag(e, r.Values, "publicly_accessible")
 		}
@@ -807,6 +821,32 @@ func (m *Model) listeners(byType map[string][]*tf.Resource) (map[string][]int, b
 		}
 	}
 	return out, anyLB
+}
+
+// forwards returns, for each load balancer, the ports of the target
+// groups each of its listener ports forwards to by its default action,
+// where the listener, its port and the group's port are known.
+func (m *Model) forwards(byType map[string][]*tf.Resource) map[string]map[int][]int {
+	out := map[string]map[int][]int{}
+	for _, typ := range []string{"aws_lb_listener", "aws_alb_listener"} {
+		for _, r := range byType[typ] {
+			if unknown(r.Values, "load_balancer_arn") || unknown(r.Values, "port") {
+				continue
+			}
+			lb, port := m.addr(str(r.Values, "load_balancer_arn")), num(r.Values, "port", 0)
+			for _, a := range blocks(r.Values, "default_action") {
+				tg := m.byRef[str(a, "target_group_arn")]
+				if tg == nil || unknown(tg.Values, "port") || !has(tg.Values, "port") {
+					continue
+				}
+				if out[lb] == nil {
+					out[lb] = map[int][]int{}
+				}
+				out[lb][port] = append(out[lb][port], num(tg.Values, "port", 0))
+			}
+		}
+	}
+	return out
 }
 
 // eksRemoteAccessSG stands for the group EKS creates for a node group's

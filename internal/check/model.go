@@ -371,6 +371,14 @@ type Endpoint struct {
 	// OutsideVPC: the endpoint is in no VPC by design (a Lightsail
 	// instance), where Unplaced says; that is not an assumption.
 	OutsideVPC bool
+	// HTTPPorts are a load balancer's listener ports that speak HTTP or
+	// HTTPS (every listener of an application load balancer): what
+	// answers there is a web application, whatever the port's number.
+	HTTPPorts []int
+	// Forwards holds, for a network load balancer, the ports of the
+	// target groups each listener port forwards to, where known: what
+	// the internet reaches there is the targets' service on those ports.
+	Forwards map[int][]int
 	// ForwardBlocked holds the listener ports of a network load balancer
 	// whose targets all turn the internet away, with why (nlbForwarding).
 	ForwardBlocked map[int]string
@@ -387,11 +395,16 @@ func (e *Endpoint) listenText() string {
 	if len(e.Ports) == 0 {
 		return "it has no listener in the project"
 	}
-	ps := make([]string, len(e.Ports))
-	for i, p := range e.Ports {
+	return "it listens on " + joinInts(e.Ports)
+}
+
+// joinInts lists ports, comma separated.
+func joinInts(ports []int) string {
+	ps := make([]string, len(ports))
+	for i, p := range ports {
 		ps[i] = fmt.Sprint(p)
 	}
-	return "it listens on " + strings.Join(ps, ", ")
+	return strings.Join(ps, ", ")
 }
 
 func (m *Model) lookup(ref string) *tf.Resource {

@@ -706,8 +706,14 @@ func dataRules(res []*tf.Resource, fs *findings) {
 				if !redirect {
 					fs.add(RuleHTTPNoRedirect, r, nil, "listener on port %d serves HTTP without redirecting to HTTPS", num(r.Values, "port", 80))
 				}
+			case "TCP", "TCP_UDP":
+				if why := plainTCP(r.Values, "port", targetsTLS(byType, r)); why != "" {
+					fs.add(RulePlainListener, r, nil, "%s", why)
+				}
 			case "HTTPS", "TLS":
-				if p := str(r.Values, "ssl_policy"); !tls12(p) {
+				if unknown(r.Values, "ssl_policy") {
+					fs.add(RuleWeakTLS, r, nil, "ssl_policy is not known statically: read as ELBSecurityPolicy-2016-08, which admits TLS 1.0 and 1.1")
+				} else if p := str(r.Values, "ssl_policy"); !tls12(p) {
 					if p == "" {
 						p = "ELBSecurityPolicy-2016-08 (the default)"
 					}
@@ -722,7 +728,10 @@ func dataRules(res []*tf.Resource, fs *findings) {
 	// domain's default, which has changed over time, is not relied on).
 	for _, typ := range []string{"aws_opensearch_domain", "aws_elasticsearch_domain"} {
 		for _, r := range byType[typ] {
-			if p := str(block(r.Values, "domain_endpoint_options"), "tls_security_policy"); strings.HasPrefix(p, "Policy-Min-TLS-1-0") {
+			deo := block(r.Values, "domain_endpoint_options")
+			if unknown(deo, "tls_security_policy") {
+				fs.add(RuleWeakTLS, r, nil, "domain_endpoint_options.tls_security_policy is not known statically: read as Policy-Min-TLS-1-0-2019-07, which admits TLS 1.0 and 1.1")
+			} else if p := str(deo, "tls_security_policy"); strings.HasPrefix(p, "Policy-Min-TLS-1-0") {
 				fs.add(RuleWeakTLS, r, nil, "domain_endpoint_options.tls_security_policy = %q admits TLS 1.0 and 1.1", p)
 			}
 		}
@@ -835,6 +844,23 @@ func lbType(byType map[string][]*tf.Resource, l *tf.Resource) string {
 		}
 	}
 	return "application"
+}
+
+// targetsTLS reports whether listener l forwards, by its default action,
+// to a target group whose targets speak TLS (protocol TLS, or a TLS port):
+// a target group not in the scanned code is not read as one.
+func targetsTLS(byType map[string][]*tf.Resource, l *tf.Resource) bool {
+	for _, a := range blocks(l.Values, "default_action") {
+		arn := str(a, "target_group_arn")
+		for _, typ := range []string{"aws_lb_target_group", "aws_alb_target_group"} {
+			for _, tg := range byType[typ] {
+				if arn != "" && (tg.Address == arn || str(tg.Values, "arn") == arn) {
+					return strings.EqualFold(str(tg.Values, "protocol"), "TLS") || tlsPorts[num(tg.Values, "port", 0)]
+				}
+			}
+		}
+	}
+	return false
 }
 
 // trailRules checks each CloudTrail trail for regions, log file validation

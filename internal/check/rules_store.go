@@ -37,13 +37,13 @@ func storeRules() []Rule {
 			"An SSH, RDP, database, cache or cluster-store port is reachable from the entire address range of another VPC over peering, a transit gateway or a VPN: one compromised host there can pivot into this network.",
 			"Admit the port only from the security groups or the narrow ranges of the hosts that need it (a bastion, an application tier), not the peer's whole CIDR."},
 		{RuleWorldOpenOther, Medium, "Port open to the whole internet",
-			"A security group rule admits the internet at large (every internet address, or public ranges wider than a /8 of IPv4 or a /13 of IPv6, as for AWS-NET-003; split ranges included) on ports other than 80, 443 and the admin, data-store and well-known service ports AWS-NET-003 names: whatever listens there (a debug endpoint, an application port, a forgotten service) faces the internet. Severity follows what is proven, one step below AWS-NET-003: what listens there is an application's, an exposure rather than a known-dangerous service, so a path proven from the internet at large is high and anything less medium; critical is kept for the ports AWS-NET-003 names.",
+			"A security group rule admits the internet at large (every internet address, or public ranges wider than a /8 of IPv4 or a /13 of IPv6, as for AWS-NET-003; split ranges included) on ports other than 80, 443 and the admin, data-store and well-known service ports AWS-NET-003 names: whatever listens there (a debug endpoint, an application port, a forgotten service) faces the internet. Severity follows what is proven, one step below AWS-NET-003: what listens there is an application's, an exposure rather than a known-dangerous service, so a path proven from the internet at large is high and anything less medium; critical is kept for the ports AWS-NET-003 names, and for a network load balancer's listener port that forwards to one of them on its targets (the finding names it).",
 			"Put the service behind a load balancer on 443, or admit the port from known ranges or security groups only."},
 		{RuleTrailCloudWatch, Low, "CloudTrail trail not delivered to CloudWatch Logs",
 			"A trail writes only to S3: without cloud_watch_logs_group_arn and cloud_watch_logs_role_arn no metric filter or alarm sees root logins, policy changes or disabled logging as they happen.",
 			"Set cloud_watch_logs_group_arn (the log group's ARN with :*) and cloud_watch_logs_role_arn to a role CloudTrail can assume to write there, and add metric filters and alarms for the events that matter."},
 		{RulePlainListener, Medium, "Load balancer listener without TLS",
-			"A classic load balancer listener takes plain HTTP or TCP from clients, so traffic and credentials cross the network in the clear.",
+			"A classic load balancer listener takes plain HTTP from clients, or a TCP listener of a classic or network load balancer, which passes bytes through unread, is on the well-known port of a plaintext protocol (80 or 8080, HTTP's; 21, FTP's; 23, Telnet's; a port not known statically is read as 80) and forwards to targets not on a TLS port (443, 8443; a classic listener's instance_protocol SSL counts too): what it carries is read from the port, so traffic and credentials cross the network in the clear. TCP on 443, or to a target on 443, is TLS passed through.",
 			"Listen with HTTPS or SSL and a certificate, and redirect plain HTTP to HTTPS."},
 	}
 }
@@ -60,13 +60,46 @@ func instanceRules(byType map[string][]*tf.Resource, fs *findings) {
 	}
 	for _, r := range byType["aws_elb"] {
 		for _, l := range blocks(r.Values, "listener") {
-			if p := strings.ToUpper(str(l, "lb_protocol")); p == "HTTP" || p == "TCP" {
+			switch p := strings.ToUpper(str(l, "lb_protocol")); p {
+			case "HTTP":
 				port := fmt.Sprint(num(l, "lb_port", 0))
 				if unknown(l, "lb_port") {
 					port = "(not known statically)"
 				}
 				fs.add(RulePlainListener, r, nil, "listener on port %s takes %s in the clear", port, p)
+			case "TCP":
+				tls := strings.EqualFold(str(l, "instance_protocol"), "SSL") || tlsPorts[num(l, "instance_port", 0)]
+				if why := plainTCP(l, "lb_port", tls); why != "" {
+					fs.add(RulePlainListener, r, nil, "%s", why)
+				}
 			}
 		}
 	}
+}
+
+// plaintextPorts are the well-known ports of protocols that speak in the
+// clear: a TCP listener, which passes bytes through unread, on one of
+// them is read from the port as carrying that protocol.
+var plaintextPorts = map[int]string{21: "FTP", 23: "Telnet", 80: "HTTP", 8080: "HTTP"}
+
+// tlsPorts are the ports a target speaks TLS on: a TCP listener that
+// forwards to one carries TLS, whatever its own port.
+var tlsPorts = map[int]bool{443: true, 8443: true}
+
+// plainTCP says why a TCP listener (its port in l's attribute k) carries
+// a plaintext protocol, as read from its port, unless it forwards to a
+// target that speaks TLS (tls); "" when its port is no plaintext
+// protocol's. A port not known statically is read as HTTP's.
+func plainTCP(l map[string]any, k string, tls bool) string {
+	if tls {
+		return ""
+	}
+	if unknown(l, k) {
+		return "TCP listener's port not known statically: read as 80, HTTP's, passing plain HTTP through in the clear"
+	}
+	port := num(l, k, 0)
+	if name, ok := plaintextPorts[port]; ok {
+		return fmt.Sprintf("TCP listener on port %d, %s's: read from the port as plain %s, passed through in the clear (TLS would be on 443 or to a target on 443)", port, name, name)
+	}
+	return ""
 }

@@ -103,7 +103,12 @@ resource "aws_rds_cluster_instance" "s" {
   cluster_identifier  = aws_rds_cluster.c.id
   publicly_accessible = true
 }`, "aws_rds_cluster_instance.s", true},
-		{"Redshift, publicly_accessible unset", `
+		{"Redshift, publicly_accessible unset under the AWS provider 4", `
+terraform {
+  required_providers {
+    aws = "~> 4.0"
+  }
+}
 resource "aws_redshift_subnet_group" "g" {
   subnet_ids = [aws_subnet.public.id]
 }
@@ -111,6 +116,14 @@ resource "aws_redshift_cluster" "s" {
   cluster_subnet_group_name = aws_redshift_subnet_group.g.name
   vpc_security_group_ids    = [aws_security_group.open.id]
 }`, "aws_redshift_cluster.s", true},
+		{"Redshift, publicly_accessible unset under the newest AWS provider", `
+resource "aws_redshift_subnet_group" "g" {
+  subnet_ids = [aws_subnet.public.id]
+}
+resource "aws_redshift_cluster" "s" {
+  cluster_subnet_group_name = aws_redshift_subnet_group.g.name
+  vpc_security_group_ids    = [aws_security_group.open.id]
+}`, "aws_redshift_cluster.s", false},
 		{"Redshift private", `
 resource "aws_redshift_subnet_group" "g" {
   subnet_ids = [aws_subnet.public.id]

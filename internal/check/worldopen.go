@@ -362,7 +362,7 @@ func (m *Model) groupsOpenOn(guards []aclGuard, open []portRange, inet *netipx.I
 // known statically: the finding says the group may admit the world, and
 // why, and is medium when no path to what it guards is found either.
 func (m *Model) openGroup(fs *findings, rule string, g *SG, ranges []portRange, what string, users []*Endpoint, inet *netipx.IPSet, assumed bool) {
-	groupSev, groupPath, groupWhy := m.openEvidence(g, ranges, users, assumed)
+	groupSev, groupPath, groupWhy, groupAs := m.openEvidence(g, ranges, users, assumed)
 	svc := rule == RuleWorldOpen
 	for _, d := range declaring(g, ranges, inet, assumed) {
 		who, own := "", what
@@ -372,15 +372,22 @@ func (m *Model) openGroup(fs *findings, rule string, g *SG, ranges []portRange, 
 		case d.res != g.Res && !g.detached:
 			who = "rule of " + g.Addr + ": "
 		}
-		sev, path, why := groupSev, groupPath, groupWhy
+		sev, path, why, as := groupSev, groupPath, groupWhy, groupAs
 		if d.res != g.Res && len(d.ranges) > 0 {
 			own = rangesText(d.ranges, svc)
 			// A rule of its own is judged on its own ports.
 			if own != what {
-				sev, path, why = m.openEvidence(g, d.ranges, users, assumed)
+				sev, path, why, as = m.openEvidence(g, d.ranges, users, assumed)
 			}
 		}
-		if !svc {
+		// A load balancer's HTTP or HTTPS listener is an
+		// application's port, whatever its number; a network load
+		// balancer's listener that forwards to a service port of its
+		// targets is that service's exposure.
+		switch {
+		case as == "http" && sev > Medium:
+			sev, why = sev-1, fmt.Sprintf("%s; %s, not %s: a load balancer's HTTP or HTTPS listener is an application's port, whatever its number", why, sev-1, sev)
+		case !svc && as != "service":
 			sev, why = appPortSeverity(sev, why)
 		}
 		if assumed {
@@ -405,14 +412,18 @@ func appPortSeverity(sev Severity, why string) (Severity, string) {
 
 // openEvidence is what is proven of the internet reaching, on ranges, the
 // endpoints that carry g (users): the severity, the path and the words
-// that say so.
-func (m *Model) openEvidence(g *SG, ranges []portRange, users []*Endpoint, assumed bool) (sev Severity, path []Hop, why string) {
+// that say so; as says what answers on the port reached where its number
+// does not: "service" for a network load balancer's listener that
+// forwards to an admin, data-store or well-known service port of its
+// targets, "http" for a load balancer's HTTP or HTTPS listener.
+func (m *Model) openEvidence(g *SG, ranges []portRange, users []*Endpoint, assumed bool) (sev Severity, path []Hop, why, as string) {
 	sev = Medium
 	inetRes := m.Internet()
 	var blocked *Result
 	var blockedAt string
 	var blockedEnd *Endpoint
 	var blockedRange portRange
+	var blockedPort int
 	// narrow is a path found from ranges no wider than one network's
 	// (routes or ACLs confine it): high, naming them, unless another path
 	// admits the internet at large.
@@ -430,12 +441,19 @@ probe:
 						continue
 					}
 					sev, path = Critical, res.Path
-					why = fmt.Sprintf("%s %s is reached from the internet on %s", e.Kind, e.Addr, portText(o.proto, p, p))
+					why = fmt.Sprintf("%s %s is reached from the internet on %s%s", e.Kind, e.Addr, portText(o.proto, p, p), lbListeners(e))
+					if svc := forwardedServices(e, p); svc != "" {
+						why += "; its listener on " + fmt.Sprint(p) + " forwards to " + svc + " of its targets, whose port this exposure is"
+						as = "service"
+					} else if slices.Contains(e.HTTPPorts, p) {
+						why += fmt.Sprintf("; it answers HTTP or HTTPS on %d", p)
+						as = "http"
+					}
 					break probe
 				}
 				if blocked == nil || len(res.Path) > len(blocked.Path) {
 					r := res
-					blocked, blockedAt, blockedEnd, blockedRange = &r, e.Addr, e, o
+					blocked, blockedAt, blockedEnd, blockedRange, blockedPort = &r, e.Addr, e, o, p
 				}
 			}
 		}
@@ -453,6 +471,19 @@ probe:
 			names = append(names, e.Addr)
 		}
 		why = fmt.Sprintf("it is attached only to %s, which takes no connection; wherever else it is attached the internet reaches those ports", strings.Join(dedup(names), ", "))
+	case len(users) > 0 && !slices.ContainsFunc(users, func(e *Endpoint) bool { return !e.SourceOnly && !listensNone(e, ranges) }):
+		// A load balancer answers only on its listeners' ports: no
+		// one reaches those ports where it is attached now.
+		var names []string
+		for _, e := range users {
+			if !e.SourceOnly {
+				names = append(names, e.Addr+" answers only on its listeners' ports ("+joinInts(e.Ports)+")")
+			}
+		}
+		why = fmt.Sprintf("it is attached only where nothing listens on those ports: %s; wherever else it is attached the internet reaches them", strings.Join(dedup(names), "; "))
+		if blocked != nil {
+			path = blocked.Path
+		}
 	case len(users) > 0 && !slices.ContainsFunc(users, func(e *Endpoint) bool { return !e.SourceOnly && e.Interior == "" }):
 		// No internet address reaches what carries it now: the rule
 		// admits every address its VPC routes there (its own, peers',
@@ -482,6 +513,13 @@ probe:
 			} else {
 				why = fmt.Sprintf("it is attached (%s), and a path from the internet to it exists", blockedAt)
 			}
+			if blocked.Reachable && blockedEnd.Kind == "lb" && blockedEnd.Listens == nil {
+				why += lbListeners(blockedEnd)
+			}
+			if blocked.Reachable && slices.Contains(blockedEnd.HTTPPorts, blockedPort) {
+				why += fmt.Sprintf("; %s answers HTTP or HTTPS on %d", blockedAt, blockedPort)
+				as = "http"
+			}
 		}
 		if assumed && (blocked == nil || !blocked.Reachable) {
 			sev = Medium // neither the source nor a path is known
@@ -493,7 +531,50 @@ probe:
 		}
 		why = where + ", so wherever it is attached the internet reaches those ports"
 	}
-	return sev, path, why
+	return sev, path, why, as
+}
+
+// listensNone reports whether e is a load balancer whose listeners are
+// known and none is on a port of ranges: it answers on no port of theirs.
+// One with no listener in the scanned code may have some elsewhere.
+func listensNone(e *Endpoint, ranges []portRange) bool {
+	if e.Kind != "lb" || e.Listens == nil || len(e.Ports) == 0 {
+		return false
+	}
+	for _, o := range ranges {
+		for _, p := range e.Ports {
+			if o.from <= p && p <= o.to && e.Listens(o.proto, p) {
+				return false
+			}
+		}
+	}
+	return true
+}
+
+// lbListeners says, for a load balancer reached, on which ports it
+// answers, or that they are not known statically and it is read as
+// answering on every port; "" for any other endpoint.
+func lbListeners(e *Endpoint) string {
+	switch {
+	case e.Kind != "lb":
+		return ""
+	case e.Listens == nil:
+		return "; its listeners' ports are not known statically: read as answering on every port"
+	}
+	return "; it answers only on its listeners' ports (" + joinInts(e.Ports) + ")"
+}
+
+// forwardedServices names the admin, data-store and well-known service
+// ports of its targets that a network load balancer's listener on port
+// forwards to; "" when none is.
+func forwardedServices(e *Endpoint, port int) string {
+	var out []string
+	for _, t := range e.Forwards[port] {
+		if svc, _ := splitServices([]portRange{{"tcp", t, t}}); len(svc) > 0 {
+			out = append(out, rangesText(svc, true))
+		}
+	}
+	return strings.Join(dedup(out), ", ")
 }
 
 // otherAssumptions returns what a path assumed; with sources, less the

@@ -461,6 +461,7 @@ func (l *loader) module(dir, key string, depth int) (*module, error) {
 			return nil, err
 		}
 	}
+	l.checkRefs(m)
 	return m, nil
 }
 

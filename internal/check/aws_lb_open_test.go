@@ -1,0 +1,69 @@
+package check
+
+import (
+	"strings"
+	"testing"
+)
+
+// TestLoadBalancerGroupOpenOnAllPorts: a group that admits the world on
+// every port, carried by a load balancer alone, was high ("it is
+// attached"), though a load balancer answers only on its listeners'
+// ports. It is now graded by what those ports reach and says so: nothing
+// (web on 80 and 443, an NLB with a group on 443) is medium; an
+// application's listener port (app on 8443) is high, not critical; a
+// listener whose port is not known statically is read at its worst, and
+// the finding says why. A network load balancer's listener port is
+// graded by the port of the targets it forwards to; an HTTP or HTTPS
+// listener is an application's port whatever its number (445 is not SMB
+// there).
+func TestLoadBalancerGroupOpenOnAllPorts(t *testing.T) {
+	rep := run(t, "testdata/aws/alb-open-all")
+	for _, c := range []struct {
+		rule, group string
+		sev         Severity
+		says        string
+	}{
+		{RuleWorldOpen, "aws_security_group.alb", Medium, "aws_lb.web answers only on its listeners' ports (80, 443)"},
+		{RuleWorldOpenOther, "aws_security_group.alb", Medium, "aws_lb.web answers only on its listeners' ports (80, 443)"},
+		{RuleWorldOpen, "aws_security_group.nlb", Medium, "aws_lb.nlb answers only on its listeners' ports (443)"},
+		{RuleWorldOpenOther, "aws_security_group.nlb", Medium, "aws_lb.nlb answers only on its listeners' ports (443)"},
+		{RuleWorldOpen, "aws_security_group.app", Medium, "aws_lb.app answers only on its listeners' ports (8443)"},
+		{RuleWorldOpenOther, "aws_security_group.app", High, "reached from the internet on tcp 8443; it answers only on its listeners' ports (8443)"},
+		{RuleWorldOpen, "aws_security_group.dyn", Critical, "its listeners' ports are not known statically"},
+		// A network load balancer forwards its listener's port to its
+		// targets' own: SSH there is no application's port.
+		{RuleWorldOpenOther, "aws_security_group.fwd", Critical, "its listener on 2222 forwards to tcp 22 (SSH) of its targets"},
+		{RuleWorldOpen, "aws_security_group.dyn2", High, "a path exists only if"},
+		{RuleWorldOpen, "aws_security_group.dyn2", High, "its listeners' ports are not known statically"},
+		// An HTTPS listener on SMB's port is a web application's.
+		{RuleWorldOpen, "aws_security_group.smb", High, "it answers HTTP or HTTPS on 445; high, not critical: a load balancer's HTTP or HTTPS listener is an application's port"},
+	} {
+		got := activeOn(rep, c.rule, c.group)
+		if len(got) != 1 || got[0].Severity != c.sev || !strings.Contains(got[0].Message, c.says) {
+			t.Errorf("%s on %s: %+v, want one %s saying %q", c.rule, c.group, got, c.sev, c.says)
+		}
+	}
+}
+
+// TestTCPListenersReadFromThePort: a classic load balancer's TCP listener
+// was AWS-LB-003 whatever it carried, TLS on 443 included, and a network
+// load balancer's TCP listener on 80 was not. Both are now read from the
+// port: HTTP's ports to targets not on 443 are plaintext, said to be read
+// from the port; 443, or a target on 443, is TLS passed through; a port
+// not known statically is read as HTTP's, and said so.
+func TestTCPListenersReadFromThePort(t *testing.T) {
+	rep := run(t, "testdata/aws/tcp-listeners")
+	for addr, says := range map[string]string{
+		"aws_lb_listener.plain":  "port 80, HTTP's: read from the port as plain HTTP",
+		"aws_elb.old":            "port 80, HTTP's: read from the port as plain HTTP",
+		"aws_lb_listener.dyn":    "port not known statically: read as 80, HTTP's",
+		"aws_lb_listener.tls":    "",
+		"aws_lb_listener.to_tls": "",
+		"aws_elb.passthrough":    "",
+	} {
+		got := activeOn(rep, RulePlainListener, addr)
+		if says == "" && len(got) != 0 || says != "" && (len(got) != 1 || !strings.Contains(got[0].Message, says)) {
+			t.Errorf("%s on %s: %+v, want %q", RulePlainListener, addr, got, says)
+		}
+	}
+}
