@@ -122,6 +122,7 @@ type Agent struct {
 	svids       map[string]*svid // by service name
 	state       state            // what the watch stream said
 	synced      bool             // a full snapshot has arrived
+	live        bool             // of them, one from the server, not the cache
 
 	wake        chan struct{}   // nudges the renewal loop
 	healthWake  chan struct{}   // nudges the listener health reporter

@@ -86,6 +86,7 @@ func (a *Agent) applyFrame(u api.Update, save bool) error {
 	if u.Full {
 		a.state = state{services: map[string]api.Registration{}, nodes: map[string]api.Node{}, grants: revokedGrants(a.state.grants, now)}
 		a.synced = true
+		a.live = a.live || save
 	}
 	if u.Policy != nil {
 		a.state.policy = *u.Policy
@@ -251,6 +252,14 @@ func (a *Agent) WaitSynced(ctx context.Context) error {
 		case <-ch:
 		}
 	}
+}
+
+// liveSynced reports whether a full snapshot from the server (not the
+// cache read at start) has been taken since start.
+func (a *Agent) liveSynced() bool {
+	a.mu.RLock()
+	defer a.mu.RUnlock()
+	return a.live
 }
 
 // Synced reports whether a full snapshot has arrived since start.

@@ -70,7 +70,10 @@ func (a *Agent) witnessLoop(ctx context.Context) error {
 		if w == nil {
 			w = a.openWitness()
 		}
-		updates, synced := a.updates.C(), a.Synced()
+		// The log is checked against the control plane the node has taken
+		// a snapshot of in this run (its store epoch known), not only the
+		// state cached from an earlier one.
+		updates, synced := a.updates.C(), a.liveSynced()
 		if w != nil && synced {
 			a.witnessOnce(ctx, w)
 		}
