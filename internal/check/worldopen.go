@@ -114,6 +114,15 @@ func rangesText(rs []portRange, svc bool, users []*Endpoint) string {
 	return strings.Join(texts, ", ")
 }
 
+// listenerName names port p of a load balancer by the HTTP or HTTPS
+// listener that answers there ("HTTPS listener"); "" where none does.
+func (e *Endpoint) listenerName(p int) string {
+	if proto := e.HTTPPorts[p]; proto != "" {
+		return proto + " listener"
+	}
+	return ""
+}
+
 // listenersOn names the HTTP or HTTPS listeners of the load balancers
 // among users on the ports of r ("HTTPS listener of aws_lb.web", "HTTP
 // listeners of aws_lb.web on 81, 82"); only, when they are all that may
