@@ -67,3 +67,38 @@ func TestTCPListenersReadFromThePort(t *testing.T) {
 		}
 	}
 }
+
+// TestListenerPortsNamedByWhatAnswers: a port reached as a load
+// balancer's HTTP or HTTPS listener was named by the service its number
+// stands for ("tcp 445 (SMB)"), in the world-open findings and on the
+// load balancer itself, where it was critical as SMB. It is now named by
+// the listener that answers there, SMB's name kept where another carrier
+// of the group may answer on it, and the load balancer's own finding is
+// graded one step lower, as an application's port is; a network load
+// balancer passing SMB to its targets, and an instance, are SMB still.
+func TestListenerPortsNamedByWhatAnswers(t *testing.T) {
+	rep := run(t, "testdata/aws/lb-listener-ports")
+	for _, c := range []struct {
+		rule, addr string
+		sev        Severity
+		says       []string
+	}{
+		{RuleWorldOpen, "aws_security_group.web", High, []string{"on tcp 445 (HTTPS listener of aws_lb.web);"}},
+		{RuleWorldOpenOther, "aws_security_group.web", High, []string{"tcp 81-82 (HTTP listeners of aws_lb.web on 81, 82), tcp 444, tcp 8080 (HTTP listener of aws_lb.web);"}},
+		{RuleWorldOpen, "aws_security_group.shared", Critical, []string{"on tcp 445 (SMB; HTTPS listener of aws_lb.shared);"}},
+		{RuleWorldOpen, "aws_security_group.nlb", Critical, []string{"on tcp 445 (SMB);"}},
+		{RuleExposedPort, "aws_lb.web", High, []string{"tcp 445 (HTTPS listener) is reachable", "high, not critical: a load balancer's HTTP or HTTPS listener is an application's port"}},
+		{RuleExposedPort, "aws_lb.shared", High, []string{"tcp 445 (HTTPS listener) is reachable"}},
+		{RuleExposedPort, "aws_instance.files", Critical, []string{"tcp 445 (SMB) is reachable"}},
+		{RuleExposedPort, "aws_lb.nlb", Critical, []string{"tcp 445 (SMB) is reachable"}},
+	} {
+		got := activeOn(rep, c.rule, c.addr)
+		ok := len(got) == 1 && got[0].Severity == c.sev
+		for _, s := range c.says {
+			ok = ok && strings.Contains(got[0].Message, s)
+		}
+		if !ok {
+			t.Errorf("%s on %s: %+v, want one %s saying %q", c.rule, c.addr, got, c.sev, c.says)
+		}
+	}
+}

@@ -1,6 +1,7 @@
 package check
 
 import (
+	"cmp"
 	"fmt"
 	"net/netip"
 	"slices"
@@ -408,6 +409,7 @@ func (m *Model) buildEndpoints(byType map[string][]*tf.Resource) {
 	}
 	m.fleets(byType, add)
 	listeners, anyListener := m.listeners(byType)
+	protocols := m.listenerProtocols(byType)
 	forwards := m.forwards(byType)
 	for _, typ := range []string{"aws_lb", "aws_alb", "aws_elb"} {
 		for _, r := range byType[typ] {
@@ -421,7 +423,7 @@ func (m *Model) buildEndpoints(byType map[string][]*tf.Resource) {
 				lbPortUnknown = lbPortUnknown || unknown(l, "lb_port")
 				listeners[r.Address] = append(listeners[r.Address], num(l, "lb_port", 0))
 				if p := strings.ToUpper(str(l, "lb_protocol")); p == "HTTP" || p == "HTTPS" {
-					e.HTTPPorts = append(e.HTTPPorts, num(l, "lb_port", 0))
+					e.HTTPPorts = setPort(e.HTTPPorts, num(l, "lb_port", 0), p)
 				}
 			}
 			if ports := listeners[r.Address]; !lbPortUnknown && (len(ports) > 0 || !anyListener) {
@@ -433,7 +435,9 @@ func (m *Model) buildEndpoints(byType map[string][]*tf.Resource) {
 			case t == "network":
 				e.Forwards = forwards[r.Address]
 			case r.Type != "aws_elb" && !unknown(r.Values, "load_balancer_type") && (t == "" || t == "application"):
-				e.HTTPPorts = listeners[r.Address]
+				for _, p := range listeners[r.Address] {
+					e.HTTPPorts = setPort(e.HTTPPorts, p, protocols[r.Address][p])
+				}
 			}
 			for _, sm := range blocks(r.Values, "subnet_mapping") {
 				e.Subnets = append(e.Subnets, m.subnetsIn(e, sm, "subnet_id")...)
@@ -821,6 +825,39 @@ func (m *Model) listeners(byType map[string][]*tf.Resource) (map[string][]int, b
 		}
 	}
 	return out, anyLB
+}
+
+// listenerProtocols returns, for each load balancer, the protocol of each
+// of its listener ports, upper-cased: "" where it is not known statically,
+// "HTTP" where it is unset (an application load balancer's default).
+func (m *Model) listenerProtocols(byType map[string][]*tf.Resource) map[string]map[int]string {
+	out := map[string]map[int]string{}
+	for _, typ := range []string{"aws_lb_listener", "aws_alb_listener"} {
+		for _, r := range byType[typ] {
+			if unknown(r.Values, "load_balancer_arn") || unknown(r.Values, "port") || unknown(r.Values, "protocol") {
+				continue
+			}
+			lb := m.addr(str(r.Values, "load_balancer_arn"))
+			if out[lb] == nil {
+				out[lb] = map[int]string{}
+			}
+			out[lb][num(r.Values, "port", 0)] = strings.ToUpper(cmp.Or(str(r.Values, "protocol"), "HTTP"))
+		}
+	}
+	return out
+}
+
+// setPort records that an HTTP or HTTPS listener, of protocol proto ("" when
+// not known statically), answers on port p.
+func setPort(ports map[int]string, p int, proto string) map[int]string {
+	if ports == nil {
+		ports = map[int]string{}
+	}
+	if proto != "HTTP" && proto != "HTTPS" {
+		proto = "HTTP or HTTPS"
+	}
+	ports[p] = proto
+	return ports
 }
 
 // forwards returns, for each load balancer, the ports of the target

@@ -208,3 +208,41 @@ func TestKnownRuleDecidesBesideAssumedOne(t *testing.T) {
 		}
 	}
 }
+
+// TestLateralNamesListener: a load balancer's HTTPS listener on SSH's
+// port, reached from a peered network's whole range, was named SSH in
+// the lateral-movement finding; it is named by the listener that answers
+// there.
+func TestLateralNamesListener(t *testing.T) {
+	b, err := os.ReadFile("testdata/projects/peered/main.tf")
+	if err != nil {
+		t.Fatal(err)
+	}
+	src := string(b) + `
+resource "aws_lb" "inner" {
+  internal                   = true
+  load_balancer_type         = "application"
+  subnets                    = [aws_subnet.prod_app.id]
+  security_groups            = [aws_security_group.ssh_from_dev.id]
+  drop_invalid_header_fields = true
+}
+resource "aws_lb_listener" "inner" {
+  load_balancer_arn = aws_lb.inner.arn
+  port              = 22
+  protocol          = "HTTPS"
+  certificate_arn   = "arn:aws:acm:eu-west-1:123456789012:certificate/abc"
+  ssl_policy        = "ELBSecurityPolicy-TLS13-1-2-2021-06"
+  default_action {
+    type = "fixed-response"
+    fixed_response {
+      content_type = "text/plain"
+      status_code  = "200"
+    }
+  }
+}
+`
+	got := activeOn(checkSource(t, src), RuleLateral, "aws_lb.inner")
+	if len(got) != 1 || !strings.Contains(got[0].Message, "on tcp 22 (HTTPS listener)") {
+		t.Errorf("want one %s naming tcp 22 as the HTTPS listener, got %+v", RuleLateral, got)
+	}
+}

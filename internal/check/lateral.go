@@ -206,7 +206,9 @@ func (m *Model) lateral(fs *findings) {
 						continue
 					}
 					name := portName(p)
-					if name == "" {
+					if l := e.listenerName(p); l != "" {
+						name = l
+					} else if name == "" {
 						name = e.Kind + " service port"
 					}
 					open = append(open, fmt.Sprintf("tcp %d (%s)", p, name))

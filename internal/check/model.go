@@ -371,10 +371,12 @@ type Endpoint struct {
 	// OutsideVPC: the endpoint is in no VPC by design (a Lightsail
 	// instance), where Unplaced says; that is not an assumption.
 	OutsideVPC bool
-	// HTTPPorts are a load balancer's listener ports that speak HTTP or
-	// HTTPS (every listener of an application load balancer): what
-	// answers there is a web application, whatever the port's number.
-	HTTPPorts []int
+	// HTTPPorts holds a load balancer's listener ports that speak HTTP
+	// or HTTPS (every listener of an application load balancer), each
+	// with its protocol ("HTTP", "HTTPS", or "HTTP or HTTPS" where not
+	// known statically): what answers there is a web application,
+	// whatever the port's number.
+	HTTPPorts map[int]string
 	// Forwards holds, for a network load balancer, the ports of the
 	// target groups each listener port forwards to, where known: what
 	// the internet reaches there is the targets' service on those ports.

@@ -71,7 +71,9 @@ func (m *Model) awsRules(fs *findings) {
 			}
 			exposed = true
 			name := portName(p)
-			if e.Kind == "eks" || e.Kind == "aks" {
+			if l := e.listenerName(p); l != "" {
+				name = l
+			} else if e.Kind == "eks" || e.Kind == "aks" {
 				name = "Kubernetes API"
 			} else if name == "" {
 				name = e.Kind + " service port"
@@ -103,6 +105,7 @@ func (m *Model) awsRules(fs *findings) {
 				verb = "are"
 			}
 			sev, msg := gated(e, m.exposureSeverity(g.set, nil, fs.rules[rule].Severity), fmt.Sprintf("tcp %s %s reachable from the internet (%s)", portSummary(g.ports, g.names), verb, g.from))
+			sev, msg = e.listenersOnly(g.ports, sev, msg)
 			fs.addSev(rule, sev, e.Res, g.path, "%s", msg)
 			fs.list[len(fs.list)-1].Paths, fs.list[len(fs.list)-1].Fix = g.portPaths(), e.Fix
 		}
@@ -111,6 +114,7 @@ func (m *Model) awsRules(fs *findings) {
 			// permissive. One finding for the endpoint, not one per port.
 			sev, msg := gated(e, m.exposureSeverity(assumedRes.From, assumedRes.Bound, High), fmt.Sprintf("tcp %s may be reachable from the internet: %s",
 				portSummary(assumedG.ports, assumedG.names), strings.Join(dedup(assumedRes.Assumed), "; ")))
+			sev, msg = e.listenersOnly(assumedG.ports, sev, msg)
 			fs.addSev(rule, sev, e.Res, assumedRes.Path, "%s", msg)
 			fs.list[len(fs.list)-1].Paths, fs.list[len(fs.list)-1].Fix = assumedG.portPaths(), e.Fix
 		}
@@ -157,6 +161,18 @@ func (m *Model) awsRules(fs *findings) {
 		}
 	}
 	m.flowLogRules(fs)
+}
+
+// listenersOnly grades, as listenerSeverity does, an exposure of ports of
+// e that are all its HTTP or HTTPS listeners: a web application answers on
+// each, whatever its number.
+func (e *Endpoint) listenersOnly(ports []int, sev Severity, msg string) (Severity, string) {
+	for _, p := range ports {
+		if e.listenerName(p) == "" {
+			return sev, msg
+		}
+	}
+	return listenerSeverity(sev, msg)
 }
 
 // portGroup is the ports of one endpoint that the same addresses reach.

@@ -61,11 +61,13 @@ func splitServices(open []portRange) (svc, other []portRange) {
 	return svc, other
 }
 
-// rangesText names ranges, with the services on them when svc is set. A
-// protocol open on every port is named as such; a longer list keeps the
-// ranges holding admin and data-store ports first, so that what matters
-// most is never cut off.
-func rangesText(rs []portRange, svc bool) string {
+// rangesText names ranges, with the services on them when svc is set and
+// the HTTP or HTTPS listeners of the load balancers among users that
+// answer there: on a port where only such listeners answer, they name it,
+// not the service its number stands for. A protocol open on every port is
+// named as such; a longer list keeps the ranges holding admin and
+// data-store ports first, so that what matters most is never cut off.
+func rangesText(rs []portRange, svc bool, users []*Endpoint) string {
 	var texts, later []string
 	var full []string
 	for _, proto := range []string{"tcp", "udp"} {
@@ -86,13 +88,18 @@ func rangesText(rs []portRange, svc bool) string {
 			continue
 		}
 		t := portText(r.proto, r.from, r.to)
-		if svc {
+		var names []string
+		listeners, only := listenersOn(r, users)
+		if svc && !only {
 			for _, s := range servicePorts {
 				if s.From <= r.from && r.to <= s.To {
-					t += " (" + s.Name + ")"
+					names = append(names, s.Name)
 					break
 				}
 			}
+		}
+		if names = append(names, listeners...); len(names) > 0 {
+			t += " (" + strings.Join(names, "; ") + ")"
 		}
 		if holdsSensitive(r) {
 			texts = append(texts, t)
@@ -105,6 +112,65 @@ func rangesText(rs []portRange, svc bool) string {
 		texts = append(texts[:12], fmt.Sprintf("and %d more", len(texts)-12))
 	}
 	return strings.Join(texts, ", ")
+}
+
+// listenerName names port p of a load balancer by the HTTP or HTTPS
+// listener that answers there ("HTTPS listener"); "" where none does.
+func (e *Endpoint) listenerName(p int) string {
+	if proto := e.HTTPPorts[p]; proto != "" {
+		return proto + " listener"
+	}
+	return ""
+}
+
+// listenersOn names the HTTP or HTTPS listeners of the load balancers
+// among users on the ports of r ("HTTPS listener of aws_lb.web", "HTTP
+// listeners of aws_lb.web on 81, 82"); only, when they are all that may
+// answer on r: every other user that takes connections is a load balancer
+// with no other listener there.
+func listenersOn(r portRange, users []*Endpoint) (names []string, only bool) {
+	only = true
+	seen := map[*Endpoint]bool{}
+	for _, e := range users {
+		if e.SourceOnly || seen[e] {
+			continue
+		}
+		seen[e] = true
+		var ports []int
+		for p := range e.HTTPPorts {
+			if r.proto == "tcp" && r.from <= p && p <= r.to {
+				ports = append(ports, p)
+			}
+		}
+		if e.Kind != "lb" || e.Listens == nil {
+			only = false
+		} else {
+			for _, p := range e.Ports {
+				only = only && (p < r.from || r.to < p || !e.Listens(r.proto, p) || e.HTTPPorts[p] != "")
+			}
+		}
+		slices.Sort(ports)
+		byProto := map[string][]int{}
+		var protos []string
+		for _, p := range ports {
+			proto := e.HTTPPorts[p]
+			if byProto[proto] == nil {
+				protos = append(protos, proto)
+			}
+			byProto[proto] = append(byProto[proto], p)
+		}
+		for _, proto := range protos {
+			switch ps := byProto[proto]; {
+			case r.from == r.to:
+				names = append(names, fmt.Sprintf("%s listener of %s", proto, e.Addr))
+			case len(ps) == 1:
+				names = append(names, fmt.Sprintf("%s listener of %s on %d", proto, e.Addr, ps[0]))
+			default:
+				names = append(names, fmt.Sprintf("%s listeners of %s on %s", proto, e.Addr, joinInts(ps)))
+			}
+		}
+	}
+	return names, only && len(names) > 0
 }
 
 // holdsSensitive reports whether r holds an admin or data-store port.
@@ -266,10 +332,10 @@ func (m *Model) worldOpen(fs *findings) {
 			svc, other := splitServices(o.ranges)
 			svc, other = ownPorts(svc, other, users[g])
 			if len(svc) > 0 {
-				m.openGroup(fs, RuleWorldOpen, g, svc, rangesText(svc, true), users[g], inet.Set, o.assumed)
+				m.openGroup(fs, RuleWorldOpen, g, svc, rangesText(svc, true, users[g]), users[g], inet.Set, o.assumed)
 			}
 			if len(other) > 0 {
-				m.openGroup(fs, RuleWorldOpenOther, g, other, rangesText(other, false), users[g], inet.Set, o.assumed)
+				m.openGroup(fs, RuleWorldOpenOther, g, other, rangesText(other, false, users[g]), users[g], inet.Set, o.assumed)
 			}
 		}
 	}
@@ -374,7 +440,7 @@ func (m *Model) openGroup(fs *findings, rule string, g *SG, ranges []portRange, 
 		}
 		sev, path, why, as := groupSev, groupPath, groupWhy, groupAs
 		if d.res != g.Res && len(d.ranges) > 0 {
-			own = rangesText(d.ranges, svc)
+			own = rangesText(d.ranges, svc, users)
 			// A rule of its own is judged on its own ports.
 			if own != what {
 				sev, path, why, as = m.openEvidence(g, d.ranges, users, assumed)
@@ -385,8 +451,8 @@ func (m *Model) openGroup(fs *findings, rule string, g *SG, ranges []portRange, 
 		// balancer's listener that forwards to a service port of its
 		// targets is that service's exposure.
 		switch {
-		case as == "http" && sev > Medium:
-			sev, why = sev-1, fmt.Sprintf("%s; %s, not %s: a load balancer's HTTP or HTTPS listener is an application's port, whatever its number", why, sev-1, sev)
+		case as == "http":
+			sev, why = listenerSeverity(sev, why)
 		case !svc && as != "service":
 			sev, why = appPortSeverity(sev, why)
 		}
@@ -408,6 +474,17 @@ func appPortSeverity(sev Severity, why string) (Severity, string) {
 		return sev, why
 	}
 	return sev - 1, fmt.Sprintf("%s; %s, not %s: no admin, data-store or well-known service port is among them", why, sev-1, sev)
+}
+
+// listenerSeverity grades an exposure of a load balancer's HTTP or HTTPS
+// listener one step below what is proven, as appPortSeverity does: what
+// answers there is a web application, whatever the port's number; why
+// says so.
+func listenerSeverity(sev Severity, why string) (Severity, string) {
+	if sev <= Medium {
+		return sev, why
+	}
+	return sev - 1, fmt.Sprintf("%s; %s, not %s: a load balancer's HTTP or HTTPS listener is an application's port, whatever its number", why, sev-1, sev)
 }
 
 // openEvidence is what is proven of the internet reaching, on ranges, the
@@ -445,7 +522,7 @@ probe:
 					if svc := forwardedServices(e, p); svc != "" {
 						why += "; its listener on " + fmt.Sprint(p) + " forwards to " + svc + " of its targets, whose port this exposure is"
 						as = "service"
-					} else if slices.Contains(e.HTTPPorts, p) {
+					} else if e.HTTPPorts[p] != "" {
 						why += fmt.Sprintf("; it answers HTTP or HTTPS on %d", p)
 						as = "http"
 					}
@@ -516,7 +593,7 @@ probe:
 			if blocked.Reachable && blockedEnd.Kind == "lb" && blockedEnd.Listens == nil {
 				why += lbListeners(blockedEnd)
 			}
-			if blocked.Reachable && slices.Contains(blockedEnd.HTTPPorts, blockedPort) {
+			if blocked.Reachable && blockedEnd.HTTPPorts[blockedPort] != "" {
 				why += fmt.Sprintf("; %s answers HTTP or HTTPS on %d", blockedAt, blockedPort)
 				as = "http"
 			}
@@ -571,7 +648,7 @@ func forwardedServices(e *Endpoint, port int) string {
 	var out []string
 	for _, t := range e.Forwards[port] {
 		if svc, _ := splitServices([]portRange{{"tcp", t, t}}); len(svc) > 0 {
-			out = append(out, rangesText(svc, true))
+			out = append(out, rangesText(svc, true, nil))
 		}
 	}
 	return strings.Join(dedup(out), ", ")
