@@ -406,19 +406,14 @@ func (f *floor) enter(u api.Update, held identity.Revocations, now time.Time) (i
 			c.IDs = append(c.IDs, id)
 		}
 	}
+	lacking := identity.Revocations{Expires: held.Expires}
 	for _, sn := range held.Serials {
-		end, ended := held.Expires[sn]
-		if slices.Contains(listed.Serials, sn) || slices.Contains(c.Serials, sn) || ended && !now.Before(end) {
-			continue
-		}
-		c.Serials = append(c.Serials, sn)
-		if ended {
-			if c.Expires == nil {
-				c.Expires = map[string]time.Time{}
-			}
-			c.Expires[sn] = end
+		if !slices.Contains(listed.Serials, sn) && !slices.Contains(lacking.Serials, sn) {
+			lacking.Serials = append(lacking.Serials, sn)
 		}
 	}
+	kept := carriedAt(lacking, now)
+	c.Serials, c.Expires = kept.Serials, kept.Expires
 	if err := checkCarried(c); err != nil {
 		return 0, fmt.Errorf("store epoch %d: of the revocations this node holds, those the restored list lacks: %w; moat agent floor reset, with the agent stopped, drops them", u.Epoch, err)
 	}
