@@ -512,21 +512,28 @@ probe:
 				res := m.Reach(inetRes, e, o.proto, p)
 				if res.Reachable && len(res.Assumed) == 0 {
 					if m.exposureSeverity(res.From, res.Bound, Critical) < Critical {
-						if narrow == "" {
+						if narrow == "" && sev != Critical {
 							narrow, path = fmt.Sprintf("%s %s is reached from the internet on %s, but only from %s", e.Kind, e.Addr, portText(o.proto, p, p), m.worldText(res.From)), res.Path
 						}
 						continue
 					}
-					sev, path = Critical, res.Path
-					why = fmt.Sprintf("%s %s is reached from the internet on %s%s", e.Kind, e.Addr, portText(o.proto, p, p), lbListeners(e))
+					// Every carrier reached counts: the worst
+					// of them grades the group, not the first.
+					what, answers := "", ""
 					if svc := forwardedServices(e, p); svc != "" {
-						why += "; its listener on " + fmt.Sprint(p) + " forwards to " + svc + " of its targets, whose port this exposure is"
-						as = "service"
+						what, answers = "service", "; its listener on "+fmt.Sprint(p)+" forwards to "+svc+" of its targets, whose port this exposure is"
 					} else if e.HTTPPorts[p] != "" {
-						why += fmt.Sprintf("; it answers HTTP or HTTPS on %d", p)
-						as = "http"
+						what, answers = "http", fmt.Sprintf("; it answers HTTP or HTTPS on %d", p)
 					}
-					break probe
+					if sev == Critical && answerRank[what] <= answerRank[as] {
+						continue
+					}
+					sev, path, as = Critical, res.Path, what
+					why = fmt.Sprintf("%s %s is reached from the internet on %s%s%s", e.Kind, e.Addr, portText(o.proto, p, p), lbListeners(e), answers)
+					if as == "service" {
+						break probe
+					}
+					continue
 				}
 				if blocked == nil || len(res.Path) > len(blocked.Path) {
 					r := res
@@ -610,6 +617,13 @@ probe:
 	}
 	return sev, path, why, as
 }
+
+// answerRank orders what answers on a port reached (openEvidence's as)
+// from the exposure graded lowest to the one graded highest: a load
+// balancer's HTTP or HTTPS listener, whatever the port's number stands
+// for, and a network load balancer's listener forwarding to a service
+// port of its targets.
+var answerRank = map[string]int{"http": 0, "": 1, "service": 2}
 
 // listensNone reports whether e is a load balancer whose listeners are
 // known and none is on a port of ranges: it answers on no port of theirs.
