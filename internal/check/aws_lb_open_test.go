@@ -106,16 +106,26 @@ func TestListenerPortsNamedByWhatAnswers(t *testing.T) {
 // TestListenerGroupGradedByItsWorstCarrier: a group open to the world on
 // 5432, carried by a load balancer's HTTPS listener there and by a public
 // PostgreSQL database, was graded by the carrier found first, the load
-// balancer: high, as a web application's port. It is graded by the worst
-// exposure among its carriers, the database's, and the port keeps
-// PostgreSQL's name.
+// balancer: high, as a web application's port (medium where the rule's
+// source is not known statically). It is graded by the worst exposure
+// among its carriers, the database's, and the port keeps PostgreSQL's
+// name.
 func TestListenerGroupGradedByItsWorstCarrier(t *testing.T) {
 	rep := run(t, "testdata/aws/lb-listener-worst")
-	got := activeOn(rep, RuleWorldOpen, "aws_security_group.shared")
-	if len(got) != 1 || got[0].Severity != Critical ||
-		!strings.Contains(got[0].Message, "on tcp 5432 (PostgreSQL; HTTPS listener of aws_lb.web);") ||
-		!strings.Contains(got[0].Message, "db aws_db_instance.pg is reached from the internet on tcp 5432") ||
-		strings.Contains(got[0].Message, "not critical") {
-		t.Errorf("%s on aws_security_group.shared: %+v, want one critical naming PostgreSQL and aws_db_instance.pg reached", RuleWorldOpen, got)
+	for _, c := range []struct {
+		group string
+		sev   Severity
+		says  string
+	}{
+		{"aws_security_group.shared", Critical, "db aws_db_instance.pg is reached from the internet on tcp 5432"},
+		{"aws_security_group.maybe", High, "it is attached (aws_db_instance.maybe), and a path from the internet to it exists"},
+	} {
+		got := activeOn(rep, RuleWorldOpen, c.group)
+		if len(got) != 1 || got[0].Severity != c.sev ||
+			!strings.Contains(got[0].Message, "on tcp 5432 (PostgreSQL; HTTPS listener of ") ||
+			!strings.Contains(got[0].Message, c.says) ||
+			strings.Contains(got[0].Message, "HTTP or HTTPS on 5432") {
+			t.Errorf("%s on %s: %+v, want one %s naming PostgreSQL and saying %q", RuleWorldOpen, c.group, got, c.sev, c.says)
+		}
 	}
 }

@@ -501,6 +501,7 @@ func (m *Model) openEvidence(g *SG, ranges []portRange, users []*Endpoint, assum
 	var blockedEnd *Endpoint
 	var blockedRange portRange
 	var blockedPort int
+	var blockedHeard bool
 	// narrow is a path found from ranges no wider than one network's
 	// (routes or ACLs confine it): high, naming them, unless another path
 	// admits the internet at large.
@@ -535,7 +536,12 @@ probe:
 					}
 					continue
 				}
-				if blocked == nil || len(res.Path) > len(blocked.Path) {
+				// The longest path stands for the rest, but one that
+				// reaches what may answer there other than as an HTTP
+				// or HTTPS listener before any: the worst exposure.
+				heard := res.Reachable && e.HTTPPorts[p] == ""
+				if blocked == nil || heard && !blockedHeard || heard == blockedHeard && len(res.Path) > len(blocked.Path) {
+					blockedHeard = heard
 					r := res
 					blocked, blockedAt, blockedEnd, blockedRange, blockedPort = &r, e.Addr, e, o, p
 				}
