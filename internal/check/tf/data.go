@@ -381,22 +381,12 @@ func (ev *evaluator) dataValue(in *instance, d *resBlock, ctx *hcl.EvalContext) 
 	}
 	if d.typ == "azurerm_subnet" && d.body.attrs["count"] == nil && d.body.attrs["for_each"] == nil {
 		if id, ok := inlineSubnetLookup(d, ctx); ok {
-			obj := map[string]cty.Value{}
-			for _, a := range azureSubnetAttrs {
-				obj[a] = cty.DynamicVal
-			}
-			obj["id"] = cty.StringVal(id)
-			return cty.ObjectVal(obj)
+			return lookedUp(azureSubnetAttrs, id)
 		}
 	}
 	if d.typ == "aws_security_group" && d.body.attrs["count"] == nil && d.body.attrs["for_each"] == nil {
 		if id, ok := securityGroupLookup(d, ctx); ok {
-			obj := map[string]cty.Value{}
-			for _, a := range securityGroupAttrs {
-				obj[a] = cty.DynamicVal
-			}
-			obj["id"] = cty.StringVal(id)
-			return cty.ObjectVal(obj)
+			return lookedUp(securityGroupAttrs, id)
 		}
 	}
 	if d.typ == "aws_ec2_managed_prefix_list" && d.body.attrs["count"] == nil && d.body.attrs["for_each"] == nil {
@@ -643,4 +633,15 @@ func defaultSubnetsLookup(d *resBlock, ctx *hcl.EvalContext, addr string) (strin
 		vpc = DefaultVPCOf(addr)
 	}
 	return vpc, vpc != ""
+}
+
+// lookedUp is a data source found by its lookup: its ID known, its other
+// attributes not known statically.
+func lookedUp(attrs []string, id string) cty.Value {
+	obj := map[string]cty.Value{}
+	for _, a := range attrs {
+		obj[a] = cty.DynamicVal
+	}
+	obj["id"] = cty.StringVal(id)
+	return cty.ObjectVal(obj)
 }
