@@ -155,6 +155,15 @@ func (m *Mesh) serveConn(c net.Conn, release func()) {
 	err = tc.HandshakeContext(ctx)
 	cancel()
 	if err == nil {
+		// Closed before the ready byte, so the peer learns it at once.
+		held, ok := m.tunnels.Take(c.RemoteAddr())
+		if !ok {
+			m.shed(&m.stats.tunnelsShed, "mesh: too many tunnels held; closing new ones", logRemote, c.RemoteAddr().String(),
+				logPeer, claimedID(tc), "per_source", maxTunnelsPerSource, "in_all", maxInboundTunnels)
+			_ = c.Close()
+			return
+		}
+		defer held()
 		_, err = tc.Write([]byte{tunnelReady})
 	}
 	if err != nil {
@@ -217,10 +226,17 @@ func (m *Mesh) serveConn(c net.Conn, release func()) {
 		if err != nil {
 			return
 		}
+		headerRead, ok := m.headers.Take(t.remote)
+		if !ok {
+			m.shed(&m.stats.streamsShed, "mesh: too many streams waiting for their tunnel header; resetting new ones", logRemote, t.remote.String(),
+				logPeer, t.peer.String(), "per_source", maxHeaderWaitsPerSource, "in_all", maxHeaderWaits)
+			_ = st.Reset()
+			continue
+		}
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			m.serveStream(t, st)
+			m.serveStream(t, st, headerRead)
 		}()
 	}
 }
@@ -301,11 +317,14 @@ func orUnknown(s string) string {
 	return s
 }
 
-func (m *Mesh) serveStream(t *inTunnel, st net.Conn) {
+// serveStream serves one stream of t; headerRead gives back its place
+// among the streams waiting for their header once it is read.
+func (m *Mesh) serveStream(t *inTunnel, st net.Conn, headerRead func()) {
 	start := m.now()
 	m.stats.in.Add(1)
 	_ = st.SetReadDeadline(time.Now().Add(m.cfg.DialTimeout))
 	req, err := ReadRequest(st, t.hdr)
+	headerRead()
 	_ = st.SetReadDeadline(time.Time{})
 	rec := m.newRecord(start, inboundDir)
 	rec.srcID, rec.srcSvc, rec.srcAddr = t.peer.String(), t.src, t.remote

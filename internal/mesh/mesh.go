@@ -189,10 +189,12 @@ type Stats struct {
 	UIDRefused        int64 // local connections refused for their uid
 	AcceptFailures    int64 // failed accepts on the mesh port and local listeners, each retried
 	HandshakesShed    int64 // mesh port connections closed at once: too many in their handshake (mtls.Pending)
+	TunnelsShed       int64 // inbound tunnels closed once their handshake ended: too many held from their source or in all
+	StreamsShed       int64 // inbound streams reset at once: too many waiting for their tunnel header from their source or in all
 }
 
 type counters struct {
-	clientHS, serverHS, hsFail, tunnels, out, in, refused, cut, plain, listenFail, uidRefused, acceptFail, shed atomic.Int64
+	clientHS, serverHS, hsFail, tunnels, out, in, refused, cut, plain, listenFail, uidRefused, acceptFail, shed, tunnelsShed, streamsShed atomic.Int64
 }
 
 // acceptFailed counts a failed accept, and logs the first of a run of them
@@ -215,6 +217,8 @@ type Mesh struct {
 	protocols []string // tunnel ALPN names, newest first
 	stats     counters
 	pending   mtls.Pending       // connections to the mesh port in their handshake
+	tunnels   mtls.Pending       // established inbound tunnels
+	headers   mtls.Pending       // inbound streams waiting for their tunnel header
 	refusals  flow.Gate[*record] // refused handshakes and streams written one by one, the rest summarised
 
 	policy   atomic.Pointer[policy.Table]
@@ -304,6 +308,8 @@ func New(c Config) (*Mesh, error) {
 		inbound:   map[*inTunnel]struct{}{},
 		inStreams: map[*inStream]struct{}{},
 		pending:   mtls.Pending{PerSource: maxPendingPerSource, Total: maxPendingHandshakes},
+		tunnels:   mtls.Pending{PerSource: maxTunnelsPerSource, Total: maxInboundTunnels},
+		headers:   mtls.Pending{PerSource: maxHeaderWaitsPerSource, Total: maxHeaderWaits},
 	}
 	if m.log == nil {
 		m.log = slog.New(slog.DiscardHandler)
@@ -360,7 +366,8 @@ func (m *Mesh) Run(ctx context.Context) error {
 		}
 		release, ok := m.pending.Take(c.RemoteAddr())
 		if !ok {
-			m.handshakesShed(c.RemoteAddr())
+			m.shed(&m.stats.shed, "mesh: too many connections in their handshake; closing new ones", logRemote, c.RemoteAddr().String(),
+				"per_source", maxPendingPerSource, "in_all", maxPendingHandshakes)
 			_ = c.Close()
 			continue
 		}
@@ -380,13 +387,27 @@ const (
 	maxPendingHandshakes = 4096
 )
 
-// handshakesShed counts a connection closed for a bound on pending
-// handshakes, and logs the first of a run of them and then one in a
-// thousand.
-func (m *Mesh) handshakesShed(remote net.Addr) {
-	if n := m.stats.shed.Add(1); n%1000 == 1 {
-		m.log.Warn("mesh: too many connections in their handshake; closing new ones", logRemote, remote.String(),
-			"per_source", maxPendingPerSource, "in_all", maxPendingHandshakes, "closed", n)
+// Established inbound tunnels, and their streams waiting for their tunnel
+// header, are bounded per source (an IPv4 address, an IPv6 /64) and in
+// all (mtls.Pending). Any holder of an SVID of the trust domain completes
+// the handshake, intentions or not, and may then keep tunnels open and
+// open streams that send nothing: each tunnel holds a descriptor and its
+// session's goroutines, each silent stream a goroutine until the header
+// deadline. An honest agent opens one tunnel for each pair of services it
+// calls (and a few more while old ones drain after rotations), and its
+// headers follow their streams at once.
+const (
+	maxTunnelsPerSource     = 1024
+	maxInboundTunnels       = 16384
+	maxHeaderWaitsPerSource = 1024
+	maxHeaderWaits          = 8192
+)
+
+// shed counts, in n, a connection or stream closed at once for a bound,
+// and logs the first of a run of them and then one in a thousand.
+func (m *Mesh) shed(n *atomic.Int64, msg string, args ...any) {
+	if c := n.Add(1); c%1000 == 1 {
+		m.log.Warn(msg, append(args, "closed", c)...)
 	}
 }
 
@@ -435,6 +456,7 @@ func (m *Mesh) Stats() Stats {
 		Refused: s.refused.Load(), Cut: s.cut.Load(), Plaintext: s.plain.Load(),
 		ListenFailures: s.listenFail.Load(), ListenersFailing: m.failingListeners(), UIDRefused: s.uidRefused.Load(),
 		AcceptFailures: s.acceptFail.Load(), HandshakesShed: s.shed.Load(),
+		TunnelsShed: s.tunnelsShed.Load(), StreamsShed: s.streamsShed.Load(),
 	}
 }
 
