@@ -5,6 +5,7 @@ import (
 	"crypto/tls"
 	"io"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -114,5 +115,63 @@ func TestTunnelHeaderCannotChooseTheDecision(t *testing.T) {
 			t.Errorf("%s:%d: the app answered %q", c.req.Service, c.req.Port, buf[:n])
 		}
 		st.Close()
+	}
+}
+
+// ticketWatch is a client session cache that counts the tickets it is
+// given.
+type ticketWatch struct {
+	tls.ClientSessionCache
+	mu      sync.Mutex
+	tickets int
+}
+
+func (w *ticketWatch) Put(key string, cs *tls.ClientSessionState) {
+	if cs != nil {
+		w.mu.Lock()
+		w.tickets++
+		w.mu.Unlock()
+	}
+	w.ClientSessionCache.Put(key, cs)
+}
+
+// TestMeshPortResumesNoSession: a resumed TLS 1.3 session carries no
+// client certificate message, so a peer whose SVID was revoked, or whose
+// intention was removed, after its ticket was issued would come back on
+// the ticket alone. The mesh port issues no ticket, and a caller that
+// offers to resume gets a full handshake, its certificate checked again.
+func TestMeshPortResumesNoSession(t *testing.T) {
+	p := newPair(t)
+	frontend, _ := p.a.ids.Certificate("frontend")
+	cache := &ticketWatch{ClientSessionCache: tls.NewLRUClientSessionCache(4)}
+	dial := func() (*tls.Conn, error) {
+		c, err := tls.Dial("tcp", p.b.m.Addr().String(), &tls.Config{
+			InsecureSkipVerify: true, ServerName: "api", Certificates: []tls.Certificate{*frontend},
+			MinVersion: tls.VersionTLS13, NextProtos: []string{alpnTunnelV2}, ClientSessionCache: cache,
+		})
+		if err != nil {
+			return nil, err
+		}
+		t.Cleanup(func() { c.Close() })
+		_ = c.SetDeadline(time.Now().Add(testkit.WaitLimit))
+		// The ready byte comes after any ticket the server sends.
+		_, err = io.ReadFull(c, make([]byte, 1))
+		return c, err
+	}
+	for i := range 2 {
+		c, err := dial()
+		if err != nil {
+			t.Fatalf("handshake %d: %v", i+1, err)
+		}
+		if c.ConnectionState().DidResume {
+			t.Fatalf("handshake %d resumed a session", i+1)
+		}
+	}
+	if cache.tickets != 0 {
+		t.Fatalf("the mesh port issued %d session tickets", cache.tickets)
+	}
+	p.b.trust.Update(nil, revokeSerial(frontend))
+	if _, err := dial(); err == nil {
+		t.Fatal("a revoked SVID opened a tunnel")
 	}
 }
