@@ -2,8 +2,14 @@ package mesh
 
 import (
 	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
 	"crypto/tls"
+	"crypto/x509"
 	"io"
+	"math/big"
+	"net/url"
 	"strings"
 	"sync"
 	"testing"
@@ -173,5 +179,68 @@ func TestMeshPortResumesNoSession(t *testing.T) {
 	p.b.trust.Update(nil, revokeSerial(frontend))
 	if _, err := dial(); err == nil {
 		t.Fatal("a revoked SVID opened a tunnel")
+	}
+}
+
+// TestForgedChainUnderTheCAsNamesRefused: a chain of the attacker's own
+// keys that copies the mesh CA's names (the root's and intermediate's
+// subjects and key IDs) and names an allowed service is no SVID of the
+// trust domain: the handshake is refused as of an unknown authority.
+func TestForgedChainUnderTheCAsNamesRefused(t *testing.T) {
+	p := newPair(t)
+	real, _ := p.a.ids.Certificate("frontend") // leaf, intermediate
+	inter, err := x509.ParseCertificate(real.Certificate[1])
+	if err != nil {
+		t.Fatal(err)
+	}
+	key := func() *ecdsa.PrivateKey {
+		k, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return k
+	}
+	sign := func(tmpl, parent *x509.Certificate, pub *ecdsa.PublicKey, priv *ecdsa.PrivateKey) *x509.Certificate {
+		der, err := x509.CreateCertificate(rand.Reader, tmpl, parent, pub, priv)
+		if err != nil {
+			t.Fatal(err)
+		}
+		c, err := x509.ParseCertificate(der)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return c
+	}
+	now := time.Now()
+	rootKey, interKey, leafKey := key(), key(), key()
+	rootTmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: inter.Issuer, SubjectKeyId: inter.AuthorityKeyId,
+		NotBefore: now.Add(-time.Hour), NotAfter: now.Add(time.Hour), IsCA: true, BasicConstraintsValid: true,
+		KeyUsage: x509.KeyUsageCertSign}
+	root := sign(rootTmpl, rootTmpl, &rootKey.PublicKey, rootKey)
+	forgedInter := sign(&x509.Certificate{SerialNumber: big.NewInt(2), Subject: inter.Subject, SubjectKeyId: inter.SubjectKeyId,
+		NotBefore: now.Add(-time.Hour), NotAfter: now.Add(time.Hour), IsCA: true, BasicConstraintsValid: true,
+		KeyUsage: x509.KeyUsageCertSign}, root, &interKey.PublicKey, rootKey)
+	id, err := identity.ServiceID(p.f.td, "frontend")
+	if err != nil {
+		t.Fatal(err)
+	}
+	leaf := sign(&x509.Certificate{SerialNumber: big.NewInt(3), URIs: []*url.URL{id.URL()},
+		NotBefore: now.Add(-time.Hour), NotAfter: now.Add(time.Hour), KeyUsage: x509.KeyUsageDigitalSignature,
+		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth, x509.ExtKeyUsageServerAuth}}, forgedInter, &leafKey.PublicKey, interKey)
+	own, inters := x509.NewCertPool(), x509.NewCertPool()
+	own.AddCert(root)
+	inters.AddCert(forgedInter)
+	if _, err := leaf.Verify(x509.VerifyOptions{Roots: own, Intermediates: inters, KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageAny}}); err != nil {
+		t.Fatalf("the forged chain does not verify even under its own root: %v", err)
+	}
+	forged := &tls.Certificate{Certificate: [][]byte{leaf.Raw, forgedInter.Raw, root.Raw}, PrivateKey: leafKey, Leaf: leaf}
+	if _, err := rawTunnel(t, p, forged, "api"); err == nil {
+		t.Fatal("a forged chain under the CA's names opened a tunnel")
+	}
+	rec := p.b.flows.waitFor(t, "the refused forged chain", func(r flow.Record) bool {
+		return r.Unmapped != nil && r.Unmapped.Kind == kindHandshake && r.Unmapped.Claimed == id.String()
+	})
+	if rec.Unmapped.ReasonCode != flow.ReasonUnknownAuthority {
+		t.Errorf("forged chain refused with %q (%s), want %q", rec.Unmapped.ReasonCode, rec.Unmapped.Reason, flow.ReasonUnknownAuthority)
 	}
 }
