@@ -3,6 +3,7 @@ package mesh
 import (
 	"context"
 	"crypto/tls"
+	"encoding/binary"
 	"errors"
 	"io"
 	"net"
@@ -147,4 +148,44 @@ func TestTunnelsAreBoundedPerSource(t *testing.T) {
 		}
 		return err == nil
 	})
+}
+
+// TestMalformedFramesEndOnlyTheirTunnel: yamux frames no agent writes (an
+// unknown version, an unknown type, a stream's data past the window it
+// was given) end the tunnel that carried them, at once, and nothing else:
+// an honest caller is still served.
+func TestMalformedFramesEndOnlyTheirTunnel(t *testing.T) {
+	p := attackPair(t)
+	frontend, _ := p.a.ids.Certificate("frontend") // allowed to api:8080
+	frame := func(version, typ byte, flags uint16, stream, length uint32) []byte {
+		b := []byte{version, typ, byte(flags >> 8), byte(flags), 0, 0, 0, 0, 0, 0, 0, 0}
+		binary.BigEndian.PutUint32(b[4:], stream)
+		binary.BigEndian.PutUint32(b[8:], length)
+		return b
+	}
+	const syn = 1
+	for name, f := range map[string][]byte{
+		"unknown version":       frame(9, 0, syn, 1, 0),
+		"unknown type":          frame(0, 7, syn, 1, 0),
+		"data past the window":  frame(0, 0, syn, 1, 1<<31),
+		"data past the maximum": frame(0, 0, syn, 1, 1<<32-1),
+	} {
+		c, err := attackerTunnel(t, p, frontend)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_ = c.SetDeadline(time.Now().Add(testkit.WaitLimit))
+		if _, err := c.Write(f); err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		// Whatever the destination answers (a go-away), the tunnel ends.
+		if _, err := io.Copy(io.Discard, c); err != nil {
+			if ne := net.Error(nil); errors.As(err, &ne) && ne.Timeout() {
+				t.Fatalf("%s: the tunnel is still open", name)
+			}
+		}
+	}
+	if got, err := call(p.a.local(t, "frontend", "api"), "still served"); err != nil || got != "still served" {
+		t.Fatalf("honest caller after the malformed frames: %q, %v", got, err)
+	}
 }
