@@ -168,8 +168,11 @@ func (m *Mesh) serveConn(c net.Conn, release func()) {
 	}
 	if err != nil {
 		m.stats.hsFail.Add(1)
-		m.log.Info("mesh: inbound handshake refused", logRemote, c.RemoteAddr().String(), logReason, err.Error())
-		m.handshakeRecord(start, inboundDir, c.RemoteAddr(), c.LocalAddr(), "", "", claimedID(tc), err)
+		// Anyone may fail handshake after handshake: the log line, as the
+		// record, passes the gate.
+		if m.handshakeRecord(start, inboundDir, c.RemoteAddr(), c.LocalAddr(), "", "", claimedID(tc), err) {
+			m.log.Info("mesh: inbound handshake refused", logRemote, c.RemoteAddr().String(), logReason, err.Error())
+		}
 		_ = c.Close()
 		return
 	}

@@ -175,12 +175,13 @@ func (m *Mesh) write(r *record, activity int, final bool) {
 
 // handshakeRecord records a failed TLS handshake. claimed is the SPIFFE ID
 // the refused peer presented, unverified (flow.Moat.Claimed, which no key
-// reads: never the endpoint's uid or name), or "".
-func (m *Mesh) handshakeRecord(start time.Time, dir int, src, dst net.Addr, srcID, dstID, claimed string, err error) {
+// reads: never the endpoint's uid or name), or "". It reports whether the
+// record was written rather than held back for a summary (emitRefusal).
+func (m *Mesh) handshakeRecord(start time.Time, dir int, src, dst net.Addr, srcID, dstID, claimed string, err error) bool {
 	r := m.newRecord(start, dir)
 	r.srcAddr, r.dstAddr, r.srcID, r.dstID, r.claimed = src, dst, srcID, dstID, claimed
 	r.verdict, r.reason, r.kind, r.code = flow.VerdictDeny, err.Error(), kindHandshake, identityCode(err)
-	m.emitRefusal(r)
+	return m.emitRefusal(r)
 }
 
 // gateStreamKind marks, in the gate, the reason codes of refused streams

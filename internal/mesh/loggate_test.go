@@ -1,0 +1,84 @@
+package mesh
+
+import (
+	"context"
+	"crypto/tls"
+	"log/slog"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"moat/internal/flow"
+	"moat/internal/testkit"
+)
+
+// countingHandler counts the log lines with one message.
+type countingHandler struct {
+	msg string
+	n   *atomic.Int64
+}
+
+func (h countingHandler) Enabled(context.Context, slog.Level) bool { return true }
+func (h countingHandler) Handle(_ context.Context, r slog.Record) error {
+	if r.Message == h.msg {
+		h.n.Add(1)
+	}
+	return nil
+}
+func (h countingHandler) WithAttrs([]slog.Attr) slog.Handler { return h }
+func (h countingHandler) WithGroup(string) slog.Handler      { return h }
+
+// TestRefusedHandshakeLogIsGated: anyone who reaches the mesh port may
+// fail handshake after handshake. Their records pass the refusal gate; so
+// must the agent's log line of each, or the flood writes a line per try
+// into the node's journal, whose rate limit then drops the agent's own
+// lines (a revoked peer's tunnel closed, say) with the attacker's.
+func TestRefusedHandshakeLogIsGated(t *testing.T) {
+	f := newFixture(t)
+	app := startApp(t, echo)
+	var logged atomic.Int64
+	b := f.newAgent(t, "node-b", []Service{{Name: "api", Port: 8080, AppAddr: app}}, func(c *Config) {
+		c.Logger = slog.New(countingHandler{msg: "mesh: inbound handshake refused", n: &logged})
+	})
+	const flood = 250
+	for i := range flood {
+		c, err := tls.Dial("tcp", b.m.Addr().String(), &tls.Config{InsecureSkipVerify: true, ServerName: "api", MinVersion: tls.VersionTLS13})
+		if err == nil {
+			_ = c.SetDeadline(time.Now().Add(testkit.WaitLimit))
+			_, err = c.Read(make([]byte, 1))
+			c.Close()
+		}
+		if err == nil {
+			t.Fatalf("handshake %d without a certificate taken", i+1)
+		}
+	}
+	count := func() (full, suppressed int) {
+		b.flows.mu.Lock()
+		defer b.flows.mu.Unlock()
+		for _, r := range b.flows.all {
+			switch {
+			case r.Unmapped == nil || r.Unmapped.Kind != kindHandshake:
+			case r.Unmapped.Suppressed > 0:
+				suppressed += r.Unmapped.Suppressed
+			default:
+				full++
+			}
+		}
+		return full, suppressed
+	}
+	testkit.WaitFor(t, "every refused handshake recorded or summarised", func() bool {
+		b.m.flushRefusals()
+		full, suppressed := count()
+		return full+suppressed == flood
+	})
+	full, _ := count()
+	if full >= flood {
+		t.Fatalf("all %d refused handshakes recorded in full: the gate did not hold", flood)
+	}
+	testkit.WaitFor(t, "one log line for each refused handshake recorded in full", func() bool {
+		return logged.Load() == int64(full)
+	})
+	if n := logged.Load(); n < flow.GateClientBurst {
+		t.Errorf("%d log lines, want at least the first %d refusals", n, flow.GateClientBurst)
+	}
+}
