@@ -391,7 +391,11 @@ func (m *Model) containerAppsOpen(byType map[string][]*tf.Resource, fs *findings
 	inet := m.Internet().Set
 	for _, r := range byType["azurerm_container_app"] {
 		var why []string
-		if env := m.lookup(m.ref(r.Values, "container_app_environment_id")); env == nil {
+		env := m.lookup(m.ref(r.Values, "container_app_environment_id"))
+		if env != nil && env.Type == "azapi_resource" && strings.EqualFold(armType(env.Values), azapiAppEnvType) {
+			env = azapiAppEnv(env)
+		}
+		if env == nil {
 			why = append(why, "its environment is not in the scanned code: read as facing the internet")
 		} else {
 			if boolean(env.Values, "internal_load_balancer_enabled", false) && !unknown(env.Values, "internal_load_balancer_enabled") {

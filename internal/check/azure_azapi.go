@@ -26,7 +26,8 @@ func armType(vals map[string]any) string {
 // azapi_resources write, by type, each at the azapi_resource's address:
 // an NSG with its inline security rules, a virtual network (with its
 // inline subnets), a subnet with its NSG and a peering, a web or function app (or slot)
-// with its access restrictions.
+// with its access restrictions, a container app with its ingress and its
+// environment.
 func azapiAsAzurerm(rs []*tf.Resource) map[string][]*tf.Resource {
 	out := map[string][]*tf.Resource{}
 	for _, r := range rs {
@@ -45,6 +46,12 @@ func azapiAsAzurerm(rs []*tf.Resource) map[string][]*tf.Resource {
 		}
 		if slices.ContainsFunc(azapiSiteTypes, func(t string) bool { return strings.EqualFold(typ, t) }) {
 			out["azurerm_linux_web_app"] = append(out["azurerm_linux_web_app"], azapiSite(r))
+		}
+		if strings.EqualFold(typ, azapiContainerAppType) {
+			out["azurerm_container_app"] = append(out["azurerm_container_app"], azapiContainerApp(r))
+		}
+		if strings.EqualFold(typ, azapiAppEnvType) {
+			out["azurerm_container_app_environment"] = append(out["azurerm_container_app_environment"], azapiAppEnv(r))
 		}
 	}
 	return out
@@ -380,4 +387,113 @@ func azapiSubnetProps(p any) map[string]any {
 		b["route_table_id"] = t
 	}
 	return b
+}
+
+// The ARM types of a container app and of its managed environment.
+const (
+	azapiContainerAppType = "Microsoft.App/containerApps"
+	azapiAppEnvType       = "Microsoft.App/managedEnvironments"
+)
+
+// azapiProps returns the properties of an azapi_resource's body, or why
+// they are not known statically.
+func azapiProps(r *tf.Resource) (map[string]any, string) {
+	body, why := azapiBody(r.Values["body"])
+	if why != "" {
+		return nil, why
+	}
+	props, ok := body["properties"].(map[string]any)
+	if !ok {
+		return nil, "properties not known statically"
+	}
+	return props, ""
+}
+
+// azapiContainerApp reads a container app's body as an
+// azurerm_container_app: its environment (environmentId, or
+// managedEnvironmentId of older API versions) and its ingress
+// (configuration.ingress), whose ARM names map to azurerm's and whose
+// defaults are azurerm's. An ingress not known statically is one whose
+// every setting is, read at its worst.
+func azapiContainerApp(r *tf.Resource) *tf.Resource {
+	out := *r
+	out.Type = "azurerm_container_app"
+	out.Values = map[string]any{"name": r.Values["name"]}
+	unknownIngress := func(why string) {
+		u := tf.Unknown{Why: why}
+		out.Values["ingress"] = []any{map[string]any{"external_enabled": u, "ip_security_restriction": u, "allow_insecure_connections": u}}
+	}
+	props, why := azapiProps(r)
+	if why != "" {
+		out.Values["container_app_environment_id"] = tf.Unknown{Why: why}
+		unknownIngress(why)
+		return &out
+	}
+	for _, k := range []string{"environmentId", "managedEnvironmentId"} {
+		if v, ok := props[k]; ok {
+			out.Values["container_app_environment_id"] = v
+		}
+	}
+	var in any
+	switch c := props["configuration"].(type) {
+	case map[string]any:
+		in = c["ingress"]
+	case tf.Unknown:
+		in = c
+	}
+	switch x := in.(type) {
+	case map[string]any:
+		b := map[string]any{}
+		for arm, k := range map[string]string{"external": "external_enabled", "targetPort": "target_port", "exposedPort": "exposed_port",
+			"transport": "transport", "allowInsecure": "allow_insecure_connections"} {
+			if v, ok := x[arm]; ok {
+				b[k] = v
+			}
+		}
+		switch l := x["ipSecurityRestrictions"].(type) {
+		case []any:
+			var entries []any
+			for _, e := range l {
+				rule, ok := e.(map[string]any)
+				if !ok {
+					entries = append(entries, map[string]any{"ip_address_range": tf.Unknown{Why: "IP security restriction not known statically"}})
+					continue
+				}
+				entries = append(entries, map[string]any{"name": rule["name"], "ip_address_range": rule["ipAddressRange"], "action": rule["action"]})
+			}
+			b["ip_security_restriction"] = entries
+		case tf.Unknown:
+			b["ip_security_restriction"] = l
+		}
+		out.Values["ingress"] = []any{b}
+	case tf.Unknown:
+		unknownIngress("ingress not known statically")
+	}
+	return &out
+}
+
+// azapiAppEnv reads a managed environment's body as an
+// azurerm_container_app_environment: vnetConfiguration.internal as
+// internal_load_balancer_enabled, and publicNetworkAccess.
+func azapiAppEnv(r *tf.Resource) *tf.Resource {
+	out := *r
+	out.Type = "azurerm_container_app_environment"
+	out.Values = map[string]any{"name": r.Values["name"]}
+	props, why := azapiProps(r)
+	if why != "" {
+		out.Values["internal_load_balancer_enabled"] = tf.Unknown{Why: why}
+		return &out
+	}
+	switch v := props["vnetConfiguration"].(type) {
+	case map[string]any:
+		if x, ok := v["internal"]; ok {
+			out.Values["internal_load_balancer_enabled"] = x
+		}
+	case tf.Unknown:
+		out.Values["internal_load_balancer_enabled"] = v
+	}
+	if v, ok := props["publicNetworkAccess"]; ok {
+		out.Values["public_network_access"] = v
+	}
+	return &out
 }
