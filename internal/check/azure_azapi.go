@@ -27,7 +27,7 @@ func armType(vals map[string]any) string {
 // an NSG with its inline security rules, a virtual network (with its
 // inline subnets), a subnet with its NSG and a peering, a web or function app (or slot)
 // with its access restrictions, a container app with its ingress and its
-// environment.
+// environment, a storage account or key vault with its network rules.
 func azapiAsAzurerm(rs []*tf.Resource) map[string][]*tf.Resource {
 	out := map[string][]*tf.Resource{}
 	for _, r := range rs {
@@ -52,6 +52,12 @@ func azapiAsAzurerm(rs []*tf.Resource) map[string][]*tf.Resource {
 		}
 		if strings.EqualFold(typ, azapiAppEnvType) {
 			out["azurerm_container_app_environment"] = append(out["azurerm_container_app_environment"], azapiAppEnv(r))
+		}
+		if strings.EqualFold(typ, azapiStorageType) {
+			out["azurerm_storage_account"] = append(out["azurerm_storage_account"], azapiNetworkACLs(r, "azurerm_storage_account", "network_rules"))
+		}
+		if strings.EqualFold(typ, azapiVaultType) {
+			out["azurerm_key_vault"] = append(out["azurerm_key_vault"], azapiNetworkACLs(r, "azurerm_key_vault", "network_acls"))
 		}
 	}
 	return out
@@ -494,6 +500,66 @@ func azapiAppEnv(r *tf.Resource) *tf.Resource {
 	}
 	if v, ok := props["publicNetworkAccess"]; ok {
 		out.Values["public_network_access"] = v
+	}
+	return &out
+}
+
+// The ARM types of a storage account and of a key vault.
+const (
+	azapiStorageType = "Microsoft.Storage/storageAccounts"
+	azapiVaultType   = "Microsoft.KeyVault/vaults"
+)
+
+// azapiNetworkACLs reads a storage account's or key vault's body as the
+// azurerm resource typ: publicNetworkAccess as public_network_access_enabled
+// (off when Disabled) and networkAcls as the network rules block blk
+// (defaultAction, the values of ipRules); without networkAcls ARM admits
+// every network, as azurerm without the block. A storage account's
+// minimumTlsVersion and supportsHttpsTrafficOnly are read as azurerm's.
+func azapiNetworkACLs(r *tf.Resource, typ, blk string) *tf.Resource {
+	out := *r
+	out.Type = typ
+	out.Values = map[string]any{"name": r.Values["name"]}
+	props, why := azapiProps(r)
+	if why != "" {
+		u := tf.Unknown{Why: why}
+		out.Values["public_network_access_enabled"], out.Values[blk] = u, u
+		return &out
+	}
+	switch v := props["publicNetworkAccess"].(type) {
+	case string:
+		out.Values["public_network_access_enabled"] = !strings.EqualFold(v, "Disabled")
+	case tf.Unknown:
+		out.Values["public_network_access_enabled"] = v
+	}
+	if typ == "azurerm_storage_account" {
+		for arm, k := range map[string]string{"minimumTlsVersion": "min_tls_version", "supportsHttpsTrafficOnly": "enable_https_traffic_only"} {
+			if v, ok := props[arm]; ok {
+				out.Values[k] = v
+			}
+		}
+	}
+	switch a := props["networkAcls"].(type) {
+	case map[string]any:
+		b := map[string]any{"default_action": a["defaultAction"]}
+		switch l := a["ipRules"].(type) {
+		case []any:
+			var ips []any
+			for _, e := range l {
+				rule, ok := e.(map[string]any)
+				if !ok {
+					ips = append(ips, tf.Unknown{Why: "IP rule not known statically"})
+					continue
+				}
+				ips = append(ips, rule["value"])
+			}
+			b["ip_rules"] = ips
+		case tf.Unknown:
+			b["ip_rules"] = l
+		}
+		out.Values[blk] = []any{b}
+	case tf.Unknown:
+		out.Values[blk] = a
 	}
 	return &out
 }

@@ -157,9 +157,9 @@ func azapiSignal(vals map[string]any, update bool) string {
 		return "it sets type (not known statically)"
 	}
 	typ := armType(vals)
-	read := append([]string{azapiNSGType, azapiVNetType, azapiSubnetType, azapiPeeringType, azapiContainerAppType, azapiAppEnvType}, azapiSiteTypes...)
+	read := append([]string{azapiNSGType, azapiVNetType, azapiSubnetType, azapiPeeringType, azapiContainerAppType, azapiAppEnvType, azapiStorageType, azapiVaultType}, azapiSiteTypes...)
 	if !update && slices.ContainsFunc(read, func(t string) bool { return strings.EqualFold(typ, t) }) {
-		return "" // read as the azurerm NSG, network, subnet, peering, app or environment it writes
+		return "" // read as the azurerm resource it writes
 	}
 	for _, p := range azapiInert {
 		if !strings.HasSuffix(p, "/") {
