@@ -27,7 +27,8 @@ func armType(vals map[string]any) string {
 // an NSG with its inline security rules, a virtual network (with its
 // inline subnets), a subnet with its NSG and a peering, a web or function app (or slot)
 // with its access restrictions, a container app with its ingress and its
-// environment, a storage account or key vault with its network rules.
+// environment, a storage account or key vault with its network rules, an
+// AKS cluster with its API server's access.
 func azapiAsAzurerm(rs []*tf.Resource) map[string][]*tf.Resource {
 	out := map[string][]*tf.Resource{}
 	for _, r := range rs {
@@ -58,6 +59,9 @@ func azapiAsAzurerm(rs []*tf.Resource) map[string][]*tf.Resource {
 		}
 		if strings.EqualFold(typ, azapiVaultType) {
 			out["azurerm_key_vault"] = append(out["azurerm_key_vault"], azapiNetworkACLs(r, "azurerm_key_vault", "network_acls"))
+		}
+		if strings.EqualFold(typ, azapiAKSType) {
+			out["azurerm_kubernetes_cluster"] = append(out["azurerm_kubernetes_cluster"], azapiAKS(r))
 		}
 	}
 	return out
@@ -560,6 +564,78 @@ func azapiNetworkACLs(r *tf.Resource, typ, blk string) *tf.Resource {
 		out.Values[blk] = []any{b}
 	case tf.Unknown:
 		out.Values[blk] = a
+	}
+	return &out
+}
+
+// azapiAKSType is the ARM type of an AKS cluster.
+const azapiAKSType = "Microsoft.ContainerService/managedClusters"
+
+// azapiAKS reads an AKS cluster's body as an azurerm_kubernetes_cluster:
+// apiServerAccessProfile (enablePrivateCluster, authorizedIPRanges),
+// enableRBAC, disableLocalAccounts and aadProfile as azurerm's
+// arguments, and the first of agentPoolProfiles (vnetSubnetID,
+// enableNodePublicIP) as its default node pool. An AKS Automatic cluster
+// (sku Automatic) disables local accounts and integrates Entra ID unless
+// its body says otherwise.
+func azapiAKS(r *tf.Resource) *tf.Resource {
+	out := *r
+	out.Type = "azurerm_kubernetes_cluster"
+	out.Values = map[string]any{"name": r.Values["name"]}
+	body, why := azapiBody(r.Values["body"])
+	if why != "" {
+		u := tf.Unknown{Why: why}
+		for _, k := range []string{"private_cluster_enabled", "api_server_authorized_ip_ranges", "role_based_access_control_enabled", "local_account_disabled"} {
+			out.Values[k] = u
+		}
+		return &out
+	}
+	if sku, ok := body["sku"].(map[string]any); ok && strings.EqualFold(str(sku, "name"), "Automatic") {
+		out.Values["local_account_disabled"] = true
+		out.Values["azure_active_directory_role_based_access_control"] = []any{map[string]any{}}
+	}
+	var props map[string]any
+	switch p := body["properties"].(type) {
+	case map[string]any:
+		props = p
+	case tf.Unknown:
+		for _, k := range []string{"private_cluster_enabled", "api_server_authorized_ip_ranges", "role_based_access_control_enabled", "local_account_disabled"} {
+			out.Values[k] = p
+		}
+		return &out
+	}
+	switch a := props["apiServerAccessProfile"].(type) {
+	case map[string]any:
+		if v, ok := a["enablePrivateCluster"]; ok {
+			out.Values["private_cluster_enabled"] = v
+		}
+		if v, ok := a["authorizedIPRanges"]; ok {
+			out.Values["api_server_access_profile"] = []any{map[string]any{"authorized_ip_ranges": v}}
+		}
+	case tf.Unknown:
+		out.Values["private_cluster_enabled"], out.Values["api_server_authorized_ip_ranges"] = a, a
+	}
+	for arm, k := range map[string]string{"enableRBAC": "role_based_access_control_enabled", "disableLocalAccounts": "local_account_disabled"} {
+		if v, ok := props[arm]; ok {
+			out.Values[k] = v
+		}
+	}
+	switch a := props["aadProfile"].(type) {
+	case map[string]any:
+		out.Values["azure_active_directory_role_based_access_control"] = []any{a}
+	case tf.Unknown:
+		out.Values["azure_active_directory_role_based_access_control"] = a
+	}
+	if pools, ok := props["agentPoolProfiles"].([]any); ok && len(pools) > 0 {
+		if p, ok := pools[0].(map[string]any); ok {
+			pool := map[string]any{"name": p["name"]}
+			for arm, k := range map[string]string{"vnetSubnetID": "vnet_subnet_id", "enableNodePublicIP": "node_public_ip_enabled"} {
+				if v, ok := p[arm]; ok {
+					pool[k] = v
+				}
+			}
+			out.Values["default_node_pool"] = []any{pool}
+		}
 	}
 	return &out
 }

@@ -857,3 +857,34 @@ terraform {
 		t.Errorf("StandardV2 under azurerm 3.x: %+v, want nothing reached", got)
 	}
 }
+
+// TestAzAPIAKS: AKS clusters written through the AzAPI provider
+// (Microsoft.ContainerService/managedClusters) were only noted as not
+// evaluated; their API server is read as azurerm_kubernetes_cluster's:
+// public unless apiServerAccessProfile.enablePrivateCluster, narrowed by
+// authorizedIPRanges, and gated by enableRBAC, disableLocalAccounts and
+// aadProfile (an AKS Automatic cluster disables local accounts and
+// integrates Entra ID).
+func TestAzAPIAKS(t *testing.T) {
+	rep := run(t, "testdata/azure/azapi-aks")
+	auto := activeOn(rep, RuleAzExposedPort, "azapi_resource.automatic")
+	if len(auto) != 1 || auto[0].Severity != High || !strings.Contains(auto[0].Message, "every IPv4 internet address") ||
+		strings.Contains(auto[0].Message, "local accounts are on") || !strings.Contains(auto[0].Message, "Azure AD tokens") {
+		t.Errorf("AKS Automatic with a public API server: %+v, want one high, local accounts off, Azure AD tokens", auto)
+	}
+	if got := activeOn(rep, RuleAzExposedPort, "azapi_resource.private"); len(got) != 0 {
+		t.Errorf("private cluster: %+v, want none", got)
+	}
+	office := activeOn(rep, RuleAzExposedPort, "azapi_resource.office")
+	if len(office) != 1 || office[0].Severity != Medium || !strings.Contains(office[0].Message, "198.51.100.0/24") {
+		t.Errorf("API server with an authorized range: %+v, want one medium naming the range", office)
+	}
+	if got := activeOn(rep, RuleAzExposedPort, "azapi_resource.legacy"); len(got) != 1 || got[0].Severity != Critical {
+		t.Errorf("Kubernetes RBAC off: %+v, want one critical", got)
+	}
+	for _, f := range active(rep, RuleNotEvaluated) {
+		if strings.Contains(f.Message, "Microsoft.ContainerService/") {
+			t.Errorf("%s still noted as not evaluated: %s", f.Address, f.Message)
+		}
+	}
+}

@@ -157,7 +157,7 @@ func azapiSignal(vals map[string]any, update bool) string {
 		return "it sets type (not known statically)"
 	}
 	typ := armType(vals)
-	read := append([]string{azapiNSGType, azapiVNetType, azapiSubnetType, azapiPeeringType, azapiContainerAppType, azapiAppEnvType, azapiStorageType, azapiVaultType}, azapiSiteTypes...)
+	read := append([]string{azapiNSGType, azapiVNetType, azapiSubnetType, azapiPeeringType, azapiContainerAppType, azapiAppEnvType, azapiStorageType, azapiVaultType, azapiAKSType}, azapiSiteTypes...)
 	if !update && slices.ContainsFunc(read, func(t string) bool { return strings.EqualFold(typ, t) }) {
 		return "" // read as the azurerm resource it writes
 	}
