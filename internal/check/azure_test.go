@@ -1196,3 +1196,28 @@ func TestAzAPIStorageAndVaults(t *testing.T) {
 		}
 	}
 }
+
+// TestAzureCognitiveAccountOpen: an Azure AI services or OpenAI account
+// (azurerm_cognitive_account) answers on a public endpoint unless public
+// network access is off, and its network_acls narrow it as a key vault's
+// do; one that admits every network was only noted as public by default,
+// and one that turned public access on explicitly as not evaluated.
+func TestAzureCognitiveAccountOpen(t *testing.T) {
+	rep := run(t, "testdata/azure/cognitive")
+	for addr, want := range map[string]string{
+		"azurerm_cognitive_account.chat": "no network_acls block",
+		"azurerm_cognitive_account.lab":  "default_action of network_acls is Allow",
+	} {
+		if got := activeOn(rep, RuleAzServiceOpen, addr); len(got) != 1 || got[0].Severity != Medium || !strings.Contains(got[0].Message, want) {
+			t.Errorf("%s: %+v, want one medium %s saying %q", addr, got, RuleAzServiceOpen, want)
+		}
+	}
+	for _, addr := range []string{"azurerm_cognitive_account.office", "azurerm_cognitive_account.internal"} {
+		if got := activeOn(rep, RuleAzServiceOpen, addr); len(got) != 0 {
+			t.Errorf("%s: %+v, want none", addr, got)
+		}
+	}
+	if got := active(rep, RuleNotEvaluated); len(got) != 0 {
+		t.Errorf("cognitive accounts noted as not evaluated: %+v", got)
+	}
+}
